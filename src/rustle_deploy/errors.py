@@ -1,0 +1,119 @@
+"""The whole exception tree of rustle-deploy.
+
+    RustleError                 .message, .hint; str() renders "message\nhint: ..."
+    ├── UsageError              bad flags or flag combinations                  (exit 2)
+    ├── ConfigError             config.toml / environment: .file, .key          (exit 2)
+    ├── PlanError               execution plan: .file, .pointer (JSON pointer)  (exit 2)
+    ├── InventoryError          inventory: .file, .line                         (exit 2)
+    ├── CompileError            building artifacts: .task (pointer)             (exit 2)
+    ├── StateError              local history database                          (exit 2)
+    └── HostError               one host's failure after the fan-out: .host     (data, not raised out)
+        ├── ConnectError        unreachable, refused, auth, host key
+        ├── TransferError       upload failed or was cut
+        ├── ChecksumMismatch    .expected, .actual
+        ├── RemoteError         the host-side agent reported a failure
+        └── HostTimeout         the per-host deadline passed
+
+Everything raised before the fan-out stops the run with exit code 2 and touches nothing;
+after it, a HostError is recorded as that host's result.
+"""
+
+from __future__ import annotations
+
+
+class RustleError(Exception):
+    """Base of every error rustle-deploy reports to a user."""
+
+    exit_code = 2
+
+    def __init__(self, message: str, hint: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.hint = hint
+
+    def __str__(self) -> str:
+        if self.hint:
+            return f"{self.message}\nhint: {self.hint}"
+        return self.message
+
+
+class UsageError(RustleError):
+    """Bad command-line usage."""
+
+
+class ConfigError(RustleError):
+    """A bad setting in a config file, the environment or a flag."""
+
+    def __init__(
+        self, message: str, hint: str | None = None, *, file: str | None = None, key: str | None = None
+    ) -> None:
+        loc = ": ".join(x for x in (file, key) if x)
+        super().__init__(f"{loc}: {message}" if loc else message, hint)
+        self.file = file
+        self.key = key
+
+
+class PlanError(RustleError):
+    """An execution plan that cannot be accepted."""
+
+    def __init__(
+        self, message: str, hint: str | None = None, *, file: str = "<plan>", pointer: str = ""
+    ) -> None:
+        super().__init__(f"{file}: {pointer or '/'}: {message}", hint)
+        self.file = file
+        self.pointer = pointer
+        self.detail = message
+
+
+class InventoryError(RustleError):
+    """An inventory that cannot be read."""
+
+    def __init__(
+        self, message: str, hint: str | None = None, *, file: str = "<inventory>", line: int | None = None
+    ) -> None:
+        where = f"{file}:{line}" if line is not None else file
+        super().__init__(f"{where}: {message}", hint)
+        self.file = file
+        self.line = line
+        self.detail = message
+
+
+class CompileError(RustleError):
+    """The plan is valid but cannot be compiled into artifacts."""
+
+
+class StateError(RustleError):
+    """The local history database cannot be used."""
+
+
+class HostError(RustleError):
+    """One host's failure; after the fan-out this is data in the host's result."""
+
+    def __init__(self, host: str, message: str, hint: str | None = None) -> None:
+        super().__init__(message, hint)
+        self.host = host
+
+
+class ConnectError(HostError):
+    """The host could not be reached or refused us."""
+
+
+class TransferError(HostError):
+    """Sending the artifact failed or was cut."""
+
+
+class ChecksumMismatch(HostError):
+    """What landed on the host is not what was sent."""
+
+    def __init__(self, host: str, expected: str, actual: str, hint: str | None = None) -> None:
+        super().__init__(host, f"sha256 mismatch: expected {expected}, got {actual}", hint)
+        self.expected = expected
+        self.actual = actual
+
+
+class RemoteError(HostError):
+    """The host-side agent reported a failure."""
+
+
+class HostTimeout(HostError):
+    """The per-host deadline passed."""

@@ -1,0 +1,212 @@
+"""Frozen data shared by every stage: the parsed plan, hosts, artifacts. No I/O here."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+# Task keywords beyond rustle-plan's own that a task or handler may carry (PLAN_FORMAT.md,
+# "Extensions"). Values keep Ansible's meaning; the plan parser checks their types.
+TASK_EXTENSIONS = (
+    "register", "loop", "loop_control", "changed_when", "failed_when", "ignore_errors",
+    "no_log", "become", "become_user", "become_method", "environment", "vars", "retries",
+    "delay", "until", "check_mode", "diff", "timeout", "run_once", "delegate_to",
+)
+
+CONDITION_KINDS = ("When", "Tag", "CheckMode", "Host", "SkipTag", "Skip", "Only")
+
+STRATEGIES = ("Linear", "Rolling", "Free", "HostPinned", "BinaryHybrid", "BinaryOnly", "SshOnly")
+
+
+@dataclass(frozen=True)
+class Condition:
+    """One entry of a task's ``conditions``.
+
+    kind / value: When -> expression str; Tag, SkipTag -> tuple of tags; CheckMode -> bool;
+    Host -> pattern str; Skip -> condition str; Only -> tuple of host names.
+    """
+
+    kind: str
+    value: Any
+
+
+@dataclass(frozen=True)
+class Task:
+    """A task (or handler) of a play, with its JSON pointer in the plan file."""
+
+    task_id: str
+    name: str
+    module: str  # as written, e.g. "ansible.builtin.copy"
+    args: dict[str, Any]
+    hosts: tuple[str, ...]
+    conditions: tuple[Condition, ...] = ()
+    tags: tuple[str, ...] = ()
+    notify: tuple[str, ...] = ()
+    execution_order: int = 0
+    dependencies: tuple[str, ...] = ()
+    extras: dict[str, Any] = field(default_factory=dict)  # TASK_EXTENSIONS present on the task
+    pointer: str = ""
+
+    @property
+    def short_module(self) -> str:
+        """The module name without a collection prefix (``ansible.builtin.copy`` -> ``copy``)."""
+        return self.module.rsplit(".", 1)[-1]
+
+
+@dataclass(frozen=True)
+class Batch:
+    batch_id: str
+    hosts: tuple[str, ...]
+    tasks: tuple[Task, ...]
+    dependencies: tuple[str, ...] = ()
+    pointer: str = ""
+
+
+@dataclass(frozen=True)
+class Strategy:
+    kind: str  # one of STRATEGIES
+    batch_size: int | None = None  # Rolling only
+
+
+@dataclass(frozen=True)
+class Play:
+    play_id: str
+    name: str
+    hosts: tuple[str, ...]
+    strategy: Strategy
+    serial: int | None
+    batches: tuple[Batch, ...]
+    handlers: tuple[Task, ...]
+    vars: dict[str, Any] = field(default_factory=dict)
+    pointer: str = ""
+
+
+@dataclass(frozen=True)
+class StaticFile:
+    src_path: str
+    dest_path: str
+    checksum: str | None  # None when the planner wrote "placeholder-checksum"
+    size: int | None
+
+
+@dataclass(frozen=True)
+class BinaryDeployment:
+    deployment_id: str
+    target_hosts: tuple[str, ...]
+    binary_name: str
+    task_ids: tuple[str, ...]
+    modules: tuple[str, ...]
+    embedded_plan: dict[str, Any] | None  # embedded_data.execution_plan, decoded
+    static_files: tuple[StaticFile, ...]
+    variables: dict[str, Any]
+    facts_required: tuple[str, ...]
+    execution_mode: str
+    target_triple: str | None  # from target_triple, or built from target_arch/target_os
+    pointer: str = ""
+
+
+@dataclass(frozen=True)
+class PlanningOptions:
+    limit: str | None = None
+    tags: tuple[str, ...] = ()
+    skip_tags: tuple[str, ...] = ()
+    check_mode: bool = False
+    diff_mode: bool = False
+    forks: int = 50
+    serial: int | None = None
+    strategy: Strategy = Strategy("BinaryHybrid")
+    binary_threshold: int = 5
+    force_binary: bool = False
+    force_ssh: bool = False
+
+
+@dataclass(frozen=True)
+class Plan:
+    """A validated execution plan."""
+
+    source: str  # file path as given, or "<stdin>"
+    base_dir: str  # directory that relative ``src`` paths resolve against
+    sha256: str  # of the plan's bytes as read
+    rustle_plan_version: str
+    created_at: str | None
+    options: PlanningOptions
+    plays: tuple[Play, ...]
+    binary_deployments: tuple[BinaryDeployment, ...]
+    total_tasks: int
+    hosts: tuple[str, ...]
+
+    def play_tasks(self, play: Play, host: str | None = None) -> list[Task]:
+        """The distinct tasks of ``play`` (for ``host`` if given) in execution order.
+
+        Batches run in dependency order (then file order); a task repeated across batches
+        (Rolling plans repeat every task per host slice) counts once.
+        """
+        seen: set[str] = set()
+        out: list[Task] = []
+        for batch in _batches_in_order(play.batches):
+            if host is not None and batch.hosts and host not in batch.hosts:
+                continue
+            for task in sorted(batch.tasks, key=lambda t: t.execution_order):
+                if host is not None and task.hosts and host not in task.hosts:
+                    continue
+                if task.task_id in seen:
+                    continue
+                seen.add(task.task_id)
+                out.append(task)
+        return out
+
+
+def _batches_in_order(batches: tuple[Batch, ...]) -> list[Batch]:
+    """Topological order of batches by ``dependencies``, stable on file order."""
+    by_id = {b.batch_id: b for b in batches}
+    done: set[str] = set()
+    out: list[Batch] = []
+
+    def visit(b: Batch, stack: tuple[str, ...]) -> None:
+        if b.batch_id in done or b.batch_id in stack:
+            return
+        for dep in b.dependencies:
+            if dep in by_id:
+                visit(by_id[dep], stack + (b.batch_id,))
+        if b.batch_id not in done:
+            done.add(b.batch_id)
+            out.append(b)
+
+    for b in batches:
+        visit(b, ())
+    return out
+
+
+@dataclass(frozen=True)
+class Host:
+    """An inventory host with its merged variables (Ansible precedence already applied)."""
+
+    name: str
+    vars: dict[str, Any]
+    groups: tuple[str, ...] = ()  # every group it belongs to, ``all`` included
+
+    @property
+    def address(self) -> str:
+        return str(self.vars.get("ansible_host", self.name))
+
+    @property
+    def port(self) -> int | None:
+        port = self.vars.get("ansible_port", self.vars.get("ansible_ssh_port"))
+        return int(port) if port not in (None, "") else None
+
+    @property
+    def user(self) -> str | None:
+        user = self.vars.get("ansible_user", self.vars.get("ansible_ssh_user"))
+        return str(user) if user not in (None, "") else None
+
+    @property
+    def connection(self) -> str:
+        return str(self.vars.get("ansible_connection", "ssh"))
+
+    @property
+    def is_local(self) -> bool:
+        return self.connection == "local"
+
+    @property
+    def remote_dir(self) -> str:
+        return str(self.vars.get("rustle_remote_dir", "~/.rustle"))

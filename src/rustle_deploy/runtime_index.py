@@ -1,0 +1,35 @@
+"""Facts about the shipped runtime, read as package data (the controller never imports it)."""
+
+from __future__ import annotations
+
+import ast
+from functools import cache
+from importlib import resources
+from pathlib import Path
+
+
+def runtime_root() -> Path:
+    """The directory holding ``rustle_runtime/`` and ``_vendor/``."""
+    return Path(str(resources.files("rustle_deploy") / "runtime"))
+
+
+@cache
+def module_families() -> dict[str, str]:
+    """Supported module short name -> family file under ``rustle_runtime/modules``."""
+    source = (runtime_root() / "rustle_runtime" / "modules" / "__init__.py").read_text()
+    for node in ast.parse(source).body:
+        if isinstance(node, ast.Assign) and any(
+            isinstance(t, ast.Name) and t.id == "FAMILIES" for t in node.targets
+        ):
+            value = ast.literal_eval(node.value)
+            assert isinstance(value, dict)
+            return {str(k): str(v) for k, v in value.items()}
+    raise RuntimeError("runtime/rustle_runtime/modules/__init__.py has no FAMILIES literal")
+
+
+def canonical_module(name: str) -> str | None:
+    """``ansible.builtin.copy`` -> ``copy``; None when the runtime does not implement it."""
+    short = name.rsplit(".", 1)[-1]
+    if "." in name and not name.startswith(("ansible.builtin.", "ansible.legacy.")):
+        return None  # modules of other collections are not implemented
+    return short if short in module_families() else None
