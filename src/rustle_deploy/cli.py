@@ -1,0 +1,182 @@
+"""Command line: parse flags, build Settings once, call the library, map errors to exit codes.
+
+Exit codes (DESIGN.md): 0 every host fine; 1 the run happened and some hosts failed;
+2 bad usage, plan, inventory or config (nothing was touched); 130 interrupted.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import click
+
+from . import __version__
+from .errors import RustleError, UsageError
+from .settings import load_settings
+
+EXIT_OK, EXIT_HOSTS_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
+
+
+def _fail(message: str) -> None:
+    raise UsageError(message)
+
+
+@click.command(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.argument("execution_plan", required=False, metavar="[EXECUTION_PLAN]")
+@click.option("-i", "--inventory", metavar="FILE", help="Inventory: INI, YAML, JSON or an executable script [implicit localhost].")
+@click.option("-o", "--output-dir", metavar="DIR", help="Where --compile-only writes artifacts [./target].")
+@click.option("-t", "--target", metavar="TRIPLE", help="Force a target (default: py3-none-any, the portable pyz).")
+@click.option("--cache-dir", metavar="DIR", help="Compilation cache [~/.rustle/cache].")
+@click.option("--incremental", is_flag=True, help="Reuse cached artifacts (the default).")
+@click.option("--rebuild", is_flag=True, help="Ignore the cache and rebuild every artifact.")
+@click.option("--compile-only", is_flag=True, help="Compile and write artifacts to --output-dir; touch no host.")
+@click.option("--deploy-only", is_flag=True, help="Deploy the artifacts --compile-only wrote to --output-dir.")
+@click.option("--cleanup", is_flag=True, help="Remove everything rustle-deploy put on the inventory's hosts.")
+@click.option("--parallel", type=int, metavar="NUM", help="Hosts handled at once [plan's forks, else 50].")
+@click.option("--timeout", type=float, metavar="SECONDS", help="Per-host deadline [120].")
+@click.option("--verify", is_flag=True, default=None, help="Re-hash and self-check on the host; roll that host back on mismatch.")
+@click.option("--rollback", is_flag=False, flag_value="latest", default=None, metavar="[ID]",
+              help="Restore the releases that were current before deployment ID (default: the last).")
+@click.option("--dry-run", is_flag=True, help="Show what would be compiled and deployed, and where; change nothing.")
+@click.option("--run", "run_", is_flag=True, help="After deploying, run the plan on each host in the same connection.")
+@click.option("--check", is_flag=True, help="Run in check mode (Ansible semantics): report, change nothing.")
+@click.option("--diff", is_flag=True, help="Show differences of changed files.")
+@click.option("-l", "--limit", metavar="PATTERN", help="Only hosts matching this Ansible pattern.")
+@click.option("--tags", metavar="TAGS", help="Only tasks with these tags (comma-separated).")
+@click.option("--skip-tags", metavar="TAGS", help="Skip tasks with these tags (comma-separated).")
+@click.option("--files-dir", multiple=True, metavar="DIR", help="Extra directory to look for copy/template sources.")
+@click.option("--output", type=click.Choice(["text", "json"]), default=None, help="Output format [text on a terminal, else json].")
+@click.option("--list-deployments", is_flag=True, help="List recorded deployments and exit.")
+@click.option("--list-inventory", is_flag=True, help="Print the inventory as 'ansible-inventory --list' does.")
+@click.option("--config", metavar="FILE", help="Config file [~/.rustle/config.toml].")
+@click.option("-u", "--user", metavar="USER", help="SSH user for hosts that set no ansible_user.")
+@click.option("--private-key", metavar="FILE", help="SSH key for hosts that set no ansible_ssh_private_key_file.")
+@click.option("--format", "format_", type=click.Choice(["auto", "pyz", "native"]), default="auto", help="Artifact format [auto = pyz].")
+@click.option("-v", "--verbose", count=True, help="More output (-vv, -vvv).")
+@click.version_option(__version__, "-V", "--version", prog_name="rustle-deploy")
+def _command(**opts: Any) -> None:
+    raise SystemExit(_dispatch(opts))
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Console entry point of ``rustle-deploy``; returns (and exits with) the exit code."""
+    try:
+        _command.main(args=list(argv) if argv is not None else None, prog_name="rustle-deploy", standalone_mode=False)
+    except SystemExit as exc:
+        code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else EXIT_USAGE)
+        return _exit(code, argv)
+    except click.exceptions.Exit as exc:
+        return _exit(exc.exit_code, argv)
+    except click.ClickException as exc:
+        exc.show()
+        return _exit(EXIT_USAGE, argv)
+    except click.exceptions.Abort:
+        return _exit(EXIT_INTERRUPTED, argv)
+    return _exit(EXIT_OK, argv)
+
+
+def _exit(code: int, argv: Sequence[str] | None) -> int:
+    if argv is None:
+        sys.exit(code)
+    return code
+
+
+def _dispatch(opts: dict[str, Any]) -> int:
+    from .pipeline import Session
+
+    try:
+        session = Session.from_options(opts)
+        return session.execute()
+    except RustleError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+
+
+# -- rustle-exec ---------------------------------------------------------------------------
+
+
+@click.command(context_settings={"help_option_names": ["-h", "--help"]})
+@click.argument("manifest", required=False, default="-", metavar="[MANIFEST]")
+@click.option("--check", is_flag=True, help="Run in check mode.")
+@click.option("--diff", is_flag=True, help="Show differences of changed files.")
+@click.option("--tags", metavar="TAGS", help="Only tasks with these tags.")
+@click.option("--skip-tags", metavar="TAGS", help="Skip tasks with these tags.")
+@click.option("--parallel", type=int, metavar="NUM", help="Hosts handled at once.")
+@click.option("--timeout", type=float, metavar="SECONDS", help="Per-host deadline.")
+@click.option("--output", type=click.Choice(["text", "json"]), default="text")
+@click.option("--config", metavar="FILE", help="Config file [~/.rustle/config.toml].")
+@click.option("-v", "--verbose", count=True)
+@click.version_option(__version__, "-V", "--version", prog_name="rustle-exec")
+def _exec_command(**opts: Any) -> None:
+    raise SystemExit(_dispatch_exec(opts))
+
+
+def exec_main(argv: Sequence[str] | None = None) -> int:
+    """Console entry point of ``rustle-exec``: run what a deployment manifest says was deployed."""
+    try:
+        _exec_command.main(args=list(argv) if argv is not None else None, prog_name="rustle-exec", standalone_mode=False)
+    except SystemExit as exc:
+        code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else EXIT_USAGE)
+        return _exit(code, argv)
+    except click.exceptions.Exit as exc:
+        return _exit(exc.exit_code, argv)
+    except click.ClickException as exc:
+        exc.show()
+        return _exit(EXIT_USAGE, argv)
+    except click.exceptions.Abort:
+        return _exit(EXIT_INTERRUPTED, argv)
+    return _exit(EXIT_OK, argv)
+
+
+def _dispatch_exec(opts: dict[str, Any]) -> int:
+    from .pipeline import run_manifest
+
+    try:
+        source = opts["manifest"]
+        if source == "-":
+            if sys.stdin.isatty():
+                raise UsageError(
+                    "no deployment manifest on standard input",
+                    "pipe rustle-deploy into it: rustle-deploy plan.json -i inv.yml | rustle-exec",
+                )
+            text = sys.stdin.read()
+            name = "<stdin>"
+        else:
+            try:
+                text = Path(source).read_text()
+            except OSError as exc:
+                raise UsageError(f"{source}: cannot read: {exc.strerror}") from exc
+            name = source
+        try:
+            manifest = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise UsageError(
+                f"{name}: line {exc.lineno} column {exc.colno}: not a JSON deployment manifest ({exc.msg})",
+                "rustle-exec reads what 'rustle-deploy ... --output json' prints",
+            ) from exc
+        settings = load_settings(opts.get("config"), overrides={"parallel": opts.get("parallel"), "timeout": opts.get("timeout")})
+        return run_manifest(manifest, name, settings, opts)
+    except RustleError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+
+
+def _run_async(coro: Any) -> Any:
+    return asyncio.run(coro)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    os.environ.setdefault("PYTHONUNBUFFERED", "1")
+    main()

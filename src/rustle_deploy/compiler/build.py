@@ -1,0 +1,223 @@
+"""Build an artifact from a BuildUnit: deterministic zip payload, launcher line, cache.
+
+The cache lives in ``cache_dir``: ``index/<input key>`` names the artifact built from those
+inputs and ``artifacts/<sha256>.pyz`` holds it. An entry is re-hashed before use; a corrupt
+one is rebuilt. Writes go to a temporary name and are renamed into place, so concurrent
+builds never see half an entry.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import os
+import tempfile
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from .. import __version__
+from ..errors import CompileError
+from ..runtime_index import runtime_root
+from .units import BuildUnit
+
+FORMAT = 1
+PROTOCOL = 1
+LAUNCHER = b"#!/usr/bin/env python3\n"
+_EPOCH = (1980, 1, 1, 0, 0, 0)
+_MAIN = (
+    "import os, sys\n"
+    "sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))\n"
+    "from rustle_runtime.cli import main\n"
+    "main()\n"
+)
+
+
+@dataclass(frozen=True)
+class Artifact:
+    sha256: str
+    path: Path
+    size: int
+    binary_name: str
+    target: str
+    hosts: tuple[str, ...]
+    files: tuple[str, ...]  # embedded static files (sha256)
+    families: tuple[str, ...]
+    with_jinja: bool
+    cached: bool
+
+    @property
+    def file_name(self) -> str:
+        return f"{self.sha256}.pyz"
+
+
+def _runtime_entries(families: set[str], with_jinja: bool) -> list[tuple[str, Path]]:
+    root = runtime_root()
+    entries = []
+    core = root / "rustle_runtime"
+    for path in sorted(core.glob("*.py")):
+        entries.append((f"rustle_runtime/{path.name}", path))
+    for path in sorted((core / "modules").glob("*.py")):
+        stem = path.stem
+        if stem.startswith("_") or stem in families:
+            entries.append((f"rustle_runtime/modules/{path.name}", path))
+    if with_jinja:
+        vendor = root / "_vendor"
+        for package in ("jinja2", "markupsafe"):
+            for path in sorted((vendor / package).glob("*.py")):
+                entries.append((f"{package}/{path.name}", path))
+    return entries
+
+
+def input_key(unit: BuildUnit, plan_bytes: bytes, compression: bool) -> str:
+    """Hash of everything that determines the artifact's bytes."""
+    h = hashlib.sha256()
+    h.update(f"rustle-deploy {__version__} format {FORMAT} z{int(compression)}\0".encode())
+    h.update(unit.target.encode() + b"\0")
+    for name, path in _runtime_entries(unit.families, unit.needs_jinja):
+        st = path.stat()
+        h.update(f"{name}\0{st.st_size}\0{st.st_mtime_ns}\0".encode())
+    h.update(plan_bytes)
+    for digest in sorted(unit.files):
+        h.update(digest.encode())
+    return h.hexdigest()
+
+
+def _plan_bytes(unit: BuildUnit) -> bytes:
+    return json.dumps(unit.plan_doc, sort_keys=True, separators=(",", ":"), default=str).encode()
+
+
+def _payload(unit: BuildUnit, plan_bytes: bytes, compression: bool) -> bytes:
+    entries: dict[str, bytes] = {"__main__.py": _MAIN.encode(), "plan.json": plan_bytes}
+    for name, path in _runtime_entries(unit.families, unit.needs_jinja):
+        entries[name] = path.read_bytes()
+    for digest, path in unit.files.items():
+        data = Path(path).read_bytes()
+        if hashlib.sha256(data).hexdigest() != digest:
+            raise CompileError(f"{path}: changed while compiling", "run again")
+        entries[f"files/{digest}"] = data
+    manifest: dict[str, Any] = {
+        "format": FORMAT,
+        "protocol": PROTOCOL,
+        "rustle_deploy_version": __version__,
+        "target": unit.target,
+        "binary_name": unit.binary_name,
+        "plan_sha256": hashlib.sha256(plan_bytes).hexdigest(),
+        "entries": {name: hashlib.sha256(data).hexdigest() for name, data in sorted(entries.items())},
+    }
+    entries["manifest.json"] = json.dumps(manifest, sort_keys=True, indent=1).encode()
+    buf = io.BytesIO()
+    method = zipfile.ZIP_DEFLATED if compression else zipfile.ZIP_STORED
+    with zipfile.ZipFile(buf, "w") as zf:
+        for name in sorted(entries):
+            info = zipfile.ZipInfo(name, date_time=_EPOCH)
+            info.external_attr = 0o644 << 16
+            info.create_system = 3
+            info.compress_type = method
+            zf.writestr(info, entries[name], compress_type=method, compresslevel=6 if compression else None)
+    return LAUNCHER + buf.getvalue()
+
+
+def payload_bytes(unit: BuildUnit, compression: bool = True) -> bytes:
+    """The artifact's bytes, built in memory (``--dry-run`` uses this and writes nothing)."""
+    return _payload(unit, _plan_bytes(unit), compression)
+
+
+def _atomic_write(path: Path, data: bytes, mode: int = 0o600) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.chmod(tmp, mode)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _sha256_file(path: Path) -> str | None:
+    try:
+        with open(path, "rb") as fh:
+            return hashlib.file_digest(fh, "sha256").hexdigest()
+    except FileNotFoundError:
+        return None
+
+
+def build_unit(
+    unit: BuildUnit,
+    *,
+    cache_dir: Path,
+    rebuild: bool = False,
+    compression: bool = True,
+    size_limit: int | None = None,
+) -> Artifact:
+    """Build ``unit`` (or take it from the cache) and return the artifact in the cache."""
+    plan_bytes = _plan_bytes(unit)
+    key = input_key(unit, plan_bytes, compression)
+    index = cache_dir / "index" / key
+    cached = False
+    path: Path | None = None
+    if not rebuild and index.is_file():
+        digest = index.read_text().strip()
+        candidate = cache_dir / "artifacts" / f"{digest}.pyz"
+        if len(digest) == 64 and _sha256_file(candidate) == digest:
+            path, sha, cached = candidate, digest, True
+    if path is None:
+        data = _payload(unit, plan_bytes, compression)
+        sha = hashlib.sha256(data).hexdigest()
+        path = cache_dir / "artifacts" / f"{sha}.pyz"
+        if _sha256_file(path) != sha:
+            _atomic_write(path, data, 0o700)
+        _atomic_write(index, sha.encode())
+    size = path.stat().st_size
+    if size_limit is not None and size > size_limit:
+        raise CompileError(
+            f"artifact for {', '.join(unit.host_names[:3])}{'…' if len(unit.host_names) > 3 else ''} "
+            f"is {size / 1048576:.1f} MiB, over the limit of {size_limit / 1048576:.1f} MiB",
+            "raise RUSTLE_BINARY_SIZE_LIMIT or [compilation] binary_size_limit_mb, or embed fewer/smaller files",
+        )
+    return Artifact(
+        sha256=sha,
+        path=path,
+        size=size,
+        binary_name=unit.binary_name,
+        target=unit.target,
+        hosts=tuple(unit.host_names),
+        files=tuple(sorted(unit.files)),
+        families=tuple(sorted(unit.families)),
+        with_jinja=unit.needs_jinja,
+        cached=cached,
+    )
+
+
+def write_outputs(artifacts: list[Artifact], output_dir: Path, plan_sha256: str) -> Path:
+    """Copy artifacts to ``output_dir`` with ``manifest.json`` saying which host gets which."""
+    output_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    for art in artifacts:
+        target = output_dir / art.file_name
+        if _sha256_file(target) != art.sha256:
+            _atomic_write(target, art.path.read_bytes(), 0o700)
+    manifest = {
+        "format": FORMAT,
+        "rustle_deploy_version": __version__,
+        "plan_sha256": plan_sha256,
+        "artifacts": [
+            {
+                "sha256": a.sha256,
+                "file": a.file_name,
+                "size": a.size,
+                "binary_name": a.binary_name,
+                "target": a.target,
+                "hosts": list(a.hosts),
+            }
+            for a in artifacts
+        ],
+    }
+    path = output_dir / "manifest.json"
+    _atomic_write(path, json.dumps(manifest, indent=2).encode() + b"\n", 0o600)
+    return path

@@ -1,0 +1,311 @@
+"""The controller pipeline behind the command line, one method per mode.
+
+plan -> inventory -> compiler -> deploy -> state -> report. Everything up to the fan-out
+raises (exit 2, nothing touched); after it, each host's failure is data in its outcome.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import sys
+import time
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+from .compiler import Artifact, BuildUnit, build_unit, plan_units, write_outputs
+from .compiler.build import payload_bytes
+from .errors import UsageError
+from .inventory import Inventory, implicit_localhost, load_inventory
+from .model import Host, Plan
+from .plan import load_plan
+from .report import Reporter, dump_json
+from .settings import Settings, load_settings
+
+NOT_YET = "is not available yet"
+
+
+def _csv(value: str | None) -> list[str]:
+    return [t.strip() for t in (value or "").split(",") if t.strip()]
+
+
+@dataclass
+class Session:
+    opts: dict[str, Any]
+    settings: Settings
+    json_out: bool
+    reporter: Reporter
+
+    @classmethod
+    def from_options(cls, opts: dict[str, Any]) -> Session:
+        if opts.get("format_") == "native":
+            raise UsageError(
+                f"--format native {NOT_YET}",
+                "use the default pyz format; it runs on any host with CPython 3.8 or newer",
+            )
+        modes = [m for m in ("compile_only", "deploy_only", "cleanup", "dry_run", "list_deployments", "list_inventory") if opts.get(m)]
+        if opts.get("rollback"):
+            modes.append("rollback")
+        if len(modes) > 1:
+            raise UsageError(
+                "these options cannot be combined: " + ", ".join("--" + m.replace("_", "-") for m in modes),
+                "choose one mode per command",
+            )
+        if opts.get("incremental") and opts.get("rebuild"):
+            raise UsageError("--incremental and --rebuild contradict each other", "pass one of them")
+        for flag in ("parallel", "timeout"):
+            if opts.get(flag) is not None and opts[flag] <= 0:
+                raise UsageError(f"--{flag} must be greater than 0")
+        settings = load_settings(
+            opts.get("config"),
+            overrides={
+                "cache_dir": Path(opts["cache_dir"]).expanduser() if opts.get("cache_dir") else None,
+                "output_dir": Path(opts["output_dir"]).expanduser() if opts.get("output_dir") else None,
+                "parallel": opts.get("parallel"),
+                "timeout": opts.get("timeout"),
+                "verify": True if opts.get("verify") else None,
+                "target": opts.get("target"),
+            },
+        )
+        output = opts.get("output") or ("text" if sys.stdout.isatty() else "json")
+        json_out = output == "json"
+        stream = sys.stderr if json_out else sys.stdout
+        reporter = Reporter(stream=stream, verbosity=opts.get("verbose") or 0)
+        for note in settings.notes():
+            print(f"note: {note}", file=sys.stderr)
+        return cls(opts, settings, json_out, reporter)
+
+    # -- inputs ----------------------------------------------------------------------------
+    def inventory(self) -> Inventory:
+        path = self.opts.get("inventory")
+        inv = load_inventory(path) if path else implicit_localhost()
+        return inv
+
+    def plan(self, required: bool = True) -> Plan | None:
+        path = self.opts.get("execution_plan")
+        if path is None:
+            if not required:
+                return None
+            raise UsageError("no execution plan given", "usage: rustle-deploy PLAN.json [-i INVENTORY] [--run]")
+        return load_plan(path, files_dirs=tuple(self.opts.get("files_dir") or ()))
+
+    def hosts_for(self, plan: Plan, inv: Inventory) -> list[Host]:
+        names: list[str] = list(plan.hosts)
+        for play in plan.plays:
+            names.extend(play.hosts)
+            for batch in play.batches:
+                for task in batch.tasks:
+                    names.extend(task.hosts)
+        names = list(dict.fromkeys(names)) or ["all"]
+        hosts = inv.resolve(names)
+        limit = self.opts.get("limit")
+        if limit:
+            allowed = {h.name for h in inv.select(limit)}
+            hosts = [h for h in hosts if h.name in allowed]
+            if not hosts:
+                raise UsageError(
+                    f"--limit {limit!r} matches none of the plan's hosts",
+                    "plan hosts: " + ", ".join(h.name for h in inv.resolve(names)[:20]),
+                )
+        return [self._with_cli_connection(h) for h in hosts]
+
+    def _with_cli_connection(self, host: Host) -> Host:
+        extra: dict[str, Any] = {}
+        if self.opts.get("user") and not host.user:
+            extra["ansible_user"] = self.opts["user"]
+        if self.opts.get("private_key") and not host.vars.get("ansible_ssh_private_key_file") and not host.vars.get("ansible_private_key_file"):
+            extra["ansible_ssh_private_key_file"] = self.opts["private_key"]
+        return replace(host, vars={**host.vars, **extra}) if extra else host
+
+    def units(self, plan: Plan, inv: Inventory, hosts: list[Host]) -> list[BuildUnit]:
+        return plan_units(
+            plan, hosts, resolve=inv.resolve, select=inv.select, groups=_group_members(inv),
+            target=self.settings.target,
+        )
+
+    def build(self, units: list[BuildUnit]) -> list[Artifact]:
+        return [
+            build_unit(
+                u,
+                cache_dir=self.settings.cache_dir,
+                rebuild=bool(self.opts.get("rebuild")),
+                compression=self.settings.compression,
+                size_limit=self.settings.binary_size_limit,
+            )
+            for u in units
+        ]
+
+    # -- modes -----------------------------------------------------------------------------
+    def execute(self) -> int:
+        o = self.opts
+        if o.get("list_deployments"):
+            return self.list_deployments()
+        if o.get("list_inventory"):
+            dump_json(self.inventory().to_ansible_list())
+            return 0
+        if o.get("rollback"):
+            return self.rollback(None if o["rollback"] == "latest" else o["rollback"])
+        if o.get("cleanup"):
+            return self.cleanup()
+        if o.get("deploy_only"):
+            return self.deploy_only()
+        plan = self.plan()
+        assert plan is not None
+        inv = self.inventory()
+        hosts = self.hosts_for(plan, inv)
+        units = self.units(plan, inv, hosts)
+        if o.get("dry_run"):
+            return self.dry_run(plan, units)
+        artifacts = self.build(units)
+        if o.get("compile_only"):
+            return self.compile_only(plan, artifacts)
+        return self.deploy(plan, hosts, artifacts)
+
+    def dry_run(self, plan: Plan, units: list[BuildUnit]) -> int:
+        arts = []
+        for u in units:
+            data = payload_bytes(u, self.settings.compression)
+            arts.append((u, hashlib.sha256(data).hexdigest(), len(data)))
+        doc = {
+            "dry_run": True,
+            "plan": {"source": plan.source, "sha256": plan.sha256, "plays": len(plan.plays), "total_tasks": plan.total_tasks},
+            "artifacts": [
+                {
+                    "sha256": sha,
+                    "size": size,
+                    "binary_name": u.binary_name,
+                    "target": u.target,
+                    "modules": sorted({t["module"] for p in u.plan_doc["plays"] for t in p["tasks"] + p["handlers"]}),
+                    "with_jinja2": u.needs_jinja,
+                    "files": [{"sha256": d, "path": p} for d, p in sorted(u.files.items())],
+                    "hosts": u.host_names,
+                }
+                for u, sha, size in arts
+            ],
+            "hosts": [
+                {
+                    "name": h.name,
+                    "connection": h.connection,
+                    "address": h.address,
+                    "port": h.port if h.port is not None else (None if h.is_local else 22),
+                    "user": h.user,
+                    "target": u.target,
+                    "target_source": "flag" if self.settings.target else ("inventory" if h.vars.get("rustle_target") else "portable pyz (CPython >= 3.8 checked on the host)"),
+                    "remote_dir": h.remote_dir,
+                    "writes": [
+                        f"{h.remote_dir}/artifacts/{sha}",
+                        f"{h.remote_dir}/releases/{u.binary_name}/current",
+                        f"{h.remote_dir}/releases/{u.binary_name}/previous",
+                        f"{h.remote_dir}/history.jsonl",
+                    ] + ([f"{h.remote_dir}/runs/<run-id>.jsonl"] if self.opts.get("run_") else []),
+                }
+                for u, sha, _ in arts
+                for h in u.hosts
+            ],
+        }
+        if self.json_out:
+            dump_json(doc)
+            return 0
+        r = self.reporter
+        r.line("DRY RUN: nothing will be built, uploaded or run")
+        r.line(f"plan {plan.source} ({plan.sha256[:12]}): {len(plan.plays)} play(s), {plan.total_tasks} task(s)")
+        r.line(f"{len(arts)} artifact(s) would be built:")
+        for a in doc["artifacts"]:
+            r.line(f"  {a['binary_name']}  {a['sha256'][:12]}  {a['size'] / 1024:.0f} KiB  target {a['target']}  "
+                   f"modules {','.join(a['modules']) or '-'}  jinja2 {'yes' if a['with_jinja2'] else 'no'}  "
+                   f"{len(a['hosts'])} host(s)")
+            for f in a["files"]:
+                r.line(f"    embeds {f['path']} as files/{f['sha256'][:12]}")
+        r.line(f"{len(doc['hosts'])} host(s):")
+        for h in doc["hosts"]:
+            where = "local" if h["connection"] == "local" else f"ssh {h['user'] or '(ssh default user)'}@{h['address']}:{h['port']}"
+            r.line(f"  {h['name']}: {where}  target {h['target']} ({h['target_source']})")
+            for w in h["writes"]:
+                r.line(f"    would write {w}")
+        return 0
+
+    def compile_only(self, plan: Plan, artifacts: list[Artifact]) -> int:
+        out = self.settings.output_dir
+        manifest = write_outputs(artifacts, out, plan.sha256)
+        doc = {
+            "compiled": True,
+            "output_dir": str(out),
+            "manifest": str(manifest),
+            "artifacts": [
+                {"sha256": a.sha256, "file": str(out / a.file_name), "size": a.size, "cached": a.cached,
+                 "binary_name": a.binary_name, "target": a.target, "hosts": list(a.hosts)}
+                for a in artifacts
+            ],
+        }
+        if self.json_out:
+            dump_json(doc)
+        else:
+            for a in doc["artifacts"]:
+                self.reporter.line(
+                    f"{a['file']}  {a['size'] / 1024:.0f} KiB  {'cached' if a['cached'] else 'built'}  "
+                    f"{a['binary_name']}  {len(a['hosts'])} host(s)"
+                )
+            self.reporter.line(f"manifest: {manifest}")
+        return 0
+
+    # Modes that touch hosts live in fleetops.
+    def deploy(self, plan: Plan, hosts: list[Host], artifacts: list[Artifact]) -> int:
+        from .fleetops import deploy
+
+        return deploy(self, plan, hosts, artifacts)
+
+    def deploy_only(self) -> int:
+        from .fleetops import deploy_only
+
+        return deploy_only(self)
+
+    def rollback(self, deployment_id: str | None) -> int:
+        from .fleetops import rollback
+
+        return rollback(self, deployment_id)
+
+    def cleanup(self) -> int:
+        from .fleetops import cleanup
+
+        return cleanup(self)
+
+    def list_deployments(self) -> int:
+        from .state import History
+
+        with History(self.settings.state_db) as history:
+            deployments = history.list()
+        if self.json_out:
+            dump_json([
+                {"id": d.id, "created_at": d.created_at, "op": d.op, "status": d.status, "plan": d.plan_source,
+                 "plan_sha256": d.plan_sha256, "target_id": d.target_id,
+                 "hosts": [h.__dict__ for h in d.hosts]}
+                for d in deployments
+            ])
+            return 0
+        if not deployments:
+            self.reporter.line("no deployments recorded in " + str(self.settings.state_db))
+        for d in deployments:
+            when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(d.created_at))
+            failed = sum(1 for h in d.hosts if h.error)
+            self.reporter.line(
+                f"{d.id}  {when}  {d.op:<8} {d.status:<11} {len(d.hosts)} host(s), {failed} failed  "
+                f"{d.plan_source or ''}{' (of ' + d.target_id + ')' if d.target_id else ''}"
+            )
+        return 0
+
+
+def _group_members(inv: Inventory) -> dict[str, list[str]]:
+    """Group name -> every host in it (children included), as Ansible's ``groups`` variable."""
+    members: dict[str, list[str]] = {name: [] for name in inv.groups}
+    members.setdefault("all", [])
+    for host in inv.hosts.values():
+        for g in host.groups:
+            members.setdefault(g, []).append(host.name)
+    return members
+
+
+def run_manifest(manifest: Any, name: str, settings: Settings, opts: dict[str, Any]) -> int:
+    from .fleetops import exec_manifest
+
+    return exec_manifest(manifest, name, settings, opts)
+

@@ -1,0 +1,144 @@
+"""Everything a user reads: live progress, the Ansible-style recap, JSON documents.
+
+On a terminal progress uses rich; otherwise it is plain lines. When standard output carries
+a JSON document (``--output json``, or a pipe into ``rustle-exec``), human output goes to
+standard error so the JSON stays clean. The library never prints: only this module and cli.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from dataclasses import dataclass, field
+from typing import IO, Any
+
+NO_LOG_MSG = "the output has been hidden due to the fact that 'no_log: true' was specified for this result"
+
+
+@dataclass
+class HostSummary:
+    """What the recap shows for one host."""
+
+    name: str
+    ok: int = 0
+    changed: int = 0
+    failed: int = 0
+    skipped: int = 0
+    ignored: int = 0
+    unreachable: bool = False
+    error: str | None = None  # why the host failed, when it did (not a task failure)
+    failed_tasks: list[str] = field(default_factory=list)
+    deploy: str = ""  # uploaded / present / rolled back / removed ...
+
+    @property
+    def is_failure(self) -> bool:
+        return self.unreachable or self.error is not None or self.failed > 0
+
+
+class Reporter:
+    """Progress lines and the final recap, plain or rich."""
+
+    def __init__(self, *, stream: IO[str] | None = None, verbosity: int = 0, color: bool | None = None) -> None:
+        self.stream = stream or sys.stdout
+        self.verbosity = verbosity
+        isatty = hasattr(self.stream, "isatty") and self.stream.isatty()
+        self.rich = isatty if color is None else color
+        self._console: Any = None
+        self._progress: Any = None
+        self._task_id: Any = None
+        if self.rich:
+            from rich.console import Console
+
+            self._console = Console(file=self.stream, highlight=False)
+
+    # -- lines -------------------------------------------------------------------------
+    def line(self, text: str, style: str | None = None) -> None:
+        if self._console is not None:
+            self._console.print(text, style=style, markup=False)
+        else:
+            print(text, file=self.stream, flush=True)
+
+    def note(self, text: str) -> None:
+        self.line(text, "dim")
+
+    # -- progress ----------------------------------------------------------------------
+    def start(self, what: str, total: int) -> None:
+        if self._console is not None:
+            from rich.progress import (
+                BarColumn,
+                MofNCompleteColumn,
+                Progress,
+                TextColumn,
+                TimeElapsedColumn,
+            )
+
+            self._progress = Progress(
+                TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                console=self._console, transient=True,
+            )
+            self._progress.start()
+            self._task_id = self._progress.add_task(what, total=total)
+        else:
+            self.line(f"{what}: {total} host{'s' if total != 1 else ''}")
+
+    def advance(self) -> None:
+        if self._progress is not None:
+            self._progress.advance(self._task_id)
+
+    def stop(self) -> None:
+        if self._progress is not None:
+            self._progress.stop()
+            self._progress = None
+
+    def event(self, host: str, event: dict[str, Any]) -> None:
+        """One streamed runtime event of ``host``."""
+        kind = event.get("event")
+        if kind in ("task_result", "handler_result"):
+            status = str(event.get("status", "?"))
+            if event.get("ignored"):
+                status = "failed (ignored)"
+            if status == "failed" or self.verbosity >= 1 or (status == "changed" and self.verbosity >= 0):
+                msg = ""
+                if status.startswith("failed"):
+                    msg = str(event.get("msg") or event.get("stderr") or "")
+                    if event.get("censored"):
+                        msg = NO_LOG_MSG
+                label = "handler " if kind == "handler_result" else ""
+                style = {"changed": "yellow", "ok": "green", "skipped": "cyan"}.get(status, "red")
+                text = f"{host} | {status} | {label}{event.get('task', event.get('id', ''))}"
+                if msg:
+                    text += f" | {msg.strip().splitlines()[-1] if msg.strip() else ''}"
+                if self.verbosity >= 2 and not event.get("censored"):
+                    for key in ("stdout", "stderr"):
+                        if event.get(key):
+                            text += f"\n  {key}: {str(event[key]).rstrip()}"
+                self.line(text, style)
+
+    # -- recap -------------------------------------------------------------------------
+    def recap(self, hosts: list[HostSummary], title: str = "RECAP") -> None:
+        self.stop()
+        self.line("")
+        self.line(f"{title} " + "*" * max(10, 70 - len(title)))
+        width = max((len(h.name) for h in hosts), default=4)
+        for h in hosts:
+            text = (
+                f"{h.name:<{width}} : ok={h.ok:<4} changed={h.changed:<4} unreachable={int(h.unreachable):<4} "
+                f"failed={h.failed + (1 if h.error and not h.unreachable else 0):<4} "
+                f"skipped={h.skipped:<4} ignored={h.ignored}"
+            )
+            style = "red" if h.is_failure else ("yellow" if h.changed else "green")
+            self.line(text, style)
+        failures = [h for h in hosts if h.is_failure]
+        if failures:
+            self.line("")
+            self.line(f"{len(failures)} of {len(hosts)} host(s) failed:", "red")
+            for h in failures:
+                why = h.error or ("task failed: " + ", ".join(h.failed_tasks) if h.failed_tasks else "failed")
+                self.line(f"  {h.name}: {why}", "red")
+
+
+def dump_json(doc: Any, stream: IO[str] | None = None) -> None:
+    """Write one JSON document (the machine-readable output) to stdout."""
+    out = stream or sys.stdout
+    out.write(json.dumps(doc, indent=2, sort_keys=False, default=str) + "\n")
+    out.flush()

@@ -1,0 +1,185 @@
+"""Local history in SQLite (``~/.rustle/state.db``): deployments, per-host outcomes, runs.
+
+Each host's outcome is written the moment it is known, in its own transaction, so an
+interrupted deployment still records which hosts reached their new release.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import sqlite3
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from .errors import StateError
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS deployments (
+    id TEXT PRIMARY KEY,
+    created_at REAL NOT NULL,
+    op TEXT NOT NULL,
+    plan_source TEXT,
+    plan_sha256 TEXT,
+    status TEXT NOT NULL,
+    target_id TEXT
+);
+CREATE TABLE IF NOT EXISTS host_outcomes (
+    deployment_id TEXT NOT NULL REFERENCES deployments(id),
+    host TEXT NOT NULL,
+    status TEXT NOT NULL,
+    binary_name TEXT,
+    sha256 TEXT,
+    previous_sha256 TEXT,
+    remote_dir TEXT,
+    error TEXT,
+    updated_at REAL NOT NULL,
+    PRIMARY KEY (deployment_id, host)
+);
+CREATE TABLE IF NOT EXISTS runs (
+    deployment_id TEXT NOT NULL,
+    host TEXT NOT NULL,
+    run_id TEXT NOT NULL,
+    exit_code INTEGER,
+    ok INTEGER, changed INTEGER, failed INTEGER, skipped INTEGER,
+    recorded_at REAL NOT NULL,
+    PRIMARY KEY (run_id, host)
+);
+"""
+
+
+@dataclass(frozen=True)
+class HostRecord:
+    host: str
+    status: str
+    binary_name: str | None
+    sha256: str | None
+    previous_sha256: str | None
+    remote_dir: str | None
+    error: str | None
+
+
+@dataclass(frozen=True)
+class Deployment:
+    id: str
+    created_at: float
+    op: str
+    plan_source: str | None
+    plan_sha256: str | None
+    status: str
+    target_id: str | None
+    hosts: tuple[HostRecord, ...] = ()
+
+
+def new_id(prefix: str = "d") -> str:
+    """A sortable, unique id: ``d-20261127T074501-3f9a2c``."""
+    return f"{prefix}-{time.strftime('%Y%m%dT%H%M%S', time.gmtime())}-{secrets.token_hex(3)}"
+
+
+class History:
+    """The SQLite history database."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+            self._db = sqlite3.connect(path, timeout=30, isolation_level=None)
+            os.chmod(path, 0o600)
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.executescript(_SCHEMA)
+        except (sqlite3.Error, OSError) as exc:
+            raise StateError(
+                f"{path}: cannot open the history database: {exc}",
+                "check the path's permissions, or point RUSTLE_STATE_DB / [deployment] state_db elsewhere",
+            ) from exc
+
+    def close(self) -> None:
+        self._db.close()
+
+    def __enter__(self) -> History:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    @contextmanager
+    def _tx(self) -> Iterator[sqlite3.Connection]:
+        try:
+            self._db.execute("BEGIN IMMEDIATE")
+            yield self._db
+            self._db.execute("COMMIT")
+        except sqlite3.Error as exc:
+            if self._db.in_transaction:
+                self._db.execute("ROLLBACK")
+            raise StateError(f"{self.path}: {exc}", "is another rustle-deploy holding the database?") from exc
+        except BaseException:
+            if self._db.in_transaction:
+                self._db.execute("ROLLBACK")
+            raise
+
+    def begin(
+        self, op: str, *, plan_source: str | None = None, plan_sha256: str | None = None,
+        target_id: str | None = None, deployment_id: str | None = None,
+    ) -> str:
+        did = deployment_id or new_id()
+        with self._tx() as db:
+            db.execute(
+                "INSERT INTO deployments VALUES (?, ?, ?, ?, ?, 'running', ?)",
+                (did, time.time(), op, plan_source, plan_sha256, target_id),
+            )
+        return did
+
+    def record_host(
+        self, deployment_id: str, host: str, status: str, *, binary_name: str | None = None,
+        sha256: str | None = None, previous_sha256: str | None = None,
+        remote_dir: str | None = None, error: str | None = None,
+    ) -> None:
+        with self._tx() as db:
+            db.execute(
+                "INSERT OR REPLACE INTO host_outcomes VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (deployment_id, host, status, binary_name, sha256, previous_sha256, remote_dir, error, time.time()),
+            )
+
+    def record_run(self, deployment_id: str, host: str, run_id: str, exit_code: int | None, recap: dict[str, Any] | None) -> None:
+        recap = recap or {}
+        with self._tx() as db:
+            db.execute(
+                "INSERT OR REPLACE INTO runs VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (deployment_id, host, run_id, exit_code, recap.get("ok"), recap.get("changed"),
+                 recap.get("failed"), recap.get("skipped"), time.time()),
+            )
+
+    def finish(self, deployment_id: str, status: str) -> None:
+        with self._tx() as db:
+            db.execute("UPDATE deployments SET status = ? WHERE id = ?", (status, deployment_id))
+
+    def get(self, deployment_id: str | None = None, *, op: str | None = "deploy") -> Deployment | None:
+        """One deployment with its hosts; None means the latest (of ``op``)."""
+        if deployment_id is None:
+            row = self._db.execute(
+                "SELECT * FROM deployments WHERE (? IS NULL OR op = ?) ORDER BY created_at DESC, rowid DESC LIMIT 1",
+                (op, op),
+            ).fetchone()
+        else:
+            row = self._db.execute("SELECT * FROM deployments WHERE id = ?", (deployment_id,)).fetchone()
+        if row is None:
+            return None
+        hosts = tuple(
+            HostRecord(*r)
+            for r in self._db.execute(
+                "SELECT host, status, binary_name, sha256, previous_sha256, remote_dir, error "
+                "FROM host_outcomes WHERE deployment_id = ? ORDER BY host",
+                (row[0],),
+            )
+        )
+        return Deployment(*row, hosts=hosts)
+
+    def list(self, limit: int = 50) -> list[Deployment]:
+        ids = [r[0] for r in self._db.execute(
+            "SELECT id FROM deployments ORDER BY created_at DESC, rowid DESC LIMIT ?", (limit,)
+        )]
+        return [d for d in (self.get(i) for i in ids) if d is not None]
