@@ -19,6 +19,7 @@ from .errors import UsageError
 from .inventory import Inventory, implicit_localhost, load_inventory
 from .model import Host, Plan
 from .plan import load_plan
+from .plan.validate import check_hosts
 from .report import Reporter, dump_json
 from .settings import Settings, load_settings
 
@@ -98,6 +99,7 @@ class Session:
                     names.extend(task.hosts)
         names = list(dict.fromkeys(names)) or ["all"]
         hosts = inv.resolve(names)
+        check_hosts(plan, lambda group: {h.name for h in inv.resolve(group)})
         limit = self.opts.get("limit")
         if limit:
             allowed = {h.name for h in inv.select(limit)}

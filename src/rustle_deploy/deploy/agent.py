@@ -1,0 +1,536 @@
+"""The host-side deploy agent: one script, sent over stdin on every connection, run by the host's Python.
+
+Standard library only and Python 3.8 compatible: it runs on hosts we do not control. It never
+imports rustle_deploy. The controller (deploy/host.py) starts it through a tiny bootstrap that
+reads this source and a JSON request from stdin (see docs/remote.md), then calls ``main``.
+
+Protocol on stdout: one JSON object per line. Lines the agent writes carry the key "agent"
+(``need_upload``, ``lock_wait``, ``error``, ``done``); lines of a run are the artifact's own
+events (key "event") and pass through untouched, because the artifact inherits our stdout.
+Exit status: the artifact's run status when a run happened (0 or 2, 3 on bad invocation),
+else 0; ``EXIT_AGENT_ERROR`` when the agent itself reports an ``error`` line.
+
+Remote layout under ``remote_dir`` (DESIGN.md "Remote layout")::
+
+    artifacts/<sha256>                 content-addressed, 0700
+    artifacts/.tmp-<sha256>-<pid>      an upload in progress (removed when stale)
+    releases/<binary_name>/current     -> ../../artifacts/<sha256>
+    releases/<binary_name>/previous    -> the release before
+    history.jsonl                      one line per deployment or rollback
+    runs/<run-id>.jsonl                journal of each run (written by the artifact)
+    lock                               flock()ed for the whole operation
+"""
+
+import errno
+import hashlib
+import json
+import os
+import sys
+import time
+
+EXIT_AGENT_ERROR = 20
+CHUNK = 1 << 18
+AGENT_PROTOCOL = 1
+
+
+class AgentError(Exception):
+    """A failure the controller turns into a host error; ``kind`` names the class."""
+
+    def __init__(self, kind, message, **fields):
+        Exception.__init__(self, message)
+        self.kind = kind
+        self.message = message
+        self.fields = fields
+
+
+def emit(obj):
+    """Write one JSON line straight to fd 1 (shared with the artifact we may start)."""
+    data = (json.dumps(obj, sort_keys=True) + "\n").encode("utf-8")
+    while data:
+        n = os.write(1, data)
+        data = data[n:]
+
+
+def _mkdirs(path):
+    try:
+        os.makedirs(path, mode=0o700, exist_ok=True)
+    except OSError as exc:
+        raise AgentError(
+            "remote_dir",
+            f"{path}: cannot create directory: {exc.strerror or exc}",
+            path=path,
+        ) from None
+    if not os.access(path, os.W_OK | os.X_OK):
+        raise AgentError("remote_dir", f"{path}: directory is not writable", path=path)
+
+
+class Layout:
+    """Paths under the remote directory."""
+
+    def __init__(self, remote_dir):
+        self.root = os.path.abspath(os.path.expanduser(remote_dir))
+        self.artifacts = os.path.join(self.root, "artifacts")
+        self.releases = os.path.join(self.root, "releases")
+        self.runs = os.path.join(self.root, "runs")
+        self.history = os.path.join(self.root, "history.jsonl")
+        self.lock = os.path.join(self.root, "lock")
+
+    def artifact(self, sha):
+        return os.path.join(self.artifacts, sha)
+
+    def release(self, name):
+        return os.path.join(self.releases, name)
+
+
+def _check_name(value, what):
+    if not value or "/" in value or value in (".", "..") or "\0" in value:
+        raise AgentError("request", f"bad {what} {value!r}")
+    return value
+
+
+class Lock:
+    """An exclusive flock() on ``remote_dir/lock``, waited for at most ``timeout`` seconds."""
+
+    def __init__(self, path, timeout):
+        self.path = path
+        self.timeout = timeout
+        self.fd = -1
+
+    def __enter__(self):
+        import fcntl
+
+        try:
+            self.fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
+        except OSError as exc:
+            raise AgentError("remote_dir", f"{self.path}: cannot open lock file: {exc.strerror}") from None
+        deadline = time.time() + self.timeout
+        told = False
+        delay = 0.01
+        while True:
+            try:
+                fcntl.flock(self.fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                return self
+            except OSError as exc:
+                if exc.errno not in (errno.EAGAIN, errno.EACCES):
+                    raise
+            if time.time() >= deadline:
+                os.close(self.fd)
+                self.fd = -1
+                raise AgentError(
+                    "lock_busy",
+                    f"{self.path}: another deployment has held the lock for more than {self.timeout}s",
+                )
+            if not told:
+                emit({"agent": "lock_wait", "path": self.path})
+                told = True
+            time.sleep(delay)
+            delay = min(delay * 2, 0.2)
+
+    def __exit__(self, *exc):
+        if self.fd >= 0:
+            os.close(self.fd)  # closing releases the flock
+            self.fd = -1
+
+
+def _link_sha(path):
+    """The artifact sha256 a release link points at, or None."""
+    try:
+        return os.path.basename(os.readlink(path))
+    except OSError:
+        return None
+
+
+def _swap_link(path, sha):
+    """Point ``path`` at ../../artifacts/<sha> atomically (symlink to a temp name, then rename)."""
+    tmp = f"{path}.tmp-{os.getpid()}"
+    try:
+        os.unlink(tmp)
+    except OSError:
+        pass
+    os.symlink(os.path.join("..", "..", "artifacts", sha), tmp)
+    os.replace(tmp, path)
+
+
+def _fsync_dir(path):
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def _hash_file(path):
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while True:
+            block = f.read(CHUNK)
+            if not block:
+                break
+            h.update(block)
+    return h.hexdigest()
+
+
+def _append_history(layout, entry):
+    entry = dict(entry)
+    entry.setdefault("time", time.time())
+    line = (json.dumps(entry, sort_keys=True) + "\n").encode("utf-8")
+    fd = os.open(layout.history, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+    try:
+        os.write(fd, line)
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _read_history(layout):
+    out = []
+    try:
+        with open(layout.history, "rb") as f:
+            for raw in f:
+                try:
+                    out.append(json.loads(raw.decode("utf-8")))
+                except ValueError:
+                    continue  # a torn last line from a crash: ignore it
+    except OSError:
+        pass
+    return out
+
+
+def _remove_stale_uploads(layout):
+    try:
+        names = os.listdir(layout.artifacts)
+    except OSError:
+        return
+    for name in names:
+        if name.startswith(".tmp-"):
+            try:
+                os.unlink(os.path.join(layout.artifacts, name))
+            except OSError:
+                pass
+
+
+def _receive(layout, stdin, sha, size):
+    """Read exactly ``size`` bytes of the artifact into a temp file, check it, rename it in place."""
+    tmp = os.path.join(layout.artifacts, f".tmp-{sha}-{os.getpid()}")
+    h = hashlib.sha256()
+    got = 0
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    try:
+        try:
+            while got < size:
+                block = stdin.read(min(CHUNK, size - got))
+                if not block:
+                    raise AgentError(
+                        "short_read",
+                        f"upload cut after {got} of {size} bytes",
+                        received=got,
+                        size=size,
+                    )
+                h.update(block)
+                view = memoryview(block)
+                while view:
+                    n = os.write(fd, view)
+                    view = view[n:]
+                got += len(block)
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        actual = h.hexdigest()
+        if actual != sha:
+            raise AgentError(
+                "checksum",
+                f"uploaded artifact hashes to {actual}, expected {sha}",
+                expected=sha,
+                actual=actual,
+            )
+        os.chmod(tmp, 0o700)
+        os.replace(tmp, layout.artifact(sha))
+        _fsync_dir(layout.artifacts)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise
+
+
+def _watch_controller(stdin, proc):
+    """Stop ``proc`` when stdin reaches EOF: the controller closed the channel or went away."""
+    import signal
+    import threading
+
+    fd = stdin.fileno()
+
+    def watch():
+        # The raw fd, not the buffered reader: a daemon thread blocked inside the reader
+        # would hold its lock and stall interpreter shutdown.
+        try:
+            while os.read(fd, 4096):
+                pass
+        except OSError:
+            pass
+        if proc.poll() is None:
+            try:
+                os.killpg(proc.pid, signal.SIGTERM)
+            except OSError:
+                pass
+
+    t = threading.Thread(target=watch, name="rustle-agent-eof")
+    t.daemon = True
+    t.start()
+
+
+def _run_artifact(layout, path, req, stdin):
+    import subprocess
+
+    run = req["run"]
+    run_id = _check_name(str(run["run_id"]), "run id")
+    _mkdirs(layout.runs)
+    cmd = [sys.executable, path, "run", "--host", str(req["host"])]
+    if run.get("check"):
+        cmd.append("--check")
+    if run.get("diff"):
+        cmd.append("--diff")
+    if run.get("tags"):
+        cmd += ["--tags", ",".join(run["tags"])]
+    if run.get("skip_tags"):
+        cmd += ["--skip-tags", ",".join(run["skip_tags"])]
+    cmd += ["--journal", os.path.join(layout.runs, run_id + ".jsonl"), "--run-id", run_id]
+    for _ in range(int(run.get("verbosity") or 0)):
+        cmd.append("-v")
+    # The artifact writes its events straight to our stdout (fd 1): no copying, no re-framing.
+    proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, start_new_session=True)
+    _watch_controller(stdin, proc)
+    return proc.wait()
+
+
+def _verify(layout, sha):
+    import subprocess
+
+    path = layout.artifact(sha)
+    actual = _hash_file(path)
+    if actual != sha:
+        raise AgentError(
+            "verify_failed",
+            f"{path}: content hashes to {actual}",
+            expected=sha,
+            actual=actual,
+        )
+    proc = subprocess.run(
+        [sys.executable, path, "verify"],
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
+    if proc.returncode != 0:
+        out = proc.stdout.decode("utf-8", "replace").strip()
+        raise AgentError(
+            "verify_failed",
+            f"{path} verify exited {proc.returncode}: {out[-2000:]}",
+            expected=sha,
+            actual=actual,
+        )
+
+
+def op_deploy(req, layout, stdin):
+    sha = _check_name(req["sha256"], "sha256")
+    name = _check_name(req["binary_name"], "binary name")
+    size = int(req["size"])
+    release = layout.release(name)
+    for d in (layout.root, layout.artifacts, layout.releases, release):
+        _mkdirs(d)
+    result = {"sha256": sha, "binary_name": name, "uploaded": False, "activated": False}
+    with Lock(layout.lock, float(req.get("lock_timeout", 60))):
+        _remove_stale_uploads(layout)
+        path = layout.artifact(sha)
+        try:
+            present = os.stat(path).st_size == size
+        except OSError:
+            present = False
+        if not present:
+            emit({"agent": "need_upload", "size": size})
+            _receive(layout, stdin, sha, size)
+            result["uploaded"] = True
+        if req.get("verify"):
+            # Verify before activation: a bad artifact never becomes current, so there is
+            # nothing to roll back (docs/remote.md).
+            _verify(layout, sha)
+            result["verified"] = True
+        current = os.path.join(release, "current")
+        old = _link_sha(current)
+        result["previous"] = old
+        if old != sha:
+            if old is not None:
+                _swap_link(os.path.join(release, "previous"), old)
+            _swap_link(current, sha)
+            _fsync_dir(release)
+            result["activated"] = True
+        else:
+            result["previous"] = _link_sha(os.path.join(release, "previous"))
+        _append_history(layout, {
+            "op": "deploy",
+            "deployment_id": req.get("deployment_id"),
+            "binary_name": name,
+            "sha256": sha,
+            "previous": old,
+            "changed": old != sha,
+            "uploaded": result["uploaded"],
+        })
+        if req.get("run"):
+            result["run_exit"] = _run_artifact(layout, path, req, stdin)
+    return result
+
+
+def op_run(req, layout, stdin):
+    name = _check_name(req["binary_name"], "binary name")
+    current = os.path.join(layout.release(name), "current")
+    if not os.path.isdir(layout.root):
+        raise AgentError("not_deployed", f"{layout.root}: no such directory; nothing was deployed here")
+    with Lock(layout.lock, float(req.get("lock_timeout", 60))):
+        sha = _link_sha(current)
+        if sha is None or not os.path.exists(current):
+            raise AgentError("not_deployed", f"{current}: no current release of {name}")
+        want = req.get("sha256")
+        if want and want != sha:
+            raise AgentError(
+                "not_deployed",
+                f"{current}: current release is {sha}, not {want}",
+                expected=want,
+                actual=sha,
+            )
+        run_exit = _run_artifact(layout, layout.artifact(sha), req, stdin)
+    return {"sha256": sha, "binary_name": name, "run_exit": run_exit}
+
+
+def op_rollback(req, layout, stdin):
+    names = [_check_name(req["binary_name"], "binary name")] if req.get("binary_name") else None
+    if not os.path.isdir(layout.root):
+        raise AgentError("not_deployed", f"{layout.root}: no such directory; nothing to roll back")
+    with Lock(layout.lock, float(req.get("lock_timeout", 60))):
+        if names is None:
+            try:
+                names = sorted(os.listdir(layout.releases))
+            except OSError:
+                names = []
+        done = {}
+        for name in names:
+            release = layout.release(name)
+            current = os.path.join(release, "current")
+            old = _link_sha(current)
+            target = req.get("rollback_to") or _link_sha(os.path.join(release, "previous"))
+            if target is None:
+                raise AgentError("no_previous", f"{release}: no previous release to roll back to")
+            _check_name(target, "sha256")
+            if not os.path.isfile(layout.artifact(target)):
+                raise AgentError(
+                    "no_previous", f"{layout.artifacts}: artifact {target} is no longer on the host"
+                )
+            if old != target:
+                if old is not None:
+                    _swap_link(os.path.join(release, "previous"), old)
+                _swap_link(current, target)
+                _fsync_dir(release)
+            _append_history(layout, {
+                "op": "rollback",
+                "deployment_id": req.get("deployment_id"),
+                "binary_name": name,
+                "sha256": target,
+                "previous": old,
+                "changed": old != target,
+            })
+            done[name] = {"sha256": target, "previous": old}
+    out = {"releases": done, "rolled_back": bool(done)}
+    if len(done) == 1:
+        (only,) = done.values()
+        out.update(only)
+    return out
+
+
+def op_cleanup(req, layout, stdin):
+    import shutil
+
+    if not os.path.isdir(layout.root):
+        return {"removed": []}
+    removed = []
+    with Lock(layout.lock, float(req.get("lock_timeout", 60))):
+        for path in (layout.artifacts, layout.releases, layout.runs):
+            if os.path.isdir(path) and not os.path.islink(path):
+                shutil.rmtree(path)
+                removed.append(path)
+        for path in (layout.history, layout.lock):
+            try:
+                os.unlink(path)
+                removed.append(path)
+            except OSError:
+                pass
+    try:
+        os.rmdir(layout.root)
+        removed.append(layout.root)
+    except OSError:
+        pass  # not empty: it holds files rustle-deploy did not create
+    return {"removed": removed}
+
+
+def op_status(req, layout, stdin):
+    releases = {}
+    try:
+        names = sorted(os.listdir(layout.releases))
+    except OSError:
+        names = []
+    for name in names:
+        release = layout.release(name)
+        releases[name] = {
+            "current": _link_sha(os.path.join(release, "current")),
+            "previous": _link_sha(os.path.join(release, "previous")),
+        }
+    try:
+        artifacts = sorted(n for n in os.listdir(layout.artifacts) if not n.startswith("."))
+    except OSError:
+        artifacts = []
+    history = _read_history(layout)
+    return {"remote_dir": layout.root, "releases": releases, "artifacts": artifacts, "history": history[-20:]}
+
+
+OPS = {
+    "deploy": op_deploy,
+    "run": op_run,
+    "rollback": op_rollback,
+    "cleanup": op_cleanup,
+    "status": op_status,
+}
+
+
+def main(raw_request, stdin=None):
+    """Run one request (JSON bytes) and exit with the status described in the module docstring."""
+    stdin = stdin if stdin is not None else sys.stdin.buffer
+    start = time.time()
+    try:
+        req = json.loads(raw_request.decode("utf-8"))
+        op = OPS.get(req.get("op"))
+        if op is None:
+            raise AgentError("request", f"unknown op {req.get('op')!r}")
+        layout = Layout(str(req["remote_dir"]))
+        result = op(req, layout, stdin)
+    except AgentError as exc:
+        line = {"agent": "error", "kind": exc.kind, "message": exc.message}
+        line.update(exc.fields)
+        emit(line)
+        sys.exit(EXIT_AGENT_ERROR)
+    except (OSError, KeyError, ValueError, TypeError) as exc:
+        emit({"agent": "error", "kind": "internal", "message": f"{type(exc).__name__}: {exc}"})
+        sys.exit(EXIT_AGENT_ERROR)
+    result["agent"] = "done"
+    result["op"] = req["op"]
+    result["protocol"] = AGENT_PROTOCOL
+    result["python"] = ".".join(str(n) for n in sys.version_info[:3])
+    result["duration"] = round(time.time() - start, 6)
+    emit(result)
+    run_exit = result.get("run_exit")
+    if not isinstance(run_exit, int):
+        sys.exit(0)
+    sys.exit(run_exit if run_exit >= 0 else 128 - run_exit)  # killed by a signal: 128+N

@@ -1,0 +1,365 @@
+"""The per-host pipeline: connect, start the agent, upload if asked, stream events, collect the outcome.
+
+One connection and one exec per host per command. The exec runs a one-line POSIX-sh
+interpreter discovery that starts Python with a short bootstrap; the bootstrap reads the agent
+source and the JSON request from stdin (both sent with the exec request, so the warm path has
+no extra round trip) and hands over to ``agent.main``. docs/remote.md is the protocol.
+
+Every failure becomes data: ``HostOutcome.error`` holds a ``HostError``; nothing but bugs and
+cancellation escapes ``deploy_host``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import shlex
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+from ..errors import ChecksumMismatch, HostError, RemoteError, TransferError
+from ..model import Host
+from ..transport import ConnectFn, Connection, Session, default_connect
+from ..transport.options import AgentLaunch, agent_launch
+
+log = logging.getLogger(__name__)
+
+OPS = ("deploy", "run", "rollback", "cleanup", "status")
+PYTHON_CANDIDATES = ("/usr/bin/python3", "/usr/local/bin/python3", "/usr/libexec/platform-python", "python3")
+EXIT_TOO_OLD = 86  # the bootstrap's status on Python < 3.8: try the next candidate
+EXIT_AGENT_ERROR = 20  # agent.EXIT_AGENT_ERROR
+UPLOAD_CHUNK = 1 << 18
+MAGIC = b"RUSTLE-AGENT"
+
+# Python-3.0-parseable: it must run far enough on an old interpreter to say "too old".
+BOOTSTRAP = (
+    "import sys\n"
+    f"if sys.version_info<(3,8):sys.exit({EXIT_TOO_OLD})\n"
+    "i=sys.stdin.buffer\n"
+    "h=i.readline().split()\n"
+    "g={'__name__':'rustle_agent'}\n"
+    "exec(compile(i.read(int(h[1])),'rustle_agent.py','exec'),g)\n"
+    "g['main'](i.read(int(h[2])),i)\n"
+)
+
+# (offset, chunk) -> chunk to send, or None to cut the connection there.
+UploadFilter = Callable[[int, bytes], "bytes | None"]
+EventFn = Callable[[str, dict[str, Any]], None]
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    """How the artifact's ``run`` is invoked on the host."""
+
+    run_id: str
+    check: bool = False
+    diff: bool = False
+    tags: tuple[str, ...] = ()
+    skip_tags: tuple[str, ...] = ()
+    verbosity: int = 0
+
+
+@dataclass(frozen=True)
+class HostJob:
+    """What to do on one host.
+
+    ``op``: deploy (upload if missing, verify if asked, activate, run if ``run``), run (the
+    current release of ``binary_name``; ``sha256`` if given must match it), rollback (to
+    ``rollback_to`` or the previous release; every release when ``binary_name`` is None),
+    cleanup, status. ``upload_filter`` is a fault-injection seam for tests only: it sees each
+    chunk of the upload and may change it or return None to cut the connection.
+    """
+
+    host: Host
+    op: str
+    artifact: Path | None = None
+    sha256: str | None = None
+    size: int | None = None
+    binary_name: str | None = None
+    deployment_id: str | None = None
+    verify: bool = False
+    run: RunOptions | None = None
+    rollback_to: str | None = None
+    lock_timeout: float = 60.0
+    upload_filter: UploadFilter | None = None
+
+
+@dataclass
+class HostOutcome:
+    """One host's result. ``ok`` is False when ``error`` is set or a task failed (run_exit 2)."""
+
+    host: str
+    ok: bool = False
+    error: HostError | None = None
+    uploaded: bool = False
+    sha256: str | None = None
+    previous_sha256: str | None = None
+    activated: bool = False
+    rolled_back: bool = False
+    run_exit: int | None = None
+    recap: dict[str, Any] | None = None
+    events: list[dict[str, Any]] = field(default_factory=list)
+    round_trips: int = 0
+    duration: float = 0.0
+    agent: dict[str, Any] | None = None  # the agent's final "done" line (status, cleanup detail)
+    python: str | None = None  # the host's Python version that ran the agent
+
+
+@cache
+def agent_source() -> bytes:
+    """The agent's source, shipped on every connection."""
+    return (Path(__file__).with_name("agent.py")).read_bytes()
+
+
+def remote_command(launch: AgentLaunch) -> str:
+    """The sh command line that finds Python >= 3.8 and starts the bootstrap."""
+    candidates = (launch.python_interpreter,) if launch.python_interpreter else PYTHON_CANDIDATES
+    boot = shlex.quote(BOOTSTRAP)
+    line = (
+        f"for P in {' '.join(shlex.quote(c) for c in candidates)}; do "
+        'command -v "$P" >/dev/null 2>&1 || continue; '
+        f'"$P" -I -S -c {boot}; r=$?; [ "$r" -eq {EXIT_TOO_OLD} ] || exit "$r"; done; '
+        "echo '{\"agent\": \"no_python\"}'; "
+        f"exit {EXIT_TOO_OLD}"
+    )
+    if launch.become:
+        return f"sudo -n -u {shlex.quote(launch.become_user)} -- /bin/sh -c {shlex.quote(line)}"
+    return line
+
+
+def build_request(job: HostJob) -> dict[str, Any]:
+    """The JSON request the agent reads."""
+    req: dict[str, Any] = {
+        "op": job.op,
+        "remote_dir": job.host.remote_dir,
+        "host": job.host.name,
+        "binary_name": job.binary_name,
+        "sha256": job.sha256,
+        "size": job.size,
+        "deployment_id": job.deployment_id,
+        "verify": job.verify,
+        "rollback_to": job.rollback_to,
+        "lock_timeout": job.lock_timeout,
+        "run": None,
+    }
+    if job.run is not None:
+        r = job.run
+        req["run"] = {
+            "run_id": r.run_id, "check": r.check, "diff": r.diff, "tags": list(r.tags),
+            "skip_tags": list(r.skip_tags), "verbosity": r.verbosity,
+        }
+    return req
+
+
+def preamble(request: dict[str, Any]) -> bytes:
+    """Header line, agent source, request: what the bootstrap reads from stdin."""
+    body = json.dumps(request, sort_keys=True).encode()
+    src = agent_source()
+    return b"%s %d %d\n" % (MAGIC, len(src), len(body)) + src + body
+
+
+def _check_job(job: HostJob) -> None:
+    name = job.host.name
+    if job.op not in OPS:
+        raise RemoteError(name, f"{name}: unknown operation {job.op!r}", f"use one of {', '.join(OPS)}")
+    if job.op == "deploy" and (job.artifact is None or not job.sha256 or job.size is None or not job.binary_name):
+        raise RemoteError(name, f"{name}: a deploy needs artifact, sha256, size and binary_name", None)
+    if job.op == "run" and (not job.binary_name or job.run is None):
+        raise RemoteError(name, f"{name}: a run needs binary_name and run options", None)
+
+
+async def _upload(session: Session, conn: Connection, job: HostJob) -> None:
+    assert job.artifact is not None
+    name = job.host.name
+    offset = 0
+    try:
+        f = open(job.artifact, "rb")  # noqa: SIM115 - closed below; chunks come from page cache
+    except OSError as exc:
+        raise TransferError(
+            name, f"{job.artifact}: cannot read the artifact: {exc.strerror}", "build it again"
+        ) from exc
+    with f:
+        while True:
+            chunk = f.read(UPLOAD_CHUNK)
+            if not chunk:
+                break
+            if job.upload_filter is not None:
+                filtered = job.upload_filter(offset, chunk)
+                if filtered is None:
+                    conn.abort()
+                    raise TransferError(
+                        name, f"{name}: upload cut after {offset} bytes (test fault injection)", None
+                    )
+                chunk = filtered
+            await session.write(chunk)
+            offset += len(chunk)
+    if offset != job.size:
+        raise TransferError(
+            name,
+            f"{job.artifact}: is {offset} bytes, the job says {job.size}",
+            "the artifact changed after it was built; build it again",
+        )
+
+
+def _agent_error(job: HostJob, line: dict[str, Any]) -> HostError:
+    name = job.host.name
+    kind = line.get("kind")
+    msg = f"{name}: {line.get('message', 'the agent failed')}"
+    if kind in ("checksum", "verify_failed") and line.get("expected") and line.get("actual") and line["expected"] != line["actual"]:
+        err = ChecksumMismatch(
+            name,
+            str(line["expected"]),
+            str(line["actual"]),
+            "the bytes changed in transit or on the host's disk; deploy again"
+            + ("; the host kept its previous release" if kind == "verify_failed" else ""),
+        )
+        err.message = f"{name}: {line.get('message')}: sha256 mismatch: expected {line['expected']}, got {line['actual']}"
+        err.args = (err.message,)
+        return err
+    hints = {
+        "short_read": ("upload cut: the connection closed before the whole artifact arrived", TransferError),
+        "remote_dir": (
+            f"set rustle_remote_dir for {name} to a directory the SSH user can create and write",
+            RemoteError,
+        ),
+        "lock_busy": ("another deployment to this host is still running; wait for it, then retry", RemoteError),
+        "verify_failed": ("the artifact's own check failed; rebuild it and deploy again", RemoteError),
+        "not_deployed": ("deploy first (rustle-deploy --deploy-only or without it)", RemoteError),
+        "no_previous": ("there is nothing older to go back to; see --list-deployments", RemoteError),
+    }
+    hint, cls = hints.get(str(kind), ("this is a bug in rustle-deploy's agent; please report it", RemoteError))
+    return cls(name, msg, hint)
+
+
+def _no_python(job: HostJob, launch: AgentLaunch) -> HostError:
+    name = job.host.name
+    tried = launch.python_interpreter or ", ".join(PYTHON_CANDIDATES)
+    return RemoteError(
+        name,
+        f"{name}: no usable Python 3.8+ on {name} (tried {tried})",
+        "install python3 (3.8 or newer) on the host, or set ansible_python_interpreter to one",
+    )
+
+
+def _failure_without_done(job: HostJob, launch: AgentLaunch, status: int | None, stderr: bytes) -> HostError:
+    name = job.host.name
+    text = stderr.decode("utf-8", "replace").strip()
+    if launch.become and ("password is required" in text or "a terminal is required" in text):
+        return RemoteError(
+            name,
+            f"{name}: sudo -n -u {launch.become_user} asks for a password",
+            "allow passwordless sudo (NOPASSWD) for the connecting user, or set ansible_become=false",
+        )
+    tail = text[-2000:] or "(no output on stderr)"
+    return RemoteError(
+        name,
+        f"{name}: the agent ended without a result (exit status {status}): {tail}",
+        "check that /bin/sh and python3 work on the host; run with -vvv for details",
+    )
+
+
+async def deploy_host(
+    job: HostJob,
+    *,
+    connect: ConnectFn = default_connect,
+    on_event: EventFn | None = None,
+    outcome: HostOutcome | None = None,
+) -> HostOutcome:
+    """Carry out ``job`` on its host and return the outcome; failures are in ``outcome.error``.
+
+    Pass ``outcome`` to keep what was learnt so far if the caller cancels (fleet timeouts).
+    """
+    out = outcome if outcome is not None else HostOutcome(host=job.host.name)
+    start = time.monotonic()
+    try:
+        await _drive(job, connect, on_event, out)
+    except HostError as exc:
+        out.error = exc
+    finally:
+        out.duration = time.monotonic() - start
+    out.ok = out.error is None and out.run_exit in (None, 0)
+    return out
+
+
+async def _drive(job: HostJob, connect: ConnectFn, on_event: EventFn | None, out: HostOutcome) -> None:
+    _check_job(job)
+    launch = agent_launch(job.host)
+    command = remote_command(launch)
+    data = preamble(build_request(job))
+    conn = await connect(job.host)
+    clean = False
+    try:
+        session = await conn.start(command, data)
+        done: dict[str, Any] | None = None
+        error: HostError | None = None
+        while True:
+            raw = await session.readline()
+            out.round_trips = conn.round_trips.count
+            if not raw:
+                break
+            try:
+                obj = json.loads(raw)
+            except ValueError:
+                log.debug("%s: not a protocol line: %r", job.host.name, raw[:200])
+                continue
+            if not isinstance(obj, dict):
+                continue
+            if "event" in obj:
+                out.events.append(obj)
+                if obj.get("event") == "recap":
+                    out.recap = obj
+                if on_event is not None:
+                    on_event(job.host.name, obj)
+                continue
+            kind = obj.get("agent")
+            if kind == "need_upload":
+                await _upload(session, conn, job)
+                out.uploaded = True
+            elif kind == "done":
+                done = obj
+            elif kind == "error":
+                error = _agent_error(job, obj)
+            elif kind == "no_python":
+                error = _no_python(job, launch)
+            elif kind is not None:
+                log.debug("%s: agent says %s", job.host.name, obj)
+        finished = await session.finish()
+        out.round_trips = conn.round_trips.count
+        if done is not None:
+            _apply_done(job, out, done, finished.exit_status, finished.stderr)
+        elif error is not None:
+            raise error
+        else:
+            raise _failure_without_done(job, launch, finished.exit_status, finished.stderr)
+        clean = True
+    finally:
+        out.round_trips = conn.round_trips.count
+        if clean:
+            await conn.close()
+        else:
+            conn.abort()  # a cut: an agent still reading the upload sees EOF and aborts
+            await conn.close()
+
+
+def _apply_done(job: HostJob, out: HostOutcome, done: dict[str, Any], status: int | None, stderr: bytes) -> None:
+    out.agent = done
+    out.python = done.get("python")
+    out.sha256 = done.get("sha256")
+    out.previous_sha256 = done.get("previous")
+    out.uploaded = bool(done.get("uploaded", out.uploaded))
+    out.activated = bool(done.get("activated"))
+    out.rolled_back = bool(done.get("rolled_back"))
+    run_exit = done.get("run_exit")
+    out.run_exit = int(run_exit) if isinstance(run_exit, int) else None
+    if out.run_exit is not None and out.run_exit not in (0, 2):
+        name = job.host.name
+        text = stderr.decode("utf-8", "replace").strip()[-2000:]
+        out.error = RemoteError(
+            name,
+            f"{name}: the artifact's run exited {out.run_exit}: {text or '(no output on stderr)'}",
+            "exit 3 means a bad invocation or a corrupt artifact (try --verify); other codes are runtime bugs",
+        )

@@ -1,0 +1,377 @@
+"""Modes that touch hosts: deploy (+run), deploy-only, rollback, cleanup, and rustle-exec.
+
+Each builds one HostJob per host, fans out through ``deploy.deploy_fleet``, records every
+host's outcome in the SQLite history as soon as it is known, and ends with a recap.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import secrets
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from .deploy import HostJob, HostOutcome, RunOptions, deploy_fleet
+from .errors import RemoteError, UsageError
+from .model import Host, Plan
+from .report import HostSummary, dump_json
+from .settings import Settings
+from .state import History
+
+if TYPE_CHECKING:
+    from .compiler import Artifact
+    from .pipeline import Session
+
+MANIFEST_KIND = "rustle-deploy-manifest"
+
+
+def _csv(value: str | None) -> tuple[str, ...]:
+    return tuple(t.strip() for t in (value or "").split(",") if t.strip())
+
+
+def _run_options(opts: dict[str, Any], run_id: str) -> RunOptions:
+    return RunOptions(
+        check=bool(opts.get("check")),
+        diff=bool(opts.get("diff")),
+        tags=_csv(opts.get("tags")),
+        skip_tags=_csv(opts.get("skip_tags")),
+        run_id=run_id,
+        verbosity=int(opts.get("verbose") or 0),
+    )
+
+
+def _parallel(settings: Settings, plan: Plan | None) -> int:
+    if settings.parallel:
+        return settings.parallel
+    if plan is not None and plan.options.forks > 0:
+        return plan.options.forks
+    return 50
+
+
+def _fan_out(
+    jobs: Sequence[HostJob],
+    settings: Settings,
+    plan: Plan | None,
+    session_reporter: Any,
+    on_outcome: Callable[[HostOutcome], None],
+    what: str,
+) -> list[HostOutcome]:
+    reporter = session_reporter
+    reporter.start(what, len(jobs))
+
+    def on_event(host: str, event: dict[str, Any]) -> None:
+        if "event" in event:
+            reporter.event(host, event)
+
+    def done(outcome: HostOutcome) -> None:
+        on_outcome(outcome)
+        reporter.advance()
+
+    try:
+        return asyncio.run(
+            deploy_fleet(
+                jobs,
+                parallel=_parallel(settings, plan),
+                timeout=settings.timeout,
+                on_event=on_event,
+                on_outcome=done,
+            )
+        )
+    finally:
+        reporter.stop()
+
+
+def _summary(outcome: HostOutcome) -> HostSummary:
+    s = HostSummary(name=outcome.host)
+    recap = outcome.recap or {}
+    s.ok = int(recap.get("ok", 0))
+    s.changed = int(recap.get("changed", 0))
+    s.failed = int(recap.get("failed", 0))
+    s.skipped = int(recap.get("skipped", 0))
+    s.ignored = int(recap.get("ignored", 0))
+    for event in outcome.events:
+        if event.get("event") in ("task_result", "handler_result") and event.get("status") == "failed" and not event.get("ignored"):
+            s.failed_tasks.append(str(event.get("task") or event.get("id")))
+    if outcome.error is not None:
+        from .errors import ConnectError
+
+        s.unreachable = isinstance(outcome.error, ConnectError)
+        s.error = str(outcome.error).replace("\n", " — ")
+    elif outcome.run_exit not in (None, 0) and not s.failed:
+        s.error = f"the artifact exited with status {outcome.run_exit}"
+    return s
+
+
+def _outcome_status(outcome: HostOutcome) -> str:
+    if outcome.error is not None:
+        return "rolled_back" if outcome.rolled_back else "failed"
+    return "activated" if outcome.activated else "unchanged"
+
+
+def _record(history: History, did: str, job: HostJob, outcome: HostOutcome) -> None:
+    history.record_host(
+        did,
+        outcome.host,
+        _outcome_status(outcome),
+        binary_name=job.binary_name,
+        sha256=outcome.sha256 or job.sha256,
+        previous_sha256=outcome.previous_sha256,
+        remote_dir=job.host.remote_dir,
+        error=str(outcome.error) if outcome.error else None,
+    )
+
+
+def _deploy_jobs(
+    session: Session,
+    plan: Plan | None,
+    hosts: Sequence[Host],
+    by_host: dict[str, Artifact],
+    source: str | None,
+    plan_sha: str | None,
+) -> int:
+    opts, settings = session.opts, session.settings
+    run = bool(opts.get("run_"))
+    run_id = f"r-{secrets.token_hex(6)}"
+    with History(settings.state_db) as history:
+        did = history.begin("deploy", plan_source=source, plan_sha256=plan_sha)
+        jobs = [
+            HostJob(
+                host=h,
+                op="deploy",
+                artifact=by_host[h.name].path,
+                sha256=by_host[h.name].sha256,
+                size=by_host[h.name].size,
+                binary_name=by_host[h.name].binary_name,
+                deployment_id=did,
+                verify=settings.verify,
+                run=_run_options(opts, run_id) if run else None,
+            )
+            for h in hosts
+        ]
+        job_of = {j.host.name: j for j in jobs}
+
+        def on_outcome(outcome: HostOutcome) -> None:
+            _record(history, did, job_of[outcome.host], outcome)
+            if run:
+                history.record_run(did, outcome.host, run_id, outcome.run_exit, outcome.recap)
+
+        status = "interrupted"
+        try:
+            outcomes = _fan_out(jobs, settings, plan, session.reporter, on_outcome, "deploy+run" if run else "deploy")
+            status = "done"
+        finally:
+            history.finish(did, status)
+    summaries = [_summary(o) for o in outcomes]
+    for o, s in zip(outcomes, summaries, strict=True):
+        if not run and o.error is None:
+            s.deploy = "uploaded" if o.uploaded else "already present"
+    failed = any(s.is_failure for s in summaries)
+    if run:
+        session.reporter.recap(summaries, "PLAY RECAP")
+    else:
+        session.reporter.recap(summaries, f"DEPLOY RECAP {did}")
+    if session.json_out:
+        dump_json(_manifest(did, session, source, outcomes, job_of))
+    else:
+        session.reporter.line(f"deployment {did}: {len(outcomes)} host(s), {sum(s.is_failure for s in summaries)} failed")
+    return 1 if failed else 0
+
+
+def _manifest(did: str, session: Session, source: str | None, outcomes: list[HostOutcome], job_of: dict[str, HostJob]) -> dict[str, Any]:
+    inv = session.opts.get("inventory")
+    return {
+        "kind": MANIFEST_KIND,
+        "version": 1,
+        "deployment_id": did,
+        "plan": source,
+        "inventory": os.path.abspath(inv) if inv else None,
+        "state_db": str(session.settings.state_db),
+        "hosts": [
+            {
+                "name": o.host,
+                "ok": o.error is None,
+                "status": _outcome_status(o),
+                "binary_name": job_of[o.host].binary_name,
+                "sha256": o.sha256 or job_of[o.host].sha256,
+                "previous_sha256": o.previous_sha256,
+                "uploaded": o.uploaded,
+                "remote_dir": job_of[o.host].host.remote_dir,
+                "error": str(o.error) if o.error else None,
+                "recap": o.recap,
+                "run_exit": o.run_exit,
+            }
+            for o in outcomes
+        ],
+    }
+
+
+def deploy(session: Session, plan: Plan, hosts: list[Host], artifacts: list[Artifact]) -> int:
+    by_host = {name: a for a in artifacts for name in a.hosts}
+    return _deploy_jobs(session, plan, hosts, by_host, plan.source, plan.sha256)
+
+
+def deploy_only(session: Session) -> int:
+    from .compiler.build import Artifact as Art
+
+    out = session.settings.output_dir
+    path = out / "manifest.json"
+    try:
+        doc = json.loads(path.read_text())
+        entries = doc["artifacts"]
+    except FileNotFoundError:
+        raise UsageError(f"{path}: no compiled artifacts here", "run with --compile-only first, or pass -o DIR") from None
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise UsageError(f"{path}: not a manifest written by --compile-only ({exc})", "compile again with --compile-only") from exc
+    inv = session.inventory()
+    by_host: dict[str, Any] = {}
+    for entry in entries:
+        file = out / entry["file"]
+        if not file.is_file():
+            raise UsageError(f"{file}: listed in {path} but missing", "compile again with --compile-only")
+        art = Art(
+            sha256=entry["sha256"], path=file, size=file.stat().st_size, binary_name=entry["binary_name"],
+            target=entry["target"], hosts=tuple(entry["hosts"]), files=(), families=(), with_jinja=False, cached=True,
+        )
+        for name in entry["hosts"]:
+            by_host[name] = art
+    hosts = inv.resolve(list(by_host))
+    if session.opts.get("limit"):
+        allowed = {h.name for h in inv.select(session.opts["limit"])}
+        hosts = [h for h in hosts if h.name in allowed]
+    hosts = [session._with_cli_connection(h) for h in hosts]
+    return _deploy_jobs(session, None, hosts, by_host, str(path), doc.get("plan_sha256"))
+
+
+def _simple_op(session: Session, op: str, jobs_for: Callable[[str], list[HostJob]], target_id: str | None, title: str) -> int:
+    with History(session.settings.state_db) as history:
+        did = history.begin(op, target_id=target_id)
+        jobs = jobs_for(did)
+        job_of = {j.host.name: j for j in jobs}
+
+        def on_outcome(outcome: HostOutcome) -> None:
+            job = job_of[outcome.host]
+            history.record_host(
+                did, outcome.host, "failed" if outcome.error else op,
+                binary_name=job.binary_name, sha256=outcome.sha256, previous_sha256=outcome.previous_sha256,
+                remote_dir=job.host.remote_dir, error=str(outcome.error) if outcome.error else None,
+            )
+
+        status = "interrupted"
+        try:
+            outcomes = _fan_out(jobs, session.settings, None, session.reporter, on_outcome, op)
+            status = "done"
+        finally:
+            history.finish(did, status)
+    summaries = [_summary(o) for o in outcomes]
+    session.reporter.recap(summaries, f"{title} {did}")
+    if session.json_out:
+        dump_json({
+            "kind": f"rustle-deploy-{op}", "id": did, "of": target_id,
+            "hosts": [{"name": o.host, "ok": o.error is None, "sha256": o.sha256, "previous_sha256": o.previous_sha256,
+                       "error": str(o.error) if o.error else None} for o in outcomes],
+        })
+    return 1 if any(s.is_failure for s in summaries) else 0
+
+
+def rollback(session: Session, deployment_id: str | None) -> int:
+    with History(session.settings.state_db) as history:
+        dep = history.get(deployment_id, op="deploy")
+    if dep is None:
+        raise UsageError(
+            f"no deployment {deployment_id!r} in {session.settings.state_db}" if deployment_id else f"no deployment recorded in {session.settings.state_db}",
+            "see --list-deployments",
+        )
+    inv = session.inventory() if session.opts.get("inventory") else None
+    records = {r.host: r for r in dep.hosts}
+    hosts = _hosts_by_name(session, inv, list(records))
+
+    def jobs_for(did: str) -> list[HostJob]:
+        return [
+            HostJob(
+                host=h, op="rollback", artifact=None, sha256=records[h.name].sha256, size=0,
+                binary_name=records[h.name].binary_name or "", deployment_id=did, verify=False, run=None,
+                rollback_to=records[h.name].previous_sha256 or "",
+            )
+            for h in hosts
+            if records[h.name].binary_name
+        ]
+
+    skipped = [n for n, r in records.items() if not r.binary_name]
+    for name in skipped:
+        session.reporter.line(f"{name}: cannot be rolled back: deployment {dep.id} never reached it ({records[name].error or records[name].status})")
+    return _simple_op(session, "rollback", jobs_for, dep.id, "ROLLBACK RECAP")
+
+
+def cleanup(session: Session) -> int:
+    if not session.opts.get("inventory"):
+        raise UsageError("--cleanup needs an inventory", "rustle-deploy --cleanup -i inventory.yml")
+    inv = session.inventory()
+    hosts = inv.select(session.opts.get("limit") or "all")
+    hosts = [session._with_cli_connection(h) for h in hosts]
+
+    def jobs_for(did: str) -> list[HostJob]:
+        return [
+            HostJob(host=h, op="cleanup", artifact=None, sha256="", size=0, binary_name="", deployment_id=did, verify=False, run=None)
+            for h in hosts
+        ]
+
+    return _simple_op(session, "cleanup", jobs_for, None, "CLEANUP RECAP")
+
+
+def _hosts_by_name(session: Session, inv: Any, names: list[str]) -> list[Host]:
+    from .inventory import implicit_localhost
+
+    inventory = inv or implicit_localhost()
+    try:
+        hosts = inventory.resolve(names)
+    except Exception as exc:  # noqa: BLE001 - re-raised as a usage error with the hint
+        raise UsageError(str(exc), "pass the inventory the deployment used with -i") from exc
+    return [session._with_cli_connection(h) for h in hosts]
+
+
+def exec_manifest(manifest: Any, name: str, settings: Settings, opts: dict[str, Any]) -> int:
+    from .inventory import implicit_localhost, load_inventory
+    from .report import Reporter
+
+    if not isinstance(manifest, dict) or manifest.get("kind") != MANIFEST_KIND:
+        raise UsageError(f"{name}: not a rustle-deploy deployment manifest", "rustle-exec reads what 'rustle-deploy ... --output json' prints")
+    json_out = opts.get("output") == "json"
+    reporter = Reporter(stream=sys.stderr if json_out else sys.stdout, verbosity=int(opts.get("verbose") or 0))
+    inv = load_inventory(manifest["inventory"]) if manifest.get("inventory") else implicit_localhost()
+    entries = [h for h in manifest.get("hosts", []) if isinstance(h, dict)]
+    not_deployed = [h for h in entries if not h.get("ok")]
+    for h in not_deployed:
+        reporter.line(f"{h.get('name')}: skipped: not deployed ({h.get('error')})")
+    run_id = f"r-{secrets.token_hex(6)}"
+    entry_of = {str(h["name"]): h for h in entries if h.get("ok")}
+    hosts = inv.resolve(list(entry_of)) if entry_of else []
+    jobs = [
+        HostJob(
+            host=h, op="run", artifact=None, sha256=str(entry_of[h.name]["sha256"]), size=0,
+            binary_name=str(entry_of[h.name]["binary_name"]), deployment_id=str(manifest.get("deployment_id")),
+            verify=False, run=_run_options(opts, run_id),
+        )
+        for h in hosts
+    ]
+    state_db = Path(manifest.get("state_db") or settings.state_db)
+    with History(state_db) as history:
+        def on_outcome(outcome: HostOutcome) -> None:
+            history.record_run(str(manifest.get("deployment_id")), outcome.host, run_id, outcome.run_exit, outcome.recap)
+
+        outcomes = _fan_out(jobs, settings, None, reporter, on_outcome, "run")
+    summaries = [_summary(o) for o in outcomes]
+    for h in not_deployed:
+        summaries.append(HostSummary(name=str(h.get("name")), error=f"not deployed: {h.get('error')}"))
+    reporter.recap(summaries, "PLAY RECAP")
+    if json_out:
+        dump_json({"kind": "rustle-exec-result", "run_id": run_id, "hosts": [
+            {"name": o.host, "ok": o.error is None and o.run_exit == 0, "recap": o.recap, "exit": o.run_exit,
+             "error": str(o.error) if o.error else None} for o in outcomes]})
+    return 1 if any(s.is_failure for s in summaries) else 0
+
+
+_ = RemoteError

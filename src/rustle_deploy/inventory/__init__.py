@@ -1,0 +1,425 @@
+"""Inventories, read exactly as Ansible reads them: INI, YAML, JSON and executable scripts.
+
+Public API (everything else in this package is internal)::
+
+    load_inventory(path) -> Inventory       a file or a directory of inventory files
+    implicit_localhost() -> Inventory       what Ansible uses when no inventory is given
+    Inventory.hosts / .groups               hosts with fully merged vars; groups
+    Inventory.select(pattern)               --limit / play ``hosts:`` pattern semantics
+    Inventory.resolve(names)                plan host (or group) names -> hosts, or an error
+    Inventory.to_ansible_list()             the JSON ``ansible-inventory -i FILE --list`` prints
+
+Modules: ``ranges`` (host names with ``[a:b]`` ranges and ports), ``data`` (the mutable
+structure the parsers fill, with Ansible's group-depth and reconcile rules), ``ini``,
+``yaml_json`` (the loader and the YAML inventory format), ``script`` (``--list``), ``vars``
+(``group_vars/``/``host_vars/`` and the precedence merge), ``patterns`` (host patterns).
+Imports: errors, model <- ranges <- data <- ini, yaml_json <- script, vars <- patterns <- here.
+
+Which parser reads a file follows Ansible's plugin order: an executable file is a script;
+``.yml``/``.yaml``/``.json`` and extension-less files are tried as YAML; anything but ``.toml``
+is tried as INI; the first that succeeds wins. Where Ansible would only warn that it could not
+parse the source (and go on with an empty inventory) this raises InventoryError with the file,
+the line and a hint. Variables ``ansible-inventory`` leaves out (``inventory_hostname``,
+``group_names``, ``inventory_dir``...) are not in ``Host.vars`` either; derive them from
+``Host.name`` and ``Host.groups``. Host.vars values may share nested objects between hosts:
+treat them as read-only.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import difflib
+import os
+import stat
+import sys
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from rustle_deploy.errors import InventoryError
+from rustle_deploy.inventory.data import LOCALHOST_NAMES, DataError, InventoryData
+from rustle_deploy.inventory.ini import parse_ini
+from rustle_deploy.inventory.patterns import PatternError, evaluate
+from rustle_deploy.inventory.script import parse_script
+from rustle_deploy.inventory.vars import INTERNAL_VARS, VarsFiles, host_vars, sort_groups
+from rustle_deploy.inventory.yaml_json import Loaded, Unsafe, load_data, parse_yaml_inventory
+from rustle_deploy.model import Host
+
+__all__ = ["Inventory", "Group", "load_inventory", "implicit_localhost"]
+
+# What Ansible skips when it reads a directory of inventory sources.
+_IGNORED_NAMES = ("host_vars", "group_vars", "vars_plugins")
+_IGNORED_EXTS = (".pyc", ".pyo", ".swp", ".bak", "~", ".rpm", ".md", ".txt", ".rst",
+                 ".orig", ".cfg", ".retry")
+_YAML_EXTS = (".yml", ".yaml", ".json")
+
+
+@dataclass(frozen=True)
+class Group:
+    """An inventory group: its direct hosts and child groups, and its own variables.
+
+    ``vars`` are the group's inline variables with its ``group_vars/`` files applied on top.
+    ``depth`` and ``priority`` order groups in variable precedence.
+    """
+
+    name: str
+    hosts: tuple[str, ...] = ()
+    children: tuple[str, ...] = ()
+    vars: dict[str, Any] = field(default_factory=dict)
+    parents: tuple[str, ...] = ()
+    depth: int = 0
+    priority: int = 1
+
+
+class Inventory:
+    """Hosts and groups of one inventory source, with Ansible's semantics."""
+
+    def __init__(
+        self,
+        source: str,
+        hosts: dict[str, Host],
+        groups: dict[str, Group],
+        *,
+        group_hosts: dict[str, list[str]],
+        localhost_factory: Any,
+        implicit: Iterable[str] = (),
+        warnings: Iterable[str] = (),
+    ) -> None:
+        self.source = source
+        self.hosts = hosts
+        self.groups = groups
+        self.warnings = list(warnings)
+        self._group_hosts = group_hosts
+        self._implicit: dict[str, Host] = {n: hosts[n] for n in implicit}
+        self._localhost_factory = localhost_factory
+
+    def __repr__(self) -> str:
+        return f"Inventory({self.source!r}, {len(self.hosts)} hosts, {len(self.groups)} groups)"
+
+    # -- selection ---------------------------------------------------------------------
+
+    def _implicit_host(self, name: str) -> Host | None:
+        """The host Ansible uses for ``localhost``/``127.0.0.1``/``::1`` absent from inventory."""
+        if name not in LOCALHOST_NAMES:
+            return None
+        for other in self.hosts:
+            if other in LOCALHOST_NAMES and other not in self._implicit:
+                return self.hosts[other]  # Ansible reuses the first localhost-like host
+        if name not in self._implicit:
+            self._implicit[name] = self._localhost_factory(name)
+        return self._implicit[name]
+
+    def _host(self, name: str) -> Host:
+        if name in self.hosts:
+            return self.hosts[name]
+        host = self._implicit_host(name)
+        assert host is not None
+        return host
+
+    def select(self, pattern: str | None) -> list[Host]:
+        """Hosts an Ansible host pattern selects (``None`` means ``all``), in Ansible's order."""
+        if pattern is None:
+            pattern = "all"
+        real = [n for n in self.hosts if n not in self._implicit]
+
+        def implicit(name: str) -> str | None:
+            host = self._implicit_host(name)
+            return host.name if host is not None else None
+
+        def read_file(path: str) -> str:
+            try:
+                with open(path, encoding="utf-8") as fh:
+                    return fh.read()
+            except OSError as exc:
+                raise InventoryError(
+                    f"cannot read limit file '{path}': {exc.strerror}",
+                    "'@FILE' in a host pattern names a file with one host per line",
+                    file=self.source,
+                ) from exc
+
+        try:
+            names = evaluate(
+                pattern, group_hosts=self._group_hosts, hosts=real,
+                implicit=implicit, read_file=read_file,
+            )
+        except PatternError as exc:
+            raise InventoryError(
+                str(exc),
+                "patterns are names, globs (web*), ~regex, group:&other, all:!excluded, "
+                "a,b lists and group[0:2] subscripts",
+                file=self.source,
+            ) from exc
+        return [self._host(n) for n in names]
+
+    def resolve(self, names: Iterable[str], *, what: str = "plan") -> list[Host]:
+        """Host or group names (or patterns) -> hosts, de-duplicated in order.
+
+        Unknown names raise one InventoryError that lists all of them.
+        """
+        out: list[Host] = []
+        seen: set[str] = set()
+        unknown: list[str] = []
+
+        def add(host: Host) -> None:
+            if host.name not in seen:
+                seen.add(host.name)
+                out.append(host)
+
+        for name in names:
+            if name in self.hosts and name not in self._implicit:
+                add(self.hosts[name])
+            elif name in self._group_hosts:
+                for h in self._group_hosts[name]:
+                    add(self.hosts[h])
+            elif (local := self._implicit_host(name)) is not None:
+                add(local)
+            else:
+                matched = self.select(name) if name else []
+                if matched:
+                    for h in matched:
+                        add(h)
+                elif name not in unknown:
+                    unknown.append(name)
+        if unknown:
+            raise InventoryError(
+                f"the {what} names {len(unknown)} host(s) not in the inventory: "
+                + ", ".join(unknown),
+                self._unknown_hint(unknown),
+                file=self.source,
+            )
+        return out
+
+    def _unknown_hint(self, unknown: list[str]) -> str:
+        if not [n for n in self.hosts if n not in self._implicit]:
+            return ("no inventory was given, so only 'localhost' is known; pass the inventory "
+                    "that defines these hosts with -i FILE")
+        known = [n for n in self.hosts if n not in self._implicit] + list(self.groups)
+        guesses = []
+        for name in unknown:
+            close = difflib.get_close_matches(name, known, n=1)
+            if close:
+                guesses.append(f"'{close[0]}' for '{name}'")
+        hint = "add them to the inventory or pass the inventory that defines them with -i"
+        if guesses:
+            hint = "did you mean " + ", ".join(guesses) + "? " + hint
+        return hint
+
+    # -- output ------------------------------------------------------------------------
+
+    def to_ansible_list(self) -> dict[str, Any]:
+        """The inventory in the JSON shape of ``ansible-inventory -i SOURCE --list``."""
+        all_hosts = self._group_hosts.get("all", [])
+        available = frozenset(all_hosts)
+        seen: set[str] = set()
+
+        def fmt(group: Group) -> dict[str, Any]:
+            results: dict[str, Any] = {}
+            entry: dict[str, Any] = {}
+            results[group.name] = entry
+            if group.name != "all":
+                entry["hosts"] = [h for h in group.hosts if h in available]
+            entry["children"] = []
+            for sub in group.children:
+                entry["children"].append(sub)
+                if sub not in seen:
+                    results.update(fmt(self.groups[sub]))
+                    seen.add(sub)
+            for key in ("hosts", "vars", "children"):
+                if key in entry and not entry[key]:
+                    del entry[key]
+            if not entry:
+                del results[group.name]
+            return results
+
+        results = fmt(self.groups["all"]) if "all" in self.groups else {}
+        hostvars: dict[str, Any] = {}
+        for name in all_hosts:
+            hvars = self.hosts[name].vars
+            if hvars:
+                hostvars[name] = _jsonable(hvars)
+        results["_meta"] = {"hostvars": hostvars, "profile": "inventory_legacy"}
+        return results
+
+
+def _jsonable(value: Any) -> Any:
+    """Values as ansible-inventory's JSON encoder writes them."""
+    if isinstance(value, Unsafe):
+        return {"__ansible_unsafe": str(value)}
+    if isinstance(value, dict):
+        return {_json_key(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, (set, frozenset)):
+        try:
+            items = sorted(value)
+        except TypeError:
+            items = list(value)
+        return [_jsonable(v) for v in items]
+    if isinstance(value, (_dt.date, _dt.datetime, _dt.time)):
+        return value.isoformat()
+    if isinstance(value, bytes):
+        return value.decode("utf-8", errors="replace")
+    return value
+
+
+def _json_key(key: Any) -> str:
+    if isinstance(key, str):
+        return key
+    if key is True:
+        return "true"
+    if key is False:
+        return "false"
+    if key is None:
+        return "null"
+    if isinstance(key, (_dt.date, _dt.datetime)):
+        return key.isoformat()
+    return str(key)
+
+
+# -- loading ---------------------------------------------------------------------------
+
+
+def implicit_localhost() -> Inventory:
+    """The inventory Ansible uses without ``-i``: only an implicit ``localhost``."""
+    return _build(InventoryData(), "<implicit localhost>", VarsFiles(None), [], implicit=True)
+
+
+def load_inventory(path: str | os.PathLike[str]) -> Inventory:
+    """Read an inventory file (INI, YAML, JSON, executable script) or a directory of them."""
+    source = os.fspath(path)
+    if not os.path.exists(source):
+        raise InventoryError(
+            "no such inventory file or directory",
+            "pass an INI, YAML or JSON inventory file, an executable inventory script, or a "
+            "directory of them with -i",
+            file=source,
+        )
+    data = InventoryData()
+    warnings: list[str] = []
+    if os.path.isdir(source):
+        _parse_dir(data, source, warnings)
+        basedir = source
+    else:
+        _parse_file(data, source, warnings)
+        basedir = os.path.dirname(os.path.abspath(source))
+    try:
+        for name in data.reconcile():
+            warnings.append(f"{source}: found both group and host with same name: {name}")
+    except DataError as exc:
+        raise InventoryError(str(exc), None, file=source) from exc
+    return _build(data, source, VarsFiles(basedir), warnings)
+
+
+def _parse_dir(data: InventoryData, path: str, warnings: list[str]) -> None:
+    for entry in sorted(os.listdir(path)):
+        if entry.startswith(".") or entry in _IGNORED_NAMES or entry.endswith(_IGNORED_EXTS):
+            continue
+        full = os.path.join(path, entry)
+        if os.path.isdir(full):
+            _parse_dir(data, full, warnings)
+        else:
+            _parse_file(data, full, warnings)
+
+
+def _parse_file(data: InventoryData, path: str, warnings: list[str]) -> None:
+    ext = os.path.splitext(path)[1]
+    errors: list[tuple[str, InventoryError]] = []
+    loaded: Loaded | None = None
+    text: str | None = None
+
+    def read_text() -> str:
+        nonlocal text
+        if text is None:
+            try:
+                with open(path, encoding="utf-8") as fh:
+                    text = fh.read()
+            except UnicodeDecodeError as exc:
+                raise InventoryError(
+                    f"not UTF-8 text ({exc.reason} at byte {exc.start})",
+                    "inventory files must be UTF-8", file=path,
+                ) from exc
+            except OSError as exc:
+                raise InventoryError(f"cannot read: {exc.strerror}", file=path) from exc
+        return text
+
+    if _is_executable(path):
+        parse_script(data, path, warnings)  # Ansible tries others after a failed script,
+        return                              # but their errors would only hide the real one
+    if ext in ("", *_YAML_EXTS):
+        try:
+            loaded = load_data(path, read_text())
+            parse_yaml_inventory(data, path, loaded, warnings)
+            return
+        except InventoryError as exc:
+            errors.append(("yaml", exc))
+    if ext == ".toml":
+        raise InventoryError(
+            "TOML inventories are not supported",
+            "convert it with 'ansible-inventory -i FILE --list --output inv.json' "
+            "or write it as INI or YAML",
+            file=path,
+        )
+    try:
+        parse_ini(data, path, read_text())
+        return
+    except InventoryError as exc:
+        errors.append(("ini", exc))
+    yaml_err = next((e for kind, e in errors if kind == "yaml"), None)
+    ini_err = next((e for kind, e in errors if kind == "ini"), None)
+    looks_yaml = ext in _YAML_EXTS or (loaded is not None and isinstance(loaded.data, dict))
+    raise (yaml_err if looks_yaml and yaml_err is not None else ini_err or yaml_err)  # type: ignore[misc]
+
+
+def _is_executable(path: str) -> bool:
+    try:
+        mode = os.stat(path).st_mode
+    except OSError:
+        return False
+    return stat.S_ISREG(mode) and os.access(path, os.X_OK)
+
+
+def _localhost_vars(data: InventoryData, files: VarsFiles, name: str) -> dict[str, Any]:
+    merged: dict[str, Any] = dict(data.groups["all"].vars)
+    merged.update(files.group("all"))
+    merged["ansible_python_interpreter"] = sys.executable or "/usr/bin/python"
+    merged["ansible_connection"] = "local"
+    merged.update(files.host(name))
+    for key in INTERNAL_VARS.intersection(merged):
+        del merged[key]
+    return merged
+
+
+def _build(
+    data: InventoryData, source: str, files: VarsFiles, warnings: list[str],
+    *, implicit: bool = False,
+) -> Inventory:
+    hosts: dict[str, Host] = {}
+    for h in data.hosts.values():
+        order = [g.name for g in sort_groups(g for g in h.groups if g.name != "all")]
+        hosts[h.name] = Host(name=h.name, vars=host_vars(data, h, files), groups=("all", *order))
+    groups: dict[str, Group] = {}
+    for g in data.groups.values():
+        gvars = dict(g.vars)
+        gvars.update(files.group(g.name))
+        groups[g.name] = Group(
+            name=g.name,
+            hosts=tuple(h.name for h in g.hosts),
+            children=tuple(c.name for c in g.child_groups),
+            vars=gvars,
+            parents=tuple(p.name for p in g.parent_groups),
+            depth=g.depth,
+            priority=g.priority,
+        )
+    group_hosts = {name: [h.name for h in g.all_hosts()] for name, g in data.groups.items()}
+
+    def factory(name: str) -> Host:
+        return Host(name=name, vars=_localhost_vars(data, files, name), groups=())
+
+    implicit_names: list[str] = []
+    if implicit:
+        hosts["localhost"] = factory("localhost")
+        implicit_names.append("localhost")
+    return Inventory(
+        source, hosts, groups, group_hosts=group_hosts, localhost_factory=factory,
+        implicit=implicit_names, warnings=warnings,
+    )

@@ -1,0 +1,187 @@
+"""Host names with ranges and ports, as Ansible reads them (``web[01:20].example.com:2222``).
+
+A port of ``ansible.parsing.utils.addresses.parse_address`` and
+``ansible.plugins.inventory.expand_hostname_range``: the same regular expressions, the same
+quirks (an unparsable name is kept as written; ``[x,y,z]`` lists are not ranges and fail).
+Errors are :class:`RangeError` (a ``ValueError``); the parsers turn them into InventoryError
+with the file and line.
+"""
+
+from __future__ import annotations
+
+import re
+import string
+
+__all__ = ["RangeError", "expand_hostpattern", "parse_address", "expand_hostname_range"]
+
+
+class RangeError(ValueError):
+    """A host pattern or range Ansible would reject."""
+
+
+_NUMERIC_RANGE = r"""
+    \[
+        (?:[0-9]+:[0-9]+)
+        (?::[0-9]+)?
+    \]
+"""
+_HEX_RANGE = r"""
+    \[
+        (?:[0-9a-f]+:[0-9a-f]+)
+        (?::[0-9]+)?
+    \]
+"""
+_ALNUM_RANGE = r"""
+    \[
+        (?:
+            [a-z]:[a-z]|
+            [0-9]+:[0-9]+
+        )
+        (?::[0-9]+)?
+    \]
+"""
+_IPV6_COMPONENT = r"""
+    (?:
+        [0-9a-f]{{1,4}}|
+        {range}
+    )
+""".format(range=_HEX_RANGE)
+_IPV4_COMPONENT = r"""
+    (?:
+        [01]?[0-9]{{1,2}}|
+        2[0-4][0-9]|
+        25[0-5]|
+        {range}
+    )
+""".format(range=_NUMERIC_RANGE)
+_LABEL = r"""
+    (?:[\w]|{range})
+    (?:[\w_-]|{range})*
+    (?<![_-])
+""".format(range=_ALNUM_RANGE)
+
+PATTERNS = {
+    "bracketed_hostport": re.compile(r"^\[(.+)\]:([0-9]+)$"),
+    "hostport": re.compile(
+        r"""^
+            ((?:
+                [^:\[\]]
+                |
+                \[[^\]]*\]
+            )*)
+            :([0-9]+)
+            $
+        """,
+        re.X,
+    ),
+    "ipv4": re.compile(
+        r"""^(?:{i4}\.){{3}}{i4}$""".format(i4=_IPV4_COMPONENT), re.X | re.I
+    ),
+    "ipv6": re.compile(
+        r"""^
+            ((?:{0}:){{7}}{0}|
+            (?:{0}:){{1,6}}:|
+            (?:{0}:)(?::{0}){{1,6}}|
+            (?:{0}:){{2}}(?::{0}){{1,5}}|
+            (?:{0}:){{3}}(?::{0}){{1,4}}|
+            (?:{0}:){{4}}(?::{0}){{1,3}}|
+            (?:{0}:){{5}}(?::{0}){{1,2}}|
+            (?:{0}:){{6}}(?::{0})|
+            :(?::{0}){{1,6}}|
+            {0}?::|
+            (?:0:){{6}}(?:{0}\.){{3}}{0}|
+            ::(?:ffff:)?(?:{0}\.){{3}}{0}|
+            (?:0:){{5}}ffff:(?:{0}\.){{3}}{0})
+            $
+        """.format(_IPV6_COMPONENT),
+        re.X | re.I,
+    ),
+    "hostname": re.compile(
+        r"""^{label}(?:\.{label})*$""".format(label=_LABEL), re.X | re.I | re.UNICODE
+    ),
+}
+
+
+def parse_address(address: str, allow_ranges: bool = False) -> tuple[str, int | None]:
+    """Split ``host[:port]`` the way Ansible does; raise RangeError if it is no host name."""
+    port: int | None = None
+    for kind in ("bracketed_hostport", "hostport"):
+        m = PATTERNS[kind].match(address)
+        if m:
+            address, port_text = m.groups()
+            port = int(port_text)
+    host = None
+    for kind in ("ipv4", "ipv6", "hostname"):
+        if PATTERNS[kind].match(address):
+            host = address
+    if not host:
+        raise RangeError(f"not a valid network hostname: {address}")
+    if not allow_ranges and "[" in host:
+        raise RangeError("detected range in host but was asked to ignore ranges")
+    return host, port
+
+
+def expand_hostname_range(line: str) -> list[str]:
+    """Expand every ``[begin:end(:step)]`` in ``line`` (numeric, zero-padded or one letter)."""
+    parts = line.replace("[", "|", 1).replace("]", "|", 1).split("|")
+    if len(parts) != 3:
+        raise RangeError(f"unbalanced '[' in host pattern '{line}'")
+    head, nrange, tail = parts
+    bounds = nrange.split(":")
+    if len(bounds) not in (2, 3):
+        raise RangeError(f"host range [{nrange}] must be begin:end or begin:end:step")
+    beg, end = bounds[0], bounds[1]
+    step_text = bounds[2] if len(bounds) == 3 else "1"
+    if not beg:
+        beg = "0"
+    if not end:
+        raise RangeError(f"host range [{nrange}] must specify an end value")
+    rlen = 0
+    if beg[0] == "0" and len(beg) > 1:
+        rlen = len(beg)
+        if rlen != len(end):
+            raise RangeError(
+                f"host range [{nrange}] must specify equal-length begin and end formats"
+            )
+    fill = (lambda x: str(x).zfill(rlen)) if rlen else str
+    seq: list[str]
+    try:
+        # str.index on purpose: Ansible accepts any substring of ascii_letters here.
+        i_beg = string.ascii_letters.index(beg)
+        i_end = string.ascii_letters.index(end)
+        alpha = True
+    except ValueError:
+        alpha = False
+    try:
+        if alpha:
+            if i_beg > i_end:
+                raise RangeError(f"host range [{nrange}] must have begin <= end")
+            try:
+                seq = [fill(c) for c in string.ascii_letters[i_beg : i_end + 1 : int(step_text)]]
+            except ValueError:
+                alpha = False
+        if not alpha:
+            seq = [fill(n) for n in range(int(beg), int(end) + 1, int(step_text))]
+    except RangeError:
+        raise
+    except ValueError as exc:
+        raise RangeError(f"host range [{nrange}] is not a valid numeric or letter range") from exc
+    hosts: list[str] = []
+    for item in seq:
+        name = f"{head}{item}{tail}"
+        if "[" in name:
+            hosts.extend(expand_hostname_range(name))
+        else:
+            hosts.append(name)
+    return hosts
+
+
+def expand_hostpattern(hostpattern: str) -> tuple[list[str], int | None]:
+    """Return the host names a pattern stands for and the port it names (or None)."""
+    try:
+        pattern, port = parse_address(hostpattern, allow_ranges=True)
+    except RangeError:
+        pattern, port = hostpattern, None
+    if "[" in pattern:
+        return expand_hostname_range(pattern), port
+    return [pattern], port

@@ -1,0 +1,128 @@
+"""``group_vars/`` and ``host_vars/`` beside an inventory, and Ansible's variable precedence.
+
+Files are found as Ansible's ``host_group_vars`` plugin finds them: ``group_vars/NAME`` (a
+directory, read recursively in sorted order, skipping hidden and ``~`` files and files with
+other extensions), else ``NAME``, ``NAME.yml``, ``NAME.yaml`` or ``NAME.json``; the first that
+exists wins. Later files override earlier ones key by key (Ansible's default
+``hash_behaviour=replace``).
+
+A host's variables are merged in Ansible's default ``VARIABLE_PRECEDENCE`` order:
+``all`` inline vars < other groups' inline vars < ``group_vars/all`` < other groups'
+``group_vars`` < the host's inline vars < ``host_vars/HOST``, groups ordered by depth (distance
+from ``all``), then ``ansible_group_priority``, then name.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable
+from typing import Any
+
+from rustle_deploy.errors import InventoryError
+from rustle_deploy.inventory.data import GroupData, HostData, InventoryData
+from rustle_deploy.inventory.yaml_json import load_data
+
+__all__ = ["VarsFiles", "sort_groups", "host_vars", "INTERNAL_VARS"]
+
+_EXTENSIONS = (".yml", ".yaml", ".json")
+
+# Variables ansible-inventory leaves out of its output (ansible.constants.INTERNAL_STATIC_VARS).
+INTERNAL_VARS = frozenset({
+    "ansible_async_path", "ansible_collection_name", "ansible_config_file",
+    "ansible_dependent_role_names", "ansible_diff_mode", "ansible_facts", "ansible_forks",
+    "ansible_inventory_sources", "ansible_limit", "ansible_play_batch", "ansible_play_hosts",
+    "ansible_play_hosts_all", "ansible_play_role_names", "ansible_playbook_python",
+    "ansible_role_name", "ansible_role_names", "ansible_run_tags", "ansible_skip_tags",
+    "ansible_verbosity", "ansible_version", "inventory_dir", "inventory_file",
+    "inventory_hostname", "inventory_hostname_short", "groups", "group_names", "hostvars",
+    "playbook_dir", "play_hosts", "role_name", "role_names", "role_path", "role_uuid",
+})
+
+
+def sort_groups(groups: Iterable[GroupData]) -> list[GroupData]:
+    """Ansible's precedence order of groups: depth, then priority, then name."""
+    return sorted(groups, key=lambda g: (g.depth, g.priority, g.name))
+
+
+class VarsFiles:
+    """The ``group_vars``/``host_vars`` of one inventory directory, read once each."""
+
+    def __init__(self, basedir: str | None) -> None:
+        self.basedir = os.path.realpath(basedir) if basedir is not None else None
+        self._cache: dict[tuple[str, str], dict[str, Any]] = {}
+        self.files_read: list[str] = []
+
+    def group(self, name: str) -> dict[str, Any]:
+        return self._vars("group_vars", name)
+
+    def host(self, name: str) -> dict[str, Any]:
+        return self._vars("host_vars", name)
+
+    def _vars(self, subdir: str, name: str) -> dict[str, Any]:
+        key = (subdir, name)
+        if key not in self._cache:
+            data: dict[str, Any] = {}
+            if self.basedir is not None and name and not name.startswith(os.path.sep):
+                top = os.path.join(self.basedir, subdir)
+                if os.path.isdir(top):
+                    for found in find_vars_files(top, name):
+                        data.update(_load_vars_file(found))
+                        self.files_read.append(found)
+            self._cache[key] = data
+        return self._cache[key]
+
+
+def find_vars_files(path: str, name: str) -> list[str]:
+    """Files for entity ``name`` under ``path``, in the order Ansible reads them."""
+    base = os.path.join(path, name)
+    for ext in ("", *_EXTENSIONS):
+        full = base + ext
+        if os.path.exists(full):
+            if os.path.isdir(full):
+                return _dir_vars_files(full)
+            return [full]
+    return []
+
+
+def _dir_vars_files(path: str) -> list[str]:
+    found: list[str] = []
+    for entry in sorted(os.listdir(path)):
+        if entry.startswith(".") or entry.endswith("~"):
+            continue
+        ext = os.path.splitext(entry)[1]
+        full = os.path.join(path, entry)
+        if os.path.isdir(full) and not ext:
+            found.extend(_dir_vars_files(full))
+        elif os.path.isfile(full) and (not ext or ext in _EXTENSIONS):
+            found.append(full)
+    return found
+
+
+def _load_vars_file(path: str) -> dict[str, Any]:
+    data = load_data(path).data
+    if not data:
+        return {}
+    if not isinstance(data, dict):
+        raise InventoryError(
+            f"variables file holds a {type(data).__name__}, not a mapping",
+            "a group_vars/host_vars file is a YAML mapping of variable names to values",
+            file=path, line=1,
+        )
+    return {str(k): v for k, v in data.items()}
+
+
+def host_vars(inv: InventoryData, host: HostData, files: VarsFiles) -> dict[str, Any]:
+    """The variables of ``host`` after Ansible's precedence rules, internal ones removed."""
+    all_group = inv.groups["all"]
+    groups = sort_groups(g for g in host.groups if g.name != "all")
+    merged: dict[str, Any] = dict(all_group.vars)
+    for g in groups:
+        merged.update(g.vars)
+    merged.update(files.group("all"))
+    for g in groups:
+        merged.update(files.group(g.name))
+    merged.update(host.vars)
+    merged.update(files.host(host.name))
+    for name in INTERNAL_VARS.intersection(merged):
+        del merged[name]
+    return merged

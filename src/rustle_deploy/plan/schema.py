@@ -1,0 +1,618 @@
+"""Typed reading of rustle-plan JSON into the model: shapes, types, enums, legacy keys.
+
+This module owns the *shape* of a plan (PLAN_FORMAT.md): which keys are required, what type
+each value has, the serde enum encodings (PascalCase; unit variants as bare strings, data
+variants as one-key objects), durations ``{secs, nanos}``, the task and play extensions, and
+the migration of legacy shapes (``task_ids`` -> ``tasks``, ``target_triple`` vs
+``target_arch`` + ``target_os``, ``"SshOnly"``, ``Skip``/``Only`` conditions). Unknown keys
+are ignored. Every failure is a :class:`~rustle_deploy.errors.PlanError` carrying the JSON
+pointer (RFC 6901) of the offending value and a hint showing what a good value looks like.
+
+Cross-references (hosts, notify, dependencies, modules, files) are checked afterwards by
+``validate.py`` on the model this module builds.
+
+The checks are hand-rolled rather than msgspec Structs: they are few, plans are small, and
+this way every message can say what was expected *and* what was found at an exact pointer.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Callable
+from typing import Any, NoReturn, TypeVar
+
+from rustle_deploy.errors import PlanError
+from rustle_deploy.model import (
+    CONDITION_KINDS,
+    STRATEGIES,
+    Batch,
+    BinaryDeployment,
+    Condition,
+    Plan,
+    PlanningOptions,
+    Play,
+    StaticFile,
+    Strategy,
+    Task,
+)
+
+T = TypeVar("T")
+D = TypeVar("D")
+
+RISK_LEVELS = ("Low", "Medium", "High", "Critical")
+EXECUTION_MODES = ("Controller", "Standalone", "Hybrid")
+PLACEHOLDER_CHECKSUM = "placeholder-checksum"
+MAX_NANOS = 999_999_999
+
+_EXAMPLES = {
+    "a string": '"web1"',
+    "an integer": "5",
+    "a boolean": "true or false",
+    "an array": '["a", "b"]',
+    "an array of strings": '["a", "b"]',
+    "an object": '{"key": "value"}',
+}
+
+
+def escape(token: str | int) -> str:
+    """Escape one JSON pointer reference token (RFC 6901), made printable for messages."""
+    return printable(str(token).replace("~", "~0").replace("/", "~1"))
+
+
+def child(pointer: str, token: str | int) -> str:
+    return f"{pointer}/{escape(token)}"
+
+
+def printable(text: str) -> str:
+    """``text`` with control characters and lone surrogates escaped, safe to print."""
+    return text if text.isprintable() else repr(text)[1:-1]
+
+
+def json_type(value: Any) -> str:
+    """The JSON name of a decoded value's type, with a short rendering of scalars."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return f"boolean {'true' if value else 'false'}"
+    if isinstance(value, int):
+        return f"integer {value}" if abs(value) < 10**15 else "a very large integer"
+    if isinstance(value, float):
+        return f"number {value!r}"
+    if isinstance(value, str):
+        shown = value if len(value) <= 40 else value[:37] + "..."
+        return f"string {json.dumps(shown)}"
+    if isinstance(value, list):
+        return "array"
+    if isinstance(value, dict):
+        return "object"
+    return type(value).__name__  # not reachable from JSON
+
+
+class Reader:
+    """Raises PlanErrors for one source; every check takes the value and its pointer."""
+
+    def __init__(self, source: str) -> None:
+        self.source = source
+        # pointers of binary deployments that use the legacy key ``task_ids``
+        self.legacy_task_ids: set[str] = set()
+
+    # -- failures -------------------------------------------------------------------------
+
+    def fail(self, pointer: str, message: str, hint: str | None = None) -> NoReturn:
+        raise PlanError(message, hint, file=self.source, pointer=pointer or "/")
+
+    def expected(self, pointer: str, what: str, value: Any, hint: str | None = None) -> NoReturn:
+        if hint is None:
+            example = _EXAMPLES.get(what)
+            hint = f"write {what} here, e.g. {example}" if example else None
+        self.fail(pointer, f"expected {what}, got {json_type(value)}", hint)
+
+    # -- containers -----------------------------------------------------------------------
+
+    def obj(self, value: Any, pointer: str, what: str = "an object") -> dict[str, Any]:
+        if not isinstance(value, dict):
+            self.expected(pointer, what, value, f"write {what} here: {{...}}")
+        return value
+
+    def arr(self, value: Any, pointer: str, what: str = "an array") -> list[Any]:
+        if not isinstance(value, list):
+            self.expected(pointer, what, value, f"write {what} here: [...]")
+        return value
+
+    def req(self, d: dict[str, Any], key: str, pointer: str, what: str) -> Any:
+        """The value of a required key; ``what`` describes the expected value."""
+        if key not in d:
+            self.fail(
+                child(pointer, key),
+                f"missing required key '{key}' ({what})",
+                f"add \"{key}\" to the object at {pointer or '/'}; rustle-plan always writes it",
+            )
+        return d[key]
+
+    # -- scalars --------------------------------------------------------------------------
+
+    def string(self, value: Any, pointer: str) -> str:
+        if not isinstance(value, str):
+            self.expected(pointer, "a string", value)
+        return value
+
+    def opt_string(self, value: Any, pointer: str) -> str | None:
+        return None if value is None else self.string(value, pointer)
+
+    def integer(self, value: Any, pointer: str, *, minimum: int | None = 0) -> int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            self.expected(pointer, "an integer", value)
+        if minimum is not None and value < minimum:
+            self.fail(pointer, f"expected an integer >= {minimum}, got {value}",
+                      f"write an integer of at least {minimum} here")
+        return value
+
+    def opt_integer(self, value: Any, pointer: str, *, minimum: int | None = 0) -> int | None:
+        return None if value is None else self.integer(value, pointer, minimum=minimum)
+
+    def boolean(self, value: Any, pointer: str) -> bool:
+        if not isinstance(value, bool):
+            self.expected(pointer, "a boolean", value)
+        return value
+
+    def number(self, value: Any, pointer: str) -> float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            self.expected(pointer, "a number", value, "write a number here, e.g. 0.5")
+        if isinstance(value, float) and not math.isfinite(value):
+            self.fail(pointer, "expected a finite number", "write a number here, e.g. 0.5")
+        return float(value)
+
+    def strings(self, value: Any, pointer: str) -> tuple[str, ...]:
+        items = self.arr(value, pointer, "an array of strings")
+        return tuple(self.string(v, child(pointer, i)) for i, v in enumerate(items))
+
+    def enum(self, value: Any, pointer: str, choices: tuple[str, ...]) -> str:
+        if not isinstance(value, str) or value not in choices:
+            self.fail(
+                pointer,
+                f"expected one of {', '.join(choices)}, got {json_type(value)}",
+                "enum names are PascalCase, as rustle-plan writes them",
+            )
+        return value
+
+    def duration(self, value: Any, pointer: str) -> float | None:
+        """A serde Duration ``{secs, nanos}`` or null, in seconds."""
+        if value is None:
+            return None
+        hint = 'a duration is {"secs": 1, "nanos": 500000000} or null'
+        if not isinstance(value, dict):
+            self.expected(pointer, "a duration object", value, hint)
+        for key in ("secs", "nanos"):
+            if key not in value:
+                self.fail(child(pointer, key), f"missing required key '{key}' of a duration", hint)
+        secs = self.integer(value["secs"], child(pointer, "secs"))
+        nanos = self.integer(value["nanos"], child(pointer, "nanos"))
+        if nanos > MAX_NANOS:
+            self.fail(child(pointer, "nanos"), f"expected nanos in 0..{MAX_NANOS}, got {nanos}", hint)
+        return secs + nanos / 1e9
+
+    def opt(self, d: dict[str, Any], key: str, pointer: str, read: Callable[[Any, str], T],
+            default: D) -> T | D:
+        """``read`` the value of an optional key; ``default`` when it is absent."""
+        if key not in d:
+            return default
+        return read(d[key], child(pointer, key))
+
+    # -- serde enums with data ------------------------------------------------------------
+
+    def variant(self, value: Any, pointer: str, choices: tuple[str, ...], what: str,
+                hint: str) -> tuple[str, Any, str]:
+        """Split an externally tagged enum into (name, payload, payload pointer)."""
+        if isinstance(value, str):
+            if value not in choices:
+                self.fail(pointer, f"unknown {what} {json.dumps(value)}; expected one of "
+                          f"{', '.join(choices)}", hint)
+            return value, None, pointer
+        if not isinstance(value, dict):
+            self.expected(pointer, f"a {what}", value, hint)
+        if len(value) != 1:
+            self.fail(pointer, f"expected a {what} object with exactly one key, got "
+                      f"{len(value)} keys", hint)
+        ((name, payload),) = value.items()
+        if name not in choices:
+            self.fail(child(pointer, name), f"unknown {what} {json.dumps(name)}; expected one "
+                      f"of {', '.join(choices)}", hint)
+        return name, payload, child(pointer, name)
+
+    def strategy(self, value: Any, pointer: str) -> Strategy:
+        hint = 'e.g. "Linear", "BinaryHybrid" or {"Rolling": {"batch_size": 5}}'
+        name, payload, ptr = self.variant(value, pointer, STRATEGIES, "strategy", hint)
+        if name == "Rolling":
+            if payload is None:
+                self.fail(pointer, "the Rolling strategy needs a batch_size", hint)
+            body = self.obj(payload, ptr)
+            size = self.integer(self.req(body, "batch_size", ptr, "a positive integer"),
+                                child(ptr, "batch_size"), minimum=1)
+            return Strategy("Rolling", size)
+        if payload is not None:
+            self.fail(ptr, f"the {name} strategy takes no data; write it as \"{name}\"", hint)
+        return Strategy(name)
+
+    def condition(self, value: Any, pointer: str) -> Condition:
+        hint = ('conditions look like {"When": {"expression": "x is defined"}}, '
+                '{"Tag": {"tags": ["a"]}}, {"CheckMode": {"enabled": true}}, '
+                '{"Host": {"pattern": "web*"}}, {"SkipTag": {"tags": ["a"]}}, '
+                '{"Skip": {"condition": "..."}} or {"Only": {"hosts": ["web1"]}}')
+        name, payload, ptr = self.variant(value, pointer, CONDITION_KINDS, "condition", hint)
+        body = self.obj(payload, ptr, f"an object with the {name} condition's fields")
+        field, read = {
+            "When": ("expression", self.string),
+            "Tag": ("tags", self.strings),
+            "SkipTag": ("tags", self.strings),
+            "CheckMode": ("enabled", self.boolean),
+            "Host": ("pattern", self.string),
+            "Skip": ("condition", self.string),
+            "Only": ("hosts", self.strings),
+        }[name]
+        raw = self.req(body, field, ptr, f"the {name} condition's {field}")
+        return Condition(name, read(raw, child(ptr, field)))
+
+
+# -- task extensions ----------------------------------------------------------------------
+
+def _ext_kinds() -> dict[str, tuple[tuple[type, ...], str]]:
+    """Extension key -> (accepted Python types, description for the message)."""
+    expr_or_bool = ((bool, str), "a boolean or a Jinja2 expression string")
+    cond = ((bool, str, list), "a boolean, an expression string or an array of expressions")
+    count = ((int, str), "a non-negative integer or a Jinja2 expression string")
+    return {
+        "register": ((str,), "a variable name (string)"),
+        "loop": ((list, str), "an array or a Jinja2 expression string"),
+        "loop_control": ((dict,), "an object such as {\"loop_var\": \"item\"}"),
+        "changed_when": cond,
+        "failed_when": cond,
+        "until": cond,
+        "ignore_errors": expr_or_bool,
+        "no_log": expr_or_bool,
+        "become": expr_or_bool,
+        "check_mode": expr_or_bool,
+        "diff": expr_or_bool,
+        "become_user": ((str,), "a user name (string)"),
+        "become_method": ((str,), "a method name such as \"sudo\" (string)"),
+        "environment": ((dict, str), "an object of variable names to values"),
+        "vars": ((dict,), "an object of variable names to values"),
+        "retries": count,
+        "delay": count,
+        "timeout": count,
+        "run_once": ((bool,), "a boolean"),
+        "delegate_to": ((str,), "a host name (string)"),
+        "listen": ((str, list), "a topic string or an array of them"),  # handlers only
+    }
+
+
+EXTENSION_TYPES = _ext_kinds()
+
+
+def read_extras(r: Reader, d: dict[str, Any], pointer: str, keys: tuple[str, ...]) -> dict[str, Any]:
+    """The extension keys present on a task or handler, type-checked."""
+    out: dict[str, Any] = {}
+    for key in keys:
+        if key not in d:
+            continue
+        value, ptr = d[key], child(pointer, key)
+        types, what = EXTENSION_TYPES[key]
+        ok = isinstance(value, types) and not (isinstance(value, bool) and bool not in types)
+        if ok and key in ("retries", "delay", "timeout") and isinstance(value, int) and value < 0:
+            ok = False
+        if ok and isinstance(value, list) and key in ("changed_when", "failed_when", "until",
+                                                      "listen"):
+            ok = all(isinstance(v, str) for v in value)
+        if ok and key in ("environment", "vars", "loop_control"):
+            ok = all(isinstance(k, str) for k in value) if isinstance(value, dict) else True
+        if not ok:
+            r.expected(ptr, what, value, f"'{key}' keeps Ansible's meaning; write {what}")
+        out[key] = value
+    return out
+
+
+# -- plan parts ---------------------------------------------------------------------------
+
+_TASK_EXTENSIONS: tuple[str, ...] = tuple(k for k in EXTENSION_TYPES if k != "listen")
+
+
+def read_args(r: Reader, value: Any, pointer: str) -> dict[str, Any]:
+    args = r.obj(value, pointer, "an object of module arguments")
+    src = args.get("src")
+    if src is not None and not isinstance(src, str):
+        r.expected(child(pointer, "src"), "a string", src, "src is a path, e.g. \"files/app.conf\"")
+    return dict(args)
+
+
+def read_task(r: Reader, value: Any, pointer: str) -> Task:
+    d = r.obj(value, pointer, "a task object")
+    task_id = r.string(r.req(d, "task_id", pointer, "a string such as \"task_0\""),
+                       child(pointer, "task_id"))
+    name = r.string(r.req(d, "name", pointer, "a string"), child(pointer, "name"))
+    module = r.string(r.req(d, "module", pointer, "a module name such as \"copy\""),
+                      child(pointer, "module"))
+    args = read_args(r, r.req(d, "args", pointer, "an object of module arguments"),
+                     child(pointer, "args"))
+    hosts = r.opt(d, "hosts", pointer, r.strings, ())
+    dependencies = r.opt(d, "dependencies", pointer, r.strings, ())
+    conditions = _conditions(r, d, pointer)
+    tags = r.opt(d, "tags", pointer, r.strings, ())
+    notify = r.opt(d, "notify", pointer, r.strings, ())
+    order = r.opt(d, "execution_order", pointer, r.integer, 0)
+    r.opt(d, "can_run_parallel", pointer, r.boolean, False)
+    r.opt(d, "estimated_duration", pointer, r.duration, None)
+    r.opt(d, "risk_level", pointer, lambda v, p: r.enum(v, p, RISK_LEVELS), "Low")
+    extras = read_extras(r, d, pointer, _TASK_EXTENSIONS)
+    return Task(task_id=task_id, name=name, module=module, args=args, hosts=hosts,
+                conditions=conditions, tags=tags, notify=notify, execution_order=order,
+                dependencies=dependencies, extras=extras, pointer=pointer)
+
+
+def read_handler(r: Reader, value: Any, pointer: str) -> Task:
+    d = r.obj(value, pointer, "a handler object")
+    id_key = "handler_id" if "handler_id" in d or "task_id" not in d else "task_id"
+    handler_id = r.string(r.req(d, id_key, pointer, "a string such as \"handler_0\""),
+                          child(pointer, id_key))
+    name = r.string(r.req(d, "name", pointer, "the name that notify refers to"),
+                    child(pointer, "name"))
+    module = r.string(r.req(d, "module", pointer, "a module name such as \"service\""),
+                      child(pointer, "module"))
+    args = read_args(r, r.req(d, "args", pointer, "an object of module arguments"),
+                     child(pointer, "args"))
+    conditions = _conditions(r, d, pointer)
+    order = r.opt(d, "execution_order", pointer, r.integer, 0)
+    hosts = r.opt(d, "hosts", pointer, r.strings, ())
+    tags = r.opt(d, "tags", pointer, r.strings, ())
+    notify = r.opt(d, "notify", pointer, r.strings, ())
+    extras = read_extras(r, d, pointer, tuple(EXTENSION_TYPES))
+    return Task(task_id=handler_id, name=name, module=module, args=args, hosts=hosts,
+                conditions=conditions, tags=tags, notify=notify, execution_order=order,
+                extras=extras, pointer=pointer)
+
+
+def _conditions(r: Reader, d: dict[str, Any], pointer: str) -> tuple[Condition, ...]:
+    if "conditions" not in d:
+        return ()
+    ptr = child(pointer, "conditions")
+    items = r.arr(d["conditions"], ptr, "an array of conditions")
+    return tuple(r.condition(c, child(ptr, i)) for i, c in enumerate(items))
+
+
+def _parallel_group(r: Reader, value: Any, pointer: str) -> None:
+    d = r.obj(value, pointer, "a parallel group object")
+    r.opt(d, "group_id", pointer, r.string, "")
+    r.opt(d, "tasks", pointer, r.strings, ())
+    r.opt(d, "max_parallelism", pointer, r.integer, 0)
+    r.opt(d, "shared_resources", pointer, r.strings, ())
+
+
+def read_batch(r: Reader, value: Any, pointer: str) -> Batch:
+    d = r.obj(value, pointer, "a batch object")
+    batch_id = r.string(r.req(d, "batch_id", pointer, "a string such as \"binary-batch\""),
+                        child(pointer, "batch_id"))
+    tptr = child(pointer, "tasks")
+    raw_tasks = r.arr(r.req(d, "tasks", pointer, "an array of tasks"), tptr, "an array of tasks")
+    tasks = tuple(read_task(r, t, child(tptr, i)) for i, t in enumerate(raw_tasks))
+    hosts = r.opt(d, "hosts", pointer, r.strings, ())
+    dependencies = r.opt(d, "dependencies", pointer, r.strings, ())
+    if "parallel_groups" in d:
+        gptr = child(pointer, "parallel_groups")
+        for i, g in enumerate(r.arr(d["parallel_groups"], gptr)):
+            _parallel_group(r, g, child(gptr, i))
+    r.opt(d, "estimated_duration", pointer, r.duration, None)
+    return Batch(batch_id=batch_id, hosts=hosts, tasks=tasks, dependencies=dependencies,
+                 pointer=pointer)
+
+
+def read_play(r: Reader, value: Any, pointer: str, default_strategy: Strategy) -> Play:
+    d = r.obj(value, pointer, "a play object")
+    play_id = r.string(r.req(d, "play_id", pointer, "a string such as \"play-0\""),
+                       child(pointer, "play_id"))
+    name = r.string(r.req(d, "name", pointer, "a string"), child(pointer, "name"))
+    hosts = r.strings(r.req(d, "hosts", pointer, "an array of host names"),
+                      child(pointer, "hosts"))
+    strategy = r.opt(d, "strategy", pointer, r.strategy, default_strategy)
+    serial = r.opt(d, "serial", pointer, r.opt_integer, None)
+    bptr = child(pointer, "batches")
+    raw_batches = r.arr(r.req(d, "batches", pointer, "an array of batches"), bptr,
+                        "an array of batches")
+    batches = tuple(read_batch(r, b, child(bptr, i)) for i, b in enumerate(raw_batches))
+    handlers: tuple[Task, ...] = ()
+    if "handlers" in d:
+        hptr = child(pointer, "handlers")
+        raw = r.arr(d["handlers"], hptr, "an array of handlers")
+        handlers = tuple(read_handler(r, h, child(hptr, i)) for i, h in enumerate(raw))
+    play_vars: dict[str, Any] = {}
+    if "vars" in d and d["vars"] is not None:
+        play_vars = dict(r.obj(d["vars"], child(pointer, "vars"), "an object of variables"))
+    r.opt(d, "estimated_duration", pointer, r.duration, None)
+    return Play(play_id=play_id, name=name, hosts=hosts, strategy=strategy, serial=serial,
+                batches=batches, handlers=handlers, vars=play_vars, pointer=pointer)
+
+
+def read_options(r: Reader, value: Any, pointer: str) -> PlanningOptions:
+    d = r.obj(value, pointer, "a planning_options object")
+    default = PlanningOptions()
+    return PlanningOptions(
+        limit=r.opt(d, "limit", pointer, r.opt_string, None),
+        tags=r.opt(d, "tags", pointer, r.strings, ()),
+        skip_tags=r.opt(d, "skip_tags", pointer, r.strings, ()),
+        check_mode=r.opt(d, "check_mode", pointer, r.boolean, False),
+        diff_mode=r.opt(d, "diff_mode", pointer, r.boolean, False),
+        forks=r.opt(d, "forks", pointer, lambda v, p: r.integer(v, p, minimum=1), default.forks),
+        serial=r.opt(d, "serial", pointer, r.opt_integer, None),
+        strategy=r.opt(d, "strategy", pointer, r.strategy, default.strategy),
+        binary_threshold=r.opt(d, "binary_threshold", pointer, r.integer,
+                               default.binary_threshold),
+        force_binary=r.opt(d, "force_binary", pointer, r.boolean, False),
+        force_ssh=r.opt(d, "force_ssh", pointer, r.boolean, False),
+    )
+
+
+_OS_TRIPLES = {
+    "linux": "unknown-linux-gnu",
+    "darwin": "apple-darwin",
+    "macos": "apple-darwin",
+    "windows": "pc-windows-msvc",
+    "freebsd": "unknown-freebsd",
+    "netbsd": "unknown-netbsd",
+    "openbsd": "unknown-openbsd",
+}
+_ARCH_ALIASES = {"amd64": "x86_64", "x64": "x86_64", "arm64": "aarch64"}
+
+
+def triple_from(arch: str, os_name: str) -> str:
+    """``x86_64`` + ``linux`` -> ``x86_64-unknown-linux-gnu`` (Rust's target triple)."""
+    arch = _ARCH_ALIASES.get(arch.lower(), arch.lower())
+    os_name = os_name.lower()
+    return f"{arch}-{_OS_TRIPLES.get(os_name, 'unknown-' + os_name)}"
+
+
+def _static_file(r: Reader, value: Any, pointer: str) -> StaticFile:
+    d = r.obj(value, pointer, "a static file object")
+    src = r.string(r.req(d, "src_path", pointer, "a local path"), child(pointer, "src_path"))
+    dest = r.string(r.req(d, "dest_path", pointer, "a remote path"), child(pointer, "dest_path"))
+    checksum = r.opt(d, "checksum", pointer, r.opt_string, None)
+    if checksum == PLACEHOLDER_CHECKSUM or checksum == "":
+        checksum = None
+    size = r.opt(d, "size", pointer, r.opt_integer, None)
+    return StaticFile(src_path=src, dest_path=dest, checksum=checksum, size=size)
+
+
+def _embedded_plan(r: Reader, value: Any, pointer: str) -> dict[str, Any] | None:
+    if value is None:
+        return None
+    if isinstance(value, dict):  # tolerate a plan that embeds the object itself
+        return value
+    text = r.string(value, pointer)
+    try:
+        decoded = json.loads(text, parse_constant=_reject_constant)
+    except (ValueError, RecursionError) as exc:
+        where = ""
+        if isinstance(exc, json.JSONDecodeError):
+            where = f" at line {exc.lineno}, column {exc.colno}: {exc.msg}"
+        r.fail(pointer, f"execution_plan is not valid JSON{where}",
+               "embedded_data.execution_plan is a JSON *string* holding "
+               '{"group_id": ..., "hosts": [...], "tasks": [...]}')
+    return r.obj(decoded, pointer, "a JSON string encoding an object")
+
+
+def read_deployment(r: Reader, value: Any, pointer: str) -> BinaryDeployment:
+    d = r.obj(value, pointer, "a binary deployment object")
+    dep_id = r.string(r.req(d, "deployment_id", pointer, "a string such as \"group_0\""),
+                      child(pointer, "deployment_id"))
+    target_hosts = r.strings(r.req(d, "target_hosts", pointer, "an array of host names"),
+                             child(pointer, "target_hosts"))
+    binary_name = r.opt(d, "binary_name", pointer, r.string, f"rustle-runner-{dep_id}")
+    key = "tasks" if "tasks" in d or "task_ids" not in d else "task_ids"  # legacy: task_ids
+    if key == "task_ids":
+        r.legacy_task_ids.add(pointer)
+    task_ids = r.strings(r.req(d, key, pointer, "an array of task ids"), child(pointer, key))
+    modules = r.opt(d, "modules", pointer, r.strings, ())
+    embedded_plan: dict[str, Any] | None = None
+    static_files: tuple[StaticFile, ...] = ()
+    variables: dict[str, Any] = {}
+    facts: tuple[str, ...] = ()
+    if "embedded_data" in d and d["embedded_data"] is not None:
+        eptr = child(pointer, "embedded_data")
+        e = r.obj(d["embedded_data"], eptr, "an embedded_data object")
+        embedded_plan = r.opt(e, "execution_plan", eptr, lambda v, p: _embedded_plan(r, v, p),
+                              None)
+        if "static_files" in e:
+            sptr = child(eptr, "static_files")
+            static_files = tuple(_static_file(r, s, child(sptr, i))
+                                 for i, s in enumerate(r.arr(e["static_files"], sptr)))
+        if "variables" in e and e["variables"] is not None:
+            variables = dict(r.obj(e["variables"], child(eptr, "variables")))
+        facts = r.opt(e, "facts_required", eptr, r.strings, ())
+    mode = r.opt(d, "execution_mode", pointer, lambda v, p: r.enum(v, p, EXECUTION_MODES),
+                 "Controller")
+    r.opt(d, "estimated_size", pointer, r.opt_integer, None)
+    triple = None
+    if "compilation_requirements" in d and d["compilation_requirements"] is not None:
+        triple = _triple(r, d["compilation_requirements"], child(pointer, "compilation_requirements"))
+    return BinaryDeployment(
+        deployment_id=dep_id, target_hosts=target_hosts, binary_name=binary_name,
+        task_ids=task_ids, modules=modules, embedded_plan=embedded_plan,
+        static_files=static_files, variables=variables, facts_required=facts,
+        execution_mode=mode, target_triple=triple, pointer=pointer)
+
+
+def _triple(r: Reader, value: Any, pointer: str) -> str | None:
+    c = r.obj(value, pointer, "a compilation_requirements object")
+    legacy = r.opt(c, "target_triple", pointer, r.opt_string, None)
+    arch = r.opt(c, "target_arch", pointer, r.opt_string, None)
+    os_name = r.opt(c, "target_os", pointer, r.opt_string, None)
+    r.opt(c, "rust_version", pointer, r.opt_string, None)
+    r.opt(c, "cross_compilation", pointer, r.boolean, False)
+    r.opt(c, "static_linking", pointer, r.boolean, False)
+    if legacy:
+        return legacy
+    if arch and os_name:
+        return triple_from(arch, os_name)
+    if arch or os_name:
+        missing = "target_os" if arch else "target_arch"
+        r.fail(child(pointer, missing), f"missing required key '{missing}' (target_arch and "
+               "target_os go together)", 'e.g. "target_arch": "x86_64", "target_os": "linux"')
+    return None
+
+
+def _reject_constant(name: str) -> NoReturn:
+    # json accepts NaN/Infinity, which JSON (and rustle-plan) does not have.
+    raise ValueError(f"{name} is not valid JSON")
+
+
+# -- the document -------------------------------------------------------------------------
+
+def decode(r: Reader, data: bytes) -> Any:
+    """Bytes -> JSON value; a bad encoding or syntax is a PlanError at pointer "/"."""
+    hint = "the file is not JSON as rustle-plan writes it (truncated or edited?); regenerate it"
+    if not data.strip():
+        r.fail("/", "the plan is empty", "pass the JSON file that rustle-plan wrote")
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        r.fail("/", f"not UTF-8 text: invalid byte at offset {exc.start}", hint)
+    try:
+        return json.loads(text, parse_constant=_reject_constant)
+    except json.JSONDecodeError as exc:
+        raise PlanError(f"not valid JSON at line {exc.lineno}, column {exc.colno}: {exc.msg}",
+                        hint, file=r.source, pointer="/") from exc
+    except RecursionError as exc:
+        raise PlanError("not valid JSON: nested too deeply", hint, file=r.source,
+                        pointer="/") from exc
+    except ValueError as exc:
+        raise PlanError(f"not valid JSON: {exc}", hint, file=r.source, pointer="/") from exc
+
+
+def read_document(r: Reader, doc: Any, *, base_dir: str, sha256: str) -> Plan:
+    """A decoded JSON document -> Plan (shape only; cross-references are validate.py's)."""
+    top = r.obj(doc, "", "a plan object with metadata, plays and total_tasks")
+    mptr = "/metadata"
+    meta = r.obj(r.req(top, "metadata", "", "an object"), mptr, "a metadata object")
+    version = r.string(r.req(meta, "rustle_plan_version", mptr, 'a string such as "0.1.0"'),
+                       child(mptr, "rustle_plan_version"))
+    created_at = r.opt(meta, "created_at", mptr, r.opt_string, None)
+    for key in ("playbook_hash", "inventory_hash"):
+        r.opt(meta, key, mptr, r.opt_string, None)
+    options = PlanningOptions()
+    if "planning_options" in meta and meta["planning_options"] is not None:
+        options = read_options(r, meta["planning_options"], child(mptr, "planning_options"))
+    plays_raw = r.arr(r.req(top, "plays", "", "an array of plays"), "/plays", "an array of plays")
+    plays = tuple(read_play(r, p, child("/plays", i), options.strategy)
+                  for i, p in enumerate(plays_raw))
+    deployments: tuple[BinaryDeployment, ...] = ()
+    if "binary_deployments" in top and top["binary_deployments"] is not None:
+        raw = r.arr(top["binary_deployments"], "/binary_deployments",
+                    "an array of binary deployments")
+        deployments = tuple(read_deployment(r, b, child("/binary_deployments", i))
+                            for i, b in enumerate(raw))
+    total = r.integer(r.req(top, "total_tasks", "", "an integer"), "/total_tasks")
+    hosts = r.opt(top, "hosts", "", r.strings, ())
+    for key in ("estimated_duration", "estimated_compilation_time"):
+        r.opt(top, key, "", r.duration, None)
+    for key in ("parallelism_score", "network_efficiency_score"):
+        r.opt(top, key, "", lambda v, p: None if v is None else r.number(v, p), None)
+    return Plan(source=r.source, base_dir=base_dir, sha256=sha256, rustle_plan_version=version,
+                created_at=created_at, options=options, plays=plays,
+                binary_deployments=deployments, total_tasks=total, hosts=hosts)

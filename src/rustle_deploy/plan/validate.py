@@ -1,0 +1,278 @@
+"""Cross-reference checks on a parsed plan; the first violation is raised as a PlanError.
+
+In order: ``total_tasks``; task ids, dependencies and their cycles; batch dependencies
+and their cycles; modules; ``notify``; keywords the product cannot honour yet
+(``run_once``, ``delegate_to`` another host); static files (``files.py``).
+
+**Counting tasks.** ``total_tasks`` is the number of distinct ``task_id`` per play, summed over
+plays (rustle-plan counts the tasks left after tag filtering, per play). Rolling plans repeat
+every task in each host-slice batch and that repetition is not counted; ids repeat across plays
+(``task_0`` in every play) and are counted per play. A play with no batches at all (rustle-plan's
+Rolling strategy emits none when it resolved no hosts for the play) makes the count a lower
+bound.
+
+**Dependencies.** A task's ``dependencies`` name task ids of its play, a batch's name batch
+ids of its play; cycles are errors. An unknown task id is an error unless the plan was
+tag-filtered (``planning_options.tags``/``skip_tags``), since filtering may drop a task that
+another one depends on; such a dependency is then ignored, as ``Plan.play_tasks`` does.
+
+**Hosts.** Host lists hold host names: rustle-plan resolves each play's pattern against the
+inventory's host names and gives every task (and Rolling batch) a subset of the play's hosts.
+When it can resolve nothing (groups, for instance) it writes ``[]``, as in
+``package_management_plan.json`` (play, batch and task ``hosts`` all ``[]``, plan ``hosts:
+["localhost"]``); an empty list therefore means "not narrowed here". So a play's
+*effective* hosts are its ``hosts``, or the plan's top-level ``hosts`` when the play's list is
+empty; when both are empty the play targets whatever the inventory gives and no host check
+is possible. A non-empty batch or task host list must stay inside the play's effective
+hosts. Play hosts are not checked against the plan's ``hosts``. Because plan host lists may
+also name inventory groups, this check (``check_hosts``) runs once the inventory is known.
+
+**delegate_to.** Artifacts run each task on the host itself, so ``delegate_to`` is accepted
+only when it names that same host: ``{{ inventory_hostname }}``, or the single host the task
+(or play) is pinned to. ``run_once: true`` is rejected until the runtime supports it.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterator, Sequence
+
+from rustle_deploy.errors import PlanError
+from rustle_deploy.model import Plan, Play, Task
+from rustle_deploy.plan import files
+from rustle_deploy.plan.schema import child, printable
+from rustle_deploy.runtime_index import canonical_module, module_families
+
+_SELF = re.compile(r"^\{\{-?\s*inventory_hostname\s*-?\}\}$")
+
+
+def _quoted(names: Sequence[str], limit: int = 20) -> str:
+    shown = ", ".join(repr(n) for n in list(names)[:limit])
+    return shown + (f", ... ({len(names)} in all)" if len(names) > limit else "")
+
+
+def all_tasks(play: Play) -> Iterator[Task]:
+    for batch in play.batches:
+        yield from batch.tasks
+
+
+def validate(plan: Plan, files_dirs: Sequence[str] = (), *,
+             legacy_task_ids: frozenset[str] = frozenset()) -> None:
+    """Raise the first PlanError found in ``plan``'s cross-references."""
+    src = plan.source
+    _total_tasks(plan)
+    for play in plan.plays:
+        _task_graph(src, play, filtered=bool(plan.options.tags or plan.options.skip_tags))
+        _batch_graph(src, play)
+        for task in (*all_tasks(play), *play.handlers):
+            _module(src, task)
+            _unsupported(src, plan, play, task)
+        _notify(src, play)
+    _deployments(plan, legacy_task_ids)
+    _static_files(plan, files_dirs)
+
+
+def _total_tasks(plan: Plan) -> None:
+    counted = sum(len({t.task_id for t in all_tasks(p)}) for p in plan.plays)
+    if any(not p.batches for p in plan.plays):
+        # rustle-plan's Rolling strategy writes no batches for a play whose hosts it could
+        # not resolve, yet counts that play's tasks: only a lower bound is known.
+        if plan.total_tasks >= counted:
+            return
+    elif plan.total_tasks == counted:
+        return
+    raise PlanError(
+        f"total_tasks is {plan.total_tasks} but the plays hold {counted} distinct tasks",
+        "total_tasks counts distinct task ids per play, summed over plays; the plan was "
+        "edited or truncated: regenerate it with rustle-plan",
+        file=plan.source, pointer="/total_tasks")
+
+
+def check_hosts(plan: Plan, expand: Callable[[Sequence[str]], set[str]] | None = None) -> None:
+    """Batch, task and handler hosts must fall within their play's hosts.
+
+    Plan host lists may name inventory groups (rustle-plan leaves them unexpanded), so this
+    check needs the inventory: ``expand`` turns names into the set of host names they stand
+    for. Without it every name is taken as a host name.
+    """
+    for play in plan.plays:
+        _hosts(plan, play, expand or set)
+
+
+def _hosts(plan: Plan, play: Play, expand: Callable[[Sequence[str]], set[str]]) -> None:
+    allowed = play.hosts or plan.hosts
+    if not allowed:
+        return
+    where = "play" if play.hosts else "plan (the play lists none)"
+    hint = f"hosts of this {where}: {_quoted(allowed)}"
+    allowed_set = expand(allowed)
+
+    def check(hosts: tuple[str, ...], pointer: str) -> None:
+        for i, host in enumerate(hosts):
+            if not expand([host]) <= allowed_set:
+                raise PlanError(f"host {host!r} is not a host of play {play.name!r}", hint,
+                                file=plan.source, pointer=child(pointer, i))
+
+    for batch in play.batches:
+        check(batch.hosts, child(batch.pointer, "hosts"))
+        for task in batch.tasks:
+            check(task.hosts, child(task.pointer, "hosts"))
+    for handler in play.handlers:
+        check(handler.hosts, child(handler.pointer, "hosts"))
+
+
+def _find_cycle(graph: dict[str, tuple[str, ...]]) -> list[str] | None:
+    """A dependency cycle as [a, b, ..., a], or None. Iterative: plans can be long chains."""
+    state: dict[str, int] = {}  # 1 on the stack, 2 done
+    for root in graph:
+        if state.get(root):
+            continue
+        stack: list[tuple[str, Iterator[str]]] = [(root, iter(graph[root]))]
+        path = [root]
+        state[root] = 1
+        while stack:
+            node, deps = stack[-1]
+            for dep in deps:
+                if dep not in graph:
+                    continue
+                if state.get(dep) == 1:
+                    return path[path.index(dep):] + [dep]
+                if not state.get(dep):
+                    state[dep] = 1
+                    stack.append((dep, iter(graph[dep])))
+                    path.append(dep)
+                    break
+            else:
+                state[node] = 2
+                stack.pop()
+                path.pop()
+    return None
+
+
+def _task_graph(src: str, play: Play, *, filtered: bool) -> None:
+    ids = {t.task_id for t in all_tasks(play)}
+    graph: dict[str, tuple[str, ...]] = {}
+    first: dict[tuple[str, str], str] = {}  # (task, dep) -> pointer of the dependency entry
+    for batch in play.batches:
+        seen: set[str] = set()
+        for task in batch.tasks:
+            if task.task_id in seen:
+                raise PlanError(f"task id {task.task_id!r} appears twice in batch "
+                                f"{batch.batch_id!r}",
+                                "task ids are unique within a batch (Rolling plans repeat a "
+                                "task only in another batch)",
+                                file=src, pointer=child(task.pointer, "task_id"))
+            seen.add(task.task_id)
+            for i, dep in enumerate(task.dependencies):
+                ptr = child(child(task.pointer, "dependencies"), i)
+                if dep not in ids and not filtered:
+                    raise PlanError(f"task {task.task_id!r} depends on unknown task {dep!r}",
+                                    f"tasks of play {play.name!r}: {_quoted(sorted(ids))}",
+                                    file=src, pointer=ptr)
+                first.setdefault((task.task_id, dep), ptr)
+            deps = graph.get(task.task_id, ())
+            graph[task.task_id] = deps + tuple(d for d in task.dependencies if d not in deps)
+    cycle = _find_cycle(graph)
+    if cycle:
+        shown = " -> ".join(printable(c) for c in cycle)
+        raise PlanError(f"dependency cycle between tasks: {shown}",
+                        "a task cannot depend, directly or not, on itself; remove one of these "
+                        "dependencies", file=src, pointer=first[(cycle[0], cycle[1])])
+
+
+def _batch_graph(src: str, play: Play) -> None:
+    ids: dict[str, int] = {}
+    for index, batch in enumerate(play.batches):
+        if batch.batch_id in ids:
+            raise PlanError(f"batch id {batch.batch_id!r} appears twice in play {play.name!r}",
+                            "batch ids are unique within a play",
+                            file=src, pointer=child(batch.pointer, "batch_id"))
+        ids[batch.batch_id] = index
+    graph: dict[str, tuple[str, ...]] = {}
+    first: dict[tuple[str, str], str] = {}
+    for batch in play.batches:
+        for i, dep in enumerate(batch.dependencies):
+            ptr = child(child(batch.pointer, "dependencies"), i)
+            if dep not in ids:
+                raise PlanError(f"batch {batch.batch_id!r} depends on unknown batch {dep!r}",
+                                f"batches of play {play.name!r}: {_quoted(list(ids))}",
+                                file=src, pointer=ptr)
+            first.setdefault((batch.batch_id, dep), ptr)
+        graph[batch.batch_id] = batch.dependencies
+    cycle = _find_cycle(graph)
+    if cycle:
+        shown = " -> ".join(printable(c) for c in cycle)
+        raise PlanError(f"dependency cycle between batches: {shown}",
+                        "a batch cannot depend, directly or not, on itself; remove one of "
+                        "these dependencies", file=src, pointer=first[(cycle[0], cycle[1])])
+
+
+def _module(src: str, task: Task) -> None:
+    if canonical_module(task.module) is None:
+        raise PlanError(
+            f"unknown module {task.module!r} in {_kind(task)} {task.name!r}",
+            f"supported modules: {', '.join(sorted(module_families()))} "
+            "(the ansible.builtin. prefix is accepted)",
+            file=src, pointer=child(task.pointer, "module"))
+
+
+def _kind(task: Task) -> str:
+    return "handler" if "/handlers/" in task.pointer else "task"
+
+
+def _unsupported(src: str, plan: Plan, play: Play, task: Task) -> None:
+    if task.extras.get("run_once") is True:
+        raise PlanError(f"run_once is not supported yet ({_kind(task)} {task.name!r})",
+                        "remove run_once, or limit the task to one host with a Host or Only "
+                        "condition", file=src, pointer=child(task.pointer, "run_once"))
+    target = task.extras.get("delegate_to")
+    if target is None:
+        return
+    target = target.strip()
+    pinned = task.hosts or play.hosts or plan.hosts
+    if _SELF.match(target) or (len(pinned) == 1 and target == pinned[0]):
+        return
+    raise PlanError(f"delegate_to {target!r} is not supported ({_kind(task)} {task.name!r}): every task "
+                    "runs on its own host",
+                    "remove delegate_to, or move the task into a play that targets "
+                    f"{target!r}", file=src, pointer=child(task.pointer, "delegate_to"))
+
+
+def _notify(src: str, play: Play) -> None:
+    names: set[str] = set()
+    for handler in play.handlers:
+        names.add(handler.name)
+        listen = handler.extras.get("listen")
+        if isinstance(listen, str):
+            names.add(listen)
+        elif isinstance(listen, list):
+            names.update(listen)
+    hint = (f"handlers of this play: {_quoted([h.name for h in play.handlers])}"
+            if play.handlers else "this play has no handlers")
+    for task in (*all_tasks(play), *play.handlers):
+        for i, name in enumerate(task.notify):
+            if name not in names:
+                raise PlanError(f"no handler named {name!r} in play {play.name!r}", hint,
+                                file=src, pointer=child(child(task.pointer, "notify"), i))
+
+
+def _deployments(plan: Plan, legacy_task_ids: frozenset[str]) -> None:
+    known = {t.task_id for p in plan.plays for t in all_tasks(p)}
+    for dep in plan.binary_deployments:
+        key = "task_ids" if dep.pointer in legacy_task_ids else "tasks"
+        for i, task_id in enumerate(dep.task_ids):
+            if task_id not in known:
+                raise PlanError(f"deployment {dep.deployment_id!r} names unknown task "
+                                f"{task_id!r}",
+                                "a binary deployment's tasks are task ids of the plays",
+                                file=plan.source, pointer=child(child(dep.pointer, key), i))
+
+
+def _static_files(plan: Plan, files_dirs: Sequence[str]) -> None:
+    for play in plan.plays:
+        for task in (*all_tasks(play), *play.handlers):
+            files.resolve_source(plan, task, files_dirs=files_dirs)
+    for dep in plan.binary_deployments:
+        for i, static in enumerate(dep.static_files):
+            ptr = f"{dep.pointer}/embedded_data/static_files/{i}/src_path"
+            files.resolve_static_file(plan, static, ptr, files_dirs)

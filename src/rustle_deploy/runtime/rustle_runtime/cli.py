@@ -1,0 +1,116 @@
+"""The artifact's command line: ``run``, ``verify``, ``manifest``, ``--version``.
+
+Exit codes (docs/artifact.md): 0 no task failed; 2 a task failed; 3 bad invocation, unknown
+host or corrupt artifact; 1 a bug in the runtime (a traceback on stderr).
+"""
+
+import argparse
+import sys
+
+from . import PROTOCOL, __version__
+from .payload import Payload, PayloadError
+
+EXIT_USAGE = 3
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message):
+        self.print_usage(sys.stderr)
+        sys.stderr.write("%s: error: %s\n" % (self.prog, message))
+        sys.exit(EXIT_USAGE)
+
+
+def _csv(values):
+    out = []
+    for v in values or []:
+        out.extend(t.strip() for t in v.split(",") if t.strip())
+    return out
+
+
+def build_parser():
+    parser = _Parser(prog="rustle-artifact", description="Apply the plan embedded in this artifact.")
+    parser.add_argument("--version", action="store_true", help="print the runtime version and exit")
+    sub = parser.add_subparsers(dest="command")
+    run = sub.add_parser("run", help="apply the plan to this host")
+    run.add_argument("--host", required=True, help="inventory name of this host")
+    run.add_argument("--check", action="store_true", help="check mode: report changes, make none")
+    run.add_argument("--diff", action="store_true", help="report diffs of changed files")
+    run.add_argument("--tags", action="append", default=[], help="only tasks with these tags (a,b)")
+    run.add_argument("--skip-tags", action="append", default=[], help="skip tasks with these tags")
+    run.add_argument("--journal", help="also append every event line to this file (0600)")
+    run.add_argument("--run-id", help="identifier recorded in run_start")
+    run.add_argument("-v", "--verbose", action="count", default=0)
+    sub.add_parser("verify", help="re-hash every entry against manifest.json (exit 3 on mismatch)")
+    sub.add_parser("manifest", help="print manifest.json")
+    return parser
+
+
+def _fail(message, hint=None):
+    sys.stderr.write("rustle-runtime: error: %s\n" % message)
+    if hint:
+        sys.stderr.write("hint: %s\n" % hint)
+    return EXIT_USAGE
+
+
+def _run(args, payload):
+    import os
+    import time
+
+    from .events import Emitter
+    from .executor import Runner
+
+    try:
+        plan = payload.read_json("plan.json")
+    except PayloadError as exc:
+        return _fail(str(exc), "the artifact is corrupt; redeploy it")
+    hosts = plan.get("hosts") or {}
+    if args.host not in hosts:
+        return _fail("unknown host '%s'" % args.host,
+                     "this artifact serves: %s" % (", ".join(sorted(hosts)) or "no hosts"))
+    try:
+        emitter = Emitter(journal=args.journal)
+    except OSError as exc:
+        return _fail("%s: cannot open the journal: %s" % (args.journal, exc.strerror),
+                     "pass a writable --journal path")
+    run_id = args.run_id or "%s-%d" % (time.strftime("%Y%m%dT%H%M%S"), os.getpid())
+    try:
+        runner = Runner(payload, plan, args.host, emitter, check=args.check, diff=args.diff,
+                        tags=_csv(args.tags), skip_tags=_csv(args.skip_tags),
+                        verbosity=args.verbose, run_id=run_id)
+        return runner.run()
+    finally:
+        emitter.close()
+
+
+def main(argv=None):
+    """Entry point of ``python3 ARTIFACT ...``; exits with the run's code."""
+    sys.exit(_main(sys.argv[1:] if argv is None else argv))
+
+
+def _main(argv):
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.version:
+        sys.stdout.write("rustle-runtime %s (protocol %d, python %d.%d.%d)\n"
+                         % ((__version__, PROTOCOL) + tuple(sys.version_info[:3])))
+        return 0
+    if args.command is None:
+        parser.print_usage(sys.stderr)
+        return _fail("a command is required: run, verify or manifest")
+    try:
+        payload = Payload.locate()
+        if args.command == "manifest":
+            data = payload.read("manifest.json")
+            sys.stdout.write(data.decode("utf-8").rstrip("\n") + "\n")
+            return 0
+        if args.command == "verify":
+            problems = payload.verify()
+            import json
+
+            sys.stdout.write(json.dumps({"event": "verify", "ok": not problems, "problems": problems}) + "\n")
+            for p in problems:
+                sys.stderr.write("rustle-runtime: verify: %s\n" % p)
+            return EXIT_USAGE if problems else 0
+        return _run(args, payload)
+    except PayloadError as exc:
+        return _fail(str(exc), "the artifact is corrupt or incomplete; redeploy it")

@@ -1,0 +1,219 @@
+"""ModuleContext: everything a module function may use on the host, and nothing more.
+
+A module is ``fn(ctx, args) -> dict`` (see ``modules/__init__.py``). It reads the task's state
+from ``ctx`` (check/diff mode, variables, facts, embedded files), runs commands through
+``ctx.run_command`` (which applies ``become`` and the task's ``environment``), and reports a
+failure either by returning ``{"failed": True, "msg": ...}`` or by raising ``ModuleFailure``.
+"""
+
+import os
+import time
+
+
+class ModuleFailure(Exception):
+    """Raise from a module to fail the task: ``raise ModuleFailure("msg", rc=1)``."""
+
+    def __init__(self, msg, **result):
+        Exception.__init__(self, msg)
+        self.msg = msg
+        self.result = result
+
+
+class TaskTimeout(Exception):
+    """The task's ``timeout`` passed."""
+
+
+class ModuleContext(object):
+    """The host-side API a module is given; one per task (per loop item)."""
+
+    def __init__(self, runner, task, scope, check_mode, diff_mode, environment=None,
+                 deadline=None):
+        self._runner = runner
+        self.task = task
+        self.host = runner.host
+        self.vars = scope
+        self.check_mode = bool(check_mode)
+        self.diff_mode = bool(diff_mode)
+        self.verbosity = runner.verbosity
+        self.files = dict(task.get("files") or {})
+        self.environment = {str(k): str(v) for k, v in (environment or {}).items()}
+        self.become = bool(task.get("become", False))
+        self.become_user = task.get("become_user") or "root"
+        self.become_method = task.get("become_method") or "sudo"
+        self.deadline = deadline
+        self.warnings = []
+
+    # ---------------------------------------------------------------- data
+
+    def facts(self, refresh=False):
+        """The host's facts, ``ansible_``-prefixed (gathered once, on first call)."""
+        return self._runner.facts(refresh=refresh)
+
+    def read_file(self, sha256):
+        """The bytes of the embedded file ``files/<sha256>``; checked against its name."""
+        import hashlib
+
+        from .payload import PayloadError
+
+        try:
+            data = self._runner.payload.read("files/" + sha256)
+        except PayloadError as exc:
+            raise ModuleFailure("embedded file %s is missing from the artifact" % sha256) from exc
+        if hashlib.sha256(data).hexdigest() != sha256:
+            raise ModuleFailure("embedded file %s is corrupt (sha256 mismatch); "
+                                "hint: redeploy the artifact" % sha256)
+        return data
+
+    def source(self, src):
+        """The bytes of a ``copy``/``template`` ``src`` as written in the task."""
+        sha = self.files.get(src)
+        if sha is None:
+            raise ModuleFailure("src '%s' was not embedded in the artifact (embedded: %s)"
+                                % (src, ", ".join(sorted(self.files)) or "none"))
+        return self.read_file(sha)
+
+    # ---------------------------------------------------------------- templating
+
+    def render(self, text, extra_vars=None):
+        """Render ``text`` as a Jinja2 template with the task's variables (+ ``extra_vars``)."""
+        from .templating import TemplateError
+
+        scope = self.vars.child(extra_vars) if extra_vars else self.vars
+        try:
+            return self._runner.templar.render(text, scope)
+        except TemplateError as exc:
+            raise ModuleFailure("AnsibleUndefinedVariable: %s" % exc if "undefined" in str(exc)
+                                else "template error: %s" % exc) from exc
+
+    def template(self, value, extra_vars=None):
+        """Template ``value`` (any structure) as task arguments are templated."""
+        scope = self.vars.child(extra_vars) if extra_vars else self.vars
+        return self._runner.templar.template(value, scope)
+
+    def evaluate(self, expression):
+        """The value of a bare Jinja2 expression; TemplateError when it cannot be evaluated."""
+        return self._runner.templar.evaluate(expression, self.vars)
+
+    def condition(self, expression):
+        """Ansible's conditional evaluation (``when``, ``assert that``)."""
+        return self._runner.templar.condition(expression, self.vars)
+
+    # ---------------------------------------------------------------- effects
+
+    @property
+    def tmpdir(self):
+        """A private temporary directory, removed when the run ends."""
+        return self._runner.tmpdir()
+
+    def warn(self, msg):
+        self.warnings.append(str(msg))
+
+    def atomic_write(self, path, data, mode=None):
+        """Write ``data`` to ``path`` atomically (temp file beside it, fsync, rename)."""
+        import tempfile
+
+        directory = os.path.dirname(os.path.abspath(path)) or "."
+        fd, tmp = tempfile.mkstemp(dir=directory, prefix=".%s." % os.path.basename(path))
+        try:
+            with os.fdopen(fd, "wb") as fh:
+                fh.write(data)
+                fh.flush()
+                os.fsync(fh.fileno())
+            if mode is not None:
+                os.chmod(tmp, mode)
+            elif os.path.exists(path):
+                os.chmod(tmp, os.stat(path).st_mode & 0o7777)
+            else:
+                umask = os.umask(0)
+                os.umask(umask)
+                os.chmod(tmp, 0o666 & ~umask)
+            os.replace(tmp, path)
+        except BaseException:
+            if os.path.exists(tmp):
+                os.unlink(tmp)
+            raise
+
+    def _become_prefix(self):
+        if not self.become:
+            return []
+        import pwd
+
+        try:
+            me = pwd.getpwuid(os.getuid()).pw_name
+        except KeyError:
+            me = str(os.getuid())
+        if self.become_user == me:
+            return []
+        if self.become_method == "sudo":
+            return ["sudo", "-n", "-H", "-u", self.become_user, "--"]
+        if self.become_method == "su" and os.getuid() == 0:
+            return None  # handled by the caller: su needs a command string
+        raise ModuleFailure(
+            "become_method '%s' cannot be used without a password prompt on the host; "
+            "hint: use become_method: sudo with NOPASSWD for this user" % self.become_method)
+
+    def run_command(self, args, shell=False, cwd=None, data=None, env=None, executable=None,
+                    expand=True):
+        """Run ``args`` (a list, or a string split like a shell would) and return
+        ``(rc, stdout, stderr)`` as text. ``shell=True`` runs a string through ``/bin/sh -c``
+        (or ``executable``). ``data`` (bytes or str) is fed on stdin. Honours the task's
+        ``become``, ``environment`` and ``timeout``.
+        """
+        import shlex
+        import subprocess
+
+        if shell:
+            if not isinstance(args, str):
+                args = " ".join(shlex.quote(str(a)) for a in args)
+            argv = [executable or "/bin/sh", "-c", args]
+        else:
+            argv = shlex.split(args) if isinstance(args, str) else [str(a) for a in args]
+            if expand:
+                argv = [os.path.expanduser(os.path.expandvars(a)) for a in argv]
+        prefix = self._become_prefix()
+        if prefix is None:  # su as root
+            argv = ["su", "-s", "/bin/sh", self.become_user, "-c",
+                    " ".join(shlex.quote(a) for a in argv)]
+        else:
+            argv = prefix + argv
+        full_env = dict(os.environ)
+        full_env.update(self.environment)
+        if env:
+            full_env.update({str(k): str(v) for k, v in env.items()})
+        if isinstance(data, str):
+            data = data.encode("utf-8")
+        timeout = None
+        if self.deadline is not None:
+            timeout = max(0.01, self.deadline - time.monotonic())
+        try:
+            proc = subprocess.Popen(
+                argv, cwd=cwd, env=full_env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                stdin=subprocess.PIPE if data is not None else subprocess.DEVNULL,
+                start_new_session=True, close_fds=True)
+        except OSError as exc:
+            raise ModuleFailure("[Errno %s] %s: %r" % (exc.errno, exc.strerror, argv[0]),
+                                rc=exc.errno or 2, cmd=argv, stdout="", stderr="") from exc
+        try:
+            out, err = proc.communicate(data, timeout=timeout)
+        except subprocess.TimeoutExpired as exc:
+            import signal
+
+            try:
+                os.killpg(proc.pid, signal.SIGKILL)
+            except OSError:
+                pass
+            proc.communicate()
+            raise TaskTimeout() from exc
+        except BaseException:
+            proc.kill()
+            proc.wait()
+            raise
+        stdout = out.decode("utf-8", "replace")
+        stderr = err.decode("utf-8", "replace")
+        if prefix and proc.returncode != 0 and ("a password is required" in stderr
+                                                or "a terminal is required" in stderr):
+            raise ModuleFailure(
+                "become: sudo needs a password to run as '%s' on this host; "
+                "hint: grant NOPASSWD sudo to the deploying user, or connect as '%s'"
+                % (self.become_user, self.become_user), rc=proc.returncode, stderr=stderr)
+        return proc.returncode, stdout, stderr

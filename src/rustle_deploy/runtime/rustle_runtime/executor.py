@@ -1,0 +1,557 @@
+"""Apply a compiled plan to one host: plays -> tasks -> handlers, with Ansible's semantics.
+
+Owns the task keywords (``when``, ``loop``, ``register``, ``changed_when``, ``failed_when``,
+``ignore_errors``, ``until``, ``no_log``, ``check_mode``, ``diff``, ``vars``, ``environment``,
+``become``, ``timeout``, ``run_once``, ``tags``, ``notify``), variable precedence, handlers, the
+recap and the run's exit code. Modules live in ``modules/``; the event format in ``events.py``.
+
+Variable precedence (lowest first), as Ansible: inventory host vars < facts (gathered lazily,
+consulted only for names nothing else defines) < play vars < task vars < registered results and
+set_fact < loop variables.
+"""
+
+import os
+import sys
+import time
+
+from .context import ModuleContext, ModuleFailure, TaskTimeout
+from .events import censor
+from .templating import TemplateError, Templar, VarScope, has_template, is_template
+
+OMIT = "__omit_place_holder__rustle"
+EXIT_OK, EXIT_BUG, EXIT_FAILED, EXIT_USAGE = 0, 1, 2, 3
+
+# result keys that are bookkeeping, not shown in events
+_HIDDEN = ("ansible_facts", "stdout_lines", "stderr_lines", "_meta", "_set_fact",
+           "_ansible_verbose_always", "invocation")
+
+
+class _EndPlay(Exception):
+    pass
+
+
+class _HostFailed(Exception):
+    pass
+
+
+def _module_function(name):
+    from .modules import FAMILIES
+
+    family = FAMILIES.get(name)
+    if family is None:
+        raise ModuleFailure("couldn't resolve module/action '%s'. This runtime implements: %s"
+                            % (name, ", ".join(sorted(FAMILIES))))
+    import importlib
+
+    try:
+        mod = importlib.import_module(".modules." + family, __package__)
+    except ImportError as exc:
+        raise ModuleFailure("module '%s' (family '%s') is not included in this artifact; "
+                            "hint: rebuild it, the compiler only embeds the families the plan uses (%s)"
+                            % (name, family, exc)) from exc
+    fn = getattr(mod, "MODULES", {}).get(name)
+    if fn is None:
+        raise ModuleFailure("module '%s' is listed in family '%s' but not implemented there" % (name, family))
+    return fn
+
+
+def tags_selected(task_tags, only_tags, skip_tags):
+    """Ansible's tag selection (``always``, ``never``, ``all``, ``tagged``, ``untagged``)."""
+    tags = set(task_tags or ()) or {"untagged"}
+    only = set(only_tags or ()) or {"all"}
+    skip = set(skip_tags or ())
+    run = True
+    if "always" in tags:
+        run = True
+    elif "all" in only and "never" not in tags:
+        run = True
+    elif not tags.isdisjoint(only):
+        run = True
+    elif "tagged" in only and tags != {"untagged"} and "never" not in tags:
+        run = True
+    else:
+        run = False
+    if run and skip:
+        if "all" in skip:
+            if "always" not in tags or "always" in skip:
+                run = False
+        elif not tags.isdisjoint(skip):
+            run = False
+        elif "tagged" in skip and tags != {"untagged"}:
+            run = False
+    return run
+
+
+def _status(result):
+    if result.get("failed"):
+        return "failed"
+    if result.get("skipped"):
+        return "skipped"
+    if result.get("changed"):
+        return "changed"
+    return "ok"
+
+
+def _strip_omit(value):
+    if isinstance(value, dict):
+        return {k: _strip_omit(v) for k, v in value.items() if v != OMIT}
+    if isinstance(value, list):
+        return [_strip_omit(v) for v in value if v != OMIT]
+    return value
+
+
+def _as_list(value):
+    if value is None:
+        return []
+    return value if isinstance(value, list) else [value]
+
+
+class Runner(object):
+    """Run the plan's plays for one host and emit events; ``run()`` returns the exit code."""
+
+    def __init__(self, payload, plan, host, emitter, check=False, diff=False, tags=None,
+                 skip_tags=None, verbosity=0, run_id=None):
+        self.payload = payload
+        self.plan = plan
+        self.host = host
+        self.emitter = emitter
+        self.check = bool(check or plan.get("check_mode"))
+        self.diff = bool(diff or plan.get("diff_mode"))
+        self.only_tags = tags or []
+        self.skip_tags = skip_tags or []
+        self.verbosity = verbosity
+        self.run_id = run_id
+        self.templar = Templar()
+        self._facts = None
+        self._tmpdir = None
+        self.runtime_vars = {}  # registered results and set_fact, across plays
+        self.stats = {"ok": 0, "changed": 0, "failed": 0, "skipped": 0, "ignored": 0}
+        hosts = plan.get("hosts") or {}
+        self.host_vars = dict(hosts.get(host) or {})
+        groups = plan.get("groups") or {}
+        self.host_vars.setdefault("group_names", sorted(
+            g for g, members in groups.items() if host in members and g not in ("all", "ungrouped")))
+        self.host_vars.update({
+            "inventory_hostname": host,
+            "inventory_hostname_short": host.split(".")[0],
+            "groups": groups,
+            "ansible_check_mode": self.check,
+            "ansible_diff_mode": self.diff,
+            "ansible_verbosity": verbosity,
+            "ansible_run_tags": list(self.only_tags) or ["all"],
+            "ansible_skip_tags": list(self.skip_tags),
+            "omit": OMIT,
+        })
+
+    # ---------------------------------------------------------------- host state
+
+    def facts(self, refresh=False):
+        if self._facts is None or refresh:
+            from .facts import gather
+
+            gathered = gather()
+            if self._facts is None:
+                self._facts = gathered
+            else:
+                self._facts.update(gathered)
+        return self._facts
+
+    def tmpdir(self):
+        if self._tmpdir is None:
+            import tempfile
+
+            self._tmpdir = tempfile.mkdtemp(prefix="rustle-")
+        return self._tmpdir
+
+    def _hostvars(self):
+        out = {}
+        for name, hv in (self.plan.get("hosts") or {}).items():
+            if name == self.host:
+                out[name] = self._base_scope()
+            else:
+                v = dict(hv)
+                v.setdefault("inventory_hostname", name)
+                out[name] = v
+        return out
+
+    def _base_scope(self):
+        layers = [self.host_vars]
+        if self._play is not None:
+            layers.append(self._play.get("vars") or {})
+        layers.append(self.runtime_vars)
+        return VarScope(layers, self.templar, facts=self.facts, special={"hostvars": self._hostvars})
+
+    # ---------------------------------------------------------------- run
+
+    def run(self):
+        start = time.monotonic()
+        self._play = None
+        self.emitter.emit({"event": "run_start", "host": self.host, "run_id": self.run_id,
+                           "time": time.time(), "binary_name": self.plan.get("binary_name"),
+                           "check": self.check, "diff": self.diff, "protocol": 1,
+                           "python": "%d.%d.%d" % sys.version_info[:3]})
+        failed = False
+        try:
+            for play in self.plan.get("plays") or []:
+                if self.host not in (play.get("hosts") or []):
+                    continue
+                try:
+                    self._run_play(play)
+                except _HostFailed:
+                    failed = True
+                    break
+        finally:
+            if self._tmpdir is not None:
+                import shutil
+
+                shutil.rmtree(self._tmpdir, ignore_errors=True)
+        recap = {"event": "recap", "host": self.host}
+        recap.update(self.stats)
+        recap["duration"] = round(time.monotonic() - start, 6)
+        self.emitter.emit(recap)
+        return EXIT_FAILED if failed else EXIT_OK
+
+    def _run_play(self, play):
+        self._play = play
+        self._notified = []
+        self._handler_names = [h.get("name") for h in play.get("handlers") or []]
+        self.emitter.emit({"event": "play_start", "play": play.get("name", ""), "host": self.host})
+        try:
+            for task in play.get("tasks") or []:
+                self._run_task(task)
+            self._flush_handlers()
+        except _EndPlay:
+            pass
+
+    def _flush_handlers(self):
+        handlers = self._play.get("handlers") or []
+        while self._notified:
+            pending = set(self._notified)
+            self._notified = []
+            for handler in handlers:
+                if handler.get("name") in pending:
+                    self._run_task(handler, is_handler=True)
+
+    # ---------------------------------------------------------------- one task
+
+    def _run_task(self, task, is_handler=False):
+        hosts = task.get("hosts")
+        if hosts is not None and self.host not in hosts:
+            return
+        if not is_handler and not tags_selected(task.get("tags"), self.only_tags, self.skip_tags):
+            return
+        name = task.get("name") or task.get("module", "")
+        head = {"id": task.get("id"), "task": name, "module": task.get("module")}
+        start_event = dict(head, event="handler_start" if is_handler else "task_start")
+        self.emitter.emit(start_event)
+        started = time.monotonic()
+        result = self._execute(task)
+        ignored = bool(result.get("failed")) and bool(task.get("ignore_errors"))
+        register = task.get("register")
+        if register:
+            self.runtime_vars[register] = result
+        status = _status(result)
+        event = dict(head, event="handler_result" if is_handler else "task_result")
+        event.update({"status": status, "ignored": ignored})
+        event.update(self._event_fields(result, task))
+        event["duration"] = round(time.monotonic() - started, 6)
+        if task.get("no_log"):
+            event = censor(event)
+        self.emitter.emit(event)
+        if status == "skipped":
+            self.stats["skipped"] += 1
+        elif status == "failed" and not ignored:
+            self.stats["failed"] += 1
+        else:
+            self.stats["ok"] += 1
+            if result.get("changed"):
+                self.stats["changed"] += 1
+            if ignored:
+                self.stats["ignored"] += 1
+        if status == "failed" and not ignored:
+            raise _HostFailed()
+        if result.get("changed") and not result.get("failed"):
+            for handler in _as_list(task.get("notify")):
+                if handler in self._handler_names and handler not in self._notified:
+                    self._notified.append(handler)
+        action = result.get("_meta")
+        if action == "flush_handlers":
+            self._flush_handlers()
+        elif action in ("end_play", "end_host", "end_batch"):
+            raise _EndPlay()
+        elif action == "clear_facts":
+            self._facts = None
+
+    def _event_fields(self, result, task):
+        out = {"rc": result.get("rc"), "stdout": result.get("stdout", ""),
+               "stderr": result.get("stderr", ""), "msg": result.get("msg", "")}
+        for key, value in result.items():
+            if key not in out and key not in _HIDDEN and key != "results":
+                out[key] = value
+        if "diff" in out and not self._task_diff(task):
+            del out["diff"]
+        if "results" in result:
+            out["results"] = []
+            for item in result["results"]:
+                entry = {"status": _status(item)}
+                entry.update(self._event_fields(item, task))
+                out["results"].append(entry)
+        return out
+
+    def _task_check(self, task):
+        value = task.get("check_mode")
+        return self.check if value is None else bool(value)
+
+    def _task_diff(self, task):
+        value = task.get("diff")
+        return self.diff if value is None else bool(value)
+
+    def _task_scope(self, task):
+        scope = self._base_scope()
+        task_vars = task.get("vars")
+        if task_vars:
+            # task vars sit below registered/set_fact results, as in Ansible
+            scope.layers.insert(len(scope.layers) - 1, dict(task_vars))
+        return scope
+
+    def _execute(self, task):
+        """The task's (registered) result, looping and retrying as asked."""
+        scope = self._task_scope(task)
+        run_once = task.get("run_once")
+        if run_once and self._play.get("hosts") and self._play["hosts"][0] != self.host:
+            return {"changed": False, "skipped": True,
+                    "skip_reason": "run_once: runs on %s" % self._play["hosts"][0]}
+        if "loop" not in task:
+            return self._execute_item(task, scope, None)
+        loop_error = None
+        items = []
+        try:
+            items = self._loop_items(task, scope)
+        except TemplateError as exc:
+            loop_error = exc
+        if loop_error is not None:
+            # like Ansible: a false `when` skips the task before the loop error matters
+            try:
+                skipped = self._skip_reason(task, scope)
+            except TemplateError:
+                skipped = None
+            if skipped is not None:
+                return skipped
+            return {"failed": True, "changed": False, "msg": str(loop_error)}
+        control = task.get("loop_control") or {}
+        loop_var = control.get("loop_var", "item")
+        index_var = control.get("index_var")
+        pause = float(control.get("pause", 0) or 0)
+        extended = control.get("extended")
+        results = []
+        for index, item in enumerate(items):
+            if index and pause:
+                time.sleep(pause)
+            lv = {loop_var: item, "ansible_loop_var": loop_var}
+            if index_var:
+                lv[index_var] = index
+                lv["ansible_index_var"] = index_var
+            if extended:
+                n = len(items)
+                lv["ansible_loop"] = {
+                    "allitems": items, "index": index + 1, "index0": index, "revindex": n - index,
+                    "revindex0": n - index - 1, "first": index == 0, "last": index == n - 1,
+                    "length": n, "previtem": items[index - 1] if index else None,
+                    "nextitem": items[index + 1] if index + 1 < n else None,
+                }
+            item_scope = scope.child(lv)
+            res = self._execute_item(task, item_scope, item)
+            res[loop_var] = item
+            res["ansible_loop_var"] = loop_var
+            if index_var:
+                res[index_var] = index
+                res["ansible_index_var"] = index_var
+            if "label" in control:
+                try:
+                    res["_ansible_item_label"] = self.templar.template(control["label"], item_scope)
+                except TemplateError:
+                    res["_ansible_item_label"] = control["label"]
+            results.append(res)
+        out = {"changed": any(r.get("changed") for r in results), "results": results,
+               "skipped": bool(results) and all(r.get("skipped") for r in results)}
+        if any(r.get("failed") for r in results):
+            out["failed"] = True
+            out["msg"] = "One or more items failed"
+        elif out["skipped"]:
+            out["msg"] = "All items skipped"
+        else:
+            out["msg"] = "All items completed"
+        if not results:
+            out["skipped"] = True
+            out["skipped_reason"] = "No items in the list"
+        return out
+
+    def _loop_items(self, task, scope):
+        loop = task["loop"]
+        if isinstance(loop, str):
+            value = self.templar.template(loop, scope) if is_template(loop) else self.templar.evaluate(loop, scope)
+        else:
+            value = self.templar.template(loop, scope)
+        if isinstance(value, dict) or not isinstance(value, (list, tuple)):
+            raise TemplateError("Invalid data passed to 'loop', it requires a list, got this instead: %s. "
+                                "Hint: If you passed a list/dict of just one element, try adding "
+                                "wantlist=True to your lookup invocation or use q/query instead of lookup." % (value,))
+        return list(value)
+
+    def _skip_reason(self, task, scope):
+        """None when the task should run, else its skipped result."""
+        for cond in _as_list(task.get("when")):
+            if not self.templar.condition(cond, scope):
+                return {"changed": False, "skipped": True, "skip_reason": "Conditional result was False",
+                        "false_condition": cond}
+        for cond in _as_list(task.get("skip_when")):
+            if self.templar.condition(cond, scope):
+                return {"changed": False, "skipped": True, "skip_reason": "Skip condition was True",
+                        "true_condition": cond}
+        return None
+
+    def _execute_item(self, task, scope, item):
+        try:
+            skipped = self._skip_reason(task, scope)
+        except TemplateError as exc:
+            return {"failed": True, "changed": False, "msg": str(exc)}
+        if skipped is not None:
+            return skipped
+        until = task.get("until")
+        retries = task.get("retries")
+        if until:
+            attempts_allowed = 3 if retries is None else max(1, int(retries) + 1)
+        else:
+            attempts_allowed = 1
+        delay = float(task.get("delay", 5) if task.get("delay") is not None else 5)
+        register = task.get("register")
+        attempt = 0
+        while True:
+            attempt += 1
+            result = self._invoke(task, scope)
+            result = self._post_conditions(task, scope, result)
+            if not until:
+                return result
+            result["attempts"] = attempt
+            check_scope = scope.child({register: result}) if register else scope
+            try:
+                done = all(self.templar.condition(c, check_scope) for c in _as_list(until))
+            except TemplateError as exc:
+                result.update(failed=True, msg=str(exc))
+                return result
+            if done:
+                return result
+            if attempt >= attempts_allowed:
+                result["failed"] = True
+                if not result.get("msg"):
+                    result["msg"] = "Retries exhausted"
+                return result
+            self.emitter.emit({"event": "task_retry", "id": task.get("id"), "task": task.get("name"),
+                               "attempts": attempt, "retries_left": attempts_allowed - attempt})
+            time.sleep(delay)
+
+    def _post_conditions(self, task, scope, result):
+        register = task.get("register")
+        cw, fw = task.get("changed_when"), task.get("failed_when")
+        if (cw is None and fw is None) or result.get("skipped"):
+            return result
+        check_scope = scope.child({register: result}) if register else scope
+        try:
+            if cw is not None and "_meta" not in result:
+                result["changed"] = all(self.templar.condition(c, check_scope) for c in _as_list(cw))
+            if fw is not None:
+                check_scope = scope.child({register: result}) if register else scope
+                value = all(self.templar.condition(c, check_scope) for c in _as_list(fw))
+                result["failed_when_result"] = value
+                result["failed"] = value
+        except TemplateError as exc:
+            result["failed"] = True
+            result["msg"] = str(exc)
+        return result
+
+    def _invoke(self, task, scope):
+        """Template the args, run the module once, normalise its result."""
+        module = task.get("module", "")
+        try:
+            args = _strip_omit(self.templar.template(task.get("args") or {}, scope))
+            env = task.get("environment") or {}
+            if has_template(env):
+                env = self.templar.template(env, scope)
+        except TemplateError as exc:
+            return {"failed": True, "changed": False,
+                    "msg": "The task includes an option with an undefined variable. The error was: %s" % exc}
+        if task.get("become") and is_template(task.get("become_user", "")):
+            try:
+                task = dict(task, become_user=self.templar.template(task["become_user"], scope))
+            except TemplateError as exc:
+                return {"failed": True, "changed": False, "msg": str(exc)}
+        timeout = task.get("timeout")
+        deadline = time.monotonic() + float(timeout) if timeout else None
+        ctx = ModuleContext(self, task, scope, self._task_check(task), self._task_diff(task),
+                            environment=env if isinstance(env, dict) else {}, deadline=deadline)
+        alarm = _Alarm(timeout)
+        try:
+            fn = _module_function(module)
+            with alarm:
+                result = fn(ctx, args)
+            if not isinstance(result, dict):
+                raise TypeError("module %s returned %r, not a dict" % (module, type(result).__name__))
+        except ModuleFailure as exc:
+            result = {"changed": False}
+            result.update(exc.result)
+            result["failed"] = True
+            result["msg"] = exc.msg
+        except TaskTimeout:
+            result = {"failed": True, "changed": False,
+                      "msg": "The %s action failed to execute in the expected time frame (%s) and was terminated"
+                      % (module, timeout)}
+        except TemplateError as exc:
+            result = {"failed": True, "changed": False, "msg": str(exc)}
+        except Exception as exc:
+            import traceback
+
+            result = {"failed": True, "changed": False,
+                      "msg": "MODULE FAILURE: %s: %s" % (type(exc).__name__, exc),
+                      "exception": traceback.format_exc()}
+        if ctx.warnings:
+            result.setdefault("warnings", []).extend(ctx.warnings)
+        result.setdefault("changed", False)
+        result.setdefault("failed", False)
+        for stream in ("stdout", "stderr"):
+            if isinstance(result.get(stream), str) and stream + "_lines" not in result:
+                result[stream + "_lines"] = result[stream].splitlines()
+        facts = result.get("ansible_facts")
+        if isinstance(facts, dict) and not result.get("failed"):
+            if result.get("_set_fact"):
+                self.runtime_vars.update(facts)
+            else:
+                current = self.facts() if self._facts is None else self._facts
+                current.update(facts)
+        return result
+
+
+class _Alarm(object):
+    """Raise TaskTimeout in the main thread when ``timeout`` seconds pass (no-op without one)."""
+
+    def __init__(self, timeout):
+        self.timeout = float(timeout) if timeout else None
+        self.previous = None
+
+    def _fire(self, signum, frame):
+        raise TaskTimeout()
+
+    def __enter__(self):
+        if self.timeout and hasattr(os, "getpid"):
+            import signal
+
+            self.previous = signal.signal(signal.SIGALRM, self._fire)
+            signal.setitimer(signal.ITIMER_REAL, self.timeout)
+        return self
+
+    def __exit__(self, *exc):
+        if self.timeout:
+            import signal
+
+            signal.setitimer(signal.ITIMER_REAL, 0)
+            signal.signal(signal.SIGALRM, self.previous or signal.SIG_DFL)
+        return False

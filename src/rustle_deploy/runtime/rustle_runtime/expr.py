@@ -1,0 +1,382 @@
+"""A small evaluator for the common Jinja2 expressions of conditions, without Jinja2.
+
+Importing Jinja2 costs ~90 ms per host start (PERF_NOTES.md), so ``foo is defined``,
+``x == "y"``, ``result.rc != 0``, ``flag | bool``, ``'a' in groups['web']``,
+``r is changed and not other is skipped`` and the like are evaluated here with Jinja2's
+semantics (strict undefined, attribute-then-item lookup). ``evaluate`` returns ``UNSUPPORTED``
+for anything outside this subset, and the caller falls back to Jinja2; since expressions have
+no side effects, trying here first is always safe.
+"""
+
+import re
+
+from . import filters as _f
+
+UNSUPPORTED = object()
+is_undefined = _f.is_undefined
+
+_TOKEN = re.compile(
+    r"\s*(?:(?P<num>\d+\.\d+|\d+)|(?P<str>'[^'\\]*'|\"[^\"\\]*\")"
+    r"|(?P<name>[A-Za-z_][A-Za-z0-9_]*)|(?P<op>==|!=|<=|>=|<|>|\(|\)|\[|\]|\.|,|\||=))"
+)
+_LITERALS = {"true": True, "True": True, "false": False, "False": False, "none": None, "None": None}
+_GLOBAL_NAMES = ("range", "dict", "lipsum", "cycler", "joiner", "namespace", "lookup", "query", "q")
+_COMPARE = ("==", "!=", "<", "<=", ">", ">=")
+
+
+class _Unsupported(Exception):
+    pass
+
+
+class Undefined(object):
+    """Jinja2's StrictUndefined, minus Jinja2: any use but a test raises."""
+
+    _rustle_undefined = True
+
+    def __init__(self, hint):
+        self._undefined_hint = hint
+        self._undefined_name = hint
+
+    def fail(self):
+        from .templating import TemplateError
+
+        raise TemplateError(self._undefined_hint)
+
+    _fail_with_undefined_error = fail
+
+
+def _jinja_default(value, default_value="", boolean=False):
+    if is_undefined(value) or (boolean and not value):
+        return default_value
+    return value
+
+
+def _int(value, default=0, base=10):
+    try:
+        if isinstance(value, str):
+            return int(value, base)
+        return int(value)
+    except (TypeError, ValueError):
+        try:
+            return int(float(value))
+        except (TypeError, ValueError):
+            return default
+
+
+def _float(value, default=0.0):
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return default
+
+
+def _first(seq):
+    for item in seq:
+        return item
+    return Undefined("No first item, sequence was empty.")
+
+
+def _last(seq):
+    items = list(seq)
+    return items[-1] if items else Undefined("No last item, sequence was empty.")
+
+
+def _join(seq, d="", attribute=None):
+    if attribute is not None:
+        raise _Unsupported()
+    return d.join(str(x) for x in seq)
+
+
+_FILTERS = {
+    "bool": _f.to_bool, "int": _int, "float": _float, "length": len, "count": len,
+    "lower": lambda s: str(s).lower(), "upper": lambda s: str(s).upper(),
+    "string": lambda s: s if isinstance(s, str) else str(s),
+    "trim": lambda s, chars=None: str(s).strip(chars), "first": _first, "last": _last,
+    "join": _join, "default": _jinja_default, "d": _jinja_default,
+    "basename": _f.FILTERS["basename"], "dirname": _f.FILTERS["dirname"],
+    "version_compare": _f.version_compare, "ternary": _f.ternary,
+}
+_HANDLES_UNDEFINED = ("default", "d")
+
+_TESTS = dict(_f.TESTS)
+_TESTS.update({
+    "none": lambda v: v is None, "number": lambda v: isinstance(v, (int, float)) and not isinstance(v, bool),
+    "string": lambda v: isinstance(v, str), "mapping": lambda v: isinstance(v, dict),
+    "boolean": lambda v: isinstance(v, bool), "true": lambda v: v is True, "false": lambda v: v is False,
+    "in": lambda v, seq: v in seq, "eq": lambda a, b: a == b, "ne": lambda a, b: a != b,
+    "equalto": lambda a, b: a == b,
+})
+
+
+def _tokens(text):
+    pos, out = 0, []
+    text = text.rstrip()
+    while pos < len(text):
+        m = _TOKEN.match(text, pos)
+        if not m or m.end() == pos:
+            raise _Unsupported()
+        pos = m.end()
+        kind = m.lastgroup
+        out.append((kind, m.group(kind)))
+    return out
+
+
+class _Parser(object):
+    def __init__(self, text):
+        self.toks = _tokens(text)
+        self.i = 0
+
+    def peek(self, value=None, kind=None):
+        if self.i >= len(self.toks):
+            return False
+        k, v = self.toks[self.i]
+        if kind is not None and k != kind:
+            return False
+        return value is None or (v == value and k in ("op", "name"))
+
+    def take(self, value=None, kind=None):
+        if not self.peek(value, kind):
+            raise _Unsupported()
+        self.i += 1
+        return self.toks[self.i - 1][1]
+
+    def parse(self):
+        node = self.or_expr()
+        if self.i != len(self.toks):
+            raise _Unsupported()
+        return node
+
+    def or_expr(self):
+        node = self.and_expr()
+        while self.peek("or", "name"):
+            self.take()
+            node = ("or", node, self.and_expr())
+        return node
+
+    def and_expr(self):
+        node = self.not_expr()
+        while self.peek("and", "name"):
+            self.take()
+            node = ("and", node, self.not_expr())
+        return node
+
+    def not_expr(self):
+        if self.peek("not", "name"):
+            self.take()
+            return ("not", self.not_expr())
+        return self.compare()
+
+    def compare(self):
+        node = self.postfix()
+        while True:
+            if self.i < len(self.toks) and self.toks[self.i][0] == "op" and self.toks[self.i][1] in _COMPARE:
+                op = self.take()
+                node = ("cmp", op, node, self.postfix())
+            elif self.peek("in", "name"):
+                self.take()
+                node = ("in", node, self.postfix())
+            elif self.peek("not", "name") and self.i + 1 < len(self.toks) and self.toks[self.i + 1] == ("name", "in"):
+                self.i += 2
+                node = ("not", ("in", node, self.postfix()))
+            else:
+                return node
+
+    def args(self):
+        args, kwargs = [], {}
+        if not self.peek("(", "op"):
+            return args, kwargs
+        self.take("(")
+        while not self.peek(")", "op"):
+            if self.peek(kind="name") and self.i + 1 < len(self.toks) and self.toks[self.i + 1] == ("op", "="):
+                key = self.take()
+                self.take("=")
+                kwargs[key] = self.or_expr()
+            else:
+                args.append(self.or_expr())
+            if not self.peek(")", "op"):
+                self.take(",")
+        self.take(")")
+        return args, kwargs
+
+    def postfix(self):
+        node = self.primary()
+        while True:
+            if self.peek(".", "op"):
+                self.take()
+                node = ("attr", node, self.take(kind="name"))
+            elif self.peek("[", "op"):
+                self.take()
+                key = self.or_expr()
+                self.take("]")
+                node = ("item", node, key)
+            elif self.peek("|", "op"):
+                self.take()
+                name = self.take(kind="name")
+                if name not in _FILTERS:
+                    raise _Unsupported()
+                args, kwargs = self.args()
+                node = ("filter", name, node, args, kwargs)
+            elif self.peek("is", "name"):
+                self.take()
+                negate = False
+                if self.peek("not", "name"):
+                    self.take()
+                    negate = True
+                name = self.take(kind="name")
+                if name not in _TESTS and name not in ("defined", "undefined"):
+                    raise _Unsupported()
+                args, kwargs = self.args()
+                node = ("test", name, node, args, kwargs)
+                if negate:
+                    node = ("not", node)
+            else:
+                return node
+
+    def primary(self):
+        if self.i >= len(self.toks):
+            raise _Unsupported()
+        kind, value = self.toks[self.i]
+        self.i += 1
+        if kind == "num":
+            return ("lit", float(value) if "." in value else int(value))
+        if kind == "str":
+            return ("lit", value[1:-1])
+        if kind == "name":
+            if value in _LITERALS:
+                return ("lit", _LITERALS[value])
+            if value in ("and", "or", "not", "in", "is", "if", "else") or value in _GLOBAL_NAMES:
+                raise _Unsupported()
+            return ("name", value)
+        if value == "(":
+            node = self.or_expr()
+            self.take(")")
+            return node
+        if value == "[":
+            items = []
+            while not self.peek("]", "op"):
+                items.append(self.or_expr())
+                if not self.peek("]", "op"):
+                    self.take(",")
+            self.take("]")
+            return ("list", items)
+        raise _Unsupported()
+
+
+def _use(value):
+    if is_undefined(value):
+        if hasattr(value, "fail"):
+            value.fail()
+        value._fail_with_undefined_error()
+    return value
+
+
+def _getattr(obj, name):
+    if is_undefined(obj):
+        return obj
+    if isinstance(obj, dict) or (hasattr(obj, "raw") and hasattr(obj, "layers")):
+        try:
+            return obj[name]
+        except KeyError:
+            if hasattr(obj, name):
+                raise _Unsupported()
+            return Undefined("'dict object' has no attribute '%s'" % name)
+    if isinstance(obj, (str, int, float, bool, list, type(None))):
+        if hasattr(obj, name):
+            raise _Unsupported()
+        return Undefined("'%s object' has no attribute '%s'" % (type(obj).__name__, name))
+    raise _Unsupported()
+
+
+def _getitem(obj, key):
+    if is_undefined(obj):
+        return obj
+    try:
+        return obj[key]
+    except (KeyError, IndexError, TypeError):
+        if isinstance(key, str):
+            return _getattr(obj, key)
+        return Undefined("'%s object' has no element %r" % (type(obj).__name__, key))
+
+
+def _eval(node, scope):
+    op = node[0]
+    if op == "lit":
+        return node[1]
+    if op == "name":
+        try:
+            return scope[node[1]]
+        except KeyError:
+            return Undefined("'%s' is undefined" % node[1])
+    if op == "attr":
+        return _getattr(_eval(node[1], scope), node[2])
+    if op == "item":
+        return _getitem(_eval(node[1], scope), _use(_eval(node[2], scope)))
+    if op == "list":
+        return [_use(_eval(n, scope)) for n in node[1]]
+    if op == "or":
+        left = _use(_eval(node[1], scope))
+        return left if left else _use(_eval(node[2], scope))
+    if op == "and":
+        left = _use(_eval(node[1], scope))
+        return _use(_eval(node[2], scope)) if left else left
+    if op == "not":
+        return not _use(_eval(node[1], scope))
+    if op == "cmp":
+        a, b = _use(_eval(node[2], scope)), _use(_eval(node[3], scope))
+        try:
+            return {"==": lambda: a == b, "!=": lambda: a != b, "<": lambda: a < b,
+                    "<=": lambda: a <= b, ">": lambda: a > b, ">=": lambda: a >= b}[node[1]]()
+        except TypeError:
+            raise _Unsupported()  # let Jinja2 word the error
+    if op == "in":
+        item, seq = _use(_eval(node[1], scope)), _use(_eval(node[2], scope))
+        try:
+            return item in seq
+        except TypeError:
+            raise _Unsupported()
+    if op == "filter":
+        name = node[1]
+        value = _eval(node[2], scope)
+        if name not in _HANDLES_UNDEFINED:
+            value = _use(value)
+        args = [_use(_eval(n, scope)) for n in node[3]]
+        kwargs = {k: _use(_eval(n, scope)) for k, n in node[4].items()}
+        try:
+            return _FILTERS[name](value, *args, **kwargs)
+        except (TypeError, ValueError, _f.FilterError):
+            raise _Unsupported()
+    if op == "test":
+        name = node[1]
+        value = _eval(node[2], scope)
+        if name == "defined":
+            return not is_undefined(value)
+        if name == "undefined":
+            return is_undefined(value)
+        value = _use(value)
+        args = [_use(_eval(n, scope)) for n in node[3]]
+        kwargs = {k: _use(_eval(n, scope)) for k, n in node[4].items()}
+        try:
+            return _TESTS[name](value, *args, **kwargs)
+        except (TypeError, ValueError, _f.FilterError):
+            raise _Unsupported()
+    raise _Unsupported()
+
+
+_CACHE = {}
+
+
+def evaluate(expression, scope, templar=None):
+    """The value of ``expression``, or ``UNSUPPORTED`` when Jinja2 must evaluate it."""
+    node = _CACHE.get(expression)
+    if node is None:
+        try:
+            node = _Parser(expression).parse()
+        except _Unsupported:
+            node = ("unsupported",)
+        _CACHE[expression] = node
+    if node[0] == "unsupported":
+        return UNSUPPORTED
+    try:
+        return _eval(node, scope)
+    except _Unsupported:
+        return UNSUPPORTED

@@ -1,0 +1,383 @@
+"""Ansible's filters and tests that Jinja2 lacks, as plain functions.
+
+They never import Jinja2 themselves, so the small expression evaluator (``expr.py``) can use
+them too; ``is_undefined`` recognises both Jinja2's Undefined and the evaluator's own.
+"""
+
+import json
+import os
+import re
+import sys
+
+_TRUE = ("yes", "on", "1", "true", "y", "t")
+
+
+class FilterError(Exception):
+    """A filter or test was used wrongly (bad argument, mandatory value missing)."""
+
+
+def is_undefined(value):
+    if getattr(value, "_rustle_undefined", False):
+        return True
+    jinja2 = sys.modules.get("jinja2")
+    return jinja2 is not None and isinstance(value, jinja2.Undefined)
+
+
+def to_bool(value):
+    """Ansible's ``bool`` filter."""
+    if isinstance(value, bool):
+        return value
+    if value is None:
+        return False
+    if isinstance(value, (int, float)):
+        return value == 1
+    return str(value).strip().lower() in _TRUE
+
+
+def to_json(value, **kw):
+    return json.dumps(value, **kw)
+
+
+def to_nice_json(value, indent=4, sort_keys=True, **kw):
+    return json.dumps(value, indent=indent, sort_keys=sort_keys, separators=(",", ": "), **kw)
+
+
+def from_json(value, **kw):
+    return json.loads(value, **kw)
+
+
+_PLAIN = re.compile(r"^[A-Za-z_/.][A-Za-z0-9_./ -]*$")
+_YAML_WORDS = {"yes", "no", "on", "off", "true", "false", "null", "y", "n", "~"}
+
+
+def _yaml_scalar(value):
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (int, float)):
+        return repr(value)
+    text = str(value)
+    if _PLAIN.match(text) and text.lower() not in _YAML_WORDS and not text.endswith(" "):
+        return text
+    return "'" + text.replace("'", "''") + "'"
+
+
+def _yaml_lines(value, indent, level):
+    pad = " " * (indent * level)
+    if isinstance(value, dict):
+        if not value:
+            return [pad + "{}"]
+        out = []
+        for k, v in value.items():
+            if isinstance(v, (dict, list)) and v:
+                out.append("%s%s:" % (pad, _yaml_scalar(k)))
+                out.extend(_yaml_lines(v, indent, level + (1 if isinstance(v, dict) else 0)))
+            else:
+                out.append("%s%s: %s" % (pad, _yaml_scalar(k), _yaml_lines(v, indent, 0)[0]))
+        return out
+    if isinstance(value, list):
+        if not value:
+            return [pad + "[]"]
+        out = []
+        for item in value:
+            sub = _yaml_lines(item, indent, 0)
+            out.append(pad + "- " + sub[0])
+            out.extend(pad + "  " + line for line in sub[1:])
+        return out
+    return [pad + _yaml_scalar(value)]
+
+
+def to_yaml(value, indent=2, **_kw):
+    """A small block-style YAML emitter (scalars, lists, dicts)."""
+    return "\n".join(_yaml_lines(value, indent, 0)) + "\n"
+
+
+def to_nice_yaml(value, indent=4, **kw):
+    return to_yaml(value, indent=indent, **kw)
+
+
+def _flags(ignorecase, multiline):
+    return (re.I if ignorecase else 0) | (re.M if multiline else 0)
+
+
+def regex_search(value, regex, *args, **kw):
+    flags = _flags(kw.get("ignorecase", False), kw.get("multiline", False))
+    match = re.search(regex, str(value), flags)
+    if not match:
+        return None
+    if not args:
+        return match.group()
+    out = []
+    for arg in args:
+        if arg.startswith("\\g<"):
+            out.append(match.group(arg[3:-1]))
+        elif arg.startswith("\\"):
+            out.append(match.group(int(arg[1:])))
+        else:
+            raise FilterError("regex_search: unknown argument %r" % arg)
+    return out
+
+
+def regex_replace(value="", pattern="", replacement="", ignorecase=False, multiline=False, count=0):
+    return re.compile(pattern, _flags(ignorecase, multiline)).sub(replacement, str(value), count)
+
+
+def regex_findall(value, regex, multiline=False, ignorecase=False):
+    return re.findall(regex, str(value), _flags(ignorecase, multiline))
+
+
+def regex_escape(value):
+    return re.escape(str(value))
+
+
+def ternary(value, true_val, false_val, none_val=None):
+    if value is None and none_val is not None:
+        return none_val
+    return true_val if value else false_val
+
+
+def _merge(a, b, recursive, list_merge):
+    out = dict(a)
+    for k, v in b.items():
+        if recursive and isinstance(v, dict) and isinstance(out.get(k), dict):
+            out[k] = _merge(out[k], v, recursive, list_merge)
+        elif isinstance(v, list) and isinstance(out.get(k), list) and list_merge != "replace":
+            old = out[k]
+            if list_merge == "append":
+                out[k] = old + v
+            elif list_merge == "prepend":
+                out[k] = v + old
+            elif list_merge == "append_rp":
+                out[k] = [x for x in old if x not in v] + v
+            elif list_merge == "prepend_rp":
+                out[k] = v + [x for x in old if x not in v]
+            else:
+                out[k] = old if list_merge == "keep" else v
+        else:
+            out[k] = v
+    return out
+
+
+def combine(*terms, **kw):
+    recursive = kw.get("recursive", False)
+    list_merge = kw.get("list_merge", "replace")
+    out = {}
+    for term in terms:
+        for d in (term if isinstance(term, list) else [term]):
+            if not isinstance(d, dict):
+                raise FilterError("combine: expected dicts, got %s" % type(d).__name__)
+            out = _merge(out, d, recursive, list_merge)
+    return out
+
+
+def dict2items(value, key_name="key", value_name="value"):
+    if not isinstance(value, dict):
+        raise FilterError("dict2items requires a dictionary, got %s instead." % type(value).__name__)
+    return [{key_name: k, value_name: v} for k, v in value.items()]
+
+
+def items2dict(value, key_name="key", value_name="value"):
+    try:
+        return {item[key_name]: item[value_name] for item in value}
+    except (KeyError, TypeError) as exc:
+        raise FilterError("items2dict: each item needs '%s' and '%s' (%s)" % (key_name, value_name, exc)) from exc
+
+
+def mandatory(value, msg=None):
+    if is_undefined(value):
+        name = getattr(value, "_undefined_name", None)
+        raise FilterError(msg or "Mandatory variable %s not defined." % ("'%s'" % name if name else "is"))
+    return value
+
+
+def split(value, sep=None, maxsplit=-1):
+    return str(value).split(sep, maxsplit)
+
+
+def quote(value):
+    import shlex
+
+    return shlex.quote(str(value))
+
+
+def flatten(value, levels=None, skip_nulls=True):
+    out = []
+    for item in value:
+        if item is None and skip_nulls:
+            continue
+        if isinstance(item, (list, tuple)) and (levels is None or levels > 0):
+            out.extend(flatten(item, None if levels is None else levels - 1, skip_nulls))
+        else:
+            out.append(item)
+    return out
+
+
+def _unique(seq):
+    out = []
+    for x in seq:
+        if x not in out:
+            out.append(x)
+    return out
+
+
+def difference(a, b):
+    return [x for x in _unique(a) if x not in b]
+
+
+def intersect(a, b):
+    return [x for x in _unique(a) if x in b]
+
+
+def union(a, b):
+    return _unique(list(a) + list(b))
+
+
+def symmetric_difference(a, b):
+    return [x for x in union(a, b) if x not in intersect(a, b)]
+
+
+def b64encode(value, encoding="utf-8"):
+    import base64
+
+    return base64.b64encode(str(value).encode(encoding)).decode("ascii")
+
+
+def b64decode(value, encoding="utf-8"):
+    import base64
+
+    return base64.b64decode(str(value)).decode(encoding)
+
+
+def hash_filter(value, algorithm="sha1"):
+    import hashlib
+
+    return hashlib.new(algorithm, str(value).encode("utf-8")).hexdigest()
+
+
+def type_debug(value):
+    return type(value).__name__
+
+
+def path_join(parts):
+    return os.path.join(*parts)
+
+
+def splitext(value):
+    return list(os.path.splitext(value))
+
+
+FILTERS = {
+    "bool": to_bool, "to_json": to_json, "to_nice_json": to_nice_json, "from_json": from_json,
+    "to_yaml": to_yaml, "to_nice_yaml": to_nice_yaml, "regex_search": regex_search,
+    "regex_replace": regex_replace, "regex_findall": regex_findall, "regex_escape": regex_escape,
+    "ternary": ternary, "combine": combine, "dict2items": dict2items, "items2dict": items2dict,
+    "mandatory": mandatory, "split": split, "quote": quote, "flatten": flatten,
+    "difference": difference, "intersect": intersect, "union": union,
+    "symmetric_difference": symmetric_difference, "b64encode": b64encode, "b64decode": b64decode,
+    "hash": hash_filter, "checksum": hash_filter, "type_debug": type_debug,
+    "basename": os.path.basename, "dirname": os.path.dirname, "expanduser": os.path.expanduser,
+    "expandvars": os.path.expandvars, "realpath": os.path.realpath, "path_join": path_join,
+    "splitext": splitext,
+}
+
+
+# ---------------------------------------------------------------- tests
+
+
+def _result(value, name):
+    if not isinstance(value, dict):
+        raise FilterError("The '%s' test expects a dictionary (a registered result)" % name)
+    return value
+
+
+def failed(result):
+    return to_bool(_result(result, "failed").get("failed", False))
+
+
+def succeeded(result):
+    return not failed(result)
+
+
+def changed(result):
+    result = _result(result, "changed")
+    if "changed" in result:
+        return to_bool(result["changed"])
+    return any(to_bool(r.get("changed", False)) for r in result.get("results", []) if isinstance(r, dict))
+
+
+def skipped(result):
+    return to_bool(_result(result, "skipped").get("skipped", False))
+
+
+def finished(result):
+    return to_bool(_result(result, "finished").get("finished", True))
+
+
+def _version_key(text):
+    parts = []
+    for piece in re.findall(r"\d+|[a-zA-Z]+", str(text)):
+        parts.append((0, int(piece), "") if piece.isdigit() else (-1, 0, piece))
+    return parts
+
+
+_OPS = {
+    "<": "lt", "lt": "lt", "<=": "le", "le": "le", ">": "gt", "gt": "gt", ">=": "ge", "ge": "ge",
+    "==": "eq", "=": "eq", "eq": "eq", "!=": "ne", "<>": "ne", "ne": "ne",
+}
+
+
+def version_compare(value, version, operator="eq", strict=False, version_type=None):
+    op = _OPS.get(operator)
+    if op is None:
+        raise FilterError("version: invalid operator %r" % operator)
+    a, b = _version_key(value), _version_key(version)
+    return {"lt": a < b, "le": a <= b, "gt": a > b, "ge": a >= b, "eq": a == b, "ne": a != b}[op]
+
+
+def _regex_test(value, pattern, ignorecase=False, multiline=False, match_type="search"):
+    flags = _flags(ignorecase, multiline)
+    fn = {"match": re.match, "search": re.search, "fullmatch": re.fullmatch}[match_type]
+    return bool(fn(pattern, str(value), flags))
+
+
+def match(value, pattern, ignorecase=False, multiline=False):
+    return _regex_test(value, pattern, ignorecase, multiline, "match")
+
+
+def search(value, pattern, ignorecase=False, multiline=False):
+    return _regex_test(value, pattern, ignorecase, multiline, "search")
+
+
+def truthy(value, convert_bool=False):
+    return to_bool(value) if convert_bool else bool(value)
+
+
+def falsy(value, convert_bool=False):
+    return not truthy(value, convert_bool)
+
+
+def contains(seq, value):
+    return value in seq
+
+
+def subset(a, b):
+    return set(a) <= set(b)
+
+
+def superset(a, b):
+    return set(a) >= set(b)
+
+
+TESTS = {
+    "failed": failed, "failure": failed, "succeeded": succeeded, "success": succeeded,
+    "successful": succeeded, "changed": changed, "change": changed, "skipped": skipped,
+    "skip": skipped, "finished": finished, "version": version_compare,
+    "version_compare": version_compare, "match": match, "search": search, "regex": _regex_test,
+    "truthy": truthy, "falsy": falsy, "contains": contains, "subset": subset,
+    "superset": superset, "any": any, "all": all,
+    "exists": lambda p: os.path.exists(os.path.expanduser(str(p))),
+    "file": lambda p: os.path.isfile(str(p)), "directory": lambda p: os.path.isdir(str(p)),
+    "link": lambda p: os.path.islink(str(p)), "abs": lambda p: os.path.isabs(str(p)),
+}
+FILTERS["version_compare"] = version_compare

@@ -1,0 +1,445 @@
+"""Helpers shared by the module families: failures, booleans, atomic writes, modes, owners.
+
+Standard library only, Python 3.8 syntax. Owns the file-attribute semantics that Ansible's
+``AnsibleModule`` provides (``set_fs_attributes_if_different``, ``backup_local``,
+``atomic_move``, symbolic modes) so that every family behaves the same way.
+"""
+
+import grp
+import hashlib
+import os
+import pwd
+import re
+import shutil
+import stat
+import tempfile
+import time
+
+PERM_BITS = 0o7777
+DEFAULT_PERM = 0o666
+
+TRUE_STRINGS = frozenset(("y", "yes", "on", "1", "true", "t"))
+FALSE_STRINGS = frozenset(("n", "no", "off", "0", "false", "f", ""))
+
+
+class ModuleFail(Exception):
+    """Raised inside a module to end it with ``failed: true``; ``result`` holds extra keys."""
+
+    def __init__(self, msg, **result):
+        Exception.__init__(self, msg)
+        self.msg = msg
+        self.result = result
+
+
+def fail(msg, **result):
+    raise ModuleFail(msg, **result)
+
+
+def module(fn):
+    """Wrap a module function so a ModuleFail becomes Ansible's failed result dict."""
+
+    def wrapper(ctx, args):
+        try:
+            result = fn(ctx, dict(args or {}))
+        except ModuleFail as exc:
+            result = dict(exc.result)
+            result["failed"] = True
+            result["msg"] = exc.msg
+            result.setdefault("changed", False)
+            return result
+        result.setdefault("changed", False)
+        return result
+
+    wrapper.__name__ = fn.__name__
+    wrapper.__doc__ = fn.__doc__
+    return wrapper
+
+
+def boolean(value, name="value"):
+    """Ansible's boolean conversion: yes/no/true/false/on/off/1/0."""
+    if isinstance(value, bool):
+        return value
+    if value is None:
+        return False
+    if isinstance(value, (int, float)):
+        if value in (0, 1):
+            return bool(value)
+    text = str(value).strip().lower()
+    if text in TRUE_STRINGS:
+        return True
+    if text in FALSE_STRINGS:
+        return False
+    fail("argument '%s' is of type %s and we were unable to convert to bool: "
+         "The value '%s' is not a valid boolean." % (name, type(value).__name__, value))
+
+
+def pop_arg(args, names, default=None):
+    """Return the first of ``names`` present in args (an option and its aliases)."""
+    for name in names:
+        if name in args and args[name] is not None:
+            return args[name]
+    return default
+
+
+def check_unknown(args, allowed, module_name):
+    """Fail on parameters Ansible's argument spec would reject."""
+    extra = sorted(k for k in args if k not in allowed and not k.startswith("_"))
+    if extra:
+        fail("Unsupported parameters for (%s) module: %s. Supported parameters include: %s."
+             % (module_name, ", ".join(extra), ", ".join(sorted(allowed))))
+
+
+def expand(path):
+    return os.path.expanduser(os.path.expandvars(str(path)))
+
+
+# ---------------------------------------------------------------------------------- checksums
+
+def checksum_file(path, algorithm="sha1"):
+    digest = hashlib.new(algorithm)
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(65536), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def checksum_bytes(data, algorithm="sha1"):
+    return hashlib.new(algorithm, data).hexdigest()
+
+
+# ------------------------------------------------------------------------------------- writes
+
+def atomic_write(path, data, validate=None, ctx=None):
+    """Write ``data`` to ``path`` atomically: temp file beside it, fsync, os.replace.
+
+    An existing file keeps its mode, owner and group (as Ansible's atomic_move does); a new
+    file gets ``0666 & ~umask``. ``validate`` (a command with ``%s``) runs on the temp file
+    first and a non-zero exit fails the module without touching ``path``.
+    """
+    directory = os.path.dirname(os.path.abspath(path)) or "."
+    fd, tmp = tempfile.mkstemp(prefix=".rustle_tmp_", dir=directory)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        if validate:
+            run_validate(ctx, validate, tmp)
+        _adopt_attributes(tmp, path)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.lexists(tmp):
+            os.unlink(tmp)
+        raise
+    _fsync_dir(directory)
+
+
+def atomic_copy(src, path, validate=None, ctx=None):
+    """Copy the file ``src`` onto ``path`` atomically (same rules as atomic_write)."""
+    directory = os.path.dirname(os.path.abspath(path)) or "."
+    fd, tmp = tempfile.mkstemp(prefix=".rustle_tmp_", dir=directory)
+    try:
+        with os.fdopen(fd, "wb") as handle, open(src, "rb") as source:
+            shutil.copyfileobj(source, handle)
+            handle.flush()
+            os.fsync(handle.fileno())
+        if validate:
+            run_validate(ctx, validate, tmp)
+        _adopt_attributes(tmp, path)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.lexists(tmp):
+            os.unlink(tmp)
+        raise
+    _fsync_dir(directory)
+
+
+def _adopt_attributes(tmp, path):
+    try:
+        st = os.stat(path)
+    except OSError:
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, DEFAULT_PERM & ~umask)
+        return
+    os.chmod(tmp, stat.S_IMODE(st.st_mode))
+    if os.geteuid() == 0:
+        try:
+            os.chown(tmp, st.st_uid, st.st_gid)
+        except OSError:
+            pass
+
+
+def _fsync_dir(directory):
+    try:
+        fd = os.open(directory, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def run_validate(ctx, validate, tmp):
+    if "%s" not in validate:
+        fail("validate must contain %%s: %s" % validate)
+    if ctx is None:
+        fail("validate needs a module context to run commands")
+    rc, out, err = ctx.run_command(validate % tmp, shell=True)
+    if rc != 0:
+        fail("failed to validate: rc:%s error:%s" % (rc, err), exit_status=rc,
+             stdout=out, stderr=err)
+
+
+def backup_local(ctx, path):
+    """Ansible's backup: ``path.<pid>.<YYYY-MM-DD@HH:MM:SS>~``, a copy keeping metadata."""
+    if not os.path.exists(path):
+        return ""
+    ext = time.strftime("%Y-%m-%d@%H:%M:%S~", time.localtime(time.time()))
+    dest = "%s.%s.%s" % (path, os.getpid(), ext)
+    if not getattr(ctx, "check_mode", False):
+        shutil.copy2(path, dest)
+        try:
+            st = os.stat(path)
+            os.chown(dest, st.st_uid, st.st_gid)
+        except OSError:
+            pass
+    return dest
+
+
+def read_lines_bytes(path):
+    with open(path, "rb") as handle:
+        return handle.readlines()
+
+
+def to_text(data):
+    if isinstance(data, bytes):
+        return data.decode("utf-8", "surrogateescape")
+    return data
+
+
+# -------------------------------------------------------------------------------------- modes
+
+_MODE_OPERATOR_RE = re.compile(r"[+=-]")
+_USERS_RE = re.compile(r"^[ugoa]*$")
+_PERMS_RE = re.compile(r"^[rwxXstugo]*$")
+
+
+def parse_mode(mode, path_stat=None):
+    """Octal string, int or symbolic (``u+rwx,g-w``) -> permission bits for ``path_stat``."""
+    if mode is None:
+        return None
+    if isinstance(mode, bool):
+        fail("mode must be in octal or symbolic form", details=str(mode))
+    if isinstance(mode, int):
+        return mode
+    text = str(mode)
+    try:
+        value = int(text, 8)
+    except ValueError:
+        try:
+            value = symbolic_mode_to_octal(path_stat, text)
+        except ValueError as exc:
+            fail("mode must be in octal or symbolic form", details=str(exc))
+    if value != stat.S_IMODE(value):
+        fail("Invalid mode supplied, only permission info is allowed", details=value)
+    return value
+
+
+def symbolic_mode_to_octal(path_stat, symbolic):
+    if path_stat is None:
+        current, is_dir = 0, False
+    else:
+        current, is_dir = stat.S_IMODE(path_stat.st_mode), stat.S_ISDIR(path_stat.st_mode)
+    new_mode = current
+    for clause in symbolic.split(","):
+        perms_list = _MODE_OPERATOR_RE.split(clause)
+        operators = _MODE_OPERATOR_RE.findall(clause)
+        users = perms_list.pop(0)
+        use_umask = users == ""
+        if users in ("a", ""):
+            users = "ugo"
+        if not operators or not _USERS_RE.match(users):
+            raise ValueError("bad symbolic permission for mode: %s" % clause)
+        for idx, perms in enumerate(perms_list):
+            if not _PERMS_RE.match(perms):
+                raise ValueError("bad symbolic permission for mode: %s" % clause)
+            for user in users:
+                bits = _symbolic_perm_bits(user, perms, use_umask, new_mode, is_dir)
+                new_mode = _apply_operator(user, operators[idx], bits, new_mode)
+    return new_mode
+
+
+def _symbolic_perm_bits(user, perms, use_umask, prev, is_dir):
+    umask = os.umask(0)
+    os.umask(umask)
+    rev = umask ^ PERM_BITS
+    x_ok = is_dir or (prev & 0o111) > 0
+    table = {
+        "u": {"r": stat.S_IRUSR, "w": stat.S_IWUSR, "x": stat.S_IXUSR, "s": stat.S_ISUID,
+              "t": 0, "u": prev & stat.S_IRWXU, "g": (prev & stat.S_IRWXG) << 3,
+              "o": (prev & stat.S_IRWXO) << 6, "X": stat.S_IXUSR if x_ok else 0},
+        "g": {"r": stat.S_IRGRP, "w": stat.S_IWGRP, "x": stat.S_IXGRP, "s": stat.S_ISGID,
+              "t": 0, "u": (prev & stat.S_IRWXU) >> 3, "g": prev & stat.S_IRWXG,
+              "o": (prev & stat.S_IRWXO) << 3, "X": stat.S_IXGRP if x_ok else 0},
+        "o": {"r": stat.S_IROTH, "w": stat.S_IWOTH, "x": stat.S_IXOTH, "s": 0,
+              "t": stat.S_ISVTX, "u": (prev & stat.S_IRWXU) >> 6,
+              "g": (prev & stat.S_IRWXG) >> 3, "o": prev & stat.S_IRWXO,
+              "X": stat.S_IXOTH if x_ok else 0},
+    }
+    bits = 0
+    for perm in perms:
+        value = table[user][perm]
+        if use_umask and perm in "rwx":
+            value &= rev
+        bits |= value
+    return bits
+
+
+def _apply_operator(user, operator, bits, current):
+    if operator == "=":
+        mask = {"u": stat.S_IRWXU | stat.S_ISUID, "g": stat.S_IRWXG | stat.S_ISGID,
+                "o": stat.S_IRWXO | stat.S_ISVTX}[user]
+        return (current & (mask ^ PERM_BITS)) | bits
+    if operator == "+":
+        return current | bits
+    return current - (current & bits)
+
+
+# ------------------------------------------------------------------------- owners and groups
+
+def user_id(owner):
+    if owner is None:
+        return None
+    try:
+        return int(owner)
+    except (TypeError, ValueError):
+        pass
+    try:
+        return pwd.getpwnam(str(owner)).pw_uid
+    except KeyError:
+        fail("chown failed: failed to look up user %s" % owner)
+
+
+def group_id(group):
+    if group is None:
+        return None
+    try:
+        return int(group)
+    except (TypeError, ValueError):
+        pass
+    try:
+        return grp.getgrnam(str(group)).gr_gid
+    except KeyError:
+        fail("chgrp failed: failed to look up group %s" % group)
+
+
+def user_name(uid):
+    try:
+        return pwd.getpwuid(uid).pw_name
+    except KeyError:
+        return str(uid)
+
+
+def group_name(gid):
+    try:
+        return grp.getgrgid(gid).gr_name
+    except KeyError:
+        return str(gid)
+
+
+def _diff_set(diff, key, before, after):
+    if diff is None:
+        return
+    diff.setdefault("before", {})[key] = before
+    diff.setdefault("after", {})[key] = after
+
+
+def apply_attributes(ctx, path, mode=None, owner=None, group=None, diff=None, follow=True):
+    """Ansible's set_fs_attributes_if_different: owner, group, then mode; True if changed.
+
+    In check mode nothing is touched; a path that does not exist yet counts as changed when
+    any attribute is requested (Ansible's check_file_absent_if_check_mode).
+    """
+    if mode is None and owner is None and group is None:
+        return False
+    check = getattr(ctx, "check_mode", False)
+    if check and not os.path.lexists(path):
+        return True
+    changed = False
+    st = os.stat(path) if follow else os.lstat(path)
+    uid = user_id(owner)
+    if uid is not None and st.st_uid != uid:
+        _diff_set(diff, "owner", st.st_uid, uid)
+        changed = True
+        if not check:
+            _chown(path, uid, -1, follow)
+    gid = group_id(group)
+    if gid is not None and st.st_gid != gid:
+        _diff_set(diff, "group", st.st_gid, gid)
+        changed = True
+        if not check:
+            _chown(path, -1, gid, follow)
+    if mode is not None:
+        if stat.S_ISLNK(st.st_mode):
+            # Linux has no lchmod: a symlink's own permissions cannot change (Ansible skips).
+            return changed
+        new_mode = parse_mode(mode, st)
+        prev = stat.S_IMODE(st.st_mode)
+        if prev != new_mode:
+            _diff_set(diff, "mode", "0%03o" % prev, "0%03o" % new_mode)
+            changed = True
+            if not check:
+                try:
+                    os.chmod(path, new_mode)
+                except OSError as exc:
+                    fail("chmod failed: %s" % exc, path=path)
+    return changed
+
+
+def _chown(path, uid, gid, follow):
+    try:
+        if follow:
+            os.chown(path, uid, gid)
+        else:
+            os.lchown(path, uid, gid)
+    except OSError as exc:
+        fail("chown failed: %s" % exc, path=path)
+
+
+def path_info(path, follow=True):
+    """Ansible's add_path_info: state, mode, owner, group, uid, gid, size of ``path``."""
+    info = {"path": path}
+    try:
+        st = os.stat(path) if follow else os.lstat(path)
+    except OSError:
+        info["state"] = "absent"
+        return info
+    lst = os.lstat(path)
+    if stat.S_ISLNK(lst.st_mode):
+        state = "link"
+    elif stat.S_ISDIR(st.st_mode):
+        state = "directory"
+    elif st.st_nlink > 1:
+        state = "hard"
+    else:
+        state = "file"
+    info.update({
+        "uid": st.st_uid, "gid": st.st_gid, "owner": user_name(st.st_uid),
+        "group": group_name(st.st_gid), "mode": "0%03o" % stat.S_IMODE(st.st_mode),
+        "state": state, "size": st.st_size,
+    })
+    return info
+
+
+def file_diff(path, before, after, before_header=None, after_header=None):
+    """A content diff dict as Ansible's modules return it (text, not unified)."""
+    return {
+        "before": to_text(before) if before is not None else "",
+        "after": to_text(after) if after is not None else "",
+        "before_header": before_header or path,
+        "after_header": after_header or path,
+    }

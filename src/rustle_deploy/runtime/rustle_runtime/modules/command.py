@@ -1,0 +1,137 @@
+"""The command family: ``command``, ``shell``, ``raw`` (Ansible's parameters and results)."""
+
+import datetime
+import glob
+import os
+import re
+
+from ..context import ModuleFailure
+
+# k=v options Ansible lifts out of free-form command text
+_INLINE = re.compile(
+    r"(?:^|\s)(chdir|creates|removes|executable|stdin|stdin_add_newline|strip_empty_ends|warn)="
+    r"(\"(?:[^\"\\]|\\.)*\"|'[^']*'|\S+)")
+
+
+def _lift_inline(args):
+    raw = args.get("_raw_params")
+    if not isinstance(raw, str) or "=" not in raw:
+        return args
+    args = dict(args)
+
+    def take(match):
+        value = match.group(2)
+        if value[:1] in ("'", '"') and value[-1:] == value[:1]:
+            value = value[1:-1]
+        args.setdefault(match.group(1), value)
+        return ""
+
+    args["_raw_params"] = _INLINE.sub(take, raw).strip()
+    return args
+
+
+def _bool(value, default):
+    if value is None:
+        return default
+    if isinstance(value, bool):
+        return value
+    return str(value).strip().lower() in ("yes", "on", "1", "true", "y", "t")
+
+
+def _run(ctx, args, shell):
+    args = _lift_inline(args)
+    raw, cmd, argv = args.get("_raw_params"), args.get("cmd"), args.get("argv")
+    given = [n for n, v in (("_raw_params", raw), ("cmd", cmd), ("argv", argv)) if v not in (None, "", [])]
+    if not given:
+        raise ModuleFailure("one of the following is required: _raw_params, cmd, argv")
+    if len(given) > 1:
+        raise ModuleFailure("parameters are mutually exclusive: _raw_params|cmd|argv")
+    chdir = args.get("chdir")
+    creates, removes = args.get("creates"), args.get("removes")
+    executable = args.get("executable")
+    stdin = args.get("stdin")
+    add_newline = _bool(args.get("stdin_add_newline"), True)
+    strip = _bool(args.get("strip_empty_ends"), True)
+    r = {"changed": False, "stdout": "", "stderr": "", "rc": None, "cmd": None, "start": None,
+         "end": None, "delta": None, "msg": ""}
+    if not shell and executable:
+        ctx.warn("As of Ansible 2.4, the parameter 'executable' is no longer supported with the "
+                 "'command' module. Not using '%s'." % executable)
+        executable = None
+    if argv is not None and not isinstance(argv, list):
+        raise ModuleFailure("argv must be a list of strings")
+    command = raw or cmd
+    if shell:
+        r["cmd"] = command if command else " ".join(str(a) for a in argv)
+    else:
+        import shlex
+
+        r["cmd"] = shlex.split(command) if command else [str(a) for a in argv]
+    if chdir:
+        chdir = os.path.expanduser(str(chdir))
+        if not os.path.isdir(chdir):
+            r["msg"] = "Unable to change directory before execution: %s" % chdir
+            r["failed"] = True
+            r["rc"] = 2
+            return r
+    base = chdir or os.getcwd()
+    shoulda = "Would" if ctx.check_mode else "Did"
+    if creates and glob.glob(os.path.join(base, os.path.expanduser(str(creates)))):
+        r["msg"] = "%s not run command since '%s' exists" % (shoulda, creates)
+        r["stdout"] = "skipped, since %s exists" % creates
+        r["rc"] = 0
+    if not r["msg"] and removes and not glob.glob(os.path.join(base, os.path.expanduser(str(removes)))):
+        r["msg"] = "%s not run command since '%s' does not exist" % (shoulda, removes)
+        r["stdout"] = "skipped, since %s does not exist" % removes
+        r["rc"] = 0
+    if r["msg"]:
+        return r
+    r["changed"] = True
+    if ctx.check_mode:
+        r["rc"] = 0
+        r["msg"] = "Command would have run if not in check mode"
+        if creates is None and removes is None:
+            r["skipped"] = True
+            r["changed"] = False
+        return r
+    data = None
+    if stdin is not None:
+        data = str(stdin) + ("\n" if add_newline else "")
+    start = datetime.datetime.now()
+    rc, out, err = ctx.run_command(r["cmd"], shell=shell, cwd=chdir, data=data,
+                                   executable=executable)
+    end = datetime.datetime.now()
+    r.update(rc=rc, stdout=out, stderr=err, start=str(start), end=str(end), delta=str(end - start))
+    if strip:
+        r["stdout"] = r["stdout"].rstrip("\r\n")
+        r["stderr"] = r["stderr"].rstrip("\r\n")
+    if rc != 0:
+        r["msg"] = "non-zero return code"
+        r["failed"] = True
+    return r
+
+
+def command(ctx, args):
+    return _run(ctx, args, shell=False)
+
+
+def shell(ctx, args):
+    return _run(ctx, args, shell=True)
+
+
+def raw(ctx, args):
+    """Run the free-form text through the shell; no check mode (skipped), always changed."""
+    text = args.get("_raw_params")
+    if not text:
+        raise ModuleFailure("raw needs the command text (free-form)")
+    if ctx.check_mode:
+        return {"changed": False, "skipped": True, "msg": "check mode is not supported for raw"}
+    rc, out, err = ctx.run_command(str(text), shell=True, executable=args.get("executable"))
+    r = {"changed": True, "rc": rc, "stdout": out, "stderr": err}
+    if rc != 0:
+        r["failed"] = True
+        r["msg"] = "non-zero return code"
+    return r
+
+
+MODULES = {"command": command, "shell": shell, "raw": raw}

@@ -1,0 +1,115 @@
+"""The core family: debug, set_fact, assert, fail, meta, ping, setup.
+
+``meta`` only names the action (``_meta`` in its result); the executor carries it out
+(flush_handlers, end_play, end_host, noop, clear_facts, ...).
+"""
+
+import fnmatch
+import re
+
+from ..context import ModuleFailure
+
+_VALID_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+META_ACTIONS = ("noop", "flush_handlers", "refresh_inventory", "clear_facts", "clear_host_errors",
+                "end_play", "end_host", "end_batch", "end_role", "reset_connection")
+
+
+def _int(value, default):
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        return default
+
+
+def debug(ctx, args):
+    if "msg" in args and "var" in args:
+        raise ModuleFailure("parameters are mutually exclusive: msg|var")
+    verbosity = _int(args.get("verbosity", 0), 0)
+    if ctx.verbosity < verbosity:
+        return {"changed": False, "skipped": True, "skipped_reason": "Verbosity threshold not met."}
+    if "var" in args:
+        from ..templating import TemplateError
+
+        name = args["var"]
+        if not isinstance(name, str):
+            return {"changed": False, str(name): name}
+        try:
+            value = ctx.evaluate(name)
+        except TemplateError:
+            value = "VARIABLE IS NOT DEFINED!"
+        return {"changed": False, name: value}
+    return {"changed": False, "msg": args.get("msg", "Hello world!")}
+
+
+def set_fact(ctx, args):
+    facts = {}
+    for key, value in args.items():
+        if key == "cacheable":
+            continue
+        if not _VALID_NAME.match(str(key)):
+            raise ModuleFailure("The variable name '%s' is not valid. Variables must start with a "
+                                "letter or underscore character, and contain only letters, numbers "
+                                "and underscores." % key)
+        if isinstance(value, str) and value.lower() in ("true", "false", "yes", "no"):
+            value = value.lower() in ("true", "yes")
+        facts[key] = value
+    if not facts:
+        raise ModuleFailure("No key/value pairs provided, at least one is required for this action to succeed")
+    return {"changed": False, "ansible_facts": facts, "_set_fact": True}
+
+
+def assert_(ctx, args):
+    from ..templating import TemplateError
+
+    that = args.get("that")
+    if that is None:
+        raise ModuleFailure("conditional required in \"that\" string")
+    conditions = that if isinstance(that, list) else [that]
+    fail_msg = args.get("fail_msg", args.get("msg"))
+    success_msg = args.get("success_msg", "All assertions passed")
+    quiet = bool(args.get("quiet", False))
+    for cond in conditions:
+        try:
+            ok = ctx.condition(cond)
+        except TemplateError as exc:
+            raise ModuleFailure(str(exc), assertion=cond) from exc
+        if not ok:
+            msg = fail_msg if fail_msg is not None else "Assertion failed"
+            return {"changed": False, "failed": True, "assertion": cond, "evaluated_to": False, "msg": msg}
+    out = {"changed": False, "msg": success_msg}
+    if quiet:
+        out["_ansible_verbose_always"] = False
+    return out
+
+
+def fail(ctx, args):
+    return {"changed": False, "failed": True, "msg": args.get("msg", "Failed as requested from task")}
+
+
+def meta(ctx, args):
+    action = str(args.get("_raw_params", "")).strip()
+    if action not in META_ACTIONS:
+        raise ModuleFailure("invalid meta action requested: %s" % action)
+    return {"changed": False, "_meta": action, "msg": ""}
+
+
+def ping(ctx, args):
+    data = args.get("data", "pong")
+    if data == "crash":
+        raise Exception("boom")
+    return {"changed": False, "ping": data}
+
+
+def setup(ctx, args):
+    facts = dict(ctx.facts(refresh=True))
+    patterns = args.get("filter") or []
+    if isinstance(patterns, str):
+        patterns = [p.strip() for p in patterns.split(",") if p.strip()]
+    if patterns:
+        facts = {k: v for k, v in facts.items()
+                 if any(fnmatch.fnmatch(k, p) or fnmatch.fnmatch(k, "ansible_" + p) for p in patterns)}
+    return {"changed": False, "ansible_facts": facts}
+
+
+MODULES = {"debug": debug, "set_fact": set_fact, "assert": assert_, "fail": fail, "meta": meta,
+           "ping": ping, "setup": setup}

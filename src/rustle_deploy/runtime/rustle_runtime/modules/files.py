@@ -1,0 +1,726 @@
+"""Module family for files: copy, file, template, stat (Ansible's semantics and result keys).
+
+Standard library only; Python 3.8 syntax. Every content change goes through
+``_common.atomic_write``/``atomic_copy`` (temp file beside the target, fsync, os.replace).
+
+Embedded sources: the compiled task carries ``files: {"<src as written>": "<sha256>"}``; the
+executor hands that mapping to copy/template as ``args["_rustle_files"]`` and the module reads
+the bytes with ``ctx.read_file(sha256)``.
+"""
+
+import errno
+import os
+import shutil
+import stat as stat_mod
+import time
+
+from . import _common as c
+
+FILE_COMMON = ("mode", "owner", "group", "seuser", "serole", "setype", "selevel",
+               "unsafe_writes", "attributes", "attr")
+
+
+# ------------------------------------------------------------------------------------ helpers
+
+def _embedded(ctx, args, src):
+    """Bytes of the embedded ``src`` (looked up in ``args['_rustle_files']``)."""
+    files = args.get("_rustle_files") or {}
+    sha = files.get(src)
+    if sha is None:
+        base = os.path.basename(str(src))
+        matches = [v for k, v in files.items() if os.path.basename(k) == base]
+        if len(set(matches)) == 1:
+            sha = matches[0]
+    if sha is None:
+        c.fail("Could not find or access '%s' on the Ansible Controller. The artifact embeds no "
+               "file for this src (embedded: %s)" % (src, ", ".join(sorted(files)) or "none"))
+    return ctx.read_file(sha)
+
+
+def _is_text(data):
+    return b"\x00" not in data[:8192]
+
+
+def _prev_state(path):
+    if not os.path.lexists(path):
+        return "absent"
+    if os.path.islink(path):
+        return "link"
+    if os.path.isdir(path):
+        return "directory"
+    if os.stat(path).st_nlink > 1:
+        return "hard"
+    return "file"
+
+
+def _makedirs_with_mode(ctx, path, mode, owner, group, diff=None):
+    """Create the missing components of ``path``, each with the given attributes."""
+    missing = []
+    cur = os.path.abspath(path)
+    while cur and not os.path.lexists(cur):
+        missing.append(cur)
+        parent = os.path.dirname(cur)
+        if parent == cur:
+            break
+        cur = parent
+    changed = False
+    for item in reversed(missing):
+        changed = True
+        if ctx.check_mode:
+            continue
+        try:
+            os.mkdir(item)
+        except OSError as exc:
+            if exc.errno != errno.EEXIST:
+                c.fail("There was an issue creating %s as requested: %s" % (item, exc), path=path)
+        c.apply_attributes(ctx, item, mode, owner, group, diff)
+    return changed
+
+
+def _write_content(ctx, args, data, src_label, module_name):
+    """Shared tail of copy (content or embedded src) and template."""
+    dest = args.get("dest")
+    if not dest:
+        c.fail("missing required arguments: dest")
+    dest = c.expand(dest)
+    force = c.boolean(args.get("force", True), "force")
+    backup = c.boolean(args.get("backup", False), "backup")
+    follow = c.boolean(args.get("follow", False), "follow")
+    mode, owner, group = args.get("mode"), args.get("owner"), args.get("group")
+    validate = args.get("validate")
+    checksum_src = c.checksum_bytes(data)
+    expected = args.get("checksum")
+    if ctx.check_mode:
+        early = _check_mode_preview(ctx, dest, data, checksum_src, src_label, force, follow)
+        if early is not None:
+            return early
+    if expected and expected != checksum_src:
+        c.fail("Copied file does not match the expected checksum. Transfer failed.",
+               checksum=checksum_src, expected_checksum=expected)
+
+    changed = False
+    if dest.endswith(os.sep):
+        if args.get("content") is not None and module_name == "copy":
+            c.fail("can not use content with a dir as dest")
+        dest = os.path.join(dest, os.path.basename(src_label))
+        dirname = os.path.dirname(dest)
+        if not os.path.exists(dirname):
+            if ctx.check_mode:
+                return {"msg": "dest directory %s would be created" % dirname, "changed": True,
+                        "src": src_label}
+            changed = _makedirs_with_mode(ctx, dirname, args.get("directory_mode"), owner, group)
+    if os.path.isdir(dest):
+        if args.get("content") is not None and module_name == "copy":
+            c.fail("can not use content with a dir as dest")
+        dest = os.path.join(dest, os.path.basename(src_label))
+
+    checksum_dest = None
+    before = None
+    if os.path.lexists(dest):
+        if os.path.islink(dest) and follow:
+            dest = os.path.realpath(dest)
+        if not force and os.path.exists(dest):
+            return {"msg": "file already exists", "src": src_label, "dest": dest,
+                    "changed": False}
+        if os.access(dest, os.R_OK) and os.path.isfile(dest):
+            with open(dest, "rb") as handle:
+                before = handle.read()
+            checksum_dest = c.checksum_bytes(before)
+    elif not os.path.isdir(os.path.dirname(os.path.abspath(dest))):
+        c.fail("Destination directory %s does not exist" % os.path.dirname(dest))
+
+    result = {"dest": dest, "src": src_label, "checksum": checksum_src,
+              "md5sum": c.checksum_bytes(data, "md5"), "size": len(data)}
+    is_link = os.path.islink(dest)
+    if checksum_src != checksum_dest or is_link:
+        changed = True
+        if ctx.diff_mode and _is_text(data) and (before is None or _is_text(before)):
+            result["diff"] = [c.file_diff(dest, before if before is not None else "", data,
+                                          dest, src_label)]
+        if not ctx.check_mode:
+            if backup and os.path.exists(dest):
+                result["backup_file"] = c.backup_local(ctx, dest)
+            if is_link:
+                os.unlink(dest)
+            if validate:
+                _validate_with_attrs(ctx, data, dest, validate, mode, owner, group)
+            c.atomic_write(dest, data)
+    attr_diff = {}
+    if ctx.check_mode and not os.path.exists(dest):
+        changed = True
+    elif c.apply_attributes(ctx, dest, mode, owner, group, attr_diff, follow=True):
+        changed = True
+    result["changed"] = changed
+    if os.path.exists(dest):
+        info = c.path_info(dest)
+        info.pop("path", None)
+        info.pop("size", None)
+        result.update(info)
+    return result
+
+
+def _check_mode_preview(ctx, dest, data, checksum_src, src_label, force, follow):
+    """Ansible's copy action in check mode: a differing file is reported changed unexamined."""
+    target = dest
+    if target.endswith(os.sep) or os.path.isdir(target):
+        target = os.path.join(target, os.path.basename(src_label))
+    if os.path.islink(target) and follow:
+        target = os.path.realpath(target)
+    if os.path.lexists(target) and not force:
+        return None
+    if os.path.isfile(target) and not os.path.islink(target):
+        if c.checksum_file(target) == checksum_src:
+            return None
+        with open(target, "rb") as handle:
+            before = handle.read()
+    else:
+        before = b""
+    result = {"changed": True, "dest": target, "src": src_label, "checksum": checksum_src}
+    if ctx.diff_mode and _is_text(data) and _is_text(before):
+        result["diff"] = [c.file_diff(target, before, data, target, src_label)]
+    return result
+
+
+def _validate_with_attrs(ctx, data, dest, validate, mode, owner, group):
+    """Run ``validate`` on a temp copy carrying the requested mode, as Ansible does."""
+    import tempfile
+
+    fd, tmp = tempfile.mkstemp(prefix=".rustle_validate_", dir=os.path.dirname(
+        os.path.abspath(dest)))
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+        if mode is not None:
+            os.chmod(tmp, c.parse_mode(mode, os.stat(tmp)))
+        c.run_validate(ctx, validate, tmp)
+    finally:
+        os.unlink(tmp)
+
+
+# ------------------------------------------------------------------------------------ copy
+
+COPY_ARGS = {"src", "content", "dest", "mode", "owner", "group", "backup", "force",
+             "directory_mode", "remote_src", "validate", "checksum", "follow", "local_follow",
+             "decrypt", "unsafe_writes", "attributes", "seuser", "serole", "setype", "selevel"}
+
+
+@c.module
+def copy(ctx, args):
+    """ansible.builtin.copy: embedded ``src``, ``content`` or ``remote_src``."""
+    c.check_unknown(args, COPY_ARGS, "copy")
+    src, content = args.get("src"), args.get("content")
+    if src is None and content is None:
+        c.fail("src (or content) is required")
+    if src is not None and content is not None:
+        c.fail("src and content are mutually exclusive")
+    if c.boolean(args.get("remote_src", False), "remote_src"):
+        return _copy_remote(ctx, args)
+    if content is not None:
+        if not isinstance(content, str):
+            import json
+
+            content = json.dumps(content)
+        data = content.encode("utf-8", "surrogateescape")
+        label = "content"
+    else:
+        data = _embedded(ctx, args, src)
+        label = src
+    if args.get("mode") == "preserve":
+        args = dict(args)
+        args["mode"] = None  # the source's mode is not embedded; keep the default
+        ctx.warn("copy: mode=preserve keeps the default mode for embedded sources")
+    return _write_content(ctx, args, data, label, "copy")
+
+
+def _copy_remote(ctx, args):
+    src = c.expand(args["src"])
+    if not os.path.exists(src):
+        c.fail("Source %s not found" % src)
+    if not os.access(src, os.R_OK):
+        c.fail("Source %s not readable" % src)
+    if os.path.isdir(src):
+        return _copy_remote_dir(ctx, args, src)
+    args = dict(args)
+    if args.get("mode") == "preserve":
+        args["mode"] = "0%03o" % stat_mod.S_IMODE(os.stat(src).st_mode)
+    with open(src, "rb") as handle:
+        data = handle.read()
+    return _write_content(ctx, args, data, src, "copy")
+
+
+def _copy_remote_dir(ctx, args, src):
+    dest = c.expand(args.get("dest") or "")
+    if not dest:
+        c.fail("missing required arguments: dest")
+    if not src.endswith(os.sep):
+        dest = os.path.join(dest, os.path.basename(src))
+    changed = False
+    for root, dirs, files in os.walk(src):
+        rel = os.path.relpath(root, src)
+        target_dir = os.path.normpath(os.path.join(dest, rel))
+        if not os.path.isdir(target_dir):
+            changed = True
+            if not ctx.check_mode:
+                os.makedirs(target_dir)
+                shutil.copystat(root, target_dir)
+        for name in files:
+            s, d = os.path.join(root, name), os.path.join(target_dir, name)
+            if os.path.isfile(d) and c.checksum_file(s) == c.checksum_file(d):
+                continue
+            changed = True
+            if not ctx.check_mode:
+                c.atomic_copy(s, d)
+                shutil.copystat(s, d)
+    if not ctx.check_mode and os.path.exists(dest):
+        for root, dirs, files in os.walk(dest):
+            for name in dirs + files:
+                if c.apply_attributes(ctx, os.path.join(root, name), args.get("mode"),
+                                      args.get("owner"), args.get("group")):
+                    changed = True
+    return {"dest": dest, "src": src, "changed": changed}
+
+
+# ------------------------------------------------------------------------------------ template
+
+TEMPLATE_ARGS = {"src", "dest", "mode", "owner", "group", "backup", "force", "newline_sequence",
+                 "validate", "follow", "trim_blocks", "lstrip_blocks", "block_start_string",
+                 "block_end_string", "variable_start_string", "variable_end_string",
+                 "comment_start_string", "comment_end_string", "output_encoding",
+                 "unsafe_writes", "attributes", "seuser", "serole", "setype", "selevel"}
+
+
+@c.module
+def template(ctx, args):
+    """ansible.builtin.template: render an embedded ``src`` with ctx.render, then copy it."""
+    c.check_unknown(args, TEMPLATE_ARGS, "template")
+    src = args.get("src")
+    if src is None or args.get("dest") is None:
+        c.fail("src and dest are required")
+    newline = args.get("newline_sequence", "\n")
+    if newline not in ("\n", "\r", "\r\n"):
+        c.fail("newline_sequence needs to be one of: \\n, \\r or \\r\\n")
+    source = _embedded(ctx, args, src).decode("utf-8", "surrogateescape")
+    dest = c.expand(args["dest"])
+    extra = {"template_path": src, "template_fullpath": src, "template_destpath": dest,
+             "template_host": getattr(ctx, "host", ""),
+             "template_run_date": time.strftime("%Y-%m-%d %H:%M:%S")}
+    rendered = ctx.render(source, extra)
+    if newline != "\n":
+        rendered = rendered.replace("\r\n", "\n").replace("\n", newline)
+    encoding = args.get("output_encoding") or "utf-8"
+    data = rendered.encode(encoding, "surrogateescape")
+    return _write_content(ctx, args, data, src, "template")
+
+
+# ------------------------------------------------------------------------------------ file
+
+FILE_ARGS = {"path", "dest", "name", "state", "src", "recurse", "force", "follow", "mode",
+             "owner", "group", "access_time", "modification_time", "access_time_format",
+             "modification_time_format", "unsafe_writes", "attributes", "seuser", "serole",
+             "setype", "selevel", "_original_basename", "_diff_peek"}
+
+
+def _timestamp(value, fmt):
+    if value in (None, "preserve"):
+        return None
+    if value == "now":
+        return "now"
+    try:
+        return time.mktime(time.strptime(value, fmt))
+    except ValueError as exc:
+        c.fail("Error while obtaining timestamp for time %s using format %s: %s"
+               % (value, fmt, exc))
+
+
+def _update_times(ctx, path, mtime, atime, diff, follow=True):
+    if mtime is None and atime is None:
+        return False
+    st = os.stat(path) if follow else os.lstat(path)
+    now = time.time()
+    new_m = st.st_mtime if mtime is None else (now if mtime == "now" else mtime)
+    new_a = st.st_atime if atime is None else (now if atime == "now" else atime)
+    if new_m == st.st_mtime and new_a == st.st_atime:
+        return False
+    if diff is not None:
+        if new_m != st.st_mtime:
+            c._diff_set(diff, "mtime", st.st_mtime, new_m)
+        if new_a != st.st_atime:
+            c._diff_set(diff, "atime", st.st_atime, new_a)
+    if not ctx.check_mode:
+        try:
+            os.utime(path, (new_a, new_m), follow_symlinks=follow)
+        except OSError as exc:
+            c.fail("Error while updating modification or access time: %s" % exc, path=path)
+    return True
+
+
+def _initial_diff(path, state, prev_state):
+    diff = {"before": {"path": path}, "after": {"path": path}}
+    if prev_state != state:
+        diff["before"]["state"] = prev_state
+        diff["after"]["state"] = state
+        if state == "absent" and prev_state == "directory":
+            walked = []
+            for base, dirs, files in os.walk(path):
+                walked.extend(os.path.join(base, n) for n in dirs + files)
+            diff["before"]["path_content"] = {"directories": [], "files": []}
+            for item in walked:
+                key = "directories" if os.path.isdir(item) else "files"
+                diff["before"]["path_content"][key].append(item)
+    return diff
+
+
+@c.module
+def file(ctx, args):
+    """ansible.builtin.file: file, directory, link, hard, touch, absent."""
+    c.check_unknown(args, FILE_ARGS, "file")
+    path = c.pop_arg(args, ("path", "dest", "name"))
+    if path is None:
+        c.fail("missing required arguments: path")
+    path = c.expand(path)
+    state = args.get("state")
+    src = args.get("src")
+    recurse = c.boolean(args.get("recurse", False), "recurse")
+    force = c.boolean(args.get("force", False), "force")
+    follow = c.boolean(args.get("follow", True), "follow")
+    mode, owner, group = args.get("mode"), args.get("owner"), args.get("group")
+    prev = _prev_state(path)
+    if state is None:
+        if recurse:
+            state = "directory"
+        elif prev == "absent":
+            state = "file"
+        elif prev == "hard" and src is None:
+            state = "file"
+        else:
+            state = prev
+    if state not in ("file", "directory", "link", "hard", "touch", "absent"):
+        c.fail("value of state must be one of: absent, directory, file, hard, link, touch, "
+               "got: %s" % state)
+    if recurse and state != "directory":
+        c.fail("recurse option requires state to be 'directory'", path=path)
+    if src is not None and state not in ("link", "hard"):
+        c.fail("src option requires state to be 'link' or 'hard'", path=path)
+    times = {
+        "mtime": _timestamp(args.get("modification_time"),
+                            args.get("modification_time_format", "%Y%m%d%H%M.%S")),
+        "atime": _timestamp(args.get("access_time"),
+                            args.get("access_time_format", "%Y%m%d%H%M.%S")),
+        "_raw_mtime": args.get("modification_time") or "unset",
+        "_raw_atime": args.get("access_time") or "unset",
+    }
+    handler = {"file": _ensure_file, "directory": _ensure_directory, "link": _ensure_link,
+               "hard": _ensure_hard, "touch": _ensure_touch, "absent": _ensure_absent}[state]
+    result = handler(ctx, path, prev, src, mode, owner, group, recurse, force, follow, times)
+    if not ctx.diff_mode:
+        result.pop("diff", None)
+    where = result.get("path") or result.get("dest") or path
+    if state != "absent" and os.path.lexists(where):
+        info = c.path_info(where, follow=False)
+        info.pop("path", None)
+        result.update(info)
+    elif state == "absent":
+        result["state"] = "absent"
+    return result
+
+
+def _ensure_absent(ctx, path, prev, src, mode, owner, group, recurse, force, follow, times):
+    result = {"path": path, "changed": False}
+    if prev == "absent":
+        return result
+    result["diff"] = _initial_diff(path, "absent", prev)
+    result["changed"] = True
+    if not ctx.check_mode:
+        if prev == "directory":
+            try:
+                shutil.rmtree(path)
+            except OSError as exc:
+                c.fail("rmtree failed: %s" % exc)
+        else:
+            try:
+                os.unlink(path)
+            except OSError as exc:
+                if exc.errno != errno.ENOENT:
+                    c.fail("Unlinking failed.", path=path)
+    return result
+
+
+def _ensure_file(ctx, path, prev, src, mode, owner, group, recurse, force, follow, times):
+    diff = _initial_diff(path, "file", prev)
+    if prev not in ("file", "hard"):
+        if follow and prev == "link":
+            target = os.path.realpath(path)
+            prev = _prev_state(target)
+            path = target
+        if prev not in ("file", "hard"):
+            c.fail("file (%s) is %s, cannot continue" % (path, prev), path=path, state=prev)
+    changed = c.apply_attributes(ctx, path, mode, owner, group, diff, follow=True)
+    changed |= _update_times(ctx, path, times["mtime"], times["atime"], diff)
+    return {"path": path, "changed": changed, "diff": diff}
+
+
+def _ensure_directory(ctx, path, prev, src, mode, owner, group, recurse, force, follow, times):
+    if follow and prev == "link":
+        path = os.path.realpath(path)
+        prev = _prev_state(path)
+    diff = _initial_diff(path, "directory", prev)
+    changed = False
+    if prev == "absent":
+        if ctx.check_mode:
+            return {"path": path, "changed": True, "diff": diff}
+        changed = _makedirs_with_mode(ctx, path, mode, owner, group, diff)
+        _update_times(ctx, path, times["mtime"], times["atime"], diff)
+        if recurse:
+            changed |= _recurse(ctx, path, mode, owner, group, follow, times)
+        return {"path": path, "changed": changed, "diff": diff}
+    if prev != "directory":
+        c.fail("%s already exists as a %s" % (path, prev), path=path)
+    changed = c.apply_attributes(ctx, path, mode, owner, group, diff)
+    changed |= _update_times(ctx, path, times["mtime"], times["atime"], diff)
+    if recurse:
+        changed |= _recurse(ctx, path, mode, owner, group, follow, times)
+    return {"path": path, "changed": changed, "diff": diff}
+
+
+def _recurse(ctx, path, mode, owner, group, follow, times):
+    changed = False
+    for root, dirs, files in os.walk(path):
+        for name in dirs + files:
+            item = os.path.join(root, name)
+            if os.path.islink(item):
+                if follow and os.path.exists(item):
+                    changed |= c.apply_attributes(ctx, item, mode, owner, group, None, True)
+                else:
+                    changed |= c.apply_attributes(ctx, item, None, owner, group, None, False)
+            else:
+                changed |= c.apply_attributes(ctx, item, mode, owner, group)
+            changed |= _update_times(ctx, item, times["mtime"], times["atime"], None,
+                                     follow=not os.path.islink(item))
+    return changed
+
+
+def _ensure_link(ctx, path, prev, src, mode, owner, group, recurse, force, follow, times):
+    if src is None and follow and os.path.lexists(path) and os.path.islink(path):
+        src = os.readlink(path)
+    if not os.path.islink(path) and os.path.isdir(path):
+        relpath = path
+    else:
+        relpath = os.path.dirname(path)
+    absrc = None if src is None else os.path.join(relpath, src)
+    if not force and src is not None and not os.path.exists(absrc):
+        c.fail("src file does not exist, use 'force=yes' if you really want to create the "
+               "link: %s" % absrc, path=path, src=src)
+    if prev == "directory":
+        if not force:
+            c.fail("refusing to convert from %s to symlink for %s" % (prev, path), path=path)
+        if os.listdir(path):
+            c.fail("the directory %s is not empty, refusing to convert it" % path, path=path)
+    elif prev in ("file", "hard") and not force:
+        c.fail("refusing to convert from %s to symlink for %s" % (prev, path), path=path)
+    diff = _initial_diff(path, "link", prev)
+    changed = False
+    if prev in ("hard", "file", "directory", "absent"):
+        if src is None:
+            c.fail("src is required for creating new symlinks")
+        changed = True
+    elif prev == "link" and src is not None:
+        old = os.readlink(path)
+        if old != src:
+            diff["before"]["src"] = old
+            diff["after"]["src"] = src
+            changed = True
+    if changed and not ctx.check_mode:
+        if prev != "absent":
+            tmp = os.path.join(os.path.dirname(path), ".%s.%s.tmp" % (os.getpid(), time.time()))
+            try:
+                if prev == "directory":
+                    os.rmdir(path)
+                os.symlink(src, tmp)
+                os.rename(tmp, path)
+            except OSError as exc:
+                if os.path.lexists(tmp):
+                    os.unlink(tmp)
+                c.fail("Error while replacing: %s" % exc, path=path)
+        else:
+            try:
+                os.symlink(src, path)
+            except OSError as exc:
+                c.fail("Error while linking: %s" % exc, path=path)
+    if ctx.check_mode and not os.path.lexists(path):
+        return {"dest": path, "src": src, "changed": changed, "diff": diff}
+    if follow and os.path.islink(path) and not os.path.exists(path):
+        if mode is not None or owner is not None or group is not None:
+            ctx.warn("Cannot set fs attributes on a non-existent symlink target. follow should"
+                     " be set to False to avoid this.")
+    elif os.path.lexists(path):
+        changed |= c.apply_attributes(ctx, path, mode, owner, group, diff, follow=follow)
+        changed |= _update_times(ctx, path, times["mtime"], times["atime"], diff, follow=follow)
+    return {"dest": path, "src": src, "changed": changed, "diff": diff}
+
+
+def _ensure_hard(ctx, path, prev, src, mode, owner, group, recurse, force, follow, times):
+    if src is None:
+        c.fail("src is required for creating new hardlinks")
+    if not os.path.isabs(src):
+        src = os.path.join(os.path.dirname(path), src)
+    if not os.path.exists(src):
+        c.fail("src does not exist", dest=path, src=src)
+    diff = _initial_diff(path, "hard", prev)
+    changed = False
+    if prev == "absent":
+        changed = True
+    elif prev == "link":
+        old = os.readlink(path)
+        if old != src:
+            diff["before"]["src"] = old
+            diff["after"]["src"] = src
+            changed = True
+    elif prev == "hard":
+        if not os.path.samefile(src, path):
+            changed = True
+            if not force:
+                c.fail("Cannot link, different hard link exists at destination", dest=path,
+                       src=src)
+    elif prev == "file":
+        changed = True
+        if not force:
+            c.fail("Cannot link, %s exists at destination" % prev, dest=path, src=src)
+    elif prev == "directory":
+        changed = True
+        if os.path.exists(path):
+            if os.stat(path).st_ino == os.stat(src).st_ino:
+                return {"path": path, "changed": False}
+            if not force:
+                c.fail("Cannot link: different hard link exists at destination", dest=path,
+                       src=src)
+    if changed and not ctx.check_mode:
+        if prev != "absent":
+            tmp = os.path.join(os.path.dirname(path), ".%s.%s.tmp" % (os.getpid(), time.time()))
+            try:
+                if prev == "directory" and os.path.exists(path):
+                    os.rmdir(path)
+                os.link(src, tmp)
+                os.rename(tmp, path)
+            except OSError as exc:
+                if os.path.lexists(tmp):
+                    os.unlink(tmp)
+                c.fail("Error while replacing: %s" % exc, path=path)
+        else:
+            try:
+                os.link(src, path)
+            except OSError as exc:
+                c.fail("Error while linking: %s" % exc, path=path)
+    if ctx.check_mode and not os.path.exists(path):
+        return {"dest": path, "src": src, "changed": changed, "diff": diff}
+    changed |= c.apply_attributes(ctx, path, mode, owner, group, diff)
+    changed |= _update_times(ctx, path, times["mtime"], times["atime"], diff)
+    return {"dest": path, "src": src, "changed": changed, "diff": diff}
+
+
+def _ensure_touch(ctx, path, prev, src, mode, owner, group, recurse, force, follow, times):
+    mtime = times["mtime"] if times["mtime"] is not None else None
+    atime = times["atime"] if times["atime"] is not None else None
+    # touch defaults both times to "now" unless the task says preserve
+    diff = _initial_diff(path, "touch", prev)
+    changed = False
+    if prev == "absent":
+        changed = True
+        if not ctx.check_mode:
+            try:
+                open(path, "wb").close()
+            except OSError as exc:
+                c.fail("Error, could not touch target: %s" % exc, path=path)
+    elif prev not in ("file", "directory", "hard", "link"):
+        c.fail("Cannot touch other than files, directories, and hardlinks (%s is %s)"
+               % (path, prev))
+    if ctx.check_mode and not os.path.lexists(path):
+        return {"dest": path, "changed": True, "diff": diff}
+    changed |= c.apply_attributes(ctx, path, mode, owner, group, diff, follow=follow)
+    m = "now" if mtime is None and _raw_time_unset(times, "mtime") else mtime
+    a = "now" if atime is None and _raw_time_unset(times, "atime") else atime
+    changed |= _update_times(ctx, path, m, a, diff, follow=follow)
+    return {"dest": path, "changed": changed, "diff": diff}
+
+
+def _raw_time_unset(times, key):
+    return times.get("_raw_" + key, "unset") == "unset"
+
+
+# ------------------------------------------------------------------------------------ stat
+
+STAT_ARGS = {"path", "dest", "name", "follow", "get_checksum", "checksum_algorithm",
+             "checksum", "checksum_algo", "get_mime", "mime", "mime_type", "mime-type",
+             "get_attributes", "attr", "attributes", "get_md5", "get_selinux_context"}
+
+
+@c.module
+def stat(ctx, args):
+    """ansible.builtin.stat: ``{"changed": false, "stat": {...}}`` with Ansible's keys."""
+    c.check_unknown(args, STAT_ARGS, "stat")
+    path = c.pop_arg(args, ("path", "dest", "name"))
+    if path is None:
+        c.fail("missing required arguments: path")
+    path = c.expand(path)
+    follow = c.boolean(args.get("follow", False), "follow")
+    get_checksum = c.boolean(args.get("get_checksum", True), "get_checksum")
+    algorithm = c.pop_arg(args, ("checksum_algorithm", "checksum", "checksum_algo"), "sha1")
+    if algorithm not in ("md5", "sha1", "sha224", "sha256", "sha384", "sha512"):
+        c.fail("value of checksum_algorithm must be one of: md5, sha1, sha224, sha256, "
+               "sha384, sha512, got: %s" % algorithm)
+    get_mime = c.boolean(c.pop_arg(args, ("get_mime", "mime", "mime_type", "mime-type"), True))
+    try:
+        st = os.stat(path) if follow else os.lstat(path)
+    except OSError as exc:
+        if exc.errno in (errno.ENOENT, errno.ENOTDIR):
+            return {"changed": False, "stat": {"exists": False}}
+        c.fail(str(exc))
+    mode = st.st_mode
+    out = {
+        "exists": True, "path": path, "mode": "%04o" % stat_mod.S_IMODE(mode),
+        "isdir": stat_mod.S_ISDIR(mode), "ischr": stat_mod.S_ISCHR(mode),
+        "isblk": stat_mod.S_ISBLK(mode), "isreg": stat_mod.S_ISREG(mode),
+        "isfifo": stat_mod.S_ISFIFO(mode), "islnk": stat_mod.S_ISLNK(mode),
+        "issock": stat_mod.S_ISSOCK(mode), "uid": st.st_uid, "gid": st.st_gid,
+        "size": st.st_size, "inode": st.st_ino, "dev": st.st_dev, "nlink": st.st_nlink,
+        "atime": st.st_atime, "mtime": st.st_mtime, "ctime": st.st_ctime,
+        "wusr": bool(mode & stat_mod.S_IWUSR), "rusr": bool(mode & stat_mod.S_IRUSR),
+        "xusr": bool(mode & stat_mod.S_IXUSR), "wgrp": bool(mode & stat_mod.S_IWGRP),
+        "rgrp": bool(mode & stat_mod.S_IRGRP), "xgrp": bool(mode & stat_mod.S_IXGRP),
+        "woth": bool(mode & stat_mod.S_IWOTH), "roth": bool(mode & stat_mod.S_IROTH),
+        "xoth": bool(mode & stat_mod.S_IXOTH), "isuid": bool(mode & stat_mod.S_ISUID),
+        "isgid": bool(mode & stat_mod.S_ISGID),
+        "pw_name": c.user_name(st.st_uid), "gr_name": c.group_name(st.st_gid),
+        "blocks": st.st_blocks, "block_size": st.st_blksize,
+        "device_type": st.st_rdev,
+        "readable": os.access(path, os.R_OK), "writeable": os.access(path, os.W_OK),
+        "executable": os.access(path, os.X_OK),
+    }
+    if stat_mod.S_ISLNK(mode):
+        out["lnk_source"] = os.path.realpath(path)
+        out["lnk_target"] = os.readlink(path)
+    if stat_mod.S_ISREG(mode) and get_checksum and os.access(path, os.R_OK):
+        out["checksum"] = c.checksum_file(path, algorithm)
+    if get_mime:
+        out["mimetype"] = out["charset"] = "unknown"
+        rc, mout, _ = _file_mime(ctx, path)
+        if rc == 0 and mout:
+            try:
+                mimetype, charset = mout.split(":", 1)[1].split(";")
+                out["mimetype"] = mimetype.strip()
+                out["charset"] = charset.split("=")[1].strip()
+            except (IndexError, ValueError):
+                pass
+    return {"changed": False, "stat": out}
+
+
+def _file_mime(ctx, path):
+    tool = shutil.which("file")
+    if tool is None:
+        return 1, "", ""
+    rc, out, err = ctx.run_command([tool, "-i", path])
+    if isinstance(out, bytes):
+        out = out.decode("utf-8", "replace")
+    return rc, out, err
+
+
+MODULES = {"copy": copy, "file": file, "template": template, "stat": stat}

@@ -1,0 +1,117 @@
+"""Read the artifact's own entries: ``plan.json``, ``files/<sha256>``, ``manifest.json``.
+
+The artifact is a zip with a launcher line in front; Python runs it with ``zipimport``, which is
+already loaded, so reads go through a ``zipimporter`` (no ``zipfile`` import on the hot path).
+A plain directory with the same layout works too (tests, debugging).
+"""
+
+import os
+import sys
+
+
+class PayloadError(Exception):
+    """The artifact cannot be read or is not what its manifest says (exit 3)."""
+
+
+class Payload:
+    """The entries of one artifact (a zip file, possibly with a prefix, or a directory)."""
+
+    def __init__(self, root):
+        self.root = os.path.abspath(root)
+        self.is_dir = os.path.isdir(self.root)
+        self._importer = None
+        if not self.is_dir:
+            import zipimport
+
+            try:
+                self._importer = zipimport.zipimporter(self.root)
+            except zipimport.ZipImportError as exc:
+                raise PayloadError("%s: not an artifact (%s)" % (self.root, exc)) from exc
+
+    @classmethod
+    def locate(cls):
+        """The payload this process was started from (``python3 ARTIFACT ...``)."""
+        main = sys.modules.get("__main__")
+        path = getattr(main, "__file__", None)
+        if path:
+            root = os.path.dirname(os.path.abspath(path))
+        elif sys.argv and sys.argv[0]:
+            root = sys.argv[0]
+        else:
+            raise PayloadError("cannot tell which artifact is running (no __main__ path)")
+        return cls(root)
+
+    def read(self, name):
+        """The bytes of entry ``name`` (e.g. ``plan.json``); PayloadError when missing."""
+        try:
+            if self._importer is not None:
+                return self._importer.get_data(name)
+            with open(os.path.join(self.root, *name.split("/")), "rb") as fh:
+                return fh.read()
+        except OSError as exc:
+            raise PayloadError("%s: no entry '%s' in the artifact" % (self.root, name)) from exc
+
+    def has(self, name):
+        try:
+            self.read(name)
+        except PayloadError:
+            return False
+        return True
+
+    def read_json(self, name):
+        import json
+
+        data = self.read(name)
+        try:
+            return json.loads(data.decode("utf-8"))
+        except ValueError as exc:
+            raise PayloadError("%s: entry '%s' is not valid JSON: %s" % (self.root, name, exc)) from exc
+
+    def names(self):
+        """Every entry name (sorted); used by ``verify``."""
+        if self.is_dir:
+            out = []
+            for dirpath, _dirs, files in os.walk(self.root):
+                for f in files:
+                    rel = os.path.relpath(os.path.join(dirpath, f), self.root)
+                    if "__pycache__" in rel.split(os.sep):
+                        continue
+                    out.append(rel.replace(os.sep, "/"))
+            return sorted(out)
+        import zipfile
+
+        try:
+            with zipfile.ZipFile(self.root) as zf:
+                return sorted(n for n in zf.namelist() if not n.endswith("/"))
+        except (OSError, zipfile.BadZipFile) as exc:
+            raise PayloadError("%s: cannot list entries: %s" % (self.root, exc)) from exc
+
+    def verify(self):
+        """Re-hash every entry against manifest.json; return a list of problems (empty: ok)."""
+        import hashlib
+        import zipfile
+
+        manifest = self.read_json("manifest.json")
+        expected = manifest.get("entries")
+        if not isinstance(expected, dict):
+            return ["manifest.json: no 'entries' object"]
+        problems = []
+        present = set(self.names())
+        for name in sorted(expected):
+            if name not in present:
+                problems.append("%s: missing" % name)
+                continue
+            try:
+                data = self.read(name)
+            except (PayloadError, zipfile.BadZipFile, OSError) as exc:
+                problems.append("%s: unreadable (%s)" % (name, exc))
+                continue
+            except Exception as exc:  # zipimport raises ZipImportError/zlib.error on corrupt data
+                problems.append("%s: unreadable (%s: %s)" % (name, type(exc).__name__, exc))
+                continue
+            actual = hashlib.sha256(data).hexdigest()
+            if actual != expected[name]:
+                problems.append("%s: sha256 %s, manifest says %s" % (name, actual, expected[name]))
+        for name in sorted(present - set(expected) - {"manifest.json"}):
+            problems.append("%s: not listed in the manifest" % name)
+        return problems

@@ -1,0 +1,301 @@
+"""Ansible's templating of task arguments, variables and conditions.
+
+* A string without ``{{``/``{%`` is returned untouched and never imports Jinja2.
+* A string that is exactly ``{{ expr }}`` keeps the native type of ``expr``.
+* ``when``/``changed_when``/``failed_when``/``until``/``assert that`` are bare expressions.
+* Simple expressions (``foo is defined``, ``x == "y"``, ``r.rc != 0``, ``v | bool`` ...) are
+  evaluated by ``expr.py`` without Jinja2; anything else goes to the vendored Jinja2, imported
+  lazily on first need.
+* Undefined variables raise ``TemplateError`` (Ansible's behaviour), except where a test such as
+  ``is defined`` or a filter such as ``default`` handles them.
+
+``VarScope`` is the layered variable mapping a task sees; facts are gathered only when a name
+that is not otherwise defined (``ansible_*``, ``ansible_facts``) is looked up.
+"""
+
+import re
+
+from . import expr as _expr
+from .filters import FILTERS, TESTS, FilterError, to_bool
+
+_SINGLE = re.compile(r"^\{\{\s*((?:(?!\{\{|\}\}|\{%|%\}).)+?)\s*\}\}$", re.S)
+_IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+
+class TemplateError(Exception):
+    """A template or expression could not be evaluated (undefined variable, syntax, filter)."""
+
+
+def is_template(value):
+    return isinstance(value, str) and ("{{" in value or "{%" in value or "{#" in value)
+
+
+def has_template(value):
+    if isinstance(value, str):
+        return is_template(value)
+    if isinstance(value, dict):
+        return any(has_template(k) or has_template(v) for k, v in value.items())
+    if isinstance(value, (list, tuple)):
+        return any(has_template(v) for v in value)
+    return False
+
+
+class VarScope(object):
+    """Layered variables (lowest precedence first) with lazy facts and lazy templating.
+
+    Behaves as a read-only mapping. ``facts`` is a callable returning the prefixed facts dict
+    (gathered on first call); ``special`` maps names computed on demand (``hostvars``).
+    """
+
+    def __init__(self, layers, templar, facts=None, special=None):
+        self.layers = layers
+        self.templar = templar
+        self._facts = facts
+        self._special = special or {}
+        self._depth = 0
+
+    def child(self, *layers):
+        return VarScope(self.layers + [dict(l) for l in layers if l], self.templar, self._facts,
+                        self._special)
+
+    def raw(self, key):
+        for layer in reversed(self.layers):
+            if key in layer:
+                return layer[key]
+        if key == "vars":
+            return self
+        if key in self._special:
+            return self._special[key]()
+        if self._facts is not None and key.startswith("ansible_"):
+            facts = self._facts()
+            if key == "ansible_facts":
+                from .facts import unprefixed
+
+                return unprefixed(facts)
+            if key in facts:
+                return facts[key]
+        raise KeyError(key)
+
+    def __getitem__(self, key):
+        value = self.raw(key)
+        if has_template(value):
+            if self._depth > 30:
+                raise TemplateError("recursive loop detected in template string for variable '%s'" % key)
+            self._depth += 1
+            try:
+                return self.templar.template(value, self)
+            finally:
+                self._depth -= 1
+        return value
+
+    def __contains__(self, key):
+        try:
+            self.raw(key)
+        except KeyError:
+            return False
+        return True
+
+    def get(self, key, default=None):
+        try:
+            return self[key]
+        except KeyError:
+            return default
+
+    def keys(self):
+        seen = set()
+        for layer in self.layers:
+            seen.update(layer)
+        return sorted(seen, key=str)
+
+    def __iter__(self):
+        return iter(self.keys())
+
+    def __len__(self):
+        return len(self.keys())
+
+    def items(self):
+        return [(k, self[k]) for k in self.keys()]
+
+    def values(self):
+        return [self[k] for k in self.keys()]
+
+    def flat(self):
+        """A plain dict of every layered variable, templated (no facts)."""
+        return dict(self.items())
+
+
+_ENV = None
+
+
+def _environment():
+    """The shared Jinja2 environment with Ansible's filters and tests (imports Jinja2)."""
+    global _ENV
+    if _ENV is not None:
+        return _ENV
+    try:
+        import jinja2
+    except ImportError as exc:
+        raise TemplateError(
+            "this artifact carries no Jinja2, but an expression needs it (%s); "
+            "hint: rebuild the artifact with a rustle-deploy that marks this task as templated" % exc
+        ) from exc
+    from collections.abc import Mapping
+
+    class AnsibleUndefined(jinja2.StrictUndefined):
+        """Chained attribute access stays undefined (``a.b.c is defined`` is False)."""
+
+        def __getattr__(self, name):
+            if name[:2] == "__":
+                raise AttributeError(name)
+            return self
+
+        def __getitem__(self, key):
+            return self
+
+    class JinjaVars(Mapping):
+        def __init__(self, scope, globals_):
+            self.scope = scope
+            self.globals = globals_
+
+        def __getitem__(self, key):
+            try:
+                return self.scope[key]
+            except KeyError:
+                return self.globals[key]
+
+        def __contains__(self, key):
+            return key in self.scope or key in self.globals
+
+        def __iter__(self):
+            return iter(list(self.scope.keys()) + list(self.globals))
+
+        def __len__(self):
+            return len(self.scope) + len(self.globals)
+
+    env = jinja2.Environment(undefined=AnsibleUndefined, keep_trailing_newline=True,
+                             trim_blocks=True, autoescape=False)
+    env.filters.update(FILTERS)
+    env.tests.update(TESTS)
+    env.globals["lookup"] = _lookup
+    env.globals["query"] = env.globals["q"] = lambda *a, **k: _lookup(*a, wantlist=True, **k)
+    env.rustle_vars = JinjaVars
+    env.rustle_cache = {}
+    _ENV = env
+    return env
+
+
+def _lookup(name, *terms, **kw):
+    wantlist = kw.pop("wantlist", False)
+    out = []
+    for term in terms:
+        if name == "env":
+            import os
+
+            out.append(os.environ.get(term, kw.get("default", "")))
+        elif name == "file":
+            with open(term, "r", encoding="utf-8") as fh:
+                text = fh.read()
+            out.append(text if not kw.get("rstrip", True) else text.rstrip())
+        elif name == "pipe":
+            import subprocess
+
+            proc = subprocess.run(term, shell=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+            if proc.returncode != 0:
+                raise FilterError("lookup('pipe', %r) failed with rc %d" % (term, proc.returncode))
+            out.append(proc.stdout.decode("utf-8", "replace").rstrip())
+        else:
+            raise FilterError("lookup plugin '%s' is not supported on the host (env, file, pipe are)" % name)
+    return out if wantlist else ",".join(str(x) for x in out)
+
+
+def _describe(exc):
+    msg = getattr(exc, "message", None) or str(exc)
+    return msg
+
+
+class Templar(object):
+    """Template values and evaluate expressions against a VarScope."""
+
+    def template(self, value, scope):
+        """Template ``value`` recursively (dict keys and values, list items, strings)."""
+        if isinstance(value, str):
+            if not is_template(value):
+                return value
+            single = _SINGLE.match(value)
+            if single and "{#" not in value:
+                return self.evaluate(single.group(1), scope)
+            return self.render(value, scope)
+        if isinstance(value, dict):
+            return {self.template(k, scope): self.template(v, scope) for k, v in value.items()}
+        if isinstance(value, (list, tuple)):
+            return [self.template(v, scope) for v in value]
+        return value
+
+    def render(self, text, scope):
+        """Render ``text`` as a full Jinja2 template to a string."""
+        env = _environment()
+        try:
+            tmpl = env.rustle_cache.get(("t", text))
+            if tmpl is None:
+                tmpl = env.rustle_cache[("t", text)] = env.from_string(text)
+            ctx = tmpl.new_context(env.rustle_vars(scope, env.globals), shared=True)
+            return "".join(tmpl.root_render_func(ctx))
+        except TemplateError:
+            raise
+        except Exception as exc:  # jinja2.TemplateError, filter errors, TypeError from user data
+            raise TemplateError(_describe(exc)) from exc
+
+    def evaluate(self, expression, scope):
+        """Evaluate a bare Jinja2 expression; keep the native type; undefined raises."""
+        value = _expr.evaluate(expression, scope, self)
+        if value is not _expr.UNSUPPORTED:
+            if _expr.is_undefined(value):
+                value._fail_with_undefined_error()
+            return value
+        env = _environment()
+        try:
+            tmpl = env.rustle_cache.get(("e", expression))
+            if tmpl is None:
+                tmpl = env.compile_expression(expression, undefined_to_none=False)._template
+                env.rustle_cache[("e", expression)] = tmpl
+            ctx = tmpl.new_context(env.rustle_vars(scope, env.globals), shared=True)
+            for _ in tmpl.root_render_func(ctx):
+                pass
+            value = ctx.vars["result"]
+            if _expr.is_undefined(value):
+                value._fail_with_undefined_error()
+            return value
+        except TemplateError:
+            raise
+        except Exception as exc:
+            raise TemplateError(_describe(exc)) from exc
+
+    def condition(self, expression, scope):
+        """Ansible's conditional: True/False, TemplateError when it cannot be evaluated."""
+        if isinstance(expression, bool):
+            return expression
+        if expression is None:
+            return True
+        text = str(expression).strip()
+        try:
+            if is_template(text):
+                value = self.template(text, scope)
+                if isinstance(value, str):
+                    return self._string_condition(value, scope)
+                return bool(value)
+            value = self.evaluate(text, scope)
+            if _IDENT.match(text) and isinstance(value, str):
+                return self._string_condition(value, scope)
+            return bool(value)
+        except TemplateError as exc:
+            raise TemplateError("The conditional check '%s' failed. The error was: %s" % (text, exc)) from exc
+
+    def _string_condition(self, value, scope):
+        """A variable holding a string: booleans as Ansible spells them, else an expression."""
+        low = value.strip().lower()
+        if low in ("true", "false", "yes", "no", "on", "off", "1", "0", "y", "n", ""):
+            return to_bool(low)
+        try:
+            return bool(self.evaluate(value, scope))
+        except TemplateError:
+            return bool(value)

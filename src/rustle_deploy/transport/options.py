@@ -1,0 +1,220 @@
+"""Turn a host's Ansible connection variables into SSH settings (no I/O, no asyncssh).
+
+Reads ``ansible_host``, ``ansible_port``, ``ansible_user``, ``ansible_ssh_private_key_file``
+(or ``ansible_private_key_file``), ``ansible_password``/``ansible_ssh_pass``,
+``ansible_host_key_checking``/``ansible_ssh_host_key_checking``, ``ansible_ssh_common_args``
+and ``ansible_ssh_extra_args``. In those argument strings the OpenSSH flags ``-o KEY=VALUE``
+(``UserKnownHostsFile``, ``StrictHostKeyChecking``, ``ProxyJump``, ``ProxyCommand``, ``Port``,
+``User``, ``IdentityFile``, ``ConnectTimeout``), ``-J``, ``-i``, ``-F``, ``-p`` and ``-l`` are
+honoured; other flags are accepted and ignored, as they only tune OpenSSH's own client.
+Explicit inventory variables win over the argument strings. Also decides how the agent is
+started on the host: ``ansible_become*`` and ``ansible_python_interpreter``.
+"""
+
+from __future__ import annotations
+
+import shlex
+from dataclasses import dataclass
+from typing import Any
+
+from ..errors import ConnectError
+from ..model import Host
+
+# OpenSSH client flags that take an argument we do not use (so it must be skipped too).
+_FLAGS_WITH_ARG = set("bcDEeIiLlmOoQRSWwBJFp")
+_TRUE = {"1", "true", "yes", "on", "y", "t"}
+_FALSE = {"0", "false", "no", "off", "n", "f"}
+
+
+def as_bool(value: Any, default: bool = False) -> bool:
+    """Ansible's boolean reading of a variable value."""
+    if value is None or value == "":
+        return default
+    if isinstance(value, bool):
+        return value
+    text = str(value).strip().lower()
+    if text in _TRUE:
+        return True
+    if text in _FALSE:
+        return False
+    return default
+
+
+@dataclass(frozen=True)
+class SshSettings:
+    """Everything that decides how one host is reached; hashable, so it keys an options cache."""
+
+    address: str
+    port: int = 22
+    user: str | None = None
+    identity_files: tuple[str, ...] = ()
+    known_hosts: tuple[str, ...] = ()  # empty: ~/.ssh/known_hosts
+    strict_host_key_checking: str = "yes"  # yes | no | accept-new
+    proxy_jump: str | None = None
+    proxy_command: str | None = None
+    config_files: tuple[str, ...] | None = None  # None: ~/.ssh/config
+    password: str | None = None
+    connect_timeout: float | None = None
+
+
+@dataclass(frozen=True)
+class AgentLaunch:
+    """How the agent is started on the host: privilege escalation and interpreter choice."""
+
+    become: bool = False
+    become_user: str = "root"
+    python_interpreter: str | None = None  # None: discover
+
+
+def _strict(value: str, host: Host) -> str:
+    text = value.strip().lower()
+    if text in ("yes", "true", "ask"):
+        return "yes"
+    if text in ("no", "false", "off"):
+        return "no"
+    if text == "accept-new":
+        return "accept-new"
+    raise ConnectError(
+        host.name,
+        f"{host.name}: ansible_ssh_common_args: StrictHostKeyChecking={value!r} is not understood",
+        "use yes, no or accept-new",
+    )
+
+
+def _split_args(host: Host) -> list[str]:
+    words: list[str] = []
+    for var in ("ansible_ssh_common_args", "ansible_ssh_extra_args"):
+        text = host.vars.get(var)
+        if not text:
+            continue
+        try:
+            words.extend(shlex.split(str(text)))
+        except ValueError as exc:
+            raise ConnectError(
+                host.name, f"{host.name}: {var}: cannot split {text!r}: {exc}", "check the quoting"
+            ) from exc
+    return words
+
+
+def parse_ssh_args(host: Host) -> dict[str, str | list[str]]:
+    """The OpenSSH options found in the host's ssh argument strings, lower-cased keys.
+
+    ``identityfile`` and ``userknownhostsfile`` collect lists; for the rest the first value
+    wins, as in OpenSSH.
+    """
+    found: dict[str, str | list[str]] = {}
+
+    def put(key: str, value: str) -> None:
+        key = key.lower()
+        if key in ("identityfile", "userknownhostsfile"):
+            current = found.setdefault(key, [])
+            assert isinstance(current, list)
+            current.extend(value.split() if key == "userknownhostsfile" else [value])
+        else:
+            found.setdefault(key, value)
+
+    words = _split_args(host)
+    i = 0
+    while i < len(words):
+        word = words[i]
+        i += 1
+        if not word.startswith("-") or len(word) < 2:
+            continue
+        flag, rest = word[1], word[2:]
+        if flag not in _FLAGS_WITH_ARG:
+            continue  # -C, -q, -T, -v, ...: no argument
+        if not rest:
+            if i >= len(words):
+                raise ConnectError(
+                    host.name, f"{host.name}: ansible_ssh_common_args: {word} needs a value", None
+                )
+            rest = words[i]
+            i += 1
+        if flag == "o":
+            key, sep, value = rest.partition("=")
+            if not sep:
+                key, _, value = rest.partition(" ")
+            put(key.strip(), value.strip())
+        elif flag == "J":
+            put("proxyjump", rest)
+        elif flag == "i":
+            put("identityfile", rest)
+        elif flag == "F":
+            found.setdefault("-f", rest)
+        elif flag == "p":
+            put("port", rest)
+        elif flag == "l":
+            put("user", rest)
+    return found
+
+
+def ssh_settings(host: Host) -> SshSettings:
+    """The SSH settings of ``host``; raises ConnectError for values that cannot be used."""
+    v = host.vars
+    o = parse_ssh_args(host)
+
+    def one(key: str) -> str | None:
+        value = o.get(key)
+        return value if isinstance(value, str) else None
+
+    port_text = host.port if host.port is not None else one("port")
+    try:
+        port = int(port_text) if port_text is not None else 22
+    except ValueError as exc:
+        raise ConnectError(host.name, f"{host.name}: bad port {port_text!r}", "ports are numbers") from exc
+    keyfile = v.get("ansible_ssh_private_key_file") or v.get("ansible_private_key_file")
+    identity = [str(keyfile)] if keyfile else []
+    ids = o.get("identityfile")
+    if isinstance(ids, list):
+        identity.extend(ids)
+    known = o.get("userknownhostsfile")
+    strict = "yes"
+    checking = v.get("ansible_ssh_host_key_checking", v.get("ansible_host_key_checking"))
+    if checking is not None and not as_bool(checking, True):
+        strict = "no"
+    if one("stricthostkeychecking"):
+        strict = _strict(one("stricthostkeychecking") or "", host)
+    timeout = one("connecttimeout") or v.get("ansible_ssh_timeout") or v.get("ansible_timeout")
+    config = one("-f")
+    password = v.get("ansible_ssh_pass", v.get("ansible_password"))
+    return SshSettings(
+        address=host.address,
+        port=port,
+        user=host.user or one("user"),
+        identity_files=tuple(identity),
+        known_hosts=tuple(known) if isinstance(known, list) else (),
+        strict_host_key_checking=strict,
+        proxy_jump=one("proxyjump") if (one("proxyjump") or "").lower() != "none" else None,
+        proxy_command=one("proxycommand") if (one("proxycommand") or "").lower() != "none" else None,
+        config_files=(config,) if config else None,
+        password=str(password) if password not in (None, "") else None,
+        connect_timeout=float(timeout) if timeout not in (None, "") else None,
+    )
+
+
+def agent_launch(host: Host) -> AgentLaunch:
+    """How to start the agent on ``host`` (become, interpreter)."""
+    v = host.vars
+    become = as_bool(v.get("ansible_become"))
+    method = str(v.get("ansible_become_method") or "sudo")
+    if become and method != "sudo":
+        raise ConnectError(
+            host.name,
+            f"{host.name}: ansible_become_method={method!r} is not supported",
+            "rustle-deploy becomes with 'sudo -n'; set ansible_become_method=sudo",
+        )
+    if become and (v.get("ansible_become_password") or v.get("ansible_become_pass")):
+        raise ConnectError(
+            host.name,
+            f"{host.name}: ansible_become_password is not supported",
+            "allow passwordless sudo (NOPASSWD) for the connecting user, or connect as the target user",
+        )
+    interp = v.get("ansible_python_interpreter")
+    interp_s = str(interp) if interp not in (None, "") else None
+    if interp_s is not None and interp_s.startswith("auto"):
+        interp_s = None  # auto, auto_silent, auto_legacy: our own discovery
+    return AgentLaunch(
+        become=become,
+        become_user=str(v.get("ansible_become_user") or "root"),
+        python_interpreter=interp_s,
+    )

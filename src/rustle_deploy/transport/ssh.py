@@ -1,0 +1,288 @@
+"""SSH connections over asyncssh: options, host keys, pipelined exec, error translation.
+
+The only module that imports asyncssh. One ``SSHClientConnectionOptions`` is built per
+distinct ``SshSettings`` and reused for every host that shares them (keys are loaded once).
+The key exchange prefers ``curve25519-sha256`` (PERF_NOTES.md: the post-quantum hybrids cost
+~0.1 CPU s per side per connection); compression is off (it costs CPU on fast links).
+
+Exec is pipelined as OpenSSH's client does it: the stdin preamble is written right after the
+exec request, without waiting for the server's reply, so the exec and the first agent reply
+share one round trip.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+from pathlib import Path
+from typing import Any
+
+import asyncssh
+
+from ..errors import ConnectError, TransferError
+from ..model import Host
+from . import Finished, RoundTrips
+from .options import SshSettings, ssh_settings
+
+_PREFERRED_KEX = ("curve25519-sha256", "curve25519-sha256@libssh.org")
+_options_cache: dict[tuple[Any, ...], asyncssh.SSHClientConnectionOptions] = {}
+
+
+def _kex_algs() -> list[str]:
+    from asyncssh.kex import get_default_kex_algs
+
+    rest = [a.decode() for a in get_default_kex_algs()]
+    rest = [a for a in rest if a not in _PREFERRED_KEX and not a.startswith("gss-")]
+    return [*_PREFERRED_KEX, *rest]
+
+
+def _known_hosts_files(s: SshSettings) -> list[str]:
+    paths = s.known_hosts or ("~/.ssh/known_hosts",)
+    return [os.path.expanduser(p) for p in paths]
+
+
+def _known_hosts_arg(s: SshSettings) -> Any:
+    """What asyncssh gets as ``known_hosts``: None disables checking; never "trust anything"."""
+    if s.strict_host_key_checking in ("no", "accept-new"):
+        return None  # accept-new checks after the handshake, in _accept_new
+    existing = [p for p in _known_hosts_files(s) if os.path.isfile(p)]
+    return existing if existing else asyncssh.import_known_hosts("")
+
+
+def connection_options(s: SshSettings) -> asyncssh.SSHClientConnectionOptions:
+    """The (cached) asyncssh options for one distinct set of settings."""
+    key = (
+        s.user, tuple(s.identity_files), s.strict_host_key_checking, tuple(s.known_hosts),
+        s.proxy_jump, s.proxy_command, s.config_files, s.password, s.connect_timeout,
+    )
+    cached = _options_cache.get(key)
+    if cached is not None:
+        return cached
+    kwargs: dict[str, Any] = {
+        "known_hosts": _known_hosts_arg(s),
+        "kex_algs": _kex_algs(),
+        "compression_algs": ["none"],
+        "gss_kex": False,
+        "gss_auth": False,
+        "x509_trusted_certs": None,
+    }
+    if s.user:
+        kwargs["username"] = s.user
+    if s.identity_files:
+        kwargs["client_keys"] = [os.path.expanduser(p) for p in s.identity_files]
+    if s.config_files is not None:
+        kwargs["config"] = [os.path.expanduser(p) for p in s.config_files]
+    if s.proxy_jump:
+        kwargs["tunnel"] = s.proxy_jump
+    if s.proxy_command:
+        kwargs["proxy_command"] = s.proxy_command
+    if s.password:
+        kwargs["password"] = s.password
+    if s.connect_timeout:
+        kwargs["connect_timeout"] = s.connect_timeout
+    try:
+        options = asyncssh.SSHClientConnectionOptions(**kwargs)
+    except (OSError, ValueError, asyncssh.Error) as exc:
+        raise ConnectError(
+            s.address,
+            f"{s.address}: cannot use the SSH settings: {exc}",
+            "check ansible_ssh_private_key_file, -i and -F paths in the inventory",
+        ) from exc
+    _options_cache[key] = options
+    return options
+
+
+def _where(s: SshSettings) -> str:
+    return f"{s.address}:{s.port}"
+
+
+def _keyscan_hint(s: SshSettings) -> str:
+    files = " ".join(_known_hosts_files(s))
+    port = f"-p {s.port} " if s.port != 22 else ""
+    return (
+        f"check the key, then add it: ssh-keyscan {port}{s.address} >> {files}; "
+        "or set ansible_ssh_common_args='-o StrictHostKeyChecking=accept-new' (or =no)"
+    )
+
+
+def _accept_new(name: str, s: SshSettings, conn: asyncssh.SSHClientConnection) -> None:
+    """StrictHostKeyChecking=accept-new: refuse a changed key, record an unknown one."""
+    key = conn.get_server_host_key()
+    if key is None:
+        return
+    files = [p for p in _known_hosts_files(s) if os.path.isfile(p)]
+    if files:
+        known = asyncssh.read_known_hosts(files)
+        host_keys, *_ = known.match(s.address, "", s.port)
+        if host_keys:
+            if any(k.public_data == key.public_data for k in host_keys):
+                return
+            raise ConnectError(
+                name,
+                f"{name}: {_where(s)}: the host key has CHANGED from the one in {files[0]}",
+                "if the host was reinstalled, remove the old line with ssh-keygen -R; else investigate",
+            )
+    target = _known_hosts_files(s)[0]
+    pattern = s.address if s.port == 22 else f"[{s.address}]:{s.port}"
+    Path(target).parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    with open(target, "a", encoding="utf-8") as f:
+        f.write(f"{pattern} {key.export_public_key('openssh').decode().strip()}\n")
+
+
+async def connect_ssh(host: Host) -> SshConnection:
+    """Open an authenticated SSH connection to ``host``; raise ConnectError on any failure."""
+    s = ssh_settings(host)
+    options = connection_options(s)
+    rt = RoundTrips()
+    where = _where(s)
+    try:
+        conn = await asyncssh.connect(s.address, s.port, options=options)
+    except asyncssh.HostKeyNotVerifiable as exc:
+        raise ConnectError(
+            host.name, f"{host.name}: {where}: host key is not trusted ({exc.reason})", _keyscan_hint(s)
+        ) from exc
+    except asyncssh.PermissionDenied as exc:
+        raise ConnectError(
+            host.name,
+            f"{host.name}: {where}: authentication failed as {s.user or 'the current user'}",
+            "check ansible_user and ansible_ssh_private_key_file (or your ssh-agent); "
+            "the public key must be in the host's authorized_keys",
+        ) from exc
+    except ConnectionRefusedError as exc:
+        raise ConnectError(
+            host.name,
+            f"{host.name}: {where}: connection refused",
+            "is sshd running there? check ansible_host and ansible_port",
+        ) from exc
+    except TimeoutError as exc:
+        raise ConnectError(
+            host.name, f"{host.name}: {where}: timed out connecting", "check the address and firewall"
+        ) from exc
+    except asyncssh.Error as exc:
+        raise ConnectError(
+            host.name, f"{host.name}: {where}: SSH failed: {exc.reason}", "run ssh -v against the host"
+        ) from exc
+    except OSError as exc:
+        raise ConnectError(
+            host.name,
+            f"{host.name}: {where}: cannot connect: {exc.strerror or exc}",
+            "check ansible_host, ansible_port and the network",
+        ) from exc
+    if s.strict_host_key_checking == "accept-new":
+        try:
+            _accept_new(host.name, s, conn)
+        except BaseException:
+            conn.abort()
+            raise
+    return SshConnection(host.name, conn, rt)
+
+
+class _PipelinedProcess(asyncssh.SSHClientProcess[bytes]):
+    """A client process that sends its stdin preamble right behind the exec request."""
+
+    preamble = b""
+    round_trips: RoundTrips | None = None
+
+    def connection_made(self, chan: Any) -> None:
+        super().connection_made(chan)
+        rt = self.round_trips
+        if rt is not None:
+            rt.waiting()  # the channel-open confirmation just arrived: one turn
+            rt.sent()  # exec request and preamble go out together now
+        # create() sends the exec request synchronously after this returns, before it next
+        # awaits; call_soon runs after that, so the preamble follows the exec request.
+        asyncio.get_running_loop().call_soon(self._send_preamble, chan)
+
+    def _send_preamble(self, chan: Any) -> None:
+        if self.preamble:
+            with contextlib.suppress(BrokenPipeError, OSError):
+                chan.write(self.preamble)
+
+
+class SshSession:
+    """A running remote command over one SSH channel."""
+
+    def __init__(self, name: str, process: asyncssh.SSHClientProcess[bytes], rt: RoundTrips) -> None:
+        self._name = name
+        self._process = process
+        self._rt = rt
+        self._stderr = asyncio.ensure_future(self._read_stderr())
+
+    async def _read_stderr(self) -> bytes:
+        try:
+            return await self._process.stderr.read()
+        except (asyncssh.Error, OSError):
+            return b""
+
+    async def readline(self) -> bytes:
+        self._rt.waiting()
+        try:
+            return await self._process.stdout.readline()
+        except (asyncssh.Error, OSError) as exc:
+            raise TransferError(
+                self._name, f"{self._name}: connection lost while reading: {exc}", "retry the host"
+            ) from exc
+
+    async def write(self, data: bytes) -> None:
+        self._rt.sent()
+        try:
+            self._process.stdin.write(data)
+            await self._process.stdin.drain()
+        except (asyncssh.Error, OSError) as exc:
+            raise TransferError(
+                self._name, f"{self._name}: connection lost while sending: {exc}", "retry the host"
+            ) from exc
+
+    async def finish(self) -> Finished:
+        try:
+            await self._process.wait_closed()
+        except (asyncssh.Error, OSError):
+            pass
+        stderr = await self._stderr
+        return Finished(self._process.exit_status, stderr)
+
+    def cancel(self) -> None:
+        self._stderr.cancel()
+
+
+class SshConnection:
+    """An authenticated asyncssh connection to one host."""
+
+    def __init__(self, name: str, conn: asyncssh.SSHClientConnection, rt: RoundTrips) -> None:
+        self.name = name
+        self.round_trips = rt
+        self._conn = conn
+        self._sessions: list[SshSession] = []
+
+    async def start(self, command: str, preamble: bytes) -> SshSession:
+        rt = self.round_trips
+
+        def factory() -> _PipelinedProcess:
+            proc = _PipelinedProcess()
+            proc.preamble = preamble
+            proc.round_trips = rt
+            return proc
+
+        rt.sent()  # channel open
+        try:
+            _chan, process = await self._conn.create_session(factory, command, encoding=None)
+            await process.redirect(asyncssh.PIPE, asyncssh.PIPE, asyncssh.PIPE, 65536, True, True)  # type: ignore[attr-defined]
+        except (asyncssh.Error, OSError) as exc:
+            raise TransferError(
+                self.name, f"{self.name}: cannot start a command: {exc}", "check the host's sshd logs"
+            ) from exc
+        session = SshSession(self.name, process, rt)  # type: ignore[arg-type]
+        self._sessions.append(session)
+        return session
+
+    def abort(self) -> None:
+        self._conn.abort()
+
+    async def close(self) -> None:
+        self._conn.close()
+        try:
+            await self._conn.wait_closed()
+        finally:
+            for s in self._sessions:
+                s.cancel()

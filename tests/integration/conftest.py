@@ -1,0 +1,347 @@
+"""Integration fixtures: a real OpenSSH sshd on 127.0.0.1 and small test artifacts.
+
+The sshd (session scope) gets generated host and client keys, its own known_hosts, a random
+free port, ``PermitRootLogin yes`` and ``SetEnv SHLVL=1`` (so root's .bashrc skips its slow
+``pyenv init``; PERF_NOTES.md). Many inventory hosts share it, each with its own
+``rustle_remote_dir``. ``make_artifact`` writes a valid artifact (launcher line + zip with a
+``__main__.py`` implementing ``run``/``verify`` by emitting the documented events) whose
+behaviour per host is set by the test: fail on some hosts, sleep, pad to a size.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import os
+import random
+import shutil
+import socket
+import subprocess
+import time
+import zipfile
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from rustle_deploy.model import Host
+
+SSHD = shutil.which("sshd") or "/usr/sbin/sshd"
+
+FAKE_MAIN = r'''
+import hashlib, json, os, sys, time, zipfile
+
+def main():
+    argv = sys.argv[1:]
+    zf = zipfile.ZipFile(sys.argv[0])
+    cfg = json.loads(zf.read("test.json").decode())
+    if argv[:1] == ["verify"]:
+        man = json.loads(zf.read("manifest.json").decode())
+        for name, sha in sorted(man["entries"].items()):
+            if hashlib.sha256(zf.read(name)).hexdigest() != sha:
+                print("entry %s does not match the manifest" % name)
+                sys.exit(3)
+        sys.exit(0)
+    if argv[:1] != ["run"]:
+        sys.exit(3)
+    opts, flags, i = {}, set(), 1
+    while i < len(argv):
+        a = argv[i]
+        if a in ("--host", "--journal", "--run-id", "--tags", "--skip-tags"):
+            opts[a] = argv[i + 1]
+            i += 2
+        else:
+            flags.add(a)
+            i += 1
+    host = opts["--host"]
+    journal = None
+    if opts.get("--journal"):
+        d = os.path.dirname(opts["--journal"])
+        os.makedirs(d, mode=0o700, exist_ok=True)
+        journal = open(opts["--journal"], "a")
+
+    def emit(obj):
+        line = json.dumps(obj)
+        sys.stdout.write(line + "\n")
+        sys.stdout.flush()
+        if journal:
+            journal.write(line + "\n")
+            journal.flush()
+
+    t0 = time.time()
+    emit({"event": "run_start", "host": host, "run_id": opts.get("--run-id"), "time": t0,
+          "binary_name": cfg["binary_name"], "check": "--check" in flags, "diff": "--diff" in flags,
+          "version": cfg["version"]})
+    emit({"event": "play_start", "play": "test play"})
+    counts = {"ok": 0, "changed": 0, "failed": 0, "skipped": 0, "ignored": 0}
+    for n, task in enumerate(cfg["tasks"]):
+        tid = "play-0/task_%d" % n
+        emit({"event": "task_start", "id": tid, "task": task["name"], "module": "command"})
+        if task.get("sleep"):
+            time.sleep(task["sleep"])
+        failed = host in task.get("fail_on", [])
+        status = "failed" if failed else "ok"
+        counts[status] += 1
+        emit({"event": "task_result", "id": tid, "task": task["name"], "module": "command",
+              "status": status, "ignored": False, "rc": 1 if failed else 0, "stdout": "",
+              "stderr": "", "msg": "boom" if failed else "", "duration": 0.0})
+        if failed:
+            break
+    rec = {"event": "recap", "host": host, "duration": time.time() - t0}
+    rec.update(counts)
+    emit(rec)
+    sys.exit(2 if counts["failed"] else 0)
+
+main()
+'''
+
+
+def make_artifact(
+    path: Path,
+    *,
+    version: str = "1",
+    binary_name: str = "rustle-runner-test",
+    tasks: list[dict[str, Any]] | None = None,
+    pad: int = 0,
+    corrupt_manifest: bool = False,
+) -> tuple[Path, str, int]:
+    """Write a test artifact; return (path, sha256, size)."""
+    cfg = {"binary_name": binary_name, "version": version,
+           "tasks": tasks if tasks is not None else [{"name": "say hello"}]}
+    entries: dict[str, bytes] = {
+        "__main__.py": FAKE_MAIN.encode(),
+        "test.json": json.dumps(cfg, sort_keys=True).encode(),
+    }
+    if pad:
+        entries["pad.bin"] = random.Random(version).randbytes(pad)
+    manifest = {"format": 1, "protocol": 1, "binary_name": binary_name,
+                "entries": {k: hashlib.sha256(v).hexdigest() for k, v in entries.items()}}
+    if corrupt_manifest:  # the artifact's own ``verify`` must then fail
+        manifest["entries"]["test.json"] = "0" * 64
+    entries["manifest.json"] = json.dumps(manifest, sort_keys=True).encode()
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as zf:
+        for name in sorted(entries):
+            info = zipfile.ZipInfo(name, (1980, 1, 1, 0, 0, 0))
+            info.compress_type = zipfile.ZIP_STORED if name == "pad.bin" else zipfile.ZIP_DEFLATED
+            zf.writestr(info, entries[name])
+    data = b"#!/usr/bin/env python3\n" + buf.getvalue()
+    path.write_bytes(data)
+    return path, hashlib.sha256(data).hexdigest(), len(data)
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _keygen(path: Path) -> None:
+    subprocess.run(
+        ["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "rustle-test", "-f", str(path)],
+        check=True, stdin=subprocess.DEVNULL,
+    )
+
+
+@dataclass(frozen=True)
+class Sshd:
+    port: int
+    pid: int
+    root: Path
+    client_key: Path
+    other_key: Path  # a valid key that is not authorized
+    known_hosts: Path
+    host_pub: str
+    user: str
+
+    def host(self, name: str, remote_dir: Path | str, **extra: Any) -> Host:
+        """An inventory host pointing at this sshd, with its own remote dir."""
+        v: dict[str, Any] = {
+            "ansible_host": "127.0.0.1",
+            "ansible_port": self.port,
+            "ansible_user": self.user,
+            "ansible_ssh_private_key_file": str(self.client_key),
+            "ansible_ssh_common_args": f"-o UserKnownHostsFile={self.known_hosts}",
+            "rustle_remote_dir": str(remote_dir),
+        }
+        v.update(extra)
+        return Host(name=name, vars=v, groups=("all",))
+
+
+def _wait_listening(port: int, proc: subprocess.Popen[bytes], log: Path) -> None:
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"sshd exited {proc.returncode}: {log.read_text()}")
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.5) as s:
+                if s.recv(64).startswith(b"SSH-"):
+                    return
+        except OSError:
+            time.sleep(0.05)
+    raise RuntimeError(f"sshd did not start: {log.read_text()}")
+
+
+@pytest.fixture(scope="session")
+def sshd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sshd]:
+    if not os.path.exists(SSHD):
+        pytest.skip("OpenSSH sshd is not installed (CI installs openssh-server)")
+    root = tmp_path_factory.mktemp("sshd")
+    host_key = root / "host_ed25519"
+    client_key = root / "client_ed25519"
+    other_key = root / "other_ed25519"
+    for k in (host_key, client_key, other_key):
+        _keygen(k)
+    auth = root / "authorized_keys"
+    auth.write_text((root / "client_ed25519.pub").read_text())
+    auth.chmod(0o600)
+    port = _free_port()
+    host_pub = (root / "host_ed25519.pub").read_text().split()
+    known = root / "known_hosts"
+    known.write_text(f"[127.0.0.1]:{port} {host_pub[0]} {host_pub[1]}\n")
+    user = os.environ.get("USER") or __import__("getpass").getuser()
+    config = root / "sshd_config"
+    config.write_text(
+        "\n".join([
+            "ListenAddress 127.0.0.1",
+            f"Port {port}",
+            f"HostKey {host_key}",
+            f"PidFile {root / 'sshd.pid'}",
+            f"AuthorizedKeysFile {auth}",
+            "StrictModes no",
+            "PermitRootLogin yes",
+            "PubkeyAuthentication yes",
+            "PasswordAuthentication no",
+            "KbdInteractiveAuthentication no",
+            "UsePAM no",
+            "SetEnv SHLVL=1",
+            "MaxStartups 500:30:1000",
+            "MaxSessions 50",
+            "LogLevel ERROR",
+            "",
+        ])
+    )
+    if os.geteuid() == 0:
+        os.makedirs("/run/sshd", mode=0o755, exist_ok=True)  # privilege separation directory
+    log = root / "sshd.log"
+    with open(log, "wb") as logf:
+        proc = subprocess.Popen(
+            [SSHD, "-D", "-e", "-f", str(config)], stdin=subprocess.DEVNULL, stdout=logf, stderr=logf
+        )
+    try:
+        _wait_listening(port, proc, log)
+        yield Sshd(port, proc.pid, root, client_key, other_key, known, f"{host_pub[0]} {host_pub[1]}", user)
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+@pytest.fixture
+def artifact_dir(tmp_path: Path) -> Path:
+    d = tmp_path / "artifacts"
+    d.mkdir()
+    return d
+
+
+@pytest.fixture
+def build_artifact(artifact_dir: Path) -> Any:
+    """``build_artifact(name, **make_artifact_kwargs) -> (path, sha256, size)`` in a temp dir."""
+
+    def build(name: str = "artifact", **kwargs: Any) -> tuple[Path, str, int]:
+        return make_artifact(artifact_dir / name, **kwargs)
+
+    return build
+
+
+def open_fds() -> set[str]:
+    """This process's open file descriptors, as 'fd -> target' strings."""
+    out = set()
+    for fd in os.listdir("/proc/self/fd"):
+        try:
+            out.add(f"{fd} -> {os.readlink(f'/proc/self/fd/{fd}')}")
+        except OSError:
+            continue  # the fd listdir itself used
+    return out
+
+
+def child_pids(exclude: set[int] = frozenset()) -> set[int]:  # type: ignore[assignment]
+    """Live child processes of this process (zombies included), minus ``exclude``."""
+    me = os.getpid()
+    out: set[int] = set()
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            stat = Path(f"/proc/{entry}/stat").read_text()
+        except OSError:
+            continue
+        ppid = int(stat.rsplit(")", 1)[1].split()[1])
+        if ppid == me and int(entry) not in exclude:
+            out.add(int(entry))
+    return out
+
+
+def remote_state(remote_dir: Path, binary_name: str = "rustle-runner-test") -> dict[str, Any]:
+    """What a host's remote dir says: current/previous sha256, history lines, artifact names."""
+    rel = remote_dir / "releases" / binary_name
+
+    def link(name: str) -> str | None:
+        try:
+            return os.path.basename(os.readlink(rel / name))
+        except OSError:
+            return None
+
+    history = []
+    if (remote_dir / "history.jsonl").exists():
+        history = [json.loads(x) for x in (remote_dir / "history.jsonl").read_text().splitlines()]
+    arts = sorted(os.listdir(remote_dir / "artifacts")) if (remote_dir / "artifacts").is_dir() else []
+    return {"current": link("current"), "previous": link("previous"), "history": history, "artifacts": arts}
+
+
+def assert_artifacts_whole(remote_dir: Path) -> None:
+    """Every file under artifacts/ has the content its name promises; no upload temp is left."""
+    d = remote_dir / "artifacts"
+    for name in os.listdir(d) if d.is_dir() else []:
+        assert not name.startswith(".tmp-"), f"leftover upload temp {name}"
+        assert hashlib.sha256((d / name).read_bytes()).hexdigest() == name, f"{name} is not whole"
+
+
+def wait_unlocked(remote_dir: Path, timeout: float = 20.0) -> None:
+    """Block until no agent holds the remote lock (a cut agent may still be finishing)."""
+    import fcntl
+
+    lock = remote_dir / "lock"
+    if not lock.exists():
+        return
+    deadline = time.monotonic() + timeout
+    with open(lock, "rb") as f:
+        while True:
+            try:
+                fcntl.flock(f.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+                fcntl.flock(f.fileno(), fcntl.LOCK_UN)
+                return
+            except OSError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.05)
+
+
+@pytest.fixture(scope="session")
+def remote() -> Any:
+    """Helpers to inspect remote dirs and this process (tests cannot import conftest)."""
+    import types
+
+    return types.SimpleNamespace(
+        state=remote_state,
+        assert_whole=assert_artifacts_whole,
+        wait_unlocked=wait_unlocked,
+        open_fds=open_fds,
+        child_pids=child_pids,
+    )

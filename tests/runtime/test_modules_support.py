@@ -1,0 +1,334 @@
+"""Shared harness for the module-family tests, plus tests of ``modules/_common``.
+
+``FakeCtx`` stands in for the executor's ModuleContext (same attribute names) so a module
+function can be called directly. ``Differential`` runs a batch of cases through ansible-core
+(one ``ansible-playbook`` call for the whole batch: a normal run, a second run for
+idempotence, and a check-mode run) and through our module function against twin directories,
+and returns both sides' results and resulting trees for comparison.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import stat
+import subprocess
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+RUNTIME = REPO / "src" / "rustle_deploy" / "runtime"
+VENV_BIN = REPO / ".venv" / "bin"
+if str(RUNTIME) not in sys.path:
+    sys.path.insert(0, str(RUNTIME))
+
+from rustle_runtime.modules import _common  # noqa: E402
+
+
+class FakeCtx:
+    """Minimal ModuleContext: the attributes the module families use."""
+
+    def __init__(self, *, check_mode: bool = False, diff_mode: bool = False,
+                 files: dict[str, bytes] | None = None, variables: dict[str, Any] | None = None):
+        self.check_mode = check_mode
+        self.diff_mode = diff_mode
+        self.host = "localhost"
+        self.vars = dict(variables or {})
+        self.blobs = dict(files or {})
+        self.warnings: list[str] = []
+        self.tmpdir = "/tmp"
+
+    def facts(self) -> dict[str, Any]:
+        return {}
+
+    def read_file(self, sha256: str) -> bytes:
+        return self.blobs[sha256]
+
+    def render(self, text: str, extra_vars: dict[str, Any] | None = None) -> str:
+        import jinja2
+
+        env = jinja2.Environment(trim_blocks=True, keep_trailing_newline=True,
+                                 undefined=jinja2.StrictUndefined)
+        return env.from_string(text).render({**self.vars, **(extra_vars or {})})
+
+    def run_command(self, args, *, shell=False, cwd=None, data=None, env=None):
+        proc = subprocess.run(args, shell=shell, cwd=cwd, input=data, env=env,
+                              capture_output=True)
+        return proc.returncode, proc.stdout.decode(), proc.stderr.decode()
+
+    def warn(self, msg: str) -> None:
+        self.warnings.append(msg)
+
+
+def sha(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def tree(root: Path) -> dict[str, Any]:
+    """Everything under ``root``: type, mode, content or link target; backups collapsed."""
+    out: dict[str, Any] = {}
+    for dirpath, dirnames, filenames in os.walk(root):
+        for name in sorted(dirnames + filenames):
+            p = Path(dirpath) / name
+            rel = str(p.relative_to(root))
+            if name.endswith("~"):  # Ansible's backup name has a pid and a time stamp
+                rel = rel.rsplit(".", 2)[0] + ".BACKUP~"
+            st = p.lstat()
+            mode = oct(stat.S_IMODE(st.st_mode))
+            if stat.S_ISLNK(st.st_mode):
+                out[rel] = ("link", os.readlink(p).replace(str(root), "{d}"))
+            elif stat.S_ISDIR(st.st_mode):
+                out[rel] = ("dir", mode)
+            else:
+                out[rel] = ("file", mode, p.read_bytes(), st.st_nlink)
+    return out
+
+
+@dataclass
+class Case:
+    """One differential case: args may contain ``{d}`` (the case directory) and ``{src}``."""
+
+    name: str
+    args: dict[str, Any]
+    setup: Callable[[Path], None] = lambda d: None
+    module: str = ""
+    files: dict[str, bytes] = field(default_factory=dict)
+
+
+def _subst(value: Any, d: Path, src: Path) -> Any:
+    if isinstance(value, str):
+        return value.replace("{d}", str(d)).replace("{src}", str(src))
+    if isinstance(value, dict):
+        return {k: _subst(v, d, src) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_subst(v, d, src) for v in value]
+    return value
+
+
+def _strip_runtime(result: dict[str, Any]) -> dict[str, Any]:
+    return {"changed": bool(result.get("changed")), "failed": bool(result.get("failed")),
+            "msg": result.get("msg", "")}
+
+
+_CALLBACK = """
+import json
+from ansible.plugins.callback import CallbackBase
+
+
+class CallbackModule(CallbackBase):
+    CALLBACK_VERSION = 2.0
+    CALLBACK_TYPE = "stdout"
+    CALLBACK_NAME = "rustle_collect"
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.plays = []
+
+    def v2_playbook_on_play_start(self, play):
+        self.plays.append({"tasks": []})
+
+    def _add(self, result, **extra):
+        data = dict(result._result)
+        data.update(extra)
+        self.plays[-1]["tasks"].append({"hosts": {result._host.get_name(): data}})
+
+    def v2_runner_on_ok(self, result):
+        self._add(result)
+
+    def v2_runner_on_failed(self, result, ignore_errors=False):
+        self._add(result, failed=True)
+
+    def v2_runner_on_skipped(self, result):
+        self._add(result, skipped=True)
+
+    def v2_runner_on_unreachable(self, result):
+        self._add(result, failed=True, unreachable=True)
+
+    def v2_playbook_on_stats(self, stats):
+        self._display.display(json.dumps({"plays": self.plays}, default=str))
+"""
+
+
+def run_playbook(tmp: Path, plays: list[dict[str, Any]]) -> list[list[dict[str, Any]]]:
+    """Run plays with ansible-playbook on localhost; per play, per task, the result dict."""
+    plugins = tmp / "callback_plugins"
+    plugins.mkdir(exist_ok=True)
+    (plugins / "rustle_collect.py").write_text(_CALLBACK)
+    pb = tmp / "pb.yml"
+    pb.write_text(json.dumps(plays))
+    env = dict(os.environ, ANSIBLE_STDOUT_CALLBACK="rustle_collect", ANSIBLE_NOCOLOR="1",
+               ANSIBLE_CALLBACK_PLUGINS=str(plugins),
+               ANSIBLE_LOCALHOST_WARNING="False", ANSIBLE_HOME=str(tmp / "ahome"),
+               ANSIBLE_PYTHON_INTERPRETER=sys.executable,
+               ANSIBLE_DEPRECATION_WARNINGS="False", ANSIBLE_RETRY_FILES_ENABLED="False",
+               ANSIBLE_PIPELINING="True", ANSIBLE_FORCE_COLOR="0")
+    proc = subprocess.run(
+        [str(VENV_BIN / "ansible-playbook"), "-i", "localhost,", "-c", "local", str(pb)],
+        capture_output=True, text=True, env=env, cwd=tmp, timeout=300)
+    start = proc.stdout.find('{"plays"')
+    assert start >= 0, proc.stdout + proc.stderr
+    report = json.loads(proc.stdout[start:])
+    return [[t["hosts"]["localhost"] for t in play["tasks"]] for play in report["plays"]]
+
+
+class Differential:
+    """Run cases under ansible-core and under our module; collect results and trees."""
+
+    def __init__(self, tmp: Path, module: str, functions: dict[str, Callable],
+                 play_vars: dict[str, Any] | None = None):
+        self.tmp = tmp
+        self.module = module
+        self.functions = functions
+        self.play_vars = play_vars or {}
+
+    def run(self, cases: list[Case]) -> dict[str, dict[str, Any]]:
+        srcdir = self.tmp / "controller_files"
+        srcdir.mkdir()
+        blobs: dict[str, bytes] = {}
+        for case in cases:
+            for rel, data in case.files.items():
+                (srcdir / rel).parent.mkdir(parents=True, exist_ok=True)
+                (srcdir / rel).write_bytes(data)
+                blobs[sha(data)] = data
+        sides = {}
+        for side in ("ansible", "ours"):
+            for phase in ("run", "check"):
+                for i, case in enumerate(cases):
+                    d = self.tmp / side / phase / ("c%02d" % i)
+                    d.mkdir(parents=True)
+                    case.setup(d)
+        # ansible-core: play 1 = first run, play 2 = second run, play 3 = check mode
+        plays = []
+        for phase, check in (("run", False), ("run", False), ("check", True)):
+            tasks = []
+            for i, case in enumerate(cases):
+                d = self.tmp / "ansible" / phase / ("c%02d" % i)
+                args = _subst(case.args, d, srcdir)
+                tasks.append({"name": case.name, case.module or self.module: args,
+                              "ignore_errors": True, "check_mode": check})
+            plays.append({"hosts": "localhost", "gather_facts": False,
+                          "vars": self.play_vars, "tasks": tasks})
+        ansible_results = run_playbook(self.tmp, plays)
+        # ours: the same sequence through the module function
+        ours_results: list[list[dict[str, Any]]] = []
+        for phase, check in (("run", False), ("run", False), ("check", True)):
+            row = []
+            for i, case in enumerate(cases):
+                d = self.tmp / "ours" / phase / ("c%02d" % i)
+                args = _subst(case.args, d, srcdir)
+                if case.files:
+                    args["_rustle_files"] = {str(srcdir / k) if not k.startswith("/") else k:
+                                             sha(v) for k, v in case.files.items()}
+                    args["_rustle_files"].update({k: sha(v) for k, v in case.files.items()})
+                ctx = FakeCtx(check_mode=check, diff_mode=True, files=blobs,
+                              variables=self.play_vars)
+                fn = self.functions[case.module or self.module]
+                row.append(fn(ctx, args))
+            ours_results.append(row)
+        out = {}
+        for i, case in enumerate(cases):
+            out[case.name] = {
+                "ansible": [_strip_runtime(r[i]) for r in ansible_results],
+                "ours": [_strip_runtime(r[i]) for r in ours_results],
+                "ansible_raw": [r[i] for r in ansible_results],
+                "ours_raw": [r[i] for r in ours_results],
+                "ansible_tree": tree(self.tmp / "ansible" / "run" / ("c%02d" % i)),
+                "ours_tree": tree(self.tmp / "ours" / "run" / ("c%02d" % i)),
+                "ansible_check_tree": tree(self.tmp / "ansible" / "check" / ("c%02d" % i)),
+                "ours_check_tree": tree(self.tmp / "ours" / "check" / ("c%02d" % i)),
+            }
+        return out
+
+
+def assert_same(outcome: dict[str, Any], compare_msg: bool = False) -> None:
+    """changed/failed of all three runs, and the resulting trees, must match ansible-core."""
+    for run, (a, o) in enumerate(zip(outcome["ansible"], outcome["ours"])):
+        keys = ("changed", "failed", "msg") if compare_msg else ("changed", "failed")
+        assert {k: a[k] for k in keys} == {k: o[k] for k in keys}, (
+            "run %d: ansible=%r ours=%r" % (run, outcome["ansible_raw"][run],
+                                             outcome["ours_raw"][run]))
+    assert outcome["ours_tree"] == outcome["ansible_tree"]
+    assert outcome["ours_check_tree"] == outcome["ansible_check_tree"]
+
+
+def needs_ansible() -> None:
+    if not (VENV_BIN / "ansible-playbook").exists():
+        pytest.skip("ansible-core is not installed in .venv")
+
+
+# --------------------------------------------------------------------------- _common tests
+
+@pytest.mark.parametrize("mode,is_dir,start", [
+    ("u+rwx,g-w", False, 0o664), ("u=rw,g=r,o=", False, 0o777), ("a+X", False, 0o644),
+    ("a+X", True, 0o644), ("g+s,o+t", True, 0o755), ("+x", False, 0o600), ("u=g", False, 0o640),
+    ("o-rwx", False, 0o777), ("ug=rwx,o=rx", False, 0),
+])
+def test_symbolic_modes_match_ansible(tmp_path, mode, is_dir, start):
+    from ansible.module_utils.basic import AnsibleModule
+
+    target = tmp_path / "t"
+    if is_dir:
+        target.mkdir()
+    else:
+        target.write_text("x")
+    os.chmod(target, start)
+    st = os.stat(target)
+    expected = AnsibleModule._symbolic_mode_to_octal(st, mode)
+    assert _common.symbolic_mode_to_octal(st, mode) == expected
+
+
+def test_parse_mode_forms_and_errors(tmp_path):
+    assert _common.parse_mode("0640") == 0o640
+    assert _common.parse_mode("640") == 0o640
+    assert _common.parse_mode(0o600) == 0o600
+    with pytest.raises(_common.ModuleFail, match="octal or symbolic"):
+        _common.parse_mode("u+q", os.stat(tmp_path))
+    with pytest.raises(_common.ModuleFail, match="only permission info"):
+        _common.parse_mode("177777")
+
+
+def test_atomic_write_keeps_mode_and_leaves_no_temp(tmp_path):
+    target = tmp_path / "f"
+    target.write_text("old")
+    os.chmod(target, 0o600)
+    _common.atomic_write(str(target), b"new")
+    assert target.read_bytes() == b"new"
+    assert stat.S_IMODE(target.stat().st_mode) == 0o600
+    assert sorted(os.listdir(tmp_path)) == ["f"]
+
+
+def test_atomic_write_failed_validation_leaves_target(tmp_path):
+    target = tmp_path / "f"
+    target.write_text("old")
+    with pytest.raises(_common.ModuleFail, match="failed to validate"):
+        _common.atomic_write(str(target), b"new", validate="false %s", ctx=FakeCtx())
+    assert target.read_text() == "old"
+    assert sorted(os.listdir(tmp_path)) == ["f"]
+
+
+def test_backup_name_is_ansibles(tmp_path):
+    target = tmp_path / "f"
+    target.write_text("old")
+    name = _common.backup_local(FakeCtx(), str(target))
+    assert name.startswith(str(target) + ".%d." % os.getpid()) and name.endswith("~")
+    assert Path(name).read_text() == "old"
+
+
+def test_module_wrapper_turns_failures_into_results():
+    @_common.module
+    def broken(ctx, args):
+        _common.fail("boom", rc=3)
+
+    assert broken(FakeCtx(), {}) == {"failed": True, "msg": "boom", "rc": 3, "changed": False}
+
+
+def test_boolean_accepts_ansible_spellings():
+    assert _common.boolean("yes") is True and _common.boolean("off") is False
+    with pytest.raises(_common.ModuleFail, match="not a valid boolean"):
+        _common.boolean("maybe", "force")

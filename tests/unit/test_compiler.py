@@ -1,0 +1,147 @@
+"""The compiler: grouping hosts into artifacts, deterministic payloads, the cache, limits."""
+
+from __future__ import annotations
+
+import json
+import threading
+import zipfile
+from pathlib import Path
+
+import pytest
+
+from rustle_deploy.compiler import build_unit, plan_units
+from rustle_deploy.compiler.build import payload_bytes
+from rustle_deploy.errors import CompileError
+from rustle_deploy.inventory import implicit_localhost, load_inventory
+from rustle_deploy.pipeline import _group_members
+from rustle_deploy.plan import load_plan, parse_plan
+
+from ..conftest import EXAMPLE_PLAN, PLAN_FIXTURES
+
+DATA = Path(__file__).resolve().parents[1] / "data" / "compiler"
+
+
+def units_for(plan, inv, hosts=None):
+    hosts = hosts if hosts is not None else list(inv.hosts.values())
+    return plan_units(plan, hosts, resolve=inv.resolve, select=inv.select, groups=_group_members(inv))
+
+
+def fleet_plan(tmp_path: Path, hosts: list[str], task_hosts: dict[str, list[str]] | None = None):
+    plan = json.loads(EXAMPLE_PLAN.read_text())
+    plan["hosts"] = hosts
+    play = plan["plays"][0]
+    play["hosts"] = hosts
+    batch = play["batches"][0]
+    batch["hosts"] = hosts
+    for task in batch["tasks"]:
+        task["hosts"] = (task_hosts or {}).get(task["task_id"], hosts)
+    path = tmp_path / "plan.json"
+    path.write_text(json.dumps(plan))
+    for sub in ("files", "templates"):
+        (tmp_path / sub).mkdir(exist_ok=True)
+        for f in (EXAMPLE_PLAN.parent / sub).iterdir():
+            (tmp_path / sub / f.name).write_bytes(f.read_bytes())
+    return load_plan(str(path))
+
+
+def test_hosts_with_same_tasks_share_one_artifact(tmp_path: Path) -> None:
+    inv = load_inventory(DATA / "fleet.yml")
+    plan = fleet_plan(tmp_path, ["web", "db"])
+    units = units_for(plan, inv)
+    # db2 declares another target: it gets its own artifact; everyone else shares one.
+    assert sorted(len(u.hosts) for u in units) == [1, 7]
+    shared = next(u for u in units if len(u.hosts) == 7)
+    assert shared.plan_doc["hosts"]["web01"]["role"] == "web"
+    assert shared.plan_doc["hosts"]["web01"]["app_port"] == 8080
+    assert "web" in shared.plan_doc["hosts"]["web01"]["group_names"]
+    assert set(shared.plan_doc["groups"]["web"]) == {f"web0{i}" for i in range(1, 7)}
+
+
+def test_task_hosts_split_artifacts(tmp_path: Path) -> None:
+    inv = load_inventory(DATA / "fleet.yml")
+    plan = fleet_plan(tmp_path, ["web"], task_hosts={"task_4": ["web01", "web02"]})
+    units = units_for(plan, inv, inv.resolve(["web"]))
+    by_size = sorted(units, key=lambda u: len(u.hosts))
+    assert [len(u.hosts) for u in by_size] == [2, 4]
+    small, big = by_size
+    ids = lambda u: [t["id"] for t in u.plan_doc["plays"][0]["tasks"]]  # noqa: E731
+    assert "play-0/task_4" in ids(small) and "play-0/task_4" not in ids(big)
+
+
+def test_payload_is_deterministic_and_complete(tmp_path: Path, rustle_home: Path) -> None:
+    plan = load_plan(str(EXAMPLE_PLAN))
+    inv = implicit_localhost()
+    (unit,) = units_for(plan, inv)
+    first, second = payload_bytes(unit), payload_bytes(units_for(load_plan(str(EXAMPLE_PLAN)), inv)[0])
+    assert first == second
+    assert first.startswith(b"#!/usr/bin/env python3\n")
+    art = tmp_path / "a.pyz"
+    art.write_bytes(first)
+    with zipfile.ZipFile(art) as zf:
+        names = zf.namelist()
+        manifest = json.loads(zf.read("manifest.json"))
+    assert names == sorted(names)
+    assert "plan.json" in names and "__main__.py" in names
+    assert any(n.startswith("jinja2/") for n in names)  # the example templates
+    assert "rustle_runtime/modules/files.py" in names
+    assert "rustle_runtime/modules/packages.py" not in names  # only the families used
+    assert len([n for n in names if n.startswith("files/")]) == 2
+    assert set(manifest["entries"]) == set(names) - {"manifest.json"}
+
+
+def test_no_jinja_when_nothing_needs_it(tmp_path: Path) -> None:
+    plan_json = json.loads((PLAN_FIXTURES / "test_verbose.json").read_text())
+    plan = parse_plan(json.dumps(plan_json).encode(), source="t.json", base_dir=str(PLAN_FIXTURES))
+    (unit,) = units_for(plan, implicit_localhost())
+    art = tmp_path / "a.pyz"
+    art.write_bytes(payload_bytes(unit))
+    with zipfile.ZipFile(art) as zf:
+        assert not any(n.startswith("jinja2/") for n in zf.namelist())
+
+
+def test_cache_hit_rebuild_and_corruption(tmp_path: Path) -> None:
+    plan = load_plan(str(EXAMPLE_PLAN))
+    (unit,) = units_for(plan, implicit_localhost())
+    cache = tmp_path / "cache"
+    a = build_unit(unit, cache_dir=cache)
+    assert not a.cached and a.path.is_file()
+    assert oct(a.path.stat().st_mode & 0o777) == "0o700"
+    b = build_unit(unit, cache_dir=cache)
+    assert b.cached and b.sha256 == a.sha256
+    c = build_unit(unit, cache_dir=cache, rebuild=True)
+    assert not c.cached and c.sha256 == a.sha256
+    data = bytearray(a.path.read_bytes())
+    data[-10] ^= 0xFF
+    a.path.write_bytes(bytes(data))
+    d = build_unit(unit, cache_dir=cache)
+    assert not d.cached, "a corrupted cache entry must be rebuilt, not served"
+    assert d.path.read_bytes() == payload_bytes(unit)
+
+
+def test_concurrent_builds_share_the_cache(tmp_path: Path) -> None:
+    plan = load_plan(str(EXAMPLE_PLAN))
+    (unit,) = units_for(plan, implicit_localhost())
+    cache = tmp_path / "cache"
+    results, errors = [], []
+
+    def work() -> None:
+        try:
+            results.append(build_unit(unit, cache_dir=cache, rebuild=True).sha256)
+        except Exception as exc:  # pragma: no cover - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=work) for _ in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors and len(set(results)) == 1
+    assert not [p for p in (cache / "artifacts").iterdir() if p.name.startswith(".")]
+
+
+def test_size_limit(tmp_path: Path) -> None:
+    plan = load_plan(str(EXAMPLE_PLAN))
+    (unit,) = units_for(plan, implicit_localhost())
+    with pytest.raises(CompileError, match="over the limit") as info:
+        build_unit(unit, cache_dir=tmp_path, size_limit=1024)
+    assert "RUSTLE_BINARY_SIZE_LIMIT" in str(info.value)

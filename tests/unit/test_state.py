@@ -1,0 +1,40 @@
+"""The SQLite history: deployments, per-host outcomes, runs."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from rustle_deploy.errors import StateError
+from rustle_deploy.state import History
+
+
+def test_records_and_reads_back(tmp_path: Path) -> None:
+    db = tmp_path / "state" / "state.db"
+    with History(db) as h:
+        first = h.begin("deploy", plan_source="a.json", plan_sha256="aa")
+        h.record_host(first, "web1", "activated", sha256="s1", previous_sha256=None, binary_name="b")
+        h.record_host(first, "web2", "failed", error="unreachable")
+        h.finish(first, "done")
+        second = h.begin("deploy", plan_source="b.json")
+        h.record_host(second, "web1", "activated", sha256="s2", previous_sha256="s1")
+        h.record_run(second, "web1", "r1", 0, {"ok": 3, "changed": 1, "failed": 0, "skipped": 0})
+        h.finish(second, "done")
+    assert oct(db.stat().st_mode & 0o777) == "0o600"
+    with History(db) as h:  # survives reopening
+        latest = h.get()
+        assert latest is not None and latest.id == second
+        assert latest.hosts[0].previous_sha256 == "s1"
+        old = h.get(first)
+        assert old is not None
+        assert {r.host: r.status for r in old.hosts} == {"web1": "activated", "web2": "failed"}
+        assert [d.id for d in h.list()] == [second, first]
+        assert h.get("nope") is None
+
+
+def test_unusable_path_is_a_state_error(tmp_path: Path) -> None:
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    with pytest.raises(StateError, match="cannot open the history database"):
+        History(blocker / "state.db")
