@@ -126,8 +126,8 @@ class RunResult:
 
 
 def run_artifact(artifact: Path, *args: str, python: str = sys.executable, cwd: Path | None = None,
-                 timeout: float = 60) -> RunResult:
-    proc = subprocess.run([python, str(artifact), *args], capture_output=True, text=True,
+                 timeout: float = 60, flags: tuple[str, ...] = ()) -> RunResult:
+    proc = subprocess.run([python, *flags, str(artifact), *args], capture_output=True, text=True,
                           timeout=timeout, cwd=cwd)
     events = []
     for line in proc.stdout.splitlines():

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from conftest import task
+from .conftest import task
 
 
 def test_when_skip_and_undefined_fails(apply, tmp_path):

@@ -254,7 +254,7 @@ def test_select_limit_file(yaml_inv, tmp_path: Path) -> None:
 
 @pytest.mark.parametrize(
     ("pattern", "message"),
-    [("~web[", "invalid host pattern"), ("webservers[9]", "subscripted pattern"),
+    [("~web(", "invalid host pattern"), ("webservers[9]", "subscripted pattern"),
      ("@/nonexistent/limit", "cannot read limit file")],
 )
 def test_bad_patterns_are_errors(yaml_inv, pattern: str, message: str) -> None:
@@ -319,9 +319,9 @@ def test_implicit_localhost_gets_group_vars_all() -> None:
         ("bad.ini", "[web]\nweb[1,2]\n", 2, "begin:end"),
         ("bad.ini", "[web]\nw1\n[all:children]\nweb\nmissing\n", 5, "undefined group 'missing'"),
         ("bad.ini", "[web:vars]\nx=1\n", 1, "undefined group 'web'"),
-        ("bad.ini", "[web:hosts]\n", 1, "unknown type"),
+        ("bad.ini", "[web:other]\n", 1, "unknown type"),
         ("bad.ini", "[a]\nh1 novalue\n", 2, "key=value"),
-        ("bad.ini", "[a]\nh1 x='unterminated\n", 2, "quotes"),
+        ("bad.ini", "[a]\nh1 x='unterminated\n", 2, "No closing quotation"),
         ("bad.ini", "[a:children]\nb\n[b:children]\na\n", 4, "recursive"),
         ("bad.ini", "[web\nhost\n", 1, "no closing"),
         ("bad.yml", "all:\n  hosts:\n    - a\n", 2, "requires a mapping"),
@@ -380,6 +380,12 @@ def test_script_errors(tmp_path: Path, body: str, fragment: str) -> None:
     with pytest.raises(InventoryError, match=fragment) as info:
         load_inventory(script)
     assert info.value.file == str(script) and info.value.hint
+
+
+def test_executable_ini_file_falls_back_to_ini(tmp_path: Path) -> None:
+    path = write(tmp_path / "hosts", "[web]\nw1 a=1\n", mode=0o755)
+    inv = load_inventory(path)
+    assert inv.hosts["w1"].vars == {"a": 1}
 
 
 def test_plugin_config_and_toml_are_refused_with_hints(tmp_path: Path) -> None:

@@ -178,9 +178,11 @@ def test_list_matches_ansible_inventory(case: str, oracle: dict[str, Any]) -> No
         assert err.hint, "every inventory error carries a hint"
         return
     theirs = json.loads(proc.stdout)
-    ours = json.loads(json.dumps(load_inventory(source).to_ansible_list()))
+    inv = load_inventory(source)
+    ours = json.loads(json.dumps(inv.to_ansible_list()))
     problems = _diff(theirs, ours)
     assert not problems, f"{case}: differs from ansible-inventory --list:\n" + "\n".join(problems)
+    assert inv.to_ansible_json() + "\n" == proc.stdout
 
 
 def test_ansible_rejects_the_broken_shared_fixtures(oracle: dict[str, Any]) -> None:

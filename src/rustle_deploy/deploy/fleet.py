@@ -9,7 +9,7 @@ either happened or not), so every host stays on its old or its new release.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from ..errors import HostTimeout
 from ..transport import ConnectFn, default_connect
@@ -22,11 +22,14 @@ async def deploy_fleet(
     parallel: int,
     timeout: float,
     on_event: EventFn | None = None,
+    on_outcome: Callable[[HostOutcome], None] | None = None,
     connect: ConnectFn = default_connect,
 ) -> list[HostOutcome]:
     """Run every job, at most ``parallel`` at a time, each within ``timeout`` seconds.
 
-    The outcomes come back in the order of ``jobs``.
+    ``on_event(host, event)`` sees each artifact event as it arrives; ``on_outcome(outcome)``
+    each host's outcome as soon as that host is done. The outcomes come back in the order of
+    ``jobs``.
     """
     if parallel < 1:
         raise ValueError("parallel must be at least 1")
@@ -48,6 +51,8 @@ async def deploy_fleet(
                 )
                 out.ok = False
                 out.duration = loop.time() - started
+        if on_outcome is not None:
+            on_outcome(out)
         return out
 
     tasks = [asyncio.ensure_future(one(job)) for job in jobs]

@@ -8,20 +8,25 @@ Public API (everything else in this package is internal)::
     Inventory.select(pattern)               --limit / play ``hosts:`` pattern semantics
     Inventory.resolve(names)                plan host (or group) names -> hosts, or an error
     Inventory.to_ansible_list()             the JSON ``ansible-inventory -i FILE --list`` prints
+    Inventory.to_ansible_json()             ... as text, byte for byte (without the final newline)
 
 Modules: ``ranges`` (host names with ``[a:b]`` ranges and ports), ``data`` (the mutable
 structure the parsers fill, with Ansible's group-depth and reconcile rules), ``ini``,
 ``yaml_json`` (the loader and the YAML inventory format), ``script`` (``--list``), ``vars``
 (``group_vars/``/``host_vars/`` and the precedence merge), ``patterns`` (host patterns).
-Imports: errors, model <- ranges <- data <- ini, yaml_json <- script, vars <- patterns <- here.
+Imports: errors, model <- ranges <- data <- yaml_json <- ini, script, vars; ranges <- patterns.
 
-Which parser reads a file follows Ansible's plugin order: an executable file is a script;
-``.yml``/``.yaml``/``.json`` and extension-less files are tried as YAML; anything but ``.toml``
-is tried as INI; the first that succeeds wins. Where Ansible would only warn that it could not
-parse the source (and go on with an empty inventory) this raises InventoryError with the file,
-the line and a hint. Variables ``ansible-inventory`` leaves out (``inventory_hostname``,
-``group_names``, ``inventory_dir``...) are not in ``Host.vars`` either; derive them from
-``Host.name`` and ``Host.groups``. Host.vars values may share nested objects between hosts:
+Which parser reads a file follows Ansible's plugin order: an executable file is run as a
+script; ``.yml``/``.yaml``/``.json`` and extension-less files are tried as YAML; anything but
+``.toml`` is tried as INI; the first that succeeds wins. Two deliberate differences: an
+executable with a ``#!`` line is only ever a script (Ansible falls back to reading a failed
+script as INI, which accepts most scripts as a list of odd host names), and where Ansible only
+warns that it could not parse a source (going on with an empty inventory) this raises
+InventoryError with the file, the line and a hint.
+
+Variables ``ansible-inventory`` leaves out (``inventory_hostname``, ``group_names``,
+``inventory_dir``...) are not in ``Host.vars`` either; derive them from ``Host.name`` and
+``Host.groups``. Host.vars values may share nested objects between hosts:
 treat them as read-only.
 """
 
@@ -29,6 +34,7 @@ from __future__ import annotations
 
 import datetime as _dt
 import difflib
+import json
 import os
 import stat
 import sys
@@ -169,15 +175,15 @@ class Inventory:
             if name in self.hosts and name not in self._implicit:
                 add(self.hosts[name])
             elif name in self._group_hosts:
-                for h in self._group_hosts[name]:
-                    add(self.hosts[h])
+                for member in self._group_hosts[name]:
+                    add(self.hosts[member])
             elif (local := self._implicit_host(name)) is not None:
                 add(local)
             else:
                 matched = self.select(name) if name else []
                 if matched:
-                    for h in matched:
-                        add(h)
+                    for host in matched:
+                        add(host)
                 elif name not in unknown:
                     unknown.append(name)
         if unknown:
@@ -239,6 +245,10 @@ class Inventory:
                 hostvars[name] = _jsonable(hvars)
         results["_meta"] = {"hostvars": hostvars, "profile": "inventory_legacy"}
         return results
+
+    def to_ansible_json(self) -> str:
+        """``to_ansible_list()`` as text, byte for byte what ``ansible-inventory --list`` prints."""
+        return json.dumps(self.to_ansible_list(), sort_keys=True, indent=4, ensure_ascii=False)
 
 
 def _jsonable(value: Any) -> Any:
@@ -343,8 +353,16 @@ def _parse_file(data: InventoryData, path: str, warnings: list[str]) -> None:
         return text
 
     if _is_executable(path):
-        parse_script(data, path, warnings)  # Ansible tries others after a failed script,
-        return                              # but their errors would only hide the real one
+        try:
+            parse_script(data, path, warnings)
+            return
+        except InventoryError as exc:
+            # Ansible goes on with the file parsers (right for a chmod +x hosts.ini), and the
+            # INI parser then accepts most scripts as a list of odd host names: a file with a
+            # #! line is a script, and its failure is the error.
+            if _has_shebang(path):
+                raise
+            errors.append(("script", exc))
     if ext in ("", *_YAML_EXTS):
         try:
             loaded = load_data(path, read_text())
@@ -353,6 +371,8 @@ def _parse_file(data: InventoryData, path: str, warnings: list[str]) -> None:
         except InventoryError as exc:
             errors.append(("yaml", exc))
     if ext == ".toml":
+        if errors:
+            raise errors[0][1]
         raise InventoryError(
             "TOML inventories are not supported",
             "convert it with 'ansible-inventory -i FILE --list --output inv.json' "
@@ -364,10 +384,19 @@ def _parse_file(data: InventoryData, path: str, warnings: list[str]) -> None:
         return
     except InventoryError as exc:
         errors.append(("ini", exc))
-    yaml_err = next((e for kind, e in errors if kind == "yaml"), None)
-    ini_err = next((e for kind, e in errors if kind == "ini"), None)
+    by_kind = dict(errors)
     looks_yaml = ext in _YAML_EXTS or (loaded is not None and isinstance(loaded.data, dict))
-    raise (yaml_err if looks_yaml and yaml_err is not None else ini_err or yaml_err)  # type: ignore[misc]
+    if looks_yaml and "yaml" in by_kind:
+        raise by_kind["yaml"]
+    raise by_kind.get("ini") or by_kind.get("yaml") or errors[0][1]
+
+
+def _has_shebang(path: str) -> bool:
+    try:
+        with open(path, "rb") as fh:
+            return fh.read(2) == b"#!"
+    except OSError:
+        return False
 
 
 def _is_executable(path: str) -> bool:

@@ -29,6 +29,7 @@ class GroupData:
         self.depth = 0
         self.priority = 1
         self.hosts: list[HostData] = []
+        self._host_names: set[str] = set()
         self.vars: dict[str, Any] = {}
         self.child_groups: list[GroupData] = []
         self.parent_groups: list[GroupData] = []
@@ -99,13 +100,15 @@ class GroupData:
                 raise DataError(f"the group named '{self.name}' has a recursive dependency loop")
 
     def add_host(self, host: HostData) -> None:
-        if any(h.name == host.name for h in self.hosts):
+        if host.name in self._host_names:
             return
+        self._host_names.add(host.name)
         self.hosts.append(host)
         host.add_group(self)
 
     def remove_host(self, host: HostData) -> None:
-        if host in self.hosts:
+        if host.name in self._host_names:
+            self._host_names.discard(host.name)
             self.hosts.remove(host)
             host.remove_group(self)
 

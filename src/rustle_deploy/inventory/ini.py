@@ -47,7 +47,7 @@ def parse_value(text: str) -> Any:
     """Type an INI value as Ansible does: a Python literal if it is one, else the string."""
     try:
         with warnings.catch_warnings():
-            warnings.simplefilter("ignore", SyntaxWarning)
+            warnings.simplefilter("ignore")  # invalid escapes warn (3.11: DeprecationWarning)
             value = ast.literal_eval(text)
     except (ValueError, SyntaxError):
         value = text

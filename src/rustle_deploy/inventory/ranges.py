@@ -40,25 +40,25 @@ _ALNUM_RANGE = r"""
         (?::[0-9]+)?
     \]
 """
-_IPV6_COMPONENT = r"""
+_IPV6_COMPONENT = rf"""
     (?:
         [0-9a-f]{{1,4}}|
-        {range}
+        {_HEX_RANGE}
     )
-""".format(range=_HEX_RANGE)
-_IPV4_COMPONENT = r"""
+"""
+_IPV4_COMPONENT = rf"""
     (?:
         [01]?[0-9]{{1,2}}|
         2[0-4][0-9]|
         25[0-5]|
-        {range}
+        {_NUMERIC_RANGE}
     )
-""".format(range=_NUMERIC_RANGE)
-_LABEL = r"""
-    (?:[\w]|{range})
-    (?:[\w_-]|{range})*
+"""
+_LABEL = rf"""
+    (?:[\w]|{_ALNUM_RANGE})
+    (?:[\w_-]|{_ALNUM_RANGE})*
     (?<![_-])
-""".format(range=_ALNUM_RANGE)
+"""
 
 PATTERNS = {
     "bracketed_hostport": re.compile(r"^\[(.+)\]:([0-9]+)$"),
@@ -75,29 +75,29 @@ PATTERNS = {
         re.X,
     ),
     "ipv4": re.compile(
-        r"""^(?:{i4}\.){{3}}{i4}$""".format(i4=_IPV4_COMPONENT), re.X | re.I
+        rf"""^(?:{_IPV4_COMPONENT}\.){{3}}{_IPV4_COMPONENT}$""", re.X | re.I
     ),
     "ipv6": re.compile(
-        r"""^
-            ((?:{0}:){{7}}{0}|
-            (?:{0}:){{1,6}}:|
-            (?:{0}:)(?::{0}){{1,6}}|
-            (?:{0}:){{2}}(?::{0}){{1,5}}|
-            (?:{0}:){{3}}(?::{0}){{1,4}}|
-            (?:{0}:){{4}}(?::{0}){{1,3}}|
-            (?:{0}:){{5}}(?::{0}){{1,2}}|
-            (?:{0}:){{6}}(?::{0})|
-            :(?::{0}){{1,6}}|
-            {0}?::|
-            (?:0:){{6}}(?:{0}\.){{3}}{0}|
-            ::(?:ffff:)?(?:{0}\.){{3}}{0}|
-            (?:0:){{5}}ffff:(?:{0}\.){{3}}{0})
+        rf"""^
+            ((?:{_IPV6_COMPONENT}:){{7}}{_IPV6_COMPONENT}|
+            (?:{_IPV6_COMPONENT}:){{1,6}}:|
+            (?:{_IPV6_COMPONENT}:)(?::{_IPV6_COMPONENT}){{1,6}}|
+            (?:{_IPV6_COMPONENT}:){{2}}(?::{_IPV6_COMPONENT}){{1,5}}|
+            (?:{_IPV6_COMPONENT}:){{3}}(?::{_IPV6_COMPONENT}){{1,4}}|
+            (?:{_IPV6_COMPONENT}:){{4}}(?::{_IPV6_COMPONENT}){{1,3}}|
+            (?:{_IPV6_COMPONENT}:){{5}}(?::{_IPV6_COMPONENT}){{1,2}}|
+            (?:{_IPV6_COMPONENT}:){{6}}(?::{_IPV6_COMPONENT})|
+            :(?::{_IPV6_COMPONENT}){{1,6}}|
+            {_IPV6_COMPONENT}?::|
+            (?:0:){{6}}(?:{_IPV6_COMPONENT}\.){{3}}{_IPV6_COMPONENT}|
+            ::(?:ffff:)?(?:{_IPV6_COMPONENT}\.){{3}}{_IPV6_COMPONENT}|
+            (?:0:){{5}}ffff:(?:{_IPV6_COMPONENT}\.){{3}}{_IPV6_COMPONENT})
             $
-        """.format(_IPV6_COMPONENT),
+        """,
         re.X | re.I,
     ),
     "hostname": re.compile(
-        r"""^{label}(?:\.{label})*$""".format(label=_LABEL), re.X | re.I | re.UNICODE
+        rf"""^{_LABEL}(?:\.{_LABEL})*$""", re.X | re.I | re.UNICODE
     ),
 }
 

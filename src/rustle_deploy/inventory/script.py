@@ -27,7 +27,7 @@ _HINT_SHAPE = (
 def _run(path: str, args: list[str]) -> str:
     try:
         proc = subprocess.run(
-            [path, *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, check=False
+            [path, *args], capture_output=True, check=False
         )
     except OSError as exc:
         raise InventoryError(

@@ -52,7 +52,7 @@ class Loaded:
 
 
 def _make_loader(lines: dict[int, int], key_lines: dict[tuple[int, Any], int]) -> type:
-    class _Loader(_BaseLoader):  # type: ignore[misc,valid-type]
+    class _Loader(_BaseLoader):  # type: ignore[misc]
         pass
 
     def construct_mapping(loader: Any, node: yaml.MappingNode) -> Any:

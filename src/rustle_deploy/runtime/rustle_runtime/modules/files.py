@@ -3,9 +3,9 @@
 Standard library only; Python 3.8 syntax. Every content change goes through
 ``_common.atomic_write``/``atomic_copy`` (temp file beside the target, fsync, os.replace).
 
-Embedded sources: the compiled task carries ``files: {"<src as written>": "<sha256>"}``; the
-executor hands that mapping to copy/template as ``args["_rustle_files"]`` and the module reads
-the bytes with ``ctx.read_file(sha256)``.
+Embedded sources: the compiled task carries ``files: {"<src as written>": "<sha256>"}``. The
+ModuleContext exposes it as ``ctx.files``; ``args["_rustle_files"]`` (same shape) is accepted
+too, for callers that pass it with the arguments. The bytes come from ``ctx.read_file(sha256)``.
 """
 
 import errno
@@ -24,7 +24,8 @@ FILE_COMMON = ("mode", "owner", "group", "seuser", "serole", "setype", "selevel"
 
 def _embedded(ctx, args, src):
     """Bytes of the embedded ``src`` (looked up in ``args['_rustle_files']``)."""
-    files = args.get("_rustle_files") or {}
+    files = dict(args.get("_rustle_files") or {})
+    files.update(getattr(ctx, "files", None) or {})
     sha = files.get(src)
     if sha is None:
         base = os.path.basename(str(src))

@@ -1,0 +1,284 @@
+"""Benchmark harness: the same 12-task workload applied by ansible-playbook, pyinfra and
+rustle-deploy (plus the floor no tool can beat) to N local sshd hosts, cold and warm.
+
+    .venv/bin/python benchmarks/run.py --hosts 1,10,50 --latency 0,25 \
+        --tools ansible,pyinfra,rustle,floor --repeat 3 --out benchmarks/out/
+
+For every (latency, N) it starts one fleet (hosts.py) and then, `--repeat` times, with the
+tool order rotated each time: make every host fresh, run the tool (cold), check, run it again
+(warm), check. Every run records wall time, controller CPU seconds and peak RSS, and host CPU
+seconds (README.md says exactly how). Results go to OUT/results.jsonl; the summary table
+(medians, and rustle-deploy's ratios to Ansible and pyinfra measured in the same invocation)
+to stdout and OUT/summary.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ctypes
+import json
+import os
+import select
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from check import check_run  # noqa: E402
+from hosts import Fleet, Host, children  # noqa: E402
+from plan import WORKLOAD, write_plan  # noqa: E402
+
+REPO = Path(__file__).resolve().parents[1]
+VENV_BIN = Path(sys.executable).parent
+ANSIBLE_MAX_HOSTS = 50  # ansible-core is measured up to here (forks = N), the rest beyond
+FLOOR_BYTES = 200_000  # stand-in artifact size when rustle-deploy has not built one
+TIMEOUT = 3600.0
+
+
+@dataclass
+class Result:
+    tool: str
+    hosts: int
+    latency_ms: float
+    phase: str  # cold | warm
+    repeat: int
+    ok: bool
+    wall_s: float = 0.0
+    controller_cpu_s: float = 0.0
+    controller_peak_mb: float = 0.0
+    host_cpu_s: float = 0.0
+    problems: list[str] = field(default_factory=list)
+
+
+@dataclass
+class Ctx:
+    """What a tool function needs for one run."""
+
+    fleet: Fleet
+    hosts: list[Host]
+    rundir: Path  # per tool and configuration; HOME and cwd of the tool, kept cold -> warm
+    cold: bool
+
+    @property
+    def n(self) -> int:
+        return len(self.hosts)
+
+
+# -- measuring one subprocess ------------------------------------------------------------------
+def become_subreaper() -> None:
+    """Adopt orphans (ssh ControlPersist masters) so their CPU is reaped and counted here."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.prctl(36, 1, 0, 0, 0) != 0:  # PR_SET_CHILD_SUBREAPER
+        raise OSError(ctypes.get_errno(), "prctl(PR_SET_CHILD_SUBREAPER)")
+
+
+def measure(argv: list[str], ctx: Ctx, env: dict[str, str] | None = None,
+            stdin: Path | None = None) -> tuple[int, str, float, float, float]:
+    """Run argv in ctx.rundir; return (exit code, stdout+stderr, wall s, CPU s, peak RSS MB).
+
+    CPU and peak RSS come from wait4() on the tool (which covers every descendant it reaped)
+    plus wait4() on the descendants it left behind (adopted because we are a subreaper),
+    which are terminated once the tool has exited.
+    """
+    log = ctx.rundir / ("cold.log" if ctx.cold else "warm.log")
+    keep = {s.proc.pid for s in ctx.fleet.servers} | ({ctx.fleet.proxy.pid} if ctx.fleet.proxy else set())
+    full_env = {**os.environ, "HOME": str(ctx.rundir / "home"),
+                "PATH": f"{VENV_BIN}:{os.environ['PATH']}", **(env or {})}
+    with open(log, "wb") as out, open(stdin or os.devnull, "rb") as inp:
+        t0 = time.perf_counter()
+        proc = subprocess.Popen(argv, cwd=ctx.rundir, env=full_env, stdin=inp, stdout=out,
+                                stderr=subprocess.STDOUT, start_new_session=True)
+        fd = os.pidfd_open(proc.pid)
+        if not select.select([fd], [], [], TIMEOUT)[0]:
+            os.killpg(proc.pid, signal.SIGKILL)
+        _, status, usage = os.wait4(proc.pid, 0)
+        wall = time.perf_counter() - t0
+        os.close(fd)
+        proc.returncode = os.waitstatus_to_exitcode(status)
+    cpu, rss = usage.ru_utime + usage.ru_stime, usage.ru_maxrss
+    for pid in children(os.getpid()):
+        if pid in keep:
+            continue
+        os.kill(pid, signal.SIGTERM)
+        _, _, u = os.wait4(pid, 0)
+        cpu, rss = cpu + u.ru_utime + u.ru_stime, max(rss, u.ru_maxrss)
+    return proc.returncode, log.read_text(errors="replace"), wall, cpu, rss / 1024
+
+
+# -- the tools: each returns (exit code, output to check) and is measured by measure() ---------
+def run_ansible(ctx: Ctx) -> tuple[int, str, float, float, float]:
+    inv = ctx.fleet.write_ansible_inventory(ctx.rundir / "inventory.yml", ctx.hosts)
+    cfg = ctx.rundir / "ansible.cfg"
+    cfg.write_text(
+        "[defaults]\n"
+        f"forks = {min(ctx.n, ANSIBLE_MAX_HOSTS)}\n"
+        "gathering = explicit\nhost_key_checking = True\nretry_files_enabled = False\n"
+        "[ssh_connection]\n"
+        "pipelining = True\n"
+        "ssh_args = -C -o ControlMaster=auto -o ControlPersist=60s\n"
+        f"control_path_dir = /tmp/bench-cp-{os.getpid()}\n"
+    )
+    return measure([str(VENV_BIN / "ansible-playbook"), "-i", str(inv), str(WORKLOAD / "site.yml")],
+                   ctx, {"ANSIBLE_CONFIG": str(cfg)})
+
+
+def run_pyinfra(ctx: Ctx) -> tuple[int, str, float, float, float]:
+    inv = ctx.fleet.write_pyinfra_inventory(ctx.rundir / "inventory.py", ctx.hosts)
+    return measure([str(VENV_BIN / "pyinfra"), "-y", "--parallel", str(ctx.n), str(inv),
+                    str(WORKLOAD / "deploy.py")], ctx)
+
+
+def run_rustle(ctx: Ctx) -> tuple[int, str, float, float, float]:
+    inv = ctx.fleet.write_ansible_inventory(ctx.rundir / "inventory.yml", ctx.hosts)
+    plan = write_plan(ctx.rundir / "plan.json", [h.name for h in ctx.hosts], WORKLOAD)
+    rc, out, *rest = measure([str(VENV_BIN / "rustle-deploy"), str(plan), "-i", str(inv), "--run",
+                              "--output", "json", "--parallel", str(ctx.n)], ctx)
+    # the JSON document is the whole of stdout; progress and recap go to stderr (interleaved
+    # in the log), so take the outermost {...} block that starts at a line start
+    start = out.find("\n{") + 1 if not out.startswith("{") else 0
+    end = out.rfind("\n}") + 2
+    return (rc, out[start:end] if 0 <= start < end else out, *rest)
+
+
+def run_floor(ctx: Ctx) -> tuple[int, str, float, float, float]:
+    """One OpenSSH connection per host, all at once: copy the artifact, run `true`."""
+    built = sorted((ctx.rundir.parent / "rustle").glob("home/.rustle/**/*.pyz"))
+    artifact = built[-1] if built else ctx.rundir / "artifact.bin"
+    if not built and not artifact.exists():
+        artifact.write_bytes(os.urandom(FLOOR_BYTES))
+    script = ctx.rundir / "floor.sh"
+    f = ctx.fleet
+    lines = ["#!/bin/sh", "pids="]
+    for h in ctx.hosts:
+        lines.append(
+            f"ssh -o BatchMode=yes -o UserKnownHostsFile={f.known_hosts} -o StrictHostKeyChecking=yes "
+            f"-i {f.client_key} -p {h.port} root@127.0.0.1 'cat > {h.root.parent}/floor.bin && true' "
+            f"< {artifact} & pids=\"$pids $!\"")
+    lines += ["rc=0", "for p in $pids; do wait $p || rc=1; done", "exit $rc"]
+    script.write_text("\n".join(lines) + "\n")
+    return measure(["/bin/sh", str(script)], ctx)
+
+
+TOOLS: dict[str, Callable[[Ctx], tuple[int, str, float, float, float]]] = {
+    "ansible": run_ansible, "pyinfra": run_pyinfra, "rustle": run_rustle, "floor": run_floor,
+}
+
+
+# -- the matrix -------------------------------------------------------------------------------
+def run_one(tool: str, ctx: Ctx, repeat: int, latency: float) -> Result:
+    phase = "cold" if ctx.cold else "warm"
+    host_cpu0 = ctx.fleet.host_cpu()
+    rc, output, wall, cpu, rss = TOOLS[tool](ctx)
+    host_cpu = ctx.fleet.host_cpu() - host_cpu0
+    res = Result(tool, ctx.n, latency, phase, repeat, rc == 0, wall, cpu, rss, host_cpu)
+    if rc != 0:
+        tail = [ln for ln in output.strip().splitlines() if ln.strip()][-3:]
+        res.problems = [f"exit {rc}: " + " | ".join(tail)]
+    elif tool != "floor":
+        roles = {h.name: str(ctx.fleet.host_vars(h)["bench_role"]) for h in ctx.hosts}
+        res.problems = check_run(tool, output, ctx.hosts, roles, ctx.cold)
+        res.ok = not res.problems
+    return res
+
+
+def run_config(n: int, latency: float, tools: list[str], repeats: int, out: Path,
+               servers: int | None, emit: Callable[[Result], None]) -> None:
+    tools = [t for t in tools if not (t == "ansible" and n > ANSIBLE_MAX_HOSTS)]
+    work = out / "work" / f"n{n}-l{latency:g}"
+    with Fleet(work / "fleet", n, latency, servers) as fleet:
+        for r in range(repeats):
+            order = tools[r % len(tools):] + tools[:r % len(tools)]  # alternate the order
+            for tool in order:
+                rundir = work / tool
+                shutil.rmtree(rundir, ignore_errors=True)
+                (rundir / "home").mkdir(parents=True)
+                fleet.reset()
+                for cold in (True, False):
+                    res = run_one(tool, Ctx(fleet, fleet.hosts, rundir, cold), r, latency)
+                    emit(res)
+                    if not res.ok:
+                        break  # a failed cold run leaves nothing meaningful to re-run warm
+
+
+def summarize(results: list[Result]) -> str:
+    """Markdown table of medians per (latency, N, phase), with rustle-deploy's ratios."""
+    groups: dict[tuple[float, int, str], dict[str, list[Result]]] = {}
+    for r in results:
+        groups.setdefault((r.latency_ms, r.hosts, r.phase), {}).setdefault(r.tool, []).append(r)
+    tools = [t for t in TOOLS if any(r.tool == t for r in results)]
+    head = ["latency", "N", "run"] + [f"{t} wall s (ctl CPU / host CPU / MB)" for t in tools]
+    head += ["rustle:ansible", "rustle:pyinfra"]
+    rows = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+
+    def med(rs: list[Result], attr: str) -> float:
+        return statistics.median(getattr(r, attr) for r in rs)
+
+    for (lat, n, phase), by_tool in sorted(groups.items()):
+        cells = [f"{lat:g} ms", str(n), phase]
+        walls: dict[str, float] = {}
+        for t in tools:
+            ok = [r for r in by_tool.get(t, []) if r.ok]
+            if ok:
+                walls[t] = med(ok, "wall_s")
+                cells.append(f"{walls[t]:.2f} ({med(ok, 'controller_cpu_s'):.2f} / "
+                             f"{med(ok, 'host_cpu_s'):.2f} / {med(ok, 'controller_peak_mb'):.0f})")
+            else:
+                cells.append("failed" if by_tool.get(t) else "-")
+        for peer in ("ansible", "pyinfra"):
+            cells.append(f"{walls['rustle'] / walls[peer]:.3f}" if "rustle" in walls and peer in walls
+                         else "-")
+        rows.append("| " + " | ".join(cells) + " |")
+    return "\n".join(rows)
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--hosts", default="1,10,50", help="comma-separated host counts N")
+    ap.add_argument("--latency", default="0,25", help="comma-separated one-way latencies in ms")
+    ap.add_argument("--tools", default="ansible,pyinfra,rustle,floor")
+    ap.add_argument("--repeat", type=int, default=1)
+    ap.add_argument("--servers", type=int, default=None,
+                    help="sshd servers shared by the N hosts (default: one per host)")
+    ap.add_argument("--out", type=Path, default=REPO / "benchmarks" / "out")
+    args = ap.parse_args(argv)
+    tools = args.tools.split(",")
+    unknown = set(tools) - set(TOOLS)
+    if unknown:
+        ap.error(f"--tools: unknown {sorted(unknown)}; choose from {list(TOOLS)}")
+    args.out.mkdir(parents=True, exist_ok=True)
+    become_subreaper()
+    results: list[Result] = []
+    jsonl = open(args.out / "results.jsonl", "a")  # noqa: SIM115 - closed below
+
+    def emit(res: Result) -> None:
+        results.append(res)
+        jsonl.write(json.dumps(asdict(res)) + "\n")
+        jsonl.flush()
+        label = "rustle: not available" if res.tool == "rustle" and not res.ok else res.tool
+        status = "ok" if res.ok else f"FAILED ({'; '.join(res.problems[:3])})"
+        print(f"{label:8} N={res.hosts:<4} {res.latency_ms:g}ms {res.phase}: "
+              f"wall {res.wall_s:7.2f}s  ctl {res.controller_cpu_s:6.2f}s  "
+              f"host {res.host_cpu_s:6.2f}s  {res.controller_peak_mb:5.0f}MB  {status}", flush=True)
+
+    try:
+        for latency in [float(x) for x in args.latency.split(",")]:
+            for n in [int(x) for x in args.hosts.split(",")]:
+                run_config(n, latency, tools, args.repeat, args.out, args.servers, emit)
+    finally:
+        jsonl.close()
+        shutil.rmtree(f"/tmp/bench-cp-{os.getpid()}", ignore_errors=True)
+        table = summarize(results)
+        (args.out / "summary.md").write_text(table + "\n")
+        print("\n" + table)
+    return 0 if all(r.ok for r in results) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

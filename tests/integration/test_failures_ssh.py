@@ -1,0 +1,200 @@
+"""One test per failure class over a real sshd: each failure is data in the host's outcome."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from rustle_deploy.deploy import HostJob, HostOutcome, RunOptions, deploy_fleet, deploy_host
+from rustle_deploy.errors import (
+    ChecksumMismatch,
+    ConnectError,
+    HostTimeout,
+    RemoteError,
+    TransferError,
+)
+
+pytestmark = pytest.mark.ssh
+BIN = "rustle-runner-test"
+
+
+def job(host: Any, art: tuple[Path, str, int], op: str = "deploy", **kw: Any) -> HostJob:
+    path, sha, size = art
+    kw.setdefault("binary_name", BIN)
+    kw.setdefault("deployment_id", "dep-1")
+    return HostJob(host=host, op=op, artifact=path, sha256=sha, size=size, **kw)
+
+
+def one(j: HostJob) -> HostOutcome:
+    return asyncio.run(deploy_host(j))
+
+
+def test_closed_port_is_a_connect_error(sshd, tmp_path, build_artifact):
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    out = one(job(sshd.host("closed", tmp_path / "r", ansible_port=port), build_artifact()))
+    assert isinstance(out.error, ConnectError) and not out.ok
+    assert out.error.message.startswith(f"closed: 127.0.0.1:{port}: connection refused")
+    assert "ansible_port" in out.error.hint
+
+
+def test_wrong_client_key_is_an_auth_error(sshd, tmp_path, build_artifact):
+    h = sshd.host("wrongkey", tmp_path / "r", ansible_ssh_private_key_file=str(sshd.other_key))
+    out = one(job(h, build_artifact()))
+    assert isinstance(out.error, ConnectError)
+    assert "authentication failed" in out.error.message
+    assert "ansible_ssh_private_key_file" in out.error.hint
+    assert not (tmp_path / "r").exists()
+
+
+def test_unknown_host_key_is_refused_with_a_way_to_accept_it(sshd, tmp_path, build_artifact):
+    empty = tmp_path / "known_hosts"
+    empty.write_text("")
+    args = f"-o UserKnownHostsFile={empty}"
+    out = one(job(sshd.host("stranger", tmp_path / "r", ansible_ssh_common_args=args), build_artifact()))
+    assert isinstance(out.error, ConnectError)
+    assert "host key is not trusted" in out.error.message
+    assert f"ssh-keyscan -p {sshd.port} 127.0.0.1 >> {empty}" in out.error.hint
+    assert "StrictHostKeyChecking=accept-new" in out.error.hint
+    assert not (tmp_path / "r").exists()
+
+    # accept-new records the key, then checks against it
+    accept = f"{args} -o StrictHostKeyChecking=accept-new"
+    out = one(job(sshd.host("stranger", tmp_path / "r", ansible_ssh_common_args=accept), build_artifact()))
+    assert out.ok, out.error
+    assert sshd.host_pub in empty.read_text()
+    out = one(job(sshd.host("stranger", tmp_path / "r", ansible_ssh_common_args=args), build_artifact()))
+    assert out.ok, out.error
+
+
+def test_changed_host_key_is_refused_even_with_accept_new(sshd, tmp_path, build_artifact):
+    wrong = tmp_path / "known_hosts"
+    other = (sshd.root / "other_ed25519.pub").read_text().split()
+    wrong.write_text(f"[127.0.0.1]:{sshd.port} {other[0]} {other[1]}\n")
+    for mode in ("yes", "accept-new"):
+        args = f"-o UserKnownHostsFile={wrong} -o StrictHostKeyChecking={mode}"
+        out = one(job(sshd.host("changed", tmp_path / "r", ansible_ssh_common_args=args), build_artifact()))
+        assert isinstance(out.error, ConnectError), mode
+    no = f"-o UserKnownHostsFile={wrong} -o StrictHostKeyChecking=no"
+    assert one(job(sshd.host("changed", tmp_path / "r", ansible_ssh_common_args=no), build_artifact())).ok
+
+
+def test_remote_dir_that_cannot_be_created(sshd, tmp_path, build_artifact):
+    blocker = tmp_path / "file"
+    blocker.write_text("not a directory")
+    out = one(job(sshd.host("ro", blocker / "rustle"), build_artifact()))
+    assert isinstance(out.error, RemoteError)
+    assert out.error.message.startswith(f"ro: {blocker / 'rustle'}: cannot create directory")
+    assert "rustle_remote_dir" in out.error.hint
+
+
+def test_cut_in_the_middle_of_an_upload_leaves_nothing_partial(sshd, tmp_path, build_artifact, remote):
+    art = build_artifact(pad=2_000_000)
+    d = tmp_path / "r"
+    h = sshd.host("cut", d)
+
+    def cut(offset: int, chunk: bytes) -> bytes | None:
+        return None if offset >= 600_000 else chunk
+
+    out = one(job(h, art, upload_filter=cut))
+    assert isinstance(out.error, TransferError) and not out.activated
+    remote.wait_unlocked(d)
+    assert remote.state(d)["current"] is None
+    remote.assert_whole(d)
+    assert remote.state(d)["artifacts"] == []
+
+    again = one(job(h, art, run=RunOptions("r1")))
+    assert again.ok and again.uploaded and again.activated
+    remote.assert_whole(d)
+    assert remote.state(d)["current"] == art[1]
+
+
+def test_byte_flipped_in_transit_is_caught_by_the_host_side_hash(sshd, tmp_path, build_artifact, remote):
+    art = build_artifact()
+    d = tmp_path / "r"
+
+    def flip(offset: int, chunk: bytes) -> bytes:
+        b = bytearray(chunk)
+        b[100 - offset] ^= 0x01
+        return bytes(b)
+
+    out = one(job(sshd.host("flip", d), art, upload_filter=flip))
+    assert isinstance(out.error, ChecksumMismatch)
+    assert out.error.expected == art[1] and out.error.actual != art[1]
+    assert out.error.message.startswith("flip: ")
+    st = remote.state(d)
+    assert st["current"] is None and st["artifacts"] == [] and st["history"] == []
+
+
+def test_verify_catches_a_corrupt_artifact_and_keeps_the_old_release(sshd, tmp_path, build_artifact, remote):
+    v1 = build_artifact("v1", version="1")
+    v2 = build_artifact("v2", version="2")
+    d = tmp_path / "r"
+    h = sshd.host("verify", d)
+    assert one(job(h, v1, verify=True)).ok
+    # v2 lands damaged on the host's disk with the right size: no upload, verify must notice
+    damaged = bytearray(v2[0].read_bytes())
+    damaged[-10] ^= 0xFF
+    target = d / "artifacts" / v2[1]
+    target.write_bytes(bytes(damaged))
+    out = one(job(h, v2, verify=True, run=RunOptions("r2")))
+    assert isinstance(out.error, ChecksumMismatch) and out.error.expected == v2[1]
+    assert not out.activated and out.events == []
+    assert remote.state(d)["current"] == v1[1]
+
+    # an artifact whose own check fails (manifest mismatch): RemoteError, old release kept
+    bad = build_artifact("bad", version="3", corrupt_manifest=True)
+    out = one(job(h, bad, verify=True))
+    assert isinstance(out.error, RemoteError) and "verify exited 3" in out.error.message
+    assert remote.state(d)["current"] == v1[1]
+
+
+def test_a_task_failing_on_one_host_leaves_the_others_fine(sshd, tmp_path, build_artifact):
+    art = build_artifact(tasks=[{"name": "risky", "fail_on": ["h1"]}, {"name": "after"}])
+    hosts = [sshd.host(f"h{i}", tmp_path / f"r{i}") for i in range(3)]
+    outs = asyncio.run(deploy_fleet(
+        [job(h, art, run=RunOptions("r1")) for h in hosts], parallel=3, timeout=60
+    ))
+    by = {o.host: o for o in outs}
+    assert not by["h1"].ok and by["h1"].run_exit == 2 and by["h1"].error is None
+    assert by["h1"].recap["failed"] == 1
+    for name in ("h0", "h2"):
+        assert by[name].ok and by[name].run_exit == 0 and by[name].recap["ok"] == 2
+
+
+def test_hosts_exceeding_the_timeout(sshd, tmp_path, build_artifact):
+    slow = build_artifact("slow", tasks=[{"name": "nap", "sleep": 30}])
+    fast = build_artifact("fast")
+    blackhole = socket.socket()
+    blackhole.bind(("127.0.0.1", 0))
+    blackhole.listen(1)  # accepts the TCP handshake, never speaks SSH
+    try:
+        jobs = [
+            job(sshd.host("sleepy", tmp_path / "a"), slow, run=RunOptions("r1")),
+            job(sshd.host("hole", tmp_path / "b", ansible_port=blackhole.getsockname()[1]), fast),
+            job(sshd.host("quick", tmp_path / "c"), fast, run=RunOptions("r1")),
+        ]
+        outs = asyncio.run(deploy_fleet(jobs, parallel=3, timeout=3))
+    finally:
+        blackhole.close()
+    by = {o.host: o for o in outs}
+    assert isinstance(by["sleepy"].error, HostTimeout)
+    assert by["sleepy"].activated is False and by["sleepy"].events  # it got as far as the run
+    assert "within 3s" in by["sleepy"].error.message
+    assert isinstance(by["hole"].error, HostTimeout) and "while connecting" in by["hole"].error.message
+    assert by["quick"].ok
+
+
+def test_become_runs_the_agent_through_sudo(sshd, tmp_path, build_artifact):
+    import shutil
+
+    if not shutil.which("sudo"):
+        pytest.skip("sudo is not installed")
+    h = sshd.host("sudo", tmp_path / "r", ansible_become=True, ansible_become_user=sshd.user)
+    out = one(job(h, build_artifact(), run=RunOptions("r1")))
+    assert out.ok, out.error

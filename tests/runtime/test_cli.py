@@ -1,0 +1,122 @@
+"""The artifact's command line: verify, manifest, --version, exit codes, payload forms."""
+
+from __future__ import annotations
+
+import json
+import sys
+import zipfile
+
+from .conftest import build_test_artifact, make_plan, run_artifact, task
+
+
+def _artifact(tmp_path, tasks=None, **kw):
+    return build_test_artifact(tmp_path, make_plan(tasks or [task("ping", {})]), **kw)
+
+
+def test_version_and_manifest(tmp_path):
+    artifact = _artifact(tmp_path)
+    r = run_artifact(artifact, "--version")
+    assert r.rc == 0 and r.stdout.startswith("rustle-runtime 0.1.0 (protocol 1")
+    r = run_artifact(artifact, "manifest")
+    manifest = json.loads(r.stdout)
+    assert r.rc == 0 and manifest["protocol"] == 1
+    assert "plan.json" in manifest["entries"] and "rustle_runtime/cli.py" in manifest["entries"]
+
+
+def test_verify_ok_and_flipped_byte(tmp_path):
+    data = b"payload bytes " * 50
+    import hashlib
+
+    sha = hashlib.sha256(data).hexdigest()
+    artifact = _artifact(tmp_path, files={sha: data})
+    r = run_artifact(artifact, "verify")
+    assert r.rc == 0 and json.loads(r.stdout)["ok"] is True
+    raw = bytearray(artifact.read_bytes())
+    with zipfile.ZipFile(artifact) as zf:
+        info = zf.getinfo(f"files/{sha}")
+    # local header: 30 bytes + name + extra (zipfile already counts the launcher prefix)
+    start = info.header_offset + 30 + len(info.filename) + len(info.extra)
+    assert raw[start:start + info.compress_size] != b""
+    raw[start + 5] ^= 0x01
+    broken = tmp_path / "broken.pyz"
+    broken.write_bytes(bytes(raw))
+    r = run_artifact(broken, "verify")
+    assert r.rc == 3
+    assert f"files/{sha}" in r.stderr and json.loads(r.stdout)["ok"] is False
+
+
+def test_verify_detects_unlisted_and_missing(tmp_path):
+    artifact = _artifact(tmp_path)
+    with zipfile.ZipFile(artifact, "a") as zf:
+        zf.writestr("extra.txt", b"x")
+    r = run_artifact(artifact, "verify")
+    assert r.rc == 3 and "extra.txt: not listed" in r.stderr
+
+
+def test_unknown_host_and_bad_usage_exit_3(tmp_path):
+    artifact = _artifact(tmp_path)
+    r = run_artifact(artifact, "run", "--host", "nope")
+    assert r.rc == 3 and "unknown host 'nope'" in r.stderr and "h1" in r.stderr
+    assert run_artifact(artifact, "run").rc == 3
+    assert run_artifact(artifact, "frobnicate").rc == 3
+    assert run_artifact(artifact).rc == 3
+
+
+def test_corrupt_plan_is_exit_3(tmp_path):
+    artifact = _artifact(tmp_path)
+    out = tmp_path / "bad.pyz"
+    with zipfile.ZipFile(artifact) as src, zipfile.ZipFile(out, "w") as dst:
+        for item in src.infolist():
+            data = b"{not json" if item.filename == "plan.json" else src.read(item)
+            dst.writestr(item, data)
+    r = run_artifact(out, "run", "--host", "h1")
+    assert r.rc == 3 and "plan.json" in r.stderr
+
+
+def test_runtime_bug_is_exit_1(tmp_path):
+    plan = make_plan([])
+    plan["plays"] = 5  # a compiler bug: the runtime crashes with a traceback
+    artifact = build_test_artifact(tmp_path, plan)
+    r = run_artifact(artifact, "run", "--host", "h1")
+    assert r.rc == 1 and "Traceback" in r.stderr
+
+
+def test_exit_codes_ok_and_failed(tmp_path):
+    ok = build_test_artifact(tmp_path, make_plan([task("ping", {})]))
+    assert run_artifact(ok, "run", "--host", "h1").rc == 0
+    bad = build_test_artifact(tmp_path, make_plan([task("fail", {})]))
+    r = run_artifact(bad, "run", "--host", "h1")
+    assert r.rc == 2 and r.recap["failed"] == 1
+
+
+def test_runs_from_a_directory(tmp_path):
+    artifact = _artifact(tmp_path, [task("debug", {"msg": "{{ 'dir' | upper }}"}, name="d")])
+    tree = tmp_path / "tree"
+    with zipfile.ZipFile(artifact) as zf:
+        zf.extractall(tree)
+    r = run_artifact(tree, "run", "--host", "h1")
+    assert r.rc == 0 and r.result("d")["msg"] == "DIR"
+    assert run_artifact(tree, "verify").rc == 0
+
+
+def test_without_jinja_simple_conditions_work_and_templates_fail_clearly(tmp_path):
+    plan_hosts = {"h1": {"x": "a", "y": "yes"}}
+    artifact = build_test_artifact(tmp_path, make_plan(
+        [task("debug", {"msg": "plain"}, name="simple", when=["x is defined and x == 'a'", "y | bool"]),
+         task("debug", {"msg": "{{ x ~ 'b' }}"}, name="needs jinja")], hosts=plan_hosts), with_jinja=False)
+    # -S: no site-packages, so only what the artifact carries can be imported
+    r = run_artifact(artifact, "run", "--host", "h1", flags=("-S",))
+    assert r.result("simple")["status"] == "ok"
+    assert "carries no Jinja2" in r.result("needs jinja")["msg"]
+    assert r.rc == 2
+
+
+def test_event_lines_are_utf8(tmp_path):
+    artifact = _artifact(tmp_path, [task("debug", {"msg": "héllo ✓"}, name="u")])
+    import subprocess
+
+    proc = subprocess.run([sys.executable, str(artifact), "run", "--host", "h1"], capture_output=True,
+                          env={"PATH": "/usr/bin:/bin", "LC_ALL": "C"})
+    assert proc.returncode == 0
+    lines = [json.loads(line) for line in proc.stdout.decode("utf-8").splitlines()]
+    assert [e["msg"] for e in lines if e.get("task") == "u" and e["event"] == "task_result"] == ["héllo ✓"]

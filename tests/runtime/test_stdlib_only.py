@@ -1,0 +1,36 @@
+"""The runtime imports only the standard library (and the vendored Jinja2/MarkupSafe)."""
+
+from __future__ import annotations
+
+import ast
+import sys
+from pathlib import Path
+
+RUNTIME = Path(__file__).resolve().parents[2] / "src" / "rustle_deploy" / "runtime" / "rustle_runtime"
+ALLOWED = set(sys.stdlib_module_names) | {"jinja2", "markupsafe"}
+
+
+def test_every_import_is_stdlib_or_vendored():
+    files = sorted(RUNTIME.rglob("*.py"))
+    assert len(files) >= 8
+    bad = []
+    for path in files:
+        tree = ast.parse(path.read_text(), str(path), feature_version=(3, 8))
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Import):
+                names = [alias.name for alias in node.names]
+            elif isinstance(node, ast.ImportFrom):
+                if node.level:  # relative: inside rustle_runtime
+                    continue
+                names = [node.module or ""]
+            else:
+                continue
+            for name in names:
+                if name.split(".")[0] not in ALLOWED:
+                    bad.append(f"{path.relative_to(RUNTIME)}:{node.lineno}: {name}")
+    assert not bad, "non-stdlib imports in the runtime:\n" + "\n".join(bad)
+
+
+def test_runtime_never_imports_the_controller():
+    for path in RUNTIME.rglob("*.py"):
+        assert "rustle_deploy" not in path.read_text().replace("rustle_deploy/", ""), path
