@@ -120,7 +120,7 @@ class Fleet:
     """N inventory hosts on S local sshd servers, optionally behind a delay proxy."""
 
     def __init__(self, workdir: Path, n_hosts: int, latency_ms: float = 0, n_servers: int | None = None):
-        self.workdir = workdir
+        self.workdir = workdir.resolve()
         self.n_hosts = n_hosts
         self.latency_ms = latency_ms
         self.n_servers = min(n_servers or n_hosts, n_hosts)
@@ -179,6 +179,9 @@ class Fleet:
                 [sys.executable, str(HERE / "delayproxy.py"), "--delay-ms", str(self.latency_ms),
                  *routes], stdout=subprocess.DEVNULL, stderr=open(self.workdir / "proxy.log", "wb"))
         for server in self.servers:
+            if server.proc.poll() is not None:
+                log = (server.workdir / "sshd.log").read_text().strip()
+                raise RuntimeError(f"{server.workdir}: sshd exited with {server.proc.returncode}: {log}")
             wait_port(server.port)
         for port in connect_ports:
             wait_port(port)

@@ -79,22 +79,34 @@ def become_subreaper() -> None:
         raise OSError(ctypes.get_errno(), "prctl(PR_SET_CHILD_SUBREAPER)")
 
 
-def measure(argv: list[str], ctx: Ctx, env: dict[str, str] | None = None,
-            stdin: Path | None = None) -> tuple[int, str, float, float, float]:
-    """Run argv in ctx.rundir; return (exit code, stdout+stderr, wall s, CPU s, peak RSS MB).
+@dataclass
+class Run:
+    """One measured tool process."""
+
+    rc: int
+    stdout: str
+    stderr: str
+    wall_s: float
+    cpu_s: float
+    peak_mb: float
+
+
+def measure(argv: list[str], ctx: Ctx, env: dict[str, str] | None = None) -> Run:
+    """Run argv in ctx.rundir with HOME=rundir/home and the venv first on PATH.
 
     CPU and peak RSS come from wait4() on the tool (which covers every descendant it reaped)
     plus wait4() on the descendants it left behind (adopted because we are a subreaper),
     which are terminated once the tool has exited.
     """
-    log = ctx.rundir / ("cold.log" if ctx.cold else "warm.log")
+    stem = ctx.rundir / ("cold" if ctx.cold else "warm")
     keep = {s.proc.pid for s in ctx.fleet.servers} | ({ctx.fleet.proxy.pid} if ctx.fleet.proxy else set())
     full_env = {**os.environ, "HOME": str(ctx.rundir / "home"),
                 "PATH": f"{VENV_BIN}:{os.environ['PATH']}", **(env or {})}
-    with open(log, "wb") as out, open(stdin or os.devnull, "rb") as inp:
+    out_path, err_path = stem.with_suffix(".out"), stem.with_suffix(".err")
+    with open(out_path, "wb") as out, open(err_path, "wb") as err:
         t0 = time.perf_counter()
-        proc = subprocess.Popen(argv, cwd=ctx.rundir, env=full_env, stdin=inp, stdout=out,
-                                stderr=subprocess.STDOUT, start_new_session=True)
+        proc = subprocess.Popen(argv, cwd=ctx.rundir, env=full_env, stdin=subprocess.DEVNULL,
+                                stdout=out, stderr=err, start_new_session=True)
         fd = os.pidfd_open(proc.pid)
         if not select.select([fd], [], [], TIMEOUT)[0]:
             os.killpg(proc.pid, signal.SIGKILL)
@@ -109,11 +121,12 @@ def measure(argv: list[str], ctx: Ctx, env: dict[str, str] | None = None,
         os.kill(pid, signal.SIGTERM)
         _, _, u = os.wait4(pid, 0)
         cpu, rss = cpu + u.ru_utime + u.ru_stime, max(rss, u.ru_maxrss)
-    return proc.returncode, log.read_text(errors="replace"), wall, cpu, rss / 1024
+    return Run(proc.returncode, out_path.read_text(errors="replace"),
+               err_path.read_text(errors="replace"), wall, cpu, rss / 1024)
 
 
 # -- the tools: each returns (exit code, output to check) and is measured by measure() ---------
-def run_ansible(ctx: Ctx) -> tuple[int, str, float, float, float]:
+def run_ansible(ctx: Ctx) -> Run:
     inv = ctx.fleet.write_ansible_inventory(ctx.rundir / "inventory.yml", ctx.hosts)
     cfg = ctx.rundir / "ansible.cfg"
     cfg.write_text(
@@ -129,25 +142,20 @@ def run_ansible(ctx: Ctx) -> tuple[int, str, float, float, float]:
                    ctx, {"ANSIBLE_CONFIG": str(cfg)})
 
 
-def run_pyinfra(ctx: Ctx) -> tuple[int, str, float, float, float]:
+def run_pyinfra(ctx: Ctx) -> Run:
     inv = ctx.fleet.write_pyinfra_inventory(ctx.rundir / "inventory.py", ctx.hosts)
     return measure([str(VENV_BIN / "pyinfra"), "-y", "--parallel", str(ctx.n), str(inv),
                     str(WORKLOAD / "deploy.py")], ctx)
 
 
-def run_rustle(ctx: Ctx) -> tuple[int, str, float, float, float]:
+def run_rustle(ctx: Ctx) -> Run:
     inv = ctx.fleet.write_ansible_inventory(ctx.rundir / "inventory.yml", ctx.hosts)
     plan = write_plan(ctx.rundir / "plan.json", [h.name for h in ctx.hosts], WORKLOAD)
-    rc, out, *rest = measure([str(VENV_BIN / "rustle-deploy"), str(plan), "-i", str(inv), "--run",
-                              "--output", "json", "--parallel", str(ctx.n)], ctx)
-    # the JSON document is the whole of stdout; progress and recap go to stderr (interleaved
-    # in the log), so take the outermost {...} block that starts at a line start
-    start = out.find("\n{") + 1 if not out.startswith("{") else 0
-    end = out.rfind("\n}") + 2
-    return (rc, out[start:end] if 0 <= start < end else out, *rest)
+    return measure([str(VENV_BIN / "rustle-deploy"), str(plan), "-i", str(inv), "--run",
+                    "--output", "json", "--parallel", str(ctx.n)], ctx)
 
 
-def run_floor(ctx: Ctx) -> tuple[int, str, float, float, float]:
+def run_floor(ctx: Ctx) -> Run:
     """One OpenSSH connection per host, all at once: copy the artifact, run `true`."""
     built = sorted((ctx.rundir.parent / "rustle").glob("home/.rustle/**/*.pyz"))
     artifact = built[-1] if built else ctx.rundir / "artifact.bin"
@@ -166,7 +174,7 @@ def run_floor(ctx: Ctx) -> tuple[int, str, float, float, float]:
     return measure(["/bin/sh", str(script)], ctx)
 
 
-TOOLS: dict[str, Callable[[Ctx], tuple[int, str, float, float, float]]] = {
+TOOLS: dict[str, Callable[[Ctx], Run]] = {
     "ansible": run_ansible, "pyinfra": run_pyinfra, "rustle": run_rustle, "floor": run_floor,
 }
 
@@ -175,15 +183,17 @@ TOOLS: dict[str, Callable[[Ctx], tuple[int, str, float, float, float]]] = {
 def run_one(tool: str, ctx: Ctx, repeat: int, latency: float) -> Result:
     phase = "cold" if ctx.cold else "warm"
     host_cpu0 = ctx.fleet.host_cpu()
-    rc, output, wall, cpu, rss = TOOLS[tool](ctx)
+    run = TOOLS[tool](ctx)
     host_cpu = ctx.fleet.host_cpu() - host_cpu0
-    res = Result(tool, ctx.n, latency, phase, repeat, rc == 0, wall, cpu, rss, host_cpu)
-    if rc != 0:
-        tail = [ln for ln in output.strip().splitlines() if ln.strip()][-3:]
-        res.problems = [f"exit {rc}: " + " | ".join(tail)]
+    res = Result(tool, ctx.n, latency, phase, repeat, run.rc == 0, run.wall_s, run.cpu_s,
+                 run.peak_mb, host_cpu)
+    if run.rc != 0:
+        tail = [ln for ln in (run.stdout + run.stderr).splitlines() if ln.strip()][-2:]
+        res.problems = [f"exit {run.rc}: " + " | ".join(tail)]
     elif tool != "floor":
         roles = {h.name: str(ctx.fleet.host_vars(h)["bench_role"]) for h in ctx.hosts}
-        res.problems = check_run(tool, output, ctx.hosts, roles, ctx.cold)
+        report = run.stdout if tool == "rustle" else run.stdout + run.stderr  # rustle: JSON only
+        res.problems = check_run(tool, report, ctx.hosts, roles, ctx.cold)
         res.ok = not res.problems
     return res
 
@@ -252,7 +262,9 @@ def main(argv: list[str] | None = None) -> int:
     unknown = set(tools) - set(TOOLS)
     if unknown:
         ap.error(f"--tools: unknown {sorted(unknown)}; choose from {list(TOOLS)}")
+    args.out = args.out.resolve()
     args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / ".gitignore").write_text("*\n")  # results are not source (as pytest's cache)
     become_subreaper()
     results: list[Result] = []
     jsonl = open(args.out / "results.jsonl", "a")  # noqa: SIM115 - closed below

@@ -80,6 +80,9 @@ class Session:
     def inventory(self) -> Inventory:
         path = self.opts.get("inventory")
         inv = load_inventory(path) if path else implicit_localhost()
+        if self.opts.get("verbose"):
+            for warning in inv.warnings:
+                print(f"warning: {warning}", file=sys.stderr)
         return inv
 
     def plan(self, required: bool = True) -> Plan | None:
@@ -90,7 +93,9 @@ class Session:
             raise UsageError("no execution plan given", "usage: rustle-deploy PLAN.json [-i INVENTORY] [--run]")
         return load_plan(path, files_dirs=tuple(self.opts.get("files_dir") or ()))
 
-    def hosts_for(self, plan: Plan, inv: Inventory) -> list[Host]:
+    def hosts_for(self, plan: Plan, inv: Inventory) -> tuple[list[Host], list[Host]]:
+        """Every host of the plan (artifacts are built for all of them, so ``--limit`` does not
+        change an artifact's bytes) and the hosts this command acts on."""
         names: list[str] = list(plan.hosts)
         for play in plan.plays:
             names.extend(play.hosts)
@@ -98,18 +103,19 @@ class Session:
                 for task in batch.tasks:
                     names.extend(task.hosts)
         names = list(dict.fromkeys(names)) or ["all"]
-        hosts = inv.resolve(names)
+        every = inv.resolve(names)
         check_hosts(plan, lambda group: {h.name for h in inv.resolve(group)})
+        hosts = every
         limit = self.opts.get("limit")
         if limit:
             allowed = {h.name for h in inv.select(limit)}
-            hosts = [h for h in hosts if h.name in allowed]
+            hosts = [h for h in every if h.name in allowed]
             if not hosts:
                 raise UsageError(
                     f"--limit {limit!r} matches none of the plan's hosts",
-                    "plan hosts: " + ", ".join(h.name for h in inv.resolve(names)[:20]),
+                    "plan hosts: " + ", ".join(h.name for h in every[:20]),
                 )
-        return [self._with_cli_connection(h) for h in hosts]
+        return every, [self._with_cli_connection(h) for h in hosts]
 
     def _with_cli_connection(self, host: Host) -> Host:
         extra: dict[str, Any] = {}
@@ -143,7 +149,7 @@ class Session:
         if o.get("list_deployments"):
             return self.list_deployments()
         if o.get("list_inventory"):
-            dump_json(self.inventory().to_ansible_list())
+            sys.stdout.write(self.inventory().to_ansible_json() + "\n")
             return 0
         if o.get("rollback"):
             return self.rollback(None if o["rollback"] == "latest" else o["rollback"])
@@ -154,18 +160,21 @@ class Session:
         plan = self.plan()
         assert plan is not None
         inv = self.inventory()
-        hosts = self.hosts_for(plan, inv)
-        units = self.units(plan, inv, hosts)
+        every, hosts = self.hosts_for(plan, inv)
+        units = self.units(plan, inv, every)
         if o.get("dry_run"):
-            return self.dry_run(plan, units)
+            return self.dry_run(plan, units, hosts)
         artifacts = self.build(units)
         if o.get("compile_only"):
             return self.compile_only(plan, artifacts)
         return self.deploy(plan, hosts, artifacts)
 
-    def dry_run(self, plan: Plan, units: list[BuildUnit]) -> int:
+    def dry_run(self, plan: Plan, units: list[BuildUnit], hosts: list[Host]) -> int:
+        chosen = {h.name: h for h in hosts}
         arts = []
         for u in units:
+            if not any(n in chosen for n in u.host_names):
+                continue
             data = payload_bytes(u, self.settings.compression)
             arts.append((u, hashlib.sha256(data).hexdigest(), len(data)))
         doc = {
@@ -180,7 +189,7 @@ class Session:
                     "modules": sorted({t["module"] for p in u.plan_doc["plays"] for t in p["tasks"] + p["handlers"]}),
                     "with_jinja2": u.needs_jinja,
                     "files": [{"sha256": d, "path": p} for d, p in sorted(u.files.items())],
-                    "hosts": u.host_names,
+                    "hosts": [n for n in u.host_names if n in chosen],
                 }
                 for u, sha, size in arts
             ],
@@ -202,7 +211,7 @@ class Session:
                     ] + ([f"{h.remote_dir}/runs/<run-id>.jsonl"] if self.opts.get("run_") else []),
                 }
                 for u, sha, _ in arts
-                for h in u.hosts
+                for h in (chosen[n] for n in u.host_names if n in chosen)
             ],
         }
         if self.json_out:

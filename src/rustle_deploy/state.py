@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from ._fs import private_dir
 from .errors import StateError
 
 _SCHEMA = """
@@ -86,7 +87,7 @@ class History:
     def __init__(self, path: Path) -> None:
         self.path = path
         try:
-            path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+            private_dir(path.parent)
             self._db = sqlite3.connect(path, timeout=30, isolation_level=None)
             os.chmod(path, 0o600)
             self._db.execute("PRAGMA journal_mode=WAL")

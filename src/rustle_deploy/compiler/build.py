@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from .. import __version__
+from .._fs import private_dir
 from ..errors import CompileError
 from ..runtime_index import runtime_root
 from .units import BuildUnit
@@ -126,7 +127,7 @@ def payload_bytes(unit: BuildUnit, compression: bool = True) -> bytes:
 
 
 def _atomic_write(path: Path, data: bytes, mode: int = 0o600) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    private_dir(path.parent)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
     try:
         with os.fdopen(fd, "wb") as fh:
@@ -197,7 +198,7 @@ def build_unit(
 
 def write_outputs(artifacts: list[Artifact], output_dir: Path, plan_sha256: str) -> Path:
     """Copy artifacts to ``output_dir`` with ``manifest.json`` saying which host gets which."""
-    output_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    private_dir(output_dir)
     for art in artifacts:
         target = output_dir / art.file_name
         if _sha256_file(target) != art.sha256:

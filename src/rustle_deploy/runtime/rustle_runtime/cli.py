@@ -16,7 +16,7 @@ EXIT_USAGE = 3
 class _Parser(argparse.ArgumentParser):
     def error(self, message):
         self.print_usage(sys.stderr)
-        sys.stderr.write("%s: error: %s\n" % (self.prog, message))
+        sys.stderr.write(f"{self.prog}: error: {message}\n")
         sys.exit(EXIT_USAGE)
 
 
@@ -46,9 +46,9 @@ def build_parser():
 
 
 def _fail(message, hint=None):
-    sys.stderr.write("rustle-runtime: error: %s\n" % message)
+    sys.stderr.write(f"rustle-runtime: error: {message}\n")
     if hint:
-        sys.stderr.write("hint: %s\n" % hint)
+        sys.stderr.write(f"hint: {hint}\n")
     return EXIT_USAGE
 
 
@@ -65,14 +65,14 @@ def _run(args, payload):
         return _fail(str(exc), "the artifact is corrupt; redeploy it")
     hosts = plan.get("hosts") or {}
     if args.host not in hosts:
-        return _fail("unknown host '%s'" % args.host,
+        return _fail(f"unknown host '{args.host}'",
                      "this artifact serves: %s" % (", ".join(sorted(hosts)) or "no hosts"))
     try:
         emitter = Emitter(journal=args.journal)
     except OSError as exc:
-        return _fail("%s: cannot open the journal: %s" % (args.journal, exc.strerror),
+        return _fail(f"{args.journal}: cannot open the journal: {exc.strerror}",
                      "pass a writable --journal path")
-    run_id = args.run_id or "%s-%d" % (time.strftime("%Y%m%dT%H%M%S"), os.getpid())
+    run_id = args.run_id or f"{time.strftime('%Y%m%dT%H%M%S')}-{os.getpid()}"
     try:
         runner = Runner(payload, plan, args.host, emitter, check=args.check, diff=args.diff,
                         tags=_csv(args.tags), skip_tags=_csv(args.skip_tags),
@@ -91,8 +91,8 @@ def _main(argv):
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.version:
-        sys.stdout.write("rustle-runtime %s (protocol %d, python %d.%d.%d)\n"
-                         % ((__version__, PROTOCOL) + tuple(sys.version_info[:3])))
+        py = ".".join(str(x) for x in sys.version_info[:3])
+        sys.stdout.write(f"rustle-runtime {__version__} (protocol {PROTOCOL}, python {py})\n")
         return 0
     if args.command is None:
         parser.print_usage(sys.stderr)
@@ -109,7 +109,7 @@ def _main(argv):
 
             sys.stdout.write(json.dumps({"event": "verify", "ok": not problems, "problems": problems}) + "\n")
             for p in problems:
-                sys.stderr.write("rustle-runtime: verify: %s\n" % p)
+                sys.stderr.write(f"rustle-runtime: verify: {p}\n")
             return EXIT_USAGE if problems else 0
         return _run(args, payload)
     except PayloadError as exc:

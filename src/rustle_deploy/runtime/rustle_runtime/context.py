@@ -23,7 +23,7 @@ class TaskTimeout(Exception):
     """The task's ``timeout`` passed."""
 
 
-class ModuleContext(object):
+class ModuleContext:
     """The host-side API a module is given; one per task (per loop item)."""
 
     def __init__(self, runner, task, scope, check_mode, diff_mode, environment=None,
@@ -58,18 +58,17 @@ class ModuleContext(object):
         try:
             data = self._runner.payload.read("files/" + sha256)
         except PayloadError as exc:
-            raise ModuleFailure("embedded file %s is missing from the artifact" % sha256) from exc
+            raise ModuleFailure(f"embedded file {sha256} is missing from the artifact") from exc
         if hashlib.sha256(data).hexdigest() != sha256:
-            raise ModuleFailure("embedded file %s is corrupt (sha256 mismatch); "
-                                "hint: redeploy the artifact" % sha256)
+            raise ModuleFailure(f"embedded file {sha256} is corrupt (sha256 mismatch); "
+                                "hint: redeploy the artifact")
         return data
 
     def source(self, src):
         """The bytes of a ``copy``/``template`` ``src`` as written in the task."""
         sha = self.files.get(src)
         if sha is None:
-            raise ModuleFailure("src '%s' was not embedded in the artifact (embedded: %s)"
-                                % (src, ", ".join(sorted(self.files)) or "none"))
+            raise ModuleFailure("src '{}' was not embedded in the artifact (embedded: {})".format(src, ", ".join(sorted(self.files)) or "none"))
         return self.read_file(sha)
 
     # ---------------------------------------------------------------- templating
@@ -82,8 +81,8 @@ class ModuleContext(object):
         try:
             return self._runner.templar.render(text, scope)
         except TemplateError as exc:
-            raise ModuleFailure("AnsibleUndefinedVariable: %s" % exc if "undefined" in str(exc)
-                                else "template error: %s" % exc) from exc
+            raise ModuleFailure(f"AnsibleUndefinedVariable: {exc}" if "undefined" in str(exc)
+                                else f"template error: {exc}") from exc
 
     def template(self, value, extra_vars=None):
         """Template ``value`` (any structure) as task arguments are templated."""
@@ -113,7 +112,7 @@ class ModuleContext(object):
         import tempfile
 
         directory = os.path.dirname(os.path.abspath(path)) or "."
-        fd, tmp = tempfile.mkstemp(dir=directory, prefix=".%s." % os.path.basename(path))
+        fd, tmp = tempfile.mkstemp(dir=directory, prefix=f".{os.path.basename(path)}.")
         try:
             with os.fdopen(fd, "wb") as fh:
                 fh.write(data)
@@ -149,8 +148,8 @@ class ModuleContext(object):
         if self.become_method == "su" and os.getuid() == 0:
             return None  # handled by the caller: su needs a command string
         raise ModuleFailure(
-            "become_method '%s' cannot be used without a password prompt on the host; "
-            "hint: use become_method: sudo with NOPASSWD for this user" % self.become_method)
+            f"become_method '{self.become_method}' cannot be used without a password prompt on the host; "
+            "hint: use become_method: sudo with NOPASSWD for this user")
 
     def run_command(self, args, shell=False, cwd=None, data=None, env=None, executable=None,
                     expand=True):
@@ -191,7 +190,7 @@ class ModuleContext(object):
                 stdin=subprocess.PIPE if data is not None else subprocess.DEVNULL,
                 start_new_session=True, close_fds=True)
         except OSError as exc:
-            raise ModuleFailure("[Errno %s] %s: %r" % (exc.errno, exc.strerror, argv[0]),
+            raise ModuleFailure(f"[Errno {exc.errno}] {exc.strerror}: {argv[0]!r}",
                                 rc=exc.errno or 2, cmd=argv, stdout="", stderr="") from exc
         try:
             out, err = proc.communicate(data, timeout=timeout)
@@ -213,7 +212,6 @@ class ModuleContext(object):
         if prefix and proc.returncode != 0 and ("a password is required" in stderr
                                                 or "a terminal is required" in stderr):
             raise ModuleFailure(
-                "become: sudo needs a password to run as '%s' on this host; "
-                "hint: grant NOPASSWD sudo to the deploying user, or connect as '%s'"
-                % (self.become_user, self.become_user), rc=proc.returncode, stderr=stderr)
+                f"become: sudo needs a password to run as '{self.become_user}' on this host; "
+                f"hint: grant NOPASSWD sudo to the deploying user, or connect as '{self.become_user}'", rc=proc.returncode, stderr=stderr)
         return proc.returncode, stdout, stderr

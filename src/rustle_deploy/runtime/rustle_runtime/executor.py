@@ -16,7 +16,7 @@ import time
 
 from .context import ModuleContext, ModuleFailure, TaskTimeout
 from .events import censor
-from .templating import TemplateError, Templar, VarScope, has_template, is_template
+from .templating import Templar, TemplateError, VarScope, has_template, is_template
 
 OMIT = "__omit_place_holder__rustle"
 EXIT_OK, EXIT_BUG, EXIT_FAILED, EXIT_USAGE = 0, 1, 2, 3
@@ -39,19 +39,17 @@ def _module_function(name):
 
     family = FAMILIES.get(name)
     if family is None:
-        raise ModuleFailure("couldn't resolve module/action '%s'. This runtime implements: %s"
-                            % (name, ", ".join(sorted(FAMILIES))))
+        raise ModuleFailure("couldn't resolve module/action '{}'. This runtime implements: {}".format(name, ", ".join(sorted(FAMILIES))))
     import importlib
 
     try:
         mod = importlib.import_module(".modules." + family, __package__)
     except ImportError as exc:
-        raise ModuleFailure("module '%s' (family '%s') is not included in this artifact; "
-                            "hint: rebuild it, the compiler only embeds the families the plan uses (%s)"
-                            % (name, family, exc)) from exc
+        raise ModuleFailure(f"module '{name}' (family '{family}') is not included in this artifact; "
+                            f"hint: rebuild it, the compiler only embeds the families the plan uses ({exc})") from exc
     fn = getattr(mod, "MODULES", {}).get(name)
     if fn is None:
-        raise ModuleFailure("module '%s' is listed in family '%s' but not implemented there" % (name, family))
+        raise ModuleFailure(f"module '{name}' is listed in family '{family}' but not implemented there")
     return fn
 
 
@@ -106,7 +104,7 @@ def _as_list(value):
     return value if isinstance(value, list) else [value]
 
 
-class Runner(object):
+class Runner:
     """Run the plan's plays for one host and emit events; ``run()`` returns the exit code."""
 
     def __init__(self, payload, plan, host, emitter, check=False, diff=False, tags=None,
@@ -189,7 +187,7 @@ class Runner(object):
         self.emitter.emit({"event": "run_start", "host": self.host, "run_id": self.run_id,
                            "time": time.time(), "binary_name": self.plan.get("binary_name"),
                            "check": self.check, "diff": self.diff, "protocol": 1,
-                           "python": "%d.%d.%d" % sys.version_info[:3]})
+                           "python": ".".join(str(x) for x in sys.version_info[:3])})
         failed = False
         try:
             for play in self.plan.get("plays") or []:
@@ -320,7 +318,7 @@ class Runner(object):
         run_once = task.get("run_once")
         if run_once and self._play.get("hosts") and self._play["hosts"][0] != self.host:
             return {"changed": False, "skipped": True,
-                    "skip_reason": "run_once: runs on %s" % self._play["hosts"][0]}
+                    "skip_reason": "run_once: runs on {}".format(self._play["hosts"][0])}
         if "loop" not in task:
             return self._execute_item(task, scope, None)
         loop_error = None
@@ -393,9 +391,9 @@ class Runner(object):
         else:
             value = self.templar.template(loop, scope)
         if isinstance(value, dict) or not isinstance(value, (list, tuple)):
-            raise TemplateError("Invalid data passed to 'loop', it requires a list, got this instead: %s. "
+            raise TemplateError(f"Invalid data passed to 'loop', it requires a list, got this instead: {value}. "
                                 "Hint: If you passed a list/dict of just one element, try adding "
-                                "wantlist=True to your lookup invocation or use q/query instead of lookup." % (value,))
+                                "wantlist=True to your lookup invocation or use q/query instead of lookup.")
         return list(value)
 
     def _skip_reason(self, task, scope):
@@ -479,7 +477,7 @@ class Runner(object):
                 env = self.templar.template(env, scope)
         except TemplateError as exc:
             return {"failed": True, "changed": False,
-                    "msg": "The task includes an option with an undefined variable. The error was: %s" % exc}
+                    "msg": f"The task includes an option with an undefined variable. The error was: {exc}"}
         if task.get("become") and is_template(task.get("become_user", "")):
             try:
                 task = dict(task, become_user=self.templar.template(task["become_user"], scope))
@@ -495,7 +493,7 @@ class Runner(object):
             with alarm:
                 result = fn(ctx, args)
             if not isinstance(result, dict):
-                raise TypeError("module %s returned %r, not a dict" % (module, type(result).__name__))
+                raise TypeError(f"module {module} returned {type(result).__name__!r}, not a dict")
         except ModuleFailure as exc:
             result = {"changed": False}
             result.update(exc.result)
@@ -503,15 +501,14 @@ class Runner(object):
             result["msg"] = exc.msg
         except TaskTimeout:
             result = {"failed": True, "changed": False,
-                      "msg": "The %s action failed to execute in the expected time frame (%s) and was terminated"
-                      % (module, timeout)}
+                      "msg": f"The {module} action failed to execute in the expected time frame ({timeout}) and was terminated"}
         except TemplateError as exc:
             result = {"failed": True, "changed": False, "msg": str(exc)}
         except Exception as exc:
             import traceback
 
             result = {"failed": True, "changed": False,
-                      "msg": "MODULE FAILURE: %s: %s" % (type(exc).__name__, exc),
+                      "msg": f"MODULE FAILURE: {type(exc).__name__}: {exc}",
                       "exception": traceback.format_exc()}
         if ctx.warnings:
             result.setdefault("warnings", []).extend(ctx.warnings)
@@ -530,7 +527,7 @@ class Runner(object):
         return result
 
 
-class _Alarm(object):
+class _Alarm:
     """Raise TaskTimeout in the main thread when ``timeout`` seconds pass (no-op without one)."""
 
     def __init__(self, timeout):

@@ -28,7 +28,7 @@ class _Unsupported(Exception):
     pass
 
 
-class Undefined(object):
+class Undefined:
     """Jinja2's StrictUndefined, minus Jinja2: any use but a test raises."""
 
     _rustle_undefined = True
@@ -121,7 +121,7 @@ def _tokens(text):
     return out
 
 
-class _Parser(object):
+class _Parser:
     def __init__(self, text):
         self.toks = _tokens(text)
         self.i = 0
@@ -278,12 +278,12 @@ def _getattr(obj, name):
             return obj[name]
         except KeyError:
             if hasattr(obj, name):
-                raise _Unsupported()
-            return Undefined("'dict object' has no attribute '%s'" % name)
+                raise _Unsupported() from None
+            return Undefined(f"'dict object' has no attribute '{name}'")
     if isinstance(obj, (str, int, float, bool, list, type(None))):
         if hasattr(obj, name):
             raise _Unsupported()
-        return Undefined("'%s object' has no attribute '%s'" % (type(obj).__name__, name))
+        return Undefined(f"'{type(obj).__name__} object' has no attribute '{name}'")
     raise _Unsupported()
 
 
@@ -295,7 +295,7 @@ def _getitem(obj, key):
     except (KeyError, IndexError, TypeError):
         if isinstance(key, str):
             return _getattr(obj, key)
-        return Undefined("'%s object' has no element %r" % (type(obj).__name__, key))
+        return Undefined(f"'{type(obj).__name__} object' has no element {key!r}")
 
 
 def _eval(node, scope):
@@ -306,7 +306,7 @@ def _eval(node, scope):
         try:
             return scope[node[1]]
         except KeyError:
-            return Undefined("'%s' is undefined" % node[1])
+            return Undefined(f"'{node[1]}' is undefined")
     if op == "attr":
         return _getattr(_eval(node[1], scope), node[2])
     if op == "item":
@@ -327,13 +327,13 @@ def _eval(node, scope):
             return {"==": lambda: a == b, "!=": lambda: a != b, "<": lambda: a < b,
                     "<=": lambda: a <= b, ">": lambda: a > b, ">=": lambda: a >= b}[node[1]]()
         except TypeError:
-            raise _Unsupported()  # let Jinja2 word the error
+            raise _Unsupported() from None  # let Jinja2 word the error
     if op == "in":
         item, seq = _use(_eval(node[1], scope)), _use(_eval(node[2], scope))
         try:
             return item in seq
         except TypeError:
-            raise _Unsupported()
+            raise _Unsupported() from None
     if op == "filter":
         name = node[1]
         value = _eval(node[2], scope)
@@ -344,7 +344,7 @@ def _eval(node, scope):
         try:
             return _FILTERS[name](value, *args, **kwargs)
         except (TypeError, ValueError, _f.FilterError):
-            raise _Unsupported()
+            raise _Unsupported() from None
     if op == "test":
         name = node[1]
         value = _eval(node[2], scope)
@@ -358,7 +358,7 @@ def _eval(node, scope):
         try:
             return _TESTS[name](value, *args, **kwargs)
         except (TypeError, ValueError, _f.FilterError):
-            raise _Unsupported()
+            raise _Unsupported() from None
     raise _Unsupported()
 
 

@@ -49,7 +49,7 @@ _PKG_MGRS = (
 
 def _read(path):
     try:
-        with open(path, "r", encoding="utf-8", errors="replace") as fh:
+        with open(path, encoding="utf-8", errors="replace") as fh:
             return fh.read()
     except OSError:
         return None
@@ -131,7 +131,7 @@ def _default_ipv4():
         pass
     finally:
         sock.close()
-    mac = (_read("/sys/class/net/%s/address" % iface) or "").strip()
+    mac = (_read(f"/sys/class/net/{iface}/address") or "").strip()
     if mac:
         out["macaddress"] = mac
     return out
@@ -159,9 +159,9 @@ def _date_time():
         "second": time.strftime("%S", lt), "epoch": str(int(now)),
         "epoch_int": str(int(now)),
         "date": time.strftime("%Y-%m-%d", lt), "time": time.strftime("%H:%M:%S", lt),
-        "iso8601_micro": time.strftime("%Y-%m-%dT%H:%M:%S", ut) + ".%06dZ" % int((now % 1) * 1e6),
+        "iso8601_micro": time.strftime("%Y-%m-%dT%H:%M:%S", ut) + f".{int((now % 1) * 1e6):06d}Z",
         "iso8601": time.strftime("%Y-%m-%dT%H:%M:%SZ", ut),
-        "iso8601_basic": time.strftime("%Y%m%dT%H%M%S", lt) + "%06d" % int((now % 1) * 1e6),
+        "iso8601_basic": time.strftime("%Y%m%dT%H%M%S", lt) + f"{int((now % 1) * 1e6):06d}",
         "iso8601_basic_short": time.strftime("%Y%m%dT%H%M%S", lt),
         "tz": time.strftime("%Z", lt), "tz_dst": time.tzname[1] if len(time.tzname) > 1 else "",
         "tz_offset": time.strftime("%z", lt),
@@ -209,7 +209,7 @@ def gather():
         "pkg_mgr": next((name for path, name in _PKG_MGRS if os.path.exists(path)), "unknown"),
         "service_mgr": _service_mgr(),
         "env": dict(os.environ),
-        "python_version": "%d.%d.%d" % (vi[0], vi[1], vi[2]),
+        "python_version": f"{vi[0]}.{vi[1]}.{vi[2]}",
         "python": {
             "executable": sys.executable,
             "version": {"major": vi[0], "minor": vi[1], "micro": vi[2],

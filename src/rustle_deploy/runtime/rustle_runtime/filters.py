@@ -17,7 +17,7 @@ class FilterError(Exception):
 
 
 def is_undefined(value):
-    if getattr(value, "_rustle_undefined", False):
+    if getattr(type(value), "_rustle_undefined", False):
         return True
     jinja2 = sys.modules.get("jinja2")
     return jinja2 is not None and isinstance(value, jinja2.Undefined)
@@ -71,10 +71,10 @@ def _yaml_lines(value, indent, level):
         out = []
         for k, v in value.items():
             if isinstance(v, (dict, list)) and v:
-                out.append("%s%s:" % (pad, _yaml_scalar(k)))
+                out.append(f"{pad}{_yaml_scalar(k)}:")
                 out.extend(_yaml_lines(v, indent, level + (1 if isinstance(v, dict) else 0)))
             else:
-                out.append("%s%s: %s" % (pad, _yaml_scalar(k), _yaml_lines(v, indent, 0)[0]))
+                out.append(f"{pad}{_yaml_scalar(k)}: {_yaml_lines(v, indent, 0)[0]}")
         return out
     if isinstance(value, list):
         if not value:
@@ -115,7 +115,7 @@ def regex_search(value, regex, *args, **kw):
         elif arg.startswith("\\"):
             out.append(match.group(int(arg[1:])))
         else:
-            raise FilterError("regex_search: unknown argument %r" % arg)
+            raise FilterError(f"regex_search: unknown argument {arg!r}")
     return out
 
 
@@ -166,14 +166,14 @@ def combine(*terms, **kw):
     for term in terms:
         for d in (term if isinstance(term, list) else [term]):
             if not isinstance(d, dict):
-                raise FilterError("combine: expected dicts, got %s" % type(d).__name__)
+                raise FilterError(f"combine: expected dicts, got {type(d).__name__}")
             out = _merge(out, d, recursive, list_merge)
     return out
 
 
 def dict2items(value, key_name="key", value_name="value"):
     if not isinstance(value, dict):
-        raise FilterError("dict2items requires a dictionary, got %s instead." % type(value).__name__)
+        raise FilterError(f"dict2items requires a dictionary, got {type(value).__name__} instead.")
     return [{key_name: k, value_name: v} for k, v in value.items()]
 
 
@@ -181,13 +181,13 @@ def items2dict(value, key_name="key", value_name="value"):
     try:
         return {item[key_name]: item[value_name] for item in value}
     except (KeyError, TypeError) as exc:
-        raise FilterError("items2dict: each item needs '%s' and '%s' (%s)" % (key_name, value_name, exc)) from exc
+        raise FilterError(f"items2dict: each item needs '{key_name}' and '{value_name}' ({exc})") from exc
 
 
 def mandatory(value, msg=None):
     if is_undefined(value):
         name = getattr(value, "_undefined_name", None)
-        raise FilterError(msg or "Mandatory variable %s not defined." % ("'%s'" % name if name else "is"))
+        raise FilterError(msg or "Mandatory variable %s not defined." % (f"'{name}'" if name else "is"))
     return value
 
 
@@ -287,7 +287,7 @@ FILTERS = {
 
 def _result(value, name):
     if not isinstance(value, dict):
-        raise FilterError("The '%s' test expects a dictionary (a registered result)" % name)
+        raise FilterError(f"The '{name}' test expects a dictionary (a registered result)")
     return value
 
 
@@ -330,7 +330,7 @@ _OPS = {
 def version_compare(value, version, operator="eq", strict=False, version_type=None):
     op = _OPS.get(operator)
     if op is None:
-        raise FilterError("version: invalid operator %r" % operator)
+        raise FilterError(f"version: invalid operator {operator!r}")
     a, b = _version_key(value), _version_key(version)
     return {"lt": a < b, "le": a <= b, "gt": a > b, "ge": a >= b, "eq": a == b, "ne": a != b}[op]
 

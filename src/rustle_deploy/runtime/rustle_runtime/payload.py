@@ -26,7 +26,7 @@ class Payload:
             try:
                 self._importer = zipimport.zipimporter(self.root)
             except zipimport.ZipImportError as exc:
-                raise PayloadError("%s: not an artifact (%s)" % (self.root, exc)) from exc
+                raise PayloadError(f"{self.root}: not an artifact ({exc})") from exc
 
     @classmethod
     def locate(cls):
@@ -49,7 +49,7 @@ class Payload:
             with open(os.path.join(self.root, *name.split("/")), "rb") as fh:
                 return fh.read()
         except OSError as exc:
-            raise PayloadError("%s: no entry '%s' in the artifact" % (self.root, name)) from exc
+            raise PayloadError(f"{self.root}: no entry '{name}' in the artifact") from exc
 
     def has(self, name):
         try:
@@ -65,7 +65,7 @@ class Payload:
         try:
             return json.loads(data.decode("utf-8"))
         except ValueError as exc:
-            raise PayloadError("%s: entry '%s' is not valid JSON: %s" % (self.root, name, exc)) from exc
+            raise PayloadError(f"{self.root}: entry '{name}' is not valid JSON: {exc}") from exc
 
     def names(self):
         """Every entry name (sorted); used by ``verify``."""
@@ -84,7 +84,7 @@ class Payload:
             with zipfile.ZipFile(self.root) as zf:
                 return sorted(n for n in zf.namelist() if not n.endswith("/"))
         except (OSError, zipfile.BadZipFile) as exc:
-            raise PayloadError("%s: cannot list entries: %s" % (self.root, exc)) from exc
+            raise PayloadError(f"{self.root}: cannot list entries: {exc}") from exc
 
     def verify(self):
         """Re-hash every entry against manifest.json; return a list of problems (empty: ok)."""
@@ -99,19 +99,19 @@ class Payload:
         present = set(self.names())
         for name in sorted(expected):
             if name not in present:
-                problems.append("%s: missing" % name)
+                problems.append(f"{name}: missing")
                 continue
             try:
                 data = self.read(name)
             except (PayloadError, zipfile.BadZipFile, OSError) as exc:
-                problems.append("%s: unreadable (%s)" % (name, exc))
+                problems.append(f"{name}: unreadable ({exc})")
                 continue
             except Exception as exc:  # zipimport raises ZipImportError/zlib.error on corrupt data
-                problems.append("%s: unreadable (%s: %s)" % (name, type(exc).__name__, exc))
+                problems.append(f"{name}: unreadable ({type(exc).__name__}: {exc})")
                 continue
             actual = hashlib.sha256(data).hexdigest()
             if actual != expected[name]:
-                problems.append("%s: sha256 %s, manifest says %s" % (name, actual, expected[name]))
+                problems.append(f"{name}: sha256 {actual}, manifest says {expected[name]}")
         for name in sorted(present - set(expected) - {"manifest.json"}):
-            problems.append("%s: not listed in the manifest" % name)
+            problems.append(f"{name}: not listed in the manifest")
         return problems

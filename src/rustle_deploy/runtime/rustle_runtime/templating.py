@@ -40,7 +40,7 @@ def has_template(value):
     return False
 
 
-class VarScope(object):
+class VarScope:
     """Layered variables (lowest precedence first) with lazy facts and lazy templating.
 
     Behaves as a read-only mapping. ``facts`` is a callable returning the prefixed facts dict
@@ -55,7 +55,7 @@ class VarScope(object):
         self._depth = 0
 
     def child(self, *layers):
-        return VarScope(self.layers + [dict(l) for l in layers if l], self.templar, self._facts,
+        return VarScope(self.layers + [dict(layer) for layer in layers if layer], self.templar, self._facts,
                         self._special)
 
     def raw(self, key):
@@ -80,7 +80,7 @@ class VarScope(object):
         value = self.raw(key)
         if has_template(value):
             if self._depth > 30:
-                raise TemplateError("recursive loop detected in template string for variable '%s'" % key)
+                raise TemplateError(f"recursive loop detected in template string for variable '{key}'")
             self._depth += 1
             try:
                 return self.templar.template(value, self)
@@ -136,8 +136,8 @@ def _environment():
         import jinja2
     except ImportError as exc:
         raise TemplateError(
-            "this artifact carries no Jinja2, but an expression needs it (%s); "
-            "hint: rebuild the artifact with a rustle-deploy that marks this task as templated" % exc
+            f"this artifact carries no Jinja2, but an expression needs it ({exc}); "
+            "hint: rebuild the artifact with a rustle-deploy that marks this task as templated"
         ) from exc
     from collections.abc import Mapping
 
@@ -193,18 +193,18 @@ def _lookup(name, *terms, **kw):
 
             out.append(os.environ.get(term, kw.get("default", "")))
         elif name == "file":
-            with open(term, "r", encoding="utf-8") as fh:
+            with open(term, encoding="utf-8") as fh:
                 text = fh.read()
             out.append(text if not kw.get("rstrip", True) else text.rstrip())
         elif name == "pipe":
             import subprocess
 
-            proc = subprocess.run(term, shell=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+            proc = subprocess.run(term, shell=True, capture_output=True)
             if proc.returncode != 0:
-                raise FilterError("lookup('pipe', %r) failed with rc %d" % (term, proc.returncode))
+                raise FilterError(f"lookup('pipe', {term!r}) failed with rc {proc.returncode}")
             out.append(proc.stdout.decode("utf-8", "replace").rstrip())
         else:
-            raise FilterError("lookup plugin '%s' is not supported on the host (env, file, pipe are)" % name)
+            raise FilterError(f"lookup plugin '{name}' is not supported on the host (env, file, pipe are)")
     return out if wantlist else ",".join(str(x) for x in out)
 
 
@@ -213,7 +213,7 @@ def _describe(exc):
     return msg
 
 
-class Templar(object):
+class Templar:
     """Template values and evaluate expressions against a VarScope."""
 
     def template(self, value, scope):
@@ -288,7 +288,7 @@ class Templar(object):
                 return self._string_condition(value, scope)
             return bool(value)
         except TemplateError as exc:
-            raise TemplateError("The conditional check '%s' failed. The error was: %s" % (text, exc)) from exc
+            raise TemplateError(f"The conditional check '{text}' failed. The error was: {exc}") from exc
 
     def _string_condition(self, value, scope):
         """A variable holding a string: booleans as Ansible spells them, else an expression."""

@@ -25,14 +25,15 @@ FALSE_STRINGS = frozenset(("n", "no", "off", "0", "false", "f", ""))
 class ModuleFail(Exception):
     """Raised inside a module to end it with ``failed: true``; ``result`` holds extra keys."""
 
-    def __init__(self, msg, **result):
-        Exception.__init__(self, msg)
-        self.msg = msg
+    def __init__(self, message, **result):
+        Exception.__init__(self, message)
+        result.pop("msg", None)
+        self.msg = message
         self.result = result
 
 
-def fail(msg, **result):
-    raise ModuleFail(msg, **result)
+def fail(message, **result):
+    raise ModuleFail(message, **result)
 
 
 def module(fn):

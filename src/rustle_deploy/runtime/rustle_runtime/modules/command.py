@@ -56,7 +56,7 @@ def _run(ctx, args, shell):
          "end": None, "delta": None, "msg": ""}
     if not shell and executable:
         ctx.warn("As of Ansible 2.4, the parameter 'executable' is no longer supported with the "
-                 "'command' module. Not using '%s'." % executable)
+                 f"'command' module. Not using '{executable}'.")
         executable = None
     if argv is not None and not isinstance(argv, list):
         raise ModuleFailure("argv must be a list of strings")
@@ -70,19 +70,19 @@ def _run(ctx, args, shell):
     if chdir:
         chdir = os.path.expanduser(str(chdir))
         if not os.path.isdir(chdir):
-            r["msg"] = "Unable to change directory before execution: %s" % chdir
+            r["msg"] = f"Unable to change directory before execution: {chdir}"
             r["failed"] = True
             r["rc"] = 2
             return r
     base = chdir or os.getcwd()
     shoulda = "Would" if ctx.check_mode else "Did"
     if creates and glob.glob(os.path.join(base, os.path.expanduser(str(creates)))):
-        r["msg"] = "%s not run command since '%s' exists" % (shoulda, creates)
-        r["stdout"] = "skipped, since %s exists" % creates
+        r["msg"] = f"{shoulda} not run command since '{creates}' exists"
+        r["stdout"] = f"skipped, since {creates} exists"
         r["rc"] = 0
     if not r["msg"] and removes and not glob.glob(os.path.join(base, os.path.expanduser(str(removes)))):
-        r["msg"] = "%s not run command since '%s' does not exist" % (shoulda, removes)
-        r["stdout"] = "skipped, since %s does not exist" % removes
+        r["msg"] = f"{shoulda} not run command since '{removes}' does not exist"
+        r["stdout"] = f"skipped, since {removes} does not exist"
         r["rc"] = 0
     if r["msg"]:
         return r

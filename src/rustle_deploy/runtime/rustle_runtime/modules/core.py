@@ -47,9 +47,9 @@ def set_fact(ctx, args):
         if key == "cacheable":
             continue
         if not _VALID_NAME.match(str(key)):
-            raise ModuleFailure("The variable name '%s' is not valid. Variables must start with a "
+            raise ModuleFailure(f"The variable name '{key}' is not valid. Variables must start with a "
                                 "letter or underscore character, and contain only letters, numbers "
-                                "and underscores." % key)
+                                "and underscores.")
         if isinstance(value, str) and value.lower() in ("true", "false", "yes", "no"):
             value = value.lower() in ("true", "yes")
         facts[key] = value
@@ -89,7 +89,7 @@ def fail(ctx, args):
 def meta(ctx, args):
     action = str(args.get("_raw_params", "")).strip()
     if action not in META_ACTIONS:
-        raise ModuleFailure("invalid meta action requested: %s" % action)
+        raise ModuleFailure(f"invalid meta action requested: {action}")
     return {"changed": False, "_meta": action, "msg": ""}
 
 

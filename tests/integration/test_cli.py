@@ -1,0 +1,290 @@
+"""The command line end to end: real plans, real artifacts, localhost and a real sshd fleet."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import sqlite3
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from rustle_deploy.cli import exec_main, main
+
+from ..conftest import EXAMPLE_PLAN, PLAN_FIXTURES
+
+pytestmark = pytest.mark.usefixtures("rustle_home")
+
+
+def run_cli(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
+    code = main(list(args))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def example(tmp_path: Path, workdir: Path, hosts: list[str] | None = None) -> Path:
+    """The bundled example plan, writing under ``workdir`` for ``hosts``."""
+    plan = json.loads(EXAMPLE_PLAN.read_text())
+    plan["plays"][0]["vars"]["workdir"] = "{{ rustle_test_root }}" if hosts else str(workdir)
+    if hosts:
+        plan["hosts"] = hosts
+        plan["plays"][0]["hosts"] = hosts
+        plan["plays"][0]["batches"][0]["hosts"] = hosts
+        for task in plan["plays"][0]["batches"][0]["tasks"]:
+            task["hosts"] = hosts
+    dest = tmp_path / "plan"
+    shutil.copytree(EXAMPLE_PLAN.parent, dest)
+    (dest / "plan.json").write_text(json.dumps(plan))
+    return dest / "plan.json"
+
+
+def tree(root: Path) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for p in sorted(root.rglob("*")):
+        rel = str(p.relative_to(root))
+        if p.is_symlink():
+            out[rel] = ("link", os.readlink(p))
+        elif p.is_dir():
+            out[rel] = ("dir", oct(p.stat().st_mode & 0o777))
+        else:
+            out[rel] = ("file", oct(p.stat().st_mode & 0o777), p.read_bytes())
+    return out
+
+
+# -- without hosts: dry run, compile, errors ---------------------------------------------
+
+
+@pytest.mark.parametrize("plan", sorted(p.name for p in PLAN_FIXTURES.glob("*.json")))
+def test_every_fixture_plan_dry_runs_and_touches_nothing(plan: str, capsys: pytest.CaptureFixture[str], rustle_home: Path) -> None:
+    code, out, err = run_cli(capsys, str(PLAN_FIXTURES / plan), "--dry-run", "--output", "json")
+    assert code == 0, err
+    doc = json.loads(out)
+    assert doc["dry_run"] is True
+    assert [h["name"] for h in doc["hosts"]] == ["localhost"]
+    assert doc["hosts"][0]["connection"] == "local"
+    assert all(len(a["sha256"]) == 64 for a in doc["artifacts"])
+    assert not list(rustle_home.rglob("*")), "a dry run must write nothing"
+    code, out, err = run_cli(capsys, str(PLAN_FIXTURES / plan), "--dry-run", "--output", "text")
+    assert code == 0 and "DRY RUN" in out and "would write" in out
+
+
+def test_dry_run_lists_artifacts_hosts_files_and_paths(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    inv = tmp_path / "inv.yml"
+    inv.write_text(yaml.safe_dump({"all": {"children": {"web": {"hosts": {
+        "web1": {"ansible_host": "10.0.0.1", "ansible_user": "deploy", "rustle_test_root": "/srv/a"},
+        "web2": {"ansible_host": "10.0.0.2", "ansible_port": 2222, "rustle_test_root": "/srv/b"},
+    }}}}}))
+    plan = example(tmp_path, tmp_path, hosts=["web"])
+    code, out, err = run_cli(capsys, str(plan), "-i", str(inv), "--dry-run", "--output", "json")
+    assert code == 0, err
+    doc = json.loads(out)
+    (art,) = doc["artifacts"]
+    assert art["hosts"] == ["web1", "web2"]
+    assert {f["path"].rsplit("/", 1)[-1] for f in art["files"]} == {"motd.txt", "app.conf.j2"}
+    hosts = {h["name"]: h for h in doc["hosts"]}
+    assert (hosts["web1"]["address"], hosts["web1"]["port"], hosts["web1"]["user"]) == ("10.0.0.1", 22, "deploy")
+    assert hosts["web2"]["port"] == 2222
+    assert f"~/.rustle/artifacts/{art['sha256']}" in hosts["web1"]["writes"]
+    code, out, _ = run_cli(capsys, str(plan), "-i", str(inv), "--dry-run", "-l", "web2", "--output", "json")
+    assert [h["name"] for h in json.loads(out)["hosts"]] == ["web2"]
+
+
+@pytest.mark.parametrize(
+    ("args", "needle"),
+    [
+        (["--format", "native"], "not available yet"),
+        (["--compile-only", "--dry-run"], "cannot be combined"),
+        (["--incremental", "--rebuild"], "contradict"),
+        (["--parallel", "0"], "--parallel must be greater than 0"),
+        (["-l", "nomatch*"], "matches none"),
+    ],
+)
+def test_bad_usage_exits_2(args: list[str], needle: str, capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, err = run_cli(capsys, str(EXAMPLE_PLAN), *args)
+    assert code == 2
+    assert needle in err
+
+
+def test_bad_inputs_exit_2_and_touch_nothing(tmp_path: Path, capsys: pytest.CaptureFixture[str], rustle_home: Path) -> None:
+    broken = tmp_path / "broken.json"
+    broken.write_text('{"plays": [')
+    code, _, err = run_cli(capsys, str(broken), "--run")
+    assert code == 2 and str(broken) in err and "hint:" in err
+    bad_inv = tmp_path / "inv.ini"
+    bad_inv.write_text("[web\nhost1\n")
+    code, _, err = run_cli(capsys, str(EXAMPLE_PLAN), "-i", str(bad_inv), "--run")
+    assert code == 2 and f"{bad_inv}:1" in err
+    cfg = tmp_path / "config.toml"
+    cfg.write_text("[deployment]\nparalel_jobs = 3\n")
+    code, _, err = run_cli(capsys, str(EXAMPLE_PLAN), "--config", str(cfg), "--run")
+    assert code == 2 and "deployment.paralel_jobs" in err
+    assert not (rustle_home / ".rustle" / "releases").exists()
+
+
+def test_unknown_plan_host_is_listed(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    inv = tmp_path / "inv.ini"
+    inv.write_text("web1\n")
+    plan = example(tmp_path, tmp_path, hosts=["web1", "ghost1", "ghost2"])
+    code, _, err = run_cli(capsys, str(plan), "-i", str(inv), "--dry-run")
+    assert code == 2
+    assert "ghost1" in err and "ghost2" in err
+
+
+def test_compile_only_then_deploy_only(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    work = tmp_path / "work"
+    plan = example(tmp_path, work)
+    out_dir = tmp_path / "out"
+    code, out, err = run_cli(capsys, str(plan), "--compile-only", "-o", str(out_dir), "--output", "json")
+    assert code == 0, err
+    doc = json.loads(out)
+    (art,) = doc["artifacts"]
+    manifest = json.loads((out_dir / "manifest.json").read_text())
+    assert manifest["artifacts"][0]["hosts"] == ["localhost"]
+    assert Path(art["file"]).is_file() and not work.exists()
+    # byte-identical on a rebuild
+    first = Path(art["file"]).read_bytes()
+    code, out, _ = run_cli(capsys, str(plan), "--compile-only", "-o", str(out_dir), "--rebuild", "--output", "json")
+    assert Path(json.loads(out)["artifacts"][0]["file"]).read_bytes() == first
+    code, out, err = run_cli(capsys, "--deploy-only", "-o", str(out_dir), "--run", "--output", "json")
+    assert code == 0, err
+    assert (work / "etc" / "app.conf").is_file()
+
+
+# -- localhost, for real ------------------------------------------------------------------
+
+
+def test_run_on_localhost_then_idempotent(tmp_path: Path, capsys: pytest.CaptureFixture[str], rustle_home: Path) -> None:
+    work = tmp_path / "work"
+    plan = example(tmp_path, work)
+    code, out, err = run_cli(capsys, str(plan), "--run", "--output", "json")
+    assert code == 0, err
+    doc = json.loads(out)
+    (host,) = doc["hosts"]
+    assert host["ok"] and host["uploaded"]
+    assert host["recap"]["changed"] >= 8 and host["recap"]["failed"] == 0
+    conf = (work / "etc" / "app.conf").read_text()
+    assert "host = localhost" in conf and "workers = 4" in conf
+    assert oct((work / "etc" / "app.conf").stat().st_mode & 0o777) == "0o640"
+    assert (work / "current.conf").resolve() == work / "etc" / "app.conf"
+    before = tree(work)
+    code, out, err = run_cli(capsys, str(plan), "--run", "--output", "json")
+    assert code == 0, err
+    (host,) = json.loads(out)["hosts"]
+    assert not host["uploaded"], "the artifact is already on the host"
+    assert host["recap"]["changed"] == 0
+    assert tree(work) == before
+    remote = rustle_home / ".rustle"
+    assert oct(remote.stat().st_mode & 0o777) == "0o700"
+    assert oct((remote / "artifacts").stat().st_mode & 0o777) == "0o700"
+    db = sqlite3.connect(remote / "state.db")
+    assert db.execute("SELECT count(*) FROM deployments WHERE status = 'done'").fetchone()[0] == 2
+    assert db.execute("SELECT count(*) FROM runs").fetchone()[0] == 2
+
+
+def test_check_mode_changes_nothing(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    work = tmp_path / "work"
+    plan = example(tmp_path, work)
+    code, out, err = run_cli(capsys, str(plan), "--run", "--check", "--output", "json")
+    (host,) = json.loads(out)["hosts"]
+    assert host["recap"]["changed"] >= 1
+    assert not work.exists()
+
+
+@pytest.mark.parametrize("plan", sorted(p.name for p in PLAN_FIXTURES.glob("*.json")))
+def test_fixture_plans_run_in_check_mode(plan: str, capsys: pytest.CaptureFixture[str]) -> None:
+    existed = Path("/tmp/rustle_file_test").exists()
+    code, out, err = run_cli(capsys, str(PLAN_FIXTURES / plan), "--run", "--check", "--output", "json")
+    assert code in (0, 1), err
+    (host,) = json.loads(out)["hosts"]
+    assert host["recap"] is not None, host
+    assert host["error"] is None or "task" in str(host["error"]), host
+    if not existed:
+        assert not Path("/tmp/rustle_file_test").exists(), "check mode must not create files"
+
+
+def test_rollback_and_cleanup_on_localhost(tmp_path: Path, capsys: pytest.CaptureFixture[str], rustle_home: Path) -> None:
+    work = tmp_path / "work"
+    plan = example(tmp_path, work)
+    assert run_cli(capsys, str(plan), "--output", "json")[0] == 0
+    doc = json.loads((tmp_path / "plan" / "plan.json").read_text())
+    doc["plays"][0]["batches"][0]["tasks"][4]["args"]["content"] = "release=2\n"
+    (tmp_path / "plan" / "plan.json").write_text(json.dumps(doc))
+    code, out, _ = run_cli(capsys, str(plan), "--output", "json")
+    second = json.loads(out)
+    first_sha = second["hosts"][0]["previous_sha256"]
+    assert first_sha and first_sha != second["hosts"][0]["sha256"]
+    current = rustle_home / ".rustle" / "releases" / second["hosts"][0]["binary_name"] / "current"
+    assert os.readlink(current).endswith(second["hosts"][0]["sha256"])
+    code, out, err = run_cli(capsys, "--rollback", "--output", "json")
+    assert code == 0, err
+    assert os.readlink(current).endswith(first_sha)
+    code, out, _ = run_cli(capsys, "--list-deployments", "--output", "json")
+    ops = [d["op"] for d in json.loads(out)]
+    assert ops[:3] == ["rollback", "deploy", "deploy"]
+    inv = tmp_path / "inv.ini"
+    inv.write_text("localhost ansible_connection=local\n")
+    code, out, err = run_cli(capsys, "--cleanup", "-i", str(inv), "--output", "json")
+    assert code == 0, err
+    left = {p.name for p in (rustle_home / ".rustle").iterdir()}
+    assert "artifacts" not in left and "releases" not in left
+
+
+def test_console_scripts_pipeline(tmp_path: Path, rustle_home: Path) -> None:
+    """The seed's pipeline, literally: rustle-deploy plan.json --verify | rustle-exec."""
+    work = tmp_path / "work"
+    plan = example(tmp_path, work)
+    bindir = Path(sys.executable).parent
+    env = {**os.environ, "HOME": str(rustle_home)}
+    deploy = subprocess.Popen([str(bindir / "rustle-deploy"), str(plan), "--verify"], stdout=subprocess.PIPE, env=env)
+    result = subprocess.run([str(bindir / "rustle-exec")], stdin=deploy.stdout, capture_output=True, text=True, env=env, timeout=120)
+    assert deploy.wait(60) == 0
+    assert result.returncode == 0, result.stderr + result.stdout
+    assert "PLAY RECAP" in result.stdout and "localhost" in result.stdout
+    assert (work / "etc" / "app.conf").is_file()
+    version = subprocess.run([str(bindir / "rustle-deploy"), "--version"], capture_output=True, text=True)
+    assert version.returncode == 0 and "rustle-deploy" in version.stdout
+
+
+def test_exec_rejects_garbage(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    bad = tmp_path / "m.json"
+    bad.write_text("not json")
+    assert exec_main([str(bad)]) == 2
+    assert "not a JSON deployment manifest" in capsys.readouterr().err
+
+
+# -- a fleet over a real sshd ---------------------------------------------------------------
+
+
+@pytest.mark.ssh
+def test_fleet_of_twenty_over_ssh(tmp_path: Path, capsys: pytest.CaptureFixture[str], sshd: Any) -> None:
+    hosts = {}
+    for i in range(20):
+        h = sshd.host(f"node{i:02d}", tmp_path / f"remote{i:02d}", rustle_test_root=str(tmp_path / f"root{i:02d}"))
+        hosts[h.name] = dict(h.vars)
+    hosts["node07"]["rustle_test_root"] = "/proc/forbidden"  # this host's tasks fail
+    inv = tmp_path / "inv.yml"
+    inv.write_text(yaml.safe_dump({"all": {"children": {"fleet": {"hosts": hosts}}}}))
+    plan = example(tmp_path, tmp_path, hosts=["fleet"])
+    code, out, err = run_cli(capsys, str(plan), "-i", str(inv), "--run", "--output", "json", "--parallel", "8")
+    assert code == 1, err
+    doc = json.loads(out)
+    by_name = {h["name"]: h for h in doc["hosts"]}
+    assert len(by_name) == 20
+    assert not by_name["node07"]["ok"] or by_name["node07"]["recap"]["failed"] == 1
+    assert "node07" in err
+    for name, h in by_name.items():
+        if name == "node07":
+            continue
+        assert h["recap"]["failed"] == 0, h
+        root = Path(hosts[name]["rustle_test_root"])
+        assert f"host = {name}" in (root / "etc" / "app.conf").read_text()
+    # warm: nothing uploaded, nothing changed
+    code, out, err = run_cli(capsys, str(plan), "-i", str(inv), "--run", "--output", "json", "-l", "fleet:!node07")
+    assert code == 0, err
+    for h in json.loads(out)["hosts"]:
+        assert not h["uploaded"] and h["recap"]["changed"] == 0

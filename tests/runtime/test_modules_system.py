@@ -1,0 +1,277 @@
+"""Tests of packages (real dpkg database), services (no systemd here) and net (real sockets)."""
+
+from __future__ import annotations
+
+import hashlib
+import http.server
+import os
+import shutil
+import socket
+import subprocess
+import threading
+from pathlib import Path
+
+import pytest
+
+from .test_modules_support import FakeCtx
+
+from rustle_runtime.modules import net, packages, services  # noqa: E402
+
+needs_dpkg = pytest.mark.skipif(shutil.which("dpkg-query") is None, reason="needs dpkg")
+
+
+def _absent_package() -> str:
+    """A package apt knows but that is not installed (cowsay on this image)."""
+    for name in ("cowsay", "sl", "fortune-mod", "hello"):
+        out = subprocess.run(["apt-cache", "policy", name], capture_output=True, text=True).stdout
+        if "Installed: (none)" in out and "Candidate: (none)" not in out:
+            return name
+    pytest.skip("no known-but-absent package in the apt cache")
+
+
+# --------------------------------------------------------------------------------- packages
+
+@needs_dpkg
+def test_apt_present_installed_package_is_ok():
+    res = packages.MODULES["apt"](FakeCtx(check_mode=True), {"name": "bash"})
+    assert res == {"changed": False}
+
+
+@needs_dpkg
+def test_apt_check_mode_absent_package_would_change_without_installing():
+    name = _absent_package()
+    ctx = FakeCtx(check_mode=True, diff_mode=True)
+    res = packages.MODULES["apt"](ctx, {"name": ["bash", name], "state": "present"})
+    assert res["changed"] is True and not res.get("failed")
+    assert res["diff"] == {"prepared": "install: %s" % name}
+    status = subprocess.run(["dpkg-query", "-W", name], capture_output=True).returncode
+    assert status != 0  # still not installed
+
+
+@needs_dpkg
+def test_apt_check_mode_remove_and_latest():
+    apt = packages.MODULES["apt"]
+    assert apt(FakeCtx(check_mode=True), {"name": "bash", "state": "absent"})["changed"] is True
+    name = _absent_package()
+    assert apt(FakeCtx(check_mode=True), {"name": name, "state": "absent"})["changed"] is False
+    assert apt(FakeCtx(check_mode=True), {"name": name, "state": "latest"})["changed"] is True
+
+
+@needs_dpkg
+def test_apt_unknown_package_fails_like_ansible():
+    res = packages.MODULES["apt"](FakeCtx(check_mode=True), {"name": "no-such-pkg-rustle"})
+    assert res["failed"] and res["msg"] == "No package matching 'no-such-pkg-rustle' is available"
+
+
+@needs_dpkg
+def test_package_dispatches_to_apt_here():
+    res = packages.MODULES["package"](FakeCtx(check_mode=True), {"name": "bash"})
+    assert res == {"changed": False}
+
+
+def test_missing_package_tools_fail_honestly():
+    for module in ("dnf", "yum", "apk"):
+        tool = {"dnf": "dnf", "yum": "yum", "apk": "apk"}[module]
+        if shutil.which(tool):
+            continue
+        res = packages.MODULES[module](FakeCtx(check_mode=True), {"name": "bash"})
+        assert res["failed"] and tool in res["msg"] and "hint" in res["msg"]
+
+
+# --------------------------------------------------------------------------------- services
+
+no_systemd = pytest.mark.skipif(os.path.isdir("/run/systemd/system"), reason="systemd runs here")
+
+
+@no_systemd
+def test_systemd_state_fails_clearly_without_systemd():
+    res = services.MODULES["systemd"](FakeCtx(check_mode=True), {"name": "ssh", "state": "started"})
+    assert res["failed"] and "systemd is not running" in res["msg"] and "hint" in res["msg"]
+
+
+@no_systemd
+@pytest.mark.skipif(shutil.which("systemctl") is None, reason="needs systemctl")
+def test_systemd_check_mode_reports_enablement_offline():
+    rc = subprocess.run(["systemctl", "is-enabled", "ssh"], capture_output=True).returncode
+    if rc not in (0, 1):
+        pytest.skip("ssh.service unit file not present")
+    enabled = rc == 0
+    systemd = services.MODULES["systemd"]
+    assert systemd(FakeCtx(check_mode=True), {"name": "ssh", "enabled": enabled})["changed"] is False
+    assert systemd(FakeCtx(check_mode=True), {"name": "ssh", "enabled": not enabled})["changed"]
+    missing = systemd(FakeCtx(check_mode=True), {"name": "no-such-unit", "enabled": True})
+    assert missing["failed"] and "Could not find the requested service" in missing["msg"]
+
+
+INIT_SCRIPT = """#!/bin/sh
+### BEGIN INIT INFO
+# Provides:          rustle-test-svc
+# Required-Start:
+# Required-Stop:
+# Default-Start:     2 3 4 5
+# Default-Stop:      0 1 6
+# Short-Description: rustle test service
+### END INIT INFO
+PIDFILE=/tmp/rustle-test-svc.pid
+case "$1" in
+  start) [ -f $PIDFILE ] && kill -0 "$(cat $PIDFILE)" 2>/dev/null && exit 0
+         setsid sleep 300 >/dev/null 2>&1 < /dev/null & echo $! > $PIDFILE ;;
+  stop) [ -f $PIDFILE ] && kill "$(cat $PIDFILE)" 2>/dev/null; rm -f $PIDFILE ;;
+  restart) "$0" stop; "$0" start ;;
+  reload) [ -f $PIDFILE ] && kill -0 "$(cat $PIDFILE)" ;;
+  status) [ -f $PIDFILE ] && kill -0 "$(cat $PIDFILE)" 2>/dev/null && exit 0; exit 3 ;;
+  *) exit 2 ;;
+esac
+"""
+
+
+@pytest.fixture
+def init_service():
+    if os.geteuid() != 0 or not os.path.isdir("/etc/init.d") or shutil.which("update-rc.d") is None:
+        pytest.skip("needs root, /etc/init.d and update-rc.d")
+    name = "rustle-test-svc"
+    script = Path("/etc/init.d") / name
+    script.write_text(INIT_SCRIPT)
+    script.chmod(0o755)
+    try:
+        yield name
+    finally:
+        subprocess.run([str(script), "stop"], capture_output=True)
+        subprocess.run(["update-rc.d", "-f", name, "remove"], capture_output=True)
+        script.unlink()
+
+
+@no_systemd
+def test_service_drives_init_scripts(init_service):
+    svc = services.MODULES["service"]
+    name = init_service
+    assert svc(FakeCtx(check_mode=True), {"name": name, "state": "started"})["changed"] is True
+    assert subprocess.run(["/etc/init.d/" + name, "status"]).returncode == 3  # check mode: untouched
+    assert svc(FakeCtx(), {"name": name, "state": "started"})["changed"] is True
+    assert subprocess.run(["/etc/init.d/" + name, "status"]).returncode == 0
+    assert svc(FakeCtx(), {"name": name, "state": "started"})["changed"] is False
+    assert svc(FakeCtx(), {"name": name, "state": "restarted"})["changed"] is True
+    assert svc(FakeCtx(), {"name": name, "enabled": True})["changed"] is True
+    assert svc(FakeCtx(), {"name": name, "enabled": True})["changed"] is False
+    assert svc(FakeCtx(), {"name": name, "state": "stopped", "enabled": False})["changed"] is True
+    assert svc(FakeCtx(), {"name": name, "state": "stopped", "enabled": False})["changed"] is False
+
+
+def test_service_unknown_name_fails():
+    res = services.MODULES["service"](FakeCtx(check_mode=True), {"name": "no-such-svc", "state": "started"})
+    assert res["failed"] and "no-such-svc" in res["msg"]
+
+
+# ------------------------------------------------------------------------------------- net
+
+@pytest.fixture
+def listener():
+    srv = socket.socket()
+    srv.bind(("127.0.0.1", 0))
+    srv.listen(5)
+    stop = threading.Event()
+
+    def serve():
+        srv.settimeout(0.1)
+        while not stop.is_set():
+            try:
+                conn, _ = srv.accept()
+            except OSError:
+                continue
+            try:
+                conn.sendall(b"SSH-2.0-rustle banner\r\n")
+            except OSError:
+                pass
+            conn.close()
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    yield srv.getsockname()[1]
+    stop.set()
+    thread.join()
+    srv.close()
+
+
+def _free_port() -> int:
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+def test_wait_for_open_port_and_banner(listener):
+    wf = net.MODULES["wait_for"]
+    res = wf(FakeCtx(), {"port": listener, "timeout": 5})
+    assert not res.get("failed") and res["port"] == listener and res["changed"] is False
+    res = wf(FakeCtx(), {"port": listener, "search_regex": r"SSH-(\d)\.0", "timeout": 5})
+    assert res["match_groups"] == ["2"]
+
+
+def test_wait_for_closed_port_times_out_and_stopped_succeeds():
+    wf = net.MODULES["wait_for"]
+    port = _free_port()
+    res = wf(FakeCtx(), {"port": port, "timeout": 1, "sleep": 0.2})
+    assert res["failed"] and res["msg"] == "Timeout when waiting for 127.0.0.1:%d" % port
+    assert not wf(FakeCtx(), {"port": port, "state": "stopped", "timeout": 2}).get("failed")
+
+
+def test_wait_for_path_regex_and_absent(tmp_path):
+    wf = net.MODULES["wait_for"]
+    f = tmp_path / "ready"
+    threading.Timer(0.3, lambda: f.write_text("status: ready 42\n")).start()
+    res = wf(FakeCtx(), {"path": str(f), "search_regex": r"ready (?P<n>\d+)", "timeout": 5,
+                         "sleep": 0.1})
+    assert res["match_groupdict"] == {"n": "42"}
+    gone = wf(FakeCtx(), {"path": str(tmp_path / "nope"), "state": "absent", "timeout": 1})
+    assert not gone.get("failed")
+    res = wf(FakeCtx(), {"path": str(f), "state": "absent", "timeout": 0.5, "sleep": 0.1})
+    assert res["failed"] and res["msg"] == "Timeout when waiting for %s to be absent." % f
+
+
+@pytest.fixture
+def http_dir(tmp_path):
+    root = tmp_path / "www"
+    root.mkdir()
+    (root / "file.txt").write_text("payload\n")
+
+    class Handler(http.server.SimpleHTTPRequestHandler):
+        def __init__(self, *a, **kw):
+            super().__init__(*a, directory=str(root), **kw)
+
+        def log_message(self, *a):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield "http://127.0.0.1:%d" % server.server_address[1], root
+    server.shutdown()
+    server.server_close()
+    thread.join()
+
+
+def test_get_url_downloads_once_and_checks_checksums(http_dir, tmp_path):
+    base, root = http_dir
+    get = net.MODULES["get_url"]
+    dest = tmp_path / "out.txt"
+    good = "sha256:" + hashlib.sha256(b"payload\n").hexdigest()
+    res = get(FakeCtx(check_mode=True), {"url": base + "/file.txt", "dest": str(dest)})
+    assert res["changed"] and not dest.exists()
+    res = get(FakeCtx(), {"url": base + "/file.txt", "dest": str(dest), "mode": "0600",
+                          "checksum": good})
+    assert res["changed"] and dest.read_text() == "payload\n"
+    assert oct(dest.stat().st_mode & 0o777) == "0o600"
+    assert get(FakeCtx(), {"url": base + "/file.txt", "dest": str(dest)})["changed"] is False
+    assert get(FakeCtx(), {"url": base + "/file.txt", "dest": str(dest), "checksum": good})[
+        "changed"] is False
+    (root / "file.txt").write_text("changed\n")
+    assert get(FakeCtx(), {"url": base + "/file.txt", "dest": str(dest), "force": True})["changed"]
+    assert dest.read_text() == "changed\n"
+    bad = get(FakeCtx(), {"url": base + "/file.txt", "dest": str(tmp_path / "b"),
+                          "checksum": good})
+    assert bad["failed"] and "did not match" in bad["msg"] and not (tmp_path / "b").exists()
+    into_dir = get(FakeCtx(), {"url": base + "/file.txt", "dest": str(tmp_path)})
+    assert into_dir["dest"] == str(tmp_path / "file.txt")
+    missing = get(FakeCtx(), {"url": base + "/nope", "dest": str(tmp_path / "n")})
+    assert missing["failed"] and missing["status_code"] == 404
