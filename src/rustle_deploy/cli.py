@@ -6,7 +6,6 @@ Exit codes (DESIGN.md): 0 every host fine; 1 the run happened and some hosts fai
 
 from __future__ import annotations
 
-import asyncio
 import json
 import os
 import sys
@@ -171,10 +170,6 @@ def _dispatch_exec(opts: dict[str, Any]) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED
-
-
-def _run_async(coro: Any) -> Any:
-    return asyncio.run(coro)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -97,8 +97,11 @@ class Reporter:
             status = str(event.get("status", "?"))
             if event.get("ignored"):
                 status = "failed (ignored)"
-            if status == "failed" or self.verbosity >= 1 or (status == "changed" and self.verbosity >= 0):
+            is_debug = event.get("module") == "debug" and status == "ok"
+            if status.startswith("failed") or status == "changed" or is_debug or self.verbosity >= 1:
                 msg = ""
+                if is_debug and not event.get("censored"):
+                    msg = str(event.get("msg", ""))
                 if status.startswith("failed"):
                     msg = str(event.get("msg") or event.get("stderr") or "")
                     if event.get("censored"):

@@ -94,6 +94,30 @@ def expand(path):
     return os.path.expanduser(os.path.expandvars(str(path)))
 
 
+# ----------------------------------------------------------------------------- embedded files
+
+def embedded_source(ctx, args, src):
+    """Bytes of a copy/template/unarchive ``src`` embedded in the artifact.
+
+    The task's ``files`` map (src as written -> sha256) comes from ``ctx.files`` (the
+    executor's ModuleContext), or from ``args["_rustle_files"]`` for callers that pass it
+    with the arguments. A unique basename match is accepted for a src written differently.
+    """
+    files = dict(args.get("_rustle_files") or {})
+    files.update(getattr(ctx, "files", None) or {})
+    sha = files.get(src)
+    if sha is None:
+        base = os.path.basename(str(src))
+        matches = set(v for k, v in files.items() if os.path.basename(k) == base)
+        if len(matches) == 1:
+            sha = matches.pop()
+    if sha is None:
+        fail("Could not find or access '%s' on the Ansible Controller: the artifact embeds no "
+             "file for this src (embedded: %s); hint: recompile with the file present beside "
+             "the plan" % (src, ", ".join(sorted(files)) or "none"))
+    return ctx.read_file(sha)
+
+
 # ---------------------------------------------------------------------------------- checksums
 
 def checksum_file(path, algorithm="sha1"):

@@ -194,13 +194,8 @@ def cron(ctx, args):
     tab = _Tab(ctx, user, cron_file)
     changed = False
     result = {}
-    before = tab.render()
-    if cron_file and state == "absent" and not env and args.get("job") is None \
-            and name is None:
-        pass
     if env:
-        decl = "%s=\"%s\"" % (name, job) if job is not None and " " in str(job) else (
-            "%s=%s" % (name, job))
+        decl = "%s=\"%s\"" % (name, job)
         old = tab.find_env(name)
         if do_install:
             if not old:
@@ -226,25 +221,28 @@ def cron(ctx, args):
         elif old:
             tab.update_job(name, None)
             changed = True
-    remove_file = bool(cron_file) and not do_install and tab.is_empty()
-    if ctx.diff_mode and (changed or remove_file):
-        result["diff"] = {"before": before, "after": "" if remove_file else tab.render(),
+    remove_file = bool(cron_file) and not do_install and not env and changed and tab.is_empty()
+    if not changed and tab.existing and not tab.existing.endswith(("\r", "\n")):
+        changed = True  # the existing crontab needs its terminating newline
+    if ctx.diff_mode and changed:
+        result["diff"] = {"before": tab.existing, "after": "" if remove_file else tab.render(),
                           "before_header": tab.cron_file or "crontab",
-                          "after_header": tab.cron_file or "crontab"}
-    if not ctx.check_mode:
-        if changed and c.boolean(args.get("backup", False)) and tab.cron_file:
+                          "after_header": "/dev/null" if remove_file else (
+                              tab.cron_file or "crontab")}
+    if remove_file:
+        changed = os.path.isfile(tab.cron_file)
+        if not ctx.check_mode and changed:
+            os.unlink(tab.cron_file)
+        result.update({"changed": changed, "cron_file": cron_file, "state": state})
+        return result
+    if changed and not ctx.check_mode:
+        if c.boolean(args.get("backup", False)) and tab.cron_file and os.path.exists(
+                tab.cron_file):
             result["backup_file"] = c.backup_local(ctx, tab.cron_file)
-        if remove_file:
-            if os.path.exists(tab.cron_file):
-                os.unlink(tab.cron_file)
-                changed = True
-        elif changed:
-            tab.write()
-    elif remove_file and os.path.exists(tab.cron_file):
-        changed = True
+        tab.write()
     result.update({"changed": changed, "jobs": tab.jobnames(), "envs": tab.envnames()})
     if cron_file:
-        result["cron_file"] = tab.cron_file
+        result["cron_file"] = cron_file
     return result
 
 

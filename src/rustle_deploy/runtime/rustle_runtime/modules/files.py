@@ -22,22 +22,6 @@ FILE_COMMON = ("mode", "owner", "group", "seuser", "serole", "setype", "selevel"
 
 # ------------------------------------------------------------------------------------ helpers
 
-def _embedded(ctx, args, src):
-    """Bytes of the embedded ``src`` (looked up in ``args['_rustle_files']``)."""
-    files = dict(args.get("_rustle_files") or {})
-    files.update(getattr(ctx, "files", None) or {})
-    sha = files.get(src)
-    if sha is None:
-        base = os.path.basename(str(src))
-        matches = [v for k, v in files.items() if os.path.basename(k) == base]
-        if len(set(matches)) == 1:
-            sha = matches[0]
-    if sha is None:
-        c.fail("Could not find or access '%s' on the Ansible Controller. The artifact embeds no "
-               "file for this src (embedded: %s)" % (src, ", ".join(sorted(files)) or "none"))
-    return ctx.read_file(sha)
-
-
 def _is_text(data):
     return b"\x00" not in data[:8192]
 
@@ -224,7 +208,7 @@ def copy(ctx, args):
         data = content.encode("utf-8", "surrogateescape")
         label = "content"
     else:
-        data = _embedded(ctx, args, src)
+        data = c.embedded_source(ctx, args, src)
         label = src
     if args.get("mode") == "preserve":
         args = dict(args)
@@ -300,7 +284,7 @@ def template(ctx, args):
     newline = args.get("newline_sequence", "\n")
     if newline not in ("\n", "\r", "\r\n"):
         c.fail("newline_sequence needs to be one of: \\n, \\r or \\r\\n")
-    source = _embedded(ctx, args, src).decode("utf-8", "surrogateescape")
+    source = c.embedded_source(ctx, args, src).decode("utf-8", "surrogateescape")
     dest = c.expand(args["dest"])
     extra = {"template_path": src, "template_fullpath": src, "template_destpath": dest,
              "template_host": getattr(ctx, "host", ""),
