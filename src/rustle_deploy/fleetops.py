@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .deploy import HostJob, HostOutcome, RunOptions, deploy_fleet
-from .errors import RemoteError, UsageError
+from .errors import UsageError
 from .model import Host, Plan
 from .report import HostSummary, dump_json
 from .settings import Settings
@@ -289,20 +289,29 @@ def rollback(session: Session, deployment_id: str | None) -> int:
     records = {r.host: r for r in dep.hosts}
     hosts = _hosts_by_name(session, inv, list(records))
 
+    def reason(name: str) -> str | None:
+        r = records[name]
+        if r.status not in ("activated", "unchanged"):
+            return f"deployment {dep.id} never activated a release there ({r.error or r.status})"
+        if not r.previous_sha256:
+            return f"nothing was current there before deployment {dep.id}; use --cleanup to remove it"
+        return None
+
     def jobs_for(did: str) -> list[HostJob]:
         return [
             HostJob(
                 host=h, op="rollback", artifact=None, sha256=records[h.name].sha256, size=0,
                 binary_name=records[h.name].binary_name or "", deployment_id=did, verify=False, run=None,
-                rollback_to=records[h.name].previous_sha256 or "",
+                rollback_to=records[h.name].previous_sha256,
             )
             for h in hosts
-            if records[h.name].binary_name
+            if reason(h.name) is None
         ]
 
-    skipped = [n for n, r in records.items() if not r.binary_name]
-    for name in skipped:
-        session.reporter.line(f"{name}: cannot be rolled back: deployment {dep.id} never reached it ({records[name].error or records[name].status})")
+    for name in records:
+        why = reason(name)
+        if why:
+            session.reporter.line(f"{name}: cannot be rolled back: {why}")
     return _simple_op(session, "rollback", jobs_for, dep.id, "ROLLBACK RECAP")
 
 
@@ -373,5 +382,3 @@ def exec_manifest(manifest: Any, name: str, settings: Settings, opts: dict[str, 
              "error": str(o.error) if o.error else None} for o in outcomes]})
     return 1 if any(s.is_failure for s in summaries) else 0
 
-
-_ = RemoteError

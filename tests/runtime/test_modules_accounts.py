@@ -10,9 +10,10 @@ import subprocess
 
 import pytest
 
-from .test_modules_support import FakeCtx
+from .test_modules_support import FakeCtx, runtime_module
 
-from rustle_runtime.modules import cron, users  # noqa: E402
+cron = runtime_module("cron")
+users = runtime_module("users")
 
 root_only = pytest.mark.skipif(os.geteuid() != 0 or shutil.which("useradd") is None,
                                reason="needs root and shadow-utils")

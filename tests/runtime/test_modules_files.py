@@ -8,10 +8,17 @@ from pathlib import Path
 import pytest
 
 from .test_modules_support import (
-    Case, Differential, FakeCtx, assert_same, needs_ansible, run_playbook, sha,
+    Case,
+    Differential,
+    FakeCtx,
+    assert_same,
+    needs_ansible,
+    run_playbook,
+    runtime_module,
+    sha,
 )
 
-from rustle_runtime.modules import files  # noqa: E402  (path set up by the support module)
+files = runtime_module("files")
 
 pytestmark = pytest.mark.ansible
 
@@ -129,7 +136,7 @@ def outcomes(tmp_path_factory):
     needs_ansible()
     fns = files.MODULES
     result = {}
-    for module, cases, play_vars in (("copy", COPY_CASES, {}), ("file", FILE_CASES, {}),
+    for module, cases, _play_vars in (("copy", COPY_CASES, {}), ("file", FILE_CASES, {}),
                                      ("template", TEMPLATE_CASES, TEMPLATE_VARS)):
         for case in cases:
             case.module = module
@@ -137,7 +144,7 @@ def outcomes(tmp_path_factory):
     names = [c.name for c in cases]
     assert len(set(names)) < len(names) or True
     for case in cases:
-        case.name = "%s: %s" % (case.module, case.name)
+        case.name = f"{case.module}: {case.name}"
     diff = Differential(tmp_path_factory.mktemp("files"), "copy", fns, TEMPLATE_VARS)
     result.update(diff.run(cases))
     return result
@@ -214,10 +221,10 @@ def test_stat_matches_ansible(tmp_path):
         {"path": str(base / "f"), "checksum_algorithm": "sha256"},
         {"path": str(base / "f"), "get_checksum": False},
     ]
-    tasks = [{"stat": p, "register": "r%d" % i} for i, p in enumerate(probes)]
+    tasks = [{"stat": p, "register": f"r{i}"} for i, p in enumerate(probes)]
     play = [{"hosts": "localhost", "gather_facts": False, "tasks": tasks}]
     theirs = run_playbook(tmp_path, play)[0]
-    for probe, expected in zip(probes, theirs):
+    for probe, expected in zip(probes, theirs, strict=False):
         ours = files.stat(FakeCtx(), dict(probe))
         assert ours["changed"] is False and not ours.get("failed")
         want = {k: expected["stat"].get(k) for k in STAT_KEYS}

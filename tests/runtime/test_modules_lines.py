@@ -7,9 +7,16 @@ from pathlib import Path
 
 import pytest
 
-from .test_modules_support import Case, Differential, FakeCtx, assert_same, needs_ansible
+from .test_modules_support import (
+    Case,
+    Differential,
+    FakeCtx,
+    assert_same,
+    needs_ansible,
+    runtime_module,
+)
 
-from rustle_runtime.modules import lines  # noqa: E402  (path set up by the support module)
+lines = runtime_module("lines")
 
 pytestmark = pytest.mark.ansible
 
@@ -105,13 +112,13 @@ def outcomes(tmp_path_factory):
         for case in cases:
             case.module = module
             if not case.name.startswith(module):
-                case.name = "%s: %s" % (module, case.name)
+                case.name = f"{module}: {case.name}"
     cases = LINEINFILE_CASES + BLOCKINFILE_CASES + REPLACE_CASES
     return Differential(tmp_path_factory.mktemp("lines"), "lineinfile", lines.MODULES).run(cases)
 
 
 def _names(cases, module):
-    return [c.name if c.name.startswith(module) else "%s: %s" % (module, c.name) for c in cases]
+    return [c.name if c.name.startswith(module) else f"{module}: {c.name}" for c in cases]
 
 
 @pytest.mark.parametrize("name", _names(LINEINFILE_CASES, "lineinfile"))

@@ -16,9 +16,10 @@ import re
 import stat
 import subprocess
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import pytest
 
@@ -28,7 +29,16 @@ VENV_BIN = REPO / ".venv" / "bin"
 if str(RUNTIME) not in sys.path:
     sys.path.insert(0, str(RUNTIME))
 
-from rustle_runtime.modules import _common  # noqa: E402
+
+
+def runtime_module(family: str) -> Any:
+    """Import ``rustle_runtime.modules.<family>`` from the source tree (runtime on sys.path)."""
+    import importlib
+
+    return importlib.import_module(f"rustle_runtime.modules.{family}")
+
+
+_common = runtime_module("_common")
 
 
 class FakeCtx:
@@ -115,7 +125,7 @@ def _subst(value: Any, d: Path, src: Path) -> Any:
 def _strip_runtime(result: dict[str, Any]) -> dict[str, Any]:
     msg = re.sub(r"/(ansible|ours)/(run|check)/c\d+", "/{d}", str(result.get("msg", "")))
     return {"changed": bool(result.get("changed")), "failed": bool(result.get("failed")),
-            "msg": msg}
+            "skipped": bool(result.get("skipped")), "msg": msg}
 
 
 _CALLBACK = """
@@ -147,7 +157,10 @@ class CallbackModule(CallbackBase):
         self._add(result, failed=True)
 
     def v2_runner_on_skipped(self, result):
-        pass  # the task runs on another host of the batch
+        if result._result.get("false_condition") or "Conditional result was False" in str(
+                result._result.get("skip_reason", "")):
+            return  # the task runs on another host of the batch
+        self._add(result, skipped=True)
 
     def v2_runner_on_unreachable(self, result):
         self._add(result, failed=True, unreachable=True)
@@ -167,20 +180,20 @@ def run_playbook(tmp: Path, plays: list[dict[str, Any]], width: int = 2
     plugins = tmp / "callback_plugins"
     plugins.mkdir(exist_ok=True)
     (plugins / "rustle_collect.py").write_text(_CALLBACK)
-    hosts = ["h%d" % i for i in range(width)]
+    hosts = [f"h{i}" for i in range(width)]
     names = []
     for p, play in enumerate(plays):
         play["hosts"] = "all"
         play["strategy"] = "free"
         row = []
         for i, task in enumerate(play["tasks"]):
-            task["name"] = "p%d-t%03d %s" % (p, i, task.get("name", ""))
-            task["when"] = "inventory_hostname == '%s'" % hosts[i % width]
+            task["name"] = f"p{p}-t{i:03d} {task.get('name', '')}"
+            task["when"] = f"inventory_hostname == '{hosts[i % width]}'"
             row.append(task["name"])
         names.append(row)
     inventory = tmp / "inventory.ini"
     inventory.write_text("".join(
-        "%s ansible_connection=local ansible_python_interpreter=%s\n" % (h, sys.executable)
+        f"{h} ansible_connection=local ansible_python_interpreter={sys.executable}\n"
         for h in hosts))
     pb = tmp / "pb.yml"
     pb.write_text(json.dumps(plays))
@@ -195,7 +208,7 @@ def run_playbook(tmp: Path, plays: list[dict[str, Any]], width: int = 2
     start = proc.stdout.find('{"plays"')
     assert start >= 0, proc.stdout + proc.stderr
     report = json.loads(proc.stdout[start:])
-    return [[play[name] for name in row] for play, row in zip(report["plays"], names)]
+    return [[play[name] for name in row] for play, row in zip(report["plays"], names, strict=False)]
 
 
 class Differential:
@@ -217,11 +230,10 @@ class Differential:
                 (srcdir / rel).parent.mkdir(parents=True, exist_ok=True)
                 (srcdir / rel).write_bytes(data)
                 blobs[sha(data)] = data
-        sides = {}
         for side in ("ansible", "ours"):
             for phase in ("run", "check"):
                 for i, case in enumerate(cases):
-                    d = self.tmp / side / phase / ("c%02d" % i)
+                    d = self.tmp / side / phase / f"c{i:02d}"
                     d.mkdir(parents=True)
                     case.setup(d)
         # ansible-core: play 1 = first run, play 2 = second run, play 3 = check mode
@@ -231,7 +243,7 @@ class Differential:
             for i, case in enumerate(cases):
                 if check and not case.check:
                     continue
-                d = self.tmp / "ansible" / phase / ("c%02d" % i)
+                d = self.tmp / "ansible" / phase / f"c{i:02d}"
                 args = _subst(case.args, d, srcdir)
                 tasks.append({"name": case.name, case.module or self.module: args,
                               "ignore_errors": True, "check_mode": check})
@@ -248,7 +260,7 @@ class Differential:
                 if check and not case.check:
                     row.append({})
                     continue
-                d = self.tmp / "ours" / phase / ("c%02d" % i)
+                d = self.tmp / "ours" / phase / f"c{i:02d}"
                 args = _subst(case.args, d, srcdir)
                 if case.files:
                     args["_rustle_files"] = {str(srcdir / k) if not k.startswith("/") else k:
@@ -266,21 +278,21 @@ class Differential:
                 "ours": [_strip_runtime(r[i]) for r in ours_results],
                 "ansible_raw": [r[i] for r in ansible_results],
                 "ours_raw": [r[i] for r in ours_results],
-                "ansible_tree": tree(self.tmp / "ansible" / "run" / ("c%02d" % i)),
-                "ours_tree": tree(self.tmp / "ours" / "run" / ("c%02d" % i)),
-                "ansible_check_tree": tree(self.tmp / "ansible" / "check" / ("c%02d" % i)),
-                "ours_check_tree": tree(self.tmp / "ours" / "check" / ("c%02d" % i)),
+                "ansible_tree": tree(self.tmp / "ansible" / "run" / f"c{i:02d}"),
+                "ours_tree": tree(self.tmp / "ours" / "run" / f"c{i:02d}"),
+                "ansible_check_tree": tree(self.tmp / "ansible" / "check" / f"c{i:02d}"),
+                "ours_check_tree": tree(self.tmp / "ours" / "check" / f"c{i:02d}"),
             }
         return out
 
 
 def assert_same(outcome: dict[str, Any], compare_msg: bool = False) -> None:
     """changed/failed of all three runs, and the resulting trees, must match ansible-core."""
-    for run, (a, o) in enumerate(zip(outcome["ansible"], outcome["ours"])):
+    for run, (a, o) in enumerate(zip(outcome["ansible"], outcome["ours"], strict=False)):
         keys = ("changed", "failed", "msg") if compare_msg else ("changed", "failed")
         assert {k: a[k] for k in keys} == {k: o[k] for k in keys}, (
-            "run %d: ansible=%r ours=%r" % (run, outcome["ansible_raw"][run],
-                                             outcome["ours_raw"][run]))
+            f"run {run}: ansible={outcome['ansible_raw'][run]!r} "
+            f"ours={outcome['ours_raw'][run]!r}")
     assert outcome["ours_tree"] == outcome["ansible_tree"]
     assert outcome["ours_check_tree"] == outcome["ansible_check_tree"]
 
@@ -344,7 +356,7 @@ def test_backup_name_is_ansibles(tmp_path):
     target = tmp_path / "f"
     target.write_text("old")
     name = _common.backup_local(FakeCtx(), str(target))
-    assert name.startswith(str(target) + ".%d." % os.getpid()) and name.endswith("~")
+    assert name.startswith(str(target) + f".{os.getpid()}.") and name.endswith("~")
     assert Path(name).read_text() == "old"
 
 

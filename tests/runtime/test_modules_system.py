@@ -13,9 +13,11 @@ from pathlib import Path
 
 import pytest
 
-from .test_modules_support import FakeCtx
+from .test_modules_support import FakeCtx, runtime_module
 
-from rustle_runtime.modules import net, packages, services  # noqa: E402
+net = runtime_module("net")
+packages = runtime_module("packages")
+services = runtime_module("services")
 
 needs_dpkg = pytest.mark.skipif(shutil.which("dpkg-query") is None, reason="needs dpkg")
 
@@ -43,7 +45,7 @@ def test_apt_check_mode_absent_package_would_change_without_installing():
     ctx = FakeCtx(check_mode=True, diff_mode=True)
     res = packages.MODULES["apt"](ctx, {"name": ["bash", name], "state": "present"})
     assert res["changed"] is True and not res.get("failed")
-    assert res["diff"] == {"prepared": "install: %s" % name}
+    assert res["diff"] == {"prepared": f"install: {name}"}
     status = subprocess.run(["dpkg-query", "-W", name], capture_output=True).returncode
     assert status != 0  # still not installed
 
@@ -212,7 +214,7 @@ def test_wait_for_closed_port_times_out_and_stopped_succeeds():
     wf = net.MODULES["wait_for"]
     port = _free_port()
     res = wf(FakeCtx(), {"port": port, "timeout": 1, "sleep": 0.2})
-    assert res["failed"] and res["msg"] == "Timeout when waiting for 127.0.0.1:%d" % port
+    assert res["failed"] and res["msg"] == f"Timeout when waiting for 127.0.0.1:{port}"
     assert not wf(FakeCtx(), {"port": port, "state": "stopped", "timeout": 2}).get("failed")
 
 
@@ -226,7 +228,7 @@ def test_wait_for_path_regex_and_absent(tmp_path):
     gone = wf(FakeCtx(), {"path": str(tmp_path / "nope"), "state": "absent", "timeout": 1})
     assert not gone.get("failed")
     res = wf(FakeCtx(), {"path": str(f), "state": "absent", "timeout": 0.5, "sleep": 0.1})
-    assert res["failed"] and res["msg"] == "Timeout when waiting for %s to be absent." % f
+    assert res["failed"] and res["msg"] == f"Timeout when waiting for {f} to be absent."
 
 
 @pytest.fixture
@@ -245,7 +247,7 @@ def http_dir(tmp_path):
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
-    yield "http://127.0.0.1:%d" % server.server_address[1], root
+    yield f"http://127.0.0.1:{server.server_address[1]}", root
     server.shutdown()
     server.server_close()
     thread.join()

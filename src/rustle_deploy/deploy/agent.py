@@ -370,8 +370,6 @@ def op_deploy(req, layout, stdin):
             _swap_link(current, sha)
             _fsync_dir(release)
             result["activated"] = True
-        else:
-            result["previous"] = _link_sha(os.path.join(release, "previous"))
         _append_history(layout, {
             "op": "deploy",
             "deployment_id": req.get("deployment_id"),

@@ -70,8 +70,8 @@ def boolean(value, name="value"):
         return True
     if text in FALSE_STRINGS:
         return False
-    fail("argument '%s' is of type %s and we were unable to convert to bool: "
-         "The value '%s' is not a valid boolean." % (name, type(value).__name__, value))
+    fail(f"argument '{name}' is of type {type(value).__name__} and we were unable to convert to bool: "
+         f"The value '{value}' is not a valid boolean.")
 
 
 def pop_arg(args, names, default=None):
@@ -86,8 +86,7 @@ def check_unknown(args, allowed, module_name):
     """Fail on parameters Ansible's argument spec would reject."""
     extra = sorted(k for k in args if k not in allowed and not k.startswith("_"))
     if extra:
-        fail("Unsupported parameters for (%s) module: %s. Supported parameters include: %s."
-             % (module_name, ", ".join(extra), ", ".join(sorted(allowed))))
+        fail("Unsupported parameters for ({}) module: {}. Supported parameters include: {}.".format(module_name, ", ".join(extra), ", ".join(sorted(allowed))))
 
 
 def expand(path):
@@ -112,9 +111,9 @@ def embedded_source(ctx, args, src):
         if len(matches) == 1:
             sha = matches.pop()
     if sha is None:
-        fail("Could not find or access '%s' on the Ansible Controller: the artifact embeds no "
-             "file for this src (embedded: %s); hint: recompile with the file present beside "
-             "the plan" % (src, ", ".join(sorted(files)) or "none"))
+        fail("Could not find or access '{}' on the Ansible Controller: the artifact embeds no "
+             "file for this src (embedded: {}); hint: recompile with the file present beside "
+             "the plan".format(src, ", ".join(sorted(files)) or "none"))
     return ctx.read_file(sha)
 
 
@@ -210,12 +209,12 @@ def _fsync_dir(directory):
 
 def run_validate(ctx, validate, tmp):
     if "%s" not in validate:
-        fail("validate must contain %%s: %s" % validate)
+        fail(f"validate must contain %s: {validate}")
     if ctx is None:
         fail("validate needs a module context to run commands")
     rc, out, err = ctx.run_command(validate % tmp, shell=True)
     if rc != 0:
-        fail("failed to validate: rc:%s error:%s" % (rc, err), exit_status=rc,
+        fail(f"failed to validate: rc:{rc} error:{err}", exit_status=rc,
              stdout=out, stderr=err)
 
 
@@ -224,7 +223,7 @@ def backup_local(ctx, path):
     if not os.path.exists(path):
         return ""
     ext = time.strftime("%Y-%m-%d@%H:%M:%S~", time.localtime(time.time()))
-    dest = "%s.%s.%s" % (path, os.getpid(), ext)
+    dest = f"{path}.{os.getpid()}.{ext}"
     if not getattr(ctx, "check_mode", False):
         shutil.copy2(path, dest)
         try:
@@ -288,10 +287,10 @@ def symbolic_mode_to_octal(path_stat, symbolic):
         if users in ("a", ""):
             users = "ugo"
         if not operators or not _USERS_RE.match(users):
-            raise ValueError("bad symbolic permission for mode: %s" % clause)
+            raise ValueError(f"bad symbolic permission for mode: {clause}")
         for idx, perms in enumerate(perms_list):
             if not _PERMS_RE.match(perms):
-                raise ValueError("bad symbolic permission for mode: %s" % clause)
+                raise ValueError(f"bad symbolic permission for mode: {clause}")
             for user in users:
                 bits = _symbolic_perm_bits(user, perms, use_umask, new_mode, is_dir)
                 new_mode = _apply_operator(user, operators[idx], bits, new_mode)
@@ -346,7 +345,7 @@ def user_id(owner):
     try:
         return pwd.getpwnam(str(owner)).pw_uid
     except KeyError:
-        fail("chown failed: failed to look up user %s" % owner)
+        fail(f"chown failed: failed to look up user {owner}")
 
 
 def group_id(group):
@@ -359,7 +358,7 @@ def group_id(group):
     try:
         return grp.getgrnam(str(group)).gr_gid
     except KeyError:
-        fail("chgrp failed: failed to look up group %s" % group)
+        fail(f"chgrp failed: failed to look up group {group}")
 
 
 def user_name(uid):
@@ -415,13 +414,13 @@ def apply_attributes(ctx, path, mode=None, owner=None, group=None, diff=None, fo
         new_mode = parse_mode(mode, st)
         prev = stat.S_IMODE(st.st_mode)
         if prev != new_mode:
-            _diff_set(diff, "mode", "0%03o" % prev, "0%03o" % new_mode)
+            _diff_set(diff, "mode", f"0{prev:03o}", f"0{new_mode:03o}")
             changed = True
             if not check:
                 try:
                     os.chmod(path, new_mode)
                 except OSError as exc:
-                    fail("chmod failed: %s" % exc, path=path)
+                    fail(f"chmod failed: {exc}", path=path)
     return changed
 
 
@@ -432,7 +431,7 @@ def _chown(path, uid, gid, follow):
         else:
             os.lchown(path, uid, gid)
     except OSError as exc:
-        fail("chown failed: %s" % exc, path=path)
+        fail(f"chown failed: {exc}", path=path)
 
 
 def path_info(path, follow=True):
@@ -454,7 +453,7 @@ def path_info(path, follow=True):
         state = "file"
     info.update({
         "uid": st.st_uid, "gid": st.st_gid, "owner": user_name(st.st_uid),
-        "group": group_name(st.st_gid), "mode": "0%03o" % stat.S_IMODE(st.st_mode),
+        "group": group_name(st.st_gid), "mode": f"0{stat.S_IMODE(st.st_mode):03o}",
         "state": state, "size": st.st_size,
     })
     return info

@@ -57,7 +57,7 @@ def _makedirs_with_mode(ctx, path, mode, owner, group, diff=None):
             os.mkdir(item)
         except OSError as exc:
             if exc.errno != errno.EEXIST:
-                c.fail("There was an issue creating %s as requested: %s" % (item, exc), path=path)
+                c.fail(f"There was an issue creating {item} as requested: {exc}", path=path)
         c.apply_attributes(ctx, item, mode, owner, group, diff)
     return changed
 
@@ -91,7 +91,7 @@ def _write_content(ctx, args, data, src_label, module_name):
         dirname = os.path.dirname(dest)
         if not os.path.exists(dirname):
             if ctx.check_mode:
-                return {"msg": "dest directory %s would be created" % dirname, "changed": True,
+                return {"msg": f"dest directory {dirname} would be created", "changed": True,
                         "src": src_label}
             changed = _makedirs_with_mode(ctx, dirname, args.get("directory_mode"), owner, group)
     if os.path.isdir(dest):
@@ -112,7 +112,7 @@ def _write_content(ctx, args, data, src_label, module_name):
                 before = handle.read()
             checksum_dest = c.checksum_bytes(before)
     elif not os.path.isdir(os.path.dirname(os.path.abspath(dest))):
-        c.fail("Destination directory %s does not exist" % os.path.dirname(dest))
+        c.fail(f"Destination directory {os.path.dirname(dest)} does not exist")
 
     result = {"dest": dest, "src": src_label, "checksum": checksum_src,
               "md5sum": c.checksum_bytes(data, "md5"), "size": len(data)}
@@ -220,14 +220,14 @@ def copy(ctx, args):
 def _copy_remote(ctx, args):
     src = c.expand(args["src"])
     if not os.path.exists(src):
-        c.fail("Source %s not found" % src)
+        c.fail(f"Source {src} not found")
     if not os.access(src, os.R_OK):
-        c.fail("Source %s not readable" % src)
+        c.fail(f"Source {src} not readable")
     if os.path.isdir(src):
         return _copy_remote_dir(ctx, args, src)
     args = dict(args)
     if args.get("mode") == "preserve":
-        args["mode"] = "0%03o" % stat_mod.S_IMODE(os.stat(src).st_mode)
+        args["mode"] = f"0{stat_mod.S_IMODE(os.stat(src).st_mode):03o}"
     with open(src, "rb") as handle:
         data = handle.read()
     return _write_content(ctx, args, data, src, "copy")
@@ -240,7 +240,7 @@ def _copy_remote_dir(ctx, args, src):
     if not src.endswith(os.sep):
         dest = os.path.join(dest, os.path.basename(src))
     changed = False
-    for root, dirs, files in os.walk(src):
+    for root, _dirs, files in os.walk(src):
         rel = os.path.relpath(root, src)
         target_dir = os.path.normpath(os.path.join(dest, rel))
         if not os.path.isdir(target_dir):
@@ -313,8 +313,7 @@ def _timestamp(value, fmt):
     try:
         return time.mktime(time.strptime(value, fmt))
     except ValueError as exc:
-        c.fail("Error while obtaining timestamp for time %s using format %s: %s"
-               % (value, fmt, exc))
+        c.fail(f"Error while obtaining timestamp for time {value} using format {fmt}: {exc}")
 
 
 def _update_times(ctx, path, mtime, atime, diff, follow=True):
@@ -335,7 +334,7 @@ def _update_times(ctx, path, mtime, atime, diff, follow=True):
         try:
             os.utime(path, (new_a, new_m), follow_symlinks=follow)
         except OSError as exc:
-            c.fail("Error while updating modification or access time: %s" % exc, path=path)
+            c.fail(f"Error while updating modification or access time: {exc}", path=path)
     return True
 
 
@@ -381,7 +380,7 @@ def file(ctx, args):
             state = prev
     if state not in ("file", "directory", "link", "hard", "touch", "absent"):
         c.fail("value of state must be one of: absent, directory, file, hard, link, touch, "
-               "got: %s" % state)
+               f"got: {state}")
     if recurse and state != "directory":
         c.fail("recurse option requires state to be 'directory'", path=path)
     if src is not None and state not in ("link", "hard"):
@@ -420,7 +419,7 @@ def _ensure_absent(ctx, path, prev, src, mode, owner, group, recurse, force, fol
             try:
                 shutil.rmtree(path)
             except OSError as exc:
-                c.fail("rmtree failed: %s" % exc)
+                c.fail(f"rmtree failed: {exc}")
         else:
             try:
                 os.unlink(path)
@@ -438,7 +437,7 @@ def _ensure_file(ctx, path, prev, src, mode, owner, group, recurse, force, follo
             prev = _prev_state(target)
             path = target
         if prev not in ("file", "hard"):
-            c.fail("file (%s) is %s, cannot continue" % (path, prev), path=path, state=prev)
+            c.fail(f"file ({path}) is {prev}, cannot continue", path=path, state=prev)
     changed = c.apply_attributes(ctx, path, mode, owner, group, diff, follow=True)
     changed |= _update_times(ctx, path, times["mtime"], times["atime"], diff)
     return {"path": path, "changed": changed, "diff": diff}
@@ -459,7 +458,7 @@ def _ensure_directory(ctx, path, prev, src, mode, owner, group, recurse, force, 
             changed |= _recurse(ctx, path, mode, owner, group, follow, times)
         return {"path": path, "changed": changed, "diff": diff}
     if prev != "directory":
-        c.fail("%s already exists as a %s" % (path, prev), path=path)
+        c.fail(f"{path} already exists as a {prev}", path=path)
     changed = c.apply_attributes(ctx, path, mode, owner, group, diff)
     changed |= _update_times(ctx, path, times["mtime"], times["atime"], diff)
     if recurse:
@@ -494,14 +493,14 @@ def _ensure_link(ctx, path, prev, src, mode, owner, group, recurse, force, follo
     absrc = None if src is None else os.path.join(relpath, src)
     if not force and src is not None and not os.path.exists(absrc):
         c.fail("src file does not exist, use 'force=yes' if you really want to create the "
-               "link: %s" % absrc, path=path, src=src)
+               f"link: {absrc}", path=path, src=src)
     if prev == "directory":
         if not force:
-            c.fail("refusing to convert from %s to symlink for %s" % (prev, path), path=path)
+            c.fail(f"refusing to convert from {prev} to symlink for {path}", path=path)
         if os.listdir(path):
-            c.fail("the directory %s is not empty, refusing to convert it" % path, path=path)
+            c.fail(f"the directory {path} is not empty, refusing to convert it", path=path)
     elif prev in ("file", "hard") and not force:
-        c.fail("refusing to convert from %s to symlink for %s" % (prev, path), path=path)
+        c.fail(f"refusing to convert from {prev} to symlink for {path}", path=path)
     diff = _initial_diff(path, "link", prev)
     changed = False
     if prev in ("hard", "file", "directory", "absent"):
@@ -516,7 +515,7 @@ def _ensure_link(ctx, path, prev, src, mode, owner, group, recurse, force, follo
             changed = True
     if changed and not ctx.check_mode:
         if prev != "absent":
-            tmp = os.path.join(os.path.dirname(path), ".%s.%s.tmp" % (os.getpid(), time.time()))
+            tmp = os.path.join(os.path.dirname(path), f".{os.getpid()}.{time.time()}.tmp")
             try:
                 if prev == "directory":
                     os.rmdir(path)
@@ -525,12 +524,12 @@ def _ensure_link(ctx, path, prev, src, mode, owner, group, recurse, force, follo
             except OSError as exc:
                 if os.path.lexists(tmp):
                     os.unlink(tmp)
-                c.fail("Error while replacing: %s" % exc, path=path)
+                c.fail(f"Error while replacing: {exc}", path=path)
         else:
             try:
                 os.symlink(src, path)
             except OSError as exc:
-                c.fail("Error while linking: %s" % exc, path=path)
+                c.fail(f"Error while linking: {exc}", path=path)
     if ctx.check_mode and not os.path.lexists(path):
         return {"dest": path, "src": src, "changed": changed, "diff": diff}
     if follow and os.path.islink(path) and not os.path.exists(path):
@@ -569,7 +568,7 @@ def _ensure_hard(ctx, path, prev, src, mode, owner, group, recurse, force, follo
     elif prev == "file":
         changed = True
         if not force:
-            c.fail("Cannot link, %s exists at destination" % prev, dest=path, src=src)
+            c.fail(f"Cannot link, {prev} exists at destination", dest=path, src=src)
     elif prev == "directory":
         changed = True
         if os.path.exists(path):
@@ -580,7 +579,7 @@ def _ensure_hard(ctx, path, prev, src, mode, owner, group, recurse, force, follo
                        src=src)
     if changed and not ctx.check_mode:
         if prev != "absent":
-            tmp = os.path.join(os.path.dirname(path), ".%s.%s.tmp" % (os.getpid(), time.time()))
+            tmp = os.path.join(os.path.dirname(path), f".{os.getpid()}.{time.time()}.tmp")
             try:
                 if prev == "directory" and os.path.exists(path):
                     os.rmdir(path)
@@ -589,12 +588,12 @@ def _ensure_hard(ctx, path, prev, src, mode, owner, group, recurse, force, follo
             except OSError as exc:
                 if os.path.lexists(tmp):
                     os.unlink(tmp)
-                c.fail("Error while replacing: %s" % exc, path=path)
+                c.fail(f"Error while replacing: {exc}", path=path)
         else:
             try:
                 os.link(src, path)
             except OSError as exc:
-                c.fail("Error while linking: %s" % exc, path=path)
+                c.fail(f"Error while linking: {exc}", path=path)
     if ctx.check_mode and not os.path.exists(path):
         return {"dest": path, "src": src, "changed": changed, "diff": diff}
     changed |= c.apply_attributes(ctx, path, mode, owner, group, diff)
@@ -614,10 +613,9 @@ def _ensure_touch(ctx, path, prev, src, mode, owner, group, recurse, force, foll
             try:
                 open(path, "wb").close()
             except OSError as exc:
-                c.fail("Error, could not touch target: %s" % exc, path=path)
+                c.fail(f"Error, could not touch target: {exc}", path=path)
     elif prev not in ("file", "directory", "hard", "link"):
-        c.fail("Cannot touch other than files, directories, and hardlinks (%s is %s)"
-               % (path, prev))
+        c.fail(f"Cannot touch other than files, directories, and hardlinks ({path} is {prev})")
     if ctx.check_mode and not os.path.lexists(path):
         return {"dest": path, "changed": True, "diff": diff}
     changed |= c.apply_attributes(ctx, path, mode, owner, group, diff, follow=follow)
@@ -651,7 +649,7 @@ def stat(ctx, args):
     algorithm = c.pop_arg(args, ("checksum_algorithm", "checksum", "checksum_algo"), "sha1")
     if algorithm not in ("md5", "sha1", "sha224", "sha256", "sha384", "sha512"):
         c.fail("value of checksum_algorithm must be one of: md5, sha1, sha224, sha256, "
-               "sha384, sha512, got: %s" % algorithm)
+               f"sha384, sha512, got: {algorithm}")
     get_mime = c.boolean(c.pop_arg(args, ("get_mime", "mime", "mime_type", "mime-type"), True))
     try:
         st = os.stat(path) if follow else os.lstat(path)
@@ -661,7 +659,7 @@ def stat(ctx, args):
         c.fail(str(exc))
     mode = st.st_mode
     out = {
-        "exists": True, "path": path, "mode": "%04o" % stat_mod.S_IMODE(mode),
+        "exists": True, "path": path, "mode": f"{stat_mod.S_IMODE(mode):04o}",
         "isdir": stat_mod.S_ISDIR(mode), "ischr": stat_mod.S_ISCHR(mode),
         "isblk": stat_mod.S_ISBLK(mode), "isreg": stat_mod.S_ISREG(mode),
         "isfifo": stat_mod.S_ISFIFO(mode), "islnk": stat_mod.S_ISLNK(mode),

@@ -52,14 +52,14 @@ def _attrs(ctx, args, path, changed, msg, diff):
 
 
 def _finish(ctx, path, diff, attr_diff):
-    attr_diff["before_header"] = "%s (file attributes)" % path
-    attr_diff["after_header"] = "%s (file attributes)" % path
+    attr_diff["before_header"] = f"{path} (file attributes)"
+    attr_diff["after_header"] = f"{path} (file attributes)"
     return [diff, attr_diff]
 
 
 def _content_diff(path):
-    return {"before": "", "after": "", "before_header": "%s (content)" % path,
-            "after_header": "%s (content)" % path}
+    return {"before": "", "after": "", "before_header": f"{path} (content)",
+            "after_header": f"{path} (content)"}
 
 
 # ---------------------------------------------------------------------------------- lineinfile
@@ -81,14 +81,14 @@ def lineinfile(ctx, args):
     if backrefs and search_string is not None:
         c.fail("parameters are mutually exclusive: backrefs|search_string")
     if state not in ("present", "absent"):
-        c.fail("value of state must be one of: absent, present, got: %s" % state)
+        c.fail(f"value of state must be one of: absent, present, got: {state}")
     if regexp == "" or search_string == "":
         name = "regular expression" if regexp == "" else "search string"
-        ctx.warn("The %s is an empty string, which will match every line in the file. This "
+        ctx.warn(f"The {name} is an empty string, which will match every line in the file. This "
                  "may have unintended consequences, such as replacing the last line in the "
-                 "file rather than appending." % name)
+                 "file rather than appending.")
     if os.path.isdir(path):
-        c.fail("Path %s is a directory !" % path, rc=256)
+        c.fail(f"Path {path} is a directory !", rc=256)
     if state == "present":
         if backrefs and regexp is None:
             c.fail("regexp is required with backrefs=true")
@@ -112,13 +112,13 @@ def _present(ctx, args, dest, regexp, search_string, line, insertafter, insertbe
     diff = _content_diff(dest)
     if not os.path.exists(dest):
         if not create:
-            c.fail("Destination %s does not exist !" % dest, rc=257)
+            c.fail(f"Destination {dest} does not exist !", rc=257)
         destpath = os.path.dirname(dest)
         if destpath and not os.path.exists(destpath) and not ctx.check_mode:
             try:
                 os.makedirs(destpath)
             except OSError as exc:
-                c.fail("Error creating %s (%s)" % (destpath, exc))
+                c.fail(f"Error creating {destpath} ({exc})")
         lines = []
     else:
         lines = c.read_lines_bytes(dest)
@@ -276,7 +276,7 @@ def _absent(ctx, args, dest, regexp, search_string, line, backup):
         if backup:
             backupdest = c.backup_local(ctx, dest)
         _write(ctx, args, b"".join(lines), dest)
-    msg = "%s line(s) removed" % len(found) if changed else ""
+    msg = f"{len(found)} line(s) removed" if changed else ""
     attr_diff = {}
     msg, changed = _attrs(ctx, args, dest, changed, msg, attr_diff)
     result = {"changed": changed, "found": len(found), "msg": msg, "backup": backupdest}
@@ -298,20 +298,19 @@ def blockinfile(ctx, args):
         c.fail("parameters are mutually exclusive: insertbefore|insertafter")
     state = args.get("state", "present")
     if state not in ("present", "absent"):
-        c.fail("value of state must be one of: absent, present, got: %s" % state)
+        c.fail(f"value of state must be one of: absent, present, got: {state}")
     if os.path.isdir(path):
-        c.fail("Path %s is a directory !" % path, rc=256)
+        c.fail(f"Path {path} is a directory !", rc=256)
     path_exists = os.path.exists(path)
     if not path_exists:
         if not c.boolean(args.get("create", False), "create"):
-            c.fail("Path %s does not exist !" % path, rc=257)
+            c.fail(f"Path {path} does not exist !", rc=257)
         destpath = os.path.dirname(path)
         if destpath and not os.path.exists(destpath) and not ctx.check_mode:
             try:
                 os.makedirs(destpath)
             except OSError as exc:
-                c.fail("Error creating %s Error code: %s Error description: %s"
-                       % (destpath, exc.errno, exc.strerror))
+                c.fail(f"Error creating {destpath} Error code: {exc.errno} Error description: {exc.strerror}")
         original = None
         lines = []
     else:
@@ -328,7 +327,7 @@ def blockinfile(ctx, args):
     present = state == "present"
     blank_line = [LINESEP]
     if not present and not path_exists:
-        return {"changed": False, "msg": "File %s not present" % path}
+        return {"changed": False, "msg": f"File {path} not present"}
     if insertbefore is None and insertafter is None:
         insertafter = "EOF"
     if insertafter not in (None, "EOF"):
@@ -440,24 +439,23 @@ def replace(ctx, args):
     encoding = args.get("encoding") or "utf-8"
     result = {"rc": 0}
     if os.path.isdir(path):
-        c.fail("Path %s is a directory !" % path, rc=256)
+        c.fail(f"Path {path} is a directory !", rc=256)
     if not os.path.exists(path):
-        c.fail("Path %s does not exist !" % path, rc=257)
+        c.fail(f"Path {path} does not exist !", rc=257)
     with open(path, "rb") as handle:
         contents = handle.read().decode(encoding, "surrogateescape")
     pattern = ""
     if after and before:
-        pattern = "%s(?P<subsection>.*?)%s" % (after, before)
+        pattern = f"{after}(?P<subsection>.*?){before}"
     elif after:
-        pattern = "%s(?P<subsection>.*)" % after
+        pattern = f"{after}(?P<subsection>.*)"
     elif before:
-        pattern = "(?P<subsection>.*)%s" % before
+        pattern = f"(?P<subsection>.*){before}"
     indices = None
     if pattern:
         found = re.search(re.compile(pattern, re.DOTALL), contents)
         if not found:
-            result["msg"] = ("Pattern for before/after params did not match the given file: %s"
-                             % pattern)
+            result["msg"] = (f"Pattern for before/after params did not match the given file: {pattern}")
             result["changed"] = False
             return result
         section = found.group("subsection")
@@ -465,13 +463,13 @@ def replace(ctx, args):
     else:
         section = contents
     try:
-        new_text, count = re.subn(re.compile(str(regexp), re.MULTILINE), repl, section, 0)
+        new_text, count = re.subn(re.compile(str(regexp), re.MULTILINE), repl, section, count=0)
     except re.error as exc:
-        c.fail("Unable to process replace due to error: %s" % exc)
+        c.fail(f"Unable to process replace due to error: {exc}")
     if count > 0 and section != new_text:
         if indices is not None:
             new_text = contents[:indices[0]] + new_text + contents[indices[1]:]
-        msg = "%s replacements made" % count
+        msg = f"{count} replacements made"
         changed = True
         if ctx.diff_mode:
             result["diff"] = {"before_header": path, "before": contents,

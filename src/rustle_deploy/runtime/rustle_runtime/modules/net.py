@@ -51,7 +51,7 @@ def wait_for(ctx, args):
     state = args.get("state") or "started"
     if state not in ("started", "present", "stopped", "absent", "drained"):
         c.fail("value of state must be one of: absent, drained, present, started, stopped, "
-               "got: %s" % state)
+               f"got: {state}")
     timeout = float(args.get("timeout", 300))
     delay = float(args.get("delay", 0))
     sleep = float(args.get("sleep", 1))
@@ -64,7 +64,7 @@ def wait_for(ctx, args):
     if path is not None and state == "drained":
         c.fail("state=drained should only be used for checking a port in the wait_for module")
     if regex is not None and state in ("stopped", "absent"):
-        c.fail("state=%s should not be used together with search_regex" % state)
+        c.fail(f"state={state} should not be used together with search_regex")
     if state == "drained":
         c.fail("wait_for: state=drained is not supported by this runtime; hint: use "
                "state=stopped")
@@ -104,8 +104,8 @@ def wait_for(ctx, args):
                 return result
             if time.monotonic() >= deadline:
                 if path is not None:
-                    timed_out("Timeout when waiting for %s to be absent." % path)
-                timed_out("Timeout when waiting for %s:%s to stop." % (host, port))
+                    timed_out(f"Timeout when waiting for {path} to be absent.")
+                timed_out(f"Timeout when waiting for {host}:{port} to stop.")
             time.sleep(min(sleep, max(0.0, deadline - time.monotonic())))
 
     while True:
@@ -146,13 +146,11 @@ def wait_for(ctx, args):
         if time.monotonic() >= deadline:
             if path is not None:
                 if compiled is not None and os.path.exists(path):
-                    timed_out("Timeout when waiting for search string %s in %s"
-                              % (regex, path))
-                timed_out("Timeout when waiting for file %s" % path)
+                    timed_out(f"Timeout when waiting for search string {regex} in {path}")
+                timed_out(f"Timeout when waiting for file {path}")
             if compiled is not None:
-                timed_out("Timeout when waiting for search string %s in %s:%s"
-                          % (regex, host, port))
-            timed_out("Timeout when waiting for %s:%s" % (host, port))
+                timed_out(f"Timeout when waiting for search string {regex} in {host}:{port}")
+            timed_out(f"Timeout when waiting for {host}:{port}")
         time.sleep(min(sleep, max(0.0, deadline - time.monotonic())))
 
 
@@ -176,7 +174,7 @@ def _fetch(args, url):
     user = c.pop_arg(args, ("url_username", "username"))
     password = c.pop_arg(args, ("url_password", "password"), "")
     if user is not None:
-        token = base64.b64encode(("%s:%s" % (user, password)).encode()).decode()
+        token = base64.b64encode((f"{user}:{password}").encode()).decode()
         headers["Authorization"] = "Basic " + token
     request = urllib.request.Request(url, headers=headers)
     context = None
@@ -194,14 +192,14 @@ def _fetch(args, url):
         c.fail("Request failed", status_code=exc.code, response=str(exc.reason), url=url)
     except (urllib.error.URLError, OSError, ValueError) as exc:
         reason = getattr(exc, "reason", exc)
-        c.fail("Request failed: %s" % reason, status_code=-1, url=url)
+        c.fail(f"Request failed: {reason}", status_code=-1, url=url)
     return response
 
 
 def _parse_checksum(ctx, args, dest_name):
     spec = args.get("checksum") or ""
     if not spec and args.get("sha256sum"):
-        spec = "sha256:%s" % args["sha256sum"]
+        spec = "sha256:{}".format(args["sha256sum"])
     if not spec:
         return None, None
     try:
@@ -210,7 +208,7 @@ def _parse_checksum(ctx, args, dest_name):
         c.fail("The checksum parameter has to be in format <algorithm>:<checksum>")
     algorithm = algorithm.lower()
     if algorithm not in hashlib.algorithms_available:
-        c.fail("Unsupported hash algorithm: %s" % algorithm)
+        c.fail(f"Unsupported hash algorithm: {algorithm}")
     if value.startswith(("http://", "https://", "ftp://", "file://")):
         body = _fetch(dict(args), value).read().decode("utf-8", "replace")
         wanted = None
@@ -221,7 +219,7 @@ def _parse_checksum(ctx, args, dest_name):
         if wanted is None and len(lines) == 1 and len(lines[0]) == 1:
             wanted = lines[0][0]
         if wanted is None:
-            c.fail("Unable to find a checksum for file '%s' in '%s'" % (dest_name, value))
+            c.fail(f"Unable to find a checksum for file '{dest_name}' in '{value}'")
         value = wanted
     value = value.strip().lower()
     if not re.match(r"^[0-9a-f]+$", value):
@@ -235,8 +233,8 @@ def get_url(ctx, args):
     c.check_unknown(args, GET_URL_ARGS, "get_url")
     url, dest = args.get("url"), args.get("dest")
     if not url or not dest:
-        c.fail("missing required arguments: %s" % ", ".join(
-            n for n, v in (("dest", dest), ("url", url)) if not v))
+        c.fail("missing required arguments: {}".format(", ".join(
+            n for n, v in (("dest", dest), ("url", url)) if not v)))
     dest = c.expand(dest)
     force = c.boolean(args.get("force", False), "force")
     dest_is_dir = os.path.isdir(dest)
@@ -268,10 +266,9 @@ def get_url(ctx, args):
     response.close()
     result.update({"dest": dest, "status_code": status, "elapsed": int(time.monotonic() - start),
                    "checksum_src": c.checksum_bytes(data), "size": len(data),
-                   "msg": "OK (%d bytes)" % len(data)})
+                   "msg": f"OK ({len(data)} bytes)"})
     if expected is not None and hashlib.new(algorithm, data).hexdigest() != expected:
-        c.fail("The checksum for %s did not match %s; it was %s."
-               % (dest, expected, hashlib.new(algorithm, data).hexdigest()), **result)
+        c.fail(f"The checksum for {dest} did not match {expected}; it was {hashlib.new(algorithm, data).hexdigest()}.", **result)
     before = None
     if os.path.isfile(dest):
         result["checksum_dest"] = before = c.checksum_file(dest)
@@ -284,7 +281,7 @@ def get_url(ctx, args):
         result["changed"] = True
         if not ctx.check_mode:
             if not os.path.isdir(os.path.dirname(os.path.abspath(dest))):
-                c.fail("Destination dir %s not writable" % os.path.dirname(dest), **result)
+                c.fail(f"Destination dir {os.path.dirname(dest)} not writable", **result)
             if c.boolean(args.get("backup", False)) and os.path.exists(dest):
                 result["backup_file"] = c.backup_local(ctx, dest)
             c.atomic_write(dest, data)

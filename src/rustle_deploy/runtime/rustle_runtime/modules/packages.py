@@ -40,8 +40,7 @@ def _out(ctx, argv, env=None):
 def _need(tool, hint):
     path = shutil.which(tool)
     if path is None:
-        c.fail("Could not find %s on this host (PATH=%s); hint: %s"
-               % (tool, os.environ.get("PATH", ""), hint))
+        c.fail("Could not find {} on this host (PATH={}); hint: {}".format(tool, os.environ.get("PATH", ""), hint))
     return path
 
 
@@ -99,16 +98,15 @@ def apt(ctx, args):
     c.check_unknown(args, APT_ARGS, "apt")
     for unsupported in ("deb", "upgrade"):
         if args.get(unsupported) not in (None, False, "no"):
-            c.fail("apt: '%s' is not supported by this runtime; hint: use a command task"
-                   % unsupported)
+            c.fail(f"apt: '{unsupported}' is not supported by this runtime; hint: use a command task")
     _need("dpkg-query", "apt works only on Debian-family hosts; use the package module")
     names = _names(args)
     state = args.get("state", "present")
     if state not in PRESENT + ABSENT + ("latest", "build-dep", "fixed"):
         c.fail("value of state must be one of: absent, build-dep, latest, present, fixed, "
-               "got: %s" % state)
+               f"got: {state}")
     if state in ("build-dep", "fixed"):
-        c.fail("apt: state=%s is not supported by this runtime" % state)
+        c.fail(f"apt: state={state} is not supported by this runtime")
     result = {"changed": False}
     update = c.boolean(c.pop_arg(args, ("update_cache", "update-cache"), False))
     valid = int(args.get("cache_valid_time") or 0)
@@ -120,7 +118,7 @@ def apt(ctx, args):
                 _need("apt-get", "install apt")
                 rc, out, err = _out(ctx, ["apt-get", "update", "-q"], env=_apt_env())
                 if rc != 0:
-                    c.fail("Failed to update apt cache: %s" % (err or out).strip(), rc=rc,
+                    c.fail(f"Failed to update apt cache: {(err or out).strip()}", rc=rc,
                            stdout=out, stderr=err)
             updated = ctx.check_mode or _apt_cache_time() != before
         result.update({"cache_updated": updated, "cache_update_time": int(_apt_cache_time())})
@@ -141,14 +139,14 @@ def apt(ctx, args):
             if not installed or (version and not installed_version.startswith(version)):
                 _, candidate = _apt_policy(ctx, name)
                 if candidate is None:
-                    c.fail("No package matching '%s' is available" % name)
+                    c.fail(f"No package matching '{name}' is available")
                 todo.append(spec)
         elif state == "latest":
             if version:
-                c.fail("version number inconsistent with state=latest: %s" % spec)
+                c.fail(f"version number inconsistent with state=latest: {spec}")
             _, candidate = _apt_policy(ctx, name)
             if candidate is None and not installed:
-                c.fail("No package matching '%s' is available" % name)
+                c.fail(f"No package matching '{name}' is available")
             if not installed or (candidate and candidate != installed_version):
                 todo.append(name)
         else:
@@ -158,16 +156,16 @@ def apt(ctx, args):
         return result
     result["changed"] = True
     verb = "remove" if state in ABSENT else "install"
-    diff = {"prepared": "%s: %s" % (verb, " ".join(todo))}
+    diff = {"prepared": "{}: {}".format(verb, " ".join(todo))}
     if ctx.diff_mode:
         result["diff"] = diff
     if ctx.check_mode:
-        result["msg"] = "would %s: %s" % (verb, ", ".join(todo))
+        result["msg"] = "would {}: {}".format(verb, ", ".join(todo))
         return result
     _need("apt-get", "install apt")
     argv = ["apt-get", "-y", "-q"]
     for opt in str(args.get("dpkg_options") or DPKG_OPTIONS).split(","):
-        argv += ["-o", "Dpkg::Options::=--%s" % opt.strip()]
+        argv += ["-o", f"Dpkg::Options::=--{opt.strip()}"]
     if state in ABSENT:
         argv.append("remove")
         if c.boolean(args.get("purge", False)):
@@ -188,7 +186,7 @@ def apt(ctx, args):
     rc, out, err = _out(ctx, argv + todo, env=_apt_env())
     result.update({"stdout": out, "stderr": err, "rc": rc})
     if rc != 0:
-        c.fail("'%s' failed: %s" % (" ".join(argv + todo), err.strip()), **result)
+        c.fail("'{}' failed: {}".format(" ".join(argv + todo), err.strip()), **result)
     return result
 
 
@@ -202,11 +200,11 @@ def _apt_housekeeping(ctx, args, result):
         if not ctx.check_mode:
             rc, out, err = _out(ctx, ["apt-get", "-y", "-q", "autoremove"], env=_apt_env())
             if rc != 0:
-                c.fail("'apt-get autoremove' failed: %s" % err, rc=rc, stdout=out, stderr=err)
+                c.fail(f"'apt-get autoremove' failed: {err}", rc=rc, stdout=out, stderr=err)
     if c.boolean(args.get("clean", False)) and not ctx.check_mode:
         rc, out, err = _out(ctx, ["apt-get", "clean"], env=_apt_env())
         if rc != 0:
-            c.fail("apt-get clean failed: %s" % err, rc=rc, stdout=out)
+            c.fail(f"apt-get clean failed: {err}", rc=rc, stdout=out)
     return result
 
 
@@ -230,16 +228,16 @@ def _rpm_family(tool):
         c.check_unknown(args, RPM_ARGS, tool)
         binary = shutil.which(tool) or (shutil.which("dnf") if tool == "yum" else None)
         if binary is None:
-            c.fail("Could not find %s on this host; hint: this host's package manager is "
-                   "probably not rpm-based, use the package module" % tool)
+            c.fail(f"Could not find {tool} on this host; hint: this host's package manager is "
+                   "probably not rpm-based, use the package module")
         _need("rpm", "dnf/yum need rpm")
         names = _names(args)
         if args.get("list"):
-            c.fail("%s: 'list' is not supported by this runtime" % tool)
+            c.fail(f"{tool}: 'list' is not supported by this runtime")
         state = args.get("state") or "present"
         if state not in PRESENT + ABSENT + ("latest",):
             c.fail("value of state must be one of: absent, installed, latest, present, "
-                   "removed, got: %s" % state)
+                   f"removed, got: {state}")
         result = {"changed": False, "results": [], "rc": 0}
         if not names and not c.boolean(args.get("update_cache", False)):
             c.fail("missing required arguments: name")
@@ -263,15 +261,15 @@ def _rpm_family(tool):
             result["msg"] = "Nothing to do"
             return result
         result["changed"] = True
-        result["results"] = ["%s: %s" % (verb, n) for n in todo]
+        result["results"] = [f"{verb}: {n}" for n in todo]
         if ctx.check_mode:
             result["msg"] = "Check mode: No changes made, but would have if not in check mode"
             return result
         argv = [binary, "-y"]
         for repo in _list(args.get("enablerepo")):
-            argv.append("--enablerepo=%s" % repo)
+            argv.append(f"--enablerepo={repo}")
         for repo in _list(args.get("disablerepo")):
-            argv.append("--disablerepo=%s" % repo)
+            argv.append(f"--disablerepo={repo}")
         if c.boolean(args.get("disable_gpg_check", False)):
             argv.append("--nogpgcheck")
         if c.boolean(args.get("update_cache", False)):
@@ -279,7 +277,7 @@ def _rpm_family(tool):
         rc, out, err = _out(ctx, argv + [verb] + todo)
         result.update({"rc": rc, "stdout": out, "stderr": err})
         if rc != 0:
-            c.fail("Failed to %s packages: %s" % (verb, err.strip() or out.strip()), **result)
+            c.fail(f"Failed to {verb} packages: {err.strip() or out.strip()}", **result)
         return result
 
     run.__name__ = tool
@@ -314,13 +312,13 @@ def apk(ctx, args):
     state = args.get("state") or "present"
     if state not in PRESENT + ABSENT + ("latest",):
         c.fail("value of state must be one of: absent, installed, latest, present, removed, "
-               "got: %s" % state)
+               f"got: {state}")
     result = {"changed": False}
     if c.boolean(args.get("update_cache", False)):
         if not ctx.check_mode:
             rc, out, err = _out(ctx, ["apk", "update"])
             if rc != 0:
-                c.fail("could not update package db: %s" % err, rc=rc, stdout=out, stderr=err)
+                c.fail(f"could not update package db: {err}", rc=rc, stdout=out, stderr=err)
         if not names:
             result.update({"changed": True, "msg": "updated repository indexes"})
             return result
@@ -345,7 +343,7 @@ def apk(ctx, args):
     rc, out, err = _out(ctx, argv + todo)
     result.update({"rc": rc, "stdout": out, "stderr": err})
     if rc != 0:
-        c.fail("failed to %s %s" % (argv[1], " ".join(todo)), **result)
+        c.fail("failed to {} {}".format(argv[1], " ".join(todo)), **result)
     return result
 
 
@@ -374,7 +372,7 @@ def package(ctx, args):
                "setting the \"use\" option.")
     impl = MODULES.get(mgr)
     if impl is None or mgr == "package":
-        c.fail("Could not find a module for %s." % mgr)
+        c.fail(f"Could not find a module for {mgr}.")
     return impl(ctx, args)
 
 

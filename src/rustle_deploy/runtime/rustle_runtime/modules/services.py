@@ -39,8 +39,7 @@ def detect_manager():
 
 def _check_state(state):
     if state is not None and state not in STATES:
-        c.fail("value of state must be one of: reloaded, restarted, started, stopped, got: %s"
-               % state)
+        c.fail(f"value of state must be one of: reloaded, restarted, started, stopped, got: {state}")
 
 
 # -------------------------------------------------------------------------------------- systemd
@@ -48,7 +47,7 @@ def _check_state(state):
 def _systemctl(ctx, scope, *argv):
     cmd = ["systemctl"]
     if scope in ("user", "global"):
-        cmd.append("--%s" % scope)
+        cmd.append(f"--{scope}")
     return ctx.run_command(cmd + list(argv))
 
 
@@ -88,16 +87,16 @@ def systemd(ctx, args):
     if reload_daemon and not ctx.check_mode:
         rc, out, err = _systemctl(ctx, scope, "daemon-reload")
         if rc != 0:
-            c.fail("failure %d during daemon-reload: %s" % (rc, err))
+            c.fail(f"failure {rc} during daemon-reload: {err}")
     if reexec and not ctx.check_mode:
         rc, out, err = _systemctl(ctx, scope, "daemon-reexec")
         if rc != 0:
-            c.fail("failure %d during daemon-reexec: %s" % (rc, err))
+            c.fail(f"failure {rc} during daemon-reexec: {err}")
     if unit is None:
         return result
     rc, out, err = _systemctl(ctx, scope, "show", unit, "--no-pager")
     if rc != 0:
-        c.fail("failure %d running systemctl show for '%s': %s" % (rc, unit, err))
+        c.fail(f"failure {rc} running systemctl show for '{unit}': {err}")
     status = {}
     for line in out.splitlines():
         key, sep, value = line.partition("=")
@@ -113,11 +112,11 @@ def systemd(ctx, args):
         if not ctx.check_mode:
             rc, out, err = _systemctl(ctx, scope, "mask" if masked else "unmask", unit)
             if rc != 0:
-                c.fail("Unable to %s service %s: %s" % ("mask" if masked else "unmask", unit,
+                c.fail("Unable to {} service {}: {}".format("mask" if masked else "unmask", unit,
                                                         err))
         is_masked = masked
     if not found and not is_masked and (state is not None or enabled is not None):
-        c.fail("Could not find the requested service %s: host" % unit)
+        c.fail(f"Could not find the requested service {unit}: host")
 
     if enabled is not None:
         rc, word, _ = _is_enabled(ctx, scope, unit)
@@ -129,7 +128,7 @@ def systemd(ctx, args):
             if not ctx.check_mode:
                 rc, out, err = _systemctl(ctx, scope, "enable" if enabled else "disable", unit)
                 if rc != 0:
-                    c.fail("Unable to %s service %s: %s" % ("enable" if enabled else "disable",
+                    c.fail("Unable to {} service {}: {}".format("enable" if enabled else "disable",
                                                             unit, err))
         result["enabled"] = enabled
 
@@ -153,7 +152,7 @@ def systemd(ctx, args):
                 extra = ["--no-block"] if c.boolean(args.get("no_block", False)) else []
                 rc, out, err = _systemctl(ctx, scope, action, unit, *extra)
                 if rc != 0:
-                    c.fail("Unable to %s service %s: %s" % (action, unit, err))
+                    c.fail(f"Unable to {action} service {unit}: {err}")
         result["state"] = state
     return result
 
@@ -162,19 +161,19 @@ def _systemd_offline(ctx, unit, state, enabled, masked, scope, result):
     """systemd is not PID 1: unit files can still be enabled/masked, units cannot run."""
     if state is not None:
         c.fail("systemd is not running on this host (no /run/systemd/system: PID 1 is not "
-               "systemd), so %s cannot be %s; hint: on hosts without systemd use the service "
-               "module, which drives /etc/init.d scripts" % (unit, state), **result)
+               f"systemd), so {unit} cannot be {state}; hint: on hosts without systemd use the service "
+               "module, which drives /etc/init.d scripts", **result)
     if unit is None:
         return result  # daemon-reload has nothing to reload
     rc, word, err = _is_enabled(ctx, scope, unit)
     if word in ("", "not-found") or "No such file" in err:
-        c.fail("Could not find the requested service %s: host" % unit, **result)
+        c.fail(f"Could not find the requested service {unit}: host", **result)
     if masked is not None and (word == "masked") != masked:
         result["changed"] = True
         if not ctx.check_mode:
             rc2, out, err = _systemctl(ctx, scope, "mask" if masked else "unmask", unit)
             if rc2 != 0:
-                c.fail("Unable to %s service %s: %s" % ("mask" if masked else "unmask", unit,
+                c.fail("Unable to {} service {}: {}".format("mask" if masked else "unmask", unit,
                                                         err))
     if enabled is not None:
         result["enabled"] = enabled
@@ -183,7 +182,7 @@ def _systemd_offline(ctx, unit, state, enabled, masked, scope, result):
             if not ctx.check_mode:
                 rc2, out, err = _systemctl(ctx, scope, "enable" if enabled else "disable", unit)
                 if rc2 != 0:
-                    c.fail("Unable to %s service %s: %s" % (
+                    c.fail("Unable to {} service {}: {}".format(
                         "enable" if enabled else "disable", unit, err))
     return result
 
@@ -191,7 +190,7 @@ def _systemd_offline(ctx, unit, state, enabled, masked, scope, result):
 # -------------------------------------------------------------------------------------- service
 
 def _sysv_enabled(name):
-    return bool(glob.glob("/etc/rc[2345].d/S??%s" % name))
+    return bool(glob.glob(f"/etc/rc[2345].d/S??{name}"))
 
 
 def _sysv_running(ctx, script, name, pattern):
@@ -236,14 +235,13 @@ def service(ctx, args):
     if manager == "sysv":
         return _sysv(ctx, name, state, enabled, args)
     c.fail("no usable service manager on this host (systemd is not PID 1, no OpenRC, no "
-           "/etc/init.d); hint: start %s with a command task" % name)
+           f"/etc/init.d); hint: start {name} with a command task")
 
 
 def _sysv(ctx, name, state, enabled, args):
     script = os.path.join("/etc/init.d", name)
     if not os.path.isfile(script):
-        c.fail("Could not find the requested service %s: no %s and systemd is not running"
-               % (name, script))
+        c.fail(f"Could not find the requested service {name}: no {script} and systemd is not running")
     result = {"changed": False, "name": name}
     extra = str(c.pop_arg(args, ("arguments", "args"), "") or "").split()
     if enabled is not None:
@@ -275,8 +273,7 @@ def _sysv(ctx, name, state, enabled, args):
                             time.sleep(int(args["sleep"]))
                         rc, out, err = ctx.run_command([script, "start"] + extra)
                     if rc != 0:
-                        c.fail("Unable to %s service %s: %s" % (action, name,
-                                                                (err or out).strip()),
+                        c.fail(f"Unable to {action} service {name}: {(err or out).strip()}",
                                rc=rc, stdout=out, stderr=err)
     return result
 
@@ -284,7 +281,7 @@ def _sysv(ctx, name, state, enabled, args):
 def _sysv_enable(ctx, name, enabled):
     if shutil.which("update-rc.d"):
         if enabled:
-            if not glob.glob("/etc/rc?.d/[SK]??%s" % name):
+            if not glob.glob(f"/etc/rc?.d/[SK]??{name}"):
                 rc, out, err = ctx.run_command(["update-rc.d", name, "defaults"])
             else:
                 rc, out, err = ctx.run_command(["update-rc.d", name, "enable"])
@@ -293,15 +290,13 @@ def _sysv_enable(ctx, name, enabled):
     elif shutil.which("chkconfig"):
         rc, out, err = ctx.run_command(["chkconfig", name, "on" if enabled else "off"])
     else:
-        c.fail("cannot %s %s: neither update-rc.d nor chkconfig is installed"
-               % ("enable" if enabled else "disable", name))
+        c.fail("cannot {} {}: neither update-rc.d nor chkconfig is installed".format("enable" if enabled else "disable", name))
     if rc != 0:
-        c.fail("Error when trying to %s %s: rc=%s %s" % ("enable" if enabled else "disable",
+        c.fail("Error when trying to {} {}: rc={} {}".format("enable" if enabled else "disable",
                                                         name, rc, err.strip()))
     if _sysv_enabled(name) != enabled:
-        c.fail("/etc/init.d/%s is still %s after update-rc.d/chkconfig; hint: the script needs "
-               "an LSB header with Default-Start and Default-Stop runlevels"
-               % (name, "disabled" if enabled else "enabled"))
+        c.fail("/etc/init.d/{} is still {} after update-rc.d/chkconfig; hint: the script needs "
+               "an LSB header with Default-Start and Default-Stop runlevels".format(name, "disabled" if enabled else "enabled"))
 
 
 def _openrc(ctx, name, state, enabled, args):
@@ -315,7 +310,7 @@ def _openrc(ctx, name, state, enabled, args):
             if not ctx.check_mode:
                 rc, out, err = ctx.run_command(["rc-update", "add" if enabled else "del", name])
                 if rc != 0:
-                    c.fail("Error when trying to enable %s: %s" % (name, err))
+                    c.fail(f"Error when trying to enable {name}: {err}")
     if state is not None:
         rc, out, _ = ctx.run_command(["rc-service", name, "status"])
         running = rc == 0
@@ -328,7 +323,7 @@ def _openrc(ctx, name, state, enabled, args):
             if not ctx.check_mode:
                 rc, out, err = ctx.run_command(["rc-service", name, action])
                 if rc != 0:
-                    c.fail("Unable to %s service %s: %s" % (action, name, err), rc=rc)
+                    c.fail(f"Unable to {action} service {name}: {err}", rc=rc)
     return result
 
 

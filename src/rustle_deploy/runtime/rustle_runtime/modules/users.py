@@ -28,15 +28,15 @@ def _tool(name):
     path = shutil.which(name) or next(
         (p for p in ("/usr/sbin/" + name, "/sbin/" + name) if os.path.exists(p)), None)
     if path is None:
-        c.fail("Failed to find required executable \"%s\"; hint: install the shadow "
-               "utilities (passwd package) on this host" % name)
+        c.fail(f"Failed to find required executable \"{name}\"; hint: install the shadow "
+               "utilities (passwd package) on this host")
     return path
 
 
 def _run(ctx, argv, what):
     rc, out, err = ctx.run_command(argv)
     if rc != 0:
-        c.fail(err.strip() or "%s failed" % what, rc=rc, cmd=" ".join(argv), stdout=out,
+        c.fail(err.strip() or f"{what} failed", rc=rc, cmd=" ".join(argv), stdout=out,
                stderr=err)
     return rc, out, err
 
@@ -86,11 +86,10 @@ def user(ctx, args):
         c.fail("missing required arguments: name")
     for unsupported in ("generate_ssh_key", "password_lock"):
         if c.boolean(args.get(unsupported, False)):
-            c.fail("user: %s is not supported by this runtime; hint: use a command task"
-                   % unsupported)
+            c.fail(f"user: {unsupported} is not supported by this runtime; hint: use a command task")
     state = args.get("state") or "present"
     if state not in ("present", "absent"):
-        c.fail("value of state must be one of: absent, present, got: %s" % state)
+        c.fail(f"value of state must be one of: absent, present, got: {state}")
     try:
         current = pwd.getpwnam(name)
     except KeyError:
@@ -113,11 +112,11 @@ def user(ctx, args):
 
     group = args.get("group")
     if group is not None and not _group_exists(group):
-        c.fail("Group %s does not exist" % group)
+        c.fail(f"Group {group} does not exist")
     groups = _groups_list(args.get("groups"))
     for g in groups or []:
         if not _group_exists(g):
-            c.fail("Group %s does not exist" % g)
+            c.fail(f"Group {g} does not exist")
     append = c.boolean(args.get("append", False))
     create_home = c.boolean(c.pop_arg(args, ("create_home", "createhome"), True))
     password = args.get("password")
@@ -230,7 +229,7 @@ def group(ctx, args):
         c.fail("missing required arguments: name")
     state = args.get("state") or "present"
     if state not in ("present", "absent"):
-        c.fail("value of state must be one of: absent, present, got: %s" % state)
+        c.fail(f"value of state must be one of: absent, present, got: {state}")
     system = c.boolean(args.get("system", False))
     gid = args.get("gid")
     try:
