@@ -264,7 +264,6 @@ def main(argv: list[str] | None = None) -> int:
         ap.error(f"--tools: unknown {sorted(unknown)}; choose from {list(TOOLS)}")
     args.out = args.out.resolve()
     args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / ".gitignore").write_text("*\n")  # results are not source (as pytest's cache)
     become_subreaper()
     results: list[Result] = []
     jsonl = open(args.out / "results.jsonl", "a")  # noqa: SIM115 - closed below

@@ -246,7 +246,10 @@ def deploy_only(session: Session) -> int:
     return _deploy_jobs(session, None, hosts, by_host, str(path), doc.get("plan_sha256"))
 
 
-def _simple_op(session: Session, op: str, jobs_for: Callable[[str], list[HostJob]], target_id: str | None, title: str) -> int:
+def _simple_op(
+    session: Session, op: str, jobs_for: Callable[[str], list[HostJob]], target_id: str | None, title: str,
+    not_attempted: Sequence[HostSummary] = (),
+) -> int:
     with History(session.settings.state_db) as history:
         did = history.begin(op, target_id=target_id)
         jobs = jobs_for(did)
@@ -266,13 +269,14 @@ def _simple_op(session: Session, op: str, jobs_for: Callable[[str], list[HostJob
             status = "done"
         finally:
             history.finish(did, status)
-    summaries = [_summary(o) for o in outcomes]
+    summaries = [_summary(o) for o in outcomes] + list(not_attempted)
     session.reporter.recap(summaries, f"{title} {did}")
     if session.json_out:
         dump_json({
             "kind": f"rustle-deploy-{op}", "id": did, "of": target_id,
             "hosts": [{"name": o.host, "ok": o.error is None, "sha256": o.sha256, "previous_sha256": o.previous_sha256,
-                       "error": str(o.error) if o.error else None} for o in outcomes],
+                       "error": str(o.error) if o.error else None} for o in outcomes]
+            + [{"name": s.name, "ok": False, "error": s.error} for s in not_attempted],
         })
     return 1 if any(s.is_failure for s in summaries) else 0
 
@@ -308,11 +312,12 @@ def rollback(session: Session, deployment_id: str | None) -> int:
             if reason(h.name) is None
         ]
 
-    for name in records:
-        why = reason(name)
-        if why:
-            session.reporter.line(f"{name}: cannot be rolled back: {why}")
-    return _simple_op(session, "rollback", jobs_for, dep.id, "ROLLBACK RECAP")
+    refused = [
+        HostSummary(name=name, error=f"cannot be rolled back: {why}")
+        for name in records
+        if (why := reason(name)) is not None
+    ]
+    return _simple_op(session, "rollback", jobs_for, dep.id, "ROLLBACK RECAP", refused)
 
 
 def cleanup(session: Session) -> int:

@@ -36,12 +36,19 @@ import hashlib, json, os, sys, time, zipfile
 
 def main():
     argv = sys.argv[1:]
-    zf = zipfile.ZipFile(sys.argv[0])
-    cfg = json.loads(zf.read("test.json").decode())
+    if sys.argv[0].endswith("__main__.py"):  # run from the agent's unpacked copy
+        base = os.path.dirname(sys.argv[0])
+
+        def read(name):
+            with open(os.path.join(base, name), "rb") as fh:
+                return fh.read()
+    else:
+        read = zipfile.ZipFile(sys.argv[0]).read
+    cfg = json.loads(read("test.json").decode())
     if argv[:1] == ["verify"]:
-        man = json.loads(zf.read("manifest.json").decode())
+        man = json.loads(read("manifest.json").decode())
         for name, sha in sorted(man["entries"].items()):
-            if hashlib.sha256(zf.read(name)).hexdigest() != sha:
+            if hashlib.sha256(read(name)).hexdigest() != sha:
                 print("entry %s does not match the manifest" % name)
                 sys.exit(3)
         sys.exit(0)
