@@ -9,13 +9,12 @@ trees must agree.
 from __future__ import annotations
 
 import hashlib
-import shutil
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from .conftest import build_test_artifact, make_plan, run_artifact
+from .conftest import build_test_artifact, make_plan, run_artifact, task
 from .test_modules_support import needs_ansible, run_playbook, tree
 
 pytestmark = pytest.mark.ansible
@@ -58,33 +57,45 @@ def _ansible_statuses(results: list[dict[str, Any]]) -> list[str]:
             for r in results]
 
 
-@pytest.mark.parametrize("python", sorted({p for p in (_python("3.8"), _python("3.13")) if p}))
-def test_file_modules_in_artifact_match_ansible(tmp_path, python):
-    needs_ansible()
+def _setup_controller(tmp_path: Path) -> list[tuple[str, dict[str, Any], dict[str, str] | None]]:
     src = tmp_path / "controller"
-    src.mkdir()
+    src.mkdir(exist_ok=True)
     (src / "app.conf").write_bytes(CONF)
     (src / "app.j2").write_bytes(TEMPLATE)
-    work = _tasks(src)
-    play_vars = {"section": "main", "keys": ["a", "b"]}
+    return _tasks(src)
 
-    theirs, ours = tmp_path / "ansible", tmp_path / "ours"
-    for side in (theirs, ours):
-        (side / "run").mkdir(parents=True)
-        (side / "check").mkdir(parents=True)
+
+PLAY_VARS = {"section": "main", "keys": ["a", "b"]}
+
+
+@pytest.fixture(scope="module")
+def ansible_side(tmp_path_factory):
+    """ansible-core's statuses (apply, apply again, check) and resulting trees, run once."""
+    needs_ansible()
+    tmp = tmp_path_factory.mktemp("artifact_ansible")
+    work = _setup_controller(tmp)
+    run_dir, check_dir = tmp / "run", tmp / "check"
+    run_dir.mkdir()
+    check_dir.mkdir()
 
     def play(d: Path, check: bool) -> dict[str, Any]:
-        return {"hosts": "all", "gather_facts": False, "vars": {**play_vars, "d": str(d)},
+        return {"hosts": "all", "gather_facts": False, "vars": {**PLAY_VARS, "d": str(d)},
                 "tasks": [{"name": f"t{i}", module: dict(args), "check_mode": check,
                            "ignore_errors": True}
                           for i, (module, args, _) in enumerate(work)]}
 
-    ansible_runs = run_playbook(tmp_path, [play(theirs / "run", False),
-                                           play(theirs / "run", False),
-                                           play(theirs / "check", True)], width=1)
+    runs = run_playbook(tmp, [play(run_dir, False), play(run_dir, False),
+                              play(check_dir, True)], width=1)
+    return [_ansible_statuses(r) for r in runs], tree(run_dir), tree(check_dir)
 
-    from .conftest import task
 
+@pytest.mark.parametrize("python", sorted({p for p in (_python("3.8"), _python("3.13")) if p}))
+def test_file_modules_in_artifact_match_ansible(tmp_path, python, ansible_side):
+    statuses, run_tree, check_tree = ansible_side
+    work = _setup_controller(tmp_path)
+    ours = tmp_path / "ours"
+    (ours / "run").mkdir(parents=True)
+    (ours / "check").mkdir(parents=True)
     files: dict[str, bytes] = {hashlib.sha256(b).hexdigest(): b for b in (CONF, TEMPLATE)}
     our_runs = []
     for d, check in ((ours / "run", False), (ours / "run", False), (ours / "check", True)):
@@ -92,13 +103,11 @@ def test_file_modules_in_artifact_match_ansible(tmp_path, python):
         for i, (module, args, embedded) in enumerate(work):
             extra = {"files": embedded} if embedded else {}
             tasks.append(task(module, dict(args), name=f"t{i}", ignore_errors=True, **extra))
-        plan = make_plan(tasks, play_vars={**play_vars, "d": str(d)})
+        plan = make_plan(tasks, play_vars={**PLAY_VARS, "d": str(d)})
         artifact = build_test_artifact(tmp_path, plan, files)
         flags = ("--check",) if check else ()
         res = run_artifact(artifact, "run", "--host", "h1", *flags, python=python, cwd=tmp_path)
         our_runs.append([res.result(f"t{i}")["status"] for i in range(len(work))])
-
-    assert our_runs == [_ansible_statuses(r) for r in ansible_runs]
-    assert tree(ours / "run") == tree(theirs / "run")
-    assert tree(ours / "check") == tree(theirs / "check")
-    shutil.rmtree(tmp_path / "ahome", ignore_errors=True)
+    assert our_runs == statuses
+    assert tree(ours / "run") == run_tree
+    assert tree(ours / "check") == check_tree

@@ -153,19 +153,19 @@ def outcomes(tmp_path_factory):
 @pytest.mark.parametrize("name", [c.name if c.name.startswith("copy:") else "copy: " + c.name
                                   for c in COPY_CASES])
 def test_copy_matches_ansible(outcomes, name):
-    assert_same(outcomes[name])
+    assert_same(outcomes[name], compare_msg=True)
 
 
 @pytest.mark.parametrize("name", [c.name if c.name.startswith("file:") else "file: " + c.name
                                   for c in FILE_CASES])
 def test_file_matches_ansible(outcomes, name):
-    assert_same(outcomes[name])
+    assert_same(outcomes[name], compare_msg=True)
 
 
 @pytest.mark.parametrize("name", [c.name if c.name.startswith("template:")
                                   else "template: " + c.name for c in TEMPLATE_CASES])
 def test_template_matches_ansible(outcomes, name):
-    assert_same(outcomes[name])
+    assert_same(outcomes[name], compare_msg=True)
 
 
 def test_copy_result_keys_and_diff(tmp_path):

@@ -385,13 +385,12 @@ def file(ctx, args):
         c.fail("recurse option requires state to be 'directory'", path=path)
     if src is not None and state not in ("link", "hard"):
         c.fail("src option requires state to be 'link' or 'hard'", path=path)
+    mtime_raw, atime_raw = args.get("modification_time"), args.get("access_time")
+    if state == "touch":  # touch sets both times to now unless told to preserve them
+        mtime_raw, atime_raw = mtime_raw or "now", atime_raw or "now"
     times = {
-        "mtime": _timestamp(args.get("modification_time"),
-                            args.get("modification_time_format", "%Y%m%d%H%M.%S")),
-        "atime": _timestamp(args.get("access_time"),
-                            args.get("access_time_format", "%Y%m%d%H%M.%S")),
-        "_raw_mtime": args.get("modification_time") or "unset",
-        "_raw_atime": args.get("access_time") or "unset",
+        "mtime": _timestamp(mtime_raw, args.get("modification_time_format", "%Y%m%d%H%M.%S")),
+        "atime": _timestamp(atime_raw, args.get("access_time_format", "%Y%m%d%H%M.%S")),
     }
     handler = {"file": _ensure_file, "directory": _ensure_directory, "link": _ensure_link,
                "hard": _ensure_hard, "touch": _ensure_touch, "absent": _ensure_absent}[state]
@@ -602,9 +601,6 @@ def _ensure_hard(ctx, path, prev, src, mode, owner, group, recurse, force, follo
 
 
 def _ensure_touch(ctx, path, prev, src, mode, owner, group, recurse, force, follow, times):
-    mtime = times["mtime"] if times["mtime"] is not None else None
-    atime = times["atime"] if times["atime"] is not None else None
-    # touch defaults both times to "now" unless the task says preserve
     diff = _initial_diff(path, "touch", prev)
     changed = False
     if prev == "absent":
@@ -619,14 +615,8 @@ def _ensure_touch(ctx, path, prev, src, mode, owner, group, recurse, force, foll
     if ctx.check_mode and not os.path.lexists(path):
         return {"dest": path, "changed": True, "diff": diff}
     changed |= c.apply_attributes(ctx, path, mode, owner, group, diff, follow=follow)
-    m = "now" if mtime is None and _raw_time_unset(times, "mtime") else mtime
-    a = "now" if atime is None and _raw_time_unset(times, "atime") else atime
-    changed |= _update_times(ctx, path, m, a, diff, follow=follow)
+    changed |= _update_times(ctx, path, times["mtime"], times["atime"], diff, follow=follow)
     return {"dest": path, "changed": changed, "diff": diff}
-
-
-def _raw_time_unset(times, key):
-    return times.get("_raw_" + key, "unset") == "unset"
 
 
 # ------------------------------------------------------------------------------------ stat

@@ -3,9 +3,12 @@
 Standard library only; Python 3.8 syntax. The service manager is detected as Ansible does:
 systemd when it is PID 1 (``/run/systemd/system`` exists), else OpenRC when ``rc-service`` and
 ``/run/openrc`` exist, else SysV init scripts under ``/etc/init.d`` (enabled means an ``S``
-link in ``/etc/rc[2-5].d``, changed with ``update-rc.d`` or ``chkconfig``). When no manager
-can act, the module fails and says why; in check mode it still reports what it can tell
-(for systemd that is the ``enabled`` state, which ``systemctl`` reads from unit files offline).
+link in ``/etc/rc[2-5].d``, changed with ``update-rc.d`` or ``chkconfig``).
+
+When systemd is installed but not running (containers), ``systemd`` can still enable,
+disable, mask and unmask units (``systemctl`` edits unit-file links offline, and reports
+them in check mode), but starting or stopping fails with a message that says why and
+points at the ``service`` module. When no manager can act, the module fails and says why.
 """
 
 import glob
