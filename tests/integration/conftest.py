@@ -31,19 +31,21 @@ from rustle_deploy.model import Host
 
 SSHD = shutil.which("sshd") or "/usr/sbin/sshd"
 
-FAKE_MAIN = r'''
+# A stand-in runtime: the agent imports rustle_runtime.cli from the unpacked payload and calls
+# main(argv); `python ARTIFACT verify` goes through __main__.py.
+FAKE_CLI = r'''
 import hashlib, json, os, sys, time, zipfile
 
-def main():
-    argv = sys.argv[1:]
-    if sys.argv[0].endswith("__main__.py"):  # run from the agent's unpacked copy
-        base = os.path.dirname(sys.argv[0])
+def main(argv=None):
+    argv = sys.argv[1:] if argv is None else argv
+    root = sys.argv[0]
+    if os.path.isdir(root):  # run in-process by the agent, from its unpacked copy
 
         def read(name):
-            with open(os.path.join(base, name), "rb") as fh:
+            with open(os.path.join(root, name), "rb") as fh:
                 return fh.read()
     else:
-        read = zipfile.ZipFile(sys.argv[0]).read
+        read = zipfile.ZipFile(root).read
     cfg = json.loads(read("test.json").decode())
     if argv[:1] == ["verify"]:
         man = json.loads(read("manifest.json").decode())
@@ -102,6 +104,12 @@ def main():
     emit(rec)
     sys.exit(2 if counts["failed"] else 0)
 
+'''
+
+FAKE_MAIN = r'''
+import os, sys
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from rustle_runtime.cli import main
 main()
 '''
 
@@ -120,6 +128,8 @@ def make_artifact(
            "tasks": tasks if tasks is not None else [{"name": "say hello"}]}
     entries: dict[str, bytes] = {
         "__main__.py": FAKE_MAIN.encode(),
+        "rustle_runtime/__init__.py": b"",
+        "rustle_runtime/cli.py": FAKE_CLI.encode(),
         "test.json": json.dumps(cfg, sort_keys=True).encode(),
     }
     if pad:

@@ -12,6 +12,7 @@ from .test_modules_support import (
     Differential,
     FakeCtx,
     assert_same,
+    assert_same_diff,
     needs_ansible,
     run_playbook,
     runtime_module,
@@ -154,6 +155,7 @@ def outcomes(tmp_path_factory):
                                   for c in COPY_CASES])
 def test_copy_matches_ansible(outcomes, name):
     assert_same(outcomes[name], compare_msg=True)
+    assert_same_diff(outcomes[name])
 
 
 @pytest.mark.parametrize("name", [c.name if c.name.startswith("file:") else "file: " + c.name
@@ -166,6 +168,7 @@ def test_file_matches_ansible(outcomes, name):
                                   else "template: " + c.name for c in TEMPLATE_CASES])
 def test_template_matches_ansible(outcomes, name):
     assert_same(outcomes[name], compare_msg=True)
+    assert_same_diff(outcomes[name])
 
 
 def test_copy_result_keys_and_diff(tmp_path):

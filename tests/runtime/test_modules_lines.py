@@ -12,6 +12,7 @@ from .test_modules_support import (
     Differential,
     FakeCtx,
     assert_same,
+    assert_same_diff,
     needs_ansible,
     runtime_module,
 )
@@ -124,16 +125,19 @@ def _names(cases, module):
 @pytest.mark.parametrize("name", _names(LINEINFILE_CASES, "lineinfile"))
 def test_lineinfile_matches_ansible(outcomes, name):
     assert_same(outcomes[name], compare_msg=True)
+    assert_same_diff(outcomes[name])
 
 
 @pytest.mark.parametrize("name", _names(BLOCKINFILE_CASES, "blockinfile"))
 def test_blockinfile_matches_ansible(outcomes, name):
     assert_same(outcomes[name], compare_msg=True)
+    assert_same_diff(outcomes[name])
 
 
 @pytest.mark.parametrize("name", _names(REPLACE_CASES, "replace"))
 def test_replace_matches_ansible(outcomes, name):
     assert_same(outcomes[name], compare_msg=True)
+    assert_same_diff(outcomes[name])
 
 
 def test_lineinfile_diff_mode_shows_before_and_after(tmp_path):

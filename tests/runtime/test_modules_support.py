@@ -246,7 +246,7 @@ class Differential:
                 d = self.tmp / "ansible" / phase / f"c{i:02d}"
                 args = _subst(case.args, d, srcdir)
                 tasks.append({"name": case.name, case.module or self.module: args,
-                              "ignore_errors": True, "check_mode": check})
+                              "ignore_errors": True, "check_mode": check, "diff": True})
             plays.append({"hosts": "localhost", "gather_facts": False,
                           "vars": self.play_vars, "tasks": tasks})
         ansible_results = run_playbook(self.tmp, plays)
@@ -284,6 +284,26 @@ class Differential:
                 "ours_check_tree": tree(self.tmp / "ours" / "check" / f"c{i:02d}"),
             }
         return out
+
+
+def _content_diffs(result: dict[str, Any]) -> list[tuple[str, str]]:
+    diff = result.get("diff") or []
+    if isinstance(diff, dict):
+        diff = [diff]
+    return [(d.get("before"), d.get("after")) for d in diff
+            if isinstance(d.get("before"), str) and (d.get("before") or d.get("after"))]
+
+
+def assert_same_diff(outcome: dict[str, Any]) -> None:
+    """The text diffs (before/after content) of every run match ansible-core's.
+
+    Failed results are left out: ansible-core's action plugins attach the diff they computed
+    before the module failed, ours report the failure alone.
+    """
+    for run, (a, o) in enumerate(zip(outcome["ansible_raw"], outcome["ours_raw"], strict=True)):
+        if a.get("failed"):
+            continue
+        assert _content_diffs(o) == _content_diffs(a), f"run {run}"
 
 
 def assert_same(outcome: dict[str, Any], compare_msg: bool = False) -> None:

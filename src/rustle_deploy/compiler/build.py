@@ -8,10 +8,14 @@ builds never see half an entry.
 
 from __future__ import annotations
 
+import functools
 import hashlib
+import importlib.util
 import io
 import json
+import marshal
 import os
+import sys
 import tempfile
 import zipfile
 from dataclasses import dataclass
@@ -75,7 +79,8 @@ def _runtime_entries(families: set[str], with_jinja: bool) -> list[tuple[str, Pa
 def input_key(unit: BuildUnit, plan_bytes: bytes, compression: bool) -> str:
     """Hash of everything that determines the artifact's bytes."""
     h = hashlib.sha256()
-    h.update(f"rustle-deploy {__version__} format {FORMAT} z{int(compression)}\0".encode())
+    h.update(f"rustle-deploy {__version__} format {FORMAT} z{int(compression)} {sys.implementation.cache_tag}\0".encode())
+    h.update(_compiler_digest().encode() + b"\0")
     h.update(unit.target.encode() + b"\0")
     for name, path in _runtime_entries(unit.families, unit.needs_jinja):
         st = path.stat()
@@ -86,14 +91,44 @@ def input_key(unit: BuildUnit, plan_bytes: bytes, compression: bool) -> str:
     return h.hexdigest()
 
 
+@functools.cache
+def _compiler_digest() -> str:
+    """The compiler's own code is an input too: a changed compiler must not serve old entries."""
+    h = hashlib.sha256()
+    for path in sorted(Path(__file__).parent.glob("*.py")):
+        h.update(path.read_bytes())
+    return h.hexdigest()
+
+
 def _plan_bytes(unit: BuildUnit) -> bytes:
     return json.dumps(unit.plan_doc, sort_keys=True, separators=(",", ":"), default=str).encode()
+
+
+def _bytecode(source: bytes, name: str) -> bytes:
+    """An unchecked hash-based ``.pyc`` of ``source`` for this interpreter (PEP 552).
+
+    The deploy agent runs the payload from an unpacked directory, where a host whose Python
+    has the controller's cache tag loads these instead of compiling the runtime (~40 ms per
+    host, ~200 ms with Jinja2); other versions ignore them and compile as usual.
+    """
+    digest = hashlib.sha256(source).hexdigest()
+    cached = _PYC_CACHE.get(digest)
+    if cached is None:
+        code = compile(source, name, "exec", dont_inherit=True)
+        header = importlib.util.MAGIC_NUMBER + (0b01).to_bytes(4, "little") + importlib.util.source_hash(source)
+        cached = _PYC_CACHE[digest] = header + marshal.dumps(code)
+    return cached
+
+
+_PYC_CACHE: dict[str, bytes] = {}
 
 
 def _payload(unit: BuildUnit, plan_bytes: bytes, compression: bool) -> bytes:
     entries: dict[str, bytes] = {"__main__.py": _MAIN.encode(), "plan.json": plan_bytes}
     for name, path in _runtime_entries(unit.families, unit.needs_jinja):
         entries[name] = path.read_bytes()
+        if name.startswith("rustle_runtime/"):  # the hot path; Jinja2 is rarely imported
+            entries[importlib.util.cache_from_source(name)] = _bytecode(entries[name], name)
     for digest, path in unit.files.items():
         data = Path(path).read_bytes()
         if hashlib.sha256(data).hexdigest() != digest:

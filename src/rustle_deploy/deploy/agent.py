@@ -261,26 +261,28 @@ def _receive(layout, stdin, sha, size):
         raise
 
 
-def _watch_controller(stdin, proc):
-    """Stop ``proc`` when stdin reaches EOF: the controller closed the channel or went away."""
+def _watch_controller(fd):
+    """End this run when ``fd`` (the channel's stdin) reaches EOF: the controller is gone.
+
+    The run is this process and its children, in a process group of their own, so SIGTERM
+    to the group stops task commands too.
+    """
     import signal
     import threading
 
-    fd = stdin.fileno()
-
     def watch():
-        # The raw fd, not the buffered reader: a daemon thread blocked inside the reader
-        # would hold its lock and stall interpreter shutdown.
         try:
             while os.read(fd, 4096):
                 pass
         except OSError:
             pass
-        if proc.poll() is None:
-            try:
-                os.killpg(proc.pid, signal.SIGTERM)
-            except OSError:
-                pass
+        try:
+            if os.getpgrp() == os.getpid():
+                os.killpg(os.getpid(), signal.SIGTERM)
+            else:
+                os.kill(os.getpid(), signal.SIGTERM)
+        except OSError:
+            pass
 
     t = threading.Thread(target=watch, name="rustle-agent-eof")
     t.daemon = True
@@ -342,31 +344,56 @@ def _prune_unpacked(layout):
 
 
 def _run_artifact(layout, path, req, stdin):
-    import subprocess
+    """Run the artifact's runtime inside this process, from its unpacked copy.
 
+    The agent's interpreter is already up: running the runtime here instead of starting a
+    second Python saves that start-up on every host. Its events go straight to fd 1.
+    """
     run = req["run"]
     run_id = _check_name(str(run["run_id"]), "run id")
     _mkdirs(layout.runs)
     sha = os.path.basename(path)
-    main = os.path.join(_unpack(layout, sha, path), "__main__.py")
-    # -I -S: the runtime needs nothing from the environment or site-packages, and skipping
-    # site saves start-up time on every host.
-    cmd = [sys.executable, "-I", "-S", main, "run", "--host", str(req["host"])]
+    root = _unpack(layout, sha, path)
+    argv = ["run", "--host", str(req["host"])]
     if run.get("check"):
-        cmd.append("--check")
+        argv.append("--check")
     if run.get("diff"):
-        cmd.append("--diff")
+        argv.append("--diff")
     if run.get("tags"):
-        cmd += ["--tags", ",".join(run["tags"])]
+        argv += ["--tags", ",".join(run["tags"])]
     if run.get("skip_tags"):
-        cmd += ["--skip-tags", ",".join(run["skip_tags"])]
-    cmd += ["--journal", os.path.join(layout.runs, run_id + ".jsonl"), "--run-id", run_id]
+        argv += ["--skip-tags", ",".join(run["skip_tags"])]
+    argv += ["--journal", os.path.join(layout.runs, run_id + ".jsonl"), "--run-id", run_id]
     for _ in range(int(run.get("verbosity") or 0)):
-        cmd.append("-v")
-    # The artifact writes its events straight to our stdout (fd 1): no copying, no re-framing.
-    proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, start_new_session=True)
-    _watch_controller(stdin, proc)
-    return proc.wait()
+        argv.append("-v")
+    # The channel stays ours: tasks get /dev/null as stdin, the watcher keeps a private copy.
+    watch_fd = os.dup(stdin.fileno())
+    devnull = os.open(os.devnull, os.O_RDONLY)
+    os.dup2(devnull, 0)
+    os.close(devnull)
+    try:
+        os.setpgid(0, 0)
+    except OSError:
+        pass  # already a group or session leader
+    _watch_controller(watch_fd)
+    sys.path.insert(0, root)
+    sys.argv = [root] + argv  # the runtime finds its payload through argv[0]
+    sys.stdout.flush()
+    try:
+        from rustle_runtime.cli import main as runtime_main
+
+        runtime_main(argv)
+    except SystemExit as exc:
+        code = exc.code
+    else:
+        code = 0
+    try:
+        sys.stdout.flush()
+    except (OSError, ValueError):
+        pass
+    if code is None:
+        return 0
+    return code if isinstance(code, int) else 1
 
 
 def _verify(layout, sha):

@@ -207,15 +207,16 @@ def _fsync_dir(directory):
         os.close(fd)
 
 
-def run_validate(ctx, validate, tmp):
+def run_validate(ctx, validate, tmp, short=False):
+    """Run ``validate`` (with ``%s`` for ``tmp``); fail as lineinfile does, or as copy (short)."""
     if "%s" not in validate:
         fail(f"validate must contain %s: {validate}")
     if ctx is None:
         fail("validate needs a module context to run commands")
     rc, out, err = ctx.run_command(validate % tmp, shell=True)
     if rc != 0:
-        fail(f"failed to validate: rc:{rc} error:{err}", exit_status=rc,
-             stdout=out, stderr=err)
+        msg = "failed to validate" if short else f"failed to validate: rc:{rc} error:{err}"
+        fail(msg, exit_status=rc, stdout=out, stderr=err)
 
 
 def backup_local(ctx, path):

@@ -76,7 +76,8 @@ def _write_content(ctx, args, data, src_label, module_name):
     checksum_src = c.checksum_bytes(data)
     expected = args.get("checksum")
     if ctx.check_mode:
-        early = _check_mode_preview(ctx, dest, data, checksum_src, src_label, force, follow)
+        early = _check_mode_preview(ctx, dest, data, checksum_src, src_label, force, follow,
+                                    not args.get("_no_diff"))
         if early is not None:
             return early
     if expected and expected != checksum_src:
@@ -105,8 +106,8 @@ def _write_content(ctx, args, data, src_label, module_name):
         if os.path.islink(dest) and follow:
             dest = os.path.realpath(dest)
         if not force and os.path.exists(dest):
-            return {"msg": "file already exists", "src": src_label, "dest": dest,
-                    "changed": False}
+            # Ansible's copy/template action returns quietly here (no msg)
+            return {"src": src_label, "dest": dest, "changed": False}
         if os.access(dest, os.R_OK) and os.path.isfile(dest):
             with open(dest, "rb") as handle:
                 before = handle.read()
@@ -119,7 +120,8 @@ def _write_content(ctx, args, data, src_label, module_name):
     is_link = os.path.islink(dest)
     if checksum_src != checksum_dest or is_link:
         changed = True
-        if ctx.diff_mode and _is_text(data) and (before is None or _is_text(before)):
+        if ctx.diff_mode and not args.get("_no_diff") and _is_text(data) and (
+                before is None or _is_text(before)):
             result["diff"] = [c.file_diff(dest, before if before is not None else "", data,
                                           dest, src_label)]
         if not ctx.check_mode:
@@ -144,7 +146,7 @@ def _write_content(ctx, args, data, src_label, module_name):
     return result
 
 
-def _check_mode_preview(ctx, dest, data, checksum_src, src_label, force, follow):
+def _check_mode_preview(ctx, dest, data, checksum_src, src_label, force, follow, show_diff):
     """Ansible's copy action in check mode: a differing file is reported changed unexamined."""
     target = dest
     if target.endswith(os.sep) or os.path.isdir(target):
@@ -158,10 +160,13 @@ def _check_mode_preview(ctx, dest, data, checksum_src, src_label, force, follow)
             return None
         with open(target, "rb") as handle:
             before = handle.read()
+    elif os.path.isfile(target):  # a symlink to a file: Ansible diffs against its target
+        with open(target, "rb") as handle:
+            before = handle.read()
     else:
         before = b""
     result = {"changed": True, "dest": target, "src": src_label, "checksum": checksum_src}
-    if ctx.diff_mode and _is_text(data) and _is_text(before):
+    if ctx.diff_mode and show_diff and _is_text(data) and _is_text(before):
         result["diff"] = [c.file_diff(target, before, data, target, src_label)]
     return result
 
@@ -177,7 +182,7 @@ def _validate_with_attrs(ctx, data, dest, validate, mode, owner, group):
             handle.write(data)
         if mode is not None:
             os.chmod(tmp, c.parse_mode(mode, os.stat(tmp)))
-        c.run_validate(ctx, validate, tmp)
+        c.run_validate(ctx, validate, tmp, short=True)
     finally:
         os.unlink(tmp)
 
@@ -228,6 +233,7 @@ def _copy_remote(ctx, args):
     args = dict(args)
     if args.get("mode") == "preserve":
         args["mode"] = f"0{stat_mod.S_IMODE(os.stat(src).st_mode):03o}"
+    args["_no_diff"] = True  # Ansible's copy shows no diff for remote_src
     with open(src, "rb") as handle:
         data = handle.read()
     return _write_content(ctx, args, data, src, "copy")
