@@ -13,7 +13,9 @@ from __future__ import annotations
 
 import json
 import logging
+import marshal
 import shlex
+import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -36,13 +38,22 @@ UPLOAD_CHUNK = 1 << 18
 MAGIC = b"RUSTLE-AGENT"
 
 # Python-3.0-parseable: it must run far enough on an old interpreter to say "too old".
+# The header is ``RUSTLE-AGENT <source len> <request len> <code len> <cache tag>``: after the
+# source comes the agent compiled by the controller's Python (marshal), used when the host's
+# interpreter has the same cache tag (saves ~7 ms of compiling per host), then the request.
 BOOTSTRAP = (
     "import sys\n"
     f"if sys.version_info<(3,8):sys.exit({EXIT_TOO_OLD})\n"
     "i=sys.stdin.buffer\n"
     "h=i.readline().split()\n"
+    "s=i.read(int(h[1]))\n"
+    "c=i.read(int(h[3]))\n"
     "g={'__name__':'rustle_agent'}\n"
-    "exec(compile(i.read(int(h[1])),'rustle_agent.py','exec'),g)\n"
+    "if c and h[4].decode()==sys.implementation.cache_tag:\n"
+    " import marshal;k=marshal.loads(c)\n"
+    "else:\n"
+    " k=compile(s,'rustle_agent.py','exec')\n"
+    "exec(k,g)\n"
     "g['main'](i.read(int(h[2])),i)\n"
 )
 
@@ -115,6 +126,12 @@ def agent_source() -> bytes:
     return (Path(__file__).with_name("agent.py")).read_bytes()
 
 
+@cache
+def agent_code() -> bytes:
+    """The agent compiled by this interpreter, for hosts whose Python has the same cache tag."""
+    return marshal.dumps(compile(agent_source(), "rustle_agent.py", "exec", dont_inherit=True))
+
+
 def remote_command(launch: AgentLaunch) -> str:
     """The sh command line that finds Python >= 3.8 and starts the bootstrap."""
     candidates = (launch.python_interpreter,) if launch.python_interpreter else PYTHON_CANDIDATES
@@ -159,7 +176,9 @@ def preamble(request: dict[str, Any]) -> bytes:
     """Header line, agent source, request: what the bootstrap reads from stdin."""
     body = json.dumps(request, sort_keys=True).encode()
     src = agent_source()
-    return b"%s %d %d\n" % (MAGIC, len(src), len(body)) + src + body
+    code = agent_code()
+    tag = sys.implementation.cache_tag.encode()
+    return b"%s %d %d %d %s\n" % (MAGIC, len(src), len(body), len(code), tag) + src + code + body
 
 
 def _check_job(job: HostJob) -> None:
