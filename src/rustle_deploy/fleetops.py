@@ -154,8 +154,11 @@ def _deploy_jobs(
         ]
         job_of = {j.host.name: j for j in jobs}
 
+        recorded: set[str] = set()
+
         def on_outcome(outcome: HostOutcome) -> None:
             _record(history, did, job_of[outcome.host], outcome)
+            recorded.add(outcome.host)
             if run:
                 history.record_run(did, outcome.host, run_id, outcome.run_exit, outcome.recap)
 
@@ -163,6 +166,9 @@ def _deploy_jobs(
         try:
             outcomes = _fan_out(jobs, settings, plan, session.reporter, on_outcome, "deploy+run" if run else "deploy")
             status = "done"
+        except KeyboardInterrupt:
+            _reconcile(session, history, did, [j for j in jobs if j.host.name not in recorded])
+            raise
         finally:
             history.finish(did, status)
     summaries = [_summary(o) for o in outcomes]
@@ -179,6 +185,43 @@ def _deploy_jobs(
     else:
         session.reporter.line(f"deployment {did}: {len(outcomes)} host(s), {sum(s.is_failure for s in summaries)} failed")
     return 1 if failed else 0
+
+
+def _reconcile(session: Session, history: History, did: str, in_flight: list[HostJob]) -> None:
+    """After an interrupt, ask each host that was in flight which release is current.
+
+    Activation on a host is one rename, so every host is on its old or its new release; the
+    agents still finishing hold the host's lock, and the status query waits for it, so what
+    is recorded here is what the host really runs. A host that cannot be asked is recorded
+    as ``unknown``.
+    """
+    if not in_flight:
+        return
+    session.reporter.stop()
+    session.reporter.line(f"interrupted: asking {len(in_flight)} host(s) that were in flight which release is current")
+    status_jobs = [
+        HostJob(host=j.host, op="status", binary_name=j.binary_name, deployment_id=did, lock_timeout=30.0)
+        for j in in_flight
+    ]
+    try:
+        outcomes = asyncio.run(deploy_fleet(status_jobs, parallel=_parallel(session.settings, None), timeout=45.0))
+    except KeyboardInterrupt:
+        outcomes = []
+    answered = {o.host: o for o in outcomes}
+    for job in in_flight:
+        o = answered.get(job.host.name)
+        releases = ((o.agent or {}).get("releases") or {}) if o is not None and o.error is None else {}
+        current = (releases.get(job.binary_name) or {}).get("current")
+        if o is None or o.error is not None:
+            why = str(o.error) if o is not None and o.error is not None else "not asked"
+            history.record_host(did, job.host.name, "unknown", binary_name=job.binary_name, sha256=job.sha256,
+                                remote_dir=job.host.remote_dir, error=f"interrupted; current release unknown: {why}")
+        elif current == job.sha256:
+            history.record_host(did, job.host.name, "activated", binary_name=job.binary_name, sha256=job.sha256,
+                                remote_dir=job.host.remote_dir, error="interrupted after activation")
+        else:
+            history.record_host(did, job.host.name, "interrupted", binary_name=job.binary_name, sha256=current,
+                                remote_dir=job.host.remote_dir, error="interrupted before activation; the old release is current")
 
 
 def _manifest(did: str, session: Session, source: str | None, outcomes: list[HostOutcome], job_of: dict[str, HostJob]) -> dict[str, Any]:

@@ -288,3 +288,66 @@ def test_fleet_of_twenty_over_ssh(tmp_path: Path, capsys: pytest.CaptureFixture[
     assert code == 0, err
     for h in json.loads(out)["hosts"]:
         assert not h["uploaded"] and h["recap"]["changed"] == 0
+
+
+@pytest.mark.ssh
+def test_sigint_mid_fleet_leaves_hosts_whole_and_history_right(tmp_path: Path, sshd: Any, rustle_home: Path) -> None:
+    """Ctrl-C during a fleet deployment: each host is on its old or new release, and the
+    local history says which."""
+    import random
+    import signal
+    import time
+
+    hosts = {}
+    for i in range(20):
+        h = sshd.host(f"node{i:02d}", tmp_path / f"remote{i:02d}", rustle_test_root=str(tmp_path / f"root{i:02d}"))
+        hosts[h.name] = dict(h.vars)
+    inv = tmp_path / "inv.yml"
+    inv.write_text(yaml.safe_dump({"all": {"children": {"fleet": {"hosts": hosts}}}}))
+    plan = example(tmp_path, tmp_path, hosts=["fleet"])
+    # a large embedded file makes each upload take a while
+    (tmp_path / "plan" / "files" / "motd.txt").write_bytes(random.Random(1).randbytes(3_000_000))
+    bindir = Path(sys.executable).parent
+    env = {**os.environ, "HOME": str(rustle_home)}
+    proc = subprocess.Popen(
+        [str(bindir / "rustle-deploy"), str(plan), "-i", str(inv), "--run", "--parallel", "3", "--output", "json"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env,
+    )
+    db_path = rustle_home / ".rustle" / "state.db"
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:  # wait until some hosts are done, but not all
+        time.sleep(0.1)
+        if db_path.exists():
+            try:
+                done = sqlite3.connect(db_path).execute("SELECT count(*) FROM host_outcomes").fetchone()[0]
+            except sqlite3.Error:
+                continue
+            if done >= 2:
+                break
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, err.decode()
+    db = sqlite3.connect(db_path)
+    (status,) = db.execute("SELECT status FROM deployments").fetchone()
+    assert status == "interrupted"
+    records = {h: (s, sha) for h, s, sha in db.execute("SELECT host, status, sha256 FROM host_outcomes")}
+    assert set(records) == set(hosts), "every host of the deployment has a record"
+    new_sha = {sha for s, sha in records.values() if s == "activated"}
+    assert len(new_sha) == 1
+    (new,) = new_sha
+    states = set()
+    for name in hosts:
+        remote = tmp_path / f"remote{int(name[4:]):02d}"
+        current = [p for p in (remote / "releases").glob("*/current")] if (remote / "releases").exists() else []
+        on_new = bool(current) and os.readlink(current[0]).endswith(new)
+        status, _ = records[name]
+        states.add(status)
+        assert (status == "activated") == on_new, (name, status, current)
+        leftovers = list((remote / "artifacts").glob(".tmp-*")) if (remote / "artifacts").exists() else []
+        for tmp in leftovers:  # an aborted upload may leave a temp file, never a real name
+            assert tmp.name.startswith(".tmp-")
+        for art in (remote / "artifacts").glob("[0-9a-f]*") if (remote / "artifacts").exists() else []:
+            import hashlib
+
+            assert hashlib.sha256(art.read_bytes()).hexdigest() == art.name
+    assert "activated" in states and states - {"activated"}, f"the interrupt should split the fleet: {states}"

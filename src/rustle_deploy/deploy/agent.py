@@ -563,6 +563,15 @@ def op_cleanup(req, layout, stdin):
 
 
 def op_status(req, layout, stdin):
+    if not os.path.isdir(layout.root):
+        return {"remote_dir": layout.root, "releases": {}, "artifacts": [], "history": []}
+    # Under the lock: an agent still finishing (say, after the controller was interrupted)
+    # ends before we read, so what we report is settled.
+    with Lock(layout.lock, float(req.get("lock_timeout", 60))):
+        return _status(layout)
+
+
+def _status(layout):
     releases = {}
     try:
         names = sorted(os.listdir(layout.releases))
