@@ -26,11 +26,11 @@ HERE = Path(__file__).resolve().parent
 def make_plan(tasks: int, groups: list[str], per_group_task: bool) -> dict:
     def task(i: int, hosts: list[str]) -> dict:
         kinds = [
-            ("file", {"path": "{{ base }}/d%d" % i, "state": "directory", "mode": "0755"}),
-            ("copy", {"content": "value=%d {{ inventory_hostname }}\n" % i, "dest": "{{ base }}/f%d" % i}),
-            ("lineinfile", {"path": "{{ base }}/conf", "line": "k%d=v" % i, "create": True}),
-            ("command", {"_raw_params": "true", "creates": "{{ base }}/c%d" % i}),
-            ("debug", {"msg": "task %d" % i}),
+            ("file", {"path": f"{{{{ base }}}}/d{i}", "state": "directory", "mode": "0755"}),
+            ("copy", {"content": f"value={i} {{{{ inventory_hostname }}}}\n", "dest": f"{{{{ base }}}}/f{i}"}),
+            ("lineinfile", {"path": "{{ base }}/conf", "line": f"k{i}=v", "create": True}),
+            ("command", {"_raw_params": "true", "creates": f"{{{{ base }}}}/c{i}"}),
+            ("debug", {"msg": f"task {i}"}),
         ]
         module, args = kinds[i % len(kinds)]
         return {"task_id": f"task_{i}", "name": f"task {i}", "module": module, "args": args, "hosts": hosts,

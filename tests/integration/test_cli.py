@@ -73,6 +73,24 @@ def test_every_fixture_plan_dry_runs_and_touches_nothing(plan: str, capsys: pyte
     assert code == 0 and "DRY RUN" in out and "would write" in out
 
 
+@pytest.mark.parametrize("plan", sorted(p.name for p in PLAN_FIXTURES.glob("*.json")))
+def test_every_fixture_plan_dry_runs_with_a_localhost_inventory(plan: str, capsys: pytest.CaptureFixture[str]) -> None:
+    inv = PLAN_FIXTURES.parent / "rustle-parse" / "inventories" / "simple_localhost.ini"
+    code, out, err = run_cli(capsys, str(PLAN_FIXTURES / plan), "-i", str(inv), "--dry-run", "--output", "json")
+    assert code == 0, err
+    assert [h["name"] for h in json.loads(out)["hosts"]] == ["localhost"]
+
+
+def test_list_inventory_prints_what_ansible_inventory_prints(capsys: pytest.CaptureFixture[str]) -> None:
+    from rustle_deploy.inventory import load_inventory
+
+    inv = PLAN_FIXTURES.parent / "rustle-parse" / "inventories" / "hosts.ini"
+    code, out, err = run_cli(capsys, "-i", str(inv), "--list-inventory")
+    assert code == 0, err
+    assert out == load_inventory(inv).to_ansible_json() + "\n"
+    assert "_meta" in json.loads(out)
+
+
 def test_dry_run_lists_artifacts_hosts_files_and_paths(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     inv = tmp_path / "inv.yml"
     inv.write_text(yaml.safe_dump({"all": {"children": {"web": {"hosts": {

@@ -385,3 +385,22 @@ def test_free_strategy_shape() -> None:
 
 def dur(secs: int) -> dict[str, int]:
     return {"secs": secs, "nanos": 0}
+
+
+PLAYBOOKS = FIXTURES.parent / "rustle-parse"
+
+
+@pytest.mark.parametrize(
+    "playbook",
+    sorted(str(p.relative_to(PLAYBOOKS)) for p in PLAYBOOKS.rglob("*.yml") if p.parent.name != "inventories"),
+)
+def test_a_playbook_given_as_plan_gets_a_pointed_error(playbook: str) -> None:
+    """Every playbook, include and role file of the upstream parser's fixtures is refused with
+    a hint to run rustle-plan (playbooks as direct input are a later feature)."""
+    path = PLAYBOOKS / playbook
+    with pytest.raises(PlanError) as err:
+        load_plan(str(path))
+    assert err.value.exit_code == 2
+    assert str(path) in str(err.value)
+    if path.read_text().lstrip().startswith(("---", "- ")) and "hosts:" in path.read_text():
+        assert "Ansible playbook" in err.value.message and "rustle-plan" in str(err.value.hint)

@@ -303,7 +303,7 @@ def _unpack(layout, sha, path):
     import zipfile
 
     _mkdirs(layout.unpacked)
-    tmp = "%s.tmp-%d" % (target, os.getpid())
+    tmp = f"{target}.tmp-{os.getpid()}"
     shutil.rmtree(tmp, ignore_errors=True)
     os.mkdir(tmp, 0o700)
     try:

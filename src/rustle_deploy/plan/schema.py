@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from collections.abc import Callable
 from typing import Any, NoReturn, TypeVar
 
@@ -564,6 +565,15 @@ def _reject_constant(name: str) -> NoReturn:
 
 # -- the document -------------------------------------------------------------------------
 
+_PLAY_KEYS = re.compile(r"^\s*-?\s*(hosts|tasks|roles|import_playbook|include_playbook|name|vars|gather_facts)\s*:", re.M)
+
+
+def _looks_like_playbook(text: str) -> bool:
+    """A YAML list of plays: what users hand over when they skip rustle-plan."""
+    head = text.lstrip()
+    return (head.startswith("---") or head.startswith("- ")) and bool(_PLAY_KEYS.search(text))
+
+
 def decode(r: Reader, data: bytes) -> Any:
     """Bytes -> JSON value; a bad encoding or syntax is a PlanError at pointer "/"."""
     hint = "the file is not JSON as rustle-plan writes it (truncated or edited?); regenerate it"
@@ -576,6 +586,12 @@ def decode(r: Reader, data: bytes) -> Any:
     try:
         return json.loads(text, parse_constant=_reject_constant)
     except json.JSONDecodeError as exc:
+        if _looks_like_playbook(text):
+            raise PlanError(
+                "this is an Ansible playbook (YAML), not an execution plan",
+                "make a plan first: rustle-parse playbook.yml | rustle-plan > plan.json; "
+                "then rustle-deploy plan.json",
+                file=r.source, pointer="/") from exc
         raise PlanError(f"not valid JSON at line {exc.lineno}, column {exc.colno}: {exc.msg}",
                         hint, file=r.source, pointer="/") from exc
     except RecursionError as exc:
