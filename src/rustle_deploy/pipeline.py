@@ -177,7 +177,7 @@ class Session:
                 continue
             data = payload_bytes(u, self.settings.compression)
             arts.append((u, hashlib.sha256(data).hexdigest(), len(data)))
-        doc = {
+        doc: dict[str, Any] = {
             "dry_run": True,
             "plan": {"source": plan.source, "sha256": plan.sha256, "plays": len(plan.plays), "total_tasks": plan.total_tasks},
             "artifacts": [
@@ -238,7 +238,7 @@ class Session:
     def compile_only(self, plan: Plan, artifacts: list[Artifact]) -> int:
         out = self.settings.output_dir
         manifest = write_outputs(artifacts, out, plan.sha256)
-        doc = {
+        doc: dict[str, Any] = {
             "compiled": True,
             "output_dir": str(out),
             "manifest": str(manifest),

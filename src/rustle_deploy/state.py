@@ -177,7 +177,8 @@ class History:
                 (row[0],),
             )
         )
-        return Deployment(*row, hosts=hosts)
+        did, created_at, op, plan_source, plan_sha256, status, target_id = row
+        return Deployment(did, created_at, op, plan_source, plan_sha256, status, target_id, hosts=hosts)
 
     def list(self, limit: int = 50) -> list[Deployment]:
         ids = [r[0] for r in self._db.execute(

@@ -125,8 +125,8 @@ _PYC_CACHE: dict[str, bytes] = {}
 
 def _payload(unit: BuildUnit, plan_bytes: bytes, compression: bool) -> bytes:
     entries: dict[str, bytes] = {"__main__.py": _MAIN.encode(), "plan.json": plan_bytes}
-    for name, path in _runtime_entries(unit.families, unit.needs_jinja):
-        entries[name] = path.read_bytes()
+    for name, runtime_file in _runtime_entries(unit.families, unit.needs_jinja):
+        entries[name] = runtime_file.read_bytes()
         if name.startswith("rustle_runtime/"):  # the hot path; Jinja2 is rarely imported
             entries[importlib.util.cache_from_source(name)] = _bytecode(entries[name], name)
     for digest, path in unit.files.items():
