@@ -246,6 +246,7 @@ def _manifest(did: str, session: Session, source: str | None, outcomes: list[Hos
                 "error": str(o.error) if o.error else None,
                 "recap": o.recap,
                 "run_exit": o.run_exit,
+                "platform": {k: (o.agent or {}).get(k) for k in ("system", "machine", "python", "python_path")},
             }
             for o in outcomes
         ],

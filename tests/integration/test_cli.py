@@ -184,6 +184,7 @@ def test_run_on_localhost_then_idempotent(tmp_path: Path, capsys: pytest.Capture
     doc = json.loads(out)
     (host,) = doc["hosts"]
     assert host["ok"] and host["uploaded"]
+    assert host["platform"]["system"] == os.uname().sysname and host["platform"]["python"]
     assert host["recap"]["changed"] >= 8 and host["recap"]["failed"] == 0
     conf = (work / "etc" / "app.conf").read_text()
     assert "host = localhost" in conf and "workers = 4" in conf

@@ -623,6 +623,10 @@ def main(raw_request, stdin=None):
     result["op"] = req["op"]
     result["protocol"] = AGENT_PROTOCOL
     result["python"] = ".".join(str(n) for n in sys.version_info[:3])
+    result["python_path"] = sys.executable
+    uname = os.uname()
+    result["system"] = uname.sysname
+    result["machine"] = uname.machine
     result["duration"] = round(time.time() - start, 6)
     emit(result)
     run_exit = result.get("run_exit")
