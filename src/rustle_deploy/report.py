@@ -54,7 +54,7 @@ class Reporter:
     # -- lines -------------------------------------------------------------------------
     def line(self, text: str, style: str | None = None) -> None:
         if self._console is not None:
-            self._console.print(text, style=style, markup=False)
+            self._console.print(text, style=style, markup=False, soft_wrap=True, highlight=False)
         else:
             print(text, file=self.stream, flush=True)
 

@@ -29,15 +29,22 @@ pytestmark = pytest.mark.ansible
 
 BASE = ("changed", "failed", "skipped")
 CMD = BASE + ("rc", "stdout", "stderr", "msg", "cmd")
-# a task whose Ansible result has none of these fields compares as absent on both sides
+# A field missing from a result compares as None; a task that reported no result at all
+# (skipped by `when`, or a meta task that ran) compares as {"absent": True}.
 
 
 def T(name: str, module: str, args: Any = None, fields: tuple[str, ...] = BASE,
-      **kw: Any) -> dict[str, Any]:
-    """One case: ``args`` is a dict (``_raw_params`` = free-form text) or a string."""
+      ours: dict[str, Any] | None = None, **kw: Any) -> dict[str, Any]:
+    """One case: ``args`` is a dict (``_raw_params`` = free-form text) or a string.
+
+    ``fields`` are compared with ansible-core's result; ``ours`` pins the runtime's own value
+    of a field left out of ``fields`` because it differs from ansible-core (documented at the
+    case), so that field is still tested.
+    """
     if isinstance(args, str):
         args = {"_raw_params": args}
-    return {"name": name, "module": module, "args": args or {}, "fields": fields, "kw": kw}
+    return {"name": name, "module": module, "args": args or {}, "fields": fields,
+            "ours": ours or {}, "kw": kw}
 
 
 IGN = {"ignore_errors": True}
@@ -107,13 +114,17 @@ CASES_MAIN = [
     T("raw executable", "raw", {"_raw_params": "echo ${BASH_VERSION:+bash}",
                                 "executable": "/bin/bash"}, ("changed", "failed", "rc",
                                                              "stdout")),
-    T("raw check", "raw", "touch {{ d }}/raw_check", ("changed", "failed", "skipped"),
+    T("raw check", "raw", "touch {{ d }}/raw_check", ("changed", "failed", "skipped", "msg"),
       check_mode=True),
     # ------------------------------------------------------------------ debug
     T("debug msg", "debug", {"msg": "hello {{ who }}"}, BASE + ("msg",)),
     T("debug default", "debug", {}, BASE + ("msg",)),
     T("debug var", "debug", {"var": "who"}, BASE + ("who",)),
-    T("debug var undefined", "debug", {"var": "rustle_undefined"}, BASE + ("rustle_undefined",)),
+    # DIFFERENCE: ansible-core 2.19 shows "<< error 1 - 'rustle_undefined' is undefined >>"
+    # (and a warning); the runtime keeps ansible-core <= 2.18's placeholder, which
+    # tests/runtime/test_executor.py pins.
+    T("debug var undefined", "debug", {"var": "rustle_undefined"}, BASE,
+      ours={"rustle_undefined": "VARIABLE IS NOT DEFINED!"}),
     T("debug msg list", "debug", {"msg": [1, "two", {"k": "{{ who }}"}]}, BASE + ("msg",)),
     T("debug var registered", "debug", {"var": "r_cmd.stdout"}, BASE + ("r_cmd.stdout",)),
     T("debug var registered lines", "debug", {"var": "r_shell.stdout_lines"},
@@ -130,14 +141,22 @@ CASES_MAIN = [
     T("set_fact nested", "set_fact", {"f_dict": {"k": ["{{ who }}", 2]}}, BASE),
     T("set_fact overrides play var", "set_fact", {"who": "override"}, BASE),
     T("set_fact cacheable", "set_fact", {"f_cached": "c", "cacheable": True}, BASE),
-    T("set_fact bad name", "set_fact", {"1bad": 1}, BASE + ("msg",), **IGN),
+    # DIFFERENCE (msg only): ansible-core 2.19 says "Task failed: Invalid variable name
+    # '1bad'."; the runtime keeps ansible-core <= 2.18's wording.
+    T("set_fact bad name", "set_fact", {"1bad": 1}, BASE, **IGN,
+      ours={"msg": "The variable name '1bad' is not valid. Variables must start with a letter "
+                   "or underscore character, and contain only letters, numbers and "
+                   "underscores."}),
     T("set_fact empty", "set_fact", {}, BASE, **IGN),
     T("see f_int", "debug", {"var": "f_int"}, BASE + ("f_int",)),
     T("see f_str", "debug", {"var": "f_str"}, BASE + ("f_str",)),
     T("see f_sum", "debug", {"var": "f_sum"}, BASE + ("f_sum",)),
     T("see f_list", "debug", {"var": "f_list"}, BASE + ("f_list",)),
+    # DIFFERENCE: ansible-core <= 2.18's set_fact turned the strings yes/no/true/false into
+    # booleans; 2.19 keeps them strings ("False False"). The runtime keeps the <= 2.18
+    # conversion, which tests/runtime/test_executor.py pins.
     T("see f_yes", "debug", {"msg": "{{ f_yes is sameas true }} {{ f_false is sameas false }}"},
-      BASE + ("msg",)),
+      BASE, ours={"msg": "True True"}),
     T("see f_dict", "debug", {"var": "f_dict"}, BASE + ("f_dict",)),
     T("see who", "debug", {"msg": "{{ who }}"}, BASE + ("msg",)),
     T("see f_cached", "debug", {"var": "f_cached"}, BASE + ("f_cached",)),
@@ -155,7 +174,11 @@ CASES_MAIN = [
                                                "r_shell.stdout_lines | length == 2"]},
       BASE + ("msg",)),
     T("assert quiet", "assert", {"that": "nums | length == 3", "quiet": True}, BASE + ("msg",)),
-    T("assert undefined", "assert", {"that": "rustle_undefined == 1"}, BASE, **IGN),
+    # DIFFERENCE (msg only): ansible-core 2.19 says "Task failed: Error while evaluating
+    # conditional: 'rustle_undefined' is undefined"; ours names the condition (<= 2.18 style).
+    T("assert undefined", "assert", {"that": "rustle_undefined == 1"}, BASE, **IGN,
+      ours={"msg": "The conditional check 'rustle_undefined == 1' failed. The error was: "
+                   "'rustle_undefined' is undefined"}),
     # ------------------------------------------------------------------ fail
     T("fail default", "fail", {}, BASE + ("msg",), **IGN),
     T("fail templated msg", "fail", {"msg": "boom {{ who }}"}, BASE + ("msg",), register="r_fail",
@@ -169,7 +192,10 @@ CASES_MAIN = [
     T("ping default", "ping", {}, BASE + ("ping",), register="r_ping"),
     T("ping data", "ping", {"data": "hello"}, BASE + ("ping",)),
     T("ping check", "ping", {"data": "chk"}, BASE + ("ping",), check_mode=True),
-    T("ping crash", "ping", {"data": "crash"}, BASE, **IGN),
+    # DIFFERENCE (msg only): ansible-core wraps the module's exception as "Task failed: Module
+    # failed: boom"; the runtime reports "MODULE FAILURE: Exception: boom".
+    T("ping crash", "ping", {"data": "crash"}, BASE, **IGN,
+      ours={"msg": "MODULE FAILURE: Exception: boom"}),
     T("ping changed_when", "ping", {}, BASE + ("ping",), changed_when="true"),
     T("see r_ping", "debug", {"var": "r_ping.ping"}, BASE + ("r_ping.ping",)),
 ]
@@ -183,6 +209,9 @@ CASES_FLUSH = [
     T("meta flush", "meta", "flush_handlers", ()),
     T("after flush", "debug", {"msg": "after"}, BASE + ("msg",), notify=["handler H"]),
     T("notify again", "command", "true", BASE, notify=["handler H"]),
+    # DIFFERENCE (skip_reason/msg only, not compared): ansible-core's skipped meta says
+    # "flush_handlers conditional evaluated to False, not running handlers for h1"; the
+    # runtime skips it like any task ("Conditional result was False").
     T("meta flush skipped", "meta", "flush_handlers", BASE, when=["nums | length > 5"]),
     T("meta clear_host_errors", "meta", "clear_host_errors", ()),
     T("meta refresh_inventory", "meta", "refresh_inventory", ()),
@@ -190,7 +219,7 @@ CASES_FLUSH = [
 ]
 CASES_END_PLAY = [
     T("before end_play", "debug", {"msg": "before"}, BASE + ("msg",)),
-    T("end_play skipped", "meta", "end_play", BASE, when=["nums | length > 5"]),
+    T("end_play skipped", "meta", "end_play", BASE, when=["nums | length > 5"]),  # as above
     T("between", "debug", {"msg": "between"}, BASE + ("msg",)),
     T("meta end_play", "meta", "end_play", ()),
     T("after end_play", "debug", {"msg": "never"}, BASE),
@@ -307,6 +336,8 @@ def _fields(result: dict[str, Any] | None, fields: tuple[str, ...], d: Path) -> 
         value = result.get(key)
         if key in ("changed", "failed", "skipped"):
             value = bool(value)
+        elif key in ("msg", "stdout", "stderr") and value == "":
+            value = None  # the event protocol always carries these keys, "" when unset
         out[key] = _norm(value, d)
     return out
 
@@ -346,6 +377,8 @@ def test_task_result_matches_ansible(both, play, name):
     ours = _ran(both["ours"][play]).get(name)
     assert _fields(ours, fields, both["do"]) == _fields(theirs, fields, both["da"]), (
         f"ansible={theirs!r}\nours={ours!r}")
+    for key, value in cases[name]["ours"].items():
+        assert ours is not None and ours.get(key) == value, (key, ours)
 
 
 def test_run_order_matches_ansible(both):

@@ -125,7 +125,7 @@ def raw(ctx, args):
     if not text:
         raise ModuleFailure("raw needs the command text (free-form)")
     if ctx.check_mode:
-        return {"changed": False, "skipped": True, "msg": "check mode is not supported for raw"}
+        return {"changed": False, "skipped": True}  # as ansible-core's raw action: no msg
     rc, out, err = ctx.run_command(str(text), shell=True, executable=args.get("executable"))
     r = {"changed": True, "rc": rc, "stdout": out, "stderr": err}
     if rc != 0:
