@@ -149,6 +149,7 @@ def _deploy_jobs(
                 deployment_id=did,
                 verify=settings.verify,
                 run=_run_options(opts, run_id) if run else None,
+                bytecode_tag=by_host[h.name].bytecode_tag,
             )
             for h in hosts
         ]
@@ -279,6 +280,7 @@ def deploy_only(session: Session) -> int:
         art = Art(
             sha256=entry["sha256"], path=file, size=file.stat().st_size, binary_name=entry["binary_name"],
             target=entry["target"], hosts=tuple(entry["hosts"]), files=(), families=(), with_jinja=False, cached=True,
+            bytecode_tag=entry.get("bytecode_tag"),
         )
         for name in entry["hosts"]:
             by_host[name] = art

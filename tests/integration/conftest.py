@@ -106,6 +106,20 @@ def main(argv=None):
 
 '''
 
+FAKE_CLI += r'''
+
+def run_payload(root, host, check=False, diff=False, tags=(), skip_tags=(), journal=None,
+                run_id=None, verbosity=0):
+    sys.argv = [root]
+    argv = ["run", "--host", host] + (["--check"] if check else []) + (["--diff"] if diff else [])
+    argv += (["--journal", journal] if journal else []) + (["--run-id", run_id] if run_id else [])
+    try:
+        main(argv)
+    except SystemExit as exc:
+        return exc.code or 0
+    return 0
+'''
+
 FAKE_MAIN = r'''
 import os, sys
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))

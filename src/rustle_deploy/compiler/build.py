@@ -52,6 +52,7 @@ class Artifact:
     families: tuple[str, ...]
     with_jinja: bool
     cached: bool
+    bytecode_tag: str | None = sys.implementation.cache_tag  # the runtime's .pyc files are for this
 
     @property
     def file_name(self) -> str:
@@ -107,9 +108,10 @@ def _plan_bytes(unit: BuildUnit) -> bytes:
 def _bytecode(source: bytes, name: str) -> bytes:
     """An unchecked hash-based ``.pyc`` of ``source`` for this interpreter (PEP 552).
 
-    The deploy agent runs the payload from an unpacked directory, where a host whose Python
-    has the controller's cache tag loads these instead of compiling the runtime (~40 ms per
-    host, ~200 ms with Jinja2); other versions ignore them and compile as usual.
+    A host whose Python has this cache tag imports the runtime straight from the zip with
+    these (zipimport cannot cache bytecode: without them every run compiles the runtime,
+    ~40 ms per host); other versions ignore them and the agent unpacks the payload so that
+    Python caches its own bytecode.
     """
     digest = hashlib.sha256(source).hexdigest()
     cached = _PYC_CACHE.get(digest)
@@ -128,7 +130,8 @@ def _payload(unit: BuildUnit, plan_bytes: bytes, compression: bool) -> bytes:
     for name, runtime_file in _runtime_entries(unit.families, unit.needs_jinja):
         entries[name] = runtime_file.read_bytes()
         if name.startswith("rustle_runtime/"):  # the hot path; Jinja2 is rarely imported
-            entries[importlib.util.cache_from_source(name)] = _bytecode(entries[name], name)
+            # beside the source, where zipimport looks (it cannot use __pycache__)
+            entries[name[:-3] + ".pyc"] = _bytecode(entries[name], name)
     for digest, path in unit.files.items():
         data = Path(path).read_bytes()
         if hashlib.sha256(data).hexdigest() != digest:
@@ -141,6 +144,7 @@ def _payload(unit: BuildUnit, plan_bytes: bytes, compression: bool) -> bytes:
         "target": unit.target,
         "binary_name": unit.binary_name,
         "plan_sha256": hashlib.sha256(plan_bytes).hexdigest(),
+        "bytecode_tag": sys.implementation.cache_tag,
         "entries": {name: hashlib.sha256(data).hexdigest() for name, data in sorted(entries.items())},
     }
     entries["manifest.json"] = json.dumps(manifest, sort_keys=True, indent=1).encode()
@@ -249,6 +253,7 @@ def write_outputs(artifacts: list[Artifact], output_dir: Path, plan_sha256: str)
                 "size": a.size,
                 "binary_name": a.binary_name,
                 "target": a.target,
+                "bytecode_tag": a.bytecode_tag,
                 "hosts": list(a.hosts),
             }
             for a in artifacts

@@ -344,7 +344,8 @@ def _prune_unpacked(layout):
 
 
 def _run_artifact(layout, path, req, stdin):
-    """Run the artifact's runtime inside this process, from its unpacked copy.
+    """Run the artifact's runtime inside this process, from the zip when it carries bytecode
+    for this interpreter, else from its unpacked copy.
 
     The agent's interpreter is already up: running the runtime here instead of starting a
     second Python saves that start-up on every host. Its events go straight to fd 1.
@@ -353,19 +354,19 @@ def _run_artifact(layout, path, req, stdin):
     run_id = _check_name(str(run["run_id"]), "run id")
     _mkdirs(layout.runs)
     sha = os.path.basename(path)
-    root = _unpack(layout, sha, path)
-    argv = ["run", "--host", str(req["host"])]
-    if run.get("check"):
-        argv.append("--check")
-    if run.get("diff"):
-        argv.append("--diff")
-    if run.get("tags"):
-        argv += ["--tags", ",".join(run["tags"])]
-    if run.get("skip_tags"):
-        argv += ["--skip-tags", ",".join(run["skip_tags"])]
-    argv += ["--journal", os.path.join(layout.runs, run_id + ".jsonl"), "--run-id", run_id]
-    for _ in range(int(run.get("verbosity") or 0)):
-        argv.append("-v")
+    if req.get("bytecode_tag") == sys.implementation.cache_tag:
+        root = path  # its bytecode is for this interpreter: import straight from the zip
+    else:
+        root = _unpack(layout, sha, path)
+    options = {
+        "check": bool(run.get("check")),
+        "diff": bool(run.get("diff")),
+        "tags": list(run.get("tags") or ()),
+        "skip_tags": list(run.get("skip_tags") or ()),
+        "journal": os.path.join(layout.runs, run_id + ".jsonl"),
+        "run_id": run_id,
+        "verbosity": int(run.get("verbosity") or 0),
+    }
     # The channel stays ours: tasks get /dev/null as stdin, the watcher keeps a private copy.
     watch_fd = os.dup(stdin.fileno())
     devnull = os.open(os.devnull, os.O_RDONLY)
@@ -377,16 +378,13 @@ def _run_artifact(layout, path, req, stdin):
         pass  # already a group or session leader
     _watch_controller(watch_fd)
     sys.path.insert(0, root)
-    sys.argv = [root] + argv  # the runtime finds its payload through argv[0]
     sys.stdout.flush()
     try:
-        from rustle_runtime.cli import main as runtime_main
+        from rustle_runtime.cli import run_payload
 
-        runtime_main(argv)
+        code = run_payload(root, str(req["host"]), **options)
     except SystemExit as exc:
         code = exc.code
-    else:
-        code = 0
     try:
         sys.stdout.flush()
     except (OSError, ValueError):

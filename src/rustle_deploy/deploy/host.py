@@ -95,6 +95,7 @@ class HostJob:
     verify: bool = False
     run: RunOptions | None = None
     rollback_to: str | None = None
+    bytecode_tag: str | None = None  # the artifact carries .pyc files for this interpreter
     lock_timeout: float = 60.0
     upload_filter: UploadFilter | None = None
 
@@ -161,6 +162,7 @@ def build_request(job: HostJob) -> dict[str, Any]:
         "verify": job.verify,
         "rollback_to": job.rollback_to,
         "lock_timeout": job.lock_timeout,
+        "bytecode_tag": job.bytecode_tag,
         "run": None,
     }
     if job.run is not None:
