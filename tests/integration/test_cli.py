@@ -370,3 +370,40 @@ def test_sigint_mid_fleet_leaves_hosts_whole_and_history_right(tmp_path: Path, s
 
             assert hashlib.sha256(art.read_bytes()).hexdigest() == art.name
     assert "activated" in states and states - {"activated"}, f"the interrupt should split the fleet: {states}"
+
+
+def _pyenv(version: str) -> Path | None:
+    found = sorted(Path("/root/.pyenv/versions").glob(f"{version}.*/bin/python3"))
+    return found[-1] if found else None
+
+
+@pytest.mark.parametrize("version", ["3.8", "3.9", "3.10", "3.12", "3.13"])
+def test_deploy_and_run_under_other_pythons(version: str, tmp_path: Path, capsys: pytest.CaptureFixture[str], rustle_home: Path) -> None:
+    """A host whose Python differs from the controller's cannot use the shipped bytecode: the
+    agent unpacks the payload once and that Python caches its own."""
+    python = _pyenv(version)
+    if python is None:
+        pytest.skip(f"no CPython {version} under /root/.pyenv/versions")
+    inv = tmp_path / "inv.ini"
+    inv.write_text(f"localhost ansible_connection=local ansible_python_interpreter={python}\n")
+    work = tmp_path / "work"
+    plan = example(tmp_path, work)
+    for expected_changes in (True, False):
+        code, out, err = run_cli(capsys, str(plan), "-i", str(inv), "--run", "--output", "json")
+        assert code == 0, err
+        (host,) = json.loads(out)["hosts"]
+        assert host["platform"]["python"].startswith(version + ".")
+        assert (host["recap"]["changed"] > 0) == expected_changes
+    tag = f"cpython-{version.replace('.', '')}"
+    unpacked = rustle_home / ".rustle" / "unpacked"
+    assert list(unpacked.glob(f"*/rustle_runtime/__pycache__/executor.{tag}.pyc")), "bytecode cached on the host"
+    assert (work / "etc" / "app.conf").is_file()
+
+
+def test_matching_python_runs_from_the_zip(tmp_path: Path, capsys: pytest.CaptureFixture[str], rustle_home: Path) -> None:
+    inv = tmp_path / "inv.ini"
+    inv.write_text(f"localhost ansible_connection=local ansible_python_interpreter={sys.executable}\n")
+    plan = example(tmp_path, tmp_path / "work")
+    code, out, err = run_cli(capsys, str(plan), "-i", str(inv), "--run", "--output", "json")
+    assert code == 0, err
+    assert not (rustle_home / ".rustle" / "unpacked").exists(), "same Python: no unpacking"
