@@ -65,8 +65,13 @@ def _command(**opts: Any) -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Console entry point of ``rustle-deploy``; returns (and exits with) the exit code."""
+    return _invoke(_command, "rustle-deploy", argv)
+
+
+def _invoke(command: click.Command, prog: str, argv: Sequence[str] | None) -> int:
+    """Run a click command without its own exit handling; map click's outcomes to exit codes."""
     try:
-        _command.main(args=list(argv) if argv is not None else None, prog_name="rustle-deploy", standalone_mode=False)
+        command.main(args=list(argv) if argv is not None else None, prog_name=prog, standalone_mode=False)
     except SystemExit as exc:
         code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else EXIT_USAGE)
         return _exit(code, argv)
@@ -121,19 +126,7 @@ def _exec_command(**opts: Any) -> None:
 
 def exec_main(argv: Sequence[str] | None = None) -> int:
     """Console entry point of ``rustle-exec``: run what a deployment manifest says was deployed."""
-    try:
-        _exec_command.main(args=list(argv) if argv is not None else None, prog_name="rustle-exec", standalone_mode=False)
-    except SystemExit as exc:
-        code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else EXIT_USAGE)
-        return _exit(code, argv)
-    except click.exceptions.Exit as exc:
-        return _exit(exc.exit_code, argv)
-    except click.ClickException as exc:
-        exc.show()
-        return _exit(EXIT_USAGE, argv)
-    except click.exceptions.Abort:
-        return _exit(EXIT_INTERRUPTED, argv)
-    return _exit(EXIT_OK, argv)
+    return _invoke(_exec_command, "rustle-exec", argv)
 
 
 def _dispatch_exec(opts: dict[str, Any]) -> int:
