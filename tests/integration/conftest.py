@@ -187,6 +187,7 @@ class Sshd:
     known_hosts: Path
     host_pub: str
     user: str
+    user_keys: Path  # a world-readable dir: <user_keys>/<login> authorizes other local users
 
     def host(self, name: str, remote_dir: Path | str, **extra: Any) -> Host:
         """An inventory host pointing at this sshd, with its own remote dir."""
@@ -234,6 +235,8 @@ def sshd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sshd]:
     known = root / "known_hosts"
     known.write_text(f"[127.0.0.1]:{port} {host_pub[0]} {host_pub[1]}\n")
     user = os.environ.get("USER") or __import__("getpass").getuser()
+    user_keys = Path(f"/tmp/rustle-sshd-keys-{port}")  # sshd reads it as the logging-in user
+    user_keys.mkdir(mode=0o755, exist_ok=True)
     config = root / "sshd_config"
     config.write_text(
         "\n".join([
@@ -241,7 +244,7 @@ def sshd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sshd]:
             f"Port {port}",
             f"HostKey {host_key}",
             f"PidFile {root / 'sshd.pid'}",
-            f"AuthorizedKeysFile {auth}",
+            f"AuthorizedKeysFile {auth} {user_keys}/%u",
             "StrictModes no",
             "PermitRootLogin yes",
             "PubkeyAuthentication yes",
@@ -264,8 +267,9 @@ def sshd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sshd]:
         )
     try:
         _wait_listening(port, proc, log)
-        yield Sshd(port, proc.pid, root, client_key, other_key, known, f"{host_pub[0]} {host_pub[1]}", user)
+        yield Sshd(port, proc.pid, root, client_key, other_key, known, f"{host_pub[0]} {host_pub[1]}", user, user_keys)
     finally:
+        shutil.rmtree(user_keys, ignore_errors=True)
         proc.terminate()
         try:
             proc.wait(10)

@@ -198,3 +198,39 @@ def test_become_runs_the_agent_through_sudo(sshd, tmp_path, build_artifact):
     h = sshd.host("sudo", tmp_path / "r", ansible_become=True, ansible_become_user=sshd.user)
     out = one(job(h, build_artifact(), run=RunOptions("r1")))
     assert out.ok, out.error
+
+
+def test_become_that_needs_a_password_is_a_clear_error(sshd, tmp_path, build_artifact):
+    """A user whose sudo asks for a password: refused with a hint, nothing half-done."""
+    import os
+    import pwd
+    import shutil
+    import subprocess
+
+    if os.geteuid() != 0 or not shutil.which("sudo") or not shutil.which("useradd"):
+        pytest.skip("needs root, sudo and useradd to create a user without passwordless sudo")
+    user = "rustle-nopw"
+    try:
+        pwd.getpwnam(user)
+    except KeyError:
+        subprocess.run(["useradd", "-M", "-d", "/nonexistent", "-s", "/bin/sh", user], check=True)
+    subprocess.run(["usermod", "-p", "*", user], check=True)  # no password, but not locked for sshd
+    key = sshd.user_keys / user
+    key.write_text((sshd.root / "client_ed25519.pub").read_text())
+    key.chmod(0o644)
+    home = Path(f"/tmp/{user}-{os.getpid()}")
+    home.mkdir(mode=0o700, exist_ok=True)
+    info = pwd.getpwnam(user)
+    os.chown(home, info.pw_uid, info.pw_gid)
+    try:
+        h = sshd.host("pw", home / "rustle", ansible_user=user, ansible_become=True)
+        art = build_artifact()
+        shutil.copy(art[0], home / "art")
+        os.chown(home / "art", info.pw_uid, info.pw_gid)
+        out = one(job(h, art, run=RunOptions("r1")))
+        assert isinstance(out.error, RemoteError), out
+        assert "asks for a password" in out.error.message
+        assert "NOPASSWD" in (out.error.hint or "")
+        assert not (home / "rustle").exists(), "nothing was written under the remote dir"
+    finally:
+        shutil.rmtree(home, ignore_errors=True)
