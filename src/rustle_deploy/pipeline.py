@@ -52,6 +52,7 @@ class Session:
                 "these options cannot be combined: " + ", ".join("--" + m.replace("_", "-") for m in modes),
                 "choose one mode per command",
             )
+        _check_flags(opts, modes[0] if modes else "deploy")
         if opts.get("incremental") and opts.get("rebuild"):
             raise UsageError("--incremental and --rebuild contradict each other", "pass one of them")
         for flag in ("parallel", "timeout"):
@@ -179,6 +180,10 @@ class Session:
             arts.append((u, hashlib.sha256(data).hexdigest(), len(data)))
         doc: dict[str, Any] = {
             "dry_run": True,
+            "parallel": self.settings.parallel or plan.options.forks or 50,
+            "timeout": self.settings.timeout,
+            "verify": self.settings.verify,
+            "run": bool(self.opts.get("run_")),
             "plan": {"source": plan.source, "sha256": plan.sha256, "plays": len(plan.plays), "total_tasks": plan.total_tasks},
             "artifacts": [
                 {
@@ -220,6 +225,8 @@ class Session:
         r = self.reporter
         r.line("DRY RUN: nothing will be built, uploaded or run")
         r.line(f"plan {plan.source} ({plan.sha256[:12]}): {len(plan.plays)} play(s), {plan.total_tasks} task(s)")
+        r.line(f"{doc['parallel']} host(s) at a time, {doc['timeout']:g}s per host"
+               f"{', verified on the host' if doc['verify'] else ''}{', then run' if doc['run'] else ''}")
         r.line(f"{len(arts)} artifact(s) would be built:")
         for a in doc["artifacts"]:
             r.line(f"  {a['binary_name']}  {a['sha256'][:12]}  {a['size'] / 1024:.0f} KiB  target {a['target']}  "
@@ -303,6 +310,45 @@ class Session:
                 f"{d.plan_source or ''}{' (of ' + d.target_id + ')' if d.target_id else ''}"
             )
         return 0
+
+
+# Which modes each flag means something in; anywhere else it is refused rather than ignored.
+_HOSTS = {"deploy", "deploy_only", "cleanup", "rollback", "dry_run"}
+_BUILD = {"deploy", "compile_only", "dry_run"}
+_FLAG_MODES: dict[str, tuple[str, set[str]]] = {
+    "execution_plan": ("EXECUTION_PLAN", _BUILD),
+    "run_": ("--run", {"deploy", "deploy_only", "dry_run"}),
+    "verify": ("--verify", {"deploy", "deploy_only", "dry_run"}),
+    "rebuild": ("--rebuild", _BUILD),
+    "incremental": ("--incremental", _BUILD),
+    "target": ("--target", _BUILD),
+    "files_dir": ("--files-dir", _BUILD),
+    "output_dir": ("--output-dir", {"compile_only", "deploy_only"}),
+    "limit": ("--limit", {"deploy", "deploy_only", "cleanup", "dry_run"}),
+    "user": ("--user", _HOSTS),
+    "private_key": ("--private-key", _HOSTS),
+    "parallel": ("--parallel", _HOSTS),
+    "timeout": ("--timeout", _HOSTS),
+    "inventory": ("--inventory", _BUILD | _HOSTS | {"list_inventory"}),
+}
+_RUN_FLAGS = {"check": "--check", "diff": "--diff", "tags": "--tags", "skip_tags": "--skip-tags"}
+
+
+def _check_flags(opts: dict[str, Any], mode: str) -> None:
+    """Refuse flags that would mean nothing in this mode."""
+    shown = "--" + mode.replace("_", "-") if mode != "deploy" else "a deployment"
+    for key, (flag, modes) in _FLAG_MODES.items():
+        if opts.get(key) and mode not in modes:
+            raise UsageError(
+                f"{flag} has no effect with {shown}",
+                f"{flag} goes with: " + ", ".join(sorted("--" + m.replace("_", "-") if m != "deploy" else "a deployment" for m in modes)),
+            )
+    for key, flag in _RUN_FLAGS.items():
+        if opts.get(key) and not opts.get("run_"):
+            raise UsageError(
+                f"{flag} applies to running the plan",
+                f"add --run, or pass {flag} to rustle-exec when it runs what was deployed",
+            )
 
 
 def _group_members(inv: Inventory) -> dict[str, list[str]]:

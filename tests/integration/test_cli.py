@@ -407,3 +407,29 @@ def test_matching_python_runs_from_the_zip(tmp_path: Path, capsys: pytest.Captur
     code, out, err = run_cli(capsys, str(plan), "-i", str(inv), "--run", "--output", "json")
     assert code == 0, err
     assert not (rustle_home / ".rustle" / "unpacked").exists(), "same Python: no unpacking"
+
+
+@pytest.mark.parametrize(
+    ("args", "needle"),
+    [
+        (["--check"], "--check applies to running the plan"),
+        (["--tags", "x"], "--tags applies to running the plan"),
+        (["--compile-only", "--run"], "--run has no effect with --compile-only"),
+        (["--compile-only", "--verify"], "--verify has no effect with --compile-only"),
+        (["--compile-only", "-l", "localhost"], "--limit has no effect with --compile-only"),
+        (["--output-dir", "x"], "--output-dir has no effect with a deployment"),
+    ],
+)
+def test_flags_that_would_be_ignored_are_refused(args: list[str], needle: str, capsys: pytest.CaptureFixture[str], rustle_home: Path) -> None:
+    code, _, err = run_cli(capsys, str(EXAMPLE_PLAN), *args)
+    assert code == 2 and needle in err
+    assert not (rustle_home / ".rustle").exists()
+
+
+@pytest.mark.parametrize(
+    "args",
+    [["--list-deployments", "--rebuild"], ["--rollback", "--target", "x"], ["--cleanup", "-i", "inv", "--verify"]],
+)
+def test_mode_flags_refuse_what_they_do_not_use(args: list[str], capsys: pytest.CaptureFixture[str]) -> None:
+    code, _, err = run_cli(capsys, *args)
+    assert code == 2 and "has no effect" in err
