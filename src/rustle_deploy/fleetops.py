@@ -288,7 +288,7 @@ def deploy_only(session: Session) -> int:
     if session.opts.get("limit"):
         allowed = {h.name for h in inv.select(session.opts["limit"])}
         hosts = [h for h in hosts if h.name in allowed]
-    hosts = [session._with_cli_connection(h) for h in hosts]
+    hosts = [session.with_cli_connection(h) for h in hosts]
     return _deploy_jobs(session, None, hosts, by_host, str(path), doc.get("plan_sha256"))
 
 
@@ -371,7 +371,7 @@ def cleanup(session: Session) -> int:
         raise UsageError("--cleanup needs an inventory", "rustle-deploy --cleanup -i inventory.yml")
     inv = session.inventory()
     hosts = inv.select(session.opts.get("limit") or "all")
-    hosts = [session._with_cli_connection(h) for h in hosts]
+    hosts = [session.with_cli_connection(h) for h in hosts]
 
     def jobs_for(did: str) -> list[HostJob]:
         return [
@@ -390,7 +390,7 @@ def _hosts_by_name(session: Session, inv: Any, names: list[str]) -> list[Host]:
         hosts = inventory.resolve(names)
     except Exception as exc:  # noqa: BLE001 - re-raised as a usage error with the hint
         raise UsageError(str(exc), "pass the inventory the deployment used with -i") from exc
-    return [session._with_cli_connection(h) for h in hosts]
+    return [session.with_cli_connection(h) for h in hosts]
 
 
 def exec_manifest(manifest: Any, name: str, settings: Settings, opts: dict[str, Any]) -> int:

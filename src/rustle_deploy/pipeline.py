@@ -26,10 +26,6 @@ from .settings import Settings, load_settings
 NOT_YET = "is not available yet"
 
 
-def _csv(value: str | None) -> list[str]:
-    return [t.strip() for t in (value or "").split(",") if t.strip()]
-
-
 @dataclass
 class Session:
     opts: dict[str, Any]
@@ -116,9 +112,10 @@ class Session:
                     f"--limit {limit!r} matches none of the plan's hosts",
                     "plan hosts: " + ", ".join(h.name for h in every[:20]),
                 )
-        return every, [self._with_cli_connection(h) for h in hosts]
+        return every, [self.with_cli_connection(h) for h in hosts]
 
-    def _with_cli_connection(self, host: Host) -> Host:
+    def with_cli_connection(self, host: Host) -> Host:
+        """``-u``/``--private-key`` fill in what the inventory leaves unset, as in Ansible."""
         extra: dict[str, Any] = {}
         if self.opts.get("user") and not host.user:
             extra["ansible_user"] = self.opts["user"]
