@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -94,9 +94,13 @@ def _exit(code: int, argv: Sequence[str] | None) -> int:
 def _dispatch(opts: dict[str, Any]) -> int:
     from .pipeline import Session
 
+    return _guarded(lambda: Session.from_options(opts).execute())
+
+
+def _guarded(work: Callable[[], int]) -> int:
+    """Run ``work``; a RustleError becomes its message and exit code, Ctrl-C exit 130."""
     try:
-        session = Session.from_options(opts)
-        return session.execute()
+        return work()
     except RustleError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return exc.exit_code
@@ -130,39 +134,36 @@ def exec_main(argv: Sequence[str] | None = None) -> int:
 
 
 def _dispatch_exec(opts: dict[str, Any]) -> int:
+    return _guarded(lambda: _exec(opts))
+
+
+def _exec(opts: dict[str, Any]) -> int:
     from .pipeline import run_manifest
 
-    try:
-        source = opts["manifest"]
-        if source == "-":
-            if sys.stdin.isatty():
-                raise UsageError(
-                    "no deployment manifest on standard input",
-                    "pipe rustle-deploy into it: rustle-deploy plan.json -i inv.yml | rustle-exec",
-                )
-            text = sys.stdin.read()
-            name = "<stdin>"
-        else:
-            try:
-                text = Path(source).read_text()
-            except OSError as exc:
-                raise UsageError(f"{source}: cannot read: {exc.strerror}") from exc
-            name = source
-        try:
-            manifest = json.loads(text)
-        except json.JSONDecodeError as exc:
+    source = opts["manifest"]
+    if source == "-":
+        if sys.stdin.isatty():
             raise UsageError(
-                f"{name}: line {exc.lineno} column {exc.colno}: not a JSON deployment manifest ({exc.msg})",
-                "rustle-exec reads what 'rustle-deploy ... --output json' prints",
-            ) from exc
-        settings = load_settings(opts.get("config"), overrides={"parallel": opts.get("parallel"), "timeout": opts.get("timeout")})
-        return run_manifest(manifest, name, settings, opts)
-    except RustleError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return exc.exit_code
-    except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
-        return EXIT_INTERRUPTED
+                "no deployment manifest on standard input",
+                "pipe rustle-deploy into it: rustle-deploy plan.json -i inv.yml | rustle-exec",
+            )
+        text = sys.stdin.read()
+        name = "<stdin>"
+    else:
+        try:
+            text = Path(source).read_text()
+        except OSError as exc:
+            raise UsageError(f"{source}: cannot read: {exc.strerror}") from exc
+        name = source
+    try:
+        manifest = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise UsageError(
+            f"{name}: line {exc.lineno} column {exc.colno}: not a JSON deployment manifest ({exc.msg})",
+            "rustle-exec reads what 'rustle-deploy ... --output json' prints",
+        ) from exc
+    settings = load_settings(opts.get("config"), overrides={"parallel": opts.get("parallel"), "timeout": opts.get("timeout")})
+    return run_manifest(manifest, name, settings, opts)
 
 
 if __name__ == "__main__":  # pragma: no cover
