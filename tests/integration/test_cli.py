@@ -433,3 +433,41 @@ def test_flags_that_would_be_ignored_are_refused(args: list[str], needle: str, c
 def test_mode_flags_refuse_what_they_do_not_use(args: list[str], capsys: pytest.CaptureFixture[str]) -> None:
     code, _, err = run_cli(capsys, *args)
     assert code == 2 and "has no effect" in err
+
+
+def first_size(mnt: Path) -> int:
+    return max(p.stat().st_size for p in (mnt / "rustle" / "artifacts").iterdir())
+
+
+def test_full_disk_on_the_host_keeps_the_old_release(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """ENOSPC while uploading: a clear per-host error, no partial file, the old release stays."""
+    if os.geteuid() != 0:
+        pytest.skip("mounting a small tmpfs needs root")
+    mnt = tmp_path / "small"
+    mnt.mkdir()
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=2m", "tmpfs", str(mnt)], capture_output=True).returncode:
+        pytest.skip("cannot mount a tmpfs here")
+    try:
+        inv = tmp_path / "inv.ini"
+        inv.write_text(f"localhost ansible_connection=local rustle_remote_dir={mnt}/rustle\n")
+        plan = example(tmp_path, tmp_path / "work")
+        code, out, err = run_cli(capsys, str(plan), "-i", str(inv), "--output", "json")
+        assert code == 0, err
+        first = json.loads(out)["hosts"][0]
+        used = shutil.disk_usage(mnt).used
+        remount = subprocess.run(["mount", "-o", f"remount,size={used // 1024 + 48}k", str(mnt)], capture_output=True, text=True)
+        assert remount.returncode == 0, remount.stderr
+        assert shutil.disk_usage(mnt).free < first_size(mnt), (used, shutil.disk_usage(mnt))
+        doc = json.loads((tmp_path / "plan" / "plan.json").read_text())
+        doc["plays"][0]["batches"][0]["tasks"][4]["args"]["content"] = "release=2\n"
+        (tmp_path / "plan" / "plan.json").write_text(json.dumps(doc))
+        code, out, err = run_cli(capsys, str(plan), "-i", str(inv), "--output", "json")
+        assert code == 1
+        (host,) = json.loads(out)["hosts"]
+        assert not host["ok"] and "no space left" in host["error"], host
+        assert "free space on the host" in err
+        current = mnt / "rustle" / "releases" / first["binary_name"] / "current"
+        assert os.readlink(current).endswith(first["sha256"])
+        assert [p.name for p in (mnt / "rustle" / "artifacts").iterdir()] == [first["sha256"]]
+    finally:
+        subprocess.run(["umount", "-l", str(mnt)], check=False)

@@ -602,6 +602,7 @@ def main(raw_request, stdin=None):
     """Run one request (JSON bytes) and exit with the status described in the module docstring."""
     stdin = stdin if stdin is not None else sys.stdin.buffer
     start = time.time()
+    req = None
     try:
         req = json.loads(raw_request.decode("utf-8"))
         op = OPS.get(req.get("op"))
@@ -614,7 +615,13 @@ def main(raw_request, stdin=None):
         line.update(exc.fields)
         emit(line)
         sys.exit(EXIT_AGENT_ERROR)
-    except (OSError, KeyError, ValueError, TypeError) as exc:
+    except OSError as exc:
+        full = exc.errno in (errno.ENOSPC, errno.EDQUOT)
+        where = exc.filename or req.get("remote_dir", "?") if isinstance(req, dict) else "?"
+        what = "no space left on the host's disk" if full else (exc.strerror or str(exc))
+        emit({"agent": "error", "kind": "disk_full" if full else "io", "message": f"{where}: {what}"})
+        sys.exit(EXIT_AGENT_ERROR)
+    except (KeyError, ValueError, TypeError) as exc:
         emit({"agent": "error", "kind": "internal", "message": f"{type(exc).__name__}: {exc}"})
         sys.exit(EXIT_AGENT_ERROR)
     result["agent"] = "done"

@@ -251,6 +251,12 @@ def _agent_error(job: HostJob, line: dict[str, Any]) -> HostError:
         "verify_failed": ("the artifact's own check failed; rebuild it and deploy again", RemoteError),
         "not_deployed": ("deploy first (rustle-deploy --deploy-only or without it)", RemoteError),
         "no_previous": ("there is nothing older to go back to; see --list-deployments", RemoteError),
+        "disk_full": (
+            "free space on the host (or point rustle_remote_dir at a roomier filesystem); "
+            "nothing partial was kept and the current release is unchanged",
+            TransferError,
+        ),
+        "io": ("check the remote directory's filesystem and permissions", RemoteError),
     }
     hint, cls = hints.get(str(kind), ("this is a bug in rustle-deploy's agent; please report it", RemoteError))
     return cls(name, msg, hint)
