@@ -400,7 +400,8 @@ def exec_manifest(manifest: Any, name: str, settings: Settings, opts: dict[str, 
     if not isinstance(manifest, dict) or manifest.get("kind") != MANIFEST_KIND:
         raise UsageError(f"{name}: not a rustle-deploy deployment manifest", "rustle-exec reads what 'rustle-deploy ... --output json' prints")
     json_out = opts.get("output") == "json"
-    reporter = Reporter(stream=sys.stderr if json_out else sys.stdout, verbosity=int(opts.get("verbose") or 0))
+    reporter = Reporter(stream=sys.stderr if json_out else sys.stdout, verbosity=int(opts.get("verbose") or 0),
+                        diff=bool(opts.get("diff")))
     inv = load_inventory(manifest["inventory"]) if manifest.get("inventory") else implicit_localhost()
     entries = [h for h in manifest.get("hosts", []) if isinstance(h, dict)]
     not_deployed = [h for h in entries if not h.get("ok")]

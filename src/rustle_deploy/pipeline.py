@@ -68,7 +68,7 @@ class Session:
         output = opts.get("output") or ("text" if sys.stdout.isatty() else "json")
         json_out = output == "json"
         stream = sys.stderr if json_out else sys.stdout
-        reporter = Reporter(stream=stream, verbosity=opts.get("verbose") or 0)
+        reporter = Reporter(stream=stream, verbosity=opts.get("verbose") or 0, diff=bool(opts.get("diff")))
         for note in settings.notes():
             print(f"note: {note}", file=sys.stderr)
         return cls(opts, settings, json_out, reporter)

@@ -38,9 +38,12 @@ class HostSummary:
 class Reporter:
     """Progress lines and the final recap, plain or rich."""
 
-    def __init__(self, *, stream: IO[str] | None = None, verbosity: int = 0, color: bool | None = None) -> None:
+    def __init__(
+        self, *, stream: IO[str] | None = None, verbosity: int = 0, color: bool | None = None, diff: bool = False
+    ) -> None:
         self.stream = stream or sys.stdout
         self.verbosity = verbosity
+        self.show_diff = diff
         isatty = hasattr(self.stream, "isatty") and self.stream.isatty()
         self.rich = isatty if color is None else color
         self._console: Any = None
@@ -111,6 +114,8 @@ class Reporter:
                 text = f"{host} | {status} | {label}{event.get('task', event.get('id', ''))}"
                 if msg:
                     text += f" | {msg.strip().splitlines()[-1] if msg.strip() else ''}"
+                if self.show_diff and status == "changed" and event.get("diff") and not event.get("censored"):
+                    text += "\n" + render_diff(event["diff"])
                 if self.verbosity >= 2 and not event.get("censored"):
                     for key in ("stdout", "stderr"):
                         if event.get(key):
@@ -138,6 +143,34 @@ class Reporter:
             for h in failures:
                 why = h.error or ("task failed: " + ", ".join(h.failed_tasks) if h.failed_tasks else "failed")
                 self.line(f"  {h.name}: {why}", "red")
+
+
+def render_diff(diff: Any) -> str:
+    """Ansible's ``diff`` result(s) as unified diffs, as ``ansible-playbook --diff`` shows them."""
+    import difflib
+
+    parts = []
+    for d in diff if isinstance(diff, list) else [diff]:
+        if not isinstance(d, dict):
+            continue
+        if "prepared" in d:
+            parts.append(str(d["prepared"]).rstrip("\n"))
+            continue
+        before, after = d.get("before", ""), d.get("after", "")
+        if before == after:
+            continue
+
+        def text(value: Any) -> list[str]:
+            if isinstance(value, str):
+                return value.splitlines(keepends=True)
+            return (json.dumps(value, indent=4, sort_keys=True, default=str) + "\n").splitlines(keepends=True)
+
+        lines = difflib.unified_diff(
+            text(before), text(after),
+            fromfile=str(d.get("before_header", "before")), tofile=str(d.get("after_header", "after")),
+        )
+        parts.append("".join(line if line.endswith("\n") else line + "\n" for line in lines).rstrip("\n"))
+    return "\n".join(p for p in parts if p)
 
 
 def dump_json(doc: Any, stream: IO[str] | None = None) -> None:
