@@ -69,7 +69,7 @@ def _fan_out(
 
     def done(outcome: HostOutcome) -> None:
         on_outcome(outcome)
-        reporter.advance()
+        reporter.host_done(outcome.host, _host_line(outcome), failed=outcome.error is not None)
 
     try:
         return asyncio.run(
@@ -83,6 +83,22 @@ def _fan_out(
         )
     finally:
         reporter.stop()
+
+
+def _host_line(o: HostOutcome) -> str:
+    """One line about a finished host, for progress on long runs."""
+    if o.error is not None:
+        return f"FAILED: {str(o.error).splitlines()[0]}"
+    parts = []
+    if o.sha256:
+        parts.append(("uploaded " if o.uploaded else "already had ") + o.sha256[:12])
+    if o.activated:
+        parts.append("activated")
+    if o.rolled_back:
+        parts.append("rolled back")
+    if o.recap:
+        parts.append(f"ok={o.recap.get('ok', 0)} changed={o.recap.get('changed', 0)} failed={o.recap.get('failed', 0)}")
+    return f"{', '.join(parts) or 'done'} in {o.duration:.2f}s"
 
 
 def _summary(outcome: HostOutcome) -> HostSummary:

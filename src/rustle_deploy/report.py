@@ -84,9 +84,14 @@ class Reporter:
         else:
             self.line(f"{what}: {total} host{'s' if total != 1 else ''}")
 
-    def advance(self) -> None:
+    def host_done(self, host: str, summary: str, *, failed: bool = False) -> None:
+        """A host finished: advance the bar on a terminal (failures printed), a line otherwise."""
         if self._progress is not None:
             self._progress.advance(self._task_id)
+            if failed:
+                self.line(f"{host} | {summary}", "red")
+        else:
+            self.line(f"{host} | {summary}")
 
     def stop(self) -> None:
         if self._progress is not None:
