@@ -209,8 +209,9 @@ def test_check_mode_changes_nothing(tmp_path: Path, capsys: pytest.CaptureFixtur
     work = tmp_path / "work"
     plan = example(tmp_path, work)
     code, out, err = run_cli(capsys, str(plan), "--run", "--check", "--output", "json")
+    assert code == 0, err
     (host,) = json.loads(out)["hosts"]
-    assert host["recap"]["changed"] >= 1
+    assert host["recap"]["changed"] >= 1 and host["recap"]["failed"] == 0
     assert not work.exists()
 
 
