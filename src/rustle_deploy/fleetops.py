@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .deploy import HostJob, HostOutcome, RunOptions, deploy_fleet
-from .errors import UsageError
+from .errors import ConnectError, UsageError
 from .model import Host, Plan
 from .report import HostSummary, dump_json
 from .settings import Settings
@@ -123,9 +123,11 @@ def _summary(outcome: HostOutcome) -> HostSummary:
 
 
 def _outcome_status(outcome: HostOutcome) -> str:
+    if outcome.activated:
+        return "activated"  # even when the run after it failed: the host is on the new release
     if outcome.error is not None:
         return "rolled_back" if outcome.rolled_back else "failed"
-    return "activated" if outcome.activated else "unchanged"
+    return "unchanged"
 
 
 def _record(history: History, did: str, job: HostJob, outcome: HostOutcome) -> None:
@@ -176,12 +178,18 @@ def _deploy_jobs(
         def on_outcome(outcome: HostOutcome) -> None:
             _record(history, did, job_of[outcome.host], outcome)
             recorded.add(outcome.host)
-            if run:
+            if run and outcome.run_exit is not None:
                 history.record_run(did, outcome.host, run_id, outcome.run_exit, outcome.recap)
 
         status = "interrupted"
         try:
             outcomes = _fan_out(jobs, settings, plan, session.reporter, on_outcome, "deploy+run" if run else "deploy")
+            uncertain = {
+                o.host: str(o.error) for o in outcomes
+                if o.error is not None and not o.activated and o.agent is None
+                and not isinstance(o.error, ConnectError) and (o.uploaded or o.events)  # got far enough to activate
+            }
+            _reconcile(session, history, did, [job_of[h] for h in uncertain], uncertain)
             status = "done"
         except KeyboardInterrupt:
             _reconcile(session, history, did, [j for j in jobs if j.host.name not in recorded])
@@ -204,41 +212,54 @@ def _deploy_jobs(
     return 1 if failed else 0
 
 
-def _reconcile(session: Session, history: History, did: str, in_flight: list[HostJob]) -> None:
-    """After an interrupt, ask each host that was in flight which release is current.
+def _reconcile(
+    session: Session, history: History, did: str, jobs: list[HostJob], errors: dict[str, str] | None = None,
+) -> None:
+    """Ask hosts whose outcome is uncertain which release is current, and record that.
 
-    Activation on a host is one rename, so every host is on its old or its new release; the
-    agents still finishing hold the host's lock, and the status query waits for it, so what
-    is recorded here is what the host really runs. A host that cannot be asked is recorded
-    as ``unknown``.
+    Used after an interrupt (hosts in flight) and for hosts that failed after their upload
+    (a timeout or a cut during the run may come after activation). Activation on a host is
+    one rename, so every host is on its old or its new release; agents still finishing hold
+    the host's lock, and the status query waits for it, so what is recorded is what the host
+    really runs. A host that cannot be asked is recorded as ``unknown``.
     """
-    if not in_flight:
+    if not jobs:
         return
+    errors = errors or {}
     session.reporter.stop()
-    session.reporter.line(f"interrupted: asking {len(in_flight)} host(s) that were in flight which release is current")
+    session.reporter.line(f"asking {len(jobs)} host(s) which release is current")
     status_jobs = [
         HostJob(host=j.host, op="status", binary_name=j.binary_name, deployment_id=did, lock_timeout=30.0)
-        for j in in_flight
+        for j in jobs
     ]
     try:
         outcomes = asyncio.run(deploy_fleet(status_jobs, parallel=_parallel(session.settings, None), timeout=45.0))
     except KeyboardInterrupt:
         outcomes = []
     answered = {o.host: o for o in outcomes}
-    for job in in_flight:
-        o = answered.get(job.host.name)
-        releases = ((o.agent or {}).get("releases") or {}) if o is not None and o.error is None else {}
-        current = (releases.get(job.binary_name) or {}).get("current")
+    for job in jobs:
+        name = job.host.name
+        why = errors.get(name, "interrupted")
+        o = answered.get(name)
+        agent = (o.agent or {}) if o is not None and o.error is None else {}
+        release = (agent.get("releases") or {}).get(job.binary_name) or {}
+        current = release.get("current")
+        record = {"binary_name": job.binary_name, "remote_dir": job.host.remote_dir}
         if o is None or o.error is not None:
-            why = str(o.error) if o is not None and o.error is not None else "not asked"
-            history.record_host(did, job.host.name, "unknown", binary_name=job.binary_name, sha256=job.sha256,
-                                remote_dir=job.host.remote_dir, error=f"interrupted; current release unknown: {why}")
+            asked = str(o.error) if o is not None and o.error is not None else "not asked"
+            history.record_host(did, name, "unknown", sha256=job.sha256,
+                                error=f"{why}; current release unknown: {asked}", **record)
         elif current == job.sha256:
-            history.record_host(did, job.host.name, "activated", binary_name=job.binary_name, sha256=job.sha256,
-                                remote_dir=job.host.remote_dir, error="interrupted after activation")
+            previous = next(
+                (h.get("previous") for h in reversed(agent.get("history") or [])
+                 if h.get("op") == "deploy" and h.get("deployment_id") == did),
+                release.get("previous"),
+            )
+            history.record_host(did, name, "activated", sha256=job.sha256, previous_sha256=previous,
+                                error=f"{why} (after activation)", **record)
         else:
-            history.record_host(did, job.host.name, "interrupted", binary_name=job.binary_name, sha256=current,
-                                remote_dir=job.host.remote_dir, error="interrupted before activation; the old release is current")
+            history.record_host(did, name, "failed" if name in errors else "interrupted", sha256=current,
+                                error=f"{why} (before activation; the old release is current)", **record)
 
 
 def _manifest(did: str, session: Session, source: str | None, outcomes: list[HostOutcome], job_of: dict[str, HostJob]) -> dict[str, Any]:

@@ -472,3 +472,26 @@ def test_full_disk_on_the_host_keeps_the_old_release(tmp_path: Path, capsys: pyt
         assert [p.name for p in (mnt / "rustle" / "artifacts").iterdir()] == [first["sha256"]]
     finally:
         subprocess.run(["umount", "-l", str(mnt)], check=False)
+
+
+def test_run_timeout_after_activation_is_recorded_as_activated_and_can_be_rolled_back(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], rustle_home: Path
+) -> None:
+    work = tmp_path / "work"
+    plan = example(tmp_path, work)
+    assert run_cli(capsys, str(plan), "--run", "--output", "json")[0] == 0
+    doc = json.loads((tmp_path / "plan" / "plan.json").read_text())
+    doc["plays"][0]["batches"][0]["tasks"][9]["args"]["_raw_params"] = "sleep 30"
+    (tmp_path / "plan" / "plan.json").write_text(json.dumps(doc))
+    code, out, err = run_cli(capsys, str(plan), "--run", "--timeout", "3", "--output", "json")
+    assert code == 1
+    (host,) = json.loads(out)["hosts"]
+    assert "no result within 3s" in host["error"]
+    db = sqlite3.connect(rustle_home / ".rustle" / "state.db")
+    status, sha, previous = db.execute(
+        "SELECT status, sha256, previous_sha256 FROM host_outcomes ORDER BY updated_at DESC LIMIT 1").fetchone()
+    assert status == "activated" and sha == host["sha256"] and previous, "the host did switch releases"
+    code, out, err = run_cli(capsys, "--rollback", "--output", "json")
+    assert code == 0, err
+    current = rustle_home / ".rustle" / "releases" / host["binary_name"] / "current"
+    assert os.readlink(current).endswith(previous)

@@ -20,7 +20,15 @@ from ..runtime_index import canonical_module, module_families
 
 PYZ_TARGET = "py3-none-any"  # a pyz artifact runs on any host with CPython >= 3.8
 
-_TEMPLATED = re.compile(r"{{|{%")
+_TEMPLATED = re.compile(r"{{|{%|{#")
+
+# Connection secrets: the controller uses them to reach the host; the runtime never needs
+# them, and an artifact is shared by many hosts, so they must not travel inside it.
+SECRET_VARS = frozenset({
+    "ansible_password", "ansible_ssh_pass", "ansible_ssh_password", "ansible_become_pass",
+    "ansible_become_password", "ansible_sudo_pass", "ansible_sudo_password", "ansible_su_pass",
+    "ansible_su_password", "ansible_ssh_private_key_passphrase", "ansible_private_key_passphrase",
+})
 _EXPRESSION_KEYS = ("changed_when", "failed_when", "until")
 
 
@@ -102,7 +110,7 @@ def plan_units(
             "binary_name": unit.binary_name,
             "check_mode": plan.options.check_mode,
             "diff_mode": plan.options.diff_mode,
-            "hosts": {h.name: {**h.vars, "group_names": _group_names(h)} for h in unit_hosts},
+            "hosts": {h.name: _host_vars(h) for h in unit_hosts},
             "groups": groups,
             "plays": doc_plays,
         }
@@ -112,6 +120,12 @@ def plan_units(
             unit.needs_jinja = True
         units.append(unit)
     return units
+
+
+def _host_vars(host: Host) -> dict[str, Any]:
+    out = {k: v for k, v in host.vars.items() if k not in SECRET_VARS}
+    out["group_names"] = _group_names(host)
+    return out
 
 
 def _group_names(host: Host) -> list[str]:
@@ -227,9 +241,7 @@ def _compile_task(
         or module in ("template", "assert")
         or any(k in out for k in _EXPRESSION_KEYS)
         or isinstance(out.get("loop"), str)
-        or _TEMPLATED.search(str(out["args"]))
-        or _TEMPLATED.search(str(out.get("vars", "")))
-        or _TEMPLATED.search(str(out.get("environment", "")))
+        or _TEMPLATED.search(str(out))  # args, loop items, vars, environment, become_user ...
         or (module == "debug" and "var" in task.args)
     ):
         unit.needs_jinja = True
