@@ -140,6 +140,10 @@ def _dispatch_exec(opts: dict[str, Any]) -> int:
 def _exec(opts: dict[str, Any]) -> int:
     from .pipeline import run_manifest
 
+    for flag in ("parallel", "timeout"):
+        if opts.get(flag) is not None and opts[flag] <= 0:
+            raise UsageError(f"--{flag} must be greater than 0")
+
     source = opts["manifest"]
     if source == "-":
         if sys.stdin.isatty():

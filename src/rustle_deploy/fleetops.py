@@ -270,6 +270,8 @@ def _manifest(did: str, session: Session, source: str | None, outcomes: list[Hos
         "deployment_id": did,
         "plan": source,
         "inventory": os.path.abspath(inv) if inv else None,
+        # -u / --private-key of the deploying command, so rustle-exec reaches hosts the same way
+        "connection": {"user": session.opts.get("user"), "private_key": session.opts.get("private_key")},
         "state_db": str(session.settings.state_db),
         "hosts": [
             {
@@ -301,30 +303,34 @@ def deploy_only(session: Session) -> int:
 
     out = session.settings.output_dir
     path = out / "manifest.json"
+    by_host: dict[str, Any] = {}
     try:
         doc = json.loads(path.read_text())
-        entries = doc["artifacts"]
+        for entry in doc["artifacts"]:
+            file = out / str(entry["file"])
+            if not file.is_file() or file.parent != out:
+                raise UsageError(f"{file}: listed in {path} but missing", "compile again with --compile-only")
+            art = Art(
+                sha256=str(entry["sha256"]), path=file, size=file.stat().st_size, binary_name=str(entry["binary_name"]),
+                target=str(entry["target"]), hosts=tuple(str(h) for h in entry["hosts"]), files=(), families=(),
+                with_jinja=False, cached=True, bytecode_tag=entry.get("bytecode_tag"),
+            )
+            for name in art.hosts:
+                by_host[name] = art
     except FileNotFoundError:
         raise UsageError(f"{path}: no compiled artifacts here", "run with --compile-only first, or pass -o DIR") from None
     except (OSError, ValueError, KeyError, TypeError) as exc:
-        raise UsageError(f"{path}: not a manifest written by --compile-only ({exc})", "compile again with --compile-only") from exc
+        raise UsageError(f"{path}: not a manifest written by --compile-only ({exc!r})", "compile again with --compile-only") from exc
     inv = session.inventory()
-    by_host: dict[str, Any] = {}
-    for entry in entries:
-        file = out / entry["file"]
-        if not file.is_file():
-            raise UsageError(f"{file}: listed in {path} but missing", "compile again with --compile-only")
-        art = Art(
-            sha256=entry["sha256"], path=file, size=file.stat().st_size, binary_name=entry["binary_name"],
-            target=entry["target"], hosts=tuple(entry["hosts"]), files=(), families=(), with_jinja=False, cached=True,
-            bytecode_tag=entry.get("bytecode_tag"),
-        )
-        for name in entry["hosts"]:
-            by_host[name] = art
     hosts = inv.resolve(list(by_host))
     if session.opts.get("limit"):
         allowed = {h.name for h in inv.select(session.opts["limit"])}
         hosts = [h for h in hosts if h.name in allowed]
+        if not hosts:
+            raise UsageError(
+                f"--limit {session.opts['limit']!r} matches none of the hosts in {path}",
+                "hosts there: " + ", ".join(sorted(by_host)[:20]),
+            )
     hosts = [session.with_cli_connection(h) for h in hosts]
     return _deploy_jobs(session, None, hosts, by_host, str(path), doc.get("plan_sha256"))
 
@@ -367,6 +373,8 @@ def _simple_op(
 def rollback(session: Session, deployment_id: str | None) -> int:
     with History(session.settings.state_db) as history:
         dep = history.get(deployment_id, op="deploy")
+    if dep is not None and not dep.hosts:
+        raise UsageError(f"deployment {dep.id} reached no host: nothing to roll back", "see --list-deployments")
     if dep is None:
         raise UsageError(
             f"no deployment {deployment_id!r} in {session.settings.state_db}" if deployment_id else f"no deployment recorded in {session.settings.state_db}",
@@ -432,6 +440,7 @@ def _hosts_by_name(session: Session, inv: Any, names: list[str]) -> list[Host]:
 
 def exec_manifest(manifest: Any, name: str, settings: Settings, opts: dict[str, Any]) -> int:
     from .inventory import implicit_localhost, load_inventory
+    from .pipeline import with_connection
     from .report import Reporter
 
     if not isinstance(manifest, dict) or manifest.get("kind") != MANIFEST_KIND:
@@ -447,6 +456,8 @@ def exec_manifest(manifest: Any, name: str, settings: Settings, opts: dict[str, 
     run_id = f"r-{secrets.token_hex(6)}"
     entry_of = {str(h["name"]): h for h in entries if h.get("ok")}
     hosts = inv.resolve(list(entry_of)) if entry_of else []
+    connection = manifest.get("connection") or {}
+    hosts = [with_connection(h, connection.get("user"), connection.get("private_key")) for h in hosts]
     jobs = [
         HostJob(
             host=h, op="run", artifact=None, sha256=str(entry_of[h.name]["sha256"]), size=0,

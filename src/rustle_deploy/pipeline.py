@@ -115,13 +115,7 @@ class Session:
         return every, [self.with_cli_connection(h) for h in hosts]
 
     def with_cli_connection(self, host: Host) -> Host:
-        """``-u``/``--private-key`` fill in what the inventory leaves unset, as in Ansible."""
-        extra: dict[str, Any] = {}
-        if self.opts.get("user") and not host.user:
-            extra["ansible_user"] = self.opts["user"]
-        if self.opts.get("private_key") and not host.vars.get("ansible_ssh_private_key_file") and not host.vars.get("ansible_private_key_file"):
-            extra["ansible_ssh_private_key_file"] = self.opts["private_key"]
-        return replace(host, vars={**host.vars, **extra}) if extra else host
+        return with_connection(host, self.opts.get("user"), self.opts.get("private_key"))
 
     def units(self, plan: Plan, inv: Inventory, hosts: list[Host]) -> list[BuildUnit]:
         return plan_units(
@@ -346,6 +340,16 @@ def _check_flags(opts: dict[str, Any], mode: str) -> None:
                 f"{flag} applies to running the plan",
                 f"add --run, or pass {flag} to rustle-exec when it runs what was deployed",
             )
+
+
+def with_connection(host: Host, user: str | None, private_key: str | None) -> Host:
+    """``-u``/``--private-key`` fill in what the inventory leaves unset, as in Ansible."""
+    extra: dict[str, Any] = {}
+    if user and not host.user:
+        extra["ansible_user"] = user
+    if private_key and not host.vars.get("ansible_ssh_private_key_file") and not host.vars.get("ansible_private_key_file"):
+        extra["ansible_ssh_private_key_file"] = private_key
+    return replace(host, vars={**host.vars, **extra}) if extra else host
 
 
 def _group_members(inv: Inventory) -> dict[str, list[str]]:

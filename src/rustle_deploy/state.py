@@ -166,7 +166,9 @@ class History:
                 (op, op),
             ).fetchone()
         else:
-            row = self._db.execute("SELECT * FROM deployments WHERE id = ?", (deployment_id,)).fetchone()
+            row = self._db.execute(
+                "SELECT * FROM deployments WHERE id = ? AND (? IS NULL OR op = ?)", (deployment_id, op, op)
+            ).fetchone()
         if row is None:
             return None
         hosts = tuple(
@@ -184,4 +186,4 @@ class History:
         ids = [r[0] for r in self._db.execute(
             "SELECT id FROM deployments ORDER BY created_at DESC, rowid DESC LIMIT ?", (limit,)
         )]
-        return [d for d in (self.get(i) for i in ids) if d is not None]
+        return [d for d in (self.get(i, op=None) for i in ids) if d is not None]

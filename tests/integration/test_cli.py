@@ -495,3 +495,32 @@ def test_run_timeout_after_activation_is_recorded_as_activated_and_can_be_rolled
     assert code == 0, err
     current = rustle_home / ".rustle" / "releases" / host["binary_name"] / "current"
     assert os.readlink(current).endswith(previous)
+
+
+def test_deploy_only_and_rollback_refuse_what_would_do_nothing(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    plan = example(tmp_path, tmp_path / "work")
+    out_dir = tmp_path / "out"
+    assert run_cli(capsys, str(plan), "--compile-only", "-o", str(out_dir))[0] == 0
+    code, _, err = run_cli(capsys, "--deploy-only", "-o", str(out_dir), "-l", "nosuch")
+    assert code == 2 and "matches none" in err
+    manifest = json.loads((out_dir / "manifest.json").read_text())
+    del manifest["artifacts"][0]["binary_name"]
+    (out_dir / "manifest.json").write_text(json.dumps(manifest))
+    code, _, err = run_cli(capsys, "--deploy-only", "-o", str(out_dir))
+    assert code == 2 and "not a manifest written by --compile-only" in err
+    assert run_cli(capsys, str(plan), "--output", "json")[0] == 0
+    code, out, _ = run_cli(capsys, "--rollback", "--output", "json")
+    rollback_id = json.loads(out)["id"]
+    code, _, err = run_cli(capsys, "--rollback", rollback_id)
+    assert code == 2 and f"no deployment '{rollback_id}'" in err
+    assert exec_main(["--parallel", "0", str(out_dir / "manifest.json")]) == 2
+    assert "--parallel must be greater than 0" in capsys.readouterr().err
+
+
+def test_build_errors_name_the_path(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    code, _, err = run_cli(capsys, str(EXAMPLE_PLAN), "--compile-only", "-o", str(blocker / "sub"))
+    assert code == 2 and str(blocker / "sub") in err
+    code, _, err = run_cli(capsys, str(EXAMPLE_PLAN), "--compile-only", "--cache-dir", str(blocker / "cache"))
+    assert code == 2 and "cannot write" in err

@@ -145,3 +145,18 @@ def test_size_limit(tmp_path: Path) -> None:
     with pytest.raises(CompileError, match="over the limit") as info:
         build_unit(unit, cache_dir=tmp_path, size_limit=1024)
     assert "RUSTLE_BINARY_SIZE_LIMIT" in str(info.value)
+
+
+def test_connection_secrets_never_enter_an_artifact(tmp_path: Path) -> None:
+    inv_file = tmp_path / "inv.ini"
+    inv_file.write_text(
+        "[web]\nweb1 ansible_password=S3cretA ansible_become_password=RootA token=keep\n"
+        "web2 ansible_ssh_pass=S3cretB\n"
+    )
+    inv = load_inventory(inv_file)
+    plan = fleet_plan(tmp_path, ["web"])
+    (unit,) = units_for(plan, inv)
+    data = payload_bytes(unit)
+    for secret in (b"S3cretA", b"RootA", b"S3cretB"):
+        assert secret not in data
+    assert unit.plan_doc["hosts"]["web1"]["token"] == "keep"

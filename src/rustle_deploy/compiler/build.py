@@ -166,6 +166,16 @@ def payload_bytes(unit: BuildUnit, compression: bool = True) -> bytes:
 
 
 def _atomic_write(path: Path, data: bytes, mode: int = 0o600) -> None:
+    try:
+        _write(path, data, mode)
+    except OSError as exc:
+        raise CompileError(
+            f"{exc.filename or path}: cannot write: {exc.strerror or exc}",
+            "check --cache-dir / --output-dir (or RUSTLE_DEPLOY_CACHE_DIR): a writable directory is needed",
+        ) from exc
+
+
+def _write(path: Path, data: bytes, mode: int) -> None:
     private_dir(path.parent)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
     try:
@@ -184,7 +194,7 @@ def _sha256_file(path: Path) -> str | None:
     try:
         with open(path, "rb") as fh:
             return hashlib.file_digest(fh, "sha256").hexdigest()
-    except FileNotFoundError:
+    except OSError:  # missing, or not readable: either way not a usable entry
         return None
 
 
@@ -237,7 +247,11 @@ def build_unit(
 
 def write_outputs(artifacts: list[Artifact], output_dir: Path, plan_sha256: str) -> Path:
     """Copy artifacts to ``output_dir`` with ``manifest.json`` saying which host gets which."""
-    private_dir(output_dir)
+    try:
+        private_dir(output_dir)
+    except OSError as exc:
+        raise CompileError(f"{output_dir}: cannot create the output directory: {exc.strerror or exc}",
+                           "pass -o/--output-dir a directory you can write") from exc
     for art in artifacts:
         target = output_dir / art.file_name
         if _sha256_file(target) != art.sha256:

@@ -98,20 +98,36 @@ class Lock:
         self.timeout = timeout
         self.fd = -1
 
-    def __enter__(self):
-        import fcntl
-
+    def _open(self):
         try:
             self.fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
         except OSError as exc:
             raise AgentError("remote_dir", f"{self.path}: cannot open lock file: {exc.strerror}") from None
+
+    def _still_the_lock_file(self):
+        """A cleanup may have removed the file we locked: then the lock guards nothing."""
+        try:
+            return os.fstat(self.fd).st_ino == os.stat(self.path).st_ino
+        except OSError:
+            return False
+
+    def __enter__(self):
+        import fcntl
+
+        self._open()
         deadline = time.time() + self.timeout
         told = False
         delay = 0.01
         while True:
             try:
                 fcntl.flock(self.fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                return self
+                if self._still_the_lock_file():
+                    return self
+                os.close(self.fd)  # locked a file that was removed meanwhile: lock the new one
+                if not os.path.isdir(os.path.dirname(self.path)):
+                    _mkdirs(os.path.dirname(self.path))
+                self._open()
+                continue
             except OSError as exc:
                 if exc.errno not in (errno.EAGAIN, errno.EACCES):
                     raise
@@ -427,10 +443,11 @@ def op_deploy(req, layout, stdin):
     name = _check_name(req["binary_name"], "binary name")
     size = int(req["size"])
     release = layout.release(name)
-    for d in (layout.root, layout.artifacts, layout.releases, release):
-        _mkdirs(d)
+    _mkdirs(layout.root)
     result = {"sha256": sha, "binary_name": name, "uploaded": False, "activated": False}
     with Lock(layout.lock, float(req.get("lock_timeout", 60))):
+        for d in (layout.artifacts, layout.releases, release):  # under the lock: a cleanup may just have run
+            _mkdirs(d)
         _remove_stale_uploads(layout)
         path = layout.artifact(sha)
         try:
@@ -617,7 +634,7 @@ def main(raw_request, stdin=None):
         sys.exit(EXIT_AGENT_ERROR)
     except OSError as exc:
         full = exc.errno in (errno.ENOSPC, errno.EDQUOT)
-        where = exc.filename or req.get("remote_dir", "?") if isinstance(req, dict) else "?"
+        where = exc.filename or (req.get("remote_dir", "?") if isinstance(req, dict) else "?")
         what = "no space left on the host's disk" if full else (exc.strerror or str(exc))
         emit({"agent": "error", "kind": "disk_full" if full else "io", "message": f"{where}: {what}"})
         sys.exit(EXIT_AGENT_ERROR)
