@@ -16,6 +16,7 @@ import time
 
 from .context import ModuleContext, ModuleFailure, TaskTimeout
 from .events import censor
+from .filters import to_bool
 from .templating import Templar, TemplateError, VarScope, has_template, is_template
 
 OMIT = "__omit_place_holder__rustle"
@@ -28,6 +29,16 @@ _HIDDEN = ("ansible_facts", "stdout_lines", "stderr_lines", "_meta", "_set_fact"
 
 class _EndPlay(Exception):
     pass
+
+
+def _handler_topics(handler):
+    return {handler.get("name")} | {str(t) for t in _as_list(handler.get("listen"))}
+
+
+_BOOL_KEYWORDS = ("ignore_errors", "no_log", "check_mode", "diff", "become", "run_once")
+_NUMBER_KEYWORDS = ("retries", "delay", "timeout")
+_BOOL_WORDS = ("yes", "no", "true", "false", "on", "off", "1", "0", "y", "n")
+_TEXT_KEYWORDS = ("become_user", "become_method")
 
 
 class _HostFailed(Exception):
@@ -212,7 +223,10 @@ class Runner:
     def _run_play(self, play):
         self._play = play
         self._notified = []
-        self._handler_names = [h.get("name") for h in play.get("handlers") or []]
+        # what a notify may name: a handler's name, or a topic it listens to
+        self._handler_names = set()
+        for h in play.get("handlers") or []:
+            self._handler_names.update(_handler_topics(h))
         self.emitter.emit({"event": "play_start", "play": play.get("name", ""), "host": self.host})
         try:
             for task in play.get("tasks") or []:
@@ -227,7 +241,7 @@ class Runner:
             pending = set(self._notified)
             self._notified = []
             for handler in handlers:
-                if handler.get("name") in pending:
+                if pending & _handler_topics(handler):
                     self._run_task(handler, is_handler=True)
 
     # ---------------------------------------------------------------- one task
@@ -243,7 +257,11 @@ class Runner:
         start_event = dict(head, event="handler_start" if is_handler else "task_start")
         self.emitter.emit(start_event)
         started = time.monotonic()
-        result = self._execute(task)
+        task, keyword_error = self._resolve_keywords(task)
+        if keyword_error:
+            result = {"failed": True, "changed": False, "msg": keyword_error}
+        else:
+            result = self._execute(task)
         ignored = bool(result.get("failed")) and bool(task.get("ignore_errors"))
         register = task.get("register")
         if register:
@@ -279,6 +297,36 @@ class Runner:
             raise _EndPlay()
         elif action == "clear_facts":
             self._facts = None
+
+    def _resolve_keywords(self, task):
+        """Task keywords given as expressions (``ignore_errors: "{{ x }}"``) -> their values.
+
+        Returns the task with them resolved, and an error message when one cannot be
+        evaluated (the task then fails; ``no_log`` then stays on, to be safe).
+        """
+        pending = [k for k in _BOOL_KEYWORDS + _NUMBER_KEYWORDS + _TEXT_KEYWORDS
+                   if isinstance(task.get(k), str) and (k not in _TEXT_KEYWORDS or is_template(task[k]))]
+        if not pending:
+            return task, None
+        task = dict(task)
+        scope = self._task_scope(task)
+        for key in pending:
+            raw = task[key]
+            try:
+                if key in _BOOL_KEYWORDS and raw.strip().lower() in _BOOL_WORDS:
+                    task[key] = to_bool(raw.strip().lower())
+                elif key in _BOOL_KEYWORDS:
+                    task[key] = self.templar.condition(raw, scope)
+                elif key in _NUMBER_KEYWORDS:
+                    value = self.templar.template(raw, scope) if is_template(raw) else raw
+                    task[key] = float(value) if key != "retries" else int(value)
+                else:
+                    task[key] = str(self.templar.template(raw, scope))
+            except (TemplateError, TypeError, ValueError) as exc:
+                if key == "no_log":
+                    task[key] = True
+                return task, f"the task keyword '{key}' could not be evaluated: {exc}"
+        return task, None
 
     def _event_fields(self, result, task):
         out = {"rc": result.get("rc"), "stdout": result.get("stdout", ""),

@@ -170,6 +170,8 @@ class _Parser:
         node = self.postfix()
         while True:
             if self.i < len(self.toks) and self.toks[self.i][0] == "op" and self.toks[self.i][1] in _COMPARE:
+                if node[0] in ("cmp", "in", "not"):
+                    raise _Unsupported()  # a chain (1 < x < 3): Jinja2 has Python's semantics
                 op = self.take()
                 node = ("cmp", op, node, self.postfix())
             elif self.peek("in", "name"):

@@ -127,8 +127,7 @@ def _write_content(ctx, args, data, src_label, module_name):
         if not ctx.check_mode:
             if backup and os.path.exists(dest):
                 result["backup_file"] = c.backup_local(ctx, dest)
-            if is_link:
-                os.unlink(dest)
+            # a symlinked dest (follow=false) is replaced by the rename itself, atomically
             if validate:
                 _validate_with_attrs(ctx, data, dest, validate, mode, owner, group)
             c.atomic_write(dest, data)
@@ -265,7 +264,7 @@ def _copy_remote_dir(ctx, args, src):
     if not ctx.check_mode and os.path.exists(dest):
         for root, dirs, files in os.walk(dest):
             for name in dirs + files:
-                if c.apply_attributes(ctx, os.path.join(root, name), args.get("mode"),
+                if c.apply_attributes(ctx, os.path.join(root, name), None if args.get("mode") == "preserve" else args.get("mode"),
                                       args.get("owner"), args.get("group")):
                     changed = True
     return {"dest": dest, "src": src, "changed": changed}
@@ -280,6 +279,15 @@ TEMPLATE_ARGS = {"src", "dest", "mode", "owner", "group", "backup", "force", "ne
                  "unsafe_writes", "attributes", "seuser", "serole", "setype", "selevel"}
 
 
+# Jinja2 syntax options Ansible offers; anything but these defaults is refused, not ignored.
+_TEMPLATE_SYNTAX_DEFAULTS = {
+    "trim_blocks": True, "lstrip_blocks": False,
+    "block_start_string": "{%", "block_end_string": "%}",
+    "variable_start_string": "{{", "variable_end_string": "}}",
+    "comment_start_string": "{#", "comment_end_string": "#}",
+}
+
+
 @c.module
 def template(ctx, args):
     """ansible.builtin.template: render an embedded ``src`` with ctx.render, then copy it."""
@@ -288,8 +296,13 @@ def template(ctx, args):
     if src is None or args.get("dest") is None:
         c.fail("src and dest are required")
     newline = args.get("newline_sequence", "\n")
+    newline = {"\\n": "\n", "\\r": "\r", "\\r\\n": "\r\n"}.get(newline, newline)  # YAML '\r\n'
     if newline not in ("\n", "\r", "\r\n"):
         c.fail("newline_sequence needs to be one of: \\n, \\r or \\r\\n")
+    for option, default in _TEMPLATE_SYNTAX_DEFAULTS.items():
+        if option in args and args[option] != default:
+            c.fail(f"{option}={args[option]!r} is not supported by rustle-deploy's template module yet; "
+                   "templates use Jinja2's default syntax with trim_blocks on and lstrip_blocks off")
     source = c.embedded_source(ctx, args, src).decode("utf-8", "surrogateescape")
     dest = c.expand(args["dest"])
     extra = {"template_path": src, "template_fullpath": src, "template_destpath": dest,
