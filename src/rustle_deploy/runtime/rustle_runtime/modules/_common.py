@@ -133,12 +133,14 @@ def checksum_bytes(data, algorithm="sha1"):
 
 # ------------------------------------------------------------------------------------- writes
 
-def atomic_write(path, data, validate=None, ctx=None):
+def atomic_write(path, data, validate=None, ctx=None, mode=None):
     """Write ``data`` to ``path`` atomically: temp file beside it, fsync, os.replace.
 
     An existing file keeps its mode, owner and group (as Ansible's atomic_move does); a new
-    file gets ``0666 & ~umask``. ``validate`` (a command with ``%s``) runs on the temp file
-    first and a non-zero exit fails the module without touching ``path``.
+    file gets ``0666 & ~umask``. A task ``mode`` is applied to the temp file before the rename,
+    so the content is never visible under looser permissions. ``validate`` (a command with
+    ``%s``) runs on the temp file first and a non-zero exit fails the module without touching
+    ``path``.
     """
     directory = os.path.dirname(os.path.abspath(path)) or "."
     fd, tmp = tempfile.mkstemp(prefix=".rustle_tmp_", dir=directory)
@@ -150,6 +152,12 @@ def atomic_write(path, data, validate=None, ctx=None):
         if validate:
             run_validate(ctx, validate, tmp)
         _adopt_attributes(tmp, path)
+        if mode is not None and mode != "preserve":
+            try:
+                current = os.stat(path)
+            except OSError:
+                current = None
+            os.chmod(tmp, parse_mode(mode, current))
         os.replace(tmp, path)
     except BaseException:
         if os.path.lexists(tmp):

@@ -130,7 +130,7 @@ def _write_content(ctx, args, data, src_label, module_name):
             # a symlinked dest (follow=false) is replaced by the rename itself, atomically
             if validate:
                 _validate_with_attrs(ctx, data, dest, validate, mode, owner, group)
-            c.atomic_write(dest, data)
+            c.atomic_write(dest, data, mode=mode)
     attr_diff = {}
     if ctx.check_mode and not os.path.exists(dest):
         changed = True
