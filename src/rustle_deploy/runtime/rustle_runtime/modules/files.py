@@ -288,6 +288,27 @@ _TEMPLATE_SYNTAX_DEFAULTS = {
 }
 
 
+def _place_link(make, src, path, prev):
+    """Create ``path`` as a link to ``src`` with ``make`` (os.symlink or os.link); an existing
+    path is replaced through a temporary link and a rename, so it is never missing."""
+    if prev == "absent":
+        try:
+            make(src, path)
+        except OSError as exc:
+            c.fail(f"Error while linking: {exc}", path=path)
+        return
+    tmp = os.path.join(os.path.dirname(path), f".{os.getpid()}.{time.time()}.tmp")
+    try:
+        if prev == "directory" and os.path.exists(path):
+            os.rmdir(path)
+        make(src, tmp)
+        os.rename(tmp, path)
+    except OSError as exc:
+        if os.path.lexists(tmp):
+            os.unlink(tmp)
+        c.fail(f"Error while replacing: {exc}", path=path)
+
+
 @c.module
 def template(ctx, args):
     """ansible.builtin.template: render an embedded ``src`` with ctx.render, then copy it."""
@@ -532,22 +553,7 @@ def _ensure_link(ctx, path, prev, src, mode, owner, group, recurse, force, follo
             diff["after"]["src"] = src
             changed = True
     if changed and not ctx.check_mode:
-        if prev != "absent":
-            tmp = os.path.join(os.path.dirname(path), f".{os.getpid()}.{time.time()}.tmp")
-            try:
-                if prev == "directory":
-                    os.rmdir(path)
-                os.symlink(src, tmp)
-                os.rename(tmp, path)
-            except OSError as exc:
-                if os.path.lexists(tmp):
-                    os.unlink(tmp)
-                c.fail(f"Error while replacing: {exc}", path=path)
-        else:
-            try:
-                os.symlink(src, path)
-            except OSError as exc:
-                c.fail(f"Error while linking: {exc}", path=path)
+        _place_link(os.symlink, src, path, prev)
     if ctx.check_mode and not os.path.lexists(path):
         return {"dest": path, "src": src, "changed": changed, "diff": diff}
     if follow and os.path.islink(path) and not os.path.exists(path):
@@ -596,22 +602,7 @@ def _ensure_hard(ctx, path, prev, src, mode, owner, group, recurse, force, follo
                 c.fail("Cannot link: different hard link exists at destination", dest=path,
                        src=src)
     if changed and not ctx.check_mode:
-        if prev != "absent":
-            tmp = os.path.join(os.path.dirname(path), f".{os.getpid()}.{time.time()}.tmp")
-            try:
-                if prev == "directory" and os.path.exists(path):
-                    os.rmdir(path)
-                os.link(src, tmp)
-                os.rename(tmp, path)
-            except OSError as exc:
-                if os.path.lexists(tmp):
-                    os.unlink(tmp)
-                c.fail(f"Error while replacing: {exc}", path=path)
-        else:
-            try:
-                os.link(src, path)
-            except OSError as exc:
-                c.fail(f"Error while linking: {exc}", path=path)
+        _place_link(os.link, src, path, prev)
     if ctx.check_mode and not os.path.exists(path):
         return {"dest": path, "src": src, "changed": changed, "diff": diff}
     changed |= c.apply_attributes(ctx, path, mode, owner, group, diff)
