@@ -48,7 +48,13 @@ from rustle_deploy.inventory.ini import parse_ini
 from rustle_deploy.inventory.patterns import PatternError, evaluate
 from rustle_deploy.inventory.script import parse_script
 from rustle_deploy.inventory.vars import INTERNAL_VARS, VarsFiles, host_vars, sort_groups
-from rustle_deploy.inventory.yaml_json import Loaded, Unsafe, load_data, parse_yaml_inventory
+from rustle_deploy.inventory.yaml_json import (
+    Loaded,
+    Unsafe,
+    load_data,
+    parse_yaml_inventory,
+    read_utf8,
+)
 from rustle_deploy.model import Host
 
 __all__ = ["Inventory", "Group", "load_inventory", "implicit_localhost"]
@@ -340,16 +346,7 @@ def _parse_file(data: InventoryData, path: str, warnings: list[str]) -> None:
     def read_text() -> str:
         nonlocal text
         if text is None:
-            try:
-                with open(path, encoding="utf-8") as fh:
-                    text = fh.read()
-            except UnicodeDecodeError as exc:
-                raise InventoryError(
-                    f"not UTF-8 text ({exc.reason} at byte {exc.start})",
-                    "inventory files must be UTF-8", file=path,
-                ) from exc
-            except OSError as exc:
-                raise InventoryError(f"cannot read: {exc.strerror}", file=path) from exc
+            text = read_utf8(path, "inventory files")
         return text
 
     if _is_executable(path):

@@ -100,19 +100,23 @@ def _json_hook(obj: dict[str, Any]) -> Any:
     return obj
 
 
+def read_utf8(path: str, what: str = "inventory and vars files") -> str:
+    """A file's text; InventoryError naming the file when it cannot be read or is not UTF-8."""
+    try:
+        with open(path, encoding="utf-8") as fh:
+            return fh.read()
+    except UnicodeDecodeError as exc:
+        raise InventoryError(
+            f"not UTF-8 text ({exc.reason} at byte {exc.start})", f"{what} must be UTF-8", file=path,
+        ) from exc
+    except OSError as exc:
+        raise InventoryError(f"cannot read: {exc.strerror}", file=path) from exc
+
+
 def load_data(path: str, text: str | None = None) -> Loaded:
     """Read JSON or YAML as Ansible's loader does; InventoryError (file, line) if neither."""
     if text is None:
-        try:
-            with open(path, encoding="utf-8") as fh:
-                text = fh.read()
-        except UnicodeDecodeError as exc:
-            raise InventoryError(
-                f"not UTF-8 text ({exc.reason} at byte {exc.start})",
-                "inventory and vars files must be UTF-8", file=path,
-            ) from exc
-        except OSError as exc:
-            raise InventoryError(f"cannot read: {exc.strerror}", file=path) from exc
+        text = read_utf8(path)
     try:
         return Loaded(json.loads(text, object_hook=_json_hook), {}, {})
     except ValueError:

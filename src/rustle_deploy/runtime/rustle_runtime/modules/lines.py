@@ -51,6 +51,16 @@ def _attrs(ctx, args, path, changed, msg, diff):
     return msg, changed
 
 
+def _conclude(ctx, args, path, changed, msg, diff, result):
+    """Apply mode/owner/group, then fill ``result`` with changed, msg and (in diff mode) the diffs."""
+    attr_diff = {}
+    msg, changed = _attrs(ctx, args, path, changed, msg, attr_diff)
+    result.update({"changed": changed, "msg": msg})
+    if ctx.diff_mode:
+        result["diff"] = _finish(ctx, path, diff, attr_diff)
+    return result
+
+
 def _finish(ctx, path, diff, attr_diff):
     attr_diff["before_header"] = f"{path} (file attributes)"
     attr_diff["after_header"] = f"{path} (file attributes)"
@@ -237,12 +247,7 @@ def _present(ctx, args, dest, regexp, search_string, line, insertafter, insertbe
         if ctx.diff_mode:
             result["diff"] = diff
         return result
-    attr_diff = {}
-    msg, changed = _attrs(ctx, args, dest, changed, msg, attr_diff)
-    result.update({"changed": changed, "msg": msg})
-    if ctx.diff_mode:
-        result["diff"] = _finish(ctx, dest, diff, attr_diff)
-    return result
+    return _conclude(ctx, args, dest, changed, msg, diff, result)
 
 
 def _absent(ctx, args, dest, regexp, search_string, line, backup):
@@ -277,14 +282,10 @@ def _absent(ctx, args, dest, regexp, search_string, line, backup):
             backupdest = c.backup_local(ctx, dest)
         _write(ctx, args, b"".join(lines), dest)
     msg = f"{len(found)} line(s) removed" if changed else ""
-    attr_diff = {}
-    msg, changed = _attrs(ctx, args, dest, changed, msg, attr_diff)
-    result = {"changed": changed, "found": len(found), "msg": msg, "backup": backupdest}
+    result = {"found": len(found), "backup": backupdest}
     if backupdest:
         result["backup_file"] = backupdest
-    if ctx.diff_mode:
-        result["diff"] = _finish(ctx, dest, diff, attr_diff)
-    return result
+    return _conclude(ctx, args, dest, changed, msg, diff, result)
 
 
 # --------------------------------------------------------------------------------- blockinfile
@@ -415,12 +416,7 @@ def blockinfile(ctx, args):
         if ctx.diff_mode:
             result["diff"] = diff
         return result
-    attr_diff = {}
-    msg, changed = _attrs(ctx, args, path, changed, msg, attr_diff)
-    result.update({"changed": changed, "msg": msg})
-    if ctx.diff_mode:
-        result["diff"] = _finish(ctx, path, diff, attr_diff)
-    return result
+    return _conclude(ctx, args, path, changed, msg, diff, result)
 
 
 # ------------------------------------------------------------------------------------- replace
