@@ -113,8 +113,6 @@ def _summary(outcome: HostOutcome) -> HostSummary:
         if event.get("event") in ("task_result", "handler_result") and event.get("status") == "failed" and not event.get("ignored"):
             s.failed_tasks.append(str(event.get("task") or event.get("id")))
     if outcome.error is not None:
-        from .errors import ConnectError
-
         s.unreachable = isinstance(outcome.error, ConnectError)
         s.error = str(outcome.error).replace("\n", " — ")
     elif outcome.run_exit not in (None, 0) and not s.failed:
