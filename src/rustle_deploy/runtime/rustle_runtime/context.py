@@ -51,15 +51,14 @@ class ModuleContext:
 
     def read_file(self, sha256):
         """The bytes of the embedded file ``files/<sha256>``; checked against its name."""
-        import hashlib
-
+        from .lowlevel import hexdigest
         from .payload import PayloadError
 
         try:
             data = self._runner.payload.read("files/" + sha256)
         except PayloadError as exc:
             raise ModuleFailure(f"embedded file {sha256} is missing from the artifact") from exc
-        if hashlib.sha256(data).hexdigest() != sha256:
+        if hexdigest("sha256", data) != sha256:
             raise ModuleFailure(f"embedded file {sha256} is corrupt (sha256 mismatch); "
                                 "hint: redeploy the artifact")
         return data
@@ -109,10 +108,10 @@ class ModuleContext:
 
     def atomic_write(self, path, data, mode=None):
         """Write ``data`` to ``path`` atomically (temp file beside it, fsync, rename)."""
-        import tempfile
+        from .lowlevel import mkstemp
 
         directory = os.path.dirname(os.path.abspath(path)) or "."
-        fd, tmp = tempfile.mkstemp(dir=directory, prefix=f".{os.path.basename(path)}.")
+        fd, tmp = mkstemp(directory, f".{os.path.basename(path)}.")
         try:
             with os.fdopen(fd, "wb") as fh:
                 fh.write(data)
@@ -159,7 +158,8 @@ class ModuleContext:
         ``become``, ``environment`` and ``timeout``.
         """
         import shlex
-        import subprocess
+
+        from .lowlevel import Timeout, spawn
 
         if shell:
             if not isinstance(args, str):
@@ -185,33 +185,17 @@ class ModuleContext:
         if self.deadline is not None:
             timeout = max(0.01, self.deadline - time.monotonic())
         try:
-            proc = subprocess.Popen(
-                argv, cwd=cwd, env=full_env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                stdin=subprocess.PIPE if data is not None else subprocess.DEVNULL,
-                start_new_session=True, close_fds=True)
+            returncode, out, err = spawn(argv, full_env, data=data, cwd=cwd, timeout=timeout)
+        except Timeout as exc:
+            raise TaskTimeout() from exc
         except OSError as exc:
             raise ModuleFailure(f"[Errno {exc.errno}] {exc.strerror}: {argv[0]!r}",
                                 rc=exc.errno or 2, cmd=argv, stdout="", stderr="") from exc
-        try:
-            out, err = proc.communicate(data, timeout=timeout)
-        except subprocess.TimeoutExpired as exc:
-            import signal
-
-            try:
-                os.killpg(proc.pid, signal.SIGKILL)
-            except OSError:
-                pass
-            proc.communicate()
-            raise TaskTimeout() from exc
-        except BaseException:
-            proc.kill()
-            proc.wait()
-            raise
         stdout = out.decode("utf-8", "replace")
         stderr = err.decode("utf-8", "replace")
-        if prefix and proc.returncode != 0 and ("a password is required" in stderr
+        if prefix and returncode != 0 and ("a password is required" in stderr
                                                 or "a terminal is required" in stderr):
             raise ModuleFailure(
                 f"become: sudo needs a password to run as '{self.become_user}' on this host; "
-                f"hint: grant NOPASSWD sudo to the deploying user, or connect as '{self.become_user}'", rc=proc.returncode, stderr=stderr)
-        return proc.returncode, stdout, stderr
+                f"hint: grant NOPASSWD sudo to the deploying user, or connect as '{self.become_user}'", rc=returncode, stderr=stderr)
+        return returncode, stdout, stderr

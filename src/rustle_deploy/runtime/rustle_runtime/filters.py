@@ -250,9 +250,9 @@ def b64decode(value, encoding="utf-8"):
 
 
 def hash_filter(value, algorithm="sha1"):
-    import hashlib
+    from .lowlevel import hexdigest
 
-    return hashlib.new(algorithm, str(value).encode("utf-8")).hexdigest()
+    return hexdigest(algorithm, str(value).encode("utf-8"))
 
 
 def type_debug(value):

@@ -6,14 +6,13 @@ Standard library only, Python 3.8 syntax. Owns the file-attribute semantics that
 """
 
 import grp
-import hashlib
 import os
 import pwd
 import re
-import shutil
 import stat
-import tempfile
 import time
+
+from ..lowlevel import hexdigest, mkstemp, new_hash
 
 PERM_BITS = 0o7777
 DEFAULT_PERM = 0o666
@@ -120,7 +119,11 @@ def embedded_source(ctx, args, src):
 # ---------------------------------------------------------------------------------- checksums
 
 def checksum_file(path, algorithm="sha1"):
-    digest = hashlib.new(algorithm)
+    try:
+        size = os.path.getsize(path)
+    except OSError:
+        size = 0
+    digest = new_hash(algorithm, size)
     with open(path, "rb") as handle:
         for block in iter(lambda: handle.read(65536), b""):
             digest.update(block)
@@ -128,7 +131,7 @@ def checksum_file(path, algorithm="sha1"):
 
 
 def checksum_bytes(data, algorithm="sha1"):
-    return hashlib.new(algorithm, data).hexdigest()
+    return hexdigest(algorithm, data)
 
 
 # ------------------------------------------------------------------------------------- writes
@@ -143,7 +146,7 @@ def atomic_write(path, data, validate=None, ctx=None, mode=None):
     ``path``.
     """
     directory = os.path.dirname(os.path.abspath(path)) or "."
-    fd, tmp = tempfile.mkstemp(prefix=".rustle_tmp_", dir=directory)
+    fd, tmp = mkstemp(directory, ".rustle_tmp_")
     try:
         with os.fdopen(fd, "wb") as handle:
             handle.write(data)
@@ -169,7 +172,9 @@ def atomic_write(path, data, validate=None, ctx=None, mode=None):
 def atomic_copy(src, path, validate=None, ctx=None):
     """Copy the file ``src`` onto ``path`` atomically (same rules as atomic_write)."""
     directory = os.path.dirname(os.path.abspath(path)) or "."
-    fd, tmp = tempfile.mkstemp(prefix=".rustle_tmp_", dir=directory)
+    import shutil
+
+    fd, tmp = mkstemp(directory, ".rustle_tmp_")
     try:
         with os.fdopen(fd, "wb") as handle, open(src, "rb") as source:
             shutil.copyfileobj(source, handle)
@@ -234,6 +239,8 @@ def backup_local(ctx, path):
     ext = time.strftime("%Y-%m-%d@%H:%M:%S~", time.localtime(time.time()))
     dest = f"{path}.{os.getpid()}.{ext}"
     if not getattr(ctx, "check_mode", False):
+        import shutil
+
         shutil.copy2(path, dest)
         try:
             st = os.stat(path)

@@ -1,7 +1,5 @@
 """The command family: ``command``, ``shell``, ``raw`` (Ansible's parameters and results)."""
 
-import datetime
-import glob
 import os
 import re
 
@@ -75,6 +73,8 @@ def _run(ctx, args, shell):
             r["rc"] = 2
             return r
     base = chdir or os.getcwd()
+    if creates or removes:
+        import glob
     shoulda = "Would" if ctx.check_mode else "Did"
     if creates and glob.glob(os.path.join(base, os.path.expanduser(str(creates)))):
         r["msg"] = f"{shoulda} not run command since '{creates}' exists"
@@ -97,6 +97,8 @@ def _run(ctx, args, shell):
     data = None
     if stdin is not None:
         data = str(stdin) + ("\n" if add_newline else "")
+    import datetime
+
     start = datetime.datetime.now()
     rc, out, err = ctx.run_command(r["cmd"], shell=shell, cwd=chdir, data=data,
                                    executable=executable)

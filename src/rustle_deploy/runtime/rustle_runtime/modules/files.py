@@ -10,7 +10,6 @@ too, for callers that pass it with the arguments. The bytes come from ``ctx.read
 
 import errno
 import os
-import shutil
 import stat as stat_mod
 import time
 
@@ -172,10 +171,9 @@ def _check_mode_preview(ctx, dest, data, checksum_src, src_label, force, follow,
 
 def _validate_with_attrs(ctx, data, dest, validate, mode, owner, group):
     """Run ``validate`` on a temp copy carrying the requested mode, as Ansible does."""
-    import tempfile
+    from ..lowlevel import mkstemp
 
-    fd, tmp = tempfile.mkstemp(prefix=".rustle_validate_", dir=os.path.dirname(
-        os.path.abspath(dest)))
+    fd, tmp = mkstemp(os.path.dirname(os.path.abspath(dest)), ".rustle_validate_")
     try:
         with os.fdopen(fd, "wb") as handle:
             handle.write(data)
@@ -239,6 +237,8 @@ def _copy_remote(ctx, args):
 
 
 def _copy_remote_dir(ctx, args, src):
+    import shutil
+
     dest = c.expand(args.get("dest") or "")
     if not dest:
         c.fail("missing required arguments: dest")
@@ -455,6 +455,8 @@ def _ensure_absent(ctx, path, prev, src, mode, owner, group, recurse, force, fol
     result["changed"] = True
     if not ctx.check_mode:
         if prev == "directory":
+            import shutil
+
             try:
                 shutil.rmtree(path)
             except OSError as exc:
@@ -697,7 +699,9 @@ def stat(ctx, args):
 
 
 def _file_mime(ctx, path):
-    tool = shutil.which("file")
+    from ..lowlevel import which
+
+    tool = which("file")
     if tool is None:
         return 1, "", ""
     rc, out, err = ctx.run_command([tool, "-i", path])
