@@ -56,6 +56,8 @@ def _fail(message: str) -> None:
 @click.option("--config", metavar="FILE", help="Config file [~/.rustle/config.toml].")
 @click.option("-u", "--user", metavar="USER", help="SSH user for hosts that set no ansible_user.")
 @click.option("--private-key", metavar="FILE", help="SSH key for hosts that set no ansible_ssh_private_key_file.")
+@click.option("--ssh-client", type=click.Choice(["auto", "openssh", "asyncssh"]), default=None,
+              help="SSH implementation [auto: the ssh binary for up to 256 hosts at once, else asyncssh].")
 @click.option("--format", "format_", type=click.Choice(["auto", "pyz", "native"]), default="auto", help="Artifact format [auto = pyz].")
 @click.option("-v", "--verbose", count=True, help="More output (-vv, -vvv).")
 @click.version_option(__version__, "-V", "--version", prog_name="rustle-deploy")
@@ -120,6 +122,8 @@ def _guarded(work: Callable[[], int]) -> int:
 @click.option("--skip-tags", metavar="TAGS", help="Skip tasks with these tags.")
 @click.option("--parallel", type=int, metavar="NUM", help="Hosts handled at once.")
 @click.option("--timeout", type=float, metavar="SECONDS", help="Per-host deadline.")
+@click.option("--ssh-client", type=click.Choice(["auto", "openssh", "asyncssh"]), default=None,
+              help="SSH implementation [auto].")
 @click.option("--output", type=click.Choice(["text", "json"]), default="text")
 @click.option("--config", metavar="FILE", help="Config file [~/.rustle/config.toml].")
 @click.option("-v", "--verbose", count=True)
@@ -166,7 +170,8 @@ def _exec(opts: dict[str, Any]) -> int:
             f"{name}: line {exc.lineno} column {exc.colno}: not a JSON deployment manifest ({exc.msg})",
             "rustle-exec reads what 'rustle-deploy ... --output json' prints",
         ) from exc
-    settings = load_settings(opts.get("config"), overrides={"parallel": opts.get("parallel"), "timeout": opts.get("timeout")})
+    overrides = {"parallel": opts.get("parallel"), "timeout": opts.get("timeout"), "ssh_client": opts.get("ssh_client")}
+    settings = load_settings(opts.get("config"), overrides=overrides)
     return run_manifest(manifest, name, settings, opts)
 
 

@@ -21,10 +21,12 @@ from .model import Host, Plan
 from .report import HostSummary, dump_json
 from .settings import Settings
 from .state import History
+from .transport import make_connect
 
 if TYPE_CHECKING:
     from .compiler import Artifact
     from .pipeline import Session
+    from .transport.early import EarlyStarts
 
 MANIFEST_KIND = "rustle-deploy-manifest"
 
@@ -45,11 +47,7 @@ def _run_options(opts: dict[str, Any], run_id: str) -> RunOptions:
 
 
 def _parallel(settings: Settings, plan: Plan | None) -> int:
-    if settings.parallel:
-        return settings.parallel
-    if plan is not None and plan.options.forks > 0:
-        return plan.options.forks
-    return 50
+    return settings.hosts_at_once(plan.options.forks if plan is not None else 0)
 
 
 def _fan_out(
@@ -59,8 +57,11 @@ def _fan_out(
     session_reporter: Any,
     on_outcome: Callable[[HostOutcome], None],
     what: str,
+    early: EarlyStarts | None = None,
 ) -> list[HostOutcome]:
     reporter = session_reporter
+    parallel = _parallel(settings, plan)
+    connect = make_connect(settings.ssh_client, min(parallel, len(jobs)), early)
     reporter.start(what, len(jobs))
 
     def on_event(host: str, event: dict[str, Any]) -> None:
@@ -75,13 +76,16 @@ def _fan_out(
         return asyncio.run(
             deploy_fleet(
                 jobs,
-                parallel=_parallel(settings, plan),
+                parallel=parallel,
                 timeout=settings.timeout,
                 on_event=on_event,
                 on_outcome=done,
+                connect=connect,
             )
         )
     finally:
+        if early is not None:
+            early.close()
         reporter.stop()
 
 
@@ -148,12 +152,16 @@ def _deploy_jobs(
     by_host: dict[str, Artifact],
     source: str | None,
     plan_sha: str | None,
+    early: EarlyStarts | None = None,
 ) -> int:
     opts, settings = session.opts, session.settings
     run = bool(opts.get("run_"))
     run_id = f"r-{secrets.token_hex(6)}"
     with History(settings.state_db) as history:
         did = history.begin("deploy", plan_source=source, plan_sha256=plan_sha)
+        # Send the artifact with the request, without waiting for the agent to ask, to hosts
+        # this history has not seen holding it: saves a round trip on first deployments.
+        held = history.holders({by_host[h.name].sha256 for h in hosts})
         jobs = [
             HostJob(
                 host=h,
@@ -166,6 +174,7 @@ def _deploy_jobs(
                 verify=settings.verify,
                 run=_run_options(opts, run_id) if run else None,
                 bytecode_tag=by_host[h.name].bytecode_tag,
+                push=(h.name, h.remote_dir, by_host[h.name].sha256) not in held,
             )
             for h in hosts
         ]
@@ -181,7 +190,9 @@ def _deploy_jobs(
 
         status = "interrupted"
         try:
-            outcomes = _fan_out(jobs, settings, plan, session.reporter, on_outcome, "deploy+run" if run else "deploy")
+            outcomes = _fan_out(
+                jobs, settings, plan, session.reporter, on_outcome, "deploy+run" if run else "deploy", early
+            )
             uncertain = {
                 o.host: str(o.error) for o in outcomes
                 if o.error is not None and not o.activated and o.agent is None
@@ -291,9 +302,11 @@ def _manifest(did: str, session: Session, source: str | None, outcomes: list[Hos
     }
 
 
-def deploy(session: Session, plan: Plan, hosts: list[Host], artifacts: list[Artifact]) -> int:
+def deploy(
+    session: Session, plan: Plan, hosts: list[Host], artifacts: list[Artifact], early: EarlyStarts | None = None
+) -> int:
     by_host = {name: a for a in artifacts for name in a.hosts}
-    return _deploy_jobs(session, plan, hosts, by_host, plan.source, plan.sha256)
+    return _deploy_jobs(session, plan, hosts, by_host, plan.source, plan.sha256, early)
 
 
 def deploy_only(session: Session) -> int:

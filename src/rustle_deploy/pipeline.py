@@ -6,15 +6,12 @@ raises (exit 2, nothing touched); after it, each host's failure is data in its o
 
 from __future__ import annotations
 
-import hashlib
 import sys
 import time
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from .compiler import Artifact, BuildUnit, build_unit, plan_units, write_outputs
-from .compiler.build import payload_bytes
 from .errors import UsageError
 from .inventory import Inventory, implicit_localhost, load_inventory
 from .model import Host, Plan
@@ -22,6 +19,10 @@ from .plan import load_plan
 from .plan.validate import check_hosts
 from .report import Reporter, dump_json
 from .settings import Settings, load_settings
+
+if TYPE_CHECKING:
+    from .compiler import Artifact, BuildUnit
+    from .transport.early import EarlyStarts
 
 NOT_YET = "is not available yet"
 
@@ -63,6 +64,7 @@ class Session:
                 "timeout": opts.get("timeout"),
                 "verify": True if opts.get("verify") else None,
                 "target": opts.get("target"),
+                "ssh_client": opts.get("ssh_client"),
             },
         )
         output = opts.get("output") or ("text" if sys.stdout.isatty() else "json")
@@ -118,12 +120,16 @@ class Session:
         return with_connection(host, self.opts.get("user"), self.opts.get("private_key"))
 
     def units(self, plan: Plan, inv: Inventory, hosts: list[Host]) -> list[BuildUnit]:
+        from .compiler import plan_units
+
         return plan_units(
             plan, hosts, resolve=inv.resolve, select=inv.select, groups=_group_members(inv),
             target=self.settings.target,
         )
 
     def build(self, units: list[BuildUnit]) -> list[Artifact]:
+        from .compiler import build_unit
+
         return [
             build_unit(
                 u,
@@ -153,15 +159,27 @@ class Session:
         assert plan is not None
         inv = self.inventory()
         every, hosts = self.hosts_for(plan, inv)
-        units = self.units(plan, inv, every)
         if o.get("dry_run"):
-            return self.dry_run(plan, units, hosts)
-        artifacts = self.build(units)
+            return self.dry_run(plan, self.units(plan, inv, every), hosts)
         if o.get("compile_only"):
-            return self.compile_only(plan, artifacts)
-        return self.deploy(plan, hosts, artifacts)
+            return self.compile_only(plan, self.build(self.units(plan, inv, every)))
+        from .transport.early import start_early
+
+        # The ssh handshakes (OpenSSH client) run while this process compiles.
+        early = start_early(hosts, self.settings.ssh_client, self.settings.hosts_at_once(plan.options.forks))
+        try:
+            artifacts = self.build(self.units(plan, inv, every))
+        except BaseException:
+            if early is not None:
+                early.close()
+            raise
+        return self.deploy(plan, hosts, artifacts, early)
 
     def dry_run(self, plan: Plan, units: list[BuildUnit], hosts: list[Host]) -> int:
+        import hashlib
+
+        from .compiler.build import payload_bytes
+
         chosen = {h.name: h for h in hosts}
         arts = []
         for u in units:
@@ -171,7 +189,7 @@ class Session:
             arts.append((u, hashlib.sha256(data).hexdigest(), len(data)))
         doc: dict[str, Any] = {
             "dry_run": True,
-            "parallel": self.settings.parallel or plan.options.forks or 50,
+            "parallel": self.settings.hosts_at_once(plan.options.forks),
             "timeout": self.settings.timeout,
             "verify": self.settings.verify,
             "run": bool(self.opts.get("run_")),
@@ -235,6 +253,8 @@ class Session:
 
     def compile_only(self, plan: Plan, artifacts: list[Artifact]) -> int:
         out = self.settings.output_dir
+        from .compiler import write_outputs
+
         manifest = write_outputs(artifacts, out, plan.sha256)
         doc: dict[str, Any] = {
             "compiled": True,
@@ -258,10 +278,10 @@ class Session:
         return 0
 
     # Modes that touch hosts live in fleetops.
-    def deploy(self, plan: Plan, hosts: list[Host], artifacts: list[Artifact]) -> int:
+    def deploy(self, plan: Plan, hosts: list[Host], artifacts: list[Artifact], early: EarlyStarts | None = None) -> int:
         from .fleetops import deploy
 
-        return deploy(self, plan, hosts, artifacts)
+        return deploy(self, plan, hosts, artifacts, early)
 
     def deploy_only(self) -> int:
         from .fleetops import deploy_only
@@ -320,6 +340,7 @@ _FLAG_MODES: dict[str, tuple[str, set[str]]] = {
     "private_key": ("--private-key", _HOSTS),
     "parallel": ("--parallel", _HOSTS),
     "timeout": ("--timeout", _HOSTS),
+    "ssh_client": ("--ssh-client", _HOSTS - {"dry_run"}),
     "inventory": ("--inventory", _BUILD | _HOSTS | {"list_inventory"}),
 }
 _RUN_FLAGS = {"check": "--check", "diff": "--diff", "tags": "--tags", "skip_tags": "--skip-tags"}

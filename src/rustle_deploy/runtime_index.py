@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import ast
 from functools import cache
-from importlib import resources
 from pathlib import Path
 
 
 def runtime_root() -> Path:
     """The directory holding ``rustle_runtime/`` and ``_vendor/``."""
-    return Path(str(resources.files("rustle_deploy") / "runtime"))
+    return Path(__file__).resolve().parent / "runtime"
 
 
 @cache

@@ -34,7 +34,12 @@ class Settings:
     binary_size_limit: int = 50 * 1024 * 1024  # bytes
     compression: bool = True
     target: str | None = None
+    ssh_client: str = "auto"  # auto | openssh | asyncssh (transport/__init__.py)
     ignored_keys: tuple[str, ...] = field(default=(), compare=False)
+
+    def hosts_at_once(self, forks: int = 0) -> int:
+        """How many hosts a run handles at once: --parallel, else the plan's forks, else 50."""
+        return self.parallel or (forks if forks > 0 else 50)
 
     def notes(self) -> list[str]:
         """Human notes about accepted settings that have no effect."""
@@ -107,6 +112,12 @@ def _size_mb(value: Any) -> int:
     return parse_size(value, "MB")
 
 
+def _ssh_client(value: Any) -> str:
+    if value not in ("auto", "openssh", "asyncssh"):
+        raise ValueError("expected auto, openssh or asyncssh")
+    return str(value)
+
+
 def _string(value: Any) -> str:
     if not isinstance(value, str):
         raise ValueError("expected a string")
@@ -127,6 +138,7 @@ _SCHEMA: dict[str, dict[str, tuple[str | None, Any]]] = {
         "parallel_jobs": ("parallel", _positive_int),
         "default_timeout_secs": ("timeout", _seconds),
         "verify_deployments": ("verify", _bool),
+        "ssh_client": ("ssh_client", _ssh_client),
     },
     "compilation": {
         "binary_size_limit_mb": ("binary_size_limit", _size_mb),
@@ -152,6 +164,7 @@ _ENV: dict[str, tuple[str, Any]] = {
     "RUSTLE_PARALLEL_JOBS": ("parallel", _positive_int),
     "RUSTLE_VERIFY_DEPLOYMENTS": ("verify", _bool),
     "RUSTLE_STATE_DB": ("state_db", _path),
+    "RUSTLE_SSH_CLIENT": ("ssh_client", _ssh_client),
 }
 
 

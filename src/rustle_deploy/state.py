@@ -154,6 +154,20 @@ class History:
                  recap.get("failed"), recap.get("skipped"), time.time()),
             )
 
+    def holders(self, sha256s: set[str]) -> set[tuple[str, str | None, str]]:
+        """(host, remote_dir, sha256) for every host this history saw ending with one of
+        ``sha256s`` in place (activated, or already current); a hint, the host has the last word."""
+        if not sha256s:
+            return set()
+        marks = ",".join("?" * len(sha256s))
+        with self._tx() as db:
+            rows = db.execute(
+                f"SELECT DISTINCT host, remote_dir, sha256 FROM host_outcomes "  # noqa: S608 - placeholders only
+                f"WHERE status IN ('activated', 'unchanged') AND sha256 IN ({marks})",
+                sorted(sha256s),
+            ).fetchall()
+        return {(str(h), d if d is None else str(d), str(s)) for h, d, s in rows}
+
     def finish(self, deployment_id: str, status: str) -> None:
         with self._tx() as db:
             db.execute("UPDATE deployments SET status = ? WHERE id = ?", (status, deployment_id))

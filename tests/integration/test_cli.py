@@ -281,7 +281,8 @@ def test_exec_rejects_garbage(capsys: pytest.CaptureFixture[str], tmp_path: Path
 
 
 @pytest.mark.ssh
-def test_fleet_of_twenty_over_ssh(tmp_path: Path, capsys: pytest.CaptureFixture[str], sshd: Any) -> None:
+@pytest.mark.parametrize("client", ["openssh", "asyncssh"])
+def test_fleet_of_twenty_over_ssh(client: str, tmp_path: Path, capsys: pytest.CaptureFixture[str], sshd: Any) -> None:
     hosts = {}
     for i in range(20):
         h = sshd.host(f"node{i:02d}", tmp_path / f"remote{i:02d}", rustle_test_root=str(tmp_path / f"root{i:02d}"))
@@ -290,7 +291,9 @@ def test_fleet_of_twenty_over_ssh(tmp_path: Path, capsys: pytest.CaptureFixture[
     inv = tmp_path / "inv.yml"
     inv.write_text(yaml.safe_dump({"all": {"children": {"fleet": {"hosts": hosts}}}}))
     plan = example(tmp_path, tmp_path, hosts=["fleet"])
-    code, out, err = run_cli(capsys, str(plan), "-i", str(inv), "--run", "--output", "json", "--parallel", "8")
+    code, out, err = run_cli(
+        capsys, str(plan), "-i", str(inv), "--run", "--output", "json", "--parallel", "8", "--ssh-client", client
+    )
     assert code == 1, err
     doc = json.loads(out)
     by_name = {h["name"]: h for h in doc["hosts"]}
@@ -304,7 +307,9 @@ def test_fleet_of_twenty_over_ssh(tmp_path: Path, capsys: pytest.CaptureFixture[
         root = Path(hosts[name]["rustle_test_root"])
         assert f"host = {name}" in (root / "etc" / "app.conf").read_text()
     # warm: nothing uploaded, nothing changed
-    code, out, err = run_cli(capsys, str(plan), "-i", str(inv), "--run", "--output", "json", "-l", "fleet:!node07")
+    code, out, err = run_cli(
+        capsys, str(plan), "-i", str(inv), "--run", "--output", "json", "-l", "fleet:!node07", "--ssh-client", client
+    )
     assert code == 0, err
     for h in json.loads(out)["hosts"]:
         assert not h["uploaded"] and h["recap"]["changed"] == 0

@@ -1,4 +1,6 @@
-"""One test per failure class over a real sshd: each failure is data in the host's outcome."""
+"""One test per failure class over a real sshd: each failure is data in the host's outcome.
+
+Every test runs twice: through the OpenSSH client and through asyncssh (``ssh_client``)."""
 
 from __future__ import annotations
 
@@ -17,6 +19,7 @@ from rustle_deploy.errors import (
     RemoteError,
     TransferError,
 )
+from rustle_deploy.transport import ConnectFn, make_connect
 
 pytestmark = pytest.mark.ssh
 BIN = "rustle-runner-test"
@@ -29,8 +32,18 @@ def job(host: Any, art: tuple[Path, str, int], op: str = "deploy", **kw: Any) ->
     return HostJob(host=host, op=op, artifact=path, sha256=sha, size=size, **kw)
 
 
+CONNECT: dict[str, ConnectFn] = {}
+
+
+@pytest.fixture(autouse=True, params=["openssh", "asyncssh"])
+def ssh_client(request: pytest.FixtureRequest) -> Any:
+    CONNECT["fn"] = make_connect(request.param)
+    yield request.param
+    CONNECT.clear()
+
+
 def one(j: HostJob) -> HostOutcome:
-    return asyncio.run(deploy_host(j))
+    return asyncio.run(deploy_host(j, connect=CONNECT["fn"]))
 
 
 def test_closed_port_is_a_connect_error(sshd, tmp_path, build_artifact):
@@ -158,7 +171,7 @@ def test_a_task_failing_on_one_host_leaves_the_others_fine(sshd, tmp_path, build
     art = build_artifact(tasks=[{"name": "risky", "fail_on": ["h1"]}, {"name": "after"}])
     hosts = [sshd.host(f"h{i}", tmp_path / f"r{i}") for i in range(3)]
     outs = asyncio.run(deploy_fleet(
-        [job(h, art, run=RunOptions("r1")) for h in hosts], parallel=3, timeout=60
+        [job(h, art, run=RunOptions("r1")) for h in hosts], parallel=3, timeout=60, connect=CONNECT["fn"]
     ))
     by = {o.host: o for o in outs}
     assert not by["h1"].ok and by["h1"].run_exit == 2 and by["h1"].error is None
@@ -179,7 +192,7 @@ def test_hosts_exceeding_the_timeout(sshd, tmp_path, build_artifact):
             job(sshd.host("hole", tmp_path / "b", ansible_port=blackhole.getsockname()[1]), fast),
             job(sshd.host("quick", tmp_path / "c"), fast, run=RunOptions("r1")),
         ]
-        outs = asyncio.run(deploy_fleet(jobs, parallel=3, timeout=3))
+        outs = asyncio.run(deploy_fleet(jobs, parallel=3, timeout=3, connect=CONNECT["fn"]))
     finally:
         blackhole.close()
     by = {o.host: o for o in outs}

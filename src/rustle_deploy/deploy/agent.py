@@ -292,6 +292,16 @@ def _receive(layout, stdin, sha, size):
         raise
 
 
+def _skip(stdin, size):
+    """Read and drop ``size`` bytes of an artifact this host already has."""
+    left = size
+    while left > 0:
+        block = stdin.read(min(CHUNK, left))
+        if not block:
+            raise AgentError("short_read", f"upload cut after {size - left} of {size} bytes", received=size - left, size=size)
+        left -= len(block)
+
+
 def _watch_controller(fd):
     """End this run when ``fd`` (the channel's stdin) reaches EOF: the controller is gone.
 
@@ -467,8 +477,11 @@ def op_deploy(req, layout, stdin):
             present = os.stat(path).st_size == size
         except OSError:
             present = False
-        if not present:
-            emit({"agent": "need_upload", "size": size})
+        if req.get("push") and present:
+            _skip(stdin, size)  # sent on spec; the copy here is the one already checked
+        elif not present:
+            if not req.get("push"):
+                emit({"agent": "need_upload", "size": size})
             _receive(layout, stdin, sha, size)
             result["uploaded"] = True
         if req.get("verify"):

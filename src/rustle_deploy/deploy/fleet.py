@@ -70,6 +70,4 @@ def _stage(out: HostOutcome) -> str:
         return f"the run had sent {len(out.events)} events"
     if out.uploaded:
         return "after the upload"
-    if out.round_trips:
-        return "the agent had started"
-    return "while connecting"
+    return "while connecting or starting the agent"

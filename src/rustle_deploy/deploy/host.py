@@ -14,7 +14,6 @@ from __future__ import annotations
 import json
 import logging
 import marshal
-import shlex
 import sys
 import time
 from collections.abc import Callable
@@ -26,36 +25,21 @@ from typing import Any
 from ..errors import ChecksumMismatch, HostError, RemoteError, TransferError
 from ..model import Host
 from ..transport import ConnectFn, Connection, Session, default_connect
-from ..transport.options import AgentLaunch, agent_launch
+from ..transport.options import (  # noqa: F401 - re-exported for tests and callers
+    BOOTSTRAP,
+    EXIT_TOO_OLD,
+    PYTHON_CANDIDATES,
+    AgentLaunch,
+    agent_launch,
+    remote_command,
+)
 
 log = logging.getLogger(__name__)
 
 OPS = ("deploy", "run", "rollback", "cleanup", "status")
-PYTHON_CANDIDATES = ("/usr/bin/python3", "/usr/local/bin/python3", "/usr/libexec/platform-python", "python3")
-EXIT_TOO_OLD = 86  # the bootstrap's status on Python < 3.8: try the next candidate
 EXIT_AGENT_ERROR = 20  # agent.EXIT_AGENT_ERROR
 UPLOAD_CHUNK = 1 << 18
 MAGIC = b"RUSTLE-AGENT"
-
-# Python-3.0-parseable: it must run far enough on an old interpreter to say "too old".
-# The header is ``RUSTLE-AGENT <source len> <request len> <code len> <cache tag>``: after the
-# source comes the agent compiled by the controller's Python (marshal), used when the host's
-# interpreter has the same cache tag (saves ~7 ms of compiling per host), then the request.
-BOOTSTRAP = (
-    "import sys\n"
-    f"if sys.version_info<(3,8):sys.exit({EXIT_TOO_OLD})\n"
-    "i=sys.stdin.buffer\n"
-    "h=i.readline().split()\n"
-    "s=i.read(int(h[1]))\n"
-    "c=i.read(int(h[3]))\n"
-    "g={'__name__':'rustle_agent'}\n"
-    "if c and h[4].decode()==sys.implementation.cache_tag:\n"
-    " import marshal;k=marshal.loads(c)\n"
-    "else:\n"
-    " k=compile(s,'rustle_agent.py','exec')\n"
-    "exec(k,g)\n"
-    "g['main'](i.read(int(h[2])),i)\n"
-)
 
 # (offset, chunk) -> chunk to send, or None to cut the connection there.
 UploadFilter = Callable[[int, bytes], "bytes | None"]
@@ -78,7 +62,8 @@ class RunOptions:
 class HostJob:
     """What to do on one host.
 
-    ``op``: deploy (upload if missing, verify if asked, activate, run if ``run``), run (the
+    ``op``: deploy (upload if missing, verify if asked, activate, run if ``run``; with
+    ``push`` the artifact follows the request at once instead of when the agent asks), run (the
     current release of ``binary_name``; ``sha256`` if given must match it), rollback (to
     ``rollback_to`` or the previous release; every release when ``binary_name`` is None),
     cleanup, status. ``upload_filter`` is a fault-injection seam for tests only: it sees each
@@ -96,6 +81,7 @@ class HostJob:
     run: RunOptions | None = None
     rollback_to: str | None = None
     bytecode_tag: str | None = None  # the artifact carries .pyc files for this interpreter
+    push: bool = False  # send the artifact right behind the request (deploy only)
     lock_timeout: float = 60.0
     upload_filter: UploadFilter | None = None
 
@@ -133,22 +119,6 @@ def agent_code() -> bytes:
     return marshal.dumps(compile(agent_source(), "rustle_agent.py", "exec", dont_inherit=True))
 
 
-def remote_command(launch: AgentLaunch) -> str:
-    """The sh command line that finds Python >= 3.8 and starts the bootstrap."""
-    candidates = (launch.python_interpreter,) if launch.python_interpreter else PYTHON_CANDIDATES
-    boot = shlex.quote(BOOTSTRAP)
-    line = (
-        f"for P in {' '.join(shlex.quote(c) for c in candidates)}; do "
-        'command -v "$P" >/dev/null 2>&1 || continue; '
-        f'"$P" -I -S -c {boot}; r=$?; [ "$r" -eq {EXIT_TOO_OLD} ] || exit "$r"; done; '
-        "echo '{\"agent\": \"no_python\"}'; "
-        f"exit {EXIT_TOO_OLD}"
-    )
-    if launch.become:
-        return f"sudo -n -u {shlex.quote(launch.become_user)} -- /bin/sh -c {shlex.quote(line)}"
-    return line
-
-
 def build_request(job: HostJob) -> dict[str, Any]:
     """The JSON request the agent reads."""
     req: dict[str, Any] = {
@@ -163,6 +133,7 @@ def build_request(job: HostJob) -> dict[str, Any]:
         "rollback_to": job.rollback_to,
         "lock_timeout": job.lock_timeout,
         "bytecode_tag": job.bytecode_tag,
+        "push": bool(job.push and job.op == "deploy"),
         "run": None,
     }
     if job.run is not None:
@@ -321,6 +292,9 @@ async def _drive(job: HostJob, connect: ConnectFn, on_event: EventFn | None, out
     clean = False
     try:
         session = await conn.start(command, data)
+        if job.push and job.op == "deploy":
+            await _upload(session, conn, job)  # the agent reads it, or skips it if it has it
+            out.uploaded = True  # sent; the agent's "done" says whether it was needed
         done: dict[str, Any] | None = None
         error: HostError | None = None
         while True:

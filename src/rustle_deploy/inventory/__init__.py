@@ -33,7 +33,6 @@ treat them as read-only.
 from __future__ import annotations
 
 import datetime as _dt
-import difflib
 import json
 import os
 import stat
@@ -208,6 +207,8 @@ class Inventory:
         known = [n for n in self.hosts if n not in self._implicit] + list(self.groups)
         guesses = []
         for name in unknown:
+            import difflib
+
             close = difflib.get_close_matches(name, known, n=1)
             if close:
                 guesses.append(f"'{close[0]}' for '{name}'")

@@ -9,7 +9,6 @@ script gives no ``_meta``, from one ``--host`` call per host. Host names are not
 from __future__ import annotations
 
 import json
-import subprocess
 from typing import Any
 
 from rustle_deploy.errors import InventoryError
@@ -25,6 +24,8 @@ _HINT_SHAPE = (
 
 
 def _run(path: str, args: list[str]) -> str:
+    import subprocess
+
     try:
         proc = subprocess.run(
             [path, *args], capture_output=True, check=False

@@ -13,18 +13,16 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import yaml
+if TYPE_CHECKING:
+    import yaml
 
 from rustle_deploy.errors import InventoryError
 from rustle_deploy.inventory.data import DataError, InventoryData
 from rustle_deploy.inventory.ranges import RangeError, expand_hostpattern
 
 __all__ = ["Unsafe", "Loaded", "load_data", "parse_yaml_inventory"]
-
-_BaseLoader: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
-
 
 class Unsafe(str):
     """A string marked ``!unsafe``: never templated."""
@@ -52,7 +50,11 @@ class Loaded:
 
 
 def _make_loader(lines: dict[int, int], key_lines: dict[tuple[int, Any], int]) -> type:
-    class _Loader(_BaseLoader):  # type: ignore[misc]
+    import yaml  # only for YAML text: JSON inventories skip its import (~15 ms)
+
+    base: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+    class _Loader(base):  # type: ignore[misc]
         pass
 
     def construct_mapping(loader: Any, node: yaml.MappingNode) -> Any:
@@ -121,6 +123,8 @@ def load_data(path: str, text: str | None = None) -> Loaded:
         return Loaded(json.loads(text, object_hook=_json_hook), {}, {})
     except ValueError:
         pass
+    import yaml
+
     lines: dict[int, int] = {}
     key_lines: dict[tuple[int, Any], int] = {}
     try:

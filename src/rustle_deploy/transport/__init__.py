@@ -1,4 +1,5 @@
-"""Connections to hosts: SSH (asyncssh, only in ``ssh.py``) and local subprocesses.
+"""Connections to hosts: SSH (the OpenSSH client in ``openssh.py``, or asyncssh, only in
+``ssh.py``) and local subprocesses (``process.py``).
 
 A ``Connection`` starts one remote command whose stdin begins with a preamble (written in the
 same flight as the exec request) and gives back a ``Session`` to stream lines from and bytes
@@ -12,9 +13,12 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from ..model import Host
+
+if TYPE_CHECKING:
+    from .early import EarlyStarts
 
 
 class RoundTrips:
@@ -75,12 +79,10 @@ class Connection(Protocol):
 ConnectFn = Callable[[Host], Awaitable[Connection]]
 
 
-async def default_connect(host: Host) -> Connection:
-    """Connect to ``host``: a local subprocess for ``ansible_connection=local``, else SSH."""
-    if host.is_local:
-        from .local import LocalConnection
+OPENSSH_MAX_WIDTH = 256  # ssh processes at once; past this, one asyncssh loop needs far less memory
 
-        return LocalConnection(host.name)
+
+def _check_kind(host: Host) -> None:
     if host.connection not in ("ssh", "smart", "paramiko", "paramiko_ssh", "ansible.builtin.ssh"):
         from ..errors import ConnectError
 
@@ -89,9 +91,69 @@ async def default_connect(host: Host) -> Connection:
             f"{host.name}: ansible_connection={host.connection!r} is not supported",
             "use ssh (the default) or local",
         )
+
+
+def ssh_binary_for(ssh_client: str, width: int) -> str | None:
+    """The ``ssh`` binary SSH hosts go through, or None for asyncssh.
+
+    ``auto``: the OpenSSH client when it is installed and at most ``OPENSSH_MAX_WIDTH`` hosts
+    are handled at once (``width``), else asyncssh. Raises UsageError when ``openssh`` is asked
+    for and there is no ``ssh``.
+    """
+    if ssh_client == "asyncssh":
+        return None
+    import shutil
+
+    binary = shutil.which("ssh")
+    if ssh_client == "openssh":
+        if binary is None:
+            from ..errors import UsageError
+
+            raise UsageError(
+                "ssh_client is openssh, but there is no ssh command on PATH",
+                "install the OpenSSH client (Debian: openssh-client), or use --ssh-client asyncssh",
+            )
+        return binary
+    return binary if width <= OPENSSH_MAX_WIDTH else None
+
+
+def make_connect(ssh_client: str = "auto", width: int = 1, early: EarlyStarts | None = None) -> ConnectFn:
+    """The connect function for a run: local hosts through ``/bin/sh``, SSH hosts through the
+    ``ssh`` binary or asyncssh (see ``ssh_binary_for``). With ``auto``, a host that needs a
+    password goes through asyncssh. ``early`` holds ssh processes started before the run."""
+    binary = ssh_binary_for(ssh_client, width)
+
+    async def connect(host: Host) -> Connection:
+        if host.is_local:
+            from .process import ProcessConnection
+
+            return ProcessConnection(host.name, ["/bin/sh", "-c"])
+        _check_kind(host)
+        if binary is not None:
+            from .openssh import connect_openssh
+            from .options import ssh_settings
+
+            if ssh_client == "openssh" or not ssh_settings(host).password:
+                return connect_openssh(host, binary, early.take(host.name) if early else None)
+        from .ssh import connect_ssh
+
+        return await connect_ssh(host)
+
+    return connect
+
+
+async def default_connect(host: Host) -> Connection:
+    """Connect to ``host`` with asyncssh (or ``/bin/sh`` for a local host)."""
+    if host.is_local:
+        from .process import ProcessConnection
+
+        return ProcessConnection(host.name, ["/bin/sh", "-c"])
+    _check_kind(host)
     from .ssh import connect_ssh
 
     return await connect_ssh(host)
 
 
-__all__ = ["ConnectFn", "Connection", "Finished", "RoundTrips", "Session", "default_connect"]
+__all__ = [
+    "ConnectFn", "Connection", "Finished", "RoundTrips", "Session", "default_connect", "make_connect", "ssh_binary_for",
+]

@@ -13,12 +13,39 @@ started on the host: ``ansible_become*`` and ``ansible_python_interpreter``.
 
 from __future__ import annotations
 
+import os
 import shlex
 from dataclasses import dataclass
 from typing import Any
 
 from ..errors import ConnectError
 from ..model import Host
+
+PYTHON_CANDIDATES = ("/usr/bin/python3", "/usr/local/bin/python3", "/usr/libexec/platform-python", "python3")
+EXIT_TOO_OLD = 86  # the bootstrap's status on Python < 3.8: try the next candidate
+
+# Python-3.0-parseable: it must run far enough on an old interpreter to say "too old".
+# The header is ``RUSTLE-AGENT <source len> <request len> <code len> <cache tag>``: after the
+# source comes the agent compiled by the controller's Python (marshal), used when the host's
+# interpreter has the same cache tag (saves ~7 ms of compiling per host), then the request.
+BOOTSTRAP = (
+    "import sys\n"
+    f"if sys.version_info<(3,8):sys.exit({EXIT_TOO_OLD})\n"
+    "i=sys.stdin.buffer\n"
+    "h=i.readline().split()\n"
+    "if not h:sys.exit(0)\n"
+    "s=i.read(int(h[1]))\n"
+    "c=i.read(int(h[3]))\n"
+    "g={'__name__':'rustle_agent'}\n"
+    "if c and h[4].decode()==sys.implementation.cache_tag:\n"
+    " import marshal;k=marshal.loads(c)\n"
+    "else:\n"
+    " k=compile(s,'rustle_agent.py','exec')\n"
+    "exec(k,g)\n"
+    "g['main'](i.read(int(h[2])),i)\n"
+)
+
+_KEX_FIRST = "KexAlgorithms=^curve25519-sha256,curve25519-sha256@libssh.org"
 
 # OpenSSH client flags that take an argument we do not use (so it must be skipped too).
 _FLAGS_WITH_ARG = set("bcDEeIiLlmOoQRSWwBJFp")
@@ -217,4 +244,58 @@ def agent_launch(host: Host) -> AgentLaunch:
         become=become,
         become_user=str(v.get("ansible_become_user") or "root"),
         python_interpreter=interp_s,
+    )
+
+
+def remote_command(launch: AgentLaunch) -> str:
+    """The sh command line that finds Python >= 3.8 and starts the bootstrap."""
+    candidates = (launch.python_interpreter,) if launch.python_interpreter else PYTHON_CANDIDATES
+    boot = shlex.quote(BOOTSTRAP)
+    line = (
+        f"for P in {' '.join(shlex.quote(c) for c in candidates)}; do "
+        'command -v "$P" >/dev/null 2>&1 || continue; '
+        f'"$P" -I -S -c {boot}; r=$?; [ "$r" -eq {EXIT_TOO_OLD} ] || exit "$r"; done; '
+        "echo '{\"agent\": \"no_python\"}'; "
+        f"exit {EXIT_TOO_OLD}"
+    )
+    if launch.become:
+        return f"sudo -n -u {shlex.quote(launch.become_user)} -- /bin/sh -c {shlex.quote(line)}"
+    return line
+
+
+def ssh_argv(host: Host, binary: str = "ssh") -> list[str]:
+    """The ``ssh`` command line for ``host``, without the remote command."""
+    s = ssh_settings(host)  # validates the variables (port, quoting, StrictHostKeyChecking)
+    argv = [binary, *_split_args(host)]
+    if s.strict_host_key_checking == "no":
+        argv += ["-o", "StrictHostKeyChecking=no"]
+    elif s.strict_host_key_checking == "accept-new":
+        argv += ["-o", "StrictHostKeyChecking=accept-new"]
+    else:
+        argv += ["-o", "StrictHostKeyChecking=yes"]
+    argv += ["-o", "BatchMode=yes", "-o", _KEX_FIRST, "-o", "LogLevel=ERROR", "-T", "-x", "-a"]
+    if s.connect_timeout:
+        argv += ["-o", f"ConnectTimeout={max(1, round(s.connect_timeout))}"]
+    if host.port is not None:
+        argv += ["-p", str(s.port)]
+    if host.user:
+        argv += ["-l", host.user]
+    keyfile = host.vars.get("ansible_ssh_private_key_file") or host.vars.get("ansible_private_key_file")
+    if keyfile:
+        argv += ["-i", os.path.expanduser(str(keyfile)), "-o", "IdentitiesOnly=yes"]
+    argv += ["--", s.address]
+    return argv
+
+
+def known_hosts_files(s: SshSettings) -> list[str]:
+    paths = s.known_hosts or ("~/.ssh/known_hosts",)
+    return [os.path.expanduser(p) for p in paths]
+
+
+def keyscan_hint(s: SshSettings) -> str:
+    files = " ".join(known_hosts_files(s))
+    port = f"-p {s.port} " if s.port != 22 else ""
+    return (
+        f"check the key, then add it: ssh-keyscan {port}{s.address} >> {files}; "
+        "or set ansible_ssh_common_args='-o StrictHostKeyChecking=accept-new' (or =no)"
     )

@@ -23,7 +23,7 @@ import asyncssh
 from ..errors import ConnectError, TransferError
 from ..model import Host
 from . import Finished, RoundTrips
-from .options import SshSettings, ssh_settings
+from .options import SshSettings, keyscan_hint, known_hosts_files, ssh_settings
 
 _PREFERRED_KEX = ("curve25519-sha256", "curve25519-sha256@libssh.org")
 _options_cache: dict[tuple[Any, ...], asyncssh.SSHClientConnectionOptions] = {}
@@ -37,16 +37,11 @@ def _kex_algs() -> list[str]:
     return [*_PREFERRED_KEX, *rest]
 
 
-def _known_hosts_files(s: SshSettings) -> list[str]:
-    paths = s.known_hosts or ("~/.ssh/known_hosts",)
-    return [os.path.expanduser(p) for p in paths]
-
-
 def _known_hosts_arg(s: SshSettings) -> Any:
     """What asyncssh gets as ``known_hosts``: None disables checking; never "trust anything"."""
     if s.strict_host_key_checking in ("no", "accept-new"):
         return None  # accept-new checks after the handshake, in _accept_new
-    existing = [p for p in _known_hosts_files(s) if os.path.isfile(p)]
+    existing = [p for p in known_hosts_files(s) if os.path.isfile(p)]
     return existing if existing else asyncssh.import_known_hosts("")
 
 
@@ -97,21 +92,12 @@ def _where(s: SshSettings) -> str:
     return f"{s.address}:{s.port}"
 
 
-def _keyscan_hint(s: SshSettings) -> str:
-    files = " ".join(_known_hosts_files(s))
-    port = f"-p {s.port} " if s.port != 22 else ""
-    return (
-        f"check the key, then add it: ssh-keyscan {port}{s.address} >> {files}; "
-        "or set ansible_ssh_common_args='-o StrictHostKeyChecking=accept-new' (or =no)"
-    )
-
-
 def _accept_new(name: str, s: SshSettings, conn: asyncssh.SSHClientConnection) -> None:
     """StrictHostKeyChecking=accept-new: refuse a changed key, record an unknown one."""
     key = conn.get_server_host_key()
     if key is None:
         return
-    files = [p for p in _known_hosts_files(s) if os.path.isfile(p)]
+    files = [p for p in known_hosts_files(s) if os.path.isfile(p)]
     if files:
         known = asyncssh.read_known_hosts(files)
         host_keys, *_ = known.match(s.address, "", s.port)
@@ -123,7 +109,7 @@ def _accept_new(name: str, s: SshSettings, conn: asyncssh.SSHClientConnection) -
                 f"{name}: {_where(s)}: the host key has CHANGED from the one in {files[0]}",
                 "if the host was reinstalled, remove the old line with ssh-keygen -R; else investigate",
             )
-    target = _known_hosts_files(s)[0]
+    target = known_hosts_files(s)[0]
     pattern = s.address if s.port == 22 else f"[{s.address}]:{s.port}"
     Path(target).parent.mkdir(mode=0o700, parents=True, exist_ok=True)
     with open(target, "a", encoding="utf-8") as f:
@@ -140,7 +126,7 @@ async def connect_ssh(host: Host) -> SshConnection:
         conn = await asyncssh.connect(s.address, s.port, options=options)
     except asyncssh.HostKeyNotVerifiable as exc:
         raise ConnectError(
-            host.name, f"{host.name}: {where}: host key is not trusted ({exc.reason})", _keyscan_hint(s)
+            host.name, f"{host.name}: {where}: host key is not trusted ({exc.reason})", keyscan_hint(s)
         ) from exc
     except asyncssh.PermissionDenied as exc:
         raise ConnectError(

@@ -1,0 +1,110 @@
+"""SSH through the OpenSSH client: one ``ssh -T`` process per host and command.
+
+The ``ssh`` binary starts in a few milliseconds and runs its handshake in its own process, in
+parallel with the controller, where asyncssh first costs ~0.2 s of imports and then does the
+handshake on the controller's one thread (benchmarks/README.md). It also reads
+``~/.ssh/config``, ``-F``, ProxyJump, certificates and agents exactly as the user's own ssh
+does. The host's ``ansible_ssh_common_args`` and ``ansible_ssh_extra_args`` go first on the
+command line, so the user's values win (OpenSSH keeps the first value of each option);
+rustle-deploy adds: no prompts (``BatchMode``), no pseudo-terminal, the inventory's host, port,
+user and key, host key checking as the inventory asks, and ``curve25519-sha256`` first among
+the key exchanges, as the asyncssh transport does.
+
+ssh's own failures end it with status 255 before the agent said anything; they become
+``ConnectError`` here, worded like the asyncssh transport's.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import subprocess
+
+from ..errors import ConnectError
+from ..model import Host
+from . import Finished
+from .options import SshSettings, keyscan_hint, known_hosts_files, ssh_argv, ssh_settings
+from .process import ProcessConnection, ProcessSession
+
+SSH_FAILED = 255
+
+
+def _classify(name: str, s: SshSettings, stderr: bytes) -> ConnectError:
+    """ssh's own failure (status 255 before the agent spoke), worded as the asyncssh transport does."""
+    where = f"{s.address}:{s.port}"
+    text = stderr.decode("utf-8", "replace").strip()
+    last = text.splitlines()[-1] if text else "(ssh printed nothing)"
+    low = text.lower()
+    if "remote host identification has changed" in low:
+        return ConnectError(
+            name,
+            f"{name}: {where}: the host key has CHANGED from the one in {known_hosts_files(s)[0]}",
+            "if the host was reinstalled, remove the old line with ssh-keygen -R; else investigate",
+        )
+    if "host key verification failed" in low or "no matching host key" in low:
+        return ConnectError(name, f"{name}: {where}: host key is not trusted ({last})", keyscan_hint(s))
+    if "permission denied" in low:
+        return ConnectError(
+            name,
+            f"{name}: {where}: authentication failed as {s.user or 'the current user'} ({last})",
+            "check ansible_user and ansible_ssh_private_key_file (or your ssh-agent); "
+            "the public key must be in the host's authorized_keys",
+        )
+    if "connection refused" in low:
+        return ConnectError(
+            name, f"{name}: {where}: connection refused", "is sshd running there? check ansible_host and ansible_port"
+        )
+    if "timed out" in low:
+        return ConnectError(name, f"{name}: {where}: timed out connecting", "check the address and firewall")
+    if "could not resolve hostname" in low:
+        return ConnectError(name, f"{name}: {where}: cannot resolve the host name ({last})", "check ansible_host")
+    return ConnectError(name, f"{name}: {where}: SSH failed: {last}", "run ssh -v against the host")
+
+
+class OpenSshSession(ProcessSession):
+    """An ``ssh`` process; status 255 with no agent output is a connection failure."""
+
+    settings: SshSettings | None = None
+
+    async def finish(self) -> Finished:
+        done = await super().finish()
+        if done.exit_status == SSH_FAILED:
+            if not self.saw_output and self.settings is not None:
+                raise _classify(self._name, self.settings, done.stderr)
+            return Finished(None, done.stderr)  # the connection dropped after the agent started
+        return done
+
+
+class OpenSshConnection(ProcessConnection):
+    """A host reached through the ``ssh`` binary; the connection is made by ``start``."""
+
+    def __init__(
+        self, name: str, argv: list[str], settings: SshSettings, early: tuple[str, subprocess.Popen[bytes]] | None = None
+    ) -> None:
+        super().__init__(name, argv, early)
+        self.settings = settings
+
+    def abort(self) -> None:
+        """A cut, as asyncssh's abort is: end ssh, which drops the TCP connection (the agent
+        sees EOF); waiting for a clean close could hang on a dead link."""
+        super().abort()
+        for s in self._sessions:
+            s.kill()
+
+    def _session(self, proc: asyncio.subprocess.Process) -> ProcessSession:
+        session = OpenSshSession(self.name, proc, self.round_trips)
+        session.settings = self.settings
+        return session
+
+
+def connect_openssh(
+    host: Host, binary: str, early: tuple[str, subprocess.Popen[bytes]] | None = None
+) -> OpenSshConnection:
+    """The connection object; ``ssh`` itself starts with the first command (or already has)."""
+    s = ssh_settings(host)
+    if s.password:
+        raise ConnectError(
+            host.name,
+            f"{host.name}: ansible_password needs ssh_client = asyncssh (OpenSSH runs without prompts here)",
+            "use key authentication, or set ssh_client = \"asyncssh\" in [deployment]",
+        )
+    return OpenSshConnection(host.name, ssh_argv(host, binary), s, early)

@@ -1,0 +1,181 @@
+"""Connections that are a child process with pipes: ``/bin/sh -c`` for the local connection
+(``ansible_connection=local``) and the OpenSSH client for ``ssh_client = openssh``.
+
+The command line is the child's last argument; the preamble is written to its stdin at once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import subprocess
+from typing import Any
+
+from ..errors import TransferError
+from . import Finished, RoundTrips
+from .early import discard
+
+_LINE_LIMIT = 1 << 26  # event lines can carry a task's whole stdout
+
+
+class AdoptedProcess:
+    """A ``subprocess.Popen`` started before the event loop, seen through asyncio streams.
+
+    Lets an ``ssh`` started while the artifact was still compiling be used like a process
+    from ``asyncio.create_subprocess_exec``: ``stdin``, ``stdout``, ``stderr``, ``wait()``,
+    ``returncode``, ``kill()``.
+    """
+
+    stdin: asyncio.StreamWriter
+    stdout: asyncio.StreamReader
+    stderr: asyncio.StreamReader
+
+    def __init__(self, popen: subprocess.Popen[bytes]) -> None:
+        self._popen = popen
+
+    @classmethod
+    async def adopt(cls, popen: subprocess.Popen[bytes], limit: int) -> AdoptedProcess:
+        loop = asyncio.get_running_loop()
+        self = cls(popen)
+        self.stdout = asyncio.StreamReader(limit=limit)
+        self.stderr = asyncio.StreamReader()
+        for reader, pipe in ((self.stdout, popen.stdout), (self.stderr, popen.stderr)):
+            await loop.connect_read_pipe(lambda r=reader: asyncio.StreamReaderProtocol(r), pipe)  # type: ignore[misc]
+        transport, protocol = await loop.connect_write_pipe(asyncio.streams.FlowControlMixin, popen.stdin)
+        self.stdin = asyncio.StreamWriter(transport, protocol, None, loop)
+        return self
+
+    @property
+    def pid(self) -> int:
+        return self._popen.pid
+
+    @property
+    def returncode(self) -> int | None:
+        return self._popen.poll()
+
+    async def wait(self) -> int:
+        if self._popen.poll() is None:
+            loop = asyncio.get_running_loop()
+            fd = os.pidfd_open(self._popen.pid)  # readable once the process has ended
+            ended: asyncio.Future[None] = loop.create_future()
+
+            def readable() -> None:
+                if not ended.done():
+                    ended.set_result(None)
+
+            loop.add_reader(fd, readable)
+            try:
+                await ended
+            finally:
+                loop.remove_reader(fd)
+                os.close(fd)
+        return self._popen.wait()
+
+    def kill(self) -> None:
+        self._popen.kill()
+
+
+class ProcessSession:
+    """A child process with piped stdin, stdout and stderr."""
+
+    def __init__(self, name: str, proc: Any, rt: RoundTrips) -> None:
+        self._name = name
+        self._proc = proc
+        self._rt = rt
+        assert proc.stderr is not None
+        self._stderr = asyncio.ensure_future(proc.stderr.read())
+        self.saw_output = False
+
+    async def readline(self) -> bytes:
+        self._rt.waiting()
+        assert self._proc.stdout is not None
+        line = await self._proc.stdout.readline()
+        if line:
+            self.saw_output = True
+        return line
+
+    async def write(self, data: bytes) -> None:
+        self._rt.sent()
+        assert self._proc.stdin is not None
+        try:
+            self._proc.stdin.write(data)
+            await self._proc.stdin.drain()
+        except (BrokenPipeError, ConnectionResetError) as exc:
+            raise TransferError(
+                self._name, f"{self._name}: the agent stopped reading: {exc}", None
+            ) from exc
+
+    async def finish(self) -> Finished:
+        status = await self._proc.wait()
+        stderr = await self._stderr
+        return Finished(status if status >= 0 else None, stderr)
+
+    def kill(self) -> None:
+        if self._proc.returncode is None:
+            with contextlib.suppress(ProcessLookupError):
+                self._proc.kill()
+        if self._proc.stdin is not None:
+            self._proc.stdin.close()
+
+
+class ProcessConnection:
+    """Runs each command as ``argv + [command]``: on the controller itself with
+    ``["/bin/sh", "-c"]``, on a host with an ``ssh`` command line."""
+
+    def __init__(self, name: str, argv: list[str], early: tuple[str, subprocess.Popen[bytes]] | None = None) -> None:
+        self.name = name
+        self.round_trips = RoundTrips()
+        self._argv = list(argv)
+        self._early = early  # (command, process) started before the event loop
+        self._sessions: list[ProcessSession] = []
+
+    async def start(self, command: str, preamble: bytes) -> ProcessSession:
+        early, self._early = self._early, None
+        proc: Any
+        if early is not None and early[0] == command:
+            proc = await AdoptedProcess.adopt(early[1], _LINE_LIMIT)
+        else:
+            if early is not None:
+                discard(early[1])
+            proc = await asyncio.create_subprocess_exec(
+                *self._argv, command,
+                stdin=asyncio.subprocess.PIPE,
+                stdout=asyncio.subprocess.PIPE,
+                stderr=asyncio.subprocess.PIPE,
+                limit=_LINE_LIMIT,
+                start_new_session=True,  # Ctrl-C reaches the controller, which cancels cleanly
+            )
+        session = self._session(proc)
+        self._sessions.append(session)
+        await session.write(preamble)
+        return session
+
+    def _session(self, proc: Any) -> ProcessSession:
+        return ProcessSession(self.name, proc, self.round_trips)
+
+    def abort(self) -> None:
+        if self._early is not None:
+            discard(self._early[1])
+            self._early = None
+        # Closing stdin is the cut: the agent sees EOF, aborts an upload, stops a run.
+        for s in self._sessions:
+            if s._proc.stdin is not None:
+                s._proc.stdin.close()
+
+    async def close(self) -> None:
+        if self._early is not None:
+            discard(self._early[1])
+            self._early = None
+        for s in self._sessions:
+            if s._proc.stdin is not None:
+                s._proc.stdin.close()
+            if s._proc.returncode is None:
+                # give the agent its EOF, then wait for it to end (it stops a run on EOF)
+                try:
+                    await asyncio.wait_for(s._proc.wait(), 10)
+                except TimeoutError:
+                    s.kill()
+                    await s._proc.wait()
+            with contextlib.suppress(Exception):
+                await s._stderr
