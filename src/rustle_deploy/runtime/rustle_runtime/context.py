@@ -107,7 +107,8 @@ class ModuleContext:
         self.warnings.append(str(msg))
 
     def atomic_write(self, path, data, mode=None):
-        """Write ``data`` to ``path`` atomically (temp file beside it, fsync, rename)."""
+        """Write ``data`` to ``path`` atomically (temp file beside it, rename; as Ansible's
+        ``atomic_move``, not fsynced)."""
         from .lowlevel import mkstemp
 
         directory = os.path.dirname(os.path.abspath(path)) or "."
@@ -115,8 +116,6 @@ class ModuleContext:
         try:
             with os.fdopen(fd, "wb") as fh:
                 fh.write(data)
-                fh.flush()
-                os.fsync(fh.fileno())
             if mode is not None:
                 os.chmod(tmp, mode)
             elif os.path.exists(path):

@@ -1,7 +1,7 @@
 """Module family for files: copy, file, template, stat (Ansible's semantics and result keys).
 
 Standard library only; Python 3.8 syntax. Every content change goes through
-``_common.atomic_write``/``atomic_copy`` (temp file beside the target, fsync, os.replace).
+``_common.atomic_write``/``atomic_copy`` (temp file beside the target, os.replace).
 
 Embedded sources: the compiled task carries ``files: {"<src as written>": "<sha256>"}``. The
 ModuleContext exposes it as ``ctx.files``; ``args["_rustle_files"]`` (same shape) is accepted
