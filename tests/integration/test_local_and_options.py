@@ -13,7 +13,7 @@ from rustle_deploy.deploy import HostJob, HostOutcome, RunOptions, deploy_fleet,
 from rustle_deploy.deploy.host import remote_command
 from rustle_deploy.errors import ConnectError, RemoteError
 from rustle_deploy.model import Host
-from rustle_deploy.transport.options import agent_launch, ssh_settings
+from rustle_deploy.transport.options import agent_launch, ssh_argv, ssh_settings
 
 BIN = "rustle-runner-test"
 
@@ -89,6 +89,29 @@ def test_ssh_options_from_inventory_variables_and_args():
                       "ansible_host_key_checking": False})
     s2 = ssh_settings(h2)
     assert (s2.port, s2.user, s2.strict_host_key_checking) == (22, "x", "no")
+
+
+def test_ssh_command_line_puts_the_users_options_first():
+    h = Host("web", {
+        "ansible_host": "10.0.0.5", "ansible_port": 2201, "ansible_user": "deploy",
+        "ansible_ssh_private_key_file": "~/.ssh/deploy_key",
+        "ansible_ssh_common_args": "-o StrictHostKeyChecking=accept-new -J bastion",
+        "ansible_ssh_extra_args": "-o KexAlgorithms=sntrup761x25519-sha512@openssh.com",
+        "ansible_ssh_timeout": 9,
+    })
+    argv = ssh_argv(h, "/usr/bin/ssh")
+    assert argv[:6] == ["/usr/bin/ssh", "-o", "StrictHostKeyChecking=accept-new", "-J", "bastion", "-o"]
+    assert argv[6] == "KexAlgorithms=sntrup761x25519-sha512@openssh.com"  # theirs before ours: theirs wins
+    assert argv.index("KexAlgorithms=^curve25519-sha256,curve25519-sha256@libssh.org") > 6
+    assert ["-o", "BatchMode=yes"] == argv[argv.index("BatchMode=yes") - 1:argv.index("BatchMode=yes") + 1]
+    for flag in ("-T", "-x", "-a"):
+        assert flag in argv
+    assert argv[argv.index("-p") + 1] == "2201" and argv[argv.index("-l") + 1] == "deploy"
+    assert argv[argv.index("-i") + 1].endswith("/.ssh/deploy_key") and "IdentitiesOnly=yes" in argv
+    assert "ConnectTimeout=9" in argv and argv[-2:] == ["--", "10.0.0.5"]
+    # host key checking off in the inventory, nothing in the args
+    off = ssh_argv(Host("db", {"ansible_host_key_checking": False}), "ssh")
+    assert "StrictHostKeyChecking=no" in off and "-p" not in off and "-l" not in off and "-i" not in off
 
 
 def test_bad_ssh_options_are_host_errors():

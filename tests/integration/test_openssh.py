@@ -149,3 +149,30 @@ def test_no_early_starts_with_asyncssh_or_local_hosts(sshd, tmp_path):
     early = start_early([Host("localhost", {"ansible_connection": "local"})], "auto", width=5)
     assert early is not None and _ssh_children() == []
     early.close()
+
+
+@pytest.mark.parametrize("early_start", [True, False])
+def test_ssh_failing_before_the_request_is_a_connect_error_even_when_pushing(early_start, sshd, tmp_path, build_artifact):
+    """ssh may already have died (connection refused, bad key) when the request and the pushed
+    artifact are written: that is a ConnectError naming the cause, not a broken pipe."""
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    art = build_artifact(pad=400_000)  # more than a pipe holds: the write must notice ssh is gone
+    hosts = [
+        sshd.host("refused", tmp_path / "a", ansible_port=port),
+        sshd.host("badkey", tmp_path / "b", ansible_ssh_private_key_file=str(sshd.other_key)),
+    ]
+    early = start_early(hosts, "openssh", width=2) if early_start else None
+    if early_start:
+        time.sleep(0.5)  # both ssh processes have failed by now
+    outs = asyncio.run(deploy_fleet([job(h, art, push=True) for h in hosts], parallel=2, timeout=60,
+                                    connect=make_connect("openssh", 2, early)))
+    by = {o.host: o for o in outs}
+    assert isinstance(by["refused"].error, ConnectError), by["refused"].error
+    assert "connection refused" in by["refused"].error.message
+    assert isinstance(by["badkey"].error, ConnectError), by["badkey"].error
+    assert "authentication failed" in by["badkey"].error.message
+    assert not (tmp_path / "a").exists() and not (tmp_path / "b").exists()

@@ -87,3 +87,24 @@ def test_bad_env_values_name_the_variable(var: str) -> None:
 @pytest.mark.parametrize(("text", "size"), [("50MB", 50 << 20), ("50", 50 << 20), ("1GiB", 1 << 30), ("800kB", 800 << 10), ("1.5MB", int(1.5 * (1 << 20)))])
 def test_parse_size(text: str, size: int) -> None:
     assert parse_size(text) == size
+
+
+def test_ssh_client_from_file_env_and_flag(tmp_path: Path) -> None:
+    assert load_settings(None, environ={"HOME": str(tmp_path)}).ssh_client == "auto"
+    cfg = write(tmp_path, '[deployment]\nssh_client = "asyncssh"\n')
+    assert load_settings(cfg, environ={}).ssh_client == "asyncssh"
+    assert load_settings(cfg, environ={"RUSTLE_SSH_CLIENT": "openssh"}).ssh_client == "openssh"
+    s = load_settings(cfg, environ={"RUSTLE_SSH_CLIENT": "openssh"}, overrides={"ssh_client": "auto"})
+    assert s.ssh_client == "auto"
+    with pytest.raises(ConfigError) as info:
+        load_settings(write(tmp_path, '[deployment]\nssh_client = "putty"\n'), environ={})
+    assert "deployment.ssh_client" in str(info.value) and "openssh" in str(info.value)
+    with pytest.raises(ConfigError) as info:
+        load_settings(None, environ={"HOME": str(tmp_path), "RUSTLE_SSH_CLIENT": "plink"})
+    assert "RUSTLE_SSH_CLIENT" in str(info.value)
+
+
+def test_hosts_at_once() -> None:
+    s = load_settings(None, environ={})
+    assert (s.hosts_at_once(), s.hosts_at_once(0), s.hosts_at_once(7)) == (50, 50, 7)
+    assert load_settings(None, environ={}, overrides={"parallel": 3}).hosts_at_once(7) == 3

@@ -19,7 +19,7 @@ from __future__ import annotations
 import asyncio
 import subprocess
 
-from ..errors import ConnectError
+from ..errors import ConnectError, TransferError
 from ..model import Host
 from . import Finished
 from .options import SshSettings, keyscan_hint, known_hosts_files, ssh_argv, ssh_settings
@@ -64,6 +64,21 @@ class OpenSshSession(ProcessSession):
     """An ``ssh`` process; status 255 with no agent output is a connection failure."""
 
     settings: SshSettings | None = None
+
+    async def write(self, data: bytes) -> None:
+        try:
+            await super().write(data)
+        except TransferError as exc:
+            # ssh stopped reading: if it ended before the agent said anything, it never
+            # connected (refused, host key, authentication), and its message says why.
+            try:
+                finished = await asyncio.wait_for(self.finish(), 10)
+            except TimeoutError:
+                raise exc from None
+            raise TransferError(
+                self._name, f"{self._name}: the connection closed while sending (ssh exit status {finished.exit_status})",
+                "retry the host",
+            ) from exc
 
     async def finish(self) -> Finished:
         done = await super().finish()
