@@ -111,6 +111,21 @@ class ProcessSession:
         stderr = await self._stderr
         return Finished(status if status >= 0 else None, stderr)
 
+    def close_stdin(self) -> None:
+        if self._proc.stdin is not None:
+            self._proc.stdin.close()
+
+    async def ended(self, grace: float) -> None:
+        """Wait up to ``grace`` seconds for the process to end (the agent stops on EOF), then kill it."""
+        if self._proc.returncode is None:
+            try:
+                await asyncio.wait_for(self._proc.wait(), grace)
+            except TimeoutError:
+                self.kill()
+                await self._proc.wait()
+        with contextlib.suppress(Exception):
+            await self._stderr
+
     def kill(self) -> None:
         if self._proc.returncode is None:
             with contextlib.suppress(ProcessLookupError):
@@ -160,22 +175,9 @@ class ProcessConnection:
             self._early = None
         # Closing stdin is the cut: the agent sees EOF, aborts an upload, stops a run.
         for s in self._sessions:
-            if s._proc.stdin is not None:
-                s._proc.stdin.close()
+            s.close_stdin()
 
     async def close(self) -> None:
-        if self._early is not None:
-            discard(self._early[1])
-            self._early = None
+        self.abort()
         for s in self._sessions:
-            if s._proc.stdin is not None:
-                s._proc.stdin.close()
-            if s._proc.returncode is None:
-                # give the agent its EOF, then wait for it to end (it stops a run on EOF)
-                try:
-                    await asyncio.wait_for(s._proc.wait(), 10)
-                except TimeoutError:
-                    s.kill()
-                    await s._proc.wait()
-            with contextlib.suppress(Exception):
-                await s._stderr
+            await s.ended(10)
