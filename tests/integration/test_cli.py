@@ -531,3 +531,34 @@ def test_build_errors_name_the_path(tmp_path: Path, capsys: pytest.CaptureFixtur
     assert code == 2 and str(blocker / "sub") in err
     code, _, err = run_cli(capsys, str(EXAMPLE_PLAN), "--compile-only", "--cache-dir", str(blocker / "cache"))
     assert code == 2 and "cannot write" in err
+
+
+@pytest.mark.ssh
+def test_a_build_that_fails_after_ssh_started_touches_no_host(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], sshd: Any
+) -> None:
+    """The ssh processes started while compiling are ended with nothing sent when the build
+    fails: exit 2, no remote directory on any host, no ssh left running."""
+    hosts = {}
+    for i in range(3):
+        h = sshd.host(f"early{i}", tmp_path / f"remote{i}", rustle_test_root=str(tmp_path / f"root{i}"))
+        hosts[h.name] = dict(h.vars)
+    inv = tmp_path / "inv.yml"
+    inv.write_text(yaml.safe_dump({"all": {"hosts": hosts}}))
+    plan = example(tmp_path, tmp_path, hosts=list(hosts))
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    code, _, err = run_cli(capsys, str(plan), "-i", str(inv), "--run", "--ssh-client", "openssh",
+                           "--cache-dir", str(blocker / "cache"))
+    assert code == 2 and "cannot write" in err
+    for i in range(3):
+        assert not (tmp_path / f"remote{i}").exists()
+    me = str(os.getpid())
+    for pid in os.listdir("/proc"):
+        if pid.isdigit():
+            try:
+                stat = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+                exe = os.readlink(f"/proc/{pid}/exe")
+            except OSError:
+                continue
+            assert stat[1] != me or not exe.endswith("/ssh"), "an ssh client is left running"
