@@ -565,13 +565,13 @@ def _reject_constant(name: str) -> NoReturn:
 
 # -- the document -------------------------------------------------------------------------
 
-_PLAY_KEYS = re.compile(r"^\s*-?\s*(hosts|tasks|roles|import_playbook|include_playbook|name|vars|gather_facts)\s*:", re.M)
+_PLAY_KEYS = r"^\s*-?\s*(hosts|tasks|roles|import_playbook|include_playbook|name|vars|gather_facts)\s*:"  # re.M
 
 
 def _looks_like_playbook(text: str) -> bool:
     """A YAML list of plays: what users hand over when they skip rustle-plan."""
     head = text.lstrip()
-    return (head.startswith("---") or head.startswith("- ")) and bool(_PLAY_KEYS.search(text))
+    return (head.startswith("---") or head.startswith("- ")) and bool(re.search(_PLAY_KEYS, text, re.M))
 
 
 def decode(r: Reader, data: bytes) -> Any:
