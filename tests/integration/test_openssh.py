@@ -176,3 +176,15 @@ def test_ssh_failing_before_the_request_is_a_connect_error_even_when_pushing(ear
     assert isinstance(by["badkey"].error, ConnectError), by["badkey"].error
     assert "authentication failed" in by["badkey"].error.message
     assert not (tmp_path / "a").exists() and not (tmp_path / "b").exists()
+
+
+def test_adopted_processes_end_without_pidfd(monkeypatch, sshd, tmp_path, build_artifact):
+    """A controller without os.pidfd_open (not Linux) waits for early ssh processes by polling."""
+    monkeypatch.delattr(os, "pidfd_open")
+    art = build_artifact()
+    hosts = [sshd.host(f"p{i}", tmp_path / f"r{i}") for i in range(2)]
+    early = start_early(hosts, "openssh", width=2)
+    outs = asyncio.run(deploy_fleet([job(h, art, push=True, run=RunOptions("r1")) for h in hosts],
+                                    parallel=2, timeout=60, connect=make_connect("openssh", 2, early)))
+    assert all(o.ok and o.run_exit == 0 for o in outs), [o.error for o in outs]
+    assert _ssh_children() == []

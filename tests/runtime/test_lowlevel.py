@@ -104,3 +104,23 @@ def test_lowlevel_behaves_like_the_stdlib(python, tmp_path):
     proc = subprocess.run([python, "-I", "-S", "-c", script], capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0 and proc.stdout.strip() == "OK", proc.stderr
 
+
+
+def test_spawn_falls_back_to_subprocess_without_posix_spawn_setsid(monkeypatch):
+    """Some libcs lack POSIX_SPAWN_SETSID (Python raises NotImplementedError): same results."""
+    import os
+
+    sys.path.insert(0, str(RUNTIME))
+    try:
+        from rustle_runtime import lowlevel
+    finally:
+        sys.path.remove(str(RUNTIME))
+
+    def refuse(*args, **kwargs):
+        raise NotImplementedError("setsid")
+
+    monkeypatch.setattr(lowlevel.os, "posix_spawn", refuse)
+    before = len(os.listdir("/proc/self/fd"))
+    env = dict(os.environ)
+    assert lowlevel.spawn(["/bin/sh", "-c", "cat; echo err >&2; exit 4"], env, data=b"in") == (4, b"in", b"err\n")
+    assert len(os.listdir("/proc/self/fd")) == before

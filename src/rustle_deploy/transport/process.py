@@ -55,6 +55,9 @@ class AdoptedProcess:
         return self._popen.poll()
 
     async def wait(self) -> int:
+        if self._popen.poll() is None and not hasattr(os, "pidfd_open"):  # not Linux
+            while self._popen.poll() is None:
+                await asyncio.sleep(0.01)
         if self._popen.poll() is None:
             loop = asyncio.get_running_loop()
             fd = os.pidfd_open(self._popen.pid)  # readable once the process has ended

@@ -82,6 +82,12 @@ class Timeout(Exception):
         self.stdout, self.stderr = stdout, stderr
 
 
+def _close(*fds):
+    for fd in fds:
+        if fd is not None:
+            os.close(fd)
+
+
 def _exit_code(status):
     if os.WIFSIGNALED(status):
         return -os.WTERMSIG(status)
@@ -117,14 +123,16 @@ def spawn(argv, env, data=None, cwd=None, timeout=None):
                           (os.POSIX_SPAWN_DUP2, err_w, 2)],
             setsid=True, setsigdef=(signal.SIGPIPE, signal.SIGXFSZ),
         )
+    except NotImplementedError:  # a libc without POSIX_SPAWN_SETSID
+        pid = None
     except BaseException:
-        for fd in (out_r, err_r, in_w):
-            if fd is not None:
-                os.close(fd)
+        _close(out_r, err_r, in_w)
         raise
     finally:
-        for fd in (in_r, out_w, err_w):
-            os.close(fd)
+        _close(in_r, out_w, err_w)
+    if pid is None:
+        _close(out_r, err_r, in_w)
+        return _spawn_subprocess(argv, env, data, cwd, timeout)
     try:
         out, err = _communicate(pid, in_w, data, out_r, err_r, timeout)
     except BaseException:
