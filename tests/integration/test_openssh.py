@@ -188,3 +188,27 @@ def test_adopted_processes_end_without_pidfd(monkeypatch, sshd, tmp_path, build_
                                     parallel=2, timeout=60, connect=make_connect("openssh", 2, early)))
     assert all(o.ok and o.run_exit == 0 for o in outs), [o.error for o in outs]
     assert _ssh_children() == []
+
+
+def test_control_persist_from_the_users_options_neither_hangs_nor_leaks(sshd, tmp_path, build_artifact):
+    """ControlMaster/ControlPersist (as in many ~/.ssh/config files and Ansible's defaults):
+    the backgrounded master must not hold the agent's pipes open, and later runs reuse it."""
+    import shutil
+    import subprocess
+    import tempfile
+
+    short = Path(tempfile.mkdtemp(prefix="cm", dir="/tmp"))  # a socket path must stay short
+    cp = short / "%C"
+    args = f"-o UserKnownHostsFile={sshd.known_hosts} -o ControlMaster=auto -o ControlPath={cp} -o ControlPersist=10"
+    h = sshd.host("persist", tmp_path / "r", ansible_ssh_common_args=args)
+    art = build_artifact()
+    try:
+        for run_id in ("r1", "r2"):
+            out = asyncio.run(asyncio.wait_for(
+                deploy_host(job(h, art, push=run_id == "r1", run=RunOptions(run_id)), connect=make_connect("openssh")), 30))
+            assert out.ok and out.run_exit == 0, out.error
+        assert list(short.iterdir()), "the master's socket exists: the second run went through it"
+    finally:
+        subprocess.run(["ssh", "-o", f"ControlPath={cp}", "-O", "exit", "-p", str(sshd.port), "127.0.0.1"],
+                       capture_output=True, timeout=10)
+        shutil.rmtree(short, ignore_errors=True)
