@@ -641,6 +641,18 @@ OPS = {
 }
 
 
+def _exit(code):
+    """End the process at once: files are closed or fsynced and the lock released by now, and
+    the controller waits for the channel to close after the last line (interpreter teardown
+    would add ~5 ms to every host's reply)."""
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):
+            pass
+    os._exit(code)
+
+
 def main(raw_request, stdin=None):
     """Run one request (JSON bytes) and exit with the status described in the module docstring."""
     stdin = stdin if stdin is not None else sys.stdin.buffer
@@ -657,16 +669,16 @@ def main(raw_request, stdin=None):
         line = {"agent": "error", "kind": exc.kind, "message": exc.message}
         line.update(exc.fields)
         emit(line)
-        sys.exit(EXIT_AGENT_ERROR)
+        _exit(EXIT_AGENT_ERROR)
     except OSError as exc:
         full = exc.errno in (errno.ENOSPC, errno.EDQUOT)
         where = exc.filename or (req.get("remote_dir", "?") if isinstance(req, dict) else "?")
         what = "no space left on the host's disk" if full else (exc.strerror or str(exc))
         emit({"agent": "error", "kind": "disk_full" if full else "io", "message": f"{where}: {what}"})
-        sys.exit(EXIT_AGENT_ERROR)
+        _exit(EXIT_AGENT_ERROR)
     except (KeyError, ValueError, TypeError) as exc:
         emit({"agent": "error", "kind": "internal", "message": f"{type(exc).__name__}: {exc}"})
-        sys.exit(EXIT_AGENT_ERROR)
+        _exit(EXIT_AGENT_ERROR)
     result["agent"] = "done"
     result["op"] = req["op"]
     result["protocol"] = AGENT_PROTOCOL
@@ -679,5 +691,5 @@ def main(raw_request, stdin=None):
     emit(result)
     run_exit = result.get("run_exit")
     if not isinstance(run_exit, int):
-        sys.exit(0)
-    sys.exit(run_exit if run_exit >= 0 else 128 - run_exit)  # killed by a signal: 128+N
+        _exit(0)
+    _exit(run_exit if run_exit >= 0 else 128 - run_exit)  # killed by a signal: 128+N
