@@ -392,3 +392,16 @@ def test_boolean_accepts_ansible_spellings():
     assert _common.boolean("yes") is True and _common.boolean("off") is False
     with pytest.raises(_common.ModuleFail, match="not a valid boolean"):
         _common.boolean("maybe", "force")
+
+
+@pytest.mark.parametrize(("family", "name", "args", "msg"), [
+    ("git", "git", {}, "missing required arguments: dest, repo"),
+    ("git", "git", {"repo": "https://example.invalid/x.git"}, "missing required arguments: dest"),
+    ("net", "get_url", {"dest": "/tmp/x"}, "missing required arguments: url"),
+    ("net", "get_url", {}, "missing required arguments: dest, url"),
+    ("archive", "unarchive", {"dest": "/tmp/x"}, "missing required arguments: src"),
+    ("archive", "unarchive", {}, "missing required arguments: dest, src"),
+])
+def test_missing_required_arguments_are_named_as_ansible_does(family, name, args, msg):
+    fn = runtime_module(family).MODULES[name]
+    assert fn(FakeCtx(), args) == {"failed": True, "msg": msg, "changed": False}

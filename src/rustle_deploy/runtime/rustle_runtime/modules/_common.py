@@ -88,6 +88,14 @@ def check_unknown(args, allowed, module_name):
         fail("Unsupported parameters for ({}) module: {}. Supported parameters include: {}.".format(module_name, ", ".join(extra), ", ".join(sorted(allowed))))
 
 
+def require(**values):
+    """Fail as Ansible's argument spec does when any of these arguments is missing (falsy),
+    naming every missing one, sorted."""
+    missing = sorted(name for name, value in values.items() if not value)
+    if missing:
+        fail("missing required arguments: {}".format(", ".join(missing)))
+
+
 def expand(path):
     return os.path.expanduser(os.path.expandvars(str(path)))
 

@@ -126,9 +126,7 @@ def unarchive(ctx, args):
     """ansible.builtin.unarchive for tar and zip archives."""
     c.check_unknown(args, UNARCHIVE_ARGS, "unarchive")
     src, dest = args.get("src"), args.get("dest")
-    if not src or not dest:
-        c.fail("missing required arguments: {}".format(", ".join(
-            n for n, v in (("dest", dest), ("src", src)) if not v)))
+    c.require(dest=dest, src=src)
     dest = c.expand(dest)
     remote = c.boolean(args.get("remote_src", False))
     if args.get("copy") is not None:

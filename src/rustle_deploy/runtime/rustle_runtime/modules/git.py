@@ -53,9 +53,7 @@ def git(ctx, args):
     c.check_unknown(args, GIT_ARGS, "git")
     repo = c.pop_arg(args, ("repo", "name"))
     dest = args.get("dest")
-    if not repo or not dest:
-        c.fail("missing required arguments: {}".format(", ".join(
-            n for n, v in (("dest", dest), ("repo", repo)) if not v)))
+    c.require(dest=dest, repo=repo)
     for unsupported in ("bare", "archive", "separate_git_dir", "verify_commit"):
         if args.get(unsupported) not in (None, False, "no"):
             c.fail(f"git: '{unsupported}' is not supported by this runtime")

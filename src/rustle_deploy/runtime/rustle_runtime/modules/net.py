@@ -232,9 +232,7 @@ def get_url(ctx, args):
     """ansible.builtin.get_url."""
     c.check_unknown(args, GET_URL_ARGS, "get_url")
     url, dest = args.get("url"), args.get("dest")
-    if not url or not dest:
-        c.fail("missing required arguments: {}".format(", ".join(
-            n for n, v in (("dest", dest), ("url", url)) if not v)))
+    c.require(dest=dest, url=url)
     dest = c.expand(dest)
     force = c.boolean(args.get("force", False), "force")
     dest_is_dir = os.path.isdir(dest)
