@@ -172,12 +172,7 @@ def _task_graph(src: str, play: Play, *, filtered: bool) -> None:
                 first.setdefault((task.task_id, dep), ptr)
             deps = graph.get(task.task_id, ())
             graph[task.task_id] = deps + tuple(d for d in task.dependencies if d not in deps)
-    cycle = _find_cycle(graph)
-    if cycle:
-        shown = " -> ".join(printable(c) for c in cycle)
-        raise PlanError(f"dependency cycle between tasks: {shown}",
-                        "a task cannot depend, directly or not, on itself; remove one of these "
-                        "dependencies", file=src, pointer=first[(cycle[0], cycle[1])])
+    _check_acyclic(src, graph, first, "task", "tasks")
 
 
 def _batch_graph(src: str, play: Play) -> None:
@@ -199,12 +194,19 @@ def _batch_graph(src: str, play: Play) -> None:
                                 file=src, pointer=ptr)
             first.setdefault((batch.batch_id, dep), ptr)
         graph[batch.batch_id] = batch.dependencies
+    _check_acyclic(src, graph, first, "batch", "batches")
+
+
+def _check_acyclic(
+    src: str, graph: dict[str, tuple[str, ...]], first: dict[tuple[str, str], str], one: str, many: str
+) -> None:
+    """PlanError at the first edge of a dependency cycle in ``graph``, if it has one."""
     cycle = _find_cycle(graph)
     if cycle:
         shown = " -> ".join(printable(c) for c in cycle)
-        raise PlanError(f"dependency cycle between batches: {shown}",
-                        "a batch cannot depend, directly or not, on itself; remove one of "
-                        "these dependencies", file=src, pointer=first[(cycle[0], cycle[1])])
+        raise PlanError(f"dependency cycle between {many}: {shown}",
+                        f"a {one} cannot depend, directly or not, on itself; remove one of these "
+                        "dependencies", file=src, pointer=first[(cycle[0], cycle[1])])
 
 
 def _module(src: str, task: Task) -> None:
