@@ -10,10 +10,9 @@ from typing import Any
 import pytest
 
 from rustle_deploy.deploy import HostJob, HostOutcome, RunOptions, deploy_fleet, deploy_host
-from rustle_deploy.deploy.host import remote_command
 from rustle_deploy.errors import ConnectError, RemoteError
 from rustle_deploy.model import Host
-from rustle_deploy.transport.options import agent_launch, ssh_argv, ssh_settings
+from rustle_deploy.transport.options import agent_launch, remote_command, ssh_argv, ssh_settings
 
 BIN = "rustle-runner-test"
 

@@ -212,3 +212,15 @@ def test_control_persist_from_the_users_options_neither_hangs_nor_leaks(sshd, tm
         subprocess.run(["ssh", "-o", f"ControlPath={cp}", "-O", "exit", "-p", str(sshd.port), "127.0.0.1"],
                        capture_output=True, timeout=10)
         shutil.rmtree(short, ignore_errors=True)
+
+
+def test_no_early_ssh_to_hosts_of_other_connection_types(sshd, tmp_path):
+    """A host with an unsupported ansible_connection gets its ConnectError at its turn, and no
+    ssh is started towards it in the meantime."""
+    other = sshd.host("container", tmp_path / "c", ansible_connection="docker")
+    early = start_early([other, sshd.host("plain", tmp_path / "p")], "auto", width=2)
+    assert early is not None
+    try:
+        assert len(_ssh_children()) == 1 and early.take("container") is None
+    finally:
+        early.close()

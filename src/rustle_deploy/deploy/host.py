@@ -25,14 +25,7 @@ from typing import Any
 from ..errors import ChecksumMismatch, HostError, RemoteError, TransferError
 from ..model import Host
 from ..transport import ConnectFn, Connection, Session, default_connect
-from ..transport.options import (  # noqa: F401 - re-exported for tests and callers
-    BOOTSTRAP,
-    EXIT_TOO_OLD,
-    PYTHON_CANDIDATES,
-    AgentLaunch,
-    agent_launch,
-    remote_command,
-)
+from ..transport.options import PYTHON_CANDIDATES, AgentLaunch, agent_launch, remote_command
 
 log = logging.getLogger(__name__)
 

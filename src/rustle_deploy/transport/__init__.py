@@ -117,6 +117,18 @@ def ssh_binary_for(ssh_client: str, width: int) -> str | None:
     return binary if width <= OPENSSH_MAX_WIDTH else None
 
 
+def through_ssh_binary(host: Host, ssh_client: str) -> bool:
+    """Whether ``host`` goes through the ``ssh`` binary once a run has chosen it: an SSH host,
+    and under ``auto`` one that needs no password. ConnectError for an unsupported
+    ``ansible_connection`` or unusable SSH variables."""
+    if host.is_local:
+        return False
+    _check_kind(host)
+    from .options import ssh_settings
+
+    return ssh_client == "openssh" or not ssh_settings(host).password
+
+
 def make_connect(ssh_client: str = "auto", width: int = 1, early: EarlyStarts | None = None) -> ConnectFn:
     """The connect function for a run: local hosts through ``/bin/sh``, SSH hosts through the
     ``ssh`` binary or asyncssh (see ``ssh_binary_for``). With ``auto``, a host that needs a
@@ -128,13 +140,11 @@ def make_connect(ssh_client: str = "auto", width: int = 1, early: EarlyStarts | 
             from .process import ProcessConnection
 
             return ProcessConnection(host.name, ["/bin/sh", "-c"])
-        _check_kind(host)
-        if binary is not None:
+        if binary is not None and through_ssh_binary(host, ssh_client):
             from .openssh import connect_openssh
-            from .options import ssh_settings
 
-            if ssh_client == "openssh" or not ssh_settings(host).password:
-                return connect_openssh(host, binary, early.take(host.name) if early else None)
+            return connect_openssh(host, binary, early.take(host.name) if early else None)
+        _check_kind(host)
         from .ssh import connect_ssh
 
         return await connect_ssh(host)
@@ -142,18 +152,11 @@ def make_connect(ssh_client: str = "auto", width: int = 1, early: EarlyStarts | 
     return connect
 
 
-async def default_connect(host: Host) -> Connection:
-    """Connect to ``host`` with asyncssh (or ``/bin/sh`` for a local host)."""
-    if host.is_local:
-        from .process import ProcessConnection
-
-        return ProcessConnection(host.name, ["/bin/sh", "-c"])
-    _check_kind(host)
-    from .ssh import connect_ssh
-
-    return await connect_ssh(host)
+# asyncssh, or /bin/sh for a local host: what tests and callers get without choosing.
+default_connect: ConnectFn = make_connect("asyncssh")
 
 
 __all__ = [
     "ConnectFn", "Connection", "Finished", "RoundTrips", "Session", "default_connect", "make_connect", "ssh_binary_for",
+    "through_ssh_binary",
 ]

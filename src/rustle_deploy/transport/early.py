@@ -18,8 +18,8 @@ from collections.abc import Sequence
 
 from ..errors import ConnectError
 from ..model import Host
-from . import ssh_binary_for
-from .options import agent_launch, remote_command, ssh_argv, ssh_settings
+from . import ssh_binary_for, through_ssh_binary
+from .options import agent_launch, remote_command, ssh_argv
 
 Early = tuple[str, "subprocess.Popen[bytes]"]  # (remote command, the ssh process running it)
 
@@ -61,7 +61,7 @@ def start_early(hosts: Sequence[Host], ssh_client: str, width: int) -> EarlyStar
         if len(chosen) >= width:
             break
         try:
-            if not h.is_local and (ssh_client == "openssh" or not ssh_settings(h).password):
+            if through_ssh_binary(h, ssh_client):
                 chosen.append(h)
         except ConnectError:
             continue  # reported with its context when the host's turn comes

@@ -17,11 +17,12 @@ ssh's own failures end it with status 255 before the agent said anything; they b
 from __future__ import annotations
 
 import asyncio
-import subprocess
+from typing import Any
 
 from ..errors import ConnectError, TransferError
 from ..model import Host
-from . import Finished
+from . import Finished, RoundTrips
+from .early import Early
 from .options import SshSettings, keyscan_hint, known_hosts_files, ssh_argv, ssh_settings
 from .process import ProcessConnection, ProcessSession
 
@@ -63,7 +64,9 @@ def _classify(name: str, s: SshSettings, stderr: bytes) -> ConnectError:
 class OpenSshSession(ProcessSession):
     """An ``ssh`` process; status 255 with no agent output is a connection failure."""
 
-    settings: SshSettings | None = None
+    def __init__(self, name: str, proc: Any, rt: RoundTrips, settings: SshSettings) -> None:
+        super().__init__(name, proc, rt)
+        self.settings = settings
 
     async def write(self, data: bytes) -> None:
         try:
@@ -83,7 +86,7 @@ class OpenSshSession(ProcessSession):
     async def finish(self) -> Finished:
         done = await super().finish()
         if done.exit_status == SSH_FAILED:
-            if not self.saw_output and self.settings is not None:
+            if not self.saw_output:
                 raise _classify(self._name, self.settings, done.stderr)
             return Finished(None, done.stderr)  # the connection dropped after the agent started
         return done
@@ -93,7 +96,7 @@ class OpenSshConnection(ProcessConnection):
     """A host reached through the ``ssh`` binary; the connection is made by ``start``."""
 
     def __init__(
-        self, name: str, argv: list[str], settings: SshSettings, early: tuple[str, subprocess.Popen[bytes]] | None = None
+        self, name: str, argv: list[str], settings: SshSettings, early: Early | None = None
     ) -> None:
         super().__init__(name, argv, early)
         self.settings = settings
@@ -105,15 +108,11 @@ class OpenSshConnection(ProcessConnection):
         for s in self._sessions:
             s.kill()
 
-    def _session(self, proc: asyncio.subprocess.Process) -> ProcessSession:
-        session = OpenSshSession(self.name, proc, self.round_trips)
-        session.settings = self.settings
-        return session
+    def _session(self, proc: Any) -> ProcessSession:
+        return OpenSshSession(self.name, proc, self.round_trips, self.settings)
 
 
-def connect_openssh(
-    host: Host, binary: str, early: tuple[str, subprocess.Popen[bytes]] | None = None
-) -> OpenSshConnection:
+def connect_openssh(host: Host, binary: str, early: Early | None = None) -> OpenSshConnection:
     """The connection object; ``ssh`` itself starts with the first command (or already has)."""
     s = ssh_settings(host)
     if s.password:

@@ -14,7 +14,7 @@ from typing import Any
 
 from ..errors import TransferError
 from . import Finished, RoundTrips
-from .early import discard
+from .early import Early, discard
 
 _LINE_LIMIT = 1 << 26  # event lines can carry a task's whole stdout
 
@@ -141,7 +141,7 @@ class ProcessConnection:
     """Runs each command as ``argv + [command]``: on the controller itself with
     ``["/bin/sh", "-c"]``, on a host with an ``ssh`` command line."""
 
-    def __init__(self, name: str, argv: list[str], early: tuple[str, subprocess.Popen[bytes]] | None = None) -> None:
+    def __init__(self, name: str, argv: list[str], early: Early | None = None) -> None:
         self.name = name
         self.round_trips = RoundTrips()
         self._argv = list(argv)
