@@ -27,6 +27,7 @@ from typing import Any
 
 import pytest
 
+from rustle_deploy.deploy import HostJob
 from rustle_deploy.model import Host
 
 SSHD = shutil.which("sshd") or "/usr/sbin/sshd"
@@ -370,7 +371,7 @@ def wait_unlocked(remote_dir: Path, timeout: float = 20.0) -> None:
 
 @pytest.fixture(scope="session")
 def remote() -> Any:
-    """Helpers to inspect remote dirs and this process (tests cannot import conftest)."""
+    """Helpers to inspect remote dirs and this process, as a fixture."""
     import types
 
     return types.SimpleNamespace(
@@ -380,3 +381,14 @@ def remote() -> Any:
         open_fds=open_fds,
         child_pids=child_pids,
     )
+
+
+BIN = "rustle-runner-test"  # make_artifact's default binary name
+
+
+def job(host: Host, art: tuple[Path, str, int], op: str = "deploy", **kw: Any) -> HostJob:
+    """A HostJob for ``art`` (as ``build_artifact`` returns it) with the tests' defaults."""
+    path, sha, size = art
+    kw.setdefault("binary_name", BIN)
+    kw.setdefault("deployment_id", "dep-1")
+    return HostJob(host=host, op=op, artifact=path, sha256=sha, size=size, **kw)

@@ -21,15 +21,9 @@ from rustle_deploy.errors import (
 )
 from rustle_deploy.transport import ConnectFn, make_connect
 
+from .conftest import job
+
 pytestmark = pytest.mark.ssh
-BIN = "rustle-runner-test"
-
-
-def job(host: Any, art: tuple[Path, str, int], op: str = "deploy", **kw: Any) -> HostJob:
-    path, sha, size = art
-    kw.setdefault("binary_name", BIN)
-    kw.setdefault("deployment_id", "dep-1")
-    return HostJob(host=host, op=op, artifact=path, sha256=sha, size=size, **kw)
 
 
 CONNECT: dict[str, ConnectFn] = {}

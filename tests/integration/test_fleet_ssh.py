@@ -5,22 +5,15 @@ from __future__ import annotations
 
 import asyncio
 import os
-from pathlib import Path
 from typing import Any
 
 import pytest
 
 from rustle_deploy.deploy import HostJob, HostOutcome, RunOptions, deploy_fleet, deploy_host
 
+from .conftest import BIN, job
+
 pytestmark = pytest.mark.ssh
-BIN = "rustle-runner-test"
-
-
-def job(host: Any, art: tuple[Path, str, int], op: str = "deploy", **kw: Any) -> HostJob:
-    path, sha, size = art
-    kw.setdefault("binary_name", BIN)
-    kw.setdefault("deployment_id", "dep-1")
-    return HostJob(host=host, op=op, artifact=path, sha256=sha, size=size, **kw)
 
 
 def fleet(jobs: list[HostJob], **kw: Any) -> list[HostOutcome]:

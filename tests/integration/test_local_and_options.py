@@ -9,22 +9,16 @@ from typing import Any
 
 import pytest
 
-from rustle_deploy.deploy import HostJob, HostOutcome, RunOptions, deploy_fleet, deploy_host
+from rustle_deploy.deploy import HostOutcome, RunOptions, deploy_fleet, deploy_host
 from rustle_deploy.errors import ConnectError, RemoteError
 from rustle_deploy.model import Host
 from rustle_deploy.transport.options import agent_launch, remote_command, ssh_argv, ssh_settings
 
-BIN = "rustle-runner-test"
+from .conftest import job
 
 
 def local(name: str, remote_dir: Path, **extra: Any) -> Host:
     return Host(name, {"ansible_connection": "local", "rustle_remote_dir": str(remote_dir), **extra})
-
-
-def job(host: Host, art: tuple[Path, str, int], **kw: Any) -> HostJob:
-    path, sha, size = art
-    return HostJob(host=host, op="deploy", artifact=path, sha256=sha, size=size, binary_name=BIN,
-                   deployment_id="d1", **kw)
 
 
 def test_local_connection_deploys_and_runs_without_ssh(tmp_path, build_artifact, remote):

@@ -15,22 +15,16 @@ from typing import Any
 
 import pytest
 
-from rustle_deploy.deploy import HostJob, HostOutcome, RunOptions, deploy_fleet, deploy_host
+from rustle_deploy.deploy import HostOutcome, RunOptions, deploy_fleet, deploy_host
 from rustle_deploy.errors import ConnectError, UsageError
 from rustle_deploy.transport import OPENSSH_MAX_WIDTH, make_connect, ssh_binary_for
 from rustle_deploy.transport.early import start_early
 from rustle_deploy.transport.openssh import OpenSshConnection
 from rustle_deploy.transport.ssh import SshConnection
 
+from .conftest import job
+
 pytestmark = pytest.mark.ssh
-BIN = "rustle-runner-test"
-
-
-def job(host: Any, art: tuple[Path, str, int], **kw: Any) -> HostJob:
-    path, sha, size = art
-    kw.setdefault("binary_name", BIN)
-    kw.setdefault("deployment_id", "dep-1")
-    return HostJob(host=host, op="deploy", artifact=path, sha256=sha, size=size, **kw)
 
 
 def _ssh_children() -> list[int]:
