@@ -148,18 +148,39 @@ def run_pyinfra(ctx: Ctx) -> Run:
                     str(WORKLOAD / "deploy.py")], ctx)
 
 
-def run_rustle(ctx: Ctx) -> Run:
+def run_rustle(ctx: Ctx, *extra: str) -> Run:
     inv = ctx.fleet.write_ansible_inventory(ctx.rundir / "inventory.yml", ctx.hosts)
     plan = write_plan(ctx.rundir / "plan.json", [h.name for h in ctx.hosts], WORKLOAD)
     return measure([str(VENV_BIN / "rustle-deploy"), str(plan), "-i", str(inv), "--run",
-                    "--output", "json", "--parallel", str(ctx.n)], ctx)
+                    "--output", "json", "--parallel", str(ctx.n), *extra], ctx)
+
+
+def run_rustle_native(ctx: Ctx) -> Run:
+    """rustle-deploy with --format native. The runner is built once per source (cargo, ~1 min)
+    into a cache outside the cold run's empty ~/.rustle, which then starts with a copy of it:
+    a user builds it once, not on every deployment; the cold run still uploads it to every host."""
+    seed = ctx.rundir.parent.parent / "native-runner-cache"
+    if not seed.exists():
+        subprocess.run([str(VENV_BIN / "python"), "-c",
+                        "import sys; from pathlib import Path; from rustle_deploy.compiler.runner import "
+                        "ensure_runner; ensure_runner(Path(sys.argv[1]))", str(seed)], check=True)
+    if ctx.cold:
+        shutil.copytree(seed / "native", ctx.rundir / "home" / ".rustle" / "cache" / "native",
+                        ignore=shutil.ignore_patterns("target"), dirs_exist_ok=True)
+    return run_rustle(ctx, "--format", "native")
 
 
 def run_floor(ctx: Ctx) -> Run:
     """One OpenSSH connection per host, all at once: copy the artifact, run `true`."""
+    artifact = ctx.rundir / "artifact.bin"
+    native = sorted((ctx.rundir.parent / "rustle-native").glob("home/.rustle/**/*.native"))
+    runners = sorted((ctx.rundir.parent / "rustle-native").glob("home/.rustle/**/native/rustle-runner-*"))
     built = sorted((ctx.rundir.parent / "rustle").glob("home/.rustle/**/*.pyz"))
-    artifact = built[-1] if built else ctx.rundir / "artifact.bin"
-    if not built and not artifact.exists():
+    if native and runners:  # what a cold native run sends: the runner, then the artifact
+        artifact.write_bytes(runners[-1].read_bytes() + native[-1].read_bytes())
+    elif built:
+        artifact = built[-1]
+    elif not artifact.exists():
         artifact.write_bytes(os.urandom(FLOOR_BYTES))
     script = ctx.rundir / "floor.sh"
     f = ctx.fleet
@@ -175,7 +196,8 @@ def run_floor(ctx: Ctx) -> Run:
 
 
 TOOLS: dict[str, Callable[[Ctx], Run]] = {
-    "ansible": run_ansible, "pyinfra": run_pyinfra, "rustle": run_rustle, "floor": run_floor,
+    "ansible": run_ansible, "pyinfra": run_pyinfra, "rustle": run_rustle,
+    "rustle-native": run_rustle_native, "floor": run_floor,
 }
 
 
@@ -192,8 +214,9 @@ def run_one(tool: str, ctx: Ctx, repeat: int, latency: float) -> Result:
         res.problems = [f"exit {run.rc}: " + " | ".join(tail)]
     elif tool != "floor":
         roles = {h.name: str(ctx.fleet.host_vars(h)["bench_role"]) for h in ctx.hosts}
-        report = run.stdout if tool == "rustle" else run.stdout + run.stderr  # rustle: JSON only
-        res.problems = check_run(tool, report, ctx.hosts, roles, ctx.cold)
+        rustle = tool.startswith("rustle")
+        report = run.stdout if rustle else run.stdout + run.stderr  # rustle: JSON only
+        res.problems = check_run("rustle" if rustle else tool, report, ctx.hosts, roles, ctx.cold)
         res.ok = not res.problems
     return res
 
@@ -224,7 +247,8 @@ def summarize(results: list[Result]) -> str:
         groups.setdefault((r.latency_ms, r.hosts, r.phase), {}).setdefault(r.tool, []).append(r)
     tools = [t for t in TOOLS if any(r.tool == t for r in results)]
     head = ["latency", "N", "run"] + [f"{t} wall s (ctl CPU / host CPU / MB)" for t in tools]
-    head += ["rustle:ansible", "rustle:pyinfra"]
+    mine = [t for t in ("rustle", "rustle-native") if t in tools]
+    head += [f"{t}:{peer}" for t in mine for peer in ("ansible", "pyinfra", "floor")]
     rows = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
 
     def med(rs: list[Result], attr: str) -> float:
@@ -241,9 +265,9 @@ def summarize(results: list[Result]) -> str:
                              f"{med(ok, 'host_cpu_s'):.2f} / {med(ok, 'controller_peak_mb'):.0f})")
             else:
                 cells.append("failed" if by_tool.get(t) else "-")
-        for peer in ("ansible", "pyinfra"):
-            cells.append(f"{walls['rustle'] / walls[peer]:.3f}" if "rustle" in walls and peer in walls
-                         else "-")
+        for t in mine:
+            for peer in ("ansible", "pyinfra", "floor"):
+                cells.append(f"{walls[t] / walls[peer]:.3f}" if t in walls and peer in walls else "-")
         rows.append("| " + " | ".join(cells) + " |")
     return "\n".join(rows)
 
@@ -286,7 +310,7 @@ def main(argv: list[str] | None = None) -> int:
         results.append(res)
         jsonl.write(json.dumps(asdict(res)) + "\n")
         jsonl.flush()
-        label = "rustle: not available" if res.tool == "rustle" and not res.ok else res.tool
+        label = f"{res.tool}: not available" if res.tool.startswith("rustle") and not res.ok else res.tool
         status = "ok" if res.ok else f"FAILED ({'; '.join(res.problems[:3])})"
         print(f"{label:8} N={res.hosts:<4} {res.latency_ms:g}ms {res.phase}: "
               f"wall {res.wall_s:7.2f}s  ctl {res.controller_cpu_s:6.2f}s  "

@@ -132,7 +132,24 @@ def _outcome_status(outcome: HostOutcome) -> str:
     return "unchanged"
 
 
+def _runner_path(session: Session, sha: str | None) -> Path | None:
+    """The runner binary a native artifact needs: beside --compile-only's output, or in the cache."""
+    if sha is None:
+        return None
+    for folder in (session.settings.output_dir, session.settings.cache_dir / "native"):
+        path = folder / f"rustle-runner-{sha}"
+        if path.is_file():
+            return path
+    raise UsageError(
+        f"rustle-runner {sha[:12]} (needed by a native artifact) is neither in {session.settings.output_dir} "
+        f"nor in {session.settings.cache_dir / 'native'}",
+        "compile again with --format native",
+    )
+
+
 def _record(history: History, did: str, job: HostJob, outcome: HostOutcome) -> None:
+    if job.runner is not None and outcome.agent is not None and job.host.remote_dir:
+        history.record_runner(job.host.name, job.host.remote_dir, job.runner.name.rsplit("-", 1)[-1])
     history.record_host(
         did,
         outcome.host,
@@ -162,6 +179,8 @@ def _deploy_jobs(
         # Send the artifact with the request, without waiting for the agent to ask, to hosts
         # this history has not seen holding it: saves a round trip on first deployments.
         held = history.holders({by_host[h.name].sha256 for h in hosts})
+        runners = {a.runner: _runner_path(session, a.runner) for a in by_host.values() if a.runner}
+        has_runner = {sha: history.runner_holders(sha) for sha in runners}
         jobs = [
             HostJob(
                 host=h,
@@ -175,6 +194,8 @@ def _deploy_jobs(
                 run=_run_options(opts, run_id) if run else None,
                 bytecode_tag=by_host[h.name].bytecode_tag,
                 push=(h.name, h.remote_dir, by_host[h.name].sha256) not in held,
+                runner=runners.get(by_host[h.name].runner or ""),
+                push_runner=(h.name, h.remote_dir) not in has_runner.get(by_host[h.name].runner or "", set()),
             )
             for h in hosts
         ]
@@ -325,6 +346,7 @@ def deploy_only(session: Session) -> int:
                 sha256=str(entry["sha256"]), path=file, size=file.stat().st_size, binary_name=str(entry["binary_name"]),
                 target=str(entry["target"]), hosts=tuple(str(h) for h in entry["hosts"]), files=(), families=(),
                 with_jinja=False, cached=True, bytecode_tag=entry.get("bytecode_tag"),
+                runner=entry.get("runner"),
             )
             for name in art.hosts:
                 by_host[name] = art

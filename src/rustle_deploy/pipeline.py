@@ -22,10 +22,8 @@ from .settings import Settings, load_settings
 
 if TYPE_CHECKING:
     from .compiler import Artifact, BuildUnit
+    from .compiler.runner import RunnerBinary
     from .transport.early import EarlyStarts
-
-NOT_YET = "is not available yet"
-
 
 @dataclass
 class Session:
@@ -33,14 +31,10 @@ class Session:
     settings: Settings
     json_out: bool
     reporter: Reporter
+    _runner: RunnerBinary | None = None
 
     @classmethod
     def from_options(cls, opts: dict[str, Any]) -> Session:
-        if opts.get("format_") == "native":
-            raise UsageError(
-                f"--format native {NOT_YET}",
-                "use the default pyz format; it runs on any host with CPython 3.8 or newer",
-            )
         modes = [m for m in ("compile_only", "deploy_only", "cleanup", "dry_run", "list_deployments", "list_inventory") if opts.get(m)]
         if opts.get("rollback"):
             modes.append("rollback")
@@ -127,9 +121,20 @@ class Session:
             target=self.settings.target,
         )
 
+    def runner(self) -> RunnerBinary | None:
+        """The native format's rustle-runner (built on first use); None for pyz."""
+        if self.opts.get("format_") != "native":
+            return None
+        if self._runner is None:
+            from .compiler.runner import ensure_runner
+
+            self._runner = ensure_runner(self.settings.cache_dir)
+        return self._runner
+
     def build(self, units: list[BuildUnit]) -> list[Artifact]:
         from .compiler import build_unit
 
+        runner = self.runner()
         return [
             build_unit(
                 u,
@@ -137,6 +142,7 @@ class Session:
                 rebuild=bool(self.opts.get("rebuild")),
                 compression=self.settings.compression,
                 size_limit=self.settings.binary_size_limit,
+                runner=runner.sha256 if runner else None,
             )
             for u in units
         ]
@@ -165,8 +171,10 @@ class Session:
             return self.compile_only(plan, self.build(self.units(plan, inv, every)))
         from .transport.early import start_early
 
+        runner = self.runner()
         # The ssh handshakes (OpenSSH client) run while this process compiles.
-        early = start_early(hosts, self.settings.ssh_client, self.settings.hosts_at_once(plan.options.forks))
+        early = start_early(hosts, self.settings.ssh_client, self.settings.hosts_at_once(plan.options.forks),
+                            (runner.sha256, runner.size) if runner else None)
         try:
             artifacts = self.build(self.units(plan, inv, every))
         except BaseException:

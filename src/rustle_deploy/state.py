@@ -50,6 +50,13 @@ CREATE TABLE IF NOT EXISTS runs (
     recorded_at REAL NOT NULL,
     PRIMARY KEY (run_id, host)
 );
+CREATE TABLE IF NOT EXISTS runners (
+    host TEXT NOT NULL,
+    remote_dir TEXT NOT NULL,
+    sha256 TEXT NOT NULL,
+    recorded_at REAL NOT NULL,
+    PRIMARY KEY (host, remote_dir, sha256)
+);
 """
 
 
@@ -167,6 +174,18 @@ class History:
                 sorted(sha256s),
             ).fetchall()
         return {(str(h), d if d is None else str(d), str(s)) for h, d, s in rows}
+
+    def record_runner(self, host: str, remote_dir: str, sha256: str) -> None:
+        """``host`` ran the native runner ``sha256`` from ``remote_dir/runners``."""
+        with self._tx() as db:
+            db.execute("INSERT OR REPLACE INTO runners VALUES (?, ?, ?, ?)", (host, remote_dir, sha256, time.time()))
+
+    def runner_holders(self, sha256: str) -> set[tuple[str, str]]:
+        """(host, remote_dir) of every host this history saw running runner ``sha256``; a hint:
+        a host that lost it answers ``need_runner`` and gets it."""
+        with self._tx() as db:
+            rows = db.execute("SELECT host, remote_dir FROM runners WHERE sha256 = ?", (sha256,)).fetchall()
+        return {(str(h), str(d)) for h, d in rows}
 
     def finish(self, deployment_id: str, status: str) -> None:
         with self._tx() as db:

@@ -53,10 +53,15 @@ class Artifact:
     with_jinja: bool
     cached: bool
     bytecode_tag: str | None = sys.implementation.cache_tag  # the runtime's .pyc files are for this
+    runner: str | None = None  # native format: the sha256 of the rustle-runner it needs
+
+    @property
+    def format(self) -> str:
+        return "pyz" if self.runner is None else "native"
 
     @property
     def file_name(self) -> str:
-        return f"{self.sha256}.pyz"
+        return f"{self.sha256}.{self.format}"
 
 
 def _runtime_entries(families: set[str], with_jinja: bool) -> list[tuple[str, Path]]:
@@ -77,10 +82,11 @@ def _runtime_entries(families: set[str], with_jinja: bool) -> list[tuple[str, Pa
     return entries
 
 
-def input_key(unit: BuildUnit, plan_bytes: bytes, compression: bool) -> str:
+def input_key(unit: BuildUnit, plan_bytes: bytes, compression: bool, runner: str | None = None) -> str:
     """Hash of everything that determines the artifact's bytes."""
     h = hashlib.sha256()
     h.update(f"rustle-deploy {__version__} format {FORMAT} z{int(compression)} {sys.implementation.cache_tag}\0".encode())
+    h.update(f"runner {runner}\0".encode())
     h.update(_compiler_digest().encode() + b"\0")
     h.update(unit.target.encode() + b"\0")
     for name, path in _runtime_entries(unit.families, unit.needs_jinja):
@@ -205,22 +211,32 @@ def build_unit(
     rebuild: bool = False,
     compression: bool = True,
     size_limit: int | None = None,
+    runner: str | None = None,
 ) -> Artifact:
-    """Build ``unit`` (or take it from the cache) and return the artifact in the cache."""
+    """Build ``unit`` (or take it from the cache) and return the artifact in the cache.
+
+    With ``runner`` (a rustle-runner's sha256) the artifact is a native one (docs/native.md).
+    """
     plan_bytes = _plan_bytes(unit)
-    key = input_key(unit, plan_bytes, compression)
+    key = input_key(unit, plan_bytes, compression, runner)
+    suffix = "pyz" if runner is None else "native"
     index = cache_dir / "index" / key
     cached = False
     path: Path | None = None
     if not rebuild and index.is_file():
         digest = index.read_text().strip()
-        candidate = cache_dir / "artifacts" / f"{digest}.pyz"
+        candidate = cache_dir / "artifacts" / f"{digest}.{suffix}"
         if len(digest) == 64 and _sha256_file(candidate) == digest:
             path, sha, cached = candidate, digest, True
     if path is None:
-        data = _payload(unit, plan_bytes, compression)
+        if runner is None:
+            data = _payload(unit, plan_bytes, compression)
+        else:
+            from .native import lower_unit
+
+            data = lower_unit(unit, runner)
         sha = hashlib.sha256(data).hexdigest()
-        path = cache_dir / "artifacts" / f"{sha}.pyz"
+        path = cache_dir / "artifacts" / f"{sha}.{suffix}"
         if _sha256_file(path) != sha:
             _atomic_write(path, data, 0o700)
         _atomic_write(index, sha.encode())
@@ -240,8 +256,10 @@ def build_unit(
         hosts=tuple(unit.host_names),
         files=tuple(sorted(unit.files)),
         families=tuple(sorted(unit.families)),
-        with_jinja=unit.needs_jinja,
+        with_jinja=unit.needs_jinja and runner is None,
         cached=cached,
+        bytecode_tag=sys.implementation.cache_tag if runner is None else None,
+        runner=runner,
     )
 
 
@@ -256,6 +274,10 @@ def write_outputs(artifacts: list[Artifact], output_dir: Path, plan_sha256: str)
         target = output_dir / art.file_name
         if _sha256_file(target) != art.sha256:
             _atomic_write(target, art.path.read_bytes(), 0o700)
+        if art.runner is not None:  # --deploy-only sends it with the artifact
+            runner = output_dir / f"rustle-runner-{art.runner}"
+            if _sha256_file(runner) != art.runner:
+                _atomic_write(runner, (art.path.parent.parent / "native" / runner.name).read_bytes(), 0o700)
     manifest = {
         "format": FORMAT,
         "rustle_deploy_version": __version__,
@@ -268,6 +290,7 @@ def write_outputs(artifacts: list[Artifact], output_dir: Path, plan_sha256: str)
                 "binary_name": a.binary_name,
                 "target": a.target,
                 "bytecode_tag": a.bytecode_tag,
+                "runner": a.runner,
                 "hosts": list(a.hosts),
             }
             for a in artifacts

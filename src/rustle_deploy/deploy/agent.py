@@ -382,6 +382,40 @@ def _prune_unpacked(layout):
             shutil.rmtree(os.path.join(layout.unpacked, entry), ignore_errors=True)
 
 
+NATIVE_MAGIC = b'{"format": "rustle-native"'
+
+
+def _native_runner(layout, path):
+    """The runner command of a native artifact (docs/native.md), or None for a pyz one."""
+    with open(path, "rb") as f:
+        if f.read(len(NATIVE_MAGIC)) != NATIVE_MAGIC:
+            return None
+        head = f.read(4096)
+    import re
+
+    m = re.search(rb'"runner": "([0-9a-f]{64})"', head)
+    if m is None:
+        raise AgentError("artifact", f"{path}: a native artifact without its runner's sha256")
+    runner = os.path.join(layout.root, "runners", m.group(1).decode())
+    if not os.access(runner, os.X_OK):
+        raise AgentError("not_deployed", f"{runner}: the native runner this artifact needs is not installed; "
+                                         "deploy again with --format native")
+    return runner
+
+
+def _run_native(runner, path, req, options):
+    """Hand a native artifact to its runner; its events go straight to our stdout."""
+    import subprocess
+
+    argv = [runner, "run", path, "--host", str(req["host"]), "--journal", options["journal"],
+            "--run-id", options["run_id"]]
+    argv += ["--check"] if options["check"] else []
+    argv += ["--diff"] if options["diff"] else []
+    argv += ["--tags=" + t for t in options["tags"]] + ["--skip-tags=" + t for t in options["skip_tags"]]
+    sys.stdout.flush()
+    return subprocess.call(argv, stdin=subprocess.DEVNULL)
+
+
 def _run_artifact(layout, path, req, stdin):
     """Run the artifact's runtime inside this process, from the zip when it carries bytecode
     for this interpreter, else from its unpacked copy.
@@ -393,7 +427,10 @@ def _run_artifact(layout, path, req, stdin):
     run_id = _check_name(str(run["run_id"]), "run id")
     _mkdirs(layout.runs)
     sha = os.path.basename(path)
-    if req.get("bytecode_tag") == sys.implementation.cache_tag:
+    runner = _native_runner(layout, path)
+    if runner is not None:
+        root = path
+    elif req.get("bytecode_tag") == sys.implementation.cache_tag:
         root = path  # its bytecode is for this interpreter: import straight from the zip
     else:
         root = _unpack(layout, sha, path)
@@ -416,6 +453,8 @@ def _run_artifact(layout, path, req, stdin):
     except OSError:
         pass  # already a group or session leader
     _watch_controller(watch_fd)
+    if runner is not None:
+        return _run_native(runner, path, req, options)
     sys.path.insert(0, root)
     sys.stdout.flush()
     try:
@@ -445,8 +484,9 @@ def _verify(layout, sha):
             expected=sha,
             actual=actual,
         )
+    runner = _native_runner(layout, path)
     proc = subprocess.run(
-        [sys.executable, path, "verify"],
+        [runner, "verify", path] if runner else [sys.executable, path, "verify"],
         stdin=subprocess.DEVNULL,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,

@@ -17,7 +17,7 @@ import marshal
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -75,6 +75,8 @@ class HostJob:
     rollback_to: str | None = None
     bytecode_tag: str | None = None  # the artifact carries .pyc files for this interpreter
     push: bool = False  # send the artifact right behind the request (deploy only)
+    runner: Path | None = None  # native format: the rustle-runner binary that plays the agent
+    push_runner: bool = False  # send the runner's bytes ahead of the request
     lock_timeout: float = 60.0
     upload_filter: UploadFilter | None = None
 
@@ -145,6 +147,32 @@ def preamble(request: dict[str, Any]) -> bytes:
     code = agent_code()
     tag = sys.implementation.cache_tag.encode()
     return b"%s %d %d %d %s\n" % (MAGIC, len(src), len(body), len(code), tag) + src + code + body
+
+
+@cache
+def runner_bytes(path: Path) -> bytes:
+    return path.read_bytes()
+
+
+def runner_identity(job: HostJob) -> tuple[str, int] | None:
+    """(sha256, size) of the job's runner, the name it has on hosts; None for Python jobs."""
+    if job.runner is None:
+        return None
+    name = job.runner.name
+    return name.rsplit("-", 1)[-1], len(runner_bytes(job.runner))
+
+
+def native_preamble(job: HostJob, request: dict[str, Any]) -> bytes:
+    """What the native bootstrap reads: the runner flag line, the runner if sent, the request."""
+    assert job.runner is not None
+    body = json.dumps(request, sort_keys=True).encode() + b"\n"
+    if job.push_runner:
+        return b"1\n" + runner_bytes(job.runner) + body
+    return b"0\n" + body
+
+
+class _NeedRunner(Exception):
+    """The host has no runner and none was sent: send it on a second connection."""
 
 
 def _check_job(job: HostJob) -> None:
@@ -267,7 +295,10 @@ async def deploy_host(
     out = outcome if outcome is not None else HostOutcome(host=job.host.name)
     start = time.monotonic()
     try:
-        await _drive(job, connect, on_event, out)
+        try:
+            await _drive(job, connect, on_event, out)
+        except _NeedRunner:
+            await _drive(replace(job, push_runner=True), connect, on_event, out)
     except HostError as exc:
         out.error = exc
     finally:
@@ -278,9 +309,10 @@ async def deploy_host(
 
 async def _drive(job: HostJob, connect: ConnectFn, on_event: EventFn | None, out: HostOutcome) -> None:
     _check_job(job)
-    launch = agent_launch(job.host)
+    launch = agent_launch(job.host, runner_identity(job))
     command = remote_command(launch)
-    data = preamble(build_request(job))
+    request = build_request(job)
+    data = preamble(request) if job.runner is None else native_preamble(job, request)
     conn = await connect(job.host)
     clean = False
     try:
@@ -319,6 +351,8 @@ async def _drive(job: HostJob, connect: ConnectFn, on_event: EventFn | None, out
                 error = _agent_error(job, obj)
             elif kind == "no_python":
                 error = _no_python(job, launch)
+            elif kind == "need_runner" and not job.push_runner:
+                raise _NeedRunner()
             elif kind is not None:
                 log.debug("%s: agent says %s", job.host.name, obj)
         finished = await session.finish()

@@ -32,11 +32,11 @@ class EarlyStarts:
     def __init__(self) -> None:
         self._procs: dict[str, Early] = {}
 
-    def start(self, hosts: Sequence[Host], binary: str) -> None:
+    def start(self, hosts: Sequence[Host], binary: str, runner: tuple[str, int] | None = None) -> None:
         for host in hosts:
             try:
                 argv = ssh_argv(host, binary)
-                command = remote_command(agent_launch(host))
+                command = remote_command(agent_launch(host, runner))
                 self._procs[host.name] = (command, spawn_early([*argv, command]))
             except (ConnectError, OSError):
                 continue  # the normal path reports it, with its context
@@ -50,9 +50,12 @@ class EarlyStarts:
             discard(popen)
 
 
-def start_early(hosts: Sequence[Host], ssh_client: str, width: int) -> EarlyStarts | None:
+def start_early(
+    hosts: Sequence[Host], ssh_client: str, width: int, runner: tuple[str, int] | None = None
+) -> EarlyStarts | None:
     """Start ``ssh`` for the first ``width`` SSH hosts (those the fan-out takes first) when
-    the run goes through the OpenSSH client; None otherwise."""
+    the run goes through the OpenSSH client; None otherwise. ``runner`` (sha256, size): the
+    native format's runner, which the command starts instead of Python."""
     binary = ssh_binary_for(ssh_client, min(width, len(hosts)))
     if binary is None:
         return None
@@ -66,7 +69,7 @@ def start_early(hosts: Sequence[Host], ssh_client: str, width: int) -> EarlyStar
         except ConnectError:
             continue  # reported with its context when the host's turn comes
     early = EarlyStarts()
-    early.start(chosen, binary)
+    early.start(chosen, binary, runner)
     return early
 
 

@@ -91,6 +91,16 @@ class AgentLaunch:
     become: bool = False
     become_user: str = "root"
     python_interpreter: str | None = None  # None: discover
+    runner: RunnerRef | None = None  # native format: start this rustle-runner instead of Python
+
+
+@dataclass(frozen=True)
+class RunnerRef:
+    """The rustle-runner a native deployment starts on the host (docs/native.md)."""
+
+    sha256: str
+    size: int
+    remote_dir: str
 
 
 def _strict(value: str, host: Host) -> str:
@@ -219,7 +229,7 @@ def ssh_settings(host: Host) -> SshSettings:
     )
 
 
-def agent_launch(host: Host) -> AgentLaunch:
+def agent_launch(host: Host, runner: tuple[str, int] | None = None) -> AgentLaunch:
     """How to start the agent on ``host`` (become, interpreter)."""
     v = host.vars
     become = as_bool(v.get("ansible_become"))
@@ -244,11 +254,18 @@ def agent_launch(host: Host) -> AgentLaunch:
         become=become,
         become_user=str(v.get("ansible_become_user") or "root"),
         python_interpreter=interp_s,
+        runner=RunnerRef(runner[0], runner[1], host.remote_dir) if runner else None,
     )
 
 
 def remote_command(launch: AgentLaunch) -> str:
-    """The sh command line that finds Python >= 3.8 and starts the bootstrap."""
+    """The sh command line that finds Python >= 3.8 and starts the bootstrap, or that starts
+    the native runner (``runner_command``)."""
+    if launch.runner is not None:
+        line = runner_command(launch.runner)
+        if launch.become:
+            return f"sudo -n -u {shlex.quote(launch.become_user)} -- /bin/sh -c {shlex.quote(line)}"
+        return line
     candidates = (launch.python_interpreter,) if launch.python_interpreter else PYTHON_CANDIDATES
     boot = shlex.quote(BOOTSTRAP)
     line = (
@@ -261,6 +278,56 @@ def remote_command(launch: AgentLaunch) -> str:
     if launch.become:
         return f"sudo -n -u {shlex.quote(launch.become_user)} -- /bin/sh -c {shlex.quote(line)}"
     return line
+
+
+EXIT_NEED_RUNNER = 21
+
+
+def _remote_path(path: str) -> str:
+    """``path`` for sh: quoted, with a leading ``~/`` as ``"$HOME"/`` (as the agent's expanduser)."""
+    if path == "~":
+        return '"$HOME"'
+    if path.startswith("~/"):
+        return '"$HOME"/' + shlex.quote(path[2:])
+    if path.startswith("~"):
+        raise ConnectError(path, f"rustle_remote_dir {path!r}: '~user' paths are not supported by --format native",
+                           "write the directory's absolute path")
+    return shlex.quote(path)
+
+
+def runner_command(ref: RunnerRef) -> str:
+    """The sh bootstrap of the native format (docs/native.md, "Remote side").
+
+    Its stdin starts with a line ``1`` when the runner's bytes follow (then exactly
+    ``ref.size`` of them), else ``0``. A runner already installed is kept (the bytes are read
+    and dropped); a new one is written to a temporary name, made to check its own sha256, then
+    renamed. Without an installed runner and without the bytes it answers ``need_runner``. Then
+    the runner reads the request. An empty stdin (an unused early start) exits touching nothing.
+    """
+    sha = ref.sha256
+    quoted = _remote_path(ref.remote_dir.rstrip("/") or "/")
+    failed = shlex.quote(json_line({
+        "agent": "error", "kind": "runner_install",
+        "message": f"cannot install rustle-runner {sha[:12]} under {ref.remote_dir}/runners: "
+                   "the upload was cut, the disk is full, or this host cannot execute a runner built "
+                   "for the controller's platform",
+    }))
+    return (
+        f"umask 077; d={quoted}/runners; r=\"$d\"/{sha}; "
+        "IFS= read -r s || exit 0; "
+        'if [ "$s" = 1 ]; then '
+        f'if [ -x "$r" ]; then head -c {ref.size} >/dev/null; '
+        f'else t="$r.tmp.$$"; mkdir -p "$d" && head -c {ref.size} >"$t" && chmod 700 "$t" '
+        f'&& "$t" selfcheck {sha} && mv -f "$t" "$r" || {{ rm -f "$t"; echo {failed}; exit 20; }}; fi; fi; '
+        f'[ -x "$r" ] || {{ echo \'{{"agent": "need_runner"}}\'; exit {EXIT_NEED_RUNNER}; }}; '
+        'exec "$r" agent'
+    )
+
+
+def json_line(obj: dict[str, Any]) -> str:
+    import json
+
+    return json.dumps(obj, sort_keys=True)
 
 
 def ssh_argv(host: Host, binary: str = "ssh") -> list[str]:

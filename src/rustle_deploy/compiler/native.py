@@ -1,0 +1,439 @@
+"""Lower a build unit to a native artifact: the program rustle-runner applies (docs/native.md).
+
+The runner does not evaluate Jinja2, so everything that is known at compile time is evaluated
+here, per host, with the runtime's own templating code (the same code a pyz artifact runs on the
+host, so the values are the same): task arguments, loop items, templates, static conditions.
+What depends on the run itself (registered results) stays as an expression tree for the runner.
+A task that needs more (facts, ``set_fact``, a module the runner lacks, a templated argument over a
+registered result...) makes the whole unit unsupported: ``NativeUnsupported`` names the task and
+why, and ``--format pyz`` runs it.
+"""
+
+from __future__ import annotations
+
+import base64
+import functools
+import hashlib
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+from ..errors import CompileError
+from ..runtime_index import runtime_root
+from .units import BuildUnit
+
+NATIVE_FORMAT = "rustle-native"
+NATIVE_VERSION = 1
+MODULES = frozenset({"file", "copy", "template", "lineinfile", "command", "shell", "stat",
+                     "assert", "debug", "ping"})
+# task keys the runner understands (everything else makes the task unsupported)
+_KNOWN = frozenset({"id", "name", "module", "args", "hosts", "when", "tags", "notify", "listen",
+                    "register", "loop", "loop_control", "ignore_errors", "no_log", "changed_when",
+                    "failed_when", "check_mode", "diff", "environment", "vars", "files"})
+_BOOL_KEYS = ("ignore_errors", "no_log", "check_mode", "diff")
+# names whose value is decided by the run's options, not by the inventory
+_RUN_NAMES = frozenset({"ansible_check_mode", "ansible_diff_mode", "ansible_verbosity",
+                        "ansible_run_tags", "ansible_skip_tags"})
+_FILTERS = frozenset({"bool", "int", "float", "length", "count", "lower", "upper", "string", "trim",
+                      "first", "last", "default", "d"})
+_TESTS = frozenset({"defined", "undefined", "none", "number", "string", "mapping", "boolean", "true",
+                    "false", "in", "eq", "ne", "equalto", "failed", "failure", "succeeded", "success",
+                    "successful", "changed", "change", "skipped", "skip", "finished", "truthy",
+                    "falsy"})
+_RE_CATEGORIES = frozenset({"CATEGORY_DIGIT", "CATEGORY_NOT_DIGIT", "CATEGORY_SPACE",
+                            "CATEGORY_NOT_SPACE", "CATEGORY_WORD", "CATEGORY_NOT_WORD"})
+_RE_AT = frozenset({"AT_BEGINNING", "AT_END", "AT_BEGINNING_STRING", "AT_END_STRING", "AT_BOUNDARY",
+                    "AT_NON_BOUNDARY"})
+
+
+class NativeUnsupported(CompileError):
+    """The unit needs something the native runner does not do."""
+
+
+class _Dynamic(BaseException):  # noqa: N818 - a signal, not an error; BaseException so Jinja2 passes it on
+    """A name whose value is only known on the host while the plan runs."""
+
+    def __init__(self, name: str):
+        BaseException.__init__(self, name)
+        self.name = name
+
+
+def _runtime() -> Any:
+    """The runtime's templating module, imported from the shipped sources."""
+    root = str(runtime_root())
+    if root not in sys.path:
+        sys.path.insert(0, root)
+    from rustle_runtime import executor, expr, templating  # type: ignore[import-not-found]
+
+    return templating, expr, executor
+
+
+def lower_unit(unit: BuildUnit, runner_sha: str) -> bytes:
+    """The native artifact's bytes for ``unit``."""
+    doc = unit.plan_doc
+    blobs: dict[str, bytes] = {}
+    for digest, path in sorted(unit.files.items()):
+        data = Path(path).read_bytes()
+        if hashlib.sha256(data).hexdigest() != digest:
+            raise CompileError(f"{path}: changed while compiling", "run again")
+        blobs[digest] = data
+    registered = {t["register"] for p in doc["plays"] for t in p["tasks"] + p["handlers"] if t.get("register")}
+    hosts = {}
+    for name in unit.host_names:
+        hosts[name] = {"plays": _Lowering(doc, name, registered, blobs).plays()}
+    out = {
+        "format": NATIVE_FORMAT,
+        "version": NATIVE_VERSION,
+        "runner": runner_sha,
+        "binary_name": doc["binary_name"],
+        "check_mode": bool(doc.get("check_mode")),
+        "diff_mode": bool(doc.get("diff_mode")),
+        "hosts": hosts,
+        "files": {d: base64.b64encode(blobs[d]).decode() for d in sorted(blobs)},
+    }
+    return json.dumps(out, ensure_ascii=False, default=str).encode()
+
+
+class _Lowering:
+    """One host's program: plays of concrete module calls and conditions over registered results."""
+
+    def __init__(self, doc: dict[str, Any], host: str, registered: set[str], blobs: dict[str, bytes]):
+        templating, expr, executor = _runtime()
+        self.templating, self.expr, self.executor = templating, expr, executor
+        self.doc, self.host, self.blobs = doc, host, blobs
+        self.dynamic = registered | _RUN_NAMES
+        self.templar = templating.Templar()
+        host_vars = dict((doc.get("hosts") or {}).get(host) or {})
+        groups = doc.get("groups") or {}
+        host_vars.setdefault("group_names", sorted(
+            g for g, members in groups.items() if host in members and g not in ("all", "ungrouped")))
+        host_vars.update({"inventory_hostname": host, "inventory_hostname_short": host.split(".")[0],
+                          "groups": groups, "omit": executor.OMIT})
+        clash = sorted(registered & set(host_vars))
+        if clash:
+            raise NativeUnsupported(f"{host}: register name '{clash[0]}' is also a variable of the host",
+                                    "rename the registered variable, or use --format pyz")
+        self.host_vars = host_vars
+
+    # -- scopes ----------------------------------------------------------------------------------
+    def scope(self, play: dict[str, Any], task: dict[str, Any] | None = None) -> Any:
+        layers = [self.host_vars, play.get("vars") or {}]
+        if task and task.get("vars"):
+            layers.append(dict(task["vars"]))
+        scope = self.scope_class(layers, self.templar)
+        return scope
+
+    @property
+    def scope_class(self) -> Any:
+        """VarScope that raises ``_Dynamic`` for names only known while the plan runs."""
+        cls = getattr(self, "_scope_class", None)
+        if cls is None:
+            dynamic = self.dynamic
+            base = self.templating.VarScope
+            fact_names = _fact_names()
+
+            class _Scope(base):  # type: ignore[misc,valid-type]
+                def child(self, *layers: Any) -> Any:
+                    return _Scope(self.layers + [dict(layer) for layer in layers if layer], self.templar)
+
+                def raw(self, key: str) -> Any:
+                    if key in dynamic:
+                        raise _Dynamic(key)
+                    try:
+                        return base.raw(self, key)
+                    except KeyError:
+                        if key in fact_names or key in ("ansible_facts", "hostvars"):
+                            raise _Dynamic(key) from None  # facts are gathered on the host
+                        raise
+
+            cls = self._scope_class = _Scope
+        return cls
+
+    # -- plays and tasks -------------------------------------------------------------------------
+    def plays(self) -> list[dict[str, Any]]:
+        out = []
+        for play in self.doc["plays"]:
+            if self.host not in (play.get("hosts") or []):
+                continue
+            out.append({
+                "name": play.get("name", ""),
+                "tasks": [t for t in (self.task(play, t) for t in play["tasks"]) if t is not None],
+                "handlers": [t for t in (self.task(play, t) for t in play["handlers"]) if t is not None],
+            })
+        return out
+
+    def fail(self, task: dict[str, Any], reason: str) -> NativeUnsupported:
+        return NativeUnsupported(
+            f"task '{task.get('name') or task.get('module')}' ({task.get('id')}) on {self.host}: {reason}",
+            "the native runner does not do this; use --format pyz (the default) for this plan",
+        )
+
+    def task(self, play: dict[str, Any], task: dict[str, Any]) -> dict[str, Any] | None:
+        if task.get("hosts") is not None and self.host not in task["hosts"]:
+            return None
+        module = task["module"]
+        if module not in MODULES:
+            raise self.fail(task, f"module '{module}' is not implemented by the native runner")
+        unknown = sorted(k for k, v in task.items() if k not in _KNOWN and v not in (None, False, [], {}))
+        if unknown:
+            raise self.fail(task, f"keyword '{unknown[0]}' is not supported by the native runner")
+        control = task.get("loop_control") or {}
+        if set(control) - {"loop_var", "label"}:
+            raise self.fail(task, f"loop_control.{sorted(set(control) - {'loop_var', 'label'})[0]} is not supported")
+        scope = self.scope(play, task)
+        out: dict[str, Any] = {
+            "id": task.get("id"), "name": task.get("name") or module, "module": module,
+            "tags": list(task.get("tags") or []), "register": task.get("register"),
+            "args": None, "when": [], "loop": None, "loop_var": control.get("loop_var", "item"),
+            "changed_when": self.conds(task, scope, task.get("changed_when")),
+            "failed_when": self.conds(task, scope, task.get("failed_when")),
+            "notify": [str(n) for n in self.executor._as_list(task.get("notify"))],
+            "listen": [str(n) for n in self.executor._as_list(task.get("listen"))],
+            "environment": {str(k): str(v) for k, v in (self.static(task, scope, task.get("environment") or {})).items()},
+        }
+        for key in _BOOL_KEYS:
+            value = task.get(key)
+            if isinstance(value, str):
+                value = self.static_condition(task, scope, value)
+            out[key] = None if value is None and key in ("check_mode", "diff") else bool(value)
+        if "loop" not in task:
+            out["when"] = self.conds(task, scope, task.get("when")) or []
+            out["args"] = self.args(task, scope)
+            return out
+        items = self.static(task, scope, task["loop"], evaluate=isinstance(task["loop"], str))
+        if not isinstance(items, list):
+            raise self.fail(task, "loop does not give a list at compile time")
+        loop = []
+        for item in items:
+            item_scope = scope.child({out["loop_var"]: item, "ansible_loop_var": out["loop_var"]})
+            entry = {"item": item, "when": self.conds(task, item_scope, task.get("when")) or [],
+                     "args": self.args(task, item_scope)}
+            if "label" in control:
+                entry["label"] = self.static(task, item_scope, control["label"])
+            loop.append(entry)
+        out["loop"] = loop
+        return out
+
+    # -- values ----------------------------------------------------------------------------------
+    def static(self, task: dict[str, Any], scope: Any, value: Any, evaluate: bool = False) -> Any:
+        """``value`` templated now; unsupported when it depends on the run."""
+        try:
+            if evaluate and not self.templating.is_template(value):
+                return self.templar.evaluate(value, scope)
+            return self.templar.template(value, scope)
+        except _Dynamic as exc:
+            raise self.fail(task, f"'{exc.name}' is only known on the host while the plan runs") from None
+        except self.templating.TemplateError as exc:
+            raise self.fail(task, f"cannot be evaluated at compile time: {exc}") from None
+
+    def static_condition(self, task: dict[str, Any], scope: Any, text: str) -> bool:
+        try:
+            return bool(self.templar.condition(text, scope))
+        except _Dynamic as exc:
+            raise self.fail(task, f"'{exc.name}' is only known on the host while the plan runs") from None
+        except self.templating.TemplateError as exc:
+            raise self.fail(task, str(exc)) from None
+
+    def args(self, task: dict[str, Any], scope: Any) -> dict[str, Any]:
+        module = task["module"]
+        raw = dict(task.get("args") or {})
+        if module == "assert":
+            that = raw.pop("that", None)
+            raw = self.static(task, scope, raw)
+            raw["that"] = self.conds(task, scope, that) or []
+            return raw
+        if module == "debug" and "var" in raw:
+            var = raw.pop("var")
+            raw = self.static(task, scope, raw)
+            raw["var"] = self.cond(task, scope, str(var), as_value=True)
+            return raw
+        args = self.executor._strip_omit(self.static(task, scope, raw))
+        if module in ("copy", "template") and isinstance(args.get("src"), str):
+            digest = (task.get("files") or {}).get(raw.get("src"))
+            if digest is None:
+                raise self.fail(task, f"src '{args['src']}' was not embedded")
+            if module == "template":
+                digest = self.render_template(task, scope, args, digest)
+            args["src"] = {"sha256": digest, "path": args["src"]}
+        if module == "lineinfile":
+            for key in ("regexp", "insertafter", "insertbefore"):
+                value = args.get(key)
+                if isinstance(value, str) and not (key != "regexp" and value in ("EOF", "BOF")):
+                    args[f"_{key}_ir"] = self.regex(task, value)
+        return args
+
+    def render_template(self, task: dict[str, Any], scope: Any, args: dict[str, Any], digest: str) -> str:
+        """Render the template now, as the runtime's template module would; the result's sha256."""
+        source = self.blobs[digest].decode("utf-8", "surrogateescape")
+        if "template_run_date" in source:
+            raise self.fail(task, "the template uses template_run_date, which is only known on the host")
+        for option in ("variable_start_string", "variable_end_string", "block_start_string",
+                       "block_end_string", "comment_start_string", "comment_end_string",
+                       "trim_blocks", "lstrip_blocks"):
+            if option in args:
+                raise self.fail(task, f"template option {option} is not supported by the native runner")
+        newline = args.pop("newline_sequence", "\n")
+        newline = {"\\n": "\n", "\\r": "\r", "\\r\\n": "\r\n"}.get(newline, newline)
+        if newline not in ("\n", "\r", "\r\n"):
+            raise self.fail(task, "newline_sequence needs to be one of: \\n, \\r or \\r\\n")
+        src = args["src"]
+        extra = {"template_path": src, "template_fullpath": src, "template_destpath": args.get("dest"),
+                 "template_host": self.host}
+        try:
+            rendered = self.templar.render(source, scope.child(extra))
+        except _Dynamic as exc:
+            raise self.fail(task, f"the template uses '{exc.name}', only known on the host") from None
+        except self.templating.TemplateError as exc:
+            raise self.fail(task, f"the template cannot be rendered at compile time: {exc}") from None
+        if newline != "\n":
+            rendered = rendered.replace("\r\n", "\n").replace("\n", newline)
+        data = rendered.encode(args.pop("output_encoding", None) or "utf-8", "surrogateescape")
+        out = hashlib.sha256(data).hexdigest()
+        self.blobs[out] = data
+        return out
+
+    # -- conditions ------------------------------------------------------------------------------
+    def conds(self, task: dict[str, Any], scope: Any, value: Any) -> list[dict[str, Any]] | None:
+        if value is None:
+            return None
+        items = value if isinstance(value, list) else [value]
+        return [self.cond(task, scope, c) for c in items]
+
+    def cond(self, task: dict[str, Any], scope: Any, text: Any, as_value: bool = False) -> dict[str, Any]:
+        """A condition: decided now when it can be, else its expression tree for the runner."""
+        if isinstance(text, bool) or text is None:
+            return {"expr": text, "ir": ["lit", True if text is None else text]}
+        source = str(text)
+        try:
+            if as_value:
+                value = self.templar.evaluate(source, scope)
+            else:
+                value = self.templar.condition(source, scope)
+            return {"expr": source, "ir": ["lit", value]}
+        except _Dynamic:
+            pass
+        except self.templating.TemplateError:
+            pass  # undefined now: the runner fails the task with the same message
+        if self.templating.is_template(source):
+            raise self.fail(task, f"a templated condition over a registered result ('{source}')")
+        try:
+            tree = self.expr._Parser(source.strip()).parse()
+        except self.expr._Unsupported:
+            raise self.fail(task, f"the expression '{source}' is outside what the native runner evaluates") from None
+        return {"expr": source, "ir": self.tree(task, scope, tree)}
+
+    def tree(self, task: dict[str, Any], scope: Any, node: Any) -> Any:
+        op = node[0]
+        if op == "lit":
+            return ["lit", node[1]]
+        if op == "name":
+            if node[1] in self.dynamic:
+                return ["name", node[1]]
+            try:
+                return ["lit", scope[node[1]]]
+            except KeyError:
+                return ["name", node[1]]  # undefined: the runner says so as the runtime would
+            except _Dynamic as exc:
+                raise self.fail(task, f"'{exc.name}' is only known on the host while the plan runs") from None
+        if op == "attr":
+            return ["attr", self.tree(task, scope, node[1]), node[2]]
+        if op == "list":
+            return ["list", [self.tree(task, scope, n) for n in node[1]]]
+        if op in ("filter", "test"):
+            allowed = _FILTERS if op == "filter" else _TESTS
+            if node[1] not in allowed:
+                raise self.fail(task, f"{op} '{node[1]}' is not supported by the native runner")
+            return [op, node[1], self.tree(task, scope, node[2]), [self.tree(task, scope, n) for n in node[3]],
+                    {k: self.tree(task, scope, n) for k, n in node[4].items()}]
+        if op == "cmp":
+            return ["cmp", node[1], self.tree(task, scope, node[2]), self.tree(task, scope, node[3])]
+        return [op] + [self.tree(task, scope, n) for n in node[1:]]  # item, or, and, not, in
+
+    def regex(self, task: dict[str, Any], pattern: str) -> list[Any]:
+        try:
+            return regex_tree(pattern)
+        except ValueError as exc:
+            raise self.fail(task, f"regular expression {pattern!r}: {exc}") from None
+
+
+@functools.cache
+def _fact_names() -> frozenset[str]:
+    """The names the runtime's fact gathering defines (read off this machine's facts)."""
+    root = str(runtime_root())
+    if root not in sys.path:
+        sys.path.insert(0, root)
+    from rustle_runtime.facts import gather  # type: ignore[import-not-found]
+
+    return frozenset(gather())
+
+
+def regex_tree(pattern: str) -> list[Any]:
+    """Python's own parse of ``pattern`` as the runner's matcher reads it (docs/native.md)."""
+    import re
+
+    try:
+        from re import _parser as sre_parse  # type: ignore[attr-defined]
+    except ImportError:  # pragma: no cover - Python < 3.11
+        import sre_parse  # type: ignore[no-redef]
+    try:
+        parsed = sre_parse.parse(pattern, 0)
+    except re.error as exc:
+        raise ValueError(f"does not compile: {exc}") from None
+    if parsed.state.flags & ~re.UNICODE:
+        raise ValueError("inline flags ((?i), (?m), ...) are not supported by the native runner")
+    if parsed.state.groupdict:
+        raise ValueError("named groups are not supported by the native runner")
+    return _sre(parsed)
+
+
+def _sre(sub: Any) -> list[Any]:
+    out = []
+    for op, arg in sub:
+        name = str(op)
+        if name in ("LITERAL", "NOT_LITERAL"):
+            out.append([name, arg])
+        elif name == "ANY":
+            out.append(["ANY", None])
+        elif name == "IN":
+            out.append(["IN", [_sre_set_item(o, a) for o, a in arg]])
+        elif name in ("MAX_REPEAT", "MIN_REPEAT", "POSSESSIVE_REPEAT"):
+            lo, hi, body = arg
+            out.append([name, [lo, -1 if hi >= sre_max_repeat() else hi, _sre(body)]])
+        elif name == "SUBPATTERN":
+            group, add, dele, body = arg
+            if add or dele:
+                raise ValueError("scoped flags are not supported by the native runner")
+            out.append(["SUBPATTERN", [group, _sre(body)]])
+        elif name == "ATOMIC_GROUP":
+            out.append(["ATOMIC_GROUP", _sre(arg)])
+        elif name == "BRANCH":
+            out.append(["BRANCH", [_sre(b) for b in arg[1]]])
+        elif name == "AT" and str(arg) in _RE_AT:
+            out.append(["AT", str(arg)])
+        elif name == "CATEGORY" and str(arg) in _RE_CATEGORIES:
+            out.append(["CATEGORY", str(arg)])
+        else:
+            raise ValueError(f"{name.lower()} is not supported by the native runner")
+    return out
+
+
+def sre_max_repeat() -> int:
+    try:
+        from re._constants import MAXREPEAT  # type: ignore[import-not-found]
+    except ImportError:  # pragma: no cover - Python < 3.11
+        from sre_constants import MAXREPEAT  # type: ignore[no-redef]
+    return int(MAXREPEAT)
+
+
+def _sre_set_item(op: Any, arg: Any) -> list[Any]:
+    name = str(op)
+    if name == "LITERAL":
+        return ["LITERAL", arg]
+    if name == "RANGE":
+        return ["RANGE", list(arg)]
+    if name == "NEGATE":
+        return ["NEGATE", None]
+    if name == "CATEGORY" and str(arg) in _RE_CATEGORIES:
+        return ["CATEGORY", str(arg)]
+    raise ValueError(f"{name.lower()} in a character set is not supported by the native runner")

@@ -1,0 +1,88 @@
+"""Build rustle-runner, the native format's host program, once per source and toolchain.
+
+The crate ships inside the package (``rustle_deploy/native``). It is built with the
+controller's own ``cargo`` into the cache directory: ``native/index/<key>`` names the binary
+built from those sources with that toolchain, ``native/rustle-runner-<sha256>`` holds it (the
+sha256 is the runner's identity on hosts). The build runs offline: the crate has no
+dependencies.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..errors import CompileError
+from .build import _atomic_write, _sha256_file
+
+SOURCE = Path(__file__).resolve().parent.parent / "native"
+
+
+@dataclass(frozen=True)
+class RunnerBinary:
+    """A built runner: where it is on the controller, its sha256 and size."""
+
+    path: Path
+    sha256: str
+    size: int
+
+
+def find_cargo() -> str | None:
+    found = shutil.which("cargo")
+    if found:
+        return found
+    home = Path.home() / ".cargo" / "bin" / "cargo"
+    return str(home) if home.is_file() else None
+
+
+def _source_key(cargo: str) -> str:
+    h = hashlib.sha256()
+    for path in sorted(p for p in SOURCE.rglob("*") if p.is_file() and "target" not in p.parts):
+        h.update(str(path.relative_to(SOURCE)).encode() + b"\0" + path.read_bytes() + b"\0")
+    rustc = Path(cargo).with_name("rustc")
+    version = subprocess.run(
+        [str(rustc) if rustc.is_file() else "rustc", "-vV"], capture_output=True, text=True, check=False
+    ).stdout
+    h.update(version.encode())
+    return h.hexdigest()
+
+
+def ensure_runner(cache_dir: Path) -> RunnerBinary:
+    """The runner for this controller's platform, built now if the cache has none."""
+    cargo = find_cargo()
+    if cargo is None:
+        raise CompileError(
+            "--format native needs rustle-runner built for this machine, and building it needs "
+            "Rust's cargo, which is not installed",
+            "install Rust (rustup, or Debian's cargo package), or use --format pyz",
+        )
+    root = cache_dir / "native"
+    index = root / "index" / _source_key(cargo)
+    if index.is_file():
+        sha = index.read_text().strip()
+        path = root / f"rustle-runner-{sha}"
+        if len(sha) == 64 and _sha256_file(path) == sha:
+            return RunnerBinary(path, sha, path.stat().st_size)
+    target = root / "target"
+    env = dict(os.environ, CARGO_TARGET_DIR=str(target))
+    proc = subprocess.run(
+        [cargo, "build", "--release", "--offline", "--locked", "--quiet",
+         "--manifest-path", str(SOURCE / "Cargo.toml")],
+        env=env, capture_output=True, text=True, check=False,
+    )
+    if proc.returncode != 0:
+        raise CompileError(
+            f"building rustle-runner with {cargo} failed (exit {proc.returncode}):\n{proc.stderr.strip()[-3000:]}",
+            "use --format pyz; and please report this with the output above",
+        )
+    data = (target / "release" / "rustle-runner").read_bytes()
+    sha = hashlib.sha256(data).hexdigest()
+    path = root / f"rustle-runner-{sha}"
+    if _sha256_file(path) != sha:
+        _atomic_write(path, data, 0o700)
+    _atomic_write(index, sha.encode())
+    return RunnerBinary(path, sha, len(data))

@@ -1,0 +1,1 @@
+//! owned by helper B (placeholder)

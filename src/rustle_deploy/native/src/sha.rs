@@ -1,0 +1,245 @@
+//! SHA-256 and SHA-1 with hex digests (FIPS 180-4), streaming or one-shot.
+
+const K256: [u32; 64] = [
+    0x428a2f98, 0x71374491, 0xb5c0fbcf, 0xe9b5dba5, 0x3956c25b, 0x59f111f1, 0x923f82a4, 0xab1c5ed5,
+    0xd807aa98, 0x12835b01, 0x243185be, 0x550c7dc3, 0x72be5d74, 0x80deb1fe, 0x9bdc06a7, 0xc19bf174,
+    0xe49b69c1, 0xefbe4786, 0x0fc19dc6, 0x240ca1cc, 0x2de92c6f, 0x4a7484aa, 0x5cb0a9dc, 0x76f988da,
+    0x983e5152, 0xa831c66d, 0xb00327c8, 0xbf597fc7, 0xc6e00bf3, 0xd5a79147, 0x06ca6351, 0x14292967,
+    0x27b70a85, 0x2e1b2138, 0x4d2c6dfc, 0x53380d13, 0x650a7354, 0x766a0abb, 0x81c2c92e, 0x92722c85,
+    0xa2bfe8a1, 0xa81a664b, 0xc24b8b70, 0xc76c51a3, 0xd192e819, 0xd6990624, 0xf40e3585, 0x106aa070,
+    0x19a4c116, 0x1e376c08, 0x2748774c, 0x34b0bcb5, 0x391c0cb3, 0x4ed8aa4a, 0x5b9cca4f, 0x682e6ff3,
+    0x748f82ee, 0x78a5636f, 0x84c87814, 0x8cc70208, 0x90befffa, 0xa4506ceb, 0xbef9a3f7, 0xc67178f2,
+];
+
+/// Buffering of 64-byte blocks and the final padding, shared by both hashes.
+struct Blocks {
+    buf: [u8; 64],
+    len: usize,
+    total: u64,
+}
+
+impl Blocks {
+    fn new() -> Blocks {
+        Blocks { buf: [0; 64], len: 0, total: 0 }
+    }
+
+    fn update(&mut self, mut data: &[u8], compress: &mut dyn FnMut(&[u8; 64])) {
+        self.total += data.len() as u64;
+        while !data.is_empty() {
+            let take = (64 - self.len).min(data.len());
+            self.buf[self.len..self.len + take].copy_from_slice(&data[..take]);
+            self.len += take;
+            data = &data[take..];
+            if self.len == 64 {
+                compress(&self.buf);
+                self.len = 0;
+            }
+        }
+    }
+
+    /// Append 0x80, zeros and the big-endian bit length, compressing the last block(s).
+    fn finish(&mut self, compress: &mut dyn FnMut(&[u8; 64])) {
+        let bits = self.total.wrapping_mul(8);
+        let mut pad = vec![0x80u8];
+        let used = (self.len + 1) % 64;
+        let zeros = if used <= 56 { 56 - used } else { 120 - used };
+        pad.extend(std::iter::repeat(0).take(zeros));
+        pad.extend_from_slice(&bits.to_be_bytes());
+        let total = self.total;
+        self.update(&pad, compress);
+        self.total = total;
+    }
+}
+
+fn hex(words: &[u32]) -> String {
+    words.iter().map(|w| format!("{:08x}", w)).collect()
+}
+
+/// A streaming SHA-256.
+pub struct Sha256 {
+    state: [u32; 8],
+    blocks: Blocks,
+}
+
+impl Sha256 {
+    pub fn new() -> Self {
+        Sha256 {
+            state: [
+                0x6a09e667, 0xbb67ae85, 0x3c6ef372, 0xa54ff53a, 0x510e527f, 0x9b05688c, 0x1f83d9ab,
+                0x5be0cd19,
+            ],
+            blocks: Blocks::new(),
+        }
+    }
+
+    pub fn update(&mut self, data: &[u8]) {
+        let state = &mut self.state;
+        self.blocks.update(data, &mut |block| sha256_compress(state, block));
+    }
+
+    pub fn hex(mut self) -> String {
+        let state = &mut self.state;
+        self.blocks.finish(&mut |block| sha256_compress(state, block));
+        hex(&self.state)
+    }
+}
+
+fn sha256_compress(state: &mut [u32; 8], block: &[u8; 64]) {
+    let mut w = [0u32; 64];
+    for i in 0..16 {
+        w[i] = u32::from_be_bytes([block[4 * i], block[4 * i + 1], block[4 * i + 2], block[4 * i + 3]]);
+    }
+    for i in 16..64 {
+        let s0 = w[i - 15].rotate_right(7) ^ w[i - 15].rotate_right(18) ^ (w[i - 15] >> 3);
+        let s1 = w[i - 2].rotate_right(17) ^ w[i - 2].rotate_right(19) ^ (w[i - 2] >> 10);
+        w[i] = w[i - 16].wrapping_add(s0).wrapping_add(w[i - 7]).wrapping_add(s1);
+    }
+    let [mut a, mut b, mut c, mut d, mut e, mut f, mut g, mut h] = *state;
+    for i in 0..64 {
+        let s1 = e.rotate_right(6) ^ e.rotate_right(11) ^ e.rotate_right(25);
+        let ch = (e & f) ^ (!e & g);
+        let t1 = h.wrapping_add(s1).wrapping_add(ch).wrapping_add(K256[i]).wrapping_add(w[i]);
+        let s0 = a.rotate_right(2) ^ a.rotate_right(13) ^ a.rotate_right(22);
+        let maj = (a & b) ^ (a & c) ^ (b & c);
+        let t2 = s0.wrapping_add(maj);
+        h = g;
+        g = f;
+        f = e;
+        e = d.wrapping_add(t1);
+        d = c;
+        c = b;
+        b = a;
+        a = t1.wrapping_add(t2);
+    }
+    for (slot, v) in state.iter_mut().zip([a, b, c, d, e, f, g, h]) {
+        *slot = slot.wrapping_add(v);
+    }
+}
+
+/// The SHA-256 of `data` as 64 lowercase hex digits.
+pub fn sha256_hex(data: &[u8]) -> String {
+    let mut h = Sha256::new();
+    h.update(data);
+    h.hex()
+}
+
+/// A streaming SHA-1.
+pub struct Sha1 {
+    state: [u32; 5],
+    blocks: Blocks,
+}
+
+impl Sha1 {
+    pub fn new() -> Self {
+        Sha1 {
+            state: [0x67452301, 0xefcdab89, 0x98badcfe, 0x10325476, 0xc3d2e1f0],
+            blocks: Blocks::new(),
+        }
+    }
+
+    pub fn update(&mut self, data: &[u8]) {
+        let state = &mut self.state;
+        self.blocks.update(data, &mut |block| sha1_compress(state, block));
+    }
+
+    pub fn hex(mut self) -> String {
+        let state = &mut self.state;
+        self.blocks.finish(&mut |block| sha1_compress(state, block));
+        hex(&self.state)
+    }
+}
+
+fn sha1_compress(state: &mut [u32; 5], block: &[u8; 64]) {
+    let mut w = [0u32; 80];
+    for i in 0..16 {
+        w[i] = u32::from_be_bytes([block[4 * i], block[4 * i + 1], block[4 * i + 2], block[4 * i + 3]]);
+    }
+    for i in 16..80 {
+        w[i] = (w[i - 3] ^ w[i - 8] ^ w[i - 14] ^ w[i - 16]).rotate_left(1);
+    }
+    let [mut a, mut b, mut c, mut d, mut e] = *state;
+    for (i, wi) in w.iter().enumerate() {
+        let (f, k) = match i {
+            0..=19 => ((b & c) | (!b & d), 0x5a827999),
+            20..=39 => (b ^ c ^ d, 0x6ed9eba1),
+            40..=59 => ((b & c) | (b & d) | (c & d), 0x8f1bbcdc),
+            _ => (b ^ c ^ d, 0xca62c1d6),
+        };
+        let t = a.rotate_left(5).wrapping_add(f).wrapping_add(e).wrapping_add(k).wrapping_add(*wi);
+        e = d;
+        d = c;
+        c = b.rotate_left(30);
+        b = a;
+        a = t;
+    }
+    for (slot, v) in state.iter_mut().zip([a, b, c, d, e]) {
+        *slot = slot.wrapping_add(v);
+    }
+}
+
+/// The SHA-1 of `data` as 40 lowercase hex digits.
+pub fn sha1_hex(data: &[u8]) -> String {
+    let mut h = Sha1::new();
+    h.update(data);
+    h.hex()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sha256_known_vectors() {
+        assert_eq!(sha256_hex(b""), "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855");
+        assert_eq!(sha256_hex(b"abc"), "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+        assert_eq!(
+            sha256_hex(b"abcdbcdecdefdefgefghfghighijhijkijkljklmklmnlmnomnopnopq"),
+            "248d6a61d20638b8e5c026930c3e6039a33ce45964ff2167f6ecedd419db06c1"
+        );
+        assert_eq!(
+            sha256_hex(&vec![b'a'; 1_000_000]),
+            "cdc76e5c9914fb9281a1c7e284d73e67f1809a48a497200e046d39ccc7112cd0"
+        );
+    }
+
+    #[test]
+    fn sha1_known_vectors() {
+        assert_eq!(sha1_hex(b""), "da39a3ee5e6b4b0d3255bfef95601890afd80709");
+        assert_eq!(sha1_hex(b"abc"), "a9993e364706816aba3e25717850c26c9cd0d89d");
+        assert_eq!(
+            sha1_hex(b"abcdbcdecdefdefgefghfghighijhijkijkljklmklmnlmnomnopnopq"),
+            "84983e441c3bd26ebaae4aa1f95129e5e54670f1"
+        );
+    }
+
+    #[test]
+    fn streaming_matches_one_shot_at_every_split() {
+        let data: Vec<u8> = (0..200u32).map(|i| (i * 7) as u8).collect();
+        for split in [0, 1, 55, 56, 63, 64, 65, 119, 128, 200] {
+            let mut a = Sha256::new();
+            a.update(&data[..split]);
+            a.update(&data[split..]);
+            assert_eq!(a.hex(), sha256_hex(&data));
+            let mut b = Sha1::new();
+            b.update(&data[..split]);
+            b.update(&data[split..]);
+            assert_eq!(b.hex(), sha1_hex(&data));
+        }
+    }
+
+    #[test]
+    fn matches_sha256sum_and_sha1sum() {
+        let dir = std::env::temp_dir().join(format!("rr-sha-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("data");
+        let data: Vec<u8> = (0..100_000u32).map(|i| (i % 251) as u8).collect();
+        std::fs::write(&path, &data).unwrap();
+        for (tool, ours) in [("sha256sum", sha256_hex(&data)), ("sha1sum", sha1_hex(&data))] {
+            if let Ok(out) = std::process::Command::new(tool).arg(&path).output() {
+                let text = String::from_utf8_lossy(&out.stdout).to_string();
+                assert_eq!(text.split_whitespace().next(), Some(ours.as_str()), "{}", tool);
+            }
+        }
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}

@@ -1,0 +1,409 @@
+//! Thin safe wrappers over the few libc calls the standard library lacks.
+//!
+//! Declared by hand (no crates): flock, setpgid, kill, getpid, dup/dup2, umask, uname,
+//! the reentrant passwd/group lookups, lchown, access and pipe. `struct passwd` is declared for
+//! glibc/musl and macOS; of `struct group` only the leading fields, the same on both, are read.
+
+use std::ffi::{CStr, CString};
+use std::io;
+use std::os::raw::{c_char, c_int, c_void};
+use std::os::unix::ffi::OsStrExt;
+use std::path::Path;
+
+pub const SIGTERM: i32 = 15;
+pub const SIGKILL: i32 = 9;
+
+const LOCK_EX: c_int = 2;
+const LOCK_NB: c_int = 4;
+
+#[cfg(target_os = "linux")]
+const UTS_FIELD: usize = 65;
+#[cfg(not(target_os = "linux"))]
+const UTS_FIELD: usize = 256;
+
+#[repr(C)]
+struct Passwd {
+    pw_name: *mut c_char,
+    pw_passwd: *mut c_char,
+    pw_uid: u32,
+    pw_gid: u32,
+    #[cfg(not(target_os = "linux"))]
+    pw_change: i64,
+    #[cfg(not(target_os = "linux"))]
+    pw_class: *mut c_char,
+    pw_gecos: *mut c_char,
+    pw_dir: *mut c_char,
+    pw_shell: *mut c_char,
+    _rest: [usize; 4],
+}
+
+#[repr(C)]
+struct Group {
+    gr_name: *mut c_char,
+    gr_passwd: *mut c_char,
+    gr_gid: u32,
+    _rest: [usize; 4],
+}
+
+extern "C" {
+    fn flock(fd: c_int, operation: c_int) -> c_int;
+    fn setpgid(pid: c_int, pgid: c_int) -> c_int;
+    fn kill(pid: c_int, sig: c_int) -> c_int;
+    fn getpgrp() -> c_int;
+    fn getuid() -> u32;
+    fn access(path: *const c_char, mode: c_int) -> c_int;
+    fn pipe(fds: *mut c_int) -> c_int;
+    fn fcntl(fd: c_int, cmd: c_int, ...) -> c_int;
+    #[link_name = "getpid"]
+    fn c_getpid() -> c_int;
+    fn dup(fd: c_int) -> c_int;
+    fn dup2(old: c_int, new: c_int) -> c_int;
+    #[link_name = "umask"]
+    fn c_umask(mask: u32) -> u32;
+    #[link_name = "uname"]
+    fn c_uname(buf: *mut c_void) -> c_int;
+    #[link_name = "lchown"]
+    fn c_lchown(path: *const c_char, uid: u32, gid: u32) -> c_int;
+    fn getpwuid_r(uid: u32, pwd: *mut Passwd, buf: *mut c_char, len: usize, out: *mut *mut Passwd) -> c_int;
+    fn getpwnam_r(
+        name: *const c_char,
+        pwd: *mut Passwd,
+        buf: *mut c_char,
+        len: usize,
+        out: *mut *mut Passwd,
+    ) -> c_int;
+    fn getgrgid_r(gid: u32, grp: *mut Group, buf: *mut c_char, len: usize, out: *mut *mut Group) -> c_int;
+    fn getgrnam_r(
+        name: *const c_char,
+        grp: *mut Group,
+        buf: *mut c_char,
+        len: usize,
+        out: *mut *mut Group,
+    ) -> c_int;
+}
+
+/// The message of an OS error without Rust's " (os error N)" suffix, like Python's `strerror`.
+pub fn strerror(err: &io::Error) -> String {
+    let text = err.to_string();
+    match text.find(" (os error ") {
+        Some(end) => text[..end].to_string(),
+        None => text,
+    }
+}
+
+fn check(rc: c_int) -> io::Result<c_int> {
+    if rc < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(rc)
+    }
+}
+
+/// `flock(fd, LOCK_EX | LOCK_NB)`; a held lock is an error of kind `WouldBlock`.
+pub fn flock_exclusive_nb(fd: i32) -> io::Result<()> {
+    loop {
+        match check(unsafe { flock(fd, LOCK_EX | LOCK_NB) }) {
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) if e.raw_os_error() == Some(13) => {
+                // EACCES: some systems report a held lock this way, as Python's agent allows.
+                return Err(io::Error::new(io::ErrorKind::WouldBlock, e));
+            }
+            other => return other.map(|_| ()),
+        }
+    }
+}
+
+/// Make this process the leader of a new process group (`setpgid(0, 0)`).
+pub fn setpgid_self() -> io::Result<()> {
+    check(unsafe { setpgid(0, 0) }).map(|_| ())
+}
+
+/// Send `sig` to every process of group `pgid`; errors (no such group) are ignored.
+pub fn kill_group(pgid: i32, sig: i32) {
+    unsafe {
+        kill(-pgid, sig);
+    }
+}
+
+/// Send `sig` to process `pid`; errors are ignored.
+pub fn kill_pid(pid: i32, sig: i32) {
+    unsafe {
+        kill(pid, sig);
+    }
+}
+
+pub fn getpid() -> i32 {
+    unsafe { c_getpid() }
+}
+
+/// The process group of this process.
+pub fn process_group() -> i32 {
+    unsafe { getpgrp() }
+}
+
+/// The real user id of this process.
+pub fn uid() -> u32 {
+    unsafe { getuid() }
+}
+
+/// `os.access(path, W_OK | X_OK)`: may this process write into and enter `path`?
+pub fn can_write_dir(path: &Path) -> bool {
+    const W_OK_X_OK: c_int = 2 | 1;
+    match c_path(path) {
+        Ok(p) => unsafe { access(p.as_ptr(), W_OK_X_OK) == 0 },
+        Err(_) => false,
+    }
+}
+
+/// A pipe `(read end, write end)`, both close-on-exec.
+pub fn pipe_pair() -> io::Result<(std::fs::File, std::fs::File)> {
+    use std::os::unix::io::FromRawFd;
+    const F_SETFD: c_int = 2;
+    const FD_CLOEXEC: c_int = 1;
+    let mut fds = [0 as c_int; 2];
+    check(unsafe { pipe(fds.as_mut_ptr()) })?;
+    for fd in fds {
+        unsafe {
+            fcntl(fd, F_SETFD, FD_CLOEXEC);
+        }
+    }
+    Ok(unsafe { (std::fs::File::from_raw_fd(fds[0]), std::fs::File::from_raw_fd(fds[1])) })
+}
+
+fn c_path(path: &Path) -> io::Result<CString> {
+    CString::new(path.as_os_str().as_bytes())
+        .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "path contains a NUL byte"))
+}
+
+/// A new descriptor for the same open file as `fd`.
+pub fn dup_fd(fd: i32) -> io::Result<i32> {
+    check(unsafe { dup(fd) })
+}
+
+/// Make `new` refer to the open file of `old`.
+pub fn dup2_fd(old: i32, new: i32) -> io::Result<()> {
+    check(unsafe { dup2(old, new) }).map(|_| ())
+}
+
+/// Set the process umask, returning the previous one.
+pub fn umask(mask: u32) -> u32 {
+    unsafe { c_umask(mask) }
+}
+
+/// `(sysname, machine)` of `uname(2)`, e.g. `("Linux", "x86_64")`.
+pub fn uname() -> (String, String) {
+    let mut buf = vec![0u8; UTS_FIELD * 6];
+    if unsafe { c_uname(buf.as_mut_ptr() as *mut c_void) } < 0 {
+        return (String::new(), String::new());
+    }
+    let field = |i: usize| {
+        let bytes = &buf[i * UTS_FIELD..(i + 1) * UTS_FIELD];
+        let end = bytes.iter().position(|b| *b == 0).unwrap_or(bytes.len());
+        String::from_utf8_lossy(&bytes[..end]).into_owned()
+    };
+    (field(0), field(4))
+}
+
+/// Run a reentrant lookup with a growing buffer; `call` returns the C error number.
+fn lookup<T>(mut call: impl FnMut(&mut T, &mut Vec<c_char>, &mut *mut T) -> c_int, empty: T) -> Option<T> {
+    let mut entry = empty;
+    let mut buf: Vec<c_char> = vec![0; 1024];
+    loop {
+        let mut out: *mut T = std::ptr::null_mut();
+        let rc = call(&mut entry, &mut buf, &mut out);
+        if rc == 34 && buf.len() < (1 << 20) {
+            // ERANGE: the buffer was too small.
+            let len = buf.len() * 4;
+            buf = vec![0; len];
+            continue;
+        }
+        if rc != 0 || out.is_null() {
+            return None;
+        }
+        return Some(entry);
+    }
+}
+
+fn empty_passwd() -> Passwd {
+    Passwd {
+        pw_name: std::ptr::null_mut(),
+        pw_passwd: std::ptr::null_mut(),
+        pw_uid: 0,
+        pw_gid: 0,
+        #[cfg(not(target_os = "linux"))]
+        pw_change: 0,
+        #[cfg(not(target_os = "linux"))]
+        pw_class: std::ptr::null_mut(),
+        pw_gecos: std::ptr::null_mut(),
+        pw_dir: std::ptr::null_mut(),
+        pw_shell: std::ptr::null_mut(),
+        _rest: [0; 4],
+    }
+}
+
+fn empty_group() -> Group {
+    Group { gr_name: std::ptr::null_mut(), gr_passwd: std::ptr::null_mut(), gr_gid: 0, _rest: [0; 4] }
+}
+
+fn c_string(ptr: *const c_char) -> String {
+    unsafe { CStr::from_ptr(ptr) }.to_string_lossy().into_owned()
+}
+
+/// The user name of `uid` (`pwd.getpwuid(uid).pw_name`), None when unknown.
+pub fn user_name(uid: u32) -> Option<String> {
+    let mut name = None;
+    lookup(
+        |pw, buf, out| {
+            let rc = unsafe { getpwuid_r(uid, pw, buf.as_mut_ptr(), buf.len(), out) };
+            if rc == 0 && !out.is_null() {
+                name = Some(c_string(pw.pw_name));
+            }
+            rc
+        },
+        empty_passwd(),
+    )?;
+    name
+}
+
+/// The group name of `gid` (`grp.getgrgid(gid).gr_name`), None when unknown.
+pub fn group_name(gid: u32) -> Option<String> {
+    let mut name = None;
+    lookup(
+        |gr, buf, out| {
+            let rc = unsafe { getgrgid_r(gid, gr, buf.as_mut_ptr(), buf.len(), out) };
+            if rc == 0 && !out.is_null() {
+                name = Some(c_string(gr.gr_name));
+            }
+            rc
+        },
+        empty_group(),
+    )?;
+    name
+}
+
+/// The uid of user `name` (`pwd.getpwnam(name).pw_uid`), None when unknown.
+pub fn user_id(name: &str) -> Option<u32> {
+    let name = CString::new(name).ok()?;
+    let pw = lookup(
+        |pw, buf, out| unsafe { getpwnam_r(name.as_ptr(), pw, buf.as_mut_ptr(), buf.len(), out) },
+        empty_passwd(),
+    )?;
+    Some(pw.pw_uid)
+}
+
+/// The gid of group `name` (`grp.getgrnam(name).gr_gid`), None when unknown.
+pub fn group_id(name: &str) -> Option<u32> {
+    let name = CString::new(name).ok()?;
+    let gr = lookup(
+        |gr, buf, out| unsafe { getgrnam_r(name.as_ptr(), gr, buf.as_mut_ptr(), buf.len(), out) },
+        empty_group(),
+    )?;
+    Some(gr.gr_gid)
+}
+
+/// The home directory of user `name` (`pwd.getpwnam(name).pw_dir`), None when unknown.
+pub fn user_home(name: &str) -> Option<String> {
+    let name = CString::new(name).ok()?;
+    let mut home = None;
+    lookup(
+        |pw, buf, out| {
+            let rc = unsafe { getpwnam_r(name.as_ptr(), pw, buf.as_mut_ptr(), buf.len(), out) };
+            if rc == 0 && !out.is_null() {
+                home = Some(c_string(pw.pw_dir));
+            }
+            rc
+        },
+        empty_passwd(),
+    )?;
+    home
+}
+
+/// `os.lchown(path, uid, gid)` with None meaning "leave unchanged" (-1).
+pub fn lchown(path: &Path, uid: Option<u32>, gid: Option<u32>) -> io::Result<()> {
+    let path = c_path(path)?;
+    let rc = unsafe { c_lchown(path.as_ptr(), uid.unwrap_or(u32::MAX), gid.unwrap_or(u32::MAX)) };
+    check(rc).map(|_| ())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::MetadataExt;
+    use std::os::unix::io::AsRawFd;
+
+    fn temp_dir(name: &str) -> std::path::PathBuf {
+        let dir = std::env::temp_dir().join(format!("rr-sys-{}-{}", name, std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        dir
+    }
+
+    #[test]
+    fn flock_is_exclusive_between_open_files() {
+        let dir = temp_dir("flock");
+        let path = dir.join("lock");
+        let a = std::fs::File::create(&path).unwrap();
+        let b = std::fs::File::open(&path).unwrap();
+        flock_exclusive_nb(a.as_raw_fd()).unwrap();
+        let err = flock_exclusive_nb(b.as_raw_fd()).unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::WouldBlock);
+        drop(a);
+        flock_exclusive_nb(b.as_raw_fd()).unwrap();
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn uname_matches_the_uname_command() {
+        let run = |flag: &str| {
+            let out = std::process::Command::new("uname").arg(flag).output().unwrap();
+            String::from_utf8_lossy(&out.stdout).trim().to_string()
+        };
+        assert_eq!(uname(), (run("-s"), run("-m")));
+    }
+
+    #[test]
+    fn user_and_group_lookups() {
+        assert_eq!(user_name(0).as_deref(), Some("root"));
+        assert_eq!(user_id("root"), Some(0));
+        assert_eq!(group_id(&group_name(0).unwrap()), Some(0));
+        assert_eq!(user_id("no-such-user-rr"), None);
+        assert_eq!(group_id("no-such-group-rr"), None);
+        assert_eq!(user_name(4_000_000_000), None);
+    }
+
+    #[test]
+    fn lchown_to_own_ids_and_umask_round_trip() {
+        let dir = temp_dir("lchown");
+        let path = dir.join("f");
+        std::fs::write(&path, b"x").unwrap();
+        let meta = std::fs::metadata(&path).unwrap();
+        lchown(&path, Some(meta.uid()), None).unwrap();
+        lchown(&path, None, Some(meta.gid())).unwrap();
+        assert!(lchown(&dir.join("missing"), None, None).is_err());
+        let old = umask(0o077);
+        assert_eq!(umask(old), 0o077);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn getpid_matches_std() {
+        assert_eq!(getpid() as u32, std::process::id());
+    }
+
+    #[test]
+    fn home_access_and_pipe() {
+        assert_eq!(user_home("root").as_deref(), Some("/root"));
+        assert_eq!(user_home("no-such-user-rr"), None);
+        let dir = temp_dir("access");
+        assert!(can_write_dir(&dir));
+        assert!(!can_write_dir(&dir.join("missing")));
+        let (mut r, mut w) = pipe_pair().unwrap();
+        use std::io::{Read, Write};
+        w.write_all(b"hi").unwrap();
+        drop(w);
+        let mut got = String::new();
+        r.read_to_string(&mut got).unwrap();
+        assert_eq!(got, "hi");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}

@@ -1,0 +1,118 @@
+"""The compiler's lowering of plans to the native runner's program (no runner needed)."""
+
+from __future__ import annotations
+
+import base64
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from rustle_deploy.compiler.native import NativeUnsupported, regex_tree
+
+from ..conftest import PLAN_FIXTURES, REPO
+from .conftest import lower, make_plan
+
+WORKLOAD = REPO / "benchmarks" / "workload" / "plan.json"
+
+
+def workload_inventory(tmp_path: Path) -> Path:
+    inv = tmp_path / "inv.yml"
+    inv.write_text("all:\n  hosts:\n    bench-0000:\n      ansible_connection: local\n"
+                   f"      bench_root: {tmp_path}/root\n      bench_role: web\n")
+    return inv
+
+
+def only_host(doc: dict[str, Any]) -> list[dict[str, Any]]:
+    (host,) = doc["hosts"].values()
+    (play,) = host["plays"]
+    return play["tasks"]
+
+
+def test_benchmark_workload_lowers_with_everything_static_rendered(tmp_path: Path) -> None:
+    (doc,) = lower(WORKLOAD, workload_inventory(tmp_path)).values()
+    assert list(doc)[:2] == ["format", "version"]  # the runner sniffs the first bytes
+    tasks = only_host(doc)
+    assert "{{" not in json.dumps([t["args"] or t["loop"] for t in tasks])
+    dirs = tasks[0]["loop"]
+    assert [e["args"]["path"] for e in dirs] == [f"{tmp_path}/root/app/.", f"{tmp_path}/root/app/conf",
+                                                 f"{tmp_path}/root/app/data"]
+    template = tasks[2]["args"]["src"]
+    rendered = base64.b64decode(doc["files"][template["sha256"]]).decode()
+    assert rendered == f"Welcome to bench-0000 (role: web)\nManaged files live under {tmp_path}/root/app\n"
+    assert template["path"] == "templates/motd.j2"
+    that = tasks[-1]["args"]["that"]
+    assert that[1] == {"expr": "app_conf.stat.mode == '0644'",
+                       "ir": ["cmp", "==", ["attr", ["attr", ["name", "app_conf"], "stat"], "mode"], ["lit", "0644"]]}
+    assert tasks[9]["changed_when"] == [{"expr": False, "ir": ["lit", False]}]
+    assert tasks[6]["args"]["_regexp_ir"][0] == ["AT", "AT_BEGINNING"]
+
+
+def test_lowering_is_deterministic(tmp_path: Path) -> None:
+    inv = workload_inventory(tmp_path)
+    assert json.dumps(lower(WORKLOAD, inv)) == json.dumps(lower(WORKLOAD, inv))
+
+
+def test_static_names_in_conditions_become_values_and_registered_ones_stay(tmp_path: Path) -> None:
+    plan = make_plan(tmp_path, [
+        {"module": "command", "args": {"_raw_params": "true"}, "register": "out"},
+        {"module": "debug", "args": {"msg": "hi"},
+         "conditions": [{"When": {"expression": "out.rc == wanted and flag | bool"}}]},
+        {"module": "debug", "args": {"msg": "never"}, "conditions": [{"When": {"expression": "wanted > 5"}}]},
+    ], play_vars={"wanted": 0, "flag": "yes"})
+    (doc,) = lower(plan).values()
+    tasks = only_host(doc)
+    assert tasks[1]["when"][0]["ir"] == [
+        "and", ["cmp", "==", ["attr", ["name", "out"], "rc"], ["lit", 0]], ["filter", "bool", ["lit", "yes"], [], {}]]
+    assert tasks[2]["when"] == [{"expr": "wanted > 5", "ir": ["lit", False]}]
+
+
+@pytest.mark.parametrize(("task", "needle"), [
+    ({"module": "set_fact", "args": {"x": 1}}, "module 'set_fact' is not implemented by the native runner"),
+    ({"module": "debug", "args": {"msg": "{{ out.stdout }}"}}, "'out' is only known on the host"),
+    ({"module": "debug", "args": {"msg": "x"}, "loop": "{{ out.stdout_lines }}"}, "'out' is only known on the host"),
+    ({"module": "debug", "args": {"msg": "x"}, "conditions": [{"When": {"expression": "out.stdout | basename"}}]},
+     "filter 'basename' is not supported"),
+    ({"module": "debug", "args": {"msg": "x"}, "conditions": [{"When": {"expression": "ansible_os_family == 'Debian'"}}]},
+     "'ansible_os_family' is only known on the host"),
+    ({"module": "lineinfile", "args": {"path": "/tmp/x", "regexp": "(?i)^a", "line": "a"}}, "inline flags"),
+    ({"module": "debug", "args": {"msg": "x"}, "until": "out.rc == 0", "retries": 2}, "keyword 'retries'"),
+])
+def test_what_the_runner_cannot_do_is_refused_naming_the_task(tmp_path: Path, task: dict[str, Any], needle: str) -> None:
+    plan = make_plan(tmp_path, [{"module": "command", "args": {"_raw_params": "true"}, "register": "out"},
+                                {"name": "the one", **task}])
+    with pytest.raises(NativeUnsupported) as info:
+        lower(plan)
+    assert needle in str(info.value)
+    assert "'the one' (play-0/task_1) on localhost" in str(info.value)
+    assert "--format pyz" in info.value.hint
+
+
+@pytest.mark.parametrize("plan", sorted(p.name for p in PLAN_FIXTURES.glob("*.json")))
+def test_every_fixture_plan_lowers_or_is_refused_clearly(plan: str) -> None:
+    try:
+        docs = lower(PLAN_FIXTURES / plan)
+    except NativeUnsupported as exc:
+        assert re.search(r"task '.+' \(.+\) on localhost: ", str(exc)), exc
+        return
+    assert all(d["format"] == "rustle-native" for d in docs.values())
+
+
+@pytest.mark.parametrize(("pattern", "tree"), [
+    ("^a.b$", [["AT", "AT_BEGINNING"], ["LITERAL", 97], ["ANY", None], ["LITERAL", 98], ["AT", "AT_END"]]),
+    (r"x{2,}?", [["MIN_REPEAT", [2, -1, [["LITERAL", 120]]]]]),
+    (r"[^a-c\d]", [["IN", [["NEGATE", None], ["RANGE", [97, 99]], ["CATEGORY", "CATEGORY_DIGIT"]]]]),
+    (r"(a|bc)", [["SUBPATTERN", [1, [["BRANCH", [[["LITERAL", 97]], [["LITERAL", 98], ["LITERAL", 99]]]]]]]]),
+])
+def test_regex_tree_is_pythons_own_parse(pattern: str, tree: list[Any]) -> None:
+    assert regex_tree(pattern) == tree
+
+
+@pytest.mark.parametrize(("pattern", "needle"), [
+    ("(?P<x>a)", "named groups"), (r"(a)\1", "groupref"), ("(?m)^a", "inline flags"), ("(", "does not compile"),
+])
+def test_regex_features_the_runner_lacks_are_refused(pattern: str, needle: str) -> None:
+    with pytest.raises(ValueError, match=re.escape(needle)):
+        regex_tree(pattern)
