@@ -257,9 +257,9 @@ class _Lowering:
                 digest = self.render_template(task, scope, args, digest)
             args["src"] = {"sha256": digest, "path": args["src"]}
         if module == "lineinfile":
-            for key in ("regexp", "insertafter", "insertbefore"):
+            for key in ("regexp", "regex", "insertafter", "insertbefore"):
                 value = args.get(key)
-                if isinstance(value, str) and not (key != "regexp" and value in ("EOF", "BOF")):
+                if isinstance(value, str) and not (key.startswith("insert") and value in ("EOF", "BOF")):
                     args[f"_{key}_ir"] = self.regex(task, value)
         return args
 

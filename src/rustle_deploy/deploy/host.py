@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import logging
 import marshal
+import os
 import sys
 import time
 from collections.abc import Callable
@@ -249,6 +250,11 @@ def _agent_error(job: HostJob, line: dict[str, Any]) -> HostError:
             TransferError,
         ),
         "io": ("check the remote directory's filesystem and permissions", RemoteError),
+        "runner_install": (
+            "nothing was left half-written; check the remote directory's free space, or use --format pyz "
+            f"for hosts that are not {os.uname().sysname} {os.uname().machine} like this controller",
+            TransferError,
+        ),
     }
     hint, cls = hints.get(str(kind), ("this is a bug in rustle-deploy's agent; please report it", RemoteError))
     return cls(name, msg, hint)

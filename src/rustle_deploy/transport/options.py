@@ -312,13 +312,16 @@ def runner_command(ref: RunnerRef) -> str:
                    "the upload was cut, the disk is full, or this host cannot execute a runner built "
                    "for the controller's platform",
     }))
+    install = (  # in a subshell: its umask 077 must not reach the tasks the runner starts
+        f'(umask 077; t="$r.tmp.$$"; mkdir -p "$d" && head -c {ref.size} >"$t" && chmod 700 "$t" '
+        f'&& "$t" selfcheck {sha} && mv -f "$t" "$r" || {{ rm -f "$t"; exit 1; }}) '
+        f"|| {{ echo {failed}; exit 20; }}"
+    )
     return (
-        f"umask 077; d={quoted}/runners; r=\"$d\"/{sha}; "
+        f"d={quoted}/runners; r=\"$d\"/{sha}; "
         "IFS= read -r s || exit 0; "
         'if [ "$s" = 1 ]; then '
-        f'if [ -x "$r" ]; then head -c {ref.size} >/dev/null; '
-        f'else t="$r.tmp.$$"; mkdir -p "$d" && head -c {ref.size} >"$t" && chmod 700 "$t" '
-        f'&& "$t" selfcheck {sha} && mv -f "$t" "$r" || {{ rm -f "$t"; echo {failed}; exit 20; }}; fi; fi; '
+        f'if [ -x "$r" ]; then head -c {ref.size} >/dev/null; else {install}; fi; fi; '
         f'[ -x "$r" ] || {{ echo \'{{"agent": "need_runner"}}\'; exit {EXIT_NEED_RUNNER}; }}; '
         'exec "$r" agent'
     )

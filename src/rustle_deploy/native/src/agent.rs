@@ -1,1 +1,1288 @@
-//! The deploy agent.
+//! The deploy agent: a port of `deploy/agent.py` (docs/remote.md, docs/native.md "Remote side").
+//!
+//! The request is the first line of stdin (one JSON object); the artifact's bytes follow when
+//! `push` is set or after the agent printed `need_upload`. Replies on stdout are JSON lines
+//! with the key "agent" (`need_upload`, `lock_wait`, `error`, `done`), keys sorted and
+//! non-ASCII escaped as Python's `json.dumps(obj, sort_keys=True)` writes them; the events of a
+//! run go to the same fd 1. Exit status: the run's exit when a run happened, else 0;
+//! `EXIT_AGENT_ERROR` after an `error` line.
+//!
+//! The remote layout, lock, history lines, error kinds and messages are agent.py's. A native
+//! artifact runs in this process (`executor::run_artifact`); a pyz one is handed to `python3`.
+
+use crate::json::{self, py_repr, py_str, Map, Value};
+use crate::payload::{self, RunOptions};
+use crate::sha::Sha256;
+use crate::sys;
+use std::fs::{self, DirBuilder, File, OpenOptions};
+use std::io::{self, BufRead, BufReader, Read, Write};
+use std::mem::ManuallyDrop;
+use std::os::unix::fs::{symlink, DirBuilderExt, MetadataExt, OpenOptionsExt, PermissionsExt};
+use std::os::unix::io::FromRawFd;
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+pub const EXIT_AGENT_ERROR: i32 = 20;
+const CHUNK: usize = 1 << 18;
+const AGENT_PROTOCOL: i64 = 1;
+const ENOSPC: i32 = 28;
+#[cfg(target_os = "linux")]
+const EDQUOT: i32 = 122;
+#[cfg(not(target_os = "linux"))]
+const EDQUOT: i32 = 69;
+
+/// Why a request failed; each variant is one of agent.py's `except` clauses.
+#[derive(Debug)]
+enum Fail {
+    /// `AgentError(kind, message, **fields)`.
+    Agent { kind: &'static str, message: String, fields: Map },
+    /// `OSError`, with its `filename` when Python's would carry one.
+    Io { err: io::Error, path: Option<String> },
+    /// `KeyError`/`ValueError`/`TypeError`: "TypeName: message".
+    Internal(String),
+}
+
+type Res<T> = Result<T, Fail>;
+
+fn agent_error(kind: &'static str, message: String) -> Fail {
+    Fail::Agent { kind, message, fields: Map::new() }
+}
+
+fn agent_error_with(kind: &'static str, message: String, fields: Vec<(&str, Value)>) -> Fail {
+    let mut map = Map::new();
+    for (key, value) in fields {
+        map.insert(key, value);
+    }
+    Fail::Agent { kind, message, fields: map }
+}
+
+/// An OSError whose `filename` is `path`.
+fn io_at(path: &str) -> impl FnOnce(io::Error) -> Fail + '_ {
+    move |err| Fail::Io { err, path: Some(path.to_string()) }
+}
+
+/// An OSError without a filename (os.write, os.fsync, flock).
+fn io_plain(err: io::Error) -> Fail {
+    Fail::Io { err, path: None }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Output
+
+/// Write one JSON line (keys sorted) straight to fd 1, shared with the run we may start.
+fn emit(obj: &Map) {
+    let mut line = json::to_string_ascii(&json::sorted(&Value::Dict(obj.clone())));
+    line.push('\n');
+    let _ = io::stdout().flush();
+    let mut out = ManuallyDrop::new(unsafe { File::from_raw_fd(1) });
+    let _ = out.write_all(line.as_bytes());
+}
+
+fn line(pairs: Vec<(&str, Value)>) -> Map {
+    let mut map = Map::new();
+    for (key, value) in pairs {
+        map.insert(key, value);
+    }
+    map
+}
+
+fn now() -> f64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs_f64()).unwrap_or(0.0)
+}
+
+// ---------------------------------------------------------------------------------------------
+// Python value semantics for request fields
+
+fn type_name(value: &Value) -> &'static str {
+    match value {
+        Value::Null => "NoneType",
+        Value::Bool(_) => "bool",
+        Value::Int(_) => "int",
+        Value::Float(_) => "float",
+        Value::Str(_) => "str",
+        Value::List(_) => "list",
+        Value::Dict(_) => "dict",
+    }
+}
+
+fn truthy(value: Option<&Value>) -> bool {
+    match value {
+        None | Some(Value::Null) => false,
+        Some(Value::Bool(b)) => *b,
+        Some(Value::Int(i)) => *i != 0,
+        Some(Value::Float(f)) => *f != 0.0,
+        Some(Value::Str(s)) => !s.is_empty(),
+        Some(Value::List(items)) => !items.is_empty(),
+        Some(Value::Dict(map)) => !map.is_empty(),
+    }
+}
+
+/// `d[key]` of a dict value.
+fn key<'a>(dict: &'a Value, name: &str) -> Res<&'a Value> {
+    match dict {
+        Value::Dict(map) => map.get(name).ok_or_else(|| Fail::Internal(format!("KeyError: '{}'", name))),
+        other => Err(Fail::Internal(format!("TypeError: '{}' object is not subscriptable", type_name(other)))),
+    }
+}
+
+/// Python's `int(value)`.
+fn py_int(value: &Value) -> Res<i64> {
+    match value {
+        Value::Int(i) => Ok(*i),
+        Value::Bool(b) => Ok(*b as i64),
+        Value::Float(f) if f.is_finite() => Ok(f.trunc() as i64),
+        Value::Float(f) => Err(Fail::Internal(format!("ValueError: cannot convert float {} to integer", py_repr(&Value::Float(*f))))),
+        Value::Str(s) => s.trim().parse().map_err(|_| {
+            Fail::Internal(format!("ValueError: invalid literal for int() with base 10: {}", json::py_repr_str(s)))
+        }),
+        other => Err(Fail::Internal(format!(
+            "TypeError: int() argument must be a string, a bytes-like object or a real number, not '{}'",
+            type_name(other)
+        ))),
+    }
+}
+
+/// Python's `float(value)`.
+fn py_float(value: &Value) -> Res<f64> {
+    match value {
+        Value::Int(i) => Ok(*i as f64),
+        Value::Bool(b) => Ok(*b as i64 as f64),
+        Value::Float(f) => Ok(*f),
+        Value::Str(s) => s.trim().to_ascii_lowercase().replace("infinity", "inf").parse().map_err(|_| {
+            Fail::Internal(format!("ValueError: could not convert string to float: {}", json::py_repr_str(s)))
+        }),
+        other => Err(Fail::Internal(format!(
+            "TypeError: float() argument must be a string or a real number, not '{}'",
+            type_name(other)
+        ))),
+    }
+}
+
+/// Python's `list(value or ())` as strings (a string gives its characters, a dict its keys).
+fn py_str_list(value: Option<&Value>) -> Res<Vec<String>> {
+    if !truthy(value) {
+        return Ok(Vec::new());
+    }
+    match value {
+        Some(Value::List(items)) => Ok(items.iter().map(py_str).collect()),
+        Some(Value::Str(s)) => Ok(s.chars().map(String::from).collect()),
+        Some(Value::Dict(map)) => Ok(map.iter().map(|(k, _)| k.clone()).collect()),
+        Some(other) => Err(Fail::Internal(format!("TypeError: '{}' object is not iterable", type_name(other)))),
+        None => Ok(Vec::new()),
+    }
+}
+
+/// agent.py's `_check_name`: a non-empty single path component.
+fn check_name(value: &Value, what: &str) -> Res<String> {
+    if !truthy(Some(value)) {
+        return Err(agent_error("request", format!("bad {} {}", what, py_repr(value))));
+    }
+    let text = match value {
+        Value::Str(s) => s,
+        other => {
+            return Err(Fail::Internal(format!(
+                "TypeError: argument of type '{}' is not iterable",
+                type_name(other)
+            )))
+        }
+    };
+    if text.contains('/') || text == "." || text == ".." || text.contains('\0') {
+        return Err(agent_error("request", format!("bad {} {}", what, py_repr(value))));
+    }
+    Ok(text.clone())
+}
+
+// ---------------------------------------------------------------------------------------------
+// Paths
+
+fn join(dir: &str, name: &str) -> String {
+    if dir.ends_with('/') {
+        format!("{}{}", dir, name)
+    } else {
+        format!("{}/{}", dir, name)
+    }
+}
+
+/// `os.path.expanduser`.
+fn expanduser(path: &str) -> String {
+    if !path.starts_with('~') {
+        return path.to_string();
+    }
+    let end = path[1..].find('/').map_or(path.len(), |i| i + 1);
+    let home = if end == 1 {
+        match std::env::var("HOME") {
+            Ok(home) => Some(home),
+            Err(_) => sys::user_name(sys::uid()).and_then(|name| sys::user_home(&name)),
+        }
+    } else {
+        sys::user_home(&path[1..end])
+    };
+    match home {
+        Some(home) => {
+            let joined = format!("{}{}", home.trim_end_matches('/'), &path[end..]);
+            if joined.is_empty() {
+                "/".to_string()
+            } else {
+                joined
+            }
+        }
+        None => path.to_string(),
+    }
+}
+
+/// `os.path.normpath` (POSIX, purely lexical).
+fn normpath(path: &str) -> String {
+    if path.is_empty() {
+        return ".".to_string();
+    }
+    let slashes = if path.starts_with("//") && !path.starts_with("///") {
+        2
+    } else if path.starts_with('/') {
+        1
+    } else {
+        0
+    };
+    let mut parts: Vec<&str> = Vec::new();
+    for part in path.split('/') {
+        if part.is_empty() || part == "." {
+            continue;
+        }
+        if part != ".." || (slashes == 0 && parts.is_empty()) || parts.last() == Some(&"..") {
+            parts.push(part);
+        } else if !parts.is_empty() {
+            parts.pop();
+        }
+    }
+    let out = format!("{}{}", "/".repeat(slashes), parts.join("/"));
+    if out.is_empty() {
+        ".".to_string()
+    } else {
+        out
+    }
+}
+
+/// `os.path.abspath`.
+fn abspath(path: &str) -> String {
+    if path.starts_with('/') {
+        return normpath(path);
+    }
+    let cwd = std::env::current_dir().map(|p| p.to_string_lossy().into_owned()).unwrap_or_default();
+    normpath(&join(&cwd, path))
+}
+
+/// Paths under the remote directory.
+struct Layout {
+    root: String,
+    artifacts: String,
+    releases: String,
+    runs: String,
+    history: String,
+    lock: String,
+    unpacked: String,
+}
+
+impl Layout {
+    fn new(remote_dir: &str) -> Layout {
+        let root = abspath(&expanduser(remote_dir));
+        Layout {
+            artifacts: join(&root, "artifacts"),
+            releases: join(&root, "releases"),
+            runs: join(&root, "runs"),
+            history: join(&root, "history.jsonl"),
+            lock: join(&root, "lock"),
+            unpacked: join(&root, "unpacked"),
+            root,
+        }
+    }
+
+    fn artifact(&self, sha: &str) -> String {
+        join(&self.artifacts, sha)
+    }
+
+    fn release(&self, name: &str) -> String {
+        join(&self.releases, name)
+    }
+}
+
+fn is_dir(path: &str) -> bool {
+    Path::new(path).is_dir()
+}
+
+/// `os.makedirs(path, mode, exist_ok=True)`: missing parents get 0o777, the leaf `mode`.
+fn makedirs(path: &Path, mode: u32) -> io::Result<()> {
+    if let Some(head) = path.parent() {
+        if !head.as_os_str().is_empty() && path.file_name().is_some() && !head.exists() {
+            match makedirs(head, 0o777) {
+                Err(e) if e.kind() != io::ErrorKind::AlreadyExists => return Err(e),
+                _ => {}
+            }
+        }
+    }
+    match DirBuilder::new().mode(mode).create(path) {
+        Err(_) if path.is_dir() => Ok(()),
+        other => other,
+    }
+}
+
+fn mkdirs(path: &str) -> Res<()> {
+    if let Err(e) = makedirs(Path::new(path), 0o700) {
+        return Err(agent_error_with(
+            "remote_dir",
+            format!("{}: cannot create directory: {}", path, sys::strerror(&e)),
+            vec![("path", Value::from(path))],
+        ));
+    }
+    if !sys::can_write_dir(Path::new(path)) {
+        return Err(agent_error_with(
+            "remote_dir",
+            format!("{}: directory is not writable", path),
+            vec![("path", Value::from(path))],
+        ));
+    }
+    Ok(())
+}
+
+fn list_dir(path: &str) -> io::Result<Vec<String>> {
+    let mut names = Vec::new();
+    for entry in fs::read_dir(path)? {
+        names.push(entry?.file_name().to_string_lossy().into_owned());
+    }
+    Ok(names)
+}
+
+fn sorted_names(path: &str) -> Vec<String> {
+    let mut names = list_dir(path).unwrap_or_default();
+    names.sort();
+    names
+}
+
+// ---------------------------------------------------------------------------------------------
+// The lock
+
+/// An exclusive flock() on `remote_dir/lock`, released when dropped (closing the file).
+struct Lock {
+    _file: File,
+}
+
+fn open_lock(path: &str) -> Res<File> {
+    OpenOptions::new().read(true).write(true).create(true).mode(0o600).open(path).map_err(|e| {
+        agent_error("remote_dir", format!("{}: cannot open lock file: {}", path, sys::strerror(&e)))
+    })
+}
+
+/// A cleanup may have removed the file we locked: then the lock guards nothing.
+fn still_the_lock_file(file: &File, path: &str) -> bool {
+    match (file.metadata(), fs::metadata(path)) {
+        (Ok(held), Ok(named)) => held.ino() == named.ino(),
+        _ => false,
+    }
+}
+
+fn deadline_after(timeout: f64) -> Option<Instant> {
+    if timeout.is_nan() || timeout == f64::INFINITY {
+        None
+    } else {
+        Some(Instant::now() + Duration::from_secs_f64(timeout.max(0.0).min(1e9)))
+    }
+}
+
+/// Python's str() of a float for the `lock_busy` message (`60.0`, `inf`).
+fn float_str(f: f64) -> String {
+    py_repr(&Value::Float(f))
+}
+
+impl Lock {
+    /// Lock `path`, waiting at most `timeout` seconds; one `lock_wait` line when it must wait.
+    fn acquire(path: &str, timeout: f64) -> Res<Lock> {
+        use std::os::unix::io::AsRawFd;
+        let mut file = open_lock(path)?;
+        let deadline = deadline_after(timeout);
+        let mut told = false;
+        let mut delay = 0.01;
+        loop {
+            match sys::flock_exclusive_nb(file.as_raw_fd()) {
+                Ok(()) => {
+                    if still_the_lock_file(&file, path) {
+                        return Ok(Lock { _file: file });
+                    }
+                    drop(file); // locked a file that was removed meanwhile: lock the new one
+                    let dir = Path::new(path).parent().map(|p| p.to_string_lossy().into_owned()).unwrap_or_default();
+                    if !is_dir(&dir) {
+                        mkdirs(&dir)?;
+                    }
+                    file = open_lock(path)?;
+                    continue;
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                Err(e) => return Err(io_plain(e)),
+            }
+            if deadline.map_or(false, |d| Instant::now() >= d) {
+                return Err(agent_error(
+                    "lock_busy",
+                    format!(
+                        "{}: another deployment has held the lock for more than {}s",
+                        path,
+                        float_str(timeout)
+                    ),
+                ));
+            }
+            if !told {
+                emit(&line(vec![("agent", "lock_wait".into()), ("path", path.into())]));
+                told = true;
+            }
+            std::thread::sleep(Duration::from_secs_f64(delay));
+            delay = (delay * 2.0f64).min(0.2);
+        }
+    }
+}
+
+fn lock_timeout(req: &Value) -> Res<f64> {
+    match req.get("lock_timeout") {
+        Some(value) => py_float(value),
+        None => Ok(60.0),
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Links, hashes, history
+
+/// The artifact sha256 a release link points at, or None.
+fn link_sha(path: &str) -> Option<String> {
+    let target = fs::read_link(path).ok()?;
+    let target = target.to_string_lossy();
+    Some(target.rsplit('/').next().unwrap_or("").to_string())
+}
+
+/// Point `path` at ../../artifacts/<sha> atomically (symlink to a temp name, then rename).
+fn swap_link(path: &str, sha: &str) -> Res<()> {
+    let tmp = format!("{}.tmp-{}", path, sys::getpid());
+    let _ = fs::remove_file(&tmp);
+    let target = format!("../../artifacts/{}", sha);
+    symlink(&target, &tmp).map_err(io_at(&target))?;
+    fs::rename(&tmp, path).map_err(io_at(&tmp))
+}
+
+fn fsync_dir(path: &str) {
+    if let Ok(dir) = File::open(path) {
+        let _ = dir.sync_all();
+    }
+}
+
+fn hash_file(path: &str) -> Res<String> {
+    let mut file = File::open(path).map_err(io_at(path))?;
+    let mut hash = Sha256::new();
+    let mut buf = vec![0u8; CHUNK];
+    loop {
+        let n = match file.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(io_plain(e)),
+        };
+        hash.update(&buf[..n]);
+    }
+    Ok(hash.hex())
+}
+
+fn append_history(layout: &Layout, mut entry: Map) -> Res<()> {
+    if !entry.contains_key("time") {
+        entry.insert("time", Value::Float(now()));
+    }
+    let mut text = json::to_string_ascii(&json::sorted(&Value::Dict(entry)));
+    text.push('\n');
+    let mut file = OpenOptions::new()
+        .append(true)
+        .create(true)
+        .mode(0o600)
+        .open(&layout.history)
+        .map_err(io_at(&layout.history))?;
+    file.write_all(text.as_bytes()).map_err(io_plain)?;
+    file.sync_all().map_err(io_plain)
+}
+
+fn read_history(layout: &Layout) -> Vec<Value> {
+    let data = match fs::read(&layout.history) {
+        Ok(data) => data,
+        Err(_) => return Vec::new(),
+    };
+    data.split(|b| *b == b'\n')
+        .filter_map(|raw| std::str::from_utf8(raw).ok())
+        .filter_map(|text| json::parse(text).ok()) // a torn last line from a crash: ignore it
+        .collect()
+}
+
+fn remove_stale_uploads(layout: &Layout) {
+    for name in list_dir(&layout.artifacts).unwrap_or_default() {
+        if name.starts_with(".tmp-") {
+            let _ = fs::remove_file(join(&layout.artifacts, &name));
+        }
+    }
+}
+
+/// Keep unpacked copies (made by the Python agent) of current and previous releases only.
+fn prune_unpacked(layout: &Layout) {
+    let present = match list_dir(&layout.unpacked) {
+        Ok(names) => names,
+        Err(_) => return,
+    };
+    let mut keep = Vec::new();
+    for name in list_dir(&layout.releases).unwrap_or_default() {
+        for link in ["current", "previous"] {
+            if let Some(sha) = link_sha(&join(&layout.release(&name), link)) {
+                keep.push(sha);
+            }
+        }
+    }
+    for entry in present {
+        if !keep.contains(&entry) {
+            let _ = fs::remove_dir_all(join(&layout.unpacked, &entry));
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Upload
+
+fn short_read(got: i64, size: i64) -> Fail {
+    agent_error_with(
+        "short_read",
+        format!("upload cut after {} of {} bytes", got, size),
+        vec![("received", Value::Int(got)), ("size", Value::Int(size))],
+    )
+}
+
+/// Read up to `buf.len()` bytes; 0 only at end of input.
+fn read_block(input: &mut dyn Read, buf: &mut [u8]) -> Res<usize> {
+    loop {
+        match input.read(buf) {
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            other => return other.map_err(io_plain),
+        }
+    }
+}
+
+/// Read exactly `size` bytes of the artifact into a temp file, check it, rename it in place.
+fn receive(layout: &Layout, input: &mut dyn Read, sha: &str, size: i64) -> Res<()> {
+    let tmp = join(&layout.artifacts, &format!(".tmp-{}-{}", sha, sys::getpid()));
+    let file = OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(&tmp)
+        .map_err(io_at(&tmp))?;
+    let result = copy_and_check(file, input, sha, size).and_then(|()| {
+        fs::set_permissions(&tmp, fs::Permissions::from_mode(0o700)).map_err(io_at(&tmp))?;
+        fs::rename(&tmp, layout.artifact(sha)).map_err(io_at(&tmp))?;
+        fsync_dir(&layout.artifacts);
+        Ok(())
+    });
+    if result.is_err() {
+        let _ = fs::remove_file(&tmp);
+    }
+    result
+}
+
+/// Copy `size` bytes from `input` into `file`, fsync and close it, and check their sha256.
+fn copy_and_check(mut file: File, input: &mut dyn Read, sha: &str, size: i64) -> Res<()> {
+    let mut hash = Sha256::new();
+    let mut buf = vec![0u8; CHUNK];
+    let mut got: i64 = 0;
+    while got < size {
+        let want = (CHUNK as i64).min(size - got) as usize;
+        let n = read_block(input, &mut buf[..want])?;
+        if n == 0 {
+            return Err(short_read(got, size));
+        }
+        hash.update(&buf[..n]);
+        file.write_all(&buf[..n]).map_err(io_plain)?;
+        got += n as i64;
+    }
+    file.sync_all().map_err(io_plain)?;
+    drop(file);
+    let actual = hash.hex();
+    if actual != sha {
+        return Err(agent_error_with(
+            "checksum",
+            format!("uploaded artifact hashes to {}, expected {}", actual, sha),
+            vec![("expected", sha.into()), ("actual", actual.into())],
+        ));
+    }
+    Ok(())
+}
+
+/// Read and drop `size` bytes of an artifact this host already has.
+fn skip(input: &mut dyn Read, size: i64) -> Res<()> {
+    let mut buf = vec![0u8; CHUNK];
+    let mut left = size;
+    while left > 0 {
+        let n = read_block(input, &mut buf[..(CHUNK as i64).min(left) as usize])?;
+        if n == 0 {
+            return Err(short_read(size - left, size));
+        }
+        left -= n as i64;
+    }
+    Ok(())
+}
+
+// ---------------------------------------------------------------------------------------------
+// Running and verifying
+
+/// End this run when `fd` (the channel's stdin) reaches EOF: the controller is gone.
+///
+/// The run is this process and its children, in a process group of their own, so SIGTERM
+/// to the group stops task commands too.
+fn watch_controller(fd: i32) {
+    std::thread::spawn(move || {
+        let mut channel = unsafe { File::from_raw_fd(fd) };
+        let mut buf = [0u8; 4096];
+        loop {
+            match channel.read(&mut buf) {
+                Ok(0) => break,
+                Ok(_) => {}
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(_) => break,
+            }
+        }
+        let pid = sys::getpid();
+        if sys::process_group() == pid {
+            sys::kill_group(pid, sys::SIGTERM);
+        } else {
+            sys::kill_pid(pid, sys::SIGTERM);
+        }
+    });
+}
+
+/// The first executable `python3` on PATH (shutil.which's search).
+fn find_python() -> Option<String> {
+    let path = std::env::var("PATH").unwrap_or_else(|_| "/bin:/usr/bin".to_string());
+    path.split(':').map(|dir| join(if dir.is_empty() { "." } else { dir }, "python3")).find(|candidate| {
+        fs::metadata(candidate).map_or(false, |m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+    })
+}
+
+fn no_python(path: &str) -> Fail {
+    agent_error(
+        "no_python",
+        format!(
+            "{}: a pyz artifact needs python3, and there is none on this host's PATH; \
+             install python3 or deploy with --format native",
+            path
+        ),
+    )
+}
+
+/// Exit code of a finished child as Python's `returncode`: -N when killed by signal N.
+fn return_code(status: std::process::ExitStatus) -> i64 {
+    use std::os::unix::process::ExitStatusExt;
+    match status.code() {
+        Some(code) => code as i64,
+        None => -(status.signal().unwrap_or(0) as i64),
+    }
+}
+
+/// Run a pyz artifact with the host's python3; its events go straight to our fd 1.
+fn run_pyz(path: &str, host: &str, opts: &RunOptions) -> Res<i64> {
+    let python = find_python().ok_or_else(|| no_python(path))?;
+    let mut cmd = Command::new(&python);
+    cmd.args(["-I", "-S", path, "run", "--host", host]);
+    if let Some(journal) = &opts.journal {
+        cmd.arg("--journal").arg(journal);
+    }
+    cmd.args(["--run-id", &opts.run_id]);
+    if opts.check {
+        cmd.arg("--check");
+    }
+    if opts.diff {
+        cmd.arg("--diff");
+    }
+    for tag in &opts.tags {
+        cmd.args(["--tags", tag]);
+    }
+    for tag in &opts.skip_tags {
+        cmd.args(["--skip-tags", tag]);
+    }
+    for _ in 0..opts.verbosity {
+        cmd.arg("-v");
+    }
+    let status = cmd.status().map_err(io_at(&python))?;
+    Ok(return_code(status))
+}
+
+/// Run the artifact at `path` for `req["host"]` with the options of `req["run"]`.
+fn run_artifact(layout: &Layout, path: &str, req: &Value) -> Res<i64> {
+    let run = key(req, "run")?;
+    let run_id = check_name(&Value::Str(py_str(key(run, "run_id")?)), "run id")?;
+    mkdirs(&layout.runs)?;
+    let verbosity = match run.get("verbosity") {
+        Some(v) if truthy(Some(v)) => py_int(v)?,
+        _ => 0,
+    };
+    let opts = RunOptions {
+        check: truthy(run.get("check")),
+        diff: truthy(run.get("diff")),
+        tags: payload::csv(&py_str_list(run.get("tags"))?),
+        skip_tags: payload::csv(&py_str_list(run.get("skip_tags"))?),
+        journal: Some(join(&layout.runs, &format!("{}.jsonl", run_id)).into()),
+        run_id,
+        verbosity,
+    };
+    let host = py_str(key(req, "host")?);
+    // The channel stays ours: tasks get /dev/null as stdin, the watcher keeps a private copy.
+    let watch_fd = sys::dup_fd(0).map_err(io_plain)?;
+    let devnull = File::open("/dev/null").map_err(io_at("/dev/null"))?;
+    {
+        use std::os::unix::io::AsRawFd;
+        sys::dup2_fd(devnull.as_raw_fd(), 0).map_err(io_plain)?;
+    }
+    drop(devnull);
+    let _ = sys::setpgid_self(); // fails when already a group or session leader
+    watch_controller(watch_fd);
+    let _ = io::stdout().flush();
+    let code = if payload::is_native(Path::new(path)) {
+        crate::executor::run_artifact(Path::new(path), &host, &opts) as i64
+    } else {
+        run_pyz(path, &host, &opts)?
+    };
+    let _ = io::stdout().flush();
+    Ok(code)
+}
+
+fn verify_failed(message: String, sha: &str, actual: &str) -> Fail {
+    agent_error_with(
+        "verify_failed",
+        message,
+        vec![("expected", sha.into()), ("actual", actual.into())],
+    )
+}
+
+/// Run `python3 ARTIFACT verify`: its exit code and its stdout and stderr together.
+fn python_verify(path: &str) -> Res<(i64, String)> {
+    let python = find_python().ok_or_else(|| no_python(path))?;
+    let (mut reader, writer) = sys::pipe_pair().map_err(io_plain)?;
+    let mut child = {
+        let mut cmd = Command::new(&python);
+        cmd.arg(path).arg("verify").stdin(Stdio::null());
+        cmd.stdout(writer.try_clone().map_err(io_plain)?).stderr(writer);
+        cmd.spawn().map_err(io_at(&python))?
+    }; // the command, and with it our copies of the write end, is dropped here
+    let mut out = Vec::new();
+    reader.read_to_end(&mut out).map_err(io_plain)?;
+    let status = child.wait().map_err(io_plain)?;
+    Ok((return_code(status), String::from_utf8_lossy(&out).trim().to_string()))
+}
+
+/// The last `n` characters of `text` (Python's `text[-n:]`).
+fn tail(text: &str, n: usize) -> &str {
+    match text.char_indices().rev().nth(n.saturating_sub(1)) {
+        Some((i, _)) if n > 0 => &text[i..],
+        _ => text,
+    }
+}
+
+fn verify(layout: &Layout, sha: &str) -> Res<()> {
+    let path = layout.artifact(sha);
+    let actual = hash_file(&path)?;
+    if actual != sha {
+        return Err(verify_failed(format!("{}: content hashes to {}", path, actual), sha, &actual));
+    }
+    if payload::is_native(Path::new(&path)) {
+        // What `rustle-runner verify ARTIFACT` would answer, without starting it.
+        if let Err(reason) = crate::verify_artifact(Path::new(&path)) {
+            let message = format!("{} verify exited 3: rustle-runner: error: {}", path, reason);
+            return Err(verify_failed(message, sha, &actual));
+        }
+        return Ok(());
+    }
+    let (code, out) = python_verify(&path)?;
+    if code != 0 {
+        let message = format!("{} verify exited {}: {}", path, code, tail(&out, 2000));
+        return Err(verify_failed(message, sha, &actual));
+    }
+    Ok(())
+}
+
+// ---------------------------------------------------------------------------------------------
+// Operations
+
+fn op_deploy(req: &Value, layout: &Layout, input: &mut dyn Read) -> Res<Map> {
+    let sha = check_name(key(req, "sha256")?, "sha256")?;
+    let name = check_name(key(req, "binary_name")?, "binary name")?;
+    let size = py_int(key(req, "size")?)?;
+    let release = layout.release(&name);
+    mkdirs(&layout.root)?;
+    let mut result = line(vec![
+        ("sha256", sha.as_str().into()),
+        ("binary_name", name.as_str().into()),
+        ("uploaded", false.into()),
+        ("activated", false.into()),
+    ]);
+    let _lock = Lock::acquire(&layout.lock, lock_timeout(req)?)?;
+    for dir in [&layout.artifacts, &layout.releases, &release] {
+        mkdirs(dir)?; // under the lock: a cleanup may just have run
+    }
+    remove_stale_uploads(layout);
+    let path = layout.artifact(&sha);
+    let present = fs::metadata(&path).map_or(false, |m| m.len() as i64 == size);
+    let push = truthy(req.get("push"));
+    if push && present {
+        skip(input, size)?; // sent on spec; the copy here is the one already checked
+    } else if !present {
+        if !push {
+            emit(&line(vec![("agent", "need_upload".into()), ("size", Value::Int(size))]));
+        }
+        receive(layout, input, &sha, size)?;
+        result.insert("uploaded", true.into());
+    }
+    if truthy(req.get("verify")) {
+        // Verify before activation: a bad artifact never becomes current (docs/remote.md).
+        verify(layout, &sha)?;
+        result.insert("verified", true.into());
+    }
+    let current = join(&release, "current");
+    let old = link_sha(&current);
+    result.insert("previous", opt_str(&old));
+    let changed = old.as_deref() != Some(sha.as_str());
+    if changed {
+        if let Some(old) = &old {
+            swap_link(&join(&release, "previous"), old)?;
+        }
+        swap_link(&current, &sha)?;
+        fsync_dir(&release);
+        result.insert("activated", true.into());
+        prune_unpacked(layout);
+    }
+    append_history(
+        layout,
+        line(vec![
+            ("op", "deploy".into()),
+            ("deployment_id", req.get("deployment_id").cloned().unwrap_or(Value::Null)),
+            ("binary_name", name.as_str().into()),
+            ("sha256", sha.as_str().into()),
+            ("previous", opt_str(&old)),
+            ("changed", changed.into()),
+            ("uploaded", result.get("uploaded").cloned().unwrap_or(Value::Bool(false))),
+        ]),
+    )?;
+    if truthy(req.get("run")) {
+        let code = run_artifact(layout, &path, req)?;
+        result.insert("run_exit", Value::Int(code));
+    }
+    Ok(result)
+}
+
+fn opt_str(value: &Option<String>) -> Value {
+    match value {
+        Some(s) => Value::from(s.as_str()),
+        None => Value::Null,
+    }
+}
+
+fn op_run(req: &Value, layout: &Layout, _input: &mut dyn Read) -> Res<Map> {
+    let name = check_name(key(req, "binary_name")?, "binary name")?;
+    let current = join(&layout.release(&name), "current");
+    if !is_dir(&layout.root) {
+        return Err(agent_error(
+            "not_deployed",
+            format!("{}: no such directory; nothing was deployed here", layout.root),
+        ));
+    }
+    let _lock = Lock::acquire(&layout.lock, lock_timeout(req)?)?;
+    let sha = match link_sha(&current) {
+        Some(sha) if Path::new(&current).exists() => sha,
+        _ => return Err(agent_error("not_deployed", format!("{}: no current release of {}", current, name))),
+    };
+    if let Some(want) = req.get("sha256").filter(|w| truthy(Some(w))) {
+        if want.as_str() != Some(sha.as_str()) {
+            return Err(agent_error_with(
+                "not_deployed",
+                format!("{}: current release is {}, not {}", current, sha, py_str(want)),
+                vec![("expected", want.clone()), ("actual", sha.as_str().into())],
+            ));
+        }
+    }
+    let code = run_artifact(layout, &layout.artifact(&sha), req)?;
+    Ok(line(vec![
+        ("sha256", sha.as_str().into()),
+        ("binary_name", name.as_str().into()),
+        ("run_exit", Value::Int(code)),
+    ]))
+}
+
+fn op_rollback(req: &Value, layout: &Layout, _input: &mut dyn Read) -> Res<Map> {
+    let only = match req.get("binary_name") {
+        Some(value) if truthy(Some(value)) => Some(check_name(value, "binary name")?),
+        _ => None,
+    };
+    if !is_dir(&layout.root) {
+        return Err(agent_error(
+            "not_deployed",
+            format!("{}: no such directory; nothing to roll back", layout.root),
+        ));
+    }
+    let _lock = Lock::acquire(&layout.lock, lock_timeout(req)?)?;
+    let names = match only {
+        Some(name) => vec![name],
+        None => sorted_names(&layout.releases),
+    };
+    let mut done = Map::new();
+    for name in names {
+        let release = layout.release(&name);
+        let current = join(&release, "current");
+        let old = link_sha(&current);
+        let target = match req.get("rollback_to").filter(|t| truthy(Some(t))) {
+            Some(target) => target.clone(),
+            None => match link_sha(&join(&release, "previous")) {
+                Some(previous) => Value::from(previous),
+                None => {
+                    return Err(agent_error(
+                        "no_previous",
+                        format!("{}: no previous release to roll back to", release),
+                    ))
+                }
+            },
+        };
+        let target = check_name(&target, "sha256")?;
+        if !Path::new(&layout.artifact(&target)).is_file() {
+            return Err(agent_error(
+                "no_previous",
+                format!("{}: artifact {} is no longer on the host", layout.artifacts, target),
+            ));
+        }
+        let changed = old.as_deref() != Some(target.as_str());
+        if changed {
+            if let Some(old) = &old {
+                swap_link(&join(&release, "previous"), old)?;
+            }
+            swap_link(&current, &target)?;
+            fsync_dir(&release);
+        }
+        append_history(
+            layout,
+            line(vec![
+                ("op", "rollback".into()),
+                ("deployment_id", req.get("deployment_id").cloned().unwrap_or(Value::Null)),
+                ("binary_name", name.as_str().into()),
+                ("sha256", target.as_str().into()),
+                ("previous", opt_str(&old)),
+                ("changed", changed.into()),
+            ]),
+        )?;
+        done.insert(&name, line(vec![("sha256", target.as_str().into()), ("previous", opt_str(&old))]).into());
+    }
+    let mut out = line(vec![("releases", done.clone().into()), ("rolled_back", (!done.is_empty()).into())]);
+    if done.len() == 1 {
+        if let Some((_, Value::Dict(fields))) = done.iter().next() {
+            for (k, v) in fields.iter() {
+                out.insert(k, v.clone());
+            }
+        }
+    }
+    Ok(out)
+}
+
+fn op_cleanup(req: &Value, layout: &Layout, _input: &mut dyn Read) -> Res<Map> {
+    let mut removed: Vec<Value> = Vec::new();
+    if !is_dir(&layout.root) {
+        return Ok(line(vec![("removed", Value::List(removed))]));
+    }
+    {
+        let _lock = Lock::acquire(&layout.lock, lock_timeout(req)?)?;
+        for path in [&layout.artifacts, &layout.releases, &layout.runs, &layout.unpacked] {
+            let is_link = fs::symlink_metadata(path).map_or(false, |m| m.file_type().is_symlink());
+            if is_dir(path) && !is_link {
+                fs::remove_dir_all(path).map_err(io_at(path))?;
+                removed.push(path.as_str().into());
+            }
+        }
+        for path in [&layout.history, &layout.lock] {
+            if fs::remove_file(path).is_ok() {
+                removed.push(path.as_str().into());
+            }
+        }
+    }
+    if fs::remove_dir(&layout.root).is_ok() {
+        removed.push(layout.root.as_str().into());
+    } // else not empty: it holds files rustle-deploy did not create
+    Ok(line(vec![("removed", Value::List(removed))]))
+}
+
+fn op_status(req: &Value, layout: &Layout, _input: &mut dyn Read) -> Res<Map> {
+    if !is_dir(&layout.root) {
+        return Ok(line(vec![
+            ("remote_dir", layout.root.as_str().into()),
+            ("releases", Map::new().into()),
+            ("artifacts", Value::List(Vec::new())),
+            ("history", Value::List(Vec::new())),
+        ]));
+    }
+    // Under the lock: an agent still finishing ends before we read, so the report is settled.
+    let _lock = Lock::acquire(&layout.lock, lock_timeout(req)?)?;
+    let mut releases = Map::new();
+    for name in sorted_names(&layout.releases) {
+        let release = layout.release(&name);
+        let links = line(vec![
+            ("current", opt_str(&link_sha(&join(&release, "current")))),
+            ("previous", opt_str(&link_sha(&join(&release, "previous")))),
+        ]);
+        releases.insert(&name, links.into());
+    }
+    let artifacts: Vec<Value> = match list_dir(&layout.artifacts) {
+        Ok(mut names) => {
+            names.retain(|n| !n.starts_with('.'));
+            names.sort();
+            names.into_iter().map(Value::from).collect()
+        }
+        Err(_) => Vec::new(),
+    };
+    let history = read_history(layout);
+    let recent = history[history.len().saturating_sub(20)..].to_vec();
+    Ok(line(vec![
+        ("remote_dir", layout.root.as_str().into()),
+        ("releases", releases.into()),
+        ("artifacts", Value::List(artifacts)),
+        ("history", Value::List(recent)),
+    ]))
+}
+
+type Op = fn(&Value, &Layout, &mut dyn Read) -> Res<Map>;
+
+fn find_op(name: Option<&Value>) -> Option<Op> {
+    let op: Op = match name.and_then(Value::as_str) {
+        Some("deploy") => op_deploy,
+        Some("run") => op_run,
+        Some("rollback") => op_rollback,
+        Some("cleanup") => op_cleanup,
+        Some("status") => op_status,
+        _ => return None,
+    };
+    Some(op)
+}
+
+// ---------------------------------------------------------------------------------------------
+// Entry point
+
+/// Parse the request line and run its op.
+fn serve(raw: &[u8], input: &mut dyn Read, req_out: &mut Option<Value>) -> Res<Map> {
+    let text = std::str::from_utf8(raw).map_err(|e| {
+        Fail::Internal(format!("UnicodeDecodeError: invalid UTF-8 at byte {}", e.valid_up_to()))
+    })?;
+    let req = json::parse(text).map_err(|e| Fail::Internal(format!("JSONDecodeError: {}", e)))?;
+    if req.as_dict().is_none() {
+        return Err(Fail::Internal(format!("AttributeError: the request is a {}, not an object", type_name(&req))));
+    }
+    *req_out = Some(req.clone());
+    let op = find_op(req.get("op")).ok_or_else(|| {
+        agent_error("request", format!("unknown op {}", py_repr(req.get("op").unwrap_or(&Value::Null))))
+    })?;
+    let layout = Layout::new(&py_str(key(&req, "remote_dir")?));
+    op(&req, &layout, input)
+}
+
+/// The error line for `fail`, as agent.py's `main` writes it.
+fn error_line(fail: Fail, req: &Option<Value>) -> Map {
+    let mut out = line(vec![("agent", "error".into())]);
+    match fail {
+        Fail::Agent { kind, message, fields } => {
+            out.insert("kind", kind.into());
+            out.insert("message", message.into());
+            for (k, v) in fields.iter() {
+                out.insert(k, v.clone());
+            }
+        }
+        Fail::Io { err, path } => {
+            let code = err.raw_os_error();
+            let full = code == Some(ENOSPC) || code == Some(EDQUOT);
+            let remote_dir = req.as_ref().and_then(|r| r.get("remote_dir")).map(py_str);
+            let place = path.or(remote_dir).unwrap_or_else(|| "?".to_string());
+            let what = if full { "no space left on the host's disk".to_string() } else { sys::strerror(&err) };
+            out.insert("kind", if full { "disk_full" } else { "io" }.into());
+            out.insert("message", format!("{}: {}", place, what).into());
+        }
+        Fail::Internal(message) => {
+            out.insert("kind", "internal".into());
+            out.insert("message", message.into());
+        }
+    }
+    out
+}
+
+/// Serve one request from stdin and exit with the status described in the module docs.
+pub fn main() -> ! {
+    let start = Instant::now();
+    let stdin = ManuallyDrop::new(unsafe { File::from_raw_fd(0) });
+    let mut input = BufReader::with_capacity(CHUNK, &*stdin);
+    let mut raw = Vec::new();
+    let mut req = None;
+    let outcome = match input.read_until(b'\n', &mut raw) {
+        Ok(_) => serve(&raw, &mut input, &mut req),
+        Err(e) => Err(io_plain(e)),
+    };
+    let mut result = match outcome {
+        Ok(result) => result,
+        Err(fail) => {
+            emit(&error_line(fail, &req));
+            exit(EXIT_AGENT_ERROR);
+        }
+    };
+    let (system, machine) = sys::uname();
+    let op = req.as_ref().and_then(|r| r.get("op")).cloned().unwrap_or(Value::Null);
+    result.insert("agent", "done".into());
+    result.insert("op", op);
+    result.insert("protocol", Value::Int(AGENT_PROTOCOL));
+    result.insert("runner", env!("CARGO_PKG_VERSION").into());
+    result.insert("system", system.into());
+    result.insert("machine", machine.into());
+    let duration = (start.elapsed().as_secs_f64() * 1e6).round() / 1e6;
+    result.insert("duration", Value::Float(duration));
+    emit(&result);
+    match result.get("run_exit").and_then(Value::as_i64) {
+        Some(code) if code >= 0 => exit(code as i32),
+        Some(code) => exit((128 - code) as i32), // killed by a signal: 128+N
+        None => exit(0),
+    }
+}
+
+/// End the process at once: files are closed or fsynced and the lock released by now.
+fn exit(code: i32) -> ! {
+    let _ = io::stdout().flush();
+    let _ = io::stderr().flush();
+    std::process::exit(code)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn temp_dir(name: &str) -> String {
+        let dir = std::env::temp_dir().join(format!("rr-agent-{}-{}", name, std::process::id()));
+        let _ = fs::remove_dir_all(&dir);
+        fs::create_dir_all(&dir).unwrap();
+        dir.to_string_lossy().into_owned()
+    }
+
+    #[test]
+    fn normpath_and_abspath_like_posixpath() {
+        let cases = [
+            ("", "."),
+            ("/", "/"),
+            ("//a", "//a"),
+            ("///a", "/a"),
+            ("/a/./b/../c/", "/a/c"),
+            ("a/../../b", "../b"),
+            ("/../x", "/x"),
+        ];
+        for (path, want) in cases {
+            assert_eq!(normpath(path), want, "{}", path);
+        }
+        let cwd = std::env::current_dir().unwrap();
+        assert_eq!(abspath("x/y"), format!("{}/x/y", cwd.display()));
+    }
+
+    #[test]
+    fn expanduser_uses_home_and_user_entries() {
+        let home = std::env::var("HOME").unwrap();
+        assert_eq!(expanduser("~/rd"), format!("{}/rd", home.trim_end_matches('/')));
+        assert_eq!(expanduser("~root/rd"), "/root/rd");
+        assert_eq!(expanduser("~no-such-user-rr/rd"), "~no-such-user-rr/rd");
+        assert_eq!(expanduser("/abs/~"), "/abs/~");
+    }
+
+    #[test]
+    fn check_name_rejects_paths_and_reports_reprs() {
+        assert_eq!(check_name(&Value::from("abc"), "sha256").unwrap(), "abc");
+        for bad in ["", ".", "..", "a/b"] {
+            match check_name(&Value::from(bad), "binary name") {
+                Err(Fail::Agent { kind: "request", message, .. }) => {
+                    assert_eq!(message, format!("bad binary name {}", json::py_repr_str(bad)))
+                }
+                other => panic!("{:?}", other),
+            }
+        }
+        match check_name(&Value::Null, "sha256") {
+            Err(Fail::Agent { message, .. }) => assert_eq!(message, "bad sha256 None"),
+            other => panic!("{:?}", other),
+        }
+    }
+
+    #[test]
+    fn python_conversions() {
+        assert_eq!(py_int(&Value::from("12")).unwrap(), 12);
+        assert_eq!(py_int(&Value::Float(3.9)).unwrap(), 3);
+        assert_eq!(py_float(&Value::from("inf")).unwrap(), f64::INFINITY);
+        assert_eq!(float_str(60.0), "60.0");
+        assert_eq!(float_str(f64::INFINITY), "inf");
+        match py_int(&Value::Null) {
+            Err(Fail::Internal(m)) => assert!(m.starts_with("TypeError: int() argument"), "{}", m),
+            other => panic!("{:?}", other),
+        }
+        assert_eq!(py_str_list(Some(&Value::from("ab"))).unwrap(), vec!["a", "b"]);
+        assert_eq!(tail("héllo", 3), "llo");
+        assert_eq!(tail("hi", 2000), "hi");
+    }
+
+    #[test]
+    fn receive_checks_the_hash_and_cleans_up() {
+        let root = temp_dir("receive");
+        let layout = Layout::new(&root);
+        fs::create_dir_all(&layout.artifacts).unwrap();
+        let data = b"artifact bytes".to_vec();
+        let sha = crate::sha::sha256_hex(&data);
+        receive(&layout, &mut &data[..], &sha, data.len() as i64).unwrap();
+        let meta = fs::metadata(layout.artifact(&sha)).unwrap();
+        assert_eq!(meta.permissions().mode() & 0o777, 0o700);
+        match receive(&layout, &mut &data[..4], &sha, data.len() as i64) {
+            Err(Fail::Agent { kind: "short_read", message, .. }) => {
+                assert_eq!(message, "upload cut after 4 of 14 bytes")
+            }
+            other => panic!("{:?}", other),
+        }
+        match receive(&layout, &mut &b"other bytes!!!"[..], &sha, 14) {
+            Err(Fail::Agent { kind: "checksum", .. }) => {}
+            other => panic!("{:?}", other),
+        }
+        assert_eq!(list_dir(&layout.artifacts).unwrap(), vec![sha]);
+        fs::remove_dir_all(&root).unwrap();
+    }
+
+    #[test]
+    fn lock_times_out_while_another_file_holds_it() {
+        use std::os::unix::io::AsRawFd;
+        let root = temp_dir("lock");
+        let path = join(&root, "lock");
+        let held = open_lock(&path).unwrap();
+        sys::flock_exclusive_nb(held.as_raw_fd()).unwrap();
+        match Lock::acquire(&path, 0.05) {
+            Err(Fail::Agent { kind: "lock_busy", message, .. }) => assert_eq!(
+                message,
+                format!("{}: another deployment has held the lock for more than 0.05s", path)
+            ),
+            other => panic!("{:?}", other.map(|_| ())),
+        }
+        drop(held);
+        let lock = Lock::acquire(&path, 0.05).unwrap();
+        drop(lock);
+        fs::remove_dir_all(&root).unwrap();
+    }
+
+    #[test]
+    fn links_and_history() {
+        let root = temp_dir("links");
+        let layout = Layout::new(&root);
+        let release = layout.release("site");
+        fs::create_dir_all(&release).unwrap();
+        let current = join(&release, "current");
+        assert_eq!(link_sha(&current), None);
+        swap_link(&current, "aaa").unwrap();
+        swap_link(&current, "bbb").unwrap();
+        assert_eq!(link_sha(&current).as_deref(), Some("bbb"));
+        assert_eq!(fs::read_link(&current).unwrap().to_string_lossy(), "../../artifacts/bbb");
+        append_history(&layout, line(vec![("op", "deploy".into()), ("time", Value::Float(1.5))])).unwrap();
+        fs::OpenOptions::new().append(true).open(&layout.history).unwrap().write_all(b"{torn").unwrap();
+        let history = read_history(&layout);
+        assert_eq!(history.len(), 1);
+        assert_eq!(fs::read_to_string(&layout.history).unwrap(), "{\"op\": \"deploy\", \"time\": 1.5}\n{torn");
+        fs::remove_dir_all(&root).unwrap();
+    }
+}

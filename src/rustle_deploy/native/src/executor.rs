@@ -1,1 +1,834 @@
-//! owned by another helper (placeholder)
+//! Apply a native artifact's program to one host: plays -> tasks -> handlers, with the Python
+//! runtime's semantics (`executor.py`).
+//!
+//! Owns what remains of the task keywords once the compiler has rendered everything known at
+//! compile time: `when`, loops (items already rendered), `register`, `changed_when`,
+//! `failed_when`, `ignore_errors`, `no_log`, `check_mode`, `diff`, `environment`, `tags`,
+//! `notify`/`listen`; the events, the recap and the run's exit code. Modules live in
+//! `modules/`, the event format in `events.rs`, conditions in `expr.rs`.
+
+use crate::events::{censor, Emitter};
+use crate::expr::{self, truthy, Scope};
+use crate::json::{Map, Value};
+use crate::modules::{self, Ctx, Host};
+use crate::payload::{Artifact, RunOptions};
+use std::path::Path;
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
+
+const OMIT: &str = "__omit_place_holder__rustle";
+const EXIT_OK: i32 = 0;
+const EXIT_FAILED: i32 = 2;
+const EXIT_USAGE: i32 = 3;
+
+/// Result keys that are bookkeeping, not shown in events.
+const HIDDEN: [&str; 7] = [
+    "ansible_facts",
+    "stdout_lines",
+    "stderr_lines",
+    "_meta",
+    "_set_fact",
+    "_ansible_verbose_always",
+    "invocation",
+];
+
+/// Run the artifact at `path` for `host`; returns the exit code (0 ok, 2 a task failed,
+/// 3 unreadable artifact, unknown host or unwritable journal).
+pub fn run_artifact(path: &Path, host: &str, opts: &RunOptions) -> i32 {
+    let artifact = match Artifact::load(path) {
+        Ok(artifact) => artifact,
+        Err(e) => return usage_error(&e, "the artifact is corrupt or incomplete; redeploy it"),
+    };
+    let plays = match artifact.host(host) {
+        Some(entry) => entry
+            .get("plays")
+            .and_then(Value::as_list)
+            .cloned()
+            .unwrap_or_default(),
+        None => {
+            let names = artifact.host_names();
+            let served = if names.is_empty() {
+                "no hosts".to_string()
+            } else {
+                names.join(", ")
+            };
+            return usage_error(
+                &format!("unknown host '{}'", host),
+                &format!("this artifact serves: {}", served),
+            );
+        }
+    };
+    let mut emitter = match Emitter::new(opts.journal.as_deref()) {
+        Ok(emitter) => emitter,
+        Err(e) => {
+            let journal = opts
+                .journal
+                .as_deref()
+                .unwrap_or_else(|| Path::new(""))
+                .display();
+            let msg = format!(
+                "{}: cannot open the journal: {}",
+                journal,
+                crate::sys::strerror(&e)
+            );
+            return usage_error(&msg, "pass a writable --journal path");
+        }
+    };
+    let mut runner = Runner {
+        host,
+        opts,
+        files: artifact.files(),
+        check: opts.check || artifact.check_mode(),
+        diff: opts.diff || artifact.diff_mode(),
+        emitter: &mut emitter,
+        registered: Map::new(),
+        stats: [0; 5],
+        notified: Vec::new(),
+    };
+    runner.run(artifact.binary_name(), &plays)
+}
+
+fn usage_error(msg: &str, hint: &str) -> i32 {
+    eprintln!("rustle-runner: error: {}\nhint: {}", msg, hint);
+    EXIT_USAGE
+}
+
+/// Ansible's tag selection (`always`, `never`, `all`, `tagged`, `untagged`).
+pub fn tags_selected(task_tags: &[String], only: &[String], skip: &[String]) -> bool {
+    let untagged = vec!["untagged".to_string()];
+    let all = vec!["all".to_string()];
+    let tags = if task_tags.is_empty() {
+        &untagged
+    } else {
+        task_tags
+    };
+    let only = if only.is_empty() { &all } else { only };
+    let has = |set: &[String], t: &str| set.iter().any(|x| x == t);
+    let meets = |a: &[String], b: &[String]| a.iter().any(|x| has(b, x));
+    let is_untagged = tags.iter().all(|t| t == "untagged");
+    let run = has(tags, "always")
+        || (has(only, "all") && !has(tags, "never"))
+        || meets(tags, only)
+        || (has(only, "tagged") && !is_untagged && !has(tags, "never"));
+    if !run || skip.is_empty() {
+        return run;
+    }
+    if has(skip, "all") {
+        has(tags, "always") && !has(skip, "always")
+    } else {
+        !(meets(tags, skip) || (has(skip, "tagged") && !is_untagged))
+    }
+}
+
+/// `failed`, `skipped`, `changed` or `ok`, in that order of precedence.
+fn status(result: &Map) -> &'static str {
+    let flag = |k: &str| result.get(k).map_or(false, truthy);
+    if flag("failed") {
+        "failed"
+    } else if flag("skipped") {
+        "skipped"
+    } else if flag("changed") {
+        "changed"
+    } else {
+        "ok"
+    }
+}
+
+fn as_list(value: Option<&Value>) -> Vec<Value> {
+    match value {
+        None | Some(Value::Null) => Vec::new(),
+        Some(Value::List(items)) => items.clone(),
+        Some(other) => vec![other.clone()],
+    }
+}
+
+/// Arguments without the `omit` placeholder (`executor._strip_omit`).
+fn strip_omit(value: &Value) -> Value {
+    let omitted = |v: &Value| v.as_str() == Some(OMIT);
+    match value {
+        Value::Dict(map) => Value::Dict(Map(map
+            .iter()
+            .filter(|(_, v)| !omitted(v))
+            .map(|(k, v)| (k.clone(), strip_omit(v)))
+            .collect())),
+        Value::List(items) => Value::List(
+            items
+                .iter()
+                .filter(|v| !omitted(v))
+                .map(strip_omit)
+                .collect(),
+        ),
+        other => other.clone(),
+    }
+}
+
+/// Python's `str.splitlines()`.
+fn splitlines(text: &str) -> Vec<Value> {
+    let mut lines = Vec::new();
+    let mut line = String::new();
+    let mut chars = text.chars().peekable();
+    while let Some(c) = chars.next() {
+        match c {
+            '\r' | '\n' | '\u{b}' | '\u{c}' | '\u{1c}' | '\u{1d}' | '\u{1e}' | '\u{85}'
+            | '\u{2028}' | '\u{2029}' => {
+                if c == '\r' && chars.peek() == Some(&'\n') {
+                    chars.next();
+                }
+                lines.push(Value::Str(std::mem::take(&mut line)));
+            }
+            c => line.push(c),
+        }
+    }
+    if !line.is_empty() {
+        lines.push(Value::Str(line));
+    }
+    lines
+}
+
+fn round6(seconds: f64) -> Value {
+    Value::Float((seconds * 1e6).round() / 1e6)
+}
+
+fn map(pairs: Vec<(&str, Value)>) -> Map {
+    let mut out = Map::new();
+    for (k, v) in pairs {
+        out.insert(k, v);
+    }
+    out
+}
+
+fn failure(msg: String) -> Map {
+    map(vec![
+        ("failed", Value::Bool(true)),
+        ("changed", Value::Bool(false)),
+        ("msg", Value::Str(msg)),
+    ])
+}
+
+/// A task failed and was not ignored: the host stops.
+struct HostFailed;
+
+const STATS: [&str; 5] = ["ok", "changed", "failed", "skipped", "ignored"];
+
+struct Runner<'a> {
+    host: &'a str,
+    opts: &'a RunOptions,
+    files: &'a Map,
+    check: bool,
+    diff: bool,
+    emitter: &'a mut Emitter,
+    /// registered results, across plays
+    registered: Map,
+    /// counts in the order of STATS
+    stats: [i64; 5],
+    notified: Vec<Value>,
+}
+
+impl<'a> Runner<'a> {
+    fn run(&mut self, binary_name: &str, plays: &[Value]) -> i32 {
+        let start = Instant::now();
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0.0, |d| d.as_secs_f64());
+        self.emitter.emit(&map(vec![
+            ("event", Value::from("run_start")),
+            ("host", Value::from(self.host)),
+            ("run_id", Value::from(self.opts.run_id.as_str())),
+            ("time", Value::Float(now)),
+            ("binary_name", Value::from(binary_name)),
+            ("check", Value::Bool(self.check)),
+            ("diff", Value::Bool(self.diff)),
+            ("protocol", Value::Int(1)),
+            ("runner", Value::from(env!("CARGO_PKG_VERSION"))),
+        ]));
+        let empty = Map::new();
+        let failed = plays
+            .iter()
+            .any(|play| self.run_play(play.as_dict().unwrap_or(&empty)).is_err());
+        let mut recap = map(vec![
+            ("event", Value::from("recap")),
+            ("host", Value::from(self.host)),
+        ]);
+        for (name, count) in STATS.iter().zip(self.stats.iter()) {
+            recap.insert(name, Value::Int(*count));
+        }
+        recap.insert("duration", round6(start.elapsed().as_secs_f64()));
+        self.emitter.emit(&recap);
+        if failed {
+            EXIT_FAILED
+        } else {
+            EXIT_OK
+        }
+    }
+
+    fn run_play(&mut self, play: &Map) -> Result<(), HostFailed> {
+        self.notified.clear();
+        let handlers = as_list(play.get("handlers"));
+        let name = play.get("name").cloned().unwrap_or_else(|| Value::from(""));
+        self.emitter.emit(&map(vec![
+            ("event", Value::from("play_start")),
+            ("play", name),
+            ("host", Value::from(self.host)),
+        ]));
+        for task in as_list(play.get("tasks")) {
+            self.run_task(task.as_dict().unwrap_or(&Map::new()), false, &handlers)?;
+        }
+        self.flush_handlers(&handlers)
+    }
+
+    fn flush_handlers(&mut self, handlers: &[Value]) -> Result<(), HostFailed> {
+        while !self.notified.is_empty() {
+            let pending = std::mem::take(&mut self.notified);
+            let empty = Map::new();
+            for handler in handlers {
+                let handler = handler.as_dict().unwrap_or(&empty);
+                if handler_topics(handler).iter().any(|t| pending.contains(t)) {
+                    self.run_task(handler, true, handlers)?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn run_task(
+        &mut self,
+        task: &Map,
+        is_handler: bool,
+        handlers: &[Value],
+    ) -> Result<(), HostFailed> {
+        let tags: Vec<String> = as_list(task.get("tags")).iter().map(expr::py_str).collect();
+        if !is_handler && !tags_selected(&tags, &self.opts.tags, &self.opts.skip_tags) {
+            return Ok(());
+        }
+        let module = task.get("module").cloned().unwrap_or(Value::Null);
+        let name = match task.get("name") {
+            Some(name) if truthy(name) => name.clone(),
+            _ => task
+                .get("module")
+                .cloned()
+                .unwrap_or_else(|| Value::from("")),
+        };
+        let head = map(vec![
+            ("id", task.get("id").cloned().unwrap_or(Value::Null)),
+            ("task", name),
+            ("module", module),
+        ]);
+        let kind = if is_handler { "handler" } else { "task" };
+        let mut start_event = head.clone();
+        start_event.insert("event", Value::from(format!("{}_start", kind)));
+        self.emitter.emit(&start_event);
+        let started = Instant::now();
+        let result = self.execute(task);
+        let flag = |m: &Map, k: &str| m.get(k).map_or(false, truthy);
+        let ignored = flag(&result, "failed") && flag(task, "ignore_errors");
+        if let Some(Value::Str(register)) = task.get("register") {
+            if !register.is_empty() {
+                self.registered
+                    .insert(register, Value::Dict(result.clone()));
+            }
+        }
+        let status = status(&result);
+        let mut event = head;
+        event.insert("event", Value::from(format!("{}_result", kind)));
+        event.insert("status", Value::from(status));
+        event.insert("ignored", Value::Bool(ignored));
+        for (k, v) in self.event_fields(&result, task).0 {
+            event.insert(&k, v);
+        }
+        event.insert("duration", round6(started.elapsed().as_secs_f64()));
+        if flag(task, "no_log") {
+            event = censor(&event);
+        }
+        self.emitter.emit(&event);
+        self.count(status, ignored, flag(&result, "changed"));
+        if status == "failed" && !ignored {
+            return Err(HostFailed);
+        }
+        if flag(&result, "changed") && !flag(&result, "failed") {
+            let topics: Vec<Value> = handlers
+                .iter()
+                .flat_map(|h| handler_topics(h.as_dict().unwrap_or(&Map::new())))
+                .collect();
+            for handler in as_list(task.get("notify")) {
+                if topics.contains(&handler) && !self.notified.contains(&handler) {
+                    self.notified.push(handler);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn count(&mut self, status: &str, ignored: bool, changed: bool) {
+        let mut add = |name: &str| {
+            let i = STATS.iter().position(|s| *s == name).unwrap_or(0);
+            self.stats[i] += 1;
+        };
+        if status == "skipped" {
+            add("skipped");
+        } else if status == "failed" && !ignored {
+            add("failed");
+        } else {
+            add("ok");
+            if changed {
+                add("changed");
+            }
+            if ignored {
+                add("ignored");
+            }
+        }
+    }
+
+    fn event_fields(&self, result: &Map, task: &Map) -> Map {
+        let mut out = map(vec![
+            ("rc", result.get("rc").cloned().unwrap_or(Value::Null)),
+            (
+                "stdout",
+                result
+                    .get("stdout")
+                    .cloned()
+                    .unwrap_or_else(|| Value::from("")),
+            ),
+            (
+                "stderr",
+                result
+                    .get("stderr")
+                    .cloned()
+                    .unwrap_or_else(|| Value::from("")),
+            ),
+            (
+                "msg",
+                result
+                    .get("msg")
+                    .cloned()
+                    .unwrap_or_else(|| Value::from("")),
+            ),
+        ]);
+        for (key, value) in result.iter() {
+            if !out.contains_key(key) && !HIDDEN.contains(&key.as_str()) && key != "results" {
+                out.insert(key, value.clone());
+            }
+        }
+        if !self.task_mode(task, "diff", self.diff) {
+            out.remove("diff");
+        }
+        if let Some(results) = result.get("results") {
+            let items = as_list(Some(results))
+                .iter()
+                .map(|item| {
+                    let item = item.as_dict().cloned().unwrap_or_default();
+                    let mut entry = map(vec![("status", Value::from(status(&item)))]);
+                    for (k, v) in self.event_fields(&item, task).0 {
+                        entry.insert(&k, v);
+                    }
+                    Value::Dict(entry)
+                })
+                .collect();
+            out.insert("results", Value::List(items));
+        }
+        out
+    }
+
+    /// The task's `check_mode`/`diff`, or the run's when the task leaves it unset.
+    fn task_mode(&self, task: &Map, key: &str, run: bool) -> bool {
+        match task.get(key) {
+            None | Some(Value::Null) => run,
+            Some(value) => truthy(value),
+        }
+    }
+
+    /// The task's (registered) result, looping as the program says.
+    fn execute(&self, task: &Map) -> Map {
+        let scope = Scope::new(vec![&self.registered]);
+        let entries = match task.get("loop") {
+            None | Some(Value::Null) => {
+                return self.execute_item(task, task.get("args"), task.get("when"), &scope);
+            }
+            Some(entries) => as_list(Some(entries)),
+        };
+        let loop_var = task
+            .get("loop_var")
+            .and_then(Value::as_str)
+            .unwrap_or("item");
+        let mut results = Vec::new();
+        for entry in entries {
+            let entry = entry.as_dict().cloned().unwrap_or_default();
+            let item = entry.get("item").cloned().unwrap_or(Value::Null);
+            let loop_vars = map(vec![
+                (loop_var, item.clone()),
+                ("ansible_loop_var", Value::from(loop_var)),
+            ]);
+            let item_scope = scope.with(&loop_vars);
+            let mut res =
+                self.execute_item(task, entry.get("args"), entry.get("when"), &item_scope);
+            res.insert(loop_var, item);
+            res.insert("ansible_loop_var", Value::from(loop_var));
+            if let Some(label) = entry.get("label") {
+                res.insert("_ansible_item_label", label.clone());
+            }
+            results.push(res);
+        }
+        aggregate(results)
+    }
+
+    fn execute_item(
+        &self,
+        task: &Map,
+        args: Option<&Value>,
+        when: Option<&Value>,
+        scope: &Scope,
+    ) -> Map {
+        for cond in as_list(when) {
+            match expr::condition(&cond, scope) {
+                Ok(true) => {}
+                Ok(false) => {
+                    return map(vec![
+                        ("changed", Value::Bool(false)),
+                        ("skipped", Value::Bool(true)),
+                        ("skip_reason", Value::from("Conditional result was False")),
+                        ("false_condition", expr::cond_text(&cond)),
+                    ])
+                }
+                Err(e) => return failure(e),
+            }
+        }
+        let result = self.invoke(task, args, scope);
+        self.post_conditions(task, scope, result)
+    }
+
+    /// `changed_when` and `failed_when`, seeing the result under the task's `register` name.
+    fn post_conditions(&self, task: &Map, scope: &Scope, mut result: Map) -> Map {
+        let cw = task.get("changed_when").filter(|v| !v.is_null());
+        let fw = task.get("failed_when").filter(|v| !v.is_null());
+        if (cw.is_none() && fw.is_none()) || result.get("skipped").map_or(false, truthy) {
+            return result;
+        }
+        let register = task
+            .get("register")
+            .and_then(Value::as_str)
+            .filter(|r| !r.is_empty());
+        let holds = |conds: &Value, result: &Map| -> Result<bool, String> {
+            let layer = register.map(|r| map(vec![(r, Value::Dict(result.clone()))]));
+            let with_layer;
+            let check_scope = match &layer {
+                Some(layer) => {
+                    with_layer = scope.with(layer);
+                    &with_layer
+                }
+                None => scope,
+            };
+            for cond in as_list(Some(conds)) {
+                if !expr::condition(&cond, check_scope)? {
+                    return Ok(false);
+                }
+            }
+            Ok(true)
+        };
+        let outcome = (|| -> Result<(), String> {
+            if let Some(cw) = cw {
+                if !result.contains_key("_meta") {
+                    let changed = holds(cw, &result)?;
+                    result.insert("changed", Value::Bool(changed));
+                }
+            }
+            if let Some(fw) = fw {
+                let failed = holds(fw, &result)?;
+                result.insert("failed_when_result", Value::Bool(failed));
+                result.insert("failed", Value::Bool(failed));
+            }
+            Ok(())
+        })();
+        if let Err(e) = outcome {
+            result.insert("failed", Value::Bool(true));
+            result.insert("msg", Value::Str(e));
+        }
+        result
+    }
+
+    /// Run the module once and normalise its result (`executor._invoke`).
+    fn invoke(&self, task: &Map, args: Option<&Value>, scope: &Scope) -> Map {
+        let module = task.get("module").and_then(Value::as_str).unwrap_or("");
+        let args = match args.map(strip_omit) {
+            Some(Value::Dict(args)) => args,
+            _ => Map::new(),
+        };
+        let empty = Map::new();
+        let environment = task
+            .get("environment")
+            .and_then(Value::as_dict)
+            .unwrap_or(&empty);
+        let mut ctx = Ctx {
+            module,
+            check: self.task_mode(task, "check_mode", self.check),
+            diff: self.task_mode(task, "diff", self.diff),
+            environment,
+            files: self.files,
+            warnings: Vec::new(),
+        };
+        let host = Host {
+            vars: scope,
+            verbosity: self.opts.verbosity,
+        };
+        let mut result = match modules::dispatch(module, &mut ctx, &args, &host) {
+            Ok(result) => result,
+            Err(failure) => {
+                let mut result = map(vec![("changed", Value::Bool(false))]);
+                for (k, v) in failure.result.0 {
+                    result.insert(&k, v);
+                }
+                result.insert("failed", Value::Bool(true));
+                result.insert("msg", Value::Str(failure.msg));
+                result
+            }
+        };
+        if !ctx.warnings.is_empty() {
+            let mut warnings = match result.get("warnings") {
+                Some(Value::List(items)) => items.clone(),
+                _ => Vec::new(),
+            };
+            warnings.extend(ctx.warnings.into_iter().map(Value::Str));
+            result.insert("warnings", Value::List(warnings));
+        }
+        for key in ["changed", "failed"] {
+            if !result.contains_key(key) {
+                result.insert(key, Value::Bool(false));
+            }
+        }
+        for stream in ["stdout", "stderr"] {
+            let lines_key = format!("{}_lines", stream);
+            if let (Some(Value::Str(text)), false) =
+                (result.get(stream), result.contains_key(&lines_key))
+            {
+                let lines = splitlines(text);
+                result.insert(&lines_key, Value::List(lines));
+            }
+        }
+        result
+    }
+}
+
+/// What a `notify` may name to reach `handler`: its name, or a topic it listens to.
+fn handler_topics(handler: &Map) -> Vec<Value> {
+    let mut topics = vec![handler.get("name").cloned().unwrap_or(Value::Null)];
+    topics.extend(
+        as_list(handler.get("listen"))
+            .iter()
+            .map(|t| Value::Str(expr::py_str(t))),
+    );
+    topics
+}
+
+/// The registered result of a loop: its items' results and the summary Ansible gives.
+fn aggregate(results: Vec<Map>) -> Map {
+    let any = |k: &str| results.iter().any(|r| r.get(k).map_or(false, truthy));
+    let all_skipped = !results.is_empty()
+        && results
+            .iter()
+            .all(|r| r.get("skipped").map_or(false, truthy));
+    let mut out = map(vec![
+        ("changed", Value::Bool(any("changed"))),
+        ("results", Value::List(Vec::new())),
+        ("skipped", Value::Bool(all_skipped)),
+    ]);
+    if any("failed") {
+        out.insert("failed", Value::Bool(true));
+        out.insert("msg", Value::from("One or more items failed"));
+    } else if all_skipped {
+        out.insert("msg", Value::from("All items skipped"));
+    } else {
+        out.insert("msg", Value::from("All items completed"));
+    }
+    if results.is_empty() {
+        out.insert("skipped", Value::Bool(true));
+        out.insert("skipped_reason", Value::from("No items in the list"));
+    }
+    out.insert(
+        "results",
+        Value::List(results.into_iter().map(Value::Dict).collect()),
+    );
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::json::{parse, to_string};
+    use std::path::PathBuf;
+
+    const ARTIFACT: &str = r#"{"format": "rustle-native", "version": 1, "runner": "x", "binary_name": "site",
+      "runtime_version": "t", "check_mode": false, "diff_mode": false, "files": {},
+      "hosts": {"web1": {"plays": [{"name": "p1", "tasks": [
+        {"id": "t1", "name": "echo", "module": "shell", "tags": [], "register": "out",
+         "args": {"_raw_params": "echo hi"}, "when": [], "loop": null, "loop_var": "item",
+         "changed_when": [{"expr": "out.stdout == 'hi'", "ir": ["cmp", "==", ["attr", ["name", "out"], "stdout"], ["lit", "hi"]]}],
+         "failed_when": null, "ignore_errors": false, "no_log": false, "notify": ["restart"],
+         "check_mode": null, "diff": null, "environment": {}},
+        {"id": "t2", "name": "", "module": "debug", "register": null, "args": null,
+         "when": [{"expr": "out is changed", "ir": ["test", "changed", ["name", "out"], [], {}]}],
+         "loop": [{"item": 1, "args": {"msg": "one"}, "when": [], "label": "first"},
+                  {"item": 2, "args": {"msg": "two"}, "when": [{"expr": "item == 1", "ir": ["cmp", "==", ["name", "item"], ["lit", 1]]}]}],
+         "loop_var": "item", "changed_when": null, "failed_when": null, "ignore_errors": false,
+         "no_log": false, "notify": [], "check_mode": null, "diff": null, "environment": {}},
+        {"id": "t3", "name": "secret", "module": "shell", "args": {"_raw_params": "echo pw; exit 1"},
+         "when": [], "loop": null, "ignore_errors": true, "no_log": true, "notify": []},
+        {"id": "t4", "name": "nope", "module": "apt", "args": {}, "when": [], "loop": null,
+         "ignore_errors": true, "notify": []},
+        {"id": "t5", "name": "skipped", "module": "ping", "args": {}, "loop": null,
+         "when": [{"expr": "out.rc != 0", "ir": ["cmp", "!=", ["attr", ["name", "out"], "rc"], ["lit", 0]]}]}
+      ], "handlers": [
+        {"id": "h1", "name": "restart", "module": "ping", "args": {"data": "h"}, "when": [], "loop": null},
+        {"id": "h2", "name": "other", "module": "ping", "args": {}, "when": [], "loop": null}
+      ]}, {"name": "p2", "tasks": [
+        {"id": "t6", "name": "fails", "module": "assert", "args": {"that": [{"expr": "out.rc == 1",
+         "ir": ["cmp", "==", ["attr", ["name", "out"], "rc"], ["lit", 1]]}]}, "when": [], "loop": null},
+        {"id": "t7", "name": "never", "module": "ping", "args": {}, "when": [], "loop": null}
+      ], "handlers": []}]}}}"#;
+
+    fn temp_dir(name: &str) -> PathBuf {
+        let dir = std::env::temp_dir().join(format!("rr-executor-{}-{}", name, std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        dir
+    }
+
+    fn run(dir: &Path, host: &str) -> (i32, Vec<Map>) {
+        let artifact = dir.join("artifact.json");
+        std::fs::write(&artifact, ARTIFACT).unwrap();
+        let journal = dir.join("journal.jsonl");
+        let opts = RunOptions {
+            journal: Some(journal.clone()),
+            run_id: "r1".into(),
+            ..RunOptions::default()
+        };
+        let code = run_artifact(&artifact, host, &opts);
+        let text = std::fs::read_to_string(&journal).unwrap_or_default();
+        let events = text
+            .lines()
+            .map(|l| parse(l).unwrap().as_dict().unwrap().clone())
+            .collect();
+        (code, events)
+    }
+
+    fn show(event: &Map, keys: &[&str]) -> String {
+        let picked: Vec<(String, Value)> = keys
+            .iter()
+            .filter_map(|k| event.get(k).map(|v| (k.to_string(), v.clone())))
+            .collect();
+        to_string(&Value::Dict(Map(picked)))
+    }
+
+    #[test]
+    fn runs_plays_tasks_loops_handlers_and_stops_at_a_failure() {
+        let dir = temp_dir("run");
+        let (code, events) = run(&dir, "web1");
+        assert_eq!(code, EXIT_FAILED);
+        let kinds: Vec<String> = events
+            .iter()
+            .map(|e| expr::py_str(e.get("event").unwrap()))
+            .collect();
+        assert_eq!(
+            kinds.join(" "),
+            "run_start play_start task_start task_result task_start task_result task_start task_result \
+             task_start task_result task_start task_result handler_start handler_result play_start \
+             task_start task_result recap"
+        );
+        let keys = [
+            "task",
+            "status",
+            "ignored",
+            "msg",
+            "stdout",
+            "changed",
+            "censored",
+            "skip_reason",
+            "false_condition",
+        ];
+        let results: Vec<String> = events
+            .iter()
+            .filter(|e| e.get("status").is_some())
+            .map(|e| show(e, &keys))
+            .collect();
+        assert_eq!(
+            results[0],
+            r#"{"task": "echo", "status": "changed", "ignored": false, "msg": "", "stdout": "hi", "changed": true}"#
+        );
+        assert_eq!(
+            results[1],
+            r#"{"task": "debug", "status": "ok", "ignored": false, "msg": "All items completed", "stdout": "", "changed": false}"#
+        );
+        let items = events[5].get("results").unwrap().as_list().unwrap();
+        assert_eq!(
+            to_string(&items[0]),
+            r#"{"status": "ok", "rc": null, "stdout": "", "stderr": "", "msg": "one", "changed": false, "failed": false, "item": 1, "ansible_loop_var": "item", "_ansible_item_label": "first"}"#
+        );
+        assert_eq!(
+            show(items[1].as_dict().unwrap(), &["status", "false_condition"]),
+            r#"{"status": "skipped", "false_condition": "item == 1"}"#
+        );
+        assert_eq!(
+            results[2],
+            format!(
+                r#"{{"task": "secret", "status": "failed", "ignored": true, "changed": true, "censored": "{}"}}"#,
+                crate::events::CENSORED
+            )
+        );
+        assert_eq!(
+            results[3],
+            r#"{"task": "nope", "status": "failed", "ignored": true, "msg": "module apt is not supported by the native runner", "stdout": "", "changed": false}"#
+        );
+        assert_eq!(
+            results[4],
+            r#"{"task": "skipped", "status": "skipped", "ignored": false, "msg": "", "stdout": "", "changed": false, "skip_reason": "Conditional result was False", "false_condition": "out.rc != 0"}"#
+        );
+        assert_eq!(
+            show(&events[13], &["task", "status", "ping"]),
+            r#"{"task": "restart", "status": "ok", "ping": "h"}"#
+        );
+        assert_eq!(
+            show(&events[16], &["task", "status", "msg"]),
+            r#"{"task": "fails", "status": "failed", "msg": "Assertion failed"}"#
+        );
+        assert_eq!(
+            show(
+                events.last().unwrap(),
+                &["ok", "changed", "failed", "skipped", "ignored"]
+            ),
+            r#"{"ok": 5, "changed": 2, "failed": 1, "skipped": 1, "ignored": 2}"#
+        );
+        assert_eq!(
+            show(&events[0], &["host", "run_id", "binary_name", "protocol"]),
+            r#"{"host": "web1", "run_id": "r1", "binary_name": "site", "protocol": 1}"#
+        );
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn unknown_host_is_a_usage_error() {
+        let dir = temp_dir("unknown");
+        let (code, events) = run(&dir, "db1");
+        assert_eq!(code, EXIT_USAGE);
+        assert!(events.is_empty());
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn tag_selection_matches_ansible() {
+        let s = |v: &[&str]| v.iter().map(|x| x.to_string()).collect::<Vec<String>>();
+        assert!(tags_selected(&s(&[]), &s(&[]), &s(&[])));
+        assert!(!tags_selected(&s(&["never"]), &s(&[]), &s(&[])));
+        assert!(tags_selected(&s(&["never", "x"]), &s(&["x"]), &s(&[])));
+        assert!(tags_selected(&s(&["always"]), &s(&["x"]), &s(&[])));
+        assert!(!tags_selected(&s(&["always"]), &s(&[]), &s(&["always"])));
+        assert!(tags_selected(&s(&["always"]), &s(&[]), &s(&["all"])));
+        assert!(!tags_selected(&s(&["a"]), &s(&["tagged"]), &s(&["a"])));
+        assert!(!tags_selected(&s(&[]), &s(&["tagged"]), &s(&[])));
+        assert!(tags_selected(&s(&[]), &s(&["untagged"]), &s(&[])));
+    }
+
+    #[test]
+    fn splitlines_like_python() {
+        let lines: Vec<String> = splitlines("a\r\nb\rc\n\nd\u{2028}")
+            .iter()
+            .map(expr::py_str)
+            .collect();
+        assert_eq!(lines, ["a", "b", "c", "", "d"]);
+    }
+}

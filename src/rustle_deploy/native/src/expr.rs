@@ -23,8 +23,11 @@ impl<'a> Scope<'a> {
     }
 
     /// A scope with `layer` above this one's layers.
-    pub fn with(&self, layer: &'a Map) -> Scope<'a> {
-        let mut layers = self.layers.clone();
+    pub fn with<'b>(&self, layer: &'b Map) -> Scope<'b>
+    where
+        'a: 'b,
+    {
+        let mut layers: Vec<&'b Map> = self.layers.clone();
         layers.push(layer);
         Scope { layers }
     }
@@ -64,8 +67,12 @@ pub fn condition(cond: &Value, scope: &Scope) -> Result<bool, String> {
     let text = py_str(map.get("expr").unwrap_or(&Value::Null));
     let text = text.trim_matches(py_isspace);
     let node = map.get("ir").unwrap_or(&Value::Null);
-    condition_value(text, node, scope)
-        .map_err(|e| format!("The conditional check '{}' failed. The error was: {}", text, e))
+    condition_value(text, node, scope).map_err(|e| {
+        format!(
+            "The conditional check '{}' failed. The error was: {}",
+            text, e
+        )
+    })
 }
 
 fn condition_value(text: &str, node: &Value, scope: &Scope) -> Eval<bool> {
@@ -82,7 +89,9 @@ fn condition_value(text: &str, node: &Value, scope: &Scope) -> Eval<bool> {
 /// (a name, a number, a quoted string) are evaluated here; others fail with a clear message.
 fn string_condition(value: &str, scope: &Scope) -> Eval<bool> {
     let low = value.trim_matches(py_isspace).to_lowercase();
-    let words = ["true", "false", "yes", "no", "on", "off", "1", "0", "y", "n", ""];
+    let words = [
+        "true", "false", "yes", "no", "on", "off", "1", "0", "y", "n", "",
+    ];
     if words.contains(&low.as_str()) {
         return Ok(to_bool(&Value::Str(low)));
     }
@@ -98,8 +107,9 @@ fn string_condition(value: &str, scope: &Scope) -> Eval<bool> {
         return Ok(truthy(&number));
     }
     let quoted = text.len() >= 2
-        && (text.starts_with('\'') && text.ends_with('\'') || text.starts_with('"') && text.ends_with('"'));
-    if quoted && !text[1..text.len() - 1].contains(|c| c == '\'' || c == '"' || c == '\\') {
+        && (text.starts_with('\'') && text.ends_with('\'')
+            || text.starts_with('"') && text.ends_with('"'));
+    if quoted && !text[1..text.len() - 1].contains(&['\'', '"', '\\'][..]) {
         return Ok(text.len() > 2);
     }
     Err(format!(
@@ -217,7 +227,10 @@ fn malformed(node: &Value) -> String {
 
 /// Python's "X not supported" for what `expr.py` leaves to Jinja2 and the runner cannot do.
 fn unsupported(what: String) -> String {
-    format!("{} needs Jinja2, which the native runner does not have; hint: use --format pyz", what)
+    format!(
+        "{} needs Jinja2, which the native runner does not have; hint: use --format pyz",
+        what
+    )
 }
 
 // ------------------------------------------------------------------------------------- lookup
@@ -227,26 +240,91 @@ fn unsupported(what: String) -> String {
 fn python_attributes(value: &Value) -> &'static [&'static str] {
     match value {
         Value::Str(_) => &[
-            "capitalize", "casefold", "center", "count", "encode", "endswith", "expandtabs",
-            "find", "format", "format_map", "index", "isalnum", "isalpha", "isascii",
-            "isdecimal", "isdigit", "isidentifier", "islower", "isnumeric", "isprintable",
-            "isspace", "istitle", "isupper", "join", "ljust", "lower", "lstrip", "maketrans",
-            "partition", "removeprefix", "removesuffix", "replace", "rfind", "rindex", "rjust",
-            "rpartition", "rsplit", "rstrip", "split", "splitlines", "startswith", "strip",
-            "swapcase", "title", "translate", "upper", "zfill",
+            "capitalize",
+            "casefold",
+            "center",
+            "count",
+            "encode",
+            "endswith",
+            "expandtabs",
+            "find",
+            "format",
+            "format_map",
+            "index",
+            "isalnum",
+            "isalpha",
+            "isascii",
+            "isdecimal",
+            "isdigit",
+            "isidentifier",
+            "islower",
+            "isnumeric",
+            "isprintable",
+            "isspace",
+            "istitle",
+            "isupper",
+            "join",
+            "ljust",
+            "lower",
+            "lstrip",
+            "maketrans",
+            "partition",
+            "removeprefix",
+            "removesuffix",
+            "replace",
+            "rfind",
+            "rindex",
+            "rjust",
+            "rpartition",
+            "rsplit",
+            "rstrip",
+            "split",
+            "splitlines",
+            "startswith",
+            "strip",
+            "swapcase",
+            "title",
+            "translate",
+            "upper",
+            "zfill",
         ],
         Value::Int(_) | Value::Bool(_) => &[
-            "as_integer_ratio", "bit_count", "bit_length", "conjugate", "denominator",
-            "from_bytes", "imag", "numerator", "real", "to_bytes",
+            "as_integer_ratio",
+            "bit_count",
+            "bit_length",
+            "conjugate",
+            "denominator",
+            "from_bytes",
+            "imag",
+            "numerator",
+            "real",
+            "to_bytes",
         ],
-        Value::Float(_) => &["as_integer_ratio", "conjugate", "fromhex", "hex", "imag", "is_integer", "real"],
+        Value::Float(_) => &[
+            "as_integer_ratio",
+            "conjugate",
+            "fromhex",
+            "hex",
+            "imag",
+            "is_integer",
+            "real",
+        ],
         Value::List(_) => &[
             "append", "clear", "copy", "count", "extend", "index", "insert", "pop", "remove",
             "reverse", "sort",
         ],
         Value::Dict(_) => &[
-            "clear", "copy", "fromkeys", "get", "items", "keys", "pop", "popitem", "setdefault",
-            "update", "values",
+            "clear",
+            "copy",
+            "fromkeys",
+            "get",
+            "items",
+            "keys",
+            "pop",
+            "popitem",
+            "setdefault",
+            "update",
+            "values",
         ],
         Value::Null => &[],
     }
@@ -267,9 +345,17 @@ fn get_attr(obj: Val, name: &str) -> Eval<Val> {
         }
     }
     if has_python_attribute(&obj, name) {
-        return Err(unsupported(format!("'{}' of a {} object", name, type_name(&obj))));
+        return Err(unsupported(format!(
+            "'{}' of a {} object",
+            name,
+            type_name(&obj)
+        )));
     }
-    Ok(Val::Undef(format!("'{} object' has no attribute '{}'", type_name(&obj), name)))
+    Ok(Val::Undef(format!(
+        "'{} object' has no attribute '{}'",
+        type_name(&obj),
+        name
+    )))
 }
 
 fn get_item(obj: Val, key: Value) -> Eval<Val> {
@@ -291,7 +377,11 @@ fn get_item(obj: Val, key: Value) -> Eval<Val> {
     match (found, &key) {
         (Some(v), _) => Ok(Val::Def(v)),
         (None, Value::Str(k)) => get_attr(obj, k),
-        (None, _) => Ok(Val::Undef(format!("'{} object' has no element {}", type_name(value), py_repr(&key)))),
+        (None, _) => Ok(Val::Undef(format!(
+            "'{} object' has no element {}",
+            type_name(value),
+            py_repr(&key)
+        ))),
     }
 }
 
@@ -313,7 +403,7 @@ fn index(len: usize, key: &Value) -> Option<usize> {
 // ---------------------------------------------------------------------------- Python values
 
 /// Python's `type(value).__name__`.
-pub fn type_name(value: &Value) -> &'static str {
+fn type_name(value: &Value) -> &'static str {
     match value {
         Value::Null => "NoneType",
         Value::Bool(_) => "bool",
@@ -339,7 +429,7 @@ pub fn truthy(value: &Value) -> bool {
 }
 
 /// Ansible's `bool` filter (`filters.to_bool`).
-pub fn to_bool(value: &Value) -> bool {
+fn to_bool(value: &Value) -> bool {
     match value {
         Value::Bool(b) => *b,
         Value::Null => false,
@@ -389,14 +479,21 @@ pub fn py_repr(value: &Value) -> String {
             format!("[{}]", parts.join(", "))
         }
         Value::Dict(map) => {
-            let parts: Vec<String> = map.iter().map(|(k, v)| format!("{}: {}", str_repr(k), py_repr(v))).collect();
+            let parts: Vec<String> = map
+                .iter()
+                .map(|(k, v)| format!("{}: {}", str_repr(k), py_repr(v)))
+                .collect();
             format!("{{{}}}", parts.join(", "))
         }
     }
 }
 
 fn str_repr(s: &str) -> String {
-    let quote = if s.contains('\'') && !s.contains('"') { '"' } else { '\'' };
+    let quote = if s.contains('\'') && !s.contains('"') {
+        '"'
+    } else {
+        '\''
+    };
     let mut out = String::new();
     out.push(quote);
     for c in s.chars() {
@@ -453,23 +550,27 @@ fn int_float_cmp(i: i64, f: f64) -> Option<Ordering> {
 }
 
 /// Python's `a == b`.
-pub fn py_eq(a: &Value, b: &Value) -> bool {
+fn py_eq(a: &Value, b: &Value) -> bool {
     if let (Some(x), Some(y)) = (as_num(a), as_num(b)) {
         return num_cmp(x, y) == Some(Ordering::Equal);
     }
     match (a, b) {
         (Value::Null, Value::Null) => true,
         (Value::Str(x), Value::Str(y)) => x == y,
-        (Value::List(x), Value::List(y)) => x.len() == y.len() && x.iter().zip(y).all(|(p, q)| py_eq(p, q)),
+        (Value::List(x), Value::List(y)) => {
+            x.len() == y.len() && x.iter().zip(y).all(|(p, q)| py_eq(p, q))
+        }
         (Value::Dict(x), Value::Dict(y)) => {
-            x.len() == y.len() && x.iter().all(|(k, v)| y.get(k).map_or(false, |w| py_eq(v, w)))
+            x.len() == y.len()
+                && x.iter()
+                    .all(|(k, v)| y.get(k).map_or(false, |w| py_eq(v, w)))
         }
         _ => false,
     }
 }
 
 /// Python's comparison `a <op> b` for `== != < <= > >=`.
-pub fn compare(op: &str, a: &Value, b: &Value) -> Eval<bool> {
+fn compare(op: &str, a: &Value, b: &Value) -> Eval<bool> {
     match op {
         "==" => return Ok(py_eq(a, b)),
         "!=" => return Ok(!py_eq(a, b)),
@@ -510,19 +611,27 @@ fn holds(op: &str, ordering: Option<Ordering>) -> bool {
 }
 
 /// Python's `item in seq`.
-pub fn contains(seq: &Value, item: &Value) -> Eval<bool> {
+fn contains(seq: &Value, item: &Value) -> Eval<bool> {
     match seq {
         Value::Str(s) => match item {
             Value::Str(needle) => Ok(s.contains(needle.as_str())),
-            other => Err(format!("'in <string>' requires string as left operand, not {}", type_name(other))),
+            other => Err(format!(
+                "'in <string>' requires string as left operand, not {}",
+                type_name(other)
+            )),
         },
         Value::List(items) => Ok(items.iter().any(|x| py_eq(x, item))),
         Value::Dict(map) => match item {
             Value::Str(key) => Ok(map.contains_key(key)),
-            Value::List(_) | Value::Dict(_) => Err(format!("unhashable type: '{}'", type_name(item))),
+            Value::List(_) | Value::Dict(_) => {
+                Err(format!("unhashable type: '{}'", type_name(item)))
+            }
             _ => Ok(false),
         },
-        other => Err(format!("argument of type '{}' is not iterable", type_name(other))),
+        other => Err(format!(
+            "argument of type '{}' is not iterable",
+            type_name(other)
+        )),
     }
 }
 
@@ -532,7 +641,10 @@ fn py_len(value: &Value) -> Eval<i64> {
         Value::Str(s) => Ok(s.chars().count() as i64),
         Value::List(items) => Ok(items.len() as i64),
         Value::Dict(map) => Ok(map.len() as i64),
-        other => Err(format!("object of type '{}' has no len()", type_name(other))),
+        other => Err(format!(
+            "object of type '{}' has no len()",
+            type_name(other)
+        )),
     }
 }
 
@@ -562,7 +674,11 @@ impl Call {
         for (key, node) in kwargs.iter() {
             values.insert(key, eval_use(node, scope)?);
         }
-        Ok(Call { name: name.to_string(), args: args?, kwargs: values })
+        Ok(Call {
+            name: name.to_string(),
+            args: args?,
+            kwargs: values,
+        })
     }
 
     /// The parameters after the value, bound like a Python call (`None` = default).
@@ -580,12 +696,17 @@ impl Call {
             *slot = Some(value.clone());
         }
         for (key, value) in self.kwargs.iter() {
-            let i = params
-                .iter()
-                .position(|p| p == key)
-                .ok_or_else(|| format!("{}() got an unexpected keyword argument '{}'", self.name, key))?;
+            let i = params.iter().position(|p| p == key).ok_or_else(|| {
+                format!(
+                    "{}() got an unexpected keyword argument '{}'",
+                    self.name, key
+                )
+            })?;
             if out[i].is_some() {
-                return Err(format!("{}() got multiple values for argument '{}'", self.name, key));
+                return Err(format!(
+                    "{}() got multiple values for argument '{}'",
+                    self.name, key
+                ));
             }
             out[i] = Some(value.clone());
         }
@@ -599,7 +720,7 @@ fn filter(name: &str, value: Val, call: &Call) -> Eval<Val> {
         let boolean = p[1].as_ref().map_or(false, truthy);
         let fallback = p[0].clone().unwrap_or_else(|| Value::Str(String::new()));
         return Ok(match value {
-            Val::Def(v) if !(boolean && !truthy(&v)) => Val::Def(v),
+            Val::Def(v) if !boolean || truthy(&v) => Val::Def(v),
             _ => Val::Def(fallback),
         });
     }
@@ -616,7 +737,9 @@ fn filter(name: &str, value: Val, call: &Call) -> Eval<Val> {
         }
         "float" => {
             let p = call.bind(&["default"])?;
-            to_float(&value).map(Value::Float).unwrap_or_else(|| p[0].clone().unwrap_or(Value::Float(0.0)))
+            to_float(&value)
+                .map(Value::Float)
+                .unwrap_or_else(|| p[0].clone().unwrap_or(Value::Float(0.0)))
         }
         "length" | "count" => {
             call.bind(&[])?;
@@ -638,7 +761,11 @@ fn filter(name: &str, value: Val, call: &Call) -> Eval<Val> {
         "first" | "last" => {
             call.bind(&[])?;
             let items = py_iter(&value)?;
-            let picked = if name == "first" { items.first() } else { items.last() };
+            let picked = if name == "first" {
+                items.first()
+            } else {
+                items.last()
+            };
             return Ok(match picked {
                 Some(v) => Val::Def(v.clone()),
                 None => Val::Undef(format!("No {} item, sequence was empty.", name)),
@@ -653,7 +780,12 @@ fn trim(text: &str, chars: Option<&Value>) -> Eval<String> {
     Ok(match chars {
         None | Some(Value::Null) => text.trim_matches(py_isspace).to_string(),
         Some(Value::Str(set)) => text.trim_matches(|c| set.contains(c)).to_string(),
-        Some(other) => return Err(format!("strip arg must be None or str, not {}", type_name(other))),
+        Some(other) => {
+            return Err(format!(
+                "strip arg must be None or str, not {}",
+                type_name(other)
+            ))
+        }
     })
 }
 
@@ -690,10 +822,13 @@ fn float_to_int(f: f64) -> Eval<Option<Value>> {
         return Err("cannot convert float infinity to integer".to_string());
     }
     let t = f.trunc();
-    if t >= -9.223_372_036_854_775_808e18 && t < 9.223_372_036_854_775_808e18 {
+    if (-9.223_372_036_854_776e18..9.223_372_036_854_776e18).contains(&t) {
         Ok(Some(Value::Int(t as i64)))
     } else {
-        Err(format!("the integer {} is out of the native runner's range", py_float_repr(t)))
+        Err(format!(
+            "the integer {} is out of the native runner's range",
+            py_float_repr(t)
+        ))
     }
 }
 
@@ -722,8 +857,16 @@ fn parse_int(text: &str, base: u32) -> Option<i64> {
         (base, s)
     };
     // after a prefix, Python allows one underscore before the first digit
-    let digits = if digits.len() < s.len() { digits.strip_prefix('_').unwrap_or(digits) } else { digits };
-    if digits.is_empty() || digits.starts_with('_') || digits.ends_with('_') || digits.contains("__") {
+    let digits = if digits.len() < s.len() {
+        digits.strip_prefix('_').unwrap_or(digits)
+    } else {
+        digits
+    };
+    if digits.is_empty()
+        || digits.starts_with('_')
+        || digits.ends_with('_')
+        || digits.contains("__")
+    {
         return None;
     }
     let mut out: i64 = 0;
@@ -747,7 +890,7 @@ fn to_float(value: &Value) -> Option<f64> {
 
 fn parse_float(text: &str) -> Option<f64> {
     let s = text.trim_matches(py_isspace);
-    let word = s.trim_start_matches(|c| c == '+' || c == '-').to_ascii_lowercase();
+    let word = s.trim_start_matches(&['+', '-'][..]).to_ascii_lowercase();
     if ["inf", "infinity", "nan"].contains(&word.as_str()) {
         return s.to_ascii_lowercase().parse().ok();
     }
@@ -755,14 +898,19 @@ fn parse_float(text: &str) -> Option<f64> {
     let bytes = s.as_bytes();
     for (i, b) in bytes.iter().enumerate() {
         if *b == b'_' {
-            let ok = i > 0 && bytes[i - 1].is_ascii_digit() && bytes.get(i + 1).map_or(false, u8::is_ascii_digit);
+            let ok = i > 0
+                && bytes[i - 1].is_ascii_digit()
+                && bytes.get(i + 1).map_or(false, u8::is_ascii_digit);
             if !ok {
                 return None;
             }
         }
     }
     let cleaned: String = s.chars().filter(|c| *c != '_').collect();
-    if !cleaned.bytes().all(|b| b.is_ascii_digit() || b"+-.eE".contains(&b)) {
+    if !cleaned
+        .bytes()
+        .all(|b| b.is_ascii_digit() || b"+-.eE".contains(&b))
+    {
         return None;
     }
     cleaned.parse().ok()
@@ -812,7 +960,11 @@ fn test(name: &str, value: Value, call: &Call) -> Eval<bool> {
         "truthy" | "falsy" => {
             let p = call.bind(&["convert_bool"])?;
             let convert = p[0].as_ref().map_or(false, truthy);
-            let t = if convert { to_bool(&value) } else { truthy(&value) };
+            let t = if convert {
+                to_bool(&value)
+            } else {
+                truthy(&value)
+            };
             Ok(t == (name == "truthy"))
         }
         _ => Err(unsupported(format!("the test '{}'", name))),
@@ -820,13 +972,19 @@ fn test(name: &str, value: Value, call: &Call) -> Eval<bool> {
 }
 
 fn missing(name: &str, param: &str) -> String {
-    format!("{}() missing 1 required positional argument: '{}'", name, param)
+    format!(
+        "{}() missing 1 required positional argument: '{}'",
+        name, param
+    )
 }
 
 fn result_dict<'v>(value: &'v Value, name: &str) -> Eval<&'v Map> {
-    value
-        .as_dict()
-        .ok_or_else(|| format!("The '{}' test expects a dictionary (a registered result)", name))
+    value.as_dict().ok_or_else(|| {
+        format!(
+            "The '{}' test expects a dictionary (a registered result)",
+            name
+        )
+    })
 }
 
 /// `filters.changed`: the result's `changed`, else whether any loop item changed.
@@ -836,7 +994,10 @@ fn changed(result: &Map) -> bool {
     }
     let items = result.get("results").and_then(Value::as_list);
     items.map_or(false, |items| {
-        items.iter().filter_map(Value::as_dict).any(|r| r.get("changed").map_or(false, to_bool))
+        items
+            .iter()
+            .filter_map(Value::as_dict)
+            .any(|r| r.get("changed").map_or(false, to_bool))
     })
 }
 
@@ -863,17 +1024,34 @@ mod tests {
 
     fn cond(expr: &str, ir: &str) -> Result<bool, String> {
         let map = vars();
-        let c = parse(&format!(r#"{{"expr": {}, "ir": {}}}"#, crate::json::to_string(&Value::from(expr)), ir)).unwrap();
+        let c = parse(&format!(
+            r#"{{"expr": {}, "ir": {}}}"#,
+            crate::json::to_string(&Value::from(expr)),
+            ir
+        ))
+        .unwrap();
         condition(&c, &Scope::new(vec![&map]))
     }
 
     #[test]
     fn names_attributes_and_items() {
         assert_eq!(run(r#"["attr", ["name", "r"], "rc"]"#), Ok(Value::Int(0)));
-        assert_eq!(run(r#"["item", ["name", "r"], ["lit", "rc"]]"#), Ok(Value::Int(0)));
-        assert_eq!(run(r#"["item", ["attr", ["name", "r"], "stdout_lines"], ["lit", -1]]"#), Ok(Value::from("world")));
-        assert_eq!(run(r#"["name", "nope"]"#), Err("'nope' is undefined".to_string()));
-        assert_eq!(run(r#"["attr", ["name", "r"], "y"]"#), Err("'dict object' has no attribute 'y'".to_string()));
+        assert_eq!(
+            run(r#"["item", ["name", "r"], ["lit", "rc"]]"#),
+            Ok(Value::Int(0))
+        );
+        assert_eq!(
+            run(r#"["item", ["attr", ["name", "r"], "stdout_lines"], ["lit", -1]]"#),
+            Ok(Value::from("world"))
+        );
+        assert_eq!(
+            run(r#"["name", "nope"]"#),
+            Err("'nope' is undefined".to_string())
+        );
+        assert_eq!(
+            run(r#"["attr", ["name", "r"], "y"]"#),
+            Err("'dict object' has no attribute 'y'".to_string())
+        );
         assert_eq!(
             run(r#"["attr", ["attr", ["name", "nope"], "a"], "b"]"#),
             Err("'nope' is undefined".to_string())
@@ -882,11 +1060,22 @@ mod tests {
             run(r#"["item", ["attr", ["name", "r"], "stdout_lines"], ["lit", 5]]"#),
             Err("'list object' has no element 5".to_string())
         );
-        assert_eq!(run(r#"["attr", ["lit", 3], "x"]"#), Err("'int object' has no attribute 'x'".to_string()));
-        assert!(run(r#"["attr", ["name", "r"], "items"]"#).unwrap_err().contains("needs Jinja2"));
+        assert_eq!(
+            run(r#"["attr", ["lit", 3], "x"]"#),
+            Err("'int object' has no attribute 'x'".to_string())
+        );
+        assert!(run(r#"["attr", ["name", "r"], "items"]"#)
+            .unwrap_err()
+            .contains("needs Jinja2"));
         // a key named like a dict method is found first
-        assert_eq!(run(r#"["attr", ["name", "n"], "items"]"#), Ok(parse("[1, 2, 3]").unwrap()));
-        assert_eq!(run(r#"["item", ["lit", "abc"], ["lit", 1]]"#), Ok(Value::from("b")));
+        assert_eq!(
+            run(r#"["attr", ["name", "n"], "items"]"#),
+            Ok(parse("[1, 2, 3]").unwrap())
+        );
+        assert_eq!(
+            run(r#"["item", ["lit", "abc"], ["lit", 1]]"#),
+            Ok(Value::from("b"))
+        );
     }
 
     #[test]
@@ -895,7 +1084,10 @@ mod tests {
         assert_eq!(compare("==", &Value::Int(1), &Value::Float(1.0)), Ok(true));
         assert_eq!(compare("==", &Value::from("1"), &Value::Int(1)), Ok(false));
         assert_eq!(compare("<", &Value::Int(1), &Value::Float(1.5)), Ok(true));
-        assert_eq!(compare(">=", &Value::from("b"), &Value::from("a")), Ok(true));
+        assert_eq!(
+            compare(">=", &Value::from("b"), &Value::from("a")),
+            Ok(true)
+        );
         let a = parse("[1, 2]").unwrap();
         let b = parse("[1, 2, 0]").unwrap();
         assert_eq!(compare("<", &a, &b), Ok(true));
@@ -907,87 +1099,202 @@ mod tests {
             compare(">", &parse("[1]").unwrap(), &parse("[\"a\"]").unwrap()),
             Err("'>' not supported between instances of 'int' and 'str'".to_string())
         );
-        assert_eq!(compare("==", &parse(r#"{"a": 1, "b": 2}"#).unwrap(), &parse(r#"{"b": 2, "a": true}"#).unwrap()), Ok(true));
-        assert_eq!(compare("<", &Value::Int(9007199254740993), &Value::Float(9007199254740992.0)), Ok(false));
+        assert_eq!(
+            compare(
+                "==",
+                &parse(r#"{"a": 1, "b": 2}"#).unwrap(),
+                &parse(r#"{"b": 2, "a": true}"#).unwrap()
+            ),
+            Ok(true)
+        );
+        assert_eq!(
+            compare(
+                "<",
+                &Value::Int(9007199254740993),
+                &Value::Float(9007199254740992.0)
+            ),
+            Ok(false)
+        );
     }
 
     #[test]
     fn membership() {
-        assert_eq!(contains(&Value::from("hello"), &Value::from("ell")), Ok(true));
-        assert_eq!(contains(&parse("[0, 1]").unwrap(), &Value::Bool(true)), Ok(true));
-        assert_eq!(contains(&parse(r#"{"a": 1}"#).unwrap(), &Value::from("a")), Ok(true));
+        assert_eq!(
+            contains(&Value::from("hello"), &Value::from("ell")),
+            Ok(true)
+        );
+        assert_eq!(
+            contains(&parse("[0, 1]").unwrap(), &Value::Bool(true)),
+            Ok(true)
+        );
+        assert_eq!(
+            contains(&parse(r#"{"a": 1}"#).unwrap(), &Value::from("a")),
+            Ok(true)
+        );
         assert_eq!(
             contains(&Value::from("x"), &Value::Int(1)),
             Err("'in <string>' requires string as left operand, not int".to_string())
         );
-        assert_eq!(contains(&Value::Int(3), &Value::Int(1)), Err("argument of type 'int' is not iterable".to_string()));
+        assert_eq!(
+            contains(&Value::Int(3), &Value::Int(1)),
+            Err("argument of type 'int' is not iterable".to_string())
+        );
     }
 
     #[test]
     fn boolean_operators_return_operands() {
-        assert_eq!(run(r#"["or", ["lit", ""], ["lit", "x"]]"#), Ok(Value::from("x")));
-        assert_eq!(run(r#"["and", ["lit", 0], ["name", "nope"]]"#), Ok(Value::Int(0)));
-        assert_eq!(run(r#"["and", ["lit", 1], ["name", "nope"]]"#), Err("'nope' is undefined".to_string()));
+        assert_eq!(
+            run(r#"["or", ["lit", ""], ["lit", "x"]]"#),
+            Ok(Value::from("x"))
+        );
+        assert_eq!(
+            run(r#"["and", ["lit", 0], ["name", "nope"]]"#),
+            Ok(Value::Int(0))
+        );
+        assert_eq!(
+            run(r#"["and", ["lit", 1], ["name", "nope"]]"#),
+            Err("'nope' is undefined".to_string())
+        );
         assert_eq!(run(r#"["not", ["lit", []]]"#), Ok(Value::Bool(true)));
     }
 
     #[test]
     fn filters() {
-        assert_eq!(run(r#"["filter", "int", ["attr", ["name", "n"], "num"], [], {}]"#), Ok(Value::Int(4)));
-        assert_eq!(run(r#"["filter", "int", ["lit", "4.7"], [], {}]"#), Ok(Value::Int(4)));
-        assert_eq!(run(r#"["filter", "int", ["lit", "x"], [7], {}]"#), Ok(Value::Int(7)));
-        assert_eq!(run(r#"["filter", "int", ["lit", "ff"], [], {"base": ["lit", 16]}]"#), Ok(Value::Int(255)));
-        assert_eq!(run(r#"["filter", "int", ["lit", " 1_000 "], [], {}]"#), Ok(Value::Int(1000)));
-        assert_eq!(run(r#"["filter", "float", ["lit", "1e3"], [], {}]"#), Ok(Value::Float(1000.0)));
-        assert_eq!(run(r#"["filter", "float", ["lit", null], [], {}]"#), Ok(Value::Float(0.0)));
-        assert_eq!(run(r#"["filter", "bool", ["lit", " Yes "], [], {}]"#), Ok(Value::Bool(true)));
-        assert_eq!(run(r#"["filter", "bool", ["lit", 2], [], {}]"#), Ok(Value::Bool(false)));
-        assert_eq!(run(r#"["filter", "length", ["lit", "héllo"], [], {}]"#), Ok(Value::Int(5)));
+        assert_eq!(
+            run(r#"["filter", "int", ["attr", ["name", "n"], "num"], [], {}]"#),
+            Ok(Value::Int(4))
+        );
+        assert_eq!(
+            run(r#"["filter", "int", ["lit", "4.7"], [], {}]"#),
+            Ok(Value::Int(4))
+        );
+        assert_eq!(
+            run(r#"["filter", "int", ["lit", "x"], [["lit", 7]], {}]"#),
+            Ok(Value::Int(7))
+        );
+        assert_eq!(
+            run(r#"["filter", "int", ["lit", "ff"], [], {"base": ["lit", 16]}]"#),
+            Ok(Value::Int(255))
+        );
+        assert_eq!(
+            run(r#"["filter", "int", ["lit", " 1_000 "], [], {}]"#),
+            Ok(Value::Int(1000))
+        );
+        assert_eq!(
+            run(r#"["filter", "float", ["lit", "1e3"], [], {}]"#),
+            Ok(Value::Float(1000.0))
+        );
+        assert_eq!(
+            run(r#"["filter", "float", ["lit", null], [], {}]"#),
+            Ok(Value::Float(0.0))
+        );
+        assert_eq!(
+            run(r#"["filter", "bool", ["lit", " Yes "], [], {}]"#),
+            Ok(Value::Bool(true))
+        );
+        assert_eq!(
+            run(r#"["filter", "bool", ["lit", 2], [], {}]"#),
+            Ok(Value::Bool(false))
+        );
+        assert_eq!(
+            run(r#"["filter", "length", ["lit", "héllo"], [], {}]"#),
+            Ok(Value::Int(5))
+        );
         assert_eq!(
             run(r#"["filter", "length", ["lit", 3], [], {}]"#),
             Err("object of type 'int' has no len()".to_string())
         );
-        assert_eq!(run(r#"["filter", "lower", ["lit", true], [], {}]"#), Ok(Value::from("true")));
-        assert_eq!(run(r#"["filter", "string", ["lit", [1, "a"]], [], {}]"#), Ok(Value::from("[1, 'a']")));
-        assert_eq!(run(r#"["filter", "trim", ["lit", " x\n"], [], {}]"#), Ok(Value::from("x")));
-        assert_eq!(run(r#"["filter", "first", ["lit", {"k": 1}], [], {}]"#), Ok(Value::from("k")));
+        assert_eq!(
+            run(r#"["filter", "lower", ["lit", true], [], {}]"#),
+            Ok(Value::from("true"))
+        );
+        assert_eq!(
+            run(r#"["filter", "string", ["lit", [1, "a"]], [], {}]"#),
+            Ok(Value::from("[1, 'a']"))
+        );
+        assert_eq!(
+            run(r#"["filter", "trim", ["lit", " x\n"], [], {}]"#),
+            Ok(Value::from("x"))
+        );
+        assert_eq!(
+            run(r#"["filter", "first", ["lit", {"k": 1}], [], {}]"#),
+            Ok(Value::from("k"))
+        );
         assert_eq!(
             run(r#"["filter", "last", ["lit", []], [], {}]"#),
             Err("No last item, sequence was empty.".to_string())
         );
-        assert_eq!(run(r#"["filter", "default", ["name", "nope"], [["lit", 5]], {}]"#), Ok(Value::Int(5)));
-        assert_eq!(run(r#"["filter", "d", ["lit", ""], [["lit", 5], ["lit", true]], {}]"#), Ok(Value::Int(5)));
-        assert_eq!(run(r#"["filter", "d", ["lit", ""], [["lit", 5]], {}]"#), Ok(Value::from("")));
-        assert!(run(r#"["filter", "regex_replace", ["lit", ""], [], {}]"#).unwrap_err().contains("needs Jinja2"));
+        assert_eq!(
+            run(r#"["filter", "default", ["name", "nope"], [["lit", 5]], {}]"#),
+            Ok(Value::Int(5))
+        );
+        assert_eq!(
+            run(r#"["filter", "d", ["lit", ""], [["lit", 5], ["lit", true]], {}]"#),
+            Ok(Value::Int(5))
+        );
+        assert_eq!(
+            run(r#"["filter", "d", ["lit", ""], [["lit", 5]], {}]"#),
+            Ok(Value::from(""))
+        );
+        assert!(run(r#"["filter", "regex_replace", ["lit", ""], [], {}]"#)
+            .unwrap_err()
+            .contains("needs Jinja2"));
     }
 
     #[test]
     fn tests() {
         let t = |name: &str, v: &str| run(&format!(r#"["test", "{}", {}, [], {{}}]"#, name, v));
         assert_eq!(t("defined", r#"["name", "nope"]"#), Ok(Value::Bool(false)));
-        assert_eq!(t("undefined", r#"["attr", ["name", "r"], "zz"]"#), Ok(Value::Bool(true)));
+        assert_eq!(
+            t("undefined", r#"["attr", ["name", "r"], "zz"]"#),
+            Ok(Value::Bool(true))
+        );
         assert_eq!(t("changed", r#"["name", "r"]"#), Ok(Value::Bool(true)));
         assert_eq!(t("changed", r#"["name", "l"]"#), Ok(Value::Bool(true)));
         assert_eq!(t("succeeded", r#"["name", "r"]"#), Ok(Value::Bool(true)));
         assert_eq!(t("skipped", r#"["name", "r"]"#), Ok(Value::Bool(false)));
         assert_eq!(t("finished", r#"["name", "r"]"#), Ok(Value::Bool(true)));
         assert_eq!(t("number", r#"["lit", true]"#), Ok(Value::Bool(false)));
-        assert_eq!(t("none", r#"["attr", ["name", "n"], "x"]"#), Ok(Value::Bool(true)));
+        assert_eq!(
+            t("none", r#"["attr", ["name", "n"], "x"]"#),
+            Ok(Value::Bool(true))
+        );
         assert_eq!(
             t("failure", r#"["lit", 1]"#),
             Err("The 'failed' test expects a dictionary (a registered result)".to_string())
         );
-        assert_eq!(t("changed", r#"["name", "nope"]"#), Err("'nope' is undefined".to_string()));
-        assert_eq!(run(r#"["test", "in", ["lit", 2], [["lit", [1, 2]]], {}]"#), Ok(Value::Bool(true)));
-        assert_eq!(run(r#"["test", "truthy", ["lit", "no"], [], {"convert_bool": ["lit", true]}]"#), Ok(Value::Bool(false)));
+        assert_eq!(
+            t("changed", r#"["name", "nope"]"#),
+            Err("'nope' is undefined".to_string())
+        );
+        assert_eq!(
+            run(r#"["test", "in", ["lit", 2], [["lit", [1, 2]]], {}]"#),
+            Ok(Value::Bool(true))
+        );
+        assert_eq!(
+            run(r#"["test", "truthy", ["lit", "no"], [], {"convert_bool": ["lit", true]}]"#),
+            Ok(Value::Bool(false))
+        );
     }
 
     #[test]
     fn conditions() {
-        assert_eq!(cond("r.rc == 0", r#"["cmp", "==", ["attr", ["name", "r"], "rc"], ["lit", 0]]"#), Ok(true));
         assert_eq!(
-            cond(" nope == 1 ", r#"["cmp", "==", ["name", "nope"], ["lit", 1]]"#),
-            Err("The conditional check 'nope == 1' failed. The error was: 'nope' is undefined".to_string())
+            cond(
+                "r.rc == 0",
+                r#"["cmp", "==", ["attr", ["name", "r"], "rc"], ["lit", 0]]"#
+            ),
+            Ok(true)
+        );
+        assert_eq!(
+            cond(
+                " nope == 1 ",
+                r#"["cmp", "==", ["name", "nope"], ["lit", 1]]"#
+            ),
+            Err(
+                "The conditional check 'nope == 1' failed. The error was: 'nope' is undefined"
+                    .to_string()
+            )
         );
         assert_eq!(cond("flag", r#"["lit", "no"]"#), Ok(false));
         assert_eq!(cond("flag", r#"["lit", "r"]"#), Ok(true));

@@ -283,6 +283,79 @@ pub fn float_repr(f: f64) -> String {
 }
 
 // ---------------------------------------------------------------------------------------------
+// Python's str() and repr() of a value, for messages that quote one
+
+/// Python's `repr(value)` of the value `json.loads` would give: `None`, `True`, `'text'`, `{'k': 1}`.
+pub fn py_repr(value: &Value) -> String {
+    match value {
+        Value::Null => "None".to_string(),
+        Value::Bool(true) => "True".to_string(),
+        Value::Bool(false) => "False".to_string(),
+        Value::Int(i) => i.to_string(),
+        Value::Float(f) if f.is_nan() => "nan".to_string(),
+        Value::Float(f) if f.is_infinite() => if *f > 0.0 { "inf" } else { "-inf" }.to_string(),
+        Value::Float(f) => float_repr(*f),
+        Value::Str(s) => py_repr_str(s),
+        Value::List(items) => {
+            let inner: Vec<String> = items.iter().map(py_repr).collect();
+            format!("[{}]", inner.join(", "))
+        }
+        Value::Dict(map) => {
+            let inner: Vec<String> =
+                map.iter().map(|(k, v)| format!("{}: {}", py_repr_str(k), py_repr(v))).collect();
+            format!("{{{}}}", inner.join(", "))
+        }
+    }
+}
+
+/// Python's `str(value)`: a string as itself, anything else as its repr.
+pub fn py_str(value: &Value) -> String {
+    match value {
+        Value::Str(s) => s.clone(),
+        other => py_repr(other),
+    }
+}
+
+/// Python's `repr(str)`: single quotes unless the text has one and no double quote.
+pub fn py_repr_str(s: &str) -> String {
+    let quote = if s.contains('\'') && !s.contains('"') { '"' } else { '\'' };
+    let mut out = String::new();
+    out.push(quote);
+    for c in s.chars() {
+        match c {
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            c if c == quote => {
+                out.push('\\');
+                out.push(c);
+            }
+            c if !is_printable(c) => {
+                let code = c as u32;
+                let _ = match code {
+                    0..=0xff => write!(out, "\\x{:02x}", code),
+                    0x100..=0xffff => write!(out, "\\u{:04x}", code),
+                    _ => write!(out, "\\U{:08x}", code),
+                };
+            }
+            c => out.push(c),
+        }
+    }
+    out.push(quote);
+    out
+}
+
+/// An approximation of Python's `str.isprintable` for one character: controls, separators
+/// other than the space, format characters and private use are not printable.
+fn is_printable(c: char) -> bool {
+    let code = c as u32;
+    !matches!(code,
+        0..=0x1f | 0x7f..=0xa0 | 0xad | 0x1680 | 0x2000..=0x200f | 0x2028..=0x202f
+        | 0x205f..=0x206f | 0x3000 | 0xe000..=0xf8ff | 0xfeff | 0xfff9..=0xfffb)
+}
+
+// ---------------------------------------------------------------------------------------------
 // Parser
 
 /// Parse one JSON document; errors name the byte offset.
@@ -618,6 +691,15 @@ mod tests {
         assert!(!m.contains_key("x"));
         assert_eq!(m.len(), 1);
         assert_eq!(Value::from(m).get("y").and_then(Value::as_str), Some("s"));
+    }
+
+    #[test]
+    fn python_repr_and_str() {
+        let v = parse(r#"{"a": [null, true, 1.0, "it's", "x\"y'z", "t\tab\u0001é"]}"#).unwrap();
+        assert_eq!(py_repr(&v), r#"{'a': [None, True, 1.0, "it's", 'x"y\'z', 't\tab\x01é']}"#);
+        assert_eq!(py_str(&Value::from("plain")), "plain");
+        assert_eq!(py_str(&Value::Int(5)), "5");
+        assert_eq!(py_repr(&Value::Float(f64::INFINITY)), "inf");
     }
 
     #[test]

@@ -21,6 +21,17 @@ pub struct RunOptions {
     pub verbosity: i64,
 }
 
+/// Tag lists as the Python cli's `_csv`: every value split on commas, parts stripped, empties dropped.
+pub fn csv(values: &[String]) -> Vec<String> {
+    values
+        .iter()
+        .flat_map(|v| v.split(','))
+        .map(str::trim)
+        .filter(|t| !t.is_empty())
+        .map(str::to_string)
+        .collect()
+}
+
 /// A parsed native artifact: the whole JSON document.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Artifact {
@@ -185,6 +196,12 @@ mod tests {
         let err = Artifact::load(&dir.join("missing")).unwrap_err();
         assert!(err.ends_with("cannot read the artifact: No such file or directory"), "{}", err);
         std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn csv_splits_like_the_python_cli() {
+        let values = vec!["a, b".to_string(), "".to_string(), "c,,".to_string()];
+        assert_eq!(csv(&values), vec!["a", "b", "c"]);
     }
 
     #[test]

@@ -19,8 +19,11 @@ use crate::json::Value;
 
 /// How many node visits one search may make before it gives up.
 const STEP_BUDGET: u64 = 5_000_000;
-/// How deep a search may nest (repeats of complex bodies recurse once per iteration).
-const DEPTH_LIMIT: u32 = 4_000;
+/// How deep a search may nest on the caller's stack (repeats of complex bodies recurse once
+/// per iteration); a search that needs more is redone on a thread with a large stack.
+const SHALLOW_DEPTH: u32 = 200;
+const DEEP_DEPTH: u32 = 100_000;
+const DEEP_STACK: usize = 1 << 30;
 
 #[derive(Clone, Copy, Debug, PartialEq)]
 enum Category {
@@ -118,7 +121,20 @@ impl Regex {
     }
 
     fn search_units(&self, text: &[u32]) -> Result<Option<Match>, String> {
-        let mut st = State { text, bytes: self.bytes, groups: vec![None; self.groups], steps: 0, depth: 0, error: None };
+        match self.search_with(text, SHALLOW_DEPTH) {
+            Err(Failure::TooDeep) => std::thread::scope(|scope| {
+                let deep = std::thread::Builder::new().stack_size(DEEP_STACK).spawn_scoped(scope, || self.search_with(text, DEEP_DEPTH));
+                match deep.map(|handle| handle.join()) {
+                    Ok(Ok(outcome)) => outcome.map_err(Failure::message),
+                    _ => Err(Failure::TooDeep.message()),
+                }
+            }),
+            outcome => outcome.map_err(Failure::message),
+        }
+    }
+
+    fn search_with(&self, text: &[u32], depth_limit: u32) -> Result<Option<Match>, Failure> {
+        let mut st = State { text, bytes: self.bytes, groups: vec![None; self.groups], steps: 0, depth: 0, depth_limit, error: None };
         for start in 0..=text.len() {
             for slot in st.groups.iter_mut() {
                 *slot = None;
@@ -412,13 +428,30 @@ fn single(node: &Node, u: u32, bytes: bool) -> Option<bool> {
 
 // ----------------------------------------------------------------------------------- matching
 
+/// Why a search gave up.
+#[derive(Debug)]
+enum Failure {
+    Budget,
+    TooDeep,
+}
+
+impl Failure {
+    fn message(self) -> String {
+        match self {
+            Failure::Budget => "the regular expression needs too much backtracking for the native runner's matcher (catastrophic backtracking?)".to_string(),
+            Failure::TooDeep => "the regular expression nests too deeply on this text for the native runner's matcher".to_string(),
+        }
+    }
+}
+
 struct State<'t> {
     text: &'t [u32],
     bytes: bool,
     groups: Vec<Option<(usize, usize)>>,
     steps: u64,
     depth: u32,
-    error: Option<String>,
+    depth_limit: u32,
+    error: Option<Failure>,
 }
 
 impl<'t> State<'t> {
@@ -428,11 +461,12 @@ impl<'t> State<'t> {
             return false;
         }
         self.steps += 1;
-        if self.steps > STEP_BUDGET || self.depth > DEPTH_LIMIT {
-            self.error = Some("the regular expression needs too much backtracking for the native runner's matcher (catastrophic backtracking?)".to_string());
-            return false;
+        if self.steps > STEP_BUDGET {
+            self.error = Some(Failure::Budget);
+        } else if self.depth > self.depth_limit {
+            self.error = Some(Failure::TooDeep);
         }
-        true
+        self.error.is_none()
     }
 
     fn at(&self, code: At, pos: usize) -> bool {
@@ -543,7 +577,8 @@ fn repeat_single<'t>(one: &Node, min: usize, max: Option<usize>, lazy: bool, pos
 
 /// A repeat of a complex body, `count` iterations done; past the minimum, an iteration that
 /// matched nothing ends the repeat (as sre's MAX_UNTIL/MIN_UNTIL do), keeping its groups.
-#[allow(clippy::too_many_arguments)]
+// clippy sees `a || b` and `b || a` as the same block; for greedy vs lazy the order is the point
+#[allow(clippy::too_many_arguments, clippy::if_same_then_else)]
 fn repeat<'t>(body: &[Node], min: usize, max: Option<usize>, lazy: bool, count: usize, pos: usize, st: &mut State<'t>, k: &mut Cont<'_, 't>) -> bool {
     if !st.step() {
         return false;
@@ -553,7 +588,7 @@ fn repeat<'t>(body: &[Node], min: usize, max: Option<usize>, lazy: bool, count: 
     let found = if count < min {
         seq(body, pos, st, &mut |p, st: &mut State<'t>| repeat(body, min, max, lazy, count + 1, p, st, k))
     } else {
-        let mut again = |st: &mut State<'t>, k: &mut Cont<'_, 't>| {
+        let again = |st: &mut State<'t>, k: &mut Cont<'_, 't>| {
             more && seq(body, pos, st, &mut |p, st: &mut State<'t>| if p == pos { k(p, st) } else { repeat(body, min, max, lazy, count + 1, p, st, k) })
         };
         if lazy {
@@ -708,6 +743,15 @@ mod tests {
         let re = Regex::from_tree(&t).unwrap();
         let text = format!("{}c", "a".repeat(40));
         assert!(re.search(&text).unwrap_err().contains("backtracking"));
+    }
+
+    #[test]
+    fn long_repeats_of_groups_stay_within_the_depth_limit() {
+        // (?:ab)*c on a long line: deep recursion moves to a big stack; beyond it, a clear error
+        let t = tree(r#"[["MAX_REPEAT", [0, -1, [["LITERAL", 97], ["LITERAL", 98]]]], ["LITERAL", 99]]"#);
+        let re = Regex::from_tree(&t).unwrap();
+        assert_eq!(re.search(&format!("{}c", "ab".repeat(5000))).unwrap().map(|m| m.end), Some(10001));
+        assert!(re.search(&format!("{}c", "ab".repeat(150_000))).is_err());
     }
 
     #[test]

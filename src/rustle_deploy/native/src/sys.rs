@@ -45,7 +45,25 @@ struct Group {
     _rest: [usize; 4],
 }
 
+/// `struct tm`; the same leading fields on glibc, musl and macOS.
+#[repr(C)]
+struct Tm {
+    tm_sec: c_int,
+    tm_min: c_int,
+    tm_hour: c_int,
+    tm_mday: c_int,
+    tm_mon: c_int,
+    tm_year: c_int,
+    tm_wday: c_int,
+    tm_yday: c_int,
+    tm_isdst: c_int,
+    tm_gmtoff: std::os::raw::c_long,
+    tm_zone: *const c_char,
+    _rest: [usize; 2],
+}
+
 extern "C" {
+    fn localtime_r(time: *const i64, out: *mut Tm) -> *mut Tm;
     fn flock(fd: c_int, operation: c_int) -> c_int;
     fn setpgid(pid: c_int, pgid: c_int) -> c_int;
     fn kill(pid: c_int, sig: c_int) -> c_int;
@@ -134,6 +152,38 @@ pub fn kill_pid(pid: i32, sig: i32) {
 
 pub fn getpid() -> i32 {
     unsafe { c_getpid() }
+}
+
+/// The local time as `time.strftime('%Y%m%dT%H%M%S')` writes it.
+pub fn local_timestamp() -> String {
+    let secs = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0);
+    let mut tm = Tm {
+        tm_sec: 0,
+        tm_min: 0,
+        tm_hour: 0,
+        tm_mday: 0,
+        tm_mon: 0,
+        tm_year: 0,
+        tm_wday: 0,
+        tm_yday: 0,
+        tm_isdst: 0,
+        tm_gmtoff: 0,
+        tm_zone: std::ptr::null(),
+        _rest: [0; 2],
+    };
+    unsafe { localtime_r(&secs, &mut tm) };
+    format!(
+        "{:04}{:02}{:02}T{:02}{:02}{:02}",
+        tm.tm_year + 1900,
+        tm.tm_mon + 1,
+        tm.tm_mday,
+        tm.tm_hour,
+        tm.tm_min,
+        tm.tm_sec
+    )
 }
 
 /// The process group of this process.
@@ -388,6 +438,15 @@ mod tests {
     #[test]
     fn getpid_matches_std() {
         assert_eq!(getpid() as u32, std::process::id());
+    }
+
+    #[test]
+    fn local_timestamp_matches_date() {
+        let out = std::process::Command::new("date").arg("+%Y%m%dT%H%M").output().unwrap();
+        let want = String::from_utf8_lossy(&out.stdout).trim().to_string();
+        let got = local_timestamp();
+        assert_eq!(got.len(), 15);
+        assert!(got.starts_with(&want[..11]), "{} / {}", got, want);
     }
 
     #[test]

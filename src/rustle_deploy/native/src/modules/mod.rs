@@ -1,1 +1,106 @@
-//! owned by helper B (placeholder)
+//! Module dispatch and the context a module function is given (the Python runtime's
+//! `modules/__init__.py` and `context.ModuleContext`, for the modules the runner implements).
+//!
+//! A module is `fn(ctx, args) -> ModuleResult`: `args` are the task's rendered arguments, the
+//! `Ok` map is Ansible's result dict, and `Err(ModuleFailure)` is Python's
+//! `raise ModuleFailure(msg, **result)`; the executor turns it into
+//! `{"changed": false, **result, "failed": true, "msg": msg}`.
+
+pub mod command;
+pub mod files;
+pub mod lines;
+pub mod misc;
+pub mod stat;
+
+use crate::expr::Scope;
+use crate::json::{Map, Value};
+
+/// What a module may use of its task: modes, environment, embedded files, warnings.
+pub struct Ctx<'a> {
+    /// "copy", "template", ...
+    pub module: &'a str,
+    /// check mode for this task
+    pub check: bool,
+    /// diff wanted for this task
+    pub diff: bool,
+    /// the task's environment (values as given)
+    pub environment: &'a Map,
+    /// the artifact's "files" (sha256 -> base64)
+    pub files: &'a Map,
+    pub warnings: Vec<String>,
+}
+
+impl<'a> Ctx<'a> {
+    /// The bytes of the embedded file `sha`, checked against its name.
+    pub fn file_bytes(&self, sha: &str) -> Result<Vec<u8>, String> {
+        let text = self
+            .files
+            .get(sha)
+            .and_then(Value::as_str)
+            .ok_or_else(|| format!("embedded file {} is missing from the artifact", sha))?;
+        let data = crate::b64::decode(text).map_err(|e| {
+            format!(
+                "embedded file {} is corrupt ({}); hint: redeploy the artifact",
+                sha, e
+            )
+        })?;
+        if crate::sha::sha256_hex(&data) != sha {
+            return Err(format!(
+                "embedded file {} is corrupt (sha256 mismatch); hint: redeploy the artifact",
+                sha
+            ));
+        }
+        Ok(data)
+    }
+}
+
+/// What `assert` and `debug` need beyond the context: the registered results, the run's -v.
+pub struct Host<'a> {
+    pub vars: &'a Scope<'a>,
+    pub verbosity: i64,
+}
+
+/// Python's `ModuleFailure(msg, **result)`.
+#[derive(Debug)]
+pub struct ModuleFailure {
+    pub msg: String,
+    pub result: Map,
+}
+
+impl ModuleFailure {
+    pub fn new(msg: impl Into<String>) -> Self {
+        ModuleFailure {
+            msg: msg.into(),
+            result: Map::new(),
+        }
+    }
+
+    pub fn with(msg: impl Into<String>, result: Map) -> Self {
+        ModuleFailure {
+            msg: msg.into(),
+            result,
+        }
+    }
+}
+
+pub type ModuleResult = Result<Map, ModuleFailure>;
+
+/// Run the module `name`.
+pub fn dispatch(name: &str, ctx: &mut Ctx, args: &Map, host: &Host) -> ModuleResult {
+    match name {
+        "file" => files::file(ctx, args),
+        "copy" => files::copy(ctx, args),
+        "template" => files::template(ctx, args),
+        "lineinfile" => lines::lineinfile(ctx, args),
+        "stat" => stat::stat(ctx, args),
+        "command" => command::command(ctx, args),
+        "shell" => command::shell(ctx, args),
+        "assert" => misc::assert_(ctx, args, host),
+        "debug" => misc::debug(ctx, args, host),
+        "ping" => misc::ping(ctx, args),
+        _ => Err(ModuleFailure::new(format!(
+            "module {} is not supported by the native runner",
+            name
+        ))),
+    }
+}

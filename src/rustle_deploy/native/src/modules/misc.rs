@@ -1,0 +1,267 @@
+//! `assert`, `debug` and `ping`, as the Python runtime's `modules/core.py`.
+//!
+//! Conditions arrive compiled: each `that` element and `debug`'s `var` is a COND object
+//! `{"expr": source, "ir": NODE}`, evaluated with `expr.rs` against the registered results.
+
+use super::{Ctx, Host, ModuleFailure, ModuleResult};
+use crate::expr;
+use crate::json::{Map, Value};
+
+fn map(pairs: Vec<(&str, Value)>) -> Map {
+    let mut out = Map::new();
+    for (k, v) in pairs {
+        out.insert(k, v);
+    }
+    out
+}
+
+pub fn assert_(_ctx: &mut Ctx, args: &Map, host: &Host) -> ModuleResult {
+    let that = match args.get("that") {
+        None | Some(Value::Null) => {
+            return Err(ModuleFailure::new(
+                "conditional required in \"that\" string",
+            ))
+        }
+        Some(that) => that,
+    };
+    let conditions = match that {
+        Value::List(items) => items.clone(),
+        other => vec![other.clone()],
+    };
+    let fail_msg = args
+        .get("fail_msg")
+        .or_else(|| args.get("msg"))
+        .cloned()
+        .unwrap_or(Value::Null);
+    let success_msg = args
+        .get("success_msg")
+        .cloned()
+        .unwrap_or_else(|| Value::from("All assertions passed"));
+    let quiet = args.get("quiet").map_or(false, expr::truthy);
+    for cond in &conditions {
+        let assertion = expr::cond_text(cond);
+        let ok = expr::condition(cond, host.vars)
+            .map_err(|e| ModuleFailure::with(e, map(vec![("assertion", assertion.clone())])))?;
+        if !ok {
+            let msg = if fail_msg.is_null() {
+                Value::from("Assertion failed")
+            } else {
+                fail_msg
+            };
+            return Ok(map(vec![
+                ("changed", Value::Bool(false)),
+                ("failed", Value::Bool(true)),
+                ("assertion", assertion),
+                ("evaluated_to", Value::Bool(false)),
+                ("msg", msg),
+            ]));
+        }
+    }
+    let mut out = map(vec![("changed", Value::Bool(false)), ("msg", success_msg)]);
+    if quiet {
+        out.insert("_ansible_verbose_always", Value::Bool(false));
+    }
+    Ok(out)
+}
+
+/// `core._int`: Python's `int(value)`, or `default` where it raises.
+fn int_or(value: &Value, default: i64) -> i64 {
+    match value {
+        Value::Int(i) => *i,
+        Value::Bool(b) => *b as i64,
+        Value::Float(f) if f.is_finite() => f.trunc() as i64,
+        Value::Str(s) => {
+            let t = s.trim_matches(expr::py_isspace);
+            let digits = t.strip_prefix(|c| c == '+' || c == '-').unwrap_or(t);
+            if digits.is_empty() || !digits.chars().all(|c| c.is_ascii_digit() || c == '_') {
+                return default;
+            }
+            t.replace('_', "").parse().unwrap_or(default)
+        }
+        _ => default,
+    }
+}
+
+pub fn debug(_ctx: &mut Ctx, args: &Map, host: &Host) -> ModuleResult {
+    if args.contains_key("msg") && args.contains_key("var") {
+        return Err(ModuleFailure::new(
+            "parameters are mutually exclusive: msg|var",
+        ));
+    }
+    let verbosity = int_or(args.get("verbosity").unwrap_or(&Value::Int(0)), 0);
+    if host.verbosity < verbosity {
+        return Ok(map(vec![
+            ("changed", Value::Bool(false)),
+            ("skipped", Value::Bool(true)),
+            (
+                "skipped_reason",
+                Value::from("Verbosity threshold not met."),
+            ),
+        ]));
+    }
+    if let Some(var) = args.get("var") {
+        let (name, value) = match var {
+            Value::Dict(c) if c.contains_key("ir") => {
+                let name = expr::py_str(c.get("expr").unwrap_or(&Value::Null));
+                let node = c.get("ir").unwrap_or(&Value::Null);
+                let value = expr::evaluate(node, host.vars)
+                    .unwrap_or_else(|_| Value::from("VARIABLE IS NOT DEFINED!"));
+                (name, value)
+            }
+            other => (expr::py_str(other), other.clone()),
+        };
+        let mut out = map(vec![("changed", Value::Bool(false))]);
+        out.insert(&name, value);
+        return Ok(out);
+    }
+    let msg = args
+        .get("msg")
+        .cloned()
+        .unwrap_or_else(|| Value::from("Hello world!"));
+    Ok(map(vec![("changed", Value::Bool(false)), ("msg", msg)]))
+}
+
+/// `ping`; `data: crash` fails the way an exception in a Python module does.
+pub fn ping(_ctx: &mut Ctx, args: &Map) -> ModuleResult {
+    let data = args
+        .get("data")
+        .cloned()
+        .unwrap_or_else(|| Value::from("pong"));
+    if data == Value::from("crash") {
+        return Ok(map(vec![
+            ("failed", Value::Bool(true)),
+            ("changed", Value::Bool(false)),
+            ("msg", Value::from("MODULE FAILURE: Exception: boom")),
+            (
+                "exception",
+                Value::from("Traceback (most recent call last):\n  (raised by the native runner's ping)\nException: boom\n"),
+            ),
+        ]));
+    }
+    Ok(map(vec![("changed", Value::Bool(false)), ("ping", data)]))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::expr::Scope;
+    use crate::json::parse;
+
+    fn with_ctx<T>(f: impl FnOnce(&mut Ctx, &Host) -> T, verbosity: i64) -> T {
+        let empty = Map::new();
+        let vars = parse(r#"{"r": {"rc": 3, "failed": true}}"#)
+            .unwrap()
+            .as_dict()
+            .unwrap()
+            .clone();
+        let scope = Scope::new(vec![&vars]);
+        let host = Host {
+            vars: &scope,
+            verbosity,
+        };
+        let mut ctx = Ctx {
+            module: "x",
+            check: false,
+            diff: false,
+            environment: &empty,
+            files: &empty,
+            warnings: vec![],
+        };
+        f(&mut ctx, &host)
+    }
+
+    fn args(text: &str) -> Map {
+        parse(text).unwrap().as_dict().unwrap().clone()
+    }
+
+    fn out(m: &Map) -> String {
+        crate::json::to_string(&Value::Dict(m.clone()))
+    }
+
+    const RC3: &str =
+        r#"{"expr": "r.rc == 3", "ir": ["cmp", "==", ["attr", ["name", "r"], "rc"], ["lit", 3]]}"#;
+    const RC4: &str =
+        r#"{"expr": "r.rc == 4", "ir": ["cmp", "==", ["attr", ["name", "r"], "rc"], ["lit", 4]]}"#;
+    const BAD: &str = r#"{"expr": "nope", "ir": ["name", "nope"]}"#;
+
+    #[test]
+    fn assert_results() {
+        let ok = with_ctx(
+            |c, h| assert_(c, &args(&format!(r#"{{"that": [{}]}}"#, RC3)), h),
+            0,
+        )
+        .unwrap();
+        assert_eq!(
+            out(&ok),
+            r#"{"changed": false, "msg": "All assertions passed"}"#
+        );
+        let a = args(&format!(
+            r#"{{"that": [{}, {}], "msg": "no", "quiet": true}}"#,
+            RC3, RC4
+        ));
+        let failed = with_ctx(|c, h| assert_(c, &a, h), 0).unwrap();
+        assert_eq!(
+            out(&failed),
+            r#"{"changed": false, "failed": true, "assertion": "r.rc == 4", "evaluated_to": false, "msg": "no"}"#
+        );
+        let a = args(&format!(
+            r#"{{"that": {}, "success_msg": "fine", "quiet": true}}"#,
+            RC3
+        ));
+        let quiet = with_ctx(|c, h| assert_(c, &a, h), 0).unwrap();
+        assert_eq!(
+            out(&quiet),
+            r#"{"changed": false, "msg": "fine", "_ansible_verbose_always": false}"#
+        );
+        let err = with_ctx(
+            |c, h| assert_(c, &args(&format!(r#"{{"that": [{}]}}"#, BAD)), h),
+            0,
+        )
+        .unwrap_err();
+        assert_eq!(
+            err.msg,
+            "The conditional check 'nope' failed. The error was: 'nope' is undefined"
+        );
+        assert_eq!(out(&err.result), r#"{"assertion": "nope"}"#);
+        let err = with_ctx(|c, h| assert_(c, &args("{}"), h), 0).unwrap_err();
+        assert_eq!(err.msg, "conditional required in \"that\" string");
+    }
+
+    #[test]
+    fn debug_results() {
+        let r = with_ctx(|c, h| debug(c, &args("{}"), h), 0).unwrap();
+        assert_eq!(out(&r), r#"{"changed": false, "msg": "Hello world!"}"#);
+        let a = args(r#"{"var": {"expr": "r.rc", "ir": ["attr", ["name", "r"], "rc"]}}"#);
+        assert_eq!(
+            out(&with_ctx(|c, h| debug(c, &a, h), 0).unwrap()),
+            r#"{"changed": false, "r.rc": 3}"#
+        );
+        let a = args(r#"{"var": {"expr": "nope", "ir": ["name", "nope"]}}"#);
+        assert_eq!(
+            out(&with_ctx(|c, h| debug(c, &a, h), 0).unwrap()),
+            r#"{"changed": false, "nope": "VARIABLE IS NOT DEFINED!"}"#
+        );
+        let a = args(r#"{"msg": "x", "verbosity": "2"}"#);
+        assert_eq!(
+            out(&with_ctx(|c, h| debug(c, &a, h), 1).unwrap()),
+            r#"{"changed": false, "skipped": true, "skipped_reason": "Verbosity threshold not met."}"#
+        );
+        assert_eq!(
+            out(&with_ctx(|c, h| debug(c, &a, h), 2).unwrap()),
+            r#"{"changed": false, "msg": "x"}"#
+        );
+        let err = with_ctx(|c, h| debug(c, &args(r#"{"msg": 1, "var": 2}"#), h), 0).unwrap_err();
+        assert_eq!(err.msg, "parameters are mutually exclusive: msg|var");
+    }
+
+    #[test]
+    fn ping_results() {
+        let r = with_ctx(|c, _| ping(c, &args("{}")), 0).unwrap();
+        assert_eq!(out(&r), r#"{"changed": false, "ping": "pong"}"#);
+        let r = with_ctx(|c, _| ping(c, &args(r#"{"data": "crash"}"#)), 0).unwrap();
+        assert_eq!(
+            r.get("msg"),
+            Some(&Value::from("MODULE FAILURE: Exception: boom"))
+        );
+    }
+}

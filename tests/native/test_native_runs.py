@@ -1,0 +1,180 @@
+"""--format native end to end: the real rustle-runner, on localhost and over a real sshd.
+
+Every run here is compared with the pyz format on the same plan: the files the two leave behind
+and the recaps must be the same (the Python runtime is the reference for the runner).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from rustle_deploy.cli import main
+
+from ..conftest import REPO
+from ..integration.test_cli import tree
+from .conftest import make_plan
+
+WORKLOAD = REPO / "benchmarks" / "workload"
+
+
+def cli(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, dict[str, Any], str]:
+    code = main(list(args))
+    out, err = capsys.readouterr()
+    return code, (json.loads(out) if out.strip().startswith("{") else {}), err
+
+
+def seeded(root: Path) -> Path:
+    """A fresh benchmark host root: what benchmarks/hosts.py seeds."""
+    root.mkdir(parents=True)
+    (root / "stale.txt").write_text("stale\n")
+    (root / "legacy.cfg").write_text("# legacy\nworkers = 1\nmode = old\n")
+    return root
+
+
+def workload(tmp_path: Path, fmt: str) -> tuple[Path, Path, Path]:
+    """The benchmark workload's plan for one local host named bench-0000, in its own root."""
+    root = seeded(tmp_path / fmt / "root")
+    inv = tmp_path / fmt / "inv.yml"
+    inv.write_text(yaml.safe_dump({"all": {"hosts": {"bench-0000": {
+        "ansible_connection": "local", "bench_root": str(root), "bench_role": "web",
+        "rustle_remote_dir": str(tmp_path / fmt / "remote")}}}}))
+    return WORKLOAD / "plan.json", inv, root
+
+
+def files(root: Path) -> dict[str, Any]:
+    """``tree(root)`` with ``root`` itself written ROOT in links and files (each format has its own root)."""
+    out = {}
+    for key, value in tree(root).items():
+        if value[0] == "link":
+            value = ("link", value[1].replace(str(root), "ROOT"))
+        elif value[0] == "file":
+            value = (*value[:2], value[2].replace(str(root).encode(), b"ROOT"))
+        out[key] = value
+    return out
+
+
+def recap(doc: dict[str, Any]) -> dict[str, int]:
+    (host,) = doc["hosts"]
+    return {k: host["recap"][k] for k in ("ok", "changed", "failed", "skipped")}
+
+
+def test_workload_native_equals_pyz_cold_warm_and_check(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                                        native_cache: Path) -> None:
+    results = {}
+    for fmt in ("pyz", "native"):
+        plan, inv, root = workload(tmp_path, fmt)
+        # check mode on a fresh host: the symlink's target does not exist yet, so it fails (as in Ansible)
+        code, check, err = cli(capsys, str(plan), "-i", str(inv), "--run", "--check", "--output", "json", "--format", fmt)
+        assert code == 1, err
+        assert sorted(p.name for p in root.iterdir()) == ["legacy.cfg", "stale.txt"], "check mode changed files"
+        code, cold, err = cli(capsys, str(plan), "-i", str(inv), "--run", "--output", "json", "--format", fmt)
+        assert code == 0, err
+        after_cold = files(root)
+        code, warm, err = cli(capsys, str(plan), "-i", str(inv), "--run", "--output", "json", "--format", fmt)
+        assert code == 0, err
+        assert files(root) == after_cold
+        results[fmt] = (recap(check), recap(cold), recap(warm), after_cold)
+    assert results["native"] == results["pyz"]
+    assert results["native"][1]["changed"] == 9 and results["native"][2]["changed"] == 0
+    remote = tmp_path / "native" / "remote"
+    (runner,) = (remote / "runners").iterdir()
+    assert oct(runner.stat().st_mode & 0o777) == "0o700"
+    (art,) = (remote / "artifacts").iterdir()
+    assert art.read_bytes().startswith(b'{"format": "rustle-native"')
+
+
+def test_registered_results_conditions_handlers_and_failures_match_pyz(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], native_cache: Path
+) -> None:
+    tasks = [
+        {"module": "command", "args": {"_raw_params": "echo hello"}, "register": "out", "changed_when": False},
+        {"module": "copy", "args": {"content": "x={{ value }}\n", "dest": "{{ root }}/x.conf"}, "notify": ["say"]},
+        {"module": "debug", "args": {"msg": "skipped"}, "conditions": [{"When": {"expression": "out.stdout != 'hello'"}}]},
+        {"module": "file", "args": {"path": "{{ root }}/d/{{ item }}", "state": "directory"}, "loop": ["a", "b"],
+         "conditions": [{"When": {"expression": "item != 'b' and out.rc == 0"}}]},
+        {"module": "shell", "args": {"_raw_params": "exit 3"}, "register": "bad", "ignore_errors": True},
+        {"module": "assert", "args": {"that": ["bad is failed", "bad.rc == 3", "out.stdout_lines | length == 1",
+                                                "'hell' in out.stdout", "missing is not defined"]}},
+        {"module": "stat", "args": {"path": "{{ root }}/x.conf"}, "register": "st"},
+        {"module": "assert", "args": {"that": ["st.stat.exists", "st.stat.size == 4"], "fail_msg": "size is {{ value }}"}},
+        {"module": "command", "args": {"_raw_params": "false"}, "failed_when": "out.rc != 0"},
+        {"module": "command", "args": {"_raw_params": "false"}},
+        {"module": "debug", "args": {"msg": "never reached"}},
+    ]
+    handlers = [{"name": "say", "module": "debug", "args": {"msg": "changed"}}]
+    outcomes = {}
+    for fmt in ("pyz", "native"):
+        root = tmp_path / fmt / "root"
+        root.mkdir(parents=True)
+        plan = make_plan(tmp_path / fmt, tasks, play_vars={"root": str(root), "value": 1}, handlers=handlers)
+        code, doc, err = cli(capsys, str(plan), "--run", "--output", "json", "--format", fmt)
+        assert code == 1, err  # the second to last task fails the host
+        outcomes[fmt] = (recap(doc), files(root))
+    assert outcomes["native"] == outcomes["pyz"]
+
+
+@pytest.mark.ssh
+def test_fleet_over_ssh_installs_the_runner_once_and_resends_it_when_lost(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], sshd: Any, native_cache: Path
+) -> None:
+    hosts = {}
+    roots = {}
+    for i in range(6):
+        name = f"bench-{i:04d}"
+        roots[name] = seeded(tmp_path / f"root{i}")
+        h = sshd.host(name, tmp_path / f"remote{i}", bench_root=str(roots[name]), bench_role="web" if i % 2 == 0 else "db")
+        hosts[name] = dict(h.vars)
+    inv = tmp_path / "inv.yml"
+    inv.write_text(yaml.safe_dump({"all": {"hosts": hosts}}))
+    plan = tmp_path / "plan" / "plan.json"
+    plan.parent.mkdir()
+    for sub in ("files", "templates"):
+        (plan.parent / sub).symlink_to(WORKLOAD / sub)
+    doc = json.loads((WORKLOAD / "plan.json").read_text())
+    names = sorted(hosts)
+    doc["hosts"] = names
+    for play in doc["plays"]:
+        play["hosts"] = names
+        for batch in play["batches"]:
+            batch["hosts"] = names
+            for task in batch["tasks"]:
+                task["hosts"] = names
+    doc["binary_deployments"] = []
+    plan.write_text(json.dumps(doc))
+    code, cold, err = cli(capsys, str(plan), "-i", str(inv), "--run", "--output", "json", "--format", "native")
+    assert code == 0, err
+    assert all(h["uploaded"] and h["recap"]["changed"] == 9 for h in cold["hosts"]), cold
+    for name, root in roots.items():
+        role = hosts[name]["bench_role"]
+        assert (root / "app" / "motd").read_text().startswith(f"Welcome to {name} (role: {role})")
+    db = sqlite3.connect(Path(os.environ["HOME"]) / ".rustle" / "state.db")
+    assert db.execute("SELECT count(*) FROM runners").fetchone()[0] == 6
+    # host 3 lost its runner: it says so, gets it on a second connection, and runs
+    (runner,) = (tmp_path / "remote3" / "runners").iterdir()
+    runner.unlink()
+    code, warm, err = cli(capsys, str(plan), "-i", str(inv), "--run", "--output", "json", "--format", "native")
+    assert code == 0, err
+    assert all(not h["uploaded"] and h["recap"]["changed"] == 0 for h in warm["hosts"]), warm
+    assert (tmp_path / "remote3" / "runners" / runner.name).is_file()
+
+
+def test_rollback_from_native_to_pyz_and_run_again(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                                   native_cache: Path) -> None:
+    """Releases of both formats live side by side; each agent runs either."""
+    plan, inv, root = workload(tmp_path, "both")
+    code, first, err = cli(capsys, str(plan), "-i", str(inv), "--output", "json", "--format", "pyz")
+    assert code == 0, err
+    code, second, err = cli(capsys, str(plan), "-i", str(inv), "--run", "--output", "json", "--format", "native")
+    assert code == 0, err
+    assert second["hosts"][0]["previous_sha256"] == first["hosts"][0]["sha256"]
+    code, back, err = cli(capsys, "--rollback", "-i", str(inv), "--output", "json")
+    assert code == 0, err
+    current = tmp_path / "both" / "remote" / "releases" / second["hosts"][0]["binary_name"] / "current"
+    assert os.readlink(current).endswith(first["hosts"][0]["sha256"])
