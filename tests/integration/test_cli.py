@@ -115,7 +115,6 @@ def test_dry_run_lists_artifacts_hosts_files_and_paths(tmp_path: Path, capsys: p
 @pytest.mark.parametrize(
     ("args", "needle"),
     [
-        (["--format", "native"], "not available yet"),
         (["--compile-only", "--dry-run"], "cannot be combined"),
         (["--incremental", "--rebuild"], "contradict"),
         (["--parallel", "0"], "--parallel must be greater than 0"),

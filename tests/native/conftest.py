@@ -18,9 +18,6 @@ from ..integration.conftest import sshd  # noqa: F401 - the real sshd fixture, f
 
 # Outside pytest's tmp dirs so that later sessions on this machine reuse the build (~1 min).
 RUNNER_CACHE = Path(os.environ.get("RUSTLE_TEST_RUNNER_CACHE", f"/tmp/rustle-test-runner-{os.getuid()}"))
-# rustup finds its toolchains under HOME, which tests replace: keep pointing it at the real one
-_TOOLCHAIN_ENV = {"RUSTUP_HOME": os.environ.get("RUSTUP_HOME", str(Path.home() / ".rustup")),
-                  "CARGO_HOME": os.environ.get("CARGO_HOME", str(Path.home() / ".cargo"))}
 
 
 @pytest.fixture(scope="session")
@@ -31,10 +28,8 @@ def runner() -> RunnerBinary:
 
 
 @pytest.fixture
-def native_cache(runner: RunnerBinary, rustle_home: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+def native_cache(runner: RunnerBinary, rustle_home: Path) -> Path:
     """The test's ~/.rustle/cache seeded with the session's runner (so no test rebuilds it)."""
-    for key, value in _TOOLCHAIN_ENV.items():
-        monkeypatch.setenv(key, value)
     dest = rustle_home / ".rustle" / "cache" / "native"
     shutil.copytree(RUNNER_CACHE / "native", dest, ignore=shutil.ignore_patterns("target"), dirs_exist_ok=True)
     return dest.parent

@@ -165,7 +165,7 @@ def test_fleet_over_ssh_installs_the_runner_once_and_resends_it_when_lost(
     assert (tmp_path / "remote3" / "runners" / runner.name).is_file()
 
 
-def test_rollback_from_native_to_pyz_and_run_again(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+def test_rollback_from_native_to_pyz(tmp_path: Path, capsys: pytest.CaptureFixture[str],
                                                    native_cache: Path) -> None:
     """Releases of both formats live side by side; each agent runs either."""
     plan, inv, root = workload(tmp_path, "both")
@@ -178,3 +178,17 @@ def test_rollback_from_native_to_pyz_and_run_again(tmp_path: Path, capsys: pytes
     assert code == 0, err
     current = tmp_path / "both" / "remote" / "releases" / second["hosts"][0]["binary_name"] / "current"
     assert os.readlink(current).endswith(first["hosts"][0]["sha256"])
+
+
+def test_a_plan_the_runner_cannot_run_is_refused_before_anything_is_touched(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], native_cache: Path
+) -> None:
+    from ..conftest import EXAMPLE_PLAN
+
+    remote = Path(os.environ["HOME"]) / ".rustle"
+    before = sorted(p.name for p in remote.iterdir())
+    code, _, err = cli(capsys, str(EXAMPLE_PLAN), "--run", "--format", "native")
+    assert code == 2
+    assert "task 'Point current at the config' (play-0/task_7) on localhost: 'ansible_system' is only known" in err
+    assert "use --format pyz" in err
+    assert sorted(p.name for p in remote.iterdir()) == before  # no artifact, release or state

@@ -39,13 +39,25 @@ def find_cargo() -> str | None:
     return str(home) if home.is_file() else None
 
 
+def _toolchain_env(cargo: str) -> dict[str, str]:
+    """The environment for cargo/rustc. rustup's proxies (``<home>/.cargo/bin``) find their
+    toolchains through HOME; when HOME is not that home (a service, a test) point them at it."""
+    env = dict(os.environ)
+    bin_dir = Path(cargo).parent
+    if bin_dir.name == "bin" and bin_dir.parent.name == ".cargo":
+        env.setdefault("CARGO_HOME", str(bin_dir.parent))
+        env.setdefault("RUSTUP_HOME", str(bin_dir.parent.parent / ".rustup"))
+    return env
+
+
 def _source_key(cargo: str) -> str:
     h = hashlib.sha256()
     for path in sorted(p for p in SOURCE.rglob("*") if p.is_file() and "target" not in p.parts):
         h.update(str(path.relative_to(SOURCE)).encode() + b"\0" + path.read_bytes() + b"\0")
     rustc = Path(cargo).with_name("rustc")
     version = subprocess.run(
-        [str(rustc) if rustc.is_file() else "rustc", "-vV"], capture_output=True, text=True, check=False
+        [str(rustc) if rustc.is_file() else "rustc", "-vV"], capture_output=True, text=True, check=False,
+        env=_toolchain_env(cargo),
     ).stdout
     h.update(version.encode())
     return h.hexdigest()
@@ -68,7 +80,7 @@ def ensure_runner(cache_dir: Path) -> RunnerBinary:
         if len(sha) == 64 and _sha256_file(path) == sha:
             return RunnerBinary(path, sha, path.stat().st_size)
     target = root / "target"
-    env = dict(os.environ, CARGO_TARGET_DIR=str(target))
+    env = dict(_toolchain_env(cargo), CARGO_TARGET_DIR=str(target))
     proc = subprocess.run(
         [cargo, "build", "--release", "--offline", "--locked", "--quiet",
          "--manifest-path", str(SOURCE / "Cargo.toml")],
