@@ -165,7 +165,7 @@ def test_fleet_over_ssh_installs_the_runner_once_and_resends_it_when_lost(
     assert (tmp_path / "remote3" / "runners" / runner.name).is_file()
 
 
-def test_rollback_from_native_to_pyz(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+def test_rollback_from_native_to_pyz_then_cleanup(tmp_path: Path, capsys: pytest.CaptureFixture[str],
                                                    native_cache: Path) -> None:
     """Releases of both formats live side by side; each agent runs either."""
     plan, inv, root = workload(tmp_path, "both")
@@ -178,6 +178,9 @@ def test_rollback_from_native_to_pyz(tmp_path: Path, capsys: pytest.CaptureFixtu
     assert code == 0, err
     current = tmp_path / "both" / "remote" / "releases" / second["hosts"][0]["binary_name"] / "current"
     assert os.readlink(current).endswith(first["hosts"][0]["sha256"])
+    code, _, err = cli(capsys, "--cleanup", "-i", str(inv), "--output", "json")
+    assert code == 0, err
+    assert not (tmp_path / "both" / "remote").exists(), "cleanup removes installed runners too"
 
 
 def test_a_plan_the_runner_cannot_run_is_refused_before_anything_is_touched(

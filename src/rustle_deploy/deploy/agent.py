@@ -19,6 +19,7 @@ Remote layout under ``remote_dir`` (DESIGN.md "Remote layout")::
     history.jsonl                      one line per deployment or rollback
     runs/<run-id>.jsonl                journal of each run (written by the artifact)
     unpacked/<sha256>/                 the payload as a directory, so bytecode is cached
+    runners/<sha256>                   native format: installed rustle-runner binaries
     lock                               flock()ed for the whole operation
 """
 
@@ -75,6 +76,7 @@ class Layout:
         self.history = os.path.join(self.root, "history.jsonl")
         self.lock = os.path.join(self.root, "lock")
         self.unpacked = os.path.join(self.root, "unpacked")
+        self.runners = os.path.join(self.root, "runners")  # native format (docs/native.md)
 
     def artifact(self, sha):
         return os.path.join(self.artifacts, sha)
@@ -625,7 +627,7 @@ def op_cleanup(req, layout, stdin):
         return {"removed": []}
     removed = []
     with Lock(layout.lock, float(req.get("lock_timeout", 60))):
-        for path in (layout.artifacts, layout.releases, layout.runs, layout.unpacked):
+        for path in (layout.artifacts, layout.releases, layout.runs, layout.unpacked, layout.runners):
             if os.path.isdir(path) and not os.path.islink(path):
                 shutil.rmtree(path)
                 removed.append(path)

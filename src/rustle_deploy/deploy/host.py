@@ -11,6 +11,7 @@ cancellation escapes ``deploy_host``.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import marshal
@@ -187,6 +188,22 @@ def _check_job(job: HostJob) -> None:
 
 
 async def _upload(session: Session, conn: Connection, job: HostJob) -> None:
+    """Send the artifact; when the agent stopped reading, its own error line (a full disk, say)
+    is the better explanation than the broken pipe, so it wins when it arrives."""
+    try:
+        await _send_artifact(session, conn, job)
+    except TransferError as exc:
+        try:
+            while raw := await asyncio.wait_for(session.readline(), 5):
+                obj = json.loads(raw) if raw.startswith(b"{") else None
+                if isinstance(obj, dict) and obj.get("agent") == "error":
+                    raise _agent_error(job, obj) from exc
+        except (TimeoutError, ValueError, OSError):
+            pass
+        raise
+
+
+async def _send_artifact(session: Session, conn: Connection, job: HostJob) -> None:
     assert job.artifact is not None
     name = job.host.name
     offset = 0

@@ -280,6 +280,7 @@ struct Layout {
     history: String,
     lock: String,
     unpacked: String,
+    runners: String,
 }
 
 impl Layout {
@@ -292,6 +293,7 @@ impl Layout {
             history: join(&root, "history.jsonl"),
             lock: join(&root, "lock"),
             unpacked: join(&root, "unpacked"),
+            runners: join(&root, "runners"),
             root,
         }
     }
@@ -366,7 +368,7 @@ struct Lock {
 }
 
 fn open_lock(path: &str) -> Res<File> {
-    OpenOptions::new().read(true).write(true).create(true).mode(0o600).open(path).map_err(|e| {
+    OpenOptions::new().read(true).write(true).create(true).truncate(false).mode(0o600).open(path).map_err(|e| {
         agent_error("remote_dir", format!("{}: cannot open lock file: {}", path, sys::strerror(&e)))
     })
 }
@@ -383,7 +385,7 @@ fn deadline_after(timeout: f64) -> Option<Instant> {
     if timeout.is_nan() || timeout == f64::INFINITY {
         None
     } else {
-        Some(Instant::now() + Duration::from_secs_f64(timeout.max(0.0).min(1e9)))
+        Some(Instant::now() + Duration::from_secs_f64(timeout.clamp(0.0, 1e9)))
     }
 }
 
@@ -682,10 +684,9 @@ fn return_code(status: std::process::ExitStatus) -> i64 {
     }
 }
 
-/// Run a pyz artifact with the host's python3; its events go straight to our fd 1.
-fn run_pyz(path: &str, host: &str, opts: &RunOptions) -> Res<i64> {
-    let python = find_python().ok_or_else(|| no_python(path))?;
-    let mut cmd = Command::new(&python);
+/// Run a pyz artifact with `python`; its events go straight to our fd 1.
+fn run_pyz(python: &str, path: &str, host: &str, opts: &RunOptions) -> Res<i64> {
+    let mut cmd = Command::new(python);
     cmd.args(["-I", "-S", path, "run", "--host", host]);
     if let Some(journal) = &opts.journal {
         cmd.arg("--journal").arg(journal);
@@ -706,7 +707,7 @@ fn run_pyz(path: &str, host: &str, opts: &RunOptions) -> Res<i64> {
     for _ in 0..opts.verbosity {
         cmd.arg("-v");
     }
-    let status = cmd.status().map_err(io_at(&python))?;
+    let status = cmd.status().map_err(io_at(python))?;
     Ok(return_code(status))
 }
 
@@ -729,6 +730,11 @@ fn run_artifact(layout: &Layout, path: &str, req: &Value) -> Res<i64> {
         verbosity,
     };
     let host = py_str(key(req, "host")?);
+    // Found before the watcher starts, so that the error line is written before any SIGTERM.
+    let python = match payload::is_native(Path::new(path)) {
+        true => None,
+        false => Some(find_python().ok_or_else(|| no_python(path))?),
+    };
     // The channel stays ours: tasks get /dev/null as stdin, the watcher keeps a private copy.
     let watch_fd = sys::dup_fd(0).map_err(io_plain)?;
     let devnull = File::open("/dev/null").map_err(io_at("/dev/null"))?;
@@ -740,10 +746,9 @@ fn run_artifact(layout: &Layout, path: &str, req: &Value) -> Res<i64> {
     let _ = sys::setpgid_self(); // fails when already a group or session leader
     watch_controller(watch_fd);
     let _ = io::stdout().flush();
-    let code = if payload::is_native(Path::new(path)) {
-        crate::executor::run_artifact(Path::new(path), &host, &opts) as i64
-    } else {
-        run_pyz(path, &host, &opts)?
+    let code = match python {
+        None => crate::executor::run_artifact(Path::new(path), &host, &opts) as i64,
+        Some(python) => run_pyz(&python, path, &host, &opts)?,
     };
     let _ = io::stdout().flush();
     Ok(code)
@@ -989,7 +994,7 @@ fn op_cleanup(req: &Value, layout: &Layout, _input: &mut dyn Read) -> Res<Map> {
     }
     {
         let _lock = Lock::acquire(&layout.lock, lock_timeout(req)?)?;
-        for path in [&layout.artifacts, &layout.releases, &layout.runs, &layout.unpacked] {
+        for path in [&layout.artifacts, &layout.releases, &layout.runs, &layout.unpacked, &layout.runners] {
             let is_link = fs::symlink_metadata(path).map_or(false, |m| m.file_type().is_symlink());
             if is_dir(path) && !is_link {
                 fs::remove_dir_all(path).map_err(io_at(path))?;

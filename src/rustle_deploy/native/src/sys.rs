@@ -11,7 +11,6 @@ use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 
 pub const SIGTERM: i32 = 15;
-pub const SIGKILL: i32 = 9;
 
 const LOCK_EX: c_int = 2;
 const LOCK_NB: c_int = 4;
