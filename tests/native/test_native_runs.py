@@ -195,3 +195,31 @@ def test_a_plan_the_runner_cannot_run_is_refused_before_anything_is_touched(
     assert "task 'Point current at the config' (play-0/task_7) on localhost: 'ansible_system' is only known" in err
     assert "use --format pyz" in err
     assert sorted(p.name for p in remote.iterdir()) == before  # no artifact, release or state
+
+
+def test_a_runner_that_arrives_changed_is_not_installed(tmp_path: Path, runner: Any) -> None:
+    """A cut or changed upload of the runner: it removes itself, says why, nothing is left."""
+    import asyncio
+
+    from rustle_deploy.deploy import HostJob, RunOptions
+    from rustle_deploy.deploy.host import deploy_host
+    from rustle_deploy.model import Host
+
+    good = runner.path
+    bad = tmp_path / "bad" / good.name  # the same name (sha256), other bytes
+    bad.parent.mkdir()
+    data = bytearray(good.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    bad.write_bytes(bytes(data))
+    art = tmp_path / "art"
+    art.write_bytes(b'{"format": "rustle-native"}')
+    remote = tmp_path / "remote"
+    host = Host(name="h1", vars={"ansible_connection": "local", "rustle_remote_dir": str(remote)}, groups=("all",))
+    job = HostJob(host=host, op="deploy", artifact=art, sha256="0" * 64, size=art.stat().st_size,
+                  binary_name="b", deployment_id="d-1", run=RunOptions(run_id="r-1"), push=True,
+                  runner=bad, push_runner=True)
+    out = asyncio.run(deploy_host(job))
+    assert out.error is not None
+    assert f"not {good.name.rsplit('-', 1)[1]}: the upload was cut or changed" in str(out.error)
+    assert list((remote / "runners").iterdir()) == []
+    assert not (remote / "artifacts").exists(), "nothing else was touched"

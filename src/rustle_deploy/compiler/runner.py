@@ -2,7 +2,7 @@
 
 The crate ships inside the package (``rustle_deploy/native``). It is built with the
 controller's own ``cargo`` into the cache directory: ``native/index/<key>`` names the binary
-built from those sources with that toolchain, ``native/rustle-runner-<sha256>`` holds it (the
+built from those sources, ``native/rustle-runner-<sha256>`` holds it (the
 sha256 is the runner's identity on hosts). The build runs offline: the crate has no
 dependencies.
 """
@@ -50,21 +50,23 @@ def _toolchain_env(cargo: str) -> dict[str, str]:
     return env
 
 
-def _source_key(cargo: str) -> str:
+def _source_key() -> str:
+    """The crate's sources: a runner built from them (by any toolchain) serves them."""
     h = hashlib.sha256()
     for path in sorted(p for p in SOURCE.rglob("*") if p.is_file() and "target" not in p.parts):
         h.update(str(path.relative_to(SOURCE)).encode() + b"\0" + path.read_bytes() + b"\0")
-    rustc = Path(cargo).with_name("rustc")
-    version = subprocess.run(
-        [str(rustc) if rustc.is_file() else "rustc", "-vV"], capture_output=True, text=True, check=False,
-        env=_toolchain_env(cargo),
-    ).stdout
-    h.update(version.encode())
     return h.hexdigest()
 
 
 def ensure_runner(cache_dir: Path) -> RunnerBinary:
     """The runner for this controller's platform, built now if the cache has none."""
+    root = cache_dir / "native"
+    index = root / "index" / _source_key()
+    if index.is_file():
+        sha = index.read_text().strip()
+        path = root / f"rustle-runner-{sha}"
+        if len(sha) == 64 and _sha256_file(path) == sha:
+            return RunnerBinary(path, sha, path.stat().st_size)
     cargo = find_cargo()
     if cargo is None:
         raise CompileError(
@@ -72,13 +74,6 @@ def ensure_runner(cache_dir: Path) -> RunnerBinary:
             "Rust's cargo, which is not installed",
             "install Rust (rustup, or Debian's cargo package), or use --format pyz",
         )
-    root = cache_dir / "native"
-    index = root / "index" / _source_key(cargo)
-    if index.is_file():
-        sha = index.read_text().strip()
-        path = root / f"rustle-runner-{sha}"
-        if len(sha) == 64 and _sha256_file(path) == sha:
-            return RunnerBinary(path, sha, path.stat().st_size)
     target = root / "target"
     env = dict(_toolchain_env(cargo), CARGO_TARGET_DIR=str(target))
     proc = subprocess.run(

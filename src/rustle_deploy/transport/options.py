@@ -300,25 +300,28 @@ def runner_command(ref: RunnerRef) -> str:
 
     Its stdin starts with a line ``1`` when the runner's bytes follow (then exactly
     ``ref.size`` of them), else ``0``. A runner already installed is kept (the bytes are read
-    and dropped); a new one is written to a temporary name, made to check its own sha256, then
-    renamed. Without an installed runner and without the bytes it answers ``need_runner``. Then
-    the runner reads the request. An empty stdin (an unused early start) exits touching nothing.
+    and dropped); a new one is written to a temporary name and started as ``install``: it checks
+    its own sha256, renames itself into place and carries on as the agent (or removes itself
+    and says why). Without an installed runner and without the bytes it answers
+    ``need_runner``. Then the runner reads the request. An empty stdin (an unused early start)
+    exits touching nothing.
     """
     sha = ref.sha256
-    quoted = _remote_path(ref.remote_dir.rstrip("/") or "/")
+    root = _remote_path(ref.remote_dir.rstrip("/") or "/")
     failed = shlex.quote(json_line({
         "agent": "error", "kind": "runner_install",
         "message": f"cannot install rustle-runner {sha[:12]} under {ref.remote_dir}/runners: "
                    "the upload was cut, the disk is full, or this host cannot execute a runner built "
                    "for the controller's platform",
     }))
-    install = (  # in a subshell: its umask 077 must not reach the tasks the runner starts
-        f'(umask 077; t="$r.tmp.$$"; mkdir -p "$d" && head -c {ref.size} >"$t" && chmod 700 "$t" '
-        f'&& "$t" selfcheck {sha} && mv -f "$t" "$r" || {{ rm -f "$t"; exit 1; }}) '
-        f"|| {{ echo {failed}; exit 20; }}"
+    install = (
+        f'[ -d "$d" ] || mkdir -p -m 700 {root} "$d" || {{ echo {failed}; exit 20; }}; t="$r.tmp.$$"; '
+        f'if head -c {ref.size} >"$t" && chmod 700 "$t"; then "$t" install {sha} "$r"; c=$?; '
+        '{ [ -e "$r" ] || [ "$c" -lt 126 ]; } && exit "$c"; fi; '  # else it could not be executed
+        f'rm -f "$t"; echo {failed}; exit 20'
     )
     return (
-        f"d={quoted}/runners; r=\"$d\"/{sha}; "
+        f'd={root}/runners; r="$d"/{sha}; '
         "IFS= read -r s || exit 0; "
         'if [ "$s" = 1 ]; then '
         f'if [ -x "$r" ]; then head -c {ref.size} >/dev/null; else {install}; fi; fi; '

@@ -26,7 +26,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
 const EXIT_USAGE: i32 = 3;
-const USAGE: &str = "usage: rustle-runner {--version | selfcheck SHA256 | agent | verify ARTIFACT | \
+const USAGE: &str = "usage: rustle-runner {--version | selfcheck SHA256 | agent | install SHA256 DEST | verify ARTIFACT | \
 run ARTIFACT --host NAME [--check] [--diff] [--tags a,b]... [--skip-tags a,b]... [--journal FILE] \
 [--run-id ID] [-v]}";
 
@@ -82,6 +82,40 @@ pub fn verify_artifact(path: &Path) -> Result<(), String> {
         ));
     }
     Ok(())
+}
+
+/// `install SHA256 DEST`: this executable was just written to a temporary name by the native
+/// bootstrap (docs/native.md). If it hashes to SHA256 it renames itself to DEST and carries on
+/// as the agent, in this same process; otherwise it removes itself and says why (exit 20).
+fn install(sha: &str, dest: &str) -> i32 {
+    let exe = match std::env::current_exe() {
+        Ok(exe) => exe,
+        Err(e) => return install_failed(None, &format!("cannot locate this executable: {}", sys::strerror(&e))),
+    };
+    match own_sha256() {
+        Ok(own) if own == sha => {}
+        Ok(own) => {
+            let why = format!("the runner arrived hashing to {}, not {}: the upload was cut or changed", own, sha);
+            return install_failed(Some(&exe), &why);
+        }
+        Err(e) => return install_failed(Some(&exe), &e),
+    }
+    if let Err(e) = std::fs::rename(&exe, dest) {
+        return install_failed(Some(&exe), &format!("{}: cannot install the runner: {}", dest, sys::strerror(&e)));
+    }
+    agent::main()
+}
+
+fn install_failed(exe: Option<&Path>, why: &str) -> i32 {
+    if let Some(exe) = exe {
+        let _ = std::fs::remove_file(exe);
+    }
+    let mut line = json::Map::new();
+    line.insert("agent", json::Value::from("error"));
+    line.insert("kind", json::Value::from("runner_install"));
+    line.insert("message", json::Value::from(why));
+    println!("{}", json::to_string_ascii(&json::sorted(&json::Value::Dict(line))));
+    agent::EXIT_AGENT_ERROR
 }
 
 fn usage_error(message: &str) -> i32 {
@@ -156,6 +190,7 @@ fn run_command(args: Vec<String>) -> i32 {
             0
         }
         "agent" if rest.is_empty() => agent::main(),
+        "install" if rest.len() == 2 => install(&rest[0], &rest[1]),
         "selfcheck" if rest.len() == 1 => match own_sha256() {
             Ok(sha) if sha == rest[0] => 0,
             Ok(_) => 1,
@@ -175,7 +210,7 @@ fn run_command(args: Vec<String>) -> i32 {
             Ok((artifact, host, opts)) => executor::run_artifact(&artifact, &host, &opts),
             Err(message) => usage_error(&message),
         },
-        "--version" | "-V" | "agent" | "selfcheck" | "verify" => {
+        "--version" | "-V" | "agent" | "install" | "selfcheck" | "verify" => {
             usage_error(&format!("wrong number of arguments for {}", command))
         }
         other => usage_error(&format!("unknown command '{}'", other)),
