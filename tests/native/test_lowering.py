@@ -71,12 +71,15 @@ def test_static_names_in_conditions_become_values_and_registered_ones_stay(tmp_p
 
 @pytest.mark.parametrize(("task", "needle"), [
     ({"module": "set_fact", "args": {"x": 1}}, "module 'set_fact' is not implemented by the native runner"),
-    ({"module": "debug", "args": {"msg": "{{ out.stdout }}"}}, "'out' is only known on the host"),
+    ({"module": "copy", "args": {"content": "x", "dest": "{{ out.stdout }}"}}, "argument 'dest' depends on a registered"),
+    ({"module": "debug", "args": {"msg": "{% if out.rc %}x{% endif %}"}}, "a Jinja2 block over a registered result"),
     ({"module": "debug", "args": {"msg": "x"}, "loop": "{{ out.stdout_lines }}"}, "'out' is only known on the host"),
     ({"module": "debug", "args": {"msg": "x"}, "conditions": [{"When": {"expression": "out.stdout | basename"}}]},
      "filter 'basename' is not supported"),
-    ({"module": "debug", "args": {"msg": "x"}, "conditions": [{"When": {"expression": "ansible_os_family == 'Debian'"}}]},
-     "'ansible_os_family' is only known on the host"),
+    ({"module": "debug", "args": {"msg": "x"}, "conditions": [{"When": {"expression": "ansible_fqdn == 'a'"}}]},
+     "'ansible_fqdn' is only known on the host while the plan runs (a fact the native runner does not gather)"),
+    ({"module": "debug", "args": {"msg": "x"}, "conditions": [{"When": {"expression": "ansible_facts['fqdn'] == 'a'"}}]},
+     "ansible_facts['fqdn'] is a fact the native runner does not gather"),
     ({"module": "lineinfile", "args": {"path": "/tmp/x", "regexp": "(?i)^a", "line": "a"}}, "inline flags"),
     ({"module": "debug", "args": {"msg": "x"}, "until": "out.rc == 0", "retries": 2}, "keyword 'retries'"),
 ])
@@ -116,3 +119,28 @@ def test_regex_tree_is_pythons_own_parse(pattern: str, tree: list[Any]) -> None:
 def test_regex_features_the_runner_lacks_are_refused(pattern: str, needle: str) -> None:
     with pytest.raises(ValueError, match=re.escape(needle)):
         regex_tree(pattern)
+
+
+def test_facts_run_names_and_templated_arguments_are_left_to_the_runner(tmp_path: Path) -> None:
+    plan = make_plan(tmp_path, [
+        {"module": "command", "args": {"_raw_params": "echo hi"}, "register": "out"},
+        {"module": "debug", "args": {"msg": "{{ greeting }} {{ out.stdout }} on {{ ansible_facts.os_family }}!"},
+         "conditions": [{"When": {"expression": "ansible_system == 'Linux' and not ansible_check_mode"}}]},
+        {"module": "copy", "args": {"content": "{{ out.stdout_lines }}", "dest": "/tmp/x"}},
+    ], play_vars={"greeting": "hello"})
+    (doc,) = lower(plan).values()
+    (host,) = doc["hosts"].values()
+    assert host["facts"] is True
+    debug, copy = host["plays"][0]["tasks"][1:]
+    assert debug["when"][0]["ir"] == ["and", ["cmp", "==", ["name", "ansible_system"], ["lit", "Linux"]],
+                                      ["not", ["name", "ansible_check_mode"]]]
+    assert debug["args"]["msg"] == {"__rustle_template__": [
+        "hello ", {"expr": "out.stdout", "ir": ["attr", ["name", "out"], "stdout"]}, " on ",
+        {"expr": "ansible_facts.os_family", "ir": ["attr", ["name", "ansible_facts"], "os_family"]}, "!"]}
+    assert copy["args"]["content"] == {"__rustle_expr__": {
+        "expr": "out.stdout_lines", "ir": ["attr", ["name", "out"], "stdout_lines"]}}
+
+
+def test_a_plan_without_facts_does_not_ask_the_runner_to_gather_them(tmp_path: Path) -> None:
+    (doc,) = lower(WORKLOAD, workload_inventory(tmp_path)).values()
+    assert [h["facts"] for h in doc["hosts"].values()] == [False]

@@ -186,13 +186,13 @@ def test_rollback_from_native_to_pyz_then_cleanup(tmp_path: Path, capsys: pytest
 def test_a_plan_the_runner_cannot_run_is_refused_before_anything_is_touched(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], native_cache: Path
 ) -> None:
-    from ..conftest import EXAMPLE_PLAN
+    from ..conftest import PLAN_FIXTURES
 
     remote = Path(os.environ["HOME"]) / ".rustle"
     before = sorted(p.name for p in remote.iterdir())
-    code, _, err = cli(capsys, str(EXAMPLE_PLAN), "--run", "--format", "native")
+    code, _, err = cli(capsys, str(PLAN_FIXTURES / "package_management_plan.json"), "--run", "--format", "native")
     assert code == 2
-    assert "task 'Point current at the config' (play-0/task_7) on localhost: 'ansible_system' is only known" in err
+    assert "task 'Update package cache (Debian/Ubuntu)' (play-0/task_0) on localhost: module 'apt' is not" in err
     assert "use --format pyz" in err
     assert sorted(p.name for p in remote.iterdir()) == before  # no artifact, release or state
 
@@ -223,3 +223,61 @@ def test_a_runner_that_arrives_changed_is_not_installed(tmp_path: Path, runner: 
     assert f"not {good.name.rsplit('-', 1)[1]}: the upload was cut or changed" in str(out.error)
     assert list((remote / "runners").iterdir()) == []
     assert not (remote / "artifacts").exists(), "nothing else was touched"
+
+
+def journal(remote: Path, root: Path | None = None) -> list[tuple[Any, ...]]:
+    """(event, task, status, msg) of every task result in the remote dir's run journals, in
+    order; ``root`` is written ROOT in them (each format runs in its own directory)."""
+    out = []
+    for path in sorted((remote / "runs").glob("*.jsonl"), key=lambda p: p.stat().st_mtime_ns):
+        text = path.read_text().replace(str(root), "ROOT") if root else path.read_text()
+        for line in text.splitlines():
+            e = json.loads(line)
+            if e["event"] in ("task_result", "handler_result"):
+                out.append((e["event"], e["task"], e["status"], e.get("msg"), e.get("skip_reason")))
+    return out
+
+
+def local_inventory(path: Path, remote: Path) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(f"localhost ansible_connection=local rustle_remote_dir={remote}\n")
+    return path
+
+
+def test_the_bundled_example_native_equals_pyz(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                               native_cache: Path) -> None:
+    """Facts in conditions, a run-option name, and a message over a registered result."""
+    from ..integration.test_cli import example
+
+    outcomes = {}
+    for fmt in ("pyz", "native"):
+        work = tmp_path / fmt / "work"
+        plan = example(tmp_path / fmt, work)
+        inv = local_inventory(tmp_path / fmt / "inv.ini", tmp_path / fmt / "remote")
+        runs = []
+        for _ in range(2):  # cold, then warm
+            code, doc, err = cli(capsys, str(plan), "-i", str(inv), "--run", "--output", "json", "--format", fmt)
+            assert code == 0, err
+            runs.append(recap(doc))
+        outcomes[fmt] = (runs, files(work), journal(tmp_path / fmt / "remote", tmp_path / fmt))
+    assert outcomes["native"] == outcomes["pyz"]
+    messages = [m for (_, task, _, m, _) in outcomes["native"][2] if task == "Say hello"]
+    assert messages[0].startswith("hello on localhost: ") and messages[0].endswith(" settings")
+
+
+@pytest.mark.parametrize("plan", ["file_operations_plan.json", "file_operations_playbook_with_facts_plan.json"])
+def test_fixture_plans_the_runner_can_run_match_pyz_in_check_mode(
+    plan: str, tmp_path: Path, capsys: pytest.CaptureFixture[str], native_cache: Path
+) -> None:
+    from ..conftest import PLAN_FIXTURES
+
+    existed = Path("/tmp/rustle_file_test").exists()
+    outcomes = {}
+    for fmt in ("pyz", "native"):
+        inv = local_inventory(tmp_path / fmt / "inv.ini", tmp_path / fmt / "remote")
+        code, doc, err = cli(capsys, str(PLAN_FIXTURES / plan), "-i", str(inv), "--run", "--check",
+                             "--output", "json", "--format", fmt)
+        outcomes[fmt] = (code, recap(doc), journal(tmp_path / fmt / "remote"))
+    assert outcomes["native"] == outcomes["pyz"]
+    if not existed:
+        assert not Path("/tmp/rustle_file_test").exists(), "check mode must not create files"

@@ -25,6 +25,15 @@ from .units import BuildUnit
 
 NATIVE_FORMAT = "rustle-native"
 NATIVE_VERSION = 1
+TEMPLATE_KEY = "__rustle_template__"  # an argument the runner renders: literal text and expressions
+EXPR_KEY = "__rustle_expr__"  # an argument that is one expression's value
+# facts the runner gathers itself (facts.rs, the same values as the runtime's facts.py)
+NATIVE_FACTS = frozenset({
+    "system", "kernel", "kernel_version", "machine", "architecture", "hostname", "nodename", "pkg_mgr",
+    "service_mgr", "env", "processor_vcpus", "processor_nproc", "processor_count", "memtotal_mb",
+    "distribution", "os_family", "distribution_version", "distribution_major_version",
+    "distribution_release", "user_id", "user_uid", "user_gid", "user_dir", "user_shell", "user_gecos",
+})
 MODULES = frozenset({"file", "copy", "template", "lineinfile", "command", "shell", "stat",
                      "assert", "debug", "ping"})
 # task keys the runner understands (everything else makes the task unsupported)
@@ -81,7 +90,9 @@ def lower_unit(unit: BuildUnit, runner_sha: str) -> bytes:
     registered = {t["register"] for p in doc["plays"] for t in p["tasks"] + p["handlers"] if t.get("register")}
     hosts = {}
     for name in unit.host_names:
-        hosts[name] = {"plays": _Lowering(doc, name, registered, blobs).plays()}
+        lowering = _Lowering(doc, name, registered, blobs)
+        plays = lowering.plays()
+        hosts[name] = {"plays": plays, "facts": lowering.uses_facts}
     out = {
         "format": NATIVE_FORMAT,
         "version": NATIVE_VERSION,
@@ -115,6 +126,7 @@ class _Lowering:
             raise NativeUnsupported(f"{host}: register name '{clash[0]}' is also a variable of the host",
                                     "rename the registered variable, or use --format pyz")
         self.host_vars = host_vars
+        self.uses_facts = False  # set when a condition or argument needs the host's facts
 
     # -- scopes ----------------------------------------------------------------------------------
     def scope(self, play: dict[str, Any], task: dict[str, Any] | None = None) -> Any:
@@ -248,7 +260,10 @@ class _Lowering:
             raw = self.static(task, scope, raw)
             raw["var"] = self.cond(task, scope, str(var), as_value=True)
             return raw
-        args = self.executor._strip_omit(self.static(task, scope, raw))
+        args = self.executor._strip_omit(self.value(task, scope, raw))
+        for key in ("src", "regexp", "regex", "insertafter", "insertbefore", "dest", "path"):
+            if isinstance(args.get(key), dict) and (set(args[key]) & {TEMPLATE_KEY, EXPR_KEY}):
+                raise self.fail(task, f"argument '{key}' depends on a registered result or a fact")
         if module in ("copy", "template") and isinstance(args.get("src"), str):
             digest = (task.get("files") or {}).get(raw.get("src"))
             if digest is None:
@@ -262,6 +277,50 @@ class _Lowering:
                 if isinstance(value, str) and not (key.startswith("insert") and value in ("EOF", "BOF")):
                     args[f"_{key}_ir"] = self.regex(task, value)
         return args
+
+    def value(self, task: dict[str, Any], scope: Any, value: Any) -> Any:
+        """``value`` templated now where it can be; a string that needs the run (a registered
+        result, a fact) becomes a template the runner renders (docs/native.md)."""
+        if isinstance(value, dict):
+            out = {}
+            for key, item in value.items():
+                new_key = self.value(task, scope, key)
+                if not isinstance(new_key, str | int | float | bool) and new_key is not None:
+                    raise self.fail(task, f"the key {key!r} depends on a registered result or a fact")
+                out[new_key] = self.value(task, scope, item)
+            return out
+        if isinstance(value, list):
+            return [self.value(task, scope, item) for item in value]
+        if not self.templating.is_template(value):
+            return value
+        try:
+            return self.templar.template(value, scope)
+        except _Dynamic:
+            pass
+        except self.templating.TemplateError as exc:
+            raise self.fail(task, f"cannot be evaluated at compile time: {exc}") from None
+        if "{%" in value or "{#" in value:
+            raise self.fail(task, f"a Jinja2 block over a registered result or a fact ({value!r})")
+        single = self.templating._SINGLE.match(value)
+        if single:
+            return {EXPR_KEY: self.cond(task, scope, single.group(1), as_value=True)}
+        parts: list[Any] = []
+        last = 0
+        for match in self.templating._SEGMENT.finditer(value):
+            parts.append(value[last:match.start()])
+            parts.append(self.cond(task, scope, match.group(1), as_value=True, as_text=True))
+            last = match.end()
+        rest = value[last:]
+        if "{{" in rest or "}}" in rest:
+            raise self.fail(task, f"a template the native runner cannot split ({value!r})")
+        parts.append(rest)
+        merged: list[Any] = []
+        for part in parts:  # text decided now joins its neighbours
+            if isinstance(part, str) and merged and isinstance(merged[-1], str):
+                merged[-1] += part
+            elif part != "":
+                merged.append(part)
+        return {TEMPLATE_KEY: merged}
 
     def render_template(self, task: dict[str, Any], scope: Any, args: dict[str, Any], digest: str) -> str:
         """Render the template now, as the runtime's template module would; the result's sha256."""
@@ -300,8 +359,11 @@ class _Lowering:
         items = value if isinstance(value, list) else [value]
         return [self.cond(task, scope, c) for c in items]
 
-    def cond(self, task: dict[str, Any], scope: Any, text: Any, as_value: bool = False) -> dict[str, Any]:
-        """A condition: decided now when it can be, else its expression tree for the runner."""
+    def cond(self, task: dict[str, Any], scope: Any, text: Any, as_value: bool = False,
+             as_text: bool = False) -> Any:
+        """A condition (or with ``as_value`` an expression): decided now when it can be, else its
+        expression tree for the runner. With ``as_text``, a value decided now is returned as the
+        text a template would render it to."""
         if isinstance(text, bool) or text is None:
             return {"expr": text, "ir": ["lit", True if text is None else text]}
         source = str(text)
@@ -310,6 +372,8 @@ class _Lowering:
                 value = self.templar.evaluate(source, scope)
             else:
                 value = self.templar.condition(source, scope)
+            if as_text:
+                return value if isinstance(value, str) else str(value)
             return {"expr": source, "ir": ["lit", value]}
         except _Dynamic:
             pass
@@ -335,7 +399,21 @@ class _Lowering:
             except KeyError:
                 return ["name", node[1]]  # undefined: the runner says so as the runtime would
             except _Dynamic as exc:
-                raise self.fail(task, f"'{exc.name}' is only known on the host while the plan runs") from None
+                if exc.name == node[1] and node[1][8:] in NATIVE_FACTS and node[1].startswith("ansible_"):
+                    self.uses_facts = True
+                    return ["name", node[1]]
+                if exc.name == node[1] == "ansible_facts":
+                    raise self.fail(task, "ansible_facts is only supported as ansible_facts.NAME or "
+                                          "ansible_facts['NAME'] by the native runner") from None
+                raise self.fail(task, f"'{exc.name}' is only known on the host while the plan runs"
+                                + (" (a fact the native runner does not gather)" if exc.name.startswith("ansible_") else "")) from None
+        key = node[2] if op == "attr" else (node[2][1] if op == "item" and node[2][0] == "lit" else None)
+        if op in ("attr", "item") and node[1] == ("name", "ansible_facts") and "ansible_facts" not in self.dynamic:
+            if not self.scope_has(scope, "ansible_facts"):
+                if key not in NATIVE_FACTS:
+                    raise self.fail(task, f"ansible_facts[{key!r}] is a fact the native runner does not gather")
+                self.uses_facts = True
+                return [op, ["name", "ansible_facts"], node[2] if op == "attr" else ["lit", key]]
         if op == "attr":
             return ["attr", self.tree(task, scope, node[1]), node[2]]
         if op == "list":
@@ -349,6 +427,13 @@ class _Lowering:
         if op == "cmp":
             return ["cmp", node[1], self.tree(task, scope, node[2]), self.tree(task, scope, node[3])]
         return [op] + [self.tree(task, scope, n) for n in node[1:]]  # item, or, and, not, in
+
+    @staticmethod
+    def scope_has(scope: Any, name: str) -> bool:
+        try:
+            return name in scope
+        except _Dynamic:
+            return False
 
     def regex(self, task: dict[str, Any], pattern: str) -> list[Any]:
         try:

@@ -9,6 +9,7 @@
 
 use crate::events::{censor, Emitter};
 use crate::expr::{self, truthy, Scope};
+use crate::facts;
 use crate::json::{Map, Value};
 use crate::modules::{self, Ctx, Host};
 use crate::payload::{Artifact, RunOptions};
@@ -38,12 +39,15 @@ pub fn run_artifact(path: &Path, host: &str, opts: &RunOptions) -> i32 {
         Ok(artifact) => artifact,
         Err(e) => return usage_error(&e, "the artifact is corrupt or incomplete; redeploy it"),
     };
-    let plays = match artifact.host(host) {
-        Some(entry) => entry
-            .get("plays")
-            .and_then(Value::as_list)
-            .cloned()
-            .unwrap_or_default(),
+    let (plays, wants_facts) = match artifact.host(host) {
+        Some(entry) => (
+            entry
+                .get("plays")
+                .and_then(Value::as_list)
+                .cloned()
+                .unwrap_or_default(),
+            entry.get("facts").map_or(false, truthy),
+        ),
         None => {
             let names = artifact.host_names();
             let served = if names.is_empty() {
@@ -73,18 +77,48 @@ pub fn run_artifact(path: &Path, host: &str, opts: &RunOptions) -> i32 {
             return usage_error(&msg, "pass a writable --journal path");
         }
     };
+    let check = opts.check || artifact.check_mode();
+    let diff = opts.diff || artifact.diff_mode();
     let mut runner = Runner {
         host,
         opts,
         files: artifact.files(),
-        check: opts.check || artifact.check_mode(),
-        diff: opts.diff || artifact.diff_mode(),
+        check,
+        diff,
         emitter: &mut emitter,
+        base: base_layer(opts, check, diff, wants_facts),
         registered: Map::new(),
         stats: [0; 5],
         notified: Vec::new(),
     };
     runner.run(artifact.binary_name(), &plays)
+}
+
+/// The names every condition and templated argument sees below the registered results: the
+/// run's options (`executor.Runner.__init__`) and, when the program asks for them, the host's
+/// facts, prefixed and as `ansible_facts` (gathered once, here).
+fn base_layer(opts: &RunOptions, check: bool, diff: bool, wants_facts: bool) -> Map {
+    let mut base = Map::new();
+    if wants_facts {
+        let gathered = facts::gather();
+        base.insert("ansible_facts", Value::Dict(facts::unprefixed(&gathered)));
+        for (k, v) in gathered.0 {
+            base.insert(&k, v);
+        }
+    }
+    let strings =
+        |items: &[String]| Value::List(items.iter().map(|t| Value::from(t.as_str())).collect());
+    let run_tags = if opts.tags.is_empty() {
+        Value::List(vec![Value::from("all")])
+    } else {
+        strings(&opts.tags)
+    };
+    base.insert("ansible_check_mode", Value::Bool(check));
+    base.insert("ansible_diff_mode", Value::Bool(diff));
+    base.insert("ansible_verbosity", Value::Int(opts.verbosity));
+    base.insert("ansible_run_tags", run_tags);
+    base.insert("ansible_skip_tags", strings(&opts.skip_tags));
+    base
 }
 
 fn usage_error(msg: &str, hint: &str) -> i32 {
@@ -161,6 +195,68 @@ fn strip_omit(value: &Value) -> Value {
     }
 }
 
+/// An argument whose text is rendered at run time: literal parts and expressions' `str()`.
+const TEMPLATE_KEY: &str = "__rustle_template__";
+/// An argument that is one expression's value, of its own type.
+const EXPR_KEY: &str = "__rustle_expr__";
+
+/// `value` with every templated value in it rendered (docs/native.md): a dict whose only key is
+/// TEMPLATE_KEY or EXPR_KEY, at any depth of dicts and lists. Errors are the expression's
+/// (`'x' is undefined`); the caller words them as `executor._invoke` does.
+pub fn render(value: &Value, scope: &Scope) -> Result<Value, String> {
+    match value {
+        Value::Dict(map) => {
+            if map.len() == 1 {
+                if let Some(parts) = map.get(TEMPLATE_KEY) {
+                    return render_text(parts, scope).map(Value::Str);
+                }
+                if let Some(cond) = map.get(EXPR_KEY) {
+                    return expression(cond, scope);
+                }
+            }
+            let mut out = Map::new();
+            for (k, v) in map.iter() {
+                out.insert(k, render(v, scope)?);
+            }
+            Ok(Value::Dict(out))
+        }
+        Value::List(items) => items
+            .iter()
+            .map(|v| render(v, scope))
+            .collect::<Result<Vec<Value>, String>>()
+            .map(Value::List),
+        other => Ok(other.clone()),
+    }
+}
+
+/// The value of `{"expr": "source", "ir": NODE}`; undefined is an error.
+fn expression(cond: &Value, scope: &Scope) -> Result<Value, String> {
+    match cond.get("ir") {
+        Some(node) => expr::evaluate(node, scope),
+        None => Err(format!(
+            "malformed templated argument {}",
+            crate::json::to_string(cond)
+        )),
+    }
+}
+
+fn render_text(parts: &Value, scope: &Scope) -> Result<String, String> {
+    let parts = parts.as_list().ok_or_else(|| {
+        format!(
+            "malformed templated argument {}",
+            crate::json::to_string(parts)
+        )
+    })?;
+    let mut text = String::new();
+    for part in parts {
+        match part {
+            Value::Str(literal) => text.push_str(literal),
+            other => text.push_str(&expr::py_str(&expression(other, scope)?)),
+        }
+    }
+    Ok(text)
+}
+
 /// Python's `str.splitlines()`.
 fn splitlines(text: &str) -> Vec<Value> {
     let mut lines = Vec::new();
@@ -216,6 +312,8 @@ struct Runner<'a> {
     check: bool,
     diff: bool,
     emitter: &'a mut Emitter,
+    /// run options and facts, below the registered results
+    base: Map,
     /// registered results, across plays
     registered: Map,
     /// counts in the order of STATS
@@ -437,7 +535,7 @@ impl<'a> Runner<'a> {
 
     /// The task's (registered) result, looping as the program says.
     fn execute(&self, task: &Map) -> Map {
-        let scope = Scope::new(vec![&self.registered]);
+        let scope = Scope::new(vec![&self.base, &self.registered]);
         let entries = match task.get("loop") {
             None | Some(Value::Null) => {
                 return self.execute_item(task, task.get("args"), task.get("when"), &scope);
@@ -546,15 +644,35 @@ impl<'a> Runner<'a> {
     /// Run the module once and normalise its result (`executor._invoke`).
     fn invoke(&self, task: &Map, args: Option<&Value>, scope: &Scope) -> Map {
         let module = task.get("module").and_then(Value::as_str).unwrap_or("");
-        let args = match args.map(strip_omit) {
-            Some(Value::Dict(args)) => args,
-            _ => Map::new(),
-        };
         let empty = Map::new();
-        let environment = task
-            .get("environment")
-            .and_then(Value::as_dict)
-            .unwrap_or(&empty);
+        let rendered = (|| -> Result<(Option<Value>, Map), String> {
+            let args = match args {
+                Some(args) => Some(render(args, scope)?),
+                None => None,
+            };
+            let environment = match task.get("environment").and_then(Value::as_dict) {
+                Some(env) => match render(&Value::Dict(env.clone()), scope)? {
+                    Value::Dict(env) => env,
+                    _ => Map::new(),
+                },
+                None => Map::new(),
+            };
+            Ok((args, environment))
+        })();
+        let (args, environment) = match rendered {
+            Ok(rendered) => rendered,
+            Err(e) => {
+                return failure(format!(
+                    "The task includes an option with an undefined variable. The error was: {}",
+                    e
+                ))
+            }
+        };
+        let args = match args.as_ref().map(strip_omit) {
+            Some(Value::Dict(args)) => args,
+            _ => empty,
+        };
+        let environment = &environment;
         let mut ctx = Ctx {
             module,
             check: self.task_mode(task, "check_mode", self.check),
@@ -821,6 +939,184 @@ mod tests {
         assert!(!tags_selected(&s(&["a"]), &s(&["tagged"]), &s(&["a"])));
         assert!(!tags_selected(&s(&[]), &s(&["tagged"]), &s(&[])));
         assert!(tags_selected(&s(&[]), &s(&["untagged"]), &s(&[])));
+    }
+
+    fn render_with(args: &str) -> Result<Value, String> {
+        let layer = parse(
+            r#"{"r": {"rc": 0, "stdout": "hi", "n": null, "f": 1.5, "g": 2.0, "big": 1e20,
+                      "ok": true, "l": [1, "a", null, false], "d": {"k": "it's", "z": [0.1]}}}"#,
+        )
+        .unwrap();
+        let base = map(vec![("ansible_check_mode", Value::Bool(true))]);
+        let layer = layer.as_dict().unwrap();
+        render(&parse(args).unwrap(), &Scope::new(vec![&base, layer]))
+    }
+
+    fn text(parts: &str) -> String {
+        format!(r#"{{"__rustle_template__": {}}}"#, parts)
+    }
+
+    fn expr_arg(path: &str) -> String {
+        format!(r#"{{"__rustle_expr__": {{"expr": "e", "ir": {}}}}}"#, path)
+    }
+
+    fn var(path: &str) -> String {
+        format!(r#"{{"expr": "e", "ir": {}}}"#, path)
+    }
+
+    #[test]
+    fn renders_templated_arguments_at_any_depth() {
+        let rc = r#"["attr", ["name", "r"], "rc"]"#;
+        let args = format!(
+            r#"{{"plain": "x", "n": 3, "t": {}, "deep": {{"list": [1, {}, {{"e": {}}}]}},
+                "native": {}, "mode": {}}}"#,
+            text(&format!(r#"["rc=", {}, "!"]"#, var(rc))),
+            text(&format!(
+                r#"[{}]"#,
+                var(r#"["attr", ["name", "r"], "stdout"]"#)
+            )),
+            expr_arg(r#"["attr", ["name", "r"], "l"]"#),
+            expr_arg(r#"["attr", ["name", "r"], "d"]"#),
+            expr_arg(r#"["name", "ansible_check_mode"]"#),
+        );
+        assert_eq!(
+            to_string(&render_with(&args).unwrap()),
+            r#"{"plain": "x", "n": 3, "t": "rc=0!", "deep": {"list": [1, "hi", {"e": [1, "a", null, false]}]}, "native": {"k": "it's", "z": [0.1]}, "mode": true}"#
+        );
+        // a marker next to other keys is data, not a template
+        let data = r#"{"__rustle_expr__": 1, "other": 2}"#;
+        assert_eq!(
+            to_string(&render_with(data).unwrap()),
+            r#"{"__rustle_expr__": 1, "other": 2}"#
+        );
+    }
+
+    #[test]
+    fn templated_text_uses_python_str() {
+        let cases = [
+            ("rc", "0"),
+            ("f", "1.5"),
+            ("g", "2.0"),
+            ("big", "1e+20"),
+            ("ok", "True"),
+            ("n", "None"),
+            ("l", "[1, 'a', None, False]"),
+            ("d", r#"{'k': "it's", 'z': [0.1]}"#),
+        ];
+        for (key, want) in cases.iter() {
+            let path = format!(r#"["attr", ["name", "r"], "{}"]"#, key);
+            let arg = text(&format!(r#"["<", {}, ">"]"#, var(&path)));
+            assert_eq!(
+                render_with(&arg),
+                Ok(Value::Str(format!("<{}>", want))),
+                "{}",
+                key
+            );
+        }
+    }
+
+    #[test]
+    fn templated_undefined_values_are_errors() {
+        assert_eq!(
+            render_with(&format!(
+                r#"{{"a": [{}]}}"#,
+                text(&format!(r#"["x", {}]"#, var(r#"["name", "x"]"#)))
+            )),
+            Err("'x' is undefined".to_string())
+        );
+        assert_eq!(
+            render_with(&expr_arg(r#"["attr", ["name", "r"], "y"]"#)),
+            Err("'dict object' has no attribute 'y'".to_string())
+        );
+        // default and defined still see undefined values
+        assert_eq!(
+            render_with(&expr_arg(
+                r#"["filter", "default", ["name", "x"], [["lit", 5]], {}]"#
+            )),
+            Ok(Value::Int(5))
+        );
+    }
+
+    const TEMPLATED: &str = r#"{"format": "rustle-native", "version": 1, "runner": "x", "binary_name": "site",
+      "files": {}, "hosts": {"web1": {"facts": true, "plays": [{"name": "p", "tasks": [
+        {"id": "t1", "module": "shell", "register": "out", "args": {"_raw_params": "echo hi"}, "when": []},
+        {"id": "t2", "module": "debug", "when": [], "args": {"msg": {"__rustle_template__": [
+          "said ", {"expr": "out.stdout", "ir": ["attr", ["name", "out"], "stdout"]},
+          " on ", {"expr": "ansible_system", "ir": ["name", "ansible_system"]},
+          "/", {"expr": "ansible_facts.os_family", "ir": ["attr", ["name", "ansible_facts"], "os_family"]},
+          " tags ", {"expr": "ansible_run_tags", "ir": ["name", "ansible_run_tags"]},
+          " skip ", {"expr": "ansible_skip_tags", "ir": ["name", "ansible_skip_tags"]},
+          " check ", {"expr": "ansible_check_mode", "ir": ["name", "ansible_check_mode"]},
+          " diff ", {"expr": "ansible_diff_mode", "ir": ["name", "ansible_diff_mode"]},
+          " v ", {"expr": "ansible_verbosity", "ir": ["name", "ansible_verbosity"]}]}}},
+        {"id": "t3", "module": "debug", "ignore_errors": true, "when": [],
+         "loop": [{"item": 1, "args": {"msg": {"__rustle_expr__": {"expr": "nope.x", "ir": ["attr", ["name", "nope"], "x"]}}}, "when": []},
+                  {"item": 2, "args": {"msg": {"__rustle_expr__": {"expr": "item", "ir": ["name", "item"]}}}, "when": []}]},
+        {"id": "t4", "module": "debug", "args": {"msg": "checked"},
+         "when": [{"expr": "ansible_check_mode", "ir": ["name", "ansible_check_mode"]}]}
+      ], "handlers": []}]}}}"#;
+
+    #[test]
+    fn run_options_facts_and_templated_arguments_in_a_run() {
+        let dir = temp_dir("templated");
+        let artifact = dir.join("artifact.json");
+        std::fs::write(&artifact, TEMPLATED).unwrap();
+        let journal = dir.join("journal.jsonl");
+        let opts = RunOptions {
+            journal: Some(journal.clone()),
+            run_id: "r1".into(),
+            skip_tags: vec!["slow".into()],
+            verbosity: 2,
+            ..RunOptions::default()
+        };
+        assert_eq!(run_artifact(&artifact, "web1", &opts), EXIT_OK);
+        let events: Vec<Map> = std::fs::read_to_string(&journal)
+            .unwrap()
+            .lines()
+            .map(|l| parse(l).unwrap().as_dict().unwrap().clone())
+            .filter(|e| e.get("event") == Some(&Value::from("task_result")))
+            .collect();
+        let facts = crate::facts::gather();
+        let fact = |k: &str| expr::py_str(facts.get(k).unwrap());
+        assert_eq!(
+            expr::py_str(events[1].get("msg").unwrap()),
+            format!(
+                "said hi on {}/{} tags ['all'] skip ['slow'] check False diff False v 2",
+                fact("ansible_system"),
+                fact("ansible_os_family")
+            )
+        );
+        let items = events[2].get("results").unwrap().as_list().unwrap();
+        assert_eq!(
+            show(items[0].as_dict().unwrap(), &["status", "msg", "changed"]),
+            r#"{"status": "failed", "msg": "The task includes an option with an undefined variable. The error was: 'nope' is undefined", "changed": false}"#
+        );
+        assert_eq!(
+            show(items[1].as_dict().unwrap(), &["status", "msg"]),
+            r#"{"status": "ok", "msg": 2}"#
+        );
+        assert_eq!(
+            show(&events[3], &["status", "false_condition"]),
+            r#"{"status": "skipped", "false_condition": "ansible_check_mode"}"#
+        );
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn facts_are_gathered_only_when_asked() {
+        let opts = RunOptions {
+            tags: vec!["a".into(), "b".into()],
+            ..RunOptions::default()
+        };
+        let base = base_layer(&opts, true, false, false);
+        assert_eq!(
+            to_string(&Value::Dict(base)),
+            r#"{"ansible_check_mode": true, "ansible_diff_mode": false, "ansible_verbosity": 0, "ansible_run_tags": ["a", "b"], "ansible_skip_tags": []}"#
+        );
+        let base = base_layer(&opts, false, false, true);
+        assert!(base.get("ansible_facts").unwrap().get("user_uid").is_some());
+        assert!(base.get("ansible_user_uid").is_some());
+        assert_eq!(base.get("ansible_check_mode"), Some(&Value::Bool(false)));
     }
 
     #[test]

@@ -13,6 +13,7 @@ mod b64;
 mod events;
 mod executor;
 mod expr;
+mod facts;
 mod json;
 mod modules;
 mod payload;

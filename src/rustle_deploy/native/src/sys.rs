@@ -68,6 +68,11 @@ extern "C" {
     fn kill(pid: c_int, sig: c_int) -> c_int;
     fn getpgrp() -> c_int;
     fn getuid() -> u32;
+    fn getgid() -> u32;
+    fn gethostname(name: *mut c_char, len: usize) -> c_int;
+    fn sysconf(name: c_int) -> std::os::raw::c_long;
+    #[cfg(target_os = "linux")]
+    fn sched_getaffinity(pid: c_int, size: usize, mask: *mut c_void) -> c_int;
     fn access(path: *const c_char, mode: c_int) -> c_int;
     fn pipe(fds: *mut c_int) -> c_int;
     fn fcntl(fd: c_int, cmd: c_int, ...) -> c_int;
@@ -195,6 +200,76 @@ pub fn uid() -> u32 {
     unsafe { getuid() }
 }
 
+/// The real group id of this process.
+pub fn gid() -> u32 {
+    unsafe { getgid() }
+}
+
+/// `socket.gethostname()`.
+pub fn hostname() -> String {
+    let mut buf = vec![0u8; 1024];
+    if unsafe { gethostname(buf.as_mut_ptr() as *mut c_char, buf.len() - 1) } < 0 {
+        return String::new();
+    }
+    let end = buf.iter().position(|b| *b == 0).unwrap_or(buf.len());
+    String::from_utf8_lossy(&buf[..end]).into_owned()
+}
+
+#[cfg(target_os = "linux")]
+const SC_NPROCESSORS_ONLN: c_int = 84;
+#[cfg(target_os = "linux")]
+const SC_PAGESIZE: c_int = 30;
+#[cfg(target_os = "linux")]
+const SC_PHYS_PAGES: c_int = 85;
+#[cfg(not(target_os = "linux"))]
+const SC_NPROCESSORS_ONLN: c_int = 58;
+#[cfg(not(target_os = "linux"))]
+const SC_PAGESIZE: c_int = 29;
+#[cfg(not(target_os = "linux"))]
+const SC_PHYS_PAGES: c_int = 200;
+
+/// `os.cpu_count()`: the online processors, None when unknown.
+pub fn cpu_count() -> Option<i64> {
+    let n = unsafe { sysconf(SC_NPROCESSORS_ONLN) } as i64;
+    if n >= 1 {
+        Some(n)
+    } else {
+        None
+    }
+}
+
+/// `os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")`.
+pub fn physical_memory() -> i64 {
+    let page = unsafe { sysconf(SC_PAGESIZE) } as i64;
+    let pages = unsafe { sysconf(SC_PHYS_PAGES) } as i64;
+    page.saturating_mul(pages)
+}
+
+/// `len(os.sched_getaffinity(0))`, None where the call is missing or fails.
+#[cfg(target_os = "linux")]
+pub fn affinity_count() -> Option<i64> {
+    const EINVAL: i32 = 22;
+    let mut words: usize = 16; // 1024 CPUs, grown as Python grows its mask
+    loop {
+        let mut mask = vec![0u64; words];
+        let rc = unsafe { sched_getaffinity(0, words * 8, mask.as_mut_ptr() as *mut c_void) };
+        if rc == 0 {
+            return Some(mask.iter().map(|w| w.count_ones() as i64).sum());
+        }
+        let err = io::Error::last_os_error();
+        if err.raw_os_error() == Some(EINVAL) && words < (1 << 16) {
+            words *= 2;
+            continue;
+        }
+        return None;
+    }
+}
+
+#[cfg(not(target_os = "linux"))]
+pub fn affinity_count() -> Option<i64> {
+    None
+}
+
 /// `os.access(path, W_OK | X_OK)`: may this process write into and enter `path`?
 pub fn can_write_dir(path: &Path) -> bool {
     const W_OK_X_OK: c_int = 2 | 1;
@@ -237,6 +312,20 @@ pub fn dup2_fd(old: i32, new: i32) -> io::Result<()> {
 /// Set the process umask, returning the previous one.
 pub fn umask(mask: u32) -> u32 {
     unsafe { c_umask(mask) }
+}
+
+/// The five fields of `uname(2)`: sysname, nodename, release, version, machine.
+pub fn uname_fields() -> [String; 5] {
+    let mut buf = vec![0u8; UTS_FIELD * 6];
+    if unsafe { c_uname(buf.as_mut_ptr() as *mut c_void) } < 0 {
+        return Default::default();
+    }
+    let field = |i: usize| {
+        let bytes = &buf[i * UTS_FIELD..(i + 1) * UTS_FIELD];
+        let end = bytes.iter().position(|b| *b == 0).unwrap_or(bytes.len());
+        String::from_utf8_lossy(&bytes[..end]).into_owned()
+    };
+    [field(0), field(1), field(2), field(3), field(4)]
 }
 
 /// `(sysname, machine)` of `uname(2)`, e.g. `("Linux", "x86_64")`.
@@ -328,6 +417,35 @@ pub fn group_name(gid: u32) -> Option<String> {
         empty_group(),
     )?;
     name
+}
+
+/// What `pwd.getpwuid(uid)` gives: name, home, shell and gecos; None when unknown.
+pub struct PasswdEntry {
+    pub name: String,
+    pub dir: String,
+    pub shell: String,
+    pub gecos: String,
+}
+
+pub fn user_entry(uid: u32) -> Option<PasswdEntry> {
+    let mut entry = None;
+    lookup(
+        |pw, buf, out| {
+            let rc = unsafe { getpwuid_r(uid, pw, buf.as_mut_ptr(), buf.len(), out) };
+            if rc == 0 && !out.is_null() {
+                let text = |p: *const c_char| if p.is_null() { String::new() } else { c_string(p) };
+                entry = Some(PasswdEntry {
+                    name: text(pw.pw_name),
+                    dir: text(pw.pw_dir),
+                    shell: text(pw.pw_shell),
+                    gecos: text(pw.pw_gecos),
+                });
+            }
+            rc
+        },
+        empty_passwd(),
+    )?;
+    entry
 }
 
 /// The uid of user `name` (`pwd.getpwnam(name).pw_uid`), None when unknown.
