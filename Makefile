@@ -19,6 +19,11 @@ demo: setup
 
 test: setup
 	$(BIN)/python -m pytest -q -p no:cacheprovider
+	@if command -v cargo >/dev/null 2>&1; then \
+		echo "cargo test (the native runner's own tests)"; \
+		CARGO_TARGET_DIR=$(CURDIR)/.cargo-target cargo test --offline --quiet \
+			--manifest-path src/rustle_deploy/native/Cargo.toml; \
+	else echo "note: cargo not found: the native runner's own tests were skipped"; fi
 
 lint: setup
 	$(BIN)/ruff check src tests
@@ -29,4 +34,4 @@ bench: setup
 	$(BIN)/python benchmarks/run.py
 
 clean:
-	rm -rf $(VENV) target build *.egg-info
+	rm -rf $(VENV) target .cargo-target build *.egg-info

@@ -152,25 +152,23 @@ def preamble(request: dict[str, Any]) -> bytes:
 
 
 @cache
-def runner_bytes(path: Path) -> bytes:
-    return path.read_bytes()
+def _runner_size(path: Path) -> int:
+    return path.stat().st_size
 
 
 def runner_identity(job: HostJob) -> tuple[str, int] | None:
     """(sha256, size) of the job's runner, the name it has on hosts; None for Python jobs."""
     if job.runner is None:
         return None
-    name = job.runner.name
-    return name.rsplit("-", 1)[-1], len(runner_bytes(job.runner))
+    return job.runner.name.rsplit("-", 1)[-1], _runner_size(job.runner)
 
 
-def native_preamble(job: HostJob, request: dict[str, Any]) -> bytes:
-    """What the native bootstrap reads: the runner flag line, the runner if sent, the request."""
+def native_preamble(job: HostJob, request: dict[str, Any]) -> tuple[bytes, bytes]:
+    """What the native bootstrap reads, around the runner's bytes (sent from the file when
+    ``job.push_runner``): the flag line, then the request."""
     assert job.runner is not None
     body = json.dumps(request, sort_keys=True).encode() + b"\n"
-    if job.push_runner:
-        return b"1\n" + runner_bytes(job.runner) + body
-    return b"0\n" + body
+    return (b"1\n" if job.push_runner else b"0\n"), body
 
 
 class _NeedRunner(Exception):
@@ -335,11 +333,19 @@ async def _drive(job: HostJob, connect: ConnectFn, on_event: EventFn | None, out
     launch = agent_launch(job.host, runner_identity(job))
     command = remote_command(launch)
     request = build_request(job)
-    data = preamble(request) if job.runner is None else native_preamble(job, request)
+    body = b""
+    if job.runner is None:
+        data = preamble(request)
+    else:
+        data, body = native_preamble(job, request)
     conn = await connect(job.host)
     clean = False
     try:
         session = await conn.start(command, data)
+        if job.runner is not None:
+            if job.push_runner:
+                await session.write_file(job.runner, runner_identity(job)[1])  # type: ignore[index]
+            await session.write(body)
         if job.push and job.op == "deploy":
             await _upload(session, conn, job)  # the agent reads it, or skips it if it has it
             out.uploaded = True  # sent; the agent's "done" says whether it was needed

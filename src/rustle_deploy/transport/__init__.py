@@ -13,8 +13,10 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
+from ..errors import TransferError
 from ..model import Host
 
 if TYPE_CHECKING:
@@ -56,8 +58,23 @@ class Session(Protocol):
     async def write(self, data: bytes) -> None:
         """Send bytes to the command's stdin and wait until they are buffered below the limit."""
 
+    async def write_file(self, path: Path, size: int) -> None:
+        """Send ``size`` bytes of the file at ``path`` to the command's stdin."""
+
     async def finish(self) -> Finished:
         """Wait for the command to end; collect its exit status and stderr."""
+
+
+async def write_file_chunks(session: Session, path: Path, size: int, chunk: int = 1 << 18) -> None:
+    """``Session.write_file`` for sessions without a file descriptor to hand the kernel."""
+    left = size
+    with open(path, "rb") as source:
+        while left > 0:
+            block = source.read(min(chunk, left))
+            if not block:
+                raise TransferError(path.name, f"{path}: shorter than {size} bytes", "build it again")
+            await session.write(block)
+            left -= len(block)
 
 
 class Connection(Protocol):

@@ -10,10 +10,11 @@ import asyncio
 import contextlib
 import os
 import subprocess
+from pathlib import Path
 from typing import Any
 
 from ..errors import TransferError
-from . import Finished, RoundTrips
+from . import Finished, RoundTrips, write_file_chunks
 from .early import Early, discard
 
 _LINE_LIMIT = 1 << 26  # event lines can carry a task's whole stdout
@@ -79,6 +80,20 @@ class AdoptedProcess:
         self._popen.kill()
 
 
+async def _writable(loop: asyncio.AbstractEventLoop, fd: int) -> None:
+    done = loop.create_future()
+
+    def ready() -> None:
+        if not done.done():
+            done.set_result(None)
+
+    loop.add_writer(fd, ready)
+    try:
+        await done
+    finally:
+        loop.remove_writer(fd)
+
+
 class ProcessSession:
     """A child process with piped stdin, stdout and stderr."""
 
@@ -108,6 +123,34 @@ class ProcessSession:
             raise TransferError(
                 self._name, f"{self._name}: the agent stopped reading: {exc}", None
             ) from exc
+
+    async def write_file(self, path: Path, size: int) -> None:
+        """Send ``size`` bytes of ``path``. Into an idle pipe with ``sendfile``: the kernel
+        moves the pages, and a 1 MB runner for 50 hosts costs no copies and no buffer shuffling
+        in this process; otherwise through ``write``."""
+        transport = self._proc.stdin.transport
+        pipe = transport.get_extra_info("pipe")
+        if pipe is None or transport.get_write_buffer_size() or not hasattr(os, "sendfile"):
+            await write_file_chunks(self, path, size)
+            return
+        self._rt.sent()
+        loop = asyncio.get_running_loop()
+        fd = pipe.fileno()
+        offset = 0
+        with open(path, "rb") as source:
+            while offset < size:
+                try:
+                    sent = os.sendfile(fd, source.fileno(), offset, size - offset)
+                except BlockingIOError:
+                    await _writable(loop, fd)
+                    continue
+                except (BrokenPipeError, ConnectionResetError) as exc:
+                    raise TransferError(
+                        self._name, f"{self._name}: the agent stopped reading: {exc}", None
+                    ) from exc
+                if sent == 0:
+                    raise TransferError(self._name, f"{path}: shorter than {size} bytes", "build it again")
+                offset += sent
 
     async def finish(self) -> Finished:
         status = await self._proc.wait()

@@ -22,7 +22,7 @@ import asyncssh
 
 from ..errors import ConnectError, TransferError
 from ..model import Host
-from . import Finished, RoundTrips
+from . import Finished, RoundTrips, write_file_chunks
 from .options import SshSettings, keyscan_hint, known_hosts_files, ssh_settings
 
 _PREFERRED_KEX = ("curve25519-sha256", "curve25519-sha256@libssh.org")
@@ -219,6 +219,9 @@ class SshSession:
             raise TransferError(
                 self._name, f"{self._name}: connection lost while sending: {exc}", "retry the host"
             ) from exc
+
+    async def write_file(self, path: Path, size: int) -> None:
+        await write_file_chunks(self, path, size)
 
     async def finish(self) -> Finished:
         try:
