@@ -204,10 +204,11 @@ def _deploy_jobs(
         recorded: set[str] = set()
 
         def on_outcome(outcome: HostOutcome) -> None:
-            _record(history, did, job_of[outcome.host], outcome)
+            with history.together():  # one commit per host
+                _record(history, did, job_of[outcome.host], outcome)
+                if run and outcome.run_exit is not None:
+                    history.record_run(did, outcome.host, run_id, outcome.run_exit, outcome.recap)
             recorded.add(outcome.host)
-            if run and outcome.run_exit is not None:
-                history.record_run(did, outcome.host, run_id, outcome.run_exit, outcome.recap)
 
         status = "interrupted"
         try:

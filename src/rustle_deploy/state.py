@@ -93,6 +93,7 @@ class History:
 
     def __init__(self, path: Path) -> None:
         self.path = path
+        self._nested = 0
         try:
             private_dir(path.parent)
             self._db = sqlite3.connect(path, timeout=30, isolation_level=None)
@@ -115,7 +116,20 @@ class History:
         self.close()
 
     @contextmanager
+    def together(self) -> Iterator[None]:
+        """The records made inside, in one transaction: one commit (one fsync) for all."""
+        with self._tx():
+            self._nested += 1
+            try:
+                yield
+            finally:
+                self._nested -= 1
+
+    @contextmanager
     def _tx(self) -> Iterator[sqlite3.Connection]:
+        if self._nested:
+            yield self._db  # inside together(): its transaction commits
+            return
         try:
             self._db.execute("BEGIN IMMEDIATE")
             yield self._db

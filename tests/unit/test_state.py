@@ -38,3 +38,20 @@ def test_unusable_path_is_a_state_error(tmp_path: Path) -> None:
     blocker.write_text("x")
     with pytest.raises(StateError, match="cannot open the history database"):
         History(blocker / "state.db")
+
+
+def test_records_made_together_commit_or_roll_back_together(tmp_path: Path) -> None:
+    db = tmp_path / "state.db"
+    with History(db) as h:
+        did = h.begin("deploy")
+        with h.together():
+            h.record_host(did, "web1", "activated", sha256="s1")
+            h.record_runner("web1", "/r", "r" * 64)
+        with pytest.raises(RuntimeError), h.together():
+            h.record_host(did, "web2", "activated", sha256="s2")
+            raise RuntimeError("cut")
+    with History(db) as h:
+        deployment = h.get(did)
+        assert deployment is not None
+        assert [r.host for r in deployment.hosts] == ["web1"]
+        assert h.runner_holders("r" * 64) == {("web1", "/r")}
