@@ -144,3 +144,15 @@ def test_facts_run_names_and_templated_arguments_are_left_to_the_runner(tmp_path
 def test_a_plan_without_facts_does_not_ask_the_runner_to_gather_them(tmp_path: Path) -> None:
     (doc,) = lower(WORKLOAD, workload_inventory(tmp_path)).values()
     assert [h["facts"] for h in doc["hosts"].values()] == [False]
+
+
+def test_the_compiler_knows_every_fact_the_runtime_gathers() -> None:
+    import sys
+
+    from rustle_deploy.compiler.native import RUNTIME_FACTS
+    from rustle_deploy.runtime_index import runtime_root
+
+    sys.path.insert(0, str(runtime_root()))
+    from rustle_runtime.facts import gather  # type: ignore[import-not-found]
+
+    assert {name[len("ansible_"):] for name in gather()} == RUNTIME_FACTS
