@@ -121,8 +121,9 @@ def test_registered_results_conditions_handlers_and_failures_match_pyz(
 
 
 @pytest.mark.ssh
+@pytest.mark.parametrize("client", ["openssh", "asyncssh"])
 def test_fleet_over_ssh_installs_the_runner_once_and_resends_it_when_lost(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str], sshd: Any, native_cache: Path
+    client: str, tmp_path: Path, capsys: pytest.CaptureFixture[str], sshd: Any, native_cache: Path
 ) -> None:
     hosts = {}
     roots = {}
@@ -148,7 +149,8 @@ def test_fleet_over_ssh_installs_the_runner_once_and_resends_it_when_lost(
                 task["hosts"] = names
     doc["binary_deployments"] = []
     plan.write_text(json.dumps(doc))
-    code, cold, err = cli(capsys, str(plan), "-i", str(inv), "--run", "--output", "json", "--format", "native")
+    code, cold, err = cli(capsys, str(plan), "-i", str(inv), "--run", "--output", "json", "--format", "native",
+                          "--ssh-client", client)
     assert code == 0, err
     assert all(h["uploaded"] and h["recap"]["changed"] == 9 for h in cold["hosts"]), cold
     for name, root in roots.items():
@@ -159,7 +161,8 @@ def test_fleet_over_ssh_installs_the_runner_once_and_resends_it_when_lost(
     # host 3 lost its runner: it says so, gets it on a second connection, and runs
     (runner,) = (tmp_path / "remote3" / "runners").iterdir()
     runner.unlink()
-    code, warm, err = cli(capsys, str(plan), "-i", str(inv), "--run", "--output", "json", "--format", "native")
+    code, warm, err = cli(capsys, str(plan), "-i", str(inv), "--run", "--output", "json", "--format", "native",
+                          "--ssh-client", client)
     assert code == 0, err
     assert all(not h["uploaded"] and h["recap"]["changed"] == 0 for h in warm["hosts"]), warm
     assert (tmp_path / "remote3" / "runners" / runner.name).is_file()
