@@ -60,6 +60,25 @@ def files(root: Path) -> dict[str, Any]:
     return out
 
 
+def workload_for(tmp_path: Path, names: list[str]) -> Path:
+    """The benchmark workload's plan for these inventory hosts."""
+    plan = tmp_path / "plan" / "plan.json"
+    plan.parent.mkdir()
+    for sub in ("files", "templates"):
+        (plan.parent / sub).symlink_to(WORKLOAD / sub)
+    doc = json.loads((WORKLOAD / "plan.json").read_text())
+    doc["hosts"] = names
+    for play in doc["plays"]:
+        play["hosts"] = names
+        for batch in play["batches"]:
+            batch["hosts"] = names
+            for task in batch["tasks"]:
+                task["hosts"] = names
+    doc["binary_deployments"] = []
+    plan.write_text(json.dumps(doc))
+    return plan
+
+
 def recap(doc: dict[str, Any]) -> dict[str, int]:
     (host,) = doc["hosts"]
     return {k: host["recap"][k] for k in ("ok", "changed", "failed", "skipped")}
@@ -134,21 +153,7 @@ def test_fleet_over_ssh_installs_the_runner_once_and_resends_it_when_lost(
         hosts[name] = dict(h.vars)
     inv = tmp_path / "inv.yml"
     inv.write_text(yaml.safe_dump({"all": {"hosts": hosts}}))
-    plan = tmp_path / "plan" / "plan.json"
-    plan.parent.mkdir()
-    for sub in ("files", "templates"):
-        (plan.parent / sub).symlink_to(WORKLOAD / sub)
-    doc = json.loads((WORKLOAD / "plan.json").read_text())
-    names = sorted(hosts)
-    doc["hosts"] = names
-    for play in doc["plays"]:
-        play["hosts"] = names
-        for batch in play["batches"]:
-            batch["hosts"] = names
-            for task in batch["tasks"]:
-                task["hosts"] = names
-    doc["binary_deployments"] = []
-    plan.write_text(json.dumps(doc))
+    plan = workload_for(tmp_path, sorted(hosts))
     code, cold, err = cli(capsys, str(plan), "-i", str(inv), "--run", "--output", "json", "--format", "native",
                           "--ssh-client", client)
     assert code == 0, err
@@ -237,7 +242,7 @@ def journal(remote: Path, root: Path | None = None) -> list[tuple[Any, ...]]:
         for line in text.splitlines():
             e = json.loads(line)
             if e["event"] in ("task_result", "handler_result"):
-                out.append((e["event"], e["task"], e["status"], e.get("msg"), e.get("skip_reason")))
+                out.append((e["event"], e["task"], e["status"], e.get("msg"), e.get("skip_reason"), e.get("diff")))
     return out
 
 
@@ -258,13 +263,13 @@ def test_the_bundled_example_native_equals_pyz(tmp_path: Path, capsys: pytest.Ca
         plan = example(tmp_path / fmt, work)
         inv = local_inventory(tmp_path / fmt / "inv.ini", tmp_path / fmt / "remote")
         runs = []
-        for _ in range(2):  # cold, then warm
-            code, doc, err = cli(capsys, str(plan), "-i", str(inv), "--run", "--output", "json", "--format", fmt)
+        for flags in (["--diff", "--verify"], []):  # cold (with diffs, verified before activation), then warm
+            code, doc, err = cli(capsys, str(plan), "-i", str(inv), "--run", "--output", "json", "--format", fmt, *flags)
             assert code == 0, err
             runs.append(recap(doc))
         outcomes[fmt] = (runs, files(work), journal(tmp_path / fmt / "remote", tmp_path / fmt))
     assert outcomes["native"] == outcomes["pyz"]
-    messages = [m for (_, task, _, m, _) in outcomes["native"][2] if task == "Say hello"]
+    messages = [m for (_, task, _, m, _, _) in outcomes["native"][2] if task == "Say hello"]
     assert messages[0].startswith("hello on localhost: ") and messages[0].endswith(" settings")
 
 
@@ -284,3 +289,23 @@ def test_fixture_plans_the_runner_can_run_match_pyz_in_check_mode(
     assert outcomes["native"] == outcomes["pyz"]
     if not existed:
         assert not Path("/tmp/rustle_file_test").exists(), "check mode must not create files"
+
+
+@pytest.mark.ssh
+def test_become_starts_the_runner_through_sudo(tmp_path: Path, capsys: pytest.CaptureFixture[str], sshd: Any,
+                                               native_cache: Path) -> None:
+    import shutil
+
+    if not shutil.which("sudo"):
+        pytest.skip("sudo is not installed")
+    root = seeded(tmp_path / "root")
+    h = sshd.host("bench-0000", tmp_path / "remote dir", bench_root=str(root), bench_role="web",
+                  ansible_become=True, ansible_become_user=sshd.user)
+    inv = tmp_path / "inv.yml"
+    inv.write_text(yaml.safe_dump({"all": {"hosts": {h.name: dict(h.vars)}}}))
+    plan = workload_for(tmp_path, [h.name])
+    code, doc, err = cli(capsys, str(plan), "-i", str(inv), "--run", "--output", "json", "--format", "native")
+    assert code == 0, err
+    assert doc["hosts"][0]["recap"]["changed"] == 9
+    (runner,) = (tmp_path / "remote dir" / "runners").iterdir()
+    assert oct((tmp_path / "remote dir").stat().st_mode & 0o777) == "0o700"
