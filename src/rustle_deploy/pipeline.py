@@ -43,7 +43,14 @@ class Session:
                 "these options cannot be combined: " + ", ".join("--" + m.replace("_", "-") for m in modes),
                 "choose one mode per command",
             )
-        _check_flags(opts, modes[0] if modes else "deploy")
+        mode = modes[0] if modes else "deploy"
+        _check_flags(opts, mode)
+        if opts.get("format_") == "native" and mode not in ("deploy", "compile_only"):
+            raise UsageError(
+                f"--format native cannot be used with --{mode.replace('_', '-')}",
+                "--dry-run lists pyz artifacts only, --deploy-only takes the format from the compiled"
+                " manifest, and the other modes build nothing",
+            )
         if opts.get("incremental") and opts.get("rebuild"):
             raise UsageError("--incremental and --rebuild contradict each other", "pass one of them")
         for flag in ("parallel", "timeout"):
@@ -132,18 +139,16 @@ class Session:
         return self._runner
 
     def build(self, units: list[BuildUnit]) -> list[Artifact]:
-        from .compiler import build_unit
+        from .compiler import build_native, build_unit
 
         runner = self.runner()
+        s, rebuild = self.settings, bool(self.opts.get("rebuild"))
+        if runner is not None:
+            return [a for u in units for a in build_native(
+                u, cache_dir=s.cache_dir, runner=runner.sha256, rebuild=rebuild, size_limit=s.binary_size_limit)]
         return [
-            build_unit(
-                u,
-                cache_dir=self.settings.cache_dir,
-                rebuild=bool(self.opts.get("rebuild")),
-                compression=self.settings.compression,
-                size_limit=self.settings.binary_size_limit,
-                runner=runner.sha256 if runner else None,
-            )
+            build_unit(u, cache_dir=s.cache_dir, rebuild=rebuild, compression=s.compression,
+                       size_limit=s.binary_size_limit)
             for u in units
         ]
 

@@ -425,6 +425,7 @@ def test_matching_python_runs_from_the_zip(tmp_path: Path, capsys: pytest.Captur
         (["--output-dir", "x"], "--output-dir has no effect with a deployment"),
         (["--compile-only", "--ssh-client", "openssh"], "--ssh-client has no effect with --compile-only"),
         (["--dry-run", "--ssh-client", "asyncssh"], "--ssh-client has no effect with --dry-run"),
+        (["--dry-run", "--format", "native"], "--format native cannot be used with --dry-run"),
     ],
 )
 def test_flags_that_would_be_ignored_are_refused(args: list[str], needle: str, capsys: pytest.CaptureFixture[str], rustle_home: Path) -> None:

@@ -36,7 +36,7 @@ def native_cache(runner: RunnerBinary, rustle_home: Path) -> Path:
 
 
 def lower(plan: Path, inventory: Path | None = None, runner_sha: str = "0" * 64) -> dict[str, Any]:
-    """The native artifact document(s) for ``plan``: {binary_name: doc}."""
+    """The native artifact documents for ``plan``, merged per binary name: {binary_name: doc}."""
     opts: dict[str, Any] = {"execution_plan": str(plan), "format_": "native", "output": "json"}
     if inventory is not None:
         opts["inventory"] = str(inventory)
@@ -45,7 +45,16 @@ def lower(plan: Path, inventory: Path | None = None, runner_sha: str = "0" * 64)
     assert p is not None
     inv = s.inventory()
     every, _ = s.hosts_for(p, inv)
-    return {u.binary_name: json.loads(lower_unit(u, runner_sha)) for u in s.units(p, inv, every)}
+    docs = {}
+    for u in s.units(p, inv, every):
+        for _, data in lower_unit(u, runner_sha):
+            doc = json.loads(data)
+            if u.binary_name in docs:  # hosts with programs of their own: one document per name here
+                docs[u.binary_name]["hosts"].update(doc["hosts"])
+                docs[u.binary_name]["files"].update(doc["files"])
+            else:
+                docs[u.binary_name] = doc
+    return docs
 
 
 def make_plan(tmp_path: Path, tasks: list[dict[str, Any]], play_vars: dict[str, Any] | None = None,

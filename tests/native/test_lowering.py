@@ -156,3 +156,34 @@ def test_the_compiler_knows_every_fact_the_runtime_gathers() -> None:
     from rustle_runtime.facts import gather  # type: ignore[import-not-found]
 
     assert {name[len("ansible_"):] for name in gather()} == RUNTIME_FACTS
+
+
+def test_each_host_gets_an_artifact_with_its_own_program_only(tmp_path: Path) -> None:
+    """The programs are specialised per host: an artifact holding every host's would grow with
+    the fleet, and every host would receive all of it."""
+    from rustle_deploy.compiler.native import lower_unit
+    from rustle_deploy.pipeline import Session
+
+    plan = make_plan(tmp_path, [{"module": "ping", "args": {}},
+                                {"module": "debug", "args": {"msg": "{{ role }}"}}])
+    doc = json.loads(plan.read_text())
+    names = ["a1", "a2", "b1"]
+    doc["hosts"] = names
+    for play in doc["plays"]:
+        play["hosts"] = names
+        for batch in play["batches"]:
+            batch["hosts"] = names
+            for task in batch["tasks"]:
+                task["hosts"] = names
+    plan.write_text(json.dumps(doc))
+    inv = tmp_path / "inv.yml"
+    inv.write_text("all:\n  hosts:\n    a1: {role: app}\n    a2: {role: app}\n    b1: {role: db}\n")
+    s = Session.from_options({"execution_plan": str(plan), "inventory": str(inv), "format_": "native", "output": "json"})
+    p = s.plan()
+    assert p is not None
+    inventory = s.inventory()
+    every, _ = s.hosts_for(p, inventory)
+    (unit,) = s.units(p, inventory, every)
+    built = {tuple(hosts): json.loads(data) for hosts, data in lower_unit(unit, "0" * 64)}
+    assert set(built) == {("a1", "a2"), ("b1",)}  # a1 and a2 come out the same: they share
+    assert list(built[("b1",)]["hosts"]) == ["b1"]

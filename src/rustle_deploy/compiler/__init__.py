@@ -6,7 +6,7 @@
 
 from __future__ import annotations
 
-from .build import Artifact, build_unit, write_outputs
+from .build import Artifact, build_native, build_unit, write_outputs
 from .units import BuildUnit, plan_units
 
-__all__ = ["Artifact", "BuildUnit", "build_unit", "plan_units", "write_outputs"]
+__all__ = ["Artifact", "BuildUnit", "build_native", "build_unit", "plan_units", "write_outputs"]

@@ -211,39 +211,68 @@ def build_unit(
     rebuild: bool = False,
     compression: bool = True,
     size_limit: int | None = None,
-    runner: str | None = None,
 ) -> Artifact:
-    """Build ``unit`` (or take it from the cache) and return the artifact in the cache.
-
-    With ``runner`` (a rustle-runner's sha256) the artifact is a native one (docs/native.md).
-    """
+    """Build ``unit`` (or take it from the cache) and return the artifact in the cache."""
     plan_bytes = _plan_bytes(unit)
-    key = input_key(unit, plan_bytes, compression, runner)
-    suffix = "pyz" if runner is None else "native"
+    key = input_key(unit, plan_bytes, compression)
     index = cache_dir / "index" / key
-    cached = False
-    path: Path | None = None
     if not rebuild and index.is_file():
         digest = index.read_text().strip()
-        candidate = cache_dir / "artifacts" / f"{digest}.{suffix}"
+        candidate = cache_dir / "artifacts" / f"{digest}.pyz"
         if len(digest) == 64 and _sha256_file(candidate) == digest:
-            path, sha, cached = candidate, digest, True
-    if path is None:
-        if runner is None:
-            data = _payload(unit, plan_bytes, compression)
-        else:
-            from .native import lower_unit
+            return _artifact(unit, candidate, digest, unit.host_names, True, None, size_limit)
+    data = _payload(unit, plan_bytes, compression)
+    sha = _store(cache_dir, data, "pyz")
+    _atomic_write(index, sha.encode())
+    return _artifact(unit, cache_dir / "artifacts" / f"{sha}.pyz", sha, unit.host_names, False, None, size_limit)
 
-            data = lower_unit(unit, runner)
-        sha = hashlib.sha256(data).hexdigest()
-        path = cache_dir / "artifacts" / f"{sha}.{suffix}"
-        if _sha256_file(path) != sha:
-            _atomic_write(path, data, 0o700)
-        _atomic_write(index, sha.encode())
+
+def build_native(
+    unit: BuildUnit,
+    *,
+    cache_dir: Path,
+    runner: str,
+    rebuild: bool = False,
+    size_limit: int | None = None,
+) -> list[Artifact]:
+    """The native artifacts of ``unit`` for rustle-runner ``runner`` (docs/native.md), from the
+    cache when its inputs are unchanged. One per host, or per group of hosts whose programs are
+    the same: ``compiler.native.lower_unit``."""
+    key = input_key(unit, _plan_bytes(unit), False, runner)
+    index = cache_dir / "index" / key
+    if not rebuild and index.is_file():
+        try:
+            entries = json.loads(index.read_text())
+            found = [(cache_dir / "artifacts" / f"{e['sha256']}.native", e["sha256"], list(e["hosts"])) for e in entries]
+        except (ValueError, KeyError, TypeError):
+            found = []
+        if found and all(_sha256_file(path) == sha for path, sha, _ in found):
+            return [_artifact(unit, path, sha, hosts, True, runner, size_limit) for path, sha, hosts in found]
+    from .native import lower_unit
+
+    built = []
+    for hosts, data in lower_unit(unit, runner):
+        sha = _store(cache_dir, data, "native")
+        built.append(_artifact(unit, cache_dir / "artifacts" / f"{sha}.native", sha, hosts, False, runner, size_limit))
+    _atomic_write(index, json.dumps([{"sha256": a.sha256, "hosts": list(a.hosts)} for a in built]).encode())
+    return built
+
+
+def _store(cache_dir: Path, data: bytes, suffix: str) -> str:
+    sha = hashlib.sha256(data).hexdigest()
+    path = cache_dir / "artifacts" / f"{sha}.{suffix}"
+    if _sha256_file(path) != sha:
+        _atomic_write(path, data, 0o700)
+    return sha
+
+
+def _artifact(
+    unit: BuildUnit, path: Path, sha: str, hosts: list[str], cached: bool, runner: str | None, size_limit: int | None
+) -> Artifact:
     size = path.stat().st_size
     if size_limit is not None and size > size_limit:
         raise CompileError(
-            f"artifact for {', '.join(unit.host_names[:3])}{'…' if len(unit.host_names) > 3 else ''} "
+            f"artifact for {', '.join(hosts[:3])}{'…' if len(hosts) > 3 else ''} "
             f"is {size / 1048576:.1f} MiB, over the limit of {size_limit / 1048576:.1f} MiB",
             "raise RUSTLE_BINARY_SIZE_LIMIT or [compilation] binary_size_limit_mb, or embed fewer/smaller files",
         )
@@ -253,7 +282,7 @@ def build_unit(
         size=size,
         binary_name=unit.binary_name,
         target=unit.target,
-        hosts=tuple(unit.host_names),
+        hosts=tuple(hosts),
         files=tuple(sorted(unit.files)),
         families=tuple(sorted(unit.families)),
         with_jinja=unit.needs_jinja and runner is None,
