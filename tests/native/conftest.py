@@ -57,6 +57,19 @@ def lower(plan: Path, inventory: Path | None = None, runner_sha: str = "0" * 64)
     return docs
 
 
+def retarget(doc: dict[str, Any], names: list[str]) -> dict[str, Any]:
+    """A plan document whose plays, batches and tasks all run on ``names``."""
+    doc["hosts"] = names
+    for play in doc["plays"]:
+        play["hosts"] = names
+        for batch in play["batches"]:
+            batch["hosts"] = names
+            for task in batch["tasks"]:
+                task["hosts"] = names
+    doc["binary_deployments"] = []
+    return doc
+
+
 def make_plan(tmp_path: Path, tasks: list[dict[str, Any]], play_vars: dict[str, Any] | None = None,
               handlers: list[dict[str, Any]] | None = None) -> Path:
     """A plan for localhost (the bundled example's shape) with these tasks; ``files/`` and

@@ -13,7 +13,7 @@ import pytest
 from rustle_deploy.compiler.native import NativeUnsupported, regex_tree
 
 from ..conftest import PLAN_FIXTURES, REPO
-from .conftest import lower, make_plan
+from .conftest import lower, make_plan, retarget
 
 WORKLOAD = REPO / "benchmarks" / "workload" / "plan.json"
 
@@ -166,16 +166,7 @@ def test_each_host_gets_an_artifact_with_its_own_program_only(tmp_path: Path) ->
 
     plan = make_plan(tmp_path, [{"module": "ping", "args": {}},
                                 {"module": "debug", "args": {"msg": "{{ role }}"}}])
-    doc = json.loads(plan.read_text())
-    names = ["a1", "a2", "b1"]
-    doc["hosts"] = names
-    for play in doc["plays"]:
-        play["hosts"] = names
-        for batch in play["batches"]:
-            batch["hosts"] = names
-            for task in batch["tasks"]:
-                task["hosts"] = names
-    plan.write_text(json.dumps(doc))
+    plan.write_text(json.dumps(retarget(json.loads(plan.read_text()), ["a1", "a2", "b1"])))
     inv = tmp_path / "inv.yml"
     inv.write_text("all:\n  hosts:\n    a1: {role: app}\n    a2: {role: app}\n    b1: {role: db}\n")
     s = Session.from_options({"execution_plan": str(plan), "inventory": str(inv), "format_": "native", "output": "json"})

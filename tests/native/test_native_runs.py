@@ -19,7 +19,7 @@ from rustle_deploy.cli import main
 
 from ..conftest import REPO
 from ..integration.test_cli import tree
-from .conftest import make_plan
+from .conftest import make_plan, retarget
 
 WORKLOAD = REPO / "benchmarks" / "workload"
 
@@ -66,16 +66,7 @@ def workload_for(tmp_path: Path, names: list[str]) -> Path:
     plan.parent.mkdir()
     for sub in ("files", "templates"):
         (plan.parent / sub).symlink_to(WORKLOAD / sub)
-    doc = json.loads((WORKLOAD / "plan.json").read_text())
-    doc["hosts"] = names
-    for play in doc["plays"]:
-        play["hosts"] = names
-        for batch in play["batches"]:
-            batch["hosts"] = names
-            for task in batch["tasks"]:
-                task["hosts"] = names
-    doc["binary_deployments"] = []
-    plan.write_text(json.dumps(doc))
+    plan.write_text(json.dumps(retarget(json.loads((WORKLOAD / "plan.json").read_text()), names)))
     return plan
 
 

@@ -10,7 +10,8 @@
 //! The remote layout, lock, history lines, error kinds and messages are agent.py's. A native
 //! artifact runs in this process (`executor::run_artifact`); a pyz one is handed to `python3`.
 
-use crate::json::{self, py_repr, py_str, Map, Value};
+use crate::json::{self, py_repr, py_str, type_name, Map, Value};
+use crate::paths::{expanduser, normpath};
 use crate::payload::{self, RunOptions};
 use crate::sha::Sha256;
 use crate::sys;
@@ -94,28 +95,8 @@ fn now() -> f64 {
 // ---------------------------------------------------------------------------------------------
 // Python value semantics for request fields
 
-fn type_name(value: &Value) -> &'static str {
-    match value {
-        Value::Null => "NoneType",
-        Value::Bool(_) => "bool",
-        Value::Int(_) => "int",
-        Value::Float(_) => "float",
-        Value::Str(_) => "str",
-        Value::List(_) => "list",
-        Value::Dict(_) => "dict",
-    }
-}
-
 fn truthy(value: Option<&Value>) -> bool {
-    match value {
-        None | Some(Value::Null) => false,
-        Some(Value::Bool(b)) => *b,
-        Some(Value::Int(i)) => *i != 0,
-        Some(Value::Float(f)) => *f != 0.0,
-        Some(Value::Str(s)) => !s.is_empty(),
-        Some(Value::List(items)) => !items.is_empty(),
-        Some(Value::Dict(map)) => !map.is_empty(),
-    }
+    value.map_or(false, crate::json::truthy)
 }
 
 /// `d[key]` of a dict value.
@@ -201,64 +182,6 @@ fn join(dir: &str, name: &str) -> String {
         format!("{}{}", dir, name)
     } else {
         format!("{}/{}", dir, name)
-    }
-}
-
-/// `os.path.expanduser`.
-fn expanduser(path: &str) -> String {
-    if !path.starts_with('~') {
-        return path.to_string();
-    }
-    let end = path[1..].find('/').map_or(path.len(), |i| i + 1);
-    let home = if end == 1 {
-        match std::env::var("HOME") {
-            Ok(home) => Some(home),
-            Err(_) => sys::user_name(sys::uid()).and_then(|name| sys::user_home(&name)),
-        }
-    } else {
-        sys::user_home(&path[1..end])
-    };
-    match home {
-        Some(home) => {
-            let joined = format!("{}{}", home.trim_end_matches('/'), &path[end..]);
-            if joined.is_empty() {
-                "/".to_string()
-            } else {
-                joined
-            }
-        }
-        None => path.to_string(),
-    }
-}
-
-/// `os.path.normpath` (POSIX, purely lexical).
-fn normpath(path: &str) -> String {
-    if path.is_empty() {
-        return ".".to_string();
-    }
-    let slashes = if path.starts_with("//") && !path.starts_with("///") {
-        2
-    } else if path.starts_with('/') {
-        1
-    } else {
-        0
-    };
-    let mut parts: Vec<&str> = Vec::new();
-    for part in path.split('/') {
-        if part.is_empty() || part == "." {
-            continue;
-        }
-        if part != ".." || (slashes == 0 && parts.is_empty()) || parts.last() == Some(&"..") {
-            parts.push(part);
-        } else if !parts.is_empty() {
-            parts.pop();
-        }
-    }
-    let out = format!("{}{}", "/".repeat(slashes), parts.join("/"));
-    if out.is_empty() {
-        ".".to_string()
-    } else {
-        out
     }
 }
 

@@ -10,7 +10,7 @@
 use crate::events::{censor, Emitter};
 use crate::expr::{self, truthy, Scope};
 use crate::facts;
-use crate::json::{Map, Value};
+use crate::json::{self, Map, Value};
 use crate::modules::{self, Ctx, Host};
 use crate::payload::{Artifact, RunOptions};
 use std::path::Path;
@@ -251,7 +251,7 @@ fn render_text(parts: &Value, scope: &Scope) -> Result<String, String> {
     for part in parts {
         match part {
             Value::Str(literal) => text.push_str(literal),
-            other => text.push_str(&expr::py_str(&expression(other, scope)?)),
+            other => text.push_str(&json::py_str(&expression(other, scope)?)),
         }
     }
     Ok(text)
@@ -393,7 +393,7 @@ impl<'a> Runner<'a> {
         is_handler: bool,
         handlers: &[Value],
     ) -> Result<(), HostFailed> {
-        let tags: Vec<String> = as_list(task.get("tags")).iter().map(expr::py_str).collect();
+        let tags: Vec<String> = as_list(task.get("tags")).iter().map(json::py_str).collect();
         if !is_handler && !tags_selected(&tags, &self.opts.tags, &self.opts.skip_tags) {
             return Ok(());
         }
@@ -729,7 +729,7 @@ fn handler_topics(handler: &Map) -> Vec<Value> {
     topics.extend(
         as_list(handler.get("listen"))
             .iter()
-            .map(|t| Value::Str(expr::py_str(t))),
+            .map(|t| Value::Str(json::py_str(t))),
     );
     topics
 }
@@ -840,7 +840,7 @@ mod tests {
         assert_eq!(code, EXIT_FAILED);
         let kinds: Vec<String> = events
             .iter()
-            .map(|e| expr::py_str(e.get("event").unwrap()))
+            .map(|e| json::py_str(e.get("event").unwrap()))
             .collect();
         assert_eq!(
             kinds.join(" "),
@@ -1077,9 +1077,9 @@ mod tests {
             .filter(|e| e.get("event") == Some(&Value::from("task_result")))
             .collect();
         let facts = crate::facts::gather();
-        let fact = |k: &str| expr::py_str(facts.get(k).unwrap());
+        let fact = |k: &str| json::py_str(facts.get(k).unwrap());
         assert_eq!(
-            expr::py_str(events[1].get("msg").unwrap()),
+            json::py_str(events[1].get("msg").unwrap()),
             format!(
                 "said hi on {}/{} tags ['all'] skip ['slow'] check False diff False v 2",
                 fact("ansible_system"),
@@ -1123,7 +1123,7 @@ mod tests {
     fn splitlines_like_python() {
         let lines: Vec<String> = splitlines("a\r\nb\rc\n\nd\u{2028}")
             .iter()
-            .map(expr::py_str)
+            .map(json::py_str)
             .collect();
         assert_eq!(lines, ["a", "b", "c", "", "d"]);
     }

@@ -9,7 +9,7 @@
 //! expression over to Jinja2 (an attribute that is a Python method, say), this module fails with
 //! a message saying so instead of guessing.
 
-use crate::json::{float_repr, Map, Value};
+use crate::json::{float_repr, py_repr, py_str, type_name, Map, Value};
 use std::cmp::Ordering;
 
 /// Variables visible to an expression: layers of dicts, the last one wins.
@@ -402,31 +402,8 @@ fn index(len: usize, key: &Value) -> Option<usize> {
 
 // ---------------------------------------------------------------------------- Python values
 
-/// Python's `type(value).__name__`.
-fn type_name(value: &Value) -> &'static str {
-    match value {
-        Value::Null => "NoneType",
-        Value::Bool(_) => "bool",
-        Value::Int(_) => "int",
-        Value::Float(_) => "float",
-        Value::Str(_) => "str",
-        Value::List(_) => "list",
-        Value::Dict(_) => "dict",
-    }
-}
-
 /// Python's `bool(value)`.
-pub fn truthy(value: &Value) -> bool {
-    match value {
-        Value::Null => false,
-        Value::Bool(b) => *b,
-        Value::Int(i) => *i != 0,
-        Value::Float(f) => *f != 0.0,
-        Value::Str(s) => !s.is_empty(),
-        Value::List(items) => !items.is_empty(),
-        Value::Dict(map) => !map.is_empty(),
-    }
-}
+pub use crate::json::truthy;
 
 /// Ansible's `bool` filter (`filters.to_bool`).
 fn to_bool(value: &Value) -> bool {
@@ -455,65 +432,6 @@ fn py_float_repr(f: f64) -> String {
     } else {
         float_repr(f)
     }
-}
-
-/// Python's `str(value)`.
-pub fn py_str(value: &Value) -> String {
-    match value {
-        Value::Str(s) => s.clone(),
-        other => py_repr(other),
-    }
-}
-
-/// Python's `repr(value)`.
-pub fn py_repr(value: &Value) -> String {
-    match value {
-        Value::Null => "None".to_string(),
-        Value::Bool(true) => "True".to_string(),
-        Value::Bool(false) => "False".to_string(),
-        Value::Int(i) => i.to_string(),
-        Value::Float(f) => py_float_repr(*f),
-        Value::Str(s) => str_repr(s),
-        Value::List(items) => {
-            let parts: Vec<String> = items.iter().map(py_repr).collect();
-            format!("[{}]", parts.join(", "))
-        }
-        Value::Dict(map) => {
-            let parts: Vec<String> = map
-                .iter()
-                .map(|(k, v)| format!("{}: {}", str_repr(k), py_repr(v)))
-                .collect();
-            format!("{{{}}}", parts.join(", "))
-        }
-    }
-}
-
-fn str_repr(s: &str) -> String {
-    let quote = if s.contains('\'') && !s.contains('"') {
-        '"'
-    } else {
-        '\''
-    };
-    let mut out = String::new();
-    out.push(quote);
-    for c in s.chars() {
-        match c {
-            '\\' => out.push_str("\\\\"),
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            '\t' => out.push_str("\\t"),
-            c if c == quote => {
-                out.push('\\');
-                out.push(c);
-            }
-            c if (c as u32) < 0x20 || (0x7f..0xa0).contains(&(c as u32)) => {
-                out.push_str(&format!("\\x{:02x}", c as u32));
-            }
-            c => out.push(c),
-        }
-    }
-    out.push(quote);
-    out
 }
 
 /// A number as Python sees it (bool is an int).

@@ -172,6 +172,19 @@ pub fn sorted(value: &Value) -> Value {
 // Writer
 
 /// `json.dumps(value, ensure_ascii=False)`.
+/// Python's truthiness: None, False, 0, 0.0 and empty strings, lists and dicts are false.
+pub fn truthy(value: &Value) -> bool {
+    match value {
+        Value::Null => false,
+        Value::Bool(b) => *b,
+        Value::Int(i) => *i != 0,
+        Value::Float(f) => *f != 0.0,
+        Value::Str(s) => !s.is_empty(),
+        Value::List(items) => !items.is_empty(),
+        Value::Dict(map) => !map.is_empty(),
+    }
+}
+
 pub fn to_string(value: &Value) -> String {
     let mut out = String::new();
     write_value(&mut out, value, false);
@@ -313,6 +326,19 @@ pub fn py_str(value: &Value) -> String {
     match value {
         Value::Str(s) => s.clone(),
         other => py_repr(other),
+    }
+}
+
+/// Python's `type(value).__name__` of the value `json.loads` would give.
+pub fn type_name(value: &Value) -> &'static str {
+    match value {
+        Value::Null => "NoneType",
+        Value::Bool(_) => "bool",
+        Value::Int(_) => "int",
+        Value::Float(_) => "float",
+        Value::Str(_) => "str",
+        Value::List(_) => "list",
+        Value::Dict(_) => "dict",
     }
 }
 

@@ -3,7 +3,7 @@
 //! The command line: `agent`, `run`, `verify`, `selfcheck`, `--version`. Usage errors exit 3
 //! with `rustle-runner: error: ...` on stderr, like a pyz artifact's command line.
 //!
-//! Modules: `json`, `sha`, `b64` and `sys` are the foundation; `payload` reads an artifact;
+//! Modules: `json`, `sha`, `b64`, `sys` and `paths` are the foundation; `payload` reads an artifact;
 //! `agent` is the deploy agent; `executor` (with `expr`, `regex`, `events`, `modules`) runs a
 //! plan. Only `main` and `agent` touch the process as a whole (stdin, exit).
 #![allow(dead_code)]
@@ -16,6 +16,7 @@ mod expr;
 mod facts;
 mod json;
 mod modules;
+mod paths;
 mod payload;
 mod regex;
 mod sha;

@@ -46,19 +46,39 @@ struct Group {
 
 /// `struct tm`; the same leading fields on glibc, musl and macOS.
 #[repr(C)]
-struct Tm {
-    tm_sec: c_int,
-    tm_min: c_int,
-    tm_hour: c_int,
-    tm_mday: c_int,
-    tm_mon: c_int,
-    tm_year: c_int,
-    tm_wday: c_int,
-    tm_yday: c_int,
-    tm_isdst: c_int,
-    tm_gmtoff: std::os::raw::c_long,
-    tm_zone: *const c_char,
+pub struct Tm {
+    pub tm_sec: c_int,
+    pub tm_min: c_int,
+    pub tm_hour: c_int,
+    pub tm_mday: c_int,
+    pub tm_mon: c_int,
+    pub tm_year: c_int,
+    pub tm_wday: c_int,
+    pub tm_yday: c_int,
+    pub tm_isdst: c_int,
+    pub tm_gmtoff: std::os::raw::c_long,
+    pub tm_zone: *const c_char,
+    // room for fields some libcs add
     _rest: [usize; 2],
+}
+
+impl Tm {
+    fn zeroed() -> Tm {
+        Tm {
+            tm_sec: 0,
+            tm_min: 0,
+            tm_hour: 0,
+            tm_mday: 0,
+            tm_mon: 0,
+            tm_year: 0,
+            tm_wday: 0,
+            tm_yday: 0,
+            tm_isdst: 0,
+            tm_gmtoff: 0,
+            tm_zone: std::ptr::null(),
+            _rest: [0; 2],
+        }
+    }
 }
 
 extern "C" {
@@ -158,27 +178,25 @@ pub fn getpid() -> i32 {
     unsafe { c_getpid() }
 }
 
+/// `localtime_r`: the local broken-down time of `secs` since the epoch, or None where the
+/// C library cannot represent it.
+pub fn localtime(secs: i64) -> Option<Tm> {
+    let mut tm = Tm::zeroed();
+    // SAFETY: both pointers are valid for the call; localtime_r does not keep them.
+    if unsafe { localtime_r(&secs, &mut tm) }.is_null() {
+        None
+    } else {
+        Some(tm)
+    }
+}
+
 /// The local time as `time.strftime('%Y%m%dT%H%M%S')` writes it.
 pub fn local_timestamp() -> String {
     let secs = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_secs() as i64)
         .unwrap_or(0);
-    let mut tm = Tm {
-        tm_sec: 0,
-        tm_min: 0,
-        tm_hour: 0,
-        tm_mday: 0,
-        tm_mon: 0,
-        tm_year: 0,
-        tm_wday: 0,
-        tm_yday: 0,
-        tm_isdst: 0,
-        tm_gmtoff: 0,
-        tm_zone: std::ptr::null(),
-        _rest: [0; 2],
-    };
-    unsafe { localtime_r(&secs, &mut tm) };
+    let tm = localtime(secs).unwrap_or_else(Tm::zeroed);
     format!(
         "{:04}{:02}{:02}T{:02}{:02}{:02}",
         tm.tm_year + 1900,

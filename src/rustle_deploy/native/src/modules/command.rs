@@ -8,10 +8,11 @@
 //! `start`, `end`, `delta`, `msg`) and messages are Python's.
 
 use super::{Ctx, ModuleFailure, ModuleResult};
-use crate::expr::{py_isspace, py_repr, py_str};
-use crate::json::{Map, Value};
+use crate::expr::py_isspace;
+use crate::json::{py_repr, py_str, Map, Value};
+use crate::paths::expanduser;
 use std::io::{self, Write};
-use std::os::raw::{c_char, c_int, c_long};
+use std::os::raw::c_int;
 use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::path::Path;
 use std::process::{Command, Stdio};
@@ -511,35 +512,6 @@ fn expandvars(text: &str) -> String {
     out
 }
 
-/// Python's `os.path.expanduser`.
-fn expanduser(path: &str) -> String {
-    if !path.starts_with('~') {
-        return path.to_string();
-    }
-    let end = path[1..].find('/').map_or(path.len(), |i| i + 1);
-    let home = if end == 1 {
-        match std::env::var("HOME") {
-            Ok(home) => Some(home),
-            Err(_) => {
-                crate::sys::user_name(crate::sys::uid()).and_then(|n| crate::sys::user_home(&n))
-            }
-        }
-    } else {
-        crate::sys::user_home(&path[1..end])
-    };
-    match home {
-        Some(home) => {
-            let joined = format!("{}{}", home.trim_end_matches('/'), &path[end..]);
-            if joined.is_empty() {
-                "/".to_string()
-            } else {
-                joined
-            }
-        }
-        None => path.to_string(),
-    }
-}
-
 /// Python's `os.path.join(base, path)`.
 fn path_join(base: &str, path: &str) -> String {
     if path.starts_with('/') || base.is_empty() {
@@ -703,7 +675,6 @@ fn bracket(pat: &[char]) -> Option<(CharTest, usize)> {
 extern "C" {
     fn setsid() -> c_int;
     fn signal(sig: c_int, handler: usize) -> usize;
-    fn localtime_r(time: *const i64, tm: *mut Tm) -> *mut Tm;
 }
 
 const SIGPIPE: c_int = 13;
@@ -765,23 +736,6 @@ fn spawn(
 
 // ------------------------------------------------------------------------------------ time
 
-#[repr(C)]
-struct Tm {
-    tm_sec: c_int,
-    tm_min: c_int,
-    tm_hour: c_int,
-    tm_mday: c_int,
-    tm_mon: c_int,
-    tm_year: c_int,
-    tm_wday: c_int,
-    tm_yday: c_int,
-    tm_isdst: c_int,
-    tm_gmtoff: c_long,
-    tm_zone: *const c_char,
-    // room for fields some libcs add; the same declaration as sys.rs's
-    _rest: [usize; 2],
-}
-
 /// A local wall-clock time with microseconds (Python's naive `datetime.now()`).
 #[derive(Clone, Copy, Debug, PartialEq)]
 struct LocalTime {
@@ -799,31 +753,19 @@ impl LocalTime {
         let since = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .unwrap_or_default();
-        let secs = since.as_secs() as i64;
-        let mut tm = Tm {
-            tm_sec: 0,
-            tm_min: 0,
-            tm_hour: 0,
-            tm_mday: 1,
-            tm_mon: 0,
-            tm_year: 70,
-            tm_wday: 0,
-            tm_yday: 0,
-            tm_isdst: 0,
-            tm_gmtoff: 0,
-            tm_zone: std::ptr::null(),
-            _rest: [0; 2],
-        };
-        // SAFETY: both pointers are valid for the call; localtime_r does not keep them.
-        unsafe { localtime_r(&secs, &mut tm) };
-        LocalTime {
-            year: tm.tm_year as i64 + 1900,
-            month: tm.tm_mon as u32 + 1,
-            day: tm.tm_mday as u32,
-            hour: tm.tm_hour as u32,
-            minute: tm.tm_min as u32,
-            second: tm.tm_sec.min(59) as u32,
-            micro: since.subsec_micros(),
+        let micro = since.subsec_micros();
+        match crate::sys::localtime(since.as_secs() as i64) {
+            Some(tm) => LocalTime {
+                year: tm.tm_year as i64 + 1900,
+                month: tm.tm_mon as u32 + 1,
+                day: tm.tm_mday as u32,
+                hour: tm.tm_hour as u32,
+                minute: tm.tm_min as u32,
+                second: tm.tm_sec.min(59) as u32,
+                micro,
+            },
+            // what the fields held before the call: the epoch
+            None => LocalTime { year: 1970, month: 1, day: 1, hour: 0, minute: 0, second: 0, micro },
         }
     }
 

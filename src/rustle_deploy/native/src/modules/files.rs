@@ -16,7 +16,8 @@ use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::Path;
 
 use super::{Ctx, ModuleFailure, ModuleResult};
-use crate::json::{Map, Value};
+use crate::json::{py_repr_str, type_name, Map, Value};
+use crate::paths::{expanduser, normpath};
 
 pub type R<T> = Result<T, ModuleFailure>;
 
@@ -41,34 +42,12 @@ pub const X_OK: c_int = 1;
 
 // ------------------------------------------------------------------------ Python value helpers
 
-fn repr_str(s: &str) -> String {
-    let quote = if s.contains('\'') && !s.contains('"') { '"' } else { '\'' };
-    let mut out = String::new();
-    out.push(quote);
-    for c in s.chars() {
-        match c {
-            '\\' => out.push_str("\\\\"),
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            '\t' => out.push_str("\\t"),
-            c if c == quote => {
-                out.push('\\');
-                out.push(c);
-            }
-            c if (c as u32) < 0x20 || c as u32 == 0x7f => out.push_str(&format!("\\x{:02x}", c as u32)),
-            c => out.push(c),
-        }
-    }
-    out.push(quote);
-    out
-}
-
 /// Python's `repr(value)` for JSON values.
 pub fn py_repr(value: &Value) -> String {
     match value {
-        Value::Str(s) => repr_str(s),
+        Value::Str(s) => py_repr_str(s),
         Value::List(items) => format!("[{}]", items.iter().map(py_repr).collect::<Vec<_>>().join(", ")),
-        Value::Dict(map) => format!("{{{}}}", map.iter().map(|(k, v)| format!("{}: {}", repr_str(k), py_repr(v))).collect::<Vec<_>>().join(", ")),
+        Value::Dict(map) => format!("{{{}}}", map.iter().map(|(k, v)| format!("{}: {}", py_repr_str(k), py_repr(v))).collect::<Vec<_>>().join(", ")),
         other => py_str(other),
     }
 }
@@ -87,29 +66,7 @@ pub fn py_str(value: &Value) -> String {
 }
 
 /// Python truthiness.
-pub fn py_truthy(value: &Value) -> bool {
-    match value {
-        Value::Null => false,
-        Value::Bool(b) => *b,
-        Value::Int(n) => *n != 0,
-        Value::Float(f) => *f != 0.0,
-        Value::Str(s) => !s.is_empty(),
-        Value::List(l) => !l.is_empty(),
-        Value::Dict(d) => !d.is_empty(),
-    }
-}
-
-fn py_type(value: &Value) -> &'static str {
-    match value {
-        Value::Null => "NoneType",
-        Value::Bool(_) => "bool",
-        Value::Int(_) => "int",
-        Value::Float(_) => "float",
-        Value::Str(_) => "str",
-        Value::List(_) => "list",
-        Value::Dict(_) => "dict",
-    }
-}
+pub use crate::json::truthy as py_truthy;
 
 /// A map from key/value pairs (for results and failure details).
 pub fn map(pairs: Vec<(&str, Value)>) -> Map {
@@ -145,7 +102,7 @@ pub fn boolean(value: &Value, name: &str) -> R<bool> {
         _ => fail(format!(
             "argument '{}' is of type {} and we were unable to convert to bool: The value '{}' is not a valid boolean.",
             name,
-            py_type(value),
+            type_name(value),
             py_str(value)
         )),
     }
@@ -184,7 +141,7 @@ pub fn check_unknown(args: &Map, allowed: &[&str], module: &str) -> R<()> {
 /// `str(OSError)`: `[Errno 2] No such file or directory: '/path'`.
 pub fn os_error_text(err: &io::Error, path: &str) -> String {
     match err.raw_os_error() {
-        Some(code) => format!("[Errno {}] {}: {}", code, crate::sys::strerror(err), repr_str(path)),
+        Some(code) => format!("[Errno {}] {}: {}", code, crate::sys::strerror(err), py_repr_str(path)),
         None => err.to_string(),
     }
 }
@@ -276,31 +233,6 @@ pub fn dirname(p: &str) -> String {
 /// `os.path.basename`.
 pub fn basename(p: &str) -> &str {
     &p[p.rfind('/').map_or(0, |i| i + 1)..]
-}
-
-/// `os.path.normpath` (POSIX).
-pub fn normpath(path: &str) -> String {
-    if path.is_empty() {
-        return ".".to_string();
-    }
-    let slashes = if path.starts_with("//") && !path.starts_with("///") { 2 } else if path.starts_with('/') { 1 } else { 0 };
-    let mut comps: Vec<&str> = Vec::new();
-    for comp in path.split('/') {
-        if comp.is_empty() || comp == "." {
-            continue;
-        }
-        if comp != ".." || (slashes == 0 && comps.is_empty()) || comps.last() == Some(&"..") {
-            comps.push(comp);
-        } else if !comps.is_empty() {
-            comps.pop();
-        }
-    }
-    let joined = format!("{}{}", "/".repeat(slashes), comps.join("/"));
-    if joined.is_empty() {
-        ".".to_string()
-    } else {
-        joined
-    }
 }
 
 /// `os.path.abspath`.
@@ -417,30 +349,6 @@ pub fn expandvars(path: &str) -> String {
         }
     }
     out
-}
-
-/// `os.path.expanduser`: `~` from `$HOME` (else the passwd entry), `~user` from passwd; an
-/// unknown user leaves the path as it is.
-pub fn expanduser(path: &str) -> String {
-    if !path.starts_with('~') {
-        return path.to_string();
-    }
-    let end = path[1..].find('/').map_or(path.len(), |i| i + 1);
-    let home = if end == 1 {
-        std::env::var("HOME").ok().or_else(|| crate::sys::user_name(crate::sys::uid()).and_then(|n| crate::sys::user_home(&n)))
-    } else {
-        crate::sys::user_home(&path[1..end])
-    };
-    let home = match home {
-        Some(h) => h,
-        None => return path.to_string(),
-    };
-    let joined = format!("{}{}", home.trim_end_matches('/'), &path[end..]);
-    if joined.is_empty() {
-        "/".to_string()
-    } else {
-        joined
-    }
 }
 
 /// `_common.expand`: `expanduser(expandvars(str(path)))`.
@@ -578,7 +486,7 @@ pub fn atomic_write(path: &str, data: &[u8], mode: Option<&Value>) -> R<()> {
 }
 
 fn rename_error(err: &io::Error, from: &str, to: &str) -> String {
-    format!("OSError: [Errno {}] {}: {} -> {}", err.raw_os_error().unwrap_or(0), crate::sys::strerror(err), repr_str(from), repr_str(to))
+    format!("OSError: [Errno {}] {}: {} -> {}", err.raw_os_error().unwrap_or(0), crate::sys::strerror(err), py_repr_str(from), py_repr_str(to))
 }
 
 fn adopt_attributes(tmp: &str, path: &str) -> R<()> {
@@ -1582,7 +1490,7 @@ fn place_link(hard: bool, src: &str, path: &str, prev: &str) -> R<()> {
 
 /// `str(OSError)` for a two-path call: `[Errno 17] File exists: 'a' -> 'b'`.
 fn link_error_text(err: &io::Error, a: &str, b: &str) -> String {
-    format!("[Errno {}] {}: {} -> {}", err.raw_os_error().unwrap_or(0), crate::sys::strerror(err), repr_str(a), repr_str(b))
+    format!("[Errno {}] {}: {} -> {}", err.raw_os_error().unwrap_or(0), crate::sys::strerror(err), py_repr_str(a), py_repr_str(b))
 }
 
 fn set_diff_src(diff: &mut Map, old: &str, new: &str) {

@@ -5,7 +5,7 @@
 
 use super::{Ctx, Host, ModuleFailure, ModuleResult};
 use crate::expr;
-use crate::json::{Map, Value};
+use crate::json::{self, Map, Value};
 
 fn map(pairs: Vec<(&str, Value)>) -> Map {
     let mut out = Map::new();
@@ -102,13 +102,13 @@ pub fn debug(_ctx: &mut Ctx, args: &Map, host: &Host) -> ModuleResult {
     if let Some(var) = args.get("var") {
         let (name, value) = match var {
             Value::Dict(c) if c.contains_key("ir") => {
-                let name = expr::py_str(c.get("expr").unwrap_or(&Value::Null));
+                let name = json::py_str(c.get("expr").unwrap_or(&Value::Null));
                 let node = c.get("ir").unwrap_or(&Value::Null);
                 let value = expr::evaluate(node, host.vars)
                     .unwrap_or_else(|_| Value::from("VARIABLE IS NOT DEFINED!"));
                 (name, value)
             }
-            other => (expr::py_str(other), other.clone()),
+            other => (json::py_str(other), other.clone()),
         };
         let mut out = map(vec![("changed", Value::Bool(false))]);
         out.insert(&name, value);
