@@ -300,3 +300,27 @@ def test_become_starts_the_runner_through_sudo(tmp_path: Path, capsys: pytest.Ca
     assert doc["hosts"][0]["recap"]["changed"] == 9
     (runner,) = (tmp_path / "remote dir" / "runners").iterdir()
     assert oct((tmp_path / "remote dir").stat().st_mode & 0o777) == "0o700"
+
+
+def test_console_scripts_pipeline_with_a_native_release(tmp_path: Path, native_cache: Path) -> None:
+    """rustle-deploy --format native --verify | rustle-exec: the run goes through the host's
+    Python agent, which hands the native release to its installed runner."""
+    import subprocess
+    import sys
+
+    from ..integration.test_cli import example
+
+    work = tmp_path / "work"
+    plan = example(tmp_path, work)
+    bindir = Path(sys.executable).parent
+    env = {**os.environ}
+    deploy = subprocess.Popen([str(bindir / "rustle-deploy"), str(plan), "--verify", "--format", "native"],
+                              stdout=subprocess.PIPE, env=env)
+    result = subprocess.run([str(bindir / "rustle-exec")], stdin=deploy.stdout, capture_output=True, text=True,
+                            env=env, timeout=120)
+    assert deploy.wait(60) == 0
+    assert result.returncode == 0, result.stderr + result.stdout
+    assert "PLAY RECAP" in result.stdout and "localhost" in result.stdout
+    assert (work / "etc" / "app.conf").is_file()
+    runs = list((Path(os.environ["HOME"]) / ".rustle" / "runs").glob("*.jsonl"))
+    assert runs and '"runner": "0.1.0"' in runs[0].read_text(), "the native runner applied the plan"
