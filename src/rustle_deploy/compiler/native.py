@@ -12,6 +12,7 @@ why, and ``--format pyz`` runs it.
 from __future__ import annotations
 
 import base64
+import functools
 import hashlib
 import json
 import sys
@@ -157,34 +158,30 @@ class _Lowering:
         layers = [self.host_vars, play.get("vars") or {}]
         if task and task.get("vars"):
             layers.append(dict(task["vars"]))
-        scope = self.scope_class(layers, self.templar)
-        return scope
+        return self.scope_class(layers, self.templar)
 
-    @property
+    @functools.cached_property
     def scope_class(self) -> Any:
         """VarScope that raises ``_Dynamic`` for names only known while the plan runs."""
-        cls = getattr(self, "_scope_class", None)
-        if cls is None:
-            dynamic = self.dynamic
-            base = self.templating.VarScope
-            fact_names = _fact_names()
+        dynamic = self.dynamic
+        base = self.templating.VarScope
+        fact_names = _fact_names()
 
-            class _Scope(base):  # type: ignore[misc,valid-type]
-                def child(self, *layers: Any) -> Any:
-                    return _Scope(self.layers + [dict(layer) for layer in layers if layer], self.templar)
+        class _Scope(base):  # type: ignore[misc,valid-type]
+            def child(self, *layers: Any) -> Any:
+                return _Scope(self.layers + [dict(layer) for layer in layers if layer], self.templar)
 
-                def raw(self, key: str) -> Any:
-                    if key in dynamic:
-                        raise _Dynamic(key)
-                    try:
-                        return base.raw(self, key)
-                    except KeyError:
-                        if key in fact_names or key in ("ansible_facts", "hostvars"):
-                            raise _Dynamic(key) from None  # facts are gathered on the host
-                        raise
+            def raw(self, key: str) -> Any:
+                if key in dynamic:
+                    raise _Dynamic(key)
+                try:
+                    return base.raw(self, key)
+                except KeyError:
+                    if key in fact_names or key in ("ansible_facts", "hostvars"):
+                        raise _Dynamic(key) from None  # facts are gathered on the host
+                    raise
 
-            cls = self._scope_class = _Scope
-        return cls
+        return _Scope
 
     # -- plays and tasks -------------------------------------------------------------------------
     def plays(self) -> list[dict[str, Any]]:
