@@ -73,9 +73,7 @@ impl Emitter {
     pub fn emit(&mut self, event: &Map) {
         let mut line = to_string(&Value::Dict(event.clone()));
         line.push('\n');
-        let stdout = io::stdout();
-        let mut out = stdout.lock();
-        let _ = out.write_all(line.as_bytes()).and_then(|_| out.flush());
+        to_stdout(&line);
         if let Some(journal) = self.journal.as_mut() {
             // as Python's os.write: a failing journal write ends the run with an error
             if let Err(e) = journal.write_all(line.as_bytes()) {
@@ -84,6 +82,20 @@ impl Emitter {
             }
         }
     }
+}
+
+/// One line to stdout, flushed; a closed stdout (the controller went away) is ignored.
+#[cfg(not(test))]
+fn to_stdout(line: &str) {
+    let stdout = io::stdout();
+    let mut out = stdout.lock();
+    let _ = out.write_all(line.as_bytes()).and_then(|_| out.flush());
+}
+
+/// Under `cargo test` through `print!`, which the test harness captures.
+#[cfg(test)]
+fn to_stdout(line: &str) {
+    print!("{}", line);
 }
 
 #[cfg(test)]
