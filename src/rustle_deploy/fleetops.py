@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .deploy import HostJob, HostOutcome, RunOptions, deploy_fleet
+from .deploy.host import runner_identity
 from .errors import ConnectError, UsageError
 from .model import Host, Plan
 from .report import HostSummary, dump_json
@@ -148,8 +149,9 @@ def _runner_path(session: Session, sha: str | None) -> Path | None:
 
 
 def _record(history: History, did: str, job: HostJob, outcome: HostOutcome) -> None:
-    if job.runner is not None and outcome.agent is not None and job.host.remote_dir:
-        history.record_runner(job.host.name, job.host.remote_dir, job.runner.name.rsplit("-", 1)[-1])
+    runner = runner_identity(job)
+    if runner is not None and outcome.agent is not None and job.host.remote_dir:
+        history.record_runner(job.host.name, job.host.remote_dir, runner[0])
     history.record_host(
         did,
         outcome.host,

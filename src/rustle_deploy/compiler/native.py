@@ -36,6 +36,7 @@ NATIVE_FACTS = frozenset({
 })
 # every fact the runtime's facts.py gathers; those the runner lacks make a plan unsupported
 RUNTIME_FACTS = NATIVE_FACTS | {"fqdn", "domain", "python_version", "python", "date_time", "default_ipv4"}
+_FACT_NAMES = frozenset("ansible_" + name for name in RUNTIME_FACTS)  # as the host sees them
 MODULES = frozenset({"file", "copy", "template", "lineinfile", "command", "shell", "stat",
                      "assert", "debug", "ping"})
 # task keys the runner understands (everything else makes the task unsupported)
@@ -165,7 +166,6 @@ class _Lowering:
         """VarScope that raises ``_Dynamic`` for names only known while the plan runs."""
         dynamic = self.dynamic
         base = self.templating.VarScope
-        fact_names = _fact_names()
 
         class _Scope(base):  # type: ignore[misc,valid-type]
             def child(self, *layers: Any) -> Any:
@@ -177,7 +177,7 @@ class _Lowering:
                 try:
                     return base.raw(self, key)
                 except KeyError:
-                    if key in fact_names or key in ("ansible_facts", "hostvars"):
+                    if key in _FACT_NAMES or key in ("ansible_facts", "hostvars"):
                         raise _Dynamic(key) from None  # facts are gathered on the host
                     raise
 
@@ -461,11 +461,6 @@ class _Lowering:
             return regex_tree(pattern)
         except ValueError as exc:
             raise self.fail(task, f"regular expression {pattern!r}: {exc}") from None
-
-
-def _fact_names() -> frozenset[str]:
-    """The names the runtime's fact gathering defines (``facts.gather``; a test keeps them equal)."""
-    return frozenset("ansible_" + name for name in RUNTIME_FACTS)
 
 
 def regex_tree(pattern: str) -> list[Any]:

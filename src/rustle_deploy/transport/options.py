@@ -13,6 +13,7 @@ started on the host: ``ansible_become*`` and ``ansible_python_interpreter``.
 
 from __future__ import annotations
 
+import json
 import os
 import shlex
 from dataclasses import dataclass
@@ -263,18 +264,16 @@ def remote_command(launch: AgentLaunch) -> str:
     the native runner (``runner_command``)."""
     if launch.runner is not None:
         line = runner_command(launch.runner)
-        if launch.become:
-            return f"sudo -n -u {shlex.quote(launch.become_user)} -- /bin/sh -c {shlex.quote(line)}"
-        return line
-    candidates = (launch.python_interpreter,) if launch.python_interpreter else PYTHON_CANDIDATES
-    boot = shlex.quote(BOOTSTRAP)
-    line = (
-        f"for P in {' '.join(shlex.quote(c) for c in candidates)}; do "
-        'command -v "$P" >/dev/null 2>&1 || continue; '
-        f'"$P" -I -S -c {boot}; r=$?; [ "$r" -eq {EXIT_TOO_OLD} ] || exit "$r"; done; '
-        "echo '{\"agent\": \"no_python\"}'; "
-        f"exit {EXIT_TOO_OLD}"
-    )
+    else:
+        candidates = (launch.python_interpreter,) if launch.python_interpreter else PYTHON_CANDIDATES
+        boot = shlex.quote(BOOTSTRAP)
+        line = (
+            f"for P in {' '.join(shlex.quote(c) for c in candidates)}; do "
+            'command -v "$P" >/dev/null 2>&1 || continue; '
+            f'"$P" -I -S -c {boot}; r=$?; [ "$r" -eq {EXIT_TOO_OLD} ] || exit "$r"; done; '
+            "echo '{\"agent\": \"no_python\"}'; "
+            f"exit {EXIT_TOO_OLD}"
+        )
     if launch.become:
         return f"sudo -n -u {shlex.quote(launch.become_user)} -- /bin/sh -c {shlex.quote(line)}"
     return line
@@ -308,12 +307,12 @@ def runner_command(ref: RunnerRef) -> str:
     """
     sha = ref.sha256
     root = _remote_path(ref.remote_dir.rstrip("/") or "/")
-    failed = shlex.quote(json_line({
+    failed = shlex.quote(json.dumps({
         "agent": "error", "kind": "runner_install",
         "message": f"cannot install rustle-runner {sha[:12]} under {ref.remote_dir}/runners: "
                    "the upload was cut, the disk is full, or this host cannot execute a runner built "
                    "for the controller's platform",
-    }))
+    }, sort_keys=True))
     install = (
         f'[ -d "$d" ] || mkdir -p -m 700 {root} "$d" || {{ echo {failed}; exit 20; }}; t="$r.tmp.$$"; '
         f'if head -c {ref.size} >"$t" && chmod 700 "$t"; then "$t" install {sha} "$r"; c=$?; '
@@ -328,12 +327,6 @@ def runner_command(ref: RunnerRef) -> str:
         f'[ -x "$r" ] || {{ echo \'{{"agent": "need_runner"}}\'; exit {EXIT_NEED_RUNNER}; }}; '
         'exec "$r" agent'
     )
-
-
-def json_line(obj: dict[str, Any]) -> str:
-    import json
-
-    return json.dumps(obj, sort_keys=True)
 
 
 def ssh_argv(host: Host, binary: str = "ssh") -> list[str]:
