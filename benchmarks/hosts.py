@@ -143,8 +143,7 @@ class Fleet:
         self.stop()
 
     def start(self) -> None:
-        if self.workdir.exists():
-            shutil.rmtree(self.workdir)
+        self.discard(self.workdir)
         (self.workdir / "client").mkdir(parents=True)
         Path("/run/sshd").mkdir(exist_ok=True)  # sshd's privilege-separation directory
         keygen(self.client_key)
@@ -191,11 +190,23 @@ class Fleet:
             self.hosts.append(Host(name, connect_ports[i % self.n_servers], root))
         self.reset()
 
+    def discard(self, path: Path) -> None:
+        """Move ``path`` into ``trash/`` beside the fleet's directory; `run.py` deletes the trash
+        after the last measurement, not now.
+
+        The hosts share one filesystem. On this machine's ext4 (no journal), every new inode
+        allocated within minutes of a mass deletion first skips the inodes just freed, one by
+        one (`find_inode_bit`/`recently_deleted` in `perf`): deleting the last run's trees right
+        before a cold run charged each tool for every file it creates, ~10 ms per host for
+        rustle-native. A fresh host has no such history."""
+        if path.exists():
+            trash = self.workdir.parent / "trash"
+            trash.mkdir(parents=True, exist_ok=True)
+            path.rename(trash / f"{time.time_ns()}-{path.name}")
+
     def reset(self) -> None:
         """Make every host fresh: a bench_root holding only stale.txt and legacy.cfg."""
-        hosts_dir = self.workdir / "hosts"
-        if hosts_dir.exists():
-            shutil.rmtree(hosts_dir)
+        self.discard(self.workdir / "hosts")
         for host in self.hosts:
             host.root.mkdir(parents=True)
             (host.root / "stale.txt").write_text(STALE)

@@ -233,7 +233,7 @@ def run_config(n: int, latency: float, tools: list[str], repeats: int, out: Path
             order = tools[r % len(tools):] + tools[:r % len(tools)]  # alternate the order
             for tool in order:
                 rundir = work / tool
-                shutil.rmtree(rundir, ignore_errors=True)
+                fleet.discard(rundir)  # as the hosts' trees (Fleet.discard)
                 (rundir / "home").mkdir(parents=True)
                 fleet.reset()
                 for cold in (True, False):
@@ -328,6 +328,8 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         jsonl.close()
         shutil.rmtree(f"/tmp/bench-cp-{os.getpid()}", ignore_errors=True)
+        for trash in args.out.glob("work/*/trash"):  # deleted after the last measurement (Fleet.discard)
+            shutil.rmtree(trash, ignore_errors=True)
         table = summarize(results)
         (args.out / "summary.md").write_text(table + "\n")
         print("\n" + table)

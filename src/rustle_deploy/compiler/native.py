@@ -96,15 +96,15 @@ def lower_unit(unit: BuildUnit, runner_sha: str) -> list[tuple[list[str], bytes]
             raise CompileError(f"{path}: changed while compiling", "run again")
         blobs[digest] = data
     registered = {t["register"] for p in doc["plays"] for t in p["tasks"] + p["handlers"] if t.get("register")}
-    groups: dict[str, tuple[list[str], dict[str, Any]]] = {}
+    groups: dict[str, tuple[list[str], dict[str, Any], set[str]]] = {}
     for name in unit.host_names:
         lowering = _Lowering(doc, name, registered, blobs)
         program = {"plays": lowering.plays(), "facts": lowering.uses_facts}
         key = json.dumps(program, sort_keys=True, default=str)
-        groups.setdefault(key, ([], program))[0].append(name)
+        groups.setdefault(key, ([], program, lowering.embedded))[0].append(name)
     out = []
-    for names, program in groups.values():
-        used = sorted(set(_embedded(program)))
+    for names, program, embedded in groups.values():
+        used = sorted(embedded)
         artifact = {
             "format": NATIVE_FORMAT,
             "version": NATIVE_VERSION,
@@ -117,19 +117,6 @@ def lower_unit(unit: BuildUnit, runner_sha: str) -> list[tuple[list[str], bytes]
         }
         out.append((names, json.dumps(artifact, ensure_ascii=False, default=str).encode()))
     return out
-
-
-def _embedded(value: Any) -> Any:
-    """The sha256 of every embedded file a program names (copy/template ``src``)."""
-    if isinstance(value, dict):
-        if set(value) == {"sha256", "path"}:
-            yield value["sha256"]
-            return
-        for item in value.values():
-            yield from _embedded(item)
-    elif isinstance(value, list):
-        for item in value:
-            yield from _embedded(item)
 
 
 class _Lowering:
@@ -153,6 +140,7 @@ class _Lowering:
                                     "rename the registered variable, or use --format pyz")
         self.host_vars = host_vars
         self.uses_facts = False  # set when a condition or argument needs the host's facts
+        self.embedded: set[str] = set()  # the sha256 of every file the program names (copy/template src)
 
     # -- scopes ----------------------------------------------------------------------------------
     def scope(self, play: dict[str, Any], task: dict[str, Any] | None = None) -> Any:
@@ -292,6 +280,7 @@ class _Lowering:
             if module == "template":
                 digest = self.render_template(task, scope, args, digest)
             args["src"] = {"sha256": digest, "path": args["src"]}
+            self.embedded.add(digest)
         if module == "lineinfile":
             for key in ("regexp", "regex", "insertafter", "insertbefore"):
                 value = args.get(key)
@@ -463,8 +452,11 @@ class _Lowering:
             raise self.fail(task, f"regular expression {pattern!r}: {exc}") from None
 
 
+@functools.lru_cache(maxsize=256)
 def regex_tree(pattern: str) -> list[Any]:
-    """Python's own parse of ``pattern`` as the runner's matcher reads it (docs/native.md)."""
+    """Python's own parse of ``pattern`` as the runner's matcher reads it (docs/native.md).
+    Parsed once per pattern, as every host's program usually has the same ones; the tree is
+    shared between programs, so nothing may change it."""
     import re
 
     try:

@@ -122,6 +122,7 @@ def parse_address(address: str, allow_ranges: bool = False) -> tuple[str, int | 
     for kind in ("ipv4", "ipv6", "hostname"):
         if _pattern(kind).match(address):
             host = address
+            break  # an IPv4 address needs no IPv6 pattern (~10 ms to compile)
     if not host:
         raise RangeError(f"not a valid network hostname: {address}")
     if not allow_ranges and "[" in host:

@@ -13,6 +13,7 @@ started on the host: ``ansible_become*`` and ``ansible_python_interpreter``.
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import shlex
@@ -126,12 +127,19 @@ def _split_args(host: Host) -> list[str]:
         if not text:
             continue
         try:
-            words.extend(shlex.split(str(text)))
+            words.extend(_shlex_split(str(text)))
         except ValueError as exc:
             raise ConnectError(
                 host.name, f"{host.name}: {var}: cannot split {text!r}: {exc}", "check the quoting"
             ) from exc
     return words
+
+
+@functools.lru_cache(maxsize=256)
+def _shlex_split(text: str) -> tuple[str, ...]:
+    """``shlex.split``, once per text: a fleet's hosts mostly share their ssh arguments, and each
+    host's are read several times on the way to its ``ssh`` command line."""
+    return tuple(shlex.split(text))
 
 
 def parse_ssh_args(host: Host) -> dict[str, str | list[str]]:
