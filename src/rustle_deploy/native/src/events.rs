@@ -1,23 +1,14 @@
 //! The event stream (protocol 1): one JSON object per line on stdout and in the journal, as the
 //! Python runtime's `events.py`.
 //!
-//! The journal gets every line as it is written. Stdout gets them in batches: a line waits at
-//! most `BATCH_WINDOW` for the lines that follow it, so the controller still sees progress
-//! live, while a run of a dozen quick tasks costs its sshd, ssh client and controller two or
-//! three wake-ups instead of thirty (benchmarks/README.md, round 4). Dropping the `Emitter`
-//! writes what is left, before the agent's reply. Values of `no_log` results never reach this
-//! module: `censor` replaces them first.
+//! Every line is flushed as soon as it is written, so the controller sees progress live. Values
+//! of `no_log` results never reach this module: `censor` replaces them first.
 
 use crate::json::{to_string, Map, Value};
 use std::fs::{DirBuilder, File, OpenOptions};
 use std::io::{self, Write};
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::Path;
-use std::sync::{Arc, Condvar, Mutex};
-use std::time::Duration;
-
-/// How long a line on stdout may wait for the lines after it.
-const BATCH_WINDOW: Duration = Duration::from_millis(50);
 
 pub const CENSORED: &str =
     "the output has been hidden due to the fact that 'no_log: true' was specified for this result";
@@ -52,60 +43,6 @@ pub fn censor(event: &Map) -> Map {
 /// Writes events to stdout and, when given, appends them to a journal file (0600).
 pub struct Emitter {
     journal: Option<File>,
-    outbox: Arc<Outbox>,
-}
-
-/// Lines for stdout not written yet, and the condition the flushing thread waits on.
-struct Outbox {
-    pending: Mutex<Vec<u8>>,
-    queued: Condvar,
-    sink: fn(&[u8]),
-}
-
-impl Outbox {
-    /// A thread that writes pending lines to `sink` `BATCH_WINDOW` after the first of them arrived.
-    fn start(sink: fn(&[u8])) -> Arc<Outbox> {
-        let outbox = Arc::new(Outbox {
-            pending: Mutex::new(Vec::new()),
-            queued: Condvar::new(),
-            sink,
-        });
-        let shared = Arc::clone(&outbox);
-        std::thread::spawn(move || loop {
-            {
-                let mut pending = shared.pending.lock().unwrap_or_else(|e| e.into_inner());
-                while pending.is_empty() {
-                    pending = shared.queued.wait(pending).unwrap_or_else(|e| e.into_inner());
-                }
-            }
-            std::thread::sleep(BATCH_WINDOW);
-            shared.flush();
-        });
-        outbox
-    }
-
-    fn push(&self, line: &str) {
-        let mut pending = self.pending.lock().unwrap_or_else(|e| e.into_inner());
-        if pending.is_empty() {
-            self.queued.notify_one();
-        }
-        pending.extend_from_slice(line.as_bytes());
-    }
-
-    /// Write what is pending. The lock is held while writing, so lines keep their order.
-    fn flush(&self) {
-        let mut pending = self.pending.lock().unwrap_or_else(|e| e.into_inner());
-        if !pending.is_empty() {
-            (self.sink)(&pending);
-            pending.clear();
-        }
-    }
-}
-
-impl Drop for Emitter {
-    fn drop(&mut self) {
-        self.outbox.flush();
-    }
 }
 
 impl Emitter {
@@ -129,21 +66,17 @@ impl Emitter {
                 )
             }
         };
-        Ok(Emitter {
-            journal,
-            outbox: Outbox::start(to_stdout),
-        })
+        Ok(Emitter { journal })
     }
 
     /// Write one event line; a closed stdout (the controller went away) is not an error.
     pub fn emit(&mut self, event: &Map) {
         let mut line = to_string(&Value::Dict(event.clone()));
         line.push('\n');
-        self.outbox.push(&line);
+        to_stdout(&line);
         if let Some(journal) = self.journal.as_mut() {
             // as Python's os.write: a failing journal write ends the run with an error
             if let Err(e) = journal.write_all(line.as_bytes()) {
-                self.outbox.flush();
                 eprintln!("rustle-runner: error: cannot write the journal: {}", e);
                 std::process::exit(1);
             }
@@ -151,18 +84,18 @@ impl Emitter {
     }
 }
 
-/// Lines to stdout, flushed; a closed stdout (the controller went away) is ignored.
+/// One line to stdout, flushed; a closed stdout (the controller went away) is ignored.
 #[cfg(not(test))]
-fn to_stdout(lines: &[u8]) {
+fn to_stdout(line: &str) {
     let stdout = io::stdout();
     let mut out = stdout.lock();
-    let _ = out.write_all(lines).and_then(|_| out.flush());
+    let _ = out.write_all(line.as_bytes()).and_then(|_| out.flush());
 }
 
 /// Under `cargo test` through `print!`, which the test harness captures.
 #[cfg(test)]
-fn to_stdout(lines: &[u8]) {
-    print!("{}", String::from_utf8_lossy(lines));
+fn to_stdout(line: &str) {
+    print!("{}", line);
 }
 
 #[cfg(test)]
@@ -186,24 +119,6 @@ mod tests {
                 c = CENSORED
             )
         );
-    }
-
-    static SUNK: Mutex<Vec<Vec<u8>>> = Mutex::new(Vec::new());
-
-    #[test]
-    fn stdout_lines_come_in_order_in_batches_and_the_rest_on_drop() {
-        let outbox = Outbox::start(|lines| SUNK.lock().unwrap().push(lines.to_vec()));
-        outbox.push("a\n");
-        outbox.push("b\n");
-        assert!(SUNK.lock().unwrap().is_empty(), "the first line waits for the ones after it");
-        std::thread::sleep(BATCH_WINDOW * 4);
-        outbox.push("c\n");
-        let emitter = Emitter {
-            journal: None,
-            outbox: Arc::clone(&outbox),
-        };
-        drop(emitter);
-        assert_eq!(*SUNK.lock().unwrap(), vec![b"a\nb\n".to_vec(), b"c\n".to_vec()]);
     }
 
     #[test]
