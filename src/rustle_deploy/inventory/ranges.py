@@ -119,10 +119,10 @@ def parse_address(address: str, allow_ranges: bool = False) -> tuple[str, int | 
             address, port_text = m.groups()
             port = int(port_text)
     host = None
-    for kind in ("ipv4", "ipv6", "hostname"):
-        if _pattern(kind).match(address):
+    for kind in ("hostname", "ipv4", "ipv6"):  # any match will do; the IPv6 pattern, which
+        if _pattern(kind).match(address):      # takes ~5 ms to compile, is left for last
             host = address
-            break  # an IPv4 address needs no IPv6 pattern (~10 ms to compile)
+            break
     if not host:
         raise RangeError(f"not a valid network hostname: {address}")
     if not allow_ranges and "[" in host:
