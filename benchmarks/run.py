@@ -244,7 +244,8 @@ def run_config(n: int, latency: float, tools: list[str], repeats: int, out: Path
 
 
 def summarize(results: list[Result]) -> str:
-    """Markdown table of medians per (latency, N, phase), with rustle-deploy's ratios."""
+    """Markdown table of medians per (latency, N, phase), with rustle-deploy's ratios: the ratio of
+    the medians and, with repeats, its lowest and highest value within one repeat."""
     groups: dict[tuple[float, int, str], dict[str, list[Result]]] = {}
     for r in results:
         groups.setdefault((r.latency_ms, r.hosts, r.phase), {}).setdefault(r.tool, []).append(r)
@@ -270,9 +271,22 @@ def summarize(results: list[Result]) -> str:
                 cells.append("failed" if by_tool.get(t) else "-")
         for t in mine:
             for peer in ("ansible", "pyinfra", "floor"):
-                cells.append(f"{walls[t] / walls[peer]:.3f}" if t in walls and peer in walls else "-")
+                if t not in walls or peer not in walls:
+                    cells.append("-")
+                    continue
+                cell = f"{walls[t] / walls[peer]:.3f}"
+                pairs = _per_repeat(by_tool[t], by_tool[peer])
+                if len(pairs) > 1:  # the spread of the same ratio within each repeat
+                    cell += f" ({min(pairs):.2f}-{max(pairs):.2f})"
+                cells.append(cell)
         rows.append("| " + " | ".join(cells) + " |")
     return "\n".join(rows)
+
+
+def _per_repeat(mine: list[Result], peers: list[Result]) -> list[float]:
+    """Wall-time ratios of runs from the same repeat (tools run back to back), both ok."""
+    peer_wall = {r.repeat: r.wall_s for r in peers if r.ok}
+    return [r.wall_s / peer_wall[r.repeat] for r in mine if r.ok and r.repeat in peer_wall]
 
 
 def compile_installed_sources() -> None:
