@@ -268,7 +268,7 @@ class Session:
         out = self.settings.output_dir
         from .compiler import write_outputs
 
-        manifest = write_outputs(artifacts, out, plan.sha256)
+        manifest = write_outputs(artifacts, out, plan.sha256, self.runner())
         doc: dict[str, Any] = {
             "compiled": True,
             "output_dir": str(out),

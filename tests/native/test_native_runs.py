@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import sqlite3
 from pathlib import Path
 from typing import Any
@@ -324,3 +325,28 @@ def test_console_scripts_pipeline_with_a_native_release(tmp_path: Path, native_c
     assert (work / "etc" / "app.conf").is_file()
     runs = list((Path(os.environ["HOME"]) / ".rustle" / "runs").glob("*.jsonl"))
     assert runs and '"runner": "0.1.0"' in runs[0].read_text(), "the native runner applied the plan"
+
+
+def test_compile_only_writes_the_runner_beside_the_artifacts_and_deploy_only_sends_it(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], native_cache: Path, runner: Any
+) -> None:
+    from ..integration.test_cli import example
+
+    work = tmp_path / "work"
+    plan = example(tmp_path, work)
+    out_dir = tmp_path / "out"
+    remote = tmp_path / "remote"
+    inv = local_inventory(tmp_path / "inv.ini", remote)
+    code, doc, err = cli(capsys, str(plan), "-i", str(inv), "--compile-only", "-o", str(out_dir),
+                         "--format", "native", "--output", "json")
+    assert code == 0, err
+    copy = out_dir / f"rustle-runner-{runner.sha256}"
+    assert copy.read_bytes() == runner.path.read_bytes()
+    assert copy.stat().st_mode & 0o777 == 0o700
+    assert [a["runner"] for a in json.loads((out_dir / "manifest.json").read_text())["artifacts"]] == [runner.sha256]
+    shutil.rmtree(native_cache / "native")  # --deploy-only needs nothing but the output directory
+    code, doc, err = cli(capsys, "--deploy-only", "-o", str(out_dir), "-i", str(inv), "--run", "--output", "json")
+    assert code == 0, err
+    assert doc["hosts"][0]["recap"]["failed"] == 0
+    assert (work / "etc" / "app.conf").is_file()
+    assert [p.name for p in (remote / "runners").iterdir()] == [runner.sha256]

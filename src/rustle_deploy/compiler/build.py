@@ -20,13 +20,16 @@ import tempfile
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .. import __version__
 from .._fs import private_dir
 from ..errors import CompileError
 from ..runtime_index import runtime_root
 from .units import BuildUnit
+
+if TYPE_CHECKING:
+    from .runner import RunnerBinary
 
 FORMAT = 1
 PROTOCOL = 1
@@ -292,8 +295,10 @@ def _artifact(
     )
 
 
-def write_outputs(artifacts: list[Artifact], output_dir: Path, plan_sha256: str) -> Path:
-    """Copy artifacts to ``output_dir`` with ``manifest.json`` saying which host gets which."""
+def write_outputs(artifacts: list[Artifact], output_dir: Path, plan_sha256: str,
+                  runner: RunnerBinary | None = None) -> Path:
+    """Copy artifacts to ``output_dir`` with ``manifest.json`` saying which host gets which;
+    native artifacts also get a copy of ``runner``, the rustle-runner they were compiled for."""
     try:
         private_dir(output_dir)
     except OSError as exc:
@@ -304,9 +309,12 @@ def write_outputs(artifacts: list[Artifact], output_dir: Path, plan_sha256: str)
         if _sha256_file(target) != art.sha256:
             _atomic_write(target, art.path.read_bytes(), 0o700)
         if art.runner is not None:  # --deploy-only sends it with the artifact
-            runner = output_dir / f"rustle-runner-{art.runner}"
-            if _sha256_file(runner) != art.runner:
-                _atomic_write(runner, (art.path.parent.parent / "native" / runner.name).read_bytes(), 0o700)
+            if runner is None or runner.sha256 != art.runner:
+                raise CompileError(f"{art.file_name} needs rustle-runner {art.runner[:12]}, which is not at hand",
+                                   "compile again with --format native")
+            copy = output_dir / f"rustle-runner-{art.runner}"
+            if _sha256_file(copy) != art.runner:
+                _atomic_write(copy, runner.path.read_bytes(), 0o700)
     manifest = {
         "format": FORMAT,
         "rustle_deploy_version": __version__,
