@@ -350,3 +350,31 @@ def test_compile_only_writes_the_runner_beside_the_artifacts_and_deploy_only_sen
     assert doc["hosts"][0]["recap"]["failed"] == 0
     assert (work / "etc" / "app.conf").is_file()
     assert [p.name for p in (remote / "runners").iterdir()] == [runner.sha256]
+
+
+def test_assert_and_debug_messages_over_registered_results_match_pyz(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], native_cache: Path
+) -> None:
+    tasks = [
+        {"module": "shell", "args": {"_raw_params": "echo out; exit 3"}, "register": "bad", "ignore_errors": True},
+        {"name": "fails", "module": "assert", "ignore_errors": True,
+         "args": {"that": ["bad.rc == 0"], "fail_msg": "rc was {{ bad.rc }} ({{ bad.stdout }}) on {{ inventory_hostname }}"}},
+        {"name": "holds", "module": "assert",
+         "args": {"that": ["bad.rc == 3"], "success_msg": "rc {{ bad.rc }} as expected", "quiet": "{{ bad.rc > 0 }}"}},
+        {"name": "shows", "module": "debug", "args": {"var": "bad.stdout", "verbosity": "{{ 0 }}"}},
+        {"name": "undefined", "module": "assert", "ignore_errors": True,
+         "args": {"that": ["bad.rc == 0"], "fail_msg": "{{ bad.nope }}"}},
+    ]
+    outcomes = {}
+    for fmt in ("pyz", "native"):
+        plan = make_plan(tmp_path / fmt, tasks)
+        remote = tmp_path / fmt / "remote"
+        inv = local_inventory(tmp_path / fmt / "inv.ini", remote)
+        code, doc, err = cli(capsys, str(plan), "-i", str(inv), "--run", "--output", "json", "--format", fmt)
+        assert code == 0, err
+        outcomes[fmt] = (recap(doc), journal(remote))
+    assert outcomes["native"] == outcomes["pyz"]
+    messages = {task: msg for (_, task, _, msg, _, _) in outcomes["native"][1]}
+    assert messages["fails"] == "rc was 3 (out) on localhost"
+    assert messages["holds"] == "rc 3 as expected"
+    assert "nope" in messages["undefined"]

@@ -259,14 +259,14 @@ class _Lowering:
     def args(self, task: dict[str, Any], scope: Any) -> dict[str, Any]:
         module = task["module"]
         raw = dict(task.get("args") or {})
-        if module == "assert":
+        if module == "assert":  # `that` holds conditions; fail_msg and the rest are templates
             that = raw.pop("that", None)
-            raw = self.static(task, scope, raw)
+            raw = self.value(task, scope, raw)
             raw["that"] = self.conds(task, scope, that) or []
             return raw
         if module == "debug" and "var" in raw:
             var = raw.pop("var")
-            raw = self.static(task, scope, raw)
+            raw = self.value(task, scope, raw)
             raw["var"] = self.cond(task, scope, str(var), as_value=True)
             return raw
         args = self.executor._strip_omit(self.value(task, scope, raw))
