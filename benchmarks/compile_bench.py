@@ -78,7 +78,8 @@ def timed(cmd: list[str]) -> tuple[float, int]:
 
 def in_process(plan: Path, inv: Path, cache: Path) -> float:
     """Seconds from reading the plan to having every artifact, inside one process."""
-    from rustle_deploy.compiler import build_unit, plan_units
+    from rustle_deploy.compiler.build import build_unit
+    from rustle_deploy.compiler.units import plan_units
     from rustle_deploy.inventory import load_inventory
     from rustle_deploy.pipeline import _group_members
     from rustle_deploy.plan import load_plan

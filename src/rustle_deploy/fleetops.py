@@ -25,7 +25,7 @@ from .state import History
 from .transport import make_connect
 
 if TYPE_CHECKING:
-    from .compiler import Artifact
+    from .compiler.build import Artifact
     from .pipeline import Session
     from .transport.early import EarlyStarts
 

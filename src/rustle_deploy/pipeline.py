@@ -21,8 +21,9 @@ from .report import Reporter, dump_json
 from .settings import Settings, load_settings
 
 if TYPE_CHECKING:
-    from .compiler import Artifact, BuildUnit
+    from .compiler.build import Artifact
     from .compiler.runner import RunnerBinary
+    from .compiler.units import BuildUnit
     from .transport.early import EarlyStarts
 
 @dataclass
@@ -121,7 +122,7 @@ class Session:
         return with_connection(host, self.opts.get("user"), self.opts.get("private_key"))
 
     def units(self, plan: Plan, inv: Inventory, hosts: list[Host]) -> list[BuildUnit]:
-        from .compiler import plan_units
+        from .compiler.units import plan_units
 
         return plan_units(
             plan, hosts, resolve=inv.resolve, select=inv.select, groups=_group_members(inv),
@@ -139,7 +140,7 @@ class Session:
         return self._runner
 
     def build(self, units: list[BuildUnit]) -> list[Artifact]:
-        from .compiler import build_native, build_unit
+        from .compiler.build import build_native, build_unit
 
         runner = self.runner()
         s, rebuild = self.settings, bool(self.opts.get("rebuild"))
@@ -266,7 +267,7 @@ class Session:
 
     def compile_only(self, plan: Plan, artifacts: list[Artifact]) -> int:
         out = self.settings.output_dir
-        from .compiler import write_outputs
+        from .compiler.build import write_outputs
 
         manifest = write_outputs(artifacts, out, plan.sha256, self.runner())
         doc: dict[str, Any] = {

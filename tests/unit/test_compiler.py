@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from rustle_deploy.compiler import build_unit, plan_units
-from rustle_deploy.compiler.build import payload_bytes
+from rustle_deploy.compiler.build import build_unit, payload_bytes
+from rustle_deploy.compiler.units import plan_units
 from rustle_deploy.errors import CompileError
 from rustle_deploy.inventory import implicit_localhost, load_inventory
 from rustle_deploy.pipeline import _group_members

@@ -1,12 +1,9 @@
 """Plan x hosts -> artifacts: grouping hosts by identical input, building payloads, caching.
 
-``plan_units`` decides what would be built (no writes: ``--dry-run`` stops there);
-``build_unit`` builds one artifact or takes it from the content-addressed cache.
+``units.plan_units`` decides what would be built (no writes: ``--dry-run`` stops there);
+``build.build_unit`` builds one artifact or takes it from the content-addressed cache;
+``native`` lowers plans for rustle-runner, which ``runner`` builds.
+
+Nothing is imported here: the native format looks its runner up (``runner``) before the first
+``ssh`` starts, and the builder's imports can wait until the handshakes run.
 """
-
-from __future__ import annotations
-
-from .build import Artifact, build_native, build_unit, write_outputs
-from .units import BuildUnit, plan_units
-
-__all__ = ["Artifact", "BuildUnit", "build_native", "build_unit", "plan_units", "write_outputs"]

@@ -14,9 +14,7 @@ import importlib.util
 import io
 import json
 import marshal
-import os
 import sys
-import tempfile
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,6 +24,7 @@ from .. import __version__
 from .._fs import private_dir
 from ..errors import CompileError
 from ..runtime_index import runtime_root
+from .cachefiles import atomic_write, sha256_file
 from .units import BuildUnit
 
 if TYPE_CHECKING:
@@ -174,39 +173,6 @@ def payload_bytes(unit: BuildUnit, compression: bool = True) -> bytes:
     return _payload(unit, _plan_bytes(unit), compression)
 
 
-def _atomic_write(path: Path, data: bytes, mode: int = 0o600) -> None:
-    try:
-        _write(path, data, mode)
-    except OSError as exc:
-        raise CompileError(
-            f"{exc.filename or path}: cannot write: {exc.strerror or exc}",
-            "check --cache-dir / --output-dir (or RUSTLE_DEPLOY_CACHE_DIR): a writable directory is needed",
-        ) from exc
-
-
-def _write(path: Path, data: bytes, mode: int) -> None:
-    private_dir(path.parent)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.chmod(tmp, mode)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def _sha256_file(path: Path) -> str | None:
-    try:
-        with open(path, "rb") as fh:
-            return hashlib.file_digest(fh, "sha256").hexdigest()
-    except OSError:  # missing, or not readable: either way not a usable entry
-        return None
-
-
 def build_unit(
     unit: BuildUnit,
     *,
@@ -222,11 +188,11 @@ def build_unit(
     if not rebuild and index.is_file():
         digest = index.read_text().strip()
         candidate = cache_dir / "artifacts" / f"{digest}.pyz"
-        if len(digest) == 64 and _sha256_file(candidate) == digest:
+        if len(digest) == 64 and sha256_file(candidate) == digest:
             return _artifact(unit, candidate, digest, unit.host_names, True, None, size_limit)
     data = _payload(unit, plan_bytes, compression)
     sha = _store(cache_dir, data, "pyz")
-    _atomic_write(index, sha.encode())
+    atomic_write(index, sha.encode())
     return _artifact(unit, cache_dir / "artifacts" / f"{sha}.pyz", sha, unit.host_names, False, None, size_limit)
 
 
@@ -249,7 +215,7 @@ def build_native(
             found = [(cache_dir / "artifacts" / f"{e['sha256']}.native", e["sha256"], list(e["hosts"])) for e in entries]
         except (ValueError, KeyError, TypeError):
             found = []
-        if found and all(_sha256_file(path) == sha for path, sha, _ in found):
+        if found and all(sha256_file(path) == sha for path, sha, _ in found):
             return [_artifact(unit, path, sha, hosts, True, runner, size_limit) for path, sha, hosts in found]
     from .native import lower_unit
 
@@ -257,15 +223,15 @@ def build_native(
     for hosts, data in lower_unit(unit, runner):
         sha = _store(cache_dir, data, "native")
         built.append(_artifact(unit, cache_dir / "artifacts" / f"{sha}.native", sha, hosts, False, runner, size_limit))
-    _atomic_write(index, json.dumps([{"sha256": a.sha256, "hosts": list(a.hosts)} for a in built]).encode())
+    atomic_write(index, json.dumps([{"sha256": a.sha256, "hosts": list(a.hosts)} for a in built]).encode())
     return built
 
 
 def _store(cache_dir: Path, data: bytes, suffix: str) -> str:
     sha = hashlib.sha256(data).hexdigest()
     path = cache_dir / "artifacts" / f"{sha}.{suffix}"
-    if _sha256_file(path) != sha:
-        _atomic_write(path, data, 0o700)
+    if sha256_file(path) != sha:
+        atomic_write(path, data, 0o700)
     return sha
 
 
@@ -306,15 +272,15 @@ def write_outputs(artifacts: list[Artifact], output_dir: Path, plan_sha256: str,
                            "pass -o/--output-dir a directory you can write") from exc
     for art in artifacts:
         target = output_dir / art.file_name
-        if _sha256_file(target) != art.sha256:
-            _atomic_write(target, art.path.read_bytes(), 0o700)
+        if sha256_file(target) != art.sha256:
+            atomic_write(target, art.path.read_bytes(), 0o700)
         if art.runner is not None:  # --deploy-only sends it with the artifact
             if runner is None or runner.sha256 != art.runner:
                 raise CompileError(f"{art.file_name} needs rustle-runner {art.runner[:12]}, which is not at hand",
                                    "compile again with --format native")
             copy = output_dir / f"rustle-runner-{art.runner}"
-            if _sha256_file(copy) != art.runner:
-                _atomic_write(copy, runner.path.read_bytes(), 0o700)
+            if sha256_file(copy) != art.runner:
+                atomic_write(copy, runner.path.read_bytes(), 0o700)
     manifest = {
         "format": FORMAT,
         "rustle_deploy_version": __version__,
@@ -334,5 +300,5 @@ def write_outputs(artifacts: list[Artifact], output_dir: Path, plan_sha256: str,
         ],
     }
     path = output_dir / "manifest.json"
-    _atomic_write(path, json.dumps(manifest, indent=2).encode() + b"\n", 0o600)
+    atomic_write(path, json.dumps(manifest, indent=2).encode() + b"\n", 0o600)
     return path

@@ -11,13 +11,11 @@ from __future__ import annotations
 
 import hashlib
 import os
-import shutil
-import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import CompileError
-from .build import _atomic_write, _sha256_file
+from .cachefiles import atomic_write, sha256_file
 
 SOURCE = Path(__file__).resolve().parent.parent / "native"
 
@@ -32,6 +30,8 @@ class RunnerBinary:
 
 
 def find_cargo() -> str | None:
+    import shutil  # here and below: a cached runner is looked up before the first ssh starts
+
     found = shutil.which("cargo")
     if found:
         return found
@@ -53,7 +53,8 @@ def _toolchain_env(cargo: str) -> dict[str, str]:
 def _source_key() -> str:
     """The crate's sources: a runner built from them (by any toolchain) serves them."""
     h = hashlib.sha256()
-    for path in sorted(p for p in SOURCE.rglob("*") if p.is_file() and "target" not in p.parts):
+    candidates = [SOURCE / "Cargo.toml", SOURCE / "Cargo.lock", *(SOURCE / "src").rglob("*")]
+    for path in sorted(p for p in candidates if p.is_file()):  # never walks an in-tree target/
         h.update(str(path.relative_to(SOURCE)).encode() + b"\0" + path.read_bytes() + b"\0")
     return h.hexdigest()
 
@@ -65,7 +66,7 @@ def ensure_runner(cache_dir: Path) -> RunnerBinary:
     if index.is_file():
         sha = index.read_text().strip()
         path = root / f"rustle-runner-{sha}"
-        if len(sha) == 64 and _sha256_file(path) == sha:
+        if len(sha) == 64 and sha256_file(path) == sha:
             return RunnerBinary(path, sha, path.stat().st_size)
     cargo = find_cargo()
     if cargo is None:
@@ -76,6 +77,8 @@ def ensure_runner(cache_dir: Path) -> RunnerBinary:
         )
     target = root / "target"
     env = dict(_toolchain_env(cargo), CARGO_TARGET_DIR=str(target))
+    import subprocess
+
     proc = subprocess.run(
         [cargo, "build", "--release", "--offline", "--locked", "--quiet",
          "--manifest-path", str(SOURCE / "Cargo.toml")],
@@ -89,7 +92,7 @@ def ensure_runner(cache_dir: Path) -> RunnerBinary:
     data = (target / "release" / "rustle-runner").read_bytes()
     sha = hashlib.sha256(data).hexdigest()
     path = root / f"rustle-runner-{sha}"
-    if _sha256_file(path) != sha:
-        _atomic_write(path, data, 0o700)
-    _atomic_write(index, sha.encode())
+    if sha256_file(path) != sha:
+        atomic_write(path, data, 0o700)
+    atomic_write(index, sha.encode())
     return RunnerBinary(path, sha, len(data))
