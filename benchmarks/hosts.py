@@ -62,11 +62,17 @@ Subsystem sftp internal-sftp
 """
 
 
-def free_port() -> int:
-    """Return a TCP port on 127.0.0.1 that was free a moment ago."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+def free_port(taken: set[int]) -> int:
+    """Return a TCP port on 127.0.0.1 that was free a moment ago and is not in ``taken`` (which
+    gets it): the kernel may hand out a port again before the sshd or proxy it was picked for
+    has bound it (at 200 hosts and 25 ms, 400 picks collided)."""
+    while True:
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        if port not in taken:
+            taken.add(port)
+            return port
 
 
 def wait_port(port: int, timeout: float = 10.0) -> None:
@@ -150,6 +156,7 @@ class Fleet:
         authorized = self.workdir / "client" / "authorized_keys"
         shutil.copy(self.client_key.with_suffix(".pub"), authorized)
         connect_ports: list[int] = []
+        taken: set[int] = set()
         known: list[str] = []
         routes: list[str] = []
         for i in range(self.n_servers):
@@ -157,7 +164,7 @@ class Fleet:
             sdir.mkdir(parents=True)
             hostkey = sdir / "ssh_host_ed25519_key"
             keygen(hostkey)
-            port = free_port()
+            port = free_port(taken)
             config = sdir / "sshd_config"
             config.write_text(SSHD_CONFIG.format(port=port, hostkey=hostkey, workdir=sdir,
                                                  authorized_keys=authorized))
@@ -167,7 +174,7 @@ class Fleet:
             self.servers.append(Server(port, sdir, proc))
             cport = port
             if self.latency_ms:
-                cport = free_port()
+                cport = free_port(taken)
                 routes.append(f"{cport}:{port}")
             connect_ports.append(cport)
             pub = hostkey.with_suffix(".pub").read_text().split()[:2]
