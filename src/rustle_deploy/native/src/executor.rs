@@ -801,10 +801,7 @@ mod tests {
       ], "handlers": []}]}}}"#;
 
     fn temp_dir(name: &str) -> PathBuf {
-        let dir = std::env::temp_dir().join(format!("rr-executor-{}-{}", name, std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
-        dir
+        crate::test_dir("executor", name)
     }
 
     fn run(dir: &Path, host: &str) -> (i32, Vec<Map>) {

@@ -235,6 +235,16 @@ fn main() {
     std::process::exit(code);
 }
 
+/// A fresh, empty directory for one test: `rr-<module>-<name>-<pid>` under the system's
+/// temporary directory (tests of one binary run in parallel, so module and name keep them apart).
+#[cfg(test)]
+fn test_dir(module: &str, name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("rr-{}-{}-{}", module, name, std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -148,10 +148,7 @@ mod tests {
     use super::*;
 
     fn temp_dir(name: &str) -> PathBuf {
-        let dir = std::env::temp_dir().join(format!("rr-payload-{}-{}", name, std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
-        dir
+        crate::test_dir("payload", name)
     }
 
     const DOC: &str = r#"{"format": "rustle-native", "version": 1, "runner": "abc", "binary_name": "site",

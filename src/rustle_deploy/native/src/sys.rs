@@ -517,10 +517,7 @@ mod tests {
     use std::os::unix::io::AsRawFd;
 
     fn temp_dir(name: &str) -> std::path::PathBuf {
-        let dir = std::env::temp_dir().join(format!("rr-sys-{}-{}", name, std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
-        dir
+        crate::test_dir("sys", name)
     }
 
     #[test]

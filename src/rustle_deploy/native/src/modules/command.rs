@@ -836,10 +836,7 @@ mod tests {
     use crate::json::parse;
 
     fn temp_dir(name: &str) -> String {
-        let dir = std::env::temp_dir().join(format!("rr-command-{}-{}", name, std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
-        dir.to_string_lossy().into_owned()
+        crate::test_dir("command", name).to_string_lossy().into_owned()
     }
 
     fn call(module: &str, check: bool, env: &str, args: &str) -> (ModuleResult, Vec<String>) {

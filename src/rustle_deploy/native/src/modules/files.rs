@@ -1654,10 +1654,7 @@ mod tests {
     use super::*;
 
     fn temp_dir(name: &str) -> String {
-        let dir = std::env::temp_dir().join(format!("rr-files-{}-{}", name, std::process::id()));
-        let _ = fs::remove_dir_all(&dir);
-        fs::create_dir_all(&dir).unwrap();
-        dir.to_string_lossy().into_owned()
+        crate::test_dir("files", name).to_string_lossy().into_owned()
     }
 
     /// Run `module` with JSON `args`; the embedded files map holds "key=1\n" under its sha256.

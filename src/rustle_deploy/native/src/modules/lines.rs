@@ -398,10 +398,7 @@ mod tests {
     use super::*;
 
     fn temp_dir(name: &str) -> String {
-        let dir = std::env::temp_dir().join(format!("rr-lines-{}-{}", name, std::process::id()));
-        let _ = fs::remove_dir_all(&dir);
-        fs::create_dir_all(&dir).unwrap();
-        dir.to_string_lossy().into_owned()
+        crate::test_dir("lines", name).to_string_lossy().into_owned()
     }
 
     const CONF: &str = "# comment\nPort 22\nPermitRootLogin yes\n#ListenAddress 0.0.0.0\nUsePAM yes\n";

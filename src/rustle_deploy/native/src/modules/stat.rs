@@ -161,10 +161,7 @@ mod tests {
     use super::*;
 
     fn temp_dir(name: &str) -> String {
-        let dir = std::env::temp_dir().join(format!("rr-stat-{}-{}", name, std::process::id()));
-        let _ = fs::remove_dir_all(&dir);
-        fs::create_dir_all(&dir).unwrap();
-        dir.to_string_lossy().into_owned()
+        crate::test_dir("stat", name).to_string_lossy().into_owned()
     }
 
     fn run(args: Map) -> ModuleResult {
