@@ -60,19 +60,10 @@ class AdoptedProcess:
             while self._popen.poll() is None:
                 await asyncio.sleep(0.01)
         if self._popen.poll() is None:
-            loop = asyncio.get_running_loop()
             fd = os.pidfd_open(self._popen.pid)  # readable once the process has ended
-            ended: asyncio.Future[None] = loop.create_future()
-
-            def readable() -> None:
-                if not ended.done():
-                    ended.set_result(None)
-
-            loop.add_reader(fd, readable)
             try:
-                await ended
+                await _ready(fd, write=False)
             finally:
-                loop.remove_reader(fd)
                 os.close(fd)
         return self._popen.wait()
 
@@ -80,18 +71,21 @@ class AdoptedProcess:
         self._popen.kill()
 
 
-async def _writable(loop: asyncio.AbstractEventLoop, fd: int) -> None:
-    done = loop.create_future()
+async def _ready(fd: int, write: bool) -> None:
+    """Wait until ``fd`` is readable (or, with ``write``, writable) in the running event loop."""
+    loop = asyncio.get_running_loop()
+    add, remove = (loop.add_writer, loop.remove_writer) if write else (loop.add_reader, loop.remove_reader)
+    done: asyncio.Future[None] = loop.create_future()
 
     def ready() -> None:
         if not done.done():
             done.set_result(None)
 
-    loop.add_writer(fd, ready)
+    add(fd, ready)
     try:
         await done
     finally:
-        loop.remove_writer(fd)
+        remove(fd)
 
 
 class ProcessSession:
@@ -134,7 +128,6 @@ class ProcessSession:
             await write_file_chunks(self, path, size)
             return
         self._rt.sent()
-        loop = asyncio.get_running_loop()
         fd = pipe.fileno()
         offset = 0
         with open(path, "rb") as source:
@@ -142,7 +135,7 @@ class ProcessSession:
                 try:
                     sent = os.sendfile(fd, source.fileno(), offset, size - offset)
                 except BlockingIOError:
-                    await _writable(loop, fd)
+                    await _ready(fd, write=True)
                     continue
                 except (BrokenPipeError, ConnectionResetError) as exc:
                     raise TransferError(
