@@ -1,15 +1,20 @@
 # Quick start:  make demo   (set up, then run the bundled example on localhost)
 #               make test   (set up, then run the whole test suite)
+# requirements.lock pins every package of the controller and its test and dev extras, with
+# hashes (written by uv; `make lock` refreshes it). pyproject.toml keeps the ranges for people
+# who install the package into their own environment; `make test-latest` runs the suite
+# against the newest releases those ranges allow.
 PY ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
+LATEST ?= .venv-latest
 
-.PHONY: setup demo test lint bench clean
+.PHONY: setup demo test test-latest lint lock bench clean
 
-$(BIN)/rustle-deploy: pyproject.toml
+$(BIN)/rustle-deploy: pyproject.toml requirements.lock
 	$(PY) -m venv $(VENV)
-	$(BIN)/pip install -q --upgrade pip
-	$(BIN)/pip install -q -e '.[test,dev]'
+	$(BIN)/pip install -q --require-hashes -r requirements.lock
+	$(BIN)/pip install -q --no-deps -e .
 	touch $@
 
 setup: $(BIN)/rustle-deploy
@@ -25,6 +30,20 @@ test: setup
 			--manifest-path src/rustle_deploy/native/Cargo.toml; \
 	else echo "note: cargo not found: the native runner's own tests were skipped"; fi
 
+# The suite once more, in a second environment with the newest releases the ranges allow, so an
+# upstream release that breaks us is seen here before a user meets it.
+test-latest:
+	rm -rf $(LATEST)
+	$(PY) -m venv $(LATEST)
+	$(LATEST)/bin/pip install -q --upgrade --upgrade-strategy eager -e '.[test]'
+	$(LATEST)/bin/pip list --format=freeze | grep -iE '^(asyncssh|cryptography|click|rich|pyyaml|jinja2|pytest|hypothesis|ansible-core)=='
+	$(LATEST)/bin/python -m pytest -q -p no:cacheprovider
+
+# Rewrite requirements.lock from pyproject.toml's ranges (newest allowed releases, with hashes).
+lock: setup
+	$(BIN)/uv pip compile pyproject.toml --extra test --extra dev --universal --generate-hashes \
+		--python-version 3.11 --upgrade -q -o requirements.lock
+
 lint: setup
 	$(BIN)/ruff check src tests
 	$(BIN)/mypy
@@ -34,4 +53,4 @@ bench: setup
 	$(BIN)/python benchmarks/run.py
 
 clean:
-	rm -rf $(VENV) target .cargo-target build *.egg-info
+	rm -rf $(VENV) $(LATEST) target .cargo-target build *.egg-info
