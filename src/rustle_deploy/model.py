@@ -215,6 +215,9 @@ class Host:
 
 
 DEFAULT_REMOTE_DIR = "~/.rustle"
+# In a remote directory that rustle-deploy created (deploy/agent.py keeps the same name): a
+# cleanup removes the directory only when this and nothing foreign is left in it.
+CREATED_MARKER = ".created-by-rustle-deploy"
 
 
 def remote_dir_problem(value: str) -> str | None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from rustle_deploy.errors import InventoryError
@@ -60,3 +62,27 @@ def test_every_bad_host_is_named_with_the_variable_the_value_and_a_hint() -> Non
     assert "ok:" not in text
     assert info.value.hint and "~/.rustle" in info.value.hint
     check_remote_dirs(hosts[:1], "inv.yml")  # fine: no error
+
+
+def test_the_agents_and_the_controller_agree_on_the_marker() -> None:
+    from rustle_deploy.deploy import agent
+    from rustle_deploy.model import CREATED_MARKER
+
+    assert agent.CREATED_MARKER == CREATED_MARKER
+    native = (Path(agent.__file__).parents[1] / "native" / "src" / "agent.rs").read_text()
+    assert f'const CREATED_MARKER: &str = "{CREATED_MARKER}";' in native
+
+
+@pytest.mark.parametrize(
+    ("value", "why"),
+    [("", "empty"), ("rel", "relative"), ("/", "filesystem root"), ("~", "home directory"), ("/a/../b", "'..'"),
+     ("/a\nb", "control character"), ("~no-such-user-here/x", "does not know")],
+)
+def test_the_agent_applies_the_same_rule(value: str, why: str) -> None:
+    from rustle_deploy.deploy import agent
+
+    with pytest.raises(agent.AgentError) as info:
+        agent.check_remote_dir(value)
+    assert info.value.kind == "remote_dir" and why in info.value.message
+    for good in ("~/.rustle", "/var/lib/rustle", "/srv/./r"):
+        agent.check_remote_dir(good)
