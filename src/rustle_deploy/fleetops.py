@@ -1,7 +1,8 @@
 """Modes that touch hosts: deploy (+run), deploy-only, rollback, cleanup, and rustle-exec.
 
-Each builds one HostJob per host, fans out through ``deploy.deploy_fleet``, records every
-host's outcome in the SQLite history as soon as it is known, and ends with a recap.
+Each checks every host's remote dir, builds one HostJob per host, fans out through
+``deploy.deploy_fleet``, records every host's outcome in the SQLite history as soon as it is
+known, and ends with a recap. ``--cleanup --dry-run`` asks the hosts and records nothing.
 """
 
 from __future__ import annotations
@@ -428,6 +429,9 @@ def _simple_op(
 def rollback(session: Session, deployment_id: str | None) -> int:
     with History(session.settings.state_db) as history:
         dep = history.get(deployment_id, op="deploy")
+        cleaned = {} if dep is None else {
+            r.host: history.cleaned_since(r.host, r.remote_dir, dep.created_at) for r in dep.hosts
+        }
     if dep is not None and not dep.hosts:
         raise UsageError(f"deployment {dep.id} reached no host: nothing to roll back", "see --list-deployments")
     if dep is None:
@@ -441,6 +445,8 @@ def rollback(session: Session, deployment_id: str | None) -> int:
 
     def reason(name: str) -> str | None:
         r = records[name]
+        if cleaned.get(name):
+            return f"cleanup {cleaned[name]} removed what deployment {dep.id} put there since"
         if r.status not in ("activated", "unchanged"):
             return f"deployment {dep.id} never activated a release there ({r.error or r.status})"
         if not r.previous_sha256:

@@ -216,6 +216,16 @@ class History:
             ).fetchall()
         return {(str(h), str(d)) for h, d in rows}
 
+    def cleaned_since(self, host: str, remote_dir: str | None, since: float) -> str | None:
+        """The id of the latest cleanup of ``host``'s ``remote_dir`` at or after ``since``, if any."""
+        row = self._db.execute(
+            "SELECT c.deployment_id FROM host_outcomes c JOIN deployments d ON d.id = c.deployment_id "
+            "WHERE d.op = 'cleanup' AND c.status = 'cleanup' AND c.host = ? AND c.remote_dir IS ? "
+            "AND c.updated_at >= ? ORDER BY c.updated_at DESC LIMIT 1",
+            (host, remote_dir, since),
+        ).fetchone()
+        return None if row is None else str(row[0])
+
     def finish(self, deployment_id: str, status: str) -> None:
         with self._tx() as db:
             db.execute("UPDATE deployments SET status = ? WHERE id = ?", (status, deployment_id))

@@ -380,3 +380,8 @@ def test_cleanup_on_a_local_host_keeps_foreign_entries_and_the_local_history(
     assert not any(p.name != "0" * 64 and len(p.name) == 64 for p in (d / "artifacts").iterdir())
     code, out, err = run_cli(capsys, "--list-deployments", "--output", "json")
     assert [x["op"] for x in json.loads(out)] == ["cleanup", "deploy", "deploy"], "the local history is intact"
+    # the history knows the release is gone: a rollback of that deployment says so
+    code, out, err = run_cli(capsys, "--rollback", "-i", str(inv), "--output", "json")
+    assert code == 1
+    (refused,) = json.loads(out)["hosts"]
+    assert "cleanup d-" in refused["error"] and "removed what deployment" in refused["error"], refused

@@ -191,3 +191,16 @@ def test_nothing_there_is_fine(tmp_path: Path) -> None:
     result = cleanup(tmp_path / "absent")
     assert result["removed"] == [] and result["left"] == [] and result["remote_dir_removed"] is False
     assert not (tmp_path / "absent").exists()
+
+
+def test_a_foreign_directory_among_the_releases_is_not_claimed(tmp_path: Path) -> None:
+    root = tmp_path / "r"
+    deployed(root)
+    (root / "releases" / "theirs").mkdir()
+    (root / "releases" / "theirs" / "data.txt").write_text("x")
+    result = cleanup(root)
+    left = {e["path"]: e for e in result["left"]}
+    assert left["releases/theirs/"]["ours"] is False and left["releases/theirs/data.txt"]["ours"] is False
+    assert left["releases/"]["ours"] is True
+    assert (root / "releases" / "theirs" / "data.txt").read_text() == "x"
+    assert not (root / "releases" / "rustle-runner-web").exists()

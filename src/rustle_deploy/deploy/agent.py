@@ -788,13 +788,15 @@ class _Sweep:
                 empty = False
             elif action == "journal":
                 self.remove.append((path_rel, "unlink"))
+            elif action == "release" and not self._is_release(path, name):
+                # A directory by a release's name that holds no release link and that no history
+                # line names: not ours (a deploy makes one only to activate). What is in it is
+                # still listed, so that the report is the same after a cleanup emptied it.
+                self.walk(path_rel, action)
+                self._leave(path_rel, kind, _FOREIGN + " (no release link in it, and no deployment names it)")
+                empty = False
             elif not self.walk(path_rel, action):
                 self._leave(path_rel, kind, _KEPT, ours=True)
-                empty = False
-            elif action == "release" and not self._is_release(path, name):
-                # An empty directory by a release's name, that neither held a release link nor
-                # is named in the history: not ours (the deploy makes one only to activate).
-                self._leave(path_rel, kind, _FOREIGN + " (no release link in it, and no deployment names it)")
                 empty = False
             else:
                 self.remove.append((path_rel + "/", "rmdir"))
