@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .errors import UsageError
-from .inventory import Inventory, implicit_localhost, load_inventory
+from .inventory import Inventory, check_remote_dirs, implicit_localhost, load_inventory
 from .model import Host, Plan
 from .plan import load_plan
 from .plan.validate import check_hosts
@@ -39,6 +39,8 @@ class Session:
         modes = [m for m in ("compile_only", "deploy_only", "cleanup", "dry_run", "list_deployments", "list_inventory") if opts.get(m)]
         if opts.get("rollback"):
             modes.append("rollback")
+        if "cleanup" in modes:  # --cleanup --dry-run: the cleanup says what it would do
+            modes = [m for m in modes if m != "dry_run"]
         if len(modes) > 1:
             raise UsageError(
                 "these options cannot be combined: " + ", ".join("--" + m.replace("_", "-") for m in modes),
@@ -171,6 +173,8 @@ class Session:
         assert plan is not None
         inv = self.inventory()
         every, hosts = self.hosts_for(plan, inv)
+        if not o.get("compile_only"):
+            check_remote_dirs(hosts, inv.source)
         if o.get("dry_run"):
             return self.dry_run(plan, self.units(plan, inv, every), hosts)
         if o.get("compile_only"):

@@ -183,6 +183,23 @@ def test_rollback_from_native_to_pyz_then_cleanup(tmp_path: Path, capsys: pytest
     assert not (tmp_path / "both" / "remote").exists(), "cleanup removes installed runners too"
 
 
+def test_a_remote_dir_a_native_deployment_created_is_removed_by_cleanup(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], native_cache: Path
+) -> None:
+    """The sh bootstrap that installs the runner creates the remote dir: it marks it as
+    rustle-deploy's, as the Python agent does, so that cleanup may remove it."""
+    from rustle_deploy.model import CREATED_MARKER
+
+    plan, inv, _ = workload(tmp_path, "first")
+    remote = tmp_path / "first" / "remote"
+    code, _, err = cli(capsys, str(plan), "-i", str(inv), "--output", "json", "--format", "native")
+    assert code == 0, err
+    assert (remote / CREATED_MARKER).is_file() and len(list((remote / "runners").iterdir())) == 1
+    code, doc, err = cli(capsys, "--cleanup", "-i", str(inv), "--output", "json")
+    assert code == 0, err
+    assert not remote.exists(), doc
+
+
 def test_a_plan_the_runner_cannot_run_is_refused_before_anything_is_touched(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], native_cache: Path
 ) -> None:
