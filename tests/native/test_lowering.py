@@ -12,8 +12,8 @@ import pytest
 
 from rustle_deploy.compiler.native import NativeUnsupported, regex_tree
 
-from ..conftest import PLAN_FIXTURES, REPO
-from .conftest import lower, make_plan, retarget
+from ..conftest import PLAN_FIXTURES, REPO, make_plan
+from .conftest import lower, retarget
 
 WORKLOAD = REPO / "benchmarks" / "workload" / "plan.json"
 
