@@ -2,12 +2,13 @@
 
 Not part of the test suite. Needs root, sudo and a Python that ``nobody`` can start
 (``--python``, default /usr/bin/python3). Compiles the workload's plan twice (as is, and with
-``become: true, become_user: nobody`` on every task) with ``rustle-deploy --compile-only``, then
+``become: true, become_user: nobody`` on every task) with ``rustle-deploy --compile-only``
+(``--format pyz`` or ``native``), then
 runs each artifact ``--repeat`` times on this machine, cold (a freshly seeded host directory)
 and warm (the same directory again: nothing changes), and prints the medians of the run's own
 ``recap`` duration and of each task's ``duration`` from the event stream.
 
-    sudo .venv/bin/python benchmarks/become.py --repeat 20
+    sudo .venv/bin/python benchmarks/become.py --repeat 20 [--format native]
 """
 
 from __future__ import annotations
@@ -41,7 +42,8 @@ def seed(root: Path, owner: str) -> None:
         os.chown(path, info.pw_uid, info.pw_gid)
 
 
-def compile_artifact(work: Path, name: str, become: dict[str, Any], root: Path) -> Path:
+def compile_artifact(work: Path, name: str, become: dict[str, Any], root: Path, fmt: str) -> list[str]:
+    """The command line that runs the compiled artifact (after the interpreter or runner)."""
     plan = build_plan([HOST], WORKLOAD)
     for task in plan["plays"][0]["batches"][0]["tasks"]:
         task.update(become)
@@ -53,18 +55,24 @@ def compile_artifact(work: Path, name: str, become: dict[str, Any], root: Path) 
     (d / "plan.json").write_text(json.dumps(plan))
     (d / "inv.yml").write_text(json.dumps({"all": {"hosts": {HOST: {
         "ansible_connection": "local", "bench_root": str(root), "bench_role": "web"}}}}))
+    cache = Path.home() / ".rustle" / "cache"  # the runner is built once per source (~1 min)
     out = subprocess.run([str(BIN / "rustle-deploy"), str(d / "plan.json"), "-i", str(d / "inv.yml"),
-                          "--compile-only", "-o", str(d / "out"), "--output", "json"],
+                          "--compile-only", "-o", str(d / "out"), "--output", "json", "--format", fmt,
+                          "--cache-dir", str(cache)],
                          capture_output=True, text=True, check=True, env=dict(os.environ, HOME=str(d)))
-    return Path(json.loads(out.stdout)["artifacts"][0]["file"])
+    artifact = json.loads(out.stdout)["artifacts"][0]["file"]
+    if fmt == "native":
+        (runner,) = (d / "out").glob("rustle-runner-*")
+        return [str(runner), "run", artifact]
+    return [artifact, "run"]
 
 
-def run_once(python: str, artifact: Path) -> tuple[float, list[float]]:
-    proc = subprocess.run([python, str(artifact), "run", "--host", HOST], capture_output=True, text=True)
+def run_once(command: list[str], name: str) -> tuple[float, list[float]]:
+    proc = subprocess.run([*command, "--host", HOST], capture_output=True, text=True)
     events = [json.loads(line) for line in proc.stdout.splitlines() if line.startswith("{")]
     failed = [e for e in events if e["event"] == "task_result" and e["status"] == "failed"]
     if proc.returncode != 0 or failed:
-        raise SystemExit(f"{artifact.name}: run failed: {failed or proc.stderr}")
+        raise SystemExit(f"{name}: run failed: {failed or proc.stderr}")
     recap = [e for e in events if e["event"] == "recap"][0]
     return recap["duration"], [e["duration"] for e in events if e["event"] == "task_result"]
 
@@ -73,6 +81,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--repeat", type=int, default=10)
     parser.add_argument("--python", default="/usr/bin/python3")
+    parser.add_argument("--format", choices=("pyz", "native"), default="pyz")
     args = parser.parse_args()
     if os.geteuid() != 0:
         raise SystemExit("run as root: tasks become 'nobody' through sudo without a password")
@@ -83,14 +92,17 @@ def main() -> None:
         for name, become, owner in (("as root", {}, "root"),
                                     ("become nobody", {"become": True, "become_user": "nobody"}, "nobody")):
             root = work / name.replace(" ", "-") / "root"
-            variants[name] = (root, owner, compile_artifact(work, name.replace(" ", "-") + "-build", become, root))
+            command = compile_artifact(work, name.replace(" ", "-") + "-build", become, root, args.format)
+            if args.format == "pyz":
+                command = [args.python, *command]
+            variants[name] = (root, owner, command)
         samples: dict[tuple[str, str], list[tuple[float, list[float]]]] = {}
         for _ in range(args.repeat):  # interleaved, so that the machine's load falls on both alike
             for phase in ("cold", "warm"):
-                for name, (root, owner, artifact) in variants.items():
+                for name, (root, owner, command) in variants.items():
                     if phase == "cold":
                         seed(root, owner)
-                    samples.setdefault((name, phase), []).append(run_once(args.python, artifact))
+                    samples.setdefault((name, phase), []).append(run_once(command, name))
         print(f"{'run':<24}{'total ms':>10}  per task ms (median of {args.repeat})")
         rows = {}
         for key, runs in samples.items():
