@@ -54,7 +54,7 @@ def _skip_reason() -> str | None:
 
 
 _SKIP = _skip_reason()
-pytestmark = pytest.mark.skipif(_SKIP is not None, reason=_SKIP or "")
+sudo = pytest.mark.skipif(_SKIP is not None, reason=_SKIP or "")
 PY = "" if _SKIP else (_python_for(USER) or "")
 
 STATIC = b"static content\n"
@@ -146,6 +146,7 @@ def _head(msg: str) -> str:
     return re.split(r": \[Errno |\.$", msg)[0]
 
 
+@sudo
 def test_file_modules_act_as_the_become_user(run, place: Path) -> None:
     d = place / "ours"
     r = run(our_tasks(d))
@@ -201,6 +202,7 @@ def run_ansible(tmp: Path, d: Path, *, python: str) -> dict[str, dict[str, Any]]
     return dict(json.loads(proc.stdout[start:])["plays"][0])
 
 
+@sudo
 @pytest.mark.ansible
 def test_file_modules_as_the_become_user_match_ansible(run, place: Path, tmp_path: Path) -> None:
     if not (VENV_BIN / "ansible-playbook").exists():
@@ -217,6 +219,7 @@ def test_file_modules_as_the_become_user_match_ansible(run, place: Path, tmp_pat
     assert owners(place / "ours") == owners(place / "ansible")
 
 
+@sudo
 def test_check_mode_and_diff_through_the_child(run, place: Path) -> None:
     d = place / "ours"
     (d / "rw" / "lines").write_text("zero\n")
@@ -231,6 +234,7 @@ def test_check_mode_and_diff_through_the_child(run, place: Path) -> None:
     assert (d / "rw" / "lines").read_text() == "zero\n"
 
 
+@sudo
 def test_registered_results_loops_and_no_log_through_the_child(run, place: Path) -> None:
     d = place / "ours"
     secret = "s3cr3t-value"
@@ -257,6 +261,7 @@ def test_registered_results_loops_and_no_log_through_the_child(run, place: Path)
     assert owners(d / "rw")["from-registered"][1] == USER
 
 
+@sudo
 def test_become_user_that_is_the_current_user_and_su(run, place: Path) -> None:
     d = place / "ours"
     r = run([
@@ -276,6 +281,7 @@ def test_become_user_that_is_the_current_user_and_su(run, place: Path) -> None:
     assert not (d / "rw" / "never").exists()
 
 
+@sudo
 def test_a_timeout_ends_the_child_and_the_next_task_gets_a_new_one(run) -> None:
     r = run([
         task("command", {"_raw_params": "sleep 30"}, name="slow", timeout=1, ignore_errors=True, **BECOME),
@@ -288,6 +294,7 @@ def test_a_timeout_ends_the_child_and_the_next_task_gets_a_new_one(run) -> None:
     assert not left.strip(), "the timed-out task's processes are gone"
 
 
+@sudo
 def test_an_interpreter_the_become_user_cannot_start_is_a_clear_failure(run, place: Path) -> None:
     import sys
 
@@ -301,6 +308,7 @@ def test_an_interpreter_the_become_user_cannot_start_is_a_clear_failure(run, pla
     assert not (place / "ours" / "rw" / "x").exists()
 
 
+@sudo
 def test_sudo_that_needs_a_password_is_a_clear_failure(place: Path, tmp_path: Path) -> None:
     """The runtime itself runs as nobody, whose sudo asks for a password."""
     plan = make_plan([task("file", {"path": f"{place}/ours/rw/x", "state": "touch"}, name="t",
@@ -315,3 +323,35 @@ def test_sudo_that_needs_a_password_is_a_clear_failure(place: Path, tmp_path: Pa
     (result,) = [e for e in events if e["event"] == "task_result"]
     assert "become: sudo needs a password to run as 'root' on this host" in result["msg"], result
     assert "NOPASSWD" in result["msg"]
+
+
+class _ParentContext:
+    """The parent's ModuleContext as become.py's request handlers use it."""
+
+    def __init__(self, files: dict[str, str]) -> None:
+        self.files = files
+
+    def read_file(self, sha256: str) -> bytes:
+        return {hashlib.sha256(d).hexdigest(): d for d in FILES.values()}[sha256]
+
+    def render(self, text: str, extra: dict[str, Any]) -> str:
+        return f"rendered {text!r} with {sorted(extra)}"
+
+
+def test_a_child_gets_only_its_own_files_and_templates() -> None:
+    """The child runs as a less privileged user: its requests are checked, not trusted."""
+    import importlib
+
+    become = importlib.import_module("rustle_runtime.become")  # the runtime is on sys.path (runtime_module)
+    ModuleFailure = importlib.import_module("rustle_runtime.context").ModuleFailure  # noqa: N806
+    ctx = _ParentContext({"hello.j2": FILE_MAP["hello.j2"]})
+    assert become._task_file(ctx, FILE_MAP["hello.j2"]) == TEMPLATE
+    with pytest.raises(ModuleFailure, match="does not belong to this task"):
+        become._task_file(ctx, FILE_MAP["static.txt"])
+    own = TEMPLATE.decode()
+    assert become._render(ctx, own, {"template_host": "h1"}) == f"rendered {own!r} with ['template_host']"
+    for text, extra in [("{{ lookup('pipe', 'id') }}", {}), (STATIC.decode(), {}),
+                        (own, {"template_host": "{{ lookup('pipe', 'id') }}"}), (own, {"who": "x"}),
+                        (own, {"template_host": 1}), (None, {})]:
+        with pytest.raises(ModuleFailure, match="render request"):
+            become._render(ctx, text, extra)

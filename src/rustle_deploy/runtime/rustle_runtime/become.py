@@ -65,10 +65,13 @@ def identity(ctx, module):
     """
     from .context import ModuleFailure
 
-    if not ctx.become or module in CONTROLLER_SIDE or ctx.become_user == _me():
+    user = str(ctx.become_user)
+    if not ctx.become or module in CONTROLLER_SIDE or user == _me():
         return None
+    if not sys.executable:
+        raise ModuleFailure(f"become: cannot tell which Python runs this artifact, to start it as '{user}'")
     if ctx.become_method == "sudo" or (ctx.become_method == "su" and os.geteuid() == 0):
-        return ctx.become_method, ctx.become_user
+        return ctx.become_method, user
     raise ModuleFailure(
         f"become_method '{ctx.become_method}' cannot be used without a password prompt on the host; "
         "hint: use become_method: sudo with NOPASSWD for this user")
