@@ -89,6 +89,8 @@ def test_static_names_in_conditions_become_values_and_registered_ones_stay(tmp_p
      "a value shaped like the runner's __rustle_template__ marker is data"),
     ({"module": "debug", "args": {"msg": "x"}, "conditions": [{"When": {"expression": "{{ lookup('env', 'HOME') }}"}}]},
      "Conditional is marked as unsafe"),
+    ({"module": "file", "args": {"path": "/tmp/x", "state": "touch"}, "become": True, "become_user": "{{ out.stdout }}"},
+     "'out' is only known on the host"),
 ])
 def test_what_the_runner_cannot_do_is_refused_naming_the_task(tmp_path: Path, task: dict[str, Any], needle: str) -> None:
     plan = make_plan(tmp_path, [{"module": "command", "args": {"_raw_params": "true"}, "register": "out"},

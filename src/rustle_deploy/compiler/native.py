@@ -42,7 +42,8 @@ MODULES = frozenset({"file", "copy", "template", "lineinfile", "command", "shell
 # task keys the runner understands (everything else makes the task unsupported)
 _KNOWN = frozenset({"id", "name", "module", "args", "hosts", "when", "tags", "notify", "listen",
                     "register", "loop", "loop_control", "ignore_errors", "no_log", "changed_when",
-                    "failed_when", "check_mode", "diff", "environment", "vars", "files"})
+                    "failed_when", "check_mode", "diff", "environment", "vars", "files", "become",
+                    "become_user", "become_method"})
 _BOOL_KEYS = ("ignore_errors", "no_log", "check_mode", "diff")
 # names whose value is decided by the run's options, not by the inventory
 _RUN_NAMES = frozenset({"ansible_check_mode", "ansible_diff_mode", "ansible_verbosity",
@@ -223,6 +224,7 @@ class _Lowering:
             if isinstance(value, str):
                 value = self.static_condition(task, scope, value)
             out[key] = None if value is None and key in ("check_mode", "diff") else bool(value)
+        out["become"] = self.become(task, scope)
         if "loop" not in task:
             out["when"] = self.conds(task, scope, task.get("when")) or []
             out["args"] = self.args(task, scope)
@@ -240,6 +242,19 @@ class _Lowering:
             loop.append(entry)
         out["loop"] = loop
         return out
+
+    def become(self, task: dict[str, Any], scope: Any) -> dict[str, str] | None:
+        """``{"user", "method"}`` when the task becomes another user (the runner decides, as the
+        runtime does, whether that is the user it runs as), else None. Both are compile-time
+        values: a become_user that depends on the run is refused."""
+        value = task.get("become")
+        if isinstance(value, str):
+            value = self.static_condition(task, scope, value)
+        if not value:
+            return None
+        user = self.static(task, scope, task.get("become_user") or "root")
+        method = self.static(task, scope, task.get("become_method") or "sudo")
+        return {"user": str(user), "method": str(method)}
 
     # -- values ----------------------------------------------------------------------------------
     def static(self, task: dict[str, Any], scope: Any, value: Any, evaluate: bool = False) -> Any:

@@ -13,11 +13,10 @@ Registered results, facts and set_fact values are host data: they are stored thr
 ``templating.unsafe``, so nothing in them is ever rendered or evaluated again.
 """
 
-import os
 import sys
 import time
 
-from .context import ModuleContext, ModuleFailure, TaskTimeout
+from .context import ModuleContext, ModuleFailure, call_module
 from .events import censor
 from .filters import to_bool
 from .templating import (
@@ -55,25 +54,6 @@ _TEXT_KEYWORDS = ("become_user", "become_method")
 
 class _HostFailed(Exception):
     pass
-
-
-def _module_function(name):
-    from .modules import FAMILIES
-
-    family = FAMILIES.get(name)
-    if family is None:
-        raise ModuleFailure("couldn't resolve module/action '{}'. This runtime implements: {}".format(name, ", ".join(sorted(FAMILIES))))
-    import importlib
-
-    try:
-        mod = importlib.import_module(".modules." + family, __package__)
-    except ImportError as exc:
-        raise ModuleFailure(f"module '{name}' (family '{family}') is not included in this artifact; "
-                            f"hint: rebuild it, the compiler only embeds the families the plan uses ({exc})") from exc
-    fn = getattr(mod, "MODULES", {}).get(name)
-    if fn is None:
-        raise ModuleFailure(f"module '{name}' is listed in family '{family}' but not implemented there")
-    return fn
 
 
 def tags_selected(task_tags, only_tags, skip_tags):
@@ -147,6 +127,7 @@ class Runner:
         self._tmpdir = None
         self.runtime_vars = {}  # registered results and set_fact, across plays
         self.stats = {"ok": 0, "changed": 0, "failed": 0, "skipped": 0, "ignored": 0}
+        self._children = None  # become.Children, once a task runs as another user
         hosts = plan.get("hosts") or {}
         self.host_vars = dict(hosts.get(host) or {})
         groups = plan.get("groups") or {}
@@ -222,6 +203,8 @@ class Runner:
                     failed = True
                     break
         finally:
+            if self._children is not None:
+                self._children.close(wait=False)
             if self._tmpdir is not None:
                 import shutil
 
@@ -230,6 +213,8 @@ class Runner:
         recap.update(self.stats)
         recap["duration"] = round(time.monotonic() - start, 6)
         self.emitter.emit(recap)
+        if self._children is not None:
+            self._children.close()  # reaped after the recap: they exit while it travels
         return EXIT_FAILED if failed else EXIT_OK
 
     def _run_play(self, play):
@@ -529,6 +514,18 @@ class Runner:
             result["msg"] = str(exc)
         return result
 
+    def _call(self, module, ctx, args, timeout):
+        """The module's result: in this process, or in a child as the task's become_user."""
+        if ctx.become:
+            from . import become
+
+            key = become.identity(ctx, module)
+            if key is not None:
+                if self._children is None:
+                    self._children = become.Children(self)
+                return self._children.run(key, ctx, module, args, timeout)
+        return call_module(module, ctx, args, timeout)
+
     def _invoke(self, task, scope):
         """Template the args, run the module once, normalise its result."""
         module = task.get("module", "")
@@ -552,31 +549,13 @@ class Runner:
         deadline = time.monotonic() + float(timeout) if timeout else None
         ctx = ModuleContext(self, task, scope, self._task_check(task), self._task_diff(task),
                             environment=env if isinstance(env, dict) else {}, deadline=deadline)
-        alarm = _Alarm(timeout)
         try:
-            fn = _module_function(module)
-            with alarm:
-                result = fn(ctx, args)
-            if not isinstance(result, dict):
-                raise TypeError(f"module {module} returned {type(result).__name__!r}, not a dict")
+            result = self._call(module, ctx, args, timeout)
         except ModuleFailure as exc:
             result = {"changed": False}
             result.update(exc.result)
             result["failed"] = True
             result["msg"] = exc.msg
-        except TaskTimeout:
-            result = {"failed": True, "changed": False,
-                      "msg": f"The {module} action failed to execute in the expected time frame ({timeout}) and was terminated"}
-        except TemplateError as exc:
-            result = {"failed": True, "changed": False, "msg": str(exc)}
-        except Exception as exc:
-            import traceback
-
-            result = {"failed": True, "changed": False,
-                      "msg": f"MODULE FAILURE: {type(exc).__name__}: {exc}",
-                      "exception": traceback.format_exc()}
-        if ctx.warnings:
-            result.setdefault("warnings", []).extend(ctx.warnings)
         result.setdefault("changed", False)
         result.setdefault("failed", False)
         for stream in ("stdout", "stderr"):
@@ -591,29 +570,3 @@ class Runner:
                 current.update(unsafe(facts))
         return result
 
-
-class _Alarm:
-    """Raise TaskTimeout in the main thread when ``timeout`` seconds pass (no-op without one)."""
-
-    def __init__(self, timeout):
-        self.timeout = float(timeout) if timeout else None
-        self.previous = None
-
-    def _fire(self, signum, frame):
-        raise TaskTimeout()
-
-    def __enter__(self):
-        if self.timeout and hasattr(os, "getpid"):
-            import signal
-
-            self.previous = signal.signal(signal.SIGALRM, self._fire)
-            signal.setitimer(signal.ITIMER_REAL, self.timeout)
-        return self
-
-    def __exit__(self, *exc):
-        if self.timeout:
-            import signal
-
-            signal.setitimer(signal.ITIMER_REAL, 0)
-            signal.signal(signal.SIGALRM, self.previous or signal.SIG_DFL)
-        return False

@@ -124,6 +124,8 @@ def _write_content(ctx, args, data, src_label, module_name):
             result["diff"] = [c.file_diff(dest, before if before is not None else "", data,
                                           dest, src_label)]
         if not ctx.check_mode:
+            if not os.access(os.path.dirname(dest) or ".", os.W_OK):
+                c.fail(f"Destination {os.path.dirname(dest)} not writable", checksum=checksum_src)
             if backup and os.path.exists(dest):
                 result["backup_file"] = c.backup_local(ctx, dest)
             # a symlinked dest (follow=false) is replaced by the rename itself, atomically
