@@ -17,7 +17,7 @@ import click
 
 from . import __version__
 from .errors import RustleError, UsageError
-from .settings import load_settings
+from .settings import check_flags, load_settings
 
 EXIT_OK, EXIT_HOSTS_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 
@@ -161,9 +161,7 @@ def _dispatch_exec(opts: dict[str, Any]) -> int:
 def _exec(opts: dict[str, Any]) -> int:
     from .pipeline import run_manifest
 
-    for flag in ("parallel", "timeout"):
-        if opts.get(flag) is not None and opts[flag] <= 0:
-            raise UsageError(f"--{flag} must be greater than 0")
+    check_flags(opts)
 
     source = opts["manifest"]
     if source == "-":

@@ -25,6 +25,7 @@ from .report import HostSummary, dump_json
 from .settings import Settings
 from .state import History
 from .transport import make_connect
+from .transport.options import check_connections
 
 if TYPE_CHECKING:
     from .compiler.build import Artifact
@@ -376,6 +377,7 @@ def deploy_only(session: Session) -> int:
             )
     hosts = [session.with_cli_connection(h) for h in hosts]
     check_remote_dirs(hosts, inv.source)
+    check_connections(hosts, inv.source)
     return _deploy_jobs(session, None, hosts, by_host, str(path), doc.get("plan_sha256"))
 
 
@@ -481,6 +483,7 @@ def cleanup(session: Session) -> int:
     hosts = inv.select(session.opts.get("limit") or "all")
     hosts = [session.with_cli_connection(h) for h in hosts]
     check_remote_dirs(hosts, inv.source)
+    check_connections(hosts, inv.source)
     if session.opts.get("dry_run"):
         return _cleanup_dry_run(session, hosts)
 
@@ -567,7 +570,9 @@ def _hosts_by_name(session: Session, inv: Any, names: list[str]) -> list[Host]:
     except Exception as exc:  # noqa: BLE001 - re-raised as a usage error with the hint
         raise UsageError(str(exc), "pass the inventory the deployment used with -i") from exc
     check_remote_dirs(hosts, inventory.source)
-    return [session.with_cli_connection(h) for h in hosts]
+    hosts = [session.with_cli_connection(h) for h in hosts]
+    check_connections(hosts, inventory.source)
+    return hosts
 
 
 def exec_manifest(manifest: Any, name: str, settings: Settings, opts: dict[str, Any]) -> int:
@@ -591,6 +596,7 @@ def exec_manifest(manifest: Any, name: str, settings: Settings, opts: dict[str, 
     connection = manifest.get("connection") or {}
     hosts = [with_connection(h, connection.get("user"), connection.get("private_key")) for h in hosts]
     check_remote_dirs(hosts, inv.source)
+    check_connections(hosts, inv.source)
     jobs = [
         HostJob(
             host=h, op="run", artifact=None, sha256=str(entry_of[h.name]["sha256"]), size=0,

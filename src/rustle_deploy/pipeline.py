@@ -18,7 +18,8 @@ from .model import Host, Plan
 from .plan import load_plan
 from .plan.validate import check_hosts
 from .report import Reporter, dump_json
-from .settings import Settings, load_settings
+from .settings import Settings, check_flags, load_settings
+from .transport.options import check_connections
 
 if TYPE_CHECKING:
     from .compiler.build import Artifact
@@ -56,9 +57,7 @@ class Session:
             )
         if opts.get("incremental") and opts.get("rebuild"):
             raise UsageError("--incremental and --rebuild contradict each other", "pass one of them")
-        for flag in ("parallel", "timeout"):
-            if opts.get(flag) is not None and opts[flag] <= 0:
-                raise UsageError(f"--{flag} must be greater than 0")
+        check_flags(opts)
         settings = load_settings(
             opts.get("config"),
             overrides={
@@ -175,6 +174,7 @@ class Session:
         every, hosts = self.hosts_for(plan, inv)
         if not o.get("compile_only"):
             check_remote_dirs(hosts, inv.source)
+            check_connections(hosts, inv.source)
         if o.get("dry_run"):
             return self.dry_run(plan, self.units(plan, inv, every), hosts)
         if o.get("compile_only"):

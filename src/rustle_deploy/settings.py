@@ -10,6 +10,7 @@ naming the file and the key. Keys that only meant something to the seed's Rust c
 
 from __future__ import annotations
 
+import math
 import os
 import re
 from collections.abc import Mapping
@@ -17,7 +18,7 @@ from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
-from .errors import ConfigError
+from .errors import ConfigError, UsageError
 
 DEFAULT_CONFIG = "~/.rustle/config.toml"
 
@@ -64,7 +65,7 @@ def _positive_int(value: Any) -> int:
         raise ValueError("expected a positive integer")
     try:
         number = int(value)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):  # OverflowError: inf, and 1e400 (TOML reads it as inf)
         raise ValueError("expected a positive integer") from None
     if number < 1 or (isinstance(value, float) and value != number):
         raise ValueError("expected a positive integer")
@@ -76,16 +77,18 @@ def _seconds(value: Any) -> float:
         raise ValueError("expected a number of seconds")
     try:
         number = float(value)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):
         raise ValueError("expected a number of seconds") from None
-    if not number > 0:
-        raise ValueError("expected a number of seconds greater than 0")
+    if not (number > 0 and math.isfinite(number)):
+        raise ValueError("expected a finite number of seconds greater than 0")
     return number
 
 
 def _path(value: Any) -> Path:
     if not isinstance(value, str) or not value:
         raise ValueError("expected a path")
+    if "\x00" in value:
+        raise ValueError("expected a path without NUL characters")
     return Path(value).expanduser()
 
 
@@ -224,6 +227,17 @@ def _from_env(environ: Mapping[str, str]) -> dict[str, Any]:
             except ValueError as exc:
                 raise ConfigError(f"{exc}, got {environ[var]!r}", key=var) from None
     return values
+
+
+def check_flags(flags: Mapping[str, Any]) -> None:
+    """Refuse ``--parallel``/``--timeout`` values no run can use, naming the flag."""
+    for name in ("parallel", "timeout"):
+        value = flags.get(name)
+        if value is None or 0 < value < math.inf:
+            continue
+        if value <= 0:
+            raise UsageError(f"--{name} must be greater than 0")
+        raise UsageError(f"--{name} must be a finite number greater than 0, got {value}")
 
 
 def load_settings(
