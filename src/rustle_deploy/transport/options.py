@@ -534,9 +534,54 @@ def known_hosts_files(s: SshSettings) -> list[str]:
 
 
 def keyscan_hint(s: SshSettings) -> str:
+    """How to trust a host key never seen before; only ever given for such a key."""
     files = " ".join(known_hosts_files(s))
     port = f"-p {s.port} " if s.port != 22 else ""
     return (
         f"check the key, then add it: ssh-keyscan {port}{s.address} >> {files}; "
         "or set ansible_ssh_common_args='-o StrictHostKeyChecking=accept-new' (or =no)"
+    )
+
+
+def known_hosts_pattern(s: SshSettings) -> str:
+    """The host as known_hosts names it: ``address``, or ``[address]:port`` off port 22."""
+    return s.address if s.port == 22 else f"[{s.address}]:{s.port}"
+
+
+# Host key failures, worded alike for the OpenSSH client and asyncssh. A changed key gets
+# OpenSSH's warning and no way to trust it; appending a key is suggested only for a host with
+# no key recorded at all (keyscan_hint), never when it is unclear which of the two it is.
+def unknown_host_key(name: str, s: SshSettings, sent: str | None = None) -> ConnectError:
+    """The host's key was never seen: no key is recorded for it in known_hosts."""
+    shown = f" (it sent {sent})" if sent else ""
+    return ConnectError(
+        name, f"{name}: {s.address}:{s.port}: host key is not trusted: no key is known for "
+        f"{known_hosts_pattern(s)} in {', '.join(known_hosts_files(s))}{shown}", keyscan_hint(s),
+    )
+
+
+def changed_host_key(
+    name: str, s: SshSettings, file: str | None = None, line: int | None = None, sent: str | None = None
+) -> ConnectError:
+    """known_hosts holds another key for this host: OpenSSH's warning, and no way to trust it."""
+    file = file or known_hosts_files(s)[0]
+    shown = f" The key it sent is {sent}." if sent else ""
+    return ConnectError(
+        name,
+        f"{name}: {s.address}:{s.port}: WARNING: REMOTE HOST IDENTIFICATION HAS CHANGED! The host key has "
+        f"CHANGED from the one recorded in {file}{f':{line}' if line else ''}. Someone could be eavesdropping "
+        f"on you right now (man-in-the-middle attack), or the host key has just been changed.{shown}",
+        "investigate before connecting again: compare the key's fingerprint with the one the host's "
+        "administrator gives you; only if the change is known to be genuine, remove the old key with "
+        f"ssh-keygen -f '{file}' -R '{known_hosts_pattern(s)}'",
+    )
+
+
+def unverified_host_key(name: str, s: SshSettings, detail: str) -> ConnectError:
+    """Host key checking failed and it is not known whether the key is new or changed."""
+    return ConnectError(
+        name, f"{name}: {s.address}:{s.port}: host key verification failed ({detail})",
+        f"see what {', '.join(known_hosts_files(s))} records for {known_hosts_pattern(s)} "
+        f"(ssh-keygen -F '{known_hosts_pattern(s)}' -f FILE); if it records another key, investigate "
+        "before replacing it: the host may be impersonated",
     )
