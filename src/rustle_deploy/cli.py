@@ -117,11 +117,17 @@ def _dispatch(opts: dict[str, Any]) -> int:
 
 
 def _guarded(work: Callable[[], int]) -> int:
-    """Run ``work``; a RustleError becomes its message and exit code, Ctrl-C exit 130."""
+    """Run ``work``; a RustleError becomes its message and exit code, Ctrl-C exit 130.
+
+    A message may quote inventory, plan or host data: its lines are printed with control
+    characters shown as escapes (report.visible), never sent raw to the terminal.
+    """
     try:
         return work()
     except RustleError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        from .report import text_lines, visible
+
+        print("\n".join(visible(line) for line in text_lines(f"error: {exc}")), file=sys.stderr)
         return exc.exit_code
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)

@@ -546,7 +546,7 @@ def _cleanup_dry_run(session: Session, hosts: list[Host]) -> int:
         for e in entries:
             r.line(f"{e['name']}: {e['remote_dir']}")
             if e["error"]:
-                r.line(f"  FAILED: {e['error']}")
+                r.line(f"  FAILED: {e['error']}".replace("\n", " — "))
                 continue
             for path in e["would_remove"]:
                 r.line(f"  would remove {path}")
@@ -589,7 +589,7 @@ def exec_manifest(manifest: Any, name: str, settings: Settings, opts: dict[str, 
     entries = [h for h in manifest.get("hosts", []) if isinstance(h, dict)]
     not_deployed = [h for h in entries if not h.get("ok")]
     for h in not_deployed:
-        reporter.line(f"{h.get('name')}: skipped: not deployed ({h.get('error')})")
+        reporter.line(f"{h.get('name')}: skipped: not deployed ({h.get('error')})".replace("\n", " — "))
     run_id = f"r-{secrets.token_hex(6)}"
     entry_of = {str(h["name"]): h for h in entries if h.get("ok")}
     hosts = inv.resolve(list(entry_of)) if entry_of else []

@@ -17,7 +17,7 @@ from .inventory import Inventory, check_remote_dirs, implicit_localhost, load_in
 from .model import Host, Plan
 from .plan import load_plan
 from .plan.validate import check_hosts
-from .report import Reporter, dump_json
+from .report import Reporter, dump_json, visible
 from .settings import Settings, check_flags, load_settings
 from .transport.options import check_connections
 
@@ -75,7 +75,7 @@ class Session:
         stream = sys.stderr if json_out else sys.stdout
         reporter = Reporter(stream=stream, verbosity=opts.get("verbose") or 0, diff=bool(opts.get("diff")))
         for note in settings.notes():
-            print(f"note: {note}", file=sys.stderr)
+            print(f"note: {visible(note)}", file=sys.stderr)
         return cls(opts, settings, json_out, reporter)
 
     # -- inputs ----------------------------------------------------------------------------
@@ -84,7 +84,7 @@ class Session:
         inv = load_inventory(path) if path else implicit_localhost()
         if self.opts.get("verbose"):
             for warning in inv.warnings:
-                print(f"warning: {warning}", file=sys.stderr)
+                print(f"warning: {visible(warning)}", file=sys.stderr)
         return inv
 
     def plan(self, required: bool = True) -> Plan | None:

@@ -161,3 +161,16 @@ def test_non_finite_flags_are_usage_errors(flag: list[str], tmp_path: Path, sshd
     assert code == 2 and f"error: --timeout must be a finite number greater than 0, got {flag[1]}" in err, err
     assert deployments(capsys) == []
     assert not remote.exists()
+
+
+def test_an_error_quoting_inventory_data_shows_control_characters_visibly(
+    tmp_path: Path, sshd: Any, capsys: pytest.CaptureFixture[str]
+) -> None:
+    name = "web\x1bc\rweb2"  # ESC c resets the terminal
+    inv, remote = inventory(tmp_path, sshd, name=name, ansible_port="2\x1b]0;x\x07")
+    code = main([str(plan_for(tmp_path, name)), "-i", str(inv), "--run", "--output", "text"])
+    err = capsys.readouterr().err
+    assert code == 2, err
+    assert not [c for c in err if ord(c) < 32 and c != "\n"], repr(err)
+    assert "web\\x1bc\\rweb2: ansible_port='2\\x1b]0;x\\x07': not a port number" in err
+    assert not remote.exists()
