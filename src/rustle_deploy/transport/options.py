@@ -346,10 +346,17 @@ def ssh_settings(host: Host) -> SshSettings:
 
 
 def _address(host: Host) -> str:
-    """``ansible_host``, else the inventory name: what ssh connects to."""
-    if "ansible_host" in host.vars:
-        return _text(host, "ansible_host", host.vars["ansible_host"], word=True)
-    return _text(host, "inventory name", host.name, word=True)
+    """``ansible_host``, else the inventory name: what ssh connects to. It must be something a
+    resolver can be asked about: the IDNA encoding Python's resolver applies rejects empty and
+    over-long labels (``a..b``), and would fail the connection with an exception of its own."""
+    var, value = ("ansible_host", host.vars["ansible_host"]) if "ansible_host" in host.vars else ("inventory name", host.name)
+    address = _text(host, var, value, word=True)
+    try:
+        address.encode("idna")
+    except UnicodeError as exc:
+        raise _bad(host, var, value, "not a host name or address",
+                   "a host name is made of labels of 1 to 63 characters between dots") from exc
+    return address
 
 
 def _user(host: Host) -> str | None:
