@@ -119,8 +119,12 @@ def _text(host: Host, var: str, value: Any, *, word: bool = False) -> str:
     return text
 
 
-def _port(host: Host, var: str, value: Any) -> int:
-    """A TCP port (1-65535) from an inventory value: 2222, "2222" (a whole 2222.0 is accepted too)."""
+_PORT_HINT = "ports are whole numbers from 1 to 65535"
+_TIMEOUT_HINT = f"a connect timeout is a number of seconds from 0 (no limit) to {MAX_TIMEOUT}"
+
+
+def _port_number(value: Any) -> int | None:
+    """A TCP port (1-65535) from an inventory value: 2222, "2222" (a whole 2222.0 too); else None."""
     number: int | None = None
     if isinstance(value, int) and not isinstance(value, bool):
         number = value
@@ -128,23 +132,18 @@ def _port(host: Host, var: str, value: Any) -> int:
         number = int(value)
     elif isinstance(value, str) and value.strip().isascii() and value.strip().isdigit() and len(value.strip()) <= 5:
         number = int(value)
-    if number is None or not 1 <= number <= 65535:
-        raise _bad(host, var, value, "not a port number", "ports are whole numbers from 1 to 65535")
-    return number
+    return number if number is not None and 1 <= number <= 65535 else None
 
 
-def _timeout(host: Host, var: str, value: Any) -> float:
-    """A connect timeout in seconds; 0 means none (as OpenSSH's ConnectTimeout=0)."""
-    number: float | None = None
-    if isinstance(value, (int, float, str)) and not isinstance(value, bool):
-        try:
-            number = float(value)
-        except (ValueError, OverflowError):
-            number = None
-    if number is None or not math.isfinite(number) or not 0 <= number <= MAX_TIMEOUT:
-        raise _bad(host, var, value, "not a number of seconds",
-                   f"a connect timeout is a number of seconds from 0 (no limit) to {MAX_TIMEOUT}")
-    return number
+def _seconds(value: Any) -> float | None:
+    """A connect timeout in seconds (0: none, as OpenSSH's ConnectTimeout=0); else None."""
+    if isinstance(value, bool) or not isinstance(value, (int, float, str)):
+        return None
+    try:
+        number = float(value)
+    except (ValueError, OverflowError):
+        return None
+    return number if math.isfinite(number) and 0 <= number <= MAX_TIMEOUT else None
 
 
 def explicit_port(host: Host) -> int | None:
@@ -153,7 +152,10 @@ def explicit_port(host: Host) -> int | None:
     value = host.vars.get(var)
     if value is None or value == "":
         return None
-    return _port(host, var, value)
+    port = _port_number(value)
+    if port is None:
+        raise _bad(host, var, value, "not a port number", _PORT_HINT)
+    return port
 
 
 @dataclass(frozen=True)
@@ -304,9 +306,10 @@ def ssh_settings(host: Host) -> SshSettings:
         return value if isinstance(value, str) else None
 
     port = explicit_port(host)
-    if port is None:
-        from_args = one("port")
-        port = _port(host, f"{_arg_var(host, 'port')}: Port", from_args) if from_args is not None else 22
+    if port is None and one("port") is not None:
+        port = _port_number(one("port"))
+        if port is None:
+            raise _bad(host, f"{_arg_var(host, 'port')}: Port", one("port"), "not a port number", _PORT_HINT)
     keyfile = _keyfile(host)
     identity = [keyfile] if keyfile else []
     ids = o.get("identityfile")
@@ -321,18 +324,23 @@ def ssh_settings(host: Host) -> SshSettings:
         strict = _strict(one("stricthostkeychecking") or "", host)
     timeout: float | None = None
     if one("connecttimeout"):
-        timeout = _timeout(host, f"{_arg_var(host, 'connecttimeout')}: ConnectTimeout", one("connecttimeout"))
+        timeout = _seconds(one("connecttimeout"))
+        if timeout is None:
+            var = f"{_arg_var(host, 'connecttimeout')}: ConnectTimeout"
+            raise _bad(host, var, one("connecttimeout"), "not a number of seconds", _TIMEOUT_HINT)
     else:
         for var in ("ansible_ssh_timeout", "ansible_timeout"):
             if v.get(var) is not None and v.get(var) != "":
-                timeout = _timeout(host, var, v[var])
+                timeout = _seconds(v[var])
+                if timeout is None:
+                    raise _bad(host, var, v[var], "not a number of seconds", _TIMEOUT_HINT)
                 break
     config = one("-f")
     password = v.get("ansible_ssh_pass", v.get("ansible_password"))
     password_var = "ansible_ssh_pass" if "ansible_ssh_pass" in v else "ansible_password"
     return SshSettings(
         address=_address(host),
-        port=port,
+        port=port if port is not None else 22,
         user=_user(host) or one("user"),
         identity_files=tuple(identity),
         known_hosts=tuple(known) if isinstance(known, list) else (),
