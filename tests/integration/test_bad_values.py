@@ -174,3 +174,22 @@ def test_an_error_quoting_inventory_data_shows_control_characters_visibly(
     assert not [c for c in err if ord(c) < 32 and c != "\n"], repr(err)
     assert "web\\x1bc\\rweb2: ansible_port='2\\x1b]0;x\\x07': not a port number" in err
     assert not remote.exists()
+
+
+def test_rollback_and_deploy_only_check_before_recording(tmp_path: Path, sshd: Any, capsys: pytest.CaptureFixture[str]) -> None:
+    """With a real deployment in the history, a bad value in the inventory adds nothing to it."""
+    inv, remote = inventory(tmp_path, sshd)
+    plan = plan_for(tmp_path, "web1")
+    assert main([str(plan), "-i", str(inv), "--output", "json"]) == 0, capsys.readouterr().err
+    before = deployments(capsys)
+    assert len(before) == 1
+    bad, _ = inventory(tmp_path, sshd, ansible_port="22x")
+    out = tmp_path / "compiled"
+    assert main([str(plan), "-i", str(bad), "--compile-only", "-o", str(out), "--output", "json"]) == 0
+    for args in (["--rollback", "-i", str(bad)], ["--deploy-only", "-o", str(out), "-i", str(bad)]):
+        capsys.readouterr()
+        code = main([*args, "--output", "json"])
+        err = capsys.readouterr().err
+        assert code == 2, err
+        assert "web1: ansible_port='22x': not a port number" in err
+        assert deployments(capsys) == before
