@@ -104,7 +104,10 @@ def parse_size(value: Any, default_unit: str = "MB") -> int:
         raise ValueError("expected a size such as 50MB")
     unit = (match.group(2) or default_unit).upper().rstrip("B").rstrip("I") or "B"
     scale = {"B": 1, "K": 1024, "M": 1024**2, "G": 1024**3}[unit]
-    size = int(float(match.group(1)) * scale)
+    number = float(match.group(1)) * scale
+    if not math.isfinite(number):  # 400 digits: float() says inf
+        raise ValueError("expected a size such as 50MB")
+    size = int(number)
     if size <= 0:
         raise ValueError("expected a size greater than 0")
     return size

@@ -23,7 +23,7 @@ pytestmark = pytest.mark.fuzz
 
 # TOML values as written in a file, so that 1e400, inf and nan are there as users write them.
 NUMBERS = ["0", "1", "-1", "8", "4.0", "1.5", "0.0", "-0.0", "1e400", "-1e400", "inf", "+inf", "-inf", "nan",
-           "9223372036854775807", "99999999999999999999999", "1_000", "0x10", "0o7", "1e-400", "5e-324"]
+           "9223372036854775807", "99999999999999999999999", "1_000", "0x10", "0o7", "1e-400", "5e-324", "9" * 400]
 STRINGS = ['""', '"auto"', '"openssh"', '"asyncssh"', '"50MB"', '"1.5GiB"', '"0"', '"-3"', '"x86_64-unknown-linux-gnu"',
            '"~/cache"', '"state.db"', '"a\\u0000b"', '"\\u001b[2J"', '"sub/dir"', '"true"', '"yes"', "'literal'"]
 OTHER = ["true", "false", "[]", '["a", "b"]', "[1, 2]", "{}", "{ a = 1 }", "1979-05-27", "07:32:00",
