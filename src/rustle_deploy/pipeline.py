@@ -61,8 +61,8 @@ class Session:
         settings = load_settings(
             opts.get("config"),
             overrides={
-                "cache_dir": Path(opts["cache_dir"]).expanduser() if opts.get("cache_dir") else None,
-                "output_dir": Path(opts["output_dir"]).expanduser() if opts.get("output_dir") else None,
+                "cache_dir": Path(opts["cache_dir"]) if opts.get("cache_dir") else None,  # load_settings expands ~
+                "output_dir": Path(opts["output_dir"]) if opts.get("output_dir") else None,
                 "parallel": opts.get("parallel"),
                 "timeout": opts.get("timeout"),
                 "verify": True if opts.get("verify") else None,

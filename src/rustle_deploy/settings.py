@@ -89,7 +89,19 @@ def _path(value: Any) -> Path:
         raise ValueError("expected a path")
     if "\x00" in value:
         raise ValueError("expected a path without NUL characters")
-    return Path(value).expanduser()
+    try:
+        return Path(value).expanduser()
+    except RuntimeError:  # ~nosuchuser, or no home directory to be found
+        raise ValueError("cannot expand its ~ (no such user, or no home directory)") from None
+
+
+def expand_path(value: str | os.PathLike[str], what: str) -> Path:
+    """``value`` with a leading ``~``/``~user`` expanded; ConfigError naming ``what`` if it cannot be."""
+    try:
+        return Path(value).expanduser()
+    except RuntimeError:
+        raise ConfigError(f"cannot expand {str(value)!r}: no such user, or no home directory",
+                          "write the path without ~, or set HOME", key=what) from None
 
 
 _SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kmg]i?b?|b)?\s*$", re.IGNORECASE)
@@ -252,7 +264,7 @@ def load_settings(
     """Merge defaults, the config file, the environment and flag ``overrides`` (None = unset)."""
     env = os.environ if environ is None else environ
     required = config is not None
-    path = Path(config if config is not None else DEFAULT_CONFIG).expanduser()
+    path = expand_path(config if config is not None else DEFAULT_CONFIG, "--config")
     file_values, ignored = _from_file(path, required)
     merged: dict[str, Any] = {**file_values, **_from_env(env)}
     known = {f.name for f in fields(Settings)}
@@ -264,7 +276,7 @@ def load_settings(
     settings = replace(Settings(), **merged, ignored_keys=tuple(ignored))
     return replace(
         settings,
-        cache_dir=settings.cache_dir.expanduser(),
-        output_dir=settings.output_dir.expanduser(),
-        state_db=settings.state_db.expanduser(),
+        cache_dir=expand_path(settings.cache_dir, "cache_dir"),
+        output_dir=expand_path(settings.output_dir, "output_dir"),
+        state_db=expand_path(settings.state_db, "state_db"),
     )

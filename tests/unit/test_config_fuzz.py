@@ -10,7 +10,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from hypothesis import event, given
+from hypothesis import event, example, given
 from hypothesis import strategies as st
 
 from rustle_deploy.errors import ConfigError
@@ -24,7 +24,7 @@ pytestmark = pytest.mark.fuzz
 # TOML values as written in a file, so that 1e400, inf and nan are there as users write them.
 NUMBERS = ["0", "1", "-1", "8", "4.0", "1.5", "0.0", "-0.0", "1e400", "-1e400", "inf", "+inf", "-inf", "nan",
            "9223372036854775807", "99999999999999999999999", "1_000", "0x10", "0o7", "1e-400", "5e-324", "9" * 400]
-STRINGS = ['""', '"auto"', '"openssh"', '"asyncssh"', '"50MB"', '"1.5GiB"', '"0"', '"-3"', '"x86_64-unknown-linux-gnu"',
+STRINGS = ['"~0/x"', '"~nouser"', '""', '"auto"', '"openssh"', '"asyncssh"', '"50MB"', '"1.5GiB"', '"0"', '"-3"', '"x86_64-unknown-linux-gnu"',
            '"~/cache"', '"state.db"', '"a\\u0000b"', '"\\u001b[2J"', '"sub/dir"', '"true"', '"yes"', "'literal'"]
 OTHER = ["true", "false", "[]", '["a", "b"]', "[1, 2]", "{}", "{ a = 1 }", "1979-05-27", "07:32:00",
          "1979-05-27T07:32:00Z"]
@@ -121,6 +121,8 @@ def test_config_files_through_the_command_line(root: Path, text: str) -> None:
 
 
 @fuzz_settings(200)
+@example(env={"RUSTLE_DEPLOY_CACHE_DIR": "~0"})  # found by make fuzz: RuntimeError from expanduser
+@example(env={"RUSTLE_BINARY_SIZE_LIMIT": "9" * 400})  # found by make fuzz: OverflowError
 @given(st.dictionaries(st.sampled_from(sorted(_ENV)), st.sampled_from(NUMBERS + HOSTILE_TEXT) | st.text(max_size=8),
                        max_size=4))
 def test_environment_variables_are_refused_by_name_or_usable(root: Path, env: dict[str, str]) -> None:
@@ -136,6 +138,7 @@ def test_environment_variables_are_refused_by_name_or_usable(root: Path, env: di
 
 
 @fuzz_settings(80)
+@example(flag="--timeout", value="nan")
 @given(st.sampled_from(["--parallel", "--timeout"]), st.sampled_from(NUMBERS + HOSTILE_TEXT) | st.text(max_size=8))
 def test_parallel_and_timeout_flags(root: Path, flag: str, value: str) -> None:
     code, out, err = run_main([str(root / "plan" / "plan.json"), flag, value, "--dry-run", "--output", "json"])

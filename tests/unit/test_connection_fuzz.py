@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 import yaml
-from hypothesis import assume, event, given
+from hypothesis import assume, event, example, given
 from hypothesis import strategies as st
 
 from rustle_deploy.errors import ConnectError, InventoryError
@@ -126,6 +126,10 @@ def _usable(host: Host) -> None:
 
 
 @fuzz_settings(800)
+@example(Host("web1", {"ansible_ssh_extra_args": "-l \x1f"}))  # found by make fuzz
+@example(Host("web1", {"ansible_host": "a..b"}))  # asyncssh: UnicodeError from the resolver
+@example(Host("web1", {"ansible_port": "abc"}))
+@example(Host("web1", {"ansible_timeout": "inf"}))
 @given(hosts())
 def test_connection_variables_are_refused_up_front_or_usable(host: Host) -> None:
     try:
@@ -155,9 +159,12 @@ def root(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
 
 
 def _ini_value(value: Any) -> str:
+    """``value`` as one INI token (the line is split as shlex splits it)."""
     text = value if isinstance(value, str) else json.dumps(value, default=str)
-    text = text.replace("\n", " ").replace("\r", " ").replace("\x00", "")
-    return f"'{text}'" if " " in text and "'" not in text else text.replace(" ", "_")
+    text = "".join(c for c in text if c not in "\n\r\x00\x85\u2028\u2029\x0b\x0c\x1c\x1d\x1e")
+    if any(c.isspace() for c in text):
+        return f"'{text}'" if "'" not in text and "\\" not in text else "".join("_" if c.isspace() else c for c in text)
+    return text
 
 
 def _yaml_safe(value: Any) -> bool:
@@ -169,6 +176,8 @@ def _yaml_safe(value: Any) -> bool:
 
 
 @fuzz_settings(150)
+@example([Host("web1", {"ansible_become": "\x0c0"})], "ini")  # found by make fuzz (the INI writer here)
+@example([Host("web1", {"ansible_port": 70000})], "yaml")
 @given(st.lists(hosts(), min_size=1, max_size=3), st.sampled_from(["yaml", "ini"]))
 def test_connection_variables_through_the_command_line(root: Path, chosen: list[Host], fmt: str) -> None:
     names = [f"h{i}" for i in range(len(chosen))]

@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 import yaml
-from hypothesis import event, given
+from hypothesis import event, example, given
 from hypothesis import strategies as st
 
 from ..conftest import FIXTURES, make_plan
@@ -189,6 +189,7 @@ def root(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
 
 
 @fuzz_settings(400)
+@example(("inventory.sh", '#!/bin/sh\ncat <<\'RUSTLE_EOF\'\n{"all": ["\\u0000"]}\nRUSTLE_EOF\n', None))  # make fuzz
 @given(inventories())
 def test_mangled_inventories_end_in_exit_0_or_a_clean_exit_2(root: Path, case: tuple[str, str | bytes, Any]) -> None:
     name, content, group_vars = case

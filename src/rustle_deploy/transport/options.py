@@ -274,7 +274,8 @@ def parse_ssh_args(host: Host, only: str | None = None) -> dict[str, str | list[
         if not rest:
             if i >= len(words):
                 raise ConnectError(
-                    host.name, f"{host.name}: ansible_ssh_common_args: {word} needs a value", None
+                    host.name, f"{host.name}: {only or 'ansible_ssh_common_args'}: {word} needs a value",
+                    f"give {word} its value, as ssh would be given it",
                 )
             rest = words[i]
             i += 1
@@ -341,7 +342,7 @@ def ssh_settings(host: Host) -> SshSettings:
     return SshSettings(
         address=_address(host),
         port=port if port is not None else 22,
-        user=_user(host) or one("user"),
+        user=_user(host) or _args_user(host, one("user")),
         identity_files=tuple(identity),
         known_hosts=tuple(known) if isinstance(known, list) else (),
         strict_host_key_checking=strict,
@@ -371,6 +372,11 @@ def _user(host: Host) -> str | None:
     var = "ansible_user" if "ansible_user" in host.vars else "ansible_ssh_user"
     value = host.vars.get(var)
     return None if value is None or value == "" else _text(host, var, value, word=True)
+
+
+def _args_user(host: Host, value: str | None) -> str | None:
+    """``-l USER`` / ``-o User=USER`` from the ssh arguments, checked as ``ansible_user`` is."""
+    return _text(host, f"{_arg_var(host, 'user')}: User", value, word=True) if value else None
 
 
 def _keyfile(host: Host) -> str | None:
@@ -438,12 +444,12 @@ def check_connections(hosts: Iterable[Host], source: str) -> None:
             bad.append(exc)
     if not bad:
         return
+    hint = f"{bad[0].hint}; nothing was touched" if bad[0].hint else "nothing was touched"
     if len(bad) == 1:
-        raise InventoryError(bad[0].message, f"{bad[0].hint}; nothing was touched", file=source)
+        raise InventoryError(bad[0].message, hint, file=source)
     raise InventoryError(
         f"the connection variables of {len(bad)} hosts cannot be used:\n  " + "\n  ".join(e.message for e in bad),
-        f"{bad[0].hint}; nothing was touched",
-        file=source,
+        hint, file=source,
     )
 
 
