@@ -19,7 +19,7 @@ from .plan import load_plan
 from .plan.validate import check_hosts
 from .report import Reporter, dump_json, visible
 from .settings import Settings, check_flags, load_settings
-from .transport.options import check_connections
+from .transport.options import check_connections, explicit_port
 
 if TYPE_CHECKING:
     from .compiler.build import Artifact
@@ -230,7 +230,7 @@ class Session:
                     "name": h.name,
                     "connection": h.connection,
                     "address": h.address,
-                    "port": h.port if h.port is not None else (None if h.is_local else 22),
+                    "port": None if h.is_local else (explicit_port(h) or 22),
                     "user": h.user,
                     "target": u.target,
                     "target_source": "flag" if self.settings.target else ("inventory" if h.vars.get("rustle_target") else "portable pyz (CPython >= 3.8 checked on the host)"),
