@@ -1,0 +1,217 @@
+"""Rollouts over a real sshd fleet: serial batches, Rolling plans, failure thresholds.
+
+Every host writes ``<play>.start`` and ``<play>.end`` timestamps; batch k+1 must start after
+every host of batch k ended. Hosts a stopped rollout never reached must hold nothing from it.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from rustle_deploy.cli import main
+
+from .. import planmaker as pm
+
+pytestmark = [pytest.mark.ssh, pytest.mark.usefixtures("rustle_home")]
+
+
+class Fleet:
+    """``n`` inventory hosts on the test sshd, each with its own remote dir and test root."""
+
+    def __init__(self, sshd: Any, tmp_path: Path, n: int, fail: dict[str, str] | None = None) -> None:
+        self.tmp = tmp_path
+        self.names = [f"n{i:02d}" for i in range(n)]
+        hosts = {}
+        for i, name in enumerate(self.names):
+            h = sshd.host(name, tmp_path / f"remote{i:02d}", rustle_test_root=str(tmp_path / f"root{i:02d}"),
+                          rustle_fail=(fail or {}).get(name, ""))
+            hosts[name] = dict(h.vars)
+        self.inventory = tmp_path / "inv.yml"
+        self.inventory.write_text(yaml.safe_dump({"all": {"children": {"fleet": {"hosts": hosts}}}},
+                                                 sort_keys=False))
+
+    def root(self, name: str) -> Path:
+        return self.tmp / f"root{self.names.index(name):02d}"
+
+    def remote(self, name: str) -> Path:
+        return self.tmp / f"remote{self.names.index(name):02d}"
+
+    def stamps(self, name: str, play_id: str = "play-0") -> tuple[float, float] | None:
+        root = self.root(name)
+        try:
+            return float((root / f"{play_id}.start").read_text()), float((root / f"{play_id}.end").read_text())
+        except FileNotFoundError:
+            return None
+
+    def write_plan(self, doc: dict[str, Any]) -> Path:
+        path = self.tmp / "plan.json"
+        path.write_text(json.dumps(doc))
+        return path
+
+    def run(self, capsys: pytest.CaptureFixture[str], plan: Path, *args: str) -> tuple[int, dict[str, Any], str]:
+        code = main([str(plan), "-i", str(self.inventory), "--run", "--output", "json", *args])
+        out, err = capsys.readouterr()
+        return code, json.loads(out), err
+
+
+def batches_of(sizes: list[int], names: list[str]) -> list[list[str]]:
+    out, i = [], 0
+    for size in sizes:
+        out.append(names[i:i + size])
+        i += size
+    assert i == len(names)
+    return out
+
+
+def assert_sequential(fleet: Fleet, batches: list[list[str]], play_id: str = "play-0") -> None:
+    """Every host of every batch ran, and no batch started before the previous one ended."""
+    previous_end = 0.0
+    for k, batch in enumerate(batches):
+        stamps = {n: fleet.stamps(n, play_id) for n in batch}
+        assert all(stamps.values()), f"batch {k + 1}: hosts that did not run: {[n for n, s in stamps.items() if not s]}"
+        starts = [s[0] for s in stamps.values() if s]
+        ends = [s[1] for s in stamps.values() if s]
+        assert min(starts) >= previous_end, f"batch {k + 1} started before batch {k} ended"
+        previous_end = max(ends)
+
+
+@pytest.mark.parametrize(
+    ("serial", "sizes"),
+    [
+        (1, [1] * 20),
+        (5, [5, 5, 5, 5]),
+        ("20%", [4, 4, 4, 4, 4]),
+        ([1, 5, "50%"], [1, 5, 10, 4]),
+    ],
+    ids=["one", "five", "20pct", "list"],
+)
+def test_serial_batches_run_one_after_another(serial: Any, sizes: list[int], sshd: Any, tmp_path: Path,
+                                              capsys: pytest.CaptureFixture[str]) -> None:
+    fleet = Fleet(sshd, tmp_path, 20)
+    plan = fleet.write_plan(pm.plan([pm.play("play-0", "web", fleet.names, pm.stamp_tasks("play-0", 0.1),
+                                             serial=serial)], fleet.names))
+    code, doc, err = fleet.run(capsys, plan)
+    assert code == 0, err
+    expected = batches_of(sizes, fleet.names)
+    assert_sequential(fleet, expected)
+    assert [b["hosts"] for b in doc["rollout"]["batches"]] == expected
+    assert doc["rollout"]["state"] == "completed"
+    assert sorted(doc["rollout"]["updated"]) == fleet.names
+    for h in doc["hosts"]:
+        assert h["ok"] and h["recap"]["ok"] == 2 and h["recap"]["skipped"] == 1, h
+
+
+def test_rustle_plan_rolling_plan_runs_on_every_host_in_batches(sshd: Any, tmp_path: Path,
+                                                                capsys: pytest.CaptureFixture[str]) -> None:
+    """The shape rustle-plan emits: each rolling-batch-<i> repeats the tasks with the same ids."""
+    fleet = Fleet(sshd, tmp_path, 10)
+    rolling = pm.rolling_play("play-0", "web", fleet.names, pm.stamp_tasks("play-0", 0.1), 3)
+    plan = fleet.write_plan(pm.plan([rolling], fleet.names, strategy={"Rolling": {"batch_size": 3}}))
+    code, doc, err = fleet.run(capsys, plan)
+    assert code == 0, err
+    assert_sequential(fleet, batches_of([3, 3, 3, 1], fleet.names))
+    for h in doc["hosts"]:
+        assert h["recap"]["ok"] == 2 and h["recap"]["changed"] == 2, h
+
+
+def test_failure_beyond_max_fail_percentage_stops_before_the_next_batch(sshd: Any, tmp_path: Path,
+                                                                        capsys: pytest.CaptureFixture[str]) -> None:
+    fleet = Fleet(sshd, tmp_path, 20, fail={"n06": "play-0"})  # in batch 2 of 5-host batches
+    plan = fleet.write_plan(pm.plan([pm.play("play-0", "web", fleet.names, pm.stamp_tasks("play-0", 0.1),
+                                             serial=5, max_fail_percentage=0)], fleet.names))
+    code, doc, err = fleet.run(capsys, plan)
+    assert code == 1, err
+    first, second, third, fourth = batches_of([5, 5, 5, 5], fleet.names)
+    assert_sequential(fleet, [first, second])
+    rollout = doc["rollout"]
+    assert rollout["state"] == "stopped"
+    assert rollout["stopped_after_batch"] == 2
+    assert rollout["failed"] == ["n06"]
+    assert sorted(rollout["updated"]) == sorted(first + [n for n in second if n != "n06"])
+    assert sorted(rollout["not_reached"]) == sorted(third + fourth)
+    for name in third + fourth:
+        assert fleet.stamps(name) is None
+        assert not fleet.remote(name).exists(), f"{name} was touched: {list(fleet.remote(name).rglob('*'))}"
+    by_name = {h["name"]: h for h in doc["hosts"]}
+    assert by_name["n15"]["rollout"] == "not_reached" and not by_name["n15"]["ok"]
+    assert by_name["n06"]["rollout"] == "failed" and by_name["n06"]["batch"] == 2
+    assert "not reached" in err and "n15" in err
+    # the history says so too
+    db = sqlite3.connect(Path.home() / ".rustle" / "state.db")
+    (status,) = db.execute("SELECT status FROM deployments").fetchone()
+    assert status == "stopped"
+    code = main(["--list-deployments", "--output", "text"])
+    out, _ = capsys.readouterr()
+    assert "stopped after batch 2/4" in out
+
+
+def test_failure_within_max_fail_percentage_continues(sshd: Any, tmp_path: Path,
+                                                      capsys: pytest.CaptureFixture[str]) -> None:
+    fleet = Fleet(sshd, tmp_path, 20, fail={"n06": "play-0"})  # 1 of 5 = 20%, not above 20
+    plan = fleet.write_plan(pm.plan([pm.play("play-0", "web", fleet.names, pm.stamp_tasks("play-0", 0.05),
+                                             serial=5, max_fail_percentage=20)], fleet.names))
+    code, doc, err = fleet.run(capsys, plan)
+    assert code == 1, err  # a host failed
+    assert doc["rollout"]["state"] == "completed"
+    assert doc["rollout"]["failed"] == ["n06"] and not doc["rollout"]["not_reached"]
+    assert all(fleet.stamps(n) for n in fleet.names)
+
+
+def test_any_errors_fatal_stops_the_rollout(sshd: Any, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    fleet = Fleet(sshd, tmp_path, 20, fail={"n11": "play-0"})  # batch 3 of 5-host batches
+    plan = fleet.write_plan(pm.plan([pm.play("play-0", "web", fleet.names, pm.stamp_tasks("play-0", 0.05),
+                                             serial=5, any_errors_fatal=True)], fleet.names))
+    code, doc, err = fleet.run(capsys, plan)
+    assert code == 1, err
+    assert doc["rollout"]["state"] == "stopped" and doc["rollout"]["stopped_after_batch"] == 3
+    assert sorted(doc["rollout"]["not_reached"]) == fleet.names[15:]
+    assert all(not fleet.remote(n).exists() for n in fleet.names[15:])
+
+
+def test_a_batch_that_fails_entirely_stops_the_rollout(sshd: Any, tmp_path: Path,
+                                                       capsys: pytest.CaptureFixture[str]) -> None:
+    """Ansible's default without max_fail_percentage: a batch in which every host failed ends the play."""
+    fleet = Fleet(sshd, tmp_path, 6, fail={"n02": "play-0", "n03": "play-0"})
+    plan = fleet.write_plan(pm.plan([pm.play("play-0", "web", fleet.names, pm.stamp_tasks("play-0", 0.05),
+                                             serial=2)], fleet.names))
+    code, doc, err = fleet.run(capsys, plan)
+    assert code == 1, err
+    assert doc["rollout"]["stopped_after_batch"] == 2
+    assert sorted(doc["rollout"]["not_reached"]) == ["n04", "n05"]
+
+
+def test_plays_with_serial_run_play_by_play(sshd: Any, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A later play starts only once the earlier one finished on every host; each play batches
+    on its own; registered results carry from one play to the next on each host."""
+    fleet = Fleet(sshd, tmp_path, 6)
+    carry = lambda hosts: [  # noqa: E731
+        pm.task("task_0", "remember", "set_fact", {"remembered": "{{ inventory_hostname }}-x"}, hosts, 0),
+    ]
+    check = lambda hosts: [  # noqa: E731
+        pm.task("task_0", "recall", "shell",
+                {"_raw_params": "echo {{ remembered }} > {{ rustle_test_root }}/recalled"}, hosts, 0),
+    ]
+    plays = [
+        pm.play("play-0", "first", fleet.names, pm.stamp_tasks("play-0", 0.05), serial=4),
+        pm.play("play-1", "carry", fleet.names, carry),
+        pm.play("play-2", "second", fleet.names, pm.stamp_tasks("play-2", 0.05), serial=[1, 2]),
+        pm.play("play-3", "check", fleet.names, check),
+    ]
+    code, doc, err = fleet.run(capsys, fleet.write_plan(pm.plan(plays, fleet.names)))
+    assert code == 0, err
+    assert_sequential(fleet, batches_of([4, 2], fleet.names), "play-0")
+    assert_sequential(fleet, batches_of([1, 2, 2, 1], fleet.names), "play-2")
+    first_end = max(fleet.stamps(n, "play-0")[1] for n in fleet.names)  # type: ignore[index]
+    second_start = min(fleet.stamps(n, "play-2")[0] for n in fleet.names)  # type: ignore[index]
+    assert second_start >= first_end
+    for n in fleet.names:
+        assert (fleet.root(n) / "recalled").read_text() == f"{n}-x\n"
+    by_name = {h["name"]: h for h in doc["hosts"]}
+    assert by_name["n00"]["recap"]["ok"] == 6  # two stamp plays, set_fact, shell; summed over runs
+    assert by_name["n00"]["uploaded"] is True
