@@ -11,7 +11,9 @@ import json
 import os
 import secrets
 import sys
+import time
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -20,6 +22,7 @@ from .deploy.host import runner_identity
 from .errors import ConnectError, UsageError
 from .model import Host, Plan
 from .report import HostSummary, dump_json
+from .rollout import Schedule, Stage, describe_serial, stop_reason
 from .settings import Settings
 from .state import History
 from .transport import make_connect
@@ -164,6 +167,104 @@ def _record(history: History, did: str, job: HostJob, outcome: HostOutcome) -> N
     )
 
 
+class _Rollout:
+    """A schedule run batch by batch (rollout.py decides when to stop).
+
+    Keeps, per host, the merged outcome of the stages it ran (the first is its deploy, later
+    ones are runs) and the number of the batch that first reached it.
+    """
+
+    def __init__(self, schedule: Schedule) -> None:
+        self.schedule = schedule
+        self.total = schedule.total
+        self.outcomes: dict[str, HostOutcome] = {}
+        self.batch_of: dict[str, int] = {}
+        self.failed: dict[str, None] = {}
+        self.left: dict[str, int] = {}  # host -> stages it has still to run
+        for stage in schedule.stages:
+            for batch in stage.batches:
+                for name in batch:
+                    self.left[name] = self.left.get(name, 0) + 1
+        self.batches: list[dict[str, Any]] = []
+        self.stopped_after: int | None = None
+        self.reason: str | None = None
+
+    def run(self, fan_out: Callable[[Stage, int, list[str]], list[HostOutcome]]) -> None:
+        """Run each batch through ``fan_out(stage, number, hosts)`` until done or told to stop."""
+        number = 0
+        for stage in self.schedule.stages:
+            for batch in stage.batches:
+                number += 1
+                names = [n for n in batch if n not in self.failed]  # failed hosts leave the rollout
+                started = time.time()
+                outcomes = fan_out(stage, number, names) if names else []
+                failed = [o.host for o in outcomes if not o.ok]
+                self.batches.append({
+                    "number": number, "plays": list(stage.names), "label": stage.label,
+                    "serial": describe_serial(stage.serial),
+                    "hosts": list(batch), "ran": names, "failed": failed,
+                    "started": round(started, 3), "ended": round(time.time(), 3),
+                })
+                fatal = any(_fatal_failure(o, stage) for o in outcomes)
+                reason = stop_reason(stage, names, failed, fatal) if number < self.total else None
+                if reason is not None:
+                    self.stopped_after, self.reason = number, reason
+                    return
+
+    def absorb(self, outcome: HostOutcome, number: int) -> HostOutcome:
+        """Fold one host's result of batch ``number`` into what it did before; return the sum."""
+        name = outcome.host
+        self.left[name] = max(0, self.left.get(name, 1) - 1)
+        self.batch_of.setdefault(name, number)
+        before = self.outcomes.get(name)
+        merged = outcome if before is None else _merged(before, outcome)
+        self.outcomes[name] = merged
+        if not outcome.ok:
+            self.failed[name] = None
+        return merged
+
+    def state_of(self, name: str) -> str:
+        """updated, failed, partial (later stages never ran) or not_reached."""
+        if name in self.failed:
+            return "failed"
+        if name not in self.outcomes:
+            return "not_reached"
+        return "partial" if self.left.get(name) else "updated"
+
+    def doc(self, names: Sequence[str], state: str) -> dict[str, Any]:
+        by_state: dict[str, list[str]] = {"updated": [], "failed": [], "partial": [], "not_reached": []}
+        for name in names:
+            by_state[self.state_of(name)].append(name)
+        return {"state": state, "total_batches": self.total, "stopped_after_batch": self.stopped_after,
+                "reason": self.reason, "batches": self.batches, **by_state}
+
+
+def _fatal_failure(outcome: HostOutcome, stage: Stage) -> bool:
+    """A task carrying ``any_errors_fatal`` failed on this host."""
+    return bool(stage.fatal_tasks) and any(
+        e.get("event") in ("task_result", "handler_result") and e.get("status") == "failed"
+        and not e.get("ignored") and e.get("id") in stage.fatal_tasks
+        for e in outcome.events
+    )
+
+
+def _merged(first: HostOutcome, later: HostOutcome) -> HostOutcome:
+    """A host's outcome over two stages: the deploy's facts, the runs' events and counts summed."""
+    recap = dict(first.recap or {})
+    for key, value in (later.recap or {}).items():
+        if isinstance(value, (int, float)) and not isinstance(value, bool) and isinstance(recap.get(key, 0), (int, float)):
+            recap[key] = recap.get(key, 0) + value
+        else:
+            recap.setdefault(key, value)
+    later_exit = later.run_exit if later.run_exit not in (None, 0) else None
+    return replace(
+        first, ok=first.ok and later.ok, error=later.error or first.error,
+        run_exit=later_exit if later_exit is not None else (later.run_exit if first.run_exit is None else first.run_exit),
+        recap=recap if (first.recap or later.recap) else None, events=first.events + later.events,
+        round_trips=first.round_trips + later.round_trips, duration=first.duration + later.duration,
+    )
+
+
 def _deploy_jobs(
     session: Session,
     plan: Plan | None,
@@ -172,10 +273,18 @@ def _deploy_jobs(
     source: str | None,
     plan_sha: str | None,
     early: EarlyStarts | None = None,
+    schedule: Schedule | None = None,
 ) -> int:
     opts, settings = session.opts, session.settings
     run = bool(opts.get("run_"))
     run_id = f"r-{secrets.token_hex(6)}"
+    host_of = {h.name: h for h in hosts}
+    planned = schedule or Schedule.single(host_of)
+    # Batches pace runs; without --run, activation alone changes nothing on a host, so every
+    # host gets the artifact at once and the manifest hands the schedule to rustle-exec.
+    schedule = planned if run else Schedule.single(host_of)
+    rolling = schedule.batched
+    roll = _Rollout(schedule)
     with History(settings.state_db) as history:
         did = history.begin("deploy", plan_source=source, plan_sha256=plan_sha)
         # Send the artifact with the request, without waiting for the agent to ask, to hosts
@@ -183,65 +292,110 @@ def _deploy_jobs(
         held = history.holders({by_host[h.name].sha256 for h in hosts})
         runners = {a.runner: _runner_path(session, a.runner) for a in by_host.values() if a.runner}
         has_runner = {sha: history.runner_holders(sha) for sha in runners}
-        jobs = [
-            HostJob(
+
+        def job_for(name: str, stage: Stage) -> HostJob:
+            h, art = host_of[name], by_host[name]
+            options = _run_options(opts, run_id) if run else None
+            if options is not None and schedule.staged:
+                options = replace(options, plays=stage.plays, carry=did)
+            if name in roll.outcomes:  # an earlier stage deployed it: run this stage's plays
+                return HostJob(host=h, op="run", sha256=art.sha256, binary_name=art.binary_name,
+                               deployment_id=did, run=options, runner=runners.get(art.runner or ""))
+            return HostJob(
                 host=h,
                 op="deploy",
-                artifact=by_host[h.name].path,
-                sha256=by_host[h.name].sha256,
-                size=by_host[h.name].size,
-                binary_name=by_host[h.name].binary_name,
+                artifact=art.path,
+                sha256=art.sha256,
+                size=art.size,
+                binary_name=art.binary_name,
                 deployment_id=did,
                 verify=settings.verify,
-                run=_run_options(opts, run_id) if run else None,
-                bytecode_tag=by_host[h.name].bytecode_tag,
-                push=(h.name, h.remote_dir, by_host[h.name].sha256) not in held,
-                runner=runners.get(by_host[h.name].runner or ""),
-                push_runner=(h.name, h.remote_dir) not in has_runner.get(by_host[h.name].runner or "", set()),
+                run=options,
+                bytecode_tag=art.bytecode_tag,
+                push=(h.name, h.remote_dir, art.sha256) not in held,
+                runner=runners.get(art.runner or ""),
+                push_runner=(h.name, h.remote_dir) not in has_runner.get(art.runner or "", set()),
             )
-            for h in hosts
-        ]
-        job_of = {j.host.name: j for j in jobs}
 
+        job_of: dict[str, HostJob] = {}  # each host's deploy job
+        in_flight: list[HostJob] = []
         recorded: set[str] = set()
 
-        def on_outcome(outcome: HostOutcome) -> None:
-            with history.together():  # one commit per host
-                _record(history, did, job_of[outcome.host], outcome)
-                if run and outcome.run_exit is not None:
-                    history.record_run(did, outcome.host, run_id, outcome.run_exit, outcome.recap)
-            recorded.add(outcome.host)
+        def fan_out(stage: Stage, number: int, names: list[str]) -> list[HostOutcome]:
+            jobs = [job_for(n, stage) for n in names]
+            for j in jobs:
+                job_of.setdefault(j.host.name, j)
+            in_flight[:] = jobs
+            recorded.clear()
 
-        status = "interrupted"
-        try:
-            outcomes = _fan_out(
-                jobs, settings, plan, session.reporter, on_outcome, "deploy+run" if run else "deploy", early
-            )
+            def on_outcome(outcome: HostOutcome) -> None:
+                merged = roll.absorb(outcome, number)
+                with history.together():  # one commit per host
+                    _record(history, did, job_of[outcome.host], merged)
+                    if run and merged.run_exit is not None:
+                        history.record_run(did, outcome.host, run_id, merged.run_exit, merged.recap)
+                    if rolling:
+                        history.record_rollout_host(did, outcome.host, number, roll.state_of(outcome.host))
+                recorded.add(outcome.host)
+
+            what = "deploy+run" if run else "deploy"
+            if rolling:
+                what += f" batch {number}/{roll.total} ({stage.label}, {describe_serial(stage.serial)})"
+            outcomes = _fan_out(jobs, settings, plan, session.reporter, on_outcome, what,
+                                early if number == 1 else None)
             uncertain = {
-                o.host: str(o.error) for o in outcomes
-                if o.error is not None and not o.activated and o.agent is None
+                o.host: str(o.error) for o, j in zip(outcomes, jobs, strict=True)
+                if j.op == "deploy" and o.error is not None and not o.activated and o.agent is None
                 and not isinstance(o.error, ConnectError) and (o.uploaded or o.events)  # got far enough to activate
             }
             _reconcile(session, history, did, [job_of[h] for h in uncertain], uncertain)
-            status = "done"
+            if rolling:
+                history.record_batch_done(did, number)
+            return outcomes
+
+        if rolling:
+            history.begin_rollout(did, schedule.to_json(), roll.total, list(host_of))
+        status = "interrupted"
+        try:
+            roll.run(fan_out)
+            status = "stopped" if roll.stopped_after is not None else "done"
         except KeyboardInterrupt:
-            _reconcile(session, history, did, [j for j in jobs if j.host.name not in recorded])
+            _reconcile(session, history, did, [j for j in in_flight if j.host.name not in recorded and j.op == "deploy"])
             raise
         finally:
+            if early is not None:
+                early.close()
+            if rolling:
+                cut = {j.host.name for j in in_flight} - recorded if status == "interrupted" else set()
+                with history.together():
+                    for name in host_of:
+                        state = "interrupted" if name in cut else roll.state_of(name)
+                        history.record_rollout_host(did, name, roll.batch_of.get(name), state)
+                    history.finish_rollout(did, {"done": "completed"}.get(status, status), roll.stopped_after, roll.reason)
             history.finish(did, status)
+    outcomes = [roll.outcomes[n] for n in host_of if n in roll.outcomes]
     summaries = [_summary(o) for o in outcomes]
     for o, s in zip(outcomes, summaries, strict=True):
         if not run and o.error is None:
             s.deploy = "uploaded" if o.uploaded else "already present"
-    failed = any(s.is_failure for s in summaries)
+    failed = any(s.is_failure for s in summaries) or roll.stopped_after is not None
     if run:
         session.reporter.recap(summaries, "PLAY RECAP")
     else:
         session.reporter.recap(summaries, f"DEPLOY RECAP {did}")
+    rollout_doc = roll.doc(list(host_of), "completed" if status == "done" else status) if rolling else None
+    if rollout_doc is not None:
+        session.reporter.rollout(rollout_doc)
     if session.json_out:
-        dump_json(_manifest(did, session, source, outcomes, job_of))
+        doc = _manifest(did, session, source, outcomes, job_of, roll if rolling else None)
+        if rollout_doc is not None:
+            doc["rollout"] = rollout_doc
+        if not run and planned.batched:
+            doc["schedule"] = planned.to_json()  # rustle-exec runs it batch by batch
+        dump_json(doc)
     else:
-        session.reporter.line(f"deployment {did}: {len(outcomes)} host(s), {sum(s.is_failure for s in summaries)} failed")
+        session.reporter.line(f"deployment {did}: {len(outcomes)} host(s), {sum(s.is_failure for s in summaries)} failed"
+                              + (f", {len(host_of) - len(outcomes)} not reached" if len(outcomes) < len(host_of) else ""))
     return 1 if failed else 0
 
 
@@ -295,8 +449,12 @@ def _reconcile(
                                 error=f"{why} (before activation; the old release is current)", **record)
 
 
-def _manifest(did: str, session: Session, source: str | None, outcomes: list[HostOutcome], job_of: dict[str, HostJob]) -> dict[str, Any]:
+def _manifest(
+    did: str, session: Session, source: str | None, outcomes: list[HostOutcome], job_of: dict[str, HostJob],
+    roll: _Rollout | None = None,
+) -> dict[str, Any]:
     inv = session.opts.get("inventory")
+    never = [n for n in roll.left if n not in roll.outcomes] if roll is not None else []
     return {
         "kind": MANIFEST_KIND,
         "version": 1,
@@ -320,17 +478,24 @@ def _manifest(did: str, session: Session, source: str | None, outcomes: list[Hos
                 "recap": o.recap,
                 "run_exit": o.run_exit,
                 "platform": {k: (o.agent or {}).get(k) for k in ("system", "machine", "python", "python_path")},
+                **({"batch": roll.batch_of.get(o.host), "rollout": roll.state_of(o.host)} if roll is not None else {}),
             }
             for o in outcomes
+        ] + [
+            {"name": n, "ok": False, "status": "not_reached", "batch": None, "rollout": "not_reached",
+             "error": f"not reached: the rollout stopped after batch {roll.stopped_after}/{roll.total}"
+                      if roll is not None and roll.stopped_after is not None else "not reached"}
+            for n in never
         ],
     }
 
 
 def deploy(
-    session: Session, plan: Plan, hosts: list[Host], artifacts: list[Artifact], early: EarlyStarts | None = None
+    session: Session, plan: Plan, hosts: list[Host], artifacts: list[Artifact], early: EarlyStarts | None = None,
+    schedule: Schedule | None = None,
 ) -> int:
     by_host = {name: a for a in artifacts for name in a.hosts}
-    return _deploy_jobs(session, plan, hosts, by_host, plan.source, plan.sha256, early)
+    return _deploy_jobs(session, plan, hosts, by_host, plan.source, plan.sha256, early, schedule)
 
 
 def deploy_only(session: Session) -> int:

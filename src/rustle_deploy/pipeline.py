@@ -24,6 +24,7 @@ if TYPE_CHECKING:
     from .compiler.build import Artifact
     from .compiler.runner import RunnerBinary
     from .compiler.units import BuildUnit
+    from .rollout import Schedule
     from .transport.early import EarlyStarts
 
 @dataclass
@@ -177,9 +178,13 @@ class Session:
             return self.compile_only(plan, self.build(self.units(plan, inv, every)))
         from .transport.early import start_early
 
+        schedule = self.schedule(plan, inv, hosts)
         runner = self.runner()
-        # The ssh handshakes (OpenSSH client) run while this process compiles.
-        early = start_early(hosts, self.settings.ssh_client, self.settings.hosts_at_once(plan.options.forks),
+        # The ssh handshakes (OpenSSH client) run while this process compiles; in a rollout,
+        # only the first batch's: the others are not to be touched before their turn.
+        first = set(schedule.first_hosts()) if o.get("run_") else {h.name for h in hosts}
+        early = start_early([h for h in hosts if h.name in first], self.settings.ssh_client,
+                            self.settings.hosts_at_once(plan.options.forks),
                             (runner.sha256, runner.size) if runner else None)
         try:
             artifacts = self.build(self.units(plan, inv, every))
@@ -187,7 +192,20 @@ class Session:
             if early is not None:
                 early.close()
             raise
-        return self.deploy(plan, hosts, artifacts, early)
+        return self.deploy(plan, hosts, artifacts, early, schedule)
+
+    def schedule(self, plan: Plan, inv: Inventory, hosts: list[Host]) -> Schedule:
+        """The plan's batches over the chosen hosts (rollout.py); refuses what cannot run them."""
+        from .rollout import play_specs, schedule
+
+        plan_schedule = schedule(play_specs(plan, inv.resolve), [h.name for h in hosts])
+        if plan_schedule.staged and self.opts.get("format_") == "native" and self.opts.get("run_"):
+            raise UsageError(
+                "--format native cannot run this plan: its plays run in separate stages "
+                "(serial, max_fail_percentage or any_errors_fatal on a play of a multi-play plan)",
+                "use --format pyz (the default), or give every play of the plan the same batching",
+            )
+        return plan_schedule
 
     def dry_run(self, plan: Plan, units: list[BuildUnit], hosts: list[Host]) -> int:
         import hashlib
@@ -292,10 +310,11 @@ class Session:
         return 0
 
     # Modes that touch hosts live in fleetops.
-    def deploy(self, plan: Plan, hosts: list[Host], artifacts: list[Artifact], early: EarlyStarts | None = None) -> int:
+    def deploy(self, plan: Plan, hosts: list[Host], artifacts: list[Artifact], early: EarlyStarts | None = None,
+               schedule: Schedule | None = None) -> int:
         from .fleetops import deploy
 
-        return deploy(self, plan, hosts, artifacts, early)
+        return deploy(self, plan, hosts, artifacts, early, schedule)
 
     def deploy_only(self) -> int:
         from .fleetops import deploy_only
@@ -321,7 +340,11 @@ class Session:
             dump_json([
                 {"id": d.id, "created_at": d.created_at, "op": d.op, "status": d.status, "plan": d.plan_source,
                  "plan_sha256": d.plan_sha256, "target_id": d.target_id,
-                 "hosts": [h.__dict__ for h in d.hosts]}
+                 "hosts": [h.__dict__ for h in d.hosts],
+                 "rollout": None if d.rollout is None else {
+                     "state": d.rollout.state, "batches": d.rollout.batches, "done_batches": d.rollout.done_batches,
+                     "stopped_after_batch": d.rollout.stopped_after, "reason": d.rollout.reason,
+                     "hosts": {h: {"batch": b, "state": st} for h, (b, st) in d.rollout.hosts.items()}}}
                 for d in deployments
             ])
             return 0
@@ -334,6 +357,8 @@ class Session:
                 f"{d.id}  {when}  {d.op:<8} {d.status:<11} {len(d.hosts)} host(s), {failed} failed  "
                 f"{d.plan_source or ''}{' (of ' + d.target_id + ')' if d.target_id else ''}"
             )
+            if d.rollout is not None:
+                self.reporter.line(f"    rollout {d.rollout.describe()}")
         return 0
 
 

@@ -150,6 +150,29 @@ class Reporter:
                 self.line(f"  {h.name}: {why}", "red")
 
 
+    def rollout(self, doc: dict[str, Any]) -> None:
+        """How a batched rollout went: each batch, then who was updated, failed, not reached."""
+        total = doc["total_batches"]
+        if doc["state"] == "stopped":
+            head = f"ROLLOUT stopped after batch {doc['stopped_after_batch']}/{total}: {doc['reason']}"
+        elif doc["state"] == "completed":
+            head = f"ROLLOUT completed: {total} batch{'es' if total != 1 else ''}"
+        else:
+            head = f"ROLLOUT {doc['state']} in batch {len(doc['batches'])}/{total}"
+        self.line("")
+        self.line(head, "red" if doc["state"] != "completed" else None)
+        for b in doc["batches"]:
+            failed = f", failed: {', '.join(b['failed'])}" if b["failed"] else ""
+            self.line(f"  batch {b['number']}/{total} ({b['label']}, {b['serial']}): "
+                      f"{len(b['ran'])} host(s){failed}", "red" if b["failed"] else None)
+        for key, label, style in (("updated", "updated", "green"), ("partial", "partly updated (later plays never ran)", "yellow"),
+                                  ("failed", "failed", "red"), ("not_reached", "not reached", "yellow")):
+            names = doc[key]
+            if names:
+                shown = ", ".join(names[:50]) + (f", ... ({len(names)} in all)" if len(names) > 50 else "")
+                self.line(f"  {label} ({len(names)}): {shown}", style)
+
+
 def render_diff(diff: Any) -> str:
     """Ansible's ``diff`` result(s) as unified diffs, as ``ansible-playbook --diff`` shows them."""
     import difflib

@@ -1,11 +1,16 @@
-"""Local history in SQLite (``~/.rustle/state.db``): deployments, per-host outcomes, runs.
+"""Local history in SQLite (``~/.rustle/state.db``): deployments, per-host outcomes, runs,
+rollouts.
 
 Each host's outcome is written the moment it is known, in its own transaction, so an
-interrupted deployment still records which hosts reached their new release.
+interrupted deployment still records which hosts reached their new release. A deployment
+that runs in batches (docs/rollouts.md) also has a ``rollouts`` row (its schedule, how many
+batches are done, where and why it stopped) and a ``rollout_hosts`` row per host (the batch
+that first reached it, and whether it is pending, updated, failed, partial or not reached).
 """
 
 from __future__ import annotations
 
+import json
 import os
 import secrets
 import sqlite3
@@ -50,6 +55,22 @@ CREATE TABLE IF NOT EXISTS runs (
     recorded_at REAL NOT NULL,
     PRIMARY KEY (run_id, host)
 );
+CREATE TABLE IF NOT EXISTS rollouts (
+    deployment_id TEXT PRIMARY KEY,
+    state TEXT NOT NULL,
+    batches INTEGER NOT NULL,
+    done_batches INTEGER NOT NULL,
+    stopped_after INTEGER,
+    reason TEXT,
+    schedule TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS rollout_hosts (
+    deployment_id TEXT NOT NULL,
+    host TEXT NOT NULL,
+    batch INTEGER,
+    state TEXT NOT NULL,
+    PRIMARY KEY (deployment_id, host)
+);
 CREATE TABLE IF NOT EXISTS runners (
     host TEXT NOT NULL,
     remote_dir TEXT NOT NULL,
@@ -72,6 +93,25 @@ class HostRecord:
 
 
 @dataclass(frozen=True)
+class Rollout:
+    state: str  # running, completed, stopped, interrupted
+    batches: int
+    done_batches: int
+    stopped_after: int | None
+    reason: str | None
+    schedule: dict[str, Any]
+    hosts: dict[str, tuple[int | None, str]]  # host -> (batch, state)
+
+    def describe(self) -> str:
+        """One line: ``stopped after batch 2/4: why``, ``completed 4/4 batches`` ..."""
+        if self.state == "stopped":
+            return f"stopped after batch {self.stopped_after}/{self.batches}: {self.reason}"
+        if self.state == "completed":
+            return f"completed {self.batches} batch{'es' if self.batches != 1 else ''}"
+        return f"{self.state.replace('_', ' ')} at batch {min(self.done_batches + 1, self.batches)}/{self.batches}"
+
+
+@dataclass(frozen=True)
 class Deployment:
     id: str
     created_at: float
@@ -81,6 +121,7 @@ class Deployment:
     status: str
     target_id: str | None
     hosts: tuple[HostRecord, ...] = ()
+    rollout: Rollout | None = None
 
 
 def new_id(prefix: str = "d") -> str:
@@ -201,6 +242,42 @@ class History:
             rows = db.execute("SELECT host, remote_dir FROM runners WHERE sha256 = ?", (sha256,)).fetchall()
         return {(str(h), str(d)) for h, d in rows}
 
+    def begin_rollout(self, deployment_id: str, schedule: dict[str, Any], batches: int, hosts: list[str]) -> None:
+        """Record a deployment's rollout schedule; every host starts ``pending``."""
+        with self._tx() as db:
+            db.execute("INSERT OR REPLACE INTO rollouts VALUES (?, 'running', ?, 0, NULL, NULL, ?)",
+                       (deployment_id, batches, json.dumps(schedule)))
+            db.executemany("INSERT OR REPLACE INTO rollout_hosts VALUES (?, ?, NULL, 'pending')",
+                           [(deployment_id, h) for h in hosts])
+
+    def record_rollout_host(self, deployment_id: str, host: str, batch: int | None, state: str) -> None:
+        with self._tx() as db:
+            db.execute("INSERT OR REPLACE INTO rollout_hosts VALUES (?, ?, ?, ?)", (deployment_id, host, batch, state))
+
+    def record_batch_done(self, deployment_id: str, number: int) -> None:
+        with self._tx() as db:
+            db.execute("UPDATE rollouts SET done_batches = ? WHERE deployment_id = ?", (number, deployment_id))
+
+    def finish_rollout(self, deployment_id: str, state: str, stopped_after: int | None = None,
+                       reason: str | None = None) -> None:
+        with self._tx() as db:
+            db.execute("UPDATE rollouts SET state = ?, stopped_after = ?, reason = ? WHERE deployment_id = ?",
+                       (state, stopped_after, reason, deployment_id))
+
+    def rollout(self, deployment_id: str) -> Rollout | None:
+        row = self._db.execute(
+            "SELECT state, batches, done_batches, stopped_after, reason, schedule FROM rollouts WHERE deployment_id = ?",
+            (deployment_id,),
+        ).fetchone()
+        if row is None:
+            return None
+        hosts = {
+            str(h): (b, str(st)) for h, b, st in self._db.execute(
+                "SELECT host, batch, state FROM rollout_hosts WHERE deployment_id = ? ORDER BY host", (deployment_id,))
+        }
+        state, batches, done, stopped, reason, schedule = row
+        return Rollout(state, batches, done, stopped, reason, json.loads(schedule), hosts)
+
     def finish(self, deployment_id: str, status: str) -> None:
         with self._tx() as db:
             db.execute("UPDATE deployments SET status = ? WHERE id = ?", (status, deployment_id))
@@ -227,7 +304,8 @@ class History:
             )
         )
         did, created_at, op, plan_source, plan_sha256, status, target_id = row
-        return Deployment(did, created_at, op, plan_source, plan_sha256, status, target_id, hosts=hosts)
+        return Deployment(did, created_at, op, plan_source, plan_sha256, status, target_id, hosts=hosts,
+                          rollout=self.rollout(did))
 
     def list(self, limit: int = 50) -> list[Deployment]:
         ids = [r[0] for r in self._db.execute(

@@ -445,6 +445,15 @@ def _run_artifact(layout, path, req, stdin):
         "run_id": run_id,
         "verbosity": int(run.get("verbosity") or 0),
     }
+    # A rollout stage (docs/rollouts.md): only these plays, with registered results and
+    # set_fact carried in a file from one stage to the next. Passed only when set, so an
+    # artifact built before rollouts existed still runs whole.
+    if run.get("plays") is not None:
+        if runner is not None:
+            raise AgentError("artifact", "the native runner cannot run a selection of plays (a rollout stage)")
+        options["plays"] = [int(i) for i in run["plays"]]
+    if run.get("carry"):
+        options["carry"] = os.path.join(layout.runs, _check_name(str(run["carry"]), "carry id") + ".vars.json")
     # The channel stays ours: tasks get /dev/null as stdin, the watcher keeps a private copy.
     watch_fd = os.dup(stdin.fileno())
     devnull = os.open(os.devnull, os.O_RDONLY)

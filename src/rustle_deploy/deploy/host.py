@@ -51,6 +51,8 @@ class RunOptions:
     tags: tuple[str, ...] = ()
     skip_tags: tuple[str, ...] = ()
     verbosity: int = 0
+    plays: tuple[int, ...] | None = None  # a rollout stage: only these plays (plan indices)
+    carry: str | None = None  # a rollout: keep registered results and set_fact under this id
 
 
 @dataclass(frozen=True)
@@ -139,6 +141,10 @@ def build_request(job: HostJob) -> dict[str, Any]:
             "run_id": r.run_id, "check": r.check, "diff": r.diff, "tags": list(r.tags),
             "skip_tags": list(r.skip_tags), "verbosity": r.verbosity,
         }
+        if r.plays is not None:
+            req["run"]["plays"] = list(r.plays)
+        if r.carry is not None:
+            req["run"]["carry"] = r.carry
     return req
 
 
