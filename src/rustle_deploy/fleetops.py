@@ -22,7 +22,8 @@ from .deploy.host import runner_identity
 from .errors import ConnectError, UsageError
 from .model import Host, Plan
 from .report import HostSummary, dump_json
-from .rollout import Schedule, Stage, describe_serial, stop_reason
+from .rollout import PlaySpec, Schedule, Stage, describe_serial, stop_reason
+from .rollout import schedule as make_schedule
 from .settings import Settings
 from .state import History
 from .transport import make_connect
@@ -533,7 +534,19 @@ def deploy_only(session: Session) -> int:
                 "hosts there: " + ", ".join(sorted(by_host)[:20]),
             )
     hosts = [session.with_cli_connection(h) for h in hosts]
-    return _deploy_jobs(session, None, hosts, by_host, str(path), doc.get("plan_sha256"))
+    try:
+        specs = [PlaySpec.from_json(p) for p in doc.get("plays") or []]
+    except (ValueError, KeyError, TypeError) as exc:
+        raise UsageError(f"{path}: its plays are not as --compile-only writes them ({exc!r})",
+                         "compile again with --compile-only") from exc
+    plan_schedule = make_schedule(specs, [h.name for h in hosts]) if specs else None
+    if plan_schedule is not None and plan_schedule.staged and session.opts.get("run_") and any(
+            a.runner for a in by_host.values()):
+        raise UsageError(
+            f"{path}: native artifacts cannot run this plan: its plays run in separate stages",
+            "compile with --format pyz (the default)",
+        )
+    return _deploy_jobs(session, None, hosts, by_host, str(path), doc.get("plan_sha256"), schedule=plan_schedule)
 
 
 def _simple_op(
@@ -659,27 +672,56 @@ def exec_manifest(manifest: Any, name: str, settings: Settings, opts: dict[str, 
     hosts = inv.resolve(list(entry_of)) if entry_of else []
     connection = manifest.get("connection") or {}
     hosts = [with_connection(h, connection.get("user"), connection.get("private_key")) for h in hosts]
-    jobs = [
-        HostJob(
-            host=h, op="run", artifact=None, sha256=str(entry_of[h.name]["sha256"]), size=0,
-            binary_name=str(entry_of[h.name]["binary_name"]), deployment_id=str(manifest.get("deployment_id")),
-            verify=False, run=_run_options(opts, run_id),
-        )
-        for h in hosts
-    ]
+    host_of = {h.name: h for h in hosts}
+    did = str(manifest.get("deployment_id"))
+    try:
+        # A deployment of a plan that runs in batches hands its schedule over (docs/rollouts.md).
+        planned = Schedule.from_json(manifest["schedule"]) if manifest.get("schedule") else None
+    except (KeyError, TypeError, ValueError) as exc:
+        raise UsageError(f"{name}: its schedule is not as rustle-deploy writes it ({exc!r})",
+                         "deploy again, then pipe the new manifest") from exc
+    if planned is not None:
+        schedule = Schedule(tuple(
+            replace(st, batches=tuple(b for b in (tuple(n for n in b if n in host_of) for b in st.batches) if b))
+            for st in planned.stages))
+    else:
+        schedule = Schedule.single(host_of)
+    roll = _Rollout(schedule)
+    rolling = schedule.batched
     state_db = Path(manifest.get("state_db") or settings.state_db)
     with History(state_db) as history:
-        def on_outcome(outcome: HostOutcome) -> None:
-            history.record_run(str(manifest.get("deployment_id")), outcome.host, run_id, outcome.run_exit, outcome.recap)
 
-        outcomes = _fan_out(jobs, settings, None, reporter, on_outcome, "run")
+        def fan_out(stage: Stage, number: int, names: list[str]) -> list[HostOutcome]:
+            options = _run_options(opts, run_id)
+            if schedule.staged:
+                options = replace(options, plays=stage.plays, carry=f"{did}-{run_id}")
+            jobs = [
+                HostJob(host=host_of[n], op="run", artifact=None, sha256=str(entry_of[n]["sha256"]), size=0,
+                        binary_name=str(entry_of[n]["binary_name"]), deployment_id=did, verify=False, run=options)
+                for n in names
+            ]
+
+            def on_outcome(outcome: HostOutcome) -> None:
+                merged = roll.absorb(outcome, number)
+                history.record_run(did, outcome.host, run_id, merged.run_exit, merged.recap)
+
+            what = "run" + (f" batch {number}/{roll.total} ({stage.label}, {describe_serial(stage.serial)})"
+                            if rolling else "")
+            return _fan_out(jobs, settings, None, reporter, on_outcome, what)
+
+        roll.run(fan_out)
+    outcomes = [roll.outcomes[n] for n in host_of if n in roll.outcomes]
     summaries = [_summary(o) for o in outcomes]
     for h in not_deployed:
         summaries.append(HostSummary(name=str(h.get("name")), error=f"not deployed: {h.get('error')}"))
     reporter.recap(summaries, "PLAY RECAP")
+    rollout_doc = roll.doc(list(host_of), "stopped" if roll.stopped_after is not None else "completed") if rolling else None
+    if rollout_doc is not None:
+        reporter.rollout(rollout_doc)
     if json_out:
         dump_json({"kind": "rustle-exec-result", "run_id": run_id, "hosts": [
             {"name": o.host, "ok": o.error is None and o.run_exit == 0, "recap": o.recap, "exit": o.run_exit,
-             "error": str(o.error) if o.error else None} for o in outcomes]})
-    return 1 if any(s.is_failure for s in summaries) else 0
-
+             "error": str(o.error) if o.error else None,
+             **({"batch": roll.batch_of.get(o.host), "rollout": roll.state_of(o.host)} if rolling else {})}
+            for o in outcomes], **({"rollout": rollout_doc} if rollout_doc is not None else {})})
+    return 1 if any(s.is_failure for s in summaries) or roll.stopped_after is not None else 0

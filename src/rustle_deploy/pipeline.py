@@ -173,9 +173,9 @@ class Session:
         inv = self.inventory()
         every, hosts = self.hosts_for(plan, inv)
         if o.get("dry_run"):
-            return self.dry_run(plan, self.units(plan, inv, every), hosts)
+            return self.dry_run(plan, self.units(plan, inv, every), hosts, self.schedule(plan, inv, hosts))
         if o.get("compile_only"):
-            return self.compile_only(plan, self.build(self.units(plan, inv, every)))
+            return self.compile_only(plan, self.build(self.units(plan, inv, every)), inv)
         from .transport.early import start_early
 
         schedule = self.schedule(plan, inv, hosts)
@@ -207,7 +207,7 @@ class Session:
             )
         return plan_schedule
 
-    def dry_run(self, plan: Plan, units: list[BuildUnit], hosts: list[Host]) -> int:
+    def dry_run(self, plan: Plan, units: list[BuildUnit], hosts: list[Host], schedule: Schedule) -> int:
         import hashlib
 
         from .compiler.build import payload_bytes
@@ -226,6 +226,7 @@ class Session:
             "verify": self.settings.verify,
             "run": bool(self.opts.get("run_")),
             "plan": {"source": plan.source, "sha256": plan.sha256, "plays": len(plan.plays), "total_tasks": plan.total_tasks},
+            "schedule": schedule.to_json() if schedule.batched else None,
             "artifacts": [
                 {
                     "sha256": sha,
@@ -268,6 +269,17 @@ class Session:
         r.line(f"plan {plan.source} ({plan.sha256[:12]}): {len(plan.plays)} play(s), {plan.total_tasks} task(s)")
         r.line(f"{doc['parallel']} host(s) at a time, {doc['timeout']:g}s per host"
                f"{', verified on the host' if doc['verify'] else ''}{', then run' if doc['run'] else ''}")
+        if schedule.batched:
+            from .rollout import describe_serial
+
+            r.line(f"the plays run in {schedule.total} batches, each after the previous one"
+                   f"{'' if doc['run'] else ' (with --run, or when rustle-exec runs the deployment)'}:")
+            number = 0
+            for stage in schedule.stages:
+                for batch in stage.batches:
+                    number += 1
+                    r.line(f"  batch {number}/{schedule.total} ({stage.label}, {describe_serial(stage.serial)}): "
+                           + " ".join(batch))
         r.line(f"{len(arts)} artifact(s) would be built:")
         for a in doc["artifacts"]:
             r.line(f"  {a['binary_name']}  {a['sha256'][:12]}  {a['size'] / 1024:.0f} KiB  target {a['target']}  "
@@ -283,11 +295,13 @@ class Session:
                 r.line(f"    would write {w}")
         return 0
 
-    def compile_only(self, plan: Plan, artifacts: list[Artifact]) -> int:
+    def compile_only(self, plan: Plan, artifacts: list[Artifact], inv: Inventory) -> int:
         out = self.settings.output_dir
         from .compiler.build import write_outputs
+        from .rollout import play_specs
 
-        manifest = write_outputs(artifacts, out, plan.sha256, self.runner())
+        plays = [p.to_json() for p in play_specs(plan, inv.resolve)]  # --deploy-only batches with them
+        manifest = write_outputs(artifacts, out, plan.sha256, self.runner(), plays)
         doc: dict[str, Any] = {
             "compiled": True,
             "output_dir": str(out),

@@ -215,3 +215,49 @@ def test_plays_with_serial_run_play_by_play(sshd: Any, tmp_path: Path, capsys: p
     by_name = {h["name"]: h for h in doc["hosts"]}
     assert by_name["n00"]["recap"]["ok"] == 6  # two stamp plays, set_fact, shell; summed over runs
     assert by_name["n00"]["uploaded"] is True
+
+
+def test_compile_only_then_deploy_only_runs_in_batches(sshd: Any, tmp_path: Path,
+                                                       capsys: pytest.CaptureFixture[str]) -> None:
+    fleet = Fleet(sshd, tmp_path, 6)
+    plan = fleet.write_plan(pm.plan([pm.play("play-0", "web", fleet.names, pm.stamp_tasks("play-0", 0.05),
+                                             serial=[2, 4])], fleet.names))
+    out_dir = tmp_path / "out"
+    assert main([str(plan), "-i", str(fleet.inventory), "--compile-only", "-o", str(out_dir), "--output", "json"]) == 0
+    capsys.readouterr()
+    code = main(["--deploy-only", "-o", str(out_dir), "-i", str(fleet.inventory), "--run", "--output", "json",
+                 "-l", "fleet:!n05"])
+    out, err = capsys.readouterr()
+    assert code == 0, err
+    doc = json.loads(out)
+    expected = [["n00", "n01"], ["n02", "n03", "n04"]]  # serial over the limited hosts
+    assert [b["hosts"] for b in doc["rollout"]["batches"]] == expected
+    assert_sequential(fleet, expected)
+
+
+def test_rustle_exec_runs_a_deployed_rollout_in_batches(sshd: Any, tmp_path: Path,
+                                                        capsys: pytest.CaptureFixture[str]) -> None:
+    """rustle-deploy PLAN | rustle-exec: the deploy activates everywhere at once (nothing runs),
+    the manifest carries the batches, rustle-exec runs them one after another and stops as
+    the plan says."""
+    from rustle_deploy.cli import exec_main
+
+    fleet = Fleet(sshd, tmp_path, 6, fail={"n02": "play-0"})
+    plan = fleet.write_plan(pm.plan([pm.play("play-0", "web", fleet.names, pm.stamp_tasks("play-0", 0.05),
+                                             serial=2, max_fail_percentage=0)], fleet.names))
+    code = main([str(plan), "-i", str(fleet.inventory), "--output", "json"])
+    out, err = capsys.readouterr()
+    assert code == 0, err
+    manifest = json.loads(out)
+    assert [b for st in manifest["schedule"]["stages"] for b in st["batches"]] == [
+        ["n00", "n01"], ["n02", "n03"], ["n04", "n05"]]
+    assert all(fleet.stamps(n) is None for n in fleet.names)  # nothing ran yet
+    path = tmp_path / "manifest.json"
+    path.write_text(out)
+    code = exec_main([str(path), "--output", "json"])
+    out, err = capsys.readouterr()
+    assert code == 1, err
+    doc = json.loads(out)
+    assert doc["rollout"]["stopped_after_batch"] == 2 and doc["rollout"]["not_reached"] == ["n04", "n05"]
+    assert_sequential(fleet, [["n00", "n01"], ["n02", "n03"]])
+    assert fleet.stamps("n04") is None and fleet.stamps("n05") is None
