@@ -12,17 +12,25 @@ import os
 import secrets
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .deploy import HostJob, HostOutcome, RunOptions, deploy_fleet
+from .deploy import HealthCheck, HostJob, HostOutcome, RunOptions, deploy_fleet
 from .deploy.host import runner_identity
 from .errors import ConnectError, UsageError
 from .model import Host, Plan
 from .report import HostSummary, dump_json
-from .rollout import PlaySpec, Schedule, Stage, describe_serial, stop_reason
+from .rollout import (
+    PlaySpec,
+    Schedule,
+    Stage,
+    canary_count,
+    describe_serial,
+    stop_reason,
+    with_canary,
+)
 from .rollout import schedule as make_schedule
 from .settings import Settings
 from .state import History
@@ -63,6 +71,7 @@ def _fan_out(
     on_outcome: Callable[[HostOutcome], None],
     what: str,
     early: EarlyStarts | None = None,
+    timeout: float | None = None,
 ) -> list[HostOutcome]:
     reporter = session_reporter
     parallel = _parallel(settings, plan)
@@ -82,7 +91,7 @@ def _fan_out(
             deploy_fleet(
                 jobs,
                 parallel=parallel,
-                timeout=settings.timeout,
+                timeout=timeout or settings.timeout,
                 on_event=on_event,
                 on_outcome=done,
                 connect=connect,
@@ -168,15 +177,26 @@ def _record(history: History, did: str, job: HostJob, outcome: HostOutcome) -> N
     )
 
 
+Gate = Callable[[list[str]], dict[str, HostOutcome]]  # hosts -> their health check's outcome
+Revert = Callable[[list[str]], dict[str, str | None]]  # hosts -> None when rolled back, else why not
+
+
 class _Rollout:
     """A schedule run batch by batch (rollout.py decides when to stop).
 
     Keeps, per host, the merged outcome of the stages it ran (the first is its deploy, later
-    ones are runs) and the number of the batch that first reached it.
+    ones are runs) and the number of the batch that first reached it. With a ``gate``, each
+    batch's hosts are health-checked after their run; a batch that fails its gate, or a
+    canary batch that fails at all, is handed to ``revert`` before the rollout stops.
     """
 
-    def __init__(self, schedule: Schedule) -> None:
+    def __init__(self, schedule: Schedule, gate: Gate | None = None, revert: Revert | None = None) -> None:
         self.schedule = schedule
+        self.gate = gate
+        self.revert = revert
+        self.health: dict[str, dict[str, Any]] = {}  # host -> its gate's verdict
+        self.rolled_back: dict[str, None] = {}
+        self.not_rolled_back: dict[str, str] = {}
         self.total = schedule.total
         self.outcomes: dict[str, HostOutcome] = {}
         self.batch_of: dict[str, int] = {}
@@ -200,17 +220,46 @@ class _Rollout:
                 started = time.time()
                 outcomes = fan_out(stage, number, names) if names else []
                 failed = [o.host for o in outcomes if not o.ok]
+                unhealthy = self._check(o.host for o in outcomes if o.ok)
                 self.batches.append({
                     "number": number, "plays": list(stage.names), "label": stage.label,
-                    "serial": describe_serial(stage.serial),
-                    "hosts": list(batch), "ran": names, "failed": failed,
+                    "serial": describe_serial(stage.serial), "canary": stage.canary,
+                    "hosts": list(batch), "ran": names, "failed": failed, "unhealthy": unhealthy,
                     "started": round(started, 3), "ended": round(time.time(), 3),
                 })
                 fatal = any(_fatal_failure(o, stage) for o in outcomes)
-                reason = stop_reason(stage, names, failed, fatal) if number < self.total else None
+                reason = stop_reason(stage, names, failed + unhealthy, fatal) if number < self.total else None
+                if unhealthy:
+                    reason = f"health check failed on {len(unhealthy)} of {len(names)} host(s): {', '.join(unhealthy)}"
                 if reason is not None:
                     self.stopped_after, self.reason = number, reason
+                    if self.revert is not None and (stage.canary or unhealthy):
+                        for name, why in self.revert(names).items():
+                            if why is None:
+                                self.rolled_back[name] = None
+                            else:
+                                self.not_rolled_back[name] = why
                     return
+
+    def _check(self, names: Iterable[str]) -> list[str]:
+        """Run the gate on ``names``; the unhealthy ones, who now count as failed."""
+        names = list(names)
+        if self.gate is None or not names:
+            return []
+        outcomes = self.gate(names)
+        unhealthy = []
+        for name in names:
+            o = outcomes.get(name)
+            verdict = (o.agent or {}) if o is not None and o.error is None else {}
+            healthy = bool(verdict.get("healthy"))
+            self.health[name] = {
+                "healthy": healthy, "attempts": verdict.get("attempts"), "rc": verdict.get("rc"),
+                "output": verdict.get("output") if o is not None and o.error is None else str(o.error if o else "not checked"),
+            }
+            if not healthy:
+                unhealthy.append(name)
+                self.failed[name] = None
+        return unhealthy
 
     def absorb(self, outcome: HostOutcome, number: int) -> HostOutcome:
         """Fold one host's result of batch ``number`` into what it did before; return the sum."""
@@ -225,7 +274,9 @@ class _Rollout:
         return merged
 
     def state_of(self, name: str) -> str:
-        """updated, failed, partial (later stages never ran) or not_reached."""
+        """updated, failed, rolled_back, partial (later stages never ran) or not_reached."""
+        if name in self.rolled_back:
+            return "rolled_back"
         if name in self.failed:
             return "failed"
         if name not in self.outcomes:
@@ -233,11 +284,45 @@ class _Rollout:
         return "partial" if self.left.get(name) else "updated"
 
     def doc(self, names: Sequence[str], state: str) -> dict[str, Any]:
-        by_state: dict[str, list[str]] = {"updated": [], "failed": [], "partial": [], "not_reached": []}
+        by_state: dict[str, list[str]] = {"updated": [], "failed": [], "rolled_back": [], "partial": [],
+                                          "not_reached": []}
         for name in names:
             by_state[self.state_of(name)].append(name)
         return {"state": state, "total_batches": self.total, "stopped_after_batch": self.stopped_after,
-                "reason": self.reason, "batches": self.batches, **by_state}
+                "reason": self.reason, "batches": self.batches, **by_state,
+                "not_rolled_back": self.not_rolled_back, "health": self.health}
+
+
+def _health_checks(opts: dict[str, Any], hosts: Sequence[Host]) -> dict[str, HealthCheck] | None:
+    """``--health-check`` rendered for each host with its variables (Jinja2, as a task's
+    arguments are), with its retries, interval and deadline; None without the flag."""
+    command = opts.get("health_check")
+    if not command:
+        return None
+    import jinja2
+
+    env = jinja2.Environment(undefined=jinja2.StrictUndefined, autoescape=False, keep_trailing_newline=True)
+    hint = "the command may use the host's inventory variables, e.g. curl -fs http://{{ ansible_host }}:8080/health"
+    try:
+        template = env.from_string(command)
+    except jinja2.TemplateSyntaxError as exc:
+        raise UsageError(f"--health-check: {exc.message}", hint) from exc
+    defaults = HealthCheck(command="")
+    out = {}
+    for h in hosts:
+        scope = {**h.vars, "inventory_hostname": h.name, "inventory_hostname_short": h.name.split(".")[0],
+                 "group_names": sorted(g for g in h.groups if g not in ("all", "ungrouped"))}
+        try:
+            rendered = template.render(scope)
+        except jinja2.TemplateError as exc:
+            raise UsageError(f"--health-check for {h.name}: {exc.message or exc}", hint) from exc
+        out[h.name] = HealthCheck(
+            command=rendered,
+            retries=opts["health_retries"] if opts.get("health_retries") is not None else defaults.retries,
+            interval=opts.get("health_interval") or defaults.interval,
+            timeout=opts.get("health_timeout") or defaults.timeout,
+        )
+    return out
 
 
 def _fatal_failure(outcome: HostOutcome, stage: Stage) -> bool:
@@ -284,8 +369,8 @@ def _deploy_jobs(
     # Batches pace runs; without --run, activation alone changes nothing on a host, so every
     # host gets the artifact at once and the manifest hands the schedule to rustle-exec.
     schedule = planned if run else Schedule.single(host_of)
-    rolling = schedule.batched
-    roll = _Rollout(schedule)
+    checks = _health_checks(opts, hosts)  # before anything is touched: a bad template is exit 2
+    rolling = schedule.batched or checks is not None
     with History(settings.state_db) as history:
         did = history.begin("deploy", plan_source=source, plan_sha256=plan_sha)
         # Send the artifact with the request, without waiting for the agent to ask, to hosts
@@ -321,6 +406,46 @@ def _deploy_jobs(
         job_of: dict[str, HostJob] = {}  # each host's deploy job
         in_flight: list[HostJob] = []
         recorded: set[str] = set()
+
+        def gate(names: list[str]) -> dict[str, HostOutcome]:
+            assert checks is not None
+            jobs = [HostJob(host=host_of[n], op="health", deployment_id=did, health=checks[n]) for n in names]
+            deadline = max(settings.timeout, max(checks[n].timeout for n in names) + 30.0)
+            outcomes = _fan_out(jobs, settings, plan, session.reporter, lambda o: None,
+                                f"health check, batch {len(roll.batches) + 1}/{roll.total}", timeout=deadline)
+            return {o.host: o for o in outcomes}
+
+        def revert(names: list[str]) -> dict[str, str | None]:
+            """Roll ``names`` back to the release current before this deployment, and re-apply it."""
+            why: dict[str, str | None] = {}
+            jobs = []
+            for n in names:
+                o = roll.outcomes.get(n)
+                if o is None or not o.activated:
+                    why[n] = "this deployment did not activate a release there"
+                elif not o.previous_sha256:
+                    why[n] = "nothing was current there before; --cleanup removes it"
+                else:
+                    jobs.append(HostJob(host=host_of[n], op="rollback", binary_name=job_of[n].binary_name,
+                                        sha256=o.sha256, rollback_to=o.previous_sha256, deployment_id=did,
+                                        run=_run_options(opts, run_id) if run else None))
+            if not jobs:
+                return why
+            session.reporter.line(f"rolling back {len(jobs)} host(s) to the release before deployment {did}")
+            for o in _fan_out(jobs, settings, plan, session.reporter, lambda o: None, "rollback"):
+                if o.error is None and o.rolled_back and o.run_exit in (None, 0):
+                    why[o.host] = None
+                    history.record_host(did, o.host, "rolled_back", binary_name=job_of[o.host].binary_name,
+                                        sha256=o.sha256, previous_sha256=o.previous_sha256,
+                                        remote_dir=host_of[o.host].remote_dir,
+                                        error=f"rolled back: {roll.reason}")
+                elif o.error is None and o.rolled_back:
+                    why[o.host] = f"rolled back, but re-applying the previous release failed (exit {o.run_exit})"
+                else:
+                    why[o.host] = str(o.error) if o.error else "the host did not roll back"
+            return why
+
+        roll = _Rollout(schedule, gate if checks is not None else None, revert if run else None)
 
         def fan_out(stage: Stage, number: int, names: list[str]) -> list[HostOutcome]:
             jobs = [job_for(n, stage) for n in names]
@@ -540,6 +665,9 @@ def deploy_only(session: Session) -> int:
         raise UsageError(f"{path}: its plays are not as --compile-only writes them ({exc!r})",
                          "compile again with --compile-only") from exc
     plan_schedule = make_schedule(specs, [h.name for h in hosts]) if specs else None
+    if session.opts.get("canary") and session.opts.get("run_"):
+        plan_schedule = with_canary(plan_schedule or Schedule.single(h.name for h in hosts),
+                                    canary_count(session.opts["canary"].strip(), len(hosts)))
     if plan_schedule is not None and plan_schedule.staged and session.opts.get("run_") and any(
             a.runner for a in by_host.values()):
         raise UsageError(

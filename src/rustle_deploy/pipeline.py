@@ -6,6 +6,7 @@ raises (exit 2, nothing touched); after it, each host's failure is data in its o
 
 from __future__ import annotations
 
+import re
 import sys
 import time
 from dataclasses import dataclass, replace
@@ -196,9 +197,11 @@ class Session:
 
     def schedule(self, plan: Plan, inv: Inventory, hosts: list[Host]) -> Schedule:
         """The plan's batches over the chosen hosts (rollout.py); refuses what cannot run them."""
-        from .rollout import play_specs, schedule
+        from .rollout import canary_count, play_specs, schedule, with_canary
 
         plan_schedule = schedule(play_specs(plan, inv.resolve), [h.name for h in hosts])
+        if self.opts.get("canary") and self.opts.get("run_"):
+            plan_schedule = with_canary(plan_schedule, canary_count(self.opts["canary"].strip(), len(hosts)))
         if plan_schedule.staged and self.opts.get("format_") == "native" and self.opts.get("run_"):
             raise UsageError(
                 "--format native cannot run this plan: its plays run in separate stages "
@@ -395,8 +398,13 @@ _FLAG_MODES: dict[str, tuple[str, set[str]]] = {
     "timeout": ("--timeout", _HOSTS),
     "ssh_client": ("--ssh-client", _HOSTS - {"dry_run"}),
     "inventory": ("--inventory", _BUILD | _HOSTS | {"list_inventory"}),
+    "canary": ("--canary", {"deploy", "deploy_only"}),
+    "health_check": ("--health-check", {"deploy", "deploy_only"}),
 }
 _RUN_FLAGS = {"check": "--check", "diff": "--diff", "tags": "--tags", "skip_tags": "--skip-tags"}
+_GATE_FLAGS = {"canary": "--canary", "health_check": "--health-check"}
+_HEALTH_FLAGS = {"health_retries": "--health-retries", "health_interval": "--health-interval",
+                 "health_timeout": "--health-timeout"}
 
 
 def _check_flags(opts: dict[str, Any], mode: str) -> None:
@@ -414,6 +422,24 @@ def _check_flags(opts: dict[str, Any], mode: str) -> None:
                 f"{flag} applies to running the plan",
                 f"add --run, or pass {flag} to rustle-exec when it runs what was deployed",
             )
+    for key, flag in _GATE_FLAGS.items():
+        if opts.get(key) and not opts.get("run_"):
+            raise UsageError(f"{flag} gates a rollout that runs the plan", "add --run")
+        if opts.get(key) and opts.get("format_") == "native":
+            raise UsageError(f"{flag} cannot be used with --format native yet",
+                             "the native runner has no health check or re-run after a rollback; use --format pyz")
+    for key, flag in _HEALTH_FLAGS.items():
+        if opts.get(key) is not None and not opts.get("health_check"):
+            raise UsageError(f"{flag} has no effect without --health-check", "add --health-check CMD")
+    for key in ("health_interval", "health_timeout"):
+        if opts.get(key) is not None and opts[key] <= 0:
+            raise UsageError(f"{_HEALTH_FLAGS[key]} must be greater than 0")
+    if opts.get("health_retries") is not None and opts["health_retries"] < 0:
+        raise UsageError("--health-retries must be 0 or more")
+    canary = opts.get("canary")
+    if canary is not None and not re.fullmatch(r"[1-9][0-9]*%?", canary.strip()):
+        raise UsageError(f"--canary {canary!r}: expected a host count or a percentage such as 10%",
+                         "--canary 1 gates the first host; --canary 10% the first tenth of the hosts")
 
 
 def with_connection(host: Host, user: str | None, private_key: str | None) -> Host:

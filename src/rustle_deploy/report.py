@@ -101,6 +101,15 @@ class Reporter:
     def event(self, host: str, event: dict[str, Any]) -> None:
         """One streamed runtime event of ``host``."""
         kind = event.get("event")
+        if kind == "health":
+            rc = event.get("rc")
+            verdict = "healthy" if rc == 0 else ("timed out" if rc is None else f"unhealthy (exit {rc})")
+            text = f"{host} | health check attempt {event.get('attempt')}: {verdict}"
+            output = str(event.get("output") or "").strip()
+            if output and (rc != 0 or self.verbosity >= 1):
+                text += f" | {output.splitlines()[-1]}"
+            self.line(text, "green" if rc == 0 else "red")
+            return
         if kind in ("task_result", "handler_result"):
             status = str(event.get("status", "?"))
             if event.get("ignored"):

@@ -41,12 +41,13 @@ class Stage:
     max_fail_percentage: float | None = None
     any_errors_fatal: bool = False
     fatal_tasks: frozenset[str] = frozenset()  # compiled task ids carrying any_errors_fatal
+    canary: bool = False  # the canaries' run of these plays (with_canary)
 
     def to_json(self) -> dict[str, Any]:
         return {"plays": list(self.plays), "names": list(self.names), "batches": [list(b) for b in self.batches],
                 "serial": list(self.serial) if self.serial is not None else None,
                 "max_fail_percentage": self.max_fail_percentage, "any_errors_fatal": self.any_errors_fatal,
-                "fatal_tasks": sorted(self.fatal_tasks)}
+                "fatal_tasks": sorted(self.fatal_tasks), "canary": self.canary}
 
     @classmethod
     def from_json(cls, d: dict[str, Any]) -> Stage:
@@ -55,12 +56,13 @@ class Stage:
                    batches=tuple(tuple(str(h) for h in b) for b in d["batches"]),
                    serial=tuple(serial) if serial is not None else None,
                    max_fail_percentage=d.get("max_fail_percentage"), any_errors_fatal=bool(d.get("any_errors_fatal")),
-                   fatal_tasks=frozenset(str(t) for t in d.get("fatal_tasks") or ()))
+                   fatal_tasks=frozenset(str(t) for t in d.get("fatal_tasks") or ()), canary=bool(d.get("canary")))
 
     @property
     def label(self) -> str:
         shown = ", ".join(repr(n) for n in self.names[:3]) + (", ..." if len(self.names) > 3 else "")
-        return f"play {shown}" if len(self.names) == 1 else f"plays {shown}"
+        plays = (f"play {shown}" if len(self.names) == 1 else f"plays {shown}") if self.names else "no play"
+        return f"canaries, {plays}" if self.canary else plays
 
 
 @dataclass(frozen=True)
@@ -103,19 +105,20 @@ class Schedule:
         return ()
 
 
-def serial_batches(hosts: Sequence[str], serial: Serial | None) -> list[tuple[str, ...]]:
+def serial_batches(hosts: Sequence[str], serial: Serial | None, total: int | None = None) -> list[tuple[str, ...]]:
     """Cut ``hosts`` into batches as Ansible's ``serial`` does.
 
-    A percentage is of all the play's hosts, rounded down, at least 1; a step of 0 (or a
-    percentage that is 0 of nothing) takes every remaining host; the last step repeats.
+    A percentage is of all the play's hosts (``total``, by default ``len(hosts)``), rounded
+    down, at least 1; a step of 0 takes every remaining host; the last step repeats.
     """
     left = list(hosts)
+    total = len(hosts) if total is None else total
     if not serial:
         return [tuple(left)] if left else []
     out: list[tuple[str, ...]] = []
     step = 0
     while left:
-        size = _step_size(serial[step], len(hosts))
+        size = _step_size(serial[step], total)
         if size <= 0:
             out.append(tuple(left))
             break
@@ -255,6 +258,34 @@ def schedule(specs: Sequence[PlaySpec], hosts: Iterable[str], rng: random.Random
         else:
             kept.append(Stage(plays=(), names=(), batches=(leftover,)))
     return Schedule(tuple(kept))
+
+
+def canary_count(value: str, total: int) -> int:
+    """``--canary`` (a count, or a percentage of the hosts: at least 1) as a host count."""
+    return min(_step_size(value if value.endswith("%") else int(value), total), total)
+
+
+def with_canary(schedule: Schedule, count: int) -> Schedule:
+    """Canaries first: the first ``count`` hosts the rollout would reach run every stage of
+    the plan, as batches of their own in which any failure stops the rollout; then the
+    schedule goes on without them, each stage's hosts cut again by its ``serial``
+    (percentages still of all its hosts)."""
+    reach: dict[str, None] = {}
+    for stage in schedule.stages:
+        for batch in stage.batches:
+            reach.update(dict.fromkeys(batch))
+    canaries = set(list(reach)[:count])
+    first: list[Stage] = []
+    rest: list[Stage] = []
+    for stage in schedule.stages:
+        mine = tuple(h for b in stage.batches for h in b if h in canaries)
+        if mine:
+            first.append(replace(stage, batches=(mine,), any_errors_fatal=True, canary=True))
+        every = [h for b in stage.batches for h in b]
+        others = [h for h in every if h not in canaries]
+        if others:
+            rest.append(replace(stage, batches=tuple(serial_batches(others, stage.serial, len(every)))))
+    return Schedule(tuple(first + rest))
 
 
 def stop_reason(stage: Stage, ran: Sequence[str], failed: Sequence[str], fatal_task: bool = False) -> str | None:

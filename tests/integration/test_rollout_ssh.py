@@ -7,6 +7,7 @@ every host of batch k ended. Hosts a stopped rollout never reached must hold not
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
 from pathlib import Path
 from typing import Any
@@ -261,3 +262,105 @@ def test_rustle_exec_runs_a_deployed_rollout_in_batches(sshd: Any, tmp_path: Pat
     assert doc["rollout"]["stopped_after_batch"] == 2 and doc["rollout"]["not_reached"] == ["n04", "n05"]
     assert_sequential(fleet, [["n00", "n01"], ["n02", "n03"]])
     assert fleet.stamps("n04") is None and fleet.stamps("n05") is None
+
+
+# -- canaries and health gates ------------------------------------------------------------
+
+
+def versioned(fleet: Fleet, version: str, **play_keys: Any) -> Path:
+    """A plan writing ``version`` to <root>/version (after the stamps), as a new release."""
+
+    def tasks(hosts: list[str]) -> list[dict[str, Any]]:
+        return pm.stamp_tasks("play-0", 0.05)(hosts) + [
+            pm.task("task_3", "write the version", "copy",
+                    {"content": f"{version}\n", "dest": "{{ rustle_test_root }}/version"}, hosts, 3),
+        ]
+
+    return fleet.write_plan(pm.plan([pm.play("play-0", "web", fleet.names, tasks, **play_keys)], fleet.names))
+
+
+def current(fleet: Fleet, name: str) -> str | None:
+    links = list((fleet.remote(name) / "releases").glob("*/current"))
+    return os.readlink(links[0]).rsplit("/", 1)[-1] if links else None
+
+
+def test_failed_health_check_rolls_the_canaries_back_and_touches_no_other_host(
+        sshd: Any, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    fleet = Fleet(sshd, tmp_path, 8)
+    code, doc, err = fleet.run(capsys, versioned(fleet, "v1"))
+    assert code == 0, err
+    v1 = {h["name"]: h["sha256"] for h in doc["hosts"]}
+    before = {n: fleet.stamps(n) for n in fleet.names}
+    code, doc, err = fleet.run(capsys, versioned(fleet, "v2"), "--canary", "2", "--health-check",
+                               "test -e {{ rustle_test_root }}/healthy", "--health-retries", "1",
+                               "--health-interval", "0.1")
+    assert code == 1, err
+    rollout = doc["rollout"]
+    assert rollout["state"] == "stopped" and rollout["stopped_after_batch"] == 1
+    assert rollout["batches"][0]["canary"] and rollout["batches"][0]["unhealthy"] == ["n00", "n01"]
+    assert rollout["rolled_back"] == ["n00", "n01"]
+    assert sorted(rollout["not_reached"]) == fleet.names[2:]
+    assert rollout["health"]["n00"] == {"healthy": False, "attempts": 2, "rc": 1, "output": ""}
+    assert "health check attempt 2: unhealthy (exit 1)" in err
+    for n in fleet.names[:2]:  # back on v1, and v1 applied again
+        assert current(fleet, n) == v1[n]
+        assert (fleet.root(n) / "version").read_text() == "v1\n"
+    for n in fleet.names[2:]:  # untouched: still v1, the new artifact never sent
+        assert current(fleet, n) == v1[n]
+        assert fleet.stamps(n) == before[n]
+        assert os.listdir(fleet.remote(n) / "artifacts") == [v1[n]]
+    db = sqlite3.connect(Path.home() / ".rustle" / "state.db")
+    latest = db.execute("SELECT id FROM deployments ORDER BY created_at DESC LIMIT 1").fetchone()[0]
+    states = dict(db.execute("SELECT host, status FROM host_outcomes WHERE deployment_id = ?", (latest,)))
+    assert states == {"n00": "rolled_back", "n01": "rolled_back"}
+    hosts = dict(db.execute("SELECT host, state FROM rollout_hosts WHERE deployment_id = ?", (latest,)))
+    assert hosts["n00"] == "rolled_back" and hosts["n05"] == "not_reached"
+
+
+def test_passing_health_checks_gate_every_batch_and_complete_the_fleet(
+        sshd: Any, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    fleet = Fleet(sshd, tmp_path, 8)
+    code, doc, err = fleet.run(capsys, versioned(fleet, "v1", serial=3), "--canary", "25%", "--health-check",
+                               "test \"$(cat {{ rustle_test_root }}/version)\" = v1")
+    assert code == 0, err
+    rollout = doc["rollout"]
+    assert [b["hosts"] for b in rollout["batches"]] == [["n00", "n01"], ["n02", "n03", "n04"], ["n05", "n06", "n07"]]
+    assert rollout["batches"][0]["canary"] and not rollout["batches"][1]["canary"]
+    assert sorted(rollout["updated"]) == fleet.names
+    assert all(v["healthy"] and v["attempts"] == 1 for v in rollout["health"].values())
+    assert_sequential(fleet, [["n00", "n01"], ["n02", "n03", "n04"], ["n05", "n06", "n07"]])
+
+
+def test_a_canary_whose_run_fails_is_rolled_back(sshd: Any, tmp_path: Path,
+                                                 capsys: pytest.CaptureFixture[str]) -> None:
+    fleet = Fleet(sshd, tmp_path, 5, fail={"n01": "play-0"})
+    code, doc, err = fleet.run(capsys, versioned(fleet, "v1"), "-l", "fleet:!n01")
+    assert code == 0, err
+    code, doc, err = fleet.run(capsys, versioned(fleet, "v2"), "--canary", "2")
+    assert code == 1, err
+    rollout = doc["rollout"]
+    assert rollout["failed"] == ["n01"] and rollout["rolled_back"] == ["n00"]
+    assert "n01" in rollout["not_rolled_back"]  # it had nothing before this deployment
+    assert (fleet.root("n00") / "version").read_text() == "v1\n"
+    assert sorted(rollout["not_reached"]) == ["n02", "n03", "n04"]
+
+
+@pytest.mark.parametrize(
+    ("args", "needle"),
+    [
+        (["--canary", "2"], "--canary gates a rollout that runs the plan"),
+        (["--run", "--canary", "0"], "expected a host count or a percentage"),
+        (["--run", "--health-retries", "2"], "--health-retries has no effect without --health-check"),
+        (["--run", "--health-check", "true", "--health-interval", "0"], "--health-interval must be greater than 0"),
+        (["--run", "--health-check", "{{ nope }}"], "'nope' is undefined"),
+        (["--run", "--health-check", "{{ x"], "--health-check"),
+        (["--compile-only", "--canary", "1"], "--canary has no effect with --compile-only"),
+    ],
+)
+def test_gate_flags_are_checked_before_anything_is_touched(args: list[str], needle: str, sshd: Any, tmp_path: Path,
+                                                           capsys: pytest.CaptureFixture[str]) -> None:
+    fleet = Fleet(sshd, tmp_path, 2)
+    code = main([str(versioned(fleet, "v1")), "-i", str(fleet.inventory), *args])
+    _, err = capsys.readouterr()
+    assert code == 2 and needle in err, err
+    assert not any(fleet.remote(n).exists() for n in fleet.names)

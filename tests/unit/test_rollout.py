@@ -15,11 +15,13 @@ from rustle_deploy.rollout import (
     PlaySpec,
     Schedule,
     Stage,
+    canary_count,
     ordered,
     play_specs,
     schedule,
     serial_batches,
     stop_reason,
+    with_canary,
 )
 
 from .. import planmaker as pm
@@ -176,3 +178,18 @@ def test_play_specs_take_rolling_batch_size_and_plan_serial() -> None:
     doc["plays"][1]["strategy"] = "Linear"
     _, second = play_specs(parse(doc), resolve)
     assert second.serial == (4,)  # the plan's serial is every play's default
+
+
+def test_canaries_run_every_stage_first_then_the_rest_is_cut_again() -> None:
+    s = schedule([spec(0, serial=(3,)), spec(1), spec(2, serial=("25%",))], HOSTS[:8])
+    c = with_canary(s, canary_count("25%", 8))
+    assert [(st.plays, st.canary, [list(b) for b in st.batches]) for st in c.stages] == [
+        ((0,), True, [HOSTS[:2]]),
+        ((1,), True, [HOSTS[:2]]),
+        ((2,), True, [HOSTS[:2]]),
+        ((0,), False, [HOSTS[2:5], HOSTS[5:8]]),
+        ((1,), False, [HOSTS[2:8]]),
+        ((2,), False, [HOSTS[2:4], HOSTS[4:6], HOSTS[6:8]]),  # 25% of the play's 8 hosts
+    ]
+    assert all(st.any_errors_fatal for st in c.stages if st.canary)
+    assert canary_count("1", 8) == 1 and canary_count("10%", 8) == 1 and canary_count("50", 8) == 8

@@ -622,10 +622,12 @@ def op_rollback(req, layout, stdin):
                 "changed": old != target,
             })
             done[name] = {"sha256": target, "previous": old}
-    out = {"releases": done, "rolled_back": bool(done)}
-    if len(done) == 1:
-        (only,) = done.values()
-        out.update(only)
+        out = {"releases": done, "rolled_back": bool(done)}
+        if len(done) == 1:
+            (only,) = done.values()
+            out.update(only)
+            if req.get("run"):  # apply the restored release again (a rollout's failed gate)
+                out["run_exit"] = _run_artifact(layout, layout.artifact(only["sha256"]), req, stdin)
     return out
 
 
@@ -683,12 +685,42 @@ def _status(layout):
     return {"remote_dir": layout.root, "releases": releases, "artifacts": artifacts, "history": history[-20:]}
 
 
+def op_health(req, layout, stdin):
+    """A rollout's health gate (docs/rollouts.md): ``sh -c COMMAND`` until it exits 0, at most
+    ``retries`` more times, ``interval`` seconds apart, all within ``timeout`` seconds. Each
+    attempt is reported as it ends. Touches nothing under the remote dir."""
+    import subprocess
+
+    spec = req["health"]
+    command = str(spec["command"])
+    retries, interval = int(spec.get("retries", 0)), float(spec.get("interval", 0))
+    deadline = time.monotonic() + float(spec.get("timeout", 60))
+    attempt, rc, output = 0, None, ""
+    while True:
+        attempt += 1
+        left = deadline - time.monotonic()
+        try:
+            proc = subprocess.run(["/bin/sh", "-c", command], stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                  stderr=subprocess.STDOUT, timeout=max(left, 0.001))
+            rc, output = proc.returncode, proc.stdout.decode("utf-8", "replace")[-2000:]
+        except subprocess.TimeoutExpired as exc:
+            rc = None
+            output = ((exc.output or b"").decode("utf-8", "replace")[-1900:]
+                      + "\n(killed at the health check's deadline)").lstrip("\n")
+        emit({"agent": "health", "attempt": attempt, "rc": rc, "output": output})
+        if rc == 0 or attempt > retries or time.monotonic() + interval >= deadline:
+            break
+        time.sleep(interval)
+    return {"healthy": rc == 0, "attempts": attempt, "rc": rc, "output": output}
+
+
 OPS = {
     "deploy": op_deploy,
     "run": op_run,
     "rollback": op_rollback,
     "cleanup": op_cleanup,
     "status": op_status,
+    "health": op_health,
 }
 
 
