@@ -66,6 +66,8 @@ def _fail(message: str) -> None:
 @click.option("--health-retries", type=int, metavar="N", help="Attempts after the first failed health check [3].")
 @click.option("--health-interval", type=float, metavar="SECONDS", help="Pause between health check attempts [5].")
 @click.option("--health-timeout", type=float, metavar="SECONDS", help="Deadline for a host's health checks, all attempts [60].")
+@click.option("--resume", metavar="ID", help="With --run and the same plan: go on with the rollout of deployment ID "
+              "(stopped or interrupted) on the hosts and stages it has not finished.")
 @click.option("-v", "--verbose", count=True, help="More output (-vv, -vvv).")
 @click.version_option(__version__, "-V", "--version", prog_name="rustle-deploy")
 def _command(**opts: Any) -> None:

@@ -13,7 +13,7 @@ import secrets
 import sys
 import time
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -177,6 +177,18 @@ def _record(history: History, did: str, job: HostJob, outcome: HostOutcome) -> N
     )
 
 
+@dataclass(frozen=True)
+class _Resumed:
+    """What an earlier run of a rollout left (``--resume``), from the history."""
+
+    deployment_id: str
+    stages_done: dict[str, int]
+    states: dict[str, str]
+    batch_of: dict[str, int]
+    activated: frozenset[str]  # hosts the deployment activated: their release is in place
+    previous: dict[str, str | None]  # their release before the deployment
+
+
 Gate = Callable[[list[str]], dict[str, HostOutcome]]  # hosts -> their health check's outcome
 Revert = Callable[[list[str]], dict[str, str | None]]  # hosts -> None when rolled back, else why not
 
@@ -188,10 +200,15 @@ class _Rollout:
     ones are runs) and the number of the batch that first reached it. With a ``gate``, each
     batch's hosts are health-checked after their run; a batch that fails its gate, or a
     canary batch that fails at all, is handed to ``revert`` before the rollout stops.
+    A ``resumed`` rollout skips, for each host, the stages it already ran.
     """
 
-    def __init__(self, schedule: Schedule, gate: Gate | None = None, revert: Revert | None = None) -> None:
+    def __init__(self, schedule: Schedule, gate: Gate | None = None, revert: Revert | None = None,
+                 resumed: _Resumed | None = None) -> None:
         self.schedule = schedule
+        self.prior = dict(resumed.states) if resumed is not None else {}
+        self.stages_done = dict(resumed.stages_done) if resumed is not None else {}
+        self._skip = dict(self.stages_done)  # stage appearances already run, per host
         self.gate = gate
         self.revert = revert
         self.health: dict[str, dict[str, Any]] = {}  # host -> its gate's verdict
@@ -199,13 +216,15 @@ class _Rollout:
         self.not_rolled_back: dict[str, str] = {}
         self.total = schedule.total
         self.outcomes: dict[str, HostOutcome] = {}
-        self.batch_of: dict[str, int] = {}
+        self.batch_of: dict[str, int] = dict(resumed.batch_of) if resumed is not None else {}
         self.failed: dict[str, None] = {}
         self.left: dict[str, int] = {}  # host -> stages it has still to run
         for stage in schedule.stages:
             for batch in stage.batches:
                 for name in batch:
                     self.left[name] = self.left.get(name, 0) + 1
+        for name, done in self.stages_done.items():
+            self.left[name] = max(0, self.left.get(name, 0) - done)
         self.batches: list[dict[str, Any]] = []
         self.stopped_after: int | None = None
         self.reason: str | None = None
@@ -216,9 +235,12 @@ class _Rollout:
         for stage in self.schedule.stages:
             for batch in stage.batches:
                 number += 1
-                names = [n for n in batch if n not in self.failed]  # failed hosts leave the rollout
+                # failed hosts leave the rollout; a resumed one skips what hosts already ran
+                names = [n for n in batch if n not in self.failed and not self._done_before(n)]
+                if not names:
+                    continue
                 started = time.time()
-                outcomes = fan_out(stage, number, names) if names else []
+                outcomes = fan_out(stage, number, names)
                 failed = [o.host for o in outcomes if not o.ok]
                 unhealthy = self._check(o.host for o in outcomes if o.ok)
                 self.batches.append({
@@ -237,9 +259,16 @@ class _Rollout:
                         for name, why in self.revert(names).items():
                             if why is None:
                                 self.rolled_back[name] = None
+                                self.stages_done[name] = 0  # back on the old release: all to do again
                             else:
                                 self.not_rolled_back[name] = why
                     return
+
+    def _done_before(self, name: str) -> bool:
+        if self._skip.get(name, 0) > 0:
+            self._skip[name] -= 1
+            return True
+        return False
 
     def _check(self, names: Iterable[str]) -> list[str]:
         """Run the gate on ``names``; the unhealthy ones, who now count as failed."""
@@ -269,7 +298,9 @@ class _Rollout:
         before = self.outcomes.get(name)
         merged = outcome if before is None else _merged(before, outcome)
         self.outcomes[name] = merged
-        if not outcome.ok:
+        if outcome.ok:
+            self.stages_done[name] = self.stages_done.get(name, 0) + 1
+        else:
             self.failed[name] = None
         return merged
 
@@ -279,8 +310,12 @@ class _Rollout:
             return "rolled_back"
         if name in self.failed:
             return "failed"
+        done = self.stages_done.get(name, 0)
         if name not in self.outcomes:
-            return "not_reached"
+            if self.prior.get(name) in ("rolled_back", "failed", "interrupted"):
+                return self.prior[name]  # a resumed rollout has not reached it again
+            if not done:
+                return "not_reached"
         return "partial" if self.left.get(name) else "updated"
 
     def doc(self, names: Sequence[str], state: str) -> dict[str, Any]:
@@ -360,6 +395,7 @@ def _deploy_jobs(
     plan_sha: str | None,
     early: EarlyStarts | None = None,
     schedule: Schedule | None = None,
+    resumed: _Resumed | None = None,
 ) -> int:
     opts, settings = session.opts, session.settings
     run = bool(opts.get("run_"))
@@ -370,9 +406,14 @@ def _deploy_jobs(
     # host gets the artifact at once and the manifest hands the schedule to rustle-exec.
     schedule = planned if run else Schedule.single(host_of)
     checks = _health_checks(opts, hosts)  # before anything is touched: a bad template is exit 2
-    rolling = schedule.batched or checks is not None
+    rolling = schedule.batched or checks is not None or resumed is not None
     with History(settings.state_db) as history:
-        did = history.begin("deploy", plan_source=source, plan_sha256=plan_sha)
+        if resumed is not None:  # the same deployment goes on: --rollback ID covers all of it
+            did = resumed.deployment_id
+            history.resume_rollout(did)
+        else:
+            did = history.begin("deploy", plan_source=source, plan_sha256=plan_sha)
+        deployed_before = resumed.activated if resumed is not None else frozenset()
         # Send the artifact with the request, without waiting for the agent to ask, to hosts
         # this history has not seen holding it: saves a round trip on first deployments.
         held = history.holders({by_host[h.name].sha256 for h in hosts})
@@ -384,7 +425,7 @@ def _deploy_jobs(
             options = _run_options(opts, run_id) if run else None
             if options is not None and schedule.staged:
                 options = replace(options, plays=stage.plays, carry=did)
-            if name in roll.outcomes:  # an earlier stage deployed it: run this stage's plays
+            if name in roll.outcomes or name in deployed_before:  # deployed already: run this stage's plays
                 return HostJob(host=h, op="run", sha256=art.sha256, binary_name=art.binary_name,
                                deployment_id=did, run=options, runner=runners.get(art.runner or ""))
             return HostJob(
@@ -421,13 +462,16 @@ def _deploy_jobs(
             jobs = []
             for n in names:
                 o = roll.outcomes.get(n)
-                if o is None or not o.activated:
+                activated = o is not None and (o.activated or n in deployed_before)
+                previous = (o.previous_sha256 if o.activated else resumed.previous.get(n)) if (
+                    o is not None and resumed is not None) else (o.previous_sha256 if o is not None else None)
+                if not activated:
                     why[n] = "this deployment did not activate a release there"
-                elif not o.previous_sha256:
+                elif not previous:
                     why[n] = "nothing was current there before; --cleanup removes it"
                 else:
                     jobs.append(HostJob(host=host_of[n], op="rollback", binary_name=job_of[n].binary_name,
-                                        sha256=o.sha256, rollback_to=o.previous_sha256, deployment_id=did,
+                                        sha256=by_host[n].sha256, rollback_to=previous, deployment_id=did,
                                         run=_run_options(opts, run_id) if run else None))
             if not jobs:
                 return why
@@ -445,7 +489,7 @@ def _deploy_jobs(
                     why[o.host] = str(o.error) if o.error else "the host did not roll back"
             return why
 
-        roll = _Rollout(schedule, gate if checks is not None else None, revert if run else None)
+        roll = _Rollout(schedule, gate if checks is not None else None, revert if run else None, resumed)
 
         def fan_out(stage: Stage, number: int, names: list[str]) -> list[HostOutcome]:
             jobs = [job_for(n, stage) for n in names]
@@ -457,11 +501,13 @@ def _deploy_jobs(
             def on_outcome(outcome: HostOutcome) -> None:
                 merged = roll.absorb(outcome, number)
                 with history.together():  # one commit per host
-                    _record(history, did, job_of[outcome.host], merged)
+                    if job_of[outcome.host].op == "deploy":  # else its deploy is recorded already
+                        _record(history, did, job_of[outcome.host], merged)
                     if run and merged.run_exit is not None:
                         history.record_run(did, outcome.host, run_id, merged.run_exit, merged.recap)
                     if rolling:
-                        history.record_rollout_host(did, outcome.host, number, roll.state_of(outcome.host))
+                        history.record_rollout_host(did, outcome.host, roll.batch_of.get(outcome.host),
+                                                    roll.state_of(outcome.host), roll.stages_done.get(outcome.host, 0))
                 recorded.add(outcome.host)
 
             what = "deploy+run" if run else "deploy"
@@ -479,7 +525,7 @@ def _deploy_jobs(
                 history.record_batch_done(did, number)
             return outcomes
 
-        if rolling:
+        if rolling and resumed is None:
             history.begin_rollout(did, schedule.to_json(), roll.total, list(host_of))
         status = "interrupted"
         try:
@@ -496,7 +542,8 @@ def _deploy_jobs(
                 with history.together():
                     for name in host_of:
                         state = "interrupted" if name in cut else roll.state_of(name)
-                        history.record_rollout_host(did, name, roll.batch_of.get(name), state)
+                        history.record_rollout_host(did, name, roll.batch_of.get(name), state,
+                                                    roll.stages_done.get(name, 0))
                     history.finish_rollout(did, {"done": "completed"}.get(status, status), roll.stopped_after, roll.reason)
             history.finish(did, status)
     outcomes = [roll.outcomes[n] for n in host_of if n in roll.outcomes]
@@ -580,7 +627,7 @@ def _manifest(
     roll: _Rollout | None = None,
 ) -> dict[str, Any]:
     inv = session.opts.get("inventory")
-    never = [n for n in roll.left if n not in roll.outcomes] if roll is not None else []
+    never = [n for n in roll.left if roll.state_of(n) == "not_reached"] if roll is not None else []
     return {
         "kind": MANIFEST_KIND,
         "version": 1,
@@ -622,6 +669,71 @@ def deploy(
 ) -> int:
     by_host = {name: a for a in artifacts for name in a.hosts}
     return _deploy_jobs(session, plan, hosts, by_host, plan.source, plan.sha256, early, schedule)
+
+
+def resume(session: Session, plan: Plan, hosts: list[Host], artifacts: list[Artifact], deployment_id: str) -> int:
+    """Go on with a stopped or interrupted rollout: the hosts it has not finished, the stages
+    each has not run, in the order its recorded schedule says (docs/rollouts.md)."""
+    with History(session.settings.state_db) as history:
+        dep = history.get(deployment_id, op="deploy")
+    if dep is None:
+        raise UsageError(f"no deployment {deployment_id!r} in {session.settings.state_db}", "see --list-deployments")
+    if dep.rollout is None:
+        raise UsageError(f"deployment {dep.id} did not run in batches: there is nothing to resume",
+                         "deploy again; hosts that already run it change nothing")
+    if dep.rollout.state == "completed":
+        raise UsageError(f"deployment {dep.id} completed its rollout: there is nothing to resume", "see --list-deployments")
+    if dep.rollout.controller_alive():
+        raise UsageError(f"deployment {dep.id} is still running (process {dep.rollout.controller})",
+                         "wait for it, or interrupt it (Ctrl-C), then resume")
+    if dep.plan_sha256 != plan.sha256:
+        raise UsageError(f"{plan.source} is not the plan deployment {dep.id} ran (sha256 {(dep.plan_sha256 or '?')[:12]}, "
+                         f"this one {plan.sha256[:12]})", "resume with the same plan, or start a new deployment")
+    by_host = {name: a for a in artifacts for name in a.hosts}
+    records = {r.host: r for r in dep.hosts}
+    names = set(dep.rollout.hosts)
+    chosen = [h for h in hosts if h.name in names]
+    missing = sorted(names - {h.name for h in chosen})
+    if missing:
+        raise UsageError(f"hosts of deployment {dep.id} that this plan and inventory do not give: {', '.join(missing[:20])}",
+                         "pass the inventory the deployment used with -i")
+    schedule = Schedule.from_json(dep.rollout.schedule)
+    # Hosts whose release is uncertain are asked first, as after an interrupt: those a Ctrl-C
+    # cut, and, when the controller was lost, those of the batch it was running.
+    in_flight: set[str] = set()
+    if dep.rollout.state == "running":
+        number = 0
+        for stage in schedule.stages:
+            for batch in stage.batches:
+                number += 1
+                if number == dep.rollout.done_batches + 1:
+                    in_flight.update(batch)
+    settled = ("activated", "failed", "rolled_back", "unchanged")
+    unsure = [n for n, (_, st) in dep.rollout.hosts.items()
+              if (st == "interrupted" or (st == "pending" and n in in_flight))
+              and (n not in records or records[n].status not in settled)]
+    if unsure:
+        host_of = {h.name: h for h in chosen}
+        with History(session.settings.state_db) as history:
+            _reconcile(session, history, dep.id, [
+                HostJob(host=host_of[n], op="deploy", sha256=by_host[n].sha256, binary_name=by_host[n].binary_name,
+                        deployment_id=dep.id) for n in unsure])
+            again = history.get(dep.id, op="deploy")
+        assert again is not None
+        records = {r.host: r for r in again.hosts}
+    activated = frozenset(n for n, r in records.items() if r.status == "activated")
+    changed = sorted(n for n in activated if records[n].sha256 != by_host[n].sha256)
+    if changed:
+        raise UsageError(f"the artifacts built now differ from those deployment {dep.id} activated on "
+                         f"{', '.join(changed[:10])} (another rustle-deploy version?)",
+                         "start a new deployment with this plan")
+    resumed = _Resumed(
+        deployment_id=dep.id, stages_done=dict(dep.rollout.stages_done),
+        states={n: st for n, (_, st) in dep.rollout.hosts.items()},
+        batch_of={n: b for n, (b, _) in dep.rollout.hosts.items() if b is not None},
+        activated=activated, previous={n: records[n].previous_sha256 for n in activated},
+    )
+    return _deploy_jobs(session, plan, chosen, by_host, plan.source, plan.sha256, None, schedule, resumed)
 
 
 def deploy_only(session: Session) -> int:

@@ -177,6 +177,10 @@ class Session:
             return self.dry_run(plan, self.units(plan, inv, every), hosts, self.schedule(plan, inv, hosts))
         if o.get("compile_only"):
             return self.compile_only(plan, self.build(self.units(plan, inv, every)), inv)
+        if o.get("resume"):
+            from .fleetops import resume
+
+            return resume(self, plan, hosts, self.build(self.units(plan, inv, every)), o["resume"])
         from .transport.early import start_early
 
         schedule = self.schedule(plan, inv, hosts)
@@ -399,6 +403,7 @@ _FLAG_MODES: dict[str, tuple[str, set[str]]] = {
     "ssh_client": ("--ssh-client", _HOSTS - {"dry_run"}),
     "inventory": ("--inventory", _BUILD | _HOSTS | {"list_inventory"}),
     "canary": ("--canary", {"deploy", "deploy_only"}),
+    "resume": ("--resume", {"deploy"}),
     "health_check": ("--health-check", {"deploy", "deploy_only"}),
 }
 _RUN_FLAGS = {"check": "--check", "diff": "--diff", "tags": "--tags", "skip_tags": "--skip-tags"}
@@ -436,6 +441,12 @@ def _check_flags(opts: dict[str, Any], mode: str) -> None:
             raise UsageError(f"{_HEALTH_FLAGS[key]} must be greater than 0")
     if opts.get("health_retries") is not None and opts["health_retries"] < 0:
         raise UsageError("--health-retries must be 0 or more")
+    if opts.get("resume") and not opts.get("run_"):
+        raise UsageError("--resume goes on with a rollout that runs the plan", "add --run")
+    for key, flag in (("canary", "--canary"), ("limit", "--limit")):
+        if opts.get("resume") and opts.get(key):
+            raise UsageError(f"--resume goes on with the hosts and batches the deployment recorded; {flag} cannot change them",
+                             f"drop {flag}")
     canary = opts.get("canary")
     if canary is not None and not re.fullmatch(r"[1-9][0-9]*%?", canary.strip()):
         raise UsageError(f"--canary {canary!r}: expected a host count or a percentage such as 10%",

@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import os
 import secrets
+import socket
 import sqlite3
 import time
 from collections.abc import Iterator
@@ -62,13 +63,15 @@ CREATE TABLE IF NOT EXISTS rollouts (
     done_batches INTEGER NOT NULL,
     stopped_after INTEGER,
     reason TEXT,
-    schedule TEXT NOT NULL
+    schedule TEXT NOT NULL,
+    controller TEXT
 );
 CREATE TABLE IF NOT EXISTS rollout_hosts (
     deployment_id TEXT NOT NULL,
     host TEXT NOT NULL,
     batch INTEGER,
     state TEXT NOT NULL,
+    stages_done INTEGER NOT NULL DEFAULT 0,
     PRIMARY KEY (deployment_id, host)
 );
 CREATE TABLE IF NOT EXISTS runners (
@@ -101,6 +104,23 @@ class Rollout:
     reason: str | None
     schedule: dict[str, Any]
     hosts: dict[str, tuple[int | None, str]]  # host -> (batch, state)
+    stages_done: dict[str, int]  # host -> how many of its stages ran without failing (--resume skips them)
+    controller: str | None = None  # "<hostname>:<pid>" of the process that ran it last
+
+    def controller_alive(self) -> bool:
+        """Whether the process that ran this rollout last is still running on this machine."""
+        if self.state != "running" or not self.controller:
+            return False
+        where, _, pid = self.controller.rpartition(":")
+        if where != socket.gethostname() or not pid.isdigit():
+            return False
+        try:
+            os.kill(int(pid), 0)
+        except ProcessLookupError:
+            return False
+        except PermissionError:
+            return True
+        return True
 
     def describe(self) -> str:
         """One line: ``stopped after batch 2/4: why``, ``completed 4/4 batches`` ..."""
@@ -122,6 +142,10 @@ class Deployment:
     target_id: str | None
     hosts: tuple[HostRecord, ...] = ()
     rollout: Rollout | None = None
+
+
+def _controller() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}"
 
 
 def new_id(prefix: str = "d") -> str:
@@ -245,14 +269,23 @@ class History:
     def begin_rollout(self, deployment_id: str, schedule: dict[str, Any], batches: int, hosts: list[str]) -> None:
         """Record a deployment's rollout schedule; every host starts ``pending``."""
         with self._tx() as db:
-            db.execute("INSERT OR REPLACE INTO rollouts VALUES (?, 'running', ?, 0, NULL, NULL, ?)",
-                       (deployment_id, batches, json.dumps(schedule)))
-            db.executemany("INSERT OR REPLACE INTO rollout_hosts VALUES (?, ?, NULL, 'pending')",
+            db.execute("INSERT OR REPLACE INTO rollouts VALUES (?, 'running', ?, 0, NULL, NULL, ?, ?)",
+                       (deployment_id, batches, json.dumps(schedule), _controller()))
+            db.executemany("INSERT OR REPLACE INTO rollout_hosts VALUES (?, ?, NULL, 'pending', 0)",
                            [(deployment_id, h) for h in hosts])
 
-    def record_rollout_host(self, deployment_id: str, host: str, batch: int | None, state: str) -> None:
+    def resume_rollout(self, deployment_id: str) -> None:
+        """Mark a stopped or interrupted rollout as running again (``--resume``)."""
         with self._tx() as db:
-            db.execute("INSERT OR REPLACE INTO rollout_hosts VALUES (?, ?, ?, ?)", (deployment_id, host, batch, state))
+            db.execute("UPDATE deployments SET status = 'running' WHERE id = ?", (deployment_id,))
+            db.execute("UPDATE rollouts SET state = 'running', stopped_after = NULL, reason = NULL, controller = ? "
+                       "WHERE deployment_id = ?", (_controller(), deployment_id))
+
+    def record_rollout_host(self, deployment_id: str, host: str, batch: int | None, state: str,
+                            stages_done: int) -> None:
+        with self._tx() as db:
+            db.execute("INSERT OR REPLACE INTO rollout_hosts VALUES (?, ?, ?, ?, ?)",
+                       (deployment_id, host, batch, state, stages_done))
 
     def record_batch_done(self, deployment_id: str, number: int) -> None:
         with self._tx() as db:
@@ -266,17 +299,20 @@ class History:
 
     def rollout(self, deployment_id: str) -> Rollout | None:
         row = self._db.execute(
-            "SELECT state, batches, done_batches, stopped_after, reason, schedule FROM rollouts WHERE deployment_id = ?",
+            "SELECT state, batches, done_batches, stopped_after, reason, schedule, controller FROM rollouts "
+            "WHERE deployment_id = ?",
             (deployment_id,),
         ).fetchone()
         if row is None:
             return None
-        hosts = {
-            str(h): (b, str(st)) for h, b, st in self._db.execute(
-                "SELECT host, batch, state FROM rollout_hosts WHERE deployment_id = ? ORDER BY host", (deployment_id,))
-        }
-        state, batches, done, stopped, reason, schedule = row
-        return Rollout(state, batches, done, stopped, reason, json.loads(schedule), hosts)
+        rows = self._db.execute(
+            "SELECT host, batch, state, stages_done FROM rollout_hosts WHERE deployment_id = ? ORDER BY host",
+            (deployment_id,),
+        ).fetchall()
+        state, batches, done, stopped, reason, schedule, controller = row
+        return Rollout(state, batches, done, stopped, reason, json.loads(schedule),
+                       {str(h): (b, str(st)) for h, b, st, _ in rows}, {str(h): int(n) for h, _, _, n in rows},
+                       controller)
 
     def finish(self, deployment_id: str, status: str) -> None:
         with self._tx() as db:

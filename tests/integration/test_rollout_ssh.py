@@ -364,3 +364,108 @@ def test_gate_flags_are_checked_before_anything_is_touched(args: list[str], need
     _, err = capsys.readouterr()
     assert code == 2 and needle in err, err
     assert not any(fleet.remote(n).exists() for n in fleet.names)
+
+
+# -- resuming ----------------------------------------------------------------------------------
+
+
+def breakable(fleet: Fleet, **play_keys: Any) -> Path:
+    """Stamp tasks, then a task that fails on hosts whose root holds a file named ``broken``."""
+
+    def tasks(hosts: list[str]) -> list[dict[str, Any]]:
+        return pm.stamp_tasks("play-0", play_keys.pop("sleep", 0.05))(hosts) + [
+            pm.task("task_3", "healthy host", "command",
+                    {"_raw_params": "test ! -e {{ rustle_test_root }}/broken"}, hosts, 3),
+        ]
+
+    return fleet.write_plan(pm.plan([pm.play("play-0", "web", fleet.names, tasks, **play_keys)], fleet.names))
+
+
+def test_resume_goes_on_with_the_hosts_a_stopped_rollout_did_not_finish(
+        sshd: Any, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    fleet = Fleet(sshd, tmp_path, 6)
+    fleet.root("n02").mkdir(parents=True)
+    (fleet.root("n02") / "broken").write_text("")
+    plan = breakable(fleet, serial=2, max_fail_percentage=0)
+    code, doc, err = fleet.run(capsys, plan)
+    assert code == 1 and doc["rollout"]["stopped_after_batch"] == 2, err
+    did = doc["deployment_id"]
+    before = {n: fleet.stamps(n) for n in fleet.names}
+    (fleet.root("n02") / "broken").unlink()  # the operator mends the host
+    code, doc, err = fleet.run(capsys, plan, "--resume", did)
+    assert code == 0, err
+    assert doc["deployment_id"] == did
+    rollout = doc["rollout"]
+    assert rollout["state"] == "completed" and sorted(rollout["updated"]) == fleet.names
+    assert [b["ran"] for b in rollout["batches"]] == [["n02"], ["n04", "n05"]]
+    for n in ("n00", "n01", "n03"):  # done before: not run again
+        assert fleet.stamps(n) == before[n]
+    assert fleet.stamps("n02") != before["n02"]
+    assert_sequential(fleet, [["n02"], ["n04", "n05"]])
+    db = sqlite3.connect(Path.home() / ".rustle" / "state.db")
+    assert db.execute("SELECT status FROM deployments WHERE id = ?", (did,)).fetchone() == ("done",)
+    assert dict(db.execute("SELECT host, status FROM host_outcomes WHERE deployment_id = ?", (did,))) == {
+        n: "activated" for n in fleet.names}
+    code = main(["--list-deployments", "--output", "text"])
+    assert "rollout completed 3 batches" in capsys.readouterr()[0]
+    # nothing left to resume; a different plan is refused
+    code = main([str(plan), "-i", str(fleet.inventory), "--run", "--resume", did])
+    assert code == 2 and "nothing to resume" in capsys.readouterr()[1]
+
+
+def test_resume_refuses_another_plan_and_bad_flags(sshd: Any, tmp_path: Path,
+                                                   capsys: pytest.CaptureFixture[str]) -> None:
+    fleet = Fleet(sshd, tmp_path, 4)
+    fleet.root("n00").mkdir(parents=True)
+    (fleet.root("n00") / "broken").write_text("")
+    plan = breakable(fleet, serial=1)
+    code, doc, _ = fleet.run(capsys, plan)
+    assert code == 1
+    did = doc["deployment_id"]
+    other = breakable(fleet, serial=2)
+    for args, needle in (([str(other), "--run", "--resume", did], "is not the plan deployment"),
+                         ([str(plan), "--resume", did], "add --run"),
+                         ([str(plan), "--run", "--resume", did, "-l", "n01"], "drop --limit"),
+                         ([str(plan), "--run", "--resume", "d-nope"], "no deployment 'd-nope'")):
+        code = main([*args, "-i", str(fleet.inventory)])
+        assert code == 2 and needle in capsys.readouterr()[1], args
+
+
+@pytest.mark.parametrize("how", ["ctrl-c", "controller-lost"])
+def test_resume_after_an_interruption_in_batch_three(how: str, sshd: Any, tmp_path: Path, rustle_home: Path,
+                                                     capsys: pytest.CaptureFixture[str]) -> None:
+    """Ctrl-C (the controller records what it knows), or a controller killed outright (SIGKILL:
+    the history still says running; resume asks the hosts of the batch in flight)."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    fleet = Fleet(sshd, tmp_path, 10)
+    plan = breakable(fleet, serial=2, sleep=1.0)
+    env = {**os.environ, "HOME": str(rustle_home)}
+    proc = subprocess.Popen(
+        [str(Path(sys.executable).parent / "rustle-deploy"), str(plan), "-i", str(fleet.inventory), "--run",
+         "--output", "json"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
+    deadline = time.monotonic() + 60
+    while not (fleet.root("n04") / "play-0.start").exists() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGINT if how == "ctrl-c" else signal.SIGKILL)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == (130 if how == "ctrl-c" else -9), err.decode()
+    db = sqlite3.connect(rustle_home / ".rustle" / "state.db")
+    did, status = db.execute("SELECT id, status FROM deployments").fetchone()
+    state = "interrupted" if how == "ctrl-c" else "running"
+    assert status == state
+    assert db.execute("SELECT state, done_batches FROM rollouts").fetchone() == (state, 2)
+    before = {n: fleet.stamps(n) for n in fleet.names[:4]}
+    assert all(before.values()) and not any((fleet.root(n) / "play-0.start").exists() for n in fleet.names[6:])
+    code, doc, err = fleet.run(capsys, plan, "--resume", did)
+    assert code == 0, err
+    assert doc["rollout"]["state"] == "completed"
+    assert [b["ran"] for b in doc["rollout"]["batches"]] == [["n04", "n05"], ["n06", "n07"], ["n08", "n09"]]
+    for n in fleet.names[:4]:
+        assert fleet.stamps(n) == before[n]
+    assert_sequential(fleet, batches_of([2, 2, 2, 2, 2], fleet.names))
+    assert dict(db.execute("SELECT host, status FROM host_outcomes WHERE deployment_id = ?", (did,))) == {
+        n: "activated" for n in fleet.names}
