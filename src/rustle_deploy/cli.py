@@ -66,6 +66,10 @@ def _fail(message: str) -> None:
 @click.option("--health-retries", type=int, metavar="N", help="Attempts after the first failed health check [3].")
 @click.option("--health-interval", type=float, metavar="SECONDS", help="Pause between health check attempts [5].")
 @click.option("--health-timeout", type=float, metavar="SECONDS", help="Deadline for a host's health checks, all attempts [60].")
+@click.option("--stage", is_flag=True, help="Upload, verify and prepare the new release on every host without "
+              "activating or running it; --promote does that later.")
+@click.option("--promote", is_flag=False, flag_value="latest", default=None, metavar="[ID]",
+              help="Activate and run the staged deployment ID (default: the last staged), in its batches.")
 @click.option("--resume", metavar="ID", help="With --run and the same plan: go on with the rollout of deployment ID "
               "(stopped or interrupted) on the hosts and stages it has not finished.")
 @click.option("-v", "--verbose", count=True, help="More output (-vv, -vvv).")

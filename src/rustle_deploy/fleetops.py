@@ -139,6 +139,8 @@ def _summary(outcome: HostOutcome) -> HostSummary:
 
 
 def _outcome_status(outcome: HostOutcome) -> str:
+    if outcome.error is None and (outcome.agent or {}).get("staged"):
+        return "staged"
     if outcome.activated:
         return "activated"  # even when the run after it failed: the host is on the new release
     if outcome.error is not None:
@@ -399,6 +401,7 @@ def _deploy_jobs(
 ) -> int:
     opts, settings = session.opts, session.settings
     run = bool(opts.get("run_"))
+    staging = bool(opts.get("stage"))  # upload, verify, prepare; --promote activates and runs later
     run_id = f"r-{secrets.token_hex(6)}"
     host_of = {h.name: h for h in hosts}
     planned = schedule or Schedule.single(host_of)
@@ -406,7 +409,7 @@ def _deploy_jobs(
     # host gets the artifact at once and the manifest hands the schedule to rustle-exec.
     schedule = planned if run else Schedule.single(host_of)
     checks = _health_checks(opts, hosts)  # before anything is touched: a bad template is exit 2
-    rolling = schedule.batched or checks is not None or resumed is not None
+    rolling = schedule.batched or checks is not None or resumed is not None or staging
     with History(settings.state_db) as history:
         if resumed is not None:  # the same deployment goes on: --rollback ID covers all of it
             did = resumed.deployment_id
@@ -439,6 +442,7 @@ def _deploy_jobs(
                 verify=settings.verify,
                 run=options,
                 bytecode_tag=art.bytecode_tag,
+                activate=not staging,
                 push=(h.name, h.remote_dir, art.sha256) not in held,
                 runner=runners.get(art.runner or ""),
                 push_runner=(h.name, h.remote_dir) not in has_runner.get(art.runner or "", set()),
@@ -505,7 +509,7 @@ def _deploy_jobs(
                         _record(history, did, job_of[outcome.host], merged)
                     if run and merged.run_exit is not None:
                         history.record_run(did, outcome.host, run_id, merged.run_exit, merged.recap)
-                    if rolling:
+                    if rolling and not staging:
                         history.record_rollout_host(did, outcome.host, roll.batch_of.get(outcome.host),
                                                     roll.state_of(outcome.host), roll.stages_done.get(outcome.host, 0))
                 recorded.add(outcome.host)
@@ -526,11 +530,16 @@ def _deploy_jobs(
             return outcomes
 
         if rolling and resumed is None:
-            history.begin_rollout(did, schedule.to_json(), roll.total, list(host_of))
+            record = planned if staging else schedule  # a staged release keeps the batches --promote runs
+            doc = record.to_json()
+            if staging:
+                doc["artifacts"] = {a.sha256: {"size": a.size, "binary_name": a.binary_name, "target": a.target,
+                                               "bytecode_tag": a.bytecode_tag} for a in by_host.values()}
+            history.begin_rollout(did, doc, record.total, list(host_of))
         status = "interrupted"
         try:
             roll.run(fan_out)
-            status = "stopped" if roll.stopped_after is not None else "done"
+            status = "stopped" if roll.stopped_after is not None else ("staged" if staging else "done")
         except KeyboardInterrupt:
             _reconcile(session, history, did, [j for j in in_flight if j.host.name not in recorded and j.op == "deploy"])
             raise
@@ -542,8 +551,10 @@ def _deploy_jobs(
                 with history.together():
                     for name in host_of:
                         state = "interrupted" if name in cut else roll.state_of(name)
-                        history.record_rollout_host(did, name, roll.batch_of.get(name), state,
-                                                    roll.stages_done.get(name, 0))
+                        if staging:
+                            state = "failed" if state == "failed" else "staged"
+                        history.record_rollout_host(did, name, None if staging else roll.batch_of.get(name), state,
+                                                    0 if staging else roll.stages_done.get(name, 0))
                     history.finish_rollout(did, {"done": "completed"}.get(status, status), roll.stopped_after, roll.reason)
             history.finish(did, status)
     outcomes = [roll.outcomes[n] for n in host_of if n in roll.outcomes]
@@ -555,8 +566,10 @@ def _deploy_jobs(
     if run:
         session.reporter.recap(summaries, "PLAY RECAP")
     else:
-        session.reporter.recap(summaries, f"DEPLOY RECAP {did}")
-    rollout_doc = roll.doc(list(host_of), "completed" if status == "done" else status) if rolling else None
+        session.reporter.recap(summaries, f"{'STAGE' if staging else 'DEPLOY'} RECAP {did}")
+    rollout_doc = None
+    if rolling and not staging:
+        rollout_doc = roll.doc(list(host_of), "completed" if status == "done" else status)
     if rollout_doc is not None:
         session.reporter.rollout(rollout_doc)
     if session.json_out:
@@ -567,6 +580,8 @@ def _deploy_jobs(
             doc["schedule"] = planned.to_json()  # rustle-exec runs it batch by batch
         dump_json(doc)
     else:
+        if staging:
+            session.reporter.line(f"staged: rustle-deploy --promote {did} activates and runs it")
         session.reporter.line(f"deployment {did}: {len(outcomes)} host(s), {sum(s.is_failure for s in summaries)} failed"
                               + (f", {len(host_of) - len(outcomes)} not reached" if len(outcomes) < len(host_of) else ""))
     return 1 if failed else 0
@@ -683,6 +698,8 @@ def resume(session: Session, plan: Plan, hosts: list[Host], artifacts: list[Arti
                          "deploy again; hosts that already run it change nothing")
     if dep.rollout.state == "completed":
         raise UsageError(f"deployment {dep.id} completed its rollout: there is nothing to resume", "see --list-deployments")
+    if dep.rollout.state == "staged":
+        raise UsageError(f"deployment {dep.id} is staged, not started", f"rustle-deploy --promote {dep.id} runs it")
     if dep.rollout.controller_alive():
         raise UsageError(f"deployment {dep.id} is still running (process {dep.rollout.controller})",
                          "wait for it, or interrupt it (Ctrl-C), then resume")
@@ -734,6 +751,53 @@ def resume(session: Session, plan: Plan, hosts: list[Host], artifacts: list[Arti
         activated=activated, previous={n: records[n].previous_sha256 for n in activated},
     )
     return _deploy_jobs(session, plan, chosen, by_host, plan.source, plan.sha256, None, schedule, resumed)
+
+
+def promote(session: Session, deployment_id: str | None) -> int:
+    """Activate and run a staged deployment (``--stage``) in its batches, as the same deployment."""
+    from .compiler.build import Artifact as Art
+    from .inventory import implicit_localhost
+
+    with History(session.settings.state_db) as history:
+        dep = history.get(deployment_id, op="deploy") if deployment_id else history.latest(status="staged")
+    if dep is None:
+        raise UsageError(f"no deployment {deployment_id!r} in {session.settings.state_db}" if deployment_id
+                         else f"no staged deployment in {session.settings.state_db}",
+                         "stage one first: rustle-deploy PLAN -i INVENTORY --stage")
+    if dep.status != "staged" or dep.rollout is None:
+        raise UsageError(f"deployment {dep.id} is {dep.status}, not staged: there is nothing to promote",
+                         "see --list-deployments")
+    staged = [r for r in dep.hosts if r.status == "staged"]
+    if not staged:
+        raise UsageError(f"deployment {dep.id} staged its release on no host", "stage again")
+    infos = dep.rollout.schedule.get("artifacts") or {}
+    cache = session.settings.cache_dir / "artifacts"
+    arts: dict[str, Art] = {}
+    for r in staged:
+        info = infos.get(r.sha256 or "")
+        if info is None or not r.sha256:
+            raise UsageError(f"deployment {dep.id}: no record of what was staged on {r.host}", "stage again")
+        if r.sha256 not in arts:
+            arts[r.sha256] = Art(
+                sha256=r.sha256, path=cache / f"{r.sha256}.pyz", size=int(info["size"]),
+                binary_name=str(info["binary_name"]), target=str(info.get("target") or ""),
+                hosts=tuple(x.host for x in staged if x.sha256 == r.sha256), files=(), families=(),
+                with_jinja=False, cached=True, bytecode_tag=info.get("bytecode_tag"), runner=None,
+            )
+    inv = session.inventory() if session.opts.get("inventory") else implicit_localhost()
+    hosts = _hosts_by_name(session, inv, [r.host for r in staged])
+    by_host = {r.host: arts[r.sha256 or ""] for r in staged}
+    planned = Schedule.from_json(dep.rollout.schedule)
+    keep = set(by_host)
+    schedule = Schedule(tuple(
+        s for s in (replace(st, batches=tuple(b for b in (tuple(n for n in b if n in keep) for b in st.batches) if b))
+                    for st in planned.stages) if s.batches))
+    if session.opts.get("canary"):
+        schedule = with_canary(schedule, canary_count(session.opts["canary"].strip(), len(hosts)))
+    session.opts = {**session.opts, "run_": True}  # promoting is activating and running
+    resumed = _Resumed(deployment_id=dep.id, stages_done={}, states={}, batch_of={}, activated=frozenset(),
+                       previous={})
+    return _deploy_jobs(session, None, hosts, by_host, dep.plan_source, dep.plan_sha256, None, schedule, resumed)
 
 
 def deploy_only(session: Session) -> int:

@@ -39,8 +39,9 @@ class Session:
     @classmethod
     def from_options(cls, opts: dict[str, Any]) -> Session:
         modes = [m for m in ("compile_only", "deploy_only", "cleanup", "dry_run", "list_deployments", "list_inventory") if opts.get(m)]
-        if opts.get("rollback"):
-            modes.append("rollback")
+        for m in ("rollback", "promote"):
+            if opts.get(m):
+                modes.append(m)
         if len(modes) > 1:
             raise UsageError(
                 "these options cannot be combined: " + ", ".join("--" + m.replace("_", "-") for m in modes),
@@ -165,6 +166,10 @@ class Session:
             return 0
         if o.get("rollback"):
             return self.rollback(None if o["rollback"] == "latest" else o["rollback"])
+        if o.get("promote"):
+            from .fleetops import promote
+
+            return promote(self, None if o["promote"] == "latest" else o["promote"])
         if o.get("cleanup"):
             return self.cleanup()
         if o.get("deploy_only"):
@@ -384,7 +389,7 @@ class Session:
 
 
 # Which modes each flag means something in; anywhere else it is refused rather than ignored.
-_HOSTS = {"deploy", "deploy_only", "cleanup", "rollback", "dry_run"}
+_HOSTS = {"deploy", "deploy_only", "cleanup", "rollback", "dry_run", "promote"}
 _BUILD = {"deploy", "compile_only", "dry_run"}
 _FLAG_MODES: dict[str, tuple[str, set[str]]] = {
     "execution_plan": ("EXECUTION_PLAN", _BUILD),
@@ -402,9 +407,10 @@ _FLAG_MODES: dict[str, tuple[str, set[str]]] = {
     "timeout": ("--timeout", _HOSTS),
     "ssh_client": ("--ssh-client", _HOSTS - {"dry_run"}),
     "inventory": ("--inventory", _BUILD | _HOSTS | {"list_inventory"}),
-    "canary": ("--canary", {"deploy", "deploy_only"}),
+    "canary": ("--canary", {"deploy", "deploy_only", "promote"}),
     "resume": ("--resume", {"deploy"}),
-    "health_check": ("--health-check", {"deploy", "deploy_only"}),
+    "stage": ("--stage", {"deploy"}),
+    "health_check": ("--health-check", {"deploy", "deploy_only", "promote"}),
 }
 _RUN_FLAGS = {"check": "--check", "diff": "--diff", "tags": "--tags", "skip_tags": "--skip-tags"}
 _GATE_FLAGS = {"canary": "--canary", "health_check": "--health-check"}
@@ -421,14 +427,20 @@ def _check_flags(opts: dict[str, Any], mode: str) -> None:
                 f"{flag} has no effect with {shown}",
                 f"{flag} goes with: " + ", ".join(sorted("--" + m.replace("_", "-") if m != "deploy" else "a deployment" for m in modes)),
             )
+    runs = bool(opts.get("run_")) or mode == "promote"  # --promote activates and runs
+    if opts.get("stage") and (opts.get("run_") or opts.get("resume")):
+        raise UsageError("--stage prepares a release without running it",
+                         "stage without --run, then --promote runs it" if opts.get("run_") else "drop --resume")
     for key, flag in _RUN_FLAGS.items():
-        if opts.get(key) and not opts.get("run_"):
+        if opts.get(key) and not runs:
             raise UsageError(
                 f"{flag} applies to running the plan",
                 f"add --run, or pass {flag} to rustle-exec when it runs what was deployed",
             )
+    if opts.get("stage") and opts.get("format_") == "native":
+        raise UsageError("--stage cannot be used with --format native yet", "use --format pyz")
     for key, flag in _GATE_FLAGS.items():
-        if opts.get(key) and not opts.get("run_"):
+        if opts.get(key) and not runs:
             raise UsageError(f"{flag} gates a rollout that runs the plan", "add --run")
         if opts.get(key) and opts.get("format_") == "native":
             raise UsageError(f"{flag} cannot be used with --format native yet",

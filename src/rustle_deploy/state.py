@@ -128,6 +128,9 @@ class Rollout:
             return f"stopped after batch {self.stopped_after}/{self.batches}: {self.reason}"
         if self.state == "completed":
             return f"completed {self.batches} batch{'es' if self.batches != 1 else ''}"
+        if self.state == "staged":
+            return f"staged: uploaded and verified, not active; --promote runs it ({self.batches} batch"\
+                   f"{'es' if self.batches != 1 else ''})"
         return f"{self.state.replace('_', ' ')} at batch {min(self.done_batches + 1, self.batches)}/{self.batches}"
 
 
@@ -242,14 +245,14 @@ class History:
 
     def holders(self, sha256s: set[str]) -> set[tuple[str, str | None, str]]:
         """(host, remote_dir, sha256) for every host this history saw ending with one of
-        ``sha256s`` in place (activated, or already current); a hint, the host has the last word."""
+        ``sha256s`` in place (activated, already current, or staged); a hint, the host has the last word."""
         if not sha256s:
             return set()
         marks = ",".join("?" * len(sha256s))
         with self._tx() as db:
             rows = db.execute(
                 f"SELECT DISTINCT host, remote_dir, sha256 FROM host_outcomes "  # noqa: S608 - placeholders only
-                f"WHERE status IN ('activated', 'unchanged') AND sha256 IN ({marks})",
+                f"WHERE status IN ('activated', 'unchanged', 'staged') AND sha256 IN ({marks})",
                 sorted(sha256s),
             ).fetchall()
         return {(str(h), d if d is None else str(d), str(s)) for h, d, s in rows}
@@ -342,6 +345,14 @@ class History:
         did, created_at, op, plan_source, plan_sha256, status, target_id = row
         return Deployment(did, created_at, op, plan_source, plan_sha256, status, target_id, hosts=hosts,
                           rollout=self.rollout(did))
+
+    def latest(self, *, status: str, op: str = "deploy") -> Deployment | None:
+        """The latest deployment of ``op`` in ``status`` (``staged``, for ``--promote``)."""
+        row = self._db.execute(
+            "SELECT id FROM deployments WHERE op = ? AND status = ? ORDER BY created_at DESC, rowid DESC LIMIT 1",
+            (op, status),
+        ).fetchone()
+        return None if row is None else self.get(row[0], op=op)
 
     def list(self, limit: int = 50) -> list[Deployment]:
         ids = [r[0] for r in self._db.execute(

@@ -469,3 +469,65 @@ def test_resume_after_an_interruption_in_batch_three(how: str, sshd: Any, tmp_pa
     assert_sequential(fleet, batches_of([2, 2, 2, 2, 2], fleet.names))
     assert dict(db.execute("SELECT host, status FROM host_outcomes WHERE deployment_id = ?", (did,))) == {
         n: "activated" for n in fleet.names}
+
+
+# -- stage, then promote -----------------------------------------------------------------------
+
+
+def test_stage_then_promote_then_rollback(sshd: Any, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    fleet = Fleet(sshd, tmp_path, 20)
+    code, doc, err = fleet.run(capsys, versioned(fleet, "v1"))
+    assert code == 0, err
+    v1 = {h["name"]: h["sha256"] for h in doc["hosts"]}
+    plan = versioned(fleet, "v2", serial=10)
+    code = main([str(plan), "-i", str(fleet.inventory), "--stage", "--output", "json"])
+    out, err = capsys.readouterr()
+    assert code == 0, err
+    staged = json.loads(out)
+    did = staged["deployment_id"]
+    v2 = {h["name"]: h["sha256"] for h in staged["hosts"]}
+    assert all(h["status"] == "staged" and h["uploaded"] for h in staged["hosts"])
+    for n in fleet.names:  # uploaded and verified, not current, nothing ran
+        assert current(fleet, n) == v1[n]
+        assert sorted(os.listdir(fleet.remote(n) / "artifacts")) == sorted({v1[n], v2[n]})
+        assert (fleet.root(n) / "version").read_text() == "v1\n"
+    assert "staged" in _list_text(capsys)
+    code = main(["--promote", "-i", str(fleet.inventory), "--output", "json"])
+    out, err = capsys.readouterr()
+    assert code == 0, err
+    promoted = json.loads(out)
+    assert promoted["deployment_id"] == did
+    assert [b["hosts"] for b in promoted["rollout"]["batches"]] == [fleet.names[:10], fleet.names[10:]]
+    for h in promoted["hosts"]:
+        assert h["status"] == "activated" and not h["uploaded"] and h["previous_sha256"] == v1[h["name"]], h
+    for n in fleet.names:
+        assert current(fleet, n) == v2[n] and (fleet.root(n) / "version").read_text() == "v2\n"
+    assert_sequential(fleet, [fleet.names[:10], fleet.names[10:]])
+    code = main(["--promote", did, "-i", str(fleet.inventory)])
+    assert code == 2 and "not staged" in capsys.readouterr()[1]
+    code = main(["--rollback", did, "-i", str(fleet.inventory), "--output", "json"])
+    out, err = capsys.readouterr()
+    assert code == 0, err
+    for n in fleet.names:
+        assert current(fleet, n) == v1[n]
+
+
+def _list_text(capsys: pytest.CaptureFixture[str]) -> str:
+    main(["--list-deployments", "--output", "text"])
+    return capsys.readouterr()[0]
+
+
+@pytest.mark.parametrize(
+    ("args", "needle"),
+    [
+        (["--stage", "--run"], "--stage prepares a release without running it"),
+        (["--promote", "--run"], "--run has no effect with --promote"),
+        (["--promote"], "no staged deployment"),
+    ],
+)
+def test_stage_and_promote_usage(args: list[str], needle: str, sshd: Any, tmp_path: Path,
+                                 capsys: pytest.CaptureFixture[str]) -> None:
+    fleet = Fleet(sshd, tmp_path, 1)
+    plan = [str(versioned(fleet, "v1"))] if "--stage" in args else []
+    code = main([*plan, "-i", str(fleet.inventory), *args])
+    assert code == 2 and needle in capsys.readouterr()[1]

@@ -543,6 +543,16 @@ def op_deploy(req, layout, stdin):
         current = os.path.join(release, "current")
         old = _link_sha(current)
         result["previous"] = old
+        if req.get("activate") is False:
+            # --stage: in place and checked, not current; the bytecode a Python of another
+            # version needs is made now, so that --promote has only a rename and the run left.
+            if _native_runner(layout, path) is None and req.get("bytecode_tag") != sys.implementation.cache_tag:
+                _unpack(layout, sha, path)
+            result["staged"] = True
+            _append_history(layout, {"op": "stage", "deployment_id": req.get("deployment_id"),
+                                     "binary_name": name, "sha256": sha, "current": old,
+                                     "uploaded": result["uploaded"]})
+            return result
         if old != sha:
             if old is not None:
                 _swap_link(os.path.join(release, "previous"), old)

@@ -96,6 +96,7 @@ class HostJob:
     lock_timeout: float = 60.0
     upload_filter: UploadFilter | None = None
     health: HealthCheck | None = None  # op health: the gate's command and its patience
+    activate: bool = True  # deploy: False stages (upload, verify, prepare; current stays as it is)
 
 
 @dataclass
@@ -148,6 +149,8 @@ def build_request(job: HostJob) -> dict[str, Any]:
         "push": bool(job.push and job.op == "deploy"),
         "run": None,
     }
+    if not job.activate and job.op == "deploy":
+        req["activate"] = False
     if job.health is not None:
         h = job.health
         req["health"] = {"command": h.command, "retries": h.retries, "interval": h.interval, "timeout": h.timeout}
