@@ -1,7 +1,11 @@
-"""Modes that touch hosts: deploy (+run), deploy-only, rollback, cleanup, and rustle-exec.
+"""Modes that touch hosts: deploy (+run), deploy-only, stage, promote, resume, rollback,
+cleanup, and rustle-exec.
 
 Each builds one HostJob per host, fans out through ``deploy.deploy_fleet``, records every
-host's outcome in the SQLite history as soon as it is known, and ends with a recap.
+host's outcome in the SQLite history as soon as it is known, and ends with a recap. A
+deployment that runs a plan with batches (``rollout.py``; docs/rollouts.md) fans out once per
+batch through ``_Rollout``, which merges each host's stages, runs the health gate, rolls back
+what failed it, and stops where the plan's thresholds say.
 """
 
 from __future__ import annotations

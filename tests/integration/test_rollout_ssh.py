@@ -531,3 +531,23 @@ def test_stage_and_promote_usage(args: list[str], needle: str, sshd: Any, tmp_pa
     plan = [str(versioned(fleet, "v1"))] if "--stage" in args else []
     code = main([*plan, "-i", str(fleet.inventory), *args])
     assert code == 2 and needle in capsys.readouterr()[1]
+
+
+def test_dry_run_lists_the_batches_and_native_refuses_stages(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    names = [f"h{i}" for i in range(5)]
+    inv = tmp_path / "inv.ini"
+    inv.write_text("".join(f"{n} ansible_connection=local rustle_test_root={tmp_path / n}\n" for n in names))
+    plays = [pm.play("play-0", "one", names, pm.stamp_tasks("play-0"), serial=2, order="reverse_inventory"),
+             pm.play("play-1", "two", names, pm.stamp_tasks("play-1"))]
+    plan = tmp_path / "plan.json"
+    plan.write_text(json.dumps(pm.plan(plays, names)))
+    code = main([str(plan), "-i", str(inv), "--run", "--dry-run", "--output", "json"])
+    out, err = capsys.readouterr()
+    assert code == 0, err
+    stages = json.loads(out)["schedule"]["stages"]
+    assert [st["batches"] for st in stages] == [[["h4", "h3"], ["h2", "h1"], ["h0"]], [names]]
+    code = main([str(plan), "-i", str(inv), "--run", "--dry-run", "--output", "text"])
+    assert "batch 1/4 (play 'one', serial 2): h4 h3" in capsys.readouterr()[0]
+    code = main([str(plan), "-i", str(inv), "--run", "--format", "native"])
+    assert code == 2 and "--format native cannot run this plan" in capsys.readouterr()[1]
+    assert not any((tmp_path / n).exists() for n in names)
