@@ -235,8 +235,10 @@ class _Rollout:
         self.stopped_after: int | None = None
         self.reason: str | None = None
 
-    def run(self, fan_out: Callable[[Stage, int, list[str]], list[HostOutcome]]) -> None:
-        """Run each batch through ``fan_out(stage, number, hosts)`` until done or told to stop."""
+    def run(self, fan_out: Callable[[Stage, int, list[str]], list[HostOutcome]],
+            batch_done: Callable[[int], None] | None = None) -> None:
+        """Run each batch through ``fan_out(stage, number, hosts)`` until done or told to stop;
+        ``batch_done(number)`` after each batch, even one with no host left to run."""
         number = 0
         for stage in self.schedule.stages:
             for batch in stage.batches:
@@ -244,6 +246,8 @@ class _Rollout:
                 # failed hosts leave the rollout; a resumed one skips what hosts already ran
                 names = [n for n in batch if n not in self.failed and not self._done_before(n)]
                 if not names:
+                    if batch_done is not None:
+                        batch_done(number)
                     continue
                 started = time.time()
                 outcomes = fan_out(stage, number, names)
@@ -268,6 +272,9 @@ class _Rollout:
                                 self.stages_done[name] = 0  # back on the old release: all to do again
                             else:
                                 self.not_rolled_back[name] = why
+                if batch_done is not None:
+                    batch_done(number)
+                if reason is not None:
                     return
 
     def _done_before(self, name: str) -> bool:
@@ -529,8 +536,6 @@ def _deploy_jobs(
                 and not isinstance(o.error, ConnectError) and (o.uploaded or o.events)  # got far enough to activate
             }
             _reconcile(session, history, did, [job_of[h] for h in uncertain], uncertain)
-            if rolling:
-                history.record_batch_done(did, number)
             return outcomes
 
         if rolling and resumed is None:
@@ -542,7 +547,7 @@ def _deploy_jobs(
             history.begin_rollout(did, doc, record.total, list(host_of))
         status = "interrupted"
         try:
-            roll.run(fan_out)
+            roll.run(fan_out, (lambda number: history.record_batch_done(did, number)) if rolling else None)
             status = "stopped" if roll.stopped_after is not None else ("staged" if staging else "done")
         except KeyboardInterrupt:
             _reconcile(session, history, did, [j for j in in_flight if j.host.name not in recorded and j.op == "deploy"])
