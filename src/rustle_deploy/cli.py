@@ -36,13 +36,16 @@ def _fail(message: str) -> None:
 @click.option("--rebuild", is_flag=True, help="Ignore the cache and rebuild every artifact.")
 @click.option("--compile-only", is_flag=True, help="Compile and write artifacts to --output-dir; touch no host.")
 @click.option("--deploy-only", is_flag=True, help="Deploy the artifacts --compile-only wrote to --output-dir.")
-@click.option("--cleanup", is_flag=True, help="Remove everything rustle-deploy put on the inventory's hosts.")
+@click.option("--cleanup", is_flag=True,
+              help="Remove what rustle-deploy put on the inventory's hosts; leave and report anything else.")
 @click.option("--parallel", type=int, metavar="NUM", help="Hosts handled at once [plan's forks, else 50].")
 @click.option("--timeout", type=float, metavar="SECONDS", help="Per-host deadline [120].")
 @click.option("--verify", is_flag=True, default=None, help="Re-hash and self-check on the host; roll that host back on mismatch.")
 @click.option("--rollback", is_flag=False, flag_value="latest", default=None, metavar="[ID]",
               help="Restore the releases that were current before deployment ID (default: the last).")
-@click.option("--dry-run", is_flag=True, help="Show what would be compiled and deployed, and where; change nothing.")
+@click.option("--dry-run", is_flag=True,
+              help="Show what would be compiled and deployed, and where (with --cleanup: what would be "
+                   "removed and left on each host); change nothing.")
 @click.option("--run", "run_", is_flag=True, help="After deploying, run the plan on each host in the same connection.")
 @click.option("--check", is_flag=True, help="Run in check mode (Ansible semantics): report, change nothing.")
 @click.option("--diff", is_flag=True, help="Show differences of changed files.")

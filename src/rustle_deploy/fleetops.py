@@ -1,8 +1,9 @@
 """Modes that touch hosts: deploy (+run), deploy-only, stage, promote, resume, rollback,
 cleanup, and rustle-exec.
 
-Each builds one HostJob per host, fans out through ``deploy.deploy_fleet``, records every
-host's outcome in the SQLite history as soon as it is known, and ends with a recap. A
+Each checks every host's remote dir, builds one HostJob per host, fans out through
+``deploy.deploy_fleet``, records every host's outcome in the SQLite history as soon as it is
+known, and ends with a recap. ``--cleanup --dry-run`` asks the hosts and records nothing. A
 deployment that runs a plan with batches (``rollout.py``; docs/rollouts.md) fans out once per
 batch through ``_Rollout``, which merges each host's stages, runs the health gate, rolls back
 what failed it, and stops where the plan's thresholds say.
@@ -24,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 from .deploy import HealthCheck, HostJob, HostOutcome, RunOptions, deploy_fleet
 from .deploy.host import runner_identity
 from .errors import ConnectError, UsageError
+from .inventory import check_remote_dirs
 from .model import Host, Plan
 from .report import HostSummary, dump_json
 from .rollout import (
@@ -111,6 +113,11 @@ def _host_line(o: HostOutcome) -> str:
     """One line about a finished host, for progress on long runs."""
     if o.error is not None:
         return f"FAILED: {str(o.error).splitlines()[0]}"
+    agent = o.agent or {}
+    if agent.get("op") == "cleanup":
+        verb = ("would remove", "would leave") if agent.get("dry_run") else ("removed", "left")
+        return (f"{verb[0]} {len(agent.get('removed') or [])}, {verb[1]} {len(agent.get('left') or [])} "
+                f"in {o.duration:.2f}s")
     parts = []
     if o.sha256:
         parts.append(("uploaded " if o.uploaded else "already had ") + o.sha256[:12])
@@ -844,6 +851,7 @@ def deploy_only(session: Session) -> int:
                 "hosts there: " + ", ".join(sorted(by_host)[:20]),
             )
     hosts = [session.with_cli_connection(h) for h in hosts]
+    check_remote_dirs(hosts, inv.source)
     try:
         specs = [PlaySpec.from_json(p) for p in doc.get("plays") or []]
     except (ValueError, KeyError, TypeError) as exc:
@@ -865,7 +873,12 @@ def deploy_only(session: Session) -> int:
 def _simple_op(
     session: Session, op: str, jobs_for: Callable[[str], list[HostJob]], target_id: str | None, title: str,
     not_attempted: Sequence[HostSummary] = (),
+    detail: Callable[[HostOutcome, HostJob], dict[str, Any]] | None = None,
 ) -> int:
+    """Fan ``op`` out, record each host in the history, print the recap (and JSON).
+
+    ``detail`` adds keys to each host's JSON entry; its ``notes`` are printed in text too.
+    """
     with History(session.settings.state_db) as history:
         did = history.begin(op, target_id=target_id)
         jobs = jobs_for(did)
@@ -875,7 +888,8 @@ def _simple_op(
             job = job_of[outcome.host]
             history.record_host(
                 did, outcome.host, "failed" if outcome.error else op,
-                binary_name=job.binary_name, sha256=outcome.sha256, previous_sha256=outcome.previous_sha256,
+                binary_name=job.binary_name or None, sha256=outcome.sha256,
+                previous_sha256=outcome.previous_sha256,
                 remote_dir=job.host.remote_dir, error=str(outcome.error) if outcome.error else None,
             )
 
@@ -885,13 +899,19 @@ def _simple_op(
             status = "done"
         finally:
             history.finish(did, status)
+    details = {o.host: detail(o, job_of[o.host]) if detail else {} for o in outcomes}
     summaries = [_summary(o) for o in outcomes] + list(not_attempted)
+    session.reporter.stop()
+    for o in outcomes:
+        for note in details[o.host].get("notes", ()):
+            session.reporter.line(f"note: {o.host}: {note}")
     session.reporter.recap(summaries, f"{title} {did}")
     if session.json_out:
         dump_json({
             "kind": f"rustle-deploy-{op}", "id": did, "of": target_id,
+            **({"dry_run": False} if op == "cleanup" else {}),
             "hosts": [{"name": o.host, "ok": o.error is None, "sha256": o.sha256, "previous_sha256": o.previous_sha256,
-                       "error": str(o.error) if o.error else None} for o in outcomes]
+                       "error": str(o.error) if o.error else None, **details[o.host]} for o in outcomes]
             + [{"name": s.name, "ok": False, "error": s.error} for s in not_attempted],
         })
     return 1 if any(s.is_failure for s in summaries) else 0
@@ -900,6 +920,9 @@ def _simple_op(
 def rollback(session: Session, deployment_id: str | None) -> int:
     with History(session.settings.state_db) as history:
         dep = history.get(deployment_id, op="deploy")
+        cleaned = {} if dep is None else {
+            r.host: history.cleaned_since(r.host, r.remote_dir, dep.created_at) for r in dep.hosts
+        }
     if dep is not None and not dep.hosts:
         raise UsageError(f"deployment {dep.id} reached no host: nothing to roll back", "see --list-deployments")
     if dep is None:
@@ -913,6 +936,8 @@ def rollback(session: Session, deployment_id: str | None) -> int:
 
     def reason(name: str) -> str | None:
         r = records[name]
+        if cleaned.get(name):
+            return f"cleanup {cleaned[name]} removed what deployment {dep.id} put there since"
         if r.status not in ("activated", "unchanged"):
             return f"deployment {dep.id} never activated a release there ({r.error or r.status})"
         if not r.previous_sha256:
@@ -939,19 +964,89 @@ def rollback(session: Session, deployment_id: str | None) -> int:
 
 
 def cleanup(session: Session) -> int:
+    """Remove what rustle-deploy made on the inventory's hosts, leave and report the rest;
+    with ``--dry-run`` only show, per host, what would be removed and left."""
     if not session.opts.get("inventory"):
         raise UsageError("--cleanup needs an inventory", "rustle-deploy --cleanup -i inventory.yml")
     inv = session.inventory()
     hosts = inv.select(session.opts.get("limit") or "all")
     hosts = [session.with_cli_connection(h) for h in hosts]
+    check_remote_dirs(hosts, inv.source)
+    if session.opts.get("dry_run"):
+        return _cleanup_dry_run(session, hosts)
 
     def jobs_for(did: str) -> list[HostJob]:
-        return [
-            HostJob(host=h, op="cleanup", artifact=None, sha256="", size=0, binary_name="", deployment_id=did, verify=False, run=None)
-            for h in hosts
-        ]
+        return [HostJob(host=h, op="cleanup", deployment_id=did) for h in hosts]
 
-    return _simple_op(session, "cleanup", jobs_for, None, "CLEANUP RECAP")
+    return _simple_op(session, "cleanup", jobs_for, None, "CLEANUP RECAP", detail=_cleanup_detail)
+
+
+def _cleanup_notes(agent: dict[str, Any]) -> list[str]:
+    """What a host's cleanup left (or would leave), for the user to decide about."""
+    dry = bool(agent.get("dry_run"))
+    root = agent.get("remote_dir")
+    left = [e for e in agent.get("left") or [] if isinstance(e, dict)]
+    foreign = [e for e in left if not e.get("ours")]
+    kept = [str(e.get("path")) for e in left if e.get("ours")]
+    notes = []
+    if foreign:
+        notes.append(
+            f"{'would leave' if dry else 'left'} {len(foreign)} {'entry' if len(foreign) == 1 else 'entries'} "
+            "rustle-deploy did not make "
+            f"under {root}: " + ", ".join(f"{e.get('path')} ({e.get('kind')})" for e in foreign)
+        )
+    if agent.get("remote_dir_kept") and not agent.get("remote_dir_removed"):
+        also = f" and {', '.join(kept)}" if kept else ""
+        notes.append(f"{'would keep' if dry else 'kept'} {root}{also}: {agent['remote_dir_kept']}")
+    return notes
+
+
+def _cleanup_detail(outcome: HostOutcome, job: HostJob) -> dict[str, Any]:
+    agent = outcome.agent or {}
+    return {
+        "remote_dir": agent.get("remote_dir") or job.host.remote_dir,
+        "removed": list(agent.get("removed") or []),
+        "left": list(agent.get("left") or []),
+        "remote_dir_removed": bool(agent.get("remote_dir_removed")),
+        "notes": _cleanup_notes(agent) if outcome.agent is not None else [],
+    }
+
+
+def _cleanup_dry_run(session: Session, hosts: list[Host]) -> int:
+    """Ask each host what a cleanup would remove and leave; change nothing, record nothing."""
+    jobs = [HostJob(host=h, op="cleanup", dry_run=True) for h in hosts]
+    job_of = {j.host.name: j for j in jobs}
+    outcomes = _fan_out(jobs, session.settings, None, session.reporter, lambda o: None, "cleanup --dry-run")
+    entries = []
+    for o in outcomes:
+        d = _cleanup_detail(o, job_of[o.host])
+        entries.append({
+            "name": o.host, "ok": o.error is None, "error": str(o.error) if o.error else None,
+            "remote_dir": d["remote_dir"], "would_remove": d["removed"], "would_leave": d["left"],
+            "would_remove_remote_dir": d["remote_dir_removed"],
+            "would_keep_remote_dir": (o.agent or {}).get("remote_dir_kept"), "notes": d["notes"],
+        })
+    if session.json_out:
+        dump_json({"kind": "rustle-deploy-cleanup", "dry_run": True, "id": None, "hosts": entries})
+    else:
+        r = session.reporter
+        r.line("DRY RUN: nothing was removed; --cleanup would do this")
+        for e in entries:
+            r.line(f"{e['name']}: {e['remote_dir']}")
+            if e["error"]:
+                r.line(f"  FAILED: {e['error']}")
+                continue
+            for path in e["would_remove"]:
+                r.line(f"  would remove {path}")
+            for item in e["would_leave"]:
+                r.line(f"  would leave {item['path']} ({item['kind']}): {item['why']}")
+            if e["would_remove_remote_dir"]:
+                r.line(f"  would remove the directory {e['remote_dir']} itself")
+            elif e["would_keep_remote_dir"]:
+                r.line(f"  would keep the directory {e['remote_dir']}: {e['would_keep_remote_dir']}")
+            elif not e["would_remove"] and not e["would_leave"]:
+                r.line("  nothing there")
+    return 1 if any(not e["ok"] for e in entries) else 0
 
 
 def _hosts_by_name(session: Session, inv: Any, names: list[str]) -> list[Host]:
@@ -962,6 +1057,7 @@ def _hosts_by_name(session: Session, inv: Any, names: list[str]) -> list[Host]:
         hosts = inventory.resolve(names)
     except Exception as exc:  # noqa: BLE001 - re-raised as a usage error with the hint
         raise UsageError(str(exc), "pass the inventory the deployment used with -i") from exc
+    check_remote_dirs(hosts, inventory.source)
     return [session.with_cli_connection(h) for h in hosts]
 
 
@@ -985,6 +1081,7 @@ def exec_manifest(manifest: Any, name: str, settings: Settings, opts: dict[str, 
     hosts = inv.resolve(list(entry_of)) if entry_of else []
     connection = manifest.get("connection") or {}
     hosts = [with_connection(h, connection.get("user"), connection.get("private_key")) for h in hosts]
+    check_remote_dirs(hosts, inv.source)
     host_of = {h.name: h for h in hosts}
     did = str(manifest.get("deployment_id"))
     try:

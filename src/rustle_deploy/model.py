@@ -223,4 +223,35 @@ class Host:
 
     @property
     def remote_dir(self) -> str:
-        return str(self.vars.get("rustle_remote_dir", "~/.rustle"))
+        """``rustle_remote_dir`` as written (``~`` is expanded on the host); set to nothing, ''."""
+        value = self.vars.get("rustle_remote_dir", DEFAULT_REMOTE_DIR)
+        return "" if value is None else str(value)
+
+
+DEFAULT_REMOTE_DIR = "~/.rustle"
+# In a remote directory that rustle-deploy created (deploy/agent.py keeps the same name): a
+# cleanup removes the directory only when this and nothing foreign is left in it.
+CREATED_MARKER = ".created-by-rustle-deploy"
+
+
+def remote_dir_problem(value: str) -> str | None:
+    """Why ``value`` cannot be a host's remote directory, or None when it can.
+
+    The remote directory is rustle-deploy's own: it must name one place whatever the login
+    directory (absolute, or under ``~/`` / ``~user/``), and not a place shared with everything
+    else (``/``, a home directory itself). deploy/agent.py applies the same rule on the host.
+    """
+    if not value.strip():
+        return "is empty: it would be the login directory itself"
+    if any(ord(c) < 32 or ord(c) == 127 for c in value):
+        return "contains a control character"
+    if not value.startswith(("/", "~")):
+        return "is relative: it would depend on the directory the connection starts in"
+    parts = value.split("/")
+    if ".." in parts:
+        return "has a '..' segment"
+    if not [p for p in parts[1:] if p not in ("", ".")]:
+        if value.startswith("/"):
+            return "is the filesystem root"
+        return "is a home directory itself"
+    return None

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .errors import UsageError
-from .inventory import Inventory, implicit_localhost, load_inventory
+from .inventory import Inventory, check_remote_dirs, implicit_localhost, load_inventory
 from .model import Host, Plan
 from .plan import load_plan
 from .plan.validate import check_hosts
@@ -42,6 +42,8 @@ class Session:
         for m in ("rollback", "promote"):
             if opts.get(m):
                 modes.append(m)
+        if "cleanup" in modes:  # --cleanup --dry-run: the cleanup says what it would do
+            modes = [m for m in modes if m != "dry_run"]
         if len(modes) > 1:
             raise UsageError(
                 "these options cannot be combined: " + ", ".join("--" + m.replace("_", "-") for m in modes),
@@ -178,6 +180,8 @@ class Session:
         assert plan is not None
         inv = self.inventory()
         every, hosts = self.hosts_for(plan, inv)
+        if not o.get("compile_only"):
+            check_remote_dirs(hosts, inv.source)
         if o.get("dry_run"):
             return self.dry_run(plan, self.units(plan, inv, every), hosts, self.schedule(plan, inv, hosts))
         if o.get("compile_only"):

@@ -84,6 +84,15 @@ CREATE TABLE IF NOT EXISTS runners (
 """
 
 
+# A cleanup of the host's remote dir recorded after time {t} of the row ``o`` (cleanup removes
+# every artifact and runner there; the rows before it stay, as history).
+_CLEANED_SINCE = (
+    "SELECT 1 FROM host_outcomes c JOIN deployments d ON d.id = c.deployment_id "
+    "WHERE d.op = 'cleanup' AND c.status = 'cleanup' AND c.host = o.host "
+    "AND c.remote_dir IS o.remote_dir AND c.updated_at >= {t}"
+)
+
+
 @dataclass(frozen=True)
 class HostRecord:
     host: str
@@ -245,14 +254,16 @@ class History:
 
     def holders(self, sha256s: set[str]) -> set[tuple[str, str | None, str]]:
         """(host, remote_dir, sha256) for every host this history saw ending with one of
-        ``sha256s`` in place (activated, already current, or staged); a hint, the host has the last word."""
+        ``sha256s`` in place (activated, already current, or staged) and not cleaned up since; a
+        hint, the host has the last word."""
         if not sha256s:
             return set()
         marks = ",".join("?" * len(sha256s))
         with self._tx() as db:
             rows = db.execute(
-                f"SELECT DISTINCT host, remote_dir, sha256 FROM host_outcomes "  # noqa: S608 - placeholders only
-                f"WHERE status IN ('activated', 'unchanged', 'staged') AND sha256 IN ({marks})",
+                f"SELECT DISTINCT o.host, o.remote_dir, o.sha256 FROM host_outcomes o "  # noqa: S608 - placeholders only
+                f"WHERE o.status IN ('activated', 'unchanged', 'staged') AND o.sha256 IN ({marks}) "
+                f"AND NOT EXISTS ({_CLEANED_SINCE.format(t='o.updated_at')})",
                 sorted(sha256s),
             ).fetchall()
         return {(str(h), d if d is None else str(d), str(s)) for h, d, s in rows}
@@ -263,10 +274,14 @@ class History:
             db.execute("INSERT OR REPLACE INTO runners VALUES (?, ?, ?, ?)", (host, remote_dir, sha256, time.time()))
 
     def runner_holders(self, sha256: str) -> set[tuple[str, str]]:
-        """(host, remote_dir) of every host this history saw running runner ``sha256``; a hint:
-        a host that lost it answers ``need_runner`` and gets it."""
+        """(host, remote_dir) of every host this history saw running runner ``sha256`` and not
+        cleaned up since; a hint: a host that lost it answers ``need_runner`` and gets it."""
         with self._tx() as db:
-            rows = db.execute("SELECT host, remote_dir FROM runners WHERE sha256 = ?", (sha256,)).fetchall()
+            rows = db.execute(
+                "SELECT o.host, o.remote_dir FROM runners o WHERE o.sha256 = ? "  # noqa: S608 - a constant
+                f"AND NOT EXISTS ({_CLEANED_SINCE.format(t='o.recorded_at')})",
+                (sha256,),
+            ).fetchall()
         return {(str(h), str(d)) for h, d in rows}
 
     def begin_rollout(self, deployment_id: str, schedule: dict[str, Any], batches: int, hosts: list[str]) -> None:
@@ -316,6 +331,16 @@ class History:
         return Rollout(state, batches, done, stopped, reason, json.loads(schedule),
                        {str(h): (b, str(st)) for h, b, st, _ in rows}, {str(h): int(n) for h, _, _, n in rows},
                        controller)
+
+    def cleaned_since(self, host: str, remote_dir: str | None, since: float) -> str | None:
+        """The id of the latest cleanup of ``host``'s ``remote_dir`` at or after ``since``, if any."""
+        row = self._db.execute(
+            "SELECT c.deployment_id FROM host_outcomes c JOIN deployments d ON d.id = c.deployment_id "
+            "WHERE d.op = 'cleanup' AND c.status = 'cleanup' AND c.host = ? AND c.remote_dir IS ? "
+            "AND c.updated_at >= ? ORDER BY c.updated_at DESC LIMIT 1",
+            (host, remote_dir, since),
+        ).fetchone()
+        return None if row is None else str(row[0])
 
     def finish(self, deployment_id: str, status: str) -> None:
         with self._tx() as db:

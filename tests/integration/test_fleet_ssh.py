@@ -118,7 +118,9 @@ def test_cleanup_leaves_nothing_and_spares_foreign_files(sshd, tmp_path, build_a
     outs = fleet([HostJob(ha, "cleanup"), HostJob(hb, "cleanup")])
     assert all(o.ok for o in outs)
     assert not a.exists()
-    assert sorted(os.listdir(b)) == ["notes.txt"]
+    # b is kept for the foreign file, with the mark that rustle-deploy created it
+    assert sorted(os.listdir(b)) == [".created-by-rustle-deploy", "notes.txt"]
+    assert [e["path"] for e in outs[1].agent["left"]] == ["notes.txt"]
     again = fleet([HostJob(ha, "cleanup")])  # nothing there: still fine
     assert again[0].ok and again[0].agent["removed"] == []
 

@@ -55,3 +55,27 @@ def test_records_made_together_commit_or_roll_back_together(tmp_path: Path) -> N
         assert deployment is not None
         assert [r.host for r in deployment.hosts] == ["web1"]
         assert h.runner_holders("r" * 64) == {("web1", "/r")}
+
+
+def test_a_cleanup_ends_what_the_history_thinks_a_host_holds(tmp_path: Path) -> None:
+    """After a cleanup the host has neither artifacts nor runners: the next deployment must
+    push them; the rows that came before stay."""
+    with History(tmp_path / "state.db") as h:
+        dep = h.begin("deploy")
+        for host in ("web1", "web2"):
+            h.record_host(dep, host, "activated", sha256="s1", remote_dir="/r")
+            h.record_runner(host, "/r", "n1")
+        h.record_host(dep, "web3", "activated", sha256="s1", remote_dir="/other")
+        clean = h.begin("cleanup")
+        h.record_host(clean, "web1", "cleanup", remote_dir="/r")
+        h.record_host(clean, "web2", "failed", remote_dir="/r", error="unreachable")
+        h.record_host(clean, "web3", "cleanup", remote_dir="/elsewhere")
+        assert h.holders({"s1"}) == {("web2", "/r", "s1"), ("web3", "/other", "s1")}
+        assert h.runner_holders("n1") == {("web2", "/r")}
+        again = h.begin("deploy")
+        h.record_host(again, "web1", "activated", sha256="s1", remote_dir="/r")
+        h.record_runner("web1", "/r", "n1")
+        assert ("web1", "/r", "s1") in h.holders({"s1"})
+        assert ("web1", "/r") in h.runner_holders("n1")
+        deployed = h.get(dep)
+        assert deployed is not None and len(deployed.hosts) == 3

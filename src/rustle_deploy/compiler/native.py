@@ -59,6 +59,11 @@ _RE_AT = frozenset({"AT_BEGINNING", "AT_END", "AT_BEGINNING_STRING", "AT_END_STR
                     "AT_NON_BOUNDARY"})
 
 
+def _marker(value: Any) -> bool:
+    """Whether ``value`` is a dict the runner would render (docs/native.md)."""
+    return isinstance(value, dict) and len(value) == 1 and next(iter(value)) in (TEMPLATE_KEY, EXPR_KEY)
+
+
 class NativeUnsupported(CompileError):
     """The unit needs something the native runner does not do."""
 
@@ -298,13 +303,16 @@ class _Lowering:
                 if not isinstance(new_key, str | int | float | bool) and new_key is not None:
                     raise self.fail(task, f"the key {key!r} depends on a registered result or a fact")
                 out[new_key] = self.value(task, scope, item)
+            if _marker(out):  # the plan's own dict, shaped like a marker the compiler makes
+                raise self.fail(task, f"a value shaped like the runner's {next(iter(out))} marker is data, "
+                                      "and the native format cannot carry it")
             return out
         if isinstance(value, list):
             return [self.value(task, scope, item) for item in value]
         if not self.templating.is_template(value):
             return value
         try:
-            return self.templar.template(value, scope)
+            return self.data(task, self.templar.template(value, scope))
         except _Dynamic:
             pass
         except self.templating.TemplateError as exc:
@@ -331,6 +339,20 @@ class _Lowering:
             elif part != "":
                 merged.append(part)
         return {TEMPLATE_KEY: merged}
+
+    def data(self, task: dict[str, Any], value: Any) -> Any:
+        """``value``, decided now, as data for the runner: a dict shaped like its template
+        markers (from a variable or a file, say) would be rendered there, so it is refused."""
+        if _marker(value):
+            raise self.fail(task, f"a value shaped like the runner's {next(iter(value))} marker is data, "
+                                  "and the native format cannot carry it")
+        if isinstance(value, dict):
+            for item in value.values():
+                self.data(task, item)
+        elif isinstance(value, list):
+            for item in value:
+                self.data(task, item)
+        return value
 
     def render_template(self, task: dict[str, Any], scope: Any, args: dict[str, Any], digest: str) -> str:
         """Render the template now, as the runtime's template module would; the result's sha256."""
@@ -387,8 +409,10 @@ class _Lowering:
             return {"expr": source, "ir": ["lit", value]}
         except _Dynamic:
             pass
-        except self.templating.TemplateError:
-            pass  # undefined now: the runner fails the task with the same message
+        except self.templating.TemplateError as exc:
+            if self.templating.is_template(source):  # the runner has no templates: say why now
+                raise self.fail(task, str(exc)) from None
+            # otherwise undefined now: the runner fails the task with the same message
         if self.templating.is_template(source):
             raise self.fail(task, f"a templated condition over a registered result ('{source}')")
         try:

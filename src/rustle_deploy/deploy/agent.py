@@ -10,17 +10,29 @@ events (key "event") and pass through untouched, because the artifact inherits o
 Exit status: the artifact's run status when a run happened (0 or 2, 3 on bad invocation),
 else 0; ``EXIT_AGENT_ERROR`` when the agent itself reports an ``error`` line.
 
-Remote layout under ``remote_dir`` (DESIGN.md "Remote layout")::
+Remote layout under ``remote_dir`` (DESIGN.md "Remote layout"), every name and kind rustle-deploy
+writes there (file, directory, symlink)::
 
-    artifacts/<sha256>                 content-addressed, 0700
-    artifacts/.tmp-<sha256>-<pid>      an upload in progress (removed when stale)
-    releases/<binary_name>/current     -> ../../artifacts/<sha256>
-    releases/<binary_name>/previous    -> the release before
-    history.jsonl                      one line per deployment or rollback
-    runs/<run-id>.jsonl                journal of each run (written by the artifact)
-    unpacked/<sha256>/                 the payload as a directory, so bytecode is cached
-    runners/<sha256>                   native format: installed rustle-runner binaries
-    lock                               flock()ed for the whole operation
+    artifacts/                          dir, 0700
+    artifacts/<sha256>                  file: content-addressed, 0700
+    artifacts/.tmp-<sha256>-<pid>       file: an upload in progress (removed when stale)
+    releases/<binary_name>/             dir, made when a release is first activated
+    releases/<binary_name>/current      symlink -> ../../artifacts/<sha256>
+    releases/<binary_name>/previous     symlink -> the release before
+    releases/<binary_name>/{current,previous}.tmp-<pid>   symlink: a swap in progress
+    history.jsonl                       file: one line per deployment or rollback
+    runs/<run-id>.jsonl                 file: journal of each run (written by the artifact)
+    unpacked/<sha256>/                  dir: the payload unpacked, so bytecode is cached
+    unpacked/<sha256>.tmp-<pid>/        dir: an unpacking in progress
+    runners/<sha256>                    file: native format, an installed rustle-runner
+    runners/<sha256>.tmp.<pid>          file: a runner being installed (transport/options.py)
+    lock                                file: flock()ed for the whole operation
+    .created-by-rustle-deploy           file: rustle-deploy created the directory itself
+
+``cleanup`` removes exactly these (a release directory only when it holds a ``current`` or
+``previous`` link or history names it; a journal only when its name is a controller run id or
+its first line is that run's ``run_start``), never follows a symlink, and leaves and reports
+anything else; the directory itself goes only when it is then empty and carries the marker.
 """
 
 import errno
@@ -32,6 +44,7 @@ import time
 EXIT_AGENT_ERROR = 20
 CHUNK = 1 << 18
 AGENT_PROTOCOL = 1
+CREATED_MARKER = ".created-by-rustle-deploy"
 
 
 class AgentError(Exception):
@@ -65,6 +78,28 @@ def _mkdirs(path):
         raise AgentError("remote_dir", f"{path}: directory is not writable", path=path)
 
 
+def check_remote_dir(value):
+    """Refuse a remote directory that is not rustle-deploy's own place (model.remote_dir_problem;
+    the controller checks first, this guards every other caller)."""
+    problem = None
+    if not value.strip():
+        problem = "is empty: it would be the login directory itself"
+    elif any(ord(c) < 32 or ord(c) == 127 for c in value):
+        problem = "contains a control character"
+    elif not value.startswith(("/", "~")):
+        problem = "is relative: it would depend on the directory the connection starts in"
+    elif ".." in value.split("/"):
+        problem = "has a '..' segment"
+    elif not [p for p in value.split("/")[1:] if p not in ("", ".")]:
+        problem = "is the filesystem root" if value.startswith("/") else "is a home directory itself"
+    elif os.path.expanduser(value).startswith("~"):
+        problem = "names the home directory of a user this host does not know"
+    elif os.path.abspath(os.path.expanduser(value)) == "/":
+        problem = "is the filesystem root"
+    if problem is not None:
+        raise AgentError("remote_dir", f"remote directory {value!r} {problem}", path=value)
+
+
 class Layout:
     """Paths under the remote directory."""
 
@@ -77,12 +112,24 @@ class Layout:
         self.lock = os.path.join(self.root, "lock")
         self.unpacked = os.path.join(self.root, "unpacked")
         self.runners = os.path.join(self.root, "runners")  # native format (docs/native.md)
+        self.marker = os.path.join(self.root, CREATED_MARKER)
 
     def artifact(self, sha):
         return os.path.join(self.artifacts, sha)
 
     def release(self, name):
         return os.path.join(self.releases, name)
+
+
+def _make_root(layout):
+    """Create the remote directory (0700) if it is missing, marked as made by rustle-deploy so
+    that a cleanup may remove it once it is empty again."""
+    if not os.path.isdir(layout.root):
+        _mkdirs(layout.root)
+        fd = os.open(layout.marker, os.O_WRONLY | os.O_CREAT | os.O_NOFOLLOW, 0o600)
+        os.close(fd)
+    elif not os.access(layout.root, os.W_OK | os.X_OK):
+        raise AgentError("remote_dir", f"{layout.root}: directory is not writable", path=layout.root)
 
 
 def _check_name(value, what):
@@ -92,23 +139,35 @@ def _check_name(value, what):
 
 
 class Lock:
-    """An exclusive flock() on ``remote_dir/lock``, waited for at most ``timeout`` seconds."""
+    """An exclusive flock() on ``remote_dir/lock``, waited for at most ``timeout`` seconds.
 
-    def __init__(self, path, timeout):
-        self.path = path
+    ``create=False`` (a dry run) creates nothing: without a lock file there is nothing to wait
+    for. A ``lock`` that is a symlink is not ours and is never opened (its target stays untouched).
+    """
+
+    def __init__(self, layout, timeout, create=True):
+        self.layout = layout
+        self.path = layout.lock
         self.timeout = timeout
+        self.create = create
         self.fd = -1
 
     def _open(self):
+        flags = (os.O_RDWR | os.O_CREAT if self.create else os.O_RDONLY) | os.O_NOFOLLOW
         try:
-            self.fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
+            self.fd = os.open(self.path, flags, 0o600)
         except OSError as exc:
+            if os.path.islink(self.path):
+                raise AgentError("remote_dir", f"{self.path}: the lock file is a symbolic link, which "
+                                               "rustle-deploy never makes; remove it") from None
+            if not self.create and exc.errno == errno.ENOENT:
+                return
             raise AgentError("remote_dir", f"{self.path}: cannot open lock file: {exc.strerror}") from None
 
     def _still_the_lock_file(self):
         """A cleanup may have removed the file we locked: then the lock guards nothing."""
         try:
-            return os.fstat(self.fd).st_ino == os.stat(self.path).st_ino
+            return os.fstat(self.fd).st_ino == os.lstat(self.path).st_ino
         except OSError:
             return False
 
@@ -116,6 +175,8 @@ class Lock:
         import fcntl
 
         self._open()
+        if self.fd < 0:
+            return self
         deadline = time.time() + self.timeout
         told = False
         delay = 0.01
@@ -125,8 +186,10 @@ class Lock:
                 if self._still_the_lock_file():
                     return self
                 os.close(self.fd)  # locked a file that was removed meanwhile: lock the new one
-                if not os.path.isdir(os.path.dirname(self.path)):
-                    _mkdirs(os.path.dirname(self.path))
+                self.fd = -1
+                if not self.create:
+                    return self
+                _make_root(self.layout)
                 self._open()
                 continue
             except OSError as exc:
@@ -517,11 +580,10 @@ def op_deploy(req, layout, stdin):
     name = _check_name(req["binary_name"], "binary name")
     size = int(req["size"])
     release = layout.release(name)
-    _mkdirs(layout.root)
+    _make_root(layout)
     result = {"sha256": sha, "binary_name": name, "uploaded": False, "activated": False}
-    with Lock(layout.lock, float(req.get("lock_timeout", 60))):
-        for d in (layout.artifacts, layout.releases, release):  # under the lock: a cleanup may just have run
-            _mkdirs(d)
+    with Lock(layout, float(req.get("lock_timeout", 60))):
+        _mkdirs(layout.artifacts)  # under the lock: a cleanup may just have run
         _remove_stale_uploads(layout)
         path = layout.artifact(sha)
         try:
@@ -554,6 +616,10 @@ def op_deploy(req, layout, stdin):
                                      "uploaded": result["uploaded"]})
             return result
         if old != sha:
+            # The release directory is made only here, so every one holds a link (cleanup
+            # tells a release from a foreign directory by that).
+            _mkdirs(layout.releases)
+            _mkdirs(release)
             if old is not None:
                 _swap_link(os.path.join(release, "previous"), old)
             _swap_link(current, sha)
@@ -579,7 +645,7 @@ def op_run(req, layout, stdin):
     current = os.path.join(layout.release(name), "current")
     if not os.path.isdir(layout.root):
         raise AgentError("not_deployed", f"{layout.root}: no such directory; nothing was deployed here")
-    with Lock(layout.lock, float(req.get("lock_timeout", 60))):
+    with Lock(layout, float(req.get("lock_timeout", 60))):
         sha = _link_sha(current)
         if sha is None or not os.path.exists(current):
             raise AgentError("not_deployed", f"{current}: no current release of {name}")
@@ -599,7 +665,7 @@ def op_rollback(req, layout, stdin):
     names = [_check_name(req["binary_name"], "binary name")] if req.get("binary_name") else None
     if not os.path.isdir(layout.root):
         raise AgentError("not_deployed", f"{layout.root}: no such directory; nothing to roll back")
-    with Lock(layout.lock, float(req.get("lock_timeout", 60))):
+    with Lock(layout, float(req.get("lock_timeout", 60))):
         if names is None:
             try:
                 names = sorted(os.listdir(layout.releases))
@@ -641,29 +707,207 @@ def op_rollback(req, layout, stdin):
     return out
 
 
+# What rustle-deploy writes, per directory (the module docstring's layout): name pattern, kind,
+# and what a cleanup does with it. Patterns are compiled only when a cleanup runs (``re`` costs
+# an import on every other operation).
+_HEX = "[0-9a-f]{64}"
+_OURS = {
+    "": (
+        ("artifacts", "dir", "artifacts"),
+        ("releases", "dir", "releases"),
+        ("runs", "dir", "runs"),
+        ("unpacked", "dir", "unpacked"),
+        ("runners", "dir", "runners"),
+        ("history[.]jsonl", "file", "remove"),
+        ("lock", "file", "lock"),
+        (CREATED_MARKER.replace(".", "[.]"), "file", "marker"),
+    ),
+    "artifacts": ((_HEX, "file", "remove"), ("[.]tmp-" + _HEX + "-[0-9]+", "file", "remove")),
+    "releases": (("[A-Za-z0-9_][A-Za-z0-9._-]*", "dir", "release"),),
+    "release": (("(current|previous)([.]tmp-[0-9]+)?", "symlink", "remove"),),
+    "runs": (("[^/]+[.]jsonl", "file", "journal"),),
+    "unpacked": ((_HEX + "([.]tmp-[0-9]+)?", "dir", "tree"),),
+    "runners": ((_HEX + "([.]tmp[.][0-9]+)?", "file", "remove"),),
+}
+_CONTROLLER_RUN_ID = "r-[0-9a-f]{12}"  # fleetops: f"r-{secrets.token_hex(6)}"
+_FOREIGN = "not made by rustle-deploy"
+_KEPT = "holds entries rustle-deploy did not make"
+
+
+def _kind(path):
+    """file, dir, symlink or other, without following a symlink; None if it is gone."""
+    import stat
+
+    try:
+        mode = os.lstat(path).st_mode
+    except OSError:
+        return None
+    if stat.S_ISLNK(mode):
+        return "symlink"
+    if stat.S_ISDIR(mode):
+        return "dir"
+    return "file" if stat.S_ISREG(mode) else "other"
+
+
+class _Sweep:
+    """What a cleanup removes and leaves under one remote directory; changes nothing itself.
+
+    ``remove`` lists (relative path, action) children first; ``left`` the entries that stay,
+    each with its kind and why. Directories are only entered when they are real directories.
+    """
+
+    def __init__(self, layout):
+        import re
+
+        self.root = layout.root
+        self.rules = {
+            where: [(re.compile(pattern), kind, action) for pattern, kind, action in rules]
+            for where, rules in _OURS.items()
+        }
+        self.run_id = re.compile(_CONTROLLER_RUN_ID)
+        self.remove = []
+        self.left = []
+        self.lock = False
+        self.marker = False
+        self.released = set()  # binary names history.jsonl mentions
+        if _kind(layout.history) == "file":
+            self.released = {str(h.get("binary_name")) for h in _read_history(layout) if isinstance(h, dict)}
+
+    def _leave(self, rel, kind, why, ours=False):
+        """``ours``: one of rustle-deploy's directories, kept for what it holds."""
+        self.left.append({"path": rel + "/" if kind == "dir" else rel, "kind": kind, "why": why, "ours": ours})
+
+    def walk(self, rel, where):
+        """Plan the directory ``rel`` ('' for the root) with the rules of ``where``; True when
+        nothing would be left in it."""
+        empty = True
+        for name in sorted(os.listdir(os.path.join(self.root, rel) if rel else self.root)):
+            path_rel = rel + "/" + name if rel else name
+            path = os.path.join(self.root, path_rel)
+            kind = _kind(path)
+            if kind is None:
+                continue
+            rule = next((r for r in self.rules[where] if r[0].fullmatch(name)), None)
+            if rule is None:
+                self._leave(path_rel, kind, _FOREIGN)
+                empty = False
+                continue
+            want, action = rule[1], rule[2]
+            if kind != want:
+                self._leave(path_rel, kind, f"{_FOREIGN} (it writes a {want}, not a {kind}, by this name)")
+                empty = False
+            elif action == "remove":
+                self.remove.append((path_rel, "unlink"))
+            elif action == "tree":
+                self.remove.append((path_rel + "/", "tree"))
+            elif action == "lock":
+                self.lock = True
+            elif action == "marker":
+                self.marker = True
+            elif action == "journal" and not self._is_journal(path, name[: -len(".jsonl")]):
+                self._leave(path_rel, kind, _FOREIGN + " (not one of its run journals)")
+                empty = False
+            elif action == "journal":
+                self.remove.append((path_rel, "unlink"))
+            elif action == "release" and not self._is_release(path, name):
+                # A directory by a release's name that holds no release link and that no history
+                # line names: not ours (a deploy makes one only to activate). What is in it is
+                # still listed, so that the report is the same after a cleanup emptied it.
+                self.walk(path_rel, action)
+                self._leave(path_rel, kind, _FOREIGN + " (no release link in it, and no deployment names it)")
+                empty = False
+            elif not self.walk(path_rel, action):
+                self._leave(path_rel, kind, _KEPT, ours=True)
+                empty = False
+            else:
+                self.remove.append((path_rel + "/", "rmdir"))
+        return empty
+
+    def _is_journal(self, path, run_id):
+        """A controller run id, or a file whose first line is that run's run_start event."""
+        if self.run_id.fullmatch(run_id):
+            return True
+        try:
+            fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
+            with os.fdopen(fd, "rb") as f:
+                first = json.loads(f.readline(1 << 16).decode("utf-8"))
+        except (OSError, ValueError):
+            return False
+        return isinstance(first, dict) and first.get("event") == "run_start" and first.get("run_id") == run_id
+
+    def _is_release(self, path, name):
+        if name in self.released:
+            return True
+        links = self.rules["release"][0][0]
+        return any(links.fullmatch(n) and _kind(os.path.join(path, n)) == "symlink" for n in os.listdir(path))
+
+
 def op_cleanup(req, layout, stdin):
+    """Remove what rustle-deploy wrote under the remote directory and nothing else (see the
+    module docstring); with ``dry_run`` only say what would go and what would stay.
+
+    Reply: ``removed`` (relative paths, directories ending in ``/``), ``left`` (path, kind,
+    why, ours: one of its directories kept for what it holds), ``failed`` (our entries that could not be removed), ``remote_dir_removed`` and
+    ``remote_dir_kept`` (why not). In a dry run they describe what a cleanup would do.
+    """
     import shutil
 
+    dry = bool(req.get("dry_run"))
+    out = {"remote_dir": layout.root, "dry_run": dry, "removed": [], "left": [], "failed": [],
+           "remote_dir_removed": False, "remote_dir_kept": None}
     if not os.path.isdir(layout.root):
-        return {"removed": []}
-    removed = []
-    with Lock(layout.lock, float(req.get("lock_timeout", 60))):
-        for path in (layout.artifacts, layout.releases, layout.runs, layout.unpacked, layout.runners):
-            if os.path.isdir(path) and not os.path.islink(path):
-                shutil.rmtree(path)
-                removed.append(path)
-        for path in (layout.history, layout.lock):
+        if os.path.lexists(layout.root):
+            out["remote_dir_kept"] = "not a directory: nothing of rustle-deploy's can be in it"
+        return out
+    lock_existed = _kind(layout.lock) == "file"
+    with Lock(layout, float(req.get("lock_timeout", 60)), create=not dry):
+        sweep = _Sweep(layout)
+        empty = sweep.walk("", "")
+        out["left"] = sweep.left
+        for rel, action in sweep.remove:
+            path = os.path.join(layout.root, rel.rstrip("/"))
             try:
-                os.unlink(path)
-                removed.append(path)
-            except OSError:
-                pass
-    try:
-        os.rmdir(layout.root)
-        removed.append(layout.root)
-    except OSError:
-        pass  # not empty: it holds files rustle-deploy did not create
-    return {"removed": removed}
+                if dry:
+                    pass
+                elif action == "tree":
+                    shutil.rmtree(path)
+                elif action == "rmdir":
+                    os.rmdir(path)
+                else:
+                    os.unlink(path)
+                out["removed"].append(rel)
+            except OSError as exc:
+                out["failed"].append({"path": rel, "error": exc.strerror or str(exc)})
+        if out["failed"]:
+            out["remote_dir_kept"] = "some of rustle-deploy's entries could not be removed"
+        elif not empty:
+            out["remote_dir_kept"] = "it holds entries rustle-deploy did not make"
+        elif os.path.islink(layout.root):
+            out["remote_dir_kept"] = "it is a symbolic link; what it points to was cleaned"
+        elif not sweep.marker:
+            out["remote_dir_kept"] = "rustle-deploy did not create it (it has no " + CREATED_MARKER + ")"
+        # The lock goes last, while we still hold it; the marker only with the directory.
+        last = [("lock", sweep.lock or not dry)]
+        last.append((CREATED_MARKER, sweep.marker and out["remote_dir_kept"] is None))
+        for name, wanted in last:
+            if not wanted:
+                continue
+            try:
+                if not dry:
+                    os.unlink(os.path.join(layout.root, name))
+                if name != "lock" or lock_existed:  # a lock made by this cleanup was never there
+                    out["removed"].append(name)
+            except OSError as exc:
+                if exc.errno != errno.ENOENT:
+                    out["failed"].append({"path": name, "error": exc.strerror or str(exc)})
+    if out["remote_dir_kept"] is None and not out["failed"]:
+        try:
+            if not dry:
+                os.rmdir(layout.root)
+            out["remote_dir_removed"] = True
+        except OSError:
+            out["remote_dir_kept"] = "something appeared in it during the cleanup"
+    return out
 
 
 def op_status(req, layout, stdin):
@@ -671,7 +915,7 @@ def op_status(req, layout, stdin):
         return {"remote_dir": layout.root, "releases": {}, "artifacts": [], "history": []}
     # Under the lock: an agent still finishing (say, after the controller was interrupted)
     # ends before we read, so what we report is settled.
-    with Lock(layout.lock, float(req.get("lock_timeout", 60))):
+    with Lock(layout, float(req.get("lock_timeout", 60))):
         return _status(layout)
 
 
@@ -756,6 +1000,7 @@ def main(raw_request, stdin=None):
         op = OPS.get(req.get("op"))
         if op is None:
             raise AgentError("request", f"unknown op {req.get('op')!r}")
+        check_remote_dir(str(req["remote_dir"]))
         layout = Layout(str(req["remote_dir"]))
         result = op(req, layout, stdin)
     except AgentError as exc:

@@ -75,7 +75,9 @@ class HostJob:
     ``push`` the artifact follows the request at once instead of when the agent asks), run (the
     current release of ``binary_name``; ``sha256`` if given must match it), rollback (to
     ``rollback_to`` or the previous release; every release when ``binary_name`` is None; then
-    run the restored release if ``run``), cleanup, status, health (``health``). ``upload_filter`` is a fault-injection seam for tests only: it sees each
+    run the restored release if ``run``), cleanup (only what rustle-deploy made; with ``dry_run``
+    it only says what it would remove and leave), status, health (``health``). ``upload_filter``
+    is a fault-injection seam for tests only: it sees each
     chunk of the upload and may change it or return None to cut the connection.
     """
 
@@ -94,6 +96,7 @@ class HostJob:
     runner: Path | None = None  # native format: the rustle-runner binary that plays the agent
     push_runner: bool = False  # send the runner's bytes ahead of the request
     lock_timeout: float = 60.0
+    dry_run: bool = False  # cleanup only: list what would be removed and left, change nothing
     upload_filter: UploadFilter | None = None
     health: HealthCheck | None = None  # op health: the gate's command and its patience
     activate: bool = True  # deploy: False stages (upload, verify, prepare; current stays as it is)
@@ -147,6 +150,7 @@ def build_request(job: HostJob) -> dict[str, Any]:
         "lock_timeout": job.lock_timeout,
         "bytecode_tag": job.bytecode_tag,
         "push": bool(job.push and job.op == "deploy"),
+        "dry_run": bool(job.dry_run and job.op == "cleanup"),
         "run": None,
     }
     if not job.activate and job.op == "deploy":
@@ -445,6 +449,17 @@ def _apply_done(job: HostJob, out: HostOutcome, done: dict[str, Any], status: in
     out.rolled_back = bool(done.get("rolled_back"))
     run_exit = done.get("run_exit")
     out.run_exit = int(run_exit) if isinstance(run_exit, int) else None
+    failed = done.get("failed") if job.op == "cleanup" else None
+    if failed:
+        name = job.host.name
+        first = failed[0] if isinstance(failed[0], dict) else {}
+        out.error = RemoteError(
+            name,
+            f"{name}: cleanup could not remove {len(failed)} of rustle-deploy's entries under "
+            f"{done.get('remote_dir')}: {first.get('path')}: {first.get('error')}",
+            "check the permissions there (with ansible_become, cleanup runs as the become user), then "
+            "run --cleanup again",
+        )
     if out.run_exit is not None and out.run_exit not in (0, 2):
         name = job.host.name
         text = stderr.decode("utf-8", "replace").strip()[-2000:]

@@ -9,6 +9,7 @@ Public API (everything else in this package is internal)::
     Inventory.resolve(names)                plan host (or group) names -> hosts, or an error
     Inventory.to_ansible_list()             the JSON ``ansible-inventory -i FILE --list`` prints
     Inventory.to_ansible_json()             ... as text, byte for byte (without the final newline)
+    check_remote_dirs(hosts, source)        refuse hosts whose rustle_remote_dir cannot be used
 
 Modules: ``ranges`` (host names with ``[a:b]`` ranges and ports), ``data`` (the mutable
 structure the parsers fill, with Ansible's group-depth and reconcile rules), ``ini``,
@@ -54,9 +55,9 @@ from rustle_deploy.inventory.yaml_json import (
     parse_yaml_inventory,
     read_utf8,
 )
-from rustle_deploy.model import Host
+from rustle_deploy.model import DEFAULT_REMOTE_DIR, Host, remote_dir_problem
 
-__all__ = ["Inventory", "Group", "load_inventory", "implicit_localhost"]
+__all__ = ["Inventory", "Group", "load_inventory", "implicit_localhost", "check_remote_dirs"]
 
 # What Ansible skips when it reads a directory of inventory sources.
 _IGNORED_NAMES = ("host_vars", "group_vars", "vars_plugins")
@@ -291,6 +292,25 @@ def _json_key(key: Any) -> str:
     if isinstance(key, (_dt.date, _dt.datetime)):
         return key.isoformat()
     return str(key)
+
+
+def check_remote_dirs(hosts: Iterable[Host], source: str) -> None:
+    """Raise InventoryError naming every host whose ``rustle_remote_dir`` cannot be used.
+
+    Called before any host is touched by every mode that reaches hosts: an empty value would
+    resolve to the login directory, and a cleanup there removes what it recognises as its own.
+    """
+    bad = [f"{h.name}: rustle_remote_dir {h.remote_dir!r} {problem}"
+           for h in hosts if (problem := remote_dir_problem(h.remote_dir)) is not None]
+    if not bad:
+        return
+    raise InventoryError(
+        bad[0] if len(bad) == 1 else f"rustle_remote_dir cannot be used for {len(bad)} hosts:\n  " + "\n  ".join(bad),
+        "set rustle_remote_dir to a directory rustle-deploy can have to itself: an absolute path or "
+        f"one under ~/ such as {DEFAULT_REMOTE_DIR} (the default when the variable is not set); "
+        "nothing was touched",
+        file=source,
+    )
 
 
 # -- loading ---------------------------------------------------------------------------

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..errors import ConnectError
-from ..model import Host
+from ..model import CREATED_MARKER, Host
 
 PYTHON_CANDIDATES = ("/usr/bin/python3", "/usr/local/bin/python3", "/usr/libexec/platform-python", "python3")
 EXIT_TOO_OLD = 86  # the bootstrap's status on Python < 3.8: try the next candidate
@@ -321,8 +321,9 @@ def runner_command(ref: RunnerRef) -> str:
                    "the upload was cut, the disk is full, or this host cannot execute a runner built "
                    "for the controller's platform",
     }, sort_keys=True))
+    made = f'[ -d {root} ] || {{ mkdir -p -m 700 {root} && : >>{root}/{shlex.quote(CREATED_MARKER)}; }}'
     install = (
-        f'[ -d "$d" ] || mkdir -p -m 700 {root} "$d" || {{ echo {failed}; exit 20; }}; t="$r.tmp.$$"; '
+        f'[ -d "$d" ] || {{ {made} && mkdir -p -m 700 "$d"; }} || {{ echo {failed}; exit 20; }}; t="$r.tmp.$$"; '
         f'if head -c {ref.size} >"$t" && chmod 700 "$t"; then "$t" install {sha} "$r"; c=$?; '
         '{ [ -e "$r" ] || [ "$c" -lt 126 ]; } && exit "$c"; fi; '  # else it could not be executed
         f'rm -f "$t"; echo {failed}; exit 20'

@@ -25,6 +25,8 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 pub const EXIT_AGENT_ERROR: i32 = 20;
+/// agent.py's CREATED_MARKER: the remote directory was created by rustle-deploy.
+const CREATED_MARKER: &str = ".created-by-rustle-deploy";
 const CHUNK: usize = 1 << 18;
 const AGENT_PROTOCOL: i64 = 1;
 const ENOSPC: i32 = 28;
@@ -268,6 +270,55 @@ fn mkdirs(path: &str) -> Res<()> {
     Ok(())
 }
 
+/// agent.py's `_make_root`: create the remote directory (0700) when it is missing, with the
+/// marker that lets a cleanup remove it once it is empty again.
+fn make_root(root: &str) -> Res<()> {
+    if is_dir(root) {
+        if !sys::can_write_dir(Path::new(root)) {
+            return Err(agent_error_with(
+                "remote_dir",
+                format!("{}: directory is not writable", root),
+                vec![("path", Value::from(root))],
+            ));
+        }
+        return Ok(());
+    }
+    mkdirs(root)?;
+    let marker = join(root, CREATED_MARKER);
+    OpenOptions::new().write(true).create(true).truncate(false).mode(0o600).open(&marker).map_err(io_at(&marker))?;
+    Ok(())
+}
+
+/// agent.py's `check_remote_dir`: the remote directory must be rustle-deploy's own place.
+fn check_remote_dir(value: &str) -> Res<()> {
+    let parts: Vec<&str> = value.split('/').collect();
+    let problem = if value.trim().is_empty() {
+        Some("is empty: it would be the login directory itself")
+    } else if value.chars().any(|c| (c as u32) < 32 || c as u32 == 127) {
+        Some("contains a control character")
+    } else if !value.starts_with('/') && !value.starts_with('~') {
+        Some("is relative: it would depend on the directory the connection starts in")
+    } else if parts.contains(&"..") {
+        Some("has a '..' segment")
+    } else if parts[1..].iter().all(|p| p.is_empty() || *p == ".") {
+        Some(if value.starts_with('/') { "is the filesystem root" } else { "is a home directory itself" })
+    } else if expanduser(value).starts_with('~') {
+        Some("names the home directory of a user this host does not know")
+    } else if abspath(&expanduser(value)) == "/" {
+        Some("is the filesystem root")
+    } else {
+        None
+    };
+    match problem {
+        Some(problem) => Err(agent_error_with(
+            "remote_dir",
+            format!("remote directory {} {}", py_repr(&Value::from(value)), problem),
+            vec![("path", Value::from(value))],
+        )),
+        None => Ok(()),
+    }
+}
+
 fn list_dir(path: &str) -> io::Result<Vec<String>> {
     let mut names = Vec::new();
     for entry in fs::read_dir(path)? {
@@ -333,9 +384,7 @@ impl Lock {
                     }
                     drop(file); // locked a file that was removed meanwhile: lock the new one
                     let dir = Path::new(path).parent().map(|p| p.to_string_lossy().into_owned()).unwrap_or_default();
-                    if !is_dir(&dir) {
-                        mkdirs(&dir)?;
-                    }
+                    make_root(&dir)?;
                     file = open_lock(path)?;
                     continue;
                 }
@@ -739,7 +788,7 @@ fn op_deploy(req: &Value, layout: &Layout, input: &mut dyn Read) -> Res<Map> {
     let name = check_name(key(req, "binary_name")?, "binary name")?;
     let size = py_int(key(req, "size")?)?;
     let release = layout.release(&name);
-    mkdirs(&layout.root)?;
+    make_root(&layout.root)?;
     let mut result = line(vec![
         ("sha256", sha.as_str().into()),
         ("binary_name", name.as_str().into()),
@@ -747,9 +796,7 @@ fn op_deploy(req: &Value, layout: &Layout, input: &mut dyn Read) -> Res<Map> {
         ("activated", false.into()),
     ]);
     let _lock = Lock::acquire(&layout.lock, lock_timeout(req)?)?;
-    for dir in [&layout.artifacts, &layout.releases, &release] {
-        mkdirs(dir)?; // under the lock: a cleanup may just have run
-    }
+    mkdirs(&layout.artifacts)?; // under the lock: a cleanup may just have run
     remove_stale_uploads(layout);
     let path = layout.artifact(&sha);
     let present = fs::metadata(&path).map_or(false, |m| m.len() as i64 == size);
@@ -773,6 +820,9 @@ fn op_deploy(req: &Value, layout: &Layout, input: &mut dyn Read) -> Res<Map> {
     result.insert("previous", opt_str(&old));
     let changed = old.as_deref() != Some(sha.as_str());
     if changed {
+        // made only here, so every release directory holds a link (agent.py's cleanup)
+        mkdirs(&layout.releases)?;
+        mkdirs(&release)?;
         if let Some(old) = &old {
             swap_link(&join(&release, "previous"), old)?;
         }
@@ -910,30 +960,14 @@ fn op_rollback(req: &Value, layout: &Layout, _input: &mut dyn Read) -> Res<Map> 
     Ok(out)
 }
 
-fn op_cleanup(req: &Value, layout: &Layout, _input: &mut dyn Read) -> Res<Map> {
-    let mut removed: Vec<Value> = Vec::new();
-    if !is_dir(&layout.root) {
-        return Ok(line(vec![("removed", Value::List(removed))]));
-    }
-    {
-        let _lock = Lock::acquire(&layout.lock, lock_timeout(req)?)?;
-        for path in [&layout.artifacts, &layout.releases, &layout.runs, &layout.unpacked, &layout.runners] {
-            let is_link = fs::symlink_metadata(path).map_or(false, |m| m.file_type().is_symlink());
-            if is_dir(path) && !is_link {
-                fs::remove_dir_all(path).map_err(io_at(path))?;
-                removed.push(path.as_str().into());
-            }
-        }
-        for path in [&layout.history, &layout.lock] {
-            if fs::remove_file(path).is_ok() {
-                removed.push(path.as_str().into());
-            }
-        }
-    }
-    if fs::remove_dir(&layout.root).is_ok() {
-        removed.push(layout.root.as_str().into());
-    } // else not empty: it holds files rustle-deploy did not create
-    Ok(line(vec![("removed", Value::List(removed))]))
+/// Cleanup is agent.py's alone (the controller always starts the Python agent for it,
+/// docs/native.md): it removes only the names and kinds rustle-deploy writes and reports the
+/// rest, and one implementation of that rule is enough. Refused here rather than done twice.
+fn op_cleanup(_req: &Value, _layout: &Layout, _input: &mut dyn Read) -> Res<Map> {
+    Err(agent_error(
+        "request",
+        "cleanup is done by the Python agent (deploy/agent.py), not by rustle-runner".to_string(),
+    ))
 }
 
 fn op_status(req: &Value, layout: &Layout, _input: &mut dyn Read) -> Res<Map> {
@@ -1004,7 +1038,9 @@ fn serve(raw: &[u8], input: &mut dyn Read, req_out: &mut Option<Value>) -> Res<M
     let op = find_op(req.get("op")).ok_or_else(|| {
         agent_error("request", format!("unknown op {}", py_repr(req.get("op").unwrap_or(&Value::Null))))
     })?;
-    let layout = Layout::new(&py_str(key(&req, "remote_dir")?));
+    let remote_dir = py_str(key(&req, "remote_dir")?);
+    check_remote_dir(&remote_dir)?;
+    let layout = Layout::new(&remote_dir);
     op(&req, &layout, input)
 }
 
@@ -1208,6 +1244,38 @@ mod tests {
         let history = read_history(&layout);
         assert_eq!(history.len(), 1);
         assert_eq!(fs::read_to_string(&layout.history).unwrap(), "{\"op\": \"deploy\", \"time\": 1.5}\n{torn");
+        fs::remove_dir_all(&root).unwrap();
+    }
+
+    #[test]
+    fn remote_dirs_like_agent_py() {
+        for good in ["~/.rustle", "/var/lib/rustle", "/srv/./r", "~/a b"] {
+            assert!(check_remote_dir(good).is_ok(), "{}", good);
+        }
+        for bad in ["", "  ", "rel/dir", "/", "//", "~", "~/", "~/.", "/a/../b", "/a\nb", "~no-such-user-here/x"] {
+            match check_remote_dir(bad) {
+                Err(Fail::Agent { kind, .. }) => assert_eq!(kind, "remote_dir", "{:?}", bad),
+                other => panic!("{:?}: {:?}", bad, other),
+            }
+        }
+    }
+
+    #[test]
+    fn the_remote_dir_is_marked_only_when_made_here() {
+        let root = temp_dir("marker");
+        let made = join(&root, "made");
+        make_root(&made).unwrap();
+        assert!(Path::new(&join(&made, CREATED_MARKER)).is_file());
+        let existing = join(&root, "existing");
+        fs::create_dir_all(&existing).unwrap();
+        make_root(&existing).unwrap();
+        assert!(!Path::new(&join(&existing, CREATED_MARKER)).exists());
+        let mut empty: &[u8] = b"";
+        match op_cleanup(&Value::Null, &Layout::new(&made), &mut empty) {
+            Err(Fail::Agent { kind, .. }) => assert_eq!(kind, "request"),
+            other => panic!("{:?}", other.map(|_| ())),
+        }
+        assert!(Path::new(&made).is_dir());
         fs::remove_dir_all(&root).unwrap();
     }
 }

@@ -8,6 +8,9 @@ recap and the run's exit code. Modules live in ``modules/``; the event format in
 Variable precedence (lowest first), as Ansible: inventory host vars < facts (gathered lazily,
 consulted only for names nothing else defines) < play vars < task vars < registered results and
 set_fact < loop variables.
+
+Registered results, facts and set_fact values are host data: they are stored through
+``templating.unsafe``, so nothing in them is ever rendered or evaluated again.
 """
 
 import os
@@ -17,7 +20,16 @@ import time
 from .context import ModuleContext, ModuleFailure, TaskTimeout
 from .events import censor
 from .filters import to_bool
-from .templating import Templar, TemplateError, VarScope, has_template, is_template
+from .templating import (
+    Templar,
+    TemplateError,
+    TemplateSecurityError,
+    UnsafeList,
+    VarScope,
+    has_template,
+    is_template,
+    unsafe,
+)
 
 OMIT = "__omit_place_holder__rustle"
 EXIT_OK, EXIT_BUG, EXIT_FAILED, EXIT_USAGE = 0, 1, 2, 3
@@ -196,7 +208,7 @@ class Runner:
         if self._facts is None or refresh:
             from .facts import gather
 
-            gathered = gather()
+            gathered = unsafe(gather())
             if self._facts is None:
                 self._facts = gathered
             else:
@@ -309,7 +321,7 @@ class Runner:
         ignored = bool(result.get("failed")) and bool(task.get("ignore_errors"))
         register = task.get("register")
         if register:
-            self.runtime_vars[register] = result
+            self.runtime_vars[register] = unsafe(result)
         status = _status(result)
         event = dict(head, event="handler_result" if is_handler else "task_result")
         event.update({"status": status, "ignored": ignored})
@@ -449,6 +461,8 @@ class Runner:
                     "length": n, "previtem": items[index - 1] if index else None,
                     "nextitem": items[index + 1] if index + 1 < n else None,
                 }
+                if isinstance(items, UnsafeList):
+                    lv["ansible_loop"] = unsafe(lv["ansible_loop"])
             item_scope = scope.child(lv)
             res = self._execute_item(task, item_scope, item)
             res[loop_var] = item
@@ -486,7 +500,7 @@ class Runner:
             raise TemplateError(f"Invalid data passed to 'loop', it requires a list, got this instead: {value}. "
                                 "Hint: If you passed a list/dict of just one element, try adding "
                                 "wantlist=True to your lookup invocation or use q/query instead of lookup.")
-        return list(value)
+        return value if isinstance(value, list) else list(value)  # an UnsafeList stays marked
 
     def _skip_reason(self, task, scope):
         """None when the task should run, else its skipped result."""
@@ -523,7 +537,7 @@ class Runner:
             if not until:
                 return result
             result["attempts"] = attempt
-            check_scope = scope.child({register: result}) if register else scope
+            check_scope = scope.child({register: unsafe(result)}) if register else scope
             try:
                 done = all(self.templar.condition(c, check_scope) for c in _as_list(until))
             except TemplateError as exc:
@@ -545,12 +559,12 @@ class Runner:
         cw, fw = task.get("changed_when"), task.get("failed_when")
         if (cw is None and fw is None) or result.get("skipped"):
             return result
-        check_scope = scope.child({register: result}) if register else scope
+        check_scope = scope.child({register: unsafe(result)}) if register else scope
         try:
             if cw is not None and "_meta" not in result:
                 result["changed"] = all(self.templar.condition(c, check_scope) for c in _as_list(cw))
             if fw is not None:
-                check_scope = scope.child({register: result}) if register else scope
+                check_scope = scope.child({register: unsafe(result)}) if register else scope
                 value = all(self.templar.condition(c, check_scope) for c in _as_list(fw))
                 result["failed_when_result"] = value
                 result["failed"] = value
@@ -567,6 +581,9 @@ class Runner:
             env = task.get("environment") or {}
             if has_template(env):
                 env = self.templar.template(env, scope)
+        except TemplateSecurityError as exc:
+            return {"failed": True, "changed": False,
+                    "msg": f"The task includes an option with an unsafe template. The error was: {exc}"}
         except TemplateError as exc:
             return {"failed": True, "changed": False,
                     "msg": f"The task includes an option with an undefined variable. The error was: {exc}"}
@@ -612,10 +629,10 @@ class Runner:
         facts = result.get("ansible_facts")
         if isinstance(facts, dict) and not result.get("failed"):
             if result.get("_set_fact"):
-                self.runtime_vars.update(facts)
+                self.runtime_vars.update(unsafe(facts))
             else:
                 current = self.facts() if self._facts is None else self._facts
-                current.update(facts)
+                current.update(unsafe(facts))
         return result
 
 
