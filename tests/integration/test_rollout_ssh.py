@@ -216,6 +216,13 @@ def test_plays_with_serial_run_play_by_play(sshd: Any, tmp_path: Path, capsys: p
     by_name = {h["name"]: h for h in doc["hosts"]}
     assert by_name["n00"]["recap"]["ok"] == 6  # two stamp plays, set_fact, shell; summed over runs
     assert by_name["n00"]["uploaded"] is True
+    carry = fleet.remote("n00") / "runs" / f"{doc['deployment_id']}.vars.json"
+    assert json.loads(carry.read_text())["remembered"] == "n00-x"
+    assert oct(carry.stat().st_mode & 0o777) == "0o600"
+    # --cleanup knows the carry files: every remote dir goes, nothing is left as foreign
+    assert main(["--cleanup", "-i", str(fleet.inventory), "--output", "json"]) == 0, capsys.readouterr()[1]
+    capsys.readouterr()
+    assert not any(fleet.remote(n).exists() for n in fleet.names)
 
 
 def test_compile_only_then_deploy_only_runs_in_batches(sshd: Any, tmp_path: Path,

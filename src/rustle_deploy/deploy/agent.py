@@ -22,6 +22,9 @@ writes there (file, directory, symlink)::
     releases/<binary_name>/{current,previous}.tmp-<pid>   symlink: a swap in progress
     history.jsonl                       file: one line per deployment or rollback
     runs/<run-id>.jsonl                 file: journal of each run (written by the artifact)
+    runs/<deployment-id>[-<run-id>].vars.json   file: a rollout's registered results and set_fact
+                                        between its stages (written by the artifact)
+    runs/<...>.vars.json.tmp-<pid>      file: one being written
     unpacked/<sha256>/                  dir: the payload unpacked, so bytecode is cached
     unpacked/<sha256>.tmp-<pid>/        dir: an unpacking in progress
     runners/<sha256>                    file: native format, an installed rustle-runner
@@ -711,6 +714,8 @@ def op_rollback(req, layout, stdin):
 # and what a cleanup does with it. Patterns are compiled only when a cleanup runs (``re`` costs
 # an import on every other operation).
 _HEX = "[0-9a-f]{64}"
+# A rollout's carry id (fleetops): the deployment id (state.new_id), for rustle-exec followed by its run id.
+_CARRY = "d-[0-9]{8}T[0-9]{6}-[0-9a-f]{6}(-r-[0-9a-f]{12})?"
 _OURS = {
     "": (
         ("artifacts", "dir", "artifacts"),
@@ -725,7 +730,8 @@ _OURS = {
     "artifacts": ((_HEX, "file", "remove"), ("[.]tmp-" + _HEX + "-[0-9]+", "file", "remove")),
     "releases": (("[A-Za-z0-9_][A-Za-z0-9._-]*", "dir", "release"),),
     "release": (("(current|previous)([.]tmp-[0-9]+)?", "symlink", "remove"),),
-    "runs": (("[^/]+[.]jsonl", "file", "journal"),),
+    "runs": (("[^/]+[.]jsonl", "file", "journal"),
+             (_CARRY + "[.]vars[.]json([.]tmp-[0-9]+)?", "file", "remove")),
     "unpacked": ((_HEX + "([.]tmp-[0-9]+)?", "dir", "tree"),),
     "runners": ((_HEX + "([.]tmp[.][0-9]+)?", "file", "remove"),),
 }

@@ -139,13 +139,13 @@ def _load_carry(path):
 
 
 def _save_carry(path, values):
-    """Write ``values`` to ``path`` atomically, readable by the SSH user only."""
+    """Write ``values`` to ``path`` atomically, readable by the SSH user only. The temporary
+    name, ``<path>.tmp-<pid>``, is one the agent's cleanup knows."""
     import json
     import os
-    import tempfile
 
-    folder = os.path.dirname(path) or "."
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=folder)
+    tmp = f"{path}.tmp-{os.getpid()}"
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as fh:
             json.dump(values, fh, default=str)
