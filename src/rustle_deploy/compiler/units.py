@@ -7,16 +7,15 @@ inside it keyed by host name. The compiled ``plan.json`` shape is in docs/artifa
 
 from __future__ import annotations
 
-import hashlib
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..errors import CompileError, PlanError
+from ..errors import PlanError
 from ..model import Host, Plan, Play, Task
-from ..plan import resolve_source
 from ..runtime_index import canonical_module, module_families
+from .sources import Embedder, static_scopes
 
 PYZ_TARGET = "py3-none-any"  # a pyz artifact runs on any host with CPython >= 3.8
 
@@ -233,8 +232,13 @@ def _compile_task(
         if key == "check_mode" and "check_mode" in out:
             continue  # an explicit CheckMode condition wins
         out[key] = value
-    if module in ("copy", "template", "unarchive"):
-        _embed_source(plan, task, module, out, unit, file_cache)
+    embedder = Embedder(plan, unit, file_cache)
+    scopes: list[Any] = []
+    if module in ("copy", "template") and _TEMPLATED.search(str(task.args.get("src", ""))):
+        host_vars = [dict(unit.plan_doc.get("hosts", {}).get(h.name) or _host_vars(h), inventory_hostname=h.name)
+                     for h in unit.hosts]
+        scopes = static_scopes(host_vars, dict(play.play.vars or {}), task)
+    embedder.embed(task, module, out, scopes)
     if (
         out["when"]
         or skip_when
@@ -246,43 +250,3 @@ def _compile_task(
     ):
         unit.needs_jinja = True
     return out
-
-
-def _embed_source(
-    plan: Plan,
-    task: Task,
-    module: str,
-    out: dict[str, Any],
-    unit: BuildUnit,
-    file_cache: dict[str, tuple[str, str]],
-) -> None:
-    if module == "unarchive" and task.args.get("remote_src"):
-        return
-    src = task.args.get("src")
-    if not isinstance(src, str):
-        return
-    path = resolve_source(plan, task)
-    if path is None:
-        if _TEMPLATED.search(src):
-            raise CompileError(
-                f"{plan.source}: {task.pointer}/args/src: a templated source path cannot be "
-                "embedded yet",
-                "write the file's path literally in the playbook",
-            )
-        return
-    if path not in file_cache:
-        try:
-            with open(path, "rb") as fh:
-                digest = hashlib.file_digest(fh, "sha256").hexdigest()
-        except IsADirectoryError:
-            raise CompileError(
-                f"{plan.source}: {task.pointer}/args/src: '{src}' is a directory; copying "
-                "directories is not supported yet",
-                "list the files one task each",
-            ) from None
-        except OSError as exc:
-            raise CompileError(f"{plan.source}: {task.pointer}/args/src: cannot read {path}: {exc.strerror}") from exc
-        file_cache[path] = (digest, path)
-    digest, _ = file_cache[path]
-    unit.files[digest] = path
-    out["files"] = {src: digest}

@@ -72,13 +72,14 @@ class ModuleContext:
 
     # ---------------------------------------------------------------- templating
 
-    def render(self, text, extra_vars=None):
-        """Render ``text`` as a Jinja2 template with the task's variables (+ ``extra_vars``)."""
+    def render(self, text, extra_vars=None, overrides=None):
+        """Render ``text`` as a Jinja2 template with the task's variables (+ ``extra_vars``)
+        and Jinja2 syntax ``overrides`` (templating.OVERRIDE_DEFAULTS)."""
         from .templating import TemplateError
 
         scope = self.vars.child(extra_vars) if extra_vars else self.vars
         try:
-            return self._runner.templar.render(text, scope)
+            return self._runner.templar.render(text, scope, overrides)
         except TemplateError as exc:
             raise ModuleFailure(f"AnsibleUndefinedVariable: {exc}" if "undefined" in str(exc)
                                 else f"template error: {exc}") from exc

@@ -142,7 +142,7 @@ class Runner:
         self.skip_tags = skip_tags or []
         self.verbosity = verbosity
         self.run_id = run_id
-        self.templar = Templar()
+        self.templar = Templar(read_file=self._read_embedded)
         self._facts = None
         self._tmpdir = None
         self.runtime_vars = {}  # registered results and set_fact, across plays
@@ -176,6 +176,10 @@ class Runner:
             else:
                 self._facts.update(gathered)
         return self._facts
+
+    def _read_embedded(self, sha256):
+        """The bytes of ``files/<sha256>`` (a template's include, a lookup's file)."""
+        return self.payload.read("files/" + sha256)
 
     def tmpdir(self):
         if self._tmpdir is None:

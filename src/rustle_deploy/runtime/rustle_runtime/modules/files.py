@@ -279,13 +279,11 @@ TEMPLATE_ARGS = {"src", "dest", "mode", "owner", "group", "backup", "force", "ne
                  "unsafe_writes", "attributes", "seuser", "serole", "setype", "selevel"}
 
 
-# Jinja2 syntax options Ansible offers; anything but these defaults is refused, not ignored.
-_TEMPLATE_SYNTAX_DEFAULTS = {
-    "trim_blocks": True, "lstrip_blocks": False,
-    "block_start_string": "{%", "block_end_string": "%}",
-    "variable_start_string": "{{", "variable_end_string": "}}",
-    "comment_start_string": "{#", "comment_end_string": "#}",
-}
+# template options that change Jinja2's syntax (templating.OVERRIDE_DEFAULTS); a ``#jinja2:``
+# line in the template wins over them
+_SYNTAX_OPTIONS = ("trim_blocks", "lstrip_blocks", "block_start_string", "block_end_string",
+                   "variable_start_string", "variable_end_string", "comment_start_string",
+                   "comment_end_string")
 
 
 def _place_link(make, src, path, prev):
@@ -313,27 +311,34 @@ def _place_link(make, src, path, prev):
 def template(ctx, args):
     """ansible.builtin.template: render an embedded ``src`` with ctx.render, then copy it."""
     c.check_unknown(args, TEMPLATE_ARGS, "template")
+    for key in ("src", "dest", "newline_sequence") + _SYNTAX_OPTIONS[2:]:
+        if args.get(key) is not None and not isinstance(args[key], str):
+            c.fail(f"{key} is expected to be a string, but got {type(args[key])} instead")
     src = args.get("src")
     if src is None or args.get("dest") is None:
         c.fail("src and dest are required")
     newline = args.get("newline_sequence", "\n")
     newline = {"\\n": "\n", "\\r": "\r", "\\r\\n": "\r\n"}.get(newline, newline)  # YAML '\r\n'
     if newline not in ("\n", "\r", "\r\n"):
-        c.fail("newline_sequence needs to be one of: \\n, \\r or \\r\\n")
-    for option, default in _TEMPLATE_SYNTAX_DEFAULTS.items():
-        if option in args and args[option] != default:
-            c.fail(f"{option}={args[option]!r} is not supported by rustle-deploy's template module yet; "
-                   "templates use Jinja2's default syntax with trim_blocks on and lstrip_blocks off")
+        c.fail("newline_sequence needs to be one of: \n, \r or \r\n")
+    overrides = {"newline_sequence": newline}
+    for option in _SYNTAX_OPTIONS:
+        if option in args:
+            value = args[option]
+            overrides[option] = c.boolean(value, option) if option.endswith("blocks") else value
     source = c.embedded_source(ctx, args, src).decode("utf-8", "surrogateescape")
-    dest = c.expand(args["dest"])
-    extra = {"template_path": src, "template_fullpath": src, "template_destpath": dest,
-             "template_host": getattr(ctx, "host", ""),
-             "template_run_date": time.strftime("%Y-%m-%d %H:%M:%S")}
-    rendered = ctx.render(source, extra)
-    if newline != "\n":
-        rendered = rendered.replace("\r\n", "\n").replace("\n", newline)
+    from ..lookups import template_file_vars
+    from ..templating import embedded
+
+    scope = ctx.vars if hasattr(ctx.vars, "raw") else None  # a VarScope (tests pass a dict)
+    info = embedded(scope, "sources").get(src) or {} if scope is not None else {}
+    extra = template_file_vars(src, info, args["dest"], scope)
+    rendered = ctx.render(source, extra, overrides)
     encoding = args.get("output_encoding") or "utf-8"
     data = rendered.encode(encoding, "surrogateescape")
+    args = dict(args)
+    if args.get("mode") == "preserve":
+        args["mode"] = info.get("mode")
     return _write_content(ctx, args, data, src, "template")
 
 
