@@ -72,8 +72,17 @@ class CallbackModule(CallbackBase):
 """
 
 
+_FINDER: list[Any] = []
+
+
 def _action(task: dict[str, Any]) -> tuple[str, dict[str, Any]]:
     from ansible.parsing.mod_args import ModuleArgsParser
+
+    if not _FINDER:  # ModuleArgsParser resolves action names through the collection loader
+        from ansible.utils.collection_loader._collection_finder import _AnsibleCollectionFinder
+
+        _FINDER.append(_AnsibleCollectionFinder())
+        _FINDER[0]._install()
 
     body = {k: v for k, v in task.items() if k not in _KEYWORDS + _DROPPED}
     action, args, _ = ModuleArgsParser(body).parse()

@@ -327,6 +327,29 @@ JINJA2_OVERRIDE = "#jinja2:"
 SEARCH_VAR = "__rustle_search"
 
 
+TEMPLATE_SYNTAX_OPTIONS = ("trim_blocks", "lstrip_blocks", "block_start_string", "block_end_string",
+                           "variable_start_string", "variable_end_string", "comment_start_string",
+                           "comment_end_string")
+
+
+def template_overrides(args):
+    """The template module's syntax options in ``args`` as render overrides (``newline_sequence``
+    as Ansible accepts it, escaped or not); TemplateError for a bad one, in Ansible's words."""
+    for key in ("newline_sequence",) + TEMPLATE_SYNTAX_OPTIONS[2:]:
+        if args.get(key) is not None and not isinstance(args[key], str):
+            raise TemplateError(f"{key} is expected to be a string, but got {type(args[key])} instead")
+    newline = args.get("newline_sequence", "\n")
+    newline = {"\\n": "\n", "\\r": "\r", "\\r\\n": "\r\n"}.get(newline, newline)
+    if newline not in ("\n", "\r", "\r\n"):
+        raise TemplateError("newline_sequence needs to be one of: \n, \r or \r\n")
+    overrides = {"newline_sequence": newline}
+    for option in TEMPLATE_SYNTAX_OPTIONS:
+        if option in args:
+            value = args[option]
+            overrides[option] = to_bool(value) if option.endswith("blocks") else value
+    return overrides
+
+
 def split_overrides(text, overrides=None):
     """``text`` without its ``#jinja2:`` line, and the syntax options it renders with
     (``overrides`` updated by that line); Ansible's rules and messages."""

@@ -202,6 +202,9 @@ def copy(ctx, args):
         c.fail("src and content are mutually exclusive")
     if c.boolean(args.get("remote_src", False), "remote_src"):
         return _copy_remote(ctx, args)
+    tree = (getattr(ctx, "task", None) or {}).get("trees", {}).get(src) if content is None else None
+    if tree is not None:
+        return _copy_tree(ctx, args, tree)
     if content is not None:
         if not isinstance(content, str):
             import json
@@ -217,6 +220,50 @@ def copy(ctx, args):
         args["mode"] = None  # the source's mode is not embedded; keep the default
         ctx.warn("copy: mode=preserve keeps the default mode for embedded sources")
     return _write_content(ctx, args, data, label, "copy")
+
+
+def _copy_tree(ctx, args, tree):
+    """A directory ``src`` the compiler embedded as a tree (compiler/sources.py), as Ansible's
+    copy action does it: each file copied under ``dest/`` (its directories created on the way),
+    then each directory ensured; one file's result when the tree holds one file."""
+    dest = c.expand(args.get("dest") or "")
+    if not dest.endswith(os.sep):
+        dest += os.sep
+    owner, group = args.get("owner"), args.get("group")
+    changed = False
+    last = None
+    files = [(rel, sha) for rel, sha in tree["entries"].items() if sha is not None]
+    for rel, sha in files:
+        target = os.path.join(dest, rel)
+        parent = os.path.dirname(target)
+        if not os.path.isdir(parent):
+            if ctx.check_mode:
+                changed = True
+                last = {"changed": True, "dest": target}
+                continue
+            changed = _makedirs_with_mode(ctx, parent, args.get("directory_mode"), owner, group) or changed
+        last = _write_content(ctx, dict(args, dest=target), ctx.read_file(sha), os.path.basename(rel), "copy")
+        changed = changed or bool(last.get("changed"))
+    for rel, sha in tree["entries"].items():
+        if sha is None:
+            path = os.path.join(dest, rel)
+            if not os.path.isdir(path):
+                changed = True
+                if not ctx.check_mode:
+                    _makedirs_with_mode(ctx, path, args.get("directory_mode"), owner, group)
+            elif c.apply_attributes(ctx, path, args.get("directory_mode"), owner, group):
+                changed = True
+    for rel, target in (tree.get("links") or {}).items():
+        path = os.path.join(dest, rel)
+        if os.path.islink(path) and os.readlink(path) == target:
+            continue
+        changed = True
+        if not ctx.check_mode:
+            _place_link(os.symlink, target, path, _prev_state(path))
+    if len(files) == 1 and last is not None:
+        last["changed"] = changed
+        return last
+    return {"dest": dest, "src": tree["path"], "changed": changed}
 
 
 def _copy_remote(ctx, args):
@@ -279,13 +326,6 @@ TEMPLATE_ARGS = {"src", "dest", "mode", "owner", "group", "backup", "force", "ne
                  "unsafe_writes", "attributes", "seuser", "serole", "setype", "selevel"}
 
 
-# template options that change Jinja2's syntax (templating.OVERRIDE_DEFAULTS); a ``#jinja2:``
-# line in the template wins over them
-_SYNTAX_OPTIONS = ("trim_blocks", "lstrip_blocks", "block_start_string", "block_end_string",
-                   "variable_start_string", "variable_end_string", "comment_start_string",
-                   "comment_end_string")
-
-
 def _place_link(make, src, path, prev):
     """Create ``path`` as a link to ``src`` with ``make`` (os.symlink or os.link); an existing
     path is replaced through a temporary link and a rename, so it is never missing."""
@@ -311,24 +351,20 @@ def _place_link(make, src, path, prev):
 def template(ctx, args):
     """ansible.builtin.template: render an embedded ``src`` with ctx.render, then copy it."""
     c.check_unknown(args, TEMPLATE_ARGS, "template")
-    for key in ("src", "dest", "newline_sequence") + _SYNTAX_OPTIONS[2:]:
+    from ..lookups import template_file_vars
+    from ..templating import TemplateError, embedded, template_overrides
+
+    for key in ("src", "dest"):
         if args.get(key) is not None and not isinstance(args[key], str):
             c.fail(f"{key} is expected to be a string, but got {type(args[key])} instead")
     src = args.get("src")
     if src is None or args.get("dest") is None:
         c.fail("src and dest are required")
-    newline = args.get("newline_sequence", "\n")
-    newline = {"\\n": "\n", "\\r": "\r", "\\r\\n": "\r\n"}.get(newline, newline)  # YAML '\r\n'
-    if newline not in ("\n", "\r", "\r\n"):
-        c.fail("newline_sequence needs to be one of: \n, \r or \r\n")
-    overrides = {"newline_sequence": newline}
-    for option in _SYNTAX_OPTIONS:
-        if option in args:
-            value = args[option]
-            overrides[option] = c.boolean(value, option) if option.endswith("blocks") else value
+    try:
+        overrides = template_overrides(args)
+    except TemplateError as exc:
+        c.fail(str(exc))
     source = c.embedded_source(ctx, args, src).decode("utf-8", "surrogateescape")
-    from ..lookups import template_file_vars
-    from ..templating import embedded
 
     scope = ctx.vars if hasattr(ctx.vars, "raw") else None  # a VarScope (tests pass a dict)
     info = embedded(scope, "sources").get(src) or {} if scope is not None else {}
