@@ -404,3 +404,23 @@ def test_a_playbook_given_as_plan_gets_a_pointed_error(playbook: str) -> None:
     assert str(path) in str(err.value)
     if path.read_text().lstrip().startswith(("---", "- ")) and "hosts:" in path.read_text():
         assert "Ansible playbook" in err.value.message and "rustle-plan" in str(err.value.hint)
+
+
+def test_validation_reports_every_problem_in_one_run(tmp_path: Path) -> None:
+    """A plan with several problems names each with its JSON pointer, in plan order."""
+    from rustle_deploy.errors import PlanErrors
+
+    doc = json.loads((FIXTURES / "test_verbose.json").read_bytes())
+    tasks = doc["plays"][0]["batches"][0]["tasks"]
+    tasks[0]["module"] = "no_such_module"
+    tasks[1].update(module="copy", args={"src": "missing.txt", "dest": "/x"})
+    tasks[2]["notify"] = ["nobody"]
+    with pytest.raises(PlanErrors) as err:
+        parse_plan(json.dumps(doc).encode(), source="p.json", base_dir=str(tmp_path))
+    assert [p.pointer for p in err.value.problems] == [
+        "/plays/0/batches/0/tasks/0/module", "/plays/0/batches/0/tasks/1/args/src",
+        "/plays/0/batches/0/tasks/2/notify/0"]
+    assert err.value.pointer == "/plays/0/batches/0/tasks/0/module"
+    text = str(err.value)
+    assert text.startswith("3 problems in the plan:\n  p.json: /plays/0/batches/0/tasks/0/module: unknown module")
+    assert "no such file 'missing.txt'" in text and "no handler named 'nobody'" in text

@@ -1,6 +1,8 @@
-"""Cross-reference checks on a parsed plan; the first violation is raised as a PlanError.
+"""Cross-reference checks on a parsed plan; every violation is reported in one run.
 
-In order: ``total_tasks``; task ids, dependencies and their cycles; batch dependencies
+Each check raises a PlanError at its first violation in one place (a task, a play's graph, a
+deployment); ``validate`` runs every check on every place and raises them together
+(``PlanErrors``, in plan order), or the one alone. In order: ``total_tasks``; task ids, dependencies and their cycles; batch dependencies
 and their cycles; modules; ``notify``; keywords the product cannot honour yet
 (``run_once``, ``delegate_to`` another host); static files (``files.py``).
 
@@ -37,7 +39,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Iterator, Sequence
 
-from rustle_deploy.errors import PlanError
+from rustle_deploy.errors import PlanError, PlanErrors
 from rustle_deploy.model import Plan, Play, Task
 from rustle_deploy.plan import files
 from rustle_deploy.plan.schema import child, printable
@@ -58,18 +60,38 @@ def all_tasks(play: Play) -> Iterator[Task]:
 
 def validate(plan: Plan, files_dirs: Sequence[str] = (), *,
              legacy_task_ids: frozenset[str] = frozenset()) -> None:
-    """Raise the first PlanError found in ``plan``'s cross-references."""
+    """Raise every PlanError found in ``plan``'s cross-references (PlanErrors for several)."""
     src = plan.source
-    _total_tasks(plan)
+    problems: list[PlanError] = []
+
+    def check(fn: Callable[..., None], *args: object, **kw: object) -> None:
+        try:
+            fn(*args, **kw)
+        except PlanErrors as exc:
+            problems.extend(exc.problems)
+        except PlanError as exc:
+            problems.append(exc)
+
+    check(_total_tasks, plan)
     for play in plan.plays:
-        _task_graph(src, play, filtered=bool(plan.options.tags or plan.options.skip_tags))
-        _batch_graph(src, play)
+        check(_task_graph, src, play, filtered=bool(plan.options.tags or plan.options.skip_tags))
+        check(_batch_graph, src, play)
         for task in (*all_tasks(play), *play.handlers):
-            _module(src, task)
-            _unsupported(src, plan, play, task)
-        _notify(src, play)
-    _deployments(plan, legacy_task_ids)
-    _static_files(plan, files_dirs)
+            check(_module, src, task)
+            check(_unsupported, src, plan, play, task)
+            check(files.resolve_source, plan, task, files_dirs=files_dirs)
+        for task in (*all_tasks(play), *play.handlers):
+            for i, name in enumerate(task.notify):
+                check(_notify_one, src, play, task, i, name)
+    check(_deployments, plan, legacy_task_ids)
+    for dep in plan.binary_deployments:
+        for i, static in enumerate(dep.static_files):
+            ptr = f"{dep.pointer}/embedded_data/static_files/{i}/src_path"
+            check(files.resolve_static_file, plan, static, ptr, files_dirs)
+    if len(problems) == 1:
+        raise problems[0]
+    if problems:
+        raise PlanErrors(problems)
 
 
 def _total_tasks(plan: Plan) -> None:
@@ -240,7 +262,7 @@ def _unsupported(src: str, plan: Plan, play: Play, task: Task) -> None:
                     f"{target!r}", file=src, pointer=child(task.pointer, "delegate_to"))
 
 
-def _notify(src: str, play: Play) -> None:
+def _notify_one(src: str, play: Play, task: Task, index: int, name: str) -> None:
     names: set[str] = set()
     for handler in play.handlers:
         names.add(handler.name)
@@ -249,13 +271,12 @@ def _notify(src: str, play: Play) -> None:
             names.add(listen)
         elif isinstance(listen, list):
             names.update(listen)
+    if name in names:
+        return
     hint = (f"handlers of this play: {_quoted([h.name for h in play.handlers])}"
             if play.handlers else "this play has no handlers")
-    for task in (*all_tasks(play), *play.handlers):
-        for i, name in enumerate(task.notify):
-            if name not in names:
-                raise PlanError(f"no handler named {name!r} in play {play.name!r}", hint,
-                                file=src, pointer=child(child(task.pointer, "notify"), i))
+    raise PlanError(f"no handler named {name!r} in play {play.name!r}", hint,
+                    file=src, pointer=child(child(task.pointer, "notify"), index))
 
 
 def _deployments(plan: Plan, legacy_task_ids: frozenset[str]) -> None:
@@ -268,13 +289,3 @@ def _deployments(plan: Plan, legacy_task_ids: frozenset[str]) -> None:
                                 f"{task_id!r}",
                                 "a binary deployment's tasks are task ids of the plays",
                                 file=plan.source, pointer=child(child(dep.pointer, key), i))
-
-
-def _static_files(plan: Plan, files_dirs: Sequence[str]) -> None:
-    for play in plan.plays:
-        for task in (*all_tasks(play), *play.handlers):
-            files.resolve_source(plan, task, files_dirs=files_dirs)
-    for dep in plan.binary_deployments:
-        for i, static in enumerate(dep.static_files):
-            ptr = f"{dep.pointer}/embedded_data/static_files/{i}/src_path"
-            files.resolve_static_file(plan, static, ptr, files_dirs)
