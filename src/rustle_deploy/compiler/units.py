@@ -77,6 +77,7 @@ def plan_units(
         )
         groups_by_key.setdefault(key, []).append(host)
 
+    magic = _magic_vars(plan)
     units = []
     for (unit_target, per_play), unit_hosts in groups_by_key.items():
         names = [h.name for h in unit_hosts]
@@ -96,7 +97,7 @@ def plan_units(
                 {
                     "name": play_view.play.name,
                     "hosts": play_hosts,
-                    "vars": play_view.play.vars,
+                    "vars": {**magic, **play_view.play.vars} if magic else play_view.play.vars,
                     "tasks": [_compile_task(plan, play_view, t, unit, file_cache) for t in tasks],
                     "handlers": [
                         _compile_task(plan, play_view, h, unit, file_cache)
@@ -119,6 +120,14 @@ def plan_units(
             unit.needs_jinja = True
         units.append(unit)
     return units
+
+
+def _magic_vars(plan: Plan) -> dict[str, Any]:
+    """Ansible's controller-side magic variables that the plan uses (``playbook_dir``,
+    ``ansible_search_path``): the plan's directory, as the playbook's would be."""
+    text = repr(plan.plays)
+    magic = {"playbook_dir": plan.base_dir, "ansible_search_path": [plan.base_dir]}
+    return {k: v for k, v in magic.items() if k in text}
 
 
 def _host_vars(host: Host) -> dict[str, Any]:

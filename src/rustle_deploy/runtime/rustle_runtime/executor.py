@@ -420,9 +420,12 @@ class Runner:
                 lv["ansible_loop"] = {
                     "allitems": items, "index": index + 1, "index0": index, "revindex": n - index,
                     "revindex0": n - index - 1, "first": index == 0, "last": index == n - 1,
-                    "length": n, "previtem": items[index - 1] if index else None,
-                    "nextitem": items[index + 1] if index + 1 < n else None,
+                    "length": n,
                 }
+                if index:  # as Ansible: no previtem on the first item, no nextitem on the last
+                    lv["ansible_loop"]["previtem"] = items[index - 1]
+                if index + 1 < n:
+                    lv["ansible_loop"]["nextitem"] = items[index + 1]
                 if isinstance(items, UnsafeList):
                     lv["ansible_loop"] = unsafe(lv["ansible_loop"])
             item_scope = scope.child(lv)

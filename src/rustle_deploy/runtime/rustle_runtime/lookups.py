@@ -304,8 +304,11 @@ def _vars(terms, ctx, default=None):
             out.append(ctx.scope[term])
         except KeyError:
             if default is None:
-                raise LookupError_(f"No variable named {term!r} was found.") from None
-            out.append(default)
+                from .templating import undef
+
+                out.append(undef(f"No variable named {term!r} was found."))
+            else:
+                out.append(default)
     return out
 
 

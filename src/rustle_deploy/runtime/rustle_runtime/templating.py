@@ -279,6 +279,8 @@ def _environment():
                       autoescape=False, loader=EmbeddedLoader())
     env.filters.update(FILTERS)
     env.tests.update(TESTS)
+    for table in (env.filters, env.tests):  # the fully qualified names too
+        table.update({"ansible.builtin." + k: v for k, v in list(table.items())})
 
     @jinja2.pass_context
     def lookup(context, name, *terms, **kw):
