@@ -72,12 +72,13 @@ class PlanErrors(PlanError):
 
     def __init__(self, problems: list[PlanError]) -> None:
         first = problems[0]
-        lines = [f"{len(problems)} problems in the plan:"]
+        lines = []
         for problem in problems:
-            lines.append(f"  {problem.file}: {problem.pointer or '/'}: {problem.detail}")
+            lines.append(f"{problem.file}: {problem.pointer or '/'}: {problem.detail}")
             if problem.hint:
-                lines.append(f"    hint: {problem.hint}")
-        RustleError.__init__(self, "\n".join(lines), "fix them all, then validate again")
+                lines.append(f"  hint: {problem.hint}")
+        RustleError.__init__(self, "\n".join(lines),
+                             f"{len(problems)} problems in the plan: fix them all, then validate again")
         self.file = first.file
         self.pointer = first.pointer
         self.detail = first.detail

@@ -93,11 +93,13 @@ def plan_units(
             if not play_hosts:
                 continue
             tasks = [play_view.tasks[t] for t in task_ids]
+            play_vars: dict[str, Any] = dict(magic)
+            play_vars.update(play_view.play.vars)
             doc_plays.append(
                 {
                     "name": play_view.play.name,
                     "hosts": play_hosts,
-                    "vars": {**magic, **play_view.play.vars} if magic else play_view.play.vars,
+                    "vars": play_vars if magic else play_view.play.vars,
                     "tasks": [_compile_task(plan, play_view, t, unit, file_cache) for t in tasks],
                     "handlers": [
                         _compile_task(plan, play_view, h, unit, file_cache)

@@ -38,12 +38,13 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Iterator, Sequence
+from typing import Any
 
 from rustle_deploy.errors import PlanError, PlanErrors
 from rustle_deploy.model import Plan, Play, Task
 from rustle_deploy.plan import files
 from rustle_deploy.plan.schema import child, printable
-from rustle_deploy.runtime_index import canonical_module, module_families
+from rustle_deploy.runtime_index import canonical_module, module_families, runtime_plugins
 
 _SELF = re.compile(r"^\{\{-?\s*inventory_hostname\s*-?\}\}$")
 
@@ -64,7 +65,7 @@ def validate(plan: Plan, files_dirs: Sequence[str] = (), *,
     src = plan.source
     problems: list[PlanError] = []
 
-    def check(fn: Callable[..., None], *args: object, **kw: object) -> None:
+    def check(fn: Callable[..., object], *args: object, **kw: object) -> None:
         try:
             fn(*args, **kw)
         except PlanErrors as exc:
@@ -80,6 +81,8 @@ def validate(plan: Plan, files_dirs: Sequence[str] = (), *,
             check(_module, src, task)
             check(_unsupported, src, plan, play, task)
             check(files.resolve_source, plan, task, files_dirs=files_dirs)
+            for problem in _plugins(src, task):
+                problems.append(problem)
         for task in (*all_tasks(play), *play.handlers):
             for i, name in enumerate(task.notify):
                 check(_notify_one, src, play, task, i, name)
@@ -260,6 +263,74 @@ def _unsupported(src: str, plan: Plan, play: Play, task: Task) -> None:
                     "runs on its own host",
                     "remove delegate_to, or move the task into a play that targets "
                     f"{target!r}", file=src, pointer=child(task.pointer, "delegate_to"))
+
+
+# task values that are bare expressions (conditions), not templates
+_EXPRESSION_KEYS = ("changed_when", "failed_when", "until")
+_TEMPLATED = re.compile(r"{{|{%|{#")
+
+
+def _strings(value: Any, pointer: str) -> Iterator[tuple[str, str]]:
+    if isinstance(value, str):
+        yield value, pointer
+    elif isinstance(value, dict):
+        for k, v in value.items():
+            yield from _strings(v, child(pointer, str(k)))
+    elif isinstance(value, list):
+        for i, v in enumerate(value):
+            yield from _strings(v, child(pointer, i))
+
+
+def _templates(task: Task) -> Iterator[tuple[str, str]]:
+    """Each Jinja2 template of ``task`` (a bare expression wrapped as one) and its pointer."""
+    for text, ptr in _strings(task.args, child(task.pointer, "args")):
+        if _TEMPLATED.search(text):
+            yield text, ptr
+    if task.short_module == "assert":
+        for text, ptr in _strings(task.args.get("that"), child(child(task.pointer, "args"), "that")):
+            yield "{{ " + text + " }}", ptr
+    for key, value in task.extras.items():
+        for text, ptr in _strings(value, child(task.pointer, key)):
+            if key in _EXPRESSION_KEYS and not _TEMPLATED.search(text):
+                yield "{{ " + text + " }}", ptr
+            elif _TEMPLATED.search(text):
+                yield text, ptr
+    for i, cond in enumerate(task.conditions):
+        if cond.kind in ("When", "Skip") and isinstance(cond.value, str):
+            text = cond.value if _TEMPLATED.search(cond.value) else "{{ " + cond.value + " }}"
+            yield text, child(child(task.pointer, "conditions"), i)
+
+
+def _plugins(src: str, task: Task) -> list[PlanError]:
+    """A filter, test or lookup the runtime does not offer is refused now, never silently empty."""
+    import jinja2
+    from jinja2 import nodes
+
+    known = runtime_plugins()
+    env = jinja2.Environment()
+    out: list[PlanError] = []
+    for text, ptr in _templates(task):
+        try:
+            tree = env.parse(text)
+        except jinja2.TemplateSyntaxError:
+            continue  # fails on the host with Ansible's message
+        used: list[tuple[str, str]] = [("filter", n.name) for n in tree.find_all(nodes.Filter)]
+        used += [("test", n.name) for n in tree.find_all(nodes.Test)]
+        for call in tree.find_all(nodes.Call):
+            if (isinstance(call.node, nodes.Name) and call.node.name in ("lookup", "query", "q")
+                    and call.args and isinstance(call.args[0], nodes.Const)):
+                used.append(("lookup", str(call.args[0].value)))
+        for kind, name in used:
+            if name in known[kind]:
+                continue
+            why = known["refused"][kind].get(name)
+            reason = why or (f"it is not one of ansible.builtin's {kind}s" if "." not in name or
+                             name.startswith("ansible.builtin.") else "collections are not supported")
+            out.append(PlanError(f"{kind} {name!r} is not supported by rustle-deploy: {reason}",
+                                 f"rustle-deploy offers ansible.builtin's {kind}s on the host, except "
+                                 f"{', '.join(sorted(k for k in known['refused'][kind] if '.' not in k))}",
+                                 file=src, pointer=ptr))
+    return out
 
 
 def _notify_one(src: str, play: Play, task: Task, index: int, name: str) -> None:
