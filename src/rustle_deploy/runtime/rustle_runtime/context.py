@@ -10,6 +10,30 @@ import os
 import time
 
 
+_VAR = None
+
+
+def _expandvars(text, env):
+    """``os.path.expandvars`` over ``env`` instead of this process's environment."""
+    global _VAR
+    if "$" not in text:
+        return text
+    if _VAR is None:
+        import re
+
+        _VAR = re.compile(r"\$(\w+|\{[^}]*\})", re.ASCII)
+    out, i = [], 0
+    for match in _VAR.finditer(text):
+        name = match.group(1)
+        name = name[1:-1] if name.startswith("{") else name
+        if name in env:
+            out.append(text[i:match.start()])
+            out.append(env[name])
+            i = match.end()
+    out.append(text[i:])
+    return "".join(out)
+
+
 class ModuleFailure(Exception):
     """Raise from a module to fail the task: ``raise ModuleFailure("msg", rc=1)``."""
 
@@ -161,24 +185,24 @@ class ModuleContext:
 
         from .lowlevel import Timeout, spawn
 
+        full_env = dict(os.environ)
+        full_env.update(self.environment)
+        if env:
+            full_env.update({str(k): str(v) for k, v in env.items()})
         if shell:
             if not isinstance(args, str):
                 args = " ".join(shlex.quote(str(a)) for a in args)
             argv = [executable or "/bin/sh", "-c", args]
         else:
             argv = shlex.split(args) if isinstance(args, str) else [str(a) for a in args]
-            if expand:
-                argv = [os.path.expanduser(os.path.expandvars(a)) for a in argv]
+            if expand:  # as the command module, whose environment holds the task's
+                argv = [os.path.expanduser(_expandvars(a, full_env)) for a in argv]
         prefix = self._become_prefix()
         if prefix is None:  # su as root
             argv = ["su", "-s", "/bin/sh", self.become_user, "-c",
                     " ".join(shlex.quote(a) for a in argv)]
         else:
             argv = prefix + argv
-        full_env = dict(os.environ)
-        full_env.update(self.environment)
-        if env:
-            full_env.update({str(k): str(v) for k, v in env.items()})
         if isinstance(data, str):
             data = data.encode("utf-8")
         timeout = None

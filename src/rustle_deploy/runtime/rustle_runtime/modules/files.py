@@ -121,8 +121,7 @@ def _write_content(ctx, args, data, src_label, module_name):
         changed = True
         if ctx.diff_mode and not args.get("_no_diff") and _is_text(data) and (
                 before is None or _is_text(before)):
-            result["diff"] = [c.file_diff(dest, before if before is not None else "", data,
-                                          dest, src_label)]
+            result["diff"] = [_diff(dest, before, data, src_label)]
         if not ctx.check_mode:
             if backup and os.path.exists(dest):
                 result["backup_file"] = c.backup_local(ctx, dest)
@@ -162,11 +161,21 @@ def _check_mode_preview(ctx, dest, data, checksum_src, src_label, force, follow,
         with open(target, "rb") as handle:
             before = handle.read()
     else:
-        before = b""
+        before = None
     result = {"changed": True, "dest": target, "src": src_label, "checksum": checksum_src}
-    if ctx.diff_mode and show_diff and _is_text(data) and _is_text(before):
-        result["diff"] = [c.file_diff(target, before, data, target, src_label)]
+    if ctx.diff_mode and show_diff and _is_text(data) and (before is None or _is_text(before)):
+        result["diff"] = [_diff(target, before, data, src_label)]
     return result
+
+
+def _diff(dest, before, data, src_label):
+    """The copy action's diff: ``before_header`` only when ``dest`` existed; ``after_header``
+    the source, or ``dest`` for ``content``."""
+    diff = c.file_diff(dest, before if before is not None else "", data, dest,
+                       dest if src_label == "content" else src_label)
+    if before is None:
+        del diff["before_header"]
+    return diff
 
 
 def _validate_with_attrs(ctx, data, dest, validate, mode, owner, group):
@@ -196,10 +205,16 @@ def copy(ctx, args):
     """ansible.builtin.copy: embedded ``src``, ``content`` or ``remote_src``."""
     c.check_unknown(args, COPY_ARGS, "copy")
     src, content = args.get("src"), args.get("content")
-    if src is None and content is None:
+    dest = args.get("dest")
+    # the copy action's checks, in its order and words
+    if not src and content is None:
         c.fail("src (or content) is required")
-    if src is not None and content is not None:
+    if not dest:
+        c.fail("dest is required")
+    if src and content is not None:
         c.fail("src and content are mutually exclusive")
+    if content is not None and str(dest).endswith("/"):
+        c.fail("can not use content with a dir as dest")
     if c.boolean(args.get("remote_src", False), "remote_src"):
         return _copy_remote(ctx, args)
     tree = (getattr(ctx, "task", None) or {}).get("trees", {}).get(src) if content is None else None
@@ -274,6 +289,8 @@ def _copy_remote(ctx, args):
         c.fail(f"Source {src} not readable")
     if os.path.isdir(src):
         return _copy_remote_dir(ctx, args, src)
+    if not os.path.isfile(src):
+        c.fail(f"Cannot copy invalid source '{src}': not a file")
     args = dict(args)
     if args.get("mode") == "preserve":
         args["mode"] = f"0{stat_mod.S_IMODE(os.stat(src).st_mode):03o}"
