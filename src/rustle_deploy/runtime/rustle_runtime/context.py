@@ -9,7 +9,6 @@ failure either by returning ``{"failed": True, "msg": ...}`` or by raising ``Mod
 import os
 import time
 
-
 _VAR = None
 
 
