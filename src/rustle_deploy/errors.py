@@ -4,6 +4,7 @@
     ├── UsageError              bad flags or flag combinations                  (exit 2)
     ├── ConfigError             config.toml / environment: .file, .key          (exit 2)
     ├── PlanError               execution plan: .file, .pointer (JSON pointer)  (exit 2)
+    │   └── PlanErrors          several of them, found in one validation: .problems
     ├── InventoryError          inventory: .file, .line                         (exit 2)
     ├── CompileError            building artifacts: .task (pointer)             (exit 2)
     ├── StateError              local history database                          (exit 2)
@@ -63,6 +64,25 @@ class PlanError(RustleError):
         self.file = file
         self.pointer = pointer
         self.detail = message
+
+
+class PlanErrors(PlanError):
+    """Several problems in one plan, all found in one validation (``.problems``, in plan order);
+    its own file, pointer and detail are the first problem's."""
+
+    def __init__(self, problems: list[PlanError]) -> None:
+        first = problems[0]
+        lines = []
+        for problem in problems:
+            lines.append(f"{problem.file}: {problem.pointer or '/'}: {problem.detail}")
+            if problem.hint:
+                lines.append(f"  hint: {problem.hint}")
+        RustleError.__init__(self, "\n".join(lines),
+                             f"{len(problems)} problems in the plan: fix them all, then validate again")
+        self.file = first.file
+        self.pointer = first.pointer
+        self.detail = first.detail
+        self.problems = list(problems)
 
 
 class InventoryError(RustleError):

@@ -374,26 +374,24 @@ class _Lowering:
         source = self.blobs[digest].decode("utf-8", "surrogateescape")
         if "template_run_date" in source:
             raise self.fail(task, "the template uses template_run_date, which is only known on the host")
-        for option in ("variable_start_string", "variable_end_string", "block_start_string",
-                       "block_end_string", "comment_start_string", "comment_end_string",
-                       "trim_blocks", "lstrip_blocks"):
-            if option in args:
-                raise self.fail(task, f"template option {option} is not supported by the native runner")
-        newline = args.pop("newline_sequence", "\n")
-        newline = {"\\n": "\n", "\\r": "\r", "\\r\\n": "\r\n"}.get(newline, newline)
-        if newline not in ("\n", "\r", "\r\n"):
-            raise self.fail(task, "newline_sequence needs to be one of: \\n, \\r or \\r\\n")
-        src = args["src"]
-        extra = {"template_path": src, "template_fullpath": src, "template_destpath": args.get("dest"),
-                 "template_host": self.host}
         try:
-            rendered = self.templar.render(source, scope.child(extra))
+            overrides = self.templating.template_overrides(args)
+        except self.templating.TemplateError as exc:
+            raise self.fail(task, str(exc)) from None
+        for option in (*self.templating.TEMPLATE_SYNTAX_OPTIONS, "newline_sequence"):
+            args.pop(option, None)
+        src = args["src"]
+        from rustle_runtime.lookups import template_file_vars  # type: ignore[import-not-found]
+
+        info = self.templating.embedded(scope, "sources").get(src) or {}
+        extra = template_file_vars(src, info, args.get("dest"), scope)
+        templar = self.templating.Templar(read_file=self.blobs.__getitem__)
+        try:
+            rendered = templar.render(source, scope.child(extra), overrides)
         except _Dynamic as exc:
             raise self.fail(task, f"the template uses '{exc.name}', only known on the host") from None
         except self.templating.TemplateError as exc:
             raise self.fail(task, f"the template cannot be rendered at compile time: {exc}") from None
-        if newline != "\n":
-            rendered = rendered.replace("\r\n", "\n").replace("\n", newline)
         data = rendered.encode(args.pop("output_encoding", None) or "utf-8", "surrogateescape")
         out = hashlib.sha256(data).hexdigest()
         self.blobs[out] = data

@@ -7,16 +7,15 @@ inside it keyed by host name. The compiled ``plan.json`` shape is in docs/artifa
 
 from __future__ import annotations
 
-import hashlib
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..errors import CompileError, PlanError
+from ..errors import PlanError
 from ..model import Host, Plan, Play, Task
-from ..plan import resolve_source
 from ..runtime_index import canonical_module, module_families
+from .sources import Embedder, static_scopes
 
 PYZ_TARGET = "py3-none-any"  # a pyz artifact runs on any host with CPython >= 3.8
 
@@ -78,6 +77,7 @@ def plan_units(
         )
         groups_by_key.setdefault(key, []).append(host)
 
+    magic = _magic_vars(plan)
     units = []
     for (unit_target, per_play), unit_hosts in groups_by_key.items():
         names = [h.name for h in unit_hosts]
@@ -93,12 +93,14 @@ def plan_units(
             if not play_hosts:
                 continue
             tasks = [play_view.tasks[t] for t in task_ids]
+            play_vars: dict[str, Any] = dict(magic)
+            play_vars.update(play_view.play.vars)
             doc_plays.append(
                 {
                     "index": play_view.index,  # what a run's play selector names (docs/rollouts.md)
                     "name": play_view.play.name,
                     "hosts": play_hosts,
-                    "vars": play_view.play.vars,
+                    "vars": play_vars if magic else play_view.play.vars,
                     "tasks": [_compile_task(plan, play_view, t, unit, file_cache) for t in tasks],
                     "handlers": [
                         _compile_task(plan, play_view, h, unit, file_cache)
@@ -121,6 +123,14 @@ def plan_units(
             unit.needs_jinja = True
         units.append(unit)
     return units
+
+
+def _magic_vars(plan: Plan) -> dict[str, Any]:
+    """Ansible's controller-side magic variables that the plan uses (``playbook_dir``,
+    ``ansible_search_path``): the plan's directory, as the playbook's would be."""
+    text = repr(plan.plays)
+    magic = {"playbook_dir": plan.base_dir, "ansible_search_path": [plan.base_dir]}
+    return {k: v for k, v in magic.items() if k in text}
 
 
 def _host_vars(host: Host) -> dict[str, Any]:
@@ -237,8 +247,13 @@ def _compile_task(
         if key == "check_mode" and "check_mode" in out:
             continue  # an explicit CheckMode condition wins
         out[key] = value
-    if module in ("copy", "template", "unarchive"):
-        _embed_source(plan, task, module, out, unit, file_cache)
+    embedder = Embedder(plan, unit, file_cache)
+    scopes: list[Any] = []
+    if module in ("copy", "template") and _TEMPLATED.search(str(task.args.get("src", ""))):
+        host_vars = [dict(unit.plan_doc.get("hosts", {}).get(h.name) or _host_vars(h), inventory_hostname=h.name)
+                     for h in unit.hosts]
+        scopes = static_scopes(host_vars, dict(play.play.vars or {}), task)
+    embedder.embed(task, module, out, scopes)
     if (
         out["when"]
         or skip_when
@@ -250,43 +265,3 @@ def _compile_task(
     ):
         unit.needs_jinja = True
     return out
-
-
-def _embed_source(
-    plan: Plan,
-    task: Task,
-    module: str,
-    out: dict[str, Any],
-    unit: BuildUnit,
-    file_cache: dict[str, tuple[str, str]],
-) -> None:
-    if module == "unarchive" and task.args.get("remote_src"):
-        return
-    src = task.args.get("src")
-    if not isinstance(src, str):
-        return
-    path = resolve_source(plan, task)
-    if path is None:
-        if _TEMPLATED.search(src):
-            raise CompileError(
-                f"{plan.source}: {task.pointer}/args/src: a templated source path cannot be "
-                "embedded yet",
-                "write the file's path literally in the playbook",
-            )
-        return
-    if path not in file_cache:
-        try:
-            with open(path, "rb") as fh:
-                digest = hashlib.file_digest(fh, "sha256").hexdigest()
-        except IsADirectoryError:
-            raise CompileError(
-                f"{plan.source}: {task.pointer}/args/src: '{src}' is a directory; copying "
-                "directories is not supported yet",
-                "list the files one task each",
-            ) from None
-        except OSError as exc:
-            raise CompileError(f"{plan.source}: {task.pointer}/args/src: cannot read {path}: {exc.strerror}") from exc
-        file_cache[path] = (digest, path)
-    digest, _ = file_cache[path]
-    unit.files[digest] = path
-    out["files"] = {src: digest}

@@ -321,7 +321,8 @@ struct Runner<'a> {
     registered: Map,
     /// counts in the order of STATS
     stats: [i64; 5],
-    notified: Vec<Value>,
+    /// indexes of the play's notified handlers
+    notified: Vec<usize>,
     /// become children, one per identity (become.rs)
     children: RefCell<Children>,
 }
@@ -376,18 +377,21 @@ impl<'a> Runner<'a> {
         for task in as_list(play.get("tasks")) {
             self.run_task(task.as_dict().unwrap_or(&Map::new()), false, &handlers)?;
         }
+        // as Ansible: a flush after the tasks and one after the (empty) post_tasks; what is
+        // notified after that is forgotten
+        self.flush_handlers(&handlers)?;
         self.flush_handlers(&handlers)
     }
 
+    /// One walk over the handlers in order, as Ansible's: each notified handler runs once; one
+    /// notified during the walk runs now if it comes later, else at the next flush (so handlers
+    /// that notify each other never loop).
     fn flush_handlers(&mut self, handlers: &[Value]) -> Result<(), HostFailed> {
-        while !self.notified.is_empty() {
-            let pending = std::mem::take(&mut self.notified);
-            let empty = Map::new();
-            for handler in handlers {
-                let handler = handler.as_dict().unwrap_or(&empty);
-                if handler_topics(handler).iter().any(|t| pending.contains(t)) {
-                    self.run_task(handler, true, handlers)?;
-                }
+        let empty = Map::new();
+        for (index, handler) in handlers.iter().enumerate() {
+            if let Some(at) = self.notified.iter().position(|i| *i == index) {
+                self.notified.remove(at);
+                self.run_task(handler.as_dict().unwrap_or(&empty), true, handlers)?;
             }
         }
         Ok(())
@@ -448,13 +452,11 @@ impl<'a> Runner<'a> {
             return Err(HostFailed);
         }
         if flag(&result, "changed") && !flag(&result, "failed") {
-            let topics: Vec<Value> = handlers
-                .iter()
-                .flat_map(|h| handler_topics(h.as_dict().unwrap_or(&Map::new())))
-                .collect();
-            for handler in as_list(task.get("notify")) {
-                if topics.contains(&handler) && !self.notified.contains(&handler) {
-                    self.notified.push(handler);
+            let names = as_list(task.get("notify"));
+            for (index, handler) in handlers.iter().enumerate() {
+                let topics = handler_topics(handler.as_dict().unwrap_or(&Map::new()));
+                if topics.iter().any(|t| names.contains(t)) && !self.notified.contains(&index) {
+                    self.notified.push(index);
                 }
             }
         }

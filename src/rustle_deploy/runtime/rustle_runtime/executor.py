@@ -160,7 +160,7 @@ class Runner:
         # that keeps registered results and set_fact from one stage to the next.
         self.plays = None if plays is None else set(plays)
         self.carry = carry
-        self.templar = Templar()
+        self.templar = Templar(read_file=self._read_embedded)
         self._facts = None
         self._tmpdir = None
         self.runtime_vars = {}  # registered results and set_fact, across plays
@@ -195,6 +195,10 @@ class Runner:
             else:
                 self._facts.update(gathered)
         return self._facts
+
+    def _read_embedded(self, sha256):
+        """The bytes of ``files/<sha256>`` (a template's include, a lookup's file)."""
+        return self.payload.read("files/" + sha256)
 
     def tmpdir(self):
         if self._tmpdir is None:
@@ -263,27 +267,31 @@ class Runner:
 
     def _run_play(self, play):
         self._play = play
-        self._notified = []
-        # what a notify may name: a handler's name, or a topic it listens to
-        self._handler_names = set()
-        for h in play.get("handlers") or []:
-            self._handler_names.update(_handler_topics(h))
+        self._notified = set()  # indexes of the play's notified handlers
         self.emitter.emit({"event": "play_start", "play": play.get("name", ""), "host": self.host})
         try:
             for task in play.get("tasks") or []:
                 self._run_task(task)
+            # as Ansible: a flush after the tasks and one after the (empty) post_tasks; what is
+            # notified after that is forgotten
+            self._flush_handlers()
             self._flush_handlers()
         except _EndPlay:
             pass
 
+    def _notify(self, names):
+        for index, handler in enumerate(self._play.get("handlers") or []):
+            if not _handler_topics(handler).isdisjoint(names):
+                self._notified.add(index)
+
     def _flush_handlers(self):
-        handlers = self._play.get("handlers") or []
-        while self._notified:
-            pending = set(self._notified)
-            self._notified = []
-            for handler in handlers:
-                if pending & _handler_topics(handler):
-                    self._run_task(handler, is_handler=True)
+        """One walk over the handlers in order, as Ansible's: each notified handler runs once;
+        one notified during the walk runs now if it comes later, else at the next flush (so
+        handlers that notify each other never loop)."""
+        for index, handler in enumerate(self._play.get("handlers") or []):
+            if index in self._notified:
+                self._notified.discard(index)
+                self._run_task(handler, is_handler=True)
 
     # ---------------------------------------------------------------- one task
 
@@ -328,9 +336,7 @@ class Runner:
         if status == "failed" and not ignored:
             raise _HostFailed()
         if result.get("changed") and not result.get("failed"):
-            for handler in _as_list(task.get("notify")):
-                if handler in self._handler_names and handler not in self._notified:
-                    self._notified.append(handler)
+            self._notify({str(n) for n in _as_list(task.get("notify"))})
         action = result.get("_meta")
         if action == "flush_handlers":
             self._flush_handlers()
@@ -443,9 +449,12 @@ class Runner:
                 lv["ansible_loop"] = {
                     "allitems": items, "index": index + 1, "index0": index, "revindex": n - index,
                     "revindex0": n - index - 1, "first": index == 0, "last": index == n - 1,
-                    "length": n, "previtem": items[index - 1] if index else None,
-                    "nextitem": items[index + 1] if index + 1 < n else None,
+                    "length": n,
                 }
+                if index:  # as Ansible: no previtem on the first item, no nextitem on the last
+                    lv["ansible_loop"]["previtem"] = items[index - 1]
+                if index + 1 < n:
+                    lv["ansible_loop"]["nextitem"] = items[index + 1]
                 if isinstance(items, UnsafeList):
                     lv["ansible_loop"] = unsafe(lv["ansible_loop"])
             item_scope = scope.child(lv)
