@@ -1,21 +1,23 @@
 """The controller pipeline behind the command line, one method per mode.
 
-plan -> inventory -> compiler -> deploy -> state -> report. Everything up to the fan-out
-raises (exit 2, nothing touched); after it, each host's failure is data in its outcome.
+inventory -> plan (a rustle-plan document, or a playbook through ``playbook/``) -> compiler
+-> deploy -> state -> report. Everything up to the fan-out raises (exit 2, nothing touched);
+after it, each host's failure is data in its outcome.
 """
 
 from __future__ import annotations
 
+import os
 import sys
 import time
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .errors import UsageError
+from .errors import PlanError, UsageError
 from .inventory import Inventory, implicit_localhost, load_inventory
 from .model import Host, Plan
-from .plan import load_plan
+from .plan import STDIN, parse_plan
 from .plan.validate import check_hosts
 from .report import Reporter, dump_json
 from .settings import Settings, load_settings
@@ -24,7 +26,11 @@ if TYPE_CHECKING:
     from .compiler.build import Artifact
     from .compiler.runner import RunnerBinary
     from .compiler.units import BuildUnit
+    from .playbook import Compiled
     from .transport.early import EarlyStarts
+
+# Modes that read the input and print something about it; they touch no host.
+LIST_MODES = ("emit_plan", "syntax_check", "list_tasks", "list_hosts", "list_tags")
 
 @dataclass
 class Session:
@@ -33,10 +39,13 @@ class Session:
     json_out: bool
     reporter: Reporter
     _runner: RunnerBinary | None = None
+    compiled: Compiled | None = None  # when the input was a playbook
+    extra_vars: dict[str, Any] | None = None
 
     @classmethod
     def from_options(cls, opts: dict[str, Any]) -> Session:
-        modes = [m for m in ("compile_only", "deploy_only", "cleanup", "dry_run", "list_deployments", "list_inventory") if opts.get(m)]
+        modes = [m for m in ("compile_only", "deploy_only", "cleanup", "dry_run", "list_deployments", "list_inventory",
+                             *LIST_MODES) if opts.get(m)]
         if opts.get("rollback"):
             modes.append("rollback")
         if len(modes) > 1:
@@ -86,13 +95,39 @@ class Session:
                 print(f"warning: {warning}", file=sys.stderr)
         return inv
 
-    def plan(self, required: bool = True) -> Plan | None:
+    def plan(self, inv: Inventory) -> tuple[Plan, Inventory]:
+        """The plan to run, from a rustle-plan document or a playbook (told apart by content).
+
+        A playbook needs the inventory to resolve its plays' host patterns, and brings its own
+        ``group_vars/``/``host_vars/``: the inventory returned is the one to use from here on.
+        """
+        from .playbook import CompileOptions, compile_playbook, is_playbook, parse_extra_vars
+
         path = self.opts.get("execution_plan")
         if path is None:
-            if not required:
-                return None
-            raise UsageError("no execution plan given", "usage: rustle-deploy PLAN.json [-i INVENTORY] [--run]")
-        return load_plan(path, files_dirs=tuple(self.opts.get("files_dir") or ()))
+            raise UsageError("no execution plan or playbook given",
+                             "usage: rustle-deploy PLAYBOOK.yml|PLAN.json [-i INVENTORY] [--run]")
+        data = _read_input(path)
+        extra = parse_extra_vars(self.opts.get("extra_vars") or ())
+        self.extra_vars = extra
+        files_dirs = tuple(self.opts.get("files_dir") or ())
+        if not is_playbook(data):
+            base_dir = os.getcwd() if path == "-" else os.path.dirname(os.path.abspath(path))
+            plan = parse_plan(data, source=STDIN if path == "-" else path, base_dir=base_dir,
+                              files_dirs=files_dirs)
+            if extra:
+                plan = replace(plan, extra_vars={**plan.extra_vars, **extra})
+            return plan, inv
+        options = CompileOptions(extra_vars=extra, roles_path=self.settings.roles_path,
+                                 forks=self.opts.get("parallel"), check=bool(self.opts.get("check")),
+                                 diff=bool(self.opts.get("diff")))
+        text = data.decode("utf-8-sig") if path == "-" else None
+        compiled = compile_playbook(path, inv, options, text=text)
+        self.compiled = compiled
+        if self.opts.get("verbose"):
+            for note in compiled.notes:
+                print(f"note: {note}", file=sys.stderr)
+        return compiled.plan, compiled.inventory
 
     def hosts_for(self, plan: Plan, inv: Inventory) -> tuple[list[Host], list[Host]]:
         """Every host of the plan (artifacts are built for all of them, so ``--limit`` does not
@@ -119,7 +154,10 @@ class Session:
         return every, [self.with_cli_connection(h) for h in hosts]
 
     def with_cli_connection(self, host: Host) -> Host:
-        return with_connection(host, self.opts.get("user"), self.opts.get("private_key"))
+        host = with_connection(host, self.opts.get("user"), self.opts.get("private_key"))
+        # extra vars outrank the inventory, connection variables included (as in Ansible)
+        conn = {k: v for k, v in (self.extra_vars or {}).items() if k.startswith("ansible_")}
+        return replace(host, vars={**host.vars, **conn}) if conn else host
 
     def units(self, plan: Plan, inv: Inventory, hosts: list[Host]) -> list[BuildUnit]:
         from .compiler.units import plan_units
@@ -167,9 +205,15 @@ class Session:
             return self.cleanup()
         if o.get("deploy_only"):
             return self.deploy_only()
-        plan = self.plan()
-        assert plan is not None
-        inv = self.inventory()
+        plan, inv = self.plan(self.inventory())
+        listing = next((m for m in LIST_MODES if o.get(m)), None)
+        if listing is not None:
+            from .listing import show
+
+            return show(self, listing, plan, inv)
+        if not plan.plays:
+            self.reporter.line("no hosts matched: nothing to do")
+            return 0
         every, hosts = self.hosts_for(plan, inv)
         if o.get("dry_run"):
             return self.dry_run(plan, self.units(plan, inv, every), hosts)
@@ -340,8 +384,10 @@ class Session:
 # Which modes each flag means something in; anywhere else it is refused rather than ignored.
 _HOSTS = {"deploy", "deploy_only", "cleanup", "rollback", "dry_run"}
 _BUILD = {"deploy", "compile_only", "dry_run"}
+_READ = _BUILD | set(LIST_MODES)
 _FLAG_MODES: dict[str, tuple[str, set[str]]] = {
-    "execution_plan": ("EXECUTION_PLAN", _BUILD),
+    "execution_plan": ("EXECUTION_PLAN", _READ),
+    "extra_vars": ("--extra-vars", _READ),
     "run_": ("--run", {"deploy", "deploy_only", "dry_run"}),
     "verify": ("--verify", {"deploy", "deploy_only", "dry_run"}),
     "rebuild": ("--rebuild", _BUILD),
@@ -349,13 +395,13 @@ _FLAG_MODES: dict[str, tuple[str, set[str]]] = {
     "target": ("--target", _BUILD),
     "files_dir": ("--files-dir", _BUILD),
     "output_dir": ("--output-dir", {"compile_only", "deploy_only"}),
-    "limit": ("--limit", {"deploy", "deploy_only", "cleanup", "dry_run"}),
+    "limit": ("--limit", {"deploy", "deploy_only", "cleanup", "dry_run", "list_hosts", "list_tasks", "list_tags"}),
     "user": ("--user", _HOSTS),
     "private_key": ("--private-key", _HOSTS),
     "parallel": ("--parallel", _HOSTS),
     "timeout": ("--timeout", _HOSTS),
     "ssh_client": ("--ssh-client", _HOSTS - {"dry_run"}),
-    "inventory": ("--inventory", _BUILD | _HOSTS | {"list_inventory"}),
+    "inventory": ("--inventory", _READ | _HOSTS | {"list_inventory"}),
 }
 _RUN_FLAGS = {"check": "--check", "diff": "--diff", "tags": "--tags", "skip_tags": "--skip-tags"}
 
@@ -370,11 +416,30 @@ def _check_flags(opts: dict[str, Any], mode: str) -> None:
                 f"{flag} goes with: " + ", ".join(sorted("--" + m.replace("_", "-") if m != "deploy" else "a deployment" for m in modes)),
             )
     for key, flag in _RUN_FLAGS.items():
+        if key in ("tags", "skip_tags") and mode in ("list_tasks", "list_tags"):
+            continue
         if opts.get(key) and not opts.get("run_"):
             raise UsageError(
                 f"{flag} applies to running the plan",
                 f"add --run, or pass {flag} to rustle-exec when it runs what was deployed",
             )
+
+
+def _read_input(path: str) -> bytes:
+    """The bytes of the plan or playbook at ``path`` (``-``: standard input)."""
+    if path == "-":
+        try:
+            return sys.stdin.buffer.read()
+        except OSError as exc:
+            raise PlanError(f"cannot read standard input: {exc}", "pipe a plan or playbook into "
+                            "stdin, or pass its path", file=STDIN) from exc
+    try:
+        with open(path, "rb") as fh:
+            return fh.read()
+    except OSError as exc:
+        raise PlanError(f"cannot read: {exc.strerror or exc}",
+                        "pass the path of a playbook or of the JSON file rustle-plan wrote, or - "
+                        "for stdin", file=path) from exc
 
 
 def with_connection(host: Host, user: str | None, private_key: str | None) -> Host:

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import ast
+import sys
 from functools import cache
 from pathlib import Path
+from typing import Any
 
 
 def runtime_root() -> Path:
@@ -32,3 +34,17 @@ def canonical_module(name: str) -> str | None:
     if "." in name and not name.startswith(("ansible.builtin.", "ansible.legacy.")):
         return None  # modules of other collections are not implemented
     return short if short in module_families() else None
+
+
+def import_runtime() -> Any:
+    """The runtime's ``templating`` module, imported from the shipped sources.
+
+    For evaluating on the controller exactly what a host would (the native lowering, the
+    playbook front end's compile-time templating); the runtime itself never learns of it.
+    """
+    root = str(runtime_root())
+    if root not in sys.path:
+        sys.path.insert(0, root)
+    from rustle_runtime import templating  # type: ignore[import-not-found]
+
+    return templating

@@ -93,18 +93,21 @@ def plan_units(
             if not play_hosts:
                 continue
             tasks = [play_view.tasks[t] for t in task_ids]
-            doc_plays.append(
-                {
-                    "name": play_view.play.name,
-                    "hosts": play_hosts,
-                    "vars": play_view.play.vars,
-                    "tasks": [_compile_task(plan, play_view, t, unit, file_cache) for t in tasks],
-                    "handlers": [
-                        _compile_task(plan, play_view, h, unit, file_cache)
-                        for h in sorted(play_view.play.handlers, key=lambda h: h.execution_order)
-                    ],
-                }
-            )
+            doc_play = {
+                "name": play_view.play.name,
+                "hosts": play_hosts,
+                "vars": play_view.play.vars,
+                "tasks": [_compile_task(plan, play_view, t, unit, file_cache) for t in tasks],
+                "handlers": [
+                    _compile_task(plan, play_view, h, unit, file_cache)
+                    for h in sorted(play_view.play.handlers, key=lambda h: h.execution_order)
+                ],
+            }
+            if play_view.play.defaults:
+                doc_play["defaults"] = play_view.play.defaults
+            if play_view.play.roles:
+                doc_play["roles"] = play_view.play.roles
+            doc_plays.append(doc_play)
         unit.plan_doc = {
             "format": 1,
             "binary_name": unit.binary_name,
@@ -114,7 +117,11 @@ def plan_units(
             "groups": groups,
             "plays": doc_plays,
         }
-        if any(_TEMPLATED.search(str(p["vars"])) for p in doc_plays):
+        if plan.extra_vars:
+            unit.plan_doc["extra_vars"] = plan.extra_vars
+        if _TEMPLATED.search(str(plan.extra_vars)):
+            unit.needs_jinja = True
+        if any(_TEMPLATED.search(str((p["vars"], p.get("defaults"), p.get("roles")))) for p in doc_plays):
             unit.needs_jinja = True
         if any(_TEMPLATED.search(str(v)) for v in unit.plan_doc["hosts"].values()):
             unit.needs_jinja = True
@@ -196,6 +203,8 @@ def _compile_task(
     unit: BuildUnit,
     file_cache: dict[str, tuple[str, str]],
 ) -> dict[str, Any]:
+    if task.is_block:
+        return _compile_block(plan, play, task, unit, file_cache)
     module = canonical_module(task.module)
     if module is None:
         raise PlanError(
@@ -244,6 +253,29 @@ def _compile_task(
         or _TEMPLATED.search(str(out))  # args, loop items, vars, environment, become_user ...
         or (module == "debug" and "var" in task.args)
     ):
+        unit.needs_jinja = True
+    return out
+
+
+def _compile_block(
+    plan: Plan,
+    play: _PlayView,
+    task: Task,
+    unit: BuildUnit,
+    file_cache: dict[str, tuple[str, str]],
+) -> dict[str, Any]:
+    """A block: its lists compiled, its own keywords (applied once, when it is reached) kept."""
+    assert task.block is not None
+    out: dict[str, Any] = {"id": f"{play.play_id}/{task.task_id}", "name": task.name, "hosts": None,
+                           "when": [str(c.value) for c in task.conditions if c.kind == "When"],
+                           "tags": list(task.tags)}
+    for key, value in task.extras.items():
+        if key != "delegate_to":
+            out[key] = value
+    for key, tasks in (("block", task.block), ("rescue", task.rescue), ("always", task.always)):
+        if tasks or key == "block":
+            out[key] = [_compile_task(plan, play, t, unit, file_cache) for t in tasks]
+    if out["when"] or isinstance(out.get("loop"), str) or _TEMPLATED.search(str(out.get("params", ""))):
         unit.needs_jinja = True
     return out
 

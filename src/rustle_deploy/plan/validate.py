@@ -52,8 +52,15 @@ def _quoted(names: Sequence[str], limit: int = 20) -> str:
 
 
 def all_tasks(play: Play) -> Iterator[Task]:
+    """The tasks of the play's batches (blocks as one task each)."""
     for batch in play.batches:
         yield from batch.tasks
+
+
+def every_task(play: Play) -> Iterator[Task]:
+    """Every task and handler of the play, the tasks inside blocks included."""
+    for task in (*all_tasks(play), *play.handlers):
+        yield from task.walk()
 
 
 def validate(plan: Plan, files_dirs: Sequence[str] = (), *,
@@ -64,9 +71,10 @@ def validate(plan: Plan, files_dirs: Sequence[str] = (), *,
     for play in plan.plays:
         _task_graph(src, play, filtered=bool(plan.options.tags or plan.options.skip_tags))
         _batch_graph(src, play)
-        for task in (*all_tasks(play), *play.handlers):
+        for task in every_task(play):
             _module(src, task)
             _unsupported(src, plan, play, task)
+            _role(src, play, task)
         _notify(src, play)
     _deployments(plan, legacy_task_ids)
     _static_files(plan, files_dirs)
@@ -209,7 +217,18 @@ def _check_acyclic(
                         "dependencies", file=src, pointer=first[(cycle[0], cycle[1])])
 
 
+def _role(src: str, play: Play, task: Task) -> None:
+    role = task.extras.get("role")
+    if role is not None and role not in play.roles:
+        raise PlanError(f"{_kind(task)} {task.name!r} names role {role!r}, which the play's "
+                        "roles do not define",
+                        f"roles of this play: {_quoted(list(play.roles)) or 'none'}",
+                        file=src, pointer=child(task.pointer, "role"))
+
+
 def _module(src: str, task: Task) -> None:
+    if task.is_block:
+        return
     if canonical_module(task.module) is None:
         raise PlanError(
             f"unknown module {task.module!r} in {_kind(task)} {task.name!r}",
@@ -251,7 +270,7 @@ def _notify(src: str, play: Play) -> None:
             names.update(listen)
     hint = (f"handlers of this play: {_quoted([h.name for h in play.handlers])}"
             if play.handlers else "this play has no handlers")
-    for task in (*all_tasks(play), *play.handlers):
+    for task in every_task(play):
         for i, name in enumerate(task.notify):
             if name not in names:
                 raise PlanError(f"no handler named {name!r} in play {play.name!r}", hint,
@@ -272,7 +291,7 @@ def _deployments(plan: Plan, legacy_task_ids: frozenset[str]) -> None:
 
 def _static_files(plan: Plan, files_dirs: Sequence[str]) -> None:
     for play in plan.plays:
-        for task in (*all_tasks(play), *play.handlers):
+        for task in every_task(play):
             files.resolve_source(plan, task, files_dirs=files_dirs)
     for dep in plan.binary_deployments:
         for i, static in enumerate(dep.static_files):
