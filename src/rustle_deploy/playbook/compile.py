@@ -722,9 +722,10 @@ class _Compiler:
             return
         children: list[Task] = []
         pointer = f"{base}/{len(out)}"
+        task_id = st.new_id()
         self.tasks_from_source(src, role_ctx, st, children, f"{pointer}/block")
         self.origins[pointer] = call.origin
-        out.append(Task(task_id=st.new_id(), name=f"role {role.name}", module="", args={},
+        out.append(Task(task_id=task_id, name=f"role {role.name}", module="", args={},
                         hosts=(), execution_order=len(out), block=tuple(children),
                         extras={"role_once": call.identity}, pointer=pointer))
 
@@ -1338,13 +1339,15 @@ class _Compiler:
                                 value=True)
             self.check_keys(src, apply, kw.BLOCK - {"block", "rescue", "always"}, "apply", apply)
             inner = self.inherit(src, apply, inner, st)
+        task_id = st.new_id()
         children: list[Task] = []
         self.tasks_from_source(child, inner, st, children, f"{pointer}/block")
-        self.container(src, ds, ctx, st, out, pointer, children, display_path(path), module)
+        self.container(src, ds, ctx, st, out, pointer, children, display_path(path), module,
+                       task_id)
 
     def container(self, src: Source, ds: dict[str, Any], ctx: Ctx, st: _PlayState,
                   out: list[Task], pointer: str, children: list[Task], include: str,
-                  module: str) -> None:
+                  module: str, task_id: str) -> None:
         """An include_* as a block the host evaluates once (its own when, tags, loop, vars)."""
         self.check_inherited(src, ds, ctx, st)
         if ds.get("register") is not None:
@@ -1362,7 +1365,7 @@ class _Compiler:
         conditions = list(ctx.when) + self.conditions(src, ds)
         tags = ctx.tags + self.tags(src, ds)
         name = self.display_name(ds, module, ctx)
-        out.append(Task(task_id=st.new_id(), name=name, module="", args={}, hosts=(),
+        out.append(Task(task_id=task_id, name=name, module="", args={}, hosts=(),
                         conditions=tuple(Condition("When", c) for c in conditions), tags=tags,
                         execution_order=len(out), extras=extras, pointer=pointer,
                         block=tuple(children)))
@@ -1435,9 +1438,11 @@ class _Compiler:
                 raise src.error("apply is a mapping of block keywords", None, ds, key or _NO_KEY,
                                 value=True)
             inner = self.inherit(src, apply, inner, st)
+        task_id = st.new_id()
         children: list[Task] = []
         self.compile_role(call, inner, st, children, f"{pointer}/block", dedupe=False)
-        self.container(src, ds, ctx, st, out, pointer, children, f"role {role.name}", module)
+        self.container(src, ds, ctx, st, out, pointer, children, f"role {role.name}", module,
+                       task_id)
 
 
 @dataclass(frozen=True)

@@ -326,7 +326,8 @@ def template(ctx, args):
                    "templates use Jinja2's default syntax with trim_blocks on and lstrip_blocks off")
     source = c.embedded_source(ctx, args, src).decode("utf-8", "surrogateescape")
     dest = c.expand(args["dest"])
-    extra = {"template_path": src, "template_fullpath": src, "template_destpath": dest,
+    extra = {"ansible_managed": "Ansible managed", "template_path": src,
+             "template_fullpath": src, "template_destpath": dest,
              "template_host": getattr(ctx, "host", ""),
              "template_run_date": time.strftime("%Y-%m-%d %H:%M:%S")}
     rendered = ctx.render(source, extra)
