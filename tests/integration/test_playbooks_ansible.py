@@ -6,7 +6,7 @@ Both must leave the same files (content, mode, links; the tree's own path is rep
 on whether the run failed. One ansible-playbook run per playbook. A case directory holds
 ``site.yml`` (with its roles, group_vars, ...), optionally ``inventory.ini`` (``{python}`` and
 ``{remote}`` are filled in) and ``case.yml``: ``args`` (extra command-line arguments for both
-tools, e.g. ``[--tags, web]`` or ``[--check]``).
+tools, e.g. ``[--tags, web]`` or ``[--check]``), ``inventory`` (another inventory path).
 """
 
 from __future__ import annotations
@@ -56,11 +56,11 @@ def tree(root: Path) -> dict[str, Any]:
 def prepare(case: str, tmp_path: Path) -> tuple[Path, Path, dict[str, Any]]:
     work = tmp_path / "work"
     shutil.copytree(CASES / case, work)
-    conf = yaml.safe_load((work / "case.yml").read_text()) if (work / "case.yml").exists() else {}
-    inv = work / "inventory.ini"
+    conf = (yaml.safe_load((work / "case.yml").read_text()) if (work / "case.yml").exists() else {}) or {}
+    inv = work / conf.get("inventory", "inventory.ini")
     text = inv.read_text() if inv.exists() else DEFAULT_INVENTORY
     inv.write_text(text.format(python=sys.executable, remote=tmp_path / "remote"))
-    return work, inv, conf or {}
+    return work, inv, conf
 
 
 def run_ansible(work: Path, inv: Path, out: Path, args: list[str], tmp_path: Path) -> tuple[int, dict[str, dict[str, int]], str]:
