@@ -131,7 +131,7 @@ class _Lowering:
         host_vars = dict((doc.get("hosts") or {}).get(host) or {})
         groups = doc.get("groups") or {}
         host_vars.setdefault("group_names", sorted(
-            g for g, members in groups.items() if host in members and g not in ("all", "ungrouped")))
+            g for g, members in groups.items() if host in members and g != "all"))
         host_vars.update({"inventory_hostname": host, "inventory_hostname_short": host.split(".")[0],
                           "groups": groups, "omit": executor.OMIT})
         clash = sorted(registered & set(host_vars))

@@ -136,7 +136,7 @@ def _host_vars(host: Host) -> dict[str, Any]:
 
 
 def _group_names(host: Host) -> list[str]:
-    return sorted(g for g in host.groups if g not in ("all", "ungrouped"))
+    return sorted(g for g in host.groups if g != "all")
 
 
 def _host_target(host: Host, override: str | None, plan: Plan) -> str:

@@ -66,8 +66,8 @@ def _depth(token: str, depth: int, opening: str, closing: str) -> int:
 def _join(parts: list[str]) -> str:
     out = ""
     for p in parts:
-        out = p if not out or out.endswith("\n") else out + " " + p
-    return out if parts else ""
+        out = out + p if not out or out.endswith("\n") else out + " " + p
+    return out
 
 
 def split_args(args: str) -> list[str]:

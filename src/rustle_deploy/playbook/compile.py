@@ -59,6 +59,12 @@ pause ping pip raw reboot replace rpm_key script service service_facts set_fact 
 shell slurp stat subversion systemd systemd_service sysvinit tempfile template unarchive uri user
 validate_argument_spec wait_for wait_for_connection yum_repository include
 """.split())
+# ansible-core 2.19's own lookup plugins (what a with_<name> loop may name)
+BUILTIN_LOOKUPS = frozenset("""
+config csvfile dict env file fileglob first_found indexed_items ini inventory_hostnames items
+lines list nested password pipe random_choice sequence subelements template together unvault
+url varnames vars
+""".split())
 _VAR_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _SELF = re.compile(r"^\{\{-?\s*inventory_hostname\s*-?\}\}$")
 _LOCALHOSTS = ("localhost", "127.0.0.1", "::1")
@@ -1163,7 +1169,7 @@ class _Compiler:
         key = withs[0]
         value = ds[key]
         kind = key[len("with_"):]
-        if kind in ("items", "flattened"):
+        if kind == "items":
             extras["loop"] = value if isinstance(value, (list, str)) else [value]
             extras["loop_with"] = kind
         elif kind == "list":
@@ -1178,8 +1184,11 @@ class _Compiler:
             else:
                 raise src.error("with_dict takes a mapping or one {{ expression }}", None, ds,
                                 key, value=True)
+        elif kind not in BUILTIN_LOOKUPS:
+            raise src.error(f"'{key}' is not a valid keyword for a task: '{kind}' is not one of "
+                            "ansible-core's lookups", "write it as loop: with a filter", ds, key)
         else:
-            supported = "with_items, with_list, with_dict, with_flattened"
+            supported = "with_items, with_list, with_dict"
             raise src.error(f"'{key}' is not supported yet",
                             f"supported: {supported}; or write it as loop: with a filter "
                             "(Ansible's 'Migrating from with_X to loop')", ds, key)

@@ -41,6 +41,25 @@ def _handler_topics(handler):
     return {handler.get("name")} | {str(t) for t in _as_list(handler.get("listen"))}
 
 
+def _notified_handlers(handlers, notification):
+    """Which handlers a notification runs, as Ansible decides: of the handlers with that name
+    the last one defined; of those listening to it, the last one defined of each name."""
+    found = []
+    for handler in reversed(handlers):
+        if handler.get("name") == notification:
+            found.append(handler)
+            break
+    seen = set()
+    for handler in reversed(handlers):
+        if notification in [str(t) for t in _as_list(handler.get("listen"))]:
+            name = handler.get("name")
+            if name and name in seen:
+                continue
+            seen.add(name)
+            found.append(handler)
+    return found
+
+
 _BOOL_KEYWORDS = ("ignore_errors", "no_log", "check_mode", "diff", "become", "run_once")
 _NUMBER_KEYWORDS = ("retries", "delay", "timeout")
 _BOOL_WORDS = ("yes", "no", "true", "false", "on", "off", "1", "0", "y", "n")
@@ -175,7 +194,7 @@ class Runner:
         self.host_vars = dict(hosts.get(host) or {})
         groups = plan.get("groups") or {}
         self.host_vars.setdefault("group_names", sorted(
-            g for g, members in groups.items() if host in members and g not in ("all", "ungrouped")))
+            g for g, members in groups.items() if host in members and g != "all"))
         self.host_vars.update({
             "inventory_hostname": host,
             "inventory_hostname_short": host.split(".")[0],
@@ -279,10 +298,13 @@ class Runner:
     def _flush_handlers(self):
         handlers = self._play.get("handlers") or []
         while self._notified:
-            pending = set(self._notified)
+            pending = self._notified
             self._notified = []
+            chosen = set()
+            for notification in pending:
+                chosen.update(id(h) for h in _notified_handlers(handlers, notification))
             for handler in handlers:
-                if pending & _handler_topics(handler):
+                if id(handler) in chosen:
                     self._run_task(handler, is_handler=True)
 
     # ---------------------------------------------------------------- blocks
