@@ -495,8 +495,8 @@ class _Compiler:
                 yield found, {}
                 continue
             if not isinstance(data.data, dict):
-                raise data.error("a vars file must be a mapping of variable names to values", None,
-                                 data.data)
+                raise data.error("a vars file must be a mapping of variable names to values",
+                                 "name: value, one variable per line", data.data)
             yield found, {str(k): v for k, v in data.data.items()}
 
     def controller_value(self, src: Source, container: Any, key: Any, value: Any,
@@ -773,6 +773,11 @@ class _Compiler:
         if not isinstance(src.data, list):
             raise src.error(f"a tasks file is a list of tasks, not a {_kind(src.data)}",
                             "- name: ...\n  module: args", src.data)
+        first = src.data[0] if src.data else None
+        if isinstance(first, dict) and "hosts" in first:
+            raise src.error("this file is a playbook (its entries are plays with hosts:), not a "
+                            "list of tasks", "import it with import_playbook, at the top level "
+                            "of a playbook", first)
         self.items(src, src.data, ctx, st, out, base)
 
     def items(self, src: Source, items: list[Any], ctx: Ctx, st: _PlayState, out: list[Task],
@@ -867,12 +872,27 @@ class _Compiler:
         name = self.display_name(ds, module, ctx)
         if ctx.role is not None:
             extras["role"] = self.role_key(ctx.role, st)
+        self.record_notify(src, ds, ctx, pointer)
         task = Task(task_id=st.new_id(), name=name, module=module, args=args, hosts=(),
                     conditions=tuple(Condition("When", c) for c in conditions), tags=tags,
                     notify=notify, execution_order=len(out), extras=extras, pointer=pointer)
         out.append(task)
         if not ctx.handler:
             st.listed.append(ListedTask(name, tuple(dict.fromkeys(tags))))
+
+    def record_notify(self, src: Source, ds: dict[str, Any], ctx: Ctx, pointer: str) -> None:
+        """Where each ``notify`` name was written (a missing handler is reported there)."""
+        found = self.effective(src, ds, ctx, "notify")
+        if found is None:
+            return
+        value = ds.get("notify")
+        if isinstance(value, list):
+            for i in range(len(value)):
+                self.origins[f"{pointer}/notify/{i}"] = src.origin(value, i, value=True)
+        elif value is not None:
+            self.origins[f"{pointer}/notify/0"] = src.origin(ds, "notify", value=True)
+        else:
+            self.origins[f"{pointer}/notify"] = found[1]
 
     def role_key(self, call: RoleCall, st: _PlayState) -> str:
         if not call.key:
@@ -1159,8 +1179,8 @@ class _Compiler:
     def loop(self, src: Source, ds: dict[str, Any], extras: dict[str, Any]) -> None:
         withs = [k for k in ds if isinstance(k, str) and k.startswith("with_")]
         if withs and "loop" in ds:
-            raise src.error("a task has one loop: 'loop' and " + withs[0] + " together", None,
-                            ds, withs[0])
+            raise src.error("a task has one loop: 'loop' and " + withs[0] + " together",
+                            "keep one of them", ds, withs[0])
         if len(withs) > 1:
             raise src.error(f"a task has one loop: {withs[0]} and {withs[1]} together", None, ds,
                             withs[1])

@@ -180,10 +180,14 @@ def read_yaml(path: str, *, shown: str | None = None, text: str | None = None,
         problem = exc.problem or "invalid YAML"
         context = f" ({exc.context})" if exc.context else ""
         line = m.line + 1 if m else None
+        hint = ("check the indentation, the quoting, and that every ':' is followed by a "
+                "space; a value that starts with {{ must be quoted")
+        if "vault" in problem:
+            problem, context, hint = problem, "", ("decrypt the value (ansible-vault decrypt) or "
+                                                   "pass it with -e")
         raise PlaybookError(
-            f"YAML syntax error: {problem}{context}",
-            "check the indentation, the quoting, and that every ':' is followed by a space; "
-            "a value that starts with {{ must be quoted",
+            f"YAML syntax error: {problem}{context}" if "vault" not in problem else problem,
+            hint,
             file=shown, line=line, column=m.column + 1 if m else None,
             source_line=src.lines[line - 1] if line and 0 < line <= len(src.lines) else None,
         ) from exc
