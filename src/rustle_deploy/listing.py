@@ -43,7 +43,10 @@ def show(session: Session, mode: str, plan: Plan, inv: Inventory) -> int:
     doc: list[dict[str, Any]] = []
     for play in plays:
         hosts = [h for h in play.hosts if allowed is None or h in allowed]
-        tasks = [t for t in play.tasks if selected(tuple(dict.fromkeys(play.tags + t.tags)), only, skip)]
+        # --list-tags without --tags/--skip-tags shows every tag, 'never' ones included
+        unfiltered = mode == "list_tags" and not only and not skip
+        tasks = [t for t in play.tasks
+                 if unfiltered or selected(tuple(dict.fromkeys(play.tags + t.tags)), only, skip)]
         doc.append({"play": play.number, "name": play.name, "pattern": play.pattern,
                     "tags": list(play.tags), "hosts": hosts,
                     "tasks": [{"name": t.name, "tags": sorted(set(t.tags))} for t in tasks],

@@ -157,6 +157,8 @@ class Plan:
     total_tasks: int
     hosts: tuple[str, ...]
     extra_vars: dict[str, Any] = field(default_factory=dict)  # above every other variable
+    # the playbook's directory: its group_vars/ and host_vars/ apply, as Ansible's playbook_dir
+    playbook_dir: str | None = None
 
     def play_tasks(self, play: Play, host: str | None = None) -> list[Task]:
         """The distinct tasks of ``play`` (for ``host`` if given) in execution order.

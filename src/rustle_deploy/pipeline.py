@@ -78,7 +78,8 @@ class Session:
                 "ssh_client": opts.get("ssh_client"),
             },
         )
-        output = opts.get("output") or ("text" if sys.stdout.isatty() else "json")
+        listing = any(opts.get(m) for m in LIST_MODES)  # printouts for people, as ansible-playbook's
+        output = opts.get("output") or ("text" if sys.stdout.isatty() or listing else "json")
         json_out = output == "json"
         stream = sys.stderr if json_out else sys.stdout
         reporter = Reporter(stream=stream, verbosity=opts.get("verbose") or 0, diff=bool(opts.get("diff")))
@@ -117,6 +118,8 @@ class Session:
                               files_dirs=files_dirs)
             if extra:
                 plan = replace(plan, extra_vars={**plan.extra_vars, **extra})
+            if plan.playbook_dir:
+                inv = inv.with_playbook_dir(plan.playbook_dir)
             return plan, inv
         options = CompileOptions(extra_vars=extra, roles_path=self.settings.roles_path,
                                  forks=self.opts.get("parallel"), check=bool(self.opts.get("check")),
@@ -258,7 +261,7 @@ class Session:
                     "size": size,
                     "binary_name": u.binary_name,
                     "target": u.target,
-                    "modules": sorted({t["module"] for p in u.plan_doc["plays"] for t in p["tasks"] + p["handlers"]}),
+                    "modules": sorted({t["module"] for t in unit_tasks(u) if "module" in t}),
                     "with_jinja2": u.needs_jinja,
                     "files": [{"sha256": d, "path": p} for d, p in sorted(u.files.items())],
                     "hosts": [n for n in u.host_names if n in chosen],
@@ -423,6 +426,18 @@ def _check_flags(opts: dict[str, Any], mode: str) -> None:
                 f"{flag} applies to running the plan",
                 f"add --run, or pass {flag} to rustle-exec when it runs what was deployed",
             )
+
+
+def unit_tasks(unit: BuildUnit) -> list[dict[str, Any]]:
+    """Every compiled task and handler of a build unit, the ones inside blocks included."""
+    out: list[dict[str, Any]] = []
+    todo = [t for p in unit.plan_doc["plays"] for t in p["tasks"] + p["handlers"]]
+    while todo:
+        task = todo.pop()
+        out.append(task)
+        for key in ("block", "rescue", "always"):
+            todo.extend(task.get(key) or ())
+    return out
 
 
 def _read_input(path: str) -> bytes:

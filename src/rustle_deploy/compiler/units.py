@@ -96,6 +96,7 @@ def plan_units(
             doc_play = {
                 "name": play_view.play.name,
                 "hosts": play_hosts,
+                "play_hosts": play_view.host_list,
                 "vars": play_view.play.vars,
                 "tasks": [_compile_task(plan, play_view, t, unit, file_cache) for t in tasks],
                 "handlers": [
@@ -119,6 +120,8 @@ def plan_units(
         }
         if plan.extra_vars:
             unit.plan_doc["extra_vars"] = plan.extra_vars
+        if plan.playbook_dir:
+            unit.plan_doc["playbook_dir"] = plan.playbook_dir
         if _TEMPLATED.search(str(plan.extra_vars)):
             unit.needs_jinja = True
         if any(_TEMPLATED.search(str((p["vars"], p.get("defaults"), p.get("roles")))) for p in doc_plays):
@@ -170,7 +173,8 @@ class _PlayView:
         ordered = plan.play_tasks(play)
         if not declared:  # the planner sometimes leaves play hosts empty: use the tasks'
             declared = sorted({h for t in ordered for h in t.hosts})
-        self.host_names = {h.name for h in resolve(declared)} if declared else set()
+        self.host_list = [h.name for h in resolve(declared)] if declared else []
+        self.host_names = set(self.host_list)
         self.tasks: dict[str, Task] = {t.task_id: t for t in ordered}
         self.order = [t.task_id for t in ordered]
         self._hosts_of: dict[str, set[str]] = {}

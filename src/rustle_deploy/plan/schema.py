@@ -684,6 +684,7 @@ def read_document(r: Reader, doc: Any, *, base_dir: str, sha256: str) -> Plan:
     total = r.integer(r.req(top, "total_tasks", "", "an integer"), "/total_tasks")
     hosts = r.opt(top, "hosts", "", r.strings, ())
     extra_vars = _variables(r, top, "extra_vars", "")
+    playbook_dir = r.opt(top, "playbook_dir", "", r.opt_string, None)
     for key in ("estimated_duration", "estimated_compilation_time"):
         r.opt(top, key, "", r.duration, None)
     for key in ("parallelism_score", "network_efficiency_score"):
@@ -691,4 +692,4 @@ def read_document(r: Reader, doc: Any, *, base_dir: str, sha256: str) -> Plan:
     return Plan(source=r.source, base_dir=base_dir, sha256=sha256, rustle_plan_version=version,
                 created_at=created_at, options=options, plays=plays,
                 binary_deployments=deployments, total_tasks=total, hosts=hosts,
-                extra_vars=extra_vars)
+                extra_vars=extra_vars, playbook_dir=playbook_dir)

@@ -40,6 +40,8 @@ def plan_document(plan: Plan) -> dict[str, Any]:
     }
     if plan.extra_vars:
         doc["extra_vars"] = plan.extra_vars
+    if plan.playbook_dir:
+        doc["playbook_dir"] = plan.playbook_dir
     return doc
 
 

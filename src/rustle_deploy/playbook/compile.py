@@ -128,6 +128,7 @@ class Ctx:
     role: RoleCall | None = None
     handler: bool = False
     include_stack: tuple[str, ...] = ()
+    listed: bool = True  # tasks inside dynamic includes are not listed (as ansible-playbook)
 
     def keyword(self, name: str) -> tuple[Any, Origin] | None:
         for key, value, origin in reversed(self.kws):
@@ -234,7 +235,7 @@ class _Compiler:
                                     diff_mode=False, strategy=Strategy("Linear")),
             plays=tuple(self.plays), binary_deployments=(),
             total_tasks=sum(len(p.batches[0].tasks) if p.batches else 0 for p in self.plays),
-            hosts=tuple(hosts), extra_vars=self.extra,
+            hosts=tuple(hosts), extra_vars=self.extra, playbook_dir=self.basedir,
         )
         from rustle_deploy.plan.write import plan_document
 
@@ -877,7 +878,7 @@ class _Compiler:
                     conditions=tuple(Condition("When", c) for c in conditions), tags=tags,
                     notify=notify, execution_order=len(out), extras=extras, pointer=pointer)
         out.append(task)
-        if not ctx.handler:
+        if not ctx.handler and ctx.listed:
             st.listed.append(ListedTask(name, tuple(dict.fromkeys(tags))))
 
     def record_notify(self, src: Source, ds: dict[str, Any], ctx: Ctx, pointer: str) -> None:
@@ -1360,7 +1361,8 @@ class _Compiler:
             return
         pointer = f"{base}/{len(out)}"
         self.origins[pointer] = origin
-        inner = replace(ctx, src=child, task_dir=child.dir, include_stack=ctx.include_stack + (real,))
+        inner = replace(ctx, src=child, task_dir=child.dir, include_stack=ctx.include_stack + (real,),
+                        listed=False)
         apply = args.get("apply")
         if apply is not None:
             if not isinstance(apply, dict):
@@ -1398,7 +1400,7 @@ class _Compiler:
                         conditions=tuple(Condition("When", c) for c in conditions), tags=tags,
                         execution_order=len(out), extras=extras, pointer=pointer,
                         block=tuple(children)))
-        if not ctx.handler:
+        if not ctx.handler and ctx.listed:
             st.listed.append(ListedTask(name, tuple(dict.fromkeys(tags))))
 
     def include_role(self, src: Source, ds: dict[str, Any], origin: Origin, module: str,
@@ -1460,7 +1462,7 @@ class _Compiler:
             return
         pointer = f"{base}/{len(out)}"
         self.origins[pointer] = origin
-        inner = ctx
+        inner = replace(ctx, listed=False)
         apply = args.get("apply")
         if apply is not None:
             if not isinstance(apply, dict):

@@ -206,6 +206,8 @@ class Runner:
             "ansible_skip_tags": list(self.skip_tags),
             "omit": OMIT,
         })
+        if plan.get("playbook_dir"):
+            self.host_vars["playbook_dir"] = plan["playbook_dir"]
 
     # ---------------------------------------------------------------- host state
 
@@ -281,6 +283,10 @@ class Runner:
 
     def _run_play(self, play):
         self._play = play
+        everyone = list(play.get("play_hosts") or play.get("hosts") or [])
+        self.host_vars.update({"ansible_play_name": play.get("name", ""), "ansible_play_hosts_all": everyone,
+                               "ansible_play_hosts": everyone, "play_hosts": everyone,
+                               "ansible_play_batch": everyone})
         self._notified = []
         self._roles_done = set()
         # what a notify may name: a handler's name, or a topic it listens to
