@@ -97,7 +97,7 @@ def test_playbook_on_stdin(tmp_path: Path, capsys: pytest.CaptureFixture[str], m
     playbook = (f"- hosts: localhost\n  gather_facts: false\n  tasks:\n"
                 f"    - copy: {{content: \"from stdin\\n\", dest: {tmp_path}/out.txt}}\n")
     monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(playbook.encode())))
-    code, out, err = run_cli(capsys, "-", "-i", str(inv), "--run", "--output", "json")
+    code, out, err = run_cli(capsys, "-", "-i", str(inv), "--run", "--output", "json", "-f", "3")
     assert code == 0, err
     assert (tmp_path / "out.txt").read_text() == "from stdin\n"
     assert recap(out)["changed"] == 1
@@ -132,7 +132,7 @@ def test_listings_and_syntax_check(tmp_path: Path, capsys: pytest.CaptureFixture
                      "copy\tTAGS: [play, web]", "include_tasks\tTAGS: [play, web]"]
     code, out, _ = run_cli(capsys, "site.yml", "-i", str(inv), "--list-tags")
     assert out.splitlines()[-1].strip() == "TASK TAGS: [always, db, debugonly, never, play, web]"
-    code, out, _ = run_cli(capsys, "site.yml", "-i", str(inv), "--list-hosts", "--output", "json", "-f", "3")
+    code, out, _ = run_cli(capsys, "site.yml", "-i", str(inv), "--list-hosts", "--output", "json")
     assert json.loads(out)["plays"][0]["hosts"] == ["localhost"]
 
 
