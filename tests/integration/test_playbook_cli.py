@@ -13,6 +13,7 @@ import os
 import shutil
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -177,3 +178,54 @@ def test_upstream_playbook_fixture(name: str, tmp_path: Path, capsys: pytest.Cap
     else:
         assert code == 2
         assert err.startswith("error: " + expected), err
+
+
+# -- over a real sshd ----------------------------------------------------------------------
+
+
+@pytest.mark.ssh
+def test_playbook_with_roles_over_ssh(tmp_path: Path, capsys: pytest.CaptureFixture[str], sshd: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Two plays over groups of five hosts on one sshd: group patterns, group_vars beside the
+    playbook, a role with a handler, a host that fails, then a warm run that changes nothing."""
+    import yaml
+
+    work = tmp_path / "pb"
+    (work / "roles" / "site" / "tasks").mkdir(parents=True)
+    (work / "roles" / "site" / "handlers").mkdir()
+    (work / "group_vars").mkdir()
+    (work / "roles" / "site" / "tasks" / "main.yml").write_text(
+        "- file: {path: '{{ root }}', state: directory}\n"
+        "- template: {src: site.j2, dest: '{{ root }}/site.conf'}\n"
+        "  notify: reloaded\n")
+    (work / "roles" / "site" / "templates").mkdir()
+    (work / "roles" / "site" / "templates" / "site.j2").write_text(
+        "host={{ inventory_hostname }} tier={{ tier }} peers={{ groups['web'] | length }}\n")
+    (work / "roles" / "site" / "handlers" / "main.yml").write_text(
+        "- name: reloaded\n  copy: {content: \"reloaded\\n\", dest: '{{ root }}/reloaded'}\n")
+    (work / "group_vars" / "web.yml").write_text("tier: web\n")
+    (work / "group_vars" / "db.yml").write_text("tier: db\n")
+    (work / "site.yml").write_text(
+        "- hosts: web\n  gather_facts: false\n  roles: [site]\n"
+        "- hosts: db\n  gather_facts: false\n  roles: [site]\n"
+        "  tasks:\n    - command: /bin/false\n      when: inventory_hostname == 'db1'\n")
+    groups: dict[str, dict[str, Any]] = {"web": {"hosts": {}}, "db": {"hosts": {}}}
+    roots = {}
+    for name in ("web1", "web2", "web3", "db1", "db2"):
+        roots[name] = tmp_path / "roots" / name
+        h = sshd.host(name, tmp_path / "remote" / name, root=str(roots[name]))
+        groups[name.rstrip("0123456789")]["hosts"][name] = dict(h.vars)
+    (work / "inv.yml").write_text(yaml.safe_dump({"all": {"children": groups}}))
+    monkeypatch.chdir(work)
+    code, out, err = run_cli(capsys, "site.yml", "-i", "inv.yml", "--run", "--output", "json")
+    assert code == 1, err
+    by_name = {h["name"]: h for h in json.loads(out)["hosts"]}
+    assert sorted(by_name) == ["db1", "db2", "web1", "web2", "web3"]
+    assert by_name["db1"]["recap"]["failed"] == 1
+    for name, root in roots.items():
+        tier = "web" if name.startswith("web") else "db"
+        assert (root / "site.conf").read_text() == f"host={name} tier={tier} peers=3\n"
+        assert (root / "reloaded").exists() == (name != "db1")  # a failed host runs no handler
+    code, out, err = run_cli(capsys, "site.yml", "-i", "inv.yml", "--run", "--output", "json", "-l", "all:!db1")
+    assert code == 0, err
+    for h in json.loads(out)["hosts"]:
+        assert not h["uploaded"] and h["recap"]["changed"] == 0, h
