@@ -14,6 +14,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from .ansible_cfg import AnsibleConfig, load_ansible_config
 from .errors import PlanError, UsageError
 from .inventory import Inventory, implicit_localhost, load_inventory
 from .model import Host, Plan
@@ -41,6 +42,7 @@ class Session:
     _runner: RunnerBinary | None = None
     compiled: Compiled | None = None  # when the input was a playbook
     extra_vars: dict[str, Any] | None = None
+    ansible_cfg: AnsibleConfig | None = None
 
     @classmethod
     def from_options(cls, opts: dict[str, Any]) -> Session:
@@ -66,6 +68,16 @@ class Session:
         for flag in ("parallel", "timeout"):
             if opts.get(flag) is not None and opts[flag] <= 0:
                 raise UsageError(f"--{flag} must be greater than 0")
+        acfg = load_ansible_config()
+        if mode in _READ | _HOSTS | {"list_inventory"}:
+            inventories = acfg.get("inventory") or ()
+            if not opts.get("inventory") and inventories:
+                if len(inventories) > 1:
+                    raise UsageError(f"{acfg.path or 'ANSIBLE_INVENTORY'}: several inventory sources "
+                                     f"({', '.join(inventories)}) are not supported yet", "pass one with -i")
+                opts["inventory"] = inventories[0]
+            opts["user"] = opts.get("user") or acfg.get("remote_user")
+            opts["private_key"] = opts.get("private_key") or acfg.get("private_key_file")
         settings = load_settings(
             opts.get("config"),
             overrides={
@@ -83,9 +95,13 @@ class Session:
         json_out = output == "json"
         stream = sys.stderr if json_out else sys.stdout
         reporter = Reporter(stream=stream, verbosity=opts.get("verbose") or 0, diff=bool(opts.get("diff")))
-        for note in settings.notes():
+        if settings.parallel is None and acfg.get("forks"):
+            settings = replace(settings, parallel=acfg.get("forks"))
+        if acfg.get("roles_path"):
+            settings = replace(settings, roles_path=acfg.get("roles_path"))
+        for note in settings.notes() + (acfg.notes() if opts.get("verbose") else []):
             print(f"note: {note}", file=sys.stderr)
-        return cls(opts, settings, json_out, reporter)
+        return cls(opts, settings, json_out, reporter, ansible_cfg=acfg)
 
     # -- inputs ----------------------------------------------------------------------------
     def inventory(self) -> Inventory:
@@ -121,7 +137,10 @@ class Session:
             if plan.playbook_dir:
                 inv = inv.with_playbook_dir(plan.playbook_dir)
             return plan, inv
+        acfg = self.ansible_cfg or AnsibleConfig()
+        become = {k: acfg.get(k) for k in ("become", "become_user", "become_method") if acfg.get(k) is not None}
         options = CompileOptions(extra_vars=extra, roles_path=self.settings.roles_path,
+                                 play_defaults=become, defaults_source=acfg.path or "ANSIBLE_BECOME*",
                                  forks=self.opts.get("parallel"), check=bool(self.opts.get("check")),
                                  diff=bool(self.opts.get("diff")))
         text = data.decode("utf-8-sig") if path == "-" else None
@@ -158,9 +177,12 @@ class Session:
 
     def with_cli_connection(self, host: Host) -> Host:
         host = with_connection(host, self.opts.get("user"), self.opts.get("private_key"))
-        # extra vars outrank the inventory, connection variables included (as in Ansible)
+        # ansible.cfg fills in what the inventory leaves unset; extra vars outrank the inventory,
+        # connection variables included (as in Ansible)
+        defaults = (self.ansible_cfg or AnsibleConfig()).host_defaults()
+        missing = {k: v for k, v in defaults.items() if k not in host.vars}
         conn = {k: v for k, v in (self.extra_vars or {}).items() if k.startswith("ansible_")}
-        return replace(host, vars={**host.vars, **conn}) if conn else host
+        return replace(host, vars={**host.vars, **missing, **conn}) if conn or missing else host
 
     def units(self, plan: Plan, inv: Inventory, hosts: list[Host]) -> list[BuildUnit]:
         from .compiler.units import plan_units

@@ -229,3 +229,22 @@ def test_playbook_with_roles_over_ssh(tmp_path: Path, capsys: pytest.CaptureFixt
     assert code == 0, err
     for h in json.loads(out)["hosts"]:
         assert not h["uploaded"] and h["recap"]["changed"] == 0, h
+
+
+def test_ansible_cfg_supplies_inventory_roles_path_and_forks(tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    work = tmp_path / "project"
+    (work / "shared" / "greet" / "tasks").mkdir(parents=True)
+    (work / "shared" / "greet" / "tasks" / "main.yml").write_text(
+        "- copy: {content: \"hi from {{ inventory_hostname }}\\n\", dest: '{{ out }}/greet.txt'}\n")
+    (work / "site.yml").write_text("- hosts: app\n  gather_facts: false\n  roles: [greet]\n")
+    (work / "hosts.ini").write_text(f"[app]\nlocalhost ansible_connection=local ansible_python_interpreter={sys.executable} "
+                                    f"rustle_remote_dir={tmp_path / 'remote'}\n")
+    (work / "ansible.cfg").write_text("[defaults]\ninventory = hosts.ini\nroles_path = shared\nforks = 3\n"
+                                      "stdout_callback = yaml\n")
+    monkeypatch.chdir(work)
+    code, out, err = run_cli(capsys, "site.yml", "--run", "--output", "json", "-v", "-e", f"out={tmp_path}")
+    assert code == 0, err
+    assert (tmp_path / "greet.txt").read_text() == "hi from localhost\n"
+    assert f"note: {work / 'ansible.cfg'}: [defaults] stdout_callback has no effect in rustle-deploy" in err
+    code, out, err = run_cli(capsys, "site.yml", "--dry-run", "--output", "json")
+    assert json.loads(out)["parallel"] == 3

@@ -77,6 +77,8 @@ class CompileOptions:
     forks: int | None = None
     check: bool = False
     diff: bool = False
+    play_defaults: dict[str, Any] = field(default_factory=dict)  # become* from ansible.cfg
+    defaults_source: str = "ansible.cfg"
 
 
 @dataclass
@@ -328,7 +330,9 @@ class _Compiler:
         self.listing.append(listed)
         st = _PlayState(len(self.plays), hosts, play_vars)
         self.check_play_keywords(src, ds, st)
-        ctx = Ctx(src=src, task_dir=src.dir, when=imp.when, tags=listed.tags)
+        ctx = Ctx(src=src, task_dir=src.dir, when=imp.when, tags=listed.tags,
+                  kws=tuple((k, v, Origin(self.options.defaults_source))
+                            for k, v in self.options.play_defaults.items()))
         ctx = self.inherit(src, ds, ctx, st, include_when=False, include_tags=False,
                            include_vars=False)
         # vars_files, then the roles' exported vars, above play vars
