@@ -813,14 +813,9 @@ class _Compiler:
         if not isinstance(items, list):
             raise src.error(f"a handlers file is a list of tasks, not a {_kind(items)}", None,
                             items)
-        out: list[Task] = []
-        base = f"/plays/{st.index}/handlers"
-        offset = len(st.handlers)
-        # handlers are numbered after the ones already collected
-        tmp: list[Task] = [None] * offset  # type: ignore[list-item]
-        self.items(src, items, replace(ctx, handler=True), st, tmp, base)
-        out = tmp[offset:]
-        st.handlers.extend(out)
+        # appended to the play's handlers, numbered after the ones already collected
+        self.items(src, items, replace(ctx, handler=True), st, st.handlers,
+                   f"/plays/{st.index}/handlers")
 
     # -- blocks --------------------------------------------------------------------------------
     def block(self, src: Source, ds: dict[str, Any], origin: Origin, ctx: Ctx, st: _PlayState,
@@ -1072,9 +1067,7 @@ class _Compiler:
             if not ok:
                 raise found[1].error(f"connection {conn!r} differs from the inventory's for "
                                      "these hosts", "set ansible_connection in the inventory")
-        found = delegate_found = None
-        if delegate is not None:
-            delegate_found = (delegate, src.origin(ds, "local_action"))
+        delegate_found = (delegate, src.origin(ds, "local_action")) if delegate is not None else None
         found = delegate_found or self.effective(src, ds, ctx, "delegate_to")
         if found is not None and found[0] is not None:
             target = str(found[0]).strip()
@@ -1112,8 +1105,6 @@ class _Compiler:
         if task_vars:
             extras["vars"] = task_vars
         self.loop(src, ds, extras)
-        if st.single_host:
-            pass  # run_once and friends change nothing on one host
         conditions = list(ctx.when) + self.conditions(src, ds)
         tags = ctx.tags + self.tags(src, ds)
         found_notify = self.effective(src, ds, ctx, "notify")
