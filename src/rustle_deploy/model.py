@@ -13,7 +13,7 @@ TASK_EXTENSIONS = (
     "no_log", "become", "become_user", "become_method", "environment", "vars", "retries",
     "delay", "until", "check_mode", "diff", "timeout", "run_once", "delegate_to",
     # what the playbook front end adds (docs/playbooks.md, "Plan extensions")
-    "loop_with", "role", "params", "include", "role_once",
+    "loop_with", "role", "params", "include", "role_once", "vars_data",
 )
 
 CONDITION_KINDS = ("When", "Tag", "CheckMode", "Host", "SkipTag", "Skip", "Only")

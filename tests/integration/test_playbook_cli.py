@@ -149,7 +149,7 @@ FIXTURE_OUTCOMES = {
     "includes/circular_test.yml": "includes/circular_test.yml:3:3: this file is a playbook",
     "includes/conditional_includes.yml": "includes/tasks/setup.yml:16:5: could not find template source 'app.conf.j2'",
     "includes/include_role_test.yml": None,
-    "includes/include_vars_test.yml": "includes/include_vars_test.yml:7:7: module 'include_vars' is not supported by rustle-deploy yet",
+    "includes/include_vars_test.yml": None,
     "includes/main_playbook.yml": "includes/tasks/setup.yml:16:5: could not find template source 'app.conf.j2'",
     "includes/nested_includes.yml": "includes/tasks/nested_task.yml:8:18: include_tasks loop",
     "includes/sub_playbooks/database.yml": "includes/sub_playbooks/database.yml:20:7: couldn't resolve module/action 'postgresql_db'",

@@ -288,6 +288,7 @@ def _ext_kinds() -> dict[str, tuple[tuple[type, ...], str]]:
         "params": ((dict,), "an object of variable names to values"),
         "include": ((str,), "what the block includes (a file or role name)"),
         "role_once": ((str,), "an identity string shared by repeats of one role"),
+        "vars_data": ((dict,), "an object of file names to objects of variables"),
         "listen": ((str, list), "a topic string or an array of them"),  # handlers only
     }
 

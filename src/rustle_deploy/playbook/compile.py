@@ -39,7 +39,7 @@ from rustle_deploy.playbook.args import (
     parse_kv,
     split_module_string,
 )
-from rustle_deploy.playbook.render import Renderer, TemplateFailed, has_template
+from rustle_deploy.playbook.render import Renderer, TemplateFailed, has_template, referenced_names
 from rustle_deploy.playbook.roles import DEFAULT_ROLES_PATH, RoleDir, RoleFinder, display_path
 from rustle_deploy.playbook.yamlsrc import Origin, Source, read_yaml
 from rustle_deploy.runtime_index import canonical_module, module_families
@@ -214,6 +214,10 @@ class _Compiler:
         self.listing: list[ListedPlay] = []
         self.play_count = 0
         self._sources: dict[str, Source] = {}
+        # names tasks may set while the plan runs (register, set_fact, include_vars): a name
+        # the host evaluates (an include's file, a copy source) that reads one of them cannot
+        # be rendered on the controller, even when a default exists there
+        self.runtime_names: set[str] = set()
 
     # -- files -------------------------------------------------------------------------------
     def read(self, path: str, what: str) -> Source:
@@ -505,10 +509,22 @@ class _Compiler:
             yield found, {str(k): v for k, v in data.data.items()}
 
     def controller_value(self, src: Source, container: Any, key: Any, value: Any,
-                         layers: list[dict[str, Any]], what: str = "this value") -> Any:
-        """``value`` rendered now, with only the variables every host shares."""
+                         layers: list[dict[str, Any]], what: str = "this value",
+                         dynamic: bool = False) -> Any:
+        """``value`` rendered now, with only the variables every host shares.
+
+        ``dynamic``: the host would render it while the plan runs (an include's file name), so
+        a name some task sets on the way (register, set_fact, include_vars) is host data.
+        """
         if not has_template(value):
             return value
+        late = sorted(referenced_names(value) & self.runtime_names) if dynamic else []
+        if late:
+            raise src.error(
+                f"{what} reads '{late[0]}', which a task sets while the play runs: it must be "
+                "known when the playbook is compiled", "use extra vars (-e), play vars or role "
+                "vars here, or import_tasks/import_role with a literal name", container, key,
+                value=True)
         magic = {"playbook_dir": self.basedir, "inventory_dir": self.inventory_dir(),
                  "groups": self.groups(), "ansible_check_mode": self.options.check,
                  "ansible_diff_mode": self.options.diff}
@@ -869,6 +885,15 @@ class _Compiler:
         self.origins[pointer] = origin
         extras, conditions, tags, notify = self.task_keywords(src, ds, ctx, st, delegate)
         args = self.sources(src, ds, action_key, canonical, args, ctx, pointer)
+        if canonical == "include_vars":
+            extras["vars_data"] = self.include_vars(src, ds, action_key, args, ctx, st)
+            self.runtime_names.update(k for data in extras["vars_data"].values() for k in data)
+            if args.get("name"):
+                self.runtime_names.add(str(args["name"]))
+        if canonical == "set_fact":
+            self.runtime_names.update(str(k) for k in args if k not in ("cacheable", "_raw_params"))
+        if extras.get("register"):
+            self.runtime_names.add(str(extras["register"]))
         name = self.display_name(ds, module, ctx)
         if ctx.role is not None:
             extras["role"] = self.role_key(ctx.role, st)
@@ -1243,7 +1268,92 @@ class _Compiler:
         out["src"] = found
         return out
 
+    def include_vars(self, src: Source, ds: dict[str, Any], key: str | None, args: dict[str, Any],
+                     ctx: Ctx, st: _PlayState) -> dict[str, Any]:
+        """The variables files an include_vars may read, by the name the host renders.
+
+        A name known on the controller embeds that one file; a name over a host's data
+        (``"{{ ansible_os_family }}.yml"``) embeds every vars file it could name.
+        """
+        where = key if key is not None else _NO_KEY
+        unsupported = sorted(set(args) - {"file", "_raw_params", "name"})
+        if unsupported:
+            raise src.error(f"include_vars option '{unsupported[0]}' is not supported yet",
+                            "include_vars: FILE (optionally with name:)", ds, where, value=True)
+        name = args.get("file", args.get("_raw_params"))
+        if not isinstance(name, str) or not name.strip():
+            raise src.error("include_vars needs a file name", "- include_vars: vars/main.yml", ds,
+                            where, value=True)
+        name = name.strip()
+        layers = [st.vars, dict(ctx.vars)]
+        if ctx.role is not None:
+            layers = [ctx.role.defaults, st.vars, ctx.role.vars, dict(ctx.vars), ctx.role.params]
+        rendered = name
+        if has_template(name):
+            rendered = self.renderer_try_layers(name, layers, ctx)
+        if rendered is not None:
+            found, tried = self.find_file(str(rendered), "vars", ctx)
+            if found is None or not os.path.isfile(found):
+                raise src.error(f"could not find the vars file {rendered!r}; tried: "
+                                + ", ".join(display_path(t) for t in tried),
+                                "in a role: its vars/ directory; else beside the task file or the "
+                                "playbook", ds, where, value=True)
+            return {str(rendered): self.vars_file(found)}
+        out: dict[str, Any] = {}
+        for root in self.vars_roots(ctx):
+            for dirpath, dirnames, filenames in os.walk(root):
+                dirnames[:] = [d for d in sorted(dirnames) if not d.startswith(".")] \
+                    if os.path.relpath(dirpath, root) == "." else []
+                for fname in sorted(filenames):
+                    if os.path.splitext(fname)[1] not in (".yml", ".yaml", ".json"):
+                        continue
+                    rel = os.path.relpath(os.path.join(dirpath, fname), root)
+                    if rel in out:
+                        continue
+                    try:
+                        out[rel] = self.vars_file(os.path.join(dirpath, fname))
+                    except PlaybookError:
+                        continue  # not a vars file (a tasks list, a playbook): it cannot be meant
+        if not out or len(out) > 200:
+            raise src.error(f"the include_vars name {name!r} depends on data only a host has, and "
+                            f"{'no' if not out else 'too many'} vars files could be embedded for it",
+                            "put the candidate files in the role's vars/ directory", ds, where,
+                            value=True)
+        return out
+
+    def vars_roots(self, ctx: Ctx) -> list[str]:
+        roots = []
+        if ctx.role is not None:
+            roots += [os.path.join(ctx.role.role.path, "vars"), ctx.role.role.path]
+        roots += [os.path.join(ctx.task_dir, "vars"), ctx.task_dir,
+                  os.path.join(self.basedir, "vars"), self.basedir]
+        return [r for r in dict.fromkeys(roots) if os.path.isdir(r)]
+
+    def vars_file(self, path: str) -> dict[str, Any]:
+        data = self.read(path, "vars file")
+        if data.data is None:
+            return {}
+        if not isinstance(data.data, dict):
+            raise data.error("a vars file must be a mapping of variable names to values",
+                             "name: value, one variable per line", data.data)
+        return {str(k): v for k, v in data.data.items()}
+
+    def renderer_try_layers(self, value: str, layers: list[dict[str, Any]], ctx: Ctx) -> Any:
+        """``value`` rendered as the host would, or None when it reads a host's own data."""
+        if referenced_names(value) & self.runtime_names:
+            return None
+        magic = {"playbook_dir": self.basedir}
+        if ctx.role is not None:
+            magic["role_path"] = ctx.role.role.path
+            magic["role_name"] = ctx.role.role.name
+        try:
+            return self.renderer.render(value, [magic, *layers, self.extra])
+        except TemplateFailed:
+            return None
+
     def renderer_try(self, value: str, ctx: Ctx) -> Any:
+        if referenced_names(value) & self.runtime_names:
+            return None
         magic = {"playbook_dir": self.basedir}
         if ctx.role is not None:
             magic["role_path"] = ctx.role.role.path
@@ -1339,7 +1449,7 @@ class _Compiler:
         if ctx.role is not None:
             layers = [ctx.role.defaults, st.vars, ctx.role.vars, dict(ctx.vars), ctx.role.params]
         name = str(self.controller_value(src, ds, key, target.strip(), layers,
-                                         f"the {what} file name"))
+                                         f"the {what} file name", dynamic=not static))
         path = self.include_file(src, ds, key, name, ctx)
         real = os.path.realpath(path)
         if real in ctx.include_stack:
@@ -1427,7 +1537,7 @@ class _Compiler:
                             key or _NO_KEY, value=True)
         if has_template(name):
             name = str(self.controller_value(src, arg_holder, name_key, name, [st.vars],
-                                             "the role name"))
+                                             "the role name", dynamic=not static))
         base_dir = os.path.dirname(ctx.role.role.path) if ctx.role else None
         role = self.finder.find(name, src.origin(arg_holder, name_key, value=True), base_dir)
         froms = {f: str(args.get(f"{f}_from", "main")) for f in ("tasks", "handlers", "vars",

@@ -30,6 +30,23 @@ def has_template(value: Any) -> bool:
     return False
 
 
+def referenced_names(value: Any) -> set[str]:
+    """Every variable name the templates in ``value`` read (Jinja2's undeclared variables)."""
+    if not has_template(value):
+        return set()
+    if isinstance(value, dict):
+        return set().union(*(referenced_names(k) | referenced_names(v) for k, v in value.items()))
+    if isinstance(value, (list, tuple)):
+        return set().union(*(referenced_names(v) for v in value))
+    import jinja2
+    from jinja2 import meta
+
+    try:
+        return set(meta.find_undeclared_variables(jinja2.Environment().parse(value)))
+    except jinja2.TemplateSyntaxError:
+        return set()
+
+
 class Renderer:
     def __init__(self) -> None:
         self._mod: Any = None

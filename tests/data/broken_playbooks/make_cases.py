@@ -186,6 +186,21 @@ CASES: dict[str, dict[str, str]] = {
           tasks:
             - include_tasks: "tasks/{{ ansible_os_family }}.yml"
         """},
+    "include_name_from_set_fact": {"site.yml": """\
+        - hosts: web
+          vars:
+            flavour: small
+          tasks:
+            - set_fact:
+                flavour: large
+            - include_tasks: "tasks/{{ flavour | default('small') }}.yml"
+        """, "tasks/small.yml": "- debug: msg=small\n", "tasks/large.yml": "- debug: msg=large\n"},
+    "include_vars_directory": {"site.yml": """\
+        - hosts: web
+          tasks:
+            - include_vars:
+                dir: vars
+        """},
     "included_file_is_playbook": {"site.yml": """\
         - hosts: web
           tasks:

@@ -29,7 +29,7 @@ OMIT = "__omit_place_holder__rustle"
 EXIT_OK, EXIT_BUG, EXIT_FAILED, EXIT_USAGE = 0, 1, 2, 3
 
 # result keys that are bookkeeping, not shown in events
-_HIDDEN = ("ansible_facts", "stdout_lines", "stderr_lines", "_meta", "_set_fact",
+_HIDDEN = ("ansible_facts", "stdout_lines", "stderr_lines", "_meta", "_set_fact", "_include_vars",
            "_ansible_verbose_always", "invocation")
 
 
@@ -183,6 +183,7 @@ class Runner:
         self._facts = None
         self._tmpdir = None
         self.runtime_vars = {}  # registered results and set_fact, across plays
+        self.included_vars = {}  # include_vars, below set_fact
         self.extra_vars = dict(plan.get("extra_vars") or {})
         self.stats = {"ok": 0, "changed": 0, "failed": 0, "skipped": 0, "rescued": 0, "ignored": 0}
         self._params = []  # params layers of the containers being run (include vars)
@@ -246,6 +247,8 @@ class Runner:
         layers.append(self.host_vars)
         if play.get("vars"):
             layers.append(play["vars"])
+        if self.included_vars:
+            layers.append(self.included_vars)
         layers.append(self.runtime_vars)
         if self.extra_vars:
             layers.append(self.extra_vars)
@@ -538,6 +541,8 @@ class Runner:
             layers.append(role["vars"])
         if task.get("vars"):
             layers.append(dict(task["vars"]))  # below registered/set_fact results, as in Ansible
+        if self.included_vars:
+            layers.append(self.included_vars)
         layers.append(self.runtime_vars)
         params = _params_layer(role, task)
         if params:
@@ -761,6 +766,8 @@ class Runner:
         if isinstance(facts, dict) and not result.get("failed"):
             if result.get("_set_fact"):
                 self.runtime_vars.update(facts)
+            elif result.get("_include_vars"):
+                self.included_vars.update(facts)
             else:
                 current = self.facts() if self._facts is None else self._facts
                 current.update(facts)
