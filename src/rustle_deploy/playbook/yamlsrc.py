@@ -11,6 +11,7 @@ the values themselves stay plain ``dict``/``list``/``str`` that the rest of the 
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -132,6 +133,13 @@ def _loader_class(src: Source) -> type:
             src._value[(id(items), index)] = mark(child)
 
     def construct_unsafe(loader: Any, node: Any) -> Any:
+        # Without a template in it an !unsafe string is just a string; with one, the runtime
+        # would template it, so it is refused rather than changed.
+        for scalar in _scalars(node):
+            if "{{" in scalar.value or "{%" in scalar.value:
+                raise yaml.constructor.ConstructorError(
+                    None, None, "!unsafe values holding {{ or {% are not supported yet",
+                    scalar.start_mark)
         if isinstance(node, yaml.ScalarNode):
             return Unsafe(loader.construct_scalar(node))
         if isinstance(node, yaml.SequenceNode):
@@ -149,6 +157,20 @@ def _loader_class(src: Source) -> type:
     _Loader.add_constructor("!vault", construct_vault)
     _Loader.add_constructor("!vault-encrypted", construct_vault)
     return _Loader
+
+
+def _scalars(node: Any) -> Iterator[Any]:
+    import yaml
+
+    if isinstance(node, yaml.ScalarNode):
+        yield node
+    elif isinstance(node, yaml.SequenceNode):
+        for child in node.value:
+            yield from _scalars(child)
+    elif isinstance(node, yaml.MappingNode):
+        for key, value in node.value:
+            yield from _scalars(key)
+            yield from _scalars(value)
 
 
 def read_text(path: str, shown: str, what: str) -> str:
@@ -182,11 +204,14 @@ def read_yaml(path: str, *, shown: str | None = None, text: str | None = None,
         line = m.line + 1 if m else None
         hint = ("check the indentation, the quoting, and that every ':' is followed by a "
                 "space; a value that starts with {{ must be quoted")
+        if "!unsafe" in problem:
+            context, hint = "", "write the value without !unsafe, or escape it: {{ '{{' }}"
         if "vault" in problem:
             problem, context, hint = problem, "", ("decrypt the value (ansible-vault decrypt) or "
                                                    "pass it with -e")
         raise PlaybookError(
-            f"YAML syntax error: {problem}{context}" if "vault" not in problem else problem,
+            f"YAML syntax error: {problem}{context}" if "vault" not in problem
+            and "!unsafe" not in problem else problem,
             hint,
             file=shown, line=line, column=m.column + 1 if m else None,
             source_line=src.lines[line - 1] if line and 0 < line <= len(src.lines) else None,

@@ -362,6 +362,12 @@ CASES: dict[str, dict[str, str]] = {
               $ANSIBLE_VAULT;1.1;AES256
               6162
         """},
+    "unsafe_template": {"site.yml": """\
+        - hosts: web
+          vars:
+            plain: !unsafe no templates here
+            literal: !unsafe "{{ not for jinja }}"
+        """},
     "unknown_strategy": {"site.yml": """\
         - hosts: web
           strategy: mitogen_linear
