@@ -51,6 +51,9 @@ def _fail(message: str) -> None:
 @click.option("--skip-tags", metavar="TAGS", help="Skip tasks with these tags (comma-separated).")
 @click.option("-e", "--extra-vars", "extra_vars", multiple=True, metavar="VARS",
               help="Extra variables, highest precedence: key=value, YAML/JSON, or @FILE (repeatable).")
+@click.option("-b", "--become", is_flag=True, default=None, help="Playbooks: run operations with become (as ansible-playbook -b).")
+@click.option("--become-user", metavar="USER", help="Playbooks: the user to become [root].")
+@click.option("--become-method", metavar="METHOD", help="Playbooks: sudo or su [sudo].")
 @click.option("--emit-plan", is_flag=True, help="Print the execution plan (JSON) the input compiles to, and exit.")
 @click.option("--syntax-check", is_flag=True, help="Read and check the playbook (roles, includes, files), and exit.")
 @click.option("--list-hosts", is_flag=True, help="List each play's hosts, and exit.")

@@ -128,7 +128,14 @@ class Session:
         extra = parse_extra_vars(self.opts.get("extra_vars") or ())
         self.extra_vars = extra
         files_dirs = tuple(self.opts.get("files_dir") or ())
+        become_flags = {"become": True if self.opts.get("become") else None,
+                        "become_user": self.opts.get("become_user"),
+                        "become_method": self.opts.get("become_method")}
+        become_flags = {k: v for k, v in become_flags.items() if v is not None}
         if not is_playbook(data):
+            if become_flags:
+                raise UsageError("-b/--become, --become-user and --become-method apply to playbooks",
+                                 "a plan carries become on its tasks")
             base_dir = os.getcwd() if path == "-" else os.path.dirname(os.path.abspath(path))
             plan = parse_plan(data, source=STDIN if path == "-" else path, base_dir=base_dir,
                               files_dirs=files_dirs)
@@ -139,6 +146,7 @@ class Session:
             return plan, inv
         acfg = self.ansible_cfg or AnsibleConfig()
         become = {k: acfg.get(k) for k in ("become", "become_user", "become_method") if acfg.get(k) is not None}
+        become.update(become_flags)  # the command line beats ansible.cfg
         options = CompileOptions(extra_vars=extra, roles_path=self.settings.roles_path,
                                  play_defaults=become, defaults_source=acfg.path or "ANSIBLE_BECOME*",
                                  forks=self.opts.get("parallel"), check=bool(self.opts.get("check")),
@@ -413,6 +421,9 @@ _READ = _BUILD | set(LIST_MODES)
 _FLAG_MODES: dict[str, tuple[str, set[str]]] = {
     "execution_plan": ("EXECUTION_PLAN", _READ),
     "extra_vars": ("--extra-vars", _READ),
+    "become": ("--become", _READ),
+    "become_user": ("--become-user", _READ),
+    "become_method": ("--become-method", _READ),
     "run_": ("--run", {"deploy", "deploy_only", "dry_run"}),
     "verify": ("--verify", {"deploy", "deploy_only", "dry_run"}),
     "rebuild": ("--rebuild", _BUILD),

@@ -207,3 +207,16 @@ def test_positions_survive_in_errors_from_plan_validation(tmp_path: Path) -> Non
         _compile(tmp_path, {"site.yml": "- hosts: localhost\n  tasks:\n    - debug: msg=x\n      notify: [a, nope]\n  handlers:\n    - name: a\n      debug: msg=a\n"})
     assert (err.value.line, err.value.column) == (4, 19)
 
+
+
+def test_become_from_the_command_line_is_where_plays_start(tmp_path: Path) -> None:
+    compiled = _compile(tmp_path, {"site.yml": """
+- hosts: localhost
+  tasks: [{command: id}]
+- hosts: localhost
+  become: false
+  tasks: [{command: id}]
+"""}, play_defaults={"become": True, "become_user": "app"})
+    first, second = (p.batches[0].tasks[0].extras for p in compiled.plan.plays)
+    assert first["become"] is True and first["become_user"] == "app"
+    assert second["become"] is False and second["become_user"] == "app"

@@ -337,6 +337,8 @@ class _Compiler:
         ctx = Ctx(src=src, task_dir=src.dir, when=imp.when, tags=listed.tags,
                   kws=tuple((k, v, Origin(self.options.defaults_source))
                             for k, v in self.options.play_defaults.items()))
+        # -b, --become-user and ansible.cfg's become* are where plays start from: a play's own
+        # keywords (below, in inherit) come after them and win
         ctx = self.inherit(src, ds, ctx, st, include_when=False, include_tags=False,
                            include_vars=False)
         # vars_files, then the roles' exported vars, above play vars
