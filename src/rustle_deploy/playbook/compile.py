@@ -165,8 +165,10 @@ class RoleCall:
 
 
 class _PlayState:
-    def __init__(self, index: int, hosts: list[str], play_vars: dict[str, Any]) -> None:
+    def __init__(self, index: int, hosts: list[str], play_vars: dict[str, Any],
+                 play_dir: str) -> None:
         self.index = index
+        self.play_dir = play_dir  # the directory of the playbook file the play is in
         self.hosts = hosts
         self.vars = play_vars
         self.next_id = 0
@@ -332,7 +334,7 @@ class _Compiler:
         listed = ListedPlay(number=number, name=str(name), pattern=pattern, hosts=hosts,
                             tags=imp.tags + self.tags(src, ds))
         self.listing.append(listed)
-        st = _PlayState(len(self.plays), hosts, play_vars)
+        st = _PlayState(len(self.plays), hosts, play_vars, src.dir)
         self.check_play_keywords(src, ds, st)
         ctx = Ctx(src=src, task_dir=src.dir, when=imp.when, tags=listed.tags,
                   kws=tuple((k, v, Origin(self.options.defaults_source))
@@ -670,7 +672,7 @@ class _Compiler:
             role_name = self.controller_value(src, entry if entry_src_ok else container,
                                               name_key if entry_src_ok else index, role_name,
                                               [st.vars], "the role name")
-        role = self.finder.find(role_name, name_origin, base)
+        role = self.finder.find(role_name, name_origin, base, st.play_dir)
         if parent is not None and any(os.path.realpath(c.role.path) == os.path.realpath(role.path)
                                       for c in parent.chain()):
             raise origin.error(f"role dependency loop: '{role.name}' depends on itself through "
@@ -1541,7 +1543,8 @@ class _Compiler:
             name = str(self.controller_value(src, arg_holder, name_key, name, [st.vars],
                                              "the role name", dynamic=not static))
         base_dir = os.path.dirname(ctx.role.role.path) if ctx.role else None
-        role = self.finder.find(name, src.origin(arg_holder, name_key, value=True), base_dir)
+        role = self.finder.find(name, src.origin(arg_holder, name_key, value=True), base_dir,
+                                st.play_dir)
         froms = {f: str(args.get(f"{f}_from", "main")) for f in ("tasks", "handlers", "vars",
                                                                    "defaults")}
         for f, v in froms.items():

@@ -102,14 +102,18 @@ class RoleFinder:
         self.roles_path = tuple(os.path.abspath(os.path.expanduser(p)) for p in roles_path)
         self._cache: dict[str, RoleDir] = {}
 
-    def search_dirs(self, role_basedir: str | None) -> list[str]:
-        dirs = [os.path.join(self.basedir, "roles"), *self.roles_path]
+    def search_dirs(self, role_basedir: str | None, playbook_dir: str | None = None) -> list[str]:
+        base = playbook_dir or self.basedir
+        dirs = [os.path.join(base, "roles"), *self.roles_path]
         if role_basedir:
             dirs.append(role_basedir)
-        dirs.append(self.basedir)
+        dirs.append(base)
         return dirs
 
-    def find(self, name: str, origin: Origin, role_basedir: str | None = None) -> RoleDir:
+    def find(self, name: str, origin: Origin, role_basedir: str | None = None,
+             playbook_dir: str | None = None) -> RoleDir:
+        """``playbook_dir``: the directory of the playbook file the play is in (an imported
+        playbook finds roles beside itself, as in Ansible)."""
         """The role directory ``name`` refers to; PlaybookError naming every place tried."""
         if not isinstance(name, str) or not name.strip():
             raise origin.error("a role needs a name", "write - role: NAME")
@@ -120,13 +124,13 @@ class RoleFinder:
                                "write the role's name literally")
         tried: list[str] = []
         if "/" in name or name.startswith("~"):
-            candidates = [os.path.join(self.basedir, os.path.expanduser(name))]
+            candidates = [os.path.join(playbook_dir or self.basedir, os.path.expanduser(name))]
         else:
             if name.count(".") >= 2 and os.path.sep not in name:
                 raise origin.error(
                     f"role {name!r} is a collection role; roles of collections are not "
                     "supported yet", "copy the role into roles/ beside the playbook")
-            candidates = [os.path.join(d, name) for d in self.search_dirs(role_basedir)]
+            candidates = [os.path.join(d, name) for d in self.search_dirs(role_basedir, playbook_dir)]
         for path in candidates:
             path = os.path.normpath(path)
             tried.append(path)
@@ -138,16 +142,16 @@ class RoleFinder:
                 return self._load(os.path.basename(path) if "/" in name else name, path)
             if os.path.isdir(path) and "/" in name:
                 return self._load(os.path.basename(path), path)
-        known = self._known(role_basedir)
+        known = self._known(self.search_dirs(role_basedir, playbook_dir))
         close = suggest(name, known)
         hint = f"did you mean '{close}'? " if close else ""
         hint += "roles are looked up in: " + ", ".join(display_path(t) for t in
                                                      dict.fromkeys(os.path.dirname(t) for t in tried))
         raise origin.error(f"the role '{name}' was not found", hint)
 
-    def _known(self, role_basedir: str | None) -> list[str]:
+    def _known(self, dirs: list[str]) -> list[str]:
         names: list[str] = []
-        for d in self.search_dirs(role_basedir):
+        for d in dirs:
             try:
                 names.extend(e for e in os.listdir(d) if os.path.isdir(os.path.join(d, e)))
             except OSError:
