@@ -352,7 +352,7 @@ class _Lowering:
         if newline not in ("\n", "\r", "\r\n"):
             raise self.fail(task, "newline_sequence needs to be one of: \\n, \\r or \\r\\n")
         src = args["src"]
-        extra = {"template_path": src, "template_fullpath": src, "template_destpath": args.get("dest"),
+        extra = {"ansible_managed": "Ansible managed", "template_path": src, "template_fullpath": src, "template_destpath": args.get("dest"),
                  "template_host": self.host}
         try:
             rendered = self.templar.render(source, scope.child(extra))
