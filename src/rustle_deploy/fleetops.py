@@ -137,9 +137,11 @@ def _summary(outcome: HostOutcome) -> HostSummary:
     s.changed = int(recap.get("changed", 0))
     s.failed = int(recap.get("failed", 0))
     s.skipped = int(recap.get("skipped", 0))
+    s.rescued = int(recap.get("rescued", 0))
     s.ignored = int(recap.get("ignored", 0))
     for event in outcome.events:
-        if event.get("event") in ("task_result", "handler_result") and event.get("status") == "failed" and not event.get("ignored"):
+        if (event.get("event") in ("task_result", "handler_result") and event.get("status") == "failed"
+                and not event.get("ignored") and not event.get("rescued")):
             s.failed_tasks.append(str(event.get("task") or event.get("id")))
     if outcome.error is not None:
         s.unreachable = isinstance(outcome.error, ConnectError)

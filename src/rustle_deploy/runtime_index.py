@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ast
+import sys
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -63,3 +64,15 @@ def runtime_plugins() -> dict[str, Any]:
     return {"filter": names(jinja2.filters.FILTERS, filters.FILTERS),
             "test": names(jinja2.tests.TESTS, filters.TESTS),
             "lookup": names(lookups.LOOKUPS), "refused": refused}
+def import_runtime() -> Any:
+    """The runtime's ``templating`` module, imported from the shipped sources.
+
+    For evaluating on the controller exactly what a host would (the native lowering, the
+    playbook front end's compile-time templating); the runtime itself never learns of it.
+    """
+    root = str(runtime_root())
+    if root not in sys.path:
+        sys.path.insert(0, root)
+    from rustle_runtime import templating  # type: ignore[import-not-found]
+
+    return templating

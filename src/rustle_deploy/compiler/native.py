@@ -43,7 +43,7 @@ MODULES = frozenset({"file", "copy", "template", "lineinfile", "command", "shell
 _KNOWN = frozenset({"id", "name", "module", "args", "hosts", "when", "tags", "notify", "listen",
                     "register", "loop", "loop_control", "ignore_errors", "no_log", "changed_when",
                     "failed_when", "check_mode", "diff", "environment", "vars", "files", "become",
-                    "become_user", "become_method"})
+                    "become_user", "become_method", "role"})
 _BOOL_KEYS = ("ignore_errors", "no_log", "check_mode", "diff")
 # names whose value is decided by the run's options, not by the inventory
 _RUN_NAMES = frozenset({"ansible_check_mode", "ansible_diff_mode", "ansible_verbosity",
@@ -137,7 +137,7 @@ class _Lowering:
         host_vars = dict((doc.get("hosts") or {}).get(host) or {})
         groups = doc.get("groups") or {}
         host_vars.setdefault("group_names", sorted(
-            g for g, members in groups.items() if host in members and g not in ("all", "ungrouped")))
+            g for g, members in groups.items() if host in members and g != "all"))
         host_vars.update({"inventory_hostname": host, "inventory_hostname_short": host.split(".")[0],
                           "groups": groups, "omit": executor.OMIT})
         clash = sorted(registered & set(host_vars))
@@ -150,10 +150,13 @@ class _Lowering:
 
     # -- scopes ----------------------------------------------------------------------------------
     def scope(self, play: dict[str, Any], task: dict[str, Any] | None = None) -> Any:
-        layers = [self.host_vars, play.get("vars") or {}]
-        if task and task.get("vars"):
-            layers.append(dict(task["vars"]))
-        return self.scope_class(layers, self.templar)
+        """The runtime's layers (executor._task_scope) without the run's own results."""
+        task = task or {}
+        role = (play.get("roles") or {}).get(task["role"]) if task.get("role") else None
+        layers = [play.get("defaults") or {}, (role or {}).get("defaults") or {}, self.host_vars,
+                  play.get("vars") or {}, (role or {}).get("vars") or {}, dict(task.get("vars") or {}),
+                  self.executor._params_layer(role, task) or {}, self.doc.get("extra_vars") or {}]
+        return self.scope_class([layer for layer in layers if layer], self.templar)
 
     @functools.cached_property
     def scope_class(self) -> Any:
@@ -199,6 +202,8 @@ class _Lowering:
     def task(self, play: dict[str, Any], task: dict[str, Any]) -> dict[str, Any] | None:
         if task.get("hosts") is not None and self.host not in task["hosts"]:
             return None
+        if "block" in task:
+            raise self.fail(task, "blocks (block/rescue/always, include_tasks, include_role) are not supported by the native runner")
         module = task["module"]
         if module not in MODULES:
             raise self.fail(task, f"module '{module}' is not implemented by the native runner")

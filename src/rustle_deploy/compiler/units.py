@@ -95,19 +95,23 @@ def plan_units(
             tasks = [play_view.tasks[t] for t in task_ids]
             play_vars: dict[str, Any] = dict(magic)
             play_vars.update(play_view.play.vars)
-            doc_plays.append(
-                {
-                    "index": play_view.index,  # what a run's play selector names (docs/rollouts.md)
-                    "name": play_view.play.name,
-                    "hosts": play_hosts,
-                    "vars": play_vars if magic else play_view.play.vars,
-                    "tasks": [_compile_task(plan, play_view, t, unit, file_cache) for t in tasks],
-                    "handlers": [
-                        _compile_task(plan, play_view, h, unit, file_cache)
-                        for h in sorted(play_view.play.handlers, key=lambda h: h.execution_order)
-                    ],
-                }
-            )
+            doc_play = {
+                "index": play_view.index,  # what a run's play selector names (docs/rollouts.md)
+                "name": play_view.play.name,
+                "hosts": play_hosts,
+                "play_hosts": play_view.host_list,
+                "vars": play_vars if magic else play_view.play.vars,
+                "tasks": [_compile_task(plan, play_view, t, unit, file_cache) for t in tasks],
+                "handlers": [
+                    _compile_task(plan, play_view, h, unit, file_cache)
+                    for h in sorted(play_view.play.handlers, key=lambda h: h.execution_order)
+                ],
+            }
+            if play_view.play.defaults:
+                doc_play["defaults"] = play_view.play.defaults
+            if play_view.play.roles:
+                doc_play["roles"] = play_view.play.roles
+            doc_plays.append(doc_play)
         unit.plan_doc = {
             "format": 1,
             "binary_name": unit.binary_name,
@@ -117,7 +121,13 @@ def plan_units(
             "groups": groups,
             "plays": doc_plays,
         }
-        if any(_TEMPLATED.search(str(p["vars"])) for p in doc_plays):
+        if plan.extra_vars:
+            unit.plan_doc["extra_vars"] = plan.extra_vars
+        if plan.playbook_dir:
+            unit.plan_doc["playbook_dir"] = plan.playbook_dir
+        if _TEMPLATED.search(str(plan.extra_vars)):
+            unit.needs_jinja = True
+        if any(_TEMPLATED.search(str((p["vars"], p.get("defaults"), p.get("roles")))) for p in doc_plays):
             unit.needs_jinja = True
         if any(_TEMPLATED.search(str(v)) for v in unit.plan_doc["hosts"].values()):
             unit.needs_jinja = True
@@ -140,7 +150,7 @@ def _host_vars(host: Host) -> dict[str, Any]:
 
 
 def _group_names(host: Host) -> list[str]:
-    return sorted(g for g in host.groups if g not in ("all", "ungrouped"))
+    return sorted(g for g in host.groups if g != "all")
 
 
 def _host_target(host: Host, override: str | None, plan: Plan) -> str:
@@ -174,7 +184,8 @@ class _PlayView:
         ordered = plan.play_tasks(play)
         if not declared:  # the planner sometimes leaves play hosts empty: use the tasks'
             declared = sorted({h for t in ordered for h in t.hosts})
-        self.host_names = {h.name for h in resolve(declared)} if declared else set()
+        self.host_list = [h.name for h in resolve(declared)] if declared else []
+        self.host_names = set(self.host_list)
         self.tasks: dict[str, Task] = {t.task_id: t for t in ordered}
         self.order = [t.task_id for t in ordered]
         self._hosts_of: dict[str, set[str]] = {}
@@ -208,6 +219,8 @@ def _compile_task(
     unit: BuildUnit,
     file_cache: dict[str, tuple[str, str]],
 ) -> dict[str, Any]:
+    if task.is_block:
+        return _compile_block(plan, play, task, unit, file_cache)
     module = canonical_module(task.module)
     if module is None:
         raise PlanError(
@@ -265,3 +278,27 @@ def _compile_task(
     ):
         unit.needs_jinja = True
     return out
+
+
+def _compile_block(
+    plan: Plan,
+    play: _PlayView,
+    task: Task,
+    unit: BuildUnit,
+    file_cache: dict[str, tuple[str, str]],
+) -> dict[str, Any]:
+    """A block: its lists compiled, its own keywords (applied once, when it is reached) kept."""
+    assert task.block is not None
+    out: dict[str, Any] = {"id": f"{play.play_id}/{task.task_id}", "name": task.name, "hosts": None,
+                           "when": [str(c.value) for c in task.conditions if c.kind == "When"],
+                           "tags": list(task.tags)}
+    for key, value in task.extras.items():
+        if key != "delegate_to":
+            out[key] = value
+    for key, tasks in (("block", task.block), ("rescue", task.rescue), ("always", task.always)):
+        if tasks or key == "block":
+            out[key] = [_compile_task(plan, play, t, unit, file_cache) for t in tasks]
+    if out["when"] or isinstance(out.get("loop"), str) or _TEMPLATED.search(str(out.get("params", ""))):
+        unit.needs_jinja = True
+    return out
+

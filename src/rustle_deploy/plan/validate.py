@@ -56,8 +56,15 @@ def _quoted(names: Sequence[str], limit: int = 20) -> str:
 
 
 def all_tasks(play: Play) -> Iterator[Task]:
+    """The tasks of the play's batches (blocks as one task each)."""
     for batch in play.batches:
         yield from batch.tasks
+
+
+def every_task(play: Play) -> Iterator[Task]:
+    """Every task and handler of the play, the tasks inside blocks included."""
+    for task in (*all_tasks(play), *play.handlers):
+        yield from task.walk()
 
 
 def validate(plan: Plan, files_dirs: Sequence[str] = (), *,
@@ -78,13 +85,14 @@ def validate(plan: Plan, files_dirs: Sequence[str] = (), *,
     for play in plan.plays:
         check(_task_graph, src, play, filtered=bool(plan.options.tags or plan.options.skip_tags))
         check(_batch_graph, src, play)
-        for task in (*all_tasks(play), *play.handlers):
+        for task in every_task(play):
             check(_module, src, task)
             check(_unsupported, src, plan, play, task)
+            check(_role, src, play, task)
             check(files.resolve_source, plan, task, files_dirs=files_dirs)
             for problem in _plugins(src, task):
                 problems.append(problem)
-        for task in (*all_tasks(play), *play.handlers):
+        for task in every_task(play):
             for i, name in enumerate(task.notify):
                 check(_notify_one, src, play, task, i, name)
     check(_deployments, plan, legacy_task_ids)
@@ -235,7 +243,18 @@ def _check_acyclic(
                         "dependencies", file=src, pointer=first[(cycle[0], cycle[1])])
 
 
+def _role(src: str, play: Play, task: Task) -> None:
+    role = task.extras.get("role")
+    if role is not None and role not in play.roles:
+        raise PlanError(f"{_kind(task)} {task.name!r} names role {role!r}, which the play's "
+                        "roles do not define",
+                        f"roles of this play: {_quoted(list(play.roles)) or 'none'}",
+                        file=src, pointer=child(task.pointer, "role"))
+
+
 def _module(src: str, task: Task) -> None:
+    if task.is_block:
+        return
     if canonical_module(task.module) is None:
         raise PlanError(
             f"unknown module {task.module!r} in {_kind(task)} {task.name!r}",

@@ -28,7 +28,7 @@ import sys
 from . import expr as _expr
 from .filters import FILTERS, TESTS, FilterError, to_bool
 
-_SINGLE = re.compile(r"^\{\{\s*((?:(?!\{\{|\}\}|\{%|%\}).)+?)\s*\}\}$", re.S)
+_SINGLE = re.compile(r"^\{\{\s*((?:(?!\{\{|\}\}|\{%|%\}).)+?)\s*\}\}\Z", re.S)
 _IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _SEGMENT = re.compile(r"\{\{\s*((?:(?!\{\{|\}\}).)+?)\s*\}\}", re.S)
 
