@@ -17,7 +17,7 @@ import click
 
 from . import __version__
 from .errors import RustleError, UsageError
-from .settings import load_settings
+from .settings import check_flags, load_settings
 
 EXIT_OK, EXIT_HOSTS_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 
@@ -140,11 +140,17 @@ def _dispatch(opts: dict[str, Any]) -> int:
 
 
 def _guarded(work: Callable[[], int]) -> int:
-    """Run ``work``; a RustleError becomes its message and exit code, Ctrl-C exit 130."""
+    """Run ``work``; a RustleError becomes its message and exit code, Ctrl-C exit 130.
+
+    A message may quote inventory, plan or host data: its lines are printed with control
+    characters shown as escapes (report.visible), never sent raw to the terminal.
+    """
     try:
         return work()
     except RustleError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        from .report import text_lines, visible
+
+        print("\n".join(visible(line) for line in text_lines(f"error: {exc}")), file=sys.stderr)
         return exc.exit_code
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
@@ -184,9 +190,7 @@ def _dispatch_exec(opts: dict[str, Any]) -> int:
 def _exec(opts: dict[str, Any]) -> int:
     from .pipeline import run_manifest
 
-    for flag in ("parallel", "timeout"):
-        if opts.get(flag) is not None and opts[flag] <= 0:
-            raise UsageError(f"--{flag} must be greater than 0")
+    check_flags(opts)
 
     source = opts["manifest"]
     if source == "-":

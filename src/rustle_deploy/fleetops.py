@@ -41,6 +41,7 @@ from .rollout import schedule as make_schedule
 from .settings import Settings
 from .state import History
 from .transport import make_connect
+from .transport.options import check_connections
 
 if TYPE_CHECKING:
     from .compiler.build import Artifact
@@ -869,6 +870,7 @@ def deploy_only(session: Session) -> int:
             f"{path}: native artifacts cannot run this plan: its plays run in separate stages",
             "compile with --format pyz (the default)",
         )
+    check_connections(hosts, inv.source)
     return _deploy_jobs(session, None, hosts, by_host, str(path), doc.get("plan_sha256"), schedule=plan_schedule)
 
 
@@ -974,6 +976,7 @@ def cleanup(session: Session) -> int:
     hosts = inv.select(session.opts.get("limit") or "all")
     hosts = [session.with_cli_connection(h) for h in hosts]
     check_remote_dirs(hosts, inv.source)
+    check_connections(hosts, inv.source)
     if session.opts.get("dry_run"):
         return _cleanup_dry_run(session, hosts)
 
@@ -1036,7 +1039,7 @@ def _cleanup_dry_run(session: Session, hosts: list[Host]) -> int:
         for e in entries:
             r.line(f"{e['name']}: {e['remote_dir']}")
             if e["error"]:
-                r.line(f"  FAILED: {e['error']}")
+                r.line(f"  FAILED: {e['error']}".replace("\n", " — "))
                 continue
             for path in e["would_remove"]:
                 r.line(f"  would remove {path}")
@@ -1060,7 +1063,9 @@ def _hosts_by_name(session: Session, inv: Any, names: list[str]) -> list[Host]:
     except Exception as exc:  # noqa: BLE001 - re-raised as a usage error with the hint
         raise UsageError(str(exc), "pass the inventory the deployment used with -i") from exc
     check_remote_dirs(hosts, inventory.source)
-    return [session.with_cli_connection(h) for h in hosts]
+    hosts = [session.with_cli_connection(h) for h in hosts]
+    check_connections(hosts, inventory.source)
+    return hosts
 
 
 def exec_manifest(manifest: Any, name: str, settings: Settings, opts: dict[str, Any]) -> int:
@@ -1077,13 +1082,14 @@ def exec_manifest(manifest: Any, name: str, settings: Settings, opts: dict[str, 
     entries = [h for h in manifest.get("hosts", []) if isinstance(h, dict)]
     not_deployed = [h for h in entries if not h.get("ok")]
     for h in not_deployed:
-        reporter.line(f"{h.get('name')}: skipped: not deployed ({h.get('error')})")
+        reporter.line(f"{h.get('name')}: skipped: not deployed ({h.get('error')})".replace("\n", " — "))
     run_id = f"r-{secrets.token_hex(6)}"
     entry_of = {str(h["name"]): h for h in entries if h.get("ok")}
     hosts = inv.resolve(list(entry_of)) if entry_of else []
     connection = manifest.get("connection") or {}
     hosts = [with_connection(h, connection.get("user"), connection.get("private_key")) for h in hosts]
     check_remote_dirs(hosts, inv.source)
+    check_connections(hosts, inv.source)
     host_of = {h.name: h for h in hosts}
     did = str(manifest.get("deployment_id"))
     try:

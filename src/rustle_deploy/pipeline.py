@@ -21,8 +21,9 @@ from .inventory import Inventory, check_remote_dirs, implicit_localhost, load_in
 from .model import Host, Plan
 from .plan import STDIN, parse_plan
 from .plan.validate import check_hosts
-from .report import Reporter, dump_json
-from .settings import Settings, load_settings
+from .report import Reporter, dump_json, visible
+from .settings import Settings, check_flags, load_settings
+from .transport.options import check_connections
 
 if TYPE_CHECKING:
     from .compiler.build import Artifact
@@ -70,9 +71,7 @@ class Session:
             )
         if opts.get("incremental") and opts.get("rebuild"):
             raise UsageError("--incremental and --rebuild contradict each other", "pass one of them")
-        for flag in ("parallel", "timeout"):
-            if opts.get(flag) is not None and opts[flag] <= 0:
-                raise UsageError(f"--{flag} must be greater than 0")
+        check_flags(opts)
         acfg = load_ansible_config()
         if mode in _READ | _HOSTS | {"list_inventory"}:
             inventories = acfg.get("inventory") or ()
@@ -86,8 +85,8 @@ class Session:
         settings = load_settings(
             opts.get("config"),
             overrides={
-                "cache_dir": Path(opts["cache_dir"]).expanduser() if opts.get("cache_dir") else None,
-                "output_dir": Path(opts["output_dir"]).expanduser() if opts.get("output_dir") else None,
+                "cache_dir": Path(opts["cache_dir"]) if opts.get("cache_dir") else None,  # load_settings expands ~
+                "output_dir": Path(opts["output_dir"]) if opts.get("output_dir") else None,
                 "parallel": opts.get("parallel"),
                 "timeout": opts.get("timeout"),
                 "verify": True if opts.get("verify") else None,
@@ -105,7 +104,7 @@ class Session:
         if acfg.get("roles_path"):
             settings = replace(settings, roles_path=acfg.get("roles_path"))
         for note in settings.notes() + (acfg.notes() if opts.get("verbose") else []):
-            print(f"note: {note}", file=sys.stderr)
+            print(f"note: {visible(note)}", file=sys.stderr)
         return cls(opts, settings, json_out, reporter, ansible_cfg=acfg)
 
     # -- inputs ----------------------------------------------------------------------------
@@ -114,7 +113,7 @@ class Session:
         inv = load_inventory(path) if path else implicit_localhost()
         if self.opts.get("verbose"):
             for warning in inv.warnings:
-                print(f"warning: {warning}", file=sys.stderr)
+                print(f"warning: {visible(warning)}", file=sys.stderr)
         return inv
 
     def plan(self, inv: Inventory) -> tuple[Plan, Inventory]:
@@ -259,6 +258,7 @@ class Session:
         every, hosts = self.hosts_for(plan, inv)
         if not o.get("compile_only"):
             check_remote_dirs(hosts, inv.source)
+            check_connections(hosts, inv.source)
         if o.get("dry_run"):
             return self.dry_run(plan, self.units(plan, inv, every), hosts, self.schedule(plan, inv, hosts))
         if o.get("compile_only"):

@@ -24,11 +24,17 @@ _HINT_SHAPE = (
 
 
 def _run(path: str, args: list[str]) -> str:
+    import os
     import subprocess
 
+    if any("\x00" in arg for arg in args):  # a host name from the script's own output
+        raise InventoryError(
+            f"inventory script output names a host with a NUL character: {args[-1]!r}",
+            "host names are printable text", file=path,
+        )
     try:
         proc = subprocess.run(
-            [path, *args], capture_output=True, check=False
+            [os.path.abspath(path), *args], capture_output=True, check=False  # a relative path is not looked up in PATH
         )
     except OSError as exc:
         raise InventoryError(
