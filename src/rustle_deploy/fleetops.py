@@ -21,6 +21,7 @@ from .deploy.host import runner_identity
 from .errors import ConnectError, UsageError
 from .inventory import check_remote_dirs
 from .model import Host, Plan
+from .reconcile import apply, settle, settle_orphans
 from .report import HostSummary, dump_json
 from .settings import Settings
 from .state import History
@@ -183,8 +184,9 @@ def _deploy_jobs(
     opts, settings = session.opts, session.settings
     run = bool(opts.get("run_"))
     run_id = f"r-{secrets.token_hex(6)}"
+    settle_orphans(session, hosts)
     with History(settings.state_db) as history:
-        did = history.begin("deploy", plan_source=source, plan_sha256=plan_sha)
+        did = history.begin("deploy", plan_source=source, plan_sha256=plan_sha, context=_context(session))
         # Send the artifact with the request, without waiting for the agent to ask, to hosts
         # this history has not seen holding it: saves a round trip on first deployments.
         held = history.holders({by_host[h.name].sha256 for h in hosts})
@@ -209,6 +211,7 @@ def _deploy_jobs(
             for h in hosts
         ]
         job_of = {j.host.name: j for j in jobs}
+        history.pending(did, [(j.host.name, j.binary_name, j.sha256, j.host.remote_dir) for j in jobs])
 
         recorded: set[str] = set()
 
@@ -229,10 +232,13 @@ def _deploy_jobs(
                 if o.error is not None and not o.activated and o.agent is None
                 and not isinstance(o.error, ConnectError) and (o.uploaded or o.events)  # got far enough to activate
             }
-            _reconcile(session, history, did, [job_of[h] for h in uncertain], uncertain)
+            found = settle(session, history, did, [job_of[h] for h in uncertain], uncertain)
+            for o in outcomes:
+                if o.host in found:
+                    apply(o, found[o.host])
             status = "done"
         except KeyboardInterrupt:
-            _reconcile(session, history, did, [j for j in jobs if j.host.name not in recorded])
+            settle(session, history, did, [j for j in jobs if j.host.name not in recorded])
             raise
         finally:
             history.finish(did, status)
@@ -252,54 +258,12 @@ def _deploy_jobs(
     return 1 if failed else 0
 
 
-def _reconcile(
-    session: Session, history: History, did: str, jobs: list[HostJob], errors: dict[str, str] | None = None,
-) -> None:
-    """Ask hosts whose outcome is uncertain which release is current, and record that.
-
-    Used after an interrupt (hosts in flight) and for hosts that failed after their upload
-    (a timeout or a cut during the run may come after activation). Activation on a host is
-    one rename, so every host is on its old or its new release; agents still finishing hold
-    the host's lock, and the status query waits for it, so what is recorded is what the host
-    really runs. A host that cannot be asked is recorded as ``unknown``.
-    """
-    if not jobs:
-        return
-    errors = errors or {}
-    session.reporter.stop()
-    session.reporter.line(f"asking {len(jobs)} host(s) which release is current")
-    status_jobs = [
-        HostJob(host=j.host, op="status", binary_name=j.binary_name, deployment_id=did, lock_timeout=30.0)
-        for j in jobs
-    ]
-    try:
-        outcomes = asyncio.run(deploy_fleet(status_jobs, parallel=_parallel(session.settings, None), timeout=45.0))
-    except KeyboardInterrupt:
-        outcomes = []
-    answered = {o.host: o for o in outcomes}
-    for job in jobs:
-        name = job.host.name
-        why = errors.get(name, "interrupted")
-        o = answered.get(name)
-        agent = (o.agent or {}) if o is not None and o.error is None else {}
-        release = (agent.get("releases") or {}).get(job.binary_name) or {}
-        current = release.get("current")
-        record = {"binary_name": job.binary_name, "remote_dir": job.host.remote_dir}
-        if o is None or o.error is not None:
-            asked = str(o.error) if o is not None and o.error is not None else "not asked"
-            history.record_host(did, name, "unknown", sha256=job.sha256,
-                                error=f"{why}; current release unknown: {asked}", **record)
-        elif current == job.sha256:
-            previous = next(
-                (h.get("previous") for h in reversed(agent.get("history") or [])
-                 if h.get("op") == "deploy" and h.get("deployment_id") == did),
-                release.get("previous"),
-            )
-            history.record_host(did, name, "activated", sha256=job.sha256, previous_sha256=previous,
-                                error=f"{why} (after activation)", **record)
-        else:
-            history.record_host(did, name, "failed" if name in errors else "interrupted", sha256=current,
-                                error=f"{why} (before activation; the old release is current)", **record)
+def _context(session: Session) -> dict[str, Any]:
+    """How this command reaches its hosts, for a later command that must ask them
+    (reconcile.py): the inventory's path and the -u / --private-key given."""
+    inv = session.opts.get("inventory")
+    return {"inventory": os.path.abspath(inv) if inv else None, "user": session.opts.get("user"),
+            "private_key": session.opts.get("private_key")}
 
 
 def _manifest(did: str, session: Session, source: str | None, outcomes: list[HostOutcome], job_of: dict[str, HostJob]) -> dict[str, Any]:
@@ -389,9 +353,10 @@ def _simple_op(
     ``detail`` adds keys to each host's JSON entry; its ``notes`` are printed in text too.
     """
     with History(session.settings.state_db) as history:
-        did = history.begin(op, target_id=target_id)
+        did = history.begin(op, target_id=target_id, context=_context(session))
         jobs = jobs_for(did)
         job_of = {j.host.name: j for j in jobs}
+        history.pending(did, [(j.host.name, j.binary_name or None, j.sha256, j.host.remote_dir) for j in jobs])
 
         def on_outcome(outcome: HostOutcome) -> None:
             job = job_of[outcome.host]
@@ -427,6 +392,14 @@ def _simple_op(
 
 
 def rollback(session: Session, deployment_id: str | None) -> int:
+    inv = session.inventory() if session.opts.get("inventory") else None
+    with History(session.settings.state_db) as history:
+        dep = history.get(deployment_id, op="deploy")
+    if dep is not None and any(r.status == "pending" for r in dep.hosts):
+        # left running by a controller that is gone: what did its hosts record?
+        known = inv.hosts if inv is not None else {}
+        given = [session.with_cli_connection(known[r.host]) for r in dep.hosts if r.host in known]
+        settle_orphans(session, given, deployment_id=dep.id)
     with History(session.settings.state_db) as history:
         dep = history.get(deployment_id, op="deploy")
         cleaned = {} if dep is None else {
@@ -439,7 +412,6 @@ def rollback(session: Session, deployment_id: str | None) -> int:
             f"no deployment {deployment_id!r} in {session.settings.state_db}" if deployment_id else f"no deployment recorded in {session.settings.state_db}",
             "see --list-deployments",
         )
-    inv = session.inventory() if session.opts.get("inventory") else None
     records = {r.host: r for r in dep.hosts}
     hosts = _hosts_by_name(session, inv, list(records))
 
@@ -483,6 +455,7 @@ def cleanup(session: Session) -> int:
     check_remote_dirs(hosts, inv.source)
     if session.opts.get("dry_run"):
         return _cleanup_dry_run(session, hosts)
+    settle_orphans(session, hosts)
 
     def jobs_for(did: str) -> list[HostJob]:
         return [HostJob(host=h, op="cleanup", deployment_id=did) for h in hosts]

@@ -367,30 +367,174 @@ def _skip(stdin, size):
         left -= len(block)
 
 
-def _watch_controller(fd):
-    """End this run when ``fd`` (the channel's stdin) reaches EOF: the controller is gone.
+RUN_MARK = "RUSTLE_RUN_MARK"  # in the environment of every process a run starts
+STOP_GRACE = 5.0  # seconds between SIGTERM and SIGKILL when a run is ended early
+EXIT_INTERRUPTED = 143  # 128 + SIGTERM: the run was ended because the controller went away
+INTERRUPTED_WHY = "the controller went away (the connection closed) during the run"
 
-    The run is this process and its children, in a process group of their own, so SIGTERM
-    to the group stops task commands too.
+
+def _run_processes(mark):
+    """Every process of the run but this one: those whose environment carries ``mark``, and
+    every descendant of this process or of those.
+
+    The marker finds what left the process tree (a ``setsid`` child, a daemonised one); the
+    tree finds what does not carry the marker or whose environment we may not read (sudo).
     """
-    import _thread
+    me = os.getpid()
+    needle = (RUN_MARK + "=" + mark).encode()
+    parent = {}
+    marked = set()
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open("/proc/" + entry + "/stat", "rb") as f:
+                stat = f.read()
+        except OSError:
+            continue
+        fields = stat[stat.rfind(b")") + 2:].split()
+        if fields[0] == b"Z":
+            continue  # it has ended; what is left is its exit status
+        pid = int(entry)
+        parent[pid] = int(fields[1])
+        try:
+            with open("/proc/" + entry + "/environ", "rb") as f:
+                if needle in f.read().split(b"\0"):
+                    marked.add(pid)
+        except OSError:
+            pass  # another user's process: found through the tree, if at all
+    children = {}
+    for pid, ppid in parent.items():
+        children.setdefault(ppid, []).append(pid)
+    found = []  # breadth first: a parent before its children
+    seen = set()
+    todo = [me] + sorted(marked)
+    while todo:
+        pid = todo.pop(0)
+        if pid not in seen:
+            seen.add(pid)
+            found.append(pid)
+            todo.extend(sorted(children.get(pid, ())))
+    return [pid for pid in found if pid != me]
+
+
+def _end_run(mark, grace):
+    """End every process of the run; return (how many, how many could not be ended).
+
+    They are all stopped first (SIGSTOP, until a look finds none that is new), so that none
+    reacts to another's end (a shell going on to its next command when its child dies); then
+    each gets SIGTERM and SIGCONT, and after ``grace`` seconds SIGKILL.
+    """
     import signal
 
-    def watch():
-        try:
-            while os.read(fd, 4096):
+    def send(pids, sig):
+        for pid in pids:
+            try:
+                os.kill(pid, sig)
+            except OSError:
                 pass
-        except OSError:
-            pass
-        try:
-            if os.getpgrp() == os.getpid():
-                os.killpg(os.getpid(), signal.SIGTERM)
-            else:
-                os.kill(os.getpid(), signal.SIGTERM)
-        except OSError:
-            pass
 
-    _thread.start_new_thread(watch, ())  # not threading: its import costs ~2 ms per host
+    stopped = []
+    for _ in range(50):
+        new = [pid for pid in _run_processes(mark) if pid not in stopped]
+        if not new:
+            break
+        send(new, signal.SIGSTOP)
+        stopped.extend(new)
+    send(stopped, signal.SIGTERM)
+    send(stopped, signal.SIGCONT)
+    ended = set(stopped)
+    kill_at = time.monotonic() + grace
+    give_up = kill_at + 10.0
+    killed = set()
+    while True:
+        time.sleep(0.05)
+        pids = _run_processes(mark)
+        now = time.monotonic()
+        if not pids or now >= give_up:
+            return len(ended | set(pids)), len(pids)
+        if now >= kill_at:
+            send([pid for pid in pids if pid not in killed], signal.SIGKILL)
+            killed.update(pids)
+        else:
+            new = [pid for pid in pids if pid not in ended]  # started by a handler meanwhile
+            send(new, signal.SIGTERM)
+        ended.update(pids)
+
+
+class _RunGuard:
+    """Ends a run whose controller went away, before the lock is released.
+
+    A watcher thread reads a private copy of the channel's stdin; the controller never closes
+    it, so EOF means the controller is gone (Ctrl-C, a cut connection, a killed controller, a
+    host deadline). Then the runtime is told to start nothing more, every process of the run
+    (``_run_processes``) gets SIGTERM and, after ``STOP_GRACE`` seconds, SIGKILL; the host's
+    history and the run's journal say the run was interrupted; and only then does the agent
+    exit, which releases the lock. A run that finishes first claims the guard, and the watcher
+    does nothing.
+    """
+
+    def __init__(self, layout, req, sha, journal):
+        import _thread  # not threading: its import costs ~2 ms per host
+
+        self.layout, self.req, self.sha, self.journal = layout, req, sha, journal
+        self.grace = float(req.get("stop_grace") or STOP_GRACE)
+        self.mark = f"{req['run']['run_id']}.{os.getpid()}.{os.urandom(6).hex()}"
+        os.environ[RUN_MARK] = self.mark
+        self.claim = _thread.allocate_lock()
+        self._thread = _thread
+
+    def watch(self, fd):
+        def watch():
+            try:
+                while os.read(fd, 4096):
+                    pass
+            except OSError:
+                pass
+            if self.claim.acquire(False):
+                self._stop()
+
+        self._thread.start_new_thread(watch, ())
+
+    def finished(self):
+        """The run returned: keep the watcher from ending it; wait for it if it already is."""
+        if not self.claim.acquire(False):
+            self.wait()
+
+    def wait(self):
+        """Block until the watcher ends this process."""
+        while True:
+            time.sleep(3600)
+
+    def _stop(self):
+        try:
+            lowlevel = sys.modules.get("rustle_runtime.lowlevel")
+            stop = getattr(lowlevel, "stop", None)
+            if stop is not None:
+                stop()  # the runtime starts no more commands and writes no more events
+            killed, left = _end_run(self.mark, self.grace)
+            run_id = self.req["run"]["run_id"]
+            note = {"why": INTERRUPTED_WHY, "killed": killed, "left": left, "grace": self.grace}
+            try:
+                fd = os.open(self.journal, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+                try:
+                    event = {"event": "run_interrupted", "host": self.req.get("host"), "run_id": run_id,
+                             "time": time.time()}
+                    event.update(note)
+                    os.write(fd, (json.dumps(event, sort_keys=True) + "\n").encode("utf-8"))
+                finally:
+                    os.close(fd)
+            except OSError:
+                pass  # a full disk: history.jsonl below still says it
+            entry = {"op": "interrupted", "deployment_id": self.req.get("deployment_id"),
+                     "binary_name": self.req.get("binary_name"), "sha256": self.sha, "run_id": run_id}
+            entry.update(note)
+            try:
+                _append_history(self.layout, entry)
+            except OSError:
+                pass
+        finally:
+            os._exit(EXIT_INTERRUPTED)  # closing the lock file releases the lock
 
 
 def _unpack(layout, sha, path):
@@ -486,7 +630,8 @@ def _run_artifact(layout, path, req, stdin):
     for this interpreter, else from its unpacked copy.
 
     The agent's interpreter is already up: running the runtime here instead of starting a
-    second Python saves that start-up on every host. Its events go straight to fd 1.
+    second Python saves that start-up on every host. Its events go straight to fd 1. If the
+    controller goes away meanwhile, ``_RunGuard`` ends the run and everything it started.
     """
     run = req["run"]
     run_id = _check_name(str(run["run_id"]), "run id")
@@ -508,18 +653,17 @@ def _run_artifact(layout, path, req, stdin):
         "run_id": run_id,
         "verbosity": int(run.get("verbosity") or 0),
     }
-    # The channel stays ours: tasks get /dev/null as stdin, the watcher keeps a private copy.
+    guard = _RunGuard(layout, req, sha, options["journal"])
+    # The channel stays ours: tasks get /dev/null as stdin, the guard keeps a private copy.
     watch_fd = os.dup(stdin.fileno())
     devnull = os.open(os.devnull, os.O_RDONLY)
     os.dup2(devnull, 0)
     os.close(devnull)
-    try:
-        os.setpgid(0, 0)
-    except OSError:
-        pass  # already a group or session leader
-    _watch_controller(watch_fd)
+    guard.watch(watch_fd)
     if runner is not None:
-        return _run_native(runner, path, req, options)
+        code = _run_native(runner, path, req, options)
+        guard.finished()
+        return code
     sys.path.insert(0, root)
     sys.stdout.flush()
     try:
@@ -528,6 +672,11 @@ def _run_artifact(layout, path, req, stdin):
         code = run_payload(root, str(req["host"]), **options)
     except SystemExit as exc:
         code = exc.code
+    except BaseException:
+        if guard.claim.locked():
+            guard.wait()  # being ended from outside: the guard exits for us
+        raise
+    guard.finished()
     try:
         sys.stdout.flush()
     except (OSError, ValueError):
@@ -891,14 +1040,17 @@ def op_cleanup(req, layout, stdin):
 
 def op_status(req, layout, stdin):
     if not os.path.isdir(layout.root):
-        return {"remote_dir": layout.root, "releases": {}, "artifacts": [], "history": []}
+        out = {"remote_dir": layout.root, "releases": {}, "artifacts": [], "history": []}
+        if req.get("deployment_id"):
+            out["deployment"] = []
+        return out
     # Under the lock: an agent still finishing (say, after the controller was interrupted)
     # ends before we read, so what we report is settled.
     with Lock(layout, float(req.get("lock_timeout", 60))):
-        return _status(layout)
+        return _status(layout, req.get("deployment_id"))
 
 
-def _status(layout):
+def _status(layout, deployment_id=None):
     releases = {}
     try:
         names = sorted(os.listdir(layout.releases))
@@ -915,7 +1067,10 @@ def _status(layout):
     except OSError:
         artifacts = []
     history = _read_history(layout)
-    return {"remote_dir": layout.root, "releases": releases, "artifacts": artifacts, "history": history[-20:]}
+    out = {"remote_dir": layout.root, "releases": releases, "artifacts": artifacts, "history": history[-20:]}
+    if deployment_id:  # every line of that deployment, however old (the controller reconciles it)
+        out["deployment"] = [h for h in history if isinstance(h, dict) and h.get("deployment_id") == deployment_id]
+    return out
 
 
 OPS = {

@@ -8,6 +8,8 @@ import json
 import os
 import sys
 
+from .lowlevel import check_stopped
+
 CENSORED = "the output has been hidden due to the fact that 'no_log: true' was specified for this result"
 
 # keys of a result that are safe to show even under no_log
@@ -44,6 +46,7 @@ class Emitter:
             self.journal_fd = os.open(journal, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
 
     def emit(self, event):
+        check_stopped()  # the deploy agent is ending the run: its last journal line is its own
         line = json.dumps(event, default=_default, ensure_ascii=False, sort_keys=False)
         data = line.encode("utf-8", "replace") + b"\n"
         try:
