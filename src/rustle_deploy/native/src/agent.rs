@@ -603,29 +603,190 @@ fn skip(input: &mut dyn Read, size: i64) -> Res<()> {
 // ---------------------------------------------------------------------------------------------
 // Running and verifying
 
-/// End this run when `fd` (the channel's stdin) reaches EOF: the controller is gone.
-///
-/// The run is this process and its children, in a process group of their own, so SIGTERM
-/// to the group stops task commands too.
-fn watch_controller(fd: i32) {
-    std::thread::spawn(move || {
-        let mut channel = unsafe { File::from_raw_fd(fd) };
-        let mut buf = [0u8; 4096];
-        loop {
-            match channel.read(&mut buf) {
-                Ok(0) => break,
-                Ok(_) => {}
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(_) => break,
+const RUN_MARK: &str = "RUSTLE_RUN_MARK";
+const STOP_GRACE: f64 = 5.0;
+const EXIT_INTERRUPTED: i32 = 143; // 128 + SIGTERM
+const INTERRUPTED_WHY: &str = "the controller went away (the connection closed) during the run";
+
+/// Every process of the run but this one, parents before children: those whose environment
+/// carries `mark`, and every descendant of this process or of those (agent.py's
+/// `_run_processes`: the marker finds what left the tree, the tree what carries no marker).
+fn run_processes(mark: &str) -> Vec<i32> {
+    let me = sys::getpid();
+    let needle = format!("{}={}", RUN_MARK, mark).into_bytes();
+    let mut parent: Vec<(i32, i32)> = Vec::new();
+    let mut marked: Vec<i32> = Vec::new();
+    for name in list_dir("/proc").unwrap_or_default() {
+        let pid: i32 = match name.parse() {
+            Ok(pid) => pid,
+            Err(_) => continue,
+        };
+        let stat = match fs::read(format!("/proc/{}/stat", pid)) {
+            Ok(stat) => stat,
+            Err(_) => continue,
+        };
+        let close = match stat.iter().rposition(|b| *b == b')') {
+            Some(i) => i,
+            None => continue,
+        };
+        let rest = String::from_utf8_lossy(&stat[close + 1..]).into_owned();
+        let fields: Vec<&str> = rest.split_whitespace().collect();
+        if fields.len() < 2 || fields[0] == "Z" {
+            continue; // it has ended; what is left is its exit status
+        }
+        parent.push((pid, fields[1].parse().unwrap_or(0)));
+        if let Ok(env) = fs::read(format!("/proc/{}/environ", pid)) {
+            if env.split(|b| *b == 0).any(|var| var == needle.as_slice()) {
+                marked.push(pid);
             }
         }
-        let pid = sys::getpid();
-        if sys::process_group() == pid {
-            sys::kill_group(pid, sys::SIGTERM);
-        } else {
-            sys::kill_pid(pid, sys::SIGTERM);
+    }
+    let mut found: Vec<i32> = Vec::new();
+    let mut todo: std::collections::VecDeque<i32> = std::iter::once(me).chain(marked).collect();
+    while let Some(pid) = todo.pop_front() {
+        if found.contains(&pid) {
+            continue;
         }
-    });
+        found.push(pid);
+        let mut kids: Vec<i32> = parent.iter().filter(|(_, pp)| *pp == pid).map(|(p, _)| *p).collect();
+        kids.sort_unstable();
+        todo.extend(kids);
+    }
+    found.retain(|pid| *pid != me);
+    found
+}
+
+/// End every process of the run: stop them all (until a look finds none new), then SIGTERM
+/// and SIGCONT, and SIGKILL after `grace` seconds; (how many, how many could not be ended).
+fn end_run(mark: &str, grace: f64) -> (usize, usize) {
+    let send = |pids: &[i32], sig: i32| pids.iter().for_each(|pid| sys::kill_pid(*pid, sig));
+    let mut stopped: Vec<i32> = Vec::new();
+    for _ in 0..50 {
+        let new: Vec<i32> = run_processes(mark).into_iter().filter(|p| !stopped.contains(p)).collect();
+        if new.is_empty() {
+            break;
+        }
+        send(&new, sys::SIGSTOP);
+        stopped.extend(new);
+    }
+    send(&stopped, sys::SIGTERM);
+    send(&stopped, sys::SIGCONT);
+    let mut ended = stopped;
+    let mut killed: Vec<i32> = Vec::new();
+    let kill_at = Instant::now() + Duration::from_secs_f64(grace);
+    let give_up = kill_at + Duration::from_secs(10);
+    loop {
+        std::thread::sleep(Duration::from_millis(50));
+        let pids = run_processes(mark);
+        let now = Instant::now();
+        if pids.is_empty() || now >= give_up {
+            for pid in &pids {
+                if !ended.contains(pid) {
+                    ended.push(*pid);
+                }
+            }
+            return (ended.len(), pids.len());
+        }
+        if now >= kill_at {
+            let new: Vec<i32> = pids.iter().copied().filter(|p| !killed.contains(p)).collect();
+            send(&new, sys::SIGKILL);
+            killed.extend(new);
+        } else {
+            let new: Vec<i32> = pids.iter().copied().filter(|p| !ended.contains(p)).collect();
+            send(&new, sys::SIGTERM); // started by a signal handler meanwhile
+        }
+        for pid in pids {
+            if !ended.contains(&pid) {
+                ended.push(pid);
+            }
+        }
+    }
+}
+
+/// Six random bytes, hex (for the run's marker).
+fn random_hex() -> String {
+    let mut buf = [0u8; 6];
+    if let Ok(mut f) = File::open("/dev/urandom") {
+        let _ = f.read_exact(&mut buf);
+    }
+    buf.iter().map(|b| format!("{:02x}", b)).collect()
+}
+
+/// Ends a run whose controller went away, before the lock is released (agent.py's
+/// `_RunGuard`): a watcher thread reads a private copy of the channel; at EOF it stops the
+/// run's work (`sys::stop`), ends every process of the run, writes the `interrupted` history
+/// line and the journal's `run_interrupted` event, then exits. A run that finishes first
+/// claims the guard.
+struct RunGuard {
+    claim: std::sync::Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl RunGuard {
+    fn start(fd: i32, layout: &Layout, req: &Value, sha: &str, run_id: &str, journal: &str) -> RunGuard {
+        let grace = req.get("stop_grace").and_then(|v| py_float(v).ok()).filter(|g| *g > 0.0).unwrap_or(STOP_GRACE);
+        let mark = format!("{}.{}.{}", run_id, sys::getpid(), random_hex());
+        std::env::set_var(RUN_MARK, &mark);
+        let claim = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let mine = claim.clone();
+        let history = Layout::new(&layout.root);
+        let entry = line(vec![
+            ("op", "interrupted".into()),
+            ("deployment_id", req.get("deployment_id").cloned().unwrap_or(Value::Null)),
+            ("binary_name", req.get("binary_name").cloned().unwrap_or(Value::Null)),
+            ("sha256", sha.into()),
+            ("run_id", run_id.into()),
+        ]);
+        let host = req.get("host").cloned().unwrap_or(Value::Null);
+        let (run_id, journal) = (run_id.to_string(), journal.to_string());
+        std::thread::spawn(move || {
+            let mut channel = unsafe { File::from_raw_fd(fd) };
+            let mut buf = [0u8; 4096];
+            loop {
+                match channel.read(&mut buf) {
+                    Ok(0) => break,
+                    Ok(_) => {}
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                    Err(_) => break,
+                }
+            }
+            if mine.swap(true, std::sync::atomic::Ordering::SeqCst) {
+                return; // the run finished first
+            }
+            sys::stop();
+            let (killed, left) = end_run(&mark, grace);
+            let note = |mut m: Map| {
+                m.insert("why", INTERRUPTED_WHY.into());
+                m.insert("killed", Value::Int(killed as i64));
+                m.insert("left", Value::Int(left as i64));
+                m.insert("grace", Value::Float(grace));
+                m
+            };
+            let event = note(line(vec![
+                ("event", "run_interrupted".into()),
+                ("host", host),
+                ("run_id", run_id.as_str().into()),
+                ("time", Value::Float(now())),
+            ]));
+            let mut text = json::to_string_ascii(&json::sorted(&Value::Dict(event)));
+            text.push('\n');
+            if let Ok(mut f) = OpenOptions::new().append(true).create(true).mode(0o600).open(&journal) {
+                let _ = f.write_all(text.as_bytes());
+            }
+            let _ = append_history(&history, note(entry));
+            let _ = io::stdout().flush();
+            std::process::exit(EXIT_INTERRUPTED); // closing the lock file releases the lock
+        });
+        RunGuard { claim }
+    }
+
+    /// The run returned: keep the watcher from ending it; if it already is, wait for that.
+    fn finished(&self) {
+        if self.claim.swap(true, std::sync::atomic::Ordering::SeqCst) {
+            loop {
+                std::thread::park();
+            }
+        }
+    }
 }
 
 /// The first executable `python3` on PATH (shutil.which's search).
@@ -707,7 +868,7 @@ fn run_artifact(layout: &Layout, path: &str, req: &Value) -> Res<i64> {
         true => None,
         false => Some(find_python().ok_or_else(|| no_python(path))?),
     };
-    // The channel stays ours: tasks get /dev/null as stdin, the watcher keeps a private copy.
+    // The channel stays ours: tasks get /dev/null as stdin, the guard keeps a private copy.
     let watch_fd = sys::dup_fd(0).map_err(io_plain)?;
     let devnull = File::open("/dev/null").map_err(io_at("/dev/null"))?;
     {
@@ -715,13 +876,15 @@ fn run_artifact(layout: &Layout, path: &str, req: &Value) -> Res<i64> {
         sys::dup2_fd(devnull.as_raw_fd(), 0).map_err(io_plain)?;
     }
     drop(devnull);
-    let _ = sys::setpgid_self(); // fails when already a group or session leader
-    watch_controller(watch_fd);
+    let sha = Path::new(path).file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let journal = opts.journal.as_ref().map(|j| j.to_string_lossy().into_owned()).unwrap_or_default();
+    let guard = RunGuard::start(watch_fd, layout, req, &sha, &opts.run_id, &journal);
     let _ = io::stdout().flush();
     let code = match python {
         None => crate::executor::run_artifact(Path::new(path), &host, &opts) as i64,
         Some(python) => run_pyz(&python, path, &host, &opts)?,
     };
+    guard.finished();
     let _ = io::stdout().flush();
     Ok(code)
 }

@@ -71,6 +71,7 @@ impl Emitter {
 
     /// Write one event line; a closed stdout (the controller went away) is not an error.
     pub fn emit(&mut self, event: &Map) {
+        crate::sys::park_if_stopping(); // the agent is ending the run: its journal line is the last
         let mut line = to_string(&Value::Dict(event.clone()));
         line.push('\n');
         to_stdout(&line);
