@@ -105,6 +105,9 @@ def _host_line(o: HostOutcome) -> str:
     parts = []
     if o.sha256:
         parts.append(("uploaded " if o.uploaded else "already had ") + o.sha256[:12])
+    repaired = _repaired(o)
+    if repaired:
+        parts.append(repaired)
     if o.activated:
         parts.append("activated")
     if o.rolled_back:
@@ -112,6 +115,19 @@ def _host_line(o: HostOutcome) -> str:
     if o.recap:
         parts.append(f"ok={o.recap.get('ok', 0)} changed={o.recap.get('changed', 0)} failed={o.recap.get('failed', 0)}")
     return f"{', '.join(parts) or 'done'} in {o.duration:.2f}s"
+
+
+def _repaired(o: HostOutcome) -> str | None:
+    """What the host had that was not what rustle-deploy put there, and was replaced."""
+    agent = o.agent or {}
+    notes = []
+    damaged = agent.get("damaged")
+    if isinstance(damaged, dict):
+        what = f"hashed to {str(damaged['sha256'])[:12]}" if damaged.get("sha256") else f"was {damaged.get('size')} bytes"
+        notes.append(f"replaced the host's copy, which had changed since its upload ({what})")
+    if agent.get("unpacked_rebuilt"):
+        notes.append(f"unpacked the artifact again: the cached copy was not what it held ({agent['unpacked_rebuilt']})")
+    return "; ".join(notes) or None
 
 
 def _summary(outcome: HostOutcome) -> HostSummary:
@@ -246,6 +262,8 @@ def _deploy_jobs(
     for o, s in zip(outcomes, summaries, strict=True):
         if not run and o.error is None:
             s.deploy = "uploaded" if o.uploaded else "already present"
+            if (o.agent or {}).get("damaged"):
+                s.deploy = "re-uploaded (the host's copy had changed)"
     failed = any(s.is_failure for s in summaries)
     if run:
         session.reporter.recap(summaries, "PLAY RECAP")
@@ -286,6 +304,7 @@ def _manifest(did: str, session: Session, source: str | None, outcomes: list[Hos
                 "sha256": o.sha256 or job_of[o.host].sha256,
                 "previous_sha256": o.previous_sha256,
                 "uploaded": o.uploaded,
+                "repaired": _repaired(o),
                 "remote_dir": job_of[o.host].host.remote_dir,
                 "error": str(o.error) if o.error else None,
                 "recap": o.recap,

@@ -279,8 +279,17 @@ def _append_history(layout, entry):
     line = (json.dumps(entry, sort_keys=True) + "\n").encode("utf-8")
     fd = os.open(layout.history, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
     try:
-        os.write(fd, line)
-        os.fsync(fd)
+        size = os.fstat(fd).st_size
+        try:
+            if os.write(fd, line) != len(line):
+                raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), layout.history)
+            os.fsync(fd)
+        except OSError as exc:
+            try:
+                os.ftruncate(fd, size)  # no torn line for the next one to run into
+            except OSError:
+                pass
+            raise OSError(exc.errno, exc.strerror, layout.history) from None
     finally:
         os.close(fd)
 
@@ -474,10 +483,11 @@ class _RunGuard:
     does nothing.
     """
 
-    def __init__(self, layout, req, sha, journal):
+    def __init__(self, layout, req, sha, journal, unpacked=None):
         import _thread  # not threading: its import costs ~2 ms per host
 
         self.layout, self.req, self.sha, self.journal = layout, req, sha, journal
+        self.unpacked = unpacked
         self.grace = float(req.get("stop_grace") or STOP_GRACE)
         self.mark = f"{req['run']['run_id']}.{os.getpid()}.{os.urandom(6).hex()}"
         os.environ[RUN_MARK] = self.mark
@@ -513,6 +523,8 @@ class _RunGuard:
             if stop is not None:
                 stop()  # the runtime starts no more commands and writes no more events
             killed, left = _end_run(self.mark, self.grace)
+            if self.unpacked is not None:
+                _reseal(self.unpacked, self.sha)
             run_id = self.req["run"]["run_id"]
             note = {"why": INTERRUPTED_WHY, "killed": killed, "left": left, "grace": self.grace}
             try:
@@ -537,17 +549,96 @@ class _RunGuard:
             os._exit(EXIT_INTERRUPTED)  # closing the lock file releases the lock
 
 
+UNPACKED_SEAL = ".rustle-unpacked.json"  # in unpacked/<sha256>/: what the agent made there
+
+
+def _tree_stats(root):
+    """{path: [mode, size, mtime_ns, ctime_ns, inode]} of everything under ``root`` but its
+    directories and the seal. Any write, chmod or replacement changes one of these (ctime
+    cannot be set back by a user)."""
+    out = {}
+    for dirpath, dirs, names in os.walk(root):
+        rel_dir = os.path.relpath(dirpath, root)
+        for name in names + [d for d in dirs if os.path.islink(os.path.join(dirpath, d))]:
+            rel = name if rel_dir == "." else rel_dir + "/" + name
+            if rel in (UNPACKED_SEAL, UNPACKED_SEAL + ".tmp"):
+                continue
+            st = os.lstat(os.path.join(dirpath, name))
+            out[rel] = [st.st_mode, st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino]
+    return out
+
+
+def _write_seal(target, sha, files):
+    tmp = os.path.join(target, UNPACKED_SEAL + ".tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    try:
+        os.write(fd, json.dumps({"artifact": sha, "files": files}, sort_keys=True).encode("utf-8"))
+    finally:
+        os.close(fd)
+    os.replace(tmp, os.path.join(target, UNPACKED_SEAL))
+
+
+def _read_seal(target):
+    try:
+        with open(os.path.join(target, UNPACKED_SEAL), "rb") as f:
+            doc = json.loads(f.read().decode("utf-8"))
+    except (OSError, ValueError):
+        return None
+    return doc if isinstance(doc, dict) and isinstance(doc.get("files"), dict) else None
+
+
+def _unpacked_problem(target, sha):
+    """Why ``unpacked/<sha>/`` is not what the agent extracted from artifact ``sha`` (plus the
+    bytecode Python cached there during completed runs), or None. Checked on every run: ~1 ms."""
+    seal = _read_seal(target)
+    if seal is None:
+        return "it has no seal (made by an older agent, or cut while being made)"
+    if seal.get("artifact") != sha:
+        return "it was made from another artifact"
+    now = _tree_stats(target)
+    changed = sorted(k for k in set(now) | set(seal["files"]) if now.get(k) != seal["files"].get(k))
+    if changed:
+        return f"{len(changed)} file(s) changed since it was made from the artifact, such as {changed[0]}"
+    return None
+
+
+def _reseal(target, sha):
+    """After a run: add the bytecode files Python cached meanwhile to the seal, nothing else
+    (a changed or added file of any other kind stays a difference the next run sees)."""
+    seal = _read_seal(target)
+    if seal is None or seal.get("artifact") != sha:
+        return
+    files = seal["files"]
+    added = {k: v for k, v in _tree_stats(target).items()
+             if k not in files and "__pycache__" in k.split("/")[:-1] and k.endswith(".pyc")}
+    if added:
+        files.update(added)
+        try:
+            _write_seal(target, sha, files)
+        except OSError:
+            pass  # a full disk: the next run rebuilds the cache
+
+
 def _unpack(layout, sha, path):
     """The artifact's payload as a directory, ``unpacked/<sha256>/``, made once per artifact.
 
     zipimport cannot cache bytecode, so a zip recompiles the runtime on every run (~40 ms);
     from a directory Python keeps ``__pycache__`` and warm runs skip that. The zip stays the
-    artifact of record (hashed, verified, rolled back); this is a cache beside it.
+    artifact of record (hashed, verified, rolled back); this is a cache beside it, sealed
+    with what it held when it was made (``_unpacked_problem``) and made again from the
+    artifact (already hashed against its name) when it differs.
     """
     target = os.path.join(layout.unpacked, sha)
-    if os.path.isfile(os.path.join(target, "__main__.py")):
-        return target
     import shutil
+
+    if os.path.lexists(target):
+        why = _unpacked_problem(target, sha)
+        if why is None:
+            return target
+        PROGRESS["unpacked_rebuilt"] = why
+        shutil.rmtree(target, ignore_errors=True)
+        if os.path.lexists(target):
+            os.unlink(target)  # a symlink or a file by that name
     import zipfile
 
     _mkdirs(layout.unpacked)
@@ -561,6 +652,7 @@ def _unpack(layout, sha, path):
                 if info.filename.startswith("/") or ".." in parts or "\\" in info.filename:
                     raise AgentError("artifact", f"{path}: entry {info.filename!r} escapes the payload")
                 zf.extract(info, tmp)
+        _write_seal(tmp, sha, _tree_stats(tmp))
         os.rename(tmp, target)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
@@ -638,12 +730,13 @@ def _run_artifact(layout, path, req, stdin):
     _mkdirs(layout.runs)
     sha = os.path.basename(path)
     runner = _native_runner(layout, path)
+    unpacked = None
     if runner is not None:
         root = path
     elif req.get("bytecode_tag") == sys.implementation.cache_tag:
         root = path  # its bytecode is for this interpreter: import straight from the zip
     else:
-        root = _unpack(layout, sha, path)
+        root = unpacked = _unpack(layout, sha, path)
     options = {
         "check": bool(run.get("check")),
         "diff": bool(run.get("diff")),
@@ -653,7 +746,7 @@ def _run_artifact(layout, path, req, stdin):
         "run_id": run_id,
         "verbosity": int(run.get("verbosity") or 0),
     }
-    guard = _RunGuard(layout, req, sha, options["journal"])
+    guard = _RunGuard(layout, req, sha, options["journal"], unpacked)
     # The channel stays ours: tasks get /dev/null as stdin, the guard keeps a private copy.
     watch_fd = os.dup(stdin.fileno())
     devnull = os.open(os.devnull, os.O_RDONLY)
@@ -677,6 +770,8 @@ def _run_artifact(layout, path, req, stdin):
             guard.wait()  # being ended from outside: the guard exits for us
         raise
     guard.finished()
+    if unpacked is not None:
+        _reseal(unpacked, sha)
     try:
         sys.stdout.flush()
     except (OSError, ValueError):
@@ -715,23 +810,53 @@ def _verify(layout, sha):
         )
 
 
+# What the current operation has done so far; an error line carries it, so that the controller
+# reports what happened (a run that fails after activation leaves the new release current).
+PROGRESS: "dict[str, object]" = {}
+
+
+def _damage(path, sha, size):
+    """What is wrong with the copy of artifact ``sha`` at ``path``: None when it is whole or
+    absent, else ``{"size": ...}`` and, when the size is right, ``{"sha256": ...}`` (it was
+    modified on the host after its upload, or the disk damaged it)."""
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    if st.st_size != size:
+        return {"size": st.st_size}
+    actual = _hash_file(path)
+    return None if actual == sha else {"size": st.st_size, "sha256": actual}
+
+
+def _forget_unpacked(layout, sha):
+    import shutil
+
+    shutil.rmtree(os.path.join(layout.unpacked, sha), ignore_errors=True)
+
+
 def op_deploy(req, layout, stdin):
     sha = _check_name(req["sha256"], "sha256")
     name = _check_name(req["binary_name"], "binary name")
     size = int(req["size"])
     release = layout.release(name)
     _make_root(layout)
-    result = {"sha256": sha, "binary_name": name, "uploaded": False, "activated": False}
+    result = PROGRESS
+    result.update({"sha256": sha, "binary_name": name, "uploaded": False, "activated": False, "stage": "upload"})
     with Lock(layout, float(req.get("lock_timeout", 60))):
         _mkdirs(layout.artifacts)  # under the lock: a cleanup may just have run
         _remove_stale_uploads(layout)
         path = layout.artifact(sha)
-        try:
-            present = os.stat(path).st_size == size
-        except OSError:
+        present = os.path.exists(path)
+        # Every deployment re-hashes the copy it is about to activate and run (~1 ms per MB):
+        # one changed on the host since its upload is replaced, not trusted.
+        damaged = _damage(path, sha, size) if present else None
+        if damaged is not None:
+            result["damaged"] = damaged
             present = False
+            _forget_unpacked(layout, sha)  # made from the damaged copy
         if req.get("push") and present:
-            _skip(stdin, size)  # sent on spec; the copy here is the one already checked
+            _skip(stdin, size)  # sent on spec; the copy here is whole
         elif not present:
             if not req.get("push"):
                 emit({"agent": "need_upload", "size": size})
@@ -740,34 +865,63 @@ def op_deploy(req, layout, stdin):
         if req.get("verify"):
             # Verify before activation: a bad artifact never becomes current, so there is
             # nothing to roll back (docs/remote.md).
+            result["stage"] = "verify"
             _verify(layout, sha)
             result["verified"] = True
         current = os.path.join(release, "current")
+        previous = os.path.join(release, "previous")
         old = _link_sha(current)
+        before = _link_sha(previous)
         result["previous"] = old
+        result["stage"] = "activate"
         if old != sha:
             # The release directory is made only here, so every one holds a link (cleanup
             # tells a release from a foreign directory by that).
             _mkdirs(layout.releases)
             _mkdirs(release)
             if old is not None:
-                _swap_link(os.path.join(release, "previous"), old)
+                _swap_link(previous, old)
             _swap_link(current, sha)
             _fsync_dir(release)
             result["activated"] = True
             _prune_unpacked(layout)
-        _append_history(layout, {
-            "op": "deploy",
-            "deployment_id": req.get("deployment_id"),
-            "binary_name": name,
-            "sha256": sha,
-            "previous": old,
-            "changed": old != sha,
-            "uploaded": result["uploaded"],
-        })
+        result["stage"] = "history"
+        try:
+            _append_history(layout, {
+                "op": "deploy",
+                "deployment_id": req.get("deployment_id"),
+                "binary_name": name,
+                "sha256": sha,
+                "previous": old,
+                "changed": old != sha,
+                "uploaded": result["uploaded"],
+                "damaged": damaged,
+            })
+        except OSError:
+            # history.jsonl must name the current release: put the links back as they were
+            if result["activated"] and _restore_links(release, old, before):
+                result["activated"] = False
+            raise
         if req.get("run"):
+            result["stage"] = "run"
             result["run_exit"] = _run_artifact(layout, path, req, stdin)
-    return result
+    return dict(result)
+
+
+def _restore_links(release, current, previous):
+    """Point ``current`` and ``previous`` back at these (None: no link); True if done."""
+    try:
+        for link, target in (("current", current), ("previous", previous)):
+            path = os.path.join(release, link)
+            if target is None:
+                if os.path.lexists(path):
+                    os.unlink(path)
+            elif _link_sha(path) != target:
+                _swap_link(path, target)
+        _fsync_dir(release)
+    except OSError:
+        return False
+    return True
 
 
 def op_run(req, layout, stdin):
@@ -787,8 +941,22 @@ def op_run(req, layout, stdin):
                 expected=want,
                 actual=sha,
             )
-        run_exit = _run_artifact(layout, layout.artifact(sha), req, stdin)
+        path = layout.artifact(sha)
+        _refuse_damaged(path, sha, "run")
+        run_exit = _run_artifact(layout, path, req, stdin)
     return {"sha256": sha, "binary_name": name, "run_exit": run_exit}
+
+
+def _refuse_damaged(path, sha, what):
+    damaged = _damage(path, sha, os.path.getsize(path))
+    if damaged is not None:
+        raise AgentError(
+            "damaged",
+            f"{path}: changed on the host since its upload (it hashes to {damaged.get('sha256')}, its name says "
+            f"{sha}); refusing to {what} it",
+            expected=sha,
+            actual=damaged.get("sha256"),
+        )
 
 
 def op_rollback(req, layout, stdin):
@@ -814,6 +982,7 @@ def op_rollback(req, layout, stdin):
                 raise AgentError(
                     "no_previous", f"{layout.artifacts}: artifact {target} is no longer on the host"
                 )
+            _refuse_damaged(layout.artifact(target), target, "roll back to")
             if old != target:
                 if old is not None:
                     _swap_link(os.path.join(release, "previous"), old)
@@ -1094,6 +1263,15 @@ def _exit(code):
     os._exit(code)
 
 
+def _progress():
+    """What the failed operation had done: the keys of PROGRESS an error line carries."""
+    keys = ("stage", "uploaded", "activated", "previous", "damaged")
+    out = {k: PROGRESS[k] for k in keys if k in PROGRESS}
+    if PROGRESS.get("sha256"):
+        out["sha256"] = PROGRESS["sha256"]
+    return out
+
+
 def main(raw_request, stdin=None):
     """Run one request (JSON bytes) and exit with the status described in the module docstring."""
     stdin = stdin if stdin is not None else sys.stdin.buffer
@@ -1107,16 +1285,21 @@ def main(raw_request, stdin=None):
         check_remote_dir(str(req["remote_dir"]))
         layout = Layout(str(req["remote_dir"]))
         result = op(req, layout, stdin)
+        if "unpacked_rebuilt" in PROGRESS:
+            result["unpacked_rebuilt"] = PROGRESS["unpacked_rebuilt"]
     except AgentError as exc:
         line = {"agent": "error", "kind": exc.kind, "message": exc.message}
         line.update(exc.fields)
+        line.update(_progress())
         emit(line)
         _exit(EXIT_AGENT_ERROR)
     except OSError as exc:
         full = exc.errno in (errno.ENOSPC, errno.EDQUOT)
         where = exc.filename or (req.get("remote_dir", "?") if isinstance(req, dict) else "?")
         what = "no space left on the host's disk" if full else (exc.strerror or str(exc))
-        emit({"agent": "error", "kind": "disk_full" if full else "io", "message": f"{where}: {what}"})
+        line = {"agent": "error", "kind": "disk_full" if full else "io", "message": f"{where}: {what}"}
+        line.update(_progress())
+        emit(line)
         _exit(EXIT_AGENT_ERROR)
     except (KeyError, ValueError, TypeError) as exc:
         emit({"agent": "error", "kind": "internal", "message": f"{type(exc).__name__}: {exc}"})

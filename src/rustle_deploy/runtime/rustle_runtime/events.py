@@ -40,6 +40,7 @@ class Emitter:
     def __init__(self, stream=None, journal=None):
         self.stream = stream if stream is not None else sys.stdout.buffer
         self.journal_fd = None
+        self.journal_path = journal
         if journal:
             parent = os.path.dirname(os.path.abspath(journal))
             os.makedirs(parent, mode=0o700, exist_ok=True)
@@ -55,7 +56,11 @@ class Emitter:
         except BrokenPipeError:
             pass  # the controller went away; keep applying the plan and journaling it
         if self.journal_fd is not None:
-            os.write(self.journal_fd, data)
+            try:
+                if os.write(self.journal_fd, data) != len(data):
+                    raise OSError(28, os.strerror(28))  # ENOSPC: the rest did not fit
+            except OSError as exc:  # ends the run: the host keeps no record of it otherwise
+                raise OSError(exc.errno, exc.strerror, self.journal_path) from None
 
     def close(self):
         if self.journal_fd is not None:

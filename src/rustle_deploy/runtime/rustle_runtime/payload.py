@@ -74,8 +74,8 @@ class Payload:
             for dirpath, _dirs, files in os.walk(self.root):
                 for f in files:
                     rel = os.path.relpath(os.path.join(dirpath, f), self.root)
-                    if "__pycache__" in rel.split(os.sep):
-                        continue
+                    if "__pycache__" in rel.split(os.sep) or rel.startswith(".rustle-unpacked.json"):
+                        continue  # bytecode Python cached; the deploy agent's seal
                     out.append(rel.replace(os.sep, "/"))
             return sorted(out)
         import zipfile
@@ -85,6 +85,22 @@ class Payload:
                 return sorted(n for n in zf.namelist() if not n.endswith("/"))
         except (OSError, zipfile.BadZipFile) as exc:
             raise PayloadError(f"{self.root}: cannot list entries: {exc}") from exc
+
+    def check_identity(self, sha256):
+        """Problems of a zip artifact whose whole file must hash to ``sha256`` (its name on a
+        host): one read and hash of the file, instead of one per entry."""
+        from .lowlevel import new_hash
+
+        size = os.path.getsize(self.root)
+        h = new_hash("sha256", size)
+        with open(self.root, "rb") as fh:
+            while True:
+                block = fh.read(1 << 18)
+                if not block:
+                    break
+                h.update(block)
+        actual = h.hexdigest()
+        return [] if actual == sha256 else [f"the file hashes to {actual}, not {sha256}"]
 
     def verify(self):
         """Re-hash every entry against manifest.json; return a list of problems (empty: ok)."""
