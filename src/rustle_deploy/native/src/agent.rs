@@ -471,8 +471,12 @@ fn append_history(layout: &Layout, mut entry: Map) -> Res<()> {
         .mode(0o600)
         .open(&layout.history)
         .map_err(io_at(&layout.history))?;
-    file.write_all(text.as_bytes()).map_err(io_plain)?;
-    file.sync_all().map_err(io_plain)
+    let size = file.metadata().map(|m| m.len()).map_err(io_at(&layout.history))?;
+    if let Err(e) = file.write_all(text.as_bytes()).and_then(|_| file.sync_all()) {
+        let _ = file.set_len(size); // no torn line for the next one to run into
+        return Err(io_at(&layout.history)(e));
+    }
+    Ok(())
 }
 
 fn read_history(layout: &Layout) -> Vec<Value> {
@@ -844,6 +848,17 @@ fn run_pyz(python: &str, path: &str, host: &str, opts: &RunOptions) -> Res<i64> 
     Ok(return_code(status))
 }
 
+/// The run could not write its journal (a full disk): end the operation as an agent error
+/// that says what had been done (the release was activated before the run started).
+fn journal_failed(path: &str, err: &io::Error) {
+    let err = match err.raw_os_error() {
+        Some(code) => io::Error::from_raw_os_error(code),
+        None => io::Error::new(err.kind(), err.to_string()),
+    };
+    emit(&error_line(Fail::Io { err, path: Some(path.to_string()) }, &None));
+    exit(EXIT_AGENT_ERROR);
+}
+
 /// Run the artifact at `path` for `req["host"]` with the options of `req["run"]`.
 fn run_artifact(layout: &Layout, path: &str, req: &Value) -> Res<i64> {
     let run = key(req, "run")?;
@@ -879,6 +894,7 @@ fn run_artifact(layout: &Layout, path: &str, req: &Value) -> Res<i64> {
     let sha = Path::new(path).file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
     let journal = opts.journal.as_ref().map(|j| j.to_string_lossy().into_owned()).unwrap_or_default();
     let guard = RunGuard::start(watch_fd, layout, req, &sha, &opts.run_id, &journal);
+    crate::events::on_journal_error(journal_failed);
     let _ = io::stdout().flush();
     let code = match python {
         None => crate::executor::run_artifact(Path::new(path), &host, &opts) as i64,
@@ -946,6 +962,83 @@ fn verify(layout: &Layout, sha: &str) -> Res<()> {
 // ---------------------------------------------------------------------------------------------
 // Operations
 
+/// What the current operation has done so far; an error line carries it (agent.py `PROGRESS`),
+/// so that the controller reports what happened: a failure after activation leaves the new
+/// release current.
+static PROGRESS: std::sync::Mutex<Map> = std::sync::Mutex::new(Map(Vec::new()));
+
+fn progress(result: &Map, stage: &str) {
+    let mut p = PROGRESS.lock().unwrap_or_else(|e| e.into_inner());
+    *p = result.clone();
+    p.insert("stage", stage.into());
+}
+
+/// The keys of PROGRESS an error line carries (agent.py `_progress`).
+fn progress_fields() -> Vec<(String, Value)> {
+    let p = PROGRESS.lock().unwrap_or_else(|e| e.into_inner());
+    ["stage", "uploaded", "activated", "previous", "damaged", "sha256"]
+        .iter()
+        .filter_map(|k| p.get(k).map(|v| (k.to_string(), v.clone())))
+        .collect()
+}
+
+/// What is wrong with the copy of artifact `sha` at `path` (agent.py `_damage`): None when it
+/// is whole or absent, else its size and, when the size is right, its sha256.
+fn damage(path: &str, sha: &str, size: i64) -> Res<Option<Map>> {
+    let meta = match fs::metadata(path) {
+        Ok(meta) => meta,
+        Err(_) => return Ok(None),
+    };
+    if meta.len() as i64 != size {
+        return Ok(Some(line(vec![("size", Value::Int(meta.len() as i64))])));
+    }
+    let actual = hash_file(path)?;
+    if actual == sha {
+        return Ok(None);
+    }
+    Ok(Some(line(vec![("size", Value::Int(meta.len() as i64)), ("sha256", actual.as_str().into())])))
+}
+
+/// Refuse to use a copy that changed on the host since its upload.
+fn refuse_damaged(path: &str, sha: &str, what: &str) -> Res<()> {
+    let size = fs::metadata(path).map(|m| m.len() as i64).map_err(io_at(path))?;
+    if let Some(damaged) = damage(path, sha, size)? {
+        let actual = damaged.get("sha256").cloned().unwrap_or(Value::Null);
+        return Err(agent_error_with(
+            "damaged",
+            format!(
+                "{}: changed on the host since its upload (it hashes to {}, its name says {}); refusing to {} it",
+                path,
+                py_str(&actual),
+                sha,
+                what
+            ),
+            vec![("expected", sha.into()), ("actual", actual)],
+        ));
+    }
+    Ok(())
+}
+
+/// Point `current` and `previous` of `release` back at these (None: no link); true if done.
+fn restore_links(release: &str, current: &Option<String>, previous: &Option<String>) -> bool {
+    for (link, target) in [("current", current), ("previous", previous)] {
+        let path = join(release, link);
+        let done = match target {
+            None => match fs::symlink_metadata(&path) {
+                Ok(_) => fs::remove_file(&path).is_ok(),
+                Err(_) => true,
+            },
+            Some(target) if link_sha(&path).as_deref() == Some(target.as_str()) => true,
+            Some(target) => swap_link(&path, target).is_ok(),
+        };
+        if !done {
+            return false;
+        }
+    }
+    fsync_dir(release);
+    true
+}
+
 fn op_deploy(req: &Value, layout: &Layout, input: &mut dyn Read) -> Res<Map> {
     let sha = check_name(key(req, "sha256")?, "sha256")?;
     let name = check_name(key(req, "binary_name")?, "binary name")?;
@@ -958,14 +1051,24 @@ fn op_deploy(req: &Value, layout: &Layout, input: &mut dyn Read) -> Res<Map> {
         ("uploaded", false.into()),
         ("activated", false.into()),
     ]);
+    progress(&result, "upload");
     let _lock = Lock::acquire(&layout.lock, lock_timeout(req)?)?;
     mkdirs(&layout.artifacts)?; // under the lock: a cleanup may just have run
     remove_stale_uploads(layout);
     let path = layout.artifact(&sha);
-    let present = fs::metadata(&path).map_or(false, |m| m.len() as i64 == size);
+    let mut present = fs::symlink_metadata(&path).is_ok();
+    // Every deployment re-hashes the copy it is about to activate and run: one changed on the
+    // host since its upload is replaced, not trusted.
+    let damaged = if present { damage(&path, &sha, size)? } else { None };
+    if let Some(damaged) = &damaged {
+        result.insert("damaged", damaged.clone().into());
+        present = false;
+        let _ = fs::remove_dir_all(join(&layout.unpacked, &sha)); // made from the damaged copy
+        progress(&result, "upload");
+    }
     let push = truthy(req.get("push"));
     if push && present {
-        skip(input, size)?; // sent on spec; the copy here is the one already checked
+        skip(input, size)?; // sent on spec; the copy here is whole
     } else if !present {
         if !push {
             emit(&line(vec![("agent", "need_upload".into()), ("size", Value::Int(size))]));
@@ -975,38 +1078,50 @@ fn op_deploy(req: &Value, layout: &Layout, input: &mut dyn Read) -> Res<Map> {
     }
     if truthy(req.get("verify")) {
         // Verify before activation: a bad artifact never becomes current (docs/remote.md).
+        progress(&result, "verify");
         verify(layout, &sha)?;
         result.insert("verified", true.into());
     }
     let current = join(&release, "current");
+    let previous = join(&release, "previous");
     let old = link_sha(&current);
+    let before = link_sha(&previous);
     result.insert("previous", opt_str(&old));
+    progress(&result, "activate");
     let changed = old.as_deref() != Some(sha.as_str());
     if changed {
         // made only here, so every release directory holds a link (agent.py's cleanup)
         mkdirs(&layout.releases)?;
         mkdirs(&release)?;
         if let Some(old) = &old {
-            swap_link(&join(&release, "previous"), old)?;
+            swap_link(&previous, old)?;
         }
         swap_link(&current, &sha)?;
         fsync_dir(&release);
         result.insert("activated", true.into());
         prune_unpacked(layout);
     }
-    append_history(
-        layout,
-        line(vec![
-            ("op", "deploy".into()),
-            ("deployment_id", req.get("deployment_id").cloned().unwrap_or(Value::Null)),
-            ("binary_name", name.as_str().into()),
-            ("sha256", sha.as_str().into()),
-            ("previous", opt_str(&old)),
-            ("changed", changed.into()),
-            ("uploaded", result.get("uploaded").cloned().unwrap_or(Value::Bool(false))),
-        ]),
-    )?;
+    progress(&result, "history");
+    let entry = line(vec![
+        ("op", "deploy".into()),
+        ("deployment_id", req.get("deployment_id").cloned().unwrap_or(Value::Null)),
+        ("binary_name", name.as_str().into()),
+        ("sha256", sha.as_str().into()),
+        ("previous", opt_str(&old)),
+        ("changed", changed.into()),
+        ("uploaded", result.get("uploaded").cloned().unwrap_or(Value::Bool(false))),
+        ("damaged", damaged.map(Value::from).unwrap_or(Value::Null)),
+    ]);
+    if let Err(fail) = append_history(layout, entry) {
+        // history.jsonl must name the current release: put the links back as they were
+        if changed && restore_links(&release, &old, &before) {
+            result.insert("activated", false.into());
+            progress(&result, "history");
+        }
+        return Err(fail);
+    }
     if truthy(req.get("run")) {
+        progress(&result, "run");
         let code = run_artifact(layout, &path, req)?;
         result.insert("run_exit", Value::Int(code));
     }
@@ -1043,7 +1158,9 @@ fn op_run(req: &Value, layout: &Layout, _input: &mut dyn Read) -> Res<Map> {
             ));
         }
     }
-    let code = run_artifact(layout, &layout.artifact(&sha), req)?;
+    let path = layout.artifact(&sha);
+    refuse_damaged(&path, &sha, "run")?;
+    let code = run_artifact(layout, &path, req)?;
     Ok(line(vec![
         ("sha256", sha.as_str().into()),
         ("binary_name", name.as_str().into()),
@@ -1091,6 +1208,7 @@ fn op_rollback(req: &Value, layout: &Layout, _input: &mut dyn Read) -> Res<Map> 
                 format!("{}: artifact {} is no longer on the host", layout.artifacts, target),
             ));
         }
+        refuse_damaged(&layout.artifact(&target), &target, "roll back to")?;
         let changed = old.as_deref() != Some(target.as_str());
         if changed {
             if let Some(old) = &old {
@@ -1207,9 +1325,12 @@ fn serve(raw: &[u8], input: &mut dyn Read, req_out: &mut Option<Value>) -> Res<M
     op(&req, &layout, input)
 }
 
-/// The error line for `fail`, as agent.py's `main` writes it.
+/// The error line for `fail`, as agent.py's `main` writes it, with what the operation had done.
 fn error_line(fail: Fail, req: &Option<Value>) -> Map {
     let mut out = line(vec![("agent", "error".into())]);
+    for (k, v) in progress_fields() {
+        out.insert(&k, v);
+    }
     match fail {
         Fail::Agent { kind, message, fields } => {
             out.insert("kind", kind.into());
