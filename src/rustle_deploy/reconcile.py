@@ -175,6 +175,13 @@ def _settle_orphan(session: Session, history: History, dep: OpenDeployment, give
                                 remote_dir=r.remote_dir, error=f"{why}; cannot ask it: {unknown.get(r.host)}")
             continue
         _record(history, d.id, host, r.binary_name, r.sha256, answered.get(r.host), why, "interrupted")
+    rollout = d.rollout
+    if rollout is not None and rollout.state == "running":  # --resume goes on from here
+        with history.together():
+            for r in pending:
+                batch, _ = rollout.hosts.get(r.host, (None, "pending"))
+                history.record_rollout_host(d.id, r.host, batch, "interrupted", rollout.stages_done.get(r.host, 0))
+            history.finish_rollout(d.id, "interrupted", None, "its controller ended without finishing it")
     history.finish(d.id, "interrupted")
 
 

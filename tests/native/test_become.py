@@ -22,7 +22,8 @@ from typing import Any
 import pytest
 import yaml
 
-from .conftest import lower, make_plan
+from ..conftest import make_plan
+from .conftest import lower
 from .test_native_runs import cli, journal, recap
 
 USER = "nobody"

@@ -107,11 +107,44 @@ def _as_list(value):
     return value if isinstance(value, list) else [value]
 
 
+def _load_carry(path):
+    import json
+
+    try:
+        with open(path, encoding="utf-8") as fh:
+            data = json.load(fh)
+    except FileNotFoundError:
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def _save_carry(path, values):
+    """Write ``values`` to ``path`` atomically, readable by the SSH user only. The temporary
+    name, ``<path>.tmp-<pid>``, is one the agent's cleanup knows."""
+    import json
+    import os
+
+    tmp = f"{path}.tmp-{os.getpid()}"
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            json.dump(values, fh, default=str)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise
+
+
 class Runner:
     """Run the plan's plays for one host and emit events; ``run()`` returns the exit code."""
 
     def __init__(self, payload, plan, host, emitter, check=False, diff=False, tags=None,
-                 skip_tags=None, verbosity=0, run_id=None):
+                 skip_tags=None, verbosity=0, run_id=None, plays=None, carry=None):
         self.payload = payload
         self.plan = plan
         self.host = host
@@ -122,6 +155,11 @@ class Runner:
         self.skip_tags = skip_tags or []
         self.verbosity = verbosity
         self.run_id = run_id
+        # A rollout runs a plan's plays in stages, one round trip each (docs/rollouts.md):
+        # ``plays`` selects the plays (by plan index) of this stage; ``carry`` is the file
+        # that keeps registered results and set_fact from one stage to the next.
+        self.plays = None if plays is None else set(plays)
+        self.carry = carry
         self.templar = Templar()
         self._facts = None
         self._tmpdir = None
@@ -193,9 +231,13 @@ class Runner:
                            "check": self.check, "diff": self.diff, "protocol": 1,
                            "python": ".".join(str(x) for x in sys.version_info[:3])})
         failed = False
+        if self.carry:
+            self.runtime_vars.update(_load_carry(self.carry))
         try:
             for play in self.plan.get("plays") or []:
                 if self.host not in (play.get("hosts") or []):
+                    continue
+                if self.plays is not None and play.get("index") not in self.plays:
                     continue
                 try:
                     self._run_play(play)
@@ -209,6 +251,8 @@ class Runner:
                 import shutil
 
                 shutil.rmtree(self._tmpdir, ignore_errors=True)
+        if self.carry and not failed:
+            _save_carry(self.carry, self.runtime_vars)
         recap = {"event": "recap", "host": self.host}
         recap.update(self.stats)
         recap["duration"] = round(time.monotonic() - start, 6)
