@@ -8,7 +8,13 @@ Protocol on stdout: one JSON object per line. Lines the agent writes carry the k
 (``need_upload``, ``lock_wait``, ``error``, ``done``); lines of a run are the artifact's own
 events (key "event") and pass through untouched, because the artifact inherits our stdout.
 Exit status: the artifact's run status when a run happened (0 or 2, 3 on bad invocation),
-else 0; ``EXIT_AGENT_ERROR`` when the agent itself reports an ``error`` line.
+else 0; ``EXIT_AGENT_ERROR`` when the agent itself reports an ``error`` line (it carries what the
+operation had done: ``PROGRESS``); ``EXIT_INTERRUPTED`` when the controller went away during a
+run and ``_RunGuard`` ended it and every process it had started.
+
+Integrity: the artifact a deploy activates, a run runs and a rollback restores is re-hashed
+against its name first (a copy changed on the host is uploaded again, or refused); its unpacked
+copy is checked against the seal written when it was made.
 
 Remote layout under ``remote_dir`` (DESIGN.md "Remote layout"), every name and kind rustle-deploy
 writes there (file, directory, symlink)::
@@ -20,12 +26,13 @@ writes there (file, directory, symlink)::
     releases/<binary_name>/current      symlink -> ../../artifacts/<sha256>
     releases/<binary_name>/previous     symlink -> the release before
     releases/<binary_name>/{current,previous}.tmp-<pid>   symlink: a swap in progress
-    history.jsonl                       file: one line per deployment or rollback
+    history.jsonl                       file: one line per deployment, rollback or interrupted run
     runs/<run-id>.jsonl                 file: journal of each run (written by the artifact)
     runs/<deployment-id>[-<run-id>].vars.json   file: a rollout's registered results and set_fact
                                         between its stages (written by the artifact)
     runs/<...>.vars.json.tmp-<pid>      file: one being written
     unpacked/<sha256>/                  dir: the payload unpacked, so bytecode is cached
+    unpacked/<sha256>/.rustle-unpacked.json   file: its seal (what each file was when made)
     unpacked/<sha256>.tmp-<pid>/        dir: an unpacking in progress
     runners/<sha256>                    file: native format, an installed rustle-runner
     runners/<sha256>.tmp.<pid>          file: a runner being installed (transport/options.py)
@@ -251,8 +258,9 @@ def _fsync_dir(path):
 
 def _sha256(size):
     """A sha256 object: CPython's built-in one for small inputs (loading OpenSSL for
-    ``hashlib`` costs ~3 ms per host), else hashlib's (faster on large ones)."""
-    if size < (1 << 22):
+    ``hashlib`` costs 3-5 ms per host), else hashlib's. The built-in one hashes ~4-8 ms per MB
+    here, OpenSSL's ~0.5 ms: they break even near 1 MB (docs/decisions.md)."""
+    if size < (1 << 20):
         try:
             from _sha256 import sha256  # Python <= 3.11
         except ImportError:
