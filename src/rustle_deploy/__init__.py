@@ -8,6 +8,8 @@ Pipeline (one module or package per stage; imports point only leftwards):
 
 ``rollout`` (no I/O) cuts a plan into stages and batches and says when a rollout stops; the
 modes that touch hosts (``fleetops``) run its schedule through the deploy fan-out.
+``reconcile`` (beside ``fleetops``, over ``deploy`` and ``state``) records what hosts did when
+the controller could not hear it: an interrupt, a cut after the upload, a killed controller.
 
 ``playbook/`` is the front end for Ansible content: playbook + roles + inventory + extra vars
 -> the same Plan model ``plan/`` reads from JSON (and ``plan.write`` writes back out).

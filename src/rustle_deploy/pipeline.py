@@ -439,7 +439,10 @@ class Session:
         return cleanup(self)
 
     def list_deployments(self) -> int:
+        from .reconcile import settle_orphans
         from .state import History
+
+        settle_orphans(self)  # deployments whose controller died: ask their hosts first
 
         with History(self.settings.state_db) as history:
             deployments = history.list()

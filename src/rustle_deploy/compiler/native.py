@@ -121,8 +121,19 @@ def lower_unit(unit: BuildUnit, runner_sha: str) -> list[tuple[list[str], bytes]
             "hosts": {name: program for name in names},
             "files": {d: base64.b64encode(blobs[d]).decode() for d in used},
         }
-        out.append((names, json.dumps(artifact, ensure_ascii=False, default=str).encode()))
+        out.append((names, seal(json.dumps(artifact, ensure_ascii=False, default=str).encode())))
     return out
+
+
+def seal(document: bytes) -> bytes:
+    """``document`` (a JSON object) with a last key, ``payload_sha256``: the sha256 of every
+    byte before it. rustle-runner refuses to run or verify a document that does not match it
+    (payload.rs ``check_digest``), so a program edited after the build never runs."""
+    if not document.endswith(b"}"):
+        raise ValueError("not a JSON object")
+    head = document[:-1]
+    return head + b', "payload_sha256": "' + hashlib.sha256(head).hexdigest().encode() + b'"}'
+
 
 
 class _Lowering:

@@ -39,7 +39,11 @@ const HIDDEN: [&str; 7] = [
 pub fn run_artifact(path: &Path, host: &str, opts: &RunOptions) -> i32 {
     let artifact = match Artifact::load(path) {
         Ok(artifact) => artifact,
-        Err(e) => return usage_error(&e, "the artifact is corrupt or incomplete; redeploy it"),
+        Err(e) => {
+            let hint = "it was changed after it was built, or is incomplete: build it again, or deploy it again \
+                        (a deployment replaces a copy that changed on a host)";
+            return usage_error(&format!("{}; refusing to run it", e), hint);
+        }
     };
     let (plays, wants_facts) = match artifact.host(host) {
         Some(entry) => (
@@ -815,7 +819,7 @@ mod tests {
 
     fn run(dir: &Path, host: &str) -> (i32, Vec<Map>) {
         let artifact = dir.join("artifact.json");
-        std::fs::write(&artifact, ARTIFACT).unwrap();
+        std::fs::write(&artifact, crate::payload::seal(ARTIFACT)).unwrap();
         let journal = dir.join("journal.jsonl");
         let opts = RunOptions {
             journal: Some(journal.clone()),
@@ -1066,7 +1070,7 @@ mod tests {
     fn run_options_facts_and_templated_arguments_in_a_run() {
         let dir = temp_dir("templated");
         let artifact = dir.join("artifact.json");
-        std::fs::write(&artifact, TEMPLATED).unwrap();
+        std::fs::write(&artifact, crate::payload::seal(TEMPLATED)).unwrap();
         let journal = dir.join("journal.jsonl");
         let opts = RunOptions {
             journal: Some(journal.clone()),

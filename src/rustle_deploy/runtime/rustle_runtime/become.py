@@ -160,6 +160,9 @@ class _Child:
         self._code = code_cache
         self.python = sys.executable
         cmd = [self.python, "-I", "-S", "-c", BOOT]
+        mark = os.environ.get("RUSTLE_RUN_MARK")
+        if mark:  # sudo and su reset the environment; the deploy agent finds the run's processes by it
+            cmd = ["env", "RUSTLE_RUN_MARK=" + mark] + cmd
         if method == "sudo":
             argv = ["sudo", "-n", "-H", "-u", user, "--"] + cmd
         else:  # su, as root
@@ -347,7 +350,9 @@ def _spawn(argv):
     """Start ``argv`` in a new session with pipes on 0, 1 and 2: (pid, stdin, stdout, stderr)."""
     import signal
 
-    from .lowlevel import which
+    from .lowlevel import check_stopped, which
+
+    check_stopped()
 
     env = dict(os.environ)
     path = which(argv[0], env)

@@ -39,6 +39,8 @@ def build_parser():
     run.add_argument("--skip-tags", action="append", default=[], help="skip tasks with these tags")
     run.add_argument("--journal", help="also append every event line to this file (0600)")
     run.add_argument("--run-id", help="identifier recorded in run_start")
+    run.add_argument("--sha256", help="the artifact's identity: check the whole file against it "
+                                      "instead of each entry against the manifest")
     run.add_argument("--plays", type=lambda v: [int(x) for x in v.split(",") if x.strip()],
                      help="run only the plays with these plan indices (0,2): a rollout stage")
     run.add_argument("--carry", help="file keeping registered results and set_fact between stages")
@@ -140,6 +142,17 @@ def _main(argv):
             for p in problems:
                 sys.stderr.write(f"rustle-runtime: verify: {p}\n")
             return EXIT_USAGE if problems else 0
+        # Run only what was built: the payload must match its manifest (or, given the
+        # artifact's identity, the whole file must hash to it). docs/decisions.md has the cost.
+        if args.sha256 and not payload.is_dir:
+            problems = payload.check_identity(args.sha256)
+        else:
+            problems = payload.verify()
+        if problems:
+            more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
+            return _fail(f"{payload.root}: does not match its manifest: {problems[0]}{more}; refusing to run it",
+                         "it was changed after it was built: build it again (or deploy it again, which replaces "
+                         "a changed copy on a host)")
         return _run(args, payload)
     except PayloadError as exc:
         return _fail(str(exc), "the artifact is corrupt or incomplete; redeploy it")

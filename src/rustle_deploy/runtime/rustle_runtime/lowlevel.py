@@ -14,6 +14,24 @@ import time
 
 SMALL = 1 << 22  # below this many bytes the built-in hash modules beat loading OpenSSL
 
+_STOPPED = []  # non-empty once ``stop()`` was called
+
+
+class Stopped(BaseException):
+    """The run is being ended from outside (the deploy agent's controller went away): it starts
+    no more commands and writes no more events. A BaseException, so that no module's error
+    handling turns it into a task result."""
+
+
+def stop():
+    """Called by the deploy agent, from another thread, when it ends the run."""
+    _STOPPED.append(True)
+
+
+def check_stopped():
+    if _STOPPED:
+        raise Stopped()
+
 
 def _builtin_hash(algorithm):
     """The constructor from CPython's built-in hash modules, or None."""
@@ -101,8 +119,9 @@ def spawn(argv, env, data=None, cwd=None, timeout=None):
     Like ``subprocess.run(..., start_new_session=True)``: SIGPIPE and SIGXFSZ are reset to
     their defaults in the child, and a timeout kills the child's session. ``cwd`` needs a
     chdir in the child, which ``posix_spawn`` cannot do before Python 3.13: those runs go
-    through ``subprocess``.
+    through ``subprocess``. Raises ``Stopped`` once the run is being ended.
     """
+    check_stopped()
     if cwd is not None or not hasattr(os, "posix_spawn"):
         return _spawn_subprocess(argv, env, data, cwd, timeout)
     import signal
