@@ -74,3 +74,35 @@ def test_shared_artifact_carries_no_host_vars_local(tmp_path: Path, capsys: pyte
     hosts = {name: {"ansible_connection": "local", "rustle_remote_dir": str(tmp_path / f"remote-{name}"),
                     "db_password": SECRETS[name]} for name in ("a", "b")}
     _check_isolated(tmp_path, _deploy_two(tmp_path, capsys, hosts))
+
+
+def test_hostvars_of_another_host_carries_only_the_names_the_plan_reads(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str], rustle_home: Path) -> None:
+    tasks = [{"name": "peer", "module": "debug",
+              "args": {"msg": "{{ hostvars['b'].peer_port }}/{{ hostvars[inventory_hostname]['db_password'] }}"}}]
+    hosts = {name: {"ansible_connection": "local", "rustle_remote_dir": str(tmp_path / f"remote-{name}"),
+                    "db_password": SECRETS[name], "peer_port": 7000 + i} for i, name in enumerate("ab")}
+    plan = make_plan(tmp_path, tasks, hosts=tuple(hosts))
+    inv = tmp_path / "inv.yml"
+    inv.write_text(yaml.safe_dump({"all": {"hosts": hosts}}))
+    code, out, err = run_cli(capsys, str(plan), "-i", str(inv), "--run", "--output", "json")
+    assert code == 0, err
+    for me, other in (("a", "b"), ("b", "a")):
+        remote = tmp_path / f"remote-{me}"
+        assert not [n for n, data in _texts(remote) if SECRETS[other].encode() in data]
+        (journal,) = (remote / "runs").glob("*.jsonl")
+        msgs = [json.loads(line).get("msg") for line in journal.read_text().splitlines()]
+        assert f"7001/{SECRETS[me]}" in msgs
+
+
+def test_hostvars_without_a_variable_name_is_refused(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                                       rustle_home: Path) -> None:
+    tasks = [{"name": "all", "module": "debug", "args": {"msg": "{{ hostvars | dict2items | length }}"}}]
+    hosts = {name: {"ansible_connection": "local", "rustle_remote_dir": str(tmp_path / f"remote-{name}")}
+             for name in "ab"}
+    plan = make_plan(tmp_path, tasks, hosts=tuple(hosts))
+    inv = tmp_path / "inv.yml"
+    inv.write_text(yaml.safe_dump({"all": {"hosts": hosts}}))
+    code, out, err = run_cli(capsys, str(plan), "-i", str(inv), "--run")
+    assert code != 0 and "does not name the variable" in err and "hostvars[HOST].NAME" in err
+    assert not (tmp_path / "remote-a").exists()

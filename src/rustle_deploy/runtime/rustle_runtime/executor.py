@@ -144,7 +144,7 @@ class Runner:
     """Run the plan's plays for one host and emit events; ``run()`` returns the exit code."""
 
     def __init__(self, payload, plan, host, emitter, check=False, diff=False, tags=None,
-                 skip_tags=None, verbosity=0, run_id=None, plays=None, carry=None):
+                 skip_tags=None, verbosity=0, run_id=None, plays=None, carry=None, host_vars=None):
         self.payload = payload
         self.plan = plan
         self.host = host
@@ -166,8 +166,12 @@ class Runner:
         self.runtime_vars = {}  # registered results and set_fact, across plays
         self.stats = {"ok": 0, "changed": 0, "failed": 0, "skipped": 0, "ignored": 0}
         self._children = None  # become.Children, once a task runs as another user
-        hosts = plan.get("hosts") or {}
-        self.host_vars = dict(hosts.get(host) or {})
+        # The host's own variables come with its run request (docs/artifact.md, "Host
+        # variables"); plan.json holds of each host only what the plan reads through hostvars
+        # (every variable in artifacts built before this split, which still run that way).
+        if host_vars is None:
+            host_vars = (plan.get("hosts") or {}).get(host)
+        self.host_vars = dict(host_vars or {})
         groups = plan.get("groups") or {}
         self.host_vars.setdefault("group_names", sorted(
             g for g, members in groups.items() if host in members and g not in ("all", "ungrouped")))
