@@ -253,6 +253,24 @@ class Host:
         return "" if value is None else str(value)
 
 
+# Connection secrets: the controller uses them to reach the host; the runtime never needs
+# them, so they travel to no host, not even their own.
+SECRET_VARS = frozenset({
+    "ansible_password", "ansible_ssh_pass", "ansible_ssh_password", "ansible_become_pass",
+    "ansible_become_password", "ansible_sudo_pass", "ansible_sudo_password", "ansible_su_pass",
+    "ansible_su_password", "ansible_ssh_private_key_passphrase", "ansible_private_key_passphrase",
+})
+
+
+def own_vars(host: Host) -> dict[str, Any]:
+    """The variables ``host``'s run sees as its own: its merged inventory variables without
+    connection secrets, and ``group_names``. They travel in that host's run request only, never
+    in an artifact other hosts share (docs/artifact.md, "Host variables")."""
+    out = {k: v for k, v in host.vars.items() if k not in SECRET_VARS}
+    out["group_names"] = sorted(g for g in host.groups if g not in ("all", "ungrouped"))
+    return out
+
+
 DEFAULT_REMOTE_DIR = "~/.rustle"
 # In a remote directory that rustle-deploy created (deploy/agent.py keeps the same name): a
 # cleanup removes the directory only when this and nothing foreign is left in it.

@@ -104,7 +104,7 @@ def lower_unit(unit: BuildUnit, runner_sha: str) -> list[tuple[list[str], bytes]
     registered = {t["register"] for p in doc["plays"] for t in p["tasks"] + p["handlers"] if t.get("register")}
     groups: dict[str, tuple[list[str], dict[str, Any], set[str]]] = {}
     for name in unit.host_names:
-        lowering = _Lowering(doc, name, registered, blobs)
+        lowering = _Lowering(doc, name, registered, blobs, unit.host_vars.get(name))
         program = {"plays": lowering.plays(), "facts": lowering.uses_facts}
         key = json.dumps(program, sort_keys=True, default=str)
         groups.setdefault(key, ([], program, lowering.embedded))[0].append(name)
@@ -139,13 +139,16 @@ def seal(document: bytes) -> bytes:
 class _Lowering:
     """One host's program: plays of concrete module calls and conditions over registered results."""
 
-    def __init__(self, doc: dict[str, Any], host: str, registered: set[str], blobs: dict[str, bytes]):
+    def __init__(self, doc: dict[str, Any], host: str, registered: set[str], blobs: dict[str, bytes],
+                 own: dict[str, Any] | None = None):
         templating, expr, executor = _runtime()
         self.templating, self.expr, self.executor = templating, expr, executor
         self.doc, self.host, self.blobs = doc, host, blobs
         self.dynamic = registered | _RUN_NAMES
         self.templar = templating.Templar()
-        host_vars = dict((doc.get("hosts") or {}).get(host) or {})
+        # the host's own variables (BuildUnit.host_vars); plan_doc carries only what the plan
+        # reads of other hosts through hostvars
+        host_vars = dict(own if own is not None else (doc.get("hosts") or {}).get(host) or {})
         groups = doc.get("groups") or {}
         host_vars.setdefault("group_names", sorted(
             g for g, members in groups.items() if host in members and g != "all"))

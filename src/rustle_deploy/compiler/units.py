@@ -1,8 +1,12 @@
 """Decide which tasks run on which host and group hosts that share a target and task list.
 
 Every host gets one artifact holding the whole plan as it applies to that host. Hosts with
-the same target and the same applicable tasks share an artifact; their variables travel
-inside it keyed by host name. The compiled ``plan.json`` shape is in docs/artifact.md.
+the same target and the same applicable tasks share an artifact. A host's own variables do
+not travel inside it: they go in that host's run request (``model.own_vars``), so a shared
+artifact never shows one host another's secrets and its sha256 does not depend on host
+variables. Of the other hosts, the artifact carries only the variables the plan reads through
+``hostvars[HOST].NAME``; a use of ``hostvars`` whose variable name cannot be read off the plan
+is refused. The compiled ``plan.json`` shape is in docs/artifact.md.
 """
 
 from __future__ import annotations
@@ -12,8 +16,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..errors import PlanError
-from ..model import Host, Plan, Play, Task
+from ..errors import CompileError, PlanError
+from ..model import SECRET_VARS, Host, Plan, Play, Task, own_vars
 from ..runtime_index import canonical_module, module_families
 from .sources import Embedder, static_scopes
 
@@ -21,13 +25,8 @@ PYZ_TARGET = "py3-none-any"  # a pyz artifact runs on any host with CPython >= 3
 
 _TEMPLATED = re.compile(r"{{|{%|{#")
 
-# Connection secrets: the controller uses them to reach the host; the runtime never needs
-# them, and an artifact is shared by many hosts, so they must not travel inside it.
-SECRET_VARS = frozenset({
-    "ansible_password", "ansible_ssh_pass", "ansible_ssh_password", "ansible_become_pass",
-    "ansible_become_password", "ansible_sudo_pass", "ansible_sudo_password", "ansible_su_pass",
-    "ansible_su_password", "ansible_ssh_private_key_passphrase", "ansible_private_key_passphrase",
-})
+__all__ = ["BuildUnit", "plan_units", "SECRET_VARS", "PYZ_TARGET"]
+
 _EXPRESSION_KEYS = ("changed_when", "failed_when", "until")
 
 
@@ -42,6 +41,9 @@ class BuildUnit:
     files: dict[str, str] = field(default_factory=dict)  # sha256 -> local path
     families: set[str] = field(default_factory=set)
     needs_jinja: bool = False
+    # each host's own variables (model.own_vars): not in plan_doc, so not in a pyz artifact;
+    # the native lowering specialises each host's program with them (compiler/native.py)
+    host_vars: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     @property
     def host_names(self) -> list[str]:
@@ -86,6 +88,7 @@ def plan_units(
             binary_name=_binary_name(plan, names),
             hosts=unit_hosts,
             plan_doc={},
+            host_vars={h.name: own_vars(h) for h in unit_hosts},
         )
         doc_plays = []
         for play_view, (_, task_ids) in zip(plays, per_play, strict=True):
@@ -117,9 +120,13 @@ def plan_units(
             "binary_name": unit.binary_name,
             "check_mode": plan.options.check_mode,
             "diff_mode": plan.options.diff_mode,
-            "hosts": {h.name: _host_vars(h) for h in unit_hosts},
+            "hosts": {},
             "groups": groups,
             "plays": doc_plays,
+        }
+        read = _hostvars_read(plan, [doc_plays, list(unit.host_vars.values())])
+        unit.plan_doc["hosts"] = {
+            n: {k: v for k, v in unit.host_vars[n].items() if k in read} for n in names
         }
         if plan.extra_vars:
             unit.plan_doc["extra_vars"] = plan.extra_vars
@@ -129,7 +136,7 @@ def plan_units(
             unit.needs_jinja = True
         if any(_TEMPLATED.search(str((p["vars"], p.get("defaults"), p.get("roles")))) for p in doc_plays):
             unit.needs_jinja = True
-        if any(_TEMPLATED.search(str(v)) for v in unit.plan_doc["hosts"].values()):
+        if any(_TEMPLATED.search(str(v)) for v in unit.host_vars.values()):
             unit.needs_jinja = True
         units.append(unit)
     return units
@@ -143,14 +150,78 @@ def _magic_vars(plan: Plan) -> dict[str, Any]:
     return {k: v for k, v in magic.items() if k in text}
 
 
-def _host_vars(host: Host) -> dict[str, Any]:
-    out = {k: v for k, v in host.vars.items() if k not in SECRET_VARS}
-    out["group_names"] = _group_names(host)
-    return out
+
+_HOSTVARS = re.compile(r"\bhostvars\b")
+_NAME = re.compile(r"\s*(?:\.\s*([A-Za-z_]\w*)|\[\s*(?:'([^']*)'|\"([^\"]*)\")\s*\])")
+# bare Jinja expressions (no braces): a ``hostvars`` there is a use, not prose
+_BARE_EXPRESSIONS = frozenset({"when", "skip_when", "changed_when", "failed_when", "until", "that", "var",
+                               "loop"})
 
 
-def _group_names(host: Host) -> list[str]:
-    return sorted(g for g in host.groups if g != "all")
+def _hostvars_read(plan: Plan, docs: list[Any]) -> set[str]:
+    """The variable names the plan reads of a host through ``hostvars``: what the artifact
+    carries of each host besides that host's own run request.
+
+    ``hostvars[H].NAME``, ``hostvars[H]['NAME']`` and ``hostvars.H.NAME`` name NAME;
+    ``hostvars[inventory_hostname]`` alone is the host's own scope. Any other use (the whole
+    ``hostvars``, a computed variable name) cannot say which variables it needs, and shipping
+    every host's would hand each host the others' secrets: it is a CompileError.
+    """
+    names: set[str] = set()
+
+    def scan(text: str, bare: bool) -> None:
+        for m in _HOSTVARS.finditer(text):
+            end = _subscript_end(text, m.end())
+            if end is not None:
+                if re.fullmatch(r"\[\s*inventory_hostname\s*\]", text[m.end():end].strip()):
+                    continue  # the host's own scope: its run request has every variable
+                got = _NAME.match(text, end)
+                if got:
+                    names.add(next(g for g in got.groups() if g is not None))
+                    continue
+            elif not (bare or _TEMPLATED.search(text)):
+                continue  # prose, such as a task name
+            raise CompileError(
+                f"{plan.source}: the plan reads hostvars in a way that does not name the variable: "
+                f"{text[max(0, m.start() - 20):m.end() + 40]!r}",
+                "write hostvars[HOST].NAME or hostvars[HOST]['NAME']: only the variables a plan "
+                "names travel to other hosts (docs/artifact.md, \"Host variables\")",
+            )
+
+    def walk(value: Any, bare: bool) -> None:
+        if isinstance(value, str):
+            if "hostvars" in value:
+                scan(value, bare)
+        elif isinstance(value, dict):
+            for k, v in value.items():
+                walk(v, bare or k in _BARE_EXPRESSIONS)
+        elif isinstance(value, (list, tuple)):
+            for v in value:
+                walk(v, bare)
+
+    walk(docs, False)
+    return names
+
+
+def _subscript_end(text: str, pos: int) -> int | None:
+    """The index after ``[HOST]`` or ``.HOST`` at ``pos`` (brackets balanced), else None."""
+    i = pos
+    while i < len(text) and text[i].isspace():
+        i += 1
+    if i < len(text) and text[i] == ".":
+        m = re.compile(r"\.\s*[A-Za-z_][\w-]*").match(text, i)
+        return m.end() if m else None
+    if i >= len(text) or text[i] != "[":
+        return None
+    depth = 0
+    for j in range(i, len(text)):
+        if text[j] == "[":
+            depth += 1
+        elif text[j] == "]":
+            depth -= 1
+            if depth == 0:
+                return j + 1
+    return None
 
 
 def _host_target(host: Host, override: str | None, plan: Plan) -> str:
@@ -263,7 +334,7 @@ def _compile_task(
     embedder = Embedder(plan, unit, file_cache)
     scopes: list[Any] = []
     if module in ("copy", "template") and _TEMPLATED.search(str(task.args.get("src", ""))):
-        host_vars = [dict(unit.plan_doc.get("hosts", {}).get(h.name) or _host_vars(h), inventory_hostname=h.name)
+        host_vars = [dict(unit.host_vars.get(h.name) or own_vars(h), inventory_hostname=h.name)
                      for h in unit.hosts]
         scopes = static_scopes(host_vars, dict(play.play.vars or {}), task)
     embedder.embed(task, module, out, scopes)

@@ -782,6 +782,10 @@ def _run_artifact(layout, path, req, stdin):
     try:
         from rustle_runtime.cli import run_payload
 
+        # The host's own variables travel in this request, never in the shared artifact; a
+        # runtime built before that carries them itself and takes no such argument.
+        if isinstance(run.get("vars"), dict) and "host_vars" in run_payload.__code__.co_varnames:
+            options["host_vars"] = run["vars"]
         code = run_payload(root, str(req["host"]), **options)
     except SystemExit as exc:
         code = exc.code

@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import ChecksumMismatch, HostError, RemoteError, TransferError
-from ..model import Host
+from ..model import Host, own_vars
 from ..transport import ConnectFn, Connection, Session, default_connect
 from ..transport.options import PYTHON_CANDIDATES, AgentLaunch, agent_launch, remote_command
 
@@ -164,6 +164,9 @@ def build_request(job: HostJob) -> dict[str, Any]:
             "run_id": r.run_id, "check": r.check, "diff": r.diff, "tags": list(r.tags),
             "skip_tags": list(r.skip_tags), "verbosity": r.verbosity,
         }
+        if job.runner is None:  # a native program has its host's values compiled in
+            # the host's own variables: only in its own request (docs/artifact.md, "Host variables")
+            req["run"]["vars"] = own_vars(job.host)
         if r.plays is not None:
             req["run"]["plays"] = list(r.plays)
         if r.carry is not None:
@@ -173,7 +176,7 @@ def build_request(job: HostJob) -> dict[str, Any]:
 
 def preamble(request: dict[str, Any]) -> bytes:
     """Header line, agent source, request: what the bootstrap reads from stdin."""
-    body = json.dumps(request, sort_keys=True).encode()
+    body = json.dumps(request, sort_keys=True, default=str).encode()
     src = agent_source()
     code = agent_code()
     tag = sys.implementation.cache_tag.encode()
@@ -196,7 +199,7 @@ def native_preamble(job: HostJob, request: dict[str, Any]) -> tuple[bytes, bytes
     """What the native bootstrap reads, around the runner's bytes (sent from the file when
     ``job.push_runner``): the flag line, then the request."""
     assert job.runner is not None
-    body = json.dumps(request, sort_keys=True).encode() + b"\n"
+    body = json.dumps(request, sort_keys=True, default=str).encode() + b"\n"
     return (b"1\n" if job.push_runner else b"0\n"), body
 
 

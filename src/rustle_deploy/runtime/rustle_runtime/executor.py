@@ -195,7 +195,7 @@ class Runner:
     """Run the plan's plays for one host and emit events; ``run()`` returns the exit code."""
 
     def __init__(self, payload, plan, host, emitter, check=False, diff=False, tags=None,
-                 skip_tags=None, verbosity=0, run_id=None, plays=None, carry=None):
+                 skip_tags=None, verbosity=0, run_id=None, plays=None, carry=None, host_vars=None):
         self.payload = payload
         self.plan = plan
         self.host = host
@@ -224,8 +224,12 @@ class Runner:
         self._ran = 0  # task results that were not skipped (a repeated role's "has run")
         self._roles_done = set()
         self._children = None  # become.Children, once a task runs as another user
-        hosts = plan.get("hosts") or {}
-        self.host_vars = dict(hosts.get(host) or {})
+        # The host's own variables come with its run request (docs/artifact.md, "Host
+        # variables"); plan.json holds of each host only what the plan reads through hostvars
+        # (every variable in artifacts built before this split, which still run that way).
+        if host_vars is None:
+            host_vars = (plan.get("hosts") or {}).get(host)
+        self.host_vars = dict(host_vars or {})
         groups = plan.get("groups") or {}
         self.host_vars.setdefault("group_names", sorted(
             g for g, members in groups.items() if host in members and g != "all"))
