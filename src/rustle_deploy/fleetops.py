@@ -840,6 +840,7 @@ def deploy_only(session: Session) -> int:
             )
     hosts = [session.with_cli_connection(h) for h in hosts]
     check_remote_dirs(hosts, inv.source)
+    check_connections(hosts, inv.source)
     try:
         specs = [PlaySpec.from_json(p) for p in doc.get("plays") or []]
     except (ValueError, KeyError, TypeError) as exc:
@@ -855,7 +856,6 @@ def deploy_only(session: Session) -> int:
             f"{path}: native artifacts cannot run this plan: its plays run in separate stages",
             "compile with --format pyz (the default)",
         )
-    check_connections(hosts, inv.source)
     return _deploy_jobs(session, None, hosts, by_host, str(path), doc.get("plan_sha256"), schedule=plan_schedule)
 
 

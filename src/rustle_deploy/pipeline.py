@@ -23,7 +23,7 @@ from .plan import STDIN, parse_plan
 from .plan.validate import check_hosts
 from .report import Reporter, dump_json, visible
 from .settings import Settings, check_flags, load_settings
-from .transport.options import check_connections
+from .transport.options import check_connections, explicit_port
 
 if TYPE_CHECKING:
     from .compiler.build import Artifact
@@ -338,7 +338,7 @@ class Session:
                     "name": h.name,
                     "connection": h.connection,
                     "address": h.address,
-                    "port": h.port if h.port is not None else (None if h.is_local else 22),
+                    "port": None if h.is_local else (explicit_port(h) or 22),
                     "user": h.user,
                     "target": u.target,
                     "target_source": "flag" if self.settings.target else ("inventory" if h.vars.get("rustle_target") else "portable pyz (CPython >= 3.8 checked on the host)"),
@@ -539,9 +539,6 @@ def _check_flags(opts: dict[str, Any], mode: str) -> None:
     for key, flag in _HEALTH_FLAGS.items():
         if opts.get(key) is not None and not opts.get("health_check"):
             raise UsageError(f"{flag} has no effect without --health-check", "add --health-check CMD")
-    for key in ("health_interval", "health_timeout"):
-        if opts.get(key) is not None and opts[key] <= 0:
-            raise UsageError(f"{_HEALTH_FLAGS[key]} must be greater than 0")
     if opts.get("health_retries") is not None and opts["health_retries"] < 0:
         raise UsageError("--health-retries must be 0 or more")
     if opts.get("resume") and not opts.get("run_"):

@@ -247,14 +247,15 @@ def _from_env(environ: Mapping[str, str]) -> dict[str, Any]:
 
 
 def check_flags(flags: Mapping[str, Any]) -> None:
-    """Refuse ``--parallel``/``--timeout`` values no run can use, naming the flag."""
-    for name in ("parallel", "timeout"):
+    """Refuse numeric flag values no run can use (0 or less, inf, nan), naming the flag."""
+    for name in ("parallel", "timeout", "health_interval", "health_timeout"):
         value = flags.get(name)
         if value is None or 0 < value < math.inf:
             continue
+        flag = "--" + name.replace("_", "-")
         if value <= 0:
-            raise UsageError(f"--{name} must be greater than 0")
-        raise UsageError(f"--{name} must be a finite number greater than 0, got {value}")
+            raise UsageError(f"{flag} must be greater than 0")
+        raise UsageError(f"{flag} must be a finite number greater than 0, got {value}")
 
 
 def load_settings(

@@ -153,12 +153,14 @@ def test_bad_config_values_are_exit_2_and_recorded_nowhere(
     assert not remote.exists()
 
 
-@pytest.mark.parametrize("flag", [["--timeout", "nan"], ["--timeout", "inf"]])
+@pytest.mark.parametrize("flag", [["--timeout", "nan"], ["--timeout", "inf"], ["--health-interval", "nan"],
+                                  ["--health-timeout", "inf"]])
 def test_non_finite_flags_are_usage_errors(flag: list[str], tmp_path: Path, sshd: Any, capsys: pytest.CaptureFixture[str]) -> None:
     inv, remote = inventory(tmp_path, sshd)
-    code = main([str(plan_for(tmp_path, "web1")), "-i", str(inv), "--run", *flag])
+    gate = ["--health-check", "true"] if flag[0].startswith("--health") else []
+    code = main([str(plan_for(tmp_path, "web1")), "-i", str(inv), "--run", *gate, *flag])
     err = capsys.readouterr().err
-    assert code == 2 and f"error: --timeout must be a finite number greater than 0, got {flag[1]}" in err, err
+    assert code == 2 and f"error: {flag[0]} must be a finite number greater than 0, got {flag[1]}" in err, err
     assert deployments(capsys) == []
     assert not remote.exists()
 

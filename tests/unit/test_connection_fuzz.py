@@ -129,6 +129,7 @@ def _usable(host: Host) -> None:
 @example(Host("web1", {"ansible_ssh_extra_args": "-l \x1f"}))  # found by make fuzz
 @example(Host("web1", {"ansible_host": "a..b"}))  # asyncssh: UnicodeError from the resolver
 @example(Host("web1", {"ansible_port": "abc"}))
+@example(Host("web1", {"ansible_private_key_file": "~0"}))  # make fuzz: RuntimeError inside asyncssh
 @example(Host("web1", {"ansible_timeout": "inf"}))
 @given(hosts())
 def test_connection_variables_are_refused_up_front_or_usable(host: Host) -> None:
@@ -213,6 +214,7 @@ def closed_port() -> int:
 
 
 @fuzz_settings(100)
+@example(Host("web1", {"ansible_private_key_file": "~0"}))  # make fuzz: RuntimeError inside asyncssh
 @given(hosts())
 def test_asyncssh_fails_only_as_the_hosts_data(root: Path, closed_port: int, host: Host) -> None:
     """A host that passed the checks, pointed at a closed local port: asyncssh's connect ends

@@ -315,8 +315,10 @@ def ssh_settings(host: Host) -> SshSettings:
     identity = [keyfile] if keyfile else []
     ids = o.get("identityfile")
     if isinstance(ids, list):
-        identity.extend(ids)
+        identity.extend(_local_path(host, f"{_arg_var(host, 'identityfile')}: IdentityFile", p) for p in ids)
     known = o.get("userknownhostsfile")
+    if isinstance(known, list):
+        known = [_local_path(host, f"{_arg_var(host, 'userknownhostsfile')}: UserKnownHostsFile", p) for p in known]
     strict = "yes"
     checking_var = "ansible_ssh_host_key_checking" if "ansible_ssh_host_key_checking" in v else "ansible_host_key_checking"
     if v.get(checking_var) is not None and v.get(checking_var) != "" and not _flag(host, checking_var):
@@ -337,6 +339,8 @@ def ssh_settings(host: Host) -> SshSettings:
                     raise _bad(host, var, v[var], "not a number of seconds", _TIMEOUT_HINT)
                 break
     config = one("-f")
+    if config:
+        config = _local_path(host, f"{_arg_var(host, '-f')}: -F", config)
     password = v.get("ansible_ssh_pass", v.get("ansible_password"))
     password_var = "ansible_ssh_pass" if "ansible_ssh_pass" in v else "ansible_password"
     return SshSettings(
@@ -383,8 +387,16 @@ def _keyfile(host: Host) -> str | None:
     for var in ("ansible_ssh_private_key_file", "ansible_private_key_file"):
         value = host.vars.get(var)
         if value:
-            return _text(host, var, value)
+            return _local_path(host, var, _text(host, var, value))
     return None
+
+
+def _local_path(host: Host, var: str, path: str) -> str:
+    """A controller path from the inventory; a ``~user`` that names no user is an error here
+    (asyncssh's own expansion would raise RuntimeError when it reads the file)."""
+    if path.startswith("~") and os.path.expanduser(path) == path:
+        raise _bad(host, var, path, "names the home directory of no known user", "write the path without ~")
+    return path
 
 
 def agent_launch(host: Host, runner: tuple[str, int] | None = None) -> AgentLaunch:

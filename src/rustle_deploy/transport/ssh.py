@@ -92,7 +92,7 @@ def connection_options(s: SshSettings) -> asyncssh.SSHClientConnectionOptions:
         kwargs["connect_timeout"] = s.connect_timeout
     try:
         options = asyncssh.SSHClientConnectionOptions(**kwargs)
-    except (OSError, ValueError, asyncssh.Error) as exc:
+    except (OSError, ValueError, RuntimeError, asyncssh.Error) as exc:  # RuntimeError: pathlib's ~ expansion
         raise ConnectError(
             s.address,
             f"{s.address}: cannot use the SSH settings: {exc}",
