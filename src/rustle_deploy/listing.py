@@ -32,7 +32,8 @@ def show(session: Session, mode: str, plan: Plan, inv: Inventory) -> int:
         if session.json_out:
             dump_json({"syntax_check": "ok", "playbook": source})
         else:
-            session.reporter.line(f"\nplaybook: {source}")
+            session.reporter.line("")  # a blank line first, as ansible-playbook prints it
+            session.reporter.line(f"playbook: {source}")
         return 0
     plays = session.compiled.plays if session.compiled is not None else _from_plan(plan)
     limit = session.opts.get("limit")
@@ -55,9 +56,11 @@ def show(session: Session, mode: str, plan: Plan, inv: Inventory) -> int:
         dump_json({"playbook": source, "plays": doc})
         return 0
     line = session.reporter.line
-    line(f"\nplaybook: {source}")
+    line("")  # Reporter.line shows a newline inside a line as an escape: blank lines apart
+    line(f"playbook: {source}")
     for entry in doc:
-        line(f"\n  play #{entry['play']} ({entry['pattern']}): {entry['name']}\t"
+        line("")
+        line(f"  play #{entry['play']} ({entry['pattern']}): {entry['name']}\t"
              f"TAGS: [{','.join(entry['tags'])}]")
         if mode == "list_hosts":
             line(f"    pattern: {[entry['pattern']]}")

@@ -204,6 +204,8 @@ def test_a_shared_artifact_holds_no_host_variables(tmp_path: Path) -> None:
     ("{{ hostvars[inventory_hostname].db_password }}", set()),
     ("{{ hostvars[inventory_hostname] | length }}", set()),
     ("show hostvars", set()),  # prose, not a template
+    ("{{ out }}/hostvars.txt", set()),  # text beside a template, not a use
+    ("{% for h in play_hosts %}{{ hostvars[h].port }}{% endfor %} hostvars", {"port"}),
 ])
 def test_only_the_variables_read_through_hostvars_travel(tmp_path: Path, expr: str, read: set[str]) -> None:
     from rustle_deploy.compiler.units import _hostvars_read

@@ -255,8 +255,14 @@ def _source_info(path: str) -> dict[str, Any]:
         uid: Any = pwd.getpwuid(st.st_uid).pw_name
     except KeyError:
         uid = st.st_uid
-    return {"fullpath": path, "mtime": st.st_mtime, "uid": uid, "host": os.uname()[1],
-            "mode": "0%03o" % (st.st_mode & 0o7777)}
+    info: dict[str, Any] = {"fullpath": path, "uid": uid, "host": os.uname()[1],
+                            "mode": "0%03o" % (st.st_mode & 0o7777)}
+    # The mtime goes in only when the template reads it: otherwise touching a file (a checkout,
+    # a copy) would change the artifact's sha and redeploy an unchanged template everywhere.
+    with open(path, "rb") as fh:
+        if b"template_mtime" in fh.read():
+            info["mtime"] = st.st_mtime
+    return info
 
 
 def _references(path: str) -> list[str | None]:

@@ -152,6 +152,7 @@ def _magic_vars(plan: Plan) -> dict[str, Any]:
 
 
 _HOSTVARS = re.compile(r"\bhostvars\b")
+_JINJA_SEGMENT = re.compile(r"\{\{(.*?)\}\}|\{%(.*?)%\}", re.S)
 _NAME = re.compile(r"\s*(?:\.\s*([A-Za-z_]\w*)|\[\s*(?:'([^']*)'|\"([^\"]*)\")\s*\])")
 # bare Jinja expressions (no braces): a ``hostvars`` there is a use, not prose
 _BARE_EXPRESSIONS = frozenset({"when", "skip_when", "changed_when", "failed_when", "until", "that", "var",
@@ -190,8 +191,15 @@ def _hostvars_read(plan: Plan, docs: list[Any]) -> set[str]:
 
     def walk(value: Any, bare: bool) -> None:
         if isinstance(value, str):
-            if "hostvars" in value:
-                scan(value, bare)
+            if "hostvars" not in value:
+                return
+            if bare:
+                scan(value, True)
+            else:  # only what Jinja evaluates: a path such as '{{ out }}/hostvars.txt' is text
+                for match in _JINJA_SEGMENT.finditer(value):
+                    segment = match.group(1) or match.group(2) or ""
+                    if "hostvars" in segment:
+                        scan(segment, True)
         elif isinstance(value, dict):
             for k, v in value.items():
                 walk(v, bare or k in _BARE_EXPRESSIONS)
