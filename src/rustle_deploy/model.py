@@ -267,7 +267,7 @@ def own_vars(host: Host) -> dict[str, Any]:
     connection secrets, and ``group_names``. They travel in that host's run request only, never
     in an artifact other hosts share (docs/artifact.md, "Host variables")."""
     out = {k: v for k, v in host.vars.items() if k not in SECRET_VARS}
-    out["group_names"] = sorted(g for g in host.groups if g not in ("all", "ungrouped"))
+    out["group_names"] = sorted(g for g in host.groups if g != "all")  # "ungrouped" included, as Ansible
     return out
 
 
