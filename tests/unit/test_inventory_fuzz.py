@@ -7,6 +7,7 @@ Each example is read by ``--list-inventory`` and then by a ``--dry-run`` of a pl
 
 from __future__ import annotations
 
+import copy
 import itertools
 import json
 import shutil
@@ -83,24 +84,25 @@ def _get(node: Any, path: tuple[Any, ...]) -> Any:
 
 @st.composite
 def mangled_data(draw: st.DrawFn, seeds: list[Any]) -> Any:
-    """A seed inventory document with a few subtrees replaced, deleted or inserted."""
+    """A seed inventory document with a few subtrees replaced, deleted or inserted (drawn values
+    are copied: they may be HOSTILE's own lists, which the next insertion would change)."""
     doc = json.loads(json.dumps(draw(st.sampled_from(seeds)), default=str))
     for _ in range(draw(st.integers(1, 4))):
         target = draw(st.sampled_from(_paths(doc)))
         kind = draw(st.sampled_from(["replace", "delete", "insert", "insert"]))
         if kind == "replace":
             if not target:
-                doc = draw(values)
+                doc = copy.deepcopy(draw(values))
                 continue
-            _get(doc, target[:-1])[target[-1]] = draw(values)
+            _get(doc, target[:-1])[target[-1]] = copy.deepcopy(draw(values))
         elif kind == "delete" and target:
             del _get(doc, target[:-1])[target[-1]]
         elif kind == "insert":
             node = _get(doc, target)
             if isinstance(node, dict):
-                node[draw(st.sampled_from(KEYS) | NAMES)] = draw(values)
+                node[draw(st.sampled_from(KEYS) | NAMES)] = copy.deepcopy(draw(values))
             elif isinstance(node, list):
-                node.insert(draw(st.integers(0, len(node))), draw(values))
+                node.insert(draw(st.integers(0, len(node))), copy.deepcopy(draw(values)))
     return doc
 
 
@@ -157,7 +159,7 @@ def mangled_ini(draw: st.DrawFn) -> str:
 def inventories(draw: st.DrawFn) -> tuple[str, str | bytes, Any]:
     """(file name, content, group_vars/all content or None)."""
     fmt = draw(st.sampled_from(["ini", "ini", "yaml", "json", "script", "noext", "bytes"]))
-    group_vars = draw(st.none() | st.none() | values)
+    group_vars = copy.deepcopy(draw(st.none() | st.none() | values))
     if fmt == "ini":
         return "inventory.ini", draw(mangled_ini()), group_vars
     if fmt in ("yaml", "noext"):
