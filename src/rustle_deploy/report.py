@@ -54,6 +54,7 @@ class HostSummary:
     changed: int = 0
     failed: int = 0
     skipped: int = 0
+    rescued: int = 0
     ignored: int = 0
     unreachable: bool = False
     error: str | None = None  # why the host failed, when it did (not a task failure)
@@ -146,6 +147,8 @@ class Reporter:
             status = str(event.get("status", "?"))
             if event.get("ignored"):
                 status = "failed (ignored)"
+            elif event.get("rescued"):
+                status = "failed (rescued)"
             is_debug = event.get("module") == "debug" and status == "ok"
             if status.startswith("failed") or status == "changed" or is_debug or self.verbosity >= 1:
                 msg = ""
@@ -182,7 +185,7 @@ class Reporter:
             text = (
                 f"{visible(h.name):<{width}} : ok={h.ok:<4} changed={h.changed:<4} unreachable={int(h.unreachable):<4} "
                 f"failed={h.failed + (1 if h.error and not h.unreachable else 0):<4} "
-                f"skipped={h.skipped:<4} ignored={h.ignored}"
+                f"skipped={h.skipped:<4} rescued={h.rescued:<4} ignored={h.ignored}"
             )
             style = "red" if h.is_failure else ("yellow" if h.changed else "green")
             self.line(text, style)

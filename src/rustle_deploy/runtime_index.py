@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import ast
+import sys
 from functools import cache
 from pathlib import Path
+from typing import Any
 
 
 def runtime_root() -> Path:
@@ -32,3 +34,45 @@ def canonical_module(name: str) -> str | None:
     if "." in name and not name.startswith(("ansible.builtin.", "ansible.legacy.")):
         return None  # modules of other collections are not implemented
     return short if short in module_families() else None
+
+
+@cache
+def runtime_plugins() -> dict[str, Any]:
+    """What templates may call on the host: ``filters``, ``tests`` and ``lookups`` (name sets,
+    Jinja2's own and the runtime's, ``ansible.builtin.`` names included) and ``refused`` (kind
+    -> ansible.builtin name -> why the runtime does not offer it). Read by importing the shipped
+    runtime's filters and lookups modules, which import only the standard library."""
+    import sys
+
+    import jinja2.filters
+    import jinja2.tests
+
+    root = str(runtime_root())
+    if root not in sys.path:
+        sys.path.insert(0, root)
+    from rustle_runtime import filters, lookups  # type: ignore[import-not-found]
+
+    def names(*tables: Any) -> frozenset[str]:
+        out = {str(k) for t in tables for k in t}
+        return frozenset(out | {"ansible.builtin." + n for n in out})
+
+    refused: dict[str, dict[str, str]] = {
+        "filter": dict(filters.REFUSED_FILTERS), "test": dict(filters.REFUSED_TESTS),
+        "lookup": dict(lookups.REFUSED)}
+    for table in refused.values():
+        table.update({"ansible.builtin." + k: v for k, v in list(table.items())})
+    return {"filter": names(jinja2.filters.FILTERS, filters.FILTERS),
+            "test": names(jinja2.tests.TESTS, filters.TESTS),
+            "lookup": names(lookups.LOOKUPS), "refused": refused}
+def import_runtime() -> Any:
+    """The runtime's ``templating`` module, imported from the shipped sources.
+
+    For evaluating on the controller exactly what a host would (the native lowering, the
+    playbook front end's compile-time templating); the runtime itself never learns of it.
+    """
+    root = str(runtime_root())
+    if root not in sys.path:
+        sys.path.insert(0, root)
+    from rustle_runtime import templating  # type: ignore[import-not-found]
+
+    return templating

@@ -35,6 +35,8 @@ class Settings:
     compression: bool = True
     target: str | None = None
     ssh_client: str = "auto"  # auto | openssh | asyncssh (transport/__init__.py)
+    # where playbooks find roles (ansible.cfg roles_path / ANSIBLE_ROLES_PATH)
+    roles_path: tuple[str, ...] = ("~/.ansible/roles", "/usr/share/ansible/roles", "/etc/ansible/roles")
     ignored_keys: tuple[str, ...] = field(default=(), compare=False)
 
     def hosts_at_once(self, forks: int = 0) -> int:

@@ -343,7 +343,8 @@ def test_sigint_mid_fleet_leaves_hosts_whole_and_history_right(tmp_path: Path, s
         time.sleep(0.1)
         if db_path.exists():
             try:
-                done = sqlite3.connect(db_path).execute("SELECT count(*) FROM host_outcomes").fetchone()[0]
+                done = sqlite3.connect(db_path).execute(
+                    "SELECT count(*) FROM host_outcomes WHERE status != 'pending'").fetchone()[0]
             except sqlite3.Error:
                 continue
             if done >= 2:
