@@ -193,6 +193,7 @@ def root(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
 @fuzz_settings(400)
 @example(("inventory.sh", '#!/bin/sh\ncat <<\'RUSTLE_EOF\'\n{"all": ["\\u0000"]}\nRUSTLE_EOF\n', None))  # make fuzz
 @example(("inventory.ini", "localhost ansible_connection=local\n", {"ansible_port": []}))  # make fuzz: dry-run port
+@example(("inventory.sh", '#!/bin/sh\ncat <<\'RUSTLE_EOF\'\n{"web": {"children": 0}}\nRUSTLE_EOF\n', None))
 @given(inventories())
 def test_mangled_inventories_end_in_exit_0_or_a_clean_exit_2(root: Path, case: tuple[str, str | bytes, Any]) -> None:
     name, content, group_vars = case
