@@ -68,7 +68,7 @@ class FakeCtx:
                                     "undefined": jinja2.StrictUndefined, **(overrides or {})})
         return env.from_string(text).render({**self.vars, **(extra_vars or {})})
 
-    def run_command(self, args, *, shell=False, cwd=None, data=None, env=None):
+    def run_command(self, args, *, shell=False, cwd=None, data=None, env=None, expand=False):
         proc = subprocess.run(args, shell=shell, cwd=cwd, input=data, env=env,
                               capture_output=True)
         return proc.returncode, proc.stdout.decode(), proc.stderr.decode()

@@ -12,7 +12,7 @@ import re
 import stat
 import time
 
-from ..lowlevel import hexdigest, mkstemp, new_hash
+from ..lowlevel import hexdigest, mkstemp, new_hash, which
 
 PERM_BITS = 0o7777
 DEFAULT_PERM = 0o666
@@ -397,12 +397,72 @@ def _diff_set(diff, key, before, after):
     diff.setdefault("after", {})[key] = after
 
 
-def apply_attributes(ctx, path, mode=None, owner=None, group=None, diff=None, follow=True):
-    """Ansible's set_fs_attributes_if_different: owner, group, then mode; True if changed.
+FILE_ATTRIBUTES = {
+    "A": "noatime", "a": "append", "c": "compressed", "C": "nocow", "d": "nodump",
+    "D": "dirsync", "e": "extents", "E": "encrypted", "h": "blocksize", "i": "immutable",
+    "I": "indexed", "j": "journalled", "N": "inline", "s": "zero", "S": "synchronous",
+    "t": "notail", "T": "blockroot", "u": "undelete", "X": "compressedraw", "Z": "compresseddirty",
+}
+
+
+def file_attributes(ctx, path, include_version=True):
+    """Ansible's get_file_attributes: ``attr_flags``, ``attributes`` (and ``version``) from
+    ``lsattr``; empty when lsattr is missing or cannot read ``path``."""
+    tool = which("lsattr")
+    if tool is None:
+        return {}
+    rc, out, _ = ctx.run_command([tool, "-vd" if include_version else "-d", path], expand=False)
+    fields = out.split() if rc == 0 else []
+    if len(fields) < (2 if include_version else 1):
+        return {}
+    result = {}
+    if include_version:
+        result["version"] = fields[0].strip()
+    flags = fields[1 if include_version else 0].replace("-", "").strip()
+    result["attr_flags"] = flags
+    result["attributes"] = [FILE_ATTRIBUTES[f] for f in flags if f in FILE_ATTRIBUTES]
+    return result
+
+
+def _set_file_attributes(ctx, path, attributes, diff):
+    """Ansible's set_attributes_if_different: ``chattr`` when the flags differ (always for a
+    ``-`` removal, as Ansible does); True if changed."""
+    if attributes is None:
+        return False
+    if getattr(ctx, "check_mode", False) and not os.path.lexists(path):
+        return True
+    attributes = str(attributes)
+    existing = file_attributes(ctx, path, include_version=False)
+    op = "="
+    if attributes.startswith(("-", "+")):
+        op, attributes = attributes[0], attributes[1:]
+    if not attributes or (existing.get("attr_flags", "") == attributes and op != "-"):
+        return False
+    tool = which("chattr")
+    if tool is None:
+        return False
+    if diff is not None:
+        diff.setdefault("before", {})["attributes"] = existing.get("attr_flags")
+        diff.setdefault("after", {})["attributes"] = op + attributes
+    if not getattr(ctx, "check_mode", False):
+        rc, out, err = ctx.run_command([tool, op + attributes, path], expand=False)
+        if rc != 0 or err:
+            fail("chattr failed", path=path,
+                 details=f"Error while setting attributes: {out + err}")
+    return True
+
+
+def apply_attributes(ctx, path, mode=None, owner=None, group=None, diff=None, follow=True,
+                     attributes=None):
+    """Ansible's set_fs_attributes_if_different: owner, group, mode, then the file
+    attributes (chattr); True if changed.
 
     In check mode nothing is touched; a path that does not exist yet counts as changed when
     any attribute is requested (Ansible's check_file_absent_if_check_mode).
     """
+    if attributes is not None:
+        changed = apply_attributes(ctx, path, mode, owner, group, diff, follow)
+        return _set_file_attributes(ctx, path, attributes, diff) or changed
     if mode is None and owner is None and group is None:
         return False
     check = getattr(ctx, "check_mode", False)

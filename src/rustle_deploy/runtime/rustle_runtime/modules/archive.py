@@ -200,7 +200,7 @@ def _unpack(ctx, args, src, path, dest):
         for _member, target in targets:
             if os.path.lexists(target) and not os.path.islink(target):
                 if c.apply_attributes(ctx, target, args.get("mode"), args.get("owner"),
-                                      args.get("group")):
+                                      args.get("group"), attributes=args.get("attributes")):
                     attrs_changed = True
         result["changed"] = result["changed"] or attrs_changed
         return result

@@ -37,8 +37,15 @@ def _prev_state(path):
     return "file"
 
 
-def _makedirs_with_mode(ctx, path, mode, owner, group, diff=None):
-    """Create the missing components of ``path``, each with the given attributes."""
+def _set_attrs(ctx, path, fattrs, diff=None, follow=True):
+    """Ansible's set_fs_attributes_if_different with the file attributes in ``fattrs``
+    (mode, owner, group, attributes)."""
+    return c.apply_attributes(ctx, path, fattrs.get("mode"), fattrs.get("owner"),
+                              fattrs.get("group"), diff, follow, fattrs.get("attributes"))
+
+
+def _makedirs_with_mode(ctx, path, fattrs, diff=None):
+    """Create the missing components of ``path``, each with the file attributes ``fattrs``."""
     missing = []
     cur = os.path.abspath(path)
     while cur and not os.path.lexists(cur):
@@ -57,7 +64,7 @@ def _makedirs_with_mode(ctx, path, mode, owner, group, diff=None):
         except OSError as exc:
             if exc.errno != errno.EEXIST:
                 c.fail(f"There was an issue creating {item} as requested: {exc}", path=path)
-        c.apply_attributes(ctx, item, mode, owner, group, diff)
+        _set_attrs(ctx, item, fattrs, diff)
     return changed
 
 
@@ -93,7 +100,8 @@ def _write_content(ctx, args, data, src_label, module_name):
             if ctx.check_mode:
                 return {"msg": f"dest directory {dirname} would be created", "changed": True,
                         "src": src_label}
-            changed = _makedirs_with_mode(ctx, dirname, args.get("directory_mode"), owner, group)
+            changed = _makedirs_with_mode(ctx, dirname, {"mode": args.get("directory_mode"), "owner": owner,
+                                                          "group": group})
     if os.path.isdir(dest):
         if args.get("content") is not None and module_name == "copy":
             c.fail("can not use content with a dir as dest")
@@ -131,10 +139,13 @@ def _write_content(ctx, args, data, src_label, module_name):
             if validate:
                 _validate_with_attrs(ctx, data, dest, validate, mode, owner, group)
             c.atomic_write(dest, data, mode=mode)
+    else:  # Ansible's copy action leaves an unchanged file to the file module: it says path
+        result["path"] = dest
     attr_diff = {}
     if ctx.check_mode and not os.path.exists(dest):
         changed = True
-    elif c.apply_attributes(ctx, dest, mode, owner, group, attr_diff, follow=True):
+    elif c.apply_attributes(ctx, dest, mode, owner, group, attr_diff, follow=True,
+                            attributes=args.get("attributes", args.get("attr"))):
         changed = True
     result["changed"] = changed
     if os.path.exists(dest):
@@ -247,6 +258,7 @@ def _copy_tree(ctx, args, tree):
     if not dest.endswith(os.sep):
         dest += os.sep
     owner, group = args.get("owner"), args.get("group")
+    dir_attrs = {"mode": args.get("directory_mode"), "owner": owner, "group": group}
     changed = False
     last = None
     files = [(rel, sha) for rel, sha in tree["entries"].items() if sha is not None]
@@ -258,7 +270,7 @@ def _copy_tree(ctx, args, tree):
                 changed = True
                 last = {"changed": True, "dest": target}
                 continue
-            changed = _makedirs_with_mode(ctx, parent, args.get("directory_mode"), owner, group) or changed
+            changed = _makedirs_with_mode(ctx, parent, dir_attrs) or changed
         last = _write_content(ctx, dict(args, dest=target), ctx.read_file(sha), os.path.basename(rel), "copy")
         changed = changed or bool(last.get("changed"))
     for rel, sha in tree["entries"].items():
@@ -267,7 +279,7 @@ def _copy_tree(ctx, args, tree):
             if not os.path.isdir(path):
                 changed = True
                 if not ctx.check_mode:
-                    _makedirs_with_mode(ctx, path, args.get("directory_mode"), owner, group)
+                    _makedirs_with_mode(ctx, path, dir_attrs)
             elif c.apply_attributes(ctx, path, args.get("directory_mode"), owner, group):
                 changed = True
     for rel, target in (tree.get("links") or {}).items():
@@ -464,27 +476,35 @@ def file(ctx, args):
     path = c.expand(path)
     state = args.get("state")
     src = args.get("src")
+    src = None if src is None else c.expand(src)  # type=path, as Ansible's argument spec
     recurse = c.boolean(args.get("recurse", False), "recurse")
     force = c.boolean(args.get("force", False), "force")
     follow = c.boolean(args.get("follow", True), "follow")
     mode, owner, group = args.get("mode"), args.get("owner"), args.get("group")
-    prev = _prev_state(path)
-    if state is None:
-        if recurse:
-            state = "directory"
-        elif prev == "absent":
-            state = "file"
-        elif prev == "hard" and src is None:
-            state = "file"
-        else:
-            state = prev
-    if state not in ("file", "directory", "link", "hard", "touch", "absent"):
+    attributes = c.pop_arg(args, ("attributes", "attr"))
+    if state is not None and state not in ("file", "directory", "link", "hard", "touch", "absent"):
         c.fail("value of state must be one of: absent, directory, file, hard, link, touch, "
                f"got: {state}")
+    # Ansible's additional_parameter_handling: an existing directory path names the file
+    # inside it (except for link and absent), the state defaults to the current one
+    if state not in ("link", "absent") and os.path.isdir(path):
+        basename = args.get("_original_basename") or (os.path.basename(src) if src else None)
+        if basename:
+            path = os.path.join(path, basename)
+    prev = _prev_state(path)
+    if state is None:
+        if prev != "absent":
+            state = prev
+        elif recurse:
+            state = "directory"
+        else:
+            state = "file"
     if recurse and state != "directory":
         c.fail("recurse option requires state to be 'directory'", path=path)
-    if src is not None and state not in ("link", "hard"):
+    if src and state not in ("link", "hard"):
         c.fail("src option requires state to be 'link' or 'hard'", path=path)
+    if ctx.check_mode and state != "absent":
+        _warn_unknown_owner(ctx, owner, group)
     mtime_raw, atime_raw = args.get("modification_time"), args.get("access_time")
     if state == "touch":  # touch sets both times to now unless told to preserve them
         mtime_raw, atime_raw = mtime_raw or "now", atime_raw or "now"
@@ -494,11 +514,12 @@ def file(ctx, args):
     }
     handler = {"file": _ensure_file, "directory": _ensure_directory, "link": _ensure_link,
                "hard": _ensure_hard, "touch": _ensure_touch, "absent": _ensure_absent}[state]
-    result = handler(ctx, path, prev, src, mode, owner, group, recurse, force, follow, times)
+    fattrs = {"mode": mode, "owner": owner, "group": group, "attributes": attributes}
+    result = handler(ctx, path, prev, src, fattrs, recurse, force, follow, times)
     if not ctx.diff_mode:
         result.pop("diff", None)
     where = result.get("path") or result.get("dest") or path
-    if state != "absent" and os.path.lexists(where):
+    if state != "absent" and os.path.exists(where):  # Ansible's add_path_info follows links
         info = c.path_info(where, follow=False)
         info.pop("path", None)
         result.update(info)
@@ -507,7 +528,33 @@ def file(ctx, args):
     return result
 
 
-def _ensure_absent(ctx, path, prev, src, mode, owner, group, recurse, force, follow, times):
+def _warn_unknown_owner(ctx, owner, group):
+    """Ansible's check-mode warnings for an owner or group that does not exist (yet)."""
+    import grp
+    import pwd
+
+    for value, what, by_id, by_name, id_word in (
+            (owner, "user", pwd.getpwuid, pwd.getpwnam, "uid"),
+            (group, "group", grp.getgrgid, grp.getgrnam, "gid")):
+        if not value:
+            continue
+        try:
+            number = int(value)
+        except (TypeError, ValueError):
+            try:
+                by_name(str(value))
+            except KeyError:
+                ctx.warn(f"failed to look up {what} {value}. Create {what} up to this point in "
+                         "real play")
+            continue
+        try:
+            by_id(number)
+        except KeyError:
+            ctx.warn(f"failed to look up {what} with {id_word} {number}. Create {what} up to "
+                     "this point in real play")
+
+
+def _ensure_absent(ctx, path, prev, src, fattrs, recurse, force, follow, times):
     result = {"path": path, "changed": False}
     if prev == "absent":
         return result
@@ -530,7 +577,7 @@ def _ensure_absent(ctx, path, prev, src, mode, owner, group, recurse, force, fol
     return result
 
 
-def _ensure_file(ctx, path, prev, src, mode, owner, group, recurse, force, follow, times):
+def _ensure_file(ctx, path, prev, src, fattrs, recurse, force, follow, times):
     diff = _initial_diff(path, "file", prev)
     if prev not in ("file", "hard"):
         if follow and prev == "link":
@@ -539,12 +586,12 @@ def _ensure_file(ctx, path, prev, src, mode, owner, group, recurse, force, follo
             path = target
         if prev not in ("file", "hard"):
             c.fail(f"file ({path}) is {prev}, cannot continue", path=path, state=prev)
-    changed = c.apply_attributes(ctx, path, mode, owner, group, diff, follow=True)
+    changed = _set_attrs(ctx, path, fattrs, diff)
     changed |= _update_times(ctx, path, times["mtime"], times["atime"], diff)
     return {"path": path, "changed": changed, "diff": diff}
 
 
-def _ensure_directory(ctx, path, prev, src, mode, owner, group, recurse, force, follow, times):
+def _ensure_directory(ctx, path, prev, src, fattrs, recurse, force, follow, times):
     if follow and prev == "link":
         path = os.path.realpath(path)
         prev = _prev_state(path)
@@ -553,38 +600,41 @@ def _ensure_directory(ctx, path, prev, src, mode, owner, group, recurse, force, 
     if prev == "absent":
         if ctx.check_mode:
             return {"path": path, "changed": True, "diff": diff}
-        changed = _makedirs_with_mode(ctx, path, mode, owner, group, diff)
+        changed = _makedirs_with_mode(ctx, path, fattrs, diff=diff)
         _update_times(ctx, path, times["mtime"], times["atime"], diff)
         if recurse:
-            changed |= _recurse(ctx, path, mode, owner, group, follow, times)
+            changed |= _recurse(ctx, path, fattrs, follow, times)
         return {"path": path, "changed": changed, "diff": diff}
     if prev != "directory":
         c.fail(f"{path} already exists as a {prev}", path=path)
-    changed = c.apply_attributes(ctx, path, mode, owner, group, diff)
+    changed = _set_attrs(ctx, path, fattrs, diff)
     changed |= _update_times(ctx, path, times["mtime"], times["atime"], diff)
     if recurse:
-        changed |= _recurse(ctx, path, mode, owner, group, follow, times)
+        changed |= _recurse(ctx, path, fattrs, follow, times)
     return {"path": path, "changed": changed, "diff": diff}
 
 
-def _recurse(ctx, path, mode, owner, group, follow, times):
+def _recurse(ctx, path, fattrs, follow, times):
+    """Ansible's recursive_set_attributes: every entry below ``path``, a symlink itself and,
+    with ``follow``, its existing target (a directory target recursively)."""
     changed = False
     for root, dirs, files in os.walk(path):
         for name in dirs + files:
             item = os.path.join(root, name)
-            if os.path.islink(item):
-                if follow and os.path.exists(item):
-                    changed |= c.apply_attributes(ctx, item, mode, owner, group, None, True)
-                else:
-                    changed |= c.apply_attributes(ctx, item, None, owner, group, None, False)
-            else:
-                changed |= c.apply_attributes(ctx, item, mode, owner, group)
+            changed |= _set_attrs(ctx, item, fattrs, None, follow=not os.path.islink(item))
             changed |= _update_times(ctx, item, times["mtime"], times["atime"], None,
                                      follow=not os.path.islink(item))
+            if follow and os.path.islink(item):
+                target = os.path.join(root, os.readlink(item))
+                if os.path.exists(target):
+                    if os.path.isdir(target):
+                        changed |= _recurse(ctx, target, fattrs, follow, times)
+                    changed |= _set_attrs(ctx, target, fattrs)
+                    changed |= _update_times(ctx, target, times["mtime"], times["atime"], None)
     return changed
 
 
-def _ensure_link(ctx, path, prev, src, mode, owner, group, recurse, force, follow, times):
+def _ensure_link(ctx, path, prev, src, fattrs, recurse, force, follow, times):
     if src is None and follow and os.path.lexists(path) and os.path.islink(path):
         src = os.readlink(path)
     if not os.path.islink(path) and os.path.isdir(path):
@@ -619,21 +669,20 @@ def _ensure_link(ctx, path, prev, src, mode, owner, group, recurse, force, follo
     if ctx.check_mode and not os.path.lexists(path):
         return {"dest": path, "src": src, "changed": changed, "diff": diff}
     if follow and os.path.islink(path) and not os.path.exists(path):
-        if mode is not None or owner is not None or group is not None:
-            ctx.warn("Cannot set fs attributes on a non-existent symlink target. follow should"
-                     " be set to False to avoid this.")
+        # Ansible warns whether or not attributes were asked for
+        ctx.warn("Cannot set fs attributes on a non-existent symlink target. follow should"
+                 " be set to False to avoid this.")
     elif os.path.lexists(path):
-        changed |= c.apply_attributes(ctx, path, mode, owner, group, diff, follow=follow)
+        changed |= _set_attrs(ctx, path, fattrs, diff, follow=follow)
         changed |= _update_times(ctx, path, times["mtime"], times["atime"], diff, follow=follow)
     return {"dest": path, "src": src, "changed": changed, "diff": diff}
 
 
-def _ensure_hard(ctx, path, prev, src, mode, owner, group, recurse, force, follow, times):
-    if src is None:
+def _ensure_hard(ctx, path, prev, src, fattrs, recurse, force, follow, times):
+    # as Ansible's ensure_hardlink: a relative src names a path from the working directory
+    if prev != "hard" and src is None:
         c.fail("src is required for creating new hardlinks")
-    if not os.path.isabs(src):
-        src = os.path.join(os.path.dirname(path), src)
-    if not os.path.exists(src):
+    if src is not None and not os.path.exists(src):
         c.fail("src does not exist", dest=path, src=src)
     diff = _initial_diff(path, "hard", prev)
     changed = False
@@ -646,7 +695,7 @@ def _ensure_hard(ctx, path, prev, src, mode, owner, group, recurse, force, follo
             diff["after"]["src"] = src
             changed = True
     elif prev == "hard":
-        if not os.path.samefile(src, path):
+        if src is not None and os.stat(path).st_ino != os.stat(src).st_ino:
             changed = True
             if not force:
                 c.fail("Cannot link, different hard link exists at destination", dest=path,
@@ -664,15 +713,18 @@ def _ensure_hard(ctx, path, prev, src, mode, owner, group, recurse, force, follo
                 c.fail("Cannot link: different hard link exists at destination", dest=path,
                        src=src)
     if changed and not ctx.check_mode:
-        _place_link(os.link, src, path, prev)
+        if prev == "absent" and follow and os.path.islink(src):
+            _place_link(os.link, os.readlink(src), path, prev)
+        else:
+            _place_link(os.link, src, path, prev)
     if ctx.check_mode and not os.path.exists(path):
         return {"dest": path, "src": src, "changed": changed, "diff": diff}
-    changed |= c.apply_attributes(ctx, path, mode, owner, group, diff)
+    changed |= _set_attrs(ctx, path, fattrs, diff)
     changed |= _update_times(ctx, path, times["mtime"], times["atime"], diff)
     return {"dest": path, "src": src, "changed": changed, "diff": diff}
 
 
-def _ensure_touch(ctx, path, prev, src, mode, owner, group, recurse, force, follow, times):
+def _ensure_touch(ctx, path, prev, src, fattrs, recurse, force, follow, times):
     diff = _initial_diff(path, "touch", prev)
     changed = False
     if prev == "absent":
@@ -686,7 +738,7 @@ def _ensure_touch(ctx, path, prev, src, mode, owner, group, recurse, force, foll
         c.fail(f"Cannot touch other than files, directories, and hardlinks ({path} is {prev})")
     if ctx.check_mode and not os.path.lexists(path):
         return {"dest": path, "changed": True, "diff": diff}
-    changed |= c.apply_attributes(ctx, path, mode, owner, group, diff, follow=follow)
+    changed |= _set_attrs(ctx, path, fattrs, diff, follow=follow)
     changed |= _update_times(ctx, path, times["mtime"], times["atime"], diff, follow=follow)
     return {"dest": path, "changed": changed, "diff": diff}
 
@@ -713,6 +765,7 @@ def stat(ctx, args):
         c.fail("value of checksum_algorithm must be one of: md5, sha1, sha224, sha256, "
                f"sha384, sha512, got: {algorithm}")
     get_mime = c.boolean(c.pop_arg(args, ("get_mime", "mime", "mime_type", "mime-type"), True))
+    get_attr = c.boolean(c.pop_arg(args, ("get_attributes", "attr", "attributes"), True))
     try:
         st = os.stat(path) if follow else os.lstat(path)
     except OSError as exc:
@@ -750,11 +803,14 @@ def stat(ctx, args):
         rc, mout, _ = _file_mime(ctx, path)
         if rc == 0 and mout:
             try:
-                mimetype, charset = mout.split(":", 1)[1].split(";")
+                mimetype, charset = mout.rsplit(":", 1)[1].split(";")
                 out["mimetype"] = mimetype.strip()
                 out["charset"] = charset.split("=")[1].strip()
             except (IndexError, ValueError):
                 pass
+    if get_attr:
+        out.update({"version": None, "attributes": [], "attr_flags": ""})
+        out.update(c.file_attributes(ctx, path))
     return {"changed": False, "stat": out}
 
 
@@ -791,7 +847,7 @@ def _file_mime(ctx, path):
     tool = which("file")
     if tool is None:
         return 1, "", ""
-    rc, out, err = ctx.run_command([tool, "-i", path])
+    rc, out, err = ctx.run_command([tool, "--mime-type", "--mime-encoding", path], expand=False)
     if isinstance(out, bytes):
         out = out.decode("utf-8", "replace")
     return rc, out, err

@@ -43,7 +43,7 @@ def _write(ctx, args, data, path):
 
 def _attrs(ctx, args, path, changed, msg, diff):
     if c.apply_attributes(ctx, path, args.get("mode"), args.get("owner"), args.get("group"),
-                          diff):
+                          diff, attributes=args.get("attributes")):
         if changed:
             msg += " and "
         changed = True

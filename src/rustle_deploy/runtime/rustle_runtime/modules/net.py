@@ -285,7 +285,8 @@ def get_url(ctx, args):
             c.atomic_write(dest, data)
     if ctx.check_mode and not os.path.exists(dest):
         return result
-    if c.apply_attributes(ctx, dest, args.get("mode"), args.get("owner"), args.get("group")):
+    if c.apply_attributes(ctx, dest, args.get("mode"), args.get("owner"), args.get("group"),
+                          attributes=args.get("attributes")):
         result["changed"] = True
     result["md5sum"] = hashlib.md5(data).hexdigest()  # noqa: S324 - Ansible's result key
     return result
