@@ -134,3 +134,47 @@ def test_file_and_stat_details_match_ansible(tmp_path):
     assert not mismatched, "\n".join(f"{n}:\n  {a}\n  {o}" for n, (a, o) in mismatched.items())
     assert [n for n, _ in ours[0]] == [n for n, _ in theirs[0]]
     assert tree(tmp_path / "o" / "proj") == tree(tmp_path / "a" / "proj")
+
+
+def test_wait_for_drained_matches_ansible(tmp_path):
+    import socket
+    from contextlib import ExitStack
+
+    with ExitStack() as stack:
+        busy, idle = (stack.enter_context(socket.socket()) for _ in range(2))
+        for server in (busy, idle):
+            server.bind(("127.0.0.1", 0))
+            server.listen()
+        client = stack.enter_context(socket.create_connection(busy.getsockname()))
+        stack.enter_context(busy.accept()[0])
+        assert client.fileno() >= 0
+        p_busy, p_idle = busy.getsockname()[1], idle.getsockname()[1]
+        tasks = [
+            {"name": "drained idle", "wait_for": {"port": p_idle, "state": "drained", "timeout": 5}},
+            {"name": "drained busy", "wait_for": {"port": p_busy, "state": "drained", "timeout": 1}, **IGN},
+            {"name": "drained busy msg", "wait_for": {"port": p_busy, "state": "drained", "timeout": 1,
+                                                      "msg": "still busy"}, **IGN},
+            {"name": "drained excluded", "wait_for": {"port": p_busy, "state": "drained", "timeout": 5,
+                                                      "exclude_hosts": ["127.0.0.1"]}},
+            {"name": "drained other states", "wait_for": {"port": p_busy, "state": "drained", "timeout": 5,
+                                                          "active_connection_states": ["TIME_WAIT"]}},
+            {"name": "exclude without drained", "wait_for": {"port": p_idle, "exclude_hosts": ["x"]}, **IGN},
+            {"name": "unknown connection state", "wait_for": {"port": p_idle, "state": "drained",
+                                                              "active_connection_states": ["BOGUS"]}, **IGN},
+        ]
+        theirs, ours = compare_plays(tmp_path, [{"name": "drained", "tasks": tasks}])
+    keys = ("changed", "failed", "msg", "port", "state")
+    mismatched = {name: (fields(a, keys), fields(o, keys))
+                  for (name, a), (_, o) in zip(theirs[0], ours[0], strict=False)
+                  if fields(a, keys) != fields(o, keys)}
+    assert not mismatched
+    assert [n for n, _ in ours[0]] == [n for n, _ in theirs[0]]
+    assert dict(ours[0])["drained busy"]["failed"]
+
+
+def test_fips_fact_matches_ansible(tmp_path):
+    tasks = [{"name": "setup", "setup": {"gather_subset": ["!all", "!min", "fips"]}},
+             {"name": "fips", "debug": {"msg": "{{ ansible_fips }} {{ ansible_facts.fips }}"}}]
+    theirs, ours = compare_plays(tmp_path, [{"name": "facts", "tasks": tasks}])
+    assert dict(ours[0])["fips"]["msg"] == dict(theirs[0])["fips"]["msg"]
+    assert dict(ours[0])["fips"]["msg"] in ("False False", "True True")

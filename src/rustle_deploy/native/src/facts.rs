@@ -285,6 +285,13 @@ fn user_facts() -> Vec<(&'static str, Value)> {
     }
 }
 
+/// Ansible's fips fact: the kernel's FIPS mode switch reads `1`.
+fn fips() -> bool {
+    std::fs::read_to_string("/proc/sys/crypto/fips_enabled")
+        .map(|text| text.trim() == "1")
+        .unwrap_or(false)
+}
+
 /// The facts, every name prefixed with `ansible_` (`facts.gather()`, in its order).
 pub fn gather() -> Map {
     let [system, nodename, release, version, machine] = sys::uname_fields();
@@ -313,6 +320,7 @@ pub fn gather() -> Map {
         ("processor_nproc", Value::Int(nproc)),
         ("processor_count", Value::Int(cpus)),
         ("memtotal_mb", memtotal_mb()),
+        ("fips", Value::Bool(fips())),
     ];
     for (key, value) in distribution_facts(&system, &release) {
         facts.push((key, Value::from(value)));

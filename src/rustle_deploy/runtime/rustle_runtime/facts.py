@@ -181,6 +181,15 @@ def _user():
                 "user_dir": os.environ.get("HOME", ""), "user_shell": "", "user_gecos": ""}
 
 
+def _fips():
+    """Ansible's fips fact: the kernel's FIPS mode switch reads ``1``."""
+    try:
+        with open("/proc/sys/crypto/fips_enabled") as handle:
+            return handle.read().strip() == "1"
+    except OSError:
+        return False
+
+
 def gather():
     """Return the facts, every name prefixed with ``ansible_``."""
     uname = os.uname()
@@ -223,6 +232,7 @@ def gather():
         "memtotal_mb": _memtotal_mb(),
         "date_time": _date_time(),
         "default_ipv4": _default_ipv4(),
+        "fips": _fips(),
     }
     facts.update(_distribution(system))
     facts.update(_user())

@@ -39,6 +39,67 @@ def _read_all(sock, budget):
         return
 
 
+_TCP_STATES = {"ESTABLISHED": "01", "SYN_SENT": "02", "SYN_RECV": "03", "FIN_WAIT1": "04",
+               "FIN_WAIT2": "05", "TIME_WAIT": "06"}
+
+
+def _proc_net_hex(host):
+    """``host``'s addresses as /proc/net/tcp{,6} writes them (Ansible's _convert_host_to_hex):
+    per family, each 4-byte group in host byte order, upper-case hex."""
+    import binascii
+
+    out = []
+    for family, _, _, _, sockaddr in socket.getaddrinfo(host, 80, 0, 0, socket.SOL_TCP):
+        ips = [(family, sockaddr[0])]
+        if family == socket.AF_INET:
+            ips.append((socket.AF_INET6, "::ffff:" + sockaddr[0]))
+        for fam, ip in ips:
+            raw = binascii.b2a_hex(socket.inet_pton(fam, ip))
+            out.append((fam, "".join(f"{socket.ntohl(int(raw[i:i + 8], 16)):08X}"
+                                     for i in range(0, len(raw), 8))))
+    return out
+
+
+class _TcpConnections:
+    """Ansible's LinuxTCPConnectionInfo: connections to a local port in the given states,
+    read from /proc/net/tcp and /proc/net/tcp6."""
+
+    FILES = ((socket.AF_INET, "/proc/net/tcp"), (socket.AF_INET6, "/proc/net/tcp6"))
+    ANY = {socket.AF_INET: "00000000", socket.AF_INET6: "0" * 32}
+    MAPPED_PREFIX, MAPPED_ANY = "0000000000000000FFFF0000", "0000000000000000FFFF000000000000"
+
+    def __init__(self, host, port, exclude_hosts, states):
+        if port is None:
+            c.fail("state=drained needs a port", elapsed=0)
+        self.ips = set(_proc_net_hex(host))
+        self.port = f"{int(port):04X}"
+        self.exclude = set(ip for h in exclude_hosts for ip in _proc_net_hex(h))
+        self.states = set(_TCP_STATES[s] for s in states)
+
+    def active(self):
+        count = 0
+        for family, name in self.FILES:
+            try:
+                with open(name) as handle:
+                    lines = handle.readlines()[1:]
+            except OSError:
+                continue
+            for line in lines:
+                fields = line.split()
+                if len(fields) < 4 or fields[3] not in self.states:
+                    continue
+                local_ip, local_port = fields[1].split(":")
+                if local_port != self.port:
+                    continue
+                if (family, fields[2].split(":")[0]) in self.exclude:
+                    continue
+                if ((family, local_ip) in self.ips or (family, self.ANY[family]) in self.ips
+                        or (local_ip.startswith(self.MAPPED_PREFIX)
+                            and (family, self.MAPPED_ANY) in self.ips)):
+                    count += 1
+        return count
+
+
 @c.module
 def wait_for(ctx, args):
     """ansible.builtin.wait_for."""
@@ -65,15 +126,30 @@ def wait_for(ctx, args):
         c.fail("state=drained should only be used for checking a port in the wait_for module")
     if regex is not None and state in ("stopped", "absent"):
         c.fail(f"state={state} should not be used together with search_regex")
-    if state == "drained":
-        c.fail("wait_for: state=drained is not supported by this runtime; hint: use "
-               "state=stopped")
+    exclude = args.get("exclude_hosts")
+    if exclude is not None and state != "drained":
+        c.fail("exclude_hosts should only be with state=drained", elapsed=0)
+    states = args.get("active_connection_states") or list(_TCP_STATES)
+    for name in states:
+        if name not in _TCP_STATES:
+            c.fail(f"unknown active_connection_state ({name}) defined", elapsed=0)
     custom_msg = args.get("msg")
     start = time.monotonic()
     if delay:
         time.sleep(delay)
     deadline = start + timeout
     result = {"changed": False, "state": state}
+    if state == "drained":
+        conns = _TcpConnections(host, port, exclude or [], states)
+        while time.monotonic() < deadline:
+            if conns.active() == 0:
+                break
+            time.sleep(sleep)
+        else:
+            c.fail(custom_msg or f"Timeout when waiting for {host}:{port} to drain",
+                   elapsed=int(time.monotonic() - start))
+        result.update({"port": port, "elapsed": int(time.monotonic() - start)})
+        return result
     if port is None and path is None:
         time.sleep(timeout)  # as Ansible: the whole timeout, after the delay
         result["elapsed"] = int(time.monotonic() - start)
