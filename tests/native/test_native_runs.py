@@ -479,3 +479,42 @@ def test_handlers_that_notify_each_other_stop_as_the_pyz_runtime_does(
         assert code == 0, err
         recaps[fmt] = recap(doc)
     assert recaps["native"] == recaps["pyz"] == {"ok": 7, "changed": 7, "failed": 0, "skipped": 0}
+
+
+def test_command_and_shell_arguments_and_background_children_match_pyz(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], native_cache: Path
+) -> None:
+    """$VAR over the task's environment, expand_argument_vars, unknown arguments, and a shell
+    whose background child holds the pipes (issue 14's command/shell items, both formats)."""
+    env = {"RUSTLE_TASK_VAR": "from task"}
+    tasks = [
+        {"name": "env var", "module": "command", "args": {"_raw_params": "echo $RUSTLE_TASK_VAR ${RUSTLE_TASK_VAR} $NO_SUCH_VAR_X"},
+         "environment": env, "register": "r1"},
+        {"name": "show env var", "module": "debug", "args": {"msg": "{{ r1.stdout }}"}},
+        {"name": "no expansion", "module": "command", "environment": env, "register": "r2",
+         "args": {"_raw_params": "echo $RUSTLE_TASK_VAR", "expand_argument_vars": False}},
+        {"name": "show no expansion", "module": "debug", "args": {"msg": "{{ r2.stdout }}"}},
+        {"name": "unknown arg", "module": "command", "args": {"_raw_params": "echo hi", "no_such_arg": 1},
+         "ignore_errors": True},
+        {"name": "shell expand_argument_vars", "module": "shell", "ignore_errors": True,
+         "args": {"_raw_params": "echo hi", "expand_argument_vars": False}},
+        # returns once the shell has exited and its pipes are quiet, before the child writes
+        {"name": "background", "module": "shell", "args": {"_raw_params": "echo started; (sleep 5; echo late) &"},
+         "register": "r3"},
+        {"name": "show background", "module": "debug", "args": {"msg": "{{ r3.rc }} {{ r3.stdout }}"}},
+    ]
+    outcomes = {}
+    for fmt in ("pyz", "native"):
+        plan = make_plan(tmp_path / fmt, tasks)
+        remote = tmp_path / fmt / "remote"
+        inv = local_inventory(tmp_path / fmt / "inv.ini", remote)
+        code, doc, err = cli(capsys, str(plan), "-i", str(inv), "--run", "--output", "json", "--format", fmt)
+        assert code == 0, err
+        outcomes[fmt] = (recap(doc), journal(remote))
+    assert outcomes["native"] == outcomes["pyz"]
+    messages = {task: msg for (_, task, _, msg, _, _) in outcomes["native"][1]}
+    assert messages["show env var"] == "from task from task $NO_SUCH_VAR_X"
+    assert messages["show no expansion"] == "$RUSTLE_TASK_VAR"
+    assert messages["unknown arg"].startswith("Unsupported parameters for (command) module: no_such_arg.")
+    assert messages["shell expand_argument_vars"] == "Unsupported parameters for (shell) module: expand_argument_vars"
+    assert messages["show background"] == "0 started"

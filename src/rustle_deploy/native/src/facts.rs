@@ -349,21 +349,29 @@ mod tests {
     use crate::json::{parse, to_string};
     use std::process::Command;
 
-    const PYTHON: &str = "/work/main/.venv/bin/python";
-    const RUNTIME: &str = "/work/main/src/rustle_deploy/runtime";
+    /// The runtime beside this crate (the one these sources ship with), and any python3:
+    /// the runtime is standard library only.
+    const RUNTIME: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../runtime");
 
     /// Run `code` with the runtime importable and `env` as the whole environment; its stdout
-    /// parsed as JSON. None (the test is skipped) when that python is missing.
+    /// parsed as JSON. None (the test is skipped) when there is no python3. The interpreter
+    /// is python3's own executable, so that no wrapper (a pyenv shim) adds to the environment.
     fn python(code: &str, env: &Map) -> Option<Value> {
-        if !Path::new(PYTHON).exists() {
-            eprintln!("skipped: {} is missing", PYTHON);
-            return None;
-        }
+        let found = Command::new("python3")
+            .args(["-c", "import sys; print(sys.executable)"])
+            .output();
+        let python = match found {
+            Ok(out) if out.status.success() => String::from_utf8_lossy(&out.stdout).trim().to_string(),
+            _ => {
+                eprintln!("skipped: python3 is missing");
+                return None;
+            }
+        };
         let script = format!(
             "import sys, json; sys.path.insert(0, {:?})\n{}",
             RUNTIME, code
         );
-        let mut cmd = Command::new(PYTHON);
+        let mut cmd = Command::new(python);
         cmd.arg("-c").arg(script).env_clear();
         for (k, v) in env.iter() {
             cmd.env(k, v.as_str().unwrap_or(""));

@@ -84,8 +84,56 @@ fn given(value: Option<&Value>) -> bool {
     }
 }
 
+/// The command module's parameters (`_uses_shell` is the shell action's own).
+const COMMAND_ARGS: [&str; 12] = [
+    "_raw_params",
+    "_uses_shell",
+    "argv",
+    "chdir",
+    "cmd",
+    "creates",
+    "executable",
+    "expand_argument_vars",
+    "removes",
+    "stdin",
+    "stdin_add_newline",
+    "strip_empty_ends",
+];
+
+/// Ansible's argument checks, in its words: the shell action refuses
+/// `expand_argument_vars`, the module any parameter it does not have.
+fn check_args(args: &Map, shell: bool) -> Result<(), ModuleFailure> {
+    let name = if shell { "shell" } else { "command" };
+    if shell && args.contains_key("expand_argument_vars") {
+        return Err(ModuleFailure::new(
+            "Unsupported parameters for (shell) module: expand_argument_vars",
+        ));
+    }
+    let mut extra: Vec<&str> = args
+        .iter()
+        .map(|(k, _)| k.as_str())
+        .filter(|k| !COMMAND_ARGS.contains(k) && !k.starts_with('_'))
+        .collect();
+    if extra.is_empty() {
+        return Ok(());
+    }
+    extra.sort_unstable();
+    let supported: Vec<&str> = COMMAND_ARGS
+        .iter()
+        .copied()
+        .filter(|k| *k != "_uses_shell")
+        .collect();
+    Err(ModuleFailure::new(format!(
+        "Unsupported parameters for ({}) module: {}. Supported parameters include: {}.",
+        name,
+        extra.join(", "),
+        supported.join(", ")
+    )))
+}
+
 fn run(ctx: &mut Ctx, args: &Map, shell: bool) -> ModuleResult {
     let args = lift_inline(args);
+    check_args(&args, shell)?;
     let (raw, cmd, argv) = (args.get("_raw_params"), args.get("cmd"), args.get("argv"));
     let count = [raw, cmd, argv].iter().filter(|v| given(**v)).count();
     if count == 0 {
@@ -222,6 +270,7 @@ fn run(ctx: &mut Ctx, args: &Map, shell: bool) -> ModuleResult {
         }
         text.into_bytes()
     });
+    let env = child_env(ctx.environment);
     let argv = if shell {
         vec![
             executable.unwrap_or_else(|| "/bin/sh".to_string()),
@@ -238,13 +287,20 @@ fn run(ctx: &mut Ctx, args: &Map, shell: bool) -> ModuleResult {
         })
         .collect()
     } else {
+        // as the command module, whose environment holds the task's
         let words = cmd_value.as_list().cloned().unwrap_or_default();
+        let expand = bool_arg(args.get("expand_argument_vars"), true);
         words
             .iter()
-            .map(|w| expanduser(&expandvars(&py_str(w))))
+            .map(|w| {
+                if expand {
+                    expanduser(&expandvars(&py_str(w), &env))
+                } else {
+                    py_str(w)
+                }
+            })
             .collect::<Vec<String>>()
     };
-    let env = child_env(ctx.environment);
     let start = LocalTime::now();
     let outcome = spawn(&argv, &env, chdir.as_deref(), data);
     let end = LocalTime::now();
@@ -479,8 +535,8 @@ fn shlex_split(text: &str) -> Result<Vec<String>, String> {
     Ok(words)
 }
 
-/// Python's `os.path.expandvars`: `$name` and `${name}` set in the runner's environment.
-fn expandvars(text: &str) -> String {
+/// Python's `os.path.expandvars` over `env` (the child's environment): `$name` and `${name}`.
+fn expandvars(text: &str, env: &[(String, String)]) -> String {
     if !text.contains('$') {
         return text.to_string();
     }
@@ -501,8 +557,9 @@ fn expandvars(text: &str) -> String {
                 .count();
             (&after[..n], n)
         };
-        match std::env::var_os(name).filter(|_| len > 0 && !name.is_empty()) {
-            Some(value) => out.push_str(&value.to_string_lossy()),
+        let value = env.iter().find(|(k, _)| k == name).map(|(_, v)| v);
+        match value.filter(|_| len > 0 && !name.is_empty()) {
+            Some(value) => out.push_str(value),
             None => out.push_str(&rest[at..at + 1 + len]),
         }
         rest = &rest[at + 1 + len..];
@@ -673,12 +730,21 @@ fn bracket(pat: &[char]) -> Option<(CharTest, usize)> {
 
 /// Run `argv` in a new session; feed `data` on stdin (else /dev/null); return
 /// (returncode, stdout, stderr), a signal as its negative number.
+///
+/// Reads until both pipes close or, as Ansible's run_command (and `lowlevel._communicate`),
+/// until the child has exited and a second passes with nothing to read: a process it started
+/// in the background may hold the pipes open. The reader threads of such pipes are left to
+/// finish when that process closes them.
 fn spawn(
     argv: &[String],
     env: &[(String, String)],
     cwd: Option<&str>,
     data: Option<Vec<u8>>,
 ) -> io::Result<(i32, Vec<u8>, Vec<u8>)> {
+    use std::io::Read;
+    use std::sync::mpsc;
+    use std::time::Duration;
+
     let mut cmd = Command::new(&argv[0]);
     cmd.args(&argv[1..])
         .env_clear()
@@ -703,16 +769,64 @@ fn spawn(
         })),
         _ => None,
     };
-    let output = child.wait_with_output()?;
-    if let Some(writer) = writer {
+    let (tx, rx) = mpsc::channel::<(usize, Option<Vec<u8>>)>();
+    let pipes: Vec<Box<dyn Read + Send>> = vec![
+        Box::new(child.stdout.take().expect("stdout is piped")),
+        Box::new(child.stderr.take().expect("stderr is piped")),
+    ];
+    for (index, mut pipe) in pipes.into_iter().enumerate() {
+        let tx = tx.clone();
+        std::thread::spawn(move || {
+            let mut buf = vec![0u8; 65536];
+            loop {
+                match pipe.read(&mut buf) {
+                    Ok(0) | Err(_) => {
+                        let _ = tx.send((index, None));
+                        break;
+                    }
+                    Ok(n) => {
+                        if tx.send((index, Some(buf[..n].to_vec()))).is_err() {
+                            break;
+                        }
+                    }
+                }
+            }
+        });
+    }
+    drop(tx);
+    let mut output = [Vec::new(), Vec::new()];
+    let mut open = 2;
+    let mut status = None;
+    while open > 0 {
+        match rx.recv_timeout(Duration::from_secs(1)) {
+            Ok((index, Some(chunk))) => output[index].extend_from_slice(&chunk),
+            Ok((_, None)) => open -= 1,
+            Err(mpsc::RecvTimeoutError::Timeout) => {
+                let stdin_done = writer.as_ref().map_or(true, |w| w.is_finished());
+                if stdin_done {
+                    if let Some(done) = child.try_wait()? {
+                        status = Some(done);
+                        break;
+                    }
+                }
+            }
+            Err(mpsc::RecvTimeoutError::Disconnected) => break,
+        }
+    }
+    let status = match status {
+        Some(status) => status,
+        None => child.wait()?,
+    };
+    if let Some(writer) = writer.filter(|w| w.is_finished()) {
         let _ = writer.join();
     }
-    let rc = match (output.status.code(), output.status.signal()) {
+    let rc = match (status.code(), status.signal()) {
         (Some(code), _) => code,
         (None, Some(sig)) => -sig,
         (None, None) => -1,
     };
-    Ok((rc, output.stdout, output.stderr))
+    let [stdout, stderr] = output;
+    Ok((rc, stdout, stderr))
 }
 
 // ------------------------------------------------------------------------------------ time
