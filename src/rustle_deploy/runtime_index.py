@@ -63,7 +63,7 @@ def runtime_plugins() -> dict[str, Any]:
         table.update({"ansible.builtin." + k: v for k, v in list(table.items())})
     return {"filter": names(jinja2.filters.FILTERS, filters.FILTERS),
             "test": names(jinja2.tests.TESTS, filters.TESTS),
-            "lookup": names(lookups.LOOKUPS), "refused": refused}
+            "lookup": names(lookups.LOOKUPS, lookups.CONTROLLER), "refused": refused}
 def import_runtime() -> Any:
     """The runtime's ``templating`` module, imported from the shipped sources.
 

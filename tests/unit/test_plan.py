@@ -432,7 +432,7 @@ def test_unknown_and_refused_plugins_are_refused_with_their_pointers(tmp_path: P
 
     doc = json.loads((FIXTURES / "test_verbose.json").read_bytes())
     tasks = doc["plays"][0]["batches"][0]["tasks"]
-    tasks[0]["args"] = {"msg": "{{ x | community.general.json_query('a') }} {{ lookup('password', '/tmp/p') }}"}
+    tasks[0]["args"] = {"msg": "{{ x | community.general.json_query('a') }} {{ lookup('url', 'https://x') }}"}
     tasks[1]["conditions"] = [{"When": {"expression": "x is vault_encrypted or x | no_such_filter"}}]
     tasks[2]["args"] = {"msg": "{{ [1] | zip([2]) }} {{ query('sequence', '1-3') }} {{ 1 is ansible.builtin.truthy }}"}
     with pytest.raises(PlanErrors) as err:
@@ -441,8 +441,8 @@ def test_unknown_and_refused_plugins_are_refused_with_their_pointers(tmp_path: P
     assert found == [
         ("/plays/0/batches/0/tasks/0/args/msg", "filter 'community.general.json_query' is not supported by "
                                                 "rustle-deploy: collections are not supported"),
-        ("/plays/0/batches/0/tasks/0/args/msg", "lookup 'password' is not supported by rustle-deploy: it "
-                                                "writes password files on the controller"),
+        ("/plays/0/batches/0/tasks/0/args/msg", "lookup 'url' is not supported by rustle-deploy: it "
+                                                "fetches from the controller"),
         ("/plays/0/batches/0/tasks/1/conditions/0", "filter 'no_such_filter' is not supported by rustle-deploy: "
                                                     "it is not one of ansible.builtin's filters"),
         ("/plays/0/batches/0/tasks/1/conditions/0", "test 'vault_encrypted' is not supported by rustle-deploy: "

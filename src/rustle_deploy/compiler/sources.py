@@ -10,7 +10,8 @@ name stands for which file (docs/artifact.md):
   static loop item), and every file its shape matches (each ``{{ }}`` a wildcard) in the places a
   literal ``src`` is searched; the host templates ``src`` and picks the matching entry.
 * ``trees``: a copy ``src`` that is a directory -> its files and directories (``local_follow``).
-* task variable ``__rustle_search`` (templating.SEARCH_VAR): ``templates`` (what a template
+* task variable ``__rustle_search`` (templating.SEARCH_VAR): ``lookups`` (each controller
+  lookup call's result, compiler/lookups.py), ``templates`` (what a template
   includes, imports or extends, found over Ansible's template search path, and
   ``lookup('template', 'name')``), ``files`` (``lookup('file', 'name')`` over the ``files``
   search path) and ``sources`` (each template's controller path, mtime, owner and mode, for
@@ -34,6 +35,7 @@ from ..errors import CompileError
 from ..model import Plan, Task
 from ..plan import files as plan_files
 from ..plan import resolve_source
+from .lookups import ControllerLookups, record_task
 
 if TYPE_CHECKING:
     from .units import BuildUnit
@@ -70,14 +72,22 @@ class Embedder:
         return digest
 
     # -- a task --------------------------------------------------------------------------------
-    def embed(self, task: Task, module: str, out: dict[str, Any], scopes: list[Any]) -> None:
-        """Fill ``out`` (the compiled task) with what ``task`` reads from the controller."""
-        search: dict[str, dict[str, Any]] = {"templates": {}, "files": {}, "sources": {}}
+    def embed(self, task: Task, module: str, out: dict[str, Any], scopes: list[Any],
+              controller: ControllerLookups | None = None) -> None:
+        """Fill ``out`` (the compiled task) with what ``task`` reads from the controller;
+        ``controller`` (installed by the caller) runs and records its controller lookups."""
+        search: dict[str, dict[str, Any]] = {"templates": {}, "files": {}, "sources": {},
+                                             "lookups": {}}
+        if controller is not None:
+            record_task(controller, [task.args, task.extras],
+                        [str(c.value) for c in task.conditions if c.kind in ("When", "Skip")], scopes)
         src = task.args.get("src")
         if module in ("copy", "template", "unarchive") and isinstance(src, str) and src:
             if not (module == "unarchive" and task.args.get("remote_src")):
                 self._sources(task, module, src, out, search, scopes)
         self._lookups(task, search)
+        if controller is not None:
+            search["lookups"] = dict(controller.recorded)
         search = {k: v for k, v in search.items() if v}
         if search:
             out["vars"] = dict(out.get("vars") or {}, **{SEARCH_VAR: search})

@@ -19,6 +19,7 @@ from typing import Any
 from ..errors import CompileError, PlanError
 from ..model import SECRET_VARS, Host, Plan, Play, Task, own_vars
 from ..runtime_index import canonical_module, module_families
+from .lookups import ControllerLookups, running, uses_controller_lookups
 from .sources import Embedder, static_scopes
 
 PYZ_TARGET = "py3-none-any"  # a pyz artifact runs on any host with CPython >= 3.8
@@ -341,11 +342,16 @@ def _compile_task(
         out[key] = value
     embedder = Embedder(plan, unit, file_cache)
     scopes: list[Any] = []
-    if module in ("copy", "template") and _TEMPLATED.search(str(task.args.get("src", ""))):
-        host_vars = [dict(unit.host_vars.get(h.name) or own_vars(h), inventory_hostname=h.name)
-                     for h in unit.hosts]
-        scopes = static_scopes(host_vars, dict(play.play.vars or {}), task)
-    embedder.embed(task, module, out, scopes)
+    runner = None
+    if uses_controller_lookups([task.args, task.extras, [c.value for c in task.conditions]]):
+        runner = ControllerLookups(plan.base_dir)
+    with running(runner):
+        if runner is not None or (module in ("copy", "template")
+                                  and _TEMPLATED.search(str(task.args.get("src", "")))):
+            host_vars = [dict(unit.host_vars.get(h.name) or own_vars(h), inventory_hostname=h.name)
+                         for h in unit.hosts]
+            scopes = static_scopes(host_vars, dict(play.play.vars or {}), task)
+        embedder.embed(task, module, out, scopes, runner)
     if (
         out["when"]
         or skip_when

@@ -10,6 +10,12 @@ Controller files: ``file`` and ``template`` read what the compiler embedded for 
 over Ansible's search path: the plan's directory, its ``files/`` or ``templates/``, and the
 ``--files-dir`` ones); a ``file`` name the compiler could not know (an expression) is read on
 the host, which is the controller's view only for a local connection.
+
+Controller lookups (``CONTROLLER``: env, pipe, lines, fileglob, first_found, password) run where Ansible
+runs them, on the controller: the compiler calls them through ``controller`` (set only while it
+compiles) for every call whose terms it can decide, and embeds each result under its
+``lookup_key``; the host reads that result. A call whose terms depend on host data (a fact, a
+registered result) has no embedded result and fails with a message saying so.
 """
 
 import itertools
@@ -47,10 +53,6 @@ def _flatten(terms):
         else:
             out.append(term)
     return out
-
-
-def _env(terms, ctx, default=""):
-    return [os.environ.get(str(t), default) for t in terms]
 
 
 def _file(terms, ctx, rstrip=True, lstrip=False):
@@ -113,30 +115,6 @@ def template_file_vars(path, source, dest, scope):
     }
     if scope is None or "ansible_managed" not in scope:
         out["ansible_managed"] = "Ansible managed"
-    return out
-
-
-def _pipe(terms, ctx):
-    import subprocess
-
-    out = []
-    for term in terms:
-        proc = subprocess.run(term, shell=True, capture_output=True)
-        if proc.returncode != 0:
-            raise LookupError_(f"lookup_plugin.pipe({term}) returned {proc.returncode}")
-        out.append(proc.stdout.decode("utf-8", "replace").rstrip())
-    return out
-
-
-def _lines(terms, ctx):
-    import subprocess
-
-    out = []
-    for term in terms:
-        proc = subprocess.run(term, shell=True, stdout=subprocess.PIPE)
-        if proc.returncode != 0:
-            raise LookupError_(f"lookup_plugin.lines({term}) returned {proc.returncode}")
-        out.extend(proc.stdout.decode("utf-8", "replace").splitlines())
     return out
 
 
@@ -324,7 +302,7 @@ def _varnames(terms, ctx):
 
 
 LOOKUPS = {
-    "env": _env, "file": _file, "template": _template, "pipe": _pipe, "lines": _lines,
+    "file": _file, "template": _template,
     "list": _list, "items": _items, "indexed_items": _indexed_items, "dict": _dict,
     "together": _together, "nested": _nested, "random_choice": _random_choice,
     "subelements": _subelements, "sequence": _sequence, "vars": _vars, "varnames": _varnames,
@@ -333,14 +311,40 @@ LOOKUPS = {
 REFUSED = {
     "config": "it reads the controller's Ansible configuration",
     "csvfile": "it reads a controller file by a computed name",
-    "fileglob": "it globs the controller's files",
-    "first_found": "it searches the controller's files",
     "ini": "it reads a controller file by a computed name",
     "inventory_hostnames": "it needs the inventory's host patterns on the host",
-    "password": "it writes password files on the controller",
     "unvault": "vaulted files are not supported",
     "url": "it fetches from the controller",
 }
+
+
+# ansible.builtin lookups Ansible runs on the controller; the compiler embeds their results
+CONTROLLER = frozenset(("env", "pipe", "lines", "fileglob", "first_found", "password"))
+# the compiler's runner of CONTROLLER lookups, fn(name, terms, options, scope) -> list; None on
+# hosts, where the embedded results are read instead
+controller = None
+
+
+def lookup_key(name, terms, options):
+    """The key of one controller lookup call's embedded result."""
+    import json
+
+    return json.dumps([name, list(terms), options], sort_keys=True, default=str)
+
+
+def _controller_values(name, terms, ctx, options):
+    if controller is not None:
+        return controller(name, terms, options, ctx.scope)
+    found = ctx.embedded("lookups").get(lookup_key(name, terms, options))
+    if found is None:
+        raise LookupError_(
+            f"lookup('{name}') runs on the controller, and the controller could not resolve "
+            f"these terms when it compiled the task: {list(terms)!r} (they depend on host data: "
+            "a fact, a registered result); hint: compute the terms from variables the "
+            "controller knows (inventory, play, role and task variables, loop items)")
+    if "error" in found:
+        raise LookupError_(found["error"])
+    return list(found["values"])
 
 
 def run(name, terms, scope, templar, wantlist=False, errors="strict", **options):
@@ -348,10 +352,13 @@ def run(name, terms, scope, templar, wantlist=False, errors="strict", **options)
     host data."""
     fn = LOOKUPS.get(name)
     try:
-        if fn is None:
+        if name in CONTROLLER:
+            values = _controller_values(name, list(terms), _Context(scope, templar), options)
+        elif fn is None:
             why = REFUSED.get(name, "it is not an ansible.builtin lookup")
             raise LookupError_(f"lookup plugin '{name}' is not supported on the host: {why}")
-        values = fn(list(terms), _Context(scope, templar), **options)
+        else:
+            values = fn(list(terms), _Context(scope, templar), **options)
     except (LookupError_, TypeError, ValueError) as exc:
         if errors in ("warn", "ignore"):
             return [] if wantlist else None

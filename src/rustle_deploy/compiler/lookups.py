@@ -1,0 +1,312 @@
+"""Ansible's controller lookups, run on the controller while a task compiles.
+
+``env``, ``pipe``, ``lines``, ``fileglob``, ``first_found`` and ``password`` read (or write) the controller
+in Ansible. The compiler renders each task that calls one under every variable scope it knows
+(``sources.static_scopes``: inventory, play and task variables, static loop items) with
+``ControllerLookups`` installed as the runtime's ``lookups.controller``; each call's result (or
+its error) is recorded under ``lookups.lookup_key`` and embedded in the task
+(``__rustle_search.lookups``, docs/artifact.md), where the host reads it. What they read is
+embedded; nothing of the controller is read on the host.
+
+Each follows ansible-core 2.19's plugin: the search path is the task's ``ansible_search_path``
+(the plan's directory when unset), Ansible's ``path_dwim_relative_stack`` order, ``pipe`` runs in
+the plan's directory, ``password`` stores the plain password in its file (0600, directories
+0700) exactly as Ansible does, so that Ansible and rustle-deploy share the stored passwords.
+"""
+
+from __future__ import annotations
+
+import glob
+import os
+import random
+import re
+import shlex
+import string
+import subprocess
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+CONTROLLER_CALL = re.compile(
+    r"""\b(?:lookup|query|q)\(\s*['"](?:ansible\.builtin\.)?(env|pipe|lines|fileglob|first_found|password)['"]""")
+PASSWORD_PARAMS = frozenset(("length", "encrypt", "chars", "ident", "seed"))
+DEFAULT_PASSWORD_CHARS = ["ascii_letters", "digits", ".,:-_"]
+
+
+class LookupFailed(Exception):
+    """A controller lookup failed as Ansible's would (the message is Ansible's)."""
+
+
+class ControllerLookups:
+    """Runs controller lookups for one compilation and records each call's result."""
+
+    def __init__(self, base_dir: str):
+        self.base_dir = base_dir
+        self.recorded: dict[str, dict[str, Any]] = {}
+
+    def __call__(self, name: str, terms: list[Any], options: dict[str, Any], scope: Any) -> list[Any]:
+        lookups = _runtime_lookups()
+        key = lookups.lookup_key(name, terms, options)
+        try:
+            values = getattr(self, "_" + name)(terms, scope, **options)
+        except LookupFailed as exc:
+            self.recorded[key] = {"error": str(exc)}
+            raise lookups.LookupError_(str(exc)) from exc
+        except TypeError as exc:  # an option the plugin does not have
+            self.recorded[key] = {"error": str(exc)}
+            raise
+        self.recorded[key] = {"values": values}
+        return values
+
+    # -- search paths ----------------------------------------------------------------------------
+    def _search_path(self, scope: Any) -> list[str]:
+        paths = scope.get("ansible_search_path") if scope is not None else None
+        if isinstance(paths, list) and paths:
+            return [str(p) for p in paths]
+        return [self.base_dir]
+
+    def _find(self, scope: Any, subdir: str | None, needle: str) -> str | None:
+        """Ansible's ``path_dwim_relative_stack``: the first existing candidate, or None."""
+        if needle.startswith(("~", "/")):
+            path = os.path.normpath(os.path.expanduser(needle))
+            return path if os.path.exists(path) else None
+        # Ansible joins its subdir as bytes: a lookup() call (no subdir) searches "None/"
+        dirname = str(subdir)
+        search: list[str] = []
+        for path in self._search_path(scope):
+            upath = os.path.normpath(os.path.abspath(os.path.expanduser(path)))
+            if needle.split("/")[0] != dirname:
+                search.append(os.path.join(upath, dirname, needle))
+            search.append(os.path.join(upath, needle))
+        if needle.split("/")[0] != dirname:
+            search.append(os.path.join(self.base_dir, dirname, needle))
+        search.append(os.path.join(self.base_dir, needle))
+        return next((p for p in search if os.path.exists(p)), None)
+
+    # -- the lookups ------------------------------------------------------------------------------
+    def _env(self, terms: list[Any], scope: Any, default: Any = "") -> list[Any]:
+        return [os.environ.get(str(term).split()[0], default) for term in terms]
+
+    def _pipe(self, terms: list[Any], scope: Any) -> list[Any]:
+        out = []
+        for term in terms:
+            proc = subprocess.run(str(term), shell=True, cwd=self.base_dir, stdin=subprocess.PIPE,  # noqa: S602
+                                  stdout=subprocess.PIPE, check=False)
+            if proc.returncode != 0:
+                raise LookupFailed(f"lookup_plugin.pipe({term}) returned {proc.returncode}")
+            out.append(proc.stdout.decode("utf-8").rstrip())
+        return out
+
+    def _lines(self, terms: list[Any], scope: Any) -> list[Any]:
+        out: list[Any] = []
+        for term in terms:
+            proc = subprocess.run(str(term), shell=True, cwd=self.base_dir, stdout=subprocess.PIPE,  # noqa: S602
+                                  check=False)
+            if proc.returncode != 0:
+                raise LookupFailed(f"lookup_plugin.lines({term}) returned {proc.returncode}")
+            out.extend(proc.stdout.decode("utf-8").splitlines())
+        return out
+
+    def _fileglob(self, terms: list[Any], scope: Any) -> list[Any]:
+        out: list[Any] = []
+        for term in map(str, terms):
+            base = os.path.basename(term)
+            if base != term:
+                found = [self._find(scope, "files", os.path.dirname(term))]
+            else:
+                found = [p for root in self._search_path(scope) for p in (os.path.join(root, "files"), root)]
+            for path in found:
+                if path:
+                    hits = [g for g in glob.glob(os.path.join(path, base)) if os.path.isfile(g)]
+                    if hits:
+                        out.extend(hits)
+                        break
+        return out
+
+    def _first_found(self, terms: list[Any], scope: Any, files: Any = None, paths: Any = None,
+                     skip: Any = False) -> list[Any]:
+        options = {"files": files or [], "paths": paths or [], "skip": skip}
+        if not terms:
+            terms = list(options["files"])
+        search = _first_found_terms(terms, options)
+        for name in search:
+            path = self._find(scope, None, name)
+            if path is not None:
+                return [os.path.normpath(os.path.abspath(path))]
+        if _truthy(options["skip"]):
+            return []
+        raise LookupFailed("No file was found when using first_found.")
+
+    def _password(self, terms: list[Any], scope: Any, **kwargs: Any) -> list[Any]:
+        out = []
+        for term in map(str, terms):
+            relpath, params = _password_params(term, kwargs)
+            if params.get("encrypt"):
+                raise LookupFailed("lookup('password') with encrypt= is not supported by rustle-deploy: "
+                                   "hashing needs passlib or crypt on the controller; hash the plain "
+                                   "password with password_hash on the host")
+            path = relpath if os.path.isabs(os.path.expanduser(relpath)) else os.path.join(self.base_dir, relpath)
+            path = os.path.expanduser(path)
+            content = None
+            if os.path.exists(path):
+                with open(path, "rb") as fh:
+                    content = fh.read().rstrip().decode("utf-8", "surrogateescape")
+            if content is None or path == "/dev/null":
+                seed = params.get("seed")
+                chars = _password_chars(params["chars"])
+                rng: Any = random.SystemRandom() if seed is None else random.Random(seed)
+                password = "".join(rng.choice(chars) for _ in range(int(params["length"])))
+                if path != "/dev/null":
+                    os.makedirs(os.path.dirname(path) or ".", mode=0o700, exist_ok=True)
+                    with open(path, "wb") as fh:
+                        os.chmod(path, 0o600)
+                        fh.write(password.encode("utf-8", "surrogateescape") + b"\n")
+            else:
+                password = content
+                sep = content.rfind(" salt=")
+                if sep >= 0:
+                    password = content[:sep]
+            out.append(password)
+        return out
+
+
+def _truthy(value: Any) -> bool:
+    return value is True or str(value).lower() in ("yes", "true", "1", "on", "y")
+
+
+def _split_on(value: Any, splitters: str) -> list[str]:
+    if isinstance(value, str):
+        return re.split("[" + re.escape(splitters) + "]", value)
+    return [part for item in value for part in _split_on(item, splitters)]
+
+
+def _first_found_terms(terms: list[Any], options: dict[str, Any]) -> list[str]:
+    """first_found's ``_process_terms``: the candidate names in search order."""
+    total: list[str] = []
+    for term in terms:
+        if isinstance(term, dict):
+            options.update({k: term[k] for k in ("files", "paths", "skip") if k in term})
+            files = options["files"]
+        elif isinstance(term, str):
+            files = [term]
+        elif isinstance(term, (list, tuple)):
+            total.extend(_first_found_terms(list(term), options))
+            continue
+        else:
+            raise LookupFailed("Invalid term supplied. A string, dict or list is required, not "
+                               f"{type(term).__name__!r}).")
+        filelist = _split_on(files, ",;")
+        pathlist = _split_on(options["paths"], ",:;")
+        if pathlist:
+            total.extend(os.path.join(path, fn) for path in pathlist for fn in filelist)
+        else:
+            total.extend(filelist)
+    return total
+
+
+def _password_params(term: str, kwargs: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+    """The password lookup's term: a path, then ``key=value`` parameters."""
+    params: dict[str, Any] = {"length": 20, "chars": DEFAULT_PASSWORD_CHARS, "seed": None,
+                              "encrypt": None, "ident": None}
+    unknown = set(kwargs) - PASSWORD_PARAMS
+    if unknown:
+        raise LookupFailed(f"Unrecognized parameter(s) given to password lookup: {', '.join(sorted(unknown))}")
+    params.update(kwargs)
+    relpath, _, rest = term.partition(" ")
+    given: dict[str, str] = {}
+    words = shlex.split(rest) if rest.strip() else []
+    for i, word in enumerate(words):
+        key, eq, value = word.partition("=")
+        if not eq:
+            if given:
+                raise LookupFailed("Unrecognized value after key=value parameters given to password lookup")
+            relpath = " ".join([relpath, *words[: i + 1]])
+            continue
+        given[key] = value
+    unknown = set(given) - PASSWORD_PARAMS
+    if unknown:
+        raise LookupFailed(f"Unrecognized parameter(s) given to password lookup: {', '.join(sorted(unknown))}")
+    params.update(given)
+    return relpath, params
+
+
+def _password_chars(chars: Any) -> str:
+    """Ansible's ``_gen_candidate_chars`` over the ``chars`` option (a list, or a comma list)."""
+    if isinstance(chars, str):
+        specs = ([","] if ",," in chars else []) + [c for c in chars.replace(",,", ",").split(",") if c]
+    else:
+        specs = [str(c) for c in chars]
+    named = [getattr(string, spec, spec) for spec in specs]
+    text = "".join(v if isinstance(v, str) else spec for v, spec in zip(named, specs, strict=True))
+    out = text.replace('"', "").replace("'", "")
+    if not out:
+        raise LookupFailed("lookup('password'): chars gives no characters to choose from")
+    return out
+
+
+def _runtime() -> Any:
+    from .native import _runtime as runtime  # native imports units, which imports this module
+
+    return runtime()
+
+
+def _runtime_lookups() -> Any:
+    _runtime()
+    from rustle_runtime import lookups  # type: ignore[import-not-found]
+
+    return lookups
+
+
+def uses_controller_lookups(value: Any) -> bool:
+    """Whether any string in ``value`` calls a controller lookup."""
+    return any(CONTROLLER_CALL.search(text) for text in _strings(value))
+
+
+@contextmanager
+def running(runner: ControllerLookups | None) -> Iterator[ControllerLookups | None]:
+    """Install ``runner`` as the runtime's controller lookups for the block (None: no change)."""
+    if runner is None:
+        yield None
+        return
+    lookups = _runtime_lookups()
+    saved = lookups.controller
+    lookups.controller = runner
+    try:
+        yield runner
+    finally:
+        lookups.controller = saved
+
+
+def record_task(runner: ControllerLookups, values: list[Any], conditions: list[str], scopes: list[Any]) -> None:
+    """Render every template in ``values`` and every condition under each scope, so that each
+    controller lookup call the controller can decide is run and recorded. A template that needs
+    host data stops there; the calls it made before are kept."""
+    templating, _, _ = _runtime()
+    templar = templating.Templar()
+    strings = [s for s in _strings(values) if templating.is_template(s) and uses_controller_lookups(s)]
+    conditions = [c for c in conditions if uses_controller_lookups(c)]
+    with running(runner):
+        for scope in scopes or [templating.VarScope([{}], templar)]:
+            for text in strings:
+                try:
+                    templar.template(text, scope)
+                except Exception:  # noqa: BLE001, S112 - what needs host data is the host's
+                    continue
+            for cond in conditions:
+                try:
+                    templar.evaluate(cond, scope)
+                except Exception:  # noqa: BLE001, S112 - what needs host data is the host's
+                    continue
+
+
+def _strings(value: Any) -> Iterator[str]:
+    if isinstance(value, str):
+        yield value
+    elif isinstance(value, dict):
+        for k, v in value.items():
+            yield from _strings(k)
+            yield from _strings(v)
+    elif isinstance(value, (list, tuple)):
+        for v in value:
+            yield from _strings(v)
+
