@@ -41,6 +41,8 @@ TASKS = [
     {"name": "password file", "debug": {"msg": "{{ lookup('password', 'creds/pw seed=abc length=10') }}"}},
     {"name": "password file again", "debug": {"msg": "{{ lookup('password', 'creds/pw length=30') }}"}},
     {"name": "password bad param", "debug": {"msg": "{{ lookup('password', '/dev/null nope=1') }}"}, "ignore_errors": True},
+    {"name": "env via play var", "debug": {"msg": "{{ via_var }}"}},
+    {"name": "env in when", "debug": {"msg": "yes"}, "when": "lookup('env', 'RUSTLE_CONTROLLER_VAR') == 'from the controller'"},
     {"name": "play hosts", "debug": {"msg": "{{ play_hosts }} {{ ansible_play_hosts_all }} {{ ansible_play_hosts }}"}},
     {"name": "omit", "file": {"path": "{d}/omitted", "state": "touch", "mode": "{{ omit }}"}},
 ]
@@ -48,7 +50,7 @@ TASKS = [
 
 def test_controller_lookups_match_ansible(tmp_path, monkeypatch):
     monkeypatch.setenv("RUSTLE_CONTROLLER_VAR", "from the controller")
-    plays = [{"name": "lookups", "vars": {"params": PARAMS}, "tasks": TASKS}]
+    plays = [{"name": "lookups", "vars": {"params": PARAMS, "via_var": "{{ lookup('env', 'RUSTLE_CONTROLLER_VAR') | upper }}"}, "tasks": TASKS}]
     theirs, ours = compare_plays(tmp_path, plays, FILES)
     keys = ("changed", "failed", "msg")
     mismatched = {}

@@ -40,8 +40,11 @@ class LookupFailed(Exception):
 class ControllerLookups:
     """Runs controller lookups for one compilation and records each call's result."""
 
-    def __init__(self, base_dir: str):
+    def __init__(self, base_dir: str, every_template: bool = False):
         self.base_dir = base_dir
+        # render every template of the task, not only those that call a controller lookup
+        # themselves (a variable they read may call one)
+        self.every_template = every_template
         self.recorded: dict[str, dict[str, Any]] = {}
 
     def __call__(self, name: str, terms: list[Any], options: dict[str, Any], scope: Any) -> list[Any]:
@@ -283,8 +286,9 @@ def record_task(runner: ControllerLookups, values: list[Any], conditions: list[s
     host data stops there; the calls it made before are kept."""
     templating, _, _ = _runtime()
     templar = templating.Templar()
-    strings = [s for s in _strings(values) if templating.is_template(s) and uses_controller_lookups(s)]
-    conditions = [c for c in conditions if uses_controller_lookups(c)]
+    strings = [s for s in _strings(values)
+               if templating.is_template(s) and (runner.every_template or uses_controller_lookups(s))]
+    conditions = [c for c in conditions if runner.every_template or uses_controller_lookups(c)]
     with running(runner):
         for scope in scopes or [templating.VarScope([{}], templar)]:
             for text in strings:

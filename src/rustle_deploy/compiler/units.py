@@ -45,6 +45,8 @@ class BuildUnit:
     # each host's own variables (model.own_vars): not in plan_doc, so not in a pyz artifact;
     # the native lowering specialises each host's program with them (compiler/native.py)
     host_vars: dict[str, dict[str, Any]] = field(default_factory=dict)
+    # whether a variable the tasks may read (host, play, role, extra) calls a controller lookup
+    vars_call_controller: bool = False
 
     @property
     def host_names(self) -> list[str]:
@@ -91,6 +93,9 @@ def plan_units(
             plan_doc={},
             host_vars={h.name: own_vars(h) for h in unit_hosts},
         )
+        unit.vars_call_controller = uses_controller_lookups(
+            [plan.extra_vars, list(unit.host_vars.values()),
+             [(p.play.vars, p.play.defaults, p.play.roles) for p in plays]])
         doc_plays = []
         for play_view, (_, task_ids) in zip(plays, per_play, strict=True):
             play_hosts = [n for n in names if n in play_view.host_names]
@@ -343,8 +348,9 @@ def _compile_task(
     embedder = Embedder(plan, unit, file_cache)
     scopes: list[Any] = []
     runner = None
-    if uses_controller_lookups([task.args, task.extras, [c.value for c in task.conditions]]):
-        runner = ControllerLookups(plan.base_dir)
+    if unit.vars_call_controller or uses_controller_lookups(
+            [task.args, task.extras, [c.value for c in task.conditions]]):
+        runner = ControllerLookups(plan.base_dir, every_template=unit.vars_call_controller)
     with running(runner):
         if runner is not None or (module in ("copy", "template")
                                   and _TEMPLATED.search(str(task.args.get("src", "")))):
