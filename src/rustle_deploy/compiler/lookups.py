@@ -127,13 +127,15 @@ class ControllerLookups:
         return out
 
     def _first_found(self, terms: list[Any], scope: Any, files: Any = None, paths: Any = None,
-                     skip: Any = False) -> list[Any]:
+                     skip: Any = False, _subdir: str | None = None) -> list[Any]:
+        """``_subdir``: the playbook front end's with_first_found (the task action's
+        subdirectory, as Ansible's with_ invocation searches)."""
         options = {"files": files or [], "paths": paths or [], "skip": skip}
         if not terms:
             terms = list(options["files"])
         search = _first_found_terms(terms, options)
         for name in search:
-            path = self._find(scope, None, name)
+            path = self._find(scope, _subdir, name)
             if path is not None:
                 return [os.path.normpath(os.path.abspath(path))]
         if _truthy(options["skip"]):

@@ -356,7 +356,8 @@ def _compile_task(
                                   and _TEMPLATED.search(str(task.args.get("src", "")))):
             host_vars = [dict(unit.host_vars.get(h.name) or own_vars(h), inventory_hostname=h.name)
                          for h in unit.hosts]
-            scopes = static_scopes(host_vars, dict(play.play.vars or {}), task)
+            magic = {"playbook_dir": plan.playbook_dir or plan.base_dir}
+            scopes = static_scopes(host_vars, {**magic, **(play.play.vars or {})}, task)
         embedder.embed(task, module, out, scopes, runner)
     if (
         out["when"]

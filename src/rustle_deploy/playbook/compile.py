@@ -32,6 +32,7 @@ from typing import Any
 from rustle_deploy.errors import InventoryError, PlanError, PlaybookError
 from rustle_deploy.inventory import Inventory
 from rustle_deploy.model import Batch, Condition, Plan, PlanningOptions, Play, Strategy, Task
+from rustle_deploy.plan.files import remember_files_dirs
 from rustle_deploy.playbook import keywords as kw
 from rustle_deploy.playbook.args import (
     FREEFORM_MODULES,
@@ -65,6 +66,7 @@ config csvfile dict env file fileglob first_found indexed_items ini inventory_ho
 lines list nested password pipe random_choice sequence subelements template together unvault
 url varnames vars
 """.split())
+_LOOKUP_CALL = re.compile(r"\b(?:lookup|query|q)\(|\bwith_\w+")
 _VAR_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _SELF = re.compile(r"^\{\{-?\s*inventory_hostname\s*-?\}\}$")
 _LOCALHOSTS = ("localhost", "127.0.0.1", "::1")
@@ -209,7 +211,10 @@ class _Compiler:
         self.options = options
         self.extra = dict(options.extra_vars)
         self.finder = RoleFinder(self.basedir, options.roles_path)
-        self.renderer = Renderer()
+        self.renderer = Renderer(self.basedir)
+        # roles whose tasks have a templated copy/template src the host renders: the compiler
+        # searches their directories for the files it may name (compiler/sources.py)
+        self.source_roots: dict[str, None] = {}
         self.origins: dict[str, Origin] = {}
         self.notes: list[str] = []
         self.plays: list[Play] = []
@@ -250,6 +255,7 @@ class _Compiler:
         doc = plan_document(plan)
         digest = hashlib.sha256(json.dumps(doc, sort_keys=True, default=str).encode()).hexdigest()
         plan = replace(plan, sha256=digest)
+        remember_files_dirs(plan, tuple(self.source_roots))
         compiled = Compiled(plan=plan, inventory=self.inv, plays=self.listing, notes=self.notes,
                             origins=self.origins)
         from rustle_deploy.plan import validate
@@ -1131,6 +1137,9 @@ class _Compiler:
             extras["environment"] = env
         task_vars = dict(ctx.vars)
         task_vars.update(self.vars_mapping(src, ds, "vars", "task"))
+        if ctx.role is not None and _LOOKUP_CALL.search(repr(ds)):
+            # Ansible's ansible_search_path of a role's task: what its lookups search
+            task_vars.setdefault("ansible_search_path", self.search_path(ctx))
         if task_vars:
             extras["vars"] = task_vars
         self.loop(src, ds, extras)
@@ -1232,8 +1241,20 @@ class _Compiler:
         elif kind not in BUILTIN_LOOKUPS:
             raise src.error(f"'{key}' is not a valid keyword for a task: '{kind}' is not one of "
                             "ansible-core's lookups", "write it as loop: with a filter", ds, key)
+        elif kind in _with_lookups():
+            # Ansible's with_<lookup>: the lookup's terms are the (templated) value, a list
+            # spread as terms; first_found searches the task action's subdirectory
+            extras["vars"] = dict(extras.get("vars") or {}, __rustle_with_terms=value)
+            options = ""
+            if kind == "first_found":
+                action = next((_short(k) for k in ds if _short(str(k)) in ANSIBLE_BUILTIN_MODULES), "")
+                subdir = next((d for d in ("template", "var", "file") if d in action), "file")
+                options = f", _subdir='{subdir}s'"
+            extras["loop"] = (f"{{{{ query('{kind}', *(__rustle_with_terms if __rustle_with_terms is "
+                              "sequence and __rustle_with_terms is not string and __rustle_with_terms "
+                              f"is not mapping else [__rustle_with_terms]){options}) }}}}")
         else:
-            supported = "with_items, with_list, with_dict"
+            supported = ", ".join(f"with_{k}" for k in ("items", "list", "dict", *sorted(_with_lookups())))
             raise src.error(f"'{key}' is not supported yet",
                             f"supported: {supported}; or write it as loop: with a filter "
                             "(Ansible's 'Migrating from with_X to loop')", ds, key)
@@ -1251,11 +1272,11 @@ class _Compiler:
         if has_template(value):
             rendered = self.renderer_try(value, ctx)
             if rendered is None:
-                raise src.error(
-                    f"the {module} source {value!r} depends on data only a host has (loop "
-                    "items, facts, registered results); templated sources are not supported yet",
-                    "write the file's name literally, one task per file", ds,
-                    key if key is not None else _NO_KEY, value=True)
+                # the host renders it; the compiler embeds every file it may name, found
+                # beside the playbook and in the task's roles (compiler/sources.py)
+                if ctx.role is not None:
+                    self.source_roots.update(dict.fromkeys(c.role.path for c in ctx.role.chain()))
+                return args
             value = str(rendered)
         found, tried = self.find_file(value, "files" if module == "copy" else "templates", ctx)
         if found is None:
@@ -1264,12 +1285,9 @@ class _Compiler:
                             f"put it in the role's {'files' if module == 'copy' else 'templates'}/ "
                             "directory or beside the playbook", ds,
                             key if key is not None else _NO_KEY, value=True)
-        if module == "copy" and os.path.isdir(found):
-            raise src.error(f"copy source {value!r} is a directory; copying directories is "
-                            "not supported yet", "copy the files one task each", ds,
-                            key if key is not None else _NO_KEY, value=True)
         out = dict(args)
-        out["src"] = found
+        # a directory copies itself, or with a trailing slash its contents (as Ansible's copy)
+        out["src"] = found + "/" if os.path.isdir(found) and value.endswith("/") else found
         return out
 
     def include_vars(self, src: Source, ds: dict[str, Any], key: str | None, args: dict[str, Any],
@@ -1346,10 +1364,11 @@ class _Compiler:
         """``value`` rendered as the host would, or None when it reads a host's own data."""
         if referenced_names(value) & self.runtime_names:
             return None
-        magic = {"playbook_dir": self.basedir}
+        magic: dict[str, Any] = {"playbook_dir": self.basedir}
         if ctx.role is not None:
             magic["role_path"] = ctx.role.role.path
             magic["role_name"] = ctx.role.role.name
+            magic["ansible_search_path"] = self.search_path(ctx)
         try:
             return self.renderer.render(value, [magic, *layers, self.extra])
         except TemplateFailed:
@@ -1358,25 +1377,27 @@ class _Compiler:
     def renderer_try(self, value: str, ctx: Ctx) -> Any:
         if referenced_names(value) & self.runtime_names:
             return None
-        magic = {"playbook_dir": self.basedir}
+        magic: dict[str, Any] = {"playbook_dir": self.basedir}
         if ctx.role is not None:
             magic["role_path"] = ctx.role.role.path
             magic["role_name"] = ctx.role.role.name
+            magic["ansible_search_path"] = self.search_path(ctx)
         try:
             return self.renderer.render(value, [magic, self.extra])
         except TemplateFailed:
             return None
+
+    def search_path(self, ctx: Ctx) -> list[str]:
+        """Ansible's ``ansible_search_path`` of a task: its roles' paths, then its own directory."""
+        paths = [c.role.path for c in ctx.role.chain()] if ctx.role is not None else []
+        return paths if ctx.task_dir in paths else [*paths, ctx.task_dir]
 
     def find_file(self, name: str, subdir: str, ctx: Ctx) -> tuple[str | None, list[str]]:
         """Ansible's ``path_dwim_relative_stack`` for a copy/template source."""
         name = os.path.expanduser(name)
         if os.path.isabs(name):
             return (name if os.path.exists(name) else None), [name]
-        paths: list[str] = []
-        if ctx.role is not None:
-            paths.extend(c.role.path for c in ctx.role.chain())
-        if ctx.task_dir not in paths:
-            paths.append(ctx.task_dir)
+        paths = self.search_path(ctx)
         search: list[str] = []
         first = name.split("/")[0]
         for path in paths:
@@ -1600,6 +1621,13 @@ class _NoKey:
 
 
 _NO_KEY: Any = _NoKey()
+
+
+def _with_lookups() -> frozenset[str]:
+    """The lookups a with_<name> loop may name: those the runtime offers or the controller runs."""
+    from rustle_deploy.runtime_index import runtime_plugins
+
+    return frozenset(n for n in runtime_plugins()["lookup"] if "." not in n) & BUILTIN_LOOKUPS
 
 
 def _short(name: str) -> str:

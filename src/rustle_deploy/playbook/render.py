@@ -48,8 +48,9 @@ def referenced_names(value: Any) -> set[str]:
 
 
 class Renderer:
-    def __init__(self) -> None:
+    def __init__(self, base_dir: str | None = None) -> None:
         self._mod: Any = None
+        self.base_dir = base_dir  # where controller lookups run (the playbook's directory)
 
     def render(self, value: Any, layers: list[dict[str, Any]]) -> Any:
         """``value`` templated over ``layers`` (lowest precedence first)."""
@@ -60,7 +61,11 @@ class Renderer:
         mod = self._mod
         templar = mod.Templar()
         scope = mod.VarScope([layer for layer in layers if layer], templar)
+        from rustle_deploy.compiler.lookups import ControllerLookups, running
+
+        runner = ControllerLookups(self.base_dir) if self.base_dir is not None else None
         try:
-            return templar.template(value, scope)
+            with running(runner):  # lookup('first_found', ...) and the like, as Ansible runs them
+                return templar.template(value, scope)
         except (mod.TemplateError, KeyError) as exc:
             raise TemplateFailed(str(exc)) from exc
