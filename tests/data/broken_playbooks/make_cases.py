@@ -245,13 +245,12 @@ CASES: dict[str, dict[str, str]] = {
             src: site.conf.j2
             dest: /etc/site.conf
         """},
-    "templated_src_from_loop": {"site.yml": """\
+    "with_refused_lookup": {"site.yml": """\
         - hosts: web
           tasks:
-            - copy:
-                src: "{{ item }}"
-                dest: /tmp/
-              loop: [a.conf, b.conf]
+            - debug:
+                msg: "{{ item }}"
+              with_url: https://example.com/list
         """},
     "delegate_to_other_host": {"site.yml": """\
         - hosts: web
