@@ -518,3 +518,50 @@ def test_command_and_shell_arguments_and_background_children_match_pyz(
     assert messages["unknown arg"].startswith("Unsupported parameters for (command) module: no_such_arg.")
     assert messages["shell expand_argument_vars"] == "Unsupported parameters for (shell) module: expand_argument_vars"
     assert messages["show background"] == "0 started"
+
+
+def test_file_and_stat_details_and_controller_lookups_match_pyz(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], native_cache: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Issue 14's file and stat items and a controller lookup, in both formats."""
+    monkeypatch.setenv("RUSTLE_CONTROLLER_VAR", "from the controller")
+    tasks = [
+        {"module": "file", "args": {"path": "{{ root }}/sub1", "state": "directory"}},
+        {"module": "copy", "args": {"content": "x\n", "dest": "{{ root }}/file_to_link"}},
+        {"name": "hard into dir", "module": "file", "args": {"src": "{{ root }}/file_to_link", "dest": "{{ root }}/sub1",
+                                                             "state": "hard", "force": False}},
+        {"name": "hard missing src", "module": "file", "ignore_errors": True,
+         "args": {"src": "no-such-file.txt", "dest": "{{ root }}/hard.txt", "state": "hard"}},
+        {"name": "check mode owner", "module": "file", "check_mode": True,
+         "args": {"path": "{{ root }}/cm", "state": "touch", "owner": "rustle_no_such_user"}},
+        {"module": "file", "args": {"path": "{{ root }}/rec", "state": "directory", "mode": "0755"}},
+        {"module": "file", "args": {"path": "{{ root }}/target_dir", "state": "directory", "mode": "0700"}},
+        {"module": "file", "args": {"path": "{{ root }}/target_dir/foo", "state": "touch", "mode": "0700"}},
+        {"module": "file", "args": {"path": "{{ root }}/rec/link_dir", "state": "link", "src": "../target_dir"}},
+        {"name": "dangling", "module": "file", "args": {"path": "{{ root }}/rec/dangling", "state": "link",
+                                                        "src": "nowhere", "force": True}},
+        {"name": "recurse follow", "module": "file", "args": {"path": "{{ root }}/rec", "mode": "a-x", "recurse": True}},
+        {"module": "copy", "args": {"content": "plain\n", "dest": "{{ root }}/a:b.txt"}},
+        {"module": "stat", "args": {"path": "{{ root }}/a:b.txt"}, "register": "st"},
+        {"name": "stat keys", "module": "debug",
+         "args": {"msg": "{{ st.stat.mimetype }} {{ st.stat.charset }} {{ st.stat.attributes }} {{ st.stat.attr_flags }}"}},
+        {"name": "controller env", "module": "debug", "args": {"msg": "{{ lookup('env', 'RUSTLE_CONTROLLER_VAR') }}"}},
+    ]
+    outcomes = {}
+    for fmt in ("pyz", "native"):
+        root = tmp_path / fmt / "root"
+        root.mkdir(parents=True)
+        plan = make_plan(tmp_path / fmt, tasks, play_vars={"root": str(root)})
+        remote = tmp_path / fmt / "remote"
+        inv = local_inventory(tmp_path / fmt / "inv.ini", remote)
+        code, doc, err = cli(capsys, str(plan), "-i", str(inv), "--run", "--output", "json", "--format", fmt)
+        assert code == 0, err
+        outcomes[fmt] = (recap(doc), journal(remote, root), files(root))
+    assert outcomes["native"] == outcomes["pyz"]
+    messages = {task: msg for (_, task, _, msg, _, _) in outcomes["native"][1]}
+    assert messages["hard missing src"] == "src does not exist"
+    assert messages["controller env"] == "from the controller"
+    assert messages["stat keys"].startswith("text/plain us-ascii [")
+    tree_ = outcomes["native"][2]
+    assert tree_["sub1/file_to_link"][0] == "file"
+    assert tree_["target_dir/foo"][1] == "0o600"

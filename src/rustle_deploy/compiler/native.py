@@ -221,6 +221,11 @@ class _Lowering:
         module = task["module"]
         if module not in MODULES:
             raise self.fail(task, f"module '{module}' is not implemented by the native runner")
+        args = task.get("args")
+        if isinstance(args, dict) and any(args.get(k) not in (None, "") for k in ("attributes", "attr")) \
+                and module != "stat":
+            raise self.fail(task, "argument 'attributes' (file attributes, chattr) is not implemented by "
+                                  "the native runner")
         unknown = sorted(k for k, v in task.items() if k not in _KNOWN and v not in (None, False, [], {}))
         if unknown:
             raise self.fail(task, f"keyword '{unknown[0]}' is not supported by the native runner")

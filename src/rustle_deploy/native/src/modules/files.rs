@@ -1257,23 +1257,42 @@ pub fn file(ctx: &mut Ctx, args: &Map) -> ModuleResult {
         Some(p) => expand(p),
         None => return fail("missing required arguments: path"),
     };
-    let src = arg(args, "src").map(py_str);
+    // src is type=path, as Ansible's argument spec
+    let src = arg(args, "src").map(expand);
     let recurse = arg_bool(args, "recurse", false)?;
-    let prev = prev_state(&path);
-    let state = match arg(args, "state") {
-        Some(s) => py_str(s),
-        None if recurse => "directory".to_string(),
-        None if prev == "absent" || (prev == "hard" && src.is_none()) => "file".to_string(),
-        None => prev.to_string(),
-    };
-    if !["file", "directory", "link", "hard", "touch", "absent"].contains(&state.as_str()) {
-        return fail(format!("value of state must be one of: absent, directory, file, hard, link, touch, got: {}", state));
+    let given = arg(args, "state").map(py_str);
+    if let Some(state) = &given {
+        if !["file", "directory", "link", "hard", "touch", "absent"].contains(&state.as_str()) {
+            return fail(format!("value of state must be one of: absent, directory, file, hard, link, touch, got: {}", state));
+        }
     }
+    // Ansible's additional_parameter_handling: an existing directory path names the file
+    // inside it (except for link and absent), the state defaults to the current one
+    let mut path = path;
+    if given.as_deref() != Some("link") && given.as_deref() != Some("absent") && isdir(&path) {
+        let basename = match arg(args, "_original_basename").filter(|v| py_truthy(v)) {
+            Some(v) => Some(py_str(v)),
+            None => src.as_deref().map(|s| basename(s).to_string()),
+        };
+        if let Some(base) = basename {
+            path = join(&path, &base);
+        }
+    }
+    let prev = prev_state(&path);
+    let state = match given {
+        Some(s) => s,
+        None if prev != "absent" => prev.to_string(),
+        None if recurse => "directory".to_string(),
+        None => "file".to_string(),
+    };
     if recurse && state != "directory" {
         return fail_with("recurse option requires state to be 'directory'", vec![("path", path.as_str().into())]);
     }
-    if src.is_some() && state != "link" && state != "hard" {
+    if src.as_deref().map_or(false, |s| !s.is_empty()) && state != "link" && state != "hard" {
         return fail_with("src option requires state to be 'link' or 'hard'", vec![("path", path.as_str().into())]);
+    }
+    if ctx.check && state != "absent" {
+        warn_unknown_owner(ctx, arg(args, "owner"), arg(args, "group"));
     }
     // touch sets both times to now unless told otherwise (`mtime_raw or "now"`)
     let touch = state == "touch";
@@ -1307,7 +1326,8 @@ pub fn file(ctx: &mut Ctx, args: &Map) -> ModuleResult {
         result.remove("diff");
     }
     let target = ["path", "dest"].iter().filter_map(|k| result.get(k)).find(|v| py_truthy(v)).map(py_str).unwrap_or_else(|| path.clone());
-    if state != "absent" && lexists(&target) {
+    if state != "absent" && exists(&target) {
+        // Ansible's add_path_info follows links: a dangling one gets none
         let mut info = path_info(&target, false);
         info.remove("path");
         for (k, v) in info.0 {
@@ -1440,22 +1460,25 @@ fn ensure_directory(task: &mut FileTask, path: &str, prev: &str) -> R<Map> {
 }
 
 fn recurse(task: &mut FileTask, path: &str) -> R<bool> {
+    // Ansible's recursive_set_attributes: every entry below `path`, a symlink itself and, with
+    // follow, its existing target (a directory target recursively)
     let mut items = Vec::new();
     walk(path, &mut |item, _| items.push(item.to_string()));
     let mut changed = false;
     for item in items {
-        if islink(&item) {
-            if task.follow && exists(&item) {
-                changed |= apply_attributes(task.check, &item, task.attrs, None, true)?;
-            } else {
-                let no_mode = Attrs { mode: None, ..task.attrs };
-                changed |= apply_attributes(task.check, &item, no_mode, None, false)?;
+        let link = islink(&item);
+        changed |= apply_attributes(task.check, &item, task.attrs, None, !link)?;
+        changed |= update_times(task, &item, None, !link)?;
+        if task.follow && link {
+            let target = join(&dirname(&item), &read_link(&item)?);
+            if exists(&target) {
+                if isdir(&target) {
+                    changed |= recurse(task, &target)?;
+                }
+                changed |= apply_attributes(task.check, &target, task.attrs, None, true)?;
+                changed |= update_times(task, &target, None, true)?;
             }
-        } else {
-            changed |= apply_attributes(task.check, &item, task.attrs, None, true)?;
         }
-        let follow = !islink(&item);
-        changed |= update_times(task, &item, None, follow)?;
     }
     Ok(changed)
 }
@@ -1522,6 +1545,30 @@ fn set_diff_src(diff: &mut Map, old: &str, new: &str) {
     diff_set(Some(diff), "src", old.into(), new.into());
 }
 
+/// Ansible's check-mode warnings for an owner or group that does not exist (yet).
+fn warn_unknown_owner(ctx: &mut Ctx, owner: Option<&Value>, group: Option<&Value>) {
+    let checks: [(Option<&Value>, &str, &str); 2] = [(owner, "user", "uid"), (group, "group", "gid")];
+    for (value, what, id_word) in checks {
+        let name = match value.filter(|v| py_truthy(v)) {
+            Some(v) => py_str(v),
+            None => continue,
+        };
+        let known = match name.trim().parse::<u32>() {
+            Ok(number) => {
+                let found = if what == "user" { crate::sys::user_name(number) } else { crate::sys::group_name(number) };
+                if found.is_none() {
+                    ctx.warnings.push(format!("failed to look up {} with {} {}. Create {} up to this point in real play", what, id_word, number, what));
+                }
+                continue;
+            }
+            Err(_) => if what == "user" { crate::sys::user_id(&name).is_some() } else { crate::sys::group_id(&name).is_some() },
+        };
+        if !known {
+            ctx.warnings.push(format!("failed to look up {} {}. Create {} up to this point in real play", what, name, what));
+        }
+    }
+}
+
 fn link_result(path: &str, src: &Option<String>, changed: bool, diff: Map) -> Map {
     map(vec![
         ("dest", path.into()),
@@ -1581,9 +1628,8 @@ fn ensure_link(task: &mut FileTask, path: &str, prev: &str) -> R<Map> {
         return Ok(link_result(path, &src, changed, diff));
     }
     if task.follow && islink(path) && !exists(path) {
-        if task.attrs.mode.is_some() || task.attrs.owner.is_some() || task.attrs.group.is_some() {
-            task.warnings.push("Cannot set fs attributes on a non-existent symlink target. follow should be set to False to avoid this.".to_string());
-        }
+        // Ansible warns whether or not attributes were asked for
+        task.warnings.push("Cannot set fs attributes on a non-existent symlink target. follow should be set to False to avoid this.".to_string());
     } else if lexists(path) {
         changed |= apply_attributes(task.check, path, task.attrs, Some(&mut diff), task.follow)?;
         changed |= update_times(task, path, Some(&mut diff), task.follow)?;
@@ -1597,12 +1643,13 @@ fn same_file(a: &str, b: &str) -> R<bool> {
 }
 
 fn ensure_hard(task: &mut FileTask, path: &str, prev: &str) -> R<Map> {
+    // as Ansible's ensure_hardlink: a relative src names a path from the working directory
     let src = match &task.src {
-        Some(s) if s.starts_with('/') => s.clone(),
-        Some(s) => join(&dirname(path), s),
+        Some(s) => s.clone(),
+        None if prev == "hard" => String::new(),
         None => return fail("src is required for creating new hardlinks"),
     };
-    if !exists(&src) {
+    if task.src.is_some() && !exists(&src) {
         return fail_with("src does not exist", vec![("dest", path.into()), ("src", src.as_str().into())]);
     }
     let mut diff = initial_diff(path, "hard", prev);
@@ -1618,7 +1665,7 @@ fn ensure_hard(task: &mut FileTask, path: &str, prev: &str) -> R<Map> {
             }
         }
         "hard" => {
-            if !same_file(&src, path)? {
+            if task.src.is_some() && !same_file(&src, path)? {
                 changed = true;
                 if !task.force {
                     return different();
@@ -1643,9 +1690,13 @@ fn ensure_hard(task: &mut FileTask, path: &str, prev: &str) -> R<Map> {
             }
         }
     }
-    let src_value = Some(src.clone());
+    let src_value = task.src.clone();
     if changed && !task.check {
-        place_link(true, &src, path, prev)?;
+        if prev == "absent" && task.follow && islink(&src) {
+            place_link(true, &read_link(&src)?, path, prev)?;
+        } else {
+            place_link(true, &src, path, prev)?;
+        }
     }
     if task.check && !exists(path) {
         return Ok(link_result(path, &src_value, changed, diff));

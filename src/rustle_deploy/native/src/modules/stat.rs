@@ -6,7 +6,7 @@ use std::fs;
 use std::os::unix::fs::{FileTypeExt, MetadataExt};
 use std::process::{Command, Stdio};
 
-use super::files::{self, arg, arg_bool, boolean, can_access, check_unknown, fail, float_time, map, pop_arg, py_str, R, R_OK, W_OK, X_OK};
+use super::files::{self, arg_bool, boolean, can_access, check_unknown, fail, float_time, map, pop_arg, py_str, R, R_OK, W_OK, X_OK};
 use super::{Ctx, ModuleFailure, ModuleResult};
 use crate::json::{Map, Value};
 
@@ -51,7 +51,15 @@ pub fn stat(ctx: &mut Ctx, args: &Map) -> ModuleResult {
         out.insert("mimetype", mimetype.into());
         out.insert("charset", charset.into());
     }
-    let _ = arg(args, "get_attributes"); // accepted and ignored, as in the Python runtime
+    let get_attr = boolean(pop_arg(args, &["get_attributes", "attr", "attributes"]).unwrap_or(&Value::Bool(true)), "value")?;
+    if get_attr {
+        out.insert("version", Value::Null);
+        out.insert("attributes", Value::List(Vec::new()));
+        out.insert("attr_flags", "".into());
+        for (key, value) in file_attributes(ctx, &path).iter() {
+            out.insert(key, value.clone());
+        }
+    }
     Ok(map(vec![("changed", false.into()), ("stat", Value::Dict(out))]))
 }
 
@@ -111,11 +119,56 @@ fn describe(path: &str, st: &fs::Metadata) -> Map {
 
 /// `which("file")` in the runner's PATH, as `lowlevel.which`.
 fn which_file() -> Option<String> {
-    let path = std::env::var("PATH").unwrap_or_else(|_| "/bin:/usr/bin".to_string());
-    path.split(':').map(|d| files::join(d, "file")).find(|p| files::isfile(p) && can_access(p, X_OK))
+    which("file")
 }
 
-/// Mime type and charset from `file -i PATH` ("unknown" when it fails or says something else).
+fn which(name: &str) -> Option<String> {
+    let path = std::env::var("PATH").unwrap_or_else(|_| "/bin:/usr/bin".to_string());
+    path.split(':').map(|d| files::join(d, name)).find(|p| files::isfile(p) && can_access(p, X_OK))
+}
+
+/// Ansible's file attribute letters and names (`FILE_ATTRIBUTES`).
+const FILE_ATTRIBUTES: [(char, &str); 20] = [
+    ('A', "noatime"), ('a', "append"), ('c', "compressed"), ('C', "nocow"), ('d', "nodump"),
+    ('D', "dirsync"), ('e', "extents"), ('E', "encrypted"), ('h', "blocksize"), ('i', "immutable"),
+    ('I', "indexed"), ('j', "journalled"), ('N', "inline"), ('s', "zero"), ('S', "synchronous"),
+    ('t', "notail"), ('T', "blockroot"), ('u', "undelete"), ('X', "compressedraw"), ('Z', "compresseddirty"),
+];
+
+/// `_common.file_attributes`: `version`, `attr_flags` and `attributes` from `lsattr -vd`
+/// (nothing when lsattr is missing or cannot read the path).
+fn file_attributes(ctx: &Ctx, path: &str) -> Map {
+    let mut out = Map::new();
+    let tool = match which("lsattr") {
+        Some(t) => t,
+        None => return out,
+    };
+    let mut cmd = Command::new(&tool);
+    cmd.arg("-vd").arg(path).stdin(Stdio::null()).stderr(Stdio::null());
+    for (k, v) in ctx.environment.iter() {
+        cmd.env(k, py_str(v));
+    }
+    let output = match cmd.output() {
+        Ok(o) if o.status.code() == Some(0) => o,
+        _ => return out,
+    };
+    let text = String::from_utf8_lossy(&output.stdout).into_owned();
+    let fields: Vec<&str> = text.split_whitespace().collect();
+    if fields.len() < 2 {
+        return out;
+    }
+    let flags: String = fields[1].chars().filter(|c| *c != '-').collect();
+    let names = flags
+        .chars()
+        .filter_map(|c| FILE_ATTRIBUTES.iter().find(|(l, _)| *l == c).map(|(_, n)| Value::from(*n)))
+        .collect();
+    out.insert("version", fields[0].into());
+    out.insert("attr_flags", flags.into());
+    out.insert("attributes", Value::List(names));
+    out
+}
+
+/// Mime type and charset from `file --mime-type --mime-encoding PATH` ("unknown" when it fails or says something else).
 fn mime(ctx: &Ctx, path: &str) -> R<(String, String)> {
     let unknown = || ("unknown".to_string(), "unknown".to_string());
     let tool = match which_file() {
@@ -123,7 +176,7 @@ fn mime(ctx: &Ctx, path: &str) -> R<(String, String)> {
         None => return Ok(unknown()),
     };
     let mut cmd = Command::new(&tool);
-    cmd.arg("-i").arg(path).stdin(Stdio::null());
+    cmd.args(["--mime-type", "--mime-encoding"]).arg(path).stdin(Stdio::null());
     for (k, v) in ctx.environment.iter() {
         cmd.env(k, py_str(v));
     }
@@ -131,7 +184,7 @@ fn mime(ctx: &Ctx, path: &str) -> R<(String, String)> {
         Ok(o) => o,
         Err(e) => {
             let code = e.raw_os_error().unwrap_or(2);
-            let argv = Value::List(vec![tool.as_str().into(), "-i".into(), path.into()]);
+            let argv = Value::List(vec![tool.as_str().into(), "--mime-type".into(), "--mime-encoding".into(), path.into()]);
             return Err(ModuleFailure::with(
                 format!("[Errno {}] {}: {}", code, crate::sys::strerror(&e), files::py_repr(&Value::from(tool.as_str()))),
                 map(vec![("rc", Value::Int(code as i64)), ("cmd", argv), ("stdout", "".into()), ("stderr", "".into())]),
@@ -145,9 +198,10 @@ fn mime(ctx: &Ctx, path: &str) -> R<(String, String)> {
     Ok(parse_mime(&text).unwrap_or_else(unknown))
 }
 
-/// `mout.split(":", 1)[1].split(";")` into exactly two parts, then `charset.split("=")[1]`.
+/// `mout.rsplit(":", 1)[1].split(";")` into exactly two parts, then `charset.split("=")[1]`
+/// (the last colon: a path may hold one).
 fn parse_mime(text: &str) -> Option<(String, String)> {
-    let (_, rest) = text.split_once(':')?;
+    let (_, rest) = text.rsplit_once(':')?;
     let parts: Vec<&str> = rest.split(';').collect();
     if parts.len() != 2 {
         return None;
@@ -211,5 +265,6 @@ mod tests {
     fn mime_output_is_parsed_like_python() {
         assert_eq!(parse_mime("/x: text/plain; charset=us-ascii\n"), Some(("text/plain".to_string(), "us-ascii".to_string())));
         assert_eq!(parse_mime("/x: inode/directory"), None);
+        assert_eq!(parse_mime("/a:b.txt: text/plain; charset=us-ascii"), Some(("text/plain".to_string(), "us-ascii".to_string())));
     }
 }
