@@ -204,14 +204,26 @@ class Embedder:
             key = "templates" if kind == "template" else "files"
             if name in search[key]:
                 continue
-            for path in plan_files.candidates(name, "copy" if kind == "file" else "template",
-                                              self.plan.base_dir, self.dirs):
+            for path in [*_role_candidates(task, name, "files" if kind == "file" else "templates"),
+                         *plan_files.candidates(name, "copy" if kind == "file" else "template",
+                                                self.plan.base_dir, self.dirs)]:
                 if os.path.isfile(path):
                     search[key][name] = self.digest(path, task)
                     if kind == "template":
                         search["sources"][name] = _source_info(path)
                         self._template(task, name, path, search, depth=1)
                     break
+
+
+def _role_candidates(task: Task, name: str, subdir: str) -> list[str]:
+    """Where a role's task finds ``name`` first: its ``ansible_search_path`` (the playbook front
+    end sets it for a role's task that calls a lookup), each path's ``subdir`` then itself."""
+    paths = (task.extras.get("vars") or {}).get("ansible_search_path")
+    if os.path.isabs(os.path.expanduser(name)) or not isinstance(paths, list):
+        return []
+    nested = name.split("/")[0] != subdir  # Ansible adds no subdir the name already starts with
+    return [c for p in map(str, paths)
+            for c in ([os.path.join(p, subdir, name)] * nested + [os.path.join(p, name)])]
 
 
 def static_scopes(host_vars: list[dict[str, Any]], play_vars: dict[str, Any], task: Task) -> list[Any]:
