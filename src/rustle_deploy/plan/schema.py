@@ -323,6 +323,8 @@ def _ext_kinds() -> dict[str, tuple[tuple[type, ...], str]]:
         "role": ((str,), "a key of the play's roles"),
         "params": ((dict,), "an object of variable names to values"),
         "include": ((str,), "what the block includes (a file or role name)"),
+        "include_choice": ((dict,), "an object {\"name\": TEMPLATE, \"select\": {NAME: "
+                           "BLOCK_INDEX}, \"found\": {TERM: NAME}}"),
         "role_once": ((str,), "an identity string shared by repeats of one role"),
         "vars_data": ((dict,), "an object of file names to objects of variables"),
         "listen": ((str, list), "a topic string or an array of them"),  # handlers only

@@ -27,6 +27,7 @@ from .context import ModuleContext, ModuleFailure, call_module
 from .events import censor
 from .filters import to_bool
 from .templating import (
+    FOUND_VAR,
     Templar,
     TemplateError,
     TemplateSecurityError,
@@ -393,7 +394,10 @@ class Runner:
                 rounds = [(scope.child(lv), lv) for lv in
                           ({loop_var: item, "ansible_loop_var": loop_var}
                            for item in self._loop_items(task, scope))]
-            runs = [layer for item_scope, layer in rounds if self._skip_reason(task, item_scope) is None]
+            runs = [(item_scope, layer) for item_scope, layer in rounds
+                    if self._skip_reason(task, item_scope) is None]
+            choice = task.get("include_choice")
+            picks = [self._choose(task, item_scope) if choice else task for item_scope, _ in runs]
         except TemplateError as exc:
             self._container_event(head, {"failed": True, "changed": False, "msg": str(exc)}, include)
             return
@@ -404,20 +408,34 @@ class Runner:
                 self._container_event(head, dict(reason, changed=False, skipped=True), include)
             return
         if include is not None:
-            for layer in runs:
+            for _, layer in runs:
                 self._container_event(head, dict(layer, changed=False), include)
         once = task.get("role_once")
         if once is not None and once in self._roles_done:
             return  # Ansible runs a repeated role once, when a task of it ran before
         ran = self._ran
-        for layer in runs:
+        for (_, layer), pick in zip(runs, picks):
             self._params.append(dict(task.get("params") or {}, **layer))
             try:
-                self._run_sections(task, is_handler)
+                self._run_sections(pick, is_handler)
             finally:
                 self._params.pop()
                 if once is not None and self._ran > ran:
                     self._roles_done.add(once)
+
+    def _choose(self, task, scope):
+        """The block of the file an include names with host data (``include_choice``): the
+        compiler compiled every file the name could select into the include's ``block``, and
+        maps each name that selects one to its index (or to why it could not be compiled);
+        ``first_found`` picks among the names it found on the controller."""
+        choice = task["include_choice"]
+        name = self.templar.template(choice["name"], scope.child({FOUND_VAR: choice.get("found") or {}}))
+        index = (choice.get("select") or {}).get(str(name))
+        if index is None:
+            raise TemplateError(f"Could not find or access '{name}' on the Ansible Controller.")
+        if isinstance(index, str):
+            raise TemplateError(index)
+        return task["block"][index]
 
     def _container_event(self, head, result, include):
         """The ``included``/``skipped``/``failed`` result an include reports, counted as Ansible."""

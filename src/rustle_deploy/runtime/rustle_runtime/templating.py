@@ -327,6 +327,9 @@ OVERRIDE_DEFAULTS = {
 JINJA2_OVERRIDE = "#jinja2:"
 # the compiled task variable naming what the compiler embedded for it (docs/artifact.md)
 SEARCH_VAR = "__rustle_search"
+# set while an include's host-dependent file name renders: ``first_found`` term -> the file the
+# compiler found for it (the host cannot search the controller's files itself)
+FOUND_VAR = "__rustle_found"
 
 
 TEMPLATE_SYNTAX_OPTIONS = ("trim_blocks", "lstrip_blocks", "block_start_string", "block_end_string",
