@@ -319,7 +319,8 @@ def _ext_kinds() -> dict[str, tuple[tuple[type, ...], str]]:
         "any_errors_fatal": ((bool,), "a boolean"),
         "throttle": ((int, str), "a host count or a Jinja2 expression string"),
         "delegate_to": ((str,), "a host name (string)"),
-        "loop_with": ((str,), "\"items\" or \"flattened\""),
+        "loop_with": ((str,), "\"items\", \"flattened\" or a lookup the host runs "
+                              "(\"sequence\", \"together\", \"nested\", ...)"),
         "role": ((str,), "a key of the play's roles"),
         "params": ((dict,), "an object of variable names to values"),
         "include": ((str,), "what the block includes (a file or role name)"),
@@ -332,6 +333,12 @@ def _ext_kinds() -> dict[str, tuple[tuple[type, ...], str]]:
 
 
 EXTENSION_TYPES = _ext_kinds()
+
+
+def _host_lookups() -> frozenset[str]:
+    from rustle_deploy.runtime_index import runtime_plugins
+
+    return frozenset(n for n in runtime_plugins()["lookup"] if "." not in n) - {"file", "template"}
 
 
 def read_extras(r: Reader, d: dict[str, Any], pointer: str, keys: tuple[str, ...]) -> dict[str, Any]:
@@ -349,7 +356,7 @@ def read_extras(r: Reader, d: dict[str, Any], pointer: str, keys: tuple[str, ...
                                                       "listen"):
             ok = all(isinstance(v, str) for v in value)
         if ok and key == "loop_with":
-            ok = value in ("items", "flattened")
+            ok = value in ("items", "flattened") or value in _host_lookups()
         if ok and key in ("environment", "vars", "loop_control", "params"):
             ok = all(isinstance(k, str) for k in value) if isinstance(value, dict) else True
         if not ok:

@@ -42,7 +42,7 @@ from rustle_deploy.playbook.args import (
 from rustle_deploy.playbook.render import Renderer, TemplateFailed, has_template, referenced_names
 from rustle_deploy.playbook.roles import DEFAULT_ROLES_PATH, RoleDir, RoleFinder, display_path
 from rustle_deploy.playbook.yamlsrc import Origin, Source, read_yaml
-from rustle_deploy.runtime_index import canonical_module, module_families
+from rustle_deploy.runtime_index import canonical_module, module_families, runtime_plugins
 
 __all__ = ["CompileOptions", "Compiled", "ListedPlay", "compile_playbook"]
 
@@ -65,6 +65,9 @@ config csvfile dict env file fileglob first_found indexed_items ini inventory_ho
 lines list nested password pipe random_choice sequence subelements template together unvault
 url varnames vars
 """.split())
+# lookups that read the controller's files by name: the compiler embeds what a template names
+# with a literal, which a with_<lookup> loop's terms are not
+_CONTROLLER_FILE_LOOKUPS = frozenset({"file", "template"})
 _MAX_CHOICES = 200  # tasks files an include with a host-dependent name may choose from
 _VAR_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _SELF = re.compile(r"^\{\{-?\s*inventory_hostname\s*-?\}\}$")
@@ -1234,11 +1237,15 @@ class _Compiler:
         elif kind not in BUILTIN_LOOKUPS:
             raise src.error(f"'{key}' is not a valid keyword for a task: '{kind}' is not one of "
                             "ansible-core's lookups", "write it as loop: with a filter", ds, key)
+        elif kind in runtime_plugins()["lookup"] and kind not in _CONTROLLER_FILE_LOOKUPS:
+            # the host runs the lookup over the templated terms, as ansible-core's with_<lookup>
+            extras["loop"] = value if isinstance(value, (list, str)) else [value]
+            extras["loop_with"] = kind
         else:
-            supported = "with_items, with_list, with_dict"
-            raise src.error(f"'{key}' is not supported yet",
-                            f"supported: {supported}; or write it as loop: with a filter "
-                            "(Ansible's 'Migrating from with_X to loop')", ds, key)
+            why = runtime_plugins()["refused"]["lookup"].get(kind, "it reads the controller's files")
+            raise src.error(f"'{key}' is not supported yet: {why}",
+                            "write it as loop: with a filter (Ansible's 'Migrating from with_X "
+                            "to loop')", ds, key)
 
     # -- copy/template sources ---------------------------------------------------------------------
     def sources(self, src: Source, ds: dict[str, Any], key: str | None, module: str,

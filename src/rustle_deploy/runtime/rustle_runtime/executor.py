@@ -470,8 +470,12 @@ class Runner:
             failed = True
         if failed and rescue:
             failed_task, failed_result = self._failure or ({}, {})
+            name = failed_task.get("name") or ""
+            role = ((self._play or {}).get("roles") or {}).get(failed_task.get("role") or "")
+            if role and name.startswith(role.get("name", "") + " : "):
+                name = name[len(role["name"]) + 3:]  # the task's own name, as Ansible's
             self.runtime_vars["ansible_failed_task"] = {
-                "name": failed_task.get("name") or "", "action": failed_task.get("module"),
+                "name": name, "action": failed_task.get("module"),
                 "id": failed_task.get("id")}
             self.runtime_vars["ansible_failed_result"] = failed_result
             try:
@@ -707,11 +711,20 @@ class Runner:
 
     def _loop_items(self, task, scope):
         loop = task["loop"]
+        flatten = task.get("loop_with")
+        if flatten not in (None, "items", "flattened"):  # with_<lookup>: the lookup's terms
+            from .lookups import LookupError_, run
+
+            terms = self.templar.template(loop, scope)
+            try:
+                return unsafe(run(flatten, terms if isinstance(terms, list) else [terms], scope,
+                                  self.templar, wantlist=True))  # host data, as lookup()'s
+            except LookupError_ as exc:
+                raise TemplateError(str(exc)) from exc
         if isinstance(loop, str):
             value = self.templar.template(loop, scope) if is_template(loop) else self.templar.evaluate(loop, scope)
         else:
             value = self.templar.template(loop, scope)
-        flatten = task.get("loop_with")
         if flatten in ("items", "flattened"):  # with_items: one level; with_flattened: all
             if not isinstance(value, (list, tuple)):
                 value = [value]
