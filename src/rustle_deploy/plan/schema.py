@@ -313,8 +313,8 @@ def _ext_kinds() -> dict[str, tuple[tuple[type, ...], str]]:
         "environment": ((dict, str), "an object of variable names to values"),
         "vars": ((dict,), "an object of variable names to values"),
         "retries": count,
-        "delay": count,
-        "timeout": count,
+        "delay": ((int, float, str), "a non-negative number of seconds or a Jinja2 expression string"),
+        "timeout": ((int, str), "an integer number of seconds or a Jinja2 expression string"),
         "run_once": ((bool,), "a boolean"),
         "any_errors_fatal": ((bool,), "a boolean"),
         "throttle": ((int, str), "a host count or a Jinja2 expression string"),
@@ -350,7 +350,7 @@ def read_extras(r: Reader, d: dict[str, Any], pointer: str, keys: tuple[str, ...
         value, ptr = d[key], child(pointer, key)
         types, what = EXTENSION_TYPES[key]
         ok = isinstance(value, types) and not (isinstance(value, bool) and bool not in types)
-        if ok and key in ("retries", "delay", "timeout", "throttle") and isinstance(value, int) and value < 0:
+        if ok and key in ("retries", "delay", "throttle") and isinstance(value, (int, float)) and value < 0:
             ok = False
         if ok and isinstance(value, list) and key in ("changed_when", "failed_when", "until",
                                                       "listen"):

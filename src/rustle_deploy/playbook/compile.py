@@ -1166,9 +1166,12 @@ class _Compiler:
                 return bool(value)
             raise origin.error(f"'{key}' takes a boolean, not a {_kind(value)}", f"{key}: true")
         if key in ("retries", "delay", "timeout"):
-            if isinstance(value, bool) or not isinstance(value, (int, str)) or \
-                    (isinstance(value, int) and value < 0):
-                raise origin.error(f"'{key}' takes a non-negative integer", f"{key}: 3")
+            number = (int, float, str) if key == "delay" else (int, str)  # delay: seconds, 0.5
+            if isinstance(value, bool) or not isinstance(value, number) or \
+                    (isinstance(value, (int, float)) and value < 0 and key != "timeout"):
+                what = {"delay": "a non-negative number", "retries": "a non-negative integer",
+                        "timeout": "an integer"}[key]  # a bad timeout fails its task, as in Ansible
+                raise origin.error(f"'{key}' takes {what}", f"{key}: 3")
             return value
         if key == "register":
             if not isinstance(value, str) or not _VAR_NAME.match(value):

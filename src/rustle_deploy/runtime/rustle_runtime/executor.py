@@ -75,6 +75,8 @@ def _notified_handlers(handlers, notification):
 
 _BOOL_KEYWORDS = ("ignore_errors", "no_log", "check_mode", "diff", "become", "run_once")
 _NUMBER_KEYWORDS = ("retries", "delay", "timeout")
+_ITEM_KEYWORDS = ("retries", "delay")  # evaluated for each loop item, as in Ansible
+_MAX_TIMEOUT = 100000000  # ansible-core's limit on a task's timeout (seconds)
 _BOOL_WORDS = ("yes", "no", "true", "false", "on", "off", "1", "0", "y", "n")
 _TEXT_KEYWORDS = ("become_user", "become_method")
 
@@ -561,7 +563,8 @@ class Runner:
         evaluated (the task then fails; ``no_log`` then stays on, to be safe).
         """
         pending = [k for k in _BOOL_KEYWORDS + _NUMBER_KEYWORDS + _TEXT_KEYWORDS
-                   if isinstance(task.get(k), str) and (k not in _TEXT_KEYWORDS or is_template(task[k]))]
+                   if isinstance(task.get(k), str) and (k not in _TEXT_KEYWORDS or is_template(task[k]))
+                   and not (k in _ITEM_KEYWORDS and "loop" in task)]
         if not pending:
             return task, None
         task = dict(task)
@@ -755,7 +758,19 @@ class Runner:
         if skipped is not None:
             return skipped
         until = task.get("until")
+        pending = [k for k in _ITEM_KEYWORDS if isinstance(task.get(k), str)]
+        if pending:  # over the loop item: left for here by _resolve_keywords
+            task = dict(task)
+            try:
+                for key in pending:
+                    raw = task[key]
+                    value = self.templar.template(raw, scope) if is_template(raw) else raw
+                    task[key] = float(value) if key != "retries" else int(value)
+            except (TemplateError, TypeError, ValueError) as exc:
+                return {"failed": True, "changed": False,
+                        "msg": f"the task keyword '{key}' could not be evaluated: {exc}"}
         retries = task.get("retries")
+        until = _as_list(until)  # `until: false` retries too, as in Ansible
         if until:
             attempts_allowed = 3 if retries is None else max(1, int(retries) + 1)
         else:
@@ -766,21 +781,25 @@ class Runner:
         while True:
             attempt += 1
             result = self._invoke(task, scope)
+            if until:  # before changed_when/failed_when, which may read it (as in Ansible)
+                result["attempts"] = attempt
             result = self._post_conditions(task, scope, result)
             if not until:
                 return result
-            result["attempts"] = attempt
             check_scope = scope.child({register: unsafe(result)}) if register else scope
             try:
-                done = all(self.templar.condition(c, check_scope) for c in _as_list(until))
+                done = all(self.templar.condition(c, check_scope) for c in until)
             except TemplateError as exc:
                 result.update(failed=True, msg=str(exc))
                 return result
             if done:
                 return result
             if attempt >= attempts_allowed:
-                result["failed"] = True
-                if not result.get("msg"):
+                # failed, unless failed_when said otherwise (ansible-core's is_failed reads
+                # failed_when_result first); ansible-core then reports one attempt less
+                result["failed"] = bool(result.get("failed_when_result", True))
+                result["attempts"] = attempts_allowed - 1
+                if result["failed"] and not result.get("msg"):
                     result["msg"] = "Retries exhausted"
                 return result
             self.emitter.emit({"event": "task_retry", "id": task.get("id"), "task": task.get("name"),
@@ -838,6 +857,9 @@ class Runner:
             except TemplateError as exc:
                 return {"failed": True, "changed": False, "msg": str(exc)}
         timeout = task.get("timeout")
+        if timeout is not None and not 0 <= timeout <= _MAX_TIMEOUT:
+            return {"failed": True, "changed": False, "msg": f"Task failed: Timeout {int(timeout) if timeout == int(timeout) else timeout} is invalid, it must be between 0 "
+                    f"and {_MAX_TIMEOUT}."}
         deadline = time.monotonic() + float(timeout) if timeout else None
         ctx = ModuleContext(self, task, scope, self._task_check(task), self._task_diff(task),
                             environment=env if isinstance(env, dict) else {}, deadline=deadline)

@@ -458,7 +458,9 @@ class Templar:
         if isinstance(value, str):
             if not is_template(value):
                 return value
-            single = _SINGLE.match(value)
+            # Jinja2 drops one trailing newline before it renders: "{{ [1] }}\n" is one
+            # expression, so ansible-core 2.19 returns its native value (a list here)
+            single = _SINGLE.match(value[:-1] if value.endswith("\n") else value)
             if single and "{#" not in value:
                 return self.evaluate(single.group(1), scope)
             return self.render(value, scope)
