@@ -209,7 +209,8 @@ def test_until_retries(apply, tmp_path):
              until=["g.stdout == 'yes'"], retries=1, delay=0, ignore_errors=True),
     ])
     assert r.result("retry")["attempts"] == 3
-    assert r.result("gives up")["status"] == "failed" and r.result("gives up")["attempts"] == 2
+    # ansible-core reports attempts == retries once they are exhausted (one less than it ran)
+    assert r.result("gives up")["status"] == "failed" and r.result("gives up")["attempts"] == 1
     assert len(r.of("task_retry")) == 3
 
 
