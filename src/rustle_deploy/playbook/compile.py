@@ -519,7 +519,7 @@ class _Compiler:
 
     def controller_value(self, src: Source, container: Any, key: Any, value: Any,
                          layers: list[dict[str, Any]], what: str = "this value",
-                         dynamic: bool = False) -> Any:
+                         dynamic: bool = False, role: RoleCall | None = None) -> Any:
         """``value`` rendered now, with only the variables every host shares.
 
         ``dynamic``: the host would render it while the plan runs (an include's file name), so
@@ -537,6 +537,8 @@ class _Compiler:
         magic = {"playbook_dir": self.basedir, "inventory_dir": self.inventory_dir(),
                  "groups": self.groups(), "ansible_check_mode": self.options.check,
                  "ansible_diff_mode": self.options.diff}
+        if role is not None:  # "{{ role_path }}/tests/main.yml"
+            magic.update(role_path=role.role.path, role_name=role.role.name)
         try:
             return self.renderer.render(value, [magic, *layers, self.extra])
         except TemplateFailed as exc:
@@ -1470,7 +1472,8 @@ class _Compiler:
             layers = [ctx.role.defaults, st.vars, ctx.role.vars, dict(ctx.vars), ctx.role.params]
         try:
             name = str(self.controller_value(src, ds, key, target.strip(), layers,
-                                             f"the {what} file name", dynamic=not static))
+                                             f"the {what} file name", dynamic=not static,
+                                             role=ctx.role))
         except PlaybookError:
             if static or self.choosing:
                 raise
