@@ -38,7 +38,7 @@ ANSIBLE_VERSION = importlib.metadata.version("ansible-core")
 CACHE = Path(os.environ.get("RUSTLE_ACCEPTANCE_CACHE")
              or Path.home() / ".cache" / "rustle-deploy" / "acceptance")
 CALLBACKS = Path(__file__).parent / "callback"
-RUN_TIMEOUT = 300
+RUN_TIMEOUT = 900  # ansible-playbook takes minutes for some targets on a loaded 2-core machine
 
 # Targets this harness does not run, with the reason. The aliases file says most of it
 # (windows, cloud, httptester, disabled); these change the shared machine itself (packages,

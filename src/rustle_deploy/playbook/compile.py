@@ -1478,7 +1478,7 @@ class _Compiler:
             if static or self.choosing:
                 raise
             self.include_choice(src, ds, origin, module, key, target.strip(), args, ctx, st,
-                                out, base)
+                                out, base, layers)
             return
         path = self.include_file(src, ds, key, name, ctx)
         real = os.path.realpath(path)
@@ -1524,7 +1524,8 @@ class _Compiler:
 
     def include_choice(self, src: Source, ds: dict[str, Any], origin: Origin, module: str,
                        key: str | None, name: str, args: dict[str, Any], ctx: Ctx,
-                       st: _PlayState, out: list[Task], base: str) -> None:
+                       st: _PlayState, out: list[Task], base: str,
+                       layers: list[dict[str, Any]]) -> None:
         """An include_tasks whose file name depends on a host's data (facts, loop items,
         registered results, ``lookup('first_found', ...)`` over those): every tasks file the
         name could select (the role's ``tasks/`` and the including file's directory) is
@@ -1557,6 +1558,19 @@ class _Compiler:
                         "put the files it chooses from in a directory of their own and name "
                         "it in the include: \"tasks/{{ ansible_os_family }}.yml\"", ds,
                         key or _NO_KEY, value=True)
+        # a loop the controller can render names its files itself ("{{ role_path }}/x.yml")
+        loop = ds.get("loop", ds.get("with_items"))
+        loop_var = (ds.get("loop_control") or {}).get("loop_var", "item") \
+            if isinstance(ds.get("loop_control"), dict) else "item"
+        for element in loop if isinstance(loop, list) else []:
+            value = self.renderer_try_layers(element, layers, ctx) \
+                if isinstance(element, str) and has_template(element) else element
+            rendered = self.renderer_try_layers(name, [*layers, {loop_var: value}], ctx) \
+                if value is not None else None
+            hit = next((t for t in self.include_paths(str(rendered), ctx) if os.path.isfile(t)),
+                       None) if isinstance(rendered, str) else None
+            if hit is not None:
+                files.append(hit)
         files = list(dict.fromkeys(files))
         pointer = f"{base}/{len(out)}"
         self.origins[pointer] = origin
