@@ -378,7 +378,8 @@ def render(root: Path, data: dict[str, dict[str, Any]]) -> str:
         "",
         "A target passes when the tool exits 0 (ansible-core's targets assert their own results, so "
         "a wrong behaviour fails an assertion). Columns: tasks/passed/failed, where tasks counts "
-        "task and handler results and failed counts failures that were neither ignored nor rescued.",
+        "task and handler results and failed counts failures that were not ignored (a failure a "
+        "`rescue` handled is counted: the ansible-playbook callback cannot tell it apart).",
         "",
         "## Totals",
         "",

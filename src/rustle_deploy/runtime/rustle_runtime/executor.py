@@ -234,6 +234,8 @@ class Runner:
             host_vars = (plan.get("hosts") or {}).get(host)
         self.host_vars = dict(host_vars or {})
         groups = plan.get("groups") or {}
+        # the play context's address, as Ansible's: the inventory's ansible_host, else the name
+        self.host_vars.setdefault("ansible_host", host)
         self.host_vars.setdefault("group_names", sorted(
             g for g, members in groups.items() if host in members and g != "all"))
         self.host_vars.update({
