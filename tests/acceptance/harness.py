@@ -308,7 +308,7 @@ def main(argv: list[str] | None = None) -> int:
     todo = [n for n in names if not_run(root, n) is None]
 
     def one(name: str) -> None:
-        if args.oracle or name not in data["ansible"]:
+        if args.oracle or data["ansible"].get(name, {}).get("code") is None:  # not run, or timed out
             data["ansible"][name] = asdict(run_target(root, name, "ansible"))
         data["rustle"][name] = asdict(run_target(root, name, "rustle"))
         a, r = _load(data["ansible"][name]), _load(data["rustle"][name])

@@ -22,8 +22,10 @@ string operations the way ansible-core's does: a template or expression that rea
 walk into Python's internals (``''.__class__``).
 """
 
+import functools
 import re
 import sys
+import types
 
 from . import expr as _expr
 from .filters import FILTERS, TESTS, FilterError, to_bool
@@ -277,6 +279,8 @@ def _environment():
     # template's own trailing newlines are put back after rendering, see _trailing_newlines)
     env = Environment(undefined=AnsibleUndefined, keep_trailing_newline=False, trim_blocks=True,
                       autoescape=False, loader=EmbeddedLoader())
+    for name in _LAZY_FILTERS:
+        env.filters[name] = _listed(env.filters[name])
     env.filters.update(FILTERS)
     env.tests.update(TESTS)
     for table in (env.filters, env.tests):  # the fully qualified names too
@@ -398,6 +402,20 @@ def _restore_newlines(source, result, newline):
     template ended with that the result lacks (so ``{% include %}`` text keeps none)."""
     missing = _trailing_newlines(source) - _trailing_newlines(result)
     return result + newline * missing if missing > 0 else result
+
+
+# Jinja2's filters that return generators: ansible-core 2.19 hands their results on as lists,
+# so `select(...) | default([x], true)` sees an empty one as false and errors surface in the task
+_LAZY_FILTERS = ("map", "select", "reject", "selectattr", "rejectattr")
+
+
+def _listed(fn):
+    @functools.wraps(fn)  # keeps jinja2's pass_context / pass_environment marks
+    def listed(*args, **kwargs):
+        value = fn(*args, **kwargs)
+        return list(value) if isinstance(value, types.GeneratorType) else value
+
+    return listed
 
 
 def _lookup(name, *terms, _context=None, **kw):
