@@ -265,10 +265,17 @@ def _refusal(log: str, work: Path) -> str:
 
 # --- the report ---------------------------------------------------------------------------
 
+# what stops a target -> the kind of gap and who owns it (the engineers' areas)
 _BLOCKERS = [
-    (r"delegate_to|run_once|add_host|group_by|throttle|delegate_facts|any_errors_fatal|serial", "cross-host construct (phases)"),
-    (r"module '?([\w.]+)'? is not (built in|supported|implemented)|unknown module|not a module", "module not built in (bridge)"),
-    (r"lookup|first_found|fileglob", "controller lookup (fidelity)"),
+    (r"module '([\w.]+)' is not supported by rustle-deploy|couldn't resolve module/action '([^']+)'"
+     r"|module '([\w.]+)' belongs to a collection", "module not built in: {} (bridge)"),
+    (r"(delegate_to|run_once|add_host|group_by|throttle|delegate_facts|any_errors_fatal|serial)",
+     "cross-host construct: {} (phases)"),
+    (r"lookup '([^']+)' is not supported|'with_(\w+)' is not supported", "controller lookup: {} (fidelity)"),
+    (r"(filter|test) '([^']+)' is not supported", "{} {} on the host (fidelity)"),
+    (r"(!unsafe|vault|'async'|module_defaults|args given as a template|include_vars option)",
+     "playbook front end: {}"),
+    (r"template source|copy source", "copy/template src over host data or a directory (fidelity)"),
 ]
 
 
@@ -402,7 +409,9 @@ def render(root: Path, data: dict[str, dict[str, Any]]) -> str:
 
 def _blocker_kind(note: str) -> str:
     for pattern, kind in _BLOCKERS:
-        if re.search(pattern, note):
-            return kind
-    note = re.sub(r"'[^']*'", "'…'", note)
-    return note[:120]
+        match = re.search(pattern, note)
+        if match:
+            return kind.format(*(g for g in match.groups() if g is not None))
+    if note.startswith("fails: "):
+        return "a task behaves otherwise (module or runtime fidelity): see the failures below"
+    return re.sub(r"'[^']*'", "'…'", note)[:120]
