@@ -9,7 +9,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 LATEST ?= .venv-latest
 
-.PHONY: setup demo test test-latest fuzz lint lock bench clean
+.PHONY: setup demo test test-latest fuzz acceptance lint lock bench clean
 
 $(BIN)/rustle-deploy: pyproject.toml requirements.lock
 	$(PY) -m venv $(VENV)
@@ -45,6 +45,14 @@ test-latest:
 FUZZ_SCALE ?= 35
 fuzz: setup
 	RUSTLE_FUZZ_SCALE=$(FUZZ_SCALE) $(BIN)/python -m pytest -q -p no:cacheprovider -m fuzz
+
+# ansible-core's own integration targets (role-shaped ones) under ansible-playbook and
+# rustle-deploy; writes docs/acceptance.md. The sdist is fetched once into
+# ~/.cache/rustle-deploy/acceptance/; ansible-playbook's results are cached there too
+# (ACCEPTANCE_ARGS=--oracle re-runs them; name targets to run only those).
+ACCEPTANCE_ARGS ?=
+acceptance: setup
+	$(BIN)/python -m tests.acceptance $(ACCEPTANCE_ARGS)
 
 # Rewrite requirements.lock from pyproject.toml's ranges (newest allowed releases, with hashes).
 lock: setup

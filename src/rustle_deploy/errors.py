@@ -6,6 +6,7 @@
     ├── PlanError               execution plan: .file, .pointer (JSON pointer)  (exit 2)
     │   └── PlanErrors          several of them, found in one validation: .problems
     ├── PlaybookError           playbook, role, tasks or vars file: .file, .line, .column (exit 2)
+    │   └── UnknownModule       a task names a module rustle-deploy cannot run
     ├── InventoryError          inventory: .file, .line                         (exit 2)
     ├── CompileError            building artifacts: .task (pointer)             (exit 2)
     ├── StateError              local history database                          (exit 2)
@@ -109,6 +110,14 @@ class PlaybookError(RustleError):
         self.line = line
         self.column = column
         self.detail = message
+
+
+class UnknownModule(PlaybookError):
+    """A task names a module rustle-deploy cannot run (unknown, not built in, a collection's).
+
+    Inside an ``include_tasks`` file it fails only the hosts that reach the include, as in
+    ansible-core, which reads such a file only then (a role's Windows-only tasks file).
+    """
 
 
 class InventoryError(RustleError):

@@ -14,7 +14,7 @@ TASK_EXTENSIONS = (
     "delay", "until", "check_mode", "diff", "timeout", "run_once", "delegate_to",
     "any_errors_fatal", "throttle",
     # what the playbook front end adds (docs/playbooks.md, "Plan extensions")
-    "loop_with", "role", "params", "include", "role_once", "vars_data",
+    "loop_with", "role", "params", "include", "include_choice", "role_once", "vars_data",
 )
 
 CONDITION_KINDS = ("When", "Tag", "CheckMode", "Host", "SkipTag", "Skip", "Only")

@@ -288,7 +288,7 @@ def test_a_timeout_ends_the_child_and_the_next_task_gets_a_new_one(run) -> None:
         task("command", {"_raw_params": "id -un"}, name="after", **BECOME),
     ])
     assert r.rc == 0, r.stdout + r.stderr
-    assert "failed to execute in the expected time frame (1)" in r.result("slow")["msg"]
+    assert r.result("slow")["msg"] == "Task failed: Timed out after 1 second(s)." and r.result("slow")["timedout"]["period"] == 1
     assert r.result("after")["stdout"] == USER
     if shutil.which("pgrep"):
         left = subprocess.run(["pgrep", "-u", USER, "-f", "sleep 30"], capture_output=True, text=True).stdout

@@ -209,7 +209,8 @@ def test_until_retries(apply, tmp_path):
              until=["g.stdout == 'yes'"], retries=1, delay=0, ignore_errors=True),
     ])
     assert r.result("retry")["attempts"] == 3
-    assert r.result("gives up")["status"] == "failed" and r.result("gives up")["attempts"] == 2
+    # ansible-core reports attempts == retries once they are exhausted (one less than it ran)
+    assert r.result("gives up")["status"] == "failed" and r.result("gives up")["attempts"] == 1
     assert len(r.of("task_retry")) == 3
 
 
@@ -220,7 +221,7 @@ def test_environment_and_timeout(apply):
     ])
     assert r.result("env")["stdout"] == "hi"
     slow = r.result("slow")
-    assert slow["status"] == "failed" and "expected time frame" in slow["msg"]
+    assert slow["status"] == "failed" and slow["msg"].startswith("Task failed: Timed out after ")
 
 
 def test_unknown_module_and_crash(apply):
@@ -304,3 +305,10 @@ def test_event_stream_shape(apply):
     res = r.result("p")
     for key in ("id", "task", "module", "status", "ignored", "rc", "stdout", "stderr", "msg", "duration"):
         assert key in res
+
+
+def test_ansible_host_defaults_to_the_inventory_name(apply):
+    # ansible-core's play context: lookup('vars', 'ansible_host') is the host's own name when
+    # the inventory gives no address (its integration target lookup_vars reads it so)
+    r = apply([task("debug", {"msg": "{{ lookup('vars', 'ansible_host') }} {{ ansible_host }}"}, name="h")])
+    assert r.result("h")["msg"] == "h1 h1"

@@ -42,6 +42,8 @@ TASKS = [
     {"name": "hash filters", "debug": {"msg": "{{ ['x' | md5, 'x' | sha1] }}"}},
     {"name": "fqcn filter", "debug": {"msg": "{{ [3, 1] | ansible.builtin.zip([4, 2]) | list }}"}},
     {"name": "strftime", "debug": {"msg": "{{ '%Y' | strftime(0, utc=True) }}"}},
+    {"name": "empty select is false", "debug": {"msg": "{{ [1, 2] | select('gt', 5) | default(['none'], true) | first }}"}},
+    {"name": "map is a list", "debug": {"msg": "{{ ([1, 2] | map('string')) + ['3'] }}"}},
     {"name": "search path", "debug": {"msg": "{{ ansible_search_path | length }}"}},
     {"name": "extended loop", "debug": {"msg": "{{ ansible_loop.previtem is undefined }} {{ ansible_loop.nextitem is undefined }}"},
      "loop": ["x", "y"], "loop_control": {"extended": True}},

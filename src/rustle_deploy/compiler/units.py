@@ -390,7 +390,8 @@ def _compile_block(
     for key, tasks in (("block", task.block), ("rescue", task.rescue), ("always", task.always)):
         if tasks or key == "block":
             out[key] = [_compile_task(plan, play, t, unit, file_cache) for t in tasks]
-    if out["when"] or isinstance(out.get("loop"), str) or _TEMPLATED.search(str(out.get("params", ""))):
+    if (out["when"] or isinstance(out.get("loop"), str) or "include_choice" in out
+            or _TEMPLATED.search(str(out.get("params", "")))):
         unit.needs_jinja = True
     return out
 

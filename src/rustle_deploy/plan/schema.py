@@ -313,16 +313,19 @@ def _ext_kinds() -> dict[str, tuple[tuple[type, ...], str]]:
         "environment": ((dict, str), "an object of variable names to values"),
         "vars": ((dict,), "an object of variable names to values"),
         "retries": count,
-        "delay": count,
-        "timeout": count,
+        "delay": ((int, float, str), "a non-negative number of seconds or a Jinja2 expression string"),
+        "timeout": ((int, str), "an integer number of seconds or a Jinja2 expression string"),
         "run_once": ((bool,), "a boolean"),
         "any_errors_fatal": ((bool,), "a boolean"),
         "throttle": ((int, str), "a host count or a Jinja2 expression string"),
         "delegate_to": ((str,), "a host name (string)"),
-        "loop_with": ((str,), "\"items\" or \"flattened\""),
+        "loop_with": ((str,), "\"items\", \"flattened\" or a lookup the host runs "
+                              "(\"sequence\", \"together\", \"nested\", ...)"),
         "role": ((str,), "a key of the play's roles"),
         "params": ((dict,), "an object of variable names to values"),
         "include": ((str,), "what the block includes (a file or role name)"),
+        "include_choice": ((dict,), "an object {\"name\": TEMPLATE, \"select\": {NAME: "
+                           "BLOCK_INDEX}, \"found\": {TERM: NAME}}"),
         "role_once": ((str,), "an identity string shared by repeats of one role"),
         "vars_data": ((dict,), "an object of file names to objects of variables"),
         "listen": ((str, list), "a topic string or an array of them"),  # handlers only
@@ -330,6 +333,12 @@ def _ext_kinds() -> dict[str, tuple[tuple[type, ...], str]]:
 
 
 EXTENSION_TYPES = _ext_kinds()
+
+
+def _host_lookups() -> frozenset[str]:
+    from rustle_deploy.runtime_index import runtime_plugins
+
+    return frozenset(n for n in runtime_plugins()["lookup"] if "." not in n) - {"file", "template"}
 
 
 def read_extras(r: Reader, d: dict[str, Any], pointer: str, keys: tuple[str, ...]) -> dict[str, Any]:
@@ -341,13 +350,13 @@ def read_extras(r: Reader, d: dict[str, Any], pointer: str, keys: tuple[str, ...
         value, ptr = d[key], child(pointer, key)
         types, what = EXTENSION_TYPES[key]
         ok = isinstance(value, types) and not (isinstance(value, bool) and bool not in types)
-        if ok and key in ("retries", "delay", "timeout", "throttle") and isinstance(value, int) and value < 0:
+        if ok and key in ("retries", "delay", "throttle") and isinstance(value, (int, float)) and value < 0:
             ok = False
         if ok and isinstance(value, list) and key in ("changed_when", "failed_when", "until",
                                                       "listen"):
             ok = all(isinstance(v, str) for v in value)
         if ok and key == "loop_with":
-            ok = value in ("items", "flattened")
+            ok = value in ("items", "flattened") or value in _host_lookups()
         if ok and key in ("environment", "vars", "loop_control", "params"):
             ok = all(isinstance(k, str) for k in value) if isinstance(value, dict) else True
         if not ok:

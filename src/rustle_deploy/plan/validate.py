@@ -317,6 +317,10 @@ def _templates(task: Task) -> Iterator[tuple[str, str]]:
         for text, ptr in _strings(task.args.get("that"), child(child(task.pointer, "args"), "that")):
             yield "{{ " + text + " }}", ptr
     for key, value in task.extras.items():
+        if key == "include":
+            continue  # what the include names, for display: never rendered
+        if key == "include_choice":  # only its name is a template; the rest is data
+            value = {"name": value.get("name")} if isinstance(value, dict) else value
         for text, ptr in _strings(value, child(task.pointer, key)):
             if key in _EXPRESSION_KEYS and not _TEMPLATED.search(text):
                 yield "{{ " + text + " }}", ptr
@@ -350,6 +354,9 @@ def _plugins(src: str, task: Task) -> list[PlanError]:
         for kind, name in used:
             if name in known[kind]:
                 continue
+            if (kind, name) == ("lookup", "first_found") and ptr.startswith(
+                    child(task.pointer, "include_choice")):
+                continue  # the compiler found the files; the host picks (executor._choose)
             why = known["refused"][kind].get(name)
             reason = why or (f"it is not one of ansible.builtin's {kind}s" if "." not in name or
                              name.startswith("ansible.builtin.") else "collections are not supported")

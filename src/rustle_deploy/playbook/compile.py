@@ -29,7 +29,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from rustle_deploy.errors import InventoryError, PlanError, PlaybookError
+from rustle_deploy.errors import InventoryError, PlanError, PlaybookError, UnknownModule
 from rustle_deploy.inventory import Inventory
 from rustle_deploy.model import Batch, Condition, Plan, PlanningOptions, Play, Strategy, Task
 from rustle_deploy.plan.files import remember_files_dirs
@@ -43,7 +43,7 @@ from rustle_deploy.playbook.args import (
 from rustle_deploy.playbook.render import Renderer, TemplateFailed, has_template, referenced_names
 from rustle_deploy.playbook.roles import DEFAULT_ROLES_PATH, RoleDir, RoleFinder, display_path
 from rustle_deploy.playbook.yamlsrc import Origin, Source, read_yaml
-from rustle_deploy.runtime_index import canonical_module, module_families
+from rustle_deploy.runtime_index import canonical_module, module_families, runtime_plugins
 
 __all__ = ["CompileOptions", "Compiled", "ListedPlay", "compile_playbook"]
 
@@ -67,6 +67,7 @@ lines list nested password pipe random_choice sequence subelements template toge
 url varnames vars
 """.split())
 _LOOKUP_CALL = re.compile(r"\b(?:lookup|query|q)\(|\bwith_\w+")
+_MAX_CHOICES = 200  # tasks files an include with a host-dependent name may choose from
 _VAR_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _SELF = re.compile(r"^\{\{-?\s*inventory_hostname\s*-?\}\}$")
 _LOCALHOSTS = ("localhost", "127.0.0.1", "::1")
@@ -225,6 +226,7 @@ class _Compiler:
         # the host evaluates (an include's file, a copy source) that reads one of them cannot
         # be rendered on the controller, even when a default exists there
         self.runtime_names: set[str] = set()
+        self.choosing = False  # compiling the candidates of an include_choice (not nested)
 
     # -- files -------------------------------------------------------------------------------
     def read(self, path: str, what: str) -> Source:
@@ -520,7 +522,7 @@ class _Compiler:
 
     def controller_value(self, src: Source, container: Any, key: Any, value: Any,
                          layers: list[dict[str, Any]], what: str = "this value",
-                         dynamic: bool = False) -> Any:
+                         dynamic: bool = False, role: RoleCall | None = None) -> Any:
         """``value`` rendered now, with only the variables every host shares.
 
         ``dynamic``: the host would render it while the plan runs (an include's file name), so
@@ -538,6 +540,8 @@ class _Compiler:
         magic = {"playbook_dir": self.basedir, "inventory_dir": self.inventory_dir(),
                  "groups": self.groups(), "ansible_check_mode": self.options.check,
                  "ansible_diff_mode": self.options.diff}
+        if role is not None:  # "{{ role_path }}/tests/main.yml"
+            magic.update(role_path=role.role.path, role_name=role.role.name)
         try:
             return self.renderer.render(value, [magic, *layers, self.extra])
         except TemplateFailed as exc:
@@ -966,7 +970,7 @@ class _Compiler:
         close = kw.suggest(short, list(module_families()))
         hint = (f"did you mean '{close}'? " if close else "") + \
             "supported modules: " + ", ".join(sorted(module_families()))
-        raise src.error(message, hint, ds, key if key is not None else _NO_KEY)
+        raise src.origin(ds, key if key is not None else _NO_KEY).error(message, hint, UnknownModule)
 
     def action(self, src: Source, ds: dict[str, Any], ctx: Ctx) -> tuple[str, dict[str, Any],
                                                                         str | None, str | None]:
@@ -1170,9 +1174,12 @@ class _Compiler:
                 return bool(value)
             raise origin.error(f"'{key}' takes a boolean, not a {_kind(value)}", f"{key}: true")
         if key in ("retries", "delay", "timeout"):
-            if isinstance(value, bool) or not isinstance(value, (int, str)) or \
-                    (isinstance(value, int) and value < 0):
-                raise origin.error(f"'{key}' takes a non-negative integer", f"{key}: 3")
+            number = (int, float, str) if key == "delay" else (int, str)  # delay: seconds, 0.5
+            if isinstance(value, bool) or not isinstance(value, number) or \
+                    (isinstance(value, (int, float)) and value < 0 and key != "timeout"):
+                what = {"delay": "a non-negative number", "retries": "a non-negative integer",
+                        "timeout": "an integer"}[key]  # a bad timeout fails its task, as in Ansible
+                raise origin.error(f"'{key}' takes {what}", f"{key}: 3")
             return value
         if key == "register":
             if not isinstance(value, str) or not _VAR_NAME.match(value):
@@ -1419,8 +1426,8 @@ class _Compiler:
         return None, search
 
     # -- includes and imports ------------------------------------------------------------------
-    def include_file(self, src: Source, ds: dict[str, Any], key: str | None, name: str,
-                     ctx: Ctx) -> str:
+    def include_paths(self, name: str, ctx: Ctx) -> list[str]:
+        """Where ansible-core looks for an included tasks file, in order."""
         name = os.path.expanduser(name)
         tried: list[str] = []
         if os.path.isabs(name):
@@ -1430,7 +1437,11 @@ class _Compiler:
                 rp = ctx.role.role.path
                 tried += [os.path.join(rp, "tasks", name), os.path.join(rp, name)]
             tried += [os.path.join(ctx.task_dir, name), os.path.join(self.basedir, name)]
-        tried = list(dict.fromkeys(os.path.normpath(t) for t in tried))
+        return list(dict.fromkeys(os.path.normpath(t) for t in tried))
+
+    def include_file(self, src: Source, ds: dict[str, Any], key: str | None, name: str,
+                     ctx: Ctx) -> str:
+        tried = self.include_paths(name, ctx)
         for t in tried:
             if os.path.isfile(t):
                 return t
@@ -1473,8 +1484,16 @@ class _Compiler:
         layers = [st.vars, dict(ctx.vars)]
         if ctx.role is not None:
             layers = [ctx.role.defaults, st.vars, ctx.role.vars, dict(ctx.vars), ctx.role.params]
-        name = str(self.controller_value(src, ds, key, target.strip(), layers,
-                                         f"the {what} file name", dynamic=not static))
+        try:
+            name = str(self.controller_value(src, ds, key, target.strip(), layers,
+                                             f"the {what} file name", dynamic=not static,
+                                             role=ctx.role))
+        except PlaybookError:
+            if static or self.choosing:
+                raise
+            self.include_choice(src, ds, origin, module, key, target.strip(), args, ctx, st,
+                                out, base, layers)
+            return
         path = self.include_file(src, ds, key, name, ctx)
         real = os.path.realpath(path)
         if real in ctx.include_stack:
@@ -1502,9 +1521,125 @@ class _Compiler:
             inner = self.inherit(src, apply, inner, st)
         task_id = st.new_id()
         children: list[Task] = []
-        self.tasks_from_source(child, inner, st, children, f"{pointer}/block")
+        deferred = None
+        try:
+            self.tasks_from_source(child, inner, st, children, f"{pointer}/block")
+        except UnknownModule as exc:
+            if self.choosing:
+                raise
+            # ansible-core reads an include_tasks file only when a host reaches it: a file
+            # that cannot run here (a Windows-only one) fails the hosts that include it
+            children, deferred = [], f"rustle-deploy cannot include {display_path(path)}: {exc}"
         self.container(src, ds, ctx, st, out, pointer, children, display_path(path), module,
                        task_id)
+        if deferred is not None:
+            out[-1] = replace(out[-1], extras=dict(out[-1].extras, include_choice={
+                "name": "{{ '' }}", "select": {"": deferred}}))
+
+    def include_choice(self, src: Source, ds: dict[str, Any], origin: Origin, module: str,
+                       key: str | None, name: str, args: dict[str, Any], ctx: Ctx,
+                       st: _PlayState, out: list[Task], base: str,
+                       layers: list[dict[str, Any]]) -> None:
+        """An include_tasks whose file name depends on a host's data (facts, loop items,
+        registered results, ``lookup('first_found', ...)`` over those): every tasks file the
+        name could select (the role's ``tasks/`` and the including file's directory) is
+        compiled as one block of the include, each under the names that select it, and the
+        host renders the name and runs that block. A file that cannot be compiled fails the
+        include only on a host that selects it, with the reason."""
+        dirs = [ctx.task_dir]
+        if ctx.role is not None:
+            dirs.insert(0, os.path.join(ctx.role.role.path, "tasks"))
+        # the literal text around the template narrows the candidates: "tasks/{{ x }}.yml"
+        head, tail = re.split(r"\{[{%]", name, maxsplit=1)[0], re.split(r"[}%]\}", name)[-1]
+        files: list[str] = []
+        names: set[str] = set()
+        for d in dict.fromkeys(os.path.normpath(d) for d in dirs):
+            top = os.path.join(d, os.path.dirname(head))
+            for dirpath, subdirs, filenames in os.walk(top):
+                subdirs[:] = sorted(x for x in subdirs if not x.startswith("."))
+                for fn in sorted(filenames):
+                    path = os.path.normpath(os.path.join(dirpath, fn))
+                    rel = os.path.relpath(path, d)
+                    if (os.path.splitext(fn)[1] in (".yml", ".yaml", ".json")
+                            and rel.startswith(os.path.normpath(head) if "/" in head else "")
+                            and rel.endswith(tail)):
+                        files.append(path)
+                        names.add(rel)
+                if len(files) > _MAX_CHOICES:
+                    raise src.error(
+                        f"the {module} file name {name!r} depends on a host's data, and more "
+                        f"than {_MAX_CHOICES} files under {display_path(top)} could be the one",
+                        "put the files it chooses from in a directory of their own and name "
+                        "it in the include: \"tasks/{{ ansible_os_family }}.yml\"", ds,
+                        key or _NO_KEY, value=True)
+        # a loop the controller can render names its files itself ("{{ role_path }}/x.yml")
+        loop = ds.get("loop", ds.get("with_items"))
+        loop_var = (ds.get("loop_control") or {}).get("loop_var", "item") \
+            if isinstance(ds.get("loop_control"), dict) else "item"
+        for element in loop if isinstance(loop, list) else []:
+            value = self.renderer_try_layers(element, layers, ctx) \
+                if isinstance(element, str) and has_template(element) else element
+            rendered = self.renderer_try_layers(name, [*layers, {loop_var: value}], ctx) \
+                if value is not None else None
+            hit = next((t for t in self.include_paths(str(rendered), ctx) if os.path.isfile(t)),
+                       None) if isinstance(rendered, str) else None
+            if hit is not None:
+                files.append(hit)
+        files = list(dict.fromkeys(files))
+        pointer = f"{base}/{len(out)}"
+        self.origins[pointer] = origin
+        apply = args.get("apply")
+        inner0 = replace(ctx, listed=False)
+        if apply is not None:
+            if not isinstance(apply, dict):
+                raise src.error("apply is a mapping of block keywords", None, ds, key or _NO_KEY,
+                                value=True)
+            self.check_keys(src, apply, kw.BLOCK - {"block", "rescue", "always"}, "apply", apply)
+            inner0 = self.inherit(src, apply, inner0, st)
+        task_id = st.new_id()
+        children: list[Task] = []
+        index: dict[str, int] = {}
+        refused: dict[str, str] = {}
+        self.choosing = True
+        try:
+            for path in files:
+                real = os.path.realpath(path)
+                try:
+                    if real in ctx.include_stack:
+                        raise src.error(f"{display_path(path)} includes itself", None, ds,
+                                        key or _NO_KEY, value=True)
+                    child = self.read(path, "tasks file")
+                    inner = replace(inner0, src=child, task_dir=child.dir,
+                                    include_stack=ctx.include_stack + (real,))
+                    kids: list[Task] = []
+                    at = f"{pointer}/block/{len(children)}"
+                    self.tasks_from_source(child, inner, st, kids, f"{at}/block")
+                except PlaybookError as exc:
+                    refused[path] = f"rustle-deploy cannot include {display_path(path)}: {exc}"
+                    continue
+                self.origins[at] = origin
+                index[path] = len(children)
+                children.append(Task(task_id=st.new_id(), name=display_path(path), module="",
+                                     args={}, hosts=(), execution_order=len(children),
+                                     pointer=at, block=tuple(kids)))
+        finally:
+            self.choosing = False
+        select: dict[str, Any] = {}
+        found: dict[str, str] = {}
+        for candidate in sorted(names) + files:
+            hit = next((t for t in self.include_paths(candidate, ctx) if os.path.isfile(t)), None)
+            if hit is not None and hit in index:
+                select[candidate] = index[hit]
+            elif hit is not None and hit in refused:
+                select[candidate] = refused[hit]
+            ff = self.find_file(candidate, "files", ctx)[0]
+            if ff is not None and (ff in index or ff in refused):
+                found[candidate] = ff
+        for path in files:  # first_found answers with the controller's path, as in Ansible
+            select[path] = index[path] if path in index else refused[path]
+        self.container(src, ds, ctx, st, out, pointer, children, name, module, task_id)
+        out[-1] = replace(out[-1], extras=dict(out[-1].extras, include_choice={
+            "name": name, "select": select, "found": found}))
 
     def container(self, src: Source, ds: dict[str, Any], ctx: Ctx, st: _PlayState,
                   out: list[Task], pointer: str, children: list[Task], include: str,

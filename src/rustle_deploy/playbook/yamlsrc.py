@@ -37,9 +37,10 @@ class Origin:
     column: int | None = None
     text: str | None = None  # the source line
 
-    def error(self, message: str, hint: str | None = None) -> PlaybookError:
-        return PlaybookError(message, hint, file=self.file, line=self.line, column=self.column,
-                             source_line=self.text)
+    def error(self, message: str, hint: str | None = None,
+              kind: type[PlaybookError] = PlaybookError) -> PlaybookError:
+        return kind(message, hint, file=self.file, line=self.line, column=self.column,
+                    source_line=self.text)
 
     def __str__(self) -> str:
         if self.line is None:

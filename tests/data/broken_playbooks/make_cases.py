@@ -181,20 +181,22 @@ CASES: dict[str, dict[str, str]] = {
         - debug: msg=again
         - include_tasks: again.yml
         """},
-    "include_name_from_facts": {"site.yml": """\
+    "import_name_from_facts": {"site.yml": """\
         - hosts: web
           tasks:
-            - include_tasks: "tasks/{{ ansible_os_family }}.yml"
+            - import_tasks: "tasks/{{ ansible_os_family }}.yml"
         """},
-    "include_name_from_set_fact": {"site.yml": """\
+    "include_role_name_from_set_fact": {"site.yml": """\
         - hosts: web
           vars:
             flavour: small
           tasks:
             - set_fact:
                 flavour: large
-            - include_tasks: "tasks/{{ flavour | default('small') }}.yml"
-        """, "tasks/small.yml": "- debug: msg=small\n", "tasks/large.yml": "- debug: msg=large\n"},
+            - include_role:
+                name: "{{ flavour | default('small') }}"
+        """, "roles/small/tasks/main.yml": "- debug: msg=small\n",
+        "roles/large/tasks/main.yml": "- debug: msg=large\n"},
     "include_vars_directory": {"site.yml": """\
         - hosts: web
           tasks:

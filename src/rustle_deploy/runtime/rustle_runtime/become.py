@@ -102,7 +102,7 @@ class Children:
 
     def run(self, key, ctx, module, args, timeout):
         """The result of ``module`` run with ``args`` as ``key`` = (method, user)."""
-        from .context import ModuleFailure
+        from .context import ModuleFailure, timed_out
 
         child = self._children.get(key)
         if child is None:
@@ -117,9 +117,7 @@ class Children:
             result = child.call(request, ctx, deadline)
         except _Timeout:
             self._end(key)
-            return {"failed": True, "changed": False,
-                    "msg": f"The {module} action failed to execute in the expected time frame ({timeout}) "
-                           "and was terminated"}
+            return timed_out(timeout)
         except BaseException:
             self._end(key)
             raise

@@ -216,6 +216,14 @@ def module_function(name):
     return fn
 
 
+def timed_out(timeout):
+    """The result of a task its ``timeout`` keyword stopped, as ansible-core words it."""
+    period = int(timeout) if float(timeout) == int(timeout) else timeout
+    return {"failed": True, "changed": False, "msg": f"Task failed: Timed out after {period} second(s).",
+            "timedout": {"frame": "Configure `DISPLAY_TRACEBACK` to see a traceback on timeout errors.",
+                         "period": period}}
+
+
 def call_module(name, ctx, args, timeout=None):
     """Run module ``name`` with ``args``; its result dict, or Ansible's failed result for
     whatever it raised (``timeout`` seconds end it with TaskTimeout's message)."""
@@ -232,8 +240,7 @@ def call_module(name, ctx, args, timeout=None):
         result["failed"] = True
         result["msg"] = exc.msg
     except TaskTimeout:
-        result = {"failed": True, "changed": False,
-                  "msg": f"The {name} action failed to execute in the expected time frame ({timeout}) and was terminated"}
+        result = timed_out(timeout)
     except Exception as exc:
         templating = sys.modules.get(__package__ + ".templating")  # only raised once it is loaded
         if templating is not None and isinstance(exc, templating.TemplateError):

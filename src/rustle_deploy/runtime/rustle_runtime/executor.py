@@ -27,6 +27,7 @@ from .context import ModuleContext, ModuleFailure, call_module
 from .events import censor
 from .filters import to_bool
 from .templating import (
+    FOUND_VAR,
     Templar,
     TemplateError,
     TemplateSecurityError,
@@ -74,6 +75,8 @@ def _notified_handlers(handlers, notification):
 
 _BOOL_KEYWORDS = ("ignore_errors", "no_log", "check_mode", "diff", "become", "run_once")
 _NUMBER_KEYWORDS = ("retries", "delay", "timeout")
+_ITEM_KEYWORDS = ("retries", "delay")  # evaluated for each loop item, as in Ansible
+_MAX_TIMEOUT = 100000000  # ansible-core's limit on a task's timeout (seconds)
 _BOOL_WORDS = ("yes", "no", "true", "false", "on", "off", "1", "0", "y", "n")
 _TEXT_KEYWORDS = ("become_user", "become_method")
 
@@ -231,6 +234,8 @@ class Runner:
             host_vars = (plan.get("hosts") or {}).get(host)
         self.host_vars = dict(host_vars or {})
         groups = plan.get("groups") or {}
+        # the play context's address, as Ansible's: the inventory's ansible_host, else the name
+        self.host_vars.setdefault("ansible_host", host)
         self.host_vars.setdefault("group_names", sorted(
             g for g, members in groups.items() if host in members and g != "all"))
         self.host_vars.update({
@@ -393,7 +398,10 @@ class Runner:
                 rounds = [(scope.child(lv), lv) for lv in
                           ({loop_var: item, "ansible_loop_var": loop_var}
                            for item in self._loop_items(task, scope))]
-            runs = [layer for item_scope, layer in rounds if self._skip_reason(task, item_scope) is None]
+            runs = [(item_scope, layer) for item_scope, layer in rounds
+                    if self._skip_reason(task, item_scope) is None]
+            choice = task.get("include_choice")
+            picks = [self._choose(task, item_scope) if choice else task for item_scope, _ in runs]
         except TemplateError as exc:
             self._container_event(head, {"failed": True, "changed": False, "msg": str(exc)}, include)
             return
@@ -404,20 +412,34 @@ class Runner:
                 self._container_event(head, dict(reason, changed=False, skipped=True), include)
             return
         if include is not None:
-            for layer in runs:
+            for _, layer in runs:
                 self._container_event(head, dict(layer, changed=False), include)
         once = task.get("role_once")
         if once is not None and once in self._roles_done:
             return  # Ansible runs a repeated role once, when a task of it ran before
         ran = self._ran
-        for layer in runs:
+        for (_, layer), pick in zip(runs, picks):
             self._params.append(dict(task.get("params") or {}, **layer))
             try:
-                self._run_sections(task, is_handler)
+                self._run_sections(pick, is_handler)
             finally:
                 self._params.pop()
                 if once is not None and self._ran > ran:
                     self._roles_done.add(once)
+
+    def _choose(self, task, scope):
+        """The block of the file an include names with host data (``include_choice``): the
+        compiler compiled every file the name could select into the include's ``block``, and
+        maps each name that selects one to its index (or to why it could not be compiled);
+        ``first_found`` picks among the names it found on the controller."""
+        choice = task["include_choice"]
+        name = self.templar.template(choice["name"], scope.child({FOUND_VAR: choice.get("found") or {}}))
+        index = (choice.get("select") or {}).get(str(name))
+        if index is None:
+            raise TemplateError(f"Could not find or access '{name}' on the Ansible Controller.")
+        if isinstance(index, str):
+            raise TemplateError(index)
+        return task["block"][index]
 
     def _container_event(self, head, result, include):
         """The ``included``/``skipped``/``failed`` result an include reports, counted as Ansible."""
@@ -452,8 +474,12 @@ class Runner:
             failed = True
         if failed and rescue:
             failed_task, failed_result = self._failure or ({}, {})
+            name = failed_task.get("name") or ""
+            role = ((self._play or {}).get("roles") or {}).get(failed_task.get("role") or "")
+            if role and name.startswith(role.get("name", "") + " : "):
+                name = name[len(role["name"]) + 3:]  # the task's own name, as Ansible's
             self.runtime_vars["ansible_failed_task"] = {
-                "name": failed_task.get("name") or "", "action": failed_task.get("module"),
+                "name": name, "action": failed_task.get("module"),
                 "id": failed_task.get("id")}
             self.runtime_vars["ansible_failed_result"] = failed_result
             try:
@@ -539,7 +565,8 @@ class Runner:
         evaluated (the task then fails; ``no_log`` then stays on, to be safe).
         """
         pending = [k for k in _BOOL_KEYWORDS + _NUMBER_KEYWORDS + _TEXT_KEYWORDS
-                   if isinstance(task.get(k), str) and (k not in _TEXT_KEYWORDS or is_template(task[k]))]
+                   if isinstance(task.get(k), str) and (k not in _TEXT_KEYWORDS or is_template(task[k]))
+                   and not (k in _ITEM_KEYWORDS and "loop" in task)]
         if not pending:
             return task, None
         task = dict(task)
@@ -689,11 +716,20 @@ class Runner:
 
     def _loop_items(self, task, scope):
         loop = task["loop"]
+        flatten = task.get("loop_with")
+        if flatten not in (None, "items", "flattened"):  # with_<lookup>: the lookup's terms
+            from .lookups import LookupError_, run
+
+            terms = self.templar.template(loop, scope)
+            try:
+                return unsafe(run(flatten, terms if isinstance(terms, list) else [terms], scope,
+                                  self.templar, wantlist=True))  # host data, as lookup()'s
+            except LookupError_ as exc:
+                raise TemplateError(str(exc)) from exc
         if isinstance(loop, str):
             value = self.templar.template(loop, scope) if is_template(loop) else self.templar.evaluate(loop, scope)
         else:
             value = self.templar.template(loop, scope)
-        flatten = task.get("loop_with")
         if flatten in ("items", "flattened"):  # with_items: one level; with_flattened: all
             if not isinstance(value, (list, tuple)):
                 value = [value]
@@ -724,7 +760,19 @@ class Runner:
         if skipped is not None:
             return skipped
         until = task.get("until")
+        pending = [k for k in _ITEM_KEYWORDS if isinstance(task.get(k), str)]
+        if pending:  # over the loop item: left for here by _resolve_keywords
+            task = dict(task)
+            try:
+                for key in pending:
+                    raw = task[key]
+                    value = self.templar.template(raw, scope) if is_template(raw) else raw
+                    task[key] = float(value) if key != "retries" else int(value)
+            except (TemplateError, TypeError, ValueError) as exc:
+                return {"failed": True, "changed": False,
+                        "msg": f"the task keyword '{key}' could not be evaluated: {exc}"}
         retries = task.get("retries")
+        until = _as_list(until)  # `until: false` retries too, as in Ansible
         if until:
             attempts_allowed = 3 if retries is None else max(1, int(retries) + 1)
         else:
@@ -735,21 +783,25 @@ class Runner:
         while True:
             attempt += 1
             result = self._invoke(task, scope)
+            if until:  # before changed_when/failed_when, which may read it (as in Ansible)
+                result["attempts"] = attempt
             result = self._post_conditions(task, scope, result)
             if not until:
                 return result
-            result["attempts"] = attempt
             check_scope = scope.child({register: unsafe(result)}) if register else scope
             try:
-                done = all(self.templar.condition(c, check_scope) for c in _as_list(until))
+                done = all(self.templar.condition(c, check_scope) for c in until)
             except TemplateError as exc:
                 result.update(failed=True, msg=str(exc))
                 return result
             if done:
                 return result
             if attempt >= attempts_allowed:
-                result["failed"] = True
-                if not result.get("msg"):
+                # failed, unless failed_when said otherwise (ansible-core's is_failed reads
+                # failed_when_result first); ansible-core then reports one attempt less
+                result["failed"] = bool(result.get("failed_when_result", True))
+                result["attempts"] = attempts_allowed - 1
+                if result["failed"] and not result.get("msg"):
                     result["msg"] = "Retries exhausted"
                 return result
             self.emitter.emit({"event": "task_retry", "id": task.get("id"), "task": task.get("name"),
@@ -807,6 +859,9 @@ class Runner:
             except TemplateError as exc:
                 return {"failed": True, "changed": False, "msg": str(exc)}
         timeout = task.get("timeout")
+        if timeout is not None and not 0 <= timeout <= _MAX_TIMEOUT:
+            return {"failed": True, "changed": False, "msg": f"Task failed: Timeout {int(timeout) if timeout == int(timeout) else timeout} is invalid, it must be between 0 "
+                    f"and {_MAX_TIMEOUT}."}
         deadline = time.monotonic() + float(timeout) if timeout else None
         ctx = ModuleContext(self, task, scope, self._task_check(task), self._task_diff(task),
                             environment=env if isinstance(env, dict) else {}, deadline=deadline)

@@ -301,6 +301,37 @@ def _varnames(terms, ctx):
     return out
 
 
+def _found(scope):
+    from .templating import FOUND_VAR
+
+    try:
+        return scope.raw(FOUND_VAR)
+    except KeyError:
+        return None
+
+
+def _first_found(terms, ctx, files=None, paths=None, skip=False):
+    """``first_found`` in an include's file name: the first term the compiler found on the
+    controller (it embedded what each term names); Ansible's search order was applied there."""
+    found = _found(ctx.scope)
+    names = []
+    for term in terms + ([files] if files else []):
+        if isinstance(term, dict):
+            paths = paths or term.get("paths")
+            term = term.get("files") or []
+        for name in term if isinstance(term, (list, tuple)) else [term]:
+            if isinstance(name, str):
+                names.extend(n for n in re.split(r"[,;]", name) if n)
+    if paths:
+        raise LookupError_("first_found with 'paths' is not supported in an include's file name")
+    for name in names:
+        if name in found:
+            return [found[name]]
+    if skip:
+        return []
+    raise LookupError_("No file was found when using first_found.")
+
+
 LOOKUPS = {
     "file": _file, "template": _template,
     "list": _list, "items": _items, "indexed_items": _indexed_items, "dict": _dict,
@@ -351,6 +382,8 @@ def run(name, terms, scope, templar, wantlist=False, errors="strict", **options)
     """``lookup(name, *terms, **options)`` as Ansible calls it; the caller marks the result as
     host data."""
     fn = LOOKUPS.get(name)
+    if name == "first_found" and scope is not None and _found(scope) is not None:
+        fn = _first_found
     try:
         if name in CONTROLLER:
             values = _controller_values(name, list(terms), _Context(scope, templar), options)

@@ -22,8 +22,10 @@ string operations the way ansible-core's does: a template or expression that rea
 walk into Python's internals (``''.__class__``).
 """
 
+import functools
 import re
 import sys
+import types
 
 from . import expr as _expr
 from .filters import FILTERS, TESTS, FilterError, to_bool
@@ -277,6 +279,8 @@ def _environment():
     # template's own trailing newlines are put back after rendering, see _trailing_newlines)
     env = Environment(undefined=AnsibleUndefined, keep_trailing_newline=False, trim_blocks=True,
                       autoescape=False, loader=EmbeddedLoader())
+    for name in _LAZY_FILTERS:
+        env.filters[name] = _listed(env.filters[name])
     env.filters.update(FILTERS)
     env.tests.update(TESTS)
     for table in (env.filters, env.tests):  # the fully qualified names too
@@ -327,6 +331,9 @@ OVERRIDE_DEFAULTS = {
 JINJA2_OVERRIDE = "#jinja2:"
 # the compiled task variable naming what the compiler embedded for it (docs/artifact.md)
 SEARCH_VAR = "__rustle_search"
+# set while an include's host-dependent file name renders: ``first_found`` term -> the file the
+# compiler found for it (the host cannot search the controller's files itself)
+FOUND_VAR = "__rustle_found"
 
 
 TEMPLATE_SYNTAX_OPTIONS = ("trim_blocks", "lstrip_blocks", "block_start_string", "block_end_string",
@@ -397,6 +404,20 @@ def _restore_newlines(source, result, newline):
     return result + newline * missing if missing > 0 else result
 
 
+# Jinja2's filters that return generators: ansible-core 2.19 hands their results on as lists,
+# so `select(...) | default([x], true)` sees an empty one as false and errors surface in the task
+_LAZY_FILTERS = ("map", "select", "reject", "selectattr", "rejectattr")
+
+
+def _listed(fn):
+    @functools.wraps(fn)  # keeps jinja2's pass_context / pass_environment marks
+    def listed(*args, **kwargs):
+        value = fn(*args, **kwargs)
+        return list(value) if isinstance(value, types.GeneratorType) else value
+
+    return listed
+
+
 def _lookup(name, *terms, _context=None, **kw):
     """A lookup plugin (``lookups.py``), run on the host; the result is host data (marked)."""
     from .lookups import LookupError_, run
@@ -455,7 +476,9 @@ class Templar:
         if isinstance(value, str):
             if not is_template(value):
                 return value
-            single = _SINGLE.match(value)
+            # Jinja2 drops one trailing newline before it renders: "{{ [1] }}\n" is one
+            # expression, so ansible-core 2.19 returns its native value (a list here)
+            single = _SINGLE.match(value[:-1] if value.endswith("\n") else value)
             if single and "{#" not in value:
                 return self.evaluate(single.group(1), scope)
             return self.render(value, scope)

@@ -1,0 +1,417 @@
+"""ansible-core's own integration targets as the acceptance test of the playbook front end.
+
+The role-shaped targets of ansible-core's sdist (``test/integration/targets/*`` with
+``tasks/main.yml`` and an ``aliases`` file) are run the way ansible-test runs them on a local
+connection (a ``site.yml`` with the target as its only role, an inventory with ``testhost``,
+``roles_path`` at the targets, ``-e output_dir=...``), once under ``ansible-playbook`` (the
+oracle) and once under ``rustle-deploy --run``, each in a fresh temporary directory.
+
+The sdist is fetched with pip into ``~/.cache/rustle-deploy/acceptance/`` (or
+``$RUSTLE_ACCEPTANCE_CACHE``), keyed by the installed ansible-core version, and never
+committed. When it cannot be fetched, :class:`Unavailable` says why (the tests skip with it).
+
+``python -m tests.acceptance`` (``make acceptance``) runs every target and writes
+``docs/acceptance.md``; ``tests/acceptance/test_targets.py`` runs the fast ones that pass
+under both, pinned by name.
+"""
+
+from __future__ import annotations
+
+import importlib.metadata
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tarfile
+import tempfile
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+BIN = Path(sys.executable).parent
+ANSIBLE_VERSION = importlib.metadata.version("ansible-core")
+CACHE = Path(os.environ.get("RUSTLE_ACCEPTANCE_CACHE")
+             or Path.home() / ".cache" / "rustle-deploy" / "acceptance")
+CALLBACKS = Path(__file__).parent / "callback"
+RUN_TIMEOUT = 900  # ansible-playbook takes minutes for some targets on a loaded 2-core machine
+
+# Targets this harness does not run, with the reason. The aliases file says most of it
+# (windows, cloud, httptester, disabled); these change the shared machine itself (packages,
+# services, accounts, the host name, the firewall) beyond a temporary directory.
+MACHINE_CHANGING = {
+    "apt": "installs and removes system packages", "apt_key": "changes apt's trusted keys",
+    "apt_repository": "changes apt's sources", "deb822_repository": "changes apt's sources",
+    "debconf": "changes debconf answers", "dnf": "needs dnf (not on Debian)",
+    "dnf-oldest": "needs dnf (not on Debian)", "dnf-latest": "needs dnf (not on Debian)",
+    "yum_repository": "needs yum (not on Debian)", "package": "installs system packages",
+    "package_facts": "installs system packages", "pip": "installs Python packages system-wide",
+    "service": "installs and starts a system service", "systemd": "needs systemd as PID 1",
+    "hostname": "changes the machine's host name", "reboot": "reboots the machine",
+    "iptables": "changes the firewall", "cron": "installs cron and edits crontabs",
+    "mount_facts": "mounts file systems", "facts_linux_network": "changes network interfaces",
+    "hardware_facts": "needs privileged hardware access", "user": "adds and removes accounts",
+    "group": "adds and removes groups", "become": "adds accounts, installs passlib",
+    "become_su": "adds accounts, installs pexpect", "become_sudo": "adds accounts",
+    "expect": "installs pexpect with pip", "unarchive": "removes and reinstalls zip/unzip",
+}
+
+
+class Unavailable(Exception):
+    """The sdist could not be fetched (offline, PyPI down); the message says why."""
+
+
+@dataclass
+class Run:
+    """One tool's run of one target."""
+
+    tool: str
+    code: int | None = None
+    seconds: float = 0.0
+    results: list[dict[str, Any]] = field(default_factory=list)
+    refused: str = ""
+    log: str = ""
+
+    @property
+    def failures(self) -> list[dict[str, Any]]:
+        return [r for r in self.results if r["status"] in ("failed", "unreachable") and not r.get("ignored")]
+
+    @property
+    def passed(self) -> bool:
+        return self.code == 0
+
+    def summary(self) -> dict[str, int]:
+        return {"tasks": len(self.results), "failed": len(self.failures),
+                "passed": len(self.results) - len(self.failures)}
+
+
+def targets_root(version: str = ANSIBLE_VERSION) -> Path:
+    """The sdist's ``test/integration/targets`` directory, fetched once into the cache."""
+    root = CACHE / f"ansible_core-{version}" / "test" / "integration" / "targets"
+    if root.is_dir():
+        return root
+    CACHE.mkdir(parents=True, exist_ok=True)
+    sdist = CACHE / f"ansible_core-{version}.tar.gz"
+    if not sdist.exists():
+        with tempfile.TemporaryDirectory(dir=CACHE) as tmp:
+            try:
+                proc = subprocess.run(
+                    [sys.executable, "-m", "pip", "download", "-q", "--no-binary", ":all:",
+                     "--no-deps", "--disable-pip-version-check", f"ansible-core=={version}", "-d", tmp],
+                    capture_output=True, text=True, timeout=300)
+            except subprocess.TimeoutExpired as exc:
+                raise Unavailable(f"pip download ansible-core=={version} timed out (offline?)") from exc
+            got = list(Path(tmp).glob("ansible_core-*.tar.gz"))
+            if proc.returncode != 0 or not got:
+                tail = (proc.stderr.strip().splitlines() or ["no output"])[-1]
+                raise Unavailable(f"cannot fetch the ansible-core {version} sdist from PyPI: {tail}")
+            got[0].replace(sdist)
+    with tempfile.TemporaryDirectory(dir=CACHE) as tmp, tarfile.open(sdist) as tar:
+        prefix = f"ansible_core-{version}/test/integration/targets/"
+        members = [m for m in tar.getmembers() if m.name.startswith(prefix)]
+        tar.extractall(tmp, members=members, filter="data")
+        (CACHE / f"ansible_core-{version}").mkdir(exist_ok=True)
+        Path(tmp, f"ansible_core-{version}", "test").replace(CACHE / f"ansible_core-{version}" / "test")
+    return root
+
+
+def aliases(root: Path, name: str) -> list[str]:
+    path = root / name / "aliases"
+    lines = path.read_text().splitlines() if path.exists() else []
+    return [ln.split("#")[0].strip() for ln in lines if ln.split("#")[0].strip()]
+
+
+def role_targets(root: Path) -> list[str]:
+    """Targets shaped as a role: ``tasks/main.yml`` and an ``aliases`` file (helper roles
+    such as ``setup_remote_tmp_dir`` have no aliases and run only as dependencies)."""
+    return sorted(p.name for p in root.iterdir()
+                  if (p / "tasks" / "main.yml").is_file() and (p / "aliases").is_file())
+
+
+def not_run(root: Path, name: str) -> str | None:
+    """Why this target is not run here (``None``: it is run)."""
+    al = aliases(root, name)
+    if "windows" in al or any(a.startswith("shippable/windows") for a in al) or name.startswith("win"):
+        return "windows: needs a Windows host"
+    if any(a.startswith("cloud/") for a in al):
+        return "service: needs a cloud service (" + ", ".join(a for a in al if a.startswith("cloud/")) + ")"
+    if "needs/httptester" in al:
+        return "network: needs ansible-test's HTTP test server"
+    if "needs/ssh" in al:
+        return "service: needs an ssh-agent set up by ansible-test"
+    if "disabled" in al or "disabled/yes" in al or "unsupported" in al:
+        return "disabled upstream"
+    if name in MACHINE_CHANGING:
+        return "machine: " + MACHINE_CHANGING[name]
+    return None
+
+
+def _deps(root: Path, name: str) -> list[str]:
+    out: list[str] = []
+    meta = root / name / "meta" / "main.yml"
+    if meta.exists():
+        doc = yaml.safe_load(meta.read_text()) or {}
+        for dep in doc.get("dependencies") or []:
+            dep_name = dep if isinstance(dep, str) else dep.get("role") or dep.get("name")
+            if isinstance(dep_name, str):
+                out.append(dep_name)
+    out += [a.split("/", 2)[2] for a in aliases(root, name) if a.startswith("needs/target/")]
+    return out
+
+
+def roles_of(root: Path, name: str) -> list[str]:
+    """The target and every target it needs (meta dependencies, ``needs/target/``)."""
+    seen: list[str] = []
+    todo = [name]
+    while todo:
+        cur = todo.pop()
+        if cur in seen or not (root / cur).is_dir():
+            continue
+        seen.append(cur)
+        todo += _deps(root, cur)
+    return seen
+
+
+def prepare(root: Path, name: str, work: Path) -> Path:
+    """Write site.yml, the inventory and a roles directory for ``name`` under ``work``."""
+    roles = work / "roles"
+    roles.mkdir(parents=True)
+    for role in roles_of(root, name):
+        shutil.copytree(root / role, roles / role, symlinks=True)
+    gather = "gather_facts/no" not in aliases(root, name)
+    (work / "site.yml").write_text(
+        f"- hosts: testhost\n  gather_facts: {gather}\n  roles:\n    - role: {name}\n")
+    (work / "inventory").write_text(
+        "[testgroup]\ntesthost ansible_connection=local ansible_pipelining=yes "
+        f"ansible_python_interpreter={sys.executable} rustle_remote_dir={work / 'remote'}\n")
+    (work / "output").mkdir()
+    (work / "home").mkdir()
+    return work
+
+
+def _env(work: Path) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("ANSIBLE_", "RUSTLE_"))}
+    env.update(HOME=str(work / "home"), PATH=f"{BIN}:{os.environ.get('PATH', '')}",
+               ANSIBLE_ROLES_PATH=str(work / "roles"), ANSIBLE_NOCOLOR="1",
+               ANSIBLE_FORCE_COLOR="0", ANSIBLE_LOCALHOST_WARNING="False",
+               ANSIBLE_DEPRECATION_WARNINGS="False", ANSIBLE_RETRY_FILES_ENABLED="False",
+               ANSIBLE_HOST_KEY_CHECKING="False", PYTHONWARNINGS="ignore")
+    return env
+
+
+def _argv(tool: str, work: Path) -> list[str]:
+    common = ["site.yml", "-i", "inventory", "-e", f"output_dir={work / 'output'}"]
+    if tool == "ansible":
+        return [str(BIN / "ansible-playbook"), *common]
+    return [str(BIN / "rustle-deploy"), *common, "--run"]
+
+
+def run_target(root: Path, name: str, tool: str, base: Path | None = None) -> Run:
+    """Run ``name`` under ``tool`` (``ansible`` or ``rustle``) in a fresh directory."""
+    with tempfile.TemporaryDirectory(prefix=f"acc-{tool}-{name}-", dir=base) as tmp:
+        work = prepare(root, name, Path(tmp))
+        env = _env(work)
+        results_file = work / "results.jsonl"
+        if tool == "ansible":
+            env.update(ANSIBLE_CALLBACK_PLUGINS=str(CALLBACKS), ANSIBLE_CALLBACKS_ENABLED="results_jsonl",
+                       RUSTLE_ACCEPTANCE_RESULTS=str(results_file))
+        run = Run(tool)
+        start = time.monotonic()
+        try:
+            proc = subprocess.run(_argv(tool, work), cwd=work, env=env, capture_output=True,
+                                  text=True, timeout=RUN_TIMEOUT, stdin=subprocess.DEVNULL)
+            run.code = proc.returncode
+            run.log = (proc.stdout + proc.stderr)[-20000:]
+        except subprocess.TimeoutExpired as exc:
+            run.code = None
+            out = exc.stdout or b""
+            run.log = (out.decode(errors="replace") if isinstance(out, bytes) else out)[-20000:]
+            run.refused = f"timed out after {RUN_TIMEOUT} s"
+        run.seconds = round(time.monotonic() - start, 1)
+        if tool == "ansible":
+            if results_file.exists():
+                run.results = [json.loads(ln) for ln in results_file.read_text().splitlines()]
+        else:
+            run.results = _journal(work / "remote")
+            if run.code == 2 and not run.results:
+                run.refused = _refusal(run.log, work)
+        return run
+
+
+def _journal(remote: Path) -> list[dict[str, Any]]:
+    out: list[dict[str, Any]] = []
+    for path in sorted((remote / "runs").glob("*.jsonl"), key=lambda p: p.stat().st_mtime):
+        for line in path.read_text().splitlines():
+            ev = json.loads(line)
+            if ev.get("event") in ("task_result", "handler_result"):
+                rec = {"task": ev.get("task", ""), "module": ev.get("module", ""),
+                       "status": ev.get("status", ""), "ignored": bool(ev.get("ignored")),
+                       "msg": str(ev.get("msg", ""))[:2000]}
+                if "assertion" in ev:
+                    rec["assertion"] = str(ev["assertion"])
+                out.append(rec)
+    return out
+
+
+def _refusal(log: str, work: Path) -> str:
+    text = log.replace(str(work) + "/", "").strip()
+    lines = [ln for ln in text.splitlines() if ln.strip()]
+    return "\n".join(lines[:12])
+
+
+# --- the report ---------------------------------------------------------------------------
+
+# what stops a target -> the kind of gap and who owns it (the engineers' areas)
+_BLOCKERS = [
+    (r"module '([\w.]+)' is not supported by rustle-deploy|couldn't resolve module/action '([^']+)'"
+     r"|module '([\w.]+)' belongs to a collection", "module not built in: {} (bridge)"),
+    (r"(delegate_to|run_once|add_host|group_by|throttle|delegate_facts|any_errors_fatal|serial)",
+     "cross-host construct: {} (phases)"),
+    (r"lookup '([^']+)' is not supported|'with_(\w+)' is not supported", "controller lookup: {} (fidelity)"),
+    (r"(filter|test) '([^']+)' is not supported", "{} {} on the host (fidelity)"),
+    (r"(!unsafe|vault|'async'|module_defaults|args given as a template|include_vars option)",
+     "playbook front end: {}"),
+    (r"template source|copy source", "copy/template src over host data or a directory (fidelity)"),
+]
+
+
+def blocker(run: Run) -> str:
+    """One line saying what stops this target under rustle-deploy."""
+    if run.refused:
+        first = run.refused.splitlines()[0]
+        return "refused: " + re.sub(r"^(error: )?\S+:\d+:\d+: ", "", first)
+    if run.failures:
+        f = run.failures[0]
+        why = f.get("assertion") or f.get("msg") or f["status"]
+        return f"fails: {f['task']}: {why}"[:300]
+    if run.code not in (0, None):
+        tail = [ln for ln in run.log.splitlines() if ln.strip()][-1:] or ["?"]
+        return f"exit {run.code}: {tail[0]}"[:300]
+    return ""
+
+
+def main(argv: list[str] | None = None) -> int:
+    import argparse
+    from concurrent.futures import ThreadPoolExecutor
+
+    ap = argparse.ArgumentParser(prog="python -m tests.acceptance", description=__doc__.split("\n\n")[0])
+    ap.add_argument("targets", nargs="*", help="only these targets (default: every role-shaped one)")
+    ap.add_argument("--oracle", action="store_true", help="re-run ansible-playbook even where its result is cached")
+    ap.add_argument("--jobs", type=int, default=2, help="targets run at once [2]")
+    ap.add_argument("--report", type=Path, default=Path(__file__).resolve().parents[2] / "docs" / "acceptance.md")
+    args = ap.parse_args(argv)
+    try:
+        root = targets_root()
+    except Unavailable as exc:
+        print(f"acceptance: {exc}", file=sys.stderr)
+        return 2
+    store = CACHE / f"results-{ANSIBLE_VERSION}.json"
+    data: dict[str, dict[str, Any]] = json.loads(store.read_text()) if store.exists() else {"ansible": {}, "rustle": {}}
+    names = args.targets or role_targets(root)
+    todo = [n for n in names if not_run(root, n) is None]
+
+    def one(name: str) -> None:
+        if args.oracle or data["ansible"].get(name, {}).get("code") is None:  # not run, or timed out
+            data["ansible"][name] = asdict(run_target(root, name, "ansible"))
+        data["rustle"][name] = asdict(run_target(root, name, "rustle"))
+        a, r = _load(data["ansible"][name]), _load(data["rustle"][name])
+        print(f"{name:40} ansible {'pass' if a.passed else 'FAIL'} {a.seconds:6.1f}s   "
+              f"rustle {'pass' if r.passed else 'FAIL'} {r.seconds:6.1f}s  {blocker(r)[:80]}", flush=True)
+        store.write_text(json.dumps(data, indent=1, sort_keys=True))
+
+    with ThreadPoolExecutor(args.jobs) as pool:
+        list(pool.map(one, todo))
+    args.report.write_text(render(root, data))
+    print(f"wrote {args.report}")
+    return 0
+
+
+def _load(doc: dict[str, Any]) -> Run:
+    return Run(**doc)
+
+
+def _cell(text: str) -> str:
+    return text.replace("|", "\\|").replace("\n", " ")
+
+
+def render(root: Path, data: dict[str, dict[str, Any]]) -> str:
+    """The markdown report over every role-shaped target."""
+    rows: list[str] = []
+    details: list[str] = []
+    counts = {"both": 0, "oracle only": 0, "rustle only": 0, "neither": 0, "not run": 0}
+    tasks = {"ansible": 0, "rustle": 0}
+    blockers: dict[str, list[str]] = {}
+    for name in role_targets(root):
+        why = not_run(root, name)
+        if why or name not in data["rustle"] or name not in data["ansible"]:
+            counts["not run"] += 1
+            rows.append(f"| {name} | not run | | | {_cell(why or 'not run yet')} |")
+            continue
+        a, r = _load(data["ansible"][name]), _load(data["rustle"][name])
+        sa, sr = a.summary(), r.summary()
+        tasks["ansible"] += sa["tasks"]
+        tasks["rustle"] += sr["tasks"]
+        verdict = {(True, True): "both", (True, False): "oracle only", (False, True): "rustle only",
+                   (False, False): "neither"}[(a.passed, r.passed)]
+        counts[verdict] += 1
+        state = "refused" if r.refused else ("pass" if r.passed else "fail")
+        note = "" if r.passed else blocker(r)
+        if a.passed and not r.passed:
+            blockers.setdefault(_blocker_kind(note), []).append(name)
+        if not a.passed:
+            note = "oracle fails: " + blocker(a)
+        rows.append(f"| {name} | {verdict} | {sa['tasks']}/{sa['passed']}/{sa['failed']} "
+                    f"| {state} {sr['tasks']}/{sr['passed']}/{sr['failed']} | {_cell(note)[:240]} |")
+        if r.failures or r.refused:
+            details.append(f"### {name}\n")
+            if r.refused:
+                details.append("Refused at compile time:\n\n```\n" + r.refused + "\n```\n")
+            for f in r.failures:
+                details.append(f"- `{_cell(f['task'])}`: {_cell(f.get('assertion') or '')} "
+                               f"{_cell(f.get('msg') or '')[:300]}")
+            details.append("")
+    ran = sum(v for k, v in counts.items() if k != "not run")
+    head = [
+        "# Acceptance: ansible-core's own integration targets",
+        "",
+        f"Generated by `make acceptance` (tests/acceptance/harness.py) from the role-shaped targets "
+        f"of the ansible-core {ANSIBLE_VERSION} sdist, each run as `site.yml` with the target as its "
+        "only role on a local connection (`testhost`), under `ansible-playbook` (the oracle) and under "
+        "`rustle-deploy --run`, each in a fresh temporary directory. Do not edit by hand.",
+        "",
+        "A target passes when the tool exits 0 (ansible-core's targets assert their own results, so "
+        "a wrong behaviour fails an assertion). Columns: tasks/passed/failed, where tasks counts "
+        "task and handler results and failed counts failures that were not ignored (a failure a "
+        "`rescue` handled is counted: the ansible-playbook callback cannot tell it apart).",
+        "",
+        "## Totals",
+        "",
+        f"- role-shaped targets: {len(role_targets(root))}; run: {ran}; not run here: {counts['not run']}",
+        f"- pass under both: {counts['both']}; under ansible-playbook only: {counts['oracle only']}; "
+        f"under rustle-deploy only: {counts['rustle only']}; under neither: {counts['neither']}",
+        f"- task results: ansible-playbook {tasks['ansible']}, rustle-deploy {tasks['rustle']}",
+        "",
+        "## What blocks the targets that pass under ansible-playbook only",
+        "",
+        "| blocker | targets | which |",
+        "|---|---|---|",
+    ]
+    for kind, names in sorted(blockers.items(), key=lambda kv: (-len(kv[1]), kv[0])):
+        head.append(f"| {_cell(kind)} | {len(names)} | {', '.join(names)} |")
+    head += ["", "## Per target", "", "| target | passes under | ansible-playbook | rustle-deploy | blocker |",
+             "|---|---|---|---|---|"]
+    return "\n".join(head + rows + ["", "## Failures under rustle-deploy", ""] + details) + "\n"
+
+
+def _blocker_kind(note: str) -> str:
+    for pattern, kind in _BLOCKERS:
+        match = re.search(pattern, note)
+        if match:
+            return kind.format(*(g for g in match.groups() if g is not None))
+    if note.startswith("fails: "):
+        return "a task behaves otherwise (module or runtime fidelity): see the failures below"
+    return re.sub(r"'[^']*'", "'…'", note)[:120]
