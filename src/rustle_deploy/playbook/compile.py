@@ -31,7 +31,17 @@ from typing import Any
 
 from rustle_deploy.errors import InventoryError, PlanError, PlaybookError
 from rustle_deploy.inventory import Inventory
-from rustle_deploy.model import Batch, Condition, Plan, PlanningOptions, Play, Strategy, Task
+from rustle_deploy.model import (
+    HOST_ORDERS,
+    Batch,
+    Condition,
+    Plan,
+    PlanningOptions,
+    Play,
+    Serial,
+    Strategy,
+    Task,
+)
 from rustle_deploy.playbook import keywords as kw
 from rustle_deploy.playbook.args import (
     FREEFORM_MODULES,
@@ -40,6 +50,7 @@ from rustle_deploy.playbook.args import (
     split_module_string,
 )
 from rustle_deploy.playbook.render import Renderer, TemplateFailed, has_template, referenced_names
+from rustle_deploy.plan.schema import Reader
 from rustle_deploy.playbook.roles import DEFAULT_ROLES_PATH, RoleDir, RoleFinder, display_path
 from rustle_deploy.playbook.yamlsrc import Origin, Source, read_yaml
 from rustle_deploy.runtime_index import canonical_module, module_families
@@ -179,6 +190,12 @@ class _PlayState:
         self.handler_identities: set[str] = set()
         self.listed: list[ListedTask] = []
         self._connections: set[str] | None = None
+        # the play's rollout keywords (docs/rollouts.md)
+        self.serial: Serial | None = None
+        self.max_fail_percentage: float | None = None
+        self.any_errors_fatal = False
+        self.order = "inventory"
+        self.fatal_override = False  # a task says any_errors_fatal: false under the play's true
 
     def connections(self, inv: Inventory) -> set[str]:
         if self._connections is None:
@@ -336,6 +353,7 @@ class _Compiler:
         self.listing.append(listed)
         st = _PlayState(len(self.plays), hosts, play_vars, src.dir)
         self.check_play_keywords(src, ds, st)
+        self.rollout_keywords(src, ds, play_vars, st)
         ctx = Ctx(src=src, task_dir=src.dir, when=imp.when, tags=listed.tags,
                   kws=tuple((k, v, Origin(self.options.defaults_source))
                             for k, v in self.options.play_defaults.items()))
@@ -389,11 +407,14 @@ class _Compiler:
         self.origins[pointer] = src.origin(ds)
         self.plays.append(Play(
             play_id=f"play-{st.index}", name=str(name), hosts=tuple(hosts),
-            strategy=Strategy("Linear"), serial=None,
+            strategy=Strategy("Linear"), serial=st.serial,
             batches=(Batch(batch_id="batch-0", hosts=(), tasks=tuple(tasks),
                            pointer=f"{pointer}/batches/0"),),
             handlers=tuple(st.handlers), vars=play_vars, pointer=pointer, defaults=defaults,
-            roles=roles_table))
+            roles=roles_table, max_fail_percentage=st.max_fail_percentage,
+            # a task's own any_errors_fatal: false wins over the play's (Ansible reads the
+            # task's inherited value): then the tasks that keep it carry it one by one
+            any_errors_fatal=st.any_errors_fatal and not st.fatal_override, order=st.order))
 
     def renumber(self, tasks: list[Task], base: str) -> list[Task]:
         """Pointers of the top-level list after implicit tasks were inserted (last first, so
@@ -416,41 +437,39 @@ class _Compiler:
         for key in ("vars_prompt", "fact_path", "force_handlers"):
             if ds.get(key):
                 raise src.error(f"'{key}' is not supported", kw.REFUSED[key], ds, key)
-        serial = ds.get("serial")
-        if serial not in (None, 0, "0", "100%", [], "") and not self.covers_all(serial, st):
-            raise src.error(
-                "serial is not supported yet: rustle-deploy runs every host of a play in one "
-                "round trip", "drop serial, or split the hosts into plays of their own", ds,
-                "serial")
         strategy = ds.get("strategy")
         if strategy not in (None, "linear", "free", "host_pinned", "ansible.builtin.linear",
                             "ansible.builtin.free", "ansible.builtin.host_pinned"):
             raise src.error(f"strategy {strategy!r} is not supported",
                             "each host runs its play on its own, as the free strategy does; "
                             "linear and free are accepted", ds, "strategy", value=True)
-        if ds.get("max_fail_percentage") is not None and not st.single_host:
-            raise src.error("'max_fail_percentage' is not supported on a play of several hosts: "
-                            f"{kw.SINGLE_HOST['max_fail_percentage']}", None, ds,
-                            "max_fail_percentage")
-        if ds.get("order") not in (None, "inventory", "sorted", "reverse_sorted",
-                                   "reverse_inventory", "shuffle"):
-            raise src.error(f"unknown host order {ds.get('order')!r}", "order: inventory, "
-                            "sorted, reverse_sorted, reverse_inventory or shuffle", ds, "order",
-                            value=True)
         gather = ds.get("gather_facts")
         if gather not in (None, True, False) and not isinstance(gather, str):
             raise src.error("gather_facts takes a boolean", None, ds, "gather_facts", value=True)
 
-    @staticmethod
-    def covers_all(serial: Any, st: _PlayState) -> bool:
-        values = serial if isinstance(serial, list) else [serial]
-        first = values[0]
-        try:
-            if isinstance(first, str) and first.endswith("%"):
-                return float(first[:-1]) >= 100
-            return int(first) >= len(st.hosts)
-        except (TypeError, ValueError):
-            return False
+    def rollout_keywords(self, src: Source, ds: dict[str, Any], play_vars: dict[str, Any],
+                         st: _PlayState) -> None:
+        """``serial``, ``max_fail_percentage``, ``any_errors_fatal`` and ``order`` of the play
+        (templated over play and extra vars, as Ansible does), checked with the plan's rules."""
+        reader = Reader(self.shown)
+        for key in ("serial", "max_fail_percentage", "any_errors_fatal", "order"):
+            if ds.get(key) is None:
+                continue
+            value = self.controller_value(src, ds, key, ds[key], [play_vars], f"'{key}'")
+            try:
+                if key == "serial":
+                    st.serial = reader.serial(value, f"/{key}")
+                elif key == "max_fail_percentage":
+                    st.max_fail_percentage = reader.percentage(value, f"/{key}")
+                elif key == "any_errors_fatal":
+                    st.any_errors_fatal = _boolean(value, key)
+                elif value not in HOST_ORDERS:
+                    raise PlanError(f"unknown host order {value!r}",
+                                    f"order is one of {', '.join(HOST_ORDERS)}")
+                else:
+                    st.order = str(value)
+            except PlanError as exc:
+                raise src.error(exc.detail, exc.hint, ds, key, value=True) from exc
 
     # -- variables ---------------------------------------------------------------------------
     def vars_mapping(self, src: Source, ds: dict[str, Any], key: str, what: str) -> dict[str, Any]:
@@ -1118,6 +1137,18 @@ class _Compiler:
                 (ds[key], src.origin(ds, key)) if ds.get(key) is not None else None)
             if found is not None:
                 extras[key] = self.keyword_value(src, ds, key, found[0], found[1])
+        found = self.effective(src, ds, ctx, "any_errors_fatal")
+        if found is not None:
+            try:
+                fatal = _boolean(self.controller_value(src, ds, "any_errors_fatal", found[0],
+                                                       [st.vars], "'any_errors_fatal'"),
+                                 "any_errors_fatal")
+            except PlanError as exc:
+                raise found[1].error(exc.detail, exc.hint) from exc
+            if fatal:
+                extras["any_errors_fatal"] = True
+            elif st.any_errors_fatal:
+                st.fatal_override = True
         if ctx.handler and ds.get("listen") is not None:
             listen = ds["listen"]
             extras["listen"] = [str(x) for x in listen] if isinstance(listen, list) else str(listen)
@@ -1607,6 +1638,16 @@ def _short(name: str) -> str:
         if name.startswith(prefix):
             return name[len(prefix):]
     return name
+
+
+def _boolean(value: Any, key: str) -> bool:
+    """Ansible's boolean: true/false, yes/no, on/off, 1/0 (any case)."""
+    text = str(value).strip().lower()
+    if text in ("true", "yes", "on", "1", "y", "t"):
+        return True
+    if text in ("false", "no", "off", "0", "n", "f", ""):
+        return False
+    raise PlanError(f"'{key}' takes a boolean, not {value!r}", f"{key}: true")
 
 
 def _kind(value: Any) -> str:
