@@ -42,6 +42,7 @@ from rustle_deploy.model import (
     Strategy,
     Task,
 )
+from rustle_deploy.plan.schema import Reader
 from rustle_deploy.playbook import keywords as kw
 from rustle_deploy.playbook.args import (
     FREEFORM_MODULES,
@@ -50,7 +51,6 @@ from rustle_deploy.playbook.args import (
     split_module_string,
 )
 from rustle_deploy.playbook.render import Renderer, TemplateFailed, has_template, referenced_names
-from rustle_deploy.plan.schema import Reader
 from rustle_deploy.playbook.roles import DEFAULT_ROLES_PATH, RoleDir, RoleFinder, display_path
 from rustle_deploy.playbook.yamlsrc import Origin, Source, read_yaml
 from rustle_deploy.runtime_index import canonical_module, module_families
