@@ -76,6 +76,8 @@ def _fail(message: str) -> None:
               "then go on; a failed canary is rolled back and no other host is touched (docs/rollouts.md).")
 @click.option("--health-check", metavar="CMD", help="With --run: after each batch (canaries first), run CMD on each of its "
               "hosts (sh -c, Jinja2 host variables allowed); exit 0 = healthy, else the batch is rolled back and the rollout stops.")
+@click.option("--health-url", metavar="URL", help="With --run: after each batch, fetch URL from each of its hosts "
+              "(Jinja2 host variables allowed); a 2xx answer = healthy. With --health-check, both must pass.")
 @click.option("--health-retries", type=int, metavar="N", help="Attempts after the first failed health check [3].")
 @click.option("--health-interval", type=float, metavar="SECONDS", help="Pause between health check attempts [5].")
 @click.option("--health-timeout", type=float, metavar="SECONDS", help="Deadline for a host's health checks, all attempts [60].")

@@ -500,9 +500,10 @@ _FLAG_MODES: dict[str, tuple[str, set[str]]] = {
     "resume": ("--resume", {"deploy"}),
     "stage": ("--stage", {"deploy"}),
     "health_check": ("--health-check", {"deploy", "deploy_only", "promote"}),
+    "health_url": ("--health-url", {"deploy", "deploy_only", "promote"}),
 }
 _RUN_FLAGS = {"check": "--check", "diff": "--diff", "tags": "--tags", "skip_tags": "--skip-tags"}
-_GATE_FLAGS = {"canary": "--canary", "health_check": "--health-check"}
+_GATE_FLAGS = {"canary": "--canary", "health_check": "--health-check", "health_url": "--health-url"}
 _HEALTH_FLAGS = {"health_retries": "--health-retries", "health_interval": "--health-interval",
                  "health_timeout": "--health-timeout"}
 
@@ -537,8 +538,9 @@ def _check_flags(opts: dict[str, Any], mode: str) -> None:
             raise UsageError(f"{flag} cannot be used with --format native yet",
                              "the native runner has no health check or re-run after a rollback; use --format pyz")
     for key, flag in _HEALTH_FLAGS.items():
-        if opts.get(key) is not None and not opts.get("health_check"):
-            raise UsageError(f"{flag} has no effect without --health-check", "add --health-check CMD")
+        if opts.get(key) is not None and not (opts.get("health_check") or opts.get("health_url")):
+            raise UsageError(f"{flag} has no effect without --health-check or --health-url",
+                             "add --health-check CMD or --health-url URL")
     if opts.get("health_retries") is not None and opts["health_retries"] < 0:
         raise UsageError("--health-retries must be 0 or more")
     if opts.get("resume") and not opts.get("run_"):
