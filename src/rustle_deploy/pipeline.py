@@ -137,6 +137,9 @@ class Session:
                         "become_method": self.opts.get("become_method")}
         become_flags = {k: v for k, v in become_flags.items() if v is not None}
         if not is_playbook(data):
+            if self.opts.get("start_at_task"):
+                raise UsageError("--start-at-task applies to playbooks",
+                                 "a plan's tasks are selected with --tags/--skip-tags")
             if become_flags:
                 raise UsageError("-b/--become, --become-user and --become-method apply to playbooks",
                                  "a plan carries become on its tasks")
@@ -154,7 +157,8 @@ class Session:
         options = CompileOptions(extra_vars=extra, roles_path=self.settings.roles_path,
                                  play_defaults=become, defaults_source=acfg.path or "ANSIBLE_BECOME*",
                                  forks=self.opts.get("parallel"), check=bool(self.opts.get("check")),
-                                 diff=bool(self.opts.get("diff")))
+                                 diff=bool(self.opts.get("diff")),
+                                 start_at_task=self.opts.get("start_at_task"))
         text = data.decode("utf-8-sig") if path == "-" else None
         compiled = compile_playbook(path, inv, options, text=text)
         self.compiled = compiled

@@ -20,6 +20,7 @@ on a host's data).
 
 from __future__ import annotations
 
+import fnmatch
 import hashlib
 import json
 import os
@@ -90,6 +91,7 @@ class CompileOptions:
     diff: bool = False
     play_defaults: dict[str, Any] = field(default_factory=dict)  # become* from ansible.cfg
     defaults_source: str = "ansible.cfg"
+    start_at_task: str | None = None  # --start-at-task: a task name or an fnmatch pattern
 
 
 @dataclass
@@ -232,6 +234,7 @@ class _Compiler:
         self.plays: list[Play] = []
         self.listing: list[ListedPlay] = []
         self.play_count = 0
+        self.started = options.start_at_task is None  # --start-at-task found (or not asked)
         self._sources: dict[str, Source] = {}
         # names tasks may set while the plan runs (register, set_fact, include_vars): a name
         # the host evaluates (an include's file, a copy source) that reads one of them cannot
@@ -252,6 +255,12 @@ class _Compiler:
         else:
             src = read_yaml(self.path, shown=self.shown, text=text, what="playbook")
         self.playbook(src, _Import(), ())
+        if not self.started:
+            raise PlaybookError(f"no task matches --start-at-task {self.options.start_at_task!r}",
+                                "give a task's name (or 'role : name', or a pattern with * and ?) "
+                                "as --list-tasks shows it; tasks inside include_tasks/include_role "
+                                "cannot be started at, as in Ansible: only static imports are "
+                                "followed", file=self.shown)
         hosts = list(dict.fromkeys(h for p in self.plays for h in p.hosts))
         plan = Plan(
             source=self.shown, base_dir=self.basedir, sha256="", rustle_plan_version="0.1.0",
@@ -388,6 +397,13 @@ class _Compiler:
                 tasks.insert(pre_count, self.flush_task(st, base, pre_count))
             tasks = self.renumber(tasks, base)
         listed.tasks = st.listed
+        if not self.started:
+            kept = self.start_at(tasks, base)
+            if kept is None:
+                self.notes.append(f"play {number} ({name}): skipped, --start-at-task is in a later "
+                                  "play")
+                return
+            tasks = self.renumber(kept, base)
         if not hosts:
             self.notes.append(f"play {number} ({name}): no hosts matched {pattern!r}; skipped")
             return
@@ -427,6 +443,37 @@ class _Compiler:
             out.append(replace(task, execution_order=i))
         out.reverse()
         return out
+
+    def start_at(self, tasks: list[Task], base: str) -> list[Task] | None:
+        """``tasks`` from the first one ``--start-at-task`` names, as Ansible's play iterator
+        finds it: in order, into blocks (their ``block`` part, then ``always``; not ``rescue``,
+        which runs only on a failure) and statically imported tasks and roles, not into the
+        tasks of ``include_tasks``/``include_role`` (the include itself can be named); None
+        when no task of the list matches."""
+        pattern = str(self.options.start_at_task)
+        for i, task in enumerate(tasks):
+            if task.block is None or "include" in task.extras:
+                full = task.name
+                own = full.split(" : ", 1)[1] if "role" in task.extras and " : " in full else full
+                if any(n == pattern or fnmatch.fnmatchcase(n, pattern) for n in (own, full)):
+                    self.started = True
+                    return tasks[i:]
+                continue
+            for part in ("block", "always"):
+                children = list(getattr(task, part))
+                inner = self.start_at(children, f"{task.pointer}/{part}")
+                if inner is None:
+                    continue
+                moved = tuple(
+                    replace(_repoint(c, c.pointer, f"{task.pointer}/{part}/{j}", self.origins),
+                            execution_order=j) if c.pointer != f"{task.pointer}/{part}/{j}" else c
+                    for j, c in enumerate(inner))
+                if part == "block":
+                    trimmed = replace(task, block=moved)
+                else:  # the block part was passed over: only the rest of always runs
+                    trimmed = replace(task, block=(), rescue=(), always=moved)
+                return [trimmed, *tasks[i + 1:]]
+        return None
 
     def flush_task(self, st: _PlayState, base: str, index: int) -> Task:
         return Task(task_id=st.new_id(), name="meta: flush_handlers", module="meta",
