@@ -30,6 +30,7 @@ if TYPE_CHECKING:
     from .compiler.runner import RunnerBinary
     from .compiler.units import BuildUnit
     from .playbook import Compiled
+    from .playbook.compile import VarPrompt
     from .rollout import Schedule
     from .transport.early import EarlyStarts
 
@@ -158,7 +159,10 @@ class Session:
                                  play_defaults=become, defaults_source=acfg.path or "ANSIBLE_BECOME*",
                                  forks=self.opts.get("parallel"), check=bool(self.opts.get("check")),
                                  diff=bool(self.opts.get("diff")),
-                                 start_at_task=self.opts.get("start_at_task"))
+                                 start_at_task=self.opts.get("start_at_task"),
+                                 prompt=_ask_var,
+                                 # ansible-playbook's listings and syntax check ask nothing
+                                 prompt_defaults=any(self.opts.get(m) for m in LIST_MODES[1:]))
         text = data.decode("utf-8-sig") if path == "-" else None
         compiled = compile_playbook(path, inv, options, text=text)
         self.compiled = compiled
@@ -613,3 +617,9 @@ def run_manifest(manifest: Any, name: str, settings: Settings, opts: dict[str, A
 
     return exec_manifest(manifest, name, settings, opts)
 
+
+def _ask_var(spec: VarPrompt) -> str | None:
+    """A ``vars_prompt`` answer from the terminal (None without one)."""
+    from .prompt import ask
+
+    return ask(spec.message, private=spec.private, confirm=spec.confirm)

@@ -26,7 +26,7 @@ import json
 import os
 import re
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -56,7 +56,7 @@ from rustle_deploy.playbook.roles import DEFAULT_ROLES_PATH, RoleDir, RoleFinder
 from rustle_deploy.playbook.yamlsrc import Origin, Source, read_yaml
 from rustle_deploy.runtime_index import canonical_module, module_families
 
-__all__ = ["CompileOptions", "Compiled", "ListedPlay", "compile_playbook"]
+__all__ = ["CompileOptions", "Compiled", "ListedPlay", "VarPrompt", "compile_playbook"]
 
 _INCLUDES = ("include_tasks", "import_tasks", "include_role", "import_role")
 _PREFIXES = ("ansible.builtin.", "ansible.legacy.")
@@ -77,6 +77,8 @@ config csvfile dict env file fileglob first_found indexed_items ini inventory_ho
 lines list nested password pipe random_choice sequence subelements template together unvault
 url varnames vars
 """.split())
+_PROMPT_KEYS = frozenset({"name", "prompt", "default", "private", "confirm", "encrypt", "salt",
+                          "salt_size", "unsafe"})
 _VAR_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _SELF = re.compile(r"^\{\{-?\s*inventory_hostname\s*-?\}\}$")
 _LOCALHOSTS = ("localhost", "127.0.0.1", "::1")
@@ -92,6 +94,28 @@ class CompileOptions:
     play_defaults: dict[str, Any] = field(default_factory=dict)  # become* from ansible.cfg
     defaults_source: str = "ansible.cfg"
     start_at_task: str | None = None  # --start-at-task: a task name or an fnmatch pattern
+    # vars_prompt: asks the operator (None: no terminal, a prompt without default is an error);
+    # with prompt_defaults, nothing is asked and the defaults are used (listings, syntax check)
+    prompt: Callable[[VarPrompt], str | None] | None = None
+    prompt_defaults: bool = False
+
+
+@dataclass(frozen=True)
+class VarPrompt:
+    """One ``vars_prompt`` entry of a play, as Ansible reads it."""
+
+    name: str
+    prompt: str
+    default: Any = None
+    private: bool = True
+    confirm: bool = False
+
+    @property
+    def message(self) -> str:
+        """What ansible-playbook prints before the answer."""
+        if self.default is not None:
+            return f"{self.prompt} [{self.default}]: "
+        return f"{self.prompt}: "
 
 
 @dataclass
@@ -341,6 +365,7 @@ class _Compiler:
                             "hosts: all, hosts: webservers, hosts: web1:web2", ds)
         play_vars = self.vars_mapping(src, ds, "vars", "play")
         play_vars.update(imp.vars)
+        play_vars.update(self.vars_prompt(src, ds))
         pattern_raw = ds["hosts"]
         if isinstance(pattern_raw, list):
             if not all(isinstance(p, str) for p in pattern_raw):
@@ -481,7 +506,7 @@ class _Compiler:
                     pointer=f"{base}/{index}")
 
     def check_play_keywords(self, src: Source, ds: dict[str, Any], st: _PlayState) -> None:
-        for key in ("vars_prompt", "fact_path", "force_handlers"):
+        for key in ("fact_path", "force_handlers"):
             if ds.get(key):
                 raise src.error(f"'{key}' is not supported", kw.REFUSED[key], ds, key)
         strategy = ds.get("strategy")
@@ -493,6 +518,64 @@ class _Compiler:
         gather = ds.get("gather_facts")
         if gather not in (None, True, False) and not isinstance(gather, str):
             raise src.error("gather_facts takes a boolean", None, ds, "gather_facts", value=True)
+
+    def vars_prompt(self, src: Source, ds: dict[str, Any]) -> dict[str, Any]:
+        """The play's ``vars_prompt`` answers (play vars), asked in order, as Ansible asks them:
+        a name given with ``-e`` is not asked; an empty answer takes the default; without a
+        terminal the default is used, and a prompt without one is an error."""
+        entries = ds.get("vars_prompt")
+        if entries is None:
+            return {}
+        if isinstance(entries, dict):
+            entries = [entries]
+        if not isinstance(entries, list):
+            raise src.error(f"vars_prompt is a list of prompts, not a {_kind(entries)}",
+                            "vars_prompt:\n  - name: password\n    prompt: Password?", ds,
+                            "vars_prompt", value=True)
+        out: dict[str, Any] = {}
+        for i, entry in enumerate(entries):
+            origin = src.origin(entries, i, value=True)
+            if not isinstance(entry, dict) or not isinstance(entry.get("name"), str) \
+                    or not _VAR_NAME.match(entry["name"]):
+                raise origin.error("a vars_prompt entry is a mapping with a variable 'name'",
+                                   "- name: password\n  prompt: Password?")
+            for key in entry:
+                if key not in _PROMPT_KEYS:
+                    close = kw.suggest(key, _PROMPT_KEYS)
+                    raise src.error(f"'{key}' is not a vars_prompt option",
+                                    f"did you mean '{close}'?" if close else
+                                    "options: " + ", ".join(sorted(_PROMPT_KEYS)), entry, key)
+            for key in ("encrypt", "salt", "salt_size"):
+                if entry.get(key) is not None:
+                    raise src.error(f"vars_prompt '{key}' is not supported",
+                                    "hash the value yourself and pass it with -e", entry, key)
+            name = entry["name"]
+            try:
+                spec = VarPrompt(name=name, prompt=str(entry.get("prompt") or f"input for {name}"),
+                                 default=entry.get("default"),
+                                 private=_boolean(entry.get("private", True), "private"),
+                                 confirm=_boolean(entry.get("confirm", False), "confirm"))
+                unsafe = _boolean(entry.get("unsafe", False), "unsafe")
+            except PlanError as exc:
+                raise origin.error(exc.detail, exc.hint) from exc
+            if name in self.extra:
+                continue
+            if self.options.prompt_defaults:
+                value = spec.default
+            else:
+                answer = self.options.prompt(spec) if self.options.prompt is not None else None
+                if answer is None and spec.default is None:
+                    raise origin.error(f"vars_prompt '{name}' needs a value, and standard input "
+                                       "is not a terminal to ask on",
+                                       f"pass it with -e {name}=VALUE, or give the prompt a "
+                                       "default")
+                value = answer if answer or spec.default is None else spec.default
+            if unsafe and has_template(value):
+                raise origin.error(f"the answer to vars_prompt '{name}' holds '{{{{' or '{{%', and "
+                                   "unsafe: true values are not supported yet",
+                                   f"pass it with -e {name}=VALUE")
+            out[name] = value
+        return out
 
     def rollout_keywords(self, src: Source, ds: dict[str, Any], play_vars: dict[str, Any],
                          st: _PlayState) -> None:

@@ -88,8 +88,6 @@ REFUSED = {
     "become_exe": "only the become methods sudo and su are supported, with their default programs",
     "become_flags": "become_flags are not supported yet",
     "module_defaults": "module_defaults are not supported yet; write the arguments on the tasks",
-    "vars_prompt": "vars_prompt needs a terminal on the controller; pass the values with -e "
-                   "name=value instead",
     "fact_path": "local facts (fact_path) are not gathered by the runtime",
     "force_handlers": "force_handlers is not supported yet",
 }
