@@ -160,6 +160,7 @@ class Session:
                                  forks=self.opts.get("parallel"), check=bool(self.opts.get("check")),
                                  diff=bool(self.opts.get("diff")),
                                  start_at_task=self.opts.get("start_at_task"),
+                                 library=tuple(acfg.get("library") or ()),
                                  prompt=_ask_var,
                                  # ansible-playbook's listings and syntax check ask nothing
                                  prompt_defaults=any(self.opts.get(m) for m in LIST_MODES[1:]))

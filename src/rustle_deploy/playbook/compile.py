@@ -94,6 +94,7 @@ class CompileOptions:
     play_defaults: dict[str, Any] = field(default_factory=dict)  # become* from ansible.cfg
     defaults_source: str = "ansible.cfg"
     start_at_task: str | None = None  # --start-at-task: a task name or an fnmatch pattern
+    library: tuple[str, ...] = ()  # ansible.cfg's library: where custom modules live
     # vars_prompt: asks the operator (None: no terminal, a prompt without default is an error);
     # with prompt_defaults, nothing is asked and the defaults are used (listings, syntax check)
     prompt: Callable[[VarPrompt], str | None] | None = None
@@ -1106,6 +1107,14 @@ class _Compiler:
             message = f"module '{module}' is not supported by rustle-deploy yet"
         else:
             message = f"couldn't resolve module/action '{module}'"
+        custom = next((p for d in self.options.library for p in (os.path.join(d, short + ".py"),
+                                                                  os.path.join(d, short))
+                       if os.path.isfile(p)), None)
+        if custom is not None:
+            raise src.error(f"module '{module}' is a custom module ({display_path(custom)}, from "
+                            "ansible.cfg's library); custom modules are not supported yet",
+                            "only ansible.builtin modules run on hosts", ds,
+                            key if key is not None else _NO_KEY)
         close = kw.suggest(short, list(module_families()))
         hint = (f"did you mean '{close}'? " if close else "") + \
             "supported modules: " + ", ".join(sorted(module_families()))
