@@ -59,6 +59,8 @@ def _fail(message: str) -> None:
 @click.option("--become-method", metavar="METHOD", help="Playbooks: sudo or su [sudo].")
 @click.option("--emit-plan", is_flag=True, help="Print the execution plan (JSON) the input compiles to, and exit.")
 @click.option("--syntax-check", is_flag=True, help="Read and check the playbook (roles, includes, files), and exit.")
+@click.option("-K", "--ask-become-pass", is_flag=True, help="Ask once for the become (sudo) password, on the terminal, "
+              "and give it to sudo where tasks become another user; never shown or stored.")
 @click.option("--start-at-task", metavar="NAME", help="Playbooks: start at the first task named NAME ('role : name', "
               "or a pattern with * and ?), as ansible-playbook does; earlier tasks and plays do not run.")
 @click.option("--list-hosts", is_flag=True, help="List each play's hosts, and exit.")

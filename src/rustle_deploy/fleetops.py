@@ -64,6 +64,7 @@ def _run_options(opts: dict[str, Any], run_id: str) -> RunOptions:
         skip_tags=_csv(opts.get("skip_tags")),
         run_id=run_id,
         verbosity=int(opts.get("verbose") or 0),
+        become_password=opts.get("become_password"),
     )
 
 

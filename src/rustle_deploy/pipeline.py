@@ -106,6 +106,8 @@ class Session:
             settings = replace(settings, roles_path=acfg.get("roles_path"))
         for note in settings.notes() + (acfg.notes() if opts.get("verbose") else []):
             print(f"note: {visible(note)}", file=sys.stderr)
+        if opts.get("ask_become_pass"):
+            opts["become_password"] = _ask_become_password()
         return cls(opts, settings, json_out, reporter, ansible_cfg=acfg)
 
     # -- inputs ----------------------------------------------------------------------------
@@ -510,6 +512,7 @@ _FLAG_MODES: dict[str, tuple[str, set[str]]] = {
     "stage": ("--stage", {"deploy"}),
     "health_check": ("--health-check", {"deploy", "deploy_only", "promote"}),
     "health_url": ("--health-url", {"deploy", "deploy_only", "promote"}),
+    "ask_become_pass": ("-K/--ask-become-pass", {"deploy", "deploy_only", "promote"}),
 }
 _RUN_FLAGS = {"check": "--check", "diff": "--diff", "tags": "--tags", "skip_tags": "--skip-tags"}
 _GATE_FLAGS = {"canary": "--canary", "health_check": "--health-check", "health_url": "--health-url"}
@@ -538,6 +541,11 @@ def _check_flags(opts: dict[str, Any], mode: str) -> None:
                 f"{flag} applies to running the plan",
                 f"add --run, or pass {flag} to rustle-exec when it runs what was deployed",
             )
+    if opts.get("ask_become_pass") and not runs:
+        raise UsageError("-K/--ask-become-pass gives sudo a password when tasks run", "add --run")
+    if opts.get("ask_become_pass") and opts.get("format_") == "native":
+        raise UsageError("-K/--ask-become-pass cannot be used with --format native yet",
+                         "the native runner becomes with passwordless sudo only; use --format pyz")
     if opts.get("stage") and opts.get("format_") == "native":
         raise UsageError("--stage cannot be used with --format native yet", "use --format pyz")
     for key, flag in _GATE_FLAGS.items():
@@ -617,6 +625,17 @@ def run_manifest(manifest: Any, name: str, settings: Settings, opts: dict[str, A
     from .fleetops import exec_manifest
 
     return exec_manifest(manifest, name, settings, opts)
+
+
+def _ask_become_password() -> str:
+    """-K: the become password, asked once on the terminal (echo off), kept in memory."""
+    from .prompt import ask
+
+    password = ask("BECOME password: ", private=True)
+    if password is None:
+        raise UsageError("-K/--ask-become-pass needs a terminal to ask on, and standard input is not one",
+                         "run the command from a terminal, or grant NOPASSWD sudo to the deploying user")
+    return password
 
 
 def _ask_var(spec: VarPrompt) -> str | None:

@@ -282,3 +282,101 @@ def test_bad_vars_prompt_is_refused(entry: dict[str, Any], needle: str, tmp_path
     assert main([str(playbook), "-i", str(local_inventory(tmp_path)), "--syntax-check"]) == 2
     err = capsys.readouterr()[1]
     assert needle in err and "site.yml:" in err, err
+
+
+# -- -K/--ask-become-pass -------------------------------------------------------------------------
+
+SUDO_USER = "rustle-sudopw"
+
+
+@pytest.fixture
+def sudo_user(sshd: Any, tmp_path: Path) -> Any:
+    """A user that logs in to the test sshd and may sudo to root only with its password."""
+    import pwd
+    import secrets
+    import shutil
+
+    if os.geteuid() != 0 or not shutil.which("sudo") or not shutil.which("useradd") or \
+            not Path("/etc/sudoers.d").is_dir():
+        pytest.skip("needs root, sudo, useradd and /etc/sudoers.d to make a user whose sudo asks for a password")
+    try:
+        pwd.getpwnam(SUDO_USER)
+    except KeyError:
+        subprocess.run(["useradd", "-M", "-d", "/nonexistent", "-s", "/bin/sh", SUDO_USER], check=True)
+    password = "pw-" + secrets.token_hex(8)
+    subprocess.run(["chpasswd"], input=f"{SUDO_USER}:{password}\n", text=True, check=True)
+    rule = Path(f"/etc/sudoers.d/{SUDO_USER}-{os.getpid()}")
+    rule.write_text(f"{SUDO_USER} ALL=(ALL) ALL\n")
+    rule.chmod(0o440)
+    key = sshd.user_keys / SUDO_USER
+    key.write_text((sshd.root / "client_ed25519.pub").read_text())
+    key.chmod(0o644)
+    work = Path(f"/tmp/{SUDO_USER}-{os.getpid()}")
+    work.mkdir(mode=0o755, exist_ok=True)
+    info = pwd.getpwnam(SUDO_USER)
+    os.chown(work, info.pw_uid, info.pw_gid)
+    try:
+        yield password, work
+    finally:
+        rule.unlink()
+        key.unlink()
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def become_project(sshd: Any, tmp_path: Path, work: Path) -> tuple[Path, Path]:
+    inv = tmp_path / "inventory.ini"
+    inv.write_text(f"target ansible_host=127.0.0.1 ansible_port={sshd.port} ansible_user={SUDO_USER} "
+                   f"ansible_ssh_private_key_file={sshd.client_key} ansible_python_interpreter=/usr/bin/python3 "
+                   f"ansible_ssh_common_args='-o UserKnownHostsFile={sshd.known_hosts}' rustle_remote_dir={work / 'rustle'}\n")
+    playbook = tmp_path / "site.yml"
+    playbook.write_text(yaml.safe_dump([{"hosts": "all", "gather_facts": False, "tasks": [
+        {"name": "who am I", "command": "id -un", "become": True, "register": "who"},
+        {"name": "say it", "copy": {"content": "{{ who.stdout }}\n", "dest": str(work / "who")}},
+    ]}], sort_keys=False))
+    return playbook, inv
+
+
+@pytest.mark.ssh
+def test_ask_become_pass_gives_sudo_the_password_and_never_shows_or_stores_it(
+        sudo_user: Any, sshd: Any, tmp_path: Path, rustle_home: Path) -> None:
+    password, work = sudo_user
+    playbook, inv = become_project(sshd, tmp_path, work)
+    term = Terminal([str(RUSTLE), str(playbook), "-i", str(inv), "--run", "--output", "text", "-K", "-v"])
+    term.expect("BECOME password: ")
+    term.type(password)
+    code = term.finish()
+    shown = term.shown.decode(errors="replace")
+    assert code == 0, shown
+    assert (work / "who").read_text() == "root\n"  # the task became root through sudo
+    assert password not in shown
+    for root in (work, rustle_home, tmp_path):  # remote dir, journals, history, state.db, cache
+        for path in root.rglob("*"):
+            if path.is_file() and not path.is_symlink():
+                assert password.encode() not in path.read_bytes(), f"the password is in {path}"
+
+    # a wrong password: the task fails with sudo's word for it, nothing hangs
+    (work / "who").unlink()
+    term = Terminal([str(RUSTLE), str(playbook), "-i", str(inv), "--run", "--output", "text", "-K"])
+    term.expect("BECOME password: ")
+    term.type("not-the-password")
+    code = term.finish()
+    shown = term.shown.decode(errors="replace")
+    assert code == 1 and "sudo refused the become password (-K) to run as 'root'" in shown, shown
+    assert not (work / "who").exists()
+
+
+@pytest.mark.ssh
+def test_become_without_ask_become_pass_and_without_a_terminal(sudo_user: Any, sshd: Any, tmp_path: Path,
+                                                               capsys: pytest.CaptureFixture[str],
+                                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    _, work = sudo_user
+    playbook, inv = become_project(sshd, tmp_path, work)
+    code = main([str(playbook), "-i", str(inv), "--run", "--output", "json"])
+    out, err = capsys.readouterr()
+    assert code == 1 and "sudo needs a password to run as 'root'" in out + err
+    monkeypatch.setattr(sys, "stdin", io.StringIO("secret\n"))
+    code = main([str(playbook), "-i", str(inv), "--run", "-K"])
+    err = capsys.readouterr()[1]
+    assert code == 2 and "-K/--ask-become-pass needs a terminal to ask on" in err, err
+    code = main([str(playbook), "-i", str(inv), "-K"])
+    assert code == 2 and "-K/--ask-become-pass gives sudo a password when tasks run" in capsys.readouterr()[1]

@@ -786,6 +786,10 @@ def _run_artifact(layout, path, req, stdin):
         # runtime built before that carries them itself and takes no such argument.
         if isinstance(run.get("vars"), dict) and "host_vars" in run_payload.__code__.co_varnames:
             options["host_vars"] = run["vars"]
+        if run.get("become_password") is not None:  # -K: handed over in memory, never written
+            if "become_password" not in run_payload.__code__.co_varnames:
+                raise AgentError("artifact", "this artifact's runtime cannot take a become password (-K); rebuild it")
+            options["become_password"] = str(run["become_password"])
         code = run_payload(root, str(req["host"]), **options)
     except SystemExit as exc:
         code = exc.code

@@ -53,6 +53,8 @@ class RunOptions:
     verbosity: int = 0
     plays: tuple[int, ...] | None = None  # a rollout stage: only these plays (plan indices)
     carry: str | None = None  # a rollout: keep registered results and set_fact under this id
+    # -K: the become password, given to sudo on the host; never shown (repr), logged or stored
+    become_password: str | None = field(default=None, repr=False)
 
 
 @dataclass(frozen=True)
@@ -172,6 +174,8 @@ def build_request(job: HostJob) -> dict[str, Any]:
             req["run"]["vars"] = own_vars(job.host)
         if r.plays is not None:
             req["run"]["plays"] = list(r.plays)
+        if r.become_password is not None:  # in this request only: stdin of the ssh channel
+            req["run"]["become_password"] = r.become_password
         if r.carry is not None:
             req["run"]["carry"] = r.carry
     return req
