@@ -1,12 +1,14 @@
 """The cost of batching: the 12-task workload on N hosts, unbatched and with ``serial: K``.
 
-    .venv/bin/python benchmarks/serial.py --hosts 50 --serial 10 --repeat 3
+    .venv/bin/python benchmarks/serial.py --hosts 50 --serial 10 --repeat 3 [--input playbook]
 
 Same harness as run.py (hosts.py fleet, measure(), check_run()): for each repeat, with the
 order alternated, make every host fresh, run rustle-deploy cold then warm, check every host.
 ``serial: K`` runs N/K batches one after another, each a full deploy+run round trip for its
 hosts, so its floor is N/K times the time of one batch; the table gives the medians and the
-ratio serial/unbatched (with the spread of that ratio within each repeat).
+ratio serial/unbatched (with the spread of that ratio within each repeat). ``--input
+playbook`` runs benchmarks/workload/site.yml (with ``serial:`` written into its play) instead
+of the plan: the same rollout reached from a playbook, compiling it included.
 """
 
 from __future__ import annotations
@@ -18,6 +20,8 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
+import yaml
+
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import run as harness  # noqa: E402
@@ -25,14 +29,24 @@ from hosts import Fleet  # noqa: E402
 from plan import WORKLOAD, build_plan  # noqa: E402
 
 
-def rustle_with(serial: int | None) -> Callable[[harness.Ctx], harness.Run]:
+def rustle_with(serial: int | None, playbook: bool = False) -> Callable[[harness.Ctx], harness.Run]:
     def tool(ctx: harness.Ctx) -> harness.Run:
         inv = ctx.fleet.write_ansible_inventory(ctx.rundir / "inventory.yml", ctx.hosts)
-        doc = build_plan([h.name for h in ctx.hosts], WORKLOAD)
-        doc["plays"][0]["serial"] = serial
-        plan = ctx.rundir / "plan.json"
-        plan.write_text(json.dumps(doc, indent=2) + "\n")
-        return harness.measure([str(harness.VENV_BIN / "rustle-deploy"), str(plan), "-i", str(inv), "--run",
+        if playbook:  # site.yml beside links to the workload's files/ and templates/
+            plays = yaml.safe_load((WORKLOAD / "site.yml").read_text())
+            if serial is not None:
+                plays[0]["serial"] = serial
+            source = ctx.rundir / "site.yml"
+            source.write_text(yaml.safe_dump(plays, sort_keys=False))
+            for sub in ("files", "templates"):
+                if not (ctx.rundir / sub).exists():
+                    (ctx.rundir / sub).symlink_to(WORKLOAD / sub)
+        else:
+            doc = build_plan([h.name for h in ctx.hosts], WORKLOAD)
+            doc["plays"][0]["serial"] = serial
+            source = ctx.rundir / "plan.json"
+            source.write_text(json.dumps(doc, indent=2) + "\n")
+        return harness.measure([str(harness.VENV_BIN / "rustle-deploy"), str(source), "-i", str(inv), "--run",
                                 "--output", "json", "--parallel", str(ctx.n)], ctx)
 
     return tool
@@ -43,13 +57,15 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--hosts", type=int, default=50)
     ap.add_argument("--serial", type=int, default=10)
     ap.add_argument("--repeat", type=int, default=3)
+    ap.add_argument("--input", choices=("plan", "playbook"), default="plan")
     ap.add_argument("--out", type=Path, default=harness.REPO / "benchmarks" / "out" / "serial")
     args = ap.parse_args(argv)
     out = args.out.resolve()
     out.mkdir(parents=True, exist_ok=True)
     harness.become_subreaper()
     harness.compile_installed_sources()
-    variants = {"unbatched": rustle_with(None), f"serial {args.serial}": rustle_with(args.serial)}
+    book = args.input == "playbook"
+    variants = {"unbatched": rustle_with(None, book), f"serial {args.serial}": rustle_with(args.serial, book)}
     walls: dict[tuple[str, str], dict[int, float]] = {}
     failed = False
     with Fleet(out / "fleet", args.hosts, 0) as fleet:

@@ -8,16 +8,24 @@ Relative paths in the file are relative to the file's directory.
 The settings that apply to rustle-deploy:
 
     [defaults] inventory, roles_path, remote_user, private_key_file, forks,
-               host_key_checking, timeout
+               host_key_checking, timeout, hash_behaviour, gathering, library,
+               collections_path
     [privilege_escalation] become, become_user, become_method
+    [ssh_connection] ssh_args, ssh_common_args, ssh_extra_args
 
 They sit below rustle-deploy's own settings and flags: ``-i``, ``-u``, ``--private-key``,
 ``-f``/``--parallel`` (and ``RUSTLE_PARALLEL_JOBS``, ``config.toml``) win; ``remote_user``,
-``private_key_file``, ``host_key_checking`` and ``timeout`` apply to hosts whose inventory sets
-no ``ansible_user``/``ansible_ssh_private_key_file``/``ansible_host_key_checking``/
-``ansible_timeout``; ``become*`` are what a playbook's plays start from. Every other setting is
-ignored; :meth:`AnsibleConfig.notes` names them (shown at ``-v``). Nothing here is an error
-except a value of the wrong type for a setting that applies.
+``private_key_file``, ``host_key_checking``, ``timeout`` and the ssh arguments apply to hosts
+whose inventory sets no ``ansible_user``/``ansible_ssh_private_key_file``/
+``ansible_host_key_checking``/``ansible_timeout``/``ansible_ssh_common_args`` (``ssh_args``
+then ``ssh_common_args``)/``ansible_ssh_extra_args``; ``become*`` are what a playbook's plays
+start from. ``hash_behaviour`` must be ``replace`` (Ansible's default): ``merge`` would change
+what variables hold, and is refused. ``gathering``, ``library`` and ``collections_path`` are
+read and checked but change nothing here, each with a note saying why (facts are gathered on
+the host when first used; modules outside ansible.builtin and collections are not supported:
+a task naming one is refused, and the hint names the ``library`` file it was found in). Every
+other setting is ignored; :meth:`AnsibleConfig.notes` names them (shown at ``-v``). Nothing
+here is an error except a value of the wrong type for a setting that applies.
 """
 
 from __future__ import annotations
@@ -46,6 +54,14 @@ _INI: dict[tuple[str, str], tuple[str, str]] = {
     ("defaults", "forks"): ("forks", "int"),
     ("defaults", "host_key_checking"): ("host_key_checking", "bool"),
     ("defaults", "timeout"): ("timeout", "int"),
+    ("defaults", "hash_behaviour"): ("hash_behaviour", "choice:replace,merge"),
+    ("defaults", "gathering"): ("gathering", "choice:implicit,explicit,smart"),
+    ("defaults", "library"): ("library", "pathspec"),
+    ("defaults", "collections_path"): ("collections_path", "pathspec"),
+    ("defaults", "collections_paths"): ("collections_path", "pathspec"),
+    ("ssh_connection", "ssh_args"): ("ssh_args", "str"),
+    ("ssh_connection", "ssh_common_args"): ("ssh_common_args", "str"),
+    ("ssh_connection", "ssh_extra_args"): ("ssh_extra_args", "str"),
     ("privilege_escalation", "become"): ("become", "bool"),
     ("privilege_escalation", "become_user"): ("become_user", "str"),
     ("privilege_escalation", "become_method"): ("become_method", "str"),
@@ -58,6 +74,14 @@ _ENV: dict[str, tuple[str, str]] = {
     "ANSIBLE_FORKS": ("forks", "int"),
     "ANSIBLE_HOST_KEY_CHECKING": ("host_key_checking", "bool"),
     "ANSIBLE_TIMEOUT": ("timeout", "int"),
+    "ANSIBLE_HASH_BEHAVIOUR": ("hash_behaviour", "choice:replace,merge"),
+    "ANSIBLE_GATHERING": ("gathering", "choice:implicit,explicit,smart"),
+    "ANSIBLE_LIBRARY": ("library", "pathspec"),
+    "ANSIBLE_COLLECTIONS_PATH": ("collections_path", "pathspec"),
+    "ANSIBLE_COLLECTIONS_PATHS": ("collections_path", "pathspec"),
+    "ANSIBLE_SSH_ARGS": ("ssh_args", "str"),
+    "ANSIBLE_SSH_COMMON_ARGS": ("ssh_common_args", "str"),
+    "ANSIBLE_SSH_EXTRA_ARGS": ("ssh_extra_args", "str"),
     "ANSIBLE_BECOME": ("become", "bool"),
     "ANSIBLE_BECOME_USER": ("become_user", "str"),
     "ANSIBLE_BECOME_METHOD": ("become_method", "str"),
@@ -74,11 +98,25 @@ class AnsibleConfig:
         return self.values.get(name, default)
 
     def notes(self) -> list[str]:
-        return [f"{self.path}: {key} has no effect in rustle-deploy" for key in self.ignored]
+        where = self.path or "ANSIBLE_*"
+        out = [f"{self.path}: {key} has no effect in rustle-deploy" for key in self.ignored]
+        if "gathering" in self.values:
+            out.append(f"{where}: gathering = {self.values['gathering']}: facts are gathered on "
+                       "the host when a task first uses one, whatever this says")
+        for key in ("library", "collections_path"):
+            if key in self.values:
+                out.append(f"{where}: {key} read; only ansible.builtin modules run here, a task "
+                           "naming another module is refused")
+        return out
 
     def host_defaults(self) -> dict[str, Any]:
         """Connection variables for hosts whose inventory leaves them unset."""
         out: dict[str, Any] = {}
+        common = " ".join(self.values[k] for k in ("ssh_args", "ssh_common_args") if self.values.get(k))
+        if common:
+            out["ansible_ssh_common_args"] = common
+        if self.values.get("ssh_extra_args"):
+            out["ansible_ssh_extra_args"] = self.values["ssh_extra_args"]
         if "host_key_checking" in self.values:
             out["ansible_host_key_checking"] = self.values["host_key_checking"]
         if "timeout" in self.values:
@@ -126,6 +164,11 @@ def _convert(raw: str, kind: str, base: str, where: str) -> Any:
             return int(value)
         except ValueError:
             raise ConfigError(f"expected an integer, got {raw!r}", key=where) from None
+    if kind.startswith("choice:"):
+        choices = kind.split(":", 1)[1].split(",")
+        if value.lower() not in choices:
+            raise ConfigError(f"expected one of {', '.join(choices)}, got {raw!r}", key=where)
+        return value.lower()
     if kind == "path":
         return os.path.normpath(os.path.join(base, os.path.expanduser(value)))
     if kind == "pathlist":
@@ -134,6 +177,18 @@ def _convert(raw: str, kind: str, base: str, where: str) -> Any:
     if kind == "pathspec":
         return tuple(os.path.normpath(os.path.join(base, os.path.expanduser(p)))
                      for p in value.split(os.pathsep) if p)
+    return value
+
+
+def _applies(name: str, value: Any, where: str) -> Any:
+    """``value`` of setting ``name``, refused when it would change results in a way that is
+    not implemented."""
+    if name == "hash_behaviour" and value == "merge":
+        raise ConfigError("hash_behaviour = merge is not supported: dictionaries of different "
+                          "variable levels replace each other here",
+                          "remove the setting (replace is Ansible's default, and merge is "
+                          "deprecated there); use the combine filter where you need merged "
+                          "dictionaries", key=where)
     return value
 
 
@@ -158,8 +213,9 @@ def load_ansible_config(environ: Mapping[str, str] | None = None,
                 if spec is None:
                     ignored.append(f"[{section}] {key}")
                     continue
-                values[spec[0]] = _convert(raw, spec[1], base, f"{path}: [{section}] {key}")
+                values[spec[0]] = _applies(spec[0], _convert(raw, spec[1], base, f"{path}: [{section}] {key}"),
+                                           f"{path}: [{section}] {key}")
     for var, (name, kind) in _ENV.items():
         if env.get(var):
-            values[name] = _convert(env[var], kind, cwd, var)
+            values[name] = _applies(name, _convert(env[var], kind, cwd, var), var)
     return AnsibleConfig(path=path, values=values, ignored=tuple(ignored))

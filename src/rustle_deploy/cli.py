@@ -59,6 +59,10 @@ def _fail(message: str) -> None:
 @click.option("--become-method", metavar="METHOD", help="Playbooks: sudo or su [sudo].")
 @click.option("--emit-plan", is_flag=True, help="Print the execution plan (JSON) the input compiles to, and exit.")
 @click.option("--syntax-check", is_flag=True, help="Read and check the playbook (roles, includes, files), and exit.")
+@click.option("-K", "--ask-become-pass", is_flag=True, help="Ask once for the become (sudo) password, on the terminal, "
+              "and give it to sudo where tasks become another user; never shown or stored.")
+@click.option("--start-at-task", metavar="NAME", help="Playbooks: start at the first task named NAME ('role : name', "
+              "or a pattern with * and ?), as ansible-playbook does; earlier tasks and plays do not run.")
 @click.option("--list-hosts", is_flag=True, help="List each play's hosts, and exit.")
 @click.option("--list-tasks", is_flag=True, help="List each play's tasks, and exit.")
 @click.option("--list-tags", is_flag=True, help="List each play's tags, and exit.")
@@ -76,6 +80,8 @@ def _fail(message: str) -> None:
               "then go on; a failed canary is rolled back and no other host is touched (docs/rollouts.md).")
 @click.option("--health-check", metavar="CMD", help="With --run: after each batch (canaries first), run CMD on each of its "
               "hosts (sh -c, Jinja2 host variables allowed); exit 0 = healthy, else the batch is rolled back and the rollout stops.")
+@click.option("--health-url", metavar="URL", help="With --run: after each batch, fetch URL from each of its hosts "
+              "(Jinja2 host variables allowed); a 2xx answer = healthy. With --health-check, both must pass.")
 @click.option("--health-retries", type=int, metavar="N", help="Attempts after the first failed health check [3].")
 @click.option("--health-interval", type=float, metavar="SECONDS", help="Pause between health check attempts [5].")
 @click.option("--health-timeout", type=float, metavar="SECONDS", help="Deadline for a host's health checks, all attempts [60].")

@@ -64,6 +64,7 @@ def _run_options(opts: dict[str, Any], run_id: str) -> RunOptions:
         skip_tags=_csv(opts.get("skip_tags")),
         run_id=run_id,
         verbosity=int(opts.get("verbose") or 0),
+        become_password=opts.get("become_password"),
     )
 
 
@@ -325,6 +326,8 @@ class _Rollout:
                 "healthy": healthy, "attempts": verdict.get("attempts"), "rc": verdict.get("rc"),
                 "output": verdict.get("output") if o is not None and o.error is None else str(o.error if o else "not checked"),
             }
+            if "status" in verdict:  # --health-url: the last HTTP status (None: no answer)
+                self.health[name]["status"] = verdict["status"]
             if not healthy:
                 unhealthy.append(name)
                 self.failed[name] = None
@@ -369,30 +372,41 @@ class _Rollout:
 
 
 def _health_checks(opts: dict[str, Any], hosts: Sequence[Host]) -> dict[str, HealthCheck] | None:
-    """``--health-check`` rendered for each host with its variables (Jinja2, as a task's
-    arguments are), with its retries, interval and deadline; None without the flag."""
-    command = opts.get("health_check")
-    if not command:
+    """``--health-check`` and ``--health-url`` rendered for each host with its variables
+    (Jinja2, as a task's arguments are), with their retries, interval and deadline; None
+    without either flag."""
+    given = {flag: str(opts[key]) for key, flag in (("health_check", "--health-check"), ("health_url", "--health-url"))
+             if opts.get(key)}
+    if not given:
         return None
     import jinja2
 
     env = jinja2.Environment(undefined=jinja2.StrictUndefined, autoescape=False, keep_trailing_newline=True)
-    hint = "the command may use the host's inventory variables, e.g. curl -fs http://{{ ansible_host }}:8080/health"
-    try:
-        template = env.from_string(command)
-    except jinja2.TemplateSyntaxError as exc:
-        raise UsageError(f"--health-check: {exc.message}", hint) from exc
+    hint = ("the command and the URL may use the host's inventory variables, e.g. "
+            "http://{{ ansible_host }}:8080/health")
+    templates = {}
+    for flag, text in given.items():
+        try:
+            templates[flag] = env.from_string(text)
+        except jinja2.TemplateSyntaxError as exc:
+            raise UsageError(f"{flag}: {exc.message}", hint) from exc
     defaults = HealthCheck(command="")
     out = {}
     for h in hosts:
         scope = {**h.vars, "inventory_hostname": h.name, "inventory_hostname_short": h.name.split(".")[0],
                  "group_names": sorted(g for g in h.groups if g not in ("all", "ungrouped"))}
-        try:
-            rendered = template.render(scope)
-        except jinja2.TemplateError as exc:
-            raise UsageError(f"--health-check for {h.name}: {exc.message or exc}", hint) from exc
+        rendered = {}
+        for flag, template in templates.items():
+            try:
+                rendered[flag] = template.render(scope)
+            except jinja2.TemplateError as exc:
+                raise UsageError(f"{flag} for {h.name}: {exc.message or exc}", hint) from exc
+        url = rendered.get("--health-url", "").strip()
+        if "--health-url" in rendered and not url.lower().startswith(("http://", "https://")):
+            raise UsageError(f"--health-url for {h.name}: {url!r} is not an http:// or https:// URL",
+                             "e.g. --health-url 'http://{{ ansible_host }}:8080/health'")
         out[h.name] = HealthCheck(
-            command=rendered,
+            command=rendered.get("--health-check", ""), url=url,
             retries=opts["health_retries"] if opts.get("health_retries") is not None else defaults.retries,
             interval=opts.get("health_interval") or defaults.interval,
             timeout=opts.get("health_timeout") or defaults.timeout,

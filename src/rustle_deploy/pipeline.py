@@ -30,6 +30,7 @@ if TYPE_CHECKING:
     from .compiler.runner import RunnerBinary
     from .compiler.units import BuildUnit
     from .playbook import Compiled
+    from .playbook.compile import VarPrompt
     from .rollout import Schedule
     from .transport.early import EarlyStarts
 
@@ -105,6 +106,8 @@ class Session:
             settings = replace(settings, roles_path=acfg.get("roles_path"))
         for note in settings.notes() + (acfg.notes() if opts.get("verbose") else []):
             print(f"note: {visible(note)}", file=sys.stderr)
+        if opts.get("ask_become_pass"):
+            opts["become_password"] = _ask_become_password()
         return cls(opts, settings, json_out, reporter, ansible_cfg=acfg)
 
     # -- inputs ----------------------------------------------------------------------------
@@ -137,6 +140,9 @@ class Session:
                         "become_method": self.opts.get("become_method")}
         become_flags = {k: v for k, v in become_flags.items() if v is not None}
         if not is_playbook(data):
+            if self.opts.get("start_at_task"):
+                raise UsageError("--start-at-task applies to playbooks",
+                                 "a plan's tasks are selected with --tags/--skip-tags")
             if become_flags:
                 raise UsageError("-b/--become, --become-user and --become-method apply to playbooks",
                                  "a plan carries become on its tasks")
@@ -154,7 +160,12 @@ class Session:
         options = CompileOptions(extra_vars=extra, roles_path=self.settings.roles_path,
                                  play_defaults=become, defaults_source=acfg.path or "ANSIBLE_BECOME*",
                                  forks=self.opts.get("parallel"), check=bool(self.opts.get("check")),
-                                 diff=bool(self.opts.get("diff")))
+                                 diff=bool(self.opts.get("diff")),
+                                 start_at_task=self.opts.get("start_at_task"),
+                                 library=tuple(acfg.get("library") or ()),
+                                 prompt=_ask_var,
+                                 # ansible-playbook's listings and syntax check ask nothing
+                                 prompt_defaults=any(self.opts.get(m) for m in LIST_MODES[1:]))
         text = data.decode("utf-8-sig") if path == "-" else None
         compiled = compile_playbook(path, inv, options, text=text)
         self.compiled = compiled
@@ -500,9 +511,11 @@ _FLAG_MODES: dict[str, tuple[str, set[str]]] = {
     "resume": ("--resume", {"deploy"}),
     "stage": ("--stage", {"deploy"}),
     "health_check": ("--health-check", {"deploy", "deploy_only", "promote"}),
+    "health_url": ("--health-url", {"deploy", "deploy_only", "promote"}),
+    "ask_become_pass": ("-K/--ask-become-pass", {"deploy", "deploy_only", "promote"}),
 }
 _RUN_FLAGS = {"check": "--check", "diff": "--diff", "tags": "--tags", "skip_tags": "--skip-tags"}
-_GATE_FLAGS = {"canary": "--canary", "health_check": "--health-check"}
+_GATE_FLAGS = {"canary": "--canary", "health_check": "--health-check", "health_url": "--health-url"}
 _HEALTH_FLAGS = {"health_retries": "--health-retries", "health_interval": "--health-interval",
                  "health_timeout": "--health-timeout"}
 
@@ -528,6 +541,11 @@ def _check_flags(opts: dict[str, Any], mode: str) -> None:
                 f"{flag} applies to running the plan",
                 f"add --run, or pass {flag} to rustle-exec when it runs what was deployed",
             )
+    if opts.get("ask_become_pass") and not runs:
+        raise UsageError("-K/--ask-become-pass gives sudo a password when tasks run", "add --run")
+    if opts.get("ask_become_pass") and opts.get("format_") == "native":
+        raise UsageError("-K/--ask-become-pass cannot be used with --format native yet",
+                         "the native runner becomes with passwordless sudo only; use --format pyz")
     if opts.get("stage") and opts.get("format_") == "native":
         raise UsageError("--stage cannot be used with --format native yet", "use --format pyz")
     for key, flag in _GATE_FLAGS.items():
@@ -537,8 +555,9 @@ def _check_flags(opts: dict[str, Any], mode: str) -> None:
             raise UsageError(f"{flag} cannot be used with --format native yet",
                              "the native runner has no health check or re-run after a rollback; use --format pyz")
     for key, flag in _HEALTH_FLAGS.items():
-        if opts.get(key) is not None and not opts.get("health_check"):
-            raise UsageError(f"{flag} has no effect without --health-check", "add --health-check CMD")
+        if opts.get(key) is not None and not (opts.get("health_check") or opts.get("health_url")):
+            raise UsageError(f"{flag} has no effect without --health-check or --health-url",
+                             "add --health-check CMD or --health-url URL")
     if opts.get("health_retries") is not None and opts["health_retries"] < 0:
         raise UsageError("--health-retries must be 0 or more")
     if opts.get("resume") and not opts.get("run_"):
@@ -607,3 +626,20 @@ def run_manifest(manifest: Any, name: str, settings: Settings, opts: dict[str, A
 
     return exec_manifest(manifest, name, settings, opts)
 
+
+def _ask_become_password() -> str:
+    """-K: the become password, asked once on the terminal (echo off), kept in memory."""
+    from .prompt import ask
+
+    password = ask("BECOME password: ", private=True)
+    if password is None:
+        raise UsageError("-K/--ask-become-pass needs a terminal to ask on, and standard input is not one",
+                         "run the command from a terminal, or grant NOPASSWD sudo to the deploying user")
+    return password
+
+
+def _ask_var(spec: VarPrompt) -> str | None:
+    """A ``vars_prompt`` answer from the terminal (None without one)."""
+    from .prompt import ask
+
+    return ask(spec.message, private=spec.private, confirm=spec.confirm)

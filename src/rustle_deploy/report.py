@@ -135,13 +135,12 @@ class Reporter:
         """One streamed runtime event of ``host``."""
         kind = event.get("event")
         if kind == "health":
-            rc = event.get("rc")
-            verdict = "healthy" if rc == 0 else ("timed out" if rc is None else f"unhealthy (exit {rc})")
+            healthy, verdict = health_verdict(event)
             text = f"{host} | health check attempt {event.get('attempt')}: {verdict}"
             output = str(event.get("output") or "").strip()
-            if output and (rc != 0 or self.verbosity >= 1):
+            if output and (not healthy or self.verbosity >= 1):
                 text += f" | {output.splitlines()[-1]}"
-            self.line(text, "green" if rc == 0 else "red")
+            self.line(text, "green" if healthy else "red")
             return
         if kind in ("task_result", "handler_result"):
             status = str(event.get("status", "?"))
@@ -254,3 +253,19 @@ def dump_json(doc: Any, stream: IO[str] | None = None) -> None:
     out = stream or sys.stdout
     out.write(json.dumps(doc, indent=2, sort_keys=False, default=str) + "\n")
     out.flush()
+
+
+def health_verdict(event: dict[str, Any]) -> tuple[bool, str]:
+    """Whether one health check attempt passed, and how to say it: the command's exit status
+    (``rc``), then the URL's HTTP status (``status``: None when nothing answered)."""
+    rc = event.get("rc", 0)
+    if "rc" in event and rc != 0:
+        return False, "timed out" if rc is None else f"unhealthy (exit {rc})"
+    if "status" in event:
+        status = event["status"]
+        if status is None:
+            return False, "unhealthy (no answer)"
+        if not 200 <= int(status) < 300:
+            return False, f"unhealthy (HTTP {status})"
+        return True, f"healthy (HTTP {status})"
+    return True, "healthy"

@@ -165,8 +165,10 @@ class PlaySpec:
 
     @property
     def controlled(self) -> bool:
-        """Whether the play carries a rollout keyword, and so is a stage of its own."""
-        return bool(self.serial) or self.max_fail_percentage is not None or self.any_errors_fatal
+        """Whether the play carries a rollout keyword, and so is a stage of its own (a task
+        with ``any_errors_fatal`` too: its failure must stop the hosts before the next play)."""
+        return (bool(self.serial) or self.max_fail_percentage is not None or self.any_errors_fatal
+                or bool(self.fatal_tasks))
 
     def to_json(self) -> dict[str, Any]:
         return {"index": self.index, "name": self.name, "hosts": list(self.hosts),
@@ -201,9 +203,10 @@ def play_specs(plan: Plan, resolve: Resolver) -> list[PlaySpec]:
         if not declared:  # the planner sometimes leaves play hosts empty: use the tasks'
             declared = sorted({h for b in play.batches for t in b.tasks for h in t.hosts})
         play_id = play.play_id or f"play-{index}"
-        fatal = sorted({f"{play_id}/{t.task_id}" for b in play.batches for t in (*b.tasks,)
+        fatal = sorted({f"{play_id}/{t.task_id}" for b in play.batches for top in b.tasks for t in top.walk()
                         if t.extras.get("any_errors_fatal") is True}
-                       | {f"{play_id}/{h.task_id}" for h in play.handlers if h.extras.get("any_errors_fatal") is True})
+                       | {f"{play_id}/{t.task_id}" for h in play.handlers for t in h.walk()
+                          if t.extras.get("any_errors_fatal") is True})
         specs.append(PlaySpec(
             index=index, name=play.name, hosts=tuple(h.name for h in resolve(declared)) if declared else (),
             serial=play_serial(plan, play), max_fail_percentage=play.max_fail_percentage,

@@ -558,3 +558,143 @@ def test_dry_run_lists_the_batches_and_native_refuses_stages(tmp_path: Path, cap
     code = main([str(plan), "-i", str(inv), "--run", "--format", "native"])
     assert code == 2 and "--format native cannot run this plan" in capsys.readouterr()[1]
     assert not any((tmp_path / n).exists() for n in names)
+
+
+# -- --health-url: a real HTTP server per host on loopback -------------------------------------
+
+
+class HealthServers:
+    """One HTTP server per host on 127.0.0.1, answering GET /health with the status the test
+    sets for that host (``statuses``), and recording who asked (``asked``)."""
+
+    def __init__(self, names: list[str]) -> None:
+        import http.server
+        import threading
+
+        self.statuses = dict.fromkeys(names, 200)
+        self.asked: list[str] = []
+        self.servers = {}
+        owner = self
+
+        for name in names:
+            class Handler(http.server.BaseHTTPRequestHandler):
+                host = name
+
+                def do_GET(self) -> None:  # noqa: N802 (http.server's name)
+                    owner.asked.append(f"{self.host} {self.path}")
+                    status = owner.statuses[self.host]
+                    body = f"{self.host} says {status}\n".encode()
+                    self.send_response(status)
+                    self.send_header("Content-Length", str(len(body)))
+                    self.end_headers()
+                    self.wfile.write(body)
+
+                def log_message(self, *args: Any) -> None:
+                    pass
+
+            server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+            threading.Thread(target=server.serve_forever, daemon=True).start()
+            self.servers[name] = server
+
+    def port(self, name: str) -> int:
+        return int(self.servers[name].server_address[1])
+
+    def close(self) -> None:
+        for server in self.servers.values():
+            server.shutdown()
+            server.server_close()
+
+
+@pytest.fixture
+def health_fleet(sshd: Any, tmp_path: Path) -> Any:
+    """An 8-host fleet whose hosts each have ``health_port``: their own HTTP server."""
+    fleet = Fleet(sshd, tmp_path, 8)
+    servers = HealthServers(fleet.names)
+    doc = yaml.safe_load(fleet.inventory.read_text())
+    for name, hvars in doc["all"]["children"]["fleet"]["hosts"].items():
+        hvars["health_port"] = servers.port(name)
+    fleet.inventory.write_text(yaml.safe_dump(doc, sort_keys=False))
+    yield fleet, servers
+    servers.close()
+
+
+HEALTH_URL = "http://127.0.0.1:{{ health_port }}/health?host={{ inventory_hostname }}"
+
+
+def test_failed_health_url_rolls_the_canaries_back_and_touches_no_other_host(
+        health_fleet: Any, capsys: pytest.CaptureFixture[str]) -> None:
+    fleet, servers = health_fleet
+    code, doc, err = fleet.run(capsys, versioned(fleet, "v1"))
+    assert code == 0, err
+    v1 = {h["name"]: h["sha256"] for h in doc["hosts"]}
+    before = {n: fleet.stamps(n) for n in fleet.names}
+    servers.statuses["n01"] = 503
+    code, doc, err = fleet.run(capsys, versioned(fleet, "v2", serial=3), "--canary", "2", "--health-url", HEALTH_URL,
+                               "--health-retries", "1", "--health-interval", "0.1")
+    assert code == 1, err
+    rollout = doc["rollout"]
+    assert rollout["state"] == "stopped" and rollout["stopped_after_batch"] == 1
+    assert rollout["batches"][0]["unhealthy"] == ["n01"]
+    assert rollout["rolled_back"] == ["n00", "n01"]  # the whole canary batch goes back
+    assert rollout["health"]["n01"] == {"healthy": False, "attempts": 2, "rc": None, "status": 503,
+                                        "output": "HTTP 503 n01 says 503"}
+    assert rollout["health"]["n00"]["healthy"] and rollout["health"]["n00"]["status"] == 200
+    assert "n01 | health check attempt 2: unhealthy (HTTP 503)" in err, err
+    assert sorted(servers.asked) == ["n00 /health?host=n00", "n01 /health?host=n01", "n01 /health?host=n01"]
+    for n in fleet.names[:2]:
+        assert current(fleet, n) == v1[n] and (fleet.root(n) / "version").read_text() == "v1\n"
+    for n in fleet.names[2:]:
+        assert current(fleet, n) == v1[n] and fleet.stamps(n) == before[n]
+        assert os.listdir(fleet.remote(n) / "artifacts") == [v1[n]]
+
+
+def test_passing_health_url_with_health_check_completes_the_fleet(health_fleet: Any,
+                                                                  capsys: pytest.CaptureFixture[str]) -> None:
+    """Both gates on every batch: the command, then the URL."""
+    fleet, servers = health_fleet
+    code, doc, err = fleet.run(capsys, versioned(fleet, "v1", serial=3), "--canary", "1", "--health-url", HEALTH_URL,
+                               "--health-check", "test \"$(cat {{ rustle_test_root }}/version)\" = v1", "-v")
+    assert code == 0, err
+    rollout = doc["rollout"]
+    assert [b["hosts"] for b in rollout["batches"]] == [["n00"], ["n01", "n02", "n03"], ["n04", "n05", "n06"], ["n07"]]
+    assert sorted(rollout["updated"]) == fleet.names
+    assert all(v["healthy"] and v["rc"] == 0 and v["status"] == 200 for v in rollout["health"].values())
+    assert sorted(servers.asked) == sorted(f"{n} /health?host={n}" for n in fleet.names)
+    assert "n03 | health check attempt 1: healthy (HTTP 200) | HTTP 200 n03 says 200" in err
+    assert_sequential(fleet, [["n00"], ["n01", "n02", "n03"], ["n04", "n05", "n06"], ["n07"]])
+
+
+def test_health_url_with_no_answer_and_a_failing_command(health_fleet: Any,
+                                                         capsys: pytest.CaptureFixture[str]) -> None:
+    """A server that is gone is unhealthy (no answer); a failing command skips the URL."""
+    fleet, servers = health_fleet
+    servers.servers["n00"].shutdown()
+    servers.servers["n00"].server_close()
+    code, doc, err = fleet.run(capsys, versioned(fleet, "v1"), "--canary", "1", "--health-url", HEALTH_URL,
+                               "--health-retries", "0")
+    assert code == 1, err
+    verdict = doc["rollout"]["health"]["n00"]
+    assert verdict["status"] is None and not verdict["healthy"] and "Connection refused" in verdict["output"]
+    assert "n00 | health check attempt 1: unhealthy (no answer)" in err
+    code, doc, err = fleet.run(capsys, versioned(fleet, "v2"), "-l", "fleet:!n00", "--canary", "1", "--health-url",
+                               HEALTH_URL, "--health-check", "exit 3", "--health-retries", "0")
+    assert code == 1, err
+    assert doc["rollout"]["health"]["n01"] == {"healthy": False, "attempts": 1, "rc": 3, "status": None, "output": ""}
+    assert not servers.asked
+
+
+@pytest.mark.parametrize(
+    ("args", "needle"),
+    [
+        (["--health-url", "http://{{ nope }}/"], "--health-url for n00: 'nope' is undefined"),
+        (["--health-url", "ftp://{{ ansible_host }}/"], "is not an http:// or https:// URL"),
+        (["--health-url", "http://{{ x"], "--health-url"),
+    ],
+)
+def test_health_url_is_checked_before_anything_is_touched(args: list[str], needle: str, sshd: Any, tmp_path: Path,
+                                                          capsys: pytest.CaptureFixture[str]) -> None:
+    fleet = Fleet(sshd, tmp_path, 2)
+    code = main([str(versioned(fleet, "v1")), "-i", str(fleet.inventory), "--run", *args])
+    _, err = capsys.readouterr()
+    assert code == 2 and needle in err, err
+    assert not any(fleet.remote(n).exists() for n in fleet.names)

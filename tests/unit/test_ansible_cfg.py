@@ -76,3 +76,37 @@ def test_a_bad_value_names_the_setting(tmp_path: Path) -> None:
     (tmp_path / "ansible.cfg").write_text("[defaults]\nforks = many\n")
     with pytest.raises(ConfigError, match=r"\[defaults\] forks: expected an integer"):
         load_ansible_config({"HOME": str(tmp_path)}, str(tmp_path))
+
+
+def test_ssh_arguments_gathering_library_and_hash_behaviour(tmp_path: Path) -> None:
+    (tmp_path / "ansible.cfg").write_text(
+        "[defaults]\ngathering = explicit\nlibrary = lib:/opt/lib\ncollections_path = colls\n"
+        "hash_behaviour = replace\n[ssh_connection]\nssh_args = -C -o ControlMaster=auto\n"
+        "ssh_common_args = -o ConnectTimeout=5\nssh_extra_args = -o ServerAliveInterval=9\n")
+    cfg = load_ansible_config({"HOME": str(tmp_path / "nohome")}, str(tmp_path))
+    assert cfg.host_defaults() == {"ansible_ssh_common_args": "-C -o ControlMaster=auto -o ConnectTimeout=5",
+                                   "ansible_ssh_extra_args": "-o ServerAliveInterval=9"}
+    assert cfg.get("library") == (str(tmp_path / "lib"), "/opt/lib")
+    assert cfg.get("gathering") == "explicit" and cfg.get("hash_behaviour") == "replace"
+    notes = "\n".join(cfg.notes())
+    assert "gathering = explicit: facts are gathered on the host when a task first uses one" in notes
+    assert "library read" in notes and "collections_path read" in notes
+    assert "has no effect" not in notes  # each of these is read, none ignored
+    env = {"HOME": str(tmp_path / "nohome"), "ANSIBLE_SSH_COMMON_ARGS": "-o Port=2", "ANSIBLE_GATHERING": "smart"}
+    cfg = load_ansible_config(env, str(tmp_path))
+    assert cfg.host_defaults()["ansible_ssh_common_args"] == "-C -o ControlMaster=auto -o Port=2"
+    assert cfg.get("gathering") == "smart"
+
+
+@pytest.mark.parametrize(
+    ("text", "env", "needle"),
+    [("[defaults]\nhash_behaviour = merge\n", {}, "[defaults] hash_behaviour: hash_behaviour = merge is not supported"),
+     ("", {"ANSIBLE_HASH_BEHAVIOUR": "merge"}, "ANSIBLE_HASH_BEHAVIOUR: hash_behaviour = merge is not supported"),
+     ("[defaults]\ngathering = sometimes\n", {}, "expected one of implicit, explicit, smart, got 'sometimes'")],
+)
+def test_settings_that_would_change_results_are_refused(text: str, env: dict[str, str], needle: str,
+                                                         tmp_path: Path) -> None:
+    (tmp_path / "ansible.cfg").write_text(text)
+    with pytest.raises(ConfigError) as info:
+        load_ansible_config({"HOME": str(tmp_path / "nohome"), **env}, str(tmp_path))
+    assert needle in str(info.value)

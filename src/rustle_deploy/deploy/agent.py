@@ -786,6 +786,10 @@ def _run_artifact(layout, path, req, stdin):
         # runtime built before that carries them itself and takes no such argument.
         if isinstance(run.get("vars"), dict) and "host_vars" in run_payload.__code__.co_varnames:
             options["host_vars"] = run["vars"]
+        if run.get("become_password") is not None:  # -K: handed over in memory, never written
+            if "become_password" not in run_payload.__code__.co_varnames:
+                raise AgentError("artifact", "this artifact's runtime cannot take a become password (-K); rebuild it")
+            options["become_password"] = str(run["become_password"])
         code = run_payload(root, str(req["host"]), **options)
     except SystemExit as exc:
         code = exc.code
@@ -1283,32 +1287,71 @@ def _status(layout, deployment_id=None):
 
 
 def op_health(req, layout, stdin):
-    """A rollout's health gate (docs/rollouts.md): ``sh -c COMMAND`` until it exits 0, at most
+    """A rollout's health gate (docs/rollouts.md): each attempt runs ``sh -c COMMAND`` (exit 0)
+    and/or fetches ``URL`` from this host (a 2xx answer), until it is healthy, at most
     ``retries`` more times, ``interval`` seconds apart, all within ``timeout`` seconds. Each
     attempt is reported as it ends. Touches nothing under the remote dir."""
-    import subprocess
-
     spec = req["health"]
-    command = str(spec["command"])
+    command = str(spec.get("command") or "")
+    url = str(spec.get("url") or "")
     retries, interval = int(spec.get("retries", 0)), float(spec.get("interval", 0))
     deadline = time.monotonic() + float(spec.get("timeout", 60))
-    attempt, rc, output = 0, None, ""
+    attempt = 0
     while True:
         attempt += 1
-        left = deadline - time.monotonic()
-        try:
-            proc = subprocess.run(["/bin/sh", "-c", command], stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                                  stderr=subprocess.STDOUT, timeout=max(left, 0.001))
-            rc, output = proc.returncode, proc.stdout.decode("utf-8", "replace")[-2000:]
-        except subprocess.TimeoutExpired as exc:
-            rc = None
-            output = ((exc.output or b"").decode("utf-8", "replace")[-1900:]
-                      + "\n(killed at the health check's deadline)").lstrip("\n")
-        emit({"agent": "health", "attempt": attempt, "rc": rc, "output": output})
-        if rc == 0 or attempt > retries or time.monotonic() + interval >= deadline:
+        verdict = _health_attempt(command, url, deadline)
+        emit(dict(verdict, agent="health", attempt=attempt))
+        if verdict["healthy"] or attempt > retries or time.monotonic() + interval >= deadline:
             break
         time.sleep(interval)
-    return {"healthy": rc == 0, "attempts": attempt, "rc": rc, "output": output}
+    verdict["attempts"] = attempt
+    return verdict
+
+
+def _health_attempt(command, url, deadline):
+    """One attempt: the command first (when given), then the URL (when given, and the command
+    passed). ``rc``: the command's exit status (None: killed at the deadline); ``status``: the
+    URL's HTTP status (None: no answer, ``output`` says why)."""
+    import subprocess
+
+    out = {"healthy": True, "output": ""}
+    if command:
+        try:
+            proc = subprocess.run(["/bin/sh", "-c", command], stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                  stderr=subprocess.STDOUT, timeout=max(deadline - time.monotonic(), 0.001))
+            out["rc"], out["output"] = proc.returncode, proc.stdout.decode("utf-8", "replace")[-2000:]
+        except subprocess.TimeoutExpired as exc:
+            out["rc"] = None
+            out["output"] = ((exc.output or b"").decode("utf-8", "replace")[-1900:]
+                             + "\n(killed at the health check's deadline)").lstrip("\n")
+        out["healthy"] = out["rc"] == 0
+    if url:
+        out["status"] = None
+        if out["healthy"]:
+            out["status"], text = _fetch_status(url, max(deadline - time.monotonic(), 0.001))
+            out["output"] = (out["output"] + "\n" + text).lstrip("\n")[-2000:]
+            out["healthy"] = out["status"] is not None and 200 <= out["status"] < 300
+    return out
+
+
+def _fetch_status(url, timeout):
+    """GET ``url`` from this host, without proxies (the service itself is asked), following
+    redirects: (HTTP status or None, a line that says what came back)."""
+    import urllib.error
+    import urllib.request
+
+    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+    request = urllib.request.Request(url, headers={"User-Agent": "rustle-deploy-health"})
+    try:
+        with opener.open(request, timeout=timeout) as resp:
+            body = resp.read(2000).decode("utf-8", "replace")
+            return resp.status, f"HTTP {resp.status} {body.strip()}".strip()
+    except urllib.error.HTTPError as exc:
+        body = exc.read(2000).decode("utf-8", "replace") if exc.fp is not None else ""
+        return exc.code, f"HTTP {exc.code} {body.strip()}".strip()
+    except (urllib.error.URLError, OSError, ValueError) as exc:
+        reason = getattr(exc, "reason", None) or exc
+        return None, f"GET {url}: {reason}"
 
 
 OPS = {

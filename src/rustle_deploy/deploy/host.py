@@ -53,15 +53,19 @@ class RunOptions:
     verbosity: int = 0
     plays: tuple[int, ...] | None = None  # a rollout stage: only these plays (plan indices)
     carry: str | None = None  # a rollout: keep registered results and set_fact under this id
+    # -K: the become password, given to sudo on the host; never shown (repr), logged or stored
+    become_password: str | None = field(default=None, repr=False)
 
 
 @dataclass(frozen=True)
 class HealthCheck:
     """A rollout's health gate on one host: ``command`` (already templated for the host) run
-    by ``sh -c`` until it exits 0, at most ``retries`` more times, ``interval`` seconds apart,
-    within ``timeout`` seconds in all."""
+    by ``sh -c`` until it exits 0, and/or ``url`` fetched from the host until it answers 2xx,
+    at most ``retries`` more times, ``interval`` seconds apart, within ``timeout`` seconds in
+    all."""
 
     command: str
+    url: str = ""
     retries: int = 3
     interval: float = 5.0
     timeout: float = 60.0
@@ -157,7 +161,8 @@ def build_request(job: HostJob) -> dict[str, Any]:
         req["activate"] = False
     if job.health is not None:
         h = job.health
-        req["health"] = {"command": h.command, "retries": h.retries, "interval": h.interval, "timeout": h.timeout}
+        req["health"] = {"command": h.command, "url": h.url, "retries": h.retries, "interval": h.interval,
+                         "timeout": h.timeout}
     if job.run is not None:
         r = job.run
         req["run"] = {
@@ -169,6 +174,8 @@ def build_request(job: HostJob) -> dict[str, Any]:
             req["run"]["vars"] = own_vars(job.host)
         if r.plays is not None:
             req["run"]["plays"] = list(r.plays)
+        if r.become_password is not None:  # in this request only: stdin of the ssh channel
+            req["run"]["become_password"] = r.become_password
         if r.carry is not None:
             req["run"]["carry"] = r.carry
     return req
@@ -434,8 +441,9 @@ async def _drive(job: HostJob, connect: ConnectFn, on_event: EventFn | None, out
             elif kind == "need_runner" and not job.push_runner:
                 raise _NeedRunner()
             elif kind == "health":  # one attempt of a health gate, shown as it ends
-                event = {"event": "health", "attempt": obj.get("attempt"), "rc": obj.get("rc"),
+                event = {"event": "health", "attempt": obj.get("attempt"), "healthy": obj.get("healthy"),
                          "output": obj.get("output")}
+                event.update({k: obj[k] for k in ("rc", "status") if k in obj})  # command, URL
                 out.events.append(event)
                 if on_event is not None:
                     on_event(job.host.name, event)

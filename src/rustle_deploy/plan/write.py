@@ -66,6 +66,12 @@ def _play(play: Play) -> dict[str, Any]:
                      "dependencies": list(b.dependencies)} for b in play.batches],
         "handlers": [_task(h, handler=True) for h in play.handlers],
     }
+    if play.max_fail_percentage is not None:
+        out["max_fail_percentage"] = play.max_fail_percentage
+    if play.any_errors_fatal:
+        out["any_errors_fatal"] = True
+    if play.order != "inventory":
+        out["order"] = play.order
     if play.vars:
         out["vars"] = play.vars
     if play.defaults:

@@ -20,19 +20,31 @@ on a host's data).
 
 from __future__ import annotations
 
+import fnmatch
 import hashlib
 import json
 import os
 import re
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
 from typing import Any
 
 from rustle_deploy.errors import InventoryError, PlanError, PlaybookError, UnknownModule
 from rustle_deploy.inventory import Inventory
-from rustle_deploy.model import Batch, Condition, Plan, PlanningOptions, Play, Strategy, Task
+from rustle_deploy.model import (
+    HOST_ORDERS,
+    Batch,
+    Condition,
+    Plan,
+    PlanningOptions,
+    Play,
+    Serial,
+    Strategy,
+    Task,
+)
 from rustle_deploy.plan.files import remember_files_dirs
+from rustle_deploy.plan.schema import Reader
 from rustle_deploy.playbook import keywords as kw
 from rustle_deploy.playbook.args import (
     FREEFORM_MODULES,
@@ -45,7 +57,7 @@ from rustle_deploy.playbook.roles import DEFAULT_ROLES_PATH, RoleDir, RoleFinder
 from rustle_deploy.playbook.yamlsrc import Origin, Source, read_yaml
 from rustle_deploy.runtime_index import canonical_module, module_families, runtime_plugins
 
-__all__ = ["CompileOptions", "Compiled", "ListedPlay", "compile_playbook"]
+__all__ = ["CompileOptions", "Compiled", "ListedPlay", "VarPrompt", "compile_playbook"]
 
 _INCLUDES = ("include_tasks", "import_tasks", "include_role", "import_role")
 _PREFIXES = ("ansible.builtin.", "ansible.legacy.")
@@ -68,6 +80,8 @@ url varnames vars
 """.split())
 _LOOKUP_CALL = re.compile(r"\b(?:lookup|query|q)\(|\bwith_\w+")
 _MAX_CHOICES = 200  # tasks files an include with a host-dependent name may choose from
+_PROMPT_KEYS = frozenset({"name", "prompt", "default", "private", "confirm", "encrypt", "salt",
+                          "salt_size", "unsafe"})
 _VAR_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _SELF = re.compile(r"^\{\{-?\s*inventory_hostname\s*-?\}\}$")
 _LOCALHOSTS = ("localhost", "127.0.0.1", "::1")
@@ -82,6 +96,30 @@ class CompileOptions:
     diff: bool = False
     play_defaults: dict[str, Any] = field(default_factory=dict)  # become* from ansible.cfg
     defaults_source: str = "ansible.cfg"
+    start_at_task: str | None = None  # --start-at-task: a task name or an fnmatch pattern
+    library: tuple[str, ...] = ()  # ansible.cfg's library: where custom modules live
+    # vars_prompt: asks the operator (None: no terminal, a prompt without default is an error);
+    # with prompt_defaults, nothing is asked and the defaults are used (listings, syntax check)
+    prompt: Callable[[VarPrompt], str | None] | None = None
+    prompt_defaults: bool = False
+
+
+@dataclass(frozen=True)
+class VarPrompt:
+    """One ``vars_prompt`` entry of a play, as Ansible reads it."""
+
+    name: str
+    prompt: str
+    default: Any = None
+    private: bool = True
+    confirm: bool = False
+
+    @property
+    def message(self) -> str:
+        """What ansible-playbook prints before the answer."""
+        if self.default is not None:
+            return f"{self.prompt} [{self.default}]: "
+        return f"{self.prompt}: "
 
 
 @dataclass
@@ -182,6 +220,12 @@ class _PlayState:
         self.handler_identities: set[str] = set()
         self.listed: list[ListedTask] = []
         self._connections: set[str] | None = None
+        # the play's rollout keywords (docs/rollouts.md)
+        self.serial: Serial | None = None
+        self.max_fail_percentage: float | None = None
+        self.any_errors_fatal = False
+        self.order = "inventory"
+        self.fatal_override = False  # a task says any_errors_fatal: false under the play's true
 
     def connections(self, inv: Inventory) -> set[str]:
         if self._connections is None:
@@ -221,6 +265,7 @@ class _Compiler:
         self.plays: list[Play] = []
         self.listing: list[ListedPlay] = []
         self.play_count = 0
+        self.started = options.start_at_task is None  # --start-at-task found (or not asked)
         self._sources: dict[str, Source] = {}
         # names tasks may set while the plan runs (register, set_fact, include_vars): a name
         # the host evaluates (an include's file, a copy source) that reads one of them cannot
@@ -242,6 +287,12 @@ class _Compiler:
         else:
             src = read_yaml(self.path, shown=self.shown, text=text, what="playbook")
         self.playbook(src, _Import(), ())
+        if not self.started:
+            raise PlaybookError(f"no task matches --start-at-task {self.options.start_at_task!r}",
+                                "give a task's name (or 'role : name', or a pattern with * and ?) "
+                                "as --list-tasks shows it; tasks inside include_tasks/include_role "
+                                "cannot be started at, as in Ansible: only static imports are "
+                                "followed", file=self.shown)
         hosts = list(dict.fromkeys(h for p in self.plays for h in p.hosts))
         plan = Plan(
             source=self.shown, base_dir=self.basedir, sha256="", rustle_plan_version="0.1.0",
@@ -323,6 +374,7 @@ class _Compiler:
                             "hosts: all, hosts: webservers, hosts: web1:web2", ds)
         play_vars = self.vars_mapping(src, ds, "vars", "play")
         play_vars.update(imp.vars)
+        play_vars.update(self.vars_prompt(src, ds))
         pattern_raw = ds["hosts"]
         if isinstance(pattern_raw, list):
             if not all(isinstance(p, str) for p in pattern_raw):
@@ -344,6 +396,7 @@ class _Compiler:
         self.listing.append(listed)
         st = _PlayState(len(self.plays), hosts, play_vars, src.dir)
         self.check_play_keywords(src, ds, st)
+        self.rollout_keywords(src, ds, play_vars, st)
         ctx = Ctx(src=src, task_dir=src.dir, when=imp.when, tags=listed.tags,
                   kws=tuple((k, v, Origin(self.options.defaults_source))
                             for k, v in self.options.play_defaults.items()))
@@ -378,6 +431,13 @@ class _Compiler:
                 tasks.insert(pre_count, self.flush_task(st, base, pre_count))
             tasks = self.renumber(tasks, base)
         listed.tasks = st.listed
+        if not self.started:
+            kept = self.start_at(tasks, base)
+            if kept is None:
+                self.notes.append(f"play {number} ({name}): skipped, --start-at-task is in a later "
+                                  "play")
+                return
+            tasks = self.renumber(kept, base)
         if not hosts:
             self.notes.append(f"play {number} ({name}): no hosts matched {pattern!r}; skipped")
             return
@@ -397,11 +457,14 @@ class _Compiler:
         self.origins[pointer] = src.origin(ds)
         self.plays.append(Play(
             play_id=f"play-{st.index}", name=str(name), hosts=tuple(hosts),
-            strategy=Strategy("Linear"), serial=None,
+            strategy=Strategy("Linear"), serial=st.serial,
             batches=(Batch(batch_id="batch-0", hosts=(), tasks=tuple(tasks),
                            pointer=f"{pointer}/batches/0"),),
             handlers=tuple(st.handlers), vars=play_vars, pointer=pointer, defaults=defaults,
-            roles=roles_table))
+            roles=roles_table, max_fail_percentage=st.max_fail_percentage,
+            # a task's own any_errors_fatal: false wins over the play's (Ansible reads the
+            # task's inherited value): then the tasks that keep it carry it one by one
+            any_errors_fatal=st.any_errors_fatal and not st.fatal_override, order=st.order))
 
     def renumber(self, tasks: list[Task], base: str) -> list[Task]:
         """Pointers of the top-level list after implicit tasks were inserted (last first, so
@@ -415,50 +478,137 @@ class _Compiler:
         out.reverse()
         return out
 
+    def start_at(self, tasks: list[Task], base: str) -> list[Task] | None:
+        """``tasks`` from the first one ``--start-at-task`` names, as Ansible's play iterator
+        finds it: in order, into blocks (their ``block`` part, then ``always``; not ``rescue``,
+        which runs only on a failure) and statically imported tasks and roles, not into the
+        tasks of ``include_tasks``/``include_role`` (the include itself can be named); None
+        when no task of the list matches."""
+        pattern = str(self.options.start_at_task)
+        for i, task in enumerate(tasks):
+            if task.block is None or "include" in task.extras:
+                full = task.name
+                own = full.split(" : ", 1)[1] if "role" in task.extras and " : " in full else full
+                if any(n == pattern or fnmatch.fnmatchcase(n, pattern) for n in (own, full)):
+                    self.started = True
+                    return tasks[i:]
+                continue
+            for part in ("block", "always"):
+                children = list(getattr(task, part))
+                inner = self.start_at(children, f"{task.pointer}/{part}")
+                if inner is None:
+                    continue
+                moved = tuple(
+                    replace(_repoint(c, c.pointer, f"{task.pointer}/{part}/{j}", self.origins),
+                            execution_order=j) if c.pointer != f"{task.pointer}/{part}/{j}" else c
+                    for j, c in enumerate(inner))
+                if part == "block":
+                    trimmed = replace(task, block=moved)
+                else:  # the block part was passed over: only the rest of always runs
+                    trimmed = replace(task, block=(), rescue=(), always=moved)
+                return [trimmed, *tasks[i + 1:]]
+        return None
+
     def flush_task(self, st: _PlayState, base: str, index: int) -> Task:
         return Task(task_id=st.new_id(), name="meta: flush_handlers", module="meta",
                     args={"_raw_params": "flush_handlers"}, hosts=(), tags=("always",),
                     pointer=f"{base}/{index}")
 
     def check_play_keywords(self, src: Source, ds: dict[str, Any], st: _PlayState) -> None:
-        for key in ("vars_prompt", "fact_path", "force_handlers"):
+        for key in ("fact_path", "force_handlers"):
             if ds.get(key):
                 raise src.error(f"'{key}' is not supported", kw.REFUSED[key], ds, key)
-        serial = ds.get("serial")
-        if serial not in (None, 0, "0", "100%", [], "") and not self.covers_all(serial, st):
-            raise src.error(
-                "serial is not supported yet: rustle-deploy runs every host of a play in one "
-                "round trip", "drop serial, or split the hosts into plays of their own", ds,
-                "serial")
         strategy = ds.get("strategy")
         if strategy not in (None, "linear", "free", "host_pinned", "ansible.builtin.linear",
                             "ansible.builtin.free", "ansible.builtin.host_pinned"):
             raise src.error(f"strategy {strategy!r} is not supported",
                             "each host runs its play on its own, as the free strategy does; "
                             "linear and free are accepted", ds, "strategy", value=True)
-        if ds.get("max_fail_percentage") is not None and not st.single_host:
-            raise src.error("'max_fail_percentage' is not supported on a play of several hosts: "
-                            f"{kw.SINGLE_HOST['max_fail_percentage']}", None, ds,
-                            "max_fail_percentage")
-        if ds.get("order") not in (None, "inventory", "sorted", "reverse_sorted",
-                                   "reverse_inventory", "shuffle"):
-            raise src.error(f"unknown host order {ds.get('order')!r}", "order: inventory, "
-                            "sorted, reverse_sorted, reverse_inventory or shuffle", ds, "order",
-                            value=True)
         gather = ds.get("gather_facts")
         if gather not in (None, True, False) and not isinstance(gather, str):
             raise src.error("gather_facts takes a boolean", None, ds, "gather_facts", value=True)
 
-    @staticmethod
-    def covers_all(serial: Any, st: _PlayState) -> bool:
-        values = serial if isinstance(serial, list) else [serial]
-        first = values[0]
-        try:
-            if isinstance(first, str) and first.endswith("%"):
-                return float(first[:-1]) >= 100
-            return int(first) >= len(st.hosts)
-        except (TypeError, ValueError):
-            return False
+    def vars_prompt(self, src: Source, ds: dict[str, Any]) -> dict[str, Any]:
+        """The play's ``vars_prompt`` answers (play vars), asked in order, as Ansible asks them:
+        a name given with ``-e`` is not asked; an empty answer takes the default; without a
+        terminal the default is used, and a prompt without one is an error."""
+        entries = ds.get("vars_prompt")
+        if entries is None:
+            return {}
+        if isinstance(entries, dict):
+            entries = [entries]
+        if not isinstance(entries, list):
+            raise src.error(f"vars_prompt is a list of prompts, not a {_kind(entries)}",
+                            "vars_prompt:\n  - name: password\n    prompt: Password?", ds,
+                            "vars_prompt", value=True)
+        out: dict[str, Any] = {}
+        for i, entry in enumerate(entries):
+            origin = src.origin(entries, i, value=True)
+            if not isinstance(entry, dict) or not isinstance(entry.get("name"), str) \
+                    or not _VAR_NAME.match(entry["name"]):
+                raise origin.error("a vars_prompt entry is a mapping with a variable 'name'",
+                                   "- name: password\n  prompt: Password?")
+            for key in entry:
+                if key not in _PROMPT_KEYS:
+                    close = kw.suggest(key, _PROMPT_KEYS)
+                    raise src.error(f"'{key}' is not a vars_prompt option",
+                                    f"did you mean '{close}'?" if close else
+                                    "options: " + ", ".join(sorted(_PROMPT_KEYS)), entry, key)
+            for key in ("encrypt", "salt", "salt_size"):
+                if entry.get(key) is not None:
+                    raise src.error(f"vars_prompt '{key}' is not supported",
+                                    "hash the value yourself and pass it with -e", entry, key)
+            name = entry["name"]
+            try:
+                spec = VarPrompt(name=name, prompt=str(entry.get("prompt") or f"input for {name}"),
+                                 default=entry.get("default"),
+                                 private=_boolean(entry.get("private", True), "private"),
+                                 confirm=_boolean(entry.get("confirm", False), "confirm"))
+                unsafe = _boolean(entry.get("unsafe", False), "unsafe")
+            except PlanError as exc:
+                raise origin.error(exc.detail, exc.hint) from exc
+            if name in self.extra:
+                continue
+            if self.options.prompt_defaults:
+                value = spec.default
+            else:
+                answer = self.options.prompt(spec) if self.options.prompt is not None else None
+                if answer is None and spec.default is None:
+                    raise origin.error(f"vars_prompt '{name}' needs a value, and standard input "
+                                       "is not a terminal to ask on",
+                                       f"pass it with -e {name}=VALUE, or give the prompt a "
+                                       "default")
+                value = answer if answer or spec.default is None else spec.default
+            if unsafe and has_template(value):
+                raise origin.error(f"the answer to vars_prompt '{name}' holds '{{{{' or '{{%', and "
+                                   "unsafe: true values are not supported yet",
+                                   f"pass it with -e {name}=VALUE")
+            out[name] = value
+        return out
+
+    def rollout_keywords(self, src: Source, ds: dict[str, Any], play_vars: dict[str, Any],
+                         st: _PlayState) -> None:
+        """``serial``, ``max_fail_percentage``, ``any_errors_fatal`` and ``order`` of the play
+        (templated over play and extra vars, as Ansible does), checked with the plan's rules."""
+        reader = Reader(self.shown)
+        for key in ("serial", "max_fail_percentage", "any_errors_fatal", "order"):
+            if ds.get(key) is None:
+                continue
+            value = self.controller_value(src, ds, key, ds[key], [play_vars], f"'{key}'")
+            try:
+                if key == "serial":
+                    st.serial = reader.serial(value, f"/{key}")
+                elif key == "max_fail_percentage":
+                    st.max_fail_percentage = reader.percentage(value, f"/{key}")
+                elif key == "any_errors_fatal":
+                    st.any_errors_fatal = _boolean(value, key)
+                elif value not in HOST_ORDERS:
+                    raise PlanError(f"unknown host order {value!r}",
+                                    f"order is one of {', '.join(HOST_ORDERS)}")
+                else:
+                    st.order = str(value)
+            except PlanError as exc:
+                raise src.error(exc.detail, exc.hint, ds, key, value=True) from exc
 
     # -- variables ---------------------------------------------------------------------------
     def vars_mapping(self, src: Source, ds: dict[str, Any], key: str, what: str) -> dict[str, Any]:
@@ -967,6 +1117,14 @@ class _Compiler:
             message = f"module '{module}' is not supported by rustle-deploy yet"
         else:
             message = f"couldn't resolve module/action '{module}'"
+        custom = next((p for d in self.options.library for p in (os.path.join(d, short + ".py"),
+                                                                  os.path.join(d, short))
+                       if os.path.isfile(p)), None)
+        if custom is not None:
+            raise src.error(f"module '{module}' is a custom module ({display_path(custom)}, from "
+                            "ansible.cfg's library); custom modules are not supported yet",
+                            "only ansible.builtin modules run on hosts", ds,
+                            key if key is not None else _NO_KEY)
         close = kw.suggest(short, list(module_families()))
         hint = (f"did you mean '{close}'? " if close else "") + \
             "supported modules: " + ", ".join(sorted(module_families()))
@@ -1128,6 +1286,18 @@ class _Compiler:
                 (ds[key], src.origin(ds, key)) if ds.get(key) is not None else None)
             if found is not None:
                 extras[key] = self.keyword_value(src, ds, key, found[0], found[1])
+        found = self.effective(src, ds, ctx, "any_errors_fatal")
+        if found is not None:
+            try:
+                fatal = _boolean(self.controller_value(src, ds, "any_errors_fatal", found[0],
+                                                       [st.vars], "'any_errors_fatal'"),
+                                 "any_errors_fatal")
+            except PlanError as exc:
+                raise found[1].error(exc.detail, exc.hint) from exc
+            if fatal:
+                extras["any_errors_fatal"] = True
+            elif st.any_errors_fatal:
+                st.fatal_override = True
         if ctx.handler and ds.get("listen") is not None:
             listen = ds["listen"]
             extras["listen"] = [str(x) for x in listen] if isinstance(listen, list) else str(listen)
@@ -1770,6 +1940,16 @@ def _short(name: str) -> str:
         if name.startswith(prefix):
             return name[len(prefix):]
     return name
+
+
+def _boolean(value: Any, key: str) -> bool:
+    """Ansible's boolean: true/false, yes/no, on/off, 1/0 (any case)."""
+    text = str(value).strip().lower()
+    if text in ("true", "yes", "on", "1", "y", "t"):
+        return True
+    if text in ("false", "no", "off", "0", "n", "f", ""):
+        return False
+    raise PlanError(f"'{key}' takes a boolean, not {value!r}", f"{key}: true")
 
 
 def _kind(value: Any) -> str:

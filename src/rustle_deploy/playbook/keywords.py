@@ -7,6 +7,8 @@ has exactly one fate:
 * carried into the plan (``CARRIED``, task extensions with Ansible's meaning);
 * inherited from a play, block, role or import onto the tasks inside (``INHERITED``);
 * accepted where it cannot change the result (``single host`` ones on a one-host play);
+* handed to the rollout scheduler (``serial``, ``max_fail_percentage``, ``any_errors_fatal``,
+  ``order``: docs/rollouts.md);
 * refused with the reason (``REFUSED``), never silently dropped.
 """
 
@@ -74,9 +76,7 @@ INHERITED = ("become", "become_user", "become_method", "ignore_errors", "no_log"
 # Cross-host keywords that change nothing when the play has one host.
 SINGLE_HOST = {
     "run_once": "it runs the task on one host and shares the result with the others",
-    "any_errors_fatal": "a failure on one host stops every host",
     "throttle": "it limits how many hosts run the task at once",
-    "max_fail_percentage": "it stops every host when too many have failed",
 }
 REFUSED = {
     "async": "background tasks (async/poll) are not supported yet; drop async to run the "
@@ -88,8 +88,6 @@ REFUSED = {
     "become_exe": "only the become methods sudo and su are supported, with their default programs",
     "become_flags": "become_flags are not supported yet",
     "module_defaults": "module_defaults are not supported yet; write the arguments on the tasks",
-    "vars_prompt": "vars_prompt needs a terminal on the controller; pass the values with -e "
-                   "name=value instead",
     "fact_path": "local facts (fact_path) are not gathered by the runtime",
     "force_handlers": "force_handlers is not supported yet",
 }

@@ -271,9 +271,9 @@ CASES: dict[str, dict[str, str]] = {
             - command: /usr/bin/true
               run_once: true
         """},
-    "serial": {"site.yml": """\
+    "serial_not_a_count": {"site.yml": """\
         - hosts: all
-          serial: 1
+          serial: [1, lots]
           tasks:
             - debug: msg=hi
         """},

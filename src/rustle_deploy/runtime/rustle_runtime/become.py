@@ -34,6 +34,12 @@ CONTROLLER_SIDE = frozenset(("debug", "set_fact", "assert", "fail", "meta"))
 # parent derives the other template_* variables itself (modules/files.py template)
 _TEMPLATE_VARS = ("template_path", "template_destpath")
 _GRACE = 5.0  # seconds the parent waits past a task's timeout before it ends the child
+_PASSWORD = [None]  # -K: the become password of this run (set_password), in memory only
+
+
+def set_password(password):
+    """The password sudo asks for when a task becomes another user (``-K``)."""
+    _PASSWORD[0] = password
 _STDERR_KEEP = 1 << 16
 
 # Runs as ``python -I -S -c BOOT``: the first line on stdin carries the code of the package
@@ -161,8 +167,15 @@ class _Child:
         mark = os.environ.get("RUSTLE_RUN_MARK")
         if mark:  # sudo and su reset the environment; the deploy agent finds the run's processes by it
             cmd = ["env", "RUSTLE_RUN_MARK=" + mark] + cmd
-        if method == "sudo":
+        password = _PASSWORD[0] if method == "sudo" else None
+        if password is not None and _sudo_asks(user, password):
+            # -k: sudo asks for the password whatever it has cached, so the first line of the
+            # child's stdin is always its answer (checked just before: a wrong one never
+            # reaches here, where sudo would read the boot line as a second try)
+            argv = ["sudo", "-S", "-k", "-p", "", "-H", "-u", user, "--"] + cmd
+        elif method == "sudo":
             argv = ["sudo", "-n", "-H", "-u", user, "--"] + cmd
+            password = None
         else:  # su, as root
             argv = ["su", "-s", "/bin/sh", user, "-c", "exec " + " ".join(shlex.quote(a) for a in cmd)]
         self.stderr = b""
@@ -170,6 +183,8 @@ class _Child:
         self._pending = b""
         self._answered = False
         self.pid, self.in_w, self.out_r, self.err_r = _spawn(argv)
+        if password is not None and argv[1] == "-S":
+            self._pending = (password + "\n").encode("utf-8")
         self._send({"op": "boot", "modules": [self._module_code("rustle_runtime"), self._module_code(__name__)]})
 
     # -- the exchange ------------------------------------------------------------------------
@@ -385,6 +400,28 @@ def _spawn(argv):
         for fd in (in_r, out_w, err_w):
             os.close(fd)
     return pid, in_w, out_r, err_r
+
+
+def _sudo_asks(user, password):
+    """Whether sudo wants a password to run as ``user`` (False: passwordless, ``-n`` works);
+    raises ModuleFailure when it refuses ``password``."""
+    import subprocess
+
+    from .context import ModuleFailure
+
+    quiet = {"stdout": subprocess.DEVNULL, "stderr": subprocess.PIPE}
+    try:
+        if subprocess.run(["sudo", "-n", "-u", user, "--", "true"], stdin=subprocess.DEVNULL, **quiet).returncode == 0:
+            return False
+        proc = subprocess.run(["sudo", "-S", "-k", "-p", "", "-u", user, "--", "true"],
+                              input=(password + "\n").encode("utf-8"), **quiet)
+    except OSError as exc:
+        raise ModuleFailure(f"become: cannot run sudo: {exc}") from exc
+    if proc.returncode != 0:
+        text = proc.stderr.decode("utf-8", "replace").strip()
+        last = text.splitlines()[-1] if text else f"exit {proc.returncode}"
+        raise ModuleFailure(f"become: sudo refused the become password (-K) to run as '{user}': {last}")
+    return True
 
 
 def _b64(data):

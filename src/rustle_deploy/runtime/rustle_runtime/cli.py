@@ -114,14 +114,19 @@ class _RunArgs:
 
 
 def run_payload(root, host, check=False, diff=False, tags=(), skip_tags=(), journal=None,
-                run_id=None, verbosity=0, plays=None, carry=None, host_vars=None):
+                run_id=None, verbosity=0, plays=None, carry=None, host_vars=None, become_password=None):
     """``run`` for the payload at ``root`` (a directory or a zip), without parsing a command
     line: the deploy agent calls this in its own process. Returns the exit code.
 
     ``plays``: run only the plays with these plan indices (a rollout stage); ``carry``: a
     file holding registered results and set_fact across stages (read if present, written
     when the host did not fail); ``host_vars``: this host's own variables, from its run
-    request (the artifact, shared by many hosts, carries none)."""
+    request (the artifact, shared by many hosts, carries none); ``become_password``: what
+    sudo asks for when a task becomes another user (``-K``), kept in memory only."""
+    if become_password is not None:
+        from . import become
+
+        become.set_password(become_password)
     try:
         payload = Payload(root)
         args = _RunArgs(host, check, diff, tags, skip_tags, journal, run_id, verbosity, plays, carry,
