@@ -116,7 +116,9 @@ class HistoryReader:
             "SELECT d.id, d.created_at, d.op, d.plan_source, d.plan_sha256, d.status, d.target_id, "
             f"{extra}, "
             "(SELECT count(*) FROM host_outcomes o WHERE o.deployment_id = d.id), "
-            "(SELECT count(*) FROM host_outcomes o WHERE o.deployment_id = d.id AND o.status IN ('failed', 'rolled_back')), "
+            "(SELECT count(*) FROM host_outcomes o WHERE o.deployment_id = d.id AND (o.status IN ('failed', 'rolled_back') "
+            "OR EXISTS (SELECT 1 FROM runs r WHERE r.deployment_id = d.id AND r.host = o.host "
+            "AND (coalesce(r.exit_code, 0) != 0 OR coalesce(r.failed, 0) > 0)))), "
             "(SELECT count(*) FROM host_outcomes o WHERE o.deployment_id = d.id AND o.status = 'pending') "
             "FROM deployments d"
         )
