@@ -33,7 +33,7 @@ HEADERS = {
     "Content-Security-Policy": CSP,
     "X-Content-Type-Options": "nosniff",
     "X-Frame-Options": "DENY",
-    "Referrer-Policy": "no-referrer",
+    "Referrer-Policy": "same-origin",  # no-referrer would make browsers send "Origin: null" on our own POSTs
     "Cross-Origin-Opener-Policy": "same-origin",
     "Cache-Control": "no-store",
 }
