@@ -90,6 +90,9 @@ def _fail(message: str) -> None:
 @click.option("--notify", multiple=True, metavar="URL",
               help="POST JSON to URL on deployment start, each host's outcome and the end (repeatable; "
               "replaces config.toml's [notify] urls; docs/ui.md).")
+@click.option("--metrics-port", type=click.IntRange(1, 65535), metavar="PORT",
+              help="While the command runs, serve the history's Prometheus metrics on 127.0.0.1:PORT "
+              "(needs the ui extra; docs/ui.md).")
 @click.option("-v", "--verbose", count=True, help="More output (-vv, -vvv).")
 @click.version_option(__version__, "-V", "--version", prog_name="rustle-deploy")
 def _command(**opts: Any) -> None:

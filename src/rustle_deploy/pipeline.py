@@ -231,6 +231,18 @@ class Session:
 
     # -- modes -----------------------------------------------------------------------------
     def execute(self) -> int:
+        port = self.opts.get("metrics_port")
+        if not port:
+            return self._execute()
+        try:
+            from .ui.metrics import serving
+        except ImportError as exc:
+            raise UsageError(f"--metrics-port needs the ui extra ({exc.name} is not installed)",
+                             "pip install 'rustle-deploy[ui]'") from exc
+        with serving(self.settings.state_db, port):
+            return self._execute()
+
+    def _execute(self) -> int:
         o = self.opts
         if o.get("list_deployments"):
             return self.list_deployments()
@@ -502,6 +514,7 @@ _FLAG_MODES: dict[str, tuple[str, set[str]]] = {
     "stage": ("--stage", {"deploy"}),
     "health_check": ("--health-check", {"deploy", "deploy_only", "promote"}),
     "notify": ("--notify", _HOSTS - {"dry_run"}),
+    "metrics_port": ("--metrics-port", _HOSTS - {"dry_run"}),
 }
 _RUN_FLAGS = {"check": "--check", "diff": "--diff", "tags": "--tags", "skip_tags": "--skip-tags"}
 _GATE_FLAGS = {"canary": "--canary", "health_check": "--health-check"}

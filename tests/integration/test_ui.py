@@ -370,3 +370,43 @@ def test_a_plan_file_named_ui_is_given_as_dot_slash_ui(
     assert '"dry_run": true' in capsys.readouterr().out
     assert main(["ui", "--help"]) == 0
     assert "Serve the web UI" in capsys.readouterr().out
+
+
+def test_metrics_port_serves_the_history_while_a_deployment_runs(tmp_path: Path, rustle_home: Path) -> None:
+    import socket
+    import subprocess
+    import sys
+    import time
+    import urllib.request
+
+    site = tmp_path / "site.yml"
+    site.write_text("- hosts: all\n  gather_facts: false\n  tasks:\n"
+                    "    - shell: 'while [ ! -e {{ gate }} ]; do sleep 0.05; done'\n")
+    (tmp_path / "inv.ini").write_text(f"h1 ansible_connection=local rustle_remote_dir={tmp_path}/r1\n")
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    gate = tmp_path / "go"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "rustle_deploy.cli", str(site), "-i", str(tmp_path / "inv.ini"), "--run",
+         "-e", f"gate={gate}", "--metrics-port", str(port), "--output", "json"],
+        stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    try:
+        running = None
+        deadline = time.monotonic() + 90
+        while running != 1.0 and time.monotonic() < deadline:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as r:
+                    text = r.read().decode()
+            except OSError:
+                time.sleep(0.1)
+                continue
+            samples = {s.name: s.value for f in text_string_to_metric_families(text) for s in f.samples}
+            running = samples.get("rustle_deployments_running")
+        assert running == 1.0  # scraped while the deployment runs
+    finally:
+        gate.touch()
+        out = proc.communicate(timeout=90)[0]
+    assert proc.returncode == 0, out
+    with pytest.raises(OSError):  # and served only while it runs
+        urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5)

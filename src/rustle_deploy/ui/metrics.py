@@ -1,4 +1,5 @@
-"""``/metrics``: the history in the Prometheus text format, through the official client.
+"""``/metrics`` (and ``--metrics-port``): the history in the Prometheus text format, through
+the official client.
 
 Every scrape reads the history afresh (one read-only query set), so the numbers include
 deployments made from the command line while the UI runs; nothing is kept in the process.
@@ -9,6 +10,8 @@ from __future__ import annotations
 import math
 from collections import defaultdict
 from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
 
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import (
@@ -19,6 +22,7 @@ from prometheus_client.core import (
 )
 from prometheus_client.registry import Collector
 
+from ..errors import UsageError
 from .data import HistoryReader
 
 DEPLOYMENT_BUCKETS = (1, 5, 10, 30, 60, 120, 300, 600, 1800, 3600)
@@ -76,3 +80,23 @@ def scrape(reader: HistoryReader) -> bytes:
     registry = CollectorRegistry(auto_describe=False)
     registry.register(HistoryCollector(reader))
     return generate_latest(registry)
+
+
+@contextmanager
+def serving(state_db: Path, port: int) -> Iterator[None]:
+    """``--metrics-port``: serve the history's metrics on 127.0.0.1:``port`` while the block runs."""
+    from prometheus_client import start_http_server
+
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(HistoryCollector(HistoryReader(state_db)))
+    try:
+        server, thread = start_http_server(port, addr="127.0.0.1", registry=registry)
+    except OSError as exc:
+        raise UsageError(f"--metrics-port {port}: cannot listen on 127.0.0.1:{port}: {exc.strerror}",
+                         "choose another port") from exc
+    try:
+        yield
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(5)
