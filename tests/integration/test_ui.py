@@ -243,6 +243,20 @@ def test_token_required_off_loopback_and_checked_on_every_request(
     assert c.get("/hosts/h1").status_code == 401
 
 
+def test_without_a_token_only_loopback_host_names_are_served(fleet: dict[str, Any]) -> None:
+    from rustle_deploy.ui.security import LOOPBACK_NAMES
+
+    c = TestClient(create_app(UiConfig(state_db=fleet["db"], hosts=LOOPBACK_NAMES)), follow_redirects=False)
+    for host in ("127.0.0.1:8765", "localhost:8765", "[::1]:8765", "127.0.0.1"):
+        assert c.get("/", headers={"host": host}).status_code == 200, host
+    for host in ("evil.example:8765", "evil.example", "127.0.0.1.evil.example:8765"):
+        r = c.get("/", headers={"host": host})  # DNS rebinding: a name resolved to 127.0.0.1
+        assert r.status_code == 400 and fleet["first"] not in r.text, host
+        r = c.post(f"/deployments/{fleet['second']}/rollback", headers={"host": host}, data={})
+        assert r.status_code == 400 and r.headers["content-security-policy"] == CSP
+    assert len(ids(fleet["db"])) == 2
+
+
 def test_rollback_needs_a_csrf_post_then_rolls_back_through_the_command_line_code(
     fleet: dict[str, Any], capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -46,7 +46,11 @@ def serve(host: str, port: int, token: str | None, open_browser: bool, config: s
         raise UsageError(f"the web UI needs the ui extra ({exc.name} is not installed)",
                          "pip install 'rustle-deploy[ui]'") from exc
     settings = load_settings(config)
-    app = create_app(UiConfig(state_db=settings.state_db, token=token, config=config))
+    from .security import LOOPBACK_NAMES
+
+    # Without a token, only requests that name this machine (not a rebound DNS name) are served.
+    app = create_app(UiConfig(state_db=settings.state_db, token=token, config=config,
+                              hosts=None if token is not None else LOOPBACK_NAMES))
     server_config = uvicorn.Config(app, host=host, port=port, log_level="warning", access_log=False,
                                    timeout_graceful_shutdown=2)
     try:

@@ -45,6 +45,7 @@ class UiConfig:
     state_db: Path
     token: str | None = None
     config: str | None = None  # --config, handed to the actions' Session
+    hosts: tuple[str, ...] | None = None  # Host header names accepted (security.Guard); None: any
 
 
 def _short(value: Any, n: int = 12) -> str:
@@ -272,5 +273,5 @@ def create_app(config: UiConfig) -> Starlette:
         Mount("/static", StaticFiles(directory=HERE / "static"), name="static"),
     ]
     app = Starlette(routes=routes)
-    app.add_middleware(Guard, token=config.token)
+    app.add_middleware(Guard, token=config.token, hosts=config.hosts)
     return app

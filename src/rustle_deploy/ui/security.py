@@ -7,6 +7,9 @@
 - Every POST must carry a ``csrf`` form field equal to the ``rustle_csrf`` cookie (double
   submit; the cookie is SameSite=Strict, so another site can neither read nor send it), and an
   ``Origin`` header, when the browser sends one, naming this server.
+- Without a token (loopback only), a request must name this machine in its ``Host`` header
+  (127.0.0.1, localhost, ::1): a web page whose own name an attacker resolves to 127.0.0.1
+  (DNS rebinding) is refused, so it can neither read the pages nor post a rollback.
 - Every response gets a strict Content-Security-Policy (scripts, styles and fetches from this
   server only, no inline script, no framing) and the usual companions.
 """
@@ -82,9 +85,10 @@ async def check_csrf(request: Request) -> str | None:
 class Guard:
     """ASGI middleware: token check, CSRF cookie, security headers (see the module docstring)."""
 
-    def __init__(self, app: ASGIApp, token: str | None) -> None:
+    def __init__(self, app: ASGIApp, token: str | None, hosts: tuple[str, ...] | None = None) -> None:
         self.app = app
         self.token = token
+        self.hosts = hosts  # the Host header names accepted; None: any
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -109,6 +113,12 @@ class Guard:
             await send(message)
 
         path = scope.get("path", "/")
+        if self.hosts is not None and _host_name(request.headers.get("host", "")) not in self.hosts:
+            refused = PlainTextResponse(
+                "400: this server answers to its loopback address only (127.0.0.1, localhost, ::1); "
+                "start it with --token to serve other names\n", status_code=400)
+            await refused(scope, receive, send_with_headers)
+            return
         if not authorized(request, self.token) and path not in OPEN_PATHS and not path.startswith("/static/"):
             response: Response
             if request.method == "GET" and "text/html" in request.headers.get("accept", ""):
@@ -120,6 +130,16 @@ class Guard:
             await response(scope, receive, send_with_headers)
             return
         await self.app(scope, receive, send_with_headers)
+
+
+LOOPBACK_NAMES = ("127.0.0.1", "localhost", "::1")
+
+
+def _host_name(header: str) -> str:
+    """The name in a Host header, without its port (``[::1]:8765`` -> ``::1``)."""
+    if header.startswith("["):
+        return header[1:].split("]", 1)[0]
+    return header.rsplit(":", 1)[0] if header.count(":") == 1 else header
 
 
 def login_cookie(token: str, secure: bool) -> dict[str, Any]:
