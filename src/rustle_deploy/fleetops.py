@@ -209,6 +209,7 @@ def _record(history: History, did: str, job: HostJob, outcome: HostOutcome) -> N
         remote_dir=job.host.remote_dir,
         error=str(outcome.error) if outcome.error else None,
         duration=outcome.duration,
+        uploaded_bytes=job.size if outcome.uploaded else 0,
     )
 
 

@@ -116,12 +116,14 @@ CREATE INDEX IF NOT EXISTS host_outcomes_host ON host_outcomes (host, updated_at
 # Columns added after the first release: a database made before gets them on open (NULL in
 # its old rows). ``user``: who started the deployment; ``finished_at``: when it ended;
 # ``context``: how it reached its hosts (inventory, -u, --private-key), kept after it ends so
-# the web UI can roll it back; ``duration``: seconds a host took.
+# the web UI can roll it back; ``duration``: seconds a host took; ``uploaded_bytes``: what was
+# sent to it (0 when it had the artifact already).
 _ADDED_COLUMNS = (
     ("deployments", "user", "TEXT"),
     ("deployments", "finished_at", "REAL"),
     ("deployments", "context", "TEXT"),
     ("host_outcomes", "duration", "REAL"),
+    ("host_outcomes", "uploaded_bytes", "INTEGER"),
 )
 
 # Task results keep at most this many characters of each stdout, stderr, msg and diff.
@@ -419,13 +421,15 @@ class History:
         self, deployment_id: str, host: str, status: str, *, binary_name: str | None = None,
         sha256: str | None = None, previous_sha256: str | None = None,
         remote_dir: str | None = None, error: str | None = None, duration: float | None = None,
+        uploaded_bytes: int | None = None,
     ) -> None:
         with self._tx() as db:
             db.execute(
                 "INSERT OR REPLACE INTO host_outcomes (deployment_id, host, status, binary_name, sha256, "
-                "previous_sha256, remote_dir, error, updated_at, duration) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                "previous_sha256, remote_dir, error, updated_at, duration, uploaded_bytes) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (deployment_id, host, status, binary_name, sha256, previous_sha256, remote_dir, error, time.time(),
-                 duration),
+                 duration, uploaded_bytes),
             )
 
     def record_tasks(self, deployment_id: str, host: str, run_id: str, events: list[dict[str, Any]]) -> None:

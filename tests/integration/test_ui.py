@@ -316,6 +316,10 @@ def test_metrics_scrape_parses_with_the_official_parser(fleet: dict[str, Any]) -
     assert samples[("rustle_host_duration_seconds_count", (("op", "deploy"),))] == 4
     assert samples[("rustle_host_duration_seconds_bucket", (("le", "+Inf"), ("op", "deploy")))] == 4
     assert families["rustle_deployment_duration_seconds"].type == "histogram"
+    with closing(sqlite3.connect(fleet["db"])) as db:  # two artifacts, each sent to both hosts
+        sizes = [r[0] for r in db.execute("SELECT uploaded_bytes FROM host_outcomes")]
+    assert len(sizes) == 4 and all(s > 1000 for s in sizes)
+    assert samples[("rustle_uploaded_bytes_total", ())] == sum(sizes)
     assert samples[("rustle_host_release_info", (("binary_name", _binary(fleet["db"])), ("host", "h1"),
                                                  ("sha256", _release(fleet["db"], fleet["second"], "h1"))))] == 1
 

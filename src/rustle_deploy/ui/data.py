@@ -301,10 +301,13 @@ class HistoryReader:
         """Everything /metrics reports, in one read."""
         with self._db() as db:
             if db is None:
-                return {"deployments": [], "hosts": [], "durations": [], "host_durations": []}
+                return {"uploaded": 0, "deployments": [], "hosts": [], "durations": [], "host_durations": []}
             finished = "finished_at" if self._has(db, "deployments", "finished_at") else "NULL"
             duration = "duration" if self._has(db, "host_outcomes", "duration") else "NULL"
+            uploaded = (db.execute("SELECT coalesce(sum(uploaded_bytes), 0) FROM host_outcomes").fetchone()[0]
+                        if self._has(db, "host_outcomes", "uploaded_bytes") else 0)
             return {
+                "uploaded": uploaded,
                 "deployments": db.execute("SELECT op, status, count(*) FROM deployments GROUP BY op, status").fetchall(),
                 "hosts": db.execute(
                     "SELECT d.op, o.status, count(*) FROM host_outcomes o JOIN deployments d ON d.id = o.deployment_id "

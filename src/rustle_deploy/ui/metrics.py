@@ -58,6 +58,8 @@ class HistoryCollector(Collector):
         yield deployments
         yield GaugeMetricFamily("rustle_deployments_running", "Deployments running now", value=running)
         yield CounterMetricFamily("rustle_rollbacks", "Rollbacks recorded (command line and UI)", value=rollbacks)
+        yield CounterMetricFamily("rustle_uploaded_bytes", "Artifact bytes sent to hosts (hosts that had the "
+                                  "artifact already count 0)", value=rows["uploaded"])
         hosts = CounterMetricFamily("rustle_host_outcomes", "Host outcomes recorded, by operation and outcome",
                                     labels=["op", "status"])
         for op, status, count in rows["hosts"]:
