@@ -68,18 +68,30 @@ def ids(db_path: Path) -> list[str]:
         return [str(r[0]) for r in db.execute("SELECT id FROM deployments ORDER BY created_at, rowid")]
 
 
-@pytest.fixture
-def fleet(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, Any]]:
+def _two_deployments(root: Path, mp: pytest.MonkeyPatch) -> dict[str, Any]:
     """Two deployments (ver=1, then ver=2) of the playbook to h1 and h2, in a private history."""
-    home = tmp_path / "home"
-    home.mkdir()
-    monkeypatch.setenv("HOME", str(home))
-    db = tmp_path / "state.db"
-    monkeypatch.setenv("RUSTLE_STATE_DB", str(db))
-    assert deploy(tmp_path / "fleet", 1) == 1  # h2's last task fails
-    assert deploy(tmp_path / "fleet", 2) == 1
+    home = root / "home"
+    home.mkdir(parents=True)
+    mp.setenv("HOME", str(home))
+    db = root / "state.db"
+    mp.setenv("RUSTLE_STATE_DB", str(db))
+    assert deploy(root / "fleet", 1) == 1  # h2's last task fails
+    assert deploy(root / "fleet", 2) == 1
     first, second = ids(db)
-    yield {"db": db, "root": tmp_path / "fleet", "first": first, "second": second}
+    return {"db": db, "root": root / "fleet", "first": first, "second": second}
+
+
+@pytest.fixture(scope="module")
+def shared(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
+    """``_two_deployments`` once for the tests that only read them."""
+    with pytest.MonkeyPatch.context() as mp:
+        yield _two_deployments(tmp_path_factory.mktemp("ui"), mp)
+
+
+@pytest.fixture
+def fleet(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
+    """``_two_deployments`` of its own, for a test that changes them."""
+    return _two_deployments(tmp_path, monkeypatch)
 
 
 def client(db: Path, token: str | None = None) -> TestClient:
@@ -119,9 +131,9 @@ def crawl(c: TestClient, start: list[str]) -> dict[str, Any]:
     return seen
 
 
-def test_pages_show_the_history_escaped_and_never_a_no_log_value(fleet: dict[str, Any]) -> None:
-    c = client(fleet["db"])
-    first, second = fleet["first"], fleet["second"]
+def test_pages_show_the_history_escaped_and_never_a_no_log_value(shared: dict[str, Any]) -> None:
+    c = client(shared["db"])
+    first, second = shared["first"], shared["second"]
     pages = crawl(c, ["/", f"/api/deployments/{second}", f"/api/deployments/{first}", "/api/deployments", "/metrics"])
     assert {f"/deployments/{first}", f"/deployments/{second}", "/hosts/h1", f"/deployments/{second}/hosts/h2",
             f"/deployments/{second}/rollback", f"/deployments/{second}/rollback?host=h1"} <= set(pages)
@@ -134,7 +146,7 @@ def test_pages_show_the_history_escaped_and_never_a_no_log_value(fleet: dict[str
             p.feed(r.text)
             assert all(s.get("src") for s in p.scripts) and not p.handlers, f"{path}: inline script"
             assert "<script>alert(1)" not in r.text and "<b>world" not in r.text, f"{path}: host data not escaped"
-    with closing(sqlite3.connect(fleet["db"])) as db:  # nor is it kept anywhere in the history
+    with closing(sqlite3.connect(shared["db"])) as db:  # nor is it kept anywhere in the history
         assert not [r for r in db.execute("SELECT * FROM task_results") if SECRET in repr(r)]
         (censored,) = db.execute("SELECT count(*) FROM task_results WHERE task = 'secret' AND censored = 1").fetchone()
         assert censored == 4
@@ -142,8 +154,8 @@ def test_pages_show_the_history_escaped_and_never_a_no_log_value(fleet: dict[str
     listing = pages["/"].text
     assert first in listing and second in listing
     page = pages[f"/deployments/{second}"].text
-    h1_sha1 = _release(fleet["db"], first, "h1")
-    h1_sha2 = _release(fleet["db"], second, "h1")
+    h1_sha1 = _release(shared["db"], first, "h1")
+    h1_sha2 = _release(shared["db"], second, "h1")
     assert h1_sha1 != h1_sha2
     row = _row(page, "h1")
     assert "activated" in row and h1_sha1[:12] in row and h1_sha2[:12] in row and "ok=3 changed=3 failed=0" in row
@@ -181,9 +193,9 @@ def _release(db_path: Path, did: str, host: str) -> str:
     return str(sha)
 
 
-def test_list_filters(fleet: dict[str, Any]) -> None:
-    c = client(fleet["db"])
-    both = {fleet["first"], fleet["second"]}
+def test_list_filters(shared: dict[str, Any]) -> None:
+    c = client(shared["db"])
+    both = {shared["first"], shared["second"]}
 
     def listed(query: str) -> set[str]:
         r = c.get("/?" + query)
@@ -204,7 +216,7 @@ def test_list_filters(fleet: dict[str, Any]) -> None:
 
 
 def test_token_required_off_loopback_and_checked_on_every_request(
-    fleet: dict[str, Any], capsys: pytest.CaptureFixture[str]
+    shared: dict[str, Any], capsys: pytest.CaptureFixture[str]
 ) -> None:
     assert main(["ui", "--host", "0.0.0.0", "--port", "0"]) == 2
     assert "needs" not in capsys.readouterr().out
@@ -212,18 +224,18 @@ def test_token_required_off_loopback_and_checked_on_every_request(
     assert "at least 16 characters" in capsys.readouterr().err
 
     token = "t0ken-for-the-ui-tests-1234"
-    c = client(fleet["db"], token)
+    c = client(shared["db"], token)
     r = c.get("/")
-    assert r.status_code == 401 and r.headers["www-authenticate"] == "Bearer" and fleet["first"] not in r.text
+    assert r.status_code == 401 and r.headers["www-authenticate"] == "Bearer" and shared["first"] not in r.text
     assert r.headers["content-security-policy"] == CSP
     assert c.get("/metrics").status_code == 401
-    assert c.get(f"/api/deployments/{fleet['first']}").status_code == 401
-    assert c.get(f"/deployments/{fleet['first']}/events").status_code == 401
+    assert c.get(f"/api/deployments/{shared['first']}").status_code == 401
+    assert c.get(f"/deployments/{shared['first']}/events").status_code == 401
     r = c.get("/deployments/x", headers={"accept": "text/html"})
     assert r.status_code == 303 and r.headers["location"] == "/login?next=/deployments/x"
     assert c.get("/", headers={"authorization": "Bearer wrong-token-of-some-length"}).status_code == 401
     r = c.get("/", headers={"authorization": f"Bearer {token}"})
-    assert r.status_code == 200 and fleet["first"] in r.text
+    assert r.status_code == 200 and shared["first"] in r.text
     assert c.get("/metrics", headers={"authorization": f"Bearer {token}"}).status_code == 200
 
     login = c.get("/login?next=/hosts/h1")
@@ -243,18 +255,18 @@ def test_token_required_off_loopback_and_checked_on_every_request(
     assert c.get("/hosts/h1").status_code == 401
 
 
-def test_without_a_token_only_loopback_host_names_are_served(fleet: dict[str, Any]) -> None:
+def test_without_a_token_only_loopback_host_names_are_served(shared: dict[str, Any]) -> None:
     from rustle_deploy.ui.security import LOOPBACK_NAMES
 
-    c = TestClient(create_app(UiConfig(state_db=fleet["db"], hosts=LOOPBACK_NAMES)), follow_redirects=False)
+    c = TestClient(create_app(UiConfig(state_db=shared["db"], hosts=LOOPBACK_NAMES)), follow_redirects=False)
     for host in ("127.0.0.1:8765", "localhost:8765", "[::1]:8765", "127.0.0.1"):
         assert c.get("/", headers={"host": host}).status_code == 200, host
     for host in ("evil.example:8765", "evil.example", "127.0.0.1.evil.example:8765"):
         r = c.get("/", headers={"host": host})  # DNS rebinding: a name resolved to 127.0.0.1
-        assert r.status_code == 400 and fleet["first"] not in r.text, host
-        r = c.post(f"/deployments/{fleet['second']}/rollback", headers={"host": host}, data={})
+        assert r.status_code == 400 and shared["first"] not in r.text, host
+        r = c.post(f"/deployments/{shared['second']}/rollback", headers={"host": host}, data={})
         assert r.status_code == 400 and r.headers["content-security-policy"] == CSP
-    assert len(ids(fleet["db"])) == 2
+    assert len(ids(shared["db"])) == 2
 
 
 def test_rollback_needs_a_csrf_post_then_rolls_back_through_the_command_line_code(
@@ -305,8 +317,8 @@ def test_rollback_needs_a_csrf_post_then_rolls_back_through_the_command_line_cod
     assert release == {"h1": sha1, "h2": sha2}
 
 
-def test_metrics_scrape_parses_with_the_official_parser(fleet: dict[str, Any]) -> None:
-    text = client(fleet["db"]).get("/metrics").text
+def test_metrics_scrape_parses_with_the_official_parser(shared: dict[str, Any]) -> None:
+    text = client(shared["db"]).get("/metrics").text
     families = {f.name: f for f in text_string_to_metric_families(text)}
     samples = {(s.name, tuple(sorted(s.labels.items()))): s.value for f in families.values() for s in f.samples}
     assert samples[("rustle_deployments_total", (("op", "deploy"), ("status", "done")))] == 2
@@ -316,12 +328,12 @@ def test_metrics_scrape_parses_with_the_official_parser(fleet: dict[str, Any]) -
     assert samples[("rustle_host_duration_seconds_count", (("op", "deploy"),))] == 4
     assert samples[("rustle_host_duration_seconds_bucket", (("le", "+Inf"), ("op", "deploy")))] == 4
     assert families["rustle_deployment_duration_seconds"].type == "histogram"
-    with closing(sqlite3.connect(fleet["db"])) as db:  # two artifacts, each sent to both hosts
+    with closing(sqlite3.connect(shared["db"])) as db:  # two artifacts, each sent to both hosts
         sizes = [r[0] for r in db.execute("SELECT uploaded_bytes FROM host_outcomes")]
     assert len(sizes) == 4 and all(s > 1000 for s in sizes)
     assert samples[("rustle_uploaded_bytes_total", ())] == sum(sizes)
-    assert samples[("rustle_host_release_info", (("binary_name", _binary(fleet["db"])), ("host", "h1"),
-                                                 ("sha256", _release(fleet["db"], fleet["second"], "h1"))))] == 1
+    assert samples[("rustle_host_release_info", (("binary_name", _binary(shared["db"])), ("host", "h1"),
+                                                 ("sha256", _release(shared["db"], shared["second"], "h1"))))] == 1
 
 
 def _binary(db_path: Path) -> str:
