@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 
 from .deploy import HealthCheck, HostJob, HostOutcome, RunOptions, deploy_fleet
 from .deploy.host import runner_identity
-from .errors import ConnectError, UsageError
+from .errors import ConnectError, StateError, UsageError
 from .inventory import check_remote_dirs
 from .model import Host, Plan
 from .notify import Notifier, end_doc, host_doc, start_doc
@@ -81,6 +81,7 @@ def _fan_out(
     what: str,
     early: EarlyStarts | None = None,
     timeout: float | None = None,
+    progress: _Progress | None = None,
 ) -> list[HostOutcome]:
     reporter = session_reporter
     parallel = _parallel(settings, plan)
@@ -90,6 +91,8 @@ def _fan_out(
     def on_event(host: str, event: dict[str, Any]) -> None:
         if "event" in event:
             reporter.event(host, event)
+            if progress is not None:
+                progress.event(host, event)
 
     def done(outcome: HostOutcome) -> None:
         on_outcome(outcome)
@@ -109,7 +112,55 @@ def _fan_out(
     finally:
         if early is not None:
             early.close()
+        if progress is not None:
+            progress.flush()  # what the last second brought, and no timer left behind
         reporter.stop()
+
+
+class _Progress:
+    """Each running host's current task, written to the history (``host_progress``) at most
+    once a second, in one transaction: what the web UI's live view shows of hosts that have
+    not finished. Advisory: a write the database refuses is dropped, never a host's failure."""
+
+    INTERVAL = 1.0
+
+    def __init__(self, history: History, deployment_id: str) -> None:
+        self.history = history
+        self.deployment_id = deployment_id
+        self.state: dict[str, tuple[str | None, int]] = {}
+        self.changed: set[str] = set()
+        self.last = 0.0
+        self.scheduled = False
+
+    def event(self, host: str, event: dict[str, Any]) -> None:
+        kind = event.get("event")
+        task, done = self.state.get(host, (None, 0))
+        if kind in ("task_start", "handler_start"):
+            task = str(event.get("task") or event.get("id") or "")
+        elif kind in ("task_result", "handler_result"):
+            done += 1
+        else:
+            return
+        self.state[host] = (task, done)
+        self.changed.add(host)
+        wait = self.INTERVAL - (time.monotonic() - self.last)
+        if wait <= 0:
+            self.flush()
+        elif not self.scheduled:  # the rest of this second's events go together
+            self.scheduled = True
+            asyncio.get_running_loop().call_later(wait, self.flush)
+
+    def flush(self) -> None:
+        self.scheduled = False
+        self.last = time.monotonic()
+        if not self.changed:
+            return
+        changed = {h: self.state[h] for h in self.changed}
+        self.changed.clear()
+        try:
+            self.history.record_progress(self.deployment_id, changed)
+        except StateError:
+            pass  # the database is busy: the next second's write says more
 
 
 def _host_line(o: HostOutcome) -> str:
@@ -513,6 +564,7 @@ def _deploy_jobs(
 
         job_of: dict[str, HostJob] = {}  # each host's deploy job
         in_flight: list[HostJob] = []
+        progress = _Progress(history, did)
         recorded: set[str] = set()
 
         def gate(names: list[str]) -> dict[str, HostOutcome]:
@@ -588,7 +640,7 @@ def _deploy_jobs(
             if rolling:
                 what += f" batch {number}/{roll.total} ({stage.label}, {describe_serial(stage.serial)})"
             outcomes = _fan_out(jobs, settings, plan, session.reporter, on_outcome, what,
-                                early if number == 1 else None)
+                                early if number == 1 else None, progress=progress)
             uncertain = {
                 o.host: str(o.error) for o, j in zip(outcomes, jobs, strict=True)
                 if j.op == "deploy" and o.error is not None and not o.activated and o.agent is None

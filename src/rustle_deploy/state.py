@@ -109,6 +109,14 @@ CREATE TABLE IF NOT EXISTS task_results (
     censored INTEGER NOT NULL,
     PRIMARY KEY (run_id, host, seq)
 );
+CREATE TABLE IF NOT EXISTS host_progress (
+    deployment_id TEXT NOT NULL,
+    host TEXT NOT NULL,
+    task TEXT,
+    tasks_done INTEGER NOT NULL,
+    updated_at REAL NOT NULL,
+    PRIMARY KEY (deployment_id, host)
+);
 CREATE INDEX IF NOT EXISTS task_results_deployment ON task_results (deployment_id, host);
 CREATE INDEX IF NOT EXISTS host_outcomes_host ON host_outcomes (host, updated_at);
 """
@@ -431,6 +439,12 @@ class History:
                 (deployment_id, host, status, binary_name, sha256, previous_sha256, remote_dir, error, time.time(),
                  duration, uploaded_bytes),
             )
+
+    def record_progress(self, deployment_id: str, progress: dict[str, tuple[str | None, int]]) -> None:
+        """Each running host's current task and how many it finished (the UI's live view)."""
+        with self._tx() as db:
+            db.executemany("INSERT OR REPLACE INTO host_progress VALUES (?, ?, ?, ?, ?)",
+                           [(deployment_id, h, t, n, time.time()) for h, (t, n) in progress.items()])
 
     def record_tasks(self, deployment_id: str, host: str, run_id: str, events: list[dict[str, Any]]) -> None:
         """The task and handler results of ``host``'s run, as its events carried them: a

@@ -347,12 +347,18 @@ def test_live_feed_streams_snapshots_until_the_deployment_ends(tmp_path: Path) -
         did = h.begin("deploy", plan_source="site.yml")
         h.pending(did, [("a", "bin", "f" * 64, "/r"), ("b", "bin", "f" * 64, "/r")])
         h.record_host(did, "a", "activated", binary_name="bin", sha256="f" * 64, duration=1.5)
+        h.record_progress(did, {"a": ("done already", 3), "b": ("install <pkg>", 2)})
+    page = client(db).get(f"/deployments/{did}").text
+    assert 'data-live="/deployments/' in page and "running “install &lt;pkg&gt;” (2 done)" in page
+    assert "done already" not in page  # a finished host shows its outcome, not its last task
+    with History(db) as h:
         h.finish(did, "done")
     with client(db).stream("GET", f"/deployments/{did}/events") as r:
         assert r.headers["content-type"].startswith("text/event-stream")
         body = "".join(r.iter_text())
     assert body.startswith("event: snapshot\ndata: {") and body.endswith("event: end\ndata: {}\n\n")
     assert '"host": "a", "status": "activated"' in body and '"host": "b", "status": "pending"' in body
+    assert '"task": "install <pkg>", "tasks_done": 2' in body
 
 
 OLD_SCHEMA = """

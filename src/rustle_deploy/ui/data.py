@@ -69,6 +69,8 @@ class HostRow:
     recap: dict[str, int] | None = None
     run_exit: int | None = None
     failed_tasks: list[TaskRow] = field(default_factory=list)
+    task: str | None = None  # while pending: the task it runs now (host_progress)
+    tasks_done: int = 0
 
 
 @dataclass
@@ -206,6 +208,12 @@ class HistoryReader:
                     by_host[host].run_exit = exit_code
                     by_host[host].recap = {"ok": ok or 0, "changed": changed or 0, "failed": failed or 0,
                                            "skipped": skipped or 0}
+            if self._has(db, "host_progress"):
+                for host, task, done in db.execute(
+                    "SELECT host, task, tasks_done FROM host_progress WHERE deployment_id = ?", (deployment_id,)
+                ):
+                    if host in by_host and by_host[host].status == "pending":
+                        by_host[host].task, by_host[host].tasks_done = task, int(done)
             for t in self._tasks(db, deployment_id, None, failed_only=True):
                 if t.host in by_host:
                     by_host[t.host].failed_tasks.append(t)
@@ -292,7 +300,8 @@ class HistoryReader:
                 {"host": h.host, "status": h.status, "error": (h.error or "").splitlines()[0] if h.error else "",
                  "duration": None if h.duration is None else round(h.duration, 2),
                  "before": (h.previous_sha256 or "")[:12], "after": (h.sha256 or "")[:12],
-                 "recap": h.recap, "failed_tasks": [t.task or "" for t in h.failed_tasks]}
+                 "recap": h.recap, "failed_tasks": [t.task or "" for t in h.failed_tasks],
+                 "task": h.task, "tasks_done": h.tasks_done}
                 for h in self.hosts(deployment_id)
             ],
         }
