@@ -26,7 +26,9 @@ def _fail(message: str) -> None:
     raise UsageError(message)
 
 
-@click.command(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.command(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},
+               epilog="rustle-deploy ui [--host H] [--port P] [--open] serves the web UI over the history "
+               "(docs/ui.md); a plan or playbook file named 'ui' is given as ./ui.")
 @click.argument("execution_plan", required=False, metavar="[PLAYBOOK|EXECUTION_PLAN]")
 @click.option("-i", "--inventory", metavar="FILE", help="Inventory: INI, YAML, JSON or an executable script [implicit localhost].")
 @click.option("-o", "--output-dir", metavar="DIR", help="Where --compile-only writes artifacts [./target].")
@@ -91,6 +93,12 @@ def _fail(message: str) -> None:
               help="Activate and run the staged deployment ID (default: the last staged), in its batches.")
 @click.option("--resume", metavar="ID", help="With --run and the same plan: go on with the rollout of deployment ID "
               "(stopped or interrupted) on the hosts and stages it has not finished.")
+@click.option("--notify", multiple=True, metavar="URL",
+              help="POST JSON to URL on deployment start, each host's outcome and the end (repeatable; "
+              "replaces config.toml's [notify] urls; docs/ui.md).")
+@click.option("--metrics-port", type=click.IntRange(1, 65535), metavar="PORT",
+              help="While the command runs, serve the history's Prometheus metrics on 127.0.0.1:PORT "
+              "(needs the ui extra; docs/ui.md).")
 @click.option("-v", "--verbose", count=True, help="More output (-vv, -vvv).")
 @click.version_option(__version__, "-V", "--version", prog_name="rustle-deploy")
 def _command(**opts: Any) -> None:
@@ -98,8 +106,32 @@ def _command(**opts: Any) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Console entry point of ``rustle-deploy``; returns (and exits with) the exit code."""
+    """Console entry point of ``rustle-deploy``; returns (and exits with) the exit code.
+
+    ``rustle-deploy ui ...`` (``ui`` first) is the web UI's command; a plan file named ``ui``
+    is given as ``./ui``.
+    """
+    args = sys.argv[1:] if argv is None else list(argv)
+    if args[:1] == ["ui"]:
+        return _exit(_invoke(_ui_command, "rustle-deploy ui", args[1:]), argv)
     return _invoke(_command, "rustle-deploy", argv)
+
+
+@click.command(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.option("--host", default="127.0.0.1", show_default=True,
+              help="Address to listen on; anything but loopback needs --token.")
+@click.option("--port", type=click.IntRange(0, 65535), default=8765, show_default=True,
+              help="Port to listen on (0: any free one; the URL is printed).")
+@click.option("--open", "open_", is_flag=True, help="Open the UI in a web browser.")
+@click.option("--token", envvar="RUSTLE_UI_TOKEN", metavar="TOKEN",
+              help="Access token every request must carry (login form, or Authorization: Bearer) [$RUSTLE_UI_TOKEN].")
+@click.option("--config", metavar="FILE", help="Config file [~/.rustle/config.toml] (where the history is).")
+def _ui_command(**opts: Any) -> None:
+    """Serve the web UI over the history database (docs/ui.md)."""
+    from .ui import serve
+
+    raise SystemExit(_guarded(lambda: serve(opts["host"], opts["port"], opts["token"] or None, opts["open_"],
+                                            opts["config"])))
 
 
 def _invoke(command: click.Command, prog: str, argv: Sequence[str] | None) -> int:

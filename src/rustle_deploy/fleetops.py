@@ -24,9 +24,10 @@ from typing import TYPE_CHECKING, Any
 
 from .deploy import HealthCheck, HostJob, HostOutcome, RunOptions, deploy_fleet
 from .deploy.host import runner_identity
-from .errors import ConnectError, UsageError
+from .errors import ConnectError, StateError, UsageError
 from .inventory import check_remote_dirs
 from .model import Host, Plan
+from .notify import Notifier, end_doc, host_doc, start_doc
 from .reconcile import apply, settle, settle_orphans
 from .report import HostSummary, dump_json
 from .rollout import (
@@ -40,7 +41,7 @@ from .rollout import (
 )
 from .rollout import schedule as make_schedule
 from .settings import Settings
-from .state import History
+from .state import History, HostRecord, login_name
 from .transport import make_connect
 from .transport.options import check_connections
 
@@ -81,6 +82,7 @@ def _fan_out(
     what: str,
     early: EarlyStarts | None = None,
     timeout: float | None = None,
+    progress: _Progress | None = None,
 ) -> list[HostOutcome]:
     reporter = session_reporter
     parallel = _parallel(settings, plan)
@@ -90,6 +92,8 @@ def _fan_out(
     def on_event(host: str, event: dict[str, Any]) -> None:
         if "event" in event:
             reporter.event(host, event)
+            if progress is not None:
+                progress.event(host, event)
 
     def done(outcome: HostOutcome) -> None:
         on_outcome(outcome)
@@ -109,7 +113,55 @@ def _fan_out(
     finally:
         if early is not None:
             early.close()
+        if progress is not None:
+            progress.flush()  # what the last second brought, and no timer left behind
         reporter.stop()
+
+
+class _Progress:
+    """Each running host's current task, written to the history (``host_progress``) at most
+    once a second, in one transaction: what the web UI's live view shows of hosts that have
+    not finished. Advisory: a write the database refuses is dropped, never a host's failure."""
+
+    INTERVAL = 1.0
+
+    def __init__(self, history: History, deployment_id: str) -> None:
+        self.history = history
+        self.deployment_id = deployment_id
+        self.state: dict[str, tuple[str | None, int]] = {}
+        self.changed: set[str] = set()
+        self.last = 0.0
+        self.scheduled = False
+
+    def event(self, host: str, event: dict[str, Any]) -> None:
+        kind = event.get("event")
+        task, done = self.state.get(host, (None, 0))
+        if kind in ("task_start", "handler_start"):
+            task = str(event.get("task") or event.get("id") or "")
+        elif kind in ("task_result", "handler_result"):
+            done += 1
+        else:
+            return
+        self.state[host] = (task, done)
+        self.changed.add(host)
+        wait = self.INTERVAL - (time.monotonic() - self.last)
+        if wait <= 0:
+            self.flush()
+        elif not self.scheduled:  # the rest of this second's events go together
+            self.scheduled = True
+            asyncio.get_running_loop().call_later(wait, self.flush)
+
+    def flush(self) -> None:
+        self.scheduled = False
+        self.last = time.monotonic()
+        if not self.changed:
+            return
+        changed = {h: self.state[h] for h in self.changed}
+        self.changed.clear()
+        try:
+            self.history.record_progress(self.deployment_id, changed)
+        except StateError:
+            pass  # the database is busy: the next second's write says more
 
 
 def _host_line(o: HostOutcome) -> str:
@@ -208,7 +260,24 @@ def _record(history: History, did: str, job: HostJob, outcome: HostOutcome) -> N
         previous_sha256=outcome.previous_sha256,
         remote_dir=job.host.remote_dir,
         error=str(outcome.error) if outcome.error else None,
+        duration=outcome.duration,
+        uploaded_bytes=job.size if outcome.uploaded else 0,
     )
+
+
+def _notifier(session: Session) -> Notifier | None:
+    """The deployment's ``--notify`` webhooks (notify.py), None when there are none."""
+    urls = session.settings.notify
+    return Notifier(urls, session.settings.notify_timeout) if urls else None
+
+
+def _notify_end(session: Session, notifier: Notifier | None, doc: dict[str, Any]) -> None:
+    """Send the last document, wait for the queues at most one timeout, say what was missed."""
+    if notifier is None:
+        return
+    notifier.send(doc)
+    for note in notifier.close():
+        session.reporter.line(f"note: {note}")
 
 
 @dataclass(frozen=True)
@@ -469,7 +538,12 @@ def _deploy_jobs(
             history.resume_rollout(did)
             history.own(did, _context(session))
         else:
-            did = history.begin("deploy", plan_source=source, plan_sha256=plan_sha, context=_context(session))
+            did = history.begin("deploy", plan_source=source, plan_sha256=plan_sha, context=_context(session),
+                                user=session.opts.get("actor"))
+        started = time.monotonic()
+        notifier = _notifier(session)
+        if notifier is not None:
+            notifier.send(start_doc(did, "deploy", source, session.opts.get("actor") or login_name(), list(host_of)))
         deployed_before = resumed.activated if resumed is not None else frozenset()
         # Send the artifact with the request, without waiting for the agent to ask, to hosts
         # this history has not seen holding it: saves a round trip on first deployments.
@@ -504,6 +578,7 @@ def _deploy_jobs(
 
         job_of: dict[str, HostJob] = {}  # each host's deploy job
         in_flight: list[HostJob] = []
+        progress = _Progress(history, did)
         recorded: set[str] = set()
 
         def gate(names: list[str]) -> dict[str, HostOutcome]:
@@ -565,16 +640,21 @@ def _deploy_jobs(
                         _record(history, did, job_of[outcome.host], merged)
                     if run and merged.run_exit is not None:
                         history.record_run(did, outcome.host, run_id, merged.run_exit, merged.recap)
+                        history.record_tasks(did, outcome.host, run_id, merged.events)
                     if rolling and not staging:
                         history.record_rollout_host(did, outcome.host, roll.batch_of.get(outcome.host),
                                                     roll.state_of(outcome.host), roll.stages_done.get(outcome.host, 0))
                 recorded.add(outcome.host)
+                if notifier is not None:
+                    notifier.send(host_doc(did, "deploy", outcome.host, _outcome_status(merged),
+                                           not _summary(merged).is_failure, str(merged.error) if merged.error else None,
+                                           merged.recap, merged.duration))
 
             what = "deploy+run" if run else "deploy"
             if rolling:
                 what += f" batch {number}/{roll.total} ({stage.label}, {describe_serial(stage.serial)})"
             outcomes = _fan_out(jobs, settings, plan, session.reporter, on_outcome, what,
-                                early if number == 1 else None)
+                                early if number == 1 else None, progress=progress)
             uncertain = {
                 o.host: str(o.error) for o, j in zip(outcomes, jobs, strict=True)
                 if j.op == "deploy" and o.error is not None and not o.activated and o.agent is None
@@ -614,6 +694,9 @@ def _deploy_jobs(
                                                     0 if staging else roll.stages_done.get(name, 0))
                     history.finish_rollout(did, {"done": "completed"}.get(status, status), roll.stopped_after, roll.reason)
             history.finish(did, status)
+            _notify_end(session, notifier, end_doc(
+                did, "deploy", status, {n: not _summary(o).is_failure for n, o in roll.outcomes.items()},
+                time.monotonic() - started))
     outcomes = [roll.outcomes[n] for n in host_of if n in roll.outcomes]
     summaries = [_summary(o) for o in outcomes]
     for o, s in zip(outcomes, summaries, strict=True):
@@ -883,10 +966,15 @@ def _simple_op(
     ``detail`` adds keys to each host's JSON entry; its ``notes`` are printed in text too.
     """
     with History(session.settings.state_db) as history:
-        did = history.begin(op, target_id=target_id, context=_context(session))
+        did = history.begin(op, target_id=target_id, context=_context(session), user=session.opts.get("actor"))
         jobs = jobs_for(did)
         job_of = {j.host.name: j for j in jobs}
         history.pending(did, [(j.host.name, j.binary_name or None, j.sha256, j.host.remote_dir) for j in jobs])
+        started = time.monotonic()
+        notifier = _notifier(session)
+        if notifier is not None:
+            notifier.send(start_doc(did, op, None, session.opts.get("actor") or login_name(), list(job_of)))
+        ok: dict[str, bool] = {}
 
         def on_outcome(outcome: HostOutcome) -> None:
             job = job_of[outcome.host]
@@ -895,7 +983,12 @@ def _simple_op(
                 binary_name=job.binary_name or None, sha256=outcome.sha256,
                 previous_sha256=outcome.previous_sha256,
                 remote_dir=job.host.remote_dir, error=str(outcome.error) if outcome.error else None,
+                duration=outcome.duration,
             )
+            ok[outcome.host] = outcome.error is None
+            if notifier is not None:
+                notifier.send(host_doc(did, op, outcome.host, "failed" if outcome.error else op, outcome.error is None,
+                                       str(outcome.error) if outcome.error else None, None, outcome.duration))
 
         status = "interrupted"
         try:
@@ -903,6 +996,7 @@ def _simple_op(
             status = "done"
         finally:
             history.finish(did, status)
+            _notify_end(session, notifier, end_doc(did, op, status, ok, time.monotonic() - started))
     details = {o.host: detail(o, job_of[o.host]) if detail else {} for o in outcomes}
     summaries = [_summary(o) for o in outcomes] + list(not_attempted)
     session.reporter.stop()
@@ -921,7 +1015,9 @@ def _simple_op(
     return 1 if any(s.is_failure for s in summaries) else 0
 
 
-def rollback(session: Session, deployment_id: str | None) -> int:
+def rollback(session: Session, deployment_id: str | None, only: Sequence[str] | None = None) -> int:
+    """Restore, on each host of deployment ``deployment_id`` (or of ``only`` of them), the
+    release that was current before it."""
     inv = session.inventory() if session.opts.get("inventory") else None
     with History(session.settings.state_db) as history:
         dep = history.get(deployment_id, op="deploy")
@@ -942,18 +1038,14 @@ def rollback(session: Session, deployment_id: str | None) -> int:
             f"no deployment {deployment_id!r} in {session.settings.state_db}" if deployment_id else f"no deployment recorded in {session.settings.state_db}",
             "see --list-deployments",
         )
-    records = {r.host: r for r in dep.hosts}
+    records = {r.host: r for r in dep.hosts if only is None or r.host in only}
+    unknown = sorted(set(only or ()) - set(records))
+    if unknown:
+        raise UsageError(f"deployment {dep.id} did not reach {', '.join(unknown)}", "see --list-deployments")
     hosts = _hosts_by_name(session, inv, list(records))
 
     def reason(name: str) -> str | None:
-        r = records[name]
-        if cleaned.get(name):
-            return f"cleanup {cleaned[name]} removed what deployment {dep.id} put there since"
-        if r.status not in ("activated", "unchanged"):
-            return f"deployment {dep.id} never activated a release there ({r.error or r.status})"
-        if not r.previous_sha256:
-            return f"nothing was current there before deployment {dep.id}; use --cleanup to remove it"
-        return None
+        return rollback_refusal(dep.id, records[name], cleaned.get(name))
 
     def jobs_for(did: str) -> list[HostJob]:
         return [
@@ -972,6 +1064,18 @@ def rollback(session: Session, deployment_id: str | None) -> int:
         if (why := reason(name)) is not None
     ]
     return _simple_op(session, "rollback", jobs_for, dep.id, "ROLLBACK RECAP", refused)
+
+
+def rollback_refusal(deployment_id: str, record: HostRecord, cleaned_by: str | None) -> str | None:
+    """Why ``--rollback`` cannot restore the release before ``deployment_id`` on this host,
+    None when it can; ``cleaned_by``: the cleanup recorded there since, if any."""
+    if cleaned_by:
+        return f"cleanup {cleaned_by} removed what deployment {deployment_id} put there since"
+    if record.status not in ("activated", "unchanged"):
+        return f"deployment {deployment_id} never activated a release there ({record.error or record.status})"
+    if not record.previous_sha256:
+        return f"nothing was current there before deployment {deployment_id}; use --cleanup to remove it"
+    return None
 
 
 def cleanup(session: Session) -> int:
@@ -1129,7 +1233,9 @@ def exec_manifest(manifest: Any, name: str, settings: Settings, opts: dict[str, 
 
             def on_outcome(outcome: HostOutcome) -> None:
                 merged = roll.absorb(outcome, number)
-                history.record_run(did, outcome.host, run_id, merged.run_exit, merged.recap)
+                with history.together():
+                    history.record_run(did, outcome.host, run_id, merged.run_exit, merged.recap)
+                    history.record_tasks(did, outcome.host, run_id, merged.events)
 
             what = "run" + (f" batch {number}/{roll.total} ({stage.label}, {describe_serial(stage.serial)})"
                             if rolling else "")

@@ -93,6 +93,7 @@ class Session:
                 "verify": True if opts.get("verify") else None,
                 "target": opts.get("target"),
                 "ssh_client": opts.get("ssh_client"),
+                "notify": _notify_urls(opts.get("notify")),
             },
         )
         listing = any(opts.get(m) for m in LIST_MODES)  # printouts for people, as ansible-playbook's
@@ -241,6 +242,18 @@ class Session:
 
     # -- modes -----------------------------------------------------------------------------
     def execute(self) -> int:
+        port = self.opts.get("metrics_port")
+        if not port:
+            return self._execute()
+        try:
+            from .ui.metrics import serving
+        except ImportError as exc:
+            raise UsageError(f"--metrics-port needs the ui extra ({exc.name} is not installed)",
+                             "pip install 'rustle-deploy[ui]'") from exc
+        with serving(self.settings.state_db, port):
+            return self._execute()
+
+    def _execute(self) -> int:
         o = self.opts
         if o.get("list_deployments"):
             return self.list_deployments()
@@ -513,11 +526,28 @@ _FLAG_MODES: dict[str, tuple[str, set[str]]] = {
     "health_check": ("--health-check", {"deploy", "deploy_only", "promote"}),
     "health_url": ("--health-url", {"deploy", "deploy_only", "promote"}),
     "ask_become_pass": ("-K/--ask-become-pass", {"deploy", "deploy_only", "promote"}),
+    "notify": ("--notify", _HOSTS - {"dry_run"}),
+    "metrics_port": ("--metrics-port", _HOSTS - {"dry_run"}),
 }
 _RUN_FLAGS = {"check": "--check", "diff": "--diff", "tags": "--tags", "skip_tags": "--skip-tags"}
 _GATE_FLAGS = {"canary": "--canary", "health_check": "--health-check", "health_url": "--health-url"}
 _HEALTH_FLAGS = {"health_retries": "--health-retries", "health_interval": "--health-interval",
                  "health_timeout": "--health-timeout"}
+
+
+def _notify_urls(given: Any) -> tuple[str, ...] | None:
+    """``--notify`` URLs (they replace config.toml's [notify] urls), checked; None if none given."""
+    from .settings import _url
+
+    if not given:
+        return None
+    for url in given:
+        try:
+            _url(url)
+        except ValueError:
+            raise UsageError(f"--notify {url}: expected an http:// or https:// URL",
+                             "for example --notify http://127.0.0.1:9000/hook") from None
+    return tuple(given)
 
 
 def _check_flags(opts: dict[str, Any], mode: str) -> None:

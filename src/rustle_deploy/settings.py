@@ -37,6 +37,9 @@ class Settings:
     ssh_client: str = "auto"  # auto | openssh | asyncssh (transport/__init__.py)
     # where playbooks find roles (ansible.cfg roles_path / ANSIBLE_ROLES_PATH)
     roles_path: tuple[str, ...] = ("~/.ansible/roles", "/usr/share/ansible/roles", "/etc/ansible/roles")
+    # webhooks POSTed JSON on deployment start, each host's outcome and the end (notify.py)
+    notify: tuple[str, ...] = ()
+    notify_timeout: float = 5.0
     ignored_keys: tuple[str, ...] = field(default=(), compare=False)
 
     def hosts_at_once(self, forks: int = 0) -> int:
@@ -137,6 +140,21 @@ def _ssh_client(value: Any) -> str:
     return str(value)
 
 
+def _url(value: Any) -> str:
+    """An http(s) URL (``--notify``, ``[notify] urls``)."""
+    from urllib.parse import urlsplit
+
+    if not isinstance(value, str) or urlsplit(value).scheme not in ("http", "https") or not urlsplit(value).netloc:
+        raise ValueError("expected an http:// or https:// URL")
+    return value
+
+
+def _urls(value: Any) -> tuple[str, ...]:
+    if not isinstance(value, list):
+        raise ValueError("expected a list of http:// or https:// URLs")
+    return tuple(_url(v) for v in value)
+
+
 def _string(value: Any) -> str:
     if not isinstance(value, str):
         raise ValueError("expected a string")
@@ -169,6 +187,10 @@ _SCHEMA: dict[str, dict[str, tuple[str | None, Any]]] = {
     "targets": {
         "default_arch": ("target", _string),
         "supported_targets": (None, _string_list),
+    },
+    "notify": {
+        "urls": ("notify", _urls),
+        "timeout_secs": ("notify_timeout", _seconds),
     },
     "cross_compilation": {
         "use_docker": (None, _bool),

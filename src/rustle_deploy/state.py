@@ -91,7 +91,51 @@ CREATE TABLE IF NOT EXISTS runners (
     recorded_at REAL NOT NULL,
     PRIMARY KEY (host, remote_dir, sha256)
 );
+CREATE TABLE IF NOT EXISTS task_results (
+    deployment_id TEXT NOT NULL,
+    host TEXT NOT NULL,
+    run_id TEXT NOT NULL,
+    seq INTEGER NOT NULL,
+    handler INTEGER NOT NULL,
+    task TEXT,
+    module TEXT,
+    status TEXT,
+    rc INTEGER,
+    msg TEXT,
+    stdout TEXT,
+    stderr TEXT,
+    diff TEXT,
+    duration REAL,
+    censored INTEGER NOT NULL,
+    PRIMARY KEY (run_id, host, seq)
+);
+CREATE TABLE IF NOT EXISTS host_progress (
+    deployment_id TEXT NOT NULL,
+    host TEXT NOT NULL,
+    task TEXT,
+    tasks_done INTEGER NOT NULL,
+    updated_at REAL NOT NULL,
+    PRIMARY KEY (deployment_id, host)
+);
+CREATE INDEX IF NOT EXISTS task_results_deployment ON task_results (deployment_id, host);
+CREATE INDEX IF NOT EXISTS host_outcomes_host ON host_outcomes (host, updated_at);
 """
+
+# Columns added after the first release: a database made before gets them on open (NULL in
+# its old rows). ``user``: who started the deployment; ``finished_at``: when it ended;
+# ``context``: how it reached its hosts (inventory, -u, --private-key), kept after it ends so
+# the web UI can roll it back; ``duration``: seconds a host took; ``uploaded_bytes``: what was
+# sent to it (0 when it had the artifact already).
+_ADDED_COLUMNS = (
+    ("deployments", "user", "TEXT"),
+    ("deployments", "finished_at", "REAL"),
+    ("deployments", "context", "TEXT"),
+    ("host_outcomes", "duration", "REAL"),
+    ("host_outcomes", "uploaded_bytes", "INTEGER"),
+)
+
+# Task results keep at most this many characters of each stdout, stderr, msg and diff.
+TASK_TEXT_LIMIT = 64 * 1024
 
 
 # A cleanup of the host's remote dir recorded after time {t} of the row ``o`` (cleanup removes
@@ -230,6 +274,41 @@ def owner_alive(owner: str) -> bool:
     return True
 
 
+_DEPLOYMENT_COLUMNS = "id, created_at, op, plan_source, plan_sha256, status, target_id"
+
+
+def _migrate(db: sqlite3.Connection) -> None:
+    """Add the columns of ``_ADDED_COLUMNS`` that an older database lacks."""
+    for table, column, kind in _ADDED_COLUMNS:
+        have = {str(r[1]) for r in db.execute(f"PRAGMA table_info({table})")}
+        if column not in have:
+            try:
+                db.execute(f"ALTER TABLE {table} ADD COLUMN {column} {kind}")
+            except sqlite3.OperationalError as exc:  # another process added it just now
+                if "duplicate column" not in str(exc):
+                    raise
+
+
+def _text(value: Any) -> str | None:
+    """``value`` as text for the history, cut to ``TASK_TEXT_LIMIT`` characters."""
+    if value is None:
+        return None
+    text = value if isinstance(value, str) else json.dumps(value, default=str)
+    return text if len(text) <= TASK_TEXT_LIMIT else text[:TASK_TEXT_LIMIT] + "\n[... cut: too long to keep]"
+
+
+def login_name() -> str:
+    """Who runs this process, for the history: the login name (``SUDO_USER`` under sudo)."""
+    import getpass
+
+    try:
+        name = getpass.getuser()
+    except (OSError, KeyError):  # no such uid in the password database
+        name = str(os.getuid())
+    sudo = os.environ.get("SUDO_USER")
+    return f"{sudo} (as {name})" if sudo and sudo != name else name
+
+
 def new_id(prefix: str = "d") -> str:
     """A sortable, unique id: ``d-20261127T074501-3f9a2c``."""
     return f"{prefix}-{time.strftime('%Y%m%dT%H%M%S', time.gmtime())}-{secrets.token_hex(3)}"
@@ -247,6 +326,7 @@ class History:
             os.chmod(path, 0o600)
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.executescript(_SCHEMA)
+            _migrate(self._db)
         except (sqlite3.Error, OSError) as exc:
             raise StateError(
                 f"{path}: cannot open the history database: {exc}",
@@ -293,18 +373,20 @@ class History:
     def begin(
         self, op: str, *, plan_source: str | None = None, plan_sha256: str | None = None,
         target_id: str | None = None, deployment_id: str | None = None,
-        context: dict[str, Any] | None = None,
+        context: dict[str, Any] | None = None, user: str | None = None,
     ) -> str:
         """Record a new deployment as running, owned by this process until ``finish``;
-        ``context`` says how it reaches its hosts (for ``orphans``)."""
+        ``context`` says how it reaches its hosts (for ``orphans``); ``user`` who started it
+        (default: this process's login name)."""
         did = deployment_id or new_id()
+        ctx = json.dumps(context or {}, sort_keys=True)
         with self._tx() as db:
             db.execute(
-                "INSERT INTO deployments VALUES (?, ?, ?, ?, ?, 'running', ?)",
-                (did, time.time(), op, plan_source, plan_sha256, target_id),
+                "INSERT INTO deployments (id, created_at, op, plan_source, plan_sha256, status, target_id, user, "
+                "context) VALUES (?, ?, ?, ?, ?, 'running', ?, ?, ?)",
+                (did, time.time(), op, plan_source, plan_sha256, target_id, user or login_name(), ctx),
             )
-            db.execute("INSERT INTO open_deployments VALUES (?, ?, ?)",
-                       (did, controller_identity(), json.dumps(context or {}, sort_keys=True)))
+            db.execute("INSERT INTO open_deployments VALUES (?, ?, ?)", (did, controller_identity(), ctx))
         return did
 
     def own(self, deployment_id: str, context: dict[str, Any] | None = None) -> None:
@@ -318,7 +400,8 @@ class History:
         ``pending`` until its outcome is recorded."""
         with self._tx() as db:
             db.executemany(
-                "INSERT OR IGNORE INTO host_outcomes VALUES (?, ?, 'pending', ?, ?, NULL, ?, NULL, ?)",
+                "INSERT OR IGNORE INTO host_outcomes (deployment_id, host, status, binary_name, sha256, previous_sha256, "
+                "remote_dir, error, updated_at) VALUES (?, ?, 'pending', ?, ?, NULL, ?, NULL, ?)",
                 [(deployment_id, h, b, s, d, time.time()) for h, b, s, d in hosts],
             )
 
@@ -345,13 +428,42 @@ class History:
     def record_host(
         self, deployment_id: str, host: str, status: str, *, binary_name: str | None = None,
         sha256: str | None = None, previous_sha256: str | None = None,
-        remote_dir: str | None = None, error: str | None = None,
+        remote_dir: str | None = None, error: str | None = None, duration: float | None = None,
+        uploaded_bytes: int | None = None,
     ) -> None:
         with self._tx() as db:
             db.execute(
-                "INSERT OR REPLACE INTO host_outcomes VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (deployment_id, host, status, binary_name, sha256, previous_sha256, remote_dir, error, time.time()),
+                "INSERT OR REPLACE INTO host_outcomes (deployment_id, host, status, binary_name, sha256, "
+                "previous_sha256, remote_dir, error, updated_at, duration, uploaded_bytes) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (deployment_id, host, status, binary_name, sha256, previous_sha256, remote_dir, error, time.time(),
+                 duration, uploaded_bytes),
             )
+
+    def record_progress(self, deployment_id: str, progress: dict[str, tuple[str | None, int]]) -> None:
+        """Each running host's current task and how many it finished (the UI's live view)."""
+        with self._tx() as db:
+            db.executemany("INSERT OR REPLACE INTO host_progress VALUES (?, ?, ?, ?, ?)",
+                           [(deployment_id, h, t, n, time.time()) for h, (t, n) in progress.items()])
+
+    def record_tasks(self, deployment_id: str, host: str, run_id: str, events: list[dict[str, Any]]) -> None:
+        """The task and handler results of ``host``'s run, as its events carried them: a
+        ``no_log`` result arrives censored by the runtime (only its status keys), and is kept so."""
+        rows = []
+        for seq, ev in enumerate(e for e in events if e.get("event") in ("task_result", "handler_result")):
+            diff = ev.get("diff")
+            rows.append((
+                deployment_id, host, run_id, seq, int(ev.get("event") == "handler_result"),
+                _text(ev.get("task") or ev.get("id")), _text(ev.get("module")), _text(ev.get("status")),
+                ev.get("rc") if isinstance(ev.get("rc"), int) else None,
+                _text(ev.get("msg")), _text(ev.get("stdout")), _text(ev.get("stderr")),
+                None if diff in (None, "", [], {}) else _text(json.dumps(diff, default=str)),
+                ev.get("duration") if isinstance(ev.get("duration"), (int, float)) else None,
+                int("censored" in ev),
+            ))
+        with self._tx() as db:
+            db.executemany("INSERT OR REPLACE INTO task_results VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                           rows)
 
     def record_run(self, deployment_id: str, host: str, run_id: str, exit_code: int | None, recap: dict[str, Any] | None) -> None:
         recap = recap or {}
@@ -454,19 +566,22 @@ class History:
 
     def finish(self, deployment_id: str, status: str) -> None:
         with self._tx() as db:
-            db.execute("UPDATE deployments SET status = ? WHERE id = ?", (status, deployment_id))
+            db.execute("UPDATE deployments SET status = ?, finished_at = ? WHERE id = ?",
+                       (status, time.time(), deployment_id))
             db.execute("DELETE FROM open_deployments WHERE deployment_id = ?", (deployment_id,))
 
     def get(self, deployment_id: str | None = None, *, op: str | None = "deploy") -> Deployment | None:
         """One deployment with its hosts; None means the latest (of ``op``)."""
         if deployment_id is None:
             row = self._db.execute(
-                "SELECT * FROM deployments WHERE (? IS NULL OR op = ?) ORDER BY created_at DESC, rowid DESC LIMIT 1",
+                f"SELECT {_DEPLOYMENT_COLUMNS} FROM deployments WHERE (? IS NULL OR op = ?) "
+                "ORDER BY created_at DESC, rowid DESC LIMIT 1",
                 (op, op),
             ).fetchone()
         else:
             row = self._db.execute(
-                "SELECT * FROM deployments WHERE id = ? AND (? IS NULL OR op = ?)", (deployment_id, op, op)
+                f"SELECT {_DEPLOYMENT_COLUMNS} FROM deployments WHERE id = ? AND (? IS NULL OR op = ?)",
+                (deployment_id, op, op),
             ).fetchone()
         if row is None:
             return None

@@ -1,0 +1,448 @@
+"""The web UI over a real history (deployments made by the command line on local hosts),
+through its real ASGI app (Starlette's test client speaks HTTP to it in process): pages,
+filters, escaping, no_log, the token, CSRF, CSP, the rollback action, /metrics, and the
+history's schema migration."""
+
+from __future__ import annotations
+
+import os
+import re
+import sqlite3
+from collections.abc import Iterator
+from contextlib import closing
+from html.parser import HTMLParser
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+pytest.importorskip("starlette")
+
+from prometheus_client.parser import text_string_to_metric_families  # noqa: E402
+from starlette.testclient import TestClient  # noqa: E402
+
+from rustle_deploy.cli import main  # noqa: E402
+from rustle_deploy.state import History  # noqa: E402
+from rustle_deploy.ui.app import UiConfig, create_app  # noqa: E402
+from rustle_deploy.ui.security import CSP, session_value  # noqa: E402
+
+SECRET = "topsecret-value-7f3a9"  # printed by a no_log task: must never reach a page
+
+PLAYBOOK = """\
+- hosts: all
+  gather_facts: false
+  tasks:
+    - name: write the config
+      copy:
+        content: "version {{ ver }} <script>alert(1)</script>\\n"
+        dest: "{{ out }}"
+    - name: secret
+      shell: echo SECRET
+      no_log: true
+    - name: say
+      command: echo "hello <b>world</b>"
+    - name: maybe fail
+      shell: "echo failing on purpose >&2; exit 3"
+      when: fail_me is defined
+""".replace("SECRET", SECRET)
+
+
+def make_fleet(root: Path) -> tuple[Path, Path]:
+    """A playbook and an inventory of two local hosts (h2's last task fails)."""
+    root.mkdir(parents=True, exist_ok=True)
+    (root / "site.yml").write_text(PLAYBOOK)
+    (root / "inv.ini").write_text(
+        f"h1 ansible_connection=local rustle_remote_dir={root}/r1 out={root}/h1.conf\n"
+        f"h2 ansible_connection=local rustle_remote_dir={root}/r2 out={root}/h2.conf fail_me=1\n"
+    )
+    return root / "site.yml", root / "inv.ini"
+
+
+def deploy(root: Path, ver: int) -> int:
+    site, inv = make_fleet(root)
+    return main([str(site), "-i", str(inv), "--run", "--diff", "-e", f"ver={ver}", "--output", "json"])
+
+
+def ids(db_path: Path) -> list[str]:
+    with closing(sqlite3.connect(db_path)) as db:
+        return [str(r[0]) for r in db.execute("SELECT id FROM deployments ORDER BY created_at, rowid")]
+
+
+def _two_deployments(root: Path, mp: pytest.MonkeyPatch) -> dict[str, Any]:
+    """Two deployments (ver=1, then ver=2) of the playbook to h1 and h2, in a private history."""
+    home = root / "home"
+    home.mkdir(parents=True)
+    mp.setenv("HOME", str(home))
+    db = root / "state.db"
+    mp.setenv("RUSTLE_STATE_DB", str(db))
+    assert deploy(root / "fleet", 1) == 1  # h2's last task fails
+    assert deploy(root / "fleet", 2) == 1
+    first, second = ids(db)
+    return {"db": db, "root": root / "fleet", "first": first, "second": second}
+
+
+@pytest.fixture(scope="module")
+def shared(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
+    """``_two_deployments`` once for the tests that only read them."""
+    with pytest.MonkeyPatch.context() as mp:
+        yield _two_deployments(tmp_path_factory.mktemp("ui"), mp)
+
+
+@pytest.fixture
+def fleet(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
+    """``_two_deployments`` of its own, for a test that changes them."""
+    return _two_deployments(tmp_path, monkeypatch)
+
+
+def client(db: Path, token: str | None = None) -> TestClient:
+    return TestClient(create_app(UiConfig(state_db=db, token=token)), follow_redirects=False)
+
+
+class Links(HTMLParser):
+    def __init__(self) -> None:
+        super().__init__()
+        self.links: list[str] = []
+        self.scripts: list[dict[str, str | None]] = []
+        self.handlers: list[str] = []
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        a = dict(attrs)
+        if tag == "a" and a.get("href"):
+            self.links.append(str(a["href"]))
+        if tag == "script":
+            self.scripts.append(a)
+        self.handlers += [k for k in a if k.startswith("on")]
+
+
+def crawl(c: TestClient, start: list[str]) -> dict[str, Any]:
+    """Every page reachable from ``start`` on this server (GET only), by path."""
+    seen: dict[str, Any] = {}
+    todo = list(start)
+    while todo:
+        path = todo.pop()
+        if path in seen or not path.startswith("/") or path.startswith("/static/"):
+            continue
+        r = c.get(path)
+        seen[path] = r
+        if "text/html" in r.headers.get("content-type", ""):
+            p = Links()
+            p.feed(r.text)
+            todo += [link for link in p.links if link not in seen]
+    return seen
+
+
+def test_pages_show_the_history_escaped_and_never_a_no_log_value(shared: dict[str, Any]) -> None:
+    c = client(shared["db"])
+    first, second = shared["first"], shared["second"]
+    pages = crawl(c, ["/", f"/api/deployments/{second}", f"/api/deployments/{first}", "/api/deployments", "/metrics"])
+    assert {f"/deployments/{first}", f"/deployments/{second}", "/hosts/h1", f"/deployments/{second}/hosts/h2",
+            f"/deployments/{second}/rollback", f"/deployments/{second}/rollback?host=h1"} <= set(pages)
+    for path, r in pages.items():
+        assert r.status_code == 200, path
+        assert SECRET not in r.text, path
+        assert r.headers["content-security-policy"] == CSP, path
+        if "text/html" in r.headers["content-type"]:
+            p = Links()
+            p.feed(r.text)
+            assert all(s.get("src") for s in p.scripts) and not p.handlers, f"{path}: inline script"
+            assert "<script>alert(1)" not in r.text and "<b>world" not in r.text, f"{path}: host data not escaped"
+    with closing(sqlite3.connect(shared["db"])) as db:  # nor is it kept anywhere in the history
+        assert not [r for r in db.execute("SELECT * FROM task_results") if SECRET in repr(r)]
+        (censored,) = db.execute("SELECT count(*) FROM task_results WHERE task = 'secret' AND censored = 1").fetchone()
+        assert censored == 4
+
+    listing = pages["/"].text
+    assert first in listing and second in listing
+    page = pages[f"/deployments/{second}"].text
+    h1_sha1 = _release(shared["db"], first, "h1")
+    h1_sha2 = _release(shared["db"], second, "h1")
+    assert h1_sha1 != h1_sha2
+    row = _row(page, "h1")
+    assert "activated" in row and h1_sha1[:12] in row and h1_sha2[:12] in row and "ok=3 changed=3 failed=0" in row
+    row = _row(page, "h2")
+    assert "task “maybe fail” failed: non-zero return code" in row
+    assert "ok=6 changed=6 failed=1 skipped=1" in page  # the recap, summed over the hosts
+
+    tasks = pages[f"/deployments/{second}/hosts/h2"].text
+    assert "hello &lt;b&gt;world&lt;/b&gt;" in tasks  # stdout, escaped
+    assert "failing on purpose" in tasks and "rc=3" in tasks  # the failed task's stderr and rc
+    assert "-version 1 &lt;script&gt;alert(1)&lt;/script&gt;" in tasks  # the diff, unified, escaped
+    assert "+version 2 &lt;script&gt;alert(1)&lt;/script&gt;" in tasks
+    assert "output hidden: no_log is set on this task" in tasks
+
+    host = pages["/hosts/h1"].text
+    assert h1_sha2[:12] in re.search(r'id="current">(.*?)</dd>', host).group(1)  # type: ignore[union-attr]
+    assert h1_sha1[:12] in re.search(r'id="previous">(.*?)</dd>', host).group(1)  # type: ignore[union-attr]
+    runs = re.search(r'id="runs".*?</table>', host, re.S).group(0)  # type: ignore[union-attr]
+    assert runs.count("<tr>") == 1 + 2  # the header, and a run per deployment
+
+    api = pages[f"/api/deployments/{second}"].json()
+    assert [t["task"] for t in api["tasks"]["h2"]] == ["write the config", "secret", "say", "maybe fail"]
+    assert api["tasks"]["h2"][1]["censored"] and not api["tasks"]["h2"][1]["stdout"]
+
+
+def _row(page: str, host: str) -> str:
+    m = re.search(rf'<tr data-host="{host}".*?</tr>', page, re.S)
+    assert m, host
+    return m.group(0)
+
+
+def _release(db_path: Path, did: str, host: str) -> str:
+    with closing(sqlite3.connect(db_path)) as db:
+        (sha,) = db.execute("SELECT sha256 FROM host_outcomes WHERE deployment_id = ? AND host = ?", (did, host)).fetchone()
+    return str(sha)
+
+
+def test_list_filters(shared: dict[str, Any]) -> None:
+    c = client(shared["db"])
+    both = {shared["first"], shared["second"]}
+
+    def listed(query: str) -> set[str]:
+        r = c.get("/?" + query)
+        assert r.status_code == 200, r.text
+        return set(re.findall(r'<tr data-id="([^"]+)"', r.text))
+
+    user = os.environ.get("SUDO_USER") or __import__("getpass").getuser()
+    assert listed("") == both
+    assert listed("state=done") == both and listed("state=running") == set()
+    assert listed("plan=site.yml") == both and listed("plan=other.yml") == set()
+    assert listed(f"user={user}") == both and listed("user=nobody-such") == set()
+    assert listed("since=2000-01-01&until=2999-01-01") == both and listed("since=2999-01-01") == set()
+    assert listed("op=rollback") == set()
+    r = c.get("/?since=yesterday")
+    assert r.status_code == 400 and "expected a date, YYYY-MM-DD" in r.text
+    assert c.get("/deployments/d-nope").status_code == 404
+    assert c.get("/hosts/nope").status_code == 404
+
+
+def test_token_required_off_loopback_and_checked_on_every_request(
+    shared: dict[str, Any], capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["ui", "--host", "0.0.0.0", "--port", "0"]) == 2
+    assert "needs" not in capsys.readouterr().out
+    assert main(["ui", "--host", "0.0.0.0", "--port", "0", "--token", "short"]) == 2
+    assert "at least 16 characters" in capsys.readouterr().err
+
+    token = "t0ken-for-the-ui-tests-1234"
+    c = client(shared["db"], token)
+    r = c.get("/")
+    assert r.status_code == 401 and r.headers["www-authenticate"] == "Bearer" and shared["first"] not in r.text
+    assert r.headers["content-security-policy"] == CSP
+    assert c.get("/metrics").status_code == 401
+    assert c.get(f"/api/deployments/{shared['first']}").status_code == 401
+    assert c.get(f"/deployments/{shared['first']}/events").status_code == 401
+    r = c.get("/deployments/x", headers={"accept": "text/html"})
+    assert r.status_code == 303 and r.headers["location"] == "/login?next=/deployments/x"
+    assert c.get("/", headers={"authorization": "Bearer wrong-token-of-some-length"}).status_code == 401
+    r = c.get("/", headers={"authorization": f"Bearer {token}"})
+    assert r.status_code == 200 and shared["first"] in r.text
+    assert c.get("/metrics", headers={"authorization": f"Bearer {token}"}).status_code == 200
+
+    login = c.get("/login?next=/hosts/h1")
+    assert login.status_code == 200
+    csrf = login.cookies.get("rustle_csrf") or c.cookies.get("rustle_csrf")
+    assert csrf
+    bad = c.post("/login", data={"token": "nope", "csrf": csrf, "next": "/hosts/h1"})
+    assert bad.status_code == 401 and "rustle_session" not in c.cookies
+    assert c.post("/login", data={"token": token, "next": "/"}).status_code == 403  # no CSRF field
+    ok = c.post("/login", data={"token": token, "csrf": csrf, "next": "//evil.example/"})
+    assert ok.status_code == 303 and ok.headers["location"] == "/"  # never off this server
+    cookie = c.cookies.get("rustle_session")
+    assert cookie == session_value(token) and token not in cookie
+    assert c.get("/hosts/h1").status_code == 200  # the cookie now
+    assert c.post("/logout", data={"csrf": csrf}).status_code == 303
+    c.cookies.delete("rustle_session")
+    assert c.get("/hosts/h1").status_code == 401
+
+
+def test_without_a_token_only_loopback_host_names_are_served(shared: dict[str, Any]) -> None:
+    from rustle_deploy.ui.security import LOOPBACK_NAMES
+
+    c = TestClient(create_app(UiConfig(state_db=shared["db"], hosts=LOOPBACK_NAMES)), follow_redirects=False)
+    for host in ("127.0.0.1:8765", "localhost:8765", "[::1]:8765", "127.0.0.1"):
+        assert c.get("/", headers={"host": host}).status_code == 200, host
+    for host in ("evil.example:8765", "evil.example", "127.0.0.1.evil.example:8765"):
+        r = c.get("/", headers={"host": host})  # DNS rebinding: a name resolved to 127.0.0.1
+        assert r.status_code == 400 and shared["first"] not in r.text, host
+        r = c.post(f"/deployments/{shared['second']}/rollback", headers={"host": host}, data={})
+        assert r.status_code == 400 and r.headers["content-security-policy"] == CSP
+    assert len(ids(shared["db"])) == 2
+
+
+def test_rollback_needs_a_csrf_post_then_rolls_back_through_the_command_line_code(
+    fleet: dict[str, Any], capsys: pytest.CaptureFixture[str]
+) -> None:
+    c = client(fleet["db"])
+    second, root = fleet["second"], fleet["root"]
+    sha1, sha2 = _release(fleet["db"], fleet["first"], "h1"), _release(fleet["db"], fleet["second"], "h1")
+
+    def current(host: str) -> str:
+        links = list((root / f"r{host[1]}" / "releases").glob("*/current"))
+        assert len(links) == 1
+        return os.readlink(links[0]).rsplit("/", 1)[1].split(".")[0]
+
+    assert current("h1") == current("h2") == sha2
+    confirm = c.get(f"/deployments/{second}/rollback?host=h1")
+    assert confirm.status_code == 200
+    assert sha2[:12] in _row(confirm.text, "h1") and sha1[:12] in _row(confirm.text, "h1")
+    assert 'data-host="h2"' not in confirm.text
+    csrf = c.cookies["rustle_csrf"]
+    url = f"/deployments/{second}/rollback"
+    for data, headers in (
+        ({"host": "h1"}, {}),  # no token
+        ({"host": "h1", "csrf": "0" * 64}, {}),  # not the cookie's
+        ({"host": "h1", "csrf": csrf}, {"origin": "http://evil.example"}),  # another site
+        ({"host": "h1", "csrf": csrf}, {"origin": "null"}),
+    ):
+        r = c.post(url, data=data, headers=headers)
+        assert r.status_code == 403 and "Refused" in r.text, data
+    assert len(ids(fleet["db"])) == 2 and current("h1") == sha2  # nothing happened
+
+    r = c.post(url, data={"host": "h1", "csrf": csrf, "operator": "Ada <admin>"},
+               headers={"origin": "http://testserver"})
+    assert r.status_code == 200, r.text
+    assert 'id="outcome">done' in r.text and "ROLLBACK RECAP" in r.text
+    assert current("h1") == sha1 and current("h2") == sha2  # only the host asked for
+    assert "Ada &lt;admin&gt; (web UI from testclient" in r.text
+    rollback_id = ids(fleet["db"])[-1]
+    with History(fleet["db"]) as h:
+        dep = h.get(rollback_id, op=None)
+    assert dep is not None and dep.op == "rollback" and dep.target_id == second
+    assert [(x.host, x.status, x.sha256) for x in dep.hosts] == [("h1", "rollback", sha1)]
+    page = c.get(f"/deployments/{second}").text
+    assert rollback_id in page and "by Ada &lt;admin&gt; (web UI" in page  # recorded with who did it
+    families = {f.name: f for f in text_string_to_metric_families(c.get("/metrics").text)}
+    assert [s.value for s in families["rustle_rollbacks"].samples if s.name == "rustle_rollbacks_total"] == [1.0]
+    release = {s.labels["host"]: s.labels["sha256"] for s in families["rustle_host_release_info"].samples}
+    assert release == {"h1": sha1, "h2": sha2}
+
+
+def test_metrics_scrape_parses_with_the_official_parser(shared: dict[str, Any]) -> None:
+    text = client(shared["db"]).get("/metrics").text
+    families = {f.name: f for f in text_string_to_metric_families(text)}
+    samples = {(s.name, tuple(sorted(s.labels.items()))): s.value for f in families.values() for s in f.samples}
+    assert samples[("rustle_deployments_total", (("op", "deploy"), ("status", "done")))] == 2
+    assert samples[("rustle_host_outcomes_total", (("op", "deploy"), ("status", "activated")))] == 4
+    assert samples[("rustle_deployments_running", ())] == 0
+    assert samples[("rustle_deployment_duration_seconds_count", (("op", "deploy"),))] == 2
+    assert samples[("rustle_host_duration_seconds_count", (("op", "deploy"),))] == 4
+    assert samples[("rustle_host_duration_seconds_bucket", (("le", "+Inf"), ("op", "deploy")))] == 4
+    assert families["rustle_deployment_duration_seconds"].type == "histogram"
+    with closing(sqlite3.connect(shared["db"])) as db:  # two artifacts, each sent to both hosts
+        sizes = [r[0] for r in db.execute("SELECT uploaded_bytes FROM host_outcomes")]
+    assert len(sizes) == 4 and all(s > 1000 for s in sizes)
+    assert samples[("rustle_uploaded_bytes_total", ())] == sum(sizes)
+    assert samples[("rustle_host_release_info", (("binary_name", _binary(shared["db"])), ("host", "h1"),
+                                                 ("sha256", _release(shared["db"], shared["second"], "h1"))))] == 1
+
+
+def _binary(db_path: Path) -> str:
+    with closing(sqlite3.connect(db_path)) as db:
+        return str(db.execute("SELECT binary_name FROM host_outcomes LIMIT 1").fetchone()[0])
+
+
+def test_live_feed_streams_snapshots_until_the_deployment_ends(tmp_path: Path) -> None:
+    db = tmp_path / "state.db"
+    with History(db) as h:
+        did = h.begin("deploy", plan_source="site.yml")
+        h.pending(did, [("a", "bin", "f" * 64, "/r"), ("b", "bin", "f" * 64, "/r")])
+        h.record_host(did, "a", "activated", binary_name="bin", sha256="f" * 64, duration=1.5)
+        h.record_progress(did, {"a": ("done already", 3), "b": ("install <pkg>", 2)})
+    page = client(db).get(f"/deployments/{did}").text
+    assert 'data-live="/deployments/' in page and "running “install &lt;pkg&gt;” (2 done)" in page
+    assert "done already" not in page  # a finished host shows its outcome, not its last task
+    with History(db) as h:
+        h.finish(did, "done")
+    with client(db).stream("GET", f"/deployments/{did}/events") as r:
+        assert r.headers["content-type"].startswith("text/event-stream")
+        body = "".join(r.iter_text())
+    assert body.startswith("event: snapshot\ndata: {") and body.endswith("event: end\ndata: {}\n\n")
+    assert '"host": "a", "status": "activated"' in body and '"host": "b", "status": "pending"' in body
+    assert '"task": "install <pkg>", "tasks_done": 2' in body
+
+
+OLD_SCHEMA = """
+CREATE TABLE deployments (id TEXT PRIMARY KEY, created_at REAL NOT NULL, op TEXT NOT NULL, plan_source TEXT,
+    plan_sha256 TEXT, status TEXT NOT NULL, target_id TEXT);
+CREATE TABLE host_outcomes (deployment_id TEXT NOT NULL, host TEXT NOT NULL, status TEXT NOT NULL, binary_name TEXT,
+    sha256 TEXT, previous_sha256 TEXT, remote_dir TEXT, error TEXT, updated_at REAL NOT NULL,
+    PRIMARY KEY (deployment_id, host));
+CREATE TABLE runs (deployment_id TEXT NOT NULL, host TEXT NOT NULL, run_id TEXT NOT NULL, exit_code INTEGER,
+    ok INTEGER, changed INTEGER, failed INTEGER, skipped INTEGER, recorded_at REAL NOT NULL, PRIMARY KEY (run_id, host));
+INSERT INTO deployments VALUES ('d-old', 1700000000, 'deploy', 'old.json', 'abc', 'done', NULL);
+INSERT INTO host_outcomes VALUES ('d-old', 'web1', 'activated', 'bin', 'aa', 'bb', '/r', NULL, 1700000001);
+"""
+
+
+def test_a_database_of_the_earlier_schema_is_read_then_migrated(tmp_path: Path) -> None:
+    db_path = tmp_path / "state.db"
+    with closing(sqlite3.connect(db_path)) as db:
+        db.executescript(OLD_SCHEMA)
+    c = client(db_path)
+    r = c.get("/deployments/d-old")  # the UI reads it as it is (read-only: it cannot migrate it)
+    assert r.status_code == 200 and "web1" in r.text and c.get("/hosts/web1").status_code == 200
+    assert c.get("/metrics").status_code == 200
+    with History(db_path) as h:  # the next command adds the new columns, old rows keep theirs
+        dep = h.get("d-old")
+        did = h.begin("deploy", plan_source="new.json")
+        h.record_host(did, "web1", "activated", sha256="cc", previous_sha256="aa", duration=2.0)
+        h.finish(did, "done")
+    assert dep is not None and dep.hosts[0].sha256 == "aa"
+    with closing(sqlite3.connect(db_path)) as db:
+        cols = {r[1] for r in db.execute("PRAGMA table_info(deployments)")}
+        assert {"user", "finished_at", "context"} <= cols
+        assert db.execute("SELECT user, finished_at FROM deployments WHERE id = 'd-old'").fetchone() == (None, None)
+    page = c.get("/hosts/web1").text
+    assert "d-old" in page and did in page
+
+
+def test_a_plan_file_named_ui_is_given_as_dot_slash_ui(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], rustle_home: Path
+) -> None:
+    site, inv = make_fleet(tmp_path / "f")
+    monkeypatch.chdir(tmp_path / "f")
+    (tmp_path / "f" / "ui").write_text(site.read_text())
+    assert main(["./ui", "-i", str(inv), "--dry-run", "-e", "ver=1", "--output", "json"]) == 0
+    assert '"dry_run": true' in capsys.readouterr().out
+    assert main(["ui", "--help"]) == 0
+    assert "Serve the web UI" in capsys.readouterr().out
+
+
+def test_metrics_port_serves_the_history_while_a_deployment_runs(tmp_path: Path, rustle_home: Path) -> None:
+    import socket
+    import subprocess
+    import sys
+    import time
+    import urllib.request
+
+    site = tmp_path / "site.yml"
+    site.write_text("- hosts: all\n  gather_facts: false\n  tasks:\n"
+                    "    - shell: 'while [ ! -e {{ gate }} ]; do sleep 0.05; done'\n")
+    (tmp_path / "inv.ini").write_text(f"h1 ansible_connection=local rustle_remote_dir={tmp_path}/r1\n")
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    gate = tmp_path / "go"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "rustle_deploy.cli", str(site), "-i", str(tmp_path / "inv.ini"), "--run",
+         "-e", f"gate={gate}", "--metrics-port", str(port), "--output", "json"],
+        stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    try:
+        running = None
+        deadline = time.monotonic() + 90
+        while running != 1.0 and time.monotonic() < deadline:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as r:
+                    text = r.read().decode()
+            except OSError:
+                time.sleep(0.1)
+                continue
+            samples = {s.name: s.value for f in text_string_to_metric_families(text) for s in f.samples}
+            running = samples.get("rustle_deployments_running")
+        assert running == 1.0  # scraped while the deployment runs
+    finally:
+        gate.touch()
+        out = proc.communicate(timeout=90)[0]
+    assert proc.returncode == 0, out
+    with pytest.raises(OSError):  # and served only while it runs
+        urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5)
