@@ -1930,7 +1930,6 @@ _NO_KEY: Any = _NoKey()
 
 def _with_lookups() -> frozenset[str]:
     """The lookups a with_<name> loop may name: those the runtime offers or the controller runs."""
-    from rustle_deploy.runtime_index import runtime_plugins
 
     return frozenset(n for n in runtime_plugins()["lookup"] if "." not in n) & BUILTIN_LOOKUPS
 
