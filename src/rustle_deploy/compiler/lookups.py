@@ -40,26 +40,32 @@ class LookupFailed(Exception):
 class ControllerLookups:
     """Runs controller lookups for one compilation and records each call's result."""
 
-    def __init__(self, base_dir: str, every_template: bool = False):
+    def __init__(self, base_dir: str, every_template: bool = False,
+                 cache: dict[tuple[str, ...], dict[str, Any]] | None = None):
         self.base_dir = base_dir
         # render every template of the task, not only those that call a controller lookup
         # themselves (a variable they read may call one)
         self.every_template = every_template
         self.recorded: dict[str, dict[str, Any]] = {}
+        # each distinct call (with its search path) runs once per compilation: one pipe
+        # command for 1,000 hosts, not 1,000 (shared by the tasks of a build unit)
+        self.cache = {} if cache is None else cache
 
     def __call__(self, name: str, terms: list[Any], options: dict[str, Any], scope: Any) -> list[Any]:
         lookups = _runtime_lookups()
         key = lookups.lookup_key(name, terms, options)
-        try:
-            values = getattr(self, "_" + name)(terms, scope, **options)
-        except LookupFailed as exc:
-            self.recorded[key] = {"error": str(exc)}
-            raise lookups.LookupError_(str(exc)) from exc
-        except TypeError as exc:  # an option the plugin does not have
-            self.recorded[key] = {"error": str(exc)}
-            raise
-        self.recorded[key] = {"values": values}
-        return values
+        cache_key = (key, *self._search_path(scope))
+        found = self.cache.get(cache_key)
+        if found is None:
+            try:
+                found = {"values": getattr(self, "_" + name)(terms, scope, **options)}
+            except (LookupFailed, TypeError) as exc:  # TypeError: an option it does not have
+                found = {"error": str(exc)}
+            self.cache[cache_key] = found
+        self.recorded[key] = found
+        if "error" in found:
+            raise lookups.LookupError_(found["error"])
+        return list(found["values"])
 
     # -- search paths ----------------------------------------------------------------------------
     def _search_path(self, scope: Any) -> list[str]:
@@ -291,8 +297,15 @@ def record_task(runner: ControllerLookups, values: list[Any], conditions: list[s
     strings = [s for s in _strings(values)
                if templating.is_template(s) and (runner.every_template or uses_controller_lookups(s))]
     conditions = [c for c in conditions if runner.every_template or uses_controller_lookups(c)]
+    names = sorted(_referenced_names([*strings, *("{{ " + c + " }}" for c in conditions)]))
+    seen: set[str] = set()
     with running(runner):
         for scope in scopes or [templating.VarScope([{}], templar)]:
+            # scopes that agree on every variable the templates read render the same calls
+            key = _values_key(scope, names)
+            if key in seen:
+                continue
+            seen.add(key)
             for text in strings:
                 try:
                     templar.template(text, scope)
@@ -303,6 +316,32 @@ def record_task(runner: ControllerLookups, values: list[Any], conditions: list[s
                     templar.evaluate(cond, scope)
                 except Exception:  # noqa: BLE001, S112 - what needs host data is the host's
                     continue
+
+
+def _referenced_names(texts: list[str]) -> set[str]:
+    import jinja2
+    from jinja2 import meta
+
+    env = jinja2.Environment()
+    out: set[str] = set()
+    for text in texts:
+        try:
+            out |= meta.find_undeclared_variables(env.parse(text))
+        except jinja2.TemplateSyntaxError:
+            out.add("\0" + text)  # never equal across scopes: render under each
+    return out
+
+
+def _values_key(scope: Any, names: list[str]) -> str:
+    import json
+
+    values = []
+    for name in names:
+        try:
+            values.append(scope.get(name))
+        except Exception:  # noqa: BLE001 - an undefined or failing value keys as its error
+            values.append("\0error")
+    return json.dumps(values, sort_keys=True, default=repr)
 
 
 def _strings(value: Any) -> Iterator[str]:

@@ -47,6 +47,8 @@ class BuildUnit:
     host_vars: dict[str, dict[str, Any]] = field(default_factory=dict)
     # whether a variable the tasks may read (host, play, role, extra) calls a controller lookup
     vars_call_controller: bool = False
+    # controller lookup results of this unit's compilation (compiler/lookups.py)
+    lookup_cache: dict[tuple[str, ...], dict[str, Any]] = field(default_factory=dict)
 
     @property
     def host_names(self) -> list[str]:
@@ -350,7 +352,8 @@ def _compile_task(
     runner = None
     if unit.vars_call_controller or uses_controller_lookups(
             [task.args, task.extras, [c.value for c in task.conditions]]):
-        runner = ControllerLookups(plan.base_dir, every_template=unit.vars_call_controller)
+        runner = ControllerLookups(plan.base_dir, every_template=unit.vars_call_controller,
+                                   cache=unit.lookup_cache)
     with running(runner):
         if runner is not None or (module in ("copy", "template")
                                   and _TEMPLATED.search(str(task.args.get("src", "")))):
