@@ -267,10 +267,10 @@ def _refusal(log: str, work: Path) -> str:
 
 # what stops a target -> the kind of gap and who owns it (the engineers' areas)
 _BLOCKERS = [
-    (r"module '([\w.]+)' is not supported by rustle-deploy|couldn't resolve module/action '([^']+)'"
-     r"|module '([\w.]+)' belongs to a collection", "module not built in: {} (bridge)"),
     (r"(delegate_to|run_once|add_host|group_by|throttle|delegate_facts|any_errors_fatal|serial)",
      "cross-host construct: {} (phases)"),
+    (r"module '([\w.]+)' is not supported by rustle-deploy|couldn't resolve module/action '([^']+)'"
+     r"|module '([\w.]+)' belongs to a collection", "module not built in: {} (bridge)"),
     (r"lookup '([^']+)' is not supported|'with_(\w+)' is not supported", "controller lookup: {} (fidelity)"),
     (r"(filter|test) '([^']+)' is not supported", "{} {} on the host (fidelity)"),
     (r"(!unsafe|vault|'async'|module_defaults|args given as a template|include_vars option)",
@@ -302,6 +302,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("targets", nargs="*", help="only these targets (default: every role-shaped one)")
     ap.add_argument("--oracle", action="store_true", help="re-run ansible-playbook even where its result is cached")
     ap.add_argument("--jobs", type=int, default=2, help="targets run at once [2]")
+    ap.add_argument("--report-only", action="store_true", help="write the report from the cached results; run nothing")
     ap.add_argument("--report", type=Path, default=Path(__file__).resolve().parents[2] / "docs" / "acceptance.md")
     args = ap.parse_args(argv)
     try:
@@ -312,7 +313,7 @@ def main(argv: list[str] | None = None) -> int:
     store = CACHE / f"results-{ANSIBLE_VERSION}.json"
     data: dict[str, dict[str, Any]] = json.loads(store.read_text()) if store.exists() else {"ansible": {}, "rustle": {}}
     names = args.targets or role_targets(root)
-    todo = [n for n in names if not_run(root, n) is None]
+    todo = [] if args.report_only else [n for n in names if not_run(root, n) is None]
 
     def one(name: str) -> None:
         if args.oracle or data["ansible"].get(name, {}).get("code") is None:  # not run, or timed out

@@ -21,12 +21,20 @@ pytestmark = pytest.mark.acceptance
 
 # Passing under both in docs/acceptance.md; each takes a few seconds here.
 PINNED = (
+    "filter_urls",
+    "ignore_errors",
+    "include_import_tasks_nested",
+    "include_with_templating",
     "lookup_indexed_items",
+    "lookup_items",
+    "lookup_lines",
+    "lookup_list",
     "lookup_nested",
-    "lookup_subelements",
-    "lookup_together",
-    "loop-until",
+    "lookup_random_choice",
+    "lookup_vars",
     "task-timeout",
+    "undefined",
+    "var_inheritance",
 )
 
 

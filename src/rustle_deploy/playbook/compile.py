@@ -1042,6 +1042,9 @@ class _Compiler:
         allowed = kw.HANDLER if ctx.handler else kw.TASK
         self.check_task_keys(src, ds, allowed, action_key)
         canonical = canonical_module(module)
+        if canonical is None and _short(module) == "gather_facts" and canonical_module("setup"):
+            # ansible-core's gather_facts action runs the setup module (FACTS_MODULES=smart)
+            canonical = "setup"
         if canonical is None:
             self.unknown_module(src, ds, action_key, module)
         assert canonical is not None
@@ -1062,7 +1065,8 @@ class _Compiler:
         if ctx.role is not None:
             extras["role"] = self.role_key(ctx.role, st)
         self.record_notify(src, ds, ctx, pointer)
-        task = Task(task_id=st.new_id(), name=name, module=module, args=args, hosts=(),
+        task = Task(task_id=st.new_id(), name=name,
+                    module="setup" if _short(module) == "gather_facts" else module, args=args, hosts=(),
                     conditions=tuple(Condition("When", c) for c in conditions), tags=tags,
                     notify=notify, execution_order=len(out), extras=extras, pointer=pointer)
         out.append(task)
@@ -1735,6 +1739,8 @@ class _Compiler:
                             and rel.endswith(tail)):
                         files.append(path)
                         names.add(rel)
+                        if ctx.role is not None:  # first_found's paths: [tasks] -> tasks/x.yml
+                            names.add(os.path.relpath(path, ctx.role.role.path))
                 if len(files) > _MAX_CHOICES:
                     raise src.error(
                         f"the {module} file name {name!r} depends on a host's data, and more "

@@ -139,9 +139,10 @@ def _status(result):
 
 def _strip_omit(value):
     if isinstance(value, dict):
-        return {k: _strip_omit(v) for k, v in value.items() if v != OMIT}
+        # isinstance first: an Undefined in a value raises on any comparison
+        return {k: _strip_omit(v) for k, v in value.items() if not (isinstance(v, str) and v == OMIT)}
     if isinstance(value, list):
-        return [_strip_omit(v) for v in value if v != OMIT]
+        return [_strip_omit(v) for v in value if not (isinstance(v, str) and v == OMIT)]
     return value
 
 

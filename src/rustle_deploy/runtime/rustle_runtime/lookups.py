@@ -311,20 +311,27 @@ def _found(scope):
 
 
 def _first_found(terms, ctx, files=None, paths=None, skip=False):
-    """``first_found`` in an include's file name: the first term the compiler found on the
-    controller (it embedded what each term names); Ansible's search order was applied there."""
+    """``first_found`` in an include's file name: the first candidate (ansible-core's order:
+    each term's ``paths`` x ``files``) the compiler found on the controller, which embedded what
+    each names; Ansible's search order was applied there."""
     found = _found(ctx.scope)
-    names = []
-    for term in terms + ([files] if files else []):
+
+    def split(value, seps):
+        items = value if isinstance(value, (list, tuple)) else [value]
+        return [p for v in items if isinstance(v, str) for p in re.split("[" + seps + "]", v) if p]
+
+    def candidates(term):
         if isinstance(term, dict):
-            paths = paths or term.get("paths")
-            term = term.get("files") or []
-        for name in term if isinstance(term, (list, tuple)) else [term]:
-            if isinstance(name, str):
-                names.extend(n for n in re.split(r"[,;]", name) if n)
-    if paths:
-        raise LookupError_("first_found with 'paths' is not supported in an include's file name")
-    for name in names:
+            names, where = split(term.get("files") or [], ",;"), split(term.get("paths") or paths or [], ",:;")
+        elif isinstance(term, str):
+            names, where = split(term, ",;"), split(paths or [], ",:;")
+        elif isinstance(term, (list, tuple)):
+            return [c for t in term for c in candidates(t)]
+        else:
+            raise LookupError_("Invalid term supplied. A string, dict or list is required.")
+        return [os.path.join(p, n) for p in where for n in names] if where else names
+
+    for name in candidates(list(terms) + ([{"files": files, "paths": paths}] if files else [])):
         if name in found:
             return [found[name]]
     if skip:

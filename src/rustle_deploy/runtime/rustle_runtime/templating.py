@@ -413,7 +413,15 @@ def _listed(fn):
     @functools.wraps(fn)  # keeps jinja2's pass_context / pass_environment marks
     def listed(*args, **kwargs):
         value = fn(*args, **kwargs)
-        return list(value) if isinstance(value, types.GeneratorType) else value
+        if not isinstance(value, types.GeneratorType):
+            return value
+        from jinja2 import Undefined  # loaded: only Jinja2 calls these filters
+
+        out = list(value)
+        for item in out:  # ansible-core 2.19 fails here, not when the list is used
+            if isinstance(item, Undefined):
+                item._fail_with_undefined_error()
+        return out
 
     return listed
 
@@ -477,10 +485,15 @@ class Templar:
             if not is_template(value):
                 return value
             # Jinja2 drops one trailing newline before it renders: "{{ [1] }}\n" is one
-            # expression, so ansible-core 2.19 returns its native value (a list here)
-            single = _SINGLE.match(value[:-1] if value.endswith("\n") else value)
+            # expression, so ansible-core 2.19 returns its native value (a list here); text
+            # gets its newline back unless it ends with one ("{{ 'a' }}\n" is "a\n")
+            body = value[:-1] if value.endswith("\n") else value
+            single = _SINGLE.match(body)
             if single and "{#" not in value:
-                return self.evaluate(single.group(1), scope)
+                result = self.evaluate(single.group(1), scope)
+                if body is not value and isinstance(result, str) and not result.endswith("\n"):
+                    result = unsafe(result + "\n") if isinstance(result, UnsafeText) else result + "\n"
+                return result
             return self.render(value, scope)
         if isinstance(value, _UNSAFE):
             return value
