@@ -440,7 +440,7 @@ class _Rollout:
                 "not_rolled_back": self.not_rolled_back, "health": self.health}
 
 
-def _health_checks(opts: dict[str, Any], hosts: Sequence[Host]) -> dict[str, HealthCheck] | None:
+def health_checks(opts: dict[str, Any], hosts: Sequence[Host]) -> dict[str, HealthCheck] | None:
     """``--health-check`` and ``--health-url`` rendered for each host with its variables
     (Jinja2, as a task's arguments are), with their retries, interval and deadline; None
     without either flag."""
@@ -529,7 +529,7 @@ def _deploy_jobs(
     # Batches pace runs; without --run, activation alone changes nothing on a host, so every
     # host gets the artifact at once and the manifest hands the schedule to rustle-exec.
     schedule = planned if run else Schedule.single(host_of)
-    checks = _health_checks(opts, hosts)  # before anything is touched: a bad template is exit 2
+    checks = health_checks(opts, hosts)  # before anything is touched: a bad template is exit 2
     rolling = schedule.batched or checks is not None or resumed is not None or staging
     settle_orphans(session, hosts)  # deployments to these hosts left running by a controller now gone
     with History(settings.state_db) as history:

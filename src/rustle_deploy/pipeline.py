@@ -311,8 +311,11 @@ class Session:
 
     def schedule(self, plan: Plan, inv: Inventory, hosts: list[Host]) -> Schedule:
         """The plan's batches over the chosen hosts (rollout.py); refuses what cannot run them."""
+        from .fleetops import health_checks
         from .rollout import canary_count, play_specs, schedule, with_canary
 
+        # a bad --health-check/--health-url is exit 2 before the early ssh handshakes start
+        health_checks(self.opts, hosts)
         plan_schedule = schedule(play_specs(plan, inv.resolve), [h.name for h in hosts])
         if self.opts.get("canary") and self.opts.get("run_"):
             plan_schedule = with_canary(plan_schedule, canary_count(self.opts["canary"].strip(), len(hosts)))
