@@ -219,7 +219,7 @@ def test_token_required_off_loopback_and_checked_on_every_request(
     shared: dict[str, Any], capsys: pytest.CaptureFixture[str]
 ) -> None:
     assert main(["ui", "--host", "0.0.0.0", "--port", "0"]) == 2
-    assert "needs" not in capsys.readouterr().out
+    assert "--host 0.0.0.0 is not a loopback address" in capsys.readouterr().err
     assert main(["ui", "--host", "0.0.0.0", "--port", "0", "--token", "short"]) == 2
     assert "at least 16 characters" in capsys.readouterr().err
 
