@@ -446,3 +446,37 @@ def test_metrics_port_serves_the_history_while_a_deployment_runs(tmp_path: Path,
     assert proc.returncode == 0, out
     with pytest.raises(OSError):  # and served only while it runs
         urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5)
+
+
+def test_the_console_script_serves_and_opens_a_browser(tmp_path: Path, rustle_home: Path) -> None:
+    """``rustle-deploy ui --port 0 --open``: the URL printed is served, and handed to the
+    browser ($BROWSER, as the webbrowser module reads it: here a script that writes it down)."""
+    import stat
+    import subprocess
+    import sys
+    import time
+    import urllib.request
+
+    opened = tmp_path / "opened"
+    browser = tmp_path / "browser"
+    browser.write_text(f'#!/bin/sh\necho "$1" > {opened}\n')
+    browser.chmod(browser.stat().st_mode | stat.S_IXUSR)
+    log = tmp_path / "ui.log"
+    env = {**os.environ, "BROWSER": str(browser), "RUSTLE_STATE_DB": str(tmp_path / "none.db")}
+    with open(log, "wb") as err:
+        proc = subprocess.Popen([str(Path(sys.executable).parent / "rustle-deploy"), "ui", "--port", "0", "--open"],
+                                env=env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=err)
+    try:
+        deadline = time.monotonic() + 90
+        while not (opened.exists() and opened.read_text().strip()) and time.monotonic() < deadline:
+            assert proc.poll() is None, log.read_text()
+            time.sleep(0.1)
+        url = opened.read_text().strip()
+        assert re.fullmatch(r"http://127\.0\.0\.1:\d+/", url) and url in log.read_text()
+        with urllib.request.urlopen(url, timeout=30) as r:
+            page = r.read().decode()
+        assert "No deployments" in page and str(tmp_path / "none.db") in page  # no history yet: empty
+        assert not (tmp_path / "none.db").exists()  # and reading it created nothing
+    finally:
+        proc.terminate()
+        proc.wait(30)
