@@ -480,3 +480,58 @@ def test_the_console_script_serves_and_opens_a_browser(tmp_path: Path, rustle_ho
     finally:
         proc.terminate()
         proc.wait(30)
+
+
+def test_a_running_deployment_is_stopped_from_the_ui_as_ctrl_c_would(tmp_path: Path, rustle_home: Path) -> None:
+    import subprocess
+    import sys
+    import time
+
+    site = tmp_path / "site.yml"
+    site.write_text("- hosts: all\n  gather_facts: false\n  tasks:\n"
+                    "    - shell: 'while [ ! -e {{ gate }} ]; do sleep 0.05; done'\n")
+    (tmp_path / "inv.ini").write_text(f"h1 ansible_connection=local rustle_remote_dir={tmp_path}/r1\n")
+    gate = tmp_path / "go"
+    db_path = rustle_home / ".rustle" / "state.db"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "rustle_deploy.cli", str(site), "-i", str(tmp_path / "inv.ini"), "--run",
+         "-e", f"gate={gate}", "--output", "json"],
+        stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    try:
+        c = client(db_path)
+        did = None
+        deadline = time.monotonic() + 90
+        while did is None and time.monotonic() < deadline:
+            if db_path.exists():
+                with closing(sqlite3.connect(f"file:{db_path}?mode=ro", uri=True)) as db:
+                    try:
+                        row = db.execute("SELECT d.id FROM deployments d JOIN host_progress p ON p.deployment_id = d.id "
+                                         "WHERE d.status = 'running'").fetchone()
+                    except sqlite3.OperationalError:
+                        row = None
+                did = row[0] if row else None
+            time.sleep(0.1)
+        assert did is not None  # running, and its host is at its task
+        assert 'id="stop"' in c.get(f"/deployments/{did}").text
+        confirm = c.get(f"/deployments/{did}/stop")
+        assert confirm.status_code == 200 and f"process {proc.pid} on" in confirm.text
+        assert c.post(f"/deployments/{did}/stop", data={}).status_code == 403  # CSRF first
+        assert proc.poll() is None
+        r = c.post(f"/deployments/{did}/stop", data={"csrf": c.cookies["rustle_csrf"], "operator": "Lin"})
+        assert r.status_code == 200 and f"sent an interrupt (SIGINT) to process {proc.pid}" in r.text
+        out = proc.communicate(timeout=90)[0]
+    finally:
+        gate.touch()
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 130, out
+    with History(db_path) as h:
+        dep = h.get(did)
+        stops = [d for d in h.list() if d.op == "stop"]
+    assert dep is not None and dep.status == "interrupted"
+    assert len(stops) == 1 and stops[0].target_id == did
+    page = c.get(f"/deployments/{did}").text
+    assert "stop " in page and "by Lin (web UI from testclient" in page
+    r = c.post(f"/deployments/{did}/stop", data={"csrf": c.cookies["rustle_csrf"]})
+    assert r.status_code == 409 and "cannot be stopped: it is not running" in r.text

@@ -2,7 +2,8 @@
 
 Pages list deployments, show one (hosts, outcomes, releases, recap, failed tasks), a host's
 releases and runs, a host's task results, and a running deployment live (server-sent
-events). The one action, rollback, runs the command line's code. ``/metrics`` serves the
+events). Its actions, rollback and stopping a running deployment, go through the command
+line's own code paths. ``/metrics`` serves the
 history in the Prometheus format. The UI only reads the history (read-only connections); a
 deployment never needs it running.
 
