@@ -219,7 +219,7 @@ def test_token_required_off_loopback_and_checked_on_every_request(
     shared: dict[str, Any], capsys: pytest.CaptureFixture[str]
 ) -> None:
     assert main(["ui", "--host", "0.0.0.0", "--port", "0"]) == 2
-    assert "needs" not in capsys.readouterr().out
+    assert "--host 0.0.0.0 is not a loopback address" in capsys.readouterr().err
     assert main(["ui", "--host", "0.0.0.0", "--port", "0", "--token", "short"]) == 2
     assert "at least 16 characters" in capsys.readouterr().err
 
@@ -446,3 +446,92 @@ def test_metrics_port_serves_the_history_while_a_deployment_runs(tmp_path: Path,
     assert proc.returncode == 0, out
     with pytest.raises(OSError):  # and served only while it runs
         urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5)
+
+
+def test_the_console_script_serves_and_opens_a_browser(tmp_path: Path, rustle_home: Path) -> None:
+    """``rustle-deploy ui --port 0 --open``: the URL printed is served, and handed to the
+    browser ($BROWSER, as the webbrowser module reads it: here a script that writes it down)."""
+    import stat
+    import subprocess
+    import sys
+    import time
+    import urllib.request
+
+    opened = tmp_path / "opened"
+    browser = tmp_path / "browser"
+    browser.write_text(f'#!/bin/sh\necho "$1" > {opened}\n')
+    browser.chmod(browser.stat().st_mode | stat.S_IXUSR)
+    log = tmp_path / "ui.log"
+    env = {**os.environ, "BROWSER": str(browser), "RUSTLE_STATE_DB": str(tmp_path / "none.db")}
+    with open(log, "wb") as err:
+        proc = subprocess.Popen([str(Path(sys.executable).parent / "rustle-deploy"), "ui", "--port", "0", "--open"],
+                                env=env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=err)
+    try:
+        deadline = time.monotonic() + 90
+        while not (opened.exists() and opened.read_text().strip()) and time.monotonic() < deadline:
+            assert proc.poll() is None, log.read_text()
+            time.sleep(0.1)
+        url = opened.read_text().strip()
+        assert re.fullmatch(r"http://127\.0\.0\.1:\d+/", url) and url in log.read_text()
+        with urllib.request.urlopen(url, timeout=30) as r:
+            page = r.read().decode()
+        assert "No deployments" in page and str(tmp_path / "none.db") in page  # no history yet: empty
+        assert not (tmp_path / "none.db").exists()  # and reading it created nothing
+    finally:
+        proc.terminate()
+        proc.wait(30)
+
+
+def test_a_running_deployment_is_stopped_from_the_ui_as_ctrl_c_would(tmp_path: Path, rustle_home: Path) -> None:
+    import subprocess
+    import sys
+    import time
+
+    site = tmp_path / "site.yml"
+    site.write_text("- hosts: all\n  gather_facts: false\n  tasks:\n"
+                    "    - shell: 'while [ ! -e {{ gate }} ]; do sleep 0.05; done'\n")
+    (tmp_path / "inv.ini").write_text(f"h1 ansible_connection=local rustle_remote_dir={tmp_path}/r1\n")
+    gate = tmp_path / "go"
+    db_path = rustle_home / ".rustle" / "state.db"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "rustle_deploy.cli", str(site), "-i", str(tmp_path / "inv.ini"), "--run",
+         "-e", f"gate={gate}", "--output", "json"],
+        stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    try:
+        c = client(db_path)
+        did = None
+        deadline = time.monotonic() + 90
+        while did is None and time.monotonic() < deadline:
+            if db_path.exists():
+                with closing(sqlite3.connect(f"file:{db_path}?mode=ro", uri=True)) as db:
+                    try:
+                        row = db.execute("SELECT d.id FROM deployments d JOIN host_progress p ON p.deployment_id = d.id "
+                                         "WHERE d.status = 'running'").fetchone()
+                    except sqlite3.OperationalError:
+                        row = None
+                did = row[0] if row else None
+            time.sleep(0.1)
+        assert did is not None  # running, and its host is at its task
+        assert 'id="stop"' in c.get(f"/deployments/{did}").text
+        confirm = c.get(f"/deployments/{did}/stop")
+        assert confirm.status_code == 200 and f"process {proc.pid} on" in confirm.text
+        assert c.post(f"/deployments/{did}/stop", data={}).status_code == 403  # CSRF first
+        assert proc.poll() is None
+        r = c.post(f"/deployments/{did}/stop", data={"csrf": c.cookies["rustle_csrf"], "operator": "Lin"})
+        assert r.status_code == 200 and f"sent an interrupt (SIGINT) to process {proc.pid}" in r.text
+        out = proc.communicate(timeout=90)[0]
+    finally:
+        gate.touch()
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 130, out
+    with History(db_path) as h:
+        dep = h.get(did)
+        stops = [d for d in h.list() if d.op == "stop"]
+    assert dep is not None and dep.status == "interrupted"
+    assert len(stops) == 1 and stops[0].target_id == did
+    page = c.get(f"/deployments/{did}").text
+    assert "stop " in page and "by Lin (web UI from testclient" in page
+    r = c.post(f"/deployments/{did}/stop", data={"csrf": c.cookies["rustle_csrf"]})
+    assert r.status_code == 409 and "cannot be stopped: it is not running" in r.text

@@ -2,7 +2,8 @@
 
 Pages list deployments, show one (hosts, outcomes, releases, recap, failed tasks), a host's
 releases and runs, a host's task results, and a running deployment live (server-sent
-events). The one action, rollback, runs the command line's code. ``/metrics`` serves the
+events). Its actions, rollback and stopping a running deployment, go through the command
+line's own code paths. ``/metrics`` serves the
 history in the Prometheus format. The UI only reads the history (read-only connections); a
 deployment never needs it running.
 
@@ -14,6 +15,9 @@ from __future__ import annotations
 
 import ipaddress
 import sys
+import threading
+import time
+from typing import Any
 
 from ..errors import UsageError
 from ..settings import load_settings
@@ -26,6 +30,16 @@ def is_loopback(host: str) -> bool:
         return ipaddress.ip_address(host).is_loopback
     except ValueError:
         return False  # a name: it may resolve to anything
+
+
+def _open_when_started(server: Any, url: str) -> None:
+    """Open ``url`` in a web browser once ``server`` accepts connections."""
+    import webbrowser
+
+    while not server.started and not server.should_exit:
+        time.sleep(0.05)
+    if server.started:
+        webbrowser.open(url)
 
 
 def serve(host: str, port: int, token: str | None, open_browser: bool, config: str | None) -> int:
@@ -57,15 +71,14 @@ def serve(host: str, port: int, token: str | None, open_browser: bool, config: s
         sock = server_config.bind_socket()
     except SystemExit:  # uvicorn logs why (address in use, ...) and exits 1
         raise UsageError(f"cannot listen on {host}:{port}", "choose another --port, or --port 0 for any free one") from None
+    sock.listen(server_config.backlog)  # a client that reads the URL below may connect at once
     bound = sock.getsockname()[1]
     shown = f"[{host}]" if ":" in host else host
     url = f"http://{shown}:{bound}/"
     print(f"rustle-deploy ui: serving {settings.state_db} at {url} (Ctrl-C stops)", file=sys.stderr, flush=True)
-    if open_browser:
-        import webbrowser
-
-        webbrowser.open(url)
     server = uvicorn.Server(server_config)
+    if open_browser:
+        threading.Thread(target=_open_when_started, args=(server, url), daemon=True).start()
     try:
         server.run(sockets=[sock])
     finally:

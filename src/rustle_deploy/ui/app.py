@@ -2,8 +2,8 @@
 
 Pages are Jinja2 templates with autoescaping on, so every value from hosts (output, errors,
 host names) is escaped; the only script is ``static/ui.js`` (the CSP forbids inline script).
-Reads go through ``HistoryReader`` (read-only connections); the one action, rollback, runs the
-command line's code in a worker thread.
+Reads go through ``HistoryReader`` (read-only connections); the actions are in actions.py
+(rollback runs the command line's code in a worker thread; stop interrupts a running command).
 """
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from ..state import login_name
-from .actions import rollback_preview, run_rollback
+from .actions import rollback_preview, run_rollback, stop, stop_target
 from .data import Filters, HistoryReader
 from .metrics import scrape
 from .security import Guard, authorized, check_csrf, login_cookie, safe_next
@@ -223,6 +223,29 @@ def create_app(config: UiConfig) -> Starlette:
         done = [a for a in reader.actions_on(did) if a.op == "rollback" and a.created_at >= started - 1]
         return page(request, "action_done.html", d=dep, result=result, action=done[-1] if done else None)
 
+    def stop_confirm(request: Request) -> Response:
+        did = request.path_params["id"]
+        dep = reader.deployment(did)
+        if dep is None:
+            return not_found(request, f"deployment {did}")
+        pid, what = stop_target(reader, did)
+        return page(request, "stop.html", d=dep, pid=pid, what=what, done=None)
+
+    async def stop_do(request: Request) -> Response:
+        why = await check_csrf(request)
+        if why is not None:
+            return page(request, "error.html", 403, title="Refused", message=why)
+        did = request.path_params["id"]
+        dep = reader.deployment(did)
+        if dep is None:
+            return not_found(request, f"deployment {did}")
+        form = await request.form()
+        operator = str(form.get("operator") or "").strip()[:80]
+        client = request.client.host if request.client else "?"
+        actor = f"{operator or 'anonymous'} (web UI from {client}, server user {login_name()})"
+        sid, what = stop(config.state_db, reader, did, actor)
+        return page(request, "stop.html", 200 if sid else 409, d=dep, pid=None, what=what, done=sid)
+
     def login_form(request: Request) -> Response:
         if config.token is None or authorized(request, config.token):
             return RedirectResponse(safe_next(request.query_params.get("next")), status_code=303)
@@ -263,6 +286,8 @@ def create_app(config: UiConfig) -> Starlette:
         Route("/deployments/{id}/hosts/{host}", host_tasks),
         Route("/deployments/{id}/rollback", rollback_confirm, methods=["GET"]),
         Route("/deployments/{id}/rollback", rollback_do, methods=["POST"]),
+        Route("/deployments/{id}/stop", stop_confirm, methods=["GET"]),
+        Route("/deployments/{id}/stop", stop_do, methods=["POST"]),
         Route("/hosts/{host}", host),
         Route("/api/deployments", api_deployments),
         Route("/api/deployments/{id}", api_deployment),

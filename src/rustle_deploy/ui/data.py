@@ -328,6 +328,14 @@ class HistoryReader:
                     f"WHERE o.{duration} IS NOT NULL").fetchall() if duration != "NULL" else [],
             }
 
+    def owner(self, deployment_id: str) -> str | None:
+        """The controller process that runs ``deployment_id`` (state.controller_identity), if open."""
+        with self._db() as db:
+            if db is None:
+                return None
+            row = db.execute("SELECT owner FROM open_deployments WHERE deployment_id = ?", (deployment_id,)).fetchone()
+            return None if row is None else str(row[0])
+
     def cleaned_since(self, host: str, remote_dir: str | None, since: float) -> str | None:
         """The latest cleanup of ``host``'s ``remote_dir`` at or after ``since`` (as
         ``History.cleaned_since``, on a read-only connection)."""
