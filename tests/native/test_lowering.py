@@ -87,7 +87,7 @@ def test_static_names_in_conditions_become_values_and_registered_ones_stay(tmp_p
      "a value shaped like the runner's __rustle_expr__ marker is data"),
     ({"module": "debug", "args": {"msg": {"__rustle_template__": [{"expr": "out", "ir": ["name", "out"]}]}}},
      "a value shaped like the runner's __rustle_template__ marker is data"),
-    ({"module": "debug", "args": {"msg": "x"}, "conditions": [{"When": {"expression": "{{ lookup('list', 'HOME') }}"}}]},
+    ({"module": "debug", "args": {"msg": "x"}, "conditions": [{"When": {"expression": "{{ lookup('env', 'HOME') }}"}}]},
      "Conditional is marked as unsafe"),
     ({"module": "file", "args": {"path": "/tmp/x", "state": "touch"}, "become": True, "become_user": "{{ out.stdout }}"},
      "'out' is only known on the host"),
