@@ -312,8 +312,11 @@ def record_task(runner: ControllerLookups, values: list[Any], conditions: list[s
                 except Exception:  # noqa: BLE001, S112 - what needs host data is the host's
                     continue
             for cond in conditions:
-                try:
-                    templar.evaluate(cond, scope)
+                try:  # a condition written "{{ ... }}" is templated, as Ansible does
+                    if templating.is_template(cond):
+                        templar.template(cond, scope)
+                    else:
+                        templar.evaluate(cond, scope)
                 except Exception:  # noqa: BLE001, S112 - what needs host data is the host's
                     continue
 

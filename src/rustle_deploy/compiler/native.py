@@ -31,7 +31,7 @@ EXPR_KEY = "__rustle_expr__"  # an argument that is one expression's value
 NATIVE_FACTS = frozenset({
     "system", "kernel", "kernel_version", "machine", "architecture", "hostname", "nodename", "pkg_mgr",
     "service_mgr", "env", "processor_vcpus", "processor_nproc", "processor_count", "memtotal_mb",
-    "distribution", "os_family", "distribution_version", "distribution_major_version",
+    "fips", "distribution", "os_family", "distribution_version", "distribution_major_version",
     "distribution_release", "user_id", "user_uid", "user_gid", "user_dir", "user_shell", "user_gecos",
 })
 # every fact the runtime's facts.py gathers; those the runner lacks make a plan unsupported
