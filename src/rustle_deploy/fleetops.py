@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 
 from .deploy import HealthCheck, HostJob, HostOutcome, RunOptions, deploy_fleet
 from .deploy.host import runner_identity
-from .errors import ConnectError, UsageError
+from .errors import ConnectError, PhaseError, UsageError
 from .inventory import check_remote_dirs
 from .model import Host, Plan
 from .reconcile import apply, settle, settle_orphans
@@ -426,6 +426,41 @@ def _merged(first: HostOutcome, later: HostOutcome) -> HostOutcome:
     )
 
 
+class _Phased:
+    """What the controller carries between the phases of plays cut at run_once (docs/phases.md).
+
+    A run_once phase runs on the batch's first host still in the play; ``take_shared`` takes
+    from its outcome what it set (its ``shared`` event: registered results and set_fact,
+    controller data, never shown), ``left_out`` gives the batch's other hosts that, to be
+    sent in with their next phase (``carried``), and their outcome of the phase: nothing
+    done, or failed when the phase failed (Ansible fails every host of the batch then).
+    """
+
+    def __init__(self) -> None:
+        self.shared: dict[str, dict[str, Any]] = {}
+        self.carried: dict[str, dict[str, Any]] = {}
+
+    def take_shared(self, outcome: HostOutcome) -> HostOutcome:
+        kept = []
+        for event in outcome.events:
+            if event.get("event") == "shared" and isinstance(event.get("vars"), dict):
+                self.shared[outcome.host] = event["vars"]
+            else:
+                kept.append(event)
+        return replace(outcome, events=kept) if len(kept) != len(outcome.events) else outcome
+
+    def left_out(self, ran: HostOutcome, names: Sequence[str]) -> list[HostOutcome]:
+        if not ran.ok:
+            return [HostOutcome(host=n, ok=False, error=PhaseError(
+                n, f"the run_once phase failed on {ran.host}, and with it every host of the batch",
+                "as in Ansible, a run_once task that fails stops the play on all its hosts; "
+                "ignore_errors on the task keeps them going")) for n in names]
+        values = self.shared.pop(ran.host, {})
+        for n in names:
+            self.carried.setdefault(n, {}).update(values)
+        return [HostOutcome(host=n, ok=True) for n in names]
+
+
 def _deploy_jobs(
     session: Session,
     plan: Plan | None,
@@ -468,7 +503,9 @@ def _deploy_jobs(
             options = _run_options(opts, run_id) if run else None
             if options is not None and schedule.staged:
                 options = replace(options, plays=stage.plays, carry=did)
-            if name in roll.outcomes or name in deployed_before:  # deployed already: run this stage's plays
+            if options is not None and stage.phase is not None:
+                options = replace(options, phase=stage.phase, inject=phased.carried.pop(name, None), share=stage.once)
+            if name in job_of or name in deployed_before:  # deployed already: run this stage's plays
                 return HostJob(host=h, op="run", sha256=art.sha256, binary_name=art.binary_name,
                                deployment_id=did, run=options, runner=runners.get(art.runner or ""))
             return HostJob(
@@ -489,6 +526,7 @@ def _deploy_jobs(
             )
 
         job_of: dict[str, HostJob] = {}  # each host's deploy job
+        phased = _Phased()
         in_flight: list[HostJob] = []
         recorded: set[str] = set()
 
@@ -536,6 +574,18 @@ def _deploy_jobs(
         roll = _Rollout(schedule, gate if checks is not None else None, revert if run else None, resumed)
 
         def fan_out(stage: Stage, number: int, names: list[str]) -> list[HostOutcome]:
+            if not stage.once:
+                return fan_out_hosts(stage, number, names)
+            first = fan_out_hosts(stage, number, names[:1])
+            others = phased.left_out(first[0], names[1:])
+            for o in others:
+                roll.absorb(o, number)
+                if rolling and not staging:
+                    history.record_rollout_host(did, o.host, roll.batch_of.get(o.host), roll.state_of(o.host),
+                                                roll.stages_done.get(o.host, 0))
+            return first + others
+
+        def fan_out_hosts(stage: Stage, number: int, names: list[str]) -> list[HostOutcome]:
             jobs = [job_for(n, stage) for n in names]
             for j in jobs:
                 job_of.setdefault(j.host.name, j)
@@ -545,7 +595,7 @@ def _deploy_jobs(
                                   for j in jobs if j.op == "deploy"])
 
             def on_outcome(outcome: HostOutcome) -> None:
-                merged = roll.absorb(outcome, number)
+                merged = roll.absorb(phased.take_shared(outcome), number)
                 with history.together():  # one commit per host
                     if job_of[outcome.host].op == "deploy":  # else its deploy is recorded already
                         _record(history, did, job_of[outcome.host], merged)
@@ -1103,18 +1153,31 @@ def exec_manifest(manifest: Any, name: str, settings: Settings, opts: dict[str, 
     state_db = Path(manifest.get("state_db") or settings.state_db)
     with History(state_db) as history:
 
+        phased = _Phased()
+
         def fan_out(stage: Stage, number: int, names: list[str]) -> list[HostOutcome]:
+            if not stage.once:
+                return run_hosts(stage, number, names)
+            first = run_hosts(stage, number, names[:1])
+            others = phased.left_out(first[0], names[1:])
+            for o in others:
+                roll.absorb(o, number)
+            return first + others
+
+        def run_hosts(stage: Stage, number: int, names: list[str]) -> list[HostOutcome]:
             options = _run_options(opts, run_id)
             if schedule.staged:
                 options = replace(options, plays=stage.plays, carry=f"{did}-{run_id}")
             jobs = [
                 HostJob(host=host_of[n], op="run", artifact=None, sha256=str(entry_of[n]["sha256"]), size=0,
-                        binary_name=str(entry_of[n]["binary_name"]), deployment_id=did, verify=False, run=options)
+                        binary_name=str(entry_of[n]["binary_name"]), deployment_id=did, verify=False,
+                        run=options if stage.phase is None else replace(
+                            options, phase=stage.phase, inject=phased.carried.pop(n, None), share=stage.once))
                 for n in names
             ]
 
             def on_outcome(outcome: HostOutcome) -> None:
-                merged = roll.absorb(outcome, number)
+                merged = roll.absorb(phased.take_shared(outcome), number)
                 history.record_run(did, outcome.host, run_id, merged.run_exit, merged.recap)
 
             what = "run" + (f" batch {number}/{roll.total} ({stage.label}, {describe_serial(stage.serial)})"

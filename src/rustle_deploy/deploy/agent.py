@@ -766,6 +766,16 @@ def _run_artifact(layout, path, req, stdin):
         options["plays"] = [int(i) for i in run["plays"]]
     if run.get("carry"):
         options["carry"] = os.path.join(layout.runs, _check_name(str(run["carry"]), "carry id") + ".vars.json")
+    # A phase of a play cut at cross-host tasks (docs/phases.md): that phase's tasks, what the
+    # controller carries in from other hosts, and whether to send back what the run set.
+    if run.get("phase") is not None:
+        if runner is not None:
+            raise AgentError("artifact", "the native runner cannot run a phase of a play (docs/phases.md)")
+        options["phase"] = int(run["phase"])
+        if isinstance(run.get("inject"), dict) and run["inject"]:
+            options["inject"] = run["inject"]
+        if run.get("share"):
+            options["share"] = True
     guard = _RunGuard(layout, req, sha, options["journal"], unpacked)
     # The channel stays ours: tasks get /dev/null as stdin, the guard keeps a private copy.
     watch_fd = os.dup(stdin.fileno())

@@ -53,6 +53,9 @@ class RunOptions:
     verbosity: int = 0
     plays: tuple[int, ...] | None = None  # a rollout stage: only these plays (plan indices)
     carry: str | None = None  # a rollout: keep registered results and set_fact under this id
+    phase: int | None = None  # a play cut into phases: only this phase's tasks (docs/phases.md)
+    inject: dict[str, Any] | None = None  # variables carried in from another host's phase (run_once)
+    share: bool = False  # send back the variables this run set (a run_once phase)
 
 
 @dataclass(frozen=True)
@@ -171,6 +174,12 @@ def build_request(job: HostJob) -> dict[str, Any]:
             req["run"]["plays"] = list(r.plays)
         if r.carry is not None:
             req["run"]["carry"] = r.carry
+        if r.phase is not None:
+            req["run"]["phase"] = r.phase
+            if r.inject:
+                req["run"]["inject"] = r.inject
+            if r.share:
+                req["run"]["share"] = True
     return req
 
 

@@ -4,7 +4,7 @@ Each check raises a PlanError at its first violation in one place (a task, a pla
 deployment); ``validate`` runs every check on every place and raises them together
 (``PlanErrors``, in plan order), or the one alone. In order: ``total_tasks``; task ids, dependencies and their cycles; batch dependencies
 and their cycles; modules; ``notify``; keywords the product cannot honour yet
-(``run_once``, ``throttle``, ``delegate_to`` another host); static files (``files.py``).
+(``throttle``, ``delegate_to`` another host, ``run_once`` where a play cannot be cut); static files (``files.py``).
 
 **Counting tasks.** ``total_tasks`` is the number of distinct ``task_id`` per play, summed over
 plays (rustle-plan counts the tasks left after tag filtering, per play). Rolling plans repeat
@@ -31,8 +31,9 @@ also name inventory groups, this check (``check_hosts``) runs once the inventory
 
 **delegate_to.** Artifacts run each task on the host itself, so ``delegate_to`` is accepted
 only when it names that same host: ``{{ inventory_hostname }}``, or the single host the task
-(or play) is pinned to. ``run_once: true`` is rejected until the runtime supports it, and so is
-``throttle`` (other than 0, Ansible's "no limit"): hosts run their plays independently.
+(or play) is pinned to. ``throttle`` (other than 0, Ansible's "no limit") is rejected: hosts
+run their plays independently. ``run_once`` cuts the play into phases (``phases.py``); where
+it cannot (inside a block of ordinary tasks, on a handler) it is rejected.
 """
 
 from __future__ import annotations
@@ -41,6 +42,7 @@ import re
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
+from rustle_deploy import phases
 from rustle_deploy.errors import PlanError, PlanErrors
 from rustle_deploy.model import Plan, Play, Task
 from rustle_deploy.plan import files
@@ -92,6 +94,9 @@ def validate(plan: Plan, files_dirs: Sequence[str] = (), *,
             check(files.resolve_source, plan, task, files_dirs=files_dirs)
             for problem in _plugins(src, task):
                 problems.append(problem)
+        for refusal in phases.refusals(play, plan.play_tasks(play)):
+            problems.append(PlanError(refusal.message, refusal.hint, file=src,
+                                      pointer=child(refusal.task.pointer, refusal.key)))
         for task in every_task(play):
             for i, name in enumerate(task.notify):
                 check(_notify_one, src, play, task, i, name)
@@ -275,10 +280,6 @@ def _unsupported(src: str, plan: Plan, play: Play, task: Task) -> None:
                         "to run N hosts at a time, set serial: N on the play (docs/rollouts.md); "
                         "--parallel bounds how many hosts are handled at once",
                         file=src, pointer=child(task.pointer, "throttle"))
-    if task.extras.get("run_once") is True:
-        raise PlanError(f"run_once is not supported yet ({_kind(task)} {task.name!r})",
-                        "remove run_once, or limit the task to one host with a Host or Only "
-                        "condition", file=src, pointer=child(task.pointer, "run_once"))
     target = task.extras.get("delegate_to")
     if target is None:
         return

@@ -1160,6 +1160,14 @@ class _Compiler:
             if isinstance(value, int):
                 return bool(value)
             raise origin.error(f"'{key}' takes a boolean, not a {_kind(value)}", f"{key}: true")
+        if key == "run_once":
+            if isinstance(value, str) and value.strip().lower() in ("yes", "no", "true", "false"):
+                return value.strip().lower() in ("yes", "true")
+            if not isinstance(value, bool):
+                raise origin.error(f"run_once takes true or false, not {value!r}",
+                                   "the controller decides where the play is cut into phases "
+                                   "before anything runs, so run_once cannot be an expression")
+            return value
         if key in ("retries", "delay", "timeout"):
             if isinstance(value, bool) or not isinstance(value, (int, str)) or \
                     (isinstance(value, int) and value < 0):

@@ -264,11 +264,21 @@ CASES: dict[str, dict[str, str]] = {
           tasks:
             - local_action: command echo hi
         """},
-    "run_once_on_many_hosts": {"site.yml": """\
+    "run_once_in_mixed_block": {"site.yml": """\
+        - hosts: web
+          tasks:
+            - block:
+                - command: /usr/bin/true
+                - command: /usr/bin/false
+                  run_once: true
+              rescue:
+                - debug: msg=rescued
+        """},
+    "run_once_templated": {"site.yml": """\
         - hosts: web
           tasks:
             - command: /usr/bin/true
-              run_once: true
+              run_once: "{{ once }}"
         """},
     "serial": {"site.yml": """\
         - hosts: all
