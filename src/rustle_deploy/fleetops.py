@@ -579,6 +579,8 @@ def _deploy_jobs(
             first = fan_out_hosts(stage, number, names[:1])
             others = phased.left_out(first[0], names[1:])
             for o in others:
+                if not o.ok and o.host not in job_of:
+                    continue  # failed before anything reached it: never touched, not reached
                 roll.absorb(o, number)
                 if rolling and not staging:
                     history.record_rollout_host(did, o.host, roll.batch_of.get(o.host), roll.state_of(o.host),
@@ -719,6 +721,7 @@ def _manifest(
                 "error": str(o.error) if o.error else None,
                 "recap": o.recap,
                 "run_exit": o.run_exit,
+                "round_trips": o.round_trips,
                 "platform": {k: (o.agent or {}).get(k) for k in ("system", "machine", "python", "python_path")},
                 **({"batch": roll.batch_of.get(o.host), "rollout": roll.state_of(o.host)} if roll is not None else {}),
             }

@@ -1,0 +1,210 @@
+"""Plays cut into phases at run_once (docs/phases.md), over a real sshd fleet.
+
+The playbooks are also applied by ansible-playbook (the oracle) to the same host names on a
+local connection, each host writing into its own directory: both must leave the same files and
+report the same recap counts. Round trips are counted: a play without cross-host tasks keeps
+one exchange per host; each phase adds one.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from rustle_deploy.cli import main
+
+from .. import planmaker as pm
+from ..conftest import REPO
+
+pytestmark = [pytest.mark.ssh, pytest.mark.usefixtures("rustle_home")]
+
+ANSIBLE = REPO / ".venv" / "bin" / "ansible-playbook"
+
+# Each host writes what it saw into {{ root }}/out.txt: the run_once results must be the first
+# host's on every host; handlers notified before a phase boundary run at the end of the play.
+RUN_ONCE = """\
+- hosts: fleet
+  gather_facts: false
+  tasks:
+    - name: before
+      copy: {content: "{{ inventory_hostname }}\\n", dest: "{{ root }}/before.txt"}
+      notify: early handler
+    - name: pick a leader
+      command: echo {{ inventory_hostname }}
+      register: leader
+      run_once: true
+      notify: leader handler
+    - name: remember it
+      set_fact: {chosen: "{{ leader.stdout }}-{{ inventory_hostname }}"}
+      run_once: true
+    - name: what every host saw
+      copy:
+        content: "{{ leader.stdout }} {{ chosen }} {{ inventory_hostname }} {{ leader.changed }}\\n"
+        dest: "{{ root }}/out.txt"
+    - name: once more
+      command: echo second
+      register: second
+      run_once: true
+      changed_when: false
+    - name: after
+      copy: {content: "{{ second.stdout }}\\n", dest: "{{ root }}/after.txt"}
+  handlers:
+    - name: early handler
+      copy: {content: "early\\n", dest: "{{ root }}/early.txt"}
+    - name: leader handler
+      copy: {content: "leader\\n", dest: "{{ root }}/leader.txt"}
+"""
+
+PLAIN = """\
+- hosts: fleet
+  gather_facts: false
+  tasks:
+    - name: write
+      copy: {content: "{{ inventory_hostname }}\\n", dest: "{{ root }}/plain.txt"}
+"""
+
+FAILING = """\
+- hosts: fleet
+  gather_facts: false
+  tasks:
+    - name: before
+      copy: {content: "x\\n", dest: "{{ root }}/before.txt"}
+    - name: the leader fails
+      command: /bin/false
+      run_once: true
+    - name: after
+      copy: {content: "x\\n", dest: "{{ root }}/after.txt"}
+"""
+
+
+class Fleet:
+    def __init__(self, sshd: Any, tmp_path: Path, n: int) -> None:
+        self.tmp = tmp_path
+        self.names = [f"n{i:02d}" for i in range(n)]
+        hosts = {}
+        for i, name in enumerate(self.names):
+            h = sshd.host(name, tmp_path / f"remote{i:02d}", root=str(self.root(name, "rustle")))
+            hosts[name] = dict(h.vars)
+            self.root(name, "rustle").mkdir(parents=True)
+            self.root(name, "ansible").mkdir(parents=True)
+        self.inventory = tmp_path / "inv.yml"
+        self.inventory.write_text(yaml.safe_dump({"all": {"children": {"fleet": {"hosts": hosts}}}}))
+        local = {n: {"ansible_connection": "local", "ansible_python_interpreter": sys.executable,
+                     "root": str(self.root(n, "ansible"))} for n in self.names}
+        self.local_inventory = tmp_path / "local.yml"
+        self.local_inventory.write_text(yaml.safe_dump({"all": {"children": {"fleet": {"hosts": local}}}}))
+
+    def root(self, name: str, tool: str) -> Path:
+        return self.tmp / tool / name
+
+    def files(self, tool: str) -> dict[str, dict[str, str]]:
+        return {n: {p.name: p.read_text() for p in sorted(self.root(n, tool).iterdir())} for n in self.names}
+
+    def rustle(self, capsys: pytest.CaptureFixture[str], playbook: Path, *args: str) -> tuple[int, dict[str, Any]]:
+        code = main([str(playbook), "-i", str(self.inventory), "--run", "--output", "json", *args])
+        out, err = capsys.readouterr()
+        assert out, err
+        return code, json.loads(out)
+
+    def ansible(self, playbook: Path) -> tuple[int, dict[str, dict[str, int]]]:
+        env = dict(os.environ, ANSIBLE_NOCOLOR="1", ANSIBLE_HOME=str(self.tmp / "ansible-home"),
+                   ANSIBLE_CONFIG=str(self.tmp / "no-ansible.cfg"), ANSIBLE_RETRY_FILES_ENABLED="False",
+                   ANSIBLE_DEPRECATION_WARNINGS="False", PYTHONWARNINGS="ignore")
+        proc = subprocess.run([str(ANSIBLE), "-i", str(self.local_inventory), str(playbook)],
+                              capture_output=True, text=True, env=env, timeout=300)
+        recaps = {}
+        for line in proc.stdout.splitlines():
+            name, sep, rest = line.partition(" : ")
+            if sep and name.strip() in self.names:
+                recaps[name.strip()] = {k: int(v) for k, v in (kv.split("=") for kv in rest.split())}
+        return proc.returncode, recaps
+
+
+def _playbook(tmp_path: Path, text: str, name: str = "site.yml") -> Path:
+    path = tmp_path / name
+    path.write_text(textwrap.dedent(text))
+    return path
+
+
+def _counts(recap: dict[str, Any]) -> dict[str, int]:
+    return {k: int(recap.get(k, 0)) for k in ("ok", "changed", "failed", "skipped", "rescued", "ignored")}
+
+
+@pytest.mark.ansible
+def test_run_once_result_reaches_every_host_as_in_ansible(sshd: Any, tmp_path: Path,
+                                                          capsys: pytest.CaptureFixture[str]) -> None:
+    fleet = Fleet(sshd, tmp_path, 6)
+    playbook = _playbook(tmp_path, RUN_ONCE)
+    code, doc = fleet.rustle(capsys, playbook)
+    acode, arecaps = fleet.ansible(playbook)
+    assert (code, acode) == (0, 0)
+    assert fleet.files("rustle") == fleet.files("ansible")
+    assert fleet.files("rustle")["n03"]["out.txt"] == "n00 n00-n00 n03 True\n"
+    assert "leader.txt" in fleet.files("rustle")["n00"] and "leader.txt" not in fleet.files("rustle")["n01"]
+    for h in doc["hosts"]:
+        assert _counts(h["recap"]) == _counts(arecaps[h["name"]]), h["name"]
+    # phases: [before] [leader, remember] [what every host saw] [once more] [after]: five, of
+    # which the two run_once ones run on n00 alone; one exchange each (the ssh client opens
+    # the channel itself, docs/remote.md "Round trips")
+    trips = {h["name"]: h["round_trips"] for h in doc["hosts"]}
+    assert trips["n00"] == 5
+    assert all(trips[n] == 3 for n in fleet.names[1:]), trips
+
+
+def test_play_without_cross_host_tasks_keeps_one_round_trip(sshd: Any, tmp_path: Path,
+                                                            capsys: pytest.CaptureFixture[str]) -> None:
+    fleet = Fleet(sshd, tmp_path, 4)
+    code, doc = fleet.rustle(capsys, _playbook(tmp_path, PLAIN))
+    assert code == 0
+    assert "rollout" not in doc
+    assert {h["round_trips"] for h in doc["hosts"]} == {1}
+
+
+@pytest.mark.ansible
+def test_failing_run_once_stops_every_host_of_the_batch(sshd: Any, tmp_path: Path,
+                                                        capsys: pytest.CaptureFixture[str]) -> None:
+    fleet = Fleet(sshd, tmp_path, 3)
+    playbook = _playbook(tmp_path, FAILING)
+    code, doc = fleet.rustle(capsys, playbook)
+    acode, _ = fleet.ansible(playbook)
+    assert code == 1 and acode == 2
+    assert fleet.files("rustle") == fleet.files("ansible")
+    assert all(set(files) == {"before.txt"} for files in fleet.files("rustle").values())
+    by_name = {h["name"]: h for h in doc["hosts"]}
+    assert by_name["n00"]["recap"]["failed"] == 1
+    assert "run_once phase failed on n00" in by_name["n01"]["error"]
+    assert doc["rollout"]["failed"] == fleet.names
+
+
+def test_run_once_in_a_plan_with_a_handler_across_phases(sshd: Any, tmp_path: Path,
+                                                         capsys: pytest.CaptureFixture[str]) -> None:
+    """The same from a rustle-plan JSON plan: the registered result on every host, and a
+    handler notified in the first phase runs once, at the end of the play."""
+    fleet = Fleet(sshd, tmp_path, 3)
+    root = "{{ root }}"
+
+    def tasks(hosts: list[str]) -> list[dict[str, Any]]:
+        return [
+            pm.task("t0", "first", "copy", {"content": "a\n", "dest": f"{root}/a.txt"}, [], 0, notify=["h"]),
+            pm.task("t1", "leader", "command", {"cmd": "echo {{ inventory_hostname }}"}, [], 1,
+                    register="leader", run_once=True),
+            pm.task("t2", "saw", "copy", {"content": "{{ leader.stdout }}\n", "dest": f"{root}/saw.txt"}, [], 2),
+        ]
+
+    play = pm.play("play-0", "web", fleet.names, tasks)
+    play["handlers"] = [pm.task("h0", "h", "copy", {"content": "{{ leader.stdout }}\n", "dest": f"{root}/h.txt"},
+                                [], 0)]
+    path = tmp_path / "plan.json"
+    path.write_text(json.dumps(pm.plan([play], fleet.names)))
+    code, doc = fleet.rustle(capsys, path)
+    assert code == 0, doc
+    for name, files in fleet.files("rustle").items():
+        assert files == {"a.txt": "a\n", "saw.txt": "n00\n", "h.txt": "n00\n"}, name
