@@ -409,8 +409,40 @@ def _fatal_failure(outcome: HostOutcome, stage: Stage) -> bool:
     )
 
 
+def _run_local(names: Sequence[str], where: Callable[[str], tuple[Path, Host]], options: RunOptions,
+               phased: _Phased, settings: Settings, plan: Plan | None, reporter: Any,
+               on_outcome: Callable[[HostOutcome], None], what: str) -> list[HostOutcome]:
+    """Run a phase here for each of ``names`` (``where``: its artifact and host), at most
+    --parallel at once, each from the state its host sent back (deploy/local.py)."""
+    import tempfile
+    from concurrent.futures import ThreadPoolExecutor
+
+    from .deploy.local import run_here
+
+    reporter.start(what, len(names))
+    outcomes: dict[str, HostOutcome] = {}
+    try:
+        with tempfile.TemporaryDirectory(prefix="rustle-local-") as tmp, \
+                ThreadPoolExecutor(max_workers=max(1, min(_parallel(settings, plan), len(names)))) as pool:
+            futures = {n: pool.submit(run_here, *where(n), replace(options, inject=None), phased.start_here(n),
+                                      Path(tmp), settings.timeout) for n in names}
+            for name, future in futures.items():
+                outcome = future.result()
+                for event in outcome.events:
+                    if event.get("event") != "shared":
+                        reporter.event(name, event)
+                on_outcome(outcome)
+                reporter.host_done(name, _host_line(outcome), failed=outcome.error is not None)
+                outcomes[name] = outcome
+    finally:
+        reporter.stop()
+    return [outcomes[n] for n in names]
+
+
 def _merged(first: HostOutcome, later: HostOutcome) -> HostOutcome:
-    """A host's outcome over two stages: the deploy's facts, the runs' events and counts summed."""
+    """A host's outcome over two stages: the deploy's facts, the runs' events and counts summed.
+    The deploy is the first outcome, or the later one when the first deployed nothing (a
+    phase that ran elsewhere for the host: run_once on another, or on the controller)."""
     recap = dict(first.recap or {})
     for key, value in (later.recap or {}).items():
         if isinstance(value, (int, float)) and not isinstance(value, bool) and isinstance(recap.get(key, 0), (int, float)):
@@ -418,8 +450,9 @@ def _merged(first: HostOutcome, later: HostOutcome) -> HostOutcome:
         else:
             recap.setdefault(key, value)
     later_exit = later.run_exit if later.run_exit not in (None, 0) else None
+    base = later if first.agent is None and first.sha256 is None and later.agent is not None else first
     return replace(
-        first, ok=first.ok and later.ok, error=later.error or first.error,
+        base, ok=first.ok and later.ok, error=later.error or first.error,
         run_exit=later_exit if later_exit is not None else (later.run_exit if first.run_exit is None else first.run_exit),
         recap=recap if (first.recap or later.recap) else None, events=first.events + later.events,
         round_trips=first.round_trips + later.round_trips, duration=first.duration + later.duration,
@@ -437,13 +470,43 @@ class _Phased:
     """
 
     def __init__(self) -> None:
-        self.shared: dict[str, dict[str, Any]] = {}
-        self.carried: dict[str, dict[str, Any]] = {}
+        self.shared: dict[str, dict[str, Any]] = {}  # host -> what its last run_once phase set
+        self.carried: dict[str, dict[str, Any]] = {}  # host -> {"vars", "notified"} for its next phase
+        self.state: dict[str, dict[str, Any]] = {}  # host -> its state after its last phase on it
 
-    def take_shared(self, outcome: HostOutcome) -> HostOutcome:
+    @staticmethod
+    def share(stage: Stage) -> str | None:
+        """What a host's run of ``stage`` sends back: its state when a later phase runs on the
+        controller, what it set when it runs once for all, else nothing."""
+        return "state" if stage.feeds_local else ("vars" if stage.once else None)
+
+    def carry_in(self, host: str, values: dict[str, Any], notified: dict[str, Any] | None = None) -> None:
+        entry = self.carried.setdefault(host, {"vars": {}})
+        entry["vars"].update(values)
+        for key, indexes in (notified or {}).items():
+            entry.setdefault("notified", {})[key] = sorted(set(entry.get("notified", {}).get(key, ())) | set(indexes))
+
+    def start_here(self, host: str) -> dict[str, Any] | None:
+        """The state a run on the controller starts from: the host's, with what waits for it."""
+        state = self.state.get(host)
+        pending = self.carried.get(host)
+        if pending is None:
+            return state
+        state = dict(state or {"__rustle_carry__": 2, "facts": {}})
+        state["vars"] = {**(state.get("vars") or {}), **pending.get("vars", {})}
+        return state
+
+    def take_shared(self, outcome: HostOutcome, local: bool = False) -> HostOutcome:
+        """``outcome`` without its ``shared`` event, whose content is kept: the state, what a
+        run_once phase set (for the other hosts), what a run on the controller set (for the
+        host itself: vars and handlers it notified)."""
         kept = []
         for event in outcome.events:
             if event.get("event") == "shared" and isinstance(event.get("vars"), dict):
+                if isinstance(event.get("state"), dict):
+                    self.state[outcome.host] = event["state"]
+                if local:
+                    self.carry_in(outcome.host, event["vars"], event.get("notified"))
                 self.shared[outcome.host] = event["vars"]
             else:
                 kept.append(event)
@@ -457,7 +520,7 @@ class _Phased:
                 "ignore_errors on the task keeps them going")) for n in names]
         values = self.shared.pop(ran.host, {})
         for n in names:
-            self.carried.setdefault(n, {}).update(values)
+            self.carry_in(n, values)
         return [HostOutcome(host=n, ok=True) for n in names]
 
 
@@ -504,7 +567,8 @@ def _deploy_jobs(
             if options is not None and schedule.staged:
                 options = replace(options, plays=stage.plays, carry=did)
             if options is not None and stage.phase is not None:
-                options = replace(options, phase=stage.phase, inject=phased.carried.pop(name, None), share=stage.once)
+                options = replace(options, phase=stage.phase, inject=phased.carried.pop(name, None),
+                                  share=phased.share(stage))
             if name in job_of or name in deployed_before:  # deployed already: run this stage's plays
                 return HostJob(host=h, op="run", sha256=art.sha256, binary_name=art.binary_name,
                                deployment_id=did, run=options, runner=runners.get(art.runner or ""))
@@ -574,9 +638,10 @@ def _deploy_jobs(
         roll = _Rollout(schedule, gate if checks is not None else None, revert if run else None, resumed)
 
         def fan_out(stage: Stage, number: int, names: list[str]) -> list[HostOutcome]:
+            ran = (run_here if stage.local else fan_out_hosts)(stage, number, names[:1] if stage.once else names)
             if not stage.once:
-                return fan_out_hosts(stage, number, names)
-            first = fan_out_hosts(stage, number, names[:1])
+                return ran
+            first = ran
             others = phased.left_out(first[0], names[1:])
             for o in others:
                 if not o.ok and o.host not in job_of:
@@ -586,6 +651,22 @@ def _deploy_jobs(
                     history.record_rollout_host(did, o.host, roll.batch_of.get(o.host), roll.state_of(o.host),
                                                 roll.stages_done.get(o.host, 0))
             return first + others
+
+        def run_here(stage: Stage, number: int, names: list[str]) -> list[HostOutcome]:
+            """A phase delegated to the controller: the artifact runs here, once per host."""
+            options = replace(_run_options(opts, run_id), plays=stage.plays, phase=stage.phase)
+
+            def on_outcome(outcome: HostOutcome) -> None:
+                merged = roll.absorb(phased.take_shared(outcome, local=True), number)
+                with history.together():
+                    history.record_run(did, outcome.host, run_id, merged.run_exit, merged.recap)
+                    if rolling and not staging:
+                        history.record_rollout_host(did, outcome.host, roll.batch_of.get(outcome.host),
+                                                    roll.state_of(outcome.host), roll.stages_done.get(outcome.host, 0))
+
+            return _run_local(names, lambda n: (by_host[n].path, host_of[n]), options, phased, settings, plan,
+                              session.reporter, on_outcome,
+                              f"run on the controller, batch {number}/{roll.total} ({stage.label})")
 
         def fan_out_hosts(stage: Stage, number: int, names: list[str]) -> list[HostOutcome]:
             jobs = [job_for(n, stage) for n in names]
@@ -1151,6 +1232,10 @@ def exec_manifest(manifest: Any, name: str, settings: Settings, opts: dict[str, 
             for st in planned.stages))
     else:
         schedule = Schedule.single(host_of)
+    if any(st.local for st in schedule.stages):
+        raise UsageError(f"{name}: rustle-exec cannot run this plan: it delegates tasks to the controller "
+                         "(delegate_to: localhost), which needs the compiled artifacts here",
+                         "run it with rustle-deploy PLAN -i INVENTORY --run")
     roll = _Rollout(schedule)
     rolling = schedule.batched
     state_db = Path(manifest.get("state_db") or settings.state_db)
@@ -1175,7 +1260,8 @@ def exec_manifest(manifest: Any, name: str, settings: Settings, opts: dict[str, 
                 HostJob(host=host_of[n], op="run", artifact=None, sha256=str(entry_of[n]["sha256"]), size=0,
                         binary_name=str(entry_of[n]["binary_name"]), deployment_id=did, verify=False,
                         run=options if stage.phase is None else replace(
-                            options, phase=stage.phase, inject=phased.carried.pop(n, None), share=stage.once))
+                            options, phase=stage.phase, inject=phased.carried.pop(n, None),
+                            share=phased.share(stage)))
                 for n in names
             ]
 

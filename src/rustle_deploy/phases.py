@@ -1,16 +1,18 @@
 """Cut a play into phases at its cross-host tasks; no I/O (docs/phases.md).
 
-A host runs a play on its own, in one round trip. A task that needs the other hosts of the
-play cannot run inside that round trip: ``run_once`` runs on one host and hands its result
-to all. Such a task is a **cut point**: the play is cut into phases, each phase one round
-trip per host, and the controller does the cross-host step between them.
+A host runs a play on its own, in one round trip. A task that needs another place than the
+host cannot run inside that round trip: ``run_once`` runs on one host and hands its result
+to all; ``delegate_to: localhost`` (and ``local_action``) runs on the controller with the
+host's variables. Such a task is a **cut point**: the play is cut into phases, each phase one
+round trip per host (or one local run per host on the controller), and the controller
+carries the hosts' state between them.
 
-Only top-level tasks of a play are cut points: a block (or include) whose every task is
-``run_once`` is one as a whole; a block that mixes them with ordinary tasks cannot be cut
-(its rescue and always sections would span round trips) and is refused, as is ``run_once``
-on a handler. A play without cut points is one phase: one round trip per host, as always.
+Only top-level tasks of a play are cut points: a block (or include) whose every task has the
+same kind is one as a whole; a block that mixes kinds cannot be cut (its rescue and always
+sections would span round trips) and is refused, as are cross-host keywords on handlers. A
+play without cut points is one phase: one round trip per host, as always.
 
-Consecutive run_once tasks share one phase (the same host runs them one after another).
+Consecutive tasks of the same kind share one phase.
 """
 
 from __future__ import annotations
@@ -22,12 +24,16 @@ from .model import Play, Task
 
 HOSTS = "hosts"  # every host of the batch runs the phase's tasks
 ONCE = "once"  # the batch's first live host runs them; the others receive what they set
+LOCAL = "local"  # the controller runs them for each host of the batch, with its variables
+ONCE_LOCAL = "once-local"  # the controller runs them once, for the batch's first live host
+# what delegate_to may name to run a task on the controller
+CONTROLLER = ("localhost", "127.0.0.1", "::1")
 
 
 @dataclass(frozen=True)
 class Phases:
-    """A play's phases: ``kinds[k]`` is HOSTS or ONCE; ``of[task_id]`` the phase of each
-    top-level task. One phase of kind HOSTS for a play without cut points."""
+    """A play's phases: ``kinds[k]`` is one of HOSTS, ONCE, LOCAL, ONCE_LOCAL; ``of[task_id]``
+    the phase of each top-level task. One phase of kind HOSTS for a play without cut points."""
 
     kinds: tuple[str, ...]
     of: dict[str, int]
@@ -51,37 +57,52 @@ def _leaves(task: Task) -> Iterator[Task]:
     return (t for t in task.walk() if not t.is_block)
 
 
-def _once(task: Task) -> bool:
-    return task.extras.get("run_once") is True
+def local(task: Task) -> bool:
+    """Whether the task is delegated to the controller."""
+    target = task.extras.get("delegate_to")
+    return isinstance(target, str) and target.strip() in CONTROLLER
+
+
+def _leaf_kind(task: Task) -> str:
+    once = task.extras.get("run_once") is True
+    if local(task):
+        return ONCE_LOCAL if once else LOCAL
+    return ONCE if once else HOSTS
+
+
+def _kinds(task: Task) -> set[str]:
+    return {_leaf_kind(t) for t in _leaves(task)} or {HOSTS}
 
 
 def kind_of(task: Task) -> str:
-    """HOSTS or ONCE for a top-level task (a block: ONCE when all its tasks are run_once)."""
-    if not task.is_block:
-        return ONCE if _once(task) else HOSTS
-    leaves = list(_leaves(task))
-    return ONCE if leaves and all(_once(t) for t in leaves) else HOSTS
+    """The kind of a top-level task (a block: its tasks' kind when they all have the same)."""
+    kinds = _kinds(task)
+    return kinds.pop() if len(kinds) == 1 else HOSTS
 
 
 def refusals(play: Play, tasks: list[Task]) -> Iterator[Refusal]:
     """The cross-host keywords of ``play`` that cannot be cut at (``tasks``: its top-level
     tasks in execution order)."""
     for task in tasks:
-        if not task.is_block or kind_of(task) == ONCE:
+        if not task.is_block or len(_kinds(task)) == 1:
             continue
         for leaf in _leaves(task):
-            if _once(leaf):
-                yield Refusal(leaf, "run_once",
-                              f"run_once on task {leaf.name!r} inside block {task.name!r}, whose other "
-                              "tasks run on every host: the play cannot be cut there",
-                              "put run_once on the whole block, or move the task out of the block")
+            kind = _leaf_kind(leaf)
+            if kind != HOSTS:
+                key = "delegate_to" if kind in (LOCAL, ONCE_LOCAL) else "run_once"
+                yield Refusal(leaf, key,
+                              f"{key} on task {leaf.name!r} inside block {task.name!r}, whose tasks "
+                              "do not all run the same way (on every host, once, on the controller): "
+                              "the play cannot be cut there",
+                              f"put {key} on the whole block, or move the task out of the block")
                 break
     for handler in play.handlers:
         for leaf in _leaves(handler):
-            if _once(leaf):
-                yield Refusal(leaf, "run_once", f"run_once on handler {leaf.name!r} is not supported",
-                              "notify a handler without run_once, or move the run_once task into "
-                              "the play's tasks")
+            kind = _leaf_kind(leaf)
+            if kind != HOSTS:
+                key = "delegate_to" if kind in (LOCAL, ONCE_LOCAL) else "run_once"
+                yield Refusal(leaf, key, f"{key} on handler {leaf.name!r} is not supported",
+                              f"notify a handler without {key}, or make it a task of the play")
                 break
 
 

@@ -30,7 +30,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from .model import Host, Plan, Play, Serial
-from .phases import ONCE, play_phases
+from .phases import LOCAL, ONCE, ONCE_LOCAL, play_phases
 
 Resolver = Callable[[Sequence[str]], list[Host]]
 
@@ -48,17 +48,22 @@ class Stage:
     fatal_tasks: frozenset[str] = frozenset()  # compiled task ids carrying any_errors_fatal
     canary: bool = False  # the canaries' run of these plays (with_canary)
     # one phase of a play cut at cross-host tasks (phases.py): its number, how many the play
-    # has, and whether it is a run_once phase (one host runs it, the others get its results)
+    # has, whether it is a run_once phase (one host runs it, the others get its results), a
+    # phase the controller runs for each host (delegate_to: localhost), and whether a later
+    # phase is one (so this one sends each host's state back for it)
     phase: int | None = None
     phases: int = 0
     once: bool = False
+    local: bool = False
+    feeds_local: bool = False
 
     def to_json(self) -> dict[str, Any]:
         return {"plays": list(self.plays), "names": list(self.names), "batches": [list(b) for b in self.batches],
                 "serial": list(self.serial) if self.serial is not None else None,
                 "max_fail_percentage": self.max_fail_percentage, "any_errors_fatal": self.any_errors_fatal,
                 "fatal_tasks": sorted(self.fatal_tasks), "canary": self.canary,
-                "phase": self.phase, "phases": self.phases, "once": self.once}
+                "phase": self.phase, "phases": self.phases, "once": self.once, "local": self.local,
+                "feeds_local": self.feeds_local}
 
     @classmethod
     def from_json(cls, d: dict[str, Any]) -> Stage:
@@ -69,14 +74,15 @@ class Stage:
                    max_fail_percentage=d.get("max_fail_percentage"), any_errors_fatal=bool(d.get("any_errors_fatal")),
                    fatal_tasks=frozenset(str(t) for t in d.get("fatal_tasks") or ()), canary=bool(d.get("canary")),
                    phase=None if d.get("phase") is None else int(d["phase"]), phases=int(d.get("phases") or 0),
-                   once=bool(d.get("once")))
+                   once=bool(d.get("once")), local=bool(d.get("local")), feeds_local=bool(d.get("feeds_local")))
 
     @property
     def label(self) -> str:
         shown = ", ".join(repr(n) for n in self.names[:3]) + (", ..." if len(self.names) > 3 else "")
         plays = (f"play {shown}" if len(self.names) == 1 else f"plays {shown}") if self.names else "no play"
         if self.phase is not None:
-            plays += f", phase {self.phase + 1}/{self.phases}" + (" (run_once)" if self.once else "")
+            how = " ".join(w for w, on in (("run_once", self.once), ("on the controller", self.local)) if on)
+            plays += f", phase {self.phase + 1}/{self.phases}" + (f" ({how})" if how else "")
         return f"canaries, {plays}" if self.canary else plays
 
 
@@ -273,8 +279,10 @@ def schedule(specs: Sequence[PlaySpec], hosts: Iterable[str], rng: random.Random
         # a play cut into phases: each batch runs every phase before the next batch starts
         for batch in stage.batches:
             for number, kind in enumerate(spec.phases):
-                stages.append(replace(stage, batches=(batch,), phase=number, phases=len(spec.phases),
-                                      once=kind == ONCE))
+                local = kind in (LOCAL, ONCE_LOCAL)
+                stages.append(replace(
+                    stage, batches=(batch,), phase=number, phases=len(spec.phases), once=kind in (ONCE, ONCE_LOCAL),
+                    local=local, feeds_local=not local and any(k in (LOCAL, ONCE_LOCAL) for k in spec.phases[number:])))
     close_plain()
     kept = [s for s in stages if s.batches]
     # Hosts of the plan that no play targets still get the artifact (and run nothing), as in

@@ -774,8 +774,8 @@ def _run_artifact(layout, path, req, stdin):
         options["phase"] = int(run["phase"])
         if isinstance(run.get("inject"), dict) and run["inject"]:
             options["inject"] = run["inject"]
-        if run.get("share"):
-            options["share"] = True
+        if run.get("share") in ("vars", "state"):
+            options["share"] = run["share"]
     guard = _RunGuard(layout, req, sha, options["journal"], unpacked)
     # The channel stays ours: tasks get /dev/null as stdin, the guard keeps a private copy.
     watch_fd = os.dup(stdin.fileno())

@@ -54,8 +54,8 @@ class RunOptions:
     plays: tuple[int, ...] | None = None  # a rollout stage: only these plays (plan indices)
     carry: str | None = None  # a rollout: keep registered results and set_fact under this id
     phase: int | None = None  # a play cut into phases: only this phase's tasks (docs/phases.md)
-    inject: dict[str, Any] | None = None  # variables carried in from another host's phase (run_once)
-    share: bool = False  # send back the variables this run set (a run_once phase)
+    inject: dict[str, Any] | None = None  # carried in from another run: {"vars", "notified"}
+    share: str | None = None  # "vars" / "state": send back what this run set / the host's state
 
 
 @dataclass(frozen=True)
@@ -179,7 +179,7 @@ def build_request(job: HostJob) -> dict[str, Any]:
             if r.inject:
                 req["run"]["inject"] = r.inject
             if r.share:
-                req["run"]["share"] = True
+                req["run"]["share"] = r.share
     return req
 
 

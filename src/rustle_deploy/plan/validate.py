@@ -30,8 +30,8 @@ hosts. Play hosts are not checked against the plan's ``hosts``. Because plan hos
 also name inventory groups, this check (``check_hosts``) runs once the inventory is known.
 
 **delegate_to.** Artifacts run each task on the host itself, so ``delegate_to`` is accepted
-only when it names that same host: ``{{ inventory_hostname }}``, or the single host the task
-(or play) is pinned to. ``throttle`` (other than 0, Ansible's "no limit") is rejected: hosts
+only when it names that same host (``{{ inventory_hostname }}``, or the single host the task
+or play is pinned to) or the controller (``localhost``: the play is cut into phases there). ``throttle`` (other than 0, Ansible's "no limit") is rejected: hosts
 run their plays independently. ``run_once`` cuts the play into phases (``phases.py``); where
 it cannot (inside a block of ordinary tasks, on a handler) it is rejected.
 """
@@ -285,11 +285,12 @@ def _unsupported(src: str, plan: Plan, play: Play, task: Task) -> None:
         return
     target = target.strip()
     pinned = task.hosts or play.hosts or plan.hosts
-    if _SELF.match(target) or (len(pinned) == 1 and target == pinned[0]):
+    if _SELF.match(target) or (len(pinned) == 1 and target == pinned[0]) or phases.local(task):
         return
     raise PlanError(f"delegate_to {target!r} is not supported ({_kind(task)} {task.name!r}): every task "
                     "runs on its own host",
-                    "remove delegate_to, or move the task into a play that targets "
+                    "delegate_to localhost runs a task on the controller (docs/phases.md); for "
+                    "another host, remove delegate_to, or move the task into a play that targets "
                     f"{target!r}", file=src, pointer=child(task.pointer, "delegate_to"))
 
 

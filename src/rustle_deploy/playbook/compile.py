@@ -32,6 +32,7 @@ from typing import Any
 from rustle_deploy.errors import InventoryError, PlanError, PlaybookError
 from rustle_deploy.inventory import Inventory
 from rustle_deploy.model import Batch, Condition, Plan, PlanningOptions, Play, Strategy, Task
+from rustle_deploy.phases import CONTROLLER
 from rustle_deploy.playbook import keywords as kw
 from rustle_deploy.playbook.args import (
     FREEFORM_MODULES,
@@ -1100,11 +1101,12 @@ class _Compiler:
         found = delegate_found or self.effective(src, ds, ctx, "delegate_to")
         if found is not None and found[0] is not None:
             target = str(found[0]).strip()
-            if not (_SELF.match(target) or (len(st.hosts) == 1 and target == st.hosts[0])):
-                why = ("local_action runs the task on the controller" if delegate_found else
-                       f"delegate_to {target!r} runs the task on another host")
-                raise found[1].error(f"{why}; that is not supported yet: every task runs on its "
-                                     "own host", "move the task into a play for that host")
+            if not (_SELF.match(target) or (len(st.hosts) == 1 and target == st.hosts[0])
+                    or target in CONTROLLER):  # the controller: a phase of its own (phases.py)
+                raise found[1].error(f"delegate_to {target!r} runs the task on another host; that "
+                                     "is not supported yet: every task runs on its own host or on "
+                                     "the controller (localhost)", "move the task into a play for "
+                                     "that host")
 
     def task_keywords(self, src: Source, ds: dict[str, Any], ctx: Ctx, st: _PlayState,
                       delegate: str | None) -> tuple[dict[str, Any], list[str], tuple[str, ...],
@@ -1144,6 +1146,11 @@ class _Compiler:
             if not all(isinstance(v, str) for v in values):
                 raise found_notify[1].error("notify names handlers (strings)", None)
             notify = tuple(values)
+        found_delegate = (delegate, None) if delegate is not None else self.effective(
+            src, ds, ctx, "delegate_to")
+        if found_delegate is not None and str(found_delegate[0]).strip() in CONTROLLER and not (
+                len(st.hosts) == 1 and str(found_delegate[0]).strip() == st.hosts[0]):
+            extras["delegate_to"] = str(found_delegate[0]).strip()
         for key in ("changed_when", "failed_when", "until"):
             if key in extras and isinstance(extras[key], list):
                 extras[key] = [str(c) if not isinstance(c, bool) else ("True" if c else "False")

@@ -259,10 +259,14 @@ CASES: dict[str, dict[str, str]] = {
             - command: /usr/bin/true
               delegate_to: db1
         """},
-    "local_action_on_remote_hosts": {"site.yml": """\
+    "local_action_in_handler": {"site.yml": """\
         - hosts: web
           tasks:
-            - local_action: command echo hi
+            - command: echo hi
+              notify: h
+          handlers:
+            - name: h
+              local_action: command echo hi
         """},
     "run_once_in_mixed_block": {"site.yml": """\
         - hosts: web

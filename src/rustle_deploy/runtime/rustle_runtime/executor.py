@@ -204,7 +204,7 @@ class Runner:
 
     def __init__(self, payload, plan, host, emitter, check=False, diff=False, tags=None,
                  skip_tags=None, verbosity=0, run_id=None, plays=None, carry=None, host_vars=None,
-                 phase=None, inject=None, share=False):
+                 phase=None, inject=None, share=None):
         self.payload = payload
         self.plan = plan
         self.host = host
@@ -222,8 +222,10 @@ class Runner:
         self.carry = carry
         # A play cut into phases at cross-host tasks (docs/phases.md): ``phase`` selects the
         # top-level tasks of that phase; ``inject`` holds what the controller carries in from
-        # another host (a run_once task's registered result and set_fact); ``share`` asks for
-        # the variables this run set, in a ``shared`` event, for the controller to carry on.
+        # another run (``vars``: a run_once task's registered result and set_fact, or what a
+        # task delegated to the controller set; ``notified``: handlers it notified); ``share``
+        # asks for a ``shared`` event at the end: "vars" (the variables this run set) or
+        # "state" (those, and the host's whole state: what a run on the controller starts from).
         self.phase = phase
         self.inject = inject or {}
         self.share = share
@@ -332,7 +334,9 @@ class Runner:
             self._carried_notified = dict(state.get("notified") or {})
             self._ended = set(state.get("ended") or ())
         if self.inject:
-            self.runtime_vars.update(unsafe(self.inject))
+            self.runtime_vars.update(unsafe(self.inject.get("vars") or {}))
+            for key, indexes in (self.inject.get("notified") or {}).items():
+                self._carried_notified[key] = sorted(set(self._carried_notified.get(key, ())) | set(indexes))
         before = dict(self.runtime_vars)
         try:
             for play in self.plan.get("plays") or []:
@@ -352,13 +356,16 @@ class Runner:
                 import shutil
 
                 shutil.rmtree(self._tmpdir, ignore_errors=True)
+        state = {"__rustle_carry__": 2, "vars": self.runtime_vars, "included": self.included_vars,
+                 "facts": self._facts, "notified": self._carried_notified, "ended": sorted(self._ended)}
         if self.carry and not failed:
-            _save_carry(self.carry, {"__rustle_carry__": 2, "vars": self.runtime_vars,
-                                     "included": self.included_vars, "facts": self._facts,
-                                     "notified": self._carried_notified, "ended": sorted(self._ended)})
+            _save_carry(self.carry, state)
         if self.share and not failed:
-            self.emitter.emit({"event": "shared", "host": self.host, "vars": {
-                k: v for k, v in self.runtime_vars.items() if k not in before or before[k] is not v}})
+            shared = {"event": "shared", "host": self.host, "notified": self._carried_notified, "vars": {
+                k: v for k, v in self.runtime_vars.items() if k not in before or before[k] is not v}}
+            if self.share == "state":  # a run on the controller goes on from it, with these facts
+                shared["state"] = dict(state, facts=self.facts())
+            self.emitter.emit(shared)
         recap = {"event": "recap", "host": self.host}
         recap.update(self.stats)
         recap["duration"] = round(time.monotonic() - start, 6)
