@@ -71,6 +71,37 @@ PLAIN = """\
       copy: {content: "{{ inventory_hostname }}\\n", dest: "{{ root }}/plain.txt"}
 """
 
+# Tasks delegated to the controller run outside the host's agent: no RUSTLE_RUN_MARK there
+# (docs/remote.md, "Ending a run early"); ansible-playbook has none anywhere.
+DELEGATED = """\
+- hosts: fleet
+  gather_facts: false
+  tasks:
+    - name: on the host
+      shell: echo "${RUSTLE_RUN_MARK:+host}"
+      register: here
+      changed_when: false
+    - name: on the controller
+      shell: echo "[${RUSTLE_RUN_MARK:-controller}] {{ inventory_hostname }} {{ here.stdout }}"
+      delegate_to: localhost
+      register: there
+      notify: delegated handler
+    - local_action: command echo local {{ inventory_hostname }}
+      register: old_form
+    - name: once, on the controller
+      command: echo once from {{ inventory_hostname }}
+      delegate_to: localhost
+      run_once: true
+      register: once
+    - name: what every host saw
+      copy:
+        content: "{{ there.stdout }}|{{ old_form.stdout }}|{{ once.stdout }}\\n"
+        dest: "{{ root }}/out.txt"
+  handlers:
+    - name: delegated handler
+      copy: {content: "changed={{ there.changed }}\\n", dest: "{{ root }}/handler.txt"}
+"""
+
 FAILING = """\
 - hosts: fleet
   gather_facts: false
@@ -208,3 +239,22 @@ def test_run_once_in_a_plan_with_a_handler_across_phases(sshd: Any, tmp_path: Pa
     assert code == 0, doc
     for name, files in fleet.files("rustle").items():
         assert files == {"a.txt": "a\n", "saw.txt": "n00\n", "h.txt": "n00\n"}, name
+
+
+@pytest.mark.ansible
+def test_delegate_to_localhost_runs_on_the_controller_as_in_ansible(sshd: Any, tmp_path: Path,
+                                                                   capsys: pytest.CaptureFixture[str]) -> None:
+    fleet = Fleet(sshd, tmp_path, 4)
+    playbook = _playbook(tmp_path, DELEGATED)
+    code, doc = fleet.rustle(capsys, playbook)
+    acode, arecaps = fleet.ansible(playbook)
+    assert (code, acode) == (0, 0)
+    files = fleet.files("rustle")
+    assert files["n02"]["out.txt"] == "[controller] n02 host|local n02|once from n00\n"
+    assert {n: {k: v.replace(" host|", " |") for k, v in f.items()} for n, f in files.items()} == fleet.files("ansible")
+    assert all(f["handler.txt"] == "changed=True\n" for f in files.values())
+    for h in doc["hosts"]:
+        assert _counts(h["recap"]) == _counts(arecaps[h["name"]]), h["name"]
+    # phases: [on the host] [controller, local_action] [once on the controller] [saw]: two
+    # exchanges with each host; the controller's phases cost none
+    assert {h["round_trips"] for h in doc["hosts"]} == {2}
