@@ -182,11 +182,15 @@ def test_phases_carry_state_handlers_and_injected_values(tmp_path):
     assert first.rc == 0, first.stderr
     assert [e["task"] for e in first.of("task_result")] == ["first"] and not first.of("handler_result")
     assert json.loads(carry.read_text())["notified"] == {"0": [0]}
+    journal = tmp_path / "journal.jsonl"
     second = run_artifact(artifact, "run", "--host", "h1", "--plays", "0", "--phase", "1", "--carry", str(carry),
-                          "--share", "vars")
+                          "--share", "state", "--journal", str(journal))
     assert second.rc == 0 and not second.of("play_start")  # the play started in phase 0
     assert second.result("once")["status"] == "ok"  # run_once: the controller chose this host
-    assert second.of("shared")[0]["vars"] == {"picked": "one-x"}
+    shared = second.of("shared")[0]
+    assert shared["vars"] == {"picked": "one-x"} and shared["state"]["vars"]["one"]["stdout"] == "one"
+    assert shared["state"]["facts"]["ansible_system"]  # a delegated phase gets the host's facts
+    assert '"shared"' not in journal.read_text()  # controller data, never in the host's journal
     third = run_artifact(artifact, "run", "--host", "h1", "--plays", "0", "--phase", "2", "--carry", str(carry))
     assert third.rc == 0, third.stderr
     assert third.result("last")["msg"] == "one one-x value"

@@ -365,7 +365,7 @@ class Runner:
                 k: v for k, v in self.runtime_vars.items() if k not in before or before[k] is not v}}
             if self.share == "state":  # a run on the controller goes on from it, with these facts
                 shared["state"] = dict(state, facts=self.facts())
-            self.emitter.emit(shared)
+            self.emitter.emit(shared, journal=False)
         recap = {"event": "recap", "host": self.host}
         recap.update(self.stats)
         recap["duration"] = round(time.monotonic() - start, 6)
