@@ -80,9 +80,10 @@ def _fan_out(
     what: str,
     early: EarlyStarts | None = None,
     timeout: float | None = None,
+    throttle: int = 0,
 ) -> list[HostOutcome]:
     reporter = session_reporter
-    parallel = _parallel(settings, plan)
+    parallel = min(_parallel(settings, plan), throttle or sys.maxsize)
     connect = make_connect(settings.ssh_client, min(parallel, len(jobs)), early)
     reporter.start(what, len(jobs))
 
@@ -411,7 +412,7 @@ def _fatal_failure(outcome: HostOutcome, stage: Stage) -> bool:
 
 def _run_local(names: Sequence[str], where: Callable[[str], tuple[Path, Host]], options: RunOptions,
                phased: _Phased, settings: Settings, plan: Plan | None, reporter: Any,
-               on_outcome: Callable[[HostOutcome], None], what: str) -> list[HostOutcome]:
+               on_outcome: Callable[[HostOutcome], None], what: str, throttle: int = 0) -> list[HostOutcome]:
     """Run a phase here for each of ``names`` (``where``: its artifact and host), at most
     --parallel at once, each from the state its host sent back (deploy/local.py)."""
     import tempfile
@@ -423,7 +424,8 @@ def _run_local(names: Sequence[str], where: Callable[[str], tuple[Path, Host]], 
     outcomes: dict[str, HostOutcome] = {}
     try:
         with tempfile.TemporaryDirectory(prefix="rustle-local-") as tmp, \
-                ThreadPoolExecutor(max_workers=max(1, min(_parallel(settings, plan), len(names)))) as pool:
+                ThreadPoolExecutor(max_workers=max(1, min(_parallel(settings, plan), len(names),
+                                                          throttle or len(names)))) as pool:
             futures = {n: pool.submit(run_here, *where(n), replace(options, inject=None), phased.start_here(n),
                                       Path(tmp), settings.timeout) for n in names}
             for name, future in futures.items():
@@ -666,7 +668,7 @@ def _deploy_jobs(
 
             return _run_local(names, lambda n: (by_host[n].path, host_of[n]), options, phased, settings, plan,
                               session.reporter, on_outcome,
-                              f"run on the controller, batch {number}/{roll.total} ({stage.label})")
+                              f"run on the controller, batch {number}/{roll.total} ({stage.label})", stage.throttle)
 
         def fan_out_hosts(stage: Stage, number: int, names: list[str]) -> list[HostOutcome]:
             jobs = [job_for(n, stage) for n in names]
@@ -693,7 +695,7 @@ def _deploy_jobs(
             if rolling:
                 what += f" batch {number}/{roll.total} ({stage.label}, {describe_serial(stage.serial)})"
             outcomes = _fan_out(jobs, settings, plan, session.reporter, on_outcome, what,
-                                early if number == 1 else None)
+                                early if number == 1 else None, throttle=stage.throttle)
             uncertain = {
                 o.host: str(o.error) for o, j in zip(outcomes, jobs, strict=True)
                 if j.op == "deploy" and o.error is not None and not o.activated and o.agent is None
@@ -1271,7 +1273,7 @@ def exec_manifest(manifest: Any, name: str, settings: Settings, opts: dict[str, 
 
             what = "run" + (f" batch {number}/{roll.total} ({stage.label}, {describe_serial(stage.serial)})"
                             if rolling else "")
-            return _fan_out(jobs, settings, None, reporter, on_outcome, what)
+            return _fan_out(jobs, settings, None, reporter, on_outcome, what, throttle=stage.throttle)
 
         roll.run(fan_out)
     outcomes = [roll.outcomes[n] for n in host_of if n in roll.outcomes]

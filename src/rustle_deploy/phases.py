@@ -3,7 +3,7 @@
 A host runs a play on its own, in one round trip. A task that needs another place than the
 host cannot run inside that round trip: ``run_once`` runs on one host and hands its result
 to all; ``delegate_to: localhost`` (and ``local_action``) runs on the controller with the
-host's variables. Such a task is a **cut point**: the play is cut into phases, each phase one
+host's variables; ``throttle: N`` lets only N hosts run the task at once. Such a task is a **cut point**: the play is cut into phases, each phase one
 round trip per host (or one local run per host on the controller), and the controller
 carries the hosts' state between them.
 
@@ -26,6 +26,7 @@ HOSTS = "hosts"  # every host of the batch runs the phase's tasks
 ONCE = "once"  # the batch's first live host runs them; the others receive what they set
 LOCAL = "local"  # the controller runs them for each host of the batch, with its variables
 ONCE_LOCAL = "once-local"  # the controller runs them once, for the batch's first live host
+# ``throttle: N`` adds "@N" to HOSTS or LOCAL: at most N hosts of the batch run the phase at once
 # what delegate_to may name to run a task on the controller
 CONTROLLER = ("localhost", "127.0.0.1", "::1")
 
@@ -40,7 +41,8 @@ class Phases:
 
     @property
     def cut(self) -> bool:
-        return len(self.kinds) > 1
+        """Whether the controller schedules the play's phases (a throttled phase even alone)."""
+        return len(self.kinds) > 1 or any(split(k)[1] for k in self.kinds)
 
 
 @dataclass(frozen=True)
@@ -63,11 +65,30 @@ def local(task: Task) -> bool:
     return isinstance(target, str) and target.strip() in CONTROLLER
 
 
+def throttle_of(task: Task) -> int | None:
+    """The task's ``throttle`` as a host count (0: no limit); None when it is an expression."""
+    value = task.extras.get("throttle", 0)
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, str):
+        return int(value.strip()) if value.strip().isdigit() else None
+    return value if isinstance(value, int) and value >= 0 else None
+
+
+def split(kind: str) -> tuple[str, int]:
+    """(the base kind, its throttle: 0 for none) of a phase kind such as "hosts@2"."""
+    base, _, width = kind.partition("@")
+    return base, int(width or 0)
+
+
 def _leaf_kind(task: Task) -> str:
     once = task.extras.get("run_once") is True
     if local(task):
-        return ONCE_LOCAL if once else LOCAL
-    return ONCE if once else HOSTS
+        base = ONCE_LOCAL if once else LOCAL
+    else:
+        base = ONCE if once else HOSTS
+    width = throttle_of(task) or 0
+    return f"{base}@{width}" if width and not once else base
 
 
 def _kinds(task: Task) -> set[str]:
@@ -84,12 +105,17 @@ def refusals(play: Play, tasks: list[Task]) -> Iterator[Refusal]:
     """The cross-host keywords of ``play`` that cannot be cut at (``tasks``: its top-level
     tasks in execution order)."""
     for task in tasks:
+        for leaf in _leaves(task):
+            if throttle_of(leaf) is None:
+                yield Refusal(leaf, "throttle", f"throttle on task {leaf.name!r} is an expression "
+                              f"({leaf.extras.get('throttle')!r})", "where the play is cut into phases "
+                              "is decided before anything runs: give throttle a number")
         if not task.is_block or len(_kinds(task)) == 1:
             continue
         for leaf in _leaves(task):
-            kind = _leaf_kind(leaf)
-            if kind != HOSTS:
-                key = "delegate_to" if kind in (LOCAL, ONCE_LOCAL) else "run_once"
+            kind, width = split(_leaf_kind(leaf))
+            if kind != HOSTS or width:
+                key = "delegate_to" if kind in (LOCAL, ONCE_LOCAL) else ("run_once" if kind == ONCE else "throttle")
                 yield Refusal(leaf, key,
                               f"{key} on task {leaf.name!r} inside block {task.name!r}, whose tasks "
                               "do not all run the same way (on every host, once, on the controller): "
@@ -98,9 +124,9 @@ def refusals(play: Play, tasks: list[Task]) -> Iterator[Refusal]:
                 break
     for handler in play.handlers:
         for leaf in _leaves(handler):
-            kind = _leaf_kind(leaf)
-            if kind != HOSTS:
-                key = "delegate_to" if kind in (LOCAL, ONCE_LOCAL) else "run_once"
+            kind, width = split(_leaf_kind(leaf))
+            if kind != HOSTS or width:
+                key = "delegate_to" if kind in (LOCAL, ONCE_LOCAL) else ("run_once" if kind == ONCE else "throttle")
                 yield Refusal(leaf, key, f"{key} on handler {leaf.name!r} is not supported",
                               f"notify a handler without {key}, or make it a task of the play")
                 break

@@ -30,7 +30,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from .model import Host, Plan, Play, Serial
-from .phases import LOCAL, ONCE, ONCE_LOCAL, play_phases
+from .phases import LOCAL, ONCE, ONCE_LOCAL, play_phases, split
 
 Resolver = Callable[[Sequence[str]], list[Host]]
 
@@ -56,6 +56,7 @@ class Stage:
     once: bool = False
     local: bool = False
     feeds_local: bool = False
+    throttle: int = 0  # at most this many hosts of the batch run the phase at once (0: no limit)
 
     def to_json(self) -> dict[str, Any]:
         return {"plays": list(self.plays), "names": list(self.names), "batches": [list(b) for b in self.batches],
@@ -63,7 +64,7 @@ class Stage:
                 "max_fail_percentage": self.max_fail_percentage, "any_errors_fatal": self.any_errors_fatal,
                 "fatal_tasks": sorted(self.fatal_tasks), "canary": self.canary,
                 "phase": self.phase, "phases": self.phases, "once": self.once, "local": self.local,
-                "feeds_local": self.feeds_local}
+                "feeds_local": self.feeds_local, "throttle": self.throttle}
 
     @classmethod
     def from_json(cls, d: dict[str, Any]) -> Stage:
@@ -74,14 +75,16 @@ class Stage:
                    max_fail_percentage=d.get("max_fail_percentage"), any_errors_fatal=bool(d.get("any_errors_fatal")),
                    fatal_tasks=frozenset(str(t) for t in d.get("fatal_tasks") or ()), canary=bool(d.get("canary")),
                    phase=None if d.get("phase") is None else int(d["phase"]), phases=int(d.get("phases") or 0),
-                   once=bool(d.get("once")), local=bool(d.get("local")), feeds_local=bool(d.get("feeds_local")))
+                   once=bool(d.get("once")), local=bool(d.get("local")), feeds_local=bool(d.get("feeds_local")),
+                   throttle=int(d.get("throttle") or 0))
 
     @property
     def label(self) -> str:
         shown = ", ".join(repr(n) for n in self.names[:3]) + (", ..." if len(self.names) > 3 else "")
         plays = (f"play {shown}" if len(self.names) == 1 else f"plays {shown}") if self.names else "no play"
         if self.phase is not None:
-            how = " ".join(w for w, on in (("run_once", self.once), ("on the controller", self.local)) if on)
+            how = ", ".join(w for w, on in (("run_once", self.once), ("on the controller", self.local),
+                                             (f"throttle {self.throttle}", self.throttle)) if on)
             plays += f", phase {self.phase + 1}/{self.phases}" + (f" ({how})" if how else "")
         return f"canaries, {plays}" if self.canary else plays
 
@@ -278,11 +281,13 @@ def schedule(specs: Sequence[PlaySpec], hosts: Iterable[str], rng: random.Random
             continue
         # a play cut into phases: each batch runs every phase before the next batch starts
         for batch in stage.batches:
-            for number, kind in enumerate(spec.phases):
+            kinds = [split(k) for k in spec.phases]
+            for number, (kind, width) in enumerate(kinds):
                 local = kind in (LOCAL, ONCE_LOCAL)
                 stages.append(replace(
-                    stage, batches=(batch,), phase=number, phases=len(spec.phases), once=kind in (ONCE, ONCE_LOCAL),
-                    local=local, feeds_local=not local and any(k in (LOCAL, ONCE_LOCAL) for k in spec.phases[number:])))
+                    stage, batches=(batch,), phase=number, phases=len(kinds), once=kind in (ONCE, ONCE_LOCAL),
+                    local=local, feeds_local=not local and any(k in (LOCAL, ONCE_LOCAL) for k, _ in kinds[number:]),
+                    throttle=width))
     close_plain()
     kept = [s for s in stages if s.batches]
     # Hosts of the plan that no play targets still get the artifact (and run nothing), as in

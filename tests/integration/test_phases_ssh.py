@@ -258,3 +258,33 @@ def test_delegate_to_localhost_runs_on_the_controller_as_in_ansible(sshd: Any, t
     # phases: [on the host] [controller, local_action] [once on the controller] [saw]: two
     # exchanges with each host; the controller's phases cost none
     assert {h["round_trips"] for h in doc["hosts"]} == {2}
+
+
+THROTTLED = """\
+- hosts: fleet
+  gather_facts: false
+  tasks:
+    - name: before
+      copy: {content: "x\\n", dest: "{{ root }}/before.txt"}
+    - name: two at a time
+      shell: date +%s.%N > {{ root }}/start; sleep 0.3; date +%s.%N > {{ root }}/end
+      throttle: 2
+    - name: after
+      copy: {content: "y\\n", dest: "{{ root }}/after.txt"}
+"""
+
+
+def test_throttle_runs_the_task_on_at_most_n_hosts_at_once(sshd: Any, tmp_path: Path,
+                                                           capsys: pytest.CaptureFixture[str]) -> None:
+    fleet = Fleet(sshd, tmp_path, 6)
+    code, doc = fleet.rustle(capsys, _playbook(tmp_path, THROTTLED))
+    assert code == 0
+    spans = []
+    for name in fleet.names:
+        root = fleet.root(name, "rustle")
+        spans.append((float((root / "start").read_text()), float((root / "end").read_text())))
+        assert (root / "after.txt").exists()
+    # at every host's start, at most two hosts (itself included) have started and not ended
+    for start, _ in spans:
+        assert sum(1 for s, e in spans if s <= start < e) <= 2, spans
+    assert [b["label"] for b in doc["rollout"]["batches"]][1].endswith("phase 2/3 (throttle 2)")

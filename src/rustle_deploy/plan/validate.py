@@ -4,7 +4,7 @@ Each check raises a PlanError at its first violation in one place (a task, a pla
 deployment); ``validate`` runs every check on every place and raises them together
 (``PlanErrors``, in plan order), or the one alone. In order: ``total_tasks``; task ids, dependencies and their cycles; batch dependencies
 and their cycles; modules; ``notify``; keywords the product cannot honour yet
-(``throttle``, ``delegate_to`` another host, ``run_once`` where a play cannot be cut); static files (``files.py``).
+(``delegate_to`` another host; ``run_once``, ``throttle`` where a play cannot be cut); static files (``files.py``).
 
 **Counting tasks.** ``total_tasks`` is the number of distinct ``task_id`` per play, summed over
 plays (rustle-plan counts the tasks left after tag filtering, per play). Rolling plans repeat
@@ -31,9 +31,10 @@ also name inventory groups, this check (``check_hosts``) runs once the inventory
 
 **delegate_to.** Artifacts run each task on the host itself, so ``delegate_to`` is accepted
 only when it names that same host (``{{ inventory_hostname }}``, or the single host the task
-or play is pinned to) or the controller (``localhost``: the play is cut into phases there). ``throttle`` (other than 0, Ansible's "no limit") is rejected: hosts
-run their plays independently. ``run_once`` cuts the play into phases (``phases.py``); where
-it cannot (inside a block of ordinary tasks, on a handler) it is rejected.
+or play is pinned to) or the controller (``localhost``: the play is cut into phases there).
+``run_once`` and ``throttle`` cut the play into phases too (``phases.py``); where they cannot
+(inside a block with rescue/always of other tasks, on a handler, as an expression) they are
+rejected.
 """
 
 from __future__ import annotations
@@ -273,13 +274,6 @@ def _kind(task: Task) -> str:
 
 
 def _unsupported(src: str, plan: Plan, play: Play, task: Task) -> None:
-    throttle = task.extras.get("throttle")
-    if throttle is not None and throttle != 0:
-        raise PlanError(f"throttle is not supported ({_kind(task)} {task.name!r}): each host runs its "
-                        "whole play on its own, so no moment exists where hosts take turns at one task",
-                        "to run N hosts at a time, set serial: N on the play (docs/rollouts.md); "
-                        "--parallel bounds how many hosts are handled at once",
-                        file=src, pointer=child(task.pointer, "throttle"))
     target = task.extras.get("delegate_to")
     if target is None:
         return

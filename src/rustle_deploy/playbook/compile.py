@@ -1167,6 +1167,14 @@ class _Compiler:
             if isinstance(value, int):
                 return bool(value)
             raise origin.error(f"'{key}' takes a boolean, not a {_kind(value)}", f"{key}: true")
+        if key == "throttle":
+            if isinstance(value, str) and value.strip().isdigit():
+                value = int(value.strip())
+            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+                raise origin.error(f"throttle takes a number of hosts, not {value!r}",
+                                   "the controller decides where the play is cut into phases "
+                                   "before anything runs, so throttle cannot be an expression")
+            return value
         if key == "run_once":
             if isinstance(value, str) and value.strip().lower() in ("yes", "no", "true", "false"):
                 return value.strip().lower() in ("yes", "true")

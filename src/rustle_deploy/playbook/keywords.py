@@ -7,7 +7,8 @@ has exactly one fate:
 * carried into the plan (``CARRIED``, task extensions with Ansible's meaning);
 * inherited from a play, block, role or import onto the tasks inside (``INHERITED``);
 * accepted where it cannot change the result (``single host`` ones on a one-host play);
-* ``run_once`` cuts the play into phases (``rustle_deploy.phases``, docs/phases.md);
+* ``run_once``, ``throttle`` and ``delegate_to: localhost`` cut the play into phases
+  (``rustle_deploy.phases``, docs/phases.md);
 * refused with the reason (``REFUSED``), never silently dropped.
 """
 
@@ -65,7 +66,7 @@ INCLUDE_ROLE_ARGS = frozenset({"name", "role", "tasks_from", "vars_from", "defau
 # Carried into the plan as they are (task extensions, PLAN_FORMAT.md).
 CARRIED = ("register", "loop", "loop_control", "changed_when", "failed_when", "ignore_errors",
            "no_log", "become", "become_user", "become_method", "environment", "vars", "retries",
-           "delay", "until", "check_mode", "diff", "timeout", "listen", "run_once")
+           "delay", "until", "check_mode", "diff", "timeout", "listen", "run_once", "throttle")
 # Keywords a play, block, role or import hands down to the tasks inside it when they do not set
 # their own (``when``, ``tags`` and ``environment`` add up instead).
 INHERITED = ("become", "become_user", "become_method", "ignore_errors", "no_log", "check_mode",
@@ -75,7 +76,6 @@ INHERITED = ("become", "become_user", "become_method", "ignore_errors", "no_log"
 # Cross-host keywords that change nothing when the play has one host.
 SINGLE_HOST = {
     "any_errors_fatal": "a failure on one host stops every host",
-    "throttle": "it limits how many hosts run the task at once",
     "max_fail_percentage": "it stops every host when too many have failed",
 }
 REFUSED = {
