@@ -480,7 +480,37 @@ class _Phased:
     def share(stage: Stage) -> str | None:
         """What a host's run of ``stage`` sends back: its state when a later phase runs on the
         controller, what it set when it runs once for all, else nothing."""
-        return "state" if stage.feeds_local else ("vars" if stage.once else None)
+        return "state" if stage.feeds else ("vars" if stage.once else None)
+
+    def inject(self, host: str, stage: Stage) -> dict[str, Any] | None:
+        """What ``host``'s run of ``stage`` gets: what waits for it, and the other hosts'
+        values of the names the phase reads through hostvars."""
+        out = self.carried.pop(host, None)
+        if out and host in self.state:  # the host holds these from now on
+            self.state[host] = dict(self.state[host], vars={**(self.state[host].get("vars") or {}), **out["vars"]})
+        if stage.reads:
+            out = dict(out or {}, hostvars=self.hostvars(host, stage.reads))
+        return out
+
+    def hostvars(self, host: str, names: Sequence[str]) -> dict[str, dict[str, Any]]:
+        """The other hosts' values of ``names``, from the state their last phase sent back
+        (with what waits to be sent to them): registered results and set_fact, then facts."""
+        out: dict[str, dict[str, Any]] = {}
+        for other, state in self.state.items():
+            if other == host:
+                continue
+            values = {**(state.get("vars") or {}), **(self.carried.get(other) or {}).get("vars", {})}
+            facts = state.get("facts") or {}
+            picked = {}
+            for name in names:
+                if name in values:
+                    picked[name] = values[name]
+                elif name == "ansible_facts":
+                    picked[name] = {k[8:] if k.startswith("ansible_") else k: v for k, v in facts.items()}
+                elif name in facts:
+                    picked[name] = facts[name]
+            out[other] = picked
+        return out
 
     def carry_in(self, host: str, values: dict[str, Any], notified: dict[str, Any] | None = None) -> None:
         entry = self.carried.setdefault(host, {"vars": {}})
@@ -569,7 +599,7 @@ def _deploy_jobs(
             if options is not None and schedule.staged:
                 options = replace(options, plays=stage.plays, carry=did)
             if options is not None and stage.phase is not None:
-                options = replace(options, phase=stage.phase, inject=phased.carried.pop(name, None),
+                options = replace(options, phase=stage.phase, inject=phased.inject(name, stage),
                                   share=phased.share(stage))
             if name in job_of or name in deployed_before:  # deployed already: run this stage's plays
                 return HostJob(host=h, op="run", sha256=art.sha256, binary_name=art.binary_name,
@@ -1262,7 +1292,7 @@ def exec_manifest(manifest: Any, name: str, settings: Settings, opts: dict[str, 
                 HostJob(host=host_of[n], op="run", artifact=None, sha256=str(entry_of[n]["sha256"]), size=0,
                         binary_name=str(entry_of[n]["binary_name"]), deployment_id=did, verify=False,
                         run=options if stage.phase is None else replace(
-                            options, phase=stage.phase, inject=phased.carried.pop(n, None),
+                            options, phase=stage.phase, inject=phased.inject(n, stage),
                             share=phased.share(stage)))
                 for n in names
             ]

@@ -17,8 +17,10 @@ Consecutive tasks of the same kind share one phase.
 
 from __future__ import annotations
 
+import json
+import re
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from .model import Play, Task
 
@@ -38,6 +40,9 @@ class Phases:
 
     kinds: tuple[str, ...]
     of: dict[str, int]
+    # phase -> the names its tasks read of other hosts through hostvars that tasks set while
+    # the play runs (registered results, set_fact, facts): the controller sends them in
+    reads: dict[int, tuple[str, ...]] = field(default_factory=dict)
 
     @property
     def cut(self) -> bool:
@@ -132,13 +137,61 @@ def refusals(play: Play, tasks: list[Task]) -> Iterator[Refusal]:
                 break
 
 
+# ``hostvars[HOST].NAME``, ``hostvars[HOST]['NAME']``, ``hostvars.HOST.NAME``
+_HOSTVARS_READ = re.compile(r"hostvars\s*(?:\[(?:[^\[\]]|\[[^\]]*\])*\]|\.\s*[A-Za-z_][\w-]*)"
+                            r"\s*(?:\.\s*([A-Za-z_]\w*)|\[\s*['\"]([^'\"]+)['\"]\s*\])")
+# inventory and connection variables: never set by a task (not facts, despite the prefix)
+_INVENTORY_PREFIXES = ("ansible_host", "ansible_port", "ansible_user", "ansible_connection",
+                       "ansible_python_interpreter", "ansible_ssh", "ansible_become", "ansible_password",
+                       "ansible_private_key", "ansible_shell", "ansible_remote_tmp", "ansible_timeout",
+                       "ansible_sudo", "ansible_su_")
+FACTS = "ansible_facts"
+
+
+def _is_fact(name: str) -> bool:
+    return name == FACTS or (name.startswith("ansible_") and not name.startswith(_INVENTORY_PREFIXES))
+
+
+def _sets(task: Task) -> set[str]:
+    """The names the tasks of ``task`` set while the play runs (FACTS for gathered facts)."""
+    out: set[str] = set()
+    for leaf in _leaves(task):
+        if isinstance(leaf.extras.get("register"), str):
+            out.add(leaf.extras["register"])
+        if leaf.short_module == "set_fact":
+            out.update(str(k) for k in leaf.args if k != "cacheable")
+        if leaf.short_module in ("setup", "gather_facts"):
+            out.add(FACTS)
+    return out
+
+
+def hostvars_reads(task: Task) -> set[str]:
+    """The variable names ``task`` reads of hosts through hostvars."""
+    text = json.dumps([[t.args, [c.value for c in t.conditions], t.extras] for t in task.walk()], default=str)
+    return {m.group(1) or m.group(2) for m in _HOSTVARS_READ.finditer(text.replace('\\"', '"'))}
+
+
 def play_phases(tasks: list[Task]) -> Phases:
-    """The phases of a play whose top-level tasks, in execution order, are ``tasks``."""
+    """The phases of a play whose top-level tasks, in execution order, are ``tasks``.
+
+    A task that reads of other hosts (hostvars) a value the play's tasks set (a registered
+    result, set_fact, a fact) starts a new phase unless its phase already began after that
+    value was set: the controller sends each host the others' values at the start of a phase,
+    as Ansible's lock-step gives them."""
+    late = set().union(*(_sets(t) for t in tasks)) if tasks else set()
     kinds: list[str] = []
     of: dict[str, int] = {}
+    reads: dict[int, set[str]] = {}
+    set_here: set[str] = set()  # names set so far in the current phase
     for task in tasks:
         kind = kind_of(task)
-        if not kinds or kinds[-1] != kind:
+        wanted = {n for n in hostvars_reads(task) if n in late or _is_fact(n)}
+        stale = wanted & set_here or (FACTS in set_here and any(_is_fact(n) for n in wanted))
+        if not kinds or kinds[-1] != kind or stale:
             kinds.append(kind)
+            set_here = set()
         of[task.task_id] = len(kinds) - 1
-    return Phases(tuple(kinds) or (HOSTS,), of)
+        if wanted:
+            reads.setdefault(len(kinds) - 1, set()).update(wanted)
+        set_here |= _sets(task)
+    return Phases(tuple(kinds) or (HOSTS,), of, {k: tuple(sorted(v)) for k, v in reads.items()})

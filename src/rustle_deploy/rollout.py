@@ -49,14 +49,16 @@ class Stage:
     canary: bool = False  # the canaries' run of these plays (with_canary)
     # one phase of a play cut at cross-host tasks (phases.py): its number, how many the play
     # has, whether it is a run_once phase (one host runs it, the others get its results), a
-    # phase the controller runs for each host (delegate_to: localhost), and whether a later
-    # phase is one (so this one sends each host's state back for it)
+    # phase the controller runs for each host (delegate_to: localhost), the names its tasks
+    # read of other hosts through hostvars (sent in), and whether a later phase needs the
+    # hosts' state (a local phase, or one that reads hostvars: this one then sends it back)
     phase: int | None = None
     phases: int = 0
     once: bool = False
     local: bool = False
-    feeds_local: bool = False
+    feeds: bool = False
     throttle: int = 0  # at most this many hosts of the batch run the phase at once (0: no limit)
+    reads: tuple[str, ...] = ()
 
     def to_json(self) -> dict[str, Any]:
         return {"plays": list(self.plays), "names": list(self.names), "batches": [list(b) for b in self.batches],
@@ -64,7 +66,7 @@ class Stage:
                 "max_fail_percentage": self.max_fail_percentage, "any_errors_fatal": self.any_errors_fatal,
                 "fatal_tasks": sorted(self.fatal_tasks), "canary": self.canary,
                 "phase": self.phase, "phases": self.phases, "once": self.once, "local": self.local,
-                "feeds_local": self.feeds_local, "throttle": self.throttle}
+                "feeds": self.feeds, "throttle": self.throttle, "reads": list(self.reads)}
 
     @classmethod
     def from_json(cls, d: dict[str, Any]) -> Stage:
@@ -75,8 +77,8 @@ class Stage:
                    max_fail_percentage=d.get("max_fail_percentage"), any_errors_fatal=bool(d.get("any_errors_fatal")),
                    fatal_tasks=frozenset(str(t) for t in d.get("fatal_tasks") or ()), canary=bool(d.get("canary")),
                    phase=None if d.get("phase") is None else int(d["phase"]), phases=int(d.get("phases") or 0),
-                   once=bool(d.get("once")), local=bool(d.get("local")), feeds_local=bool(d.get("feeds_local")),
-                   throttle=int(d.get("throttle") or 0))
+                   once=bool(d.get("once")), local=bool(d.get("local")), feeds=bool(d.get("feeds")),
+                   throttle=int(d.get("throttle") or 0), reads=tuple(str(n) for n in d.get("reads") or ()))
 
     @property
     def label(self) -> str:
@@ -187,6 +189,7 @@ class PlaySpec:
     order: str = "inventory"
     fatal_tasks: tuple[str, ...] = ()  # compiled ids of tasks that carry any_errors_fatal
     phases: tuple[str, ...] = ()  # the kinds of its phases (phases.py) when it is cut, else ()
+    reads: tuple[tuple[str, ...], ...] = ()  # per phase: the names read of other hosts (hostvars)
 
     @property
     def controlled(self) -> bool:
@@ -199,7 +202,8 @@ class PlaySpec:
         return {"index": self.index, "name": self.name, "hosts": list(self.hosts),
                 "serial": list(self.serial) if self.serial is not None else None,
                 "max_fail_percentage": self.max_fail_percentage, "any_errors_fatal": self.any_errors_fatal,
-                "order": self.order, "fatal_tasks": list(self.fatal_tasks), "phases": list(self.phases)}
+                "order": self.order, "fatal_tasks": list(self.fatal_tasks), "phases": list(self.phases),
+                "reads": [list(r) for r in self.reads]}
 
     @classmethod
     def from_json(cls, d: dict[str, Any]) -> PlaySpec:
@@ -208,7 +212,8 @@ class PlaySpec:
                    serial=tuple(serial) if serial is not None else None,
                    max_fail_percentage=d.get("max_fail_percentage"), any_errors_fatal=bool(d.get("any_errors_fatal")),
                    order=str(d.get("order") or "inventory"), fatal_tasks=tuple(d.get("fatal_tasks") or ()),
-                   phases=tuple(str(k) for k in d.get("phases") or ()))
+                   phases=tuple(str(k) for k in d.get("phases") or ()),
+                   reads=tuple(tuple(str(n) for n in r) for r in d.get("reads") or ()))
 
 
 def play_serial(plan: Plan, play: Play) -> Serial | None:
@@ -238,6 +243,7 @@ def play_specs(plan: Plan, resolve: Resolver) -> list[PlaySpec]:
             serial=play_serial(plan, play), max_fail_percentage=play.max_fail_percentage,
             any_errors_fatal=play.any_errors_fatal, order=play.order, fatal_tasks=tuple(fatal),
             phases=cut.kinds if cut.cut else (),
+            reads=tuple(cut.reads.get(i, ()) for i in range(len(cut.kinds))) if cut.cut else (),
         ))
     return specs
 
@@ -265,7 +271,7 @@ def schedule(specs: Sequence[PlaySpec], hosts: Iterable[str], rng: random.Random
     for spec in specs:
         names = [h for h in spec.hosts if h in chosen]
         if len(names) <= 1 and spec.phases:  # one host needs no phases: it runs the play whole
-            spec = replace(spec, phases=())
+            spec = replace(spec, phases=(), reads=())
         if not spec.controlled:
             plain.append((spec, names))
             continue
@@ -282,12 +288,14 @@ def schedule(specs: Sequence[PlaySpec], hosts: Iterable[str], rng: random.Random
         # a play cut into phases: each batch runs every phase before the next batch starts
         for batch in stage.batches:
             kinds = [split(k) for k in spec.phases]
+            reads = list(spec.reads) + [()] * (len(kinds) - len(spec.reads))
             for number, (kind, width) in enumerate(kinds):
                 local = kind in (LOCAL, ONCE_LOCAL)
+                later = range(number + 1, len(kinds))
                 stages.append(replace(
                     stage, batches=(batch,), phase=number, phases=len(kinds), once=kind in (ONCE, ONCE_LOCAL),
-                    local=local, feeds_local=not local and any(k in (LOCAL, ONCE_LOCAL) for k, _ in kinds[number:]),
-                    throttle=width))
+                    local=local, throttle=width, reads=tuple(reads[number]),
+                    feeds=not local and any(kinds[k][0] in (LOCAL, ONCE_LOCAL) or reads[k] for k in later)))
     close_plain()
     kept = [s for s in stages if s.batches]
     # Hosts of the plan that no play targets still get the artifact (and run nothing), as in

@@ -288,3 +288,40 @@ def test_throttle_runs_the_task_on_at_most_n_hosts_at_once(sshd: Any, tmp_path: 
     for start, _ in spans:
         assert sum(1 for s, e in spans if s <= start < e) <= 2, spans
     assert [b["label"] for b in doc["rollout"]["batches"]][1].endswith("phase 2/3 (throttle 2)")
+
+
+# Each host reads what the others registered and gathered.
+HOSTVARS = """\
+- hosts: fleet
+  gather_facts: false
+  tasks:
+    - name: each host registers its name
+      command: echo reg-{{ inventory_hostname }}
+      register: mine
+      changed_when: false
+    - name: gather facts
+      setup:
+    - name: read the others
+      copy:
+        content: "{{ hostvars['n00'].mine.stdout }},{{ hostvars['n01'].mine.stdout }},{{ hostvars.n02.mine.stdout }}\\n"
+        dest: "{{ root }}/all.txt"
+    - name: one by one
+      copy:
+        content: "{{ hostvars['n01']['mine'].stdout }} {{ hostvars['n00']['ansible_system'] }}\\n"
+        dest: "{{ root }}/one.txt"
+"""
+
+
+@pytest.mark.ansible
+def test_hostvars_of_other_hosts_registered_results_and_facts_as_in_ansible(
+        sshd: Any, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    fleet = Fleet(sshd, tmp_path, 3)
+    playbook = _playbook(tmp_path, HOSTVARS)
+    code, doc = fleet.rustle(capsys, playbook)
+    acode, arecaps = fleet.ansible(playbook)
+    assert (code, acode) == (0, 0), doc
+    assert fleet.files("rustle") == fleet.files("ansible")
+    assert fleet.files("rustle")["n02"] == {"all.txt": "reg-n00,reg-n01,reg-n02\n", "one.txt": "reg-n01 Linux\n"}
+    for h in doc["hosts"]:
+        assert _counts(h["recap"]) == _counts(arecaps[h["name"]]), h["name"]
+    assert {h["round_trips"] for h in doc["hosts"]} == {2}  # cut once: before the first read

@@ -52,7 +52,7 @@ def test_a_play_without_cut_points_is_one_stage_and_one_host_needs_no_phases() -
 def test_each_batch_runs_every_phase_before_the_next_batch() -> None:
     spec = PlaySpec(index=0, name="p", hosts=tuple(NAMES), serial=(2,), phases=(HOSTS, ONCE, HOSTS, LOCAL))
     s = schedule([spec], NAMES)
-    assert [(st.batches, st.phase, st.once, st.local, st.feeds_local) for st in s.stages] == [
+    assert [(st.batches, st.phase, st.once, st.local, st.feeds) for st in s.stages] == [
         ((("h0", "h1"),), 0, False, False, True), ((("h0", "h1"),), 1, True, False, True),
         ((("h0", "h1"),), 2, False, False, True), ((("h0", "h1"),), 3, False, True, False),
         ((("h2", "h3"),), 0, False, False, True), ((("h2", "h3"),), 1, True, False, True),
@@ -86,3 +86,20 @@ def test_whole_blocks_of_one_kind_are_cut_points() -> None:
     plan = plan_of([t(0), block, t(4)])
     validate(plan)
     assert play_phases(plan.play_tasks(plan.plays[0])).kinds == (HOSTS, ONCE, HOSTS)
+
+
+def test_reading_another_hosts_runtime_values_starts_a_phase_when_they_were_set_in_it() -> None:
+    reads = "{{ hostvars['h1'].r.stdout }} {{ hostvars.h2.ansible_system }} {{ hostvars['h1']['ansible_host'] }}"
+    plan = plan_of([t(0, register="r"), pm.task("t1", "use", "debug", {"msg": reads}, [], 1),
+                    pm.task("t2", "again", "debug", {"msg": "{{ hostvars['h0'].r.rc }}"}, [], 2),
+                    pm.task("t3", "setup", "setup", {}, [], 3),
+                    pm.task("t4", "facts", "debug", {"msg": "{{ hostvars['h0']['ansible_facts'] }}"}, [], 4)])
+    phases = play_phases(plan.play_tasks(plan.plays[0]))
+    assert phases.kinds == (HOSTS, HOSTS, HOSTS) and phases.cut
+    assert [phases.of[f"t{i}"] for i in range(5)] == [0, 1, 1, 1, 2]
+    # ansible_host is an inventory variable: it is never sent in
+    assert phases.reads == {1: ("ansible_system", "r"), 2: ("ansible_facts",)}
+    spec = play_specs(plan, lambda names: [Host(name=n, vars={}, groups=("all",)) for n in names])[0]
+    stages = schedule([spec], NAMES).stages
+    assert [(st.reads, st.feeds) for st in stages] == [((), True), (("ansible_system", "r"), True),
+                                                       (("ansible_facts",), False)]

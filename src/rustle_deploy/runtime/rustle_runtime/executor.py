@@ -223,7 +223,8 @@ class Runner:
         # A play cut into phases at cross-host tasks (docs/phases.md): ``phase`` selects the
         # top-level tasks of that phase; ``inject`` holds what the controller carries in from
         # another run (``vars``: a run_once task's registered result and set_fact, or what a
-        # task delegated to the controller set; ``notified``: handlers it notified); ``share``
+        # task delegated to the controller set; ``notified``: handlers it notified;
+        # ``hostvars``: other hosts' values that this phase's tasks read); ``share``
         # asks for a ``shared`` event at the end: "vars" (the variables this run set) or
         # "state" (those, and the host's whole state: what a run on the controller starts from).
         self.phase = phase
@@ -300,6 +301,10 @@ class Runner:
                 v = dict(hv)
                 v.setdefault("inventory_hostname", name)
                 out[name] = v
+        # what other hosts registered, set or gathered, sent by the controller for this phase
+        for name, values in (self.inject.get("hostvars") or {}).items():
+            if name != self.host and isinstance(values, dict):
+                out.setdefault(name, {"inventory_hostname": name}).update(unsafe(values))
         return out
 
     def _base_scope(self):
