@@ -461,6 +461,14 @@ def _merged(first: HostOutcome, later: HostOutcome) -> HostOutcome:
     )
 
 
+def _carry_id(base: str, host: str) -> str:
+    """The name of ``host``'s carry file (``runs/<id>.vars.json``): per host, since inventory
+    hosts may share a remote dir (several local hosts, aliases of one machine)."""
+    import hashlib
+
+    return f"{base}-h-{hashlib.sha256(host.encode()).hexdigest()[:12]}"
+
+
 class _Phased:
     """What the controller carries between the phases of plays cut at run_once (docs/phases.md).
 
@@ -597,7 +605,7 @@ def _deploy_jobs(
             h, art = host_of[name], by_host[name]
             options = _run_options(opts, run_id) if run else None
             if options is not None and schedule.staged:
-                options = replace(options, plays=stage.plays, carry=did)
+                options = replace(options, plays=stage.plays, carry=_carry_id(did, name))
             if options is not None and stage.phase is not None:
                 options = replace(options, phase=stage.phase, inject=phased.inject(name, stage),
                                   share=phased.share(stage))
@@ -1287,13 +1295,14 @@ def exec_manifest(manifest: Any, name: str, settings: Settings, opts: dict[str, 
         def run_hosts(stage: Stage, number: int, names: list[str]) -> list[HostOutcome]:
             options = _run_options(opts, run_id)
             if schedule.staged:
-                options = replace(options, plays=stage.plays, carry=f"{did}-{run_id}")
+                options = replace(options, plays=stage.plays)
             jobs = [
                 HostJob(host=host_of[n], op="run", artifact=None, sha256=str(entry_of[n]["sha256"]), size=0,
                         binary_name=str(entry_of[n]["binary_name"]), deployment_id=did, verify=False,
-                        run=options if stage.phase is None else replace(
+                        run=replace(options, carry=_carry_id(f"{did}-{run_id}", n) if schedule.staged else None)
+                        if stage.phase is None else replace(
                             options, phase=stage.phase, inject=phased.inject(n, stage),
-                            share=phased.share(stage)))
+                            share=phased.share(stage), carry=_carry_id(f"{did}-{run_id}", n)))
                 for n in names
             ]
 

@@ -28,8 +28,8 @@ writes there (file, directory, symlink)::
     releases/<binary_name>/{current,previous}.tmp-<pid>   symlink: a swap in progress
     history.jsonl                       file: one line per deployment, rollback or interrupted run
     runs/<run-id>.jsonl                 file: journal of each run (written by the artifact)
-    runs/<deployment-id>[-<run-id>].vars.json   file: a rollout's registered results and set_fact
-                                        between its stages (written by the artifact)
+    runs/<deployment-id>[-<run-id>][-h-<host hash>].vars.json   file: a host's state between
+                                        the stages and phases of a rollout (written by the artifact)
     runs/<...>.vars.json.tmp-<pid>      file: one being written
     unpacked/<sha256>/                  dir: the payload unpacked, so bytecode is cached
     unpacked/<sha256>/.rustle-unpacked.json   file: its seal (what each file was when made)
@@ -1055,8 +1055,9 @@ def op_rollback(req, layout, stdin):
 # and what a cleanup does with it. Patterns are compiled only when a cleanup runs (``re`` costs
 # an import on every other operation).
 _HEX = "[0-9a-f]{64}"
-# A rollout's carry id (fleetops): the deployment id (state.new_id), for rustle-exec followed by its run id.
-_CARRY = "d-[0-9]{8}T[0-9]{6}-[0-9a-f]{6}(-r-[0-9a-f]{12})?"
+# A rollout's carry id (fleetops): the deployment id (state.new_id), for rustle-exec followed by its run id,
+# then (since hosts may share a remote dir) -h- and 12 hex digits of the host's name hashed.
+_CARRY = "d-[0-9]{8}T[0-9]{6}-[0-9a-f]{6}(-r-[0-9a-f]{12})?(-h-[0-9a-f]{12})?"
 _OURS = {
     "": (
         ("artifacts", "dir", "artifacts"),
