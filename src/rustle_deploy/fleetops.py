@@ -609,6 +609,8 @@ def _deploy_jobs(
             if options is not None and stage.phase is not None:
                 options = replace(options, phase=stage.phase, inject=phased.inject(name, stage),
                                   share=phased.share(stage))
+            elif options is not None and name in phased.carried:  # a later play: what a phase left for it
+                options = replace(options, inject=phased.inject(name, stage))
             if name in job_of or name in deployed_before:  # deployed already: run this stage's plays
                 return HostJob(host=h, op="run", sha256=art.sha256, binary_name=art.binary_name,
                                deployment_id=did, run=options, runner=runners.get(art.runner or ""))
@@ -819,6 +821,9 @@ def _manifest(
 ) -> dict[str, Any]:
     inv = session.opts.get("inventory")
     never = [n for n in roll.left if roll.state_of(n) == "not_reached"] if roll is not None else []
+    def job(name: str) -> HostJob | None:
+        return job_of.get(name)  # None: a host whose only phases ran elsewhere (run_once, delegated)
+
     return {
         "kind": MANIFEST_KIND,
         "version": 1,
@@ -833,12 +838,12 @@ def _manifest(
                 "name": o.host,
                 "ok": o.error is None,
                 "status": _outcome_status(o),
-                "binary_name": job_of[o.host].binary_name,
-                "sha256": o.sha256 or job_of[o.host].sha256,
+                "binary_name": getattr(job(o.host), "binary_name", None),
+                "sha256": o.sha256 or getattr(job(o.host), "sha256", None),
                 "previous_sha256": o.previous_sha256,
                 "uploaded": o.uploaded,
                 "repaired": _repaired(o),
-                "remote_dir": job_of[o.host].host.remote_dir,
+                "remote_dir": getattr(getattr(job(o.host), "host", None), "remote_dir", None),
                 "error": str(o.error) if o.error else None,
                 "recap": o.recap,
                 "run_exit": o.run_exit,
@@ -1299,7 +1304,8 @@ def exec_manifest(manifest: Any, name: str, settings: Settings, opts: dict[str, 
             jobs = [
                 HostJob(host=host_of[n], op="run", artifact=None, sha256=str(entry_of[n]["sha256"]), size=0,
                         binary_name=str(entry_of[n]["binary_name"]), deployment_id=did, verify=False,
-                        run=replace(options, carry=_carry_id(f"{did}-{run_id}", n) if schedule.staged else None)
+                        run=replace(options, carry=_carry_id(f"{did}-{run_id}", n) if schedule.staged else None,
+                                    inject=phased.inject(n, stage))
                         if stage.phase is None else replace(
                             options, phase=stage.phase, inject=phased.inject(n, stage),
                             share=phased.share(stage), carry=_carry_id(f"{did}-{run_id}", n)))

@@ -47,7 +47,7 @@ class Phases:
     @property
     def cut(self) -> bool:
         """Whether the controller schedules the play's phases (a throttled phase even alone)."""
-        return len(self.kinds) > 1 or any(split(k)[1] for k in self.kinds)
+        return len(self.kinds) > 1 or any(k != HOSTS for k in self.kinds)
 
 
 @dataclass(frozen=True)

@@ -325,3 +325,32 @@ def test_hostvars_of_other_hosts_registered_results_and_facts_as_in_ansible(
     for h in doc["hosts"]:
         assert _counts(h["recap"]) == _counts(arecaps[h["name"]]), h["name"]
     assert {h["round_trips"] for h in doc["hosts"]} == {2}  # cut once: before the first read
+
+
+NOTIFY_ONCE = """\
+- hosts: fleet
+  gather_facts: false
+  tasks:
+    - name: announce, once, from the controller
+      command: echo announced-by-{{ inventory_hostname }}
+      run_once: true
+      delegate_to: localhost
+      register: note
+- hosts: fleet
+  gather_facts: false
+  tasks:
+    - name: every host has it in the next play
+      copy: {content: "{{ note.stdout }}\\n", dest: "{{ root }}/note.txt"}
+"""
+
+
+def test_a_play_of_one_run_once_task_on_the_controller_feeds_the_next_play(
+        sshd: Any, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    fleet = Fleet(sshd, tmp_path, 3)
+    code, doc = fleet.rustle(capsys, _playbook(tmp_path, NOTIFY_ONCE))
+    assert code == 0, doc
+    assert {n: f["note.txt"] for n, f in fleet.files("rustle").items()} == {
+        n: "announced-by-n00\n" for n in fleet.names}
+    by_name = {h["name"]: h for h in doc["hosts"]}
+    assert (by_name["n00"]["recap"]["changed"], by_name["n01"]["recap"]["changed"]) == (2, 1)  # as Ansible
+    assert {h["round_trips"] for h in doc["hosts"]} == {1}  # the first play never reached the hosts

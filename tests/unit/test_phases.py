@@ -103,3 +103,9 @@ def test_reading_another_hosts_runtime_values_starts_a_phase_when_they_were_set_
     stages = schedule([spec], NAMES).stages
     assert [(st.reads, st.feeds) for st in stages] == [((), True), (("ansible_system", "r"), True),
                                                        (("ansible_facts",), False)]
+
+
+def test_a_play_of_only_cross_host_tasks_is_still_cut() -> None:
+    for extra in ({"run_once": True}, {"delegate_to": "localhost"}, {"throttle": 2}):
+        plan = plan_of([t(0, **extra), t(1, **extra)])
+        assert play_phases(plan.play_tasks(plan.plays[0])).cut, extra

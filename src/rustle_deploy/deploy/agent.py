@@ -772,10 +772,10 @@ def _run_artifact(layout, path, req, stdin):
         if runner is not None:
             raise AgentError("artifact", "the native runner cannot run a phase of a play (docs/phases.md)")
         options["phase"] = int(run["phase"])
-        if isinstance(run.get("inject"), dict) and run["inject"]:
-            options["inject"] = run["inject"]
-        if run.get("share") in ("vars", "state"):
-            options["share"] = run["share"]
+    if isinstance(run.get("inject"), dict) and run["inject"]:
+        options["inject"] = run["inject"]
+    if run.get("share") in ("vars", "state"):
+        options["share"] = run["share"]
     guard = _RunGuard(layout, req, sha, options["journal"], unpacked)
     # The channel stays ours: tasks get /dev/null as stdin, the guard keeps a private copy.
     watch_fd = os.dup(stdin.fileno())

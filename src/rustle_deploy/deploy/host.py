@@ -176,10 +176,10 @@ def build_request(job: HostJob) -> dict[str, Any]:
             req["run"]["carry"] = r.carry
         if r.phase is not None:
             req["run"]["phase"] = r.phase
-            if r.inject:
-                req["run"]["inject"] = r.inject
-            if r.share:
-                req["run"]["share"] = r.share
+        if r.inject:
+            req["run"]["inject"] = r.inject
+        if r.share:
+            req["run"]["share"] = r.share
     return req
 
 
