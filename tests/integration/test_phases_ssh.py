@@ -354,3 +354,19 @@ def test_a_play_of_one_run_once_task_on_the_controller_feeds_the_next_play(
     by_name = {h["name"]: h for h in doc["hosts"]}
     assert (by_name["n00"]["recap"]["changed"], by_name["n01"]["recap"]["changed"]) == (2, 1)  # as Ansible
     assert {h["round_trips"] for h in doc["hosts"]} == {1}  # the first play never reached the hosts
+
+
+def test_dry_run_lists_the_phases_and_native_refuses_them(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    names = [f"h{i}" for i in range(3)]
+    inv = tmp_path / "inv.ini"
+    inv.write_text("[fleet]\n" + "".join(
+        f"{n} ansible_connection=local rustle_remote_dir={tmp_path / 'remote' / n} root={tmp_path / n}\n"
+        for n in names))
+    playbook = _playbook(tmp_path, RUN_ONCE)
+    code = main([str(playbook), "-i", str(inv), "--run", "--dry-run", "--output", "text"])
+    out, err = capsys.readouterr()
+    assert code == 0, err
+    assert "batch 2/5 (play 'fleet', phase 2/5 (run_once), all at once): h0 h1 h2" in out
+    code = main([str(playbook), "-i", str(inv), "--run", "--format", "native"])
+    assert code == 2 and "a play is cut into phases" in capsys.readouterr()[1]
+    assert not (tmp_path / "remote").exists() and not any((tmp_path / n).exists() for n in names)
