@@ -15,6 +15,7 @@
         ├── TransferError       upload failed or was cut
         ├── ChecksumMismatch    .expected, .actual
         ├── RemoteError         the host-side agent reported a failure
+        ├── PhaseError          a phased play's cross-host step failed on another host
         └── HostTimeout         the per-host deadline passed
 
 Everything raised before the fan-out stops the run with exit code 2 and touches nothing;
@@ -168,6 +169,10 @@ class ChecksumMismatch(HostError):
 
 class RemoteError(HostError):
     """The host-side agent reported a failure."""
+
+
+class PhaseError(HostError):
+    """A cross-host step of a phased play failed on another host (docs/phases.md)."""
 
 
 class HostTimeout(HostError):

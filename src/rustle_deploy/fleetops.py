@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 
 from .deploy import HealthCheck, HostJob, HostOutcome, RunOptions, deploy_fleet
 from .deploy.host import runner_identity
-from .errors import ConnectError, StateError, UsageError
+from .errors import ConnectError, PhaseError, StateError, UsageError
 from .inventory import check_remote_dirs
 from .model import Host, Plan
 from .notify import Notifier, end_doc, host_doc, start_doc
@@ -83,9 +83,10 @@ def _fan_out(
     early: EarlyStarts | None = None,
     timeout: float | None = None,
     progress: _Progress | None = None,
+    throttle: int = 0,
 ) -> list[HostOutcome]:
     reporter = session_reporter
-    parallel = _parallel(settings, plan)
+    parallel = min(_parallel(settings, plan), throttle or sys.maxsize)
     connect = make_connect(settings.ssh_client, min(parallel, len(jobs)), early)
     reporter.start(what, len(jobs))
 
@@ -492,8 +493,41 @@ def _fatal_failure(outcome: HostOutcome, stage: Stage) -> bool:
     )
 
 
+def _run_local(names: Sequence[str], where: Callable[[str], tuple[Path, Host]], options: RunOptions,
+               phased: _Phased, settings: Settings, plan: Plan | None, reporter: Any,
+               on_outcome: Callable[[HostOutcome], None], what: str, throttle: int = 0) -> list[HostOutcome]:
+    """Run a phase here for each of ``names`` (``where``: its artifact and host), at most
+    --parallel at once, each from the state its host sent back (deploy/local.py)."""
+    import tempfile
+    from concurrent.futures import ThreadPoolExecutor
+
+    from .deploy.local import run_here
+
+    reporter.start(what, len(names))
+    outcomes: dict[str, HostOutcome] = {}
+    try:
+        with tempfile.TemporaryDirectory(prefix="rustle-local-") as tmp, \
+                ThreadPoolExecutor(max_workers=max(1, min(_parallel(settings, plan), len(names),
+                                                          throttle or len(names)))) as pool:
+            futures = {n: pool.submit(run_here, *where(n), replace(options, inject=None), phased.start_here(n),
+                                      Path(tmp), settings.timeout) for n in names}
+            for name, future in futures.items():
+                outcome = future.result()
+                for event in outcome.events:
+                    if event.get("event") != "shared":
+                        reporter.event(name, event)
+                on_outcome(outcome)
+                reporter.host_done(name, _host_line(outcome), failed=outcome.error is not None)
+                outcomes[name] = outcome
+    finally:
+        reporter.stop()
+    return [outcomes[n] for n in names]
+
+
 def _merged(first: HostOutcome, later: HostOutcome) -> HostOutcome:
-    """A host's outcome over two stages: the deploy's facts, the runs' events and counts summed."""
+    """A host's outcome over two stages: the deploy's facts, the runs' events and counts summed.
+    The deploy is the first outcome, or the later one when the first deployed nothing (a
+    phase that ran elsewhere for the host: run_once on another, or on the controller)."""
     recap = dict(first.recap or {})
     for key, value in (later.recap or {}).items():
         if isinstance(value, (int, float)) and not isinstance(value, bool) and isinstance(recap.get(key, 0), (int, float)):
@@ -501,12 +535,116 @@ def _merged(first: HostOutcome, later: HostOutcome) -> HostOutcome:
         else:
             recap.setdefault(key, value)
     later_exit = later.run_exit if later.run_exit not in (None, 0) else None
+    base = later if first.agent is None and first.sha256 is None and later.agent is not None else first
     return replace(
-        first, ok=first.ok and later.ok, error=later.error or first.error,
+        base, ok=first.ok and later.ok, error=later.error or first.error,
         run_exit=later_exit if later_exit is not None else (later.run_exit if first.run_exit is None else first.run_exit),
         recap=recap if (first.recap or later.recap) else None, events=first.events + later.events,
         round_trips=first.round_trips + later.round_trips, duration=first.duration + later.duration,
     )
+
+
+def _carry_id(base: str, host: str) -> str:
+    """The name of ``host``'s carry file (``runs/<id>.vars.json``): per host, since inventory
+    hosts may share a remote dir (several local hosts, aliases of one machine)."""
+    import hashlib
+
+    return f"{base}-h-{hashlib.sha256(host.encode()).hexdigest()[:12]}"
+
+
+class _Phased:
+    """What the controller carries between the phases of plays cut at run_once (docs/phases.md).
+
+    A run_once phase runs on the batch's first host still in the play; ``take_shared`` takes
+    from its outcome what it set (its ``shared`` event: registered results and set_fact,
+    controller data, never shown), ``left_out`` gives the batch's other hosts that, to be
+    sent in with their next phase (``carried``), and their outcome of the phase: nothing
+    done, or failed when the phase failed (Ansible fails every host of the batch then).
+    """
+
+    def __init__(self) -> None:
+        self.shared: dict[str, dict[str, Any]] = {}  # host -> what its last run_once phase set
+        self.carried: dict[str, dict[str, Any]] = {}  # host -> {"vars", "notified"} for its next phase
+        self.state: dict[str, dict[str, Any]] = {}  # host -> its state after its last phase on it
+
+    @staticmethod
+    def share(stage: Stage) -> str | None:
+        """What a host's run of ``stage`` sends back: its state when a later phase runs on the
+        controller, what it set when it runs once for all, else nothing."""
+        return "state" if stage.feeds else ("vars" if stage.once else None)
+
+    def inject(self, host: str, stage: Stage) -> dict[str, Any] | None:
+        """What ``host``'s run of ``stage`` gets: what waits for it, and the other hosts'
+        values of the names the phase reads through hostvars."""
+        out = self.carried.pop(host, None)
+        if out and host in self.state:  # the host holds these from now on
+            self.state[host] = dict(self.state[host], vars={**(self.state[host].get("vars") or {}), **out["vars"]})
+        if stage.reads:
+            out = dict(out or {}, hostvars=self.hostvars(host, stage.reads))
+        return out
+
+    def hostvars(self, host: str, names: Sequence[str]) -> dict[str, dict[str, Any]]:
+        """The other hosts' values of ``names``, from the state their last phase sent back
+        (with what waits to be sent to them): registered results and set_fact, then facts."""
+        out: dict[str, dict[str, Any]] = {}
+        for other, state in self.state.items():
+            if other == host:
+                continue
+            values = {**(state.get("vars") or {}), **(self.carried.get(other) or {}).get("vars", {})}
+            facts = state.get("facts") or {}
+            picked = {}
+            for name in names:
+                if name in values:
+                    picked[name] = values[name]
+                elif name == "ansible_facts":
+                    picked[name] = {k[8:] if k.startswith("ansible_") else k: v for k, v in facts.items()}
+                elif name in facts:
+                    picked[name] = facts[name]
+            out[other] = picked
+        return out
+
+    def carry_in(self, host: str, values: dict[str, Any], notified: dict[str, Any] | None = None) -> None:
+        entry = self.carried.setdefault(host, {"vars": {}})
+        entry["vars"].update(values)
+        for key, indexes in (notified or {}).items():
+            entry.setdefault("notified", {})[key] = sorted(set(entry.get("notified", {}).get(key, ())) | set(indexes))
+
+    def start_here(self, host: str) -> dict[str, Any] | None:
+        """The state a run on the controller starts from: the host's, with what waits for it."""
+        state = self.state.get(host)
+        pending = self.carried.get(host)
+        if pending is None:
+            return state
+        state = dict(state or {"__rustle_carry__": 2, "facts": {}})
+        state["vars"] = {**(state.get("vars") or {}), **pending.get("vars", {})}
+        return state
+
+    def take_shared(self, outcome: HostOutcome, local: bool = False) -> HostOutcome:
+        """``outcome`` without its ``shared`` event, whose content is kept: the state, what a
+        run_once phase set (for the other hosts), what a run on the controller set (for the
+        host itself: vars and handlers it notified)."""
+        kept = []
+        for event in outcome.events:
+            if event.get("event") == "shared" and isinstance(event.get("vars"), dict):
+                if isinstance(event.get("state"), dict):
+                    self.state[outcome.host] = event["state"]
+                if local:
+                    self.carry_in(outcome.host, event["vars"], event.get("notified"))
+                self.shared[outcome.host] = event["vars"]
+            else:
+                kept.append(event)
+        return replace(outcome, events=kept) if len(kept) != len(outcome.events) else outcome
+
+    def left_out(self, ran: HostOutcome, names: Sequence[str]) -> list[HostOutcome]:
+        if not ran.ok:
+            return [HostOutcome(host=n, ok=False, error=PhaseError(
+                n, f"the run_once phase failed on {ran.host}, and with it every host of the batch",
+                "as in Ansible, a run_once task that fails stops the play on all its hosts; "
+                "ignore_errors on the task keeps them going")) for n in names]
+        values = self.shared.pop(ran.host, {})
+        for n in names:
+            self.carry_in(n, values)
+        return [HostOutcome(host=n, ok=True) for n in names]
 
 
 def _deploy_jobs(
@@ -555,8 +693,13 @@ def _deploy_jobs(
             h, art = host_of[name], by_host[name]
             options = _run_options(opts, run_id) if run else None
             if options is not None and schedule.staged:
-                options = replace(options, plays=stage.plays, carry=did)
-            if name in roll.outcomes or name in deployed_before:  # deployed already: run this stage's plays
+                options = replace(options, plays=stage.plays, carry=_carry_id(did, name))
+            if options is not None and stage.phase is not None:
+                options = replace(options, phase=stage.phase, inject=phased.inject(name, stage),
+                                  share=phased.share(stage))
+            elif options is not None and name in phased.carried:  # a later play: what a phase left for it
+                options = replace(options, inject=phased.inject(name, stage))
+            if name in job_of or name in deployed_before:  # deployed already: run this stage's plays
                 return HostJob(host=h, op="run", sha256=art.sha256, binary_name=art.binary_name,
                                deployment_id=did, run=options, runner=runners.get(art.runner or ""))
             return HostJob(
@@ -577,6 +720,7 @@ def _deploy_jobs(
             )
 
         job_of: dict[str, HostJob] = {}  # each host's deploy job
+        phased = _Phased()
         in_flight: list[HostJob] = []
         progress = _Progress(history, did)
         recorded: set[str] = set()
@@ -625,6 +769,37 @@ def _deploy_jobs(
         roll = _Rollout(schedule, gate if checks is not None else None, revert if run else None, resumed)
 
         def fan_out(stage: Stage, number: int, names: list[str]) -> list[HostOutcome]:
+            ran = (run_here if stage.local else fan_out_hosts)(stage, number, names[:1] if stage.once else names)
+            if not stage.once:
+                return ran
+            first = ran
+            others = phased.left_out(first[0], names[1:])
+            for o in others:
+                if not o.ok and o.host not in job_of:
+                    continue  # failed before anything reached it: never touched, not reached
+                roll.absorb(o, number)
+                if rolling and not staging:
+                    history.record_rollout_host(did, o.host, roll.batch_of.get(o.host), roll.state_of(o.host),
+                                                roll.stages_done.get(o.host, 0))
+            return first + others
+
+        def run_here(stage: Stage, number: int, names: list[str]) -> list[HostOutcome]:
+            """A phase delegated to the controller: the artifact runs here, once per host."""
+            options = replace(_run_options(opts, run_id), plays=stage.plays, phase=stage.phase)
+
+            def on_outcome(outcome: HostOutcome) -> None:
+                merged = roll.absorb(phased.take_shared(outcome, local=True), number)
+                with history.together():
+                    history.record_run(did, outcome.host, run_id, merged.run_exit, merged.recap)
+                    if rolling and not staging:
+                        history.record_rollout_host(did, outcome.host, roll.batch_of.get(outcome.host),
+                                                    roll.state_of(outcome.host), roll.stages_done.get(outcome.host, 0))
+
+            return _run_local(names, lambda n: (by_host[n].path, host_of[n]), options, phased, settings, plan,
+                              session.reporter, on_outcome,
+                              f"run on the controller, batch {number}/{roll.total} ({stage.label})", stage.throttle)
+
+        def fan_out_hosts(stage: Stage, number: int, names: list[str]) -> list[HostOutcome]:
             jobs = [job_for(n, stage) for n in names]
             for j in jobs:
                 job_of.setdefault(j.host.name, j)
@@ -634,7 +809,7 @@ def _deploy_jobs(
                                   for j in jobs if j.op == "deploy"])
 
             def on_outcome(outcome: HostOutcome) -> None:
-                merged = roll.absorb(outcome, number)
+                merged = roll.absorb(phased.take_shared(outcome), number)
                 with history.together():  # one commit per host
                     if job_of[outcome.host].op == "deploy":  # else its deploy is recorded already
                         _record(history, did, job_of[outcome.host], merged)
@@ -654,7 +829,8 @@ def _deploy_jobs(
             if rolling:
                 what += f" batch {number}/{roll.total} ({stage.label}, {describe_serial(stage.serial)})"
             outcomes = _fan_out(jobs, settings, plan, session.reporter, on_outcome, what,
-                                early if number == 1 else None, progress=progress)
+                               early if number == 1 else None, progress=progress,
+                               throttle=stage.throttle)
             uncertain = {
                 o.host: str(o.error) for o, j in zip(outcomes, jobs, strict=True)
                 if j.op == "deploy" and o.error is not None and not o.activated and o.agent is None
@@ -743,6 +919,9 @@ def _manifest(
 ) -> dict[str, Any]:
     inv = session.opts.get("inventory")
     never = [n for n in roll.left if roll.state_of(n) == "not_reached"] if roll is not None else []
+    def job(name: str) -> HostJob | None:
+        return job_of.get(name)  # None: a host whose only phases ran elsewhere (run_once, delegated)
+
     return {
         "kind": MANIFEST_KIND,
         "version": 1,
@@ -757,15 +936,16 @@ def _manifest(
                 "name": o.host,
                 "ok": o.error is None,
                 "status": _outcome_status(o),
-                "binary_name": job_of[o.host].binary_name,
-                "sha256": o.sha256 or job_of[o.host].sha256,
+                "binary_name": getattr(job(o.host), "binary_name", None),
+                "sha256": o.sha256 or getattr(job(o.host), "sha256", None),
                 "previous_sha256": o.previous_sha256,
                 "uploaded": o.uploaded,
                 "repaired": _repaired(o),
-                "remote_dir": job_of[o.host].host.remote_dir,
+                "remote_dir": getattr(getattr(job(o.host), "host", None), "remote_dir", None),
                 "error": str(o.error) if o.error else None,
                 "recap": o.recap,
                 "run_exit": o.run_exit,
+                "round_trips": o.round_trips,
                 "platform": {k: (o.agent or {}).get(k) for k in ("system", "machine", "python", "python_path")},
                 **({"batch": roll.batch_of.get(o.host), "rollout": roll.state_of(o.host)} if roll is not None else {}),
             }
@@ -1216,30 +1396,50 @@ def exec_manifest(manifest: Any, name: str, settings: Settings, opts: dict[str, 
             for st in planned.stages))
     else:
         schedule = Schedule.single(host_of)
+    if any(st.local for st in schedule.stages):
+        raise UsageError(f"{name}: rustle-exec cannot run this plan: it delegates tasks to the controller "
+                         "(delegate_to: localhost), which needs the compiled artifacts here",
+                         "run it with rustle-deploy PLAN -i INVENTORY --run")
     roll = _Rollout(schedule)
     rolling = schedule.batched
     state_db = Path(manifest.get("state_db") or settings.state_db)
     with History(state_db) as history:
 
+        phased = _Phased()
+
         def fan_out(stage: Stage, number: int, names: list[str]) -> list[HostOutcome]:
+            if not stage.once:
+                return run_hosts(stage, number, names)
+            first = run_hosts(stage, number, names[:1])
+            others = phased.left_out(first[0], names[1:])
+            for o in others:
+                roll.absorb(o, number)
+            return first + others
+
+        def run_hosts(stage: Stage, number: int, names: list[str]) -> list[HostOutcome]:
             options = _run_options(opts, run_id)
             if schedule.staged:
-                options = replace(options, plays=stage.plays, carry=f"{did}-{run_id}")
+                options = replace(options, plays=stage.plays)
             jobs = [
                 HostJob(host=host_of[n], op="run", artifact=None, sha256=str(entry_of[n]["sha256"]), size=0,
-                        binary_name=str(entry_of[n]["binary_name"]), deployment_id=did, verify=False, run=options)
+                        binary_name=str(entry_of[n]["binary_name"]), deployment_id=did, verify=False,
+                        run=replace(options, carry=_carry_id(f"{did}-{run_id}", n) if schedule.staged else None,
+                                    inject=phased.inject(n, stage))
+                        if stage.phase is None else replace(
+                            options, phase=stage.phase, inject=phased.inject(n, stage),
+                            share=phased.share(stage), carry=_carry_id(f"{did}-{run_id}", n)))
                 for n in names
             ]
 
             def on_outcome(outcome: HostOutcome) -> None:
-                merged = roll.absorb(outcome, number)
+                merged = roll.absorb(phased.take_shared(outcome), number)
                 with history.together():
                     history.record_run(did, outcome.host, run_id, merged.run_exit, merged.recap)
                     history.record_tasks(did, outcome.host, run_id, merged.events)
 
             what = "run" + (f" batch {number}/{roll.total} ({stage.label}, {describe_serial(stage.serial)})"
                             if rolling else "")
-            return _fan_out(jobs, settings, None, reporter, on_outcome, what)
+            return _fan_out(jobs, settings, None, reporter, on_outcome, what, throttle=stage.throttle)
 
         roll.run(fan_out)
     outcomes = [roll.outcomes[n] for n in host_of if n in roll.outcomes]

@@ -319,6 +319,13 @@ class Session:
         plan_schedule = schedule(play_specs(plan, inv.resolve), [h.name for h in hosts])
         if self.opts.get("canary") and self.opts.get("run_"):
             plan_schedule = with_canary(plan_schedule, canary_count(self.opts["canary"].strip(), len(hosts)))
+        if any(st.phase is not None for st in plan_schedule.stages) and self.opts.get("format_") == "native" \
+                and self.opts.get("run_"):
+            raise UsageError(
+                "--format native cannot run this plan: a play is cut into phases (run_once, throttle, "
+                "delegate_to: localhost or hostvars of other hosts' results; docs/phases.md)",
+                "use --format pyz (the default): the native runner has no phase selector yet",
+            )
         if plan_schedule.staged and self.opts.get("format_") == "native" and self.opts.get("run_"):
             raise UsageError(
                 "--format native cannot run this plan: its plays run in separate stages "

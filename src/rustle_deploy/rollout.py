@@ -16,6 +16,10 @@ Consecutive plays without rollout keywords share a stage (each host runs them ba
 as a whole plan runs today); a play with ``serial``, a Rolling strategy,
 ``max_fail_percentage`` or ``any_errors_fatal`` is a stage of its own. A plan that is one
 stage of one batch is a plain deployment: one round trip per host, all hosts at once.
+
+A play cut into **phases** at cross-host tasks (``phases.py``, docs/phases.md) is a stage per
+phase and batch: every phase of a batch runs before the next batch starts, as Ansible runs
+each batch through the whole play. A play whose (chosen) hosts are one needs no phases.
 """
 
 from __future__ import annotations
@@ -26,6 +30,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from .model import Host, Plan, Play, Serial
+from .phases import LOCAL, ONCE, ONCE_LOCAL, play_phases, split
 
 Resolver = Callable[[Sequence[str]], list[Host]]
 
@@ -42,12 +47,26 @@ class Stage:
     any_errors_fatal: bool = False
     fatal_tasks: frozenset[str] = frozenset()  # compiled task ids carrying any_errors_fatal
     canary: bool = False  # the canaries' run of these plays (with_canary)
+    # one phase of a play cut at cross-host tasks (phases.py): its number, how many the play
+    # has, whether it is a run_once phase (one host runs it, the others get its results), a
+    # phase the controller runs for each host (delegate_to: localhost), the names its tasks
+    # read of other hosts through hostvars (sent in), and whether a later phase needs the
+    # hosts' state (a local phase, or one that reads hostvars: this one then sends it back)
+    phase: int | None = None
+    phases: int = 0
+    once: bool = False
+    local: bool = False
+    feeds: bool = False
+    throttle: int = 0  # at most this many hosts of the batch run the phase at once (0: no limit)
+    reads: tuple[str, ...] = ()
 
     def to_json(self) -> dict[str, Any]:
         return {"plays": list(self.plays), "names": list(self.names), "batches": [list(b) for b in self.batches],
                 "serial": list(self.serial) if self.serial is not None else None,
                 "max_fail_percentage": self.max_fail_percentage, "any_errors_fatal": self.any_errors_fatal,
-                "fatal_tasks": sorted(self.fatal_tasks), "canary": self.canary}
+                "fatal_tasks": sorted(self.fatal_tasks), "canary": self.canary,
+                "phase": self.phase, "phases": self.phases, "once": self.once, "local": self.local,
+                "feeds": self.feeds, "throttle": self.throttle, "reads": list(self.reads)}
 
     @classmethod
     def from_json(cls, d: dict[str, Any]) -> Stage:
@@ -56,12 +75,19 @@ class Stage:
                    batches=tuple(tuple(str(h) for h in b) for b in d["batches"]),
                    serial=tuple(serial) if serial is not None else None,
                    max_fail_percentage=d.get("max_fail_percentage"), any_errors_fatal=bool(d.get("any_errors_fatal")),
-                   fatal_tasks=frozenset(str(t) for t in d.get("fatal_tasks") or ()), canary=bool(d.get("canary")))
+                   fatal_tasks=frozenset(str(t) for t in d.get("fatal_tasks") or ()), canary=bool(d.get("canary")),
+                   phase=None if d.get("phase") is None else int(d["phase"]), phases=int(d.get("phases") or 0),
+                   once=bool(d.get("once")), local=bool(d.get("local")), feeds=bool(d.get("feeds")),
+                   throttle=int(d.get("throttle") or 0), reads=tuple(str(n) for n in d.get("reads") or ()))
 
     @property
     def label(self) -> str:
         shown = ", ".join(repr(n) for n in self.names[:3]) + (", ..." if len(self.names) > 3 else "")
         plays = (f"play {shown}" if len(self.names) == 1 else f"plays {shown}") if self.names else "no play"
+        if self.phase is not None:
+            how = ", ".join(w for w, on in (("run_once", self.once), ("on the controller", self.local),
+                                             (f"throttle {self.throttle}", self.throttle)) if on)
+            plays += f", phase {self.phase + 1}/{self.phases}" + (f" ({how})" if how else "")
         return f"canaries, {plays}" if self.canary else plays
 
 
@@ -162,19 +188,23 @@ class PlaySpec:
     any_errors_fatal: bool = False
     order: str = "inventory"
     fatal_tasks: tuple[str, ...] = ()  # compiled ids of tasks that carry any_errors_fatal
+    phases: tuple[str, ...] = ()  # the kinds of its phases (phases.py) when it is cut, else ()
+    reads: tuple[tuple[str, ...], ...] = ()  # per phase: the names read of other hosts (hostvars)
 
     @property
     def controlled(self) -> bool:
-        """Whether the play carries a rollout keyword, and so is a stage of its own (a task
-        with ``any_errors_fatal`` too: its failure must stop the hosts before the next play)."""
+        """Whether the play carries a rollout keyword or is cut into phases, and so is a stage
+        (or stages) of its own (a task with ``any_errors_fatal`` too: its failure must stop the
+        hosts before the next play)."""
         return (bool(self.serial) or self.max_fail_percentage is not None or self.any_errors_fatal
-                or bool(self.fatal_tasks))
+                or bool(self.fatal_tasks) or bool(self.phases))
 
     def to_json(self) -> dict[str, Any]:
         return {"index": self.index, "name": self.name, "hosts": list(self.hosts),
                 "serial": list(self.serial) if self.serial is not None else None,
                 "max_fail_percentage": self.max_fail_percentage, "any_errors_fatal": self.any_errors_fatal,
-                "order": self.order, "fatal_tasks": list(self.fatal_tasks)}
+                "order": self.order, "fatal_tasks": list(self.fatal_tasks), "phases": list(self.phases),
+                "reads": [list(r) for r in self.reads]}
 
     @classmethod
     def from_json(cls, d: dict[str, Any]) -> PlaySpec:
@@ -182,7 +212,9 @@ class PlaySpec:
         return cls(index=int(d["index"]), name=str(d["name"]), hosts=tuple(str(h) for h in d["hosts"]),
                    serial=tuple(serial) if serial is not None else None,
                    max_fail_percentage=d.get("max_fail_percentage"), any_errors_fatal=bool(d.get("any_errors_fatal")),
-                   order=str(d.get("order") or "inventory"), fatal_tasks=tuple(d.get("fatal_tasks") or ()))
+                   order=str(d.get("order") or "inventory"), fatal_tasks=tuple(d.get("fatal_tasks") or ()),
+                   phases=tuple(str(k) for k in d.get("phases") or ()),
+                   reads=tuple(tuple(str(n) for n in r) for r in d.get("reads") or ()))
 
 
 def play_serial(plan: Plan, play: Play) -> Serial | None:
@@ -207,10 +239,13 @@ def play_specs(plan: Plan, resolve: Resolver) -> list[PlaySpec]:
                         if t.extras.get("any_errors_fatal") is True}
                        | {f"{play_id}/{t.task_id}" for h in play.handlers for t in h.walk()
                           if t.extras.get("any_errors_fatal") is True})
+        cut = play_phases(plan.play_tasks(play))
         specs.append(PlaySpec(
             index=index, name=play.name, hosts=tuple(h.name for h in resolve(declared)) if declared else (),
             serial=play_serial(plan, play), max_fail_percentage=play.max_fail_percentage,
             any_errors_fatal=play.any_errors_fatal, order=play.order, fatal_tasks=tuple(fatal),
+            phases=cut.kinds if cut.cut else (),
+            reads=tuple(cut.reads.get(i, ()) for i in range(len(cut.kinds))) if cut.cut else (),
         ))
     return specs
 
@@ -237,16 +272,32 @@ def schedule(specs: Sequence[PlaySpec], hosts: Iterable[str], rng: random.Random
 
     for spec in specs:
         names = [h for h in spec.hosts if h in chosen]
+        if len(names) <= 1 and spec.phases:  # one host needs no phases: it runs the play whole
+            spec = replace(spec, phases=(), reads=())
         if not spec.controlled:
             plain.append((spec, names))
             continue
         close_plain()
-        stages.append(Stage(
+        stage = Stage(
             plays=(spec.index,), names=(spec.name,),
             batches=tuple(serial_batches(ordered(names, spec.order, rng), spec.serial)),
             serial=spec.serial, max_fail_percentage=spec.max_fail_percentage,
             any_errors_fatal=spec.any_errors_fatal, fatal_tasks=frozenset(spec.fatal_tasks),
-        ))
+        )
+        if not spec.phases:
+            stages.append(stage)
+            continue
+        # a play cut into phases: each batch runs every phase before the next batch starts
+        for batch in stage.batches:
+            kinds = [split(k) for k in spec.phases]
+            reads = list(spec.reads) + [()] * (len(kinds) - len(spec.reads))
+            for number, (kind, width) in enumerate(kinds):
+                local = kind in (LOCAL, ONCE_LOCAL)
+                later = range(number + 1, len(kinds))
+                stages.append(replace(
+                    stage, batches=(batch,), phase=number, phases=len(kinds), once=kind in (ONCE, ONCE_LOCAL),
+                    local=local, throttle=width, reads=tuple(reads[number]),
+                    feeds=not local and any(kinds[k][0] in (LOCAL, ONCE_LOCAL) or reads[k] for k in later)))
     close_plain()
     kept = [s for s in stages if s.batches]
     # Hosts of the plan that no play targets still get the artifact (and run nothing), as in

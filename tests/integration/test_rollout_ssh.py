@@ -216,8 +216,8 @@ def test_plays_with_serial_run_play_by_play(sshd: Any, tmp_path: Path, capsys: p
     by_name = {h["name"]: h for h in doc["hosts"]}
     assert by_name["n00"]["recap"]["ok"] == 6  # two stamp plays, set_fact, shell; summed over runs
     assert by_name["n00"]["uploaded"] is True
-    carry = fleet.remote("n00") / "runs" / f"{doc['deployment_id']}.vars.json"
-    assert json.loads(carry.read_text())["remembered"] == "n00-x"
+    carry, = (fleet.remote("n00") / "runs").glob(f"{doc['deployment_id']}-h-*.vars.json")
+    assert json.loads(carry.read_text())["vars"]["remembered"] == "n00-x"  # docs/phases.md
     assert oct(carry.stat().st_mode & 0o777) == "0o600"
     # --cleanup knows the carry files: every remote dir goes, nothing is left as foreign
     assert main(["--cleanup", "-i", str(fleet.inventory), "--output", "json"]) == 0, capsys.readouterr()[1]

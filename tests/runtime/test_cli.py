@@ -161,3 +161,38 @@ def test_run_takes_the_hosts_own_variables_from_vars_file(tmp_path):
     assert bad.rc == 3 and "not a JSON object" in bad.stderr
     legacy = build_test_artifact(tmp_path, make_plan(tasks, hosts={"h1": {"db_password": "old"}}))
     assert run_artifact(legacy, "run", "--host", "h1").result("show")["msg"] == "pw=old"
+
+
+def test_phases_carry_state_handlers_and_injected_values(tmp_path):
+    """A play cut into phases (docs/phases.md): --phase runs that phase's top-level tasks; the
+    carry file keeps registered results and pending handlers; a handler notified in phase 0
+    runs at the end of the last phase, once; --share hands back what a phase set; run_once
+    runs where the controller sends it; an old carry file (the variables alone) still loads."""
+    hosts = {"h1": {}}
+    plays = [{"index": 0, "name": "cut", "hosts": ["h1"], "vars": {}, "phases": 3, "tasks": [
+        task("command", {"_raw_params": "echo one"}, name="first", register="one", phase=0, notify=["h"],
+             changed_when="true"),
+        task("set_fact", {"picked": "{{ one.stdout }}-x"}, name="once", phase=1, run_once=True),
+        task("debug", {"msg": "{{ one.stdout }} {{ picked }} {{ old }}"}, name="last", phase=2),
+    ], "handlers": [task("debug", {"msg": "handled {{ picked }}"}, name="h")]}]
+    artifact = build_test_artifact(tmp_path, make_plan([], hosts=hosts, plays=plays))
+    carry = tmp_path / "carry.json"
+    carry.write_text(json.dumps({"old": "value"}))  # the first format: variables alone
+    first = run_artifact(artifact, "run", "--host", "h1", "--plays", "0", "--phase", "0", "--carry", str(carry))
+    assert first.rc == 0, first.stderr
+    assert [e["task"] for e in first.of("task_result")] == ["first"] and not first.of("handler_result")
+    assert json.loads(carry.read_text())["notified"] == {"0": [0]}
+    journal = tmp_path / "journal.jsonl"
+    second = run_artifact(artifact, "run", "--host", "h1", "--plays", "0", "--phase", "1", "--carry", str(carry),
+                          "--share", "state", "--journal", str(journal))
+    assert second.rc == 0 and not second.of("play_start")  # the play started in phase 0
+    assert second.result("once")["status"] == "ok"  # run_once: the controller chose this host
+    shared = second.of("shared")[0]
+    assert shared["vars"] == {"picked": "one-x"} and shared["state"]["vars"]["one"]["stdout"] == "one"
+    assert shared["state"]["facts"]["ansible_system"]  # a delegated phase gets the host's facts
+    assert '"shared"' not in journal.read_text()  # controller data, never in the host's journal
+    third = run_artifact(artifact, "run", "--host", "h1", "--plays", "0", "--phase", "2", "--carry", str(carry))
+    assert third.rc == 0, third.stderr
+    assert third.result("last")["msg"] == "one one-x value"
+    assert third.result("h")["msg"] == "handled one-x"  # notified in phase 0, run at the play's end
+    assert json.loads(carry.read_text())["notified"] == {}

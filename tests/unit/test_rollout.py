@@ -147,15 +147,19 @@ def test_bad_play_keywords_name_the_pointer(extra: dict[str, Any], pointer: str,
     assert needle in str(err.value)
 
 
-def test_throttle_is_refused_and_zero_accepted() -> None:
+def test_throttle_is_a_phase_and_an_expression_is_refused() -> None:
     doc = one_play()
     doc["plays"][0]["batches"][0]["tasks"][1]["throttle"] = 2
+    spec = play_specs(parse(doc), lambda names: [Host(name=n, vars={}, groups=("all",)) for n in names])[0]
+    assert spec.phases == ("hosts", "hosts@2", "hosts")  # docs/phases.md
+    assert [st.throttle for st in schedule([spec], HOSTS[:4]).stages] == [0, 2, 0]
+    doc["plays"][0]["batches"][0]["tasks"][1]["throttle"] = "{{ width }}"
     with pytest.raises(PlanError) as err:
         parse(doc)
     assert err.value.pointer == "/plays/0/batches/0/tasks/1/throttle"
-    assert "serial" in str(err.value)
+    assert "give throttle a number" in str(err.value)
     doc["plays"][0]["batches"][0]["tasks"][1]["throttle"] = 0  # Ansible's "no limit"
-    parse(doc)
+    assert not play_specs(parse(doc), lambda names: [])[0].phases
 
 
 def test_play_specs_take_rolling_batch_size_and_plan_serial() -> None:

@@ -18,6 +18,7 @@ from typing import Any
 
 from ..errors import CompileError, PlanError
 from ..model import SECRET_VARS, Host, Plan, Play, Task, own_vars
+from ..phases import play_phases
 from ..runtime_index import canonical_module, module_families
 from .lookups import ControllerLookups, running, uses_controller_lookups
 from .sources import Embedder, static_scopes
@@ -106,18 +107,24 @@ def plan_units(
             tasks = [play_view.tasks[t] for t in task_ids]
             play_vars: dict[str, Any] = dict(magic)
             play_vars.update(play_view.play.vars)
-            doc_play = {
+            compiled = [_compile_task(plan, play_view, t, unit, file_cache) for t in tasks]
+            if play_view.phases.cut:  # docs/phases.md: what a run's phase selector names
+                for task, out in zip(tasks, compiled, strict=True):
+                    out["phase"] = play_view.phases.of[task.task_id]
+            doc_play: dict[str, Any] = {
                 "index": play_view.index,  # what a run's play selector names (docs/rollouts.md)
                 "name": play_view.play.name,
                 "hosts": play_hosts,
                 "play_hosts": play_view.host_list,
                 "vars": play_vars if magic else play_view.play.vars,
-                "tasks": [_compile_task(plan, play_view, t, unit, file_cache) for t in tasks],
+                "tasks": compiled,
                 "handlers": [
                     _compile_task(plan, play_view, h, unit, file_cache)
                     for h in sorted(play_view.play.handlers, key=lambda h: h.execution_order)
                 ],
             }
+            if play_view.phases.cut:
+                doc_play["phases"] = len(play_view.phases.kinds)
             if play_view.play.defaults:
                 doc_play["defaults"] = play_view.play.defaults
             if play_view.play.roles:
@@ -275,6 +282,7 @@ class _PlayView:
         self.host_names = set(self.host_list)
         self.tasks: dict[str, Task] = {t.task_id: t for t in ordered}
         self.order = [t.task_id for t in ordered]
+        self.phases = play_phases(ordered)
         self._hosts_of: dict[str, set[str]] = {}
         # Rolling plans repeat each task once per host slice, same id, ``hosts`` narrowed to
         # that slice: a task runs on the union of its copies' hosts.

@@ -28,8 +28,8 @@ writes there (file, directory, symlink)::
     releases/<binary_name>/{current,previous}.tmp-<pid>   symlink: a swap in progress
     history.jsonl                       file: one line per deployment, rollback or interrupted run
     runs/<run-id>.jsonl                 file: journal of each run (written by the artifact)
-    runs/<deployment-id>[-<run-id>].vars.json   file: a rollout's registered results and set_fact
-                                        between its stages (written by the artifact)
+    runs/<deployment-id>[-<run-id>][-h-<host hash>].vars.json   file: a host's state between
+                                        the stages and phases of a rollout (written by the artifact)
     runs/<...>.vars.json.tmp-<pid>      file: one being written
     unpacked/<sha256>/                  dir: the payload unpacked, so bytecode is cached
     unpacked/<sha256>/.rustle-unpacked.json   file: its seal (what each file was when made)
@@ -766,6 +766,16 @@ def _run_artifact(layout, path, req, stdin):
         options["plays"] = [int(i) for i in run["plays"]]
     if run.get("carry"):
         options["carry"] = os.path.join(layout.runs, _check_name(str(run["carry"]), "carry id") + ".vars.json")
+    # A phase of a play cut at cross-host tasks (docs/phases.md): that phase's tasks, what the
+    # controller carries in from other hosts, and whether to send back what the run set.
+    if run.get("phase") is not None:
+        if runner is not None:
+            raise AgentError("artifact", "the native runner cannot run a phase of a play (docs/phases.md)")
+        options["phase"] = int(run["phase"])
+    if isinstance(run.get("inject"), dict) and run["inject"]:
+        options["inject"] = run["inject"]
+    if run.get("share") in ("vars", "state"):
+        options["share"] = run["share"]
     guard = _RunGuard(layout, req, sha, options["journal"], unpacked)
     # The channel stays ours: tasks get /dev/null as stdin, the guard keeps a private copy.
     watch_fd = os.dup(stdin.fileno())
@@ -1049,8 +1059,9 @@ def op_rollback(req, layout, stdin):
 # and what a cleanup does with it. Patterns are compiled only when a cleanup runs (``re`` costs
 # an import on every other operation).
 _HEX = "[0-9a-f]{64}"
-# A rollout's carry id (fleetops): the deployment id (state.new_id), for rustle-exec followed by its run id.
-_CARRY = "d-[0-9]{8}T[0-9]{6}-[0-9a-f]{6}(-r-[0-9a-f]{12})?"
+# A rollout's carry id (fleetops): the deployment id (state.new_id), for rustle-exec followed by its run id,
+# then (since hosts may share a remote dir) -h- and 12 hex digits of the host's name hashed.
+_CARRY = "d-[0-9]{8}T[0-9]{6}-[0-9a-f]{6}(-r-[0-9a-f]{12})?(-h-[0-9a-f]{12})?"
 _OURS = {
     "": (
         ("artifacts", "dir", "artifacts"),

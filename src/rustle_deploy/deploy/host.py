@@ -55,6 +55,9 @@ class RunOptions:
     carry: str | None = None  # a rollout: keep registered results and set_fact under this id
     # -K: the become password, given to sudo on the host; never shown (repr), logged or stored
     become_password: str | None = field(default=None, repr=False)
+    phase: int | None = None  # a play cut into phases: only this phase's tasks (docs/phases.md)
+    inject: dict[str, Any] | None = None  # carried in from another run: {"vars", "notified"}
+    share: str | None = None  # "vars" / "state": send back what this run set / the host's state
 
 
 @dataclass(frozen=True)
@@ -178,6 +181,12 @@ def build_request(job: HostJob) -> dict[str, Any]:
             req["run"]["become_password"] = r.become_password
         if r.carry is not None:
             req["run"]["carry"] = r.carry
+        if r.phase is not None:
+            req["run"]["phase"] = r.phase
+        if r.inject:
+            req["run"]["inject"] = r.inject
+        if r.share:
+            req["run"]["share"] = r.share
     return req
 
 

@@ -4,7 +4,7 @@ Each check raises a PlanError at its first violation in one place (a task, a pla
 deployment); ``validate`` runs every check on every place and raises them together
 (``PlanErrors``, in plan order), or the one alone. In order: ``total_tasks``; task ids, dependencies and their cycles; batch dependencies
 and their cycles; modules; ``notify``; keywords the product cannot honour yet
-(``run_once``, ``throttle``, ``delegate_to`` another host); static files (``files.py``).
+(``delegate_to`` another host; ``run_once``, ``throttle`` where a play cannot be cut); static files (``files.py``).
 
 **Counting tasks.** ``total_tasks`` is the number of distinct ``task_id`` per play, summed over
 plays (rustle-plan counts the tasks left after tag filtering, per play). Rolling plans repeat
@@ -30,9 +30,11 @@ hosts. Play hosts are not checked against the plan's ``hosts``. Because plan hos
 also name inventory groups, this check (``check_hosts``) runs once the inventory is known.
 
 **delegate_to.** Artifacts run each task on the host itself, so ``delegate_to`` is accepted
-only when it names that same host: ``{{ inventory_hostname }}``, or the single host the task
-(or play) is pinned to. ``run_once: true`` is rejected until the runtime supports it, and so is
-``throttle`` (other than 0, Ansible's "no limit"): hosts run their plays independently.
+only when it names that same host (``{{ inventory_hostname }}``, or the single host the task
+or play is pinned to) or the controller (``localhost``: the play is cut into phases there).
+``run_once`` and ``throttle`` cut the play into phases too (``phases.py``); where they cannot
+(inside a block with rescue/always of other tasks, on a handler, as an expression) they are
+rejected.
 """
 
 from __future__ import annotations
@@ -41,6 +43,7 @@ import re
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
+from rustle_deploy import phases
 from rustle_deploy.errors import PlanError, PlanErrors
 from rustle_deploy.model import Plan, Play, Task
 from rustle_deploy.plan import files
@@ -92,6 +95,9 @@ def validate(plan: Plan, files_dirs: Sequence[str] = (), *,
             check(files.resolve_source, plan, task, files_dirs=files_dirs)
             for problem in _plugins(src, task):
                 problems.append(problem)
+        for refusal in phases.refusals(play, plan.play_tasks(play)):
+            problems.append(PlanError(refusal.message, refusal.hint, file=src,
+                                      pointer=child(refusal.task.pointer, refusal.key)))
         for task in every_task(play):
             for i, name in enumerate(task.notify):
                 check(_notify_one, src, play, task, i, name)
@@ -268,27 +274,17 @@ def _kind(task: Task) -> str:
 
 
 def _unsupported(src: str, plan: Plan, play: Play, task: Task) -> None:
-    throttle = task.extras.get("throttle")
-    if throttle is not None and throttle != 0:
-        raise PlanError(f"throttle is not supported ({_kind(task)} {task.name!r}): each host runs its "
-                        "whole play on its own, so no moment exists where hosts take turns at one task",
-                        "to run N hosts at a time, set serial: N on the play (docs/rollouts.md); "
-                        "--parallel bounds how many hosts are handled at once",
-                        file=src, pointer=child(task.pointer, "throttle"))
-    if task.extras.get("run_once") is True:
-        raise PlanError(f"run_once is not supported yet ({_kind(task)} {task.name!r})",
-                        "remove run_once, or limit the task to one host with a Host or Only "
-                        "condition", file=src, pointer=child(task.pointer, "run_once"))
     target = task.extras.get("delegate_to")
     if target is None:
         return
     target = target.strip()
     pinned = task.hosts or play.hosts or plan.hosts
-    if _SELF.match(target) or (len(pinned) == 1 and target == pinned[0]):
+    if _SELF.match(target) or (len(pinned) == 1 and target == pinned[0]) or phases.local(task):
         return
     raise PlanError(f"delegate_to {target!r} is not supported ({_kind(task)} {task.name!r}): every task "
                     "runs on its own host",
-                    "remove delegate_to, or move the task into a play that targets "
+                    "delegate_to localhost runs a task on the controller (docs/phases.md); for "
+                    "another host, remove delegate_to, or move the task into a play that targets "
                     f"{target!r}", file=src, pointer=child(task.pointer, "delegate_to"))
 
 

@@ -43,6 +43,7 @@ from rustle_deploy.model import (
     Strategy,
     Task,
 )
+from rustle_deploy.phases import CONTROLLER
 from rustle_deploy.plan.files import remember_files_dirs
 from rustle_deploy.plan.schema import Reader
 from rustle_deploy.playbook import keywords as kw
@@ -1238,13 +1239,6 @@ class _Compiler:
             found = self.effective(src, ds, ctx, key)
             if found is not None and found[0] not in (None, "", [], {}):
                 raise found[1].error(f"'{key}' is not supported", reason)
-        for key, why in kw.SINGLE_HOST.items():
-            found = self.effective(src, ds, ctx, key)
-            if found is not None and found[0] not in (None, False, 0, "no", "false", "False") \
-                    and not st.single_host:
-                raise found[1].error(f"'{key}' is not supported yet on a play of several hosts "
-                                     f"({len(st.hosts)}): {why}",
-                                     "rustle-deploy runs each host's tasks on that host alone")
         found = self.effective(src, ds, ctx, "ignore_unreachable")
         if found is not None and found[0] not in (False, None, "no", "false"):
             raise found[1].error("'ignore_unreachable' is not supported",
@@ -1272,11 +1266,12 @@ class _Compiler:
         found = delegate_found or self.effective(src, ds, ctx, "delegate_to")
         if found is not None and found[0] is not None:
             target = str(found[0]).strip()
-            if not (_SELF.match(target) or (len(st.hosts) == 1 and target == st.hosts[0])):
-                why = ("local_action runs the task on the controller" if delegate_found else
-                       f"delegate_to {target!r} runs the task on another host")
-                raise found[1].error(f"{why}; that is not supported yet: every task runs on its "
-                                     "own host", "move the task into a play for that host")
+            if not (_SELF.match(target) or (len(st.hosts) == 1 and target == st.hosts[0])
+                    or target in CONTROLLER):  # the controller: a phase of its own (phases.py)
+                raise found[1].error(f"delegate_to {target!r} runs the task on another host; that "
+                                     "is not supported yet: every task runs on its own host or on "
+                                     "the controller (localhost)", "move the task into a play for "
+                                     "that host")
 
     def task_keywords(self, src: Source, ds: dict[str, Any], ctx: Ctx, st: _PlayState,
                       delegate: str | None) -> tuple[dict[str, Any], list[str], tuple[str, ...],
@@ -1331,6 +1326,11 @@ class _Compiler:
             if not all(isinstance(v, str) for v in values):
                 raise found_notify[1].error("notify names handlers (strings)", None)
             notify = tuple(values)
+        found_delegate = (delegate, None) if delegate is not None else self.effective(
+            src, ds, ctx, "delegate_to")
+        if found_delegate is not None and str(found_delegate[0]).strip() in CONTROLLER and not (
+                len(st.hosts) == 1 and str(found_delegate[0]).strip() == st.hosts[0]):
+            extras["delegate_to"] = str(found_delegate[0]).strip()
         for key in ("changed_when", "failed_when", "until"):
             if key in extras and isinstance(extras[key], list):
                 extras[key] = [str(c) if not isinstance(c, bool) else ("True" if c else "False")
@@ -1347,6 +1347,22 @@ class _Compiler:
             if isinstance(value, int):
                 return bool(value)
             raise origin.error(f"'{key}' takes a boolean, not a {_kind(value)}", f"{key}: true")
+        if key == "throttle":
+            if isinstance(value, str) and value.strip().isdigit():
+                value = int(value.strip())
+            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+                raise origin.error(f"throttle takes a number of hosts, not {value!r}",
+                                   "the controller decides where the play is cut into phases "
+                                   "before anything runs, so throttle cannot be an expression")
+            return value
+        if key == "run_once":
+            if isinstance(value, str) and value.strip().lower() in ("yes", "no", "true", "false"):
+                return value.strip().lower() in ("yes", "true")
+            if not isinstance(value, bool):
+                raise origin.error(f"run_once takes true or false, not {value!r}",
+                                   "the controller decides where the play is cut into phases "
+                                   "before anything runs, so run_once cannot be an expression")
+            return value
         if key in ("retries", "delay", "timeout"):
             number = (int, float, str) if key == "delay" else (int, str)  # delay: seconds, 0.5
             if isinstance(value, bool) or not isinstance(value, number) or \

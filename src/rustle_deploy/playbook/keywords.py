@@ -6,9 +6,10 @@ has exactly one fate:
 
 * carried into the plan (``CARRIED``, task extensions with Ansible's meaning);
 * inherited from a play, block, role or import onto the tasks inside (``INHERITED``);
-* accepted where it cannot change the result (``single host`` ones on a one-host play);
 * handed to the rollout scheduler (``serial``, ``max_fail_percentage``, ``any_errors_fatal``,
   ``order``: docs/rollouts.md);
+* ``run_once``, ``throttle`` and ``delegate_to: localhost`` cut the play into phases
+  (``rustle_deploy.phases``, docs/phases.md);
 * refused with the reason (``REFUSED``), never silently dropped.
 """
 
@@ -66,18 +67,13 @@ INCLUDE_ROLE_ARGS = frozenset({"name", "role", "tasks_from", "vars_from", "defau
 # Carried into the plan as they are (task extensions, PLAN_FORMAT.md).
 CARRIED = ("register", "loop", "loop_control", "changed_when", "failed_when", "ignore_errors",
            "no_log", "become", "become_user", "become_method", "environment", "vars", "retries",
-           "delay", "until", "check_mode", "diff", "timeout", "listen")
+           "delay", "until", "check_mode", "diff", "timeout", "listen", "run_once", "throttle")
 # Keywords a play, block, role or import hands down to the tasks inside it when they do not set
 # their own (``when``, ``tags`` and ``environment`` add up instead).
 INHERITED = ("become", "become_user", "become_method", "ignore_errors", "no_log", "check_mode",
              "diff", "timeout", "delegate_to", "run_once", "any_errors_fatal", "throttle",
              "ignore_unreachable", "debugger", "collections", "connection", "remote_user", "port",
              "become_exe", "become_flags", "module_defaults", "delegate_facts")
-# Cross-host keywords that change nothing when the play has one host.
-SINGLE_HOST = {
-    "run_once": "it runs the task on one host and shares the result with the others",
-    "throttle": "it limits how many hosts run the task at once",
-}
 REFUSED = {
     "async": "background tasks (async/poll) are not supported yet; drop async to run the "
              "task in the foreground, with timeout: to bound it",

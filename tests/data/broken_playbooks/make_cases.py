@@ -260,16 +260,30 @@ CASES: dict[str, dict[str, str]] = {
             - command: /usr/bin/true
               delegate_to: db1
         """},
-    "local_action_on_remote_hosts": {"site.yml": """\
+    "local_action_in_handler": {"site.yml": """\
         - hosts: web
           tasks:
-            - local_action: command echo hi
+            - command: echo hi
+              notify: h
+          handlers:
+            - name: h
+              local_action: command echo hi
         """},
-    "run_once_on_many_hosts": {"site.yml": """\
+    "run_once_in_mixed_block": {"site.yml": """\
+        - hosts: web
+          tasks:
+            - block:
+                - command: /usr/bin/true
+                - command: /usr/bin/false
+                  run_once: true
+              rescue:
+                - debug: msg=rescued
+        """},
+    "run_once_templated": {"site.yml": """\
         - hosts: web
           tasks:
             - command: /usr/bin/true
-              run_once: true
+              run_once: "{{ once }}"
         """},
     "serial_not_a_count": {"site.yml": """\
         - hosts: all

@@ -44,6 +44,9 @@ def build_parser():
     run.add_argument("--plays", type=lambda v: [int(x) for x in v.split(",") if x.strip()],
                      help="run only the plays with these plan indices (0,2): a rollout stage")
     run.add_argument("--carry", help="file keeping registered results and set_fact between stages")
+    run.add_argument("--phase", type=int, help="run only this phase of plays cut into phases")
+    run.add_argument("--share", choices=("vars", "state"),
+                     help="end with a 'shared' event: the variables this run set (or the whole state)")
     run.add_argument("--vars", dest="vars_file",
                      help="JSON file of this host's own variables (the artifact carries none)")
     run.add_argument("-v", "--verbose", action="count", default=0)
@@ -98,7 +101,8 @@ def _run(args, payload):
                         tags=_csv(args.tags), skip_tags=_csv(args.skip_tags),
                         verbosity=args.verbose, run_id=run_id,
                         plays=getattr(args, "plays", None), carry=getattr(args, "carry", None),
-                        host_vars=host_vars)
+                        host_vars=host_vars, phase=getattr(args, "phase", None),
+                        inject=getattr(args, "inject", None), share=getattr(args, "share", None))
         return runner.run()
     finally:
         emitter.close()
@@ -106,23 +110,28 @@ def _run(args, payload):
 
 class _RunArgs:
     def __init__(self, host, check, diff, tags, skip_tags, journal, run_id, verbose, plays=None,
-                 carry=None, host_vars=None):
+                 carry=None, host_vars=None, phase=None, inject=None, share=None):
         self.host, self.check, self.diff = host, check, diff
         self.tags, self.skip_tags = list(tags), list(skip_tags)
         self.journal, self.run_id, self.verbose = journal, run_id, verbose
         self.plays, self.carry, self.host_vars = plays, carry, host_vars
+        self.phase, self.inject, self.share = phase, inject, share
 
 
 def run_payload(root, host, check=False, diff=False, tags=(), skip_tags=(), journal=None,
-                run_id=None, verbosity=0, plays=None, carry=None, host_vars=None, become_password=None):
+                run_id=None, verbosity=0, plays=None, carry=None, host_vars=None, phase=None,
+                inject=None, share=None, become_password=None):
     """``run`` for the payload at ``root`` (a directory or a zip), without parsing a command
     line: the deploy agent calls this in its own process. Returns the exit code.
 
     ``plays``: run only the plays with these plan indices (a rollout stage); ``carry``: a
     file holding registered results and set_fact across stages (read if present, written
     when the host did not fail); ``host_vars``: this host's own variables, from its run
-    request (the artifact, shared by many hosts, carries none); ``become_password``: what
-    sudo asks for when a task becomes another user (``-K``), kept in memory only."""
+    request (the artifact, shared by many hosts, carries none); ``phase``: run only that phase
+    of a play cut into phases (docs/phases.md); ``inject``: variables another host's run set
+    that this host receives (run_once); ``share``: "vars" or "state", end with a ``shared`` event
+    holding what this run set (and, for "state", the host's whole state); ``become_password``:
+    what sudo asks for when a task becomes another user (``-K``), kept in memory only."""
     if become_password is not None:
         from . import become
 
@@ -130,7 +139,7 @@ def run_payload(root, host, check=False, diff=False, tags=(), skip_tags=(), jour
     try:
         payload = Payload(root)
         args = _RunArgs(host, check, diff, tags, skip_tags, journal, run_id, verbosity, plays, carry,
-                        host_vars)
+                        host_vars, phase, inject, share)
         return _run(args, payload)
     except PayloadError as exc:
         return _fail(str(exc), "the artifact is corrupt or incomplete; redeploy it")

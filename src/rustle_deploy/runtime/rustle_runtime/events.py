@@ -46,7 +46,9 @@ class Emitter:
             os.makedirs(parent, mode=0o700, exist_ok=True)
             self.journal_fd = os.open(journal, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
 
-    def emit(self, event):
+    def emit(self, event, journal=True):
+        """Write ``event``; ``journal=False`` keeps it out of the journal (controller data:
+        a phase's ``shared`` state, which holds the values of no_log results too)."""
         check_stopped()  # the deploy agent is ending the run: its last journal line is its own
         line = json.dumps(event, default=_default, ensure_ascii=False, sort_keys=False)
         data = line.encode("utf-8", "replace") + b"\n"
@@ -55,7 +57,7 @@ class Emitter:
             self.stream.flush()
         except BrokenPipeError:
             pass  # the controller went away; keep applying the plan and journaling it
-        if self.journal_fd is not None:
+        if self.journal_fd is not None and journal:
             try:
                 if os.write(self.journal_fd, data) != len(data):
                     raise OSError(28, os.strerror(28))  # ENOSPC: the rest did not fit

@@ -163,14 +163,22 @@ def _as_list(value):
 
 
 def _load_carry(path):
+    """The state a previous stage or phase left: ``vars`` (registered results and set_fact),
+    ``included`` (include_vars), ``facts`` (None: not gathered), ``notified`` (play index ->
+    pending handler indexes) and ``ended`` (plays this host ended with meta). A file of the
+    first format holds the vars alone."""
     import json
 
     try:
         with open(path, encoding="utf-8") as fh:
             data = json.load(fh)
     except FileNotFoundError:
-        return {}
-    return data if isinstance(data, dict) else {}
+        data = {}
+    if not isinstance(data, dict):
+        data = {}
+    if data.get("__rustle_carry__") != 2:
+        data = {"vars": data}
+    return data
 
 
 def _save_carry(path, values):
@@ -199,7 +207,8 @@ class Runner:
     """Run the plan's plays for one host and emit events; ``run()`` returns the exit code."""
 
     def __init__(self, payload, plan, host, emitter, check=False, diff=False, tags=None,
-                 skip_tags=None, verbosity=0, run_id=None, plays=None, carry=None, host_vars=None):
+                 skip_tags=None, verbosity=0, run_id=None, plays=None, carry=None, host_vars=None,
+                 phase=None, inject=None, share=None):
         self.payload = payload
         self.plan = plan
         self.host = host
@@ -215,6 +224,18 @@ class Runner:
         # that keeps registered results and set_fact from one stage to the next.
         self.plays = None if plays is None else set(plays)
         self.carry = carry
+        # A play cut into phases at cross-host tasks (docs/phases.md): ``phase`` selects the
+        # top-level tasks of that phase; ``inject`` holds what the controller carries in from
+        # another run (``vars``: a run_once task's registered result and set_fact, or what a
+        # task delegated to the controller set; ``notified``: handlers it notified;
+        # ``hostvars``: other hosts' values that this phase's tasks read); ``share``
+        # asks for a ``shared`` event at the end: "vars" (the variables this run set) or
+        # "state" (those, and the host's whole state: what a run on the controller starts from).
+        self.phase = phase
+        self.inject = inject or {}
+        self.share = share
+        self._carried_notified = {}  # play index -> handler indexes still pending
+        self._ended = set()  # plays this host ended (meta: end_play / end_host) in a phase
         self.templar = Templar(read_file=self._read_embedded)
         self._facts = None
         self._tmpdir = None
@@ -286,6 +307,10 @@ class Runner:
                 v = dict(hv)
                 v.setdefault("inventory_hostname", name)
                 out[name] = v
+        # what other hosts registered, set or gathered, sent by the controller for this phase
+        for name, values in (self.inject.get("hostvars") or {}).items():
+            if name != self.host and isinstance(values, dict):
+                out.setdefault(name, {"inventory_hostname": name}).update(unsafe(values))
         return out
 
     def _base_scope(self):
@@ -312,7 +337,18 @@ class Runner:
                            "python": ".".join(str(x) for x in sys.version_info[:3])})
         failed = False
         if self.carry:
-            self.runtime_vars.update(_load_carry(self.carry))
+            state = _load_carry(self.carry)
+            self.runtime_vars.update(unsafe(state.get("vars") or {}))
+            self.included_vars.update(state.get("included") or {})
+            if isinstance(state.get("facts"), dict):
+                self._facts = unsafe(state["facts"])
+            self._carried_notified = dict(state.get("notified") or {})
+            self._ended = set(state.get("ended") or ())
+        if self.inject:
+            self.runtime_vars.update(unsafe(self.inject.get("vars") or {}))
+            for key, indexes in (self.inject.get("notified") or {}).items():
+                self._carried_notified[key] = sorted(set(self._carried_notified.get(key, ())) | set(indexes))
+        before = dict(self.runtime_vars)
         try:
             for play in self.plan.get("plays") or []:
                 if self.host not in (play.get("hosts") or []):
@@ -331,8 +367,16 @@ class Runner:
                 import shutil
 
                 shutil.rmtree(self._tmpdir, ignore_errors=True)
+        state = {"__rustle_carry__": 2, "vars": self.runtime_vars, "included": self.included_vars,
+                 "facts": self._facts, "notified": self._carried_notified, "ended": sorted(self._ended)}
         if self.carry and not failed:
-            _save_carry(self.carry, self.runtime_vars)
+            _save_carry(self.carry, state)
+        if self.share and not failed:
+            shared = {"event": "shared", "host": self.host, "notified": self._carried_notified, "vars": {
+                k: v for k, v in self.runtime_vars.items() if k not in before or before[k] is not v}}
+            if self.share == "state":  # a run on the controller goes on from it, with these facts
+                shared["state"] = dict(state, facts=self.facts())
+            self.emitter.emit(shared, journal=False)
         recap = {"event": "recap", "host": self.host}
         recap.update(self.stats)
         recap["duration"] = round(time.monotonic() - start, 6)
@@ -343,26 +387,39 @@ class Runner:
 
     def _run_play(self, play):
         self._play = play
+        tasks = play.get("tasks") or []
+        first = last = True
+        key = str(play.get("index"))
+        if self.phase is not None and play.get("phases"):
+            if key in self._ended:
+                return
+            tasks = [t for t in tasks if t.get("phase", 0) == self.phase]
+            first, last = self.phase == 0, self.phase == play["phases"] - 1
         everyone = list(play.get("play_hosts") or play.get("hosts") or [])
         self.host_vars.update({"ansible_play_name": play.get("name", ""), "ansible_play_hosts_all": everyone,
                                "ansible_play_hosts": everyone, "play_hosts": everyone,
                                "ansible_play_batch": everyone})
-        self._notified = set()  # indexes of the play's notified handlers
+        self._notified = set(self._carried_notified.pop(key, ()))  # the play's notified handlers
         self._roles_done = set()
         # what a notify may name: a handler's name, or a topic it listens to
         self._handler_names = set()
         for h in play.get("handlers") or []:
             self._handler_names.update(_handler_topics(h))
-        self.emitter.emit({"event": "play_start", "play": play.get("name", ""), "host": self.host})
+        if first:
+            self.emitter.emit({"event": "play_start", "play": play.get("name", ""), "host": self.host})
         try:
-            for task in play.get("tasks") or []:
+            for task in tasks:
                 self._run_task(task)
+            if not last:  # the play goes on in a later phase: its notifications wait for it
+                if self._notified:
+                    self._carried_notified[key] = sorted(self._notified)
+                return
             # as Ansible: a flush after the tasks and one after the (empty) post_tasks; what is
             # notified after that is forgotten
             self._flush_handlers()
             self._flush_handlers()
         except _EndPlay:
-            pass
+            self._ended.add(key)
 
     def _notify(self, names):
         handlers = self._play.get("handlers") or []
@@ -642,7 +699,8 @@ class Runner:
         """The task's (registered) result, looping and retrying as asked."""
         scope = self._task_scope(task)
         run_once = task.get("run_once")
-        if run_once and self._play.get("hosts") and self._play["hosts"][0] != self.host:
+        # in a phased play the controller runs a run_once phase on the one host it chose
+        if run_once and self.phase is None and self._play.get("hosts") and self._play["hosts"][0] != self.host:
             return {"changed": False, "skipped": True,
                     "skip_reason": "run_once: runs on {}".format(self._play["hosts"][0])}
         if "loop" not in task:

@@ -1,0 +1,197 @@
+"""Cut a play into phases at its cross-host tasks; no I/O (docs/phases.md).
+
+A host runs a play on its own, in one round trip. A task that needs another place than the
+host cannot run inside that round trip: ``run_once`` runs on one host and hands its result
+to all; ``delegate_to: localhost`` (and ``local_action``) runs on the controller with the
+host's variables; ``throttle: N`` lets only N hosts run the task at once. Such a task is a **cut point**: the play is cut into phases, each phase one
+round trip per host (or one local run per host on the controller), and the controller
+carries the hosts' state between them.
+
+Only top-level tasks of a play are cut points: a block (or include) whose every task has the
+same kind is one as a whole; a block that mixes kinds cannot be cut (its rescue and always
+sections would span round trips) and is refused, as are cross-host keywords on handlers. A
+play without cut points is one phase: one round trip per host, as always.
+
+Consecutive tasks of the same kind share one phase.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+
+from .model import Play, Task
+
+HOSTS = "hosts"  # every host of the batch runs the phase's tasks
+ONCE = "once"  # the batch's first live host runs them; the others receive what they set
+LOCAL = "local"  # the controller runs them for each host of the batch, with its variables
+ONCE_LOCAL = "once-local"  # the controller runs them once, for the batch's first live host
+# ``throttle: N`` adds "@N" to HOSTS or LOCAL: at most N hosts of the batch run the phase at once
+# what delegate_to may name to run a task on the controller
+CONTROLLER = ("localhost", "127.0.0.1", "::1")
+
+
+@dataclass(frozen=True)
+class Phases:
+    """A play's phases: ``kinds[k]`` is one of HOSTS, ONCE, LOCAL, ONCE_LOCAL; ``of[task_id]``
+    the phase of each top-level task. One phase of kind HOSTS for a play without cut points."""
+
+    kinds: tuple[str, ...]
+    of: dict[str, int]
+    # phase -> the names its tasks read of other hosts through hostvars that tasks set while
+    # the play runs (registered results, set_fact, facts): the controller sends them in
+    reads: dict[int, tuple[str, ...]] = field(default_factory=dict)
+
+    @property
+    def cut(self) -> bool:
+        """Whether the controller schedules the play's phases (a throttled phase even alone)."""
+        return len(self.kinds) > 1 or any(k != HOSTS for k in self.kinds)
+
+
+@dataclass(frozen=True)
+class Refusal:
+    """Why a task cannot be a cut point: the task (pointer) and the keyword at fault."""
+
+    task: Task
+    key: str
+    message: str
+    hint: str
+
+
+def _leaves(task: Task) -> Iterator[Task]:
+    return (t for t in task.walk() if not t.is_block)
+
+
+def local(task: Task) -> bool:
+    """Whether the task is delegated to the controller."""
+    target = task.extras.get("delegate_to")
+    return isinstance(target, str) and target.strip() in CONTROLLER
+
+
+def throttle_of(task: Task) -> int | None:
+    """The task's ``throttle`` as a host count (0: no limit); None when it is an expression."""
+    value = task.extras.get("throttle", 0)
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, str):
+        return int(value.strip()) if value.strip().isdigit() else None
+    return value if isinstance(value, int) and value >= 0 else None
+
+
+def split(kind: str) -> tuple[str, int]:
+    """(the base kind, its throttle: 0 for none) of a phase kind such as "hosts@2"."""
+    base, _, width = kind.partition("@")
+    return base, int(width or 0)
+
+
+def _leaf_kind(task: Task) -> str:
+    once = task.extras.get("run_once") is True
+    if local(task):
+        base = ONCE_LOCAL if once else LOCAL
+    else:
+        base = ONCE if once else HOSTS
+    width = throttle_of(task) or 0
+    return f"{base}@{width}" if width and not once else base
+
+
+def _kinds(task: Task) -> set[str]:
+    return {_leaf_kind(t) for t in _leaves(task)} or {HOSTS}
+
+
+def kind_of(task: Task) -> str:
+    """The kind of a top-level task (a block: its tasks' kind when they all have the same)."""
+    kinds = _kinds(task)
+    return kinds.pop() if len(kinds) == 1 else HOSTS
+
+
+def refusals(play: Play, tasks: list[Task]) -> Iterator[Refusal]:
+    """The cross-host keywords of ``play`` that cannot be cut at (``tasks``: its top-level
+    tasks in execution order)."""
+    for task in tasks:
+        for leaf in _leaves(task):
+            if throttle_of(leaf) is None:
+                yield Refusal(leaf, "throttle", f"throttle on task {leaf.name!r} is an expression "
+                              f"({leaf.extras.get('throttle')!r})", "where the play is cut into phases "
+                              "is decided before anything runs: give throttle a number")
+        if not task.is_block or len(_kinds(task)) == 1:
+            continue
+        for leaf in _leaves(task):
+            kind, width = split(_leaf_kind(leaf))
+            if kind != HOSTS or width:
+                key = "delegate_to" if kind in (LOCAL, ONCE_LOCAL) else ("run_once" if kind == ONCE else "throttle")
+                yield Refusal(leaf, key,
+                              f"{key} on task {leaf.name!r} inside block {task.name!r}, whose tasks "
+                              "do not all run the same way (on every host, once, on the controller): "
+                              "the play cannot be cut there",
+                              f"put {key} on the whole block, or move the task out of the block")
+                break
+    for handler in play.handlers:
+        for leaf in _leaves(handler):
+            kind, width = split(_leaf_kind(leaf))
+            if kind != HOSTS or width:
+                key = "delegate_to" if kind in (LOCAL, ONCE_LOCAL) else ("run_once" if kind == ONCE else "throttle")
+                yield Refusal(leaf, key, f"{key} on handler {leaf.name!r} is not supported",
+                              f"notify a handler without {key}, or make it a task of the play")
+                break
+
+
+# ``hostvars[HOST].NAME``, ``hostvars[HOST]['NAME']``, ``hostvars.HOST.NAME``
+_HOSTVARS_READ = re.compile(r"hostvars\s*(?:\[(?:[^\[\]]|\[[^\]]*\])*\]|\.\s*[A-Za-z_][\w-]*)"
+                            r"\s*(?:\.\s*([A-Za-z_]\w*)|\[\s*['\"]([^'\"]+)['\"]\s*\])")
+# inventory and connection variables: never set by a task (not facts, despite the prefix)
+_INVENTORY_PREFIXES = ("ansible_host", "ansible_port", "ansible_user", "ansible_connection",
+                       "ansible_python_interpreter", "ansible_ssh", "ansible_become", "ansible_password",
+                       "ansible_private_key", "ansible_shell", "ansible_remote_tmp", "ansible_timeout",
+                       "ansible_sudo", "ansible_su_")
+FACTS = "ansible_facts"
+
+
+def _is_fact(name: str) -> bool:
+    return name == FACTS or (name.startswith("ansible_") and not name.startswith(_INVENTORY_PREFIXES))
+
+
+def _sets(task: Task) -> set[str]:
+    """The names the tasks of ``task`` set while the play runs (FACTS for gathered facts)."""
+    out: set[str] = set()
+    for leaf in _leaves(task):
+        if isinstance(leaf.extras.get("register"), str):
+            out.add(leaf.extras["register"])
+        if leaf.short_module == "set_fact":
+            out.update(str(k) for k in leaf.args if k != "cacheable")
+        if leaf.short_module in ("setup", "gather_facts"):
+            out.add(FACTS)
+    return out
+
+
+def hostvars_reads(task: Task) -> set[str]:
+    """The variable names ``task`` reads of hosts through hostvars."""
+    text = json.dumps([[t.args, [c.value for c in t.conditions], t.extras] for t in task.walk()], default=str)
+    return {m.group(1) or m.group(2) for m in _HOSTVARS_READ.finditer(text.replace('\\"', '"'))}
+
+
+def play_phases(tasks: list[Task]) -> Phases:
+    """The phases of a play whose top-level tasks, in execution order, are ``tasks``.
+
+    A task that reads of other hosts (hostvars) a value the play's tasks set (a registered
+    result, set_fact, a fact) starts a new phase unless its phase already began after that
+    value was set: the controller sends each host the others' values at the start of a phase,
+    as Ansible's lock-step gives them."""
+    late = set().union(*(_sets(t) for t in tasks)) if tasks else set()
+    kinds: list[str] = []
+    of: dict[str, int] = {}
+    reads: dict[int, set[str]] = {}
+    set_here: set[str] = set()  # names set so far in the current phase
+    for task in tasks:
+        kind = kind_of(task)
+        wanted = {n for n in hostvars_reads(task) if n in late or _is_fact(n)}
+        stale = wanted & set_here or (FACTS in set_here and any(_is_fact(n) for n in wanted))
+        if not kinds or kinds[-1] != kind or stale:
+            kinds.append(kind)
+            set_here = set()
+        of[task.task_id] = len(kinds) - 1
+        if wanted:
+            reads.setdefault(len(kinds) - 1, set()).update(wanted)
+        set_here |= _sets(task)
+    return Phases(tuple(kinds) or (HOSTS,), of, {k: tuple(sorted(v)) for k, v in reads.items()})

@@ -1,0 +1,372 @@
+"""Plays cut into phases at run_once (docs/phases.md), over a real sshd fleet.
+
+The playbooks are also applied by ansible-playbook (the oracle) to the same host names on a
+local connection, each host writing into its own directory: both must leave the same files and
+report the same recap counts. Round trips are counted: a play without cross-host tasks keeps
+one exchange per host; each phase adds one.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from rustle_deploy.cli import main
+
+from .. import planmaker as pm
+from ..conftest import REPO
+
+pytestmark = [pytest.mark.ssh, pytest.mark.usefixtures("rustle_home")]
+
+ANSIBLE = REPO / ".venv" / "bin" / "ansible-playbook"
+
+# Each host writes what it saw into {{ root }}/out.txt: the run_once results must be the first
+# host's on every host; handlers notified before a phase boundary run at the end of the play.
+RUN_ONCE = """\
+- hosts: fleet
+  gather_facts: false
+  tasks:
+    - name: before
+      copy: {content: "{{ inventory_hostname }}\\n", dest: "{{ root }}/before.txt"}
+      notify: early handler
+    - name: pick a leader
+      command: echo {{ inventory_hostname }}
+      register: leader
+      run_once: true
+      notify: leader handler
+    - name: remember it
+      set_fact: {chosen: "{{ leader.stdout }}-{{ inventory_hostname }}"}
+      run_once: true
+    - name: what every host saw
+      copy:
+        content: "{{ leader.stdout }} {{ chosen }} {{ inventory_hostname }} {{ leader.changed }}\\n"
+        dest: "{{ root }}/out.txt"
+    - name: once more
+      command: echo second
+      register: second
+      run_once: true
+      changed_when: false
+    - name: after
+      copy: {content: "{{ second.stdout }}\\n", dest: "{{ root }}/after.txt"}
+  handlers:
+    - name: early handler
+      copy: {content: "early\\n", dest: "{{ root }}/early.txt"}
+    - name: leader handler
+      copy: {content: "leader\\n", dest: "{{ root }}/leader.txt"}
+"""
+
+PLAIN = """\
+- hosts: fleet
+  gather_facts: false
+  tasks:
+    - name: write
+      copy: {content: "{{ inventory_hostname }}\\n", dest: "{{ root }}/plain.txt"}
+"""
+
+# Tasks delegated to the controller run outside the host's agent: no RUSTLE_RUN_MARK there
+# (docs/remote.md, "Ending a run early"); ansible-playbook has none anywhere.
+DELEGATED = """\
+- hosts: fleet
+  gather_facts: false
+  tasks:
+    - name: on the host
+      shell: echo "${RUSTLE_RUN_MARK:+host}"
+      register: here
+      changed_when: false
+    - name: on the controller
+      shell: echo "[${RUSTLE_RUN_MARK:-controller}] {{ inventory_hostname }} {{ here.stdout }}"
+      delegate_to: localhost
+      register: there
+      notify: delegated handler
+    - local_action: command echo local {{ inventory_hostname }}
+      register: old_form
+    - name: once, on the controller
+      command: echo once from {{ inventory_hostname }}
+      delegate_to: localhost
+      run_once: true
+      register: once
+    - name: what every host saw
+      copy:
+        content: "{{ there.stdout }}|{{ old_form.stdout }}|{{ once.stdout }}\\n"
+        dest: "{{ root }}/out.txt"
+  handlers:
+    - name: delegated handler
+      copy: {content: "changed={{ there.changed }}\\n", dest: "{{ root }}/handler.txt"}
+"""
+
+FAILING = """\
+- hosts: fleet
+  gather_facts: false
+  tasks:
+    - name: before
+      copy: {content: "x\\n", dest: "{{ root }}/before.txt"}
+    - name: the leader fails
+      command: /bin/false
+      run_once: true
+    - name: after
+      copy: {content: "x\\n", dest: "{{ root }}/after.txt"}
+"""
+
+
+class Fleet:
+    def __init__(self, sshd: Any, tmp_path: Path, n: int) -> None:
+        self.tmp = tmp_path
+        self.names = [f"n{i:02d}" for i in range(n)]
+        hosts = {}
+        for i, name in enumerate(self.names):
+            h = sshd.host(name, tmp_path / f"remote{i:02d}", root=str(self.root(name, "rustle")))
+            hosts[name] = dict(h.vars)
+            self.root(name, "rustle").mkdir(parents=True)
+            self.root(name, "ansible").mkdir(parents=True)
+        self.inventory = tmp_path / "inv.yml"
+        self.inventory.write_text(yaml.safe_dump({"all": {"children": {"fleet": {"hosts": hosts}}}}))
+        local = {n: {"ansible_connection": "local", "ansible_python_interpreter": sys.executable,
+                     "root": str(self.root(n, "ansible"))} for n in self.names}
+        self.local_inventory = tmp_path / "local.yml"
+        self.local_inventory.write_text(yaml.safe_dump({"all": {"children": {"fleet": {"hosts": local}}}}))
+
+    def root(self, name: str, tool: str) -> Path:
+        return self.tmp / tool / name
+
+    def files(self, tool: str) -> dict[str, dict[str, str]]:
+        return {n: {p.name: p.read_text() for p in sorted(self.root(n, tool).iterdir())} for n in self.names}
+
+    def rustle(self, capsys: pytest.CaptureFixture[str], playbook: Path, *args: str) -> tuple[int, dict[str, Any]]:
+        code = main([str(playbook), "-i", str(self.inventory), "--run", "--output", "json", *args])
+        out, err = capsys.readouterr()
+        assert out, err
+        return code, json.loads(out)
+
+    def ansible(self, playbook: Path) -> tuple[int, dict[str, dict[str, int]]]:
+        env = dict(os.environ, ANSIBLE_NOCOLOR="1", ANSIBLE_HOME=str(self.tmp / "ansible-home"),
+                   ANSIBLE_CONFIG=str(self.tmp / "no-ansible.cfg"), ANSIBLE_RETRY_FILES_ENABLED="False",
+                   ANSIBLE_DEPRECATION_WARNINGS="False", PYTHONWARNINGS="ignore")
+        proc = subprocess.run([str(ANSIBLE), "-i", str(self.local_inventory), str(playbook)],
+                              capture_output=True, text=True, env=env, timeout=300)
+        recaps = {}
+        for line in proc.stdout.splitlines():
+            name, sep, rest = line.partition(" : ")
+            if sep and name.strip() in self.names:
+                recaps[name.strip()] = {k: int(v) for k, v in (kv.split("=") for kv in rest.split())}
+        return proc.returncode, recaps
+
+
+def _playbook(tmp_path: Path, text: str, name: str = "site.yml") -> Path:
+    path = tmp_path / name
+    path.write_text(textwrap.dedent(text))
+    return path
+
+
+def _counts(recap: dict[str, Any]) -> dict[str, int]:
+    return {k: int(recap.get(k, 0)) for k in ("ok", "changed", "failed", "skipped", "rescued", "ignored")}
+
+
+@pytest.mark.ansible
+def test_run_once_result_reaches_every_host_as_in_ansible(sshd: Any, tmp_path: Path,
+                                                          capsys: pytest.CaptureFixture[str]) -> None:
+    fleet = Fleet(sshd, tmp_path, 6)
+    playbook = _playbook(tmp_path, RUN_ONCE)
+    code, doc = fleet.rustle(capsys, playbook)
+    acode, arecaps = fleet.ansible(playbook)
+    assert (code, acode) == (0, 0)
+    assert fleet.files("rustle") == fleet.files("ansible")
+    assert fleet.files("rustle")["n03"]["out.txt"] == "n00 n00-n00 n03 True\n"
+    assert "leader.txt" in fleet.files("rustle")["n00"] and "leader.txt" not in fleet.files("rustle")["n01"]
+    for h in doc["hosts"]:
+        assert _counts(h["recap"]) == _counts(arecaps[h["name"]]), h["name"]
+    # phases: [before] [leader, remember] [what every host saw] [once more] [after]: five, of
+    # which the two run_once ones run on n00 alone; one exchange each (the ssh client opens
+    # the channel itself, docs/remote.md "Round trips")
+    trips = {h["name"]: h["round_trips"] for h in doc["hosts"]}
+    assert trips["n00"] == 5
+    assert all(trips[n] == 3 for n in fleet.names[1:]), trips
+
+
+def test_play_without_cross_host_tasks_keeps_one_round_trip(sshd: Any, tmp_path: Path,
+                                                            capsys: pytest.CaptureFixture[str]) -> None:
+    fleet = Fleet(sshd, tmp_path, 4)
+    code, doc = fleet.rustle(capsys, _playbook(tmp_path, PLAIN))
+    assert code == 0
+    assert "rollout" not in doc
+    assert {h["round_trips"] for h in doc["hosts"]} == {1}
+
+
+@pytest.mark.ansible
+def test_failing_run_once_stops_every_host_of_the_batch(sshd: Any, tmp_path: Path,
+                                                        capsys: pytest.CaptureFixture[str]) -> None:
+    fleet = Fleet(sshd, tmp_path, 3)
+    playbook = _playbook(tmp_path, FAILING)
+    code, doc = fleet.rustle(capsys, playbook)
+    acode, _ = fleet.ansible(playbook)
+    assert code == 1 and acode == 2
+    assert fleet.files("rustle") == fleet.files("ansible")
+    assert all(set(files) == {"before.txt"} for files in fleet.files("rustle").values())
+    by_name = {h["name"]: h for h in doc["hosts"]}
+    assert by_name["n00"]["recap"]["failed"] == 1
+    assert "run_once phase failed on n00" in by_name["n01"]["error"]
+    assert doc["rollout"]["failed"] == fleet.names
+
+
+def test_run_once_in_a_plan_with_a_handler_across_phases(sshd: Any, tmp_path: Path,
+                                                         capsys: pytest.CaptureFixture[str]) -> None:
+    """The same from a rustle-plan JSON plan: the registered result on every host, and a
+    handler notified in the first phase runs once, at the end of the play."""
+    fleet = Fleet(sshd, tmp_path, 3)
+    root = "{{ root }}"
+
+    def tasks(hosts: list[str]) -> list[dict[str, Any]]:
+        return [
+            pm.task("t0", "first", "copy", {"content": "a\n", "dest": f"{root}/a.txt"}, [], 0, notify=["h"]),
+            pm.task("t1", "leader", "command", {"cmd": "echo {{ inventory_hostname }}"}, [], 1,
+                    register="leader", run_once=True),
+            pm.task("t2", "saw", "copy", {"content": "{{ leader.stdout }}\n", "dest": f"{root}/saw.txt"}, [], 2),
+        ]
+
+    play = pm.play("play-0", "web", fleet.names, tasks)
+    play["handlers"] = [pm.task("h0", "h", "copy", {"content": "{{ leader.stdout }}\n", "dest": f"{root}/h.txt"},
+                                [], 0)]
+    path = tmp_path / "plan.json"
+    path.write_text(json.dumps(pm.plan([play], fleet.names)))
+    code, doc = fleet.rustle(capsys, path)
+    assert code == 0, doc
+    for name, files in fleet.files("rustle").items():
+        assert files == {"a.txt": "a\n", "saw.txt": "n00\n", "h.txt": "n00\n"}, name
+
+
+@pytest.mark.ansible
+def test_delegate_to_localhost_runs_on_the_controller_as_in_ansible(sshd: Any, tmp_path: Path,
+                                                                   capsys: pytest.CaptureFixture[str]) -> None:
+    fleet = Fleet(sshd, tmp_path, 4)
+    playbook = _playbook(tmp_path, DELEGATED)
+    code, doc = fleet.rustle(capsys, playbook)
+    acode, arecaps = fleet.ansible(playbook)
+    assert (code, acode) == (0, 0)
+    files = fleet.files("rustle")
+    assert files["n02"]["out.txt"] == "[controller] n02 host|local n02|once from n00\n"
+    assert {n: {k: v.replace(" host|", " |") for k, v in f.items()} for n, f in files.items()} == fleet.files("ansible")
+    assert all(f["handler.txt"] == "changed=True\n" for f in files.values())
+    for h in doc["hosts"]:
+        assert _counts(h["recap"]) == _counts(arecaps[h["name"]]), h["name"]
+    # phases: [on the host] [controller, local_action] [once on the controller] [saw]: two
+    # exchanges with each host; the controller's phases cost none
+    assert {h["round_trips"] for h in doc["hosts"]} == {2}
+
+
+THROTTLED = """\
+- hosts: fleet
+  gather_facts: false
+  tasks:
+    - name: before
+      copy: {content: "x\\n", dest: "{{ root }}/before.txt"}
+    - name: two at a time
+      shell: date +%s.%N > {{ root }}/start; sleep 0.3; date +%s.%N > {{ root }}/end
+      throttle: 2
+    - name: after
+      copy: {content: "y\\n", dest: "{{ root }}/after.txt"}
+"""
+
+
+def test_throttle_runs_the_task_on_at_most_n_hosts_at_once(sshd: Any, tmp_path: Path,
+                                                           capsys: pytest.CaptureFixture[str]) -> None:
+    fleet = Fleet(sshd, tmp_path, 6)
+    code, doc = fleet.rustle(capsys, _playbook(tmp_path, THROTTLED))
+    assert code == 0
+    spans = []
+    for name in fleet.names:
+        root = fleet.root(name, "rustle")
+        spans.append((float((root / "start").read_text()), float((root / "end").read_text())))
+        assert (root / "after.txt").exists()
+    # at every host's start, at most two hosts (itself included) have started and not ended
+    for start, _ in spans:
+        assert sum(1 for s, e in spans if s <= start < e) <= 2, spans
+    assert [b["label"] for b in doc["rollout"]["batches"]][1].endswith("phase 2/3 (throttle 2)")
+
+
+# Each host reads what the others registered and gathered.
+HOSTVARS = """\
+- hosts: fleet
+  gather_facts: false
+  tasks:
+    - name: each host registers its name
+      command: echo reg-{{ inventory_hostname }}
+      register: mine
+      changed_when: false
+    - name: gather facts
+      setup:
+    - name: read the others
+      copy:
+        content: "{{ hostvars['n00'].mine.stdout }},{{ hostvars['n01'].mine.stdout }},{{ hostvars.n02.mine.stdout }}\\n"
+        dest: "{{ root }}/all.txt"
+    - name: one by one
+      copy:
+        content: "{{ hostvars['n01']['mine'].stdout }} {{ hostvars['n00']['ansible_system'] }}\\n"
+        dest: "{{ root }}/one.txt"
+"""
+
+
+@pytest.mark.ansible
+def test_hostvars_of_other_hosts_registered_results_and_facts_as_in_ansible(
+        sshd: Any, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    fleet = Fleet(sshd, tmp_path, 3)
+    playbook = _playbook(tmp_path, HOSTVARS)
+    code, doc = fleet.rustle(capsys, playbook)
+    acode, arecaps = fleet.ansible(playbook)
+    assert (code, acode) == (0, 0), doc
+    assert fleet.files("rustle") == fleet.files("ansible")
+    assert fleet.files("rustle")["n02"] == {"all.txt": "reg-n00,reg-n01,reg-n02\n", "one.txt": "reg-n01 Linux\n"}
+    for h in doc["hosts"]:
+        assert _counts(h["recap"]) == _counts(arecaps[h["name"]]), h["name"]
+    assert {h["round_trips"] for h in doc["hosts"]} == {2}  # cut once: before the first read
+
+
+NOTIFY_ONCE = """\
+- hosts: fleet
+  gather_facts: false
+  tasks:
+    - name: announce, once, from the controller
+      command: echo announced-by-{{ inventory_hostname }}
+      run_once: true
+      delegate_to: localhost
+      register: note
+- hosts: fleet
+  gather_facts: false
+  tasks:
+    - name: every host has it in the next play
+      copy: {content: "{{ note.stdout }}\\n", dest: "{{ root }}/note.txt"}
+"""
+
+
+def test_a_play_of_one_run_once_task_on_the_controller_feeds_the_next_play(
+        sshd: Any, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    fleet = Fleet(sshd, tmp_path, 3)
+    code, doc = fleet.rustle(capsys, _playbook(tmp_path, NOTIFY_ONCE))
+    assert code == 0, doc
+    assert {n: f["note.txt"] for n, f in fleet.files("rustle").items()} == {
+        n: "announced-by-n00\n" for n in fleet.names}
+    by_name = {h["name"]: h for h in doc["hosts"]}
+    assert (by_name["n00"]["recap"]["changed"], by_name["n01"]["recap"]["changed"]) == (2, 1)  # as Ansible
+    assert {h["round_trips"] for h in doc["hosts"]} == {1}  # the first play never reached the hosts
+
+
+def test_dry_run_lists_the_phases_and_native_refuses_them(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    names = [f"h{i}" for i in range(3)]
+    inv = tmp_path / "inv.ini"
+    inv.write_text("[fleet]\n" + "".join(
+        f"{n} ansible_connection=local rustle_remote_dir={tmp_path / 'remote' / n} root={tmp_path / n}\n"
+        for n in names))
+    playbook = _playbook(tmp_path, RUN_ONCE)
+    code = main([str(playbook), "-i", str(inv), "--run", "--dry-run", "--output", "text"])
+    out, err = capsys.readouterr()
+    assert code == 0, err
+    assert "batch 2/5 (play 'fleet', phase 2/5 (run_once), all at once): h0 h1 h2" in out
+    code = main([str(playbook), "-i", str(inv), "--run", "--format", "native"])
+    assert code == 2 and "a play is cut into phases" in capsys.readouterr()[1]
+    assert not (tmp_path / "remote").exists() and not any((tmp_path / n).exists() for n in names)

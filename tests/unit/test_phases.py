@@ -1,0 +1,111 @@
+"""Cutting plays into phases (phases.py) and scheduling them (rollout.py); docs/phases.md."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+
+from rustle_deploy.errors import PlanError
+from rustle_deploy.model import Host
+from rustle_deploy.phases import HOSTS, LOCAL, ONCE, ONCE_LOCAL, play_phases
+from rustle_deploy.plan import parse_plan
+from rustle_deploy.plan.validate import validate
+from rustle_deploy.rollout import PlaySpec, Schedule, play_specs, schedule
+
+from .. import planmaker as pm
+
+NAMES = [f"h{i}" for i in range(4)]
+
+
+def plan_of(tasks: list[dict[str, Any]], handlers: list[dict[str, Any]] | None = None) -> Any:
+    play = pm.play("play-0", "web", NAMES, lambda hosts: tasks)
+    play["handlers"] = handlers or []
+    return parse_plan(json.dumps(pm.plan([play], NAMES)).encode(), source="plan.json", base_dir=".")
+
+
+def t(i: int, **kw: Any) -> dict[str, Any]:
+    return pm.task(f"t{i}", f"task {i}", "debug", {"msg": str(i)}, [], i, **kw)
+
+
+def test_cut_points_make_phases_and_alike_neighbours_share_one() -> None:
+    plan = plan_of([t(0), t(1, run_once=True), t(2, run_once=True), t(3), t(4, delegate_to="localhost"),
+                    t(5, delegate_to="localhost", run_once=True), t(6, run_once=False)])
+    phases = play_phases(plan.play_tasks(plan.plays[0]))
+    assert phases.kinds == (HOSTS, ONCE, HOSTS, LOCAL, ONCE_LOCAL, HOSTS)
+    assert [phases.of[f"t{i}"] for i in range(7)] == [0, 1, 1, 2, 3, 4, 5]
+    plain = plan_of([t(0), t(1, delegate_to="{{ inventory_hostname }}")])
+    assert not play_phases(plain.play_tasks(plain.plays[0])).cut
+
+
+def test_a_play_without_cut_points_is_one_stage_and_one_host_needs_no_phases() -> None:
+    plan = plan_of([t(0), t(1, run_once=True), t(2)])
+    spec = play_specs(plan, lambda names: [Host(name=n, vars={}, groups=("all",)) for n in names])[0]
+    assert spec.phases == (HOSTS, ONCE, HOSTS)
+    one = schedule([spec], NAMES[:1])
+    assert len(one.stages) == 1 and one.stages[0].phase is None
+    plain = schedule([PlaySpec(index=0, name="p", hosts=tuple(NAMES))], NAMES)
+    assert not plain.staged
+
+
+def test_each_batch_runs_every_phase_before_the_next_batch() -> None:
+    spec = PlaySpec(index=0, name="p", hosts=tuple(NAMES), serial=(2,), phases=(HOSTS, ONCE, HOSTS, LOCAL))
+    s = schedule([spec], NAMES)
+    assert [(st.batches, st.phase, st.once, st.local, st.feeds) for st in s.stages] == [
+        ((("h0", "h1"),), 0, False, False, True), ((("h0", "h1"),), 1, True, False, True),
+        ((("h0", "h1"),), 2, False, False, True), ((("h0", "h1"),), 3, False, True, False),
+        ((("h2", "h3"),), 0, False, False, True), ((("h2", "h3"),), 1, True, False, True),
+        ((("h2", "h3"),), 2, False, False, True), ((("h2", "h3"),), 3, False, True, False),
+    ]
+    assert "phase 2/4 (run_once)" in s.stages[1].label and "on the controller" in s.stages[3].label
+    assert Schedule.from_json(json.loads(json.dumps(s.to_json()))) == s
+    assert PlaySpec.from_json(json.loads(json.dumps(spec.to_json()))) == spec
+
+
+@pytest.mark.parametrize(
+    ("tasks", "handlers", "pointer", "needle"),
+    [
+        ([{**t(0), "module": "", "args": {}, "block": [t(1), t(2, run_once=True)], "rescue": [t(3)]}], [],
+         "/plays/0/batches/0/tasks/0/block/1/run_once", "whose tasks do not all run the same way"),
+        ([t(0)], [t(9, run_once=True)], "/plays/0/handlers/0/run_once", "run_once on handler"),
+        ([t(0)], [t(9, delegate_to="localhost")], "/plays/0/handlers/0/delegate_to", "delegate_to on handler"),
+        ([t(0, delegate_to="db1")], [], "/plays/0/batches/0/tasks/0/delegate_to", "delegate_to 'db1' is not"),
+    ],
+    ids=["mixed-block", "run_once-handler", "delegated-handler", "other-host"],
+)
+def test_what_cannot_be_cut_is_refused_at_its_pointer(tasks: list[dict[str, Any]], handlers: list[dict[str, Any]],
+                                                      pointer: str, needle: str) -> None:
+    with pytest.raises(PlanError) as err:
+        validate(plan_of(tasks, handlers))
+    assert err.value.pointer == pointer and needle in err.value.message and err.value.hint
+
+
+def test_whole_blocks_of_one_kind_are_cut_points() -> None:
+    block = {**t(1), "module": "", "args": {}, "block": [t(2, run_once=True)], "rescue": [t(3, run_once=True)]}
+    plan = plan_of([t(0), block, t(4)])
+    validate(plan)
+    assert play_phases(plan.play_tasks(plan.plays[0])).kinds == (HOSTS, ONCE, HOSTS)
+
+
+def test_reading_another_hosts_runtime_values_starts_a_phase_when_they_were_set_in_it() -> None:
+    reads = "{{ hostvars['h1'].r.stdout }} {{ hostvars.h2.ansible_system }} {{ hostvars['h1']['ansible_host'] }}"
+    plan = plan_of([t(0, register="r"), pm.task("t1", "use", "debug", {"msg": reads}, [], 1),
+                    pm.task("t2", "again", "debug", {"msg": "{{ hostvars['h0'].r.rc }}"}, [], 2),
+                    pm.task("t3", "setup", "setup", {}, [], 3),
+                    pm.task("t4", "facts", "debug", {"msg": "{{ hostvars['h0']['ansible_facts'] }}"}, [], 4)])
+    phases = play_phases(plan.play_tasks(plan.plays[0]))
+    assert phases.kinds == (HOSTS, HOSTS, HOSTS) and phases.cut
+    assert [phases.of[f"t{i}"] for i in range(5)] == [0, 1, 1, 1, 2]
+    # ansible_host is an inventory variable: it is never sent in
+    assert phases.reads == {1: ("ansible_system", "r"), 2: ("ansible_facts",)}
+    spec = play_specs(plan, lambda names: [Host(name=n, vars={}, groups=("all",)) for n in names])[0]
+    stages = schedule([spec], NAMES).stages
+    assert [(st.reads, st.feeds) for st in stages] == [((), True), (("ansible_system", "r"), True),
+                                                       (("ansible_facts",), False)]
+
+
+def test_a_play_of_only_cross_host_tasks_is_still_cut() -> None:
+    for extra in ({"run_once": True}, {"delegate_to": "localhost"}, {"throttle": 2}):
+        plan = plan_of([t(0, **extra), t(1, **extra)])
+        assert play_phases(plan.play_tasks(plan.plays[0])).cut, extra
