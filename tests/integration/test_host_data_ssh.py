@@ -17,7 +17,7 @@ import yaml
 from ..conftest import make_plan
 from .test_cli import run_cli
 
-pytestmark = pytest.mark.ssh
+pytestmark = [pytest.mark.ssh, pytest.mark.usefixtures("rustle_home")]  # a private ~/.rustle
 
 
 def when(expression: str) -> list[dict[str, Any]]:
