@@ -195,7 +195,11 @@ def prepare(root: Path, name: str, work: Path) -> Path:
 
 def _env(work: Path) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("ANSIBLE_", "RUSTLE_"))}
-    env.update(HOME=str(work / "home"), PATH=f"{BIN}:{os.environ.get('PATH', '')}",
+    # the real HOME, as ansible-test keeps it (the copy target reads ~/.ssh); what the tools
+    # keep there goes to the work directory instead
+    env.update(ANSIBLE_HOME=str(work / "home" / ".ansible"), RUSTLE_STATE_DB=str(work / "home" / "state.db"),
+               RUSTLE_DEPLOY_CACHE_DIR=str(work / "home" / "cache"),
+               PATH=f"{BIN}:{os.environ.get('PATH', '')}",
                ANSIBLE_ROLES_PATH=str(work / "roles"), ANSIBLE_NOCOLOR="1",
                ANSIBLE_FORCE_COLOR="0", ANSIBLE_LOCALHOST_WARNING="False",
                ANSIBLE_DEPRECATION_WARNINGS="False", ANSIBLE_RETRY_FILES_ENABLED="False",
@@ -285,7 +289,7 @@ def blocker(run: Run) -> str:
         first = run.refused.splitlines()[0]
         return "refused: " + re.sub(r"^(error: )?\S+:\d+:\d+: ", "", first)
     if run.failures:
-        f = run.failures[0]
+        f = run.failures[-1]  # the one that stopped the host (earlier ones were rescued)
         why = f.get("assertion") or f.get("msg") or f["status"]
         return f"fails: {f['task']}: {why}"[:300]
     if run.code not in (0, None):
