@@ -11,12 +11,15 @@ import hashlib
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from ..errors import CompileError, PlanError
+from ..errors import CompileError
 from ..model import Host, Plan, Play, Task
 from ..plan import resolve_source
 from ..runtime_index import canonical_module, module_families
+
+if TYPE_CHECKING:
+    from ..bridge.lookup import BridgedModule, Resolution
 
 PYZ_TARGET = "py3-none-any"  # a pyz artifact runs on any host with CPython >= 3.8
 
@@ -43,6 +46,7 @@ class BuildUnit:
     files: dict[str, str] = field(default_factory=dict)  # sha256 -> local path
     families: set[str] = field(default_factory=set)
     needs_jinja: bool = False
+    bridged: dict[str, BridgedModule] = field(default_factory=dict)  # fqcn -> module (bridge/)
 
     @property
     def host_names(self) -> list[str]:
@@ -69,6 +73,7 @@ def plan_units(
     """
     plays = [_PlayView(plan, i, play, resolve, select) for i, play in enumerate(plan.plays)]
     file_cache: dict[str, tuple[str, str]] = {}  # local path -> (sha256, path)
+    resolution = _bridge_resolution(plan, plays)
 
     groups_by_key: dict[tuple[Any, ...], list[Host]] = {}
     for host in hosts:
@@ -98,9 +103,9 @@ def plan_units(
                     "name": play_view.play.name,
                     "hosts": play_hosts,
                     "vars": play_view.play.vars,
-                    "tasks": [_compile_task(plan, play_view, t, unit, file_cache) for t in tasks],
+                    "tasks": [_compile_task(plan, play_view, t, unit, file_cache, resolution) for t in tasks],
                     "handlers": [
-                        _compile_task(plan, play_view, h, unit, file_cache)
+                        _compile_task(plan, play_view, h, unit, file_cache, resolution)
                         for h in sorted(play_view.play.handlers, key=lambda h: h.execution_order)
                     ],
                 }
@@ -114,12 +119,29 @@ def plan_units(
             "groups": groups,
             "plays": doc_plays,
         }
+        if unit.bridged:
+            assert resolution is not None
+            unit.plan_doc["bridge"] = {
+                "ansible_version": resolution.ansible_version,
+                "internal": dict(resolution.internal),
+                "modules": {fqcn: m.spec() for fqcn, m in sorted(unit.bridged.items())},
+            }
         if any(_TEMPLATED.search(str(p["vars"])) for p in doc_plays):
             unit.needs_jinja = True
         if any(_TEMPLATED.search(str(v)) for v in unit.plan_doc["hosts"].values()):
             unit.needs_jinja = True
         units.append(unit)
     return units
+
+
+def _bridge_resolution(plan: Plan, plays: list[_PlayView]) -> Resolution | None:
+    """One lookup for every module of the plan that no built-in implements (None: there are none)."""
+    tasks = [t for p in plays for t in (*p.tasks.values(), *p.play.handlers) if canonical_module(t.module) is None]
+    if not tasks:
+        return None
+    from ..bridge.policy import unresolved
+
+    return unresolved(plan, tasks)
 
 
 def _host_vars(host: Host) -> dict[str, Any]:
@@ -195,16 +217,20 @@ def _compile_task(
     task: Task,
     unit: BuildUnit,
     file_cache: dict[str, tuple[str, str]],
+    resolution: Resolution | None,
 ) -> dict[str, Any]:
     module = canonical_module(task.module)
-    if module is None:
-        raise PlanError(
-            f"unknown module '{task.module}'",
-            f"supported modules: {', '.join(sorted(module_families()))}",
-            file=plan.source,
-            pointer=f"{task.pointer}/module",
-        )
-    unit.families.add(module_families()[module])
+    bridged = None
+    if module is None:  # not built in: the module bridge runs it (bridge/)
+        from ..bridge.policy import bridged as bridged_module
+
+        assert resolution is not None
+        bridged = bridged_module(plan, task, resolution)
+        unit.bridged[bridged.fqcn] = bridged
+        unit.families.add("bridge")
+        module = task.module
+    else:
+        unit.families.add(module_families()[module])
     out: dict[str, Any] = {
         "id": f"{play.play_id}/{task.task_id}",
         "name": task.name or module,
@@ -227,6 +253,8 @@ def _compile_task(
             out["tags"] = sorted(set(out["tags"]) | set(cond.value))
     if skip_when:
         out["skip_when"] = skip_when
+    if bridged is not None:
+        out["bridge"] = bridged.fqcn
     for key, value in task.extras.items():
         if key == "delegate_to":
             continue  # the plan parser only lets through delegation to the host itself

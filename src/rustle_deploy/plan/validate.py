@@ -1,8 +1,9 @@
 """Cross-reference checks on a parsed plan; the first violation is raised as a PlanError.
 
 In order: ``total_tasks``; task ids, dependencies and their cycles; batch dependencies
-and their cycles; modules; ``notify``; keywords the product cannot honour yet
-(``run_once``, ``delegate_to`` another host); static files (``files.py``).
+and their cycles; keywords the product cannot honour yet (``run_once``, ``delegate_to``
+another host); ``notify``; modules (built in, or found for the module bridge:
+``bridge/policy.py``); static files (``files.py``).
 
 **Counting tasks.** ``total_tasks`` is the number of distinct ``task_id`` per play, summed over
 plays (rustle-plan counts the tasks left after tag filtering, per play). Rolling plans repeat
@@ -41,7 +42,7 @@ from rustle_deploy.errors import PlanError
 from rustle_deploy.model import Plan, Play, Task
 from rustle_deploy.plan import files
 from rustle_deploy.plan.schema import child, printable
-from rustle_deploy.runtime_index import canonical_module, module_families
+from rustle_deploy.runtime_index import canonical_module
 
 _SELF = re.compile(r"^\{\{-?\s*inventory_hostname\s*-?\}\}$")
 
@@ -65,9 +66,9 @@ def validate(plan: Plan, files_dirs: Sequence[str] = (), *,
         _task_graph(src, play, filtered=bool(plan.options.tags or plan.options.skip_tags))
         _batch_graph(src, play)
         for task in (*all_tasks(play), *play.handlers):
-            _module(src, task)
             _unsupported(src, plan, play, task)
         _notify(src, play)
+    _modules(plan)
     _deployments(plan, legacy_task_ids)
     _static_files(plan, files_dirs)
 
@@ -209,13 +210,17 @@ def _check_acyclic(
                         "dependencies", file=src, pointer=first[(cycle[0], cycle[1])])
 
 
-def _module(src: str, task: Task) -> None:
-    if canonical_module(task.module) is None:
-        raise PlanError(
-            f"unknown module {task.module!r} in {_kind(task)} {task.name!r}",
-            f"supported modules: {', '.join(sorted(module_families()))} "
-            "(the ansible.builtin. prefix is accepted)",
-            file=src, pointer=child(task.pointer, "module"))
+def _modules(plan: Plan) -> None:
+    """Every module is built in, or found as Ansible finds it and runnable through the bridge."""
+    tasks = [t for play in plan.plays for t in (*all_tasks(play), *play.handlers)
+             if canonical_module(t.module) is None]
+    if not tasks:
+        return
+    from rustle_deploy.bridge.policy import bridged, unresolved
+
+    resolution = unresolved(plan, tasks)
+    for task in tasks:
+        bridged(plan, task, resolution)
 
 
 def _kind(task: Task) -> str:

@@ -11,7 +11,7 @@ import sys
 CENSORED = "the output has been hidden due to the fact that 'no_log: true' was specified for this result"
 
 # keys of a result that are safe to show even under no_log
-_NO_LOG_KEEP = ("event", "id", "task", "module", "status", "ignored", "duration", "handler",
+_NO_LOG_KEEP = ("event", "id", "task", "module", "bridge", "status", "ignored", "duration", "handler",
                 "changed", "failed", "skipped", "attempts", "rc")
 
 

@@ -64,6 +64,12 @@ def _module_function(name):
     return fn
 
 
+def _bridged_function(plan, fqcn):
+    from .modules.bridge import module_function
+
+    return module_function(plan.get("bridge") or {}, fqcn)
+
+
 def tags_selected(task_tags, only_tags, skip_tags):
     """Ansible's tag selection (``always``, ``never``, ``all``, ``tagged``, ``untagged``)."""
     tags = set(task_tags or ()) or {"untagged"}
@@ -254,6 +260,8 @@ class Runner:
             return
         name = task.get("name") or task.get("module", "")
         head = {"id": task.get("id"), "task": name, "module": task.get("module")}
+        if task.get("bridge"):
+            head["bridge"] = task["bridge"]  # run through the module bridge (modules/bridge.py)
         start_event = dict(head, event="handler_start" if is_handler else "task_start")
         self.emitter.emit(start_event)
         started = time.monotonic()
@@ -537,7 +545,7 @@ class Runner:
                             environment=env if isinstance(env, dict) else {}, deadline=deadline)
         alarm = _Alarm(timeout)
         try:
-            fn = _module_function(module)
+            fn = _bridged_function(self.plan, task["bridge"]) if task.get("bridge") else _module_function(module)
             with alarm:
                 result = fn(ctx, args)
             if not isinstance(result, dict):

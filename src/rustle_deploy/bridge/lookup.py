@@ -1,0 +1,294 @@
+"""Find a module the runtime does not implement, as Ansible finds it, and what to embed for it.
+
+Ansible's order: a short name (or ``ansible.legacy.NAME``) is looked for in ``library/`` beside the
+plan, then the configured module path (``ANSIBLE_LIBRARY``, ansible.cfg's ``library``, default
+``~/.ansible/plugins/modules:/usr/share/ansible/plugins/modules``), then among ansible-core's own
+modules, following ansible-core's redirects (``ini_file`` -> ``community.general.ini_file``); an
+FQCN names a collection found in ``ANSIBLE_COLLECTIONS_PATH`` / ``collections_path`` (or the
+controller's site-packages).
+
+With ansible-core installed on the controller (``pip install 'rustle-deploy[ansible]'``),
+ansible-core answers all of it in a child process (``probe.py``), with AnsiballZ's dependency
+finder collecting each Python module's ``module_utils``. Without it, ``library/`` and the module
+path are searched here, and only modules that need nothing from Ansible run: scripts and
+binaries (``WANT_JSON``, ``key=value`` argument files). Python modules built on
+``AnsibleModule`` are then refused with the places searched and that hint.
+"""
+
+from __future__ import annotations
+
+import base64
+import functools
+import hashlib
+import importlib.util
+import json
+import os
+import re
+import subprocess
+import sys
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ..errors import CompileError
+
+ANSIBLE_HINT = "install ansible-core on the controller: pip install 'rustle-deploy[ansible]'"
+DEFAULT_MODULE_PATH = ("~/.ansible/plugins/modules", "/usr/share/ansible/plugins/modules")
+# what ActionBase._update_module_args sends when ansible.cfg says nothing
+DEFAULT_INTERNAL: dict[str, Any] = {
+    "_ansible_syslog_facility": "LOG_USER",
+    "_ansible_selinux_special_fs": ["fuse", "nfs", "vboxsf", "ramfs", "9p", "vfat"],
+    "_ansible_version": None,
+}
+
+# executor/module_common.py: how Ansible tells a module's style from its bytes
+_REPLACER = b"#<<INCLUDE_ANSIBLE_MODULE_COMMON>>"
+_REPLACER_JSONARGS = b"<<INCLUDE_ANSIBLE_MODULE_JSON_ARGS>>"
+_NEW_STYLE = re.compile(
+    rb"(?:from +\.{2,} *module_utils.* +import |"
+    rb"from +ansible_collections\.[^.]+\.[^.]+\.plugins\.module_utils.* +import |"
+    rb"import +ansible_collections\.[^.]+\.[^.]+\.plugins\.module_utils.*|"
+    rb"from +ansible\.module_utils.* +import |"
+    rb"import +ansible\.module_utils\.)"
+)
+_TEXT = bytes({7, 8, 9, 10, 12, 13, 27} | set(range(0x20, 0x100)) - {0x7F})
+_NOT_MODULES = (".pyc", ".pyo", ".ps1", ".psm1", ".yml", ".yaml", ".md", ".rst", ".txt", ".json")
+
+
+@dataclass(frozen=True)
+class BridgedModule:
+    """A module the artifact carries for the bridge, and how the runtime runs it."""
+
+    name: str  # as the task writes it
+    fqcn: str  # ansible.builtin.find, ansible.legacy.mine, community.general.ini_file
+    path: str  # the controller's file
+    style: str  # new (AnsibleModule), want_json, old (key=value args file), binary
+    origin: str  # where it was found, said by -v and --list-modules
+    action: str | None = None  # the Ansible action plugin the bridge reproduces, if any
+    module_fqn: str | None = None  # the Python name a new-style module runs as
+    profile: str = "legacy"  # its serialization profile (ansible-core 2.19)
+    interpreter: tuple[str, ...] = ()  # from the shebang of a script module
+    files: Mapping[str, bytes] = field(default_factory=dict)  # new style: path -> bytes
+    data: bytes = b""  # script and binary modules: the file itself
+
+    @property
+    def bin_entry(self) -> str:
+        return "bridge/bin/" + hashlib.sha256(self.data).hexdigest()
+
+    def entries(self) -> dict[str, bytes]:
+        """Artifact entries: module_utils under ``bridge/lib/`` (an import root), scripts by
+        sha256 under ``bridge/bin/``; each module once, however many tasks use it."""
+        if self.style == "new":
+            return {"bridge/lib/" + name: data for name, data in self.files.items()}
+        return {self.bin_entry: self.data}
+
+    def spec(self) -> dict[str, Any]:
+        """What ``plan.json`` says about the module (``bridge.modules``)."""
+        out: dict[str, Any] = {"fqcn": self.fqcn, "style": self.style}
+        if self.style == "new":
+            out.update(module_fqn=self.module_fqn, profile=self.profile)
+        else:
+            out.update(entry=self.bin_entry, interpreter=list(self.interpreter))
+        if self.action == "ansible.builtin.uri":
+            out["check_mode"] = False  # the uri action plugin skips in check mode
+        if self.action == "ansible.builtin.assemble":
+            out["drop_args"] = ["decrypt"]  # its action plugin takes this one for itself
+        return out
+
+
+@dataclass(frozen=True)
+class Missing:
+    """A module no place knows, or one the bridge cannot run; ``reason`` says which."""
+
+    name: str
+    reason: str
+    searched: tuple[str, ...]
+    hint: str
+
+
+@dataclass(frozen=True)
+class Resolution:
+    """Every name asked for, resolved; plus what ``_ansible_*`` arguments modules get."""
+
+    modules: Mapping[str, BridgedModule | Missing]
+    ansible_version: str | None
+    internal: Mapping[str, Any]
+
+
+def ansible_available() -> bool:
+    """Whether the controller's Python has ansible-core (checked without importing it)."""
+    if "ansible" in sys.modules:
+        return sys.modules["ansible"] is not None
+    try:
+        return importlib.util.find_spec("ansible") is not None
+    except (ImportError, ValueError):
+        return False
+
+
+def resolve(names: Sequence[str], plan_dir: str | None) -> Resolution:
+    """Resolve ``names`` (modules no built-in implements) for a plan in ``plan_dir``."""
+    env = tuple(sorted((k, v) for k, v in os.environ.items() if k.startswith("ANSIBLE_")))
+    return _resolve(tuple(sorted(set(names))), plan_dir, env, os.getcwd(), ansible_available())
+
+
+@functools.lru_cache(maxsize=32)
+def _resolve(names: tuple[str, ...], plan_dir: str | None, env: tuple[tuple[str, str], ...],
+             cwd: str, with_ansible: bool) -> Resolution:
+    if not names:
+        return Resolution({}, None, DEFAULT_INTERNAL)
+    if with_ansible:
+        return _resolve_with_ansible(names, plan_dir)
+    return Resolution({n: _resolve_without_ansible(n, plan_dir) for n in names}, None, DEFAULT_INTERNAL)
+
+
+# -- without ansible-core ---------------------------------------------------------------------
+
+
+def module_path(plan_dir: str | None) -> list[str]:
+    """The legacy module search path: library/ beside the plan, ANSIBLE_LIBRARY (or defaults)."""
+    dirs = [os.path.join(plan_dir, "library")] if plan_dir else []
+    configured = os.environ.get("ANSIBLE_LIBRARY")
+    entries = configured.split(os.pathsep) if configured else list(DEFAULT_MODULE_PATH)
+    dirs += [os.path.expanduser(e) for e in entries if e]
+    return dirs
+
+
+def _find_file(directory: str, name: str) -> str | None:
+    exact = os.path.join(directory, name)
+    if os.path.isfile(exact):
+        return exact
+    try:
+        candidates = sorted(os.listdir(directory))
+    except OSError:
+        return None
+    for entry in candidates:
+        stem, ext = os.path.splitext(entry)
+        if stem == name and ext and ext not in _NOT_MODULES and os.path.isfile(os.path.join(directory, entry)):
+            return os.path.join(directory, entry)
+    return None
+
+
+def module_style(data: bytes) -> str:
+    """Ansible's classification of a module file (``module_common._find_module_utils``)."""
+    if data[:1024].translate(None, _TEXT):
+        return "binary"
+    if _REPLACER in data or _NEW_STYLE.search(data):
+        return "new"
+    if b"#Requires -" in data or b"#AnsibleRequires -" in data:
+        return "powershell"
+    if _REPLACER_JSONARGS in data:
+        return "jsonargs"
+    if b"WANT_JSON" in data:
+        return "want_json"
+    return "old"
+
+
+def shebang(data: bytes) -> tuple[str, ...]:
+    first = data.split(b"\n", 1)[0]
+    if not first.startswith(b"#!"):
+        return ()
+    import shlex
+
+    return tuple(shlex.split(first[2:].decode("utf-8", "surrogateescape").strip()))
+
+
+def _resolve_without_ansible(name: str, plan_dir: str | None) -> BridgedModule | Missing:
+    short = name[len("ansible.legacy."):] if name.startswith("ansible.legacy.") else name
+    dirs = module_path(plan_dir)
+    searched = tuple(dirs) + ("ansible-core and its collections: ansible-core is not installed on the controller",)
+    if "." in short:
+        return Missing(name, "collections are found by ansible-core, which is not installed on the controller",
+                       searched, ANSIBLE_HINT)
+    for directory in dirs:
+        path = _find_file(directory, short)
+        if path is None:
+            continue
+        data = Path(path).read_bytes()
+        style = module_style(data)
+        if style == "new":
+            return Missing(name, f"{path} is a Python module built on Ansible's module_utils, which come "
+                                 "from ansible-core, not installed on the controller", searched, ANSIBLE_HINT)
+        refused = _style_refusal(style, path)
+        if refused:
+            return Missing(name, refused, searched, "rewrite it as a Python (AnsibleModule) or WANT_JSON module")
+        return BridgedModule(name=name, fqcn="ansible.legacy." + short, path=path, style=style,
+                             origin=f"library {directory}", interpreter=shebang(data) if style != "binary" else (),
+                             data=data)
+    return Missing(name, "no module by this name", searched,
+                   f"put it in library/ beside the plan, or {ANSIBLE_HINT} for ansible-core's modules and collections")
+
+
+def _style_refusal(style: str, path: str) -> str | None:
+    if style == "powershell":
+        return f"{path} is a PowerShell module: Windows hosts are not supported"
+    if style == "jsonargs":
+        return f"{path} uses <<INCLUDE_ANSIBLE_MODULE_JSON_ARGS>> (arguments baked in per call), which the bridge does not do"
+    return None
+
+
+# -- with ansible-core ------------------------------------------------------------------------
+
+
+def probe(request: dict[str, Any]) -> dict[str, Any]:
+    """Run ``probe.py`` with the controller's Python; its JSON answer."""
+    script = Path(__file__).with_name("probe.py")
+    try:
+        proc = subprocess.run([sys.executable, str(script)], input=json.dumps(request).encode(),
+                              capture_output=True, timeout=300, check=False)
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        raise CompileError(f"asking ansible-core where modules are failed: {exc}") from exc
+    if proc.returncode != 0:
+        tail = proc.stderr.decode("utf-8", "replace").strip().splitlines()[-5:]
+        raise CompileError("asking ansible-core where modules are failed: " + " / ".join(tail),
+                           "check that ansible-core imports in this Python: " + sys.executable)
+    answer: dict[str, Any] = json.loads(proc.stdout)
+    answer["warnings"] = [line for line in proc.stderr.decode("utf-8", "replace").splitlines()
+                          if line.startswith("[WARNING]") or line.startswith("[DEPRECATION")]
+    return answer
+
+
+def _resolve_with_ansible(names: tuple[str, ...], plan_dir: str | None) -> Resolution:
+    answer = probe({"op": "resolve", "names": list(names), "plan_dir": plan_dir})
+    version = str(answer["ansible_version"])
+    searched = tuple(answer.get("module_paths") or ()) + tuple(
+        f"collections: {p}" for p in answer.get("collections_paths") or ())
+    out: dict[str, BridgedModule | Missing] = {}
+    for name in names:
+        found = answer["modules"].get(name) or {}
+        if not found.get("found"):
+            reason = str(found.get("reason") or "not found")
+            redirects = [r for r in found.get("redirects") or () if r != name]
+            if redirects:
+                reason += " (ansible-core redirects it: " + " -> ".join([name, *redirects]) + ")"
+            errors = found.get("errors") or ()
+            if errors:
+                reason += "; " + "; ".join(errors)
+            hint = ("install the collection that holds it (ansible-galaxy collection install, or the 'ansible' "
+                    "package) or set ANSIBLE_COLLECTIONS_PATH" if "." in (redirects or [name])[-1]
+                    else "put it in library/ beside the plan or in ANSIBLE_LIBRARY")
+            out[name] = Missing(name, reason, searched, hint)
+            continue
+        style = str(found["style"])
+        refused = _style_refusal(style, found["path"])
+        if refused:
+            out[name] = Missing(name, refused, searched, "use a module for POSIX hosts")
+            continue
+        collection = found.get("collection")
+        if collection == "ansible.builtin":
+            origin = f"ansible-core {version}"
+        elif collection and collection != "ansible.legacy":
+            origin = f"collection {collection}"
+        else:
+            origin = "library " + os.path.dirname(found["path"])
+        out[name] = BridgedModule(
+            name=name, fqcn=str(found["fqcn"]), path=str(found["path"]), style=style, origin=origin,
+            action=found.get("action"), module_fqn=found.get("module_fqn"),
+            profile=str(found.get("profile") or "legacy"),
+            interpreter=tuple(found.get("interpreter") or ()),
+            files={k: base64.b64decode(v) for k, v in (found.get("files") or {}).items()},
+            data=base64.b64decode(found["data"]) if found.get("data") else b"",
+        )
+    internal = dict(DEFAULT_INTERNAL, _ansible_version=version)
+    internal.update(answer.get("internal") or {})
+    return Resolution(out, version, internal)

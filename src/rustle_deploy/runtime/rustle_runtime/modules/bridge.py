@@ -1,0 +1,294 @@
+"""The module bridge on the host: run a module the runtime does not implement, as Ansible runs it.
+
+The compiler embeds each bridged module once per artifact (``plan.json`` ``bridge.modules``
+says how each runs): a Python module built on ``AnsibleModule`` under ``bridge/lib/`` with
+exactly the ``module_utils`` it imports (an import root, as AnsiballZ's zip is), anything else as
+``bridge/bin/<sha256>``. A task runs its module in a child process with Ansible's module
+protocol, which is the only safe way: a module calls ``sys.exit``, reads its arguments from
+module globals and may replace stdin, signals or the working directory.
+
+- new style (``AnsibleModule``): ``python -c BOOT LIB FQN PROFILE`` with ``{"ANSIBLE_MODULE_ARGS":
+  ...}`` on stdin; BOOT hands it to ansible-core's own AnsiballZ loader, which runs the module
+  as ``__main__`` (``runpy``), exactly as the AnsiballZ wrapper does after unzipping;
+- ``WANT_JSON`` and binary modules: the arguments as a JSON file, its path the last argument;
+- old style: the arguments as a ``key=value`` file (values shell-quoted), as Ansible writes it.
+
+The arguments carry Ansible's internal ``_ansible_*`` keys (check mode, diff, no_log, verbosity,
+version, module name, tmpdir...). The result is read as Ansible reads it
+(``ActionBase._parse_returned_data``): junk around the JSON is dropped with a warning, internal
+keys are removed, ``failed`` defaults to ``rc != 0``. Standard library only, Python 3.8 syntax.
+"""
+
+import json
+import os
+import sys
+
+# Run by the host's Python in the child: stdin holds the module's JSON arguments.
+BOOT = r"""
+import os, sys
+lib, fqn, profile = sys.argv[1:4]
+params = sys.stdin.buffer.read()
+fd = os.open(os.devnull, os.O_RDONLY)
+os.dup2(fd, 0)
+os.close(fd)
+try:
+    os.getcwd()
+except OSError:
+    os.chdir(os.path.expanduser("~"))
+sys.argv = [fqn]
+sys.path = [lib] + [p for p in sys.path if p not in ("", ".")]
+try:
+    from ansible.module_utils._internal._ansiballz import _loader
+except ImportError:  # ansible-core before 2.19
+    import runpy
+    from ansible.module_utils import basic
+    basic._ANSIBLE_ARGS = params
+    runpy.run_module(mod_name=fqn, init_globals=dict(_module_fqn=fqn, _modlib_path=lib),
+                     run_name="__main__", alter_sys=True)
+    raise SystemExit("New-style module did not handle its own exit")
+_loader.run_module(json_params=params, profile=profile, module_fqn=fqn, modlib_path=lib, extensions={})
+"""
+
+MODULES = {}
+
+
+def module_function(bridge, fqcn):
+    """The module function (``fn(ctx, args)``) running ``fqcn`` as ``bridge`` in plan.json says."""
+    spec = (bridge.get("modules") or {}).get(fqcn)
+
+    def run(ctx, args):
+        if spec is None:
+            return {"failed": True, "changed": False,
+                    "msg": f"module '{fqcn}' is not embedded in this artifact; hint: recompile it"}
+        return run_module(ctx, args, spec, bridge)
+
+    return run
+
+
+def run_module(ctx, args, spec, bridge):
+    name = ctx.task.get("module") or spec["fqcn"]
+    if spec.get("check_mode") is False and ctx.check_mode:
+        # the action plugin (uri) refuses check mode before the module runs
+        return {"changed": False, "skipped": True,
+                "msg": f"This action ({name}) does not support check mode."}
+    if _become_elsewhere(ctx):
+        return {"failed": True, "changed": False,
+                "msg": f"become_user '{ctx.become_user}': bridged modules run as the connecting user or as root; "
+                       "hint: become root, or connect as that user"}
+    task_tmp = _mkdtemp(ctx.tmpdir)
+    try:
+        module_args = _module_args(ctx, args, spec, bridge, name, task_tmp)
+        rc, out, err = _execute(ctx, spec, module_args, task_tmp)
+    finally:
+        import shutil
+
+        shutil.rmtree(task_tmp, ignore_errors=True)
+    return parse_result(rc, out, err)
+
+
+def _mkdtemp(parent):
+    """A private directory for one task (Ansible's remote tmpdir, ``_ansible_tmpdir``)."""
+    import binascii
+
+    while True:
+        path = os.path.join(parent, "ansible-tmp-" + binascii.hexlify(os.urandom(6)).decode())
+        try:
+            os.mkdir(path, 0o700)
+            return path
+        except FileExistsError:
+            continue
+
+
+def _become_elsewhere(ctx):
+    if not ctx.become or ctx.become_user == "root":
+        return False
+    import pwd
+
+    try:
+        me = pwd.getpwuid(os.getuid()).pw_name
+    except KeyError:
+        return True
+    return ctx.become_user != me
+
+
+def _module_args(ctx, args, spec, bridge, name, task_tmp):
+    """The task's arguments plus the internal ones (ActionBase._update_module_args)."""
+    internal = dict(bridge.get("internal") or {})
+    no_target_syslog = bool(internal.pop("_ansible_no_target_syslog", False))
+    out = {}
+    for key, value in args.items():
+        if key not in (spec.get("drop_args") or ()):
+            out[key] = value
+    host_vars = ctx.vars
+    out.update({
+        "_ansible_check_mode": bool(ctx.check_mode),
+        "_ansible_no_log": bool(ctx.task.get("no_log")) or no_target_syslog,
+        "_ansible_debug": bool(internal.pop("_ansible_debug", False)),
+        "_ansible_diff": bool(ctx.diff_mode),
+        "_ansible_verbosity": ctx.verbosity,
+        "_ansible_version": internal.pop("_ansible_version", None) or bridge.get("ansible_version") or "",
+        "_ansible_module_name": name,
+        "_ansible_syslog_facility": _var(host_vars, "ansible_syslog_facility")
+                                    or internal.pop("_ansible_syslog_facility", "LOG_USER"),
+        "_ansible_selinux_special_fs": internal.pop("_ansible_selinux_special_fs", []),
+        "_ansible_socket": None,
+        "_ansible_shell_executable": _var(host_vars, "ansible_shell_executable") or "/bin/sh",
+        "_ansible_keep_remote_files": bool(internal.pop("_ansible_keep_remote_files", False)),
+        "_ansible_tmpdir": task_tmp,
+        "_ansible_remote_tmp": _var(host_vars, "ansible_remote_tmp") or "~/.ansible/tmp",
+        "_ansible_ignore_unknown_opts": False,
+        "_ansible_target_log_info": internal.pop("_ansible_target_log_info", None),
+        "_ansible_tracebacks_for": internal.pop("_ansible_tracebacks_for", []),
+    })
+    return out
+
+
+def _var(scope, name):
+    try:
+        value = scope.get(name)
+    except Exception:  # a host variable whose template cannot be rendered: not ours to report
+        return None
+    return value if value not in ("", None) else None
+
+
+def _python(ctx):
+    """The interpreter Ansible would use: ansible_python_interpreter, else the runtime's own."""
+    configured = _var(ctx.vars, "ansible_python_interpreter")
+    if configured and "{{" not in str(configured) and not str(configured).startswith("auto"):
+        return str(configured)
+    return sys.executable or "python3"
+
+
+def _execute(ctx, spec, module_args, task_tmp):
+    style = spec.get("style")
+    if style == "new":
+        payload = ctx._runner.payload  # the runtime's own artifact: a zip (zipimport) or a directory
+        lib = os.path.join(payload.root, "bridge", "lib")
+        params = json.dumps({"ANSIBLE_MODULE_ARGS": module_args}, default=str)
+        argv = [_python(ctx), "-c", BOOT, lib, spec["module_fqn"], spec.get("profile") or "legacy"]
+        return ctx.run_command(argv, data=params, expand=False)
+    path = _script(ctx, spec)
+    args_path = os.path.join(task_tmp, "args")
+    if style == "old":
+        import shlex
+
+        text = "".join(f"{k}={shlex.quote(_text(v))} " for k, v in module_args.items())
+    else:
+        text = json.dumps(module_args, default=str)
+    with open(args_path, "w") as fh:
+        fh.write(text)
+    return ctx.run_command(_interpreter(ctx, spec) + [path, args_path], expand=False)
+
+
+def _text(value):
+    return value if isinstance(value, str) else str(value)
+
+
+def _interpreter(ctx, spec):
+    """The shebang's interpreter, overridden by ``ansible_<name>_interpreter`` as in Ansible."""
+    shebang = list(spec.get("interpreter") or [])
+    if not shebang:
+        return []
+    base = os.path.basename(shebang[0])
+    if base.startswith("python"):
+        return [_python(ctx)] + shebang[1:]
+    override = _var(ctx.vars, f"ansible_{base}_interpreter")
+    if override:
+        return [str(override)] + shebang[1:]
+    return shebang
+
+
+def _script(ctx, spec):
+    """The module's file, written once per run into the run's private temporary directory."""
+    entry = spec["entry"]
+    path = os.path.join(ctx.tmpdir, entry.replace("/", "-"))
+    if not os.path.exists(path):
+        data = ctx.read_file(entry.rsplit("/", 1)[-1]) if entry.startswith("files/") else _read(ctx, entry)
+        tmp = path + ".tmp"
+        with open(tmp, "wb") as fh:
+            fh.write(data)
+        os.chmod(tmp, 0o700)
+        os.rename(tmp, path)
+    return path
+
+
+def _read(ctx, entry):
+    from ..context import ModuleFailure
+    from ..lowlevel import hexdigest
+    from ..payload import PayloadError
+
+    try:
+        data = ctx._runner.payload.read(entry)
+    except PayloadError as exc:
+        raise ModuleFailure(f"{entry} is missing from the artifact; hint: redeploy it") from exc
+    if hexdigest("sha256", data) != entry.rsplit("/", 1)[-1]:
+        raise ModuleFailure(f"{entry} is corrupt (sha256 mismatch); hint: redeploy the artifact")
+    return data
+
+
+# ----------------------------------------------------------------------------- results
+
+def filter_json(text):
+    """The JSON object in a module's output and warnings about junk after it (Ansible's
+    ``_filter_non_json_lines``)."""
+    lines = text.splitlines()
+    start = next((i for i, line in enumerate(lines) if line.strip().startswith("{")), None)
+    if start is None:
+        raise ValueError("No start of json char found")
+    lines = lines[start:]
+    offset = next((i for i, line in enumerate(reversed(lines)) if line.strip().endswith("}")), None)
+    if offset is None:
+        raise ValueError("No end of json char found")
+    warnings = []
+    if offset > 0:
+        trailing = lines[len(lines) - offset:]
+        if any(line.strip() for line in trailing):
+            warnings.append("Module invocation had junk after the JSON data: " + "\n".join(trailing))
+    return "\n".join(lines[:len(lines) - offset]), warnings
+
+
+def parse_result(rc, out, err):
+    """The task result from a module's exit status and output, as Ansible makes it."""
+    try:
+        text, warnings = filter_json(out)
+        data = json.loads(text)
+        if not isinstance(data, dict):
+            raise ValueError("the module's output is not a JSON object")
+    except ValueError as exc:
+        return {"failed": True, "changed": False,
+                "msg": f"Module result deserialization failed: {exc}",
+                "module_stdout": out, "module_stderr": err, "rc": rc}
+    exception = data.pop("exception", None)
+    if exception:
+        data["exception"] = _exception_text(exception)
+    if "results" in data and not isinstance(data["results"], list):
+        data["ansible_module_results"] = data.pop("results")
+        warnings.append("Found internal 'results' key in module return, renamed to 'ansible_module_results'.")
+    for key in list(data):
+        if key.startswith("_ansible_") or key in ("add_host", "add_group"):
+            warnings.append(f"Removed unexpected internal key in module return: {key} = {data.pop(key)}")
+    if warnings:
+        data["warnings"] = list(data.get("warnings") or []) + warnings
+    for key in ("warnings", "deprecations"):
+        if key in data and not data[key]:
+            del data[key]
+    facts = data.get("ansible_facts")
+    if isinstance(facts, dict):
+        for key in list(facts):
+            if key.startswith(("discovered_interpreter_", "ansible_discovered_interpreter_")):
+                del facts[key]
+    if "failed" not in data:
+        data["failed"] = "rc" in data and data["rc"] not in (0, "0")
+    data.setdefault("changed", False)
+    return data
+
+
+def _exception_text(exception):
+    if isinstance(exception, str):
+        return exception
+    if isinstance(exception, dict):  # an ErrorSummary as the module's profile encodes it
+        event = exception.get("event") if isinstance(exception.get("event"), dict) else exception
+        text = event.get("formatted_traceback") or event.get("msg")
+        if text:
+            return str(text)
+    return json.dumps(exception, default=str)
