@@ -144,6 +144,12 @@ class Session:
     def build(self, units: list[BuildUnit]) -> list[Artifact]:
         from .compiler.build import build_native, build_unit
 
+        if self.opts.get("verbose"):
+            bridged = {m.fqcn: m for u in units for m in u.bridged.values()}
+            for fqcn, m in sorted(bridged.items()):
+                print(f"bridge: {fqcn} runs through the module bridge ({m.style} module from {m.origin}: {m.path})",
+                      file=sys.stderr)
+
         runner = self.runner()
         s, rebuild = self.settings, bool(self.opts.get("rebuild"))
         if runner is not None:

@@ -117,6 +117,8 @@ class Reporter:
                 label = "handler " if kind == "handler_result" else ""
                 style = {"changed": "yellow", "ok": "green", "skipped": "cyan"}.get(status, "red")
                 text = f"{host} | {status} | {label}{event.get('task', event.get('id', ''))}"
+                if self.verbosity >= 1 and event.get("bridge"):
+                    text += f" [bridge: {event['bridge']}]"
                 if msg:
                     text += f" | {msg.strip().splitlines()[-1] if msg.strip() else ''}"
                 if self.show_diff and status == "changed" and event.get("diff") and not event.get("censored"):

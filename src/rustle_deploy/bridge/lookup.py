@@ -275,6 +275,9 @@ def _resolve_with_ansible(names: tuple[str, ...], plan_dir: str | None) -> Resol
             out[name] = Missing(name, refused, searched, "use a module for POSIX hosts")
             continue
         collection = found.get("collection")
+        fqcn = str(found["fqcn"])
+        if "." not in fqcn:  # a library/ module: ansible-core names it by its file
+            fqcn = "ansible.legacy." + fqcn
         if collection == "ansible.builtin":
             origin = f"ansible-core {version}"
         elif collection and collection != "ansible.legacy":
@@ -282,7 +285,7 @@ def _resolve_with_ansible(names: tuple[str, ...], plan_dir: str | None) -> Resol
         else:
             origin = "library " + os.path.dirname(found["path"])
         out[name] = BridgedModule(
-            name=name, fqcn=str(found["fqcn"]), path=str(found["path"]), style=style, origin=origin,
+            name=name, fqcn=fqcn, path=str(found["path"]), style=style, origin=origin,
             action=found.get("action"), module_fqn=found.get("module_fqn"),
             profile=str(found.get("profile") or "legacy"),
             interpreter=tuple(found.get("interpreter") or ()),

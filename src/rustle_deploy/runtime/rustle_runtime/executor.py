@@ -140,6 +140,7 @@ class Runner:
         self._facts = None
         self._tmpdir = None
         self.runtime_vars = {}  # registered results and set_fact, across plays
+        self.cleanups = []  # called when the run ends
         self.stats = {"ok": 0, "changed": 0, "failed": 0, "skipped": 0, "ignored": 0}
         hosts = plan.get("hosts") or {}
         self.host_vars = dict(hosts.get(host) or {})
@@ -216,6 +217,8 @@ class Runner:
                     failed = True
                     break
         finally:
+            for close in reversed(self.cleanups):  # e.g. the module bridge's fork server
+                close()
             if self._tmpdir is not None:
                 import shutil
 

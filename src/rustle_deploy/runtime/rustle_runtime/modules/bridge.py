@@ -23,30 +23,102 @@ import json
 import os
 import sys
 
-# Run by the host's Python in the child: stdin holds the module's JSON arguments.
-BOOT = r"""
+# The child's preamble: what the AnsiballZ wrapper does before it runs a module.
+_PREAMBLE = r"""
 import os, sys
-lib, fqn, profile = sys.argv[1:4]
-params = sys.stdin.buffer.read()
-fd = os.open(os.devnull, os.O_RDONLY)
-os.dup2(fd, 0)
-os.close(fd)
+_args = sys.argv[1:]
+lib = _args[0]
 try:
     os.getcwd()
 except OSError:
     os.chdir(os.path.expanduser("~"))
-sys.argv = [fqn]
+sys.argv = [_args[1] if len(_args) > 1 else "rustle-bridge"]
 sys.path = [lib] + [p for p in sys.path if p not in ("", ".")]
 try:
     from ansible.module_utils._internal._ansiballz import _loader
 except ImportError:  # ansible-core before 2.19
+    _loader = None
+
+def run_module(params, fqn, profile):
+    if _loader is not None:
+        _loader.run_module(json_params=params, profile=profile, module_fqn=fqn, modlib_path=lib, extensions={})
     import runpy
     from ansible.module_utils import basic
     basic._ANSIBLE_ARGS = params
     runpy.run_module(mod_name=fqn, init_globals=dict(_module_fqn=fqn, _modlib_path=lib),
                      run_name="__main__", alter_sys=True)
-    raise SystemExit("New-style module did not handle its own exit")
-_loader.run_module(json_params=params, profile=profile, module_fqn=fqn, modlib_path=lib, extensions={})
+    raise SystemExit("New-style module did not handle its own exit.")
+"""
+
+# One module, one process: ``python -c BOOT LIB FQN PROFILE`` with the arguments on stdin.
+BOOT = _PREAMBLE + r"""
+params = sys.stdin.buffer.read()
+fd = os.open(os.devnull, os.O_RDONLY)
+os.dup2(fd, 0)
+os.close(fd)
+run_module(params, _args[1], _args[2])
+"""
+
+# The fork server: ``python -c FORKSERVER LIB``. It imports ansible.module_utils.basic once,
+# then forks a child per request (one JSON line on stdin: params, fqn, profile, env, out, err);
+# the child runs the module with its stdout and stderr in those files, as BOOT would. It answers
+# ``{"pid": N}`` at the fork and ``{"rc": N}`` when the child ends.
+FORKSERVER = _PREAMBLE + r"""
+import json
+from ansible.module_utils import basic
+control = os.fdopen(os.dup(0), "rb")
+answer = os.dup(1)
+fd = os.open(os.devnull, os.O_RDWR)
+os.dup2(fd, 0)
+os.dup2(fd, 1)
+os.close(fd)
+
+def say(obj):
+    data = (json.dumps(obj) + "\n").encode()
+    while data:
+        data = data[os.write(answer, data):]
+
+def child(req):
+    for name, fd in (("out", 1), ("err", 2)):
+        f = os.open(req[name], os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        os.dup2(f, fd)
+        os.close(f)
+    os.close(answer)
+    control.close()
+    os.setsid()
+    os.environ.clear()
+    os.environ.update(req["env"])
+    sys.argv = [req["fqn"]]
+    code = 1
+    try:
+        run_module(req["params"].encode(), req["fqn"], req["profile"])
+    except SystemExit as exc:
+        if exc.code is None:
+            code = 0
+        elif isinstance(exc.code, int):
+            code = exc.code
+        else:
+            sys.stderr.write(str(exc.code) + "\n")
+    except BaseException:
+        import traceback
+        traceback.print_exc()
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except Exception:
+            pass
+    os._exit(code & 0xFF)
+
+say({"ready": True})
+for line in control:
+    req = json.loads(line)
+    pid = os.fork()
+    if pid == 0:
+        child(req)
+    say({"pid": pid})
+    _, status = os.waitpid(pid, 0)
+    say({"rc": os.waitstatus_to_exitcode(status) if hasattr(os, "waitstatus_to_exitcode")
+         else (os.WEXITSTATUS(status) if os.WIFEXITED(status) else -os.WTERMSIG(status))})
 """
 
 MODULES = {}
@@ -165,7 +237,13 @@ def _execute(ctx, spec, module_args, task_tmp):
         payload = ctx._runner.payload  # the runtime's own artifact: a zip (zipimport) or a directory
         lib = os.path.join(payload.root, "bridge", "lib")
         params = json.dumps({"ANSIBLE_MODULE_ARGS": module_args}, default=str)
-        argv = [_python(ctx), "-c", BOOT, lib, spec["module_fqn"], spec.get("profile") or "legacy"]
+        fqn, profile = spec["module_fqn"], spec.get("profile") or "legacy"
+        server = _fork_server(ctx, lib)
+        if server is not None:
+            env = dict(os.environ)
+            env.update(ctx.environment)
+            return server.run(params, fqn, profile, env, task_tmp)
+        argv = [_python(ctx), "-c", BOOT, lib, fqn, profile]
         return ctx.run_command(argv, data=params, expand=False)
     path = _script(ctx, spec)
     args_path = os.path.join(task_tmp, "args")
@@ -178,6 +256,110 @@ def _execute(ctx, spec, module_args, task_tmp):
     with open(args_path, "w") as fh:
         fh.write(text)
     return ctx.run_command(_interpreter(ctx, spec) + [path, args_path], expand=False)
+
+
+def _fork_server(ctx, lib):
+    """The run's fork server for this interpreter, started on first use; None where a module must
+    start a Python of its own (become to root through sudo, no fork, or ``rustle_bridge_fork``
+    false)."""
+    if ctx.become and ctx._become_prefix():
+        return None
+    if not hasattr(os, "fork") or str(_var(ctx.vars, "rustle_bridge_fork")).lower() in ("false", "no", "0"):
+        return None
+    runner = ctx._runner
+    servers = runner.__dict__.setdefault("_bridge_servers", {})
+    key = (_python(ctx), lib)
+    if key not in servers:
+        try:
+            servers[key] = ForkServer(key[0], lib, ctx.tmpdir)
+        except OSError as exc:
+            ctx.warn(f"the module bridge's fork server did not start ({exc}); each module runs in a new "
+                     "Python")
+            servers[key] = None
+        if servers[key] is not None:
+            runner.cleanups.append(servers[key].close)
+    return servers[key]
+
+
+class ForkServer:
+    """A Python that imported ansible.module_utils.basic once and forks a child per module."""
+
+    def __init__(self, python, lib, tmpdir):
+        from ..lowlevel import which
+
+        path = which(python, os.environ) or python
+        self.log = os.path.join(tmpdir, "bridge-forkserver.log")
+        log = os.open(self.log, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        in_r, self._in = os.pipe()
+        out_r, out_w = os.pipe()
+        try:
+            self.pid = os.posix_spawn(path, [python, "-c", FORKSERVER, lib], dict(os.environ),
+                                      file_actions=[(os.POSIX_SPAWN_DUP2, in_r, 0),
+                                                    (os.POSIX_SPAWN_DUP2, out_w, 1),
+                                                    (os.POSIX_SPAWN_DUP2, log, 2)])
+        except BaseException:
+            for fd in (self._in, out_r):
+                os.close(fd)
+            raise
+        finally:
+            for fd in (in_r, out_w, log):
+                os.close(fd)
+        self._out = os.fdopen(out_r, "rb")
+        if self._answer().get("ready") is not True:
+            self.close()
+            with open(self.log, "rb") as fh:
+                detail = fh.read().decode("utf-8", "replace").strip().splitlines()[-1:]
+            raise OSError("it could not import ansible.module_utils: " + " ".join(detail))
+
+    def _answer(self):
+        line = self._out.readline()
+        if not line:
+            return {}
+        return json.loads(line.decode("utf-8"))
+
+    def run(self, params, fqn, profile, env, task_tmp):
+        """``(rc, stdout, stderr)`` of one module run in a forked child."""
+        out, err = os.path.join(task_tmp, "stdout"), os.path.join(task_tmp, "stderr")
+        request = json.dumps({"params": params, "fqn": fqn, "profile": profile, "env": env,
+                              "out": out, "err": err}) + "\n"
+        data = request.encode("utf-8")
+        while data:
+            data = data[os.write(self._in, data):]
+        pid = self._answer().get("pid")
+        try:
+            rc = self._answer().get("rc")
+        except BaseException:  # the task's timeout (TaskTimeout from the executor's alarm), ^C
+            import signal
+
+            if pid:
+                try:
+                    os.killpg(pid, signal.SIGKILL)
+                except OSError:
+                    pass
+                self._answer()
+            raise
+        if rc is None:
+            raise OSError("the module bridge's fork server ended; see " + self.log)
+        return rc, _read_text(out), _read_text(err)
+
+    def close(self):
+        try:
+            os.close(self._in)
+        except OSError:
+            pass
+        self._out.close()
+        try:
+            os.waitpid(self.pid, 0)
+        except OSError:
+            pass
+
+
+def _read_text(path):
+    try:
+        with open(path, "rb") as fh:
+            return fh.read().decode("utf-8", "replace")
+    except OSError:
+        return ""
 
 
 def _text(value):
