@@ -439,10 +439,12 @@ def parse_result(rc, out, err):
     except ValueError as exc:
         return {"failed": True, "changed": False,
                 "msg": f"Module result deserialization failed: {exc}",
-                "module_stdout": out, "module_stderr": err, "rc": rc}
+                "module_stdout": out, "module_stderr": err, "rc": rc,
+                "exception": NO_TRACEBACK}
     exception = data.pop("exception", None)
-    if exception:
+    if exception or data.get("failed"):  # Ansible gives every failure one (CapturedErrorSummary)
         data["exception"] = _exception_text(exception)
+    data = untag(data)
     if "results" in data and not isinstance(data["results"], list):
         data["ansible_module_results"] = data.pop("results")
         warnings.append("Found internal 'results' key in module return, renamed to 'ansible_module_results'.")
@@ -465,12 +467,61 @@ def parse_result(rc, out, err):
     return data
 
 
+NO_TRACEBACK = "(traceback unavailable)"
+
+
 def _exception_text(exception):
-    if isinstance(exception, str):
+    """``exception`` as a registered result shows it: the module's traceback when the module
+    captured one (tracebacks enabled), else Ansible's placeholder."""
+    if isinstance(exception, str) and exception:
         return exception
-    if isinstance(exception, dict):  # an ErrorSummary as the module's profile encodes it
-        event = exception.get("event") if isinstance(exception.get("event"), dict) else exception
-        text = event.get("formatted_traceback") or event.get("msg")
-        if text:
-            return str(text)
-    return json.dumps(exception, default=str)
+    if isinstance(exception, dict):  # an ErrorSummary, as the module's profile encodes it
+        event = exception.get("event")
+        while isinstance(event, dict):
+            if event.get("formatted_traceback"):
+                return str(event["formatted_traceback"])
+            event = (event.get("chain") or {}).get("event")
+    return NO_TRACEBACK
+
+
+def _brief(event):
+    """Ansible's ``format_event_brief_message``: the messages of the followed chain."""
+    parts = []
+    while isinstance(event, dict):
+        parts.append(str(event.get("msg", "")))
+        chain = event.get("chain")
+        if not isinstance(chain, dict) or not chain.get("follow"):
+            break
+        event = chain.get("event")
+    message = parts.pop() if parts else ""
+    for part in reversed(parts):
+        message = part if part.endswith(message) else f"{part}: {message}" if message else part
+    return message
+
+
+def untag(value):
+    """Results of the module serialization profile (ansible-core 2.19: ``__ansible_type``) as a
+    registered variable shows them (``ansible._internal._templating._transform``)."""
+    if isinstance(value, list):
+        return [untag(v) for v in value]
+    if not isinstance(value, dict):
+        return value
+    kind = value.get("__ansible_type")
+    if kind == "WarningSummary":
+        return _brief(value.get("event"))
+    if kind == "DeprecationSummary":
+        deprecator = untag(value.get("deprecator"))
+        name = deprecator.get("resolved_name") if isinstance(deprecator, dict) else None
+        out = {"msg": _brief(value.get("event")),
+               "collection_name": ".".join(name.split(".")[:2]) if name else None}
+        if value.get("date"):
+            out["date"] = value["date"]
+        else:
+            out["version"] = value.get("version")
+        out["deprecator"] = deprecator
+        return out
+    if kind == "ErrorSummary":
+        return _exception_text(value)
+    if kind == "PluginType":
+        return value.get("value")
+    return {k: untag(v) for k, v in value.items() if k != "__ansible_type"}
