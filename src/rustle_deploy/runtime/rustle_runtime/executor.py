@@ -572,7 +572,8 @@ class Runner:
         if ctx.warnings:
             result.setdefault("warnings", []).extend(ctx.warnings)
         result.setdefault("changed", False)
-        result.setdefault("failed", False)
+        if not result.get("skipped"):  # Ansible leaves it out of a skipped action's result
+            result.setdefault("failed", False)
         for stream in ("stdout", "stderr"):
             if isinstance(result.get(stream), str) and stream + "_lines" not in result:
                 result[stream + "_lines"] = result[stream].splitlines()
