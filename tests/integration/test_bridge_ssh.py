@@ -1,0 +1,58 @@
+"""The module bridge over a real sshd: bridged modules run inside each host's one round trip."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from rustle_deploy import cli
+
+from ..bridge.conftest import write_plan
+
+WANT_JSON = "#!/bin/sh\n# WANT_JSON\necho '{\"changed\": true, \"msg\": \"from library\"}'\n"
+
+
+@pytest.mark.ssh
+def test_bridged_modules_over_ssh(tmp_path: Path, sshd: Any, rustle_home: Path,
+                                  capsys: pytest.CaptureFixture[str]) -> None:
+    hosts = {}
+    for i in range(3):
+        h = sshd.host(f"node{i}", tmp_path / f"remote{i}")
+        hosts[h.name] = dict(h.vars)
+    inv = tmp_path / "inv.yml"
+    inv.write_text(yaml.safe_dump({"all": {"children": {"fleet": {"hosts": hosts}}}}))
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "x.txt").write_text("payload\n")
+    plan_dir = tmp_path / "plan"
+    (plan_dir / "library").mkdir(parents=True)
+    (plan_dir / "library" / "mine.sh").write_text(WANT_JSON)
+    plan = write_plan(plan_dir, [
+        {"name": "find", "module": "find", "args": {"paths": str(data)}, "register": "found"},
+        {"name": "slurp", "module": "ansible.builtin.slurp", "args": {"src": str(data / "x.txt")}},
+        {"name": "getent", "module": "getent", "args": {"database": "passwd", "key": "root"}},
+        {"name": "mine", "module": "mine", "args": {}},
+        {"name": "count", "module": "debug", "args": {"msg": "{{ found.matched }}"}},
+    ], hosts=tuple(hosts))
+    for attempt in ("cold", "warm"):
+        capsys.readouterr()
+        code = cli.main([str(plan), "-i", str(inv), "--run", "--output", "json"])
+        out, err = capsys.readouterr()
+        assert code == 0, err
+        doc = json.loads(out)
+        assert len(doc["hosts"]) == 3
+        for h in doc["hosts"]:
+            assert h["ok"] and h["recap"]["failed"] == 0, h
+            assert h["uploaded"] is (attempt == "cold")
+    for i in range(3):
+        journal = sorted((tmp_path / f"remote{i}" / "runs").glob("*.jsonl"), key=lambda p: p.stat().st_mtime)[-1]
+        events = {e["task"]: e for e in map(json.loads, journal.read_text().splitlines())
+                  if e["event"] == "task_result"}
+        assert events["find"]["matched"] == 1 and events["find"]["bridge"] == "ansible.builtin.find"
+        assert events["slurp"]["content"] == "cGF5bG9hZAo="
+        assert events["mine"]["status"] == "changed" and events["mine"]["msg"] == "from library"
+        assert events["count"]["msg"] == 1
