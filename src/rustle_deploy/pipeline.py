@@ -36,7 +36,8 @@ class Session:
 
     @classmethod
     def from_options(cls, opts: dict[str, Any]) -> Session:
-        modes = [m for m in ("compile_only", "deploy_only", "cleanup", "dry_run", "list_deployments", "list_inventory") if opts.get(m)]
+        modes = [m for m in ("compile_only", "deploy_only", "cleanup", "dry_run", "list_deployments", "list_inventory",
+                             "list_modules") if opts.get(m)]
         if opts.get("rollback"):
             modes.append("rollback")
         if "cleanup" in modes:  # --cleanup --dry-run: the cleanup says what it would do
@@ -169,6 +170,8 @@ class Session:
         if o.get("list_inventory"):
             sys.stdout.write(self.inventory().to_ansible_json() + "\n")
             return 0
+        if o.get("list_modules"):
+            return self.list_modules()
         if o.get("rollback"):
             return self.rollback(None if o["rollback"] == "latest" else o["rollback"])
         if o.get("cleanup"):
@@ -322,6 +325,32 @@ class Session:
 
         return cleanup(self)
 
+    def list_modules(self) -> int:
+        """The built-in modules, then every module the bridge can see and how it would run."""
+        import os
+
+        from .bridge.lookup import list_visible
+        from .runtime_index import module_families
+
+        path = self.opts.get("execution_plan")
+        plan_dir = os.path.dirname(os.path.abspath(path)) if path and path != "-" else None
+        version, searched, seen = list_visible(plan_dir)
+        builtin = sorted(module_families())
+        if self.json_out:
+            dump_json({"builtin": builtin, "ansible_core": version, "searched": searched,
+                       "bridge": [{"name": v.fqcn, "path": v.path, "runs": v.runs} for v in seen]})
+            return 0
+        r = self.reporter
+        r.line(f"built in ({len(builtin)}): " + ", ".join(builtin))
+        r.line("module bridge: " + (f"ansible-core {version}" if version else
+                                     "ansible-core is not installed (pip install 'rustle-deploy[ansible]'): "
+                                     "library modules that need nothing from Ansible only"))
+        r.line("  searched: " + ", ".join(searched))
+        width = max((len(v.fqcn) for v in seen), default=0)
+        for v in sorted(seen, key=lambda v: v.fqcn):
+            r.line(f"  {v.fqcn:<{width}}  {v.runs}")
+        return 0
+
     def list_deployments(self) -> int:
         from .state import History
 
@@ -351,7 +380,7 @@ class Session:
 _HOSTS = {"deploy", "deploy_only", "cleanup", "rollback", "dry_run"}
 _BUILD = {"deploy", "compile_only", "dry_run"}
 _FLAG_MODES: dict[str, tuple[str, set[str]]] = {
-    "execution_plan": ("EXECUTION_PLAN", _BUILD),
+    "execution_plan": ("EXECUTION_PLAN", _BUILD | {"list_modules"}),
     "run_": ("--run", {"deploy", "deploy_only", "dry_run"}),
     "verify": ("--verify", {"deploy", "deploy_only", "dry_run"}),
     "rebuild": ("--rebuild", _BUILD),

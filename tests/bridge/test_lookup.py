@@ -211,3 +211,32 @@ def test_compiled_artifact_carries_bridge_entries_once_and_is_reproducible(tmp_p
     tasks = plan["plays"][0]["tasks"]
     assert [t.get("bridge") for t in tasks] == ["ansible.builtin.find", "ansible.builtin.find", None]
     assert policy.CONTROLLER_ACTIONS  # documented in docs/bridge.md
+
+
+def test_list_modules_shows_built_ins_and_what_the_bridge_sees(tmp_path: Path, bridge: BridgeRun) -> None:
+    _library(tmp_path, "hello.sh", WANT_JSON_SH)
+    plan = write_plan(tmp_path, [{"name": "t", "module": "ping", "args": {}}])
+    code, out, err = bridge.main("--list-modules", str(plan), "--output", "json")
+    assert code == 0, err
+    doc = json.loads(out)
+    assert "copy" in doc["builtin"] and doc["ansible_core"].startswith("2.19")
+    runs = {m["name"]: m["runs"] for m in doc["bridge"]}
+    assert runs["ansible.builtin.find"] == "bridge"
+    assert runs["ansible.builtin.copy"] == "built in"
+    assert runs["ansible.builtin.fetch"].startswith("refused: fetch copies a file")
+    assert runs["ansible.legacy.hello"] == "bridge"
+    assert str(tmp_path / "library") in doc["searched"]
+    code, out, _ = bridge.main("--list-modules", "--output", "text")
+    assert code == 0 and "ansible.builtin.getent" in out and "built in (" in out
+
+
+def test_list_modules_without_ansible(tmp_path: Path, bridge: BridgeRun, no_ansible: None) -> None:
+    _library(tmp_path, "hello.sh", WANT_JSON_SH)
+    _library(tmp_path, "greet.py", ANSIBLE_MODULE)
+    code, out, err = bridge.main("--list-modules", str(write_plan(tmp_path, [])), "--output", "json")
+    assert code == 0, err
+    doc = json.loads(out)
+    assert doc["ansible_core"] is None
+    runs = {m["name"]: m["runs"] for m in doc["bridge"]}
+    assert runs["ansible.legacy.hello"] == "bridge"
+    assert runs["ansible.legacy.greet"].startswith("refused: ") and "module_utils" in runs["ansible.legacy.greet"]

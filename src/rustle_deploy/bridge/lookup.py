@@ -142,6 +142,54 @@ def _resolve(names: tuple[str, ...], plan_dir: str | None, env: tuple[tuple[str,
     return Resolution({n: _resolve_without_ansible(n, plan_dir) for n in names}, None, DEFAULT_INTERNAL)
 
 
+@dataclass(frozen=True)
+class Visible:
+    """A module the bridge can see (``--list-modules``) and how a task naming it would run."""
+
+    fqcn: str
+    path: str
+    runs: str  # "built in", "bridge", or "refused: why"
+
+
+def list_visible(plan_dir: str | None) -> tuple[str | None, list[str], list[Visible]]:
+    """ansible-core's version (None: not installed), the places searched, every module seen."""
+    from ..runtime_index import canonical_module
+    from .policy import CONTROLLER_ACTIONS, KEYWORDS
+
+    if not ansible_available():
+        seen = []
+        for directory in module_path(plan_dir):
+            try:
+                entries = sorted(os.listdir(directory))
+            except OSError:
+                continue
+            for entry in entries:
+                stem, ext = os.path.splitext(entry)
+                if ext in _NOT_MODULES or not os.path.isfile(os.path.join(directory, entry)):
+                    continue
+                found = _resolve_without_ansible(stem, plan_dir)
+                runs = "bridge" if isinstance(found, BridgedModule) else "refused: " + found.reason
+                seen.append(Visible("ansible.legacy." + stem, os.path.join(directory, entry), runs))
+        return None, module_path(plan_dir), seen
+    answer = probe({"op": "list", "plan_dir": plan_dir})
+    out = []
+    for fqcn, found in answer["modules"].items():
+        short, action = fqcn.rsplit(".", 1)[-1], found.get("action")
+        if fqcn.startswith(("ansible.builtin.", "ansible.legacy.")) and canonical_module(fqcn):
+            runs = "built in"
+        elif fqcn.startswith("ansible.builtin.") and short in KEYWORDS:
+            runs = "refused: a playbook keyword"
+        elif action in CONTROLLER_ACTIONS and action != "ansible.builtin.assemble":
+            runs = "refused: " + CONTROLLER_ACTIONS[action]
+        elif action and action not in ("ansible.builtin.uri", "ansible.builtin.assemble"):
+            runs = f"refused: its action plugin {action} runs on the controller"
+        else:
+            runs = "bridge" + (" (without a controller-side src)" if action else "")
+        out.append(Visible(fqcn, str(found["path"]), runs))
+    searched = list(answer.get("module_paths") or ()) + [f"collections: {p}" for p in answer.get("collections_paths") or ()]
+    return str(answer["ansible_version"]), searched, out
+
+
 # -- without ansible-core ---------------------------------------------------------------------
 
 

@@ -123,11 +123,20 @@ def resolve(names: list[str], collections: list[str]) -> dict[str, Any]:
     return out
 
 
-def list_modules() -> dict[str, str]:
-    """Every module ansible-core can see: FQCN -> file, as ``ansible-doc -l`` lists them."""
+def list_modules() -> dict[str, dict[str, Any]]:
+    """Every module ansible-core can see, as ``ansible-doc -l`` lists them: FQCN -> its file and
+    the action plugin that comes with it (None when it runs as a plain module)."""
     from ansible.plugins.list import list_plugins
+    from ansible.plugins.loader import action_loader
 
-    return {name: str(path) for name, path in sorted(list_plugins("module").items())}
+    out: dict[str, dict[str, Any]] = {}
+    for name, found in sorted(list_plugins("module").items()):
+        path = found[0] if isinstance(found, tuple) else found
+        if isinstance(path, bytes):
+            path = path.decode("utf-8", "surrogateescape")
+        action = action_loader.find_plugin_with_context(name)
+        out[name] = {"path": str(path), "action": action.resolved_fqcn if action.resolved else None}
+    return out
 
 
 def _internal(C: Any) -> dict[str, Any]:
