@@ -78,6 +78,9 @@ class Session:
         reporter = Reporter(stream=stream, verbosity=opts.get("verbose") or 0, diff=bool(opts.get("diff")))
         for note in settings.notes():
             print(f"note: {note}", file=sys.stderr)
+        from . import bridge
+
+        bridge.CACHE_DIR = settings.cache_dir.expanduser() / "bridge"
         return cls(opts, settings, json_out, reporter)
 
     # -- inputs ----------------------------------------------------------------------------

@@ -240,3 +240,28 @@ def test_list_modules_without_ansible(tmp_path: Path, bridge: BridgeRun, no_ansi
     runs = {m["name"]: m["runs"] for m in doc["bridge"]}
     assert runs["ansible.legacy.hello"] == "bridge"
     assert runs["ansible.legacy.greet"].startswith("refused: ") and "module_utils" in runs["ansible.legacy.greet"]
+
+
+def test_ansible_cores_answer_is_cached_until_a_module_changes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from rustle_deploy import bridge as bridge_pkg
+
+    monkeypatch.setattr(bridge_pkg, "CACHE_DIR", tmp_path / "cache")
+    lib = _library(tmp_path, "greet.py", ANSIBLE_MODULE)
+    calls = []
+    real = lookup.probe
+    monkeypatch.setattr(lookup, "probe", lambda request: calls.append(1) or real(request))
+
+    def greeting() -> bytes:
+        lookup._resolve.cache_clear()
+        mod = lookup.resolve(["greet", "find"], str(tmp_path)).modules["greet"]
+        assert isinstance(mod, lookup.BridgedModule)
+        return mod.files["ansible/legacy/greet.py"]
+
+    assert b"hello " in greeting() and len(calls) == 1
+    assert b"hello " in greeting() and len(calls) == 1  # from the cache
+    lib.write_bytes(ANSIBLE_MODULE.replace(b"hello ", b"bonjour "))
+    os.utime(lib, ns=(1, 1))  # even with an old time: its size changed
+    assert b"bonjour " in greeting() and len(calls) == 2
+    monkeypatch.setenv("ANSIBLE_LIBRARY", str(tmp_path / "elsewhere"))
+    greeting()
+    assert len(calls) == 3  # another configuration, another question

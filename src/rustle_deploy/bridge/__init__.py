@@ -10,3 +10,11 @@ and refuses the rest. The runtime side is ``runtime/rustle_runtime/modules/bridg
 Imports: ``errors`` <- ``bridge`` <- ``plan.validate``, ``compiler``. ansible-core is never
 imported into the controller's process.
 """
+
+from __future__ import annotations
+
+from pathlib import Path
+
+# Where ansible-core's answers are cached between commands (``lookup``); the pipeline sets it
+# from the settings (``cache_dir``/bridge). None: no cache (the library used without the CLI).
+CACHE_DIR: Path | None = None

@@ -296,8 +296,120 @@ def probe(request: dict[str, Any]) -> dict[str, Any]:
     return answer
 
 
+def _cached_probe(request: dict[str, Any], plan_dir: str | None) -> dict[str, Any]:
+    """``probe(request)``, from the cache when nothing it depends on has changed since.
+
+    The key covers the request, the ``ANSIBLE_*`` environment, the working directory, the
+    Python, ansible-core's installed version, every ansible.cfg Ansible would read, and the
+    directories searched (library/, module_utils/, the module path, the collection roots and
+    their namespaces and collections). An entry also records a fingerprint (names, sizes,
+    times) of every file under the directories its modules came from (library/ and
+    module_utils/ beside the plan, the module path, each collection used): an edited module or
+    module_utils file is a miss. ansible-core's own files change only with its version.
+    """
+    from .. import bridge
+
+    cache = bridge.CACHE_DIR
+    if cache is None:
+        return probe(request)
+    key = _probe_key(request, plan_dir)
+    path = cache / f"{key}.json"
+    try:
+        entry = json.loads(path.read_text())
+        if entry.get("trees") == _trees_fingerprint(entry.get("tree_dirs") or []):
+            answer: dict[str, Any] = entry["answer"]
+            return answer
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        pass
+    answer = probe(request)
+    dirs = sorted(set(_source_dirs(plan_dir) + _collection_roots(answer)))
+    entry = {"answer": answer, "tree_dirs": dirs, "trees": _trees_fingerprint(dirs)}
+    from ..compiler.cachefiles import atomic_write
+
+    try:
+        atomic_write(path, json.dumps(entry).encode())
+    except CompileError:
+        pass  # an unwritable cache only costs the next command the question again
+    return answer
+
+
+def _stat(path: str) -> str:
+    try:
+        st = os.stat(path)
+    except OSError:
+        return f"{path}:-"
+    return f"{path}:{st.st_mtime_ns}:{st.st_size}"
+
+
+def _collection_paths() -> list[str]:
+    raw = os.environ.get("ANSIBLE_COLLECTIONS_PATH") or os.environ.get("ANSIBLE_COLLECTIONS_PATHS")
+    entries = raw.split(os.pathsep) if raw else ["~/.ansible/collections", "/usr/share/ansible/collections"]
+    return [os.path.expanduser(e) for e in entries if e] + [p for p in sys.path if p.endswith("-packages")]
+
+
+def _source_dirs(plan_dir: str | None) -> list[str]:
+    utils = os.environ.get("ANSIBLE_MODULE_UTILS")
+    dirs = module_path(plan_dir) + [os.path.expanduser(e) for e in (
+        utils.split(os.pathsep) if utils else ["~/.ansible/plugins/module_utils", "/usr/share/ansible/plugins/module_utils"])]
+    if plan_dir:
+        dirs += [os.path.join(plan_dir, "module_utils"), os.path.join(plan_dir, "action_plugins")]
+    return dirs
+
+
+def _collection_roots(answer: dict[str, Any]) -> list[str]:
+    roots = []
+    for found in (answer.get("modules") or {}).values():
+        path = str(found.get("path") or "")
+        parts = path.split(os.sep)
+        if "ansible_collections" in parts:
+            i = parts.index("ansible_collections")
+            roots.append(os.sep.join(parts[:i + 3]))
+    return roots
+
+
+def _trees_fingerprint(dirs: list[str]) -> str:
+    h = hashlib.sha256()
+    for top in dirs:
+        h.update(_stat(top).encode())
+        for root, subdirs, files in os.walk(top):
+            subdirs[:] = sorted(d for d in subdirs if d != "__pycache__")
+            for name in sorted(files):
+                h.update(_stat(os.path.join(root, name)).encode())
+    return h.hexdigest()
+
+
+def _probe_key(request: dict[str, Any], plan_dir: str | None) -> str:
+    h = hashlib.sha256(json.dumps(request, sort_keys=True).encode())
+    h.update(f"{sys.executable}\0{os.getcwd()}\0".encode())
+    for k, v in sorted(os.environ.items()):
+        if k.startswith("ANSIBLE_"):
+            h.update(f"{k}={v}\0".encode())
+    spec = importlib.util.find_spec("ansible")
+    if spec is not None and spec.origin:
+        h.update(_stat(os.path.join(os.path.dirname(spec.origin), "release.py")).encode())
+    configs = [os.environ.get("ANSIBLE_CONFIG") or "", os.path.join(os.getcwd(), "ansible.cfg"),
+               os.path.expanduser("~/.ansible.cfg"), "/etc/ansible/ansible.cfg"]
+    watched = configs + _source_dirs(plan_dir)
+    for root in _collection_paths():
+        top = os.path.join(root, "ansible_collections")
+        watched.append(top)
+        try:
+            namespaces = sorted(os.listdir(top))
+        except OSError:
+            continue
+        for ns in namespaces:
+            watched.append(os.path.join(top, ns))
+            try:
+                watched += [os.path.join(top, ns, c) for c in sorted(os.listdir(os.path.join(top, ns)))]
+            except OSError:
+                continue
+    for path in watched:
+        h.update(_stat(path).encode() + b"\0")
+    return h.hexdigest()
+
+
 def _resolve_with_ansible(names: tuple[str, ...], plan_dir: str | None) -> Resolution:
-    answer = probe({"op": "resolve", "names": list(names), "plan_dir": plan_dir})
+    answer = _cached_probe({"op": "resolve", "names": list(names), "plan_dir": plan_dir}, plan_dir)
     version = str(answer["ansible_version"])
     searched = tuple(answer.get("module_paths") or ()) + tuple(
         f"collections: {p}" for p in answer.get("collections_paths") or ())
