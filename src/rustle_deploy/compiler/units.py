@@ -3,6 +3,10 @@
 Every host gets one artifact holding the whole plan as it applies to that host. Hosts with
 the same target and the same applicable tasks share an artifact; their variables travel
 inside it keyed by host name. The compiled ``plan.json`` shape is in docs/artifact.md.
+
+A module the runtime does not implement goes through the module bridge (``bridge/``): it is
+resolved once per plan, and each unit records the bridged modules its tasks use
+(``BuildUnit.bridged``), which the builder embeds once each.
 """
 
 from __future__ import annotations
