@@ -91,7 +91,16 @@ def _cases(port: int) -> list[dict[str, Any]]:
         {"module": "lineinfile", "args": {"path": "{T}/data/a.txt", "line": "added"}},
         {"module": "lineinfile", "args": {"path": "{T}/data/a.txt", "line": "again"}, **check},
         {"module": "file", "args": {"path": "{T}/data/b.log", "mode": "0600"}},
+        {"module": "nocheck", "args": {"name": "x"}, **check},  # library/: a module without check mode
+        {"module": "nocheck", "args": {"name": "x", "bogus": 1}},
     ]
+
+
+NOCHECK = """#!/usr/bin/python
+from ansible.module_utils.basic import AnsibleModule
+m = AnsibleModule(argument_spec=dict(name=dict(type='str', required=True)), supports_check_mode=False)
+m.exit_json(changed=True, name=m.params['name'])
+"""
 
 
 def _tree(root: Path) -> None:
@@ -191,7 +200,7 @@ def _ansible(tmp: Path, tasks: list[dict[str, Any]]) -> None:
 def test_bridged_modules_give_ansibles_results(tmp_path: Path, bridge: BridgeRun, web: int,
                                                monkeypatch: pytest.MonkeyPatch) -> None:
     cases = _cases(web)
-    modules = {c["module"].rsplit(".", 1)[-1] for c in cases}
+    modules = {c["module"].rsplit(".", 1)[-1] for c in cases} - {"nocheck"}
     assert len(modules) >= 25, sorted(modules)
     results = {}
     for tool in ("ansible", "rustle"):
@@ -199,6 +208,9 @@ def test_bridged_modules_give_ansibles_results(tmp_path: Path, bridge: BridgeRun
         _tree(root)
         out = tmp_path / tool / "results.json"
         tasks = _tasks(cases, root, out)
+        library = tmp_path / tool / ("library" if tool == "ansible" else "plan/library")
+        library.mkdir(parents=True)
+        (library / "nocheck.py").write_text(NOCHECK)
         if tool == "ansible":
             _ansible(tmp_path / tool, tasks)
         else:

@@ -572,7 +572,7 @@ class Runner:
         if ctx.warnings:
             result.setdefault("warnings", []).extend(ctx.warnings)
         result.setdefault("changed", False)
-        if not result.get("skipped"):  # Ansible leaves it out of a skipped action's result
+        if not result.pop("_action_skip", False):  # an action plugin's skip has no 'failed' in Ansible
             result.setdefault("failed", False)
         for stream in ("stdout", "stderr"):
             if isinstance(result.get(stream), str) and stream + "_lines" not in result:

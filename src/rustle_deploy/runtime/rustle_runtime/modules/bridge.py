@@ -141,7 +141,7 @@ def run_module(ctx, args, spec, bridge):
     name = ctx.task.get("module") or spec["fqcn"]
     if spec.get("check_mode") is False and ctx.check_mode:
         # the action plugin (uri) refuses check mode before the module runs
-        return {"changed": False, "skipped": True,
+        return {"changed": False, "skipped": True, "_action_skip": True,
                 "msg": f"This action ({name}) does not support check mode."}
     if _become_elsewhere(ctx):
         return {"failed": True, "changed": False,
