@@ -151,7 +151,8 @@ class Session:
         if self.opts.get("verbose"):
             bridged = {m.fqcn: m for u in units for m in u.bridged.values()}
             for fqcn, m in sorted(bridged.items()):
-                print(f"bridge: {fqcn} runs through the module bridge ({m.style} module from {m.origin}: {m.path})",
+                kind = {"new": "Python AnsibleModule", "want_json": "WANT_JSON", "old": "key=value"}.get(m.style, m.style)
+                print(f"bridge: {fqcn} runs through the module bridge ({kind} module from {m.origin}: {m.path})",
                       file=sys.stderr)
 
         runner = self.runner()
