@@ -163,3 +163,16 @@ def test_bridged_modules_run_on_other_host_pythons(tmp_path: Path, bridge: Bridg
     assert res["stat"]["status"] == "ok" and res["stat"]["matched"] == 0
     assert res["getent"]["status"] == "ok"
     assert sys.executable != found[0]
+
+
+def test_verbose_output_names_the_bridged_modules(tmp_path: Path, bridge: BridgeRun) -> None:
+    plan = write_plan(tmp_path / "p", [
+        {"name": "look", "module": "find", "args": {"paths": str(tmp_path)}},
+        {"name": "fast", "module": "stat", "args": {"path": str(tmp_path)}},
+    ])
+    code, out, err = bridge.main(str(plan), "-i", str(bridge.inventory()), "--run", "--output", "text", "-v")
+    assert code == 0, err
+    assert "bridge: ansible.builtin.find runs through the module bridge (Python AnsibleModule module from " \
+           "ansible-core 2.19" in err + out
+    assert "look [bridge: ansible.builtin.find]" in out
+    assert "fast [bridge" not in out and "bridge: ansible.builtin.stat" not in err + out
