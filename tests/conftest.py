@@ -1,8 +1,11 @@
-"""Shared test helpers: where the read-only fixtures live."""
+"""Shared test helpers: where the read-only fixtures live, a private HOME, small plans."""
 
 from __future__ import annotations
 
+import json
+import shutil
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -23,3 +26,31 @@ def rustle_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
                 "RUSTLE_PARALLEL_JOBS", "RUSTLE_VERIFY_DEPLOYMENTS", "RUSTLE_STATE_DB"):
         monkeypatch.delenv(var, raising=False)
     return home
+
+
+def make_plan(tmp_path: Path, tasks: list[dict[str, Any]], play_vars: dict[str, Any] | None = None,
+              handlers: list[dict[str, Any]] | None = None, hosts: tuple[str, ...] = ("localhost",)) -> Path:
+    """A plan for ``hosts`` (the bundled example's shape) with these tasks (plan fields:
+    ``module``, ``args``, ``register``, ``conditions``...); ``files/`` and ``templates/`` of the
+    example sit beside it."""
+    doc = json.loads(EXAMPLE_PLAN.read_text())
+    play = doc["plays"][0]
+    play["vars"] = dict(play_vars or {})
+    doc["hosts"] = play["hosts"] = play["batches"][0]["hosts"] = list(hosts)
+
+    def full(i: int, t: dict[str, Any], kind: str) -> dict[str, Any]:
+        base = {"task_id": f"{kind}_{i}", "name": t.get("name", f"{kind} {i}"), "hosts": list(hosts),
+                "dependencies": [], "conditions": [], "tags": [], "notify": [], "execution_order": i,
+                "can_run_parallel": False, "estimated_duration": {"secs": 1, "nanos": 0}, "risk_level": "Low"}
+        base.update(t)
+        return base
+
+    play["batches"][0]["tasks"] = [full(i, t, "task") for i, t in enumerate(tasks)]
+    play["handlers"] = [{"handler_id": f"handler_{i}", "name": h.get("name", f"handler {i}"), "conditions": [],
+                         "execution_order": i, **h} for i, h in enumerate(handlers or [])]
+    doc["total_tasks"] = len(tasks)
+    doc["binary_deployments"] = []
+    dest = tmp_path / "plan"
+    shutil.copytree(EXAMPLE_PLAN.parent, dest, dirs_exist_ok=True)
+    (dest / "plan.json").write_text(json.dumps(doc))
+    return dest / "plan.json"

@@ -65,6 +65,19 @@ def _fail(message: str) -> None:
 @click.option("--ssh-client", type=click.Choice(["auto", "openssh", "asyncssh"]), default=None,
               help="SSH implementation [auto: the ssh binary for up to 256 hosts at once, else asyncssh].")
 @click.option("--format", "format_", type=click.Choice(["auto", "pyz", "native"]), default="auto", help="Artifact format [auto = pyz].")
+@click.option("--canary", metavar="N|N%", help="With --run: deploy and run on the first N hosts (or N%), gate them, "
+              "then go on; a failed canary is rolled back and no other host is touched (docs/rollouts.md).")
+@click.option("--health-check", metavar="CMD", help="With --run: after each batch (canaries first), run CMD on each of its "
+              "hosts (sh -c, Jinja2 host variables allowed); exit 0 = healthy, else the batch is rolled back and the rollout stops.")
+@click.option("--health-retries", type=int, metavar="N", help="Attempts after the first failed health check [3].")
+@click.option("--health-interval", type=float, metavar="SECONDS", help="Pause between health check attempts [5].")
+@click.option("--health-timeout", type=float, metavar="SECONDS", help="Deadline for a host's health checks, all attempts [60].")
+@click.option("--stage", is_flag=True, help="Upload, verify and prepare the new release on every host without "
+              "activating or running it; --promote does that later.")
+@click.option("--promote", is_flag=False, flag_value="latest", default=None, metavar="[ID]",
+              help="Activate and run the staged deployment ID (default: the last staged), in its batches.")
+@click.option("--resume", metavar="ID", help="With --run and the same plan: go on with the rollout of deployment ID "
+              "(stopped or interrupted) on the hosts and stages it has not finished.")
 @click.option("-v", "--verbose", count=True, help="More output (-vv, -vvv).")
 @click.version_option(__version__, "-V", "--version", prog_name="rustle-deploy")
 def _command(**opts: Any) -> None:

@@ -1,8 +1,12 @@
-"""Modes that touch hosts: deploy (+run), deploy-only, rollback, cleanup, and rustle-exec.
+"""Modes that touch hosts: deploy (+run), deploy-only, stage, promote, resume, rollback,
+cleanup, and rustle-exec.
 
 Each checks every host's remote dir, builds one HostJob per host, fans out through
 ``deploy.deploy_fleet``, records every host's outcome in the SQLite history as soon as it is
-known, and ends with a recap. ``--cleanup --dry-run`` asks the hosts and records nothing.
+known, and ends with a recap. ``--cleanup --dry-run`` asks the hosts and records nothing. A
+deployment that runs a plan with batches (``rollout.py``; docs/rollouts.md) fans out once per
+batch through ``_Rollout``, which merges each host's stages, runs the health gate, rolls back
+what failed it, and stops where the plan's thresholds say.
 """
 
 from __future__ import annotations
@@ -12,16 +16,28 @@ import json
 import os
 import secrets
 import sys
-from collections.abc import Callable, Sequence
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .deploy import HostJob, HostOutcome, RunOptions, deploy_fleet
+from .deploy import HealthCheck, HostJob, HostOutcome, RunOptions, deploy_fleet
 from .deploy.host import runner_identity
 from .errors import ConnectError, UsageError
 from .inventory import check_remote_dirs
 from .model import Host, Plan
 from .report import HostSummary, dump_json
+from .rollout import (
+    PlaySpec,
+    Schedule,
+    Stage,
+    canary_count,
+    describe_serial,
+    stop_reason,
+    with_canary,
+)
+from .rollout import schedule as make_schedule
 from .settings import Settings
 from .state import History
 from .transport import make_connect
@@ -61,6 +77,7 @@ def _fan_out(
     on_outcome: Callable[[HostOutcome], None],
     what: str,
     early: EarlyStarts | None = None,
+    timeout: float | None = None,
 ) -> list[HostOutcome]:
     reporter = session_reporter
     parallel = _parallel(settings, plan)
@@ -80,7 +97,7 @@ def _fan_out(
             deploy_fleet(
                 jobs,
                 parallel=parallel,
-                timeout=settings.timeout,
+                timeout=timeout or settings.timeout,
                 on_event=on_event,
                 on_outcome=done,
                 connect=connect,
@@ -133,6 +150,8 @@ def _summary(outcome: HostOutcome) -> HostSummary:
 
 
 def _outcome_status(outcome: HostOutcome) -> str:
+    if outcome.error is None and (outcome.agent or {}).get("staged"):
+        return "staged"
     if outcome.activated:
         return "activated"  # even when the run after it failed: the host is on the new release
     if outcome.error is not None:
@@ -171,6 +190,222 @@ def _record(history: History, did: str, job: HostJob, outcome: HostOutcome) -> N
     )
 
 
+@dataclass(frozen=True)
+class _Resumed:
+    """What an earlier run of a rollout left (``--resume``), from the history."""
+
+    deployment_id: str
+    stages_done: dict[str, int]
+    states: dict[str, str]
+    batch_of: dict[str, int]
+    activated: frozenset[str]  # hosts the deployment activated: their release is in place
+    previous: dict[str, str | None]  # their release before the deployment
+
+
+Gate = Callable[[list[str]], dict[str, HostOutcome]]  # hosts -> their health check's outcome
+Revert = Callable[[list[str]], dict[str, str | None]]  # hosts -> None when rolled back, else why not
+
+
+class _Rollout:
+    """A schedule run batch by batch (rollout.py decides when to stop).
+
+    Keeps, per host, the merged outcome of the stages it ran (the first is its deploy, later
+    ones are runs) and the number of the batch that first reached it. With a ``gate``, each
+    batch's hosts are health-checked after their run; a batch that fails its gate, or a
+    canary batch that fails at all, is handed to ``revert`` before the rollout stops.
+    A ``resumed`` rollout skips, for each host, the stages it already ran.
+    """
+
+    def __init__(self, schedule: Schedule, gate: Gate | None = None, revert: Revert | None = None,
+                 resumed: _Resumed | None = None) -> None:
+        self.schedule = schedule
+        self.prior = dict(resumed.states) if resumed is not None else {}
+        self.stages_done = dict(resumed.stages_done) if resumed is not None else {}
+        self._skip = dict(self.stages_done)  # stage appearances already run, per host
+        self.gate = gate
+        self.revert = revert
+        self.health: dict[str, dict[str, Any]] = {}  # host -> its gate's verdict
+        self.rolled_back: dict[str, None] = {}
+        self.not_rolled_back: dict[str, str] = {}
+        self.total = schedule.total
+        self.outcomes: dict[str, HostOutcome] = {}
+        self.batch_of: dict[str, int] = dict(resumed.batch_of) if resumed is not None else {}
+        self.failed: dict[str, None] = {}
+        self.left: dict[str, int] = {}  # host -> stages it has still to run
+        for stage in schedule.stages:
+            for batch in stage.batches:
+                for name in batch:
+                    self.left[name] = self.left.get(name, 0) + 1
+        for name, done in self.stages_done.items():
+            self.left[name] = max(0, self.left.get(name, 0) - done)
+        self.batches: list[dict[str, Any]] = []
+        self.stopped_after: int | None = None
+        self.reason: str | None = None
+
+    def run(self, fan_out: Callable[[Stage, int, list[str]], list[HostOutcome]],
+            batch_done: Callable[[int], None] | None = None) -> None:
+        """Run each batch through ``fan_out(stage, number, hosts)`` until done or told to stop;
+        ``batch_done(number)`` after each batch, even one with no host left to run."""
+        number = 0
+        for stage in self.schedule.stages:
+            for batch in stage.batches:
+                number += 1
+                # failed hosts leave the rollout; a resumed one skips what hosts already ran
+                names = [n for n in batch if n not in self.failed and not self._done_before(n)]
+                if not names:
+                    if batch_done is not None:
+                        batch_done(number)
+                    continue
+                started = time.time()
+                outcomes = fan_out(stage, number, names)
+                failed = [o.host for o in outcomes if not o.ok]
+                unhealthy = self._check(o.host for o in outcomes if o.ok)
+                self.batches.append({
+                    "number": number, "plays": list(stage.names), "label": stage.label,
+                    "serial": describe_serial(stage.serial), "canary": stage.canary,
+                    "hosts": list(batch), "ran": names, "failed": failed, "unhealthy": unhealthy,
+                    "started": round(started, 3), "ended": round(time.time(), 3),
+                })
+                fatal = any(_fatal_failure(o, stage) for o in outcomes)
+                reason = stop_reason(stage, names, failed + unhealthy, fatal) if number < self.total else None
+                if unhealthy:
+                    reason = f"health check failed on {len(unhealthy)} of {len(names)} host(s): {', '.join(unhealthy)}"
+                if reason is not None:
+                    self.stopped_after, self.reason = number, reason
+                    if self.revert is not None and (stage.canary or unhealthy):
+                        for name, why in self.revert(names).items():
+                            if why is None:
+                                self.rolled_back[name] = None
+                                self.stages_done[name] = 0  # back on the old release: all to do again
+                            else:
+                                self.not_rolled_back[name] = why
+                if batch_done is not None:
+                    batch_done(number)
+                if reason is not None:
+                    return
+
+    def _done_before(self, name: str) -> bool:
+        if self._skip.get(name, 0) > 0:
+            self._skip[name] -= 1
+            return True
+        return False
+
+    def _check(self, names: Iterable[str]) -> list[str]:
+        """Run the gate on ``names``; the unhealthy ones, who now count as failed."""
+        names = list(names)
+        if self.gate is None or not names:
+            return []
+        outcomes = self.gate(names)
+        unhealthy = []
+        for name in names:
+            o = outcomes.get(name)
+            verdict = (o.agent or {}) if o is not None and o.error is None else {}
+            healthy = bool(verdict.get("healthy"))
+            self.health[name] = {
+                "healthy": healthy, "attempts": verdict.get("attempts"), "rc": verdict.get("rc"),
+                "output": verdict.get("output") if o is not None and o.error is None else str(o.error if o else "not checked"),
+            }
+            if not healthy:
+                unhealthy.append(name)
+                self.failed[name] = None
+        return unhealthy
+
+    def absorb(self, outcome: HostOutcome, number: int) -> HostOutcome:
+        """Fold one host's result of batch ``number`` into what it did before; return the sum."""
+        name = outcome.host
+        self.left[name] = max(0, self.left.get(name, 1) - 1)
+        self.batch_of.setdefault(name, number)
+        before = self.outcomes.get(name)
+        merged = outcome if before is None else _merged(before, outcome)
+        self.outcomes[name] = merged
+        if outcome.ok:
+            self.stages_done[name] = self.stages_done.get(name, 0) + 1
+        else:
+            self.failed[name] = None
+        return merged
+
+    def state_of(self, name: str) -> str:
+        """updated, failed, rolled_back, partial (later stages never ran) or not_reached."""
+        if name in self.rolled_back:
+            return "rolled_back"
+        if name in self.failed:
+            return "failed"
+        done = self.stages_done.get(name, 0)
+        if name not in self.outcomes:
+            if self.prior.get(name) in ("rolled_back", "failed", "interrupted"):
+                return self.prior[name]  # a resumed rollout has not reached it again
+            if not done:
+                return "not_reached"
+        return "partial" if self.left.get(name) else "updated"
+
+    def doc(self, names: Sequence[str], state: str) -> dict[str, Any]:
+        by_state: dict[str, list[str]] = {"updated": [], "failed": [], "rolled_back": [], "partial": [],
+                                          "not_reached": []}
+        for name in names:
+            by_state[self.state_of(name)].append(name)
+        return {"state": state, "total_batches": self.total, "stopped_after_batch": self.stopped_after,
+                "reason": self.reason, "batches": self.batches, **by_state,
+                "not_rolled_back": self.not_rolled_back, "health": self.health}
+
+
+def _health_checks(opts: dict[str, Any], hosts: Sequence[Host]) -> dict[str, HealthCheck] | None:
+    """``--health-check`` rendered for each host with its variables (Jinja2, as a task's
+    arguments are), with its retries, interval and deadline; None without the flag."""
+    command = opts.get("health_check")
+    if not command:
+        return None
+    import jinja2
+
+    env = jinja2.Environment(undefined=jinja2.StrictUndefined, autoescape=False, keep_trailing_newline=True)
+    hint = "the command may use the host's inventory variables, e.g. curl -fs http://{{ ansible_host }}:8080/health"
+    try:
+        template = env.from_string(command)
+    except jinja2.TemplateSyntaxError as exc:
+        raise UsageError(f"--health-check: {exc.message}", hint) from exc
+    defaults = HealthCheck(command="")
+    out = {}
+    for h in hosts:
+        scope = {**h.vars, "inventory_hostname": h.name, "inventory_hostname_short": h.name.split(".")[0],
+                 "group_names": sorted(g for g in h.groups if g not in ("all", "ungrouped"))}
+        try:
+            rendered = template.render(scope)
+        except jinja2.TemplateError as exc:
+            raise UsageError(f"--health-check for {h.name}: {exc.message or exc}", hint) from exc
+        out[h.name] = HealthCheck(
+            command=rendered,
+            retries=opts["health_retries"] if opts.get("health_retries") is not None else defaults.retries,
+            interval=opts.get("health_interval") or defaults.interval,
+            timeout=opts.get("health_timeout") or defaults.timeout,
+        )
+    return out
+
+
+def _fatal_failure(outcome: HostOutcome, stage: Stage) -> bool:
+    """A task carrying ``any_errors_fatal`` failed on this host."""
+    return bool(stage.fatal_tasks) and any(
+        e.get("event") in ("task_result", "handler_result") and e.get("status") == "failed"
+        and not e.get("ignored") and e.get("id") in stage.fatal_tasks
+        for e in outcome.events
+    )
+
+
+def _merged(first: HostOutcome, later: HostOutcome) -> HostOutcome:
+    """A host's outcome over two stages: the deploy's facts, the runs' events and counts summed."""
+    recap = dict(first.recap or {})
+    for key, value in (later.recap or {}).items():
+        if isinstance(value, (int, float)) and not isinstance(value, bool) and isinstance(recap.get(key, 0), (int, float)):
+            recap[key] = recap.get(key, 0) + value
+        else:
+            recap.setdefault(key, value)
+    later_exit = later.run_exit if later.run_exit not in (None, 0) else None
+    return replace(
+        first, ok=first.ok and later.ok, error=later.error or first.error,
+        run_exit=later_exit if later_exit is not None else (later.run_exit if first.run_exit is None else first.run_exit),
+        recap=recap if (first.recap or later.recap) else None, events=first.events + later.events,
+        round_trips=first.round_trips + later.round_trips, duration=first.duration + later.duration,
+    )
+
+
 def _deploy_jobs(
     session: Session,
     plan: Plan | None,
@@ -179,76 +414,192 @@ def _deploy_jobs(
     source: str | None,
     plan_sha: str | None,
     early: EarlyStarts | None = None,
+    schedule: Schedule | None = None,
+    resumed: _Resumed | None = None,
 ) -> int:
     opts, settings = session.opts, session.settings
     run = bool(opts.get("run_"))
+    staging = bool(opts.get("stage"))  # upload, verify, prepare; --promote activates and runs later
     run_id = f"r-{secrets.token_hex(6)}"
+    host_of = {h.name: h for h in hosts}
+    planned = schedule or Schedule.single(host_of)
+    # Batches pace runs; without --run, activation alone changes nothing on a host, so every
+    # host gets the artifact at once and the manifest hands the schedule to rustle-exec.
+    schedule = planned if run else Schedule.single(host_of)
+    checks = _health_checks(opts, hosts)  # before anything is touched: a bad template is exit 2
+    rolling = schedule.batched or checks is not None or resumed is not None or staging
     with History(settings.state_db) as history:
-        did = history.begin("deploy", plan_source=source, plan_sha256=plan_sha)
+        if resumed is not None:  # the same deployment goes on: --rollback ID covers all of it
+            did = resumed.deployment_id
+            history.resume_rollout(did)
+        else:
+            did = history.begin("deploy", plan_source=source, plan_sha256=plan_sha)
+        deployed_before = resumed.activated if resumed is not None else frozenset()
         # Send the artifact with the request, without waiting for the agent to ask, to hosts
         # this history has not seen holding it: saves a round trip on first deployments.
         held = history.holders({by_host[h.name].sha256 for h in hosts})
         runners = {a.runner: _runner_path(session, a.runner) for a in by_host.values() if a.runner}
         has_runner = {sha: history.runner_holders(sha) for sha in runners}
-        jobs = [
-            HostJob(
+
+        def job_for(name: str, stage: Stage) -> HostJob:
+            h, art = host_of[name], by_host[name]
+            options = _run_options(opts, run_id) if run else None
+            if options is not None and schedule.staged:
+                options = replace(options, plays=stage.plays, carry=did)
+            if name in roll.outcomes or name in deployed_before:  # deployed already: run this stage's plays
+                return HostJob(host=h, op="run", sha256=art.sha256, binary_name=art.binary_name,
+                               deployment_id=did, run=options, runner=runners.get(art.runner or ""))
+            return HostJob(
                 host=h,
                 op="deploy",
-                artifact=by_host[h.name].path,
-                sha256=by_host[h.name].sha256,
-                size=by_host[h.name].size,
-                binary_name=by_host[h.name].binary_name,
+                artifact=art.path,
+                sha256=art.sha256,
+                size=art.size,
+                binary_name=art.binary_name,
                 deployment_id=did,
                 verify=settings.verify,
-                run=_run_options(opts, run_id) if run else None,
-                bytecode_tag=by_host[h.name].bytecode_tag,
-                push=(h.name, h.remote_dir, by_host[h.name].sha256) not in held,
-                runner=runners.get(by_host[h.name].runner or ""),
-                push_runner=(h.name, h.remote_dir) not in has_runner.get(by_host[h.name].runner or "", set()),
+                run=options,
+                bytecode_tag=art.bytecode_tag,
+                activate=not staging,
+                push=(h.name, h.remote_dir, art.sha256) not in held,
+                runner=runners.get(art.runner or ""),
+                push_runner=(h.name, h.remote_dir) not in has_runner.get(art.runner or "", set()),
             )
-            for h in hosts
-        ]
-        job_of = {j.host.name: j for j in jobs}
 
+        job_of: dict[str, HostJob] = {}  # each host's deploy job
+        in_flight: list[HostJob] = []
         recorded: set[str] = set()
 
-        def on_outcome(outcome: HostOutcome) -> None:
-            with history.together():  # one commit per host
-                _record(history, did, job_of[outcome.host], outcome)
-                if run and outcome.run_exit is not None:
-                    history.record_run(did, outcome.host, run_id, outcome.run_exit, outcome.recap)
-            recorded.add(outcome.host)
+        def gate(names: list[str]) -> dict[str, HostOutcome]:
+            assert checks is not None
+            jobs = [HostJob(host=host_of[n], op="health", deployment_id=did, health=checks[n]) for n in names]
+            deadline = max(settings.timeout, max(checks[n].timeout for n in names) + 30.0)
+            outcomes = _fan_out(jobs, settings, plan, session.reporter, lambda o: None,
+                                f"health check, batch {len(roll.batches) + 1}/{roll.total}", timeout=deadline)
+            return {o.host: o for o in outcomes}
 
-        status = "interrupted"
-        try:
-            outcomes = _fan_out(
-                jobs, settings, plan, session.reporter, on_outcome, "deploy+run" if run else "deploy", early
-            )
+        def revert(names: list[str]) -> dict[str, str | None]:
+            """Roll ``names`` back to the release current before this deployment, and re-apply it."""
+            why: dict[str, str | None] = {}
+            jobs = []
+            for n in names:
+                o = roll.outcomes.get(n)
+                activated = o is not None and (o.activated or n in deployed_before)
+                previous = (o.previous_sha256 if o.activated else resumed.previous.get(n)) if (
+                    o is not None and resumed is not None) else (o.previous_sha256 if o is not None else None)
+                if not activated:
+                    why[n] = "this deployment did not activate a release there"
+                elif not previous:
+                    why[n] = "nothing was current there before; --cleanup removes it"
+                else:
+                    jobs.append(HostJob(host=host_of[n], op="rollback", binary_name=job_of[n].binary_name,
+                                        sha256=by_host[n].sha256, rollback_to=previous, deployment_id=did,
+                                        run=_run_options(opts, run_id) if run else None))
+            if not jobs:
+                return why
+            session.reporter.line(f"rolling back {len(jobs)} host(s) to the release before deployment {did}")
+            for o in _fan_out(jobs, settings, plan, session.reporter, lambda o: None, "rollback"):
+                if o.error is None and o.rolled_back and o.run_exit in (None, 0):
+                    why[o.host] = None
+                    history.record_host(did, o.host, "rolled_back", binary_name=job_of[o.host].binary_name,
+                                        sha256=o.sha256, previous_sha256=o.previous_sha256,
+                                        remote_dir=host_of[o.host].remote_dir,
+                                        error=f"rolled back: {roll.reason}")
+                elif o.error is None and o.rolled_back:
+                    why[o.host] = f"rolled back, but re-applying the previous release failed (exit {o.run_exit})"
+                else:
+                    why[o.host] = str(o.error) if o.error else "the host did not roll back"
+            return why
+
+        roll = _Rollout(schedule, gate if checks is not None else None, revert if run else None, resumed)
+
+        def fan_out(stage: Stage, number: int, names: list[str]) -> list[HostOutcome]:
+            jobs = [job_for(n, stage) for n in names]
+            for j in jobs:
+                job_of.setdefault(j.host.name, j)
+            in_flight[:] = jobs
+            recorded.clear()
+
+            def on_outcome(outcome: HostOutcome) -> None:
+                merged = roll.absorb(outcome, number)
+                with history.together():  # one commit per host
+                    if job_of[outcome.host].op == "deploy":  # else its deploy is recorded already
+                        _record(history, did, job_of[outcome.host], merged)
+                    if run and merged.run_exit is not None:
+                        history.record_run(did, outcome.host, run_id, merged.run_exit, merged.recap)
+                    if rolling and not staging:
+                        history.record_rollout_host(did, outcome.host, roll.batch_of.get(outcome.host),
+                                                    roll.state_of(outcome.host), roll.stages_done.get(outcome.host, 0))
+                recorded.add(outcome.host)
+
+            what = "deploy+run" if run else "deploy"
+            if rolling:
+                what += f" batch {number}/{roll.total} ({stage.label}, {describe_serial(stage.serial)})"
+            outcomes = _fan_out(jobs, settings, plan, session.reporter, on_outcome, what,
+                                early if number == 1 else None)
             uncertain = {
-                o.host: str(o.error) for o in outcomes
-                if o.error is not None and not o.activated and o.agent is None
+                o.host: str(o.error) for o, j in zip(outcomes, jobs, strict=True)
+                if j.op == "deploy" and o.error is not None and not o.activated and o.agent is None
                 and not isinstance(o.error, ConnectError) and (o.uploaded or o.events)  # got far enough to activate
             }
             _reconcile(session, history, did, [job_of[h] for h in uncertain], uncertain)
-            status = "done"
+            return outcomes
+
+        if rolling and resumed is None:
+            record = planned if staging else schedule  # a staged release keeps the batches --promote runs
+            doc = record.to_json()
+            if staging:
+                doc["artifacts"] = {a.sha256: {"size": a.size, "binary_name": a.binary_name, "target": a.target,
+                                               "bytecode_tag": a.bytecode_tag} for a in by_host.values()}
+            history.begin_rollout(did, doc, record.total, list(host_of))
+        status = "interrupted"
+        try:
+            roll.run(fan_out, (lambda number: history.record_batch_done(did, number)) if rolling else None)
+            status = "stopped" if roll.stopped_after is not None else ("staged" if staging else "done")
         except KeyboardInterrupt:
-            _reconcile(session, history, did, [j for j in jobs if j.host.name not in recorded])
+            _reconcile(session, history, did, [j for j in in_flight if j.host.name not in recorded and j.op == "deploy"])
             raise
         finally:
+            if early is not None:
+                early.close()
+            if rolling:
+                cut = {j.host.name for j in in_flight} - recorded if status == "interrupted" else set()
+                with history.together():
+                    for name in host_of:
+                        state = "interrupted" if name in cut else roll.state_of(name)
+                        if staging:
+                            state = "failed" if state == "failed" else "staged"
+                        history.record_rollout_host(did, name, None if staging else roll.batch_of.get(name), state,
+                                                    0 if staging else roll.stages_done.get(name, 0))
+                    history.finish_rollout(did, {"done": "completed"}.get(status, status), roll.stopped_after, roll.reason)
             history.finish(did, status)
+    outcomes = [roll.outcomes[n] for n in host_of if n in roll.outcomes]
     summaries = [_summary(o) for o in outcomes]
     for o, s in zip(outcomes, summaries, strict=True):
         if not run and o.error is None:
             s.deploy = "uploaded" if o.uploaded else "already present"
-    failed = any(s.is_failure for s in summaries)
+    failed = any(s.is_failure for s in summaries) or roll.stopped_after is not None
     if run:
         session.reporter.recap(summaries, "PLAY RECAP")
     else:
-        session.reporter.recap(summaries, f"DEPLOY RECAP {did}")
+        session.reporter.recap(summaries, f"{'STAGE' if staging else 'DEPLOY'} RECAP {did}")
+    rollout_doc = None
+    if rolling and not staging:
+        rollout_doc = roll.doc(list(host_of), "completed" if status == "done" else status)
+    if rollout_doc is not None:
+        session.reporter.rollout(rollout_doc)
     if session.json_out:
-        dump_json(_manifest(did, session, source, outcomes, job_of))
+        doc = _manifest(did, session, source, outcomes, job_of, roll if rolling else None)
+        if rollout_doc is not None:
+            doc["rollout"] = rollout_doc
+        if not run and planned.batched:
+            doc["schedule"] = planned.to_json()  # rustle-exec runs it batch by batch
+        dump_json(doc)
     else:
-        session.reporter.line(f"deployment {did}: {len(outcomes)} host(s), {sum(s.is_failure for s in summaries)} failed")
+        if staging:
+            session.reporter.line(f"staged: rustle-deploy --promote {did} activates and runs it")
+        session.reporter.line(f"deployment {did}: {len(outcomes)} host(s), {sum(s.is_failure for s in summaries)} failed"
+                              + (f", {len(host_of) - len(outcomes)} not reached" if len(outcomes) < len(host_of) else ""))
     return 1 if failed else 0
 
 
@@ -302,8 +653,12 @@ def _reconcile(
                                 error=f"{why} (before activation; the old release is current)", **record)
 
 
-def _manifest(did: str, session: Session, source: str | None, outcomes: list[HostOutcome], job_of: dict[str, HostJob]) -> dict[str, Any]:
+def _manifest(
+    did: str, session: Session, source: str | None, outcomes: list[HostOutcome], job_of: dict[str, HostJob],
+    roll: _Rollout | None = None,
+) -> dict[str, Any]:
     inv = session.opts.get("inventory")
+    never = [n for n in roll.left if roll.state_of(n) == "not_reached"] if roll is not None else []
     return {
         "kind": MANIFEST_KIND,
         "version": 1,
@@ -327,17 +682,138 @@ def _manifest(did: str, session: Session, source: str | None, outcomes: list[Hos
                 "recap": o.recap,
                 "run_exit": o.run_exit,
                 "platform": {k: (o.agent or {}).get(k) for k in ("system", "machine", "python", "python_path")},
+                **({"batch": roll.batch_of.get(o.host), "rollout": roll.state_of(o.host)} if roll is not None else {}),
             }
             for o in outcomes
+        ] + [
+            {"name": n, "ok": False, "status": "not_reached", "batch": None, "rollout": "not_reached",
+             "error": f"not reached: the rollout stopped after batch {roll.stopped_after}/{roll.total}"
+                      if roll is not None and roll.stopped_after is not None else "not reached"}
+            for n in never
         ],
     }
 
 
 def deploy(
-    session: Session, plan: Plan, hosts: list[Host], artifacts: list[Artifact], early: EarlyStarts | None = None
+    session: Session, plan: Plan, hosts: list[Host], artifacts: list[Artifact], early: EarlyStarts | None = None,
+    schedule: Schedule | None = None,
 ) -> int:
     by_host = {name: a for a in artifacts for name in a.hosts}
-    return _deploy_jobs(session, plan, hosts, by_host, plan.source, plan.sha256, early)
+    return _deploy_jobs(session, plan, hosts, by_host, plan.source, plan.sha256, early, schedule)
+
+
+def resume(session: Session, plan: Plan, hosts: list[Host], artifacts: list[Artifact], deployment_id: str) -> int:
+    """Go on with a stopped or interrupted rollout: the hosts it has not finished, the stages
+    each has not run, in the order its recorded schedule says (docs/rollouts.md)."""
+    with History(session.settings.state_db) as history:
+        dep = history.get(deployment_id, op="deploy")
+    if dep is None:
+        raise UsageError(f"no deployment {deployment_id!r} in {session.settings.state_db}", "see --list-deployments")
+    if dep.rollout is None:
+        raise UsageError(f"deployment {dep.id} did not run in batches: there is nothing to resume",
+                         "deploy again; hosts that already run it change nothing")
+    if dep.rollout.state == "completed":
+        raise UsageError(f"deployment {dep.id} completed its rollout: there is nothing to resume", "see --list-deployments")
+    if dep.rollout.state == "staged":
+        raise UsageError(f"deployment {dep.id} is staged, not started", f"rustle-deploy --promote {dep.id} runs it")
+    if dep.rollout.controller_alive():
+        raise UsageError(f"deployment {dep.id} is still running (process {dep.rollout.controller})",
+                         "wait for it, or interrupt it (Ctrl-C), then resume")
+    if dep.plan_sha256 != plan.sha256:
+        raise UsageError(f"{plan.source} is not the plan deployment {dep.id} ran (sha256 {(dep.plan_sha256 or '?')[:12]}, "
+                         f"this one {plan.sha256[:12]})", "resume with the same plan, or start a new deployment")
+    by_host = {name: a for a in artifacts for name in a.hosts}
+    records = {r.host: r for r in dep.hosts}
+    names = set(dep.rollout.hosts)
+    chosen = [h for h in hosts if h.name in names]
+    missing = sorted(names - {h.name for h in chosen})
+    if missing:
+        raise UsageError(f"hosts of deployment {dep.id} that this plan and inventory do not give: {', '.join(missing[:20])}",
+                         "pass the inventory the deployment used with -i")
+    schedule = Schedule.from_json(dep.rollout.schedule)
+    # Hosts whose release is uncertain are asked first, as after an interrupt: those a Ctrl-C
+    # cut, and, when the controller was lost, those of the batch it was running.
+    in_flight: set[str] = set()
+    if dep.rollout.state == "running":
+        number = 0
+        for stage in schedule.stages:
+            for batch in stage.batches:
+                number += 1
+                if number == dep.rollout.done_batches + 1:
+                    in_flight.update(batch)
+    settled = ("activated", "failed", "rolled_back", "unchanged")
+    unsure = [n for n, (_, st) in dep.rollout.hosts.items()
+              if (st == "interrupted" or (st == "pending" and n in in_flight))
+              and (n not in records or records[n].status not in settled)]
+    if unsure:
+        host_of = {h.name: h for h in chosen}
+        with History(session.settings.state_db) as history:
+            _reconcile(session, history, dep.id, [
+                HostJob(host=host_of[n], op="deploy", sha256=by_host[n].sha256, binary_name=by_host[n].binary_name,
+                        deployment_id=dep.id) for n in unsure])
+            again = history.get(dep.id, op="deploy")
+        assert again is not None
+        records = {r.host: r for r in again.hosts}
+    activated = frozenset(n for n, r in records.items() if r.status == "activated")
+    changed = sorted(n for n in activated if records[n].sha256 != by_host[n].sha256)
+    if changed:
+        raise UsageError(f"the artifacts built now differ from those deployment {dep.id} activated on "
+                         f"{', '.join(changed[:10])} (another rustle-deploy version?)",
+                         "start a new deployment with this plan")
+    resumed = _Resumed(
+        deployment_id=dep.id, stages_done=dict(dep.rollout.stages_done),
+        states={n: st for n, (_, st) in dep.rollout.hosts.items()},
+        batch_of={n: b for n, (b, _) in dep.rollout.hosts.items() if b is not None},
+        activated=activated, previous={n: records[n].previous_sha256 for n in activated},
+    )
+    return _deploy_jobs(session, plan, chosen, by_host, plan.source, plan.sha256, None, schedule, resumed)
+
+
+def promote(session: Session, deployment_id: str | None) -> int:
+    """Activate and run a staged deployment (``--stage``) in its batches, as the same deployment."""
+    from .compiler.build import Artifact as Art
+    from .inventory import implicit_localhost
+
+    with History(session.settings.state_db) as history:
+        dep = history.get(deployment_id, op="deploy") if deployment_id else history.latest(status="staged")
+    if dep is None:
+        raise UsageError(f"no deployment {deployment_id!r} in {session.settings.state_db}" if deployment_id
+                         else f"no staged deployment in {session.settings.state_db}",
+                         "stage one first: rustle-deploy PLAN -i INVENTORY --stage")
+    if dep.status != "staged" or dep.rollout is None:
+        raise UsageError(f"deployment {dep.id} is {dep.status}, not staged: there is nothing to promote",
+                         "see --list-deployments")
+    staged = [r for r in dep.hosts if r.status == "staged"]
+    if not staged:
+        raise UsageError(f"deployment {dep.id} staged its release on no host", "stage again")
+    infos = dep.rollout.schedule.get("artifacts") or {}
+    cache = session.settings.cache_dir / "artifacts"
+    arts: dict[str, Art] = {}
+    for r in staged:
+        info = infos.get(r.sha256 or "")
+        if info is None or not r.sha256:
+            raise UsageError(f"deployment {dep.id}: no record of what was staged on {r.host}", "stage again")
+        if r.sha256 not in arts:
+            arts[r.sha256] = Art(
+                sha256=r.sha256, path=cache / f"{r.sha256}.pyz", size=int(info["size"]),
+                binary_name=str(info["binary_name"]), target=str(info.get("target") or ""),
+                hosts=tuple(x.host for x in staged if x.sha256 == r.sha256), files=(), families=(),
+                with_jinja=False, cached=True, bytecode_tag=info.get("bytecode_tag"), runner=None,
+            )
+    inv = session.inventory() if session.opts.get("inventory") else implicit_localhost()
+    hosts = _hosts_by_name(session, inv, [r.host for r in staged])
+    by_host = {r.host: arts[r.sha256 or ""] for r in staged}
+    planned = Schedule.from_json(dep.rollout.schedule)
+    keep = set(by_host)
+    schedule = Schedule(tuple(
+        s for s in (replace(st, batches=tuple(b for b in (tuple(n for n in b if n in keep) for b in st.batches) if b))
+                    for st in planned.stages) if s.batches))
+    if session.opts.get("canary"):
+        schedule = with_canary(schedule, canary_count(session.opts["canary"].strip(), len(hosts)))
+    session.opts = {**session.opts, "run_": True}  # promoting is activating and running
+    resumed = _Resumed(deployment_id=dep.id, stages_done={}, states={}, batch_of={}, activated=frozenset(),
+                       previous={})
+    return _deploy_jobs(session, None, hosts, by_host, dep.plan_source, dep.plan_sha256, None, schedule, resumed)
 
 
 def deploy_only(session: Session) -> int:
@@ -376,7 +852,22 @@ def deploy_only(session: Session) -> int:
             )
     hosts = [session.with_cli_connection(h) for h in hosts]
     check_remote_dirs(hosts, inv.source)
-    return _deploy_jobs(session, None, hosts, by_host, str(path), doc.get("plan_sha256"))
+    try:
+        specs = [PlaySpec.from_json(p) for p in doc.get("plays") or []]
+    except (ValueError, KeyError, TypeError) as exc:
+        raise UsageError(f"{path}: its plays are not as --compile-only writes them ({exc!r})",
+                         "compile again with --compile-only") from exc
+    plan_schedule = make_schedule(specs, [h.name for h in hosts]) if specs else None
+    if session.opts.get("canary") and session.opts.get("run_"):
+        plan_schedule = with_canary(plan_schedule or Schedule.single(h.name for h in hosts),
+                                    canary_count(session.opts["canary"].strip(), len(hosts)))
+    if plan_schedule is not None and plan_schedule.staged and session.opts.get("run_") and any(
+            a.runner for a in by_host.values()):
+        raise UsageError(
+            f"{path}: native artifacts cannot run this plan: its plays run in separate stages",
+            "compile with --format pyz (the default)",
+        )
+    return _deploy_jobs(session, None, hosts, by_host, str(path), doc.get("plan_sha256"), schedule=plan_schedule)
 
 
 def _simple_op(
@@ -591,27 +1082,56 @@ def exec_manifest(manifest: Any, name: str, settings: Settings, opts: dict[str, 
     connection = manifest.get("connection") or {}
     hosts = [with_connection(h, connection.get("user"), connection.get("private_key")) for h in hosts]
     check_remote_dirs(hosts, inv.source)
-    jobs = [
-        HostJob(
-            host=h, op="run", artifact=None, sha256=str(entry_of[h.name]["sha256"]), size=0,
-            binary_name=str(entry_of[h.name]["binary_name"]), deployment_id=str(manifest.get("deployment_id")),
-            verify=False, run=_run_options(opts, run_id),
-        )
-        for h in hosts
-    ]
+    host_of = {h.name: h for h in hosts}
+    did = str(manifest.get("deployment_id"))
+    try:
+        # A deployment of a plan that runs in batches hands its schedule over (docs/rollouts.md).
+        planned = Schedule.from_json(manifest["schedule"]) if manifest.get("schedule") else None
+    except (KeyError, TypeError, ValueError) as exc:
+        raise UsageError(f"{name}: its schedule is not as rustle-deploy writes it ({exc!r})",
+                         "deploy again, then pipe the new manifest") from exc
+    if planned is not None:
+        schedule = Schedule(tuple(
+            replace(st, batches=tuple(b for b in (tuple(n for n in b if n in host_of) for b in st.batches) if b))
+            for st in planned.stages))
+    else:
+        schedule = Schedule.single(host_of)
+    roll = _Rollout(schedule)
+    rolling = schedule.batched
     state_db = Path(manifest.get("state_db") or settings.state_db)
     with History(state_db) as history:
-        def on_outcome(outcome: HostOutcome) -> None:
-            history.record_run(str(manifest.get("deployment_id")), outcome.host, run_id, outcome.run_exit, outcome.recap)
 
-        outcomes = _fan_out(jobs, settings, None, reporter, on_outcome, "run")
+        def fan_out(stage: Stage, number: int, names: list[str]) -> list[HostOutcome]:
+            options = _run_options(opts, run_id)
+            if schedule.staged:
+                options = replace(options, plays=stage.plays, carry=f"{did}-{run_id}")
+            jobs = [
+                HostJob(host=host_of[n], op="run", artifact=None, sha256=str(entry_of[n]["sha256"]), size=0,
+                        binary_name=str(entry_of[n]["binary_name"]), deployment_id=did, verify=False, run=options)
+                for n in names
+            ]
+
+            def on_outcome(outcome: HostOutcome) -> None:
+                merged = roll.absorb(outcome, number)
+                history.record_run(did, outcome.host, run_id, merged.run_exit, merged.recap)
+
+            what = "run" + (f" batch {number}/{roll.total} ({stage.label}, {describe_serial(stage.serial)})"
+                            if rolling else "")
+            return _fan_out(jobs, settings, None, reporter, on_outcome, what)
+
+        roll.run(fan_out)
+    outcomes = [roll.outcomes[n] for n in host_of if n in roll.outcomes]
     summaries = [_summary(o) for o in outcomes]
     for h in not_deployed:
         summaries.append(HostSummary(name=str(h.get("name")), error=f"not deployed: {h.get('error')}"))
     reporter.recap(summaries, "PLAY RECAP")
+    rollout_doc = roll.doc(list(host_of), "stopped" if roll.stopped_after is not None else "completed") if rolling else None
+    if rollout_doc is not None:
+        reporter.rollout(rollout_doc)
     if json_out:
         dump_json({"kind": "rustle-exec-result", "run_id": run_id, "hosts": [
             {"name": o.host, "ok": o.error is None and o.run_exit == 0, "recap": o.recap, "exit": o.run_exit,
-             "error": str(o.error) if o.error else None} for o in outcomes]})
-    return 1 if any(s.is_failure for s in summaries) else 0
-
+             "error": str(o.error) if o.error else None,
+             **({"batch": roll.batch_of.get(o.host), "rollout": roll.state_of(o.host)} if rolling else {})}
+            for o in outcomes], **({"rollout": rollout_doc} if rollout_doc is not None else {})})
+    return 1 if any(s.is_failure for s in summaries) or roll.stopped_after is not None else 0

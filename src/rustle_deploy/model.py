@@ -11,11 +11,19 @@ TASK_EXTENSIONS = (
     "register", "loop", "loop_control", "changed_when", "failed_when", "ignore_errors",
     "no_log", "become", "become_user", "become_method", "environment", "vars", "retries",
     "delay", "until", "check_mode", "diff", "timeout", "run_once", "delegate_to",
+    "any_errors_fatal", "throttle",
 )
 
 CONDITION_KINDS = ("When", "Tag", "CheckMode", "Host", "SkipTag", "Skip", "Only")
 
 STRATEGIES = ("Linear", "Rolling", "Free", "HostPinned", "BinaryHybrid", "BinaryOnly", "SshOnly")
+
+# Ansible's play ``order``: the order hosts are taken in when a play is cut into batches.
+HOST_ORDERS = ("inventory", "reverse_inventory", "sorted", "reverse_sorted", "shuffle")
+
+# Ansible's ``serial``: each step a host count or a percentage ("20%") of the play's hosts;
+# the last step repeats until every host had its batch. 0 means all the hosts at once.
+Serial = tuple[int | str, ...]
 
 
 @dataclass(frozen=True)
@@ -70,15 +78,21 @@ class Strategy:
 
 @dataclass(frozen=True)
 class Play:
+    """A play. ``serial``, ``max_fail_percentage``, ``any_errors_fatal`` and ``order`` keep
+    Ansible's meaning (docs/rollouts.md); the last three are this product's plan extensions."""
+
     play_id: str
     name: str
     hosts: tuple[str, ...]
     strategy: Strategy
-    serial: int | None
+    serial: Serial | None
     batches: tuple[Batch, ...]
     handlers: tuple[Task, ...]
     vars: dict[str, Any] = field(default_factory=dict)
     pointer: str = ""
+    max_fail_percentage: float | None = None
+    any_errors_fatal: bool = False
+    order: str = "inventory"
 
 
 @dataclass(frozen=True)
@@ -113,7 +127,7 @@ class PlanningOptions:
     check_mode: bool = False
     diff_mode: bool = False
     forks: int = 50
-    serial: int | None = None
+    serial: Serial | None = None
     strategy: Strategy = Strategy("BinaryHybrid")
     binary_threshold: int = 5
     force_binary: bool = False

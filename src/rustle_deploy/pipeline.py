@@ -6,6 +6,7 @@ raises (exit 2, nothing touched); after it, each host's failure is data in its o
 
 from __future__ import annotations
 
+import re
 import sys
 import time
 from dataclasses import dataclass, replace
@@ -24,6 +25,7 @@ if TYPE_CHECKING:
     from .compiler.build import Artifact
     from .compiler.runner import RunnerBinary
     from .compiler.units import BuildUnit
+    from .rollout import Schedule
     from .transport.early import EarlyStarts
 
 @dataclass
@@ -38,8 +40,9 @@ class Session:
     def from_options(cls, opts: dict[str, Any]) -> Session:
         modes = [m for m in ("compile_only", "deploy_only", "cleanup", "dry_run", "list_deployments", "list_inventory",
                              "list_modules") if opts.get(m)]
-        if opts.get("rollback"):
-            modes.append("rollback")
+        for m in ("rollback", "promote"):
+            if opts.get(m):
+                modes.append(m)
         if "cleanup" in modes:  # --cleanup --dry-run: the cleanup says what it would do
             modes = [m for m in modes if m != "dry_run"]
         if len(modes) > 1:
@@ -178,6 +181,10 @@ class Session:
             return self.list_modules()
         if o.get("rollback"):
             return self.rollback(None if o["rollback"] == "latest" else o["rollback"])
+        if o.get("promote"):
+            from .fleetops import promote
+
+            return promote(self, None if o["promote"] == "latest" else o["promote"])
         if o.get("cleanup"):
             return self.cleanup()
         if o.get("deploy_only"):
@@ -189,14 +196,22 @@ class Session:
         if not o.get("compile_only"):
             check_remote_dirs(hosts, inv.source)
         if o.get("dry_run"):
-            return self.dry_run(plan, self.units(plan, inv, every), hosts)
+            return self.dry_run(plan, self.units(plan, inv, every), hosts, self.schedule(plan, inv, hosts))
         if o.get("compile_only"):
-            return self.compile_only(plan, self.build(self.units(plan, inv, every)))
+            return self.compile_only(plan, self.build(self.units(plan, inv, every)), inv)
+        if o.get("resume"):
+            from .fleetops import resume
+
+            return resume(self, plan, hosts, self.build(self.units(plan, inv, every)), o["resume"])
         from .transport.early import start_early
 
+        schedule = self.schedule(plan, inv, hosts)
         runner = self.runner()
-        # The ssh handshakes (OpenSSH client) run while this process compiles.
-        early = start_early(hosts, self.settings.ssh_client, self.settings.hosts_at_once(plan.options.forks),
+        # The ssh handshakes (OpenSSH client) run while this process compiles; in a rollout,
+        # only the first batch's: the others are not to be touched before their turn.
+        first = set(schedule.first_hosts()) if o.get("run_") else {h.name for h in hosts}
+        early = start_early([h for h in hosts if h.name in first], self.settings.ssh_client,
+                            self.settings.hosts_at_once(plan.options.forks),
                             (runner.sha256, runner.size) if runner else None)
         try:
             artifacts = self.build(self.units(plan, inv, every))
@@ -204,9 +219,24 @@ class Session:
             if early is not None:
                 early.close()
             raise
-        return self.deploy(plan, hosts, artifacts, early)
+        return self.deploy(plan, hosts, artifacts, early, schedule)
 
-    def dry_run(self, plan: Plan, units: list[BuildUnit], hosts: list[Host]) -> int:
+    def schedule(self, plan: Plan, inv: Inventory, hosts: list[Host]) -> Schedule:
+        """The plan's batches over the chosen hosts (rollout.py); refuses what cannot run them."""
+        from .rollout import canary_count, play_specs, schedule, with_canary
+
+        plan_schedule = schedule(play_specs(plan, inv.resolve), [h.name for h in hosts])
+        if self.opts.get("canary") and self.opts.get("run_"):
+            plan_schedule = with_canary(plan_schedule, canary_count(self.opts["canary"].strip(), len(hosts)))
+        if plan_schedule.staged and self.opts.get("format_") == "native" and self.opts.get("run_"):
+            raise UsageError(
+                "--format native cannot run this plan: its plays run in separate stages "
+                "(serial, max_fail_percentage or any_errors_fatal on a play of a multi-play plan)",
+                "use --format pyz (the default), or give every play of the plan the same batching",
+            )
+        return plan_schedule
+
+    def dry_run(self, plan: Plan, units: list[BuildUnit], hosts: list[Host], schedule: Schedule) -> int:
         import hashlib
 
         from .compiler.build import payload_bytes
@@ -225,6 +255,7 @@ class Session:
             "verify": self.settings.verify,
             "run": bool(self.opts.get("run_")),
             "plan": {"source": plan.source, "sha256": plan.sha256, "plays": len(plan.plays), "total_tasks": plan.total_tasks},
+            "schedule": schedule.to_json() if schedule.batched else None,
             "artifacts": [
                 {
                     "sha256": sha,
@@ -267,6 +298,17 @@ class Session:
         r.line(f"plan {plan.source} ({plan.sha256[:12]}): {len(plan.plays)} play(s), {plan.total_tasks} task(s)")
         r.line(f"{doc['parallel']} host(s) at a time, {doc['timeout']:g}s per host"
                f"{', verified on the host' if doc['verify'] else ''}{', then run' if doc['run'] else ''}")
+        if schedule.batched:
+            from .rollout import describe_serial
+
+            r.line(f"the plays run in {schedule.total} batches, each after the previous one"
+                   f"{'' if doc['run'] else ' (with --run, or when rustle-exec runs the deployment)'}:")
+            number = 0
+            for stage in schedule.stages:
+                for batch in stage.batches:
+                    number += 1
+                    r.line(f"  batch {number}/{schedule.total} ({stage.label}, {describe_serial(stage.serial)}): "
+                           + " ".join(batch))
         r.line(f"{len(arts)} artifact(s) would be built:")
         for a in doc["artifacts"]:
             r.line(f"  {a['binary_name']}  {a['sha256'][:12]}  {a['size'] / 1024:.0f} KiB  target {a['target']}  "
@@ -282,11 +324,13 @@ class Session:
                 r.line(f"    would write {w}")
         return 0
 
-    def compile_only(self, plan: Plan, artifacts: list[Artifact]) -> int:
+    def compile_only(self, plan: Plan, artifacts: list[Artifact], inv: Inventory) -> int:
         out = self.settings.output_dir
         from .compiler.build import write_outputs
+        from .rollout import play_specs
 
-        manifest = write_outputs(artifacts, out, plan.sha256, self.runner())
+        plays = [p.to_json() for p in play_specs(plan, inv.resolve)]  # --deploy-only batches with them
+        manifest = write_outputs(artifacts, out, plan.sha256, self.runner(), plays)
         doc: dict[str, Any] = {
             "compiled": True,
             "output_dir": str(out),
@@ -309,10 +353,11 @@ class Session:
         return 0
 
     # Modes that touch hosts live in fleetops.
-    def deploy(self, plan: Plan, hosts: list[Host], artifacts: list[Artifact], early: EarlyStarts | None = None) -> int:
+    def deploy(self, plan: Plan, hosts: list[Host], artifacts: list[Artifact], early: EarlyStarts | None = None,
+               schedule: Schedule | None = None) -> int:
         from .fleetops import deploy
 
-        return deploy(self, plan, hosts, artifacts, early)
+        return deploy(self, plan, hosts, artifacts, early, schedule)
 
     def deploy_only(self) -> int:
         from .fleetops import deploy_only
@@ -364,7 +409,11 @@ class Session:
             dump_json([
                 {"id": d.id, "created_at": d.created_at, "op": d.op, "status": d.status, "plan": d.plan_source,
                  "plan_sha256": d.plan_sha256, "target_id": d.target_id,
-                 "hosts": [h.__dict__ for h in d.hosts]}
+                 "hosts": [h.__dict__ for h in d.hosts],
+                 "rollout": None if d.rollout is None else {
+                     "state": d.rollout.state, "batches": d.rollout.batches, "done_batches": d.rollout.done_batches,
+                     "stopped_after_batch": d.rollout.stopped_after, "reason": d.rollout.reason,
+                     "hosts": {h: {"batch": b, "state": st} for h, (b, st) in d.rollout.hosts.items()}}}
                 for d in deployments
             ])
             return 0
@@ -377,11 +426,13 @@ class Session:
                 f"{d.id}  {when}  {d.op:<8} {d.status:<11} {len(d.hosts)} host(s), {failed} failed  "
                 f"{d.plan_source or ''}{' (of ' + d.target_id + ')' if d.target_id else ''}"
             )
+            if d.rollout is not None:
+                self.reporter.line(f"    rollout {d.rollout.describe()}")
         return 0
 
 
 # Which modes each flag means something in; anywhere else it is refused rather than ignored.
-_HOSTS = {"deploy", "deploy_only", "cleanup", "rollback", "dry_run"}
+_HOSTS = {"deploy", "deploy_only", "cleanup", "rollback", "dry_run", "promote"}
 _BUILD = {"deploy", "compile_only", "dry_run"}
 _FLAG_MODES: dict[str, tuple[str, set[str]]] = {
     "execution_plan": ("EXECUTION_PLAN", _BUILD | {"list_modules"}),
@@ -399,8 +450,15 @@ _FLAG_MODES: dict[str, tuple[str, set[str]]] = {
     "timeout": ("--timeout", _HOSTS),
     "ssh_client": ("--ssh-client", _HOSTS - {"dry_run"}),
     "inventory": ("--inventory", _BUILD | _HOSTS | {"list_inventory"}),
+    "canary": ("--canary", {"deploy", "deploy_only", "promote"}),
+    "resume": ("--resume", {"deploy"}),
+    "stage": ("--stage", {"deploy"}),
+    "health_check": ("--health-check", {"deploy", "deploy_only", "promote"}),
 }
 _RUN_FLAGS = {"check": "--check", "diff": "--diff", "tags": "--tags", "skip_tags": "--skip-tags"}
+_GATE_FLAGS = {"canary": "--canary", "health_check": "--health-check"}
+_HEALTH_FLAGS = {"health_retries": "--health-retries", "health_interval": "--health-interval",
+                 "health_timeout": "--health-timeout"}
 
 
 def _check_flags(opts: dict[str, Any], mode: str) -> None:
@@ -412,12 +470,42 @@ def _check_flags(opts: dict[str, Any], mode: str) -> None:
                 f"{flag} has no effect with {shown}",
                 f"{flag} goes with: " + ", ".join(sorted("--" + m.replace("_", "-") if m != "deploy" else "a deployment" for m in modes)),
             )
+    runs = bool(opts.get("run_")) or mode == "promote"  # --promote activates and runs
+    if opts.get("stage") and (opts.get("run_") or opts.get("resume")):
+        raise UsageError("--stage prepares a release without running it",
+                         "stage without --run, then --promote runs it" if opts.get("run_") else "drop --resume")
     for key, flag in _RUN_FLAGS.items():
-        if opts.get(key) and not opts.get("run_"):
+        if opts.get(key) and not runs:
             raise UsageError(
                 f"{flag} applies to running the plan",
                 f"add --run, or pass {flag} to rustle-exec when it runs what was deployed",
             )
+    if opts.get("stage") and opts.get("format_") == "native":
+        raise UsageError("--stage cannot be used with --format native yet", "use --format pyz")
+    for key, flag in _GATE_FLAGS.items():
+        if opts.get(key) and not runs:
+            raise UsageError(f"{flag} gates a rollout that runs the plan", "add --run")
+        if opts.get(key) and opts.get("format_") == "native":
+            raise UsageError(f"{flag} cannot be used with --format native yet",
+                             "the native runner has no health check or re-run after a rollback; use --format pyz")
+    for key, flag in _HEALTH_FLAGS.items():
+        if opts.get(key) is not None and not opts.get("health_check"):
+            raise UsageError(f"{flag} has no effect without --health-check", "add --health-check CMD")
+    for key in ("health_interval", "health_timeout"):
+        if opts.get(key) is not None and opts[key] <= 0:
+            raise UsageError(f"{_HEALTH_FLAGS[key]} must be greater than 0")
+    if opts.get("health_retries") is not None and opts["health_retries"] < 0:
+        raise UsageError("--health-retries must be 0 or more")
+    if opts.get("resume") and not opts.get("run_"):
+        raise UsageError("--resume goes on with a rollout that runs the plan", "add --run")
+    for key, flag in (("canary", "--canary"), ("limit", "--limit")):
+        if opts.get("resume") and opts.get(key):
+            raise UsageError(f"--resume goes on with the hosts and batches the deployment recorded; {flag} cannot change them",
+                             f"drop {flag}")
+    canary = opts.get("canary")
+    if canary is not None and not re.fullmatch(r"[1-9][0-9]*%?", canary.strip()):
+        raise UsageError(f"--canary {canary!r}: expected a host count or a percentage such as 10%",
+                         "--canary 1 gates the first host; --canary 10% the first tenth of the hosts")
 
 
 def with_connection(host: Host, user: str | None, private_key: str | None) -> Host:

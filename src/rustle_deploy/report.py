@@ -101,6 +101,15 @@ class Reporter:
     def event(self, host: str, event: dict[str, Any]) -> None:
         """One streamed runtime event of ``host``."""
         kind = event.get("event")
+        if kind == "health":
+            rc = event.get("rc")
+            verdict = "healthy" if rc == 0 else ("timed out" if rc is None else f"unhealthy (exit {rc})")
+            text = f"{host} | health check attempt {event.get('attempt')}: {verdict}"
+            output = str(event.get("output") or "").strip()
+            if output and (rc != 0 or self.verbosity >= 1):
+                text += f" | {output.splitlines()[-1]}"
+            self.line(text, "green" if rc == 0 else "red")
+            return
         if kind in ("task_result", "handler_result"):
             status = str(event.get("status", "?"))
             if event.get("ignored"):
@@ -150,6 +159,29 @@ class Reporter:
             for h in failures:
                 why = h.error or ("task failed: " + ", ".join(h.failed_tasks) if h.failed_tasks else "failed")
                 self.line(f"  {h.name}: {why}", "red")
+
+
+    def rollout(self, doc: dict[str, Any]) -> None:
+        """How a batched rollout went: each batch, then who was updated, failed, not reached."""
+        total = doc["total_batches"]
+        if doc["state"] == "stopped":
+            head = f"ROLLOUT stopped after batch {doc['stopped_after_batch']}/{total}: {doc['reason']}"
+        elif doc["state"] == "completed":
+            head = f"ROLLOUT completed: {total} batch{'es' if total != 1 else ''}"
+        else:
+            head = f"ROLLOUT {doc['state']} in batch {len(doc['batches'])}/{total}"
+        self.line("")
+        self.line(head, "red" if doc["state"] != "completed" else None)
+        for b in doc["batches"]:
+            failed = f", failed: {', '.join(b['failed'])}" if b["failed"] else ""
+            self.line(f"  batch {b['number']}/{total} ({b['label']}, {b['serial']}): "
+                      f"{len(b['ran'])} host(s){failed}", "red" if b["failed"] else None)
+        for key, label, style in (("updated", "updated", "green"), ("partial", "partly updated (later plays never ran)", "yellow"),
+                                  ("failed", "failed", "red"), ("not_reached", "not reached", "yellow")):
+            names = doc[key]
+            if names:
+                shown = ", ".join(names[:50]) + (f", ... ({len(names)} in all)" if len(names) > 50 else "")
+                self.line(f"  {label} ({len(names)}): {shown}", style)
 
 
 def render_diff(diff: Any) -> str:

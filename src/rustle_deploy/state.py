@@ -1,13 +1,19 @@
-"""Local history in SQLite (``~/.rustle/state.db``): deployments, per-host outcomes, runs.
+"""Local history in SQLite (``~/.rustle/state.db``): deployments, per-host outcomes, runs,
+rollouts.
 
 Each host's outcome is written the moment it is known, in its own transaction, so an
-interrupted deployment still records which hosts reached their new release.
+interrupted deployment still records which hosts reached their new release. A deployment
+that runs in batches (docs/rollouts.md) also has a ``rollouts`` row (its schedule, how many
+batches are done, where and why it stopped) and a ``rollout_hosts`` row per host (the batch
+that first reached it, and whether it is pending, updated, failed, partial or not reached).
 """
 
 from __future__ import annotations
 
+import json
 import os
 import secrets
+import socket
 import sqlite3
 import time
 from collections.abc import Iterator
@@ -50,6 +56,24 @@ CREATE TABLE IF NOT EXISTS runs (
     recorded_at REAL NOT NULL,
     PRIMARY KEY (run_id, host)
 );
+CREATE TABLE IF NOT EXISTS rollouts (
+    deployment_id TEXT PRIMARY KEY,
+    state TEXT NOT NULL,
+    batches INTEGER NOT NULL,
+    done_batches INTEGER NOT NULL,
+    stopped_after INTEGER,
+    reason TEXT,
+    schedule TEXT NOT NULL,
+    controller TEXT
+);
+CREATE TABLE IF NOT EXISTS rollout_hosts (
+    deployment_id TEXT NOT NULL,
+    host TEXT NOT NULL,
+    batch INTEGER,
+    state TEXT NOT NULL,
+    stages_done INTEGER NOT NULL DEFAULT 0,
+    PRIMARY KEY (deployment_id, host)
+);
 CREATE TABLE IF NOT EXISTS runners (
     host TEXT NOT NULL,
     remote_dir TEXT NOT NULL,
@@ -81,6 +105,45 @@ class HostRecord:
 
 
 @dataclass(frozen=True)
+class Rollout:
+    state: str  # running, completed, stopped, interrupted
+    batches: int
+    done_batches: int
+    stopped_after: int | None
+    reason: str | None
+    schedule: dict[str, Any]
+    hosts: dict[str, tuple[int | None, str]]  # host -> (batch, state)
+    stages_done: dict[str, int]  # host -> how many of its stages ran without failing (--resume skips them)
+    controller: str | None = None  # "<hostname>:<pid>" of the process that ran it last
+
+    def controller_alive(self) -> bool:
+        """Whether the process that ran this rollout last is still running on this machine."""
+        if self.state != "running" or not self.controller:
+            return False
+        where, _, pid = self.controller.rpartition(":")
+        if where != socket.gethostname() or not pid.isdigit():
+            return False
+        try:
+            os.kill(int(pid), 0)
+        except ProcessLookupError:
+            return False
+        except PermissionError:
+            return True
+        return True
+
+    def describe(self) -> str:
+        """One line: ``stopped after batch 2/4: why``, ``completed 4/4 batches`` ..."""
+        if self.state == "stopped":
+            return f"stopped after batch {self.stopped_after}/{self.batches}: {self.reason}"
+        if self.state == "completed":
+            return f"completed {self.batches} batch{'es' if self.batches != 1 else ''}"
+        if self.state == "staged":
+            return f"staged: uploaded and verified, not active; --promote runs it ({self.batches} batch"\
+                   f"{'es' if self.batches != 1 else ''})"
+        return f"{self.state.replace('_', ' ')} at batch {min(self.done_batches + 1, self.batches)}/{self.batches}"
+
+
+@dataclass(frozen=True)
 class Deployment:
     id: str
     created_at: float
@@ -90,6 +153,11 @@ class Deployment:
     status: str
     target_id: str | None
     hosts: tuple[HostRecord, ...] = ()
+    rollout: Rollout | None = None
+
+
+def _controller() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}"
 
 
 def new_id(prefix: str = "d") -> str:
@@ -186,15 +254,15 @@ class History:
 
     def holders(self, sha256s: set[str]) -> set[tuple[str, str | None, str]]:
         """(host, remote_dir, sha256) for every host this history saw ending with one of
-        ``sha256s`` in place (activated, or already current) and not cleaned up since; a hint,
-        the host has the last word."""
+        ``sha256s`` in place (activated, already current, or staged) and not cleaned up since; a
+        hint, the host has the last word."""
         if not sha256s:
             return set()
         marks = ",".join("?" * len(sha256s))
         with self._tx() as db:
             rows = db.execute(
                 f"SELECT DISTINCT o.host, o.remote_dir, o.sha256 FROM host_outcomes o "  # noqa: S608 - placeholders only
-                f"WHERE o.status IN ('activated', 'unchanged') AND o.sha256 IN ({marks}) "
+                f"WHERE o.status IN ('activated', 'unchanged', 'staged') AND o.sha256 IN ({marks}) "
                 f"AND NOT EXISTS ({_CLEANED_SINCE.format(t='o.updated_at')})",
                 sorted(sha256s),
             ).fetchall()
@@ -215,6 +283,54 @@ class History:
                 (sha256,),
             ).fetchall()
         return {(str(h), str(d)) for h, d in rows}
+
+    def begin_rollout(self, deployment_id: str, schedule: dict[str, Any], batches: int, hosts: list[str]) -> None:
+        """Record a deployment's rollout schedule; every host starts ``pending``."""
+        with self._tx() as db:
+            db.execute("INSERT OR REPLACE INTO rollouts VALUES (?, 'running', ?, 0, NULL, NULL, ?, ?)",
+                       (deployment_id, batches, json.dumps(schedule), _controller()))
+            db.executemany("INSERT OR REPLACE INTO rollout_hosts VALUES (?, ?, NULL, 'pending', 0)",
+                           [(deployment_id, h) for h in hosts])
+
+    def resume_rollout(self, deployment_id: str) -> None:
+        """Mark a stopped or interrupted rollout as running again (``--resume``)."""
+        with self._tx() as db:
+            db.execute("UPDATE deployments SET status = 'running' WHERE id = ?", (deployment_id,))
+            db.execute("UPDATE rollouts SET state = 'running', stopped_after = NULL, reason = NULL, controller = ? "
+                       "WHERE deployment_id = ?", (_controller(), deployment_id))
+
+    def record_rollout_host(self, deployment_id: str, host: str, batch: int | None, state: str,
+                            stages_done: int) -> None:
+        with self._tx() as db:
+            db.execute("INSERT OR REPLACE INTO rollout_hosts VALUES (?, ?, ?, ?, ?)",
+                       (deployment_id, host, batch, state, stages_done))
+
+    def record_batch_done(self, deployment_id: str, number: int) -> None:
+        with self._tx() as db:
+            db.execute("UPDATE rollouts SET done_batches = ? WHERE deployment_id = ?", (number, deployment_id))
+
+    def finish_rollout(self, deployment_id: str, state: str, stopped_after: int | None = None,
+                       reason: str | None = None) -> None:
+        with self._tx() as db:
+            db.execute("UPDATE rollouts SET state = ?, stopped_after = ?, reason = ? WHERE deployment_id = ?",
+                       (state, stopped_after, reason, deployment_id))
+
+    def rollout(self, deployment_id: str) -> Rollout | None:
+        row = self._db.execute(
+            "SELECT state, batches, done_batches, stopped_after, reason, schedule, controller FROM rollouts "
+            "WHERE deployment_id = ?",
+            (deployment_id,),
+        ).fetchone()
+        if row is None:
+            return None
+        rows = self._db.execute(
+            "SELECT host, batch, state, stages_done FROM rollout_hosts WHERE deployment_id = ? ORDER BY host",
+            (deployment_id,),
+        ).fetchall()
+        state, batches, done, stopped, reason, schedule, controller = row
+        return Rollout(state, batches, done, stopped, reason, json.loads(schedule),
+                       {str(h): (b, str(st)) for h, b, st, _ in rows}, {str(h): int(n) for h, _, _, n in rows},
+                       controller)
 
     def cleaned_since(self, host: str, remote_dir: str | None, since: float) -> str | None:
         """The id of the latest cleanup of ``host``'s ``remote_dir`` at or after ``since``, if any."""
@@ -252,7 +368,16 @@ class History:
             )
         )
         did, created_at, op, plan_source, plan_sha256, status, target_id = row
-        return Deployment(did, created_at, op, plan_source, plan_sha256, status, target_id, hosts=hosts)
+        return Deployment(did, created_at, op, plan_source, plan_sha256, status, target_id, hosts=hosts,
+                          rollout=self.rollout(did))
+
+    def latest(self, *, status: str, op: str = "deploy") -> Deployment | None:
+        """The latest deployment of ``op`` in ``status`` (``staged``, for ``--promote``)."""
+        row = self._db.execute(
+            "SELECT id FROM deployments WHERE op = ? AND status = ? ORDER BY created_at DESC, rowid DESC LIMIT 1",
+            (op, status),
+        ).fetchone()
+        return None if row is None else self.get(row[0], op=op)
 
     def list(self, limit: int = 50) -> list[Deployment]:
         ids = [r[0] for r in self._db.execute(

@@ -68,31 +68,3 @@ def retarget(doc: dict[str, Any], names: list[str]) -> dict[str, Any]:
                 task["hosts"] = names
     doc["binary_deployments"] = []
     return doc
-
-
-def make_plan(tmp_path: Path, tasks: list[dict[str, Any]], play_vars: dict[str, Any] | None = None,
-              handlers: list[dict[str, Any]] | None = None) -> Path:
-    """A plan for localhost (the bundled example's shape) with these tasks; ``files/`` and
-    ``templates/`` of the example sit beside it."""
-    from ..conftest import EXAMPLE_PLAN
-
-    doc = json.loads(EXAMPLE_PLAN.read_text())
-    play = doc["plays"][0]
-    play["vars"] = dict(play_vars or {})
-
-    def full(i: int, t: dict[str, Any], kind: str) -> dict[str, Any]:
-        base = {"task_id": f"{kind}_{i}", "name": t.get("name", f"{kind} {i}"), "hosts": ["localhost"],
-                "dependencies": [], "conditions": [], "tags": [], "notify": [], "execution_order": i,
-                "can_run_parallel": False, "estimated_duration": {"secs": 1, "nanos": 0}, "risk_level": "Low"}
-        base.update(t)
-        return base
-
-    play["batches"][0]["tasks"] = [full(i, t, "task") for i, t in enumerate(tasks)]
-    play["handlers"] = [{"handler_id": f"handler_{i}", "name": h.get("name", f"handler {i}"), "conditions": [],
-                         "execution_order": i, **h} for i, h in enumerate(handlers or [])]
-    doc["total_tasks"] = len(tasks)
-    doc["binary_deployments"] = []
-    dest = tmp_path / "plan"
-    shutil.copytree(EXAMPLE_PLAN.parent, dest, dirs_exist_ok=True)
-    (dest / "plan.json").write_text(json.dumps(doc))
-    return dest / "plan.json"

@@ -12,8 +12,8 @@ import pytest
 
 from rustle_deploy.compiler.native import NativeUnsupported, regex_tree
 
-from ..conftest import PLAN_FIXTURES, REPO
-from .conftest import lower, make_plan, retarget
+from ..conftest import PLAN_FIXTURES, REPO, make_plan
+from .conftest import lower, retarget
 
 WORKLOAD = REPO / "benchmarks" / "workload" / "plan.json"
 
@@ -82,6 +82,15 @@ def test_static_names_in_conditions_become_values_and_registered_ones_stay(tmp_p
      "ansible_facts['fqdn'] is a fact the native runner does not gather"),
     ({"module": "lineinfile", "args": {"path": "/tmp/x", "regexp": "(?i)^a", "line": "a"}}, "inline flags"),
     ({"module": "debug", "args": {"msg": "x"}, "until": "out.rc == 0", "retries": 2}, "keyword 'retries'"),
+    # data shaped like the runner's template markers would be rendered there (issue 11)
+    ({"module": "debug", "args": {"msg": "{{ dict(__rustle_expr__=dict(expr='out', ir=['name', 'out'])) }}"}},
+     "a value shaped like the runner's __rustle_expr__ marker is data"),
+    ({"module": "debug", "args": {"msg": {"__rustle_template__": [{"expr": "out", "ir": ["name", "out"]}]}}},
+     "a value shaped like the runner's __rustle_template__ marker is data"),
+    ({"module": "debug", "args": {"msg": "x"}, "conditions": [{"When": {"expression": "{{ lookup('env', 'HOME') }}"}}]},
+     "Conditional is marked as unsafe"),
+    ({"module": "file", "args": {"path": "/tmp/x", "state": "touch"}, "become": True, "become_user": "{{ out.stdout }}"},
+     "'out' is only known on the host"),
 ])
 def test_what_the_runner_cannot_do_is_refused_naming_the_task(tmp_path: Path, task: dict[str, Any], needle: str) -> None:
     plan = make_plan(tmp_path, [{"module": "command", "args": {"_raw_params": "true"}, "register": "out"},

@@ -18,9 +18,9 @@ import yaml
 
 from rustle_deploy.cli import main
 
-from ..conftest import REPO
+from ..conftest import REPO, make_plan
 from ..integration.test_cli import tree
-from .conftest import make_plan, retarget
+from .conftest import retarget
 
 WORKLOAD = REPO / "benchmarks" / "workload"
 
@@ -395,3 +395,66 @@ def test_assert_and_debug_messages_over_registered_results_match_pyz(
     assert messages["fails"] == "rc was 3 (out) on localhost"
     assert messages["holds"] == "rc 3 as expected"
     assert "nope" in messages["undefined"]
+
+
+def test_host_data_is_data_in_both_formats(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                           native_cache: Path) -> None:
+    """Issue 11: a command's output and a file read by lookup('file') (on the controller at
+    compile time for native, on the host for pyz) that hold a template are printed and copied
+    literally by both formats; nothing in them runs. A fact's string is never evaluated as a
+    condition."""
+    mark = tmp_path / "PWNED"
+    payload = f"{{{{ lookup('pipe', 'touch {mark}') }}}}"
+    src = tmp_path / "payload.txt"
+    src.write_text(payload + "\n")
+    tasks = [
+        {"name": "read", "module": "command", "args": {"_raw_params": f"cat {src}"}, "register": "r",
+         "changed_when": False},
+        {"name": "print", "module": "debug", "args": {"msg": "{{ r.stdout }}"}},
+        {"name": "print in text", "module": "debug", "args": {"msg": "got {{ r.stdout }}!"}},
+        {"name": "copy", "module": "copy", "args": {"content": "{{ r.stdout }}", "dest": "{{ root }}/copied"}},
+        {"name": "compare", "module": "debug", "args": {"msg": "compared"},
+         "conditions": [{"When": {"expression": "r.stdout != ''"}}]},
+        {"name": "lookup", "module": "debug", "args": {"msg": "{{ lookup('file', src) }}"}},
+        {"name": "fact", "module": "debug", "args": {"msg": "ran"}, "ignore_errors": True,
+         "conditions": [{"When": {"expression": "ansible_system"}}]},
+    ]
+    outcomes = {}
+    for fmt in ("pyz", "native"):
+        root = tmp_path / fmt / "root"
+        root.mkdir(parents=True)
+        plan = make_plan(tmp_path / fmt, tasks, play_vars={"root": str(root), "src": str(src)})
+        remote = tmp_path / fmt / "remote"
+        inv = local_inventory(tmp_path / fmt / "inv.ini", remote)
+        code, doc, err = cli(capsys, str(plan), "-i", str(inv), "--run", "--output", "json", "--format", fmt)
+        assert code == 0, err
+        outcomes[fmt] = (recap(doc), files(root), journal(remote))
+        assert not mark.exists(), f"{fmt}: host data ran as a template"
+    assert outcomes["native"] == outcomes["pyz"]
+    messages = {task: msg for (_, task, _, msg, _, _) in outcomes["native"][2]}
+    assert messages["print"] == messages["lookup"] == payload
+    assert messages["print in text"] == f"got {payload}!"
+    assert messages["compare"] == "compared"
+    assert "Conditional is marked as unsafe" in messages["fact"]
+    assert outcomes["native"][1]["copied"][2] == payload.encode()
+
+
+def test_a_controller_file_in_a_condition_is_never_evaluated(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                                               native_cache: Path) -> None:
+    """A condition templated from lookup('file') holds data, not an expression: the native
+    compiler (which decides it on the controller) refuses it with the reason, pyz fails the task."""
+    mark = tmp_path / "PWNED"
+    src = tmp_path / "bare.txt"
+    src.write_text(f"lookup('pipe', 'touch {mark}')\n")
+    tasks = [{"name": "evaluated", "module": "debug", "args": {"msg": "ran"},
+              "conditions": [{"When": {"expression": "{{ lookup('file', src) }}"}}]}]
+    for fmt, expected in (("native", 2), ("pyz", 1)):
+        plan = make_plan(tmp_path / fmt, tasks, play_vars={"src": str(src)})
+        inv = local_inventory(tmp_path / fmt / "inv.ini", tmp_path / fmt / "remote")
+        code, doc, err = cli(capsys, str(plan), "-i", str(inv), "--run", "--output", "json", "--format", fmt)
+        assert code == expected, err
+        assert not mark.exists(), f"{fmt}: a file's contents ran as an expression"
+        if fmt == "native":
+            assert "Conditional is marked as unsafe" in err
+        else:
+            assert "Conditional is marked as unsafe" in json.dumps(journal(tmp_path / fmt / "remote"))

@@ -120,3 +120,27 @@ def test_event_lines_are_utf8(tmp_path):
     assert proc.returncode == 0
     lines = [json.loads(line) for line in proc.stdout.decode("utf-8").splitlines()]
     assert [e["msg"] for e in lines if e.get("task") == "u" and e["event"] == "task_result"] == ["héllo ✓"]
+
+
+def test_play_selection_runs_a_stage_and_carries_registered_results(tmp_path):
+    """A rollout runs a plan's plays in stages (docs/rollouts.md): --plays picks them by plan
+    index; --carry keeps registered results and set_fact from one stage to the next."""
+    hosts = {"h1": {}}
+    plays = [
+        {"index": 0, "name": "first", "hosts": ["h1"], "vars": {},
+         "tasks": [task("set_fact", {"kept": "from-0"}, name="keep"),
+                   task("command", {"_raw_params": "echo hi"}, name="reg", register="said")], "handlers": []},
+        {"index": 2, "name": "third", "hosts": ["h1"], "vars": {},
+         "tasks": [task("debug", {"msg": "{{ kept }} {{ said.stdout }}"}, name="use")], "handlers": []},
+    ]
+    artifact = build_test_artifact(tmp_path, make_plan([], hosts=hosts, plays=plays))
+    carry = tmp_path / "runs" / "d-1.vars.json"
+    carry.parent.mkdir()
+    first = run_artifact(artifact, "run", "--host", "h1", "--plays", "0", "--carry", str(carry))
+    assert first.rc == 0 and [e["play"] for e in first.of("play_start")] == ["first"]
+    assert oct(carry.stat().st_mode & 0o777) == "0o600"
+    second = run_artifact(artifact, "run", "--host", "h1", "--plays", "2", "--carry", str(carry))
+    assert second.rc == 0 and [e["play"] for e in second.of("play_start")] == ["third"]
+    assert second.result("use")["msg"] == "from-0 hi"
+    none = run_artifact(artifact, "run", "--host", "h1", "--plays", "1")
+    assert none.rc == 0 and not none.of("play_start")

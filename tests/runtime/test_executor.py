@@ -304,26 +304,3 @@ def test_event_stream_shape(apply):
     res = r.result("p")
     for key in ("id", "task", "module", "status", "ignored", "rc", "stdout", "stderr", "msg", "duration"):
         assert key in res
-
-
-
-def test_become_runs_commands_as_another_user(apply):
-    import os
-    import shutil
-
-    import pytest
-
-    if os.getuid() != 0:
-        pytest.skip("needs root to switch to 'nobody' without a password")
-    method = "sudo" if shutil.which("sudo") else "su"
-    r = apply([
-        task("command", {"_raw_params": "id -un"}, name="as nobody", become=True,
-             become_user="nobody", become_method=method),
-        task("command", {"_raw_params": "id -un"}, name="as me", become=True, become_user="root"),
-        task("command", {"_raw_params": "true"}, name="no password prompt", become=True,
-             become_user="nobody", become_method="doas", ignore_errors=True),
-    ])
-    assert r.result("as nobody")["stdout"] == "nobody", r.stdout
-    assert r.result("as me")["stdout"] == "root"
-    assert "without a password prompt" in r.result("no password prompt")["msg"]
-    assert r.rc == 0

@@ -32,13 +32,19 @@ def test_runs_under_interpreter(version, tmp_path):
     assert r.of("run_start")[0]["python"].startswith(version + ".")
     assert run_artifact(plain, "verify", python=python).rc == 0
 
+    (tmp_path / "payload").write_text("{{ 7 * 6 }}")
     templated = build_test_artifact(tmp_path, make_plan([
         task("set_fact", {"words": "{{ ['a', 'b'] | map('upper') | list }}"}, name="sf"),
         task("debug", {"msg": "{{ words | join('-') }} {{ ansible_python_version }}"}, name="show"),
+        task("command", {"_raw_params": f"cat {tmp_path}/payload"}, name="read", register="p"),
+        task("debug", {"msg": "{{ p.stdout | trim }}"}, name="host data"),
+        task("debug", {"msg": "{{ ''.__class__ }}"}, name="sandbox", ignore_errors=True),
     ]))
     r = run_artifact(templated, "run", "--host", "h1", python=python, flags=("-S",))
     assert r.rc == 0, r.stderr
     assert r.result("show")["msg"].startswith("A-B " + version + ".")
+    assert r.result("host data")["msg"] == "{{ 7 * 6 }}"
+    assert "unsafe" in r.result("sandbox")["msg"]
 
 
 def test_current_interpreter_is_not_older_than_floor():

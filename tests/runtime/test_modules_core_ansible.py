@@ -234,9 +234,42 @@ CASES_LAST = [
     T("meta clear_facts", "meta", "clear_facts", ()),
     T("set_fact survives clear_facts", "debug", {"var": "f_str"}, BASE + ("f_str",)),
 ]
+# Host data is data (issue 11): a file whose text is a template, read back by a command, slurp,
+# set_fact and lookup('file'), is printed and copied literally; nothing in it runs (it would
+# touch PWNED in the work directory, which test_files_produced_match_ansible would see).
+# DIFFERENCE (msg only, not compared): where ansible-core 2.19 refuses untrusted data as a
+# conditional ("Encountered untrusted template or expression.", "Conditionals must have a
+# boolean result") the runtime says "Conditional is marked as unsafe" (ansible-core <= 2.18).
+CASES_HOST_DATA = [
+    T("read payload", "command", "cat {{ d }}/payload", CMD, register="r_evil"),
+    T("print payload", "debug", {"msg": "{{ r_evil.stdout }}"}, BASE + ("msg",)),
+    T("print payload in text", "debug", {"msg": "got {{ r_evil.stdout }}!"}, BASE + ("msg",)),
+    T("print payload var", "debug", {"var": "r_evil.stdout"}, BASE + ("r_evil.stdout",)),
+    T("copy payload", "copy", {"content": "{{ r_evil.stdout }}", "dest": "{{ d }}/copied"},
+      ("changed", "failed")),
+    T("compare payload", "debug", {"msg": "compared"}, BASE + ("msg",),
+      when=["r_evil.stdout != ''"]),
+    T("loop payload", "debug", {"msg": "{{ item }}"}, BASE, loop="{{ r_evil.stdout_lines }}"),
+    T("read bare", "command", "cat {{ d }}/bare", CMD, register="r_bare"),
+    T("templated when", "debug", {"msg": "ran"}, BASE, when=["{{ r_bare.stdout }}"], **IGN),
+    T("set_fact payload", "set_fact", {"f_evil": "{{ r_evil.stdout }}",
+                                       "f_pre": "pre {{ r_evil.stdout }}",
+                                       "f_bare": "{{ r_bare.stdout }}"}, BASE),
+    T("print facts", "debug", {"msg": "{{ f_evil }} / {{ f_pre }}"}, BASE + ("msg",)),
+    T("bare fact when", "debug", {"msg": "ran"}, BASE, when=["f_bare"], **IGN),
+    T("slurp payload", "slurp", {"src": "{{ d }}/payload"}, BASE + ("encoding", "source"),
+      register="r_slurp"),
+    T("slurp missing", "slurp", {"src": "{{ d }}/nope"}, BASE + ("msg",), **IGN),
+    T("print slurped", "debug", {"msg": "{{ r_slurp.content | b64decode }}"}, BASE + ("msg",)),
+    T("set_fact slurped", "set_fact", {"f_slurped": "{{ r_slurp.content | b64decode }}"}, BASE),
+    T("print slurped fact", "debug", {"msg": "{{ f_slurped }}"}, BASE + ("msg",)),
+    T("print lookup", "debug", {"msg": "{{ lookup('file', d ~ '/payload') }}"}, BASE + ("msg",)),
+    T("set_fact lookup", "set_fact", {"f_looked": "{{ lookup('file', d ~ '/payload') }}"}, BASE),
+    T("print lookup fact", "debug", {"msg": "{{ f_looked }}"}, BASE + ("msg",)),
+]
 PLAYS = [("main", CASES_MAIN, []), ("flush", CASES_FLUSH, [HANDLER]),
          ("end_play", CASES_END_PLAY, []), ("end_host", CASES_END_HOST, [HANDLER]),
-         ("last", CASES_LAST, [])]
+         ("last", CASES_LAST, []), ("host data", CASES_HOST_DATA, [])]
 
 
 def _play_vars(d: Path) -> dict[str, Any]:
@@ -246,6 +279,8 @@ def _play_vars(d: Path) -> dict[str, Any]:
 def _setup(d: Path) -> None:
     d.mkdir(parents=True)
     (d / "seed").write_text("seed\n")
+    (d / "payload").write_text(f"{{{{ lookup('pipe', 'touch {d}/PWNED') }}}}\n")
+    (d / "bare").write_text(f"lookup('pipe', 'touch {d}/PWNED-bare')\n")
 
 
 # ---------------------------------------------------------------- ansible side
@@ -391,3 +426,19 @@ def test_run_order_matches_ansible(both):
 def test_files_produced_match_ansible(both):
     assert tree(both["do"]) == tree(both["da"])
     assert "by_raw" in tree(both["do"])
+
+
+def test_host_data_prints_literally_and_never_runs(both):
+    """The register/set_fact/slurp/lookup probes: nothing ran on either side, and our messages
+    are the payload itself, as ansible-core prints it."""
+    ours = _ran(both["ours"][-1])
+    theirs = both["ansible"][-1]
+    payload = f"{{{{ lookup('pipe', 'touch {both['do']}/PWNED') }}}}"
+    assert not [p for p in tree(both["do"]) if p.startswith("PWNED")]
+    assert not [p for p in tree(both["da"]) if p.startswith("PWNED")]
+    for name in ("print payload", "print facts", "print slurped", "print lookup fact"):
+        assert ours[name]["msg"].startswith(payload), (name, ours[name])
+        assert _norm(ours[name]["msg"], both["do"]) == _norm(theirs[name]["msg"], both["da"])
+    assert (both["do"] / "copied").read_text() == payload
+    for name in ("templated when", "bare fact when"):
+        assert ours[name]["status"] == "failed" and theirs[name]["failed"], (name, ours[name])

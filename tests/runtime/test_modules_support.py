@@ -81,7 +81,8 @@ def sha(data: bytes) -> str:
 
 
 def tree(root: Path) -> dict[str, Any]:
-    """Everything under ``root``: type, mode, content or link target; backups collapsed."""
+    """Everything under ``root``: type, mode, content or link target (``root`` in them written
+    ``{d}``); backups collapsed."""
     out: dict[str, Any] = {}
     for dirpath, dirnames, filenames in os.walk(root):
         for name in sorted(dirnames + filenames):
@@ -96,7 +97,7 @@ def tree(root: Path) -> dict[str, Any]:
             elif stat.S_ISDIR(st.st_mode):
                 out[rel] = ("dir", mode)
             else:
-                out[rel] = ("file", mode, p.read_bytes(), st.st_nlink)
+                out[rel] = ("file", mode, p.read_bytes().replace(str(root).encode(), b"{d}"), st.st_nlink)
     return out
 
 

@@ -12,7 +12,15 @@ if str(RUNTIME) not in sys.path:
     sys.path.insert(0, str(RUNTIME))
 
 from rustle_runtime import expr  # noqa: E402
-from rustle_runtime.templating import Templar, TemplateError, VarScope  # noqa: E402
+from rustle_runtime.templating import (  # noqa: E402
+    Templar,
+    TemplateError,
+    TemplateSecurityError,
+    UnsafeText,
+    VarScope,
+    is_template,
+    unsafe,
+)
 
 T = Templar()
 RESULT = {"changed": True, "failed": False, "rc": 0, "stdout": "a\nb", "results": []}
@@ -103,3 +111,74 @@ def test_facts_are_gathered_only_when_referenced():
     assert T.condition("x == 1", s) and not calls
     assert T.condition("ansible_os_family == 'Debian'", s) and calls
     assert T.template("{{ ansible_facts.system }}", s) == "Linux"
+
+
+# ---------------------------------------------------------------- host data is data (issue 11)
+
+EVIL = "{{ 7 * 6 }}"
+
+
+def host_scope():
+    r = unsafe({"stdout": EVIL, "stdout_lines": [EVIL], "bare": "n + 1", "word": "yes", "rc": 0})
+    return VarScope([{"n": 1, "via": "{{ r.stdout }}", "joined": "{{ r.stdout_lines | join }}"}, {"r": r}], Templar())
+
+
+def test_unsafe_marks_every_string_and_is_never_a_template():
+    r = unsafe({"k": ["{{ x }}", {"{{ y }}": "{{ z }}"}], "n": 1, "b": True, "none": None})
+    assert isinstance(r["k"][0], UnsafeText) and not is_template(r["k"][0])
+    (key, value), = r["k"][1].items()
+    assert isinstance(key, UnsafeText) and isinstance(value, UnsafeText)
+    assert r["n"] == 1 and r["b"] is True and r["none"] is None
+    assert unsafe(r) is r
+
+
+@pytest.mark.parametrize("template", ["{{ r.stdout }}", "{{ r }}", "{{ via }}", "x{{ r.stdout }}",
+                                      "{{ r.stdout_lines | join }}", "{{ joined }}",
+                                      "{% for l in r.stdout_lines %}{{ l }}{% endfor %}"])
+def test_host_data_is_not_rendered_again(template):
+    value = T.template(template, host_scope())
+    assert "42" not in str(value) and EVIL in str(value)
+
+
+@pytest.mark.parametrize("template", ["{{ r.stdout | trim }}", "pre {{ r.stdout }}", "{{ via }}",
+                                      "{{ r.stdout ~ '' }}", "{{ r.stdout_lines | join }}",
+                                      "{{ [r.stdout] | first }}", "{{ lookup('env', 'HOME') | lower }}"])
+def test_what_is_computed_from_host_data_stays_marked(template):
+    assert isinstance(T.template(template, host_scope()), UnsafeText)
+
+
+def test_trusted_values_stay_trusted_beside_host_data():
+    args = T.template({"that": "n == 1", "msg": "{{ r.stdout }}", "n": "{{ n }}"}, host_scope())
+    assert type(args["that"]) is str and isinstance(args["msg"], UnsafeText) and args["n"] == 1
+
+
+@pytest.mark.parametrize("condition", ["{{ r.bare }}", "{{ r.stdout }}", "{{ r.bare | trim }}"])
+def test_host_data_is_never_evaluated_as_a_condition(condition):
+    with pytest.raises(TemplateError, match="Conditional is marked as unsafe"):
+        T.condition(condition, host_scope())
+    with pytest.raises(TemplateError, match="Conditional is marked as unsafe"):
+        T.condition(T.template(condition, host_scope()), host_scope())  # assert's templated `that`
+
+
+def test_host_data_reads_as_a_value_in_conditions():
+    s = host_scope()
+    assert T.condition("r.stdout == '{{ 7 * 6 }}'", s) is False  # a literal in the expression: not a template
+    assert T.condition("r.stdout != ''", s) and T.condition("{{ r.word }}", s)
+    assert T.condition("r.bare | length > 0", s) and T.condition("r.rc == 0", s)
+
+
+@pytest.mark.parametrize("expression", [
+    "''.__class__.__mro__[1].__subclasses__()", "''.__class__", "n.__class__.__bases__",
+    "lookup.__globals__", "cycler.__init__.__globals__", "r.__class__", "vars.templar",
+    "vars.layers", "hostvars_like.raw('n')", "'{0.__class__}'.format(n)",
+])
+def test_the_jinja2_sandbox_refuses_python_internals(expression):
+    s = host_scope().child({"hostvars_like": host_scope()})
+    with pytest.raises(TemplateError, match="unsafe|not safely callable") as exc:
+        T.template("{{ " + expression + " }}", s)
+    assert "subclass" not in str(exc.value) and "<class" not in str(exc.value)
+
+
+def test_sandbox_errors_say_so():
+    with pytest.raises(TemplateSecurityError, match=r"access to attribute '__class__' of 'str' object is unsafe"):
+        T.template("{{ ''.__class__.__mro__[1].__subclasses__() }}", host_scope())

@@ -160,3 +160,22 @@ def test_connection_secrets_never_enter_an_artifact(tmp_path: Path) -> None:
     for secret in (b"S3cretA", b"RootA", b"S3cretB"):
         assert secret not in data
     assert unit.plan_doc["hosts"]["web1"]["token"] == "keep"
+
+
+def test_rolling_plan_gives_every_batch_its_tasks(tmp_path: Path) -> None:
+    """rustle-plan's Rolling shape repeats the tasks per host slice, same ids: every host of
+    every slice gets them (the first slice's copy used to decide for all)."""
+    from .. import planmaker as pm
+
+    hosts = [f"h{i}" for i in range(10)]
+    doc = pm.plan([pm.rolling_play("play-0", "roll", hosts, pm.stamp_tasks("play-0"), 3)], hosts,
+                  strategy={"Rolling": {"batch_size": 3}})
+    inv_path = tmp_path / "inv.ini"
+    inv_path.write_text("".join(f"{h} ansible_connection=local\n" for h in hosts))
+    inv = load_inventory(inv_path)
+    plan = parse_plan(json.dumps(doc).encode(), source="plan.json", base_dir=str(tmp_path))
+    (unit,) = units_for(plan, inv)
+    assert unit.host_names == hosts
+    (compiled,) = unit.plan_doc["plays"]
+    assert compiled["hosts"] == hosts
+    assert [t["id"] for t in compiled["tasks"]] == ["play-0/task_0", "play-0/task_1", "play-0/task_2"]

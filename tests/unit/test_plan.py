@@ -108,7 +108,7 @@ def test_rich_plan_every_feature() -> None:
     plan = load_plan(str(DATA / "good" / "rich.json"))
     web, db = plan.plays
     assert web.strategy == Strategy("Linear")
-    assert db.strategy == Strategy("Rolling", 1) and db.serial == 1
+    assert db.strategy == Strategy("Rolling", 1) and db.serial == (1,)
     assert plan.options.strategy == Strategy("Rolling", 1)
     assert web.vars == {"workdir": "/srv/app", "lenient": False}
     kinds = {c.kind: c.value for b in web.batches for t in b.tasks for c in t.conditions}

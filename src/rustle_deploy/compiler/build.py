@@ -282,9 +282,10 @@ def _artifact(
 
 
 def write_outputs(artifacts: list[Artifact], output_dir: Path, plan_sha256: str,
-                  runner: RunnerBinary | None = None) -> Path:
+                  runner: RunnerBinary | None = None, plays: list[dict[str, Any]] | None = None) -> Path:
     """Copy artifacts to ``output_dir`` with ``manifest.json`` saying which host gets which;
-    native artifacts also get a copy of ``runner``, the rustle-runner they were compiled for."""
+    native artifacts also get a copy of ``runner``, the rustle-runner they were compiled for.
+    ``plays``: what scheduling needs of each play (``rollout.PlaySpec``), for --deploy-only."""
     try:
         private_dir(output_dir)
     except OSError as exc:
@@ -319,6 +320,8 @@ def write_outputs(artifacts: list[Artifact], output_dir: Path, plan_sha256: str,
             for a in artifacts
         ],
     }
+    if plays is not None:
+        manifest["plays"] = plays
     path = output_dir / "manifest.json"
     atomic_write(path, json.dumps(manifest, indent=2).encode() + b"\n", 0o600)
     return path

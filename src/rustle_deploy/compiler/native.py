@@ -42,7 +42,8 @@ MODULES = frozenset({"file", "copy", "template", "lineinfile", "command", "shell
 # task keys the runner understands (everything else makes the task unsupported)
 _KNOWN = frozenset({"id", "name", "module", "args", "hosts", "when", "tags", "notify", "listen",
                     "register", "loop", "loop_control", "ignore_errors", "no_log", "changed_when",
-                    "failed_when", "check_mode", "diff", "environment", "vars", "files"})
+                    "failed_when", "check_mode", "diff", "environment", "vars", "files", "become",
+                    "become_user", "become_method"})
 _BOOL_KEYS = ("ignore_errors", "no_log", "check_mode", "diff")
 # names whose value is decided by the run's options, not by the inventory
 _RUN_NAMES = frozenset({"ansible_check_mode", "ansible_diff_mode", "ansible_verbosity",
@@ -57,6 +58,11 @@ _RE_CATEGORIES = frozenset({"CATEGORY_DIGIT", "CATEGORY_NOT_DIGIT", "CATEGORY_SP
                             "CATEGORY_NOT_SPACE", "CATEGORY_WORD", "CATEGORY_NOT_WORD"})
 _RE_AT = frozenset({"AT_BEGINNING", "AT_END", "AT_BEGINNING_STRING", "AT_END_STRING", "AT_BOUNDARY",
                     "AT_NON_BOUNDARY"})
+
+
+def _marker(value: Any) -> bool:
+    """Whether ``value`` is a dict the runner would render (docs/native.md)."""
+    return isinstance(value, dict) and len(value) == 1 and next(iter(value)) in (TEMPLATE_KEY, EXPR_KEY)
 
 
 class NativeUnsupported(CompileError):
@@ -218,6 +224,7 @@ class _Lowering:
             if isinstance(value, str):
                 value = self.static_condition(task, scope, value)
             out[key] = None if value is None and key in ("check_mode", "diff") else bool(value)
+        out["become"] = self.become(task, scope)
         if "loop" not in task:
             out["when"] = self.conds(task, scope, task.get("when")) or []
             out["args"] = self.args(task, scope)
@@ -235,6 +242,19 @@ class _Lowering:
             loop.append(entry)
         out["loop"] = loop
         return out
+
+    def become(self, task: dict[str, Any], scope: Any) -> dict[str, str] | None:
+        """``{"user", "method"}`` when the task becomes another user (the runner decides, as the
+        runtime does, whether that is the user it runs as), else None. Both are compile-time
+        values: a become_user that depends on the run is refused."""
+        value = task.get("become")
+        if isinstance(value, str):
+            value = self.static_condition(task, scope, value)
+        if not value:
+            return None
+        user = self.static(task, scope, task.get("become_user") or "root")
+        method = self.static(task, scope, task.get("become_method") or "sudo")
+        return {"user": str(user), "method": str(method)}
 
     # -- values ----------------------------------------------------------------------------------
     def static(self, task: dict[str, Any], scope: Any, value: Any, evaluate: bool = False) -> Any:
@@ -298,13 +318,16 @@ class _Lowering:
                 if not isinstance(new_key, str | int | float | bool) and new_key is not None:
                     raise self.fail(task, f"the key {key!r} depends on a registered result or a fact")
                 out[new_key] = self.value(task, scope, item)
+            if _marker(out):  # the plan's own dict, shaped like a marker the compiler makes
+                raise self.fail(task, f"a value shaped like the runner's {next(iter(out))} marker is data, "
+                                      "and the native format cannot carry it")
             return out
         if isinstance(value, list):
             return [self.value(task, scope, item) for item in value]
         if not self.templating.is_template(value):
             return value
         try:
-            return self.templar.template(value, scope)
+            return self.data(task, self.templar.template(value, scope))
         except _Dynamic:
             pass
         except self.templating.TemplateError as exc:
@@ -331,6 +354,20 @@ class _Lowering:
             elif part != "":
                 merged.append(part)
         return {TEMPLATE_KEY: merged}
+
+    def data(self, task: dict[str, Any], value: Any) -> Any:
+        """``value``, decided now, as data for the runner: a dict shaped like its template
+        markers (from a variable or a file, say) would be rendered there, so it is refused."""
+        if _marker(value):
+            raise self.fail(task, f"a value shaped like the runner's {next(iter(value))} marker is data, "
+                                  "and the native format cannot carry it")
+        if isinstance(value, dict):
+            for item in value.values():
+                self.data(task, item)
+        elif isinstance(value, list):
+            for item in value:
+                self.data(task, item)
+        return value
 
     def render_template(self, task: dict[str, Any], scope: Any, args: dict[str, Any], digest: str) -> str:
         """Render the template now, as the runtime's template module would; the result's sha256."""
@@ -387,8 +424,10 @@ class _Lowering:
             return {"expr": source, "ir": ["lit", value]}
         except _Dynamic:
             pass
-        except self.templating.TemplateError:
-            pass  # undefined now: the runner fails the task with the same message
+        except self.templating.TemplateError as exc:
+            if self.templating.is_template(source):  # the runner has no templates: say why now
+                raise self.fail(task, str(exc)) from None
+            # otherwise undefined now: the runner fails the task with the same message
         if self.templating.is_template(source):
             raise self.fail(task, f"a templated condition over a registered result ('{source}')")
         try:

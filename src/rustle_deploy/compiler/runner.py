@@ -75,21 +75,29 @@ def ensure_runner(cache_dir: Path) -> RunnerBinary:
             "Rust's cargo, which is not installed",
             "install Rust (rustup, or Debian's cargo package), or use --format pyz",
         )
-    target = root / "target"
+    # One cargo target dir per source tree: two checkouts sharing a cache never overwrite each
+    # other's target/release/rustle-runner (and each keeps its incremental build).
+    target = root / "target" / hashlib.sha256(str(SOURCE.resolve()).encode()).hexdigest()[:16]
     env = dict(_toolchain_env(cargo), CARGO_TARGET_DIR=str(target))
+    import fcntl
     import subprocess
 
-    proc = subprocess.run(
-        [cargo, "build", "--release", "--offline", "--locked", "--quiet",
-         "--manifest-path", str(SOURCE / "Cargo.toml")],
-        env=env, capture_output=True, text=True, check=False,
-    )
-    if proc.returncode != 0:
-        raise CompileError(
-            f"building rustle-runner with {cargo} failed (exit {proc.returncode}):\n{proc.stderr.strip()[-3000:]}",
-            "use --format pyz; and please report this with the output above",
+    root.mkdir(parents=True, exist_ok=True)
+    # Two controllers of different versions sharing this cache would otherwise each read the
+    # binary the other just built (cargo serialises the builds, not build-then-read).
+    with open(root / "build.lock", "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        proc = subprocess.run(
+            [cargo, "build", "--release", "--offline", "--locked", "--quiet",
+             "--manifest-path", str(SOURCE / "Cargo.toml")],
+            env=env, capture_output=True, text=True, check=False,
         )
-    data = (target / "release" / "rustle-runner").read_bytes()
+        if proc.returncode != 0:
+            raise CompileError(
+                f"building rustle-runner with {cargo} failed (exit {proc.returncode}):\n{proc.stderr.strip()[-3000:]}",
+                "use --format pyz; and please report this with the output above",
+            )
+        data = (target / "release" / "rustle-runner").read_bytes()
     sha = hashlib.sha256(data).hexdigest()
     path = root / f"rustle-runner-{sha}"
     if sha256_file(path) != sha:

@@ -104,6 +104,7 @@ def plan_units(
             tasks = [play_view.tasks[t] for t in task_ids]
             doc_plays.append(
                 {
+                    "index": play_view.index,  # what a run's play selector names (docs/rollouts.md)
                     "name": play_view.play.name,
                     "hosts": play_hosts,
                     "vars": play_view.play.vars,
@@ -193,15 +194,16 @@ class _PlayView:
         self.tasks: dict[str, Task] = {t.task_id: t for t in ordered}
         self.order = [t.task_id for t in ordered]
         self._hosts_of: dict[str, set[str]] = {}
-        batch_hosts: dict[str, set[str]] = {}
+        # Rolling plans repeat each task once per host slice, same id, ``hosts`` narrowed to
+        # that slice: a task runs on the union of its copies' hosts.
+        copy_hosts: dict[str, set[str]] = {}
         for batch in play.batches:
             names = {h.name for h in resolve(batch.hosts)} if batch.hosts else self.host_names
             for task in batch.tasks:
-                batch_hosts.setdefault(task.task_id, set()).update(names)
+                mine = names & {h.name for h in resolve(task.hosts)} if task.hosts else names
+                copy_hosts.setdefault(task.task_id, set()).update(mine)
         for task_id, task in self.tasks.items():
-            names = set(batch_hosts.get(task_id, self.host_names))
-            if task.hosts:
-                names &= {h.name for h in resolve(task.hosts)}
+            names = set(copy_hosts.get(task_id, self.host_names))
             for cond in task.conditions:
                 if cond.kind == "Host":
                     names &= {h.name for h in select(str(cond.value))}
@@ -260,8 +262,10 @@ def _compile_task(
     if bridged is not None:
         out["bridge"] = bridged.fqcn
     for key, value in task.extras.items():
-        if key == "delegate_to":
-            continue  # the plan parser only lets through delegation to the host itself
+        if key in ("delegate_to", "any_errors_fatal", "throttle"):
+            # delegation: the plan parser only lets through delegation to the host itself;
+            # the others are the controller's (rollout.py; throttle is 0 or refused)
+            continue
         if key == "check_mode" and "check_mode" in out:
             continue  # an explicit CheckMode condition wins
         out[key] = value

@@ -7,6 +7,6 @@ Import direction: ``transport`` <- ``deploy``; the CLI and pipeline import this 
 from __future__ import annotations
 
 from .fleet import deploy_fleet
-from .host import HostJob, HostOutcome, RunOptions, deploy_host
+from .host import HealthCheck, HostJob, HostOutcome, RunOptions, deploy_host
 
-__all__ = ["HostJob", "HostOutcome", "RunOptions", "deploy_fleet", "deploy_host"]
+__all__ = ["HealthCheck", "HostJob", "HostOutcome", "RunOptions", "deploy_fleet", "deploy_host"]

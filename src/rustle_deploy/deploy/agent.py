@@ -22,6 +22,9 @@ writes there (file, directory, symlink)::
     releases/<binary_name>/{current,previous}.tmp-<pid>   symlink: a swap in progress
     history.jsonl                       file: one line per deployment or rollback
     runs/<run-id>.jsonl                 file: journal of each run (written by the artifact)
+    runs/<deployment-id>[-<run-id>].vars.json   file: a rollout's registered results and set_fact
+                                        between its stages (written by the artifact)
+    runs/<...>.vars.json.tmp-<pid>      file: one being written
     unpacked/<sha256>/                  dir: the payload unpacked, so bytecode is cached
     unpacked/<sha256>.tmp-<pid>/        dir: an unpacking in progress
     runners/<sha256>                    file: native format, an installed rustle-runner
@@ -508,6 +511,15 @@ def _run_artifact(layout, path, req, stdin):
         "run_id": run_id,
         "verbosity": int(run.get("verbosity") or 0),
     }
+    # A rollout stage (docs/rollouts.md): only these plays, with registered results and
+    # set_fact carried in a file from one stage to the next. Passed only when set, so an
+    # artifact built before rollouts existed still runs whole.
+    if run.get("plays") is not None:
+        if runner is not None:
+            raise AgentError("artifact", "the native runner cannot run a selection of plays (a rollout stage)")
+        options["plays"] = [int(i) for i in run["plays"]]
+    if run.get("carry"):
+        options["carry"] = os.path.join(layout.runs, _check_name(str(run["carry"]), "carry id") + ".vars.json")
     # The channel stays ours: tasks get /dev/null as stdin, the watcher keeps a private copy.
     watch_fd = os.dup(stdin.fileno())
     devnull = os.open(os.devnull, os.O_RDONLY)
@@ -596,6 +608,16 @@ def op_deploy(req, layout, stdin):
         current = os.path.join(release, "current")
         old = _link_sha(current)
         result["previous"] = old
+        if req.get("activate") is False:
+            # --stage: in place and checked, not current; the bytecode a Python of another
+            # version needs is made now, so that --promote has only a rename and the run left.
+            if _native_runner(layout, path) is None and req.get("bytecode_tag") != sys.implementation.cache_tag:
+                _unpack(layout, sha, path)
+            result["staged"] = True
+            _append_history(layout, {"op": "stage", "deployment_id": req.get("deployment_id"),
+                                     "binary_name": name, "sha256": sha, "current": old,
+                                     "uploaded": result["uploaded"]})
+            return result
         if old != sha:
             # The release directory is made only here, so every one holds a link (cleanup
             # tells a release from a foreign directory by that).
@@ -679,10 +701,12 @@ def op_rollback(req, layout, stdin):
                 "changed": old != target,
             })
             done[name] = {"sha256": target, "previous": old}
-    out = {"releases": done, "rolled_back": bool(done)}
-    if len(done) == 1:
-        (only,) = done.values()
-        out.update(only)
+        out = {"releases": done, "rolled_back": bool(done)}
+        if len(done) == 1:
+            (only,) = done.values()
+            out.update(only)
+            if req.get("run"):  # apply the restored release again (a rollout's failed gate)
+                out["run_exit"] = _run_artifact(layout, layout.artifact(only["sha256"]), req, stdin)
     return out
 
 
@@ -690,6 +714,8 @@ def op_rollback(req, layout, stdin):
 # and what a cleanup does with it. Patterns are compiled only when a cleanup runs (``re`` costs
 # an import on every other operation).
 _HEX = "[0-9a-f]{64}"
+# A rollout's carry id (fleetops): the deployment id (state.new_id), for rustle-exec followed by its run id.
+_CARRY = "d-[0-9]{8}T[0-9]{6}-[0-9a-f]{6}(-r-[0-9a-f]{12})?"
 _OURS = {
     "": (
         ("artifacts", "dir", "artifacts"),
@@ -704,7 +730,8 @@ _OURS = {
     "artifacts": ((_HEX, "file", "remove"), ("[.]tmp-" + _HEX + "-[0-9]+", "file", "remove")),
     "releases": (("[A-Za-z0-9_][A-Za-z0-9._-]*", "dir", "release"),),
     "release": (("(current|previous)([.]tmp-[0-9]+)?", "symlink", "remove"),),
-    "runs": (("[^/]+[.]jsonl", "file", "journal"),),
+    "runs": (("[^/]+[.]jsonl", "file", "journal"),
+             (_CARRY + "[.]vars[.]json([.]tmp-[0-9]+)?", "file", "remove")),
     "unpacked": ((_HEX + "([.]tmp-[0-9]+)?", "dir", "tree"),),
     "runners": ((_HEX + "([.]tmp[.][0-9]+)?", "file", "remove"),),
 }
@@ -918,12 +945,42 @@ def _status(layout):
     return {"remote_dir": layout.root, "releases": releases, "artifacts": artifacts, "history": history[-20:]}
 
 
+def op_health(req, layout, stdin):
+    """A rollout's health gate (docs/rollouts.md): ``sh -c COMMAND`` until it exits 0, at most
+    ``retries`` more times, ``interval`` seconds apart, all within ``timeout`` seconds. Each
+    attempt is reported as it ends. Touches nothing under the remote dir."""
+    import subprocess
+
+    spec = req["health"]
+    command = str(spec["command"])
+    retries, interval = int(spec.get("retries", 0)), float(spec.get("interval", 0))
+    deadline = time.monotonic() + float(spec.get("timeout", 60))
+    attempt, rc, output = 0, None, ""
+    while True:
+        attempt += 1
+        left = deadline - time.monotonic()
+        try:
+            proc = subprocess.run(["/bin/sh", "-c", command], stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                  stderr=subprocess.STDOUT, timeout=max(left, 0.001))
+            rc, output = proc.returncode, proc.stdout.decode("utf-8", "replace")[-2000:]
+        except subprocess.TimeoutExpired as exc:
+            rc = None
+            output = ((exc.output or b"").decode("utf-8", "replace")[-1900:]
+                      + "\n(killed at the health check's deadline)").lstrip("\n")
+        emit({"agent": "health", "attempt": attempt, "rc": rc, "output": output})
+        if rc == 0 or attempt > retries or time.monotonic() + interval >= deadline:
+            break
+        time.sleep(interval)
+    return {"healthy": rc == 0, "attempts": attempt, "rc": rc, "output": output}
+
+
 OPS = {
     "deploy": op_deploy,
     "run": op_run,
     "rollback": op_rollback,
     "cleanup": op_cleanup,
     "status": op_status,
+    "health": op_health,
 }
 
 

@@ -31,7 +31,7 @@ from ..transport.options import PYTHON_CANDIDATES, AgentLaunch, agent_launch, re
 
 log = logging.getLogger(__name__)
 
-OPS = ("deploy", "run", "rollback", "cleanup", "status")
+OPS = ("deploy", "run", "rollback", "cleanup", "status", "health")
 EXIT_AGENT_ERROR = 20  # agent.EXIT_AGENT_ERROR
 UPLOAD_CHUNK = 1 << 18
 MAGIC = b"RUSTLE-AGENT"
@@ -51,6 +51,20 @@ class RunOptions:
     tags: tuple[str, ...] = ()
     skip_tags: tuple[str, ...] = ()
     verbosity: int = 0
+    plays: tuple[int, ...] | None = None  # a rollout stage: only these plays (plan indices)
+    carry: str | None = None  # a rollout: keep registered results and set_fact under this id
+
+
+@dataclass(frozen=True)
+class HealthCheck:
+    """A rollout's health gate on one host: ``command`` (already templated for the host) run
+    by ``sh -c`` until it exits 0, at most ``retries`` more times, ``interval`` seconds apart,
+    within ``timeout`` seconds in all."""
+
+    command: str
+    retries: int = 3
+    interval: float = 5.0
+    timeout: float = 60.0
 
 
 @dataclass(frozen=True)
@@ -60,9 +74,10 @@ class HostJob:
     ``op``: deploy (upload if missing, verify if asked, activate, run if ``run``; with
     ``push`` the artifact follows the request at once instead of when the agent asks), run (the
     current release of ``binary_name``; ``sha256`` if given must match it), rollback (to
-    ``rollback_to`` or the previous release; every release when ``binary_name`` is None),
-    cleanup (only what rustle-deploy made; with ``dry_run`` it only says what it would remove
-    and leave), status. ``upload_filter`` is a fault-injection seam for tests only: it sees each
+    ``rollback_to`` or the previous release; every release when ``binary_name`` is None; then
+    run the restored release if ``run``), cleanup (only what rustle-deploy made; with ``dry_run``
+    it only says what it would remove and leave), status, health (``health``). ``upload_filter``
+    is a fault-injection seam for tests only: it sees each
     chunk of the upload and may change it or return None to cut the connection.
     """
 
@@ -83,6 +98,8 @@ class HostJob:
     lock_timeout: float = 60.0
     dry_run: bool = False  # cleanup only: list what would be removed and left, change nothing
     upload_filter: UploadFilter | None = None
+    health: HealthCheck | None = None  # op health: the gate's command and its patience
+    activate: bool = True  # deploy: False stages (upload, verify, prepare; current stays as it is)
 
 
 @dataclass
@@ -136,12 +153,21 @@ def build_request(job: HostJob) -> dict[str, Any]:
         "dry_run": bool(job.dry_run and job.op == "cleanup"),
         "run": None,
     }
+    if not job.activate and job.op == "deploy":
+        req["activate"] = False
+    if job.health is not None:
+        h = job.health
+        req["health"] = {"command": h.command, "retries": h.retries, "interval": h.interval, "timeout": h.timeout}
     if job.run is not None:
         r = job.run
         req["run"] = {
             "run_id": r.run_id, "check": r.check, "diff": r.diff, "tags": list(r.tags),
             "skip_tags": list(r.skip_tags), "verbosity": r.verbosity,
         }
+        if r.plays is not None:
+            req["run"]["plays"] = list(r.plays)
+        if r.carry is not None:
+            req["run"]["carry"] = r.carry
     return req
 
 
@@ -186,6 +212,8 @@ def _check_job(job: HostJob) -> None:
         raise RemoteError(name, f"{name}: a deploy needs artifact, sha256, size and binary_name", None)
     if job.op == "run" and (not job.binary_name or job.run is None):
         raise RemoteError(name, f"{name}: a run needs binary_name and run options", None)
+    if job.op == "health" and job.health is None:
+        raise RemoteError(name, f"{name}: a health check needs its command", None)
 
 
 async def _upload(session: Session, conn: Connection, job: HostJob) -> None:
@@ -385,6 +413,12 @@ async def _drive(job: HostJob, connect: ConnectFn, on_event: EventFn | None, out
                 error = _no_python(job, launch)
             elif kind == "need_runner" and not job.push_runner:
                 raise _NeedRunner()
+            elif kind == "health":  # one attempt of a health gate, shown as it ends
+                event = {"event": "health", "attempt": obj.get("attempt"), "rc": obj.get("rc"),
+                         "output": obj.get("output")}
+                out.events.append(event)
+                if on_event is not None:
+                    on_event(job.host.name, event)
             elif kind is not None:
                 log.debug("%s: agent says %s", job.host.name, obj)
         finished = await session.finish()

@@ -26,6 +26,7 @@ from typing import Any, NoReturn, TypeVar
 from rustle_deploy.errors import PlanError
 from rustle_deploy.model import (
     CONDITION_KINDS,
+    HOST_ORDERS,
     STRATEGIES,
     Batch,
     BinaryDeployment,
@@ -33,6 +34,7 @@ from rustle_deploy.model import (
     Plan,
     PlanningOptions,
     Play,
+    Serial,
     StaticFile,
     Strategy,
     Task,
@@ -45,6 +47,8 @@ RISK_LEVELS = ("Low", "Medium", "High", "Critical")
 EXECUTION_MODES = ("Controller", "Standalone", "Hybrid")
 PLACEHOLDER_CHECKSUM = "placeholder-checksum"
 MAX_NANOS = 999_999_999
+_SERIAL_STEP = re.compile(r"^\s*\d+\s*%?\s*$")
+_PERCENT = re.compile(r"^\s*\d+(\.\d+)?\s*%?\s*$")
 
 _EXAMPLES = {
     "a string": '"web1"',
@@ -177,6 +181,36 @@ class Reader:
             )
         return value
 
+    def serial(self, value: Any, pointer: str) -> Serial | None:
+        """Ansible's ``serial``: a host count, a percentage, or a list of them; null for none."""
+        hint = 'serial is a host count (5), a percentage ("20%") or a list of them ([1, 5, "20%"])'
+        if value is None:
+            return None
+        items = value if isinstance(value, list) else [value]
+        if not items:
+            self.fail(pointer, "serial is an empty list", hint)
+        steps: list[int | str] = []
+        for i, item in enumerate(items):
+            ptr = child(pointer, i) if isinstance(value, list) else pointer
+            if isinstance(item, int) and not isinstance(item, bool) and item >= 0:
+                steps.append(item)
+            elif isinstance(item, str) and _SERIAL_STEP.match(item):
+                text = item.strip().replace(" ", "")
+                steps.append(text if text.endswith("%") else int(text))
+            else:
+                self.fail(ptr, f"expected a host count or a percentage, got {json.dumps(item)}", hint)
+        return tuple(steps)
+
+    def percentage(self, value: Any, pointer: str) -> float:
+        """A percentage 0..100, written as a number or as "N%"."""
+        hint = "write a percentage from 0 to 100, e.g. 0 (stop at the first failure) or 25"
+        number: Any = value
+        if isinstance(value, str) and _PERCENT.match(value):
+            number = float(value.strip().rstrip("%"))
+        if isinstance(number, bool) or not isinstance(number, (int, float)) or not 0 <= number <= 100:
+            self.fail(pointer, f"expected a percentage from 0 to 100, got {json.dumps(value)}", hint)
+        return float(number)
+
     def duration(self, value: Any, pointer: str) -> float | None:
         """A serde Duration ``{secs, nanos}`` or null, in seconds."""
         if value is None:
@@ -282,6 +316,8 @@ def _ext_kinds() -> dict[str, tuple[tuple[type, ...], str]]:
         "delay": count,
         "timeout": count,
         "run_once": ((bool,), "a boolean"),
+        "any_errors_fatal": ((bool,), "a boolean"),
+        "throttle": ((int, str), "a host count or a Jinja2 expression string"),
         "delegate_to": ((str,), "a host name (string)"),
         "listen": ((str, list), "a topic string or an array of them"),  # handlers only
     }
@@ -299,7 +335,7 @@ def read_extras(r: Reader, d: dict[str, Any], pointer: str, keys: tuple[str, ...
         value, ptr = d[key], child(pointer, key)
         types, what = EXTENSION_TYPES[key]
         ok = isinstance(value, types) and not (isinstance(value, bool) and bool not in types)
-        if ok and key in ("retries", "delay", "timeout") and isinstance(value, int) and value < 0:
+        if ok and key in ("retries", "delay", "timeout", "throttle") and isinstance(value, int) and value < 0:
             ok = False
         if ok and isinstance(value, list) and key in ("changed_when", "failed_when", "until",
                                                       "listen"):
@@ -413,7 +449,11 @@ def read_play(r: Reader, value: Any, pointer: str, default_strategy: Strategy) -
     hosts = r.strings(r.req(d, "hosts", pointer, "an array of host names"),
                       child(pointer, "hosts"))
     strategy = r.opt(d, "strategy", pointer, r.strategy, default_strategy)
-    serial = r.opt(d, "serial", pointer, r.opt_integer, None)
+    serial = r.opt(d, "serial", pointer, r.serial, None)
+    max_fail = r.opt(d, "max_fail_percentage", pointer,
+                     lambda v, p: None if v is None else r.percentage(v, p), None)
+    fatal = r.opt(d, "any_errors_fatal", pointer, r.boolean, False)
+    order = r.opt(d, "order", pointer, lambda v, p: _order(r, v, p), "inventory")
     bptr = child(pointer, "batches")
     raw_batches = r.arr(r.req(d, "batches", pointer, "an array of batches"), bptr,
                         "an array of batches")
@@ -428,7 +468,15 @@ def read_play(r: Reader, value: Any, pointer: str, default_strategy: Strategy) -
         play_vars = dict(r.obj(d["vars"], child(pointer, "vars"), "an object of variables"))
     r.opt(d, "estimated_duration", pointer, r.duration, None)
     return Play(play_id=play_id, name=name, hosts=hosts, strategy=strategy, serial=serial,
-                batches=batches, handlers=handlers, vars=play_vars, pointer=pointer)
+                batches=batches, handlers=handlers, vars=play_vars, pointer=pointer,
+                max_fail_percentage=max_fail, any_errors_fatal=fatal, order=order)
+
+
+def _order(r: Reader, value: Any, pointer: str) -> str:
+    if not isinstance(value, str) or value not in HOST_ORDERS:
+        r.fail(pointer, f"unknown play order {json.dumps(value)}",
+               f"order is one of {', '.join(HOST_ORDERS)} (Ansible's play keyword)")
+    return value
 
 
 def read_options(r: Reader, value: Any, pointer: str) -> PlanningOptions:
@@ -441,7 +489,7 @@ def read_options(r: Reader, value: Any, pointer: str) -> PlanningOptions:
         check_mode=r.opt(d, "check_mode", pointer, r.boolean, False),
         diff_mode=r.opt(d, "diff_mode", pointer, r.boolean, False),
         forks=r.opt(d, "forks", pointer, lambda v, p: r.integer(v, p, minimum=1), default.forks),
-        serial=r.opt(d, "serial", pointer, r.opt_integer, None),
+        serial=r.opt(d, "serial", pointer, r.serial, None),
         strategy=r.opt(d, "strategy", pointer, r.strategy, default.strategy),
         binary_threshold=r.opt(d, "binary_threshold", pointer, r.integer,
                                default.binary_threshold),

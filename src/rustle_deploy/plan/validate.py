@@ -1,8 +1,8 @@
 """Cross-reference checks on a parsed plan; the first violation is raised as a PlanError.
 
 In order: ``total_tasks``; task ids, dependencies and their cycles; batch dependencies
-and their cycles; keywords the product cannot honour yet (``run_once``, ``delegate_to``
-another host); ``notify``; modules (built in, or found for the module bridge:
+and their cycles; keywords the product cannot honour yet (``run_once``, ``throttle``,
+``delegate_to`` another host); ``notify``; modules (built in, or found for the module bridge:
 ``bridge/policy.py``); static files (``files.py``).
 
 **Counting tasks.** ``total_tasks`` is the number of distinct ``task_id`` per play, summed over
@@ -30,7 +30,8 @@ also name inventory groups, this check (``check_hosts``) runs once the inventory
 
 **delegate_to.** Artifacts run each task on the host itself, so ``delegate_to`` is accepted
 only when it names that same host: ``{{ inventory_hostname }}``, or the single host the task
-(or play) is pinned to. ``run_once: true`` is rejected until the runtime supports it.
+(or play) is pinned to. ``run_once: true`` is rejected until the runtime supports it, and so is
+``throttle`` (other than 0, Ansible's "no limit"): hosts run their plays independently.
 """
 
 from __future__ import annotations
@@ -228,6 +229,13 @@ def _kind(task: Task) -> str:
 
 
 def _unsupported(src: str, plan: Plan, play: Play, task: Task) -> None:
+    throttle = task.extras.get("throttle")
+    if throttle is not None and throttle != 0:
+        raise PlanError(f"throttle is not supported ({_kind(task)} {task.name!r}): each host runs its "
+                        "whole play on its own, so no moment exists where hosts take turns at one task",
+                        "to run N hosts at a time, set serial: N on the play (docs/rollouts.md); "
+                        "--parallel bounds how many hosts are handled at once",
+                        file=src, pointer=child(task.pointer, "throttle"))
     if task.extras.get("run_once") is True:
         raise PlanError(f"run_once is not supported yet ({_kind(task)} {task.name!r})",
                         "remove run_once, or limit the task to one host with a Host or Only "

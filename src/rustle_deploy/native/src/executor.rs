@@ -7,12 +7,14 @@
 //! `notify`/`listen`; the events, the recap and the run's exit code. Modules live in
 //! `modules/`, the event format in `events.rs`, conditions in `expr.rs`.
 
+use crate::become_as::{self, Children};
 use crate::events::{censor, Emitter};
 use crate::expr::{self, truthy, Scope};
 use crate::facts;
 use crate::json::{self, Map, Value};
 use crate::modules::{self, Ctx, Host};
 use crate::payload::{Artifact, RunOptions};
+use std::cell::RefCell;
 use std::path::Path;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
@@ -90,6 +92,7 @@ pub fn run_artifact(path: &Path, host: &str, opts: &RunOptions) -> i32 {
         registered: Map::new(),
         stats: [0; 5],
         notified: Vec::new(),
+        children: RefCell::new(Children::default()),
     };
     runner.run(artifact.binary_name(), &plays)
 }
@@ -319,6 +322,8 @@ struct Runner<'a> {
     /// counts in the order of STATS
     stats: [i64; 5],
     notified: Vec<Value>,
+    /// become children, one per identity (become.rs)
+    children: RefCell<Children>,
 }
 
 impl<'a> Runner<'a> {
@@ -351,6 +356,7 @@ impl<'a> Runner<'a> {
         }
         recap.insert("duration", round6(start.elapsed().as_secs_f64()));
         self.emitter.emit(&recap);
+        self.children.borrow_mut().close();
         if failed {
             EXIT_FAILED
         } else {
@@ -672,39 +678,40 @@ impl<'a> Runner<'a> {
             Some(Value::Dict(args)) => args,
             _ => empty,
         };
-        let environment = &environment;
-        let mut ctx = Ctx {
-            module,
-            check: self.task_mode(task, "check_mode", self.check),
-            diff: self.task_mode(task, "diff", self.diff),
-            environment,
-            files: self.files,
-            warnings: Vec::new(),
-        };
-        let host = Host {
-            vars: scope,
-            verbosity: self.opts.verbosity,
-        };
-        let mut result = match modules::dispatch(module, &mut ctx, &args, &host) {
-            Ok(result) => result,
-            Err(failure) => {
-                let mut result = map(vec![("changed", Value::Bool(false))]);
-                for (k, v) in failure.result.0 {
-                    result.insert(&k, v);
-                }
-                result.insert("failed", Value::Bool(true));
-                result.insert("msg", Value::Str(failure.msg));
-                result
+        let check = self.task_mode(task, "check_mode", self.check);
+        let diff = self.task_mode(task, "diff", self.diff);
+        let mut result = match become_as::identity(task.get("become"), module) {
+            Ok(None) => {
+                let mut ctx = Ctx {
+                    module,
+                    check,
+                    diff,
+                    environment: &environment,
+                    files: self.files,
+                    warnings: Vec::new(),
+                };
+                let host = Host {
+                    vars: scope,
+                    verbosity: self.opts.verbosity,
+                };
+                modules::call(module, &mut ctx, &args, Some(&host))
             }
+            Ok(Some(key)) => {
+                let request = map(vec![
+                    ("module", Value::from(module)),
+                    ("files", Value::Dict(become_as::task_files(&args, self.files))),
+                    ("args", Value::Dict(args)),
+                    ("check", Value::Bool(check)),
+                    ("diff", Value::Bool(diff)),
+                    ("environment", Value::Dict(environment)),
+                ]);
+                match self.children.borrow_mut().run(&key, &request) {
+                    Ok(result) => result,
+                    Err(msg) => failure(msg),
+                }
+            }
+            Err(msg) => failure(msg),
         };
-        if !ctx.warnings.is_empty() {
-            let mut warnings = match result.get("warnings") {
-                Some(Value::List(items)) => items.clone(),
-                _ => Vec::new(),
-            };
-            warnings.extend(ctx.warnings.into_iter().map(Value::Str));
-            result.insert("warnings", Value::List(warnings));
-        }
         for key in ["changed", "failed"] {
             if !result.contains_key(key) {
                 result.insert(key, Value::Bool(false));

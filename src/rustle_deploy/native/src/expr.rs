@@ -79,21 +79,50 @@ fn condition_value(text: &str, node: &Value, scope: &Scope) -> Eval<bool> {
     let value = evaluate(node, scope)?;
     let templated = text.contains("{{") || text.contains("{%") || text.contains("{#");
     match value {
-        Value::Str(s) if templated || is_identifier(text) => string_condition(&s, scope),
+        Value::Str(s) if templated || is_identifier(text) => {
+            string_condition(&s, scope, !reads_names(node))
+        }
         other => Ok(truthy(&other)),
     }
 }
 
+/// The error for a string from the host where a conditional would evaluate it
+/// (`templating.UNTRUSTED_CONDITION`, word for word).
+pub const UNTRUSTED_CONDITION: &str = "Conditional is marked as unsafe, and cannot be evaluated: \
+    its value came from the host (a registered result, a fact, set_fact or a lookup), and host \
+    data is never run as an expression; hint: compare or convert it instead (x == 'yes', \
+    x | bool, x | length > 0)";
+
+/// Whether a NODE reads a name: every name left for the runner is a registered result, a fact
+/// or a run option, so a string it yields is host data (the runtime's `UnsafeText`), not the
+/// program's own text.
+fn reads_names(node: &Value) -> bool {
+    match node.as_list() {
+        Some(parts) if parts.first().and_then(Value::as_str) == Some("lit") => false,
+        Some(parts) if parts.first().and_then(Value::as_str) == Some("name") => true,
+        Some(parts) => parts.iter().any(|part| match part {
+            Value::List(_) => reads_names(part),
+            Value::Dict(kwargs) => kwargs.iter().any(|(_, v)| reads_names(v)),
+            _ => false,
+        }),
+        None => false,
+    }
+}
+
 /// A variable holding a string: booleans as Ansible spells them, else the string evaluated as
-/// an expression (`Templar._string_condition`). Only the expressions that need no parser
-/// (a name, a number, a quoted string) are evaluated here; others fail with a clear message.
-fn string_condition(value: &str, scope: &Scope) -> Eval<bool> {
+/// an expression (`Templar._string_condition`); host data (`trusted` false) is never
+/// evaluated. Only the expressions that need no parser (a name, a number, a quoted string)
+/// are evaluated here; others fail with a clear message.
+fn string_condition(value: &str, scope: &Scope, trusted: bool) -> Eval<bool> {
     let low = value.trim_matches(py_isspace).to_lowercase();
     let words = [
         "true", "false", "yes", "no", "on", "off", "1", "0", "y", "n", "",
     ];
     if words.contains(&low.as_str()) {
         return Ok(to_bool(&Value::Str(low)));
+    }
+    if !trusted {
+        return Err(UNTRUSTED_CONDITION.to_string());
     }
     let text = value.trim_matches(py_isspace);
     if text == "none" || text == "None" {
@@ -929,7 +958,8 @@ mod tests {
             r#"{"r": {"rc": 0, "stdout": "hello\nworld", "changed": true, "failed": false,
                       "stdout_lines": ["hello", "world"], "results": []},
                 "l": {"results": [{"changed": false}, {"changed": true, "skipped": false}]},
-                "n": {"x": null, "num": "4\n", "items": [1, 2, 3]}}"#,
+                "n": {"x": null, "num": "4\n", "items": [1, 2, 3]},
+                "fact": "r", "fact_word": " Yes ", "fact_expr": "r.rc == 0"}"#,
         )
         .unwrap();
         v.as_dict().unwrap().clone()
@@ -1222,5 +1252,40 @@ mod tests {
         assert_eq!(cond("'no'", r#"["lit", "no"]"#), Ok(true));
         assert_eq!(cond("{{ flag }}", r#"["lit", "no"]"#), Ok(false));
         assert_eq!(condition(&Value::Null, &Scope::new(vec![])), Ok(true));
+    }
+
+    #[test]
+    fn host_data_is_never_evaluated_as_an_expression() {
+        // a fact or a registered value holding a name or an expression is data, not code
+        let unsafe_error = |text: &str| {
+            Err(format!(
+                "The conditional check '{}' failed. The error was: {}",
+                text, UNTRUSTED_CONDITION
+            ))
+        };
+        assert_eq!(cond("fact", r#"["name", "fact"]"#), unsafe_error("fact"));
+        assert_eq!(
+            cond("fact_expr", r#"["name", "fact_expr"]"#),
+            unsafe_error("fact_expr")
+        );
+        assert_eq!(
+            cond("{{ fact }}", r#"["name", "fact"]"#),
+            unsafe_error("{{ fact }}")
+        );
+        // Ansible's boolean words are read, not evaluated; other uses are plain values
+        assert_eq!(cond("fact_word", r#"["name", "fact_word"]"#), Ok(true));
+        assert_eq!(
+            cond(
+                "fact == 'r'",
+                r#"["cmp", "==", ["name", "fact"], ["lit", "r"]]"#
+            ),
+            Ok(true)
+        );
+        assert_eq!(
+            cond("r.stdout", r#"["attr", ["name", "r"], "stdout"]"#),
+            Ok(true)
+        );
+        // the program's own text (compiled in) keeps Ansible's evaluation
+        assert_eq!(cond("flag", r#"["lit", "fact_word"]"#), Ok(true));
     }
 }

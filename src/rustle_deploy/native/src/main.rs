@@ -10,6 +10,7 @@
 
 mod agent;
 mod b64;
+mod become_as;
 mod events;
 mod executor;
 mod expr;
@@ -192,6 +193,7 @@ fn run_command(args: Vec<String>) -> i32 {
             0
         }
         "agent" if rest.is_empty() => agent::main(),
+        "become-worker" if rest.is_empty() => become_as::worker_main(),
         "install" if rest.len() == 2 => install(&rest[0], &rest[1]),
         "selfcheck" if rest.len() == 1 => match own_sha256() {
             Ok(sha) if sha == rest[0] => 0,
@@ -212,7 +214,7 @@ fn run_command(args: Vec<String>) -> i32 {
             Ok((artifact, host, opts)) => executor::run_artifact(&artifact, &host, &opts),
             Err(message) => usage_error(&message),
         },
-        "--version" | "-V" | "agent" | "install" | "selfcheck" | "verify" => {
+        "--version" | "-V" | "agent" | "become-worker" | "install" | "selfcheck" | "verify" => {
             usage_error(&format!("wrong number of arguments for {}", command))
         }
         other => usage_error(&format!("unknown command '{}'", other)),

@@ -1,6 +1,6 @@
 //! Thin safe wrappers over the few libc calls the standard library lacks.
 //!
-//! Declared by hand (no crates): flock, setpgid, kill, getpid, dup/dup2, umask, uname,
+//! Declared by hand (no crates): flock, setpgid, setsid, signal, kill, getpid, geteuid, dup/dup2, umask, uname,
 //! the reentrant passwd/group lookups, lchown, access and pipe. `struct passwd` is declared for
 //! glibc/musl and macOS; of `struct group` only the leading fields, the same on both, are read.
 
@@ -88,7 +88,10 @@ extern "C" {
     fn kill(pid: c_int, sig: c_int) -> c_int;
     fn getpgrp() -> c_int;
     fn getuid() -> u32;
+    fn geteuid() -> u32;
     fn getgid() -> u32;
+    fn setsid() -> c_int;
+    fn signal(sig: c_int, handler: usize) -> usize;
     fn gethostname(name: *mut c_char, len: usize) -> c_int;
     fn sysconf(name: c_int) -> std::os::raw::c_long;
     #[cfg(target_os = "linux")]
@@ -218,9 +221,34 @@ pub fn uid() -> u32 {
     unsafe { getuid() }
 }
 
+/// The effective user id of this process.
+pub fn euid() -> u32 {
+    unsafe { geteuid() }
+}
+
 /// The real group id of this process.
 pub fn gid() -> u32 {
     unsafe { getgid() }
+}
+
+/// Start `cmd`'s child in a new session (setsid) with SIGPIPE and SIGXFSZ at their defaults,
+/// as Python's `subprocess` with `start_new_session=True` (`lowlevel.spawn`).
+pub fn new_session(cmd: &mut std::process::Command) {
+    use std::os::unix::process::CommandExt;
+    const SIGPIPE: c_int = 13;
+    const SIGXFSZ: c_int = 25;
+    const SIG_DFL: usize = 0;
+    // SAFETY: only async-signal-safe calls between fork and exec.
+    unsafe {
+        cmd.pre_exec(|| {
+            if setsid() < 0 {
+                return Err(io::Error::last_os_error());
+            }
+            signal(SIGPIPE, SIG_DFL);
+            signal(SIGXFSZ, SIG_DFL);
+            Ok(())
+        });
+    }
 }
 
 /// `socket.gethostname()`.

@@ -5,7 +5,8 @@ imports ``rustle_deploy``. The protocol it speaks (plan.json, command line, even
 codes) is documented in docs/artifact.md.
 
 Import direction inside the package: ``payload``, ``events``, ``facts`` <- ``templating`` <-
-``context`` <- ``modules/*`` <- ``executor`` <- ``cli``.
+``context`` <- ``modules/*`` <- ``become`` <- ``executor`` <- ``cli``. ``become`` also runs on
+its own in a child process as the task's become_user, importing the rest from its parent.
 """
 
 __version__ = "0.1.0"

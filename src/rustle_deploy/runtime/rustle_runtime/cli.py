@@ -39,6 +39,9 @@ def build_parser():
     run.add_argument("--skip-tags", action="append", default=[], help="skip tasks with these tags")
     run.add_argument("--journal", help="also append every event line to this file (0600)")
     run.add_argument("--run-id", help="identifier recorded in run_start")
+    run.add_argument("--plays", type=lambda v: [int(x) for x in v.split(",") if x.strip()],
+                     help="run only the plays with these plan indices (0,2): a rollout stage")
+    run.add_argument("--carry", help="file keeping registered results and set_fact between stages")
     run.add_argument("-v", "--verbose", action="count", default=0)
     sub.add_parser("verify", help="re-hash every entry against manifest.json (exit 3 on mismatch)")
     sub.add_parser("manifest", help="print manifest.json")
@@ -76,26 +79,34 @@ def _run(args, payload):
     try:
         runner = Runner(payload, plan, args.host, emitter, check=args.check, diff=args.diff,
                         tags=_csv(args.tags), skip_tags=_csv(args.skip_tags),
-                        verbosity=args.verbose, run_id=run_id)
+                        verbosity=args.verbose, run_id=run_id,
+                        plays=getattr(args, "plays", None), carry=getattr(args, "carry", None))
         return runner.run()
     finally:
         emitter.close()
 
 
 class _RunArgs:
-    def __init__(self, host, check, diff, tags, skip_tags, journal, run_id, verbose):
+    def __init__(self, host, check, diff, tags, skip_tags, journal, run_id, verbose, plays=None,
+                 carry=None):
         self.host, self.check, self.diff = host, check, diff
         self.tags, self.skip_tags = list(tags), list(skip_tags)
         self.journal, self.run_id, self.verbose = journal, run_id, verbose
+        self.plays, self.carry = plays, carry
 
 
 def run_payload(root, host, check=False, diff=False, tags=(), skip_tags=(), journal=None,
-                run_id=None, verbosity=0):
+                run_id=None, verbosity=0, plays=None, carry=None):
     """``run`` for the payload at ``root`` (a directory or a zip), without parsing a command
-    line: the deploy agent calls this in its own process. Returns the exit code."""
+    line: the deploy agent calls this in its own process. Returns the exit code.
+
+    ``plays``: run only the plays with these plan indices (a rollout stage); ``carry``: a
+    file holding registered results and set_fact across stages (read if present, written
+    when the host did not fail)."""
     try:
         payload = Payload(root)
-        return _run(_RunArgs(host, check, diff, tags, skip_tags, journal, run_id, verbosity), payload)
+        args = _RunArgs(host, check, diff, tags, skip_tags, journal, run_id, verbosity, plays, carry)
+        return _run(args, payload)
     except PayloadError as exc:
         return _fail(str(exc), "the artifact is corrupt or incomplete; redeploy it")
 

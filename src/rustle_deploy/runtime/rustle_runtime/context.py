@@ -2,11 +2,14 @@
 
 A module is ``fn(ctx, args) -> dict`` (see ``modules/__init__.py``). It reads the task's state
 from ``ctx`` (check/diff mode, variables, facts, embedded files), runs commands through
-``ctx.run_command`` (which applies ``become`` and the task's ``environment``), and reports a
+``ctx.run_command`` (which applies the task's ``environment`` and ``timeout``), and reports a
 failure either by returning ``{"failed": True, "msg": ...}`` or by raising ``ModuleFailure``.
+``call_module`` runs one and turns whatever it raises into Ansible's failed result; the
+executor calls it in process, ``become.py`` in a child running as the task's become_user.
 """
 
 import os
+import sys
 import time
 
 
@@ -130,31 +133,13 @@ class ModuleContext:
                 os.unlink(tmp)
             raise
 
-    def _become_prefix(self):
-        if not self.become:
-            return []
-        import pwd
-
-        try:
-            me = pwd.getpwuid(os.getuid()).pw_name
-        except KeyError:
-            me = str(os.getuid())
-        if self.become_user == me:
-            return []
-        if self.become_method == "sudo":
-            return ["sudo", "-n", "-H", "-u", self.become_user, "--"]
-        if self.become_method == "su" and os.getuid() == 0:
-            return None  # handled by the caller: su needs a command string
-        raise ModuleFailure(
-            f"become_method '{self.become_method}' cannot be used without a password prompt on the host; "
-            "hint: use become_method: sudo with NOPASSWD for this user")
-
     def run_command(self, args, shell=False, cwd=None, data=None, env=None, executable=None,
                     expand=True):
         """Run ``args`` (a list, or a string split like a shell would) and return
         ``(rc, stdout, stderr)`` as text. ``shell=True`` runs a string through ``/bin/sh -c``
         (or ``executable``). ``data`` (bytes or str) is fed on stdin. Honours the task's
-        ``become``, ``environment`` and ``timeout``.
+        ``environment`` and ``timeout``; ``become`` is already applied: a module that needs
+        another user runs as that user (``become.py``).
         """
         import shlex
 
@@ -168,12 +153,6 @@ class ModuleContext:
             argv = shlex.split(args) if isinstance(args, str) else [str(a) for a in args]
             if expand:
                 argv = [os.path.expanduser(os.path.expandvars(a)) for a in argv]
-        prefix = self._become_prefix()
-        if prefix is None:  # su as root
-            argv = ["su", "-s", "/bin/sh", self.become_user, "-c",
-                    " ".join(shlex.quote(a) for a in argv)]
-        else:
-            argv = prefix + argv
         full_env = dict(os.environ)
         full_env.update(self.environment)
         if env:
@@ -190,11 +169,85 @@ class ModuleContext:
         except OSError as exc:
             raise ModuleFailure(f"[Errno {exc.errno}] {exc.strerror}: {argv[0]!r}",
                                 rc=exc.errno or 2, cmd=argv, stdout="", stderr="") from exc
-        stdout = out.decode("utf-8", "replace")
-        stderr = err.decode("utf-8", "replace")
-        if prefix and returncode != 0 and ("a password is required" in stderr
-                                                or "a terminal is required" in stderr):
-            raise ModuleFailure(
-                f"become: sudo needs a password to run as '{self.become_user}' on this host; "
-                f"hint: grant NOPASSWD sudo to the deploying user, or connect as '{self.become_user}'", rc=returncode, stderr=stderr)
-        return returncode, stdout, stderr
+        return returncode, out.decode("utf-8", "replace"), err.decode("utf-8", "replace")
+
+
+def module_function(name):
+    """The function implementing module ``name``; ModuleFailure when there is none here."""
+    from .modules import FAMILIES
+
+    family = FAMILIES.get(name)
+    if family is None:
+        raise ModuleFailure("couldn't resolve module/action '{}'. This runtime implements: {}".format(name, ", ".join(sorted(FAMILIES))))
+    import importlib
+
+    try:
+        mod = importlib.import_module(".modules." + family, __package__)
+    except ImportError as exc:
+        raise ModuleFailure(f"module '{name}' (family '{family}') is not included in this artifact; "
+                            f"hint: rebuild it, the compiler only embeds the families the plan uses ({exc})") from exc
+    fn = getattr(mod, "MODULES", {}).get(name)
+    if fn is None:
+        raise ModuleFailure(f"module '{name}' is listed in family '{family}' but not implemented there")
+    return fn
+
+
+def call_module(name, ctx, args, timeout=None, fn=None):
+    """Run module ``name`` (``fn``, else the runtime's own implementation) with ``args``; its
+    result dict, or Ansible's failed result for whatever it raised (``timeout`` seconds end it
+    with TaskTimeout's message)."""
+    alarm = _Alarm(timeout)
+    try:
+        fn = fn or module_function(name)
+        with alarm:
+            result = fn(ctx, args)
+        if not isinstance(result, dict):
+            raise TypeError(f"module {name} returned {type(result).__name__!r}, not a dict")
+    except ModuleFailure as exc:
+        result = {"changed": False}
+        result.update(exc.result)
+        result["failed"] = True
+        result["msg"] = exc.msg
+    except TaskTimeout:
+        result = {"failed": True, "changed": False,
+                  "msg": f"The {name} action failed to execute in the expected time frame ({timeout}) and was terminated"}
+    except Exception as exc:
+        templating = sys.modules.get(__package__ + ".templating")  # only raised once it is loaded
+        if templating is not None and isinstance(exc, templating.TemplateError):
+            result = {"failed": True, "changed": False, "msg": str(exc)}
+        else:
+            import traceback
+
+            result = {"failed": True, "changed": False,
+                      "msg": f"MODULE FAILURE: {type(exc).__name__}: {exc}",
+                      "exception": traceback.format_exc()}
+    if ctx.warnings:
+        result.setdefault("warnings", []).extend(ctx.warnings)
+    return result
+
+
+class _Alarm:
+    """Raise TaskTimeout in the main thread when ``timeout`` seconds pass (no-op without one)."""
+
+    def __init__(self, timeout):
+        self.timeout = float(timeout) if timeout else None
+        self.previous = None
+
+    def _fire(self, signum, frame):
+        raise TaskTimeout()
+
+    def __enter__(self):
+        if self.timeout and hasattr(os, "getpid"):
+            import signal
+
+            self.previous = signal.signal(signal.SIGALRM, self._fire)
+            signal.setitimer(signal.ITIMER_REAL, self.timeout)
+        return self
+
+    def __exit__(self, *exc):
+        if self.timeout:
+            import signal
+
+            signal.setitimer(signal.ITIMER_REAL, 0)
+            signal.signal(signal.SIGALRM, self.previous or signal.SIG_DFL)
+        return False

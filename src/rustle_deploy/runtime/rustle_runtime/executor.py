@@ -8,16 +8,27 @@ recap and the run's exit code. Modules live in ``modules/``; the event format in
 Variable precedence (lowest first), as Ansible: inventory host vars < facts (gathered lazily,
 consulted only for names nothing else defines) < play vars < task vars < registered results and
 set_fact < loop variables.
+
+Registered results, facts and set_fact values are host data: they are stored through
+``templating.unsafe``, so nothing in them is ever rendered or evaluated again.
 """
 
-import os
 import sys
 import time
 
-from .context import ModuleContext, ModuleFailure, TaskTimeout
+from .context import ModuleContext, ModuleFailure, call_module
 from .events import censor
 from .filters import to_bool
-from .templating import Templar, TemplateError, VarScope, has_template, is_template
+from .templating import (
+    Templar,
+    TemplateError,
+    TemplateSecurityError,
+    UnsafeList,
+    VarScope,
+    has_template,
+    is_template,
+    unsafe,
+)
 
 OMIT = "__omit_place_holder__rustle"
 EXIT_OK, EXIT_BUG, EXIT_FAILED, EXIT_USAGE = 0, 1, 2, 3
@@ -43,31 +54,6 @@ _TEXT_KEYWORDS = ("become_user", "become_method")
 
 class _HostFailed(Exception):
     pass
-
-
-def _module_function(name):
-    from .modules import FAMILIES
-
-    family = FAMILIES.get(name)
-    if family is None:
-        raise ModuleFailure("couldn't resolve module/action '{}'. This runtime implements: {}".format(name, ", ".join(sorted(FAMILIES))))
-    import importlib
-
-    try:
-        mod = importlib.import_module(".modules." + family, __package__)
-    except ImportError as exc:
-        raise ModuleFailure(f"module '{name}' (family '{family}') is not included in this artifact; "
-                            f"hint: rebuild it, the compiler only embeds the families the plan uses ({exc})") from exc
-    fn = getattr(mod, "MODULES", {}).get(name)
-    if fn is None:
-        raise ModuleFailure(f"module '{name}' is listed in family '{family}' but not implemented there")
-    return fn
-
-
-def _bridged_function(plan, fqcn):
-    from .modules.bridge import module_function
-
-    return module_function(plan.get("bridge") or {}, fqcn)
 
 
 def tags_selected(task_tags, only_tags, skip_tags):
@@ -121,11 +107,44 @@ def _as_list(value):
     return value if isinstance(value, list) else [value]
 
 
+def _load_carry(path):
+    import json
+
+    try:
+        with open(path, encoding="utf-8") as fh:
+            data = json.load(fh)
+    except FileNotFoundError:
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def _save_carry(path, values):
+    """Write ``values`` to ``path`` atomically, readable by the SSH user only. The temporary
+    name, ``<path>.tmp-<pid>``, is one the agent's cleanup knows."""
+    import json
+    import os
+
+    tmp = f"{path}.tmp-{os.getpid()}"
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            json.dump(values, fh, default=str)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise
+
+
 class Runner:
     """Run the plan's plays for one host and emit events; ``run()`` returns the exit code."""
 
     def __init__(self, payload, plan, host, emitter, check=False, diff=False, tags=None,
-                 skip_tags=None, verbosity=0, run_id=None):
+                 skip_tags=None, verbosity=0, run_id=None, plays=None, carry=None):
         self.payload = payload
         self.plan = plan
         self.host = host
@@ -136,12 +155,18 @@ class Runner:
         self.skip_tags = skip_tags or []
         self.verbosity = verbosity
         self.run_id = run_id
+        # A rollout runs a plan's plays in stages, one round trip each (docs/rollouts.md):
+        # ``plays`` selects the plays (by plan index) of this stage; ``carry`` is the file
+        # that keeps registered results and set_fact from one stage to the next.
+        self.plays = None if plays is None else set(plays)
+        self.carry = carry
         self.templar = Templar()
         self._facts = None
         self._tmpdir = None
         self.runtime_vars = {}  # registered results and set_fact, across plays
         self.cleanups = []  # called when the run ends
         self.stats = {"ok": 0, "changed": 0, "failed": 0, "skipped": 0, "ignored": 0}
+        self._children = None  # become.Children, once a task runs as another user
         hosts = plan.get("hosts") or {}
         self.host_vars = dict(hosts.get(host) or {})
         groups = plan.get("groups") or {}
@@ -165,7 +190,7 @@ class Runner:
         if self._facts is None or refresh:
             from .facts import gather
 
-            gathered = gather()
+            gathered = unsafe(gather())
             if self._facts is None:
                 self._facts = gathered
             else:
@@ -207,9 +232,13 @@ class Runner:
                            "check": self.check, "diff": self.diff, "protocol": 1,
                            "python": ".".join(str(x) for x in sys.version_info[:3])})
         failed = False
+        if self.carry:
+            self.runtime_vars.update(_load_carry(self.carry))
         try:
             for play in self.plan.get("plays") or []:
                 if self.host not in (play.get("hosts") or []):
+                    continue
+                if self.plays is not None and play.get("index") not in self.plays:
                     continue
                 try:
                     self._run_play(play)
@@ -219,14 +248,20 @@ class Runner:
         finally:
             for close in reversed(self.cleanups):  # e.g. the module bridge's fork server
                 close()
+            if self._children is not None:
+                self._children.close(wait=False)
             if self._tmpdir is not None:
                 import shutil
 
                 shutil.rmtree(self._tmpdir, ignore_errors=True)
+        if self.carry and not failed:
+            _save_carry(self.carry, self.runtime_vars)
         recap = {"event": "recap", "host": self.host}
         recap.update(self.stats)
         recap["duration"] = round(time.monotonic() - start, 6)
         self.emitter.emit(recap)
+        if self._children is not None:
+            self._children.close()  # reaped after the recap: they exit while it travels
         return EXIT_FAILED if failed else EXIT_OK
 
     def _run_play(self, play):
@@ -276,7 +311,7 @@ class Runner:
         ignored = bool(result.get("failed")) and bool(task.get("ignore_errors"))
         register = task.get("register")
         if register:
-            self.runtime_vars[register] = result
+            self.runtime_vars[register] = unsafe(result)
         status = _status(result)
         event = dict(head, event="handler_result" if is_handler else "task_result")
         event.update({"status": status, "ignored": ignored})
@@ -416,6 +451,8 @@ class Runner:
                     "length": n, "previtem": items[index - 1] if index else None,
                     "nextitem": items[index + 1] if index + 1 < n else None,
                 }
+                if isinstance(items, UnsafeList):
+                    lv["ansible_loop"] = unsafe(lv["ansible_loop"])
             item_scope = scope.child(lv)
             res = self._execute_item(task, item_scope, item)
             res[loop_var] = item
@@ -453,7 +490,7 @@ class Runner:
             raise TemplateError(f"Invalid data passed to 'loop', it requires a list, got this instead: {value}. "
                                 "Hint: If you passed a list/dict of just one element, try adding "
                                 "wantlist=True to your lookup invocation or use q/query instead of lookup.")
-        return list(value)
+        return value if isinstance(value, list) else list(value)  # an UnsafeList stays marked
 
     def _skip_reason(self, task, scope):
         """None when the task should run, else its skipped result."""
@@ -490,7 +527,7 @@ class Runner:
             if not until:
                 return result
             result["attempts"] = attempt
-            check_scope = scope.child({register: result}) if register else scope
+            check_scope = scope.child({register: unsafe(result)}) if register else scope
             try:
                 done = all(self.templar.condition(c, check_scope) for c in _as_list(until))
             except TemplateError as exc:
@@ -512,12 +549,12 @@ class Runner:
         cw, fw = task.get("changed_when"), task.get("failed_when")
         if (cw is None and fw is None) or result.get("skipped"):
             return result
-        check_scope = scope.child({register: result}) if register else scope
+        check_scope = scope.child({register: unsafe(result)}) if register else scope
         try:
             if cw is not None and "_meta" not in result:
                 result["changed"] = all(self.templar.condition(c, check_scope) for c in _as_list(cw))
             if fw is not None:
-                check_scope = scope.child({register: result}) if register else scope
+                check_scope = scope.child({register: unsafe(result)}) if register else scope
                 value = all(self.templar.condition(c, check_scope) for c in _as_list(fw))
                 result["failed_when_result"] = value
                 result["failed"] = value
@@ -525,6 +562,22 @@ class Runner:
             result["failed"] = True
             result["msg"] = str(exc)
         return result
+
+    def _call(self, module, ctx, args, timeout):
+        """The module's result: in this process, or in a child as the task's become_user."""
+        if ctx.task.get("bridge"):  # the module bridge runs it in a child and applies become itself
+            from .modules.bridge import module_function as bridged
+
+            return call_module(module, ctx, args, timeout, bridged(self.plan.get("bridge") or {}, ctx.task["bridge"]))
+        if ctx.become:
+            from . import become
+
+            key = become.identity(ctx, module)
+            if key is not None:
+                if self._children is None:
+                    self._children = become.Children(self)
+                return self._children.run(key, ctx, module, args, timeout)
+        return call_module(module, ctx, args, timeout)
 
     def _invoke(self, task, scope):
         """Template the args, run the module once, normalise its result."""
@@ -534,6 +587,9 @@ class Runner:
             env = task.get("environment") or {}
             if has_template(env):
                 env = self.templar.template(env, scope)
+        except TemplateSecurityError as exc:
+            return {"failed": True, "changed": False,
+                    "msg": f"The task includes an option with an unsafe template. The error was: {exc}"}
         except TemplateError as exc:
             return {"failed": True, "changed": False,
                     "msg": f"The task includes an option with an undefined variable. The error was: {exc}"}
@@ -546,31 +602,13 @@ class Runner:
         deadline = time.monotonic() + float(timeout) if timeout else None
         ctx = ModuleContext(self, task, scope, self._task_check(task), self._task_diff(task),
                             environment=env if isinstance(env, dict) else {}, deadline=deadline)
-        alarm = _Alarm(timeout)
         try:
-            fn = _bridged_function(self.plan, task["bridge"]) if task.get("bridge") else _module_function(module)
-            with alarm:
-                result = fn(ctx, args)
-            if not isinstance(result, dict):
-                raise TypeError(f"module {module} returned {type(result).__name__!r}, not a dict")
+            result = self._call(module, ctx, args, timeout)
         except ModuleFailure as exc:
             result = {"changed": False}
             result.update(exc.result)
             result["failed"] = True
             result["msg"] = exc.msg
-        except TaskTimeout:
-            result = {"failed": True, "changed": False,
-                      "msg": f"The {module} action failed to execute in the expected time frame ({timeout}) and was terminated"}
-        except TemplateError as exc:
-            result = {"failed": True, "changed": False, "msg": str(exc)}
-        except Exception as exc:
-            import traceback
-
-            result = {"failed": True, "changed": False,
-                      "msg": f"MODULE FAILURE: {type(exc).__name__}: {exc}",
-                      "exception": traceback.format_exc()}
-        if ctx.warnings:
-            result.setdefault("warnings", []).extend(ctx.warnings)
         result.setdefault("changed", False)
         if not result.pop("_action_skip", False):  # an action plugin's skip has no 'failed' in Ansible
             result.setdefault("failed", False)
@@ -580,35 +618,9 @@ class Runner:
         facts = result.get("ansible_facts")
         if isinstance(facts, dict) and not result.get("failed"):
             if result.get("_set_fact"):
-                self.runtime_vars.update(facts)
+                self.runtime_vars.update(unsafe(facts))
             else:
                 current = self.facts() if self._facts is None else self._facts
-                current.update(facts)
+                current.update(unsafe(facts))
         return result
 
-
-class _Alarm:
-    """Raise TaskTimeout in the main thread when ``timeout`` seconds pass (no-op without one)."""
-
-    def __init__(self, timeout):
-        self.timeout = float(timeout) if timeout else None
-        self.previous = None
-
-    def _fire(self, signum, frame):
-        raise TaskTimeout()
-
-    def __enter__(self):
-        if self.timeout and hasattr(os, "getpid"):
-            import signal
-
-            self.previous = signal.signal(signal.SIGALRM, self._fire)
-            signal.setitimer(signal.ITIMER_REAL, self.timeout)
-        return self
-
-    def __exit__(self, *exc):
-        if self.timeout:
-            import signal
-
-            signal.setitimer(signal.ITIMER_REAL, 0)
-            signal.signal(signal.SIGALRM, self.previous or signal.SIG_DFL)
-        return False

@@ -11,9 +11,19 @@
 
 ``VarScope`` is the layered variable mapping a task sees; facts are gathered only when a name
 that is not otherwise defined (``ansible_*``, ``ansible_facts``) is looked up.
+
+Host data is data, never a template (as ansible-core marks it unsafe): registered results,
+facts, ``set_fact`` values and lookup results are stored through ``unsafe()``, which marks
+every string in them ``UnsafeText`` (and their dicts and lists ``UnsafeDict``/``UnsafeList``).
+``is_template`` is false for marked text, so it is never rendered again, and a conditional
+never evaluates it as an expression (``Conditional is marked as unsafe``). The mark survives
+string operations the way ansible-core's does: a template or expression that read marked data
+(or called a lookup) returns its result marked. Jinja2 runs sandboxed, so templates cannot
+walk into Python's internals (``''.__class__``).
 """
 
 import re
+import sys
 
 from . import expr as _expr
 from .filters import FILTERS, TESTS, FilterError, to_bool
@@ -27,13 +37,74 @@ class TemplateError(Exception):
     """A template or expression could not be evaluated (undefined variable, syntax, filter)."""
 
 
+class TemplateSecurityError(TemplateError):
+    """A template reached for Python's internals (``''.__class__``); the sandbox refused."""
+
+
+class UnsafeText(str):
+    """Text from the host (a result, a fact, a file): never a template, never an expression."""
+
+    __slots__ = ()
+
+
+class UnsafeDict(dict):
+    """A dict from the host; its keys and values are marked too."""
+
+    __slots__ = ()
+
+
+class UnsafeList(list):
+    """A list from the host; its items are marked too."""
+
+    __slots__ = ()
+
+
+_UNSAFE = (UnsafeText, UnsafeDict, UnsafeList)
+UNTRUSTED_CONDITION = (
+    "Conditional is marked as unsafe, and cannot be evaluated: its value came from the host (a "
+    "registered result, a fact, set_fact or a lookup), and host data is never run as an expression; "
+    "hint: compare or convert it instead (x == 'yes', x | bool, x | length > 0)")
+
+
+def is_unsafe(value):
+    return isinstance(value, _UNSAFE)
+
+
+def unsafe(value):
+    """``value`` marked as host data, recursively (what registered results, facts and lookups
+    are stored as); numbers, booleans and None stay what they are."""
+    if isinstance(value, _UNSAFE):
+        return value
+    if isinstance(value, str):
+        return UnsafeText(value)
+    if isinstance(value, dict):
+        return UnsafeDict((unsafe(k), unsafe(v)) for k, v in value.items())
+    if isinstance(value, (list, tuple)):
+        return UnsafeList(unsafe(v) for v in value)
+    return value
+
+
+class _Taint:
+    """Whether the template or expression being evaluated has read host data (a marked value
+    from a VarScope, a lookup). One evaluation runs at a time (the runtime and the compiler
+    template on one thread); ``Templar._tracked`` saves and restores it around each."""
+
+    read = False
+
+
+_TAINT = _Taint()
+
+
 def is_template(value):
-    return isinstance(value, str) and ("{{" in value or "{%" in value or "{#" in value)
+    return (isinstance(value, str) and ("{{" in value or "{%" in value or "{#" in value)
+            and not isinstance(value, UnsafeText))
 
 
 def has_template(value):
     if isinstance(value, str):
         return is_template(value)
+    if isinstance(value, _UNSAFE):
+        return False
     if isinstance(value, dict):
         return any(has_template(k) or has_template(v) for k, v in value.items())
     if isinstance(value, (list, tuple)):
@@ -72,13 +143,16 @@ class VarScope:
             if key == "ansible_facts":
                 from .facts import unprefixed
 
-                return unprefixed(facts)
+                return UnsafeDict(unprefixed(facts))  # its values are marked already
             if key in facts:
                 return facts[key]
         raise KeyError(key)
 
     def __getitem__(self, key):
         value = self.raw(key)
+        if isinstance(value, _UNSAFE):
+            _TAINT.read = True  # what is computed from it is host data too
+            return value
         if has_template(value):
             if self._depth > 30:
                 raise TemplateError(f"recursive loop detected in template string for variable '{key}'")
@@ -135,12 +209,22 @@ def _environment():
         return _ENV
     try:
         import jinja2
+        from jinja2.sandbox import SandboxedEnvironment
     except ImportError as exc:
         raise TemplateError(
             f"this artifact carries no Jinja2, but an expression needs it ({exc}); "
             "hint: rebuild the artifact with a rustle-deploy that marks this task as templated"
         ) from exc
     from collections.abc import Mapping
+
+    class Environment(SandboxedEnvironment):
+        """No attribute starting with ``_``, no Python internals; ``vars`` and a host's
+        ``hostvars`` entry are mappings, not objects whose insides a template may reach."""
+
+        def is_safe_attribute(self, obj, attr, value):
+            if isinstance(obj, VarScope):
+                return attr in ("get", "keys", "items", "values")
+            return SandboxedEnvironment.is_safe_attribute(self, obj, attr, value)
 
     class AnsibleUndefined(jinja2.StrictUndefined):
         """Chained attribute access stays undefined (``a.b.c is defined`` is False)."""
@@ -173,8 +257,8 @@ def _environment():
         def __len__(self):
             return len(self.scope) + len(self.globals)
 
-    env = jinja2.Environment(undefined=AnsibleUndefined, keep_trailing_newline=True,
-                             trim_blocks=True, autoescape=False)
+    env = Environment(undefined=AnsibleUndefined, keep_trailing_newline=True, trim_blocks=True,
+                      autoescape=False)
     env.filters.update(FILTERS)
     env.tests.update(TESTS)
     env.globals["lookup"] = _lookup
@@ -186,7 +270,10 @@ def _environment():
 
 
 def _lookup(name, *terms, **kw):
+    """Ansible's ``env``, ``file`` and ``pipe`` lookups, run on the host; the result is host
+    data (marked unsafe)."""
     wantlist = kw.pop("wantlist", False)
+    _TAINT.read = True
     out = []
     for term in terms:
         if name == "env":
@@ -206,19 +293,40 @@ def _lookup(name, *terms, **kw):
             out.append(proc.stdout.decode("utf-8", "replace").rstrip())
         else:
             raise FilterError(f"lookup plugin '{name}' is not supported on the host (env, file, pipe are)")
-    return out if wantlist else ",".join(str(x) for x in out)
+    return unsafe(out) if wantlist else UnsafeText(",".join(str(x) for x in out))
 
 
-def _describe(exc):
+def _error(exc):
+    """The TemplateError for what Jinja2, a filter or user data raised."""
     msg = getattr(exc, "message", None) or str(exc)
-    return msg
+    jinja2 = sys.modules.get("jinja2")
+    if jinja2 is not None and isinstance(exc, jinja2.exceptions.SecurityError):
+        return TemplateSecurityError(f"{msg} (templates run in Jinja2's sandbox)")
+    return TemplateError(msg)
 
 
 class Templar:
-    """Template values and evaluate expressions against a VarScope."""
+    """Template values and evaluate expressions against a VarScope.
+
+    A template or expression that reads host data (a marked value, a lookup) returns its result
+    marked, so host data stays marked through filters and string operations
+    (``{{ r.stdout | trim }}``, ``"x {{ r.stdout }}"``), as ansible-core's does.
+    """
+
+    @staticmethod
+    def _tracked(fn, *args):
+        outer = _TAINT.read
+        _TAINT.read = False
+        try:
+            value = fn(*args)
+            return unsafe(value) if _TAINT.read else value
+        finally:
+            _TAINT.read = outer or _TAINT.read
 
     def template(self, value, scope):
-        """Template ``value`` recursively (dict keys and values, list items, strings)."""
+        """Template ``value`` recursively (dict keys and values, list items, strings); dicts and
+        lists come back as new ones (modules may change their arguments). Each string is marked
+        on its own: one argument over host data leaves its neighbours trusted."""
         if isinstance(value, str):
             if not is_template(value):
                 return value
@@ -226,6 +334,8 @@ class Templar:
             if single and "{#" not in value:
                 return self.evaluate(single.group(1), scope)
             return self.render(value, scope)
+        if isinstance(value, _UNSAFE):
+            return value
         if isinstance(value, dict):
             return {self.template(k, scope): self.template(v, scope) for k, v in value.items()}
         if isinstance(value, (list, tuple)):
@@ -233,7 +343,12 @@ class Templar:
         return value
 
     def render(self, text, scope):
-        """Render ``text`` as a full Jinja2 template to a string."""
+        """Render ``text`` as a full Jinja2 template to a string (host data as it is)."""
+        if isinstance(text, UnsafeText):
+            return text
+        return self._tracked(self._render, text, scope)
+
+    def _render(self, text, scope):
         fast = self._render_simple(text, scope)
         if fast is not None:
             return fast
@@ -247,7 +362,7 @@ class Templar:
         except TemplateError:
             raise
         except Exception as exc:  # jinja2.TemplateError, filter errors, TypeError from user data
-            raise TemplateError(_describe(exc)) from exc
+            raise _error(exc) from exc
 
     def _render_simple(self, text, scope):
         """Text with only ``{{ expr }}`` substitutions that ``expr.py`` can evaluate, without
@@ -273,6 +388,12 @@ class Templar:
 
     def evaluate(self, expression, scope):
         """Evaluate a bare Jinja2 expression; keep the native type; undefined raises."""
+        if isinstance(expression, UnsafeText):
+            raise TemplateError("Encountered untrusted template or expression: host data (a registered "
+                                "result, a fact, set_fact or a lookup) is never evaluated")
+        return self._tracked(self._evaluate, expression, scope)
+
+    def _evaluate(self, expression, scope):
         value = _expr.evaluate(expression, scope, self)
         if value is not _expr.UNSUPPORTED:
             if _expr.is_undefined(value):
@@ -294,7 +415,7 @@ class Templar:
         except TemplateError:
             raise
         except Exception as exc:
-            raise TemplateError(_describe(exc)) from exc
+            raise _error(exc) from exc
 
     def condition(self, expression, scope):
         """Ansible's conditional: True/False, TemplateError when it cannot be evaluated."""
@@ -304,6 +425,8 @@ class Templar:
             return True
         text = str(expression).strip()
         try:
+            if isinstance(expression, UnsafeText):  # `that: "{{ r.stdout }}"`: templated to host data
+                return self._string_condition(expression, scope)
             if is_template(text):
                 value = self.template(text, scope)
                 if isinstance(value, str):
@@ -317,10 +440,13 @@ class Templar:
             raise TemplateError(f"The conditional check '{text}' failed. The error was: {exc}") from exc
 
     def _string_condition(self, value, scope):
-        """A variable holding a string: booleans as Ansible spells them, else an expression."""
+        """A variable holding a string: booleans as Ansible spells them, else an expression;
+        host data is never evaluated."""
         low = value.strip().lower()
         if low in ("true", "false", "yes", "no", "on", "off", "1", "0", "y", "n", ""):
             return to_bool(low)
+        if isinstance(value, UnsafeText):
+            raise TemplateError(UNTRUSTED_CONDITION)
         try:
             return bool(self.evaluate(value, scope))
         except TemplateError:

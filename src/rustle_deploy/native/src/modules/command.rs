@@ -12,8 +12,7 @@ use crate::expr::py_isspace;
 use crate::json::{py_repr, py_str, Map, Value};
 use crate::paths::expanduser;
 use std::io::{self, Write};
-use std::os::raw::c_int;
-use std::os::unix::process::{CommandExt, ExitStatusExt};
+use std::os::unix::process::ExitStatusExt;
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -672,15 +671,6 @@ fn bracket(pat: &[char]) -> Option<(CharTest, usize)> {
 
 // ----------------------------------------------------------------------------------- spawn
 
-extern "C" {
-    fn setsid() -> c_int;
-    fn signal(sig: c_int, handler: usize) -> usize;
-}
-
-const SIGPIPE: c_int = 13;
-const SIGXFSZ: c_int = 25;
-const SIG_DFL: usize = 0;
-
 /// Run `argv` in a new session; feed `data` on stdin (else /dev/null); return
 /// (returncode, stdout, stderr), a signal as its negative number.
 fn spawn(
@@ -703,17 +693,7 @@ fn spawn(
     if let Some(dir) = cwd {
         cmd.current_dir(dir);
     }
-    // SAFETY: only async-signal-safe calls between fork and exec.
-    unsafe {
-        cmd.pre_exec(|| {
-            if setsid() < 0 {
-                return Err(io::Error::last_os_error());
-            }
-            signal(SIGPIPE, SIG_DFL);
-            signal(SIGXFSZ, SIG_DFL);
-            Ok(())
-        });
-    }
+    crate::sys::new_session(&mut cmd);
     let mut child = cmd.spawn()?;
     let writer = match (child.stdin.take(), data) {
         (Some(mut stdin), Some(data)) => Some(std::thread::spawn(move || {

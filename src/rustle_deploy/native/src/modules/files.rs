@@ -429,8 +429,9 @@ fn random_suffix() -> String {
     bytes.iter().map(|b| format!("{:02x}", b)).collect()
 }
 
-/// `lowlevel.mkstemp`: a new 0600 file `directory/prefix<12 hex>`, created with O_EXCL.
-fn mkstemp(directory: &str, prefix: &str) -> R<(fs::File, String)> {
+/// `lowlevel.mkstemp`: a new 0600 file `directory/prefix<12 hex>`, created with O_EXCL; the
+/// error comes with the path it was about.
+fn mkstemp(directory: &str, prefix: &str) -> Result<(fs::File, String), (io::Error, String)> {
     use std::os::unix::fs::OpenOptionsExt;
     let mut last = None;
     for _ in 0..100 {
@@ -438,10 +439,10 @@ fn mkstemp(directory: &str, prefix: &str) -> R<(fs::File, String)> {
         match fs::OpenOptions::new().read(true).write(true).create_new(true).mode(0o600).open(&path) {
             Ok(file) => return Ok((file, path)),
             Err(e) if e.kind() == io::ErrorKind::AlreadyExists => last = Some(e),
-            Err(e) => return Err(os_failure(e, &path)),
+            Err(e) => return Err((e, path)),
         }
     }
-    Err(os_failure(last.unwrap_or_else(|| io::Error::from_raw_os_error(17)), &join(directory, prefix)))
+    Err((last.unwrap_or_else(|| io::Error::from_raw_os_error(17)), join(directory, prefix)))
 }
 
 pub fn current_umask() -> u32 {
@@ -468,7 +469,14 @@ fn c_chown(path: &str, uid: u32, gid: u32) -> io::Result<()> {
 pub fn atomic_write(path: &str, data: &[u8], mode: Option<&Value>) -> R<()> {
     let directory = dirname(&abspath(path));
     let directory = if directory.is_empty() { ".".to_string() } else { directory };
-    let (mut file, tmp) = mkstemp(&directory, ".rustle_tmp_")?;
+    // as Ansible's atomic_move when the user may not create a file there (`_common._temp_beside`)
+    let (mut file, tmp) = mkstemp(&directory, ".rustle_tmp_").map_err(|(e, tmp)| {
+        ModuleFailure::new(format!(
+            "The destination directory {} is not writable by the current user: {}",
+            py_repr_str(&dirname(path)),
+            os_error_text(&e, &tmp)
+        ))
+    })?;
     let outcome = (|| {
         file.write_all(data).or_fail(&tmp)?;
         drop(file);
@@ -1092,6 +1100,10 @@ fn write_content(ctx: &mut Ctx, args: &Map, data: &[u8], label: &str, module: &s
             result.insert("diff", Value::List(vec![file_diff(before.as_deref().unwrap_or(b""), data, &dest, label)]));
         }
         if !ctx.check {
+            let dir = dirname(&dest);
+            if !can_access(if dir.is_empty() { "." } else { &dir }, W_OK) {
+                return fail_with(format!("Destination {} not writable", dir), vec![("checksum", checksum_src.into())]);
+            }
             if backup && exists(&dest) {
                 result.insert("backup_file", backup_local(false, &dest)?.into());
             }

@@ -85,8 +85,36 @@ impl ModuleFailure {
 
 pub type ModuleResult = Result<Map, ModuleFailure>;
 
+/// Run module `name` and make its outcome Ansible's result dict: a failure becomes
+/// `{"changed": false, **result, "failed": true, "msg": msg}`, warnings are added. `host` is
+/// None in a become child, where `assert` and `debug` (controller-side) never run.
+pub fn call(name: &str, ctx: &mut Ctx, args: &Map, host: Option<&Host>) -> Map {
+    let mut result = match dispatch(name, ctx, args, host) {
+        Ok(result) => result,
+        Err(failure) => {
+            let mut result = Map::new();
+            result.insert("changed", Value::Bool(false));
+            for (k, v) in failure.result.0 {
+                result.insert(&k, v);
+            }
+            result.insert("failed", Value::Bool(true));
+            result.insert("msg", Value::Str(failure.msg));
+            result
+        }
+    };
+    if !ctx.warnings.is_empty() {
+        let mut warnings = match result.get("warnings") {
+            Some(Value::List(items)) => items.clone(),
+            _ => Vec::new(),
+        };
+        warnings.extend(ctx.warnings.drain(..).map(Value::Str));
+        result.insert("warnings", Value::List(warnings));
+    }
+    result
+}
+
 /// Run the module `name`.
-pub fn dispatch(name: &str, ctx: &mut Ctx, args: &Map, host: &Host) -> ModuleResult {
+pub fn dispatch(name: &str, ctx: &mut Ctx, args: &Map, host: Option<&Host>) -> ModuleResult {
     match name {
         "file" => files::file(ctx, args),
         "copy" => files::copy(ctx, args),
@@ -95,8 +123,11 @@ pub fn dispatch(name: &str, ctx: &mut Ctx, args: &Map, host: &Host) -> ModuleRes
         "stat" => stat::stat(ctx, args),
         "command" => command::command(ctx, args),
         "shell" => command::shell(ctx, args),
-        "assert" => misc::assert_(ctx, args, host),
-        "debug" => misc::debug(ctx, args, host),
+        "assert" | "debug" => match host {
+            Some(host) if name == "assert" => misc::assert_(ctx, args, host),
+            Some(host) => misc::debug(ctx, args, host),
+            None => Err(ModuleFailure::new(format!("module {} runs in the runner's own process", name))),
+        },
         "ping" => misc::ping(ctx, args),
         _ => Err(ModuleFailure::new(format!(
             "module {} is not supported by the native runner",

@@ -26,6 +26,7 @@ FAMILIES = {
     "file": "files",
     "template": "files",
     "stat": "files",
+    "slurp": "files",
     "lineinfile": "lines",
     "blockinfile": "lines",
     "replace": "lines",

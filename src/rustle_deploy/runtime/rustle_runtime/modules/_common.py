@@ -155,8 +155,7 @@ def atomic_write(path, data, validate=None, ctx=None, mode=None):
     ``%s``) runs on the temp file first and a non-zero exit fails the module without touching
     ``path``.
     """
-    directory = os.path.dirname(os.path.abspath(path)) or "."
-    fd, tmp = mkstemp(directory, ".rustle_tmp_")
+    fd, tmp = _temp_beside(path)
     try:
         with os.fdopen(fd, "wb") as handle:
             handle.write(data)
@@ -178,10 +177,9 @@ def atomic_write(path, data, validate=None, ctx=None, mode=None):
 
 def atomic_copy(src, path, validate=None, ctx=None):
     """Copy the file ``src`` onto ``path`` atomically (same rules as atomic_write)."""
-    directory = os.path.dirname(os.path.abspath(path)) or "."
     import shutil
 
-    fd, tmp = mkstemp(directory, ".rustle_tmp_")
+    fd, tmp = _temp_beside(path)
     try:
         with os.fdopen(fd, "wb") as handle, open(src, "rb") as source:
             shutil.copyfileobj(source, handle)
@@ -193,6 +191,16 @@ def atomic_copy(src, path, validate=None, ctx=None):
         if os.path.lexists(tmp):
             os.unlink(tmp)
         raise
+
+
+def _temp_beside(path):
+    """A new temp file in ``path``'s directory; fails as Ansible's atomic_move when the user
+    may not create one there."""
+    directory = os.path.dirname(os.path.abspath(path)) or "."
+    try:
+        return mkstemp(directory, ".rustle_tmp_")
+    except OSError as exc:
+        fail(f"The destination directory {os.path.dirname(path)!r} is not writable by the current user: {exc}")
 
 
 def _adopt_attributes(tmp, path):

@@ -172,15 +172,8 @@ def _mkdtemp(parent):
 
 
 def _become_elsewhere(ctx):
-    if not ctx.become or ctx.become_user == "root":
-        return False
-    import pwd
-
-    try:
-        me = pwd.getpwuid(os.getuid()).pw_name
-    except KeyError:
-        return True
-    return ctx.become_user != me
+    """A become_user that could not read the artifact (private to the connecting user)."""
+    return bool(ctx.become) and ctx.become_user not in ("root", _me())
 
 
 def _module_args(ctx, args, spec, bridge, name, task_tmp):
@@ -243,8 +236,8 @@ def _execute(ctx, spec, module_args, task_tmp):
             env = dict(os.environ)
             env.update(ctx.environment)
             return server.run(params, fqn, profile, env, task_tmp)
-        argv = [_python(ctx), "-c", BOOT, lib, fqn, profile]
-        return ctx.run_command(argv, data=params, expand=False)
+        argv = _become_argv(ctx, [_python(ctx), "-c", BOOT, lib, fqn, profile])
+        return _checked(ctx, ctx.run_command(argv, data=params, expand=False))
     path = _script(ctx, spec)
     args_path = os.path.join(task_tmp, "args")
     if style == "old":
@@ -255,14 +248,53 @@ def _execute(ctx, spec, module_args, task_tmp):
         text = json.dumps(module_args, default=str)
     with open(args_path, "w") as fh:
         fh.write(text)
-    return ctx.run_command(_interpreter(ctx, spec) + [path, args_path], expand=False)
+    argv = _become_argv(ctx, _interpreter(ctx, spec) + [path, args_path])
+    return _checked(ctx, ctx.run_command(argv, expand=False))
+
+
+def _become_argv(ctx, argv):
+    """``argv`` run as the task's become_user (the connecting user or root: _become_elsewhere):
+    ``sudo -n -H -u USER --``, or ``su`` when the runtime runs as root. Unchanged without
+    become, or when the run already is that user."""
+    if not ctx.become or ctx.become_user == _me():
+        return argv
+    if ctx.become_method == "sudo":
+        return ["sudo", "-n", "-H", "-u", ctx.become_user, "--"] + argv
+    if ctx.become_method == "su" and os.geteuid() == 0:
+        import shlex
+
+        return ["su", "-s", "/bin/sh", ctx.become_user, "-c", " ".join(shlex.quote(a) for a in argv)]
+    from ..context import ModuleFailure
+
+    raise ModuleFailure(f"become_method '{ctx.become_method}' cannot be used without a password prompt on the "
+                        "host; hint: use become_method: sudo with NOPASSWD for this user")
+
+
+def _checked(ctx, outcome):
+    rc, out, err = outcome
+    if ctx.become and rc != 0 and ("a password is required" in err or "a terminal is required" in err):
+        from ..context import ModuleFailure
+
+        raise ModuleFailure(f"become: sudo needs a password to run as '{ctx.become_user}' on this host; hint: "
+                            f"grant NOPASSWD sudo to the deploying user, or connect as '{ctx.become_user}'",
+                            rc=rc, stderr=err)
+    return outcome
+
+
+def _me():
+    import pwd
+
+    try:
+        return pwd.getpwuid(os.geteuid()).pw_name
+    except KeyError:
+        return str(os.geteuid())
 
 
 def _fork_server(ctx, lib):
     """The run's fork server for this interpreter, started on first use; None where a module must
     start a Python of its own (become to root through sudo, no fork, or ``rustle_bridge_fork``
     false)."""
-    if ctx.become and ctx._become_prefix():
+    if _become_argv(ctx, []):
         return None
     if not hasattr(os, "fork") or str(_var(ctx.vars, "rustle_bridge_fork")).lower() in ("false", "no", "0"):
         return None

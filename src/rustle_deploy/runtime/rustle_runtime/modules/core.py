@@ -28,11 +28,15 @@ def debug(ctx, args):
     if ctx.verbosity < verbosity:
         return {"changed": False, "skipped": True, "skipped_reason": "Verbosity threshold not met."}
     if "var" in args:
-        from ..templating import TemplateError
+        from ..templating import TemplateError, is_unsafe
 
         name = args["var"]
         if not isinstance(name, str):
             return {"changed": False, str(name): name}
+        if is_unsafe(name):  # `var: "{{ r.stdout }}"`: the name itself came from the host
+            raise ModuleFailure("Error while resolving `var` expression: Encountered untrusted template or "
+                                "expression (host data is never evaluated); hint: name the variable, e.g. "
+                                "var: r.stdout")
         try:
             value = ctx.evaluate(name)
         except TemplateError:

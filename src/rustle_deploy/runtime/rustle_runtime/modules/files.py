@@ -1,4 +1,4 @@
-"""Module family for files: copy, file, template, stat (Ansible's semantics and result keys).
+"""Module family for files: copy, file, template, stat, slurp (Ansible's semantics and result keys).
 
 Standard library only; Python 3.8 syntax. Every content change goes through
 ``_common.atomic_write``/``atomic_copy`` (temp file beside the target, os.replace).
@@ -124,6 +124,8 @@ def _write_content(ctx, args, data, src_label, module_name):
             result["diff"] = [c.file_diff(dest, before if before is not None else "", data,
                                           dest, src_label)]
         if not ctx.check_mode:
+            if not os.access(os.path.dirname(dest) or ".", os.W_OK):
+                c.fail(f"Destination {os.path.dirname(dest)} not writable", checksum=checksum_src)
             if backup and os.path.exists(dest):
                 result["backup_file"] = c.backup_local(ctx, dest)
             # a symlinked dest (follow=false) is replaced by the rename itself, atomically
@@ -698,6 +700,33 @@ def stat(ctx, args):
     return {"changed": False, "stat": out}
 
 
+# ------------------------------------------------------------------------------------ slurp
+
+@c.module
+def slurp(ctx, args):
+    """ansible.builtin.slurp: a file's bytes, base64-encoded, as ``content`` (works in check mode)."""
+    import base64
+
+    c.check_unknown(args, {"src", "path"}, "slurp")
+    src = c.pop_arg(args, ("src", "path"))
+    if src is None:
+        c.fail("missing required arguments: src")
+    src = c.expand(src)
+    try:
+        with open(src, "rb") as fh:
+            data = fh.read()
+    except OSError as exc:
+        if exc.errno == errno.ENOENT:
+            c.fail(f"File not found: {src}")
+        elif exc.errno == errno.EACCES:
+            c.fail(f"File is not readable: {src}")
+        elif exc.errno == errno.EISDIR:
+            c.fail(f"Source is a directory and must be a file: {src}")
+        c.fail(f"Unable to slurp file: {src}: {exc.strerror}")
+    return {"changed": False, "content": base64.b64encode(data).decode("ascii"), "source": src,
+            "encoding": "base64"}
+
+
 def _file_mime(ctx, path):
     from ..lowlevel import which
 
@@ -710,4 +739,4 @@ def _file_mime(ctx, path):
     return rc, out, err
 
 
-MODULES = {"copy": copy, "file": file, "template": template, "stat": stat}
+MODULES = {"copy": copy, "file": file, "template": template, "stat": stat, "slurp": slurp}

@@ -1,0 +1,566 @@
+"""Run a task's module as its ``become_user``: in a child interpreter started through sudo or su.
+
+Every module that Ansible runs on the host runs here with the identity the task asks for, not
+only the commands it starts: a ``file``, ``copy``, ``template`` or ``lineinfile`` task that
+becomes ``nobody`` creates files owned by ``nobody``, or fails where ``nobody`` may not write.
+The modules Ansible runs on the controller (``debug``, ``set_fact``, ``assert``, ``fail``,
+``meta``) stay in the runtime's own process.
+
+One child per identity (become method and user) serves every task of the run that needs it: it
+is started on the first such task (``sudo -n -H -u USER -- PYTHON -I -S -c BOOT``, or ``su`` when
+the runtime runs as root) and ends with the run. The artifact stays private (0700, the
+connecting user's): the child reads nothing of it. It asks the parent, over its stdin/stdout,
+one JSON object per line:
+
+* ``import``: the compiled code of a runtime module (this interpreter's marshal format);
+* ``read_file``: an embedded file, only one of the running task's own (copy/template ``src``);
+* ``render``: one of the task's own embedded templates rendered with the task's variables, as
+  Ansible renders templates on the controller (extra values are plain text, never templates).
+
+and answers each ``task`` request with its ``result``, which the executor treats as it treats a
+module's result in process (registered results, ``changed_when``, check mode, diff and
+``no_log`` work as usual; ``_set_fact``/``_meta`` are never taken from a child). The child
+applies the task's ``timeout`` itself; the parent gives it a few seconds more, then ends it
+and starts a new one for the next task. Measured cost in docs/decisions.md.
+"""
+
+import os
+import sys
+import time
+
+# Modules Ansible runs as action plugins on the controller: no become applies to them.
+CONTROLLER_SIDE = frozenset(("debug", "set_fact", "assert", "fail", "meta"))
+# template variables a child may pass with a render request (modules/files.py template)
+_TEMPLATE_VARS = frozenset(("template_path", "template_fullpath", "template_destpath", "template_host",
+                            "template_run_date"))
+_GRACE = 5.0  # seconds the parent waits past a task's timeout before it ends the child
+_STDERR_KEEP = 1 << 16
+
+# Runs as ``python -I -S -c BOOT``: the first line on stdin carries the code of the package
+# and of this module; everything else is imported through the parent (``_Finder``).
+BOOT = (
+    "import base64,json,marshal,os,sys,types\n"
+    "r=os.fdopen(os.dup(0),'rb');w=os.fdopen(os.dup(1),'wb')\n"
+    "for n,c,p in json.loads(r.readline())['modules']:\n"
+    " m=types.ModuleType(n);m.__file__='<rustle>/'+n;m.__package__=n if p else n.rpartition('.')[0]\n"
+    " if p:m.__path__=[]\n"
+    " sys.modules[n]=m;exec(marshal.loads(base64.b64decode(c)),m.__dict__)\n"
+    "sys.modules['rustle_runtime.become'].child_main(r,w)\n"
+)
+
+
+def _me():
+    import pwd
+
+    try:
+        return pwd.getpwuid(os.geteuid()).pw_name
+    except KeyError:
+        return str(os.geteuid())
+
+
+def identity(ctx, module):
+    """``(method, user)`` when ``module`` must run in a child as another user, else None.
+
+    Raises ModuleFailure for a method that would need a password prompt on the host.
+    """
+    from .context import ModuleFailure
+
+    user = str(ctx.become_user)
+    if not ctx.become or module in CONTROLLER_SIDE or user == _me():
+        return None
+    if not sys.executable:
+        raise ModuleFailure(f"become: cannot tell which Python runs this artifact, to start it as '{user}'")
+    if ctx.become_method == "sudo" or (ctx.become_method == "su" and os.geteuid() == 0):
+        return ctx.become_method, user
+    raise ModuleFailure(
+        f"become_method '{ctx.become_method}' cannot be used without a password prompt on the host; "
+        "hint: use become_method: sudo with NOPASSWD for this user")
+
+
+def _encode(obj):
+    import json
+
+    def default(value):
+        if isinstance(value, (set, frozenset, tuple)):
+            return list(value)
+        if isinstance(value, bytes):
+            return value.decode("utf-8", "replace")
+        return str(value)
+
+    return json.dumps(obj, default=default).encode("ascii") + b"\n"
+
+
+# ------------------------------------------------------------------------------------ parent
+
+class Children:
+    """The run's children, one per identity; ``close()`` ends them all."""
+
+    def __init__(self, runner):
+        self._runner = runner
+        self._children = {}
+        self._code = {}
+
+    def run(self, key, ctx, module, args, timeout):
+        """The result of ``module`` run with ``args`` as ``key`` = (method, user)."""
+        from .context import ModuleFailure
+
+        child = self._children.get(key)
+        if child is None:
+            child = self._children[key] = _Child(key[0], key[1], self._code)
+        request = {"op": "task", "module": module, "args": args, "host": ctx.host,
+                   "verbosity": ctx.verbosity, "check": ctx.check_mode, "diff": ctx.diff_mode,
+                   "environment": ctx.environment, "files": ctx.files,
+                   "timeout": timeout or None,
+                   "task": {k: ctx.task.get(k) for k in ("id", "name", "module")}}
+        deadline = time.monotonic() + float(timeout) + _GRACE if timeout else None
+        try:
+            result = child.call(request, ctx, deadline)
+        except _Timeout:
+            self._end(key)
+            return {"failed": True, "changed": False,
+                    "msg": f"The {module} action failed to execute in the expected time frame ({timeout}) "
+                           "and was terminated"}
+        except BaseException:
+            self._end(key)
+            raise
+        if not isinstance(result, dict):
+            self._end(key)
+            raise ModuleFailure(f"become: the process running as '{key[1]}' answered {type(result).__name__}, "
+                                "not a result")
+        for private in ("_set_fact", "_meta"):
+            result.pop(private, None)
+        return result
+
+    def _end(self, key):
+        child = self._children.pop(key, None)
+        if child is not None:
+            child.close(kill=True)
+
+    def close(self, wait=True):
+        """End every child: close their stdin (each exits at its end), then, with ``wait``,
+        reap them; ``close(wait=False)`` first lets the run finish while they exit."""
+        for child in self._children.values():
+            child.hang_up()
+        if wait:
+            for key in list(self._children):
+                self._children.pop(key).close()
+
+
+class _Timeout(Exception):
+    pass
+
+
+class _Child:
+    """One child interpreter running as ``user``, and the parent's end of its pipes."""
+
+    def __init__(self, method, user, code_cache):
+        import shlex
+
+        self.method, self.user = method, user
+        self._code = code_cache
+        self.python = sys.executable
+        cmd = [self.python, "-I", "-S", "-c", BOOT]
+        if method == "sudo":
+            argv = ["sudo", "-n", "-H", "-u", user, "--"] + cmd
+        else:  # su, as root
+            argv = ["su", "-s", "/bin/sh", user, "-c", "exec " + " ".join(shlex.quote(a) for a in cmd)]
+        self.stderr = b""
+        self._out = b""
+        self._pending = b""
+        self._answered = False
+        self.pid, self.in_w, self.out_r, self.err_r = _spawn(argv)
+        self._send({"op": "boot", "modules": [self._module_code("rustle_runtime"), self._module_code(__name__)]})
+
+    # -- the exchange ------------------------------------------------------------------------
+    def call(self, request, ctx, deadline):
+        """Send one task and serve the child's requests until its result comes back."""
+        from .context import ModuleFailure
+
+        self._send(request)
+        while True:
+            msg = self._recv(deadline)
+            if msg is None:
+                self.close(kill=True)
+                raise ModuleFailure(self._died())
+            self._answered = True
+            op = msg.get("op")
+            if op == "result":
+                return msg.get("result")
+            if op == "import":
+                name = str(msg.get("name"))
+                self._send({"op": "code", "module": self._module_code(name)})
+            elif op == "read_file":
+                self._send(_answer(lambda m=msg: {"data": _b64(_task_file(ctx, m.get("sha256")))}))
+            elif op == "render":
+                self._send(_answer(lambda m=msg: {"text": _render(ctx, m.get("text"), m.get("extra"))}))
+            else:
+                raise ModuleFailure(f"become: unexpected message from the process running as '{self.user}'")
+
+    def _module_code(self, name):
+        """[name, base64 marshal of its code, is_package] for a runtime module, or None."""
+        import base64
+        import importlib
+        import marshal
+
+        if name != "rustle_runtime" and not name.startswith("rustle_runtime."):
+            return None
+        if name not in self._code:
+            try:
+                module = importlib.import_module(name)
+                loader = module.__spec__.loader
+                code = loader.get_code(name)
+                is_package = bool(loader.is_package(name))
+            except (ImportError, AttributeError):
+                self._code[name] = None
+            else:
+                self._code[name] = [name, base64.b64encode(marshal.dumps(code)).decode("ascii"), is_package]
+        return self._code[name]
+
+    def _died(self):
+        text = self.stderr.decode("utf-8", "replace").strip()
+        if "a password is required" in text or "a terminal is required" in text:
+            return (f"become: sudo needs a password to run as '{self.user}' on this host; "
+                    f"hint: grant NOPASSWD sudo to the deploying user, or connect as '{self.user}'")
+        last = text.splitlines()[-1] if text else "no output"
+        if not self._answered:
+            return (f"become: cannot start {self.python} as '{self.user}' with {self.method}: {last}; "
+                    "hint: set ansible_python_interpreter to a Python every become_user can run "
+                    "(such as /usr/bin/python3)")
+        return f"become: the process running as '{self.user}' ended during the task: {last}"
+
+    # -- pipes -------------------------------------------------------------------------------
+    def _send(self, obj):
+        self._pending += _encode(obj)
+        self._pump(None, want_line=False)
+
+    def _recv(self, deadline):
+        """The next message from the child; None when it closed its end."""
+        import json
+
+        while b"\n" not in self._out:
+            if not self._pump(deadline, want_line=True):
+                return None
+        line, self._out = self._out.split(b"\n", 1)
+        try:
+            msg = json.loads(line.decode("utf-8"))
+        except ValueError:
+            msg = None
+        if not isinstance(msg, dict):
+            from .context import ModuleFailure
+
+            raise ModuleFailure(f"become: unreadable message from the process running as '{self.user}'")
+        return msg
+
+    def _pump(self, deadline, want_line):
+        """Move bytes until the pending input is written (and, with ``want_line``, until more
+        output arrived). False when the child's stdout reached its end."""
+        import select
+
+        poller = select.poll()
+        if self._pending:
+            poller.register(self.in_w, select.POLLOUT)
+        if want_line:
+            poller.register(self.out_r, select.POLLIN)
+        if self.err_r is not None:
+            poller.register(self.err_r, select.POLLIN)
+        while self._pending or want_line:
+            wait = None
+            if deadline is not None:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise _Timeout()
+                wait = left * 1000
+            for fd, _event in poller.poll(wait):
+                if fd == self.in_w:
+                    try:
+                        n = os.write(self.in_w, self._pending[:1 << 16])
+                    except BrokenPipeError:
+                        n = len(self._pending)  # the child is gone; its stdout tells the rest
+                    self._pending = self._pending[n:]
+                    if not self._pending:
+                        poller.unregister(self.in_w)
+                    continue
+                block = os.read(fd, 1 << 16)
+                if fd == self.err_r:
+                    if block:
+                        self.stderr = (self.stderr + block)[-_STDERR_KEEP:]
+                    else:
+                        poller.unregister(fd)
+                        os.close(fd)
+                        self.err_r = None
+                    continue
+                if not block:
+                    self._drain_stderr()
+                    return False
+                self._out += block
+                return True
+        return True
+
+    def _drain_stderr(self):
+        import select
+
+        while self.err_r is not None and select.select([self.err_r], [], [], 1.0)[0]:
+            block = os.read(self.err_r, 1 << 16)
+            if not block:
+                break
+            self.stderr = (self.stderr + block)[-_STDERR_KEEP:]
+
+    def hang_up(self):
+        """Close our ends of the pipes: the child reads the end of its stdin and exits."""
+        for fd in (self.in_w, self.out_r, self.err_r):
+            if fd is not None:
+                os.close(fd)
+        self.in_w = self.out_r = self.err_r = None
+
+    def close(self, kill=False):
+        """End the child and reap it; ``kill`` signals it first (sudo relays the signal)."""
+        import signal
+
+        if self.pid is None:
+            return
+        if kill:
+            _signal(self.pid, signal.SIGTERM)
+        self.hang_up()
+        end = time.monotonic() + (2.0 if kill else 10.0)
+        pause = 0.0005
+        while not os.waitpid(self.pid, os.WNOHANG)[0]:
+            if time.monotonic() > end:
+                _signal(self.pid, signal.SIGKILL)
+                os.waitpid(self.pid, 0)
+                break
+            time.sleep(pause)
+            pause = min(pause * 2, 0.05)
+        self.pid = None
+
+
+def _signal(pid, sig):
+    """Signal the child's session (sudo relays what it gets to the command it started)."""
+    for target in (lambda: os.killpg(pid, sig), lambda: os.kill(pid, sig)):
+        try:
+            target()
+        except OSError:
+            pass
+
+
+def _spawn(argv):
+    """Start ``argv`` in a new session with pipes on 0, 1 and 2: (pid, stdin, stdout, stderr)."""
+    import signal
+
+    from .lowlevel import which
+
+    env = dict(os.environ)
+    path = which(argv[0], env)
+    if path is None:
+        from .context import ModuleFailure
+
+        raise ModuleFailure(f"become: '{argv[0]}' is not installed on this host")
+    in_r, in_w = os.pipe()
+    out_r, out_w = os.pipe()
+    err_r, err_w = os.pipe()
+    try:
+        if hasattr(os, "posix_spawn"):
+            try:
+                pid = os.posix_spawn(path, argv, env,
+                                     file_actions=[(os.POSIX_SPAWN_DUP2, in_r, 0), (os.POSIX_SPAWN_DUP2, out_w, 1),
+                                                   (os.POSIX_SPAWN_DUP2, err_w, 2)],
+                                     setsid=True, setsigdef=(signal.SIGPIPE, signal.SIGXFSZ))
+            except NotImplementedError:  # a libc without POSIX_SPAWN_SETSID
+                pid = None
+        else:
+            pid = None
+        if pid is None:
+            import subprocess
+
+            pid = subprocess.Popen(argv, stdin=in_r, stdout=out_w, stderr=err_w, env=env,
+                                   start_new_session=True).pid
+    except BaseException:
+        for fd in (in_w, out_r, err_r):
+            os.close(fd)
+        raise
+    finally:
+        for fd in (in_r, out_w, err_w):
+            os.close(fd)
+    return pid, in_w, out_r, err_r
+
+
+def _b64(data):
+    import base64
+
+    return base64.b64encode(data).decode("ascii")
+
+
+def _answer(compute):
+    """A reply to a child's request: ``compute()``'s fields, or the module failure it raised."""
+    from .context import ModuleFailure
+
+    try:
+        reply = compute()
+    except ModuleFailure as exc:
+        return {"op": "error", "msg": exc.msg}
+    reply["op"] = "ok"
+    return reply
+
+
+def _task_file(ctx, sha256):
+    from .context import ModuleFailure
+
+    if sha256 not in set(ctx.files.values()):
+        raise ModuleFailure(f"embedded file {sha256} does not belong to this task")
+    return ctx.read_file(sha256)
+
+
+def _render(ctx, text, extra):
+    """``ctx.render(text, extra)`` for a child: ``text`` must be one of the task's own embedded
+    files and ``extra`` the template module's plain values, so a child never has the parent
+    evaluate a template of its own making."""
+    from .context import ModuleFailure
+    from .templating import is_template
+
+    sources = set()
+    for sha in set(ctx.files.values()):
+        sources.add(ctx.read_file(sha).decode("utf-8", "surrogateescape"))
+    if not isinstance(text, str) or text not in sources:
+        raise ModuleFailure("become: a render request for a text that is not one of this task's templates")
+    extra = extra or {}
+    if not isinstance(extra, dict) or any(
+            k not in _TEMPLATE_VARS or not isinstance(v, str) or is_template(v) for k, v in extra.items()):
+        raise ModuleFailure("become: a render request with variables the template module does not set")
+    return ctx.render(text, extra)
+
+
+# ------------------------------------------------------------------------------------- child
+
+class _Channel:
+    """The child's end: one JSON object per line on the parent's pipes."""
+
+    def __init__(self, reader, writer):
+        self.reader, self.writer = reader, writer
+
+    def send(self, obj):
+        self.writer.write(_encode(obj))
+        self.writer.flush()
+
+    def recv(self):
+        import json
+
+        line = self.reader.readline()
+        if not line:
+            return None
+        return json.loads(line.decode("utf-8"))
+
+    def call(self, obj):
+        self.send(obj)
+        reply = self.recv()
+        if reply is None:
+            raise SystemExit(0)  # the parent went away
+        return reply
+
+
+class _Finder:
+    """Imports ``rustle_runtime.*`` from code the parent sends (the artifact is not readable here)."""
+
+    def __init__(self, channel):
+        self.channel = channel
+        self.code = {}
+
+    def find_spec(self, name, path=None, target=None):
+        from importlib.machinery import ModuleSpec
+
+        if name != "rustle_runtime" and not name.startswith("rustle_runtime."):
+            return None
+        module = self.channel.call({"op": "import", "name": name}).get("module")
+        if not module:
+            return None
+        self.code[name] = module[1]
+        return ModuleSpec(name, self, origin="<rustle>/" + name, is_package=bool(module[2]))
+
+    def create_module(self, spec):
+        return None
+
+    def exec_module(self, module):
+        import base64
+        import marshal
+
+        exec(marshal.loads(base64.b64decode(self.code.pop(module.__name__))), module.__dict__)
+
+
+def child_main(reader, writer):
+    """The child's loop: serve ``task`` requests until the parent closes our stdin."""
+    import signal
+
+    # keep the channel to ourselves: stray output goes to stderr, stdin reads nothing
+    devnull = os.open(os.devnull, os.O_RDONLY)
+    os.dup2(devnull, 0)
+    os.close(devnull)
+    os.dup2(2, 1)
+    channel = _Channel(reader, writer)
+    sys.meta_path.append(_Finder(channel))
+
+    def _terminate(signum, frame):
+        raise SystemExit(128 + signum)  # unwinds through spawn(), which ends the task's commands
+
+    signal.signal(signal.SIGTERM, _terminate)
+    state = {"tmpdir": None, "facts": None}
+    try:
+        while True:
+            request = channel.recv()
+            if request is None:
+                return
+            channel.send({"op": "result", "result": _child_task(channel, request, state)})
+    finally:
+        if state["tmpdir"]:
+            import shutil
+
+            shutil.rmtree(state["tmpdir"], ignore_errors=True)
+
+
+def _child_task(channel, request, state):
+    from .context import ModuleContext, ModuleFailure, call_module
+
+    class _Host:
+        host = request.get("host")
+        verbosity = request.get("verbosity") or 0
+
+    class _ChildContext(ModuleContext):
+        """ModuleContext as the become user: files and templates come from the parent."""
+
+        def facts(self, refresh=False):
+            if state["facts"] is None or refresh:
+                from .facts import gather
+
+                state["facts"] = gather()
+            return state["facts"]
+
+        def read_file(self, sha256):
+            reply = channel.call({"op": "read_file", "sha256": sha256})
+            if reply.get("op") != "ok":
+                raise ModuleFailure(str(reply.get("msg")))
+            import base64
+
+            return base64.b64decode(reply["data"])
+
+        def render(self, text, extra_vars=None):
+            reply = channel.call({"op": "render", "text": text, "extra": extra_vars or {}})
+            if reply.get("op") != "ok":
+                raise ModuleFailure(str(reply.get("msg")))
+            return reply["text"]
+
+        def template(self, value, extra_vars=None):
+            raise ModuleFailure("templating is not available to a module running as the become user")
+
+        evaluate = condition = template
+
+        @property
+        def tmpdir(self):
+            if state["tmpdir"] is None:
+                import tempfile
+
+                state["tmpdir"] = tempfile.mkdtemp(prefix="rustle-")
+            return state["tmpdir"]
+
+    task = dict(request.get("task") or {}, files=request.get("files") or {})
+    timeout = request.get("timeout")
+    deadline = time.monotonic() + timeout if timeout else None
+    ctx = _ChildContext(_Host(), task, None, request.get("check"), request.get("diff"),
+                        environment=request.get("environment"), deadline=deadline)
+    return call_module(str(request.get("module")), ctx, request.get("args") or {}, timeout)
