@@ -176,3 +176,19 @@ def test_verbose_output_names_the_bridged_modules(tmp_path: Path, bridge: Bridge
            "ansible-core 2.19" in err + out
     assert "look [bridge: ansible.builtin.find]" in out
     assert "fast [bridge" not in out and "bridge: ansible.builtin.stat" not in err + out
+
+
+def test_become_root_runs_and_another_user_is_refused(tmp_path: Path, bridge: BridgeRun) -> None:
+    import os
+
+    if os.geteuid() != 0:
+        pytest.skip("runs as root: become root needs no sudo")
+    plan = write_plan(tmp_path / "p", [
+        {"name": "as root", "module": "getent", "args": {"database": "passwd", "key": "root"}, "become": True},
+        {"name": "as nobody", "module": "getent", "args": {"database": "passwd", "key": "root"}, "become": True,
+         "become_user": "nobody", "ignore_errors": True},
+    ])
+    res = bridge.run(plan)
+    assert res["as root"]["status"] == "ok"
+    assert res["as nobody"]["status"] == "failed"
+    assert "become_user 'nobody': bridged modules run as the connecting user or as root" in res["as nobody"]["msg"]
