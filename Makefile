@@ -9,7 +9,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 LATEST ?= .venv-latest
 
-.PHONY: setup demo test test-latest lint lock bench clean
+.PHONY: setup demo test test-latest fuzz lint lock bench clean
 
 $(BIN)/rustle-deploy: pyproject.toml requirements.lock
 	$(PY) -m venv $(VENV)
@@ -38,6 +38,13 @@ test-latest:
 	$(LATEST)/bin/pip install -q --upgrade --upgrade-strategy eager -e '.[test]'
 	$(LATEST)/bin/pip list --format=freeze | grep -iE '^(asyncssh|cryptography|click|rich|pyyaml|jinja2|pytest|hypothesis|ansible-core)=='
 	$(LATEST)/bin/python -m pytest -q -p no:cacheprovider
+
+# Fuzz every input (inventories in each format, every connection variable, plans, config files,
+# RUSTLE_* variables, flags) with hypothesis: the suite's 2,910 examples times FUZZ_SCALE, about
+# 100,000; any traceback fails it. tests/fuzzing.py says what is checked.
+FUZZ_SCALE ?= 35
+fuzz: setup
+	RUSTLE_FUZZ_SCALE=$(FUZZ_SCALE) $(BIN)/python -m pytest -q -p no:cacheprovider -m fuzz
 
 # Rewrite requirements.lock from pyproject.toml's ranges (newest allowed releases, with hashes).
 lock: setup

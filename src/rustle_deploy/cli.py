@@ -17,7 +17,7 @@ import click
 
 from . import __version__
 from .errors import RustleError, UsageError
-from .settings import load_settings
+from .settings import check_flags, load_settings
 
 EXIT_OK, EXIT_HOSTS_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 
@@ -27,7 +27,7 @@ def _fail(message: str) -> None:
 
 
 @click.command(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
-@click.argument("execution_plan", required=False, metavar="[EXECUTION_PLAN]")
+@click.argument("execution_plan", required=False, metavar="[PLAYBOOK|EXECUTION_PLAN]")
 @click.option("-i", "--inventory", metavar="FILE", help="Inventory: INI, YAML, JSON or an executable script [implicit localhost].")
 @click.option("-o", "--output-dir", metavar="DIR", help="Where --compile-only writes artifacts [./target].")
 @click.option("-t", "--target", metavar="TRIPLE", help="Force a target (default: py3-none-any, the portable pyz).")
@@ -38,7 +38,7 @@ def _fail(message: str) -> None:
 @click.option("--deploy-only", is_flag=True, help="Deploy the artifacts --compile-only wrote to --output-dir.")
 @click.option("--cleanup", is_flag=True,
               help="Remove what rustle-deploy put on the inventory's hosts; leave and report anything else.")
-@click.option("--parallel", type=int, metavar="NUM", help="Hosts handled at once [plan's forks, else 50].")
+@click.option("-f", "--forks", "--parallel", "parallel", type=int, metavar="NUM", help="Hosts handled at once [plan's forks, else 50].")
 @click.option("--timeout", type=float, metavar="SECONDS", help="Per-host deadline [120].")
 @click.option("--verify", is_flag=True, default=None, help="Re-hash and self-check on the host; roll that host back on mismatch.")
 @click.option("--rollback", is_flag=False, flag_value="latest", default=None, metavar="[ID]",
@@ -52,6 +52,16 @@ def _fail(message: str) -> None:
 @click.option("-l", "--limit", metavar="PATTERN", help="Only hosts matching this Ansible pattern.")
 @click.option("--tags", metavar="TAGS", help="Only tasks with these tags (comma-separated).")
 @click.option("--skip-tags", metavar="TAGS", help="Skip tasks with these tags (comma-separated).")
+@click.option("-e", "--extra-vars", "extra_vars", multiple=True, metavar="VARS",
+              help="Extra variables, highest precedence: key=value, YAML/JSON, or @FILE (repeatable).")
+@click.option("-b", "--become", is_flag=True, default=None, help="Playbooks: run operations with become (as ansible-playbook -b).")
+@click.option("--become-user", metavar="USER", help="Playbooks: the user to become [root].")
+@click.option("--become-method", metavar="METHOD", help="Playbooks: sudo or su [sudo].")
+@click.option("--emit-plan", is_flag=True, help="Print the execution plan (JSON) the input compiles to, and exit.")
+@click.option("--syntax-check", is_flag=True, help="Read and check the playbook (roles, includes, files), and exit.")
+@click.option("--list-hosts", is_flag=True, help="List each play's hosts, and exit.")
+@click.option("--list-tasks", is_flag=True, help="List each play's tasks, and exit.")
+@click.option("--list-tags", is_flag=True, help="List each play's tags, and exit.")
 @click.option("--files-dir", multiple=True, metavar="DIR", help="Extra directory to look for copy/template sources.")
 @click.option("--output", type=click.Choice(["text", "json"]), default=None, help="Output format [text on a terminal, else json].")
 @click.option("--list-deployments", is_flag=True, help="List recorded deployments and exit.")
@@ -133,11 +143,17 @@ def _dispatch(opts: dict[str, Any]) -> int:
 
 
 def _guarded(work: Callable[[], int]) -> int:
-    """Run ``work``; a RustleError becomes its message and exit code, Ctrl-C exit 130."""
+    """Run ``work``; a RustleError becomes its message and exit code, Ctrl-C exit 130.
+
+    A message may quote inventory, plan or host data: its lines are printed with control
+    characters shown as escapes (report.visible), never sent raw to the terminal.
+    """
     try:
         return work()
     except RustleError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        from .report import text_lines, visible
+
+        print("\n".join(visible(line) for line in text_lines(f"error: {exc}")), file=sys.stderr)
         return exc.exit_code
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
@@ -177,9 +193,7 @@ def _dispatch_exec(opts: dict[str, Any]) -> int:
 def _exec(opts: dict[str, Any]) -> int:
     from .pipeline import run_manifest
 
-    for flag in ("parallel", "timeout"):
-        if opts.get(flag) is not None and opts[flag] <= 0:
-            raise UsageError(f"--{flag} must be greater than 0")
+    check_flags(opts)
 
     source = opts["manifest"]
     if source == "-":

@@ -4,6 +4,8 @@
     ├── UsageError              bad flags or flag combinations                  (exit 2)
     ├── ConfigError             config.toml / environment: .file, .key          (exit 2)
     ├── PlanError               execution plan: .file, .pointer (JSON pointer)  (exit 2)
+    │   └── PlanErrors          several of them, found in one validation: .problems
+    ├── PlaybookError           playbook, role, tasks or vars file: .file, .line, .column (exit 2)
     ├── InventoryError          inventory: .file, .line                         (exit 2)
     ├── CompileError            building artifacts: .task (pointer)             (exit 2)
     ├── StateError              local history database                          (exit 2)
@@ -62,6 +64,50 @@ class PlanError(RustleError):
         super().__init__(f"{file}: {pointer or '/'}: {message}", hint)
         self.file = file
         self.pointer = pointer
+        self.detail = message
+
+
+class PlanErrors(PlanError):
+    """Several problems in one plan, all found in one validation (``.problems``, in plan order);
+    its own file, pointer and detail are the first problem's."""
+
+    def __init__(self, problems: list[PlanError]) -> None:
+        first = problems[0]
+        lines = []
+        for problem in problems:
+            lines.append(f"{problem.file}: {problem.pointer or '/'}: {problem.detail}")
+            if problem.hint:
+                lines.append(f"  hint: {problem.hint}")
+        RustleError.__init__(self, "\n".join(lines),
+                             f"{len(problems)} problems in the plan: fix them all, then validate again")
+        self.file = first.file
+        self.pointer = first.pointer
+        self.detail = first.detail
+        self.problems = list(problems)
+class PlaybookError(RustleError):
+    """A playbook (or a role, tasks or vars file it uses) that cannot be accepted.
+
+    Rendered as Ansible users expect: ``file:line:column: message``, then the offending YAML
+    line with a caret under the column, then the hint.
+    """
+
+    def __init__(
+        self, message: str, hint: str | None = None, *, file: str, line: int | None = None,
+        column: int | None = None, source_line: str | None = None,
+    ) -> None:
+        where = file
+        if line is not None:
+            where += f":{line}" + (f":{column}" if column is not None else "")
+        text = f"{where}: {message}"
+        if source_line is not None and line is not None:
+            gutter = f"{line:>5} | "
+            text += f"\n{gutter}{source_line.rstrip()}"
+            if column is not None:
+                text += "\n" + " " * (len(gutter) + column - 1) + "^ here"
+        super().__init__(text, hint)
+        self.file = file
+        self.line = line
+        self.column = column
         self.detail = message
 
 

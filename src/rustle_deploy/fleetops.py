@@ -27,6 +27,7 @@ from .deploy.host import runner_identity
 from .errors import ConnectError, UsageError
 from .inventory import check_remote_dirs
 from .model import Host, Plan
+from .reconcile import apply, settle, settle_orphans
 from .report import HostSummary, dump_json
 from .rollout import (
     PlaySpec,
@@ -41,6 +42,7 @@ from .rollout import schedule as make_schedule
 from .settings import Settings
 from .state import History
 from .transport import make_connect
+from .transport.options import check_connections
 
 if TYPE_CHECKING:
     from .compiler.build import Artifact
@@ -121,6 +123,9 @@ def _host_line(o: HostOutcome) -> str:
     parts = []
     if o.sha256:
         parts.append(("uploaded " if o.uploaded else "already had ") + o.sha256[:12])
+    repaired = _repaired(o)
+    if repaired:
+        parts.append(repaired)
     if o.activated:
         parts.append("activated")
     if o.rolled_back:
@@ -130,6 +135,19 @@ def _host_line(o: HostOutcome) -> str:
     return f"{', '.join(parts) or 'done'} in {o.duration:.2f}s"
 
 
+def _repaired(o: HostOutcome) -> str | None:
+    """What the host had that was not what rustle-deploy put there, and was replaced."""
+    agent = o.agent or {}
+    notes = []
+    damaged = agent.get("damaged")
+    if isinstance(damaged, dict):
+        what = f"hashed to {str(damaged['sha256'])[:12]}" if damaged.get("sha256") else f"was {damaged.get('size')} bytes"
+        notes.append(f"replaced the host's copy, which had changed since its upload ({what})")
+    if agent.get("unpacked_rebuilt"):
+        notes.append(f"unpacked the artifact again: the cached copy was not what it held ({agent['unpacked_rebuilt']})")
+    return "; ".join(notes) or None
+
+
 def _summary(outcome: HostOutcome) -> HostSummary:
     s = HostSummary(name=outcome.host)
     recap = outcome.recap or {}
@@ -137,9 +155,11 @@ def _summary(outcome: HostOutcome) -> HostSummary:
     s.changed = int(recap.get("changed", 0))
     s.failed = int(recap.get("failed", 0))
     s.skipped = int(recap.get("skipped", 0))
+    s.rescued = int(recap.get("rescued", 0))
     s.ignored = int(recap.get("ignored", 0))
     for event in outcome.events:
-        if event.get("event") in ("task_result", "handler_result") and event.get("status") == "failed" and not event.get("ignored"):
+        if (event.get("event") in ("task_result", "handler_result") and event.get("status") == "failed"
+                and not event.get("ignored") and not event.get("rescued")):
             s.failed_tasks.append(str(event.get("task") or event.get("id")))
     if outcome.error is not None:
         s.unreachable = isinstance(outcome.error, ConnectError)
@@ -428,12 +448,14 @@ def _deploy_jobs(
     schedule = planned if run else Schedule.single(host_of)
     checks = _health_checks(opts, hosts)  # before anything is touched: a bad template is exit 2
     rolling = schedule.batched or checks is not None or resumed is not None or staging
+    settle_orphans(session, hosts)  # deployments to these hosts left running by a controller now gone
     with History(settings.state_db) as history:
         if resumed is not None:  # the same deployment goes on: --rollback ID covers all of it
             did = resumed.deployment_id
             history.resume_rollout(did)
+            history.own(did, _context(session))
         else:
-            did = history.begin("deploy", plan_source=source, plan_sha256=plan_sha)
+            did = history.begin("deploy", plan_source=source, plan_sha256=plan_sha, context=_context(session))
         deployed_before = resumed.activated if resumed is not None else frozenset()
         # Send the artifact with the request, without waiting for the agent to ask, to hosts
         # this history has not seen holding it: saves a round trip on first deployments.
@@ -519,6 +541,8 @@ def _deploy_jobs(
                 job_of.setdefault(j.host.name, j)
             in_flight[:] = jobs
             recorded.clear()
+            history.pending(did, [(j.host.name, j.binary_name, j.sha256, j.host.remote_dir)
+                                  for j in jobs if j.op == "deploy"])
 
             def on_outcome(outcome: HostOutcome) -> None:
                 merged = roll.absorb(outcome, number)
@@ -542,7 +566,10 @@ def _deploy_jobs(
                 if j.op == "deploy" and o.error is not None and not o.activated and o.agent is None
                 and not isinstance(o.error, ConnectError) and (o.uploaded or o.events)  # got far enough to activate
             }
-            _reconcile(session, history, did, [job_of[h] for h in uncertain], uncertain)
+            found = settle(session, history, did, [job_of[h] for h in uncertain], uncertain)
+            for o in outcomes:
+                if o.host in found:
+                    apply(o, found[o.host])
             return outcomes
 
         if rolling and resumed is None:
@@ -557,7 +584,7 @@ def _deploy_jobs(
             roll.run(fan_out, (lambda number: history.record_batch_done(did, number)) if rolling else None)
             status = "stopped" if roll.stopped_after is not None else ("staged" if staging else "done")
         except KeyboardInterrupt:
-            _reconcile(session, history, did, [j for j in in_flight if j.host.name not in recorded and j.op == "deploy"])
+            settle(session, history, did, [j for j in in_flight if j.host.name not in recorded and j.op == "deploy"])
             raise
         finally:
             if early is not None:
@@ -578,6 +605,8 @@ def _deploy_jobs(
     for o, s in zip(outcomes, summaries, strict=True):
         if not run and o.error is None:
             s.deploy = "uploaded" if o.uploaded else "already present"
+            if (o.agent or {}).get("damaged"):
+                s.deploy = "re-uploaded (the host's copy had changed)"
     failed = any(s.is_failure for s in summaries) or roll.stopped_after is not None
     if run:
         session.reporter.recap(summaries, "PLAY RECAP")
@@ -603,54 +632,12 @@ def _deploy_jobs(
     return 1 if failed else 0
 
 
-def _reconcile(
-    session: Session, history: History, did: str, jobs: list[HostJob], errors: dict[str, str] | None = None,
-) -> None:
-    """Ask hosts whose outcome is uncertain which release is current, and record that.
-
-    Used after an interrupt (hosts in flight) and for hosts that failed after their upload
-    (a timeout or a cut during the run may come after activation). Activation on a host is
-    one rename, so every host is on its old or its new release; agents still finishing hold
-    the host's lock, and the status query waits for it, so what is recorded is what the host
-    really runs. A host that cannot be asked is recorded as ``unknown``.
-    """
-    if not jobs:
-        return
-    errors = errors or {}
-    session.reporter.stop()
-    session.reporter.line(f"asking {len(jobs)} host(s) which release is current")
-    status_jobs = [
-        HostJob(host=j.host, op="status", binary_name=j.binary_name, deployment_id=did, lock_timeout=30.0)
-        for j in jobs
-    ]
-    try:
-        outcomes = asyncio.run(deploy_fleet(status_jobs, parallel=_parallel(session.settings, None), timeout=45.0))
-    except KeyboardInterrupt:
-        outcomes = []
-    answered = {o.host: o for o in outcomes}
-    for job in jobs:
-        name = job.host.name
-        why = errors.get(name, "interrupted")
-        o = answered.get(name)
-        agent = (o.agent or {}) if o is not None and o.error is None else {}
-        release = (agent.get("releases") or {}).get(job.binary_name) or {}
-        current = release.get("current")
-        record = {"binary_name": job.binary_name, "remote_dir": job.host.remote_dir}
-        if o is None or o.error is not None:
-            asked = str(o.error) if o is not None and o.error is not None else "not asked"
-            history.record_host(did, name, "unknown", sha256=job.sha256,
-                                error=f"{why}; current release unknown: {asked}", **record)
-        elif current == job.sha256:
-            previous = next(
-                (h.get("previous") for h in reversed(agent.get("history") or [])
-                 if h.get("op") == "deploy" and h.get("deployment_id") == did),
-                release.get("previous"),
-            )
-            history.record_host(did, name, "activated", sha256=job.sha256, previous_sha256=previous,
-                                error=f"{why} (after activation)", **record)
-        else:
-            history.record_host(did, name, "failed" if name in errors else "interrupted", sha256=current,
-                                error=f"{why} (before activation; the old release is current)", **record)
+def _context(session: Session) -> dict[str, Any]:
+    """How this command reaches its hosts, for a later command that must ask them
+    (reconcile.py): the inventory's path and the -u / --private-key given."""
+    inv = session.opts.get("inventory")
+    return {"inventory": os.path.abspath(inv) if inv else None, "user": session.opts.get("user"),
+            "private_key": session.opts.get("private_key")}
 
 
 def _manifest(
@@ -677,6 +664,7 @@ def _manifest(
                 "sha256": o.sha256 or job_of[o.host].sha256,
                 "previous_sha256": o.previous_sha256,
                 "uploaded": o.uploaded,
+                "repaired": _repaired(o),
                 "remote_dir": job_of[o.host].host.remote_dir,
                 "error": str(o.error) if o.error else None,
                 "recap": o.recap,
@@ -748,7 +736,7 @@ def resume(session: Session, plan: Plan, hosts: list[Host], artifacts: list[Arti
     if unsure:
         host_of = {h.name: h for h in chosen}
         with History(session.settings.state_db) as history:
-            _reconcile(session, history, dep.id, [
+            settle(session, history, dep.id, [
                 HostJob(host=host_of[n], op="deploy", sha256=by_host[n].sha256, binary_name=by_host[n].binary_name,
                         deployment_id=dep.id) for n in unsure])
             again = history.get(dep.id, op="deploy")
@@ -852,6 +840,7 @@ def deploy_only(session: Session) -> int:
             )
     hosts = [session.with_cli_connection(h) for h in hosts]
     check_remote_dirs(hosts, inv.source)
+    check_connections(hosts, inv.source)
     try:
         specs = [PlaySpec.from_json(p) for p in doc.get("plays") or []]
     except (ValueError, KeyError, TypeError) as exc:
@@ -880,9 +869,10 @@ def _simple_op(
     ``detail`` adds keys to each host's JSON entry; its ``notes`` are printed in text too.
     """
     with History(session.settings.state_db) as history:
-        did = history.begin(op, target_id=target_id)
+        did = history.begin(op, target_id=target_id, context=_context(session))
         jobs = jobs_for(did)
         job_of = {j.host.name: j for j in jobs}
+        history.pending(did, [(j.host.name, j.binary_name or None, j.sha256, j.host.remote_dir) for j in jobs])
 
         def on_outcome(outcome: HostOutcome) -> None:
             job = job_of[outcome.host]
@@ -918,6 +908,14 @@ def _simple_op(
 
 
 def rollback(session: Session, deployment_id: str | None) -> int:
+    inv = session.inventory() if session.opts.get("inventory") else None
+    with History(session.settings.state_db) as history:
+        dep = history.get(deployment_id, op="deploy")
+    if dep is not None and any(r.status == "pending" for r in dep.hosts):
+        # left running by a controller that is gone: what did its hosts record?
+        known = inv.hosts if inv is not None else {}
+        given = [session.with_cli_connection(known[r.host]) for r in dep.hosts if r.host in known]
+        settle_orphans(session, given, deployment_id=dep.id)
     with History(session.settings.state_db) as history:
         dep = history.get(deployment_id, op="deploy")
         cleaned = {} if dep is None else {
@@ -930,7 +928,6 @@ def rollback(session: Session, deployment_id: str | None) -> int:
             f"no deployment {deployment_id!r} in {session.settings.state_db}" if deployment_id else f"no deployment recorded in {session.settings.state_db}",
             "see --list-deployments",
         )
-    inv = session.inventory() if session.opts.get("inventory") else None
     records = {r.host: r for r in dep.hosts}
     hosts = _hosts_by_name(session, inv, list(records))
 
@@ -972,8 +969,10 @@ def cleanup(session: Session) -> int:
     hosts = inv.select(session.opts.get("limit") or "all")
     hosts = [session.with_cli_connection(h) for h in hosts]
     check_remote_dirs(hosts, inv.source)
+    check_connections(hosts, inv.source)
     if session.opts.get("dry_run"):
         return _cleanup_dry_run(session, hosts)
+    settle_orphans(session, hosts)
 
     def jobs_for(did: str) -> list[HostJob]:
         return [HostJob(host=h, op="cleanup", deployment_id=did) for h in hosts]
@@ -1034,7 +1033,7 @@ def _cleanup_dry_run(session: Session, hosts: list[Host]) -> int:
         for e in entries:
             r.line(f"{e['name']}: {e['remote_dir']}")
             if e["error"]:
-                r.line(f"  FAILED: {e['error']}")
+                r.line(f"  FAILED: {e['error']}".replace("\n", " — "))
                 continue
             for path in e["would_remove"]:
                 r.line(f"  would remove {path}")
@@ -1058,7 +1057,9 @@ def _hosts_by_name(session: Session, inv: Any, names: list[str]) -> list[Host]:
     except Exception as exc:  # noqa: BLE001 - re-raised as a usage error with the hint
         raise UsageError(str(exc), "pass the inventory the deployment used with -i") from exc
     check_remote_dirs(hosts, inventory.source)
-    return [session.with_cli_connection(h) for h in hosts]
+    hosts = [session.with_cli_connection(h) for h in hosts]
+    check_connections(hosts, inventory.source)
+    return hosts
 
 
 def exec_manifest(manifest: Any, name: str, settings: Settings, opts: dict[str, Any]) -> int:
@@ -1075,13 +1076,14 @@ def exec_manifest(manifest: Any, name: str, settings: Settings, opts: dict[str, 
     entries = [h for h in manifest.get("hosts", []) if isinstance(h, dict)]
     not_deployed = [h for h in entries if not h.get("ok")]
     for h in not_deployed:
-        reporter.line(f"{h.get('name')}: skipped: not deployed ({h.get('error')})")
+        reporter.line(f"{h.get('name')}: skipped: not deployed ({h.get('error')})".replace("\n", " — "))
     run_id = f"r-{secrets.token_hex(6)}"
     entry_of = {str(h["name"]): h for h in entries if h.get("ok")}
     hosts = inv.resolve(list(entry_of)) if entry_of else []
     connection = manifest.get("connection") or {}
     hosts = [with_connection(h, connection.get("user"), connection.get("private_key")) for h in hosts]
     check_remote_dirs(hosts, inv.source)
+    check_connections(hosts, inv.source)
     host_of = {h.name: h for h in hosts}
     did = str(manifest.get("deployment_id"))
     try:

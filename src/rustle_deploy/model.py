@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -12,6 +13,8 @@ TASK_EXTENSIONS = (
     "no_log", "become", "become_user", "become_method", "environment", "vars", "retries",
     "delay", "until", "check_mode", "diff", "timeout", "run_once", "delegate_to",
     "any_errors_fatal", "throttle",
+    # what the playbook front end adds (docs/playbooks.md, "Plan extensions")
+    "loop_with", "role", "params", "include", "role_once", "vars_data", "collections",
 )
 
 CONDITION_KINDS = ("When", "Tag", "CheckMode", "Host", "SkipTag", "Skip", "Only")
@@ -54,6 +57,21 @@ class Task:
     dependencies: tuple[str, ...] = ()
     extras: dict[str, Any] = field(default_factory=dict)  # TASK_EXTENSIONS present on the task
     pointer: str = ""
+    # A block instead of a module call (``module`` is then ""): its three task lists.
+    block: tuple[Task, ...] | None = None
+    rescue: tuple[Task, ...] = ()
+    always: tuple[Task, ...] = ()
+
+    @property
+    def is_block(self) -> bool:
+        return self.block is not None
+
+    def walk(self) -> Iterator[Task]:
+        """This task and, for a block, every task inside it (depth first, in order)."""
+        yield self
+        if self.block is not None:
+            for child in (*self.block, *self.rescue, *self.always):
+                yield from child.walk()
 
     @property
     def short_module(self) -> str:
@@ -93,6 +111,10 @@ class Play:
     max_fail_percentage: float | None = None
     any_errors_fatal: bool = False
     order: str = "inventory"
+    # role defaults of the whole play (below inventory vars), and each role invocation's own
+    # defaults/vars/params that its tasks (``role`` extension) see
+    defaults: dict[str, Any] = field(default_factory=dict)
+    roles: dict[str, dict[str, Any]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -148,6 +170,9 @@ class Plan:
     binary_deployments: tuple[BinaryDeployment, ...]
     total_tasks: int
     hosts: tuple[str, ...]
+    extra_vars: dict[str, Any] = field(default_factory=dict)  # above every other variable
+    # the playbook's directory: its group_vars/ and host_vars/ apply, as Ansible's playbook_dir
+    playbook_dir: str | None = None
 
     def play_tasks(self, play: Play, host: str | None = None) -> list[Task]:
         """The distinct tasks of ``play`` (for ``host`` if given) in execution order.
@@ -226,6 +251,24 @@ class Host:
         """``rustle_remote_dir`` as written (``~`` is expanded on the host); set to nothing, ''."""
         value = self.vars.get("rustle_remote_dir", DEFAULT_REMOTE_DIR)
         return "" if value is None else str(value)
+
+
+# Connection secrets: the controller uses them to reach the host; the runtime never needs
+# them, so they travel to no host, not even their own.
+SECRET_VARS = frozenset({
+    "ansible_password", "ansible_ssh_pass", "ansible_ssh_password", "ansible_become_pass",
+    "ansible_become_password", "ansible_sudo_pass", "ansible_sudo_password", "ansible_su_pass",
+    "ansible_su_password", "ansible_ssh_private_key_passphrase", "ansible_private_key_passphrase",
+})
+
+
+def own_vars(host: Host) -> dict[str, Any]:
+    """The variables ``host``'s run sees as its own: its merged inventory variables without
+    connection secrets, and ``group_names``. They travel in that host's run request only, never
+    in an artifact other hosts share (docs/artifact.md, "Host variables")."""
+    out = {k: v for k, v in host.vars.items() if k not in SECRET_VARS}
+    out["group_names"] = sorted(g for g in host.groups if g != "all")  # "ungrouped" included, as Ansible
+    return out
 
 
 DEFAULT_REMOTE_DIR = "~/.rustle"

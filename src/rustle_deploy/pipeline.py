@@ -1,11 +1,13 @@
 """The controller pipeline behind the command line, one method per mode.
 
-plan -> inventory -> compiler -> deploy -> state -> report. Everything up to the fan-out
-raises (exit 2, nothing touched); after it, each host's failure is data in its outcome.
+inventory -> plan (a rustle-plan document, or a playbook through ``playbook/``) -> compiler
+-> deploy -> state -> report. Everything up to the fan-out raises (exit 2, nothing touched);
+after it, each host's failure is data in its outcome.
 """
 
 from __future__ import annotations
 
+import os
 import re
 import sys
 import time
@@ -13,20 +15,26 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .errors import UsageError
+from .ansible_cfg import AnsibleConfig, load_ansible_config
+from .errors import PlanError, UsageError
 from .inventory import Inventory, check_remote_dirs, implicit_localhost, load_inventory
 from .model import Host, Plan
-from .plan import load_plan
+from .plan import STDIN, parse_plan
 from .plan.validate import check_hosts
-from .report import Reporter, dump_json
-from .settings import Settings, load_settings
+from .report import Reporter, dump_json, visible
+from .settings import Settings, check_flags, load_settings
+from .transport.options import check_connections, explicit_port
 
 if TYPE_CHECKING:
     from .compiler.build import Artifact
     from .compiler.runner import RunnerBinary
     from .compiler.units import BuildUnit
+    from .playbook import Compiled
     from .rollout import Schedule
     from .transport.early import EarlyStarts
+
+# Modes that read the input and print something about it; they touch no host.
+LIST_MODES = ("emit_plan", "syntax_check", "list_tasks", "list_hosts", "list_tags")
 
 @dataclass
 class Session:
@@ -35,11 +43,14 @@ class Session:
     json_out: bool
     reporter: Reporter
     _runner: RunnerBinary | None = None
+    compiled: Compiled | None = None  # when the input was a playbook
+    extra_vars: dict[str, Any] | None = None
+    ansible_cfg: AnsibleConfig | None = None
 
     @classmethod
     def from_options(cls, opts: dict[str, Any]) -> Session:
         modes = [m for m in ("compile_only", "deploy_only", "cleanup", "dry_run", "list_deployments", "list_inventory",
-                             "list_modules") if opts.get(m)]
+                             "list_modules", *LIST_MODES) if opts.get(m)]
         for m in ("rollback", "promote"):
             if opts.get(m):
                 modes.append(m)
@@ -60,14 +71,22 @@ class Session:
             )
         if opts.get("incremental") and opts.get("rebuild"):
             raise UsageError("--incremental and --rebuild contradict each other", "pass one of them")
-        for flag in ("parallel", "timeout"):
-            if opts.get(flag) is not None and opts[flag] <= 0:
-                raise UsageError(f"--{flag} must be greater than 0")
+        check_flags(opts)
+        acfg = load_ansible_config()
+        if mode in _READ | _HOSTS | {"list_inventory"}:
+            inventories = acfg.get("inventory") or ()
+            if not opts.get("inventory") and inventories:
+                if len(inventories) > 1:
+                    raise UsageError(f"{acfg.path or 'ANSIBLE_INVENTORY'}: several inventory sources "
+                                     f"({', '.join(inventories)}) are not supported yet", "pass one with -i")
+                opts["inventory"] = inventories[0]
+            opts["user"] = opts.get("user") or acfg.get("remote_user")
+            opts["private_key"] = opts.get("private_key") or acfg.get("private_key_file")
         settings = load_settings(
             opts.get("config"),
             overrides={
-                "cache_dir": Path(opts["cache_dir"]).expanduser() if opts.get("cache_dir") else None,
-                "output_dir": Path(opts["output_dir"]).expanduser() if opts.get("output_dir") else None,
+                "cache_dir": Path(opts["cache_dir"]) if opts.get("cache_dir") else None,  # load_settings expands ~
+                "output_dir": Path(opts["output_dir"]) if opts.get("output_dir") else None,
                 "parallel": opts.get("parallel"),
                 "timeout": opts.get("timeout"),
                 "verify": True if opts.get("verify") else None,
@@ -75,16 +94,21 @@ class Session:
                 "ssh_client": opts.get("ssh_client"),
             },
         )
-        output = opts.get("output") or ("text" if sys.stdout.isatty() else "json")
+        listing = any(opts.get(m) for m in LIST_MODES)  # printouts for people, as ansible-playbook's
+        output = opts.get("output") or ("text" if sys.stdout.isatty() or listing else "json")
         json_out = output == "json"
         stream = sys.stderr if json_out else sys.stdout
         reporter = Reporter(stream=stream, verbosity=opts.get("verbose") or 0, diff=bool(opts.get("diff")))
-        for note in settings.notes():
-            print(f"note: {note}", file=sys.stderr)
+        if settings.parallel is None and acfg.get("forks"):
+            settings = replace(settings, parallel=acfg.get("forks"))
+        if acfg.get("roles_path"):
+            settings = replace(settings, roles_path=acfg.get("roles_path"))
+        for note in settings.notes() + (acfg.notes() if opts.get("verbose") else []):
+            print(f"note: {visible(note)}", file=sys.stderr)
         from . import bridge
 
         bridge.CACHE_DIR = settings.cache_dir.expanduser() / "bridge"
-        return cls(opts, settings, json_out, reporter)
+        return cls(opts, settings, json_out, reporter, ansible_cfg=acfg)
 
     # -- inputs ----------------------------------------------------------------------------
     def inventory(self) -> Inventory:
@@ -92,16 +116,55 @@ class Session:
         inv = load_inventory(path) if path else implicit_localhost()
         if self.opts.get("verbose"):
             for warning in inv.warnings:
-                print(f"warning: {warning}", file=sys.stderr)
+                print(f"warning: {visible(warning)}", file=sys.stderr)
         return inv
 
-    def plan(self, required: bool = True) -> Plan | None:
+    def plan(self, inv: Inventory) -> tuple[Plan, Inventory]:
+        """The plan to run, from a rustle-plan document or a playbook (told apart by content).
+
+        A playbook needs the inventory to resolve its plays' host patterns, and brings its own
+        ``group_vars/``/``host_vars/``: the inventory returned is the one to use from here on.
+        """
+        from .playbook import CompileOptions, compile_playbook, is_playbook, parse_extra_vars
+
         path = self.opts.get("execution_plan")
         if path is None:
-            if not required:
-                return None
-            raise UsageError("no execution plan given", "usage: rustle-deploy PLAN.json [-i INVENTORY] [--run]")
-        return load_plan(path, files_dirs=tuple(self.opts.get("files_dir") or ()))
+            raise UsageError("no execution plan or playbook given",
+                             "usage: rustle-deploy PLAYBOOK.yml|PLAN.json [-i INVENTORY] [--run]")
+        data = _read_input(path)
+        extra = parse_extra_vars(self.opts.get("extra_vars") or ())
+        self.extra_vars = extra
+        files_dirs = tuple(self.opts.get("files_dir") or ())
+        become_flags = {"become": True if self.opts.get("become") else None,
+                        "become_user": self.opts.get("become_user"),
+                        "become_method": self.opts.get("become_method")}
+        become_flags = {k: v for k, v in become_flags.items() if v is not None}
+        if not is_playbook(data):
+            if become_flags:
+                raise UsageError("-b/--become, --become-user and --become-method apply to playbooks",
+                                 "a plan carries become on its tasks")
+            base_dir = os.getcwd() if path == "-" else os.path.dirname(os.path.abspath(path))
+            plan = parse_plan(data, source=STDIN if path == "-" else path, base_dir=base_dir,
+                              files_dirs=files_dirs)
+            if extra:
+                plan = replace(plan, extra_vars={**plan.extra_vars, **extra})
+            if plan.playbook_dir:
+                inv = inv.with_playbook_dir(plan.playbook_dir)
+            return plan, inv
+        acfg = self.ansible_cfg or AnsibleConfig()
+        become = {k: acfg.get(k) for k in ("become", "become_user", "become_method") if acfg.get(k) is not None}
+        become.update(become_flags)  # the command line beats ansible.cfg
+        options = CompileOptions(extra_vars=extra, roles_path=self.settings.roles_path,
+                                 play_defaults=become, defaults_source=acfg.path or "ANSIBLE_BECOME*",
+                                 forks=self.opts.get("parallel"), check=bool(self.opts.get("check")),
+                                 diff=bool(self.opts.get("diff")))
+        text = data.decode("utf-8-sig") if path == "-" else None
+        compiled = compile_playbook(path, inv, options, text=text)
+        self.compiled = compiled
+        if self.opts.get("verbose"):
+            for note in compiled.notes:
+                print(f"note: {note}", file=sys.stderr)
+        return compiled.plan, compiled.inventory
 
     def hosts_for(self, plan: Plan, inv: Inventory) -> tuple[list[Host], list[Host]]:
         """Every host of the plan (artifacts are built for all of them, so ``--limit`` does not
@@ -128,7 +191,13 @@ class Session:
         return every, [self.with_cli_connection(h) for h in hosts]
 
     def with_cli_connection(self, host: Host) -> Host:
-        return with_connection(host, self.opts.get("user"), self.opts.get("private_key"))
+        host = with_connection(host, self.opts.get("user"), self.opts.get("private_key"))
+        # ansible.cfg fills in what the inventory leaves unset; extra vars outrank the inventory,
+        # connection variables included (as in Ansible)
+        defaults = (self.ansible_cfg or AnsibleConfig()).host_defaults()
+        missing = {k: v for k, v in defaults.items() if k not in host.vars}
+        conn = {k: v for k, v in (self.extra_vars or {}).items() if k.startswith("ansible_")}
+        return replace(host, vars={**host.vars, **missing, **conn}) if conn or missing else host
 
     def units(self, plan: Plan, inv: Inventory, hosts: list[Host]) -> list[BuildUnit]:
         from .compiler.units import plan_units
@@ -189,12 +258,19 @@ class Session:
             return self.cleanup()
         if o.get("deploy_only"):
             return self.deploy_only()
-        plan = self.plan()
-        assert plan is not None
-        inv = self.inventory()
+        plan, inv = self.plan(self.inventory())
+        listing = next((m for m in LIST_MODES if o.get(m)), None)
+        if listing is not None:
+            from .listing import show
+
+            return show(self, listing, plan, inv)
+        if not plan.plays:
+            self.reporter.line("no hosts matched: nothing to do")
+            return 0
         every, hosts = self.hosts_for(plan, inv)
         if not o.get("compile_only"):
             check_remote_dirs(hosts, inv.source)
+            check_connections(hosts, inv.source)
         if o.get("dry_run"):
             return self.dry_run(plan, self.units(plan, inv, every), hosts, self.schedule(plan, inv, hosts))
         if o.get("compile_only"):
@@ -262,7 +338,7 @@ class Session:
                     "size": size,
                     "binary_name": u.binary_name,
                     "target": u.target,
-                    "modules": sorted({t["module"] for p in u.plan_doc["plays"] for t in p["tasks"] + p["handlers"]}),
+                    "modules": sorted({t["module"] for t in unit_tasks(u) if "module" in t}),
                     "with_jinja2": u.needs_jinja,
                     "files": [{"sha256": d, "path": p} for d, p in sorted(u.files.items())],
                     "hosts": [n for n in u.host_names if n in chosen],
@@ -274,7 +350,7 @@ class Session:
                     "name": h.name,
                     "connection": h.connection,
                     "address": h.address,
-                    "port": h.port if h.port is not None else (None if h.is_local else 22),
+                    "port": None if h.is_local else (explicit_port(h) or 22),
                     "user": h.user,
                     "target": u.target,
                     "target_source": "flag" if self.settings.target else ("inventory" if h.vars.get("rustle_target") else "portable pyz (CPython >= 3.8 checked on the host)"),
@@ -383,7 +459,7 @@ class Session:
 
         path = self.opts.get("execution_plan")
         plan_dir = os.path.dirname(os.path.abspath(path)) if path and path != "-" else None
-        version, searched, seen = list_visible(plan_dir)
+        version, searched, seen = list_visible([plan_dir] if plan_dir else [])
         builtin = sorted(module_families())
         if self.json_out:
             dump_json({"builtin": builtin, "ansible_core": version, "searched": searched,
@@ -401,7 +477,10 @@ class Session:
         return 0
 
     def list_deployments(self) -> int:
+        from .reconcile import settle_orphans
         from .state import History
+
+        settle_orphans(self)  # deployments whose controller died: ask their hosts first
 
         with History(self.settings.state_db) as history:
             deployments = history.list()
@@ -434,8 +513,13 @@ class Session:
 # Which modes each flag means something in; anywhere else it is refused rather than ignored.
 _HOSTS = {"deploy", "deploy_only", "cleanup", "rollback", "dry_run", "promote"}
 _BUILD = {"deploy", "compile_only", "dry_run"}
+_READ = _BUILD | set(LIST_MODES)
 _FLAG_MODES: dict[str, tuple[str, set[str]]] = {
-    "execution_plan": ("EXECUTION_PLAN", _BUILD | {"list_modules"}),
+    "execution_plan": ("EXECUTION_PLAN", _READ | {"list_modules"}),
+    "extra_vars": ("--extra-vars", _READ),
+    "become": ("--become", _READ),
+    "become_user": ("--become-user", _READ),
+    "become_method": ("--become-method", _READ),
     "run_": ("--run", {"deploy", "deploy_only", "dry_run"}),
     "verify": ("--verify", {"deploy", "deploy_only", "dry_run"}),
     "rebuild": ("--rebuild", _BUILD),
@@ -443,13 +527,13 @@ _FLAG_MODES: dict[str, tuple[str, set[str]]] = {
     "target": ("--target", _BUILD),
     "files_dir": ("--files-dir", _BUILD),
     "output_dir": ("--output-dir", {"compile_only", "deploy_only"}),
-    "limit": ("--limit", {"deploy", "deploy_only", "cleanup", "dry_run"}),
+    "limit": ("--limit", {"deploy", "deploy_only", "cleanup", "dry_run", "list_hosts", "list_tasks", "list_tags"}),
     "user": ("--user", _HOSTS),
     "private_key": ("--private-key", _HOSTS),
     "parallel": ("--parallel", _HOSTS),
     "timeout": ("--timeout", _HOSTS),
     "ssh_client": ("--ssh-client", _HOSTS - {"dry_run"}),
-    "inventory": ("--inventory", _BUILD | _HOSTS | {"list_inventory"}),
+    "inventory": ("--inventory", _READ | _HOSTS | {"list_inventory"}),
     "canary": ("--canary", {"deploy", "deploy_only", "promote"}),
     "resume": ("--resume", {"deploy"}),
     "stage": ("--stage", {"deploy"}),
@@ -475,6 +559,8 @@ def _check_flags(opts: dict[str, Any], mode: str) -> None:
         raise UsageError("--stage prepares a release without running it",
                          "stage without --run, then --promote runs it" if opts.get("run_") else "drop --resume")
     for key, flag in _RUN_FLAGS.items():
+        if key in ("tags", "skip_tags") and mode in ("list_tasks", "list_tags"):
+            continue
         if opts.get(key) and not runs:
             raise UsageError(
                 f"{flag} applies to running the plan",
@@ -491,9 +577,6 @@ def _check_flags(opts: dict[str, Any], mode: str) -> None:
     for key, flag in _HEALTH_FLAGS.items():
         if opts.get(key) is not None and not opts.get("health_check"):
             raise UsageError(f"{flag} has no effect without --health-check", "add --health-check CMD")
-    for key in ("health_interval", "health_timeout"):
-        if opts.get(key) is not None and opts[key] <= 0:
-            raise UsageError(f"{_HEALTH_FLAGS[key]} must be greater than 0")
     if opts.get("health_retries") is not None and opts["health_retries"] < 0:
         raise UsageError("--health-retries must be 0 or more")
     if opts.get("resume") and not opts.get("run_"):
@@ -506,6 +589,35 @@ def _check_flags(opts: dict[str, Any], mode: str) -> None:
     if canary is not None and not re.fullmatch(r"[1-9][0-9]*%?", canary.strip()):
         raise UsageError(f"--canary {canary!r}: expected a host count or a percentage such as 10%",
                          "--canary 1 gates the first host; --canary 10% the first tenth of the hosts")
+
+
+def unit_tasks(unit: BuildUnit) -> list[dict[str, Any]]:
+    """Every compiled task and handler of a build unit, the ones inside blocks included."""
+    out: list[dict[str, Any]] = []
+    todo = [t for p in unit.plan_doc["plays"] for t in p["tasks"] + p["handlers"]]
+    while todo:
+        task = todo.pop()
+        out.append(task)
+        for key in ("block", "rescue", "always"):
+            todo.extend(task.get(key) or ())
+    return out
+
+
+def _read_input(path: str) -> bytes:
+    """The bytes of the plan or playbook at ``path`` (``-``: standard input)."""
+    if path == "-":
+        try:
+            return sys.stdin.buffer.read()
+        except OSError as exc:
+            raise PlanError(f"cannot read standard input: {exc}", "pipe a plan or playbook into "
+                            "stdin, or pass its path", file=STDIN) from exc
+    try:
+        with open(path, "rb") as fh:
+            return fh.read()
+    except OSError as exc:
+        raise PlanError(f"cannot read: {exc.strerror or exc}",
+                        "pass the path of a playbook or of the JSON file rustle-plan wrote, or - "
+                        "for stdin", file=path) from exc
 
 
 def with_connection(host: Host, user: str | None, private_key: str | None) -> Host:

@@ -1,18 +1,48 @@
-"""Everything a user reads: live progress, the Ansible-style recap, JSON documents.
+r"""Everything a user reads: live progress, the Ansible-style recap, JSON documents.
 
 On a terminal progress uses rich; otherwise it is plain lines. When standard output carries
 a JSON document (``--output json``, or a pipe into ``rustle-exec``), human output goes to
 standard error so the JSON stays clean. The library never prints: only this module and cli.
+
+Text output carries data from hosts, plans and inventories (task names, messages, stdout,
+errors), so every line goes through ``visible``: control characters are shown as escapes
+(``\x1b``, ``\r``, ``\n``) instead of reaching the terminal, and ``Reporter.line`` writes
+exactly one line, so a newline in a task name cannot forge another. Multi-line output (diffs,
+``-vv`` stdout) is split here and written line by line, indented under the line of its task.
+JSON documents keep the exact data.
 """
 
 from __future__ import annotations
 
 import json
+import re
 import sys
 from dataclasses import dataclass, field
 from typing import IO, Any
 
 NO_LOG_MSG = "the output has been hidden due to the fact that 'no_log: true' was specified for this result"
+
+
+# C0 controls but tab (newline and carriage return included), DEL, C1 controls, lone surrogates
+# (they cannot even be encoded), line/paragraph separators and bidirectional overrides.
+_UNSAFE = re.compile("[\x00-\x08\x0a-\x1f\x7f-\x9f\u061c\u200e\u200f\u2028-\u202e\u2066-\u2069\ud800-\udfff]")
+_NAMED = {"\n": "\\n", "\r": "\\r"}
+
+
+def _escape(match: re.Match[str]) -> str:
+    char = match.group()
+    code = ord(char)
+    return _NAMED.get(char) or (f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}")
+
+
+def visible(text: str) -> str:
+    r"""``text`` for a terminal: every control character shown as its escape (``\x1b``), as one line."""
+    return text if text.isprintable() else _UNSAFE.sub(_escape, text)
+
+
+def text_lines(text: str) -> list[str]:
+    r"""The lines of multi-line data (a ``\r\n`` ends a line too), for ``Reporter.line`` each."""
+    return re.split(r"\r?\n", text)
 
 
 @dataclass
@@ -24,6 +54,7 @@ class HostSummary:
     changed: int = 0
     failed: int = 0
     skipped: int = 0
+    rescued: int = 0
     ignored: int = 0
     unreachable: bool = False
     error: str | None = None  # why the host failed, when it did (not a task failure)
@@ -56,6 +87,8 @@ class Reporter:
 
     # -- lines -------------------------------------------------------------------------
     def line(self, text: str, style: str | None = None) -> None:
+        """Write ``text`` as one line, control characters (newlines too) shown as escapes."""
+        text = visible(text)
         if self._console is not None:
             self._console.print(text, style=style, markup=False, soft_wrap=True, highlight=False)
         else:
@@ -114,6 +147,8 @@ class Reporter:
             status = str(event.get("status", "?"))
             if event.get("ignored"):
                 status = "failed (ignored)"
+            elif event.get("rescued"):
+                status = "failed (rescued)"
             is_debug = event.get("module") == "debug" and status == "ok"
             if status.startswith("failed") or status == "changed" or is_debug or self.verbosity >= 1:
                 msg = ""
@@ -128,27 +163,31 @@ class Reporter:
                 text = f"{host} | {status} | {label}{event.get('task', event.get('id', ''))}"
                 if self.verbosity >= 1 and event.get("bridge"):
                     text += f" [bridge: {event['bridge']}]"
-                if msg:
-                    text += f" | {msg.strip().splitlines()[-1] if msg.strip() else ''}"
+                if msg.strip():
+                    text += f" | {text_lines(msg.strip())[-1]}"
+                self.line(text, style)
                 if self.show_diff and status == "changed" and event.get("diff") and not event.get("censored"):
-                    text += "\n" + render_diff(event["diff"])
+                    for line in text_lines(render_diff(event["diff"])):
+                        self.line(f"  {line}", style)
                 if self.verbosity >= 2 and not event.get("censored"):
                     for key in ("stdout", "stderr"):
                         if event.get(key):
-                            text += f"\n  {key}: {str(event[key]).rstrip()}"
-                self.line(text, style)
+                            first, *rest = text_lines(str(event[key]).rstrip())
+                            self.line(f"  {key}: {first}", style)
+                            for line in rest:
+                                self.line(f"    {line}", style)
 
     # -- recap -------------------------------------------------------------------------
     def recap(self, hosts: list[HostSummary], title: str = "RECAP") -> None:
         self.stop()
         self.line("")
         self.line(f"{title} " + "*" * max(10, 70 - len(title)))
-        width = max((len(h.name) for h in hosts), default=4)
+        width = max((len(visible(h.name)) for h in hosts), default=4)
         for h in hosts:
             text = (
-                f"{h.name:<{width}} : ok={h.ok:<4} changed={h.changed:<4} unreachable={int(h.unreachable):<4} "
+                f"{visible(h.name):<{width}} : ok={h.ok:<4} changed={h.changed:<4} unreachable={int(h.unreachable):<4} "
                 f"failed={h.failed + (1 if h.error and not h.unreachable else 0):<4} "
-                f"skipped={h.skipped:<4} ignored={h.ignored}"
+                f"skipped={h.skipped:<4} rescued={h.rescued:<4} ignored={h.ignored}"
             )
             style = "red" if h.is_failure else ("yellow" if h.changed else "green")
             self.line(text, style)
@@ -206,7 +245,7 @@ def render_diff(diff: Any) -> str:
 
         lines = difflib.unified_diff(
             text(before), text(after),
-            fromfile=str(d.get("before_header", "before")), tofile=str(d.get("after_header", "after")),
+            fromfile=visible(str(d.get("before_header", "before"))), tofile=visible(str(d.get("after_header", "after"))),
         )
         parts.append("".join(line if line.endswith("\n") else line + "\n" for line in lines).rstrip("\n"))
     return "\n".join(p for p in parts if p)

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import ast
 import os
+import sys
 from functools import cache
 from pathlib import Path
+from typing import Any
 
 
 def runtime_root() -> Path:
@@ -43,3 +45,47 @@ def bridged_anyway() -> frozenset[str]:
     (comma-separated short names), read when the plan is checked and compiled."""
     raw = os.environ.get("RUSTLE_BRIDGE_MODULES", "")
     return frozenset(n.strip().rsplit(".", 1)[-1] for n in raw.split(",") if n.strip())
+
+
+@cache
+def runtime_plugins() -> dict[str, Any]:
+    """What templates may call on the host: ``filters``, ``tests`` and ``lookups`` (name sets,
+    Jinja2's own and the runtime's, ``ansible.builtin.`` names included) and ``refused`` (kind
+    -> ansible.builtin name -> why the runtime does not offer it). Read by importing the shipped
+    runtime's filters and lookups modules, which import only the standard library."""
+    import sys
+
+    import jinja2.filters
+    import jinja2.tests
+
+    root = str(runtime_root())
+    if root not in sys.path:
+        sys.path.insert(0, root)
+    from rustle_runtime import filters, lookups  # type: ignore[import-not-found]
+
+    def names(*tables: Any) -> frozenset[str]:
+        out = {str(k) for t in tables for k in t}
+        return frozenset(out | {"ansible.builtin." + n for n in out})
+
+    refused: dict[str, dict[str, str]] = {
+        "filter": dict(filters.REFUSED_FILTERS), "test": dict(filters.REFUSED_TESTS),
+        "lookup": dict(lookups.REFUSED)}
+    for table in refused.values():
+        table.update({"ansible.builtin." + k: v for k, v in list(table.items())})
+    return {"filter": names(jinja2.filters.FILTERS, filters.FILTERS),
+            "test": names(jinja2.tests.TESTS, filters.TESTS),
+            "lookup": names(lookups.LOOKUPS), "refused": refused}
+
+
+def import_runtime() -> Any:
+    """The runtime's ``templating`` module, imported from the shipped sources.
+
+    For evaluating on the controller exactly what a host would (the native lowering, the
+    playbook front end's compile-time templating); the runtime itself never learns of it.
+    """
+    root = str(runtime_root())
+    if root not in sys.path:
+        sys.path.insert(0, root)
+    from rustle_runtime import templating  # type: ignore[import-not-found]
+
+    return templating

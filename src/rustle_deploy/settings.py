@@ -10,6 +10,7 @@ naming the file and the key. Keys that only meant something to the seed's Rust c
 
 from __future__ import annotations
 
+import math
 import os
 import re
 from collections.abc import Mapping
@@ -17,7 +18,7 @@ from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
-from .errors import ConfigError
+from .errors import ConfigError, UsageError
 
 DEFAULT_CONFIG = "~/.rustle/config.toml"
 
@@ -34,6 +35,8 @@ class Settings:
     compression: bool = True
     target: str | None = None
     ssh_client: str = "auto"  # auto | openssh | asyncssh (transport/__init__.py)
+    # where playbooks find roles (ansible.cfg roles_path / ANSIBLE_ROLES_PATH)
+    roles_path: tuple[str, ...] = ("~/.ansible/roles", "/usr/share/ansible/roles", "/etc/ansible/roles")
     ignored_keys: tuple[str, ...] = field(default=(), compare=False)
 
     def hosts_at_once(self, forks: int = 0) -> int:
@@ -64,7 +67,7 @@ def _positive_int(value: Any) -> int:
         raise ValueError("expected a positive integer")
     try:
         number = int(value)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):  # OverflowError: inf, and 1e400 (TOML reads it as inf)
         raise ValueError("expected a positive integer") from None
     if number < 1 or (isinstance(value, float) and value != number):
         raise ValueError("expected a positive integer")
@@ -76,17 +79,31 @@ def _seconds(value: Any) -> float:
         raise ValueError("expected a number of seconds")
     try:
         number = float(value)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):
         raise ValueError("expected a number of seconds") from None
-    if not number > 0:
-        raise ValueError("expected a number of seconds greater than 0")
+    if not (number > 0 and math.isfinite(number)):
+        raise ValueError("expected a finite number of seconds greater than 0")
     return number
 
 
 def _path(value: Any) -> Path:
     if not isinstance(value, str) or not value:
         raise ValueError("expected a path")
-    return Path(value).expanduser()
+    if "\x00" in value:
+        raise ValueError("expected a path without NUL characters")
+    try:
+        return Path(value).expanduser()
+    except RuntimeError:  # ~nosuchuser, or no home directory to be found
+        raise ValueError("cannot expand its ~ (no such user, or no home directory)") from None
+
+
+def expand_path(value: str | os.PathLike[str], what: str) -> Path:
+    """``value`` with a leading ``~``/``~user`` expanded; ConfigError naming ``what`` if it cannot be."""
+    try:
+        return Path(value).expanduser()
+    except RuntimeError:
+        raise ConfigError(f"cannot expand {str(value)!r}: no such user, or no home directory",
+                          "write the path without ~, or set HOME", key=what) from None
 
 
 _SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kmg]i?b?|b)?\s*$", re.IGNORECASE)
@@ -101,7 +118,10 @@ def parse_size(value: Any, default_unit: str = "MB") -> int:
         raise ValueError("expected a size such as 50MB")
     unit = (match.group(2) or default_unit).upper().rstrip("B").rstrip("I") or "B"
     scale = {"B": 1, "K": 1024, "M": 1024**2, "G": 1024**3}[unit]
-    size = int(float(match.group(1)) * scale)
+    number = float(match.group(1)) * scale
+    if not math.isfinite(number):  # 400 digits: float() says inf
+        raise ValueError("expected a size such as 50MB")
+    size = int(number)
     if size <= 0:
         raise ValueError("expected a size greater than 0")
     return size
@@ -226,6 +246,18 @@ def _from_env(environ: Mapping[str, str]) -> dict[str, Any]:
     return values
 
 
+def check_flags(flags: Mapping[str, Any]) -> None:
+    """Refuse numeric flag values no run can use (0 or less, inf, nan), naming the flag."""
+    for name in ("parallel", "timeout", "health_interval", "health_timeout"):
+        value = flags.get(name)
+        if value is None or 0 < value < math.inf:
+            continue
+        flag = "--" + name.replace("_", "-")
+        if value <= 0:
+            raise UsageError(f"{flag} must be greater than 0")
+        raise UsageError(f"{flag} must be a finite number greater than 0, got {value}")
+
+
 def load_settings(
     config: str | os.PathLike[str] | None = None,
     *,
@@ -235,7 +267,7 @@ def load_settings(
     """Merge defaults, the config file, the environment and flag ``overrides`` (None = unset)."""
     env = os.environ if environ is None else environ
     required = config is not None
-    path = Path(config if config is not None else DEFAULT_CONFIG).expanduser()
+    path = expand_path(config if config is not None else DEFAULT_CONFIG, "--config")
     file_values, ignored = _from_file(path, required)
     merged: dict[str, Any] = {**file_values, **_from_env(env)}
     known = {f.name for f in fields(Settings)}
@@ -247,7 +279,7 @@ def load_settings(
     settings = replace(Settings(), **merged, ignored_keys=tuple(ignored))
     return replace(
         settings,
-        cache_dir=settings.cache_dir.expanduser(),
-        output_dir=settings.output_dir.expanduser(),
-        state_db=settings.state_db.expanduser(),
+        cache_dir=expand_path(settings.cache_dir, "cache_dir"),
+        output_dir=expand_path(settings.output_dir, "output_dir"),
+        state_db=expand_path(settings.state_db, "state_db"),
     )

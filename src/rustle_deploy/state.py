@@ -6,6 +6,11 @@ interrupted deployment still records which hosts reached their new release. A de
 that runs in batches (docs/rollouts.md) also has a ``rollouts`` row (its schedule, how many
 batches are done, where and why it stopped) and a ``rollout_hosts`` row per host (the batch
 that first reached it, and whether it is pending, updated, failed, partial or not reached).
+Until its outcome is known each host a deployment touches has a ``pending`` row, and the
+deployment an ``open_deployments`` row naming the controller process that runs it and how it
+reached its hosts: if that process dies without finishing (``kill -9``), a later command finds
+the deployment there (``orphans``) and reconciles it from what the hosts recorded
+(reconcile.py).
 """
 
 from __future__ import annotations
@@ -73,6 +78,11 @@ CREATE TABLE IF NOT EXISTS rollout_hosts (
     state TEXT NOT NULL,
     stages_done INTEGER NOT NULL DEFAULT 0,
     PRIMARY KEY (deployment_id, host)
+);
+CREATE TABLE IF NOT EXISTS open_deployments (
+    deployment_id TEXT PRIMARY KEY,
+    owner TEXT NOT NULL,
+    context TEXT
 );
 CREATE TABLE IF NOT EXISTS runners (
     host TEXT NOT NULL,
@@ -160,6 +170,66 @@ def _controller() -> str:
     return f"{socket.gethostname()}:{os.getpid()}"
 
 
+@dataclass(frozen=True)
+class OpenDeployment:
+    """A deployment whose controller ended without finishing it: its ``pending`` hosts and
+    ``context``, how it reached them (``inventory`` path, ``user``, ``private_key``)."""
+
+    deployment: Deployment
+    context: dict[str, Any]
+
+    @property
+    def pending(self) -> list[HostRecord]:
+        return [h for h in self.deployment.hosts if h.status == "pending"]
+
+
+def _proc_stat_start(pid: int | str) -> str | None:
+    """The start time of process ``pid`` (clock ticks since boot), None if it is gone or a zombie."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    fields = stat.rsplit(")", 1)[1].split()
+    return None if fields[0] == "Z" else fields[19]
+
+
+def _boot_id() -> str:
+    try:
+        return Path("/proc/sys/kernel/random/boot_id").read_text().strip()
+    except OSError:
+        return ""
+
+
+def controller_identity() -> str:
+    """This process, as an owner of open deployments: machine, boot, pid and start time."""
+    return json.dumps({"host": socket.gethostname(), "boot": _boot_id(), "pid": os.getpid(),
+                       "start": _proc_stat_start("self") or ""}, sort_keys=True)
+
+
+def owner_alive(owner: str) -> bool:
+    """Whether the controller process ``owner`` (``controller_identity``) still runs. One on
+    another machine counts as running: this one cannot tell."""
+    try:
+        o = json.loads(owner)
+        pid = int(o["pid"])
+    except (ValueError, KeyError, TypeError):
+        return False
+    if o.get("host") != socket.gethostname():
+        return True
+    if o.get("boot") and _boot_id() and o["boot"] != _boot_id():
+        return False  # the machine rebooted since
+    if Path("/proc/self/stat").exists():
+        start = _proc_stat_start(pid)
+        return start is not None and (not o.get("start") or start == o["start"])
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:
+        return True
+    return True
+
+
 def new_id(prefix: str = "d") -> str:
     """A sortable, unique id: ``d-20261127T074501-3f9a2c``."""
     return f"{prefix}-{time.strftime('%Y%m%dT%H%M%S', time.gmtime())}-{secrets.token_hex(3)}"
@@ -223,14 +293,54 @@ class History:
     def begin(
         self, op: str, *, plan_source: str | None = None, plan_sha256: str | None = None,
         target_id: str | None = None, deployment_id: str | None = None,
+        context: dict[str, Any] | None = None,
     ) -> str:
+        """Record a new deployment as running, owned by this process until ``finish``;
+        ``context`` says how it reaches its hosts (for ``orphans``)."""
         did = deployment_id or new_id()
         with self._tx() as db:
             db.execute(
                 "INSERT INTO deployments VALUES (?, ?, ?, ?, ?, 'running', ?)",
                 (did, time.time(), op, plan_source, plan_sha256, target_id),
             )
+            db.execute("INSERT INTO open_deployments VALUES (?, ?, ?)",
+                       (did, controller_identity(), json.dumps(context or {}, sort_keys=True)))
         return did
+
+    def own(self, deployment_id: str, context: dict[str, Any] | None = None) -> None:
+        """Make this process the owner of ``deployment_id`` (open again: a resumed rollout)."""
+        with self._tx() as db:
+            db.execute("INSERT OR REPLACE INTO open_deployments VALUES (?, ?, ?)",
+                       (deployment_id, controller_identity(), json.dumps(context or {}, sort_keys=True)))
+
+    def pending(self, deployment_id: str, hosts: list[tuple[str, str | None, str | None, str | None]]) -> None:
+        """Each (host, binary_name, sha256, remote_dir) the deployment is about to touch, as
+        ``pending`` until its outcome is recorded."""
+        with self._tx() as db:
+            db.executemany(
+                "INSERT OR IGNORE INTO host_outcomes VALUES (?, ?, 'pending', ?, ?, NULL, ?, NULL, ?)",
+                [(deployment_id, h, b, s, d, time.time()) for h, b, s, d in hosts],
+            )
+
+    def orphans(self) -> list[OpenDeployment]:
+        """Open deployments whose controller process is gone, oldest first."""
+        rows = self._db.execute(
+            "SELECT o.deployment_id, o.owner, o.context FROM open_deployments o "
+            "JOIN deployments d ON d.id = o.deployment_id ORDER BY d.created_at, d.rowid"
+        ).fetchall()
+        out = []
+        for did, owner, context in rows:
+            if owner_alive(str(owner)):
+                continue
+            dep = self.get(str(did), op=None)
+            if dep is None:
+                continue
+            try:
+                ctx = json.loads(context or "{}")
+            except ValueError:
+                ctx = {}
+            out.append(OpenDeployment(dep, ctx if isinstance(ctx, dict) else {}))
+        return out
 
     def record_host(
         self, deployment_id: str, host: str, status: str, *, binary_name: str | None = None,
@@ -345,6 +455,7 @@ class History:
     def finish(self, deployment_id: str, status: str) -> None:
         with self._tx() as db:
             db.execute("UPDATE deployments SET status = ? WHERE id = ?", (status, deployment_id))
+            db.execute("DELETE FROM open_deployments WHERE deployment_id = ?", (deployment_id,))
 
     def get(self, deployment_id: str | None = None, *, op: str | None = "deploy") -> Deployment | None:
         """One deployment with its hosts; None means the latest (of ``op``)."""

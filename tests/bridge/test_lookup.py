@@ -60,7 +60,7 @@ def _library(tmp_path: Path, name: str, data: bytes) -> Path:
 def test_without_ansible_a_library_script_module_is_found(tmp_path: Path, no_ansible: None) -> None:
     assert not lookup.ansible_available()
     path = _library(tmp_path, "hello.sh", WANT_JSON_SH)
-    res = lookup.resolve(["hello"], str(tmp_path))
+    res = lookup.resolve(["hello"], [str(tmp_path)])
     mod = res.modules["hello"]
     assert isinstance(mod, lookup.BridgedModule)
     assert (mod.fqcn, mod.style, mod.path, mod.interpreter) == ("ansible.legacy.hello", "want_json", str(path), ("/bin/sh",))
@@ -85,7 +85,7 @@ def test_without_ansible_ansible_modules_are_refused_with_places_and_hint(
 
 
 def test_with_ansible_builtin_module_is_embedded_with_exactly_its_module_utils(tmp_path: Path) -> None:
-    res = lookup.resolve(["find", "ansible.builtin.slurp"], str(tmp_path))
+    res = lookup.resolve(["find", "ansible.builtin.slurp"], [str(tmp_path)])
     find = res.modules["find"]
     assert isinstance(find, lookup.BridgedModule)
     assert (find.fqcn, find.style, find.module_fqn, find.profile) == (
@@ -138,7 +138,7 @@ def test_redirected_short_name_says_where_ansible_sends_it(tmp_path: Path) -> No
 def test_library_module_shadows_nothing_built_in_and_wins_over_ansible_core(tmp_path: Path) -> None:
     # Ansible looks in library/ before its own modules: a library/ getent is the one used
     _library(tmp_path, "getent.py", ANSIBLE_MODULE)
-    res = lookup.resolve(["getent"], str(tmp_path))
+    res = lookup.resolve(["getent"], [str(tmp_path)])
     mod = res.modules["getent"]
     assert isinstance(mod, lookup.BridgedModule)
     assert mod.fqcn == "ansible.legacy.getent" and mod.origin == f"library {tmp_path / 'library'}"
@@ -157,7 +157,7 @@ def test_collection_module_and_its_module_utils(tmp_path: Path, monkeypatch: pyt
         b"from ansible.module_utils.basic import AnsibleModule\n"
         b"from ansible_collections.rustletest.demo.plugins.module_utils.shout import shout"))
     monkeypatch.setenv("ANSIBLE_COLLECTIONS_PATH", str(tmp_path / "colls"))
-    res = lookup.resolve(["rustletest.demo.hello"], None)
+    res = lookup.resolve(["rustletest.demo.hello"], [])
     mod = res.modules["rustletest.demo.hello"]
     assert isinstance(mod, lookup.BridgedModule), mod
     assert mod.origin == "collection rustletest.demo"
@@ -253,7 +253,7 @@ def test_ansible_cores_answer_is_cached_until_a_module_changes(tmp_path: Path, m
 
     def greeting() -> bytes:
         lookup._resolve.cache_clear()
-        mod = lookup.resolve(["greet", "find"], str(tmp_path)).modules["greet"]
+        mod = lookup.resolve(["greet", "find"], [str(tmp_path)]).modules["greet"]
         assert isinstance(mod, lookup.BridgedModule)
         return mod.files["ansible/legacy/greet.py"]
 

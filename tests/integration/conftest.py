@@ -10,6 +10,7 @@ behaviour per host is set by the test: fail on some hosts, sleep, pad to a size.
 
 from __future__ import annotations
 
+import gc
 import hashlib
 import io
 import json
@@ -297,7 +298,9 @@ def build_artifact(artifact_dir: Path) -> Any:
 
 
 def open_fds() -> set[str]:
-    """This process's open file descriptors, as 'fd -> target' strings."""
+    """This process's open file descriptors, as 'fd -> target' strings. Garbage is collected
+    first: an earlier test's unreferenced SQLite connection is not a leak of the code under test."""
+    gc.collect()
     out = set()
     for fd in os.listdir("/proc/self/fd"):
         try:

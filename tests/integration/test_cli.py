@@ -8,6 +8,7 @@ import shutil
 import sqlite3
 import subprocess
 import sys
+from contextlib import closing
 from pathlib import Path
 from typing import Any
 
@@ -343,7 +344,8 @@ def test_sigint_mid_fleet_leaves_hosts_whole_and_history_right(tmp_path: Path, s
         time.sleep(0.1)
         if db_path.exists():
             try:
-                done = sqlite3.connect(db_path).execute("SELECT count(*) FROM host_outcomes").fetchone()[0]
+                done = sqlite3.connect(db_path).execute(
+                    "SELECT count(*) FROM host_outcomes WHERE status != 'pending'").fetchone()[0]
             except sqlite3.Error:
                 continue
             if done >= 2:
@@ -494,9 +496,9 @@ def test_run_timeout_after_activation_is_recorded_as_activated_and_can_be_rolled
     assert code == 1
     (host,) = json.loads(out)["hosts"]
     assert "no result within 3s" in host["error"]
-    db = sqlite3.connect(rustle_home / ".rustle" / "state.db")
-    status, sha, previous = db.execute(
-        "SELECT status, sha256, previous_sha256 FROM host_outcomes ORDER BY updated_at DESC LIMIT 1").fetchone()
+    with closing(sqlite3.connect(rustle_home / ".rustle" / "state.db")) as db:
+        status, sha, previous = db.execute(
+            "SELECT status, sha256, previous_sha256 FROM host_outcomes ORDER BY updated_at DESC LIMIT 1").fetchone()
     assert status == "activated" and sha == host["sha256"] and previous, "the host did switch releases"
     code, out, err = run_cli(capsys, "--rollback", "--output", "json")
     assert code == 0, err

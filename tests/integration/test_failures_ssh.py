@@ -144,15 +144,19 @@ def test_verify_catches_a_corrupt_artifact_and_keeps_the_old_release(sshd, tmp_p
     d = tmp_path / "r"
     h = sshd.host("verify", d)
     assert one(job(h, v1, verify=True)).ok
-    # v2 lands damaged on the host's disk with the right size: no upload, verify must notice
+    # v2 lands damaged on the host's disk with the right size: the deployment notices, replaces
+    # it with a fresh upload and says so; verify then passes
     damaged = bytearray(v2[0].read_bytes())
     damaged[-10] ^= 0xFF
     target = d / "artifacts" / v2[1]
     target.write_bytes(bytes(damaged))
+    bad_sha = __import__("hashlib").sha256(bytes(damaged)).hexdigest()
     out = one(job(h, v2, verify=True, run=RunOptions("r2")))
-    assert isinstance(out.error, ChecksumMismatch) and out.error.expected == v2[1]
-    assert not out.activated and out.events == []
-    assert remote.state(d)["current"] == v1[1]
+    assert out.ok and out.uploaded and out.activated, out.error
+    assert out.agent is not None and out.agent["damaged"] == {"size": v2[2], "sha256": bad_sha}
+    assert remote.state(d)["current"] == v2[1]
+    remote.assert_whole(d)
+    assert one(job(h, v1, verify=True)).ok
 
     # an artifact whose own check fails (manifest mismatch): RemoteError, old release kept
     bad = build_artifact("bad", version="3", corrupt_manifest=True)

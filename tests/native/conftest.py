@@ -41,9 +41,7 @@ def lower(plan: Path, inventory: Path | None = None, runner_sha: str = "0" * 64)
     if inventory is not None:
         opts["inventory"] = str(inventory)
     s = Session.from_options(opts)
-    p = s.plan()
-    assert p is not None
-    inv = s.inventory()
+    p, inv = s.plan(s.inventory())
     every, _ = s.hosts_for(p, inv)
     docs = {}
     for u in s.units(p, inv, every):

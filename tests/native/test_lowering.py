@@ -179,9 +179,7 @@ def test_each_host_gets_an_artifact_with_its_own_program_only(tmp_path: Path) ->
     inv = tmp_path / "inv.yml"
     inv.write_text("all:\n  hosts:\n    a1: {role: app}\n    a2: {role: app}\n    b1: {role: db}\n")
     s = Session.from_options({"execution_plan": str(plan), "inventory": str(inv), "format_": "native", "output": "json"})
-    p = s.plan()
-    assert p is not None
-    inventory = s.inventory()
+    p, inventory = s.plan(s.inventory())
     every, _ = s.hosts_for(p, inventory)
     (unit,) = s.units(p, inventory, every)
     built = {tuple(hosts): json.loads(data) for hosts, data in lower_unit(unit, "0" * 64)}

@@ -458,3 +458,24 @@ def test_a_controller_file_in_a_condition_is_never_evaluated(tmp_path: Path, cap
             assert "Conditional is marked as unsafe" in err
         else:
             assert "Conditional is marked as unsafe" in json.dumps(journal(tmp_path / fmt / "remote"))
+
+
+def test_handlers_that_notify_each_other_stop_as_the_pyz_runtime_does(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], native_cache: Path
+) -> None:
+    """ansible-core's test_handlers_infinite_loop.yml: each handler runs twice, then the play
+    ends (tests/runtime/test_handlers_ansible.py compares the pyz runtime with Ansible)."""
+    tasks = [{"module": "command", "args": {"_raw_params": "echo"}, "notify": ["handler1", "self_notify"]}]
+    handlers = [
+        {"name": "handler1", "module": "debug", "args": {"msg": "1"}, "changed_when": True, "notify": ["handler2"]},
+        {"name": "handler2", "module": "debug", "args": {"msg": "2"}, "changed_when": True, "notify": ["handler1"]},
+        {"name": "self_notify", "module": "debug", "args": {"msg": "s"}, "changed_when": True,
+         "notify": ["self_notify"]},
+    ]
+    recaps = {}
+    for fmt in ("pyz", "native"):
+        plan = make_plan(tmp_path / fmt, tasks, handlers=handlers)
+        code, doc, err = cli(capsys, str(plan), "--run", "--output", "json", "--format", fmt)
+        assert code == 0, err
+        recaps[fmt] = recap(doc)
+    assert recaps["native"] == recaps["pyz"] == {"ok": 7, "changed": 7, "failed": 0, "skipped": 0}

@@ -335,8 +335,10 @@ class _ParentContext:
     def read_file(self, sha256: str) -> bytes:
         return {hashlib.sha256(d).hexdigest(): d for d in FILES.values()}[sha256]
 
-    def render(self, text: str, extra: dict[str, Any]) -> str:
-        return f"rendered {text!r} with {sorted(extra)}"
+    vars: dict[str, Any] = {}  # not a VarScope: no controller-side template sources
+
+    def render(self, text: str, extra: dict[str, Any], overrides: dict[str, Any] | None = None) -> str:
+        return f"rendered {text!r} with {sorted(extra)} {overrides}"
 
 
 def test_a_child_gets_only_its_own_files_and_templates() -> None:
@@ -350,9 +352,14 @@ def test_a_child_gets_only_its_own_files_and_templates() -> None:
     with pytest.raises(ModuleFailure, match="does not belong to this task"):
         become._task_file(ctx, FILE_MAP["static.txt"])
     own = TEMPLATE.decode()
-    assert become._render(ctx, own, {"template_host": "h1"}) == f"rendered {own!r} with ['template_host']"
-    for text, extra in [("{{ lookup('pipe', 'id') }}", {}), (STATIC.decode(), {}),
-                        (own, {"template_host": "{{ lookup('pipe', 'id') }}"}), (own, {"who": "x"}),
-                        (own, {"template_host": 1}), (None, {})]:
+    rendered = become._render(ctx, own, {"template_path": "hello.j2", "template_destpath": "/d"},
+                              {"lstrip_blocks": True})
+    assert rendered.startswith(f"rendered {own!r} with ['ansible_managed', 'template_destpath', ")
+    assert rendered.endswith("{'lstrip_blocks': True}")  # the template_* variables derived by the parent
+    for text, extra, overrides in [
+            ("{{ lookup('pipe', 'id') }}", {}, {}), (STATIC.decode(), {}, {}),
+            (own, {"template_path": "{{ lookup('pipe', 'id') }}"}, {}), (own, {"who": "x"}, {}),
+            (own, {"template_host": "h1"}, {}), (own, {"template_path": 1}, {}), (None, {}, {}),
+            (own, {}, {"finalize": "x"}), (own, {}, {"trim_blocks": ["x"]})]:
         with pytest.raises(ModuleFailure, match="render request"):
-            become._render(ctx, text, extra)
+            become._render(ctx, text, extra, overrides)

@@ -144,3 +144,20 @@ def test_play_selection_runs_a_stage_and_carries_registered_results(tmp_path):
     assert second.result("use")["msg"] == "from-0 hi"
     none = run_artifact(artifact, "run", "--host", "h1", "--plays", "1")
     assert none.rc == 0 and not none.of("play_start")
+
+
+def test_run_takes_the_hosts_own_variables_from_vars_file(tmp_path):
+    """The artifact carries no host's own variables (docs/artifact.md, "Host variables"): run
+    by hand they come from --vars; an artifact that still carries them runs with its own."""
+    tasks = [task("debug", {"msg": "pw={{ db_password | default('none') }}"}, name="show")]
+    artifact = build_test_artifact(tmp_path, make_plan(tasks, hosts={"h1": {}, "h2": {}}))
+    vars_file = tmp_path / "vars.json"
+    vars_file.write_text(json.dumps({"db_password": "mine"}))
+    r = run_artifact(artifact, "run", "--host", "h1", "--vars", str(vars_file))
+    assert r.rc == 0 and r.result("show")["msg"] == "pw=mine", r.stderr
+    assert run_artifact(artifact, "run", "--host", "h1").result("show")["msg"] == "pw=none"
+    vars_file.write_text("[1]")
+    bad = run_artifact(artifact, "run", "--host", "h1", "--vars", str(vars_file))
+    assert bad.rc == 3 and "not a JSON object" in bad.stderr
+    legacy = build_test_artifact(tmp_path, make_plan(tasks, hosts={"h1": {"db_password": "old"}}))
+    assert run_artifact(legacy, "run", "--host", "h1").result("show")["msg"] == "pw=old"

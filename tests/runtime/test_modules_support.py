@@ -60,11 +60,12 @@ class FakeCtx:
     def read_file(self, sha256: str) -> bytes:
         return self.blobs[sha256]
 
-    def render(self, text: str, extra_vars: dict[str, Any] | None = None) -> str:
+    def render(self, text: str, extra_vars: dict[str, Any] | None = None,
+               overrides: dict[str, Any] | None = None) -> str:
         import jinja2
 
-        env = jinja2.Environment(trim_blocks=True, keep_trailing_newline=True,
-                                 undefined=jinja2.StrictUndefined)
+        env = jinja2.Environment(**{"trim_blocks": True, "keep_trailing_newline": True,
+                                    "undefined": jinja2.StrictUndefined, **(overrides or {})})
         return env.from_string(text).render({**self.vars, **(extra_vars or {})})
 
     def run_command(self, args, *, shell=False, cwd=None, data=None, env=None):

@@ -51,9 +51,9 @@ def test_hosts_with_same_tasks_share_one_artifact(tmp_path: Path) -> None:
     # db2 declares another target: it gets its own artifact; everyone else shares one.
     assert sorted(len(u.hosts) for u in units) == [1, 7]
     shared = next(u for u in units if len(u.hosts) == 7)
-    assert shared.plan_doc["hosts"]["web01"]["role"] == "web"
-    assert shared.plan_doc["hosts"]["web01"]["app_port"] == 8080
-    assert "web" in shared.plan_doc["hosts"]["web01"]["group_names"]
+    assert shared.host_vars["web01"]["role"] == "web"
+    assert shared.host_vars["web01"]["app_port"] == 8080
+    assert "web" in shared.host_vars["web01"]["group_names"]
     assert set(shared.plan_doc["groups"]["web"]) == {f"web0{i}" for i in range(1, 7)}
 
 
@@ -159,7 +159,7 @@ def test_connection_secrets_never_enter_an_artifact(tmp_path: Path) -> None:
     data = payload_bytes(unit)
     for secret in (b"S3cretA", b"RootA", b"S3cretB"):
         assert secret not in data
-    assert unit.plan_doc["hosts"]["web1"]["token"] == "keep"
+    assert unit.host_vars["web1"]["token"] == "keep"
 
 
 def test_rolling_plan_gives_every_batch_its_tasks(tmp_path: Path) -> None:
@@ -179,3 +179,48 @@ def test_rolling_plan_gives_every_batch_its_tasks(tmp_path: Path) -> None:
     (compiled,) = unit.plan_doc["plays"]
     assert compiled["hosts"] == hosts
     assert [t["id"] for t in compiled["tasks"]] == ["play-0/task_0", "play-0/task_1", "play-0/task_2"]
+
+
+def test_a_shared_artifact_holds_no_host_variables(tmp_path: Path) -> None:
+    """Host variables travel in each host's run request: two hosts with different secrets and
+    the same tasks share one artifact whose bytes hold neither secret."""
+    inv_file = tmp_path / "inv.ini"
+    inv_file.write_text("[web]\nweb1 db_password=PwOne\nweb2 db_password=PwTwo\n")
+    inv = load_inventory(inv_file)
+    (unit,) = units_for(fleet_plan(tmp_path, ["web"]), inv)
+    data = payload_bytes(unit, compression=False)
+    assert b"PwOne" not in data and b"PwTwo" not in data
+    assert unit.plan_doc["hosts"] == {"web1": {}, "web2": {}}
+    assert unit.host_vars["web2"]["db_password"] == "PwTwo"
+    inv_file.write_text("[web]\nweb1 db_password=Other1\nweb2 db_password=Other2\n")
+    (again,) = units_for(fleet_plan(tmp_path, ["web"]), load_inventory(inv_file))
+    assert payload_bytes(again) == payload_bytes(unit), "host variables are not inputs of a pyz artifact"
+
+
+@pytest.mark.parametrize(("expr", "read"), [
+    ("{{ hostvars['web2'].port }}", {"port"}),
+    ("{{ hostvars[groups['web'][0]]['port'] }}", {"port"}),
+    ('{{ hostvars["web2"]["port"] }} {{ hostvars.web1.addr }}', {"port", "addr"}),
+    ("{{ hostvars[inventory_hostname].db_password }}", set()),
+    ("{{ hostvars[inventory_hostname] | length }}", set()),
+    ("show hostvars", set()),  # prose, not a template
+    ("{{ out }}/hostvars.txt", set()),  # text beside a template, not a use
+    ("{% for h in play_hosts %}{{ hostvars[h].port }}{% endfor %} hostvars", {"port"}),
+])
+def test_only_the_variables_read_through_hostvars_travel(tmp_path: Path, expr: str, read: set[str]) -> None:
+    from rustle_deploy.compiler.units import _hostvars_read
+
+    plan = fleet_plan(tmp_path, ["web"])
+    assert _hostvars_read(plan, [{"msg": expr}]) == read
+
+
+@pytest.mark.parametrize("expr", [
+    "{{ hostvars | dict2items }}", "{{ hostvars[h][name] }}", "{{ hostvars['web2'] | to_json }}",
+])
+def test_hostvars_without_a_name_is_a_compile_error(tmp_path: Path, expr: str) -> None:
+    from rustle_deploy.compiler.units import _hostvars_read
+
+    with pytest.raises(CompileError, match="does not name the variable"):
+        _hostvars_read(fleet_plan(tmp_path, ["web"]), [{"msg": expr}])
+    with pytest.raises(CompileError):
+        _hostvars_read(fleet_plan(tmp_path, ["web"]), [{"when": ["hostvars is defined"]}])

@@ -404,3 +404,47 @@ def test_a_playbook_given_as_plan_gets_a_pointed_error(playbook: str) -> None:
     assert str(path) in str(err.value)
     if path.read_text().lstrip().startswith(("---", "- ")) and "hosts:" in path.read_text():
         assert "Ansible playbook" in err.value.message and "rustle-plan" in str(err.value.hint)
+
+
+def test_validation_reports_every_problem_in_one_run(tmp_path: Path) -> None:
+    """A plan with several problems names each with its JSON pointer, in plan order."""
+    from rustle_deploy.errors import PlanErrors
+
+    doc = json.loads((FIXTURES / "test_verbose.json").read_bytes())
+    tasks = doc["plays"][0]["batches"][0]["tasks"]
+    tasks[0]["module"] = "no_such_module"
+    tasks[1].update(module="copy", args={"src": "missing.txt", "dest": "/x"})
+    tasks[2]["notify"] = ["nobody"]
+    with pytest.raises(PlanErrors) as err:
+        parse_plan(json.dumps(doc).encode(), source="p.json", base_dir=str(tmp_path))
+    assert [p.pointer for p in err.value.problems] == [
+        "/plays/0/batches/0/tasks/0/module", "/plays/0/batches/0/tasks/1/args/src",
+        "/plays/0/batches/0/tasks/2/notify/0"]
+    assert err.value.pointer == "/plays/0/batches/0/tasks/0/module"
+    text = str(err.value)
+    assert text.startswith("p.json: /plays/0/batches/0/tasks/0/module: unknown module")
+    assert text.endswith("hint: 3 problems in the plan: fix them all, then validate again")
+    assert "no such file 'missing.txt'" in text and "no handler named 'nobody'" in text
+
+
+def test_unknown_and_refused_plugins_are_refused_with_their_pointers(tmp_path: Path) -> None:
+    from rustle_deploy.errors import PlanErrors
+
+    doc = json.loads((FIXTURES / "test_verbose.json").read_bytes())
+    tasks = doc["plays"][0]["batches"][0]["tasks"]
+    tasks[0]["args"] = {"msg": "{{ x | community.general.json_query('a') }} {{ lookup('password', '/tmp/p') }}"}
+    tasks[1]["conditions"] = [{"When": {"expression": "x is vault_encrypted or x | no_such_filter"}}]
+    tasks[2]["args"] = {"msg": "{{ [1] | zip([2]) }} {{ query('sequence', '1-3') }} {{ 1 is ansible.builtin.truthy }}"}
+    with pytest.raises(PlanErrors) as err:
+        parse_plan(json.dumps(doc).encode(), source="p.json", base_dir=str(tmp_path))
+    found = [(p.pointer, p.detail) for p in err.value.problems]
+    assert found == [
+        ("/plays/0/batches/0/tasks/0/args/msg", "filter 'community.general.json_query' is not supported by "
+                                                "rustle-deploy: collections are not supported"),
+        ("/plays/0/batches/0/tasks/0/args/msg", "lookup 'password' is not supported by rustle-deploy: it "
+                                                "writes password files on the controller"),
+        ("/plays/0/batches/0/tasks/1/conditions/0", "filter 'no_such_filter' is not supported by rustle-deploy: "
+                                                    "it is not one of ansible.builtin's filters"),
+        ("/plays/0/batches/0/tasks/1/conditions/0", "test 'vault_encrypted' is not supported by rustle-deploy: "
+                                                    "vaulted data is not supported"),
+    ]

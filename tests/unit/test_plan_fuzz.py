@@ -1,17 +1,25 @@
-"""Property: no input, however mangled, makes the plan parser raise anything but PlanError."""
+"""Property: no input, however mangled, makes the plan parser raise anything but PlanError,
+and a mangled plan that parses compiles (``--dry-run``) or ends in a clean exit 2."""
 
 from __future__ import annotations
 
+import itertools
 import json
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from hypothesis import HealthCheck, given, settings
+import pytest
+from hypothesis import event, given
 from hypothesis import strategies as st
 
 from rustle_deploy.errors import PlanError
 from rustle_deploy.model import Plan
 from rustle_deploy.plan import parse_plan, resolve_source
+
+from ..fuzzing import assert_clean, fuzz_settings, quick_config, run_main, sandbox
+
+pytestmark = pytest.mark.fuzz
 
 REPO = Path(__file__).resolve().parents[2]
 FIXTURES = REPO / ".." / "shared" / "fixtures" / "rustle-plan"
@@ -108,7 +116,7 @@ def _parse(path: Path, data: bytes) -> Plan | PlanError:
     return plan
 
 
-@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@fuzz_settings(400)
 @given(mangled())
 def test_mangled_plans_raise_only_plan_error(case: tuple[Path, bytes]) -> None:
     path, data = case
@@ -120,15 +128,40 @@ def test_mangled_plans_raise_only_plan_error(case: tuple[Path, bytes]) -> None:
         str(result).encode("utf-8")  # printable: no lone surrogates from the input
 
 
-@settings(max_examples=150, deadline=None)
+@fuzz_settings(150)
 @given(st.binary(max_size=200))
 def test_random_bytes_raise_only_plan_error(data: bytes) -> None:
     result = _parse(DATA / "good" / "rich.json", data)
     assert isinstance(result, PlanError)
 
 
-@settings(max_examples=150, deadline=None)
+@fuzz_settings(150)
 @given(json_values)
 def test_random_json_documents_raise_only_plan_error(doc: Any) -> None:
     result = _parse(DATA / "good" / "rich.json", json.dumps(doc).encode())
     assert isinstance(result, PlanError)
+
+
+_COUNT = itertools.count()
+
+
+@pytest.fixture(scope="module")
+def root(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    root = tmp_path_factory.mktemp("plan-fuzz")
+    with sandbox(root):
+        yield root
+
+
+@fuzz_settings(100)
+@given(mangled())
+def test_mangled_plans_compile_or_end_in_a_clean_exit_2(root: Path, case: tuple[Path, bytes]) -> None:
+    seed, data = case
+    path = root / f"plan-{next(_COUNT)}.json"
+    path.write_bytes(data)
+    try:
+        code, out, err = run_main([str(path), "--dry-run", "--output", "json", "--files-dir", str(seed.parent),
+                                   "--config", str(quick_config(root))])
+    finally:
+        path.unlink()
+    assert_clean(code, out, err)
+    event(f"exit {code}")

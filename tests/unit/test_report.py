@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import io
+import json
+import re
 
-from rustle_deploy.report import HostSummary, Reporter, render_diff
+import pytest
+
+from rustle_deploy.report import HostSummary, Reporter, dump_json, render_diff, visible
 
 
 def test_render_diff_of_text_and_state() -> None:
@@ -26,7 +30,7 @@ def test_changed_task_shows_its_diff_only_with_diff_and_never_when_censored() ->
     assert "+2" not in plain.getvalue() and "h | changed | t" in plain.getvalue()
     shown = io.StringIO()
     Reporter(stream=shown, color=False, diff=True).event("h", event)
-    assert "-1\n+2" in shown.getvalue()
+    assert "  -1\n  +2" in shown.getvalue()
     hidden = io.StringIO()
     Reporter(stream=hidden, color=False, diff=True).event("h", {**event, "censored": "hidden"})
     assert "+2" not in hidden.getvalue()
@@ -43,3 +47,62 @@ def test_recap_names_failed_hosts_and_why() -> None:
     assert "web1" in text and "unreachable=1" in text
     assert "2 of 3 host(s) failed" in text
     assert "web2: web2: connection refused" in text and "web3: task failed: Install nginx" in text
+
+
+# -- host data never reaches the terminal raw (issue 11) ------------------------------------
+
+ESC = "\x1b[2J\x1b]0;owned\x07"  # clear the screen, set the window title, ring the bell
+FORGED = "web9 | ok | forged"
+
+
+class _Tty(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def _hostile_run(reporter: Reporter) -> None:
+    reporter.event("web1", {
+        "event": "task_result", "task": f"install\n{FORGED}", "status": "changed", "module": "shell",
+        "stdout": f"one{ESC}\r\n{FORGED}\ntwo\rthree", "stderr": "\x9b2J\u202eevil",
+        "diff": {"before": f"a{ESC}\n", "after": "b\n", "before_header": f"/etc/x\n{FORGED}"},
+    })
+    reporter.event("web1", {"event": "task_result", "task": "say", "status": "ok", "module": "debug",
+                            "msg": f"hello{ESC}"})
+    reporter.event("web1", {"event": "task_result", "task": "fail", "status": "failed", "msg": f"boom{ESC}\r"})
+    reporter.event("web1", {"event": "handler_result", "task": "h\x08\x08\x08\x08", "status": "changed"})
+    reporter.host_done("web\x1b[1m2", f"FAILED: {ESC}", failed=True)
+    reporter.recap([
+        HostSummary("web\x1b[1m2", error=f"web2: {ESC}"),
+        HostSummary("web1", failed=1, failed_tasks=[f"install\n{FORGED}"]),
+    ])
+
+
+@pytest.mark.parametrize("stream", [io.StringIO, _Tty], ids=["plain", "terminal"])
+def test_host_data_reaches_the_terminal_only_as_visible_escapes(stream: type[io.StringIO]) -> None:
+    out = stream()
+    _hostile_run(Reporter(stream=out, verbosity=2, diff=True))
+    text = out.getvalue()
+    # rich colours a terminal with SGR sequences (ESC [ ... m); nothing else may be raw
+    bare = re.sub(r"\x1b\[[0-9;]*m", "", text)
+    assert not [c for c in bare if (ord(c) < 32 and c != "\n") or 0x7f <= ord(c) <= 0x9f or c == "\u202e"], repr(bare)
+    assert "\\x1b[2J\\x1b]0;owned\\x07" in bare
+    assert "\\x9b2J\\u202eevil" in bare and "h\\x08\\x08\\x08\\x08" in bare
+    for line in bare.splitlines():
+        assert not line.startswith(FORGED), f"a forged line: {line!r}"
+    assert f"install\\n{FORGED}" in bare  # the task name, on its own line
+    assert "  stdout: one\\x1b[2J\\x1b]0;owned\\x07" in bare
+    assert f"    {FORGED}" in bare and "    two\\rthree" in bare  # continuation lines indented
+    assert "fail | boom\\x1b[2J\\x1b]0;owned\\x07\n" in bare
+
+
+def test_visible_leaves_ordinary_text_alone() -> None:
+    text = "déjà vu — 日本語 ✓\ttab"
+    assert visible(text) == text
+    assert visible("a\nb\r\x00\x7f\ud800") == "a\\nb\\r\\x00\\x7f\\ud800"
+
+
+def test_json_documents_keep_the_exact_data() -> None:
+    doc = {"hosts": [{"name": "web1", "error": f"x{ESC}\n{FORGED}", "task": "\ud7ff\u202e"}]}
+    out = io.StringIO()
+    dump_json(doc, out)
+    assert json.loads(out.getvalue()) == doc

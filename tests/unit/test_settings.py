@@ -56,6 +56,12 @@ def test_seed_sections_accepted_with_notes(tmp_path: Path) -> None:
         ("[deployment]\nparallel_jobs = 0\n", "deployment.parallel_jobs"),
         ('[deployment]\nverify_deployments = "perhaps"\n', "deployment.verify_deployments"),
         ("[compilation]\nbinary_size_limit_mb = -1\n", "compilation.binary_size_limit_mb"),
+        ('[compilation]\nbinary_size_limit_mb = "' + "9" * 400 + '"\n', "compilation.binary_size_limit_mb"),
+        ("[deployment]\nparallel_jobs = 1e400\n", "deployment.parallel_jobs"),
+        ("[deployment]\nparallel_jobs = -inf\n", "deployment.parallel_jobs"),
+        ("[deployment]\ndefault_timeout_secs = inf\n", "deployment.default_timeout_secs"),
+        ("[deployment]\ndefault_timeout_secs = nan\n", "deployment.default_timeout_secs"),
+        ('[deployment]\ncache_dir = "a\\u0000b"\n', "deployment.cache_dir"),
     ],
 )
 def test_bad_file_values_name_the_key(tmp_path: Path, text: str, key: str) -> None:
@@ -79,9 +85,10 @@ def test_missing_explicit_config_is_an_error(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("var", ["RUSTLE_PARALLEL_JOBS", "RUSTLE_DEPLOYMENT_TIMEOUT", "RUSTLE_BINARY_SIZE_LIMIT", "RUSTLE_VERIFY_DEPLOYMENTS"])
 def test_bad_env_values_name_the_variable(var: str) -> None:
-    with pytest.raises(ConfigError) as info:
-        load_settings(None, environ={var: "lots", "HOME": "/nonexistent"})
-    assert var in str(info.value)
+    for value in ("lots", "inf", *(["9" * 400] if var == "RUSTLE_BINARY_SIZE_LIMIT" else [])):
+        with pytest.raises(ConfigError) as info:
+            load_settings(None, environ={var: value, "HOME": "/nonexistent"})
+        assert var in str(info.value)
 
 
 @pytest.mark.parametrize(("text", "size"), [("50MB", 50 << 20), ("50", 50 << 20), ("1GiB", 1 << 30), ("800kB", 800 << 10), ("1.5MB", int(1.5 * (1 << 20)))])

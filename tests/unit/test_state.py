@@ -79,3 +79,43 @@ def test_a_cleanup_ends_what_the_history_thinks_a_host_holds(tmp_path: Path) -> 
         assert ("web1", "/r") in h.runner_holders("n1")
         deployed = h.get(dep)
         assert deployed is not None and len(deployed.hosts) == 3
+
+
+def test_a_deployment_whose_controller_is_gone_is_an_orphan(tmp_path: Path) -> None:
+    """Open while its controller runs; an orphan once that process is gone (a reused pid,
+    another boot); finishing closes it."""
+    import json
+    import os
+    import socket
+    import subprocess
+
+    from rustle_deploy.state import controller_identity, owner_alive
+
+    with History(tmp_path / "state.db") as h:
+        mine = h.begin("deploy", context={"inventory": "/inv.yml", "user": None, "private_key": None})
+        h.pending(mine, [("web1", "b", "s1", "~/.rustle"), ("web2", "b", "s1", "~/.rustle")])
+        h.record_host(mine, "web2", "activated", sha256="s1", binary_name="b")
+        h.pending(mine, [("web2", "b", "s1", "~/.rustle")])  # a recorded outcome is never made pending again
+        assert h.orphans() == [], "this process owns it"
+        dep = h.get(mine)
+        assert dep is not None and {r.host: r.status for r in dep.hosts} == {"web1": "pending", "web2": "activated"}
+
+        gone = subprocess.Popen(["true"])
+        gone.wait()
+        dead = json.loads(controller_identity())
+        dead["pid"] = gone.pid
+        h._db.execute("UPDATE open_deployments SET owner = ? WHERE deployment_id = ?", (json.dumps(dead), mine))
+        (orphan,) = h.orphans()
+        assert orphan.deployment.id == mine and [r.host for r in orphan.pending] == ["web1"]
+        assert orphan.context["inventory"] == "/inv.yml"
+        h.finish(mine, "interrupted")
+        assert h.orphans() == []
+
+    me = json.loads(controller_identity())
+    assert owner_alive(controller_identity())
+    assert not owner_alive(json.dumps({**me, "start": "1"})), "a reused pid is another process"
+    assert not owner_alive(json.dumps({**me, "boot": "another-boot"}))
+    assert owner_alive(json.dumps({**me, "host": socket.gethostname() + "-other", "pid": 1 << 30})), \
+        "another machine's controller: cannot tell, so it counts as running"
+    assert not owner_alive("not json")
+    assert me["pid"] == os.getpid()

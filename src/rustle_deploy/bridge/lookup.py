@@ -126,20 +126,46 @@ def ansible_available() -> bool:
         return False
 
 
-def resolve(names: Sequence[str], plan_dir: str | None) -> Resolution:
-    """Resolve ``names`` (modules no built-in implements) for a plan in ``plan_dir``."""
+def search_collections(module: str, collections: Sequence[str]) -> tuple[str, ...]:
+    """The collections Ansible searches for ``module`` under a ``collections:`` keyword: none for
+    a fully qualified name; else the list, with ``ansible.legacy`` added when it names neither
+    ``ansible.builtin`` nor ``ansible.legacy`` (``collectionsearch._ensure_default_collection``)."""
+    if not collections or "." in module:
+        return ()
+    out = tuple(collections)
+    if "ansible.builtin" not in out and "ansible.legacy" not in out:
+        out += ("ansible.legacy",)
+    return out
+
+
+def lookup_key(module: str, collections: Sequence[str] = ()) -> str:
+    """How a Resolution names one lookup: the module as written, plus the collections searched
+    for it when a ``collections:`` keyword applies (``"hello in my.coll,ansible.legacy"``)."""
+    searched = search_collections(module, collections)
+    return f"{module} in {','.join(searched)}" if searched else module
+
+
+def _split_key(key: str) -> tuple[str, list[str]]:
+    name, _, colls = key.partition(" in ")
+    return name, colls.split(",") if colls else []
+
+
+def resolve(keys: Sequence[str], plan_dirs: Sequence[str]) -> Resolution:
+    """Resolve ``keys`` (``lookup_key`` of modules no built-in implements) for a plan whose
+    playbook and roles are in ``plan_dirs`` (their library/ and module_utils/ are searched)."""
     env = tuple(sorted((k, v) for k, v in os.environ.items() if k.startswith("ANSIBLE_")))
-    return _resolve(tuple(sorted(set(names))), plan_dir, env, os.getcwd(), ansible_available())
+    return _resolve(tuple(sorted(set(keys))), tuple(dict.fromkeys(plan_dirs)), env, os.getcwd(),
+                    ansible_available())
 
 
 @functools.lru_cache(maxsize=32)
-def _resolve(names: tuple[str, ...], plan_dir: str | None, env: tuple[tuple[str, str], ...],
+def _resolve(keys: tuple[str, ...], plan_dirs: tuple[str, ...], env: tuple[tuple[str, str], ...],
              cwd: str, with_ansible: bool) -> Resolution:
-    if not names:
+    if not keys:
         return Resolution({}, None, DEFAULT_INTERNAL)
     if with_ansible:
-        return _resolve_with_ansible(names, plan_dir)
-    return Resolution({n: _resolve_without_ansible(n, plan_dir) for n in names}, None, DEFAULT_INTERNAL)
+        return _resolve_with_ansible(keys, plan_dirs)
+    return Resolution({k: _resolve_without_ansible(k, plan_dirs) for k in keys}, None, DEFAULT_INTERNAL)
 
 
 @dataclass(frozen=True)
@@ -151,14 +177,14 @@ class Visible:
     runs: str  # "built in", "bridge", or "refused: why"
 
 
-def list_visible(plan_dir: str | None) -> tuple[str | None, list[str], list[Visible]]:
+def list_visible(plan_dirs: Sequence[str]) -> tuple[str | None, list[str], list[Visible]]:
     """ansible-core's version (None: not installed), the places searched, every module seen."""
     from ..runtime_index import canonical_module
     from .policy import CONTROLLER_ACTIONS, KEYWORDS
 
     if not ansible_available():
         seen = []
-        for directory in module_path(plan_dir):
+        for directory in module_path(plan_dirs):
             try:
                 entries = sorted(os.listdir(directory))
             except OSError:
@@ -167,11 +193,11 @@ def list_visible(plan_dir: str | None) -> tuple[str | None, list[str], list[Visi
                 stem, ext = os.path.splitext(entry)
                 if ext in _NOT_MODULES or not os.path.isfile(os.path.join(directory, entry)):
                     continue
-                found = _resolve_without_ansible(stem, plan_dir)
+                found = _resolve_without_ansible(stem, plan_dirs)
                 runs = "bridge" if isinstance(found, BridgedModule) else "refused: " + found.reason
                 seen.append(Visible("ansible.legacy." + stem, os.path.join(directory, entry), runs))
-        return None, module_path(plan_dir), seen
-    answer = probe({"op": "list", "plan_dir": plan_dir})
+        return None, module_path(plan_dirs), seen
+    answer = probe({"op": "list", "plan_dirs": list(plan_dirs)})
     out = []
     for fqcn, found in answer["modules"].items():
         short, action = fqcn.rsplit(".", 1)[-1], found.get("action")
@@ -193,9 +219,10 @@ def list_visible(plan_dir: str | None) -> tuple[str | None, list[str], list[Visi
 # -- without ansible-core ---------------------------------------------------------------------
 
 
-def module_path(plan_dir: str | None) -> list[str]:
-    """The legacy module search path: library/ beside the plan, ANSIBLE_LIBRARY (or defaults)."""
-    dirs = [os.path.join(plan_dir, "library")] if plan_dir else []
+def module_path(plan_dirs: Sequence[str]) -> list[str]:
+    """The legacy module search path: library/ beside the plan and in its roles, ANSIBLE_LIBRARY
+    (or its defaults)."""
+    dirs = [os.path.join(d, "library") for d in plan_dirs]
     configured = os.environ.get("ANSIBLE_LIBRARY")
     entries = configured.split(os.pathsep) if configured else list(DEFAULT_MODULE_PATH)
     dirs += [os.path.expanduser(e) for e in entries if e]
@@ -241,11 +268,12 @@ def shebang(data: bytes) -> tuple[str, ...]:
     return tuple(shlex.split(first[2:].decode("utf-8", "surrogateescape").strip()))
 
 
-def _resolve_without_ansible(name: str, plan_dir: str | None) -> BridgedModule | Missing:
+def _resolve_without_ansible(key: str, plan_dirs: Sequence[str]) -> BridgedModule | Missing:
+    name, collections = _split_key(key)
     short = name[len("ansible.legacy."):] if name.startswith("ansible.legacy.") else name
-    dirs = module_path(plan_dir)
+    dirs = module_path(plan_dirs)
     searched = tuple(dirs) + ("ansible-core and its collections: ansible-core is not installed on the controller",)
-    if "." in short:
+    if "." in short or (collections and "ansible.legacy" not in collections):
         return Missing(name, "collections are found by ansible-core, which is not installed on the controller",
                        searched, ANSIBLE_HINT)
     for directory in dirs:
@@ -296,7 +324,7 @@ def probe(request: dict[str, Any]) -> dict[str, Any]:
     return answer
 
 
-def _cached_probe(request: dict[str, Any], plan_dir: str | None) -> dict[str, Any]:
+def _cached_probe(request: dict[str, Any], plan_dirs: Sequence[str]) -> dict[str, Any]:
     """``probe(request)``, from the cache when nothing it depends on has changed since.
 
     The key covers the request, the ``ANSIBLE_*`` environment, the working directory, the
@@ -312,7 +340,7 @@ def _cached_probe(request: dict[str, Any], plan_dir: str | None) -> dict[str, An
     cache = bridge.CACHE_DIR
     if cache is None:
         return probe(request)
-    key = _probe_key(request, plan_dir)
+    key = _probe_key(request, plan_dirs)
     path = cache / f"{key}.json"
     try:
         entry = json.loads(path.read_text())
@@ -322,7 +350,7 @@ def _cached_probe(request: dict[str, Any], plan_dir: str | None) -> dict[str, An
     except (OSError, ValueError, KeyError, TypeError, AttributeError):
         pass
     answer = probe(request)
-    dirs = sorted(set(_source_dirs(plan_dir) + _collection_roots(answer)))
+    dirs = sorted(set(_source_dirs(plan_dirs) + _collection_roots(answer)))
     entry = {"answer": answer, "tree_dirs": dirs, "trees": _trees_fingerprint(dirs)}
     from ..compiler.cachefiles import atomic_write
 
@@ -347,11 +375,11 @@ def _collection_paths() -> list[str]:
     return [os.path.expanduser(e) for e in entries if e] + [p for p in sys.path if p.endswith("-packages")]
 
 
-def _source_dirs(plan_dir: str | None) -> list[str]:
+def _source_dirs(plan_dirs: Sequence[str]) -> list[str]:
     utils = os.environ.get("ANSIBLE_MODULE_UTILS")
-    dirs = module_path(plan_dir) + [os.path.expanduser(e) for e in (
+    dirs = module_path(plan_dirs) + [os.path.expanduser(e) for e in (
         utils.split(os.pathsep) if utils else ["~/.ansible/plugins/module_utils", "/usr/share/ansible/plugins/module_utils"])]
-    if plan_dir:
+    for plan_dir in plan_dirs:
         dirs += [os.path.join(plan_dir, "module_utils"), os.path.join(plan_dir, "action_plugins")]
     return dirs
 
@@ -378,7 +406,7 @@ def _trees_fingerprint(dirs: list[str]) -> str:
     return h.hexdigest()
 
 
-def _probe_key(request: dict[str, Any], plan_dir: str | None) -> str:
+def _probe_key(request: dict[str, Any], plan_dirs: Sequence[str]) -> str:
     h = hashlib.sha256(json.dumps(request, sort_keys=True).encode())
     h.update(f"{sys.executable}\0{os.getcwd()}\0".encode())
     for k, v in sorted(os.environ.items()):
@@ -389,7 +417,7 @@ def _probe_key(request: dict[str, Any], plan_dir: str | None) -> str:
         h.update(_stat(os.path.join(os.path.dirname(spec.origin), "release.py")).encode())
     configs = [os.environ.get("ANSIBLE_CONFIG") or "", os.path.join(os.getcwd(), "ansible.cfg"),
                os.path.expanduser("~/.ansible.cfg"), "/etc/ansible/ansible.cfg"]
-    watched = configs + _source_dirs(plan_dir)
+    watched = configs + _source_dirs(plan_dirs)
     for root in _collection_paths():
         top = os.path.join(root, "ansible_collections")
         watched.append(top)
@@ -408,16 +436,22 @@ def _probe_key(request: dict[str, Any], plan_dir: str | None) -> str:
     return h.hexdigest()
 
 
-def _resolve_with_ansible(names: tuple[str, ...], plan_dir: str | None) -> Resolution:
-    answer = _cached_probe({"op": "resolve", "names": list(names), "plan_dir": plan_dir}, plan_dir)
+def _resolve_with_ansible(keys: tuple[str, ...], plan_dirs: tuple[str, ...]) -> Resolution:
+    lookups = {k: list(_split_key(k)) for k in keys}
+    answer = _cached_probe({"op": "resolve", "lookups": lookups, "plan_dirs": list(plan_dirs)}, plan_dirs)
     version = str(answer["ansible_version"])
-    searched = tuple(answer.get("module_paths") or ()) + tuple(
+    # library/ of the playbook and its roles first: ansible-core lists only those that exist
+    searched = tuple(dict.fromkeys([os.path.join(d, "library") for d in plan_dirs]
+                                   + list(answer.get("module_paths") or ()))) + tuple(
         f"collections: {p}" for p in answer.get("collections_paths") or ())
     out: dict[str, BridgedModule | Missing] = {}
-    for name in names:
-        found = answer["modules"].get(name) or {}
+    for key in keys:
+        name = _split_key(key)[0]
+        found = answer["modules"].get(key) or {}
         if not found.get("found"):
-            reason = str(found.get("reason") or "not found")
+            reason = str(found.get("reason") or "")
+            if not reason or reason.startswith(("failed fuzzy", "no matches", "Unexpected", "found fuzzy")):
+                reason = "no module by this name"  # ansible-core's internal account of its search
             redirects = [r for r in found.get("redirects") or () if r != name]
             if redirects:
                 reason += " (ansible-core redirects it: " + " -> ".join([name, *redirects]) + ")"
@@ -427,12 +461,12 @@ def _resolve_with_ansible(names: tuple[str, ...], plan_dir: str | None) -> Resol
             hint = ("install the collection that holds it (ansible-galaxy collection install, or the 'ansible' "
                     "package) or set ANSIBLE_COLLECTIONS_PATH" if "." in (redirects or [name])[-1]
                     else "put it in library/ beside the plan or in ANSIBLE_LIBRARY")
-            out[name] = Missing(name, reason, searched, hint)
+            out[key] = Missing(name, reason, searched, hint)
             continue
         style = str(found["style"])
         refused = _style_refusal(style, found["path"])
         if refused:
-            out[name] = Missing(name, refused, searched, "use a module for POSIX hosts")
+            out[key] = Missing(name, refused, searched, "use a module for POSIX hosts")
             continue
         collection = found.get("collection")
         fqcn = str(found["fqcn"])
@@ -444,7 +478,7 @@ def _resolve_with_ansible(names: tuple[str, ...], plan_dir: str | None) -> Resol
             origin = f"collection {collection}"
         else:
             origin = "library " + os.path.dirname(found["path"])
-        out[name] = BridgedModule(
+        out[key] = BridgedModule(
             name=name, fqcn=fqcn, path=str(found["path"]), style=style, origin=origin,
             action=found.get("action"), module_fqn=found.get("module_fqn"),
             profile=str(found.get("profile") or "legacy"),

@@ -19,7 +19,7 @@ from typing import Any
 
 from ..errors import PlanError
 from ..model import Plan, Task
-from .lookup import BridgedModule, Missing, Resolution, resolve
+from .lookup import BridgedModule, Missing, Resolution, lookup_key, resolve
 
 _TRUE = ("1", "true", "yes", "on", "y", "t")
 
@@ -84,24 +84,46 @@ def _kind(task: Task) -> str:
     return "handler" if "/handlers/" in task.pointer else "task"
 
 
+def plan_dirs(plan: Plan) -> list[str]:
+    """The directories whose library/ and module_utils/ Ansible searches for this plan: the
+    playbook's (or the plan's) and every role's, as ansible-playbook adds them when it loads them."""
+    dirs = [plan.base_dir] if plan.base_dir else []
+    for play in plan.plays:
+        dirs += [str(r["path"]) for r in play.roles.values() if isinstance(r, Mapping) and r.get("path")]
+    return list(dict.fromkeys(dirs))
+
+
+def task_key(task: Task) -> str:
+    """The lookup ``task`` needs: its module, with the ``collections`` keyword it carries."""
+    collections = task.extras.get("collections") or ()
+    return lookup_key(task.module, [str(c) for c in collections])
+
+
 def unresolved(plan: Plan, tasks: Sequence[Task]) -> Resolution:
     """Resolve, in one lookup, every module of ``tasks`` that no built-in implements."""
     from ..runtime_index import canonical_module
 
-    names = sorted({t.module for t in tasks if canonical_module(t.module) is None})
-    return resolve(names, plan.base_dir or None)
+    keys = sorted({task_key(t) for t in tasks if canonical_module(t.module) is None})
+    return resolve(keys, plan_dirs(plan))
 
 
 def bridged(plan: Plan, task: Task, resolution: Resolution) -> BridgedModule:
     """The module ``task`` runs through the bridge; PlanError naming the task when it cannot."""
-    found = resolution.modules.get(task.module)
+    found = resolution.modules.get(task_key(task))
     pointer = f"{task.pointer}/module"
     if found is None or isinstance(found, Missing):
+        import difflib
+
+        from ..runtime_index import module_families
+
         reason = found.reason if found else "not resolved"
         searched = "; ".join(found.searched) if found else ""
+        own = "." not in task.module or task.module.startswith(("ansible.builtin.", "ansible.legacy."))
+        close = difflib.get_close_matches(task.short_module, sorted(module_families()), n=1, cutoff=0.75) if own else []
         raise PlanError(
             f"unknown module {task.module!r} in {_kind(task)} {task.name!r}: {reason}",
-            (f"searched: {searched}; " if searched else "") + (found.hint if found else ""),
+            (f"did you mean '{close[0]}'? " if close else "")
+            + (f"searched: {searched}; " if searched else "") + (found.hint if found else ""),
             file=plan.source, pointer=pointer)
     why = refusal(found, task.args)
     if why:

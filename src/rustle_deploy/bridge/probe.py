@@ -7,8 +7,9 @@ once at import, its plugin loaders remember every directory added, and its colle
 installs itself in ``sys.meta_path``. A child process sees the configuration of this command,
 as a fresh ``ansible-playbook`` would, and leaves the controller untouched.
 
-Request: ``{"op": "resolve", "names": [...], "plan_dir": DIR or null, "collections": [...]}``
-or ``{"op": "list", "plan_dir": ...}``. Answer: see ``resolve`` and ``list_modules``.
+Request: ``{"op": "resolve", "lookups": {KEY: [NAME, [COLLECTION, ...]], ...}, "plan_dirs": [DIR, ...]}``
+(the collections a play's or role's ``collections:`` keyword searches for a short NAME, empty
+without it) or ``{"op": "list", "plan_dirs": [...]}``. Answer: see ``resolve`` and ``list_modules``.
 Nothing here is imported by the controller.
 """
 
@@ -26,14 +27,14 @@ from typing import Any
 _EPOCH = datetime.datetime(1980, 1, 1, tzinfo=datetime.UTC)
 
 
-def _setup(plan_dir: str | None) -> Any:
+def _setup(plan_dirs: list[str]) -> Any:
     from ansible.plugins import loader
 
     loader.init_plugin_loader()
-    if plan_dir:
-        # what ansible-playbook does for the playbook's directory: library/, module_utils/,
-        # action_plugins/ ... beside it are searched first
-        loader.add_all_plugin_dirs(plan_dir)
+    for directory in plan_dirs:
+        # what ansible-playbook does for the playbook's directory and each role it loads:
+        # library/, module_utils/, action_plugins/ ... in them are searched first
+        loader.add_all_plugin_dirs(directory)
     return loader
 
 
@@ -81,16 +82,17 @@ def _interpreter(data: bytes) -> list[str]:
     return [interpreter, *args] if interpreter else []
 
 
-def resolve(names: list[str], collections: list[str]) -> dict[str, Any]:
-    """name -> ``{"found": False, "reason", "tried"}`` or what the compiler embeds."""
+def resolve(lookups: dict[str, list[Any]]) -> dict[str, Any]:
+    """key -> ``{"found": False, "reason", "tried"}`` or what the compiler embeds, for each
+    ``key: [name, collections]``."""
     from ansible.plugins.loader import action_loader, module_loader
 
     out: dict[str, Any] = {}
-    for name in names:
+    for key, (name, collections) in lookups.items():
         ctx = module_loader.find_plugin_with_context(name, collection_list=collections or None)
         errors = [str(e) for e in list(ctx.import_error_list) + list(ctx.error_list)]
         if not ctx.resolved:
-            out[name] = {"found": False, "reason": ctx.exit_reason, "redirects": list(ctx.redirect_list),
+            out[key] = {"found": False, "reason": ctx.exit_reason, "redirects": list(ctx.redirect_list),
                          "errors": errors, "removed": bool(getattr(ctx, "removal_version", None))}
             continue
         path = ctx.plugin_resolved_path
@@ -119,7 +121,7 @@ def resolve(names: list[str], collections: list[str]) -> dict[str, Any]:
         elif style in ("want_json", "old", "binary"):
             entry["data"] = base64.b64encode(data).decode()
             entry["interpreter"] = _interpreter(data) if style != "binary" else []
-        out[name] = entry
+        out[key] = entry
     return out
 
 
@@ -160,7 +162,7 @@ def main() -> int:
     import ansible.constants as C
     from ansible.release import __version__
 
-    loader = _setup(request.get("plan_dir"))
+    loader = _setup(list(request.get("plan_dirs") or ()))
     answer: dict[str, Any] = {
         "ansible_version": __version__,
         "python": sys.executable,
@@ -171,7 +173,7 @@ def main() -> int:
     if request.get("op") == "list":
         answer["modules"] = list_modules()
     else:
-        answer["modules"] = resolve(list(request.get("names") or []), list(request.get("collections") or []))
+        answer["modules"] = resolve(dict(request.get("lookups") or {}))
     out = json.dumps(answer).encode()
     # fd 1 itself: ansible may have wrapped sys.stdout for fork safety
     while out:

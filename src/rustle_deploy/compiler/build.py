@@ -227,7 +227,9 @@ def build_native(
     """The native artifacts of ``unit`` for rustle-runner ``runner`` (docs/native.md), from the
     cache when its inputs are unchanged. One per host, or per group of hosts whose programs are
     the same: ``compiler.native.lower_unit``."""
-    key = input_key(unit, _plan_bytes(unit), False, runner)
+    # a native program is specialised per host: its host variables are inputs too
+    own = json.dumps(unit.host_vars, sort_keys=True, separators=(",", ":"), default=str).encode()
+    key = input_key(unit, _plan_bytes(unit) + b"\0" + own, False, runner)
     index = cache_dir / "index" / key
     if not rebuild and index.is_file():
         try:

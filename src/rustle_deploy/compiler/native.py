@@ -43,7 +43,7 @@ MODULES = frozenset({"file", "copy", "template", "lineinfile", "command", "shell
 _KNOWN = frozenset({"id", "name", "module", "args", "hosts", "when", "tags", "notify", "listen",
                     "register", "loop", "loop_control", "ignore_errors", "no_log", "changed_when",
                     "failed_when", "check_mode", "diff", "environment", "vars", "files", "become",
-                    "become_user", "become_method"})
+                    "become_user", "become_method", "role"})
 _BOOL_KEYS = ("ignore_errors", "no_log", "check_mode", "diff")
 # names whose value is decided by the run's options, not by the inventory
 _RUN_NAMES = frozenset({"ansible_check_mode", "ansible_diff_mode", "ansible_verbosity",
@@ -104,7 +104,7 @@ def lower_unit(unit: BuildUnit, runner_sha: str) -> list[tuple[list[str], bytes]
     registered = {t["register"] for p in doc["plays"] for t in p["tasks"] + p["handlers"] if t.get("register")}
     groups: dict[str, tuple[list[str], dict[str, Any], set[str]]] = {}
     for name in unit.host_names:
-        lowering = _Lowering(doc, name, registered, blobs)
+        lowering = _Lowering(doc, name, registered, blobs, unit.host_vars.get(name))
         program = {"plays": lowering.plays(), "facts": lowering.uses_facts}
         key = json.dumps(program, sort_keys=True, default=str)
         groups.setdefault(key, ([], program, lowering.embedded))[0].append(name)
@@ -121,23 +121,37 @@ def lower_unit(unit: BuildUnit, runner_sha: str) -> list[tuple[list[str], bytes]
             "hosts": {name: program for name in names},
             "files": {d: base64.b64encode(blobs[d]).decode() for d in used},
         }
-        out.append((names, json.dumps(artifact, ensure_ascii=False, default=str).encode()))
+        out.append((names, seal(json.dumps(artifact, ensure_ascii=False, default=str).encode())))
     return out
+
+
+def seal(document: bytes) -> bytes:
+    """``document`` (a JSON object) with a last key, ``payload_sha256``: the sha256 of every
+    byte before it. rustle-runner refuses to run or verify a document that does not match it
+    (payload.rs ``check_digest``), so a program edited after the build never runs."""
+    if not document.endswith(b"}"):
+        raise ValueError("not a JSON object")
+    head = document[:-1]
+    return head + b', "payload_sha256": "' + hashlib.sha256(head).hexdigest().encode() + b'"}'
+
 
 
 class _Lowering:
     """One host's program: plays of concrete module calls and conditions over registered results."""
 
-    def __init__(self, doc: dict[str, Any], host: str, registered: set[str], blobs: dict[str, bytes]):
+    def __init__(self, doc: dict[str, Any], host: str, registered: set[str], blobs: dict[str, bytes],
+                 own: dict[str, Any] | None = None):
         templating, expr, executor = _runtime()
         self.templating, self.expr, self.executor = templating, expr, executor
         self.doc, self.host, self.blobs = doc, host, blobs
         self.dynamic = registered | _RUN_NAMES
         self.templar = templating.Templar()
-        host_vars = dict((doc.get("hosts") or {}).get(host) or {})
+        # the host's own variables (BuildUnit.host_vars); plan_doc carries only what the plan
+        # reads of other hosts through hostvars
+        host_vars = dict(own if own is not None else (doc.get("hosts") or {}).get(host) or {})
         groups = doc.get("groups") or {}
         host_vars.setdefault("group_names", sorted(
-            g for g, members in groups.items() if host in members and g not in ("all", "ungrouped")))
+            g for g, members in groups.items() if host in members and g != "all"))
         host_vars.update({"inventory_hostname": host, "inventory_hostname_short": host.split(".")[0],
                           "groups": groups, "omit": executor.OMIT})
         clash = sorted(registered & set(host_vars))
@@ -150,10 +164,13 @@ class _Lowering:
 
     # -- scopes ----------------------------------------------------------------------------------
     def scope(self, play: dict[str, Any], task: dict[str, Any] | None = None) -> Any:
-        layers = [self.host_vars, play.get("vars") or {}]
-        if task and task.get("vars"):
-            layers.append(dict(task["vars"]))
-        return self.scope_class(layers, self.templar)
+        """The runtime's layers (executor._task_scope) without the run's own results."""
+        task = task or {}
+        role = (play.get("roles") or {}).get(task["role"]) if task.get("role") else None
+        layers = [play.get("defaults") or {}, (role or {}).get("defaults") or {}, self.host_vars,
+                  play.get("vars") or {}, (role or {}).get("vars") or {}, dict(task.get("vars") or {}),
+                  self.executor._params_layer(role, task) or {}, self.doc.get("extra_vars") or {}]
+        return self.scope_class([layer for layer in layers if layer], self.templar)
 
     @functools.cached_property
     def scope_class(self) -> Any:
@@ -199,6 +216,8 @@ class _Lowering:
     def task(self, play: dict[str, Any], task: dict[str, Any]) -> dict[str, Any] | None:
         if task.get("hosts") is not None and self.host not in task["hosts"]:
             return None
+        if "block" in task:
+            raise self.fail(task, "blocks (block/rescue/always, include_tasks, include_role) are not supported by the native runner")
         module = task["module"]
         if module not in MODULES:
             raise self.fail(task, f"module '{module}' is not implemented by the native runner")
@@ -374,26 +393,24 @@ class _Lowering:
         source = self.blobs[digest].decode("utf-8", "surrogateescape")
         if "template_run_date" in source:
             raise self.fail(task, "the template uses template_run_date, which is only known on the host")
-        for option in ("variable_start_string", "variable_end_string", "block_start_string",
-                       "block_end_string", "comment_start_string", "comment_end_string",
-                       "trim_blocks", "lstrip_blocks"):
-            if option in args:
-                raise self.fail(task, f"template option {option} is not supported by the native runner")
-        newline = args.pop("newline_sequence", "\n")
-        newline = {"\\n": "\n", "\\r": "\r", "\\r\\n": "\r\n"}.get(newline, newline)
-        if newline not in ("\n", "\r", "\r\n"):
-            raise self.fail(task, "newline_sequence needs to be one of: \\n, \\r or \\r\\n")
-        src = args["src"]
-        extra = {"template_path": src, "template_fullpath": src, "template_destpath": args.get("dest"),
-                 "template_host": self.host}
         try:
-            rendered = self.templar.render(source, scope.child(extra))
+            overrides = self.templating.template_overrides(args)
+        except self.templating.TemplateError as exc:
+            raise self.fail(task, str(exc)) from None
+        for option in (*self.templating.TEMPLATE_SYNTAX_OPTIONS, "newline_sequence"):
+            args.pop(option, None)
+        src = args["src"]
+        from rustle_runtime.lookups import template_file_vars  # type: ignore[import-not-found]
+
+        info = self.templating.embedded(scope, "sources").get(src) or {}
+        extra = template_file_vars(src, info, args.get("dest"), scope)
+        templar = self.templating.Templar(read_file=self.blobs.__getitem__)
+        try:
+            rendered = templar.render(source, scope.child(extra), overrides)
         except _Dynamic as exc:
             raise self.fail(task, f"the template uses '{exc.name}', only known on the host") from None
         except self.templating.TemplateError as exc:
             raise self.fail(task, f"the template cannot be rendered at compile time: {exc}") from None
-        if newline != "\n":
-            rendered = rendered.replace("\r\n", "\n").replace("\n", newline)
         data = rendered.encode(args.pop("output_encoding", None) or "utf-8", "surrogateescape")
         out = hashlib.sha256(data).hexdigest()
         self.blobs[out] = data

@@ -1,8 +1,12 @@
 """Decide which tasks run on which host and group hosts that share a target and task list.
 
 Every host gets one artifact holding the whole plan as it applies to that host. Hosts with
-the same target and the same applicable tasks share an artifact; their variables travel
-inside it keyed by host name. The compiled ``plan.json`` shape is in docs/artifact.md.
+the same target and the same applicable tasks share an artifact. A host's own variables do
+not travel inside it: they go in that host's run request (``model.own_vars``), so a shared
+artifact never shows one host another's secrets and its sha256 does not depend on host
+variables. Of the other hosts, the artifact carries only the variables the plan reads through
+``hostvars[HOST].NAME``; a use of ``hostvars`` whose variable name cannot be read off the plan
+is refused. The compiled ``plan.json`` shape is in docs/artifact.md.
 
 A module the runtime does not implement goes through the module bridge (``bridge/``): it is
 resolved once per plan, and each unit records the bridged modules its tasks use
@@ -11,16 +15,15 @@ resolved once per plan, and each unit records the bridged modules its tasks use
 
 from __future__ import annotations
 
-import hashlib
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from ..errors import CompileError
-from ..model import Host, Plan, Play, Task
-from ..plan import resolve_source
+from ..model import SECRET_VARS, Host, Plan, Play, Task, own_vars
 from ..runtime_index import canonical_module, module_families
+from .sources import Embedder, static_scopes
 
 if TYPE_CHECKING:
     from ..bridge.lookup import BridgedModule, Resolution
@@ -29,13 +32,8 @@ PYZ_TARGET = "py3-none-any"  # a pyz artifact runs on any host with CPython >= 3
 
 _TEMPLATED = re.compile(r"{{|{%|{#")
 
-# Connection secrets: the controller uses them to reach the host; the runtime never needs
-# them, and an artifact is shared by many hosts, so they must not travel inside it.
-SECRET_VARS = frozenset({
-    "ansible_password", "ansible_ssh_pass", "ansible_ssh_password", "ansible_become_pass",
-    "ansible_become_password", "ansible_sudo_pass", "ansible_sudo_password", "ansible_su_pass",
-    "ansible_su_password", "ansible_ssh_private_key_passphrase", "ansible_private_key_passphrase",
-})
+__all__ = ["BuildUnit", "plan_units", "SECRET_VARS", "PYZ_TARGET"]
+
 _EXPRESSION_KEYS = ("changed_when", "failed_when", "until")
 
 
@@ -50,6 +48,9 @@ class BuildUnit:
     files: dict[str, str] = field(default_factory=dict)  # sha256 -> local path
     families: set[str] = field(default_factory=set)
     needs_jinja: bool = False
+    # each host's own variables (model.own_vars): not in plan_doc, so not in a pyz artifact;
+    # the native lowering specialises each host's program with them (compiler/native.py)
+    host_vars: dict[str, dict[str, Any]] = field(default_factory=dict)
     bridged: dict[str, BridgedModule] = field(default_factory=dict)  # fqcn -> module (bridge/)
 
     @property
@@ -87,6 +88,7 @@ def plan_units(
         )
         groups_by_key.setdefault(key, []).append(host)
 
+    magic = _magic_vars(plan)
     units = []
     for (unit_target, per_play), unit_hosts in groups_by_key.items():
         names = [h.name for h in unit_hosts]
@@ -95,6 +97,7 @@ def plan_units(
             binary_name=_binary_name(plan, names),
             hosts=unit_hosts,
             plan_doc={},
+            host_vars={h.name: own_vars(h) for h in unit_hosts},
         )
         doc_plays = []
         for play_view, (_, task_ids) in zip(plays, per_play, strict=True):
@@ -102,28 +105,42 @@ def plan_units(
             if not play_hosts:
                 continue
             tasks = [play_view.tasks[t] for t in task_ids]
-            doc_plays.append(
-                {
-                    "index": play_view.index,  # what a run's play selector names (docs/rollouts.md)
-                    "name": play_view.play.name,
-                    "hosts": play_hosts,
-                    "vars": play_view.play.vars,
-                    "tasks": [_compile_task(plan, play_view, t, unit, file_cache, resolution) for t in tasks],
-                    "handlers": [
-                        _compile_task(plan, play_view, h, unit, file_cache, resolution)
-                        for h in sorted(play_view.play.handlers, key=lambda h: h.execution_order)
-                    ],
-                }
-            )
+            play_vars: dict[str, Any] = dict(magic)
+            play_vars.update(play_view.play.vars)
+            doc_play = {
+                "index": play_view.index,  # what a run's play selector names (docs/rollouts.md)
+                "name": play_view.play.name,
+                "hosts": play_hosts,
+                "play_hosts": play_view.host_list,
+                "vars": play_vars if magic else play_view.play.vars,
+                "tasks": [_compile_task(plan, play_view, t, unit, file_cache, resolution) for t in tasks],
+                "handlers": [
+                    _compile_task(plan, play_view, h, unit, file_cache, resolution)
+                    for h in sorted(play_view.play.handlers, key=lambda h: h.execution_order)
+                ],
+            }
+            if play_view.play.defaults:
+                doc_play["defaults"] = play_view.play.defaults
+            if play_view.play.roles:
+                doc_play["roles"] = play_view.play.roles
+            doc_plays.append(doc_play)
         unit.plan_doc = {
             "format": 1,
             "binary_name": unit.binary_name,
             "check_mode": plan.options.check_mode,
             "diff_mode": plan.options.diff_mode,
-            "hosts": {h.name: _host_vars(h) for h in unit_hosts},
+            "hosts": {},
             "groups": groups,
             "plays": doc_plays,
         }
+        read = _hostvars_read(plan, [doc_plays, list(unit.host_vars.values())])
+        unit.plan_doc["hosts"] = {
+            n: {k: v for k, v in unit.host_vars[n].items() if k in read} for n in names
+        }
+        if plan.extra_vars:
+            unit.plan_doc["extra_vars"] = plan.extra_vars
+        if plan.playbook_dir:
+            unit.plan_doc["playbook_dir"] = plan.playbook_dir
         if unit.bridged:
             assert resolution is not None
             unit.plan_doc["bridge"] = {
@@ -131,9 +148,11 @@ def plan_units(
                 "internal": dict(resolution.internal),
                 "modules": {fqcn: m.spec() for fqcn, m in sorted(unit.bridged.items())},
             }
-        if any(_TEMPLATED.search(str(p["vars"])) for p in doc_plays):
+        if _TEMPLATED.search(str(plan.extra_vars)):
             unit.needs_jinja = True
-        if any(_TEMPLATED.search(str(v)) for v in unit.plan_doc["hosts"].values()):
+        if any(_TEMPLATED.search(str((p["vars"], p.get("defaults"), p.get("roles")))) for p in doc_plays):
+            unit.needs_jinja = True
+        if any(_TEMPLATED.search(str(v)) for v in unit.host_vars.values()):
             unit.needs_jinja = True
         units.append(unit)
     return units
@@ -141,7 +160,8 @@ def plan_units(
 
 def _bridge_resolution(plan: Plan, plays: list[_PlayView]) -> Resolution | None:
     """One lookup for every module of the plan that no built-in implements (None: there are none)."""
-    tasks = [t for p in plays for t in (*p.tasks.values(), *p.play.handlers) if canonical_module(t.module) is None]
+    tasks = [t for p in plays for top in (*p.tasks.values(), *p.play.handlers) for t in top.walk()
+             if not t.is_block and canonical_module(t.module) is None]
     if not tasks:
         return None
     from ..bridge.policy import unresolved
@@ -149,14 +169,94 @@ def _bridge_resolution(plan: Plan, plays: list[_PlayView]) -> Resolution | None:
     return unresolved(plan, tasks)
 
 
-def _host_vars(host: Host) -> dict[str, Any]:
-    out = {k: v for k, v in host.vars.items() if k not in SECRET_VARS}
-    out["group_names"] = _group_names(host)
-    return out
+def _magic_vars(plan: Plan) -> dict[str, Any]:
+    """Ansible's controller-side magic variables that the plan uses (``playbook_dir``,
+    ``ansible_search_path``): the plan's directory, as the playbook's would be."""
+    text = repr(plan.plays)
+    magic = {"playbook_dir": plan.base_dir, "ansible_search_path": [plan.base_dir]}
+    return {k: v for k, v in magic.items() if k in text}
 
 
-def _group_names(host: Host) -> list[str]:
-    return sorted(g for g in host.groups if g not in ("all", "ungrouped"))
+
+_HOSTVARS = re.compile(r"\bhostvars\b")
+_JINJA_SEGMENT = re.compile(r"\{\{(.*?)\}\}|\{%(.*?)%\}", re.S)
+_NAME = re.compile(r"\s*(?:\.\s*([A-Za-z_]\w*)|\[\s*(?:'([^']*)'|\"([^\"]*)\")\s*\])")
+# bare Jinja expressions (no braces): a ``hostvars`` there is a use, not prose
+_BARE_EXPRESSIONS = frozenset({"when", "skip_when", "changed_when", "failed_when", "until", "that", "var",
+                               "loop"})
+
+
+def _hostvars_read(plan: Plan, docs: list[Any]) -> set[str]:
+    """The variable names the plan reads of a host through ``hostvars``: what the artifact
+    carries of each host besides that host's own run request.
+
+    ``hostvars[H].NAME``, ``hostvars[H]['NAME']`` and ``hostvars.H.NAME`` name NAME;
+    ``hostvars[inventory_hostname]`` alone is the host's own scope. Any other use (the whole
+    ``hostvars``, a computed variable name) cannot say which variables it needs, and shipping
+    every host's would hand each host the others' secrets: it is a CompileError.
+    """
+    names: set[str] = set()
+
+    def scan(text: str, bare: bool) -> None:
+        for m in _HOSTVARS.finditer(text):
+            end = _subscript_end(text, m.end())
+            if end is not None:
+                if re.fullmatch(r"\[\s*inventory_hostname\s*\]", text[m.end():end].strip()):
+                    continue  # the host's own scope: its run request has every variable
+                got = _NAME.match(text, end)
+                if got:
+                    names.add(next(g for g in got.groups() if g is not None))
+                    continue
+            elif not (bare or _TEMPLATED.search(text)):
+                continue  # prose, such as a task name
+            raise CompileError(
+                f"{plan.source}: the plan reads hostvars in a way that does not name the variable: "
+                f"{text[max(0, m.start() - 20):m.end() + 40]!r}",
+                "write hostvars[HOST].NAME or hostvars[HOST]['NAME']: only the variables a plan "
+                "names travel to other hosts (docs/artifact.md, \"Host variables\")",
+            )
+
+    def walk(value: Any, bare: bool) -> None:
+        if isinstance(value, str):
+            if "hostvars" not in value:
+                return
+            if bare:
+                scan(value, True)
+            else:  # only what Jinja evaluates: a path such as '{{ out }}/hostvars.txt' is text
+                for match in _JINJA_SEGMENT.finditer(value):
+                    segment = match.group(1) or match.group(2) or ""
+                    if "hostvars" in segment:
+                        scan(segment, True)
+        elif isinstance(value, dict):
+            for k, v in value.items():
+                walk(v, bare or k in _BARE_EXPRESSIONS)
+        elif isinstance(value, (list, tuple)):
+            for v in value:
+                walk(v, bare)
+
+    walk(docs, False)
+    return names
+
+
+def _subscript_end(text: str, pos: int) -> int | None:
+    """The index after ``[HOST]`` or ``.HOST`` at ``pos`` (brackets balanced), else None."""
+    i = pos
+    while i < len(text) and text[i].isspace():
+        i += 1
+    if i < len(text) and text[i] == ".":
+        m = re.compile(r"\.\s*[A-Za-z_][\w-]*").match(text, i)
+        return m.end() if m else None
+    if i >= len(text) or text[i] != "[":
+        return None
+    depth = 0
+    for j in range(i, len(text)):
+        if text[j] == "[":
+            depth += 1
+        elif text[j] == "]":
+            depth -= 1
+            if depth == 0:
+                return j + 1
+    return None
 
 
 def _host_target(host: Host, override: str | None, plan: Plan) -> str:
@@ -190,7 +290,8 @@ class _PlayView:
         ordered = plan.play_tasks(play)
         if not declared:  # the planner sometimes leaves play hosts empty: use the tasks'
             declared = sorted({h for t in ordered for h in t.hosts})
-        self.host_names = {h.name for h in resolve(declared)} if declared else set()
+        self.host_list = [h.name for h in resolve(declared)] if declared else []
+        self.host_names = set(self.host_list)
         self.tasks: dict[str, Task] = {t.task_id: t for t in ordered}
         self.order = [t.task_id for t in ordered]
         self._hosts_of: dict[str, set[str]] = {}
@@ -225,6 +326,8 @@ def _compile_task(
     file_cache: dict[str, tuple[str, str]],
     resolution: Resolution | None,
 ) -> dict[str, Any]:
+    if task.is_block:
+        return _compile_block(plan, play, task, unit, file_cache, resolution)
     module = canonical_module(task.module)
     bridged = None
     if module is None:  # not built in: the module bridge runs it (bridge/)
@@ -262,15 +365,21 @@ def _compile_task(
     if bridged is not None:
         out["bridge"] = bridged.fqcn
     for key, value in task.extras.items():
-        if key in ("delegate_to", "any_errors_fatal", "throttle"):
+        if key in ("delegate_to", "any_errors_fatal", "throttle", "collections"):
             # delegation: the plan parser only lets through delegation to the host itself;
-            # the others are the controller's (rollout.py; throttle is 0 or refused)
+            # the others are the controller's (rollout.py; throttle is 0 or refused);
+            # collections only served to find a bridged module
             continue
         if key == "check_mode" and "check_mode" in out:
             continue  # an explicit CheckMode condition wins
         out[key] = value
-    if module in ("copy", "template", "unarchive"):
-        _embed_source(plan, task, module, out, unit, file_cache)
+    embedder = Embedder(plan, unit, file_cache)
+    scopes: list[Any] = []
+    if module in ("copy", "template") and _TEMPLATED.search(str(task.args.get("src", ""))):
+        host_vars = [dict(unit.host_vars.get(h.name) or own_vars(h), inventory_hostname=h.name)
+                     for h in unit.hosts]
+        scopes = static_scopes(host_vars, dict(play.play.vars or {}), task)
+    embedder.embed(task, module, out, scopes)
     if (
         out["when"]
         or skip_when
@@ -284,41 +393,26 @@ def _compile_task(
     return out
 
 
-def _embed_source(
+def _compile_block(
     plan: Plan,
+    play: _PlayView,
     task: Task,
-    module: str,
-    out: dict[str, Any],
     unit: BuildUnit,
     file_cache: dict[str, tuple[str, str]],
-) -> None:
-    if module == "unarchive" and task.args.get("remote_src"):
-        return
-    src = task.args.get("src")
-    if not isinstance(src, str):
-        return
-    path = resolve_source(plan, task)
-    if path is None:
-        if _TEMPLATED.search(src):
-            raise CompileError(
-                f"{plan.source}: {task.pointer}/args/src: a templated source path cannot be "
-                "embedded yet",
-                "write the file's path literally in the playbook",
-            )
-        return
-    if path not in file_cache:
-        try:
-            with open(path, "rb") as fh:
-                digest = hashlib.file_digest(fh, "sha256").hexdigest()
-        except IsADirectoryError:
-            raise CompileError(
-                f"{plan.source}: {task.pointer}/args/src: '{src}' is a directory; copying "
-                "directories is not supported yet",
-                "list the files one task each",
-            ) from None
-        except OSError as exc:
-            raise CompileError(f"{plan.source}: {task.pointer}/args/src: cannot read {path}: {exc.strerror}") from exc
-        file_cache[path] = (digest, path)
-    digest, _ = file_cache[path]
-    unit.files[digest] = path
-    out["files"] = {src: digest}
+    resolution: Resolution | None,
+) -> dict[str, Any]:
+    """A block: its lists compiled, its own keywords (applied once, when it is reached) kept."""
+    assert task.block is not None
+    out: dict[str, Any] = {"id": f"{play.play_id}/{task.task_id}", "name": task.name, "hosts": None,
+                           "when": [str(c.value) for c in task.conditions if c.kind == "When"],
+                           "tags": list(task.tags)}
+    for key, value in task.extras.items():
+        if key != "delegate_to":
+            out[key] = value
+    for key, tasks in (("block", task.block), ("rescue", task.rescue), ("always", task.always)):
+        if tasks or key == "block":
+            out[key] = [_compile_task(plan, play, t, unit, file_cache, resolution) for t in tasks]
+    if out["when"] or isinstance(out.get("loop"), str) or _TEMPLATED.search(str(out.get("params", ""))):
+        unit.needs_jinja = True
+    return out
+

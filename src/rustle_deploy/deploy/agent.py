@@ -8,7 +8,13 @@ Protocol on stdout: one JSON object per line. Lines the agent writes carry the k
 (``need_upload``, ``lock_wait``, ``error``, ``done``); lines of a run are the artifact's own
 events (key "event") and pass through untouched, because the artifact inherits our stdout.
 Exit status: the artifact's run status when a run happened (0 or 2, 3 on bad invocation),
-else 0; ``EXIT_AGENT_ERROR`` when the agent itself reports an ``error`` line.
+else 0; ``EXIT_AGENT_ERROR`` when the agent itself reports an ``error`` line (it carries what the
+operation had done: ``PROGRESS``); ``EXIT_INTERRUPTED`` when the controller went away during a
+run and ``_RunGuard`` ended it and every process it had started.
+
+Integrity: the artifact a deploy activates, a run runs and a rollback restores is re-hashed
+against its name first (a copy changed on the host is uploaded again, or refused); its unpacked
+copy is checked against the seal written when it was made.
 
 Remote layout under ``remote_dir`` (DESIGN.md "Remote layout"), every name and kind rustle-deploy
 writes there (file, directory, symlink)::
@@ -20,12 +26,13 @@ writes there (file, directory, symlink)::
     releases/<binary_name>/current      symlink -> ../../artifacts/<sha256>
     releases/<binary_name>/previous     symlink -> the release before
     releases/<binary_name>/{current,previous}.tmp-<pid>   symlink: a swap in progress
-    history.jsonl                       file: one line per deployment or rollback
+    history.jsonl                       file: one line per deployment, rollback or interrupted run
     runs/<run-id>.jsonl                 file: journal of each run (written by the artifact)
     runs/<deployment-id>[-<run-id>].vars.json   file: a rollout's registered results and set_fact
                                         between its stages (written by the artifact)
     runs/<...>.vars.json.tmp-<pid>      file: one being written
     unpacked/<sha256>/                  dir: the payload unpacked, so bytecode is cached
+    unpacked/<sha256>/.rustle-unpacked.json   file: its seal (what each file was when made)
     unpacked/<sha256>.tmp-<pid>/        dir: an unpacking in progress
     runners/<sha256>                    file: native format, an installed rustle-runner
     runners/<sha256>.tmp.<pid>          file: a runner being installed (transport/options.py)
@@ -251,8 +258,9 @@ def _fsync_dir(path):
 
 def _sha256(size):
     """A sha256 object: CPython's built-in one for small inputs (loading OpenSSL for
-    ``hashlib`` costs ~3 ms per host), else hashlib's (faster on large ones)."""
-    if size < (1 << 22):
+    ``hashlib`` costs 3-5 ms per host), else hashlib's. The built-in one hashes ~4-8 ms per MB
+    here, OpenSSL's ~0.5 ms: they break even near 1 MB (docs/decisions.md)."""
+    if size < (1 << 20):
         try:
             from _sha256 import sha256  # Python <= 3.11
         except ImportError:
@@ -282,8 +290,17 @@ def _append_history(layout, entry):
     line = (json.dumps(entry, sort_keys=True) + "\n").encode("utf-8")
     fd = os.open(layout.history, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
     try:
-        os.write(fd, line)
-        os.fsync(fd)
+        size = os.fstat(fd).st_size
+        try:
+            if os.write(fd, line) != len(line):
+                raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), layout.history)
+            os.fsync(fd)
+        except OSError as exc:
+            try:
+                os.ftruncate(fd, size)  # no torn line for the next one to run into
+            except OSError:
+                pass
+            raise OSError(exc.errno, exc.strerror, layout.history) from None
     finally:
         os.close(fd)
 
@@ -370,30 +387,247 @@ def _skip(stdin, size):
         left -= len(block)
 
 
-def _watch_controller(fd):
-    """End this run when ``fd`` (the channel's stdin) reaches EOF: the controller is gone.
+RUN_MARK = "RUSTLE_RUN_MARK"  # in the environment of every process a run starts
+STOP_GRACE = 5.0  # seconds between SIGTERM and SIGKILL when a run is ended early
+EXIT_INTERRUPTED = 143  # 128 + SIGTERM: the run was ended because the controller went away
+INTERRUPTED_WHY = "the controller went away (the connection closed) during the run"
 
-    The run is this process and its children, in a process group of their own, so SIGTERM
-    to the group stops task commands too.
+
+def _run_processes(mark):
+    """Every process of the run but this one: those whose environment carries ``mark``, and
+    every descendant of this process or of those.
+
+    The marker finds what left the process tree (a ``setsid`` child, a daemonised one); the
+    tree finds what does not carry the marker or whose environment we may not read (sudo).
     """
-    import _thread
+    me = os.getpid()
+    needle = (RUN_MARK + "=" + mark).encode()
+    parent = {}
+    marked = set()
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open("/proc/" + entry + "/stat", "rb") as f:
+                stat = f.read()
+        except OSError:
+            continue
+        fields = stat[stat.rfind(b")") + 2:].split()
+        if fields[0] == b"Z":
+            continue  # it has ended; what is left is its exit status
+        pid = int(entry)
+        parent[pid] = int(fields[1])
+        try:
+            with open("/proc/" + entry + "/environ", "rb") as f:
+                if needle in f.read().split(b"\0"):
+                    marked.add(pid)
+        except OSError:
+            pass  # another user's process: found through the tree, if at all
+    children = {}
+    for pid, ppid in parent.items():
+        children.setdefault(ppid, []).append(pid)
+    found = []  # breadth first: a parent before its children
+    seen = set()
+    todo = [me] + sorted(marked)
+    while todo:
+        pid = todo.pop(0)
+        if pid not in seen:
+            seen.add(pid)
+            found.append(pid)
+            todo.extend(sorted(children.get(pid, ())))
+    return [pid for pid in found if pid != me]
+
+
+def _end_run(mark, grace):
+    """End every process of the run; return (how many, how many could not be ended).
+
+    They are all stopped first (SIGSTOP, until a look finds none that is new), so that none
+    reacts to another's end (a shell going on to its next command when its child dies); then
+    each gets SIGTERM and SIGCONT, and after ``grace`` seconds SIGKILL.
+    """
     import signal
 
-    def watch():
-        try:
-            while os.read(fd, 4096):
+    def send(pids, sig):
+        for pid in pids:
+            try:
+                os.kill(pid, sig)
+            except OSError:
                 pass
-        except OSError:
-            pass
-        try:
-            if os.getpgrp() == os.getpid():
-                os.killpg(os.getpid(), signal.SIGTERM)
-            else:
-                os.kill(os.getpid(), signal.SIGTERM)
-        except OSError:
-            pass
 
-    _thread.start_new_thread(watch, ())  # not threading: its import costs ~2 ms per host
+    stopped = []
+    for _ in range(50):
+        new = [pid for pid in _run_processes(mark) if pid not in stopped]
+        if not new:
+            break
+        send(new, signal.SIGSTOP)
+        stopped.extend(new)
+    send(stopped, signal.SIGTERM)
+    send(stopped, signal.SIGCONT)
+    ended = set(stopped)
+    kill_at = time.monotonic() + grace
+    give_up = kill_at + 10.0
+    killed = set()
+    while True:
+        time.sleep(0.05)
+        pids = _run_processes(mark)
+        now = time.monotonic()
+        if not pids or now >= give_up:
+            return len(ended | set(pids)), len(pids)
+        if now >= kill_at:
+            send([pid for pid in pids if pid not in killed], signal.SIGKILL)
+            killed.update(pids)
+        else:
+            new = [pid for pid in pids if pid not in ended]  # started by a handler meanwhile
+            send(new, signal.SIGTERM)
+        ended.update(pids)
+
+
+class _RunGuard:
+    """Ends a run whose controller went away, before the lock is released.
+
+    A watcher thread reads a private copy of the channel's stdin; the controller never closes
+    it, so EOF means the controller is gone (Ctrl-C, a cut connection, a killed controller, a
+    host deadline). Then the runtime is told to start nothing more, every process of the run
+    (``_run_processes``) gets SIGTERM and, after ``STOP_GRACE`` seconds, SIGKILL; the host's
+    history and the run's journal say the run was interrupted; and only then does the agent
+    exit, which releases the lock. A run that finishes first claims the guard, and the watcher
+    does nothing.
+    """
+
+    def __init__(self, layout, req, sha, journal, unpacked=None):
+        import _thread  # not threading: its import costs ~2 ms per host
+
+        self.layout, self.req, self.sha, self.journal = layout, req, sha, journal
+        self.unpacked = unpacked
+        self.grace = float(req.get("stop_grace") or STOP_GRACE)
+        self.mark = f"{req['run']['run_id']}.{os.getpid()}.{os.urandom(6).hex()}"
+        os.environ[RUN_MARK] = self.mark
+        self.claim = _thread.allocate_lock()
+        self._thread = _thread
+
+    def watch(self, fd):
+        def watch():
+            try:
+                while os.read(fd, 4096):
+                    pass
+            except OSError:
+                pass
+            if self.claim.acquire(False):
+                self._stop()
+
+        self._thread.start_new_thread(watch, ())
+
+    def finished(self):
+        """The run returned: keep the watcher from ending it; wait for it if it already is."""
+        if not self.claim.acquire(False):
+            self.wait()
+
+    def wait(self):
+        """Block until the watcher ends this process."""
+        while True:
+            time.sleep(3600)
+
+    def _stop(self):
+        try:
+            lowlevel = sys.modules.get("rustle_runtime.lowlevel")
+            stop = getattr(lowlevel, "stop", None)
+            if stop is not None:
+                stop()  # the runtime starts no more commands and writes no more events
+            killed, left = _end_run(self.mark, self.grace)
+            if self.unpacked is not None:
+                _reseal(self.unpacked, self.sha)
+            run_id = self.req["run"]["run_id"]
+            note = {"why": INTERRUPTED_WHY, "killed": killed, "left": left, "grace": self.grace}
+            try:
+                fd = os.open(self.journal, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+                try:
+                    event = {"event": "run_interrupted", "host": self.req.get("host"), "run_id": run_id,
+                             "time": time.time()}
+                    event.update(note)
+                    os.write(fd, (json.dumps(event, sort_keys=True) + "\n").encode("utf-8"))
+                finally:
+                    os.close(fd)
+            except OSError:
+                pass  # a full disk: history.jsonl below still says it
+            entry = {"op": "interrupted", "deployment_id": self.req.get("deployment_id"),
+                     "binary_name": self.req.get("binary_name"), "sha256": self.sha, "run_id": run_id}
+            entry.update(note)
+            try:
+                _append_history(self.layout, entry)
+            except OSError:
+                pass
+        finally:
+            os._exit(EXIT_INTERRUPTED)  # closing the lock file releases the lock
+
+
+UNPACKED_SEAL = ".rustle-unpacked.json"  # in unpacked/<sha256>/: what the agent made there
+
+
+def _tree_stats(root):
+    """{path: [mode, size, mtime_ns, ctime_ns, inode]} of everything under ``root`` but its
+    directories and the seal. Any write, chmod or replacement changes one of these (ctime
+    cannot be set back by a user)."""
+    out = {}
+    for dirpath, dirs, names in os.walk(root):
+        rel_dir = os.path.relpath(dirpath, root)
+        for name in names + [d for d in dirs if os.path.islink(os.path.join(dirpath, d))]:
+            rel = name if rel_dir == "." else rel_dir + "/" + name
+            if rel in (UNPACKED_SEAL, UNPACKED_SEAL + ".tmp"):
+                continue
+            st = os.lstat(os.path.join(dirpath, name))
+            out[rel] = [st.st_mode, st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino]
+    return out
+
+
+def _write_seal(target, sha, files):
+    tmp = os.path.join(target, UNPACKED_SEAL + ".tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    try:
+        os.write(fd, json.dumps({"artifact": sha, "files": files}, sort_keys=True).encode("utf-8"))
+    finally:
+        os.close(fd)
+    os.replace(tmp, os.path.join(target, UNPACKED_SEAL))
+
+
+def _read_seal(target):
+    try:
+        with open(os.path.join(target, UNPACKED_SEAL), "rb") as f:
+            doc = json.loads(f.read().decode("utf-8"))
+    except (OSError, ValueError):
+        return None
+    return doc if isinstance(doc, dict) and isinstance(doc.get("files"), dict) else None
+
+
+def _unpacked_problem(target, sha):
+    """Why ``unpacked/<sha>/`` is not what the agent extracted from artifact ``sha`` (plus the
+    bytecode Python cached there during completed runs), or None. Checked on every run: ~1 ms."""
+    seal = _read_seal(target)
+    if seal is None:
+        return "it has no seal (made by an older agent, or cut while being made)"
+    if seal.get("artifact") != sha:
+        return "it was made from another artifact"
+    now = _tree_stats(target)
+    changed = sorted(k for k in set(now) | set(seal["files"]) if now.get(k) != seal["files"].get(k))
+    if changed:
+        return f"{len(changed)} file(s) changed since it was made from the artifact, such as {changed[0]}"
+    return None
+
+
+def _reseal(target, sha):
+    """After a run: add the bytecode files Python cached meanwhile to the seal, nothing else
+    (a changed or added file of any other kind stays a difference the next run sees)."""
+    seal = _read_seal(target)
+    if seal is None or seal.get("artifact") != sha:
+        return
+    files = seal["files"]
+    added = {k: v for k, v in _tree_stats(target).items()
+             if k not in files and "__pycache__" in k.split("/")[:-1] and k.endswith(".pyc")}
+    if added:
+        files.update(added)
+        try:
+            _write_seal(target, sha, files)
+        except OSError:
+            pass  # a full disk: the next run rebuilds the cache
 
 
 def _unpack(layout, sha, path):
@@ -401,12 +635,21 @@ def _unpack(layout, sha, path):
 
     zipimport cannot cache bytecode, so a zip recompiles the runtime on every run (~40 ms);
     from a directory Python keeps ``__pycache__`` and warm runs skip that. The zip stays the
-    artifact of record (hashed, verified, rolled back); this is a cache beside it.
+    artifact of record (hashed, verified, rolled back); this is a cache beside it, sealed
+    with what it held when it was made (``_unpacked_problem``) and made again from the
+    artifact (already hashed against its name) when it differs.
     """
     target = os.path.join(layout.unpacked, sha)
-    if os.path.isfile(os.path.join(target, "__main__.py")):
-        return target
     import shutil
+
+    if os.path.lexists(target):
+        why = _unpacked_problem(target, sha)
+        if why is None:
+            return target
+        PROGRESS["unpacked_rebuilt"] = why
+        shutil.rmtree(target, ignore_errors=True)
+        if os.path.lexists(target):
+            os.unlink(target)  # a symlink or a file by that name
     import zipfile
 
     _mkdirs(layout.unpacked)
@@ -420,6 +663,7 @@ def _unpack(layout, sha, path):
                 if info.filename.startswith("/") or ".." in parts or "\\" in info.filename:
                     raise AgentError("artifact", f"{path}: entry {info.filename!r} escapes the payload")
                 zf.extract(info, tmp)
+        _write_seal(tmp, sha, _tree_stats(tmp))
         os.rename(tmp, target)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
@@ -489,19 +733,21 @@ def _run_artifact(layout, path, req, stdin):
     for this interpreter, else from its unpacked copy.
 
     The agent's interpreter is already up: running the runtime here instead of starting a
-    second Python saves that start-up on every host. Its events go straight to fd 1.
+    second Python saves that start-up on every host. Its events go straight to fd 1. If the
+    controller goes away meanwhile, ``_RunGuard`` ends the run and everything it started.
     """
     run = req["run"]
     run_id = _check_name(str(run["run_id"]), "run id")
     _mkdirs(layout.runs)
     sha = os.path.basename(path)
     runner = _native_runner(layout, path)
+    unpacked = None
     if runner is not None:
         root = path
     elif req.get("bytecode_tag") == sys.implementation.cache_tag:
         root = path  # its bytecode is for this interpreter: import straight from the zip
     else:
-        root = _unpack(layout, sha, path)
+        root = unpacked = _unpack(layout, sha, path)
     options = {
         "check": bool(run.get("check")),
         "diff": bool(run.get("diff")),
@@ -520,26 +766,36 @@ def _run_artifact(layout, path, req, stdin):
         options["plays"] = [int(i) for i in run["plays"]]
     if run.get("carry"):
         options["carry"] = os.path.join(layout.runs, _check_name(str(run["carry"]), "carry id") + ".vars.json")
-    # The channel stays ours: tasks get /dev/null as stdin, the watcher keeps a private copy.
+    guard = _RunGuard(layout, req, sha, options["journal"], unpacked)
+    # The channel stays ours: tasks get /dev/null as stdin, the guard keeps a private copy.
     watch_fd = os.dup(stdin.fileno())
     devnull = os.open(os.devnull, os.O_RDONLY)
     os.dup2(devnull, 0)
     os.close(devnull)
-    try:
-        os.setpgid(0, 0)
-    except OSError:
-        pass  # already a group or session leader
-    _watch_controller(watch_fd)
+    guard.watch(watch_fd)
     if runner is not None:
-        return _run_native(runner, path, req, options)
+        code = _run_native(runner, path, req, options)
+        guard.finished()
+        return code
     sys.path.insert(0, root)
     sys.stdout.flush()
     try:
         from rustle_runtime.cli import run_payload
 
+        # The host's own variables travel in this request, never in the shared artifact; a
+        # runtime built before that carries them itself and takes no such argument.
+        if isinstance(run.get("vars"), dict) and "host_vars" in run_payload.__code__.co_varnames:
+            options["host_vars"] = run["vars"]
         code = run_payload(root, str(req["host"]), **options)
     except SystemExit as exc:
         code = exc.code
+    except BaseException:
+        if guard.claim.locked():
+            guard.wait()  # being ended from outside: the guard exits for us
+        raise
+    guard.finished()
+    if unpacked is not None:
+        _reseal(unpacked, sha)
     try:
         sys.stdout.flush()
     except (OSError, ValueError):
@@ -578,23 +834,53 @@ def _verify(layout, sha):
         )
 
 
+# What the current operation has done so far; an error line carries it, so that the controller
+# reports what happened (a run that fails after activation leaves the new release current).
+PROGRESS: "dict[str, object]" = {}
+
+
+def _damage(path, sha, size):
+    """What is wrong with the copy of artifact ``sha`` at ``path``: None when it is whole or
+    absent, else ``{"size": ...}`` and, when the size is right, ``{"sha256": ...}`` (it was
+    modified on the host after its upload, or the disk damaged it)."""
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    if st.st_size != size:
+        return {"size": st.st_size}
+    actual = _hash_file(path)
+    return None if actual == sha else {"size": st.st_size, "sha256": actual}
+
+
+def _forget_unpacked(layout, sha):
+    import shutil
+
+    shutil.rmtree(os.path.join(layout.unpacked, sha), ignore_errors=True)
+
+
 def op_deploy(req, layout, stdin):
     sha = _check_name(req["sha256"], "sha256")
     name = _check_name(req["binary_name"], "binary name")
     size = int(req["size"])
     release = layout.release(name)
     _make_root(layout)
-    result = {"sha256": sha, "binary_name": name, "uploaded": False, "activated": False}
+    result = PROGRESS
+    result.update({"sha256": sha, "binary_name": name, "uploaded": False, "activated": False, "stage": "upload"})
     with Lock(layout, float(req.get("lock_timeout", 60))):
         _mkdirs(layout.artifacts)  # under the lock: a cleanup may just have run
         _remove_stale_uploads(layout)
         path = layout.artifact(sha)
-        try:
-            present = os.stat(path).st_size == size
-        except OSError:
+        present = os.path.exists(path)
+        # Every deployment re-hashes the copy it is about to activate and run (~1 ms per MB):
+        # one changed on the host since its upload is replaced, not trusted.
+        damaged = _damage(path, sha, size) if present else None
+        if damaged is not None:
+            result["damaged"] = damaged
             present = False
+            _forget_unpacked(layout, sha)  # made from the damaged copy
         if req.get("push") and present:
-            _skip(stdin, size)  # sent on spec; the copy here is the one already checked
+            _skip(stdin, size)  # sent on spec; the copy here is whole
         elif not present:
             if not req.get("push"):
                 emit({"agent": "need_upload", "size": size})
@@ -603,10 +889,13 @@ def op_deploy(req, layout, stdin):
         if req.get("verify"):
             # Verify before activation: a bad artifact never becomes current, so there is
             # nothing to roll back (docs/remote.md).
+            result["stage"] = "verify"
             _verify(layout, sha)
             result["verified"] = True
         current = os.path.join(release, "current")
+        previous = os.path.join(release, "previous")
         old = _link_sha(current)
+        before = _link_sha(previous)
         result["previous"] = old
         if req.get("activate") is False:
             # --stage: in place and checked, not current; the bytecode a Python of another
@@ -614,33 +903,60 @@ def op_deploy(req, layout, stdin):
             if _native_runner(layout, path) is None and req.get("bytecode_tag") != sys.implementation.cache_tag:
                 _unpack(layout, sha, path)
             result["staged"] = True
+            result["stage"] = "history"
             _append_history(layout, {"op": "stage", "deployment_id": req.get("deployment_id"),
                                      "binary_name": name, "sha256": sha, "current": old,
-                                     "uploaded": result["uploaded"]})
-            return result
+                                     "uploaded": result["uploaded"], "damaged": damaged})
+            return dict(result)
+        result["stage"] = "activate"
         if old != sha:
             # The release directory is made only here, so every one holds a link (cleanup
             # tells a release from a foreign directory by that).
             _mkdirs(layout.releases)
             _mkdirs(release)
             if old is not None:
-                _swap_link(os.path.join(release, "previous"), old)
+                _swap_link(previous, old)
             _swap_link(current, sha)
             _fsync_dir(release)
             result["activated"] = True
             _prune_unpacked(layout)
-        _append_history(layout, {
-            "op": "deploy",
-            "deployment_id": req.get("deployment_id"),
-            "binary_name": name,
-            "sha256": sha,
-            "previous": old,
-            "changed": old != sha,
-            "uploaded": result["uploaded"],
-        })
+        result["stage"] = "history"
+        try:
+            _append_history(layout, {
+                "op": "deploy",
+                "deployment_id": req.get("deployment_id"),
+                "binary_name": name,
+                "sha256": sha,
+                "previous": old,
+                "changed": old != sha,
+                "uploaded": result["uploaded"],
+                "damaged": damaged,
+            })
+        except OSError:
+            # history.jsonl must name the current release: put the links back as they were
+            if result["activated"] and _restore_links(release, old, before):
+                result["activated"] = False
+            raise
         if req.get("run"):
+            result["stage"] = "run"
             result["run_exit"] = _run_artifact(layout, path, req, stdin)
-    return result
+    return dict(result)
+
+
+def _restore_links(release, current, previous):
+    """Point ``current`` and ``previous`` back at these (None: no link); True if done."""
+    try:
+        for link, target in (("current", current), ("previous", previous)):
+            path = os.path.join(release, link)
+            if target is None:
+                if os.path.lexists(path):
+                    os.unlink(path)
+            elif _link_sha(path) != target:
+                _swap_link(path, target)
+        _fsync_dir(release)
+    except OSError:
+        return False
+    return True
 
 
 def op_run(req, layout, stdin):
@@ -660,8 +976,22 @@ def op_run(req, layout, stdin):
                 expected=want,
                 actual=sha,
             )
-        run_exit = _run_artifact(layout, layout.artifact(sha), req, stdin)
+        path = layout.artifact(sha)
+        _refuse_damaged(path, sha, "run")
+        run_exit = _run_artifact(layout, path, req, stdin)
     return {"sha256": sha, "binary_name": name, "run_exit": run_exit}
+
+
+def _refuse_damaged(path, sha, what):
+    damaged = _damage(path, sha, os.path.getsize(path))
+    if damaged is not None:
+        raise AgentError(
+            "damaged",
+            f"{path}: changed on the host since its upload (it hashes to {damaged.get('sha256')}, its name says "
+            f"{sha}); refusing to {what} it",
+            expected=sha,
+            actual=damaged.get("sha256"),
+        )
 
 
 def op_rollback(req, layout, stdin):
@@ -687,6 +1017,7 @@ def op_rollback(req, layout, stdin):
                 raise AgentError(
                     "no_previous", f"{layout.artifacts}: artifact {target} is no longer on the host"
                 )
+            _refuse_damaged(layout.artifact(target), target, "roll back to")
             if old != target:
                 if old is not None:
                     _swap_link(os.path.join(release, "previous"), old)
@@ -918,14 +1249,17 @@ def op_cleanup(req, layout, stdin):
 
 def op_status(req, layout, stdin):
     if not os.path.isdir(layout.root):
-        return {"remote_dir": layout.root, "releases": {}, "artifacts": [], "history": []}
+        out = {"remote_dir": layout.root, "releases": {}, "artifacts": [], "history": []}
+        if req.get("deployment_id"):
+            out["deployment"] = []
+        return out
     # Under the lock: an agent still finishing (say, after the controller was interrupted)
     # ends before we read, so what we report is settled.
     with Lock(layout, float(req.get("lock_timeout", 60))):
-        return _status(layout)
+        return _status(layout, req.get("deployment_id"))
 
 
-def _status(layout):
+def _status(layout, deployment_id=None):
     releases = {}
     try:
         names = sorted(os.listdir(layout.releases))
@@ -942,7 +1276,10 @@ def _status(layout):
     except OSError:
         artifacts = []
     history = _read_history(layout)
-    return {"remote_dir": layout.root, "releases": releases, "artifacts": artifacts, "history": history[-20:]}
+    out = {"remote_dir": layout.root, "releases": releases, "artifacts": artifacts, "history": history[-20:]}
+    if deployment_id:  # every line of that deployment, however old (the controller reconciles it)
+        out["deployment"] = [h for h in history if isinstance(h, dict) and h.get("deployment_id") == deployment_id]
+    return out
 
 
 def op_health(req, layout, stdin):
@@ -996,6 +1333,15 @@ def _exit(code):
     os._exit(code)
 
 
+def _progress():
+    """What the failed operation had done: the keys of PROGRESS an error line carries."""
+    keys = ("stage", "uploaded", "activated", "previous", "damaged")
+    out = {k: PROGRESS[k] for k in keys if k in PROGRESS}
+    if PROGRESS.get("sha256"):
+        out["sha256"] = PROGRESS["sha256"]
+    return out
+
+
 def main(raw_request, stdin=None):
     """Run one request (JSON bytes) and exit with the status described in the module docstring."""
     stdin = stdin if stdin is not None else sys.stdin.buffer
@@ -1009,16 +1355,21 @@ def main(raw_request, stdin=None):
         check_remote_dir(str(req["remote_dir"]))
         layout = Layout(str(req["remote_dir"]))
         result = op(req, layout, stdin)
+        if "unpacked_rebuilt" in PROGRESS:
+            result["unpacked_rebuilt"] = PROGRESS["unpacked_rebuilt"]
     except AgentError as exc:
         line = {"agent": "error", "kind": exc.kind, "message": exc.message}
         line.update(exc.fields)
+        line.update(_progress())
         emit(line)
         _exit(EXIT_AGENT_ERROR)
     except OSError as exc:
         full = exc.errno in (errno.ENOSPC, errno.EDQUOT)
         where = exc.filename or (req.get("remote_dir", "?") if isinstance(req, dict) else "?")
         what = "no space left on the host's disk" if full else (exc.strerror or str(exc))
-        emit({"agent": "error", "kind": "disk_full" if full else "io", "message": f"{where}: {what}"})
+        line = {"agent": "error", "kind": "disk_full" if full else "io", "message": f"{where}: {what}"}
+        line.update(_progress())
+        emit(line)
         _exit(EXIT_AGENT_ERROR)
     except (KeyError, ValueError, TypeError) as exc:
         emit({"agent": "error", "kind": "internal", "message": f"{type(exc).__name__}: {exc}"})

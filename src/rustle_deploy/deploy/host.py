@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import ChecksumMismatch, HostError, RemoteError, TransferError
-from ..model import Host
+from ..model import Host, own_vars
 from ..transport import ConnectFn, Connection, Session, default_connect
 from ..transport.options import PYTHON_CANDIDATES, AgentLaunch, agent_launch, remote_command
 
@@ -164,6 +164,9 @@ def build_request(job: HostJob) -> dict[str, Any]:
             "run_id": r.run_id, "check": r.check, "diff": r.diff, "tags": list(r.tags),
             "skip_tags": list(r.skip_tags), "verbosity": r.verbosity,
         }
+        if job.runner is None:  # a native program has its host's values compiled in
+            # the host's own variables: only in its own request (docs/artifact.md, "Host variables")
+            req["run"]["vars"] = own_vars(job.host)
         if r.plays is not None:
             req["run"]["plays"] = list(r.plays)
         if r.carry is not None:
@@ -173,7 +176,7 @@ def build_request(job: HostJob) -> dict[str, Any]:
 
 def preamble(request: dict[str, Any]) -> bytes:
     """Header line, agent source, request: what the bootstrap reads from stdin."""
-    body = json.dumps(request, sort_keys=True).encode()
+    body = json.dumps(request, sort_keys=True, default=str).encode()
     src = agent_source()
     code = agent_code()
     tag = sys.implementation.cache_tag.encode()
@@ -196,7 +199,7 @@ def native_preamble(job: HostJob, request: dict[str, Any]) -> tuple[bytes, bytes
     """What the native bootstrap reads, around the runner's bytes (sent from the file when
     ``job.push_runner``): the flag line, then the request."""
     assert job.runner is not None
-    body = json.dumps(request, sort_keys=True).encode() + b"\n"
+    body = json.dumps(request, sort_keys=True, default=str).encode() + b"\n"
     return (b"1\n" if job.push_runner else b"0\n"), body
 
 
@@ -265,17 +268,31 @@ async def _send_artifact(session: Session, conn: Connection, job: HostJob) -> No
         )
 
 
+def _after_the_fact(line: dict[str, Any]) -> str:
+    """What the failed operation had already done, as the agent's error line says."""
+    sha = str(line.get("sha256") or "")[:12]
+    if line.get("activated"):
+        prev = str(line.get("previous") or "")[:12]
+        return (f"; release {sha} had been activated and is current on the host (its history.jsonl says so"
+                f"{'; ' + prev + ' is the previous release' if prev else ''}), "
+                f"so the failure came after the switch{' during the run' if line.get('stage') == 'run' else ''}")
+    if line.get("stage") in ("activate", "history"):
+        return f"; release {sha} was not activated: the current release is unchanged"
+    return ""
+
+
 def _agent_error(job: HostJob, line: dict[str, Any]) -> HostError:
     name = job.host.name
     kind = line.get("kind")
-    msg = f"{name}: {line.get('message', 'the agent failed')}"
-    if kind in ("checksum", "verify_failed") and line.get("expected") and line.get("actual") and line["expected"] != line["actual"]:
+    msg = f"{name}: {line.get('message', 'the agent failed')}{_after_the_fact(line)}"
+    if kind in ("checksum", "verify_failed", "damaged") and line.get("expected") and line.get("actual") and line["expected"] != line["actual"]:
         err = ChecksumMismatch(
             name,
             str(line["expected"]),
             str(line["actual"]),
             "the bytes changed in transit or on the host's disk; deploy again"
-            + ("; the host kept its previous release" if kind == "verify_failed" else ""),
+            + ("; the host kept its previous release" if kind == "verify_failed" else "")
+            + ("; a deployment replaces a copy that changed on the host" if kind == "damaged" else ""),
         )
         err.message = f"{name}: {line.get('message')}: sha256 mismatch: expected {line['expected']}, got {line['actual']}"
         err.args = (err.message,)
@@ -291,10 +308,12 @@ def _agent_error(job: HostJob, line: dict[str, Any]) -> HostError:
         "not_deployed": ("deploy first (rustle-deploy --deploy-only or without it)", RemoteError),
         "no_previous": ("there is nothing older to go back to; see --list-deployments", RemoteError),
         "disk_full": (
-            "free space on the host (or point rustle_remote_dir at a roomier filesystem); "
-            "nothing partial was kept and the current release is unchanged",
+            "free space on the host (or point rustle_remote_dir at a roomier filesystem)"
+            + ("; then run the plan again (rustle-exec, or deploy again with --run)" if line.get("activated") else
+               "; nothing partial was kept and the current release is unchanged"),
             TransferError,
         ),
+        "damaged": ("deploy it again: a deployment replaces a copy that changed on the host", RemoteError),
         "io": ("check the remote directory's filesystem and permissions", RemoteError),
         "runner_install": (
             "nothing was left half-written; check the remote directory's free space, or use --format pyz "
@@ -409,6 +428,7 @@ async def _drive(job: HostJob, connect: ConnectFn, on_event: EventFn | None, out
                 done = obj
             elif kind == "error":
                 error = _agent_error(job, obj)
+                _apply_progress(out, obj)
             elif kind == "no_python":
                 error = _no_python(job, launch)
             elif kind == "need_runner" and not job.push_runner:
@@ -437,6 +457,18 @@ async def _drive(job: HostJob, connect: ConnectFn, on_event: EventFn | None, out
         else:
             conn.abort()  # a cut: an agent still reading the upload sees EOF and aborts
             await conn.close()
+
+
+def _apply_progress(out: HostOutcome, line: dict[str, Any]) -> None:
+    """What an operation that failed had done (the agent's error line): a failure after
+    activation leaves the host on the new release, and the outcome says so."""
+    out.agent = None
+    if "uploaded" in line:
+        out.uploaded = bool(line["uploaded"])
+    if line.get("activated"):
+        out.activated = True
+        out.sha256 = line.get("sha256") or out.sha256
+        out.previous_sha256 = line.get("previous")
 
 
 def _apply_done(job: HostJob, out: HostOutcome, done: dict[str, Any], status: int | None, stderr: bytes) -> None:

@@ -7,6 +7,8 @@ Public API (everything else in this package is internal)::
     Inventory.hosts / .groups               hosts with fully merged vars; groups
     Inventory.select(pattern)               --limit / play ``hosts:`` pattern semantics
     Inventory.resolve(names)                plan host (or group) names -> hosts, or an error
+    Inventory.with_playbook_dir(path)       the same inventory plus the group_vars/host_vars
+                                            beside a playbook, at Ansible's precedence
     Inventory.to_ansible_list()             the JSON ``ansible-inventory -i FILE --list`` prints
     Inventory.to_ansible_json()             ... as text, byte for byte (without the final newline)
     check_remote_dirs(hosts, source)        refuse hosts whose rustle_remote_dir cannot be used
@@ -96,8 +98,10 @@ class Inventory:
         localhost_factory: Any,
         implicit: Iterable[str] = (),
         warnings: Iterable[str] = (),
+        rebuild: Any = None,
     ) -> None:
         self.source = source
+        self._rebuild = rebuild
         self.hosts = hosts
         self.groups = groups
         self.warnings = list(warnings)
@@ -107,6 +111,20 @@ class Inventory:
 
     def __repr__(self) -> str:
         return f"Inventory({self.source!r}, {len(self.hosts)} hosts, {len(self.groups)} groups)"
+
+    def with_playbook_dir(self, path: str) -> Inventory:
+        """This inventory with the ``group_vars/``/``host_vars/`` of a playbook's directory.
+
+        Ansible reads them beside the (first) playbook as well as beside the inventory; the
+        playbook's files sit just above the inventory's at each level. The same inventory
+        when ``path`` holds neither directory.
+        """
+        if self._rebuild is None or not any(
+            os.path.isdir(os.path.join(path, d)) for d in ("group_vars", "host_vars")
+        ):
+            return self
+        rebuilt: Inventory = self._rebuild(VarsFiles(path))
+        return rebuilt
 
     # -- selection ---------------------------------------------------------------------
 
@@ -425,12 +443,17 @@ def _is_executable(path: str) -> bool:
     return stat.S_ISREG(mode) and os.access(path, os.X_OK)
 
 
-def _localhost_vars(data: InventoryData, files: VarsFiles, name: str) -> dict[str, Any]:
+def _localhost_vars(data: InventoryData, files: VarsFiles, name: str,
+                    playbook: VarsFiles | None = None) -> dict[str, Any]:
     merged: dict[str, Any] = dict(data.groups["all"].vars)
     merged.update(files.group("all"))
+    if playbook is not None:
+        merged.update(playbook.group("all"))
     merged["ansible_python_interpreter"] = sys.executable or "/usr/bin/python"
     merged["ansible_connection"] = "local"
     merged.update(files.host(name))
+    if playbook is not None:
+        merged.update(playbook.host(name))
     for key in INTERNAL_VARS.intersection(merged):
         del merged[key]
     return merged
@@ -438,12 +461,13 @@ def _localhost_vars(data: InventoryData, files: VarsFiles, name: str) -> dict[st
 
 def _build(
     data: InventoryData, source: str, files: VarsFiles, warnings: list[str],
-    *, implicit: bool = False,
+    *, implicit: bool = False, playbook: VarsFiles | None = None,
 ) -> Inventory:
     hosts: dict[str, Host] = {}
     for h in data.hosts.values():
         order = [g.name for g in sort_groups(g for g in h.groups if g.name != "all")]
-        hosts[h.name] = Host(name=h.name, vars=host_vars(data, h, files), groups=("all", *order))
+        hosts[h.name] = Host(name=h.name, vars=host_vars(data, h, files, playbook),
+                             groups=("all", *order))
     groups: dict[str, Group] = {}
     for g in data.groups.values():
         gvars = dict(g.vars)
@@ -460,7 +484,10 @@ def _build(
     group_hosts = {name: [h.name for h in g.all_hosts()] for name, g in data.groups.items()}
 
     def factory(name: str) -> Host:
-        return Host(name=name, vars=_localhost_vars(data, files, name), groups=())
+        return Host(name=name, vars=_localhost_vars(data, files, name, playbook), groups=())
+
+    def rebuild(extra: VarsFiles) -> Inventory:
+        return _build(data, source, files, warnings, implicit=implicit, playbook=extra)
 
     implicit_names: list[str] = []
     if implicit:
@@ -468,5 +495,5 @@ def _build(
         implicit_names.append("localhost")
     return Inventory(
         source, hosts, groups, group_hosts=group_hosts, localhost_factory=factory,
-        implicit=implicit_names, warnings=warnings,
+        implicit=implicit_names, warnings=warnings, rebuild=rebuild,
     )

@@ -24,11 +24,17 @@ _HINT_SHAPE = (
 
 
 def _run(path: str, args: list[str]) -> str:
+    import os
     import subprocess
 
+    if any("\x00" in arg for arg in args):  # a host name from the script's own output
+        raise InventoryError(
+            f"inventory script output names a host with a NUL character: {args[-1]!r}",
+            "host names are printable text", file=path,
+        )
     try:
         proc = subprocess.run(
-            [path, *args], capture_output=True, check=False
+            [os.path.abspath(path), *args], capture_output=True, check=False  # a relative path is not looked up in PATH
         )
     except OSError as exc:
         raise InventoryError(
@@ -145,6 +151,10 @@ def _parse_group(
                 f"'{group}.hosts' is {type(hosts).__name__}, not a list", _HINT_SHAPE, file=path
             )
         for hostname in hosts:
+            if not isinstance(hostname, str):
+                raise InventoryError(
+                    f"'{group}.hosts' holds a {type(hostname).__name__}, not a host name", _HINT_SHAPE, file=path
+                )
             inv.add_host(hostname, group)
             names[hostname] = None
     if "vars" in data:
@@ -156,6 +166,11 @@ def _parse_group(
         for k, v in gvars.items():
             inv.set_variable(group, k, v)
     if "children" in data:
-        for child in data["children"]:
+        children = data["children"]
+        if not isinstance(children, list) or not all(isinstance(c, str) for c in children):
+            raise InventoryError(
+                f"'{group}.children' is {type(children).__name__}, not a list of group names", _HINT_SHAPE, file=path
+            )
+        for child in children:
             child = inv.add_group(child)
             inv.add_child(group, child)

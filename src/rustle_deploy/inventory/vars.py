@@ -111,18 +111,30 @@ def _load_vars_file(path: str) -> dict[str, Any]:
     return {str(k): v for k, v in data.items()}
 
 
-def host_vars(inv: InventoryData, host: HostData, files: VarsFiles) -> dict[str, Any]:
-    """The variables of ``host`` after Ansible's precedence rules, internal ones removed."""
+def host_vars(inv: InventoryData, host: HostData, files: VarsFiles,
+              playbook: VarsFiles | None = None) -> dict[str, Any]:
+    """The variables of ``host`` after Ansible's precedence rules, internal ones removed.
+
+    ``playbook``: the ``group_vars/``/``host_vars/`` beside the playbook, each level just
+    above its inventory counterpart (group_vars/all, group_vars/*, host_vars/*).
+    """
     all_group = inv.groups["all"]
     groups = sort_groups(g for g in host.groups if g.name != "all")
     merged: dict[str, Any] = dict(all_group.vars)
     for g in groups:
         merged.update(g.vars)
     merged.update(files.group("all"))
+    if playbook is not None:
+        merged.update(playbook.group("all"))
     for g in groups:
         merged.update(files.group(g.name))
+    if playbook is not None:
+        for g in groups:
+            merged.update(playbook.group(g.name))
     merged.update(host.vars)
     merged.update(files.host(host.name))
+    if playbook is not None:
+        merged.update(playbook.host(host.name))
     for name in INTERNAL_VARS.intersection(merged):
         del merged[name]
     return merged

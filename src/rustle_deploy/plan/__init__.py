@@ -8,8 +8,8 @@ Public API (everything else in this package is private to it)::
 
 Stages, one module each: ``schema`` (bytes -> JSON -> model: types, required keys, enums,
 durations, legacy shapes, task extensions), ``validate`` (cross-references: total_tasks, hosts,
-dependency cycles, notify, modules, unsupported keywords) and ``files`` (where static files are
-found). Any invalid input raises :class:`~rustle_deploy.errors.PlanError` naming the file and
+dependency cycles, notify, modules, unsupported keywords), ``files`` (where static files are
+found) and ``write`` (model -> JSON, what ``--emit-plan`` prints). Any invalid input raises :class:`~rustle_deploy.errors.PlanError` naming the file and
 the JSON pointer of the bad value, with a hint; no other exception escapes for any input.
 
 Imports: errors, model, runtime_index <- plan.

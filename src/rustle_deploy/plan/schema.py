@@ -319,6 +319,13 @@ def _ext_kinds() -> dict[str, tuple[tuple[type, ...], str]]:
         "any_errors_fatal": ((bool,), "a boolean"),
         "throttle": ((int, str), "a host count or a Jinja2 expression string"),
         "delegate_to": ((str,), "a host name (string)"),
+        "loop_with": ((str,), "\"items\" or \"flattened\""),
+        "role": ((str,), "a key of the play's roles"),
+        "params": ((dict,), "an object of variable names to values"),
+        "include": ((str,), "what the block includes (a file or role name)"),
+        "role_once": ((str,), "an identity string shared by repeats of one role"),
+        "vars_data": ((dict,), "an object of file names to objects of variables"),
+        "collections": ((list,), "an array of collection names such as \"community.general\""),
         "listen": ((str, list), "a topic string or an array of them"),  # handlers only
     }
 
@@ -338,9 +345,11 @@ def read_extras(r: Reader, d: dict[str, Any], pointer: str, keys: tuple[str, ...
         if ok and key in ("retries", "delay", "timeout", "throttle") and isinstance(value, int) and value < 0:
             ok = False
         if ok and isinstance(value, list) and key in ("changed_when", "failed_when", "until",
-                                                      "listen"):
+                                                      "listen", "collections"):
             ok = all(isinstance(v, str) for v in value)
-        if ok and key in ("environment", "vars", "loop_control"):
+        if ok and key == "loop_with":
+            ok = value in ("items", "flattened")
+        if ok and key in ("environment", "vars", "loop_control", "params"):
             ok = all(isinstance(k, str) for k in value) if isinstance(value, dict) else True
         if not ok:
             r.expected(ptr, what, value, f"'{key}' keeps Ansible's meaning; write {what}")
@@ -361,15 +370,42 @@ def read_args(r: Reader, value: Any, pointer: str) -> dict[str, Any]:
     return dict(args)
 
 
+def _block_lists(r: Reader, d: dict[str, Any], pointer: str,
+                 read: Callable[[Reader, Any, str], Task]) -> dict[str, Any]:
+    """``block``/``rescue``/``always`` of a block task (extension), read with ``read``."""
+    out: dict[str, Any] = {}
+    for key in ("block", "rescue", "always"):
+        if key not in d:
+            continue
+        ptr = child(pointer, key)
+        items = r.arr(d[key], ptr, "an array of tasks")
+        out[key] = tuple(read(r, t, child(ptr, i)) for i, t in enumerate(items))
+    if "block" not in out:
+        for key in ("rescue", "always"):
+            if key in out:
+                r.fail(child(pointer, key), f"'{key}' needs a 'block' beside it",
+                       'a block task is {"task_id": ..., "name": ..., "block": [...], '
+                       '"rescue": [...], "always": [...]}')
+    return out
+
+
+def _module_and_args(r: Reader, d: dict[str, Any], pointer: str, is_block: bool) -> tuple[str, dict[str, Any]]:
+    if is_block:
+        return "", {}
+    module = r.string(r.req(d, "module", pointer, "a module name such as \"copy\""),
+                      child(pointer, "module"))
+    args = read_args(r, r.req(d, "args", pointer, "an object of module arguments"),
+                     child(pointer, "args"))
+    return module, args
+
+
 def read_task(r: Reader, value: Any, pointer: str) -> Task:
     d = r.obj(value, pointer, "a task object")
     task_id = r.string(r.req(d, "task_id", pointer, "a string such as \"task_0\""),
                        child(pointer, "task_id"))
     name = r.string(r.req(d, "name", pointer, "a string"), child(pointer, "name"))
-    module = r.string(r.req(d, "module", pointer, "a module name such as \"copy\""),
-                      child(pointer, "module"))
-    args = read_args(r, r.req(d, "args", pointer, "an object of module arguments"),
-                     child(pointer, "args"))
+    lists = _block_lists(r, d, pointer, read_task)
+    module, args = _module_and_args(r, d, pointer, "block" in lists)
     hosts = r.opt(d, "hosts", pointer, r.strings, ())
     dependencies = r.opt(d, "dependencies", pointer, r.strings, ())
     conditions = _conditions(r, d, pointer)
@@ -382,7 +418,7 @@ def read_task(r: Reader, value: Any, pointer: str) -> Task:
     extras = read_extras(r, d, pointer, _TASK_EXTENSIONS)
     return Task(task_id=task_id, name=name, module=module, args=args, hosts=hosts,
                 conditions=conditions, tags=tags, notify=notify, execution_order=order,
-                dependencies=dependencies, extras=extras, pointer=pointer)
+                dependencies=dependencies, extras=extras, pointer=pointer, **lists)
 
 
 def read_handler(r: Reader, value: Any, pointer: str) -> Task:
@@ -392,10 +428,8 @@ def read_handler(r: Reader, value: Any, pointer: str) -> Task:
                           child(pointer, id_key))
     name = r.string(r.req(d, "name", pointer, "the name that notify refers to"),
                     child(pointer, "name"))
-    module = r.string(r.req(d, "module", pointer, "a module name such as \"service\""),
-                      child(pointer, "module"))
-    args = read_args(r, r.req(d, "args", pointer, "an object of module arguments"),
-                     child(pointer, "args"))
+    lists = _block_lists(r, d, pointer, read_task)
+    module, args = _module_and_args(r, d, pointer, "block" in lists)
     conditions = _conditions(r, d, pointer)
     order = r.opt(d, "execution_order", pointer, r.integer, 0)
     hosts = r.opt(d, "hosts", pointer, r.strings, ())
@@ -404,7 +438,7 @@ def read_handler(r: Reader, value: Any, pointer: str) -> Task:
     extras = read_extras(r, d, pointer, tuple(EXTENSION_TYPES))
     return Task(task_id=handler_id, name=name, module=module, args=args, hosts=hosts,
                 conditions=conditions, tags=tags, notify=notify, execution_order=order,
-                extras=extras, pointer=pointer)
+                extras=extras, pointer=pointer, **lists)
 
 
 def _conditions(r: Reader, d: dict[str, Any], pointer: str) -> tuple[Condition, ...]:
@@ -463,13 +497,27 @@ def read_play(r: Reader, value: Any, pointer: str, default_strategy: Strategy) -
         hptr = child(pointer, "handlers")
         raw = r.arr(d["handlers"], hptr, "an array of handlers")
         handlers = tuple(read_handler(r, h, child(hptr, i)) for i, h in enumerate(raw))
-    play_vars: dict[str, Any] = {}
-    if "vars" in d and d["vars"] is not None:
-        play_vars = dict(r.obj(d["vars"], child(pointer, "vars"), "an object of variables"))
+    play_vars = _variables(r, d, "vars", pointer)
+    defaults = _variables(r, d, "defaults", pointer)
+    roles: dict[str, dict[str, Any]] = {}
+    if "roles" in d and d["roles"] is not None:
+        rptr = child(pointer, "roles")
+        for key, entry in r.obj(d["roles"], rptr, "an object of role invocations").items():
+            eptr = child(rptr, key)
+            e = r.obj(entry, eptr, "a role object such as {\"name\": \"web\", \"defaults\": {}, "
+                      "\"vars\": {}, \"params\": {}}")
+            role: dict[str, Any] = {}
+            for field_ in ("name", "path"):
+                if field_ in e:
+                    role[field_] = r.string(e[field_], child(eptr, field_))
+            for field_ in ("defaults", "vars", "params"):
+                role[field_] = _variables(r, e, field_, eptr)
+            roles[str(key)] = role
     r.opt(d, "estimated_duration", pointer, r.duration, None)
     return Play(play_id=play_id, name=name, hosts=hosts, strategy=strategy, serial=serial,
                 batches=batches, handlers=handlers, vars=play_vars, pointer=pointer,
-                max_fail_percentage=max_fail, any_errors_fatal=fatal, order=order)
+                max_fail_percentage=max_fail, any_errors_fatal=fatal, order=order,
+                defaults=defaults, roles=roles)
 
 
 def _order(r: Reader, value: Any, pointer: str) -> str:
@@ -477,6 +525,18 @@ def _order(r: Reader, value: Any, pointer: str) -> str:
         r.fail(pointer, f"unknown play order {json.dumps(value)}",
                f"order is one of {', '.join(HOST_ORDERS)} (Ansible's play keyword)")
     return value
+
+
+def _variables(r: Reader, d: dict[str, Any], key: str, pointer: str) -> dict[str, Any]:
+    """An optional object of variables (play ``vars``, ``defaults``; top-level ``extra_vars``)."""
+    if key not in d or d[key] is None:
+        return {}
+    ptr = child(pointer, key)
+    value = r.obj(d[key], ptr, "an object of variables")
+    for name in value:
+        if not isinstance(name, str):
+            r.expected(ptr, "an object with string keys", value)
+    return dict(value)
 
 
 def read_options(r: Reader, value: Any, pointer: str) -> PlanningOptions:
@@ -673,10 +733,13 @@ def read_document(r: Reader, doc: Any, *, base_dir: str, sha256: str) -> Plan:
                             for i, b in enumerate(raw))
     total = r.integer(r.req(top, "total_tasks", "", "an integer"), "/total_tasks")
     hosts = r.opt(top, "hosts", "", r.strings, ())
+    extra_vars = _variables(r, top, "extra_vars", "")
+    playbook_dir = r.opt(top, "playbook_dir", "", r.opt_string, None)
     for key in ("estimated_duration", "estimated_compilation_time"):
         r.opt(top, key, "", r.duration, None)
     for key in ("parallelism_score", "network_efficiency_score"):
         r.opt(top, key, "", lambda v, p: None if v is None else r.number(v, p), None)
     return Plan(source=r.source, base_dir=base_dir, sha256=sha256, rustle_plan_version=version,
                 created_at=created_at, options=options, plays=plays,
-                binary_deployments=deployments, total_tasks=total, hosts=hosts)
+                binary_deployments=deployments, total_tasks=total, hosts=hosts,
+                extra_vars=extra_vars, playbook_dir=playbook_dir)

@@ -1,9 +1,11 @@
-"""Cross-reference checks on a parsed plan; the first violation is raised as a PlanError.
+"""Cross-reference checks on a parsed plan; every violation is reported in one run.
 
-In order: ``total_tasks``; task ids, dependencies and their cycles; batch dependencies
-and their cycles; keywords the product cannot honour yet (``run_once``, ``throttle``,
-``delegate_to`` another host); ``notify``; modules (built in, or found for the module bridge:
-``bridge/policy.py``); static files (``files.py``).
+Each check raises a PlanError at its first violation in one place (a task, a play's graph, a
+deployment); ``validate`` runs every check on every place and raises them together
+(``PlanErrors``, in plan order), or the one alone. In order: ``total_tasks``; task ids, dependencies and their cycles; batch dependencies
+and their cycles; modules (built in, or found for the module bridge:
+``bridge/policy.py``); ``notify``; keywords the product cannot honour yet
+(``run_once``, ``throttle``, ``delegate_to`` another host); static files (``files.py``).
 
 **Counting tasks.** ``total_tasks`` is the number of distinct ``task_id`` per play, summed over
 plays (rustle-plan counts the tasks left after tag filtering, per play). Rolling plans repeat
@@ -38,12 +40,16 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Iterator, Sequence
+from typing import TYPE_CHECKING, Any
 
-from rustle_deploy.errors import PlanError
+from rustle_deploy.errors import PlanError, PlanErrors
 from rustle_deploy.model import Plan, Play, Task
 from rustle_deploy.plan import files
 from rustle_deploy.plan.schema import child, printable
-from rustle_deploy.runtime_index import canonical_module
+from rustle_deploy.runtime_index import canonical_module, runtime_plugins
+
+if TYPE_CHECKING:
+    from rustle_deploy.bridge.lookup import Resolution
 
 _SELF = re.compile(r"^\{\{-?\s*inventory_hostname\s*-?\}\}$")
 
@@ -54,24 +60,55 @@ def _quoted(names: Sequence[str], limit: int = 20) -> str:
 
 
 def all_tasks(play: Play) -> Iterator[Task]:
+    """The tasks of the play's batches (blocks as one task each)."""
     for batch in play.batches:
         yield from batch.tasks
 
 
+def every_task(play: Play) -> Iterator[Task]:
+    """Every task and handler of the play, the tasks inside blocks included."""
+    for task in (*all_tasks(play), *play.handlers):
+        yield from task.walk()
+
+
 def validate(plan: Plan, files_dirs: Sequence[str] = (), *,
              legacy_task_ids: frozenset[str] = frozenset()) -> None:
-    """Raise the first PlanError found in ``plan``'s cross-references."""
+    """Raise every PlanError found in ``plan``'s cross-references (PlanErrors for several)."""
     src = plan.source
-    _total_tasks(plan)
+    problems: list[PlanError] = []
+
+    def check(fn: Callable[..., object], *args: object, **kw: object) -> None:
+        try:
+            fn(*args, **kw)
+        except PlanErrors as exc:
+            problems.extend(exc.problems)
+        except PlanError as exc:
+            problems.append(exc)
+
+    check(_total_tasks, plan)
+    resolution = _bridge_resolution(plan)
     for play in plan.plays:
-        _task_graph(src, play, filtered=bool(plan.options.tags or plan.options.skip_tags))
-        _batch_graph(src, play)
-        for task in (*all_tasks(play), *play.handlers):
-            _unsupported(src, plan, play, task)
-        _notify(src, play)
-    _modules(plan)
-    _deployments(plan, legacy_task_ids)
-    _static_files(plan, files_dirs)
+        check(_task_graph, src, play, filtered=bool(plan.options.tags or plan.options.skip_tags))
+        check(_batch_graph, src, play)
+        for task in every_task(play):
+            check(_module, plan, task, resolution)
+            check(_unsupported, src, plan, play, task)
+            check(_role, src, play, task)
+            check(files.resolve_source, plan, task, files_dirs=files_dirs)
+            for problem in _plugins(src, task):
+                problems.append(problem)
+        for task in every_task(play):
+            for i, name in enumerate(task.notify):
+                check(_notify_one, src, play, task, i, name)
+    check(_deployments, plan, legacy_task_ids)
+    for dep in plan.binary_deployments:
+        for i, static in enumerate(dep.static_files):
+            ptr = f"{dep.pointer}/embedded_data/static_files/{i}/src_path"
+            check(files.resolve_static_file, plan, static, ptr, files_dirs)
+    if len(problems) == 1:
+        raise problems[0]
+    if problems:
+        raise PlanErrors(problems)
 
 
 def _total_tasks(plan: Plan) -> None:
@@ -211,17 +248,33 @@ def _check_acyclic(
                         "dependencies", file=src, pointer=first[(cycle[0], cycle[1])])
 
 
-def _modules(plan: Plan) -> None:
-    """Every module is built in, or found as Ansible finds it and runnable through the bridge."""
-    tasks = [t for play in plan.plays for t in (*all_tasks(play), *play.handlers)
-             if canonical_module(t.module) is None]
-    if not tasks:
-        return
-    from rustle_deploy.bridge.policy import bridged, unresolved
+def _role(src: str, play: Play, task: Task) -> None:
+    role = task.extras.get("role")
+    if role is not None and role not in play.roles:
+        raise PlanError(f"{_kind(task)} {task.name!r} names role {role!r}, which the play's "
+                        "roles do not define",
+                        f"roles of this play: {_quoted(list(play.roles)) or 'none'}",
+                        file=src, pointer=child(task.pointer, "role"))
 
-    resolution = unresolved(plan, tasks)
-    for task in tasks:
-        bridged(plan, task, resolution)
+
+def _bridge_resolution(plan: Plan) -> Resolution | None:
+    """One lookup for every module of the plan that no built-in implements (None: none)."""
+    tasks = [t for play in plan.plays for t in every_task(play)
+             if not t.is_block and canonical_module(t.module) is None]
+    if not tasks:
+        return None
+    from rustle_deploy.bridge.policy import unresolved
+
+    return unresolved(plan, tasks)
+
+
+def _module(plan: Plan, task: Task, resolution: Resolution | None) -> None:
+    """The module is built in, or found as Ansible finds it and runnable through the bridge."""
+    if task.is_block or canonical_module(task.module) is not None or resolution is None:
+        return
+    from rustle_deploy.bridge.policy import bridged
+
+    bridged(plan, task, resolution)
 
 
 def _kind(task: Task) -> str:
@@ -253,7 +306,75 @@ def _unsupported(src: str, plan: Plan, play: Play, task: Task) -> None:
                     f"{target!r}", file=src, pointer=child(task.pointer, "delegate_to"))
 
 
-def _notify(src: str, play: Play) -> None:
+# task values that are bare expressions (conditions), not templates
+_EXPRESSION_KEYS = ("changed_when", "failed_when", "until")
+_TEMPLATED = re.compile(r"{{|{%|{#")
+
+
+def _strings(value: Any, pointer: str) -> Iterator[tuple[str, str]]:
+    if isinstance(value, str):
+        yield value, pointer
+    elif isinstance(value, dict):
+        for k, v in value.items():
+            yield from _strings(v, child(pointer, str(k)))
+    elif isinstance(value, list):
+        for i, v in enumerate(value):
+            yield from _strings(v, child(pointer, i))
+
+
+def _templates(task: Task) -> Iterator[tuple[str, str]]:
+    """Each Jinja2 template of ``task`` (a bare expression wrapped as one) and its pointer."""
+    for text, ptr in _strings(task.args, child(task.pointer, "args")):
+        if _TEMPLATED.search(text):
+            yield text, ptr
+    if task.short_module == "assert":
+        for text, ptr in _strings(task.args.get("that"), child(child(task.pointer, "args"), "that")):
+            yield "{{ " + text + " }}", ptr
+    for key, value in task.extras.items():
+        for text, ptr in _strings(value, child(task.pointer, key)):
+            if key in _EXPRESSION_KEYS and not _TEMPLATED.search(text):
+                yield "{{ " + text + " }}", ptr
+            elif _TEMPLATED.search(text):
+                yield text, ptr
+    for i, cond in enumerate(task.conditions):
+        if cond.kind in ("When", "Skip") and isinstance(cond.value, str):
+            text = cond.value if _TEMPLATED.search(cond.value) else "{{ " + cond.value + " }}"
+            yield text, child(child(task.pointer, "conditions"), i)
+
+
+def _plugins(src: str, task: Task) -> list[PlanError]:
+    """A filter, test or lookup the runtime does not offer is refused now, never silently empty."""
+    import jinja2
+    from jinja2 import nodes
+
+    known = runtime_plugins()
+    env = jinja2.Environment()
+    out: list[PlanError] = []
+    for text, ptr in _templates(task):
+        try:
+            tree = env.parse(text)
+        except jinja2.TemplateSyntaxError:
+            continue  # fails on the host with Ansible's message
+        used: list[tuple[str, str]] = [("filter", n.name) for n in tree.find_all(nodes.Filter)]
+        used += [("test", n.name) for n in tree.find_all(nodes.Test)]
+        for call in tree.find_all(nodes.Call):
+            if (isinstance(call.node, nodes.Name) and call.node.name in ("lookup", "query", "q")
+                    and call.args and isinstance(call.args[0], nodes.Const)):
+                used.append(("lookup", str(call.args[0].value)))
+        for kind, name in used:
+            if name in known[kind]:
+                continue
+            why = known["refused"][kind].get(name)
+            reason = why or (f"it is not one of ansible.builtin's {kind}s" if "." not in name or
+                             name.startswith("ansible.builtin.") else "collections are not supported")
+            out.append(PlanError(f"{kind} {name!r} is not supported by rustle-deploy: {reason}",
+                                 f"rustle-deploy offers ansible.builtin's {kind}s on the host, except "
+                                 f"{', '.join(sorted(k for k in known['refused'][kind] if '.' not in k))}",
+                                 file=src, pointer=ptr))
+    return out
+
+
+def _notify_one(src: str, play: Play, task: Task, index: int, name: str) -> None:
     names: set[str] = set()
     for handler in play.handlers:
         names.add(handler.name)
@@ -262,13 +383,12 @@ def _notify(src: str, play: Play) -> None:
             names.add(listen)
         elif isinstance(listen, list):
             names.update(listen)
+    if name in names:
+        return
     hint = (f"handlers of this play: {_quoted([h.name for h in play.handlers])}"
             if play.handlers else "this play has no handlers")
-    for task in (*all_tasks(play), *play.handlers):
-        for i, name in enumerate(task.notify):
-            if name not in names:
-                raise PlanError(f"no handler named {name!r} in play {play.name!r}", hint,
-                                file=src, pointer=child(child(task.pointer, "notify"), i))
+    raise PlanError(f"no handler named {name!r} in play {play.name!r}", hint,
+                    file=src, pointer=child(child(task.pointer, "notify"), index))
 
 
 def _deployments(plan: Plan, legacy_task_ids: frozenset[str]) -> None:
@@ -281,13 +401,3 @@ def _deployments(plan: Plan, legacy_task_ids: frozenset[str]) -> None:
                                 f"{task_id!r}",
                                 "a binary deployment's tasks are task ids of the plays",
                                 file=plan.source, pointer=child(child(dep.pointer, key), i))
-
-
-def _static_files(plan: Plan, files_dirs: Sequence[str]) -> None:
-    for play in plan.plays:
-        for task in (*all_tasks(play), *play.handlers):
-            files.resolve_source(plan, task, files_dirs=files_dirs)
-    for dep in plan.binary_deployments:
-        for i, static in enumerate(dep.static_files):
-            ptr = f"{dep.pointer}/embedded_data/static_files/{i}/src_path"
-            files.resolve_static_file(plan, static, ptr, files_dirs)

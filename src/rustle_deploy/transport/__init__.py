@@ -100,14 +100,9 @@ OPENSSH_MAX_WIDTH = 256  # ssh processes at once; past this, one asyncssh loop n
 
 
 def _check_kind(host: Host) -> None:
-    if host.connection not in ("ssh", "smart", "paramiko", "paramiko_ssh", "ansible.builtin.ssh"):
-        from ..errors import ConnectError
+    from .options import check_kind
 
-        raise ConnectError(
-            host.name,
-            f"{host.name}: ansible_connection={host.connection!r} is not supported",
-            "use ssh (the default) or local",
-        )
+    check_kind(host)
 
 
 def ssh_binary_for(ssh_client: str, width: int) -> str | None:

@@ -17,16 +17,27 @@ ssh's own failures end it with status 255 before the agent said anything; they b
 from __future__ import annotations
 
 import asyncio
+import re
 from typing import Any
 
 from ..errors import ConnectError, TransferError
 from ..model import Host
 from . import Finished, RoundTrips
 from .early import Early
-from .options import SshSettings, keyscan_hint, known_hosts_files, ssh_argv, ssh_settings
+from .options import (
+    SshSettings,
+    changed_host_key,
+    ssh_argv,
+    ssh_settings,
+    unknown_host_key,
+    unverified_host_key,
+)
 from .process import ProcessConnection, ProcessSession
 
 SSH_FAILED = 255
+# Parts of OpenSSH's changed-key warning: where the old key is, and the key the host sent.
+_OFFENDING = re.compile(r"^Offending \S+ key in (.+):(\d+)\s*$", re.MULTILINE)
+_SENT = re.compile(r"fingerprint for the (\S+) key sent by the remote host is\s+(\S+?)\.?\s*$", re.MULTILINE)
 
 
 def _classify(name: str, s: SshSettings, stderr: bytes) -> ConnectError:
@@ -35,14 +46,22 @@ def _classify(name: str, s: SshSettings, stderr: bytes) -> ConnectError:
     text = stderr.decode("utf-8", "replace").strip()
     last = text.splitlines()[-1] if text else "(ssh printed nothing)"
     low = text.lower()
-    if "remote host identification has changed" in low:
-        return ConnectError(
-            name,
-            f"{name}: {where}: the host key has CHANGED from the one in {known_hosts_files(s)[0]}",
-            "if the host was reinstalled, remove the old line with ssh-keygen -R; else investigate",
+    if "remote host identification has changed" in low or "has changed and you have requested strict" in low:
+        offending = _OFFENDING.search(text)
+        sent = _SENT.search(text)
+        return changed_host_key(
+            name, s, offending.group(1) if offending else None, int(offending.group(2)) if offending else None,
+            f"{sent.group(1)} {sent.group(2)}" if sent else None,
         )
-    if "host key verification failed" in low or "no matching host key" in low:
-        return ConnectError(name, f"{name}: {where}: host key is not trusted ({last})", keyscan_hint(s))
+    if "host key is known for" in low:  # "No ED25519 host key is known for ...": never seen
+        return unknown_host_key(name, s)
+    if "no matching host key type" in low:
+        return ConnectError(
+            name, f"{name}: {where}: no host key type in common ({last})",
+            "check HostKeyAlgorithms in ansible_ssh_common_args and ~/.ssh/config",
+        )
+    if "host key verification failed" in low:  # revoked, or ssh said too little to tell
+        return unverified_host_key(name, s, last)
     if "permission denied" in low:
         return ConnectError(
             name,

@@ -9,18 +9,25 @@ and ``ansible_ssh_extra_args``. In those argument strings the OpenSSH flags ``-o
 honoured; other flags are accepted and ignored, as they only tune OpenSSH's own client.
 Explicit inventory variables win over the argument strings. Also decides how the agent is
 started on the host: ``ansible_become*`` and ``ansible_python_interpreter``.
+
+Every value is checked where it is read, and a value that cannot be used is a ConnectError
+naming the host, the variable and the value. ``check_connections`` applies the same checks to
+every host of a command before anything is recorded or any host is touched, so that a bad
+inventory value ends the command with exit 2 instead of failing one host after another.
 """
 
 from __future__ import annotations
 
 import functools
 import json
+import math
 import os
 import shlex
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from ..errors import ConnectError
+from ..errors import ConnectError, InventoryError
 from ..model import CREATED_MARKER, Host
 
 PYTHON_CANDIDATES = ("/usr/bin/python3", "/usr/local/bin/python3", "/usr/libexec/platform-python", "python3")
@@ -55,6 +62,11 @@ _TRUE = {"1", "true", "yes", "on", "y", "t"}
 _FALSE = {"0", "false", "no", "off", "n", "f"}
 
 
+# Connection types reached over SSH (Ansible's names); ``local`` runs through /bin/sh.
+SSH_CONNECTIONS = ("ssh", "smart", "paramiko", "paramiko_ssh", "ansible.builtin.ssh")
+MAX_TIMEOUT = 2**31 - 1  # seconds: OpenSSH reads ConnectTimeout as a C int
+
+
 def as_bool(value: Any, default: bool = False) -> bool:
     """Ansible's boolean reading of a variable value."""
     if value is None or value == "":
@@ -67,6 +79,83 @@ def as_bool(value: Any, default: bool = False) -> bool:
     if text in _FALSE:
         return False
     return default
+
+
+def _shown(value: Any) -> str:
+    """A variable's value as an error message quotes it: repr (control characters escaped), cut short."""
+    text = repr(value)
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
+def _bad(host: Host, var: str, value: Any, why: str, hint: str) -> ConnectError:
+    return ConnectError(host.name, f"{host.name}: {var}={_shown(value)}: {why}", hint)
+
+
+def _flag(host: Host, var: str) -> bool:
+    """A boolean connection variable; anything that is not a boolean is an error, as in Ansible."""
+    value = host.vars.get(var)
+    if value is None or value == "" or isinstance(value, bool):
+        return bool(value)
+    text = str(value).strip().lower() if isinstance(value, (str, int, float)) else None
+    if text in _TRUE:
+        return True
+    if text in _FALSE:
+        return False
+    raise _bad(host, var, value, "not a boolean", "use true or false (yes/no, 1/0 also work)")
+
+
+def _text(host: Host, var: str, value: Any, *, word: bool = False) -> str:
+    """A string-valued connection variable as text. ``word``: a host name or user, which has no
+    spaces or control characters; no value may hold a NUL (it cannot be passed to a program)."""
+    if isinstance(value, bool) or not isinstance(value, (str, int, float)):
+        raise _bad(host, var, value, f"expected a string, got a {type(value).__name__}",
+                   f"set {var} to a single value")
+    text = str(value)
+    if word and (not text or any(c.isspace() or not c.isprintable() for c in text)):
+        raise _bad(host, var, value, "empty, or holds spaces or control characters",
+                   f"set {var} to a plain name or address")
+    if "\x00" in text:
+        raise _bad(host, var, value, "holds a NUL character", f"remove it from {var}")
+    return text
+
+
+_PORT_HINT = "ports are whole numbers from 1 to 65535"
+_TIMEOUT_HINT = f"a connect timeout is a number of seconds from 0 (no limit) to {MAX_TIMEOUT}"
+
+
+def _port_number(value: Any) -> int | None:
+    """A TCP port (1-65535) from an inventory value: 2222, "2222" (a whole 2222.0 too); else None."""
+    number: int | None = None
+    if isinstance(value, int) and not isinstance(value, bool):
+        number = value
+    elif isinstance(value, float) and value.is_integer():
+        number = int(value)
+    elif isinstance(value, str) and value.strip().isascii() and value.strip().isdigit() and len(value.strip()) <= 5:
+        number = int(value)
+    return number if number is not None and 1 <= number <= 65535 else None
+
+
+def _seconds(value: Any) -> float | None:
+    """A connect timeout in seconds (0: none, as OpenSSH's ConnectTimeout=0); else None."""
+    if isinstance(value, bool) or not isinstance(value, (int, float, str)):
+        return None
+    try:
+        number = float(value)
+    except (ValueError, OverflowError):
+        return None
+    return number if math.isfinite(number) and 0 <= number <= MAX_TIMEOUT else None
+
+
+def explicit_port(host: Host) -> int | None:
+    """The port the inventory sets (``ansible_port``, else ``ansible_ssh_port``), checked; None: unset."""
+    var = "ansible_port" if "ansible_port" in host.vars else "ansible_ssh_port"
+    value = host.vars.get(var)
+    if value is None or value == "":
+        return None
+    port = _port_number(value)
+    if port is None:
+        raise _bad(host, var, value, "not a port number", _PORT_HINT)
+    return port
 
 
 @dataclass(frozen=True)
@@ -120,19 +209,31 @@ def _strict(value: str, host: Host) -> str:
     )
 
 
-def _split_args(host: Host) -> list[str]:
+_ARG_VARS = ("ansible_ssh_common_args", "ansible_ssh_extra_args")
+
+
+def _split_args(host: Host, only: str | None = None) -> list[str]:
     words: list[str] = []
-    for var in ("ansible_ssh_common_args", "ansible_ssh_extra_args"):
-        text = host.vars.get(var)
-        if not text:
+    for var in _ARG_VARS if only is None else (only,):
+        value = host.vars.get(var)
+        if value is None or value == "":
             continue
+        text = _text(host, var, value)
         try:
-            words.extend(_shlex_split(str(text)))
+            words.extend(_shlex_split(text))
         except ValueError as exc:
             raise ConnectError(
                 host.name, f"{host.name}: {var}: cannot split {text!r}: {exc}", "check the quoting"
             ) from exc
     return words
+
+
+def _arg_var(host: Host, key: str) -> str:
+    """Which ssh argument variable set the option ``key`` (for error messages)."""
+    for var in _ARG_VARS:
+        if key in parse_ssh_args(host, only=var):
+            return var
+    return _ARG_VARS[0]
 
 
 @functools.lru_cache(maxsize=256)
@@ -142,8 +243,9 @@ def _shlex_split(text: str) -> tuple[str, ...]:
     return tuple(shlex.split(text))
 
 
-def parse_ssh_args(host: Host) -> dict[str, str | list[str]]:
-    """The OpenSSH options found in the host's ssh argument strings, lower-cased keys.
+def parse_ssh_args(host: Host, only: str | None = None) -> dict[str, str | list[str]]:
+    """The OpenSSH options found in the host's ssh argument strings (or in the variable
+    ``only``), lower-cased keys.
 
     ``identityfile`` and ``userknownhostsfile`` collect lists; for the rest the first value
     wins, as in OpenSSH.
@@ -159,7 +261,7 @@ def parse_ssh_args(host: Host) -> dict[str, str | list[str]]:
         else:
             found.setdefault(key, value)
 
-    words = _split_args(host)
+    words = _split_args(host, only)
     i = 0
     while i < len(words):
         word = words[i]
@@ -172,7 +274,8 @@ def parse_ssh_args(host: Host) -> dict[str, str | list[str]]:
         if not rest:
             if i >= len(words):
                 raise ConnectError(
-                    host.name, f"{host.name}: ansible_ssh_common_args: {word} needs a value", None
+                    host.name, f"{host.name}: {only or 'ansible_ssh_common_args'}: {word} needs a value",
+                    f"give {word} its value, as ssh would be given it",
                 )
             rest = words[i]
             i += 1
@@ -203,46 +306,104 @@ def ssh_settings(host: Host) -> SshSettings:
         value = o.get(key)
         return value if isinstance(value, str) else None
 
-    port_text = host.port if host.port is not None else one("port")
-    try:
-        port = int(port_text) if port_text is not None else 22
-    except ValueError as exc:
-        raise ConnectError(host.name, f"{host.name}: bad port {port_text!r}", "ports are numbers") from exc
-    keyfile = v.get("ansible_ssh_private_key_file") or v.get("ansible_private_key_file")
-    identity = [str(keyfile)] if keyfile else []
+    port = explicit_port(host)
+    if port is None and one("port") is not None:
+        port = _port_number(one("port"))
+        if port is None:
+            raise _bad(host, f"{_arg_var(host, 'port')}: Port", one("port"), "not a port number", _PORT_HINT)
+    keyfile = _keyfile(host)
+    identity = [keyfile] if keyfile else []
     ids = o.get("identityfile")
     if isinstance(ids, list):
-        identity.extend(ids)
+        identity.extend(_local_path(host, f"{_arg_var(host, 'identityfile')}: IdentityFile", p) for p in ids)
     known = o.get("userknownhostsfile")
+    if isinstance(known, list):
+        known = [_local_path(host, f"{_arg_var(host, 'userknownhostsfile')}: UserKnownHostsFile", p) for p in known]
     strict = "yes"
-    checking = v.get("ansible_ssh_host_key_checking", v.get("ansible_host_key_checking"))
-    if checking is not None and not as_bool(checking, True):
+    checking_var = "ansible_ssh_host_key_checking" if "ansible_ssh_host_key_checking" in v else "ansible_host_key_checking"
+    if v.get(checking_var) is not None and v.get(checking_var) != "" and not _flag(host, checking_var):
         strict = "no"
     if one("stricthostkeychecking"):
         strict = _strict(one("stricthostkeychecking") or "", host)
-    timeout = one("connecttimeout") or v.get("ansible_ssh_timeout") or v.get("ansible_timeout")
+    timeout: float | None = None
+    if one("connecttimeout"):
+        timeout = _seconds(one("connecttimeout"))
+        if timeout is None:
+            var = f"{_arg_var(host, 'connecttimeout')}: ConnectTimeout"
+            raise _bad(host, var, one("connecttimeout"), "not a number of seconds", _TIMEOUT_HINT)
+    else:
+        for var in ("ansible_ssh_timeout", "ansible_timeout"):
+            if v.get(var) is not None and v.get(var) != "":
+                timeout = _seconds(v[var])
+                if timeout is None:
+                    raise _bad(host, var, v[var], "not a number of seconds", _TIMEOUT_HINT)
+                break
     config = one("-f")
+    if config:
+        config = _local_path(host, f"{_arg_var(host, '-f')}: -F", config)
     password = v.get("ansible_ssh_pass", v.get("ansible_password"))
+    password_var = "ansible_ssh_pass" if "ansible_ssh_pass" in v else "ansible_password"
     return SshSettings(
-        address=host.address,
-        port=port,
-        user=host.user or one("user"),
+        address=_address(host),
+        port=port if port is not None else 22,
+        user=_user(host) or _args_user(host, one("user")),
         identity_files=tuple(identity),
         known_hosts=tuple(known) if isinstance(known, list) else (),
         strict_host_key_checking=strict,
         proxy_jump=one("proxyjump") if (one("proxyjump") or "").lower() != "none" else None,
         proxy_command=one("proxycommand") if (one("proxycommand") or "").lower() != "none" else None,
         config_files=(config,) if config else None,
-        password=str(password) if password not in (None, "") else None,
-        connect_timeout=float(timeout) if timeout not in (None, "") else None,
+        password=_text(host, password_var, password) if password not in (None, "") else None,
+        connect_timeout=timeout or None,
     )
+
+
+def _address(host: Host) -> str:
+    """``ansible_host``, else the inventory name: what ssh connects to. It must be something a
+    resolver can be asked about: the IDNA encoding Python's resolver applies rejects empty and
+    over-long labels (``a..b``), and would fail the connection with an exception of its own."""
+    var, value = ("ansible_host", host.vars["ansible_host"]) if "ansible_host" in host.vars else ("inventory name", host.name)
+    address = _text(host, var, value, word=True)
+    try:
+        address.encode("idna")
+    except UnicodeError as exc:
+        raise _bad(host, var, value, "not a host name or address",
+                   "a host name is made of labels of 1 to 63 characters between dots") from exc
+    return address
+
+
+def _user(host: Host) -> str | None:
+    var = "ansible_user" if "ansible_user" in host.vars else "ansible_ssh_user"
+    value = host.vars.get(var)
+    return None if value is None or value == "" else _text(host, var, value, word=True)
+
+
+def _args_user(host: Host, value: str | None) -> str | None:
+    """``-l USER`` / ``-o User=USER`` from the ssh arguments, checked as ``ansible_user`` is."""
+    return _text(host, f"{_arg_var(host, 'user')}: User", value, word=True) if value else None
+
+
+def _keyfile(host: Host) -> str | None:
+    for var in ("ansible_ssh_private_key_file", "ansible_private_key_file"):
+        value = host.vars.get(var)
+        if value:
+            return _local_path(host, var, _text(host, var, value))
+    return None
+
+
+def _local_path(host: Host, var: str, path: str) -> str:
+    """A controller path from the inventory; a ``~user`` that names no user is an error here
+    (asyncssh's own expansion would raise RuntimeError when it reads the file)."""
+    if path.startswith("~") and os.path.expanduser(path) == path:
+        raise _bad(host, var, path, "names the home directory of no known user", "write the path without ~")
+    return path
 
 
 def agent_launch(host: Host, runner: tuple[str, int] | None = None) -> AgentLaunch:
     """How to start the agent on ``host`` (become, interpreter)."""
     v = host.vars
-    become = as_bool(v.get("ansible_become"))
-    method = str(v.get("ansible_become_method") or "sudo")
+    become = _flag(host, "ansible_become")
+    method = _text(host, "ansible_become_method", v.get("ansible_become_method") or "sudo")
     if become and method != "sudo":
         raise ConnectError(
             host.name,
@@ -256,14 +417,51 @@ def agent_launch(host: Host, runner: tuple[str, int] | None = None) -> AgentLaun
             "allow passwordless sudo (NOPASSWD) for the connecting user, or connect as the target user",
         )
     interp = v.get("ansible_python_interpreter")
-    interp_s = str(interp) if interp not in (None, "") else None
+    interp_s = _text(host, "ansible_python_interpreter", interp) if interp not in (None, "") else None
     if interp_s is not None and interp_s.startswith("auto"):
         interp_s = None  # auto, auto_silent, auto_legacy: our own discovery
     return AgentLaunch(
         become=become,
-        become_user=str(v.get("ansible_become_user") or "root"),
+        become_user=_text(host, "ansible_become_user", v.get("ansible_become_user") or "root", word=True),
         python_interpreter=interp_s,
         runner=RunnerRef(runner[0], runner[1], host.remote_dir) if runner else None,
+    )
+
+
+def check_kind(host: Host) -> None:
+    """Raise ConnectError unless ``host`` is reached over SSH or locally."""
+    if not host.is_local and host.connection not in SSH_CONNECTIONS:
+        raise ConnectError(
+            host.name,
+            f"{host.name}: ansible_connection={_shown(host.vars.get('ansible_connection'))} is not supported",
+            "use ssh (the default) or local",
+        )
+
+
+def check_connections(hosts: Iterable[Host], source: str) -> None:
+    """Raise InventoryError naming every host whose connection variables cannot be used.
+
+    Called by every mode that reaches hosts, before it records anything or touches a host:
+    the checks are those the transports make when they connect (``ssh_settings``,
+    ``ssh_argv``, ``agent_launch``), so a value that passes here is one they can use.
+    """
+    bad: list[ConnectError] = []
+    for host in hosts:
+        try:
+            check_kind(host)
+            if not host.is_local:
+                ssh_argv(host)
+            agent_launch(host)
+        except ConnectError as exc:
+            bad.append(exc)
+    if not bad:
+        return
+    hint = f"{bad[0].hint}; nothing was touched" if bad[0].hint else "nothing was touched"
+    if len(bad) == 1:
+        raise InventoryError(bad[0].message, hint, file=source)
+    raise InventoryError(
+        f"the connection variables of {len(bad)} hosts cannot be used:\n  " + "\n  ".join(e.message for e in bad),
+        hint, file=source,
     )
 
 
@@ -351,13 +549,14 @@ def ssh_argv(host: Host, binary: str = "ssh") -> list[str]:
     argv += ["-o", "BatchMode=yes", "-o", _KEX_FIRST, "-o", "LogLevel=ERROR", "-T", "-x", "-a"]
     if s.connect_timeout:
         argv += ["-o", f"ConnectTimeout={max(1, round(s.connect_timeout))}"]
-    if host.port is not None:
+    if explicit_port(host) is not None:
         argv += ["-p", str(s.port)]
-    if host.user:
-        argv += ["-l", host.user]
-    keyfile = host.vars.get("ansible_ssh_private_key_file") or host.vars.get("ansible_private_key_file")
+    user = _user(host)
+    if user:
+        argv += ["-l", user]
+    keyfile = _keyfile(host)
     if keyfile:
-        argv += ["-i", os.path.expanduser(str(keyfile)), "-o", "IdentitiesOnly=yes"]
+        argv += ["-i", os.path.expanduser(keyfile), "-o", "IdentitiesOnly=yes"]
     argv += ["--", s.address]
     return argv
 
@@ -368,9 +567,54 @@ def known_hosts_files(s: SshSettings) -> list[str]:
 
 
 def keyscan_hint(s: SshSettings) -> str:
+    """How to trust a host key never seen before; only ever given for such a key."""
     files = " ".join(known_hosts_files(s))
     port = f"-p {s.port} " if s.port != 22 else ""
     return (
         f"check the key, then add it: ssh-keyscan {port}{s.address} >> {files}; "
         "or set ansible_ssh_common_args='-o StrictHostKeyChecking=accept-new' (or =no)"
+    )
+
+
+def known_hosts_pattern(s: SshSettings) -> str:
+    """The host as known_hosts names it: ``address``, or ``[address]:port`` off port 22."""
+    return s.address if s.port == 22 else f"[{s.address}]:{s.port}"
+
+
+# Host key failures, worded alike for the OpenSSH client and asyncssh. A changed key gets
+# OpenSSH's warning and no way to trust it; appending a key is suggested only for a host with
+# no key recorded at all (keyscan_hint), never when it is unclear which of the two it is.
+def unknown_host_key(name: str, s: SshSettings, sent: str | None = None) -> ConnectError:
+    """The host's key was never seen: no key is recorded for it in known_hosts."""
+    shown = f" (it sent {sent})" if sent else ""
+    return ConnectError(
+        name, f"{name}: {s.address}:{s.port}: host key is not trusted: no key is known for "
+        f"{known_hosts_pattern(s)} in {', '.join(known_hosts_files(s))}{shown}", keyscan_hint(s),
+    )
+
+
+def changed_host_key(
+    name: str, s: SshSettings, file: str | None = None, line: int | None = None, sent: str | None = None
+) -> ConnectError:
+    """known_hosts holds another key for this host: OpenSSH's warning, and no way to trust it."""
+    file = file or known_hosts_files(s)[0]
+    shown = f" The key it sent is {sent}." if sent else ""
+    return ConnectError(
+        name,
+        f"{name}: {s.address}:{s.port}: WARNING: REMOTE HOST IDENTIFICATION HAS CHANGED! The host key has "
+        f"CHANGED from the one recorded in {file}{f':{line}' if line else ''}. Someone could be eavesdropping "
+        f"on you right now (man-in-the-middle attack), or the host key has just been changed.{shown}",
+        "investigate before connecting again: compare the key's fingerprint with the one the host's "
+        "administrator gives you; only if the change is known to be genuine, remove the old key with "
+        f"ssh-keygen -f '{file}' -R '{known_hosts_pattern(s)}'",
+    )
+
+
+def unverified_host_key(name: str, s: SshSettings, detail: str) -> ConnectError:
+    """Host key checking failed and it is not known whether the key is new or changed."""
+    return ConnectError(
+        name, f"{name}: {s.address}:{s.port}: host key verification failed ({detail})",
+        f"see what {', '.join(known_hosts_files(s))} records for {known_hosts_pattern(s)} "
+        f"(ssh-keygen -F '{known_hosts_pattern(s)}' -f FILE); if it records another key, investigate "
+        "before replacing it: the host may be impersonated",
     )

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import os
 import subprocess
 from pathlib import Path
@@ -16,6 +17,8 @@ from typing import Any
 from ..errors import TransferError
 from . import Finished, RoundTrips, write_file_chunks
 from .early import Early, discard
+
+log = logging.getLogger(__name__)
 
 _LINE_LIMIT = 1 << 26  # event lines can carry a task's whole stdout
 
@@ -202,7 +205,13 @@ class ProcessConnection:
             )
         session = self._session(proc)
         self._sessions.append(session)
-        await session.write(preamble)
+        try:
+            await session.write(preamble)
+        except TransferError:
+            # It stopped reading before the whole preamble (~150 kB: more than a pipe holds)
+            # was in: no usable Python (the shell line says so and exits 86), or ssh could not
+            # connect. Its output and exit status say why; a later write raises again.
+            log.debug("%s: the command stopped reading its preamble", self.name)
         return session
 
     def _session(self, proc: Any) -> ProcessSession:

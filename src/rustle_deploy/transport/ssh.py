@@ -29,7 +29,15 @@ with warnings.catch_warnings():
 from ..errors import ConnectError, TransferError
 from ..model import Host
 from . import Finished, RoundTrips, write_file_chunks
-from .options import SshSettings, keyscan_hint, known_hosts_files, ssh_settings
+from .options import (
+    SshSettings,
+    changed_host_key,
+    known_hosts_files,
+    known_hosts_pattern,
+    ssh_settings,
+    unknown_host_key,
+    unverified_host_key,
+)
 
 _PREFERRED_KEX = ("curve25519-sha256", "curve25519-sha256@libssh.org")
 _options_cache: dict[tuple[Any, ...], asyncssh.SSHClientConnectionOptions] = {}
@@ -84,7 +92,7 @@ def connection_options(s: SshSettings) -> asyncssh.SSHClientConnectionOptions:
         kwargs["connect_timeout"] = s.connect_timeout
     try:
         options = asyncssh.SSHClientConnectionOptions(**kwargs)
-    except (OSError, ValueError, asyncssh.Error) as exc:
+    except (OSError, ValueError, RuntimeError, asyncssh.Error) as exc:  # RuntimeError: pathlib's ~ expansion
         raise ConnectError(
             s.address,
             f"{s.address}: cannot use the SSH settings: {exc}",
@@ -98,28 +106,72 @@ def _where(s: SshSettings) -> str:
     return f"{s.address}:{s.port}"
 
 
+def _recorded_keys(s: SshSettings) -> tuple[str | None, list[asyncssh.SSHKey], list[asyncssh.SSHKey], bool]:
+    """What known_hosts records for this host: (the first file with keys for it, those keys,
+    revoked keys, whether every file could be read)."""
+    readable = True
+    revoked: list[asyncssh.SSHKey] = []
+    for path in known_hosts_files(s):
+        if not os.path.isfile(path):
+            continue
+        try:
+            host_keys, _ca_keys, revoked_keys, *_ = asyncssh.read_known_hosts(path).match(s.address, "", s.port)
+        except (OSError, ValueError, asyncssh.Error):
+            readable = False
+            continue
+        revoked.extend(revoked_keys)
+        if host_keys:
+            return path, list(host_keys), revoked, readable
+    return None, [], revoked, readable
+
+
+def _described(key: asyncssh.SSHKey | None) -> str | None:
+    """A key as OpenSSH's warning shows it: its type and SHA256 fingerprint."""
+    if key is None:
+        return None
+    alg = key.get_algorithm()
+    kind = "ECDSA" if alg.startswith("ecdsa") else alg.removeprefix("ssh-").upper()
+    return f"{kind} {key.get_fingerprint('sha256')}"
+
+
+class _KeyWitness(asyncssh.SSHClient):
+    """Keeps the host key a server offered when known_hosts did not trust it (for the message)."""
+
+    offered: asyncssh.SSHKey | None = None
+
+    def validate_host_public_key(self, host: str, addr: str, port: int, key: asyncssh.SSHKey) -> bool:
+        self.offered = key
+        return False
+
+
+def _untrusted(name: str, s: SshSettings, exc: asyncssh.HostKeyNotVerifiable, offered: asyncssh.SSHKey | None) -> ConnectError:
+    """The host key failed the known_hosts check: changed, never seen, or unclear which."""
+    path, keys, _revoked, readable = _recorded_keys(s)
+    if keys:
+        return changed_host_key(name, s, path, None, _described(offered))
+    if readable and "revoked" not in exc.reason.lower():
+        return unknown_host_key(name, s, _described(offered))
+    return unverified_host_key(name, s, exc.reason)
+
+
 def _accept_new(name: str, s: SshSettings, conn: asyncssh.SSHClientConnection) -> None:
-    """StrictHostKeyChecking=accept-new: refuse a changed key, record an unknown one."""
+    """StrictHostKeyChecking=accept-new: refuse a changed or revoked key, record an unknown one."""
     key = conn.get_server_host_key()
     if key is None:
         return
-    files = [p for p in known_hosts_files(s) if os.path.isfile(p)]
-    if files:
-        known = asyncssh.read_known_hosts(files)
-        host_keys, *_ = known.match(s.address, "", s.port)
-        if host_keys:
-            if any(k.public_data == key.public_data for k in host_keys):
-                return
-            raise ConnectError(
-                name,
-                f"{name}: {_where(s)}: the host key has CHANGED from the one in {files[0]}",
-                "if the host was reinstalled, remove the old line with ssh-keygen -R; else investigate",
-            )
+    path, keys, revoked, readable = _recorded_keys(s)
+    if any(k.public_data == key.public_data for k in revoked):
+        raise unverified_host_key(name, s, f"the key it sent, {_described(key)}, is revoked")
+    if keys:
+        if any(k.public_data == key.public_data for k in keys):
+            return
+        raise changed_host_key(name, s, path, None, _described(key))
+    if not readable:
+        raise unverified_host_key(name, s, "a known_hosts file cannot be read, so the key cannot be checked")
     target = known_hosts_files(s)[0]
-    pattern = s.address if s.port == 22 else f"[{s.address}]:{s.port}"
     Path(target).parent.mkdir(mode=0o700, parents=True, exist_ok=True)
     with open(target, "a", encoding="utf-8") as f:
-        f.write(f"{pattern} {key.export_public_key('openssh').decode().strip()}\n")
+        f.write(f"{known_hosts_pattern(s)} {key.export_public_key('openssh').decode().strip()}\n")
 
 
 async def connect_ssh(host: Host) -> SshConnection:
@@ -128,12 +180,11 @@ async def connect_ssh(host: Host) -> SshConnection:
     options = connection_options(s)
     rt = RoundTrips()
     where = _where(s)
+    witness = _KeyWitness()
     try:
-        conn = await asyncssh.connect(s.address, s.port, options=options)
+        conn = await asyncssh.connect(s.address, s.port, options=options, client_factory=lambda: witness)
     except asyncssh.HostKeyNotVerifiable as exc:
-        raise ConnectError(
-            host.name, f"{host.name}: {where}: host key is not trusted ({exc.reason})", keyscan_hint(s)
-        ) from exc
+        raise _untrusted(host.name, s, exc, witness.offered) from exc
     except asyncssh.PermissionDenied as exc:
         raise ConnectError(
             host.name,

@@ -471,8 +471,12 @@ fn append_history(layout: &Layout, mut entry: Map) -> Res<()> {
         .mode(0o600)
         .open(&layout.history)
         .map_err(io_at(&layout.history))?;
-    file.write_all(text.as_bytes()).map_err(io_plain)?;
-    file.sync_all().map_err(io_plain)
+    let size = file.metadata().map(|m| m.len()).map_err(io_at(&layout.history))?;
+    if let Err(e) = file.write_all(text.as_bytes()).and_then(|_| file.sync_all()) {
+        let _ = file.set_len(size); // no torn line for the next one to run into
+        return Err(io_at(&layout.history)(e));
+    }
+    Ok(())
 }
 
 fn read_history(layout: &Layout) -> Vec<Value> {
@@ -603,29 +607,190 @@ fn skip(input: &mut dyn Read, size: i64) -> Res<()> {
 // ---------------------------------------------------------------------------------------------
 // Running and verifying
 
-/// End this run when `fd` (the channel's stdin) reaches EOF: the controller is gone.
-///
-/// The run is this process and its children, in a process group of their own, so SIGTERM
-/// to the group stops task commands too.
-fn watch_controller(fd: i32) {
-    std::thread::spawn(move || {
-        let mut channel = unsafe { File::from_raw_fd(fd) };
-        let mut buf = [0u8; 4096];
-        loop {
-            match channel.read(&mut buf) {
-                Ok(0) => break,
-                Ok(_) => {}
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(_) => break,
+const RUN_MARK: &str = "RUSTLE_RUN_MARK";
+const STOP_GRACE: f64 = 5.0;
+const EXIT_INTERRUPTED: i32 = 143; // 128 + SIGTERM
+const INTERRUPTED_WHY: &str = "the controller went away (the connection closed) during the run";
+
+/// Every process of the run but this one, parents before children: those whose environment
+/// carries `mark`, and every descendant of this process or of those (agent.py's
+/// `_run_processes`: the marker finds what left the tree, the tree what carries no marker).
+fn run_processes(mark: &str) -> Vec<i32> {
+    let me = sys::getpid();
+    let needle = format!("{}={}", RUN_MARK, mark).into_bytes();
+    let mut parent: Vec<(i32, i32)> = Vec::new();
+    let mut marked: Vec<i32> = Vec::new();
+    for name in list_dir("/proc").unwrap_or_default() {
+        let pid: i32 = match name.parse() {
+            Ok(pid) => pid,
+            Err(_) => continue,
+        };
+        let stat = match fs::read(format!("/proc/{}/stat", pid)) {
+            Ok(stat) => stat,
+            Err(_) => continue,
+        };
+        let close = match stat.iter().rposition(|b| *b == b')') {
+            Some(i) => i,
+            None => continue,
+        };
+        let rest = String::from_utf8_lossy(&stat[close + 1..]).into_owned();
+        let fields: Vec<&str> = rest.split_whitespace().collect();
+        if fields.len() < 2 || fields[0] == "Z" {
+            continue; // it has ended; what is left is its exit status
+        }
+        parent.push((pid, fields[1].parse().unwrap_or(0)));
+        if let Ok(env) = fs::read(format!("/proc/{}/environ", pid)) {
+            if env.split(|b| *b == 0).any(|var| var == needle.as_slice()) {
+                marked.push(pid);
             }
         }
-        let pid = sys::getpid();
-        if sys::process_group() == pid {
-            sys::kill_group(pid, sys::SIGTERM);
-        } else {
-            sys::kill_pid(pid, sys::SIGTERM);
+    }
+    let mut found: Vec<i32> = Vec::new();
+    let mut todo: std::collections::VecDeque<i32> = std::iter::once(me).chain(marked).collect();
+    while let Some(pid) = todo.pop_front() {
+        if found.contains(&pid) {
+            continue;
         }
-    });
+        found.push(pid);
+        let mut kids: Vec<i32> = parent.iter().filter(|(_, pp)| *pp == pid).map(|(p, _)| *p).collect();
+        kids.sort_unstable();
+        todo.extend(kids);
+    }
+    found.retain(|pid| *pid != me);
+    found
+}
+
+/// End every process of the run: stop them all (until a look finds none new), then SIGTERM
+/// and SIGCONT, and SIGKILL after `grace` seconds; (how many, how many could not be ended).
+fn end_run(mark: &str, grace: f64) -> (usize, usize) {
+    let send = |pids: &[i32], sig: i32| pids.iter().for_each(|pid| sys::kill_pid(*pid, sig));
+    let mut stopped: Vec<i32> = Vec::new();
+    for _ in 0..50 {
+        let new: Vec<i32> = run_processes(mark).into_iter().filter(|p| !stopped.contains(p)).collect();
+        if new.is_empty() {
+            break;
+        }
+        send(&new, sys::SIGSTOP);
+        stopped.extend(new);
+    }
+    send(&stopped, sys::SIGTERM);
+    send(&stopped, sys::SIGCONT);
+    let mut ended = stopped;
+    let mut killed: Vec<i32> = Vec::new();
+    let kill_at = Instant::now() + Duration::from_secs_f64(grace);
+    let give_up = kill_at + Duration::from_secs(10);
+    loop {
+        std::thread::sleep(Duration::from_millis(50));
+        let pids = run_processes(mark);
+        let now = Instant::now();
+        if pids.is_empty() || now >= give_up {
+            for pid in &pids {
+                if !ended.contains(pid) {
+                    ended.push(*pid);
+                }
+            }
+            return (ended.len(), pids.len());
+        }
+        if now >= kill_at {
+            let new: Vec<i32> = pids.iter().copied().filter(|p| !killed.contains(p)).collect();
+            send(&new, sys::SIGKILL);
+            killed.extend(new);
+        } else {
+            let new: Vec<i32> = pids.iter().copied().filter(|p| !ended.contains(p)).collect();
+            send(&new, sys::SIGTERM); // started by a signal handler meanwhile
+        }
+        for pid in pids {
+            if !ended.contains(&pid) {
+                ended.push(pid);
+            }
+        }
+    }
+}
+
+/// Six random bytes, hex (for the run's marker).
+fn random_hex() -> String {
+    let mut buf = [0u8; 6];
+    if let Ok(mut f) = File::open("/dev/urandom") {
+        let _ = f.read_exact(&mut buf);
+    }
+    buf.iter().map(|b| format!("{:02x}", b)).collect()
+}
+
+/// Ends a run whose controller went away, before the lock is released (agent.py's
+/// `_RunGuard`): a watcher thread reads a private copy of the channel; at EOF it stops the
+/// run's work (`sys::stop`), ends every process of the run, writes the `interrupted` history
+/// line and the journal's `run_interrupted` event, then exits. A run that finishes first
+/// claims the guard.
+struct RunGuard {
+    claim: std::sync::Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl RunGuard {
+    fn start(fd: i32, layout: &Layout, req: &Value, sha: &str, run_id: &str, journal: &str) -> RunGuard {
+        let grace = req.get("stop_grace").and_then(|v| py_float(v).ok()).filter(|g| *g > 0.0).unwrap_or(STOP_GRACE);
+        let mark = format!("{}.{}.{}", run_id, sys::getpid(), random_hex());
+        std::env::set_var(RUN_MARK, &mark);
+        let claim = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let mine = claim.clone();
+        let history = Layout::new(&layout.root);
+        let entry = line(vec![
+            ("op", "interrupted".into()),
+            ("deployment_id", req.get("deployment_id").cloned().unwrap_or(Value::Null)),
+            ("binary_name", req.get("binary_name").cloned().unwrap_or(Value::Null)),
+            ("sha256", sha.into()),
+            ("run_id", run_id.into()),
+        ]);
+        let host = req.get("host").cloned().unwrap_or(Value::Null);
+        let (run_id, journal) = (run_id.to_string(), journal.to_string());
+        std::thread::spawn(move || {
+            let mut channel = unsafe { File::from_raw_fd(fd) };
+            let mut buf = [0u8; 4096];
+            loop {
+                match channel.read(&mut buf) {
+                    Ok(0) => break,
+                    Ok(_) => {}
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                    Err(_) => break,
+                }
+            }
+            if mine.swap(true, std::sync::atomic::Ordering::SeqCst) {
+                return; // the run finished first
+            }
+            sys::stop();
+            let (killed, left) = end_run(&mark, grace);
+            let note = |mut m: Map| {
+                m.insert("why", INTERRUPTED_WHY.into());
+                m.insert("killed", Value::Int(killed as i64));
+                m.insert("left", Value::Int(left as i64));
+                m.insert("grace", Value::Float(grace));
+                m
+            };
+            let event = note(line(vec![
+                ("event", "run_interrupted".into()),
+                ("host", host),
+                ("run_id", run_id.as_str().into()),
+                ("time", Value::Float(now())),
+            ]));
+            let mut text = json::to_string_ascii(&json::sorted(&Value::Dict(event)));
+            text.push('\n');
+            if let Ok(mut f) = OpenOptions::new().append(true).create(true).mode(0o600).open(&journal) {
+                let _ = f.write_all(text.as_bytes());
+            }
+            let _ = append_history(&history, note(entry));
+            let _ = io::stdout().flush();
+            std::process::exit(EXIT_INTERRUPTED); // closing the lock file releases the lock
+        });
+        RunGuard { claim }
+    }
+
+    /// The run returned: keep the watcher from ending it; if it already is, wait for that.
+    fn finished(&self) {
+        if self.claim.swap(true, std::sync::atomic::Ordering::SeqCst) {
+            loop {
+                std::thread::park();
+            }
+        }
+    }
 }
 
 /// The first executable `python3` on PATH (shutil.which's search).
@@ -683,6 +848,17 @@ fn run_pyz(python: &str, path: &str, host: &str, opts: &RunOptions) -> Res<i64> 
     Ok(return_code(status))
 }
 
+/// The run could not write its journal (a full disk): end the operation as an agent error
+/// that says what had been done (the release was activated before the run started).
+fn journal_failed(path: &str, err: &io::Error) {
+    let err = match err.raw_os_error() {
+        Some(code) => io::Error::from_raw_os_error(code),
+        None => io::Error::new(err.kind(), err.to_string()),
+    };
+    emit(&error_line(Fail::Io { err, path: Some(path.to_string()) }, &None));
+    exit(EXIT_AGENT_ERROR);
+}
+
 /// Run the artifact at `path` for `req["host"]` with the options of `req["run"]`.
 fn run_artifact(layout: &Layout, path: &str, req: &Value) -> Res<i64> {
     let run = key(req, "run")?;
@@ -707,7 +883,7 @@ fn run_artifact(layout: &Layout, path: &str, req: &Value) -> Res<i64> {
         true => None,
         false => Some(find_python().ok_or_else(|| no_python(path))?),
     };
-    // The channel stays ours: tasks get /dev/null as stdin, the watcher keeps a private copy.
+    // The channel stays ours: tasks get /dev/null as stdin, the guard keeps a private copy.
     let watch_fd = sys::dup_fd(0).map_err(io_plain)?;
     let devnull = File::open("/dev/null").map_err(io_at("/dev/null"))?;
     {
@@ -715,13 +891,16 @@ fn run_artifact(layout: &Layout, path: &str, req: &Value) -> Res<i64> {
         sys::dup2_fd(devnull.as_raw_fd(), 0).map_err(io_plain)?;
     }
     drop(devnull);
-    let _ = sys::setpgid_self(); // fails when already a group or session leader
-    watch_controller(watch_fd);
+    let sha = Path::new(path).file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let journal = opts.journal.as_ref().map(|j| j.to_string_lossy().into_owned()).unwrap_or_default();
+    let guard = RunGuard::start(watch_fd, layout, req, &sha, &opts.run_id, &journal);
+    crate::events::on_journal_error(journal_failed);
     let _ = io::stdout().flush();
     let code = match python {
         None => crate::executor::run_artifact(Path::new(path), &host, &opts) as i64,
         Some(python) => run_pyz(&python, path, &host, &opts)?,
     };
+    guard.finished();
     let _ = io::stdout().flush();
     Ok(code)
 }
@@ -783,6 +962,83 @@ fn verify(layout: &Layout, sha: &str) -> Res<()> {
 // ---------------------------------------------------------------------------------------------
 // Operations
 
+/// What the current operation has done so far; an error line carries it (agent.py `PROGRESS`),
+/// so that the controller reports what happened: a failure after activation leaves the new
+/// release current.
+static PROGRESS: std::sync::Mutex<Map> = std::sync::Mutex::new(Map(Vec::new()));
+
+fn progress(result: &Map, stage: &str) {
+    let mut p = PROGRESS.lock().unwrap_or_else(|e| e.into_inner());
+    *p = result.clone();
+    p.insert("stage", stage.into());
+}
+
+/// The keys of PROGRESS an error line carries (agent.py `_progress`).
+fn progress_fields() -> Vec<(String, Value)> {
+    let p = PROGRESS.lock().unwrap_or_else(|e| e.into_inner());
+    ["stage", "uploaded", "activated", "previous", "damaged", "sha256"]
+        .iter()
+        .filter_map(|k| p.get(k).map(|v| (k.to_string(), v.clone())))
+        .collect()
+}
+
+/// What is wrong with the copy of artifact `sha` at `path` (agent.py `_damage`): None when it
+/// is whole or absent, else its size and, when the size is right, its sha256.
+fn damage(path: &str, sha: &str, size: i64) -> Res<Option<Map>> {
+    let meta = match fs::metadata(path) {
+        Ok(meta) => meta,
+        Err(_) => return Ok(None),
+    };
+    if meta.len() as i64 != size {
+        return Ok(Some(line(vec![("size", Value::Int(meta.len() as i64))])));
+    }
+    let actual = hash_file(path)?;
+    if actual == sha {
+        return Ok(None);
+    }
+    Ok(Some(line(vec![("size", Value::Int(meta.len() as i64)), ("sha256", actual.as_str().into())])))
+}
+
+/// Refuse to use a copy that changed on the host since its upload.
+fn refuse_damaged(path: &str, sha: &str, what: &str) -> Res<()> {
+    let size = fs::metadata(path).map(|m| m.len() as i64).map_err(io_at(path))?;
+    if let Some(damaged) = damage(path, sha, size)? {
+        let actual = damaged.get("sha256").cloned().unwrap_or(Value::Null);
+        return Err(agent_error_with(
+            "damaged",
+            format!(
+                "{}: changed on the host since its upload (it hashes to {}, its name says {}); refusing to {} it",
+                path,
+                py_str(&actual),
+                sha,
+                what
+            ),
+            vec![("expected", sha.into()), ("actual", actual)],
+        ));
+    }
+    Ok(())
+}
+
+/// Point `current` and `previous` of `release` back at these (None: no link); true if done.
+fn restore_links(release: &str, current: &Option<String>, previous: &Option<String>) -> bool {
+    for (link, target) in [("current", current), ("previous", previous)] {
+        let path = join(release, link);
+        let done = match target {
+            None => match fs::symlink_metadata(&path) {
+                Ok(_) => fs::remove_file(&path).is_ok(),
+                Err(_) => true,
+            },
+            Some(target) if link_sha(&path).as_deref() == Some(target.as_str()) => true,
+            Some(target) => swap_link(&path, target).is_ok(),
+        };
+        if !done {
+            return false;
+        }
+    }
+    fsync_dir(release);
+    true
+}
+
 fn op_deploy(req: &Value, layout: &Layout, input: &mut dyn Read) -> Res<Map> {
     let sha = check_name(key(req, "sha256")?, "sha256")?;
     let name = check_name(key(req, "binary_name")?, "binary name")?;
@@ -795,14 +1051,24 @@ fn op_deploy(req: &Value, layout: &Layout, input: &mut dyn Read) -> Res<Map> {
         ("uploaded", false.into()),
         ("activated", false.into()),
     ]);
+    progress(&result, "upload");
     let _lock = Lock::acquire(&layout.lock, lock_timeout(req)?)?;
     mkdirs(&layout.artifacts)?; // under the lock: a cleanup may just have run
     remove_stale_uploads(layout);
     let path = layout.artifact(&sha);
-    let present = fs::metadata(&path).map_or(false, |m| m.len() as i64 == size);
+    let mut present = fs::symlink_metadata(&path).is_ok();
+    // Every deployment re-hashes the copy it is about to activate and run: one changed on the
+    // host since its upload is replaced, not trusted.
+    let damaged = if present { damage(&path, &sha, size)? } else { None };
+    if let Some(damaged) = &damaged {
+        result.insert("damaged", damaged.clone().into());
+        present = false;
+        let _ = fs::remove_dir_all(join(&layout.unpacked, &sha)); // made from the damaged copy
+        progress(&result, "upload");
+    }
     let push = truthy(req.get("push"));
     if push && present {
-        skip(input, size)?; // sent on spec; the copy here is the one already checked
+        skip(input, size)?; // sent on spec; the copy here is whole
     } else if !present {
         if !push {
             emit(&line(vec![("agent", "need_upload".into()), ("size", Value::Int(size))]));
@@ -812,38 +1078,50 @@ fn op_deploy(req: &Value, layout: &Layout, input: &mut dyn Read) -> Res<Map> {
     }
     if truthy(req.get("verify")) {
         // Verify before activation: a bad artifact never becomes current (docs/remote.md).
+        progress(&result, "verify");
         verify(layout, &sha)?;
         result.insert("verified", true.into());
     }
     let current = join(&release, "current");
+    let previous = join(&release, "previous");
     let old = link_sha(&current);
+    let before = link_sha(&previous);
     result.insert("previous", opt_str(&old));
+    progress(&result, "activate");
     let changed = old.as_deref() != Some(sha.as_str());
     if changed {
         // made only here, so every release directory holds a link (agent.py's cleanup)
         mkdirs(&layout.releases)?;
         mkdirs(&release)?;
         if let Some(old) = &old {
-            swap_link(&join(&release, "previous"), old)?;
+            swap_link(&previous, old)?;
         }
         swap_link(&current, &sha)?;
         fsync_dir(&release);
         result.insert("activated", true.into());
         prune_unpacked(layout);
     }
-    append_history(
-        layout,
-        line(vec![
-            ("op", "deploy".into()),
-            ("deployment_id", req.get("deployment_id").cloned().unwrap_or(Value::Null)),
-            ("binary_name", name.as_str().into()),
-            ("sha256", sha.as_str().into()),
-            ("previous", opt_str(&old)),
-            ("changed", changed.into()),
-            ("uploaded", result.get("uploaded").cloned().unwrap_or(Value::Bool(false))),
-        ]),
-    )?;
+    progress(&result, "history");
+    let entry = line(vec![
+        ("op", "deploy".into()),
+        ("deployment_id", req.get("deployment_id").cloned().unwrap_or(Value::Null)),
+        ("binary_name", name.as_str().into()),
+        ("sha256", sha.as_str().into()),
+        ("previous", opt_str(&old)),
+        ("changed", changed.into()),
+        ("uploaded", result.get("uploaded").cloned().unwrap_or(Value::Bool(false))),
+        ("damaged", damaged.map(Value::from).unwrap_or(Value::Null)),
+    ]);
+    if let Err(fail) = append_history(layout, entry) {
+        // history.jsonl must name the current release: put the links back as they were
+        if changed && restore_links(&release, &old, &before) {
+            result.insert("activated", false.into());
+            progress(&result, "history");
+        }
+        return Err(fail);
+    }
     if truthy(req.get("run")) {
+        progress(&result, "run");
         let code = run_artifact(layout, &path, req)?;
         result.insert("run_exit", Value::Int(code));
     }
@@ -880,7 +1158,9 @@ fn op_run(req: &Value, layout: &Layout, _input: &mut dyn Read) -> Res<Map> {
             ));
         }
     }
-    let code = run_artifact(layout, &layout.artifact(&sha), req)?;
+    let path = layout.artifact(&sha);
+    refuse_damaged(&path, &sha, "run")?;
+    let code = run_artifact(layout, &path, req)?;
     Ok(line(vec![
         ("sha256", sha.as_str().into()),
         ("binary_name", name.as_str().into()),
@@ -928,6 +1208,7 @@ fn op_rollback(req: &Value, layout: &Layout, _input: &mut dyn Read) -> Res<Map> 
                 format!("{}: artifact {} is no longer on the host", layout.artifacts, target),
             ));
         }
+        refuse_damaged(&layout.artifact(&target), &target, "roll back to")?;
         let changed = old.as_deref() != Some(target.as_str());
         if changed {
             if let Some(old) = &old {
@@ -1044,9 +1325,12 @@ fn serve(raw: &[u8], input: &mut dyn Read, req_out: &mut Option<Value>) -> Res<M
     op(&req, &layout, input)
 }
 
-/// The error line for `fail`, as agent.py's `main` writes it.
+/// The error line for `fail`, as agent.py's `main` writes it, with what the operation had done.
 fn error_line(fail: Fail, req: &Option<Value>) -> Map {
     let mut out = line(vec![("agent", "error".into())]);
+    for (k, v) in progress_fields() {
+        out.insert(&k, v);
+    }
     match fail {
         Fail::Agent { kind, message, fields } => {
             out.insert("kind", kind.into());

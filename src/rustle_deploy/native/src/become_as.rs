@@ -101,17 +101,24 @@ impl Children {
             }
         };
         let exe = exe.to_string_lossy().into_owned();
+        // sudo and su reset the environment; the deploy agent finds the run's processes by this
+        let mark: Vec<String> = match std::env::var("RUSTLE_RUN_MARK") {
+            Ok(mark) if !mark.is_empty() => vec!["env".to_string(), format!("RUSTLE_RUN_MARK={}", mark)],
+            _ => Vec::new(),
+        };
         let mut cmd = if key.0 == "sudo" {
             let mut cmd = Command::new("sudo");
-            cmd.args(["-n", "-H", "-u", key.1.as_str(), "--", exe.as_str(), "become-worker"]);
+            cmd.args(["-n", "-H", "-u", key.1.as_str(), "--"]).args(&mark).args([exe.as_str(), "become-worker"]);
             cmd
         } else {
             let mut cmd = Command::new("su");
-            cmd.args(["-s", "/bin/sh", key.1.as_str(), "-c"]).arg(format!("exec '{}' become-worker", exe.replace('\'', "'\\''")));
+            let words: Vec<String> = mark.iter().chain(std::iter::once(&exe)).map(|w| format!("'{}'", w.replace('\'', "'\\''"))).collect();
+            cmd.args(["-s", "/bin/sh", key.1.as_str(), "-c"]).arg(format!("exec {} become-worker", words.join(" ")));
             cmd
         };
         cmd.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped());
         sys::new_session(&mut cmd);
+        sys::park_if_stopping();
         let mut child = cmd
             .spawn()
             .map_err(|e| format!("become: cannot start {} to run as '{}': {}", key.0, key.1, sys::strerror(&e)))?;

@@ -40,14 +40,24 @@ pub fn censor(event: &Map) -> Map {
     out
 }
 
+/// What a failing journal write does instead of ending the process with exit 1: the deploy
+/// agent, running the plan in its own process, reports it as its error line (agent.rs).
+static ON_JOURNAL_ERROR: std::sync::Mutex<Option<fn(&str, &io::Error)>> = std::sync::Mutex::new(None);
+
+pub fn on_journal_error(hook: fn(&str, &io::Error)) {
+    *ON_JOURNAL_ERROR.lock().unwrap_or_else(|e| e.into_inner()) = Some(hook);
+}
+
 /// Writes events to stdout and, when given, appends them to a journal file (0600).
 pub struct Emitter {
     journal: Option<File>,
+    path: String,
 }
 
 impl Emitter {
     /// An emitter; the journal's parent directories are created (0700) when missing.
     pub fn new(journal: Option<&Path>) -> io::Result<Emitter> {
+        let path = journal.map(|p| p.display().to_string()).unwrap_or_default();
         let journal = match journal {
             None => None,
             Some(path) => {
@@ -66,17 +76,22 @@ impl Emitter {
                 )
             }
         };
-        Ok(Emitter { journal })
+        Ok(Emitter { journal, path })
     }
 
     /// Write one event line; a closed stdout (the controller went away) is not an error.
     pub fn emit(&mut self, event: &Map) {
+        crate::sys::park_if_stopping(); // the agent is ending the run: its journal line is the last
         let mut line = to_string(&Value::Dict(event.clone()));
         line.push('\n');
         to_stdout(&line);
         if let Some(journal) = self.journal.as_mut() {
             // as Python's os.write: a failing journal write ends the run with an error
             if let Err(e) = journal.write_all(line.as_bytes()) {
+                let hook = *ON_JOURNAL_ERROR.lock().unwrap_or_else(|e| e.into_inner());
+                if let Some(hook) = hook {
+                    hook(&self.path, &e);
+                }
                 eprintln!("rustle-runner: error: cannot write the journal: {}", e);
                 std::process::exit(1);
             }

@@ -39,7 +39,11 @@ const HIDDEN: [&str; 7] = [
 pub fn run_artifact(path: &Path, host: &str, opts: &RunOptions) -> i32 {
     let artifact = match Artifact::load(path) {
         Ok(artifact) => artifact,
-        Err(e) => return usage_error(&e, "the artifact is corrupt or incomplete; redeploy it"),
+        Err(e) => {
+            let hint = "it was changed after it was built, or is incomplete: build it again, or deploy it again \
+                        (a deployment replaces a copy that changed on a host)";
+            return usage_error(&format!("{}; refusing to run it", e), hint);
+        }
     };
     let (plays, wants_facts) = match artifact.host(host) {
         Some(entry) => (
@@ -321,7 +325,8 @@ struct Runner<'a> {
     registered: Map,
     /// counts in the order of STATS
     stats: [i64; 5],
-    notified: Vec<Value>,
+    /// indexes of the play's notified handlers
+    notified: Vec<usize>,
     /// become children, one per identity (become.rs)
     children: RefCell<Children>,
 }
@@ -376,18 +381,21 @@ impl<'a> Runner<'a> {
         for task in as_list(play.get("tasks")) {
             self.run_task(task.as_dict().unwrap_or(&Map::new()), false, &handlers)?;
         }
+        // as Ansible: a flush after the tasks and one after the (empty) post_tasks; what is
+        // notified after that is forgotten
+        self.flush_handlers(&handlers)?;
         self.flush_handlers(&handlers)
     }
 
+    /// One walk over the handlers in order, as Ansible's: each notified handler runs once; one
+    /// notified during the walk runs now if it comes later, else at the next flush (so handlers
+    /// that notify each other never loop).
     fn flush_handlers(&mut self, handlers: &[Value]) -> Result<(), HostFailed> {
-        while !self.notified.is_empty() {
-            let pending = std::mem::take(&mut self.notified);
-            let empty = Map::new();
-            for handler in handlers {
-                let handler = handler.as_dict().unwrap_or(&empty);
-                if handler_topics(handler).iter().any(|t| pending.contains(t)) {
-                    self.run_task(handler, true, handlers)?;
-                }
+        let empty = Map::new();
+        for (index, handler) in handlers.iter().enumerate() {
+            if let Some(at) = self.notified.iter().position(|i| *i == index) {
+                self.notified.remove(at);
+                self.run_task(handler.as_dict().unwrap_or(&empty), true, handlers)?;
             }
         }
         Ok(())
@@ -448,13 +456,11 @@ impl<'a> Runner<'a> {
             return Err(HostFailed);
         }
         if flag(&result, "changed") && !flag(&result, "failed") {
-            let topics: Vec<Value> = handlers
-                .iter()
-                .flat_map(|h| handler_topics(h.as_dict().unwrap_or(&Map::new())))
-                .collect();
-            for handler in as_list(task.get("notify")) {
-                if topics.contains(&handler) && !self.notified.contains(&handler) {
-                    self.notified.push(handler);
+            let names = as_list(task.get("notify"));
+            for (index, handler) in handlers.iter().enumerate() {
+                let topics = handler_topics(handler.as_dict().unwrap_or(&Map::new()));
+                if topics.iter().any(|t| names.contains(t)) && !self.notified.contains(&index) {
+                    self.notified.push(index);
                 }
             }
         }
@@ -813,7 +819,7 @@ mod tests {
 
     fn run(dir: &Path, host: &str) -> (i32, Vec<Map>) {
         let artifact = dir.join("artifact.json");
-        std::fs::write(&artifact, ARTIFACT).unwrap();
+        std::fs::write(&artifact, crate::payload::seal(ARTIFACT)).unwrap();
         let journal = dir.join("journal.jsonl");
         let opts = RunOptions {
             journal: Some(journal.clone()),
@@ -1064,7 +1070,7 @@ mod tests {
     fn run_options_facts_and_templated_arguments_in_a_run() {
         let dir = temp_dir("templated");
         let artifact = dir.join("artifact.json");
-        std::fs::write(&artifact, TEMPLATED).unwrap();
+        std::fs::write(&artifact, crate::payload::seal(TEMPLATED)).unwrap();
         let journal = dir.join("journal.jsonl");
         let opts = RunOptions {
             journal: Some(journal.clone()),

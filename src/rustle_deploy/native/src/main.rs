@@ -306,9 +306,9 @@ mod tests {
                 runner
             )
         };
-        std::fs::write(&path, doc(&own_sha256().unwrap())).unwrap();
+        std::fs::write(&path, payload::seal(&doc(&own_sha256().unwrap()))).unwrap();
         assert_eq!(verify_artifact(&path), Ok(()));
-        std::fs::write(&path, doc("feed")).unwrap();
+        std::fs::write(&path, payload::seal(&doc("feed"))).unwrap();
         assert!(verify_artifact(&path).unwrap_err().contains("compiled for rustle-runner feed"));
         std::fs::remove_dir_all(&dir).unwrap();
     }

@@ -39,11 +39,13 @@ pub struct Artifact {
 }
 
 impl Artifact {
-    /// Read and check the artifact at `path`; errors start with the path.
+    /// Read and check the artifact at `path` (its digest first: `check_digest`); errors
+    /// start with the path.
     pub fn load(path: &Path) -> Result<Artifact, String> {
         let where_ = path.display();
         let bytes = std::fs::read(path)
             .map_err(|e| format!("{}: cannot read the artifact: {}", where_, crate::sys::strerror(&e)))?;
+        check_digest(&bytes).map_err(|e| format!("{}: {}", where_, e))?;
         let text = String::from_utf8(bytes)
             .map_err(|e| format!("{}: not a native artifact: invalid UTF-8 at byte {}", where_, e.utf8_error().valid_up_to()))?;
         let doc = match json::parse(&text) {
@@ -128,6 +130,40 @@ impl Artifact {
     }
 }
 
+/// The document's last key, written by the compiler (compiler/native.py `seal`): the sha256
+/// of every byte before it. Any change to the program or the embedded files after the build
+/// shows as a mismatch; checking it costs one pass of sha256 over the file.
+const DIGEST_KEY: &[u8] = b", \"payload_sha256\": \"";
+
+/// Whether `bytes` (a whole native artifact) matches its `payload_sha256`.
+pub fn check_digest(bytes: &[u8]) -> Result<(), String> {
+    let tail = DIGEST_KEY.len() + 64 + 2;
+    let n = bytes.len();
+    if n < tail || !bytes.ends_with(b"\"}") || &bytes[n - tail..n - tail + DIGEST_KEY.len()] != DIGEST_KEY {
+        return Err("not a sealed native artifact: it does not end with its \"payload_sha256\"".to_string());
+    }
+    let want = String::from_utf8_lossy(&bytes[n - 66..n - 2]).into_owned();
+    let mut hash = crate::sha::Sha256::new();
+    hash.update(&bytes[..n - tail]);
+    let actual = hash.hex();
+    if actual != want {
+        return Err(format!(
+            "does not match its digest: the document hashes to {}, its payload_sha256 says {} (it was changed after it was built)",
+            actual, want
+        ));
+    }
+    Ok(())
+}
+
+/// `text` with the `payload_sha256` the compiler appends (for tests).
+#[cfg(test)]
+pub fn seal(text: &str) -> String {
+    let body = text.trim_end().strip_suffix('}').expect("a JSON object");
+    let mut hash = crate::sha::Sha256::new();
+    hash.update(body.as_bytes());
+    format!("{}, \"payload_sha256\": \"{}\"}}", body, hash.hex())
+}
+
 /// Whether the file at `path` is a native artifact, judged by its first 64 bytes: the compiler
 /// writes `{"format": "rustle-native"` first. False for unreadable files.
 pub fn is_native(path: &Path) -> bool {
@@ -159,7 +195,7 @@ mod tests {
     fn loads_an_artifact_and_reads_its_fields() {
         let dir = temp_dir("load");
         let path = dir.join("a");
-        std::fs::write(&path, DOC).unwrap();
+        std::fs::write(&path, seal(DOC)).unwrap();
         let art = Artifact::load(&path).unwrap();
         assert_eq!(art.runner(), "abc");
         assert_eq!(art.binary_name(), "site");
@@ -178,11 +214,12 @@ mod tests {
         let dir = temp_dir("refuse");
         let path = dir.join("a");
         let cases = [
-            (DOC.replace("\"version\": 1", "\"version\": 2"), "version 2 is not supported"),
-            (DOC.replace("rustle-native", "rustle-pyz"), "\"format\" is not"),
-            (DOC.replace("\"runner\": \"abc\"", "\"runner\": 1"), "\"runner\" is missing"),
-            ("[1]".to_string(), "not a JSON object"),
-            ("{".to_string(), "invalid JSON"),
+            (seal(&DOC.replace("\"version\": 1", "\"version\": 2")), "version 2 is not supported"),
+            (seal(&DOC.replace("rustle-native", "rustle-pyz")), "\"format\" is not"),
+            (seal(&DOC.replace("\"runner\": \"abc\"", "\"runner\": 1")), "\"runner\" is missing"),
+            ("[1]".to_string(), "not a sealed native artifact"),
+            ("{".to_string(), "not a sealed native artifact"),
+            (seal(DOC).replace("\"site\"", "\"sitf\""), "does not match its digest"),
         ];
         for (text, want) in cases {
             std::fs::write(&path, text).unwrap();

@@ -11,6 +11,25 @@ use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 
 pub const SIGTERM: i32 = 15;
+pub const SIGKILL: i32 = 9;
+pub const SIGCONT: i32 = 18;
+pub const SIGSTOP: i32 = 19;
+
+/// Set once the deploy agent ends the run from outside (agent.rs `RunGuard`): the run starts
+/// no more processes and writes no more events; a thread about to do either parks instead,
+/// and the agent's watcher ends the process.
+static STOPPING: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+pub fn stop() {
+    STOPPING.store(true, std::sync::atomic::Ordering::SeqCst);
+}
+
+/// Park this thread for good if the run is being ended (see `STOPPING`).
+pub fn park_if_stopping() {
+    while STOPPING.load(std::sync::atomic::Ordering::SeqCst) {
+        std::thread::park();
+    }
+}
 
 const LOCK_EX: c_int = 2;
 const LOCK_NB: c_int = 4;

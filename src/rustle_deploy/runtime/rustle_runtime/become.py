@@ -30,9 +30,9 @@ import time
 
 # Modules Ansible runs as action plugins on the controller: no become applies to them.
 CONTROLLER_SIDE = frozenset(("debug", "set_fact", "assert", "fail", "meta"))
-# template variables a child may pass with a render request (modules/files.py template)
-_TEMPLATE_VARS = frozenset(("template_path", "template_fullpath", "template_destpath", "template_host",
-                            "template_run_date"))
+# what a child's render request names: the template's ``src`` as written and its ``dest``; the
+# parent derives the other template_* variables itself (modules/files.py template)
+_TEMPLATE_VARS = ("template_path", "template_destpath")
 _GRACE = 5.0  # seconds the parent waits past a task's timeout before it ends the child
 _STDERR_KEEP = 1 << 16
 
@@ -160,6 +160,9 @@ class _Child:
         self._code = code_cache
         self.python = sys.executable
         cmd = [self.python, "-I", "-S", "-c", BOOT]
+        mark = os.environ.get("RUSTLE_RUN_MARK")
+        if mark:  # sudo and su reset the environment; the deploy agent finds the run's processes by it
+            cmd = ["env", "RUSTLE_RUN_MARK=" + mark] + cmd
         if method == "sudo":
             argv = ["sudo", "-n", "-H", "-u", user, "--"] + cmd
         else:  # su, as root
@@ -192,7 +195,8 @@ class _Child:
             elif op == "read_file":
                 self._send(_answer(lambda m=msg: {"data": _b64(_task_file(ctx, m.get("sha256")))}))
             elif op == "render":
-                self._send(_answer(lambda m=msg: {"text": _render(ctx, m.get("text"), m.get("extra"))}))
+                self._send(_answer(lambda m=msg: {"text": _render(ctx, m.get("text"), m.get("extra"),
+                                                                   m.get("overrides"))}))
             else:
                 raise ModuleFailure(f"become: unexpected message from the process running as '{self.user}'")
 
@@ -346,7 +350,9 @@ def _spawn(argv):
     """Start ``argv`` in a new session with pipes on 0, 1 and 2: (pid, stdin, stdout, stderr)."""
     import signal
 
-    from .lowlevel import which
+    from .lowlevel import check_stopped, which
+
+    check_stopped()
 
     env = dict(os.environ)
     path = which(argv[0], env)
@@ -409,12 +415,14 @@ def _task_file(ctx, sha256):
     return ctx.read_file(sha256)
 
 
-def _render(ctx, text, extra):
-    """``ctx.render(text, extra)`` for a child: ``text`` must be one of the task's own embedded
-    files and ``extra`` the template module's plain values, so a child never has the parent
-    evaluate a template of its own making."""
+def _render(ctx, text, extra, overrides=None):
+    """``ctx.render`` for a child's template module: ``text`` must be one of the task's own
+    embedded files, ``extra`` names only its ``src`` and ``dest`` (plain text), and
+    ``overrides`` only Jinja2 syntax options, so a child never has the parent evaluate a template
+    of its own making. The template_* variables are derived here, as the module would."""
     from .context import ModuleFailure
-    from .templating import is_template
+    from .lookups import template_file_vars
+    from .templating import OVERRIDE_DEFAULTS, embedded, is_template
 
     sources = set()
     for sha in set(ctx.files.values()):
@@ -422,10 +430,18 @@ def _render(ctx, text, extra):
     if not isinstance(text, str) or text not in sources:
         raise ModuleFailure("become: a render request for a text that is not one of this task's templates")
     extra = extra or {}
-    if not isinstance(extra, dict) or any(
-            k not in _TEMPLATE_VARS or not isinstance(v, str) or is_template(v) for k, v in extra.items()):
+    if not isinstance(extra, dict) or set(extra) - set(_TEMPLATE_VARS) or any(
+            not isinstance(v, str) or is_template(v) for v in extra.values()):
         raise ModuleFailure("become: a render request with variables the template module does not set")
-    return ctx.render(text, extra)
+    overrides = overrides or {}
+    if not isinstance(overrides, dict) or any(
+            k not in OVERRIDE_DEFAULTS or not (v is None or isinstance(v, (str, bool))) for k, v in overrides.items()):
+        raise ModuleFailure("become: a render request with options the template module does not set")
+    path = extra.get("template_path", "")
+    scope = ctx.vars if hasattr(ctx.vars, "raw") else None
+    info = (embedded(scope, "sources").get(path) or {}) if scope is not None else {}
+    full = template_file_vars(path, info, extra.get("template_destpath"), scope)
+    return ctx.render(text, full, overrides or None)
 
 
 # ------------------------------------------------------------------------------------- child
@@ -539,8 +555,9 @@ def _child_task(channel, request, state):
 
             return base64.b64decode(reply["data"])
 
-        def render(self, text, extra_vars=None):
-            reply = channel.call({"op": "render", "text": text, "extra": extra_vars or {}})
+        def render(self, text, extra_vars=None, overrides=None):
+            names = {k: v for k, v in (extra_vars or {}).items() if k in _TEMPLATE_VARS and isinstance(v, str)}
+            reply = channel.call({"op": "render", "text": text, "extra": names, "overrides": overrides or {}})
             if reply.get("op") != "ok":
                 raise ModuleFailure(str(reply.get("msg")))
             return reply["text"]

@@ -39,9 +39,13 @@ def build_parser():
     run.add_argument("--skip-tags", action="append", default=[], help="skip tasks with these tags")
     run.add_argument("--journal", help="also append every event line to this file (0600)")
     run.add_argument("--run-id", help="identifier recorded in run_start")
+    run.add_argument("--sha256", help="the artifact's identity: check the whole file against it "
+                                      "instead of each entry against the manifest")
     run.add_argument("--plays", type=lambda v: [int(x) for x in v.split(",") if x.strip()],
                      help="run only the plays with these plan indices (0,2): a rollout stage")
     run.add_argument("--carry", help="file keeping registered results and set_fact between stages")
+    run.add_argument("--vars", dest="vars_file",
+                     help="JSON file of this host's own variables (the artifact carries none)")
     run.add_argument("-v", "--verbose", action="count", default=0)
     sub.add_parser("verify", help="re-hash every entry against manifest.json (exit 3 on mismatch)")
     sub.add_parser("manifest", help="print manifest.json")
@@ -70,6 +74,19 @@ def _run(args, payload):
     if args.host not in hosts:
         return _fail(f"unknown host '{args.host}'",
                      "this artifact serves: %s" % (", ".join(sorted(hosts)) or "no hosts"))
+    host_vars = getattr(args, "host_vars", None)
+    vars_file = getattr(args, "vars_file", None)
+    if vars_file:
+        import json
+
+        try:
+            with open(vars_file, "rb") as f:
+                host_vars = json.loads(f.read().decode("utf-8"))
+        except (OSError, ValueError) as exc:
+            return _fail(f"{vars_file}: cannot read the host's variables: {exc}",
+                         "pass --vars a JSON object of variable names to values")
+        if not isinstance(host_vars, dict):
+            return _fail(f"{vars_file}: not a JSON object", "pass --vars a JSON object of variable names to values")
     try:
         emitter = Emitter(journal=args.journal)
     except OSError as exc:
@@ -80,7 +97,8 @@ def _run(args, payload):
         runner = Runner(payload, plan, args.host, emitter, check=args.check, diff=args.diff,
                         tags=_csv(args.tags), skip_tags=_csv(args.skip_tags),
                         verbosity=args.verbose, run_id=run_id,
-                        plays=getattr(args, "plays", None), carry=getattr(args, "carry", None))
+                        plays=getattr(args, "plays", None), carry=getattr(args, "carry", None),
+                        host_vars=host_vars)
         return runner.run()
     finally:
         emitter.close()
@@ -88,24 +106,26 @@ def _run(args, payload):
 
 class _RunArgs:
     def __init__(self, host, check, diff, tags, skip_tags, journal, run_id, verbose, plays=None,
-                 carry=None):
+                 carry=None, host_vars=None):
         self.host, self.check, self.diff = host, check, diff
         self.tags, self.skip_tags = list(tags), list(skip_tags)
         self.journal, self.run_id, self.verbose = journal, run_id, verbose
-        self.plays, self.carry = plays, carry
+        self.plays, self.carry, self.host_vars = plays, carry, host_vars
 
 
 def run_payload(root, host, check=False, diff=False, tags=(), skip_tags=(), journal=None,
-                run_id=None, verbosity=0, plays=None, carry=None):
+                run_id=None, verbosity=0, plays=None, carry=None, host_vars=None):
     """``run`` for the payload at ``root`` (a directory or a zip), without parsing a command
     line: the deploy agent calls this in its own process. Returns the exit code.
 
     ``plays``: run only the plays with these plan indices (a rollout stage); ``carry``: a
     file holding registered results and set_fact across stages (read if present, written
-    when the host did not fail)."""
+    when the host did not fail); ``host_vars``: this host's own variables, from its run
+    request (the artifact, shared by many hosts, carries none)."""
     try:
         payload = Payload(root)
-        args = _RunArgs(host, check, diff, tags, skip_tags, journal, run_id, verbosity, plays, carry)
+        args = _RunArgs(host, check, diff, tags, skip_tags, journal, run_id, verbosity, plays, carry,
+                        host_vars)
         return _run(args, payload)
     except PayloadError as exc:
         return _fail(str(exc), "the artifact is corrupt or incomplete; redeploy it")
@@ -140,6 +160,17 @@ def _main(argv):
             for p in problems:
                 sys.stderr.write(f"rustle-runtime: verify: {p}\n")
             return EXIT_USAGE if problems else 0
+        # Run only what was built: the payload must match its manifest (or, given the
+        # artifact's identity, the whole file must hash to it). docs/decisions.md has the cost.
+        if args.sha256 and not payload.is_dir:
+            problems = payload.check_identity(args.sha256)
+        else:
+            problems = payload.verify()
+        if problems:
+            more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
+            return _fail(f"{payload.root}: does not match its manifest: {problems[0]}{more}; refusing to run it",
+                         "it was changed after it was built: build it again (or deploy it again, which replaces "
+                         "a changed copy on a host)")
         return _run(args, payload)
     except PayloadError as exc:
         return _fail(str(exc), "the artifact is corrupt or incomplete; redeploy it")

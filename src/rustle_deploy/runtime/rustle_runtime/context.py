@@ -12,6 +12,29 @@ import os
 import sys
 import time
 
+_VAR = None
+
+
+def _expandvars(text, env):
+    """``os.path.expandvars`` over ``env`` instead of this process's environment."""
+    global _VAR
+    if "$" not in text:
+        return text
+    if _VAR is None:
+        import re
+
+        _VAR = re.compile(r"\$(\w+|\{[^}]*\})", re.ASCII)
+    out, i = [], 0
+    for match in _VAR.finditer(text):
+        name = match.group(1)
+        name = name[1:-1] if name.startswith("{") else name
+        if name in env:
+            out.append(text[i:match.start()])
+            out.append(env[name])
+            i = match.end()
+    out.append(text[i:])
+    return "".join(out)
+
 
 class ModuleFailure(Exception):
     """Raise from a module to fail the task: ``raise ModuleFailure("msg", rc=1)``."""
@@ -75,13 +98,14 @@ class ModuleContext:
 
     # ---------------------------------------------------------------- templating
 
-    def render(self, text, extra_vars=None):
-        """Render ``text`` as a Jinja2 template with the task's variables (+ ``extra_vars``)."""
+    def render(self, text, extra_vars=None, overrides=None):
+        """Render ``text`` as a Jinja2 template with the task's variables (+ ``extra_vars``)
+        and Jinja2 syntax ``overrides`` (templating.OVERRIDE_DEFAULTS)."""
         from .templating import TemplateError
 
         scope = self.vars.child(extra_vars) if extra_vars else self.vars
         try:
-            return self._runner.templar.render(text, scope)
+            return self._runner.templar.render(text, scope, overrides)
         except TemplateError as exc:
             raise ModuleFailure(f"AnsibleUndefinedVariable: {exc}" if "undefined" in str(exc)
                                 else f"template error: {exc}") from exc
@@ -145,18 +169,18 @@ class ModuleContext:
 
         from .lowlevel import Timeout, spawn
 
+        full_env = dict(os.environ)
+        full_env.update(self.environment)
+        if env:
+            full_env.update({str(k): str(v) for k, v in env.items()})
         if shell:
             if not isinstance(args, str):
                 args = " ".join(shlex.quote(str(a)) for a in args)
             argv = [executable or "/bin/sh", "-c", args]
         else:
             argv = shlex.split(args) if isinstance(args, str) else [str(a) for a in args]
-            if expand:
-                argv = [os.path.expanduser(os.path.expandvars(a)) for a in argv]
-        full_env = dict(os.environ)
-        full_env.update(self.environment)
-        if env:
-            full_env.update({str(k): str(v) for k, v in env.items()})
+            if expand:  # as the command module, whose environment holds the task's
+                argv = [os.path.expanduser(_expandvars(a, full_env)) for a in argv]
         if isinstance(data, str):
             data = data.encode("utf-8")
         timeout = None

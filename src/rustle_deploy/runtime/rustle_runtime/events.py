@@ -8,6 +8,8 @@ import json
 import os
 import sys
 
+from .lowlevel import check_stopped
+
 CENSORED = "the output has been hidden due to the fact that 'no_log: true' was specified for this result"
 
 # keys of a result that are safe to show even under no_log
@@ -38,12 +40,14 @@ class Emitter:
     def __init__(self, stream=None, journal=None):
         self.stream = stream if stream is not None else sys.stdout.buffer
         self.journal_fd = None
+        self.journal_path = journal
         if journal:
             parent = os.path.dirname(os.path.abspath(journal))
             os.makedirs(parent, mode=0o700, exist_ok=True)
             self.journal_fd = os.open(journal, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
 
     def emit(self, event):
+        check_stopped()  # the deploy agent is ending the run: its last journal line is its own
         line = json.dumps(event, default=_default, ensure_ascii=False, sort_keys=False)
         data = line.encode("utf-8", "replace") + b"\n"
         try:
@@ -52,7 +56,11 @@ class Emitter:
         except BrokenPipeError:
             pass  # the controller went away; keep applying the plan and journaling it
         if self.journal_fd is not None:
-            os.write(self.journal_fd, data)
+            try:
+                if os.write(self.journal_fd, data) != len(data):
+                    raise OSError(28, os.strerror(28))  # ENOSPC: the rest did not fit
+            except OSError as exc:  # ends the run: the host keeps no record of it otherwise
+                raise OSError(exc.errno, exc.strerror, self.journal_path) from None
 
     def close(self):
         if self.journal_fd is not None:

@@ -5,12 +5,19 @@ Owns the task keywords (``when``, ``loop``, ``register``, ``changed_when``, ``fa
 ``become``, ``timeout``, ``run_once``, ``tags``, ``notify``), variable precedence, handlers, the
 recap and the run's exit code. Modules live in ``modules/``; the event format in ``events.py``.
 
-Variable precedence (lowest first), as Ansible: inventory host vars < facts (gathered lazily,
-consulted only for names nothing else defines) < play vars < task vars < registered results and
-set_fact < loop variables.
+Variable precedence (lowest first), as Ansible: the play's role defaults < the task's own
+role defaults < inventory host vars < facts (gathered lazily, consulted only for names nothing
+else defines) < play vars < the task's role vars < task vars < registered results and set_fact
+< role params < include params < extra vars < loop variables.
+
+Blocks: a task with ``block`` (and optionally ``rescue``, ``always``) runs its lists with
+Ansible's failure handling; such a container's own ``when``, ``tags``, ``loop`` and
+``params`` apply once, when it is reached (how Ansible treats ``include_tasks``); an
+``include`` container reports itself as ``included`` and counts as ok, as Ansible does.
 
 Registered results, facts and set_fact values are host data: they are stored through
 ``templating.unsafe``, so nothing in them is ever rendered or evaluated again.
+
 """
 
 import sys
@@ -34,7 +41,7 @@ OMIT = "__omit_place_holder__rustle"
 EXIT_OK, EXIT_BUG, EXIT_FAILED, EXIT_USAGE = 0, 1, 2, 3
 
 # result keys that are bookkeeping, not shown in events
-_HIDDEN = ("ansible_facts", "stdout_lines", "stderr_lines", "_meta", "_set_fact",
+_HIDDEN = ("ansible_facts", "stdout_lines", "stderr_lines", "_meta", "_set_fact", "_include_vars",
            "_ansible_verbose_always", "invocation")
 
 
@@ -46,6 +53,25 @@ def _handler_topics(handler):
     return {handler.get("name")} | {str(t) for t in _as_list(handler.get("listen"))}
 
 
+def _notified_handlers(handlers, notification):
+    """Which handlers a notification runs, as Ansible decides: of the handlers with that name
+    the last one defined; of those listening to it, the last one defined of each name."""
+    found = []
+    for handler in reversed(handlers):
+        if handler.get("name") == notification:
+            found.append(handler)
+            break
+    seen = set()
+    for handler in reversed(handlers):
+        if notification in [str(t) for t in _as_list(handler.get("listen"))]:
+            name = handler.get("name")
+            if name and name in seen:
+                continue
+            seen.add(name)
+            found.append(handler)
+    return found
+
+
 _BOOL_KEYWORDS = ("ignore_errors", "no_log", "check_mode", "diff", "become", "run_once")
 _NUMBER_KEYWORDS = ("retries", "delay", "timeout")
 _BOOL_WORDS = ("yes", "no", "true", "false", "on", "off", "1", "0", "y", "n")
@@ -54,6 +80,21 @@ _TEXT_KEYWORDS = ("become_user", "become_method")
 
 class _HostFailed(Exception):
     pass
+
+
+def _params_layer(role, task):
+    """Role params (with role_name) and the task's own include params, or None."""
+    out = {}
+    if role:
+        if role.get("name"):
+            out["role_name"] = role["name"]
+        if role.get("path"):
+            out["role_path"] = role["path"]
+        out.update(role.get("params") or {})
+    if task.get("params"):
+        out.update(task["params"])
+    return out or None
+
 
 
 def tags_selected(task_tags, only_tags, skip_tags):
@@ -101,6 +142,16 @@ def _strip_omit(value):
     return value
 
 
+def _flatten(items, levels):
+    out = []
+    for item in items:
+        if isinstance(item, (list, tuple)) and (levels is None or levels > 0):
+            out.extend(_flatten(item, None if levels is None else levels - 1))
+        else:
+            out.append(item)
+    return out
+
+
 def _as_list(value):
     if value is None:
         return []
@@ -144,7 +195,7 @@ class Runner:
     """Run the plan's plays for one host and emit events; ``run()`` returns the exit code."""
 
     def __init__(self, payload, plan, host, emitter, check=False, diff=False, tags=None,
-                 skip_tags=None, verbosity=0, run_id=None, plays=None, carry=None):
+                 skip_tags=None, verbosity=0, run_id=None, plays=None, carry=None, host_vars=None):
         self.payload = payload
         self.plan = plan
         self.host = host
@@ -160,18 +211,29 @@ class Runner:
         # that keeps registered results and set_fact from one stage to the next.
         self.plays = None if plays is None else set(plays)
         self.carry = carry
-        self.templar = Templar()
+        self.templar = Templar(read_file=self._read_embedded)
         self._facts = None
         self._tmpdir = None
         self.runtime_vars = {}  # registered results and set_fact, across plays
         self.cleanups = []  # called when the run ends
-        self.stats = {"ok": 0, "changed": 0, "failed": 0, "skipped": 0, "ignored": 0}
+        self.included_vars = {}  # include_vars, below set_fact
+        self.extra_vars = dict(plan.get("extra_vars") or {})
+        self.stats = {"ok": 0, "changed": 0, "failed": 0, "skipped": 0, "rescued": 0, "ignored": 0}
+        self._params = []  # params layers of the containers being run (include vars)
+        self._rescuing = 0  # how many enclosing block sections have a rescue
+        self._failure = None  # (task, result) of the last failed task
+        self._ran = 0  # task results that were not skipped (a repeated role's "has run")
+        self._roles_done = set()
         self._children = None  # become.Children, once a task runs as another user
-        hosts = plan.get("hosts") or {}
-        self.host_vars = dict(hosts.get(host) or {})
+        # The host's own variables come with its run request (docs/artifact.md, "Host
+        # variables"); plan.json holds of each host only what the plan reads through hostvars
+        # (every variable in artifacts built before this split, which still run that way).
+        if host_vars is None:
+            host_vars = (plan.get("hosts") or {}).get(host)
+        self.host_vars = dict(host_vars or {})
         groups = plan.get("groups") or {}
         self.host_vars.setdefault("group_names", sorted(
-            g for g, members in groups.items() if host in members and g not in ("all", "ungrouped")))
+            g for g, members in groups.items() if host in members and g != "all"))
         self.host_vars.update({
             "inventory_hostname": host,
             "inventory_hostname_short": host.split(".")[0],
@@ -183,6 +245,8 @@ class Runner:
             "ansible_skip_tags": list(self.skip_tags),
             "omit": OMIT,
         })
+        if plan.get("playbook_dir"):
+            self.host_vars["playbook_dir"] = plan["playbook_dir"]
 
     # ---------------------------------------------------------------- host state
 
@@ -196,6 +260,10 @@ class Runner:
             else:
                 self._facts.update(gathered)
         return self._facts
+
+    def _read_embedded(self, sha256):
+        """The bytes of ``files/<sha256>`` (a template's include, a lookup's file)."""
+        return self.payload.read("files/" + sha256)
 
     def tmpdir(self):
         if self._tmpdir is None:
@@ -216,10 +284,16 @@ class Runner:
         return out
 
     def _base_scope(self):
-        layers = [self.host_vars]
-        if self._play is not None:
-            layers.append(self._play.get("vars") or {})
+        play = self._play or {}
+        layers = [play["defaults"]] if play.get("defaults") else []
+        layers.append(self.host_vars)
+        if play.get("vars"):
+            layers.append(play["vars"])
+        if self.included_vars:
+            layers.append(self.included_vars)
         layers.append(self.runtime_vars)
+        if self.extra_vars:
+            layers.append(self.extra_vars)
         return VarScope(layers, self.templar, facts=self.facts, special={"hostvars": self._hostvars})
 
     # ---------------------------------------------------------------- run
@@ -266,7 +340,12 @@ class Runner:
 
     def _run_play(self, play):
         self._play = play
-        self._notified = []
+        everyone = list(play.get("play_hosts") or play.get("hosts") or [])
+        self.host_vars.update({"ansible_play_name": play.get("name", ""), "ansible_play_hosts_all": everyone,
+                               "ansible_play_hosts": everyone, "play_hosts": everyone,
+                               "ansible_play_batch": everyone})
+        self._notified = set()  # indexes of the play's notified handlers
+        self._roles_done = set()
         # what a notify may name: a handler's name, or a topic it listens to
         self._handler_names = set()
         for h in play.get("handlers") or []:
@@ -275,24 +354,130 @@ class Runner:
         try:
             for task in play.get("tasks") or []:
                 self._run_task(task)
+            # as Ansible: a flush after the tasks and one after the (empty) post_tasks; what is
+            # notified after that is forgotten
+            self._flush_handlers()
             self._flush_handlers()
         except _EndPlay:
             pass
 
-    def _flush_handlers(self):
+    def _notify(self, names):
         handlers = self._play.get("handlers") or []
-        while self._notified:
-            pending = set(self._notified)
-            self._notified = []
-            for handler in handlers:
-                if pending & _handler_topics(handler):
-                    self._run_task(handler, is_handler=True)
+        chosen = set()
+        for name in names:
+            chosen.update(id(h) for h in _notified_handlers(handlers, name))
+        for index, handler in enumerate(handlers):
+            if id(handler) in chosen:
+                self._notified.add(index)
+
+    def _flush_handlers(self):
+        """One walk over the handlers in order, as Ansible's: each notified handler runs once;
+        one notified during the walk runs now if it comes later, else at the next flush (so
+        handlers that notify each other never loop)."""
+        for index, handler in enumerate(self._play.get("handlers") or []):
+            if index in self._notified:
+                self._notified.discard(index)
+                self._run_task(handler, is_handler=True)
+
+    # ---------------------------------------------------------------- blocks
+
+    def _run_container(self, task, is_handler=False):
+        """A block (block/rescue/always), or an include: its own keywords apply once."""
+        include = task.get("include")
+        if include is not None and not is_handler:
+            if not tags_selected(task.get("tags"), self.only_tags, self.skip_tags):
+                return
+        head = {"id": task.get("id"), "task": task.get("name") or "include", "module": "include"}
+        scope = self._task_scope(task)
+        rounds = [(scope, {})]
+        try:
+            if "loop" in task:
+                loop_var = (task.get("loop_control") or {}).get("loop_var", "item")
+                rounds = [(scope.child(lv), lv) for lv in
+                          ({loop_var: item, "ansible_loop_var": loop_var}
+                           for item in self._loop_items(task, scope))]
+            runs = [layer for item_scope, layer in rounds if self._skip_reason(task, item_scope) is None]
+        except TemplateError as exc:
+            self._container_event(head, {"failed": True, "changed": False, "msg": str(exc)}, include)
+            return
+        if not runs:
+            if include is not None:
+                reason = ({"skipped_reason": "No items in the list"} if not rounds
+                          else {"skip_reason": "Conditional result was False"})
+                self._container_event(head, dict(reason, changed=False, skipped=True), include)
+            return
+        if include is not None:
+            for layer in runs:
+                self._container_event(head, dict(layer, changed=False), include)
+        once = task.get("role_once")
+        if once is not None and once in self._roles_done:
+            return  # Ansible runs a repeated role once, when a task of it ran before
+        ran = self._ran
+        for layer in runs:
+            self._params.append(dict(task.get("params") or {}, **layer))
+            try:
+                self._run_sections(task, is_handler)
+            finally:
+                self._params.pop()
+                if once is not None and self._ran > ran:
+                    self._roles_done.add(once)
+
+    def _container_event(self, head, result, include):
+        """The ``included``/``skipped``/``failed`` result an include reports, counted as Ansible."""
+        status = _status(result)
+        event = dict(head, event="task_result", status=status, ignored=False)
+        if include is not None:
+            event["include"] = include
+        event.update(self._event_fields(result, {}))
+        self.emitter.emit(event)
+        if status == "skipped":
+            self.stats["skipped"] += 1
+        elif status == "failed":
+            self.stats["failed"] += 1
+            raise _HostFailed()
+        else:
+            self.stats["ok"] += 1
+
+    def _run_sections(self, task, is_handler):
+        rescue = task.get("rescue") or []
+        always = task.get("always") or []
+        failed = False
+        try:
+            if rescue:
+                self._rescuing += 1
+            try:
+                for child in task.get("block") or []:
+                    self._run_task(child, is_handler)
+            finally:
+                if rescue:
+                    self._rescuing -= 1
+        except _HostFailed:
+            failed = True
+        if failed and rescue:
+            failed_task, failed_result = self._failure or ({}, {})
+            self.runtime_vars["ansible_failed_task"] = {
+                "name": failed_task.get("name") or "", "action": failed_task.get("module"),
+                "id": failed_task.get("id")}
+            self.runtime_vars["ansible_failed_result"] = failed_result
+            try:
+                for child in rescue:
+                    self._run_task(child, is_handler)
+                failed = False
+            except _HostFailed:
+                failed = True
+        for child in always:
+            self._run_task(child, is_handler)  # a failure here propagates
+        if failed:
+            raise _HostFailed()
 
     # ---------------------------------------------------------------- one task
 
     def _run_task(self, task, is_handler=False):
         hosts = task.get("hosts")
         if hosts is not None and self.host not in hosts:
+            return
+        if "block" in task:
+            self._run_container(task, is_handler)
             return
         if not is_handler and not tags_selected(task.get("tags"), self.only_tags, self.skip_tags):
             return
@@ -317,11 +502,20 @@ class Runner:
         event.update({"status": status, "ignored": ignored})
         event.update(self._event_fields(result, task))
         event["duration"] = round(time.monotonic() - started, 6)
+        rescued = status == "failed" and not ignored and self._rescuing > 0
+        if rescued:
+            event["rescued"] = True
         if task.get("no_log"):
             event = censor(event)
         self.emitter.emit(event)
-        if status == "skipped":
+        if status != "skipped":
+            self._ran += 1
+        if task.get("module") == "meta" and "_meta" in result:
+            pass  # Ansible counts no meta task in the recap
+        elif status == "skipped":
             self.stats["skipped"] += 1
+        elif rescued:
+            self.stats["rescued"] += 1
         elif status == "failed" and not ignored:
             self.stats["failed"] += 1
         else:
@@ -331,11 +525,10 @@ class Runner:
             if ignored:
                 self.stats["ignored"] += 1
         if status == "failed" and not ignored:
+            self._failure = (task, result)
             raise _HostFailed()
         if result.get("changed") and not result.get("failed"):
-            for handler in _as_list(task.get("notify")):
-                if handler in self._handler_names and handler not in self._notified:
-                    self._notified.append(handler)
+            self._notify({str(n) for n in _as_list(task.get("notify"))})
         action = result.get("_meta")
         if action == "flush_handlers":
             self._flush_handlers()
@@ -399,12 +592,28 @@ class Runner:
         return self.diff if value is None else bool(value)
 
     def _task_scope(self, task):
-        scope = self._base_scope()
-        task_vars = task.get("vars")
-        if task_vars:
-            # task vars sit below registered/set_fact results, as in Ansible
-            scope.layers.insert(len(scope.layers) - 1, dict(task_vars))
-        return scope
+        play = self._play or {}
+        role = (play.get("roles") or {}).get(task["role"]) if task.get("role") else None
+        layers = [play["defaults"]] if play.get("defaults") else []
+        if role and role.get("defaults"):
+            layers.append(role["defaults"])
+        layers.append(self.host_vars)
+        if play.get("vars"):
+            layers.append(play["vars"])
+        if role and role.get("vars"):
+            layers.append(role["vars"])
+        if task.get("vars"):
+            layers.append(dict(task["vars"]))  # below registered/set_fact results, as in Ansible
+        if self.included_vars:
+            layers.append(self.included_vars)
+        layers.append(self.runtime_vars)
+        params = _params_layer(role, task)
+        if params:
+            layers.append(params)
+        layers.extend(p for p in self._params if p)
+        if self.extra_vars:
+            layers.append(self.extra_vars)
+        return VarScope(layers, self.templar, facts=self.facts, special={"hostvars": self._hostvars})
 
     def _execute(self, task):
         """The task's (registered) result, looping and retrying as asked."""
@@ -448,9 +657,12 @@ class Runner:
                 lv["ansible_loop"] = {
                     "allitems": items, "index": index + 1, "index0": index, "revindex": n - index,
                     "revindex0": n - index - 1, "first": index == 0, "last": index == n - 1,
-                    "length": n, "previtem": items[index - 1] if index else None,
-                    "nextitem": items[index + 1] if index + 1 < n else None,
+                    "length": n,
                 }
+                if index:  # as Ansible: no previtem on the first item, no nextitem on the last
+                    lv["ansible_loop"]["previtem"] = items[index - 1]
+                if index + 1 < n:
+                    lv["ansible_loop"]["nextitem"] = items[index + 1]
                 if isinstance(items, UnsafeList):
                     lv["ansible_loop"] = unsafe(lv["ansible_loop"])
             item_scope = scope.child(lv)
@@ -486,6 +698,11 @@ class Runner:
             value = self.templar.template(loop, scope) if is_template(loop) else self.templar.evaluate(loop, scope)
         else:
             value = self.templar.template(loop, scope)
+        flatten = task.get("loop_with")
+        if flatten in ("items", "flattened"):  # with_items: one level; with_flattened: all
+            if not isinstance(value, (list, tuple)):
+                value = [value]
+            value = _flatten(value, 1 if flatten == "items" else None)
         if isinstance(value, dict) or not isinstance(value, (list, tuple)):
             raise TemplateError(f"Invalid data passed to 'loop', it requires a list, got this instead: {value}. "
                                 "Hint: If you passed a list/dict of just one element, try adding "
@@ -619,6 +836,8 @@ class Runner:
         if isinstance(facts, dict) and not result.get("failed"):
             if result.get("_set_fact"):
                 self.runtime_vars.update(unsafe(facts))
+            elif result.get("_include_vars"):  # the controller's files: trusted, as in Ansible
+                self.included_vars.update(facts)
             else:
                 current = self.facts() if self._facts is None else self._facts
                 current.update(unsafe(facts))

@@ -267,6 +267,194 @@ def splitext(value):
     return list(os.path.splitext(value))
 
 
+def random_filter(end, start=None, step=None, seed=None):
+    """Ansible's ``random``: a number below an integer ``end``, or an item of a sequence."""
+    import random
+
+    r = random.SystemRandom() if seed is None else random.Random(seed)
+    if isinstance(end, int) and not isinstance(end, bool):
+        return r.randrange(start or 0, end, step or 1)
+    if hasattr(end, "__iter__"):
+        if start or step:
+            raise FilterError("start and step can only be used with integer values")
+        return r.choice(list(end))
+    raise FilterError("random can only be used on sequences and integers")
+
+
+def shuffle(value, seed=None):
+    import random
+
+    items = list(value)
+    (random.Random(seed) if seed else random.SystemRandom()).shuffle(items)
+    return items
+
+
+def zip_filter(*args):
+    return [list(t) for t in zip(*args)]
+
+
+def zip_longest(*args, fillvalue=None):
+    import itertools
+
+    return [list(t) for t in itertools.zip_longest(*args, fillvalue=fillvalue)]
+
+
+def combinations(value, n):
+    import itertools
+
+    return [list(t) for t in itertools.combinations(value, n)]
+
+
+def permutations(value, n=None):
+    import itertools
+
+    return [list(t) for t in itertools.permutations(value, n)]
+
+
+def product(*args, **kw):
+    import itertools
+
+    return [list(t) for t in itertools.product(*args, **kw)]
+
+
+def logarithm(x, base=None):
+    import math
+
+    try:
+        if base == 10:
+            return math.log10(x)
+        return math.log(x) if base is None else math.log(x, base)
+    except TypeError as exc:
+        raise FilterError("log() can only be used on numbers") from exc
+
+
+def power(x, y):
+    import math
+
+    try:
+        return math.pow(x, y)
+    except TypeError as exc:
+        raise FilterError("pow() can only be used on numbers") from exc
+
+
+def root(x, base=2):
+    import math
+
+    try:
+        return math.sqrt(x) if base == 2 else math.pow(x, 1.0 / float(base))
+    except (TypeError, ValueError) as exc:
+        raise FilterError("root() can only be used on numbers") from exc
+
+
+def strftime(fmt, second=None, utc=False):
+    import time
+
+    if second is not None:
+        try:
+            second = float(second)
+        except (TypeError, ValueError) as exc:
+            raise FilterError(f"Invalid value for epoch value ({second})") from exc
+    return time.strftime(fmt, (time.gmtime if utc else time.localtime)(second))
+
+
+def to_datetime(value, format="%Y-%m-%d %H:%M:%S"):  # noqa: A002 - Ansible's keyword
+    import datetime
+
+    return datetime.datetime.strptime(value, format)
+
+
+def to_uuid(value, namespace="361E6D51-FAEC-444A-9079-341386DA8E2E"):
+    import uuid
+
+    ns = namespace if isinstance(namespace, uuid.UUID) else uuid.UUID(str(namespace))
+    return str(uuid.uuid5(ns, str(value)))
+
+
+def extract(item, container, morekeys=None):
+    keys = [item] + (morekeys if isinstance(morekeys, list) else [] if morekeys is None else [morekeys])
+    value = container
+    for key in keys:
+        value = value[key]
+    return value
+
+
+def subelements_filter(value, subelements, skip_missing=False):
+    from .lookups import LookupError_, _subelements
+
+    try:
+        return _subelements([value, subelements, {"skip_missing": skip_missing}], None)
+    except LookupError_ as exc:
+        raise FilterError(str(exc)) from exc
+
+
+def rekey_on_member(data, key, duplicates="error"):
+    if duplicates not in ("error", "overwrite"):
+        raise FilterError(f"duplicates parameter to rekey_on_member has unknown value {duplicates!r}")
+    items = data.values() if isinstance(data, dict) else data
+    out = {}
+    for item in items:
+        if not isinstance(item, dict):
+            raise FilterError("List item is not a valid dict")
+        if key not in item:
+            raise FilterError(f"Key {key!r} was not found.")
+        if out.get(item[key]) and duplicates == "error":
+            raise FilterError(f"Key {item[key]!r} is not unique, cannot convert to a dict")
+        out[item[key]] = item
+    return out
+
+
+_SIZES = {"Y": 1 << 80, "Z": 1 << 70, "E": 1 << 60, "P": 1 << 50, "T": 1 << 40, "G": 1 << 30,
+          "M": 1 << 20, "K": 1 << 10, "B": 1}
+
+
+def human_readable(size, isbits=False, unit=None):
+    """Ansible's ``human_readable`` (module_utils.common.text.formatters.bytes_to_human)."""
+    base = "bits" if isbits else "Bytes"
+    suffix = ""
+    for suffix, limit in sorted(_SIZES.items(), key=lambda kv: -kv[1]):
+        if (unit is None and size >= limit) or (unit is not None and unit.upper() == suffix[0]):
+            break
+    if limit != 1:
+        suffix += base[0]
+    else:
+        suffix = base
+    return f"{size / limit:.2f} {suffix}"
+
+
+def human_to_bytes(size, default_unit=None, isbits=False):
+    m = re.search(r"^\s*(\d*\.?\d*)\s*([A-Za-z]+)?", str(size), flags=re.IGNORECASE)
+    if m is None or not m.group(1):
+        raise FilterError(f"human_to_bytes() can't interpret following string: {size}")
+    number = float(m.group(1))
+    unit = m.group(2) or default_unit
+    if not unit:
+        return int(round(number))
+    limit = _SIZES.get(unit[0].upper())
+    if limit is None:
+        raise FilterError(f"human_to_bytes() failed to convert {size}. Value is not a valid string")
+    return int(round(number * limit))
+
+
+def urldecode(value):
+    from urllib.parse import unquote_plus
+
+    return unquote_plus(str(value))
+
+
+def _ntpath(fn):
+    import ntpath
+
+    return getattr(ntpath, fn)
+
+
+def win_splitdrive(value):
+    return list(_ntpath("splitdrive")(value))
+
+
+def hash_named(name):
+    return lambda value: hash_filter(value, name)
+
+
 FILTERS = {
     "bool": to_bool, "to_json": to_json, "to_nice_json": to_nice_json, "from_json": from_json,
     "to_yaml": to_yaml, "to_nice_yaml": to_nice_yaml, "regex_search": regex_search,
@@ -279,6 +467,26 @@ FILTERS = {
     "basename": os.path.basename, "dirname": os.path.dirname, "expanduser": os.path.expanduser,
     "expandvars": os.path.expandvars, "realpath": os.path.realpath, "path_join": path_join,
     "splitext": splitext,
+    "random": random_filter, "shuffle": shuffle, "zip": zip_filter, "zip_longest": zip_longest,
+    "combinations": combinations, "permutations": permutations, "product": product,
+    "log": logarithm, "pow": power, "root": root, "strftime": strftime,
+    "to_datetime": to_datetime, "to_uuid": to_uuid, "extract": extract,
+    "subelements": subelements_filter, "rekey_on_member": rekey_on_member,
+    "human_readable": human_readable, "human_to_bytes": human_to_bytes, "urldecode": urldecode,
+    "md5": hash_named("md5"), "sha1": hash_named("sha1"), "normpath": os.path.normpath,
+    "relpath": os.path.relpath, "commonpath": os.path.commonpath,
+    "win_basename": lambda p: _ntpath("basename")(p), "win_dirname": lambda p: _ntpath("dirname")(p),
+    "win_splitdrive": win_splitdrive,
+}
+# ansible.builtin filters the compiler refuses, and why
+REFUSED_FILTERS = {
+    "comment": "not implemented by the runtime",
+    "fileglob": "it globs the controller's files",
+    "from_yaml": "the runtime carries no YAML parser",
+    "from_yaml_all": "the runtime carries no YAML parser",
+    "password_hash": "the host's Python may lack crypt",
+    "unvault": "vaulted data is not supported",
+    "vault": "vaulted data is not supported",
 }
 
 
@@ -379,5 +587,34 @@ TESTS = {
     "exists": lambda p: os.path.exists(os.path.expanduser(str(p))),
     "file": lambda p: os.path.isfile(str(p)), "directory": lambda p: os.path.isdir(str(p)),
     "link": lambda p: os.path.islink(str(p)), "abs": lambda p: os.path.isabs(str(p)),
+    "is_file": lambda p: os.path.isfile(str(p)), "is_dir": lambda p: os.path.isdir(str(p)),
+    "is_link": lambda p: os.path.islink(str(p)), "is_abs": lambda p: os.path.isabs(str(p)),
+    "link_exists": lambda p: os.path.lexists(str(p)), "mount": lambda p: os.path.ismount(str(p)),
+    "is_mount": lambda p: os.path.ismount(str(p)),
+    "same_file": lambda a, b: os.path.samefile(str(a), str(b)),
+    "is_same_file": lambda a, b: os.path.samefile(str(a), str(b)),
+    "nan": lambda x: isinstance(x, float) and x != x, "isnan": lambda x: isinstance(x, float) and x != x,
+    "issubset": subset, "issuperset": superset,
+    "reachable": lambda r: not to_bool(_result(r, "reachable").get("unreachable", False)),
+    "unreachable": lambda r: to_bool(_result(r, "unreachable").get("unreachable", False)),
+    "started": lambda r: to_bool(_result(r, "started").get("started", True)),
+    "timedout": lambda r: bool((_result(r, "timedout").get("timedout") or {}).get("period")),
+    "url": lambda v: _url(v, "url"), "uri": lambda v: _url(v, "uri"), "urn": lambda v: _url(v, "urn"),
 }
+REFUSED_TESTS = {
+    "vault_encrypted": "vaulted data is not supported",
+    "vaulted_file": "vaulted data is not supported",
+}
+
+
+def _url(value, kind):
+    """Ansible's uri/url/urn tests."""
+    from urllib.parse import urlparse
+
+    parts = urlparse(str(value))
+    if kind == "urn":
+        return parts.scheme == "urn"
+    if kind == "url":
+        return bool(parts.scheme and parts.netloc)
+    return bool(parts.scheme)
 FILTERS["version_compare"] = version_compare

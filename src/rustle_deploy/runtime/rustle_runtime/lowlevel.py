@@ -14,6 +14,24 @@ import time
 
 SMALL = 1 << 22  # below this many bytes the built-in hash modules beat loading OpenSSL
 
+_STOPPED = []  # non-empty once ``stop()`` was called
+
+
+class Stopped(BaseException):
+    """The run is being ended from outside (the deploy agent's controller went away): it starts
+    no more commands and writes no more events. A BaseException, so that no module's error
+    handling turns it into a task result."""
+
+
+def stop():
+    """Called by the deploy agent, from another thread, when it ends the run."""
+    _STOPPED.append(True)
+
+
+def check_stopped():
+    if _STOPPED:
+        raise Stopped()
+
 
 def _builtin_hash(algorithm):
     """The constructor from CPython's built-in hash modules, or None."""
@@ -101,8 +119,9 @@ def spawn(argv, env, data=None, cwd=None, timeout=None):
     Like ``subprocess.run(..., start_new_session=True)``: SIGPIPE and SIGXFSZ are reset to
     their defaults in the child, and a timeout kills the child's session. ``cwd`` needs a
     chdir in the child, which ``posix_spawn`` cannot do before Python 3.13: those runs go
-    through ``subprocess``.
+    through ``subprocess``. Raises ``Stopped`` once the run is being ended.
     """
+    check_stopped()
     if cwd is not None or not hasattr(os, "posix_spawn"):
         return _spawn_subprocess(argv, env, data, cwd, timeout)
     import signal
@@ -134,7 +153,7 @@ def spawn(argv, env, data=None, cwd=None, timeout=None):
         _close(out_r, err_r, in_w)
         return _spawn_subprocess(argv, env, data, cwd, timeout)
     try:
-        out, err = _communicate(pid, in_w, data, out_r, err_r, timeout)
+        out, err, status = _communicate(pid, in_w, data, out_r, err_r, timeout)
     except BaseException:
         try:
             os.killpg(pid, signal.SIGKILL)
@@ -142,11 +161,15 @@ def spawn(argv, env, data=None, cwd=None, timeout=None):
             pass
         os.waitpid(pid, 0)
         raise
-    _, status = os.waitpid(pid, 0)
+    if status is None:
+        _, status = os.waitpid(pid, 0)
     return _exit_code(status), out, err
 
 
 def _communicate(pid, in_w, data, out_r, err_r, timeout):
+    """Feed stdin and read stdout/stderr until both close, or, as Ansible's run_command, until
+    the child has exited and a second passes with nothing to read (a process it started in the
+    background may hold the pipes open). Returns (stdout, stderr, wait status or None)."""
     import select
 
     deadline = None if timeout is None else time.monotonic() + timeout
@@ -163,15 +186,22 @@ def _communicate(pid, in_w, data, out_r, err_r, timeout):
             os.close(in_w)
             in_w = None
     open_fds = set(chunks) | ({in_w} if in_w is not None else set())
+    status = None
     try:
         while open_fds:
-            wait = None
+            wait = 1000
             if deadline is not None:
                 left = deadline - time.monotonic()
                 if left <= 0:
                     raise Timeout(b"".join(chunks[out_r]), b"".join(chunks[err_r]))
-                wait = left * 1000
-            for fd, ev in poller.poll(wait):
+                wait = min(wait, left * 1000)
+            events = poller.poll(wait)
+            if not events and in_w is None:
+                done, status = os.waitpid(pid, os.WNOHANG)
+                if done:
+                    break
+                status = None
+            for fd, ev in events:
                 if fd == in_w:
                     try:
                         n = os.write(in_w, pending[:65536])
@@ -194,7 +224,7 @@ def _communicate(pid, in_w, data, out_r, err_r, timeout):
         for fd in (out_r, err_r, in_w):
             if fd is not None:
                 os.close(fd)
-    return b"".join(chunks[out_r]), b"".join(chunks[err_r])
+    return b"".join(chunks[out_r]), b"".join(chunks[err_r]), status
 
 
 def _spawn_subprocess(argv, env, data, cwd, timeout):

@@ -28,7 +28,7 @@ import sys
 from . import expr as _expr
 from .filters import FILTERS, TESTS, FilterError, to_bool
 
-_SINGLE = re.compile(r"^\{\{\s*((?:(?!\{\{|\}\}|\{%|%\}).)+?)\s*\}\}$", re.S)
+_SINGLE = re.compile(r"^\{\{\s*((?:(?!\{\{|\}\}|\{%|%\}).)+?)\s*\}\}\Z", re.S)
 _IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _SEGMENT = re.compile(r"\{\{\s*((?:(?!\{\{|\}\}).)+?)\s*\}\}", re.S)
 
@@ -257,43 +257,168 @@ def _environment():
         def __len__(self):
             return len(self.scope) + len(self.globals)
 
-    env = Environment(undefined=AnsibleUndefined, keep_trailing_newline=True, trim_blocks=True,
-                      autoescape=False)
+    class EmbeddedLoader(jinja2.BaseLoader):
+        """``{% include %}``/``{% import %}``/``{% extends %}`` over the templates the compiler
+        embedded for the task being rendered (``SEARCH_VAR`` names them)."""
+
+        def __init__(self):
+            self.names = {}
+            self.read_file = None
+
+        def get_source(self, environment, template):
+            sha = self.names.get(template)
+            if sha is None or self.read_file is None:
+                raise jinja2.TemplateNotFound(template)
+            source = self.read_file(sha).decode("utf-8", "surrogateescape")
+            names = self.names
+            return source, template, lambda: self.names is names or self.names.get(template) == sha
+
+    # Ansible's environment: trim_blocks on, Jinja2's keep_trailing_newline off (the
+    # template's own trailing newlines are put back after rendering, see _trailing_newlines)
+    env = Environment(undefined=AnsibleUndefined, keep_trailing_newline=False, trim_blocks=True,
+                      autoescape=False, loader=EmbeddedLoader())
     env.filters.update(FILTERS)
     env.tests.update(TESTS)
-    env.globals["lookup"] = _lookup
-    env.globals["query"] = env.globals["q"] = lambda *a, **k: _lookup(*a, wantlist=True, **k)
+    for table in (env.filters, env.tests):  # the fully qualified names too
+        table.update({"ansible.builtin." + k: v for k, v in list(table.items())})
+
+    @jinja2.pass_context
+    def lookup(context, name, *terms, **kw):
+        return _lookup(name, *terms, _context=context, **kw)
+
+    @jinja2.pass_context
+    def query(context, name, *terms, **kw):
+        return _lookup(name, *terms, _context=context, wantlist=True, **kw)
+
+    env.globals.update(lookup=lookup, query=query, q=query, now=now, undef=undef)
     env.rustle_vars = JinjaVars
     env.rustle_cache = {}
+    env.rustle_overlays = {}
     _ENV = env
     return env
 
 
-def _lookup(name, *terms, **kw):
-    """Ansible's ``env``, ``file`` and ``pipe`` lookups, run on the host; the result is host
-    data (marked unsafe)."""
-    wantlist = kw.pop("wantlist", False)
+def now(utc=False, fmt=None):
+    """Ansible's ``now()`` global: the current local (or UTC) time, or it formatted."""
+    import datetime
+
+    if utc:
+        value = datetime.datetime.now(datetime.timezone.utc).replace(tzinfo=None)
+    else:
+        value = datetime.datetime.now()
+    return value.strftime(fmt) if fmt else value
+
+
+def undef(hint=None):
+    """Ansible's ``undef()`` global: an undefined value, with ``hint`` as its message."""
+    return _environment().undefined(hint=hint or "Mandatory variable has not been overridden")
+
+
+# What a template may change of Jinja2's syntax: task options (template module and lookup) and a
+# first line ``#jinja2: key: value, ...`` in the template itself (which wins), as in Ansible.
+OVERRIDE_DEFAULTS = {
+    "block_start_string": "{%", "block_end_string": "%}",
+    "variable_start_string": "{{", "variable_end_string": "}}",
+    "comment_start_string": "{#", "comment_end_string": "#}",
+    "line_statement_prefix": None, "line_comment_prefix": None,
+    "trim_blocks": True, "lstrip_blocks": False, "newline_sequence": "\n",
+    "keep_trailing_newline": False,
+}
+JINJA2_OVERRIDE = "#jinja2:"
+# the compiled task variable naming what the compiler embedded for it (docs/artifact.md)
+SEARCH_VAR = "__rustle_search"
+
+
+TEMPLATE_SYNTAX_OPTIONS = ("trim_blocks", "lstrip_blocks", "block_start_string", "block_end_string",
+                           "variable_start_string", "variable_end_string", "comment_start_string",
+                           "comment_end_string")
+
+
+def template_overrides(args):
+    """The template module's syntax options in ``args`` as render overrides (``newline_sequence``
+    as Ansible accepts it, escaped or not); TemplateError for a bad one, in Ansible's words."""
+    for key in ("newline_sequence",) + TEMPLATE_SYNTAX_OPTIONS[2:]:
+        if args.get(key) is not None and not isinstance(args[key], str):
+            raise TemplateError(f"{key} is expected to be a string, but got {type(args[key])} instead")
+    newline = args.get("newline_sequence", "\n")
+    newline = {"\\n": "\n", "\\r": "\r", "\\r\\n": "\r\n"}.get(newline, newline)
+    if newline not in ("\n", "\r", "\r\n"):
+        raise TemplateError("newline_sequence needs to be one of: \n, \r or \r\n")
+    overrides = {"newline_sequence": newline}
+    for option in TEMPLATE_SYNTAX_OPTIONS:
+        if option in args:
+            value = args[option]
+            overrides[option] = to_bool(value) if option.endswith("blocks") else value
+    return overrides
+
+
+def split_overrides(text, overrides=None):
+    """``text`` without its ``#jinja2:`` line, and the syntax options it renders with
+    (``overrides`` updated by that line); Ansible's rules and messages."""
+    merged = dict(overrides or {})
+    if not text.startswith(JINJA2_OVERRIDE):
+        return text, merged
+    import ast
+
+    eol = text.find("\n")
+    if eol == -1:
+        raise TemplateError(f"Missing newline after {JINJA2_OVERRIDE!r} override.")
+    line, text = text[len(JINJA2_OVERRIDE):eol], text[eol + 1:]
+    for pair in line.split(","):
+        if not pair.strip():
+            raise TemplateError(f"Empty {JINJA2_OVERRIDE!r} override pair not allowed.")
+        if ":" not in pair:
+            raise TemplateError(f"Missing key-value separator `:` in {JINJA2_OVERRIDE!r} override pair {pair!r}.")
+        key, value = pair.split(":", 1)
+        key = key.strip()
+        if key not in OVERRIDE_DEFAULTS:
+            raise TemplateError(f"Invalid {JINJA2_OVERRIDE!r} override key {key!r}.")
+        try:
+            merged[key] = ast.literal_eval(value.strip())
+        except (ValueError, SyntaxError) as exc:
+            raise TemplateError(f"Invalid {JINJA2_OVERRIDE!r} override value for {key!r}: {exc}") from exc
+    return text, merged
+
+
+def _effective(overrides):
+    """The overrides that differ from Ansible's defaults, as a sorted tuple (a cache key)."""
+    return tuple(sorted((k, v) for k, v in (overrides or {}).items()
+                        if k in OVERRIDE_DEFAULTS and v != OVERRIDE_DEFAULTS[k]))
+
+
+def _trailing_newlines(text):
+    return len(text) - len(text.rstrip("\n"))
+
+
+def _restore_newlines(source, result, newline):
+    """Ansible renders with Jinja2's keep_trailing_newline off, then appends the newlines the
+    template ended with that the result lacks (so ``{% include %}`` text keeps none)."""
+    missing = _trailing_newlines(source) - _trailing_newlines(result)
+    return result + newline * missing if missing > 0 else result
+
+
+def _lookup(name, *terms, _context=None, **kw):
+    """A lookup plugin (``lookups.py``), run on the host; the result is host data (marked)."""
+    from .lookups import LookupError_, run
+
     _TAINT.read = True
-    out = []
-    for term in terms:
-        if name == "env":
-            import os
+    scope = getattr(_context.parent, "scope", None) if _context is not None else None
+    templar = scope.templar if scope is not None else None
+    try:
+        return unsafe(run(name, terms, scope, templar, **kw))
+    except LookupError_ as exc:
+        raise FilterError(str(exc)) from exc
 
-            out.append(os.environ.get(term, kw.get("default", "")))
-        elif name == "file":
-            with open(term, encoding="utf-8") as fh:
-                text = fh.read()
-            out.append(text if not kw.get("rstrip", True) else text.rstrip())
-        elif name == "pipe":
-            import subprocess
 
-            proc = subprocess.run(term, shell=True, capture_output=True)
-            if proc.returncode != 0:
-                raise FilterError(f"lookup('pipe', {term!r}) failed with rc {proc.returncode}")
-            out.append(proc.stdout.decode("utf-8", "replace").rstrip())
-        else:
-            raise FilterError(f"lookup plugin '{name}' is not supported on the host (env, file, pipe are)")
-    return unsafe(out) if wantlist else UnsafeText(",".join(str(x) for x in out))
+def embedded(scope, kind):
+    """What the compiler embedded for the task ``scope`` belongs to: ``kind`` is "templates"
+    (includes, lookup('template')), "files" (lookup('file')) or "sources" (their controller
+    paths, mtimes and owners); {} when nothing."""
+    try:
+        search = scope.raw(SEARCH_VAR)
+    except KeyError:
+        return {}
+    return (search or {}).get(kind) or {}
 
 
 def _error(exc):
@@ -342,49 +467,84 @@ class Templar:
             return [self.template(v, scope) for v in value]
         return value
 
-    def render(self, text, scope):
-        """Render ``text`` as a full Jinja2 template to a string (host data as it is)."""
+    def __init__(self, read_file=None):
+        self.read_file = read_file  # sha256 -> bytes of an embedded file (include, lookup)
+
+    def render(self, text, scope, overrides=None):
+        """Render ``text`` as a full Jinja2 template to a string (host data as it is), with
+        Ansible's syntax ``overrides`` (OVERRIDE_DEFAULTS) and the ``#jinja2:`` line."""
         if isinstance(text, UnsafeText):
             return text
-        return self._tracked(self._render, text, scope)
+        return self._tracked(self._render, text, scope, overrides)
 
-    def _render(self, text, scope):
-        fast = self._render_simple(text, scope)
-        if fast is not None:
-            return fast
+    def _render(self, text, scope, overrides=None):
+        if text.startswith(JINJA2_OVERRIDE):
+            text, overrides = split_overrides(text, overrides)
+        effective = _effective(overrides)
+        if not effective:
+            fast = self._render_simple(text, scope)
+            if fast is not None:
+                return fast
         env = _environment()
+        if effective:
+            env = self._overlay(env, effective)
+        loader = env.loader
+        saved = loader.names, loader.read_file
+        loader.names = embedded(scope, "templates")
+        loader.read_file = self.read_file
         try:
-            tmpl = env.rustle_cache.get(("t", text))
+            tmpl = env.rustle_cache.get(("t", text, effective))
             if tmpl is None:
-                tmpl = env.rustle_cache[("t", text)] = env.from_string(text)
+                tmpl = env.rustle_cache[("t", text, effective)] = env.from_string(text)
             ctx = tmpl.new_context(env.rustle_vars(scope, env.globals), shared=True)
-            return "".join(tmpl.root_render_func(ctx))
+            result = "".join(tmpl.root_render_func(ctx))
         except TemplateError:
             raise
         except Exception as exc:  # jinja2.TemplateError, filter errors, TypeError from user data
             raise _error(exc) from exc
+        finally:
+            loader.names, loader.read_file = saved
+        options = dict(effective)
+        if options.get("keep_trailing_newline"):
+            return result
+        return _restore_newlines(text, result, options.get("newline_sequence", "\n"))
+
+    @staticmethod
+    def _overlay(env, effective):
+        overlay = env.rustle_overlays.get(effective)
+        if overlay is None:
+            options = dict(OVERRIDE_DEFAULTS)
+            options.update(effective)
+            try:
+                overlay = env.overlay(**options)
+            except Exception as exc:  # Jinja2 refuses clashing delimiters
+                raise _error(exc) from exc
+            env.rustle_overlays[effective] = overlay
+        return overlay
 
     def _render_simple(self, text, scope):
         """Text with only ``{{ expr }}`` substitutions that ``expr.py`` can evaluate, without
-        Jinja2 (which costs ~90 ms to import, ~200 ms from a zip); None when Jinja2 must do it."""
-        if "{%" in text or "{#" in text:
+        Jinja2 (which costs ~90 ms to import, ~200 ms from a zip); None when Jinja2 must do it.
+        Newlines as Jinja2 and Ansible treat them: the last one dropped, then put back."""
+        if "{%" in text or "{#" in text or "\r" in text:
             return None
+        body = text[:-1] if text.endswith("\n") else text
         parts = []
         last = 0
-        for match in _SEGMENT.finditer(text):
+        for match in _SEGMENT.finditer(body):
             value = _expr.evaluate(match.group(1), scope, self)
             if value is _expr.UNSUPPORTED:
                 return None
             if _expr.is_undefined(value):
                 value._fail_with_undefined_error()
-            parts.append(text[last:match.start()])
+            parts.append(body[last:match.start()])
             parts.append(value if isinstance(value, str) else str(value))
             last = match.end()
-        rest = text[last:]
+        rest = body[last:]
         if "{{" in rest or "}}" in rest:
             return None  # something the simple splitter did not understand
         parts.append(rest)
-        return "".join(parts)
+        return _restore_newlines(text, "".join(parts), "\n")
 
     def evaluate(self, expression, scope):
         """Evaluate a bare Jinja2 expression; keep the native type; undefined raises."""

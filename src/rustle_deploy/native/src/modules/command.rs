@@ -694,6 +694,7 @@ fn spawn(
         cmd.current_dir(dir);
     }
     crate::sys::new_session(&mut cmd);
+    crate::sys::park_if_stopping();
     let mut child = cmd.spawn()?;
     let writer = match (child.stdin.take(), data) {
         (Some(mut stdin), Some(data)) => Some(std::thread::spawn(move || {

@@ -862,6 +862,19 @@ pub fn file_diff(before: &[u8], after: &[u8], before_header: &str, after_header:
     ]))
 }
 
+/// The copy action's diff (files.py `_diff`): `before_header` only when `dest` existed;
+/// `after_header` the source as written, or `dest` for `content`.
+fn copy_diff(before: Option<&[u8]>, after: &[u8], dest: &str, label: &str) -> Value {
+    let after_header = if label == "content" { dest } else { label };
+    let mut diff = file_diff(before.unwrap_or(b""), after, dest, after_header);
+    if before.is_none() {
+        if let Value::Dict(d) = &mut diff {
+            d.remove("before_header");
+        }
+    }
+    diff
+}
+
 // ---------------------------------------------------------------------- copy and template
 
 const COPY_ARGS: &[&str] = &[
@@ -1097,7 +1110,7 @@ fn write_content(ctx: &mut Ctx, args: &Map, data: &[u8], label: &str, module: &s
     if Some(&checksum_src) != checksum_dest.as_ref() || islink(&dest) {
         changed = true;
         if ctx.diff && show_diff && is_text(data) && before.as_deref().map_or(true, is_text) {
-            result.insert("diff", Value::List(vec![file_diff(before.as_deref().unwrap_or(b""), data, &dest, label)]));
+            result.insert("diff", Value::List(vec![copy_diff(before.as_deref(), data, &dest, label)]));
         }
         if !ctx.check {
             let dir = dirname(&dest);
@@ -1143,16 +1156,16 @@ fn check_mode_preview(ctx: &Ctx, dest: &str, data: &[u8], checksum_src: &str, la
         if checksum_file(&target, "sha1")? == checksum_src {
             return Ok(None);
         }
-        fs::read(&target).or_fail(&target)?
+        Some(fs::read(&target).or_fail(&target)?)
     } else if isfile(&target) {
         // a symlink to a file: Ansible diffs against its target
-        fs::read(&target).or_fail(&target)?
+        Some(fs::read(&target).or_fail(&target)?)
     } else {
-        Vec::new()
+        None
     };
     let mut result = map(vec![("changed", true.into()), ("dest", target.clone().into()), ("src", label.into()), ("checksum", checksum_src.into())]);
-    if ctx.diff && show_diff && is_text(data) && is_text(&before) {
-        result.insert("diff", Value::List(vec![file_diff(&before, data, &target, label)]));
+    if ctx.diff && show_diff && is_text(data) && before.as_deref().map_or(true, is_text) {
+        result.insert("diff", Value::List(vec![copy_diff(before.as_deref(), data, &target, label)]));
     }
     Ok(Some(result))
 }
@@ -1696,7 +1709,7 @@ mod tests {
         let d = temp_dir("content");
         let (res, _) = run(copy, false, true, &format!(r#"{{"content": "hello\n", "dest": "{}/a.txt", "mode": "0640"}}"#, d));
         let want = format!(
-            r#"{{"dest": "{d}/a.txt", "src": "content", "checksum": "f572d396fae9206628714fb2ce00f72e94f2258f", "md5sum": "b1946ac92492d2347c6235b4d2611184", "size": 6, "diff": [{{"before": "", "after": "hello\n", "before_header": "{d}/a.txt", "after_header": "content"}}], "changed": true, "mode": "0640", "state": "file"}}"#,
+            r#"{{"dest": "{d}/a.txt", "src": "content", "checksum": "f572d396fae9206628714fb2ce00f72e94f2258f", "md5sum": "b1946ac92492d2347c6235b4d2611184", "size": 6, "diff": [{{"before": "", "after": "hello\n", "after_header": "{d}/a.txt"}}], "changed": true, "mode": "0640", "state": "file"}}"#,
             d = d
         );
         assert_eq!(without_owner(res.ok().unwrap()), want);

@@ -17,6 +17,7 @@ FAMILIES = {
     "raw": "command",
     "debug": "core",
     "set_fact": "core",
+    "include_vars": "core",
     "assert": "core",
     "fail": "core",
     "meta": "core",

@@ -36,8 +36,18 @@ def _bool(value, default):
     return str(value).strip().lower() in ("yes", "on", "1", "true", "y", "t")
 
 
+_COMMAND_ARGS = {"_raw_params", "cmd", "argv", "chdir", "creates", "removes", "executable", "stdin",
+                 "stdin_add_newline", "strip_empty_ends", "expand_argument_vars", "_uses_shell"}
+
+
 def _run(ctx, args, shell):
     args = _lift_inline(args)
+    if shell and "expand_argument_vars" in args:  # the shell action's own check and words
+        raise ModuleFailure("Unsupported parameters for (shell) module: expand_argument_vars")
+    extra = sorted(k for k in args if k not in _COMMAND_ARGS and not k.startswith("_"))
+    if extra:
+        raise ModuleFailure("Unsupported parameters for ({}) module: {}. Supported parameters include: {}.".format(
+            "shell" if shell else "command", ", ".join(extra), ", ".join(sorted(_COMMAND_ARGS - {"_uses_shell"}))))
     raw, cmd, argv = args.get("_raw_params"), args.get("cmd"), args.get("argv")
     given = [n for n, v in (("_raw_params", raw), ("cmd", cmd), ("argv", argv)) if v not in (None, "", [])]
     if not given:
@@ -101,7 +111,8 @@ def _run(ctx, args, shell):
 
     start = datetime.datetime.now()
     rc, out, err = ctx.run_command(r["cmd"], shell=shell, cwd=chdir, data=data,
-                                   executable=executable)
+                                   executable=executable,
+                                   expand=_bool(args.get("expand_argument_vars"), True))
     end = datetime.datetime.now()
     r.update(rc=rc, stdout=out, stderr=err, start=str(start), end=str(end), delta=str(end - start))
     if strip:

@@ -1,4 +1,8 @@
-"""The core family: debug, set_fact, assert, fail, meta, ping, setup.
+"""The core family: debug, set_fact, include_vars, assert, fail, meta, ping, setup.
+
+``include_vars`` reads files the compiler embedded in the task (``vars_data``: file name as
+the task may render it -> variables, read from YAML on the controller); the executor keeps
+what it loads in its own layer, below ``set_fact``.
 
 ``meta`` only names the action (``_meta`` in its result); the executor carries it out
 (flush_handlers, end_play, end_host, noop, clear_facts, ...).
@@ -115,5 +119,19 @@ def setup(ctx, args):
     return {"changed": False, "ansible_facts": facts}
 
 
-MODULES = {"debug": debug, "set_fact": set_fact, "assert": assert_, "fail": fail, "meta": meta,
+def include_vars(ctx, args):
+    name = args.get("file", args.get("_raw_params"))
+    if not isinstance(name, str) or not name.strip():
+        raise ModuleFailure("include_vars needs a file name")
+    data = (ctx.task.get("vars_data") or {}).get(name.strip())
+    if data is None:
+        known = ", ".join(sorted(ctx.task.get("vars_data") or {})) or "none"
+        raise ModuleFailure(f"Could not find or access '{name}' (the files embedded for this task: {known})")
+    if args.get("name"):
+        data = {str(args["name"]): data}
+    return {"changed": False, "ansible_facts": dict(data), "_include_vars": True,
+            "ansible_included_var_files": [name.strip()]}
+
+
+MODULES = {"debug": debug, "set_fact": set_fact, "include_vars": include_vars, "assert": assert_, "fail": fail, "meta": meta,
            "ping": ping, "setup": setup}

@@ -121,8 +121,7 @@ def _write_content(ctx, args, data, src_label, module_name):
         changed = True
         if ctx.diff_mode and not args.get("_no_diff") and _is_text(data) and (
                 before is None or _is_text(before)):
-            result["diff"] = [c.file_diff(dest, before if before is not None else "", data,
-                                          dest, src_label)]
+            result["diff"] = [_diff(dest, before, data, src_label)]
         if not ctx.check_mode:
             if not os.access(os.path.dirname(dest) or ".", os.W_OK):
                 c.fail(f"Destination {os.path.dirname(dest)} not writable", checksum=checksum_src)
@@ -164,11 +163,21 @@ def _check_mode_preview(ctx, dest, data, checksum_src, src_label, force, follow,
         with open(target, "rb") as handle:
             before = handle.read()
     else:
-        before = b""
+        before = None
     result = {"changed": True, "dest": target, "src": src_label, "checksum": checksum_src}
-    if ctx.diff_mode and show_diff and _is_text(data) and _is_text(before):
-        result["diff"] = [c.file_diff(target, before, data, target, src_label)]
+    if ctx.diff_mode and show_diff and _is_text(data) and (before is None or _is_text(before)):
+        result["diff"] = [_diff(target, before, data, src_label)]
     return result
+
+
+def _diff(dest, before, data, src_label):
+    """The copy action's diff: ``before_header`` only when ``dest`` existed; ``after_header``
+    the source, or ``dest`` for ``content``."""
+    diff = c.file_diff(dest, before if before is not None else "", data, dest,
+                       dest if src_label == "content" else src_label)
+    if before is None:
+        del diff["before_header"]
+    return diff
 
 
 def _validate_with_attrs(ctx, data, dest, validate, mode, owner, group):
@@ -198,12 +207,21 @@ def copy(ctx, args):
     """ansible.builtin.copy: embedded ``src``, ``content`` or ``remote_src``."""
     c.check_unknown(args, COPY_ARGS, "copy")
     src, content = args.get("src"), args.get("content")
-    if src is None and content is None:
+    dest = args.get("dest")
+    # the copy action's checks, in its order and words
+    if not src and content is None:
         c.fail("src (or content) is required")
-    if src is not None and content is not None:
+    if not dest:
+        c.fail("dest is required")
+    if src and content is not None:
         c.fail("src and content are mutually exclusive")
+    if content is not None and str(dest).endswith("/"):
+        c.fail("can not use content with a dir as dest")
     if c.boolean(args.get("remote_src", False), "remote_src"):
         return _copy_remote(ctx, args)
+    tree = (getattr(ctx, "task", None) or {}).get("trees", {}).get(src) if content is None else None
+    if tree is not None:
+        return _copy_tree(ctx, args, tree)
     if content is not None:
         if not isinstance(content, str):
             import json
@@ -221,6 +239,50 @@ def copy(ctx, args):
     return _write_content(ctx, args, data, label, "copy")
 
 
+def _copy_tree(ctx, args, tree):
+    """A directory ``src`` the compiler embedded as a tree (compiler/sources.py), as Ansible's
+    copy action does it: each file copied under ``dest/`` (its directories created on the way),
+    then each directory ensured; one file's result when the tree holds one file."""
+    dest = c.expand(args.get("dest") or "")
+    if not dest.endswith(os.sep):
+        dest += os.sep
+    owner, group = args.get("owner"), args.get("group")
+    changed = False
+    last = None
+    files = [(rel, sha) for rel, sha in tree["entries"].items() if sha is not None]
+    for rel, sha in files:
+        target = os.path.join(dest, rel)
+        parent = os.path.dirname(target)
+        if not os.path.isdir(parent):
+            if ctx.check_mode:
+                changed = True
+                last = {"changed": True, "dest": target}
+                continue
+            changed = _makedirs_with_mode(ctx, parent, args.get("directory_mode"), owner, group) or changed
+        last = _write_content(ctx, dict(args, dest=target), ctx.read_file(sha), os.path.basename(rel), "copy")
+        changed = changed or bool(last.get("changed"))
+    for rel, sha in tree["entries"].items():
+        if sha is None:
+            path = os.path.join(dest, rel)
+            if not os.path.isdir(path):
+                changed = True
+                if not ctx.check_mode:
+                    _makedirs_with_mode(ctx, path, args.get("directory_mode"), owner, group)
+            elif c.apply_attributes(ctx, path, args.get("directory_mode"), owner, group):
+                changed = True
+    for rel, target in (tree.get("links") or {}).items():
+        path = os.path.join(dest, rel)
+        if os.path.islink(path) and os.readlink(path) == target:
+            continue
+        changed = True
+        if not ctx.check_mode:
+            _place_link(os.symlink, target, path, _prev_state(path))
+    if len(files) == 1 and last is not None:
+        last["changed"] = changed
+        return last
+    return {"dest": dest, "src": tree["path"], "changed": changed}
+
+
 def _copy_remote(ctx, args):
     src = c.expand(args["src"])
     if not os.path.exists(src):
@@ -229,6 +291,8 @@ def _copy_remote(ctx, args):
         c.fail(f"Source {src} not readable")
     if os.path.isdir(src):
         return _copy_remote_dir(ctx, args, src)
+    if not os.path.isfile(src):
+        c.fail(f"Cannot copy invalid source '{src}': not a file")
     args = dict(args)
     if args.get("mode") == "preserve":
         args["mode"] = f"0{stat_mod.S_IMODE(os.stat(src).st_mode):03o}"
@@ -281,15 +345,6 @@ TEMPLATE_ARGS = {"src", "dest", "mode", "owner", "group", "backup", "force", "ne
                  "unsafe_writes", "attributes", "seuser", "serole", "setype", "selevel"}
 
 
-# Jinja2 syntax options Ansible offers; anything but these defaults is refused, not ignored.
-_TEMPLATE_SYNTAX_DEFAULTS = {
-    "trim_blocks": True, "lstrip_blocks": False,
-    "block_start_string": "{%", "block_end_string": "%}",
-    "variable_start_string": "{{", "variable_end_string": "}}",
-    "comment_start_string": "{#", "comment_end_string": "#}",
-}
-
-
 def _place_link(make, src, path, prev):
     """Create ``path`` as a link to ``src`` with ``make`` (os.symlink or os.link); an existing
     path is replaced through a temporary link and a rename, so it is never missing."""
@@ -315,27 +370,30 @@ def _place_link(make, src, path, prev):
 def template(ctx, args):
     """ansible.builtin.template: render an embedded ``src`` with ctx.render, then copy it."""
     c.check_unknown(args, TEMPLATE_ARGS, "template")
+    from ..lookups import template_file_vars
+    from ..templating import TemplateError, embedded, template_overrides
+
+    for key in ("src", "dest"):
+        if args.get(key) is not None and not isinstance(args[key], str):
+            c.fail(f"{key} is expected to be a string, but got {type(args[key])} instead")
     src = args.get("src")
     if src is None or args.get("dest") is None:
         c.fail("src and dest are required")
-    newline = args.get("newline_sequence", "\n")
-    newline = {"\\n": "\n", "\\r": "\r", "\\r\\n": "\r\n"}.get(newline, newline)  # YAML '\r\n'
-    if newline not in ("\n", "\r", "\r\n"):
-        c.fail("newline_sequence needs to be one of: \\n, \\r or \\r\\n")
-    for option, default in _TEMPLATE_SYNTAX_DEFAULTS.items():
-        if option in args and args[option] != default:
-            c.fail(f"{option}={args[option]!r} is not supported by rustle-deploy's template module yet; "
-                   "templates use Jinja2's default syntax with trim_blocks on and lstrip_blocks off")
+    try:
+        overrides = template_overrides(args)
+    except TemplateError as exc:
+        c.fail(str(exc))
     source = c.embedded_source(ctx, args, src).decode("utf-8", "surrogateescape")
-    dest = c.expand(args["dest"])
-    extra = {"template_path": src, "template_fullpath": src, "template_destpath": dest,
-             "template_host": getattr(ctx, "host", ""),
-             "template_run_date": time.strftime("%Y-%m-%d %H:%M:%S")}
-    rendered = ctx.render(source, extra)
-    if newline != "\n":
-        rendered = rendered.replace("\r\n", "\n").replace("\n", newline)
+
+    scope = ctx.vars if hasattr(ctx.vars, "raw") else None  # a VarScope (tests pass a dict)
+    info = embedded(scope, "sources").get(src) or {} if scope is not None else {}
+    extra = template_file_vars(src, info, args["dest"], scope)
+    rendered = ctx.render(source, extra, overrides)
     encoding = args.get("output_encoding") or "utf-8"
     data = rendered.encode(encoding, "surrogateescape")
+    args = dict(args)
+    if args.get("mode") == "preserve":
+        args["mode"] = info.get("mode")
     return _write_content(ctx, args, data, src, "template")
 
 

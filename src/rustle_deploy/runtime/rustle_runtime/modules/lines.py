@@ -94,9 +94,12 @@ def lineinfile(ctx, args):
         c.fail(f"value of state must be one of: absent, present, got: {state}")
     if regexp == "" or search_string == "":
         name = "regular expression" if regexp == "" else "search string"
-        ctx.warn(f"The {name} is an empty string, which will match every line in the file. This "
-                 "may have unintended consequences, such as replacing the last line in the "
-                 "file rather than appending.")
+        msg = (f"The {name} is an empty string, which will match every line in the file. This "
+               "may have unintended consequences, such as replacing the last line in the "
+               "file rather than appending.")
+        if regexp == "":
+            msg += " If this is desired, use '^' to match every line in the file and avoid this warning."
+        ctx.warn(msg)
     if os.path.isdir(path):
         c.fail(f"Path {path} is a directory !", rc=256)
     if state == "present":

@@ -75,7 +75,7 @@ def wait_for(ctx, args):
     deadline = start + timeout
     result = {"changed": False, "state": state}
     if port is None and path is None:
-        time.sleep(max(0.0, deadline - time.monotonic()))
+        time.sleep(timeout)  # as Ansible: the whole timeout, after the delay
         result["elapsed"] = int(time.monotonic() - start)
         return result
     compiled = re.compile(regex, re.MULTILINE) if regex else None

@@ -1,0 +1,165 @@
+"""``ansible.cfg`` and the ``ANSIBLE_*`` environment, read as Ansible reads them.
+
+Ansible uses the first file that exists of: ``$ANSIBLE_CONFIG`` (a file, or a directory holding
+``ansible.cfg``), ``./ansible.cfg`` (not when the working directory is world-writable),
+``~/.ansible.cfg``, ``/etc/ansible/ansible.cfg``; an ``ANSIBLE_*`` variable beats the file.
+Relative paths in the file are relative to the file's directory.
+
+The settings that apply to rustle-deploy:
+
+    [defaults] inventory, roles_path, remote_user, private_key_file, forks,
+               host_key_checking, timeout
+    [privilege_escalation] become, become_user, become_method
+
+They sit below rustle-deploy's own settings and flags: ``-i``, ``-u``, ``--private-key``,
+``-f``/``--parallel`` (and ``RUSTLE_PARALLEL_JOBS``, ``config.toml``) win; ``remote_user``,
+``private_key_file``, ``host_key_checking`` and ``timeout`` apply to hosts whose inventory sets
+no ``ansible_user``/``ansible_ssh_private_key_file``/``ansible_host_key_checking``/
+``ansible_timeout``; ``become*`` are what a playbook's plays start from. Every other setting is
+ignored; :meth:`AnsibleConfig.notes` names them (shown at ``-v``). Nothing here is an error
+except a value of the wrong type for a setting that applies.
+"""
+
+from __future__ import annotations
+
+import configparser
+import os
+import stat
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from .errors import ConfigError
+
+__all__ = ["AnsibleConfig", "find_config", "load_ansible_config"]
+
+_TRUE = ("y", "yes", "on", "1", "true", "t")
+_FALSE = ("n", "no", "off", "0", "false", "f", "")
+
+# (section, key) or env var -> (setting, kind)
+_INI: dict[tuple[str, str], tuple[str, str]] = {
+    ("defaults", "inventory"): ("inventory", "pathlist"),
+    ("defaults", "hostfile"): ("inventory", "pathlist"),
+    ("defaults", "roles_path"): ("roles_path", "pathspec"),
+    ("defaults", "remote_user"): ("remote_user", "str"),
+    ("defaults", "private_key_file"): ("private_key_file", "path"),
+    ("defaults", "forks"): ("forks", "int"),
+    ("defaults", "host_key_checking"): ("host_key_checking", "bool"),
+    ("defaults", "timeout"): ("timeout", "int"),
+    ("privilege_escalation", "become"): ("become", "bool"),
+    ("privilege_escalation", "become_user"): ("become_user", "str"),
+    ("privilege_escalation", "become_method"): ("become_method", "str"),
+}
+_ENV: dict[str, tuple[str, str]] = {
+    "ANSIBLE_INVENTORY": ("inventory", "pathlist"),
+    "ANSIBLE_ROLES_PATH": ("roles_path", "pathspec"),
+    "ANSIBLE_REMOTE_USER": ("remote_user", "str"),
+    "ANSIBLE_PRIVATE_KEY_FILE": ("private_key_file", "path"),
+    "ANSIBLE_FORKS": ("forks", "int"),
+    "ANSIBLE_HOST_KEY_CHECKING": ("host_key_checking", "bool"),
+    "ANSIBLE_TIMEOUT": ("timeout", "int"),
+    "ANSIBLE_BECOME": ("become", "bool"),
+    "ANSIBLE_BECOME_USER": ("become_user", "str"),
+    "ANSIBLE_BECOME_METHOD": ("become_method", "str"),
+}
+
+
+@dataclass(frozen=True)
+class AnsibleConfig:
+    path: str | None = None  # the file read, if any
+    values: dict[str, Any] = field(default_factory=dict)
+    ignored: tuple[str, ...] = ()  # "[section] key" of the file that has no effect here
+
+    def get(self, name: str, default: Any = None) -> Any:
+        return self.values.get(name, default)
+
+    def notes(self) -> list[str]:
+        return [f"{self.path}: {key} has no effect in rustle-deploy" for key in self.ignored]
+
+    def host_defaults(self) -> dict[str, Any]:
+        """Connection variables for hosts whose inventory leaves them unset."""
+        out: dict[str, Any] = {}
+        if "host_key_checking" in self.values:
+            out["ansible_host_key_checking"] = self.values["host_key_checking"]
+        if "timeout" in self.values:
+            out["ansible_timeout"] = self.values["timeout"]
+        return out
+
+
+def find_config(environ: Mapping[str, str], cwd: str) -> str | None:
+    """The file Ansible would read, or None."""
+    candidates = []
+    env = environ.get("ANSIBLE_CONFIG")
+    if env:
+        path = os.path.expanduser(env)
+        if os.path.isdir(path):
+            path = os.path.join(path, "ansible.cfg")
+        candidates.append(path)
+    try:
+        mode = os.stat(cwd).st_mode
+        if not mode & stat.S_IWOTH:  # Ansible ignores ./ansible.cfg in a world-writable dir
+            candidates.append(os.path.join(cwd, "ansible.cfg"))
+    except OSError:
+        pass
+    home = environ.get("HOME") or os.path.expanduser("~")
+    candidates += [os.path.join(home, ".ansible.cfg"), "/etc/ansible/ansible.cfg"]
+    for path in candidates:
+        if os.path.isfile(path):
+            return path
+    return None
+
+
+def _convert(raw: str, kind: str, base: str, where: str) -> Any:
+    value = raw.strip()
+    if len(value) > 1 and value[0] == value[-1] and value[0] in "'\"":
+        value = value[1:-1]
+    if kind == "bool":
+        low = value.lower()
+        if low in _TRUE:
+            return True
+        if low in _FALSE:
+            return False
+        raise ConfigError(f"expected a boolean, got {raw!r}", "yes/no, true/false, on/off",
+                          key=where)
+    if kind == "int":
+        try:
+            return int(value)
+        except ValueError:
+            raise ConfigError(f"expected an integer, got {raw!r}", key=where) from None
+    if kind == "path":
+        return os.path.normpath(os.path.join(base, os.path.expanduser(value)))
+    if kind == "pathlist":
+        return tuple(os.path.normpath(os.path.join(base, os.path.expanduser(p.strip())))
+                     for p in value.split(",") if p.strip())
+    if kind == "pathspec":
+        return tuple(os.path.normpath(os.path.join(base, os.path.expanduser(p)))
+                     for p in value.split(os.pathsep) if p)
+    return value
+
+
+def load_ansible_config(environ: Mapping[str, str] | None = None,
+                        cwd: str | None = None) -> AnsibleConfig:
+    env = os.environ if environ is None else environ
+    cwd = os.getcwd() if cwd is None else cwd
+    path = find_config(env, cwd)
+    values: dict[str, Any] = {}
+    ignored: list[str] = []
+    if path is not None:
+        parser = configparser.ConfigParser(inline_comment_prefixes=(";",), interpolation=None)
+        try:
+            with open(path, encoding="utf-8") as fh:
+                parser.read_file(fh)
+        except (OSError, UnicodeDecodeError, configparser.Error) as exc:
+            raise ConfigError(f"cannot read: {exc}", "ansible.cfg is an INI file", file=path) from exc
+        base = os.path.dirname(os.path.abspath(path))
+        for section in parser.sections():
+            for key, raw in parser.items(section, raw=True):
+                spec = _INI.get((section, key))
+                if spec is None:
+                    ignored.append(f"[{section}] {key}")
+                    continue
+                values[spec[0]] = _convert(raw, spec[1], base, f"{path}: [{section}] {key}")
+    for var, (name, kind) in _ENV.items():
+        if env.get(var):
+            values[name] = _convert(env[var], kind, cwd, var)
+    return AnsibleConfig(path=path, values=values, ignored=tuple(ignored))

@@ -1,0 +1,310 @@
+"""Embed what a task reads from the controller's disk: sources, directories, includes, lookups.
+
+Ansible reads these on the controller while the task runs; an artifact runs on the host, so the
+compiler finds them now and embeds them (``files/<sha256>``), and the compiled task says which
+name stands for which file (docs/artifact.md):
+
+* ``files``: a copy/template/unarchive ``src`` -> sha256. A literal ``src`` is the file
+  ``plan.files`` finds. A templated one (``"{{ item }}.j2"``) is every candidate the controller
+  can resolve: its value under the variables known now (inventory, play and task variables, each
+  static loop item), and every file its shape matches (each ``{{ }}`` a wildcard) in the places a
+  literal ``src`` is searched; the host templates ``src`` and picks the matching entry.
+* ``trees``: a copy ``src`` that is a directory -> its files and directories (``local_follow``).
+* task variable ``__rustle_search`` (templating.SEARCH_VAR): ``templates`` (what a template
+  includes, imports or extends, found over Ansible's template search path, and
+  ``lookup('template', 'name')``), ``files`` (``lookup('file', 'name')`` over the ``files``
+  search path) and ``sources`` (each template's controller path, mtime, owner and mode, for
+  ``template_*`` variables and ``ansible_managed``).
+
+A name computed from host data (a registered result, a fact) can only be resolved on the host,
+among the files embedded for the task's shape; one with no candidate fails there as Ansible's
+"Could not find or access" does.
+"""
+
+from __future__ import annotations
+
+import glob
+import hashlib
+import os
+import pwd
+import re
+from typing import TYPE_CHECKING, Any
+
+from ..errors import CompileError
+from ..model import Plan, Task
+from ..plan import files as plan_files
+from ..plan import resolve_source
+
+if TYPE_CHECKING:
+    from .units import BuildUnit
+
+SEARCH_VAR = "__rustle_search"  # the runtime's templating.SEARCH_VAR
+_TEMPLATED = re.compile(r"{{|{%|{#")
+_SHAPE = re.compile(r"{{.*?}}|{%.*?%}|{#.*?#}", re.S)
+_LOOKUP = re.compile(r"""\b(?:lookup|query|q)\(\s*(['"])(template|file)\1\s*,\s*(['"])([^'"{}]+)\3\s*[,)]""")
+MAX_TREE_FILES = 10_000
+MAX_INCLUDE_DEPTH = 50
+
+
+class Embedder:
+    """Embeds the files of one build unit's tasks, each file read once per compilation."""
+
+    def __init__(self, plan: Plan, unit: BuildUnit, file_cache: dict[str, tuple[str, str]]):
+        self.plan = plan
+        self.unit = unit
+        self.cache = file_cache
+        self.dirs = plan_files.files_dirs_of(plan)
+
+    # -- one file ------------------------------------------------------------------------------
+    def digest(self, path: str, task: Task) -> str:
+        if path not in self.cache:
+            try:
+                with open(path, "rb") as fh:
+                    digest = hashlib.file_digest(fh, "sha256").hexdigest()
+            except OSError as exc:
+                raise CompileError(f"{self.plan.source}: {task.pointer}/args/src: cannot read {path}: "
+                                   f"{exc.strerror}") from exc
+            self.cache[path] = (digest, path)
+        digest, _ = self.cache[path]
+        self.unit.files[digest] = path
+        return digest
+
+    # -- a task --------------------------------------------------------------------------------
+    def embed(self, task: Task, module: str, out: dict[str, Any], scopes: list[Any]) -> None:
+        """Fill ``out`` (the compiled task) with what ``task`` reads from the controller."""
+        search: dict[str, dict[str, Any]] = {"templates": {}, "files": {}, "sources": {}}
+        src = task.args.get("src")
+        if module in ("copy", "template", "unarchive") and isinstance(src, str) and src:
+            if not (module == "unarchive" and task.args.get("remote_src")):
+                self._sources(task, module, src, out, search, scopes)
+        self._lookups(task, search)
+        search = {k: v for k, v in search.items() if v}
+        if search:
+            out["vars"] = dict(out.get("vars") or {}, **{SEARCH_VAR: search})
+
+    def _sources(self, task: Task, module: str, src: str, out: dict[str, Any],
+                 search: dict[str, dict[str, Any]], scopes: list[Any]) -> None:
+        kind = "template" if module == "template" else "copy"
+        if not _TEMPLATED.search(src):
+            path = resolve_source(self.plan, task)
+            if path is None:
+                return
+            found = {src: path}
+        else:
+            found = self._candidates(src, kind, scopes)
+        for name, path in found.items():
+            if os.path.isdir(path):
+                if module == "copy":
+                    out.setdefault("trees", {})[name] = self._tree(task, name, path)
+                continue
+            out.setdefault("files", {})[name] = self.digest(path, task)
+            if module == "template":
+                self._template(task, name, path, search)
+
+    def _candidates(self, src: str, kind: str, scopes: list[Any]) -> dict[str, str]:
+        """Every file a templated ``src`` may name that the controller can resolve."""
+        found: dict[str, str] = {}
+        for value in _static_values(src, scopes):
+            for path in plan_files.candidates(value, kind, self.plan.base_dir, self.dirs):
+                if plan_files._exists(path, kind):
+                    found.setdefault(value, path)
+                    break
+        shape = _SHAPE.sub("*", src)
+        if os.path.isabs(os.path.expanduser(shape)):
+            for path in sorted(glob.glob(os.path.expanduser(shape))):
+                found.setdefault(path, path)
+            return found
+        roots = plan_files.candidates("", kind, self.plan.base_dir, self.dirs)  # the search dirs
+        for root in roots:
+            for path in sorted(glob.glob(os.path.join(root, shape))):
+                if plan_files._exists(path, kind):
+                    found.setdefault(os.path.relpath(path, root), path)
+        return found
+
+    def _tree(self, task: Task, name: str, path: str) -> dict[str, Any]:
+        """A directory ``src`` of copy: its files and directories, as Ansible's copy walks them
+        (``src/`` copies the contents, ``src`` the directory itself)."""
+        follow = str(task.args.get("local_follow", True)).lower() not in ("false", "no", "0", "off", "n")
+        top = os.path.normpath(path)
+        prefix = "" if name.endswith("/") else os.path.basename(top)
+        entries: dict[str, Any] = {}
+        links: dict[str, str] = {}
+        if prefix:
+            entries[prefix] = None
+        for root, dirs, filenames in os.walk(top, followlinks=follow):
+            dirs.sort()
+            rel_root = os.path.relpath(root, top)
+            for d in dirs:
+                rel = os.path.normpath(os.path.join(prefix, rel_root, d))
+                if not follow and os.path.islink(os.path.join(root, d)):
+                    links[rel] = os.readlink(os.path.join(root, d))
+                    continue
+                entries[rel] = None
+            for f in sorted(filenames):
+                full = os.path.join(root, f)
+                rel = os.path.normpath(os.path.join(prefix, rel_root, f))
+                if not follow and os.path.islink(full):
+                    links[rel] = os.readlink(full)
+                elif os.path.isfile(full):
+                    entries[rel] = self.digest(full, task)
+            if len(entries) > MAX_TREE_FILES:
+                raise CompileError(f"{self.plan.source}: {task.pointer}/args/src: {path} holds more than "
+                                   f"{MAX_TREE_FILES} entries", "copy a smaller directory, or use unarchive")
+        full_path = top + "/" if name.endswith("/") else top
+        return {"path": full_path, "entries": entries, "links": links}
+
+    # -- templates -----------------------------------------------------------------------------
+    def _template_roots(self, path: str) -> list[str]:
+        """Ansible's template search path: the play's directory, then the template's own, each
+        with its ``templates/`` first (the --files-dir ones after the play's directory)."""
+        out: list[str] = []
+        for root in (self.plan.base_dir, *self.dirs, os.path.dirname(path)):
+            for p in (os.path.join(root, "templates"), root):
+                if p not in out:
+                    out.append(p)
+        return out
+
+    def _template(self, task: Task, name: str, path: str, search: dict[str, dict[str, Any]],
+                  depth: int = 0) -> None:
+        """Record ``path``'s controller facts and embed what it includes, recursively."""
+        if depth == 0:
+            search["sources"][name] = _source_info(path)
+        if depth > MAX_INCLUDE_DEPTH:
+            raise CompileError(f"{self.plan.source}: {task.pointer}: templates include each other more than "
+                               f"{MAX_INCLUDE_DEPTH} levels deep (from {path})",
+                               "a template that includes itself never ends; break the cycle")
+        roots = self._template_roots(path)
+        for ref in _references(path):
+            names = [ref] if ref is not None else _all_templates(roots)
+            for ref_name in names:
+                if ref_name in search["templates"]:
+                    continue
+                for root in roots:
+                    candidate = os.path.join(root, *ref_name.split("/"))
+                    if os.path.isfile(candidate):
+                        search["templates"][ref_name] = self.digest(candidate, task)
+                        self._template(task, ref_name, candidate, search, depth + 1)
+                        break
+
+    def _lookups(self, task: Task, search: dict[str, dict[str, Any]]) -> None:
+        """``lookup('template'|'file', 'literal name')`` anywhere in the task."""
+        text = repr((task.args, task.extras, [c.value for c in task.conditions]))
+        for match in _LOOKUP.finditer(text):
+            kind, name = match.group(2), match.group(4)
+            key = "templates" if kind == "template" else "files"
+            if name in search[key]:
+                continue
+            for path in plan_files.candidates(name, "copy" if kind == "file" else "template",
+                                              self.plan.base_dir, self.dirs):
+                if os.path.isfile(path):
+                    search[key][name] = self.digest(path, task)
+                    if kind == "template":
+                        search["sources"][name] = _source_info(path)
+                        self._template(task, name, path, search, depth=1)
+                    break
+
+
+def static_scopes(host_vars: list[dict[str, Any]], play_vars: dict[str, Any], task: Task) -> list[Any]:
+    """The variable scopes the controller knows for ``task``: one per host and static loop item
+    (no facts, no registered results: what needs them is decided on the host)."""
+    from .native import _runtime
+
+    templating, _, _ = _runtime()
+    templar = templating.Templar()
+    loop = task.extras.get("loop")
+    control = task.extras.get("loop_control") or {}
+    loop_var = control.get("loop_var", "item") if isinstance(control, dict) else "item"
+    out: list[Any] = []
+    for hv in host_vars:
+        scope = templating.VarScope([hv, play_vars or {}, dict(task.extras.get("vars") or {})], templar)
+        items: Any = None
+        if isinstance(loop, list):
+            items = loop
+        elif isinstance(loop, str):
+            try:
+                items = templar.template(loop, scope) if templating.is_template(loop) else templar.evaluate(loop, scope)
+            except Exception:  # noqa: BLE001 - a loop over host data: its items are the host's
+                items = None
+        if isinstance(items, list):
+            out.extend(scope.child({loop_var: item}) for item in items)
+        else:
+            out.append(scope)
+    return out
+
+
+def _static_values(src: str, scopes: list[Any]) -> list[str]:
+    """``src`` templated under each scope where the controller knows every variable it uses."""
+    from .native import _runtime
+
+    templating, _, _ = _runtime()
+    templar = templating.Templar()
+    out: list[str] = []
+    for scope in scopes:
+        try:
+            value = templar.template(src, scope)
+        except Exception:  # noqa: BLE001 - anything the controller cannot decide is the host's
+            continue
+        if isinstance(value, str) and value and value not in out and not _TEMPLATED.search(value):
+            out.append(value)
+    return out
+
+
+def _source_info(path: str) -> dict[str, Any]:
+    st = os.stat(path)
+    try:
+        uid: Any = pwd.getpwuid(st.st_uid).pw_name
+    except KeyError:
+        uid = st.st_uid
+    info: dict[str, Any] = {"fullpath": path, "uid": uid, "host": os.uname()[1],
+                            "mode": "0%03o" % (st.st_mode & 0o7777)}
+    # The mtime goes in only when the template reads it: otherwise touching a file (a checkout,
+    # a copy) would change the artifact's sha and redeploy an unchanged template everywhere.
+    with open(path, "rb") as fh:
+        if b"template_mtime" in fh.read():
+            info["mtime"] = st.st_mtime
+    return info
+
+
+def _references(path: str) -> list[str | None]:
+    """The template names ``path`` includes, imports or extends; None for a computed one."""
+    import jinja2
+    from jinja2 import meta
+
+    try:
+        with open(path, encoding="utf-8", errors="surrogateescape") as fh:
+            text = fh.read()
+    except OSError:
+        return []
+    options: dict[str, Any] = {}
+    if text.startswith("#jinja2:"):
+        import ast
+
+        line, _, text = text.partition("\n")
+        for pair in line[len("#jinja2:"):].split(","):
+            key, _, value = pair.partition(":")
+            try:
+                options[key.strip()] = ast.literal_eval(value.strip())
+            except (ValueError, SyntaxError):
+                return []
+    try:
+        env = jinja2.Environment(**{k: v for k, v in options.items() if k != "newline_sequence"})
+        return list(meta.find_referenced_templates(env.parse(text)))
+    except Exception:  # noqa: BLE001 - a template that does not parse fails on the host, as in Ansible
+        return []
+
+
+def _all_templates(roots: list[str]) -> list[str]:
+    """Every file under the ``templates/`` search directories: the candidates of a computed
+    include name."""
+    names: list[str] = []
+    for root in roots:
+        if os.path.basename(root) != "templates" or not os.path.isdir(root):
+            continue
+        for dirpath, _dirs, filenames in os.walk(root):
+            for f in filenames:
+                rel = os.path.relpath(os.path.join(dirpath, f), root)
+                if rel not in names:
+                    names.append(rel)
+            if len(names) > MAX_TREE_FILES:
+                break
+    return names

@@ -1,0 +1,1648 @@
+"""Playbook -> Plan: plays, roles, includes and keywords resolved the way ansible-core does.
+
+What is decided here, once, on the controller:
+
+* which hosts each play targets (its pattern over the inventory, groups expanded);
+* every static file: ``import_playbook``, ``vars_files``, ``import_tasks``/``include_tasks``
+  and ``import_role``/``include_role`` with names known on the controller, roles and their
+  ``meta/main.yml`` dependencies, copy/template sources (with Ansible's search paths);
+* keyword inheritance: a play's, block's, role's or import's keywords land on the tasks inside
+  (``when`` and ``tags`` add up, parents first), while an ``include_*`` keeps its own ``when``,
+  ``tags``, ``loop`` and ``vars`` and is evaluated once on the host, as Ansible does;
+* variable layers: play ``vars`` + ``vars_files`` + the roles' exported vars, role defaults
+  (play-wide and per role), role params and include params, extra vars (plan extensions).
+
+What is refused, with file, line and column: unknown keywords and modules, missing files and
+roles, and what a one-round-trip run cannot do yet (``keywords.REFUSED``, cross-host
+keywords on plays of several hosts, ``delegate_to`` another host, file names that depend
+on a host's data).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+from collections import Counter
+from collections.abc import Iterator
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from rustle_deploy.errors import InventoryError, PlanError, PlaybookError
+from rustle_deploy.inventory import Inventory
+from rustle_deploy.model import Batch, Condition, Plan, PlanningOptions, Play, Strategy, Task
+from rustle_deploy.playbook import keywords as kw
+from rustle_deploy.playbook.args import (
+    FREEFORM_MODULES,
+    ArgsError,
+    parse_kv,
+    split_module_string,
+)
+from rustle_deploy.playbook.render import Renderer, TemplateFailed, has_template, referenced_names
+from rustle_deploy.playbook.roles import DEFAULT_ROLES_PATH, RoleDir, RoleFinder, display_path
+from rustle_deploy.playbook.yamlsrc import Origin, Source, read_yaml
+from rustle_deploy.runtime_index import canonical_module, module_families
+
+__all__ = ["CompileOptions", "Compiled", "ListedPlay", "compile_playbook"]
+
+_INCLUDES = ("include_tasks", "import_tasks", "include_role", "import_role")
+_PREFIXES = ("ansible.builtin.", "ansible.legacy.")
+# ansible-core 2.19's own modules: a name from this list that the runtime lacks is "not
+# supported yet", any other unknown name is a misspelling or a collection's module
+ANSIBLE_BUILTIN_MODULES = frozenset("""
+add_host apt apt_key apt_repository assemble assert async_status blockinfile command copy cron
+deb822_repository debconf debug dnf dnf5 dpkg_selections expect fail fetch file find gather_facts
+get_url getent git group group_by hostname import_playbook import_role import_tasks include_role
+include_tasks include_vars iptables known_hosts lineinfile meta mount_facts package package_facts
+pause ping pip raw reboot replace rpm_key script service service_facts set_fact set_stats setup
+shell slurp stat subversion systemd systemd_service sysvinit tempfile template unarchive uri user
+validate_argument_spec wait_for wait_for_connection yum_repository include
+""".split())
+# ansible-core 2.19's own lookup plugins (what a with_<name> loop may name)
+BUILTIN_LOOKUPS = frozenset("""
+config csvfile dict env file fileglob first_found indexed_items ini inventory_hostnames items
+lines list nested password pipe random_choice sequence subelements template together unvault
+url varnames vars
+""".split())
+_VAR_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+_SELF = re.compile(r"^\{\{-?\s*inventory_hostname\s*-?\}\}$")
+_LOCALHOSTS = ("localhost", "127.0.0.1", "::1")
+
+
+@dataclass(frozen=True)
+class CompileOptions:
+    extra_vars: dict[str, Any] = field(default_factory=dict)
+    roles_path: tuple[str, ...] = DEFAULT_ROLES_PATH
+    forks: int | None = None
+    check: bool = False
+    diff: bool = False
+    play_defaults: dict[str, Any] = field(default_factory=dict)  # become* from ansible.cfg
+    defaults_source: str = "ansible.cfg"
+
+
+@dataclass
+class ListedTask:
+    name: str
+    tags: tuple[str, ...]
+
+
+@dataclass
+class ListedPlay:
+    """What ``--list-hosts``/``--list-tasks``/``--list-tags`` show for one play."""
+
+    number: int
+    name: str
+    pattern: str
+    hosts: list[str]
+    tags: tuple[str, ...]
+    tasks: list[ListedTask] = field(default_factory=list)
+
+
+@dataclass
+class Compiled:
+    plan: Plan
+    inventory: Inventory  # with the group_vars/host_vars beside the playbook
+    plays: list[ListedPlay]
+    notes: list[str]
+    origins: dict[str, Origin]  # plan JSON pointer -> where the playbook says it
+
+    def locate(self, exc: PlanError) -> PlaybookError:
+        """A PlanError about this plan, re-addressed to the playbook line it came from."""
+        pointer = exc.pointer
+        while pointer and pointer not in self.origins:
+            pointer = pointer.rsplit("/", 1)[0]
+        origin = self.origins.get(pointer, Origin(self.plan.source))
+        return origin.error(exc.detail, exc.hint)
+
+
+@dataclass(frozen=True)
+class Ctx:
+    """What the tasks of a list inherit from the plays, blocks, roles and imports around them."""
+
+    src: Source
+    task_dir: str
+    when: tuple[str, ...] = ()
+    tags: tuple[str, ...] = ()
+    kws: tuple[tuple[str, Any, Origin], ...] = ()  # inherited keywords, innermost last
+    env: tuple[tuple[Any, Origin], ...] = ()
+    vars: tuple[tuple[str, Any], ...] = ()
+    role: RoleCall | None = None
+    handler: bool = False
+    include_stack: tuple[str, ...] = ()
+    listed: bool = True  # tasks inside dynamic includes are not listed (as ansible-playbook)
+
+    def keyword(self, name: str) -> tuple[Any, Origin] | None:
+        for key, value, origin in reversed(self.kws):
+            if key == name:
+                return value, origin
+        return None
+
+
+@dataclass
+class RoleCall:
+    """One invocation of a role in a play (a ``roles:`` entry, a dependency, an import)."""
+
+    key: str
+    role: RoleDir
+    params: dict[str, Any]
+    origin: Origin
+    identity: str
+    parent: RoleCall | None = None
+    tasks_from: str = "main"
+    handlers_from: str = "main"
+    vars_from: str = "main"
+    defaults_from: str = "main"
+    public: bool = True
+    defaults: dict[str, Any] = field(default_factory=dict)  # deps' then its own
+    vars: dict[str, Any] = field(default_factory=dict)
+
+    def chain(self) -> Iterator[RoleCall]:
+        call: RoleCall | None = self
+        while call is not None:
+            yield call
+            call = call.parent
+
+
+class _PlayState:
+    def __init__(self, index: int, hosts: list[str], play_vars: dict[str, Any],
+                 play_dir: str) -> None:
+        self.index = index
+        self.play_dir = play_dir  # the directory of the playbook file the play is in
+        self.hosts = hosts
+        self.vars = play_vars
+        self.next_id = 0
+        self.roles: dict[str, RoleCall] = {}
+        self.role_keys: Counter[str] = Counter()
+        self.identities: Counter[str] = Counter()  # roles: entries and deps, to deduplicate
+        self.handlers: list[Task] = []
+        self.handler_identities: set[str] = set()
+        self.listed: list[ListedTask] = []
+        self._connections: set[str] | None = None
+
+    def connections(self, inv: Inventory) -> set[str]:
+        if self._connections is None:
+            self._connections = {h.connection for h in inv.resolve(self.hosts)} if self.hosts else set()
+        return self._connections
+
+    @property
+    def single_host(self) -> bool:
+        return len(self.hosts) <= 1
+
+    def new_id(self) -> str:
+        self.next_id += 1
+        return f"task_{self.next_id - 1}"
+
+
+def compile_playbook(path: str, inventory: Inventory, options: CompileOptions, *,
+                     text: str | None = None) -> Compiled:
+    """Read the playbook at ``path`` (``text``: its content, for standard input)."""
+    return _Compiler(path, inventory, options).run(text)
+
+
+class _Compiler:
+    def __init__(self, path: str, inventory: Inventory, options: CompileOptions) -> None:
+        self.path = path
+        self.shown = "<stdin>" if path == "-" else display_path(os.path.abspath(path))
+        self.basedir = os.getcwd() if path == "-" else os.path.dirname(os.path.abspath(path))
+        self.inv = inventory.with_playbook_dir(self.basedir)
+        self.options = options
+        self.extra = dict(options.extra_vars)
+        self.finder = RoleFinder(self.basedir, options.roles_path)
+        self.renderer = Renderer()
+        self.origins: dict[str, Origin] = {}
+        self.notes: list[str] = []
+        self.plays: list[Play] = []
+        self.listing: list[ListedPlay] = []
+        self.play_count = 0
+        self._sources: dict[str, Source] = {}
+        # names tasks may set while the plan runs (register, set_fact, include_vars): a name
+        # the host evaluates (an include's file, a copy source) that reads one of them cannot
+        # be rendered on the controller, even when a default exists there
+        self.runtime_names: set[str] = set()
+
+    # -- files -------------------------------------------------------------------------------
+    def read(self, path: str, what: str) -> Source:
+        real = os.path.realpath(path)
+        if real not in self._sources:
+            self._sources[real] = read_yaml(path, shown=display_path(path), what=what)
+        return self._sources[real]
+
+    def run(self, text: str | None) -> Compiled:
+        if self.path == "-":
+            src = read_yaml(os.path.join(self.basedir, "<stdin>"), shown="<stdin>", text=text or "",
+                            what="playbook")
+        else:
+            src = read_yaml(self.path, shown=self.shown, text=text, what="playbook")
+        self.playbook(src, _Import(), ())
+        hosts = list(dict.fromkeys(h for p in self.plays for h in p.hosts))
+        plan = Plan(
+            source=self.shown, base_dir=self.basedir, sha256="", rustle_plan_version="0.1.0",
+            created_at=None,
+            options=PlanningOptions(forks=self.options.forks or 50, check_mode=False,
+                                    diff_mode=False, strategy=Strategy("Linear")),
+            plays=tuple(self.plays), binary_deployments=(),
+            total_tasks=sum(len(p.batches[0].tasks) if p.batches else 0 for p in self.plays),
+            hosts=tuple(hosts), extra_vars=self.extra, playbook_dir=self.basedir,
+        )
+        from rustle_deploy.plan.write import plan_document
+
+        doc = plan_document(plan)
+        digest = hashlib.sha256(json.dumps(doc, sort_keys=True, default=str).encode()).hexdigest()
+        plan = replace(plan, sha256=digest)
+        compiled = Compiled(plan=plan, inventory=self.inv, plays=self.listing, notes=self.notes,
+                            origins=self.origins)
+        from rustle_deploy.plan import validate
+
+        try:
+            validate.validate(plan)
+        except PlanError as exc:
+            raise compiled.locate(exc) from exc
+        return compiled
+
+    # -- playbooks and plays -----------------------------------------------------------------
+    def playbook(self, src: Source, imp: _Import, stack: tuple[str, ...]) -> None:
+        data = src.data
+        if data is None:
+            raise src.error("the playbook is empty", "a playbook is a list of plays: - hosts: all",
+                            data)
+        if not isinstance(data, list):
+            raise src.error(f"a playbook is a list of plays, not a {_kind(data)}",
+                            "start each play with '- hosts: PATTERN'", data)
+        for i, entry in enumerate(data):
+            origin = src.origin(data, i, value=True)
+            if not isinstance(entry, dict):
+                raise origin.error(f"a play is a mapping, not a {_kind(entry)}",
+                                   "start each play with '- hosts: PATTERN'")
+            key = next((k for k in entry if isinstance(k, str) and _short(k) == "import_playbook"
+                        and (k == "import_playbook" or k.startswith(_PREFIXES))), None)
+            if key is not None:
+                self.import_playbook(src, entry, key, imp, stack)
+            else:
+                self.play(src, entry, imp)
+
+    def import_playbook(self, src: Source, ds: dict[str, Any], key: str, imp: _Import,
+                        stack: tuple[str, ...]) -> None:
+        self.check_keys(src, ds, kw.IMPORT_PLAYBOOK | {key}, "an import_playbook", ds)
+        target = ds[key]
+        if not isinstance(target, str) or not target.strip():
+            raise src.error("import_playbook needs a file name", "- import_playbook: other.yml",
+                            ds, key, value=True)
+        own_vars = self.vars_mapping(src, ds, "vars", "import_playbook")
+        name = self.controller_value(src, ds, key, target, [imp.vars, own_vars])
+        path = os.path.normpath(os.path.join(src.dir, os.path.expanduser(str(name).strip())))
+        if not os.path.isfile(path):
+            raise src.error(f"the playbook {name!r} to import was not found (looked for "
+                            f"{display_path(path)})", "paths are relative to the importing "
+                            "playbook's directory", ds, key, value=True)
+        real = os.path.realpath(path)
+        if real in stack:
+            raise src.error(f"import_playbook loop: {display_path(path)} imports itself",
+                            "remove the import that closes the loop", ds, key, value=True)
+        when = imp.when + tuple(self.conditions(src, ds))
+        tags = imp.tags + self.tags(src, ds)
+        merged = dict(imp.vars)
+        merged.update(own_vars)
+        sub = read_yaml(path, shown=display_path(path), what="playbook")
+        self.playbook(sub, _Import(vars=merged, tags=tags, when=when), stack + (real,))
+
+    def play(self, src: Source, ds: dict[str, Any], imp: _Import) -> None:
+        self.play_count += 1
+        number = self.play_count
+        self.check_keys(src, ds, kw.PLAY, "a play", ds)
+        if "hosts" not in ds or ds["hosts"] in (None, "", []):
+            raise src.error("the play has no 'hosts'", "every play names its hosts: "
+                            "hosts: all, hosts: webservers, hosts: web1:web2", ds)
+        play_vars = self.vars_mapping(src, ds, "vars", "play")
+        play_vars.update(imp.vars)
+        pattern_raw = ds["hosts"]
+        if isinstance(pattern_raw, list):
+            if not all(isinstance(p, str) for p in pattern_raw):
+                raise src.error("hosts must be a pattern or a list of patterns", None, ds,
+                                "hosts", value=True)
+            pattern_raw = ",".join(pattern_raw)
+        if not isinstance(pattern_raw, str):
+            raise src.error(f"hosts must be a host pattern (a string), not a {_kind(pattern_raw)}",
+                            "hosts: all", ds, "hosts", value=True)
+        pattern = str(self.controller_value(src, ds, "hosts", pattern_raw, [play_vars]))
+        try:
+            hosts = [h.name for h in self.inv.select(pattern)]
+        except InventoryError as exc:
+            raise src.error(f"bad host pattern {pattern!r}: {exc.detail}", exc.hint, ds, "hosts",
+                            value=True) from exc
+        name = ds.get("name") if isinstance(ds.get("name"), str) and ds.get("name") else pattern
+        listed = ListedPlay(number=number, name=str(name), pattern=pattern, hosts=hosts,
+                            tags=imp.tags + self.tags(src, ds))
+        self.listing.append(listed)
+        st = _PlayState(len(self.plays), hosts, play_vars, src.dir)
+        self.check_play_keywords(src, ds, st)
+        ctx = Ctx(src=src, task_dir=src.dir, when=imp.when, tags=listed.tags,
+                  kws=tuple((k, v, Origin(self.options.defaults_source))
+                            for k, v in self.options.play_defaults.items()))
+        # -b, --become-user and ansible.cfg's become* are where plays start from: a play's own
+        # keywords (below, in inherit) come after them and win
+        ctx = self.inherit(src, ds, ctx, st, include_when=False, include_tags=False,
+                           include_vars=False)
+        # vars_files, then the roles' exported vars, above play vars
+        for path, data in self.vars_files(src, ds, play_vars):
+            play_vars.update(data)
+            self.notes.append(f"vars_files: read {display_path(path)}")
+        role_calls = self.role_entries(src, ds, st, ctx)
+        st.vars = play_vars
+        tasks: list[Task] = []
+        base = f"/plays/{st.index}/batches/0/tasks"
+        self.task_list(src, ds, "pre_tasks", ctx, st, tasks, base)
+        pre_count = len(tasks)
+        for call, call_ctx in role_calls:
+            self.compile_role(call, call_ctx, st, tasks, base)
+        self.task_list(src, ds, "tasks", ctx, st, tasks, base)
+        main_count = len(tasks)
+        self.task_list(src, ds, "post_tasks", ctx, st, tasks, base)
+        handler_ctx = replace(ctx, handler=True)
+        for call, call_ctx in role_calls:
+            self.role_handlers(call, call_ctx, st, handler_ctx)
+        self.handler_list(src, ds, handler_ctx, st)
+        if st.handlers:
+            # Ansible flushes handlers after pre_tasks and after roles + tasks too
+            if len(tasks) > main_count > pre_count:
+                tasks.insert(main_count, self.flush_task(st, base, main_count))
+            if len(tasks) > pre_count > 0:
+                tasks.insert(pre_count, self.flush_task(st, base, pre_count))
+            tasks = self.renumber(tasks, base)
+        listed.tasks = st.listed
+        if not hosts:
+            self.notes.append(f"play {number} ({name}): no hosts matched {pattern!r}; skipped")
+            return
+        defaults: dict[str, Any] = {}
+        exported: dict[str, Any] = {}
+        for call in st.roles.values():
+            if call.public:
+                defaults.update(call.defaults)
+                exported.update(call.vars)
+        play_vars = {**play_vars, **exported}
+        roles_table = {
+            k: {"name": c.role.name, "path": c.role.path, "defaults": c.defaults, "vars": c.vars,
+                "params": c.params}
+            for k, c in st.roles.items()
+        }
+        pointer = f"/plays/{st.index}"
+        self.origins[pointer] = src.origin(ds)
+        self.plays.append(Play(
+            play_id=f"play-{st.index}", name=str(name), hosts=tuple(hosts),
+            strategy=Strategy("Linear"), serial=None,
+            batches=(Batch(batch_id="batch-0", hosts=(), tasks=tuple(tasks),
+                           pointer=f"{pointer}/batches/0"),),
+            handlers=tuple(st.handlers), vars=play_vars, pointer=pointer, defaults=defaults,
+            roles=roles_table))
+
+    def renumber(self, tasks: list[Task], base: str) -> list[Task]:
+        """Pointers of the top-level list after implicit tasks were inserted (last first, so
+        that no origin is overwritten before it moved)."""
+        out: list[Task] = []
+        for i in range(len(tasks) - 1, -1, -1):
+            task, pointer = tasks[i], f"{base}/{i}"
+            if task.pointer != pointer:
+                task = _repoint(task, task.pointer, pointer, self.origins)
+            out.append(replace(task, execution_order=i))
+        out.reverse()
+        return out
+
+    def flush_task(self, st: _PlayState, base: str, index: int) -> Task:
+        return Task(task_id=st.new_id(), name="meta: flush_handlers", module="meta",
+                    args={"_raw_params": "flush_handlers"}, hosts=(), tags=("always",),
+                    pointer=f"{base}/{index}")
+
+    def check_play_keywords(self, src: Source, ds: dict[str, Any], st: _PlayState) -> None:
+        for key in ("vars_prompt", "fact_path", "force_handlers"):
+            if ds.get(key):
+                raise src.error(f"'{key}' is not supported", kw.REFUSED[key], ds, key)
+        serial = ds.get("serial")
+        if serial not in (None, 0, "0", "100%", [], "") and not self.covers_all(serial, st):
+            raise src.error(
+                "serial is not supported yet: rustle-deploy runs every host of a play in one "
+                "round trip", "drop serial, or split the hosts into plays of their own", ds,
+                "serial")
+        strategy = ds.get("strategy")
+        if strategy not in (None, "linear", "free", "host_pinned", "ansible.builtin.linear",
+                            "ansible.builtin.free", "ansible.builtin.host_pinned"):
+            raise src.error(f"strategy {strategy!r} is not supported",
+                            "each host runs its play on its own, as the free strategy does; "
+                            "linear and free are accepted", ds, "strategy", value=True)
+        if ds.get("max_fail_percentage") is not None and not st.single_host:
+            raise src.error("'max_fail_percentage' is not supported on a play of several hosts: "
+                            f"{kw.SINGLE_HOST['max_fail_percentage']}", None, ds,
+                            "max_fail_percentage")
+        if ds.get("order") not in (None, "inventory", "sorted", "reverse_sorted",
+                                   "reverse_inventory", "shuffle"):
+            raise src.error(f"unknown host order {ds.get('order')!r}", "order: inventory, "
+                            "sorted, reverse_sorted, reverse_inventory or shuffle", ds, "order",
+                            value=True)
+        gather = ds.get("gather_facts")
+        if gather not in (None, True, False) and not isinstance(gather, str):
+            raise src.error("gather_facts takes a boolean", None, ds, "gather_facts", value=True)
+
+    @staticmethod
+    def covers_all(serial: Any, st: _PlayState) -> bool:
+        values = serial if isinstance(serial, list) else [serial]
+        first = values[0]
+        try:
+            if isinstance(first, str) and first.endswith("%"):
+                return float(first[:-1]) >= 100
+            return int(first) >= len(st.hosts)
+        except (TypeError, ValueError):
+            return False
+
+    # -- variables ---------------------------------------------------------------------------
+    def vars_mapping(self, src: Source, ds: dict[str, Any], key: str, what: str) -> dict[str, Any]:
+        value = ds.get(key)
+        if value is None:
+            return {}
+        items: list[tuple[Any, Any]] = []
+        if isinstance(value, dict):
+            items = [(value, value)]
+        elif isinstance(value, list) and all(isinstance(v, dict) for v in value):
+            items = [(v, v) for v in value]
+        else:
+            raise src.error(f"{what} vars must be a mapping of variable names to values, not a "
+                            f"{_kind(value)}", "vars:\n  name: value", ds, key, value=True)
+        out: dict[str, Any] = {}
+        for mapping, _ in items:
+            for name, val in mapping.items():
+                if not isinstance(name, str) or not _VAR_NAME.match(name):
+                    raise src.error(f"invalid variable name {name!r} in {what} vars",
+                                    "variable names are letters, digits and underscores, not "
+                                    "starting with a digit", mapping, name)
+                out[name] = val
+        return out
+
+    def vars_files(self, src: Source, ds: dict[str, Any],
+                   play_vars: dict[str, Any]) -> Iterator[tuple[str, dict[str, Any]]]:
+        entries = ds.get("vars_files")
+        if entries is None:
+            return
+        if isinstance(entries, str):
+            entries = [entries]
+        if not isinstance(entries, list):
+            raise src.error("vars_files is a list of file names", "vars_files: [vars/main.yml]",
+                            ds, "vars_files", value=True)
+        for i, entry in enumerate(entries):
+            choices = entry if isinstance(entry, list) else [entry]
+            found = None
+            tried = []
+            for choice in choices:
+                if not isinstance(choice, str):
+                    raise src.error("a vars_files entry is a file name", None, entries, i,
+                                    value=True)
+                name = self.controller_value(src, entries, i, choice, [play_vars])
+                path = os.path.normpath(os.path.join(src.dir, os.path.expanduser(str(name))))
+                tried.append(display_path(path))
+                if os.path.isfile(path):
+                    found = path
+                    break
+            if found is None:
+                raise src.error(f"vars file not found: {', '.join(tried)}",
+                                "vars_files paths are relative to the playbook's directory",
+                                entries, i, value=True)
+            data = read_yaml(found, shown=display_path(found), what="vars file")
+            if data.data is None:
+                yield found, {}
+                continue
+            if not isinstance(data.data, dict):
+                raise data.error("a vars file must be a mapping of variable names to values",
+                                 "name: value, one variable per line", data.data)
+            yield found, {str(k): v for k, v in data.data.items()}
+
+    def controller_value(self, src: Source, container: Any, key: Any, value: Any,
+                         layers: list[dict[str, Any]], what: str = "this value",
+                         dynamic: bool = False) -> Any:
+        """``value`` rendered now, with only the variables every host shares.
+
+        ``dynamic``: the host would render it while the plan runs (an include's file name), so
+        a name some task sets on the way (register, set_fact, include_vars) is host data.
+        """
+        if not has_template(value):
+            return value
+        late = sorted(referenced_names(value) & self.runtime_names) if dynamic else []
+        if late:
+            raise src.error(
+                f"{what} reads '{late[0]}', which a task sets while the play runs: it must be "
+                "known when the playbook is compiled", "use extra vars (-e), play vars or role "
+                "vars here, or import_tasks/import_role with a literal name", container, key,
+                value=True)
+        magic = {"playbook_dir": self.basedir, "inventory_dir": self.inventory_dir(),
+                 "groups": self.groups(), "ansible_check_mode": self.options.check,
+                 "ansible_diff_mode": self.options.diff}
+        try:
+            return self.renderer.render(value, [magic, *layers, self.extra])
+        except TemplateFailed as exc:
+            raise src.error(
+                f"{what} depends on data only a host has ({exc}): it must be known when the "
+                "playbook is compiled", "use extra vars (-e), play vars or role vars here, not "
+                "inventory host vars, facts or registered results", container, key,
+                value=True) from exc
+
+    def inventory_dir(self) -> str | None:
+        source = self.inv.source
+        if not source or source.startswith("<"):
+            return None
+        return source if os.path.isdir(source) else os.path.dirname(os.path.abspath(source))
+
+    def groups(self) -> dict[str, list[str]]:
+        out: dict[str, list[str]] = {}
+        for host in self.inv.hosts.values():
+            for g in host.groups:
+                out.setdefault(g, []).append(host.name)
+        return out
+
+    # -- keyword checks ----------------------------------------------------------------------
+    def check_keys(self, src: Source, ds: dict[str, Any], allowed: frozenset[str], what: str,
+                   container: Any) -> None:
+        for key in ds:
+            if not isinstance(key, str):
+                raise src.error(f"{what} has a key that is not a string: {key!r}", None, ds, key)
+            if key in allowed:
+                continue
+            close = kw.suggest(key, allowed)
+            hint = f"did you mean '{close}'?" if close else ("keywords of " + what + ": "
+                                                             + ", ".join(sorted(allowed)))
+            if key == "include_playbook":
+                raise src.error("'include_playbook' is not a valid keyword (Ansible removed it)",
+                                "use import_playbook", ds, key)
+            raise src.error(f"'{key}' is not a valid keyword for {what}", hint, ds, key)
+
+    def tags(self, src: Source, ds: dict[str, Any], key: str = "tags") -> tuple[str, ...]:
+        value = ds.get(key)
+        if value is None:
+            return ()
+        if isinstance(value, (str, int, float)) and not isinstance(value, bool):
+            return tuple(t.strip() for t in str(value).split(",") if t.strip())
+        if isinstance(value, list) and all(isinstance(t, (str, int, float)) for t in value):
+            return tuple(str(t) for t in value)
+        raise src.error("tags must be a string or a list of strings", "tags: [web, config]", ds,
+                        key, value=True)
+
+    def conditions(self, src: Source, ds: dict[str, Any], key: str = "when") -> list[str]:
+        value = ds.get(key)
+        if value is None:
+            return []
+        values = value if isinstance(value, list) else [value]
+        out = []
+        for i, v in enumerate(values):
+            if isinstance(v, bool):
+                out.append("True" if v else "False")
+            elif isinstance(v, (str, int, float)):
+                out.append(str(v))
+            else:
+                where = (values, i) if isinstance(value, list) else (ds, key)
+                raise src.error(f"a {key} condition is an expression (a string), not a "
+                                f"{_kind(v)}", f"{key}: x is defined", *where, value=True)
+        return out
+
+    def inherit(self, src: Source, ds: dict[str, Any], ctx: Ctx, st: _PlayState, *,
+                include_when: bool = True, include_tags: bool = True,
+                include_vars: bool = True) -> Ctx:
+        """``ctx`` extended with the keywords ``ds`` (a play, block, role entry or import) sets."""
+        kws = list(ctx.kws)
+        for key in kw.INHERITED + ("notify",):
+            if key in ds and ds[key] is not None:
+                kws.append((key, ds[key], src.origin(ds, key)))
+        env = ctx.env
+        if ds.get("environment") is not None:
+            env = env + ((ds["environment"], src.origin(ds, "environment", value=True)),)
+        new_vars = ctx.vars
+        if include_vars and "vars" in ds:
+            new_vars = new_vars + tuple(self.vars_mapping(src, ds, "vars", "block").items())
+        return replace(
+            ctx, kws=tuple(kws), env=env, vars=new_vars,
+            when=ctx.when + (tuple(self.conditions(src, ds)) if include_when else ()),
+            tags=ctx.tags + (self.tags(src, ds) if include_tags else ()),
+        )
+
+    # -- roles -------------------------------------------------------------------------------
+    def role_entries(self, src: Source, ds: dict[str, Any], st: _PlayState,
+                     ctx: Ctx) -> list[tuple[RoleCall, Ctx]]:
+        entries = ds.get("roles")
+        if entries is None:
+            return []
+        if not isinstance(entries, list):
+            raise src.error("roles is a list of roles", "roles: [common, {role: web, port: 80}]",
+                            ds, "roles", value=True)
+        calls = []
+        for i, entry in enumerate(entries):
+            origin = src.origin(entries, i, value=True)
+            call, call_ctx = self.role_call(src, entries, i, entry, origin, st, ctx, parent=None)
+            calls.append((call, call_ctx))
+        # count identities (entries and their dependencies) to deduplicate repeated roles
+        for call, _ in calls:
+            self.count_identities(call, st)
+        return calls
+
+    def count_identities(self, call: RoleCall, st: _PlayState) -> None:
+        st.identities[call.identity] += 1
+        for i, dep in enumerate(call.role.dependencies):
+            meta = call.role.meta
+            assert meta is not None
+            dep_call, _ = self.role_call(meta, call.role.dependencies, i, dep,
+                                         meta.origin(call.role.dependencies, i, value=True), st,
+                                         None, parent=call, register=False)
+            self.count_identities(dep_call, st)
+
+    def role_call(self, src: Source, container: Any, index: Any, entry: Any, origin: Origin,
+                  st: _PlayState, ctx: Ctx | None, *, parent: RoleCall | None,
+                  register: bool = True) -> tuple[RoleCall, Any]:
+        if isinstance(entry, str):
+            entry = {"role": entry}
+            entry_src_ok = False
+        elif isinstance(entry, dict):
+            entry_src_ok = True
+        else:
+            raise origin.error(f"a role entry is a name or a mapping, not a {_kind(entry)}",
+                               "- role: web")
+        name_key = "role" if "role" in entry else ("name" if "name" in entry else None)
+        if name_key is None:
+            raise origin.error("the role entry names no role", "write - role: NAME")
+        params = {k: v for k, v in entry.items() if k not in kw.ROLE}
+        for k in params:
+            if not isinstance(k, str) or not _VAR_NAME.match(k):
+                raise origin.error(f"invalid role parameter name {k!r}", None)
+        name_origin = src.origin(entry, name_key, value=True) if entry_src_ok else origin
+        base = os.path.dirname(parent.role.path) if parent else None
+        role_name = entry[name_key]
+        if isinstance(role_name, str) and has_template(role_name):
+            role_name = self.controller_value(src, entry if entry_src_ok else container,
+                                              name_key if entry_src_ok else index, role_name,
+                                              [st.vars], "the role name")
+        role = self.finder.find(role_name, name_origin, base, st.play_dir)
+        if parent is not None and any(os.path.realpath(c.role.path) == os.path.realpath(role.path)
+                                      for c in parent.chain()):
+            raise origin.error(f"role dependency loop: '{role.name}' depends on itself through "
+                               + " -> ".join(c.role.name for c in reversed(list(parent.chain()))),
+                               "remove one of these dependencies")
+        entry_vars = self.vars_mapping(src, entry, "vars", "role") if entry_src_ok else {}
+        identity = _identity(role.path, params, entry.get("when"), entry.get("tags"), entry_vars,
+                             {}, False)
+        call = RoleCall(key="", role=role, params=params, origin=origin, identity=identity,
+                        parent=parent)
+        self.load_role_vars(call, st)
+        call_ctx = ctx
+        if ctx is not None and entry_src_ok:
+            call_ctx = self.inherit(src, entry, ctx, st)
+        if register:
+            self.register_role(call, st)
+        return call, call_ctx
+
+    def register_role(self, call: RoleCall, st: _PlayState) -> None:
+        for existing in st.roles.values():
+            if existing.identity == call.identity and existing.tasks_from == call.tasks_from:
+                call.key = existing.key
+                return
+        st.role_keys[call.role.name] += 1
+        n = st.role_keys[call.role.name]
+        call.key = call.role.name if n == 1 else f"{call.role.name}#{n}"
+        st.roles[call.key] = call
+
+    def load_role_vars(self, call: RoleCall, st: _PlayState) -> None:
+        role = call.role
+        defaults: dict[str, Any] = {}
+        exported: dict[str, Any] = {}
+        for i, dep in enumerate(role.dependencies):
+            meta = role.meta
+            assert meta is not None
+            dep_call, _ = self.role_call(meta, role.dependencies, i, dep,
+                                         meta.origin(role.dependencies, i, value=True), st, None,
+                                         parent=call, register=False)
+            defaults.update(dep_call.defaults)
+            exported.update(dep_call.vars)
+        defaults.update(self.role_vars(role, "defaults", call.defaults_from, call.origin))
+        exported.update(self.role_vars(role, "vars", call.vars_from, call.origin))
+        call.defaults = defaults
+        call.vars = exported
+
+    def role_vars(self, role: RoleDir, subdir: str, name: str, origin: Origin) -> dict[str, Any]:
+        if name != "main" and role.file(subdir, name) is None:
+            raise origin.error(f"the role '{role.name}' has no {subdir} file {name!r}",
+                               f"files in {display_path(os.path.join(role.path, subdir))}: "
+                               + ", ".join(_listdir(os.path.join(role.path, subdir))))
+        return role.variables(subdir, name)
+
+    def compile_role(self, call: RoleCall, ctx: Ctx, st: _PlayState, out: list[Task],
+                     base: str, dedupe: bool = True) -> None:
+        """The role's dependencies, then its own tasks, into ``out``."""
+        role = call.role
+        if role.argument_specs:
+            self.notes.append(f"role {role.name}: argument_specs are not validated")
+        for i, dep in enumerate(role.dependencies):
+            meta = role.meta
+            assert meta is not None
+            dep_call, dep_ctx = self.role_call(meta, role.dependencies, i, dep,
+                                               meta.origin(role.dependencies, i, value=True), st,
+                                               replace(ctx, role=call), parent=call)
+            self.compile_role(dep_call, dep_ctx, st, out, base)
+        src = role.source("tasks", call.tasks_from)
+        if src is None:
+            if call.tasks_from != "main":
+                raise call.origin.error(
+                    f"the role '{role.name}' has no tasks file {call.tasks_from!r}",
+                    f"files in {display_path(os.path.join(role.path, 'tasks'))}: "
+                    + ", ".join(_listdir(os.path.join(role.path, "tasks"))))
+            return
+        role_ctx = replace(ctx, src=src, task_dir=src.dir, role=call)
+        repeated = dedupe and not role.allow_duplicates and st.identities[call.identity] > 1
+        if not repeated:
+            self.tasks_from_source(src, role_ctx, st, out, base)
+            return
+        children: list[Task] = []
+        pointer = f"{base}/{len(out)}"
+        task_id = st.new_id()
+        self.tasks_from_source(src, role_ctx, st, children, f"{pointer}/block")
+        self.origins[pointer] = call.origin
+        out.append(Task(task_id=task_id, name=f"role {role.name}", module="", args={},
+                        hosts=(), execution_order=len(out), block=tuple(children),
+                        extras={"role_once": call.identity}, pointer=pointer))
+
+    def role_handlers(self, call: RoleCall, ctx: Ctx, st: _PlayState, hctx: Ctx) -> None:
+        role = call.role
+        for i, dep in enumerate(role.dependencies):
+            meta = role.meta
+            assert meta is not None
+            dep_call, dep_ctx = self.role_call(meta, role.dependencies, i, dep,
+                                               meta.origin(role.dependencies, i, value=True), st,
+                                               replace(ctx, role=call), parent=call,
+                                               register=False)
+            self.register_role(dep_call, st)
+            self.role_handlers(dep_call, dep_ctx, st, hctx)
+        if (call.identity, call.handlers_from) in st.handler_identities:
+            return
+        st.handler_identities.add((call.identity, call.handlers_from))  # type: ignore[arg-type]
+        src = role.source("handlers", call.handlers_from)
+        if src is None:
+            return
+        hctx2 = replace(ctx, src=src, task_dir=src.dir, role=call, handler=True)
+        self.handler_items(src, src.data, hctx2, st)
+
+    # -- task lists ----------------------------------------------------------------------------
+    def task_list(self, src: Source, ds: dict[str, Any], key: str, ctx: Ctx, st: _PlayState,
+                  out: list[Task], base: str) -> None:
+        items = ds.get(key)
+        if items is None:
+            return
+        if not isinstance(items, list):
+            raise src.error(f"{key} is a list of tasks, not a {_kind(items)}",
+                            f"{key}:\n  - name: ...", ds, key, value=True)
+        self.items(src, items, ctx, st, out, base)
+
+    def tasks_from_source(self, src: Source, ctx: Ctx, st: _PlayState, out: list[Task],
+                          base: str) -> None:
+        if src.data is None:
+            return
+        if not isinstance(src.data, list):
+            raise src.error(f"a tasks file is a list of tasks, not a {_kind(src.data)}",
+                            "- name: ...\n  module: args", src.data)
+        first = src.data[0] if src.data else None
+        if isinstance(first, dict) and "hosts" in first:
+            raise src.error("this file is a playbook (its entries are plays with hosts:), not a "
+                            "list of tasks", "import it with import_playbook, at the top level "
+                            "of a playbook", first)
+        self.items(src, src.data, ctx, st, out, base)
+
+    def items(self, src: Source, items: list[Any], ctx: Ctx, st: _PlayState, out: list[Task],
+              base: str) -> None:
+        for i, ds in enumerate(items):
+            origin = src.origin(items, i, value=True)
+            if not isinstance(ds, dict):
+                raise origin.error(f"a task is a mapping, not a {_kind(ds)}",
+                                   "- name: say hello\n  debug: msg=hello")
+            if not ds:
+                raise origin.error("empty task", "a task names a module: - debug: msg=hi")
+            if "block" in ds:
+                self.block(src, ds, origin, ctx, st, out, base)
+            else:
+                self.task(src, ds, origin, ctx, st, out, base)
+
+    def handler_list(self, src: Source, ds: dict[str, Any], ctx: Ctx, st: _PlayState) -> None:
+        items = ds.get("handlers")
+        if items is None:
+            return
+        if not isinstance(items, list):
+            raise src.error("handlers is a list of tasks", None, ds, "handlers", value=True)
+        self.handler_items(src, items, ctx, st)
+
+    def handler_items(self, src: Source, items: Any, ctx: Ctx, st: _PlayState) -> None:
+        if items is None:
+            return
+        if not isinstance(items, list):
+            raise src.error(f"a handlers file is a list of tasks, not a {_kind(items)}", None,
+                            items)
+        # appended to the play's handlers, numbered after the ones already collected
+        self.items(src, items, replace(ctx, handler=True), st, st.handlers,
+                   f"/plays/{st.index}/handlers")
+
+    # -- blocks --------------------------------------------------------------------------------
+    def block(self, src: Source, ds: dict[str, Any], origin: Origin, ctx: Ctx, st: _PlayState,
+              out: list[Task], base: str) -> None:
+        self.check_keys(src, ds, kw.BLOCK, "a block", ds)
+        for key in ("block", "rescue", "always"):
+            if key in ds and ds[key] is not None and not isinstance(ds[key], list):
+                raise src.error(f"'{key}' is a list of tasks, not a {_kind(ds[key])}", None, ds,
+                                key, value=True)
+        inner = self.inherit(src, ds, ctx, st)
+        self.check_inherited(src, ds, inner, st)
+        if not ds.get("rescue") and not ds.get("always"):
+            self.items(src, ds.get("block") or [], inner, st, out, base)  # nothing to catch
+            return
+        pointer = f"{base}/{len(out)}"
+        self.origins[pointer] = origin
+        task_id = st.new_id()
+        lists: dict[str, tuple[Task, ...]] = {}
+        for key in ("block", "rescue", "always"):
+            children: list[Task] = []
+            self.items(src, ds.get(key) or [], inner, st, children, f"{pointer}/{key}")
+            lists[key] = tuple(children)
+        name = str(ds.get("name") or "block")
+        out.append(Task(task_id=task_id, name=name, module="", args={}, hosts=(),
+                        execution_order=len(out), pointer=pointer, block=lists["block"],
+                        rescue=lists["rescue"], always=lists["always"]))
+
+    # -- tasks ---------------------------------------------------------------------------------
+    def task(self, src: Source, ds: dict[str, Any], origin: Origin, ctx: Ctx, st: _PlayState,
+             out: list[Task], base: str) -> None:
+        module, args, delegate, action_key = self.action(src, ds, ctx)
+        short = _short(module)
+        if short in _INCLUDES:
+            if short.endswith("_tasks"):
+                self.include_tasks(src, ds, origin, module, action_key, args, ctx, st, out, base,
+                                   static=short == "import_tasks")
+            else:
+                self.include_role(src, ds, origin, module, action_key, args, ctx, st, out, base,
+                                  static=short == "import_role")
+            return
+        if short == "include":
+            raise src.error("'include' was removed from Ansible", "use include_tasks (dynamic) "
+                            "or import_tasks (static)", ds, action_key)
+        allowed = kw.HANDLER if ctx.handler else kw.TASK
+        self.check_task_keys(src, ds, allowed, action_key)
+        # a module no built-in implements is found and checked by the module bridge when the
+        # plan is validated (bridge/policy.py), which refuses it at this task's line
+        canonical = canonical_module(module)
+        pointer = f"{base}/{len(out)}"
+        self.origins[pointer] = origin
+        if action_key is not None:  # where a module the bridge cannot find is reported
+            self.origins[f"{pointer}/module"] = src.origin(ds, action_key)
+        extras, conditions, tags, notify = self.task_keywords(src, ds, ctx, st, delegate)
+        if canonical is None:
+            collections = self.collections(src, ds, ctx)
+            if collections:
+                extras["collections"] = collections
+        args = self.sources(src, ds, action_key, canonical or module, args, ctx, pointer)
+        if canonical == "include_vars":
+            extras["vars_data"] = self.include_vars(src, ds, action_key, args, ctx, st)
+            self.runtime_names.update(k for data in extras["vars_data"].values() for k in data)
+            if args.get("name"):
+                self.runtime_names.add(str(args["name"]))
+        if canonical == "set_fact":
+            self.runtime_names.update(str(k) for k in args if k not in ("cacheable", "_raw_params"))
+        if extras.get("register"):
+            self.runtime_names.add(str(extras["register"]))
+        name = self.display_name(ds, module, ctx)
+        if ctx.role is not None:
+            extras["role"] = self.role_key(ctx.role, st)
+        self.record_notify(src, ds, ctx, pointer)
+        task = Task(task_id=st.new_id(), name=name, module=module, args=args, hosts=(),
+                    conditions=tuple(Condition("When", c) for c in conditions), tags=tags,
+                    notify=notify, execution_order=len(out), extras=extras, pointer=pointer)
+        out.append(task)
+        if not ctx.handler and ctx.listed:
+            st.listed.append(ListedTask(name, tuple(dict.fromkeys(tags))))
+
+    def record_notify(self, src: Source, ds: dict[str, Any], ctx: Ctx, pointer: str) -> None:
+        """Where each ``notify`` name was written (a missing handler is reported there)."""
+        found = self.effective(src, ds, ctx, "notify")
+        if found is None:
+            return
+        value = ds.get("notify")
+        if isinstance(value, list):
+            for i in range(len(value)):
+                self.origins[f"{pointer}/notify/{i}"] = src.origin(value, i, value=True)
+        elif value is not None:
+            self.origins[f"{pointer}/notify/0"] = src.origin(ds, "notify", value=True)
+        else:
+            self.origins[f"{pointer}/notify"] = found[1]
+
+    def role_key(self, call: RoleCall, st: _PlayState) -> str:
+        if not call.key:
+            self.register_role(call, st)
+        return call.key
+
+    def display_name(self, ds: dict[str, Any], module: str, ctx: Ctx) -> str:
+        name = ds.get("name")
+        text = str(name) if name not in (None, "") else module
+        if ctx.role is not None and not ctx.handler:
+            return f"{ctx.role.role.name} : {text}"
+        return text
+
+    def check_task_keys(self, src: Source, ds: dict[str, Any], allowed: frozenset[str],
+                        action_key: str | None) -> None:
+        for key in ds:
+            if key == action_key or key in allowed or key in ("action", "local_action"):
+                continue
+            if isinstance(key, str) and key.startswith("with_"):
+                continue
+            close = kw.suggest(key, allowed)
+            raise src.error(f"'{key}' is not a valid keyword for a task",
+                            f"did you mean '{close}'?" if close else
+                            "a task has one module and Ansible's task keywords", ds, key)
+
+    def collections(self, src: Source, ds: dict[str, Any], ctx: Ctx) -> list[str]:
+        """The ``collections`` keyword in effect (a list of collection names), checked."""
+        found = self.effective(src, ds, ctx, "collections")
+        if found is None:
+            return []
+        colls = found[0] if isinstance(found[0], list) else [found[0]]
+        for c in colls:
+            if not isinstance(c, str) or c.count(".") != 1 or has_template(c):
+                raise found[1].error(f"collections takes collection names such as "
+                                     f"'community.general', not {c!r}",
+                                     "collections: [community.general]")
+        return list(colls)
+
+    def action(self, src: Source, ds: dict[str, Any], ctx: Ctx) -> tuple[str, dict[str, Any],
+                                                                        str | None, str | None]:
+        """(module as written, args, delegate_to from local_action, the key naming the module)."""
+        allowed = kw.HANDLER if ctx.handler else kw.TASK
+        extra_args = ds.get("args")
+        if extra_args is not None and not isinstance(extra_args, dict):
+            if isinstance(extra_args, str) and has_template(extra_args):
+                raise src.error("args given as a template are not supported yet",
+                                "write the arguments as a mapping", ds, "args", value=True)
+            raise src.error("the value of the task 'args' keyword must be a mapping", None, ds,
+                            "args", value=True)
+        module: str | None = None
+        args: dict[str, Any] = {}
+        delegate: str | None = None
+        key: str | None = None
+        for old in ("action", "local_action"):
+            if old in ds:
+                if module is not None:
+                    raise src.error("action and local_action are mutually exclusive", None, ds,
+                                    old)
+                module, args = self.old_style(src, ds, old)
+                key = old
+                if old == "local_action":
+                    delegate = "localhost"
+        candidates = [k for k in ds if isinstance(k, str) and k not in allowed
+                      and k not in ("local_action", "static") and not k.startswith("with_")]
+        for cand in candidates:
+            if not self.is_module_name(cand):
+                continue
+            if module is not None:
+                raise src.error(f"conflicting action statements: {module}, {cand}",
+                                "a task calls exactly one module", ds, cand)
+            module = cand
+            key = cand
+            args = self.new_style(src, ds, cand)
+        if module is None:
+            if candidates:
+                bad = candidates[0]
+                close = kw.suggest(bad, allowed)
+                if close:
+                    raise src.error(f"'{bad}' is not a valid keyword for a task and not a "
+                                    "module", f"did you mean '{close}'?", ds, bad)
+                if len(candidates) > 1:
+                    raise src.error(f"conflicting action statements: {', '.join(candidates)}",
+                                    "a task calls exactly one module", ds, candidates[1])
+                # a module no built-in implements: the module bridge looks for it (library/,
+                # ANSIBLE_LIBRARY, ansible-core and its collections) when the plan is validated
+                module = key = bad
+                args = self.new_style(src, ds, bad)
+            else:
+                raise src.error("no module/action detected in task", "a task names a module: "
+                                "- debug: msg=hi", ds)
+        final = dict(extra_args or {})
+        final.update(args)
+        return module, final, delegate, key
+
+    @staticmethod
+    def is_module_name(name: str) -> bool:
+        short = _short(name)
+        if "." in name and not name.startswith(_PREFIXES):
+            return name.count(".") >= 2  # namespace.collection.module
+        return short in module_families() or short in ANSIBLE_BUILTIN_MODULES
+
+    def old_style(self, src: Source, ds: dict[str, Any], key: str) -> tuple[str, dict[str, Any]]:
+        thing = ds[key]
+        try:
+            if isinstance(thing, str):
+                module, rest = split_module_string(thing)
+                return module, parse_kv(rest, check_raw=_short(module) in FREEFORM_MODULES)
+            if isinstance(thing, dict) and "module" in thing:
+                module, rest = split_module_string(str(thing["module"]))
+                args = {k: v for k, v in thing.items() if k != "module"}
+                args.update(parse_kv(rest, check_raw=_short(module) in FREEFORM_MODULES))
+                return module, args
+        except ArgsError as exc:
+            raise src.error(str(exc), "check the quotes and the {{ }} pairs", ds, key,
+                            value=True) from exc
+        raise src.error(f"{key} needs a module and its arguments", f"{key}: copy src=a dest=b",
+                        ds, key, value=True)
+
+    def new_style(self, src: Source, ds: dict[str, Any], key: str) -> dict[str, Any]:
+        thing = ds[key]
+        if thing is None:
+            return {}
+        if isinstance(thing, dict):
+            return dict(thing)
+        if isinstance(thing, (str, int, float)) and not isinstance(thing, bool):
+            try:
+                return parse_kv(str(thing), check_raw=_short(key) in FREEFORM_MODULES)
+            except ArgsError as exc:
+                raise src.error(str(exc), "check the quotes and the {{ }} pairs", ds, key,
+                                value=True) from exc
+        raise src.error(f"the arguments of '{key}' must be a mapping or k=v text, not a "
+                        f"{_kind(thing)}", None, ds, key, value=True)
+
+    # -- keywords onto a task -----------------------------------------------------------------
+    def effective(self, src: Source, ds: dict[str, Any], ctx: Ctx,
+                  key: str) -> tuple[Any, Origin] | None:
+        if key in ds and ds[key] is not None:
+            return ds[key], src.origin(ds, key)
+        return ctx.keyword(key)
+
+    def check_inherited(self, src: Source, ds: dict[str, Any], ctx: Ctx, st: _PlayState,
+                        delegate: str | None = None) -> None:
+        """Refuse what the task would inherit or set that a one-round-trip run cannot do."""
+        for key, reason in kw.REFUSED.items():
+            if key in ("vars_prompt", "fact_path", "force_handlers"):
+                continue
+            found = self.effective(src, ds, ctx, key)
+            if found is not None and found[0] not in (None, "", [], {}):
+                raise found[1].error(f"'{key}' is not supported", reason)
+        for key, why in kw.SINGLE_HOST.items():
+            found = self.effective(src, ds, ctx, key)
+            if found is not None and found[0] not in (None, False, 0, "no", "false", "False") \
+                    and not st.single_host:
+                raise found[1].error(f"'{key}' is not supported yet on a play of several hosts "
+                                     f"({len(st.hosts)}): {why}",
+                                     "rustle-deploy runs each host's tasks on that host alone")
+        found = self.effective(src, ds, ctx, "ignore_unreachable")
+        if found is not None and found[0] not in (False, None, "no", "false"):
+            raise found[1].error("'ignore_unreachable' is not supported",
+                                 "a host either runs its whole play or is unreachable")
+        found = self.effective(src, ds, ctx, "debugger")
+        if found is not None and found[0] not in ("never", None):
+            raise found[1].error("the task debugger is not supported", "drop 'debugger'")
+        self.collections(src, ds, ctx)
+        found = self.effective(src, ds, ctx, "connection")
+        if found is not None:
+            conn = str(found[0])
+            wanted = st.connections(self.inv)
+            ok = conn in ("local", "ansible.builtin.local") and wanted <= {"local"}
+            ok = ok or (conn in ("ssh", "smart", "ansible.builtin.ssh") and "local" not in wanted)
+            if not ok:
+                raise found[1].error(f"connection {conn!r} differs from the inventory's for "
+                                     "these hosts", "set ansible_connection in the inventory")
+        delegate_found = (delegate, src.origin(ds, "local_action")) if delegate is not None else None
+        found = delegate_found or self.effective(src, ds, ctx, "delegate_to")
+        if found is not None and found[0] is not None:
+            target = str(found[0]).strip()
+            if not (_SELF.match(target) or (len(st.hosts) == 1 and target == st.hosts[0])):
+                why = ("local_action runs the task on the controller" if delegate_found else
+                       f"delegate_to {target!r} runs the task on another host")
+                raise found[1].error(f"{why}; that is not supported yet: every task runs on its "
+                                     "own host", "move the task into a play for that host")
+
+    def task_keywords(self, src: Source, ds: dict[str, Any], ctx: Ctx, st: _PlayState,
+                      delegate: str | None) -> tuple[dict[str, Any], list[str], tuple[str, ...],
+                                                     tuple[str, ...]]:
+        self.check_inherited(src, ds, ctx, st, delegate)
+        extras: dict[str, Any] = {}
+        for key in kw.CARRIED:
+            if key in ("vars", "environment", "listen"):
+                continue
+            found = self.effective(src, ds, ctx, key) if key in kw.INHERITED else (
+                (ds[key], src.origin(ds, key)) if ds.get(key) is not None else None)
+            if found is not None:
+                extras[key] = self.keyword_value(src, ds, key, found[0], found[1])
+        if ctx.handler and ds.get("listen") is not None:
+            listen = ds["listen"]
+            extras["listen"] = [str(x) for x in listen] if isinstance(listen, list) else str(listen)
+        if ctx.handler and ctx.role is not None and ds.get("name"):
+            alias = f"{ctx.role.role.name} : {ds['name']}"
+            current = extras.get("listen", [])
+            current = [current] if isinstance(current, str) else list(current)
+            extras["listen"] = current + [alias]
+        env = self.environment(src, ds, ctx)
+        if env is not None:
+            extras["environment"] = env
+        task_vars = dict(ctx.vars)
+        task_vars.update(self.vars_mapping(src, ds, "vars", "task"))
+        if task_vars:
+            extras["vars"] = task_vars
+        self.loop(src, ds, extras)
+        conditions = list(ctx.when) + self.conditions(src, ds)
+        tags = ctx.tags + self.tags(src, ds)
+        found_notify = self.effective(src, ds, ctx, "notify")
+        notify: tuple[str, ...] = ()
+        if found_notify is not None:
+            value = found_notify[0]
+            values = value if isinstance(value, list) else [value]
+            if not all(isinstance(v, str) for v in values):
+                raise found_notify[1].error("notify names handlers (strings)", None)
+            notify = tuple(values)
+        for key in ("changed_when", "failed_when", "until"):
+            if key in extras and isinstance(extras[key], list):
+                extras[key] = [str(c) if not isinstance(c, bool) else ("True" if c else "False")
+                               for c in extras[key]]
+            elif key in extras and not isinstance(extras[key], (str, bool)):
+                extras[key] = str(extras[key])
+        return extras, conditions, tags, notify
+
+    def keyword_value(self, src: Source, ds: dict[str, Any], key: str, value: Any,
+                      origin: Origin) -> Any:
+        if key in ("ignore_errors", "no_log", "become", "check_mode", "diff"):
+            if isinstance(value, bool) or (isinstance(value, str) and value):
+                return value
+            if isinstance(value, int):
+                return bool(value)
+            raise origin.error(f"'{key}' takes a boolean, not a {_kind(value)}", f"{key}: true")
+        if key in ("retries", "delay", "timeout"):
+            if isinstance(value, bool) or not isinstance(value, (int, str)) or \
+                    (isinstance(value, int) and value < 0):
+                raise origin.error(f"'{key}' takes a non-negative integer", f"{key}: 3")
+            return value
+        if key == "register":
+            if not isinstance(value, str) or not _VAR_NAME.match(value):
+                raise origin.error(f"register takes a variable name, not {value!r}",
+                                   "register: result")
+            return value
+        if key in ("become_user", "become_method"):
+            return str(value)
+        if key == "loop_control":
+            if not isinstance(value, dict):
+                raise origin.error("loop_control is a mapping", "loop_control: {loop_var: x}")
+            return value
+        if key == "loop":
+            if not isinstance(value, (list, str)):
+                raise origin.error("loop takes a list or an expression", "loop: [a, b]")
+            return value
+        return value
+
+    def environment(self, src: Source, ds: dict[str, Any], ctx: Ctx) -> Any:
+        layers = list(ctx.env)
+        if ds.get("environment") is not None:
+            layers.append((ds["environment"], src.origin(ds, "environment", value=True)))
+        if not layers:
+            return None
+        if len(layers) == 1 and isinstance(layers[0][0], str):
+            return layers[0][0]
+        merged: dict[str, Any] = {}
+        for value, origin in layers:
+            values = value if isinstance(value, list) else [value]
+            for v in values:
+                if not isinstance(v, dict):
+                    raise origin.error("an environment given as a template cannot be combined "
+                                       "with the environment of an enclosing play, block or "
+                                       "role yet", "write it as a mapping of names to values")
+                merged.update({str(k): v2 for k, v2 in v.items()})
+        return merged
+
+    def loop(self, src: Source, ds: dict[str, Any], extras: dict[str, Any]) -> None:
+        withs = [k for k in ds if isinstance(k, str) and k.startswith("with_")]
+        if withs and "loop" in ds:
+            raise src.error("a task has one loop: 'loop' and " + withs[0] + " together",
+                            "keep one of them", ds, withs[0])
+        if len(withs) > 1:
+            raise src.error(f"a task has one loop: {withs[0]} and {withs[1]} together", None, ds,
+                            withs[1])
+        if not withs:
+            return
+        key = withs[0]
+        value = ds[key]
+        kind = key[len("with_"):]
+        if kind == "items":
+            extras["loop"] = value if isinstance(value, (list, str)) else [value]
+            extras["loop_with"] = kind
+        elif kind == "list":
+            extras["loop"] = value if isinstance(value, (list, str)) else [value]
+        elif kind == "dict":
+            if isinstance(value, dict):
+                extras["loop"] = [{"key": k, "value": v} for k, v in value.items()]
+            elif isinstance(value, str) and value.strip().startswith("{{") \
+                    and value.strip().endswith("}}") and value.count("{{") == 1:
+                inner = value.strip()[2:-2].strip()
+                extras["loop"] = "{{ (" + inner + ") | dict2items }}"
+            else:
+                raise src.error("with_dict takes a mapping or one {{ expression }}", None, ds,
+                                key, value=True)
+        elif kind not in BUILTIN_LOOKUPS:
+            raise src.error(f"'{key}' is not a valid keyword for a task: '{kind}' is not one of "
+                            "ansible-core's lookups", "write it as loop: with a filter", ds, key)
+        else:
+            supported = "with_items, with_list, with_dict"
+            raise src.error(f"'{key}' is not supported yet",
+                            f"supported: {supported}; or write it as loop: with a filter "
+                            "(Ansible's 'Migrating from with_X to loop')", ds, key)
+
+    # -- copy/template sources ---------------------------------------------------------------------
+    def sources(self, src: Source, ds: dict[str, Any], key: str | None, module: str,
+                args: dict[str, Any], ctx: Ctx, pointer: str) -> dict[str, Any]:
+        """A copy/template ``src`` found with Ansible's search paths, made absolute."""
+        if module not in ("copy", "template") or not isinstance(args.get("src"), str):
+            return args
+        value = args["src"]
+        if module == "copy" and str(args.get("remote_src", "")).lower() in ("yes", "true", "1",
+                                                                            "on", "y"):
+            return args
+        if has_template(value):
+            rendered = self.renderer_try(value, ctx)
+            if rendered is None:
+                raise src.error(
+                    f"the {module} source {value!r} depends on data only a host has (loop "
+                    "items, facts, registered results); templated sources are not supported yet",
+                    "write the file's name literally, one task per file", ds,
+                    key if key is not None else _NO_KEY, value=True)
+            value = str(rendered)
+        found, tried = self.find_file(value, "files" if module == "copy" else "templates", ctx)
+        if found is None:
+            raise src.error(f"could not find {module} source {value!r}; tried: "
+                            + ", ".join(display_path(t) for t in tried),
+                            f"put it in the role's {'files' if module == 'copy' else 'templates'}/ "
+                            "directory or beside the playbook", ds,
+                            key if key is not None else _NO_KEY, value=True)
+        if module == "copy" and os.path.isdir(found):
+            raise src.error(f"copy source {value!r} is a directory; copying directories is "
+                            "not supported yet", "copy the files one task each", ds,
+                            key if key is not None else _NO_KEY, value=True)
+        out = dict(args)
+        out["src"] = found
+        return out
+
+    def include_vars(self, src: Source, ds: dict[str, Any], key: str | None, args: dict[str, Any],
+                     ctx: Ctx, st: _PlayState) -> dict[str, Any]:
+        """The variables files an include_vars may read, by the name the host renders.
+
+        A name known on the controller embeds that one file; a name over a host's data
+        (``"{{ ansible_os_family }}.yml"``) embeds every vars file it could name.
+        """
+        where = key if key is not None else _NO_KEY
+        unsupported = sorted(set(args) - {"file", "_raw_params", "name"})
+        if unsupported:
+            raise src.error(f"include_vars option '{unsupported[0]}' is not supported yet",
+                            "include_vars: FILE (optionally with name:)", ds, where, value=True)
+        name = args.get("file", args.get("_raw_params"))
+        if not isinstance(name, str) or not name.strip():
+            raise src.error("include_vars needs a file name", "- include_vars: vars/main.yml", ds,
+                            where, value=True)
+        name = name.strip()
+        layers = [st.vars, dict(ctx.vars)]
+        if ctx.role is not None:
+            layers = [ctx.role.defaults, st.vars, ctx.role.vars, dict(ctx.vars), ctx.role.params]
+        rendered = name
+        if has_template(name):
+            rendered = self.renderer_try_layers(name, layers, ctx)
+        if rendered is not None:
+            found, tried = self.find_file(str(rendered), "vars", ctx)
+            if found is None or not os.path.isfile(found):
+                raise src.error(f"could not find the vars file {rendered!r}; tried: "
+                                + ", ".join(display_path(t) for t in tried),
+                                "in a role: its vars/ directory; else beside the task file or the "
+                                "playbook", ds, where, value=True)
+            return {str(rendered): self.vars_file(found)}
+        out: dict[str, Any] = {}
+        for root in self.vars_roots(ctx):
+            for dirpath, dirnames, filenames in os.walk(root):
+                dirnames[:] = [d for d in sorted(dirnames) if not d.startswith(".")] \
+                    if os.path.relpath(dirpath, root) == "." else []
+                for fname in sorted(filenames):
+                    if os.path.splitext(fname)[1] not in (".yml", ".yaml", ".json"):
+                        continue
+                    rel = os.path.relpath(os.path.join(dirpath, fname), root)
+                    if rel in out:
+                        continue
+                    try:
+                        out[rel] = self.vars_file(os.path.join(dirpath, fname))
+                    except PlaybookError:
+                        continue  # not a vars file (a tasks list, a playbook): it cannot be meant
+        if not out or len(out) > 200:
+            raise src.error(f"the include_vars name {name!r} depends on data only a host has, and "
+                            f"{'no' if not out else 'too many'} vars files could be embedded for it",
+                            "put the candidate files in the role's vars/ directory", ds, where,
+                            value=True)
+        return out
+
+    def vars_roots(self, ctx: Ctx) -> list[str]:
+        roots = []
+        if ctx.role is not None:
+            roots += [os.path.join(ctx.role.role.path, "vars"), ctx.role.role.path]
+        roots += [os.path.join(ctx.task_dir, "vars"), ctx.task_dir,
+                  os.path.join(self.basedir, "vars"), self.basedir]
+        return [r for r in dict.fromkeys(roots) if os.path.isdir(r)]
+
+    def vars_file(self, path: str) -> dict[str, Any]:
+        data = self.read(path, "vars file")
+        if data.data is None:
+            return {}
+        if not isinstance(data.data, dict):
+            raise data.error("a vars file must be a mapping of variable names to values",
+                             "name: value, one variable per line", data.data)
+        return {str(k): v for k, v in data.data.items()}
+
+    def renderer_try_layers(self, value: str, layers: list[dict[str, Any]], ctx: Ctx) -> Any:
+        """``value`` rendered as the host would, or None when it reads a host's own data."""
+        if referenced_names(value) & self.runtime_names:
+            return None
+        magic = {"playbook_dir": self.basedir}
+        if ctx.role is not None:
+            magic["role_path"] = ctx.role.role.path
+            magic["role_name"] = ctx.role.role.name
+        try:
+            return self.renderer.render(value, [magic, *layers, self.extra])
+        except TemplateFailed:
+            return None
+
+    def renderer_try(self, value: str, ctx: Ctx) -> Any:
+        if referenced_names(value) & self.runtime_names:
+            return None
+        magic = {"playbook_dir": self.basedir}
+        if ctx.role is not None:
+            magic["role_path"] = ctx.role.role.path
+            magic["role_name"] = ctx.role.role.name
+        try:
+            return self.renderer.render(value, [magic, self.extra])
+        except TemplateFailed:
+            return None
+
+    def find_file(self, name: str, subdir: str, ctx: Ctx) -> tuple[str | None, list[str]]:
+        """Ansible's ``path_dwim_relative_stack`` for a copy/template source."""
+        name = os.path.expanduser(name)
+        if os.path.isabs(name):
+            return (name if os.path.exists(name) else None), [name]
+        paths: list[str] = []
+        if ctx.role is not None:
+            paths.extend(c.role.path for c in ctx.role.chain())
+        if ctx.task_dir not in paths:
+            paths.append(ctx.task_dir)
+        search: list[str] = []
+        first = name.split("/")[0]
+        for path in paths:
+            parent = os.path.dirname(path)
+            is_role = ctx.role is not None and any(path == c.role.path for c in ctx.role.chain())
+            if (is_role or os.path.basename(path) == "tasks") and path.endswith("/tasks"):
+                search.append(os.path.join(parent, subdir, name))
+                search.append(os.path.join(path, subdir, name))
+            if first != subdir:
+                search.append(os.path.join(path, subdir, name))
+            search.append(os.path.join(path, name))
+        if first != subdir:
+            search.append(os.path.join(self.basedir, subdir, name))
+        search.append(os.path.join(self.basedir, name))
+        search = list(dict.fromkeys(os.path.normpath(s) for s in search))
+        for candidate in search:
+            if os.path.exists(candidate):
+                return candidate, search
+        return None, search
+
+    # -- includes and imports ------------------------------------------------------------------
+    def include_file(self, src: Source, ds: dict[str, Any], key: str | None, name: str,
+                     ctx: Ctx) -> str:
+        name = os.path.expanduser(name)
+        tried: list[str] = []
+        if os.path.isabs(name):
+            tried.append(name)
+        else:
+            if ctx.role is not None:
+                rp = ctx.role.role.path
+                tried += [os.path.join(rp, "tasks", name), os.path.join(rp, name)]
+            tried += [os.path.join(ctx.task_dir, name), os.path.join(self.basedir, name)]
+        tried = list(dict.fromkeys(os.path.normpath(t) for t in tried))
+        for t in tried:
+            if os.path.isfile(t):
+                return t
+        raise src.error(f"the tasks file {name!r} was not found; tried: "
+                        + ", ".join(display_path(t) for t in tried),
+                        "paths are relative to the including file's directory (in a role: its "
+                        "tasks/ directory)", ds, key if key is not None else _NO_KEY, value=True)
+
+    def include_tasks(self, src: Source, ds: dict[str, Any], origin: Origin, module: str,
+                      key: str | None, args: dict[str, Any], ctx: Ctx, st: _PlayState,
+                      out: list[Task], base: str, *, static: bool) -> None:
+        what = "import_tasks" if static else "include_tasks"
+        allowed = kw.IMPORT_TASKS if static else kw.INCLUDE_TASKS
+        for k in ds:
+            if k == key or k in allowed or (not static and isinstance(k, str)
+                                            and k.startswith("with_")):
+                continue
+            if static and isinstance(k, str) and (k.startswith("with_") or k == "loop"):
+                raise src.error("you cannot use loops on 'import_tasks' statements",
+                                "use include_tasks instead", ds, k)
+            close = kw.suggest(k, allowed)
+            raise src.error(f"'{k}' is not a valid keyword for {what}",
+                            f"did you mean '{close}'?" if close else
+                            f"{what} accepts: {', '.join(sorted(allowed))}", ds, k)
+        if static and ("loop" in ds):
+            raise src.error("you cannot use loops on 'import_tasks' statements",
+                            "use include_tasks instead", ds, "loop")
+        bad = set(args) - {"_raw_params", "file", "apply"}
+        if bad:
+            raise src.error(f"invalid options for {what}: {', '.join(sorted(bad))}",
+                            f"{what}: FILE (or file: FILE)", ds, key if key else _NO_KEY,
+                            value=True)
+        if static and "apply" in args:
+            raise src.error("'apply' works with include_tasks only", None, ds, key or _NO_KEY,
+                            value=True)
+        target = args.get("file", args.get("_raw_params"))
+        if not isinstance(target, str) or not target.strip():
+            raise src.error(f"{what} needs a file name", f"- {what}: other.yml", ds,
+                            key or _NO_KEY, value=True)
+        layers = [st.vars, dict(ctx.vars)]
+        if ctx.role is not None:
+            layers = [ctx.role.defaults, st.vars, ctx.role.vars, dict(ctx.vars), ctx.role.params]
+        name = str(self.controller_value(src, ds, key, target.strip(), layers,
+                                         f"the {what} file name", dynamic=not static))
+        path = self.include_file(src, ds, key, name, ctx)
+        real = os.path.realpath(path)
+        if real in ctx.include_stack:
+            raise src.error(f"{what} loop: {display_path(path)} includes itself",
+                            "an include that always includes its own file never ends", ds,
+                            key or _NO_KEY, value=True)
+        child = self.read(path, "tasks file")
+        if static:
+            inner = self.inherit(src, ds, ctx, st)
+            self.check_inherited(src, ds, inner, st)
+            inner = replace(inner, src=child, task_dir=child.dir,
+                            include_stack=ctx.include_stack + (real,))
+            self.tasks_from_source(child, inner, st, out, base)
+            return
+        pointer = f"{base}/{len(out)}"
+        self.origins[pointer] = origin
+        inner = replace(ctx, src=child, task_dir=child.dir, include_stack=ctx.include_stack + (real,),
+                        listed=False)
+        apply = args.get("apply")
+        if apply is not None:
+            if not isinstance(apply, dict):
+                raise src.error("apply is a mapping of block keywords", None, ds, key or _NO_KEY,
+                                value=True)
+            self.check_keys(src, apply, kw.BLOCK - {"block", "rescue", "always"}, "apply", apply)
+            inner = self.inherit(src, apply, inner, st)
+        task_id = st.new_id()
+        children: list[Task] = []
+        self.tasks_from_source(child, inner, st, children, f"{pointer}/block")
+        self.container(src, ds, ctx, st, out, pointer, children, display_path(path), module,
+                       task_id)
+
+    def container(self, src: Source, ds: dict[str, Any], ctx: Ctx, st: _PlayState,
+                  out: list[Task], pointer: str, children: list[Task], include: str,
+                  module: str, task_id: str) -> None:
+        """An include_* as a block the host evaluates once (its own when, tags, loop, vars)."""
+        self.check_inherited(src, ds, ctx, st)
+        if ds.get("register") is not None:
+            raise src.error("register on an include is not supported", None, ds, "register")
+        extras: dict[str, Any] = {"include": include}
+        for key in ("loop", "loop_control"):
+            if ds.get(key) is not None:
+                extras[key] = self.keyword_value(src, ds, key, ds[key], src.origin(ds, key))
+        self.loop(src, ds, extras)
+        params = self.vars_mapping(src, ds, "vars", module)
+        if params:
+            extras["params"] = params
+        if ctx.role is not None:
+            extras["role"] = self.role_key(ctx.role, st)
+        conditions = list(ctx.when) + self.conditions(src, ds)
+        tags = ctx.tags + self.tags(src, ds)
+        name = self.display_name(ds, module, ctx)
+        out.append(Task(task_id=task_id, name=name, module="", args={}, hosts=(),
+                        conditions=tuple(Condition("When", c) for c in conditions), tags=tags,
+                        execution_order=len(out), extras=extras, pointer=pointer,
+                        block=tuple(children)))
+        if not ctx.handler and ctx.listed:
+            st.listed.append(ListedTask(name, tuple(dict.fromkeys(tags))))
+
+    def include_role(self, src: Source, ds: dict[str, Any], origin: Origin, module: str,
+                     key: str | None, args: dict[str, Any], ctx: Ctx, st: _PlayState,
+                     out: list[Task], base: str, *, static: bool) -> None:
+        what = "import_role" if static else "include_role"
+        allowed = kw.IMPORT_TASKS if static else (kw.INCLUDE_TASKS | kw.BLOCK) - {
+            "block", "rescue", "always"}
+        for k in ds:
+            if k == key or k in allowed or (not static and isinstance(k, str)
+                                            and k.startswith("with_")):
+                continue
+            if static and isinstance(k, str) and (k.startswith("with_") or k == "loop"):
+                raise src.error("you cannot use loops on 'import_role' statements",
+                                "use include_role instead", ds, k)
+            close = kw.suggest(k, allowed)
+            raise src.error(f"'{k}' is not a valid keyword for {what}",
+                            f"did you mean '{close}'?" if close else None, ds, k)
+        bad = set(args) - kw.INCLUDE_ROLE_ARGS
+        if bad:
+            raise src.error(f"invalid options for {what}: {', '.join(sorted(bad))}",
+                            f"{what} takes: {', '.join(sorted(kw.INCLUDE_ROLE_ARGS))}", ds,
+                            key or _NO_KEY, value=True)
+        name = args.get("name", args.get("role"))
+        arg_holder = ds[key] if key and isinstance(ds.get(key), dict) else ds
+        name_key = "name" if "name" in arg_holder else ("role" if "role" in arg_holder else key)
+        if not isinstance(name, str) or not name.strip():
+            raise src.error(f"{what} needs the role's name", f"{what}:\n  name: web", ds,
+                            key or _NO_KEY, value=True)
+        if has_template(name):
+            name = str(self.controller_value(src, arg_holder, name_key, name, [st.vars],
+                                             "the role name", dynamic=not static))
+        base_dir = os.path.dirname(ctx.role.role.path) if ctx.role else None
+        role = self.finder.find(name, src.origin(arg_holder, name_key, value=True), base_dir,
+                                st.play_dir)
+        froms = {f: str(args.get(f"{f}_from", "main")) for f in ("tasks", "handlers", "vars",
+                                                                   "defaults")}
+        for f, v in froms.items():
+            froms[f] = os.path.splitext(v)[0] if os.path.splitext(v)[1] in (".yml", ".yaml",
+                                                                          ".json") else v
+        public = args.get("public", static)
+        if static and "apply" in args:
+            raise src.error("'apply' works with include_role only", None, ds, key or _NO_KEY,
+                            value=True)
+        own_vars = self.vars_mapping(src, ds, "vars", what)
+        identity = _identity(role.path, {}, ds.get("when"), ds.get("tags"), own_vars, froms,
+                             not static)
+        call = RoleCall(key="", role=role, params={}, origin=origin, identity=identity,
+                        parent=ctx.role, tasks_from=froms["tasks"],
+                        handlers_from=froms["handlers"], vars_from=froms["vars"],
+                        defaults_from=froms["defaults"], public=bool(public))
+        self.load_role_vars(call, st)
+        self.register_role(call, st)
+        hctx = replace(ctx, handler=True, role=None, when=(), tags=(), vars=())
+        self.role_handlers(call, hctx, st, hctx)
+        if static:
+            inner = self.inherit(src, ds, ctx, st)
+            self.check_inherited(src, ds, inner, st)
+            self.compile_role(call, inner, st, out, base, dedupe=False)
+            return
+        pointer = f"{base}/{len(out)}"
+        self.origins[pointer] = origin
+        inner = replace(ctx, listed=False)
+        apply = args.get("apply")
+        if apply is not None:
+            if not isinstance(apply, dict):
+                raise src.error("apply is a mapping of block keywords", None, ds, key or _NO_KEY,
+                                value=True)
+            inner = self.inherit(src, apply, inner, st)
+        task_id = st.new_id()
+        children: list[Task] = []
+        self.compile_role(call, inner, st, children, f"{pointer}/block", dedupe=False)
+        self.container(src, ds, ctx, st, out, pointer, children, f"role {role.name}", module,
+                       task_id)
+
+
+@dataclass(frozen=True)
+class _Import:
+    """What an import_playbook hands to the plays it imports."""
+
+    vars: dict[str, Any] = field(default_factory=dict)
+    tags: tuple[str, ...] = ()
+    when: tuple[str, ...] = ()
+
+
+class _NoKey:
+    pass
+
+
+_NO_KEY: Any = _NoKey()
+
+
+def _short(name: str) -> str:
+    for prefix in _PREFIXES:
+        if name.startswith(prefix):
+            return name[len(prefix):]
+    return name
+
+
+def _kind(value: Any) -> str:
+    return {dict: "mapping", list: "list", str: "string", int: "number", float: "number",
+            bool: "boolean", type(None): "null"}.get(type(value), type(value).__name__)
+
+
+def _listdir(path: str) -> list[str]:
+    try:
+        return sorted(os.listdir(path)) or ["(none)"]
+    except OSError:
+        return ["(no such directory)"]
+
+
+def _identity(path: str, params: dict[str, Any], when: Any, tags: Any, vars_: dict[str, Any],
+              froms: dict[str, str], from_include: bool) -> str:
+    text = json.dumps([os.path.realpath(path), params, when, tags, vars_, froms, from_include],
+                      sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def _repoint(task: Task, old: str, new: str, origins: dict[str, Origin]) -> Task:
+    """``task`` (and what it contains) moved from pointer ``old`` to ``new``."""
+    for key in [k for k in origins if k == old or k.startswith(old + "/")]:
+        origins[new + key[len(old):]] = origins.pop(key)
+
+    def move(t: Task) -> Task:
+        pointer = new + t.pointer[len(old):] if t.pointer.startswith(old) else t.pointer
+        if t.block is None:
+            return replace(t, pointer=pointer)
+        return replace(t, pointer=pointer, block=tuple(move(c) for c in t.block),
+                       rescue=tuple(move(c) for c in t.rescue),
+                       always=tuple(move(c) for c in t.always))
+
+    return move(task)

@@ -1,0 +1,101 @@
+"""The Ansible 2.19 keywords of plays, blocks, tasks, roles and imports, and what becomes of each.
+
+Every keyword Ansible accepts is listed here (taken from ansible-core's ``fattributes``), so that
+a misspelled one is an error with a suggestion rather than a module lookup, and every keyword
+has exactly one fate:
+
+* carried into the plan (``CARRIED``, task extensions with Ansible's meaning);
+* inherited from a play, block, role or import onto the tasks inside (``INHERITED``);
+* accepted where it cannot change the result (``single host`` ones on a one-host play);
+* refused with the reason (``REFUSED``), never silently dropped.
+"""
+
+from __future__ import annotations
+
+import difflib
+
+# ansible.playbook.task.Task.fattributes (+ Handler's listen)
+TASK = frozenset({
+    "action", "any_errors_fatal", "args", "async", "become", "become_exe", "become_flags",
+    "become_method", "become_user", "changed_when", "check_mode", "collections", "connection",
+    "debugger", "delay", "delegate_facts", "delegate_to", "diff", "environment", "failed_when",
+    "ignore_errors", "ignore_unreachable", "local_action", "loop", "loop_control",
+    "module_defaults", "name", "no_log", "notify", "poll", "port", "register", "remote_user",
+    "retries", "run_once", "tags", "throttle", "timeout", "until", "vars", "when",
+})
+HANDLER = TASK | {"listen"}
+BLOCK = frozenset({
+    "always", "any_errors_fatal", "become", "become_exe", "become_flags", "become_method",
+    "become_user", "block", "check_mode", "collections", "connection", "debugger",
+    "delegate_facts", "delegate_to", "diff", "environment", "ignore_errors", "ignore_unreachable",
+    "module_defaults", "name", "no_log", "notify", "port", "remote_user", "rescue", "run_once",
+    "tags", "throttle", "timeout", "vars", "when",
+})
+PLAY = frozenset({
+    "any_errors_fatal", "become", "become_exe", "become_flags", "become_method", "become_user",
+    "check_mode", "collections", "connection", "debugger", "diff", "environment", "fact_path",
+    "force_handlers", "gather_facts", "gather_subset", "gather_timeout", "handlers", "hosts",
+    "ignore_errors", "ignore_unreachable", "max_fail_percentage", "module_defaults", "name",
+    "no_log", "order", "port", "post_tasks", "pre_tasks", "remote_user", "roles", "run_once",
+    "serial", "strategy", "tags", "tasks", "throttle", "timeout", "vars", "vars_files",
+    "vars_prompt",
+})
+ROLE = frozenset({
+    "any_errors_fatal", "become", "become_exe", "become_flags", "become_method", "become_user",
+    "check_mode", "collections", "connection", "debugger", "delegate_facts", "delegate_to",
+    "diff", "environment", "ignore_errors", "ignore_unreachable", "module_defaults", "name",
+    "no_log", "port", "remote_user", "role", "run_once", "tags", "throttle", "timeout", "vars",
+    "when",
+})
+IMPORT_PLAYBOOK = frozenset({"import_playbook", "name", "vars", "tags", "when"})
+# what include_tasks accepts beside its file (TaskInclude.VALID_INCLUDE_KEYWORDS)
+INCLUDE_TASKS = frozenset({
+    "action", "args", "collections", "debugger", "ignore_errors", "loop", "loop_control",
+    "loop_with", "name", "no_log", "register", "run_once", "tags", "timeout", "vars", "when",
+})
+IMPORT_TASKS = frozenset({"name", "vars", "tags", "when", "become", "become_user",
+                          "become_method", "ignore_errors", "no_log", "check_mode", "diff",
+                          "environment", "timeout", "args", "action", "collections", "debugger",
+                          "delegate_to", "run_once", "any_errors_fatal", "throttle"})
+INCLUDE_ROLE_ARGS = frozenset({"name", "role", "tasks_from", "vars_from", "defaults_from",
+                               "handlers_from", "public", "allow_duplicates", "apply",
+                               "rolespec_validate"})
+
+# Carried into the plan as they are (task extensions, PLAN_FORMAT.md).
+CARRIED = ("register", "loop", "loop_control", "changed_when", "failed_when", "ignore_errors",
+           "no_log", "become", "become_user", "become_method", "environment", "vars", "retries",
+           "delay", "until", "check_mode", "diff", "timeout", "listen")
+# Keywords a play, block, role or import hands down to the tasks inside it when they do not set
+# their own (``when``, ``tags`` and ``environment`` add up instead).
+INHERITED = ("become", "become_user", "become_method", "ignore_errors", "no_log", "check_mode",
+             "diff", "timeout", "delegate_to", "run_once", "any_errors_fatal", "throttle",
+             "ignore_unreachable", "debugger", "collections", "connection", "remote_user", "port",
+             "become_exe", "become_flags", "module_defaults", "delegate_facts")
+# Cross-host keywords that change nothing when the play has one host.
+SINGLE_HOST = {
+    "run_once": "it runs the task on one host and shares the result with the others",
+    "any_errors_fatal": "a failure on one host stops every host",
+    "throttle": "it limits how many hosts run the task at once",
+    "max_fail_percentage": "it stops every host when too many have failed",
+}
+REFUSED = {
+    "async": "background tasks (async/poll) are not supported yet; drop async to run the "
+             "task in the foreground, with timeout: to bound it",
+    "poll": "background tasks (async/poll) are not supported yet",
+    "delegate_facts": "delegate_facts needs delegate_to another host, which is not supported yet",
+    "remote_user": "set ansible_user in the inventory, or pass -u/--user",
+    "port": "set ansible_port in the inventory",
+    "become_exe": "only the become methods sudo and su are supported, with their default programs",
+    "become_flags": "become_flags are not supported yet",
+    "module_defaults": "module_defaults are not supported yet; write the arguments on the tasks",
+    "vars_prompt": "vars_prompt needs a terminal on the controller; pass the values with -e "
+                   "name=value instead",
+    "fact_path": "local facts (fact_path) are not gathered by the runtime",
+    "force_handlers": "force_handlers is not supported yet",
+}
+
+
+def suggest(word: str, choices: frozenset[str] | tuple[str, ...] | list[str]) -> str | None:
+    """The closest of ``choices`` to a misspelled ``word``, if any is close."""
+    close = difflib.get_close_matches(str(word), sorted(choices), n=1, cutoff=0.75)
+    return close[0] if close else None

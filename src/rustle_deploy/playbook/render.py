@@ -1,0 +1,66 @@
+"""Templating on the controller, with the runtime's own code (Ansible's filters and tests).
+
+The front end renders only what must be known before anything ships: play host patterns,
+``import_playbook``/``vars_files``/include file names, role names. Their variables are the
+ones every host shares (extra vars, play and role vars, ``playbook_dir``); a name that needs
+a host's own data (inventory variables, facts, registered results) is refused with its
+location rather than guessed.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rustle_deploy.runtime_index import import_runtime
+
+__all__ = ["Renderer", "TemplateFailed", "has_template"]
+
+
+class TemplateFailed(Exception):
+    """A template could not be rendered with the variables known on the controller."""
+
+
+def has_template(value: Any) -> bool:
+    if isinstance(value, str):
+        return "{{" in value or "{%" in value
+    if isinstance(value, dict):
+        return any(has_template(k) or has_template(v) for k, v in value.items())
+    if isinstance(value, (list, tuple)):
+        return any(has_template(v) for v in value)
+    return False
+
+
+def referenced_names(value: Any) -> set[str]:
+    """Every variable name the templates in ``value`` read (Jinja2's undeclared variables)."""
+    if not has_template(value):
+        return set()
+    if isinstance(value, dict):
+        return set().union(*(referenced_names(k) | referenced_names(v) for k, v in value.items()))
+    if isinstance(value, (list, tuple)):
+        return set().union(*(referenced_names(v) for v in value))
+    import jinja2
+    from jinja2 import meta
+
+    try:
+        return set(meta.find_undeclared_variables(jinja2.Environment().parse(value)))
+    except jinja2.TemplateSyntaxError:
+        return set()
+
+
+class Renderer:
+    def __init__(self) -> None:
+        self._mod: Any = None
+
+    def render(self, value: Any, layers: list[dict[str, Any]]) -> Any:
+        """``value`` templated over ``layers`` (lowest precedence first)."""
+        if not has_template(value):
+            return value
+        if self._mod is None:
+            self._mod = import_runtime()
+        mod = self._mod
+        templar = mod.Templar()
+        scope = mod.VarScope([layer for layer in layers if layer], templar)
+        try:
+            return templar.template(value, scope)
+        except (mod.TemplateError, KeyError) as exc:
+            raise TemplateFailed(str(exc)) from exc

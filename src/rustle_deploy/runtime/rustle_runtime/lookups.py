@@ -1,0 +1,366 @@
+"""Ansible's lookup plugins (``ansible.builtin``), run on the host.
+
+``LOOKUPS`` maps each name the runtime implements to ``fn(terms, ctx, **options) -> list``; the
+compiler refuses a plan that names any other lookup (``REFUSED`` says why for Ansible's own),
+so no lookup is ever silently empty. ``run`` applies Ansible's calling convention: ``wantlist``,
+``errors=strict|warn|ignore``, and a result of one item returned as that item, of several
+strings joined with commas, else as the list.
+
+Controller files: ``file`` and ``template`` read what the compiler embedded for the task (found
+over Ansible's search path: the plan's directory, its ``files/`` or ``templates/``, and the
+``--files-dir`` ones); a ``file`` name the compiler could not know (an expression) is read on
+the host, which is the controller's view only for a local connection.
+"""
+
+import itertools
+import os
+import re
+
+
+class LookupError_(Exception):  # noqa: N801 - LookupError is a builtin
+    """A lookup could not give its values."""
+
+
+class _Context:
+    """What a lookup sees: the task's variables, the templar, the embedded files."""
+
+    def __init__(self, scope, templar):
+        self.scope = scope
+        self.templar = templar
+
+    def embedded(self, kind):
+        from .templating import embedded
+
+        return embedded(self.scope, kind) if self.scope is not None else {}
+
+    def read(self, sha):
+        if self.templar is None or self.templar.read_file is None:
+            raise LookupError_("this artifact cannot read its embedded files here")
+        return self.templar.read_file(sha)
+
+
+def _flatten(terms):
+    out = []
+    for term in terms:
+        if isinstance(term, (list, tuple)):
+            out.extend(term)
+        else:
+            out.append(term)
+    return out
+
+
+def _env(terms, ctx, default=""):
+    return [os.environ.get(str(t), default) for t in terms]
+
+
+def _file(terms, ctx, rstrip=True, lstrip=False):
+    known = ctx.embedded("files")
+    out = []
+    for term in terms:
+        sha = known.get(term)
+        try:
+            if sha is not None:
+                text = ctx.read(sha).decode("utf-8", "surrogateescape")
+            else:
+                with open(os.path.expanduser(str(term)), encoding="utf-8", errors="surrogateescape") as fh:
+                    text = fh.read()
+        except OSError as exc:
+            raise LookupError_(f"Unable to access the file {term!r}.") from exc
+        if lstrip:
+            text = text.lstrip()
+        if rstrip:
+            text = text.rstrip()
+        out.append(text)
+    return out
+
+
+def _template(terms, ctx, template_vars=None, convert_data=True, variable_start_string="{{",
+              variable_end_string="}}", comment_start_string="{#", comment_end_string="#}",
+              trim_blocks=True, jinja2_native=False):
+    known = ctx.embedded("templates")
+    sources = ctx.embedded("sources")
+    out = []
+    for term in terms:
+        sha = known.get(term)
+        if sha is None:
+            raise LookupError_(f"the template file {term} could not be found for the lookup")
+        text = ctx.read(sha).decode("utf-8", "surrogateescape")
+        extra = template_file_vars(term, sources.get(term) or {}, None, ctx.scope)
+        extra.update(template_vars or {})
+        overrides = {"variable_start_string": variable_start_string, "variable_end_string": variable_end_string,
+                     "comment_start_string": comment_start_string, "comment_end_string": comment_end_string,
+                     "trim_blocks": trim_blocks}
+        out.append(ctx.templar.render(text, ctx.scope.child(extra), overrides))
+    return out
+
+
+def template_file_vars(path, source, dest, scope):
+    """Ansible's template variables (``template_path``, ``template_fullpath``, ``template_host``,
+    ``template_uid``, ``template_mtime``, ``template_run_date``, ``template_destpath``) and
+    ``ansible_managed`` unless the play sets it; ``source`` is what the compiler recorded of the
+    controller's file."""
+    import datetime
+
+    mtime = source.get("mtime")
+    out = {
+        "template_path": path,
+        "template_fullpath": source.get("fullpath", path),
+        "template_host": source.get("host", ""),
+        "template_uid": source.get("uid", ""),
+        "template_mtime": datetime.datetime.fromtimestamp(mtime) if mtime is not None else None,
+        "template_run_date": datetime.datetime.now(),
+        "template_destpath": dest,
+    }
+    if scope is None or "ansible_managed" not in scope:
+        out["ansible_managed"] = "Ansible managed"
+    return out
+
+
+def _pipe(terms, ctx):
+    import subprocess
+
+    out = []
+    for term in terms:
+        proc = subprocess.run(term, shell=True, capture_output=True)
+        if proc.returncode != 0:
+            raise LookupError_(f"lookup_plugin.pipe({term}) returned {proc.returncode}")
+        out.append(proc.stdout.decode("utf-8", "replace").rstrip())
+    return out
+
+
+def _lines(terms, ctx):
+    import subprocess
+
+    out = []
+    for term in terms:
+        proc = subprocess.run(term, shell=True, stdout=subprocess.PIPE)
+        if proc.returncode != 0:
+            raise LookupError_(f"lookup_plugin.lines({term}) returned {proc.returncode}")
+        out.extend(proc.stdout.decode("utf-8", "replace").splitlines())
+    return out
+
+
+def _list(terms, ctx):
+    return list(terms)
+
+
+def _items(terms, ctx):
+    return _flatten(terms)
+
+
+def _indexed_items(terms, ctx):
+    items = _flatten(terms)
+    return [[i, item] for i, item in enumerate(items)]
+
+
+def _dict(terms, ctx):
+    out = []
+    for term in terms:
+        if not isinstance(term, dict):
+            raise LookupError_(f"the 'dict' lookup plugin expects a dictionary, got '{term}' of type {type(term)})")
+        out.extend({"key": k, "value": v} for k, v in term.items())
+    return out
+
+
+def _together(terms, ctx):
+    if not terms:
+        raise LookupError_("with_together requires at least one element in each list")
+    return [_flatten(x) for x in itertools.zip_longest(*terms, fillvalue=None)]
+
+
+def _nested(terms, ctx):
+    if not terms:
+        raise LookupError_("with_nested requires at least one element in the nested list")
+    result = terms[0]
+    for more in terms[1:]:
+        result = [_flatten([x, y]) for x in result for y in more]
+    return [_flatten(x) if isinstance(x, list) else [x] for x in result]
+
+
+def _random_choice(terms, ctx):
+    import secrets
+
+    return [secrets.choice(terms)] if terms else list(terms)
+
+
+def _subelements(terms, ctx):
+    def fail(msg=""):
+        raise LookupError_("subelements lookup expects a list of two or three items, " + msg)
+
+    if not 2 <= len(terms) <= 3:
+        fail()
+    if not isinstance(terms[0], (list, dict)) or not isinstance(terms[1], str):
+        fail("first a dict or a list, second a string pointing to the subkey")
+    keys = terms[1].split(".")
+    if isinstance(terms[0], dict):
+        if terms[0].get("skipped", False) is not False:
+            return []
+        elements = list(terms[0].values())
+    else:
+        elements = terms[0]
+    flags = terms[2] if len(terms) == 3 else {}
+    if not isinstance(flags, dict):
+        fail("the optional third item must be a dict with flags ('skip_missing',)")
+    from .filters import to_bool
+
+    skip_missing = to_bool(flags.get("skip_missing", False))
+    out = []
+    for item in elements:
+        if not isinstance(item, dict):
+            raise LookupError_(f"subelements lookup expects a dictionary, got '{item}'")
+        if item.get("skipped", False) is not False:
+            continue
+        import copy
+
+        item = copy.deepcopy(item)  # Ansible pops the list out of (its copy of) the item
+        value = item
+        sublist = []
+        for n, key in enumerate(keys):
+            last = n == len(keys) - 1
+            if key not in value:
+                if skip_missing:
+                    continue
+                raise LookupError_(f"could not find '{key}' key in iterated item '{value}'")
+            if not last:
+                if not isinstance(value[key], dict):
+                    if skip_missing:
+                        continue
+                    raise LookupError_(f"the key {key} should point to a dictionary, got '{value[key]}'")
+                value = value[key]
+            elif not isinstance(value[key], list):
+                raise LookupError_(f"the key {key} should point to a list, got '{value[key]}'")
+            else:
+                sublist = value.pop(key)
+        out.extend([item, sub] for sub in sublist)
+    return out
+
+
+_SEQUENCE = re.compile(r"^((0?x?[0-9a-f]+)-)?(0?x?[0-9a-f]+)(/(0?x?[0-9a-f]+))?(:(.+))?$", re.I)
+
+
+def _number(text):
+    text = str(text)
+    if text.lower().startswith("0x"):
+        return int(text, 16)
+    if len(text) > 1 and text.startswith("0"):
+        return int(text, 8)
+    return int(text)
+
+
+def _sequence(terms, ctx, **options):
+    out = []
+    if options and not terms:
+        terms = [""]
+    for term in terms:
+        fields = {"start": 1, "end": None, "stride": 1, "count": None, "format": "%d"}
+        fields.update(options)
+        match = _SEQUENCE.match(str(term)) if term else None
+        if match:
+            if match.group(2):
+                fields["start"] = match.group(2)
+            fields["end"] = match.group(3)
+            if match.group(5):
+                fields["stride"] = match.group(5)
+            if match.group(7):
+                fields["format"] = match.group(7)
+        elif term:
+            import shlex
+
+            for word in shlex.split(str(term)):
+                key, sep, value = word.partition("=")
+                if not sep or key not in fields:
+                    raise LookupError_(f"unrecognized arguments to with_sequence: [{key!r}]")
+                fields[key] = value
+        start, stride = _number(fields["start"]), _number(fields["stride"])
+        end = None if fields["end"] is None else _number(fields["end"])
+        count = None if fields["count"] is None else _number(fields["count"])
+        if count is None and end is None:
+            raise LookupError_("must specify count or end in with_sequence")
+        if count is not None and end is not None:
+            raise LookupError_("can't specify both count and end in with_sequence")
+        if count is not None:
+            if count == 0:
+                continue
+            end = start + count * stride - 1
+        if stride > 0 and end < start:
+            raise LookupError_("to count backwards make stride negative")
+        if stride < 0 and end > start:
+            raise LookupError_("to count forward don't make stride negative")
+        if stride == 0:
+            continue
+        fmt = str(fields["format"])
+        if fmt.count("%") != 1:
+            raise LookupError_(f"bad formatting string: {fmt}")
+        out.extend(fmt % i for i in range(start, end + (1 if stride > 0 else -1), stride))
+    return out
+
+
+def _vars(terms, ctx, default=None):
+    out = []
+    for term in terms:
+        if not isinstance(term, str):
+            raise LookupError_(f"Variable name must be 'str' not '{type(term).__name__}'.")
+        try:
+            out.append(ctx.scope[term])
+        except KeyError:
+            if default is None:
+                from .templating import undef
+
+                out.append(undef(f"No variable named {term!r} was found."))
+            else:
+                out.append(default)
+    return out
+
+
+def _varnames(terms, ctx):
+    names = list(ctx.scope.keys())
+    out = []
+    for term in terms:
+        if not isinstance(term, str):
+            raise LookupError_(f'Invalid setting identifier, "{term}" is not a string, it is a {type(term)}')
+        pattern = re.compile(term)
+        out.extend(n for n in names if pattern.search(n))
+    return out
+
+
+LOOKUPS = {
+    "env": _env, "file": _file, "template": _template, "pipe": _pipe, "lines": _lines,
+    "list": _list, "items": _items, "indexed_items": _indexed_items, "dict": _dict,
+    "together": _together, "nested": _nested, "random_choice": _random_choice,
+    "subelements": _subelements, "sequence": _sequence, "vars": _vars, "varnames": _varnames,
+}
+# ansible.builtin lookups the compiler refuses, and why (the compiler reads this dict)
+REFUSED = {
+    "config": "it reads the controller's Ansible configuration",
+    "csvfile": "it reads a controller file by a computed name",
+    "fileglob": "it globs the controller's files",
+    "first_found": "it searches the controller's files",
+    "ini": "it reads a controller file by a computed name",
+    "inventory_hostnames": "it needs the inventory's host patterns on the host",
+    "password": "it writes password files on the controller",
+    "unvault": "vaulted files are not supported",
+    "url": "it fetches from the controller",
+}
+
+
+def run(name, terms, scope, templar, wantlist=False, errors="strict", **options):
+    """``lookup(name, *terms, **options)`` as Ansible calls it; the caller marks the result as
+    host data."""
+    fn = LOOKUPS.get(name)
+    try:
+        if fn is None:
+            why = REFUSED.get(name, "it is not an ansible.builtin lookup")
+            raise LookupError_(f"lookup plugin '{name}' is not supported on the host: {why}")
+        values = fn(list(terms), _Context(scope, templar), **options)
+    except (LookupError_, TypeError, ValueError) as exc:
+        if errors in ("warn", "ignore"):
+            return [] if wantlist else None
+        raise LookupError_(f"An unhandled exception occurred while running the lookup plugin '{name}'. "
+                           f"Error was a {type(exc).__name__}, original message: {exc}") from exc
+    if wantlist or not values:
+        return values
+    if len(values) == 1:
+        return values[0]
+    if all(isinstance(v, str) for v in values):
+        return ",".join(values)
+    return values

@@ -1,0 +1,67 @@
+"""Filters, lookups and loop variables against ansible-core (issue 14's list)."""
+
+from __future__ import annotations
+
+import pytest
+
+from .oracle import compare_plays, fields
+
+pytestmark = pytest.mark.ansible
+
+TASKS = [
+    {"name": "now is a datetime", "debug": {"msg": "{{ now().year > 2000 and (now(fmt='%Y') | int) > 2000 }}"}},
+    {"name": "now utc", "debug": {"msg": "{{ now(utc=True).year > 2000 }}"}},
+    {"name": "lookup list", "debug": {"msg": "{{ lookup('list', [1, 2, 3]) }}"}},
+    {"name": "query list", "debug": {"msg": "{{ query('list', 'a', 'b') }}"}},
+    {"name": "lookup items", "debug": {"msg": "{{ lookup('items', [1, [2, 3]], wantlist=True) }}"}},
+    {"name": "lookup indexed_items", "debug": {"msg": "{{ query('indexed_items', ['a', 'b']) }}"}},
+    {"name": "lookup dict", "debug": {"msg": "{{ query('dict', {'k': 1, 'j': 2}) }}"}},
+    {"name": "lookup together", "debug": {"msg": "{{ query('together', [1, 2], ['a']) }}"}},
+    {"name": "lookup nested", "debug": {"msg": "{{ query('nested', [1, 2], ['a', 'b']) }}"}},
+    {"name": "lookup sequence", "debug": {"msg": "{{ query('sequence', 'start=1 end=9 stride=3 format=n%02d') }}"}},
+    {"name": "lookup sequence short", "debug": {"msg": "{{ query('sequence', '4-6') }}"}},
+    {"name": "lookup subelements", "debug": {"msg": "{{ query('subelements', users, 'keys') }}"}},
+    {"name": "lookup vars", "debug": {"msg": "{{ lookup('vars', 'who') }}"}},
+    {"name": "lookup vars default", "debug": {"msg": "{{ lookup('vars', 'nope') | default('dflt') }}"}},
+    {"name": "lookup varnames", "debug": {"msg": "{{ query('varnames', '^wh') }}"}},
+    {"name": "lookup file in files/", "debug": {"msg": "{{ lookup('file', 'data1.txt') }}"}},
+    {"name": "lookup env", "debug": {"msg": "{{ lookup('env', 'RUSTLE_NO_SUCH_VAR', default='dflt') }}"}},
+    {"name": "lookup errors ignore", "debug": {"msg": "{{ lookup('file', 'nope.txt', errors='ignore') is none }}"}},
+    {"name": "zip", "debug": {"msg": "{{ [1, 2, 3] | zip(['a', 'b']) | list }}"}},
+    {"name": "zip_longest", "debug": {"msg": "{{ [1, 2] | zip_longest(['a'], fillvalue='-') | list }}"}},
+    {"name": "random int", "debug": {"msg": "{{ (100000 | random) < 100000 }}"}},
+    {"name": "random seed list", "debug": {"msg": "{{ [1, 2, 3] | random(seed='x') in [1, 2, 3] }}"}},
+    {"name": "math", "debug": {"msg": "{{ [8 | log(2), 2 | pow(3), 16 | root, 1000 | log(10)] }}"}},
+    {"name": "product", "debug": {"msg": "{{ [1, 2] | product(['a']) | list }}"}},
+    {"name": "combinations", "debug": {"msg": "{{ [1, 2, 3] | combinations(2) | list }}"}},
+    {"name": "permutations", "debug": {"msg": "{{ [1, 2, 3] | permutations(2) | list }}"}},
+    {"name": "to_uuid", "debug": {"msg": "{{ 'rustle' | to_uuid }}"}},
+    {"name": "extract", "debug": {"msg": "{{ ['a', 'b'] | map('extract', {'a': 1, 'b': 2}) | list }}"}},
+    {"name": "human", "debug": {"msg": "{{ [1048576 | human_readable, '2 KB' | human_to_bytes] }}"}},
+    {"name": "rekey", "debug": {"msg": "{{ users | rekey_on_member('name') }}"}},
+    {"name": "hash filters", "debug": {"msg": "{{ ['x' | md5, 'x' | sha1] }}"}},
+    {"name": "fqcn filter", "debug": {"msg": "{{ [3, 1] | ansible.builtin.zip([4, 2]) | list }}"}},
+    {"name": "strftime", "debug": {"msg": "{{ '%Y' | strftime(0, utc=True) }}"}},
+    {"name": "search path", "debug": {"msg": "{{ ansible_search_path | length }}"}},
+    {"name": "extended loop", "debug": {"msg": "{{ ansible_loop.previtem is undefined }} {{ ansible_loop.nextitem is undefined }}"},
+     "loop": ["x", "y"], "loop_control": {"extended": True}},
+    {"name": "label uses own register", "command": "echo {{ item }}", "register": "own",
+     "loop": [1, 2], "loop_control": {"label": "{{ own.stdout }}"}, "ignore_errors": True},
+    {"name": "after label", "debug": {"msg": "{{ own is failed }}"}},
+]
+
+
+def test_filters_lookups_and_loops_match_ansible(tmp_path):
+    plays = [{"name": "filters", "vars": {"who": "world", "users": [
+        {"name": "a", "keys": [1, 2]}, {"name": "b", "keys": [3]}]}, "tasks": TASKS}]
+    theirs, ours = compare_plays(tmp_path, plays, {"files/data1.txt": "from files dir\n"})
+    keys = ("changed", "failed", "msg")
+    mismatched = {}
+    for (name, a), (_, o) in zip(theirs[0], ours[0], strict=False):
+        if name in ("search path",):
+            continue
+        if fields(a, keys) != fields(o, keys):
+            mismatched[name] = (fields(a, keys), fields(o, keys))
+    assert not mismatched
+    assert [n for n, _ in ours[0]] == [n for n, _ in theirs[0]]
+    assert dict(ours[0])["search path"]["msg"] == 1

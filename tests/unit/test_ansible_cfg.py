@@ -1,0 +1,78 @@
+"""ansible.cfg and ANSIBLE_* variables: which file is read, what applies, what is only noted."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from rustle_deploy.ansible_cfg import find_config, load_ansible_config
+from rustle_deploy.errors import ConfigError
+
+CFG = """\
+[defaults]
+inventory = hosts.ini
+roles_path = roles:/opt/roles
+remote_user = deploy
+private_key_file = ~/.ssh/deploy_key
+forks = 7   ; Ansible allows comments after ';'
+host_key_checking = False
+timeout = 30
+stdout_callback = yaml
+retry_files_enabled = no
+
+[privilege_escalation]
+become = yes
+become_user = app
+
+[ssh_connection]
+pipelining = True
+"""
+
+
+def test_the_first_file_found_is_read_in_ansibles_order(tmp_path: Path) -> None:
+    home, cwd, env_dir = tmp_path / "home", tmp_path / "cwd", tmp_path / "envdir"
+    for d in (home, cwd, env_dir):
+        d.mkdir()
+    (home / ".ansible.cfg").write_text("[defaults]\nforks = 1\n")
+    assert find_config({"HOME": str(home)}, str(cwd)) == str(home / ".ansible.cfg")
+    (cwd / "ansible.cfg").write_text("[defaults]\nforks = 2\n")
+    assert find_config({"HOME": str(home)}, str(cwd)) == str(cwd / "ansible.cfg")
+    (env_dir / "ansible.cfg").write_text("[defaults]\nforks = 3\n")
+    assert find_config({"HOME": str(home), "ANSIBLE_CONFIG": str(env_dir)}, str(cwd)) == str(env_dir / "ansible.cfg")
+    os.chmod(cwd, 0o777)  # a world-writable working directory: its ansible.cfg is not trusted
+    try:
+        assert find_config({"HOME": str(home)}, str(cwd)) == str(home / ".ansible.cfg")
+    finally:
+        os.chmod(cwd, 0o755)
+
+
+def test_settings_that_apply_and_notes_for_the_rest(tmp_path: Path) -> None:
+    (tmp_path / "ansible.cfg").write_text(CFG)
+    cfg = load_ansible_config({"HOME": str(tmp_path / "nohome")}, str(tmp_path))
+    assert cfg.path == str(tmp_path / "ansible.cfg")
+    assert cfg.get("inventory") == (str(tmp_path / "hosts.ini"),)
+    assert cfg.get("roles_path") == (str(tmp_path / "roles"), "/opt/roles")
+    assert cfg.get("remote_user") == "deploy" and cfg.get("forks") == 7
+    assert cfg.get("private_key_file") == os.path.expanduser("~/.ssh/deploy_key")
+    assert cfg.get("become") is True and cfg.get("become_user") == "app"
+    assert cfg.host_defaults() == {"ansible_host_key_checking": False, "ansible_timeout": 30}
+    assert cfg.notes() == [f"{cfg.path}: [defaults] stdout_callback has no effect in rustle-deploy",
+                           f"{cfg.path}: [defaults] retry_files_enabled has no effect in rustle-deploy",
+                           f"{cfg.path}: [ssh_connection] pipelining has no effect in rustle-deploy"]
+
+
+def test_environment_beats_the_file(tmp_path: Path) -> None:
+    (tmp_path / "ansible.cfg").write_text(CFG)
+    cfg = load_ansible_config({"HOME": str(tmp_path), "ANSIBLE_FORKS": "12", "ANSIBLE_ROLES_PATH": "a:b",
+                               "ANSIBLE_BECOME": "false", "ANSIBLE_INVENTORY": "x.ini,y.ini"}, str(tmp_path))
+    assert cfg.get("forks") == 12 and cfg.get("become") is False
+    assert cfg.get("roles_path") == (str(tmp_path / "a"), str(tmp_path / "b"))
+    assert cfg.get("inventory") == (str(tmp_path / "x.ini"), str(tmp_path / "y.ini"))
+
+
+def test_a_bad_value_names_the_setting(tmp_path: Path) -> None:
+    (tmp_path / "ansible.cfg").write_text("[defaults]\nforks = many\n")
+    with pytest.raises(ConfigError, match=r"\[defaults\] forks: expected an integer"):
+        load_ansible_config({"HOME": str(tmp_path)}, str(tmp_path))

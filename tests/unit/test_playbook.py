@@ -1,0 +1,222 @@
+"""The playbook front end in the small: argument splitting (against ansible-core's own code),
+content sniffing, extra vars, keyword inheritance and the plan it builds."""
+
+from __future__ import annotations
+
+import json
+import warnings
+from pathlib import Path
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from rustle_deploy.errors import PlaybookError, UsageError
+from rustle_deploy.inventory import implicit_localhost, load_inventory
+from rustle_deploy.plan import parse_plan
+from rustle_deploy.plan.write import dump_plan
+from rustle_deploy.playbook import CompileOptions, compile_playbook, is_playbook, parse_extra_vars
+from rustle_deploy.playbook.args import parse_kv, split_args
+
+with warnings.catch_warnings():
+    warnings.simplefilter("ignore")
+    try:
+        from ansible.parsing.splitter import parse_kv as ansible_parse_kv
+        from ansible.parsing.splitter import split_args as ansible_split_args
+    except ImportError:  # pragma: no cover - ansible-core is a test dependency
+        ansible_parse_kv = ansible_split_args = None
+
+needs_ansible = pytest.mark.skipif(ansible_parse_kv is None, reason="ansible-core is not installed")
+
+ARGS = [
+    "echo hi chdir=/tmp",
+    'src=a dest="b c" mode=0644',
+    "msg='hello world'",
+    "touch {{ out }}/x creates={{ out }}/x",
+    'echo "{{ a }} b" c={{ d | default("e f") }}',
+    "set -e\ncd /tmp\nprintf 'x\\ny\\n' > f\n",
+    "a=1 b=2 \\\n c=3",
+    "path=/x state=absent  force=yes",
+    "k=v\\=w other",
+    "{% if x %}a=1{% endif %} b=2",
+    "",
+]
+
+
+@needs_ansible
+@pytest.mark.parametrize("text", ARGS)
+@pytest.mark.parametrize("check_raw", [False, True])
+def test_parse_kv_matches_ansible(text: str, check_raw: bool) -> None:
+    assert split_args(text) == [str(x) for x in ansible_split_args(text)]
+    assert parse_kv(text, check_raw=check_raw) == {str(k): str(v) for k, v in ansible_parse_kv(text, check_raw=check_raw).items()}
+
+
+_TOKEN = st.sampled_from(["a=1", "b='x y'", 'c="q r"', "{{ v }}", "{{ a | b('c d') }}", "word",
+                          "chdir=/t", "creates=/x", "e=", "\n", "  ", "f=g\\=h", "'single'", '"dq"'])
+
+
+@needs_ansible
+@settings(max_examples=200, deadline=None)
+@given(st.lists(_TOKEN, max_size=8), st.booleans())
+def test_parse_kv_matches_ansible_on_generated_text(tokens: list[str], check_raw: bool) -> None:
+    text = " ".join(tokens)
+    try:
+        theirs = {str(k): str(v) for k, v in ansible_parse_kv(text, check_raw=check_raw).items()}
+    except Exception:  # noqa: BLE001 - ansible refuses it: so must we
+        with pytest.raises(ValueError):
+            parse_kv(text, check_raw=check_raw)
+        return
+    assert parse_kv(text, check_raw=check_raw) == theirs
+
+
+def test_a_plan_is_json_object_and_anything_else_is_a_playbook() -> None:
+    assert not is_playbook(b'  {"metadata": {}}')
+    assert not is_playbook(b'\xef\xbb\xbf{"plays": []}')
+    assert is_playbook(b"---\n- hosts: all\n")
+    assert is_playbook(b'[{"hosts": "all", "tasks": []}]')  # a playbook written as JSON
+    assert is_playbook(b"# just a comment\n")
+    assert not is_playbook(b"")
+    assert not is_playbook(b"\xff\xfe garbage")
+
+
+def test_extra_vars_in_every_form(tmp_path: Path) -> None:
+    (tmp_path / "vars.yml").write_text("from_file: 1\nshared: file\n")
+    got = parse_extra_vars(["a=1 b='two words'", '{"c": [1, 2], "shared": "json"}',
+                            f"@{tmp_path / 'vars.yml'}", "g=h"])
+    assert got == {"a": "1", "b": "two words", "c": [1, 2], "shared": "file", "from_file": 1, "g": "h"}
+    with pytest.raises(UsageError, match="needs a leading '@'"):
+        parse_extra_vars(["./vars.yml"])
+    with pytest.raises(UsageError, match="is not name=value"):
+        parse_extra_vars(["justaword"])
+    with pytest.raises(UsageError, match="must be a mapping"):
+        parse_extra_vars(["[1, 2]"])
+    with pytest.raises(UsageError, match="no such file"):
+        parse_extra_vars(["@/nonexistent/vars.yml"])
+
+
+def _compile(tmp_path: Path, files: dict[str, str], inventory: str | None = None, **options: object):
+    for rel, text in files.items():
+        path = tmp_path / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text)
+    inv = implicit_localhost()
+    if inventory is not None:
+        (tmp_path / "inv.ini").write_text(inventory)
+        inv = load_inventory(str(tmp_path / "inv.ini"))
+    return compile_playbook(str(tmp_path / "site.yml"), inv, CompileOptions(**options))  # type: ignore[arg-type]
+
+
+def test_keywords_are_inherited_as_ansible_does(tmp_path: Path) -> None:
+    compiled = _compile(tmp_path, {
+        "site.yml": """
+- hosts: localhost
+  become: true
+  tags: [p]
+  environment: {A: play}
+  roles:
+    - role: r
+      when: on_role
+      tags: [r]
+      vars: {rv: 1}
+  tasks:
+    - block:
+        - command: echo hi
+          become: false
+          environment: {B: task}
+      when: on_block
+      ignore_errors: true
+      vars: {bv: 2}
+    - include_tasks: inc.yml
+      when: on_include
+      tags: [inc]
+      vars: {iv: 3}
+      ignore_errors: true
+""",
+        "inc.yml": "- debug: msg=in\n",
+        "roles/r/tasks/main.yml": "- debug: msg=role\n",
+        "roles/r/defaults/main.yml": "d: 1\n",
+    })
+    play = compiled.plan.plays[0]
+    role_task, cmd, include = play.batches[0].tasks
+    assert role_task.name == "r : debug"
+    assert [c.value for c in role_task.conditions] == ["on_role"]
+    assert role_task.tags == ("p", "r")
+    assert role_task.extras["become"] is True and role_task.extras["vars"] == {"rv": 1}
+    assert role_task.extras["role"] == "r" and play.roles["r"]["defaults"] == {"d": 1}
+    assert play.defaults == {"d": 1}
+    assert [c.value for c in cmd.conditions] == ["on_block"]
+    assert cmd.extras["become"] is False and cmd.extras["ignore_errors"] is True
+    assert cmd.extras["environment"] == {"A": "play", "B": "task"} and cmd.extras["vars"] == {"bv": 2}
+    # an include keeps its own when, tags and vars; what it includes does not inherit them
+    assert include.is_block and include.extras["include"].endswith("inc.yml")
+    assert [c.value for c in include.conditions] == ["on_include"]
+    assert include.tags == ("p", "inc") and include.extras["params"] == {"iv": 3}
+    (inner,) = include.block or ()
+    assert inner.conditions == () and inner.tags == ("p",) and "ignore_errors" not in inner.extras
+
+
+def test_the_plan_round_trips_through_json(tmp_path: Path) -> None:
+    compiled = _compile(tmp_path, {
+        "site.yml": """
+- hosts: web
+  vars: {a: 1}
+  roles: [{role: r, p: 2}]
+  tasks:
+    - block:
+        - command: /bin/false
+      rescue:
+        - debug: msg=r
+      always:
+        - debug: msg=a
+    - command: echo {{ item }}
+      with_items: [[1, 2], 3]
+      notify: h
+  handlers:
+    - name: h
+      debug: msg=h
+      listen: topic
+""",
+        "roles/r/tasks/main.yml": "- copy: {src: f.txt, dest: /tmp/f.txt}\n",
+        "roles/r/files/f.txt": "x\n",
+        "roles/r/handlers/main.yml": "- name: rh\n  debug: msg=rh\n",
+    }, inventory="[web]\nw1 ansible_connection=local\nw2 ansible_connection=local\n",
+        extra_vars={"e": 1})
+    text = dump_plan(compiled.plan)
+    again = parse_plan(text.encode(), source="emitted.json", base_dir=str(tmp_path))
+    assert json.loads(dump_plan(again)) == json.loads(text)
+    doc = json.loads(text)
+    assert doc["extra_vars"] == {"e": 1} and doc["playbook_dir"] == str(tmp_path)
+    play = doc["plays"][0]
+    assert play["hosts"] == ["w1", "w2"] and play["roles"]["r"]["params"] == {"p": 2}
+    tasks = play["batches"][0]["tasks"]
+    assert tasks[0]["args"]["src"] == str(tmp_path / "roles" / "r" / "files" / "f.txt")
+    assert set(tasks[1]) >= {"block", "rescue", "always"} and "module" not in tasks[1]
+    assert tasks[2]["loop_with"] == "items"
+    assert [h["name"] for h in play["handlers"]] == ["rh", "h"]
+    assert play["handlers"][0]["listen"] == ["r : rh"]
+
+
+def test_plays_without_hosts_are_left_out(tmp_path: Path) -> None:
+    compiled = _compile(tmp_path, {"site.yml": "- hosts: nomatch\n  tasks:\n    - debug: msg=x\n"})
+    assert compiled.plan.plays == () and compiled.plays[0].hosts == []
+    assert any("no hosts matched" in n for n in compiled.notes)
+
+
+def test_positions_survive_in_errors_from_plan_validation(tmp_path: Path) -> None:
+    with pytest.raises(PlaybookError) as err:
+        _compile(tmp_path, {"site.yml": "- hosts: localhost\n  tasks:\n    - debug: msg=x\n      notify: [a, nope]\n  handlers:\n    - name: a\n      debug: msg=a\n"})
+    assert (err.value.line, err.value.column) == (4, 19)
+
+
+
+def test_become_from_the_command_line_is_where_plays_start(tmp_path: Path) -> None:
+    compiled = _compile(tmp_path, {"site.yml": """
+- hosts: localhost
+  tasks: [{command: id}]
+- hosts: localhost
+  become: false
+  tasks: [{command: id}]
+"""}, play_defaults={"become": True, "become_user": "app"})
+    first, second = (p.batches[0].tasks[0].extras for p in compiled.plan.plays)
+    assert first["become"] is True and first["become_user"] == "app"
+    assert second["become"] is False and second["become_user"] == "app"
