@@ -121,6 +121,27 @@ for line in control:
          else (os.WEXITSTATUS(status) if os.WIFEXITED(status) else -os.WTERMSIG(status))})
 """
 
+# Become to another user (``python -c BECOME_BOOT`` through sudo/su): the artifact is private to
+# the connecting user, so what the module needs travels on stdin, as AnsiballZ's payload does.
+# One JSON line: ``files`` (name -> base64), ``argv`` ({DIR} is replaced) and the module's
+# ``stdin``. The files go to a private directory of the become user's, removed at the end.
+BECOME_BOOT = r"""
+import base64, json, os, shutil, subprocess, sys, tempfile
+req = json.loads(sys.stdin.buffer.read())
+d = tempfile.mkdtemp(prefix="rustle-bridge-")
+try:
+    for name, data in req["files"].items():
+        path = os.path.join(d, name)
+        with open(path, "wb") as fh:
+            fh.write(base64.b64decode(data))
+        os.chmod(path, 0o700)
+    argv = [a.replace("{DIR}", d) for a in req["argv"]]
+    proc = subprocess.run(argv, input=req["stdin"].encode())
+finally:
+    shutil.rmtree(d, ignore_errors=True)
+sys.exit(proc.returncode)
+"""
+
 MODULES = {}
 
 
@@ -143,10 +164,6 @@ def run_module(ctx, args, spec, bridge):
         # the action plugin (uri) refuses check mode before the module runs
         return {"changed": False, "skipped": True, "_action_skip": True,
                 "msg": f"This action ({name}) does not support check mode."}
-    if _become_elsewhere(ctx):
-        return {"failed": True, "changed": False,
-                "msg": f"become_user '{ctx.become_user}': bridged modules run as the connecting user or as root; "
-                       "hint: become root, or connect as that user"}
     task_tmp = _mkdtemp(ctx.tmpdir)
     try:
         module_args = _module_args(ctx, args, spec, bridge, name, task_tmp)
@@ -172,7 +189,8 @@ def _mkdtemp(parent):
 
 
 def _become_elsewhere(ctx):
-    """A become_user that could not read the artifact (private to the connecting user)."""
+    """A become_user that cannot read the artifact nor the run's files (private to the
+    connecting user): root can, anyone else gets what the module needs on stdin."""
     return bool(ctx.become) and ctx.become_user not in ("root", _me())
 
 
@@ -199,7 +217,9 @@ def _module_args(ctx, args, spec, bridge, name, task_tmp):
         "_ansible_socket": None,
         "_ansible_shell_executable": _var(host_vars, "ansible_shell_executable") or "/bin/sh",
         "_ansible_keep_remote_files": bool(internal.pop("_ansible_keep_remote_files", False)),
-        "_ansible_tmpdir": task_tmp,
+        # the become user cannot write the run's directory: the module makes its own in
+        # _ansible_remote_tmp, as with Ansible's pipelining
+        "_ansible_tmpdir": None if _become_elsewhere(ctx) else task_tmp,
         "_ansible_remote_tmp": _var(host_vars, "ansible_remote_tmp") or "~/.ansible/tmp",
         "_ansible_ignore_unknown_opts": False,
         "_ansible_target_log_info": internal.pop("_ansible_target_log_info", None),
@@ -231,6 +251,9 @@ def _execute(ctx, spec, module_args, task_tmp):
         lib = os.path.join(payload.root, "bridge", "lib")
         params = json.dumps({"ANSIBLE_MODULE_ARGS": module_args}, default=str)
         fqn, profile = spec["module_fqn"], spec.get("profile") or "legacy"
+        if _become_elsewhere(ctx):
+            return _run_elsewhere(ctx, {"lib.zip": _lib_zip(ctx)},
+                                  [_python(ctx), "-c", BOOT, "{DIR}/lib.zip", fqn, profile], params)
         server = _fork_server(ctx, lib)
         if server is not None:
             env = dict(os.environ)
@@ -238,24 +261,54 @@ def _execute(ctx, spec, module_args, task_tmp):
             return server.run(params, fqn, profile, env, task_tmp)
         argv = _become_argv(ctx, [_python(ctx), "-c", BOOT, lib, fqn, profile])
         return _checked(ctx, ctx.run_command(argv, data=params, expand=False))
-    path = _script(ctx, spec)
-    args_path = os.path.join(task_tmp, "args")
     if style == "old":
         import shlex
 
         text = "".join(f"{k}={shlex.quote(_text(v))} " for k, v in module_args.items())
     else:
         text = json.dumps(module_args, default=str)
+    if _become_elsewhere(ctx):
+        data = _read(ctx, spec["entry"])
+        return _run_elsewhere(ctx, {"module": data, "args": text.encode("utf-8")},
+                              _interpreter(ctx, spec) + ["{DIR}/module", "{DIR}/args"], "")
+    path = _script(ctx, spec)
+    args_path = os.path.join(task_tmp, "args")
     with open(args_path, "w") as fh:
         fh.write(text)
     argv = _become_argv(ctx, _interpreter(ctx, spec) + [path, args_path])
     return _checked(ctx, ctx.run_command(argv, expand=False))
 
 
+def _run_elsewhere(ctx, files, argv, stdin):
+    """``argv`` as another become_user, with ``files`` sent on stdin (BECOME_BOOT)."""
+    import base64
+
+    request = json.dumps({"files": {k: base64.b64encode(v).decode("ascii") for k, v in files.items()},
+                          "argv": argv, "stdin": stdin})
+    boot = _become_argv(ctx, [_python(ctx), "-c", BECOME_BOOT])
+    return _checked(ctx, ctx.run_command(boot, data=request, expand=False))
+
+
+def _lib_zip(ctx):
+    """``bridge/lib/`` of the artifact as one zip (an import root), made once per run."""
+    runner = ctx._runner
+    cached = runner.__dict__.get("_bridge_lib_zip")
+    if cached is None:
+        import io
+        import zipfile
+
+        buf = io.BytesIO()
+        with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as zf:
+            for name in runner.payload.names():
+                if name.startswith("bridge/lib/"):
+                    zf.writestr(name[len("bridge/lib/"):], runner.payload.read(name))
+        cached = runner.__dict__["_bridge_lib_zip"] = buf.getvalue()
+    return cached
+
+
 def _become_argv(ctx, argv):
-    """``argv`` run as the task's become_user (the connecting user or root: _become_elsewhere):
-    ``sudo -n -H -u USER --``, or ``su`` when the runtime runs as root. Unchanged without
-    become, or when the run already is that user."""
+    """``argv`` run as the task's become_user: ``sudo -n -H -u USER --``, or ``su`` when the
+    runtime runs as root. Unchanged without become, or when the run already is that user."""
     if not ctx.become or ctx.become_user == _me():
         return argv
     if ctx.become_method == "sudo":
