@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import hashlib
 import json
 import os
 import subprocess
@@ -265,3 +266,31 @@ def test_ansible_cores_answer_is_cached_until_a_module_changes(tmp_path: Path, m
     monkeypatch.setenv("ANSIBLE_LIBRARY", str(tmp_path / "elsewhere"))
     greeting()
     assert len(calls) == 3  # another configuration, another question
+
+
+def test_a_second_plan_reuses_each_cached_module_and_files_are_stored_once(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from rustle_deploy import bridge as bridge_pkg
+
+    cache = tmp_path / "cache"
+    monkeypatch.setattr(bridge_pkg, "CACHE_DIR", cache)
+    requests: list[dict[str, object]] = []
+    real = lookup.probe
+    monkeypatch.setattr(lookup, "probe", lambda request: requests.append(request) or real(request))
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    first = lookup.resolve(["find", "ansible.builtin.slurp"], [str(tmp_path / "a")])
+    lookup._resolve.cache_clear()
+    # another plan, in another directory with no library/ beside it: only the new module is asked for
+    second = lookup.resolve(["find", "tempfile"], [str(tmp_path / "b")])
+    assert [sorted(r["lookups"]) for r in requests] == [["ansible.builtin.slurp", "find"], ["tempfile"]]
+    assert first.modules["find"] == second.modules["find"]
+    find = second.modules["find"]
+    assert isinstance(find, lookup.BridgedModule) and "ansible/module_utils/basic.py" in find.files
+    blobs = sorted(p.name for p in (cache / "blobs").iterdir())
+    shared = {hashlib.sha256(d).hexdigest() for m in (first.modules["find"], second.modules["tempfile"])
+              for d in m.files.values()}  # type: ignore[union-attr]
+    assert set(blobs) >= shared and len(blobs) == len(set(blobs))
+    lookup._resolve.cache_clear()
+    lookup.resolve(["tempfile", "ansible.builtin.slurp", "find"], [str(tmp_path / "b")])
+    assert len(requests) == 2  # everything from the cache

@@ -324,41 +324,81 @@ def probe(request: dict[str, Any]) -> dict[str, Any]:
     return answer
 
 
-def _cached_probe(request: dict[str, Any], plan_dirs: Sequence[str]) -> dict[str, Any]:
-    """``probe(request)``, from the cache when nothing it depends on has changed since.
+_ANSWER_KEYS = ("ansible_version", "python", "module_paths", "collections_paths", "internal")
 
-    The key covers the request, the ``ANSIBLE_*`` environment, the working directory, the
-    Python, ansible-core's installed version, every ansible.cfg Ansible would read, and the
-    directories searched (library/, module_utils/, the module path, the collection roots and
-    their namespaces and collections). An entry also records a fingerprint (names, sizes,
-    times) of every file under the directories its modules came from (library/ and
-    module_utils/ beside the plan, the module path, each collection used): an edited module or
-    module_utils file is a miss. ansible-core's own files change only with its version.
+
+def _cached_lookups(keys: Sequence[str], plan_dirs: Sequence[str]) -> dict[str, Any]:
+    """ansible-core's answer for ``keys`` (``probe``'s shape), each lookup from the cache when
+    nothing it depends on has changed since, the others asked in one probe.
+
+    One cache entry per lookup, so a plan naming modules another plan already used reuses them
+    (``_lookup_key`` says what an entry depends on). The files a Python module carries are
+    stored once by sha256 under ``blobs/`` (content-addressed: ``basic.py`` and the
+    module_utils modules share are kept once however many modules and plans use them).
     """
     from .. import bridge
 
     cache = bridge.CACHE_DIR
+    lookups = {k: list(_split_key(k)) for k in keys}
     if cache is None:
-        return probe(request)
-    key = _probe_key(request, plan_dirs)
-    path = cache / f"{key}.json"
+        return probe({"op": "resolve", "lookups": lookups, "plan_dirs": list(plan_dirs)})
+    entry_paths = {k: cache / f"{_lookup_key(k, plan_dirs)}.json" for k in keys}
+    found: dict[str, dict[str, Any]] = {}
+    for k, path in entry_paths.items():
+        entry = _read_entry(cache, path)
+        if entry is not None:
+            found[k] = entry
+    missing = [k for k in keys if k not in found]
+    if missing:
+        answer = probe({"op": "resolve", "lookups": {k: lookups[k] for k in missing},
+                        "plan_dirs": list(plan_dirs)})
+        for k in missing:
+            module = dict(answer["modules"].get(k) or {})
+            entry = {key: answer.get(key) for key in _ANSWER_KEYS}
+            entry["module"] = module
+            found[k] = entry
+            _write_entry(cache, entry_paths[k], entry, plan_dirs)
+    first = found[keys[0]]
+    out: dict[str, Any] = {key: first.get(key) for key in _ANSWER_KEYS}
+    out["modules"] = {k: found[k]["module"] for k in keys}
+    return out
+
+
+def _read_entry(cache: Path, path: Path) -> dict[str, Any] | None:
     try:
-        entry = json.loads(path.read_text())
-        if entry.get("trees") == _trees_fingerprint(entry.get("tree_dirs") or []):
-            answer: dict[str, Any] = entry["answer"]
-            return answer
+        stored = json.loads(path.read_text())
+        if stored.get("trees") != _trees_fingerprint(stored.get("tree_dirs") or []):
+            return None
+        entry: dict[str, Any] = stored["entry"]
+        module = dict(entry["module"])
+        if "blobs" in module:
+            module["files"] = {name: base64.b64encode((cache / "blobs" / sha).read_bytes()).decode()
+                               for name, sha in module.pop("blobs").items()}
+        return dict(entry, module=module)
     except (OSError, ValueError, KeyError, TypeError, AttributeError):
-        pass
-    answer = probe(request)
-    dirs = sorted(set(_source_dirs(plan_dirs) + _collection_roots(answer)))
-    entry = {"answer": answer, "tree_dirs": dirs, "trees": _trees_fingerprint(dirs)}
+        return None
+
+
+def _write_entry(cache: Path, path: Path, entry: dict[str, Any], plan_dirs: Sequence[str]) -> None:
     from ..compiler.cachefiles import atomic_write
 
+    module = dict(entry["module"])
+    blobs = {}
     try:
-        atomic_write(path, json.dumps(entry).encode())
+        for name, text in (module.pop("files", None) or {}).items():
+            data = base64.b64decode(text)
+            sha = hashlib.sha256(data).hexdigest()
+            blob = cache / "blobs" / sha
+            if not blob.exists():
+                atomic_write(blob, data)
+            blobs[name] = sha
+        if blobs:
+            module["blobs"] = blobs
+        dirs = sorted(set(_source_dirs(plan_dirs) + _collection_roots({"modules": {"m": module}})))
+        stored = {"entry": dict(entry, module=module), "tree_dirs": dirs, "trees": _trees_fingerprint(dirs)}
+        atomic_write(path, json.dumps(stored).encode())
     except CompileError:
         pass  # an unwritable cache only costs the next command the question again
-    return answer
 
 
 def _stat(path: str) -> str:
@@ -406,8 +446,16 @@ def _trees_fingerprint(dirs: list[str]) -> str:
     return h.hexdigest()
 
 
-def _probe_key(request: dict[str, Any], plan_dirs: Sequence[str]) -> str:
-    h = hashlib.sha256(json.dumps(request, sort_keys=True).encode())
+def _lookup_key(key: str, plan_dirs: Sequence[str]) -> str:
+    """The cache key of one lookup: the name and the collections searched, the ``ANSIBLE_*``
+    environment, the working directory, the Python, ansible-core's installed version, every
+    ansible.cfg Ansible would read, and the directories searched (library/, module_utils/ and
+    action_plugins/ of the plan and its roles, the module path, the collection roots and their
+    namespaces and collections) that exist: a plan in another directory with none of those
+    beside it asks the same question. An entry also records a fingerprint (names, sizes, times)
+    of every file under the directories its module came from: an edited module or
+    module_utils file is a miss. ansible-core's own files change only with its version."""
+    h = hashlib.sha256(json.dumps(list(_split_key(key))).encode())
     h.update(f"{sys.executable}\0{os.getcwd()}\0".encode())
     for k, v in sorted(os.environ.items()):
         if k.startswith("ANSIBLE_"):
@@ -432,13 +480,13 @@ def _probe_key(request: dict[str, Any], plan_dirs: Sequence[str]) -> str:
             except OSError:
                 continue
     for path in watched:
-        h.update(_stat(path).encode() + b"\0")
+        if os.path.exists(path):
+            h.update(_stat(path).encode() + b"\0")
     return h.hexdigest()
 
 
 def _resolve_with_ansible(keys: tuple[str, ...], plan_dirs: tuple[str, ...]) -> Resolution:
-    lookups = {k: list(_split_key(k)) for k in keys}
-    answer = _cached_probe({"op": "resolve", "lookups": lookups, "plan_dirs": list(plan_dirs)}, plan_dirs)
+    answer = _cached_lookups(keys, plan_dirs)
     version = str(answer["ansible_version"])
     # library/ of the playbook and its roles first: ansible-core lists only those that exist
     searched = tuple(dict.fromkeys([os.path.join(d, "library") for d in plan_dirs]
