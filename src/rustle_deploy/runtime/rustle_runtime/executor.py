@@ -309,6 +309,10 @@ class Runner:
         if self.carry:
             self.runtime_vars.update(_load_carry(self.carry))
         try:
+            if self.plan.get("bridge"):
+                from .modules.bridge import prestart
+
+                prestart(self)
             for play in self.plan.get("plays") or []:
                 if self.host not in (play.get("hosts") or []):
                     continue

@@ -59,13 +59,22 @@ os.close(fd)
 run_module(params, _args[1], _args[2])
 """
 
-# The fork server: ``python -c FORKSERVER LIB``. It imports ansible.module_utils.basic once,
-# then forks a child per request (one JSON line on stdin: params, fqn, profile, env, out, err);
-# the child runs the module with its stdout and stderr in those files, as BOOT would. It answers
-# ``{"pid": N}`` at the fork and ``{"rc": N}`` when the child ends.
+# The fork server: ``python -c FORKSERVER LIB PROFILE...``. It imports ansible.module_utils.basic
+# once (and the serialization profiles the artifact's modules use, which every module imports
+# when it reads its arguments and writes its result), then forks a child per request (one JSON
+# line on stdin: params, fqn, profile, env, out, err); the child runs the module with its stdout
+# and stderr in those files, as BOOT would. It answers ``{"pid": N}`` at the fork and
+# ``{"rc": N}`` when the child ends.
 FORKSERVER = _PREAMBLE + r"""
 import json
 from ansible.module_utils import basic
+try:
+    from ansible.module_utils.common.json import Direction, get_module_decoder, get_module_encoder
+    for _profile in _args[1:]:
+        get_module_decoder(_profile, Direction.CONTROLLER_TO_MODULE)
+        get_module_encoder(_profile, Direction.MODULE_TO_CONTROLLER)
+except ImportError:  # ansible-core before 2.19
+    pass
 control = os.fdopen(os.dup(0), "rb")
 answer = os.dup(1)
 fd = os.open(os.devnull, os.O_RDWR)
@@ -343,33 +352,68 @@ def _me():
         return str(os.geteuid())
 
 
+def prestart(runner):
+    """Start the run's fork server before its first task when the artifact has Python modules
+    for the bridge, so that its import of ansible.module_utils.basic overlaps the tasks before
+    the first bridged one. Only for the runtime's own interpreter and a plain (untemplated)
+    setting: anything else waits for the first bridged task, which knows its variables."""
+    bridge = runner.plan.get("bridge") or {}
+    specs = [m for m in (bridge.get("modules") or {}).values() if m.get("style") == "new"]
+    configured = runner.host_vars.get("ansible_python_interpreter")
+    fork = runner.host_vars.get("rustle_bridge_fork")
+    if not specs or not hasattr(os, "fork") or str(fork).lower() in ("false", "no", "0") or "{" in str(fork):
+        return
+    if configured not in (None, "", sys.executable) and not str(configured).startswith("auto"):
+        return
+    lib = os.path.join(runner.payload.root, "bridge", "lib")
+    _server(runner, sys.executable or "python3", lib, runner.tmpdir())
+
+
+def _server(runner, python, lib, tmpdir):
+    servers = runner.__dict__.setdefault("_bridge_servers", {})
+    key = (python, lib)
+    if key not in servers:
+        profiles = sorted({m.get("profile") or "legacy" for m in
+                           ((runner.plan.get("bridge") or {}).get("modules") or {}).values()
+                           if m.get("style") == "new"})
+        try:
+            servers[key] = ForkServer(python, lib, tmpdir, profiles)
+        except OSError as exc:
+            servers[key] = exc
+        if isinstance(servers[key], ForkServer):
+            runner.cleanups.append(servers[key].close)
+    return servers[key]
+
+
 def _fork_server(ctx, lib):
-    """The run's fork server for this interpreter, started on first use; None where a module must
-    start a Python of its own (become to root through sudo, no fork, or ``rustle_bridge_fork``
-    false)."""
+    """The run's fork server for this interpreter, started on first use (or by ``prestart``);
+    None where a module must start a Python of its own (become through sudo, no fork, or
+    ``rustle_bridge_fork`` false, or a server that did not start)."""
     if _become_argv(ctx, []):
         return None
     if not hasattr(os, "fork") or str(_var(ctx.vars, "rustle_bridge_fork")).lower() in ("false", "no", "0"):
         return None
     runner = ctx._runner
-    servers = runner.__dict__.setdefault("_bridge_servers", {})
-    key = (_python(ctx), lib)
-    if key not in servers:
+    server = _server(runner, _python(ctx), lib, ctx.tmpdir)
+    if isinstance(server, ForkServer):
         try:
-            servers[key] = ForkServer(key[0], lib, ctx.tmpdir)
+            server.ready()
+            return server
         except OSError as exc:
-            ctx.warn(f"the module bridge's fork server did not start ({exc}); each module runs in a new "
-                     "Python")
-            servers[key] = None
-        if servers[key] is not None:
-            runner.cleanups.append(servers[key].close)
-    return servers[key]
+            server.close()
+            server = exc
+        runner.__dict__["_bridge_servers"][(_python(ctx), lib)] = server
+    if isinstance(server, OSError):
+        ctx.warn(f"the module bridge's fork server did not start ({server}); each module runs in a new "
+                 "Python")
+        runner.__dict__["_bridge_servers"][(_python(ctx), lib)] = None  # warned once
+    return None
 
 
 class ForkServer:
     """A Python that imported ansible.module_utils.basic once and forks a child per module."""
 
-    def __init__(self, python, lib, tmpdir):
+    def __init__(self, python, lib, tmpdir, profiles=()):
         from ..lowlevel import which
 
         path = which(python, os.environ) or python
@@ -378,7 +422,7 @@ class ForkServer:
         in_r, self._in = os.pipe()
         out_r, out_w = os.pipe()
         try:
-            self.pid = os.posix_spawn(path, [python, "-c", FORKSERVER, lib], dict(os.environ),
+            self.pid = os.posix_spawn(path, [python, "-c", FORKSERVER, lib, *profiles], dict(os.environ),
                                       file_actions=[(os.POSIX_SPAWN_DUP2, in_r, 0),
                                                     (os.POSIX_SPAWN_DUP2, out_w, 1),
                                                     (os.POSIX_SPAWN_DUP2, log, 2)])
@@ -390,11 +434,17 @@ class ForkServer:
             for fd in (in_r, out_w, log):
                 os.close(fd)
         self._out = os.fdopen(out_r, "rb")
+        self._ready = False
+
+    def ready(self):
+        """Wait for the server's import (started in the background); OSError when it failed."""
+        if self._ready:
+            return
         if self._answer().get("ready") is not True:
-            self.close()
             with open(self.log, "rb") as fh:
                 detail = fh.read().decode("utf-8", "replace").strip().splitlines()[-1:]
             raise OSError("it could not import ansible.module_utils: " + " ".join(detail))
+        self._ready = True
 
     def _answer(self):
         line = self._out.readline()
