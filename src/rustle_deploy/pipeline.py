@@ -223,6 +223,10 @@ class Session:
         if self.opts.get("verbose"):
             bridged = {m.fqcn: m for u in units for m in u.bridged.values()}
             for fqcn, m in sorted(bridged.items()):
+                if m.style == "rustle":
+                    print(f"bridge: {fqcn} is a rustle-deploy module, run in the runtime's process "
+                          f"(from {m.origin}: {m.path})", file=sys.stderr)
+                    continue
                 kind = {"new": "Python AnsibleModule", "want_json": "WANT_JSON", "old": "key=value"}.get(m.style, m.style)
                 print(f"bridge: {fqcn} runs through the module bridge ({kind} module from {m.origin}: {m.path})",
                       file=sys.stderr)

@@ -154,8 +154,36 @@ def resolve(keys: Sequence[str], plan_dirs: Sequence[str]) -> Resolution:
     """Resolve ``keys`` (``lookup_key`` of modules no built-in implements) for a plan whose
     playbook and roles are in ``plan_dirs`` (their library/ and module_utils/ are searched)."""
     env = tuple(sorted((k, v) for k, v in os.environ.items() if k.startswith("ANSIBLE_")))
-    return _resolve(tuple(sorted(set(keys))), tuple(dict.fromkeys(plan_dirs)), env, os.getcwd(),
+    own = {k: found for k in set(keys) if (found := _rustle_module(k, plan_dirs)) is not None}
+    rest = _resolve(tuple(sorted(set(keys) - set(own))), tuple(dict.fromkeys(plan_dirs)), env, os.getcwd(),
                     ansible_available())
+    if not own:
+        return rest
+    return Resolution({**rest.modules, **own}, rest.ansible_version, rest.internal)
+
+
+def _rustle_module(key: str, plan_dirs: Sequence[str]) -> BridgedModule | Missing | None:
+    """rustle-deploy's own module for ``key`` (``plugins.py``): a file declaring RUSTLE_MODULE
+    in library/ of the plan or its roles, else an installed entry point; None when neither."""
+    from . import plugins
+
+    name, collections = _split_key(key)
+    short = name[len("ansible.legacy."):] if name.startswith("ansible.legacy.") else name
+    if "." in short or (collections and "ansible.legacy" not in collections):
+        return None
+    path = plugins.in_library(short, plan_dirs)
+    origin = f"library {os.path.dirname(path)}" if path else ""
+    if path is None:
+        path = plugins.entry_points().get(short)
+        origin = f"entry point {plugins.ENTRY_POINT_GROUP}:{short}"
+        if path is None or not plugins.is_rustle_module(Path(path).read_bytes()):
+            return None
+    data = Path(path).read_bytes()
+    wrong = plugins.problem(path, data)
+    if wrong:
+        return Missing(name, wrong, (path,), "see docs/modules.md for what a rustle-deploy module declares")
+    return BridgedModule(name=name, fqcn="ansible.legacy." + short, path=path, style="rustle", origin=origin,
+                         data=data)
 
 
 @functools.lru_cache(maxsize=32)
@@ -178,7 +206,32 @@ class Visible:
 
 
 def list_visible(plan_dirs: Sequence[str]) -> tuple[str | None, list[str], list[Visible]]:
-    """ansible-core's version (None: not installed), the places searched, every module seen."""
+    """ansible-core's version (None: not installed), the places searched, every module seen;
+    rustle-deploy's own modules (``plugins.py``) in place of what Ansible would make of them."""
+    from . import plugins
+
+    version, searched, seen = _list_visible(plan_dirs)
+    own: dict[str, Visible] = {}
+    for name, path in plugins.entry_points().items():
+        if "." not in name and plugins.is_rustle_module(Path(path).read_bytes()):
+            own["ansible.legacy." + name] = Visible("ansible.legacy." + name, path, "rustle-deploy module (entry point)")
+    for directory in reversed(module_path(plan_dirs)[:len(plan_dirs)]):  # library/ wins over entry points
+        try:
+            entries = sorted(os.listdir(directory))
+        except OSError:
+            continue
+        for entry in entries:
+            path = os.path.join(directory, entry)
+            if os.path.isfile(path) and plugins.is_rustle_module(Path(path).read_bytes()):
+                stem = os.path.splitext(entry)[0]
+                wrong = plugins.problem(path, Path(path).read_bytes())
+                own["ansible.legacy." + stem] = Visible("ansible.legacy." + stem, path,
+                                                        "refused: " + wrong if wrong else "rustle-deploy module")
+    seen = [v for v in seen if v.fqcn not in own] + list(own.values())
+    return version, searched, seen
+
+
+def _list_visible(plan_dirs: Sequence[str]) -> tuple[str | None, list[str], list[Visible]]:
     from ..runtime_index import canonical_module
     from .policy import CONTROLLER_ACTIONS, KEYWORDS
 

@@ -169,6 +169,8 @@ def module_function(bridge, fqcn):
 
 def run_module(ctx, args, spec, bridge):
     name = ctx.task.get("module") or spec["fqcn"]
+    if spec.get("style") == "rustle":
+        return run_own(ctx, args, spec, name)
     if spec.get("check_mode") is False and ctx.check_mode:
         # the action plugin (uri) refuses check mode before the module runs
         return {"changed": False, "skipped": True, "_action_skip": True,
@@ -182,6 +184,127 @@ def run_module(ctx, args, spec, bridge):
 
         shutil.rmtree(task_tmp, ignore_errors=True)
     return parse_result(rc, out, err)
+
+
+# ----------------------------------------------------------------- rustle-deploy's own modules
+
+_TRUE = ("1", "true", "yes", "on", "y", "t")
+_FALSE = ("0", "false", "no", "off", "n", "f")
+
+
+def run_own(ctx, args, spec, name):
+    """A rustle-deploy module (docs/modules.md): its ``run(ctx, args)`` in this process, after
+    the arguments are checked against its ``RUSTLE_MODULE`` declaration."""
+    if ctx.become and ctx.become_user != _me():
+        return {"failed": True, "changed": False,
+                "msg": f"{name} is a rustle-deploy module: it runs in the runtime's process, as '{_me()}', "
+                       f"not as become_user '{ctx.become_user}'; hint: connect as that user, or write it "
+                       "as an Ansible module"}
+    module = _own_module(ctx, spec)
+    declared = getattr(module, "RUSTLE_MODULE", None) or {}
+    params, error = check_args(name, declared.get("args") or {}, args)
+    if error:
+        return {"failed": True, "changed": False, "msg": error}
+    if ctx.check_mode and not declared.get("check_mode"):
+        return {"changed": False, "skipped": True, "msg": f"remote module ({name}) does not support check mode"}
+    result = module.run(ctx, params)
+    if not isinstance(result, dict):
+        return {"failed": True, "changed": False,
+                "msg": f"{name} returned {type(result).__name__}, not a result dictionary"}
+    result = dict(result)
+    result.setdefault("changed", False)
+    if not (declared.get("diff") and ctx.diff_mode):
+        result.pop("diff", None)
+    return result
+
+
+def _own_module(ctx, spec):
+    """The module's code (its sha256 checked), executed once per run."""
+    import types
+
+    runner = ctx._runner
+    loaded = runner.__dict__.setdefault("_own_modules", {})
+    entry = spec["entry"]
+    if entry not in loaded:
+        data = _read(ctx, entry)
+        module = types.ModuleType("rustle_module_" + entry.rsplit("/", 1)[-1][:16])
+        module.__file__ = spec["fqcn"]
+        exec(compile(data, spec["fqcn"], "exec"), module.__dict__)
+        loaded[entry] = module
+    return loaded[entry]
+
+
+def check_args(name, declared, args):
+    """``(params, None)`` with every declared argument (defaults filled in, values converted to
+    their type), or ``(None, message)`` as Ansible's argument checks word it."""
+    unknown = sorted(k for k in args if k not in declared)
+    if unknown:
+        return None, (f"Unsupported parameters for ({name}) module: {', '.join(unknown)}. "
+                      f"Supported parameters include: {', '.join(sorted(declared))}.")
+    params, missing = {}, []
+    for key in sorted(declared):
+        options = declared[key] or {}
+        value = args.get(key)
+        if value is None:
+            if options.get("required"):
+                missing.append(key)
+            params[key] = options.get("default")
+            continue
+        kind = options.get("type", "str")
+        try:
+            value = _convert(value, kind)
+        except (TypeError, ValueError) as exc:
+            return None, (f"argument '{key}' is of type {type(value).__name__} and we were unable to "
+                          f"convert to {kind}: {exc}")
+        choices = options.get("choices")
+        if choices is not None and value not in choices:
+            return None, (f"value of {key} must be one of: {', '.join(str(c) for c in choices)}, "
+                          f"got: {value}")
+        params[key] = value
+    if missing:
+        return None, "missing required arguments: " + ", ".join(missing)
+    return params, None
+
+
+def _convert(value, kind):
+    if kind == "raw":
+        return value
+    if kind in ("str", "path"):
+        if isinstance(value, (dict, list)):
+            raise TypeError(f"{value!r} is not a string")
+        text = value if isinstance(value, str) else str(value)
+        return os.path.expanduser(os.path.expandvars(text)) if kind == "path" else text
+    if kind == "bool":
+        if isinstance(value, bool):
+            return value
+        text = str(value).strip().lower()
+        if text in _TRUE:
+            return True
+        if text in _FALSE:
+            return False
+        raise ValueError(f"{value!r} is not a valid boolean")
+    if kind in ("int", "float"):
+        if isinstance(value, bool) or isinstance(value, (dict, list)):
+            raise TypeError(f"{value!r} is not a number")
+        number = float(value) if kind == "float" else int(str(value).strip()) if isinstance(value, str) else value
+        if kind == "int" and not isinstance(number, int):
+            if float(number) != int(number):
+                raise ValueError(f"{value!r} is not an integer")
+            number = int(number)
+        return number
+    if kind == "list":
+        if isinstance(value, list):
+            return value
+        if isinstance(value, str):
+            return [v.strip() for v in value.split(",")] if value else []
+        if isinstance(value, dict):
+            raise TypeError(f"{value!r} is not a list")
+        return [value]
+    if kind == "dict":
+        if isinstance(value, dict):
+            return value
+        raise TypeError(f"{value!r} is not a dictionary")
+    raise ValueError(f"unknown type {kind!r}")
 
 
 def _mkdtemp(parent):
