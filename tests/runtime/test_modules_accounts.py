@@ -17,8 +17,11 @@ users = runtime_module("users")
 
 root_only = pytest.mark.skipif(os.geteuid() != 0 or shutil.which("useradd") is None,
                                reason="needs root and shadow-utils")
-USER = "rustletestuser"
-GROUP = "rustletestgrp"
+# Names and ids unique to this process: suites running side by side on one machine (worktrees,
+# CI next to a developer) must not change each other's accounts.
+USER = f"rustletest{os.getpid()}u"
+GROUP = f"rustletest{os.getpid()}g"
+GID = 30000 + os.getpid() % 20000
 
 
 @pytest.fixture
@@ -34,11 +37,11 @@ def test_group_lifecycle(cleanup_accounts):
     assert g(FakeCtx(check_mode=True), {"name": GROUP})["changed"] is True
     with pytest.raises(KeyError):
         grp.getgrnam(GROUP)
-    res = g(FakeCtx(), {"name": GROUP, "gid": 23456})
-    assert res["changed"] and res["gid"] == 23456 and grp.getgrnam(GROUP).gr_gid == 23456
-    assert g(FakeCtx(), {"name": GROUP, "gid": 23456})["changed"] is False
-    assert g(FakeCtx(), {"name": GROUP, "gid": 23457})["changed"] is True
-    assert grp.getgrnam(GROUP).gr_gid == 23457
+    res = g(FakeCtx(), {"name": GROUP, "gid": GID})
+    assert res["changed"] and res["gid"] == GID and grp.getgrnam(GROUP).gr_gid == GID
+    assert g(FakeCtx(), {"name": GROUP, "gid": GID})["changed"] is False
+    assert g(FakeCtx(), {"name": GROUP, "gid": GID + 1})["changed"] is True
+    assert grp.getgrnam(GROUP).gr_gid == GID + 1
     assert g(FakeCtx(), {"name": GROUP, "state": "absent"})["changed"] is True
     assert g(FakeCtx(), {"name": GROUP, "state": "absent"})["changed"] is False
 
