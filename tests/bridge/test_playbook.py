@@ -38,20 +38,24 @@ def test_library_role_library_and_collections_run_from_a_playbook(
     (role / "library").mkdir(parents=True)
     (role / "tasks").mkdir()
     (role / "library" / "role_greet.py").write_text(ANSIBLE_MODULE.replace("'hello '", "'role hello '"))
-    (role / "tasks" / "main.yml").write_text("- name: from the role's library\n  role_greet: {name: r}\n")
+    (role / "tasks" / "main.yml").write_text("- name: from the role's library\n  role_greet: {name: r}\n"
+                                            "- name: through the role's collections\n  hello: {name: m}\n")
+    (role / "meta").mkdir()
+    (role / "meta" / "main.yml").write_text("collections: [rustletest.demo]\n")
     monkeypatch.setenv("ANSIBLE_COLLECTIONS_PATH", str(_collection(tmp_path / "colls")))
     (work / "site.yml").write_text(
         "- hosts: localhost\n"
         "  gather_facts: false\n"
-        "  collections: [rustletest.demo]\n"
         "  roles: [greeter]\n"
         "  tasks:\n"
         "    - name: library beside the playbook\n"
         "      greet: {name: a}\n"
         "    - name: library as ansible.legacy\n"
         "      ansible.legacy.greet: name=b\n"
-        "    - name: short name through collections\n"
-        "      hello: {name: c}\n"
+        "    - block:\n"
+        "        - name: short name through collections\n"
+        "          hello: {name: c}\n"
+        "      collections: [rustletest.demo]\n"
         "    - name: fully qualified\n"
         "      rustletest.demo.hello: {name: d}\n"
         "      register: out\n"
@@ -59,6 +63,7 @@ def test_library_role_library_and_collections_run_from_a_playbook(
         "      assert: {that: [\"out.greeting == 'D!'\", \"out.changed\"]}\n")
     results = bridge.run(work / "site.yml", "-v")
     assert results["greeter : from the role's library"]["greeting"] == "role hello r"
+    assert results["greeter : through the role's collections"]["greeting"] == "M!"
     assert results["library beside the playbook"]["greeting"] == "hello a"
     assert results["library as ansible.legacy"]["greeting"] == "hello b"
     assert results["short name through collections"]["greeting"] == "C!"

@@ -746,7 +746,7 @@ class _Compiler:
                     f"files in {display_path(os.path.join(role.path, 'tasks'))}: "
                     + ", ".join(_listdir(os.path.join(role.path, "tasks"))))
             return
-        role_ctx = replace(ctx, src=src, task_dir=src.dir, role=call)
+        role_ctx = self.role_collections(role, replace(ctx, src=src, task_dir=src.dir, role=call))
         repeated = dedupe and not role.allow_duplicates and st.identities[call.identity] > 1
         if not repeated:
             self.tasks_from_source(src, role_ctx, st, out, base)
@@ -777,8 +777,18 @@ class _Compiler:
         src = role.source("handlers", call.handlers_from)
         if src is None:
             return
-        hctx2 = replace(ctx, src=src, task_dir=src.dir, role=call, handler=True)
+        hctx2 = self.role_collections(role, replace(ctx, src=src, task_dir=src.dir, role=call, handler=True))
         self.handler_items(src, src.data, hctx2, st)
+
+    @staticmethod
+    def role_collections(role: RoleDir, ctx: Ctx) -> Ctx:
+        """A role's own ``collections`` (meta/main.yml) for its tasks and handlers: searched for
+        their modules' short names before what the play says (docs/bridge.md)."""
+        meta = role.meta
+        if meta is None or not isinstance(meta.data, dict) or meta.data.get("collections") is None:
+            return ctx
+        found = ("collections", meta.data["collections"], meta.origin(meta.data, "collections"))
+        return replace(ctx, kws=(*ctx.kws, found))
 
     # -- task lists ----------------------------------------------------------------------------
     def task_list(self, src: Source, ds: dict[str, Any], key: str, ctx: Ctx, st: _PlayState,
