@@ -16,6 +16,7 @@ module author's to keep), and declares both ``RUSTLE_MODULE`` and ``run``.
 from __future__ import annotations
 
 import ast
+import functools
 import os
 import re
 from collections.abc import Sequence
@@ -86,7 +87,15 @@ def in_library(name: str, plan_dirs: Sequence[str]) -> str | None:
 
 
 def entry_points() -> dict[str, str]:
-    """Installed modules: entry point name -> the file of the module it names."""
+    """Installed modules: entry point name -> the file of the module it names (read once per
+    command and ``sys.path``)."""
+    import sys
+
+    return dict(_entry_points(tuple(sys.path)))
+
+
+@functools.lru_cache(maxsize=4)
+def _entry_points(path: tuple[str, ...]) -> tuple[tuple[str, str], ...]:
     import importlib.metadata
     import importlib.util
 
@@ -98,4 +107,4 @@ def entry_points() -> dict[str, str]:
             continue
         if spec is not None and spec.origin and os.path.isfile(spec.origin):
             out.setdefault(ep.name, spec.origin)
-    return out
+    return tuple(out.items())
