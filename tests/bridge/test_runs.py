@@ -222,3 +222,27 @@ def test_become_root_and_another_user_run_the_module_as_that_user(tmp_path: Path
     assert (res["nobody whoami"]["user"], res["nobody whoami"]["tmp_owner"]) == ("nobody", "nobody")
     assert res["nobody script"]["user"] == "nobody"
     assert res["nobody getent"]["status"] == "ok"
+
+
+def test_the_fork_server_is_started_early_only_for_tasks_that_will_use_it() -> None:
+    """The run starts the fork server before its first task only when one of the host's bridged
+    Python tasks runs without become (with become, each runs in a new Python through sudo)."""
+    from rustle_deploy.runtime_index import runtime_root
+
+    sys.path.insert(0, str(runtime_root()))
+    try:
+        from rustle_runtime.modules.bridge import _unbecome_task  # type: ignore[import-not-found]
+    finally:
+        sys.path.remove(str(runtime_root()))
+    fqcns = {"ansible.builtin.find"}
+
+    def plan(*tasks: dict[str, object], host: str = "h1") -> dict[str, object]:
+        return {"plays": [{"hosts": [host], "tasks": list(tasks)}]}
+
+    find = {"bridge": "ansible.builtin.find"}
+    assert _unbecome_task(plan(find), "h1", fqcns)
+    assert not _unbecome_task(plan(dict(find, become=True)), "h1", fqcns)
+    assert _unbecome_task(plan(dict(find, become="{{ as_root }}")), "h1", fqcns)
+    assert _unbecome_task(plan({"block": [{"module": "ping"}], "rescue": [find]}), "h1", fqcns)
+    assert not _unbecome_task(plan(find, host="h2"), "h1", fqcns)
+    assert not _unbecome_task(plan({"bridge": "ansible.legacy.mine"}), "h1", fqcns)  # a script module

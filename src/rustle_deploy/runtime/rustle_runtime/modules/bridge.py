@@ -481,15 +481,34 @@ def prestart(runner):
     the first bridged one. Only for the runtime's own interpreter and a plain (untemplated)
     setting: anything else waits for the first bridged task, which knows its variables."""
     bridge = runner.plan.get("bridge") or {}
-    specs = [m for m in (bridge.get("modules") or {}).values() if m.get("style") == "new"]
+    new = {f for f, m in (bridge.get("modules") or {}).items() if m.get("style") == "new"}
     configured = runner.host_vars.get("ansible_python_interpreter")
     fork = runner.host_vars.get("rustle_bridge_fork")
-    if not specs or not hasattr(os, "fork") or str(fork).lower() in ("false", "no", "0") or "{" in str(fork):
+    if not _unbecome_task(runner.plan, runner.host, new) or not hasattr(os, "fork") \
+            or str(fork).lower() in ("false", "no", "0") or "{" in str(fork):
         return
     if configured not in (None, "", sys.executable) and not str(configured).startswith("auto"):
         return
     lib = os.path.join(runner.payload.root, "bridge", "lib")
     _server(runner, sys.executable or "python3", lib, runner.tmpdir())
+
+
+def _unbecome_task(plan, host, fqcns):
+    """Whether one of this host's tasks runs a module of ``fqcns`` without become (only those use
+    the fork server; a ``become`` that is a template may be false)."""
+    def walk(tasks):
+        for task in tasks or ():
+            if task.get("bridge") in fqcns:
+                become = task.get("become")
+                if not become or (isinstance(become, str) and ("{" in become or become.lower() in ("no", "false", "0"))):
+                    return True
+            for key in ("block", "rescue", "always"):
+                if walk(task.get(key)):
+                    return True
+        return False
+
+    return any(walk(p.get("tasks")) or walk(p.get("handlers"))
+               for p in plan.get("plays") or () if host in (p.get("hosts") or ()))
 
 
 def _server(runner, python, lib, tmpdir):
