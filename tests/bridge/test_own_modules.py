@@ -127,3 +127,37 @@ def test_an_installed_entry_point_module(tmp_path: Path, bridge: BridgeRun, monk
     res = bridge.run(plan)
     assert res["set"]["status"] == "changed" and conf.read_text() == "k = v\n"
     assert sys.modules.get("kvpkg.kvmod") is None  # found by its file, never imported on the controller
+
+
+def test_become_another_user_runs_the_module_as_that_user(tmp_path: Path, bridge: BridgeRun) -> None:
+    """As a built-in module does: in that user's become child (runtime/become.py), which gets the
+    module's source from the runtime, since the artifact is private."""
+    import os
+    import pwd
+    import subprocess
+
+    if os.geteuid() != 0 or not shutil.which("sudo"):
+        pytest.skip("runs as root: becomes nobody through sudo without a password")
+    try:
+        nobody = pwd.getpwnam("nobody")
+    except KeyError:
+        pytest.skip("no user 'nobody'")
+    python = "/usr/bin/python3"  # the venv's lives under /root, which nobody cannot enter
+    if subprocess.run(["sudo", "-n", "-u", "nobody", python, "-c", "pass"], capture_output=True).returncode:
+        pytest.skip("no Python that nobody can start")
+    shared = Path(f"/tmp/rustle-own-{os.getpid()}")
+    shared.mkdir(mode=0o755)
+    try:
+        os.chown(shared, nobody.pw_uid, nobody.pw_gid)
+        plan = _plan(tmp_path, [
+            {"name": "as nobody", "module": "kv", "args": {"path": str(shared / "n.conf"), "key": "a", "value": "1"},
+             "become": True, "become_user": "nobody"},
+            {"name": "as root", "module": "kv", "args": {"path": str(shared / "r.conf"), "key": "a", "value": "1"},
+             "become": True},
+        ])
+        res = bridge.run(plan, host_vars={"ansible_python_interpreter": python})
+        assert res["as nobody"]["status"] == "changed" and res["as root"]["status"] == "changed"
+        assert (shared / "n.conf").stat().st_uid == nobody.pw_uid
+        assert (shared / "r.conf").stat().st_uid == 0
+    finally:
+        shutil.rmtree(shared, ignore_errors=True)

@@ -786,10 +786,17 @@ class Runner:
 
     def _call(self, module, ctx, args, timeout):
         """The module's result: in this process, or in a child as the task's become_user."""
-        if ctx.task.get("bridge"):  # the module bridge runs it in a child and applies become itself
-            from .modules.bridge import module_function as bridged
+        own = None
+        if ctx.task.get("bridge"):
+            from .modules import bridge
 
-            return call_module(module, ctx, args, timeout, bridged(self.plan.get("bridge") or {}, ctx.task["bridge"]))
+            spec = ((self.plan.get("bridge") or {}).get("modules") or {}).get(ctx.task["bridge"]) or {}
+            if not (ctx.become and spec.get("style") == "rustle"):
+                # the module bridge runs it in a child and applies become itself
+                return call_module(module, ctx, args, timeout, bridge.module_function(self.plan.get("bridge") or {},
+                                                                                     ctx.task["bridge"]))
+            # a rustle-deploy module runs in process: as another user, in that user's become child
+            own = {"fqcn": spec["fqcn"], "source": bridge.own_source(ctx, spec)}
         if ctx.become:
             from . import become
 
@@ -797,7 +804,12 @@ class Runner:
             if key is not None:
                 if self._children is None:
                     self._children = become.Children(self)
-                return self._children.run(key, ctx, module, args, timeout)
+                return self._children.run(key, ctx, module, args, timeout, own)
+        if own is not None:
+            from .modules import bridge
+
+            return call_module(module, ctx, args, timeout, bridge.module_function(self.plan.get("bridge") or {},
+                                                                                 ctx.task["bridge"]))
         return call_module(module, ctx, args, timeout)
 
     def _invoke(self, task, scope):

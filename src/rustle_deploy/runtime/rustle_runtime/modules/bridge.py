@@ -194,13 +194,27 @@ _FALSE = ("0", "false", "no", "off", "n", "f")
 
 def run_own(ctx, args, spec, name):
     """A rustle-deploy module (docs/modules.md): its ``run(ctx, args)`` in this process, after
-    the arguments are checked against its ``RUSTLE_MODULE`` declaration."""
-    if ctx.become and ctx.become_user != _me():
-        return {"failed": True, "changed": False,
-                "msg": f"{name} is a rustle-deploy module: it runs in the runtime's process, as '{_me()}', "
-                       f"not as become_user '{ctx.become_user}'; hint: connect as that user, or write it "
-                       "as an Ansible module"}
-    module = _own_module(ctx, spec)
+    the arguments are checked against its ``RUSTLE_MODULE`` declaration. As another become_user
+    it runs in that user's become child instead (executor ``_call``, ``run_own_source``)."""
+    return _run_loaded(ctx, args, _own_module(ctx, spec), name)
+
+
+def own_source(ctx, spec):
+    """The module's source text (sha256 checked), for a become child."""
+    return _read(ctx, spec["entry"]).decode("utf-8")
+
+
+def run_own_source(ctx, args, fqcn, source, name):
+    """``run_own`` in a become child, from the source its parent sent."""
+    import types
+
+    module = types.ModuleType("rustle_module")
+    module.__file__ = fqcn
+    exec(compile(source, fqcn, "exec"), module.__dict__)
+    return _run_loaded(ctx, args, module, name)
+
+
+def _run_loaded(ctx, args, module, name):
     declared = getattr(module, "RUSTLE_MODULE", None) or {}
     params, error = check_args(name, declared.get("args") or {}, args)
     if error:
