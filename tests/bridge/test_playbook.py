@@ -77,17 +77,22 @@ def test_emitted_plan_keeps_the_collections_keyword(tmp_path: Path, bridge: Brid
                                                      monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("ANSIBLE_COLLECTIONS_PATH", str(_collection(tmp_path / "colls")))
     pb = tmp_path / "site.yml"
+    (tmp_path / "library").mkdir()
+    (tmp_path / "library" / "greet.py").write_text(ANSIBLE_MODULE)
     pb.write_text("- hosts: localhost\n  gather_facts: false\n  tasks:\n"
                   "    - name: short\n      hello: {name: x}\n      collections: rustletest.demo\n"
-                  "    - name: builtin\n      debug: msg=hi\n      collections: [rustletest.demo]\n")
+                  "    - name: builtin\n      debug: msg=hi\n      collections: [rustletest.demo]\n"
+                  "    - name: library\n      greet: {name: y}\n")
     code, out, err = bridge.main(str(pb), "-i", str(bridge.inventory()), "--emit-plan")
     assert code == 0, err
     tasks = json.loads(out)["plays"][0]["batches"][0]["tasks"]
     assert tasks[0]["collections"] == ["rustletest.demo"]
     assert "collections" not in tasks[1]  # a built-in module needs no lookup
-    plan = tmp_path / "emitted.json"
+    (tmp_path / "elsewhere").mkdir()
+    plan = tmp_path / "elsewhere" / "emitted.json"  # its library/ is still the playbook's
     plan.write_text(out)
-    assert bridge.run(plan)["short"]["greeting"] == "X!"
+    results = bridge.run(plan)
+    assert results["short"]["greeting"] == "X!" and results["library"]["greeting"] == "hello y"
 
 
 def test_a_module_nothing_provides_is_refused_at_its_line(tmp_path: Path, bridge: BridgeRun,

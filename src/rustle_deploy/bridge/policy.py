@@ -87,7 +87,7 @@ def _kind(task: Task) -> str:
 def plan_dirs(plan: Plan) -> list[str]:
     """The directories whose library/ and module_utils/ Ansible searches for this plan: the
     playbook's (or the plan's) and every role's, as ansible-playbook adds them when it loads them."""
-    dirs = [plan.base_dir] if plan.base_dir else []
+    dirs = [d for d in (plan.playbook_dir, plan.base_dir) if d]  # an emitted plan keeps its playbook's
     for play in plan.plays:
         dirs += [str(r["path"]) for r in play.roles.values() if isinstance(r, Mapping) and r.get("path")]
     return list(dict.fromkeys(dirs))
