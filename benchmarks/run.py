@@ -148,11 +148,29 @@ def run_pyinfra(ctx: Ctx) -> Run:
                     str(WORKLOAD / "deploy.py")], ctx)
 
 
-def run_rustle(ctx: Ctx, *extra: str) -> Run:
+def run_rustle(ctx: Ctx, *extra: str, env: dict[str, str] | None = None) -> Run:
     inv = ctx.fleet.write_ansible_inventory(ctx.rundir / "inventory.yml", ctx.hosts)
     plan = write_plan(ctx.rundir / "plan.json", [h.name for h in ctx.hosts], WORKLOAD)
     return measure([str(VENV_BIN / "rustle-deploy"), str(plan), "-i", str(inv), "--run",
-                    "--output", "json", "--parallel", str(ctx.n), *extra], ctx)
+                    "--output", "json", "--parallel", str(ctx.n), *extra], ctx, env)
+
+
+BRIDGED = "stat,lineinfile,file"  # the workload's modules run with Ansible's code by rustle-bridge
+
+
+def run_rustle_bridge(ctx: Ctx) -> Run:
+    """rustle-deploy with three of the workload's modules (stat, lineinfile, file: 6 of its 12
+    tasks) run through the module bridge with ansible-core's own code instead of the built-ins."""
+    return run_rustle(ctx, env={"RUSTLE_BRIDGE_MODULES": BRIDGED})
+
+
+BRIDGED3 = "stat,lineinfile"  # 3 of the 12 tasks (stat, both lineinfile): rustle-bridge3
+
+
+def run_rustle_bridge3(ctx: Ctx) -> Run:
+    """rustle-deploy with three of the workload's tasks (the stat and both lineinfile tasks)
+    run through the module bridge with ansible-core's own code."""
+    return run_rustle(ctx, env={"RUSTLE_BRIDGE_MODULES": BRIDGED3})
 
 
 def run_rustle_native(ctx: Ctx) -> Run:
@@ -200,7 +218,8 @@ def run_floor(ctx: Ctx) -> Run:
 
 TOOLS: dict[str, Callable[[Ctx], Run]] = {
     "ansible": run_ansible, "pyinfra": run_pyinfra, "rustle": run_rustle,
-    "rustle-native": run_rustle_native, "floor": run_floor,
+    "rustle-native": run_rustle_native, "rustle-bridge": run_rustle_bridge,
+    "rustle-bridge3": run_rustle_bridge3, "floor": run_floor,
 }
 
 
@@ -251,8 +270,9 @@ def summarize(results: list[Result]) -> str:
         groups.setdefault((r.latency_ms, r.hosts, r.phase), {}).setdefault(r.tool, []).append(r)
     tools = [t for t in TOOLS if any(r.tool == t for r in results)]
     head = ["latency", "N", "run"] + [f"{t} wall s (ctl CPU / host CPU / MB)" for t in tools]
-    mine = [t for t in ("rustle", "rustle-native") if t in tools]
-    head += [f"{t}:{peer}" for t in mine for peer in ("ansible", "pyinfra", "floor")]
+    mine = [t for t in ("rustle", "rustle-native", "rustle-bridge", "rustle-bridge3") if t in tools]
+    peers = {t: ("rustle",) if t.startswith("rustle-bridge") else ("ansible", "pyinfra", "floor") for t in mine}
+    head += [f"{t}:{peer}" for t in mine for peer in peers[t]]
     rows = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
 
     def med(rs: list[Result], attr: str) -> float:
@@ -270,7 +290,7 @@ def summarize(results: list[Result]) -> str:
             else:
                 cells.append("failed" if by_tool.get(t) else "-")
         for t in mine:
-            for peer in ("ansible", "pyinfra", "floor"):
+            for peer in peers[t]:
                 if t not in walls or peer not in walls:
                     cells.append("-")
                     continue

@@ -72,6 +72,9 @@ def _fail(message: str) -> None:
 @click.option("--output", type=click.Choice(["text", "json"]), default=None, help="Output format [text on a terminal, else json].")
 @click.option("--list-deployments", is_flag=True, help="List recorded deployments and exit.")
 @click.option("--list-inventory", is_flag=True, help="Print the inventory as 'ansible-inventory --list' does.")
+@click.option("--list-modules", is_flag=True,
+              help="List the built-in modules and those the module bridge can see (library/ beside "
+                   "EXECUTION_PLAN, ANSIBLE_LIBRARY, ansible-core, collections).")
 @click.option("--config", metavar="FILE", help="Config file [~/.rustle/config.toml].")
 @click.option("-u", "--user", metavar="USER", help="SSH user for hosts that set no ansible_user.")
 @click.option("--private-key", metavar="FILE", help="SSH key for hosts that set no ansible_ssh_private_key_file.")

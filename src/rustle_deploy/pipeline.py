@@ -51,7 +51,7 @@ class Session:
     @classmethod
     def from_options(cls, opts: dict[str, Any]) -> Session:
         modes = [m for m in ("compile_only", "deploy_only", "cleanup", "dry_run", "list_deployments", "list_inventory",
-                             *LIST_MODES) if opts.get(m)]
+                             "list_modules", *LIST_MODES) if opts.get(m)]
         for m in ("rollback", "promote"):
             if opts.get(m):
                 modes.append(m)
@@ -109,6 +109,9 @@ class Session:
             print(f"note: {visible(note)}", file=sys.stderr)
         if opts.get("ask_become_pass"):
             opts["become_password"] = _ask_become_password()
+        from . import bridge
+
+        bridge.CACHE_DIR = settings.cache_dir.expanduser() / "bridge"
         return cls(opts, settings, json_out, reporter, ansible_cfg=acfg)
 
     # -- inputs ----------------------------------------------------------------------------
@@ -229,6 +232,17 @@ class Session:
     def build(self, units: list[BuildUnit]) -> list[Artifact]:
         from .compiler.build import build_native, build_unit
 
+        if self.opts.get("verbose"):
+            bridged = {m.fqcn: m for u in units for m in u.bridged.values()}
+            for fqcn, m in sorted(bridged.items()):
+                if m.style == "rustle":
+                    print(f"bridge: {fqcn} is a rustle-deploy module, run in the runtime's process "
+                          f"(from {m.origin}: {m.path})", file=sys.stderr)
+                    continue
+                kind = {"new": "Python AnsibleModule", "want_json": "WANT_JSON", "old": "key=value"}.get(m.style, m.style)
+                print(f"bridge: {fqcn} runs through the module bridge ({kind} module from {m.origin}: {m.path})",
+                      file=sys.stderr)
+
         runner = self.runner()
         s, rebuild = self.settings, bool(self.opts.get("rebuild"))
         if runner is not None:
@@ -260,6 +274,8 @@ class Session:
         if o.get("list_inventory"):
             sys.stdout.write(self.inventory().to_ansible_json() + "\n")
             return 0
+        if o.get("list_modules"):
+            return self.list_modules()
         if o.get("rollback"):
             return self.rollback(None if o["rollback"] == "latest" else o["rollback"])
         if o.get("promote"):
@@ -472,6 +488,32 @@ class Session:
 
         return cleanup(self)
 
+    def list_modules(self) -> int:
+        """The built-in modules, then every module the bridge can see and how it would run."""
+        import os
+
+        from .bridge.lookup import list_visible
+        from .runtime_index import module_families
+
+        path = self.opts.get("execution_plan")
+        plan_dir = os.path.dirname(os.path.abspath(path)) if path and path != "-" else None
+        version, searched, seen = list_visible([plan_dir] if plan_dir else [])
+        builtin = sorted(module_families())
+        if self.json_out:
+            dump_json({"builtin": builtin, "ansible_core": version, "searched": searched,
+                       "bridge": [{"name": v.fqcn, "path": v.path, "runs": v.runs} for v in seen]})
+            return 0
+        r = self.reporter
+        r.line(f"built in ({len(builtin)}): " + ", ".join(builtin))
+        r.line("module bridge: " + (f"ansible-core {version}" if version else
+                                     "ansible-core is not installed (pip install 'rustle-deploy[ansible]'): "
+                                     "library modules that need nothing from Ansible only"))
+        r.line("  searched: " + ", ".join(searched))
+        width = max((len(v.fqcn) for v in seen), default=0)
+        for v in sorted(seen, key=lambda v: v.fqcn):
+            r.line(f"  {v.fqcn:<{width}}  {v.runs}")
+        return 0
+
     def list_deployments(self) -> int:
         from .reconcile import settle_orphans
         from .state import History
@@ -511,7 +553,7 @@ _HOSTS = {"deploy", "deploy_only", "cleanup", "rollback", "dry_run", "promote"}
 _BUILD = {"deploy", "compile_only", "dry_run"}
 _READ = _BUILD | set(LIST_MODES)
 _FLAG_MODES: dict[str, tuple[str, set[str]]] = {
-    "execution_plan": ("EXECUTION_PLAN", _READ),
+    "execution_plan": ("EXECUTION_PLAN", _READ | {"list_modules"}),
     "extra_vars": ("--extra-vars", _READ),
     "become": ("--become", _READ),
     "become_user": ("--become-user", _READ),

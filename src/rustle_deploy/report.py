@@ -160,6 +160,8 @@ class Reporter:
                 label = "handler " if kind == "handler_result" else ""
                 style = {"changed": "yellow", "ok": "green", "skipped": "cyan"}.get(status, "red")
                 text = f"{host} | {status} | {label}{event.get('task', event.get('id', ''))}"
+                if self.verbosity >= 1 and event.get("bridge"):
+                    text += f" [bridge: {event['bridge']}]"
                 if msg.strip():
                     text += f" | {text_lines(msg.strip())[-1]}"
                 self.line(text, style)

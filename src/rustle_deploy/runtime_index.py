@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ast
+import os
 import sys
 from functools import cache
 from pathlib import Path
@@ -29,11 +30,21 @@ def module_families() -> dict[str, str]:
 
 
 def canonical_module(name: str) -> str | None:
-    """``ansible.builtin.copy`` -> ``copy``; None when the runtime does not implement it."""
+    """``ansible.builtin.copy`` -> ``copy``; None when the runtime does not implement it (or
+    ``RUSTLE_BRIDGE_MODULES`` sends it through the module bridge: docs/bridge.md)."""
     short = name.rsplit(".", 1)[-1]
     if "." in name and not name.startswith(("ansible.builtin.", "ansible.legacy.")):
         return None  # modules of other collections are not implemented
+    if short in bridged_anyway():
+        return None
     return short if short in module_families() else None
+
+
+def bridged_anyway() -> frozenset[str]:
+    """Built-in modules the user asked to run with Ansible's own code: ``RUSTLE_BRIDGE_MODULES``
+    (comma-separated short names), read when the plan is checked and compiled."""
+    raw = os.environ.get("RUSTLE_BRIDGE_MODULES", "")
+    return frozenset(n.strip().rsplit(".", 1)[-1] for n in raw.split(",") if n.strip())
 
 
 @cache
@@ -64,6 +75,8 @@ def runtime_plugins() -> dict[str, Any]:
     return {"filter": names(jinja2.filters.FILTERS, filters.FILTERS),
             "test": names(jinja2.tests.TESTS, filters.TESTS),
             "lookup": names(lookups.LOOKUPS, lookups.CONTROLLER), "refused": refused}
+
+
 def import_runtime() -> Any:
     """The runtime's ``templating`` module, imported from the shipped sources.
 

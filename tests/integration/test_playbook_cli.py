@@ -152,7 +152,7 @@ FIXTURE_OUTCOMES = {
     "includes/include_vars_test.yml": None,
     "includes/main_playbook.yml": "includes/tasks/setup.yml:16:5: could not find template source 'app.conf.j2'",
     "includes/nested_includes.yml": "includes/tasks/nested_task.yml:8:18: include_tasks loop",
-    "includes/sub_playbooks/database.yml": "includes/sub_playbooks/database.yml:20:7: couldn't resolve module/action 'postgresql_db'",
+    "includes/sub_playbooks/database.yml": "includes/sub_playbooks/database.yml:27:9: could not find template source 'pg_hba.conf.j2'",
     "includes/sub_playbooks/web_servers.yml": "includes/sub_playbooks/web_servers.yml:17:9: could not find template source 'nginx.conf.j2'",
 }
 

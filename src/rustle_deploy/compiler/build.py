@@ -15,6 +15,7 @@ import io
 import json
 import marshal
 import sys
+import warnings
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -84,6 +85,14 @@ def _runtime_entries(families: set[str], with_jinja: bool) -> list[tuple[str, Pa
     return entries
 
 
+def _bridge_entries(unit: BuildUnit) -> dict[str, bytes]:
+    """The module bridge's entries: each bridged module once, with the module_utils it imports."""
+    out: dict[str, bytes] = {}
+    for module in unit.bridged.values():
+        out.update(module.entries())
+    return out
+
+
 def input_key(unit: BuildUnit, plan_bytes: bytes, compression: bool, runner: str | None = None) -> str:
     """Hash of everything that determines the artifact's bytes."""
     h = hashlib.sha256()
@@ -95,6 +104,8 @@ def input_key(unit: BuildUnit, plan_bytes: bytes, compression: bool, runner: str
         st = path.stat()
         h.update(f"{name}\0{st.st_size}\0{st.st_mtime_ns}\0".encode())
     h.update(plan_bytes)
+    for name, data in sorted(_bridge_entries(unit).items()):
+        h.update(f"{name}\0{hashlib.sha256(data).hexdigest()}\0".encode())
     for digest in sorted(unit.files):
         h.update(digest.encode())
     return h.hexdigest()
@@ -140,6 +151,15 @@ def _payload(unit: BuildUnit, plan_bytes: bytes, compression: bool) -> bytes:
         if name.startswith("rustle_runtime/"):  # the hot path; Jinja2 is rarely imported
             # beside the source, where zipimport looks (it cannot use __pycache__)
             entries[name[:-3] + ".pyc"] = _bytecode(entries[name], name)
+    for name, data in _bridge_entries(unit).items():
+        entries[name] = data
+        if name.startswith("bridge/lib/") and name.endswith(".py"):
+            try:  # a host whose Python has this cache tag imports module_utils without compiling them
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore")  # Ansible's code, not ours: its invalid escapes...
+                    entries[name[:-3] + ".pyc"] = _bytecode(data, name)
+            except (SyntaxError, ValueError):
+                pass  # not Python this interpreter compiles: the host compiles it (or says why not)
     for digest, path in unit.files.items():
         data = Path(path).read_bytes()
         if hashlib.sha256(data).hexdigest() != digest:

@@ -7,6 +7,10 @@ artifact never shows one host another's secrets and its sha256 does not depend o
 variables. Of the other hosts, the artifact carries only the variables the plan reads through
 ``hostvars[HOST].NAME``; a use of ``hostvars`` whose variable name cannot be read off the plan
 is refused. The compiled ``plan.json`` shape is in docs/artifact.md.
+
+A module the runtime does not implement goes through the module bridge (``bridge/``): it is
+resolved once per plan, and each unit records the bridged modules its tasks use
+(``BuildUnit.bridged``), which the builder embeds once each.
 """
 
 from __future__ import annotations
@@ -14,14 +18,17 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from ..errors import CompileError, PlanError
+from ..errors import CompileError
 from ..model import SECRET_VARS, Host, Plan, Play, Task, own_vars
 from ..phases import play_phases
 from ..runtime_index import canonical_module, module_families
 from .lookups import ControllerLookups, running, uses_controller_lookups
 from .sources import Embedder, static_scopes
+
+if TYPE_CHECKING:
+    from ..bridge.lookup import BridgedModule, Resolution
 
 PYZ_TARGET = "py3-none-any"  # a pyz artifact runs on any host with CPython >= 3.8
 
@@ -50,6 +57,7 @@ class BuildUnit:
     vars_call_controller: bool = False
     # controller lookup results of this unit's compilation (compiler/lookups.py)
     lookup_cache: dict[tuple[str, ...], dict[str, Any]] = field(default_factory=dict)
+    bridged: dict[str, BridgedModule] = field(default_factory=dict)  # fqcn -> module (bridge/)
 
     @property
     def host_names(self) -> list[str]:
@@ -76,6 +84,7 @@ def plan_units(
     """
     plays = [_PlayView(plan, i, play, resolve, select) for i, play in enumerate(plan.plays)]
     file_cache: dict[str, tuple[str, str]] = {}  # local path -> (sha256, path)
+    resolution = _bridge_resolution(plan, plays)
 
     groups_by_key: dict[tuple[Any, ...], list[Host]] = {}
     for host in hosts:
@@ -107,7 +116,7 @@ def plan_units(
             tasks = [play_view.tasks[t] for t in task_ids]
             play_vars: dict[str, Any] = dict(magic)
             play_vars.update(play_view.play.vars)
-            compiled = [_compile_task(plan, play_view, t, unit, file_cache) for t in tasks]
+            compiled = [_compile_task(plan, play_view, t, unit, file_cache, resolution) for t in tasks]
             if play_view.phases.cut:  # docs/phases.md: what a run's phase selector names
                 for task, out in zip(tasks, compiled, strict=True):
                     out["phase"] = play_view.phases.of[task.task_id]
@@ -119,7 +128,7 @@ def plan_units(
                 "vars": play_vars if magic else play_view.play.vars,
                 "tasks": compiled,
                 "handlers": [
-                    _compile_task(plan, play_view, h, unit, file_cache)
+                    _compile_task(plan, play_view, h, unit, file_cache, resolution)
                     for h in sorted(play_view.play.handlers, key=lambda h: h.execution_order)
                 ],
             }
@@ -147,6 +156,13 @@ def plan_units(
             unit.plan_doc["extra_vars"] = plan.extra_vars
         if plan.playbook_dir:
             unit.plan_doc["playbook_dir"] = plan.playbook_dir
+        if unit.bridged:
+            assert resolution is not None
+            unit.plan_doc["bridge"] = {
+                "ansible_version": resolution.ansible_version,
+                "internal": dict(resolution.internal),
+                "modules": {fqcn: m.spec() for fqcn, m in sorted(unit.bridged.items())},
+            }
         if _TEMPLATED.search(str(plan.extra_vars)):
             unit.needs_jinja = True
         if any(_TEMPLATED.search(str((p["vars"], p.get("defaults"), p.get("roles")))) for p in doc_plays):
@@ -155,6 +171,17 @@ def plan_units(
             unit.needs_jinja = True
         units.append(unit)
     return units
+
+
+def _bridge_resolution(plan: Plan, plays: list[_PlayView]) -> Resolution | None:
+    """One lookup for every module of the plan that no built-in implements (None: there are none)."""
+    tasks = [t for p in plays for top in (*p.tasks.values(), *p.play.handlers) for t in top.walk()
+             if not t.is_block and canonical_module(t.module) is None]
+    if not tasks:
+        return None
+    from ..bridge.policy import unresolved
+
+    return unresolved(plan, tasks)
 
 
 def _magic_vars(plan: Plan) -> dict[str, Any]:
@@ -313,18 +340,22 @@ def _compile_task(
     task: Task,
     unit: BuildUnit,
     file_cache: dict[str, tuple[str, str]],
+    resolution: Resolution | None,
 ) -> dict[str, Any]:
     if task.is_block:
-        return _compile_block(plan, play, task, unit, file_cache)
+        return _compile_block(plan, play, task, unit, file_cache, resolution)
     module = canonical_module(task.module)
-    if module is None:
-        raise PlanError(
-            f"unknown module '{task.module}'",
-            f"supported modules: {', '.join(sorted(module_families()))}",
-            file=plan.source,
-            pointer=f"{task.pointer}/module",
-        )
-    unit.families.add(module_families()[module])
+    bridged = None
+    if module is None:  # not built in: the module bridge runs it (bridge/)
+        from ..bridge.policy import bridged as bridged_module
+
+        assert resolution is not None
+        bridged = bridged_module(plan, task, resolution)
+        unit.bridged[bridged.fqcn] = bridged
+        unit.families.add("bridge")
+        module = task.module
+    else:
+        unit.families.add(module_families()[module])
     out: dict[str, Any] = {
         "id": f"{play.play_id}/{task.task_id}",
         "name": task.name or module,
@@ -347,10 +378,13 @@ def _compile_task(
             out["tags"] = sorted(set(out["tags"]) | set(cond.value))
     if skip_when:
         out["skip_when"] = skip_when
+    if bridged is not None:
+        out["bridge"] = bridged.fqcn
     for key, value in task.extras.items():
-        if key in ("delegate_to", "any_errors_fatal", "throttle"):
+        if key in ("delegate_to", "any_errors_fatal", "throttle", "collections"):
             # delegation: the plan parser only lets through delegation to the host itself;
-            # the others are the controller's (rollout.py; throttle is 0 or refused)
+            # the others are the controller's (rollout.py; throttle is 0 or refused);
+            # collections only served to find a bridged module
             continue
         if key == "check_mode" and "check_mode" in out:
             continue  # an explicit CheckMode condition wins
@@ -389,6 +423,7 @@ def _compile_block(
     task: Task,
     unit: BuildUnit,
     file_cache: dict[str, tuple[str, str]],
+    resolution: Resolution | None,
 ) -> dict[str, Any]:
     """A block: its lists compiled, its own keywords (applied once, when it is reached) kept."""
     assert task.block is not None
@@ -400,7 +435,7 @@ def _compile_block(
             out[key] = value
     for key, tasks in (("block", task.block), ("rescue", task.rescue), ("always", task.always)):
         if tasks or key == "block":
-            out[key] = [_compile_task(plan, play, t, unit, file_cache) for t in tasks]
+            out[key] = [_compile_task(plan, play, t, unit, file_cache, resolution) for t in tasks]
     if (out["when"] or isinstance(out.get("loop"), str) or "include_choice" in out
             or _TEMPLATED.search(str(out.get("params", "")))):
         unit.needs_jinja = True

@@ -328,6 +328,7 @@ def _ext_kinds() -> dict[str, tuple[tuple[type, ...], str]]:
                            "BLOCK_INDEX}, \"found\": {TERM: NAME}}"),
         "role_once": ((str,), "an identity string shared by repeats of one role"),
         "vars_data": ((dict,), "an object of file names to objects of variables"),
+        "collections": ((list,), "an array of collection names such as \"community.general\""),
         "listen": ((str, list), "a topic string or an array of them"),  # handlers only
     }
 
@@ -353,7 +354,7 @@ def read_extras(r: Reader, d: dict[str, Any], pointer: str, keys: tuple[str, ...
         if ok and key in ("retries", "delay", "throttle") and isinstance(value, (int, float)) and value < 0:
             ok = False
         if ok and isinstance(value, list) and key in ("changed_when", "failed_when", "until",
-                                                      "listen"):
+                                                      "listen", "collections"):
             ok = all(isinstance(v, str) for v in value)
         if ok and key == "loop_with":
             ok = value in ("items", "flattened") or value in _host_lookups()

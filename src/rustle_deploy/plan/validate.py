@@ -3,8 +3,10 @@
 Each check raises a PlanError at its first violation in one place (a task, a play's graph, a
 deployment); ``validate`` runs every check on every place and raises them together
 (``PlanErrors``, in plan order), or the one alone. In order: ``total_tasks``; task ids, dependencies and their cycles; batch dependencies
-and their cycles; modules; ``notify``; keywords the product cannot honour yet
-(``delegate_to`` another host; ``run_once``, ``throttle`` where a play cannot be cut); static files (``files.py``).
+and their cycles; modules (built in, or found for the module bridge:
+``bridge/policy.py``); ``notify``; keywords the product cannot honour yet
+(``delegate_to`` another host; ``run_once``, ``throttle`` where a play cannot be cut); static
+files (``files.py``).
 
 **Counting tasks.** ``total_tasks`` is the number of distinct ``task_id`` per play, summed over
 plays (rustle-plan counts the tasks left after tag filtering, per play). Rolling plans repeat
@@ -41,14 +43,17 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Iterator, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rustle_deploy import phases
 from rustle_deploy.errors import PlanError, PlanErrors
 from rustle_deploy.model import Plan, Play, Task
 from rustle_deploy.plan import files
 from rustle_deploy.plan.schema import child, printable
-from rustle_deploy.runtime_index import canonical_module, module_families, runtime_plugins
+from rustle_deploy.runtime_index import canonical_module, runtime_plugins
+
+if TYPE_CHECKING:
+    from rustle_deploy.bridge.lookup import Resolution
 
 _SELF = re.compile(r"^\{\{-?\s*inventory_hostname\s*-?\}\}$")
 
@@ -85,11 +90,12 @@ def validate(plan: Plan, files_dirs: Sequence[str] = (), *,
             problems.append(exc)
 
     check(_total_tasks, plan)
+    resolution = _bridge_resolution(plan)
     for play in plan.plays:
         check(_task_graph, src, play, filtered=bool(plan.options.tags or plan.options.skip_tags))
         check(_batch_graph, src, play)
         for task in every_task(play):
-            check(_module, src, task)
+            check(_module, plan, task, resolution)
             check(_unsupported, src, plan, play, task)
             check(_role, src, play, task)
             check(files.resolve_source, plan, task, files_dirs=files_dirs)
@@ -258,15 +264,24 @@ def _role(src: str, play: Play, task: Task) -> None:
                         file=src, pointer=child(task.pointer, "role"))
 
 
-def _module(src: str, task: Task) -> None:
-    if task.is_block:
+def _bridge_resolution(plan: Plan) -> Resolution | None:
+    """One lookup for every module of the plan that no built-in implements (None: none)."""
+    tasks = [t for play in plan.plays for t in every_task(play)
+             if not t.is_block and canonical_module(t.module) is None]
+    if not tasks:
+        return None
+    from rustle_deploy.bridge.policy import unresolved
+
+    return unresolved(plan, tasks)
+
+
+def _module(plan: Plan, task: Task, resolution: Resolution | None) -> None:
+    """The module is built in, or found as Ansible finds it and runnable through the bridge."""
+    if task.is_block or canonical_module(task.module) is not None or resolution is None:
         return
-    if canonical_module(task.module) is None:
-        raise PlanError(
-            f"unknown module {task.module!r} in {_kind(task)} {task.name!r}",
-            f"supported modules: {', '.join(sorted(module_families()))} "
-            "(the ansible.builtin. prefix is accepted)",
-            file=src, pointer=child(task.pointer, "module"))
+    from rustle_deploy.bridge.policy import bridged
+
+    bridged(plan, task, resolution)
 
 
 def _kind(task: Task) -> str:

@@ -907,7 +907,7 @@ class _Compiler:
                     f"files in {display_path(os.path.join(role.path, 'tasks'))}: "
                     + ", ".join(_listdir(os.path.join(role.path, "tasks"))))
             return
-        role_ctx = replace(ctx, src=src, task_dir=src.dir, role=call)
+        role_ctx = self.role_collections(role, replace(ctx, src=src, task_dir=src.dir, role=call))
         repeated = dedupe and not role.allow_duplicates and st.identities[call.identity] > 1
         if not repeated:
             self.tasks_from_source(src, role_ctx, st, out, base)
@@ -938,8 +938,18 @@ class _Compiler:
         src = role.source("handlers", call.handlers_from)
         if src is None:
             return
-        hctx2 = replace(ctx, src=src, task_dir=src.dir, role=call, handler=True)
+        hctx2 = self.role_collections(role, replace(ctx, src=src, task_dir=src.dir, role=call, handler=True))
         self.handler_items(src, src.data, hctx2, st)
+
+    @staticmethod
+    def role_collections(role: RoleDir, ctx: Ctx) -> Ctx:
+        """A role's own ``collections`` (meta/main.yml) for its tasks and handlers: searched for
+        their modules' short names before what the play says (docs/bridge.md)."""
+        meta = role.meta
+        if meta is None or not isinstance(meta.data, dict) or meta.data.get("collections") is None:
+            return ctx
+        found = ("collections", meta.data["collections"], meta.origin(meta.data, "collections"))
+        return replace(ctx, kws=(*ctx.kws, found))
 
     # -- task lists ----------------------------------------------------------------------------
     def task_list(self, src: Source, ds: dict[str, Any], key: str, ctx: Ctx, st: _PlayState,
@@ -1042,17 +1052,22 @@ class _Compiler:
                             "or import_tasks (static)", ds, action_key)
         allowed = kw.HANDLER if ctx.handler else kw.TASK
         self.check_task_keys(src, ds, allowed, action_key)
+        # a module no built-in implements is found and checked by the module bridge when the
+        # plan is validated (bridge/policy.py), which refuses it at this task's line
         canonical = canonical_module(module)
         if canonical is None and _short(module) == "gather_facts" and canonical_module("setup"):
             # ansible-core's gather_facts action runs the setup module (FACTS_MODULES=smart)
             canonical = "setup"
-        if canonical is None:
-            self.unknown_module(src, ds, action_key, module)
-        assert canonical is not None
         pointer = f"{base}/{len(out)}"
         self.origins[pointer] = origin
+        if action_key is not None:  # where a module the bridge cannot find is reported
+            self.origins[f"{pointer}/module"] = src.origin(ds, action_key)
         extras, conditions, tags, notify = self.task_keywords(src, ds, ctx, st, delegate)
-        args = self.sources(src, ds, action_key, canonical, args, ctx, pointer)
+        if canonical is None:
+            collections = self.collections(src, ds, ctx)
+            if collections:
+                extras["collections"] = collections
+        args = self.sources(src, ds, action_key, canonical or module, args, ctx, pointer)
         if canonical == "include_vars":
             extras["vars_data"] = self.include_vars(src, ds, action_key, args, ctx, st)
             self.runtime_names.update(k for data in extras["vars_data"].values() for k in data)
@@ -1134,6 +1149,18 @@ class _Compiler:
         hint = (f"did you mean '{close}'? " if close else "") + \
             "supported modules: " + ", ".join(sorted(module_families()))
         raise src.origin(ds, key if key is not None else _NO_KEY).error(message, hint, UnknownModule)
+    def collections(self, src: Source, ds: dict[str, Any], ctx: Ctx) -> list[str]:
+        """The ``collections`` keyword in effect (a list of collection names), checked."""
+        found = self.effective(src, ds, ctx, "collections")
+        if found is None:
+            return []
+        colls = found[0] if isinstance(found[0], list) else [found[0]]
+        for c in colls:
+            if not isinstance(c, str) or c.count(".") != 1 or has_template(c):
+                raise found[1].error(f"collections takes collection names such as "
+                                     f"'community.general', not {c!r}",
+                                     "collections: [community.general]")
+        return list(colls)
 
     def action(self, src: Source, ds: dict[str, Any], ctx: Ctx) -> tuple[str, dict[str, Any],
                                                                         str | None, str | None]:
@@ -1177,9 +1204,16 @@ class _Compiler:
                 if close:
                     raise src.error(f"'{bad}' is not a valid keyword for a task and not a "
                                     "module", f"did you mean '{close}'?", ds, bad)
-                self.unknown_module(src, ds, bad, bad)
-            raise src.error("no module/action detected in task", "a task names a module: "
-                            "- debug: msg=hi", ds)
+                if len(candidates) > 1:
+                    raise src.error(f"conflicting action statements: {', '.join(candidates)}",
+                                    "a task calls exactly one module", ds, candidates[1])
+                # a module no built-in implements: the module bridge looks for it (library/,
+                # ANSIBLE_LIBRARY, ansible-core and its collections) when the plan is validated
+                module = key = bad
+                args = self.new_style(src, ds, bad)
+            else:
+                raise src.error("no module/action detected in task", "a task names a module: "
+                                "- debug: msg=hi", ds)
         final = dict(extra_args or {})
         final.update(args)
         return module, final, delegate, key
@@ -1246,13 +1280,7 @@ class _Compiler:
         found = self.effective(src, ds, ctx, "debugger")
         if found is not None and found[0] not in ("never", None):
             raise found[1].error("the task debugger is not supported", "drop 'debugger'")
-        found = self.effective(src, ds, ctx, "collections")
-        if found is not None:
-            colls = found[0] if isinstance(found[0], list) else [found[0]]
-            other = [c for c in colls if c not in ("ansible.builtin", "ansible.legacy")]
-            if other:
-                raise found[1].error(f"collection {other[0]!r} is not supported yet",
-                                     "only ansible.builtin modules are available")
+        self.collections(src, ds, ctx)
         found = self.effective(src, ds, ctx, "connection")
         if found is not None:
             conn = str(found[0])

@@ -75,8 +75,9 @@ CASES: dict[str, dict[str, str]] = {
     "task_unsupported_builtin": {"site.yml": """\
         - hosts: web
           tasks:
-            - uri:
-                url: http://example.com
+            - fetch:
+                src: /etc/hosts
+                dest: out/
         """},
     "task_collection_module": {"site.yml": """\
         - hosts: web

@@ -106,8 +106,9 @@ class Children:
         self._children = {}
         self._code = {}
 
-    def run(self, key, ctx, module, args, timeout):
-        """The result of ``module`` run with ``args`` as ``key`` = (method, user)."""
+    def run(self, key, ctx, module, args, timeout, own=None):
+        """The result of ``module`` run with ``args`` as ``key`` = (method, user); ``own``: a
+        rustle-deploy module's ``fqcn`` and ``source`` (modules/bridge.py ``run_own``)."""
         from .context import ModuleFailure, timed_out
 
         child = self._children.get(key)
@@ -118,6 +119,8 @@ class Children:
                    "environment": ctx.environment, "files": ctx.files,
                    "timeout": timeout or None,
                    "task": {k: ctx.task.get(k) for k in ("id", "name", "module")}}
+        if own is not None:
+            request["own"] = own
         deadline = time.monotonic() + float(timeout) + _GRACE if timeout else None
         try:
             result = child.call(request, ctx, deadline)
@@ -615,4 +618,11 @@ def _child_task(channel, request, state):
     deadline = time.monotonic() + timeout if timeout else None
     ctx = _ChildContext(_Host(), task, None, request.get("check"), request.get("diff"),
                         environment=request.get("environment"), deadline=deadline)
+    own = request.get("own")
+    if own:
+        from .modules.bridge import run_own_source
+
+        name = str(request.get("module"))
+        return call_module(name, ctx, request.get("args") or {}, timeout,
+                           lambda c, a: run_own_source(c, a, own["fqcn"], own["source"], name))
     return call_module(str(request.get("module")), ctx, request.get("args") or {}, timeout)

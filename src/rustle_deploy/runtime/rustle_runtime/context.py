@@ -224,12 +224,13 @@ def timed_out(timeout):
                          "period": period}}
 
 
-def call_module(name, ctx, args, timeout=None):
-    """Run module ``name`` with ``args``; its result dict, or Ansible's failed result for
-    whatever it raised (``timeout`` seconds end it with TaskTimeout's message)."""
+def call_module(name, ctx, args, timeout=None, fn=None):
+    """Run module ``name`` (``fn``, else the runtime's own implementation) with ``args``; its
+    result dict, or Ansible's failed result for whatever it raised (``timeout`` seconds end it
+    with TaskTimeout's message)."""
     alarm = _Alarm(timeout)
     try:
-        fn = module_function(name)
+        fn = fn or module_function(name)
         with alarm:
             result = fn(ctx, args)
         if not isinstance(result, dict):

@@ -13,7 +13,7 @@ from .lowlevel import check_stopped
 CENSORED = "the output has been hidden due to the fact that 'no_log: true' was specified for this result"
 
 # keys of a result that are safe to show even under no_log
-_NO_LOG_KEEP = ("event", "id", "task", "module", "status", "ignored", "duration", "handler",
+_NO_LOG_KEEP = ("event", "id", "task", "module", "bridge", "status", "ignored", "duration", "handler",
                 "changed", "failed", "skipped", "attempts", "rc")
 
 

@@ -240,6 +240,7 @@ class Runner:
         self._facts = None
         self._tmpdir = None
         self.runtime_vars = {}  # registered results and set_fact, across plays
+        self.cleanups = []  # called when the run ends
         self.included_vars = {}  # include_vars, below set_fact
         self.extra_vars = dict(plan.get("extra_vars") or {})
         self.stats = {"ok": 0, "changed": 0, "failed": 0, "skipped": 0, "rescued": 0, "ignored": 0}
@@ -350,6 +351,10 @@ class Runner:
                 self._carried_notified[key] = sorted(set(self._carried_notified.get(key, ())) | set(indexes))
         before = dict(self.runtime_vars)
         try:
+            if self.plan.get("bridge"):
+                from .modules.bridge import prestart
+
+                prestart(self)
             for play in self.plan.get("plays") or []:
                 if self.host not in (play.get("hosts") or []):
                     continue
@@ -361,6 +366,8 @@ class Runner:
                     failed = True
                     break
         finally:
+            for close in reversed(self.cleanups):  # e.g. the module bridge's fork server
+                close()
             if self._children is not None:
                 self._children.close(wait=False)
             if self._tmpdir is not None:
@@ -564,6 +571,8 @@ class Runner:
             return
         name = task.get("name") or task.get("module", "")
         head = {"id": task.get("id"), "task": name, "module": task.get("module")}
+        if task.get("bridge"):
+            head["bridge"] = task["bridge"]  # run through the module bridge (modules/bridge.py)
         start_event = dict(head, event="handler_start" if is_handler else "task_start")
         self.emitter.emit(start_event)
         started = time.monotonic()
@@ -888,6 +897,17 @@ class Runner:
 
     def _call(self, module, ctx, args, timeout):
         """The module's result: in this process, or in a child as the task's become_user."""
+        own = None
+        if ctx.task.get("bridge"):
+            from .modules import bridge
+
+            spec = ((self.plan.get("bridge") or {}).get("modules") or {}).get(ctx.task["bridge"]) or {}
+            if not (ctx.become and spec.get("style") == "rustle"):
+                # the module bridge runs it in a child and applies become itself
+                return call_module(module, ctx, args, timeout, bridge.module_function(self.plan.get("bridge") or {},
+                                                                                     ctx.task["bridge"]))
+            # a rustle-deploy module runs in process: as another user, in that user's become child
+            own = {"fqcn": spec["fqcn"], "source": bridge.own_source(ctx, spec)}
         if ctx.become:
             from . import become
 
@@ -895,7 +915,12 @@ class Runner:
             if key is not None:
                 if self._children is None:
                     self._children = become.Children(self)
-                return self._children.run(key, ctx, module, args, timeout)
+                return self._children.run(key, ctx, module, args, timeout, own)
+        if own is not None:
+            from .modules import bridge
+
+            return call_module(module, ctx, args, timeout, bridge.module_function(self.plan.get("bridge") or {},
+                                                                                 ctx.task["bridge"]))
         return call_module(module, ctx, args, timeout)
 
     def _invoke(self, task, scope):
@@ -932,7 +957,8 @@ class Runner:
             result["failed"] = True
             result["msg"] = exc.msg
         result.setdefault("changed", False)
-        result.setdefault("failed", False)
+        if not result.pop("_action_skip", False):  # an action plugin's skip has no 'failed' in Ansible
+            result.setdefault("failed", False)
         for stream in ("stdout", "stderr"):
             if isinstance(result.get(stream), str) and stream + "_lines" not in result:
                 result[stream + "_lines"] = result[stream].splitlines()

@@ -1,0 +1,134 @@
+"""Whether a task may run through the bridge: Ansible's action plugins, reproduced or refused.
+
+In Ansible a module may come with an action plugin that runs on the controller first. Most of
+ansible-core's are built into the runtime (copy, template, command, ...). For the others:
+
+- ``uri`` and ``assemble`` only run their module when every file is already on the host
+  (``uri`` without ``src``, ``assemble`` with ``remote_src``, its default): the bridge runs the
+  module the same way, with the action plugin's check-mode rule; with a controller file they
+  are refused;
+- the rest act on the controller (fetch a file back, change the inventory, wait for a reboot,
+  prompt...) and are refused at compile time, each with its reason;
+- an action plugin of a collection or of ``action_plugins/`` is refused, naming it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from ..errors import PlanError
+from ..model import Plan, Task
+from .lookup import BridgedModule, Missing, Resolution, lookup_key, resolve
+
+_TRUE = ("1", "true", "yes", "on", "y", "t")
+
+# ansible-core's controller-side actions of modules the runtime does not implement
+CONTROLLER_ACTIONS: dict[str, str] = {
+    "ansible.builtin.fetch": "fetch copies a file from the host to the controller",
+    "ansible.builtin.script": "script uploads a controller-side script for each task",
+    "ansible.builtin.assemble": "assemble with remote_src: false reads its fragments on the controller",
+    "ansible.builtin.add_host": "add_host changes the controller's inventory while the play runs",
+    "ansible.builtin.group_by": "group_by changes the controller's inventory while the play runs",
+    "ansible.builtin.include_vars": "include_vars reads variable files on the controller while the play runs",
+    "ansible.builtin.set_stats": "set_stats records statistics on the controller",
+    "ansible.builtin.pause": "pause waits for the operator at the controller",
+    "ansible.builtin.reboot": "reboot restarts the host and waits from the controller for it to come back",
+    "ansible.builtin.wait_for_connection": "wait_for_connection waits from the controller for the connection",
+    "ansible.builtin.async_status": "async_status reads the status of async jobs, which are not supported",
+    "ansible.builtin.gather_facts": "gather_facts runs fact modules from the controller; use setup (built in)",
+    "ansible.builtin.validate_argument_spec": "validate_argument_spec checks role arguments on the controller",
+}
+# playbook keywords that look like modules (their module files only hold documentation)
+KEYWORDS = frozenset({"import_playbook", "import_role", "import_tasks", "include_role", "include_tasks",
+                      "include", "async_wrapper"})
+
+
+def _true(value: Any, default: bool) -> bool:
+    if value is None:
+        return default
+    if isinstance(value, bool):
+        return value
+    return str(value).strip().lower() in _TRUE
+
+
+def refusal(module: BridgedModule, args: Mapping[str, Any]) -> str | None:
+    """Why this task cannot run through the bridge, or None."""
+    short = module.fqcn.rsplit(".", 1)[-1]
+    if module.fqcn.startswith(("ansible.builtin.", "ansible.legacy.")) and short in KEYWORDS:
+        return (f"{short} is a playbook keyword, not a module: the plan must hold the tasks it "
+                "includes (rustle-plan expands static imports)")
+    action = module.action
+    if action is None:
+        return None
+    if action == "ansible.builtin.uri":
+        if args.get("src") is not None and not _true(args.get("remote_src"), False):
+            return ("uri with src uploads a controller-side file (its action plugin); copy the file to the "
+                    "host first and set remote_src: true")
+        body = args.get("body")
+        if args.get("body_format") == "form-multipart" and isinstance(body, Mapping) and any(
+                isinstance(v, Mapping) and v.get("filename") and not v.get("content") for v in body.values()):
+            return "uri with a form-multipart filename uploads a controller-side file (its action plugin)"
+        return None
+    if action == "ansible.builtin.assemble":
+        if _true(args.get("remote_src"), True):
+            return None
+        return CONTROLLER_ACTIONS[action]
+    if action in CONTROLLER_ACTIONS:
+        return CONTROLLER_ACTIONS[action] + " (an action plugin the bridge does not reproduce)"
+    return (f"its action plugin '{action}' runs on the controller in Ansible, and the bridge runs "
+            "only modules on the host")
+
+
+def _kind(task: Task) -> str:
+    return "handler" if "/handlers/" in task.pointer else "task"
+
+
+def plan_dirs(plan: Plan) -> list[str]:
+    """The directories whose library/ and module_utils/ Ansible searches for this plan: the
+    playbook's (or the plan's) and every role's, as ansible-playbook adds them when it loads them."""
+    dirs = [d for d in (plan.playbook_dir, plan.base_dir) if d]  # an emitted plan keeps its playbook's
+    for play in plan.plays:
+        dirs += [str(r["path"]) for r in play.roles.values() if isinstance(r, Mapping) and r.get("path")]
+    return list(dict.fromkeys(dirs))
+
+
+def task_key(task: Task) -> str:
+    """The lookup ``task`` needs: its module, with the ``collections`` keyword it carries."""
+    collections = task.extras.get("collections") or ()
+    return lookup_key(task.module, [str(c) for c in collections])
+
+
+def unresolved(plan: Plan, tasks: Sequence[Task]) -> Resolution:
+    """Resolve, in one lookup, every module of ``tasks`` that no built-in implements."""
+    from ..runtime_index import canonical_module
+
+    keys = sorted({task_key(t) for t in tasks if canonical_module(t.module) is None})
+    return resolve(keys, plan_dirs(plan))
+
+
+def bridged(plan: Plan, task: Task, resolution: Resolution) -> BridgedModule:
+    """The module ``task`` runs through the bridge; PlanError naming the task when it cannot."""
+    found = resolution.modules.get(task_key(task))
+    pointer = f"{task.pointer}/module"
+    if found is None or isinstance(found, Missing):
+        import difflib
+
+        from ..runtime_index import module_families
+
+        reason = found.reason if found else "not resolved"
+        searched = "; ".join(found.searched) if found else ""
+        own = "." not in task.module or task.module.startswith(("ansible.builtin.", "ansible.legacy."))
+        close = difflib.get_close_matches(task.short_module, sorted(module_families()), n=1, cutoff=0.75) if own else []
+        raise PlanError(
+            f"unknown module {task.module!r} in {_kind(task)} {task.name!r}: {reason}",
+            (f"did you mean '{close[0]}'? " if close else "")
+            + (f"searched: {searched}; " if searched else "") + (found.hint if found else ""),
+            file=plan.source, pointer=pointer)
+    why = refusal(found, task.args)
+    if why:
+        raise PlanError(f"module {task.module!r} in {_kind(task)} {task.name!r} cannot run through the "
+                        f"module bridge: {why}",
+                        "see docs/bridge.md for what the bridge runs and what it refuses",
+                        file=plan.source, pointer=pointer)
+    return found

@@ -1,0 +1,125 @@
+"""Playbooks that name modules no built-in implements: found as ansible-playbook finds them
+(library/ beside the playbook and in roles, collections by FQCN or through the ``collections``
+keyword) and run through the module bridge; refused at the task's line when nothing is found.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from .conftest import BridgeRun
+from .test_runs import ANSIBLE_MODULE
+
+
+def _collection(root: Path) -> Path:
+    """A collection rustletest.demo with a module ``hello`` that uses its own module_utils."""
+    coll = root / "ansible_collections" / "rustletest" / "demo"
+    (coll / "plugins" / "modules").mkdir(parents=True)
+    (coll / "plugins" / "module_utils").mkdir(parents=True)
+    (coll / "galaxy.yml").write_text("namespace: rustletest\nname: demo\nversion: 1.0.0\n")
+    (coll / "plugins" / "module_utils" / "shout.py").write_text("def shout(s):\n    return s.upper() + '!'\n")
+    (coll / "plugins" / "modules" / "hello.py").write_text(ANSIBLE_MODULE.replace(
+        "greeting='hello ' + m.params['name']", "greeting=shout(m.params['name'])").replace(
+        "from ansible.module_utils.basic import AnsibleModule",
+        "from ansible.module_utils.basic import AnsibleModule\n"
+        "from ansible_collections.rustletest.demo.plugins.module_utils.shout import shout"))
+    return root
+
+
+def test_library_role_library_and_collections_run_from_a_playbook(
+        tmp_path: Path, bridge: BridgeRun, monkeypatch: pytest.MonkeyPatch) -> None:
+    work = tmp_path / "work"
+    (work / "library").mkdir(parents=True)
+    (work / "library" / "greet.py").write_text(ANSIBLE_MODULE)
+    role = work / "roles" / "greeter"
+    (role / "library").mkdir(parents=True)
+    (role / "tasks").mkdir()
+    (role / "library" / "role_greet.py").write_text(ANSIBLE_MODULE.replace("'hello '", "'role hello '"))
+    (role / "tasks" / "main.yml").write_text("- name: from the role's library\n  role_greet: {name: r}\n"
+                                            "- name: through the role's collections\n  hello: {name: m}\n")
+    (role / "meta").mkdir()
+    (role / "meta" / "main.yml").write_text("collections: [rustletest.demo]\n")
+    monkeypatch.setenv("ANSIBLE_COLLECTIONS_PATH", str(_collection(tmp_path / "colls")))
+    (work / "site.yml").write_text(
+        "- hosts: localhost\n"
+        "  gather_facts: false\n"
+        "  roles: [greeter]\n"
+        "  tasks:\n"
+        "    - name: library beside the playbook\n"
+        "      greet: {name: a}\n"
+        "    - name: library as ansible.legacy\n"
+        "      ansible.legacy.greet: name=b\n"
+        "    - block:\n"
+        "        - name: short name through collections\n"
+        "          hello: {name: c}\n"
+        "      collections: [rustletest.demo]\n"
+        "    - name: fully qualified\n"
+        "      rustletest.demo.hello: {name: d}\n"
+        "      register: out\n"
+        "    - name: the registered result is the module's\n"
+        "      assert: {that: [\"out.greeting == 'D!'\", \"out.changed\"]}\n")
+    results = bridge.run(work / "site.yml", "-v")
+    assert results["greeter : from the role's library"]["greeting"] == "role hello r"
+    assert results["greeter : through the role's collections"]["greeting"] == "M!"
+    assert results["library beside the playbook"]["greeting"] == "hello a"
+    assert results["library as ansible.legacy"]["greeting"] == "hello b"
+    assert results["short name through collections"]["greeting"] == "C!"
+    assert results["fully qualified"]["greeting"] == "D!"
+    assert results["the registered result is the module's"]["status"] == "ok"
+    assert results["short name through collections"]["bridge"] == "rustletest.demo.hello"
+    assert results["library beside the playbook"]["bridge"] == "ansible.legacy.greet"
+
+
+def test_emitted_plan_keeps_the_collections_keyword(tmp_path: Path, bridge: BridgeRun,
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("ANSIBLE_COLLECTIONS_PATH", str(_collection(tmp_path / "colls")))
+    pb = tmp_path / "site.yml"
+    (tmp_path / "library").mkdir()
+    (tmp_path / "library" / "greet.py").write_text(ANSIBLE_MODULE)
+    pb.write_text("- hosts: localhost\n  gather_facts: false\n  tasks:\n"
+                  "    - name: short\n      hello: {name: x}\n      collections: rustletest.demo\n"
+                  "    - name: builtin\n      debug: msg=hi\n      collections: [rustletest.demo]\n"
+                  "    - name: library\n      greet: {name: y}\n")
+    code, out, err = bridge.main(str(pb), "-i", str(bridge.inventory()), "--emit-plan")
+    assert code == 0, err
+    tasks = json.loads(out)["plays"][0]["batches"][0]["tasks"]
+    assert tasks[0]["collections"] == ["rustletest.demo"]
+    assert "collections" not in tasks[1]  # a built-in module needs no lookup
+    (tmp_path / "elsewhere").mkdir()
+    plan = tmp_path / "elsewhere" / "emitted.json"  # its library/ is still the playbook's
+    plan.write_text(out)
+    results = bridge.run(plan)
+    assert results["short"]["greeting"] == "X!" and results["library"]["greeting"] == "hello y"
+
+
+def test_a_module_nothing_provides_is_refused_at_its_line(tmp_path: Path, bridge: BridgeRun,
+                                                          rustle_home: Path) -> None:
+    pb = tmp_path / "site.yml"
+    pb.write_text("- hosts: localhost\n  gather_facts: false\n  tasks:\n    - debug: msg=first\n"
+                  "    - name: nowhere\n      not_a_module_anywhere: {x: 1}\n")
+    code, out, err = bridge.main(str(pb), "-i", str(bridge.inventory()), "--run")
+    assert code == 2
+    assert err.startswith(f"error: {pb}:6:7: unknown module 'not_a_module_anywhere' in task 'nowhere'"), err
+    assert "searched: " + str(tmp_path / "library") in err
+    assert "hint: " in err and "library/ beside the plan" in err
+    assert not (tmp_path / "remote").exists()
+    assert not (rustle_home / ".rustle" / "state.db").exists()
+
+
+def test_a_misspelled_keyword_is_still_a_keyword_error(tmp_path: Path, bridge: BridgeRun) -> None:
+    pb = tmp_path / "site.yml"
+    pb.write_text("- hosts: localhost\n  tasks:\n    - name: typo\n      debug: msg=hi\n      whne: true\n")
+    code, _, err = bridge.main(str(pb), "-i", str(bridge.inventory()), "--syntax-check")
+    assert code == 2
+    assert "'whne' is not a valid keyword for a task" in err and "did you mean 'when'?" in err
+
+
+def test_collections_keyword_takes_collection_names(tmp_path: Path, bridge: BridgeRun) -> None:
+    pb = tmp_path / "site.yml"
+    pb.write_text("- hosts: localhost\n  collections: [notacollection]\n  tasks:\n    - debug: msg=hi\n")
+    code, _, err = bridge.main(str(pb), "-i", str(bridge.inventory()), "--syntax-check")
+    assert code == 2
+    assert "collections takes collection names such as 'community.general', not 'notacollection'" in err

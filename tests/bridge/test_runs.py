@@ -1,0 +1,248 @@
+"""Bridged modules run on the host: Ansible's module protocol inside the one run of the plan.
+
+Every test compiles a real plan and runs it over the local connection through ``cli.main``.
+"""
+
+from __future__ import annotations
+
+import glob
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from .conftest import BridgeRun, write_plan
+
+ANSIBLE_MODULE = '''#!/usr/bin/python
+import time
+from ansible.module_utils.basic import AnsibleModule
+def main():
+    m = AnsibleModule(argument_spec=dict(name=dict(type='str', required=True),
+                                         sleep=dict(type='float', default=0),
+                                         secret=dict(type='str', no_log=True)),
+                      supports_check_mode=True)
+    time.sleep(m.params['sleep'])
+    if m.params['name'] == 'warn':
+        m.warn('careful')
+        m.deprecate('old thing', version='9.9')
+    if m.params['name'] == 'fail':
+        m.fail_json(msg='asked to fail', detail=1)
+    if m.params['name'] == 'exit':
+        raise SystemExit(3)
+    m.exit_json(changed=not m.check_mode, greeting='hello ' + m.params['name'], check=m.check_mode,
+                diff=dict(before='a\\n', after='b\\n') if m._diff else None)
+main()
+'''
+WANT_JSON = '''#!/bin/sh
+# WANT_JSON
+name=$(sed -e 's/.*"name": "\\([^"]*\\)".*/\\1/' "$1")
+echo "junk before"
+printf '{"changed": true, "msg": "hi %s", "args_file": "%s"}\\n' "$name" "$1"
+'''
+OLD_STYLE = '''#!/bin/sh
+. "$1"
+if [ "$_ansible_check_mode" = "True" ]; then checked=true; else checked=false; fi
+echo "{\\"changed\\": false, \\"msg\\": \\"old $name\\", \\"checked\\": $checked}"
+'''
+
+
+def _library(directory: Path, files: dict[str, str]) -> None:
+    (directory / "library").mkdir(parents=True, exist_ok=True)
+    for name, text in files.items():
+        (directory / "library" / name).write_text(text)
+
+
+def test_ansible_core_modules_run_in_the_same_run(tmp_path: Path, bridge: BridgeRun) -> None:
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "a.txt").write_text("hello\n")
+    plan = write_plan(tmp_path / "p", [
+        {"name": "find", "module": "ansible.builtin.find", "args": {"paths": str(data)}, "register": "found"},
+        {"name": "slurp", "module": "slurp", "args": {"src": str(data / "a.txt")}, "register": "slurped"},
+        {"name": "use", "module": "debug", "args": {"msg": "{{ found.matched }} {{ slurped.content | b64decode }}"}},
+        {"name": "missing", "module": "find", "args": {}, "ignore_errors": True},
+        {"name": "secret", "module": "slurp", "args": {"src": str(data / "a.txt")}, "no_log": True},
+        {"name": "tmp", "module": "tempfile", "args": {"path": str(data), "suffix": ".x"}},
+    ])
+    res = bridge.run(plan)
+    assert res["find"]["status"] == "ok" and res["find"]["matched"] == 1
+    assert res["find"]["files"][0]["path"] == str(data / "a.txt")
+    assert res["find"]["bridge"] == "ansible.builtin.find"
+    assert res["use"]["msg"] == "1 hello\n"
+    assert res["missing"]["status"] == "failed" and res["missing"]["msg"] == "missing required arguments: paths"
+    assert "content" not in res["secret"] and res["secret"]["censored"]
+    assert res["tmp"]["status"] == "changed" and res["tmp"]["path"].endswith(".x")
+    assert Path(res["tmp"]["path"]).is_file()
+
+
+def test_check_mode_diff_warnings_and_failures_of_a_library_module(tmp_path: Path, bridge: BridgeRun) -> None:
+    _library(tmp_path / "p", {"greet.py": ANSIBLE_MODULE})
+    plan = write_plan(tmp_path / "p", [
+        {"name": "plain", "module": "greet", "args": {"name": "you"}},
+        {"name": "warn", "module": "greet", "args": {"name": "warn"}},
+        {"name": "fail", "module": "greet", "args": {"name": "fail"}, "ignore_errors": True},
+        {"name": "exit", "module": "greet", "args": {"name": "exit"}, "ignore_errors": True},
+        {"name": "bad arg", "module": "greet", "args": {"name": "x", "nope": 1}, "ignore_errors": True},
+        {"name": "uri", "module": "uri", "args": {"url": "http://127.0.0.1:9/"}},
+    ])
+    res = bridge.run(plan, "--check", "--diff")
+    assert res["plain"]["status"] == "ok" and res["plain"]["greeting"] == "hello you" and res["plain"]["check"] is True
+    assert res["plain"]["diff"] == {"before": "a\n", "after": "b\n"}
+    assert res["warn"]["warnings"] == ["careful"]
+    assert res["warn"]["deprecations"][0]["msg"] == "old thing"
+    assert res["fail"]["status"] == "failed" and res["fail"]["msg"] == "asked to fail" and res["fail"]["detail"] == 1
+    assert res["exit"]["status"] == "failed"
+    assert res["exit"]["msg"].startswith("Module result deserialization failed: No start of json char found")
+    assert res["exit"]["rc"] == 3
+    assert res["bad arg"]["msg"].startswith("Unsupported parameters for (greet) module: nope.")
+    # ansible-core's uri action plugin does not support check mode: Ansible skips it
+    assert res["uri"]["status"] == "skipped" and res["uri"]["msg"] == "This action (uri) does not support check mode."
+
+
+def test_script_modules_get_want_json_and_key_value_argument_files(tmp_path: Path, bridge: BridgeRun) -> None:
+    _library(tmp_path / "p", {"hello.sh": WANT_JSON, "oldie": OLD_STYLE})
+    plan = write_plan(tmp_path / "p", [
+        {"name": "json", "module": "hello", "args": {"name": "world"}},
+        {"name": "old", "module": "ansible.legacy.oldie", "args": {"name": "timer"}},
+    ])
+    res = bridge.run(plan, "--check")
+    assert res["json"]["status"] == "changed" and res["json"]["msg"] == "hi world"
+    assert res["json"]["bridge"] == "ansible.legacy.hello"
+    assert not Path(res["json"]["args_file"]).exists()  # the task's private directory is removed
+    assert res["old"]["msg"] == "old timer" and res["old"]["checked"] is True
+
+
+@pytest.mark.skipif(shutil.which("cc") is None, reason="needs a C compiler")
+def test_binary_module(tmp_path: Path, bridge: BridgeRun) -> None:
+    src = tmp_path / "bin.c"
+    src.write_text('#include <stdio.h>\nint main(int c, char **v) {'
+                   ' printf("{\\"changed\\": false, \\"argc\\": %d}\\n", c); return 0; }\n')
+    (tmp_path / "p" / "library").mkdir(parents=True)
+    subprocess.run(["cc", "-o", str(tmp_path / "p" / "library" / "native_mod"), str(src)], check=True)
+    res = bridge.run(write_plan(tmp_path / "p", [{"name": "bin", "module": "native_mod", "args": {}}]))
+    assert res["bin"]["status"] == "ok" and res["bin"]["argc"] == 2  # the module, then its args file
+
+
+@pytest.mark.parametrize("fork", [True, False])
+def test_a_task_timeout_kills_the_module_and_the_next_one_runs(tmp_path: Path, bridge: BridgeRun, fork: bool) -> None:
+    _library(tmp_path / "p", {"greet.py": ANSIBLE_MODULE})
+    plan = write_plan(tmp_path / "p", [
+        {"name": "slow", "module": "greet", "args": {"name": "x", "sleep": 30}, "timeout": 1, "ignore_errors": True},
+        {"name": "next", "module": "greet", "args": {"name": "y"}},
+    ])
+    res = bridge.run(plan, host_vars={"rustle_bridge_fork": fork})
+    assert res["slow"]["status"] == "failed" and "expected time frame (1)" in res["slow"]["msg"]
+    assert res["slow"]["duration"] < 10
+    assert res["next"]["greeting"] == "hello y"
+
+
+def test_environment_reaches_the_module(tmp_path: Path, bridge: BridgeRun) -> None:
+    _library(tmp_path / "p", {"envmod.py": ANSIBLE_MODULE.replace(
+        "greeting='hello ' + m.params['name']", "greeting=__import__('os').environ.get('GREETING')")})
+    plan = write_plan(tmp_path / "p", [
+        {"name": "env", "module": "envmod", "args": {"name": "x"}, "environment": {"GREETING": "salut"}},
+        {"name": "no env", "module": "envmod", "args": {"name": "x"}},
+    ])
+    res = bridge.run(plan)
+    assert res["env"]["greeting"] == "salut" and res["no env"]["greeting"] is None
+
+
+@pytest.mark.parametrize("version", ["3.8", "3.13"])
+def test_bridged_modules_run_on_other_host_pythons(tmp_path: Path, bridge: BridgeRun, version: str) -> None:
+    found = sorted(glob.glob(f"/root/.pyenv/versions/{version}.*/bin/python3"))
+    if not found:
+        pytest.skip(f"no Python {version} here")
+    (tmp_path / "d").mkdir()
+    plan = write_plan(tmp_path / "p", [
+        {"name": "stat", "module": "find", "args": {"paths": str(tmp_path / "d")}},
+        {"name": "getent", "module": "getent", "args": {"database": "passwd", "key": "root"}},
+    ])
+    res = bridge.run(plan, host_vars={"ansible_python_interpreter": found[0]})
+    assert res["stat"]["status"] == "ok" and res["stat"]["matched"] == 0
+    assert res["getent"]["status"] == "ok"
+    assert sys.executable != found[0]
+
+
+def test_verbose_output_names_the_bridged_modules(tmp_path: Path, bridge: BridgeRun) -> None:
+    plan = write_plan(tmp_path / "p", [
+        {"name": "look", "module": "find", "args": {"paths": str(tmp_path)}},
+        {"name": "fast", "module": "stat", "args": {"path": str(tmp_path)}},
+    ])
+    code, out, err = bridge.main(str(plan), "-i", str(bridge.inventory()), "--run", "--output", "text", "-v")
+    assert code == 0, err
+    assert "bridge: ansible.builtin.find runs through the module bridge (Python AnsibleModule module from " \
+           "ansible-core 2.19" in err + out
+    assert "look [bridge: ansible.builtin.find]" in out
+    assert "fast [bridge" not in out and "bridge: ansible.builtin.stat" not in err + out
+
+
+WHOAMI = """#!/usr/bin/python
+import os, pwd, tempfile
+from ansible.module_utils.basic import AnsibleModule
+m = AnsibleModule(argument_spec=dict())
+m.exit_json(user=pwd.getpwuid(os.geteuid()).pw_name, tmp_owner=pwd.getpwuid(os.stat(m.tmpdir).st_uid).pw_name)
+"""
+WHOAMI_SH = """#!/bin/sh
+# WANT_JSON
+test -r "$1" || exit 3
+echo "{\\"user\\": \\"$(id -un)\\"}"
+"""
+
+
+def test_become_root_and_another_user_run_the_module_as_that_user(tmp_path: Path, bridge: BridgeRun) -> None:
+    """As built-in modules do (runtime/become.py), a bridged module runs as its become_user,
+    though that user cannot read the artifact: what it needs reaches it on stdin."""
+    import os
+    import pwd
+
+    if os.geteuid() != 0 or not shutil.which("sudo"):
+        pytest.skip("runs as root: becomes nobody through sudo without a password")
+    try:
+        pwd.getpwnam("nobody")
+    except KeyError:
+        pytest.skip("no user 'nobody'")
+    python = "/usr/bin/python3"  # the venv's lives under /root, which nobody cannot enter
+    if subprocess.run(["sudo", "-n", "-u", "nobody", python, "-c", "pass"], capture_output=True).returncode:
+        pytest.skip("no Python that nobody can start")
+    plan_dir = tmp_path / "p"
+    _library(plan_dir, {"whoami.py": WHOAMI, "whoami_sh": WHOAMI_SH})
+    plan = write_plan(plan_dir, [
+        {"name": "as root", "module": "getent", "args": {"database": "passwd", "key": "root"}, "become": True},
+        {"name": "root whoami", "module": "whoami", "args": {}, "become": True},
+        {"name": "nobody whoami", "module": "whoami", "args": {}, "become": True, "become_user": "nobody"},
+        {"name": "nobody script", "module": "whoami_sh", "args": {}, "become": True, "become_user": "nobody"},
+        {"name": "nobody getent", "module": "getent", "args": {"database": "passwd", "key": "nobody"},
+         "become": True, "become_user": "nobody"},
+    ])
+    res = bridge.run(plan, host_vars={"ansible_python_interpreter": python})
+    assert res["as root"]["status"] == "ok"
+    assert res["root whoami"]["user"] == "root"
+    assert (res["nobody whoami"]["user"], res["nobody whoami"]["tmp_owner"]) == ("nobody", "nobody")
+    assert res["nobody script"]["user"] == "nobody"
+    assert res["nobody getent"]["status"] == "ok"
+
+
+def test_the_fork_server_is_started_early_only_for_tasks_that_will_use_it() -> None:
+    """The run starts the fork server before its first task only when one of the host's bridged
+    Python tasks runs without become (with become, each runs in a new Python through sudo)."""
+    from rustle_deploy.runtime_index import runtime_root
+
+    sys.path.insert(0, str(runtime_root()))
+    try:
+        from rustle_runtime.modules.bridge import _unbecome_task  # type: ignore[import-not-found]
+    finally:
+        sys.path.remove(str(runtime_root()))
+    fqcns = {"ansible.builtin.find"}
+
+    def plan(*tasks: dict[str, object], host: str = "h1") -> dict[str, object]:
+        return {"plays": [{"hosts": [host], "tasks": list(tasks)}]}
+
+    find = {"bridge": "ansible.builtin.find"}
+    assert _unbecome_task(plan(find), "h1", fqcns)
+    assert not _unbecome_task(plan(dict(find, become=True)), "h1", fqcns)
+    assert _unbecome_task(plan(dict(find, become="{{ as_root }}")), "h1", fqcns)
+    assert _unbecome_task(plan({"block": [{"module": "ping"}], "rescue": [find]}), "h1", fqcns)
+    assert not _unbecome_task(plan(find, host="h2"), "h1", fqcns)
+    assert not _unbecome_task(plan({"bridge": "ansible.legacy.mine"}), "h1", fqcns)  # a script module

@@ -1,0 +1,105 @@
+"""The module bridge over a real sshd: bridged modules run inside each host's one round trip."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from rustle_deploy import cli
+
+from ..bridge.conftest import write_plan
+
+WANT_JSON = "#!/bin/sh\n# WANT_JSON\necho '{\"changed\": true, \"msg\": \"from library\"}'\n"
+
+
+@pytest.mark.ssh
+def test_bridged_modules_over_ssh(tmp_path: Path, sshd: Any, rustle_home: Path,
+                                  capsys: pytest.CaptureFixture[str]) -> None:
+    hosts = {}
+    for i in range(3):
+        h = sshd.host(f"node{i}", tmp_path / f"remote{i}")
+        hosts[h.name] = dict(h.vars)
+    inv = tmp_path / "inv.yml"
+    inv.write_text(yaml.safe_dump({"all": {"children": {"fleet": {"hosts": hosts}}}}))
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "x.txt").write_text("payload\n")
+    plan_dir = tmp_path / "plan"
+    (plan_dir / "library").mkdir(parents=True)
+    (plan_dir / "library" / "mine.sh").write_text(WANT_JSON)
+    plan = write_plan(plan_dir, [
+        {"name": "find", "module": "find", "args": {"paths": str(data)}, "register": "found"},
+        {"name": "slurp", "module": "ansible.builtin.slurp", "args": {"src": str(data / "x.txt")}},
+        {"name": "getent", "module": "getent", "args": {"database": "passwd", "key": "root"}},
+        {"name": "mine", "module": "mine", "args": {}},
+        {"name": "count", "module": "debug", "args": {"msg": "{{ found.matched }}"}},
+    ], hosts=tuple(hosts))
+    for attempt in ("cold", "warm"):
+        capsys.readouterr()
+        code = cli.main([str(plan), "-i", str(inv), "--run", "--output", "json"])
+        out, err = capsys.readouterr()
+        assert code == 0, err
+        doc = json.loads(out)
+        assert len(doc["hosts"]) == 3
+        for h in doc["hosts"]:
+            assert h["ok"] and h["recap"]["failed"] == 0, h
+            assert h["uploaded"] is (attempt == "cold")
+    for i in range(3):
+        journal = sorted((tmp_path / f"remote{i}" / "runs").glob("*.jsonl"), key=lambda p: p.stat().st_mtime)[-1]
+        events = {e["task"]: e for e in map(json.loads, journal.read_text().splitlines())
+                  if e["event"] == "task_result"}
+        assert events["find"]["matched"] == 1 and events["find"]["bridge"] == "ansible.builtin.find"
+        assert events["slurp"]["content"] == "cGF5bG9hZAo="
+        assert events["mine"]["status"] == "changed" and events["mine"]["msg"] == "from library"
+        assert events["count"]["msg"] == 1
+
+
+@pytest.mark.ssh
+def test_playbook_with_library_role_and_own_modules_over_ssh(tmp_path: Path, sshd: Any, rustle_home: Path,
+                                                             capsys: pytest.CaptureFixture[str]) -> None:
+    """A playbook naming an ansible-core module the runtime lacks, a library/ module of the
+    playbook, one of a role, and a rustle-deploy module, on two hosts over the real sshd."""
+    import shutil
+
+    hosts = {}
+    for i in range(2):
+        h = sshd.host(f"pb{i}", tmp_path / f"remote{i}")
+        hosts[h.name] = dict(h.vars)
+    inv = tmp_path / "inv.yml"
+    inv.write_text(yaml.safe_dump({"all": {"children": {"web": {"hosts": hosts}}}}))
+    work = tmp_path / "site"
+    (work / "library").mkdir(parents=True)
+    (work / "library" / "mine.sh").write_text(WANT_JSON)
+    shutil.copy(Path(__file__).resolve().parents[2] / "examples" / "modules" / "library" / "kv.py",
+                work / "library" / "kv.py")
+    role = work / "roles" / "r"
+    (role / "library").mkdir(parents=True)
+    (role / "tasks").mkdir()
+    (role / "library" / "role_mod.sh").write_text(WANT_JSON.replace("from library", "from the role"))
+    (role / "tasks" / "main.yml").write_text("- name: role module\n  role_mod: {}\n")
+    (work / "site.yml").write_text(
+        "- hosts: web\n  gather_facts: false\n  roles: [r]\n  tasks:\n"
+        "    - name: tempfile\n      tempfile: {state: directory, suffix: .pb}\n      register: tmp\n"
+        "    - name: mine\n      mine: {}\n"
+        "    - name: kv\n      kv: {path: '{{ tmp.path }}/app.conf', key: workers, value: 4}\n"
+        "    - name: read back\n      slurp: {src: '{{ tmp.path }}/app.conf'}\n      register: conf\n"
+        "    - name: check\n      assert: {that: [\"(conf.content | b64decode) == 'workers = 4\\n'\"]}\n")
+    capsys.readouterr()
+    code = cli.main([str(work / "site.yml"), "-i", str(inv), "--run", "--output", "json"])
+    out, err = capsys.readouterr()
+    assert code == 0, err
+    for h in json.loads(out)["hosts"]:
+        assert h["ok"] and h["recap"]["failed"] == 0 and h["recap"]["changed"] == 4, h
+    for i in range(2):
+        journal = sorted((tmp_path / f"remote{i}" / "runs").glob("*.jsonl"), key=lambda p: p.stat().st_mtime)[-1]
+        events = {e["task"]: e for e in map(json.loads, journal.read_text().splitlines())
+                  if e["event"] == "task_result"}
+        assert events["r : role module"]["msg"] == "from the role"
+        assert events["mine"]["msg"] == "from library"
+        assert events["tempfile"]["bridge"] == "ansible.builtin.tempfile"
+        assert events["kv"]["bridge"] == "ansible.legacy.kv" and events["kv"]["status"] == "changed"
+        assert events["check"]["status"] == "ok"
