@@ -1067,6 +1067,8 @@ class _Compiler:
             collections = self.collections(src, ds, ctx)
             if collections:
                 extras["collections"] = collections
+            if ctx.include_stack:
+                self.check_bridged(src, ds, action_key, module, collections, ctx)
         args = self.sources(src, ds, action_key, canonical or module, args, ctx, pointer)
         if canonical == "include_vars":
             extras["vars_data"] = self.include_vars(src, ds, action_key, args, ctx, st)
@@ -1149,6 +1151,23 @@ class _Compiler:
         hint = (f"did you mean '{close}'? " if close else "") + \
             "supported modules: " + ", ".join(sorted(module_families()))
         raise src.origin(ds, key if key is not None else _NO_KEY).error(message, hint, UnknownModule)
+    def check_bridged(self, src: Source, ds: dict[str, Any], key: str | None, module: str,
+                      collections: list[str], ctx: Ctx) -> None:
+        """In an included tasks file, a module nothing provides is UnknownModule here (the
+        include then fails only the hosts that reach it, as ansible-core reads such a file only
+        then); elsewhere the plan's validation refuses it (bridge/policy.py)."""
+        from rustle_deploy.bridge.lookup import Missing, lookup_key, resolve
+
+        dirs = [self.basedir] + ([ctx.role.role.path] if ctx.role is not None else [])
+        found = resolve([lookup_key(module, collections)], [str(d) for d in dirs]).modules
+        missing = next(iter(found.values()), None)
+        if isinstance(missing, Missing):
+            raise src.origin(ds, key if key is not None else _NO_KEY).error(
+                f"unknown module '{module}': {missing.reason}",
+                "; ".join(filter(None, ["searched: " + "; ".join(missing.searched)
+                                        if missing.searched else "", missing.hint])) or None,
+                UnknownModule)
+
     def collections(self, src: Source, ds: dict[str, Any], ctx: Ctx) -> list[str]:
         """The ``collections`` keyword in effect (a list of collection names), checked."""
         found = self.effective(src, ds, ctx, "collections")
