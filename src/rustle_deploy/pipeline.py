@@ -318,12 +318,10 @@ class Session:
                             self.settings.hosts_at_once(plan.options.forks),
                             (runner.sha256, runner.size) if runner else None)
         try:
-            artifacts = self.build(self.units(plan, inv, every))
-        except BaseException:
+            return self.deploy(plan, hosts, self.build(self.units(plan, inv, every)), early, schedule)
+        finally:  # whatever ends the command (a bad value, a full disk, Ctrl-C): no ssh left running
             if early is not None:
                 early.close()
-            raise
-        return self.deploy(plan, hosts, artifacts, early, schedule)
 
     def schedule(self, plan: Plan, inv: Inventory, hosts: list[Host]) -> Schedule:
         """The plan's batches over the chosen hosts (rollout.py); refuses what cannot run them."""

@@ -536,11 +536,14 @@ def test_build_errors_name_the_path(tmp_path: Path, capsys: pytest.CaptureFixtur
 
 
 @pytest.mark.ssh
+@pytest.mark.parametrize("failing", ["build", "history"])
 def test_a_build_that_fails_after_ssh_started_touches_no_host(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str], sshd: Any
+    failing: str, tmp_path: Path, capsys: pytest.CaptureFixture[str], sshd: Any,
+    monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The ssh processes started while compiling are ended with nothing sent when the build
-    fails: exit 2, no remote directory on any host, no ssh left running."""
+    fails, or the deployment cannot start after it (the history cannot be opened): exit 2, no
+    remote directory on any host, no ssh left running."""
     hosts = {}
     for i in range(3):
         h = sshd.host(f"early{i}", tmp_path / f"remote{i}", rustle_test_root=str(tmp_path / f"root{i}"))
@@ -550,9 +553,12 @@ def test_a_build_that_fails_after_ssh_started_touches_no_host(
     plan = example(tmp_path, tmp_path, hosts=list(hosts))
     blocker = tmp_path / "file"
     blocker.write_text("x")
+    if failing == "history":
+        monkeypatch.setenv("RUSTLE_STATE_DB", str(blocker / "state.db"))
+    cache = blocker / "cache" if failing == "build" else tmp_path / "cache"
     code, _, err = run_cli(capsys, str(plan), "-i", str(inv), "--run", "--ssh-client", "openssh",
-                           "--cache-dir", str(blocker / "cache"))
-    assert code == 2 and "cannot write" in err
+                           "--cache-dir", str(cache))
+    assert code == 2 and ("cannot write" if failing == "build" else "cannot open the history") in err, err
     for i in range(3):
         assert not (tmp_path / f"remote{i}").exists()
     me = str(os.getpid())
