@@ -21,9 +21,9 @@ whose inventory sets no ``ansible_user``/``ansible_ssh_private_key_file``/
 then ``ssh_common_args``)/``ansible_ssh_extra_args``; ``become*`` are what a playbook's plays
 start from. ``hash_behaviour`` must be ``replace`` (Ansible's default): ``merge`` would change
 what variables hold, and is refused. ``gathering``, ``library`` and ``collections_path`` are
-read and checked but change nothing here, each with a note saying why (facts are gathered on
-the host when first used; modules outside ansible.builtin and collections are not supported:
-a task naming one is refused, and the hint names the ``library`` file it was found in). Every
+read and checked: ``gathering`` changes nothing (facts are gathered on the host when first
+used, said in a note); ``library`` and ``collections_path`` are where the module bridge's
+ansible-core finds modules that are not built in (docs/bridge.md). Every
 other setting is ignored; :meth:`AnsibleConfig.notes` names them (shown at ``-v``). Nothing
 here is an error except a value of the wrong type for a setting that applies.
 """
@@ -105,8 +105,8 @@ class AnsibleConfig:
                        "the host when a task first uses one, whatever this says")
         for key in ("library", "collections_path"):
             if key in self.values:
-                out.append(f"{where}: {key} read; only ansible.builtin modules run here, a task "
-                           "naming another module is refused")
+                out.append(f"{where}: {key} = {self.values[key]}: searched for modules that are "
+                           "not built in (the module bridge, docs/bridge.md)")
         return out
 
     def host_defaults(self) -> dict[str, Any]:

@@ -1129,28 +1129,6 @@ class _Compiler:
                             f"did you mean '{close}'?" if close else
                             "a task has one module and Ansible's task keywords", ds, key)
 
-    def unknown_module(self, src: Source, ds: dict[str, Any], key: str | None,
-                       module: str) -> None:
-        short = _short(module)
-        if "." in module and not module.startswith(_PREFIXES):
-            message = (f"module '{module}' belongs to a collection; modules of collections are "
-                       "not supported yet")
-        elif short in ANSIBLE_BUILTIN_MODULES:
-            message = f"module '{module}' is not supported by rustle-deploy yet"
-        else:
-            message = f"couldn't resolve module/action '{module}'"
-        custom = next((p for d in self.options.library for p in (os.path.join(d, short + ".py"),
-                                                                  os.path.join(d, short))
-                       if os.path.isfile(p)), None)
-        if custom is not None:
-            raise src.error(f"module '{module}' is a custom module ({display_path(custom)}, from "
-                            "ansible.cfg's library); custom modules are not supported yet",
-                            "only ansible.builtin modules run on hosts", ds,
-                            key if key is not None else _NO_KEY)
-        close = kw.suggest(short, list(module_families()))
-        hint = (f"did you mean '{close}'? " if close else "") + \
-            "supported modules: " + ", ".join(sorted(module_families()))
-        raise src.origin(ds, key if key is not None else _NO_KEY).error(message, hint, UnknownModule)
     def check_bridged(self, src: Source, ds: dict[str, Any], key: str | None, module: str,
                       collections: list[str], ctx: Ctx) -> None:
         """In an included tasks file, a module nothing provides is UnknownModule here (the
