@@ -105,8 +105,10 @@ class AnsibleConfig:
                        "the host when a task first uses one, whatever this says")
         for key in ("library", "collections_path"):
             if key in self.values:
-                out.append(f"{where}: {key} = {self.values[key]}: searched for modules that are "
-                           "not built in (the module bridge, docs/bridge.md)")
+                value = self.values[key]
+                shown = ":".join(value) if isinstance(value, (list, tuple)) else str(value)
+                out.append(f"{where}: {key} = {shown}: searched for modules that are not built "
+                           "in (the module bridge, docs/bridge.md)")
         return out
 
     def host_defaults(self) -> dict[str, Any]:

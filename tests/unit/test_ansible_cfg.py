@@ -90,7 +90,8 @@ def test_ssh_arguments_gathering_library_and_hash_behaviour(tmp_path: Path) -> N
     assert cfg.get("gathering") == "explicit" and cfg.get("hash_behaviour") == "replace"
     notes = "\n".join(cfg.notes())
     assert "gathering = explicit: facts are gathered on the host when a task first uses one" in notes
-    assert "library read" in notes and "collections_path read" in notes
+    assert f"library = {tmp_path / 'lib'}:/opt/lib: searched for modules that are not built in" in notes
+    assert "collections_path = " in notes
     assert "has no effect" not in notes  # each of these is read, none ignored
     env = {"HOME": str(tmp_path / "nohome"), "ANSIBLE_SSH_COMMON_ARGS": "-o Port=2", "ANSIBLE_GATHERING": "smart"}
     cfg = load_ansible_config(env, str(tmp_path))
