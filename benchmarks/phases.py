@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import statistics
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -25,8 +24,8 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import run as harness  # noqa: E402
-from hosts import Fleet  # noqa: E402
 from plan import WORKLOAD, build_plan  # noqa: E402
+from serial import side_by_side  # noqa: E402
 
 
 def with_run_once(doc: dict[str, Any]) -> dict[str, Any]:
@@ -69,45 +68,7 @@ def main(argv: list[str] | None = None) -> int:
     harness.become_subreaper()
     harness.compile_installed_sources()
     variants = {"plain": rustle_with(False), "run_once": rustle_with(True)}
-    walls: dict[tuple[str, str], dict[int, float]] = {}
-    failed = False
-    with Fleet(out / "fleet", args.hosts, 0) as fleet:
-        for r in range(args.repeat):
-            names = list(variants)
-            for name in names[r % 2:] + names[:r % 2]:
-                rundir = out / name.replace(" ", "-")
-                fleet.discard(rundir)
-                (rundir / "home").mkdir(parents=True)
-                fleet.reset()
-                for cold in (True, False):
-                    ctx = harness.Ctx(fleet, fleet.hosts, rundir, cold)
-                    result = variants[name](ctx)
-                    roles = {h.name: str(fleet.host_vars(h)["bench_role"]) for h in ctx.hosts}
-                    problems = ([f"exit {result.rc}: {result.stderr[-300:]}"] if result.rc != 0 else
-                                harness.check_run("rustle", result.stdout, ctx.hosts, roles, cold))
-                    phase = "cold" if cold else "warm"
-                    status = "ok" if not problems else f"FAILED ({'; '.join(problems[:2])})"
-                    print(f"{name:12} N={args.hosts} {phase}: wall {result.wall_s:6.2f}s  "
-                          f"ctl {result.cpu_s:5.2f}s  {status}", flush=True)
-                    if problems:
-                        failed = True
-                        break
-                    walls.setdefault((name, phase), {})[r] = result.wall_s
-        for trash in out.glob("trash"):
-            harness.shutil.rmtree(trash, ignore_errors=True)
-    base, batched = list(variants)
-    rows = ["| run | plain wall s | " + batched + " wall s | ratio (spread) |", "|---|---|---|---|"]
-    for phase in ("cold", "warm"):
-        a, b = walls.get((base, phase), {}), walls.get((batched, phase), {})
-        if not a or not b:
-            continue
-        ratios = [b[r] / a[r] for r in a if r in b]
-        ma, mb = statistics.median(a.values()), statistics.median(b.values())
-        rows.append(f"| {phase} | {ma:.2f} | {mb:.2f} | {mb / ma:.2f} ({min(ratios):.2f}-{max(ratios):.2f}) |")
-    table = "\n".join(rows)
-    (out / "summary.md").write_text(table + "\n")
-    print("\n" + table)
-    return 1 if failed else 0
+    return side_by_side(variants, args.hosts, args.repeat, out)
 
 
 if __name__ == "__main__":

@@ -52,24 +52,15 @@ def rustle_with(serial: int | None, playbook: bool = False) -> Callable[[harness
     return tool
 
 
-def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--hosts", type=int, default=50)
-    ap.add_argument("--serial", type=int, default=10)
-    ap.add_argument("--repeat", type=int, default=3)
-    ap.add_argument("--input", choices=("plan", "playbook"), default="plan")
-    ap.add_argument("--out", type=Path, default=harness.REPO / "benchmarks" / "out" / "serial")
-    args = ap.parse_args(argv)
-    out = args.out.resolve()
-    out.mkdir(parents=True, exist_ok=True)
-    harness.become_subreaper()
-    harness.compile_installed_sources()
-    book = args.input == "playbook"
-    variants = {"unbatched": rustle_with(None, book), f"serial {args.serial}": rustle_with(args.serial, book)}
+def side_by_side(variants: dict[str, Callable[[harness.Ctx], harness.Run]], hosts: int, repeat: int,
+                 out: Path) -> int:
+    """Run two rustle-deploy variants over one fleet of ``hosts``, cold then warm, ``repeat``
+    times in alternating order, check every host, and write the medians and the ratio
+    second/first (with its spread within each repeat) to ``out``/summary.md."""
     walls: dict[tuple[str, str], dict[int, float]] = {}
     failed = False
-    with Fleet(out / "fleet", args.hosts, 0) as fleet:
-        for r in range(args.repeat):
+    with Fleet(out / "fleet", hosts, 0) as fleet:
+        for r in range(repeat):
             names = list(variants)
             for name in names[r % 2:] + names[:r % 2]:
                 rundir = out / name.replace(" ", "-")
@@ -84,7 +75,7 @@ def main(argv: list[str] | None = None) -> int:
                                 harness.check_run("rustle", result.stdout, ctx.hosts, roles, cold))
                     phase = "cold" if cold else "warm"
                     status = "ok" if not problems else f"FAILED ({'; '.join(problems[:2])})"
-                    print(f"{name:12} N={args.hosts} {phase}: wall {result.wall_s:6.2f}s  "
+                    print(f"{name:12} N={hosts} {phase}: wall {result.wall_s:6.2f}s  "
                           f"ctl {result.cpu_s:5.2f}s  {status}", flush=True)
                     if problems:
                         failed = True
@@ -93,7 +84,7 @@ def main(argv: list[str] | None = None) -> int:
         for trash in out.glob("trash"):
             harness.shutil.rmtree(trash, ignore_errors=True)
     base, batched = list(variants)
-    rows = ["| run | unbatched wall s | " + batched + " wall s | ratio (spread) |", "|---|---|---|---|"]
+    rows = [f"| run | {base} wall s | " + batched + " wall s | ratio (spread) |", "|---|---|---|---|"]
     for phase in ("cold", "warm"):
         a, b = walls.get((base, phase), {}), walls.get((batched, phase), {})
         if not a or not b:
@@ -105,6 +96,23 @@ def main(argv: list[str] | None = None) -> int:
     (out / "summary.md").write_text(table + "\n")
     print("\n" + table)
     return 1 if failed else 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--hosts", type=int, default=50)
+    ap.add_argument("--serial", type=int, default=10)
+    ap.add_argument("--repeat", type=int, default=3)
+    ap.add_argument("--input", choices=("plan", "playbook"), default="plan")
+    ap.add_argument("--out", type=Path, default=harness.REPO / "benchmarks" / "out" / "serial")
+    args = ap.parse_args(argv)
+    out = args.out.resolve()
+    out.mkdir(parents=True, exist_ok=True)
+    harness.become_subreaper()
+    harness.compile_installed_sources()
+    book = args.input == "playbook"
+    variants = {"unbatched": rustle_with(None, book), f"serial {args.serial}": rustle_with(args.serial, book)}
+    return side_by_side(variants, args.hosts, args.repeat, out)
 
 
 if __name__ == "__main__":
