@@ -255,6 +255,22 @@ def journal(remote: Path, root: Path | None = None) -> list[tuple[Any, ...]]:
     return out
 
 
+def same_in_both_formats(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                         tasks: list[dict[str, Any]]) -> dict[str, Any]:
+    """Run ``tasks`` on localhost as pyz and as native; assert the recaps and journals are the
+    same; each task's message."""
+    outcomes = {}
+    for fmt in ("pyz", "native"):
+        plan = make_plan(tmp_path / fmt, tasks)
+        remote = tmp_path / fmt / "remote"
+        inv = local_inventory(tmp_path / fmt / "inv.ini", remote)
+        code, doc, err = cli(capsys, str(plan), "-i", str(inv), "--run", "--output", "json", "--format", fmt)
+        assert code == 0, err
+        outcomes[fmt] = (recap(doc), journal(remote))
+    assert outcomes["native"] == outcomes["pyz"]
+    return {task: msg for (_, task, _, msg, _, _) in outcomes["native"][1]}
+
+
 def local_inventory(path: Path, remote: Path) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(f"localhost ansible_connection=local rustle_remote_dir={remote}\n")
@@ -382,16 +398,7 @@ def test_assert_and_debug_messages_over_registered_results_match_pyz(
         {"name": "undefined", "module": "assert", "ignore_errors": True,
          "args": {"that": ["bad.rc == 0"], "fail_msg": "{{ bad.nope }}"}},
     ]
-    outcomes = {}
-    for fmt in ("pyz", "native"):
-        plan = make_plan(tmp_path / fmt, tasks)
-        remote = tmp_path / fmt / "remote"
-        inv = local_inventory(tmp_path / fmt / "inv.ini", remote)
-        code, doc, err = cli(capsys, str(plan), "-i", str(inv), "--run", "--output", "json", "--format", fmt)
-        assert code == 0, err
-        outcomes[fmt] = (recap(doc), journal(remote))
-    assert outcomes["native"] == outcomes["pyz"]
-    messages = {task: msg for (_, task, _, msg, _, _) in outcomes["native"][1]}
+    messages = same_in_both_formats(tmp_path, capsys, tasks)
     assert messages["fails"] == "rc was 3 (out) on localhost"
     assert messages["holds"] == "rc 3 as expected"
     assert "nope" in messages["undefined"]
@@ -503,16 +510,7 @@ def test_command_and_shell_arguments_and_background_children_match_pyz(
          "register": "r3"},
         {"name": "show background", "module": "debug", "args": {"msg": "{{ r3.rc }} {{ r3.stdout }}"}},
     ]
-    outcomes = {}
-    for fmt in ("pyz", "native"):
-        plan = make_plan(tmp_path / fmt, tasks)
-        remote = tmp_path / fmt / "remote"
-        inv = local_inventory(tmp_path / fmt / "inv.ini", remote)
-        code, doc, err = cli(capsys, str(plan), "-i", str(inv), "--run", "--output", "json", "--format", fmt)
-        assert code == 0, err
-        outcomes[fmt] = (recap(doc), journal(remote))
-    assert outcomes["native"] == outcomes["pyz"]
-    messages = {task: msg for (_, task, _, msg, _, _) in outcomes["native"][1]}
+    messages = same_in_both_formats(tmp_path, capsys, tasks)
     assert messages["show env var"] == "from task from task $NO_SUCH_VAR_X"
     assert messages["show no expansion"] == "$RUSTLE_TASK_VAR"
     assert messages["unknown arg"].startswith("Unsupported parameters for (command) module: no_such_arg.")
