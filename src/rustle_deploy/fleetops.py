@@ -695,10 +695,9 @@ def _deploy_jobs(
             if options is not None and schedule.staged:
                 options = replace(options, plays=stage.plays, carry=_carry_id(did, name))
             if options is not None and stage.phase is not None:
-                options = replace(options, phase=stage.phase, inject=phased.inject(name, stage),
-                                  share=phased.share(stage))
-            elif options is not None and name in phased.carried:  # a later play: what a phase left for it
-                options = replace(options, inject=phased.inject(name, stage))
+                options = replace(options, phase=stage.phase)
+            if options is not None:  # what a phase (or an earlier play) left for it, what it sends back
+                options = replace(options, inject=phased.inject(name, stage), share=phased.share(stage))
             if name in job_of or name in deployed_before:  # deployed already: run this stage's plays
                 return HostJob(host=h, op="run", sha256=art.sha256, binary_name=art.binary_name,
                                deployment_id=did, run=options, runner=runners.get(art.runner or ""))
@@ -1424,7 +1423,7 @@ def exec_manifest(manifest: Any, name: str, settings: Settings, opts: dict[str, 
                 HostJob(host=host_of[n], op="run", artifact=None, sha256=str(entry_of[n]["sha256"]), size=0,
                         binary_name=str(entry_of[n]["binary_name"]), deployment_id=did, verify=False,
                         run=replace(options, carry=_carry_id(f"{did}-{run_id}", n) if schedule.staged else None,
-                                    inject=phased.inject(n, stage))
+                                    inject=phased.inject(n, stage), share=phased.share(stage))
                         if stage.phase is None else replace(
                             options, phase=stage.phase, inject=phased.inject(n, stage),
                             share=phased.share(stage), carry=_carry_id(f"{did}-{run_id}", n)))

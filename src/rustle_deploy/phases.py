@@ -22,7 +22,7 @@ import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
-from .model import Play, Task
+from .model import Plan, Play, Task
 
 HOSTS = "hosts"  # every host of the batch runs the phase's tasks
 ONCE = "once"  # the batch's first live host runs them; the others receive what they set
@@ -46,8 +46,9 @@ class Phases:
 
     @property
     def cut(self) -> bool:
-        """Whether the controller schedules the play's phases (a throttled phase even alone)."""
-        return len(self.kinds) > 1 or any(k != HOSTS for k in self.kinds)
+        """Whether the controller schedules the play's phases (a throttled phase even alone, a
+        play whose first phase reads other hosts' values: the controller sends them in)."""
+        return len(self.kinds) > 1 or any(k != HOSTS for k in self.kinds) or bool(self.reads.get(0))
 
 
 @dataclass(frozen=True)
@@ -171,14 +172,16 @@ def hostvars_reads(task: Task) -> set[str]:
     return {m.group(1) or m.group(2) for m in _HOSTVARS_READ.finditer(text.replace('\\"', '"'))}
 
 
-def play_phases(tasks: list[Task]) -> Phases:
-    """The phases of a play whose top-level tasks, in execution order, are ``tasks``.
+def play_phases(tasks: list[Task], earlier: frozenset[str] = frozenset()) -> Phases:
+    """The phases of a play whose top-level tasks, in execution order, are ``tasks``
+    (``earlier``: the names the plays before it set).
 
     A task that reads of other hosts (hostvars) a value the play's tasks set (a registered
     result, set_fact, a fact) starts a new phase unless its phase already began after that
     value was set: the controller sends each host the others' values at the start of a phase,
-    as Ansible's lock-step gives them."""
-    late = set().union(*(_sets(t) for t in tasks)) if tasks else set()
+    as Ansible's lock-step gives them. A read of a value an earlier play set is sent in the
+    same way (the play is then a stage of its own, after the earlier ones)."""
+    late = set(earlier).union(*(_sets(t) for t in tasks))
     kinds: list[str] = []
     of: dict[str, int] = {}
     reads: dict[int, set[str]] = {}
@@ -195,3 +198,15 @@ def play_phases(tasks: list[Task]) -> Phases:
             reads.setdefault(len(kinds) - 1, set()).update(wanted)
         set_here |= _sets(task)
     return Phases(tuple(kinds) or (HOSTS,), of, {k: tuple(sorted(v)) for k, v in reads.items()})
+
+
+def plan_phases(plan: Plan) -> list[Phases]:
+    """The phases of each play of ``plan``: what a play reads of other hosts may have been set
+    by an earlier play (registered results and ``set_fact`` values last for the playbook)."""
+    out: list[Phases] = []
+    earlier: set[str] = set()
+    for play in plan.plays:
+        tasks = plan.play_tasks(play)
+        out.append(play_phases(tasks, frozenset(earlier)))
+        earlier.update(*(_sets(t) for t in [*tasks, *play.handlers]))
+    return out

@@ -30,7 +30,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from .model import Host, Plan, Play, Serial
-from .phases import LOCAL, ONCE, ONCE_LOCAL, play_phases, split
+from .phases import LOCAL, ONCE, ONCE_LOCAL, plan_phases, split
 
 Resolver = Callable[[Sequence[str]], list[Host]]
 
@@ -193,11 +193,11 @@ class PlaySpec:
 
     @property
     def controlled(self) -> bool:
-        """Whether the play carries a rollout keyword or is cut into phases, and so is a stage
-        (or stages) of its own (a task with ``any_errors_fatal`` too: its failure must stop the
-        hosts before the next play)."""
+        """Whether the play carries a rollout keyword, is cut into phases or reads other hosts'
+        values, and so is a stage (or stages) of its own (a task with ``any_errors_fatal`` too:
+        its failure must stop the hosts before the next play)."""
         return (bool(self.serial) or self.max_fail_percentage is not None or self.any_errors_fatal
-                or bool(self.fatal_tasks) or bool(self.phases))
+                or bool(self.fatal_tasks) or bool(self.phases) or any(self.reads))
 
     def to_json(self) -> dict[str, Any]:
         return {"index": self.index, "name": self.name, "hosts": list(self.hosts),
@@ -230,7 +230,7 @@ def play_specs(plan: Plan, resolve: Resolver) -> list[PlaySpec]:
     """Each play of ``plan`` with its hosts resolved (``resolve``: plan host or group names ->
     inventory hosts, in inventory order)."""
     specs = []
-    for index, play in enumerate(plan.plays):
+    for index, (play, cut) in enumerate(zip(plan.plays, plan_phases(plan), strict=True)):
         declared = list(play.hosts) or list(plan.hosts)
         if not declared:  # the planner sometimes leaves play hosts empty: use the tasks'
             declared = sorted({h for b in play.batches for t in b.tasks for h in t.hosts})
@@ -239,7 +239,6 @@ def play_specs(plan: Plan, resolve: Resolver) -> list[PlaySpec]:
                         if t.extras.get("any_errors_fatal") is True}
                        | {f"{play_id}/{t.task_id}" for h in play.handlers for t in h.walk()
                           if t.extras.get("any_errors_fatal") is True})
-        cut = play_phases(plan.play_tasks(play))
         specs.append(PlaySpec(
             index=index, name=play.name, hosts=tuple(h.name for h in resolve(declared)) if declared else (),
             serial=play_serial(plan, play), max_fail_percentage=play.max_fail_percentage,
@@ -273,7 +272,9 @@ def schedule(specs: Sequence[PlaySpec], hosts: Iterable[str], rng: random.Random
     for spec in specs:
         names = [h for h in spec.hosts if h in chosen]
         if len(names) <= 1 and spec.phases:  # one host needs no phases: it runs the play whole
-            spec = replace(spec, phases=(), reads=())
+            # (still sent what it reads of other hosts, which earlier plays set)
+            union = tuple(sorted({n for r in spec.reads for n in r}))
+            spec = replace(spec, phases=(), reads=(union,) if union else ())
         if not spec.controlled:
             plain.append((spec, names))
             continue
@@ -285,7 +286,7 @@ def schedule(specs: Sequence[PlaySpec], hosts: Iterable[str], rng: random.Random
             any_errors_fatal=spec.any_errors_fatal, fatal_tasks=frozenset(spec.fatal_tasks),
         )
         if not spec.phases:
-            stages.append(stage)
+            stages.append(replace(stage, reads=spec.reads[0] if spec.reads else ()))
             continue
         # a play cut into phases: each batch runs every phase before the next batch starts
         for batch in stage.batches:
@@ -299,6 +300,11 @@ def schedule(specs: Sequence[PlaySpec], hosts: Iterable[str], rng: random.Random
                     local=local, throttle=width, reads=tuple(reads[number]),
                     feeds=not local and any(kinds[k][0] in (LOCAL, ONCE_LOCAL) or reads[k] for k in later)))
     close_plain()
+    # a stage that reads other hosts' values gets them from the state each host's earlier
+    # stages sent back (values set in earlier plays last for the playbook, as in Ansible)
+    for number, stage in enumerate(stages):
+        if stage.reads:
+            stages[:number] = [s if s.local or s.feeds else replace(s, feeds=True) for s in stages[:number]]
     kept = [s for s in stages if s.batches]
     # Hosts of the plan that no play targets still get the artifact (and run nothing), as in
     # a plain deployment: with the last stage when it is plain, else in a stage of their own.

@@ -327,6 +327,56 @@ def test_hostvars_of_other_hosts_registered_results_and_facts_as_in_ansible(
     assert {h["round_trips"] for h in doc["hosts"]} == {2}  # cut once: before the first read
 
 
+# Values set in earlier plays (registered results, set_fact, facts) read through hostvars in
+# later plays, including a play of one host and one of a host the earlier play did not reach.
+CROSS_PLAY = """\
+- hosts: fleet
+  gather_facts: false
+  tasks:
+    - name: each host registers its name
+      command: echo reg-{{ inventory_hostname }}
+      register: mine
+      changed_when: false
+    - name: and sets a fact
+      set_fact: {color: "c-{{ inventory_hostname }}"}
+    - name: gather facts
+      setup:
+- hosts: n01
+  gather_facts: false
+  tasks:
+    - name: one host only
+      set_fact: {late: "from-{{ inventory_hostname }}"}
+- hosts: fleet
+  gather_facts: false
+  tasks:
+    - name: read what the earlier plays left
+      copy:
+        content: "{{ hostvars['n00'].mine.stdout }} {{ hostvars['n02'].color }} {{ hostvars.n01.late }} {{ hostvars['n01']['ansible_system'] }}\\n"
+        dest: "{{ root }}/cross.txt"
+- hosts: n02
+  gather_facts: false
+  tasks:
+    - name: a play of one host reads the others
+      copy: {content: "{{ hostvars.n00.color }} {{ hostvars['n01'].mine.rc }}\\n", dest: "{{ root }}/one.txt"}
+"""
+
+
+@pytest.mark.ansible
+def test_hostvars_set_in_earlier_plays_reach_later_plays_as_in_ansible(
+        sshd: Any, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    fleet = Fleet(sshd, tmp_path, 3)
+    playbook = _playbook(tmp_path, CROSS_PLAY)
+    code, doc = fleet.rustle(capsys, playbook)
+    acode, arecaps = fleet.ansible(playbook)
+    assert (code, acode) == (0, 0), doc
+    assert fleet.files("rustle") == fleet.files("ansible")
+    assert fleet.files("rustle")["n02"] == {"cross.txt": "reg-n00 c-n02 from-n01 Linux\n", "one.txt": "c-n00 0\n"}
+    for h in doc["hosts"]:
+        assert _counts(h["recap"]) == _counts(arecaps[h["name"]]), h["name"]
+    # [plays 1-2] [play 3, sent the others' values] [play 4, n02 alone]
+    assert {h["name"]: h["round_trips"] for h in doc["hosts"]} == {"n00": 2, "n01": 2, "n02": 3}
+
+
 NOTIFY_ONCE = """\
 - hosts: fleet
   gather_facts: false

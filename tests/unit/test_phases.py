@@ -9,7 +9,7 @@ import pytest
 
 from rustle_deploy.errors import PlanError
 from rustle_deploy.model import Host
-from rustle_deploy.phases import HOSTS, LOCAL, ONCE, ONCE_LOCAL, play_phases
+from rustle_deploy.phases import HOSTS, LOCAL, ONCE, ONCE_LOCAL, plan_phases, play_phases
 from rustle_deploy.plan import parse_plan
 from rustle_deploy.plan.validate import validate
 from rustle_deploy.rollout import PlaySpec, Schedule, play_specs, schedule
@@ -109,3 +109,24 @@ def test_a_play_of_only_cross_host_tasks_is_still_cut() -> None:
     for extra in ({"run_once": True}, {"delegate_to": "localhost"}, {"throttle": 2}):
         plan = plan_of([t(0, **extra), t(1, **extra)])
         assert play_phases(plan.play_tasks(plan.plays[0])).cut, extra
+
+
+def test_a_play_reading_what_an_earlier_play_set_is_a_stage_that_the_earlier_ones_feed() -> None:
+    first = pm.play("play-0", "set", NAMES, lambda hosts: [t(0, register="mine")])
+    second = pm.play("play-1", "plain", NAMES, lambda hosts: [t(1)])
+    read = pm.task("t2", "read", "debug", {"msg": "{{ hostvars['h1'].mine.rc }}"}, [], 2)
+    third = pm.play("play-2", "read", NAMES, lambda hosts: [read])
+    alone = pm.play("play-3", "alone", NAMES[:1], lambda hosts: [dict(read, task_id="t3")])
+    plan = parse_plan(json.dumps(pm.plan([first, second, third, alone], NAMES)).encode(),
+                      source="plan.json", base_dir=".")
+    cuts = plan_phases(plan)
+    assert [c.cut for c in cuts] == [False, False, True, True]
+    assert cuts[2].kinds == (HOSTS,) and cuts[2].reads == {0: ("mine",)}
+    specs = play_specs(plan, lambda names: [Host(name=n, vars={}, groups=("all",)) for n in names])
+    s = schedule(specs, NAMES)
+    # [plays 0-1, sending each host's state back] [play 2, sent the others' values] [play 3,
+    # one host: no phases, still sent them]
+    assert [(st.plays, st.phase, st.feeds, st.reads) for st in s.stages] == [
+        ((0, 1), None, True, ()), ((2,), 0, True, ("mine",)), ((3,), None, False, ("mine",))]
+    # without a read of it, nothing is sent back
+    assert not any(st.feeds for st in schedule(specs[:2], NAMES).stages)

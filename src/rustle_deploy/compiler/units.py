@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..errors import CompileError
 from ..model import SECRET_VARS, Host, Plan, Play, Task, own_vars
-from ..phases import play_phases
+from ..phases import Phases, plan_phases
 from ..runtime_index import canonical_module, module_families
 from .lookups import ControllerLookups, running, uses_controller_lookups
 from .sources import Embedder, static_scopes
@@ -82,7 +82,8 @@ def plan_units(
     ``resolve`` turns plan host names (or group names) into inventory hosts; ``select``
     evaluates an Ansible host pattern (``Host`` conditions).
     """
-    plays = [_PlayView(plan, i, play, resolve, select) for i, play in enumerate(plan.plays)]
+    plays = [_PlayView(plan, i, play, resolve, select, cut)
+             for i, (play, cut) in enumerate(zip(plan.plays, plan_phases(plan), strict=True))]
     file_cache: dict[str, tuple[str, str]] = {}  # local path -> (sha256, path)
     resolution = _bridge_resolution(plan, plays)
 
@@ -297,7 +298,8 @@ def _safe_name(name: str) -> str:
 class _PlayView:
     """A play with its tasks de-duplicated and each task's hosts resolved."""
 
-    def __init__(self, plan: Plan, index: int, play: Play, resolve: Resolver, select: Selector):
+    def __init__(self, plan: Plan, index: int, play: Play, resolve: Resolver, select: Selector,
+                 phases: Phases):
         self.index = index
         self.play = play
         self.play_id = play.play_id or f"play-{index}"
@@ -309,7 +311,7 @@ class _PlayView:
         self.host_names = set(self.host_list)
         self.tasks: dict[str, Task] = {t.task_id: t for t in ordered}
         self.order = [t.task_id for t in ordered]
-        self.phases = play_phases(ordered)
+        self.phases = phases
         self._hosts_of: dict[str, set[str]] = {}
         # Rolling plans repeat each task once per host slice, same id, ``hosts`` narrowed to
         # that slice: a task runs on the union of its copies' hosts.
