@@ -29,8 +29,10 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
+from .errors import PlanError
 from .model import Host, Plan, Play, Serial
 from .phases import LOCAL, ONCE, ONCE_LOCAL, plan_phases, split
+from .plan.validate import inventory_change
 
 Resolver = Callable[[Sequence[str]], list[Host]]
 
@@ -239,8 +241,15 @@ def play_specs(plan: Plan, resolve: Resolver) -> list[PlaySpec]:
                         if t.extras.get("any_errors_fatal") is True}
                        | {f"{play_id}/{t.task_id}" for h in play.handlers for t in h.walk()
                           if t.extras.get("any_errors_fatal") is True})
+        hosts = tuple(h.name for h in resolve(declared)) if declared else ()
+        changes = inventory_change(play)
+        if changes is not None and len(hosts) > 1:
+            raise PlanError(f"{changes.short_module} in task {changes.name!r}: its play has {len(hosts)} hosts; "
+                            "add_host and group_by are supported in a play of one host only (the other "
+                            "hosts would not see the change)", "run it in a play of one host",
+                            file=plan.source, pointer=changes.pointer)
         specs.append(PlaySpec(
-            index=index, name=play.name, hosts=tuple(h.name for h in resolve(declared)) if declared else (),
+            index=index, name=play.name, hosts=hosts,
             serial=play_serial(plan, play), max_fail_percentage=play.max_fail_percentage,
             any_errors_fatal=play.any_errors_fatal, order=play.order, fatal_tasks=tuple(fatal),
             phases=cut.kinds if cut.cut else (),

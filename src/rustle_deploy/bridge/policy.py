@@ -28,8 +28,6 @@ CONTROLLER_ACTIONS: dict[str, str] = {
     "ansible.builtin.fetch": "fetch copies a file from the host to the controller",
     "ansible.builtin.script": "script uploads a controller-side script for each task",
     "ansible.builtin.assemble": "assemble with remote_src: false reads its fragments on the controller",
-    "ansible.builtin.add_host": "add_host changes the controller's inventory while the play runs",
-    "ansible.builtin.group_by": "group_by changes the controller's inventory while the play runs",
     "ansible.builtin.include_vars": "include_vars reads variable files on the controller while the play runs",
     "ansible.builtin.set_stats": "set_stats records statistics on the controller",
     "ansible.builtin.pause": "pause waits for the operator at the controller",

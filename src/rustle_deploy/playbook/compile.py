@@ -46,6 +46,7 @@ from rustle_deploy.model import (
 from rustle_deploy.phases import CONTROLLER
 from rustle_deploy.plan.files import remember_files_dirs
 from rustle_deploy.plan.schema import Reader
+from rustle_deploy.plan.validate import INVENTORY_MODULES
 from rustle_deploy.playbook import keywords as kw
 from rustle_deploy.playbook.args import (
     FREEFORM_MODULES,
@@ -273,6 +274,8 @@ class _Compiler:
         # be rendered on the controller, even when a default exists there
         self.runtime_names: set[str] = set()
         self.choosing = False  # compiling the candidates of an include_choice (not nested)
+        # the first add_host/group_by task: no play may follow it (its hosts are chosen now)
+        self.inventory_changed: tuple[Origin, str] | None = None
 
     # -- files -------------------------------------------------------------------------------
     def read(self, path: str, what: str) -> Source:
@@ -370,6 +373,14 @@ class _Compiler:
         self.play_count += 1
         number = self.play_count
         self.check_keys(src, ds, kw.PLAY, "a play", ds)
+        if self.inventory_changed is not None:
+            origin, module = self.inventory_changed
+            where = src.origin(ds)
+            raise origin.error(f"{module} changes the inventory, and play {number} ({where}) follows: "
+                               "the hosts of later plays are chosen before anything runs, so that is "
+                               "not supported yet",
+                               f"end the playbook with the play holding {module}, or name the new hosts "
+                               "in the inventory")
         if "hosts" not in ds or ds["hosts"] in (None, "", []):
             raise src.error("the play has no 'hosts'", "every play names its hosts: "
                             "hosts: all, hosts: webservers, hosts: web1:web2", ds)
@@ -439,6 +450,7 @@ class _Compiler:
                                   "play")
                 return
             tasks = self.renumber(kept, base)
+        self.inventory_changes(tasks, st)
         if not hosts:
             self.notes.append(f"play {number} ({name}): no hosts matched {pattern!r}; skipped")
             return
@@ -466,6 +478,14 @@ class _Compiler:
             # a task's own any_errors_fatal: false wins over the play's (Ansible reads the
             # task's inherited value): then the tasks that keep it carry it one by one
             any_errors_fatal=st.any_errors_fatal and not st.fatal_override, order=st.order))
+
+    def inventory_changes(self, tasks: list[Task], st: _PlayState) -> None:
+        """Note the first add_host/group_by task: no play may follow it (plan/validate.py
+        refuses the rest: docs/phases.md)."""
+        for task in [*tasks, *st.handlers]:
+            for leaf in task.walk():
+                if self.inventory_changed is None and leaf.short_module in INVENTORY_MODULES:
+                    self.inventory_changed = (self.origins.get(leaf.pointer, Origin(self.shown)), leaf.short_module)
 
     def renumber(self, tasks: list[Task], base: str) -> list[Task]:
         """Pointers of the top-level list after implicit tasks were inserted (last first, so

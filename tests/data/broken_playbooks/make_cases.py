@@ -280,6 +280,20 @@ CASES: dict[str, dict[str, str]] = {
               rescue:
                 - debug: msg=rescued
         """},
+    "add_host_then_play": {"site.yml": """\
+        - hosts: web1
+          tasks:
+            - add_host: name=new1 groups=fresh
+        - hosts: fresh
+          tasks:
+            - debug: msg=never chosen
+        """},
+    "group_by_in_play_of_several_hosts": {"site.yml": """\
+        - hosts: web
+          tasks:
+            - debug: msg=first
+            - group_by: key=env_{{ app_env | default('none') }}
+        """},
     "run_once_templated": {"site.yml": """\
         - hosts: web
           tasks:

@@ -236,6 +236,9 @@ class Runner:
         self.share = share
         self._carried_notified = {}  # play index -> handler indexes still pending
         self._ended = set()  # plays this host ended (meta: end_play / end_host) in a phase
+        # what add_host and group_by changed in this host's view of the inventory (kept in the
+        # carry file): new hosts' variables, and group -> hosts added to it
+        self._added = {"hosts": {}, "groups": {}}
         self.templar = Templar(read_file=self._read_embedded)
         self._facts = None
         self._tmpdir = None
@@ -308,11 +311,60 @@ class Runner:
                 v = dict(hv)
                 v.setdefault("inventory_hostname", name)
                 out[name] = v
+        groups = self.host_vars["groups"]
+        for name, host_vars in self._added["hosts"].items():  # what add_host added or set
+            out[name] = dict(out.get(name) or {}, **host_vars)
+            out[name].update(inventory_hostname=name, group_names=sorted(
+                g for g, members in groups.items() if name in members and g != "all"))
         # what other hosts registered, set or gathered, sent by the controller for this phase
         for name, values in (self.inject.get("hostvars") or {}).items():
             if name != self.host and isinstance(values, dict):
                 out.setdefault(name, {"inventory_hostname": name}).update(unsafe(values))
         return out
+
+    def _add_to_inventory(self, name, groups, host_vars):
+        """Add host ``name`` (with ``host_vars``) to ``groups`` in this host's view of the
+        inventory, as Ansible's strategy does for add_host and group_by; whether that changed
+        anything."""
+        known = dict(self.host_vars.get("groups") or {})
+        changed = False
+        if name not in known.get("all", ()) and name != self.host and name not in self._added["hosts"]:
+            self._added["hosts"][name] = {}
+            changed = True
+        if host_vars and name != self.host:
+            old = dict((self.plan.get("hosts") or {}).get(name) or {}, **self._added["hosts"].get(name, {}))
+            if any(k not in old or old[k] != v for k, v in host_vars.items()):
+                self._added["hosts"][name] = dict(self._added["hosts"].get(name, {}), **host_vars)
+                changed = True
+        for group in ["all", *groups]:
+            members = list(known.get(group) or ())
+            if name not in members:
+                added = self._added["groups"].setdefault(group, [])
+                # Ansible lists the hosts add_host put in 'all' itself before the others
+                members.insert(sum(1 for m in members if m in added) if group == "all" else len(members), name)
+                known[group] = members
+                if name not in self._added["groups"][group]:
+                    self._added["groups"][group].append(name)
+                changed = changed or group != "all"
+        in_groups = any(name in m for g, m in known.items() if g not in ("all", "ungrouped"))
+        if in_groups and name in known.get("ungrouped", ()):  # as Ansible's reconcile_inventory
+            known["ungrouped"] = [m for m in known["ungrouped"] if m != name]
+        elif not in_groups and name not in known.get("ungrouped", ()):
+            known["ungrouped"] = list(known.get("ungrouped") or ()) + [name]
+            self._added["groups"].setdefault("ungrouped", []).append(name)
+        self.host_vars["groups"] = known
+        if name == self.host:
+            self.host_vars["group_names"] = sorted(g for g, m in known.items() if name in m and g != "all")
+        return changed
+
+    def _change_inventory(self, result):
+        """Carry out what an add_host or group_by task returned."""
+        if "add_host" in result:
+            new = result["add_host"]
+            return self._add_to_inventory(new["host_name"], new["groups"], new["host_vars"])
+        known = self.host_vars.get("groups") or {}
+        changed = result["add_group"] not in known or any(p not in known for p in result["parent_groups"])
+        return self._add_to_inventory(self.host, [result["add_group"], *result["parent_groups"]], {}) or changed
 
     def _base_scope(self):
         play = self._play or {}
@@ -345,6 +397,11 @@ class Runner:
                 self._facts = unsafe(state["facts"])
             self._carried_notified = dict(state.get("notified") or {})
             self._ended = set(state.get("ended") or ())
+            for group, members in ((state.get("inventory") or {}).get("groups") or {}).items():
+                for name in members:
+                    self._add_to_inventory(name, [group], {})
+            for name, host_vars in ((state.get("inventory") or {}).get("hosts") or {}).items():
+                self._add_to_inventory(name, [], unsafe(host_vars))
         if self.inject:
             self.runtime_vars.update(unsafe(self.inject.get("vars") or {}))
             for key, indexes in (self.inject.get("notified") or {}).items():
@@ -375,7 +432,8 @@ class Runner:
 
                 shutil.rmtree(self._tmpdir, ignore_errors=True)
         state = {"__rustle_carry__": 2, "vars": self.runtime_vars, "included": self.included_vars,
-                 "facts": self._facts, "notified": self._carried_notified, "ended": sorted(self._ended)}
+                 "facts": self._facts, "notified": self._carried_notified, "ended": sorted(self._ended),
+                 "inventory": self._added}
         if self.carry and not failed:
             _save_carry(self.carry, state)
         if self.share and not failed:
@@ -962,6 +1020,8 @@ class Runner:
         for stream in ("stdout", "stderr"):
             if isinstance(result.get(stream), str) and stream + "_lines" not in result:
                 result[stream + "_lines"] = result[stream].splitlines()
+        if result.pop("_inventory", False) and not result.get("failed"):
+            result["changed"] = self._change_inventory(result)
         facts = result.get("ansible_facts")
         if isinstance(facts, dict) and not result.get("failed"):
             if result.get("_set_fact"):

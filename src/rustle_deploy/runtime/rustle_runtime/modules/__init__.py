@@ -23,6 +23,8 @@ FAMILIES = {
     "meta": "core",
     "ping": "core",
     "setup": "core",
+    "add_host": "core",
+    "group_by": "core",
     "copy": "files",
     "file": "files",
     "template": "files",

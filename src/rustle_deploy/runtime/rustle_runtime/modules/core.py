@@ -1,4 +1,9 @@
-"""The core family: debug, set_fact, include_vars, assert, fail, meta, ping, setup.
+"""The core family: debug, set_fact, include_vars, assert, fail, meta, ping, setup,
+add_host, group_by.
+
+``add_host`` and ``group_by`` only read their arguments (as Ansible's action plugins do); the
+executor changes its view of the inventory (``groups``, ``group_names``, ``hostvars``) and
+says whether that changed anything.
 
 ``include_vars`` reads files the compiler embedded in the task (``vars_data``: file name as
 the task may render it -> variables, read from YAML on the controller); the executor keeps
@@ -133,5 +138,46 @@ def include_vars(ctx, args):
             "ansible_included_var_files": [name.strip()]}
 
 
+def add_host(ctx, args):
+    args = dict(args)
+    raw = args.pop("_raw_params", {})
+    if not isinstance(raw, dict):
+        raise ModuleFailure(f"Invalid raw parameters passed, requires a dictionary/mapping got a  {type(raw).__name__}")
+    args = dict(raw, **args)
+    name = args.get("name", args.get("hostname", args.get("host")))
+    if name is None:
+        raise ModuleFailure("name, host or hostname needs to be provided")
+    name = str(name)
+    host, sep, port = name.rpartition(":")
+    if sep and host and port.isdigit() and ":" not in host:  # "host:port", as parse_address reads it
+        name = host
+        args["ansible_ssh_port"] = int(port)
+    groups = args.get("groupname", args.get("groups", args.get("group", "")))
+    if isinstance(groups, str):
+        groups = groups.split(",") if groups else []
+    elif not isinstance(groups, list):
+        raise ModuleFailure("Groups must be specified as a list.")
+    new_groups = []
+    for group in groups:
+        if str(group).strip() not in new_groups:
+            new_groups.append(str(group).strip())
+    host_vars = {k: v for k, v in args.items() if k not in ("name", "hostname", "groupname", "groups")}
+    return {"changed": False, "add_host": {"host_name": name, "groups": new_groups, "host_vars": host_vars},
+            "_inventory": True}
+
+
+def group_by(ctx, args):
+    unknown = sorted(set(args) - {"key", "parents"})
+    if unknown:
+        raise ModuleFailure(f"Invalid options for group_by: {', '.join(unknown)}")
+    if "key" not in args:
+        raise ModuleFailure("the 'key' param is required when using group_by")
+    parents = args.get("parents", ["all"])
+    if isinstance(parents, str):
+        parents = [parents]
+    return {"changed": False, "add_group": str(args["key"]).replace(" ", "-"),
+            "parent_groups": [str(p).replace(" ", "-") for p in parents], "_inventory": True}
+
+
 MODULES = {"debug": debug, "set_fact": set_fact, "include_vars": include_vars, "assert": assert_, "fail": fail, "meta": meta,
-           "ping": ping, "setup": setup}
+           "ping": ping, "setup": setup, "add_host": add_host, "group_by": group_by}
