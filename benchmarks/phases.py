@@ -10,6 +10,11 @@ The run_once variant inserts "Pick a leader once" (``command: echo {{ inventory_
 first host's result): the play is cut into three phases (docs/phases.md), one exchange per
 host for each of the two ordinary phases, and one more for the first host. The table gives
 the medians and the ratio run_once/plain (with the spread of that ratio within each repeat).
+
+``--variant cross_play`` measures instead a read of another host's value set in an earlier
+play: the final assert moves into a second play (plain: the two plays share one round trip),
+and in the cross_play variant it also reads ``hostvars['bench-0000'].settings_count``: the
+second play is then a stage of its own, and the first sends each host's state back.
 """
 
 from __future__ import annotations
@@ -43,12 +48,32 @@ def with_run_once(doc: dict[str, Any]) -> dict[str, Any]:
     return doc
 
 
-def rustle_with(run_once: bool) -> Callable[[harness.Ctx], harness.Run]:
+def split_plays(doc: dict[str, Any], read_other: bool) -> dict[str, Any]:
+    """``doc`` with its final assert moved into a second play, reading (``read_other``) what
+    the first host registered in the first play."""
+    first = doc["plays"][0]
+    tasks = first["batches"][0]["tasks"]
+    last = tasks.pop()
+    if read_other:
+        last["args"] = dict(last["args"], that=[*last["args"]["that"],
+                                                "hostvars['bench-0000'].settings_count.stdout | int == 4"])
+    second = json.loads(json.dumps(first))
+    second.update(play_id="play-1", name=first["name"] + " (check)")
+    second["batches"][0]["tasks"] = [dict(last, execution_order=0)]
+    doc["plays"].append(second)
+    for dep in doc["binary_deployments"]:  # the seed's deployments name no task of another play
+        dep["tasks"] = [t for t in dep["tasks"] if t != last["task_id"]]
+    return doc
+
+
+def rustle_with(variant: str) -> Callable[[harness.Ctx], harness.Run]:
     def tool(ctx: harness.Ctx) -> harness.Run:
         inv = ctx.fleet.write_ansible_inventory(ctx.rundir / "inventory.yml", ctx.hosts)
         doc = build_plan([h.name for h in ctx.hosts], WORKLOAD)
-        if run_once:
+        if variant == "run_once":
             doc = with_run_once(doc)
+        elif variant in ("two_plays", "cross_play"):
+            doc = split_plays(doc, variant == "cross_play")
         plan = ctx.rundir / "plan.json"
         plan.write_text(json.dumps(doc, indent=2) + "\n")
         return harness.measure([str(harness.VENV_BIN / "rustle-deploy"), str(plan), "-i", str(inv), "--run",
@@ -61,13 +86,20 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--hosts", type=int, default=50)
     ap.add_argument("--repeat", type=int, default=3)
+    ap.add_argument("--variant", choices=("run_once", "cross_play"), default="run_once",
+                    help="what to compare: a run_once task with the plain play, or a read of an "
+                    "earlier play's values with the same two plays without it")
     ap.add_argument("--out", type=Path, default=harness.REPO / "benchmarks" / "out" / "phases")
     args = ap.parse_args(argv)
     out = args.out.resolve()
     out.mkdir(parents=True, exist_ok=True)
     harness.become_subreaper()
     harness.compile_installed_sources()
-    variants = {"plain": rustle_with(False), "run_once": rustle_with(True)}
+    if args.variant == "run_once":
+        variants = {"plain": rustle_with("plain"), "run_once": rustle_with("run_once")}
+    else:
+        variants = {"two_plays": rustle_with("two_plays"), "cross_play": rustle_with("cross_play")}
+        out = out.parent / (out.name + "-cross-play")
     return side_by_side(variants, args.hosts, args.repeat, out)
 
 
