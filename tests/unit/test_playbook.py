@@ -220,3 +220,27 @@ def test_become_from_the_command_line_is_where_plays_start(tmp_path: Path) -> No
     first, second = (p.batches[0].tasks[0].extras for p in compiled.plan.plays)
     assert first["become"] is True and first["become_user"] == "app"
     assert second["become"] is False and second["become_user"] == "app"
+
+
+def test_run_once_and_throttle_expressions_over_shared_values_are_rendered_when_compiling(tmp_path: Path) -> None:
+    site = """
+- hosts: all
+  vars: {width: 2}
+  tasks:
+    - command: /bin/true
+      run_once: "{{ once }}"
+    - command: /bin/true
+      throttle: "{{ width }}"
+    - command: /bin/true
+      run_once: "{{ inventory_hostname == 'a' }}"
+"""
+    inventory = "a ansible_connection=local\nb ansible_connection=local\n"
+    with pytest.raises(PlaybookError) as err:  # a host's own data decides nothing here
+        _compile(tmp_path, {"site.yml": site}, inventory, extra_vars={"once": True})
+    assert (err.value.line, err.value.column) == (10, 17)
+    assert "'run_once' depends on data only a host has" in err.value.message
+    compiled = _compile(tmp_path, {"site.yml": site.rsplit("    - command", 1)[0]}, inventory,
+                        extra_vars={"once": "yes"})
+    tasks = compiled.plan.plays[0].batches[0].tasks
+    assert [t.extras.get("run_once") for t in tasks] == [True, None]
+    assert tasks[1].extras["throttle"] == 2

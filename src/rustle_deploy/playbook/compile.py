@@ -1328,6 +1328,10 @@ class _Compiler:
                 continue
             found = self.effective(src, ds, ctx, key) if key in kw.INHERITED else (
                 (ds[key], src.origin(ds, key)) if ds.get(key) is not None else None)
+            if found is not None and key in ("run_once", "throttle") and has_template(found[0]):
+                # where the play is cut is decided now: an expression over what every host
+                # shares (play vars, extra vars) is rendered here, host data is refused
+                found = (self.controller_value(src, ds, key, found[0], [st.vars], f"'{key}'"), found[1])
             if found is not None:
                 extras[key] = self.keyword_value(src, ds, key, found[0], found[1])
         found = self.effective(src, ds, ctx, "any_errors_fatal")
@@ -1403,6 +1407,8 @@ class _Compiler:
         if key == "run_once":
             if isinstance(value, str) and value.strip().lower() in ("yes", "no", "true", "false"):
                 return value.strip().lower() in ("yes", "true")
+            if isinstance(value, int) and not isinstance(value, bool) and value in (0, 1):
+                return bool(value)
             if not isinstance(value, bool):
                 raise origin.error(f"run_once takes true or false, not {value!r}",
                                    "the controller decides where the play is cut into phases "
