@@ -570,8 +570,11 @@ class _Phased:
     @staticmethod
     def share(stage: Stage) -> str | None:
         """What a host's run of ``stage`` sends back: its state when a later phase runs on the
-        controller, what it set when it runs once for all, else nothing."""
-        return "state" if stage.feeds else ("vars" if stage.once else None)
+        controller or reads other hosts' values (with its facts, gathered if no task had, when
+        that phase needs them), what it set when it runs once for all, else nothing."""
+        if stage.feeds:
+            return "state" if stage.facts else "known"
+        return "vars" if stage.once else None
 
     def inject(self, host: str, stage: Stage) -> dict[str, Any] | None:
         """What ``host``'s run of ``stage`` gets: what waits for it, and the other hosts'

@@ -149,7 +149,8 @@ _INVENTORY_PREFIXES = ("ansible_host", "ansible_port", "ansible_user", "ansible_
 FACTS = "ansible_facts"
 
 
-def _is_fact(name: str) -> bool:
+def is_fact(name: str) -> bool:
+    """Whether ``name`` names a fact (``ansible_facts`` or an ``ansible_*`` fact variable)."""
     return name == FACTS or (name.startswith("ansible_") and not name.startswith(_INVENTORY_PREFIXES))
 
 
@@ -188,8 +189,8 @@ def play_phases(tasks: list[Task], earlier: frozenset[str] = frozenset()) -> Pha
     set_here: set[str] = set()  # names set so far in the current phase
     for task in tasks:
         kind = kind_of(task)
-        wanted = {n for n in hostvars_reads(task) if n in late or _is_fact(n)}
-        stale = wanted & set_here or (FACTS in set_here and any(_is_fact(n) for n in wanted))
+        wanted = {n for n in hostvars_reads(task) if n in late or is_fact(n)}
+        stale = wanted & set_here or (FACTS in set_here and any(is_fact(n) for n in wanted))
         if not kinds or kinds[-1] != kind or stale:
             kinds.append(kind)
             set_here = set()

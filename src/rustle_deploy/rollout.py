@@ -31,7 +31,7 @@ from typing import Any
 
 from .errors import PlanError
 from .model import Host, Plan, Play, Serial
-from .phases import LOCAL, ONCE, ONCE_LOCAL, plan_phases, split
+from .phases import LOCAL, ONCE, ONCE_LOCAL, is_fact, plan_phases, split
 from .plan.validate import inventory_change
 
 Resolver = Callable[[Sequence[str]], list[Host]]
@@ -61,6 +61,7 @@ class Stage:
     feeds: bool = False
     throttle: int = 0  # at most this many hosts of the batch run the phase at once (0: no limit)
     reads: tuple[str, ...] = ()
+    facts: bool = False  # what it feeds holds the hosts' facts (a later local phase, a read of facts)
 
     def to_json(self) -> dict[str, Any]:
         return {"plays": list(self.plays), "names": list(self.names), "batches": [list(b) for b in self.batches],
@@ -68,7 +69,7 @@ class Stage:
                 "max_fail_percentage": self.max_fail_percentage, "any_errors_fatal": self.any_errors_fatal,
                 "fatal_tasks": sorted(self.fatal_tasks), "canary": self.canary,
                 "phase": self.phase, "phases": self.phases, "once": self.once, "local": self.local,
-                "feeds": self.feeds, "throttle": self.throttle, "reads": list(self.reads)}
+                "feeds": self.feeds, "throttle": self.throttle, "reads": list(self.reads), "facts": self.facts}
 
     @classmethod
     def from_json(cls, d: dict[str, Any]) -> Stage:
@@ -80,7 +81,8 @@ class Stage:
                    fatal_tasks=frozenset(str(t) for t in d.get("fatal_tasks") or ()), canary=bool(d.get("canary")),
                    phase=None if d.get("phase") is None else int(d["phase"]), phases=int(d.get("phases") or 0),
                    once=bool(d.get("once")), local=bool(d.get("local")), feeds=bool(d.get("feeds")),
-                   throttle=int(d.get("throttle") or 0), reads=tuple(str(n) for n in d.get("reads") or ()))
+                   throttle=int(d.get("throttle") or 0), reads=tuple(str(n) for n in d.get("reads") or ()),
+                   facts=bool(d.get("facts", d.get("feeds"))))
 
     @property
     def label(self) -> str:
@@ -307,13 +309,17 @@ def schedule(specs: Sequence[PlaySpec], hosts: Iterable[str], rng: random.Random
                 stages.append(replace(
                     stage, batches=(batch,), phase=number, phases=len(kinds), once=kind in (ONCE, ONCE_LOCAL),
                     local=local, throttle=width, reads=tuple(reads[number]),
-                    feeds=not local and any(kinds[k][0] in (LOCAL, ONCE_LOCAL) or reads[k] for k in later)))
+                    feeds=not local and any(kinds[k][0] in (LOCAL, ONCE_LOCAL) or reads[k] for k in later),
+                    facts=not local and any(kinds[k][0] in (LOCAL, ONCE_LOCAL) or any(map(is_fact, reads[k]))
+                                            for k in later)))
     close_plain()
     # a stage that reads other hosts' values gets them from the state each host's earlier
     # stages sent back (values set in earlier plays last for the playbook, as in Ansible)
     for number, stage in enumerate(stages):
         if stage.reads:
-            stages[:number] = [s if s.local or s.feeds else replace(s, feeds=True) for s in stages[:number]]
+            facts = any(map(is_fact, stage.reads))
+            stages[:number] = [s if s.local else replace(s, feeds=True, facts=s.facts or facts)
+                               for s in stages[:number]]
     kept = [s for s in stages if s.batches]
     # Hosts of the plan that no play targets still get the artifact (and run nothing), as in
     # a plain deployment: with the last stage when it is plain, else in a stage of their own.

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from typing import Any
 
 import pytest
@@ -128,5 +129,9 @@ def test_a_play_reading_what_an_earlier_play_set_is_a_stage_that_the_earlier_one
     # one host: no phases, still sent them]
     assert [(st.plays, st.phase, st.feeds, st.reads) for st in s.stages] == [
         ((0, 1), None, True, ()), ((2,), 0, True, ("mine",)), ((3,), None, False, ("mine",))]
+    # registered results only: the hosts send their state as it is, gathering no facts
+    assert not any(st.facts for st in s.stages)
+    facts = replace(specs[2], reads=(("ansible_system",),))
+    assert [st.facts for st in schedule([specs[0], specs[1], facts], NAMES).stages] == [True, False]
     # without a read of it, nothing is sent back
     assert not any(st.feeds for st in schedule(specs[:2], NAMES).stages)

@@ -774,7 +774,7 @@ def _run_artifact(layout, path, req, stdin):
         options["phase"] = int(run["phase"])
     if isinstance(run.get("inject"), dict) and run["inject"]:
         options["inject"] = run["inject"]
-    if run.get("share") in ("vars", "state"):
+    if run.get("share") in ("vars", "state", "known"):
         options["share"] = run["share"]
     guard = _RunGuard(layout, req, sha, options["journal"], unpacked)
     # The channel stays ours: tasks get /dev/null as stdin, the guard keeps a private copy.

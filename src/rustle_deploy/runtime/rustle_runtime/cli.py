@@ -45,7 +45,7 @@ def build_parser():
                      help="run only the plays with these plan indices (0,2): a rollout stage")
     run.add_argument("--carry", help="file keeping registered results and set_fact between stages")
     run.add_argument("--phase", type=int, help="run only this phase of plays cut into phases")
-    run.add_argument("--share", choices=("vars", "state"),
+    run.add_argument("--share", choices=("vars", "state", "known"),
                      help="end with a 'shared' event: the variables this run set (or the whole state)")
     run.add_argument("--vars", dest="vars_file",
                      help="JSON file of this host's own variables (the artifact carries none)")

@@ -441,6 +441,8 @@ class Runner:
                 k: v for k, v in self.runtime_vars.items() if k not in before or before[k] is not v}}
             if self.share == "state":  # a run on the controller goes on from it, with these facts
                 shared["state"] = dict(state, facts=self.facts())
+            elif self.share == "known":  # the state as it is (facts only if gathered)
+                shared["state"] = state
             self.emitter.emit(shared, journal=False)
         recap = {"event": "recap", "host": self.host}
         recap.update(self.stats)
