@@ -112,6 +112,7 @@ class Play:
     max_fail_percentage: float | None = None
     any_errors_fatal: bool = False
     order: str = "inventory"
+    force_handlers: bool = False  # a failed host still runs the handlers notified before
     # role defaults of the whole play (below inventory vars), and each role invocation's own
     # defaults/vars/params that its tasks (``role`` extension) see
     defaults: dict[str, Any] = field(default_factory=dict)

@@ -135,6 +135,8 @@ def plan_units(
             }
             if play_view.phases.cut:
                 doc_play["phases"] = len(play_view.phases.kinds)
+            if play_view.play.force_handlers:
+                doc_play["force_handlers"] = True
             if play_view.play.defaults:
                 doc_play["defaults"] = play_view.play.defaults
             if play_view.play.roles:

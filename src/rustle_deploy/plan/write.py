@@ -72,6 +72,8 @@ def _play(play: Play) -> dict[str, Any]:
         out["any_errors_fatal"] = True
     if play.order != "inventory":
         out["order"] = play.order
+    if play.force_handlers:
+        out["force_handlers"] = True
     if play.vars:
         out["vars"] = play.vars
     if play.defaults:

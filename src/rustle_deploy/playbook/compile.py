@@ -227,6 +227,7 @@ class _PlayState:
         self.max_fail_percentage: float | None = None
         self.any_errors_fatal = False
         self.order = "inventory"
+        self.force_handlers = False
         self.fatal_override = False  # a task says any_errors_fatal: false under the play's true
 
     def connections(self, inv: Inventory) -> set[str]:
@@ -477,7 +478,8 @@ class _Compiler:
             roles=roles_table, max_fail_percentage=st.max_fail_percentage,
             # a task's own any_errors_fatal: false wins over the play's (Ansible reads the
             # task's inherited value): then the tasks that keep it carry it one by one
-            any_errors_fatal=st.any_errors_fatal and not st.fatal_override, order=st.order))
+            any_errors_fatal=st.any_errors_fatal and not st.fatal_override, order=st.order,
+            force_handlers=st.force_handlers))
 
     def inventory_changes(self, tasks: list[Task], st: _PlayState) -> None:
         """Note the first add_host/group_by task: no play may follow it (plan/validate.py
@@ -536,7 +538,7 @@ class _Compiler:
                     pointer=f"{base}/{index}")
 
     def check_play_keywords(self, src: Source, ds: dict[str, Any], st: _PlayState) -> None:
-        for key in ("fact_path", "force_handlers"):
+        for key in ("fact_path",):
             if ds.get(key):
                 raise src.error(f"'{key}' is not supported", kw.REFUSED[key], ds, key)
         strategy = ds.get("strategy")
@@ -609,10 +611,11 @@ class _Compiler:
 
     def rollout_keywords(self, src: Source, ds: dict[str, Any], play_vars: dict[str, Any],
                          st: _PlayState) -> None:
-        """``serial``, ``max_fail_percentage``, ``any_errors_fatal`` and ``order`` of the play
-        (templated over play and extra vars, as Ansible does), checked with the plan's rules."""
+        """``serial``, ``max_fail_percentage``, ``any_errors_fatal``, ``order`` and
+        ``force_handlers`` of the play (templated over play and extra vars, as Ansible does),
+        checked with the plan's rules."""
         reader = Reader(self.shown)
-        for key in ("serial", "max_fail_percentage", "any_errors_fatal", "order"):
+        for key in ("serial", "max_fail_percentage", "any_errors_fatal", "order", "force_handlers"):
             if ds.get(key) is None:
                 continue
             value = self.controller_value(src, ds, key, ds[key], [play_vars], f"'{key}'")
@@ -623,6 +626,8 @@ class _Compiler:
                     st.max_fail_percentage = reader.percentage(value, f"/{key}")
                 elif key == "any_errors_fatal":
                     st.any_errors_fatal = _boolean(value, key)
+                elif key == "force_handlers":
+                    st.force_handlers = _boolean(value, key)
                 elif value not in HOST_ORDERS:
                     raise PlanError(f"unknown host order {value!r}",
                                     f"order is one of {', '.join(HOST_ORDERS)}")
@@ -1285,7 +1290,7 @@ class _Compiler:
                         delegate: str | None = None) -> None:
         """Refuse what the task would inherit or set that a one-round-trip run cannot do."""
         for key, reason in kw.REFUSED.items():
-            if key in ("vars_prompt", "fact_path", "force_handlers"):
+            if key in ("vars_prompt", "fact_path"):
                 continue
             found = self.effective(src, ds, ctx, key)
             if found is not None and found[0] not in (None, "", [], {}):

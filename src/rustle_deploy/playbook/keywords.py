@@ -85,7 +85,6 @@ REFUSED = {
     "become_flags": "become_flags are not supported yet",
     "module_defaults": "module_defaults are not supported yet; write the arguments on the tasks",
     "fact_path": "local facts (fact_path) are not gathered by the runtime",
-    "force_handlers": "force_handlers is not supported yet",
 }
 
 

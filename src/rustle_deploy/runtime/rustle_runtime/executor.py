@@ -475,8 +475,13 @@ class Runner:
         if first:
             self.emitter.emit({"event": "play_start", "play": play.get("name", ""), "host": self.host})
         try:
-            for task in tasks:
-                self._run_task(task)
+            try:
+                for task in tasks:
+                    self._run_task(task)
+            except _HostFailed:
+                if play.get("force_handlers"):  # what was notified before the failure still runs
+                    self._flush_handlers()
+                raise
             if not last:  # the play goes on in a later phase: its notifications wait for it
                 if self._notified:
                     self._carried_notified[key] = sorted(self._notified)
