@@ -947,10 +947,12 @@ class Runner:
         if (cw is None and fw is None) or result.get("skipped"):
             return result
         check_scope = scope.child({register: unsafe(result)}) if register else scope
+        which = "changed_when"
         try:
             if cw is not None and "_meta" not in result:
                 result["changed"] = all(self.templar.condition(c, check_scope) for c in _as_list(cw))
             if fw is not None:
+                which = "failed_when"
                 check_scope = scope.child({register: unsafe(result)}) if register else scope
                 value = all(self.templar.condition(c, check_scope) for c in _as_list(fw))
                 result["failed_when_result"] = value
@@ -958,6 +960,7 @@ class Runner:
         except TemplateError as exc:
             result["failed"] = True
             result["msg"] = str(exc)
+            result[which + "_result"] = str(exc)  # as ansible-core's task executor keeps it
         return result
 
     def _call(self, module, ctx, args, timeout):
