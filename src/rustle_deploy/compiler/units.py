@@ -96,6 +96,7 @@ def plan_units(
         groups_by_key.setdefault(key, []).append(host)
 
     magic = _magic_vars(plan)
+    inventory_hosts: list[Host] | None = None  # every inventory host, once a unit needs them
     units = []
     for (unit_target, per_play), unit_hosts in groups_by_key.items():
         names = [h.name for h in unit_hosts]
@@ -155,6 +156,13 @@ def plan_units(
         unit.plan_doc["hosts"] = {
             n: {k: v for k, v in unit.host_vars[n].items() if k in read} for n in names
         }
+        if read:  # what the plan reads of the other inventory hosts (another play's hosts)
+            if inventory_hosts is None:
+                inventory_hosts = resolve(["all"])
+            others = {h.name: {k: v for k, v in own_vars(h).items() if k in read}
+                      for h in inventory_hosts if h.name not in unit.plan_doc["hosts"]}
+            if others:
+                unit.plan_doc["other_hosts"] = others
         if plan.extra_vars:
             unit.plan_doc["extra_vars"] = plan.extra_vars
         if plan.playbook_dir:

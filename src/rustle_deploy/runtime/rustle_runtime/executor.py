@@ -304,7 +304,9 @@ class Runner:
 
     def _hostvars(self):
         out = {}
-        for name, hv in (self.plan.get("hosts") or {}).items():
+        # the hosts this artifact serves, then the other inventory hosts the plan reads
+        served = self.plan.get("hosts") or {}
+        for name, hv in [*served.items(), *(self.plan.get("other_hosts") or {}).items()]:
             if name == self.host:
                 out[name] = self._base_scope()
             else:
