@@ -207,6 +207,9 @@ def _magic_vars(plan: Plan) -> dict[str, Any]:
 _HOSTVARS = re.compile(r"\bhostvars\b")
 _JINJA_SEGMENT = re.compile(r"\{\{(.*?)\}\}|\{%(.*?)%\}", re.S)
 _NAME = re.compile(r"\s*(?:\.\s*([A-Za-z_]\w*)|\[\s*(?:'([^']*)'|\"([^\"]*)\")\s*\])")
+_EXISTS = re.compile(r"\s+is\s+(?:not\s+)?(?:defined|undefined)\b")
+# what _hostvars_read adds for ``hostvars[H] is defined``: every host's entry, no variable
+ANY_HOST = ""
 # bare Jinja expressions (no braces): a ``hostvars`` there is a use, not prose
 _BARE_EXPRESSIONS = frozenset({"when", "skip_when", "changed_when", "failed_when", "until", "that", "var",
                                "loop"})
@@ -217,7 +220,8 @@ def _hostvars_read(plan: Plan, docs: list[Any]) -> set[str]:
     carries of each host besides that host's own run request.
 
     ``hostvars[H].NAME``, ``hostvars[H]['NAME']`` and ``hostvars.H.NAME`` name NAME;
-    ``hostvars[inventory_hostname]`` alone is the host's own scope. Any other use (the whole
+    ``hostvars[inventory_hostname]`` alone is the host's own scope; ``hostvars[H] is defined``
+    (or ``is not defined``, ``is undefined``) names no variable (ANY_HOST). Any other use (the whole
     ``hostvars``, a computed variable name) cannot say which variables it needs, and shipping
     every host's would hand each host the others' secrets: it is a CompileError.
     """
@@ -232,6 +236,9 @@ def _hostvars_read(plan: Plan, docs: list[Any]) -> set[str]:
                 got = _NAME.match(text, end)
                 if got:
                     names.add(next(g for g in got.groups() if g is not None))
+                    continue
+                if _EXISTS.match(text, end):  # hostvars[H] is defined: whether H is a host
+                    names.add(ANY_HOST)
                     continue
             elif not (bare or _TEMPLATED.search(text)):
                 continue  # prose, such as a task name
