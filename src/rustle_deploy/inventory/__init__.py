@@ -41,7 +41,7 @@ import os
 import stat
 import sys
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from rustle_deploy.errors import InventoryError
@@ -125,6 +125,15 @@ class Inventory:
             return self
         rebuilt: Inventory = self._rebuild(VarsFiles(path))
         return rebuilt
+
+    def with_host_vars(self, updates: dict[str, dict[str, Any]]) -> Inventory:
+        """This inventory with ``updates`` (host name -> variables) set on those hosts."""
+        hosts = {n: replace(h, vars={**h.vars, **updates[n]}) if n in updates else h
+                 for n, h in self.hosts.items()}
+        return Inventory(self.source, hosts, self.groups, group_hosts=self._group_hosts,
+                         localhost_factory=self._localhost_factory,
+                         implicit=[n for n in self._implicit if n in self.hosts],
+                         warnings=self.warnings)
 
     # -- selection ---------------------------------------------------------------------
 

@@ -228,6 +228,7 @@ class _PlayState:
         self.any_errors_fatal = False
         self.order = "inventory"
         self.force_handlers = False
+        self.connection_origins: list[Origin] = []  # where the play's remote_user/port are
         self.fatal_override = False  # a task says any_errors_fatal: false under the play's true
 
     def connections(self, inv: Inventory) -> set[str]:
@@ -277,6 +278,8 @@ class _Compiler:
         self.choosing = False  # compiling the candidates of an include_choice (not nested)
         # the first add_host/group_by task: no play may follow it (its hosts are chosen now)
         self.inventory_changed: tuple[Origin, str] | None = None
+        # a play's remote_user/port for the hosts whose inventory sets none: host -> {var: value}
+        self.connection_vars: dict[str, dict[str, Any]] = {}
 
     # -- files -------------------------------------------------------------------------------
     def read(self, path: str, what: str) -> Source:
@@ -314,7 +317,8 @@ class _Compiler:
         digest = hashlib.sha256(json.dumps(doc, sort_keys=True, default=str).encode()).hexdigest()
         plan = replace(plan, sha256=digest)
         remember_files_dirs(plan, tuple(self.source_roots))
-        compiled = Compiled(plan=plan, inventory=self.inv, plays=self.listing, notes=self.notes,
+        inventory = self.inv.with_host_vars(self.connection_vars) if self.connection_vars else self.inv
+        compiled = Compiled(plan=plan, inventory=inventory, plays=self.listing, notes=self.notes,
                             origins=self.origins)
         from rustle_deploy.plan import validate
 
@@ -410,6 +414,7 @@ class _Compiler:
         st = _PlayState(len(self.plays), hosts, play_vars, src.dir)
         self.check_play_keywords(src, ds, st)
         self.rollout_keywords(src, ds, play_vars, st)
+        self.play_connection(src, ds, play_vars, st)
         ctx = Ctx(src=src, task_dir=src.dir, when=imp.when, tags=listed.tags,
                   kws=tuple((k, v, Origin(self.options.defaults_source))
                             for k, v in self.options.play_defaults.items()))
@@ -550,6 +555,36 @@ class _Compiler:
         gather = ds.get("gather_facts")
         if gather not in (None, True, False) and not isinstance(gather, str):
             raise src.error("gather_facts takes a boolean", None, ds, "gather_facts", value=True)
+
+    def play_connection(self, src: Source, ds: dict[str, Any], play_vars: dict[str, Any],
+                        st: _PlayState) -> None:
+        """A play's ``remote_user`` and ``port``: for its hosts whose inventory sets no
+        ``ansible_user``/``ansible_port`` (which win, as in Ansible), the connection's. A host
+        keeps one connection for the whole run: plays that disagree for a host are refused."""
+        for key, var, spelled in (("remote_user", "ansible_user", ("ansible_user", "ansible_ssh_user")),
+                                  ("port", "ansible_port", ("ansible_port", "ansible_ssh_port"))):
+            if ds.get(key) is None:
+                continue
+            value = self.controller_value(src, ds, key, ds[key], [play_vars], f"'{key}'")
+            if key == "port":
+                if isinstance(value, bool) or not str(value).strip().isdigit():
+                    raise src.error(f"port takes a port number, not {value!r}", "port: 2222", ds, key,
+                                    value=True)
+                value = int(str(value).strip())
+            else:
+                value = str(value)
+            st.connection_origins.append(src.origin(ds, key))
+            for name in st.hosts:
+                host = self.inv.hosts.get(name)
+                if host is None or any(v in host.vars for v in spelled):
+                    continue
+                earlier = self.connection_vars.get(name, {}).get(var)
+                if earlier is not None and earlier != value:
+                    raise src.error(f"{key} {value!r} for host {name!r} differs from an earlier "
+                                    f"play's ({earlier!r}): a host keeps one connection for the whole run",
+                                    f"set {var} for {name} in the inventory, or give every play the same "
+                                    f"{key}", ds, key, value=True)
+                self.connection_vars.setdefault(name, {})[var] = value
 
     def vars_prompt(self, src: Source, ds: dict[str, Any]) -> dict[str, Any]:
         """The play's ``vars_prompt`` answers (play vars), asked in order, as Ansible asks them:
@@ -1293,6 +1328,8 @@ class _Compiler:
             if key in ("vars_prompt", "fact_path"):
                 continue
             found = self.effective(src, ds, ctx, key)
+            if found is not None and found[1] in st.connection_origins:
+                continue  # the play's remote_user/port: its hosts' connection (play_connection)
             if found is not None and found[0] not in (None, "", [], {}):
                 raise found[1].error(f"'{key}' is not supported", reason)
         found = self.effective(src, ds, ctx, "ignore_unreachable")
