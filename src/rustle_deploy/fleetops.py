@@ -564,6 +564,7 @@ class _Phased:
 
     def __init__(self) -> None:
         self.shared: dict[str, dict[str, Any]] = {}  # host -> what its last run_once phase set
+        self.inventory: dict[str, dict[str, Any]] = {}  # host -> what add_host changed in its view
         self.carried: dict[str, dict[str, Any]] = {}  # host -> {"vars", "notified"} for its next phase
         self.state: dict[str, dict[str, Any]] = {}  # host -> its state after its last phase on it
 
@@ -634,6 +635,8 @@ class _Phased:
                 if local:
                     self.carry_in(outcome.host, event["vars"], event.get("notified"))
                 self.shared[outcome.host] = event["vars"]
+                if isinstance(event.get("inventory"), dict):
+                    self.inventory[outcome.host] = event["inventory"]
             else:
                 kept.append(event)
         return replace(outcome, events=kept) if len(kept) != len(outcome.events) else outcome
@@ -645,8 +648,11 @@ class _Phased:
                 "as in Ansible, a run_once task that fails stops the play on all its hosts; "
                 "ignore_errors on the task keeps them going")) for n in names]
         values = self.shared.pop(ran.host, {})
+        inventory = self.inventory.pop(ran.host, None)
         for n in names:
             self.carry_in(n, values)
+            if inventory:  # add_host ran once for the batch: every host sees the new hosts
+                self.carried[n]["inventory"] = inventory
         return [HostOutcome(host=n, ok=True) for n in names]
 
 

@@ -88,7 +88,9 @@ def split(kind: str) -> tuple[str, int]:
 
 
 def _leaf_kind(task: Task) -> str:
-    once = task.extras.get("run_once") is True
+    # add_host runs once for the play (ansible-core's BYPASS_HOST_LOOP); its change reaches
+    # the other hosts with their next phase
+    once = task.extras.get("run_once") is True or task.short_module == "add_host"
     if local(task):
         base = ONCE_LOCAL if once else LOCAL
     else:

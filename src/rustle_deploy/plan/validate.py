@@ -292,9 +292,9 @@ def _kind(task: Task) -> str:
 INVENTORY_MODULES = ("add_host", "group_by")
 
 
-def inventory_change(play: Play) -> Task | None:
-    """The play's first add_host or group_by task, if any."""
-    return next((t for t in every_task(play) if t.short_module in INVENTORY_MODULES), None)
+def inventory_change(play: Play, modules: tuple[str, ...] = INVENTORY_MODULES) -> Task | None:
+    """The play's first add_host or group_by task (of ``modules``), if any."""
+    return next((t for t in every_task(play) if t.short_module in modules), None)
 
 
 def _inventory_changes(src: str, plan: Plan, number: int) -> None:
@@ -311,7 +311,9 @@ def _inventory_changes(src: str, plan: Plan, number: int) -> None:
                         "chosen before anything runs, so that is not supported yet",
                         f"end the plan with the play holding {task.short_module}, or name the new hosts "
                         "in the inventory", file=src, pointer=task.pointer)
-    if len(pinned) > 1:
+    group_by = inventory_change(play, ("group_by",))
+    if group_by is not None and len(pinned) > 1:
+        task = group_by
         raise PlanError(f"{task.short_module} ({_kind(task)} {task.name!r}) in a play of several hosts "
                         "is not supported yet: the other hosts of the play would not see the change",
                         f"run {task.short_module} in a play of one host", file=src, pointer=task.pointer)

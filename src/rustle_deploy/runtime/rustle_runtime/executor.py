@@ -239,6 +239,7 @@ class Runner:
         # what add_host and group_by changed in this host's view of the inventory (kept in the
         # carry file): new hosts' variables, and group -> hosts added to it
         self._added = {"hosts": {}, "groups": {}}
+        self._own = set()  # registered names a run_once phase does not share (add_host's)
         self.templar = Templar(read_file=self._read_embedded)
         self._facts = None
         self._tmpdir = None
@@ -359,6 +360,14 @@ class Runner:
             self.host_vars["group_names"] = sorted(g for g, m in known.items() if name in m and g != "all")
         return changed
 
+    def _apply_added(self, added):
+        """Replay what add_host/group_by changed (this host's earlier runs, or another's)."""
+        for group, members in ((added or {}).get("groups") or {}).items():
+            for name in members:
+                self._add_to_inventory(name, [group], {})
+        for name, host_vars in ((added or {}).get("hosts") or {}).items():
+            self._add_to_inventory(name, [], unsafe(host_vars))
+
     def _change_inventory(self, result):
         """Carry out what an add_host or group_by task returned."""
         if "add_host" in result:
@@ -399,12 +408,9 @@ class Runner:
                 self._facts = unsafe(state["facts"])
             self._carried_notified = dict(state.get("notified") or {})
             self._ended = set(state.get("ended") or ())
-            for group, members in ((state.get("inventory") or {}).get("groups") or {}).items():
-                for name in members:
-                    self._add_to_inventory(name, [group], {})
-            for name, host_vars in ((state.get("inventory") or {}).get("hosts") or {}).items():
-                self._add_to_inventory(name, [], unsafe(host_vars))
+            self._apply_added(state.get("inventory"))
         if self.inject:
+            self._apply_added(self.inject.get("inventory"))  # what add_host did on another host
             self.runtime_vars.update(unsafe(self.inject.get("vars") or {}))
             for key, indexes in (self.inject.get("notified") or {}).items():
                 self._carried_notified[key] = sorted(set(self._carried_notified.get(key, ())) | set(indexes))
@@ -440,7 +446,10 @@ class Runner:
             _save_carry(self.carry, state)
         if self.share and not failed:
             shared = {"event": "shared", "host": self.host, "notified": self._carried_notified, "vars": {
-                k: v for k, v in self.runtime_vars.items() if k not in before or before[k] is not v}}
+                k: v for k, v in self.runtime_vars.items()
+                if (k not in before or before[k] is not v) and k not in self._own}}
+            if self._added["hosts"] or self._added["groups"]:
+                shared["inventory"] = self._added
             if self.share == "state":  # a run on the controller goes on from it, with these facts
                 shared["state"] = dict(state, facts=self.facts())
             elif self.share == "known":  # the state as it is (facts only if gathered)
@@ -652,6 +661,10 @@ class Runner:
         register = task.get("register")
         if register:
             self.runtime_vars[register] = unsafe(result)
+            if task.get("module") == "add_host" and not task.get("run_once"):
+                self._own.add(register)  # Ansible keeps it on the host that ran it only
+            else:
+                self._own.discard(register)
         status = _status(result)
         event = dict(head, event="handler_result" if is_handler else "task_result")
         event.update({"status": status, "ignored": ignored})
