@@ -28,6 +28,7 @@ from .errors import ConnectError, PhaseError, StateError, UsageError
 from .inventory import check_remote_dirs
 from .model import Host, Plan
 from .notify import Notifier, end_doc, host_doc, start_doc
+from .phases import INVENTORY
 from .reconcile import apply, settle, settle_orphans
 from .report import HostSummary, dump_json
 from .rollout import (
@@ -585,6 +586,22 @@ class _Phased:
             self.state[host] = dict(self.state[host], vars={**(self.state[host].get("vars") or {}), **out["vars"]})
         if stage.reads:
             out = dict(out or {}, hostvars=self.hostvars(host, stage.reads))
+        if INVENTORY in stage.reads:  # after group_by: the groups every host joined
+            out = dict(out or {}, inventory=self.merged_inventory([h for b in stage.batches for h in b]))
+        return out
+
+    def merged_inventory(self, first: Sequence[str]) -> dict[str, Any]:
+        """What add_host and group_by changed, over every host's last state: the batch's hosts
+        (``first``) in order, as Ansible's linear strategy adds them, then the others."""
+        out: dict[str, Any] = {"hosts": {}, "groups": {}}
+        for name in [*first, *(h for h in self.state if h not in first)]:
+            changed = (self.state.get(name) or {}).get("inventory") or {}
+            for host, values in (changed.get("hosts") or {}).items():
+                out["hosts"][host] = {**out["hosts"].get(host, {}), **values}
+            for key in ("groups", "children"):  # group -> hosts; parent group -> child groups
+                for group, members in (changed.get(key) or {}).items():
+                    listed = out.setdefault(key, {}).setdefault(group, [])
+                    listed.extend(m for m in members if m not in listed)
         return out
 
     def hostvars(self, host: str, names: Sequence[str]) -> dict[str, dict[str, Any]]:

@@ -149,6 +149,8 @@ _INVENTORY_PREFIXES = ("ansible_host", "ansible_port", "ansible_user", "ansible_
                        "ansible_private_key", "ansible_shell", "ansible_remote_tmp", "ansible_timeout",
                        "ansible_sudo", "ansible_su_")
 FACTS = "ansible_facts"
+# what group_by sets and the tasks after it read: every host's groups (not a variable name)
+INVENTORY = "(inventory)"
 
 
 def is_fact(name: str) -> bool:
@@ -166,6 +168,8 @@ def _sets(task: Task) -> set[str]:
             out.update(str(k) for k in leaf.args if k != "cacheable")
         if leaf.short_module in ("setup", "gather_facts"):
             out.add(FACTS)
+        if leaf.short_module == "group_by":
+            out.add(INVENTORY)
     return out
 
 
@@ -189,9 +193,10 @@ def play_phases(tasks: list[Task], earlier: frozenset[str] = frozenset()) -> Pha
     of: dict[str, int] = {}
     reads: dict[int, set[str]] = {}
     set_here: set[str] = set()  # names set so far in the current phase
+    grouped = False  # a group_by ran before: later tasks see every host's groups
     for task in tasks:
         kind = kind_of(task)
-        wanted = {n for n in hostvars_reads(task) if n in late or is_fact(n)}
+        wanted = {n for n in hostvars_reads(task) if n in late or is_fact(n)} | ({INVENTORY} if grouped else set())
         stale = wanted & set_here or (FACTS in set_here and any(is_fact(n) for n in wanted))
         if not kinds or kinds[-1] != kind or stale:
             kinds.append(kind)
@@ -200,6 +205,7 @@ def play_phases(tasks: list[Task], earlier: frozenset[str] = frozenset()) -> Pha
         if wanted:
             reads.setdefault(len(kinds) - 1, set()).update(wanted)
         set_here |= _sets(task)
+        grouped = grouped or INVENTORY in set_here
     return Phases(tuple(kinds) or (HOSTS,), of, {k: tuple(sorted(v)) for k, v in reads.items()})
 
 

@@ -29,10 +29,8 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
-from .errors import PlanError
 from .model import Host, Plan, Play, Serial
 from .phases import LOCAL, ONCE, ONCE_LOCAL, is_fact, plan_phases, split
-from .plan.validate import inventory_change
 
 Resolver = Callable[[Sequence[str]], list[Host]]
 
@@ -244,12 +242,6 @@ def play_specs(plan: Plan, resolve: Resolver) -> list[PlaySpec]:
                        | {f"{play_id}/{t.task_id}" for h in play.handlers for t in h.walk()
                           if t.extras.get("any_errors_fatal") is True})
         hosts = tuple(h.name for h in resolve(declared)) if declared else ()
-        changes = inventory_change(play, ("group_by",))
-        if changes is not None and len(hosts) > 1:
-            raise PlanError(f"group_by in task {changes.name!r}: its play has {len(hosts)} hosts; "
-                            "group_by is supported in a play of one host only (the other hosts would "
-                            "not see the change)", "run it in a play of one host",
-                            file=plan.source, pointer=changes.pointer)
         specs.append(PlaySpec(
             index=index, name=play.name, hosts=hosts,
             serial=play_serial(plan, play), max_fail_percentage=play.max_fail_percentage,

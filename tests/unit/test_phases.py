@@ -10,7 +10,7 @@ import pytest
 
 from rustle_deploy.errors import PlanError
 from rustle_deploy.model import Host
-from rustle_deploy.phases import HOSTS, LOCAL, ONCE, ONCE_LOCAL, plan_phases, play_phases
+from rustle_deploy.phases import HOSTS, INVENTORY, LOCAL, ONCE, ONCE_LOCAL, plan_phases, play_phases
 from rustle_deploy.plan import parse_plan
 from rustle_deploy.plan.validate import validate
 from rustle_deploy.rollout import PlaySpec, Schedule, play_specs, schedule
@@ -135,3 +135,12 @@ def test_a_play_reading_what_an_earlier_play_set_is_a_stage_that_the_earlier_one
     assert [st.facts for st in schedule([specs[0], specs[1], facts], NAMES).stages] == [True, False]
     # without a read of it, nothing is sent back
     assert not any(st.feeds for st in schedule(specs[:2], NAMES).stages)
+
+
+def test_group_by_cuts_the_play_before_the_tasks_that_see_every_hosts_groups() -> None:
+    plan = plan_of([t(0), pm.task("t1", "group", "group_by", {"key": "k"}, [], 1), t(2), t(3)])
+    phases = play_phases(plan.play_tasks(plan.plays[0]))
+    assert phases.kinds == (HOSTS, HOSTS) and [phases.of[f"t{i}"] for i in range(4)] == [0, 0, 1, 1]
+    assert phases.reads == {1: (INVENTORY,)}
+    alone = plan_of([t(0), pm.task("t1", "group", "group_by", {"key": "k"}, [], 1)])
+    assert not play_phases(alone.play_tasks(alone.plays[0])).cut  # nothing after it: no cut

@@ -292,31 +292,24 @@ def _kind(task: Task) -> str:
 INVENTORY_MODULES = ("add_host", "group_by")
 
 
-def inventory_change(play: Play, modules: tuple[str, ...] = INVENTORY_MODULES) -> Task | None:
-    """The play's first add_host or group_by task (of ``modules``), if any."""
-    return next((t for t in every_task(play) if t.short_module in modules), None)
+def inventory_change(play: Play) -> Task | None:
+    """The play's first add_host or group_by task, if any."""
+    return next((t for t in every_task(play) if t.short_module in INVENTORY_MODULES), None)
 
 
 def _inventory_changes(src: str, plan: Plan, number: int) -> None:
-    """add_host and group_by change the inventory in the host's own view (docs/phases.md):
-    no play may follow (its hosts are chosen before the run), no other host may share the play."""
+    """add_host and group_by change the inventory as the hosts see it (docs/phases.md): no play
+    may follow (its hosts are chosen before the run)."""
     play = plan.plays[number]
     task = inventory_change(play)
     if task is None:
         return
-    pinned = play.hosts or plan.hosts
     if number < len(plan.plays) - 1:
         raise PlanError(f"{task.short_module} ({_kind(task)} {task.name!r}) changes the inventory, and "
                         f"{len(plan.plays) - 1 - number} play(s) follow: the hosts of later plays are "
                         "chosen before anything runs, so that is not supported yet",
                         f"end the plan with the play holding {task.short_module}, or name the new hosts "
                         "in the inventory", file=src, pointer=task.pointer)
-    group_by = inventory_change(play, ("group_by",))
-    if group_by is not None and len(pinned) > 1:
-        task = group_by
-        raise PlanError(f"{task.short_module} ({_kind(task)} {task.name!r}) in a play of several hosts "
-                        "is not supported yet: the other hosts of the play would not see the change",
-                        f"run {task.short_module} in a play of one host", file=src, pointer=task.pointer)
 
 
 def _unsupported(src: str, plan: Plan, play: Play, task: Task) -> None:

@@ -288,11 +288,16 @@ CASES: dict[str, dict[str, str]] = {
           tasks:
             - debug: msg=never chosen
         """},
-    "group_by_in_play_of_several_hosts": {"site.yml": """\
+    "group_by_then_play": {"site.yml": """\
         - hosts: web
           tasks:
             - debug: msg=first
             - group_by: key=env_{{ app_env | default('none') }}
+        - import_playbook: other.yml
+        """, "other.yml": """\
+        - hosts: env_prod
+          tasks:
+            - debug: msg=never chosen
         """},
     "run_once_templated": {"site.yml": """\
         - hosts: web

@@ -360,13 +360,31 @@ class Runner:
             self.host_vars["group_names"] = sorted(g for g, m in known.items() if name in m and g != "all")
         return changed
 
-    def _apply_added(self, added):
-        """Replay what add_host/group_by changed (this host's earlier runs, or another's)."""
+    def _apply_added(self, added, ordered=False):
+        """Replay what add_host/group_by changed (this host's earlier runs, or other hosts':
+        ``ordered``, the controller's merge over every host, whose order is Ansible's)."""
         for group, members in ((added or {}).get("groups") or {}).items():
             for name in members:
                 self._add_to_inventory(name, [group], {})
+            if ordered:  # the inventory's own members first, then the added ones in that order
+                listed = [str(m) for m in members]  # ('all' lists the hosts add_host made first)
+                known = dict(self.host_vars["groups"])
+                rest = [m for m in known.get(group) or () if m not in listed]
+                known[group] = listed + rest if group == "all" else rest + listed
+                self.host_vars["groups"] = known
+                mine = self._added["groups"].get(group)
+                if mine is not None:
+                    self._added["groups"][group] = [m for m in listed if m in mine] + \
+                        [m for m in mine if m not in listed]
         for name, host_vars in ((added or {}).get("hosts") or {}).items():
             self._add_to_inventory(name, [], unsafe(host_vars))
+        for parent, kids in ((added or {}).get("children") or {}).items():
+            mine = self._added.setdefault("children", {}).setdefault(parent, [])
+            merged = list(kids) + [k for k in mine if k not in kids] if ordered else \
+                mine + [k for k in kids if k not in mine]
+            self._added["children"][parent] = merged
+        if (added or {}).get("children"):
+            self._refresh_parents()
 
     def _change_inventory(self, result):
         """Carry out what an add_host or group_by task returned."""
@@ -374,8 +392,30 @@ class Runner:
             new = result["add_host"]
             return self._add_to_inventory(new["host_name"], new["groups"], new["host_vars"])
         known = self.host_vars.get("groups") or {}
-        changed = result["add_group"] not in known or any(p not in known for p in result["parent_groups"])
-        return self._add_to_inventory(self.host, [result["add_group"], *result["parent_groups"]], {}) or changed
+        key = result["add_group"]
+        changed = key not in known or any(p not in known for p in result["parent_groups"])
+        for parent in result["parent_groups"]:
+            if parent != "all":
+                kids = self._added.setdefault("children", {}).setdefault(parent, [])
+                changed = changed or key not in kids
+                if key not in kids:
+                    kids.append(key)
+        changed = self._add_to_inventory(self.host, [key], {}) or changed
+        self._refresh_parents()
+        return changed
+
+    def _refresh_parents(self):
+        """A parent group's hosts, as Ansible lists them: its own, then its child groups' in
+        the order the children were added (group_by's parents)."""
+        static = self.plan.get("groups") or {}
+        known = dict(self.host_vars["groups"])
+        for parent, kids in (self._added.get("children") or {}).items():
+            members = list(static.get(parent) or ())
+            for kid in kids:
+                members.extend(m for m in known.get(kid) or () if m not in members)
+            known[parent] = members
+        self.host_vars["groups"] = known
+        self.host_vars["group_names"] = sorted(g for g, m in known.items() if self.host in m and g != "all")
 
     def _base_scope(self):
         play = self._play or {}
@@ -410,7 +450,7 @@ class Runner:
             self._ended = set(state.get("ended") or ())
             self._apply_added(state.get("inventory"))
         if self.inject:
-            self._apply_added(self.inject.get("inventory"))  # what add_host did on another host
+            self._apply_added(self.inject.get("inventory"), ordered=True)  # what other hosts changed
             self.runtime_vars.update(unsafe(self.inject.get("vars") or {}))
             for key, indexes in (self.inject.get("notified") or {}).items():
                 self._carried_notified[key] = sorted(set(self._carried_notified.get(key, ())) | set(indexes))
