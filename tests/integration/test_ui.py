@@ -535,3 +535,49 @@ def test_a_running_deployment_is_stopped_from_the_ui_as_ctrl_c_would(tmp_path: P
     assert "stop " in page and "by Lin (web UI from testclient" in page
     r = c.post(f"/deployments/{did}/stop", data={"csrf": c.cookies["rustle_csrf"]})
     assert r.status_code == 409 and "cannot be stopped: it is not running" in r.text
+
+
+def test_the_list_pages_through_what_the_filters_match(tmp_path: Path) -> None:
+    """120 deployments recorded through History (60 of a.yml): 50 a page, newest first, the
+    page links keep the filters, the last page has no "older" link."""
+    db = tmp_path / "state.db"
+    made: dict[str, list[str]] = {"a.yml": [], "b.yml": []}
+    order: list[str] = []
+    with History(db) as history:
+        for n in range(120):
+            plan = "a.yml" if n % 2 else "b.yml"
+            did = history.begin("deploy", plan_source=f"/srv/{plan}", user=f"user{n % 3}")
+            history.finish(did, "done")
+            made[plan].append(did)
+            order.append(did)
+    c = client(db)
+
+    def page(url: str) -> tuple[list[str], str | None, str | None]:
+        r = c.get(url)
+        assert r.status_code == 200, r.text
+        older = re.search(r'<a href="([^"]+)" id="older"', r.text)
+        newer = re.search(r'<a href="([^"]+)" id="newer"', r.text)
+        unescape = __import__("html").unescape
+        return (re.findall(r'<tr data-id="([^"]+)"', r.text), older and unescape(older[1]),
+                newer and unescape(newer[1]))
+
+    rows, older, newer = page("/")
+    assert newer is None and older == "/?page=2"
+    seen = rows
+    rows, older, newer = page("/?page=2")
+    assert newer == "/" and older == "/?page=3"
+    seen += rows
+    rows, older, newer = page("/?page=3")
+    assert older is None and newer == "/?page=2" and len(rows) == 20
+    seen += rows
+    assert seen == order[::-1]  # each once, newest first
+    rows, older, newer = page("/?plan=a.yml")
+    assert rows == made["a.yml"][::-1][:50] and older == "/?plan=a.yml&page=2" and newer is None
+    rows, older, newer = page(older)
+    assert rows == made["a.yml"][::-1][50:] and older is None and newer == "/?plan=a.yml"
+    rows, older, _ = page("/?plan=a.yml&user=user1")  # n odd and n % 3 == 1: 20 of them
+    assert rows == [d for n, d in enumerate(made["a.yml"]) if (2 * n + 1) % 3 == 1][::-1] and older is None
+    assert page("/?page=9")[0] == []
+    for bad in ("0", "x", "-1"):
+        r = c.get(f"/?page={bad}")
+        assert r.status_code == 400 and "expected a page number" in r.text

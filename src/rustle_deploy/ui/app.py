@@ -15,6 +15,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlencode
 
 import jinja2
 from starlette.applications import Starlette
@@ -38,6 +39,7 @@ from .security import Guard, authorized, check_csrf, login_cookie, safe_next
 HERE = Path(__file__).parent
 POLL_SECONDS = 0.5  # how often the live feed looks at the history
 KEEPALIVE_SECONDS = 15.0
+PAGE_SIZE = 50  # deployments per page of the list
 
 
 @dataclass(frozen=True)
@@ -101,6 +103,14 @@ def _date(value: str, name: str, end: bool = False) -> float | None:
     raise ValueError(f"{name}={value!r}: expected a date, YYYY-MM-DD or YYYY-MM-DDTHH:MM (UTC)")
 
 
+def _page_number(value: str) -> int:
+    if not value:
+        return 1
+    if not value.isdigit() or int(value) < 1:
+        raise ValueError(f"page={value!r}: expected a page number, 1 or more")
+    return int(value)
+
+
 def create_app(config: UiConfig) -> Starlette:
     env = _environment()
     reader = HistoryReader(config.state_db)
@@ -119,11 +129,20 @@ def create_app(config: UiConfig) -> Starlette:
             filters = Filters(state=q.get("state", ""), plan=q.get("plan", ""), user=q.get("user", ""),
                               op=q.get("op", ""), since=_date(q.get("since", ""), "since"),
                               until=_date(q.get("until", ""), "until", end=True))
+            number = _page_number(q.get("page", ""))
         except ValueError as exc:
             return page(request, "error.html", 400, title="Bad filter", message=str(exc))
-        rows = reader.deployments(filters)
-        return page(request, "deployments.html", rows=rows, q=q, states=reader.states(),
-                    running=any(r.status == "running" for r in rows))
+        rows = reader.deployments(filters, limit=PAGE_SIZE + 1, offset=(number - 1) * PAGE_SIZE)
+        more, rows = len(rows) > PAGE_SIZE, rows[:PAGE_SIZE]
+        kept = {k: v for k, v in q.items() if v and k != "page"}  # the filters, carried by the page links
+
+        def link(n: int) -> str:
+            return "/?" + urlencode({**kept, **({"page": n} if n > 1 else {})}) if kept or n > 1 else "/"
+
+        return page(request, "deployments.html", rows=rows, q=kept, states=reader.states(),
+                    running=any(r.status == "running" for r in rows), number=number,
+                    first=(number - 1) * PAGE_SIZE + 1,
+                    newer=link(number - 1) if number > 1 else None, older=link(number + 1) if more else None)
 
     def deployment(request: Request) -> Response:
         did = request.path_params["id"]

@@ -135,7 +135,8 @@ class HistoryReader:
         return DeploymentRow(str(did), float(created), finished, str(op), plan, sha, str(status), target, user,
                              ctx if isinstance(ctx, dict) else {}, int(hosts), int(failed), int(pending))
 
-    def deployments(self, filters: Filters = Filters(), limit: int = 200) -> list[DeploymentRow]:
+    def deployments(self, filters: Filters = Filters(), limit: int = 200, offset: int = 0) -> list[DeploymentRow]:
+        """The deployments ``filters`` match, newest first: ``limit`` of them after the first ``offset``."""
         with self._db() as db:
             if db is None:
                 return []
@@ -162,7 +163,8 @@ class HistoryReader:
                 where.append("d.created_at < ?")
                 args.append(filters.until)
             sql = self._deployment_select(db) + (" WHERE " + " AND ".join(where) if where else "")
-            rows = db.execute(sql + " ORDER BY d.created_at DESC, d.rowid DESC LIMIT ?", [*args, limit]).fetchall()
+            rows = db.execute(sql + " ORDER BY d.created_at DESC, d.rowid DESC LIMIT ? OFFSET ?",
+                              [*args, limit, offset]).fetchall()
             return [self._deployment(r) for r in rows]
 
     def states(self) -> list[str]:
