@@ -657,7 +657,10 @@ def _deploy_jobs(
     early: EarlyStarts | None = None,
     schedule: Schedule | None = None,
     resumed: _Resumed | None = None,
+    compiled: bool = False,
 ) -> int:
+    """Deploy (and run) ``by_host``'s artifacts; ``compiled``: this command built them (or
+    found them in the compilation cache), so the history counts its cache hits."""
     opts, settings = session.opts, session.settings
     run = bool(opts.get("run_"))
     staging = bool(opts.get("stage"))  # upload, verify, prepare; --promote activates and runs later
@@ -678,6 +681,9 @@ def _deploy_jobs(
         else:
             did = history.begin("deploy", plan_source=source, plan_sha256=plan_sha, context=_context(session),
                                 user=session.opts.get("actor"))
+        if compiled:
+            distinct = {by_host[h.name].sha256: by_host[h.name].cached for h in hosts}
+            history.record_artifacts(did, len(distinct), sum(distinct.values()))
         started = time.monotonic()
         notifier = _notifier(session)
         if notifier is not None:
@@ -964,7 +970,7 @@ def deploy(
     schedule: Schedule | None = None,
 ) -> int:
     by_host = {name: a for a in artifacts for name in a.hosts}
-    return _deploy_jobs(session, plan, hosts, by_host, plan.source, plan.sha256, early, schedule)
+    return _deploy_jobs(session, plan, hosts, by_host, plan.source, plan.sha256, early, schedule, compiled=True)
 
 
 def resume(session: Session, plan: Plan, hosts: list[Host], artifacts: list[Artifact], deployment_id: str) -> int:
@@ -1031,7 +1037,8 @@ def resume(session: Session, plan: Plan, hosts: list[Host], artifacts: list[Arti
         batch_of={n: b for n, (b, _) in dep.rollout.hosts.items() if b is not None},
         activated=activated, previous={n: records[n].previous_sha256 for n in activated},
     )
-    return _deploy_jobs(session, plan, chosen, by_host, plan.source, plan.sha256, None, schedule, resumed)
+    return _deploy_jobs(session, plan, chosen, by_host, plan.source, plan.sha256, None, schedule, resumed,
+                        compiled=True)
 
 
 def promote(session: Session, deployment_id: str | None) -> int:

@@ -132,6 +132,8 @@ _ADDED_COLUMNS = (
     ("deployments", "context", "TEXT"),
     ("host_outcomes", "duration", "REAL"),
     ("host_outcomes", "uploaded_bytes", "INTEGER"),
+    ("deployments", "artifacts", "INTEGER"),  # distinct artifacts the deployment compiled or found
+    ("deployments", "artifacts_cached", "INTEGER"),  # of which the compilation cache held
 )
 
 # Task results keep at most this many characters of each stdout, stderr, msg and diff.
@@ -439,6 +441,14 @@ class History:
                 (deployment_id, host, status, binary_name, sha256, previous_sha256, remote_dir, error, time.time(),
                  duration, uploaded_bytes),
             )
+
+    def record_artifacts(self, deployment_id: str, artifacts: int, cached: int) -> None:
+        """Add to the deployment's count of artifacts it needed and of those the compilation
+        cache already held (a resumed rollout compiles again: its counts add up)."""
+        with self._tx() as db:
+            db.execute("UPDATE deployments SET artifacts = coalesce(artifacts, 0) + ?, "
+                       "artifacts_cached = coalesce(artifacts_cached, 0) + ? WHERE id = ?",
+                       (artifacts, cached, deployment_id))
 
     def record_progress(self, deployment_id: str, progress: dict[str, tuple[str | None, int]]) -> None:
         """Each running host's current task and how many it finished (the UI's live view)."""

@@ -581,3 +581,23 @@ def test_the_list_pages_through_what_the_filters_match(tmp_path: Path) -> None:
     for bad in ("0", "x", "-1"):
         r = c.get(f"/?page={bad}")
         assert r.status_code == 400 and "expected a page number" in r.text
+
+
+def test_compilation_cache_hits_are_recorded_shown_and_scraped(fleet: dict[str, Any]) -> None:
+    """Deploying ver=1 again finds its artifact in the compilation cache: the history counts
+    the hit, the deployment page and /metrics show it; the first two compiled theirs."""
+    assert deploy(fleet["root"], 1) == 1
+    third = ids(fleet["db"])[-1]
+    with closing(sqlite3.connect(fleet["db"])) as db:
+        counts = dict((str(r[0]), (r[1], r[2])) for r in db.execute(
+            "SELECT id, artifacts, artifacts_cached FROM deployments"))
+        sent = db.execute("SELECT sum(uploaded_bytes) FROM host_outcomes WHERE deployment_id = ?",
+                          (third,)).fetchone()[0]
+    assert counts == {fleet["first"]: (1, 0), fleet["second"]: (1, 0), third: (1, 1)}
+    c = client(fleet["db"])
+    assert "1 (1 from the compilation cache, 0 compiled)" in c.get(f"/deployments/{third}").text
+    page = c.get(f"/deployments/{fleet['first']}").text
+    assert "1 (0 from the compilation cache, 1 compiled)" in page
+    assert sent == 0 and "(0 bytes)" in c.get(f"/deployments/{third}").text  # the hosts held it already
+    samples = {s.name: s.value for f in text_string_to_metric_families(c.get("/metrics").text) for s in f.samples}
+    assert samples["rustle_artifacts_total"] == 3 and samples["rustle_artifact_cache_hits_total"] == 1

@@ -49,6 +49,9 @@ class DeploymentRow:
     hosts: int = 0
     failed: int = 0
     pending: int = 0
+    artifacts: int | None = None  # distinct artifacts compiled or taken from the cache
+    artifacts_cached: int | None = None  # of which the compilation cache held (hits)
+    uploaded_bytes: int | None = None  # artifact bytes sent to its hosts
 
     @property
     def duration(self) -> float:
@@ -121,19 +124,24 @@ class HistoryReader:
             "(SELECT count(*) FROM host_outcomes o WHERE o.deployment_id = d.id AND (o.status IN ('failed', 'rolled_back') "
             "OR EXISTS (SELECT 1 FROM runs r WHERE r.deployment_id = d.id AND r.host = o.host "
             "AND (coalesce(r.exit_code, 0) != 0 OR coalesce(r.failed, 0) > 0)))), "
-            "(SELECT count(*) FROM host_outcomes o WHERE o.deployment_id = d.id AND o.status = 'pending') "
-            "FROM deployments d"
+            "(SELECT count(*) FROM host_outcomes o WHERE o.deployment_id = d.id AND o.status = 'pending'), "
+            + ("d.artifacts, d.artifacts_cached, " if self._has(db, "deployments", "artifacts") else "NULL, NULL, ")
+            + ("(SELECT sum(o.uploaded_bytes) FROM host_outcomes o WHERE o.deployment_id = d.id) "
+               if self._has(db, "host_outcomes", "uploaded_bytes") else "NULL ")
+            + "FROM deployments d"
         )
 
     @staticmethod
     def _deployment(row: tuple[Any, ...]) -> DeploymentRow:
-        did, created, op, plan, sha, status, target, user, finished, context, hosts, failed, pending = row
+        (did, created, op, plan, sha, status, target, user, finished, context, hosts, failed, pending, artifacts, cached,
+         uploaded) = row
         try:
             ctx = json.loads(context) if context else {}
         except ValueError:
             ctx = {}
         return DeploymentRow(str(did), float(created), finished, str(op), plan, sha, str(status), target, user,
-                             ctx if isinstance(ctx, dict) else {}, int(hosts), int(failed), int(pending))
+                             ctx if isinstance(ctx, dict) else {}, int(hosts), int(failed), int(pending), artifacts,
+                             cached, uploaded)
 
     def deployments(self, filters: Filters = Filters(), limit: int = 200, offset: int = 0) -> list[DeploymentRow]:
         """The deployments ``filters`` match, newest first: ``limit`` of them after the first ``offset``."""
@@ -312,13 +320,17 @@ class HistoryReader:
         """Everything /metrics reports, in one read."""
         with self._db() as db:
             if db is None:
-                return {"uploaded": 0, "deployments": [], "hosts": [], "durations": [], "host_durations": []}
+                return {"uploaded": 0, "artifacts": 0, "cache_hits": 0, "deployments": [], "hosts": [], "durations": [], "host_durations": []}
             finished = "finished_at" if self._has(db, "deployments", "finished_at") else "NULL"
             duration = "duration" if self._has(db, "host_outcomes", "duration") else "NULL"
+            cache = (db.execute("SELECT coalesce(sum(artifacts), 0), coalesce(sum(artifacts_cached), 0) "
+                                "FROM deployments").fetchone() if self._has(db, "deployments", "artifacts") else (0, 0))
             uploaded = (db.execute("SELECT coalesce(sum(uploaded_bytes), 0) FROM host_outcomes").fetchone()[0]
                         if self._has(db, "host_outcomes", "uploaded_bytes") else 0)
             return {
                 "uploaded": uploaded,
+                "artifacts": cache[0],
+                "cache_hits": cache[1],
                 "deployments": db.execute("SELECT op, status, count(*) FROM deployments GROUP BY op, status").fetchall(),
                 "hosts": db.execute(
                     "SELECT d.op, o.status, count(*) FROM host_outcomes o JOIN deployments d ON d.id = o.deployment_id "
