@@ -48,6 +48,7 @@ from .transport.options import check_connections
 if TYPE_CHECKING:
     from .compiler.build import Artifact
     from .pipeline import Session
+    from .tracing import Trace
     from .transport.early import EarlyStarts
 
 MANIFEST_KIND = "rustle-deploy-manifest"
@@ -84,8 +85,11 @@ def _fan_out(
     timeout: float | None = None,
     progress: _Progress | None = None,
     throttle: int = 0,
+    trace: Trace | None = None,
 ) -> list[HostOutcome]:
     reporter = session_reporter
+    if trace is not None:  # the agent announces each stage: the host's span is cut by them
+        jobs = [replace(j, trace=True) for j in jobs]
     parallel = min(_parallel(settings, plan), throttle or sys.maxsize)
     connect = make_connect(settings.ssh_client, min(parallel, len(jobs)), early)
     reporter.start(what, len(jobs))
@@ -98,6 +102,8 @@ def _fan_out(
 
     def done(outcome: HostOutcome) -> None:
         on_outcome(outcome)
+        if trace is not None:
+            trace.host(outcome, what, _outcome_status(outcome), {})
         reporter.host_done(outcome.host, _host_line(outcome), failed=outcome.error is not None)
 
     try:
@@ -681,6 +687,8 @@ def _deploy_jobs(
         else:
             did = history.begin("deploy", plan_source=source, plan_sha256=plan_sha, context=_context(session),
                                 user=session.opts.get("actor"))
+        if session.trace is not None:
+            session.trace.deployment(did, "deploy", source)
         if compiled:
             distinct = {by_host[h.name].sha256: by_host[h.name].cached for h in hosts}
             history.record_artifacts(did, len(distinct), sum(distinct.values()))
@@ -736,7 +744,8 @@ def _deploy_jobs(
             jobs = [HostJob(host=host_of[n], op="health", deployment_id=did, health=checks[n]) for n in names]
             deadline = max(settings.timeout, max(checks[n].timeout for n in names) + 30.0)
             outcomes = _fan_out(jobs, settings, plan, session.reporter, lambda o: None,
-                                f"health check, batch {len(roll.batches) + 1}/{roll.total}", timeout=deadline)
+                                f"health check, batch {len(roll.batches) + 1}/{roll.total}", timeout=deadline,
+                                trace=session.trace)
             return {o.host: o for o in outcomes}
 
         def revert(names: list[str]) -> dict[str, str | None]:
@@ -759,7 +768,7 @@ def _deploy_jobs(
             if not jobs:
                 return why
             session.reporter.line(f"rolling back {len(jobs)} host(s) to the release before deployment {did}")
-            for o in _fan_out(jobs, settings, plan, session.reporter, lambda o: None, "rollback"):
+            for o in _fan_out(jobs, settings, plan, session.reporter, lambda o: None, "rollback", trace=session.trace):
                 if o.error is None and o.rolled_back and o.run_exit in (None, 0):
                     why[o.host] = None
                     history.record_host(did, o.host, "rolled_back", binary_name=job_of[o.host].binary_name,
@@ -836,7 +845,7 @@ def _deploy_jobs(
                 what += f" batch {number}/{roll.total} ({stage.label}, {describe_serial(stage.serial)})"
             outcomes = _fan_out(jobs, settings, plan, session.reporter, on_outcome, what,
                                early if number == 1 else None, progress=progress,
-                               throttle=stage.throttle)
+                               throttle=stage.throttle, trace=session.trace)
             uncertain = {
                 o.host: str(o.error) for o, j in zip(outcomes, jobs, strict=True)
                 if j.op == "deploy" and o.error is not None and not o.activated and o.agent is None
@@ -1154,6 +1163,8 @@ def _simple_op(
     """
     with History(session.settings.state_db) as history:
         did = history.begin(op, target_id=target_id, context=_context(session), user=session.opts.get("actor"))
+        if session.trace is not None:
+            session.trace.deployment(did, op, None)
         jobs = jobs_for(did)
         job_of = {j.host.name: j for j in jobs}
         history.pending(did, [(j.host.name, j.binary_name or None, j.sha256, j.host.remote_dir) for j in jobs])
@@ -1179,7 +1190,7 @@ def _simple_op(
 
         status = "interrupted"
         try:
-            outcomes = _fan_out(jobs, session.settings, None, session.reporter, on_outcome, op)
+            outcomes = _fan_out(jobs, session.settings, None, session.reporter, on_outcome, op, trace=session.trace)
             status = "done"
         finally:
             history.finish(did, status)
