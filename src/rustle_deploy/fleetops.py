@@ -685,7 +685,10 @@ def _deploy_jobs(
             history.resume_rollout(did)
             history.own(did, _context(session))
         else:
-            did = history.begin("deploy", plan_source=source, plan_sha256=plan_sha, context=_context(session),
+            context = _context(session)
+            if compiled and run and rolling and not staging:  # a rollout --resume can go on with
+                context["resume"] = resume_spec(opts)
+            did = history.begin("deploy", plan_source=source, plan_sha256=plan_sha, context=context,
                                 user=session.opts.get("actor"))
         if session.trace is not None:
             session.trace.deployment(did, "deploy", source)
@@ -926,6 +929,54 @@ def _context(session: Session) -> dict[str, Any]:
     inv = session.opts.get("inventory")
     return {"inventory": os.path.abspath(inv) if inv else None, "user": session.opts.get("user"),
             "private_key": session.opts.get("private_key")}
+
+
+# What a later ``--resume`` needs of this command's flags (resume_spec): paths made absolute,
+# values kept as given. Anything that may hold a secret is never kept (see _WITHHELD).
+_RESUME_PATHS = {"inventory": "-i", "private_key": "--private-key", "config": "--config", "cache_dir": "--cache-dir"}
+_RESUME_VALUES = {"user": "-u", "tags": "--tags", "skip_tags": "--skip-tags", "become_user": "--become-user",
+                  "become_method": "--become-method", "ssh_client": "--ssh-client", "timeout": "--timeout",
+                  "parallel": "--parallel", "health_check": "--health-check", "health_url": "--health-url",
+                  "health_retries": "--health-retries", "health_interval": "--health-interval",
+                  "health_timeout": "--health-timeout", "start_at_task": "--start-at-task"}
+_RESUME_SWITCHES = {"check": "--check", "diff": "--diff", "become": "--become", "verify": "--verify"}
+
+
+def resume_spec(opts: dict[str, Any]) -> dict[str, Any]:
+    """How to resume this deployment's rollout without its terminal (the web UI's resume):
+    the working directory and the arguments of ``rustle-deploy ARGS --resume ID``, and what
+    was given but is not kept because it may be a secret (``withheld``: the UI then shows the
+    command to type instead). Extra variables are kept only as ``-e @FILE`` paths, never values."""
+    argv: list[str] = []
+    withheld: list[str] = []
+    plan = opts.get("execution_plan")
+    if not plan or plan == "-":
+        withheld.append("the plan or playbook, read from standard input")
+    else:
+        argv.append(os.path.abspath(os.path.expanduser(plan)))
+    for key, flag in _RESUME_PATHS.items():
+        if opts.get(key):
+            argv += [flag, os.path.abspath(os.path.expanduser(str(opts[key])))]
+    for folder in opts.get("files_dir") or ():
+        argv += ["--files-dir", os.path.abspath(os.path.expanduser(folder))]
+    for key, flag in _RESUME_VALUES.items():
+        if opts.get(key) not in (None, ""):
+            argv += [flag, str(opts[key])]
+    if opts.get("format_") not in (None, "auto"):
+        argv += ["--format", str(opts["format_"])]
+    for key, flag in _RESUME_SWITCHES.items():
+        if opts.get(key):
+            argv.append(flag)
+    for given in opts.get("extra_vars") or ():
+        if str(given).startswith("@"):
+            argv += ["-e", "@" + os.path.abspath(os.path.expanduser(str(given)[1:]))]
+        else:
+            withheld.append("-e with values on the command line (the history never keeps them: they may be secrets)")
+    if opts.get("notify"):
+        withheld.append("--notify URLs (a webhook URL may be a secret; config.toml's [notify] is read again)")
+    if opts.get("ask_become_pass"):
+        withheld.append("-K (the become password is asked on a terminal)")
+    return {"cwd": os.getcwd(), "argv": [*argv, "--run"], "withheld": sorted(set(withheld))}
 
 
 def _manifest(

@@ -299,6 +299,25 @@ def _text(value: Any) -> str | None:
     return text if len(text) <= TASK_TEXT_LIMIT else text[:TASK_TEXT_LIMIT] + "\n[... cut: too long to keep]"
 
 
+def read_rollout(db: sqlite3.Connection, deployment_id: str) -> Rollout | None:
+    """The rollout of ``deployment_id`` as recorded (also over the web UI's read-only connections)."""
+    row = db.execute(
+        "SELECT state, batches, done_batches, stopped_after, reason, schedule, controller FROM rollouts "
+        "WHERE deployment_id = ?",
+        (deployment_id,),
+    ).fetchone()
+    if row is None:
+        return None
+    rows = db.execute(
+        "SELECT host, batch, state, stages_done FROM rollout_hosts WHERE deployment_id = ? ORDER BY host",
+        (deployment_id,),
+    ).fetchall()
+    state, batches, done, stopped, reason, schedule, controller = row
+    return Rollout(state, batches, done, stopped, reason, json.loads(schedule),
+                   {str(h): (b, str(st)) for h, b, st, _ in rows}, {str(h): int(n) for h, _, _, n in rows},
+                   controller)
+
+
 def login_name() -> str:
     """Who runs this process, for the history: the login name (``SUDO_USER`` under sudo)."""
     import getpass
@@ -548,21 +567,7 @@ class History:
                        (state, stopped_after, reason, deployment_id))
 
     def rollout(self, deployment_id: str) -> Rollout | None:
-        row = self._db.execute(
-            "SELECT state, batches, done_batches, stopped_after, reason, schedule, controller FROM rollouts "
-            "WHERE deployment_id = ?",
-            (deployment_id,),
-        ).fetchone()
-        if row is None:
-            return None
-        rows = self._db.execute(
-            "SELECT host, batch, state, stages_done FROM rollout_hosts WHERE deployment_id = ? ORDER BY host",
-            (deployment_id,),
-        ).fetchall()
-        state, batches, done, stopped, reason, schedule, controller = row
-        return Rollout(state, batches, done, stopped, reason, json.loads(schedule),
-                       {str(h): (b, str(st)) for h, b, st, _ in rows}, {str(h): int(n) for h, _, _, n in rows},
-                       controller)
+        return read_rollout(self._db, deployment_id)
 
     def cleaned_since(self, host: str, remote_dir: str | None, since: float) -> str | None:
         """The id of the latest cleanup of ``host``'s ``remote_dir`` at or after ``since``, if any."""

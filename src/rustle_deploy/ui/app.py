@@ -31,7 +31,7 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from ..state import login_name
-from .actions import rollback_preview, run_rollback, stop, stop_target
+from .actions import resume_plan, rollback_preview, run_rollback, start_resume, stop, stop_target
 from .data import Filters, HistoryReader
 from .metrics import scrape
 from .security import Guard, authorized, check_csrf, login_cookie, safe_next
@@ -103,6 +103,13 @@ def _date(value: str, name: str, end: bool = False) -> float | None:
     raise ValueError(f"{name}={value!r}: expected a date, YYYY-MM-DD or YYYY-MM-DDTHH:MM (UTC)")
 
 
+def _actor(request: Request, operator: Any) -> str:
+    """Who asks for an action, as the history records it."""
+    name = str(operator or "").strip()[:80]
+    client = request.client.host if request.client else "?"
+    return f"{name or 'anonymous'} (web UI from {client}, server user {login_name()})"
+
+
 def _page_number(value: str) -> int:
     if not value:
         return 1
@@ -152,6 +159,7 @@ def create_app(config: UiConfig) -> Starlette:
         hosts = reader.hosts(did)
         totals = {k: sum((h.recap or {}).get(k, 0) for h in hosts) for k in ("ok", "changed", "failed", "skipped")}
         return page(request, "deployment.html", d=dep, hosts=hosts, totals=totals, actions=reader.actions_on(did),
+                    rollout=reader.rollout(did),
                     target=reader.deployment(dep.target_id) if dep.target_id else None)
 
     def host_tasks(request: Request) -> Response:
@@ -233,9 +241,7 @@ def create_app(config: UiConfig) -> Starlette:
                         message=f"deployment {did} is still running: roll it back once it has ended")
         form = await request.form()
         only = form.get("host")
-        operator = str(form.get("operator") or "").strip()[:80]
-        client = request.client.host if request.client else "?"
-        actor = f"{operator or 'anonymous'} (web UI from {client}, server user {login_name()})"
+        actor = _actor(request, form.get("operator"))
         started = time.time()
         result = await asyncio.to_thread(run_rollback, did, dep.context, [str(only)] if only else None, actor,
                                          config.config)
@@ -259,11 +265,32 @@ def create_app(config: UiConfig) -> Starlette:
         if dep is None:
             return not_found(request, f"deployment {did}")
         form = await request.form()
-        operator = str(form.get("operator") or "").strip()[:80]
-        client = request.client.host if request.client else "?"
-        actor = f"{operator or 'anonymous'} (web UI from {client}, server user {login_name()})"
+        actor = _actor(request, form.get("operator"))
         sid, what = stop(config.state_db, reader, did, actor)
         return page(request, "stop.html", 200 if sid else 409, d=dep, pid=None, what=what, done=sid)
+
+    def resume_confirm(request: Request) -> Response:
+        did = request.path_params["id"]
+        dep = reader.deployment(did)
+        plan = resume_plan(reader, did)
+        if dep is None or plan is None:
+            return not_found(request, f"rollout of deployment {did}")
+        return page(request, "resume.html", d=dep, plan=plan, done=None, what=None)
+
+    async def resume_do(request: Request) -> Response:
+        why = await check_csrf(request)
+        if why is not None:
+            return page(request, "error.html", 403, title="Refused", message=why)
+        did = request.path_params["id"]
+        dep = reader.deployment(did)
+        plan = resume_plan(reader, did)
+        if dep is None or plan is None:
+            return not_found(request, f"rollout of deployment {did}")
+        form = await request.form()
+        actor = _actor(request, form.get("operator"))
+        rid, what = await asyncio.to_thread(start_resume, config.state_db, reader, did, actor,
+                                            config.state_db.parent / "ui-logs")
+        return page(request, "resume.html", 200 if rid else 409, d=dep, plan=plan, done=rid, what=what)
 
     def login_form(request: Request) -> Response:
         if config.token is None or authorized(request, config.token):
@@ -307,6 +334,8 @@ def create_app(config: UiConfig) -> Starlette:
         Route("/deployments/{id}/rollback", rollback_do, methods=["POST"]),
         Route("/deployments/{id}/stop", stop_confirm, methods=["GET"]),
         Route("/deployments/{id}/stop", stop_do, methods=["POST"]),
+        Route("/deployments/{id}/resume", resume_confirm, methods=["GET"]),
+        Route("/deployments/{id}/resume", resume_do, methods=["POST"]),
         Route("/hosts/{host}", host),
         Route("/api/deployments", api_deployments),
         Route("/api/deployments/{id}", api_deployment),

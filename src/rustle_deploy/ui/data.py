@@ -17,6 +17,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
+from ..state import Rollout, read_rollout
+
 # What a host's row says about the release it runs afterwards (sha256 is then current there).
 CURRENT_STATUSES = ("activated", "unchanged", "rollback")
 FAILED_STATUSES = ("failed", "rolled_back")
@@ -341,6 +343,11 @@ class HistoryReader:
                     f"SELECT d.op, o.{duration} FROM host_outcomes o JOIN deployments d ON d.id = o.deployment_id "
                     f"WHERE o.{duration} IS NOT NULL").fetchall() if duration != "NULL" else [],
             }
+
+    def rollout(self, deployment_id: str) -> Rollout | None:
+        """The deployment's rollout (batches, each host's state), if it ran in batches."""
+        with self._db() as db:
+            return None if db is None or not self._has(db, "rollouts") else read_rollout(db, deployment_id)
 
     def owner(self, deployment_id: str) -> str | None:
         """The controller process that runs ``deployment_id`` (state.controller_identity), if open."""
