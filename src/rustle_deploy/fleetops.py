@@ -126,16 +126,21 @@ def _fan_out(
 
 
 class _Progress:
-    """Each running host's current task, written to the history (``host_progress``) at most
-    once a second, in one transaction: what the web UI's live view shows of hosts that have
-    not finished. Advisory: a write the database refuses is dropped, never a host's failure."""
+    """Each running host's current task and the task results it has reported, written to the
+    history (``host_progress``, ``task_results``) at most once a second, in one transaction:
+    what the web UI's live view shows of hosts that have not finished. When a host finishes,
+    its outcome's transaction records every result again under the same numbers. Advisory: a
+    write the database refuses is dropped, never a host's failure."""
 
     INTERVAL = 1.0
 
-    def __init__(self, history: History, deployment_id: str) -> None:
+    def __init__(self, history: History, deployment_id: str, run_id: str | None = None) -> None:
         self.history = history
         self.deployment_id = deployment_id
+        self.run_id = run_id  # None: no task results are recorded as they come
         self.state: dict[str, tuple[str | None, int]] = {}
+        self.results: dict[str, list[dict[str, Any]]] = {}  # per host, not written yet
+        self.first: dict[str, int] = {}  # per host: the number of its next result
         self.changed: set[str] = set()
         self.last = 0.0
         self.scheduled = False
@@ -147,6 +152,8 @@ class _Progress:
             task = str(event.get("task") or event.get("id") or "")
         elif kind in ("task_result", "handler_result"):
             done += 1
+            if self.run_id is not None:
+                self.results.setdefault(host, []).append(event)
         else:
             return
         self.state[host] = (task, done)
@@ -158,6 +165,11 @@ class _Progress:
             self.scheduled = True
             asyncio.get_running_loop().call_later(wait, self.flush)
 
+    def host_done(self, host: str) -> None:
+        """``host``'s outcome is recorded with all its results: a later stage numbers after them."""
+        self.results.pop(host, None)
+        self.first.pop(host, None)
+
     def flush(self) -> None:
         self.scheduled = False
         self.last = time.monotonic()
@@ -166,7 +178,16 @@ class _Progress:
         changed = {h: self.state[h] for h in self.changed}
         self.changed.clear()
         try:
-            self.history.record_progress(self.deployment_id, changed)
+            with self.history.together():
+                self.history.record_progress(self.deployment_id, changed)
+                for host, results in list(self.results.items()):
+                    if not results or self.run_id is None:
+                        continue
+                    if host not in self.first:  # after what earlier stages of this run recorded
+                        self.first[host] = self.history.count_tasks(self.run_id, host)
+                    self.history.record_tasks(self.deployment_id, host, self.run_id, results, self.first[host])
+                    self.first[host] += len(results)
+                    self.results[host] = []
         except StateError:
             pass  # the database is busy: the next second's write says more
 
@@ -739,7 +760,7 @@ def _deploy_jobs(
         job_of: dict[str, HostJob] = {}  # each host's deploy job
         phased = _Phased()
         in_flight: list[HostJob] = []
-        progress = _Progress(history, did)
+        progress = _Progress(history, did, run_id if run else None)
         recorded: set[str] = set()
 
         def gate(names: list[str]) -> dict[str, HostOutcome]:
@@ -838,6 +859,7 @@ def _deploy_jobs(
                         history.record_rollout_host(did, outcome.host, roll.batch_of.get(outcome.host),
                                                     roll.state_of(outcome.host), roll.stages_done.get(outcome.host, 0))
                 recorded.add(outcome.host)
+                progress.host_done(outcome.host)
                 if notifier is not None:
                     notifier.send(host_doc(did, "deploy", outcome.host, _outcome_status(merged),
                                            not _summary(merged).is_failure, str(merged.error) if merged.error else None,

@@ -475,11 +475,14 @@ class History:
             db.executemany("INSERT OR REPLACE INTO host_progress VALUES (?, ?, ?, ?, ?)",
                            [(deployment_id, h, t, n, time.time()) for h, (t, n) in progress.items()])
 
-    def record_tasks(self, deployment_id: str, host: str, run_id: str, events: list[dict[str, Any]]) -> None:
+    def record_tasks(self, deployment_id: str, host: str, run_id: str, events: list[dict[str, Any]],
+                     first: int = 0) -> None:
         """The task and handler results of ``host``'s run, as its events carried them: a
-        ``no_log`` result arrives censored by the runtime (only its status keys), and is kept so."""
+        ``no_log`` result arrives censored by the runtime (only its status keys), and is kept so.
+        ``first``: the number (``seq``) of the first result in ``events`` (results recorded while
+        the host runs, then all of them again, with the same numbers, when it ends)."""
         rows = []
-        for seq, ev in enumerate(e for e in events if e.get("event") in ("task_result", "handler_result")):
+        for seq, ev in enumerate((e for e in events if e.get("event") in ("task_result", "handler_result")), first):
             diff = ev.get("diff")
             rows.append((
                 deployment_id, host, run_id, seq, int(ev.get("event") == "handler_result"),
@@ -493,6 +496,11 @@ class History:
         with self._tx() as db:
             db.executemany("INSERT OR REPLACE INTO task_results VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                            rows)
+
+    def count_tasks(self, run_id: str, host: str) -> int:
+        """How many task and handler results of ``host``'s run are recorded."""
+        return int(self._db.execute("SELECT count(*) FROM task_results WHERE run_id = ? AND host = ?",
+                                    (run_id, host)).fetchone()[0])
 
     def record_run(self, deployment_id: str, host: str, run_id: str, exit_code: int | None, recap: dict[str, Any] | None) -> None:
         recap = recap or {}

@@ -601,3 +601,84 @@ def test_compilation_cache_hits_are_recorded_shown_and_scraped(fleet: dict[str, 
     assert sent == 0 and "(0 bytes)" in c.get(f"/deployments/{third}").text  # the hosts held it already
     samples = {s.name: s.value for f in text_string_to_metric_families(c.get("/metrics").text) for s in f.samples}
     assert samples["rustle_artifacts_total"] == 3 and samples["rustle_artifact_cache_hits_total"] == 1
+
+
+LIVE_PLAYBOOK = """\
+- hosts: all
+  gather_facts: false
+  tasks:
+    - name: first step
+      command: echo first-output
+    - name: failing but ignored
+      shell: "echo oops >&2; exit 4"
+      ignore_errors: true
+    - name: wait for the gate
+      shell: "while [ ! -e {{ gate }} ]; do sleep 0.1; done"
+    - name: last
+      command: echo last-output
+"""
+
+
+def test_task_results_reach_the_ui_while_the_host_runs(tmp_path: Path, rustle_home: Path) -> None:
+    """A deployment in its own process holds its host at a gate: the results before it are in
+    the history, on the host's task page and in the live view before the host ends; at the end
+    each result is there once, under the same numbers."""
+    import subprocess
+    import sys
+    import time
+
+    db = tmp_path / "state.db"
+    (tmp_path / "site.yml").write_text(LIVE_PLAYBOOK)
+    (tmp_path / "inv.ini").write_text(f"h1 ansible_connection=local rustle_remote_dir={tmp_path}/r1\n")
+    gate = tmp_path / "gate"
+    env = dict(os.environ, RUSTLE_STATE_DB=str(db))
+    with open(tmp_path / "deploy.log", "wb") as log:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "rustle_deploy.cli", str(tmp_path / "site.yml"), "-i", str(tmp_path / "inv.ini"),
+             "--run", "-e", f"gate={gate}", "--output", "json"],
+            env=env, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT)
+    try:
+        from rustle_deploy.ui.data import HistoryReader
+
+        reader = HistoryReader(db)
+        deadline = time.monotonic() + 120
+        did = None
+        while time.monotonic() < deadline:
+            try:
+                rows = reader.deployments()
+                did = rows[0].id if rows else None
+                hosts = reader.hosts(did) if did else []
+                if hosts and hosts[0].task == "wait for the gate" and len(reader.tasks(did, "h1")) == 2:
+                    break
+            except sqlite3.OperationalError:
+                pass  # the deploy is creating the schema
+            assert proc.poll() is None, (tmp_path / "deploy.log").read_text()
+            time.sleep(0.1)
+        else:
+            raise AssertionError("the first two results never reached the history")
+        assert did is not None
+        first, second = reader.tasks(did, "h1")
+        assert (first.seq, first.task, first.stdout) == (0, "first step", "first-output")
+        assert (second.seq, second.task, second.status, second.rc) == (1, "failing but ignored", "failed", 4)
+        (h1,) = reader.hosts(did)
+        assert h1.status == "pending" and h1.recent == [("first step", "changed"), ("failing but ignored", "failed")]
+        c = client(db)
+        page = c.get(f"/deployments/{did}/hosts/h1").text
+        assert "first-output" in page and "oops" in page and 'data-refresh="2"' in page and "last-output" not in page
+        page = c.get(f"/deployments/{did}").text
+        assert ("running “wait for the gate” (2 done) · “first step” changed · “failing but ignored” failed"
+                in page)
+        live = c.get(f"/api/deployments/{did}").json()
+        assert live["rows"][0]["recent"][-1] == {"task": "failing but ignored", "status": "failed"}
+        assert live["rows"][0]["failed_tasks"] == ["failing but ignored"]  # shown as it happens
+        gate.touch()
+        assert proc.wait(120) == 0  # an ignored failure fails nothing
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    tasks = reader.tasks(did, "h1")
+    assert [(t.seq, t.task) for t in tasks] == [(0, "first step"), (1, "failing but ignored"),
+                                               (2, "wait for the gate"), (3, "last")]
+    assert tasks[0].stdout == "first-output" and tasks[3].stdout == "last-output"
+    assert 'data-refresh' not in client(db).get(f"/deployments/{did}/hosts/h1").text

@@ -22,6 +22,7 @@ from ..state import Rollout, read_rollout
 # What a host's row says about the release it runs afterwards (sha256 is then current there).
 CURRENT_STATUSES = ("activated", "unchanged", "rollback")
 FAILED_STATUSES = ("failed", "rolled_back")
+RECENT = 3  # task results of a running host the live view shows
 
 
 @dataclass(frozen=True)
@@ -76,6 +77,7 @@ class HostRow:
     failed_tasks: list[TaskRow] = field(default_factory=list)
     task: str | None = None  # while pending: the task it runs now (host_progress)
     tasks_done: int = 0
+    recent: list[tuple[str, str]] = field(default_factory=list)  # while pending: its last results (task, status)
 
 
 @dataclass
@@ -226,6 +228,13 @@ class HistoryReader:
                 ):
                     if host in by_host and by_host[host].status == "pending":
                         by_host[host].task, by_host[host].tasks_done = task, int(done)
+            if self._has(db, "task_results"):
+                for host, task, status in db.execute(
+                    "SELECT t.host, t.task, t.status FROM task_results t JOIN host_outcomes o ON o.deployment_id = "
+                    "t.deployment_id AND o.host = t.host WHERE t.deployment_id = ? AND o.status = 'pending' "
+                    "ORDER BY t.host, t.seq", (deployment_id,)
+                ):
+                    by_host[host].recent = [*by_host[host].recent[-(RECENT - 1):], (task or "", status or "")]
             for t in self._tasks(db, deployment_id, None, failed_only=True):
                 if t.host in by_host:
                     by_host[t.host].failed_tasks.append(t)
@@ -313,7 +322,8 @@ class HistoryReader:
                  "duration": None if h.duration is None else round(h.duration, 2),
                  "before": (h.previous_sha256 or "")[:12], "after": (h.sha256 or "")[:12],
                  "recap": h.recap, "failed_tasks": [t.task or "" for t in h.failed_tasks],
-                 "task": h.task, "tasks_done": h.tasks_done}
+                 "task": h.task, "tasks_done": h.tasks_done,
+                 "recent": [{"task": t, "status": st} for t, st in h.recent]}
                 for h in self.hosts(deployment_id)
             ],
         }
