@@ -948,9 +948,10 @@ def _deploy_jobs(
 def _context(session: Session) -> dict[str, Any]:
     """How this command reaches its hosts, for a later command that must ask them
     (reconcile.py): the inventory's path and the -u / --private-key given."""
-    inv = session.opts.get("inventory")
+    inv, key = session.opts.get("inventory"), session.opts.get("private_key")
     return {"inventory": os.path.abspath(inv) if inv else None, "user": session.opts.get("user"),
-            "private_key": session.opts.get("private_key")}
+            # absolute: the later command (the web UI's rollback) may run in another directory
+            "private_key": os.path.abspath(os.path.expanduser(key)) if key else None}
 
 
 # What a later ``--resume`` needs of this command's flags (resume_spec): paths made absolute,

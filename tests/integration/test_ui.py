@@ -394,6 +394,14 @@ def test_a_database_of_the_earlier_schema_is_read_then_migrated(tmp_path: Path) 
         assert db.execute("SELECT user, finished_at FROM deployments WHERE id = 'd-old'").fetchone() == (None, None)
     page = c.get("/hosts/web1").text
     assert "d-old" in page and did in page
+    # how d-old reached its hosts is not recorded: its rollback is left to the command line
+    confirm = c.get("/deployments/d-old/rollback")
+    assert confirm.status_code == 200 and 'id="confirm"' not in confirm.text
+    assert "rustle-deploy --rollback d-old -i INVENTORY" in confirm.text
+    refused = c.post("/deployments/d-old/rollback", data={"csrf": c.cookies.get("rustle_csrf")})
+    assert refused.status_code == 409 and "recorded by an earlier version" in refused.text
+    with closing(sqlite3.connect(db_path)) as db:
+        assert db.execute("SELECT count(*) FROM deployments WHERE op = 'rollback'").fetchone() == (0,)
 
 
 def test_a_plan_file_named_ui_is_given_as_dot_slash_ui(
@@ -682,3 +690,21 @@ def test_task_results_reach_the_ui_while_the_host_runs(tmp_path: Path, rustle_ho
                                                (2, "wait for the gate"), (3, "last")]
     assert tasks[0].stdout == "first-output" and tasks[3].stdout == "last-output"
     assert 'data-refresh' not in client(db).get(f"/deployments/{did}/hosts/h1").text
+
+
+def test_the_key_a_deployment_used_is_recorded_as_an_absolute_path(
+    tmp_path: Path, rustle_home: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
+) -> None:
+    """The UI's rollback reaches the hosts with it from its own working directory."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("RUSTLE_STATE_DB", str(tmp_path / "state.db"))
+    (tmp_path / "keys").mkdir()
+    (tmp_path / "keys" / "id").write_text("not used by a local host\n")
+    (tmp_path / "site.yml").write_text("- hosts: all\n  gather_facts: false\n  tasks:\n    - command: echo hi\n")
+    (tmp_path / "inv.ini").write_text(f"h1 ansible_connection=local rustle_remote_dir={tmp_path}/r1\n")
+    assert main(["site.yml", "-i", "inv.ini", "--run", "--private-key", "keys/id", "--output", "json"]) == 0, \
+        capsys.readouterr().err
+    with closing(sqlite3.connect(tmp_path / "state.db")) as db:
+        (context,) = db.execute("SELECT context FROM deployments").fetchone()
+    assert __import__("json").loads(context) == {"inventory": str(tmp_path / "inv.ini"), "user": None,
+                                                 "private_key": str(tmp_path / "keys" / "id")}

@@ -40,6 +40,8 @@ HERE = Path(__file__).parent
 POLL_SECONDS = 0.5  # how often the live feed looks at the history
 KEEPALIVE_SECONDS = 15.0
 PAGE_SIZE = 50  # deployments per page of the list
+UNKNOWN_CONTEXT = ("the history does not say how deployment {0} reached its hosts (it was recorded by an earlier "
+                   "version): roll it back on the command line, rustle-deploy --rollback {0} -i INVENTORY")
 
 
 @dataclass(frozen=True)
@@ -225,8 +227,8 @@ def create_app(config: UiConfig) -> Starlette:
         steps = rollback_preview(reader, did, only)
         if only and not steps:
             return not_found(request, f"host {only} of deployment {did}")
-        return page(request, "rollback.html", d=dep, steps=steps, only=only,
-                    can=any(s.refused is None for s in steps) and dep.status != "running")
+        return page(request, "rollback.html", d=dep, steps=steps, only=only, unknown=not dep.context,
+                    can=any(s.refused is None for s in steps) and dep.status != "running" and bool(dep.context))
 
     async def rollback_do(request: Request) -> Response:
         why = await check_csrf(request)
@@ -239,6 +241,8 @@ def create_app(config: UiConfig) -> Starlette:
         if dep.status == "running":
             return page(request, "error.html", 409, title="Still running",
                         message=f"deployment {did} is still running: roll it back once it has ended")
+        if not dep.context:
+            return page(request, "error.html", 409, title="Use the command line", message=UNKNOWN_CONTEXT.format(did))
         form = await request.form()
         only = form.get("host")
         actor = _actor(request, form.get("operator"))
