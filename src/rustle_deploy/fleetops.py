@@ -808,6 +808,13 @@ def _deploy_jobs(
         roll = _Rollout(schedule, gate if checks is not None else None, revert if run else None, resumed)
 
         def fan_out(stage: Stage, number: int, names: list[str]) -> list[HostOutcome]:
+            if not rolling:
+                return fan_out_batch(stage, number, names)
+            with session.phase(f"batch {number}/{roll.total}", **{"rustle.stage": stage.label,
+                                                                 "rustle.hosts": len(names)}):
+                return fan_out_batch(stage, number, names)
+
+        def fan_out_batch(stage: Stage, number: int, names: list[str]) -> list[HostOutcome]:
             ran = (run_here if stage.local else fan_out_hosts)(stage, number, names[:1] if stage.once else names)
             if not stage.once:
                 return ran

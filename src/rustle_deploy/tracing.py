@@ -1,8 +1,8 @@
 """OpenTelemetry traces of a command, when the SDK is installed and OTEL_* asks for them.
 
 One trace per command: a span for the command (``rustle-deploy deploy``, named after the
-deployment once it has an id), a ``compile`` child, and per host a ``host NAME`` child whose
-own children are the stages the controller saw it go through (``connect``, then the agent's
+deployment once it has an id), a ``compile`` child, a ``batch N/M`` child per batch of a
+rollout, and per host a ``host NAME`` child (of its batch) whose own children are the stages the controller saw it go through (``connect``, then the agent's
 ``upload``, ``verify``, ``activate``, ``history``, ``run``, each announced by the agent when
 ``HostJob.trace`` is set). A failed host's span has the ERROR status. Spans carry names,
 outcomes and counts, never task output (so never a ``no_log`` value).
@@ -91,11 +91,12 @@ class Trace:
 
         self.tracer = self.provider.get_tracer("rustle_deploy", __version__)
         self.root = self.tracer.start_span(f"rustle-deploy {command}", attributes={"rustle.command": command})
+        self.open: list[Any] = []  # the phases open now, innermost last: new spans go under it
 
     def _context(self) -> Any:
         from opentelemetry import trace
 
-        return trace.set_span_in_context(self.root)
+        return trace.set_span_in_context(self.open[-1] if self.open else self.root)
 
     def deployment(self, deployment_id: str, op: str, plan: str | None) -> None:
         """Name the command's span after the deployment it records."""
@@ -105,14 +106,17 @@ class Trace:
 
     @contextmanager
     def phase(self, name: str, **attributes: Any) -> Iterator[None]:
-        """A span for a step of the whole command (compile)."""
+        """A span for a step of the command (compile, a batch of a rollout); the spans made
+        inside (its hosts) are its children."""
         span = self.tracer.start_span(name, context=self._context(), attributes=attributes)
+        self.open.append(span)
         try:
             yield
         except BaseException as exc:
             self._fail(span, str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
             raise
         finally:
+            self.open.pop()
             span.end()
 
     @staticmethod

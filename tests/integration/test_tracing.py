@@ -209,3 +209,32 @@ def test_an_exporter_not_installed_is_a_usage_error_that_touches_nothing(
     assert "OTEL_TRACES_EXPORTER: no trace exporter named 'zipkin_json' is installed" in err
     assert "console" in err and "otlp_proto_http" in err and "hint: pip install 'rustle-deploy[otel]'" in err
     assert not (tmp_path / "r1").exists() and not (tmp_path / "state.db").exists()
+
+
+@pytest.mark.ssh
+def test_a_rollout_has_a_span_per_batch_holding_its_hosts(
+    sshd: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, rustle_home: Path, receiver: Receiver,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    monkeypatch.setenv("RUSTLE_STATE_DB", str(tmp_path / "state.db"))
+    _clear_otel(monkeypatch)
+    monkeypatch.setenv("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", receiver.url)  # alone: the exporter is otlp
+    hosts = {}
+    for n in ("a1", "a2", "a3"):
+        hosts[n] = dict(sshd.host(n, tmp_path / "remote" / n, rustle_test_root=str(tmp_path / "root" / n)).vars)
+        (tmp_path / "root" / n).mkdir(parents=True)
+    inv = tmp_path / "inv.yml"
+    inv.write_text(yaml.safe_dump({"all": {"hosts": hosts}}))
+    site = tmp_path / "site.yml"
+    site.write_text("- hosts: all\n  serial: 2\n  gather_facts: false\n  tasks:\n    - command: echo hi\n")
+    assert main([str(site), "-i", str(inv), "--run", "--output", "json"]) == 0, capsys.readouterr().err
+    spans = [s for _, s in receiver.spans()]
+    assert {r["service.name"] for r, _ in receiver.spans()} == {"rustle-deploy"}  # no OTEL_SERVICE_NAME
+    (root,) = [s for s in spans if not s.parent_span_id]
+    assert root.status.code == Status.STATUS_CODE_UNSET and root.name.startswith("deploy d-")
+    batches = sorted((s for s in spans if s.parent_span_id == root.span_id and s.name.startswith("batch ")),
+                     key=lambda s: s.start_time_unix_nano)
+    assert [b.name for b in batches] == ["batch 1/2", "batch 2/2"]
+    assert batches[0].end_time_unix_nano <= batches[1].start_time_unix_nano  # one after the other
+    under = [sorted(s.name for s in spans if s.parent_span_id == b.span_id) for b in batches]
+    assert under == [["host a1", "host a2"], ["host a3"]]
