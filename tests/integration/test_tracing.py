@@ -181,8 +181,10 @@ def test_a_deployment_over_ssh_sends_its_spans_to_an_otlp_receiver(
             assert span.status.code == Status.STATUS_CODE_UNSET
 
 
-def test_without_otel_variables_nothing_of_opentelemetry_is_imported(tmp_path: Path) -> None:
-    """A deployment to a local host in a fresh interpreter, OTEL_* unset."""
+@pytest.mark.parametrize("otel", [{}, {"OTEL_SDK_DISABLED": "true", "OTEL_TRACES_EXPORTER": "console"},
+                                  {"OTEL_TRACES_EXPORTER": "none"}], ids=["unset", "disabled", "none"])
+def test_without_traces_asked_nothing_of_opentelemetry_is_imported(otel: dict[str, str], tmp_path: Path) -> None:
+    """A deployment to a local host in a fresh interpreter."""
     (tmp_path / "site.yml").write_text("- hosts: all\n  gather_facts: false\n  tasks:\n    - command: echo hi\n")
     (tmp_path / "inv.ini").write_text(f"h1 ansible_connection=local rustle_remote_dir={tmp_path}/r1\n")
     code = (
@@ -191,9 +193,26 @@ def test_without_otel_variables_nothing_of_opentelemetry_is_imported(tmp_path: P
         "print('RC', rc, sorted(m for m in sys.modules if m.startswith('opentelemetry')))\n"
     )
     env = {k: v for k, v in __import__("os").environ.items() if not k.startswith("OTEL_")}
-    env.update(HOME=str(tmp_path), RUSTLE_STATE_DB=str(tmp_path / "state.db"))
+    env.update(HOME=str(tmp_path), RUSTLE_STATE_DB=str(tmp_path / "state.db"), **otel)
     done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
     assert done.stdout.splitlines()[-1] == "RC 0 []", done.stderr
+
+
+def test_the_console_exporter_writes_to_stderr_and_leaves_the_json_on_stdout(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, rustle_home: Path, capfd: pytest.CaptureFixture[str],
+) -> None:
+    import json
+
+    _clear_otel(monkeypatch)
+    monkeypatch.setenv("OTEL_TRACES_EXPORTER", "console")
+    monkeypatch.setenv("RUSTLE_STATE_DB", str(tmp_path / "state.db"))
+    (tmp_path / "site.yml").write_text("- hosts: all\n  gather_facts: false\n  tasks:\n    - command: echo hi\n")
+    (tmp_path / "inv.ini").write_text(f"h1 ansible_connection=local rustle_remote_dir={tmp_path}/r1\n")
+    assert main([str(tmp_path / "site.yml"), "-i", str(tmp_path / "inv.ini"), "--run", "--output", "json"]) == 0
+    out, err = capfd.readouterr()
+    doc = json.loads(out)  # stdout is the deployment's JSON alone
+    assert '"name": "host h1"' in err and f'"name": "deploy {doc["deployment_id"]}"' in err
+    assert '"name": "compile"' in err and '"name": "run"' in err
 
 
 def test_an_exporter_not_installed_is_a_usage_error_that_touches_nothing(
