@@ -795,10 +795,13 @@ def _deploy_jobs(
             for o in _fan_out(jobs, settings, plan, session.reporter, lambda o: None, "rollback", trace=session.trace):
                 if o.error is None and o.rolled_back and o.run_exit in (None, 0):
                     why[o.host] = None
+                    deployed = roll.outcomes.get(o.host)  # what the deployment did there before
                     history.record_host(did, o.host, "rolled_back", binary_name=job_of[o.host].binary_name,
                                         sha256=o.sha256, previous_sha256=o.previous_sha256,
                                         remote_dir=host_of[o.host].remote_dir,
-                                        error=f"rolled back: {roll.reason}")
+                                        error=f"rolled back: {roll.reason}",
+                                        duration=(deployed.duration if deployed else 0.0) + o.duration,
+                                        uploaded_bytes=job_of[o.host].size if deployed and deployed.uploaded else 0)
                 elif o.error is None and o.rolled_back:
                     why[o.host] = f"rolled back, but re-applying the previous release failed (exit {o.run_exit})"
                 else:
