@@ -708,3 +708,27 @@ def test_the_key_a_deployment_used_is_recorded_as_an_absolute_path(
         (context,) = db.execute("SELECT context FROM deployments").fetchone()
     assert __import__("json").loads(context) == {"inventory": str(tmp_path / "inv.ini"), "user": None,
                                                  "private_key": str(tmp_path / "keys" / "id")}
+
+
+def test_metrics_tell_running_deployments_from_orphaned_ones(tmp_path: Path) -> None:
+    """One deployment run by this process, one whose controller is gone: both are recorded as
+    running until a command settles the second; /metrics says which is which."""
+    import json
+    import socket
+
+    db_path = tmp_path / "state.db"
+    with History(db_path) as h:
+        alive = h.begin("deploy", plan_source="a.yml")
+        gone = h.begin("deploy", plan_source="b.yml")
+    dead = {"host": socket.gethostname(), "pid": os.getpid(), "start": -1}  # this pid, another start: gone
+    with closing(sqlite3.connect(db_path)) as db, db:
+        db.execute("UPDATE open_deployments SET owner = ? WHERE deployment_id = ?", (json.dumps(dead), gone))
+    text = client(db_path).get("/metrics").text
+    samples = {s.name: s.value for f in text_string_to_metric_families(text) for s in f.samples}
+    assert samples["rustle_deployments_running"] == 2 and samples["rustle_deployments_orphaned"] == 1
+    with History(db_path) as h:
+        h.finish(alive, "done")
+        h.finish(gone, "interrupted")
+    text = client(db_path).get("/metrics").text
+    samples = {s.name: s.value for f in text_string_to_metric_families(text) for s in f.samples}
+    assert samples["rustle_deployments_running"] == 0 and samples["rustle_deployments_orphaned"] == 0

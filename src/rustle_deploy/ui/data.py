@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
-from ..state import Rollout, read_rollout
+from ..state import Rollout, owner_alive, read_rollout
 
 # What a host's row says about the release it runs afterwards (sha256 is then current there).
 CURRENT_STATUSES = ("activated", "unchanged", "rollback")
@@ -332,14 +332,17 @@ class HistoryReader:
         """Everything /metrics reports, in one read."""
         with self._db() as db:
             if db is None:
-                return {"uploaded": 0, "artifacts": 0, "cache_hits": 0, "deployments": [], "hosts": [], "durations": [], "host_durations": []}
+                return {"orphaned": 0, "uploaded": 0, "artifacts": 0, "cache_hits": 0, "deployments": [], "hosts": [], "durations": [], "host_durations": []}
             finished = "finished_at" if self._has(db, "deployments", "finished_at") else "NULL"
             duration = "duration" if self._has(db, "host_outcomes", "duration") else "NULL"
             cache = (db.execute("SELECT coalesce(sum(artifacts), 0), coalesce(sum(artifacts_cached), 0) "
                                 "FROM deployments").fetchone() if self._has(db, "deployments", "artifacts") else (0, 0))
             uploaded = (db.execute("SELECT coalesce(sum(uploaded_bytes), 0) FROM host_outcomes").fetchone()[0]
                         if self._has(db, "host_outcomes", "uploaded_bytes") else 0)
+            owners = (db.execute("SELECT o.owner FROM open_deployments o JOIN deployments d ON d.id = o.deployment_id "
+                                 "WHERE d.status = 'running'").fetchall() if self._has(db, "open_deployments") else [])
             return {
+                "orphaned": sum(1 for (owner,) in owners if not owner_alive(str(owner))),
                 "uploaded": uploaded,
                 "artifacts": cache[0],
                 "cache_hits": cache[1],

@@ -56,7 +56,10 @@ class HistoryCollector(Collector):
             running += count if status == "running" else 0
             rollbacks += count if op == "rollback" else 0
         yield deployments
-        yield GaugeMetricFamily("rustle_deployments_running", "Deployments running now", value=running)
+        yield GaugeMetricFamily("rustle_deployments_running", "Deployments recorded as running (orphaned ones included)",
+                                value=running)
+        yield GaugeMetricFamily("rustle_deployments_orphaned", "Deployments recorded as running whose controller "
+                                "process is gone (the next rustle-deploy command settles them)", value=rows["orphaned"])
         yield CounterMetricFamily("rustle_rollbacks", "Rollbacks recorded (command line and UI)", value=rollbacks)
         yield CounterMetricFamily("rustle_uploaded_bytes", "Artifact bytes sent to hosts (hosts that had the "
                                   "artifact already count 0)", value=rows["uploaded"])
