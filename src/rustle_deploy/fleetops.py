@@ -767,9 +767,10 @@ def _deploy_jobs(
             assert checks is not None
             jobs = [HostJob(host=host_of[n], op="health", deployment_id=did, health=checks[n]) for n in names]
             deadline = max(settings.timeout, max(checks[n].timeout for n in names) + 30.0)
-            outcomes = _fan_out(jobs, settings, plan, session.reporter, lambda o: None,
-                                f"health check, batch {len(roll.batches) + 1}/{roll.total}", timeout=deadline,
-                                trace=session.trace)
+            what = f"health check, batch {len(roll.batches) + 1}/{roll.total}"
+            with session.phase(what, **{"rustle.hosts": len(names)}):
+                outcomes = _fan_out(jobs, settings, plan, session.reporter, lambda o: None, what, timeout=deadline,
+                                    trace=session.trace)
             return {o.host: o for o in outcomes}
 
         def revert(names: list[str]) -> dict[str, str | None]:
@@ -792,7 +793,10 @@ def _deploy_jobs(
             if not jobs:
                 return why
             session.reporter.line(f"rolling back {len(jobs)} host(s) to the release before deployment {did}")
-            for o in _fan_out(jobs, settings, plan, session.reporter, lambda o: None, "rollback", trace=session.trace):
+            with session.phase("rollback", **{"rustle.hosts": len(jobs)}):
+                reverted = _fan_out(jobs, settings, plan, session.reporter, lambda o: None, "rollback",
+                                    trace=session.trace)
+            for o in reverted:
                 if o.error is None and o.rolled_back and o.run_exit in (None, 0):
                     why[o.host] = None
                     deployed = roll.outcomes.get(o.host)  # what the deployment did there before

@@ -231,7 +231,7 @@ def test_an_exporter_not_installed_is_a_usage_error_that_touches_nothing(
 
 
 @pytest.mark.ssh
-def test_a_rollout_has_a_span_per_batch_holding_its_hosts(
+def test_a_rollout_has_a_span_per_batch_and_health_check_holding_their_hosts(
     sshd: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, rustle_home: Path, receiver: Receiver,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
@@ -246,7 +246,8 @@ def test_a_rollout_has_a_span_per_batch_holding_its_hosts(
     inv.write_text(yaml.safe_dump({"all": {"hosts": hosts}}))
     site = tmp_path / "site.yml"
     site.write_text("- hosts: all\n  serial: 2\n  gather_facts: false\n  tasks:\n    - command: echo hi\n")
-    assert main([str(site), "-i", str(inv), "--run", "--output", "json"]) == 0, capsys.readouterr().err
+    assert main([str(site), "-i", str(inv), "--run", "--health-check", "true", "--output", "json"]) == 0, \
+        capsys.readouterr().err
     spans = [s for _, s in receiver.spans()]
     assert {r["service.name"] for r, _ in receiver.spans()} == {"rustle-deploy"}  # no OTEL_SERVICE_NAME
     (root,) = [s for s in spans if not s.parent_span_id]
@@ -257,3 +258,11 @@ def test_a_rollout_has_a_span_per_batch_holding_its_hosts(
     assert batches[0].end_time_unix_nano <= batches[1].start_time_unix_nano  # one after the other
     under = [sorted(s.name for s in spans if s.parent_span_id == b.span_id) for b in batches]
     assert under == [["host a1", "host a2"], ["host a3"]]
+    gates = sorted((s for s in spans if s.parent_span_id == root.span_id and s.name.startswith("health check")),
+                   key=lambda s: s.start_time_unix_nano)
+    assert [g.name for g in gates] == ["health check, batch 1/2", "health check, batch 2/2"]
+    assert batches[0].end_time_unix_nano <= gates[0].start_time_unix_nano <= batches[1].start_time_unix_nano
+    checked = [sorted(s.name for s in spans if s.parent_span_id == g.span_id) for g in gates]
+    assert checked == [["host a1", "host a2"], ["host a3"]]
+    assert {_attrs(s)["rustle.operation"] for s in spans if s.parent_span_id == gates[0].span_id} == {
+        "health check, batch 1/2"}
