@@ -266,3 +266,35 @@ def test_a_rollout_has_a_span_per_batch_and_health_check_holding_their_hosts(
     assert checked == [["host a1", "host a2"], ["host a3"]]
     assert {_attrs(s)["rustle.operation"] for s in spans if s.parent_span_id == gates[0].span_id} == {
         "health check, batch 1/2"}
+
+
+@pytest.mark.ssh
+def test_a_failed_gate_has_its_rollback_span(
+    sshd: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, rustle_home: Path, receiver: Receiver,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    monkeypatch.setenv("RUSTLE_STATE_DB", str(tmp_path / "state.db"))
+    _clear_otel(monkeypatch)
+    hosts = {}
+    for n in ("g1", "g2"):
+        hosts[n] = dict(sshd.host(n, tmp_path / "remote" / n, rustle_test_root=str(tmp_path / "root" / n)).vars)
+        (tmp_path / "root" / n).mkdir(parents=True)
+    inv = tmp_path / "inv.yml"
+    inv.write_text(yaml.safe_dump({"all": {"hosts": hosts}}))
+    site = tmp_path / "site.yml"
+    for version in ("v1", "v2"):
+        site.write_text(f"- hosts: all\n  serial: 1\n  gather_facts: false\n  tasks:\n    - command: echo {version}\n")
+        if version == "v2":  # traced: its gate fails on g1, which goes back to v1; g2 is never reached
+            monkeypatch.setenv("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", receiver.url)
+            args = ["--health-check", "false", "--health-retries", "0"]
+        else:
+            args = []
+        code = main([str(site), "-i", str(inv), "--run", "--output", "json", *args])
+        assert code == (1 if version == "v2" else 0), capsys.readouterr().err
+    spans = [s for _, s in receiver.spans()]
+    (root,) = [s for s in spans if not s.parent_span_id]
+    top = sorted((s for s in spans if s.parent_span_id == root.span_id), key=lambda s: s.start_time_unix_nano)
+    assert [s.name for s in top] == ["compile", "batch 1/2", "health check, batch 1/2", "rollback"]
+    (back,) = [s for s in spans if s.parent_span_id == top[-1].span_id]
+    assert back.name == "host g1" and _attrs(back)["rustle.operation"] == "rollback"
+    assert root.status.code == Status.STATUS_CODE_ERROR
