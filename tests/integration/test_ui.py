@@ -726,6 +726,10 @@ def test_metrics_tell_running_deployments_from_orphaned_ones(tmp_path: Path) -> 
     text = client(db_path).get("/metrics").text
     samples = {s.name: s.value for f in text_string_to_metric_families(text) for s in f.samples}
     assert samples["rustle_deployments_running"] == 2 and samples["rustle_deployments_orphaned"] == 1
+    page = client(db_path).get(f"/deployments/{gone}").text
+    assert 'id="orphaned"' in page and 'id="stop"' not in page
+    page = client(db_path).get(f"/deployments/{alive}").text
+    assert 'id="orphaned"' not in page and 'id="stop"' in page
     with History(db_path) as h:
         h.finish(alive, "done")
         h.finish(gone, "interrupted")

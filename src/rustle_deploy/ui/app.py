@@ -161,7 +161,7 @@ def create_app(config: UiConfig) -> Starlette:
         hosts = reader.hosts(did)
         totals = {k: sum((h.recap or {}).get(k, 0) for h in hosts) for k in ("ok", "changed", "failed", "skipped")}
         return page(request, "deployment.html", d=dep, hosts=hosts, totals=totals, actions=reader.actions_on(did),
-                    rollout=reader.rollout(did),
+                    rollout=reader.rollout(did), orphaned=dep.status == "running" and reader.orphaned(did),
                     target=reader.deployment(dep.target_id) if dep.target_id else None)
 
     def host_tasks(request: Request) -> Response:

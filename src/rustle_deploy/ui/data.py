@@ -370,6 +370,11 @@ class HistoryReader:
             row = db.execute("SELECT owner FROM open_deployments WHERE deployment_id = ?", (deployment_id,)).fetchone()
             return None if row is None else str(row[0])
 
+    def orphaned(self, deployment_id: str) -> bool:
+        """Whether ``deployment_id`` is recorded as open by a controller process that is gone."""
+        owner = self.owner(deployment_id)
+        return owner is not None and not owner_alive(owner)
+
     def cleaned_since(self, host: str, remote_dir: str | None, since: float) -> str | None:
         """The latest cleanup of ``host``'s ``remote_dir`` at or after ``since`` (as
         ``History.cleaned_since``, on a read-only connection)."""
