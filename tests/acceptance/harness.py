@@ -190,15 +190,19 @@ def prepare(root: Path, name: str, work: Path) -> Path:
         "[testgroup]\ntesthost ansible_connection=local ansible_pipelining=yes "
         f"ansible_python_interpreter={sys.executable} rustle_remote_dir={work / 'remote'}\n")
     (work / "output").mkdir()
-    (work / "home").mkdir()
+    # a private HOME, as ansible-test's test host has its own: targets write there (~/test.txt)
+    # and copy's reads ~/.ssh/authorized_keys, which ansible-test's ssh set-up provides
+    ssh = work / "home" / ".ssh"
+    ssh.mkdir(parents=True, mode=0o700)
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "acceptance", "-f", str(ssh / "id_ed25519")],
+                   check=True, capture_output=True, stdin=subprocess.DEVNULL)
+    shutil.copyfile(ssh / "id_ed25519.pub", ssh / "authorized_keys")
     return work
 
 
 def _env(work: Path) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("ANSIBLE_", "RUSTLE_"))}
-    # the real HOME, as ansible-test keeps it (the copy target reads ~/.ssh); what the tools
-    # keep there goes to the work directory instead
-    env.update(ANSIBLE_HOME=str(work / "home" / ".ansible"), RUSTLE_STATE_DB=str(work / "home" / "state.db"),
+    env.update(HOME=str(work / "home"), ANSIBLE_HOME=str(work / "home" / ".ansible"), RUSTLE_STATE_DB=str(work / "home" / "state.db"),
                RUSTLE_DEPLOY_CACHE_DIR=str(work / "home" / "cache"),
                PATH=f"{BIN}:{os.environ.get('PATH', '')}",
                ANSIBLE_ROLES_PATH=str(work / "roles"), ANSIBLE_NOCOLOR="1",

@@ -344,8 +344,26 @@ def _resolve_without_ansible(key: str, plan_dirs: Sequence[str]) -> BridgedModul
         return BridgedModule(name=name, fqcn="ansible.legacy." + short, path=path, style=style,
                              origin=f"library {directory}", interpreter=shebang(data) if style != "binary" else (),
                              data=data)
+    action = _action_plugin(short, plan_dirs)
+    if action:
+        return Missing(name, action, searched, ACTION_HINT)
     return Missing(name, "no module by this name", searched,
                    f"put it in library/ beside the plan, or {ANSIBLE_HINT} for ansible-core's modules and collections")
+
+
+ACTION_HINT = "write the task with a module, or put a module by this name in library/"
+
+
+def _action_plugin(short: str, plan_dirs: Sequence[str]) -> str:
+    """Why a task naming an action plugin of the playbook or its roles (``action_plugins/``)
+    and no module cannot run ('' when there is no such plugin): Ansible runs it on the
+    controller, with its connection; rustle-deploy runs modules on the host."""
+    for directory in plan_dirs:
+        path = os.path.join(directory, "action_plugins", short + ".py")
+        if os.path.isfile(path):
+            return (f"{path} is an action plugin with no module of its name: Ansible runs it on the controller, "
+                    "rustle-deploy runs modules on the host and does not run action plugins")
+    return ""
 
 
 def _style_refusal(style: str, path: str) -> str | None:
@@ -553,6 +571,11 @@ def _resolve_with_ansible(keys: tuple[str, ...], plan_dirs: tuple[str, ...]) -> 
             reason = str(found.get("reason") or "")
             if not reason or reason.startswith(("failed fuzzy", "no matches", "Unexpected", "found fuzzy")):
                 reason = "no module by this name"  # ansible-core's internal account of its search
+                action = _action_plugin(name[len("ansible.legacy."):] if name.startswith("ansible.legacy.")
+                                        else name, plan_dirs)
+                if action:
+                    out[key] = Missing(name, action, searched, ACTION_HINT)
+                    continue
             redirects = [r for r in found.get("redirects") or () if r != name]
             if redirects:
                 reason += " (ansible-core redirects it: " + " -> ".join([name, *redirects]) + ")"

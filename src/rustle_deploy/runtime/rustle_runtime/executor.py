@@ -570,6 +570,8 @@ class Runner:
         if not is_handler and not tags_selected(task.get("tags"), self.only_tags, self.skip_tags):
             return
         name = task.get("name") or task.get("module", "")
+        if is_handler and task.get("role"):  # Ansible names a role's handler "ROLE : NAME"
+            name = f"{task['role'].split('#')[0]} : {name}"
         head = {"id": task.get("id"), "task": name, "module": task.get("module")}
         if task.get("bridge"):
             head["bridge"] = task["bridge"]  # run through the module bridge (modules/bridge.py)
