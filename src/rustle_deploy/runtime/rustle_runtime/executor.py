@@ -156,6 +156,14 @@ def _flatten(items, levels):
     return out
 
 
+def _shown(task, name, is_handler):
+    """The name a result reports: Ansible names a role's handler ``ROLE : NAME`` (the compiler
+    gives a role's tasks that name already; a handler keeps its own, which notify matches)."""
+    if is_handler and task.get("role"):
+        return f"{task['role'].split('#')[0]} : {name}"
+    return name
+
+
 def _as_list(value):
     if value is None:
         return []
@@ -454,7 +462,8 @@ class Runner:
         if include is not None and not is_handler:
             if not tags_selected(task.get("tags"), self.only_tags, self.skip_tags):
                 return
-        head = {"id": task.get("id"), "task": task.get("name") or "include", "module": "include"}
+        head = {"id": task.get("id"), "task": _shown(task, task.get("name") or "include", is_handler),
+                "module": "include"}
         scope = self._task_scope(task)
         rounds = [(scope, {})]
         try:
@@ -569,9 +578,7 @@ class Runner:
             return
         if not is_handler and not tags_selected(task.get("tags"), self.only_tags, self.skip_tags):
             return
-        name = task.get("name") or task.get("module", "")
-        if is_handler and task.get("role"):  # Ansible names a role's handler "ROLE : NAME"
-            name = f"{task['role'].split('#')[0]} : {name}"
+        name = _shown(task, task.get("name") or task.get("module", ""), is_handler)
         head = {"id": task.get("id"), "task": name, "module": task.get("module")}
         if task.get("bridge"):
             head["bridge"] = task["bridge"]  # run through the module bridge (modules/bridge.py)
