@@ -87,7 +87,7 @@ def check_target(target: str) -> None:
 def source_key() -> str:
     """The crate's sources: a runner built from them (by any toolchain) serves them."""
     h = hashlib.sha256()
-    candidates = [SOURCE / "Cargo.toml", SOURCE / "Cargo.lock", *(SOURCE / "src").rglob("*")]
+    candidates = [SOURCE / "Cargo.toml", SOURCE / "Cargo.lock", *(SOURCE / "src").rglob("*.rs")]  # what the package ships
     for path in sorted(p for p in candidates if p.is_file()):  # never walks an in-tree target/
         h.update(str(path.relative_to(SOURCE)).encode() + b"\0" + path.read_bytes() + b"\0")
     return h.hexdigest()
