@@ -188,3 +188,29 @@ def test_a_cross_target_without_its_linker_says_what_to_install(tmp_path: Path, 
     if not os.access("/usr/bin/cargo", os.X_OK):  # no toolchain at all: that is named too, with the arm64 std
         assert "Rust's cargo" in caught.value.message
         assert "dpkg --add-architecture arm64" in caught.value.hint and "libstd-rust-dev:arm64" in caught.value.hint
+
+
+def test_a_runner_this_host_cannot_execute_is_refused_with_the_target_that_fits(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], aarch64_runner: RunnerBinary, native_cache: Path
+) -> None:
+    """The aarch64 runner sent to this x86-64 host (no binfmt here): the bootstrap reports the
+    exit status of its start (126) and the host's machine; nothing is left in runners/."""
+    plan, inv, root = workload(tmp_path, "wrong")
+    code, doc, err = cli(capsys, str(plan), "-i", str(inv), "--run", "--format", "native", "--output", "json",
+                         "-t", AARCH64)
+    assert code == 1
+    (host,) = doc["hosts"]
+    machine = os.uname().machine
+    assert f"cannot install rustle-runner {aarch64_runner.sha256[:12]}" in host["error"]
+    assert (f"hint: this host is {machine}: give it the runner built for it, "
+            f"rustle_target={machine}-unknown-linux-gnu in the inventory") in host["error"]
+    assert list((tmp_path / "wrong" / "remote" / "runners").iterdir()) == []
+    assert sorted(p.name for p in root.iterdir()) == ["legacy.cfg", "stale.txt"]
+
+
+def test_a_runner_that_cannot_be_loaded_points_at_the_static_build() -> None:
+    from rustle_deploy.deploy.host import _runner_install_hint
+
+    hint = _runner_install_hint({"exit": 127, "machine": "aarch64"})
+    assert "rustle_target=aarch64-unknown-linux-gnu+static" in hint and "C library is older" in hint
+    assert "no rustle-runner exists" in _runner_install_hint({"exit": 126, "machine": "riscv64"})
