@@ -230,10 +230,13 @@ class Session:
     def native_target(self, host: Host) -> str:
         """The runner target of ``host``: -t, else its ``rustle_target``, else the controller's
         own platform; a target no runner can be built for is refused here (exit 2)."""
-        from .compiler.toolchain import ToolchainError, check_target, controller_target
+        from .compiler.toolchain import STATIC, ToolchainError, check_target, controller_target
 
         declared = host.vars.get("rustle_target")
         target = self.settings.target or (str(declared) if declared else controller_target())
+        if self.settings.static_linking and not self.opts.get("target") and not target.endswith(STATIC) \
+                and target.endswith("-linux-gnu"):  # [compilation] static_linking
+            target += STATIC
         try:
             check_target(target)
         except ToolchainError as exc:

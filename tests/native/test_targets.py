@@ -86,7 +86,8 @@ def compiled(capsys: pytest.CaptureFixture[str], plan: Path, inv: Path, out: Pat
                        "-o", str(out), "--output", "json", *target)
     assert code == 0, err
     (art,) = json.loads((out / "manifest.json").read_text())["artifacts"]
-    assert art["target"] == (target[1] if target else "x86_64-unknown-linux-gnu")
+    flags = dict(zip(target[::2], target[1::2], strict=True))
+    assert art["target"] == flags.get("-t", STATIC if "--config" in flags else "x86_64-unknown-linux-gnu")
     return out / f"rustle-runner-{art['runner']}", out / art["file"]
 
 
@@ -214,3 +215,19 @@ def test_a_runner_that_cannot_be_loaded_points_at_the_static_build() -> None:
     hint = _runner_install_hint({"exit": 127, "machine": "aarch64"})
     assert "rustle_target=aarch64-unknown-linux-gnu+static" in hint and "C library is older" in hint
     assert "no rustle-runner exists" in _runner_install_hint({"exit": 126, "machine": "riscv64"})
+
+
+def test_config_static_linking_gives_native_hosts_the_static_runner_unless_t_says_otherwise(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], static_runner: RunnerBinary, native_cache: Path
+) -> None:
+    plan, inv, root = workload(tmp_path, "cfg")
+    config = tmp_path / "config.toml"
+    config.write_text("[compilation]\nstatic_linking = true\n")
+    runner, _ = compiled(capsys, plan, inv, tmp_path / "static", "--config", str(config))
+    assert runner.name == f"rustle-runner-{static_runner.sha256}"
+    code, _, err = cli(capsys, str(plan), "-i", str(inv), "--compile-only", "--format", "native", "-o",
+                       str(tmp_path / "flag"), "--output", "json", "--config", str(config), "-t", "x86_64-unknown-linux-gnu")
+    assert code == 0, err
+    (art,) = json.loads((tmp_path / "flag" / "manifest.json").read_text())["artifacts"]
+    assert art["target"] == "x86_64-unknown-linux-gnu" and art["runner"] != static_runner.sha256
+    assert "static_linking" not in err, "no 'has no effect' note: it has one"
