@@ -16,12 +16,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
 from rustle_deploy.compiler.runner import RunnerBinary, ensure_runner
 from rustle_deploy.compiler.toolchain import ToolchainError, choose
 
 from .conftest import RUNNER_CACHE
-from .test_native_runs import cli, files, recap, seeded, workload
+from .test_native_runs import cli, files, recap, seeded, workload, workload_for
 
 AARCH64 = "aarch64-unknown-linux-gnu"
 STATIC = "x86_64-unknown-linux-gnu+static"
@@ -231,3 +232,29 @@ def test_config_static_linking_gives_native_hosts_the_static_runner_unless_t_say
     (art,) = json.loads((tmp_path / "flag" / "manifest.json").read_text())["artifacts"]
     assert art["target"] == "x86_64-unknown-linux-gnu" and art["runner"] != static_runner.sha256
     assert "static_linking" not in err, "no 'has no effect' note: it has one"
+
+
+@pytest.mark.ssh
+@pytest.mark.parametrize("client", ["openssh", "asyncssh"])
+def test_each_host_over_ssh_gets_the_runner_of_its_own_target(
+    client: str, tmp_path: Path, capsys: pytest.CaptureFixture[str], sshd: Any, aarch64_runner: RunnerBinary,
+    native_cache: Path
+) -> None:
+    """One deployment, two hosts behind a real sshd: one declared aarch64 (this machine cannot
+    run that runner: refused with the target that fits), the other the controller's own."""
+    hosts, roots = {}, {}
+    for name, extra in (("arm", {"rustle_target": AARCH64}), ("x86", {})):
+        roots[name] = seeded(tmp_path / f"root-{name}")
+        h = sshd.host(name, tmp_path / f"remote-{name}", bench_root=str(roots[name]), bench_role="web", **extra)
+        hosts[name] = dict(h.vars)
+    inv = tmp_path / "inv.yml"
+    inv.write_text(yaml.safe_dump({"all": {"hosts": hosts}}))
+    plan = workload_for(tmp_path, sorted(hosts))
+    code, doc, err = cli(capsys, str(plan), "-i", str(inv), "--run", "--output", "json", "--format", "native",
+                         "--ssh-client", client)
+    assert code == 1, err
+    by_name = {h["name"]: h for h in doc["hosts"]}
+    assert by_name["x86"]["ok"] and by_name["x86"]["recap"]["changed"] == 9
+    assert "rustle_target=x86_64-unknown-linux-gnu in the inventory" in by_name["arm"]["error"]
+    assert list((tmp_path / "remote-arm" / "runners").iterdir()) == []
+    assert [p.name for p in (tmp_path / "remote-x86" / "runners").iterdir()] != [aarch64_runner.sha256]
