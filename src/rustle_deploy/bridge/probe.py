@@ -32,6 +32,11 @@ def _setup(plan_dirs: list[str]) -> Any:
     from ansible.plugins import loader
 
     loader.init_plugin_loader()
+    if plan_dirs:
+        from ansible.utils.collection_loader import AnsibleCollectionConfig
+
+        # as ansible-playbook: collections/ beside the playbook (the first directory) first
+        AnsibleCollectionConfig.playbook_paths = [plan_dirs[0]]
     for directory in plan_dirs:
         # what ansible-playbook does for the playbook's directory and each role it loads:
         # library/, module_utils/, action_plugins/ ... in them are searched first
