@@ -552,6 +552,10 @@ def _resolve_with_ansible(keys: tuple[str, ...], plan_dirs: tuple[str, ...]) -> 
         found = answer["modules"].get(key) or {}
         if not found.get("found"):
             reason = str(found.get("reason") or "")
+            if found.get("action_only"):
+                out[key] = Missing(name, reason, searched, "run it with ansible-playbook, or write it as a module "
+                                   "(library/) or as a rustle-deploy module (docs/modules.md)")
+                continue
             if not reason or reason.startswith(("failed fuzzy", "no matches", "Unexpected", "found fuzzy")):
                 reason = "no module by this name"  # ansible-core's internal account of its search
             redirects = [r for r in found.get("redirects") or () if r != name]
