@@ -11,12 +11,14 @@ import os
 import re
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .ansible_cfg import AnsibleConfig, load_ansible_config
-from .errors import PlanError, UsageError
+from .errors import PlanError, RustleError, UsageError
 from .inventory import Inventory, check_remote_dirs, implicit_localhost, load_inventory
 from .model import Host, Plan
 from .plan import STDIN, parse_plan
@@ -32,6 +34,7 @@ if TYPE_CHECKING:
     from .playbook import Compiled
     from .playbook.compile import VarPrompt
     from .rollout import Schedule
+    from .tracing import Trace
     from .transport.early import EarlyStarts
 
 # Modes that read the input and print something about it; they touch no host.
@@ -47,6 +50,7 @@ class Session:
     compiled: Compiled | None = None  # when the input was a playbook
     extra_vars: dict[str, Any] | None = None
     ansible_cfg: AnsibleConfig | None = None
+    trace: Trace | None = None  # OpenTelemetry spans, when OTEL_* asks for them (tracing.py)
 
     @classmethod
     def from_options(cls, opts: dict[str, Any]) -> Session:
@@ -248,27 +252,63 @@ class Session:
 
         runner = self.runner()
         s, rebuild = self.settings, bool(self.opts.get("rebuild"))
-        if runner is not None:
-            return [a for u in units for a in build_native(
-                u, cache_dir=s.cache_dir, runner=runner.sha256, rebuild=rebuild, size_limit=s.binary_size_limit)]
-        return [
-            build_unit(u, cache_dir=s.cache_dir, rebuild=rebuild, compression=s.compression,
-                       size_limit=s.binary_size_limit)
-            for u in units
-        ]
+        with self.phase("compile", **{"rustle.units": len(units)}):
+            if runner is not None:
+                return [a for u in units for a in build_native(
+                    u, cache_dir=s.cache_dir, runner=runner.sha256, rebuild=rebuild, size_limit=s.binary_size_limit)]
+            return [
+                build_unit(u, cache_dir=s.cache_dir, rebuild=rebuild, compression=s.compression,
+                           size_limit=s.binary_size_limit)
+                for u in units
+            ]
+
+    @contextmanager
+    def phase(self, name: str, **attributes: Any) -> Iterator[None]:
+        """A span of the command's trace around a step (no-op without tracing)."""
+        if self.trace is None:
+            yield
+            return
+        with self.trace.phase(name, **attributes):
+            yield
 
     # -- modes -----------------------------------------------------------------------------
     def execute(self) -> int:
         port = self.opts.get("metrics_port")
         if not port:
-            return self._execute()
+            return self._traced()
         try:
             from .ui.metrics import serving
         except ImportError as exc:
             raise UsageError(f"--metrics-port needs the ui extra ({exc.name} is not installed)",
                              "pip install 'rustle-deploy[ui]'") from exc
         with serving(self.settings.state_db, port):
+            return self._traced()
+
+    def _traced(self) -> int:
+        """``_execute`` inside the command's trace, when OTEL_* asks for one (tracing.py)."""
+        o = self.opts
+        if o.get("dry_run") or any(o.get(m) for m in ("list_deployments", "list_inventory", "list_modules",
+                                                      *LIST_MODES)):
+            return self._execute()  # nothing is compiled or touched: nothing to trace
+        from .tracing import start
+
+        command = next((m.replace("_", "-") for m in ("rollback", "cleanup", "promote", "deploy_only", "compile_only",
+                                                       "resume") if o.get(m)), "deploy")
+        self.trace = start(command)
+        if self.trace is None:
             return self._execute()
+        code: int | None = None
+        try:
+            code = self._execute()
+            return code
+        except KeyboardInterrupt:
+            code = 130
+            raise
+        except RustleError as exc:
+            code = exc.exit_code
+            raise
+        finally:
+            self.trace.end(code)
 
     def _execute(self) -> int:
         o = self.opts

@@ -107,6 +107,7 @@ class HostJob:
     upload_filter: UploadFilter | None = None
     health: HealthCheck | None = None  # op health: the gate's command and its patience
     activate: bool = True  # deploy: False stages (upload, verify, prepare; current stays as it is)
+    trace: bool = False  # the agent says when each stage starts (tracing.py's spans)
 
 
 @dataclass
@@ -127,6 +128,10 @@ class HostOutcome:
     round_trips: int = 0
     duration: float = 0.0
     agent: dict[str, Any] | None = None  # the agent's final "done" line (status, cleanup detail)
+    # when (time.time() on the controller) the host's part started, its connection was up, and
+    # each stage the agent announced (HostJob.trace) began: what its trace spans are cut from
+    started_at: float = 0.0
+    stages: list[tuple[str, float]] = field(default_factory=list)
     python: str | None = None  # the host's Python version that ran the agent
 
 
@@ -160,6 +165,8 @@ def build_request(job: HostJob) -> dict[str, Any]:
         "dry_run": bool(job.dry_run and job.op == "cleanup"),
         "run": None,
     }
+    if job.trace:
+        req["trace"] = True
     if not job.activate and job.op == "deploy":
         req["activate"] = False
     if job.health is not None:
@@ -381,6 +388,7 @@ async def deploy_host(
     """
     out = outcome if outcome is not None else HostOutcome(host=job.host.name)
     start = time.monotonic()
+    out.started_at = time.time()
     try:
         try:
             await _drive(job, connect, on_event, out)
@@ -408,6 +416,8 @@ async def _drive(job: HostJob, connect: ConnectFn, on_event: EventFn | None, out
     clean = False
     try:
         session = await conn.start(command, data)
+        if job.trace:
+            out.stages.append(("connect", out.started_at))  # from the start to the first stage
         if job.runner is not None:
             if job.push_runner:
                 await session.write_file(job.runner, runner_identity(job)[1])  # type: ignore[index]
@@ -437,7 +447,9 @@ async def _drive(job: HostJob, connect: ConnectFn, on_event: EventFn | None, out
                     on_event(job.host.name, obj)
                 continue
             kind = obj.get("agent")
-            if kind == "need_upload":
+            if kind == "stage":
+                out.stages.append((str(obj.get("stage")), time.time()))
+            elif kind == "need_upload":
                 await _upload(session, conn, job)
                 out.uploaded = True
             elif kind == "done":
