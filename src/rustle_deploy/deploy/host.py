@@ -304,6 +304,26 @@ def _after_the_fact(line: dict[str, Any]) -> str:
     return ""
 
 
+def _runner_install_hint(line: dict[str, Any]) -> str:
+    """What to do when the runner could not be installed: the target that fits the host's
+    machine (exit 126), the static build (127: the loader or C library is missing or too old)."""
+    from ..compiler.toolchain import controller_target, linux_target
+
+    machine = str(line.get("machine") or "")
+    fits = linux_target(machine) if machine else None
+    if line.get("exit") == 126:
+        if fits is None:
+            return f"this host is {machine or 'of an unknown machine'}: no rustle-runner exists for it; use --format pyz"
+        return (f"this host is {machine}: give it the runner built for it, rustle_target={fits} in the inventory "
+                f"(or -t {fits}), or use --format pyz")
+    if line.get("exit") == 127:
+        return (f"the runner could not be loaded (the host's C library is older than this controller's, or "
+                f"missing): give it the static build, rustle_target={fits or controller_target()}+static in the "
+                "inventory (or -t ...+static), or use --format pyz")
+    return ("nothing was left half-written; check the remote directory's free space, or use --format pyz "
+            f"for hosts that are not {os.uname().sysname} {os.uname().machine} like this controller")
+
+
 def _agent_error(job: HostJob, line: dict[str, Any]) -> HostError:
     name = job.host.name
     kind = line.get("kind")
@@ -338,11 +358,7 @@ def _agent_error(job: HostJob, line: dict[str, Any]) -> HostError:
         ),
         "damaged": ("deploy it again: a deployment replaces a copy that changed on the host", RemoteError),
         "io": ("check the remote directory's filesystem and permissions", RemoteError),
-        "runner_install": (
-            "nothing was left half-written; check the remote directory's free space, or use --format pyz "
-            f"for hosts that are not {os.uname().sysname} {os.uname().machine} like this controller",
-            TransferError,
-        ),
+        "runner_install": (_runner_install_hint(line), TransferError),
     }
     hint, cls = hints.get(str(kind), ("this is a bug in rustle-deploy's agent; please report it", RemoteError))
     return cls(name, msg, hint)
