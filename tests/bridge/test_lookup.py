@@ -99,9 +99,9 @@ def test_an_action_plugin_without_a_module_is_refused_as_such(
         load_plan(str(path))
     lookup._resolve.cache_clear()
     assert "unknown module 'probe_shell' in task 't'" in err.value.message
-    assert f"{tmp_path / 'action_plugins' / 'probe_shell.py'} is an action plugin with no module of its name" \
+    assert f"it is an action plugin with no module ({tmp_path / 'action_plugins' / 'probe_shell.py'})" \
         in err.value.message
-    assert "does not run action plugins" in err.value.message
+    assert "it runs on the controller" in err.value.message
 
 
 def test_with_ansible_builtin_module_is_embedded_with_exactly_its_module_utils(tmp_path: Path) -> None:
