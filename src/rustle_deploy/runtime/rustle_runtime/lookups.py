@@ -92,7 +92,9 @@ def _template(terms, ctx, template_vars=None, convert_data=True, variable_start_
         overrides = {"variable_start_string": variable_start_string, "variable_end_string": variable_end_string,
                      "comment_start_string": comment_start_string, "comment_end_string": comment_end_string,
                      "trim_blocks": trim_blocks}
-        out.append(ctx.templar.render(text, ctx.scope.child(extra), overrides))
+        # a template that writes nothing gives None; text without template syntax is text
+        nothing = None if any(m in text for m in (variable_start_string, "{%", comment_start_string)) else ""
+        out.append(ctx.templar.render(text, ctx.scope.child(extra), overrides, nothing=nothing))
     return out
 
 
@@ -216,13 +218,21 @@ def _subelements(terms, ctx):
 _SEQUENCE = re.compile(r"^((0?x?[0-9a-f]+)-)?(0?x?[0-9a-f]+)(/(0?x?[0-9a-f]+))?(:(.+))?$", re.I)
 
 
-def _number(text):
+def _number(text, field):
+    """An integer option of ``sequence`` (hex with 0x, octal with a leading 0), refused in
+    the words of Ansible's option check (which names every value's origin 'Direct')."""
+    if isinstance(text, int) and not isinstance(text, bool):
+        return text
     text = str(text)
-    if text.lower().startswith("0x"):
-        return int(text, 16)
-    if len(text) > 1 and text.startswith("0"):
-        return int(text, 8)
-    return int(text)
+    try:
+        if text.lower().startswith("0x"):
+            return int(text, 16)
+        if len(text) > 1 and text.startswith("0"):
+            return int(text, 8)
+        return int(text)
+    except ValueError:
+        raise LookupError_(f"Config '{field}' for 'sequence' lookup plugin from 'Direct' has an invalid "
+                           f"value: Invalid value provided for 'integer': {text!r}") from None
 
 
 def _sequence(terms, ctx, **options):
@@ -249,9 +259,9 @@ def _sequence(terms, ctx, **options):
                 if not sep or key not in fields:
                     raise LookupError_(f"unrecognized arguments to with_sequence: [{key!r}]")
                 fields[key] = value
-        start, stride = _number(fields["start"]), _number(fields["stride"])
-        end = None if fields["end"] is None else _number(fields["end"])
-        count = None if fields["count"] is None else _number(fields["count"])
+        start, stride = _number(fields["start"], "start"), _number(fields["stride"], "stride")
+        end = None if fields["end"] is None else _number(fields["end"], "end")
+        count = None if fields["count"] is None else _number(fields["count"], "count")
         if count is None and end is None:
             raise LookupError_("must specify count or end in with_sequence")
         if count is not None and end is not None:
@@ -296,7 +306,10 @@ def _varnames(terms, ctx):
     for term in terms:
         if not isinstance(term, str):
             raise LookupError_(f'Invalid setting identifier, "{term}" is not a string, it is a {type(term)}')
-        pattern = re.compile(term)
+        try:
+            pattern = re.compile(term)
+        except re.error as exc:
+            raise LookupError_(f'Unable to use "{term}" as a search parameter: {exc}') from exc
         out.extend(n for n in names if pattern.search(n))
     return out
 
@@ -385,9 +398,18 @@ def _controller_values(name, terms, ctx, options):
     return list(found["values"])
 
 
+def _short(name):
+    """``ansible.builtin.NAME`` (or ``ansible.legacy.NAME``) is ``NAME``."""
+    for prefix in ("ansible.builtin.", "ansible.legacy."):
+        if isinstance(name, str) and name.startswith(prefix):
+            return name[len(prefix):]
+    return name
+
+
 def run(name, terms, scope, templar, wantlist=False, errors="strict", **options):
     """``lookup(name, *terms, **options)`` as Ansible calls it; the caller marks the result as
     host data."""
+    written, name = name, _short(name)
     fn = LOOKUPS.get(name)
     if name == "first_found" and scope is not None and _found(scope) is not None:
         fn = _first_found  # an include's name: the host picks among the files the compiler found
@@ -402,8 +424,7 @@ def run(name, terms, scope, templar, wantlist=False, errors="strict", **options)
     except (LookupError_, TypeError, ValueError) as exc:
         if errors in ("warn", "ignore"):
             return [] if wantlist else None
-        raise LookupError_(f"An unhandled exception occurred while running the lookup plugin '{name}'. "
-                           f"Error was a {type(exc).__name__}, original message: {exc}") from exc
+        raise LookupError_(f"The lookup plugin '{written}' failed: {exc}") from exc  # ansible-core 2.19's words
     if wantlist or not values:
         return values
     if len(values) == 1:

@@ -506,14 +506,15 @@ class Templar:
     def __init__(self, read_file=None):
         self.read_file = read_file  # sha256 -> bytes of an embedded file (include, lookup)
 
-    def render(self, text, scope, overrides=None):
+    def render(self, text, scope, overrides=None, nothing=""):
         """Render ``text`` as a full Jinja2 template to a string (host data as it is), with
-        Ansible's syntax ``overrides`` (OVERRIDE_DEFAULTS) and the ``#jinja2:`` line."""
+        Ansible's syntax ``overrides`` (OVERRIDE_DEFAULTS) and the ``#jinja2:`` line;
+        ``nothing`` when a template writes no output at all (lookup('template') gives None)."""
         if isinstance(text, UnsafeText):
             return text
-        return self._tracked(self._render, text, scope, overrides)
+        return self._tracked(self._render, text, scope, overrides, nothing)
 
-    def _render(self, text, scope, overrides=None):
+    def _render(self, text, scope, overrides=None, nothing=""):
         if text.startswith(JINJA2_OVERRIDE):
             text, overrides = split_overrides(text, overrides)
         effective = _effective(overrides)
@@ -533,13 +534,16 @@ class Templar:
             if tmpl is None:
                 tmpl = env.rustle_cache[("t", text, effective)] = env.from_string(text)
             ctx = tmpl.new_context(env.rustle_vars(scope, env.globals), shared=True)
-            result = "".join(tmpl.root_render_func(ctx))
+            chunks = list(tmpl.root_render_func(ctx))
         except TemplateError:
             raise
         except Exception as exc:  # jinja2.TemplateError, filter errors, TypeError from user data
             raise _error(exc) from exc
         finally:
             loader.names, loader.read_file = saved
+        if not chunks:
+            return nothing
+        result = "".join(chunks)
         options = dict(effective)
         if options.get("keep_trailing_newline"):
             return result
