@@ -43,7 +43,10 @@ if TYPE_CHECKING:
 SEARCH_VAR = "__rustle_search"  # the runtime's templating.SEARCH_VAR
 _TEMPLATED = re.compile(r"{{|{%|{#")
 _SHAPE = re.compile(r"{{.*?}}|{%.*?%}|{#.*?#}", re.S)
-_LOOKUP = re.compile(r"""\b(?:lookup|query|q)\(\s*(['"])(template|file)\1\s*,\s*(['"])([^'"{}]+)\3\s*[,)]""")
+# lookup('file', 'a', 'b', lstrip=True): the literal names (group 3), up to the first other argument
+_LOOKUP = re.compile(r"""\b(?:lookup|query|q)\(\s*(['"])(?:ansible\.builtin\.)?(template|file)\1"""
+                     r"""((?:\s*,\s*(['"])[^'"{}]+\4(?=\s*[,)]))+)""")
+_LITERAL = re.compile(r"""(['"])([^'"{}]+)\1""")
 MAX_TREE_FILES = 10_000
 MAX_INCLUDE_DEPTH = 50
 
@@ -197,10 +200,10 @@ class Embedder:
                         break
 
     def _lookups(self, task: Task, search: dict[str, dict[str, Any]]) -> None:
-        """``lookup('template'|'file', 'literal name')`` anywhere in the task."""
+        """``lookup('template'|'file', 'literal name', ...)`` anywhere in the task."""
         text = repr((task.args, task.extras, [c.value for c in task.conditions]))
-        for match in _LOOKUP.finditer(text):
-            kind, name = match.group(2), match.group(4)
+        calls = [(m.group(2), n.group(2)) for m in _LOOKUP.finditer(text) for n in _LITERAL.finditer(m.group(3))]
+        for kind, name in calls:
             key = "templates" if kind == "template" else "files"
             if name in search[key]:
                 continue
