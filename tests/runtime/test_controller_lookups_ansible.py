@@ -1,4 +1,4 @@
-"""Controller lookups (env, pipe, fileglob, first_found, password) against ansible-core: run on
+"""Controller lookups (env, pipe, fileglob, first_found, password; the fileglob filter) against ansible-core: run on
 the controller while the task compiles, their results embedded (issue 12)."""
 
 from __future__ import annotations
@@ -29,6 +29,8 @@ TASKS = [
     {"name": "fileglob dir", "debug": {"msg": "{{ query('fileglob', 'files/sub/*.txt') | map('basename') | list }}"}},
     {"name": "fileglob none", "debug": {"msg": "{{ query('fileglob', 'nothing/*.zip') }}"}},
     {"name": "fileglob loop", "debug": {"msg": "{{ item | basename }}"}, "loop": "{{ query('fileglob', '{d}/files/*.txt') | sort }}"},
+    {"name": "fileglob filter", "debug": {"msg": "{{ '{d}/files/*' | fileglob | map('basename') | sort }}"}},
+    {"name": "fileglob filter none", "debug": {"msg": "{{ '{d}/nothing/*.zip' | ansible.builtin.fileglob }}"}},
     {"name": "first_found", "debug": {"msg": "{{ lookup('first_found', params) }}"}},
     {"name": "first_found list", "debug": {"msg": "{{ lookup('first_found', ['missing.txt', 'top.txt']) }}"}},
     {"name": "first_found kwargs", "debug": {"msg": "{{ lookup('first_found', files=['x', 'default.yml'], paths=['{d}/vars']) }}"}},

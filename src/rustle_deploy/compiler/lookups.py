@@ -1,7 +1,7 @@
 """Ansible's controller lookups, run on the controller while a task compiles.
 
-``env``, ``pipe``, ``lines``, ``fileglob``, ``first_found`` and ``password`` read (or write) the controller
-in Ansible. The compiler renders each task that calls one under every variable scope it knows
+``env``, ``pipe``, ``lines``, ``fileglob``, ``first_found`` and ``password`` (and the ``fileglob``
+filter) read (or write) the controller in Ansible. The compiler renders each task that calls one under every variable scope it knows
 (``sources.static_scopes``: inventory, play and task variables, static loop items) with
 ``ControllerLookups`` installed as the runtime's ``lookups.controller``; each call's result (or
 its error) is recorded under ``lookups.lookup_key`` and embedded in the task
@@ -28,7 +28,8 @@ from contextlib import contextmanager
 from typing import Any
 
 CONTROLLER_CALL = re.compile(
-    r"""\b(?:lookup|query|q)\(\s*['"](?:ansible\.builtin\.)?(env|pipe|lines|fileglob|first_found|password)['"]""")
+    r"""\b(?:lookup|query|q)\(\s*['"](?:ansible\.builtin\.)?(env|pipe|lines|fileglob|first_found|password)['"]"""
+    r"""|\|\s*(?:ansible\.builtin\.)?fileglob\b""")  # the fileglob filter globs the controller too
 PASSWORD_PARAMS = frozenset(("length", "encrypt", "chars", "ident", "seed"))
 DEFAULT_PASSWORD_CHARS = ["ascii_letters", "digits", ".,:-_"]
 
@@ -131,6 +132,11 @@ class ControllerLookups:
                         out.extend(hits)
                         break
         return out
+
+    def _fileglob_filter(self, terms: list[Any], scope: Any) -> list[Any]:
+        """The ``fileglob`` filter: the controller's files matching the pattern, relative to the
+        working directory (ansible-core's ``glob.glob``, directories left out)."""
+        return [g for g in glob.glob(str(terms[0])) if os.path.isfile(g)]
 
     def _first_found(self, terms: list[Any], scope: Any, files: Any = None, paths: Any = None,
                      skip: Any = False, _subdir: str | None = None) -> list[Any]:

@@ -414,7 +414,7 @@ def run(name, terms, scope, templar, wantlist=False, errors="strict", **options)
     if name == "first_found" and scope is not None and _found(scope) is not None:
         fn = _first_found  # an include's name: the host picks among the files the compiler found
     try:
-        if name in CONTROLLER and fn is not _first_found:
+        if (name in CONTROLLER or name == "fileglob_filter") and fn is not _first_found:
             values = _controller_values(name, list(terms), _Context(scope, templar), options)
         elif fn is None:
             why = REFUSED.get(name, "it is not an ansible.builtin lookup")

@@ -102,6 +102,21 @@ def is_template(value):
             and not isinstance(value, UnsafeText))
 
 
+# a {{ }} block, its string literals skipped whole (a "}}" inside one does not end it)
+_VAR_BLOCK = re.compile(r"""\{\{(?:'(?:[^'\\]|\\.)*'|"(?:[^"\\]|\\.)*"|[^'"}]|\}(?!\}))*\}\}""", re.S)
+_STRING = re.compile(r"'(?:[^'\\]|\\.)*'" + r'|"(?:[^"\\]|\\.)*"', re.S)
+
+
+def escape_backslashes(text):
+    """ansible-core's escape_backslashes for a template written in YAML (task arguments,
+    variables; not template files, not conditionals): a backslash in a string literal inside
+    {{ }} stands for itself (``regex_search(r, '\\1')`` receives backslash-one, and
+    ``'a\\nb'`` is four characters). Text inside {% raw %} is left as it is."""
+    if "\\" not in text or "{% raw" in text or "{%- raw" in text:
+        return text
+    return _VAR_BLOCK.sub(lambda m: _STRING.sub(lambda s: s.group().replace("\\", "\\\\"), m.group()), text)
+
+
 def has_template(value):
     if isinstance(value, str):
         return is_template(value)
@@ -294,6 +309,11 @@ def _environment():
     def query(context, name, *terms, **kw):
         return _lookup(name, *terms, _context=context, wantlist=True, **kw)
 
+    @jinja2.pass_context
+    def fileglob(context, pathname):
+        return _lookup("fileglob_filter", pathname, _context=context, wantlist=True)
+
+    env.filters["fileglob"] = env.filters["ansible.builtin.fileglob"] = fileglob
     env.globals.update(lookup=lookup, query=query, q=query, now=now, undef=undef)
     env.rustle_vars = JinjaVars
     env.rustle_cache = {}
@@ -484,6 +504,7 @@ class Templar:
         if isinstance(value, str):
             if not is_template(value):
                 return value
+            value = escape_backslashes(value)
             # Jinja2 drops one trailing newline before it renders: "{{ [1] }}\n" is one
             # expression, so ansible-core 2.19 returns its native value (a list here); text
             # gets its newline back unless it ends with one ("{{ 'a' }}\n" is "a\n")
