@@ -130,6 +130,8 @@ CASES_MAIN = [
     T("debug var registered lines", "debug", {"var": "r_shell.stdout_lines"},
       BASE + ("r_shell.stdout_lines",)),
     T("debug var expression", "debug", {"var": "nums | sum"}, BASE + ("nums | sum",)),
+    T("debug var failing filter", "debug", {"var": "'http://a' | urlsplit('bad_filter')"}, BASE + ("msg",),
+      **IGN),
     T("debug verbosity", "debug", {"msg": "hidden", "verbosity": 2}, BASE),
     T("debug registered rc", "debug", {"msg": "rc={{ r_cmd.rc }} changed={{ r_cmd.changed }}"},
       BASE + ("msg",)),

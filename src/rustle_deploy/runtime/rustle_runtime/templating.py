@@ -39,6 +39,10 @@ class TemplateError(Exception):
     """A template or expression could not be evaluated (undefined variable, syntax, filter)."""
 
 
+class UndefinedVariable(TemplateError):
+    """The template used a variable (or key, attribute) that is not defined."""
+
+
 class TemplateSecurityError(TemplateError):
     """A template reached for Python's internals (``''.__class__``); the sandbox refused."""
 
@@ -296,7 +300,7 @@ def _environment():
                       autoescape=False, loader=EmbeddedLoader())
     for name in _LAZY_FILTERS:
         env.filters[name] = _listed(env.filters[name])
-    env.filters.update(FILTERS)
+    env.filters.update({name: _named(name, fn) for name, fn in FILTERS.items()})
     env.tests.update(TESTS)
     for table in (env.filters, env.tests):  # the fully qualified names too
         table.update({"ansible.builtin." + k: v for k, v in list(table.items())})
@@ -429,6 +433,21 @@ def _restore_newlines(source, result, newline):
 _LAZY_FILTERS = ("map", "select", "reject", "selectattr", "rejectattr")
 
 
+def _named(name, fn):
+    """A runtime filter whose FilterError names it, as ansible-core 2.19 does."""
+
+    @functools.wraps(fn)  # keeps jinja2's pass_context / pass_environment marks
+    def named(*args, **kwargs):
+        try:
+            return fn(*args, **kwargs)
+        except FilterError as exc:
+            if str(exc).startswith("The filter plugin "):
+                raise
+            raise FilterError(f"The filter plugin 'ansible.builtin.{name}' failed: {exc}") from exc
+
+    return named
+
+
 def _listed(fn):
     @functools.wraps(fn)  # keeps jinja2's pass_context / pass_environment marks
     def listed(*args, **kwargs):
@@ -476,6 +495,8 @@ def _error(exc):
     jinja2 = sys.modules.get("jinja2")
     if jinja2 is not None and isinstance(exc, jinja2.exceptions.SecurityError):
         return TemplateSecurityError(f"{msg} (templates run in Jinja2's sandbox)")
+    if jinja2 is not None and isinstance(exc, jinja2.exceptions.UndefinedError):
+        return UndefinedVariable(msg)
     return TemplateError(msg)
 
 

@@ -32,7 +32,7 @@ def debug(ctx, args):
     if ctx.verbosity < verbosity:
         return {"changed": False, "skipped": True, "skipped_reason": "Verbosity threshold not met."}
     if "var" in args:
-        from ..templating import TemplateError, is_unsafe
+        from ..templating import TemplateError, UndefinedVariable, is_unsafe
 
         name = args["var"]
         if not isinstance(name, str):
@@ -43,8 +43,10 @@ def debug(ctx, args):
                                 "var: r.stdout")
         try:
             value = ctx.evaluate(name)
-        except TemplateError:
+        except UndefinedVariable:
             value = "VARIABLE IS NOT DEFINED!"
+        except TemplateError as exc:  # a failing filter, a syntax error: Ansible fails the task
+            raise ModuleFailure(f"Task failed: Error while resolving `var` expression: {exc}") from exc
         return {"changed": False, name: value}
     return {"changed": False, "msg": args.get("msg", "Hello world!")}
 
