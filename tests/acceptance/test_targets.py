@@ -22,7 +22,9 @@ pytestmark = pytest.mark.acceptance
 
 # Passing under both in docs/acceptance.md; each takes a few seconds here.
 PINNED = (
+    "ansiballz_debug",
     "filter_urls",
+    "filter_urlsplit",
     "ignore_errors",
     "include_import_tasks_nested",
     "include_with_templating",
@@ -32,8 +34,13 @@ PINNED = (
     "lookup_list",
     "lookup_nested",
     "lookup_random_choice",
+    "lookup_sequence",
+    "lookup_template",
+    "lookup_varnames",
     "lookup_vars",
+    "ping",
     "task-timeout",
+    "test_uri",
     "undefined",
     "var_inheritance",
 )
