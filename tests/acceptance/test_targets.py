@@ -25,6 +25,7 @@ PINNED = (
     "ansiballz_debug",
     "filter_urls",
     "filter_urlsplit",
+    "getent",
     "ignore_errors",
     "include_import_tasks_nested",
     "include_with_templating",

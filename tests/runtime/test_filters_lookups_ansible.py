@@ -45,6 +45,9 @@ TASKS = [
     {"name": "comment", "debug": {"msg": "{{ ['a\nb' | comment, 'x' | comment('cblock'), 'x\n\ny' | comment('xml'), 'x' | comment('c', prefix_count=2, postfix='//', decoration='-> '), 'x' | comment(beginning='{', end='}', newline='\r\n')] }}"}},
     {"name": "comment bad style", "debug": {"msg": "{{ 'x' | comment('nope') }}"}, "ignore_errors": True},
     {"name": "uri tests", "debug": {"msg": "{{ ['junk' is uri, 'junk' is uri(['http']), 'file://x' is url, 'a:b' is url, 'urn:a:b' is urn] }}"}},
+    # a module's facts (not prefixed ansible_) are variables too; getent runs through the bridge
+    {"name": "getent", "getent": {"database": "passwd", "key": "root"}},
+    {"name": "module facts are variables", "debug": {"msg": "{{ getent_passwd.root | length }} {{ ansible_facts.getent_passwd.root[4] }}"}},
     {"name": "lookup env", "debug": {"msg": "{{ lookup('env', 'RUSTLE_NO_SUCH_VAR', default='dflt') }}"}},
     {"name": "lookup errors ignore", "debug": {"msg": "{{ lookup('file', 'nope.txt', errors='ignore') is none }}"}},
     {"name": "zip", "debug": {"msg": "{{ [1, 2, 3] | zip(['a', 'b']) | list }}"}},

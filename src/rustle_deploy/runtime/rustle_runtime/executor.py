@@ -325,7 +325,8 @@ class Runner:
         layers.append(self.runtime_vars)
         if self.extra_vars:
             layers.append(self.extra_vars)
-        return VarScope(layers, self.templar, facts=self.facts, special={"hostvars": self._hostvars})
+        return VarScope(layers, self.templar, facts=self.facts, special={"hostvars": self._hostvars},
+                        known_facts=lambda: self._facts)
 
     # ---------------------------------------------------------------- run
 
@@ -702,7 +703,8 @@ class Runner:
         layers.extend(p for p in self._params if p)
         if self.extra_vars:
             layers.append(self.extra_vars)
-        return VarScope(layers, self.templar, facts=self.facts, special={"hostvars": self._hostvars})
+        return VarScope(layers, self.templar, facts=self.facts, special={"hostvars": self._hostvars},
+                        known_facts=lambda: self._facts)
 
     def _execute(self, task):
         """The task's (registered) result, looping and retrying as asked."""
