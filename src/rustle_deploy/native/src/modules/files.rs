@@ -1115,6 +1115,9 @@ fn write_content(ctx: &mut Ctx, args: &Map, data: &[u8], label: &str, module: &s
             // a symlinked dest (follow=false) is replaced by the rename itself, atomically
             atomic_write(&dest, data, attrs.mode)?;
         }
+    } else {
+        // Ansible's copy action leaves an unchanged file to the file module: it says path
+        result.insert("path", dest.clone().into());
     }
     if (ctx.check && !exists(&dest)) || apply_attributes(ctx.check, &dest, attrs, None, true)? {
         changed = true;
@@ -1757,7 +1760,10 @@ mod tests {
         );
         assert_eq!(without_owner(res.ok().unwrap()), want);
         let (again, _) = run(copy, false, false, &format!(r#"{{"content": "hello\n", "dest": "{}/a.txt", "mode": "0640"}}"#, d));
-        assert_eq!(again.ok().unwrap().get("changed"), Some(&Value::Bool(false)));
+        let again = again.ok().unwrap();
+        assert_eq!(again.get("changed"), Some(&Value::Bool(false)));
+        // unchanged: Ansible's copy action hands the file to the file module, which says path
+        assert_eq!(again.get("path"), Some(&Value::from(format!("{}/a.txt", d))));
     }
 
     #[test]
