@@ -40,6 +40,7 @@ PINNED = (
     "lookup_template",
     "lookup_varnames",
     "lookup_vars",
+    "loops",
     "ping",
     "task-timeout",
     "test_uri",

@@ -73,6 +73,14 @@ TASKS = [
     {"name": "label uses own register", "command": "echo {{ item }}", "register": "own",
      "loop": [1, 2], "loop_control": {"label": "{{ own.stdout }}"}, "ignore_errors": True},
     {"name": "after label", "debug": {"msg": "{{ own is failed }}"}},
+    {"name": "label over a skipped item", "command": "echo {{ item }}", "register": "lab",
+     "loop": ["changed", "skipped"], "loop_control": {"label": "{{ lab.stdout }}"},
+     "when": "item == 'changed'", "ignore_errors": True},
+    {"name": "after skipped label", "debug": {"msg": "{{ lab.results | map(attribute='failed') | list }} "
+                                                     "{{ 'no attribute' in lab.results[1].msg }}"}},
+    {"name": "templated loop_var", "debug": {"msg": "{{ my_item }} {{ my_idx }}"}, "loop": ["a", "b"],
+     "loop_control": {"loop_var": "{{ var_name }}", "index_var": "my_idx"}, "vars": {"var_name": "my_item"}},
+    {"name": "with_list of a dict", "debug": {"msg": "{{ item }}"}, "loop": "{{ query('list', {'k': 1}) }}"},
 ]
 
 

@@ -29,7 +29,8 @@ from typing import Any
 
 CONTROLLER_CALL = re.compile(
     r"""\b(?:lookup|query|q)\(\s*['"](?:ansible\.builtin\.)?(env|pipe|lines|fileglob|first_found|password)['"]"""
-    r"""|\|\s*(?:ansible\.builtin\.)?fileglob\b""")  # the fileglob filter globs the controller too
+    r"""|\|\s*(?:ansible\.builtin\.)?fileglob\b"""  # the fileglob filter globs the controller too
+    r"""|\b(?:lookup|query|q)\(\s*['"](?:ansible\.builtin\.)?file['"]\s*,\s*[^'"\s]""")  # a computed file name
 PASSWORD_PARAMS = frozenset(("length", "encrypt", "chars", "ident", "seed"))
 DEFAULT_PASSWORD_CHARS = ["ascii_letters", "digits", ".,:-_"]
 
@@ -131,6 +132,18 @@ class ControllerLookups:
                     if hits:
                         out.extend(hits)
                         break
+        return out
+
+    def _file(self, terms: list[Any], scope: Any) -> list[Any]:
+        """``lookup('file')`` of a name the compiler computed (a literal one is embedded as a
+        file, compiler/sources.py): the text of the file on the ``files`` search path."""
+        out = []
+        for term in map(str, terms):
+            path = self._find(scope, "files", term)
+            if path is None or not os.path.isfile(path):
+                raise LookupFailed(f"Unable to access the file {term!r}: File not found.")
+            with open(path, encoding="utf-8", errors="surrogateescape") as fh:
+                out.append(fh.read())
         return out
 
     def _fileglob_filter(self, terms: list[Any], scope: Any) -> list[Any]:

@@ -57,12 +57,16 @@ def _flatten(terms):
 
 def _file(terms, ctx, rstrip=True, lstrip=False):
     known = ctx.embedded("files")
+    recorded = ctx.embedded("lookups")
     out = []
     for term in terms:
         sha = known.get(term)
         try:
             if sha is not None:
                 text = ctx.read(sha).decode("utf-8", "surrogateescape")
+            elif controller is not None or lookup_key("file", [term], {}) in recorded:
+                # a name the compiler computed (lookup('file', *names)): read on the controller
+                text = _controller_values("file", [term], ctx, {})[0]
             else:
                 with open(os.path.expanduser(str(term)), encoding="utf-8", errors="surrogateescape") as fh:
                     text = fh.read()
