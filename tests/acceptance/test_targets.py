@@ -23,6 +23,7 @@ pytestmark = pytest.mark.acceptance
 # Passing under both in docs/acceptance.md; each takes a few seconds here.
 PINNED = (
     "ansiballz_debug",
+    "binary",
     "facts_d",
     "filter_urls",
     "filter_urlsplit",

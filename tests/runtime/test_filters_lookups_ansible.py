@@ -80,6 +80,10 @@ TASKS = [
                                                      "{{ 'no attribute' in lab.results[1].msg }}"}},
     {"name": "templated loop_var", "debug": {"msg": "{{ my_item }} {{ my_idx }}"}, "loop": ["a", "b"],
      "loop_control": {"loop_var": "{{ var_name }}", "index_var": "my_idx"}, "vars": {"var_name": "my_item"}},
+    {"name": "b64decode keeps bytes", "copy": {"content": "{{ '6Q==' | b64decode }}\n", "dest": "{d}/latin1.txt"}},
+    {"name": "latin1 file", "stat": {"path": "{d}/latin1.txt"}, "register": "latin1"},
+    {"name": "latin1 checksum", "debug": {"msg": "{{ latin1.stat.checksum }} {{ '??>' | b64encode(urlsafe=True) }} "
+                                                 "{{ 'Pz8-' | b64decode(urlsafe=True) }}"}},
     {"name": "with_list of a dict", "debug": {"msg": "{{ item }}"}, "loop": "{{ query('list', {'k': 1}) }}"},
 ]
 

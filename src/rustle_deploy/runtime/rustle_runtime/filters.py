@@ -237,16 +237,20 @@ def symmetric_difference(a, b):
     return [x for x in union(a, b) if x not in intersect(a, b)]
 
 
-def b64encode(value, encoding="utf-8"):
+def b64encode(value, encoding="utf-8", urlsafe=False):
     import base64
 
-    return base64.b64encode(str(value).encode(encoding)).decode("ascii")
+    encode = base64.urlsafe_b64encode if urlsafe else base64.b64encode
+    return encode(str(value).encode(encoding, "surrogateescape")).decode("ascii")
 
 
-def b64decode(value, encoding="utf-8"):
+def b64decode(value, encoding="utf-8", urlsafe=False):
+    """Ansible's: bytes that are not text in ``encoding`` are kept (surrogate escapes), so that
+    ``content: "{{ latin1 | b64decode }}"`` writes the original bytes."""
     import base64
 
-    return base64.b64decode(str(value)).decode(encoding)
+    decode = base64.urlsafe_b64decode if urlsafe else base64.b64decode
+    return decode(str(value).encode("utf-8", "surrogateescape")).decode(encoding, "surrogateescape")
 
 
 def hash_filter(value, algorithm="sha1"):
