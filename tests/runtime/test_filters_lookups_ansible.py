@@ -84,6 +84,7 @@ TASKS = [
     {"name": "latin1 file", "stat": {"path": "{d}/latin1.txt"}, "register": "latin1"},
     {"name": "latin1 checksum", "debug": {"msg": "{{ latin1.stat.checksum }} {{ '??>' | b64encode(urlsafe=True) }} "
                                                  "{{ 'Pz8-' | b64decode(urlsafe=True) }}"}},
+    {"name": "controller python", "debug": {"msg": "{{ ansible_playbook_python is file }}"}},
     {"name": "with_list of a dict", "debug": {"msg": "{{ item }}"}, "loop": "{{ query('list', {'k': 1}) }}"},
 ]
 
