@@ -31,6 +31,7 @@ PINNED = (
     "ignore_errors",
     "include_import_tasks_nested",
     "include_with_templating",
+    "lookup_csvfile",
     "lookup_indexed_items",
     "lookup_items",
     "lookup_lines",

@@ -1,4 +1,4 @@
-"""Controller lookups (env, pipe, fileglob, first_found, password; the fileglob filter) against ansible-core: run on
+"""Controller lookups (env, pipe, fileglob, first_found, password, csvfile; the fileglob filter) against ansible-core: run on
 the controller while the task compiles, their results embedded (issue 12)."""
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ FILES = {
     "files/a.txt": "a\n", "files/b.txt": "b\n", "files/sub/c.txt": "c\n", "top.txt": "top\n",
     "vars/default.yml": "x: 1\n", "templates/t.j2": "t\n",
     "payload.txt": "{{ lookup('pipe', 'touch PWNED') }}\n",
+    "files/people.csv": 'Smith,Jane,1\n"""The Rock"" Johnson",Dwayne,2\nx,{{ lookup(\'pipe\', \'touch PWNED2\') }},3\n',
 }
 PARAMS = {"files": ["nope.yml", "default.yml"], "paths": ["{d}/vars"]}
 TASKS = [
@@ -31,6 +32,14 @@ TASKS = [
     {"name": "fileglob loop", "debug": {"msg": "{{ item | basename }}"}, "loop": "{{ query('fileglob', '{d}/files/*.txt') | sort }}"},
     {"name": "fileglob filter", "debug": {"msg": "{{ '{d}/files/*' | fileglob | map('basename') | sort }}"}},
     {"name": "fileglob filter none", "debug": {"msg": "{{ '{d}/nothing/*.zip' | ansible.builtin.fileglob }}"}},
+    {"name": "csvfile", "debug": {"msg": "{{ [lookup('csvfile', 'Smith file=people.csv delimiter=,'), "
+                                         "lookup('csvfile', '\"The Rock\" Johnson', file='people.csv', delimiter=',', col=2), "
+                                         "lookup('csvfile', 'x file=people.csv delimiter=,')] }}"}},
+    {"name": "csvfile default", "debug": {"msg": "{{ query('csvfile', 'nope', file='people.csv', delimiter=',', default=['a', 'b']) }}"}},
+    {"name": "csvfile in assert", "assert": {"that": ["lookup('csvfile', 'Smith file=people.csv delimiter=, col=2') == '1'"]}},
+    {"name": "csvfile bad col", "debug": {"msg": "{{ lookup('csvfile', 'Smith file=people.csv delimiter=, col=2,') }}"},
+     "ignore_errors": True},
+    {"name": "csvfile missing file", "debug": {"msg": "{{ lookup('csvfile', 'Smith file=nope.csv') }}"}, "ignore_errors": True},
     {"name": "first_found", "debug": {"msg": "{{ lookup('first_found', params) }}"}},
     {"name": "first_found list", "debug": {"msg": "{{ lookup('first_found', ['missing.txt', 'top.txt']) }}"}},
     {"name": "first_found kwargs", "debug": {"msg": "{{ lookup('first_found', files=['x', 'default.yml'], paths=['{d}/vars']) }}"}},
@@ -76,7 +85,8 @@ def test_controller_lookups_match_ansible(tmp_path, monkeypatch):
         assert path.read_text() == got["password file"]["msg"] + "\n"
     assert (tmp_path / "o" / "proj" / "out.txt").read_text() == "t\n"
     assert got["pipe output is data"]["msg"] == "{{ lookup('pipe', 'touch PWNED') }}"
-    assert not list(tmp_path.rglob("PWNED"))
+    assert not list(tmp_path.rglob("PWNED")) and not list(tmp_path.rglob("PWNED2"))
+    assert got["csvfile"]["msg"] == ["Jane", "2", "{{ lookup('pipe'"]  # a file's text is data (cut at its comma)
     assert os.environ["RUSTLE_CONTROLLER_VAR"] == "from the controller"
 
 

@@ -82,8 +82,7 @@ class Embedder:
         search: dict[str, dict[str, Any]] = {"templates": {}, "files": {}, "sources": {},
                                              "lookups": {}}
         if controller is not None:
-            record_task(controller, [task.args, task.extras],
-                        [str(c.value) for c in task.conditions if c.kind in ("When", "Skip")], scopes)
+            record_task(controller, [task.args, task.extras], _bare_expressions(task, module), scopes)
         src = task.args.get("src")
         if module in ("copy", "template", "unarchive") and isinstance(src, str) and src:
             if not (module == "unarchive" and task.args.get("remote_src")):
@@ -216,6 +215,20 @@ class Embedder:
                         search["sources"][name] = _source_info(path)
                         self._template(task, name, path, search, depth=1)
                     break
+
+
+def _bare_expressions(task: Task, module: str) -> list[str]:
+    """The task's expressions written without braces: its conditions, assert's ``that``,
+    ``changed_when``/``failed_when``/``until`` (a controller lookup there runs at compile time)."""
+    out = [str(c.value) for c in task.conditions if c.kind in ("When", "Skip")]
+    sources = [task.extras.get(k) for k in ("changed_when", "failed_when", "until")]
+    if module == "assert":
+        sources.append(task.args.get("that"))
+    for value in sources:
+        for text in value if isinstance(value, list) else [value]:
+            if isinstance(text, str) and not _TEMPLATED.search(text):
+                out.append(text)
+    return out
 
 
 def _role_candidates(task: Task, name: str, subdir: str) -> list[str]:

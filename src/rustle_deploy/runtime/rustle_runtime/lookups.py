@@ -11,7 +11,7 @@ over Ansible's search path: the plan's directory, its ``files/`` or ``templates/
 ``--files-dir`` ones); a ``file`` name the compiler could not know (an expression) is read on
 the host, which is the controller's view only for a local connection.
 
-Controller lookups (``CONTROLLER``: env, pipe, lines, fileglob, first_found, password) run where Ansible
+Controller lookups (``CONTROLLER``: env, pipe, lines, fileglob, first_found, password, csvfile) run where Ansible
 runs them, on the controller: the compiler calls them through ``controller`` (set only while it
 compiles) for every call whose terms it can decide, and embeds each result under its
 ``lookup_key``; the host reads that result. A call whose terms depend on host data (a fact, a
@@ -365,7 +365,6 @@ LOOKUPS = {
 # ansible.builtin lookups the compiler refuses, and why (the compiler reads this dict)
 REFUSED = {
     "config": "it reads the controller's Ansible configuration",
-    "csvfile": "it reads a controller file by a computed name",
     "ini": "it reads a controller file by a computed name",
     "inventory_hostnames": "it needs the inventory's host patterns on the host",
     "unvault": "vaulted files are not supported",
@@ -374,7 +373,7 @@ REFUSED = {
 
 
 # ansible.builtin lookups Ansible runs on the controller; the compiler embeds their results
-CONTROLLER = frozenset(("env", "pipe", "lines", "fileglob", "first_found", "password"))
+CONTROLLER = frozenset(("env", "pipe", "lines", "fileglob", "first_found", "password", "csvfile"))
 # the compiler's runner of CONTROLLER lookups, fn(name, terms, options, scope) -> list; None on
 # hosts, where the embedded results are read instead
 controller = None
