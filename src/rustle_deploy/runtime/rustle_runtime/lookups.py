@@ -391,8 +391,9 @@ def _controller_values(name, terms, ctx, options):
         return controller(name, terms, options, ctx.scope)
     found = ctx.embedded("lookups").get(lookup_key(name, terms, options))
     if found is None:
+        what = "the fileglob filter" if name == "fileglob_filter" else f"lookup('{name}')"
         raise LookupError_(
-            f"lookup('{name}') runs on the controller, and the controller could not resolve "
+            f"{what} runs on the controller, and the controller could not resolve "
             f"these terms when it compiled the task: {list(terms)!r} (they depend on host data: "
             "a fact, a registered result); hint: compute the terms from variables the "
             "controller knows (inventory, play, role and task variables, loop items)")
@@ -427,7 +428,8 @@ def run(name, terms, scope, templar, wantlist=False, errors="strict", **options)
     except (LookupError_, TypeError, ValueError) as exc:
         if errors in ("warn", "ignore"):
             return [] if wantlist else None
-        raise LookupError_(f"The lookup plugin '{written}' failed: {exc}") from exc  # ansible-core 2.19's words
+        plugin = "filter plugin 'ansible.builtin.fileglob'" if name == "fileglob_filter" else f"lookup plugin '{written}'"
+        raise LookupError_(f"The {plugin} failed: {exc}") from exc  # ansible-core 2.19's words
     if wantlist or not values:
         return values
     if len(values) == 1:
