@@ -188,7 +188,7 @@ def _bridge_resolution(plan: Plan, plays: list[_PlayView]) -> Resolution | None:
 def _magic_vars(plan: Plan) -> dict[str, Any]:
     """Ansible's controller-side magic variables that the plan uses (``playbook_dir``,
     ``ansible_search_path``: the plan's directory, as the playbook's would be;
-    ``ansible_playbook_python``: the controller's Python, the one compiling)."""
+    ``ansible_playbook_python``: the controller's Python, which runs rustle-deploy)."""
     text = repr(plan.plays)
     magic = {"playbook_dir": plan.base_dir, "ansible_search_path": [plan.base_dir],
              "ansible_playbook_python": sys.executable}

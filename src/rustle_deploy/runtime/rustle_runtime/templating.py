@@ -140,19 +140,16 @@ class VarScope:
     (gathered on first call); ``special`` maps names computed on demand (``hostvars``).
     """
 
-    def __init__(self, layers, templar, facts=None, special=None, known_facts=None):
+    def __init__(self, layers, templar, facts=None, special=None):
         self.layers = layers
         self.templar = templar
         self._facts = facts
         self._special = special or {}
-        # the facts known so far, without gathering: a module's own facts (getent_passwd) are
-        # variables too, as Ansible injects them
-        self._known_facts = known_facts
         self._depth = 0
 
     def child(self, *layers):
         return VarScope(self.layers + [dict(layer) for layer in layers if layer], self.templar, self._facts,
-                        self._special, self._known_facts)
+                        self._special)
 
     def raw(self, key):
         for layer in reversed(self.layers):
@@ -170,10 +167,6 @@ class VarScope:
                 return UnsafeDict(unprefixed(facts))  # its values are marked already
             if key in facts:
                 return facts[key]
-        elif self._known_facts is not None:
-            known = self._known_facts()
-            if known and key in known:
-                return known[key]
         raise KeyError(key)
 
     def __getitem__(self, key):
