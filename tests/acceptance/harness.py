@@ -285,8 +285,8 @@ def _refusal(log: str, work: Path) -> str:
 # runtime's set-up, not as a task, so that result has no counterpart to compare with
 UNCOMPARED = frozenset({"Gathering Facts"})
 # what differs between two runs of the same target by construction: the work directory and the
-# names tempfile makes (``ansible.XXXXXXXX``)
-_NOISE = re.compile(r"/[^\s'\"]*?acc-(?:ansible|rustle)-[^/\s'\"]*|\bansible\.[A-Za-z0-9_]{8}\w*")
+# names tempfile makes (``/tmp/ansible.XXXXXXXX...``)
+_NOISE = re.compile(r"/[^\s'\"]*?acc-(?:ansible|rustle)-[^/\s'\"]*|(?<=/)ansible\.\w+")
 
 
 @dataclass
