@@ -118,9 +118,9 @@ def _res(task: str, status: str = "ok", msg: str = "", ignored: bool = False) ->
 def test_compare_aligns_by_name_and_stops_where_a_run_stops() -> None:
     a = Run("ansible", code=2, results=[
         _res("Gathering Facts"), _res("r : a"), _res("r : b", "changed"), _res("r : only ansible"),
-        _res("r : c", "failed", "at /tmp/acc-ansible-r-x1/out: ansible.abcdefgh1 gone"), _res("r : d")])
+        _res("r : c", "failed", "at /tmp/acc-ansible-r-x1/out: /tmp/ansible.abcdefgh1 gone"), _res("r : d")])
     r = Run("rustle", code=2, results=[
-        _res("r : a"), _res("r : b", "ok"), _res("r : c", "failed", "at /tmp/acc-rustle-r-y2/out: ansible.zyxwvuts2 gone")])
+        _res("r : a"), _res("r : b", "ok"), _res("r : c", "failed", "at /tmp/acc-rustle-r-y2/out: /tmp/ansible.zyxwvuts2 gone")])
     cmp = compare(a, r)
     assert (cmp.compared, cmp.identical, cmp.different) == (4, 2, 2)
     assert cmp.differences == ["r : b: ansible-playbook changed; rustle-deploy ok",
