@@ -104,7 +104,7 @@ def test_with_ansible_builtin_module_is_embedded_with_exactly_its_module_utils(t
 
 @pytest.mark.parametrize(("name", "args", "reason"), [
     ("ansible.builtin.fetch", {"src": "/etc/hostname", "dest": "x"}, "fetch copies a file from the host to the controller"),
-    ("script", {"cmd": "x.sh"}, "script uploads a controller-side script"),
+    ("reboot", {}, "reboot restarts the host"),
     ("add_host", {"name": "x"}, "changes the controller's inventory"),
     ("include_tasks", {"file": "x.yml"}, "is a playbook keyword"),
     ("uri", {"url": "http://127.0.0.1/", "src": "body.json"}, "uri with src uploads a controller-side file"),

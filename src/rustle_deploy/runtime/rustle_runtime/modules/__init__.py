@@ -15,6 +15,7 @@ FAMILIES = {
     "command": "command",
     "shell": "command",
     "raw": "command",
+    "script": "command",
     "debug": "core",
     "set_fact": "core",
     "include_vars": "core",
