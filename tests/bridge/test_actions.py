@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -52,9 +53,17 @@ def _subst(value: Any, root: Path) -> Any:
 
 def _playbook(tasks: list[dict[str, Any]], out: Path, roles: tuple[str, ...] = ()) -> list[dict[str, Any]]:
     tasks = [dict(t, register=f"r{i}", ignore_errors=True) for i, t in enumerate(tasks)]
-    names = ", ".join(f"'r{i}': r{i}" for i in range(len(tasks)))
+    names = ", ".join(f"'r{i}': r{i} | default('UNDEFINED')" for i in range(len(tasks)))
     tasks.append({"name": "write results", "copy": {"dest": str(out), "content": "{{ {" + names + "} | to_json }}"}})
-    return [{"hosts": "localhost", "gather_facts": False, "roles": list(roles), "tasks": tasks}]
+    return [{"hosts": "all", "gather_facts": False, "roles": list(roles), "tasks": tasks}]
+
+
+def _inventory(path: Path, hosts: tuple[str, ...]) -> Path:
+    """``hosts`` over the local connection, each with its own remote directory."""
+    path.write_text(json.dumps({"all": {"hosts": {h: {
+        "ansible_connection": "local", "ansible_python_interpreter": sys.executable,
+        "rustle_remote_dir": str(path.parent / "remote" / h)} for h in hosts}}}))
+    return path
 
 
 def _ansible_playbook(work: Path, *args: str) -> subprocess.CompletedProcess[str]:
@@ -62,35 +71,38 @@ def _ansible_playbook(work: Path, *args: str) -> subprocess.CompletedProcess[str
     env.update(HOME=str(work / "ahome"), ANSIBLE_LOCAL_TEMP=str(work / "atmp"), ANSIBLE_REMOTE_TEMP=str(work / "rtmp"),
                ANSIBLE_NOCOLOR="1", ANSIBLE_LOCALHOST_WARNING="0", ANSIBLE_INVENTORY_UNPARSED_WARNING="0",
                ANSIBLE_RETRY_FILES_ENABLED="0", ANSIBLE_CONFIG=str(work / "no-ansible.cfg"))
-    return subprocess.run([str(Path(sys.executable).with_name("ansible-playbook")), "-i", "localhost,", "-c", "local",
-                           "-e", f"ansible_python_interpreter={sys.executable}", "site.yml", *args],
+    return subprocess.run([str(Path(sys.executable).with_name("ansible-playbook")), *args, "site.yml"],
                           cwd=work, env=env, capture_output=True, text=True, timeout=600)
 
 
 def both(tmp_path: Path, bridge: BridgeRun, project: Path, tasks: list[dict[str, Any]],
-         roles: tuple[str, ...] = ()) -> dict[str, tuple[Any, Any]]:
-    """Run ``tasks`` in a copy of ``project`` under each tool, each from its copy (the local
-    connection's working directory); {"rN": (ansible's, ours)}."""
+         roles: tuple[str, ...] = (), hosts: tuple[str, ...] = ("localhost",)) -> dict[str, tuple[Any, Any]]:
+    """Run ``tasks`` on ``hosts`` in a copy of ``project`` under each tool, each from its copy
+    (the local connection's working directory); {"rN": (ansible's, ours)}, prefixed with
+    "HOST " when there are several hosts."""
     results = {}
     for tool in ("ansible", "rustle"):
         work = tmp_path / tool
         shutil.copytree(project, work)
         root = work / "T"
-        out = work / "results.json"
+        out = work / "results-{{ inventory_hostname }}.json"
         (work / "site.yml").write_text(yaml.safe_dump(_subst(_playbook(tasks, out, roles), root), sort_keys=False))
+        inventory = _inventory(work / "inventory.json", hosts)
         if tool == "ansible":
-            proc = _ansible_playbook(work)
+            proc = _ansible_playbook(work, "-i", str(inventory))
             assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
         else:
             with pytest.MonkeyPatch.context() as mp:
                 mp.chdir(work)
-                bridge.run(work / "site.yml")
-        results[tool] = {k: _normal(v, root) for k, v in json.loads(out.read_text()).items()}
+                code, stdout, err = bridge.main("site.yml", "-i", str(inventory), "--run", "--output", "json")
+                assert code == 0, err + stdout
+        results[tool] = {(f"{h} " if len(hosts) > 1 else "") + k: _normal(v, root) for h in hosts
+                         for k, v in json.loads((work / f"results-{h}.json").read_text()).items()}
     return {k: (results["ansible"][k], results["rustle"].get(k)) for k in results["ansible"]}
 
 
 def assert_same(pairs: dict[str, tuple[Any, Any]], tasks: list[dict[str, Any]]) -> None:
-    bad = [f"{k} {tasks[int(k[1:])].get('name', '')}:\n  ansible: {json.dumps(a, sort_keys=True)}\n"
+    bad = [f"{k} {tasks[int(k.split()[-1][1:])].get('name', '')}:\n  ansible: {json.dumps(a, sort_keys=True)}\n"
            f"  rustle:  {json.dumps(r, sort_keys=True)}" for k, (a, r) in pairs.items() if a != r]
     assert not bad, "\n".join(bad)
 
@@ -178,3 +190,53 @@ def test_a_plans_script_is_found_beside_it_and_embedded(tmp_path: Path, bridge: 
         load_plan(str(missing))
     assert err.value.pointer == "/plays/0/batches/0/tasks/0/args/cmd"
     assert "no such file 'nope.sh'" in err.value.message and str(tmp_path / "q" / "files" / "nope.sh") in err.value.message
+
+
+def _timeless(result: Any) -> Any:
+    """A pause's or wait's result without its clock readings (start, stop, elapsed, the
+    measured duration in stdout): the rest must be equal."""
+    if not isinstance(result, dict):
+        return result
+    out = {k: v for k, v in result.items() if k not in ("start", "stop", "elapsed")}
+    if isinstance(out.get("stdout"), str):
+        out["stdout"] = re.sub(r"[0-9.]+", "N", out["stdout"])
+    return out
+
+
+def test_pause_runs_once_on_the_controller_and_wait_for_connection_on_each_host(
+        tmp_path: Path, bridge: BridgeRun) -> None:
+    project = tmp_path / "project"
+    (project / "T").mkdir(parents=True)
+    tasks: list[dict[str, Any]] = [
+        {"name": "pause seconds", "pause": {"seconds": 1}},
+        {"name": "pause minutes as text", "pause": "minutes=0.5 echo=no"},
+        {"name": "pause minutes as a number", "pause": {"minutes": 0.01, "echo": False}},
+        {"name": "pause both", "pause": {"seconds": 1, "minutes": 1}},
+        {"name": "wait", "wait_for_connection": {"delay": 1, "timeout": 30}},
+        {"name": "wait in check mode", "wait_for_connection": {}, "check_mode": True},
+        {"name": "wait, bad option", "wait_for_connection": {"color": "blue"}},
+    ]
+    pairs = both(tmp_path, bridge, project, tasks, hosts=("h1", "h2"))
+    assert_same({k: (_timeless(a), _timeless(r)) for k, (a, r) in pairs.items()}, tasks)
+    ours = {k: r for k, (_, r) in pairs.items()}
+    assert ours["h1 r0"]["stdout"].startswith("Paused for 1") and ours["h1 r4"]["elapsed"] >= 1
+    # one pause for the batch (ansible-core's BYPASS_HOST_LOOP), its result registered on the
+    # first host only
+    assert ours["h2 r0"] == ours["h2 r2"] == "UNDEFINED"
+    assert ours["h1 r4"]["changed"] is False and ours["h2 r4"]["elapsed"] >= 1
+
+
+@pytest.mark.parametrize(("args", "where", "why"), [
+    ({"prompt": "Go on?"}, "/args/prompt", "has a prompt"),
+    ({}, "/args", "has no seconds or minutes"),
+])
+def test_a_pause_that_waits_for_the_operator_is_refused(tmp_path: Path, args: dict[str, Any], where: str,
+                                                        why: str) -> None:
+    from rustle_deploy.errors import PlanError
+    from rustle_deploy.plan import load_plan
+
+    plan = write_plan(tmp_path, [{"name": "ask", "module": "pause", "args": args}])
+    with pytest.raises(PlanError) as err:
+        load_plan(str(plan))
+    assert err.value.pointer == "/plays/0/batches/0/tasks/0" + where
+    assert f"pause in task 'ask' {why}" in err.value.message and "seconds" in (err.value.hint or "")

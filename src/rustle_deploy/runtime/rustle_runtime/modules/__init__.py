@@ -24,6 +24,8 @@ FAMILIES = {
     "meta": "core",
     "ping": "core",
     "setup": "core",
+    "pause": "core",
+    "wait_for_connection": "core",
     "copy": "files",
     "file": "files",
     "template": "files",

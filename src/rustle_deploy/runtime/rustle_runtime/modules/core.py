@@ -1,4 +1,5 @@
-"""The core family: debug, set_fact, include_vars, assert, fail, meta, ping, setup.
+"""The core family: debug, set_fact, include_vars, assert, fail, meta, ping, setup, and the
+controller actions pause and wait_for_connection.
 
 ``include_vars`` reads files the compiler embedded in the task (``vars_data``: file name as
 the task may render it -> variables, read from YAML on the controller); the executor keeps
@@ -133,5 +134,65 @@ def include_vars(ctx, args):
             "ansible_included_var_files": [name.strip()]}
 
 
+def _whole(args, name, default=None):
+    """An integer argument as ansible-core's ``int`` callable takes it (1.5 -> 1)."""
+    value = args.get(name, default)
+    if value is None or isinstance(value, int):
+        return value
+    try:
+        return int(value)
+    except (TypeError, ValueError) as exc:
+        raise ModuleFailure(f"argument '{name}' is of type {type(value).__name__} and we were unable to "
+                            f"convert to int: {exc}") from None
+
+
+def pause(ctx, args):
+    """ansible-core's pause for a while (``seconds``/``minutes``; at least one second). The
+    controller runs it once for the batch (phases.py: a run_once task on the controller);
+    a ``prompt`` or a pause without a duration is refused when the plan is checked."""
+    import datetime
+    import time
+
+    unknown = sorted(set(args) - {"seconds", "minutes", "prompt", "echo"})
+    if unknown:
+        raise ModuleFailure("Unsupported parameters for (pause) module: {}. Supported parameters include: "
+                            "echo, minutes, prompt, seconds.".format(", ".join(unknown)))
+    minutes, seconds = _whole(args, "minutes"), _whole(args, "seconds")
+    if minutes is not None and seconds is not None:
+        raise ModuleFailure("parameters are mutually exclusive: minutes|seconds")
+    if args.get("prompt") or (minutes is None and seconds is None):
+        raise ModuleFailure("pause waits for the operator only with a terminal on the controller; "
+                            "give seconds or minutes")
+    echo = args.get("echo", True)
+    echo = echo if isinstance(echo, bool) else str(echo).strip().lower() in ("yes", "on", "1", "true", "y", "t")
+    unit = "minutes" if minutes is not None else "seconds"
+    wait = max(1, minutes * 60 if minutes is not None else seconds)
+    start = time.time()
+    started = str(datetime.datetime.now())
+    time.sleep(wait)
+    duration = time.time() - start
+    shown = round(duration / 60.0, 2) if unit == "minutes" else round(duration, 2)
+    return {"changed": False, "rc": 0, "stderr": "", "stdout": f"Paused for {shown} {unit}",
+            "start": started, "stop": str(datetime.datetime.now()), "delta": int(duration), "echo": echo,
+            "user_input": "", "_no_lines": True}
+
+
+def wait_for_connection(ctx, args):
+    """ansible-core's wait_for_connection, where the task runs: on the host, whose run is the
+    connection (and its Python the module test) the action waits for; ``delay`` is waited."""
+    import time
+
+    unknown = sorted(set(args) - {"connect_timeout", "delay", "sleep", "timeout"})
+    if unknown:
+        raise ModuleFailure("Invalid options for wait_for_connection: " + ", ".join(unknown))
+    delay = _whole(args, "delay", 0)
+    if ctx.check_mode:
+        return {"skipped": True, "changed": False}
+    start = time.time()
+    if delay:
+        time.sleep(delay)
+    return {"changed": False, "elapsed": int(time.time() - start)}
+
+
 MODULES = {"debug": debug, "set_fact": set_fact, "include_vars": include_vars, "assert": assert_, "fail": fail, "meta": meta,
-           "ping": ping, "setup": setup}
+           "ping": ping, "setup": setup, "pause": pause, "wait_for_connection": wait_for_connection}
