@@ -240,3 +240,21 @@ def test_a_pause_that_waits_for_the_operator_is_refused(tmp_path: Path, args: di
         load_plan(str(plan))
     assert err.value.pointer == "/plays/0/batches/0/tasks/0" + where
     assert f"pause in task 'ask' {why}" in err.value.message and "seconds" in (err.value.hint or "")
+
+
+def test_set_stats_gives_ansibles_result(tmp_path: Path, bridge: BridgeRun) -> None:
+    project = tmp_path / "project"
+    (project / "T").mkdir(parents=True)
+    tasks: list[dict[str, Any]] = [
+        {"name": "defaults", "set_stats": {"data": {"deployed": 1, "who": "{{ inventory_hostname }}"}}},
+        {"name": "per host", "set_stats": {"data": {"n": [1, 2]}, "per_host": "yes", "aggregate": False}},
+        {"name": "no data", "set_stats": {}},
+        {"name": "data not a dict", "set_stats": {"data": "text"}},
+        {"name": "bad name", "set_stats": {"data": {"not-a-name": 1}}},
+        {"name": "bad option", "set_stats": {"date": {}}},
+    ]
+    pairs = both(tmp_path, bridge, project, tasks)
+    assert_same(pairs, tasks)
+    assert pairs["r0"][1]["ansible_stats"] == {"data": {"deployed": 1, "who": "localhost"}, "per_host": False,
+                                               "aggregate": True}
+    assert pairs["r4"][1]["failed"]

@@ -30,7 +30,6 @@ CONTROLLER_ACTIONS: dict[str, str] = {
     "ansible.builtin.add_host": "add_host changes the controller's inventory while the play runs",
     "ansible.builtin.group_by": "group_by changes the controller's inventory while the play runs",
     "ansible.builtin.include_vars": "include_vars reads variable files on the controller while the play runs",
-    "ansible.builtin.set_stats": "set_stats records statistics on the controller",
     "ansible.builtin.reboot": "reboot restarts the host and waits from the controller for it to come back",
     "ansible.builtin.async_status": "async_status reads the status of async jobs, which are not supported",
     "ansible.builtin.gather_facts": "gather_facts runs fact modules from the controller; use setup (built in)",

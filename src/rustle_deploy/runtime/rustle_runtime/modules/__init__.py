@@ -26,6 +26,7 @@ FAMILIES = {
     "setup": "core",
     "pause": "core",
     "wait_for_connection": "core",
+    "set_stats": "core",
     "copy": "files",
     "file": "files",
     "template": "files",

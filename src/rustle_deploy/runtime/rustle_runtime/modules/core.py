@@ -1,5 +1,5 @@
 """The core family: debug, set_fact, include_vars, assert, fail, meta, ping, setup, and the
-controller actions pause and wait_for_connection.
+controller actions pause, wait_for_connection and set_stats.
 
 ``include_vars`` reads files the compiler embedded in the task (``vars_data``: file name as
 the task may render it -> variables, read from YAML on the controller); the executor keeps
@@ -184,7 +184,7 @@ def wait_for_connection(ctx, args):
 
     unknown = sorted(set(args) - {"connect_timeout", "delay", "sleep", "timeout"})
     if unknown:
-        raise ModuleFailure("Invalid options for wait_for_connection: " + ", ".join(unknown))
+        raise ModuleFailure("Invalid options for wait_for_connection: " + ",".join(unknown))
     delay = _whole(args, "delay", 0)
     if ctx.check_mode:
         return {"skipped": True, "changed": False}
@@ -194,5 +194,29 @@ def wait_for_connection(ctx, args):
     return {"changed": False, "elapsed": int(time.time() - start)}
 
 
+def set_stats(ctx, args):
+    """ansible-core's set_stats: the custom statistics, in the task's result (``ansible_stats``)
+    as the action returns them; rustle-deploy shows no custom stats at the end of the run."""
+    unknown = sorted(set(args) - {"aggregate", "data", "per_host"})
+    if unknown:
+        raise ModuleFailure("Invalid options for set_stats: " + ",".join(unknown))
+    stats = {"data": {}, "per_host": False, "aggregate": True}
+    data = args.get("data", {})
+    if not isinstance(data, dict):
+        return {"failed": True, "changed": False, "msg": "The 'data' option needs to be a dictionary/hash"}
+    for opt in ("per_host", "aggregate"):
+        value = args.get(opt)
+        if value is not None:
+            stats[opt] = value if isinstance(value, bool) else \
+                str(value).strip().lower() in ("y", "yes", "on", "1", "true", "t", "1.0")
+    for key, value in data.items():
+        if not (isinstance(key, str) and key.isidentifier() and key.isascii()
+                and key not in ("true", "false", "none", "True", "False", "None", "not")):
+            raise ModuleFailure(f"Task failed: Invalid variable name {str(key)!r}.")
+        stats["data"][key] = value
+    return {"changed": False, "ansible_stats": stats}
+
+
 MODULES = {"debug": debug, "set_fact": set_fact, "include_vars": include_vars, "assert": assert_, "fail": fail, "meta": meta,
-           "ping": ping, "setup": setup, "pause": pause, "wait_for_connection": wait_for_connection}
+           "ping": ping, "setup": setup, "pause": pause, "wait_for_connection": wait_for_connection,
+           "set_stats": set_stats}
