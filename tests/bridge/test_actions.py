@@ -10,6 +10,7 @@ stdout (ansible-playbook over ssh runs a script on a terminal, which merges them
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import re
@@ -76,10 +77,11 @@ def _ansible_playbook(work: Path, *args: str) -> subprocess.CompletedProcess[str
 
 
 def both(tmp_path: Path, bridge: BridgeRun, project: Path, tasks: list[dict[str, Any]],
-         roles: tuple[str, ...] = (), hosts: tuple[str, ...] = ("localhost",)) -> dict[str, tuple[Any, Any]]:
+         roles: tuple[str, ...] = (), hosts: tuple[str, ...] = ("localhost",), runs: int = 1) -> dict[str, tuple[Any, Any]]:
     """Run ``tasks`` on ``hosts`` in a copy of ``project`` under each tool, each from its copy
-    (the local connection's working directory); {"rN": (ansible's, ours)}, prefixed with
-    "HOST " when there are several hosts."""
+    (the local connection's working directory), ``runs`` times; {"rN": (ansible's, ours)},
+    prefixed with "HOST " when there are several hosts and with "RUN " for each run after the
+    first."""
     results = {}
     for tool in ("ansible", "rustle"):
         work = tmp_path / tool
@@ -88,16 +90,19 @@ def both(tmp_path: Path, bridge: BridgeRun, project: Path, tasks: list[dict[str,
         out = work / "results-{{ inventory_hostname }}.json"
         (work / "site.yml").write_text(yaml.safe_dump(_subst(_playbook(tasks, out, roles), root), sort_keys=False))
         inventory = _inventory(work / "inventory.json", hosts)
-        if tool == "ansible":
-            proc = _ansible_playbook(work, "-i", str(inventory))
-            assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-        else:
-            with pytest.MonkeyPatch.context() as mp:
-                mp.chdir(work)
-                code, stdout, err = bridge.main("site.yml", "-i", str(inventory), "--run", "--output", "json")
-                assert code == 0, err + stdout
-        results[tool] = {(f"{h} " if len(hosts) > 1 else "") + k: _normal(v, root) for h in hosts
-                         for k, v in json.loads((work / f"results-{h}.json").read_text()).items()}
+        results[tool] = {}
+        for run in range(runs):
+            if tool == "ansible":
+                proc = _ansible_playbook(work, "-i", str(inventory))
+                assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+            else:
+                with pytest.MonkeyPatch.context() as mp:
+                    mp.chdir(work)
+                    code, stdout, err = bridge.main("site.yml", "-i", str(inventory), "--run", "--output", "json")
+                    assert code == 0, err + stdout
+            results[tool].update({(f"{run + 1} " if run else "") + (f"{h} " if len(hosts) > 1 else "") + k:
+                                  _normal(v, root) for h in hosts
+                                  for k, v in json.loads((work / f"results-{h}.json").read_text()).items()})
     return {k: (results["ansible"][k], results["rustle"].get(k)) for k in results["ansible"]}
 
 
@@ -258,3 +263,53 @@ def test_set_stats_gives_ansibles_result(tmp_path: Path, bridge: BridgeRun) -> N
     assert pairs["r0"][1]["ansible_stats"] == {"data": {"deployed": 1, "who": "localhost"}, "per_host": False,
                                                "aggregate": True}
     assert pairs["r4"][1]["failed"]
+
+
+def test_fetch_brings_each_hosts_file_to_the_controller_as_ansible_does(tmp_path: Path, bridge: BridgeRun) -> None:
+    project = tmp_path / "project"
+    (project / "T" / "adir").mkdir(parents=True)
+    (project / "T" / "data.txt").write_text("fetched data\n")
+    (project / "flatdir").mkdir()
+    tasks: list[dict[str, Any]] = [
+        {"name": "into dest/host/path", "fetch": {"src": "{T}/data.txt", "dest": "out"}},
+        {"name": "flat", "fetch": "src={T}/data.txt dest=flat/{{ inventory_hostname }}.txt flat=yes"},
+        {"name": "flat into a directory", "fetch": {"src": "{T}/data.txt", "dest": "flatdir/{{ inventory_hostname }}/",
+                                                    "flat": True}},
+        {"name": "flat onto a directory", "fetch": {"src": "{T}/data.txt", "dest": "flatdir", "flat": True}},
+        {"name": "missing", "fetch": {"src": "{T}/nope", "dest": "out"}},
+        {"name": "missing, ignored", "fetch": {"src": "{T}/nope", "dest": "out", "fail_on_missing": False}},
+        {"name": "a directory", "fetch": {"src": "{T}/adir", "dest": "out"}},
+        {"name": "check mode", "fetch": {"src": "{T}/data.txt", "dest": "out"}, "check_mode": True},
+        {"name": "no src", "fetch": {"dest": "out"}},
+    ]
+    pairs = both(tmp_path, bridge, project, tasks, hosts=("h1", "h2"), runs=2)
+    assert_same(pairs, tasks)
+    ours = {k: r for k, (_, r) in pairs.items()}
+    assert ours["h1 r0"]["changed"] and not ours["2 h1 r0"]["changed"]  # the second run finds it there
+    assert ours["h2 r0"]["dest"] == "{W}/out/h2{T}/data.txt"
+    for tool in ("ansible", "rustle"):
+        for host in ("h1", "h2"):
+            assert (tmp_path / tool / "flat" / f"{host}.txt").read_text() == "fetched data\n"
+    assert tree(tmp_path / "rustle" / "out") == tree(tmp_path / "ansible" / "out")
+    # the bytes travel to the controller only: the hosts' journals do not keep them
+    journals = list((tmp_path / "rustle" / "remote").rglob("*.jsonl"))
+    encoded = base64.b64encode(b"fetched data\n").decode()
+    assert journals and not any(encoded in p.read_text() for p in journals)
+
+
+def tree(root: Path) -> dict[str, str]:
+    return {str(p.relative_to(root)).replace(str(root.parent), ""): p.read_text()
+            for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+@pytest.mark.parametrize(("src", "message"), [
+    ("/../../etc/passwd", "src '/../../etc/passwd' would be written outside"),
+    ("{{ wanted }}", "src '{{ wanted }}' is a template over what only the host knows"),
+])
+def test_a_fetch_that_cannot_be_placed_now_is_refused(tmp_path: Path, bridge: BridgeRun, src: str,
+                                                      message: str) -> None:
+    plan = write_plan(tmp_path, [{"name": "up", "module": "fetch", "args": {"src": src, "dest": "out"}}])
+    code, out, err = bridge.main(str(plan), "-i", str(bridge.inventory()), "--run")
+    assert code == 2, err + out
+    assert f"fetch in task 'up': {message}" in err and "/plays/0/batches/0/tasks/0/args/src" in err
+    assert not (tmp_path / "remote").exists() and not (tmp_path / "out").exists()

@@ -25,7 +25,6 @@ _TRUE = ("1", "true", "yes", "on", "y", "t")
 
 # ansible-core's controller-side actions of modules the runtime does not implement
 CONTROLLER_ACTIONS: dict[str, str] = {
-    "ansible.builtin.fetch": "fetch copies a file from the host to the controller",
     "ansible.builtin.assemble": "assemble with remote_src: false reads its fragments on the controller",
     "ansible.builtin.add_host": "add_host changes the controller's inventory while the play runs",
     "ansible.builtin.group_by": "group_by changes the controller's inventory while the play runs",

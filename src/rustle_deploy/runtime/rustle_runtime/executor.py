@@ -588,6 +588,10 @@ class Runner:
             result = {"failed": True, "changed": False, "msg": keyword_error}
         else:
             result = self._execute(task)
+        for one in [result] + [r for r in result.get("results") or () if isinstance(r, dict)]:
+            fetched = one.pop("_rustle_fetch", None)
+            if fetched:  # a fetch's bytes go to the controller only: not registered, not journaled
+                self.emitter.emit(dict(fetched, event="fetched", host=self.host, id=task.get("id")), journal=False)
         ignored = bool(result.get("failed")) and bool(task.get("ignore_errors"))
         register = task.get("register")
         if register:

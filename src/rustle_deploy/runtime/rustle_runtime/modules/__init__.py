@@ -32,6 +32,7 @@ FAMILIES = {
     "template": "files",
     "stat": "files",
     "slurp": "files",
+    "fetch": "files",
     "lineinfile": "lines",
     "blockinfile": "lines",
     "replace": "lines",
