@@ -142,3 +142,21 @@ def test_list_modules_of_a_playbook_includes_its_roles_library(tmp_path: Path, b
     assert paths["ansible.legacy.role_greet"] == str(role / "library" / "role_greet.py")
     assert paths["ansible.legacy.greet"] == str(tmp_path / "library" / "greet.py")
     assert str(role / "library") in doc["searched"]
+
+
+def test_an_action_plugin_without_a_module_is_refused_as_such(tmp_path: Path, bridge: BridgeRun) -> None:
+    role = tmp_path / "roles" / "r"
+    (role / "tasks").mkdir(parents=True)
+    (role / "action_plugins").mkdir()
+    (role / "action_plugins" / "on_controller.py").write_text(
+        "from ansible.plugins.action import ActionBase\n\n"
+        "class ActionModule(ActionBase):\n    def run(self, tmp=None, task_vars=None):\n        return {}\n")
+    (role / "tasks" / "main.yml").write_text("- name: controller side\n  on_controller: {}\n")
+    pb = tmp_path / "site.yml"
+    pb.write_text("- hosts: localhost\n  gather_facts: false\n  roles: [r]\n")
+    code, _, err = bridge.main(str(pb), "-i", str(bridge.inventory()), "--run")
+    assert code == 2
+    assert "unknown module 'on_controller' in task 'r : controller side': it is an action plugin with no " \
+           f"module ({role / 'action_plugins' / 'on_controller.py'}): it runs on the controller" in err, err
+    assert "write it as a module (library/)" in err
+    assert not (tmp_path / "remote").exists()

@@ -245,6 +245,9 @@ class Runner:
         self._own_names = set()  # registered by a task whose result only the first host gets
         self.cleanups = []  # called when the run ends
         self.included_vars = {}  # include_vars, below set_fact
+        # facts a module returned (getent_passwd...): variables of their own name too, at the
+        # host facts' precedence (above inventory, below play vars), as INJECT_FACTS_AS_VARS does
+        self.module_facts = {}
         self.extra_vars = dict(plan.get("extra_vars") or {})
         self.stats = {"ok": 0, "changed": 0, "failed": 0, "skipped": 0, "rescued": 0, "ignored": 0}
         self._params = []  # params layers of the containers being run (include vars)
@@ -321,6 +324,8 @@ class Runner:
         play = self._play or {}
         layers = [play["defaults"]] if play.get("defaults") else []
         layers.append(self.host_vars)
+        if self.module_facts:
+            layers.append(self.module_facts)
         if play.get("vars"):
             layers.append(play["vars"])
         if self.included_vars:
@@ -700,6 +705,8 @@ class Runner:
         if role and role.get("defaults"):
             layers.append(role["defaults"])
         layers.append(self.host_vars)
+        if self.module_facts:
+            layers.append(self.module_facts)
         if play.get("vars"):
             layers.append(play["vars"])
         if role and role.get("vars"):
@@ -985,5 +992,6 @@ class Runner:
             else:
                 current = self.facts() if self._facts is None else self._facts
                 current.update(unsafe(facts))
+                self.module_facts.update((k, v) for k, v in unsafe(facts).items() if not k.startswith("ansible_"))
         return result
 
