@@ -676,8 +676,8 @@ class _Phased:
             if event.get("event") == "shared" and isinstance(event.get("vars"), dict):
                 if isinstance(event.get("state"), dict):
                     self.state[outcome.host] = event["state"]
-                if local:
-                    self.carry_in(outcome.host, event["vars"], event.get("notified"))
+                if local:  # "own": what only the host itself registers (a pause's result)
+                    self.carry_in(outcome.host, {**event["vars"], **(event.get("own") or {})}, event.get("notified"))
                 self.shared[outcome.host] = event["vars"]
                 if isinstance(event.get("inventory"), dict):
                     self.inventory[outcome.host] = event["inventory"]

@@ -87,7 +87,13 @@ def split(kind: str) -> tuple[str, int]:
     return base, int(width or 0)
 
 
+# ansible-core's actions that run once for the batch, on the controller (BYPASS_HOST_LOOP)
+ONCE_ON_CONTROLLER = ("pause",)
+
+
 def _leaf_kind(task: Task) -> str:
+    if task.short_module in ONCE_ON_CONTROLLER:
+        return ONCE_LOCAL
     # add_host runs once for the play (ansible-core's BYPASS_HOST_LOOP); its change reaches
     # the other hosts with their next phase
     once = task.extras.get("run_once") is True or task.short_module == "add_host"
@@ -109,6 +115,14 @@ def kind_of(task: Task) -> str:
     return kinds.pop() if len(kinds) == 1 else HOSTS
 
 
+def _cross_host_key(leaf: Task, kind: str) -> tuple[str, str]:
+    """The key that makes ``leaf`` a cross-host task, and how a message names it."""
+    if leaf.short_module in ONCE_ON_CONTROLLER:
+        return "module", f"{leaf.short_module} (run once on the controller)"
+    key = "delegate_to" if kind in (LOCAL, ONCE_LOCAL) else ("run_once" if kind == ONCE else "throttle")
+    return key, key
+
+
 def refusals(play: Play, tasks: list[Task]) -> Iterator[Refusal]:
     """The cross-host keywords of ``play`` that cannot be cut at (``tasks``: its top-level
     tasks in execution order)."""
@@ -123,9 +137,9 @@ def refusals(play: Play, tasks: list[Task]) -> Iterator[Refusal]:
         for leaf in _leaves(task):
             kind, width = split(_leaf_kind(leaf))
             if kind != HOSTS or width:
-                key = "delegate_to" if kind in (LOCAL, ONCE_LOCAL) else ("run_once" if kind == ONCE else "throttle")
+                key, what = _cross_host_key(leaf, kind)
                 yield Refusal(leaf, key,
-                              f"{key} on task {leaf.name!r} inside block {task.name!r}, whose tasks "
+                              f"{what} on task {leaf.name!r} inside block {task.name!r}, whose tasks "
                               "do not all run the same way (on every host, once, on the controller): "
                               "the play cannot be cut there",
                               f"put {key} on the whole block, or move the task out of the block")
@@ -134,9 +148,9 @@ def refusals(play: Play, tasks: list[Task]) -> Iterator[Refusal]:
         for leaf in _leaves(handler):
             kind, width = split(_leaf_kind(leaf))
             if kind != HOSTS or width:
-                key = "delegate_to" if kind in (LOCAL, ONCE_LOCAL) else ("run_once" if kind == ONCE else "throttle")
-                yield Refusal(leaf, key, f"{key} on handler {leaf.name!r} is not supported",
-                              f"notify a handler without {key}, or make it a task of the play")
+                key, what = _cross_host_key(leaf, kind)
+                yield Refusal(leaf, key, f"{what} on handler {leaf.name!r} is not supported",
+                              f"notify a handler without {what}, or make it a task of the play")
                 break
 
 

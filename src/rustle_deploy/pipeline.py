@@ -570,14 +570,17 @@ class Session:
 
     def list_modules(self) -> int:
         """The built-in modules, then every module the bridge can see and how it would run."""
-        import os
-
         from .bridge.lookup import list_visible
         from .runtime_index import module_families
 
         path = self.opts.get("execution_plan")
-        plan_dir = os.path.dirname(os.path.abspath(path)) if path and path != "-" else None
-        version, searched, seen = list_visible([plan_dir] if plan_dir else [])
+        if path:  # the plan's or playbook's directory and each of its roles' (their library/)
+            from .bridge.policy import plan_dirs
+
+            dirs = plan_dirs(self.plan(self.inventory())[0])
+        else:
+            dirs = []
+        version, searched, seen = list_visible(dirs)
         builtin = sorted(module_families())
         if self.json_out:
             dump_json({"builtin": builtin, "ansible_core": version, "searched": searched,

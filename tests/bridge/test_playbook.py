@@ -125,6 +125,25 @@ def test_collections_keyword_takes_collection_names(tmp_path: Path, bridge: Brid
     assert "collections takes collection names such as 'community.general', not 'notacollection'" in err
 
 
+def test_list_modules_of_a_playbook_includes_its_roles_library(tmp_path: Path, bridge: BridgeRun) -> None:
+    role = tmp_path / "roles" / "greeter"
+    (role / "library").mkdir(parents=True)
+    (role / "tasks").mkdir()
+    (role / "library" / "role_greet.py").write_text(ANSIBLE_MODULE)
+    (role / "tasks" / "main.yml").write_text("- role_greet: {name: r}\n")
+    (tmp_path / "library").mkdir()
+    (tmp_path / "library" / "greet.py").write_text(ANSIBLE_MODULE)
+    pb = tmp_path / "site.yml"
+    pb.write_text("- hosts: localhost\n  gather_facts: false\n  roles: [greeter]\n")
+    code, out, err = bridge.main("--list-modules", str(pb), "--output", "json")
+    assert code == 0, err
+    doc = json.loads(out)
+    paths = {m["name"]: m["path"] for m in doc["bridge"]}
+    assert paths["ansible.legacy.role_greet"] == str(role / "library" / "role_greet.py")
+    assert paths["ansible.legacy.greet"] == str(tmp_path / "library" / "greet.py")
+    assert str(role / "library") in doc["searched"]
+
+
 def test_an_action_plugin_without_a_module_is_refused_as_such(tmp_path: Path, bridge: BridgeRun) -> None:
     role = tmp_path / "roles" / "r"
     (role / "tasks").mkdir(parents=True)

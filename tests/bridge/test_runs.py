@@ -226,7 +226,8 @@ def test_become_root_and_another_user_run_the_module_as_that_user(tmp_path: Path
 
 def test_the_fork_server_is_started_early_only_for_tasks_that_will_use_it() -> None:
     """The run starts the fork server before its first task only when one of the host's bridged
-    Python tasks runs without become (with become, each runs in a new Python through sudo)."""
+    Python tasks runs without become (with become, each runs in a new Python through sudo) and
+    is sure to run (no when, not in a rescue, not a handler): a skipped one starts nothing."""
     from rustle_deploy.runtime_index import runtime_root
 
     sys.path.insert(0, str(runtime_root()))
@@ -243,7 +244,11 @@ def test_the_fork_server_is_started_early_only_for_tasks_that_will_use_it() -> N
     assert _unbecome_task(plan(find), "h1", fqcns)
     assert not _unbecome_task(plan(dict(find, become=True)), "h1", fqcns)
     assert _unbecome_task(plan(dict(find, become="{{ as_root }}")), "h1", fqcns)
-    assert _unbecome_task(plan({"block": [{"module": "ping"}], "rescue": [find]}), "h1", fqcns)
+    assert not _unbecome_task(plan({"block": [{"module": "ping"}], "rescue": [find]}), "h1", fqcns)
+    assert _unbecome_task(plan({"block": [{"module": "ping"}], "always": [find]}), "h1", fqcns)
+    assert not _unbecome_task(plan(dict(find, when=["false"])), "h1", fqcns)
+    assert not _unbecome_task(plan({"block": [find], "when": ["x is defined"]}), "h1", fqcns)
+    assert not _unbecome_task({"plays": [{"hosts": ["h1"], "tasks": [], "handlers": [find]}]}, "h1", fqcns)
     assert not _unbecome_task(plan(find, host="h2"), "h1", fqcns)
     assert not _unbecome_task(plan({"bridge": "ansible.legacy.mine"}), "h1", fqcns)  # a script module
 

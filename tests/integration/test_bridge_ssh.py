@@ -62,7 +62,8 @@ def test_bridged_modules_over_ssh(tmp_path: Path, sshd: Any, rustle_home: Path,
 def test_playbook_with_library_role_and_own_modules_over_ssh(tmp_path: Path, sshd: Any, rustle_home: Path,
                                                              capsys: pytest.CaptureFixture[str]) -> None:
     """A playbook naming an ansible-core module the runtime lacks, a library/ module of the
-    playbook, one of a role, and a rustle-deploy module, on two hosts over the real sshd."""
+    playbook, one of a role, and a rustle-deploy module, on two hosts over the real sshd; a
+    fetch brings each host's file back."""
     import shutil
 
     hosts = {}
@@ -87,13 +88,16 @@ def test_playbook_with_library_role_and_own_modules_over_ssh(tmp_path: Path, ssh
         "    - name: mine\n      mine: {}\n"
         "    - name: kv\n      kv: {path: '{{ tmp.path }}/app.conf', key: workers, value: 4}\n"
         "    - name: read back\n      slurp: {src: '{{ tmp.path }}/app.conf'}\n      register: conf\n"
-        "    - name: check\n      assert: {that: [\"(conf.content | b64decode) == 'workers = 4\\n'\"]}\n")
+        "    - name: check\n      assert: {that: [\"(conf.content | b64decode) == 'workers = 4\\n'\"]}\n"
+        "    - name: fetch\n      fetch: {src: /etc/hostname, dest: fetched}\n")
     capsys.readouterr()
     code = cli.main([str(work / "site.yml"), "-i", str(inv), "--run", "--output", "json"])
     out, err = capsys.readouterr()
     assert code == 0, err
     for h in json.loads(out)["hosts"]:
-        assert h["ok"] and h["recap"]["failed"] == 0 and h["recap"]["changed"] == 4, h
+        assert h["ok"] and h["recap"]["failed"] == 0 and h["recap"]["changed"] == 5, h
+    for name in hosts:  # fetch brought each host's file back over ssh, under its own name
+        assert (work / "fetched" / name / "etc" / "hostname").read_bytes() == Path("/etc/hostname").read_bytes()
     for i in range(2):
         journal = sorted((tmp_path / f"remote{i}" / "runs").glob("*.jsonl"), key=lambda p: p.stat().st_mtime)[-1]
         events = {e["task"]: e for e in map(json.loads, journal.read_text().splitlines())

@@ -26,14 +26,9 @@ _TRUE = ("1", "true", "yes", "on", "y", "t")
 
 # ansible-core's controller-side actions of modules the runtime does not implement
 CONTROLLER_ACTIONS: dict[str, str] = {
-    "ansible.builtin.fetch": "fetch copies a file from the host to the controller",
-    "ansible.builtin.script": "script uploads a controller-side script for each task",
     "ansible.builtin.assemble": "assemble with remote_src: false reads its fragments on the controller",
     "ansible.builtin.include_vars": "include_vars reads variable files on the controller while the play runs",
-    "ansible.builtin.set_stats": "set_stats records statistics on the controller",
-    "ansible.builtin.pause": "pause waits for the operator at the controller",
     "ansible.builtin.reboot": "reboot restarts the host and waits from the controller for it to come back",
-    "ansible.builtin.wait_for_connection": "wait_for_connection waits from the controller for the connection",
     "ansible.builtin.async_status": "async_status reads the status of async jobs, which are not supported",
     "ansible.builtin.gather_facts": "gather_facts runs fact modules from the controller; use setup (built in)",
     "ansible.builtin.validate_argument_spec": "validate_argument_spec checks role arguments on the controller",

@@ -84,6 +84,11 @@ class Embedder:
         if controller is not None:
             record_task(controller, [task.args, task.extras], _bare_expressions(task, module), scopes)
         src = task.args.get("src")
+        if module == "script":  # the script itself, under its name as written
+            path = resolve_source(self.plan, task)
+            found = plan_files.script_source(task.args)
+            if path is not None and found is not None:
+                out.setdefault("files", {})[found[0]] = self.digest(path, task)
         if module in ("copy", "template", "unarchive") and isinstance(src, str) and src:
             if not (module == "unarchive" and task.args.get("remote_src")):
                 self._sources(task, module, src, out, search, scopes)

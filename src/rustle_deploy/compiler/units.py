@@ -26,7 +26,7 @@ from ..model import SECRET_VARS, Host, Plan, Play, Task, own_vars
 from ..phases import Phases, plan_phases
 from ..runtime_index import canonical_module, module_families
 from .lookups import ControllerLookups, running, uses_controller_lookups
-from .sources import Embedder, static_scopes
+from .sources import Embedder, _static_values, static_scopes
 
 if TYPE_CHECKING:
     from ..bridge.lookup import BridgedModule, Resolution
@@ -426,6 +426,11 @@ def _compile_task(
             magic = {"playbook_dir": plan.playbook_dir or plan.base_dir}
             scopes = static_scopes(host_vars, {**magic, **(play.play.vars or {})}, task)
         embedder.embed(task, module, out, scopes, runner)
+    if module == "fetch":
+        known = {h.name: dict(unit.host_vars.get(h.name) or own_vars(h), inventory_hostname=h.name,
+                              inventory_hostname_short=h.name.split(".")[0]) for h in unit.hosts}
+        out["fetch"] = fetch_targets(plan, task, known, {"playbook_dir": plan.playbook_dir or plan.base_dir,
+                                                         **(play.play.vars or {})})
     if (
         out["when"]
         or skip_when
@@ -436,6 +441,65 @@ def _compile_task(
         or (module == "debug" and "var" in task.args)
     ):
         unit.needs_jinja = True
+    return out
+
+
+def fetch_targets(plan: Plan, task: Task, host_vars: dict[str, dict[str, Any]],
+                  play_vars: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """Where ``fetch`` writes each host's file on the controller, decided here and never by the
+    host (as ansible-core's fetch action: ``dest/HOST/SRC``, or ``dest`` itself with ``flat``,
+    relative to the playbook's directory), with the checksum of what is there now: the host
+    compares and sends the bytes back only when they differ. A path outside ``dest/HOST`` is
+    refused; ``src`` and ``dest`` must be known now: written out, or templates of what the
+    controller knows of each host (``inventory_hostname``, inventory and play variables)."""
+    import hashlib
+    import os
+
+    from ..errors import PlanError
+
+    src_arg, dest_arg = task.args.get("src"), task.args.get("dest")
+    if not isinstance(src_arg, str) or not isinstance(dest_arg, str):
+        return {}  # the runtime's fetch says what is missing, as Ansible's does
+    given = {"src": src_arg, "dest": dest_arg}
+    flat = str(task.args.get("flat", False)).strip().lower() in ("1", "true", "yes", "on", "y", "t")
+    base = plan.playbook_dir or plan.base_dir
+    out: dict[str, dict[str, Any]] = {}
+    for host, known in host_vars.items():
+        scopes = static_scopes([known], play_vars, task)
+        values: dict[str, str] = {}
+        for key, value in given.items():
+            rendered = {value} if not _TEMPLATED.search(value) else set(_static_values(value, scopes))
+            if len(rendered) != 1 or len(scopes) != 1 and _TEMPLATED.search(value):
+                raise PlanError(f"fetch in task {task.name!r}: {key} {value!r} is a template over what only the "
+                                "host knows" + (" or over loop items" if len(scopes) > 1 else ""),
+                                "the controller decides where each host's file goes before the run: use "
+                                "inventory or play variables (dest/<inventory_hostname>/src is added per host)",
+                                file=plan.source, pointer=f"{task.pointer}/args/{key}")
+            values[key] = rendered.pop()
+        src, dest = values["src"], values["dest"]
+        target: dict[str, Any] = {}
+        if flat:
+            path = os.path.join(base, os.path.expanduser(dest))
+            if os.path.isdir(path) and not dest.endswith("/"):
+                target["error"] = ("dest is an existing directory, use a trailing slash if you want to fetch "
+                                   "src into that directory")
+            if dest.endswith("/"):
+                path = os.path.join(path, os.path.basename(src))
+            path = os.path.normpath(path)
+        else:
+            root = os.path.normpath(os.path.join(base, os.path.expanduser(dest), host))
+            path = os.path.normpath(os.path.join(root, src.lstrip("/")))
+            if not path.startswith(root + os.sep):
+                raise PlanError(f"fetch in task {task.name!r}: src {src!r} would be written outside {root}",
+                                "name the file on the host without '..'", file=plan.source,
+                                pointer=f"{task.pointer}/args/src")
+        target["dest"] = path
+        try:
+            with open(path, "rb") as fh:
+                target["checksum"] = hashlib.sha1(fh.read()).hexdigest()  # noqa: S324 (Ansible's checksum)
+        except OSError:
+            target["checksum"] = None
+        out[host] = target
     return out
 
 

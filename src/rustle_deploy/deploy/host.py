@@ -28,6 +28,7 @@ from ..errors import ChecksumMismatch, HostError, RemoteError, TransferError
 from ..model import Host, own_vars
 from ..transport import ConnectFn, Connection, Session, default_connect
 from ..transport.options import PYTHON_CANDIDATES, AgentLaunch, agent_launch, remote_command
+from .fetched import write_fetched
 
 log = logging.getLogger(__name__)
 
@@ -454,6 +455,9 @@ async def _drive(job: HostJob, connect: ConnectFn, on_event: EventFn | None, out
                 log.debug("%s: not a protocol line: %r", job.host.name, raw[:200])
                 continue
             if not isinstance(obj, dict):
+                continue
+            if obj.get("event") == "fetched":  # a fetch task's file: written here, not kept
+                write_fetched(job.artifact, job.host.name, obj)
                 continue
             if "event" in obj:
                 out.events.append(obj)

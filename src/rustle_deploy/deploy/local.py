@@ -17,8 +17,9 @@ import time
 from pathlib import Path
 from typing import Any
 
-from ..errors import PhaseError
+from ..errors import HostError, PhaseError
 from ..model import Host, own_vars
+from .fetched import write_fetched
 from .host import HostOutcome, RunOptions
 
 
@@ -69,7 +70,12 @@ def run_here(artifact: Path, host: Host, options: RunOptions, state: dict[str, A
             event = json.loads(line)
         except ValueError:
             continue
-        if isinstance(event, dict) and "event" in event:
+        if isinstance(event, dict) and event.get("event") == "fetched":
+            try:
+                write_fetched(artifact, host.name, event)
+            except HostError as exc:
+                return HostOutcome(host=host.name, error=exc, duration=time.monotonic() - started)
+        elif isinstance(event, dict) and "event" in event:
             events.append(event)
     recap = next((e for e in reversed(events) if e.get("event") == "recap"), None)
     error = None

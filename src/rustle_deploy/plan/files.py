@@ -1,10 +1,10 @@
-"""Where the local files of ``copy`` and ``template`` tasks are found.
+"""Where the local files of ``copy``, ``template`` and ``script`` tasks are found.
 
 A task's ``src`` is looked up, first hit wins, in:
 
 1. the path itself when it is absolute;
 2. ``base_dir/src`` (the plan file's directory; the current directory for standard input);
-3. ``base_dir/files/src`` for ``copy``, ``base_dir/templates/src`` for ``template``
+3. ``base_dir/files/src`` for ``copy`` and ``script``, ``base_dir/templates/src`` for ``template``
    (Ansible's role layout);
 4. each ``--files-dir`` given, as in 2 and 3.
 
@@ -23,7 +23,7 @@ from rustle_deploy.errors import PlanError
 from rustle_deploy.model import Plan, StaticFile, Task
 from rustle_deploy.plan.schema import printable
 
-SOURCE_MODULES = ("copy", "template")
+SOURCE_MODULES = ("copy", "template", "script")
 
 # Plan has no field for --files-dir (yet); parse_plan registers it here, keyed by id(plan),
 # and forgets it when the plan is collected.
@@ -58,7 +58,7 @@ def candidates(src: str, kind: str, base_dir: str, files_dirs: Sequence[str]) ->
     src = os.path.expanduser(src)
     if os.path.isabs(src):
         return [os.path.normpath(src)]
-    subdirs = {"copy": ("files",), "template": ("templates",)}.get(kind, ("files", "templates"))
+    subdirs = {"copy": ("files",), "script": ("files",), "template": ("templates",)}.get(kind, ("files", "templates"))
     out: list[str] = []
     for root in (base_dir, *files_dirs):
         root = os.path.abspath(os.path.expanduser(root))
@@ -91,10 +91,29 @@ def find(src: str, kind: str, *, source: str, pointer: str, base_dir: str,
         file=source, pointer=pointer)
 
 
+def script_source(args: dict[str, object]) -> tuple[str, str] | None:
+    """A ``script`` task's script as written (the first word of its free-form text or
+    ``cmd``, as ansible-core's script action splits it) and the argument holding it."""
+    import shlex
+
+    key = "_raw_params" if args.get("_raw_params") else "cmd"
+    text = args.get(key)
+    if not isinstance(text, str):
+        return None
+    try:
+        words = shlex.split(text.strip())
+    except ValueError:
+        return None
+    return (words[0], key) if words else None
+
+
 def needs_local_source(task: Task) -> str | None:
     """The ``src`` to look up on the controller, or None when the task needs no local file."""
     if not _is_source_task(task):
         return None
+    if task.short_module == "script":
+        found = script_source(task.args)
+        return found[0] if found and "{{" not in found[0] and "{%" not in found[0] else None
     src = task.args.get("src")
     if not isinstance(src, str) or not src:
         return None
@@ -114,7 +133,8 @@ def resolve_source(plan: Plan, task: Task, *, files_dirs: Sequence[str] | None =
     if src is None:
         return None
     dirs = files_dirs_of(plan) if files_dirs is None else tuple(files_dirs)
-    return find(src, task.short_module, source=plan.source, pointer=f"{task.pointer}/args/src",
+    where = "src" if task.short_module != "script" else (script_source(task.args) or ("", "_raw_params"))[1]
+    return find(src, task.short_module, source=plan.source, pointer=f"{task.pointer}/args/{where}",
                 base_dir=plan.base_dir, files_dirs=dirs)
 
 

@@ -278,6 +278,8 @@ def _bridge_resolution(plan: Plan) -> Resolution | None:
 
 def _module(plan: Plan, task: Task, resolution: Resolution | None) -> None:
     """The module is built in, or found as Ansible finds it and runnable through the bridge."""
+    if not task.is_block and canonical_module(task.module) == "pause":
+        _pause(plan, task)
     if task.is_block or canonical_module(task.module) is not None or resolution is None:
         return
     from rustle_deploy.bridge.policy import bridged
@@ -310,6 +312,20 @@ def _inventory_changes(src: str, plan: Plan, number: int) -> None:
                         "chosen before anything runs, so that is not supported yet",
                         f"end the plan with the play holding {task.short_module}, or name the new hosts "
                         "in the inventory", file=src, pointer=task.pointer)
+
+
+def _pause(plan: Plan, task: Task) -> None:
+    """A pause that would wait for the operator cannot: the play runs without asking."""
+    if task.args.get("prompt"):
+        where, why = "prompt", "a prompt"
+    elif task.args.get("seconds") is None and task.args.get("minutes") is None:
+        where, why = "", "no seconds or minutes (it waits for Enter)"
+    else:
+        return
+    raise PlanError(f"pause in {_kind(task)} {task.name!r} has {why}: it would wait for the operator, and "
+                    "rustle-deploy runs the play without asking (no terminal in the run)",
+                    "give seconds: or minutes: to pause for a while (docs/bridge.md)",
+                    file=plan.source, pointer=child(f"{task.pointer}/args", where) if where else f"{task.pointer}/args")
 
 
 def _unsupported(src: str, plan: Plan, play: Play, task: Task) -> None:

@@ -25,6 +25,7 @@ import hashlib
 import json
 import os
 import re
+import shlex
 from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
@@ -44,7 +45,7 @@ from rustle_deploy.model import (
     Task,
 )
 from rustle_deploy.phases import CONTROLLER
-from rustle_deploy.plan.files import remember_files_dirs
+from rustle_deploy.plan.files import remember_files_dirs, script_source
 from rustle_deploy.plan.schema import Reader
 from rustle_deploy.plan.validate import INVENTORY_MODULES
 from rustle_deploy.playbook import keywords as kw
@@ -1561,7 +1562,10 @@ class _Compiler:
     # -- copy/template sources ---------------------------------------------------------------------
     def sources(self, src: Source, ds: dict[str, Any], key: str | None, module: str,
                 args: dict[str, Any], ctx: Ctx, pointer: str) -> dict[str, Any]:
-        """A copy/template ``src`` found with Ansible's search paths, made absolute."""
+        """A copy/template ``src`` (a script's first word) found with Ansible's search paths,
+        made absolute."""
+        if _short(module) == "script":
+            return self.script_source(src, ds, key, args, ctx)
         if module not in ("copy", "template") or not isinstance(args.get("src"), str):
             return args
         value = args["src"]
@@ -1587,6 +1591,35 @@ class _Compiler:
         out = dict(args)
         # a directory copies itself, or with a trailing slash its contents (as Ansible's copy)
         out["src"] = found + "/" if os.path.isdir(found) and value.endswith("/") else found
+        return out
+
+    def script_source(self, src: Source, ds: dict[str, Any], key: str | None, args: dict[str, Any],
+                      ctx: Ctx) -> dict[str, Any]:
+        """A script's path (its free-form text's or ``cmd``'s first word) found in ``files/`` as
+        ansible-core's script action finds it, written absolute in the text (the arguments and
+        their quoting stay as written)."""
+        found = script_source(args)
+        if found is None:
+            return args  # the runtime's script says what is missing
+        word, where = found
+        name = word
+        if has_template(word):
+            rendered = self.renderer_try(word, ctx)
+            if rendered is None:
+                raise src.error(f"the script {word!r} is named from host data",
+                                "name the script with variables known on the controller (the "
+                                "script is embedded in the artifact at compile time)", ds,
+                                key if key is not None else _NO_KEY, value=True)
+            name = str(rendered)
+        path, tried = self.find_file(name, "files", ctx)
+        if path is None or not os.path.isfile(path):
+            raise src.error(f"could not find script {name!r}; tried: "
+                            + ", ".join(display_path(t) for t in tried),
+                            "put it in the role's files/ directory or beside the playbook", ds,
+                            key if key is not None else _NO_KEY, value=True)
+        out = dict(args)
+        bare = word == shlex.quote(word)  # written without quotes: the path may need them
+        out[where] = str(args[where]).replace(word, shlex.quote(path) if bare else path, 1)
         return out
 
     def include_vars(self, src: Source, ds: dict[str, Any], key: str | None, args: dict[str, Any],

@@ -75,9 +75,8 @@ CASES: dict[str, dict[str, str]] = {
     "task_unsupported_builtin": {"site.yml": """\
         - hosts: web
           tasks:
-            - fetch:
-                src: /etc/hosts
-                dest: out/
+            - reboot:
+                reboot_timeout: 60
         """},
     "task_collection_module": {"site.yml": """\
         - hosts: web

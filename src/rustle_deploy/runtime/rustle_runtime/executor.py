@@ -42,6 +42,8 @@ OMIT = "__omit_place_holder__rustle"
 EXIT_OK, EXIT_BUG, EXIT_FAILED, EXIT_USAGE = 0, 1, 2, 3
 
 # result keys that are bookkeeping, not shown in events
+# ansible-core's BYPASS_HOST_LOOP actions: run once for the batch, registered on its first host only
+_FIRST_HOST_ONLY = ("pause",)
 _HIDDEN = ("ansible_facts", "stdout_lines", "stderr_lines", "_meta", "_set_fact", "_include_vars",
            "_ansible_verbose_always", "invocation")
 
@@ -277,6 +279,7 @@ class Runner:
         self._facts = None
         self._tmpdir = None
         self.runtime_vars = {}  # registered results and set_fact, across plays
+        self._own_names = set()  # registered by a task whose result only the first host gets
         self.cleanups = []  # called when the run ends
         self.included_vars = {}  # include_vars, below set_fact
         # facts a module returned (getent_passwd...): variables of their own name too, at the
@@ -523,9 +526,12 @@ class Runner:
         if self.carry and not failed:
             _save_carry(self.carry, state)
         if self.share and not failed:
+            set_here = {k: v for k, v in self.runtime_vars.items() if k not in before or before[k] is not v}
             shared = {"event": "shared", "host": self.host, "notified": self._carried_notified, "vars": {
-                k: v for k, v in self.runtime_vars.items()
-                if (k not in before or before[k] is not v) and k not in self._own}}
+                k: v for k, v in set_here.items() if k not in self._own and k not in self._own_names}}
+            own = {k: v for k, v in set_here.items() if k in self._own_names}
+            if own:  # a pause's result: registered on this host only, as in ansible-core
+                shared["own"] = own
             if self._added["hosts"] or self._added["groups"]:
                 shared["inventory"] = self._added
             if self.share == "state":  # a run on the controller goes on from it, with these facts
@@ -735,6 +741,10 @@ class Runner:
             result = {"failed": True, "changed": False, "msg": keyword_error}
         else:
             result = self._execute(task)
+        for one in [result] + [r for r in result.get("results") or () if isinstance(r, dict)]:
+            fetched = one.pop("_rustle_fetch", None)
+            if fetched:  # a fetch's bytes go to the controller only: not registered, not journaled
+                self.emitter.emit(dict(fetched, event="fetched", host=self.host, id=task.get("id")), journal=False)
         ignored = bool(result.get("failed")) and bool(task.get("ignore_errors"))
         register = task.get("register")
         if register:
@@ -743,6 +753,8 @@ class Runner:
                 self._own.add(register)  # Ansible keeps it on the host that ran it only
             else:
                 self._own.discard(register)
+            if str(task.get("module") or "").rsplit(".", 1)[-1] in _FIRST_HOST_ONLY:
+                self._own_names.add(register)
         status = _status(result)
         event = dict(head, event="handler_result" if is_handler else "task_result")
         event.update({"status": status, "ignored": ignored})
@@ -1120,8 +1132,9 @@ class Runner:
         result.setdefault("changed", False)
         if not result.pop("_action_skip", False):  # an action plugin's skip has no 'failed' in Ansible
             result.setdefault("failed", False)
+        lines = not result.pop("_no_lines", False)  # pause's result has no *_lines in Ansible
         for stream in ("stdout", "stderr"):
-            if isinstance(result.get(stream), str) and stream + "_lines" not in result:
+            if lines and isinstance(result.get(stream), str) and stream + "_lines" not in result:
                 result[stream + "_lines"] = result[stream].splitlines()
         if result.pop("_inventory", False) and not result.get("failed"):
             result["changed"] = self._change_inventory(result)

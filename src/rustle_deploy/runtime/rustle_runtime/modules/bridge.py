@@ -509,20 +509,24 @@ def prestart(runner):
 
 def _unbecome_task(plan, host, fqcns):
     """Whether one of this host's tasks runs a module of ``fqcns`` without become (only those use
-    the fork server; a ``become`` that is a template may be false)."""
+    the fork server; a ``become`` that is a template may be false) and will run unless a task
+    before it fails: no ``when`` on it or a block around it, not in a ``rescue``, not a handler.
+    A bridged task that may be skipped starts the server when it runs, so a run whose bridged
+    tasks are all skipped pays nothing for it."""
     def walk(tasks):
         for task in tasks or ():
+            if task.get("when") or task.get("skip_when"):
+                continue
             if task.get("bridge") in fqcns:
                 become = task.get("become")
                 if not become or (isinstance(become, str) and ("{" in become or become.lower() in ("no", "false", "0"))):
                     return True
-            for key in ("block", "rescue", "always"):
+            for key in ("block", "always"):
                 if walk(task.get(key)):
                     return True
         return False
 
-    return any(walk(p.get("tasks")) or walk(p.get("handlers"))
-               for p in plan.get("plays") or () if host in (p.get("hosts") or ()))
+    return any(walk(p.get("tasks")) for p in plan.get("plays") or () if host in (p.get("hosts") or ()))
 
 
 def _server(runner, python, lib, tmpdir):

@@ -1,4 +1,4 @@
-"""The command family: ``command``, ``shell``, ``raw`` (Ansible's parameters and results)."""
+"""The command family: ``command``, ``shell``, ``raw``, ``script`` (Ansible's parameters and results)."""
 
 import os
 import re
@@ -146,4 +146,72 @@ def raw(ctx, args):
     return r
 
 
-MODULES = {"command": command, "shell": shell, "raw": raw}
+_SCRIPT_ARGS = ("_raw_params", "cmd", "creates", "removes", "chdir", "executable", "decrypt")
+
+
+def script_words(args):
+    """The script as written (the first word of the free-form text or ``cmd``) and the text;
+    (None, None) when neither is given. The compiler embeds the script under that word."""
+    import shlex
+
+    text = args.get("_raw_params") or args.get("cmd")
+    if not isinstance(text, str) or not text.strip():
+        return None, None
+    try:
+        words = shlex.split(text.strip())
+    except ValueError:
+        return None, text
+    return (words[0] if words else None), text
+
+
+def script(ctx, args):
+    """ansible-core's script action: the controller's script (embedded in the artifact) is
+    written to a private directory and run through the shell with the rest of the text as its
+    arguments; creates/removes skip it, chdir must be absolute, check mode runs nothing."""
+    import shutil
+    import tempfile
+
+    extra = sorted(k for k in args if k not in _SCRIPT_ARGS and not k.startswith("_"))
+    if extra:
+        raise ModuleFailure("Unsupported parameters for (script) module: {}. Supported parameters include: {}.".format(
+            ", ".join(extra), ", ".join(sorted(_SCRIPT_ARGS[:-1]))))
+    if args.get("_raw_params") and args.get("cmd"):
+        raise ModuleFailure("parameters are mutually exclusive: _raw_params|cmd")
+    first, text = script_words(args)
+    if first is None:
+        raise ModuleFailure("one of the following is required: _raw_params, cmd")
+    for key, exists, what in (("creates", True, "exists, matching creates option"),
+                              ("removes", False, "does not exist, matching removes option")):
+        path = args.get(key)
+        if path and os.path.lexists(os.path.expanduser(str(path))) == exists:
+            return {"changed": False, "skipped": True, "msg": f"{path} {what}", "_action_skip": True}
+    chdir = args.get("chdir")
+    if chdir and not str(chdir).startswith("/"):
+        raise ModuleFailure(f"chdir {chdir} must be an absolute path for a Unix-aware remote node")
+    data = ctx.source(first)
+    if ctx.check_mode:
+        if args.get("creates") or args.get("removes"):
+            return {"changed": True}
+        return {"changed": False, "skipped": True, "msg": "Check mode is not supported for this task.",
+                "_action_skip": True}
+    tmp = tempfile.mkdtemp(prefix="ansible-tmp-")
+    try:
+        path = os.path.join(tmp, os.path.basename(first))
+        with open(path, "wb") as fh:
+            fh.write(data)
+        os.chmod(path, 0o700)
+        command = text.strip().replace(first, path)
+        if args.get("executable"):
+            command = "{} {}".format(args["executable"], command)
+        if chdir:  # as ansible-core's _low_level_execute_command: the shell changes directory
+            command = f"cd {chdir} && {command}"
+        rc, out, err = ctx.run_command(command, shell=True)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    r = {"changed": True, "rc": rc, "stdout": out, "stderr": err}
+    if rc != 0:
+        r.update(msg="non-zero return code", failed=True)
+    return r
+
+
+MODULES = {"command": command, "shell": shell, "raw": raw, "script": script}

@@ -1,5 +1,5 @@
 """The core family: debug, set_fact, include_vars, assert, fail, meta, ping, setup,
-add_host, group_by.
+add_host, group_by, and the controller actions pause, wait_for_connection and set_stats.
 
 ``add_host`` and ``group_by`` only read their arguments (as Ansible's action plugins do); the
 executor changes its view of the inventory (``groups``, ``group_names``, ``hostvars``) and
@@ -244,5 +244,90 @@ def group_by(ctx, args):
             "parent_groups": [str(p).replace(" ", "-") for p in parents], "_inventory": True}
 
 
+
+def _whole(args, name, default=None):
+    """An integer argument as ansible-core's ``int`` callable takes it (1.5 -> 1)."""
+    value = args.get(name, default)
+    if value is None or isinstance(value, int):
+        return value
+    try:
+        return int(value)
+    except (TypeError, ValueError) as exc:
+        raise ModuleFailure(f"argument '{name}' is of type {type(value).__name__} and we were unable to "
+                            f"convert to int: {exc}") from None
+
+
+def pause(ctx, args):
+    """ansible-core's pause for a while (``seconds``/``minutes``; at least one second). The
+    controller runs it once for the batch (phases.py: a run_once task on the controller);
+    a ``prompt`` or a pause without a duration is refused when the plan is checked."""
+    import datetime
+    import time
+
+    unknown = sorted(set(args) - {"seconds", "minutes", "prompt", "echo"})
+    if unknown:
+        raise ModuleFailure("Unsupported parameters for (pause) module: {}. Supported parameters include: "
+                            "echo, minutes, prompt, seconds.".format(", ".join(unknown)))
+    minutes, seconds = _whole(args, "minutes"), _whole(args, "seconds")
+    if minutes is not None and seconds is not None:
+        raise ModuleFailure("parameters are mutually exclusive: minutes|seconds")
+    if args.get("prompt") or (minutes is None and seconds is None):
+        raise ModuleFailure("pause waits for the operator only with a terminal on the controller; "
+                            "give seconds or minutes")
+    echo = args.get("echo", True)
+    echo = echo if isinstance(echo, bool) else str(echo).strip().lower() in ("yes", "on", "1", "true", "y", "t")
+    unit = "minutes" if minutes is not None else "seconds"
+    wait = max(1, minutes * 60 if minutes is not None else seconds)
+    start = time.time()
+    started = str(datetime.datetime.now())
+    time.sleep(wait)
+    duration = time.time() - start
+    shown = round(duration / 60.0, 2) if unit == "minutes" else round(duration, 2)
+    return {"changed": False, "rc": 0, "stderr": "", "stdout": f"Paused for {shown} {unit}",
+            "start": started, "stop": str(datetime.datetime.now()), "delta": int(duration), "echo": echo,
+            "user_input": "", "_no_lines": True}
+
+
+def wait_for_connection(ctx, args):
+    """ansible-core's wait_for_connection, where the task runs: on the host, whose run is the
+    connection (and its Python the module test) the action waits for; ``delay`` is waited."""
+    import time
+
+    unknown = sorted(set(args) - {"connect_timeout", "delay", "sleep", "timeout"})
+    if unknown:
+        raise ModuleFailure("Invalid options for wait_for_connection: " + ",".join(unknown))
+    delay = _whole(args, "delay", 0)
+    if ctx.check_mode:
+        return {"skipped": True, "changed": False}
+    start = time.time()
+    if delay:
+        time.sleep(delay)
+    return {"changed": False, "elapsed": int(time.time() - start)}
+
+
+def set_stats(ctx, args):
+    """ansible-core's set_stats: the custom statistics, in the task's result (``ansible_stats``)
+    as the action returns them; rustle-deploy shows no custom stats at the end of the run."""
+    unknown = sorted(set(args) - {"aggregate", "data", "per_host"})
+    if unknown:
+        raise ModuleFailure("Invalid options for set_stats: " + ",".join(unknown))
+    stats = {"data": {}, "per_host": False, "aggregate": True}
+    data = args.get("data", {})
+    if not isinstance(data, dict):
+        return {"failed": True, "changed": False, "msg": "The 'data' option needs to be a dictionary/hash"}
+    for opt in ("per_host", "aggregate"):
+        value = args.get(opt)
+        if value is not None:
+            stats[opt] = value if isinstance(value, bool) else \
+                str(value).strip().lower() in ("y", "yes", "on", "1", "true", "t", "1.0")
+    for key, value in data.items():
+        if not (isinstance(key, str) and key.isidentifier() and key.isascii()
+                and key not in ("true", "false", "none", "True", "False", "None", "not")):
+            raise ModuleFailure(f"Task failed: Invalid variable name {str(key)!r}.")
+        stats["data"][key] = value
+    return {"changed": False, "ansible_stats": stats}
+
+
 MODULES = {"debug": debug, "set_fact": set_fact, "include_vars": include_vars, "assert": assert_, "fail": fail, "meta": meta,
-           "ping": ping, "setup": setup, "add_host": add_host, "group_by": group_by}
+           "ping": ping, "setup": setup, "add_host": add_host, "group_by": group_by, "pause": pause,
+           "wait_for_connection": wait_for_connection, "set_stats": set_stats}

@@ -853,4 +853,65 @@ def _file_mime(ctx, path):
     return rc, out, err
 
 
-MODULES = {"copy": copy, "file": file, "template": template, "stat": stat, "slurp": slurp}
+def _truthy(value, default):
+    if value is None:
+        return default
+    if isinstance(value, bool):
+        return value
+    return str(value).strip().lower() in ("1", "true", "yes", "on", "y", "t")
+
+
+def fetch(ctx, args):
+    """ansible-core's fetch action, from the host's side: the file is read here and its bytes go
+    back to the controller (the executor's ``fetched`` event, outside the journal), which writes
+    them where the compiler decided (``task["fetch"][host]``: the controller path and the
+    checksum of what is there now), only when they differ."""
+    import base64
+    import hashlib
+
+    if ctx.check_mode:
+        return {"changed": False, "skipped": True, "msg": "check mode not (yet) supported for this module",
+                "_action_skip": True}
+    src, dest = args.get("src"), args.get("dest")
+    msg = ""
+    if not isinstance(src, str):
+        msg = "Invalid type supplied for source option, it must be a string"
+    if not isinstance(dest, str):
+        msg = "Invalid type supplied for dest option, it must be a string"
+    if src is None or dest is None:
+        msg = "src and dest are required"
+    if msg:
+        return {"changed": False, "failed": True, "msg": msg}
+    fail_on_missing = _truthy(args.get("fail_on_missing"), True)
+    target = (ctx.task.get("fetch") or {}).get(ctx.host)
+    if not isinstance(target, dict):
+        c.fail(f"fetch: the artifact says nowhere on the controller for host {ctx.host}")
+    source = os.path.expanduser(src)
+    if os.path.isdir(source):
+        if fail_on_missing:
+            return {"changed": False, "failed": True,
+                    "msg": "remote file is a directory, fetch cannot work on directories"}
+        return {"msg": "remote file is a directory, fetch cannot work on directories, not transferring, ignored"}
+    try:
+        with open(source, "rb") as fh:
+            data = fh.read()
+    except OSError as exc:
+        missing = exc.errno == errno.ENOENT
+        text = "the remote file does not exist, not transferring, ignored" if missing else \
+            f"file is not readable: {source}"
+        if fail_on_missing:
+            return {"changed": False, "failed": True, "msg": text}
+        return {"changed": False, "file": source, "msg": text}
+    if target.get("error"):
+        return {"changed": False, "failed": True, "msg": target["error"]}
+    remote = hashlib.sha1(data).hexdigest()  # noqa: S324 (Ansible's checksum)
+    md5 = hashlib.md5(data).hexdigest()  # noqa: S324
+    if remote == target.get("checksum"):
+        return {"changed": False, "md5sum": md5, "file": source, "dest": target["dest"], "checksum": remote}
+    return {"changed": True, "md5sum": md5, "dest": target["dest"], "remote_md5sum": None, "checksum": remote,
+            "remote_checksum": remote,
+            "_rustle_fetch": {"data": base64.b64encode(data).decode("ascii"), "checksum": remote,
+                              "validate": _truthy(args.get("validate_checksum"), True)}}
+
+
+MODULES = {"copy": copy, "file": file, "template": template, "stat": stat, "slurp": slurp, "fetch": fetch}
