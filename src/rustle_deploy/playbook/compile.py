@@ -1069,6 +1069,7 @@ class _Compiler:
                 extras["collections"] = collections
             if ctx.include_stack:
                 self.check_bridged(src, ds, action_key, module, collections, ctx)
+        args = self.module_defaults(src, ds, ctx, module, args)
         args = self.sources(src, ds, action_key, canonical or module, args, ctx, pointer)
         if canonical == "include_vars":
             extras["vars_data"] = self.include_vars(src, ds, action_key, args, ctx, st)
@@ -1510,6 +1511,49 @@ class _Compiler:
         out = dict(args)
         # a directory copies itself, or with a trailing slash its contents (as Ansible's copy)
         out["src"] = found + "/" if os.path.isdir(found) and value.endswith("/") else found
+        return out
+
+    def module_defaults(self, src: Source, ds: dict[str, Any], ctx: Ctx, module: str,
+                        args: dict[str, Any]) -> dict[str, Any]:
+        """``args`` over the ``module_defaults`` in effect, as ansible-core merges them.
+
+        The play's, blocks', roles' and the task's own are one list, outermost first; an entry
+        for a module replaces the same module's entry of an enclosing level. A module's
+        defaults win over its groups' (``group/NAME``), the task's own arguments over both.
+        """
+        layers = [(value, origin) for key, value, origin in ctx.kws if key == "module_defaults"]
+        if ds.get("module_defaults") is not None:
+            layers.append((ds["module_defaults"], src.origin(ds, "module_defaults")))
+        if not layers:
+            return args
+        merged: dict[str, tuple[Any, Origin]] = {}
+        for value, origin in layers:
+            for entry in value if isinstance(value, list) else [value]:
+                if not isinstance(entry, dict):
+                    raise origin.error("module_defaults is a mapping (or a list of mappings) of "
+                                       f"module or group names to arguments, not a {_kind(entry)}",
+                                       "module_defaults: {file: {mode: '0644'}}")
+                for name, defaults in entry.items():
+                    merged[_defaults_key(str(name), origin)] = (defaults, origin)
+        action = _defaults_key(module, None)
+        chosen = [merged[f"group/{g}"] for g in sorted(_ACTION_GROUPS)
+                  if action in _ACTION_GROUPS[g] and f"group/{g}" in merged]
+        if action in merged:
+            chosen.append(merged[action])
+        if not chosen:
+            return args
+        out: dict[str, Any] = {}
+        for defaults, origin in chosen:
+            if defaults is None:
+                continue
+            if not isinstance(defaults, dict):
+                hint = ("write the arguments as a mapping; a template that gives the whole "
+                        "mapping is not supported yet" if has_template(defaults)
+                        else "module_defaults: {file: {mode: '0644'}}")
+                raise origin.error(f"the module_defaults of {module!r} must be a mapping of its "
+                                   f"arguments, not a {_kind(defaults)}", hint)
+            out.update(defaults)
+        out.update(args)
         return out
 
     def include_vars(self, src: Source, ds: dict[str, Any], key: str | None, args: dict[str, Any],
@@ -1979,6 +2023,25 @@ def _with_lookups() -> frozenset[str]:
     """The lookups a with_<name> loop may name: those the runtime offers or the controller runs."""
 
     return frozenset(n for n in runtime_plugins()["lookup"] if "." not in n) & BUILTIN_LOOKUPS
+
+
+# ansible.builtin's action groups (ansible-core's config/ansible_builtin_runtime.yml)
+_ACTION_GROUPS = {"testgroup": frozenset({"ping"})}
+
+
+def _defaults_key(name: str, origin: Origin | None) -> str:
+    """A module_defaults entry (or a task's module) by the name it matches: ansible.builtin's
+    and ansible.legacy's modules by their short name, a group by its short name."""
+    if name.startswith("group/"):
+        group = name[len("group/"):]
+        short = group[len("ansible.builtin."):] if group.startswith("ansible.builtin.") else group
+        if short not in _ACTION_GROUPS and origin is not None:
+            raise origin.error(f"could not resolve the module_defaults group {group!r}",
+                               "rustle-deploy knows ansible.builtin's action groups ("
+                               + ", ".join(sorted(_ACTION_GROUPS)) + "); name the modules "
+                               "instead")
+        return f"group/{short}"
+    return _short(name)
 
 
 def _short(name: str) -> str:

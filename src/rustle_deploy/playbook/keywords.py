@@ -83,7 +83,6 @@ REFUSED = {
     "port": "set ansible_port in the inventory",
     "become_exe": "only the become methods sudo and su are supported, with their default programs",
     "become_flags": "become_flags are not supported yet",
-    "module_defaults": "module_defaults are not supported yet; write the arguments on the tasks",
     "fact_path": "local facts (fact_path) are not gathered by the runtime",
     "force_handlers": "force_handlers is not supported yet",
 }
