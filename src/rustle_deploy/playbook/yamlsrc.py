@@ -15,6 +15,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
+from rustle_deploy import vault
 from rustle_deploy.errors import PlaybookError
 
 __all__ = ["Origin", "Source", "Unsafe", "read_yaml"]
@@ -149,8 +150,17 @@ def _loader_class(src: Source) -> type:
                 for k, v in loader.construct_mapping(node).items()}
 
     def construct_vault(loader: Any, node: Any) -> Any:
-        raise yaml.constructor.ConstructorError(
-            None, None, "vault-encrypted values (!vault) are not supported yet", node.start_mark)
+        line, col = mark(node)
+        text = src.lines[line - 1] if 0 < line <= len(src.lines) else None
+        if not isinstance(node, yaml.ScalarNode):
+            raise Origin(src.shown, line, col, text).error(
+                "!vault takes the text ansible-vault encrypt_string prints",
+                "secret: !vault |\n  $ANSIBLE_VAULT;1.1;AES256\n  ...")
+        try:
+            return vault.decrypt(loader.construct_scalar(node))
+        except vault.VaultFailed as exc:
+            raise Origin(src.shown, line, col, text).error(
+                f"cannot decrypt this !vault value: {exc.message}", exc.hint) from exc
 
     _Loader.add_constructor("tag:yaml.org,2002:map", construct_mapping)
     _Loader.add_constructor("tag:yaml.org,2002:seq", construct_sequence)
@@ -195,6 +205,12 @@ def read_yaml(path: str, *, shown: str | None = None, text: str | None = None,
     shown = shown if shown is not None else path
     if text is None:
         text = read_text(path, shown, what)
+    if vault.is_encrypted(text):
+        try:
+            text = vault.decrypt(text)
+        except vault.VaultFailed as exc:
+            raise PlaybookError(f"cannot decrypt this vault-encrypted {what}: {exc.message}",
+                                exc.hint, file=shown) from exc
     src = Source(path, text, shown)
     try:
         src.data = yaml.load(text, Loader=_loader_class(src))  # noqa: S506 - a safe loader
@@ -207,12 +223,8 @@ def read_yaml(path: str, *, shown: str | None = None, text: str | None = None,
                 "space; a value that starts with {{ must be quoted")
         if "!unsafe" in problem:
             context, hint = "", "write the value without !unsafe, or escape it: {{ '{{' }}"
-        if "vault" in problem:
-            problem, context, hint = problem, "", ("decrypt the value (ansible-vault decrypt) or "
-                                                   "pass it with -e")
         raise PlaybookError(
-            f"YAML syntax error: {problem}{context}" if "vault" not in problem
-            and "!unsafe" not in problem else problem,
+            f"YAML syntax error: {problem}{context}" if "!unsafe" not in problem else problem,
             hint,
             file=shown, line=line, column=m.column + 1 if m else None,
             source_line=src.lines[line - 1] if line and 0 < line <= len(src.lines) else None,
