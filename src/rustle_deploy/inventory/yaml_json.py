@@ -22,13 +22,10 @@ from rustle_deploy import vault
 from rustle_deploy.errors import InventoryError
 from rustle_deploy.inventory.data import DataError, InventoryData
 from rustle_deploy.inventory.ranges import RangeError, expand_hostpattern
+from rustle_deploy.model import Unsafe
 
 __all__ = ["Unsafe", "Loaded", "load_data", "parse_yaml_inventory"]
 
-class Unsafe(str):
-    """A string marked ``!unsafe``: never templated."""
-
-    __slots__ = ()
 
 
 class Loaded:

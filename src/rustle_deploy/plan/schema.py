@@ -38,6 +38,7 @@ from rustle_deploy.model import (
     StaticFile,
     Strategy,
     Task,
+    untag_unsafe,
 )
 
 T = TypeVar("T")
@@ -701,7 +702,7 @@ def decode(r: Reader, data: bytes) -> Any:
     except UnicodeDecodeError as exc:
         r.fail("/", f"not UTF-8 text: invalid byte at offset {exc.start}", hint)
     try:
-        return json.loads(text, parse_constant=_reject_constant)
+        return untag_unsafe(json.loads(text, parse_constant=_reject_constant))
     except json.JSONDecodeError as exc:
         if _looks_like_playbook(text):
             raise PlanError(

@@ -42,6 +42,7 @@ from rustle_deploy.model import (
     Serial,
     Strategy,
     Task,
+    Unsafe,
 )
 from rustle_deploy.phases import CONTROLLER
 from rustle_deploy.plan.files import remember_files_dirs
@@ -580,11 +581,7 @@ class _Compiler:
                                        f"pass it with -e {name}=VALUE, or give the prompt a "
                                        "default")
                 value = answer if answer or spec.default is None else spec.default
-            if unsafe and has_template(value):
-                raise origin.error(f"the answer to vars_prompt '{name}' holds '{{{{' or '{{%', and "
-                                   "unsafe: true values are not supported yet",
-                                   f"pass it with -e {name}=VALUE")
-            out[name] = value
+            out[name] = Unsafe(value) if unsafe and isinstance(value, str) else value
         return out
 
     def rollout_keywords(self, src: Source, ds: dict[str, Any], play_vars: dict[str, Any],

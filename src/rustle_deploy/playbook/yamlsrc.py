@@ -11,22 +11,18 @@ the values themselves stay plain ``dict``/``list``/``str`` that the rest of the 
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
 from rustle_deploy import vault
 from rustle_deploy.errors import PlaybookError
+from rustle_deploy.model import Unsafe
 
 __all__ = ["Origin", "Source", "Unsafe", "read_yaml"]
 
 _NO_KEY = object()
 
 
-class Unsafe(str):
-    """A string marked ``!unsafe``: never templated."""
-
-    __slots__ = ()
 
 
 @dataclass(frozen=True)
@@ -135,13 +131,7 @@ def _loader_class(src: Source) -> type:
             src._value[(id(items), index)] = mark(child)
 
     def construct_unsafe(loader: Any, node: Any) -> Any:
-        # Without a template in it an !unsafe string is just a string; with one, the runtime
-        # would template it, so it is refused rather than changed.
-        for scalar in _scalars(node):
-            if "{{" in scalar.value or "{%" in scalar.value:
-                raise yaml.constructor.ConstructorError(
-                    None, None, "!unsafe values holding {{ or {% are not supported yet",
-                    scalar.start_mark)
+        # the plan and the artifact carry it as {"__ansible_unsafe": text} (model.tag_unsafe)
         if isinstance(node, yaml.ScalarNode):
             return Unsafe(loader.construct_scalar(node))
         if isinstance(node, yaml.SequenceNode):
@@ -168,20 +158,6 @@ def _loader_class(src: Source) -> type:
     _Loader.add_constructor("!vault", construct_vault)
     _Loader.add_constructor("!vault-encrypted", construct_vault)
     return _Loader
-
-
-def _scalars(node: Any) -> Iterator[Any]:
-    import yaml
-
-    if isinstance(node, yaml.ScalarNode):
-        yield node
-    elif isinstance(node, yaml.SequenceNode):
-        for child in node.value:
-            yield from _scalars(child)
-    elif isinstance(node, yaml.MappingNode):
-        for key, value in node.value:
-            yield from _scalars(key)
-            yield from _scalars(value)
 
 
 def read_text(path: str, shown: str, what: str) -> str:
@@ -221,10 +197,8 @@ def read_yaml(path: str, *, shown: str | None = None, text: str | None = None,
         line = m.line + 1 if m else None
         hint = ("check the indentation, the quoting, and that every ':' is followed by a "
                 "space; a value that starts with {{ must be quoted")
-        if "!unsafe" in problem:
-            context, hint = "", "write the value without !unsafe, or escape it: {{ '{{' }}"
         raise PlaybookError(
-            f"YAML syntax error: {problem}{context}" if "!unsafe" not in problem else problem,
+            f"YAML syntax error: {problem}{context}",
             hint,
             file=shown, line=line, column=m.column + 1 if m else None,
             source_line=src.lines[line - 1] if line and 0 < line <= len(src.lines) else None,

@@ -412,12 +412,6 @@ CASES: dict[str, dict[str, str]] = {
                 - ping:
               module_defaults: [ping]
         """},
-    "unsafe_template": {"site.yml": """\
-        - hosts: web
-          vars:
-            plain: !unsafe no templates here
-            literal: !unsafe "{{ not for jinja }}"
-        """},
     "unknown_strategy": {"site.yml": """\
         - hosts: web
           strategy: mitogen_linear

@@ -36,6 +36,7 @@ from .templating import (
     has_template,
     is_template,
     unsafe,
+    untag,
 )
 
 OMIT = "__omit_place_holder__rustle"
@@ -210,6 +211,8 @@ class Runner:
                  skip_tags=None, verbosity=0, run_id=None, plays=None, carry=None, host_vars=None,
                  phase=None, inject=None, share=None):
         self.payload = payload
+        plan = untag(plan)
+        host_vars = untag(host_vars)
         self.plan = plan
         self.host = host
         self.emitter = emitter
