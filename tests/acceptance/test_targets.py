@@ -36,6 +36,7 @@ PINNED = (
     "task-timeout",
     "undefined",
     "var_inheritance",
+    "yaml_parsing",
 )
 
 # become: true (to root) inside; as another user that needs sudo with a password
