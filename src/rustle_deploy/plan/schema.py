@@ -311,7 +311,8 @@ def _ext_kinds() -> dict[str, tuple[tuple[type, ...], str]]:
         "diff": expr_or_bool,
         "become_user": ((str,), "a user name (string)"),
         "become_method": ((str,), "a method name such as \"sudo\" (string)"),
-        "environment": ((dict, str), "an object of variable names to values"),
+        "environment": ((dict, str, list), "an object of variable names to values, a Jinja2 "
+                        "expression string, or an array of those (merged in order)"),
         "vars": ((dict,), "an object of variable names to values"),
         "retries": count,
         "delay": ((int, float, str), "a non-negative number of seconds or a Jinja2 expression string"),
@@ -330,6 +331,8 @@ def _ext_kinds() -> dict[str, tuple[tuple[type, ...], str]]:
         "role_once": ((str,), "an identity string shared by repeats of one role"),
         "vars_data": ((dict,), "an object of file names to objects of variables"),
         "collections": ((list,), "an array of collection names such as \"community.general\""),
+        "args_template": ((str,), "a Jinja2 expression string giving an object of arguments "
+                                  "(below the task's own args)"),
         "listen": ((str, list), "a topic string or an array of them"),  # handlers only
     }
 
@@ -359,6 +362,8 @@ def read_extras(r: Reader, d: dict[str, Any], pointer: str, keys: tuple[str, ...
             ok = all(isinstance(v, str) for v in value)
         if ok and key == "loop_with":
             ok = value in ("items", "flattened") or value in _host_lookups()
+        if ok and key == "environment" and isinstance(value, list):
+            ok = all(isinstance(v, (dict, str)) for v in value)
         if ok and key in ("environment", "vars", "loop_control", "params"):
             ok = all(isinstance(k, str) for k in value) if isinstance(value, dict) else True
         if not ok:

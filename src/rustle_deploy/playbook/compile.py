@@ -81,6 +81,9 @@ lines list nested password pipe random_choice sequence subelements template toge
 url varnames vars
 """.split())
 _LOOKUP_CALL = re.compile(r"\b(?:lookup|query|q)\(|\bwith_\w+")
+# modules whose arguments the compiler reads (files to embed, variable names, includes)
+_ARGS_KNOWN_HERE = frozenset({"copy", "template", "include_vars", "set_fact", "meta", "script",
+                              "gather_facts", "setup", "assemble", "unarchive"}) | set(_INCLUDES)
 _MAX_CHOICES = 200  # tasks files an include with a host-dependent name may choose from
 _PROMPT_KEYS = frozenset({"name", "prompt", "default", "private", "confirm", "encrypt", "salt",
                           "salt_size", "unsafe"})
@@ -1060,6 +1063,8 @@ class _Compiler:
         if action_key is not None:  # where a module the bridge cannot find is reported
             self.origins[f"{pointer}/module"] = src.origin(ds, action_key)
         extras, conditions, tags, notify = self.task_keywords(src, ds, ctx, st, delegate)
+        if isinstance(ds.get("args"), str):  # args: "{{ mapping }}", below the module's own
+            extras["args_template"] = ds["args"]
         if canonical is None:
             collections = self.collections(src, ds, ctx)
             if collections:
@@ -1164,10 +1169,10 @@ class _Compiler:
         extra_args = ds.get("args")
         if extra_args is not None and not isinstance(extra_args, dict):
             if isinstance(extra_args, str) and has_template(extra_args):
-                raise src.error("args given as a template are not supported yet",
-                                "write the arguments as a mapping", ds, "args", value=True)
-            raise src.error("the value of the task 'args' keyword must be a mapping", None, ds,
-                            "args", value=True)
+                extra_args = None  # the host renders it (task(): args_template)
+            else:
+                raise src.error("the value of the task 'args' keyword must be a mapping", None,
+                                ds, "args", value=True)
         module: str | None = None
         args: dict[str, Any] = {}
         delegate: str | None = None
@@ -1209,6 +1214,10 @@ class _Compiler:
             else:
                 raise src.error("no module/action detected in task", "a task names a module: "
                                 "- debug: msg=hi", ds)
+        if isinstance(ds.get("args"), str) and _short(module) in _ARGS_KNOWN_HERE:
+            raise src.error(f"args given as a template cannot be used with {module}: its "
+                            "arguments must be known when the playbook is compiled",
+                            "write the arguments as a mapping", ds, "args", value=True)
         final = dict(extra_args or {})
         final.update(args)
         return module, final, delegate, key
@@ -1419,15 +1428,19 @@ class _Compiler:
             return None
         if len(layers) == 1 and isinstance(layers[0][0], str):
             return layers[0][0]
-        merged: dict[str, Any] = {}
+        flat: list[Any] = []
         for value, origin in layers:
-            values = value if isinstance(value, list) else [value]
-            for v in values:
-                if not isinstance(v, dict):
-                    raise origin.error("an environment given as a template cannot be combined "
-                                       "with the environment of an enclosing play, block or "
-                                       "role yet", "write it as a mapping of names to values")
-                merged.update({str(k): v2 for k, v2 in v.items()})
+            for v in value if isinstance(value, list) else [value]:
+                if not isinstance(v, (dict, str)):
+                    raise origin.error(f"environment is a mapping of names to values (or a "
+                                       f"template that gives one), not a {_kind(v)}",
+                                       "environment: {PATH: /opt/bin}")
+                flat.append({str(k): v2 for k, v2 in v.items()} if isinstance(v, dict) else v)
+        if any(isinstance(v, str) for v in flat):
+            return flat  # the host renders each layer and merges them, the inner one winning
+        merged: dict[str, Any] = {}
+        for v in flat:
+            merged.update(v)
         return merged
 
     def loop(self, src: Source, ds: dict[str, Any], extras: dict[str, Any]) -> None:

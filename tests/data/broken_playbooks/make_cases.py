@@ -412,6 +412,20 @@ CASES: dict[str, dict[str, str]] = {
                 - ping:
               module_defaults: [ping]
         """},
+    "args_template_for_copy": {"site.yml": """\
+        - hosts: web
+          tasks:
+            - copy:
+                dest: /tmp/x
+              args: "{{ copy_args }}"
+        """},
+    "environment_not_a_mapping": {"site.yml": """\
+        - hosts: web
+          environment: {A: b}
+          tasks:
+            - command: env
+              environment: [1]
+        """},
     "unknown_strategy": {"site.yml": """\
         - hosts: web
           strategy: mitogen_linear

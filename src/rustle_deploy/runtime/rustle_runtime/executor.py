@@ -163,6 +163,20 @@ def _as_list(value):
     return value if isinstance(value, list) else [value]
 
 
+def merge_environment(env):
+    """A task's environment once templated: a mapping, or the layers of its play, blocks and
+    its own (the inner one wins per name), as ansible-core merges them."""
+    if not isinstance(env, list):
+        return env
+    merged = {}
+    for layer in env:
+        if not isinstance(layer, dict):
+            raise TemplateError(f"environment must be a dictionary, received {layer!r} "
+                                f"({type(layer).__name__})")
+        merged.update(layer)
+    return merged
+
+
 def _load_carry(path):
     """The state a previous stage or phase left: ``vars`` (registered results and set_fact),
     ``included`` (include_vars), ``facts`` (None: not gathered), ``notified`` (play index ->
@@ -930,10 +944,19 @@ class Runner:
         """Template the args, run the module once, normalise its result."""
         module = task.get("module", "")
         try:
-            args = _strip_omit(self.templar.template(task.get("args") or {}, scope))
+            args = task.get("args") or {}
+            if task.get("args_template") is not None:  # the args keyword as a template
+                given = self.templar.template(task["args_template"], scope)
+                if not isinstance(given, dict):
+                    return {"failed": True, "changed": False,
+                            "msg": "The 'args' keyword must be a dictionary, not "
+                                   f"{type(given).__name__}: {task['args_template']}"}
+                args = dict(given, **args)
+            args = _strip_omit(self.templar.template(args, scope))
             env = task.get("environment") or {}
             if has_template(env):
                 env = self.templar.template(env, scope)
+            env = merge_environment(env)
         except TemplateSecurityError as exc:
             return {"failed": True, "changed": False,
                     "msg": f"The task includes an option with an unsafe template. The error was: {exc}"}
