@@ -331,6 +331,9 @@ def _ext_kinds() -> dict[str, tuple[tuple[type, ...], str]]:
         "role_once": ((str,), "an identity string shared by repeats of one role"),
         "vars_data": ((dict,), "an object of file names to objects of variables"),
         "collections": ((list,), "an array of collection names such as \"community.general\""),
+        "async": ((int, str), "a number of seconds (0: not in the background) or a Jinja2 "
+                              "expression string"),
+        "poll": ((int, str), "a number of seconds (0: do not wait) or a Jinja2 expression string"),
         "args_template": ((str,), "a Jinja2 expression string giving an object of arguments "
                                   "(below the task's own args)"),
         "listen": ((str, list), "a topic string or an array of them"),  # handlers only

@@ -1395,6 +1395,13 @@ class _Compiler:
                                    "the controller decides where the play is cut into phases "
                                    "before anything runs, so run_once cannot be an expression")
             return value
+        if key in ("async", "poll"):
+            if isinstance(value, bool) or not isinstance(value, (int, str)) or \
+                    (isinstance(value, str) and not has_template(value)
+                     and not value.strip().isdigit()):
+                raise origin.error(f"'{key}' takes a number of seconds, not {value!r}",
+                                   f"{key}: 30")
+            return int(value) if isinstance(value, str) and not has_template(value) else value
         if key in ("retries", "delay", "timeout"):
             number = (int, float, str) if key == "delay" else (int, str)  # delay: seconds, 0.5
             if isinstance(value, bool) or not isinstance(value, number) or \

@@ -940,6 +940,21 @@ class Runner:
                                                                                  ctx.task["bridge"]))
         return call_module(module, ctx, args, timeout)
 
+    def _async_keywords(self, task, scope):
+        """(async seconds, poll seconds) of ``task``; (0, 0) when it is not async."""
+        if task.get("async") is None:
+            return 0, 0
+        values = []
+        for key, default in (("async", 0), ("poll", 10)):
+            value = task.get(key, default)
+            if is_template(value):
+                value = self.templar.template(value, scope)
+            try:
+                values.append(int(value))
+            except (TypeError, ValueError):
+                raise ValueError(f"the task's {key} must be a number of seconds, not {value!r}") from None
+        return values[0], max(values[1], 0)
+
     def _invoke(self, task, scope):
         """Template the args, run the module once, normalise its result."""
         module = task.get("module", "")
@@ -972,16 +987,33 @@ class Runner:
         if timeout is not None and not 0 <= timeout <= _MAX_TIMEOUT:
             return {"failed": True, "changed": False, "msg": f"Task failed: Timeout {int(timeout) if timeout == int(timeout) else timeout} is invalid, it must be between 0 "
                     f"and {_MAX_TIMEOUT}."}
+        try:
+            limit, poll = self._async_keywords(task, scope)
+        except (TemplateError, ValueError) as exc:
+            return {"failed": True, "changed": False, "msg": str(exc)}
         deadline = time.monotonic() + float(timeout) if timeout else None
         ctx = ModuleContext(self, task, scope, self._task_check(task), self._task_diff(task),
                             environment=env if isinstance(env, dict) else {}, deadline=deadline)
-        try:
-            result = self._call(module, ctx, args, timeout)
-        except ModuleFailure as exc:
-            result = {"changed": False}
-            result.update(exc.result)
-            result["failed"] = True
-            result["msg"] = exc.msg
+
+        def attempt(seconds):
+            try:
+                return self._call(module, ctx, args, seconds)
+            except ModuleFailure as exc:
+                failed = {"changed": False}
+                failed.update(exc.result)
+                failed["failed"] = True
+                failed["msg"] = exc.msg
+                return failed
+
+        if limit:
+            from . import jobs
+
+            if poll == 0 and ctx.become:
+                return {"failed": True, "changed": False,
+                        "msg": "async with poll: 0 cannot become another user here; use poll > 0"}
+            result = jobs.run(ctx, module, limit, poll, attempt)
+        else:
+            result = attempt(timeout)
         result.setdefault("changed", False)
         if not result.pop("_action_skip", False):  # an action plugin's skip has no 'failed' in Ansible
             result.setdefault("failed", False)

@@ -16,6 +16,7 @@ FAMILIES = {
     "shell": "command",
     "raw": "command",
     "debug": "core",
+    "async_status": "core",
     "set_fact": "core",
     "include_vars": "core",
     "assert": "core",

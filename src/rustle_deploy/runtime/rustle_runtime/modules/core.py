@@ -1,4 +1,5 @@
-"""The core family: debug, set_fact, include_vars, assert, fail, meta, ping, setup.
+"""The core family: debug, set_fact, include_vars, assert, fail, meta, ping, setup, async_status
+(over the job files of ``jobs.py``).
 
 ``include_vars`` reads files the compiler embedded in the task (``vars_data``: file name as
 the task may render it -> variables, read from YAML on the controller); the executor keeps
@@ -133,5 +134,17 @@ def include_vars(ctx, args):
             "ansible_included_var_files": [name.strip()]}
 
 
-MODULES = {"debug": debug, "set_fact": set_fact, "include_vars": include_vars, "assert": assert_, "fail": fail, "meta": meta,
+def async_status(ctx, args):
+    from ..jobs import status
+
+    jid = args.get("jid")
+    if not jid:
+        raise ModuleFailure("missing required arguments: jid")
+    mode = args.get("mode", "status")
+    if mode not in ("status", "cleanup"):
+        raise ModuleFailure(f"value of mode must be one of: status, cleanup, got: {mode}")
+    return status(ctx, str(jid), mode)
+
+
+MODULES = {"async_status": async_status, "debug": debug, "set_fact": set_fact, "include_vars": include_vars, "assert": assert_, "fail": fail, "meta": meta,
            "ping": ping, "setup": setup}
