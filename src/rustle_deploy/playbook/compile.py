@@ -84,6 +84,8 @@ _LOOKUP_CALL = re.compile(r"\b(?:lookup|query|q)\(|\bwith_\w+")
 # modules whose arguments the compiler reads (files to embed, variable names, includes)
 _ARGS_KNOWN_HERE = frozenset({"copy", "template", "include_vars", "set_fact", "meta", "script",
                               "gather_facts", "setup", "assemble", "unarchive"}) | set(_INCLUDES)
+_INCLUDE_VARS_DIR = frozenset({"depth", "files_matching", "ignore_files", "extensions",
+                               "ignore_unknown_extensions"})
 _MAX_CHOICES = 200  # tasks files an include with a host-dependent name may choose from
 _PROMPT_KEYS = frozenset({"name", "prompt", "default", "private", "confirm", "encrypt", "salt",
                           "salt_size", "unsafe"})
@@ -1073,7 +1075,12 @@ class _Compiler:
                 self.check_bridged(src, ds, action_key, module, collections, ctx)
         args = self.module_defaults(src, ds, ctx, module, args)
         args = self.sources(src, ds, action_key, canonical or module, args, ctx, pointer)
-        if canonical == "include_vars":
+        if canonical == "include_vars" and "dir" in args:
+            extras["vars_dir"] = self.include_vars_dir(src, ds, action_key, args, ctx, st)
+            self.runtime_names.update(k for _, data in extras["vars_dir"]["files"] for k in data)
+            if args.get("name"):
+                self.runtime_names.add(str(args["name"]))
+        elif canonical == "include_vars":
             extras["vars_data"] = self.include_vars(src, ds, action_key, args, ctx, st)
             self.runtime_names.update(k for data in extras["vars_data"].values() for k in data)
             if args.get("name"):
@@ -1581,10 +1588,16 @@ class _Compiler:
         (``"{{ ansible_os_family }}.yml"``) embeds every vars file it could name.
         """
         where = key if key is not None else _NO_KEY
-        unsupported = sorted(set(args) - {"file", "_raw_params", "name"})
-        if unsupported:
-            raise src.error(f"include_vars option '{unsupported[0]}' is not supported yet",
-                            "include_vars: FILE (optionally with name:)", ds, where, value=True)
+        unknown = sorted(set(args) - {"file", "_raw_params", "name", "hash_behaviour"})
+        if unknown:
+            raise src.error(f"include_vars option '{unknown[0]}' goes with dir:, not with a file"
+                            if unknown[0] in _INCLUDE_VARS_DIR else
+                            f"'{unknown[0]}' is not a valid option in include_vars",
+                            "include_vars: {file: FILE, name: NAME, hash_behaviour: merge} or "
+                            "{dir: DIR, depth: N, files_matching: RE, ignore_files: [RE], "
+                            "extensions: [yml], ignore_unknown_extensions: BOOL}", ds, where,
+                            value=True)
+        self.check_hash_behaviour(src, ds, where, args)
         name = args.get("file", args.get("_raw_params"))
         if not isinstance(name, str) or not name.strip():
             raise src.error("include_vars needs a file name", "- include_vars: vars/main.yml", ds,
@@ -1625,6 +1638,104 @@ class _Compiler:
                             "put the candidate files in the role's vars/ directory", ds, where,
                             value=True)
         return out
+
+    def check_hash_behaviour(self, src: Source, ds: dict[str, Any], where: Any,
+                             args: dict[str, Any]) -> None:
+        if args.get("hash_behaviour") not in (None, "replace", "merge"):
+            raise src.error(f"hash_behaviour is replace or merge, not {args['hash_behaviour']!r}",
+                            "hash_behaviour: merge", ds, where, value=True)
+
+    def include_vars_dir(self, src: Source, ds: dict[str, Any], key: str | None,
+                         args: dict[str, Any], ctx: Ctx, st: _PlayState) -> dict[str, Any]:
+        """``include_vars: {dir: ...}`` read as ansible-core's action reads it, on the controller:
+        ``{"files": [[path, vars], ...], "error": why the task fails or None}``, in load order."""
+        where = key if key is not None else _NO_KEY
+        unknown = sorted(set(args) - _INCLUDE_VARS_DIR - {"dir", "name", "hash_behaviour"})
+        if unknown:
+            raise src.error(f"include_vars option '{unknown[0]}' cannot be used with dir:"
+                            if unknown[0] in ("file", "_raw_params") else
+                            f"'{unknown[0]}' is not a valid option in include_vars",
+                            "You are mixing file only and dir only arguments, these are "
+                            "incompatible" if unknown[0] in ("file", "_raw_params") else None,
+                            ds, where, value=True)
+        self.check_hash_behaviour(src, ds, where, args)
+        layers = [st.vars, dict(ctx.vars)]
+        if ctx.role is not None:
+            layers = [ctx.role.defaults, st.vars, ctx.role.vars, dict(ctx.vars), ctx.role.params]
+        options: dict[str, Any] = {}
+        for name in ("dir", "depth", "files_matching", "ignore_files", "extensions",
+                     "ignore_unknown_extensions"):
+            value = args.get(name)
+            if has_template(value):
+                value = self.renderer_try_layers(value, layers, ctx) \
+                    if isinstance(value, str) else None
+                if value is None:
+                    raise src.error(f"include_vars {name} depends on data only a host has: it "
+                                    "must be known when the playbook is compiled",
+                                    "write it literally or over play/role/extra vars", ds, where,
+                                    value=True)
+            options[name] = value
+        source = str(options["dir"] or "")
+        if ctx.role is not None:
+            if source.split("/")[0] == "vars" and os.path.exists(
+                    os.path.join(ctx.role.role.path, source)):
+                root = os.path.join(ctx.role.role.path, source)
+            else:
+                root = os.path.join(ctx.role.role.path, "vars", source)
+        else:
+            root = os.path.join(os.path.dirname(src.path), source)
+        try:
+            depth = int(options["depth"] or 0)
+            matcher = re.compile(str(options["files_matching"])) \
+                if options["files_matching"] else None
+            ignore = options["ignore_files"] or []
+            ignore = ignore.split() if isinstance(ignore, str) else [str(i) for i in ignore]
+            ignored = [re.compile(f"{pattern}$") for pattern in ignore]
+        except (TypeError, ValueError, re.error) as exc:
+            raise src.error(f"include_vars: {exc}", "depth is a number, files_matching and "
+                            "ignore_files regular expressions", ds, where, value=True) from exc
+        extensions = options["extensions"]
+        if extensions is None:
+            extensions = ["yaml", "yml", "json"]
+        elif isinstance(extensions, str):
+            extensions = list(extensions)  # as ansible-core: each character
+        if not isinstance(extensions, list):
+            raise src.error('Invalid type for "extensions" option, it must be a list', None, ds,
+                            where, value=True)
+        extensions = [str(e) for e in extensions]
+        lenient = _boolean(options["ignore_unknown_extensions"] or False,
+                           "ignore_unknown_extensions")
+        if not os.path.exists(root):
+            return {"files": [], "error": f"{root} directory does not exist"}
+        if not os.path.isdir(root):
+            return {"files": [], "error": f"{root} is not a directory"}
+        files: list[list[Any]] = []
+        walked = sorted(os.walk(root, followlinks=True), key=lambda w: w[0])
+        for current, _dirs, names in walked:
+            level = len(os.path.relpath(current, root).split(os.sep)) + 1 \
+                if current != root else 1
+            if depth and level > depth:
+                continue
+            loaded: list[list[Any]] = []
+            for fname in sorted(names):
+                if matcher is not None and not matcher.search(fname):
+                    continue
+                if any(p.search(fname) for p in ignored):
+                    continue
+                valid = os.path.splitext(fname)[1][1:] in extensions
+                if lenient and not valid:
+                    continue
+                path = os.path.join(current, fname)
+                if not valid:
+                    return {"files": files, "error": f"{path} does not have a valid extension: "
+                                                     + ", ".join(extensions)}
+                try:
+                    loaded.append([path, self.vars_file(path)])
+                except PlaybookError:
+                    return {"files": files,
+                            "error": f"{path} must be stored as a dictionary/hash"}
+            files.extend(loaded)
+        return {"files": files, "error": None}
 
     def vars_roots(self, ctx: Ctx) -> list[str]:
         roots = []

@@ -202,7 +202,14 @@ CASES: dict[str, dict[str, str]] = {
         - hosts: web
           tasks:
             - include_vars:
+                dir: "{{ ansible_hostname }}"
+        """},
+    "include_vars_file_and_dir": {"site.yml": """\
+        - hosts: web
+          tasks:
+            - include_vars:
                 dir: vars
+                file: main.yml
         """},
     "included_file_is_playbook": {"site.yml": """\
         - hosts: web
@@ -302,8 +309,7 @@ CASES: dict[str, dict[str, str]] = {
         - hosts: web
           tasks:
             - command: sleep 100
-              async: 200
-              poll: 0
+              async: soon
         """},
     "remote_user_on_block": {"site.yml": """\
         - hosts: web

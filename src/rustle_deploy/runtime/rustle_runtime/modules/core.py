@@ -121,17 +121,33 @@ def setup(ctx, args):
 
 
 def include_vars(ctx, args):
-    name = args.get("file", args.get("_raw_params"))
-    if not isinstance(name, str) or not name.strip():
-        raise ModuleFailure("include_vars needs a file name")
-    data = (ctx.task.get("vars_data") or {}).get(name.strip())
-    if data is None:
-        known = ", ".join(sorted(ctx.task.get("vars_data") or {})) or "none"
-        raise ModuleFailure(f"Could not find or access '{name}' (the files embedded for this task: {known})")
+    listing = ctx.task.get("vars_dir")
+    if listing is not None:  # dir: what the compiler read, in ansible-core's order
+        if listing.get("error"):
+            return {"failed": True, "changed": False, "message": listing["error"],
+                    "ansible_included_var_files": []}
+        data, files = {}, []
+        for path, values in listing.get("files") or []:
+            data.update(values)
+            files.append(path)
+    else:
+        name = args.get("file", args.get("_raw_params"))
+        if not isinstance(name, str) or not name.strip():
+            raise ModuleFailure("include_vars needs a file name")
+        data = (ctx.task.get("vars_data") or {}).get(name.strip())
+        if data is None:
+            known = ", ".join(sorted(ctx.task.get("vars_data") or {})) or "none"
+            raise ModuleFailure(f"Could not find or access '{name}' (the files embedded for this task: {known})")
+        files = [name.strip()]
     if args.get("name"):
         data = {str(args["name"]): data}
+    if args.get("hash_behaviour") == "merge":  # merged into the values the variables have now
+        from ..filters import combine
+
+        existing = {k: ctx.vars[k] for k in data if k in ctx.vars}
+        data = combine(existing, data, recursive=True)
     return {"changed": False, "ansible_facts": dict(data), "_include_vars": True,
-            "ansible_included_var_files": [name.strip()]}
+            "ansible_included_var_files": files}
 
 
 def async_status(ctx, args):
