@@ -1918,7 +1918,7 @@ class _Compiler:
             # that cannot run here (a Windows-only one) fails the hosts that include it
             children, deferred = [], f"rustle-deploy cannot include {display_path(path)}: {exc}"
         self.container(src, ds, ctx, st, out, pointer, children, display_path(path), module,
-                       task_id)
+                       task_id, registered={"include": name, "include_args": {}})
         if deferred is not None:
             out[-1] = replace(out[-1], extras=dict(out[-1].extras, include_choice={
                 "name": "{{ '' }}", "select": {"": deferred}}))
@@ -2032,12 +2032,22 @@ class _Compiler:
 
     def container(self, src: Source, ds: dict[str, Any], ctx: Ctx, st: _PlayState,
                   out: list[Task], pointer: str, children: list[Task], include: str,
-                  module: str, task_id: str) -> None:
-        """An include_* as a block the host evaluates once (its own when, tags, loop, vars)."""
+                  module: str, task_id: str, registered: dict[str, Any] | None = None) -> None:
+        """An include_* as a block the host evaluates once (its own when, tags, loop, vars);
+        ``registered``: what ``register`` on it gets (include_tasks of a file known here)."""
         self.check_inherited(src, ds, ctx, st)
-        if ds.get("register") is not None:
-            raise src.error("register on an include is not supported", None, ds, "register")
         extras: dict[str, Any] = {"include": include}
+        if ds.get("register") is not None:
+            if registered is None:
+                raise src.error(f"register on {_short(module)} is not supported"
+                                + (" when the file name depends on a host's data"
+                                   if module.endswith("include_tasks") else ""),
+                                "register works on include_tasks of a file named on the "
+                                "controller", ds, "register")
+            extras["register"] = self.keyword_value(src, ds, "register", ds["register"],
+                                                    src.origin(ds, "register"))
+            extras["include_result"] = registered
+            self.runtime_names.add(extras["register"])
         for key in ("loop", "loop_control"):
             if ds.get(key) is not None:
                 extras[key] = self.keyword_value(src, ds, key, ds[key], src.origin(ds, key))

@@ -487,15 +487,24 @@ class Runner:
         except TemplateError as exc:
             self._container_event(head, {"failed": True, "changed": False, "msg": str(exc)}, include)
             return
+        register = task.get("register") if include is not None else None
         if not runs:
             if include is not None:
                 reason = ({"skipped_reason": "No items in the list"} if not rounds
                           else {"skip_reason": "Conditional result was False"})
+                if register:
+                    self.runtime_vars[register] = unsafe(dict(reason, changed=False, skipped=True))
                 self._container_event(head, dict(reason, changed=False, skipped=True), include)
             return
         if include is not None:
             for _, layer in runs:
                 self._container_event(head, dict(layer, changed=False), include)
+        if register:  # what Ansible registers for an include_tasks (its include result)
+            one = task.get("include_result") or {}
+            self.runtime_vars[register] = unsafe(
+                {"changed": False, "msg": "All items completed", "skipped": False,
+                 "results": [dict(layer, **one) for _, layer in runs]} if "loop" in task
+                else dict(one, changed=False))
         once = task.get("role_once")
         if once is not None and once in self._roles_done:
             return  # Ansible runs a repeated role once, when a task of it ran before
