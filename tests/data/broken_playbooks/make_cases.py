@@ -432,6 +432,13 @@ CASES: dict[str, dict[str, str]] = {
             - command: env
               environment: [1]
         """},
+    "register_on_include_role": {"site.yml": """\
+        - hosts: web
+          tasks:
+            - include_role:
+                name: web
+              register: result
+        """, **ROLE_WEB},
     "unknown_strategy": {"site.yml": """\
         - hosts: web
           strategy: mitogen_linear
