@@ -81,7 +81,8 @@ REFUSED = {
     "port": "set ansible_port in the inventory",
     "become_exe": "only the become methods sudo and su are supported, with their default programs",
     "become_flags": "become_flags are not supported yet",
-    "fact_path": "local facts (fact_path) are not gathered by the runtime",
+    "fact_path": "fact_path on a play is not supported yet: local facts are read from "
+                 "/etc/ansible/facts.d, or from another directory with setup: fact_path=DIR",
     "force_handlers": "force_handlers is not supported yet",
 }
 

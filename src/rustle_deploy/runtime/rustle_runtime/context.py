@@ -71,9 +71,10 @@ class ModuleContext:
 
     # ---------------------------------------------------------------- data
 
-    def facts(self, refresh=False):
-        """The host's facts, ``ansible_``-prefixed (gathered once, on first call)."""
-        return self._runner.facts(refresh=refresh)
+    def facts(self, refresh=False, fact_path=None):
+        """The host's facts, ``ansible_``-prefixed (gathered once, on first call; ``fact_path``:
+        where the local ``*.fact`` files are, for ``ansible_local``)."""
+        return self._runner.facts(refresh=refresh, fact_path=fact_path)
 
     def read_file(self, sha256):
         """The bytes of the embedded file ``files/<sha256>``; checked against its name."""

@@ -294,11 +294,11 @@ class Runner:
 
     # ---------------------------------------------------------------- host state
 
-    def facts(self, refresh=False):
+    def facts(self, refresh=False, fact_path=None):
         if self._facts is None or refresh:
-            from .facts import gather
+            from .facts import FACT_PATH, gather
 
-            gathered = unsafe(gather())
+            gathered = unsafe(gather(fact_path or FACT_PATH))
             if self._facts is None:
                 self._facts = gathered
             else:

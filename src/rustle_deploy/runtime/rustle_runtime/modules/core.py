@@ -110,7 +110,7 @@ def ping(ctx, args):
 
 
 def setup(ctx, args):
-    facts = dict(ctx.facts(refresh=True))
+    facts = dict(ctx.facts(refresh=True, fact_path=args.get("fact_path")))
     patterns = args.get("filter") or []
     if isinstance(patterns, str):
         patterns = [p.strip() for p in patterns.split(",") if p.strip()]
