@@ -220,6 +220,22 @@ def test_unsafe_strings_are_marked_in_the_plan_and_read_back_marked(tmp_path: Pa
     assert json.loads(dump_plan(again)) == doc
 
 
+def test_an_unsafe_vars_prompt_answer_stays_data(tmp_path: Path) -> None:
+    """vars_prompt with unsafe: true: the answer is carried as an !unsafe string."""
+    compiled = _compile(tmp_path, {"site.yml": """
+- hosts: localhost
+  vars_prompt:
+    - {name: raw, prompt: Raw, unsafe: true}
+    - {name: cooked, prompt: Cooked}
+  tasks:
+    - debug: {msg: hi}
+"""}, prompt=lambda spec: "{{ lookup('pipe', 'id') }}")
+    play_vars = compiled.plan.plays[0].vars
+    assert isinstance(play_vars["raw"], Unsafe) and not isinstance(play_vars["cooked"], Unsafe)
+    assert json.loads(dump_plan(compiled.plan))["plays"][0]["vars"]["raw"] == {
+        "__ansible_unsafe": "{{ lookup('pipe', 'id') }}"}
+
+
 def test_plays_without_hosts_are_left_out(tmp_path: Path) -> None:
     compiled = _compile(tmp_path, {"site.yml": "- hosts: nomatch\n  tasks:\n    - debug: msg=x\n"})
     assert compiled.plan.plays == () and compiled.plays[0].hosts == []
