@@ -58,6 +58,8 @@ MACHINE_CHANGING = {
     "group": "adds and removes groups", "become": "adds accounts, installs passlib",
     "become_su": "adds accounts, installs pexpect", "become_sudo": "adds accounts",
     "expect": "installs pexpect with pip", "unarchive": "removes and reinstalls zip/unzip",
+    # setup_test_user adds an account (and hashes its password with passlib, not installed)
+    "find": "adds a test account (setup_test_user)", "slurp": "adds a test account (setup_test_user)",
 }
 
 

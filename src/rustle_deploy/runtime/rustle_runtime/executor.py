@@ -259,6 +259,9 @@ class Runner:
         self.runtime_vars = {}  # registered results and set_fact, across plays
         self.cleanups = []  # called when the run ends
         self.included_vars = {}  # include_vars, below set_fact
+        # facts a module returned (getent_passwd...): variables of their own name too, at the
+        # host facts' precedence (above inventory, below play vars), as INJECT_FACTS_AS_VARS does
+        self.module_facts = {}
         self.extra_vars = dict(plan.get("extra_vars") or {})
         self.stats = {"ok": 0, "changed": 0, "failed": 0, "skipped": 0, "rescued": 0, "ignored": 0}
         self._params = []  # params layers of the containers being run (include vars)
@@ -335,6 +338,8 @@ class Runner:
         play = self._play or {}
         layers = [play["defaults"]] if play.get("defaults") else []
         layers.append(self.host_vars)
+        if self.module_facts:
+            layers.append(self.module_facts)
         if play.get("vars"):
             layers.append(play["vars"])
         if self.included_vars:
@@ -713,6 +718,8 @@ class Runner:
         if role and role.get("defaults"):
             layers.append(role["defaults"])
         layers.append(self.host_vars)
+        if self.module_facts:
+            layers.append(self.module_facts)
         if play.get("vars"):
             layers.append(play["vars"])
         if role and role.get("vars"):
@@ -1038,5 +1045,6 @@ class Runner:
             else:
                 current = self.facts() if self._facts is None else self._facts
                 current.update(unsafe(facts))
+                self.module_facts.update((k, v) for k, v in unsafe(facts).items() if not k.startswith("ansible_"))
         return result
 
