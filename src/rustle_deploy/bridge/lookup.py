@@ -344,6 +344,12 @@ def _resolve_without_ansible(key: str, plan_dirs: Sequence[str]) -> BridgedModul
         return BridgedModule(name=name, fqcn="ansible.legacy." + short, path=path, style=style,
                              origin=f"library {directory}", interpreter=shebang(data) if style != "binary" else (),
                              data=data)
+    for directory in plan_dirs:  # as the probe says it with ansible-core (probe.py)
+        action = os.path.join(directory, "action_plugins", short + ".py")
+        if os.path.isfile(action):
+            return Missing(name, f"it is an action plugin with no module ({action}): it runs on the controller, "
+                                 "which the module bridge does not reproduce", searched,
+                           "write it as a module (library/) or as a rustle-deploy module (docs/modules.md)")
     return Missing(name, "no module by this name", searched,
                    f"put it in library/ beside the plan, or {ANSIBLE_HINT} for ansible-core's modules and collections")
 

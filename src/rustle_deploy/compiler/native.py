@@ -35,8 +35,7 @@ NATIVE_FACTS = frozenset({
     "distribution_release", "user_id", "user_uid", "user_gid", "user_dir", "user_shell", "user_gecos",
 })
 # every fact the runtime's facts.py gathers; those the runner lacks make a plan unsupported
-RUNTIME_FACTS = NATIVE_FACTS | {"fqdn", "domain", "python_version", "python", "date_time", "default_ipv4",
-                                 "local"}
+RUNTIME_FACTS = NATIVE_FACTS | {"fqdn", "domain", "python_version", "python", "date_time", "default_ipv4"}
 _FACT_NAMES = frozenset("ansible_" + name for name in RUNTIME_FACTS)  # as the host sees them
 MODULES = frozenset({"file", "copy", "template", "lineinfile", "command", "shell", "stat",
                      "assert", "debug", "ping"})

@@ -1494,18 +1494,6 @@ class _Compiler:
         if kind == "items":
             extras["loop"] = value if isinstance(value, (list, str)) else [value]
             extras["loop_with"] = kind
-        elif kind == "list":
-            extras["loop"] = value if isinstance(value, (list, str)) else [value]
-        elif kind == "dict":
-            if isinstance(value, dict):
-                extras["loop"] = [{"key": k, "value": v} for k, v in value.items()]
-            elif isinstance(value, str) and value.strip().startswith("{{") \
-                    and value.strip().endswith("}}") and value.count("{{") == 1:
-                inner = value.strip()[2:-2].strip()
-                extras["loop"] = "{{ (" + inner + ") | dict2items }}"
-            else:
-                raise src.error("with_dict takes a mapping or one {{ expression }}", None, ds,
-                                key, value=True)
         elif kind not in BUILTIN_LOOKUPS:
             raise src.error(f"'{key}' is not a valid keyword for a task: '{kind}' is not one of "
                             "ansible-core's lookups", "write it as loop: with a filter", ds, key)
@@ -1522,7 +1510,7 @@ class _Compiler:
                               "sequence and __rustle_with_terms is not string and __rustle_with_terms "
                               f"is not mapping else [__rustle_with_terms]){options}) }}}}")
         else:
-            supported = ", ".join(f"with_{k}" for k in ("items", "list", "dict", *sorted(_with_lookups())))
+            supported = ", ".join(f"with_{k}" for k in ("items", *sorted(_with_lookups())))
             raise src.error(f"'{key}' is not supported yet",
                             f"supported: {supported}; or write it as loop: with a filter "
                             "(Ansible's 'Migrating from with_X to loop')", ds, key)

@@ -71,10 +71,9 @@ class ModuleContext:
 
     # ---------------------------------------------------------------- data
 
-    def facts(self, refresh=False, fact_path=None):
-        """The host's facts, ``ansible_``-prefixed (gathered once, on first call; ``fact_path``:
-        where the local ``*.fact`` files are, for ``ansible_local``)."""
-        return self._runner.facts(refresh=refresh, fact_path=fact_path)
+    def facts(self, refresh=False):
+        """The host's facts, ``ansible_``-prefixed (gathered once, on first call)."""
+        return self._runner.facts(refresh=refresh)
 
     def read_file(self, sha256):
         """The bytes of the embedded file ``files/<sha256>``; checked against its name."""
@@ -251,7 +250,7 @@ def call_module(name, ctx, args, timeout=None, fn=None):
             import traceback
 
             result = {"failed": True, "changed": False,
-                      "msg": f"MODULE FAILURE: {type(exc).__name__}: {exc}",
+                      "msg": f"Task failed: Module failed: {exc}",  # ansible-core 2.19's words
                       "exception": traceback.format_exc()}
     if ctx.warnings:
         result.setdefault("warnings", []).extend(ctx.warnings)

@@ -190,12 +190,8 @@ def _fips():
         return False
 
 
-FACT_PATH = "/etc/ansible/facts.d"
-
-
-def gather(fact_path=FACT_PATH):
-    """Return the facts, every name prefixed with ``ansible_`` (``ansible_local`` from the
-    ``*.fact`` files in ``fact_path``)."""
+def gather():
+    """Return the facts, every name prefixed with ``ansible_``."""
     uname = os.uname()
     system = uname.sysname
     machine = uname.machine
@@ -240,66 +236,7 @@ def gather(fact_path=FACT_PATH):
     }
     facts.update(_distribution(system))
     facts.update(_user())
-    facts["local"] = local_facts(fact_path)
     return {"ansible_" + k: v for k, v in facts.items()}
-
-
-def local_facts(fact_path=FACT_PATH):
-    """``ansible_local`` as ansible-core's local collector reads it: each ``*.fact`` file in
-    ``fact_path`` by its name, run when executable, read as JSON, else as INI sections; a file
-    that cannot be read or run gives its error text instead."""
-    import configparser
-    import glob
-    import json
-    import stat
-    import subprocess
-
-    local = {}
-    if not fact_path or not os.path.exists(fact_path):
-        return local
-    for fn in sorted(glob.glob(fact_path + "/*.fact")):
-        base = os.path.basename(fn).replace(".fact", "")
-        try:
-            executable = stat.S_IXUSR & os.stat(fn).st_mode
-        except OSError as exc:
-            local[base] = f"Could not stat fact ({fn}): {exc}"
-            continue
-        if executable:
-            try:
-                proc = subprocess.run([fn], capture_output=True, check=False)
-            except OSError as exc:
-                local[base] = f"Could not execute fact script ({fn}): {exc}"
-                continue
-            if proc.returncode != 0:
-                local[base] = (f"Failure executing fact script ({fn}), rc: {proc.returncode}, "
-                               f"err: {proc.stderr.decode('utf-8', 'replace')}")
-                continue
-            raw = proc.stdout
-        else:
-            try:
-                with open(fn, "rb") as fh:
-                    raw = fh.read()
-            except OSError:
-                raw = b""
-        try:
-            out = raw.decode("utf-8")
-        except UnicodeError:
-            local[base] = f'error loading fact - output of running "{fn}" was not utf-8'
-            continue
-        try:
-            fact = json.loads(out)
-        except ValueError:
-            parser = configparser.ConfigParser()
-            try:
-                parser.read_string(out)
-            except configparser.Error:
-                fact = f"error loading facts as JSON or ini - please check content: {fn}"
-            else:
-                fact = {section: {opt: parser.get(section, opt, raw=False)
-                                  for opt in parser.options(section)}
-                        for section in parser.sections()}
-        local[base] = fact
-    return local
 
 
 def unprefixed(facts):
