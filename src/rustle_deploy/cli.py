@@ -63,6 +63,12 @@ def _fail(message: str) -> None:
 @click.option("--syntax-check", is_flag=True, help="Read and check the playbook (roles, includes, files), and exit.")
 @click.option("-K", "--ask-become-pass", is_flag=True, help="Ask once for the become (sudo) password, on the terminal, "
               "and give it to sudo where tasks become another user; never shown or stored.")
+@click.option("--vault-password-file", "vault_password_files", multiple=True, metavar="FILE",
+              help="Decrypt vault-encrypted values and files with the password in FILE (an executable FILE "
+              "prints it), on the controller (repeatable) [ansible.cfg's vault_password_file].")
+@click.option("--vault-id", "vault_ids", multiple=True, metavar="[LABEL@]FILE|prompt",
+              help="A vault password, as ansible-playbook's --vault-id: a file, or 'prompt' (repeatable).")
+@click.option("-J", "--ask-vault-pass", is_flag=True, help="Ask for the vault password on the terminal.")
 @click.option("--start-at-task", metavar="NAME", help="Playbooks: start at the first task named NAME ('role : name', "
               "or a pattern with * and ?), as ansible-playbook does; earlier tasks and plays do not run.")
 @click.option("--list-hosts", is_flag=True, help="List each play's hosts, and exit.")

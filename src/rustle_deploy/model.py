@@ -15,7 +15,7 @@ TASK_EXTENSIONS = (
     "any_errors_fatal", "throttle",
     # what the playbook front end adds (docs/playbooks.md, "Plan extensions")
     "loop_with", "role", "params", "include", "include_choice", "role_once", "vars_data",
-    "collections",
+    "collections", "args_template", "async", "poll", "vars_dir", "include_result",
 )
 
 CONDITION_KINDS = ("When", "Tag", "CheckMode", "Host", "SkipTag", "Skip", "Only")
@@ -262,6 +262,46 @@ SECRET_VARS = frozenset({
     "ansible_become_password", "ansible_sudo_pass", "ansible_sudo_password", "ansible_su_pass",
     "ansible_su_password", "ansible_ssh_private_key_passphrase", "ansible_private_key_passphrase",
 })
+
+
+class Unsafe(str):
+    """A string marked ``!unsafe`` (a playbook, vars file or inventory): never templated."""
+
+    __slots__ = ()
+
+
+# How a plan, an artifact's plan.json and a run request write an Unsafe string: Ansible's own
+# JSON form (ansible-inventory --list writes it too); the runtime reads it back as host data.
+UNSAFE_KEY = "__ansible_unsafe"
+
+
+def tag_unsafe(value: Any) -> Any:
+    """``value`` with each Unsafe string written as ``{"__ansible_unsafe": text}`` (for JSON);
+    containers without one come back as they are."""
+    if isinstance(value, Unsafe):
+        return {UNSAFE_KEY: str(value)}
+    if isinstance(value, dict):
+        items = [(k, tag_unsafe(v)) for k, v in value.items()]
+        if any(new is not value[k] for k, new in items):
+            return dict(items)
+        return value
+    if isinstance(value, (list, tuple)):
+        tagged = [tag_unsafe(v) for v in value]
+        if any(new is not old for new, old in zip(tagged, value, strict=True)):
+            return tagged
+        return value
+    return value
+
+
+def untag_unsafe(value: Any) -> Any:
+    """The inverse of :func:`tag_unsafe` (a plan read back)."""
+    if isinstance(value, dict):
+        if len(value) == 1 and isinstance(value.get(UNSAFE_KEY), str):
+            return Unsafe(value[UNSAFE_KEY])
+        return {k: untag_unsafe(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [untag_unsafe(v) for v in value]
+    return value
 
 
 def own_vars(host: Host) -> dict[str, Any]:

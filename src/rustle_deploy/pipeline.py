@@ -113,6 +113,9 @@ class Session:
             print(f"note: {visible(note)}", file=sys.stderr)
         if opts.get("ask_become_pass"):
             opts["become_password"] = _ask_become_password()
+        from . import vault
+
+        vault.use_secrets(_vault_secrets(opts, acfg))
         from . import bridge
 
         bridge.CACHE_DIR = settings.cache_dir.expanduser() / "bridge"
@@ -801,6 +804,33 @@ def _ask_become_password() -> str:
         raise UsageError("-K/--ask-become-pass needs a terminal to ask on, and standard input is not one",
                          "run the command from a terminal, or grant NOPASSWD sudo to the deploying user")
     return password
+
+
+def _vault_secrets(opts: dict[str, Any], acfg: AnsibleConfig) -> list[tuple[str, bytes]]:
+    """The vault passwords of --vault-id, --vault-password-file, --ask-vault-pass and
+    ansible.cfg's vault_password_file (ANSIBLE_VAULT_PASSWORD_FILE), in that order."""
+    from .prompt import ask
+    from .vault import secret_from_file
+
+    def prompted(label: str) -> tuple[str, bytes]:
+        password = ask(f"Vault password ({label}): " if label != "default" else "Vault password: ",
+                       private=True)
+        if password is None:
+            raise UsageError("asking for the vault password needs a terminal, and standard input is "
+                             "not one", "pass --vault-password-file FILE instead")
+        return label, password.encode()
+
+    secrets = []
+    for spec in opts.get("vault_ids") or ():
+        label, _, source = spec.rpartition("@")
+        label = label or "default"
+        secrets.append(prompted(label) if source == "prompt" else secret_from_file(source, label))
+    secrets.extend(secret_from_file(path) for path in opts.get("vault_password_files") or ())
+    if opts.get("ask_vault_pass"):
+        secrets.append(prompted("default"))
+    if acfg.get("vault_password_file"):
+        secrets.append(secret_from_file(acfg.get("vault_password_file")))
+    return secrets
 
 
 def _ask_var(spec: VarPrompt) -> str | None:

@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 
 from rustle_deploy.errors import PlaybookError, UsageError
 from rustle_deploy.inventory import implicit_localhost, load_inventory
+from rustle_deploy.model import Unsafe
 from rustle_deploy.plan import parse_plan
 from rustle_deploy.plan.write import dump_plan
 from rustle_deploy.playbook import CompileOptions, compile_playbook, is_playbook, parse_extra_vars
@@ -194,6 +195,45 @@ def test_the_plan_round_trips_through_json(tmp_path: Path) -> None:
     assert tasks[2]["loop_with"] == "items"
     assert [h["name"] for h in play["handlers"]] == ["rh", "h"]
     assert play["handlers"][0]["listen"] == ["r : rh"]
+
+
+def test_unsafe_strings_are_marked_in_the_plan_and_read_back_marked(tmp_path: Path) -> None:
+    """--emit-plan writes an !unsafe string as Ansible's {"__ansible_unsafe": text}, the plan
+    loader reads it back as Unsafe, and the controller never renders it (a host pattern over
+    it stays what it says)."""
+    compiled = _compile(tmp_path, {"site.yml": """
+- hosts: localhost
+  vars:
+    raw: !unsafe "{{ undefined_here }}"
+    name_var: "{{ raw }}"
+  tasks:
+    - debug: {msg: !unsafe "{% if x %}"}
+      name: "{{ name_var }}"
+"""})
+    text = dump_plan(compiled.plan)
+    doc = json.loads(text)
+    assert doc["plays"][0]["vars"]["raw"] == {"__ansible_unsafe": "{{ undefined_here }}"}
+    task = doc["plays"][0]["batches"][0]["tasks"][0]
+    assert task["args"]["msg"] == {"__ansible_unsafe": "{% if x %}"}
+    again = parse_plan(text.encode(), source="emitted.json", base_dir=str(tmp_path))
+    assert isinstance(again.plays[0].vars["raw"], Unsafe)
+    assert json.loads(dump_plan(again)) == doc
+
+
+def test_an_unsafe_vars_prompt_answer_stays_data(tmp_path: Path) -> None:
+    """vars_prompt with unsafe: true: the answer is carried as an !unsafe string."""
+    compiled = _compile(tmp_path, {"site.yml": """
+- hosts: localhost
+  vars_prompt:
+    - {name: raw, prompt: Raw, unsafe: true}
+    - {name: cooked, prompt: Cooked}
+  tasks:
+    - debug: {msg: hi}
+"""}, prompt=lambda spec: "{{ lookup('pipe', 'id') }}")
+    play_vars = compiled.plan.plays[0].vars
+    assert isinstance(play_vars["raw"], Unsafe) and not isinstance(play_vars["cooked"], Unsafe)
+    assert json.loads(dump_plan(compiled.plan))["plays"][0]["vars"]["raw"] == {
+        "__ansible_unsafe": "{{ lookup('pipe', 'id') }}"}
 
 
 def test_plays_without_hosts_are_left_out(tmp_path: Path) -> None:

@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 from .. import __version__
 from .._fs import private_dir
 from ..errors import CompileError
+from ..model import tag_unsafe
 from ..runtime_index import runtime_root
 from .cachefiles import atomic_write, sha256_file
 from .units import BuildUnit
@@ -121,7 +122,7 @@ def _compiler_digest() -> str:
 
 
 def _plan_bytes(unit: BuildUnit) -> bytes:
-    return json.dumps(unit.plan_doc, sort_keys=True, separators=(",", ":"), default=str).encode()
+    return json.dumps(tag_unsafe(unit.plan_doc), sort_keys=True, separators=(",", ":"), default=str).encode()
 
 
 def _bytecode(source: bytes, name: str) -> bytes:

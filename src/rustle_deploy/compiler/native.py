@@ -241,7 +241,8 @@ class _Lowering:
             "failed_when": self.conds(task, scope, task.get("failed_when")),
             "notify": [str(n) for n in self.executor._as_list(task.get("notify"))],
             "listen": [str(n) for n in self.executor._as_list(task.get("listen"))],
-            "environment": {str(k): str(v) for k, v in (self.static(task, scope, task.get("environment") or {})).items()},
+            "environment": {str(k): str(v) for k, v in self.executor.merge_environment(
+                self.static(task, scope, task.get("environment") or {})).items()},
         }
         for key in _BOOL_KEYS:
             value = task.get(key)

@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import ChecksumMismatch, HostError, RemoteError, TransferError
-from ..model import Host, own_vars
+from ..model import Host, own_vars, tag_unsafe
 from ..transport import ConnectFn, Connection, Session, default_connect
 from ..transport.options import PYTHON_CANDIDATES, AgentLaunch, agent_launch, remote_command
 from .fetched import write_fetched
@@ -182,7 +182,7 @@ def build_request(job: HostJob) -> dict[str, Any]:
         }
         if job.runner is None:  # a native program has its host's values compiled in
             # the host's own variables: only in its own request (docs/artifact.md, "Host variables")
-            req["run"]["vars"] = own_vars(job.host)
+            req["run"]["vars"] = tag_unsafe(own_vars(job.host))
         if r.plays is not None:
             req["run"]["plays"] = list(r.plays)
         if r.become_password is not None:  # in this request only: stdin of the ssh channel

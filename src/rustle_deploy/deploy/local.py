@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import HostError, PhaseError
-from ..model import Host, own_vars
+from ..model import Host, own_vars, tag_unsafe
 from .fetched import write_fetched
 from .host import HostOutcome, RunOptions
 
@@ -55,7 +55,7 @@ def run_here(artifact: Path, host: Host, options: RunOptions, state: dict[str, A
     carry = workdir / f"{host.name}.carry.json"
     host_vars = workdir / f"{host.name}.vars.json"
     _write_private(carry, state if state is not None else {"__rustle_carry__": 2, "facts": {}})
-    _write_private(host_vars, own_vars(host))
+    _write_private(host_vars, tag_unsafe(own_vars(host)))
     started = time.monotonic()
     try:
         proc = subprocess.run(command(artifact, host, options, carry, host_vars), stdin=subprocess.DEVNULL,

@@ -18,16 +18,14 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     import yaml
 
+from rustle_deploy import vault
 from rustle_deploy.errors import InventoryError
 from rustle_deploy.inventory.data import DataError, InventoryData
 from rustle_deploy.inventory.ranges import RangeError, expand_hostpattern
+from rustle_deploy.model import Unsafe
 
 __all__ = ["Unsafe", "Loaded", "load_data", "parse_yaml_inventory"]
 
-class Unsafe(str):
-    """A string marked ``!unsafe``: never templated."""
-
-    __slots__ = ()
 
 
 class Loaded:
@@ -83,9 +81,15 @@ def _make_loader(lines: dict[int, int], key_lines: dict[tuple[int, Any], int]) -
                 for k, v in loader.construct_mapping(node).items()}
 
     def construct_vault(loader: Any, node: yaml.Node) -> Any:
-        raise yaml.constructor.ConstructorError(
-            None, None, "vault-encrypted values (!vault) are not supported", node.start_mark
-        )
+        try:
+            if not isinstance(node, yaml.ScalarNode):
+                raise vault.VaultFailed("!vault takes the text ansible-vault encrypt_string "
+                                        "prints", "")
+            return vault.decrypt(loader.construct_scalar(node))
+        except vault.VaultFailed as exc:
+            raise yaml.constructor.ConstructorError(
+                None, None, f"cannot decrypt this !vault value: {exc.message}", node.start_mark
+            ) from exc
 
     _Loader.add_constructor("tag:yaml.org,2002:map", construct_mapping)
     _Loader.add_constructor("!unsafe", construct_unsafe)
@@ -119,6 +123,12 @@ def load_data(path: str, text: str | None = None) -> Loaded:
     """Read JSON or YAML as Ansible's loader does; InventoryError (file, line) if neither."""
     if text is None:
         text = read_utf8(path)
+    if vault.is_encrypted(text):
+        try:
+            text = vault.decrypt(text)
+        except vault.VaultFailed as exc:
+            raise InventoryError(f"cannot decrypt this vault-encrypted file: {exc.message}",
+                                 exc.hint, file=path) from exc
     try:
         return Loaded(json.loads(text, object_hook=_json_hook), {}, {})
     except ValueError:

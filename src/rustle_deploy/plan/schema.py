@@ -38,6 +38,7 @@ from rustle_deploy.model import (
     StaticFile,
     Strategy,
     Task,
+    untag_unsafe,
 )
 
 T = TypeVar("T")
@@ -310,7 +311,8 @@ def _ext_kinds() -> dict[str, tuple[tuple[type, ...], str]]:
         "diff": expr_or_bool,
         "become_user": ((str,), "a user name (string)"),
         "become_method": ((str,), "a method name such as \"sudo\" (string)"),
-        "environment": ((dict, str), "an object of variable names to values"),
+        "environment": ((dict, str, list), "an object of variable names to values, a Jinja2 "
+                        "expression string, or an array of those (merged in order)"),
         "vars": ((dict,), "an object of variable names to values"),
         "retries": count,
         "delay": ((int, float, str), "a non-negative number of seconds or a Jinja2 expression string"),
@@ -328,7 +330,15 @@ def _ext_kinds() -> dict[str, tuple[tuple[type, ...], str]]:
                            "BLOCK_INDEX}, \"found\": {TERM: NAME}}"),
         "role_once": ((str,), "an identity string shared by repeats of one role"),
         "vars_data": ((dict,), "an object of file names to objects of variables"),
+        "include_result": ((dict,), "an object: what register on an include gets per run"),
+        "vars_dir": ((dict,), "an object {\"files\": [[PATH, VARIABLES], ...], \"error\": "
+                              "MESSAGE or null}"),
         "collections": ((list,), "an array of collection names such as \"community.general\""),
+        "async": ((int, str), "a number of seconds (0: not in the background) or a Jinja2 "
+                              "expression string"),
+        "poll": ((int, str), "a number of seconds (0: do not wait) or a Jinja2 expression string"),
+        "args_template": ((str,), "a Jinja2 expression string giving an object of arguments "
+                                  "(below the task's own args)"),
         "listen": ((str, list), "a topic string or an array of them"),  # handlers only
     }
 
@@ -358,6 +368,8 @@ def read_extras(r: Reader, d: dict[str, Any], pointer: str, keys: tuple[str, ...
             ok = all(isinstance(v, str) for v in value)
         if ok and key == "loop_with":
             ok = value in ("items", "flattened") or value in _host_lookups()
+        if ok and key == "environment" and isinstance(value, list):
+            ok = all(isinstance(v, (dict, str)) for v in value)
         if ok and key in ("environment", "vars", "loop_control", "params"):
             ok = all(isinstance(k, str) for k in value) if isinstance(value, dict) else True
         if not ok:
@@ -702,7 +714,7 @@ def decode(r: Reader, data: bytes) -> Any:
     except UnicodeDecodeError as exc:
         r.fail("/", f"not UTF-8 text: invalid byte at offset {exc.start}", hint)
     try:
-        return json.loads(text, parse_constant=_reject_constant)
+        return untag_unsafe(json.loads(text, parse_constant=_reject_constant))
     except json.JSONDecodeError as exc:
         if _looks_like_playbook(text):
             raise PlanError(

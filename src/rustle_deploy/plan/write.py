@@ -10,7 +10,15 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from rustle_deploy.model import Condition, Plan, PlanningOptions, Play, Strategy, Task
+from rustle_deploy.model import (
+    Condition,
+    Plan,
+    PlanningOptions,
+    Play,
+    Strategy,
+    Task,
+    tag_unsafe,
+)
 
 __all__ = ["dump_plan", "plan_document"]
 
@@ -21,7 +29,7 @@ _CONDITION_FIELDS = {"When": "expression", "Tag": "tags", "SkipTag": "tags",
 
 def dump_plan(plan: Plan) -> str:
     """The plan as JSON text (indented, keys in a stable order)."""
-    return json.dumps(plan_document(plan), indent=2, ensure_ascii=False, default=str) + "\n"
+    return json.dumps(tag_unsafe(plan_document(plan)), indent=2, ensure_ascii=False, default=str) + "\n"
 
 
 def plan_document(plan: Plan) -> dict[str, Any]:

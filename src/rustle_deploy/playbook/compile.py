@@ -43,6 +43,7 @@ from rustle_deploy.model import (
     Serial,
     Strategy,
     Task,
+    Unsafe,
 )
 from rustle_deploy.phases import CONTROLLER
 from rustle_deploy.plan.files import remember_files_dirs, script_source
@@ -88,6 +89,11 @@ lines list nested password pipe random_choice sequence subelements template toge
 url varnames vars
 """.split())
 _LOOKUP_CALL = re.compile(r"\b(?:lookup|query|q)\(|\bwith_\w+")
+# modules whose arguments the compiler reads (files to embed, variable names, includes)
+_ARGS_KNOWN_HERE = frozenset({"copy", "template", "include_vars", "set_fact", "meta", "script",
+                              "gather_facts", "setup", "assemble", "unarchive"}) | set(_INCLUDES)
+_INCLUDE_VARS_DIR = frozenset({"depth", "files_matching", "ignore_files", "extensions",
+                               "ignore_unknown_extensions"})
 _MAX_CHOICES = 200  # tasks files an include with a host-dependent name may choose from
 _PROMPT_KEYS = frozenset({"name", "prompt", "default", "private", "confirm", "encrypt", "salt",
                           "salt_size", "unsafe"})
@@ -646,11 +652,7 @@ class _Compiler:
                                        f"pass it with -e {name}=VALUE, or give the prompt a "
                                        "default")
                 value = answer if answer or spec.default is None else spec.default
-            if unsafe and has_template(value):
-                raise origin.error(f"the answer to vars_prompt '{name}' holds '{{{{' or '{{%', and "
-                                   "unsafe: true values are not supported yet",
-                                   f"pass it with -e {name}=VALUE")
-            out[name] = value
+            out[name] = Unsafe(value) if unsafe and isinstance(value, str) else value
         return out
 
     def rollout_keywords(self, src: Source, ds: dict[str, Any], play_vars: dict[str, Any],
@@ -1145,14 +1147,22 @@ class _Compiler:
         if action_key is not None:  # where a module the bridge cannot find is reported
             self.origins[f"{pointer}/module"] = src.origin(ds, action_key)
         extras, conditions, tags, notify = self.task_keywords(src, ds, ctx, st, delegate)
+        if isinstance(ds.get("args"), str):  # args: "{{ mapping }}", below the module's own
+            extras["args_template"] = ds["args"]
         if canonical is None:
             collections = self.collections(src, ds, ctx)
             if collections:
                 extras["collections"] = collections
             if ctx.include_stack:
                 self.check_bridged(src, ds, action_key, module, collections, ctx)
+        args = self.module_defaults(src, ds, ctx, module, args)
         args = self.sources(src, ds, action_key, canonical or module, args, ctx, pointer)
-        if canonical == "include_vars":
+        if canonical == "include_vars" and "dir" in args:
+            extras["vars_dir"] = self.include_vars_dir(src, ds, action_key, args, ctx, st)
+            self.runtime_names.update(k for _, data in extras["vars_dir"]["files"] for k in data)
+            if args.get("name"):
+                self.runtime_names.add(str(args["name"]))
+        elif canonical == "include_vars":
             extras["vars_data"] = self.include_vars(src, ds, action_key, args, ctx, st)
             self.runtime_names.update(k for data in extras["vars_data"].values() for k in data)
             if args.get("name"):
@@ -1248,10 +1258,10 @@ class _Compiler:
         extra_args = ds.get("args")
         if extra_args is not None and not isinstance(extra_args, dict):
             if isinstance(extra_args, str) and has_template(extra_args):
-                raise src.error("args given as a template are not supported yet",
-                                "write the arguments as a mapping", ds, "args", value=True)
-            raise src.error("the value of the task 'args' keyword must be a mapping", None, ds,
-                            "args", value=True)
+                extra_args = None  # the host renders it (task(): args_template)
+            else:
+                raise src.error("the value of the task 'args' keyword must be a mapping", None,
+                                ds, "args", value=True)
         module: str | None = None
         args: dict[str, Any] = {}
         delegate: str | None = None
@@ -1293,6 +1303,10 @@ class _Compiler:
             else:
                 raise src.error("no module/action detected in task", "a task names a module: "
                                 "- debug: msg=hi", ds)
+        if isinstance(ds.get("args"), str) and _short(module) in _ARGS_KNOWN_HERE:
+            raise src.error(f"args given as a template cannot be used with {module}: its "
+                            "arguments must be known when the playbook is compiled",
+                            "write the arguments as a mapping", ds, "args", value=True)
         final = dict(extra_args or {})
         final.update(args)
         return module, final, delegate, key
@@ -1478,6 +1492,13 @@ class _Compiler:
                                    "the controller decides where the play is cut into phases "
                                    "before anything runs, so run_once cannot be an expression")
             return value
+        if key in ("async", "poll"):
+            if isinstance(value, bool) or not isinstance(value, (int, str)) or \
+                    (isinstance(value, str) and not has_template(value)
+                     and not value.strip().isdigit()):
+                raise origin.error(f"'{key}' takes a number of seconds, not {value!r}",
+                                   f"{key}: 30")
+            return int(value) if isinstance(value, str) and not has_template(value) else value
         if key in ("retries", "delay", "timeout"):
             number = (int, float, str) if key == "delay" else (int, str)  # delay: seconds, 0.5
             if isinstance(value, bool) or not isinstance(value, number) or \
@@ -1511,15 +1532,19 @@ class _Compiler:
             return None
         if len(layers) == 1 and isinstance(layers[0][0], str):
             return layers[0][0]
-        merged: dict[str, Any] = {}
+        flat: list[Any] = []
         for value, origin in layers:
-            values = value if isinstance(value, list) else [value]
-            for v in values:
-                if not isinstance(v, dict):
-                    raise origin.error("an environment given as a template cannot be combined "
-                                       "with the environment of an enclosing play, block or "
-                                       "role yet", "write it as a mapping of names to values")
-                merged.update({str(k): v2 for k, v2 in v.items()})
+            for v in value if isinstance(value, list) else [value]:
+                if not isinstance(v, (dict, str)):
+                    raise origin.error(f"environment is a mapping of names to values (or a "
+                                       f"template that gives one), not a {_kind(v)}",
+                                       "environment: {PATH: /opt/bin}")
+                flat.append({str(k): v2 for k, v2 in v.items()} if isinstance(v, dict) else v)
+        if any(isinstance(v, str) for v in flat):
+            return flat  # the host renders each layer and merges them, the inner one winning
+        merged: dict[str, Any] = {}
+        for v in flat:
+            merged.update(v)
         return merged
 
     def loop(self, src: Source, ds: dict[str, Any], extras: dict[str, Any]) -> None:
@@ -1622,6 +1647,49 @@ class _Compiler:
         out[where] = str(args[where]).replace(word, shlex.quote(path) if bare else path, 1)
         return out
 
+    def module_defaults(self, src: Source, ds: dict[str, Any], ctx: Ctx, module: str,
+                        args: dict[str, Any]) -> dict[str, Any]:
+        """``args`` over the ``module_defaults`` in effect, as ansible-core merges them.
+
+        The play's, blocks', roles' and the task's own are one list, outermost first; an entry
+        for a module replaces the same module's entry of an enclosing level. A module's
+        defaults win over its groups' (``group/NAME``), the task's own arguments over both.
+        """
+        layers = [(value, origin) for key, value, origin in ctx.kws if key == "module_defaults"]
+        if ds.get("module_defaults") is not None:
+            layers.append((ds["module_defaults"], src.origin(ds, "module_defaults")))
+        if not layers:
+            return args
+        merged: dict[str, tuple[Any, Origin]] = {}
+        for value, origin in layers:
+            for entry in value if isinstance(value, list) else [value]:
+                if not isinstance(entry, dict):
+                    raise origin.error("module_defaults is a mapping (or a list of mappings) of "
+                                       f"module or group names to arguments, not a {_kind(entry)}",
+                                       "module_defaults: {file: {mode: '0644'}}")
+                for name, defaults in entry.items():
+                    merged[_defaults_key(str(name), origin)] = (defaults, origin)
+        action = _defaults_key(module, None)
+        chosen = [merged[f"group/{g}"] for g in sorted(_ACTION_GROUPS)
+                  if action in _ACTION_GROUPS[g] and f"group/{g}" in merged]
+        if action in merged:
+            chosen.append(merged[action])
+        if not chosen:
+            return args
+        out: dict[str, Any] = {}
+        for defaults, origin in chosen:
+            if defaults is None:
+                continue
+            if not isinstance(defaults, dict):
+                hint = ("write the arguments as a mapping; a template that gives the whole "
+                        "mapping is not supported yet" if has_template(defaults)
+                        else "module_defaults: {file: {mode: '0644'}}")
+                raise origin.error(f"the module_defaults of {module!r} must be a mapping of its "
+                                   f"arguments, not a {_kind(defaults)}", hint)
+            out.update(defaults)
+        out.update(args)
+        return out
+
     def include_vars(self, src: Source, ds: dict[str, Any], key: str | None, args: dict[str, Any],
                      ctx: Ctx, st: _PlayState) -> dict[str, Any]:
         """The variables files an include_vars may read, by the name the host renders.
@@ -1630,10 +1698,16 @@ class _Compiler:
         (``"{{ ansible_os_family }}.yml"``) embeds every vars file it could name.
         """
         where = key if key is not None else _NO_KEY
-        unsupported = sorted(set(args) - {"file", "_raw_params", "name"})
-        if unsupported:
-            raise src.error(f"include_vars option '{unsupported[0]}' is not supported yet",
-                            "include_vars: FILE (optionally with name:)", ds, where, value=True)
+        unknown = sorted(set(args) - {"file", "_raw_params", "name", "hash_behaviour"})
+        if unknown:
+            raise src.error(f"include_vars option '{unknown[0]}' goes with dir:, not with a file"
+                            if unknown[0] in _INCLUDE_VARS_DIR else
+                            f"'{unknown[0]}' is not a valid option in include_vars",
+                            "include_vars: {file: FILE, name: NAME, hash_behaviour: merge} or "
+                            "{dir: DIR, depth: N, files_matching: RE, ignore_files: [RE], "
+                            "extensions: [yml], ignore_unknown_extensions: BOOL}", ds, where,
+                            value=True)
+        self.check_hash_behaviour(src, ds, where, args)
         name = args.get("file", args.get("_raw_params"))
         if not isinstance(name, str) or not name.strip():
             raise src.error("include_vars needs a file name", "- include_vars: vars/main.yml", ds,
@@ -1674,6 +1748,104 @@ class _Compiler:
                             "put the candidate files in the role's vars/ directory", ds, where,
                             value=True)
         return out
+
+    def check_hash_behaviour(self, src: Source, ds: dict[str, Any], where: Any,
+                             args: dict[str, Any]) -> None:
+        if args.get("hash_behaviour") not in (None, "replace", "merge"):
+            raise src.error(f"hash_behaviour is replace or merge, not {args['hash_behaviour']!r}",
+                            "hash_behaviour: merge", ds, where, value=True)
+
+    def include_vars_dir(self, src: Source, ds: dict[str, Any], key: str | None,
+                         args: dict[str, Any], ctx: Ctx, st: _PlayState) -> dict[str, Any]:
+        """``include_vars: {dir: ...}`` read as ansible-core's action reads it, on the controller:
+        ``{"files": [[path, vars], ...], "error": why the task fails or None}``, in load order."""
+        where = key if key is not None else _NO_KEY
+        unknown = sorted(set(args) - _INCLUDE_VARS_DIR - {"dir", "name", "hash_behaviour"})
+        if unknown:
+            raise src.error(f"include_vars option '{unknown[0]}' cannot be used with dir:"
+                            if unknown[0] in ("file", "_raw_params") else
+                            f"'{unknown[0]}' is not a valid option in include_vars",
+                            "You are mixing file only and dir only arguments, these are "
+                            "incompatible" if unknown[0] in ("file", "_raw_params") else None,
+                            ds, where, value=True)
+        self.check_hash_behaviour(src, ds, where, args)
+        layers = [st.vars, dict(ctx.vars)]
+        if ctx.role is not None:
+            layers = [ctx.role.defaults, st.vars, ctx.role.vars, dict(ctx.vars), ctx.role.params]
+        options: dict[str, Any] = {}
+        for name in ("dir", "depth", "files_matching", "ignore_files", "extensions",
+                     "ignore_unknown_extensions"):
+            value = args.get(name)
+            if has_template(value):
+                value = self.renderer_try_layers(value, layers, ctx) \
+                    if isinstance(value, str) else None
+                if value is None:
+                    raise src.error(f"include_vars {name} depends on data only a host has: it "
+                                    "must be known when the playbook is compiled",
+                                    "write it literally or over play/role/extra vars", ds, where,
+                                    value=True)
+            options[name] = value
+        source = str(options["dir"] or "")
+        if ctx.role is not None:
+            if source.split("/")[0] == "vars" and os.path.exists(
+                    os.path.join(ctx.role.role.path, source)):
+                root = os.path.join(ctx.role.role.path, source)
+            else:
+                root = os.path.join(ctx.role.role.path, "vars", source)
+        else:
+            root = os.path.join(os.path.dirname(src.path), source)
+        try:
+            depth = int(options["depth"] or 0)
+            matcher = re.compile(str(options["files_matching"])) \
+                if options["files_matching"] else None
+            ignore = options["ignore_files"] or []
+            ignore = ignore.split() if isinstance(ignore, str) else [str(i) for i in ignore]
+            ignored = [re.compile(f"{pattern}$") for pattern in ignore]
+        except (TypeError, ValueError, re.error) as exc:
+            raise src.error(f"include_vars: {exc}", "depth is a number, files_matching and "
+                            "ignore_files regular expressions", ds, where, value=True) from exc
+        extensions = options["extensions"]
+        if extensions is None:
+            extensions = ["yaml", "yml", "json"]
+        elif isinstance(extensions, str):
+            extensions = list(extensions)  # as ansible-core: each character
+        if not isinstance(extensions, list):
+            raise src.error('Invalid type for "extensions" option, it must be a list', None, ds,
+                            where, value=True)
+        extensions = [str(e) for e in extensions]
+        lenient = _boolean(options["ignore_unknown_extensions"] or False,
+                           "ignore_unknown_extensions")
+        if not os.path.exists(root):
+            return {"files": [], "error": f"{root} directory does not exist"}
+        if not os.path.isdir(root):
+            return {"files": [], "error": f"{root} is not a directory"}
+        files: list[list[Any]] = []
+        walked = sorted(os.walk(root, followlinks=True), key=lambda w: w[0])
+        for current, _dirs, names in walked:
+            level = len(os.path.relpath(current, root).split(os.sep)) + 1 \
+                if current != root else 1
+            if depth and level > depth:
+                continue
+            loaded: list[list[Any]] = []
+            for fname in sorted(names):
+                if matcher is not None and not matcher.search(fname):
+                    continue
+                if any(p.search(fname) for p in ignored):
+                    continue
+                valid = os.path.splitext(fname)[1][1:] in extensions
+                if lenient and not valid:
+                    continue
+                path = os.path.join(current, fname)
+                if not valid:
+                    return {"files": files, "error": f"{path} does not have a valid extension: "
+                                                     + ", ".join(extensions)}
+                try:
+                    loaded.append([path, self.vars_file(path)])
+                except PlaybookError:
+                    return {"files": files,
+                            "error": f"{path} must be stored as a dictionary/hash"}
+            files.extend(loaded)
+        return {"files": files, "error": None}
 
     def vars_roots(self, ctx: Ctx) -> list[str]:
         roots = []
@@ -1856,7 +2028,7 @@ class _Compiler:
             # that cannot run here (a Windows-only one) fails the hosts that include it
             children, deferred = [], f"rustle-deploy cannot include {display_path(path)}: {exc}"
         self.container(src, ds, ctx, st, out, pointer, children, display_path(path), module,
-                       task_id)
+                       task_id, registered={"include": name, "include_args": {}})
         if deferred is not None:
             out[-1] = replace(out[-1], extras=dict(out[-1].extras, include_choice={
                 "name": "{{ '' }}", "select": {"": deferred}}))
@@ -1970,12 +2142,22 @@ class _Compiler:
 
     def container(self, src: Source, ds: dict[str, Any], ctx: Ctx, st: _PlayState,
                   out: list[Task], pointer: str, children: list[Task], include: str,
-                  module: str, task_id: str) -> None:
-        """An include_* as a block the host evaluates once (its own when, tags, loop, vars)."""
+                  module: str, task_id: str, registered: dict[str, Any] | None = None) -> None:
+        """An include_* as a block the host evaluates once (its own when, tags, loop, vars);
+        ``registered``: what ``register`` on it gets (include_tasks of a file known here)."""
         self.check_inherited(src, ds, ctx, st)
-        if ds.get("register") is not None:
-            raise src.error("register on an include is not supported", None, ds, "register")
         extras: dict[str, Any] = {"include": include}
+        if ds.get("register") is not None:
+            if registered is None:
+                raise src.error(f"register on {_short(module)} is not supported"
+                                + (" when the file name depends on a host's data"
+                                   if module.endswith("include_tasks") else ""),
+                                "register works on include_tasks of a file named on the "
+                                "controller", ds, "register")
+            extras["register"] = self.keyword_value(src, ds, "register", ds["register"],
+                                                    src.origin(ds, "register"))
+            extras["include_result"] = registered
+            self.runtime_names.add(extras["register"])
         for key in ("loop", "loop_control"):
             if ds.get(key) is not None:
                 extras[key] = self.keyword_value(src, ds, key, ds[key], src.origin(ds, key))
@@ -2089,6 +2271,25 @@ def _with_lookups() -> frozenset[str]:
     """The lookups a with_<name> loop may name: those the runtime offers or the controller runs."""
 
     return frozenset(n for n in runtime_plugins()["lookup"] if "." not in n) & BUILTIN_LOOKUPS
+
+
+# ansible.builtin's action groups (ansible-core's config/ansible_builtin_runtime.yml)
+_ACTION_GROUPS = {"testgroup": frozenset({"ping"})}
+
+
+def _defaults_key(name: str, origin: Origin | None) -> str:
+    """A module_defaults entry (or a task's module) by the name it matches: ansible.builtin's
+    and ansible.legacy's modules by their short name, a group by its short name."""
+    if name.startswith("group/"):
+        group = name[len("group/"):]
+        short = group[len("ansible.builtin."):] if group.startswith("ansible.builtin.") else group
+        if short not in _ACTION_GROUPS and origin is not None:
+            raise origin.error(f"could not resolve the module_defaults group {group!r}",
+                               "rustle-deploy knows ansible.builtin's action groups ("
+                               + ", ".join(sorted(_ACTION_GROUPS)) + "); name the modules "
+                               "instead")
+        return f"group/{short}"
+    return _short(name)
 
 
 def _short(name: str) -> str:

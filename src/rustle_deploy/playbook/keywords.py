@@ -67,7 +67,8 @@ INCLUDE_ROLE_ARGS = frozenset({"name", "role", "tasks_from", "vars_from", "defau
 # Carried into the plan as they are (task extensions, PLAN_FORMAT.md).
 CARRIED = ("register", "loop", "loop_control", "changed_when", "failed_when", "ignore_errors",
            "no_log", "become", "become_user", "become_method", "environment", "vars", "retries",
-           "delay", "until", "check_mode", "diff", "timeout", "listen", "run_once", "throttle")
+           "delay", "until", "check_mode", "diff", "timeout", "listen", "run_once", "throttle",
+           "async", "poll")
 # Keywords a play, block, role or import hands down to the tasks inside it when they do not set
 # their own (``when``, ``tags`` and ``environment`` add up instead).
 INHERITED = ("become", "become_user", "become_method", "ignore_errors", "no_log", "check_mode",
@@ -75,16 +76,13 @@ INHERITED = ("become", "become_user", "become_method", "ignore_errors", "no_log"
              "ignore_unreachable", "debugger", "collections", "connection", "remote_user", "port",
              "become_exe", "become_flags", "module_defaults", "delegate_facts")
 REFUSED = {
-    "async": "background tasks (async/poll) are not supported yet; drop async to run the "
-             "task in the foreground, with timeout: to bound it",
-    "poll": "background tasks (async/poll) are not supported yet",
     "delegate_facts": "delegate_facts needs delegate_to another host, which is not supported yet",
     "remote_user": "set ansible_user in the inventory, or pass -u/--user",
     "port": "set ansible_port in the inventory",
     "become_exe": "only the become methods sudo and su are supported, with their default programs",
     "become_flags": "become_flags are not supported yet",
-    "module_defaults": "module_defaults are not supported yet; write the arguments on the tasks",
-    "fact_path": "local facts (fact_path) are not gathered by the runtime",
+    "fact_path": "fact_path on a play is not supported yet: local facts are read from "
+                 "/etc/ansible/facts.d, or from another directory with setup: fact_path=DIR",
 }
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from rustle_deploy.model import Unsafe, tag_unsafe
 from rustle_deploy.runtime_index import import_runtime
 
 __all__ = ["Renderer", "TemplateFailed", "has_template"]
@@ -21,6 +22,8 @@ class TemplateFailed(Exception):
 
 
 def has_template(value: Any) -> bool:
+    if isinstance(value, Unsafe):
+        return False
     if isinstance(value, str):
         return "{{" in value or "{%" in value
     if isinstance(value, dict):
@@ -60,7 +63,10 @@ class Renderer:
             self._mod = import_runtime()
         mod = self._mod
         templar = mod.Templar()
-        scope = mod.VarScope([layer for layer in layers if layer], templar)
+        # an !unsafe string is the runtime's host data: read as it is, never rendered
+        layers = [layer if (tagged := tag_unsafe(layer)) is layer else mod.untag(tagged)
+                  for layer in layers if layer]
+        scope = mod.VarScope(layers, templar)
         from rustle_deploy.compiler.lookups import ControllerLookups, running
 
         runner = ControllerLookups(self.base_dir) if self.base_dir is not None else None

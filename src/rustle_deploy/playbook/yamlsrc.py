@@ -11,21 +11,18 @@ the values themselves stay plain ``dict``/``list``/``str`` that the rest of the 
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
+from rustle_deploy import vault
 from rustle_deploy.errors import PlaybookError
+from rustle_deploy.model import Unsafe
 
 __all__ = ["Origin", "Source", "Unsafe", "read_yaml"]
 
 _NO_KEY = object()
 
 
-class Unsafe(str):
-    """A string marked ``!unsafe``: never templated."""
-
-    __slots__ = ()
 
 
 @dataclass(frozen=True)
@@ -134,13 +131,7 @@ def _loader_class(src: Source) -> type:
             src._value[(id(items), index)] = mark(child)
 
     def construct_unsafe(loader: Any, node: Any) -> Any:
-        # Without a template in it an !unsafe string is just a string; with one, the runtime
-        # would template it, so it is refused rather than changed.
-        for scalar in _scalars(node):
-            if "{{" in scalar.value or "{%" in scalar.value:
-                raise yaml.constructor.ConstructorError(
-                    None, None, "!unsafe values holding {{ or {% are not supported yet",
-                    scalar.start_mark)
+        # the plan and the artifact carry it as {"__ansible_unsafe": text} (model.tag_unsafe)
         if isinstance(node, yaml.ScalarNode):
             return Unsafe(loader.construct_scalar(node))
         if isinstance(node, yaml.SequenceNode):
@@ -149,8 +140,17 @@ def _loader_class(src: Source) -> type:
                 for k, v in loader.construct_mapping(node).items()}
 
     def construct_vault(loader: Any, node: Any) -> Any:
-        raise yaml.constructor.ConstructorError(
-            None, None, "vault-encrypted values (!vault) are not supported yet", node.start_mark)
+        line, col = mark(node)
+        text = src.lines[line - 1] if 0 < line <= len(src.lines) else None
+        if not isinstance(node, yaml.ScalarNode):
+            raise Origin(src.shown, line, col, text).error(
+                "!vault takes the text ansible-vault encrypt_string prints",
+                "secret: !vault |\n  $ANSIBLE_VAULT;1.1;AES256\n  ...")
+        try:
+            return vault.decrypt(loader.construct_scalar(node))
+        except vault.VaultFailed as exc:
+            raise Origin(src.shown, line, col, text).error(
+                f"cannot decrypt this !vault value: {exc.message}", exc.hint) from exc
 
     _Loader.add_constructor("tag:yaml.org,2002:map", construct_mapping)
     _Loader.add_constructor("tag:yaml.org,2002:seq", construct_sequence)
@@ -158,20 +158,6 @@ def _loader_class(src: Source) -> type:
     _Loader.add_constructor("!vault", construct_vault)
     _Loader.add_constructor("!vault-encrypted", construct_vault)
     return _Loader
-
-
-def _scalars(node: Any) -> Iterator[Any]:
-    import yaml
-
-    if isinstance(node, yaml.ScalarNode):
-        yield node
-    elif isinstance(node, yaml.SequenceNode):
-        for child in node.value:
-            yield from _scalars(child)
-    elif isinstance(node, yaml.MappingNode):
-        for key, value in node.value:
-            yield from _scalars(key)
-            yield from _scalars(value)
 
 
 def read_text(path: str, shown: str, what: str) -> str:
@@ -195,6 +181,12 @@ def read_yaml(path: str, *, shown: str | None = None, text: str | None = None,
     shown = shown if shown is not None else path
     if text is None:
         text = read_text(path, shown, what)
+    if vault.is_encrypted(text):
+        try:
+            text = vault.decrypt(text)
+        except vault.VaultFailed as exc:
+            raise PlaybookError(f"cannot decrypt this vault-encrypted {what}: {exc.message}",
+                                exc.hint, file=shown) from exc
     src = Source(path, text, shown)
     try:
         src.data = yaml.load(text, Loader=_loader_class(src))  # noqa: S506 - a safe loader
@@ -205,14 +197,8 @@ def read_yaml(path: str, *, shown: str | None = None, text: str | None = None,
         line = m.line + 1 if m else None
         hint = ("check the indentation, the quoting, and that every ':' is followed by a "
                 "space; a value that starts with {{ must be quoted")
-        if "!unsafe" in problem:
-            context, hint = "", "write the value without !unsafe, or escape it: {{ '{{' }}"
-        if "vault" in problem:
-            problem, context, hint = problem, "", ("decrypt the value (ansible-vault decrypt) or "
-                                                   "pass it with -e")
         raise PlaybookError(
-            f"YAML syntax error: {problem}{context}" if "vault" not in problem
-            and "!unsafe" not in problem else problem,
+            f"YAML syntax error: {problem}{context}",
             hint,
             file=shown, line=line, column=m.column + 1 if m else None,
             source_line=src.lines[line - 1] if line and 0 < line <= len(src.lines) else None,

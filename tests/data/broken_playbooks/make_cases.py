@@ -201,7 +201,14 @@ CASES: dict[str, dict[str, str]] = {
         - hosts: web
           tasks:
             - include_vars:
+                dir: "{{ ansible_hostname }}"
+        """},
+    "include_vars_file_and_dir": {"site.yml": """\
+        - hosts: web
+          tasks:
+            - include_vars:
                 dir: vars
+                file: main.yml
         """},
     "included_file_is_playbook": {"site.yml": """\
         - hosts: web
@@ -320,8 +327,7 @@ CASES: dict[str, dict[str, str]] = {
         - hosts: web
           tasks:
             - command: sleep 100
-              async: 200
-              poll: 0
+              async: soon
         """},
     "remote_user_on_block": {"site.yml": """\
         - hosts: web
@@ -394,14 +400,63 @@ CASES: dict[str, dict[str, str]] = {
           vars:
             secret: !vault |
               $ANSIBLE_VAULT;1.1;AES256
-              6162
+              62656366623162313437326539636163643835343062393833396530386136623434333037363731
+              3132356234383435633235343530346131356638356262350a386530353562363462363065383466
+              35656436353237626532663636363464313031356630326262656565353234656536376663373134
+              3331623136373330620a653465393766663966653537323136346263363038373732663736393632
+              62653735656437643666353466616465313864656533373966303563376137393131
         """},
-    "unsafe_template": {"site.yml": """\
+    "vault_damaged": {"site.yml": """\
         - hosts: web
           vars:
-            plain: !unsafe no templates here
-            literal: !unsafe "{{ not for jinja }}"
+            secret: !vault |
+              $ANSIBLE_VAULT;1.1;AES256
+              6162
         """},
+    "module_defaults_unknown_group": {"site.yml": """\
+        - hosts: web
+          module_defaults:
+            group/community.aws.aws:
+              region: eu-west-1
+          tasks:
+            - ping:
+        """},
+    "module_defaults_whole_template": {"site.yml": """\
+        - hosts: web
+          tasks:
+            - copy:
+                dest: /tmp/x
+              module_defaults:
+                copy: "{{ copy_defaults }}"
+        """},
+    "module_defaults_not_a_mapping": {"site.yml": """\
+        - hosts: web
+          tasks:
+            - block:
+                - ping:
+              module_defaults: [ping]
+        """},
+    "args_template_for_copy": {"site.yml": """\
+        - hosts: web
+          tasks:
+            - copy:
+                dest: /tmp/x
+              args: "{{ copy_args }}"
+        """},
+    "environment_not_a_mapping": {"site.yml": """\
+        - hosts: web
+          environment: {A: b}
+          tasks:
+            - command: env
+              environment: [1]
+        """},
+    "register_on_include_role": {"site.yml": """\
+        - hosts: web
+          tasks:
+            - include_role:
+                name: web
+              register: result
+        """, **ROLE_WEB},
     "unknown_strategy": {"site.yml": """\
         - hosts: web
           strategy: mitogen_linear

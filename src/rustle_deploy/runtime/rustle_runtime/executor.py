@@ -36,6 +36,7 @@ from .templating import (
     has_template,
     is_template,
     unsafe,
+    untag,
 )
 
 OMIT = "__omit_place_holder__rustle"
@@ -197,6 +198,20 @@ def _as_list(value):
     return value if isinstance(value, list) else [value]
 
 
+def merge_environment(env):
+    """A task's environment once templated: a mapping, or the layers of its play, blocks and
+    its own (the inner one wins per name), as ansible-core merges them."""
+    if not isinstance(env, list):
+        return env
+    merged = {}
+    for layer in env:
+        if not isinstance(layer, dict):
+            raise TemplateError(f"environment must be a dictionary, received {layer!r} "
+                                f"({type(layer).__name__})")
+        merged.update(layer)
+    return merged
+
+
 def _load_carry(path):
     """The state a previous stage or phase left: ``vars`` (registered results and set_fact),
     ``included`` (include_vars), ``facts`` (None: not gathered), ``notified`` (play index ->
@@ -245,6 +260,8 @@ class Runner:
                  skip_tags=None, verbosity=0, run_id=None, plays=None, carry=None, host_vars=None,
                  phase=None, inject=None, share=None):
         self.payload = payload
+        plan = untag(plan)
+        host_vars = untag(host_vars)
         self.plan = plan
         self.host = host
         self.emitter = emitter
@@ -630,15 +647,24 @@ class Runner:
         except TemplateError as exc:
             self._container_event(head, {"failed": True, "changed": False, "msg": str(exc)}, include)
             return
+        register = task.get("register") if include is not None else None
         if not runs:
             if include is not None:
                 reason = ({"skipped_reason": "No items in the list"} if not rounds
                           else {"skip_reason": "Conditional result was False"})
+                if register:
+                    self.runtime_vars[register] = unsafe(dict(reason, changed=False, skipped=True))
                 self._container_event(head, dict(reason, changed=False, skipped=True), include)
             return
         if include is not None:
             for _, layer in runs:
                 self._container_event(head, dict(layer, changed=False), include)
+        if register:  # what Ansible registers for an include_tasks (its include result)
+            one = task.get("include_result") or {}
+            self.runtime_vars[register] = unsafe(
+                {"changed": False, "msg": "All items completed", "skipped": False,
+                 "results": [dict(layer, **one) for _, layer in runs]} if "loop" in task
+                else dict(one, changed=False))
         once = task.get("role_once")
         if once is not None and once in self._roles_done:
             return  # Ansible runs a repeated role once, when a task of it ran before
@@ -1096,14 +1122,38 @@ class Runner:
                                                                                  ctx.task["bridge"]))
         return call_module(module, ctx, args, timeout)
 
+    def _async_keywords(self, task, scope):
+        """(async seconds, poll seconds) of ``task``; (0, 0) when it is not async."""
+        if task.get("async") is None:
+            return 0, 0
+        values = []
+        for key, default in (("async", 0), ("poll", 10)):
+            value = task.get(key, default)
+            if is_template(value):
+                value = self.templar.template(value, scope)
+            try:
+                values.append(int(value))
+            except (TypeError, ValueError):
+                raise ValueError(f"the task's {key} must be a number of seconds, not {value!r}") from None
+        return values[0], max(values[1], 0)
+
     def _invoke(self, task, scope):
         """Template the args, run the module once, normalise its result."""
         module = task.get("module", "")
         try:
-            args = _strip_omit(self.templar.template(task.get("args") or {}, scope))
+            args = task.get("args") or {}
+            if task.get("args_template") is not None:  # the args keyword as a template
+                given = self.templar.template(task["args_template"], scope)
+                if not isinstance(given, dict):
+                    return {"failed": True, "changed": False,
+                            "msg": "The 'args' keyword must be a dictionary, not "
+                                   f"{type(given).__name__}: {task['args_template']}"}
+                args = dict(given, **args)
+            args = _strip_omit(self.templar.template(args, scope))
             env = task.get("environment") or {}
             if has_template(env):
                 env = self.templar.template(env, scope)
+            env = merge_environment(env)
         except TemplateSecurityError as exc:
             return {"failed": True, "changed": False,
                     "msg": f"The task includes an option with an unsafe template. The error was: {exc}"}
@@ -1119,16 +1169,33 @@ class Runner:
         if timeout is not None and not 0 <= timeout <= _MAX_TIMEOUT:
             return {"failed": True, "changed": False, "msg": f"Task failed: Timeout {int(timeout) if timeout == int(timeout) else timeout} is invalid, it must be between 0 "
                     f"and {_MAX_TIMEOUT}."}
+        try:
+            limit, poll = self._async_keywords(task, scope)
+        except (TemplateError, ValueError) as exc:
+            return {"failed": True, "changed": False, "msg": str(exc)}
         deadline = time.monotonic() + float(timeout) if timeout else None
         ctx = ModuleContext(self, task, scope, self._task_check(task), self._task_diff(task),
                             environment=env if isinstance(env, dict) else {}, deadline=deadline)
-        try:
-            result = self._call(module, ctx, args, timeout)
-        except ModuleFailure as exc:
-            result = {"changed": False}
-            result.update(exc.result)
-            result["failed"] = True
-            result["msg"] = exc.msg
+
+        def attempt(seconds):
+            try:
+                return self._call(module, ctx, args, seconds)
+            except ModuleFailure as exc:
+                failed = {"changed": False}
+                failed.update(exc.result)
+                failed["failed"] = True
+                failed["msg"] = exc.msg
+                return failed
+
+        if limit:
+            from . import jobs
+
+            if poll == 0 and ctx.become:
+                return {"failed": True, "changed": False,
+                        "msg": "async with poll: 0 cannot become another user here; use poll > 0"}
+            result = jobs.run(ctx, module, limit, poll, attempt)
+        else:
+            result = attempt(timeout)
         result.setdefault("changed", False)
         if not result.pop("_action_skip", False):  # an action plugin's skip has no 'failed' in Ansible
             result.setdefault("failed", False)

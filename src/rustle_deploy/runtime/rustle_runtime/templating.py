@@ -101,6 +101,19 @@ class _Taint:
 _TAINT = _Taint()
 
 
+def untag(value):
+    """A plan or run request as JSON carries a string marked ``!unsafe`` on the controller as
+    ``{"__ansible_unsafe": text}`` (Ansible's JSON form): it comes back as host data, never a
+    template, wherever it flows (vars, set_fact, register)."""
+    if isinstance(value, dict):
+        if len(value) == 1 and isinstance(value.get("__ansible_unsafe"), str):
+            return UnsafeText(value["__ansible_unsafe"])
+        return {k: untag(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [untag(v) for v in value]
+    return value
+
+
 def is_template(value):
     return (isinstance(value, str) and ("{{" in value or "{%" in value or "{#" in value)
             and not isinstance(value, UnsafeText))

@@ -17,6 +17,7 @@ FAMILIES = {
     "raw": "command",
     "script": "command",
     "debug": "core",
+    "async_status": "core",
     "set_fact": "core",
     "include_vars": "core",
     "assert": "core",

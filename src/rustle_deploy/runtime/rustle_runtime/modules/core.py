@@ -1,5 +1,6 @@
-"""The core family: debug, set_fact, include_vars, assert, fail, meta, ping, setup,
-add_host, group_by, and the controller actions pause, wait_for_connection and set_stats.
+"""The core family: debug, set_fact, include_vars, assert, fail, meta, ping, setup, async_status
+(over the job files of ``jobs.py``), add_host, group_by, and the controller actions pause,
+wait_for_connection and set_stats.
 
 ``add_host`` and ``group_by`` only read their arguments (as Ansible's action plugins do); the
 executor changes its view of the inventory (``groups``, ``group_names``, ``hostvars``) and
@@ -190,17 +191,33 @@ def _local_facts(ctx, fact_path):
 
 
 def include_vars(ctx, args):
-    name = args.get("file", args.get("_raw_params"))
-    if not isinstance(name, str) or not name.strip():
-        raise ModuleFailure("include_vars needs a file name")
-    data = (ctx.task.get("vars_data") or {}).get(name.strip())
-    if data is None:
-        known = ", ".join(sorted(ctx.task.get("vars_data") or {})) or "none"
-        raise ModuleFailure(f"Could not find or access '{name}' (the files embedded for this task: {known})")
+    listing = ctx.task.get("vars_dir")
+    if listing is not None:  # dir: what the compiler read, in ansible-core's order
+        if listing.get("error"):
+            return {"failed": True, "changed": False, "message": listing["error"],
+                    "ansible_included_var_files": []}
+        data, files = {}, []
+        for path, values in listing.get("files") or []:
+            data.update(values)
+            files.append(path)
+    else:
+        name = args.get("file", args.get("_raw_params"))
+        if not isinstance(name, str) or not name.strip():
+            raise ModuleFailure("include_vars needs a file name")
+        data = (ctx.task.get("vars_data") or {}).get(name.strip())
+        if data is None:
+            known = ", ".join(sorted(ctx.task.get("vars_data") or {})) or "none"
+            raise ModuleFailure(f"Could not find or access '{name}' (the files embedded for this task: {known})")
+        files = [name.strip()]
     if args.get("name"):
         data = {str(args["name"]): data}
+    if args.get("hash_behaviour") == "merge":  # merged into the values the variables have now
+        from ..filters import combine
+
+        existing = {k: ctx.vars[k] for k in data if k in ctx.vars}
+        data = combine(existing, data, recursive=True)
     return {"changed": False, "ansible_facts": dict(data), "_include_vars": True,
-            "ansible_included_var_files": [name.strip()]}
+            "ansible_included_var_files": files}
 
 
 def add_host(ctx, args):
@@ -328,6 +345,19 @@ def set_stats(ctx, args):
     return {"changed": False, "ansible_stats": stats}
 
 
-MODULES = {"debug": debug, "set_fact": set_fact, "include_vars": include_vars, "assert": assert_, "fail": fail, "meta": meta,
-           "ping": ping, "setup": setup, "add_host": add_host, "group_by": group_by, "pause": pause,
-           "wait_for_connection": wait_for_connection, "set_stats": set_stats}
+
+def async_status(ctx, args):
+    from ..jobs import status
+
+    jid = args.get("jid")
+    if not jid:
+        raise ModuleFailure("missing required arguments: jid")
+    mode = args.get("mode", "status")
+    if mode not in ("status", "cleanup"):
+        raise ModuleFailure(f"value of mode must be one of: status, cleanup, got: {mode}")
+    return status(ctx, str(jid), mode)
+
+
+MODULES = {"async_status": async_status, "debug": debug, "set_fact": set_fact, "include_vars": include_vars,
+           "assert": assert_, "fail": fail, "meta": meta, "ping": ping, "setup": setup, "add_host": add_host,
+           "group_by": group_by, "pause": pause, "wait_for_connection": wait_for_connection, "set_stats": set_stats}

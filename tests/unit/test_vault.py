@@ -1,0 +1,118 @@
+"""Vault: what ansible-vault encrypted (tests/data/playbooks/vault/, made with ansible-vault
+2.19) decrypts to what ``ansible-vault view`` shows; the command line's ways of giving the
+password; and the refusals (no secret, a wrong one), located and never showing a secret.
+(The differential case tests/data/playbooks/vault runs the same files under both tools.)"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from rustle_deploy import vault
+from rustle_deploy.cli import main
+from rustle_deploy.errors import PlaybookError
+from rustle_deploy.inventory import implicit_localhost
+from rustle_deploy.playbook import CompileOptions, compile_playbook
+
+from ..conftest import REPO
+
+CASE = REPO / "tests" / "data" / "playbooks" / "vault"
+ANSIBLE_VAULT = REPO / ".venv" / "bin" / "ansible-vault"
+PASSWORDS = [("default", b"correct horse battery staple"), ("prod", b"other-id-password")]
+FILES = ["vars/secrets.yml", "group_vars/all.yml", "roles/vaulted/vars/main.yml"]
+
+
+@pytest.fixture(autouse=True)
+def _no_secrets() -> Iterator[None]:
+    vault.use_secrets([])
+    yield
+    vault.use_secrets([])
+
+
+@pytest.mark.skipif(not ANSIBLE_VAULT.exists(), reason="ansible-core is not installed in .venv")
+@pytest.mark.parametrize("name", FILES)
+def test_encrypted_file_decrypts_as_ansible_vault_views_it(name: str, tmp_path: Path) -> None:
+    env = dict(os.environ, ANSIBLE_HOME=str(tmp_path), PYTHONWARNINGS="ignore")
+    oracle = subprocess.run([str(ANSIBLE_VAULT), "view", "--vault-password-file", "vault-pass.txt",
+                             "--vault-id", "prod@other-pass.txt", name], cwd=CASE, env=env,
+                            capture_output=True, text=True, check=True, timeout=120).stdout
+    vault.use_secrets(PASSWORDS)
+    assert vault.decrypt((CASE / name).read_text()) == oracle
+
+
+def _vaulted_playbook(tmp_path: Path) -> Path:
+    """A play with the case's 1.2 ``!vault`` value (password: other-id-password) on line 5."""
+    text = (CASE / "site.yml").read_text()
+    value = text[text.index("    multiline: !vault |"):text.index("  roles:")]
+    (tmp_path / "site.yml").write_text("- hosts: localhost\n  gather_facts: false\n  vars:\n"
+                                       "    other: 1\n" + value + "  tasks: [debug: {msg: hi}]\n")
+    return tmp_path / "site.yml"
+
+
+def test_no_secret_and_a_wrong_one_are_refused_where_the_value_is(tmp_path: Path) -> None:
+    inv = implicit_localhost()
+    site = _vaulted_playbook(tmp_path)
+    for secrets, message in (([], "no vault secret was given"),
+                             ([PASSWORDS[0]], "no vault secret given could decrypt it (wrong password?)")):
+        vault.use_secrets(secrets)
+        with pytest.raises(PlaybookError) as err:
+            compile_playbook(str(site), inv, CompileOptions())
+        assert (err.value.line, err.value.column) == (5, 16)
+        assert f"cannot decrypt this !vault value: {message}" in err.value.detail
+    vault.use_secrets(PASSWORDS)
+    compiled = compile_playbook(str(site), inv, CompileOptions())
+    assert compiled.plan.plays[0].vars["multiline"] == "multi\nline"
+
+
+def test_encrypted_vars_file_without_its_secret_is_refused(tmp_path: Path) -> None:
+    (tmp_path / "secrets.yml").write_text((CASE / "vars" / "secrets.yml").read_text())
+    (tmp_path / "site.yml").write_text("- hosts: all\n  vars_files: [secrets.yml]\n  tasks: []\n")
+    with pytest.raises(PlaybookError) as err:
+        compile_playbook(str(tmp_path / "site.yml"), implicit_localhost(), CompileOptions())
+    assert err.value.file.endswith("secrets.yml")
+    assert "cannot decrypt this vault-encrypted vars file: no vault secret" in err.value.detail
+    assert "file_secret" not in str(err.value)
+
+
+@pytest.mark.usefixtures("rustle_home")
+@pytest.mark.parametrize("how", ["flags", "env", "script"])
+def test_passwords_from_the_command_line_env_and_scripts(
+        how: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    work = tmp_path / "case"
+    shutil.copytree(CASE, work)
+    monkeypatch.chdir(work)
+    monkeypatch.setenv("ANSIBLE_CONFIG", str(tmp_path / "none.cfg"))
+    args = ["--vault-id", "prod@other-pass.txt"]
+    if how == "flags":
+        args += ["--vault-password-file", "vault-pass.txt"]
+    elif how == "env":
+        monkeypatch.setenv("ANSIBLE_VAULT_PASSWORD_FILE", str(work / "vault-pass.txt"))
+    else:
+        script = work / "pass.sh"
+        script.write_text("#!/bin/sh\necho 'correct horse battery staple'\n")
+        script.chmod(0o755)
+        args += ["--vault-password-file", str(script)]
+    (work / "hosts.ini").write_text("localhost ansible_connection=local\n")
+    assert main(["site.yml", "-i", "hosts.ini", "--emit-plan", "-e", "out=/nowhere", *args]) == 0
+    plan = json.loads(capsys.readouterr().out)
+    play_vars = plan["plays"][0]["vars"]
+    assert play_vars["inline"] == "an inline secret: s3cr3t"
+    assert play_vars["multiline"] == "multi\nline"
+    assert play_vars["file_secret"] == "from an encrypted vars file"
+    assert play_vars["role_secret"] == "from encrypted role vars"
+
+
+@pytest.mark.usefixtures("rustle_home")
+def test_ask_vault_pass_without_a_terminal_is_a_usage_error(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.chdir(CASE)
+    monkeypatch.setenv("ANSIBLE_CONFIG", str(tmp_path / "none.cfg"))
+    assert main(["site.yml", "--emit-plan", "--ask-vault-pass"]) == 2
+    assert "vault password needs a terminal" in capsys.readouterr().err
