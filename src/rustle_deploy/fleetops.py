@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 
 from .deploy import HealthCheck, HostJob, HostOutcome, RunOptions, deploy_fleet
 from .deploy.host import runner_identity
-from .errors import ConnectError, PhaseError, StateError, UsageError
+from .errors import ConnectError, PhaseError, RunnerNotExecutable, StateError, UsageError
 from .inventory import check_remote_dirs
 from .model import Host, Plan
 from .notify import Notifier, end_doc, host_doc, start_doc
@@ -809,6 +809,10 @@ def _deploy_jobs(
                                   for j in jobs if j.op == "deploy"])
 
             def on_outcome(outcome: HostOutcome) -> None:
+                if isinstance(outcome.error, RunnerNotExecutable) and job_of[outcome.host].runner is not None \
+                        and session.falls_back(outcome.host):
+                    fallen.append(outcome)  # deployed again as pyz below: not this host's result
+                    return
                 merged = roll.absorb(phased.take_shared(outcome), number)
                 with history.together():  # one commit per host
                     if job_of[outcome.host].op == "deploy":  # else its deploy is recorded already
@@ -828,12 +832,16 @@ def _deploy_jobs(
             what = "deploy+run" if run else "deploy"
             if rolling:
                 what += f" batch {number}/{roll.total} ({stage.label}, {describe_serial(stage.serial)})"
+            fallen: list[HostOutcome] = []
             outcomes = _fan_out(jobs, settings, plan, session.reporter, on_outcome, what,
                                early if number == 1 else None, progress=progress,
                                throttle=stage.throttle)
+            if fallen:
+                outcomes = _fall_back(fallen, outcomes, stage, number)
             uncertain = {
                 o.host: str(o.error) for o, j in zip(outcomes, jobs, strict=True)
-                if j.op == "deploy" and o.error is not None and not o.activated and o.agent is None
+                if j.op == "deploy" and j is job_of.get(o.host) and o.error is not None and not o.activated
+                and o.agent is None
                 and not isinstance(o.error, ConnectError) and (o.uploaded or o.events)  # got far enough to activate
             }
             found = settle(session, history, did, [job_of[h] for h in uncertain], uncertain)
@@ -841,6 +849,21 @@ def _deploy_jobs(
                 if o.host in found:
                     apply(o, found[o.host])
             return outcomes
+
+        def _fall_back(fallen: list[HostOutcome], outcomes: list[HostOutcome], stage: Stage,
+                       number: int) -> list[HostOutcome]:
+            """--format auto: hosts that could not execute the runner get the pyz artifact, in
+            this deployment, once; the history remembers them so the next one skips the try."""
+            for o in fallen:
+                job, pyz = job_of.pop(o.host), session.pyz_fallback(o.host)
+                ident = runner_identity(job)
+                reason = o.error.message.split(": ", 1)[-1] if o.error else ""
+                history.record_runner_failure(o.host, job.host.remote_dir or "", ident[0] if ident else "", reason, did)
+                by_host[o.host] = pyz
+                session.reporter.line(f"{o.host}: {reason}; deploying the pyz artifact {pyz.sha256[:12]} there "
+                                      "instead (the history remembers it for the next deployments)")
+            redone = {r.host: r for r in fan_out_hosts(stage, number, [o.host for o in fallen])}
+            return [redone.get(o.host, o) for o in outcomes]
 
         if rolling and resumed is None:
             record = planned if staging else schedule  # a staged release keeps the batches --promote runs

@@ -11,12 +11,12 @@ import os
 import re
 import sys
 import time
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .ansible_cfg import AnsibleConfig, load_ansible_config
-from .errors import PlanError, UsageError
+from .errors import CompileError, PlanError, UsageError
 from .inventory import Inventory, check_remote_dirs, implicit_localhost, load_inventory
 from .model import Host, Plan
 from .plan import STDIN, parse_plan
@@ -26,6 +26,8 @@ from .settings import Settings, check_flags, load_settings
 from .transport.options import check_connections, explicit_port
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from .compiler.build import Artifact
     from .compiler.runner import RunnerBinary
     from .compiler.units import BuildUnit
@@ -44,6 +46,8 @@ class Session:
     json_out: bool
     reporter: Reporter
     _runner: RunnerBinary | None = None
+    _no_runner: dict[str, tuple[str, str | None]] = field(default_factory=dict)  # auto: hosts that get pyz
+    _auto_units: dict[str, BuildUnit] = field(default_factory=dict)  # auto: a native host's unit, for pyz_fallback
     compiled: Compiled | None = None  # when the input was a playbook
     extra_vars: dict[str, Any] | None = None
     ansible_cfg: AnsibleConfig | None = None
@@ -64,12 +68,6 @@ class Session:
             )
         mode = modes[0] if modes else "deploy"
         _check_flags(opts, mode)
-        if opts.get("format_") == "native" and mode not in ("deploy", "compile_only"):
-            raise UsageError(
-                f"--format native cannot be used with --{mode.replace('_', '-')}",
-                "--dry-run lists pyz artifacts only, --deploy-only takes the format from the compiled"
-                " manifest, and the other modes build nothing",
-            )
         if opts.get("incremental") and opts.get("rebuild"):
             raise UsageError("--incremental and --rebuild contradict each other", "pass one of them")
         check_flags(opts)
@@ -96,6 +94,8 @@ class Session:
                 "notify": _notify_urls(opts.get("notify")),
             },
         )
+        opts["format_"] = opts.get("format_") or settings.artifact_format
+        _check_format(opts, mode)
         listing = any(opts.get(m) for m in LIST_MODES)  # printouts for people, as ansible-playbook's
         output = opts.get("output") or ("text" if sys.stdout.isatty() or listing else "json")
         json_out = output == "json"
@@ -220,14 +220,57 @@ class Session:
         )
 
     def runner(self) -> RunnerBinary | None:
-        """The native format's rustle-runner (built on first use); None for pyz."""
-        if self.opts.get("format_") != "native":
+        """The native format's rustle-runner (built on first use); None for pyz. With
+        ``--format auto``, None too when the command needs pyz or no runner can be had
+        (``opts["pyz_because"]`` says why)."""
+        fmt = self.opts.get("format_")
+        if fmt == "pyz" or (fmt == "auto" and "pyz_because" in self.opts):
             return None
         if self._runner is None:
-            from .compiler.runner import ensure_runner
+            from .compiler.runner import RunnerUnavailable, ensure_runner, runner_for
 
-            self._runner = ensure_runner(self.settings.cache_dir)
+            if fmt == "native":
+                self._runner = ensure_runner(self.settings.cache_dir)
+                return self._runner
+            try:
+                self._runner = runner_for(self.settings.cache_dir)
+            except RunnerUnavailable as exc:
+                self.opts["pyz_because"] = exc.message.replace("--format native needs", "the native format needs")
+                return None
+            except CompileError as exc:  # a failed build: say so, and deploy anyway
+                print(f"note: --format auto uses pyz: {visible(exc.message.splitlines()[0])}", file=sys.stderr)
+                self.opts["pyz_because"] = exc.message
+                return None
         return self._runner
+
+    def say_format(self, text: str) -> None:
+        """A -v line about the format ``--format auto`` chose, and why."""
+        if self.opts.get("verbose"):
+            print(f"format: {visible(text)}", file=sys.stderr)
+
+    def no_runner_hosts(self, hosts: list[Host]) -> dict[str, tuple[str, str | None]]:
+        """Hosts the history saw unable to execute the runner: auto deploys pyz to them."""
+        if self.opts.get("format_") != "auto":
+            return {}
+        from .state import History
+
+        with History(self.settings.state_db) as history:
+            return history.runner_failures((h.name, h.remote_dir) for h in hosts if h.remote_dir)
+
+    def falls_back(self, name: str) -> bool:
+        """Whether host ``name`` got a native artifact from ``--format auto``, which then
+        deploys pyz there if it cannot execute the runner (``pyz_fallback``)."""
+        return self.opts.get("format_") == "auto" and name in self._auto_units
+
+    def pyz_fallback(self, name: str) -> Artifact:
+        """The pyz artifact for host ``name`` (``falls_back``), built now (from the cache when
+        it can): what a host that cannot execute the runner gets instead, in the same deployment."""
+        from .compiler.build import build_unit
+
+        unit = self._auto_units[name]
+        s = self.settings
+        art = build_unit(unit, cache_dir=s.cache_dir, compression=s.compression, size_limit=s.binary_size_limit)
+        return replace(art, hosts=(name,))
 
     def build(self, units: list[BuildUnit]) -> list[Artifact]:
         from .compiler.build import build_native, build_unit
@@ -245,14 +288,56 @@ class Session:
 
         runner = self.runner()
         s, rebuild = self.settings, bool(self.opts.get("rebuild"))
-        if runner is not None:
+
+        def pyz(u: BuildUnit) -> Artifact:
+            return build_unit(u, cache_dir=s.cache_dir, rebuild=rebuild, compression=s.compression,
+                              size_limit=s.binary_size_limit)
+
+        if runner is not None and self.opts.get("format_") == "native":
             return [a for u in units for a in build_native(
                 u, cache_dir=s.cache_dir, runner=runner.sha256, rebuild=rebuild, size_limit=s.binary_size_limit)]
-        return [
-            build_unit(u, cache_dir=s.cache_dir, rebuild=rebuild, compression=s.compression,
-                       size_limit=s.binary_size_limit)
-            for u in units
-        ]
+        if runner is None:
+            if self.opts.get("format_") == "auto":
+                self.say_format(f"pyz for every host: {self.opts.get('pyz_because')}")
+            return [pyz(u) for u in units]
+        return self._build_auto(units, runner, pyz)
+
+    def _build_auto(self, units: list[BuildUnit], runner: RunnerBinary,
+                    pyz: Callable[[BuildUnit], Artifact]) -> list[Artifact]:
+        """``--format auto``: native artifacts for the units that lower, for the hosts not
+        known to be unable to execute the runner; pyz for the rest (docs/native.md)."""
+        from .compiler.build import build_native
+        from .compiler.native import NativeUnsupported
+        from .compiler.runner import controller_target
+
+        s, rebuild = self.settings, bool(self.opts.get("rebuild"))
+        out: list[Artifact] = []
+        for u in units:
+            shown = ", ".join(u.host_names[:5]) + (f" and {len(u.host_names) - 5} more" if len(u.host_names) > 5 else "")
+            try:
+                arts = build_native(u, cache_dir=s.cache_dir, runner=runner.sha256, rebuild=rebuild,
+                                    size_limit=s.binary_size_limit)
+            except NativeUnsupported as exc:
+                self.say_format(f"pyz for {shown}: the plan does not lower to the native runner: {exc.message}")
+                out.append(pyz(u))
+                continue
+            avoid = [n for n in u.host_names if n in self._no_runner]
+            for n in avoid:
+                reason, did = self._no_runner[n]
+                self.say_format(f"pyz for {n}: it could not execute rustle-runner"
+                                f"{' in deployment ' + did if did else ''} ({reason}); --format native tries again")
+            if avoid:
+                out.append(replace(pyz(u), hosts=tuple(avoid)))
+                arts = [replace(a, hosts=tuple(n for n in a.hosts if n not in avoid)) for a in arts]
+            native = [n for a in arts for n in a.hosts]
+            if native:
+                shown = ", ".join(native[:5]) + (f" and {len(native) - 5} more" if len(native) > 5 else "")
+                self.say_format(f"native for {shown}: the plan lowers; rustle-runner {runner.sha256[:12]} "
+                                f"for {controller_target()} (a host that cannot execute it gets pyz)")
+            for n in native:
+                self._auto_units[n] = u
+            out.extend(a for a in arts if a.hosts)
+        return out
 
     # -- modes -----------------------------------------------------------------------------
     def execute(self) -> int:
@@ -311,12 +396,13 @@ class Session:
 
         schedule = self.schedule(plan, inv, hosts)
         runner = self.runner()
+        self._no_runner = self.no_runner_hosts(hosts) if runner is not None else {}
         # The ssh handshakes (OpenSSH client) run while this process compiles; in a rollout,
         # only the first batch's: the others are not to be touched before their turn.
         first = set(schedule.first_hosts()) if o.get("run_") else {h.name for h in hosts}
         early = start_early([h for h in hosts if h.name in first], self.settings.ssh_client,
                             self.settings.hosts_at_once(plan.options.forks),
-                            (runner.sha256, runner.size) if runner else None)
+                            (runner.sha256, runner.size) if runner else None, frozenset(self._no_runner))
         try:
             return self.deploy(plan, hosts, self.build(self.units(plan, inv, every)), early, schedule)
         finally:  # whatever ends the command (a bad value, a full disk, Ctrl-C): no ssh left running
@@ -333,6 +419,11 @@ class Session:
         plan_schedule = schedule(play_specs(plan, inv.resolve), [h.name for h in hosts])
         if self.opts.get("canary") and self.opts.get("run_"):
             plan_schedule = with_canary(plan_schedule, canary_count(self.opts["canary"].strip(), len(hosts)))
+        if self.opts.get("format_") == "auto" and self.opts.get("run_") and "pyz_because" not in self.opts:
+            if any(st.phase is not None for st in plan_schedule.stages):
+                self.opts["pyz_because"] = "a play is cut into phases (docs/phases.md), which only pyz runs"
+            elif plan_schedule.staged:
+                self.opts["pyz_because"] = "the plan's plays run in separate stages, which only pyz runs"
         if any(st.phase is not None for st in plan_schedule.stages) and self.opts.get("format_") == "native" \
                 and self.opts.get("run_"):
             raise UsageError(
@@ -623,17 +714,9 @@ def _check_flags(opts: dict[str, Any], mode: str) -> None:
             )
     if opts.get("ask_become_pass") and not runs:
         raise UsageError("-K/--ask-become-pass gives sudo a password when tasks run", "add --run")
-    if opts.get("ask_become_pass") and opts.get("format_") == "native":
-        raise UsageError("-K/--ask-become-pass cannot be used with --format native yet",
-                         "the native runner becomes with passwordless sudo only; use --format pyz")
-    if opts.get("stage") and opts.get("format_") == "native":
-        raise UsageError("--stage cannot be used with --format native yet", "use --format pyz")
     for key, flag in _GATE_FLAGS.items():
         if opts.get(key) and not runs:
             raise UsageError(f"{flag} gates a rollout that runs the plan", "add --run")
-        if opts.get(key) and opts.get("format_") == "native":
-            raise UsageError(f"{flag} cannot be used with --format native yet",
-                             "the native runner has no health check or re-run after a rollback; use --format pyz")
     for key, flag in _HEALTH_FLAGS.items():
         if opts.get(key) is not None and not (opts.get("health_check") or opts.get("health_url")):
             raise UsageError(f"{flag} has no effect without --health-check or --health-url",
@@ -650,6 +733,38 @@ def _check_flags(opts: dict[str, Any], mode: str) -> None:
     if canary is not None and not re.fullmatch(r"[1-9][0-9]*%?", canary.strip()):
         raise UsageError(f"--canary {canary!r}: expected a host count or a percentage such as 10%",
                          "--canary 1 gates the first host; --canary 10% the first tenth of the hosts")
+
+
+def _check_format(opts: dict[str, Any], mode: str) -> None:
+    """Refuse what ``--format native`` cannot do; for ``auto``, note why it is pyz
+    (``opts["pyz_because"]``) when the command needs something only pyz does."""
+    native = opts.get("format_") == "native"
+    if native and mode not in ("deploy", "compile_only"):
+        raise UsageError(
+            f"--format native cannot be used with --{mode.replace('_', '-')}",
+            "--dry-run lists pyz artifacts only, --deploy-only takes the format from the compiled"
+            " manifest, and the other modes build nothing",
+        )
+    why = None
+    if opts.get("ask_become_pass"):
+        why = ("-K/--ask-become-pass cannot be used with --format native yet",
+               "the native runner becomes with passwordless sudo only; use --format pyz")
+    elif opts.get("stage"):
+        why = ("--stage cannot be used with --format native yet", "use --format pyz")
+    for key, flag in _GATE_FLAGS.items():
+        if why is None and opts.get(key):
+            why = (f"{flag} cannot be used with --format native yet",
+                   "the native runner has no health check or re-run after a rollback; use --format pyz")
+    if native and why is not None:
+        raise UsageError(*why)
+    if opts.get("format_") != "auto":
+        return
+    if mode != "deploy":
+        opts["pyz_because"] = f"--{mode.replace('_', '-')} builds pyz artifacts (pass --format native for native ones)"
+    elif opts.get("resume"):
+        opts["pyz_because"] = "--resume goes on with pyz artifacts"
+    elif why is not None:
+        opts["pyz_because"] = why[0].replace(" cannot be used with --format native yet", " needs the pyz format")
 
 
 def unit_tasks(unit: BuildUnit) -> list[dict[str, Any]]:

@@ -59,6 +59,28 @@ def _source_key() -> str:
     return h.hexdigest()
 
 
+class RunnerUnavailable(CompileError):
+    """No rustle-runner can be had for the target asked for (``--format auto`` then uses pyz)."""
+
+
+def controller_target() -> str:
+    """The target triple of this controller's platform, the one ``ensure_runner`` builds for."""
+    u = os.uname()
+    return f"{u.machine}-unknown-{u.sysname.lower()}-gnu" if u.sysname == "Linux" else f"{u.machine}-{u.sysname.lower()}"
+
+
+def runner_for(cache_dir: Path, target: str | None = None) -> RunnerBinary:
+    """The rustle-runner for ``target`` (None: this controller's platform): built or taken from
+    the cache. Raises ``RunnerUnavailable`` saying why there is none; the one question
+    ``--format auto`` asks before it picks the native format."""
+    if target is not None and target != controller_target():
+        raise RunnerUnavailable(
+            f"no rustle-runner for {target}: this controller builds runners for {controller_target()} only",
+            "use --format pyz for those hosts (auto does)",
+        )
+    return ensure_runner(cache_dir)
+
+
 def ensure_runner(cache_dir: Path) -> RunnerBinary:
     """The runner for this controller's platform, built now if the cache has none."""
     root = cache_dir / "native"
@@ -70,7 +92,7 @@ def ensure_runner(cache_dir: Path) -> RunnerBinary:
             return RunnerBinary(path, sha, path.stat().st_size)
     cargo = find_cargo()
     if cargo is None:
-        raise CompileError(
+        raise RunnerUnavailable(
             "--format native needs rustle-runner built for this machine, and building it needs "
             "Rust's cargo, which is not installed",
             "install Rust (rustup, or Debian's cargo package), or use --format pyz",

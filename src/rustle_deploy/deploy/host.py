@@ -24,7 +24,7 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
-from ..errors import ChecksumMismatch, HostError, RemoteError, TransferError
+from ..errors import ChecksumMismatch, HostError, RemoteError, RunnerNotExecutable, TransferError
 from ..model import Host, own_vars
 from ..transport import ConnectFn, Connection, Session, default_connect
 from ..transport.options import PYTHON_CANDIDATES, AgentLaunch, agent_launch, remote_command
@@ -335,6 +335,12 @@ def _agent_error(job: HostJob, line: dict[str, Any]) -> HostError:
             "nothing was left half-written; check the remote directory's free space, or use --format pyz "
             f"for hosts that are not {os.uname().sysname} {os.uname().machine} like this controller",
             TransferError,
+        ),
+        "runner_exec": (
+            "--format auto deploys pyz to this host instead (and remembers it); with --format native, "
+            "use --format pyz or auto for it, or point rustle_remote_dir at a file system that allows "
+            "executables (not mounted noexec)",
+            RunnerNotExecutable,
         ),
     }
     hint, cls = hints.get(str(kind), ("this is a bug in rustle-deploy's agent; please report it", RemoteError))

@@ -32,11 +32,12 @@ class EarlyStarts:
     def __init__(self) -> None:
         self._procs: dict[str, Early] = {}
 
-    def start(self, hosts: Sequence[Host], binary: str, runner: tuple[str, int] | None = None) -> None:
+    def start(self, hosts: Sequence[Host], binary: str, runner: tuple[str, int] | None = None,
+              pyz: frozenset[str] = frozenset()) -> None:
         for host in hosts:
             try:
                 argv = ssh_argv(host, binary)
-                command = remote_command(agent_launch(host, runner))
+                command = remote_command(agent_launch(host, None if host.name in pyz else runner))
                 self._procs[host.name] = (command, spawn_early([*argv, command]))
             except (ConnectError, OSError):
                 continue  # the normal path reports it, with its context
@@ -51,11 +52,13 @@ class EarlyStarts:
 
 
 def start_early(
-    hosts: Sequence[Host], ssh_client: str, width: int, runner: tuple[str, int] | None = None
+    hosts: Sequence[Host], ssh_client: str, width: int, runner: tuple[str, int] | None = None,
+    pyz: frozenset[str] = frozenset(),
 ) -> EarlyStarts | None:
     """Start ``ssh`` for the first ``width`` SSH hosts (those the fan-out takes first) when
     the run goes through the OpenSSH client; None otherwise. ``runner`` (sha256, size): the
-    native format's runner, which the command starts instead of Python."""
+    native format's runner, which the command starts instead of Python, except on the hosts
+    named in ``pyz`` (``--format auto`` knows they cannot execute it)."""
     binary = ssh_binary_for(ssh_client, min(width, len(hosts)))
     if binary is None:
         return None
@@ -69,7 +72,7 @@ def start_early(
         except ConnectError:
             continue  # reported with its context when the host's turn comes
     early = EarlyStarts()
-    early.start(chosen, binary, runner)
+    early.start(chosen, binary, runner, pyz)
     return early
 
 

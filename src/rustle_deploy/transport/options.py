@@ -519,11 +519,17 @@ def runner_command(ref: RunnerRef) -> str:
                    "the upload was cut, the disk is full, or this host cannot execute a runner built "
                    "for the controller's platform",
     }, sort_keys=True))
+    # exit 126/127 and no runner in place: the host could not execute it (exec format error,
+    # a noexec mount, no loader); the line says so with the host's platform, and auto falls back
+    cannot = ('{"agent": "error", "kind": "runner_exec", "message": "rustle-runner ' + sha[:12]
+              + ' cannot be executed on this host (exit %s; %s) from %s"}')
     made = f'[ -d {root} ] || {{ mkdir -p -m 700 {root} && : >>{root}/{shlex.quote(CREATED_MARKER)}; }}'
     install = (
         f'[ -d "$d" ] || {{ {made} && mkdir -p -m 700 "$d"; }} || {{ echo {failed}; exit 20; }}; t="$r.tmp.$$"; '
         f'if head -c {ref.size} >"$t" && chmod 700 "$t"; then "$t" install {sha} "$r"; c=$?; '
-        '{ [ -e "$r" ] || [ "$c" -lt 126 ]; } && exit "$c"; fi; '  # else it could not be executed
+        '{ [ -e "$r" ] || [ "$c" -lt 126 ]; } && exit "$c"; rm -f "$t"; '
+        f'printf {shlex.quote(cannot + chr(10))} "$c" "$(uname -sm | tr -cd \'A-Za-z0-9_. -\')" '
+        f'"$(printf %s "$d" | tr -cd \'A-Za-z0-9_./ -\')"; exit 20; fi; '
         f'rm -f "$t"; echo {failed}; exit 20'
     )
     return (
