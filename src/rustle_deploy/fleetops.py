@@ -1154,7 +1154,7 @@ def deploy_only(session: Session) -> int:
             a.runner for a in by_host.values()):
         raise UsageError(
             f"{path}: native artifacts cannot run this plan: its plays run in separate stages",
-            "compile with --format pyz (the default)",
+            "compile with --format pyz or auto (the default)",
         )
     return _deploy_jobs(session, None, hosts, by_host, str(path), doc.get("plan_sha256"), schedule=plan_schedule)
 

@@ -429,13 +429,13 @@ class Session:
             raise UsageError(
                 "--format native cannot run this plan: a play is cut into phases (run_once, throttle, "
                 "delegate_to: localhost or hostvars of other hosts' results; docs/phases.md)",
-                "use --format pyz (the default): the native runner has no phase selector yet",
+                "use --format auto (the default) or pyz: the native runner has no phase selector yet",
             )
         if plan_schedule.staged and self.opts.get("format_") == "native" and self.opts.get("run_"):
             raise UsageError(
                 "--format native cannot run this plan: its plays run in separate stages "
                 "(serial, max_fail_percentage or any_errors_fatal on a play of a multi-play plan)",
-                "use --format pyz (the default), or give every play of the plan the same batching",
+                "use --format auto (the default) or pyz, or give every play of the plan the same batching",
             )
         return plan_schedule
 

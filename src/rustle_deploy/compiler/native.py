@@ -210,7 +210,7 @@ class _Lowering:
     def fail(self, task: dict[str, Any], reason: str) -> NativeUnsupported:
         return NativeUnsupported(
             f"task '{task.get('name') or task.get('module')}' ({task.get('id')}) on {self.host}: {reason}",
-            "the native runner does not do this; use --format pyz (the default) for this plan",
+            "the native runner does not do this; --format auto (the default) or pyz runs this plan with the Python runtime",
         )
 
     def task(self, play: dict[str, Any], task: dict[str, Any]) -> dict[str, Any] | None:
