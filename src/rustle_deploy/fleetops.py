@@ -28,7 +28,7 @@ from .errors import ConnectError, PhaseError, RunnerNotExecutable, StateError, U
 from .inventory import check_remote_dirs
 from .model import Host, Plan
 from .notify import Notifier, end_doc, host_doc, start_doc
-from .reconcile import apply, settle, settle_orphans
+from .reconcile import apply, settle, settle_orphans, through_runner
 from .report import HostSummary, dump_json
 from .rollout import (
     PlaySpec,
@@ -1170,7 +1170,7 @@ def _simple_op(
     """
     with History(session.settings.state_db) as history:
         did = history.begin(op, target_id=target_id, context=_context(session), user=session.opts.get("actor"))
-        jobs = jobs_for(did)
+        jobs = through_runner(jobs_for(did), history, session.settings.cache_dir)
         job_of = {j.host.name: j for j in jobs}
         history.pending(did, [(j.host.name, j.binary_name or None, j.sha256, j.host.remote_dir) for j in jobs])
         started = time.monotonic()
@@ -1453,6 +1453,8 @@ def exec_manifest(manifest: Any, name: str, settings: Settings, opts: dict[str, 
                             share=phased.share(stage), carry=_carry_id(f"{did}-{run_id}", n)))
                 for n in names
             ]
+            if not schedule.staged and stage.phase is None:  # what the runner's agent runs (docs/native.md)
+                jobs = through_runner(jobs, history, settings.cache_dir)
 
             def on_outcome(outcome: HostOutcome) -> None:
                 merged = roll.absorb(phased.take_shared(outcome), number)

@@ -523,6 +523,15 @@ class History:
             rows = db.execute("SELECT host, remote_dir, reason, deployment_id FROM runner_failures").fetchall()
         return {str(h): (str(r), d) for h, rd, r, d in rows if (h, rd) in wanted}
 
+    def held_runners(self) -> dict[tuple[str, str], str]:
+        """(host, remote_dir) -> the runner this history last saw it run, not cleaned up since."""
+        with self._tx() as db:
+            rows = db.execute(
+                "SELECT o.host, o.remote_dir, o.sha256 FROM runners o "  # noqa: S608 - a constant
+                f"WHERE NOT EXISTS ({_CLEANED_SINCE.format(t='o.recorded_at')}) ORDER BY o.recorded_at",
+            ).fetchall()
+        return {(str(h), str(d)): str(s) for h, d, s in rows}
+
     def runner_holders(self, sha256: str) -> set[tuple[str, str]]:
         """(host, remote_dir) of every host this history saw running runner ``sha256`` and not
         cleaned up since; a hint: a host that lost it answers ``need_runner`` and gets it."""

@@ -5,11 +5,13 @@ falls back to pyz in the same deployment, and the history remembers it (docs/nat
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
 import sqlite3
 import subprocess
+import sys
 from collections.abc import Iterator
 from contextlib import closing
 from pathlib import Path
@@ -30,37 +32,62 @@ def auto(monkeypatch: pytest.MonkeyPatch, native_cache: Path) -> Path:
     return native_cache
 
 
-@pytest.fixture
-def noexec_sshd(sshd: Any, tmp_path: Path) -> Iterator[tuple[int, Path, Path]]:
-    """A second sshd for the same user and keys, started in a private mount namespace where
-    ``<tmp>/noexec`` is a tmpfs mounted noexec: a host whose remote dir is there cannot
-    execute anything written into it. Yields (port, that directory, its known_hosts)."""
+@contextlib.contextmanager
+def namespaced_sshd(sshd: Any, tmp_path: Path, name: str, setup: str, *args: str) -> Iterator[tuple[int, Path]]:
+    """A second sshd for the same user and keys, started in a private mount namespace after
+    the sh script ``setup`` (its arguments: ``args``) changed the mounts there. Yields (port,
+    its known_hosts)."""
     if os.geteuid() != 0 or shutil.which("unshare") is None:
         pytest.skip("a private mount namespace needs root and unshare (util-linux)")
     port = _free_port()
-    mnt = tmp_path / "noexec"
-    mnt.mkdir()
-    config = tmp_path / "sshd_noexec_config"
+    config = tmp_path / f"sshd_{name}_config"
     lines = [ln for ln in (sshd.root / "sshd_config").read_text().splitlines()
              if not ln.startswith(("Port ", "PidFile "))]
-    config.write_text("\n".join([*lines, f"Port {port}", f"PidFile {tmp_path / 'sshd_noexec.pid'}", ""]))
-    known = tmp_path / "known_hosts_noexec"
+    config.write_text("\n".join([*lines, f"Port {port}", f"PidFile {tmp_path / f'sshd_{name}.pid'}", ""]))
+    known = tmp_path / f"known_hosts_{name}"
     known.write_text(f"[127.0.0.1]:{port} {sshd.host_pub}\n")
-    log = tmp_path / "sshd_noexec.log"
-    script = f'mount -t tmpfs -o noexec,mode=0755 tmpfs "$1" && exec {SSHD} -D -e -f "$2"'
+    log = tmp_path / f"sshd_{name}.log"
+    script = f'{setup} && exec {SSHD} -D -e -f "$0"'
     with open(log, "wb") as logf:
-        proc = subprocess.Popen(["unshare", "--mount", "--propagation", "private", "sh", "-c", script, "sh",
-                                 str(mnt), str(config)], stdin=subprocess.DEVNULL, stdout=logf, stderr=logf)
+        proc = subprocess.Popen(["unshare", "--mount", "--propagation", "private", "sh", "-c", script,
+                                 str(config), *args], stdin=subprocess.DEVNULL, stdout=logf, stderr=logf)
     try:
         _wait_listening(port, proc, log)
-        yield port, mnt, known
+        yield port, known
     finally:
-        proc.terminate()  # sshd itself (sh exec'd it); the namespace and its tmpfs go with it
+        proc.terminate()  # sshd itself (sh exec'd it); the namespace and its mounts go with it
         try:
             proc.wait(10)
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
+
+
+@pytest.fixture
+def noexec_sshd(sshd: Any, tmp_path: Path) -> Iterator[tuple[int, Path, Path]]:
+    """An sshd whose sessions see ``<tmp>/noexec`` as a tmpfs mounted noexec: a host whose
+    remote dir is there cannot execute anything written into it. Yields (port, that
+    directory, its known_hosts)."""
+    mnt = tmp_path / "noexec"
+    mnt.mkdir()
+    with namespaced_sshd(sshd, tmp_path, "noexec", 'mount -t tmpfs -o noexec,mode=0755 tmpfs "$1"', str(mnt)) as (
+            port, known):
+        yield port, mnt, known
+
+
+@pytest.fixture
+def no_python_sshd(sshd: Any, tmp_path: Path) -> Iterator[tuple[int, Path]]:
+    """An sshd whose sessions have no Python: /usr/bin is a directory of links to everything
+    in it but python*, and pyenv's tree (where this suite's interpreters live) is an empty
+    tmpfs, so neither PATH nor the agent's absolute candidates find one."""
+    shadow = tmp_path / "usr-bin"
+    setup = ('mkdir -p "$1/orig" "$1/bin" && mount --bind /usr/bin "$1/orig" && '
+             'cp -as "$1/orig/." "$1/bin/" && rm -f "$1"/bin/python* && mount --bind "$1/bin" /usr/bin && '
+             'for d in "$HOME/.pyenv" /root/.pyenv; do [ ! -d "$d" ] || mount -t tmpfs -o ro tmpfs "$d" || exit 1; '
+             'done && ! env PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin sh -c "command -v python3" '
+             '&& [ ! -e /usr/bin/python3 ] && [ ! -e /usr/local/bin/python3 ]')
+    with namespaced_sshd(sshd, tmp_path, "nopython", setup, str(shadow)) as found:
+        yield found
 
 
 def fleet(tmp_path: Path, sshd: Any, noexec: tuple[int, Path, Path], tag: str) -> tuple[Path, Path, dict[str, Path]]:
@@ -200,3 +227,43 @@ def test_the_format_setting_comes_from_the_environment_and_is_checked(
     assert code == 0, err
     assert "format:" not in err  # pyz was asked for: nothing to explain
     assert json.dumps(doc)
+
+
+@pytest.mark.ssh
+def test_a_host_without_python_deploys_runs_and_rolls_back_through_the_runner(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], sshd: Any, no_python_sshd: tuple[int, Path], auto: Path,
+) -> None:
+    port, known = no_python_sshd
+    root = seeded(tmp_path / "root")
+    remote = tmp_path / "remote"
+    h = sshd.host("bench-0000", remote, ansible_port=port, ansible_ssh_common_args=f"-o UserKnownHostsFile={known}")
+    host_vars = {**h.vars, "bench_root": str(root), "bench_role": "web"}
+    inv = tmp_path / "inv.yml"
+    inv.write_text(yaml.safe_dump({"all": {"hosts": {"bench-0000": host_vars}}}))
+    plan = workload_for(tmp_path, ["bench-0000"])
+    # the pyz format cannot reach it: no Python there
+    code, doc, err = cli(capsys, str(plan), "-i", str(inv), "--output", "json", "--format", "pyz")
+    assert code == 1
+    assert "no usable Python 3.8+ on bench-0000" in doc["hosts"][0]["error"]
+    # auto: native, no Python needed
+    code, first, err = cli(capsys, str(plan), "-i", str(inv), "--run", "--output", "json")
+    assert code == 0, err
+    assert first["hosts"][0]["recap"]["changed"] == 9 and first["hosts"][0]["platform"]["python"] is None
+    assert "Welcome to bench-0000 (role: web)" in (root / "app" / "motd").read_text()
+    host_vars["bench_role"] = "db"
+    inv.write_text(yaml.safe_dump({"all": {"hosts": {"bench-0000": host_vars}}}))
+    code, second, err = cli(capsys, str(plan), "-i", str(inv), "--run", "--output", "json")
+    assert code == 0, err
+    assert second["hosts"][0]["previous_sha256"] == first["hosts"][0]["sha256"]
+    # --rollback goes through the installed runner's agent: the Python agent could not start
+    code, back, err = cli(capsys, "--rollback", "-i", str(inv), "--output", "json")
+    assert code == 0, err
+    current = remote / "releases" / second["hosts"][0]["binary_name"] / "current"
+    assert os.readlink(current).endswith(first["hosts"][0]["sha256"])
+    # rustle-exec runs the restored release through it too
+    manifest = tmp_path / "manifest.json"
+    manifest.write_text(json.dumps(first))
+    proc = subprocess.run([str(Path(sys.executable).parent / "rustle-exec"), str(manifest), "--output", "json"],
+                          capture_output=True, text=True, env=dict(os.environ))
+    assert proc.returncode == 0, proc.stderr
+    assert "Welcome to bench-0000 (role: web)" in (root / "app" / "motd").read_text()

@@ -246,6 +246,8 @@ async def _upload(session: Session, conn: Connection, job: HostJob) -> None:
                 obj = json.loads(raw) if raw.startswith(b"{") else None
                 if isinstance(obj, dict) and obj.get("agent") == "error":
                     raise _agent_error(job, obj) from exc
+                if isinstance(obj, dict) and obj.get("agent") == "no_python":  # it stopped before reading
+                    raise _no_python(job, agent_launch(job.host)) from exc
         except (TimeoutError, ValueError, OSError):
             pass
         raise
