@@ -211,7 +211,7 @@ class _Lowering:
     def fail(self, task: dict[str, Any], reason: str) -> NativeUnsupported:
         return NativeUnsupported(
             f"task '{task.get('name') or task.get('module')}' ({task.get('id')}) on {self.host}: {reason}",
-            "the native runner does not do this; --format pyz runs this plan (and --format auto, the default, picks it)",
+            "the native runner does not do this; use --format pyz for this plan (--format auto, the default, picks it)",
         )
 
     def task(self, play: dict[str, Any], task: dict[str, Any]) -> dict[str, Any] | None:
