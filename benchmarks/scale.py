@@ -32,7 +32,10 @@ from run import VENV_BIN, Ctx, compile_installed_sources, seed_runner  # noqa: E
 def descendants(pid: int) -> list[int]:
     out, todo = [], [pid]
     while todo:
-        kids = children(todo.pop())
+        try:
+            kids = children(todo.pop())
+        except OSError:  # it ended while we looked
+            continue
         out += kids
         todo += kids
     return out
