@@ -814,6 +814,9 @@ def _deploy_jobs(
                     fallen.append(outcome)  # deployed again as pyz below: not this host's result
                     return
                 merged = roll.absorb(phased.take_shared(outcome), number)
+                if outcome.agent is not None and session.opts.get("format_") == "auto":  # -v: which, and where
+                    session.say_format(f"{outcome.host}: {'native' if job_of[outcome.host].runner else 'pyz'} on "
+                                       f"{outcome.agent.get('system')} {outcome.agent.get('machine')}")
                 with history.together():  # one commit per host
                     if job_of[outcome.host].op == "deploy":  # else its deploy is recorded already
                         _record(history, did, job_of[outcome.host], merged)

@@ -144,6 +144,7 @@ def test_a_host_that_cannot_execute_the_runner_falls_back_to_pyz_once_and_is_rem
     assert "format: native for bench-0000, bench-0001, bench-0002, bench-0003: the plan lowers" in err
     assert "bench-0003: rustle-runner" in err and "cannot be executed on this host (exit 126; Linux" in err
     assert "deploying the pyz artifact" in err
+    assert "format: bench-0000: native on Linux" in err and "format: bench-0003: pyz on Linux" in err
     assert tree_of(roots) == tree_of(pyz_roots)  # the same files, whichever format ran
     for i in range(3):
         assert (tmp_path / "auto" / f"remote{i}" / "runners").is_dir()
