@@ -32,7 +32,7 @@ def _fail(message: str) -> None:
 @click.argument("execution_plan", required=False, metavar="[PLAYBOOK|EXECUTION_PLAN]")
 @click.option("-i", "--inventory", metavar="FILE", help="Inventory: INI, YAML, JSON or an executable script [implicit localhost].")
 @click.option("-o", "--output-dir", metavar="DIR", help="Where --compile-only writes artifacts [./target].")
-@click.option("-t", "--target", metavar="TRIPLE", help="Force a target (default: py3-none-any, the portable pyz).")
+@click.option("-t", "--target", metavar="TRIPLE", help="Force a target: with --format native the runner's Rust triple (x86_64-unknown-linux-gnu, aarch64-unknown-linux-gnu, either with +static; default: the host's rustle_target, else the controller's); pyz artifacts are py3-none-any.")
 @click.option("--cache-dir", metavar="DIR", help="Compilation cache [~/.rustle/cache].")
 @click.option("--incremental", is_flag=True, help="Reuse cached artifacts (the default).")
 @click.option("--rebuild", is_flag=True, help="Ignore the cache and rebuild every artifact.")

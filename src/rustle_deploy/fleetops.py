@@ -48,6 +48,7 @@ from .transport.options import check_connections
 if TYPE_CHECKING:
     from .compiler.build import Artifact
     from .pipeline import Session
+    from .tracing import Trace
     from .transport.early import EarlyStarts
 
 MANIFEST_KIND = "rustle-deploy-manifest"
@@ -84,8 +85,11 @@ def _fan_out(
     timeout: float | None = None,
     progress: _Progress | None = None,
     throttle: int = 0,
+    trace: Trace | None = None,
 ) -> list[HostOutcome]:
     reporter = session_reporter
+    if trace is not None:  # the agent announces each stage: the host's span is cut by them
+        jobs = [replace(j, trace=True) for j in jobs]
     parallel = min(_parallel(settings, plan), throttle or sys.maxsize)
     connect = make_connect(settings.ssh_client, min(parallel, len(jobs)), early)
     reporter.start(what, len(jobs))
@@ -98,6 +102,8 @@ def _fan_out(
 
     def done(outcome: HostOutcome) -> None:
         on_outcome(outcome)
+        if trace is not None:
+            trace.host(outcome, what, _outcome_status(outcome), {})
         reporter.host_done(outcome.host, _host_line(outcome), failed=outcome.error is not None)
 
     try:
@@ -120,16 +126,21 @@ def _fan_out(
 
 
 class _Progress:
-    """Each running host's current task, written to the history (``host_progress``) at most
-    once a second, in one transaction: what the web UI's live view shows of hosts that have
-    not finished. Advisory: a write the database refuses is dropped, never a host's failure."""
+    """Each running host's current task and the task results it has reported, written to the
+    history (``host_progress``, ``task_results``) at most once a second, in one transaction:
+    what the web UI's live view shows of hosts that have not finished. When a host finishes,
+    its outcome's transaction records every result again under the same numbers. Advisory: a
+    write the database refuses is dropped, never a host's failure."""
 
     INTERVAL = 1.0
 
-    def __init__(self, history: History, deployment_id: str) -> None:
+    def __init__(self, history: History, deployment_id: str, run_id: str | None = None) -> None:
         self.history = history
         self.deployment_id = deployment_id
+        self.run_id = run_id  # None: no task results are recorded as they come
         self.state: dict[str, tuple[str | None, int]] = {}
+        self.results: dict[str, list[dict[str, Any]]] = {}  # per host, not written yet
+        self.first: dict[str, int] = {}  # per host: the number of its next result
         self.changed: set[str] = set()
         self.last = 0.0
         self.scheduled = False
@@ -141,6 +152,8 @@ class _Progress:
             task = str(event.get("task") or event.get("id") or "")
         elif kind in ("task_result", "handler_result"):
             done += 1
+            if self.run_id is not None:
+                self.results.setdefault(host, []).append(event)
         else:
             return
         self.state[host] = (task, done)
@@ -152,6 +165,11 @@ class _Progress:
             self.scheduled = True
             asyncio.get_running_loop().call_later(wait, self.flush)
 
+    def host_done(self, host: str) -> None:
+        """``host``'s outcome is recorded with all its results: a later stage numbers after them."""
+        self.results.pop(host, None)
+        self.first.pop(host, None)
+
     def flush(self) -> None:
         self.scheduled = False
         self.last = time.monotonic()
@@ -160,7 +178,16 @@ class _Progress:
         changed = {h: self.state[h] for h in self.changed}
         self.changed.clear()
         try:
-            self.history.record_progress(self.deployment_id, changed)
+            with self.history.together():
+                self.history.record_progress(self.deployment_id, changed)
+                for host, results in list(self.results.items()):
+                    if not results or self.run_id is None:
+                        continue
+                    if host not in self.first:  # after what earlier stages of this run recorded
+                        self.first[host] = self.history.count_tasks(self.run_id, host)
+                    self.history.record_tasks(self.deployment_id, host, self.run_id, results, self.first[host])
+                    self.first[host] += len(results)
+                    self.results[host] = []
         except StateError:
             pass  # the database is busy: the next second's write says more
 
@@ -657,7 +684,10 @@ def _deploy_jobs(
     early: EarlyStarts | None = None,
     schedule: Schedule | None = None,
     resumed: _Resumed | None = None,
+    compiled: bool = False,
 ) -> int:
+    """Deploy (and run) ``by_host``'s artifacts; ``compiled``: this command built them (or
+    found them in the compilation cache), so the history counts its cache hits."""
     opts, settings = session.opts, session.settings
     run = bool(opts.get("run_"))
     staging = bool(opts.get("stage"))  # upload, verify, prepare; --promote activates and runs later
@@ -676,8 +706,16 @@ def _deploy_jobs(
             history.resume_rollout(did)
             history.own(did, _context(session))
         else:
-            did = history.begin("deploy", plan_source=source, plan_sha256=plan_sha, context=_context(session),
+            context = _context(session)
+            if compiled and run and rolling and not staging:  # a rollout --resume can go on with
+                context["resume"] = resume_spec(opts)
+            did = history.begin("deploy", plan_source=source, plan_sha256=plan_sha, context=context,
                                 user=session.opts.get("actor"))
+        if session.trace is not None:
+            session.trace.deployment(did, "deploy", source)
+        if compiled:
+            distinct = {by_host[h.name].sha256: by_host[h.name].cached for h in hosts}
+            history.record_artifacts(did, len(distinct), sum(distinct.values()))
         started = time.monotonic()
         notifier = _notifier(session)
         if notifier is not None:
@@ -722,15 +760,17 @@ def _deploy_jobs(
         job_of: dict[str, HostJob] = {}  # each host's deploy job
         phased = _Phased()
         in_flight: list[HostJob] = []
-        progress = _Progress(history, did)
+        progress = _Progress(history, did, run_id if run else None)
         recorded: set[str] = set()
 
         def gate(names: list[str]) -> dict[str, HostOutcome]:
             assert checks is not None
             jobs = [HostJob(host=host_of[n], op="health", deployment_id=did, health=checks[n]) for n in names]
             deadline = max(settings.timeout, max(checks[n].timeout for n in names) + 30.0)
-            outcomes = _fan_out(jobs, settings, plan, session.reporter, lambda o: None,
-                                f"health check, batch {len(roll.batches) + 1}/{roll.total}", timeout=deadline)
+            what = f"health check, batch {len(roll.batches) + 1}/{roll.total}"
+            with session.phase(what, **{"rustle.hosts": len(names)}):
+                outcomes = _fan_out(jobs, settings, plan, session.reporter, lambda o: None, what, timeout=deadline,
+                                    trace=session.trace)
             return {o.host: o for o in outcomes}
 
         def revert(names: list[str]) -> dict[str, str | None]:
@@ -753,13 +793,19 @@ def _deploy_jobs(
             if not jobs:
                 return why
             session.reporter.line(f"rolling back {len(jobs)} host(s) to the release before deployment {did}")
-            for o in _fan_out(jobs, settings, plan, session.reporter, lambda o: None, "rollback"):
+            with session.phase("rollback", **{"rustle.hosts": len(jobs)}):
+                reverted = _fan_out(jobs, settings, plan, session.reporter, lambda o: None, "rollback",
+                                    trace=session.trace)
+            for o in reverted:
                 if o.error is None and o.rolled_back and o.run_exit in (None, 0):
                     why[o.host] = None
+                    deployed = roll.outcomes.get(o.host)  # what the deployment did there before
                     history.record_host(did, o.host, "rolled_back", binary_name=job_of[o.host].binary_name,
                                         sha256=o.sha256, previous_sha256=o.previous_sha256,
                                         remote_dir=host_of[o.host].remote_dir,
-                                        error=f"rolled back: {roll.reason}")
+                                        error=f"rolled back: {roll.reason}",
+                                        duration=(deployed.duration if deployed else 0.0) + o.duration,
+                                        uploaded_bytes=job_of[o.host].size if deployed and deployed.uploaded else 0)
                 elif o.error is None and o.rolled_back:
                     why[o.host] = f"rolled back, but re-applying the previous release failed (exit {o.run_exit})"
                 else:
@@ -769,6 +815,13 @@ def _deploy_jobs(
         roll = _Rollout(schedule, gate if checks is not None else None, revert if run else None, resumed)
 
         def fan_out(stage: Stage, number: int, names: list[str]) -> list[HostOutcome]:
+            if not rolling:
+                return fan_out_batch(stage, number, names)
+            with session.phase(f"batch {number}/{roll.total}", **{"rustle.stage": stage.label,
+                                                                 "rustle.hosts": len(names)}):
+                return fan_out_batch(stage, number, names)
+
+        def fan_out_batch(stage: Stage, number: int, names: list[str]) -> list[HostOutcome]:
             ran = (run_here if stage.local else fan_out_hosts)(stage, number, names[:1] if stage.once else names)
             if not stage.once:
                 return ran
@@ -827,6 +880,7 @@ def _deploy_jobs(
                         history.record_rollout_host(did, outcome.host, roll.batch_of.get(outcome.host),
                                                     roll.state_of(outcome.host), roll.stages_done.get(outcome.host, 0))
                 recorded.add(outcome.host)
+                progress.host_done(outcome.host)
                 if notifier is not None:
                     notifier.send(host_doc(did, "deploy", outcome.host, _outcome_status(merged),
                                            not _summary(merged).is_failure, str(merged.error) if merged.error else None,
@@ -838,7 +892,7 @@ def _deploy_jobs(
             fallen: list[HostOutcome] = []
             outcomes = _fan_out(jobs, settings, plan, session.reporter, on_outcome, what,
                                early if number == 1 else None, progress=progress,
-                               throttle=stage.throttle)
+                               throttle=stage.throttle, trace=session.trace)
             if fallen:
                 outcomes = _fall_back(fallen, outcomes, stage, number)
             uncertain = {
@@ -934,9 +988,58 @@ def _deploy_jobs(
 def _context(session: Session) -> dict[str, Any]:
     """How this command reaches its hosts, for a later command that must ask them
     (reconcile.py): the inventory's path and the -u / --private-key given."""
-    inv = session.opts.get("inventory")
+    inv, key = session.opts.get("inventory"), session.opts.get("private_key")
     return {"inventory": os.path.abspath(inv) if inv else None, "user": session.opts.get("user"),
-            "private_key": session.opts.get("private_key")}
+            # absolute: the later command (the web UI's rollback) may run in another directory
+            "private_key": os.path.abspath(os.path.expanduser(key)) if key else None}
+
+
+# What a later ``--resume`` needs of this command's flags (resume_spec): paths made absolute,
+# values kept as given. Anything that may hold a secret is never kept (see _WITHHELD).
+_RESUME_PATHS = {"inventory": "-i", "private_key": "--private-key", "config": "--config", "cache_dir": "--cache-dir"}
+_RESUME_VALUES = {"user": "-u", "tags": "--tags", "skip_tags": "--skip-tags", "become_user": "--become-user",
+                  "become_method": "--become-method", "ssh_client": "--ssh-client", "timeout": "--timeout",
+                  "parallel": "--parallel", "health_check": "--health-check", "health_url": "--health-url",
+                  "health_retries": "--health-retries", "health_interval": "--health-interval",
+                  "health_timeout": "--health-timeout", "start_at_task": "--start-at-task"}
+_RESUME_SWITCHES = {"check": "--check", "diff": "--diff", "become": "--become", "verify": "--verify"}
+
+
+def resume_spec(opts: dict[str, Any]) -> dict[str, Any]:
+    """How to resume this deployment's rollout without its terminal (the web UI's resume):
+    the working directory and the arguments of ``rustle-deploy ARGS --resume ID``, and what
+    was given but is not kept because it may be a secret (``withheld``: the UI then shows the
+    command to type instead). Extra variables are kept only as ``-e @FILE`` paths, never values."""
+    argv: list[str] = []
+    withheld: list[str] = []
+    plan = opts.get("execution_plan")
+    if not plan or plan == "-":
+        withheld.append("the plan or playbook, read from standard input")
+    else:
+        argv.append(os.path.abspath(os.path.expanduser(plan)))
+    for key, flag in _RESUME_PATHS.items():
+        if opts.get(key):
+            argv += [flag, os.path.abspath(os.path.expanduser(str(opts[key])))]
+    for folder in opts.get("files_dir") or ():
+        argv += ["--files-dir", os.path.abspath(os.path.expanduser(folder))]
+    for key, flag in _RESUME_VALUES.items():
+        if opts.get(key) not in (None, ""):
+            argv += [flag, str(opts[key])]
+    if opts.get("format_") not in (None, "auto"):
+        argv += ["--format", str(opts["format_"])]
+    for key, flag in _RESUME_SWITCHES.items():
+        if opts.get(key):
+            argv.append(flag)
+    for given in opts.get("extra_vars") or ():
+        if str(given).startswith("@"):
+            argv += ["-e", "@" + os.path.abspath(os.path.expanduser(str(given)[1:]))]
+        else:
+            withheld.append("-e with values on the command line (the history never keeps them: they may be secrets)")
+    if opts.get("notify"):
+        withheld.append("--notify URLs (a webhook URL may be a secret; config.toml's [notify] is read again)")
+    if opts.get("ask_become_pass"):
+        withheld.append("-K (the become password is asked on a terminal)")
+    return {"cwd": os.getcwd(), "argv": [*argv, "--run"], "withheld": sorted(set(withheld))}
 
 
 def _manifest(
@@ -990,7 +1093,7 @@ def deploy(
     schedule: Schedule | None = None,
 ) -> int:
     by_host = {name: a for a in artifacts for name in a.hosts}
-    return _deploy_jobs(session, plan, hosts, by_host, plan.source, plan.sha256, early, schedule)
+    return _deploy_jobs(session, plan, hosts, by_host, plan.source, plan.sha256, early, schedule, compiled=True)
 
 
 def resume(session: Session, plan: Plan, hosts: list[Host], artifacts: list[Artifact], deployment_id: str) -> int:
@@ -1057,7 +1160,8 @@ def resume(session: Session, plan: Plan, hosts: list[Host], artifacts: list[Arti
         batch_of={n: b for n, (b, _) in dep.rollout.hosts.items() if b is not None},
         activated=activated, previous={n: records[n].previous_sha256 for n in activated},
     )
-    return _deploy_jobs(session, plan, chosen, by_host, plan.source, plan.sha256, None, schedule, resumed)
+    return _deploy_jobs(session, plan, chosen, by_host, plan.source, plan.sha256, None, schedule, resumed,
+                        compiled=True)
 
 
 def promote(session: Session, deployment_id: str | None) -> int:
@@ -1173,6 +1277,8 @@ def _simple_op(
     """
     with History(session.settings.state_db) as history:
         did = history.begin(op, target_id=target_id, context=_context(session), user=session.opts.get("actor"))
+        if session.trace is not None:
+            session.trace.deployment(did, op, None)
         jobs = through_runner(jobs_for(did), history, session.settings.cache_dir)
         job_of = {j.host.name: j for j in jobs}
         history.pending(did, [(j.host.name, j.binary_name or None, j.sha256, j.host.remote_dir) for j in jobs])
@@ -1198,7 +1304,7 @@ def _simple_op(
 
         status = "interrupted"
         try:
-            outcomes = _fan_out(jobs, session.settings, None, session.reporter, on_outcome, op)
+            outcomes = _fan_out(jobs, session.settings, None, session.reporter, on_outcome, op, trace=session.trace)
             status = "done"
         finally:
             history.finish(did, status)

@@ -11,12 +11,14 @@ import os
 import re
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .ansible_cfg import AnsibleConfig, load_ansible_config
-from .errors import CompileError, PlanError, UsageError
+from .errors import PlanError, RustleError, UsageError
 from .inventory import Inventory, check_remote_dirs, implicit_localhost, load_inventory
 from .model import Host, Plan
 from .plan import STDIN, parse_plan
@@ -34,6 +36,7 @@ if TYPE_CHECKING:
     from .playbook import Compiled
     from .playbook.compile import VarPrompt
     from .rollout import Schedule
+    from .tracing import Trace
     from .transport.early import EarlyStarts
 
 # Modes that read the input and print something about it; they touch no host.
@@ -45,12 +48,13 @@ class Session:
     settings: Settings
     json_out: bool
     reporter: Reporter
-    _runner: RunnerBinary | None = None
+    _runners: dict[str, RunnerBinary] = field(default_factory=dict)  # by target
     _no_runner: dict[str, tuple[str, str | None]] = field(default_factory=dict)  # auto: hosts that get pyz
     _auto_units: dict[str, BuildUnit] = field(default_factory=dict)  # auto: a native host's unit, for pyz_fallback
     compiled: Compiled | None = None  # when the input was a playbook
     extra_vars: dict[str, Any] | None = None
     ansible_cfg: AnsibleConfig | None = None
+    trace: Trace | None = None  # OpenTelemetry spans, when OTEL_* asks for them (tracing.py)
 
     @classmethod
     def from_options(cls, opts: dict[str, Any]) -> Session:
@@ -214,34 +218,67 @@ class Session:
     def units(self, plan: Plan, inv: Inventory, hosts: list[Host]) -> list[BuildUnit]:
         from .compiler.units import plan_units
 
-        return plan_units(
+        units = plan_units(
             plan, hosts, resolve=inv.resolve, select=inv.select, groups=_group_members(inv),
             target=self.settings.target,
         )
+        if self.opts.get("format_") == "native":  # a native artifact's target is its runner's
+            for u in units:
+                u.target = self.native_target(u.hosts[0])
+        return units
 
-    def runner(self) -> RunnerBinary | None:
-        """The native format's rustle-runner (built on first use); None for pyz. With
-        ``--format auto``, None too when the command needs pyz or no runner can be had
-        (``opts["pyz_because"]`` says why)."""
+    def native_target(self, host: Host) -> str:
+        """The runner target of ``host``: -t, else its ``rustle_target``, else the controller's
+        own platform; a target no runner can be built for is refused here (exit 2)."""
+        from .compiler.toolchain import STATIC, ToolchainError, check_target, controller_target
+
+        declared = host.vars.get("rustle_target")
+        target = self.settings.target or (str(declared) if declared else controller_target())
+        if self.settings.static_linking and not self.opts.get("target") and not target.endswith(STATIC) \
+                and target.endswith("-linux-gnu"):  # [compilation] static_linking
+            target += STATIC
+        try:
+            check_target(target)
+        except ToolchainError as exc:
+            where = "" if self.settings.target else f"{host.name}: rustle_target={target}: "
+            raise UsageError(where + exc.message, exc.hint) from exc
+        return target
+
+    def runner(self, target: str | None = None) -> RunnerBinary | None:
+        """The native format's rustle-runner for ``target`` (default: the controller's
+        platform), found or built on first use; None for pyz. With ``--format auto``, None too
+        when the command needs pyz or no runner can be had (``opts["pyz_because"]`` says why)."""
         fmt = self.opts.get("format_")
         if fmt == "pyz" or (fmt == "auto" and "pyz_because" in self.opts):
             return None
-        if self._runner is None:
+        from .compiler.toolchain import controller_target
+
+        target = target or controller_target()
+        if target not in self._runners:
             from .compiler.runner import RunnerUnavailable, ensure_runner, runner_for
 
             if fmt == "native":
-                self._runner = ensure_runner(self.settings.cache_dir)
-                return self._runner
-            try:
-                self._runner = runner_for(self.settings.cache_dir)
-            except RunnerUnavailable as exc:
-                self.opts["pyz_because"] = exc.message.replace("--format native needs", "the native format needs")
-                return None
-            except CompileError as exc:  # a failed build: say so, and deploy anyway
-                print(f"note: --format auto uses pyz: {visible(exc.message.splitlines()[0])}", file=sys.stderr)
-                self.opts["pyz_because"] = exc.message
-                return None
-        return self._runner
+                self._runners[target] = ensure_runner(self.settings.cache_dir, target)
+            else:
+                try:
+                    self._runners[target] = runner_for(self.settings.cache_dir, target)
+                except RunnerUnavailable as exc:
+                    self.opts["pyz_because"] = exc.message.replace("--format native needs", "the native format needs")
+                    return None
+            if self.opts.get("verbose"):
+                r = self._runners[target]
+                print(f"native: rustle-runner for {target}: {r.path} ({r.size / 1024:.0f} KiB)", file=sys.stderr)
+        return self._runners[target]
+
+    def host_runner(self, host: Host) -> tuple[str, int] | None:
+        """(sha256, size) of the runner ``host`` gets; None for pyz (with ``--format auto``:
+        for a host the history saw unable to execute it, too)."""
+        fmt = self.opts.get("format_")
+        if fmt == "auto" and host.name not in self._no_runner:
+            runner = self.runner()
+        else:
+            runner = self.runner(self.native_target(host)) if fmt == "native" else None
+        return (runner.sha256, runner.size) if runner else None
 
     def say_format(self, text: str) -> None:
         """A -v line about the format ``--format auto`` chose, and why."""
@@ -286,21 +323,23 @@ class Session:
                 print(f"bridge: {fqcn} runs through the module bridge ({kind} module from {m.origin}: {m.path})",
                       file=sys.stderr)
 
-        runner = self.runner()
         s, rebuild = self.settings, bool(self.opts.get("rebuild"))
 
         def pyz(u: BuildUnit) -> Artifact:
             return build_unit(u, cache_dir=s.cache_dir, rebuild=rebuild, compression=s.compression,
                               size_limit=s.binary_size_limit)
 
-        if runner is not None and self.opts.get("format_") == "native":
-            return [a for u in units for a in build_native(
-                u, cache_dir=s.cache_dir, runner=runner.sha256, rebuild=rebuild, size_limit=s.binary_size_limit)]
-        if runner is None:
+        with self.phase("compile", **{"rustle.units": len(units)}):
+            if self.opts.get("format_") == "native":
+                return [a for u in units for a in build_native(
+                    u, cache_dir=s.cache_dir, runner=self._unit_runner(u).sha256, rebuild=rebuild,
+                    size_limit=s.binary_size_limit)]
+            runner = self.runner() if self.opts.get("format_") == "auto" else None
+            if runner is not None:
+                return self._build_auto(units, runner, pyz)
             if self.opts.get("format_") == "auto":
                 self.say_format(f"pyz for every host: {self.opts.get('pyz_because')}")
             return [pyz(u) for u in units]
-        return self._build_auto(units, runner, pyz)
 
     def _build_auto(self, units: list[BuildUnit], runner: RunnerBinary,
                     pyz: Callable[[BuildUnit], Artifact]) -> list[Artifact]:
@@ -308,7 +347,7 @@ class Session:
         known to be unable to execute the runner; pyz for the rest (docs/native.md)."""
         from .compiler.build import build_native
         from .compiler.native import NativeUnsupported
-        from .compiler.runner import controller_target
+        from .compiler.toolchain import controller_target
 
         s, rebuild = self.settings, bool(self.opts.get("rebuild"))
         out: list[Artifact] = []
@@ -339,18 +378,58 @@ class Session:
             out.extend(a for a in arts if a.hosts)
         return out
 
+    @contextmanager
+    def phase(self, name: str, **attributes: Any) -> Iterator[None]:
+        """A span of the command's trace around a step (no-op without tracing)."""
+        if self.trace is None:
+            yield
+            return
+        with self.trace.phase(name, **attributes):
+            yield
+
+    def _unit_runner(self, unit: BuildUnit) -> RunnerBinary:
+        runner = self.runner(unit.target)
+        assert runner is not None
+        return runner
+
     # -- modes -----------------------------------------------------------------------------
     def execute(self) -> int:
         port = self.opts.get("metrics_port")
         if not port:
-            return self._execute()
+            return self._traced()
         try:
             from .ui.metrics import serving
         except ImportError as exc:
             raise UsageError(f"--metrics-port needs the ui extra ({exc.name} is not installed)",
                              "pip install 'rustle-deploy[ui]'") from exc
         with serving(self.settings.state_db, port):
+            return self._traced()
+
+    def _traced(self) -> int:
+        """``_execute`` inside the command's trace, when OTEL_* asks for one (tracing.py)."""
+        o = self.opts
+        if o.get("dry_run") or any(o.get(m) for m in ("list_deployments", "list_inventory", "list_modules",
+                                                      *LIST_MODES)):
+            return self._execute()  # nothing is compiled or touched: nothing to trace
+        from .tracing import start
+
+        command = next((m.replace("_", "-") for m in ("rollback", "cleanup", "promote", "deploy_only", "compile_only",
+                                                       "resume") if o.get(m)), "deploy")
+        self.trace = start(command)
+        if self.trace is None:
             return self._execute()
+        code: int | None = None
+        try:
+            code = self._execute()
+            return code
+        except KeyboardInterrupt:
+            code = 130
+            raise
+        except RustleError as exc:
+            code = exc.exit_code
+            raise
+        finally:
+            self.trace.end(code)
 
     def _execute(self) -> int:
         o = self.opts
@@ -395,14 +474,13 @@ class Session:
         from .transport.early import start_early
 
         schedule = self.schedule(plan, inv, hosts)
-        runner = self.runner()
-        self._no_runner = self.no_runner_hosts(hosts) if runner is not None else {}
+        self._no_runner = self.no_runner_hosts(hosts) if o.get("format_") == "auto" and self.runner() else {}
         # The ssh handshakes (OpenSSH client) run while this process compiles; in a rollout,
         # only the first batch's: the others are not to be touched before their turn.
         first = set(schedule.first_hosts()) if o.get("run_") else {h.name for h in hosts}
+        runners = {h.name: self.host_runner(h) for h in hosts}  # a bad target: exit 2 before any ssh
         early = start_early([h for h in hosts if h.name in first], self.settings.ssh_client,
-                            self.settings.hosts_at_once(plan.options.forks),
-                            (runner.sha256, runner.size) if runner else None, frozenset(self._no_runner))
+                            self.settings.hosts_at_once(plan.options.forks), lambda h: runners[h.name])
         try:
             return self.deploy(plan, hosts, self.build(self.units(plan, inv, every)), early, schedule)
         finally:  # whatever ends the command (a bad value, a full disk, Ctrl-C): no ssh left running
@@ -480,7 +558,9 @@ class Session:
                     "port": None if h.is_local else (explicit_port(h) or 22),
                     "user": h.user,
                     "target": u.target,
-                    "target_source": "flag" if self.settings.target else ("inventory" if h.vars.get("rustle_target") else "portable pyz (CPython >= 3.8 checked on the host)"),
+                    "target_source": "flag" if self.settings.target else ("inventory" if h.vars.get("rustle_target") else (
+                        "the controller's platform (native runner)" if self.opts.get("format_") == "native"
+                        else "portable pyz (CPython >= 3.8 checked on the host)")),
                     "remote_dir": h.remote_dir,
                     "writes": [
                         f"{h.remote_dir}/artifacts/{sha}",
@@ -533,7 +613,7 @@ class Session:
         from .rollout import play_specs
 
         plays = [p.to_json() for p in play_specs(plan, inv.resolve)]  # --deploy-only batches with them
-        manifest = write_outputs(artifacts, out, plan.sha256, self.runner(), plays)
+        manifest = write_outputs(artifacts, out, plan.sha256, list(self._runners.values()), plays)
         doc: dict[str, Any] = {
             "compiled": True,
             "output_dir": str(out),

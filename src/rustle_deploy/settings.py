@@ -3,7 +3,7 @@
 The config file keeps the seed's sections (``[deployment]``, ``[compilation]``, ``[targets]``,
 ``[cross_compilation]``). Unknown sections or keys and values of the wrong type are errors
 naming the file and the key. Keys that only meant something to the seed's Rust compiler
-(``optimization_level``, ``strip_symbols``, ``static_linking``, ``use_docker``,
+(``optimization_level``, ``strip_symbols``, ``use_docker``,
 ``toolchain_auto_install``) are accepted so existing files keep working, and reported by
 :func:`Settings.notes` as having no effect.
 """
@@ -34,6 +34,7 @@ class Settings:
     binary_size_limit: int = 50 * 1024 * 1024  # bytes
     compression: bool = True
     target: str | None = None
+    static_linking: bool = False  # native format: runners without -t are the +static build
     ssh_client: str = "auto"  # auto | openssh | asyncssh (transport/__init__.py)
     artifact_format: str = "auto"  # auto | pyz | native (--format; docs/native.md, "Choosing the format")
     # where playbooks find roles (ansible.cfg roles_path / ANSIBLE_ROLES_PATH)
@@ -190,7 +191,7 @@ _SCHEMA: dict[str, dict[str, tuple[str | None, Any]]] = {
         "format": ("artifact_format", _format),
         "optimization_level": (None, _string),
         "strip_symbols": (None, _bool),
-        "static_linking": (None, _bool),
+        "static_linking": ("static_linking", _bool),  # native runners: the +static build
     },
     "targets": {
         "default_arch": ("target", _string),

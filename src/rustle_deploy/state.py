@@ -141,6 +141,8 @@ _ADDED_COLUMNS = (
     ("deployments", "context", "TEXT"),
     ("host_outcomes", "duration", "REAL"),
     ("host_outcomes", "uploaded_bytes", "INTEGER"),
+    ("deployments", "artifacts", "INTEGER"),  # distinct artifacts the deployment compiled or found
+    ("deployments", "artifacts_cached", "INTEGER"),  # of which the compilation cache held
 )
 
 # Task results keep at most this many characters of each stdout, stderr, msg and diff.
@@ -306,6 +308,25 @@ def _text(value: Any) -> str | None:
     return text if len(text) <= TASK_TEXT_LIMIT else text[:TASK_TEXT_LIMIT] + "\n[... cut: too long to keep]"
 
 
+def read_rollout(db: sqlite3.Connection, deployment_id: str) -> Rollout | None:
+    """The rollout of ``deployment_id`` as recorded (also over the web UI's read-only connections)."""
+    row = db.execute(
+        "SELECT state, batches, done_batches, stopped_after, reason, schedule, controller FROM rollouts "
+        "WHERE deployment_id = ?",
+        (deployment_id,),
+    ).fetchone()
+    if row is None:
+        return None
+    rows = db.execute(
+        "SELECT host, batch, state, stages_done FROM rollout_hosts WHERE deployment_id = ? ORDER BY host",
+        (deployment_id,),
+    ).fetchall()
+    state, batches, done, stopped, reason, schedule, controller = row
+    return Rollout(state, batches, done, stopped, reason, json.loads(schedule),
+                   {str(h): (b, str(st)) for h, b, st, _ in rows}, {str(h): int(n) for h, _, _, n in rows},
+                   controller)
+
+
 def login_name() -> str:
     """Who runs this process, for the history: the login name (``SUDO_USER`` under sudo)."""
     import getpass
@@ -449,17 +470,28 @@ class History:
                  duration, uploaded_bytes),
             )
 
+    def record_artifacts(self, deployment_id: str, artifacts: int, cached: int) -> None:
+        """Add to the deployment's count of artifacts it needed and of those the compilation
+        cache already held (a resumed rollout compiles again: its counts add up)."""
+        with self._tx() as db:
+            db.execute("UPDATE deployments SET artifacts = coalesce(artifacts, 0) + ?, "
+                       "artifacts_cached = coalesce(artifacts_cached, 0) + ? WHERE id = ?",
+                       (artifacts, cached, deployment_id))
+
     def record_progress(self, deployment_id: str, progress: dict[str, tuple[str | None, int]]) -> None:
         """Each running host's current task and how many it finished (the UI's live view)."""
         with self._tx() as db:
             db.executemany("INSERT OR REPLACE INTO host_progress VALUES (?, ?, ?, ?, ?)",
                            [(deployment_id, h, t, n, time.time()) for h, (t, n) in progress.items()])
 
-    def record_tasks(self, deployment_id: str, host: str, run_id: str, events: list[dict[str, Any]]) -> None:
+    def record_tasks(self, deployment_id: str, host: str, run_id: str, events: list[dict[str, Any]],
+                     first: int = 0) -> None:
         """The task and handler results of ``host``'s run, as its events carried them: a
-        ``no_log`` result arrives censored by the runtime (only its status keys), and is kept so."""
+        ``no_log`` result arrives censored by the runtime (only its status keys), and is kept so.
+        ``first``: the number (``seq``) of the first result in ``events`` (results recorded while
+        the host runs, then all of them again, with the same numbers, when it ends)."""
         rows = []
-        for seq, ev in enumerate(e for e in events if e.get("event") in ("task_result", "handler_result")):
+        for seq, ev in enumerate((e for e in events if e.get("event") in ("task_result", "handler_result")), first):
             diff = ev.get("diff")
             rows.append((
                 deployment_id, host, run_id, seq, int(ev.get("event") == "handler_result"),
@@ -473,6 +505,11 @@ class History:
         with self._tx() as db:
             db.executemany("INSERT OR REPLACE INTO task_results VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                            rows)
+
+    def count_tasks(self, run_id: str, host: str) -> int:
+        """How many task and handler results of ``host``'s run are recorded."""
+        return int(self._db.execute("SELECT count(*) FROM task_results WHERE run_id = ? AND host = ?",
+                                    (run_id, host)).fetchone()[0])
 
     def record_run(self, deployment_id: str, host: str, run_id: str, exit_code: int | None, recap: dict[str, Any] | None) -> None:
         recap = recap or {}
@@ -575,21 +612,7 @@ class History:
                        (state, stopped_after, reason, deployment_id))
 
     def rollout(self, deployment_id: str) -> Rollout | None:
-        row = self._db.execute(
-            "SELECT state, batches, done_batches, stopped_after, reason, schedule, controller FROM rollouts "
-            "WHERE deployment_id = ?",
-            (deployment_id,),
-        ).fetchone()
-        if row is None:
-            return None
-        rows = self._db.execute(
-            "SELECT host, batch, state, stages_done FROM rollout_hosts WHERE deployment_id = ? ORDER BY host",
-            (deployment_id,),
-        ).fetchall()
-        state, batches, done, stopped, reason, schedule, controller = row
-        return Rollout(state, batches, done, stopped, reason, json.loads(schedule),
-                       {str(h): (b, str(st)) for h, b, st, _ in rows}, {str(h): int(n) for h, _, _, n in rows},
-                       controller)
+        return read_rollout(self._db, deployment_id)
 
     def cleaned_since(self, host: str, remote_dir: str | None, since: float) -> str | None:
         """The id of the latest cleanup of ``host``'s ``remote_dir`` at or after ``since``, if any."""

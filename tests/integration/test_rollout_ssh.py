@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import sqlite3
+from contextlib import closing
 from pathlib import Path
 from typing import Any
 
@@ -316,12 +317,16 @@ def test_failed_health_check_rolls_the_canaries_back_and_touches_no_other_host(
         assert current(fleet, n) == v1[n]
         assert fleet.stamps(n) == before[n]
         assert os.listdir(fleet.remote(n) / "artifacts") == [v1[n]]
-    db = sqlite3.connect(Path.home() / ".rustle" / "state.db")
-    latest = db.execute("SELECT id FROM deployments ORDER BY created_at DESC LIMIT 1").fetchone()[0]
-    states = dict(db.execute("SELECT host, status FROM host_outcomes WHERE deployment_id = ?", (latest,)))
+    with closing(sqlite3.connect(Path.home() / ".rustle" / "state.db")) as db:
+        latest = db.execute("SELECT id FROM deployments ORDER BY created_at DESC LIMIT 1").fetchone()[0]
+        states = dict(db.execute("SELECT host, status FROM host_outcomes WHERE deployment_id = ?", (latest,)))
+        hosts = dict(db.execute("SELECT host, state FROM rollout_hosts WHERE deployment_id = ?", (latest,)))
+        # what reached the canaries before they went back still counts (the metrics' bytes uploaded)
+        sent = dict(db.execute("SELECT host, uploaded_bytes FROM host_outcomes WHERE deployment_id = ? "
+                               "AND duration > 0", (latest,)))
     assert states == {"n00": "rolled_back", "n01": "rolled_back"}
-    hosts = dict(db.execute("SELECT host, state FROM rollout_hosts WHERE deployment_id = ?", (latest,)))
     assert hosts["n00"] == "rolled_back" and hosts["n05"] == "not_reached"
+    assert set(sent) == {"n00", "n01"} and all(size > 1000 for size in sent.values())
 
 
 def test_passing_health_checks_gate_every_batch_and_complete_the_fleet(

@@ -394,6 +394,14 @@ def test_a_database_of_the_earlier_schema_is_read_then_migrated(tmp_path: Path) 
         assert db.execute("SELECT user, finished_at FROM deployments WHERE id = 'd-old'").fetchone() == (None, None)
     page = c.get("/hosts/web1").text
     assert "d-old" in page and did in page
+    # how d-old reached its hosts is not recorded: its rollback is left to the command line
+    confirm = c.get("/deployments/d-old/rollback")
+    assert confirm.status_code == 200 and 'id="confirm"' not in confirm.text
+    assert "rustle-deploy --rollback d-old -i INVENTORY" in confirm.text
+    refused = c.post("/deployments/d-old/rollback", data={"csrf": c.cookies.get("rustle_csrf")})
+    assert refused.status_code == 409 and "recorded by an earlier version" in refused.text
+    with closing(sqlite3.connect(db_path)) as db:
+        assert db.execute("SELECT count(*) FROM deployments WHERE op = 'rollback'").fetchone() == (0,)
 
 
 def test_a_plan_file_named_ui_is_given_as_dot_slash_ui(
@@ -535,3 +543,196 @@ def test_a_running_deployment_is_stopped_from_the_ui_as_ctrl_c_would(tmp_path: P
     assert "stop " in page and "by Lin (web UI from testclient" in page
     r = c.post(f"/deployments/{did}/stop", data={"csrf": c.cookies["rustle_csrf"]})
     assert r.status_code == 409 and "cannot be stopped: it is not running" in r.text
+
+
+def test_the_list_pages_through_what_the_filters_match(tmp_path: Path) -> None:
+    """120 deployments recorded through History (60 of a.yml): 50 a page, newest first, the
+    page links keep the filters, the last page has no "older" link."""
+    db = tmp_path / "state.db"
+    made: dict[str, list[str]] = {"a.yml": [], "b.yml": []}
+    order: list[str] = []
+    with History(db) as history:
+        for n in range(120):
+            plan = "a.yml" if n % 2 else "b.yml"
+            did = history.begin("deploy", plan_source=f"/srv/{plan}", user=f"user{n % 3}")
+            history.finish(did, "done")
+            made[plan].append(did)
+            order.append(did)
+    c = client(db)
+
+    def page(url: str) -> tuple[list[str], str | None, str | None]:
+        r = c.get(url)
+        assert r.status_code == 200, r.text
+        older = re.search(r'<a href="([^"]+)" id="older"', r.text)
+        newer = re.search(r'<a href="([^"]+)" id="newer"', r.text)
+        unescape = __import__("html").unescape
+        return (re.findall(r'<tr data-id="([^"]+)"', r.text), older and unescape(older[1]),
+                newer and unescape(newer[1]))
+
+    rows, older, newer = page("/")
+    assert newer is None and older == "/?page=2"
+    seen = rows
+    rows, older, newer = page("/?page=2")
+    assert newer == "/" and older == "/?page=3"
+    seen += rows
+    rows, older, newer = page("/?page=3")
+    assert older is None and newer == "/?page=2" and len(rows) == 20
+    seen += rows
+    assert seen == order[::-1]  # each once, newest first
+    rows, older, newer = page("/?plan=a.yml")
+    assert rows == made["a.yml"][::-1][:50] and older == "/?plan=a.yml&page=2" and newer is None
+    rows, older, newer = page(older)
+    assert rows == made["a.yml"][::-1][50:] and older is None and newer == "/?plan=a.yml"
+    rows, older, _ = page("/?plan=a.yml&user=user1")  # n odd and n % 3 == 1: 20 of them
+    assert rows == [d for n, d in enumerate(made["a.yml"]) if (2 * n + 1) % 3 == 1][::-1] and older is None
+    assert page("/?page=9")[0] == []
+    for bad in ("0", "x", "-1"):
+        r = c.get(f"/?page={bad}")
+        assert r.status_code == 400 and "expected a page number" in r.text
+
+
+def test_compilation_cache_hits_are_recorded_shown_and_scraped(fleet: dict[str, Any]) -> None:
+    """Deploying ver=1 again finds its artifact in the compilation cache: the history counts
+    the hit, the deployment page and /metrics show it; the first two compiled theirs."""
+    assert deploy(fleet["root"], 1) == 1
+    third = ids(fleet["db"])[-1]
+    with closing(sqlite3.connect(fleet["db"])) as db:
+        counts = dict((str(r[0]), (r[1], r[2])) for r in db.execute(
+            "SELECT id, artifacts, artifacts_cached FROM deployments"))
+        sent = db.execute("SELECT sum(uploaded_bytes) FROM host_outcomes WHERE deployment_id = ?",
+                          (third,)).fetchone()[0]
+    assert counts == {fleet["first"]: (1, 0), fleet["second"]: (1, 0), third: (1, 1)}
+    c = client(fleet["db"])
+    assert "1 (1 from the compilation cache, 0 compiled)" in c.get(f"/deployments/{third}").text
+    page = c.get(f"/deployments/{fleet['first']}").text
+    assert "1 (0 from the compilation cache, 1 compiled)" in page
+    assert sent == 0 and "(0 bytes)" in c.get(f"/deployments/{third}").text  # the hosts held it already
+    samples = {s.name: s.value for f in text_string_to_metric_families(c.get("/metrics").text) for s in f.samples}
+    assert samples["rustle_artifacts_total"] == 3 and samples["rustle_artifact_cache_hits_total"] == 1
+
+
+LIVE_PLAYBOOK = """\
+- hosts: all
+  gather_facts: false
+  tasks:
+    - name: first step
+      command: echo first-output
+    - name: failing but ignored
+      shell: "echo oops >&2; exit 4"
+      ignore_errors: true
+    - name: wait for the gate
+      shell: "while [ ! -e {{ gate }} ]; do sleep 0.1; done"
+    - name: last
+      command: echo last-output
+"""
+
+
+def test_task_results_reach_the_ui_while_the_host_runs(tmp_path: Path, rustle_home: Path) -> None:
+    """A deployment in its own process holds its host at a gate: the results before it are in
+    the history, on the host's task page and in the live view before the host ends; at the end
+    each result is there once, under the same numbers."""
+    import subprocess
+    import sys
+    import time
+
+    db = tmp_path / "state.db"
+    (tmp_path / "site.yml").write_text(LIVE_PLAYBOOK)
+    (tmp_path / "inv.ini").write_text(f"h1 ansible_connection=local rustle_remote_dir={tmp_path}/r1\n")
+    gate = tmp_path / "gate"
+    env = dict(os.environ, RUSTLE_STATE_DB=str(db))
+    with open(tmp_path / "deploy.log", "wb") as log:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "rustle_deploy.cli", str(tmp_path / "site.yml"), "-i", str(tmp_path / "inv.ini"),
+             "--run", "-e", f"gate={gate}", "--output", "json"],
+            env=env, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT)
+    try:
+        from rustle_deploy.ui.data import HistoryReader
+
+        reader = HistoryReader(db)
+        deadline = time.monotonic() + 120
+        did = None
+        while time.monotonic() < deadline:
+            try:
+                rows = reader.deployments()
+                did = rows[0].id if rows else None
+                hosts = reader.hosts(did) if did else []
+                if hosts and hosts[0].task == "wait for the gate" and len(reader.tasks(did, "h1")) == 2:
+                    break
+            except sqlite3.OperationalError:
+                pass  # the deploy is creating the schema
+            assert proc.poll() is None, (tmp_path / "deploy.log").read_text()
+            time.sleep(0.1)
+        else:
+            raise AssertionError("the first two results never reached the history")
+        assert did is not None
+        first, second = reader.tasks(did, "h1")
+        assert (first.seq, first.task, first.stdout) == (0, "first step", "first-output")
+        assert (second.seq, second.task, second.status, second.rc) == (1, "failing but ignored", "failed", 4)
+        (h1,) = reader.hosts(did)
+        assert h1.status == "pending" and h1.recent == [("first step", "changed"), ("failing but ignored", "failed")]
+        c = client(db)
+        page = c.get(f"/deployments/{did}/hosts/h1").text
+        assert "first-output" in page and "oops" in page and 'data-refresh="2"' in page and "last-output" not in page
+        page = c.get(f"/deployments/{did}").text
+        assert ("running “wait for the gate” (2 done) · “first step” changed · “failing but ignored” failed"
+                in page)
+        live = c.get(f"/api/deployments/{did}").json()
+        assert live["rows"][0]["recent"][-1] == {"task": "failing but ignored", "status": "failed"}
+        assert live["rows"][0]["failed_tasks"] == ["failing but ignored"]  # shown as it happens
+        gate.touch()
+        assert proc.wait(120) == 0  # an ignored failure fails nothing
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    tasks = reader.tasks(did, "h1")
+    assert [(t.seq, t.task) for t in tasks] == [(0, "first step"), (1, "failing but ignored"),
+                                               (2, "wait for the gate"), (3, "last")]
+    assert tasks[0].stdout == "first-output" and tasks[3].stdout == "last-output"
+    assert 'data-refresh' not in client(db).get(f"/deployments/{did}/hosts/h1").text
+
+
+def test_the_key_a_deployment_used_is_recorded_as_an_absolute_path(
+    tmp_path: Path, rustle_home: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
+) -> None:
+    """The UI's rollback reaches the hosts with it from its own working directory."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("RUSTLE_STATE_DB", str(tmp_path / "state.db"))
+    (tmp_path / "keys").mkdir()
+    (tmp_path / "keys" / "id").write_text("not used by a local host\n")
+    (tmp_path / "site.yml").write_text("- hosts: all\n  gather_facts: false\n  tasks:\n    - command: echo hi\n")
+    (tmp_path / "inv.ini").write_text(f"h1 ansible_connection=local rustle_remote_dir={tmp_path}/r1\n")
+    assert main(["site.yml", "-i", "inv.ini", "--run", "--private-key", "keys/id", "--output", "json"]) == 0, \
+        capsys.readouterr().err
+    with closing(sqlite3.connect(tmp_path / "state.db")) as db:
+        (context,) = db.execute("SELECT context FROM deployments").fetchone()
+    assert __import__("json").loads(context) == {"inventory": str(tmp_path / "inv.ini"), "user": None,
+                                                 "private_key": str(tmp_path / "keys" / "id")}
+
+
+def test_metrics_tell_running_deployments_from_orphaned_ones(tmp_path: Path) -> None:
+    """One deployment run by this process, one whose controller is gone: both are recorded as
+    running until a command settles the second; /metrics says which is which."""
+    import json
+    import socket
+
+    db_path = tmp_path / "state.db"
+    with History(db_path) as h:
+        alive = h.begin("deploy", plan_source="a.yml")
+        gone = h.begin("deploy", plan_source="b.yml")
+    dead = {"host": socket.gethostname(), "pid": os.getpid(), "start": -1}  # this pid, another start: gone
+    with closing(sqlite3.connect(db_path)) as db, db:
+        db.execute("UPDATE open_deployments SET owner = ? WHERE deployment_id = ?", (json.dumps(dead), gone))
+    text = client(db_path).get("/metrics").text
+    samples = {s.name: s.value for f in text_string_to_metric_families(text) for s in f.samples}
+    assert samples["rustle_deployments_running"] == 2 and samples["rustle_deployments_orphaned"] == 1
+    page = client(db_path).get(f"/deployments/{gone}").text
+    assert 'id="orphaned"' in page and 'id="stop"' not in page
+    page = client(db_path).get(f"/deployments/{alive}").text
+    assert 'id="orphaned"' not in page and 'id="stop"' in page
+    with History(db_path) as h:
+        h.finish(alive, "done")
+        h.finish(gone, "interrupted")
+    text = client(db_path).get("/metrics").text
+    samples = {s.name: s.value for f in text_string_to_metric_families(text) for s in f.samples}
+    assert samples["rustle_deployments_running"] == 0 and samples["rustle_deployments_orphaned"] == 0

@@ -173,8 +173,9 @@ def test_live_page_failed_task_rollback_and_no_log_in_chromium(
         def recap(host: str) -> str:
             return str(browser.find_element(By.CSS_SELECTOR, f'#hosts tr[data-host="{host}"] .c-recap').text)
 
-        # the task each host runs now, as the terminal's progress shows it
-        wait("web07's current task", lambda: recap("web07") == "running “wait for the test's go-ahead” (2 done)")
+        # the task each host runs now and the results it reported, as the terminal's progress shows them
+        wait("web07's current task and its results so far", lambda: recap("web07") == (
+            "running “wait for the test's go-ahead” (2 done) · “write the release file” changed · “secret” changed"))
         for n in names[:5]:
             (gates / n).touch()
         wait("five hosts activated", lambda: sum(s == "activated" for s in statuses().values()) == 5)

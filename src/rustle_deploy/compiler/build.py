@@ -284,9 +284,9 @@ def _artifact(
 
 
 def write_outputs(artifacts: list[Artifact], output_dir: Path, plan_sha256: str,
-                  runner: RunnerBinary | None = None, plays: list[dict[str, Any]] | None = None) -> Path:
+                  runners: list[RunnerBinary] | None = None, plays: list[dict[str, Any]] | None = None) -> Path:
     """Copy artifacts to ``output_dir`` with ``manifest.json`` saying which host gets which;
-    native artifacts also get a copy of ``runner``, the rustle-runner they were compiled for.
+    native artifacts also get a copy of the rustle-runner (of ``runners``) they were compiled for.
     ``plays``: what scheduling needs of each play (``rollout.PlaySpec``), for --deploy-only."""
     try:
         private_dir(output_dir)
@@ -298,7 +298,8 @@ def write_outputs(artifacts: list[Artifact], output_dir: Path, plan_sha256: str,
         if sha256_file(target) != art.sha256:
             atomic_write(target, art.path.read_bytes(), 0o700)
         if art.runner is not None:  # --deploy-only sends it with the artifact
-            if runner is None or runner.sha256 != art.runner:
+            runner = next((r for r in runners or () if r.sha256 == art.runner), None)
+            if runner is None:
                 raise CompileError(f"{art.file_name} needs rustle-runner {art.runner[:12]}, which is not at hand",
                                    "compile again with --format native")
             copy = output_dir / f"rustle-runner-{art.runner}"

@@ -873,6 +873,14 @@ def _forget_unpacked(layout, sha):
     shutil.rmtree(os.path.join(layout.unpacked, sha), ignore_errors=True)
 
 
+def _stage(req, result, name):
+    """Enter stage ``name`` of an operation; with ``trace`` in the request, say so at once (the
+    controller times its trace spans by these lines)."""
+    result["stage"] = name
+    if req.get("trace"):
+        emit({"agent": "stage", "stage": name})
+
+
 def op_deploy(req, layout, stdin):
     sha = _check_name(req["sha256"], "sha256")
     name = _check_name(req["binary_name"], "binary name")
@@ -880,7 +888,8 @@ def op_deploy(req, layout, stdin):
     release = layout.release(name)
     _make_root(layout)
     result = PROGRESS
-    result.update({"sha256": sha, "binary_name": name, "uploaded": False, "activated": False, "stage": "upload"})
+    result.update({"sha256": sha, "binary_name": name, "uploaded": False, "activated": False})
+    _stage(req, result, "upload")
     with Lock(layout, float(req.get("lock_timeout", 60))):
         _mkdirs(layout.artifacts)  # under the lock: a cleanup may just have run
         _remove_stale_uploads(layout)
@@ -903,7 +912,7 @@ def op_deploy(req, layout, stdin):
         if req.get("verify"):
             # Verify before activation: a bad artifact never becomes current, so there is
             # nothing to roll back (docs/remote.md).
-            result["stage"] = "verify"
+            _stage(req, result, "verify")
             _verify(layout, sha)
             result["verified"] = True
         current = os.path.join(release, "current")
@@ -917,12 +926,12 @@ def op_deploy(req, layout, stdin):
             if _native_runner(layout, path) is None and req.get("bytecode_tag") != sys.implementation.cache_tag:
                 _unpack(layout, sha, path)
             result["staged"] = True
-            result["stage"] = "history"
+            _stage(req, result, "history")
             _append_history(layout, {"op": "stage", "deployment_id": req.get("deployment_id"),
                                      "binary_name": name, "sha256": sha, "current": old,
                                      "uploaded": result["uploaded"], "damaged": damaged})
             return dict(result)
-        result["stage"] = "activate"
+        _stage(req, result, "activate")
         if old != sha:
             # The release directory is made only here, so every one holds a link (cleanup
             # tells a release from a foreign directory by that).
@@ -934,7 +943,7 @@ def op_deploy(req, layout, stdin):
             _fsync_dir(release)
             result["activated"] = True
             _prune_unpacked(layout)
-        result["stage"] = "history"
+        _stage(req, result, "history")
         try:
             _append_history(layout, {
                 "op": "deploy",
@@ -952,7 +961,7 @@ def op_deploy(req, layout, stdin):
                 result["activated"] = False
             raise
         if req.get("run"):
-            result["stage"] = "run"
+            _stage(req, result, "run")
             result["run_exit"] = _run_artifact(layout, path, req, stdin)
     return dict(result)
 
@@ -992,6 +1001,7 @@ def op_run(req, layout, stdin):
             )
         path = layout.artifact(sha)
         _refuse_damaged(path, sha, "run")
+        _stage(req, {}, "run")
         run_exit = _run_artifact(layout, path, req, stdin)
     return {"sha256": sha, "binary_name": name, "run_exit": run_exit}
 

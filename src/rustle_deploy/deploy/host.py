@@ -107,6 +107,7 @@ class HostJob:
     upload_filter: UploadFilter | None = None
     health: HealthCheck | None = None  # op health: the gate's command and its patience
     activate: bool = True  # deploy: False stages (upload, verify, prepare; current stays as it is)
+    trace: bool = False  # the agent says when each stage starts (tracing.py's spans)
 
 
 @dataclass
@@ -127,6 +128,10 @@ class HostOutcome:
     round_trips: int = 0
     duration: float = 0.0
     agent: dict[str, Any] | None = None  # the agent's final "done" line (status, cleanup detail)
+    # when (time.time() on the controller) the host's part started, its connection was up, and
+    # each stage the agent announced (HostJob.trace) began: what its trace spans are cut from
+    started_at: float = 0.0
+    stages: list[tuple[str, float]] = field(default_factory=list)
     python: str | None = None  # the host's Python version that ran the agent
 
 
@@ -160,6 +165,8 @@ def build_request(job: HostJob) -> dict[str, Any]:
         "dry_run": bool(job.dry_run and job.op == "cleanup"),
         "run": None,
     }
+    if job.trace:
+        req["trace"] = True
     if not job.activate and job.op == "deploy":
         req["activate"] = False
     if job.health is not None:
@@ -299,6 +306,26 @@ def _after_the_fact(line: dict[str, Any]) -> str:
     return ""
 
 
+def _runner_install_hint(line: dict[str, Any]) -> str:
+    """What to do when the runner could not be installed: the target that fits the host's
+    machine (exit 126), the static build (127: the loader or C library is missing or too old)."""
+    from ..compiler.toolchain import controller_target, linux_target
+
+    machine = str(line.get("machine") or "")
+    fits = linux_target(machine) if machine else None
+    if line.get("exit") == 126:
+        if fits is None:
+            return f"this host is {machine or 'of an unknown machine'}: no rustle-runner exists for it; use --format pyz"
+        return (f"this host is {machine}: give it the runner built for it, rustle_target={fits} in the inventory "
+                f"(or -t {fits}), or use --format pyz")
+    if line.get("exit") == 127:
+        return (f"the runner could not be loaded (the host's C library is older than this controller's, or "
+                f"missing): give it the static build, rustle_target={fits or controller_target()}+static in the "
+                "inventory (or -t ...+static), or use --format pyz")
+    return ("nothing was left half-written; check the remote directory's free space, or use --format pyz "
+            f"for hosts that are not {os.uname().sysname} {os.uname().machine} like this controller")
+
+
 def _agent_error(job: HostJob, line: dict[str, Any]) -> HostError:
     name = job.host.name
     kind = line.get("kind")
@@ -333,19 +360,13 @@ def _agent_error(job: HostJob, line: dict[str, Any]) -> HostError:
         ),
         "damaged": ("deploy it again: a deployment replaces a copy that changed on the host", RemoteError),
         "io": ("check the remote directory's filesystem and permissions", RemoteError),
-        "runner_install": (
-            "nothing was left half-written; check the remote directory's free space, or use --format pyz "
-            f"for hosts that are not {os.uname().sysname} {os.uname().machine} like this controller",
-            TransferError,
-        ),
-        "runner_exec": (
-            "--format auto deploys pyz to this host instead (and remembers it); with --format native, "
-            "use --format pyz or auto for it, or point rustle_remote_dir at a file system that allows "
-            "executables (not mounted noexec)",
-            RunnerNotExecutable,
-        ),
+        "runner_install": (_runner_install_hint(line), TransferError),
     }
     hint, cls = hints.get(str(kind), ("this is a bug in rustle-deploy's agent; please report it", RemoteError))
+    if kind == "runner_install" and line.get("exit") in (126, 127):  # it could not be executed there
+        return RunnerNotExecutable(
+            name, f"{msg} (exit {line['exit']} on {line.get('machine') or 'an unknown machine'})",
+            f"{hint}; --format auto deploys pyz to this host instead, and remembers it")
     return cls(name, msg, hint)
 
 
@@ -389,6 +410,7 @@ async def deploy_host(
     """
     out = outcome if outcome is not None else HostOutcome(host=job.host.name)
     start = time.monotonic()
+    out.started_at = time.time()
     try:
         try:
             await _drive(job, connect, on_event, out)
@@ -416,6 +438,8 @@ async def _drive(job: HostJob, connect: ConnectFn, on_event: EventFn | None, out
     clean = False
     try:
         session = await conn.start(command, data)
+        if job.trace:
+            out.stages.append(("connect", out.started_at))  # from the start to the first stage
         if job.runner is not None:
             if job.push_runner:
                 await session.write_file(job.runner, runner_identity(job)[1])  # type: ignore[index]
@@ -445,7 +469,9 @@ async def _drive(job: HostJob, connect: ConnectFn, on_event: EventFn | None, out
                     on_event(job.host.name, obj)
                 continue
             kind = obj.get("agent")
-            if kind == "need_upload":
+            if kind == "stage":
+                out.stages.append((str(obj.get("stage")), time.time()))
+            elif kind == "need_upload":
                 await _upload(session, conn, job)
                 out.uploaded = True
             elif kind == "done":

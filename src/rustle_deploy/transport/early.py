@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import subprocess
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from ..errors import ConnectError
 from ..model import Host
@@ -22,6 +22,7 @@ from . import ssh_binary_for, through_ssh_binary
 from .options import agent_launch, remote_command, ssh_argv
 
 Early = tuple[str, "subprocess.Popen[bytes]"]  # (remote command, the ssh process running it)
+RunnerOf = Callable[[Host], "tuple[str, int] | None"]  # a host's native runner: (sha256, size)
 
 
 class EarlyStarts:
@@ -32,12 +33,11 @@ class EarlyStarts:
     def __init__(self) -> None:
         self._procs: dict[str, Early] = {}
 
-    def start(self, hosts: Sequence[Host], binary: str, runner: tuple[str, int] | None = None,
-              pyz: frozenset[str] = frozenset()) -> None:
+    def start(self, hosts: Sequence[Host], binary: str, runner: RunnerOf | None = None) -> None:
         for host in hosts:
             try:
                 argv = ssh_argv(host, binary)
-                command = remote_command(agent_launch(host, None if host.name in pyz else runner))
+                command = remote_command(agent_launch(host, runner(host) if runner else None))
                 self._procs[host.name] = (command, spawn_early([*argv, command]))
             except (ConnectError, OSError):
                 continue  # the normal path reports it, with its context
@@ -52,13 +52,11 @@ class EarlyStarts:
 
 
 def start_early(
-    hosts: Sequence[Host], ssh_client: str, width: int, runner: tuple[str, int] | None = None,
-    pyz: frozenset[str] = frozenset(),
+    hosts: Sequence[Host], ssh_client: str, width: int, runner: RunnerOf | None = None
 ) -> EarlyStarts | None:
     """Start ``ssh`` for the first ``width`` SSH hosts (those the fan-out takes first) when
-    the run goes through the OpenSSH client; None otherwise. ``runner`` (sha256, size): the
-    native format's runner, which the command starts instead of Python, except on the hosts
-    named in ``pyz`` (``--format auto`` knows they cannot execute it)."""
+    the run goes through the OpenSSH client; None otherwise. ``runner(host)`` (sha256, size):
+    the native format's runner for that host, which the command starts instead of Python."""
     binary = ssh_binary_for(ssh_client, min(width, len(hosts)))
     if binary is None:
         return None
@@ -72,7 +70,7 @@ def start_early(
         except ConnectError:
             continue  # reported with its context when the host's turn comes
     early = EarlyStarts()
-    early.start(chosen, binary, runner, pyz)
+    early.start(chosen, binary, runner)
     return early
 
 

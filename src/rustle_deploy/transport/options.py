@@ -519,18 +519,18 @@ def runner_command(ref: RunnerRef) -> str:
                    "the upload was cut, the disk is full, or this host cannot execute a runner built "
                    "for the controller's platform",
     }, sort_keys=True))
-    # exit 126/127 and no runner in place: the host could not execute it (exec format error,
-    # a noexec mount, no loader); the line says so with the host's platform, and auto falls back
-    cannot = ('{"agent": "error", "kind": "runner_exec", "message": "rustle-runner ' + sha[:12]
-              + ' cannot be executed on this host (exit %s; %s) from %s"}')
     made = f'[ -d {root} ] || {{ mkdir -p -m 700 {root} && : >>{root}/{shlex.quote(CREATED_MARKER)}; }}'
+    # the same line with the exit status of the runner's start (126: not executable here, 127:
+    # not loadable; 0: the upload was cut) and the host's machine, for the controller's hint
+    fmt = shlex.quote('{"agent": "error", "exit": %s, "kind": "runner_install", "machine": "%s", "message": %s}\\n')
+    message = shlex.quote(json.dumps(
+        f"cannot install rustle-runner {sha[:12]} under {ref.remote_dir}/runners: the upload was cut, the disk "
+        "is full, or this host cannot execute it"))
     install = (
-        f'[ -d "$d" ] || {{ {made} && mkdir -p -m 700 "$d"; }} || {{ echo {failed}; exit 20; }}; t="$r.tmp.$$"; '
+        f'[ -d "$d" ] || {{ {made} && mkdir -p -m 700 "$d"; }} || {{ echo {failed}; exit 20; }}; t="$r.tmp.$$"; c=0; '
         f'if head -c {ref.size} >"$t" && chmod 700 "$t"; then "$t" install {sha} "$r"; c=$?; '
-        '{ [ -e "$r" ] || [ "$c" -lt 126 ]; } && exit "$c"; rm -f "$t"; '
-        f'printf {shlex.quote(cannot + chr(10))} "$c" "$(uname -sm | tr -cd \'A-Za-z0-9_. -\')" '
-        f'"$(printf %s "$d" | tr -cd \'A-Za-z0-9_./ -\')"; exit 20; fi; '
-        f'rm -f "$t"; echo {failed}; exit 20'
+        '{ [ -e "$r" ] || [ "$c" -lt 126 ]; } && exit "$c"; fi; '  # else it could not be executed
+        f'rm -f "$t"; printf {fmt} "$c" "$(uname -m | tr -cd a-z0-9_)" {message}; exit 20'
     )
     return (
         f'd={root}/runners; r="$d"/{sha}; '

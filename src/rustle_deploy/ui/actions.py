@@ -1,6 +1,8 @@
 """The UI's actions, each recorded in the history with who asked for it: roll back a
-deployment (or one of its hosts) through the command line's own code (fleetops.rollback), and
-stop a running deployment by interrupting the command that runs it, as Ctrl-C does.
+deployment (or one of its hosts) through the command line's own code (fleetops.rollback),
+stop a running deployment by interrupting the command that runs it, as Ctrl-C does, and
+resume a stopped rollout by starting ``rustle-deploy ... --resume ID`` as the deployment
+recorded it (fleetops.resume_spec).
 """
 
 from __future__ import annotations
@@ -8,8 +10,12 @@ from __future__ import annotations
 import io
 import json
 import os
+import shlex
 import signal
 import socket
+import subprocess
+import sys
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -111,3 +117,82 @@ def run_rollback(deployment_id: str, context: dict[str, Any], only: list[str] | 
         out.write(f"error: {exc}\n")
         code = exc.exit_code
     return ActionResult(code, out.getvalue())
+
+
+@dataclass(frozen=True)
+class ResumePlan:
+    """What resuming a rollout from the UI would do: the command, in ``cwd``, and the hosts it
+    goes on with; ``refused`` says why the UI cannot (then ``command`` is what to type)."""
+
+    refused: str | None
+    command: list[str]
+    cwd: str | None
+    withheld: list[str]
+    left: list[tuple[str, int | None, str]]  # (host, batch, state) of the hosts not finished
+    describe: str
+
+    @property
+    def shown(self) -> str:
+        return shlex.join(["rustle-deploy", *self.command])
+
+
+def resume_plan(reader: HistoryReader, deployment_id: str) -> ResumePlan | None:
+    """None when ``deployment_id`` is not a deployment that ran in batches."""
+    dep = reader.deployment(deployment_id)
+    rollout = reader.rollout(deployment_id) if dep is not None and dep.op == "deploy" else None
+    if dep is None or rollout is None:
+        return None
+    spec = dep.context.get("resume")
+    left = sorted(((h, b, st) for h, (b, st) in rollout.hosts.items() if st not in ("updated", "completed")),
+                  key=lambda x: (x[1] is None, x[1] or 0, x[0]))
+    refused = None
+    if isinstance(spec, dict):
+        command = [*map(str, spec.get("argv") or []), "--resume", deployment_id]
+        withheld = [str(w) for w in spec.get("withheld") or []]
+        cwd = str(spec.get("cwd") or "") or None
+    else:
+        inv = dep.context.get("inventory")
+        command = [dep.plan or "PLAN", *(["-i", str(inv)] if inv else []), "--run", "--resume", deployment_id]
+        withheld, cwd = [], None
+        refused = "the history does not say how this deployment was started (it was recorded by an earlier version)"
+    owner = reader.owner(deployment_id)
+    if rollout.state == "completed":
+        refused = "its rollout completed: there is nothing to resume"
+    elif rollout.state == "staged":
+        refused = f"it is staged, not started: rustle-deploy --promote {deployment_id} runs it"
+    elif owner is not None and owner_alive(owner):
+        refused = "it is still running: stop it first, or wait for it"
+    elif withheld:
+        refused = "it was started with options the history does not keep: " + "; ".join(withheld)
+    elif refused is None and command and not os.path.exists(command[0]):
+        refused = f"{command[0]}: the plan or playbook is not there any more"
+    return ResumePlan(refused, command, cwd, withheld, left, rollout.describe())
+
+
+def start_resume(state_db: Path, reader: HistoryReader, deployment_id: str, actor: str,
+                 logs: Path) -> tuple[str | None, str]:
+    """Start ``rustle-deploy ... --resume ID`` in its own process (it goes on if the UI stops),
+    its output to a log file under ``logs``; recorded as a ``resume`` of the deployment with who
+    asked and the process. Returns (the record's id, what happened)."""
+    plan = resume_plan(reader, deployment_id)
+    if plan is None:
+        return None, f"deployment {deployment_id} did not run in batches: there is nothing to resume"
+    if plan.refused is not None:
+        return None, f"deployment {deployment_id} cannot be resumed from here: {plan.refused}"
+    logs.mkdir(mode=0o700, parents=True, exist_ok=True)
+    env = dict(os.environ, RUSTLE_STATE_DB=str(state_db))  # into the history this UI shows
+    with History(state_db) as history:
+        rid = history.begin("resume", target_id=deployment_id, user=actor)
+        log = logs / f"{rid}.log"
+        try:
+            with open(log, "wb") as out:
+                proc = subprocess.Popen(
+                    [sys.executable, "-m", "rustle_deploy.cli", *plan.command, "--output", "json"],
+                    cwd=plan.cwd, env=env, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
+                    start_new_session=True)
+        except OSError as exc:
+            history.finish(rid, "failed")
+            return rid, f"could not start {plan.shown}: {exc.strerror}"
+        history.finish(rid, "done")
+    threading.Thread(target=proc.wait, daemon=True).start()  # reaped when it ends
+    return rid, f"started {plan.shown} as process {proc.pid}; its output goes to {log}"

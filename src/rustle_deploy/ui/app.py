@@ -15,6 +15,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlencode
 
 import jinja2
 from starlette.applications import Starlette
@@ -30,7 +31,7 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from ..state import login_name
-from .actions import rollback_preview, run_rollback, stop, stop_target
+from .actions import resume_plan, rollback_preview, run_rollback, start_resume, stop, stop_target
 from .data import Filters, HistoryReader
 from .metrics import scrape
 from .security import Guard, authorized, check_csrf, login_cookie, safe_next
@@ -38,6 +39,9 @@ from .security import Guard, authorized, check_csrf, login_cookie, safe_next
 HERE = Path(__file__).parent
 POLL_SECONDS = 0.5  # how often the live feed looks at the history
 KEEPALIVE_SECONDS = 15.0
+PAGE_SIZE = 50  # deployments per page of the list
+UNKNOWN_CONTEXT = ("the history does not say how deployment {0} reached its hosts (it was recorded by an earlier "
+                   "version): roll it back on the command line, rustle-deploy --rollback {0} -i INVENTORY")
 
 
 @dataclass(frozen=True)
@@ -101,6 +105,21 @@ def _date(value: str, name: str, end: bool = False) -> float | None:
     raise ValueError(f"{name}={value!r}: expected a date, YYYY-MM-DD or YYYY-MM-DDTHH:MM (UTC)")
 
 
+def _actor(request: Request, operator: Any) -> str:
+    """Who asks for an action, as the history records it."""
+    name = str(operator or "").strip()[:80]
+    client = request.client.host if request.client else "?"
+    return f"{name or 'anonymous'} (web UI from {client}, server user {login_name()})"
+
+
+def _page_number(value: str) -> int:
+    if not value:
+        return 1
+    if not value.isdigit() or int(value) < 1:
+        raise ValueError(f"page={value!r}: expected a page number, 1 or more")
+    return int(value)
+
+
 def create_app(config: UiConfig) -> Starlette:
     env = _environment()
     reader = HistoryReader(config.state_db)
@@ -119,11 +138,20 @@ def create_app(config: UiConfig) -> Starlette:
             filters = Filters(state=q.get("state", ""), plan=q.get("plan", ""), user=q.get("user", ""),
                               op=q.get("op", ""), since=_date(q.get("since", ""), "since"),
                               until=_date(q.get("until", ""), "until", end=True))
+            number = _page_number(q.get("page", ""))
         except ValueError as exc:
             return page(request, "error.html", 400, title="Bad filter", message=str(exc))
-        rows = reader.deployments(filters)
-        return page(request, "deployments.html", rows=rows, q=q, states=reader.states(),
-                    running=any(r.status == "running" for r in rows))
+        rows = reader.deployments(filters, limit=PAGE_SIZE + 1, offset=(number - 1) * PAGE_SIZE)
+        more, rows = len(rows) > PAGE_SIZE, rows[:PAGE_SIZE]
+        kept = {k: v for k, v in q.items() if v and k != "page"}  # the filters, carried by the page links
+
+        def link(n: int) -> str:
+            return "/?" + urlencode({**kept, **({"page": n} if n > 1 else {})}) if kept or n > 1 else "/"
+
+        return page(request, "deployments.html", rows=rows, q=kept, states=reader.states(),
+                    running=any(r.status == "running" for r in rows), number=number,
+                    first=(number - 1) * PAGE_SIZE + 1,
+                    newer=link(number - 1) if number > 1 else None, older=link(number + 1) if more else None)
 
     def deployment(request: Request) -> Response:
         did = request.path_params["id"]
@@ -133,6 +161,7 @@ def create_app(config: UiConfig) -> Starlette:
         hosts = reader.hosts(did)
         totals = {k: sum((h.recap or {}).get(k, 0) for h in hosts) for k in ("ok", "changed", "failed", "skipped")}
         return page(request, "deployment.html", d=dep, hosts=hosts, totals=totals, actions=reader.actions_on(did),
+                    rollout=reader.rollout(did), orphaned=dep.status == "running" and reader.orphaned(did),
                     target=reader.deployment(dep.target_id) if dep.target_id else None)
 
     def host_tasks(request: Request) -> Response:
@@ -198,8 +227,8 @@ def create_app(config: UiConfig) -> Starlette:
         steps = rollback_preview(reader, did, only)
         if only and not steps:
             return not_found(request, f"host {only} of deployment {did}")
-        return page(request, "rollback.html", d=dep, steps=steps, only=only,
-                    can=any(s.refused is None for s in steps) and dep.status != "running")
+        return page(request, "rollback.html", d=dep, steps=steps, only=only, unknown=not dep.context,
+                    can=any(s.refused is None for s in steps) and dep.status != "running" and bool(dep.context))
 
     async def rollback_do(request: Request) -> Response:
         why = await check_csrf(request)
@@ -212,11 +241,11 @@ def create_app(config: UiConfig) -> Starlette:
         if dep.status == "running":
             return page(request, "error.html", 409, title="Still running",
                         message=f"deployment {did} is still running: roll it back once it has ended")
+        if not dep.context:
+            return page(request, "error.html", 409, title="Use the command line", message=UNKNOWN_CONTEXT.format(did))
         form = await request.form()
         only = form.get("host")
-        operator = str(form.get("operator") or "").strip()[:80]
-        client = request.client.host if request.client else "?"
-        actor = f"{operator or 'anonymous'} (web UI from {client}, server user {login_name()})"
+        actor = _actor(request, form.get("operator"))
         started = time.time()
         result = await asyncio.to_thread(run_rollback, did, dep.context, [str(only)] if only else None, actor,
                                          config.config)
@@ -240,11 +269,32 @@ def create_app(config: UiConfig) -> Starlette:
         if dep is None:
             return not_found(request, f"deployment {did}")
         form = await request.form()
-        operator = str(form.get("operator") or "").strip()[:80]
-        client = request.client.host if request.client else "?"
-        actor = f"{operator or 'anonymous'} (web UI from {client}, server user {login_name()})"
+        actor = _actor(request, form.get("operator"))
         sid, what = stop(config.state_db, reader, did, actor)
         return page(request, "stop.html", 200 if sid else 409, d=dep, pid=None, what=what, done=sid)
+
+    def resume_confirm(request: Request) -> Response:
+        did = request.path_params["id"]
+        dep = reader.deployment(did)
+        plan = resume_plan(reader, did)
+        if dep is None or plan is None:
+            return not_found(request, f"rollout of deployment {did}")
+        return page(request, "resume.html", d=dep, plan=plan, done=None, what=None)
+
+    async def resume_do(request: Request) -> Response:
+        why = await check_csrf(request)
+        if why is not None:
+            return page(request, "error.html", 403, title="Refused", message=why)
+        did = request.path_params["id"]
+        dep = reader.deployment(did)
+        plan = resume_plan(reader, did)
+        if dep is None or plan is None:
+            return not_found(request, f"rollout of deployment {did}")
+        form = await request.form()
+        actor = _actor(request, form.get("operator"))
+        rid, what = await asyncio.to_thread(start_resume, config.state_db, reader, did, actor,
+                                            config.state_db.parent / "ui-logs")
+        return page(request, "resume.html", 200 if rid else 409, d=dep, plan=plan, done=rid, what=what)
 
     def login_form(request: Request) -> Response:
         if config.token is None or authorized(request, config.token):
@@ -288,6 +338,8 @@ def create_app(config: UiConfig) -> Starlette:
         Route("/deployments/{id}/rollback", rollback_do, methods=["POST"]),
         Route("/deployments/{id}/stop", stop_confirm, methods=["GET"]),
         Route("/deployments/{id}/stop", stop_do, methods=["POST"]),
+        Route("/deployments/{id}/resume", resume_confirm, methods=["GET"]),
+        Route("/deployments/{id}/resume", resume_do, methods=["POST"]),
         Route("/hosts/{host}", host),
         Route("/api/deployments", api_deployments),
         Route("/api/deployments/{id}", api_deployment),

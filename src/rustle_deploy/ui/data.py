@@ -17,9 +17,12 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
+from ..state import Rollout, owner_alive, read_rollout
+
 # What a host's row says about the release it runs afterwards (sha256 is then current there).
 CURRENT_STATUSES = ("activated", "unchanged", "rollback")
 FAILED_STATUSES = ("failed", "rolled_back")
+RECENT = 3  # task results of a running host the live view shows
 
 
 @dataclass(frozen=True)
@@ -49,6 +52,9 @@ class DeploymentRow:
     hosts: int = 0
     failed: int = 0
     pending: int = 0
+    artifacts: int | None = None  # distinct artifacts compiled or taken from the cache
+    artifacts_cached: int | None = None  # of which the compilation cache held (hits)
+    uploaded_bytes: int | None = None  # artifact bytes sent to its hosts
 
     @property
     def duration(self) -> float:
@@ -71,6 +77,7 @@ class HostRow:
     failed_tasks: list[TaskRow] = field(default_factory=list)
     task: str | None = None  # while pending: the task it runs now (host_progress)
     tasks_done: int = 0
+    recent: list[tuple[str, str]] = field(default_factory=list)  # while pending: its last results (task, status)
 
 
 @dataclass
@@ -121,21 +128,27 @@ class HistoryReader:
             "(SELECT count(*) FROM host_outcomes o WHERE o.deployment_id = d.id AND (o.status IN ('failed', 'rolled_back') "
             "OR EXISTS (SELECT 1 FROM runs r WHERE r.deployment_id = d.id AND r.host = o.host "
             "AND (coalesce(r.exit_code, 0) != 0 OR coalesce(r.failed, 0) > 0)))), "
-            "(SELECT count(*) FROM host_outcomes o WHERE o.deployment_id = d.id AND o.status = 'pending') "
-            "FROM deployments d"
+            "(SELECT count(*) FROM host_outcomes o WHERE o.deployment_id = d.id AND o.status = 'pending'), "
+            + ("d.artifacts, d.artifacts_cached, " if self._has(db, "deployments", "artifacts") else "NULL, NULL, ")
+            + ("(SELECT sum(o.uploaded_bytes) FROM host_outcomes o WHERE o.deployment_id = d.id) "
+               if self._has(db, "host_outcomes", "uploaded_bytes") else "NULL ")
+            + "FROM deployments d"
         )
 
     @staticmethod
     def _deployment(row: tuple[Any, ...]) -> DeploymentRow:
-        did, created, op, plan, sha, status, target, user, finished, context, hosts, failed, pending = row
+        (did, created, op, plan, sha, status, target, user, finished, context, hosts, failed, pending, artifacts, cached,
+         uploaded) = row
         try:
             ctx = json.loads(context) if context else {}
         except ValueError:
             ctx = {}
         return DeploymentRow(str(did), float(created), finished, str(op), plan, sha, str(status), target, user,
-                             ctx if isinstance(ctx, dict) else {}, int(hosts), int(failed), int(pending))
+                             ctx if isinstance(ctx, dict) else {}, int(hosts), int(failed), int(pending), artifacts,
+                             cached, uploaded)
 
-    def deployments(self, filters: Filters = Filters(), limit: int = 200) -> list[DeploymentRow]:
+    def deployments(self, filters: Filters = Filters(), limit: int = 200, offset: int = 0) -> list[DeploymentRow]:
+        """The deployments ``filters`` match, newest first: ``limit`` of them after the first ``offset``."""
         with self._db() as db:
             if db is None:
                 return []
@@ -162,7 +175,8 @@ class HistoryReader:
                 where.append("d.created_at < ?")
                 args.append(filters.until)
             sql = self._deployment_select(db) + (" WHERE " + " AND ".join(where) if where else "")
-            rows = db.execute(sql + " ORDER BY d.created_at DESC, d.rowid DESC LIMIT ?", [*args, limit]).fetchall()
+            rows = db.execute(sql + " ORDER BY d.created_at DESC, d.rowid DESC LIMIT ? OFFSET ?",
+                              [*args, limit, offset]).fetchall()
             return [self._deployment(r) for r in rows]
 
     def states(self) -> list[str]:
@@ -214,6 +228,13 @@ class HistoryReader:
                 ):
                     if host in by_host and by_host[host].status == "pending":
                         by_host[host].task, by_host[host].tasks_done = task, int(done)
+            if self._has(db, "task_results"):
+                for host, task, status in db.execute(
+                    "SELECT t.host, t.task, t.status FROM task_results t JOIN host_outcomes o ON o.deployment_id = "
+                    "t.deployment_id AND o.host = t.host WHERE t.deployment_id = ? AND o.status = 'pending' "
+                    "ORDER BY t.host, t.seq", (deployment_id,)
+                ):
+                    by_host[host].recent = [*by_host[host].recent[-(RECENT - 1):], (task or "", status or "")]
             for t in self._tasks(db, deployment_id, None, failed_only=True):
                 if t.host in by_host:
                     by_host[t.host].failed_tasks.append(t)
@@ -301,7 +322,8 @@ class HistoryReader:
                  "duration": None if h.duration is None else round(h.duration, 2),
                  "before": (h.previous_sha256 or "")[:12], "after": (h.sha256 or "")[:12],
                  "recap": h.recap, "failed_tasks": [t.task or "" for t in h.failed_tasks],
-                 "task": h.task, "tasks_done": h.tasks_done}
+                 "task": h.task, "tasks_done": h.tasks_done,
+                 "recent": [{"task": t, "status": st} for t, st in h.recent]}
                 for h in self.hosts(deployment_id)
             ],
         }
@@ -310,13 +332,20 @@ class HistoryReader:
         """Everything /metrics reports, in one read."""
         with self._db() as db:
             if db is None:
-                return {"uploaded": 0, "deployments": [], "hosts": [], "durations": [], "host_durations": []}
+                return {"orphaned": 0, "uploaded": 0, "artifacts": 0, "cache_hits": 0, "deployments": [], "hosts": [], "durations": [], "host_durations": []}
             finished = "finished_at" if self._has(db, "deployments", "finished_at") else "NULL"
             duration = "duration" if self._has(db, "host_outcomes", "duration") else "NULL"
+            cache = (db.execute("SELECT coalesce(sum(artifacts), 0), coalesce(sum(artifacts_cached), 0) "
+                                "FROM deployments").fetchone() if self._has(db, "deployments", "artifacts") else (0, 0))
             uploaded = (db.execute("SELECT coalesce(sum(uploaded_bytes), 0) FROM host_outcomes").fetchone()[0]
                         if self._has(db, "host_outcomes", "uploaded_bytes") else 0)
+            owners = (db.execute("SELECT o.owner FROM open_deployments o JOIN deployments d ON d.id = o.deployment_id "
+                                 "WHERE d.status = 'running'").fetchall() if self._has(db, "open_deployments") else [])
             return {
+                "orphaned": sum(1 for (owner,) in owners if not owner_alive(str(owner))),
                 "uploaded": uploaded,
+                "artifacts": cache[0],
+                "cache_hits": cache[1],
                 "deployments": db.execute("SELECT op, status, count(*) FROM deployments GROUP BY op, status").fetchall(),
                 "hosts": db.execute(
                     "SELECT d.op, o.status, count(*) FROM host_outcomes o JOIN deployments d ON d.id = o.deployment_id "
@@ -328,6 +357,11 @@ class HistoryReader:
                     f"WHERE o.{duration} IS NOT NULL").fetchall() if duration != "NULL" else [],
             }
 
+    def rollout(self, deployment_id: str) -> Rollout | None:
+        """The deployment's rollout (batches, each host's state), if it ran in batches."""
+        with self._db() as db:
+            return None if db is None or not self._has(db, "rollouts") else read_rollout(db, deployment_id)
+
     def owner(self, deployment_id: str) -> str | None:
         """The controller process that runs ``deployment_id`` (state.controller_identity), if open."""
         with self._db() as db:
@@ -335,6 +369,11 @@ class HistoryReader:
                 return None
             row = db.execute("SELECT owner FROM open_deployments WHERE deployment_id = ?", (deployment_id,)).fetchone()
             return None if row is None else str(row[0])
+
+    def orphaned(self, deployment_id: str) -> bool:
+        """Whether ``deployment_id`` is recorded as open by a controller process that is gone."""
+        owner = self.owner(deployment_id)
+        return owner is not None and not owner_alive(owner)
 
     def cleaned_since(self, host: str, remote_dir: str | None, since: float) -> str | None:
         """The latest cleanup of ``host``'s ``remote_dir`` at or after ``since`` (as

@@ -56,10 +56,17 @@ class HistoryCollector(Collector):
             running += count if status == "running" else 0
             rollbacks += count if op == "rollback" else 0
         yield deployments
-        yield GaugeMetricFamily("rustle_deployments_running", "Deployments running now", value=running)
+        yield GaugeMetricFamily("rustle_deployments_running", "Deployments recorded as running (orphaned ones included)",
+                                value=running)
+        yield GaugeMetricFamily("rustle_deployments_orphaned", "Deployments recorded as running whose controller "
+                                "process is gone (the next rustle-deploy command settles them)", value=rows["orphaned"])
         yield CounterMetricFamily("rustle_rollbacks", "Rollbacks recorded (command line and UI)", value=rollbacks)
         yield CounterMetricFamily("rustle_uploaded_bytes", "Artifact bytes sent to hosts (hosts that had the "
                                   "artifact already count 0)", value=rows["uploaded"])
+        yield CounterMetricFamily("rustle_artifacts", "Distinct artifacts deployments needed (compiled, or found in "
+                                  "the compilation cache)", value=rows["artifacts"])
+        yield CounterMetricFamily("rustle_artifact_cache_hits", "Artifacts deployments found in the compilation "
+                                  "cache instead of compiling them", value=rows["cache_hits"])
         hosts = CounterMetricFamily("rustle_host_outcomes", "Host outcomes recorded, by operation and outcome",
                                     labels=["op", "status"])
         for op, status, count in rows["hosts"]:

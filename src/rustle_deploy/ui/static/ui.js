@@ -49,8 +49,9 @@ function hostRow(tbody, row, deploymentPath) {
   text(tr.cells[3], row.before);
   text(tr.cells[4], row.after);
   var r = row.recap;
+  var recent = (row.recent || []).map(function (t) { return " \u00b7 \u201c" + t.task + "\u201d " + t.status; }).join("");
   text(tr.cells[5], r ? "ok=" + r.ok + " changed=" + r.changed + " failed=" + r.failed + " skipped=" + r.skipped
-    : (row.task ? "running \u201c" + row.task + "\u201d (" + row.tasks_done + " done)" : ""));
+    : (row.task ? "running \u201c" + row.task + "\u201d (" + row.tasks_done + " done)" + recent : ""));
   var err = row.error || "";
   if (row.failed_tasks && row.failed_tasks.length) {
     err += (err ? " " : "") + row.failed_tasks.map(function (t) { return "task \u201c" + t + "\u201d failed"; }).join("; ");
