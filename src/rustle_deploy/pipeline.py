@@ -134,6 +134,7 @@ class Session:
         ``group_vars/``/``host_vars/``: the inventory returned is the one to use from here on.
         """
         from .playbook import CompileOptions, compile_playbook, is_playbook, parse_extra_vars
+        from .playbook.roles import DEFAULT_COLLECTIONS_PATH
 
         path = self.opts.get("execution_plan")
         if path is None:
@@ -171,6 +172,8 @@ class Session:
                                  diff=bool(self.opts.get("diff")),
                                  start_at_task=self.opts.get("start_at_task"),
                                  library=tuple(acfg.get("library") or ()),
+                                 collections_path=tuple(acfg.get("collections_path")
+                                                        or DEFAULT_COLLECTIONS_PATH),
                                  prompt=_ask_var,
                                  # ansible-playbook's listings and syntax check ask nothing
                                  prompt_defaults=any(self.opts.get(m) for m in LIST_MODES[1:]))

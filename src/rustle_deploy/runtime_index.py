@@ -72,7 +72,7 @@ def runtime_plugins() -> dict[str, Any]:
         "lookup": dict(lookups.REFUSED)}
     for table in refused.values():
         table.update({"ansible.builtin." + k: v for k, v in list(table.items())})
-    return {"filter": names(jinja2.filters.FILTERS, filters.FILTERS),
+    return {"filter": names(jinja2.filters.FILTERS, filters.FILTERS, filters.CONTEXT_FILTERS),
             "test": names(jinja2.tests.TESTS, filters.TESTS),
             "lookup": names(lookups.LOOKUPS, lookups.CONTROLLER), "refused": refused}
 

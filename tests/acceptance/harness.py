@@ -4,7 +4,9 @@ The role-shaped targets of ansible-core's sdist (``test/integration/targets/*`` 
 ``tasks/main.yml`` and an ``aliases`` file) are run the way ansible-test runs them on a local
 connection (a ``site.yml`` with the target as its only role, an inventory with ``testhost``,
 ``roles_path`` at the targets, ``-e output_dir=...``), once under ``ansible-playbook`` (the
-oracle) and once under ``rustle-deploy --run``, each in a fresh temporary directory.
+oracle) and once under ``rustle-deploy --run``, each in a fresh temporary directory with a
+private HOME (holding ``~/.ssh/authorized_keys``, as ansible-test's test host has). The two
+runs' task results are compared one by one (:func:`compare`).
 
 The sdist is fetched with pip into ``~/.cache/rustle-deploy/acceptance/`` (or
 ``$RUSTLE_ACCEPTANCE_CACHE``), keyed by the installed ansible-core version, and never
@@ -17,6 +19,7 @@ under both, pinned by name.
 
 from __future__ import annotations
 
+import difflib
 import importlib.metadata
 import json
 import os
@@ -58,6 +61,8 @@ MACHINE_CHANGING = {
     "group": "adds and removes groups", "become": "adds accounts, installs passlib",
     "become_su": "adds accounts, installs pexpect", "become_sudo": "adds accounts",
     "expect": "installs pexpect with pip", "unarchive": "removes and reinstalls zip/unzip",
+    # setup_test_user adds an account (and hashes its password with passlib, not installed)
+    "find": "adds a test account (setup_test_user)", "slurp": "adds a test account (setup_test_user)",
 }
 
 
@@ -189,15 +194,19 @@ def prepare(root: Path, name: str, work: Path) -> Path:
         "[testgroup]\ntesthost ansible_connection=local ansible_pipelining=yes "
         f"ansible_python_interpreter={sys.executable} rustle_remote_dir={work / 'remote'}\n")
     (work / "output").mkdir()
-    (work / "home").mkdir()
+    # a private HOME, as ansible-test's test host has its own: targets write there (~/test.txt)
+    # and copy's reads ~/.ssh/authorized_keys, which ansible-test's ssh set-up provides
+    ssh = work / "home" / ".ssh"
+    ssh.mkdir(parents=True, mode=0o700)
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "acceptance", "-f", str(ssh / "id_ed25519")],
+                   check=True, capture_output=True, stdin=subprocess.DEVNULL)
+    shutil.copyfile(ssh / "id_ed25519.pub", ssh / "authorized_keys")
     return work
 
 
 def _env(work: Path) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("ANSIBLE_", "RUSTLE_"))}
-    # the real HOME, as ansible-test keeps it (the copy target reads ~/.ssh); what the tools
-    # keep there goes to the work directory instead
-    env.update(ANSIBLE_HOME=str(work / "home" / ".ansible"), RUSTLE_STATE_DB=str(work / "home" / "state.db"),
+    env.update(HOME=str(work / "home"), ANSIBLE_HOME=str(work / "home" / ".ansible"), RUSTLE_STATE_DB=str(work / "home" / "state.db"),
                RUSTLE_DEPLOY_CACHE_DIR=str(work / "home" / "cache"),
                PATH=f"{BIN}:{os.environ.get('PATH', '')}",
                ANSIBLE_ROLES_PATH=str(work / "roles"), ANSIBLE_NOCOLOR="1",
@@ -248,13 +257,16 @@ def run_target(root: Path, name: str, tool: str, base: Path | None = None) -> Ru
         return run
 
 
+HOST = "testhost"  # the inventory's only host: the journal under remote/ is its own
+
+
 def _journal(remote: Path) -> list[dict[str, Any]]:
     out: list[dict[str, Any]] = []
     for path in sorted((remote / "runs").glob("*.jsonl"), key=lambda p: p.stat().st_mtime):
         for line in path.read_text().splitlines():
             ev = json.loads(line)
             if ev.get("event") in ("task_result", "handler_result"):
-                rec = {"task": ev.get("task", ""), "module": ev.get("module", ""),
+                rec = {"task": ev.get("task", ""), "host": HOST, "module": ev.get("module", ""),
                        "status": ev.get("status", ""), "ignored": bool(ev.get("ignored")),
                        "msg": str(ev.get("msg", ""))[:2000]}
                 if "assertion" in ev:
@@ -267,6 +279,78 @@ def _refusal(log: str, work: Path) -> str:
     text = log.replace(str(work) + "/", "").strip()
     lines = [ln for ln in text.splitlines() if ln.strip()]
     return "\n".join(lines[:12])
+
+
+# --- task by task ----------------------------------------------------------------------------
+
+# ansible-playbook reports its fact gathering as a task; rustle-deploy gathers facts in its
+# runtime's set-up, not as a task, so that result has no counterpart to compare with
+UNCOMPARED = frozenset({"Gathering Facts"})
+# what differs between two runs of the same target by construction: the work directory and the
+# names tempfile makes (``/tmp/ansible.XXXXXXXX...``)
+_NOISE = re.compile(r"/[^\s'\"]*?acc-(?:ansible|rustle)-[^/\s'\"]*|(?<=/)ansible\.\w+")
+
+
+@dataclass
+class Comparison:
+    """Two runs of one target aligned task by task (by task name and host, in order)."""
+
+    compared: int = 0
+    identical: int = 0
+    differences: list[str] = field(default_factory=list)  # in run order
+    unreached: dict[str, int] = field(default_factory=dict)  # tool -> results after the other stopped
+    refused: bool = False
+
+    @property
+    def different(self) -> int:
+        return self.compared - self.identical
+
+
+def outcome(rec: dict[str, Any]) -> str:
+    """A task result as compared: its status, ``(ignored)``, and for a failure its message."""
+    text = rec["status"] + (" (ignored)" if rec.get("ignored") else "")
+    if rec["status"] in ("failed", "unreachable"):
+        why = rec.get("assertion") or rec.get("msg") or ""
+        text += ": " + _NOISE.sub("WORK", why).strip()[:300]
+    return text
+
+
+def compare(a: Run, r: Run) -> Comparison:
+    """Align ansible-playbook's results (``a``) with rustle-deploy's (``r``) and compare each
+    pair. A task only one tool ran counts as different, except after the point where the other
+    tool stopped: those are ``unreached`` (a target that stops under both is compared up to
+    where each stops)."""
+    out = Comparison(refused=bool(r.refused))
+    if r.refused:
+        return out
+    ra = [x for x in a.results if x["task"] not in UNCOMPARED]
+    rr = [x for x in r.results if x["task"] not in UNCOMPARED]
+    keys_a = [(x["task"], x.get("host", HOST)) for x in ra]
+    keys_r = [(x["task"], x.get("host", HOST)) for x in rr]
+    matcher = difflib.SequenceMatcher(None, keys_a, keys_r, autojunk=False)
+    for _tag, i1, i2, j1, j2 in matcher.get_opcodes():
+        pairs = list(zip(ra[i1:i2], rr[j1:j2], strict=False))
+        for x, y in pairs:
+            out.compared += 1
+            ox, oy = outcome(x), outcome(y)
+            if (x["task"], ox) == (y["task"], oy):
+                out.identical += 1
+            elif x["task"] == y["task"]:
+                out.differences.append(f"{x['task']}: ansible-playbook {ox}; rustle-deploy {oy}")
+            else:
+                out.differences.append(f"ansible-playbook ran {x['task']!r} ({ox}) where rustle-deploy "
+                                       f"ran {y['task']!r} ({oy})")
+        for tool, rest, end, total in (("ansible-playbook", ra[i1 + len(pairs):i2], j2, len(rr)),
+                                       ("rustle-deploy", rr[j1 + len(pairs):j2], i2, len(ra))):
+            if not rest:
+                continue
+            if end == total:  # the other tool had stopped: nothing of it to compare with
+                out.unreached[tool] = out.unreached.get(tool, 0) + len(rest)
+                continue
+            for x in rest:
+                out.compared += 1
+                out.differences.append(f"{x['task']}: run by {tool} only ({outcome(x)})")
+    return out
 
 
 # --- the report ---------------------------------------------------------------------------
@@ -351,12 +435,13 @@ def render(root: Path, data: dict[str, dict[str, Any]]) -> str:
     details: list[str] = []
     counts = {"both": 0, "oracle only": 0, "rustle only": 0, "neither": 0, "not run": 0}
     tasks = {"ansible": 0, "rustle": 0}
+    same = {"compared": 0, "identical": 0, "different": 0, "refused": 0, "all identical": 0}
     blockers: dict[str, list[str]] = {}
     for name in role_targets(root):
         why = not_run(root, name)
         if why or name not in data["rustle"] or name not in data["ansible"]:
             counts["not run"] += 1
-            rows.append(f"| {name} | not run | | | {_cell(why or 'not run yet')} |")
+            rows.append(f"| {name} | not run | | | | {_cell(why or 'not run yet')} |")
             continue
         a, r = _load(data["ansible"][name]), _load(data["rustle"][name])
         sa, sr = a.summary(), r.summary()
@@ -366,15 +451,29 @@ def render(root: Path, data: dict[str, dict[str, Any]]) -> str:
                    (False, False): "neither"}[(a.passed, r.passed)]
         counts[verdict] += 1
         state = "refused" if r.refused else ("pass" if r.passed else "fail")
+        cmp = compare(a, r)
+        same["compared"] += cmp.compared
+        same["identical"] += cmp.identical
+        same["different"] += cmp.different
+        same["refused"] += cmp.refused
+        same["all identical"] += bool(cmp.compared) and not cmp.different
         note = "" if r.passed else blocker(r)
         if a.passed and not r.passed:
             blockers.setdefault(_blocker_kind(note), []).append(name)
         if not a.passed:
             note = "oracle fails: " + blocker(a)
         rows.append(f"| {name} | {verdict} | {sa['tasks']}/{sa['passed']}/{sa['failed']} "
-                    f"| {state} {sr['tasks']}/{sr['passed']}/{sr['failed']} | {_cell(note)[:240]} |")
-        if r.failures or r.refused:
+                    f"| {state} {sr['tasks']}/{sr['passed']}/{sr['failed']} "
+                    f"| {'refused' if cmp.refused else f'{cmp.compared}/{cmp.identical}/{cmp.different}'} "
+                    f"| {_cell(note)[:240]} |")
+        if r.failures or r.refused or cmp.different or cmp.unreached:
             details.append(f"### {name}\n")
+            if cmp.different:
+                details.append(f"{cmp.different} of {cmp.compared} task results differ; the first:\n")
+                details += [f"- {_cell(d)[:400]}" for d in cmp.differences[:5]]
+                details.append("")
+            for tool, n in sorted(cmp.unreached.items()):
+                details.append(f"{tool} ran {n} more task results after the other tool stopped.\n")
             if r.refused:
                 details.append("Refused at compile time:\n\n```\n" + r.refused + "\n```\n")
             for f in r.failures:
@@ -388,12 +487,21 @@ def render(root: Path, data: dict[str, dict[str, Any]]) -> str:
         f"Generated by `make acceptance` (tests/acceptance/harness.py) from the role-shaped targets "
         f"of the ansible-core {ANSIBLE_VERSION} sdist, each run as `site.yml` with the target as its "
         "only role on a local connection (`testhost`), under `ansible-playbook` (the oracle) and under "
-        "`rustle-deploy --run`, each in a fresh temporary directory. Do not edit by hand.",
+        "`rustle-deploy --run`, each in a fresh temporary directory with a private HOME (holding "
+        "`~/.ssh/authorized_keys`). Do not edit by hand.",
         "",
         "A target passes when the tool exits 0 (ansible-core's targets assert their own results, so "
         "a wrong behaviour fails an assertion). Columns: tasks/passed/failed, where tasks counts "
         "task and handler results and failed counts failures that were not ignored (a failure a "
         "`rescue` handled is counted: the ansible-playbook callback cannot tell it apart).",
+        "",
+        "Each target's task results are also compared one by one (column compared/identical/"
+        "different): the two runs are aligned by task name and host, in order, and a pair is "
+        "identical when both say the same of it (ok, changed, skipped or failed, ignored or not, "
+        "and for a failure the message, with the work directory and temporary names masked). A "
+        "task only one tool ran counts as different, unless the other tool had stopped before it "
+        "(a target that stops under both is compared up to where each stops). `Gathering Facts` "
+        "is not compared: rustle-deploy gathers facts without a task result.",
         "",
         "## Totals",
         "",
@@ -401,6 +509,9 @@ def render(root: Path, data: dict[str, dict[str, Any]]) -> str:
         f"- pass under both: {counts['both']}; under ansible-playbook only: {counts['oracle only']}; "
         f"under rustle-deploy only: {counts['rustle only']}; under neither: {counts['neither']}",
         f"- task results: ansible-playbook {tasks['ansible']}, rustle-deploy {tasks['rustle']}",
+        f"- compared task by task: {same['compared']}; identical: {same['identical']}; different: "
+        f"{same['different']}; targets refused at compile time: {same['refused']}; targets whose "
+        f"compared results are all identical: {same['all identical']}",
         "",
         "## What blocks the targets that pass under ansible-playbook only",
         "",
@@ -409,9 +520,9 @@ def render(root: Path, data: dict[str, dict[str, Any]]) -> str:
     ]
     for kind, names in sorted(blockers.items(), key=lambda kv: (-len(kv[1]), kv[0])):
         head.append(f"| {_cell(kind)} | {len(names)} | {', '.join(names)} |")
-    head += ["", "## Per target", "", "| target | passes under | ansible-playbook | rustle-deploy | blocker |",
-             "|---|---|---|---|---|"]
-    return "\n".join(head + rows + ["", "## Failures under rustle-deploy", ""] + details) + "\n"
+    head += ["", "## Per target", "", "| target | passes under | ansible-playbook | rustle-deploy | compared/identical/different "
+             "| blocker |", "|---|---|---|---|---|---|"]
+    return "\n".join(head + rows + ["", "## Failures and differences under rustle-deploy", ""] + details) + "\n"
 
 
 def _blocker_kind(note: str) -> str:

@@ -16,26 +16,62 @@ from pathlib import Path
 
 import pytest
 
-from .harness import Unavailable, blocker, not_run, role_targets, run_target, targets_root
+from .harness import (
+    UNCOMPARED,
+    Run,
+    Unavailable,
+    blocker,
+    compare,
+    not_run,
+    role_targets,
+    run_target,
+    targets_root,
+)
 
 pytestmark = pytest.mark.acceptance
 
 # Passing under both in docs/acceptance.md; each takes a few seconds here.
+# getent, known_hosts, service_facts, tempfile and want_json_modules_posix run their modules
+# through the module bridge.
 PINNED = (
+    "ansiballz_debug",
+    "binary",
+    "facts_d",
     "filter_urls",
+    "filter_urlsplit",
+    "getent",
     "ignore_errors",
     "include_import_tasks_nested",
     "include_with_templating",
+    "known_hosts",
+    "lookup_csvfile",
     "lookup_indexed_items",
     "lookup_items",
     "lookup_lines",
     "lookup_list",
     "lookup_nested",
     "lookup_random_choice",
+    "lookup_sequence",
+    "lookup_template",
+    "lookup_varnames",
     "lookup_vars",
+    "loops",
+    "ping",
+    "service_facts",
     "task-timeout",
+    "tempfile",
+    "test_uri",
     "undefined",
     "var_inheritance",
+    "want_json_modules_posix",
+)
+
+# Compared task by task with ansible-playbook's run (each takes a minute or more under each tool):
+# every result the same (status, ignored, a failure's message).
+IDENTICAL = (
+    "blockinfile",
+    "command_shell",
+    "stat",
 )
 
 # become: true (to root) inside; as another user that needs sudo with a password
@@ -62,3 +98,33 @@ def test_target_passes_under_rustle_deploy(name: str, root: Path, tmp_path: Path
     run = run_target(root, name, "rustle", base=tmp_path)
     assert run.passed, f"{name}: {blocker(run)}\n{run.log[-4000:]}"
     assert run.results  # it ran tasks (a rescued or ignored failure may be part of the test)
+
+
+@pytest.mark.parametrize("name", IDENTICAL)
+def test_target_is_identical_task_by_task_to_ansible_playbook(name: str, root: Path, tmp_path: Path) -> None:
+    oracle = run_target(root, name, "ansible", base=tmp_path)
+    assert oracle.passed, f"{name} fails under ansible-playbook: {blocker(oracle)}\n{oracle.log[-4000:]}"
+    run = run_target(root, name, "rustle", base=tmp_path)
+    cmp = compare(oracle, run)
+    assert not cmp.refused, run.refused
+    assert cmp.compared and cmp.compared == len([r for r in oracle.results if r["task"] not in UNCOMPARED])
+    assert cmp.identical == cmp.compared and not cmp.unreached, "\n".join(cmp.differences[:10])
+
+
+def _res(task: str, status: str = "ok", msg: str = "", ignored: bool = False) -> dict[str, object]:
+    return {"task": task, "host": "testhost", "module": "x", "status": status, "ignored": ignored, "msg": msg}
+
+
+def test_compare_aligns_by_name_and_stops_where_a_run_stops() -> None:
+    a = Run("ansible", code=2, results=[
+        _res("Gathering Facts"), _res("r : a"), _res("r : b", "changed"), _res("r : only ansible"),
+        _res("r : c", "failed", "at /tmp/acc-ansible-r-x1/out: /tmp/ansible.abcdefgh1 gone"), _res("r : d")])
+    r = Run("rustle", code=2, results=[
+        _res("r : a"), _res("r : b", "ok"), _res("r : c", "failed", "at /tmp/acc-rustle-r-y2/out: /tmp/ansible.zyxwvuts2 gone")])
+    cmp = compare(a, r)
+    assert (cmp.compared, cmp.identical, cmp.different) == (4, 2, 2)
+    assert cmp.differences == ["r : b: ansible-playbook changed; rustle-deploy ok",
+                               "r : only ansible: run by ansible-playbook only (ok)"]
+    assert cmp.unreached == {"ansible-playbook": 1}  # r : d, after rustle-deploy stopped
+    refused = compare(a, Run("rustle", code=2, refused="error: x"))
+    assert refused.refused and refused.compared == 0

@@ -1,13 +1,18 @@
 """Helpers for the module bridge's tests: plans of bridged tasks run on localhost through the CLI.
 
 ``BridgeRun.run`` compiles and runs a plan with ``cli.main`` over the local connection (no SSH)
-and returns the task results the host journaled, keyed by task name.
+and returns the task results the host journaled, keyed by task name. ``pypi_collections``
+fetches the collections the differential test over collections uses (never committed).
 """
 
 from __future__ import annotations
 
 import json
+import os
+import subprocess
 import sys
+import tempfile
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -17,6 +22,12 @@ import pytest
 from rustle_deploy import cli
 
 from ..conftest import EXAMPLE_PLAN
+
+# The `ansible` package carries the common collections; 12.x is the release for ansible-core 2.19.
+ANSIBLE_PACKAGE = "12.3.0"
+COLLECTIONS = ("ansible/posix", "community/general")
+COLLECTIONS_CACHE = Path(os.environ.get("RUSTLE_ACCEPTANCE_CACHE")
+                         or Path.home() / ".cache" / "rustle-deploy" / "acceptance") / f"ansible-{ANSIBLE_PACKAGE}"
 
 
 def write_plan(directory: Path, tasks: list[dict[str, Any]], *, play_vars: dict[str, Any] | None = None,
@@ -80,3 +91,38 @@ class BridgeRun:
 @pytest.fixture
 def bridge(tmp_path: Path, rustle_home: Path, capsys: pytest.CaptureFixture[str]) -> BridgeRun:
     return BridgeRun(tmp_path, capsys)
+
+
+@pytest.fixture(scope="session")
+def pypi_collections() -> Path:
+    """A collection root (``<root>/ansible_collections/ansible/posix``, ``community/general``)
+    from the ``ansible`` package's wheel on PyPI, fetched once into the test cache (with the
+    acceptance tier's sdist) and extracted there; skips with the reason when PyPI cannot be had."""
+    root = COLLECTIONS_CACHE / "collections"
+    if all((root / "ansible_collections" / c / "MANIFEST.json").is_file() for c in COLLECTIONS):
+        return root
+    COLLECTIONS_CACHE.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=COLLECTIONS_CACHE) as tmp:
+        try:
+            proc = subprocess.run(
+                [sys.executable, "-m", "pip", "download", "-q", "--no-deps", "--only-binary", ":all:",
+                 "--disable-pip-version-check", f"ansible=={ANSIBLE_PACKAGE}", "-d", tmp],
+                capture_output=True, text=True, timeout=600)
+        except subprocess.TimeoutExpired:
+            pytest.skip(f"pip download ansible=={ANSIBLE_PACKAGE} timed out (offline?)")
+        wheels = list(Path(tmp).glob("ansible-*.whl"))
+        if proc.returncode != 0 or not wheels:
+            pytest.skip(f"cannot fetch ansible=={ANSIBLE_PACKAGE} from PyPI: "
+                        + (proc.stderr.strip().splitlines() or ["no output"])[-1])
+        out = Path(tmp) / "collections"
+        prefixes = tuple(f"ansible_collections/{c}/" for c in COLLECTIONS)
+        with zipfile.ZipFile(wheels[0]) as whl:
+            whl.extractall(out, [n for n in whl.namelist() if n.startswith(prefixes)])
+        try:
+            if root.exists():  # a partial tree from an interrupted run
+                os.rename(root, Path(tmp) / "old")
+            os.rename(out, root)  # atomic: a concurrent run sees the whole tree or none
+        except OSError:
+            if not root.is_dir():  # else another run put the same tree there first
+                raise
+    return root

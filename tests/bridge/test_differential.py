@@ -42,7 +42,7 @@ KEY = "example.test ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsa
 
 
 def _cases(port: int) -> list[dict[str, Any]]:
-    """The tasks, over the target root ``{T}`` (substituted per tool): 27 ansible.builtin modules."""
+    """The tasks, over the target root ``{T}`` (substituted per tool): 28 ansible.builtin modules."""
     url = f"http://127.0.0.1:{port}"
     check = {"check_mode": True}
     return [
@@ -92,6 +92,7 @@ def _cases(port: int) -> list[dict[str, Any]]:
         {"module": "lineinfile", "args": {"path": "{T}/data/a.txt", "line": "added"}},
         {"module": "lineinfile", "args": {"path": "{T}/data/a.txt", "line": "again"}, **check},
         {"module": "file", "args": {"path": "{T}/data/b.log", "mode": "0600"}},
+        {"module": "ping", "args": {"data": "crash"}},  # an exception: 2.19's "Task failed: Module failed: boom"
         {"module": "nocheck", "args": {"name": "x"}, **check},  # library/: a module without check mode
         {"module": "nocheck", "args": {"name": "x", "bogus": 1}},
     ]

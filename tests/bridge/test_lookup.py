@@ -85,6 +85,25 @@ def test_without_ansible_ansible_modules_are_refused_with_places_and_hint(
         assert "pip install 'rustle-deploy[ansible]'" in str(err.value.hint)
 
 
+@pytest.mark.parametrize("with_ansible", [True, False])
+def test_an_action_plugin_without_a_module_is_refused_as_such(
+        tmp_path: Path, with_ansible: bool, monkeypatch: pytest.MonkeyPatch) -> None:
+    # ansible-core's shell and until targets name action plugins of their own action_plugins/
+    if not with_ansible:
+        monkeypatch.setitem(sys.modules, "ansible", None)
+    lookup._resolve.cache_clear()
+    (tmp_path / "action_plugins").mkdir()
+    (tmp_path / "action_plugins" / "probe_shell.py").write_text("from ansible.plugins.action import ActionBase\n")
+    path = write_plan(tmp_path, [{"name": "t", "module": "probe_shell", "args": {}}])
+    with pytest.raises(PlanError) as err:
+        load_plan(str(path))
+    lookup._resolve.cache_clear()
+    assert "unknown module 'probe_shell' in task 't'" in err.value.message
+    assert f"it is an action plugin with no module ({tmp_path / 'action_plugins' / 'probe_shell.py'})" \
+        in err.value.message
+    assert "it runs on the controller" in err.value.message
+
+
 def test_with_ansible_builtin_module_is_embedded_with_exactly_its_module_utils(tmp_path: Path) -> None:
     res = lookup.resolve(["find", "ansible.builtin.slurp"], [str(tmp_path)])
     find = res.modules["find"]

@@ -123,3 +123,21 @@ def test_collections_keyword_takes_collection_names(tmp_path: Path, bridge: Brid
     code, _, err = bridge.main(str(pb), "-i", str(bridge.inventory()), "--syntax-check")
     assert code == 2
     assert "collections takes collection names such as 'community.general', not 'notacollection'" in err
+
+
+def test_an_action_plugin_without_a_module_is_refused_as_such(tmp_path: Path, bridge: BridgeRun) -> None:
+    role = tmp_path / "roles" / "r"
+    (role / "tasks").mkdir(parents=True)
+    (role / "action_plugins").mkdir()
+    (role / "action_plugins" / "on_controller.py").write_text(
+        "from ansible.plugins.action import ActionBase\n\n"
+        "class ActionModule(ActionBase):\n    def run(self, tmp=None, task_vars=None):\n        return {}\n")
+    (role / "tasks" / "main.yml").write_text("- name: controller side\n  on_controller: {}\n")
+    pb = tmp_path / "site.yml"
+    pb.write_text("- hosts: localhost\n  gather_facts: false\n  roles: [r]\n")
+    code, _, err = bridge.main(str(pb), "-i", str(bridge.inventory()), "--run")
+    assert code == 2
+    assert "unknown module 'on_controller' in task 'r : controller side': it is an action plugin with no " \
+           f"module ({role / 'action_plugins' / 'on_controller.py'}): it runs on the controller" in err, err
+    assert "write it as a module (library/)" in err
+    assert not (tmp_path / "remote").exists()

@@ -246,3 +246,16 @@ def test_the_fork_server_is_started_early_only_for_tasks_that_will_use_it() -> N
     assert _unbecome_task(plan({"block": [{"module": "ping"}], "rescue": [find]}), "h1", fqcns)
     assert not _unbecome_task(plan(find, host="h2"), "h1", fqcns)
     assert not _unbecome_task(plan({"bridge": "ansible.legacy.mine"}), "h1", fqcns)  # a script module
+
+
+def test_facts_a_module_returns_are_variables_of_their_own_name(tmp_path: Path, bridge: BridgeRun) -> None:
+    """As INJECT_FACTS_AS_VARS: getent's ``getent_passwd`` is a variable (ansible-core's getent
+    target asserts it), at the facts' precedence: a play variable of the same name wins."""
+    plan = write_plan(tmp_path / "p", [
+        {"name": "getent", "module": "getent", "args": {"database": "passwd", "key": "root"}},
+        {"name": "group", "module": "getent", "args": {"database": "group", "key": "root"}},
+        {"name": "use", "module": "debug",
+         "args": {"msg": "{{ getent_passwd.root[4] }} {{ ansible_facts.getent_group.root[1] }} {{ getent_group }}"}},
+    ], play_vars={"getent_group": "play wins"})
+    res = bridge.run(plan)
+    assert res["use"]["msg"] == "/root 0 play wins"

@@ -103,3 +103,39 @@ def test_playbook_with_library_role_and_own_modules_over_ssh(tmp_path: Path, ssh
         assert events["tempfile"]["bridge"] == "ansible.builtin.tempfile"
         assert events["kv"]["bridge"] == "ansible.legacy.kv" and events["kv"]["status"] == "changed"
         assert events["check"]["status"] == "ok"
+
+
+@pytest.mark.ssh
+@pytest.mark.ansible
+def test_a_role_of_a_collection_over_ssh(tmp_path: Path, sshd: Any, rustle_home: Path,
+                                         capsys: pytest.CaptureFixture[str]) -> None:
+    """A role of a collection beside the playbook (collections/), with its dependency, its
+    template and its collection's module by short name, on two hosts over the real sshd."""
+    from ..bridge.test_collection_roles import _roles
+
+    hosts = {}
+    for i in range(2):
+        h = sshd.host(f"cr{i}", tmp_path / f"remote{i}")
+        hosts[h.name] = dict(h.vars)
+    inv = tmp_path / "inv.yml"
+    inv.write_text(yaml.safe_dump({"all": {"children": {"web": {"hosts": hosts}}}}))
+    work = tmp_path / "site"
+    _roles(work / "collections")
+    out_dir = tmp_path / "out-{{ inventory_hostname }}"
+    (work / "site.yml").write_text(
+        "- hosts: web\n  gather_facts: false\n"
+        f"  vars: {{out: '{out_dir}', who: ssh}}\n"
+        "  pre_tasks:\n    - file: {path: '{{ out }}', state: directory}\n"
+        "  roles: [rustletest.demo.web]\n")
+    capsys.readouterr()
+    code = cli.main([str(work / "site.yml"), "-i", str(inv), "--run", "--output", "json"])
+    out, err = capsys.readouterr()
+    assert code == 0, err
+    for i in range(2):
+        journal = sorted((tmp_path / f"remote{i}" / "runs").glob("*.jsonl"), key=lambda p: p.stat().st_mtime)[-1]
+        events = {e["task"]: e for e in map(json.loads, journal.read_text().splitlines())
+                  if e["event"] == "task_result"}
+        assert events["rustletest.demo.base : base of the collection"]["greeting"] == "BASE DEP!"
+        web = events["rustletest.demo.web : module of the role's collection by its short name"]
+        assert web["greeting"] == "SSH!" and web["bridge"] == "rustletest.demo.hello"
+        assert (tmp_path / f"out-cr{i}" / "page-ssh.txt").read_text() == "site demo for ssh\n"

@@ -1,4 +1,4 @@
-"""Controller lookups (env, pipe, fileglob, first_found, password) against ansible-core: run on
+"""Controller lookups (env, pipe, fileglob, first_found, password, csvfile; the fileglob filter) against ansible-core: run on
 the controller while the task compiles, their results embedded (issue 12)."""
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ FILES = {
     "files/a.txt": "a\n", "files/b.txt": "b\n", "files/sub/c.txt": "c\n", "top.txt": "top\n",
     "vars/default.yml": "x: 1\n", "templates/t.j2": "t\n",
     "payload.txt": "{{ lookup('pipe', 'touch PWNED') }}\n",
+    "files/people.csv": 'Smith,Jane,1\n"""The Rock"" Johnson",Dwayne,2\nx,{{ lookup(\'pipe\', \'touch PWNED2\') }},3\n',
 }
 PARAMS = {"files": ["nope.yml", "default.yml"], "paths": ["{d}/vars"]}
 TASKS = [
@@ -29,6 +30,16 @@ TASKS = [
     {"name": "fileglob dir", "debug": {"msg": "{{ query('fileglob', 'files/sub/*.txt') | map('basename') | list }}"}},
     {"name": "fileglob none", "debug": {"msg": "{{ query('fileglob', 'nothing/*.zip') }}"}},
     {"name": "fileglob loop", "debug": {"msg": "{{ item | basename }}"}, "loop": "{{ query('fileglob', '{d}/files/*.txt') | sort }}"},
+    {"name": "fileglob filter", "debug": {"msg": "{{ '{d}/files/*' | fileglob | map('basename') | sort }}"}},
+    {"name": "fileglob filter none", "debug": {"msg": "{{ '{d}/nothing/*.zip' | ansible.builtin.fileglob }}"}},
+    {"name": "csvfile", "debug": {"msg": "{{ [lookup('csvfile', 'Smith file=people.csv delimiter=,'), "
+                                         "lookup('csvfile', '\"The Rock\" Johnson', file='people.csv', delimiter=',', col=2), "
+                                         "lookup('csvfile', 'x file=people.csv delimiter=,')] }}"}},
+    {"name": "csvfile default", "debug": {"msg": "{{ query('csvfile', 'nope', file='people.csv', delimiter=',', default=['a', 'b']) }}"}},
+    {"name": "csvfile in assert", "assert": {"that": ["lookup('csvfile', 'Smith file=people.csv delimiter=, col=2') == '1'"]}},
+    {"name": "csvfile bad col", "debug": {"msg": "{{ lookup('csvfile', 'Smith file=people.csv delimiter=, col=2,') }}"},
+     "ignore_errors": True},
+    {"name": "csvfile missing file", "debug": {"msg": "{{ lookup('csvfile', 'Smith file=nope.csv') }}"}, "ignore_errors": True},
     {"name": "first_found", "debug": {"msg": "{{ lookup('first_found', params) }}"}},
     {"name": "first_found list", "debug": {"msg": "{{ lookup('first_found', ['missing.txt', 'top.txt']) }}"}},
     {"name": "first_found kwargs", "debug": {"msg": "{{ lookup('first_found', files=['x', 'default.yml'], paths=['{d}/vars']) }}"}},
@@ -56,9 +67,8 @@ def test_controller_lookups_match_ansible(tmp_path, monkeypatch):
     mismatched = {}
     for (name, a), (_, o) in zip(theirs[0], ours[0], strict=False):
         got = fields(a, keys), fields(o, keys)
-        if got[0]["failed"] and got[1]["failed"]:  # the lookup's own message, in each wrapping
-            got = ({**got[0], "msg": got[0]["msg"].split(" failed: ")[-1]},
-                   {**got[1], "msg": got[1]["msg"].split("original message: ")[-1]})
+        if got[0]["failed"] and got[1]["failed"]:  # "The lookup plugin 'x' failed: ...", each task's wrapping
+            got = tuple({**g, "msg": g["msg"].split("The lookup plugin ", 1)[-1]} for g in got)
         if name == "first_found src":
             got = tuple({k: g[k] for k in ("changed", "failed")} for g in got)
         if got[0] != got[1]:
@@ -75,7 +85,8 @@ def test_controller_lookups_match_ansible(tmp_path, monkeypatch):
         assert path.read_text() == got["password file"]["msg"] + "\n"
     assert (tmp_path / "o" / "proj" / "out.txt").read_text() == "t\n"
     assert got["pipe output is data"]["msg"] == "{{ lookup('pipe', 'touch PWNED') }}"
-    assert not list(tmp_path.rglob("PWNED"))
+    assert not list(tmp_path.rglob("PWNED")) and not list(tmp_path.rglob("PWNED2"))
+    assert got["csvfile"]["msg"] == ["Jane", "2", "{{ lookup('pipe'"]  # a file's text is data (cut at its comma)
     assert os.environ["RUSTLE_CONTROLLER_VAR"] == "from the controller"
 
 

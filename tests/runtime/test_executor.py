@@ -312,3 +312,13 @@ def test_ansible_host_defaults_to_the_inventory_name(apply):
     # the inventory gives no address (its integration target lookup_vars reads it so)
     r = apply([task("debug", {"msg": "{{ lookup('vars', 'ansible_host') }} {{ ansible_host }}"}, name="h")])
     assert r.result("h")["msg"] == "h1 h1"
+
+
+def test_a_roles_handler_reports_role_and_name_as_ansible_does(apply, tmp_path):
+    # ansible-playbook reports "web : restart"; notify names the handler without its role
+    r = apply([task("command", {"_raw_params": "true"}, name="web : t", role="web", notify=["restart", "tidy"])],
+              [task("command", {"_raw_params": "true"}, name="restart", role="web"),
+               {"name": "tidy", "role": "web", "block": [task("command", {"_raw_params": "true"}, name="inner",
+                                                              role="web")]}])
+    assert r.rc == 0, r.stderr
+    assert [e["task"] for e in r.of("handler_result")] == ["web : restart", "web : inner"]

@@ -178,3 +178,27 @@ def test_fips_fact_matches_ansible(tmp_path):
     theirs, ours = compare_plays(tmp_path, [{"name": "facts", "tasks": tasks}])
     assert dict(ours[0])["fips"]["msg"] == dict(theirs[0])["fips"]["msg"]
     assert dict(ours[0])["fips"]["msg"] in ("False False", "True True")
+
+
+def test_local_facts_match_ansible(tmp_path):
+    """setup's fact_path: JSON, INI, an executable fact, a failing one, a bad one, a dangling link."""
+    files = {"facts.d/prefs.fact": "[general]\nbar=loaded\n", "facts.d/data.fact": '{"a": [1, 2]}\n',
+             "facts.d/good.fact": "#!/bin/sh\necho '{\"script_ran\": true}'\n",
+             "facts.d/bad_script.fact": "#!/bin/sh\necho oops >&2\nexit 3\n",
+             "facts.d/bad.fact": "[section\nnope\n", "facts.d/notes.txt": "not a fact\n"}
+    tasks = [
+        {"name": "modes", "file": {"path": "{d}/facts.d/{{ item }}.fact", "mode": "0755"},
+         "loop": ["good", "bad_script"]},
+        {"name": "dangling", "file": {"path": "{d}/facts.d/dead.fact", "src": "{d}/nowhere", "state": "link",
+                                      "force": True}},
+        {"name": "setup", "setup": {"fact_path": "{d}/facts.d", "filter": "ansible_local"}, "register": "s"},
+        {"name": "local", "debug": {"msg": "{{ ansible_local | to_json }} {{ s.ansible_facts.keys() | list }}"}},
+        {"name": "none", "setup": {"fact_path": "{d}/no-such-dir", "filter": "ansible_local"}, "register": "n"},
+        {"name": "empty", "debug": {"msg": "{{ n.ansible_facts }}"}},
+    ]
+    theirs, ours = compare_plays(tmp_path, [{"name": "facts", "tasks": tasks}], files)
+    keys = ("changed", "failed", "msg", "warnings")
+    mismatched = {n: (fields(a, keys), fields(o, keys)) for (n, a), (_, o) in zip(theirs[0], ours[0], strict=True)
+                  if fields(a, keys) != fields(o, keys)}
+    assert not mismatched, "\n".join(f"{n}:\n  {a}\n  {o}" for n, (a, o) in mismatched.items())
+    assert '"general": {"bar": "loaded"}' in dict(ours[0])["local"]["msg"]

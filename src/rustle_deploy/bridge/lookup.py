@@ -344,6 +344,12 @@ def _resolve_without_ansible(key: str, plan_dirs: Sequence[str]) -> BridgedModul
         return BridgedModule(name=name, fqcn="ansible.legacy." + short, path=path, style=style,
                              origin=f"library {directory}", interpreter=shebang(data) if style != "binary" else (),
                              data=data)
+    for directory in plan_dirs:  # as the probe says it with ansible-core (probe.py)
+        action = os.path.join(directory, "action_plugins", short + ".py")
+        if os.path.isfile(action):
+            return Missing(name, f"it is an action plugin with no module ({action}): it runs on the controller, "
+                                 "which the module bridge does not reproduce", searched,
+                           "write it as a module (library/) or as a rustle-deploy module (docs/modules.md)")
     return Missing(name, "no module by this name", searched,
                    f"put it in library/ beside the plan, or {ANSIBLE_HINT} for ansible-core's modules and collections")
 
@@ -503,7 +509,8 @@ def _lookup_key(key: str, plan_dirs: Sequence[str]) -> str:
     """The cache key of one lookup: the name and the collections searched, the ``ANSIBLE_*``
     environment, the working directory, the Python, ansible-core's installed version, every
     ansible.cfg Ansible would read, and the directories searched (library/, module_utils/ and
-    action_plugins/ of the plan and its roles, the module path, the collection roots and their
+    action_plugins/ of the plan and its roles, the module path, the collection roots (with
+    ``collections/`` beside the playbook, the first directory) and their
     namespaces and collections) that exist: a plan in another directory with none of those
     beside it asks the same question. An entry also records a fingerprint (names, sizes, times)
     of every file under the directories its module came from: an edited module or
@@ -519,7 +526,7 @@ def _lookup_key(key: str, plan_dirs: Sequence[str]) -> str:
     configs = [os.environ.get("ANSIBLE_CONFIG") or "", os.path.join(os.getcwd(), "ansible.cfg"),
                os.path.expanduser("~/.ansible.cfg"), "/etc/ansible/ansible.cfg"]
     watched = configs + _source_dirs(plan_dirs)
-    for root in _collection_paths():
+    for root in [os.path.join(d, "collections") for d in plan_dirs[:1]] + _collection_paths():
         top = os.path.join(root, "ansible_collections")
         watched.append(top)
         try:
@@ -551,6 +558,10 @@ def _resolve_with_ansible(keys: tuple[str, ...], plan_dirs: tuple[str, ...]) -> 
         found = answer["modules"].get(key) or {}
         if not found.get("found"):
             reason = str(found.get("reason") or "")
+            if found.get("action_only"):
+                out[key] = Missing(name, reason, searched, "run it with ansible-playbook, or write it as a module "
+                                   "(library/) or as a rustle-deploy module (docs/modules.md)")
+                continue
             if not reason or reason.startswith(("failed fuzzy", "no matches", "Unexpected", "found fuzzy")):
                 reason = "no module by this name"  # ansible-core's internal account of its search
             redirects = [r for r in found.get("redirects") or () if r != name]

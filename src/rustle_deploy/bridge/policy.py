@@ -14,6 +14,7 @@ ansible-core's are built into the runtime (copy, template, command, ...). For th
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -84,12 +85,17 @@ def _kind(task: Task) -> str:
     return "handler" if "/handlers/" in task.pointer else "task"
 
 
+_COLLECTION_ROLE = re.compile(r"/ansible_collections/[^/]+/[^/]+/roles/[^/]+/?$")
+
+
 def plan_dirs(plan: Plan) -> list[str]:
     """The directories whose library/ and module_utils/ Ansible searches for this plan: the
     playbook's (or the plan's) and every role's, as ansible-playbook adds them when it loads them."""
     dirs = [d for d in (plan.playbook_dir, plan.base_dir) if d]  # an emitted plan keeps its playbook's
     for play in plan.plays:
-        dirs += [str(r["path"]) for r in play.roles.values() if isinstance(r, Mapping) and r.get("path")]
+        # a collection's role brings no library/ (Ansible adds plugin dirs of other roles only)
+        dirs += [str(r["path"]) for r in play.roles.values() if isinstance(r, Mapping) and r.get("path")
+                 and not _COLLECTION_ROLE.search(str(r["path"]))]
     return list(dict.fromkeys(dirs))
 
 

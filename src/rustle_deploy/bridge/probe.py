@@ -32,6 +32,11 @@ def _setup(plan_dirs: list[str]) -> Any:
     from ansible.plugins import loader
 
     loader.init_plugin_loader()
+    if plan_dirs:
+        from ansible.utils.collection_loader import AnsibleCollectionConfig
+
+        # as ansible-playbook: collections/ beside the playbook (the first directory) first
+        AnsibleCollectionConfig.playbook_paths = [plan_dirs[0]]
     for directory in plan_dirs:
         # what ansible-playbook does for the playbook's directory and each role it loads:
         # library/, module_utils/, action_plugins/ ... in them are searched first
@@ -116,6 +121,11 @@ def resolve(lookups: dict[str, list[Any]]) -> dict[str, Any]:
         if not ctx.resolved:
             out[key] = {"found": False, "reason": ctx.exit_reason, "redirects": list(ctx.redirect_list),
                          "errors": errors, "removed": bool(getattr(ctx, "removal_version", None))}
+            action_ctx = action_loader.find_plugin_with_context(name, collection_list=collections or None)
+            if action_ctx.resolved:  # an action plugin alone: all of it runs on the controller
+                out[key]["reason"] = (f"it is an action plugin with no module ({action_ctx.plugin_resolved_path}): "
+                                      "it runs on the controller, which the module bridge does not reproduce")
+                out[key]["action_only"] = True
             continue
         path = ctx.plugin_resolved_path
         # as TaskExecutor._get_action_handler_with_module_context

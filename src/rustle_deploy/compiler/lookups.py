@@ -1,7 +1,7 @@
 """Ansible's controller lookups, run on the controller while a task compiles.
 
-``env``, ``pipe``, ``lines``, ``fileglob``, ``first_found`` and ``password`` read (or write) the controller
-in Ansible. The compiler renders each task that calls one under every variable scope it knows
+``env``, ``pipe``, ``lines``, ``fileglob``, ``first_found`` and ``password`` (and the ``fileglob``
+filter) read (or write) the controller in Ansible. The compiler renders each task that calls one under every variable scope it knows
 (``sources.static_scopes``: inventory, play and task variables, static loop items) with
 ``ControllerLookups`` installed as the runtime's ``lookups.controller``; each call's result (or
 its error) is recorded under ``lookups.lookup_key`` and embedded in the task
@@ -28,7 +28,11 @@ from contextlib import contextmanager
 from typing import Any
 
 CONTROLLER_CALL = re.compile(
-    r"""\b(?:lookup|query|q)\(\s*['"](?:ansible\.builtin\.)?(env|pipe|lines|fileglob|first_found|password)['"]""")
+    r"""\b(?:lookup|query|q)\(\s*['"](?:ansible\.builtin\.)?(env|pipe|lines|fileglob|first_found|password|csvfile)['"]"""
+    r"""|\|\s*(?:ansible\.builtin\.)?fileglob\b"""  # the fileglob filter globs the controller too
+    r"""|\b(?:lookup|query|q)\(\s*['"](?:ansible\.builtin\.)?file['"]\s*,\s*[^'"\s]""")  # a computed file name
+_KV_WORD = re.compile(r"""(?:[^\s"']|"[^"]*"|'[^']*')+""")
+_KV = re.compile(r"^\w+=")
 PASSWORD_PARAMS = frozenset(("length", "encrypt", "chars", "ident", "seed"))
 DEFAULT_PASSWORD_CHARS = ["ascii_letters", "digits", ".,:-_"]
 
@@ -131,6 +135,76 @@ class ControllerLookups:
                         out.extend(hits)
                         break
         return out
+
+    def _file(self, terms: list[Any], scope: Any) -> list[Any]:
+        """``lookup('file')`` of a name the compiler computed (a literal one is embedded as a
+        file, compiler/sources.py): the text of the file on the ``files`` search path."""
+        out = []
+        for term in map(str, terms):
+            path = self._find(scope, "files", term)
+            if path is None or not os.path.isfile(path):
+                raise LookupFailed(f"Unable to access the file {term!r}: File not found.")
+            with open(path, encoding="utf-8", errors="surrogateescape") as fh:
+                out.append(fh.read())
+        return out
+
+    def _csvfile(self, terms: list[Any], scope: Any, **options: Any) -> list[Any]:
+        """``csvfile``: the ``col`` column of the row whose ``keycol`` column is the term's key,
+        in ``file`` (found on the ``files`` search path); options as keywords or ``k=v`` in
+        the term, as ansible-core 2.19."""
+        import csv
+
+        params: dict[str, Any] = {"file": "ansible.csv", "delimiter": "TAB", "col": 1, "keycol": 0,
+                                  "default": None, "encoding": "utf-8"}
+        for name in options:
+            if name not in params:
+                raise LookupFailed(f"{name!r} is not a valid option")
+        params.update(options)
+        if not terms:
+            raise LookupFailed("Search key is required but was not found")
+        out: list[Any] = []
+        for term in map(str, terms):
+            # ansible's parse_kv: key=value words (the value unquoted); the rest, quotes and
+            # all, is the search key
+            words = _KV_WORD.findall(term)
+            key = " ".join(w for w in words if not _KV.match(w))
+            if not key:
+                raise LookupFailed("Search key is required but was not found")
+            these = dict(params)
+            for name, _, value in (w.partition("=") for w in words if _KV.match(w)):
+                value = "".join(shlex.split(value)) if value else value
+                if name not in these:
+                    raise LookupFailed(f"{name!r} is not a valid option")
+                these[name] = value
+            for name in ("col", "keycol"):
+                try:
+                    these[name] = int(these[name])
+                except (TypeError, ValueError):
+                    raise LookupFailed(f"Config '{name}' for 'csvfile' lookup plugin from 'Direct' has an invalid "
+                                       f"value: Invalid value provided for 'int': {these[name]!r}") from None
+            delimiter = "\t" if these["delimiter"] == "TAB" else str(these["delimiter"])
+            path = self._find(scope, "files", str(these["file"]))
+            if path is None:  # ansible-core opens None: Python's own message
+                raise LookupFailed("expected str, bytes or os.PathLike object, not NoneType")
+            value = these["default"]
+            try:
+                with open(path, encoding=str(these["encoding"])) as fh:
+                    for row in csv.reader(fh, dialect=csv.excel, delimiter=delimiter):
+                        if row and row[these["keycol"]] == key:
+                            value = row[these["col"]]
+                            break
+            except (OSError, ValueError, IndexError, csv.Error) as exc:
+                raise LookupFailed(str(exc)) from exc
+            if isinstance(value, list):  # a list default is spread, as Ansible's MutableSequence
+                out.extend(value)
+            elif value is not None:
+                out.append(value)
+        return out
+
+    def _fileglob_filter(self, terms: list[Any], scope: Any) -> list[Any]:
+        """The ``fileglob`` filter: the controller's files matching the pattern, relative to the
+        working directory (ansible-core's ``glob.glob``, directories left out)."""
+        return [g for g in glob.glob(str(terms[0])) if os.path.isfile(g)]
 
     def _first_found(self, terms: list[Any], scope: Any, files: Any = None, paths: Any = None,
                      skip: Any = False, _subdir: str | None = None) -> list[Any]:

@@ -43,7 +43,10 @@ if TYPE_CHECKING:
 SEARCH_VAR = "__rustle_search"  # the runtime's templating.SEARCH_VAR
 _TEMPLATED = re.compile(r"{{|{%|{#")
 _SHAPE = re.compile(r"{{.*?}}|{%.*?%}|{#.*?#}", re.S)
-_LOOKUP = re.compile(r"""\b(?:lookup|query|q)\(\s*(['"])(template|file)\1\s*,\s*(['"])([^'"{}]+)\3\s*[,)]""")
+# lookup('file', 'a', 'b', lstrip=True): the literal names (group 3), up to the first other argument
+_LOOKUP = re.compile(r"""\b(?:lookup|query|q)\(\s*(['"])(?:ansible\.builtin\.)?(template|file)\1"""
+                     r"""((?:\s*,\s*(['"])[^'"{}]+\4(?=\s*[,)]))+)""")
+_LITERAL = re.compile(r"""(['"])([^'"{}]+)\1""")
 MAX_TREE_FILES = 10_000
 MAX_INCLUDE_DEPTH = 50
 
@@ -79,8 +82,7 @@ class Embedder:
         search: dict[str, dict[str, Any]] = {"templates": {}, "files": {}, "sources": {},
                                              "lookups": {}}
         if controller is not None:
-            record_task(controller, [task.args, task.extras],
-                        [str(c.value) for c in task.conditions if c.kind in ("When", "Skip")], scopes)
+            record_task(controller, [task.args, task.extras], _bare_expressions(task, module), scopes)
         src = task.args.get("src")
         if module in ("copy", "template", "unarchive") and isinstance(src, str) and src:
             if not (module == "unarchive" and task.args.get("remote_src")):
@@ -197,10 +199,10 @@ class Embedder:
                         break
 
     def _lookups(self, task: Task, search: dict[str, dict[str, Any]]) -> None:
-        """``lookup('template'|'file', 'literal name')`` anywhere in the task."""
+        """``lookup('template'|'file', 'literal name', ...)`` anywhere in the task."""
         text = repr((task.args, task.extras, [c.value for c in task.conditions]))
-        for match in _LOOKUP.finditer(text):
-            kind, name = match.group(2), match.group(4)
+        calls = [(m.group(2), n.group(2)) for m in _LOOKUP.finditer(text) for n in _LITERAL.finditer(m.group(3))]
+        for kind, name in calls:
             key = "templates" if kind == "template" else "files"
             if name in search[key]:
                 continue
@@ -213,6 +215,20 @@ class Embedder:
                         search["sources"][name] = _source_info(path)
                         self._template(task, name, path, search, depth=1)
                     break
+
+
+def _bare_expressions(task: Task, module: str) -> list[str]:
+    """The task's expressions written without braces: its conditions, assert's ``that``,
+    ``changed_when``/``failed_when``/``until`` (a controller lookup there runs at compile time)."""
+    out = [str(c.value) for c in task.conditions if c.kind in ("When", "Skip")]
+    sources = [task.extras.get(k) for k in ("changed_when", "failed_when", "until")]
+    if module == "assert":
+        sources.append(task.args.get("that"))
+    for value in sources:
+        for text in value if isinstance(value, list) else [value]:
+            if isinstance(text, str) and not _TEMPLATED.search(text):
+                out.append(text)
+    return out
 
 
 def _role_candidates(task: Task, name: str, subdir: str) -> list[str]:

@@ -16,6 +16,7 @@ resolved once per plan, and each unit records the bridged modules its tasks use
 from __future__ import annotations
 
 import re
+import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -186,9 +187,11 @@ def _bridge_resolution(plan: Plan, plays: list[_PlayView]) -> Resolution | None:
 
 def _magic_vars(plan: Plan) -> dict[str, Any]:
     """Ansible's controller-side magic variables that the plan uses (``playbook_dir``,
-    ``ansible_search_path``): the plan's directory, as the playbook's would be."""
+    ``ansible_search_path``: the plan's directory, as the playbook's would be;
+    ``ansible_playbook_python``: the controller's Python, which runs rustle-deploy)."""
     text = repr(plan.plays)
-    magic = {"playbook_dir": plan.base_dir, "ansible_search_path": [plan.base_dir]}
+    magic = {"playbook_dir": plan.base_dir, "ansible_search_path": [plan.base_dir],
+             "ansible_playbook_python": sys.executable}
     return {k: v for k, v in magic.items() if k in text}
 
 

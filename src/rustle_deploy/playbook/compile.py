@@ -54,7 +54,13 @@ from rustle_deploy.playbook.args import (
     split_module_string,
 )
 from rustle_deploy.playbook.render import Renderer, TemplateFailed, has_template, referenced_names
-from rustle_deploy.playbook.roles import DEFAULT_ROLES_PATH, RoleDir, RoleFinder, display_path
+from rustle_deploy.playbook.roles import (
+    DEFAULT_COLLECTIONS_PATH,
+    DEFAULT_ROLES_PATH,
+    RoleDir,
+    RoleFinder,
+    display_path,
+)
 from rustle_deploy.playbook.yamlsrc import Origin, Source, read_yaml
 from rustle_deploy.runtime_index import canonical_module, module_families, runtime_plugins
 
@@ -99,6 +105,8 @@ class CompileOptions:
     defaults_source: str = "ansible.cfg"
     start_at_task: str | None = None  # --start-at-task: a task name or an fnmatch pattern
     library: tuple[str, ...] = ()  # ansible.cfg's library: where custom modules live
+    # ansible.cfg's collections_path / ANSIBLE_COLLECTIONS_PATH: where roles of collections are
+    collections_path: tuple[str, ...] = DEFAULT_COLLECTIONS_PATH
     # vars_prompt: asks the operator (None: no terminal, a prompt without default is an error);
     # with prompt_defaults, nothing is asked and the defaults are used (listings, syntax check)
     prompt: Callable[[VarPrompt], str | None] | None = None
@@ -256,7 +264,7 @@ class _Compiler:
         self.inv = inventory.with_playbook_dir(self.basedir)
         self.options = options
         self.extra = dict(options.extra_vars)
-        self.finder = RoleFinder(self.basedir, options.roles_path)
+        self.finder = RoleFinder(self.basedir, options.roles_path, options.collections_path)
         self.renderer = Renderer(self.basedir)
         # roles whose tasks have a templated copy/template src the host renders: the compiler
         # searches their directories for the files it may name (compiler/sources.py)
@@ -789,9 +797,11 @@ class _Compiler:
             raise src.error("roles is a list of roles", "roles: [common, {role: web, port: 80}]",
                             ds, "roles", value=True)
         calls = []
+        search = _search_list(self.collections(src, ds, ctx), "ansible.legacy")
         for i, entry in enumerate(entries):
             origin = src.origin(entries, i, value=True)
-            call, call_ctx = self.role_call(src, entries, i, entry, origin, st, ctx, parent=None)
+            call, call_ctx = self.role_call(src, entries, i, entry, origin, st, ctx, parent=None,
+                                            collections=search)
             calls.append((call, call_ctx))
         # count identities (entries and their dependencies) to deduplicate repeated roles
         for call, _ in calls:
@@ -810,7 +820,9 @@ class _Compiler:
 
     def role_call(self, src: Source, container: Any, index: Any, entry: Any, origin: Origin,
                   st: _PlayState, ctx: Ctx | None, *, parent: RoleCall | None,
-                  register: bool = True) -> tuple[RoleCall, Any]:
+                  register: bool = True, collections: tuple[str, ...] = ()) -> tuple[RoleCall, Any]:
+        """``collections``: the collection search list for the role's name (a dependency's is
+        the depending role's, :func:`_role_search`)."""
         if isinstance(entry, str):
             entry = {"role": entry}
             entry_src_ok = False
@@ -833,7 +845,9 @@ class _Compiler:
             role_name = self.controller_value(src, entry if entry_src_ok else container,
                                               name_key if entry_src_ok else index, role_name,
                                               [st.vars], "the role name")
-        role = self.finder.find(role_name, name_origin, base, st.play_dir)
+        if parent is not None:
+            collections = _role_search(parent.role, dependencies=True)
+        role = self.finder.find(role_name, name_origin, base, st.play_dir, collections)
         if parent is not None and any(os.path.realpath(c.role.path) == os.path.realpath(role.path)
                                       for c in parent.chain()):
             raise origin.error(f"role dependency loop: '{role.name}' depends on itself through "
@@ -944,9 +958,16 @@ class _Compiler:
     @staticmethod
     def role_collections(role: RoleDir, ctx: Ctx) -> Ctx:
         """A role's own ``collections`` (meta/main.yml) for its tasks and handlers: searched for
-        their modules' short names before what the play says (docs/bridge.md)."""
+        their modules' short names before what the play says (docs/bridge.md). A collection's
+        role searches its own collection first and ``ansible.builtin`` last, never ``library/``."""
         meta = role.meta
-        if meta is None or not isinstance(meta.data, dict) or meta.data.get("collections") is None:
+        has_meta = meta is not None and isinstance(meta.data, dict) and meta.data.get("collections") is not None
+        if role.collection is not None:
+            origin = (meta.origin(meta.data, "collections") if has_meta and meta is not None
+                      else ctx.role.origin if ctx.role is not None else None)
+            if origin is not None:
+                return replace(ctx, kws=(*ctx.kws, ("collections", list(_role_search(role)), origin)))
+        if not has_meta or meta is None:
             return ctx
         found = ("collections", meta.data["collections"], meta.origin(meta.data, "collections"))
         return replace(ctx, kws=(*ctx.kws, found))
@@ -1448,18 +1469,6 @@ class _Compiler:
         if kind == "items":
             extras["loop"] = value if isinstance(value, (list, str)) else [value]
             extras["loop_with"] = kind
-        elif kind == "list":
-            extras["loop"] = value if isinstance(value, (list, str)) else [value]
-        elif kind == "dict":
-            if isinstance(value, dict):
-                extras["loop"] = [{"key": k, "value": v} for k, v in value.items()]
-            elif isinstance(value, str) and value.strip().startswith("{{") \
-                    and value.strip().endswith("}}") and value.count("{{") == 1:
-                inner = value.strip()[2:-2].strip()
-                extras["loop"] = "{{ (" + inner + ") | dict2items }}"
-            else:
-                raise src.error("with_dict takes a mapping or one {{ expression }}", None, ds,
-                                key, value=True)
         elif kind not in BUILTIN_LOOKUPS:
             raise src.error(f"'{key}' is not a valid keyword for a task: '{kind}' is not one of "
                             "ansible-core's lookups", "write it as loop: with a filter", ds, key)
@@ -1476,7 +1485,7 @@ class _Compiler:
                               "sequence and __rustle_with_terms is not string and __rustle_with_terms "
                               f"is not mapping else [__rustle_with_terms]){options}) }}}}")
         else:
-            supported = ", ".join(f"with_{k}" for k in ("items", "list", "dict", *sorted(_with_lookups())))
+            supported = ", ".join(f"with_{k}" for k in ("items", *sorted(_with_lookups())))
             raise src.error(f"'{key}' is not supported yet",
                             f"supported: {supported}; or write it as loop: with a filter "
                             "(Ansible's 'Migrating from with_X to loop')", ds, key)
@@ -1917,7 +1926,7 @@ class _Compiler:
                                              "the role name", dynamic=not static))
         base_dir = os.path.dirname(ctx.role.role.path) if ctx.role else None
         role = self.finder.find(name, src.origin(arg_holder, name_key, value=True), base_dir,
-                                st.play_dir)
+                                st.play_dir, _search_list(self.collections(src, ds, ctx), "ansible.legacy"))
         froms = {f: str(args.get(f"{f}_from", "main")) for f in ("tasks", "handlers", "vars",
                                                                    "defaults")}
         for f, v in froms.items():
@@ -2031,3 +2040,27 @@ def _repoint(task: Task, old: str, new: str, origins: dict[str, Origin]) -> Task
                        always=tuple(move(c) for c in t.always))
 
     return move(task)
+
+
+def _search_list(collections: list[str] | tuple[str, ...], default: str) -> tuple[str, ...]:
+    """A ``collections`` list as Ansible searches it: ``default`` appended unless it names
+    ``ansible.builtin`` or ``ansible.legacy`` (``_ensure_default_collection``); empty stays empty."""
+    out = tuple(collections)
+    if out and "ansible.builtin" not in out and "ansible.legacy" not in out:
+        out += (default,)
+    return out
+
+
+def _role_search(role: RoleDir, dependencies: bool = False) -> tuple[str, ...]:
+    """The collection search list inside ``role`` for its tasks' modules: a collection's role
+    starts with its own collection and ends with ``ansible.builtin`` (``Role._load_role_data``),
+    another role has its ``meta/main.yml`` collections only. For its dependencies' names
+    ``ansible.legacy`` always ends it (``RoleMetadata._load_dependencies``: roles/ is searched)."""
+    meta = role.meta.data if role.meta is not None and isinstance(role.meta.data, dict) else {}
+    listed = meta.get("collections") or []
+    listed = [c for c in (listed if isinstance(listed, list) else [listed]) if isinstance(c, str)]
+    if role.collection is not None:
+        listed = [role.collection, *(c for c in listed if c != role.collection)]
+    if dependencies:
+        return (*listed, "ansible.legacy") if "ansible.legacy" not in listed else tuple(listed)
+    return _search_list(listed, "ansible.builtin" if role.collection else "ansible.legacy")

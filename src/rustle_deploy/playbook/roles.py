@@ -4,8 +4,19 @@ A role name is looked up, first hit wins, in ``roles/`` beside the playbook, eac
 ``roles_path`` (ansible.cfg / ``ANSIBLE_ROLES_PATH``, else ``~/.ansible/roles``,
 ``/usr/share/ansible/roles``, ``/etc/ansible/roles``), the directory of the role that depends
 on it (for ``meta/main.yml`` dependencies), and the playbook's directory itself; a name with
-a ``/`` is a path (relative to the playbook's directory). Names of collections
-(``namespace.collection.role``) are not supported yet.
+a ``/`` is a path (relative to the playbook's directory).
+
+A role of a collection, as Ansible's ``RoleDefinition._load_role_path`` finds it: a fully
+qualified name (``namespace.collection.role``) is first looked for as ``roles/ROLE`` of that
+collection, and a short name in each collection of the ``collections`` keyword in effect (the
+play's, the task's for ``include_role``, the depending role's for a dependency); the first
+collection root that holds ``namespace/collection`` is that collection's: ``collections/``
+beside the playbook, then ``collections_path`` (ansible.cfg, ``ANSIBLE_COLLECTIONS_PATH``; by
+default ``~/.ansible/collections``, ``/usr/share/ansible/collections``), then the Python
+path's ``site-packages`` (where the ``ansible`` package installs its collections). When no
+collection holds it, the roles directories are searched (ansible-core 2.19 always falls back). A
+collection's role searches its own collection first for its modules' short names, then its
+``meta/main.yml`` collections, then ``ansible.builtin`` (not ``library/``).
 
 A role directory's ``tasks/``, ``handlers/``, ``defaults/`` and ``vars/`` each hold
 ``main.yml`` (or ``main.yaml``, ``main.json``, ``main``, or a ``main/`` directory of files read
@@ -16,6 +27,8 @@ names; ``meta/main.yml`` holds ``dependencies`` and ``allow_duplicates``.
 from __future__ import annotations
 
 import os
+import re
+import sys
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -23,10 +36,25 @@ from rustle_deploy.errors import PlaybookError
 from rustle_deploy.playbook.keywords import suggest
 from rustle_deploy.playbook.yamlsrc import Origin, Source, read_yaml
 
-__all__ = ["DEFAULT_ROLES_PATH", "RoleDir", "RoleFinder", "display_path"]
+__all__ = ["DEFAULT_COLLECTIONS_PATH", "DEFAULT_ROLES_PATH", "RoleDir", "RoleFinder", "display_path",
+           "collection_roots"]
 
 DEFAULT_ROLES_PATH = ("~/.ansible/roles", "/usr/share/ansible/roles", "/etc/ansible/roles")
+DEFAULT_COLLECTIONS_PATH = ("~/.ansible/collections", "/usr/share/ansible/collections")
 _EXTS = ("", ".yml", ".yaml", ".json")
+_FQCR = re.compile(r"^([A-Za-z_]\w*)\.([A-Za-z_]\w*)\.([A-Za-z_]\w*)$")
+_SYNTHETIC = ("ansible.builtin", "ansible.legacy")
+
+
+def collection_roots(playbook_dir: str, configured: tuple[str, ...]) -> tuple[str, ...]:
+    """The ``ansible_collections`` directories Ansible's collection finder searches, in order:
+    beside the playbook, the configured paths, then the Python path's site-packages."""
+    out: list[str] = []
+    for p in [os.path.join(playbook_dir, "collections"), *configured,
+              *(p for p in sys.path if p.endswith("-packages"))]:
+        p = os.path.abspath(os.path.expanduser(p))
+        out.append(p if os.path.basename(p) == "ansible_collections" else os.path.join(p, "ansible_collections"))
+    return tuple(dict.fromkeys(out))
 
 
 def display_path(path: str) -> str:
@@ -48,6 +76,7 @@ class RoleDir:
     dependencies: list[Any] = field(default_factory=list)
     allow_duplicates: bool = False
     argument_specs: bool = False
+    collection: str | None = None  # the collection holding it (namespace.collection), if any
     _files: dict[tuple[str, str], Source | None] = field(default_factory=dict)
 
     def file(self, subdir: str, name: str = "main") -> str | None:
@@ -97,10 +126,34 @@ class RoleDir:
 class RoleFinder:
     """Finds role directories by name and reads each once."""
 
-    def __init__(self, basedir: str, roles_path: tuple[str, ...]) -> None:
+    def __init__(self, basedir: str, roles_path: tuple[str, ...],
+                 collections_path: tuple[str, ...] = DEFAULT_COLLECTIONS_PATH) -> None:
         self.basedir = basedir
         self.roles_path = tuple(os.path.abspath(os.path.expanduser(p)) for p in roles_path)
+        self.collection_roots = collection_roots(basedir, collections_path)
         self._cache: dict[str, RoleDir] = {}
+
+    def collection_dir(self, collection: str) -> str | None:
+        """Where ``namespace.collection`` lives: the first root that holds it."""
+        ns, _, coll = collection.partition(".")
+        for root in self.collection_roots:
+            path = os.path.join(root, ns, coll)
+            if os.path.isdir(path):
+                return path
+        return None
+
+    def in_collections(self, name: str, collections: tuple[str, ...]) -> RoleDir | None:
+        """The role ``name`` names in a collection: its FQCN's, else the first of ``collections``
+        (the search list in effect) that has it."""
+        match = _FQCR.match(name)
+        search = [f"{match[1]}.{match[2]}"] if match else [c for c in collections if c not in _SYNTHETIC]
+        resource = match[3] if match else name
+        for coll in search:
+            top = self.collection_dir(coll)
+            path = os.path.join(top, "roles", resource) if top else None
+            if path and os.path.isdir(path):
+                return self._load(f"{coll}.{resource}", path, collection=coll)
+        return None
 
     def search_dirs(self, role_basedir: str | None, playbook_dir: str | None = None) -> list[str]:
         base = playbook_dir or self.basedir
@@ -111,10 +164,12 @@ class RoleFinder:
         return dirs
 
     def find(self, name: str, origin: Origin, role_basedir: str | None = None,
-             playbook_dir: str | None = None) -> RoleDir:
-        """``playbook_dir``: the directory of the playbook file the play is in (an imported
-        playbook finds roles beside itself, as in Ansible)."""
-        """The role directory ``name`` refers to; PlaybookError naming every place tried."""
+             playbook_dir: str | None = None, collections: tuple[str, ...] = ()) -> RoleDir:
+        """The role directory ``name`` refers to; PlaybookError naming every place tried.
+
+        ``playbook_dir``: the directory of the playbook file the play is in (an imported
+        playbook finds roles beside itself, as in Ansible); ``collections``: the collection
+        search list in effect, its default (``ansible.legacy`` or ``ansible.builtin``) included."""
         if not isinstance(name, str) or not name.strip():
             raise origin.error("a role needs a name", "write - role: NAME")
         name = name.strip()
@@ -126,10 +181,10 @@ class RoleFinder:
         if "/" in name or name.startswith("~"):
             candidates = [os.path.join(playbook_dir or self.basedir, os.path.expanduser(name))]
         else:
-            if name.count(".") >= 2 and os.path.sep not in name:
-                raise origin.error(
-                    f"role {name!r} is a collection role; roles of collections are not "
-                    "supported yet", "copy the role into roles/ beside the playbook")
+            if collections or _FQCR.match(name):
+                found = self.in_collections(name, collections)
+                if found is not None:
+                    return found
             candidates = [os.path.join(d, name) for d in self.search_dirs(role_basedir, playbook_dir)]
         for path in candidates:
             path = os.path.normpath(path)
@@ -147,6 +202,10 @@ class RoleFinder:
         hint = f"did you mean '{close}'? " if close else ""
         hint += "roles are looked up in: " + ", ".join(display_path(t) for t in
                                                      dict.fromkeys(os.path.dirname(t) for t in tried))
+        match = _FQCR.match(name)
+        if match:
+            hint += (f"; and as a role of the collection {match[1]}.{match[2]} in: "
+                     + ", ".join(display_path(r) for r in self.collection_roots))
         raise origin.error(f"the role '{name}' was not found", hint)
 
     def _known(self, dirs: list[str]) -> list[str]:
@@ -158,11 +217,11 @@ class RoleFinder:
                 continue
         return names
 
-    def _load(self, name: str, path: str) -> RoleDir:
+    def _load(self, name: str, path: str, collection: str | None = None) -> RoleDir:
         real = os.path.realpath(path)
         if real in self._cache:
             return self._cache[real]
-        role = RoleDir(name=name, path=path)
+        role = RoleDir(name=name, path=path, collection=collection)
         meta = role.source("meta")
         role.meta = meta
         if meta is not None and meta.data is not None:

@@ -27,7 +27,7 @@ class CallbackModule(CallbackBase):
 
     def _write(self, result, status, ignored=False):
         res = result.result
-        line = {"task": result.task.get_name(), "module": result.task.action, "status": status,
+        line = {"task": result.task.get_name(), "host": result._host.get_name(), "module": result.task.action, "status": status,
                 "ignored": ignored, "msg": str(res.get("msg", ""))[:2000]}
         if "assertion" in res:
             line["assertion"] = str(res["assertion"])

@@ -250,7 +250,7 @@ def call_module(name, ctx, args, timeout=None, fn=None):
             import traceback
 
             result = {"failed": True, "changed": False,
-                      "msg": f"MODULE FAILURE: {type(exc).__name__}: {exc}",
+                      "msg": f"Task failed: Module failed: {exc}",  # ansible-core 2.19's words
                       "exception": traceback.format_exc()}
     if ctx.warnings:
         result.setdefault("warnings", []).extend(ctx.warnings)

@@ -46,6 +46,31 @@ _HIDDEN = ("ansible_facts", "stdout_lines", "stderr_lines", "_meta", "_set_fact"
            "_ansible_verbose_always", "invocation")
 
 
+
+def _loop_vars(control, items, index):
+    """The variables of loop item ``index``: ``loop_var`` (item), ``index_var`` and, with
+    ``extended``, ``ansible_loop``, as ansible-core sets them for tasks and includes."""
+    loop_var = control.get("loop_var", "item")
+    index_var = control.get("index_var")
+    lv = {loop_var: items[index], "ansible_loop_var": loop_var}
+    if index_var:
+        lv[index_var] = index
+        lv["ansible_index_var"] = index_var
+    if control.get("extended"):
+        n = len(items)
+        lv["ansible_loop"] = {
+            "allitems": items, "index": index + 1, "index0": index, "revindex": n - index,
+            "revindex0": n - index - 1, "first": index == 0, "last": index == n - 1,
+            "length": n,
+        }
+        if index:  # as Ansible: no previtem on the first item, no nextitem on the last
+            lv["ansible_loop"]["previtem"] = items[index - 1]
+        if index + 1 < n:
+            lv["ansible_loop"]["nextitem"] = items[index + 1]
+        if isinstance(items, UnsafeList):
+            lv["ansible_loop"] = unsafe(lv["ansible_loop"])
+    return lv
+
 class _EndPlay(Exception):
     pass
 
@@ -156,6 +181,14 @@ def _flatten(items, levels):
     return out
 
 
+def _shown(task, name, is_handler):
+    """The name a result reports: Ansible names a role's handler ``ROLE : NAME`` (the compiler
+    gives a role's tasks that name already; a handler keeps its own, which notify matches)."""
+    if is_handler and task.get("role"):
+        return f"{task['role'].split('#')[0]} : {name}"
+    return name
+
+
 def _as_list(value):
     if value is None:
         return []
@@ -242,6 +275,9 @@ class Runner:
         self.runtime_vars = {}  # registered results and set_fact, across plays
         self.cleanups = []  # called when the run ends
         self.included_vars = {}  # include_vars, below set_fact
+        # facts a module returned (getent_passwd...): variables of their own name too, at the
+        # host facts' precedence (above inventory, below play vars), as INJECT_FACTS_AS_VARS does
+        self.module_facts = {}
         self.extra_vars = dict(plan.get("extra_vars") or {})
         self.stats = {"ok": 0, "changed": 0, "failed": 0, "skipped": 0, "rescued": 0, "ignored": 0}
         self._params = []  # params layers of the containers being run (include vars)
@@ -318,6 +354,8 @@ class Runner:
         play = self._play or {}
         layers = [play["defaults"]] if play.get("defaults") else []
         layers.append(self.host_vars)
+        if self.module_facts:
+            layers.append(self.module_facts)
         if play.get("vars"):
             layers.append(play["vars"])
         if self.included_vars:
@@ -454,15 +492,15 @@ class Runner:
         if include is not None and not is_handler:
             if not tags_selected(task.get("tags"), self.only_tags, self.skip_tags):
                 return
-        head = {"id": task.get("id"), "task": task.get("name") or "include", "module": "include"}
+        head = {"id": task.get("id"), "task": _shown(task, task.get("name") or "include", is_handler),
+                "module": "include"}
         scope = self._task_scope(task)
         rounds = [(scope, {})]
         try:
             if "loop" in task:
-                loop_var = (task.get("loop_control") or {}).get("loop_var", "item")
-                rounds = [(scope.child(lv), lv) for lv in
-                          ({loop_var: item, "ansible_loop_var": loop_var}
-                           for item in self._loop_items(task, scope))]
+                items = self._loop_items(task, scope)
+                control = self._loop_control(task, scope)
+                rounds = [(scope.child(lv), lv) for lv in (_loop_vars(control, items, i) for i in range(len(items)))]
             runs = [(item_scope, layer) for item_scope, layer in rounds
                     if self._skip_reason(task, item_scope) is None]
             choice = task.get("include_choice")
@@ -569,7 +607,7 @@ class Runner:
             return
         if not is_handler and not tags_selected(task.get("tags"), self.only_tags, self.skip_tags):
             return
-        name = task.get("name") or task.get("module", "")
+        name = _shown(task, task.get("name") or task.get("module", ""), is_handler)
         head = {"id": task.get("id"), "task": name, "module": task.get("module")}
         if task.get("bridge"):
             head["bridge"] = task["bridge"]  # run through the module bridge (modules/bridge.py)
@@ -687,6 +725,8 @@ class Runner:
         if role and role.get("defaults"):
             layers.append(role["defaults"])
         layers.append(self.host_vars)
+        if self.module_facts:
+            layers.append(self.module_facts)
         if play.get("vars"):
             layers.append(play["vars"])
         if role and role.get("vars"):
@@ -729,32 +769,18 @@ class Runner:
             if skipped is not None:
                 return skipped
             return {"failed": True, "changed": False, "msg": str(loop_error)}
-        control = task.get("loop_control") or {}
+        try:
+            control = self._loop_control(task, scope)
+        except TemplateError as exc:
+            return {"failed": True, "changed": False, "msg": str(exc)}
         loop_var = control.get("loop_var", "item")
         index_var = control.get("index_var")
         pause = float(control.get("pause", 0) or 0)
-        extended = control.get("extended")
         results = []
         for index, item in enumerate(items):
             if index and pause:
                 time.sleep(pause)
-            lv = {loop_var: item, "ansible_loop_var": loop_var}
-            if index_var:
-                lv[index_var] = index
-                lv["ansible_index_var"] = index_var
-            if extended:
-                n = len(items)
-                lv["ansible_loop"] = {
-                    "allitems": items, "index": index + 1, "index0": index, "revindex": n - index,
-                    "revindex0": n - index - 1, "first": index == 0, "last": index == n - 1,
-                    "length": n,
-                }
-                if index:  # as Ansible: no previtem on the first item, no nextitem on the last
-                    lv["ansible_loop"]["previtem"] = items[index - 1]
-                if index + 1 < n:
-                    lv["ansible_loop"]["nextitem"] = items[index + 1]
-                if isinstance(items, UnsafeList):
-                    lv["ansible_loop"] = unsafe(lv["ansible_loop"])
+            lv = _loop_vars(control, items, index)
             item_scope = scope.child(lv)
             res = self._execute_item(task, item_scope, item)
             res[loop_var] = item
@@ -763,10 +789,14 @@ class Runner:
                 res[index_var] = index
                 res["ansible_index_var"] = index_var
             if "label" in control:
+                # templated over the item's own result under the task's register, as Ansible does
+                register = task.get("register")
+                label_scope = item_scope.child({register: unsafe(res)}) if register else item_scope
                 try:
-                    res["_ansible_item_label"] = self.templar.template(control["label"], item_scope)
-                except TemplateError:
+                    res["_ansible_item_label"] = self.templar.template(control["label"], label_scope)
+                except TemplateError as exc:
                     res["_ansible_item_label"] = control["label"]
+                    res.update(failed=True, msg=f"Failed to template loop_control.label: {exc}")
             results.append(res)
         out = {"changed": any(r.get("changed") for r in results), "results": results,
                "skipped": bool(results) and all(r.get("skipped") for r in results)}
@@ -781,6 +811,14 @@ class Runner:
             out["skipped"] = True
             out["skipped_reason"] = "No items in the list"
         return out
+
+    def _loop_control(self, task, scope):
+        """``loop_control`` with ``loop_var``/``index_var`` templated (``"{{ name }}"``)."""
+        control = dict(task.get("loop_control") or {})
+        for key in ("loop_var", "index_var"):
+            if is_template(control.get(key)):
+                control[key] = str(self.templar.template(control[key], scope))
+        return control
 
     def _loop_items(self, task, scope):
         loop = task["loop"]
@@ -971,5 +1009,6 @@ class Runner:
             else:
                 current = self.facts() if self._facts is None else self._facts
                 current.update(unsafe(facts))
+                self.module_facts.update((k, v) for k, v in unsafe(facts).items() if not k.startswith("ansible_"))
         return result
 

@@ -38,9 +38,9 @@ class Undefined:
         self._undefined_name = hint
 
     def fail(self):
-        from .templating import TemplateError
+        from .templating import UndefinedVariable
 
-        raise TemplateError(self._undefined_hint)
+        raise UndefinedVariable(self._undefined_hint)
 
     _fail_with_undefined_error = fail
 

@@ -237,16 +237,20 @@ def symmetric_difference(a, b):
     return [x for x in union(a, b) if x not in intersect(a, b)]
 
 
-def b64encode(value, encoding="utf-8"):
+def b64encode(value, encoding="utf-8", urlsafe=False):
     import base64
 
-    return base64.b64encode(str(value).encode(encoding)).decode("ascii")
+    encode = base64.urlsafe_b64encode if urlsafe else base64.b64encode
+    return encode(str(value).encode(encoding, "surrogateescape")).decode("ascii")
 
 
-def b64decode(value, encoding="utf-8"):
+def b64decode(value, encoding="utf-8", urlsafe=False):
+    """Ansible's: bytes that are not text in ``encoding`` are kept (surrogate escapes), so that
+    ``content: "{{ latin1 | b64decode }}"`` writes the original bytes."""
     import base64
 
-    return base64.b64decode(str(value)).decode(encoding)
+    decode = base64.urlsafe_b64decode if urlsafe else base64.b64decode
+    return decode(str(value).encode("utf-8", "surrogateescape")).decode(encoding, "surrogateescape")
 
 
 def hash_filter(value, algorithm="sha1"):
@@ -476,12 +480,14 @@ FILTERS = {
     "md5": hash_named("md5"), "sha1": hash_named("sha1"), "normpath": os.path.normpath,
     "relpath": os.path.relpath, "commonpath": os.path.commonpath,
     "win_basename": lambda p: _ntpath("basename")(p), "win_dirname": lambda p: _ntpath("dirname")(p),
-    "win_splitdrive": win_splitdrive,
+    "win_splitdrive": win_splitdrive, "urlsplit": lambda value, query="": urlsplit(value, query),
+    "comment": lambda text, style="plain", **kw: comment(text, style, **kw),
 }
+# filters the templating environment adds (they need the task's variables): fileglob runs on
+# the controller, the host reads what the compiler recorded (templating._fileglob)
+CONTEXT_FILTERS = ("fileglob",)
 # ansible.builtin filters the compiler refuses, and why
 REFUSED_FILTERS = {
-    "comment": "not implemented by the runtime",
-    "fileglob": "it globs the controller's files",
     "from_yaml": "the runtime carries no YAML parser",
     "from_yaml_all": "the runtime carries no YAML parser",
     "password_hash": "the host's Python may lack crypt",
@@ -599,7 +605,8 @@ TESTS = {
     "unreachable": lambda r: to_bool(_result(r, "unreachable").get("unreachable", False)),
     "started": lambda r: to_bool(_result(r, "started").get("started", True)),
     "timedout": lambda r: bool((_result(r, "timedout").get("timedout") or {}).get("period")),
-    "url": lambda v: _url(v, "url"), "uri": lambda v: _url(v, "uri"), "urn": lambda v: _url(v, "urn"),
+    "uri": lambda v, schemes=None: _is_uri(v, schemes), "url": lambda v, schemes=None: _is_url(v, schemes),
+    "urn": lambda v: _is_uri(v, ["urn"]),
 }
 REFUSED_TESTS = {
     "vault_encrypted": "vaulted data is not supported",
@@ -607,14 +614,67 @@ REFUSED_TESTS = {
 }
 
 
-def _url(value, kind):
-    """Ansible's uri/url/urn tests."""
+def urlsplit(value, query=""):
+    """Ansible's ``urlsplit``: every public attribute of urllib's SplitResult, or the one named."""
+    from urllib.parse import urlsplit as split
+
+    parts = split(value)
+    results = {k: getattr(parts, k) for k in dir(parts)
+               if not k.startswith("_") and k not in ("count", "index", "geturl", "encode")}
+    if not query:
+        return results
+    if query not in results:
+        raise FilterError(f"urlsplit: unknown URL component: {query}")
+    return results[query]
+
+
+_COMMENT_STYLES = {
+    "plain": {"decoration": "# "}, "erlang": {"decoration": "% "}, "c": {"decoration": "// "},
+    "cblock": {"beginning": "/*", "decoration": " * ", "end": " */"},
+    "xml": {"beginning": "<!--", "decoration": " - ", "end": "-->"},
+}
+
+
+def comment(text, style="plain", **kw):
+    """Ansible's ``comment`` filter: ``text`` as a comment block of ``style``."""
+    if style not in _COMMENT_STYLES:
+        raise FilterError(f"Invalid style {style!r}.")  # Ansible's help text lists the styles
+    style_params = _COMMENT_STYLES[style]
+    edge = kw.get("decoration", style_params["decoration"]).rstrip()
+    p = {"newline": "\n", "beginning": "", "prefix": edge, "prefix_count": 1, "decoration": "",
+         "postfix": edge, "postfix_count": 1, "end": ""}
+    p.update(style_params)
+    p.update(kw)
+    nl, deco = p["newline"], p["decoration"]
+    beginning = f"{p['beginning']}{nl}" if p["beginning"] else ""
+    prefix = ""
+    if p["prefix"]:
+        prefix = (nl if p["prefix"] == nl else f"{p['prefix']}{nl}") * int(p["prefix_count"])
+    body = (deco + text.replace(nl, nl + deco)).replace(deco + nl, deco.rstrip() + nl)
+    postfix = nl.join([""] + [p["postfix"]] * int(p["postfix_count"]))
+    end = f"{nl}{p['end']}" if p["end"] else ""
+    return beginning + prefix + body + postfix + end
+
+
+def _is_uri(value, schemes=None):
+    """Ansible's ``uri`` test: anything urlparse takes (junk too), in ``schemes`` when given."""
     from urllib.parse import urlparse
 
-    parts = urlparse(str(value))
-    if kind == "urn":
-        return parts.scheme == "urn"
-    if kind == "url":
-        return bool(parts.scheme and parts.netloc)
-    return bool(parts.scheme)
+    try:
+        scheme = urlparse(value).scheme
+    except Exception:  # noqa: BLE001 - Ansible's test: anything urlparse refuses is no URI
+        return False
+    return not schemes or scheme in schemes
+
+
+def _is_url(value, schemes=None):
+    """Ansible's ``url`` test: a URI with a network location, or a file: one."""
+    from urllib.parse import urlparse
+
+    if not _is_uri(value, schemes):
+        return False
+    parts = urlparse(value)
+    return bool(parts.netloc or parts.scheme == "file")
+
+
 FILTERS["version_compare"] = version_compare

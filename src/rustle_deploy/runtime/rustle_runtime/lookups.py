@@ -11,7 +11,7 @@ over Ansible's search path: the plan's directory, its ``files/`` or ``templates/
 ``--files-dir`` ones); a ``file`` name the compiler could not know (an expression) is read on
 the host, which is the controller's view only for a local connection.
 
-Controller lookups (``CONTROLLER``: env, pipe, lines, fileglob, first_found, password) run where Ansible
+Controller lookups (``CONTROLLER``: env, pipe, lines, fileglob, first_found, password, csvfile) run where Ansible
 runs them, on the controller: the compiler calls them through ``controller`` (set only while it
 compiles) for every call whose terms it can decide, and embeds each result under its
 ``lookup_key``; the host reads that result. A call whose terms depend on host data (a fact, a
@@ -57,12 +57,16 @@ def _flatten(terms):
 
 def _file(terms, ctx, rstrip=True, lstrip=False):
     known = ctx.embedded("files")
+    recorded = ctx.embedded("lookups")
     out = []
     for term in terms:
         sha = known.get(term)
         try:
             if sha is not None:
                 text = ctx.read(sha).decode("utf-8", "surrogateescape")
+            elif controller is not None or lookup_key("file", [term], {}) in recorded:
+                # a name the compiler computed (lookup('file', *names)): read on the controller
+                text = _controller_values("file", [term], ctx, {})[0]
             else:
                 with open(os.path.expanduser(str(term)), encoding="utf-8", errors="surrogateescape") as fh:
                     text = fh.read()
@@ -92,7 +96,9 @@ def _template(terms, ctx, template_vars=None, convert_data=True, variable_start_
         overrides = {"variable_start_string": variable_start_string, "variable_end_string": variable_end_string,
                      "comment_start_string": comment_start_string, "comment_end_string": comment_end_string,
                      "trim_blocks": trim_blocks}
-        out.append(ctx.templar.render(text, ctx.scope.child(extra), overrides))
+        # a template that writes nothing gives None; text without template syntax is text
+        nothing = None if any(m in text for m in (variable_start_string, "{%", comment_start_string)) else ""
+        out.append(ctx.templar.render(text, ctx.scope.child(extra), overrides, nothing=nothing))
     return out
 
 
@@ -216,13 +222,21 @@ def _subelements(terms, ctx):
 _SEQUENCE = re.compile(r"^((0?x?[0-9a-f]+)-)?(0?x?[0-9a-f]+)(/(0?x?[0-9a-f]+))?(:(.+))?$", re.I)
 
 
-def _number(text):
+def _number(text, field):
+    """An integer option of ``sequence`` (hex with 0x, octal with a leading 0), refused in
+    the words of Ansible's option check (which names every value's origin 'Direct')."""
+    if isinstance(text, int) and not isinstance(text, bool):
+        return text
     text = str(text)
-    if text.lower().startswith("0x"):
-        return int(text, 16)
-    if len(text) > 1 and text.startswith("0"):
-        return int(text, 8)
-    return int(text)
+    try:
+        if text.lower().startswith("0x"):
+            return int(text, 16)
+        if len(text) > 1 and text.startswith("0"):
+            return int(text, 8)
+        return int(text)
+    except ValueError:
+        raise LookupError_(f"Config '{field}' for 'sequence' lookup plugin from 'Direct' has an invalid "
+                           f"value: Invalid value provided for 'integer': {text!r}") from None
 
 
 def _sequence(terms, ctx, **options):
@@ -249,9 +263,9 @@ def _sequence(terms, ctx, **options):
                 if not sep or key not in fields:
                     raise LookupError_(f"unrecognized arguments to with_sequence: [{key!r}]")
                 fields[key] = value
-        start, stride = _number(fields["start"]), _number(fields["stride"])
-        end = None if fields["end"] is None else _number(fields["end"])
-        count = None if fields["count"] is None else _number(fields["count"])
+        start, stride = _number(fields["start"], "start"), _number(fields["stride"], "stride")
+        end = None if fields["end"] is None else _number(fields["end"], "end")
+        count = None if fields["count"] is None else _number(fields["count"], "count")
         if count is None and end is None:
             raise LookupError_("must specify count or end in with_sequence")
         if count is not None and end is not None:
@@ -296,7 +310,10 @@ def _varnames(terms, ctx):
     for term in terms:
         if not isinstance(term, str):
             raise LookupError_(f'Invalid setting identifier, "{term}" is not a string, it is a {type(term)}')
-        pattern = re.compile(term)
+        try:
+            pattern = re.compile(term)
+        except re.error as exc:
+            raise LookupError_(f'Unable to use "{term}" as a search parameter: {exc}') from exc
         out.extend(n for n in names if pattern.search(n))
     return out
 
@@ -348,7 +365,6 @@ LOOKUPS = {
 # ansible.builtin lookups the compiler refuses, and why (the compiler reads this dict)
 REFUSED = {
     "config": "it reads the controller's Ansible configuration",
-    "csvfile": "it reads a controller file by a computed name",
     "ini": "it reads a controller file by a computed name",
     "inventory_hostnames": "it needs the inventory's host patterns on the host",
     "unvault": "vaulted files are not supported",
@@ -357,7 +373,7 @@ REFUSED = {
 
 
 # ansible.builtin lookups Ansible runs on the controller; the compiler embeds their results
-CONTROLLER = frozenset(("env", "pipe", "lines", "fileglob", "first_found", "password"))
+CONTROLLER = frozenset(("env", "pipe", "lines", "fileglob", "first_found", "password", "csvfile"))
 # the compiler's runner of CONTROLLER lookups, fn(name, terms, options, scope) -> list; None on
 # hosts, where the embedded results are read instead
 controller = None
@@ -375,8 +391,9 @@ def _controller_values(name, terms, ctx, options):
         return controller(name, terms, options, ctx.scope)
     found = ctx.embedded("lookups").get(lookup_key(name, terms, options))
     if found is None:
+        what = "the fileglob filter" if name == "fileglob_filter" else f"lookup('{name}')"
         raise LookupError_(
-            f"lookup('{name}') runs on the controller, and the controller could not resolve "
+            f"{what} runs on the controller, and the controller could not resolve "
             f"these terms when it compiled the task: {list(terms)!r} (they depend on host data: "
             "a fact, a registered result); hint: compute the terms from variables the "
             "controller knows (inventory, play, role and task variables, loop items)")
@@ -385,14 +402,23 @@ def _controller_values(name, terms, ctx, options):
     return list(found["values"])
 
 
+def _short(name):
+    """``ansible.builtin.NAME`` (or ``ansible.legacy.NAME``) is ``NAME``."""
+    for prefix in ("ansible.builtin.", "ansible.legacy."):
+        if isinstance(name, str) and name.startswith(prefix):
+            return name[len(prefix):]
+    return name
+
+
 def run(name, terms, scope, templar, wantlist=False, errors="strict", **options):
     """``lookup(name, *terms, **options)`` as Ansible calls it; the caller marks the result as
     host data."""
+    written, name = name, _short(name)
     fn = LOOKUPS.get(name)
     if name == "first_found" and scope is not None and _found(scope) is not None:
         fn = _first_found  # an include's name: the host picks among the files the compiler found
     try:
-        if name in CONTROLLER and fn is not _first_found:
+        if (name in CONTROLLER or name == "fileglob_filter") and fn is not _first_found:
             values = _controller_values(name, list(terms), _Context(scope, templar), options)
         elif fn is None:
             why = REFUSED.get(name, "it is not an ansible.builtin lookup")
@@ -402,8 +428,8 @@ def run(name, terms, scope, templar, wantlist=False, errors="strict", **options)
     except (LookupError_, TypeError, ValueError) as exc:
         if errors in ("warn", "ignore"):
             return [] if wantlist else None
-        raise LookupError_(f"An unhandled exception occurred while running the lookup plugin '{name}'. "
-                           f"Error was a {type(exc).__name__}, original message: {exc}") from exc
+        plugin = "filter plugin 'ansible.builtin.fileglob'" if name == "fileglob_filter" else f"lookup plugin '{written}'"
+        raise LookupError_(f"The {plugin} failed: {exc}") from exc  # ansible-core 2.19's words
     if wantlist or not values:
         return values
     if len(values) == 1:

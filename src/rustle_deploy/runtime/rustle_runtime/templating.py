@@ -39,6 +39,10 @@ class TemplateError(Exception):
     """A template or expression could not be evaluated (undefined variable, syntax, filter)."""
 
 
+class UndefinedVariable(TemplateError):
+    """The template used a variable (or key, attribute) that is not defined."""
+
+
 class TemplateSecurityError(TemplateError):
     """A template reached for Python's internals (``''.__class__``); the sandbox refused."""
 
@@ -100,6 +104,21 @@ _TAINT = _Taint()
 def is_template(value):
     return (isinstance(value, str) and ("{{" in value or "{%" in value or "{#" in value)
             and not isinstance(value, UnsafeText))
+
+
+# a {{ }} block, its string literals skipped whole (a "}}" inside one does not end it)
+_VAR_BLOCK = re.compile(r"""\{\{(?:'(?:[^'\\]|\\.)*'|"(?:[^"\\]|\\.)*"|[^'"}]|\}(?!\}))*\}\}""", re.S)
+_STRING = re.compile(r"'(?:[^'\\]|\\.)*'" + r'|"(?:[^"\\]|\\.)*"', re.S)
+
+
+def escape_backslashes(text):
+    """ansible-core's escape_backslashes for a template written in YAML (task arguments,
+    variables; not template files, not conditionals): a backslash in a string literal inside
+    {{ }} stands for itself (``regex_search(r, '\\1')`` receives backslash-one, and
+    ``'a\\nb'`` is four characters). Text inside {% raw %} is left as it is."""
+    if "\\" not in text or "{% raw" in text or "{%- raw" in text:
+        return text
+    return _VAR_BLOCK.sub(lambda m: _STRING.sub(lambda s: s.group().replace("\\", "\\\\"), m.group()), text)
 
 
 def has_template(value):
@@ -281,7 +300,7 @@ def _environment():
                       autoescape=False, loader=EmbeddedLoader())
     for name in _LAZY_FILTERS:
         env.filters[name] = _listed(env.filters[name])
-    env.filters.update(FILTERS)
+    env.filters.update({name: _named(name, fn) for name, fn in FILTERS.items()})
     env.tests.update(TESTS)
     for table in (env.filters, env.tests):  # the fully qualified names too
         table.update({"ansible.builtin." + k: v for k, v in list(table.items())})
@@ -294,6 +313,11 @@ def _environment():
     def query(context, name, *terms, **kw):
         return _lookup(name, *terms, _context=context, wantlist=True, **kw)
 
+    @jinja2.pass_context
+    def fileglob(context, pathname):
+        return _lookup("fileglob_filter", pathname, _context=context, wantlist=True)
+
+    env.filters["fileglob"] = env.filters["ansible.builtin.fileglob"] = fileglob
     env.globals.update(lookup=lookup, query=query, q=query, now=now, undef=undef)
     env.rustle_vars = JinjaVars
     env.rustle_cache = {}
@@ -409,6 +433,21 @@ def _restore_newlines(source, result, newline):
 _LAZY_FILTERS = ("map", "select", "reject", "selectattr", "rejectattr")
 
 
+def _named(name, fn):
+    """A runtime filter whose FilterError names it, as ansible-core 2.19 does."""
+
+    @functools.wraps(fn)  # keeps jinja2's pass_context / pass_environment marks
+    def named(*args, **kwargs):
+        try:
+            return fn(*args, **kwargs)
+        except FilterError as exc:
+            if str(exc).startswith("The filter plugin "):
+                raise
+            raise FilterError(f"The filter plugin 'ansible.builtin.{name}' failed: {exc}") from exc
+
+    return named
+
+
 def _listed(fn):
     @functools.wraps(fn)  # keeps jinja2's pass_context / pass_environment marks
     def listed(*args, **kwargs):
@@ -456,6 +495,8 @@ def _error(exc):
     jinja2 = sys.modules.get("jinja2")
     if jinja2 is not None and isinstance(exc, jinja2.exceptions.SecurityError):
         return TemplateSecurityError(f"{msg} (templates run in Jinja2's sandbox)")
+    if jinja2 is not None and isinstance(exc, jinja2.exceptions.UndefinedError):
+        return UndefinedVariable(msg)
     return TemplateError(msg)
 
 
@@ -484,6 +525,7 @@ class Templar:
         if isinstance(value, str):
             if not is_template(value):
                 return value
+            value = escape_backslashes(value)
             # Jinja2 drops one trailing newline before it renders: "{{ [1] }}\n" is one
             # expression, so ansible-core 2.19 returns its native value (a list here); text
             # gets its newline back unless it ends with one ("{{ 'a' }}\n" is "a\n")
@@ -506,14 +548,15 @@ class Templar:
     def __init__(self, read_file=None):
         self.read_file = read_file  # sha256 -> bytes of an embedded file (include, lookup)
 
-    def render(self, text, scope, overrides=None):
+    def render(self, text, scope, overrides=None, nothing=""):
         """Render ``text`` as a full Jinja2 template to a string (host data as it is), with
-        Ansible's syntax ``overrides`` (OVERRIDE_DEFAULTS) and the ``#jinja2:`` line."""
+        Ansible's syntax ``overrides`` (OVERRIDE_DEFAULTS) and the ``#jinja2:`` line;
+        ``nothing`` when a template writes no output at all (lookup('template') gives None)."""
         if isinstance(text, UnsafeText):
             return text
-        return self._tracked(self._render, text, scope, overrides)
+        return self._tracked(self._render, text, scope, overrides, nothing)
 
-    def _render(self, text, scope, overrides=None):
+    def _render(self, text, scope, overrides=None, nothing=""):
         if text.startswith(JINJA2_OVERRIDE):
             text, overrides = split_overrides(text, overrides)
         effective = _effective(overrides)
@@ -533,13 +576,16 @@ class Templar:
             if tmpl is None:
                 tmpl = env.rustle_cache[("t", text, effective)] = env.from_string(text)
             ctx = tmpl.new_context(env.rustle_vars(scope, env.globals), shared=True)
-            result = "".join(tmpl.root_render_func(ctx))
+            chunks = list(tmpl.root_render_func(ctx))
         except TemplateError:
             raise
         except Exception as exc:  # jinja2.TemplateError, filter errors, TypeError from user data
             raise _error(exc) from exc
         finally:
             loader.names, loader.read_file = saved
+        if not chunks:
+            return nothing
+        result = "".join(chunks)
         options = dict(effective)
         if options.get("keep_trailing_newline"):
             return result

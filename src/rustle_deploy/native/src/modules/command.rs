@@ -51,7 +51,7 @@ fn crash(kind: &str, msg: &str) -> ModuleResult {
         ("changed", Value::Bool(false)),
         (
             "msg",
-            Value::Str(format!("MODULE FAILURE: {}: {}", kind, msg)),
+            Value::Str(format!("Task failed: Module failed: {}", msg)),
         ),
         (
             "exception",
@@ -1152,7 +1152,7 @@ mod tests {
             .unwrap();
         assert_eq!(
             field(&r, "msg"),
-            &Value::from("MODULE FAILURE: ValueError: No closing quotation")
+            &Value::from("Task failed: Module failed: No closing quotation")
         );
         let (r, warnings) = call(
             "command",

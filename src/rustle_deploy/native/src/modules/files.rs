@@ -6,7 +6,7 @@
 //! target, the mode applied to it, then a rename over the target (not fsynced, as the Python
 //! runtime). Paths are handled as the Python runtime handles them (`os.path` semantics:
 //! `expanduser`/`expandvars`, `realpath`, `join`). An OS error the Python runtime does not catch
-//! becomes the executor's "MODULE FAILURE: <ErrorClass>: [Errno N] …" message (without the
+//! becomes the executor's "Task failed: Module failed: [Errno N] …" message (without the
 //! Python traceback).
 
 use std::fs;
@@ -148,15 +148,7 @@ pub fn os_error_text(err: &io::Error, path: &str) -> String {
 
 /// An OS error the Python module does not catch, as the executor reports it.
 pub fn os_failure(err: io::Error, path: &str) -> ModuleFailure {
-    let class = match err.raw_os_error() {
-        Some(2) => "FileNotFoundError",
-        Some(1) | Some(13) => "PermissionError",
-        Some(17) => "FileExistsError",
-        Some(20) => "NotADirectoryError",
-        Some(21) => "IsADirectoryError",
-        _ => "OSError",
-    };
-    ModuleFailure::new(format!("MODULE FAILURE: {}: {}", class, os_error_text(&err, path)))
+    ModuleFailure::new(format!("Task failed: Module failed: {}", os_error_text(&err, path)))
 }
 
 trait OrFail<T> {
@@ -485,7 +477,7 @@ pub fn atomic_write(path: &str, data: &[u8], mode: Option<&Value>) -> R<()> {
             let bits = parse_mode(mode, stat(path).as_ref())?;
             chmod(&tmp, bits).or_fail(&tmp)?;
         }
-        fs::rename(&tmp, path).map_err(|e| ModuleFailure::new(format!("MODULE FAILURE: {}", rename_error(&e, &tmp, path))))
+        fs::rename(&tmp, path).map_err(|e| ModuleFailure::new(format!("Task failed: Module failed: {}", rename_error(&e, &tmp, path))))
     })();
     if outcome.is_err() && lexists(&tmp) {
         let _ = fs::remove_file(&tmp);
@@ -494,7 +486,7 @@ pub fn atomic_write(path: &str, data: &[u8], mode: Option<&Value>) -> R<()> {
 }
 
 fn rename_error(err: &io::Error, from: &str, to: &str) -> String {
-    format!("OSError: [Errno {}] {}: {} -> {}", err.raw_os_error().unwrap_or(0), crate::sys::strerror(err), py_repr_str(from), py_repr_str(to))
+    format!("[Errno {}] {}: {} -> {}", err.raw_os_error().unwrap_or(0), crate::sys::strerror(err), py_repr_str(from), py_repr_str(to))
 }
 
 fn adopt_attributes(tmp: &str, path: &str) -> R<()> {
@@ -1123,6 +1115,9 @@ fn write_content(ctx: &mut Ctx, args: &Map, data: &[u8], label: &str, module: &s
             // a symlinked dest (follow=false) is replaced by the rename itself, atomically
             atomic_write(&dest, data, attrs.mode)?;
         }
+    } else {
+        // Ansible's copy action leaves an unchanged file to the file module: it says path
+        result.insert("path", dest.clone().into());
     }
     if (ctx.check && !exists(&dest)) || apply_attributes(ctx.check, &dest, attrs, None, true)? {
         changed = true;
@@ -1765,7 +1760,10 @@ mod tests {
         );
         assert_eq!(without_owner(res.ok().unwrap()), want);
         let (again, _) = run(copy, false, false, &format!(r#"{{"content": "hello\n", "dest": "{}/a.txt", "mode": "0640"}}"#, d));
-        assert_eq!(again.ok().unwrap().get("changed"), Some(&Value::Bool(false)));
+        let again = again.ok().unwrap();
+        assert_eq!(again.get("changed"), Some(&Value::Bool(false)));
+        // unchanged: Ansible's copy action hands the file to the file module, which says path
+        assert_eq!(again.get("path"), Some(&Value::from(format!("{}/a.txt", d))));
     }
 
     #[test]

@@ -251,7 +251,7 @@ fn present(task: &Task, line: &str, ins: Insert, create: bool, backrefs: bool, f
     let before = ins.before.as_deref();
     if index[0] != -1 {
         let mut new_line = match (&found, backrefs, &task.regexp) {
-            (Some((text, m)), true, Some((_, re))) => re.expand_bytes(m, text, b_line).or_else(|e| fail(format!("MODULE FAILURE: {}", e)))?,
+            (Some((text, m)), true, Some((_, re))) => re.expand_bytes(m, text, b_line).or_else(|e| fail(format!("Task failed: Module failed: {}", e.trim_start_matches("error: "))))?,
             _ => b_line.to_vec(),
         };
         if !new_line.ends_with(b"\n") {

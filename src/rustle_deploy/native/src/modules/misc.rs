@@ -131,7 +131,7 @@ pub fn ping(_ctx: &mut Ctx, args: &Map) -> ModuleResult {
         return Ok(map(vec![
             ("failed", Value::Bool(true)),
             ("changed", Value::Bool(false)),
-            ("msg", Value::from("MODULE FAILURE: Exception: boom")),
+            ("msg", Value::from("Task failed: Module failed: boom")),
             (
                 "exception",
                 Value::from("Traceback (most recent call last):\n  (raised by the native runner's ping)\nException: boom\n"),
@@ -261,7 +261,7 @@ mod tests {
         let r = with_ctx(|c, _| ping(c, &args(r#"{"data": "crash"}"#)), 0).unwrap();
         assert_eq!(
             r.get("msg"),
-            Some(&Value::from("MODULE FAILURE: Exception: boom"))
+            Some(&Value::from("Task failed: Module failed: boom"))
         );
     }
 }

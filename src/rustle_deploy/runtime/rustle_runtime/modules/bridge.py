@@ -735,6 +735,13 @@ def parse_result(rc, out, err):
     exception = data.pop("exception", None)
     if exception or data.get("failed"):  # Ansible gives every failure one (CapturedErrorSummary)
         data["exception"] = _exception_text(exception)
+    if data.get("failed") and "msg" not in data:
+        # what TaskExecutor makes of a failure without msg (AnsibleTaskError from the module's
+        # captured error): "Task failed: Module failed: boom"
+        event = exception.get("event") if isinstance(exception, dict) else None
+        inner = event if isinstance(event, dict) else {"msg": "Unknown error."}
+        data["msg"] = _brief({"msg": "Task failed.", "chain": {"follow": True, "event": {
+            "msg": "Module failed.", "chain": {"follow": True, "event": inner}}}})
     data = untag(data)
     if "results" in data and not isinstance(data["results"], list):
         data["ansible_module_results"] = data.pop("results")
@@ -786,7 +793,7 @@ def _brief(event):
         event = chain.get("event")
     message = parts.pop() if parts else ""
     for part in reversed(parts):
-        message = part if part.endswith(message) else f"{part}: {message}" if message else part
+        message = part if part.endswith(message) else f"{part.rstrip('. ')}: {message}"
     return message
 
 

@@ -78,9 +78,8 @@ def _run(ctx, args, shell):
     if chdir:
         chdir = os.path.expanduser(str(chdir))
         if not os.path.isdir(chdir):
-            r["msg"] = f"Unable to change directory before execution: {chdir}"
+            r["msg"] = "Unable to change directory before execution."  # Ansible's words; rc stays None
             r["failed"] = True
-            r["rc"] = 2
             return r
     base = chdir or os.getcwd()
     if creates or removes:
