@@ -149,10 +149,22 @@ def run_pyinfra(ctx: Ctx) -> Run:
 
 
 def run_rustle(ctx: Ctx, *extra: str, env: dict[str, str] | None = None) -> Run:
+    """rustle-deploy as a user runs it: no format flag (--format auto: the native runner where
+    the plan lowers, which the workload does). The cold run's empty ~/.rustle starts with the
+    runner, as an installation that ships prebuilt runners has it (``seed_runner``)."""
+    if not extra:  # auto (the bridge runs too: they lower to nothing and use pyz)
+        failed = seed_runner(ctx)
+        if failed is not None:
+            return failed
     inv = ctx.fleet.write_ansible_inventory(ctx.rundir / "inventory.yml", ctx.hosts)
     plan = write_plan(ctx.rundir / "plan.json", [h.name for h in ctx.hosts], WORKLOAD)
     return measure([str(VENV_BIN / "rustle-deploy"), str(plan), "-i", str(inv), "--run",
                     "--output", "json", "--parallel", str(ctx.n), *extra], ctx, env)
+
+
+def run_rustle_pyz(ctx: Ctx) -> Run:
+    """rustle-deploy with --format pyz: the Python runtime on every host."""
+    return run_rustle(ctx, "--format", "pyz")
 
 
 BRIDGED = "stat,lineinfile,file"  # the workload's modules run with Ansible's code by rustle-bridge
@@ -173,30 +185,39 @@ def run_rustle_bridge3(ctx: Ctx) -> Run:
     return run_rustle(ctx, env={"RUSTLE_BRIDGE_MODULES": BRIDGED3})
 
 
-def run_rustle_native(ctx: Ctx) -> Run:
-    """rustle-deploy with --format native. The runner is built once per source (cargo, ~1 min)
-    into a cache outside the cold run's empty ~/.rustle, which then starts with a copy of it:
-    a user builds it once, not on every deployment; the cold run still uploads it to every host."""
+def seed_runner(ctx: Ctx) -> Run | None:
+    """Build the runner once per source (cargo, ~1 min) into a cache outside the cold run's
+    empty ~/.rustle, which then starts with a copy of it: a user builds it once (or gets it
+    prebuilt), not on every deployment; the cold run still uploads it to every host. A Run
+    when it cannot be built (no cargo, say: reported as "not available", the rest goes on)."""
     seed = ctx.rundir.parent.parent / "native-runner-cache"
     if not (seed / "native").exists():
         built = subprocess.run([str(VENV_BIN / "python"), "-c",
                                 "import sys; from pathlib import Path; from rustle_deploy.compiler.runner import "
                                 "ensure_runner; ensure_runner(Path(sys.argv[1]))", str(seed)],
                                capture_output=True, text=True)
-        if built.returncode != 0:  # no cargo, say: reported as "not available", the rest goes on
+        if built.returncode != 0:
             return Run(built.returncode, built.stdout, built.stderr, 0.0, 0.0, 0.0)
     if ctx.cold:
         shutil.copytree(seed / "native", ctx.rundir / "home" / ".rustle" / "cache" / "native",
                         ignore=shutil.ignore_patterns("target"), dirs_exist_ok=True)
-    return run_rustle(ctx, "--format", "native")
+    return None
+
+
+def run_rustle_native(ctx: Ctx) -> Run:
+    """rustle-deploy with --format native (the runner seeded as for ``run_rustle``)."""
+    failed = seed_runner(ctx)
+    return failed if failed is not None else run_rustle(ctx, "--format", "native")
 
 
 def run_floor(ctx: Ctx) -> Run:
     """One OpenSSH connection per host, all at once: copy the artifact, run `true`."""
     artifact = ctx.rundir / "artifact.bin"
-    native = sorted((ctx.rundir.parent / "rustle-native").glob("home/.rustle/**/*.native"))
-    runners = sorted((ctx.rundir.parent / "rustle-native").glob("home/.rustle/**/native/rustle-runner-*"))
-    built = sorted((ctx.rundir.parent / "rustle").glob("home/.rustle/**/*.pyz"))
+    native, runners, built = [], [], []  # what rustle-deploy (auto or native) built in this configuration
+    for tool in ("rustle", "rustle-native", "rustle-pyz"):
+        native += sorted((ctx.rundir.parent / tool).glob("home/.rustle/**/*.native"))
+        runners += sorted((ctx.rundir.parent / tool).glob("home/.rustle/**/native/rustle-runner-*"))
+        built += sorted((ctx.rundir.parent / tool).glob("home/.rustle/**/*.pyz"))
     if native and runners:  # what a cold native run sends: the runner, then the artifact
         artifact.write_bytes(runners[-1].read_bytes() + native[-1].read_bytes())
     elif built:
@@ -217,7 +238,7 @@ def run_floor(ctx: Ctx) -> Run:
 
 
 TOOLS: dict[str, Callable[[Ctx], Run]] = {
-    "ansible": run_ansible, "pyinfra": run_pyinfra, "rustle": run_rustle,
+    "ansible": run_ansible, "pyinfra": run_pyinfra, "rustle": run_rustle, "rustle-pyz": run_rustle_pyz,
     "rustle-native": run_rustle_native, "rustle-bridge": run_rustle_bridge,
     "rustle-bridge3": run_rustle_bridge3, "floor": run_floor,
 }
@@ -270,7 +291,7 @@ def summarize(results: list[Result]) -> str:
         groups.setdefault((r.latency_ms, r.hosts, r.phase), {}).setdefault(r.tool, []).append(r)
     tools = [t for t in TOOLS if any(r.tool == t for r in results)]
     head = ["latency", "N", "run"] + [f"{t} wall s (ctl CPU / host CPU / MB)" for t in tools]
-    mine = [t for t in ("rustle", "rustle-native", "rustle-bridge", "rustle-bridge3") if t in tools]
+    mine = [t for t in ("rustle", "rustle-pyz", "rustle-native", "rustle-bridge", "rustle-bridge3") if t in tools]
     peers = {t: ("rustle",) if t.startswith("rustle-bridge") else ("ansible", "pyinfra", "floor") for t in mine}
     head += [f"{t}:{peer}" for t in mine for peer in peers[t]]
     rows = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
 from pathlib import Path
 from typing import Any
@@ -14,6 +15,11 @@ SHARED = (REPO / ".." / "shared").resolve()
 FIXTURES = SHARED / "fixtures"
 PLAN_FIXTURES = FIXTURES / "rustle-plan"
 EXAMPLE_PLAN = REPO / "examples" / "hello" / "plan.json"
+
+# The suite's tests are about the pyz path unless they say otherwise: --format auto (the
+# default) would pick the native runner, and build it with cargo in each test's private cache.
+# Tests of auto delete this (tests/native/test_auto.py); tests of native pass --format native.
+os.environ.setdefault("RUSTLE_FORMAT", "pyz")
 
 
 @pytest.fixture

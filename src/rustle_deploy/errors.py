@@ -15,6 +15,7 @@
         ├── TransferError       upload failed or was cut
         ├── ChecksumMismatch    .expected, .actual
         ├── RemoteError         the host-side agent reported a failure
+        │   └── RunnerNotExecutable  the host cannot execute rustle-runner (auto falls back to pyz)
         ├── PhaseError          a phased play's cross-host step failed on another host
         └── HostTimeout         the per-host deadline passed
 
@@ -169,6 +170,10 @@ class ChecksumMismatch(HostError):
 
 class RemoteError(HostError):
     """The host-side agent reported a failure."""
+
+
+class RunnerNotExecutable(RemoteError):
+    """The host could not execute the native runner (exec format, noexec mount, no loader)."""
 
 
 class PhaseError(HostError):

@@ -24,12 +24,12 @@ from typing import TYPE_CHECKING, Any
 
 from .deploy import HealthCheck, HostJob, HostOutcome, RunOptions, deploy_fleet
 from .deploy.host import runner_identity
-from .errors import ConnectError, PhaseError, StateError, UsageError
+from .errors import ConnectError, PhaseError, RunnerNotExecutable, StateError, UsageError
 from .inventory import check_remote_dirs
 from .model import Host, Plan
 from .notify import Notifier, end_doc, host_doc, start_doc
 from .phases import INVENTORY
-from .reconcile import apply, settle, settle_orphans
+from .reconcile import apply, settle, settle_orphans, through_runner
 from .report import HostSummary, dump_json
 from .rollout import (
     PlaySpec,
@@ -887,7 +887,14 @@ def _deploy_jobs(
                                   for j in jobs if j.op == "deploy"])
 
             def on_outcome(outcome: HostOutcome) -> None:
+                if isinstance(outcome.error, RunnerNotExecutable) and job_of[outcome.host].runner is not None \
+                        and session.falls_back(outcome.host):
+                    fallen.append(outcome)  # deployed again as pyz below: not this host's result
+                    return
                 merged = roll.absorb(phased.take_shared(outcome), number)
+                if outcome.agent is not None and session.opts.get("format_") == "auto":  # -v: which, and where
+                    session.say_format(f"{outcome.host}: {'native' if job_of[outcome.host].runner else 'pyz'} on "
+                                       f"{outcome.agent.get('system')} {outcome.agent.get('machine')}")
                 with history.together():  # one commit per host
                     if job_of[outcome.host].op == "deploy":  # else its deploy is recorded already
                         _record(history, did, job_of[outcome.host], merged)
@@ -907,12 +914,16 @@ def _deploy_jobs(
             what = "deploy+run" if run else "deploy"
             if rolling:
                 what += f" batch {number}/{roll.total} ({stage.label}, {describe_serial(stage.serial)})"
+            fallen: list[HostOutcome] = []
             outcomes = _fan_out(jobs, settings, plan, session.reporter, on_outcome, what,
                                early if number == 1 else None, progress=progress,
                                throttle=stage.throttle, trace=session.trace)
+            if fallen:
+                outcomes = _fall_back(fallen, outcomes, stage, number)
             uncertain = {
                 o.host: str(o.error) for o, j in zip(outcomes, jobs, strict=True)
-                if j.op == "deploy" and o.error is not None and not o.activated and o.agent is None
+                if j.op == "deploy" and j is job_of.get(o.host) and o.error is not None and not o.activated
+                and o.agent is None
                 and not isinstance(o.error, ConnectError) and (o.uploaded or o.events)  # got far enough to activate
             }
             found = settle(session, history, did, [job_of[h] for h in uncertain], uncertain)
@@ -920,6 +931,21 @@ def _deploy_jobs(
                 if o.host in found:
                     apply(o, found[o.host])
             return outcomes
+
+        def _fall_back(fallen: list[HostOutcome], outcomes: list[HostOutcome], stage: Stage,
+                       number: int) -> list[HostOutcome]:
+            """--format auto: hosts that could not execute the runner get the pyz artifact, in
+            this deployment, once; the history remembers them so the next one skips the try."""
+            for o in fallen:
+                job, pyz = job_of.pop(o.host), session.pyz_fallback(o.host)
+                ident = runner_identity(job)
+                reason = o.error.message.split(": ", 1)[-1] if o.error else ""
+                history.record_runner_failure(o.host, job.host.remote_dir or "", ident[0] if ident else "", reason, did)
+                by_host[o.host] = pyz
+                session.reporter.line(f"{o.host}: {reason}; deploying the pyz artifact {pyz.sha256[:12]} there "
+                                      "instead (the history remembers it for the next deployments)")
+            redone = {r.host: r for r in fan_out_hosts(stage, number, [o.host for o in fallen])}
+            return [redone.get(o.host, o) for o in outcomes]
 
         if rolling and resumed is None:
             record = planned if staging else schedule  # a staged release keeps the batches --promote runs
@@ -1260,7 +1286,7 @@ def deploy_only(session: Session) -> int:
             a.runner for a in by_host.values()):
         raise UsageError(
             f"{path}: native artifacts cannot run this plan: its plays run in separate stages",
-            "compile with --format pyz (the default)",
+            "compile with --format pyz or auto (the default)",
         )
     return _deploy_jobs(session, None, hosts, by_host, str(path), doc.get("plan_sha256"), schedule=plan_schedule)
 
@@ -1278,7 +1304,7 @@ def _simple_op(
         did = history.begin(op, target_id=target_id, context=_context(session), user=session.opts.get("actor"))
         if session.trace is not None:
             session.trace.deployment(did, op, None)
-        jobs = jobs_for(did)
+        jobs = through_runner(jobs_for(did), history, session.settings.cache_dir)
         job_of = {j.host.name: j for j in jobs}
         history.pending(did, [(j.host.name, j.binary_name or None, j.sha256, j.host.remote_dir) for j in jobs])
         started = time.monotonic()
@@ -1561,6 +1587,8 @@ def exec_manifest(manifest: Any, name: str, settings: Settings, opts: dict[str, 
                             share=phased.share(stage), carry=_carry_id(f"{did}-{run_id}", n)))
                 for n in names
             ]
+            if not schedule.staged and stage.phase is None:  # what the runner's agent runs (docs/native.md)
+                jobs = through_runner(jobs, history, settings.cache_dir)
 
             def on_outcome(outcome: HostOutcome) -> None:
                 merged = roll.absorb(phased.take_shared(outcome), number)

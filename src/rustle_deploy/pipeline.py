@@ -28,6 +28,8 @@ from .settings import Settings, check_flags, load_settings
 from .transport.options import check_connections, explicit_port
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from .compiler.build import Artifact
     from .compiler.runner import RunnerBinary
     from .compiler.units import BuildUnit
@@ -47,6 +49,8 @@ class Session:
     json_out: bool
     reporter: Reporter
     _runners: dict[str, RunnerBinary] = field(default_factory=dict)  # by target
+    _no_runner: dict[str, tuple[str, str | None]] = field(default_factory=dict)  # auto: hosts that get pyz
+    _auto_units: dict[str, BuildUnit] = field(default_factory=dict)  # auto: a native host's unit, for pyz_fallback
     compiled: Compiled | None = None  # when the input was a playbook
     extra_vars: dict[str, Any] | None = None
     ansible_cfg: AnsibleConfig | None = None
@@ -68,12 +72,6 @@ class Session:
             )
         mode = modes[0] if modes else "deploy"
         _check_flags(opts, mode)
-        if opts.get("format_") == "native" and mode not in ("deploy", "compile_only"):
-            raise UsageError(
-                f"--format native cannot be used with --{mode.replace('_', '-')}",
-                "--dry-run lists pyz artifacts only, --deploy-only takes the format from the compiled"
-                " manifest, and the other modes build nothing",
-            )
         if opts.get("incremental") and opts.get("rebuild"):
             raise UsageError("--incremental and --rebuild contradict each other", "pass one of them")
         check_flags(opts)
@@ -100,6 +98,8 @@ class Session:
                 "notify": _notify_urls(opts.get("notify")),
             },
         )
+        opts["format_"] = opts.get("format_") or settings.artifact_format
+        _check_format(opts, mode)
         listing = any(opts.get(m) for m in LIST_MODES)  # printouts for people, as ansible-playbook's
         output = opts.get("output") or ("text" if sys.stdout.isatty() or listing else "json")
         json_out = output == "json"
@@ -252,25 +252,68 @@ class Session:
 
     def runner(self, target: str | None = None) -> RunnerBinary | None:
         """The native format's rustle-runner for ``target`` (default: the controller's
-        platform), found or built on first use; None for pyz."""
-        if self.opts.get("format_") != "native":
+        platform), found or built on first use; None for pyz. With ``--format auto``, None too
+        when the command needs pyz or no runner can be had (``opts["pyz_because"]`` says why)."""
+        fmt = self.opts.get("format_")
+        if fmt == "pyz" or (fmt == "auto" and "pyz_because" in self.opts):
             return None
         from .compiler.toolchain import controller_target
 
         target = target or controller_target()
         if target not in self._runners:
-            from .compiler.runner import ensure_runner
+            from .compiler.runner import RunnerUnavailable, ensure_runner, runner_for
 
-            self._runners[target] = ensure_runner(self.settings.cache_dir, target)
+            if fmt == "native":
+                self._runners[target] = ensure_runner(self.settings.cache_dir, target)
+            else:
+                try:
+                    self._runners[target] = runner_for(self.settings.cache_dir, target)
+                except RunnerUnavailable as exc:
+                    self.opts["pyz_because"] = exc.message.replace("--format native needs", "the native format needs")
+                    return None
             if self.opts.get("verbose"):
                 r = self._runners[target]
                 print(f"native: rustle-runner for {target}: {r.path} ({r.size / 1024:.0f} KiB)", file=sys.stderr)
         return self._runners[target]
 
     def host_runner(self, host: Host) -> tuple[str, int] | None:
-        """(sha256, size) of the runner ``host`` gets; None for pyz."""
-        runner = self.runner(self.native_target(host)) if self.opts.get("format_") == "native" else None
+        """(sha256, size) of the runner ``host`` gets; None for pyz (with ``--format auto``:
+        for a host the history saw unable to execute it, too)."""
+        fmt = self.opts.get("format_")
+        if fmt == "auto" and host.name not in self._no_runner:
+            runner = self.runner()
+        else:
+            runner = self.runner(self.native_target(host)) if fmt == "native" else None
         return (runner.sha256, runner.size) if runner else None
+
+    def say_format(self, text: str) -> None:
+        """A -v line about the format ``--format auto`` chose, and why."""
+        if self.opts.get("verbose"):
+            print(f"format: {visible(text)}", file=sys.stderr)
+
+    def no_runner_hosts(self, hosts: list[Host]) -> dict[str, tuple[str, str | None]]:
+        """Hosts the history saw unable to execute the runner: auto deploys pyz to them."""
+        if self.opts.get("format_") != "auto":
+            return {}
+        from .state import History
+
+        with History(self.settings.state_db) as history:
+            return history.runner_failures((h.name, h.remote_dir) for h in hosts if h.remote_dir)
+
+    def falls_back(self, name: str) -> bool:
+        """Whether host ``name`` got a native artifact from ``--format auto``, which then
+        deploys pyz there if it cannot execute the runner (``pyz_fallback``)."""
+        return self.opts.get("format_") == "auto" and name in self._auto_units
+
+    def pyz_fallback(self, name: str) -> Artifact:
+        """The pyz artifact for host ``name`` (``falls_back``), built now (from the cache when
+        it can): what a host that cannot execute the runner gets instead, in the same deployment."""
+        from .compiler.build import build_unit
+
+        unit = self._auto_units[name]
+        s = self.settings
+        art = build_unit(unit, cache_dir=s.cache_dir, compression=s.compression, size_limit=s.binary_size_limit)
+        return replace(art, hosts=(name,))
 
     def build(self, units: list[BuildUnit]) -> list[Artifact]:
         from .compiler.build import build_native, build_unit
@@ -287,16 +330,59 @@ class Session:
                       file=sys.stderr)
 
         s, rebuild = self.settings, bool(self.opts.get("rebuild"))
+
+        def pyz(u: BuildUnit) -> Artifact:
+            return build_unit(u, cache_dir=s.cache_dir, rebuild=rebuild, compression=s.compression,
+                              size_limit=s.binary_size_limit)
+
         with self.phase("compile", **{"rustle.units": len(units)}):
             if self.opts.get("format_") == "native":
                 return [a for u in units for a in build_native(
                     u, cache_dir=s.cache_dir, runner=self._unit_runner(u).sha256, rebuild=rebuild,
                     size_limit=s.binary_size_limit)]
-            return [
-                build_unit(u, cache_dir=s.cache_dir, rebuild=rebuild, compression=s.compression,
-                           size_limit=s.binary_size_limit)
-                for u in units
-            ]
+            runner = self.runner() if self.opts.get("format_") == "auto" else None
+            if runner is not None:
+                return self._build_auto(units, runner, pyz)
+            if self.opts.get("format_") == "auto":
+                self.say_format(f"pyz for every host: {self.opts.get('pyz_because')}")
+            return [pyz(u) for u in units]
+
+    def _build_auto(self, units: list[BuildUnit], runner: RunnerBinary,
+                    pyz: Callable[[BuildUnit], Artifact]) -> list[Artifact]:
+        """``--format auto``: native artifacts for the units that lower, for the hosts not
+        known to be unable to execute the runner; pyz for the rest (docs/native.md)."""
+        from .compiler.build import build_native
+        from .compiler.native import NativeUnsupported
+        from .compiler.toolchain import controller_target
+
+        s, rebuild = self.settings, bool(self.opts.get("rebuild"))
+        out: list[Artifact] = []
+        for u in units:
+            shown = ", ".join(u.host_names[:5]) + (f" and {len(u.host_names) - 5} more" if len(u.host_names) > 5 else "")
+            try:
+                arts = build_native(u, cache_dir=s.cache_dir, runner=runner.sha256, rebuild=rebuild,
+                                    size_limit=s.binary_size_limit)
+            except NativeUnsupported as exc:
+                self.say_format(f"pyz for {shown}: the plan does not lower to the native runner: {exc.message}")
+                out.append(pyz(u))
+                continue
+            avoid = [n for n in u.host_names if n in self._no_runner]
+            for n in avoid:
+                reason, did = self._no_runner[n]
+                self.say_format(f"pyz for {n}: it could not execute rustle-runner"
+                                f"{' in deployment ' + did if did else ''} ({reason}); --format native tries again")
+            if avoid:
+                out.append(replace(pyz(u), hosts=tuple(avoid)))
+                arts = [replace(a, hosts=tuple(n for n in a.hosts if n not in avoid)) for a in arts]
+            native = [n for a in arts for n in a.hosts]
+            if native:
+                shown = ", ".join(native[:5]) + (f" and {len(native) - 5} more" if len(native) > 5 else "")
+                self.say_format(f"native for {shown}: the plan lowers; rustle-runner {runner.sha256[:12]} "
+                                f"for {controller_target()} (a host that cannot execute it gets pyz)")
+            for n in native:
+                self._auto_units[n] = u
+            out.extend(a for a in arts if a.hosts)
+        return out
 
     @contextmanager
     def phase(self, name: str, **attributes: Any) -> Iterator[None]:
@@ -394,6 +480,7 @@ class Session:
         from .transport.early import start_early
 
         schedule = self.schedule(plan, inv, hosts)
+        self._no_runner = self.no_runner_hosts(hosts) if o.get("format_") == "auto" and self.runner() else {}
         # The ssh handshakes (OpenSSH client) run while this process compiles; in a rollout,
         # only the first batch's: the others are not to be touched before their turn.
         first = set(schedule.first_hosts()) if o.get("run_") else {h.name for h in hosts}
@@ -416,18 +503,23 @@ class Session:
         plan_schedule = schedule(play_specs(plan, inv.resolve), [h.name for h in hosts])
         if self.opts.get("canary") and self.opts.get("run_"):
             plan_schedule = with_canary(plan_schedule, canary_count(self.opts["canary"].strip(), len(hosts)))
+        if self.opts.get("format_") == "auto" and self.opts.get("run_") and "pyz_because" not in self.opts:
+            if any(st.phase is not None for st in plan_schedule.stages):
+                self.opts["pyz_because"] = "a play is cut into phases (docs/phases.md), which only pyz runs"
+            elif plan_schedule.staged:
+                self.opts["pyz_because"] = "the plan's plays run in separate stages, which only pyz runs"
         if any(st.phase is not None for st in plan_schedule.stages) and self.opts.get("format_") == "native" \
                 and self.opts.get("run_"):
             raise UsageError(
                 "--format native cannot run this plan: a play is cut into phases (run_once, throttle, "
                 "delegate_to: localhost or hostvars of other hosts' results; docs/phases.md)",
-                "use --format pyz (the default): the native runner has no phase selector yet",
+                "use --format auto (the default) or pyz: the native runner has no phase selector yet",
             )
         if plan_schedule.staged and self.opts.get("format_") == "native" and self.opts.get("run_"):
             raise UsageError(
                 "--format native cannot run this plan: its plays run in separate stages "
                 "(serial, max_fail_percentage or any_errors_fatal on a play of a multi-play plan)",
-                "use --format pyz (the default), or give every play of the plan the same batching",
+                "use --format auto (the default) or pyz, or give every play of the plan the same batching",
             )
         return plan_schedule
 
@@ -711,17 +803,9 @@ def _check_flags(opts: dict[str, Any], mode: str) -> None:
             )
     if opts.get("ask_become_pass") and not runs:
         raise UsageError("-K/--ask-become-pass gives sudo a password when tasks run", "add --run")
-    if opts.get("ask_become_pass") and opts.get("format_") == "native":
-        raise UsageError("-K/--ask-become-pass cannot be used with --format native yet",
-                         "the native runner becomes with passwordless sudo only; use --format pyz")
-    if opts.get("stage") and opts.get("format_") == "native":
-        raise UsageError("--stage cannot be used with --format native yet", "use --format pyz")
     for key, flag in _GATE_FLAGS.items():
         if opts.get(key) and not runs:
             raise UsageError(f"{flag} gates a rollout that runs the plan", "add --run")
-        if opts.get(key) and opts.get("format_") == "native":
-            raise UsageError(f"{flag} cannot be used with --format native yet",
-                             "the native runner has no health check or re-run after a rollback; use --format pyz")
     for key, flag in _HEALTH_FLAGS.items():
         if opts.get(key) is not None and not (opts.get("health_check") or opts.get("health_url")):
             raise UsageError(f"{flag} has no effect without --health-check or --health-url",
@@ -738,6 +822,38 @@ def _check_flags(opts: dict[str, Any], mode: str) -> None:
     if canary is not None and not re.fullmatch(r"[1-9][0-9]*%?", canary.strip()):
         raise UsageError(f"--canary {canary!r}: expected a host count or a percentage such as 10%",
                          "--canary 1 gates the first host; --canary 10% the first tenth of the hosts")
+
+
+def _check_format(opts: dict[str, Any], mode: str) -> None:
+    """Refuse what ``--format native`` cannot do; for ``auto``, note why it is pyz
+    (``opts["pyz_because"]``) when the command needs something only pyz does."""
+    native = opts.get("format_") == "native"
+    if native and mode not in ("deploy", "compile_only"):
+        raise UsageError(
+            f"--format native cannot be used with --{mode.replace('_', '-')}",
+            "--dry-run lists pyz artifacts only, --deploy-only takes the format from the compiled"
+            " manifest, and the other modes build nothing",
+        )
+    why = None
+    if opts.get("ask_become_pass"):
+        why = ("-K/--ask-become-pass cannot be used with --format native yet",
+               "the native runner becomes with passwordless sudo only; use --format pyz")
+    elif opts.get("stage"):
+        why = ("--stage cannot be used with --format native yet", "use --format pyz")
+    for key, flag in _GATE_FLAGS.items():
+        if why is None and opts.get(key):
+            why = (f"{flag} cannot be used with --format native yet",
+                   "the native runner has no health check or re-run after a rollback; use --format pyz")
+    if native and why is not None:
+        raise UsageError(*why)
+    if opts.get("format_") != "auto":
+        return
+    if mode != "deploy":
+        opts["pyz_because"] = f"--{mode.replace('_', '-')} builds pyz artifacts (pass --format native for native ones)"
+    elif opts.get("resume"):
+        opts["pyz_because"] = "--resume goes on with pyz artifacts"
+    elif why is not None:
+        opts["pyz_because"] = why[0].replace(" cannot be used with --format native yet", " needs the pyz format")
 
 
 def unit_tasks(unit: BuildUnit) -> list[dict[str, Any]]:

@@ -20,6 +20,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .deploy import HostJob, HostOutcome, deploy_fleet
@@ -72,10 +73,31 @@ def read_finding(agent: dict[str, Any], deployment_id: str, binary_name: str | N
     return Finding(status, done.get("sha256"), done.get("previous"), note)
 
 
-def ask(hosts: Sequence[tuple[Host, str | None]], deployment_id: str, parallel: int) -> dict[str, HostOutcome]:
-    """Each host's ``status`` reply about ``deployment_id`` (host, binary_name pairs)."""
+def through_runner(jobs: Sequence[HostJob], history: History, cache_dir: Path) -> list[HostJob]:
+    """``jobs`` (rollback, status, run) for hosts the history saw run a rustle-runner
+    that this controller has a copy of, handed to that runner's agent instead of Python: a host
+    without Python is reached too (docs/native.md, "Remote side"). A host that lost its runner
+    answers ``need_runner`` and gets it sent. Not cleanup: the runner's agent leaves it to
+    the Python agent (one copy of the rule of what cleanup may remove)."""
+    held = history.held_runners()
+    out = []
+    for job in jobs:
+        sha = held.get((job.host.name, job.host.remote_dir or ""))
+        path = cache_dir.expanduser() / "native" / f"rustle-runner-{sha}"
+        if job.runner is None and job.op in ("rollback", "status", "run") and sha and path.is_file():
+            job = replace(job, runner=path)
+        out.append(job)
+    return out
+
+
+def ask(hosts: Sequence[tuple[Host, str | None]], deployment_id: str, parallel: int,
+        via: tuple[History, Path] | None = None) -> dict[str, HostOutcome]:
+    """Each host's ``status`` reply about ``deployment_id`` (host, binary_name pairs); ``via``
+    (history, cache dir): through the host's runner where it has one (``through_runner``)."""
     jobs = [HostJob(host=h, op="status", binary_name=b, deployment_id=deployment_id, lock_timeout=LOCK_TIMEOUT)
             for h, b in hosts]
+    if via is not None:
+        jobs = through_runner(jobs, *via)
     try:
         outcomes = asyncio.run(deploy_fleet(jobs, parallel=max(1, parallel), timeout=ASK_TIMEOUT))
     except KeyboardInterrupt:
@@ -96,7 +118,8 @@ def settle(session: Session, history: History, did: str, jobs: Sequence[HostJob]
     errors = errors or {}
     session.reporter.stop()
     session.reporter.line(f"asking {len(jobs)} host(s) what they recorded")
-    answered = ask([(j.host, j.binary_name) for j in jobs], did, session.settings.hosts_at_once(0))
+    answered = ask([(j.host, j.binary_name) for j in jobs], did, session.settings.hosts_at_once(0),
+                   (history, session.settings.cache_dir))
     found: dict[str, Finding] = {}
     for job in jobs:
         name = job.host.name
@@ -167,7 +190,7 @@ def _settle_orphan(session: Session, history: History, dep: OpenDeployment, give
             f"{len(pending)} host(s) what they recorded")
     reachable, unknown = _hosts_of(session, dep, given)
     answered = ask([(reachable[r.host], r.binary_name) for r in pending if r.host in reachable], d.id,
-                   session.settings.hosts_at_once(0)) if reachable else {}
+                   session.settings.hosts_at_once(0), (history, session.settings.cache_dir)) if reachable else {}
     for r in pending:
         host = reachable.get(r.host)
         if host is None:

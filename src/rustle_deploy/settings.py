@@ -36,6 +36,7 @@ class Settings:
     target: str | None = None
     static_linking: bool = False  # native format: runners without -t are the +static build
     ssh_client: str = "auto"  # auto | openssh | asyncssh (transport/__init__.py)
+    artifact_format: str = "auto"  # auto | pyz | native (--format; docs/native.md, "Choosing the format")
     # where playbooks find roles (ansible.cfg roles_path / ANSIBLE_ROLES_PATH)
     roles_path: tuple[str, ...] = ("~/.ansible/roles", "/usr/share/ansible/roles", "/etc/ansible/roles")
     # webhooks POSTed JSON on deployment start, each host's outcome and the end (notify.py)
@@ -141,6 +142,12 @@ def _ssh_client(value: Any) -> str:
     return str(value)
 
 
+def _format(value: Any) -> str:
+    if value not in ("auto", "pyz", "native"):
+        raise ValueError("expected auto, pyz or native")
+    return str(value)
+
+
 def _url(value: Any) -> str:
     """An http(s) URL (``--notify``, ``[notify] urls``)."""
     from urllib.parse import urlsplit
@@ -181,6 +188,7 @@ _SCHEMA: dict[str, dict[str, tuple[str | None, Any]]] = {
     "compilation": {
         "binary_size_limit_mb": ("binary_size_limit", _size_mb),
         "compression": ("compression", _bool),
+        "format": ("artifact_format", _format),
         "optimization_level": (None, _string),
         "strip_symbols": (None, _bool),
         "static_linking": ("static_linking", _bool),  # native runners: the +static build
@@ -207,6 +215,7 @@ _ENV: dict[str, tuple[str, Any]] = {
     "RUSTLE_VERIFY_DEPLOYMENTS": ("verify", _bool),
     "RUSTLE_STATE_DB": ("state_db", _path),
     "RUSTLE_SSH_CLIENT": ("ssh_client", _ssh_client),
+    "RUSTLE_FORMAT": ("artifact_format", _format),
 }
 
 

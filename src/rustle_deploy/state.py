@@ -21,7 +21,7 @@ import secrets
 import socket
 import sqlite3
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -90,6 +90,15 @@ CREATE TABLE IF NOT EXISTS runners (
     sha256 TEXT NOT NULL,
     recorded_at REAL NOT NULL,
     PRIMARY KEY (host, remote_dir, sha256)
+);
+CREATE TABLE IF NOT EXISTS runner_failures (
+    host TEXT NOT NULL,
+    remote_dir TEXT NOT NULL,
+    sha256 TEXT NOT NULL,
+    reason TEXT NOT NULL,
+    deployment_id TEXT,
+    recorded_at REAL NOT NULL,
+    PRIMARY KEY (host, remote_dir)
 );
 CREATE TABLE IF NOT EXISTS task_results (
     deployment_id TEXT NOT NULL,
@@ -531,6 +540,34 @@ class History:
         """``host`` ran the native runner ``sha256`` from ``remote_dir/runners``."""
         with self._tx() as db:
             db.execute("INSERT OR REPLACE INTO runners VALUES (?, ?, ?, ?)", (host, remote_dir, sha256, time.time()))
+            db.execute("DELETE FROM runner_failures WHERE host = ? AND remote_dir = ?", (host, remote_dir))
+
+    def record_runner_failure(self, host: str, remote_dir: str, sha256: str, reason: str,
+                              deployment_id: str | None) -> None:
+        """``host`` could not execute runner ``sha256`` from ``remote_dir``: ``--format auto``
+        deploys pyz there from now on (``runner_failures``), until a native run succeeds."""
+        with self._tx() as db:
+            db.execute("INSERT OR REPLACE INTO runner_failures VALUES (?, ?, ?, ?, ?, ?)",
+                       (host, remote_dir, sha256, reason, deployment_id, time.time()))
+
+    def runner_failures(self, hosts: Iterable[tuple[str, str]]) -> dict[str, tuple[str, str | None]]:
+        """Of ``hosts`` (name, remote_dir): those that could not execute the runner, as
+        name -> (reason, deployment id)."""
+        wanted = set(hosts)
+        if not wanted:
+            return {}
+        with self._tx() as db:
+            rows = db.execute("SELECT host, remote_dir, reason, deployment_id FROM runner_failures").fetchall()
+        return {str(h): (str(r), d) for h, rd, r, d in rows if (h, rd) in wanted}
+
+    def held_runners(self) -> dict[tuple[str, str], str]:
+        """(host, remote_dir) -> the runner this history last saw it run, not cleaned up since."""
+        with self._tx() as db:
+            rows = db.execute(
+                "SELECT o.host, o.remote_dir, o.sha256 FROM runners o "  # noqa: S608 - a constant
+                f"WHERE NOT EXISTS ({_CLEANED_SINCE.format(t='o.recorded_at')}) ORDER BY o.recorded_at",
+            ).fetchall()
+        return {(str(h), str(d)): str(s) for h, d, s in rows}
 
     def runner_holders(self, sha256: str) -> set[tuple[str, str]]:
         """(host, remote_dir) of every host this history saw running runner ``sha256`` and not

@@ -213,6 +213,8 @@ def _env(work: Path) -> dict[str, str]:
                ANSIBLE_FORCE_COLOR="0", ANSIBLE_LOCALHOST_WARNING="False",
                ANSIBLE_DEPRECATION_WARNINGS="False", ANSIBLE_RETRY_FILES_ENABLED="False",
                ANSIBLE_HOST_KEY_CHECKING="False", PYTHONWARNINGS="ignore")
+    if os.environ.get("RUSTLE_FORMAT"):  # the suite pins pyz (tests/conftest.py); make acceptance runs auto
+        env["RUSTLE_FORMAT"] = os.environ["RUSTLE_FORMAT"]
     return env
 
 

@@ -45,6 +45,7 @@ _KNOWN = frozenset({"id", "name", "module", "args", "hosts", "when", "tags", "no
                     "failed_when", "check_mode", "diff", "environment", "vars", "files", "become",
                     "become_user", "become_method", "role"})
 _BOOL_KEYS = ("ignore_errors", "no_log", "check_mode", "diff")
+_LOOP_CONTROL = frozenset({"loop_var", "label", "index_var", "extended"})  # pause: not yet
 # names whose value is decided by the run's options, not by the inventory
 _RUN_NAMES = frozenset({"ansible_check_mode", "ansible_diff_mode", "ansible_verbosity",
                         "ansible_run_tags", "ansible_skip_tags"})
@@ -210,7 +211,7 @@ class _Lowering:
     def fail(self, task: dict[str, Any], reason: str) -> NativeUnsupported:
         return NativeUnsupported(
             f"task '{task.get('name') or task.get('module')}' ({task.get('id')}) on {self.host}: {reason}",
-            "the native runner does not do this; use --format pyz (the default) for this plan",
+            "the native runner does not do this; use --format pyz for this plan (--format auto, the default, picks it)",
         )
 
     def task(self, play: dict[str, Any], task: dict[str, Any]) -> dict[str, Any] | None:
@@ -230,8 +231,8 @@ class _Lowering:
         if unknown:
             raise self.fail(task, f"keyword '{unknown[0]}' is not supported by the native runner")
         control = task.get("loop_control") or {}
-        if set(control) - {"loop_var", "label"}:
-            raise self.fail(task, f"loop_control.{sorted(set(control) - {'loop_var', 'label'})[0]} is not supported")
+        if set(control) - _LOOP_CONTROL:
+            raise self.fail(task, f"loop_control.{sorted(set(control) - _LOOP_CONTROL)[0]} is not supported")
         scope = self.scope(play, task)
         out: dict[str, Any] = {
             "id": task.get("id"), "name": task.get("name") or module, "module": module,
@@ -258,10 +259,25 @@ class _Lowering:
         if not isinstance(items, list):
             raise self.fail(task, "loop does not give a list at compile time")
         loop = []
-        for item in items:
-            item_scope = scope.child({out["loop_var"]: item, "ansible_loop_var": out["loop_var"]})
+        index_var = control.get("index_var")
+        for index, item in enumerate(items):
+            # as executor._run_loop: the index and ansible_loop are known here, the items being static
+            lv = {out["loop_var"]: item, "ansible_loop_var": out["loop_var"]}
+            shown = {index_var: index, "ansible_index_var": index_var} if index_var else {}
+            if control.get("extended"):
+                n = len(items)
+                lv["ansible_loop"] = {"allitems": items, "index": index + 1, "index0": index, "revindex": n - index,
+                                      "revindex0": n - index - 1, "first": index == 0, "last": index == n - 1,
+                                      "length": n}
+                if index:
+                    lv["ansible_loop"]["previtem"] = items[index - 1]
+                if index + 1 < n:
+                    lv["ansible_loop"]["nextitem"] = items[index + 1]
+            item_scope = scope.child({**lv, **shown})
             entry = {"item": item, "when": self.conds(task, item_scope, task.get("when")) or [],
                      "args": self.args(task, item_scope)}
+            if shown:
+                entry["result"] = shown  # keys the item's result carries (loop_control.index_var)
             if "label" in control:
                 entry["label"] = self.static(task, item_scope, control["label"])
             loop.append(entry)

@@ -43,6 +43,22 @@ def _index(root: Path, key: str, target: str) -> Path:
     return root / "index" / (key if target == controller_target() else f"{key}.{target}")
 
 
+class RunnerUnavailable(CompileError):
+    """No rustle-runner for a target: none cached, none prebuilt, and none can be built here."""
+
+
+def runner_for(cache_dir: Path, target: str | None = None) -> RunnerBinary:
+    """The rustle-runner for ``target`` (None: this controller's platform), from the cache, the
+    package or a build; ``RunnerUnavailable`` says why there is none. The one question
+    ``--format auto`` asks before it picks the native format (pipeline.Session.runner)."""
+    try:
+        return ensure_runner(cache_dir, target)
+    except RunnerUnavailable:
+        raise
+    except CompileError as exc:
+        raise RunnerUnavailable(exc.message, exc.hint) from exc
+
+
 def ensure_runner(cache_dir: Path, target: str | None = None) -> RunnerBinary:
     """The runner for ``target`` (default: this controller's platform), built now if neither
     the cache nor the package has one made from these sources."""

@@ -24,7 +24,7 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
-from ..errors import ChecksumMismatch, HostError, RemoteError, TransferError
+from ..errors import ChecksumMismatch, HostError, RemoteError, RunnerNotExecutable, TransferError
 from ..model import Host, own_vars, tag_unsafe
 from ..transport import ConnectFn, Connection, Session, default_connect
 from ..transport.options import PYTHON_CANDIDATES, AgentLaunch, agent_launch, remote_command
@@ -254,6 +254,8 @@ async def _upload(session: Session, conn: Connection, job: HostJob) -> None:
                 obj = json.loads(raw) if raw.startswith(b"{") else None
                 if isinstance(obj, dict) and obj.get("agent") == "error":
                     raise _agent_error(job, obj) from exc
+                if isinstance(obj, dict) and obj.get("agent") == "no_python":  # it stopped before reading
+                    raise _no_python(job, agent_launch(job.host)) from exc
         except (TimeoutError, ValueError, OSError):
             pass
         raise
@@ -362,6 +364,10 @@ def _agent_error(job: HostJob, line: dict[str, Any]) -> HostError:
         "runner_install": (_runner_install_hint(line), TransferError),
     }
     hint, cls = hints.get(str(kind), ("this is a bug in rustle-deploy's agent; please report it", RemoteError))
+    if kind == "runner_install" and line.get("exit") in (126, 127):  # it could not be executed there
+        return RunnerNotExecutable(
+            name, f"{msg} (exit {line['exit']} on {line.get('machine') or 'an unknown machine'})",
+            f"{hint}; --format auto deploys pyz to this host instead, and remembers it")
     return cls(name, msg, hint)
 
 

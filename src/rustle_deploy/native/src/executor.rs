@@ -571,6 +571,12 @@ impl<'a> Runner<'a> {
                 self.execute_item(task, entry.get("args"), entry.get("when"), &item_scope);
             res.insert(loop_var, item);
             res.insert("ansible_loop_var", Value::from(loop_var));
+            // loop_control.index_var: the index and its name, decided by the compiler
+            if let Some(shown) = entry.get("result").and_then(Value::as_dict) {
+                for (key, value) in shown.iter() {
+                    res.insert(key, value.clone());
+                }
+            }
             if let Some(label) = entry.get("label") {
                 res.insert("_ansible_item_label", label.clone());
             }

@@ -1,0 +1,272 @@
+"""--format auto (the default): the native runner where the plan lowers and the host can
+execute it, pyz otherwise, with -v saying which and why; a host that cannot execute the runner
+falls back to pyz in the same deployment, and the history remembers it (docs/native.md,
+"Choosing the format")."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import sqlite3
+import subprocess
+import sys
+from collections.abc import Iterator
+from contextlib import closing
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from ..conftest import make_plan
+from ..integration.conftest import SSHD, _free_port, _wait_listening
+from .test_native_runs import cli, files, seeded, workload_for
+
+
+@pytest.fixture
+def auto(monkeypatch: pytest.MonkeyPatch, native_cache: Path) -> Path:
+    """No RUSTLE_FORMAT (the suite pins pyz): the command's own default, auto."""
+    monkeypatch.delenv("RUSTLE_FORMAT", raising=False)
+    return native_cache
+
+
+@contextlib.contextmanager
+def namespaced_sshd(sshd: Any, tmp_path: Path, name: str, setup: str, *args: str) -> Iterator[tuple[int, Path]]:
+    """A second sshd for the same user and keys, started in a private mount namespace after
+    the sh script ``setup`` (its arguments: ``args``) changed the mounts there. Yields (port,
+    its known_hosts)."""
+    if os.geteuid() != 0 or shutil.which("unshare") is None:
+        pytest.skip("a private mount namespace needs root and unshare (util-linux)")
+    port = _free_port()
+    config = tmp_path / f"sshd_{name}_config"
+    lines = [ln for ln in (sshd.root / "sshd_config").read_text().splitlines()
+             if not ln.startswith(("Port ", "PidFile "))]
+    config.write_text("\n".join([*lines, f"Port {port}", f"PidFile {tmp_path / f'sshd_{name}.pid'}", ""]))
+    known = tmp_path / f"known_hosts_{name}"
+    known.write_text(f"[127.0.0.1]:{port} {sshd.host_pub}\n")
+    log = tmp_path / f"sshd_{name}.log"
+    script = f'{setup} && exec {SSHD} -D -e -f "$0"'
+    with open(log, "wb") as logf:
+        proc = subprocess.Popen(["unshare", "--mount", "--propagation", "private", "sh", "-c", script,
+                                 str(config), *args], stdin=subprocess.DEVNULL, stdout=logf, stderr=logf)
+    try:
+        _wait_listening(port, proc, log)
+        yield port, known
+    finally:
+        proc.terminate()  # sshd itself (sh exec'd it); the namespace and its mounts go with it
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+@pytest.fixture
+def noexec_sshd(sshd: Any, tmp_path: Path) -> Iterator[tuple[int, Path, Path]]:
+    """An sshd whose sessions see ``<tmp>/noexec`` as a tmpfs mounted noexec: a host whose
+    remote dir is there cannot execute anything written into it. Yields (port, that
+    directory, its known_hosts)."""
+    mnt = tmp_path / "noexec"
+    mnt.mkdir()
+    with namespaced_sshd(sshd, tmp_path, "noexec", 'mount -t tmpfs -o noexec,mode=0755 tmpfs "$1"', str(mnt)) as (
+            port, known):
+        yield port, mnt, known
+
+
+@pytest.fixture
+def no_python_sshd(sshd: Any, tmp_path: Path) -> Iterator[tuple[int, Path]]:
+    """An sshd whose sessions have no Python: /usr/bin is a directory of links to everything
+    in it but python*, and pyenv's tree (where this suite's interpreters live) is an empty
+    tmpfs, so neither PATH nor the agent's absolute candidates find one."""
+    shadow = tmp_path / "usr-bin"
+    setup = ('mkdir -p "$1/orig" "$1/bin" && mount --bind /usr/bin "$1/orig" && '
+             'cp -as "$1/orig/." "$1/bin/" && rm -f "$1"/bin/python* && mount --bind "$1/bin" /usr/bin && '
+             'for d in "$HOME/.pyenv" /root/.pyenv; do [ ! -d "$d" ] || mount -t tmpfs -o ro tmpfs "$d" || exit 1; '
+             'done && ! env PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin sh -c "command -v python3" '
+             '&& [ ! -e /usr/bin/python3 ] && [ ! -e /usr/local/bin/python3 ]')
+    with namespaced_sshd(sshd, tmp_path, "nopython", setup, str(shadow)) as found:
+        yield found
+
+
+def fleet(tmp_path: Path, sshd: Any, noexec: tuple[int, Path, Path], tag: str) -> tuple[Path, Path, dict[str, Path]]:
+    """Four workload hosts: bench-0000..2 on the sshd, bench-0003 on the noexec one."""
+    port, mnt, known = noexec
+    hosts, roots = {}, {}
+    for i in range(4):
+        name = f"bench-{i:04d}"
+        roots[name] = seeded(tmp_path / tag / f"root{i}")
+        if i == 3:
+            h = sshd.host(name, mnt / f"{tag}-remote", ansible_port=port,
+                          ansible_ssh_common_args=f"-o UserKnownHostsFile={known}")
+        else:
+            h = sshd.host(name, tmp_path / tag / f"remote{i}")
+        hosts[name] = {**h.vars, "bench_root": str(roots[name]), "bench_role": "web"}
+    inv = tmp_path / tag / "inv.yml"
+    inv.write_text(yaml.safe_dump({"all": {"hosts": hosts}}))
+    plan = workload_for(tmp_path / tag, sorted(hosts))
+    return plan, inv, roots
+
+
+def runner_failures() -> list[tuple[str, str]]:
+    with closing(sqlite3.connect(Path(os.environ["HOME"]) / ".rustle" / "state.db")) as db:
+        return [(str(h), str(r)) for h, r in db.execute("SELECT host, reason FROM runner_failures")]
+
+
+def tree_of(roots: dict[str, Path]) -> dict[str, Any]:
+    """Each host's files, its own name written HOST (the motd names the host)."""
+    out = {}
+    for name, root in roots.items():
+        out[name] = {k: tuple(x.replace(name.encode(), b"HOST") if isinstance(x, bytes) else x for x in v)
+                     for k, v in files(root).items()}
+    return out
+
+
+@pytest.mark.ssh
+def test_a_host_that_cannot_execute_the_runner_falls_back_to_pyz_once_and_is_remembered(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], sshd: Any, noexec_sshd: tuple[int, Path, Path],
+    auto: Path,
+) -> None:
+    # the reference: the same fleet, all pyz
+    plan, inv, pyz_roots = fleet(tmp_path, sshd, noexec_sshd, "pyz")
+    code, ref, err = cli(capsys, str(plan), "-i", str(inv), "--run", "--output", "json", "--format", "pyz")
+    assert code == 0, err
+
+    plan, inv, roots = fleet(tmp_path, sshd, noexec_sshd, "auto")
+    code, cold, err = cli(capsys, str(plan), "-i", str(inv), "--run", "--output", "json", "-v")
+    assert code == 0, err
+    by_name = {h["name"]: h for h in cold["hosts"]}
+    # bench-0003 ran the Python agent (it reports its python), the others the runner
+    assert by_name["bench-0003"]["platform"]["python"], by_name["bench-0003"]
+    assert all(by_name[n]["platform"]["python"] is None for n in ("bench-0000", "bench-0001", "bench-0002"))
+    assert all(h["recap"]["changed"] == 9 and h["ok"] for h in cold["hosts"]), cold
+    assert "format: native for bench-0000, bench-0001, bench-0002, bench-0003: the plan lowers" in err
+    assert "bench-0003: cannot install rustle-runner" in err and "cannot execute it (exit 126 on x86_64)" in err
+    assert "deploying the pyz artifact" in err
+    assert "format: bench-0000: native on Linux" in err and "format: bench-0003: pyz on Linux" in err
+    assert tree_of(roots) == tree_of(pyz_roots)  # the same files, whichever format ran
+    for i in range(3):
+        assert (tmp_path / "auto" / f"remote{i}" / "runners").is_dir()
+    assert [h for h, _ in runner_failures()] == ["bench-0003"]
+    (reason,) = [r for _, r in runner_failures()]
+    assert "exit 126" in reason
+
+    # the next deployment does not try the runner there: -v says why, no fallback line
+    code, warm, err = cli(capsys, str(plan), "-i", str(inv), "--run", "--output", "json", "-v")
+    assert code == 0, err
+    assert "format: pyz for bench-0003: it could not execute rustle-runner in deployment d-" in err
+    assert "format: native for bench-0000, bench-0001, bench-0002: the plan lowers" in err
+    assert "deploying the pyz artifact" not in err
+    assert all(h["recap"]["changed"] == 0 and h["ok"] and not h["uploaded"] for h in warm["hosts"]), warm
+
+
+@pytest.mark.ssh
+def test_native_insists_and_fails_on_a_host_that_cannot_execute_the_runner(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], sshd: Any, noexec_sshd: tuple[int, Path, Path],
+    auto: Path,
+) -> None:
+    plan, inv, _ = fleet(tmp_path, sshd, noexec_sshd, "native")
+    code, doc, err = cli(capsys, str(plan), "-i", str(inv), "--run", "--output", "json", "--format", "native",
+                         "--limit", "bench-0003")
+    assert code == 1
+    (host,) = doc["hosts"]
+    assert "cannot execute it (exit 126 on" in host["error"]
+    assert "--format auto deploys pyz to this host instead" in host["error"]
+    assert runner_failures() == []  # --format native does not decide for auto
+
+
+def test_auto_says_which_format_and_why_for_plans_that_do_not_lower(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], auto: Path
+) -> None:
+    tasks = [{"name": "remember", "module": "set_fact", "args": {"x": 1}},
+             {"name": "show", "module": "debug", "args": {"msg": "{{ x }}"}}]
+    plan = make_plan(tmp_path, tasks)
+    code, doc, err = cli(capsys, str(plan), "--run", "--output", "json", "-v")
+    assert code == 0, err
+    assert "format: pyz for localhost: the plan does not lower to the native runner:" in err
+    assert "set_fact" in err
+    assert doc["hosts"][0]["platform"]["python"]
+    # a plan that lowers runs native, with the same result as pyz
+    root = tmp_path / "root"
+    root.mkdir()
+    plan = make_plan(tmp_path / "other", [{"module": "copy", "args": {"content": "x\n", "dest": f"{root}/x"}}])
+    code, doc, err = cli(capsys, str(plan), "--run", "--output", "json", "-v")
+    assert code == 0, err
+    assert "format: native for localhost: the plan lowers" in err
+    assert doc["hosts"][0]["platform"]["python"] is None and doc["hosts"][0]["recap"]["changed"] == 1
+    assert (root / "x").read_text() == "x\n"
+
+
+def test_auto_uses_pyz_without_cargo_or_a_prebuilt_runner(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], rustle_home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("RUSTLE_FORMAT", raising=False)
+    path = [p for p in os.environ["PATH"].split(os.pathsep) if not (Path(p) / "cargo").exists()]
+    monkeypatch.setenv("PATH", os.pathsep.join(path))
+    root = tmp_path / "root"
+    root.mkdir()
+    plan = make_plan(tmp_path, [{"module": "copy", "args": {"content": "x\n", "dest": f"{root}/x"}}])
+    code, doc, err = cli(capsys, str(plan), "--run", "--output", "json", "-v")
+    assert code == 0, err
+    # no cargo on PATH or in ~/.cargo: none at all (or, where Debian's /usr/bin/cargo is found
+    # anyway, a build that cannot work without HOME's toolchain): either way no runner, pyz
+    (line,) = [ln for ln in err.splitlines() if ln.startswith("format: pyz for every host: ")]
+    assert "rustle-runner" in line and "cargo" in line
+    assert doc["hosts"][0]["platform"]["python"]
+    assert not list((rustle_home / ".rustle" / "cache").glob("native/rustle-runner-*"))
+
+
+def test_the_format_setting_comes_from_the_environment_and_is_checked(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], rustle_home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("RUSTLE_FORMAT", "fast")
+    plan = make_plan(tmp_path, [{"module": "ping", "args": {}}])
+    code, _, err = cli(capsys, str(plan), "--run", "--output", "json")
+    assert code == 2
+    assert "RUSTLE_FORMAT: expected auto, pyz or native, got 'fast'" in err
+    monkeypatch.setenv("RUSTLE_FORMAT", "pyz")
+    code, doc, err = cli(capsys, str(plan), "--run", "--output", "json", "-v")
+    assert code == 0, err
+    assert "format:" not in err  # pyz was asked for: nothing to explain
+    assert json.dumps(doc)
+
+
+@pytest.mark.ssh
+def test_a_host_without_python_deploys_runs_and_rolls_back_through_the_runner(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], sshd: Any, no_python_sshd: tuple[int, Path], auto: Path,
+) -> None:
+    port, known = no_python_sshd
+    root = seeded(tmp_path / "root")
+    remote = tmp_path / "remote"
+    h = sshd.host("bench-0000", remote, ansible_port=port, ansible_ssh_common_args=f"-o UserKnownHostsFile={known}")
+    host_vars = {**h.vars, "bench_root": str(root), "bench_role": "web"}
+    inv = tmp_path / "inv.yml"
+    inv.write_text(yaml.safe_dump({"all": {"hosts": {"bench-0000": host_vars}}}))
+    plan = workload_for(tmp_path, ["bench-0000"])
+    # the pyz format cannot reach it: no Python there
+    code, doc, err = cli(capsys, str(plan), "-i", str(inv), "--output", "json", "--format", "pyz")
+    assert code == 1
+    assert "no usable Python 3.8+ on bench-0000" in doc["hosts"][0]["error"]
+    # auto: native, no Python needed
+    code, first, err = cli(capsys, str(plan), "-i", str(inv), "--run", "--output", "json")
+    assert code == 0, err
+    assert first["hosts"][0]["recap"]["changed"] == 9 and first["hosts"][0]["platform"]["python"] is None
+    assert "Welcome to bench-0000 (role: web)" in (root / "app" / "motd").read_text()
+    host_vars["bench_role"] = "db"
+    inv.write_text(yaml.safe_dump({"all": {"hosts": {"bench-0000": host_vars}}}))
+    code, second, err = cli(capsys, str(plan), "-i", str(inv), "--run", "--output", "json")
+    assert code == 0, err
+    assert second["hosts"][0]["previous_sha256"] == first["hosts"][0]["sha256"]
+    # --rollback goes through the installed runner's agent: the Python agent could not start
+    code, back, err = cli(capsys, "--rollback", "-i", str(inv), "--output", "json")
+    assert code == 0, err
+    current = remote / "releases" / second["hosts"][0]["binary_name"] / "current"
+    assert os.readlink(current).endswith(first["hosts"][0]["sha256"])
+    # rustle-exec runs the restored release through it too
+    manifest = tmp_path / "manifest.json"
+    manifest.write_text(json.dumps(first))
+    proc = subprocess.run([str(Path(sys.executable).parent / "rustle-exec"), str(manifest), "--output", "json"],
+                          capture_output=True, text=True, env=dict(os.environ))
+    assert proc.returncode == 0, proc.stderr
+    assert "Welcome to bench-0000 (role: web)" in (root / "app" / "motd").read_text()
