@@ -28,6 +28,8 @@ from opentelemetry.proto.trace.v1.trace_pb2 import Status  # noqa: E402
 
 from rustle_deploy.cli import main  # noqa: E402
 
+from ..native.conftest import native_cache, runner  # noqa: E402, F401 - fixtures for the native runs
+
 SECRET = "otel-secret-5d1c07"  # printed by a no_log task: must never reach a span
 
 PLAYBOOK = """\
@@ -117,10 +119,15 @@ def _clear_otel(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 @pytest.mark.ssh
+@pytest.mark.parametrize("fmt", ["pyz", "native"])
 def test_a_deployment_over_ssh_sends_its_spans_to_an_otlp_receiver(
-    sshd: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, rustle_home: Path, receiver: Receiver,
-    capsys: pytest.CaptureFixture[str],
+    fmt: str, sshd: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, rustle_home: Path, receiver: Receiver,
+    capsys: pytest.CaptureFixture[str], request: pytest.FixtureRequest,
 ) -> None:
+    """The same spans whichever agent runs on the host: the Python one (pyz) or rustle-runner's
+    (native), each announcing its stages when the request asks for a trace."""
+    if fmt == "native":
+        request.getfixturevalue("native_cache")
     db_path = tmp_path / "state.db"
     monkeypatch.setenv("RUSTLE_STATE_DB", str(db_path))
     _clear_otel(monkeypatch)
@@ -138,8 +145,8 @@ def test_a_deployment_over_ssh_sends_its_spans_to_an_otlp_receiver(
     inv.write_text(yaml.safe_dump({"all": {"hosts": hosts}}))
     site = tmp_path / "site.yml"
     site.write_text(PLAYBOOK)
-    assert main([str(site), "-i", str(inv), "--run", "--verify", "--output", "json"]) == 1  # web2 fails
-    out = capsys.readouterr()
+    assert main([str(site), "-i", str(inv), "--run", "--verify", "--output", "json", "--format", fmt]) == 1
+    out = capsys.readouterr()  # web2 fails
     assert SECRET not in out.out + out.err
     for n in names:  # it did deploy over ssh
         assert (tmp_path / "root" / n / "hello.txt").read_text() == "hello\n"

@@ -973,6 +973,19 @@ fn progress(result: &Map, stage: &str) {
     p.insert("stage", stage.into());
 }
 
+/// Enter stage `name` of an operation (agent.py `_stage`); with `trace` in the request, say so
+/// at once: the controller times its trace spans by these lines.
+fn stage(req: &Value, result: &Map, name: &str) {
+    progress(result, name);
+    announce(req, name);
+}
+
+fn announce(req: &Value, name: &str) {
+    if truthy(req.get("trace")) {
+        emit(&line(vec![("agent", "stage".into()), ("stage", name.into())]));
+    }
+}
+
 /// The keys of PROGRESS an error line carries (agent.py `_progress`).
 fn progress_fields() -> Vec<(String, Value)> {
     let p = PROGRESS.lock().unwrap_or_else(|e| e.into_inner());
@@ -1051,7 +1064,7 @@ fn op_deploy(req: &Value, layout: &Layout, input: &mut dyn Read) -> Res<Map> {
         ("uploaded", false.into()),
         ("activated", false.into()),
     ]);
-    progress(&result, "upload");
+    stage(req, &result, "upload");
     let _lock = Lock::acquire(&layout.lock, lock_timeout(req)?)?;
     mkdirs(&layout.artifacts)?; // under the lock: a cleanup may just have run
     remove_stale_uploads(layout);
@@ -1078,7 +1091,7 @@ fn op_deploy(req: &Value, layout: &Layout, input: &mut dyn Read) -> Res<Map> {
     }
     if truthy(req.get("verify")) {
         // Verify before activation: a bad artifact never becomes current (docs/remote.md).
-        progress(&result, "verify");
+        stage(req, &result, "verify");
         verify(layout, &sha)?;
         result.insert("verified", true.into());
     }
@@ -1087,7 +1100,7 @@ fn op_deploy(req: &Value, layout: &Layout, input: &mut dyn Read) -> Res<Map> {
     let old = link_sha(&current);
     let before = link_sha(&previous);
     result.insert("previous", opt_str(&old));
-    progress(&result, "activate");
+    stage(req, &result, "activate");
     let changed = old.as_deref() != Some(sha.as_str());
     if changed {
         // made only here, so every release directory holds a link (agent.py's cleanup)
@@ -1101,7 +1114,7 @@ fn op_deploy(req: &Value, layout: &Layout, input: &mut dyn Read) -> Res<Map> {
         result.insert("activated", true.into());
         prune_unpacked(layout);
     }
-    progress(&result, "history");
+    stage(req, &result, "history");
     let entry = line(vec![
         ("op", "deploy".into()),
         ("deployment_id", req.get("deployment_id").cloned().unwrap_or(Value::Null)),
@@ -1121,7 +1134,7 @@ fn op_deploy(req: &Value, layout: &Layout, input: &mut dyn Read) -> Res<Map> {
         return Err(fail);
     }
     if truthy(req.get("run")) {
-        progress(&result, "run");
+        stage(req, &result, "run");
         let code = run_artifact(layout, &path, req)?;
         result.insert("run_exit", Value::Int(code));
     }
@@ -1160,6 +1173,7 @@ fn op_run(req: &Value, layout: &Layout, _input: &mut dyn Read) -> Res<Map> {
     }
     let path = layout.artifact(&sha);
     refuse_damaged(&path, &sha, "run")?;
+    announce(req, "run");
     let code = run_artifact(layout, &path, req)?;
     Ok(line(vec![
         ("sha256", sha.as_str().into()),
