@@ -2,7 +2,8 @@
 Selenium), served by ``rustle-deploy ui`` in its own process, over deployments that the
 command line makes to a 10-host fleet on the real local sshd: the list, a deployment page
 updating live without reload while hosts report, a failed host's task with its diff, a
-rollback from the UI checked on the hosts, and a no_log value absent from every page.
+rollback from the UI checked on the hosts, and a no_log value absent from every page; and a
+stopped rollout resumed by clicking through its confirmation page, checked on the hosts.
 
 ``RUSTLE_UI_SCREENSHOTS=DIR`` saves a PNG of each main page there (docs/ has them).
 """
@@ -32,6 +33,10 @@ from selenium.webdriver.common.by import By  # noqa: E402
 from selenium.webdriver.support.ui import WebDriverWait  # noqa: E402
 
 from rustle_deploy.cli import main  # noqa: E402
+
+from .test_rollout_playbook import stamp_play, write_playbook  # noqa: E402
+from .test_rollout_ssh import Fleet  # noqa: E402
+from .test_ui_resume import _stopped_rollout, _wait_gone, format_option  # noqa: E402
 
 CHROMIUM, CHROMEDRIVER = Path("/usr/bin/chromium"), Path("/usr/bin/chromedriver")
 SECRET = "nolog-secret-5d1e0c"
@@ -248,3 +253,60 @@ def test_live_page_failed_task_rollback_and_no_log_in_chromium(
     assert len(seen) >= 9
     for source in seen:
         assert SECRET not in source
+
+
+def test_a_stopped_rollout_is_resumed_by_clicking_through_its_confirmation_page(
+    browser: Any, sshd: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, rustle_home: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    shots = os.environ.get("RUSTLE_UI_SCREENSHOTS")
+    db_path = tmp_path / "state.db"
+    monkeypatch.setenv("RUSTLE_STATE_DB", str(db_path))
+    fleet = Fleet(sshd, tmp_path, 3)
+    for name in fleet.names:
+        fleet.root(name).mkdir(parents=True)
+    play = stamp_play("play-0", serial=1, max_fail_percentage=0)
+    play["tasks"].append({"name": "healthy host", "command": "test ! -e {{ rustle_test_root }}/broken"})
+    play["tasks"].append({"name": "note", "copy": {"content": "{{ note }}\n", "dest": "{{ rustle_test_root }}/note"}})
+    playbook = write_playbook(tmp_path, [play])
+    vars_file = tmp_path / "vars.yml"
+    vars_file.write_text("note: from the vars file\n")
+    did = _stopped_rollout(fleet, playbook, capsys, "-e", f"@{vars_file}")  # n00 broken: stops after batch 1
+    assert [fleet.stamps(n) is not None for n in fleet.names] == [True, False, False]
+    (fleet.root("n00") / "broken").unlink()  # the operator mends the host, then resumes in the browser
+
+    ui, url = _ui(dict(os.environ), tmp_path / "ui.log")
+    try:
+        browser.get(f"{url}/deployments/{did}")
+        assert "stopped after batch 1/3" in browser.find_element(By.ID, "rollout").text
+        browser.find_element(By.ID, "resume").click()
+        assert browser.current_url == f"{url}/deployments/{did}/resume"
+        left = {r.get_attribute("data-host"): r.text for r in browser.find_elements(By.CSS_SELECTOR, "#left tbody tr")}
+        assert left == {"n00": "n00 1 failed", "n01": "n01 — not_reached", "n02": "n02 — not_reached"}, left
+        assert browser.find_element(By.ID, "command").text == (
+            f"rustle-deploy {playbook} -i {fleet.inventory}{format_option()} -e @{vars_file} --run --resume {did}")
+        browser.find_element(By.ID, "operator").send_keys("Linus")
+        if shots:
+            browser.save_screenshot(str(Path(shots) / "ui-resume.png"))
+        browser.find_element(By.ID, "confirm-resume").click()
+        WebDriverWait(browser, PATIENCE).until(lambda d: d.find_elements(By.ID, "outcome") or d.find_elements(
+            By.CSS_SELECTOR, "p.error"), "the resume's result page")
+        assert browser.find_element(By.ID, "outcome").text == "started", browser.page_source
+        started = re.search(r"as process (\d+); its output goes to (\S+\.log)", browser.find_element(By.ID, "what").text)
+        assert started is not None, browser.page_source
+        _wait_gone(int(started[1]), Path(started[2]))
+        log = Path(started[2]).read_text()
+
+        browser.find_element(By.ID, "follow").click()
+        assert browser.current_url == f"{url}/deployments/{did}"
+        assert "completed" in browser.find_element(By.ID, "rollout").text, log
+        assert not browser.find_elements(By.ID, "resume")  # nothing left to resume
+        assert "by Linus (web UI" in browser.find_element(By.ID, "actions").text
+    finally:
+        ui.terminate()
+        ui.wait(PATIENCE)
+    for name in fleet.names:  # on the hosts: every one ran the play, with the vars file's value
+        assert fleet.stamps(name) is not None, log
+        assert (fleet.root(name) / "note").read_text() == "from the vars file\n"
+    ((who,),) = _db_rows(db_path, "SELECT user FROM deployments WHERE op = 'resume' AND target_id = ?", did)
+    assert who.startswith("Linus (web UI from 127.0.0.1"), who

@@ -31,6 +31,13 @@ pytestmark = [pytest.mark.ssh, pytest.mark.usefixtures("rustle_home")]
 SECRET = "resume-secret-81b2e0"  # given with -e: never kept in the history
 
 
+def format_option() -> str:
+    """The ``--format`` a resume command carries: the format the tests pin (tests/conftest.py),
+    kept so that the resume runs the hosts as the deployment did."""
+    fmt = os.environ.get("RUSTLE_FORMAT", "auto")
+    return "" if fmt == "auto" else f" --format {fmt}"
+
+
 def _stopped_rollout(fleet: Fleet, playbook: Path, capsys: pytest.CaptureFixture[str], *extra: str) -> str:
     """Deploy with n00 broken: batch 1 (n00) fails, max_fail_percentage 0 stops the rollout."""
     (fleet.root("n00") / "broken").write_text("")
@@ -75,7 +82,7 @@ def test_a_stopped_rollout_is_resumed_from_the_ui_and_finishes_on_the_hosts(
     page = c.get(f"/deployments/{secret}/resume")
     assert page.status_code == 200 and 'id="confirm"' not in page.text
     assert "-e with values on the command line (the history never keeps them" in page.text
-    assert f"{playbook} -i {fleet.inventory} --run --resume {secret}" in page.text
+    assert f"{playbook} -i {fleet.inventory}{format_option()} --run --resume {secret}" in page.text
     csrf = c.cookies.get("rustle_csrf")
     refused = c.post(f"/deployments/{secret}/resume", data={"csrf": csrf, "operator": "ada"})
     assert refused.status_code == 409 and "cannot be resumed from here" in refused.text
@@ -89,8 +96,8 @@ def test_a_stopped_rollout_is_resumed_from_the_ui_and_finishes_on_the_hosts(
     assert page.status_code == 200 and 'id="confirm"' in page.text
     shown = re.search(r'<pre id="command">([^<]+)</pre>', page.text)
     assert shown is not None
-    assert shown[1] == (f"rustle-deploy {playbook} -i {fleet.inventory} -e @{tmp_path / 'vars.yml'} --run "
-                        f"--resume {did}")
+    assert shown[1] == (f"rustle-deploy {playbook} -i {fleet.inventory}{format_option()} -e @{tmp_path / 'vars.yml'} "
+                        f"--run --resume {did}")
     assert re.findall(r'<tr data-host="([^"]+)">', page.text) == ["n00", "n01", "n02", "n03"]
     assert c.post(f"/deployments/{did}/resume", data={"operator": "ada"}).status_code == 403  # no CSRF field
     assert [a.op for a in HistoryReader(db).actions_on(did)] == []  # nothing was started
