@@ -864,6 +864,7 @@ def _deploy_jobs(
         def run_here(stage: Stage, number: int, names: list[str]) -> list[HostOutcome]:
             """A phase delegated to the controller: the artifact runs here, once per host."""
             options = replace(_run_options(opts, run_id), plays=stage.plays, phase=stage.phase)
+            what = f"run on the controller, batch {number}/{roll.total} ({stage.label})"
 
             def on_outcome(outcome: HostOutcome) -> None:
                 merged = roll.absorb(phased.take_shared(outcome, local=True), number)
@@ -872,10 +873,12 @@ def _deploy_jobs(
                     if rolling and not staging:
                         history.record_rollout_host(did, outcome.host, roll.batch_of.get(outcome.host),
                                                     roll.state_of(outcome.host), roll.stages_done.get(outcome.host, 0))
+                if session.trace is not None:
+                    ran = outcome.error is None and outcome.run_exit in (0, None)
+                    session.trace.host(outcome, what, "ran" if ran else "failed", {"rustle.on_controller": True})
 
             return _run_local(names, lambda n: (by_host[n].path, host_of[n]), options, phased, settings, plan,
-                              session.reporter, on_outcome,
-                              f"run on the controller, batch {number}/{roll.total} ({stage.label})", stage.throttle)
+                              session.reporter, on_outcome, what, stage.throttle)
 
         def fan_out_hosts(stage: Stage, number: int, names: list[str]) -> list[HostOutcome]:
             jobs = [job_for(n, stage) for n in names]

@@ -305,3 +305,82 @@ def test_a_failed_gate_has_its_rollback_span(
     (back,) = [s for s in spans if s.parent_span_id == top[-1].span_id]
     assert back.name == "host g1" and _attrs(back)["rustle.operation"] == "rollback"
     assert root.status.code == Status.STATUS_CODE_ERROR
+
+
+DELEGATED = """\
+- hosts: all
+  gather_facts: false
+  tasks:
+    - name: on the host
+      command: echo host
+    - name: on the controller
+      command: echo "controller for {{ inventory_hostname }}"
+      delegate_to: localhost
+    - name: once, on the controller
+      command: echo once
+      delegate_to: localhost
+      run_once: true
+    - name: back on the host
+      copy:
+        content: "done\\n"
+        dest: "{{ rustle_test_root }}/done.txt"
+"""
+
+
+@pytest.mark.ssh
+def test_phases_run_on_the_controller_have_their_spans(
+    sshd: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, rustle_home: Path, receiver: Receiver,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """delegate_to: localhost and run_once on it run outside any host's agent: each such phase
+    is a span holding one host span per host it ran for, cut into a single ``run`` stage."""
+    monkeypatch.setenv("RUSTLE_STATE_DB", str(tmp_path / "state.db"))
+    _clear_otel(monkeypatch)
+    monkeypatch.setenv("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", receiver.url)
+    names = ["app0", "app1"]
+    hosts = {}
+    for n in names:
+        hosts[n] = dict(sshd.host(n, tmp_path / "remote" / n, rustle_test_root=str(tmp_path / "root" / n)).vars)
+        (tmp_path / "root" / n).mkdir(parents=True)
+    inv = tmp_path / "inv.yml"
+    inv.write_text(yaml.safe_dump({"all": {"hosts": hosts}}))
+    site = tmp_path / "site.yml"
+    site.write_text(DELEGATED)
+    assert main([str(site), "-i", str(inv), "--run", "--output", "json"]) == 0, capsys.readouterr().err
+    capsys.readouterr()
+    for n in names:
+        assert (tmp_path / "root" / n / "done.txt").read_text() == "done\n"
+
+    spans = [s for _, s in receiver.spans()]
+    (root,) = [s for s in spans if not s.parent_span_id]
+
+    def under(parent: Any) -> list[Any]:
+        return sorted((s for s in spans if s.parent_span_id == parent.span_id), key=lambda s: s.start_time_unix_nano)
+
+    batches = under(root)
+    assert [s.name for s in batches] == ["compile", "batch 1/4", "batch 2/4", "batch 3/4", "batch 4/4"]
+    ran_where = {}
+    for batch in batches[1:]:
+        hosts_spans = under(batch)
+        assert hosts_spans, batch.name
+        for span in hosts_spans:
+            attrs = _attrs(span)
+            assert batch.start_time_unix_nano <= span.start_time_unix_nano <= span.end_time_unix_nano \
+                <= batch.end_time_unix_nano
+            stages = under(span)
+            ran_where.setdefault(batch.name, []).append((attrs["rustle.host"], attrs.get("rustle.on_controller", False)))
+            if attrs.get("rustle.on_controller"):
+                assert attrs["rustle.operation"].startswith("run on the controller, " + batch.name)
+                assert attrs["rustle.status"] == "ran" and attrs["rustle.round_trips"] == 0
+                assert [s.name for s in stages] == ["run"]
+                assert stages[0].start_time_unix_nano == span.start_time_unix_nano
+                assert stages[0].end_time_unix_nano == span.end_time_unix_nano
+            else:
+                assert stages[0].name == "connect" and stages[-1].name == "run"
+            assert span.status.code == Status.STATUS_CODE_UNSET
+    assert {k: sorted(v) for k, v in ran_where.items()} == {
+        "batch 1/4": [("app0", False), ("app1", False)],
+        "batch 2/4": [("app0", True), ("app1", True)],  # delegate_to: localhost, for each host
+        "batch 3/4": [("app0", True)],  # run_once on the controller: for the batch's first host
+        "batch 4/4": [("app0", False), ("app1", False)],
+    }

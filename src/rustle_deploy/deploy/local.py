@@ -56,14 +56,15 @@ def run_here(artifact: Path, host: Host, options: RunOptions, state: dict[str, A
     host_vars = workdir / f"{host.name}.vars.json"
     _write_private(carry, state if state is not None else {"__rustle_carry__": 2, "facts": {}})
     _write_private(host_vars, tag_unsafe(own_vars(host)))
-    started = time.monotonic()
+    started, began = time.monotonic(), time.time()  # began: a trace's clock (tracing.py)
+    stages = [("run", began)]
     try:
         proc = subprocess.run(command(artifact, host, options, carry, host_vars), stdin=subprocess.DEVNULL,
                               capture_output=True, timeout=timeout, check=False)
     except subprocess.TimeoutExpired:
         return HostOutcome(host=host.name, error=PhaseError(
             host.name, f"the task delegated to the controller did not finish within {timeout:g}s",
-            "raise --timeout"), duration=time.monotonic() - started)
+            "raise --timeout"), duration=time.monotonic() - started, started_at=began, stages=stages)
     events: list[dict[str, Any]] = []
     for line in proc.stdout.splitlines():
         try:
@@ -74,7 +75,8 @@ def run_here(artifact: Path, host: Host, options: RunOptions, state: dict[str, A
             try:
                 write_fetched(artifact, host.name, event)
             except HostError as exc:
-                return HostOutcome(host=host.name, error=exc, duration=time.monotonic() - started)
+                return HostOutcome(host=host.name, error=exc, duration=time.monotonic() - started, started_at=began,
+                                   stages=stages)
         elif isinstance(event, dict) and "event" in event:
             events.append(event)
     recap = next((e for e in reversed(events) if e.get("event") == "recap"), None)
@@ -86,4 +88,4 @@ def run_here(artifact: Path, host: Host, options: RunOptions, state: dict[str, A
                            "this is a bug of rustle-deploy if the artifact was built by it")
     return HostOutcome(host=host.name, ok=error is None and proc.returncode == 0, error=error,
                        run_exit=proc.returncode, recap=recap, events=events,
-                       duration=time.monotonic() - started)
+                       duration=time.monotonic() - started, started_at=began, stages=stages)
