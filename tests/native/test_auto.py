@@ -20,6 +20,8 @@ from typing import Any
 import pytest
 import yaml
 
+from rustle_deploy.compiler.toolchain import controller_target
+
 from ..conftest import make_plan
 from ..integration.conftest import SSHD, _free_port, _wait_listening
 from .test_native_runs import cli, files, seeded, workload_for
@@ -213,6 +215,14 @@ def test_auto_uses_pyz_without_cargo_or_a_prebuilt_runner(
     # anyway, a build that cannot work without HOME's toolchain): either way no runner, pyz
     (line,) = [ln for ln in err.splitlines() if ln.startswith("format: pyz for every host: ")]
     assert "rustle-runner" in line and "cargo" in line
+    tried = [ln for ln in err.splitlines() if ln.startswith("note: building rustle-runner for ")]
+    if "failed (exit" in line:  # a build started: it said so first, naming the cargo
+        (note,) = tried
+        cargo = line.split(" with ", 1)[1].split(" failed", 1)[0]
+        assert note == (f"note: building rustle-runner for {controller_target()} with {cargo} "
+                        "(first use of these sources, about a minute)")
+    else:
+        assert tried == []
     assert doc["hosts"][0]["platform"]["python"]
     assert not list((rustle_home / ".rustle" / "cache").glob("native/rustle-runner-*"))
 
