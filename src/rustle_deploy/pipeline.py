@@ -321,7 +321,7 @@ class Session:
             try:
                 target = self.native_target(host, seen)
             except UsageError as exc:
-                choice = (None, f"{exc.message}")
+                choice = (None, exc.message.removeprefix(f"{host.name}: "))
             else:
                 runner = self.runner(target)
                 if runner is None:

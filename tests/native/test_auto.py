@@ -347,9 +347,36 @@ def test_auto_gives_pyz_to_a_host_whose_target_has_no_runner(
               "rustle_target": "riscv64gc-unknown-linux-gnu"}}}}))
     code, doc, err = cli(capsys, str(plan), "-i", str(inv), "--run", "--output", "json", "-v")
     assert code == 0, err
-    assert "format: pyz for b: b: rustle_target=riscv64gc-unknown-linux-gnu: --target riscv64gc-unknown-linux-gnu: " \
+    assert "format: pyz for b: rustle_target=riscv64gc-unknown-linux-gnu: --target riscv64gc-unknown-linux-gnu: " \
            "rustle-runner is built for" in err
     assert "format: native for a: the plan lowers; rustle-runner " in err
+    by_name = {h["name"]: h for h in doc["hosts"]}
+    assert by_name["b"]["platform"]["python"] and by_name["a"]["platform"]["python"] is None
+    assert sorted(p.name for p in root.iterdir()) == ["a", "b"]
+
+
+def test_auto_gives_pyz_to_a_host_that_reported_a_machine_no_runner_exists_for(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], auto: Path, rustle_home: Path
+) -> None:
+    """The history says host b could not execute a runner and is armv7l: auto gives it pyz,
+    whatever its rustle_target says, and -v says why; a keeps the runner."""
+    from rustle_deploy.state import History
+
+    root = tmp_path / "root"
+    root.mkdir()
+    plan = make_plan(tmp_path, [{"module": "copy", "args": {"content": "x\n", "dest": f"{root}/{{{{ inventory_hostname }}}}"}}],
+                     hosts=("a", "b"))
+    inv = tmp_path / "inv.yml"
+    inv.write_text(yaml.safe_dump({"all": {"hosts": {
+        "a": {"ansible_connection": "local", "rustle_remote_dir": str(tmp_path / "ra")},
+        "b": {"ansible_connection": "local", "rustle_remote_dir": str(tmp_path / "rb"), "rustle_target": AARCH64}}}}))
+    with History(rustle_home / ".rustle" / "state.db") as history:
+        history.record_runner_failure("b", str(tmp_path / "rb"), "f" * 64, "exit 126 on armv7l", "d-earlier", "armv7l")
+    code, doc, err = cli(capsys, str(plan), "-i", str(inv), "--run", "--output", "json", "-v")
+    assert code == 0, err
+    assert ("format: pyz for b: it is armv7l (it said so in deployment d-earlier), for which no rustle-runner "
+            "exists") in err
+    assert "format: native for a: the plan lowers" in err and AARCH64 + " (" not in err
     by_name = {h["name"]: h for h in doc["hosts"]}
     assert by_name["b"]["platform"]["python"] and by_name["a"]["platform"]["python"] is None
     assert sorted(p.name for p in root.iterdir()) == ["a", "b"]
