@@ -173,7 +173,12 @@ class RemoteError(HostError):
 
 
 class RunnerNotExecutable(RemoteError):
-    """The host could not execute the native runner (exec format, noexec mount, no loader)."""
+    """The host could not execute the native runner (exec format, noexec mount, no loader);
+    ``machine``: its ``uname -m`` as the bootstrap reported it ("" when it did not)."""
+
+    def __init__(self, host: str, message: str, hint: str | None = None, machine: str = "") -> None:
+        super().__init__(host, message, hint)
+        self.machine = machine
 
 
 class PhaseError(HostError):

@@ -943,7 +943,9 @@ def _deploy_jobs(
                 job, pyz = job_of.pop(o.host), session.pyz_fallback(o.host)
                 ident = runner_identity(job)
                 reason = o.error.message.split(": ", 1)[-1] if o.error else ""
-                history.record_runner_failure(o.host, job.host.remote_dir or "", ident[0] if ident else "", reason, did)
+                machine = o.error.machine if isinstance(o.error, RunnerNotExecutable) else ""
+                history.record_runner_failure(o.host, job.host.remote_dir or "", ident[0] if ident else "", reason,
+                                              did, machine)
                 by_host[o.host] = pyz
                 session.reporter.line(f"{o.host}: {reason}; deploying the pyz artifact {pyz.sha256[:12]} there "
                                       "instead (the history remembers it for the next deployments)")

@@ -36,6 +36,7 @@ if TYPE_CHECKING:
     from .playbook import Compiled
     from .playbook.compile import VarPrompt
     from .rollout import Schedule
+    from .state import RunnerFailure
     from .tracing import Trace
     from .transport.early import EarlyStarts
 
@@ -49,7 +50,9 @@ class Session:
     json_out: bool
     reporter: Reporter
     _runners: dict[str, RunnerBinary] = field(default_factory=dict)  # by target
-    _no_runner: dict[str, tuple[str, str | None]] = field(default_factory=dict)  # auto: hosts that get pyz
+    _no_runner: dict[str, RunnerFailure] = field(default_factory=dict)  # auto: hosts that failed a runner
+    _no_runner_for: dict[str, str] = field(default_factory=dict)  # auto: targets without a runner, and why
+    _auto_choice: dict[str, tuple[RunnerBinary | None, str]] = field(default_factory=dict)  # auto_runner's
     _auto_units: dict[str, BuildUnit] = field(default_factory=dict)  # auto: a native host's unit, for pyz_fallback
     compiled: Compiled | None = None  # when the input was a playbook
     extra_vars: dict[str, Any] | None = None
@@ -233,13 +236,14 @@ class Session:
                 u.target = self.native_target(u.hosts[0])
         return units
 
-    def native_target(self, host: Host) -> str:
-        """The runner target of ``host``: -t, else its ``rustle_target``, else the controller's
-        own platform; a target no runner can be built for is refused here (exit 2)."""
+    def native_target(self, host: Host, seen: str | None = None) -> str:
+        """The runner target of ``host``: -t, else ``seen`` (``--format auto``: the target of the
+        machine the host reported), else its ``rustle_target``, else the controller's own
+        platform; a target no runner can be built for is refused here (exit 2)."""
         from .compiler.toolchain import STATIC, ToolchainError, check_target, controller_target
 
         declared = host.vars.get("rustle_target")
-        target = self.settings.target or (str(declared) if declared else controller_target())
+        target = self.settings.target or seen or (str(declared) if declared else controller_target())
         if self.settings.static_linking and not self.opts.get("target") and not target.endswith(STATIC) \
                 and target.endswith("-linux-gnu"):  # [compilation] static_linking
             target += STATIC
@@ -265,11 +269,17 @@ class Session:
 
             if fmt == "native":
                 self._runners[target] = ensure_runner(self.settings.cache_dir, target)
+            elif target in self._no_runner_for:
+                return None
             else:
                 try:
                     self._runners[target] = runner_for(self.settings.cache_dir, target)
                 except RunnerUnavailable as exc:
-                    self.opts["pyz_because"] = exc.message.replace("--format native needs", "the native format needs")
+                    why = exc.message.replace("--format native needs", "the native format needs")
+                    if target != controller_target():  # only the hosts of that target get pyz
+                        self._no_runner_for[target] = why
+                        return None
+                    self.opts["pyz_because"] = why
                     return None
             if self.opts.get("verbose"):
                 r = self._runners[target]
@@ -280,19 +290,58 @@ class Session:
         """(sha256, size) of the runner ``host`` gets; None for pyz (with ``--format auto``:
         for a host the history saw unable to execute it, too)."""
         fmt = self.opts.get("format_")
-        if fmt == "auto" and host.name not in self._no_runner:
-            runner = self.runner()
+        if fmt == "auto":
+            runner = self.auto_runner(host)[0]
         else:
             runner = self.runner(self.native_target(host)) if fmt == "native" else None
         return (runner.sha256, runner.size) if runner else None
+
+    def auto_runner(self, host: Host) -> tuple[RunnerBinary | None, str]:
+        """``--format auto``: the runner ``host`` gets, or None and why it gets pyz. Its target is
+        ``native_target``'s, except that the machine the host reported when it could not
+        execute a runner (``no_runner_hosts``) beats a ``rustle_target`` of another
+        architecture; a host gets pyz when no runner exists or can be had for that target, or
+        when that very runner is the one it could not execute."""
+        if host.name in self._auto_choice:
+            return self._auto_choice[host.name]
+        from .compiler.toolchain import linux_target, split
+
+        failed = self._no_runner.get(host.name)
+        seen = None
+        choice: tuple[RunnerBinary | None, str] | None = None
+        if failed is not None and failed.machine and not self.settings.target:
+            declared = host.vars.get("rustle_target")
+            seen = linux_target(failed.machine)
+            if seen is None:
+                choice = (None, f"it is {failed.machine} (it said so in deployment {failed.deployment_id}), "
+                                "for which no rustle-runner exists")
+            elif declared and split(str(declared))[0] == seen:
+                seen = None  # its rustle_target fits its machine (and may ask for +static)
+        if choice is None:
+            try:
+                target = self.native_target(host, seen)
+            except UsageError as exc:
+                choice = (None, exc.message.removeprefix(f"{host.name}: "))
+            else:
+                runner = self.runner(target)
+                if runner is None:
+                    choice = (None, self._no_runner_for.get(target) or str(self.opts.get("pyz_because")))
+                elif failed is not None and failed.sha256 == runner.sha256:
+                    choice = (None, f"it could not execute rustle-runner"
+                                    f"{' in deployment ' + failed.deployment_id if failed.deployment_id else ''} "
+                                    f"({failed.reason}); --format native tries again")
+                else:
+                    choice = (runner, "")
+        self._auto_choice[host.name] = choice
+        return choice
 
     def say_format(self, text: str) -> None:
         """A -v line about the format ``--format auto`` chose, and why."""
         if self.opts.get("verbose"):
             print(f"format: {visible(text)}", file=sys.stderr)
 
-    def no_runner_hosts(self, hosts: list[Host]) -> dict[str, tuple[str, str | None]]:
-        """Hosts the history saw unable to execute the runner: auto deploys pyz to them."""
+    def no_runner_hosts(self, hosts: list[Host]) -> dict[str, RunnerFailure]:
+        """Hosts the history saw unable to execute a runner (``auto_runner`` decides what they get)."""
         if self.opts.get("format_") != "auto":
             return {}
         from .state import History
@@ -340,47 +389,47 @@ class Session:
                 return [a for u in units for a in build_native(
                     u, cache_dir=s.cache_dir, runner=self._unit_runner(u).sha256, rebuild=rebuild,
                     size_limit=s.binary_size_limit)]
-            runner = self.runner() if self.opts.get("format_") == "auto" else None
-            if runner is not None:
-                return self._build_auto(units, runner, pyz)
+            if self.opts.get("format_") == "auto" and self.runner() is not None:
+                return self._build_auto(units, pyz)
             if self.opts.get("format_") == "auto":
                 self.say_format(f"pyz for every host: {self.opts.get('pyz_because')}")
             return [pyz(u) for u in units]
 
-    def _build_auto(self, units: list[BuildUnit], runner: RunnerBinary,
-                    pyz: Callable[[BuildUnit], Artifact]) -> list[Artifact]:
-        """``--format auto``: native artifacts for the units that lower, for the hosts not
-        known to be unable to execute the runner; pyz for the rest (docs/native.md)."""
+    def _build_auto(self, units: list[BuildUnit], pyz: Callable[[BuildUnit], Artifact]) -> list[Artifact]:
+        """``--format auto``: native artifacts for the units that lower, each host with the
+        runner of its target (``auto_runner``); pyz for the rest (docs/native.md)."""
         from .compiler.build import build_native
         from .compiler.native import NativeUnsupported
-        from .compiler.toolchain import controller_target
 
         s, rebuild = self.settings, bool(self.opts.get("rebuild"))
         out: list[Artifact] = []
         for u in units:
-            shown = ", ".join(u.host_names[:5]) + (f" and {len(u.host_names) - 5} more" if len(u.host_names) > 5 else "")
+            choice = {h.name: self.auto_runner(h) for h in u.hosts}
+            by_runner: dict[str, tuple[RunnerBinary, list[str]]] = {}
+            for n, (runner, _) in choice.items():
+                if runner is not None:
+                    by_runner.setdefault(runner.sha256, (runner, []))[1].append(n)
+            arts: list[Artifact] = []
             try:
-                arts = build_native(u, cache_dir=s.cache_dir, runner=runner.sha256, rebuild=rebuild,
-                                    size_limit=s.binary_size_limit)
+                for runner, names in by_runner.values():
+                    arts.extend(replace(a, hosts=tuple(n for n in a.hosts if n in names), target=runner.target)
+                                for a in build_native(u, cache_dir=s.cache_dir, runner=runner.sha256,
+                                                      rebuild=rebuild, size_limit=s.binary_size_limit))
             except NativeUnsupported as exc:
-                self.say_format(f"pyz for {shown}: the plan does not lower to the native runner: {exc.message}")
+                self.say_format(f"pyz for {_shown(u.host_names)}: the plan does not lower to the native runner: "
+                                f"{exc.message}")
                 out.append(pyz(u))
                 continue
-            avoid = [n for n in u.host_names if n in self._no_runner]
+            avoid = [n for n, (runner, _) in choice.items() if runner is None]
             for n in avoid:
-                reason, did = self._no_runner[n]
-                self.say_format(f"pyz for {n}: it could not execute rustle-runner"
-                                f"{' in deployment ' + did if did else ''} ({reason}); --format native tries again")
+                self.say_format(f"pyz for {n}: {choice[n][1]}")
             if avoid:
                 out.append(replace(pyz(u), hosts=tuple(avoid)))
-                arts = [replace(a, hosts=tuple(n for n in a.hosts if n not in avoid)) for a in arts]
-            native = [n for a in arts for n in a.hosts]
-            if native:
-                shown = ", ".join(native[:5]) + (f" and {len(native) - 5} more" if len(native) > 5 else "")
-                self.say_format(f"native for {shown}: the plan lowers; rustle-runner {runner.sha256[:12]} "
-                                f"for {controller_target()} (a host that cannot execute it gets pyz)")
-            for n in native:
-                self._auto_units[n] = u
+            for runner, names in by_runner.values():
+                self.say_format(f"native for {_shown(names)}: the plan lowers; rustle-runner {runner.sha256[:12]} "
+                                f"for {runner.target} (a host that cannot execute it gets pyz)")
+                for n in names:
+                    self._auto_units[n] = u
             out.extend(a for a in arts if a.hosts)
         return out
 
@@ -854,6 +903,11 @@ def _check_format(opts: dict[str, Any], mode: str) -> None:
         opts["pyz_because"] = "--resume goes on with pyz artifacts"
     elif why is not None:
         opts["pyz_because"] = why[0].replace(" cannot be used with --format native yet", " needs the pyz format")
+
+
+def _shown(names: list[str]) -> str:
+    """Host names for a -v line: the first five, and how many more."""
+    return ", ".join(names[:5]) + (f" and {len(names) - 5} more" if len(names) > 5 else "")
 
 
 def unit_tasks(unit: BuildUnit) -> list[dict[str, Any]]:

@@ -25,7 +25,7 @@ from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from ._fs import private_dir
 from .errors import StateError
@@ -143,6 +143,7 @@ _ADDED_COLUMNS = (
     ("host_outcomes", "uploaded_bytes", "INTEGER"),
     ("deployments", "artifacts", "INTEGER"),  # distinct artifacts the deployment compiled or found
     ("deployments", "artifacts_cached", "INTEGER"),  # of which the compilation cache held
+    ("runner_failures", "machine", "TEXT"),  # the host's uname -m, as its bootstrap reported it
 )
 
 # Task results keep at most this many characters of each stdout, stderr, msg and diff.
@@ -283,6 +284,16 @@ def owner_alive(owner: str) -> bool:
     except OSError:
         return True
     return True
+
+
+class RunnerFailure(NamedTuple):
+    """A host that could not execute runner ``sha256``: why, in which deployment, and its
+    ``uname -m`` when the bootstrap reported it ("" otherwise)."""
+
+    reason: str
+    deployment_id: str | None
+    sha256: str
+    machine: str
 
 
 _DEPLOYMENT_COLUMNS = "id, created_at, op, plan_source, plan_sha256, status, target_id"
@@ -537,28 +548,34 @@ class History:
         return {(str(h), d if d is None else str(d), str(s)) for h, d, s in rows}
 
     def record_runner(self, host: str, remote_dir: str, sha256: str) -> None:
-        """``host`` ran the native runner ``sha256`` from ``remote_dir/runners``."""
+        """``host`` ran the native runner ``sha256`` from ``remote_dir/runners`` (a failure of
+        another runner stays: it keeps the host's machine, which picked this one)."""
         with self._tx() as db:
             db.execute("INSERT OR REPLACE INTO runners VALUES (?, ?, ?, ?)", (host, remote_dir, sha256, time.time()))
-            db.execute("DELETE FROM runner_failures WHERE host = ? AND remote_dir = ?", (host, remote_dir))
+            db.execute("DELETE FROM runner_failures WHERE host = ? AND remote_dir = ? AND sha256 = ?",
+                       (host, remote_dir, sha256))
 
     def record_runner_failure(self, host: str, remote_dir: str, sha256: str, reason: str,
-                              deployment_id: str | None) -> None:
-        """``host`` could not execute runner ``sha256`` from ``remote_dir``: ``--format auto``
-        deploys pyz there from now on (``runner_failures``), until a native run succeeds."""
+                              deployment_id: str | None, machine: str = "") -> None:
+        """``host`` (whose ``uname -m`` is ``machine``, when known) could not execute runner
+        ``sha256`` from ``remote_dir``: ``--format auto`` does not send it that runner again
+        (``runner_failures``), but the one built for its machine, or pyz."""
         with self._tx() as db:
-            db.execute("INSERT OR REPLACE INTO runner_failures VALUES (?, ?, ?, ?, ?, ?)",
-                       (host, remote_dir, sha256, reason, deployment_id, time.time()))
+            db.execute("INSERT OR REPLACE INTO runner_failures "
+                       "(host, remote_dir, sha256, reason, deployment_id, recorded_at, machine) "
+                       "VALUES (?, ?, ?, ?, ?, ?, ?)",
+                       (host, remote_dir, sha256, reason, deployment_id, time.time(), machine or None))
 
-    def runner_failures(self, hosts: Iterable[tuple[str, str]]) -> dict[str, tuple[str, str | None]]:
-        """Of ``hosts`` (name, remote_dir): those that could not execute the runner, as
-        name -> (reason, deployment id)."""
+    def runner_failures(self, hosts: Iterable[tuple[str, str]]) -> dict[str, RunnerFailure]:
+        """Of ``hosts`` (name, remote_dir): those that could not execute a runner, by name."""
         wanted = set(hosts)
         if not wanted:
             return {}
         with self._tx() as db:
-            rows = db.execute("SELECT host, remote_dir, reason, deployment_id FROM runner_failures").fetchall()
-        return {str(h): (str(r), d) for h, rd, r, d in rows if (h, rd) in wanted}
+            rows = db.execute("SELECT host, remote_dir, reason, deployment_id, sha256, machine "
+                              "FROM runner_failures").fetchall()
+        return {str(h): RunnerFailure(str(r), d, str(s), str(m or "")) for h, rd, r, d, s, m in rows
+                if (h, rd) in wanted}
 
     def held_runners(self) -> dict[tuple[str, str], str]:
         """(host, remote_dir) -> the runner this history last saw it run, not cleaned up since."""

@@ -20,9 +20,13 @@ from typing import Any
 import pytest
 import yaml
 
+from rustle_deploy.compiler.runner import RunnerBinary
+from rustle_deploy.compiler.toolchain import controller_target
+
 from ..conftest import make_plan
 from ..integration.conftest import SSHD, _free_port, _wait_listening
 from .test_native_runs import cli, files, seeded, workload_for
+from .test_targets import AARCH64, aarch64_runner  # noqa: F401 - the fixture
 
 
 @pytest.fixture
@@ -213,6 +217,14 @@ def test_auto_uses_pyz_without_cargo_or_a_prebuilt_runner(
     # anyway, a build that cannot work without HOME's toolchain): either way no runner, pyz
     (line,) = [ln for ln in err.splitlines() if ln.startswith("format: pyz for every host: ")]
     assert "rustle-runner" in line and "cargo" in line
+    tried = [ln for ln in err.splitlines() if ln.startswith("note: building rustle-runner for ")]
+    if "failed (exit" in line:  # a build started: it said so first, naming the cargo
+        (note,) = tried
+        cargo = line.split(" with ", 1)[1].split(" failed", 1)[0]
+        assert note == (f"note: building rustle-runner for {controller_target()} with {cargo} "
+                        "(first use of these sources, about a minute)")
+    else:
+        assert tried == []
     assert doc["hosts"][0]["platform"]["python"]
     assert not list((rustle_home / ".rustle" / "cache").glob("native/rustle-runner-*"))
 
@@ -270,3 +282,101 @@ def test_a_host_without_python_deploys_runs_and_rolls_back_through_the_runner(
                           capture_output=True, text=True, env=dict(os.environ))
     assert proc.returncode == 0, proc.stderr
     assert "Welcome to bench-0000 (role: web)" in (root / "app" / "motd").read_text()
+
+
+@pytest.mark.ssh
+def test_auto_honours_a_hosts_target_and_remembers_the_machine_it_reported(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], sshd: Any,
+    aarch64_runner: RunnerBinary, auto: Path,  # noqa: F811 - the fixture imported above
+) -> None:
+    """bench-0001 is declared aarch64: auto sends it the aarch64 runner, which this x86-64 host
+    cannot execute (exit 126, uname -m x86_64), so it gets pyz once; the history keeps its
+    machine, and the next deployments send it the x86-64 runner."""
+    hosts, roots = {}, {}
+    for i in range(2):
+        name = f"bench-{i:04d}"
+        roots[name] = seeded(tmp_path / f"root{i}")
+        extra = {"rustle_target": AARCH64} if i == 1 else {}
+        hosts[name] = {**sshd.host(name, tmp_path / f"remote{i}").vars, "bench_root": str(roots[name]),
+                       "bench_role": "web", **extra}
+    inv = tmp_path / "inv.yml"
+    inv.write_text(yaml.safe_dump({"all": {"hosts": hosts}}))
+    plan = workload_for(tmp_path, sorted(hosts))
+    x86 = controller_target()
+    machine = os.uname().machine
+
+    code, cold, err = cli(capsys, str(plan), "-i", str(inv), "--run", "--output", "json", "-v")
+    assert code == 0, err
+    assert "format: native for bench-0000: the plan lowers; rustle-runner " in err and f"for {x86} (" in err
+    assert (f"format: native for bench-0001: the plan lowers; rustle-runner {aarch64_runner.sha256[:12]} "
+            f"for {AARCH64} (") in err
+    assert f"bench-0001: cannot install rustle-runner {aarch64_runner.sha256[:12]}" in err
+    assert f"cannot execute it (exit 126 on {machine})" in err and "deploying the pyz artifact" in err
+    by_name = {h["name"]: h for h in cold["hosts"]}
+    assert by_name["bench-0001"]["platform"]["python"] and by_name["bench-0000"]["platform"]["python"] is None
+    assert all(h["recap"]["changed"] == 9 and h["ok"] for h in cold["hosts"]), cold
+    with closing(sqlite3.connect(Path(os.environ["HOME"]) / ".rustle" / "state.db")) as db:
+        rows = db.execute("SELECT host, sha256, machine FROM runner_failures").fetchall()
+    assert rows == [("bench-0001", aarch64_runner.sha256, machine)]
+
+    # the recorded machine picks the runner: both hosts run the x86-64 one, nothing falls back
+    for _ in range(2):  # and it stays so once the x86-64 runner ran there
+        code, warm, err = cli(capsys, str(plan), "-i", str(inv), "--run", "--output", "json", "-v")
+        assert code == 0, err
+        lines = [ln for ln in err.splitlines() if ln.startswith("format: native for ")]
+        assert [ln.split(":")[1] for ln in lines] == [" native for bench-0000", " native for bench-0001"], err
+        assert all(ln.endswith(f"for {x86} (a host that cannot execute it gets pyz)") for ln in lines), lines
+        assert "cannot install" not in err and "deploying the pyz artifact" not in err
+        assert all(h["platform"]["python"] is None for h in warm["hosts"]), warm
+        assert all(h["recap"]["changed"] == 0 and h["ok"] for h in warm["hosts"]), warm
+    assert (tmp_path / "remote1" / "runners").is_dir()
+
+
+def test_auto_gives_pyz_to_a_host_whose_target_has_no_runner(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], auto: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A rustle_target no runner exists for: that host gets pyz (-v says why), the others native."""
+    root = tmp_path / "root"
+    root.mkdir()
+    plan = make_plan(tmp_path, [{"module": "copy", "args": {"content": "x\n", "dest": f"{root}/{{{{ inventory_hostname }}}}"}}],
+                     hosts=("a", "b"))
+    inv = tmp_path / "inv.yml"
+    inv.write_text(yaml.safe_dump({"all": {"hosts": {
+        "a": {"ansible_connection": "local", "rustle_remote_dir": str(tmp_path / "ra")},
+        "b": {"ansible_connection": "local", "rustle_remote_dir": str(tmp_path / "rb"),
+              "rustle_target": "riscv64gc-unknown-linux-gnu"}}}}))
+    code, doc, err = cli(capsys, str(plan), "-i", str(inv), "--run", "--output", "json", "-v")
+    assert code == 0, err
+    assert "format: pyz for b: rustle_target=riscv64gc-unknown-linux-gnu: --target riscv64gc-unknown-linux-gnu: " \
+           "rustle-runner is built for" in err
+    assert "format: native for a: the plan lowers; rustle-runner " in err
+    by_name = {h["name"]: h for h in doc["hosts"]}
+    assert by_name["b"]["platform"]["python"] and by_name["a"]["platform"]["python"] is None
+    assert sorted(p.name for p in root.iterdir()) == ["a", "b"]
+
+
+def test_auto_gives_pyz_to_a_host_that_reported_a_machine_no_runner_exists_for(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], auto: Path, rustle_home: Path
+) -> None:
+    """The history says host b could not execute a runner and is armv7l: auto gives it pyz,
+    whatever its rustle_target says, and -v says why; a keeps the runner."""
+    from rustle_deploy.state import History
+
+    root = tmp_path / "root"
+    root.mkdir()
+    plan = make_plan(tmp_path, [{"module": "copy", "args": {"content": "x\n", "dest": f"{root}/{{{{ inventory_hostname }}}}"}}],
+                     hosts=("a", "b"))
+    inv = tmp_path / "inv.yml"
+    inv.write_text(yaml.safe_dump({"all": {"hosts": {
+        "a": {"ansible_connection": "local", "rustle_remote_dir": str(tmp_path / "ra")},
+        "b": {"ansible_connection": "local", "rustle_remote_dir": str(tmp_path / "rb"), "rustle_target": AARCH64}}}}))
+    with History(rustle_home / ".rustle" / "state.db") as history:
+        history.record_runner_failure("b", str(tmp_path / "rb"), "f" * 64, "exit 126 on armv7l", "d-earlier", "armv7l")
+    code, doc, err = cli(capsys, str(plan), "-i", str(inv), "--run", "--output", "json", "-v")
+    assert code == 0, err
+    assert ("format: pyz for b: it is armv7l (it said so in deployment d-earlier), for which no rustle-runner "
+            "exists") in err
+    assert "format: native for a: the plan lowers" in err and AARCH64 + " (" not in err
+    by_name = {h["name"]: h for h in doc["hosts"]}
+    assert by_name["b"]["platform"]["python"] and by_name["a"]["platform"]["python"] is None
+    assert sorted(p.name for p in root.iterdir()) == ["a", "b"]

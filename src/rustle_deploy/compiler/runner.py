@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -115,7 +116,9 @@ def _build(root: Path, target: str) -> bytes:
     with open(root / "build.lock", "a") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         try:
-            return build(target, target_dir)
+            return build(target, target_dir, lambda cargo: print(
+                f"note: building rustle-runner for {target} with {cargo} "
+                "(first use of these sources, about a minute)", file=sys.stderr, flush=True))
         except ToolchainError as exc:
             prebuilt = _prebuilt_note(target)
             raise CompileError(exc.message + prebuilt, exc.hint) from exc

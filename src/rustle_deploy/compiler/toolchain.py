@@ -20,6 +20,7 @@ import hashlib
 import os
 import shutil
 import subprocess
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -191,9 +192,12 @@ def choose(target: str) -> tuple[Toolchain, dict[str, str]]:
     return tc, env
 
 
-def build(target: str, target_dir: Path) -> bytes:
-    """Build rustle-runner for ``target`` (offline: the crate has no dependencies); its bytes."""
+def build(target: str, target_dir: Path, starting: Callable[[str], None] | None = None) -> bytes:
+    """Build rustle-runner for ``target`` (offline: the crate has no dependencies); its bytes.
+    ``starting`` is told the cargo that builds it, just before the build starts."""
     tc, env = choose(target)
+    if starting is not None:
+        starting(tc.cargo)
     triple, _ = split(target)
     env["CARGO_TARGET_DIR"] = str(target_dir)
     proc = subprocess.run(

@@ -367,7 +367,8 @@ def _agent_error(job: HostJob, line: dict[str, Any]) -> HostError:
     if kind == "runner_install" and line.get("exit") in (126, 127):  # it could not be executed there
         return RunnerNotExecutable(
             name, f"{msg} (exit {line['exit']} on {line.get('machine') or 'an unknown machine'})",
-            f"{hint}; --format auto deploys pyz to this host instead, and remembers it")
+            f"{hint}; --format auto deploys pyz to this host instead, and remembers it",
+            str(line.get("machine") or ""))
     return cls(name, msg, hint)
 
 
