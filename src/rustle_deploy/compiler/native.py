@@ -486,6 +486,8 @@ class _Lowering:
                 return ["lit", scope[node[1]]]
             except KeyError:
                 return ["name", node[1]]  # undefined: the runner says so as the runtime would
+            except self.templating.TemplateError as exc:  # a variable whose own template fails
+                raise self.fail(task, f"'{node[1]}' cannot be evaluated at compile time: {exc}") from None
             except _Dynamic as exc:
                 if exc.name == node[1] and node[1][8:] in NATIVE_FACTS and node[1].startswith("ansible_"):
                     self.uses_facts = True
