@@ -72,7 +72,8 @@ def test_static_names_in_conditions_become_values_and_registered_ones_stay(tmp_p
 @pytest.mark.parametrize(("task", "needle"), [
     ({"module": "set_fact", "args": {"{{ out.stdout }}": 1}}, "a set_fact name that is a template"),
     ({"module": "setup", "args": {}}, "module 'setup' is not implemented by the native runner"),
-    ({"module": "copy", "args": {"content": "x", "dest": "{{ out.stdout }}"}}, "argument 'dest' depends on a registered"),
+    ({"module": "lineinfile", "args": {"path": "/tmp/x", "regexp": "{{ out.stdout }}", "line": "a"}},
+     "argument 'regexp' depends on a registered"),
     ({"module": "debug", "args": {"msg": "{% if out.rc %}x{% endif %}"}}, "a Jinja2 block over a registered result"),
     ({"module": "debug", "args": {"msg": "x"}, "loop": "{{ out.stdout_lines }}"}, "'out' is only known on the host"),
     ({"module": "debug", "args": {"msg": "x"}, "conditions": [{"When": {"expression": "out.stdout | basename"}}]},

@@ -97,6 +97,25 @@ BLOCKS_PLAYBOOK = """
           copy:
             content: x
             dest: "{{ root }}/skipped.txt"
+    - name: a directory named on the host
+      set_fact:
+        made: "{{ root }}/made-{{ said.stdout }}"
+    - name: make it
+      file:
+        path: "{{ made }}"
+        state: directory
+    - name: a file in it
+      copy:
+        content: "a\\n"
+        dest: "{{ made }}/c.txt"
+    - name: a line in it
+      lineinfile:
+        path: "{{ made }}/c.txt"
+        line: "{{ heard }}"
+    - name: look at it
+      stat:
+        path: "{{ made }}/c.txt"
+      register: st
     - name: check what the run set
       assert:
         that:
@@ -105,6 +124,7 @@ BLOCKS_PLAYBOOK = """
           - rescued_once
           - from_include == 'inc hello'
           - heard_lines | int == 1
+          - st.stat.exists and st.stat.size == 8
 """
 
 INCLUDED = """
@@ -158,6 +178,7 @@ def test_blocks_rescue_always_includes_and_set_fact_lower_and_match_pyz(
     assert (root / "rescued.txt").read_text() == "fail here 4\n"
     assert (root / "included.txt").read_text() == "included hello\n"
     assert (root / "imported.txt").read_text() == "rc=0\n"
+    assert (root / "made-hello" / "c.txt").read_text() == "a\nhello\n"
     assert not (root / "never.txt").exists() and not (root / "skipped.txt").exists()
     assert [e[2] for e in events if e[1] == "included when the shell said hello"] == ["ok"]
     assert [e[2] for e in events if e[1] == "skipped include"] == ["skipped"]

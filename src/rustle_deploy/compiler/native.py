@@ -414,7 +414,10 @@ class _Lowering:
             raw["var"] = self.cond(task, scope, str(var), as_value=True)
             return raw
         args = self.executor._strip_omit(self.value(task, scope, raw))
-        for key in ("src", "regexp", "regex", "insertafter", "insertbefore", "dest", "path"):
+        # a path decided on the host is rendered before the module runs, as any argument; a
+        # template's dest is not: the template sees it (template_destpath) when it is rendered here
+        run_time = ("src", "regexp", "regex", "insertafter", "insertbefore") + (("dest",) if module == "template" else ())
+        for key in run_time:
             if isinstance(args.get(key), dict) and (set(args[key]) & {TEMPLATE_KEY, EXPR_KEY}):
                 raise self.fail(task, f"argument '{key}' depends on a registered result or a fact")
         if module in ("copy", "template") and isinstance(args.get("src"), str):
