@@ -167,6 +167,9 @@ class _Lowering:
         templating, expr, executor = _runtime()
         self.templating, self.expr, self.executor = templating, expr, executor
         self.doc, self.host, self.blobs = doc, host, blobs
+        # an extra variable beats a registered result or set_fact (executor._task_scope): its
+        # value is known now
+        registered = registered - set(doc.get("extra_vars") or {})
         self.dynamic = registered | _RUN_NAMES
         self.templar = templating.Templar()
         # the host's own variables (BuildUnit.host_vars); plan_doc carries only what the plan
@@ -181,10 +184,10 @@ class _Lowering:
         if clash:
             raise NativeUnsupported(f"{host}: register name '{clash[0]}' is also a variable of the host",
                                     "rename the registered variable, or use --format pyz")
-        # a name the run sets (set_fact, register) that is also a play, role or extra variable
+        # a name the run sets (set_fact, register) that is also a play or role variable
         # has the variable's value until it is set: the runner only knows the run's names
         for play in doc["plays"]:
-            layers = [play.get("vars"), play.get("defaults"), doc.get("extra_vars")]
+            layers = [play.get("vars"), play.get("defaults")]
             layers += [r.get(k) for r in (play.get("roles") or {}).values() for k in ("vars", "defaults")]
             clash = sorted(registered & {k for layer in layers if layer for k in layer})
             if clash:
