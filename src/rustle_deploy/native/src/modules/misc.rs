@@ -183,6 +183,25 @@ mod tests {
     use crate::expr::Scope;
     use crate::json::parse;
 
+    #[test]
+    fn set_fact_keeps_names_turns_boolean_words_into_booleans_and_checks_names() {
+        let args = parse(r#"{"a": "Yes", "b": "no", "c": [1], "d": "word", "cacheable": true}"#)
+            .unwrap()
+            .as_dict()
+            .unwrap()
+            .clone();
+        let result = set_fact(&args).unwrap();
+        assert_eq!(
+            json::to_string(result.get("ansible_facts").unwrap()),
+            r#"{"a": true, "b": false, "c": [1], "d": "word"}"#
+        );
+        assert_eq!(result.get("_set_fact"), Some(&Value::Bool(true)));
+        let bad = parse(r#"{"1x": 1}"#).unwrap().as_dict().unwrap().clone();
+        assert!(set_fact(&bad).unwrap_err().msg.contains("The variable name '1x' is not valid"));
+        let only = parse(r#"{"cacheable": true}"#).unwrap().as_dict().unwrap().clone();
+        assert!(set_fact(&only).unwrap_err().msg.starts_with("No key/value pairs provided"));
+    }
+
     fn with_ctx<T>(f: impl FnOnce(&mut Ctx, &Host) -> T, verbosity: i64) -> T {
         let empty = Map::new();
         let vars = parse(r#"{"r": {"rc": 3, "failed": true}}"#)
