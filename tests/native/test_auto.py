@@ -435,3 +435,7 @@ def test_a_host_without_python_is_cleaned_up_through_the_runner(
     assert sorted(os.listdir(mixed)) == sorted(["notes.txt", "artifacts", "runs", ".created-by-rustle-deploy"])
     assert {rel: (mixed / rel).read_text() for rel in foreign} == foreign, "what it did not make survives"
     assert os.listdir(mixed / "artifacts") == ["notes.txt"] and os.listdir(mixed / "runs") == ["notes.jsonl"]
+    # the history no longer counts the cleaned host as holding a runner (docs/native.md): without
+    # Python there is nothing left to ask it with
+    code, again, err = cli(capsys, "--cleanup", "-i", str(inv), "--limit", "bench-0000", "--output", "json")
+    assert code == 1 and "no usable Python" in again["hosts"][0]["error"], (again, err)
