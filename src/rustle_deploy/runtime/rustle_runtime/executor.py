@@ -265,6 +265,10 @@ class Runner:
         self.plan = plan
         self.host = host
         self.emitter = emitter
+        if plan.get("plugins"):  # the playbook's and roles' own plugins, answered by the controller
+            from .templating import register_plugins
+
+            register_plugins(plan["plugins"])
         self.check = bool(check or plan.get("check_mode"))
         self.diff = bool(diff or plan.get("diff_mode"))
         self.only_tags = tags or []

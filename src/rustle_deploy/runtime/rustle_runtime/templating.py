@@ -319,11 +319,11 @@ def _environment():
         table.update({"ansible.builtin." + k: v for k, v in list(table.items())})
 
     @jinja2.pass_context
-    def lookup(context, name, *terms, **kw):
+    def lookup(context, name, /, *terms, **kw):
         return _lookup(name, *terms, _context=context, **kw)
 
     @jinja2.pass_context
-    def query(context, name, *terms, **kw):
+    def query(context, name, /, *terms, **kw):
         return _lookup(name, *terms, _context=context, wantlist=True, **kw)
 
     @jinja2.pass_context
@@ -336,7 +336,42 @@ def _environment():
     env.rustle_cache = {}
     env.rustle_overlays = {}
     _ENV = env
+    _add_plugins(env)
     return env
+
+
+def register_plugins(plugins):
+    """Offer the playbook's and roles' own plugins (``{"lookup"|"filter"|"test": [NAME, ...]}``,
+    the plan's ``plugins``): each call is answered with what the controller computed for it."""
+    from . import lookups
+
+    for kind in ("lookup", "filter", "test"):
+        lookups.PLUGINS[kind] = lookups.PLUGINS[kind] | frozenset((plugins or {}).get(kind) or ())
+    if _ENV is not None:
+        _add_plugins(_ENV)
+
+
+def _add_plugins(env):
+    import jinja2
+
+    from .lookups import PLUGINS
+
+    def proxy(kind, name):
+        @jinja2.pass_context
+        def call(context, *args, **kw):
+            return _lookup(kind + ":" + name, *args, _context=context, wantlist=True, **kw)[0]
+
+        @jinja2.pass_context
+        def test(context, *args, **kw):
+            return bool(call(context, *args, **kw))
+
+        return test if kind == "test" else call
+
+    for kind, table in (("filter", env.filters), ("test", env.tests)):
+        for name in PLUGINS[kind]:
+            if name not in table or getattr(table[name], "rustle_plugin", False):
+                table[name] = proxy(kind, name)
+                table[name].rustle_plugin = True
 
 
 def now(utc=False, fmt=None):
@@ -478,7 +513,7 @@ def _listed(fn):
     return listed
 
 
-def _lookup(name, *terms, _context=None, **kw):
+def _lookup(name, /, *terms, _context=None, **kw):
     """A lookup plugin (``lookups.py``), run on the host; the result is host data (marked)."""
     from .lookups import LookupError_, run
 
