@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import ast
 import atexit
+import base64
 import functools
 import importlib.util
 import json
@@ -147,13 +148,19 @@ _HOSTS: dict[tuple[str, ...], _Host] = {}
 
 
 def call(dirs: Iterable[str], kind: str, name: str, args: list[Any], kwargs: dict[str, Any],
-         variables: dict[str, Any]) -> dict[str, Any]:
-    """Ask ansible-core to run plugin ``name`` of ``kind``: ``{"value": ...}`` or ``{"error": msg}``."""
+         variables: dict[str, Any], with_secrets: bool = False) -> dict[str, Any]:
+    """Ask ansible-core to run plugin ``name`` of ``kind``: ``{"value": ...}`` or ``{"error": msg}``.
+    ``with_secrets``: hand it this command's vault secrets (``lookup('unvault')``), on its stdin."""
     key = tuple(dirs)
     host = _HOSTS.get(key)
     if host is None or host.proc.poll() is not None:
         host = _HOSTS[key] = _Host(key)
-    return host.call({"kind": kind, "name": name, "args": args, "kwargs": kwargs, "variables": variables})
+    request = {"kind": kind, "name": name, "args": args, "kwargs": kwargs, "variables": variables}
+    if with_secrets:
+        from ..vault import secrets
+
+        request["secrets"] = [[label, base64.b64encode(pw).decode()] for label, pw in secrets()]
+    return host.call(request)
 
 
 @atexit.register

@@ -31,8 +31,8 @@ from typing import Any
 from .ansible_plugins import LocalPlugins
 
 CONTROLLER_CALL = re.compile(
-    r"""\b(?:lookup|query|q)\(\s*['"](?:ansible\.builtin\.)?(env|pipe|lines|fileglob|first_found|password|csvfile|config)['"]"""
-    r"""|\|\s*(?:ansible\.builtin\.)?fileglob\b"""  # the fileglob filter globs the controller too
+    r"""\b(?:lookup|query|q)\(\s*['"](?:ansible\.builtin\.)?(env|pipe|lines|fileglob|first_found|password|csvfile|config|unvault)['"]"""
+    r"""|\|\s*(?:ansible\.builtin\.)?(?:fileglob|vault|unvault)\b|\bis\s+(?:not\s+)?(?:ansible\.builtin\.)?vaulted_file\b"""  # the fileglob filter globs the controller too
     r"""|\b(?:lookup|query|q)\(\s*['"](?:ansible\.builtin\.)?file['"]\s*,\s*[^'"\s]""")  # a computed file name
 _KV_WORD = re.compile(r"""(?:[^\s"']|"[^"]*"|'[^']*')+""")
 _KV = re.compile(r"^\w+=")
@@ -65,7 +65,9 @@ class ControllerLookups:
         lookups = _runtime_lookups()
         key = lookups.lookup_key(name, terms, options)
         by_ansible = self._by_ansible(name)
-        variables = _variables(scope) if by_ansible else None
+        # a lookup plugin reads the task's variables; a filter or test only its arguments
+        reads_vars = by_ansible is not None and by_ansible[0] == "lookup"
+        variables = _variables(scope) if reads_vars else None
         cache_key = (key, *self._search_path(scope), json.dumps(variables, sort_keys=True, default=str))
         found = self.cache.get(cache_key)
         if found is None:
@@ -78,7 +80,7 @@ class ControllerLookups:
                 found = {"error": str(exc)}
             self.cache[cache_key] = found
         earlier = self.recorded.get(key)
-        if earlier is not None and earlier != found and by_ansible is not None:
+        if earlier is not None and earlier != found and reads_vars:
             # one embedded result per call serves every host of the artifact
             found = {"error": f"{name!r} gives a different result for each host of this artifact "
                               "(it reads their variables); rustle-deploy embeds one result per call"}
@@ -91,9 +93,10 @@ class ControllerLookups:
     def _by_ansible(self, name: str) -> tuple[str, str] | None:
         """(kind, name) when ansible-core runs ``name``: ``config``, a local plugin."""
         kind, _, plugin = name.partition(":")
-        if plugin and kind in ("filter", "test") and plugin in self.plugins.names(kind):
+        ansible = _runtime_lookups().ANSIBLE_RUNS
+        if plugin and kind in ("filter", "test") and (plugin in self.plugins.names(kind) or plugin in ansible[kind]):
             return kind, plugin
-        if name == "config" or name in self.plugins.names("lookup"):
+        if name == "config" or name in self.plugins.names("lookup") or name in ansible["lookup"]:
             return "lookup", name
         return None
 
@@ -106,7 +109,8 @@ class ControllerLookups:
             raise LookupFailed(f"{kind} {name!r} is run by ansible-core on the controller, and the "
                                "controller's Python cannot import ansible (pip install ansible-core)")
         try:
-            answer = call(self.plugins.dirs, kind, name, terms, options, variables)
+            answer = call(self.plugins.dirs, kind, name, terms, options, variables,
+                          with_secrets=(kind, name) == ("lookup", "unvault"))
         except PluginHostError as exc:
             raise LookupFailed(str(exc)) from exc
         if "error" in answer:

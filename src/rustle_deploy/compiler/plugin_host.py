@@ -38,6 +38,13 @@ def _answer(loader: Any, request: dict[str, Any]) -> dict[str, Any]:
         from ansible.template import Templar
 
         data_loader = DataLoader()
+        if request.get("secrets"):
+            import base64
+
+            from ansible.parsing.vault import VaultSecret
+
+            data_loader.set_vault_secrets([(label, VaultSecret(base64.b64decode(pw)))
+                                           for label, pw in request["secrets"]])
         plugin = loader.lookup_loader.get(name, loader=data_loader, templar=Templar(loader=data_loader))
         if plugin is None:
             return {"error": f"lookup plugin {name!r} not found"}

@@ -367,7 +367,6 @@ LOOKUPS = {
 REFUSED = {
     "ini": "it reads a controller file by a computed name",
     "inventory_hostnames": "it needs the inventory's host patterns on the host",
-    "unvault": "vaulted files are not supported",
     "url": "it fetches from the controller",
 }
 
@@ -376,7 +375,10 @@ REFUSED = {
 CONTROLLER = frozenset(("env", "pipe", "lines", "fileglob", "first_found", "password", "csvfile", "config"))
 # the playbook's and roles' own plugins (kind -> names), run by ansible-core on the controller
 # like CONTROLLER lookups; set from the plan (templating.register_plugins)
-PLUGINS = {"lookup": frozenset(), "filter": frozenset(), "test": frozenset()}
+# ansible.builtin's vault plugins are run there too (the host has no AES)
+ANSIBLE_RUNS = {"lookup": frozenset(("unvault",)), "filter": frozenset(("vault", "unvault")),
+                "test": frozenset(("vaulted_file",))}
+PLUGINS = dict(ANSIBLE_RUNS)
 # the compiler's runner of CONTROLLER lookups, fn(name, terms, options, scope) -> list; None on
 # hosts, where the embedded results are read instead
 controller = None

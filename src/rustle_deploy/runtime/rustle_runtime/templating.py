@@ -101,13 +101,47 @@ class _Taint:
 _TAINT = _Taint()
 
 
+class Undecryptable(UnsafeText):
+    """A ``!vault`` value the controller could not decrypt (no vault secret opens it): reading
+    it fails the task that reads it, with ansible-core's words; other tasks never notice."""
+
+    __slots__ = ()
+
+    def error(self):
+        return TemplateError("Attempt to use undecryptable variable: " + _LOCKED.get(self, "it is locked"))
+
+
+_LOCKED = {}  # Undecryptable -> why (a str subclass with __slots__ cannot hold it)
+
+
+def _locked_in(value):
+    """The first Undecryptable in ``value`` (through dicts and lists), or None."""
+    if isinstance(value, Undecryptable):
+        return value
+    if isinstance(value, dict):
+        value = list(value.values())
+    if isinstance(value, (list, tuple)):
+        for item in value:
+            found = _locked_in(item)
+            if found is not None:
+                return found
+    return None
+
+
 def untag(value):
     """A plan or run request as JSON carries a string marked ``!unsafe`` on the controller as
     ``{"__ansible_unsafe": text}`` (Ansible's JSON form): it comes back as host data, never a
-    template, wherever it flows (vars, set_fact, register)."""
+    template, wherever it flows (vars, set_fact, register). A ``!vault`` value the controller
+    could not decrypt comes as ``{"__ansible_vault": envelope, "__rustle_undecryptable": why}``
+    and is an :class:`Undecryptable`."""
     if isinstance(value, dict):
         if len(value) == 1 and isinstance(value.get("__ansible_unsafe"), str):
             return UnsafeText(value["__ansible_unsafe"])
+        if (len(value) == 2 and isinstance(value.get("__ansible_vault"), str)
+                and isinstance(value.get("__rustle_undecryptable"), str)):
+            locked = Undecryptable(value["__ansible_vault"])
+            _LOCKED[locked] = value["__rustle_undecryptable"]
+            return locked
         return {k: untag(v) for k, v in value.items()}
     if isinstance(value, list):
         return [untag(v) for v in value]
@@ -184,6 +218,10 @@ class VarScope:
 
     def __getitem__(self, key):
         value = self.raw(key)
+        if _LOCKED:  # a !vault value no secret opened: reading it (or what holds it) fails
+            locked = _locked_in(value)
+            if locked is not None:
+                raise locked.error()
         if isinstance(value, _UNSAFE):
             _TAINT.read = True  # what is computed from it is host data too
             return value
@@ -354,7 +392,7 @@ def register_plugins(plugins):
 def _add_plugins(env):
     import jinja2
 
-    from .lookups import PLUGINS
+    from .lookups import ANSIBLE_RUNS, PLUGINS
 
     def proxy(kind, name):
         @jinja2.pass_context
@@ -369,9 +407,11 @@ def _add_plugins(env):
 
     for kind, table in (("filter", env.filters), ("test", env.tests)):
         for name in PLUGINS[kind]:
-            if name not in table or getattr(table[name], "rustle_plugin", False):
-                table[name] = proxy(kind, name)
-                table[name].rustle_plugin = True
+            written = [name, "ansible.builtin." + name] if name in ANSIBLE_RUNS[kind] else [name]
+            for key in written:
+                if key not in table or getattr(table[key], "rustle_plugin", False):
+                    table[key] = proxy(kind, name)
+                    table[key].rustle_plugin = True
 
 
 def now(utc=False, fmt=None):
