@@ -654,8 +654,12 @@ class Runner:
         register = task.get("register") if include is not None else None
         if not runs:
             if include is not None:
-                reason = ({"skipped_reason": "No items in the list"} if not rounds
-                          else {"skip_reason": "Conditional result was False"})
+                reason = {"skip_reason": "Conditional result was False"}
+                if not rounds:
+                    reason = {"skipped_reason": "No items in the list"}
+                elif "loop" not in task:  # the condition that was false, as Ansible's result says
+                    skipped = self._skip_reason(task, rounds[0][0]) or {}
+                    reason = {k: v for k, v in skipped.items() if k not in ("changed", "skipped")} or reason
                 if register:
                     self.runtime_vars[register] = unsafe(dict(reason, changed=False, skipped=True))
                 self._container_event(head, dict(reason, changed=False, skipped=True), include)
@@ -798,6 +802,8 @@ class Runner:
         self.emitter.emit(event)
         if status != "skipped":
             self._ran += 1
+            if task.get("role"):  # this role call has run (a role_once "key:KEY" block skips)
+                self._roles_done.add("key:" + task["role"])
         if task.get("module") == "meta" and "_meta" in result:
             pass  # Ansible counts no meta task in the recap
         elif status == "skipped":
