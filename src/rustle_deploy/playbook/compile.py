@@ -907,7 +907,7 @@ class _Compiler:
         if isinstance(role_name, str) and has_template(role_name):
             role_name = self.controller_value(src, entry if entry_src_ok else container,
                                               name_key if entry_src_ok else index, role_name,
-                                              [st.vars], "the role name")
+                                              [st.vars], "the role name", role=parent)
         if parent is not None:
             collections = _role_search(parent.role, dependencies=True)
         role = self.finder.find(role_name, name_origin, base, st.play_dir, collections)
@@ -2214,7 +2214,7 @@ class _Compiler:
                             key or _NO_KEY, value=True)
         if has_template(name):
             name = str(self.controller_value(src, arg_holder, name_key, name, [st.vars],
-                                             "the role name", dynamic=not static))
+                                             "the role name", dynamic=not static, role=ctx.role))
         base_dir = os.path.dirname(ctx.role.role.path) if ctx.role else None
         role = self.finder.find(name, src.origin(arg_holder, name_key, value=True), base_dir,
                                 st.play_dir, _search_list(self.collections(src, ds, ctx), "ansible.legacy"))
