@@ -230,6 +230,7 @@ class Session:
         units = plan_units(
             plan, hosts, resolve=inv.resolve, select=inv.select, groups=_group_members(inv),
             target=self.settings.target,
+            inventory_sources=[os.path.abspath(inv.source)] if os.path.exists(inv.source) else [],
         )
         if self.opts.get("format_") == "native":  # a native artifact's target is its runner's
             for u in units:

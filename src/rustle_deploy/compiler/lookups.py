@@ -302,19 +302,28 @@ class ControllerLookups:
         return out
 
 
+_COLLECTING: list[bool] = []  # set while _variables renders: a lookup inside gets none
+
+
 def _variables(scope: Any) -> dict[str, Any]:
     """The variables of ``scope`` the controller can compute, as plain data (what Ansible hands a
-    lookup plugin as ``variables``); one it cannot compute (a fact, a result) is left out."""
-    if scope is None:
+    lookup plugin as ``variables``); one it cannot compute (a fact, a result) is left out. A
+    variable that itself calls such a lookup (``x: "{{ q('config', ...) }}"``) renders it with
+    no variables, instead of collecting them again (which would never end)."""
+    if scope is None or _COLLECTING:
         return {}
     out: dict[str, Any] = {}
-    for name in scope.keys():
-        if not isinstance(name, str) or name.startswith("__"):
-            continue
-        try:
-            out[name] = json.loads(json.dumps(scope[name], default=str))
-        except Exception:  # noqa: BLE001, S112 - what needs host data is the host's
-            continue
+    _COLLECTING.append(True)
+    try:
+        for name in scope.keys():
+            if not isinstance(name, str) or name.startswith("__"):
+                continue
+            try:
+                out[name] = json.loads(json.dumps(scope[name], default=str))
+            except Exception:  # noqa: BLE001, S112 - what needs host data is the host's
+                continue
+    finally:
+        _COLLECTING.pop()
     return out
 
 
