@@ -232,7 +232,9 @@ def play_specs(plan: Plan, resolve: Resolver) -> list[PlaySpec]:
     """Each play of ``plan`` with its hosts resolved (``resolve``: plan host or group names ->
     inventory hosts, in inventory order)."""
     specs = []
-    for index, (play, cut) in enumerate(zip(plan.plays, plan_phases(plan), strict=True)):
+    from .bridge.policy import controller_tasks
+
+    for index, (play, cut) in enumerate(zip(plan.plays, plan_phases(plan, controller_tasks(plan)), strict=True)):
         declared = list(play.hosts) or list(plan.hosts)
         if not declared:  # the planner sometimes leaves play hosts empty: use the tasks'
             declared = sorted({h for b in play.batches for t in b.tasks for h in t.hosts})

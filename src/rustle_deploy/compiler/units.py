@@ -83,8 +83,10 @@ def plan_units(
     ``resolve`` turns plan host names (or group names) into inventory hosts; ``select``
     evaluates an Ansible host pattern (``Host`` conditions).
     """
+    from ..bridge.policy import controller_tasks
+
     plays = [_PlayView(plan, i, play, resolve, select, cut)
-             for i, (play, cut) in enumerate(zip(plan.plays, plan_phases(plan), strict=True))]
+             for i, (play, cut) in enumerate(zip(plan.plays, plan_phases(plan, controller_tasks(plan)), strict=True))]
     file_cache: dict[str, tuple[str, str]] = {}  # local path -> (sha256, path)
     resolution = _bridge_resolution(plan, plays)
 
