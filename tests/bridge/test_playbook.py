@@ -6,6 +6,7 @@ keyword) and run through the module bridge; refused at the task's line when noth
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import pytest
@@ -144,19 +145,26 @@ def test_list_modules_of_a_playbook_includes_its_roles_library(tmp_path: Path, b
     assert str(role / "library") in doc["searched"]
 
 
-def test_an_action_plugin_without_a_module_is_refused_as_such(tmp_path: Path, bridge: BridgeRun) -> None:
+def test_a_roles_action_plugin_runs_on_the_controller_with_the_hosts_variables(
+        tmp_path: Path, bridge: BridgeRun) -> None:
     role = tmp_path / "roles" / "r"
     (role / "tasks").mkdir(parents=True)
     (role / "action_plugins").mkdir()
+    # runs on the controller: writes where the controller is, reads a variable the host set
     (role / "action_plugins" / "on_controller.py").write_text(
-        "from ansible.plugins.action import ActionBase\n\n"
-        "class ActionModule(ActionBase):\n    def run(self, tmp=None, task_vars=None):\n        return {}\n")
-    (role / "tasks" / "main.yml").write_text("- name: controller side\n  on_controller: {}\n")
+        "import os\nfrom ansible.plugins.action import ActionBase\n\n"
+        "class ActionModule(ActionBase):\n    def run(self, tmp=None, task_vars=None):\n"
+        "        return {'changed': True, 'pid': os.getpid(), 'word': self._task.args['word'],\n"
+        "                'seen': task_vars['before']['stdout'], 'host': task_vars['inventory_hostname']}\n")
+    (role / "tasks" / "main.yml").write_text(
+        "- command: echo from-the-host\n  register: before\n"
+        "- name: controller side\n  on_controller: {word: '{{ before.stdout }}!'}\n  register: r\n"
+        "- copy: {content: '{{ r | to_json }}', dest: '" + str(tmp_path / "out.json") + "'}\n")
     pb = tmp_path / "site.yml"
     pb.write_text("- hosts: localhost\n  gather_facts: false\n  roles: [r]\n")
     code, _, err = bridge.main(str(pb), "-i", str(bridge.inventory()), "--run")
-    assert code == 2
-    assert "unknown module 'on_controller' in task 'r : controller side': it is an action plugin with no " \
-           f"module ({role / 'action_plugins' / 'on_controller.py'}): it runs on the controller" in err, err
-    assert "write it as a module (library/)" in err
-    assert not (tmp_path / "remote").exists()
+    assert code == 0, err
+    result = json.loads((tmp_path / "out.json").read_text())
+    assert result["word"] == "from-the-host!" and result["seen"] == "from-the-host"
+    assert result["host"] == "localhost" and result["changed"] is True
+    assert result["pid"] != os.getpid()  # ansible-core ran it in a child of its own

@@ -18,7 +18,7 @@ connection; then the result is checked as the worker sends it (a result that can
 fails as in ansible-core).
 
 Request: ``{"action": NAME, "collections": [...], "plugin_dirs": [DIR, ...], "host": NAME,
-"args": {...}, "vars": {...}, "task": {"name", "no_log", "environment", "check_mode", "diff"},
+"search_path": [DIR, ...], "args": {...}, "vars": {...}, "task": {"name", "no_log", "environment", "check_mode", "diff"},
 "verbosity": N}``. Answer: the task result as a JSON object. Nothing here is imported by the
 controller.
 """
@@ -109,6 +109,10 @@ def run(request: dict[str, Any]) -> dict[str, Any]:
     play = Play.load({"name": "rustle-deploy action", "hosts": [request["host"]], "gather_facts": False,
                       "tasks": [ds]}, variable_manager=manager, loader=loader)
     the_task = play.get_tasks()[0][0]
+    search_path = [str(p) for p in request.get("search_path") or ()]
+    if search_path:  # the task's role and playbook directories: where its files are found
+        loader.set_basedir(search_path[-1])
+        the_task.get_search_path = lambda: list(search_path)  # type: ignore[method-assign]
     host = Host(request["host"])
     variables = dict(request.get("vars") or {})
     variables.update(inventory_hostname=request["host"], inventory_hostname_short=request["host"].split(".")[0],
@@ -129,6 +133,10 @@ def run(request: dict[str, Any]) -> dict[str, Any]:
             result = _error_utils.result_dict_from_exception(wrapper)
     from ansible.vars.clean import strip_internal_keys
 
+    # ansible-core shows warnings and deprecations on the controller and registers neither
+    for key in ("warnings", "deprecations"):
+        for item in result.pop(key, None) or ():
+            print(f"[{key[:-1].upper()}]: {getattr(item, 'msg', item)}", file=sys.stderr)
     return dict(_plain(strip_internal_keys(result)))
 
 

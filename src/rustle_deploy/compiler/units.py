@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import re
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -404,6 +404,12 @@ def _compile_task(
         out["skip_when"] = skip_when
     if bridged is not None:
         out["bridge"] = bridged.fqcn
+        if bridged.style == "action":
+            # where its action plugin looks for files (ActionBase._find_needle): the role's
+            # directory first, then the playbook's, as Task.get_search_path gives them
+            role = play.play.roles.get(str(task.extras.get("role"))) if task.extras.get("role") else None
+            role_path = role.get("path") if isinstance(role, Mapping) else None
+            out["search_path"] = [p for p in (role_path, plan.playbook_dir or plan.base_dir) if p]
     for key, value in task.extras.items():
         if key in ("delegate_to", "any_errors_fatal", "throttle", "collections"):
             # delegation: the plan parser only lets through delegation to the host itself;
