@@ -207,11 +207,16 @@ def test_until_retries(apply, tmp_path):
              register="c", until=["c.stdout | int >= 3"], retries=5, delay=0),
         task("shell", {"_raw_params": "echo no"}, name="gives up", register="g",
              until=["g.stdout == 'yes'"], retries=1, delay=0, ignore_errors=True),
+        # no retries: ansible-core's default of 3, after the first run (TaskExecutor._execute)
+        task("shell", {"_raw_params": f"echo x >> {counter}.default"}, name="default retries", register="d",
+             until=["false"], delay=0, ignore_errors=True),
     ])
     assert r.result("retry")["attempts"] == 3
     # ansible-core reports attempts == retries once they are exhausted (one less than it ran)
     assert r.result("gives up")["status"] == "failed" and r.result("gives up")["attempts"] == 1
-    assert len(r.of("task_retry")) == 3
+    assert r.result("default retries")["attempts"] == 3
+    assert (tmp_path / "n.default").read_text() == "x\n" * 4
+    assert len(r.of("task_retry")) == 3 + 3
 
 
 def test_environment_and_timeout(apply):

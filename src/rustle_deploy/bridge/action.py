@@ -17,7 +17,12 @@ host key checking as configured, on by default), runs the action plugin and clos
 connection; then the result is checked as the worker sends it (a result that cannot be pickled
 fails as in ansible-core).
 
-Request: ``{"action": NAME, "collections": [...], "plugin_dirs": [DIR, ...], "host": NAME,
+The task's arguments come either rendered (``args``, a plan's task) or as the playbook wrote
+them (``ds``: the module key or ``action`` and the ``args`` keyword), which ansible-core then
+parses and renders itself, as ansible-playbook would: variable params (``echo: "{{ vp }}"``),
+``k=v`` strings, ``omit``.
+
+Request: ``{"action": NAME, "ds": {...} or null, "collections": [...], "plugin_dirs": [DIR, ...], "host": NAME,
 "search_path": [DIR, ...], "args": {...}, "vars": {...}, "task": {"name", "no_log", "environment", "check_mode", "diff"},
 "verbosity": N}``. Answer: the task result as a JSON object. Nothing here is imported by the
 controller.
@@ -78,9 +83,23 @@ def _plain(value: Any) -> Any:
     return str(value)
 
 
+def _trusted(value: Any) -> Any:
+    """``value`` with each string marked as a template, as ansible-core marks a playbook's."""
+    from ansible._internal._datatag._tags import TrustedAsTemplate
+
+    if isinstance(value, dict):
+        return {k: _trusted(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_trusted(v) for v in value]
+    if isinstance(value, str):
+        return TrustedAsTemplate().tag(value)
+    return value
+
+
 def run(request: dict[str, Any]) -> dict[str, Any]:
     """The result of one call of the request's action plugin against its host."""
     from ansible import context
+    from ansible.cli.playbook import PlaybookCLI
     from ansible.executor.task_executor import TaskExecutor
     from ansible.inventory.host import Host
     from ansible.module_utils.common.collections import ImmutableDict
@@ -90,12 +109,19 @@ def run(request: dict[str, Any]) -> dict[str, Any]:
     from ansible.vars.manager import VariableManager
 
     task = dict(request.get("task") or {})
-    context.CLIARGS = ImmutableDict(check=bool(task.get("check_mode")), diff=bool(task.get("diff")),
-                                    verbosity=int(request.get("verbosity") or 0))
+    # ansible-playbook's defaults for every command-line option (connection, become method...)
+    PlaybookCLI(["ansible-playbook", "rustle-deploy"]).parse()
+    context.CLIARGS = ImmutableDict(dict(context.CLIARGS, check=bool(task.get("check_mode")),
+                                         diff=bool(task.get("diff")), verbosity=int(request.get("verbosity") or 0)))
     loader_mod = _setup(list(request.get("plugin_dirs") or ()))
     loader = DataLoader()
     manager = VariableManager(loader=loader)
-    ds: dict[str, Any] = {request["action"]: dict(request.get("args") or {})}
+    if request.get("ds"):
+        # the task's action and args keyword as the playbook wrote them: ansible-core's own
+        # parser and templating (variable params, k=v, omit) over the host's variables (data)
+        ds: dict[str, Any] = _trusted(dict(request["ds"]))
+    else:
+        ds = {request["action"]: dict(request.get("args") or {})}
     if task.get("name"):
         ds["name"] = str(task["name"])
     if task.get("no_log"):
@@ -110,15 +136,22 @@ def run(request: dict[str, Any]) -> dict[str, Any]:
                       "tasks": [ds]}, variable_manager=manager, loader=loader)
     the_task = play.get_tasks()[0][0]
     search_path = [str(p) for p in request.get("search_path") or ()]
+    # the playbook's directory: the last of the search path, the first of the plugin directories
+    loader.set_basedir((search_path[-1:] or list(request.get("plugin_dirs") or ())[:1] or [os.getcwd()])[0])
     if search_path:  # the task's role and playbook directories: where its files are found
-        loader.set_basedir(search_path[-1])
         the_task.get_search_path = lambda: list(search_path)  # type: ignore[method-assign]
     host = Host(request["host"])
-    variables = dict(request.get("vars") or {})
+    # ansible-core's magic variables (playbook_dir, ansible_playbook_python, omit...) below the host's
+    variables = dict(manager._get_magic_variables(play=None, host=host, task=None, include_hostvars=False))
+    variables.update(request.get("vars") or {})
     variables.update(inventory_hostname=request["host"], inventory_hostname_short=request["host"].split(".")[0],
                      ansible_check_mode=bool(task.get("check_mode")), ansible_diff_mode=bool(task.get("diff")),
-                     ansible_verbosity=int(request.get("verbosity") or 0), playbook_dir=(
-                         (request.get("plugin_dirs") or [os.getcwd()])[0]))
+                     ansible_verbosity=int(request.get("verbosity") or 0))
+    # the host's own entry: what actions read of the inventory (synchronize: the host's port, user)
+    # and the implicit localhost's, as ansible-core makes it (synchronize runs rsync from there)
+    local = {"inventory_hostname": "localhost", "ansible_connection": "local",
+             "ansible_python_interpreter": sys.executable}
+    variables["hostvars"] = {"localhost": local, request["host"]: dict(variables)}
     play_context = PlayContext(play=play)
     result = TaskExecutor(host, the_task, variables, play_context, loader, loader_mod, _Queue(), manager).run()
     try:  # what the worker process does with it: it sends it to the strategy through a queue

@@ -418,6 +418,8 @@ def _compile_task(
             continue
         if key == "check_mode" and "check_mode" in out:
             continue  # an explicit CheckMode condition wins
+        if key == "action_ds" and (bridged is None or bridged.style != "action"):
+            continue  # only ansible-core on the controller reads it (bridge/action.py)
         out[key] = value
     embedder = Embedder(plan, unit, file_cache)
     scopes: list[Any] = []

@@ -1038,7 +1038,8 @@ class Runner:
         retries = task.get("retries")
         until = _as_list(until)  # `until: false` retries too, as in Ansible
         if until:
-            attempts_allowed = 3 if retries is None else max(1, int(retries) + 1)
+            # the first run and the retries: 3 when the task gives none (TaskExecutor._execute)
+            attempts_allowed = 4 if retries is None else max(1, int(retries) + 1)
         else:
             attempts_allowed = 1
         delay = float(task.get("delay", 5) if task.get("delay") is not None else 5)
@@ -1142,14 +1143,17 @@ class Runner:
         module = task.get("module", "")
         try:
             args = task.get("args") or {}
-            if task.get("args_template") is not None:  # the args keyword as a template
+            if task.get("action_ds") is not None:
+                args = {}  # ansible-core parses and renders them (modules/bridge.py run_action)
+            elif task.get("args_template") is not None:  # the args keyword as a template
                 given = self.templar.template(task["args_template"], scope)
                 if not isinstance(given, dict):
                     return {"failed": True, "changed": False,
                             "msg": "The 'args' keyword must be a dictionary, not "
                                    f"{type(given).__name__}: {task['args_template']}"}
                 args = dict(given, **args)
-            args = _strip_omit(self.templar.template(args, scope))
+            if task.get("action_ds") is None:
+                args = _strip_omit(self.templar.template(args, scope))
             env = task.get("environment") or {}
             if has_template(env):
                 env = self.templar.template(env, scope)

@@ -219,7 +219,7 @@ def run_action(ctx, args, spec):
     request = {
         "action": ctx.task.get("module") or spec["fqcn"], "collections": list(spec.get("collections") or ()),
         "plugin_dirs": list(spec.get("plugin_dirs") or ()), "search_path": list(ctx.task.get("search_path") or ()),
-        "host": ctx.host, "args": untag(args),
+        "host": ctx.host, "args": untag(args), "ds": ctx.task.get("action_ds"),
         "vars": untag(variables), "verbosity": ctx.verbosity,
         "task": {"name": ctx.task.get("name"), "no_log": bool(ctx.task.get("no_log")),
                  "environment": dict(ctx.environment), "check_mode": bool(ctx.check_mode),
