@@ -210,13 +210,19 @@ def test_until_retries(apply, tmp_path):
         # no retries: ansible-core's default of 3, after the first run (TaskExecutor._execute)
         task("shell", {"_raw_params": f"echo x >> {counter}.default"}, name="default retries", register="d",
              until=["false"], delay=0, ignore_errors=True),
+        # retries without until: until the task succeeds (TaskExecutor._execute)
+        task("shell", {"_raw_params": f"echo x >> {counter}.plain; test $(wc -l < {counter}.plain) -ge 2"},
+             name="until it succeeds", register="s", retries=3, delay=0),
+        task("fail", {}, name="never succeeds", register="f", retries=2, delay=0, ignore_errors=True),
     ])
     assert r.result("retry")["attempts"] == 3
     # ansible-core reports attempts == retries once they are exhausted (one less than it ran)
     assert r.result("gives up")["status"] == "failed" and r.result("gives up")["attempts"] == 1
     assert r.result("default retries")["attempts"] == 3
     assert (tmp_path / "n.default").read_text() == "x\n" * 4
-    assert len(r.of("task_retry")) == 3 + 3
+    assert r.result("until it succeeds")["status"] == "changed" and r.result("until it succeeds")["attempts"] == 2
+    assert r.result("never succeeds")["status"] == "failed" and r.result("never succeeds")["attempts"] == 2
+    assert len(r.of("task_retry")) == 3 + 3 + 1 + 2
 
 
 def test_environment_and_timeout(apply):

@@ -1037,25 +1037,24 @@ class Runner:
                         "msg": f"the task keyword '{key}' could not be evaluated: {exc}"}
         retries = task.get("retries")
         until = _as_list(until)  # `until: false` retries too, as in Ansible
-        if until:
-            # the first run and the retries: 3 when the task gives none (TaskExecutor._execute)
-            attempts_allowed = 4 if retries is None else max(1, int(retries) + 1)
-        else:
-            attempts_allowed = 1
+        # the first run and the retries (TaskExecutor._execute): 3 when the task gives until but
+        # no retries; retries without until retry until the task succeeds
+        attempts_allowed = 1 + (max(0, int(retries)) if retries is not None else (3 if until else 0))
         delay = float(task.get("delay", 5) if task.get("delay") is not None else 5)
         register = task.get("register")
         attempt = 0
         while True:
             attempt += 1
             result = self._invoke(task, scope)
-            if until:  # before changed_when/failed_when, which may read it (as in Ansible)
+            if attempts_allowed > 1:  # before changed_when/failed_when, which may read it (as in Ansible)
                 result["attempts"] = attempt
             result = self._post_conditions(task, scope, result)
-            if not until:
+            if attempts_allowed == 1:
                 return result
             check_scope = scope.child({register: unsafe(result)}) if register else scope
             try:
-                done = all(self.templar.condition(c, check_scope) for c in until)
+                done = (all(self.templar.condition(c, check_scope) for c in until) if until
+                        else not result.get("failed"))
             except TemplateError as exc:
                 result.update(failed=True, msg=str(exc))
                 return result
