@@ -23,7 +23,8 @@ parses and renders itself, as ansible-playbook would: variable params (``echo: "
 ``k=v`` strings, ``omit``.
 
 Request: ``{"action": NAME, "ds": {...} or null, "collections": [...], "plugin_dirs": [DIR, ...], "host": NAME,
-"search_path": [DIR, ...], "args": {...}, "vars": {...}, "task": {"name", "no_log", "environment", "check_mode", "diff"},
+"search_path": [DIR, ...], "args": {...}, "vars": {...}, "task": {"name", "no_log", "environment", "check_mode", "diff", "become", "become_user",
+"become_method"},
 "verbosity": N}``. Answer: the task result as a JSON object. Nothing here is imported by the
 controller.
 """
@@ -130,6 +131,9 @@ def run(request: dict[str, Any]) -> dict[str, Any]:
         ds["environment"] = dict(task["environment"])
     if request.get("collections"):
         ds["collections"] = list(request["collections"])
+    for key in ("become", "become_user", "become_method"):
+        if task.get(key):
+            ds[key] = task[key]
     ds["check_mode"] = bool(task.get("check_mode"))
     ds["diff"] = bool(task.get("diff"))
     play = Play.load({"name": "rustle-deploy action", "hosts": [request["host"]], "gather_facts": False,

@@ -223,7 +223,8 @@ def run_action(ctx, args, spec):
         "vars": untag(variables), "verbosity": ctx.verbosity,
         "task": {"name": ctx.task.get("name"), "no_log": bool(ctx.task.get("no_log")),
                  "environment": dict(ctx.environment), "check_mode": bool(ctx.check_mode),
-                 "diff": bool(ctx.diff_mode)},
+                 "diff": bool(ctx.diff_mode), "become": ctx.become,
+                 "become_user": ctx.task.get("become_user"), "become_method": ctx.task.get("become_method")},
     }
     import time
 
