@@ -10,7 +10,16 @@ import pytest
 
 from rustle_deploy.errors import PlanError
 from rustle_deploy.model import Host
-from rustle_deploy.phases import HOSTS, INVENTORY, LOCAL, ONCE, ONCE_LOCAL, plan_phases, play_phases, refusals
+from rustle_deploy.phases import (
+    HOSTS,
+    INVENTORY,
+    LOCAL,
+    ONCE,
+    ONCE_LOCAL,
+    plan_phases,
+    play_phases,
+    refusals,
+)
 from rustle_deploy.plan import parse_plan
 from rustle_deploy.plan.validate import validate
 from rustle_deploy.rollout import PlaySpec, Schedule, play_specs, schedule
