@@ -100,6 +100,18 @@ def test_an_action_plugin_without_a_module_runs_on_the_controller(tmp_path: Path
     assert policy.controller_tasks(plan) == frozenset(t.task_id for p in plan.plays for t in plan.play_tasks(p))
 
 
+def test_an_action_plugin_delegated_to_the_controller_is_refused(tmp_path: Path) -> None:
+    lookup._resolve.cache_clear()
+    (tmp_path / "action_plugins").mkdir()
+    (tmp_path / "action_plugins" / "probe_shell.py").write_text("from ansible.plugins.action import ActionBase\n")
+    path = write_plan(tmp_path, [{"name": "t", "module": "probe_shell", "args": {}, "delegate_to": "localhost"}])
+    with pytest.raises(PlanError) as err:
+        load_plan(str(path))
+    assert "delegate_to on task 't', whose action plugin 'probe_shell' runs on the controller, is not " \
+           "supported yet" in err.value.message
+    assert err.value.pointer == "/plays/0/batches/0/tasks/0/delegate_to"
+
+
 def test_an_action_plugin_without_ansible_core_is_refused_with_the_hint(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setitem(sys.modules, "ansible", None)

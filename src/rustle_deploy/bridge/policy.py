@@ -144,6 +144,14 @@ def bridged(plan: Plan, task: Task, resolution: Resolution) -> BridgedModule:
                         "see docs/bridge.md for what the bridge runs and what it refuses",
                         file=plan.source, pointer=pointer)
     if runs_on_controller(found):
+        from ..phases import local
+
+        if local(task):  # ansible-core would connect to the controller: its own delegation
+            raise PlanError(f"delegate_to on {_kind(task)} {task.name!r}, whose action plugin "
+                            f"'{found.action}' runs on the controller, is not supported yet",
+                            "remove delegate_to (the action then connects to the task's host), or run "
+                            "this play with ansible-playbook",
+                            file=plan.source, pointer=f"{task.pointer}/delegate_to")
         return replace(found, style="action", plugin_dirs=tuple(plan_dirs(plan)))
     return found
 
