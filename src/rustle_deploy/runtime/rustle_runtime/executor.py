@@ -1064,9 +1064,7 @@ class Runner:
                 # failed, unless failed_when said otherwise (ansible-core's is_failed reads
                 # failed_when_result first); ansible-core then reports one attempt less
                 result["failed"] = bool(result.get("failed_when_result", True))
-                result["attempts"] = attempts_allowed - 1
-                if result["failed"] and not result.get("msg"):
-                    result["msg"] = "Retries exhausted"
+                result["attempts"] = attempts_allowed - 1  # and no msg of its own, as ansible-core
                 return result
             self.emitter.emit({"event": "task_retry", "id": task.get("id"), "task": task.get("name"),
                                "attempts": attempt, "retries_left": attempts_allowed - attempt})
