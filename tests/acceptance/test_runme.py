@@ -1,0 +1,76 @@
+"""The runme.sh harness (tests/acceptance/runme.py): which ansible-playbook lines it runs, how,
+and what it refuses to translate; the per-host comparison."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from .harness import Run
+from .runme import compare_hosts, exit_class, invocations
+
+SCRIPT = r"""#!/usr/bin/env bash
+set -eux
+export ANSIBLE_FORCE_HANDLERS
+ANSIBLE_FORCE_HANDLERS=false
+# a comment naming ansible-playbook x.yml
+ansible-playbook plain.yml -i inventory.handlers -v "$@" --tags scenario1
+
+[ "$(ansible-playbook piped.yml -i inventory.handlers -vv "$@" -l A \
+| grep -E -o 'RUNNING HANDLER')" = "RUNNING HANDLER" ]
+
+for strategy in linear free; do
+  export ANSIBLE_STRATEGY=$strategy
+  ansible-playbook looped.yml -i inventory.handlers "$@" -t normal --force-handlers -e fail_all=yes
+  unset ANSIBLE_STRATEGY
+done
+
+output_dir=/tmp/out
+ANSIBLE_ERROR_ON_MISSING_HANDLER=false ansible-playbook envd.yml -e output_dir=$output_dir "$@" 2>&1 | tee out.txt
+ansible-playbook odd.yml --flush-cache "$@"
+ansible-playbook "$PLAYBOOK" "$@"
+ansible localhost -m include_role -a "name=r1" "$@"
+"""
+
+
+def test_runme_lines_become_invocations_or_recorded_skips(tmp_path: Path) -> None:
+    (tmp_path / "t").mkdir()
+    (tmp_path / "t" / "runme.sh").write_text(SCRIPT)
+    got = {inv.playbook or inv.text.split()[1]: inv for inv in invocations(tmp_path, "t")}
+    assert list(got) == ["plain.yml", "piped.yml", "looped.yml", "envd.yml", "odd.yml", '"$PLAYBOOK"']
+    plain = got["plain.yml"]
+    assert (plain.line, plain.args, plain.env) == (
+        6, ("-i", "inventory.handlers", "--tags", "scenario1"), (("ANSIBLE_FORCE_HANDLERS", "false"),))
+    assert got["piped.yml"].args == ("-i", "inventory.handlers", "-l", "A")
+    looped = got["looped.yml"]  # a shell loop's body once, with its first value
+    assert dict(looped.env) == {"ANSIBLE_FORCE_HANDLERS": "false", "ANSIBLE_STRATEGY": "linear"}
+    assert looped.argv("ansible")[1:] == ["looped.yml", "-i", "inventory.handlers", "-t", "normal",
+                                          "--force-handlers", "-e", "fail_all=yes"]
+    # ansible-playbook's -t is --tags; rustle-deploy's -t is --target
+    assert looped.argv("rustle")[1:] == ["looped.yml", "-i", "inventory.handlers", "--tags", "normal",
+                                         "--force-handlers", "-e", "fail_all=yes", "--run"]
+    envd = got["envd.yml"]
+    assert envd.args == ("-e", "output_dir=/tmp/out")
+    assert dict(envd.env)["ANSIBLE_ERROR_ON_MISSING_HANDLER"] == "false"
+    assert got["odd.yml"].skipped == "flag --flush-cache is not translated"
+    assert "$PLAYBOOK" in got['"$PLAYBOOK"'].skipped
+    assert all(not inv.skipped for name, inv in got.items() if name.endswith(".yml") and name != "odd.yml")
+
+
+def _res(task: str, host: str, status: str = "ok") -> dict[str, object]:
+    return {"task": task, "host": host, "module": "x", "status": status, "ignored": False, "msg": ""}
+
+
+def test_hosts_are_compared_each_in_its_own_order() -> None:
+    # ansible-playbook interleaves hosts task by task; rustle-deploy runs each host on its own
+    a = Run("ansible", code=2, results=[_res("t1", "A"), _res("t1", "B"), _res("t2", "A", "changed"),
+                                        _res("t2", "B", "failed")])
+    r = Run("rustle", code=1, results=[_res("t1", "B"), _res("t2", "B", "failed"), _res("t1", "A"),
+                                       _res("t2", "A", "ok")])
+    cmp = compare_hosts(a, r)
+    assert (cmp.compared, cmp.identical) == (4, 3)
+    assert cmp.differences == ["[A] t2: ansible-playbook changed; rustle-deploy ok"]
+    assert exit_class(a) == exit_class(r) == "hosts failed"
+    # both refuse the playbook before any task: they agree, nothing is compared
+    both = compare_hosts(Run("ansible", code=4), Run("rustle", code=2, refused="error: x"))
+    assert not both.refused and both.compared == 0
+    assert compare_hosts(a, Run("rustle", code=2, refused="error: x")).refused
