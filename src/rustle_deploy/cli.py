@@ -59,6 +59,9 @@ def _fail(message: str) -> None:
 @click.option("-b", "--become", is_flag=True, default=None, help="Playbooks: run operations with become (as ansible-playbook -b).")
 @click.option("--become-user", metavar="USER", help="Playbooks: the user to become [root].")
 @click.option("--become-method", metavar="METHOD", help="Playbooks: sudo or su [sudo].")
+@click.option("--force-handlers", is_flag=True, default=None,
+              help="Playbooks: run the handlers notified on a host even when the host fails (as "
+              "ansible-playbook --force-handlers; a play's force_handlers wins) [ansible.cfg's force_handlers].")
 @click.option("--emit-plan", is_flag=True, help="Print the execution plan (JSON) the input compiles to, and exit.")
 @click.option("--syntax-check", is_flag=True, help="Read and check the playbook (roles, includes, files), and exit.")
 @click.option("-K", "--ask-become-pass", is_flag=True, help="Ask once for the become (sudo) password, on the terminal, "

@@ -119,6 +119,8 @@ class CompileOptions:
     # with prompt_defaults, nothing is asked and the defaults are used (listings, syntax check)
     prompt: Callable[[VarPrompt], str | None] | None = None
     prompt_defaults: bool = False
+    # --force-handlers / ansible.cfg's force_handlers: a play's own force_handlers wins
+    force_handlers: bool = False
 
 
 @dataclass(frozen=True)
@@ -427,6 +429,7 @@ class _Compiler:
                             tags=imp.tags + self.tags(src, ds))
         self.listing.append(listed)
         st = _PlayState(len(self.plays), hosts, play_vars, src.dir)
+        st.force_handlers = self.options.force_handlers
         self.check_play_keywords(src, ds, st)
         self.rollout_keywords(src, ds, play_vars, st)
         self.play_connection(src, ds, play_vars, st)
