@@ -289,6 +289,13 @@ def _refusal(log: str, work: Path) -> str:
 # ansible-playbook reports its fact gathering as a task; rustle-deploy gathers facts in its
 # runtime's set-up, not as a task, so that result has no counterpart to compare with
 UNCOMPARED = frozenset({"Gathering Facts"})
+# ansible-playbook's strategy runs a meta task itself and sends the callback no result for it
+# unless it is skipped; rustle-deploy's journal has one: that result is not compared either
+_META = frozenset({"meta", "ansible.builtin.meta", "ansible.legacy.meta"})
+
+
+def _compared(rec: dict[str, Any]) -> bool:
+    return rec["task"] not in UNCOMPARED and not (rec.get("module") in _META and rec["status"] != "skipped")
 # what differs between two runs of the same target by construction: the work directory and the
 # names tempfile makes (``/tmp/ansible.XXXXXXXX...``)
 _NOISE = re.compile(r"/[^\s'\"]*?acc-(?:ansible|rustle)-[^/\s'\"]*|(?<=/)ansible\.\w+")
@@ -326,8 +333,8 @@ def compare(a: Run, r: Run) -> Comparison:
     out = Comparison(refused=bool(r.refused))
     if r.refused:
         return out
-    ra = [x for x in a.results if x["task"] not in UNCOMPARED]
-    rr = [x for x in r.results if x["task"] not in UNCOMPARED]
+    ra = [x for x in a.results if _compared(x)]
+    rr = [x for x in r.results if _compared(x)]
     keys_a = [(x["task"], x.get("host", HOST)) for x in ra]
     keys_r = [(x["task"], x.get("host", HOST)) for x in rr]
     matcher = difflib.SequenceMatcher(None, keys_a, keys_r, autojunk=False)
@@ -515,7 +522,9 @@ def render(root: Path, data: dict[str, dict[str, Any]]) -> str:
         "and for a failure the message, with the work directory and temporary names masked). A "
         "task only one tool ran counts as different, unless the other tool had stopped before it "
         "(a target that stops under both is compared up to where each stops). `Gathering Facts` "
-        "is not compared: rustle-deploy gathers facts without a task result.",
+        "is not compared: rustle-deploy gathers facts without a task result; nor is a meta task's "
+        "result unless it is skipped: ansible-playbook's strategy runs meta tasks itself and "
+        "reports none.",
         "",
         "## Totals",
         "",

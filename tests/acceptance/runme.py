@@ -274,6 +274,33 @@ def prepare(root: Path, target: str, work: Path) -> Path:
     return targets / target
 
 
+def _own_remote_dirs(cwd: Path, inv: Invocation, work: Path) -> list[Path]:
+    """Give each host of the invocation's inventories its own ``rustle_remote_dir`` (in
+    ``host_vars/`` beside the playbook, which only rustle-deploy's run sees), as the suite gives
+    hosts that share one machine theirs: ansible-core's inventories name several local hosts.
+    Returns the directories whose journals hold the run."""
+    from rustle_deploy.errors import RustleError
+    from rustle_deploy.inventory import load_inventory
+
+    names = {"localhost"}
+    for i, arg in enumerate(inv.args[:-1]):
+        if arg in ("-i", "--inventory"):
+            try:
+                names.update(load_inventory(cwd / inv.args[i + 1]).hosts)
+            except RustleError:
+                continue  # rustle-deploy's run says why
+    host_vars = (cwd / inv.playbook).parent / "host_vars"
+    dirs = []
+    for name in sorted(names):
+        path = host_vars / f"{name}.yml"
+        if path.exists():  # the target's own: the host keeps the default remote directory
+            continue
+        host_vars.mkdir(exist_ok=True)
+        path.write_text(f"rustle_remote_dir: {work / 'remote' / name}\n")
+        dirs.append(work / "remote" / name)
+    return dirs
+
+
 def run_invocation(root: Path, inv: Invocation, tool: str, base: Path | None = None) -> Run:
     """Run one invocation under ``tool`` (``ansible`` or ``rustle``) in a fresh directory."""
     with tempfile.TemporaryDirectory(prefix=f"acc-{tool}-{inv.target}-", dir=base) as tmp:
@@ -283,9 +310,12 @@ def run_invocation(root: Path, inv: Invocation, tool: str, base: Path | None = N
         env.update(ANSIBLE_ROLES_PATH=str(work / "targets"), OUTPUT_DIR=str(work / "output"))
         env.update(dict(inv.env))
         results_file = work / "results.jsonl"
+        remotes = [work / "home" / ".rustle"]
         if tool == "ansible":
             env.update(ANSIBLE_CALLBACK_PLUGINS=str(CALLBACKS), ANSIBLE_CALLBACKS_ENABLED="results_jsonl",
                        RUSTLE_ACCEPTANCE_RESULTS=str(results_file))
+        else:
+            remotes += _own_remote_dirs(cwd, inv, work)
         argv = [a.replace("$OUTPUT_DIR", str(work / "output")) for a in inv.argv(tool)]
         run = Run(tool)
         start = time.monotonic()
@@ -303,7 +333,7 @@ def run_invocation(root: Path, inv: Invocation, tool: str, base: Path | None = N
             if results_file.exists():
                 run.results = [json.loads(ln) for ln in results_file.read_text().splitlines()]
         else:
-            run.results = _journal(work / "home" / ".rustle")
+            run.results = [rec for remote in remotes for rec in _journal(remote)]
             if run.code == 2 and not run.results:
                 run.refused = _refusal(run.log, work)
         return run

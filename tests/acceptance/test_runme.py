@@ -5,8 +5,43 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from .harness import Run
-from .runme import compare_hosts, exit_class, invocations
+import pytest
+
+from .harness import Run, Unavailable, targets_root
+from .runme import compare_hosts, exit_class, invocations, outcome, run_invocation
+
+# ansible-core 2.19.14's handlers/runme.sh invocations (target:line) that behave under
+# rustle-deploy as under ansible-playbook, task by task and in how the run ends; each is a fix
+# of this harness's findings: --force-handlers and its settings (26-50, 150, 153), a templated
+# interpreter in inventory.handlers (all), listen topics by role prefix and unnamed listeners
+# (70), Ansible's handler search order (70), handlers notifying each other (73, 167).
+PINNED = (
+    "handlers:10", "handlers:26", "handlers:30", "handlers:42", "handlers:46", "handlers:50",
+    "handlers:70", "handlers:73", "handlers:150", "handlers:153", "handlers:167",
+)
+
+
+@pytest.fixture(scope="module")
+def root() -> Path:
+    try:
+        return targets_root()
+    except Unavailable as exc:
+        pytest.skip(str(exc))
+
+
+@pytest.mark.acceptance
+@pytest.mark.parametrize("key", PINNED)
+def test_runme_invocation_is_the_same_as_under_ansible_playbook(key: str, root: Path, tmp_path: Path) -> None:
+    target = key.split(":")[0]
+    inv = next(i for i in invocations(root, target) if i.key == key)
+    assert not inv.skipped, inv.skipped
+    oracle = run_invocation(root, inv, "ansible", base=tmp_path)
+    assert oracle.results, f"{key}: ansible-playbook ran no task\n{oracle.log[-3000:]}"
+    run = run_invocation(root, inv, "rustle", base=tmp_path)
+    res = outcome(oracle, run)
+    assert res.same, (f"{key} {inv.text}: {res.exits}, unreached {res.cmp.unreached}\n"
+                      + "\n".join(res.cmp.differences[:10]) + "\n" + (run.refused or run.log[-3000:]))
+    assert res.cmp.compared
 
 SCRIPT = r"""#!/usr/bin/env bash
 set -eux

@@ -340,6 +340,7 @@ def _ext_kinds() -> dict[str, tuple[tuple[type, ...], str]]:
         "args_template": ((str,), "a Jinja2 expression string giving an object of arguments "
                                   "(below the task's own args)"),
         "listen": ((str, list), "a topic string or an array of them"),  # handlers only
+        "unnamed": ((bool,), "true (a handler with no name of its own: its name is its module's)"),
     }
 
 
@@ -380,7 +381,7 @@ def read_extras(r: Reader, d: dict[str, Any], pointer: str, keys: tuple[str, ...
 
 # -- plan parts ---------------------------------------------------------------------------
 
-_TASK_EXTENSIONS: tuple[str, ...] = tuple(k for k in EXTENSION_TYPES if k != "listen")
+_TASK_EXTENSIONS: tuple[str, ...] = tuple(k for k in EXTENSION_TYPES if k not in ("listen", "unnamed"))
 
 
 def read_args(r: Reader, value: Any, pointer: str) -> dict[str, Any]:

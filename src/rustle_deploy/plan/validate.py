@@ -421,12 +421,14 @@ def _plugins(src: str, task: Task) -> list[PlanError]:
 def _notify_one(src: str, play: Play, task: Task, index: int, name: str) -> None:
     names: set[str] = set()
     for handler in play.handlers:
-        names.add(handler.name)
         listen = handler.extras.get("listen")
-        if isinstance(listen, str):
-            names.add(listen)
-        elif isinstance(listen, list):
-            names.update(listen)
+        own = [] if handler.extras.get("unnamed") else [handler.name]
+        own += [listen] if isinstance(listen, str) else list(listen or [])
+        names.update(own)
+        # a role's handler answers to ROLE : NAME too (the role's FQCN or short name), as in Ansible
+        role = str(handler.extras.get("role") or "").split("#")[0]
+        for prefix in {role, role.rsplit(".", 1)[-1]} if role else ():
+            names.update(f"{prefix} : {n}" for n in own)
     if name in names:
         return
     hint = (f"handlers of this play: {_quoted([h.name for h in play.handlers])}"

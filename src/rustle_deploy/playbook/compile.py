@@ -1427,6 +1427,8 @@ class _Compiler:
                 extras["any_errors_fatal"] = True
             elif st.any_errors_fatal:
                 st.fatal_override = True
+        if ctx.handler and not ds.get("name"):
+            extras["unnamed"] = True  # notify cannot name it; listeners are not told apart by it
         if ctx.handler and ds.get("listen") is not None:
             listen = ds["listen"]
             extras["listen"] = [str(x) for x in listen] if isinstance(listen, list) else str(listen)
