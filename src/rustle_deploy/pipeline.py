@@ -175,7 +175,9 @@ class Session:
         become.update(become_flags)  # the command line beats ansible.cfg
         force_handlers = bool(become.pop("force_handlers", None) or acfg.get("force_handlers"))
         options = CompileOptions(extra_vars=extra, roles_path=self.settings.roles_path,
-                                 play_defaults=become, force_handlers=force_handlers, defaults_source=acfg.path or "ANSIBLE_BECOME*",
+                                 play_defaults=become, force_handlers=force_handlers,
+                                 error_on_missing_handler=acfg.get("error_on_missing_handler", True) is not False,
+                                 defaults_source=acfg.path or "ANSIBLE_BECOME*",
                                  forks=self.opts.get("parallel"), check=bool(self.opts.get("check")),
                                  diff=bool(self.opts.get("diff")),
                                  start_at_task=self.opts.get("start_at_task"),

@@ -360,7 +360,8 @@ class Outcome:
 
     @property
     def same(self) -> bool:
-        return self.exits[0] == self.exits[1] and self.cmp.different == 0 and not self.cmp.unreached
+        return (self.exits[0] == self.exits[1] and not self.cmp.refused and self.cmp.different == 0
+                and not self.cmp.unreached)
 
 
 def compare_hosts(a: Run, r: Run) -> Comparison:

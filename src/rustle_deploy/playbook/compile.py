@@ -121,6 +121,8 @@ class CompileOptions:
     prompt_defaults: bool = False
     # --force-handlers / ansible.cfg's force_handlers: a play's own force_handlers wins
     force_handlers: bool = False
+    # ansible.cfg's error_on_missing_handler: false drops a notify of no handler, with a note
+    error_on_missing_handler: bool = True
 
 
 @dataclass(frozen=True)
@@ -191,6 +193,7 @@ class Ctx:
     handler: bool = False
     include_stack: tuple[str, ...] = ()
     listed: bool = True  # tasks inside dynamic includes are not listed (as ansible-playbook)
+    nested: bool = False  # inside a handler's block or a file a handler includes: no block here
 
     def keyword(self, name: str) -> tuple[Any, Origin] | None:
         for key, value, origin in reversed(self.kws):
@@ -485,6 +488,9 @@ class _Compiler:
                 defaults.update(call.defaults)
                 exported.update(call.vars)
         play_vars = {**play_vars, **exported}
+        if not self.options.error_on_missing_handler:
+            tasks = self.drop_missing_notify(tasks, st, str(name))
+            st.handlers = self.drop_missing_notify(st.handlers, st, str(name))
         roles_table = {
             k: {"name": c.role.name, "path": c.role.path, "defaults": c.defaults, "vars": c.vars,
                 "params": c.params}
@@ -503,6 +509,25 @@ class _Compiler:
             # task's inherited value): then the tasks that keep it carry it one by one
             any_errors_fatal=st.any_errors_fatal and not st.fatal_override, order=st.order,
             force_handlers=st.force_handlers))
+
+    def drop_missing_notify(self, tasks: list[Task], st: _PlayState, play: str) -> list[Task]:
+        """``error_on_missing_handler = false``: a notify that names no handler of the play is
+        dropped with a warning note, as Ansible warns and goes on."""
+        from ..plan.validate import handler_topics
+
+        topics = handler_topics(st.handlers)
+
+        def fix(task: Task) -> Task:
+            missing = [n for n in task.notify if n not in topics]
+            for n in missing:
+                self.notes.append(f"[WARNING]: The requested handler {n!r} was not found in either the "
+                                  f"main handlers list nor in the listening handlers list (play {play!r})")
+            return replace(
+                task, notify=tuple(n for n in task.notify if n in topics),
+                block=None if task.block is None else tuple(fix(t) for t in task.block),
+                rescue=tuple(fix(t) for t in task.rescue), always=tuple(fix(t) for t in task.always))
+
+        return [fix(t) for t in tasks]
 
     def inventory_changes(self, tasks: list[Task], st: _PlayState) -> None:
         """Note the first add_host/group_by task: no play may follow it (plan/validate.py
@@ -1099,11 +1124,16 @@ class _Compiler:
     def block(self, src: Source, ds: dict[str, Any], origin: Origin, ctx: Ctx, st: _PlayState,
               out: list[Task], base: str) -> None:
         self.check_keys(src, ds, kw.BLOCK, "a block", ds)
+        if ctx.handler and ctx.nested:
+            raise src.error("Using a block as a handler is not supported.",
+                            "a handler's own block: is its only one (ansible-core refuses a block "
+                            "inside it, or in a file a handler includes)", ds, "block")
         for key in ("block", "rescue", "always"):
             if key in ds and ds[key] is not None and not isinstance(ds[key], list):
                 raise src.error(f"'{key}' is a list of tasks, not a {_kind(ds[key])}", None, ds,
                                 key, value=True)
         inner = self.inherit(src, ds, ctx, st)
+        inner = replace(inner, nested=ctx.handler)
         self.check_inherited(src, ds, inner, st)
         if not ds.get("rescue") and not ds.get("always"):
             self.items(src, ds.get("block") or [], inner, st, out, base)  # nothing to catch
@@ -1139,6 +1169,9 @@ class _Compiler:
                             "or import_tasks (static)", ds, action_key)
         allowed = kw.HANDLER if ctx.handler else kw.TASK
         self.check_task_keys(src, ds, allowed, action_key)
+        if ctx.handler and _short(module) == "meta" and str(args.get("_raw_params", "")).strip() == "flush_handlers":
+            raise src.error("flush_handlers cannot be used as a handler",
+                            "notify flushes nothing: run meta: flush_handlers as a task", ds, action_key)
         # a module no built-in implements is found and checked by the module bridge when the
         # plan is validated (bridge/policy.py), which refuses it at this task's line
         canonical = canonical_module(module)
@@ -2007,13 +2040,13 @@ class _Compiler:
             inner = self.inherit(src, ds, ctx, st)
             self.check_inherited(src, ds, inner, st)
             inner = replace(inner, src=child, task_dir=child.dir,
-                            include_stack=ctx.include_stack + (real,))
+                            include_stack=ctx.include_stack + (real,), nested=ctx.handler)
             self.tasks_from_source(child, inner, st, out, base)
             return
         pointer = f"{base}/{len(out)}"
         self.origins[pointer] = origin
         inner = replace(ctx, src=child, task_dir=child.dir, include_stack=ctx.include_stack + (real,),
-                        listed=False)
+                        listed=False, nested=ctx.handler)
         apply = args.get("apply")
         if apply is not None:
             if not isinstance(apply, dict):
