@@ -1208,6 +1208,8 @@ class _Compiler:
         if extras.get("register"):
             self.runtime_names.add(str(extras["register"]))
         name = self.display_name(ds, module, ctx)
+        if ctx.handler and has_template(name):
+            name = self.handler_name(src, ds, name, ctx, st)
         if ctx.role is not None:
             extras["role"] = self.role_key(ctx.role, st)
         self.record_notify(src, ds, ctx, pointer)
@@ -1237,6 +1239,23 @@ class _Compiler:
         if not call.key:
             self.register_role(call, st)
         return call.key
+
+    def _layers(self, ctx: Ctx, st: _PlayState) -> list[dict[str, Any]]:
+        if ctx.role is not None:
+            return [ctx.role.defaults, st.vars, ctx.role.vars, dict(ctx.vars), ctx.role.params]
+        return [st.vars, dict(ctx.vars)]
+
+    def handler_name(self, src: Source, ds: dict[str, Any], name: str, ctx: Ctx, st: _PlayState) -> str:
+        """A handler's templated name, rendered as Ansible renders it: with the play's (and its
+        role's) variables and extra vars, no host's. One it cannot render is unusable: it keeps
+        its text, which no notify matches, and Ansible's warning is a note."""
+        try:
+            return str(self.controller_value(src, ds, "name", name, self._layers(ctx, st), "a handler's name"))
+        except PlaybookError as exc:
+            if not ds.get("listen"):
+                self.notes.append(f"[WARNING]: Handler {name!r} is unusable because it has no listen topics "
+                                  f"and the name could not be templated ({exc.message})")
+            return name
 
     def display_name(self, ds: dict[str, Any], module: str, ctx: Ctx) -> str:
         name = ds.get("name")
@@ -1490,7 +1509,11 @@ class _Compiler:
             values = value if isinstance(value, list) else [value]
             if not all(isinstance(v, str) for v in values):
                 raise found_notify[1].error("notify names handlers (strings)", None)
-            notify = tuple(values)
+            notify = ()
+            for v in values:  # "{{ name }}": rendered now, as far as every host shares it
+                got = self.controller_value(src, ds, "notify" if "notify" in ds else _NO_KEY, v,
+                                            self._layers(ctx, st), "notify", dynamic=True)
+                notify += tuple(str(n) for n in got) if isinstance(got, list) else (str(got),)
         found_delegate = (delegate, None) if delegate is not None else self.effective(
             src, ds, ctx, "delegate_to")
         if found_delegate is not None and str(found_delegate[0]).strip() in CONTROLLER and not (
@@ -2180,7 +2203,8 @@ class _Compiler:
 
     def container(self, src: Source, ds: dict[str, Any], ctx: Ctx, st: _PlayState,
                   out: list[Task], pointer: str, children: list[Task], include: str,
-                  module: str, task_id: str, registered: dict[str, Any] | None = None) -> None:
+                  module: str, task_id: str, registered: dict[str, Any] | None = None,
+                  name: str | None = None) -> None:
         """An include_* as a block the host evaluates once (its own when, tags, loop, vars);
         ``registered``: what ``register`` on it gets (include_tasks of a file known here)."""
         self.check_inherited(src, ds, ctx, st)
@@ -2207,7 +2231,7 @@ class _Compiler:
             extras["role"] = self.role_key(ctx.role, st)
         conditions = list(ctx.when) + self.conditions(src, ds)
         tags = ctx.tags + self.tags(src, ds)
-        name = self.display_name(ds, module, ctx)
+        name = name or self.display_name(ds, module, ctx)
         out.append(Task(task_id=task_id, name=name, module="", args={}, hosts=(),
                         conditions=tuple(Condition("When", c) for c in conditions), tags=tags,
                         execution_order=len(out), extras=extras, pointer=pointer,
@@ -2285,8 +2309,10 @@ class _Compiler:
         task_id = st.new_id()
         children: list[Task] = []
         self.compile_role(call, inner, st, children, f"{pointer}/block", dedupe=False)
+        # Ansible's name for an include_role: its own, else ACTION : ROLE (never a role prefix)
+        shown = str(ds["name"]) if ds.get("name") else f"{module} : {name}"
         self.container(src, ds, ctx, st, out, pointer, children, f"role {role.name}", module,
-                       task_id)
+                       task_id, name=shown)
 
 
 @dataclass(frozen=True)
