@@ -590,6 +590,8 @@ class _Compiler:
             if ds.get(key):
                 raise src.error(f"'{key}' is not supported", kw.REFUSED[key], ds, key)
         strategy = ds.get("strategy")
+        if has_template(strategy):  # "{{ test_strategy | default('linear') }}", as Ansible renders it
+            strategy = self.controller_value(src, ds, "strategy", strategy, [st.vars], "'strategy'")
         if strategy not in (None, "linear", "free", "host_pinned", "ansible.builtin.linear",
                             "ansible.builtin.free", "ansible.builtin.host_pinned"):
             raise src.error(f"strategy {strategy!r} is not supported",
