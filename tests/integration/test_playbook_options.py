@@ -434,3 +434,19 @@ def test_force_handlers_flag_is_for_playbooks(tmp_path: Path, capsys: pytest.Cap
     assert main([str(plan), "-i", str(inv), "--run", "--force-handlers"]) == 2
     assert "--force-handlers apply to playbooks" in capsys.readouterr()[1]
     assert not (tmp_path / "remote").exists()
+
+
+def test_tags_and_skip_tags_repeat_as_ansible_playbooks_do(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """ansible-playbook --tags a --tags c selects both (ansible-core's tags target, ansible_run_tags)."""
+    out = tmp_path / "out"
+    out.mkdir()
+    book = tmp_path / "site.yml"
+    book.write_text("- hosts: localhost\n  gather_facts: false\n  tasks:\n" + "".join(
+        f"    - {{name: {t}, copy: {{content: x, dest: '{out}/{t}'}}, tags: [{t}]}}\n" for t in "abcd")
+        + "    - {name: run tags, copy: {content: '{{ ansible_run_tags | sort }}', dest: '" + str(out) + "/run'}, tags: [always]}\n")
+    code = main([str(book), "-i", str(local_inventory(tmp_path)), "--run", "--tags", "a", "--tags", "c,d",
+                 "--skip-tags", "d"])
+    capsys.readouterr()
+    assert code == 0
+    assert sorted(p.name for p in out.iterdir()) == ["a", "c", "run"]
+    assert json.loads((out / "run").read_text()) == ["a", "c", "d"]
