@@ -683,8 +683,11 @@ class Runner:
                 self._container_event(head, dict(reason, changed=False, skipped=True), include)
             return
         if include is not None:
-            for _, layer in runs:
-                self._container_event(head, dict(layer, changed=False), include)
+            if "loop" in task:  # one result for the loop, before its items run, as Ansible reports it
+                self._container_event(head, {"changed": False, "msg": "All items completed",
+                                             "results": [dict(layer) for _, layer in runs]}, include)
+            else:
+                self._container_event(head, {"changed": False}, include)
         if register:  # what Ansible registers for an include_tasks (its include result)
             one = task.get("include_result") or {}
             self.runtime_vars[register] = unsafe(
