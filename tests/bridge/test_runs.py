@@ -328,6 +328,18 @@ def test_a_kept_fork_server_serves_the_next_runs_until_cleanup_ends_it(tmp_path:
     assert not _alive(pid)
 
 
+def test_a_keep_value_that_is_not_seconds_is_warned_about_and_keeps_nothing(tmp_path: Path, bridge: BridgeRun) -> None:
+    _library(tmp_path / "p", {"greet.py": ANSIBLE_MODULE})
+    plan = write_plan(tmp_path / "p", [{"name": "one", "module": "greet", "args": {"name": "a"}},
+                                       {"name": "two", "module": "greet", "args": {"name": "b"}}])
+    res = bridge.run(plan, host_vars={"rustle_bridge_keep": "a while"})
+    assert res["one"]["greeting"] == "hello a" and res["two"]["greeting"] == "hello b"
+    assert res["one"]["warnings"] == ["rustle_bridge_keep='a while' is not a number of seconds (written plainly, "
+                                      "not a template): the fork server is not kept"]
+    assert "warnings" not in res["two"]  # said once per run
+    assert not (tmp_path / "remote" / "bridge").exists()
+
+
 def _umask() -> int:
     import os
 

@@ -664,35 +664,49 @@ def _server(runner, python, lib, tmpdir):
 def _kept(runner, python, lib, profiles):
     """``(socket path, seconds)`` when the host variable ``rustle_bridge_keep`` (seconds, plain)
     keeps the fork server between runs, under the agent's remote directory: ``bridge/<key>``, the
-    key naming the interpreter, the artifact and the profiles. None otherwise (run by hand, a
-    template, a path too long for a unix socket)."""
+    key naming the interpreter, the artifact and the profiles. None otherwise (not set, run by
+    hand, or a value or place it cannot use: ``_keep_problem`` says why, the first bridged task
+    warns)."""
     import hashlib
 
-    value = str(runner.host_vars.get("rustle_bridge_keep") or "").strip()
-    state_dir = getattr(runner, "state_dir", None)
+    value = runner.host_vars.get("rustle_bridge_keep")
+    text = str(value if value is not None else "").strip()
+    if text.lower() in ("", "0", "false", "no", "off", "none"):
+        return None
     try:
-        seconds = float(value) if value and "{" not in value else 0.0
+        seconds = float(text)
     except ValueError:
-        seconds = 0.0
-    if seconds <= 0 or not state_dir:
+        seconds = -1.0
+    if not seconds >= 0 or seconds == float("inf") or isinstance(value, bool):
+        return _keep_problem(runner, f"rustle_bridge_keep={text!r} is not a number of seconds (written "
+                                     "plainly, not a template): the fork server is not kept")
+    state_dir = getattr(runner, "state_dir", None)
+    if seconds == 0 or not state_dir:
         return None
     key = hashlib.sha256(json.dumps([os.path.realpath(python), os.path.realpath(lib), profiles]).encode())
     directory = os.path.join(state_dir, "bridge")
     path = os.path.join(directory, key.hexdigest()[:16])
     if len(path.encode()) > 100:  # sun_path holds 108 bytes
-        return None
+        return _keep_problem(runner, f"the fork server is not kept: its socket path {path} is longer than a "
+                                     "unix socket allows; hint: a shorter rustle_remote_dir")
     try:
         os.mkdir(directory, 0o700)
     except FileExistsError:
         pass
-    except OSError:
-        return None
+    except OSError as exc:
+        return _keep_problem(runner, f"the fork server is not kept: cannot make {directory}: {exc.strerror}")
     import stat
 
     st = os.lstat(directory)
     if not stat.S_ISDIR(st.st_mode) or st.st_uid != os.geteuid() or st.st_mode & 0o077:
-        return None  # not our private directory: keep nothing there
+        return _keep_problem(runner, f"the fork server is not kept: {directory} is not a directory private to "
+                                     "this user")
     return path, seconds
+
+
+def _keep_problem(runner, message):
+    runner.__dict__["_bridge_keep_problem"] = message
+    return None
 
 
 def _fork_server(ctx, lib):
@@ -705,6 +719,9 @@ def _fork_server(ctx, lib):
         return None
     runner = ctx._runner
     server = _server(runner, _python(ctx), lib, ctx.tmpdir)
+    problem = runner.__dict__.pop("_bridge_keep_problem", None)
+    if problem:
+        ctx.warn(problem)  # once per run: popped
     if isinstance(server, ForkServer):
         try:
             server.ready()
