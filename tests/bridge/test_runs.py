@@ -9,6 +9,7 @@ import glob
 import shutil
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -315,6 +316,15 @@ def test_a_kept_fork_server_serves_the_next_runs_until_cleanup_ends_it(tmp_path:
         assert res["where"]["parent"] == pid
         assert res["slow"]["msg"] == "Task failed: Timed out after 1 second(s)."
         assert res["next"]["greeting"] == "hello y"
+    # a run that goes away while its module runs (an interrupted controller) takes the module with it
+    (socket_path,) = servers
+    slow = _start_module_and_leave(socket_path, tmp_path, {"name": "slow", "sleep": 60})
+    for _ in range(300):
+        if not _alive(slow):
+            break
+        time.sleep(0.1)
+    assert not _alive(slow)
+    assert _kept_servers(remote) == servers  # and the server serves the next run
     inv = bridge.inventory(rustle_bridge_keep=120)
     code, out, err = bridge.main("--cleanup", "-i", str(inv), "--output", "json")
     assert code == 0, err + out
@@ -322,10 +332,31 @@ def test_a_kept_fork_server_serves_the_next_runs_until_cleanup_ends_it(tmp_path:
     for _ in range(300):  # it ends as soon as it has answered; reaped by init
         if not _alive(pid):
             break
-        import time
-
         time.sleep(0.1)
     assert not _alive(pid)
+
+
+def _start_module_and_leave(socket_path: Path, tmp_path: Path, args: dict[str, object]) -> int:
+    """Ask the kept server at ``socket_path`` to run the library module greet, then hang up while
+    it runs; the module's pid."""
+    import json
+    import os
+    import socket
+
+    out = tmp_path / "left"
+    out.mkdir()
+    params = json.dumps({"ANSIBLE_MODULE_ARGS": args})
+    request = {"params": params, "fqn": "ansible.legacy.greet", "profile": "legacy", "env": dict(os.environ),
+               "cwd": str(tmp_path), "umask": 0o022, "out": str(out / "stdout"), "err": str(out / "stderr")}
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+        sock.settimeout(30)
+        sock.connect(str(socket_path))
+        with sock.makefile("rb") as reader:
+            assert json.loads(reader.readline())["ready"] is True
+            sock.sendall((json.dumps(request) + "\n").encode())
+            pid = int(json.loads(reader.readline())["pid"])
+            assert _alive(pid)
+    return pid
 
 
 def test_a_keep_value_that_is_not_seconds_is_warned_about_and_keeps_nothing(tmp_path: Path, bridge: BridgeRun) -> None:
