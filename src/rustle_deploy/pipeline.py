@@ -230,6 +230,7 @@ class Session:
         units = plan_units(
             plan, hosts, resolve=inv.resolve, select=inv.select, groups=_group_members(inv),
             target=self.settings.target,
+            inventory_sources=[os.path.abspath(inv.source)] if os.path.exists(inv.source) else [],
         )
         if self.opts.get("format_") == "native":  # a native artifact's target is its runner's
             for u in units:
@@ -373,6 +374,10 @@ class Session:
                 if m.style == "rustle":
                     print(f"bridge: {fqcn} is a rustle-deploy module, run in the runtime's process "
                           f"(from {m.origin}: {m.path})", file=sys.stderr)
+                    continue
+                if m.style == "action":
+                    print(f"bridge: {fqcn} is an action plugin run on the controller by ansible-core, in a phase "
+                          f"of its own ({m.action} from {m.path})", file=sys.stderr)
                     continue
                 kind = {"new": "Python AnsibleModule", "want_json": "WANT_JSON", "old": "key=value"}.get(m.style, m.style)
                 print(f"bridge: {fqcn} runs through the module bridge ({kind} module from {m.origin}: {m.path})",

@@ -91,6 +91,12 @@ def validate(plan: Plan, files_dirs: Sequence[str] = (), *,
 
     check(_total_tasks, plan)
     resolution = _bridge_resolution(plan)
+    local = _local_plugins(plan)
+    actions: frozenset[str] = frozenset()
+    if resolution is not None:
+        from rustle_deploy.bridge.policy import controller_tasks
+
+        actions = controller_tasks(plan, resolution)
     for number, play in enumerate(plan.plays):
         check(_inventory_changes, src, plan, number)
         check(_task_graph, src, play, filtered=bool(plan.options.tags or plan.options.skip_tags))
@@ -100,9 +106,9 @@ def validate(plan: Plan, files_dirs: Sequence[str] = (), *,
             check(_unsupported, src, plan, play, task)
             check(_role, src, play, task)
             check(files.resolve_source, plan, task, files_dirs=files_dirs)
-            for problem in _plugins(src, task):
+            for problem in _plugins(src, task, local):
                 problems.append(problem)
-        for refusal in phases.refusals(play, plan.play_tasks(play)):
+        for refusal in phases.refusals(play, plan.play_tasks(play), actions):
             problems.append(PlanError(refusal.message, refusal.hint, file=src,
                                       pointer=child(refusal.task.pointer, refusal.key)))
         for task in every_task(play):
@@ -383,12 +389,24 @@ def _templates(task: Task) -> Iterator[tuple[str, str]]:
             yield text, child(child(task.pointer, "conditions"), i)
 
 
-def _plugins(src: str, task: Task) -> list[PlanError]:
+def _local_plugins(plan: Plan) -> dict[str, frozenset[str]]:
+    """The names of the playbook's and roles' own plugins (compiler/ansible_plugins.py)."""
+    from rustle_deploy.bridge.policy import plan_dirs
+    from rustle_deploy.compiler.ansible_plugins import KINDS, local_plugins
+
+    found = local_plugins(tuple(plan_dirs(plan)))
+    return {kind: found.names(kind) for kind in KINDS}
+
+
+def _plugins(src: str, task: Task, local: dict[str, frozenset[str]] | None = None) -> list[PlanError]:
     """A filter, test or lookup the runtime does not offer is refused now, never silently empty."""
     import jinja2
     from jinja2 import nodes
 
+    from rustle_deploy.compiler.ansible_plugins import ansible_available
+
     known = runtime_plugins()
+    local = local or {}
     env = jinja2.Environment()
     out: list[PlanError] = []
     for text, ptr in _templates(task):
@@ -403,6 +421,15 @@ def _plugins(src: str, task: Task) -> list[PlanError]:
                     and call.args and isinstance(call.args[0], nodes.Const)):
                 used.append(("lookup", str(call.args[0].value)))
         for kind, name in used:
+            if name in local.get(kind, ()):
+                continue  # the playbook's or a role's own plugin: ansible-core runs it on the controller
+            if kind == "lookup" and name in ("config", "ansible.builtin.config") and not ansible_available():
+                out.append(PlanError(f"lookup {name!r} needs ansible-core on the controller, and the "
+                                     "controller's Python cannot import ansible",
+                                     "install ansible-core beside rustle-deploy (pip install ansible-core): "
+                                     "its configuration manager answers lookup('config')",
+                                     file=src, pointer=ptr))
+                continue
             if name in known[kind]:
                 continue
             if (kind, name) == ("lookup", "first_found") and ptr.startswith(

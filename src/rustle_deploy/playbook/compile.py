@@ -907,7 +907,7 @@ class _Compiler:
         if isinstance(role_name, str) and has_template(role_name):
             role_name = self.controller_value(src, entry if entry_src_ok else container,
                                               name_key if entry_src_ok else index, role_name,
-                                              [st.vars], "the role name")
+                                              [st.vars], "the role name", role=parent)
         if parent is not None:
             collections = _role_search(parent.role, dependencies=True)
         role = self.finder.find(role_name, name_origin, base, st.play_dir, collections)
@@ -964,8 +964,12 @@ class _Compiler:
         return role.variables(subdir, name)
 
     def compile_role(self, call: RoleCall, ctx: Ctx, st: _PlayState, out: list[Task],
-                     base: str, dedupe: bool = True) -> None:
-        """The role's dependencies, then its own tasks, into ``out``."""
+                     base: str, dedupe: bool = True, imported: bool = False,
+                     dep_of_import: bool = False) -> None:
+        """The role's dependencies, then its own tasks, into ``out``. ``imported``: the role of
+        an import_role/include_role, which always runs; its dependencies (``dep_of_import``) run
+        only when no task of the same role call ran before in the play (as ansible-core's role
+        cache: a dependency the play's ``roles:`` ran already is not run again)."""
         role = call.role
         if role.argument_specs:
             self.notes.append(f"role {role.name}: argument_specs are not validated")
@@ -975,7 +979,7 @@ class _Compiler:
             dep_call, dep_ctx = self.role_call(meta, role.dependencies, i, dep,
                                                meta.origin(role.dependencies, i, value=True), st,
                                                replace(ctx, role=call), parent=call)
-            self.compile_role(dep_call, dep_ctx, st, out, base)
+            self.compile_role(dep_call, dep_ctx, st, out, base, dep_of_import=imported or dep_of_import)
         src = role.source("tasks", call.tasks_from)
         if src is None:
             if call.tasks_from != "main":
@@ -985,7 +989,9 @@ class _Compiler:
                     + ", ".join(_listdir(os.path.join(role.path, "tasks"))))
             return
         role_ctx = self.role_collections(role, replace(ctx, src=src, task_dir=src.dir, role=call))
-        repeated = dedupe and not role.allow_duplicates and st.identities[call.identity] > 1
+        repeated = not role.allow_duplicates and (dep_of_import or (dedupe and st.identities[call.identity] > 1))
+        # the runtime marks "key:KEY" done when a task of the role call KEY runs (executor)
+        once = f"key:{call.key}" if dep_of_import else call.identity
         if not repeated:
             self.tasks_from_source(src, role_ctx, st, out, base)
             return
@@ -996,7 +1002,7 @@ class _Compiler:
         self.origins[pointer] = call.origin
         out.append(Task(task_id=task_id, name=f"role {role.name}", module="", args={},
                         hosts=(), execution_order=len(out), block=tuple(children),
-                        extras={"role_once": call.identity}, pointer=pointer))
+                        extras={"role_once": once}, pointer=pointer))
 
     def role_handlers(self, call: RoleCall, ctx: Ctx, st: _PlayState, hctx: Ctx) -> None:
         role = call.role
@@ -1149,6 +1155,13 @@ class _Compiler:
         extras, conditions, tags, notify = self.task_keywords(src, ds, ctx, st, delegate)
         if isinstance(ds.get("args"), str):  # args: "{{ mapping }}", below the module's own
             extras["args_template"] = ds["args"]
+        if canonical is None and action_key is not None:
+            # as written: if it is an action plugin run on the controller, ansible-core parses
+            # and renders its arguments itself (bridge/action.py; dropped for any other module)
+            action_ds = {"action" if action_key == "local_action" else action_key: ds[action_key]}
+            if "args" in ds:
+                action_ds["args"] = ds["args"]
+            extras["action_ds"] = json.loads(json.dumps(action_ds, default=str))
         if canonical is None:
             collections = self.collections(src, ds, ctx)
             if collections:
@@ -2151,9 +2164,11 @@ class _Compiler:
             if registered is None:
                 raise src.error(f"register on {_short(module)} is not supported"
                                 + (" when the file name depends on a host's data"
-                                   if module.endswith("include_tasks") else ""),
+                                   if module.endswith("include_tasks") else
+                                   " when its arguments are templates"),
                                 "register works on include_tasks of a file named on the "
-                                "controller", ds, "register")
+                                "controller and on include_role with arguments written out",
+                                ds, "register")
             extras["register"] = self.keyword_value(src, ds, "register", ds["register"],
                                                     src.origin(ds, "register"))
             extras["include_result"] = registered
@@ -2206,7 +2221,7 @@ class _Compiler:
                             key or _NO_KEY, value=True)
         if has_template(name):
             name = str(self.controller_value(src, arg_holder, name_key, name, [st.vars],
-                                             "the role name", dynamic=not static))
+                                             "the role name", dynamic=not static, role=ctx.role))
         base_dir = os.path.dirname(ctx.role.role.path) if ctx.role else None
         role = self.finder.find(name, src.origin(arg_holder, name_key, value=True), base_dir,
                                 st.play_dir, _search_list(self.collections(src, ds, ctx), "ansible.legacy"))
@@ -2233,7 +2248,7 @@ class _Compiler:
         if static:
             inner = self.inherit(src, ds, ctx, st)
             self.check_inherited(src, ds, inner, st)
-            self.compile_role(call, inner, st, out, base, dedupe=False)
+            self.compile_role(call, inner, st, out, base, dedupe=False, imported=True)
             return
         pointer = f"{base}/{len(out)}"
         self.origins[pointer] = origin
@@ -2246,9 +2261,12 @@ class _Compiler:
             inner = self.inherit(src, apply, inner, st)
         task_id = st.new_id()
         children: list[Task] = []
-        self.compile_role(call, inner, st, children, f"{pointer}/block", dedupe=False)
+        self.compile_role(call, inner, st, children, f"{pointer}/block", dedupe=False, imported=True)
+        # what register gets: ansible-core's include_role result holds its arguments as given
+        # (templated ones are the host's to render: not offered)
+        registered = None if re.search(r"\{\{|\{%", json.dumps(args, default=str)) else {"include_args": dict(args)}
         self.container(src, ds, ctx, st, out, pointer, children, f"role {role.name}", module,
-                       task_id)
+                       task_id, registered)
 
 
 @dataclass(frozen=True)
