@@ -42,7 +42,7 @@ rejected.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
 from rustle_deploy import phases
@@ -445,16 +445,23 @@ def _plugins(src: str, task: Task, local: dict[str, frozenset[str]] | None = Non
     return out
 
 
-def _notify_one(src: str, play: Play, task: Task, index: int, name: str) -> None:
+def handler_topics(handlers: Iterable[Task]) -> set[str]:
+    """Every name a notify may use for these handlers, as Ansible matches them."""
     names: set[str] = set()
-    for handler in play.handlers:
-        names.add(handler.name)
+    for handler in handlers:
         listen = handler.extras.get("listen")
-        if isinstance(listen, str):
-            names.add(listen)
-        elif isinstance(listen, list):
-            names.update(listen)
-    if name in names:
+        own = [] if handler.extras.get("unnamed") else [handler.name]
+        own += [listen] if isinstance(listen, str) else list(listen or [])
+        names.update(own)
+        # a role's handler answers to ROLE : NAME too (the role's FQCN or short name), as in Ansible
+        role = str(handler.extras.get("role") or "").split("#")[0]
+        for prefix in {role, role.rsplit(".", 1)[-1]} if role else ():
+            names.update(f"{prefix} : {n}" for n in own)
+    return names
+
+
+def _notify_one(src: str, play: Play, task: Task, index: int, name: str) -> None:
+    if name in handler_topics(play.handlers):
         return
     hint = (f"handlers of this play: {_quoted([h.name for h in play.handlers])}"
             if play.handlers else "this play has no handlers")

@@ -78,22 +78,48 @@ class _EndPlay(Exception):
     pass
 
 
+def _prefixed(handler, names):
+    """``names`` and, for a role's handler, each as ``ROLE : NAME`` (the role's FQCN and its
+    short name): what Ansible lets a notify name a role's handler or listen topic by."""
+    out = [str(n) for n in names]
+    role = str(handler.get("role") or "").split("#")[0]
+    for prefix in sorted({role, role.rsplit(".", 1)[-1]}) if role else ():
+        out += [f"{prefix} : {n}" for n in names]
+    return out
+
+
 def _handler_topics(handler):
-    return {handler.get("name")} | {str(t) for t in _as_list(handler.get("listen"))}
+    names = [] if handler.get("unnamed") else [handler.get("name")]
+    return set(_prefixed(handler, names + _as_list(handler.get("listen"))))
+
+
+def _search_order(handlers):
+    """The order Ansible searches handlers in: its handler blocks (a role's handlers, the play's
+    own: here, runs of handlers from the same role or from none) last block first, and each
+    block's handlers in order."""
+    blocks = []
+    for handler in handlers:
+        if blocks and blocks[-1][0].get("role") == handler.get("role"):
+            blocks[-1].append(handler)
+        else:
+            blocks.append([handler])
+    return [h for block in reversed(blocks) for h in block]
 
 
 def _notified_handlers(handlers, notification):
-    """Which handlers a notification runs, as Ansible decides: of the handlers with that name
-    the last one defined; of those listening to it, the last one defined of each name."""
+    """Which handlers a notification runs, as Ansible decides: in its search order
+    (:func:`_search_order`), the first handler with that name, and of those listening to it, the
+    first of each name."""
     found = []
-    for handler in reversed(handlers):
-        if handler.get("name") == notification:
+    order = _search_order(handlers)
+    for handler in order:
+        if not handler.get("unnamed") and notification in _prefixed(handler, [handler.get("name")]):
             found.append(handler)
             break
     seen = set()
-    for handler in reversed(handlers):
-        if notification in [str(t) for t in _as_list(handler.get("listen"))]:
-            name = handler.get("name")
+    for handler in order:
+        if notification in _prefixed(handler, _as_list(handler.get("listen"))):
+            name = None if handler.get("unnamed") else handler.get("name")
             if name and name in seen:
                 continue
             seen.add(name)
@@ -258,8 +284,9 @@ class Runner:
 
     def __init__(self, payload, plan, host, emitter, check=False, diff=False, tags=None,
                  skip_tags=None, verbosity=0, run_id=None, plays=None, carry=None, host_vars=None,
-                 phase=None, inject=None, share=None):
+                 phase=None, inject=None, share=None, state_dir=None):
         self.payload = payload
+        self.state_dir = state_dir  # the agent's remote directory (None when run by hand)
         plan = untag(plan)
         host_vars = untag(host_vars)
         self.plan = plan
@@ -665,8 +692,11 @@ class Runner:
                 self._container_event(head, dict(reason, changed=False, skipped=True), include)
             return
         if include is not None:
-            for _, layer in runs:
-                self._container_event(head, dict(layer, changed=False), include)
+            if "loop" in task:  # one result for the loop, before its items run, as Ansible reports it
+                self._container_event(head, {"changed": False, "msg": "All items completed",
+                                             "results": [dict(layer) for _, layer in runs]}, include)
+            else:
+                self._container_event(head, {"changed": False}, include)
         if register:  # what Ansible registers for an include_tasks (its include result)
             one = task.get("include_result") or {}
             self.runtime_vars[register] = unsafe(
