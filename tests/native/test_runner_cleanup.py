@@ -56,6 +56,8 @@ def shape(root: Path) -> dict[str, Any]:
                 out[rel] = ("symlink", os.readlink(p).replace(str(root.parent), "BASE"))
             elif p.is_dir():
                 out[rel] = ("dir", None)
+            elif not p.is_file():
+                out[rel] = ("other", None)
             else:
                 out[rel] = ("file", p.read_bytes())
     return out
@@ -107,7 +109,20 @@ def theirs_among_releases(root: Path) -> None:
     (root / "lock").unlink()
 
 
+def bridge(root: Path) -> None:
+    """The module bridge's directory: a log, and the socket of a kept server that is gone."""
+    import socket
+
+    deployed(root)
+    (root / "bridge").mkdir(mode=0o700)
+    (root / "bridge" / f"{'e' * 16}.log").write_text("log")
+    (root / "bridge" / "notes.txt").write_text("mine")
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+        sock.bind(str(root / "bridge" / ("e" * 16)))
+
+
 CASES: dict[str, Callable[[Path], None]] = {
+    "bridge": bridge,
     "everything ours": deployed,
     "no marker": lambda root: deployed(root, marker=False),
     "symlinks out": links_out,

@@ -1376,6 +1376,7 @@ fn rules(place: &str) -> Vec<Rule> {
             (|n| n == "runs", "dir", "runs"),
             (|n| n == "unpacked", "dir", "unpacked"),
             (|n| n == "runners", "dir", "runners"),
+            (|n| n == "bridge", "dir", "bridge"),
             (|n| n == "history.jsonl", "file", "remove"),
             (|n| n == "lock", "file", "lock"),
             (|n| n == CREATED_MARKER, "file", "marker"),
@@ -1410,6 +1411,10 @@ fn rules(place: &str) -> Vec<Rule> {
         ],
         "unpacked" => vec![(|n| hex64(n).map_or(false, |r| opt_tmp(r, ".tmp-")), "dir", "tree")],
         "runners" => vec![(|n| hex64(n).map_or(false, |r| opt_tmp(r, ".tmp.")), "file", "remove")],
+        "bridge" => vec![
+            (|n| skip_n(n, 16, lower_hex) == Some(""), "other", "server"),
+            (|n| skip_n(n, 16, lower_hex) == Some(".log"), "file", "remove"),
+        ],
         _ => Vec::new(),
     }
 }
@@ -1493,6 +1498,8 @@ impl Sweep {
                 self.remove.push((path_rel, "unlink"));
             } else if action == "tree" {
                 self.remove.push((format!("{}/", path_rel), "tree"));
+            } else if action == "server" {
+                self.remove.push((path_rel, "server"));
             } else if action == "lock" {
                 self.lock = true;
             } else if action == "marker" {
@@ -1558,6 +1565,34 @@ impl Sweep {
     }
 }
 
+/// agent.py's `_end_kept_server`: ask the module bridge's fork server kept at the unix socket
+/// `path` to end, then remove the socket if it is still there.
+fn end_kept_server(path: &str) -> io::Result<()> {
+    use std::os::unix::net::UnixStream;
+    if let Ok(mut sock) = UnixStream::connect(path) {
+        let _ = sock.set_read_timeout(Some(Duration::from_secs(10)));
+        let _ = sock.set_write_timeout(Some(Duration::from_secs(10)));
+        let mut first = Vec::new();
+        if let Ok(clone) = sock.try_clone() {
+            let mut reader = BufReader::new(clone);
+            if reader.read_until(b'\n', &mut first).is_ok() {
+                let text = std::str::from_utf8(&first).unwrap_or("").trim();
+                let hello = json::parse(if text.is_empty() { "{}" } else { text }).ok();
+                if hello.as_ref().and_then(|h| h.get("ready")) == Some(&Value::Bool(true))
+                    && sock.write_all(b"{\"exit\": true}\n").is_ok()
+                {
+                    let mut rest = Vec::new();
+                    let _ = reader.read_to_end(&mut rest); // it closes the connection as it ends
+                }
+            }
+        }
+    }
+    match fs::remove_file(path) {
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+        other => other,
+    }
+}
+
 fn failure(path: &str, err: &io::Error) -> Value {
     line(vec![("path", path.into()), ("error", sys::strerror(err).into())]).into()
 }
@@ -1591,6 +1626,8 @@ fn op_cleanup(req: &Value, layout: &Layout, _input: &mut dyn Read) -> Res<Map> {
                 fs::remove_dir_all(&path)
             } else if *action == "rmdir" {
                 fs::remove_dir(&path)
+            } else if *action == "server" {
+                end_kept_server(&path)
             } else {
                 fs::remove_file(&path)
             };
