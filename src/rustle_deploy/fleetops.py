@@ -552,6 +552,40 @@ def _run_local(names: Sequence[str], where: Callable[[str], tuple[Path, Host]], 
     return [outcomes[n] for n in names]
 
 
+def _run_delegated(names: Sequence[str], delegate: Host, where: Callable[[str], tuple[Path, Host]],
+                   options: RunOptions, phased: _Phased, settings: Settings, plan: Plan | None, reporter: Any,
+                   on_outcome: Callable[[HostOutcome], None], what: str, throttle: int = 0) -> list[HostOutcome]:
+    """Run a phase for each of ``names`` on ``delegate``, over its connection (one exchange
+    each), at most --parallel at once, each from the state its host sent back."""
+    from .deploy.local import run_there
+
+    width = max(1, min(_parallel(settings, plan), len(names), throttle or len(names)))
+    connect = make_connect(settings.ssh_client, width)
+    options = replace(options, inject=None)
+
+    async def every() -> list[HostOutcome]:
+        gate = asyncio.Semaphore(width)
+
+        async def one(name: str) -> HostOutcome:
+            async with gate:
+                outcome = await run_there(connect, delegate, *where(name), options, phased.start_here(name),
+                                          settings.timeout)
+            for event in outcome.events:
+                if event.get("event") != "shared":
+                    reporter.event(name, event)
+            on_outcome(outcome)
+            reporter.host_done(name, _host_line(outcome), failed=outcome.error is not None)
+            return outcome
+
+        return list(await asyncio.gather(*(one(n) for n in names)))
+
+    reporter.start(what, len(names))
+    try:
+        return asyncio.run(every())
+    finally:
+        reporter.stop()
+
+
 def _merged(first: HostOutcome, later: HostOutcome) -> HostOutcome:
     """A host's outcome over two stages: the deploy's facts, the runs' events and counts summed.
     The deploy is the first outcome, or the later one when the first deployed nothing (a
@@ -877,6 +911,14 @@ def _deploy_jobs(
                     ran = outcome.error is None and outcome.run_exit in (0, None)
                     session.trace.host(outcome, what, "ran" if ran else "failed", {"rustle.on_controller": True})
 
+            if stage.delegate is not None:
+                delegate = session.delegates.get(stage.delegate) or host_of.get(stage.delegate)
+                if delegate is None:
+                    raise UsageError(f"the tasks of {stage.label} are delegated to {stage.delegate!r}, which this "
+                                     "command has no connection for", "run the playbook itself, with its inventory")
+                what = f"run on {stage.delegate}, batch {number}/{roll.total} ({stage.label})"
+                return _run_delegated(names, delegate, lambda n: (by_host[n].path, host_of[n]), options, phased,
+                                      settings, plan, session.reporter, on_outcome, what, stage.throttle)
             return _run_local(names, lambda n: (by_host[n].path, host_of[n]), options, phased, settings, plan,
                               session.reporter, on_outcome, what, stage.throttle)
 

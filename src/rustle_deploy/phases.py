@@ -29,6 +29,8 @@ ONCE = "once"  # the batch's first live host runs them; the others receive what 
 LOCAL = "local"  # the controller runs them for each host of the batch, with its variables
 ONCE_LOCAL = "once-local"  # the controller runs them once, for the batch's first live host
 # ``throttle: N`` adds "@N" to HOSTS or LOCAL: at most N hosts of the batch run the phase at once
+# ``delegate_to`` another inventory host adds ">HOST" to LOCAL or ONCE_LOCAL: the controller runs
+# the phase for each host (or once) over HOST's connection instead of here
 # what delegate_to may name to run a task on the controller
 CONTROLLER = ("localhost", "127.0.0.1", "::1")
 
@@ -71,6 +73,14 @@ def local(task: Task) -> bool:
     return isinstance(target, str) and target.strip() in CONTROLLER
 
 
+def delegate(task: Task) -> str | None:
+    """The inventory host (not the controller) the task is delegated to, if any."""
+    target = task.extras.get("delegate_to")
+    if not isinstance(target, str) or target.strip() in CONTROLLER or "{" in target:
+        return None
+    return target.strip() or None
+
+
 def throttle_of(task: Task) -> int | None:
     """The task's ``throttle`` as a host count (0: no limit); None when it is an expression."""
     value = task.extras.get("throttle", 0)
@@ -82,9 +92,16 @@ def throttle_of(task: Task) -> int | None:
 
 
 def split(kind: str) -> tuple[str, int]:
-    """(the base kind, its throttle: 0 for none) of a phase kind such as "hosts@2"."""
+    """(the base kind, its throttle: 0 for none) of a phase kind such as "hosts@2" or
+    "local>db1@2" (the host a phase is delegated to is ``delegate_of``'s)."""
     base, _, width = kind.partition("@")
-    return base, int(width or 0)
+    return base.partition(">")[0], int(width or 0)
+
+
+def delegate_of(kind: str) -> str | None:
+    """The inventory host a phase of ``kind`` runs on for each host (None: the host itself,
+    or the controller)."""
+    return kind.partition("@")[0].partition(">")[2] or None
 
 
 # ansible-core's actions that run once for the batch, on the controller (BYPASS_HOST_LOOP)
@@ -99,6 +116,8 @@ def _leaf_kind(task: Task) -> str:
     once = task.extras.get("run_once") is True or task.short_module == "add_host"
     if local(task):
         base = ONCE_LOCAL if once else LOCAL
+    elif delegate(task) is not None:
+        base = f"{ONCE_LOCAL if once else LOCAL}>{delegate(task)}"
     else:
         base = ONCE if once else HOSTS
     width = throttle_of(task) or 0
@@ -119,7 +138,7 @@ def _cross_host_key(leaf: Task, kind: str) -> tuple[str, str]:
     """The key that makes ``leaf`` a cross-host task, and how a message names it."""
     if leaf.short_module in ONCE_ON_CONTROLLER:
         return "module", f"{leaf.short_module} (run once on the controller)"
-    key = "delegate_to" if kind in (LOCAL, ONCE_LOCAL) else ("run_once" if kind == ONCE else "throttle")
+    key = "delegate_to" if split(kind)[0] in (LOCAL, ONCE_LOCAL) else ("run_once" if kind == ONCE else "throttle")
     return key, key
 
 

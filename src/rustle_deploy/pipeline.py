@@ -58,6 +58,7 @@ class Session:
     extra_vars: dict[str, Any] | None = None
     ansible_cfg: AnsibleConfig | None = None
     trace: Trace | None = None  # OpenTelemetry spans, when OTEL_* asks for them (tracing.py)
+    delegates: dict[str, Host] = field(default_factory=dict)  # hosts tasks are delegated to, by name
 
     @classmethod
     def from_options(cls, opts: dict[str, Any]) -> Session:
@@ -564,6 +565,11 @@ class Session:
                 "delegate_to: localhost or hostvars of other hosts' results; docs/phases.md)",
                 "use --format auto (the default) or pyz: the native runner has no phase selector yet",
             )
+        for name in dict.fromkeys(st.delegate for st in plan_schedule.stages if st.delegate):
+            # delegate_to another host: reached with its own connection variables, --limit or not
+            delegate = self.with_cli_connection(inv.resolve([name])[0])
+            check_connections([delegate], inv.source)
+            self.delegates[name] = delegate
         if plan_schedule.staged and self.opts.get("format_") == "native" and self.opts.get("run_"):
             raise UsageError(
                 "--format native cannot run this plan: its plays run in separate stages "

@@ -1385,16 +1385,42 @@ class _Compiler:
             if not ok:
                 raise found[1].error(f"connection {conn!r} differs from the inventory's for "
                                      "these hosts", "set ansible_connection in the inventory")
-        delegate_found = (delegate, src.origin(ds, "local_action")) if delegate is not None else None
-        found = delegate_found or self.effective(src, ds, ctx, "delegate_to")
-        if found is not None and found[0] is not None:
-            target = str(found[0]).strip()
-            if not (_SELF.match(target) or (len(st.hosts) == 1 and target == st.hosts[0])
-                    or target in CONTROLLER):  # the controller: a phase of its own (phases.py)
-                raise found[1].error(f"delegate_to {target!r} runs the task on another host; that "
-                                     "is not supported yet: every task runs on its own host or on "
-                                     "the controller (localhost)", "move the task into a play for "
-                                     "that host")
+        self.delegate_target(src, ds, ctx, st, delegate)
+
+    def delegate_target(self, src: Source, ds: dict[str, Any], ctx: Ctx, st: _PlayState,
+                        delegate: str | None) -> str | None:
+        """Where the task runs when not on its own host: the controller (``localhost``) or an
+        inventory host, a phase of its own either way (phases.py); None: on its own host.
+        A templated name is rendered now, over what every host shares."""
+        if delegate is not None:
+            return delegate
+        found = self.effective(src, ds, ctx, "delegate_to")
+        if found is None or found[0] is None:
+            return None
+        value, origin = found
+        target = str(value).strip()
+        if _SELF.match(target):
+            return None
+        if has_template(target):
+            loop_var = (ds.get("loop_control") or {}).get("loop_var", "item") if isinstance(
+                ds.get("loop_control"), dict) else "item"
+            if loop_var in referenced_names(target):
+                raise origin.error(f"delegate_to {target!r} names a loop item: a task delegated to "
+                                   "a different host for each item is not supported yet",
+                                   "write one task per delegate host, or run the loop in a play "
+                                   "whose hosts are those hosts")
+            try:
+                target = str(self.controller_value(src, {}, "delegate_to", target, [st.vars],
+                                                   "'delegate_to'")).strip()
+            except PlaybookError as exc:
+                raise origin.error(exc.detail, exc.hint) from exc
+        if target in CONTROLLER or (len(st.hosts) == 1 and target == st.hosts[0]):
+            return target
+        if target not in self.inv.hosts:
+            raise origin.error(f"delegate_to {target!r} is not a host of the inventory",
+                               "add it to the inventory (its connection variables say how to "
+                               "reach it), or delegate to localhost")
+        return target
 
     def task_keywords(self, src: Source, ds: dict[str, Any], ctx: Ctx, st: _PlayState,
                       delegate: str | None) -> tuple[dict[str, Any], list[str], tuple[str, ...],
@@ -1453,11 +1479,9 @@ class _Compiler:
             if not all(isinstance(v, str) for v in values):
                 raise found_notify[1].error("notify names handlers (strings)", None)
             notify = tuple(values)
-        found_delegate = (delegate, None) if delegate is not None else self.effective(
-            src, ds, ctx, "delegate_to")
-        if found_delegate is not None and str(found_delegate[0]).strip() in CONTROLLER and not (
-                len(st.hosts) == 1 and str(found_delegate[0]).strip() == st.hosts[0]):
-            extras["delegate_to"] = str(found_delegate[0]).strip()
+        target = self.delegate_target(src, ds, ctx, st, delegate)
+        if target is not None and not (len(st.hosts) == 1 and target == st.hosts[0]):
+            extras["delegate_to"] = target
         for key in ("changed_when", "failed_when", "until"):
             if key in extras and isinstance(extras[key], list):
                 extras[key] = [str(c) if not isinstance(c, bool) else ("True" if c else "False")

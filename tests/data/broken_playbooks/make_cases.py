@@ -261,11 +261,18 @@ CASES: dict[str, dict[str, str]] = {
                 msg: "{{ item }}"
               with_url: https://example.com/list
         """},
-    "delegate_to_other_host": {"site.yml": """\
+    "delegate_to_unknown_host": {"site.yml": """\
         - hosts: web
           tasks:
             - command: /usr/bin/true
-              delegate_to: db1
+              delegate_to: db9
+        """},
+    "delegate_to_loop_item": {"site.yml": """\
+        - hosts: web
+          tasks:
+            - command: echo {{ item }}
+              delegate_to: "{{ item }}"
+              loop: [db1, web1]
         """},
     "local_action_in_handler": {"site.yml": """\
         - hosts: web
