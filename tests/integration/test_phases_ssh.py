@@ -117,27 +117,37 @@ FAILING = """\
 
 
 class Fleet:
-    def __init__(self, sshd: Any, tmp_path: Path, n: int) -> None:
+    """``n`` hosts in group fleet, and ``others`` (a group name -> its hosts) outside it, all
+    on the one sshd, each with its own remote dir and ``root``."""
+
+    def __init__(self, sshd: Any, tmp_path: Path, n: int, others: dict[str, list[str]] | None = None,
+                 extra: dict[str, dict[str, Any]] | None = None) -> None:
         self.tmp = tmp_path
         self.names = [f"n{i:02d}" for i in range(n)]
+        groups = {"fleet": self.names, **(others or {})}
+        every = [h for members in groups.values() for h in members]
         hosts = {}
-        for i, name in enumerate(self.names):
+        for i, name in enumerate(every):
             h = sshd.host(name, tmp_path / f"remote{i:02d}", root=str(self.root(name, "rustle")))
-            hosts[name] = dict(h.vars)
+            hosts[name] = {**h.vars, **(extra or {}).get(name, {})}
             self.root(name, "rustle").mkdir(parents=True)
             self.root(name, "ansible").mkdir(parents=True)
+        self.every = every
         self.inventory = tmp_path / "inv.yml"
-        self.inventory.write_text(yaml.safe_dump({"all": {"children": {"fleet": {"hosts": hosts}}}}))
+        self.inventory.write_text(yaml.safe_dump({"all": {"children": {
+            g: {"hosts": {h: hosts[h] for h in members}} for g, members in groups.items()}}}))
         local = {n: {"ansible_connection": "local", "ansible_python_interpreter": sys.executable,
-                     "root": str(self.root(n, "ansible"))} for n in self.names}
+                     "root": str(self.root(n, "ansible"))} for n in every}
         self.local_inventory = tmp_path / "local.yml"
-        self.local_inventory.write_text(yaml.safe_dump({"all": {"children": {"fleet": {"hosts": local}}}}))
+        self.local_inventory.write_text(yaml.safe_dump({"all": {"children": {
+            g: {"hosts": {h: local[h] for h in members}} for g, members in groups.items()}}}))
 
     def root(self, name: str, tool: str) -> Path:
         return self.tmp / tool / name
 
     def files(self, tool: str) -> dict[str, dict[str, str]]:
-        return {n: {p.name: p.read_text() for p in sorted(self.root(n, tool).iterdir())} for n in self.names}
+        return {n: {p.name: "<dir>" if p.is_dir() else p.read_text() for p in sorted(self.root(n, tool).iterdir())}
+                for n in self.every}
 
     def rustle(self, capsys: pytest.CaptureFixture[str], playbook: Path, *args: str) -> tuple[int, dict[str, Any]]:
         code = main([str(playbook), "-i", str(self.inventory), "--run", "--output", "json", *args])
@@ -154,7 +164,7 @@ class Fleet:
         recaps = {}
         for line in proc.stdout.splitlines():
             name, sep, rest = line.partition(" : ")
-            if sep and name.strip() in self.names:
+            if sep and name.strip() in self.every:
                 recaps[name.strip()] = {k: int(v) for k, v in (kv.split("=") for kv in rest.split())}
         return proc.returncode, recaps
 
@@ -420,3 +430,72 @@ def test_dry_run_lists_the_phases_and_native_refuses_them(tmp_path: Path, capsys
     code = main([str(playbook), "-i", str(inv), "--run", "--format", "native"])
     assert code == 2 and "a play is cut into phases" in capsys.readouterr()[1]
     assert not (tmp_path / "remote").exists() and not any((tmp_path / n).exists() for n in names)
+
+
+# Tasks delegated to another inventory host (gw, outside the play) run over gw's connection
+# (SSH_CONNECTION is set there; ansible-playbook's local connection has none) with the
+# delegating host's variables; what they register is the delegating host's.
+DELEGATED_TO_HOST = """\
+- hosts: fleet
+  gather_facts: false
+  tasks:
+    - name: on the host
+      command: echo {{ inventory_hostname }}
+      register: here
+      changed_when: false
+    - name: on the gateway, for each host
+      copy:
+        content: "{{ here.stdout }} {{ inventory_hostname }} {{ group_names }}\\n"
+        dest: "{{ hostvars['gw'].root }}/{{ inventory_hostname }}.txt"
+      delegate_to: gw
+      register: copied
+      notify: delegated handler
+    - name: how it got there
+      shell: echo "${SSH_CONNECTION:+ssh}"
+      delegate_to: "{{ groups['gateways'][0] }}"
+      register: via
+      changed_when: false
+    - name: once, on the gateway
+      command: echo once from {{ inventory_hostname }}
+      delegate_to: gw
+      run_once: true
+      register: once
+    - name: a delegated block
+      delegate_to: gw
+      block:
+        - name: in the block
+          file: {path: "{{ hostvars['gw'].root }}/{{ inventory_hostname }}.dir", state: directory}
+        - name: fails on n01 only
+          command: /bin/false
+          when: inventory_hostname == 'n01'
+          ignore_errors: true
+          register: failing
+    - name: what every host saw
+      copy:
+        content: "{{ copied.changed }}|{{ via.stdout }}|{{ once.stdout }}|{{ failing.failed | default('-') }}\\n"
+        dest: "{{ root }}/out.txt"
+  handlers:
+    - name: delegated handler
+      copy: {content: "changed={{ copied.changed }}\\n", dest: "{{ root }}/handler.txt"}
+"""
+
+
+@pytest.mark.ansible
+def test_delegate_to_another_inventory_host_runs_there_with_the_hosts_variables_as_in_ansible(
+        sshd: Any, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    fleet = Fleet(sshd, tmp_path, 3, {"gateways": ["gw"]})
+    playbook = _playbook(tmp_path, DELEGATED_TO_HOST)
+    code, doc = fleet.rustle(capsys, playbook)
+    acode, arecaps = fleet.ansible(playbook)
+    assert (code, acode) == (0, 0), doc
+    files = fleet.files("rustle")
+    assert files["n02"]["out.txt"] == "True|ssh|once from n00|-\n"
+    assert files["gw"]["n01.txt"] == "n01 n01 ['fleet']\n"
+    assert {n: {k: v.replace("|ssh|", "||") for k, v in f.items()} for n, f in files.items()} == fleet.files("ansible")
+    for h in doc["hosts"]:
+        assert _counts(h["recap"]) == _counts(arecaps[h["name"]]), h["name"]
+    assert "gw" not in {h["name"] for h in doc["hosts"]}  # not a host of the play: nothing deployed there
+    # phases: [on the host] [gw: copy, how] [gw once] [gw block] [saw]: two exchanges with
+    # each host, one with gw per host and delegated phase (and the run_once one for n00)
+    trips = {h["name"]: h["round_trips"] for h in doc["hosts"]}
+    assert trips == {"n00": 5, "n01": 4, "n02": 4}
