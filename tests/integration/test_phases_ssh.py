@@ -499,3 +499,45 @@ def test_delegate_to_another_inventory_host_runs_there_with_the_hosts_variables_
     # each host, one with gw per host and delegated phase (and the run_once one for n00)
     trips = {h["name"]: h["round_trips"] for h in doc["hosts"]}
     assert trips == {"n00": 5, "n01": 4, "n02": 4}
+
+
+# connection: local on a play (or a task) over hosts the inventory reaches by ssh: their tasks
+# run on the controller with each host's variables (no SSH_CONNECTION there), as in Ansible.
+CONNECTION_LOCAL = """\
+- hosts: fleet
+  connection: local
+  gather_facts: false
+  tasks:
+    - name: on the controller
+      shell: echo "${SSH_CONNECTION:+ssh}controller {{ inventory_hostname }}"
+      register: where
+    - copy: {content: "{{ where.stdout }}\\n", dest: "{{ root }}/play.txt"}
+- hosts: fleet
+  gather_facts: false
+  tasks:
+    - name: on the host
+      shell: echo "${SSH_CONNECTION:+ssh}"
+      register: here
+      changed_when: false
+    - name: one task on the controller
+      shell: echo "${SSH_CONNECTION:+ssh}controller"
+      connection: local
+      register: local_one
+      changed_when: false
+    - copy: {content: "{{ here.stdout }}|{{ local_one.stdout }}\\n", dest: "{{ root }}/task.txt"}
+"""
+
+
+@pytest.mark.ansible
+def test_connection_local_over_ssh_hosts_runs_their_tasks_on_the_controller_as_in_ansible(
+        sshd: Any, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    fleet = Fleet(sshd, tmp_path, 3)
+    playbook = _playbook(tmp_path, CONNECTION_LOCAL)
+    code, doc = fleet.rustle(capsys, playbook)
+    acode, arecaps = fleet.ansible(playbook)
+    assert (code, acode) == (0, 0), doc
+    files = fleet.files("rustle")
+    assert files["n01"] == {"play.txt": "controller n01\n", "task.txt": "ssh|controller\n"}
+    assert {n: {k: v.replace("ssh|", "|") for k, v in f.items()} for n, f in files.items()} == fleet.files("ansible")
+    for h in doc["hosts"]:
+        assert _counts(h["recap"]) == _counts(arecaps[h["name"]]), h["name"]

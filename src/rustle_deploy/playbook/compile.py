@@ -1380,7 +1380,9 @@ class _Compiler:
         if found is not None:
             conn = str(found[0])
             wanted = st.connections(self.inv)
-            ok = conn in ("local", "ansible.builtin.local") and wanted <= {"local"}
+            # connection: local over hosts reached by ssh runs their tasks on the controller,
+            # as delegate_to: localhost does (delegate_target)
+            ok = conn in ("local", "ansible.builtin.local")
             ok = ok or (conn in ("ssh", "smart", "ansible.builtin.ssh") and "local" not in wanted)
             if not ok:
                 raise found[1].error(f"connection {conn!r} differs from the inventory's for "
@@ -1396,6 +1398,10 @@ class _Compiler:
             return delegate
         found = self.effective(src, ds, ctx, "delegate_to")
         if found is None or found[0] is None:
+            conn = self.effective(src, ds, ctx, "connection")
+            if conn is not None and str(conn[0]) in ("local", "ansible.builtin.local") and not (
+                    st.connections(self.inv) <= {"local"}):
+                return "localhost"  # connection: local over ssh hosts: on the controller
             return None
         value, origin = found
         target = str(value).strip()
