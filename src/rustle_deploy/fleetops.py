@@ -28,7 +28,7 @@ from .errors import ConnectError, PhaseError, RunnerNotExecutable, StateError, U
 from .inventory import check_remote_dirs
 from .model import Host, Plan
 from .notify import Notifier, end_doc, host_doc, start_doc
-from .phases import INVENTORY
+from .phases import INVENTORY, SELF
 from .reconcile import apply, settle, settle_orphans, through_runner
 from .report import HostSummary, dump_json
 from .rollout import (
@@ -552,11 +552,11 @@ def _run_local(names: Sequence[str], where: Callable[[str], tuple[Path, Host]], 
     return [outcomes[n] for n in names]
 
 
-def _run_delegated(names: Sequence[str], delegate: Host, where: Callable[[str], tuple[Path, Host]],
+def _run_delegated(names: Sequence[str], delegate: Callable[[str], Host], where: Callable[[str], tuple[Path, Host]],
                    options: RunOptions, phased: _Phased, settings: Settings, plan: Plan | None, reporter: Any,
                    on_outcome: Callable[[HostOutcome], None], what: str, throttle: int = 0) -> list[HostOutcome]:
-    """Run a phase for each of ``names`` on ``delegate``, over its connection (one exchange
-    each), at most --parallel at once, each from the state its host sent back."""
+    """Run a phase for each of ``names`` on ``delegate(name)``, over its connection (one
+    exchange each), at most --parallel at once, each from the state its host sent back."""
     from .deploy.local import run_there
 
     width = max(1, min(_parallel(settings, plan), len(names), throttle or len(names)))
@@ -568,7 +568,7 @@ def _run_delegated(names: Sequence[str], delegate: Host, where: Callable[[str], 
 
         async def one(name: str) -> HostOutcome:
             async with gate:
-                outcome = await run_there(connect, delegate, *where(name), options, phased.start_here(name),
+                outcome = await run_there(connect, delegate(name), *where(name), options, phased.start_here(name),
                                           settings.timeout)
             for event in outcome.events:
                 if event.get("event") != "shared":
@@ -911,14 +911,20 @@ def _deploy_jobs(
                     ran = outcome.error is None and outcome.run_exit in (0, None)
                     session.trace.host(outcome, what, "ran" if ran else "failed", {"rustle.on_controller": True})
 
+            if stage.delegate is not None and stage.delegate.startswith(SELF):  # remote_user/port of tasks
+                changed = json.loads(stage.delegate[len(SELF):])
+                what = f"run over other connections, batch {number}/{roll.total} ({stage.label})"
+                return _run_delegated(names, lambda n: replace(host_of[n], vars={**host_of[n].vars, **changed.get(n, {})}),
+                                      lambda n: (by_host[n].path, host_of[n]), options, phased,
+                                      settings, plan, session.reporter, on_outcome, what, stage.throttle)
             if stage.delegate is not None:
                 delegate = session.delegates.get(stage.delegate) or host_of.get(stage.delegate)
                 if delegate is None:
                     raise UsageError(f"the tasks of {stage.label} are delegated to {stage.delegate!r}, which this "
                                      "command has no connection for", "run the playbook itself, with its inventory")
                 what = f"run on {stage.delegate}, batch {number}/{roll.total} ({stage.label})"
-                return _run_delegated(names, delegate, lambda n: (by_host[n].path, host_of[n]), options, phased,
-                                      settings, plan, session.reporter, on_outcome, what, stage.throttle)
+                return _run_delegated(names, lambda n: delegate, lambda n: (by_host[n].path, host_of[n]), options,
+                                      phased, settings, plan, session.reporter, on_outcome, what, stage.throttle)
             return _run_local(names, lambda n: (by_host[n].path, host_of[n]), options, phased, settings, plan,
                               session.reporter, on_outcome, what, stage.throttle)
 

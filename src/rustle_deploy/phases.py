@@ -21,6 +21,7 @@ import json
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from typing import Any
 
 from .model import Plan, Play, Task
 
@@ -91,17 +92,36 @@ def throttle_of(task: Task) -> int | None:
     return value if isinstance(value, int) and value >= 0 else None
 
 
+def _parts(kind: str) -> tuple[str, str, int]:
+    head, sep, tail = kind.rpartition("@")
+    body, width = (head, int(tail)) if sep and tail.isdigit() else (kind, 0)
+    base, _, target = body.partition(">")
+    return base, target, width
+
+
 def split(kind: str) -> tuple[str, int]:
     """(the base kind, its throttle: 0 for none) of a phase kind such as "hosts@2" or
     "local>db1@2" (the host a phase is delegated to is ``delegate_of``'s)."""
-    base, _, width = kind.partition("@")
-    return base.partition(">")[0], int(width or 0)
+    base, _, width = _parts(kind)
+    return base, width
 
 
 def delegate_of(kind: str) -> str | None:
     """The inventory host a phase of ``kind`` runs on for each host (None: the host itself,
-    or the controller)."""
-    return kind.partition("@")[0].partition(">")[2] or None
+    or the controller); ``SELF`` followed by JSON: each host itself, connected with other
+    variables (``connection_vars``)."""
+    return _parts(kind)[1] or None
+
+
+# a phase whose tasks connect to their own host with other connection variables (a task's,
+# block's or role's remote_user/port): ``SELF`` + JSON {host: {variable: value}}
+SELF = "(self)"
+
+
+def connection_vars(task: Task) -> dict[str, dict[str, Any]] | None:
+    """Host -> the connection variables the task's own remote_user/port give it, if any."""
+    value = task.extras.get("connection_vars")
+    return value if isinstance(value, dict) and value else None
 
 
 # ansible-core's actions that run once for the batch, on the controller (BYPASS_HOST_LOOP)
@@ -118,6 +138,8 @@ def _leaf_kind(task: Task) -> str:
         base = ONCE_LOCAL if once else LOCAL
     elif delegate(task) is not None:
         base = f"{ONCE_LOCAL if once else LOCAL}>{delegate(task)}"
+    elif connection_vars(task) is not None:
+        base = f"{ONCE_LOCAL if once else LOCAL}>{SELF}{json.dumps(connection_vars(task), sort_keys=True)}"
     else:
         base = ONCE if once else HOSTS
     width = throttle_of(task) or 0

@@ -21,6 +21,7 @@ from .ansible_cfg import AnsibleConfig, load_ansible_config
 from .errors import PlanError, RustleError, UsageError
 from .inventory import Inventory, check_remote_dirs, implicit_localhost, load_inventory
 from .model import Host, Plan
+from .phases import SELF
 from .plan import STDIN, parse_plan
 from .plan.validate import check_hosts
 from .report import Reporter, dump_json, visible
@@ -565,7 +566,8 @@ class Session:
                 "delegate_to: localhost or hostvars of other hosts' results; docs/phases.md)",
                 "use --format auto (the default) or pyz: the native runner has no phase selector yet",
             )
-        for name in dict.fromkeys(st.delegate for st in plan_schedule.stages if st.delegate):
+        for name in dict.fromkeys(st.delegate for st in plan_schedule.stages
+                                  if st.delegate and not st.delegate.startswith(SELF)):
             # delegate_to another host: reached with its own connection variables, --limit or not
             delegate = self.with_cli_connection(inv.resolve([name])[0])
             check_connections([delegate], inv.source)

@@ -1361,8 +1361,8 @@ class _Compiler:
                         delegate: str | None = None) -> None:
         """Refuse what the task would inherit or set that a one-round-trip run cannot do."""
         for key, reason in kw.REFUSED.items():
-            if key in ("vars_prompt", "fact_path"):
-                continue
+            if key in ("vars_prompt", "fact_path", "remote_user", "port"):
+                continue  # remote_user, port: the task's connection (task_connection)
             found = self.effective(src, ds, ctx, key)
             if found is not None and found[1] in st.connection_origins:
                 continue  # the play's remote_user/port: its hosts' connection (play_connection)
@@ -1388,6 +1388,40 @@ class _Compiler:
                 raise found[1].error(f"connection {conn!r} differs from the inventory's for "
                                      "these hosts", "set ansible_connection in the inventory")
         self.delegate_target(src, ds, ctx, st, delegate)
+
+    def task_connection(self, src: Source, ds: dict[str, Any], ctx: Ctx, st: _PlayState,
+                        delegated: bool) -> dict[str, dict[str, Any]]:
+        """Host -> the connection variables a task's (its block's, role's) own ``remote_user``
+        and ``port`` give it where they change how it connects: not where the inventory sets
+        ``ansible_user``/``ansible_port`` (which win, as in Ansible), nor where they are the
+        play's. Such tasks are a phase run over that connection (phases.py)."""
+        out: dict[str, dict[str, Any]] = {}
+        for key, var, spelled in (("remote_user", "ansible_user", ("ansible_user", "ansible_ssh_user")),
+                                  ("port", "ansible_port", ("ansible_port", "ansible_ssh_port"))):
+            found = self.effective(src, ds, ctx, key)
+            if found is None or found[0] is None or found[1] in st.connection_origins:
+                continue
+            try:
+                value: Any = self.controller_value(src, {}, key, found[0], [st.vars], f"'{key}'")
+            except PlaybookError as exc:
+                raise found[1].error(exc.detail, exc.hint) from exc
+            if key == "port":
+                if isinstance(value, bool) or not str(value).strip().isdigit():
+                    raise found[1].error(f"port takes a port number, not {value!r}", "port: 2222")
+                value = int(str(value).strip())
+            else:
+                value = str(value)
+            if delegated:
+                raise found[1].error(f"{key} on a task delegated to another host is not supported yet",
+                                     f"set {var} for the delegate host in the inventory")
+            for name in st.hosts:
+                host = self.inv.hosts.get(name)
+                if host is None or any(v in host.vars for v in spelled):
+                    continue
+                if self.connection_vars.get(name, {}).get(var) == value:
+                    continue  # the play's already
+                out.setdefault(name, {})[var] = value
+        return out
 
     def delegate_target(self, src: Source, ds: dict[str, Any], ctx: Ctx, st: _PlayState,
                         delegate: str | None) -> str | None:
@@ -1488,6 +1522,9 @@ class _Compiler:
         target = self.delegate_target(src, ds, ctx, st, delegate)
         if target is not None and not (len(st.hosts) == 1 and target == st.hosts[0]):
             extras["delegate_to"] = target
+        connection = self.task_connection(src, ds, ctx, st, target is not None)
+        if connection:
+            extras["connection_vars"] = connection
         for key in ("changed_when", "failed_when", "until"):
             if key in extras and isinstance(extras[key], list):
                 extras[key] = [str(c) if not isinstance(c, bool) else ("True" if c else "False")

@@ -76,9 +76,7 @@ INHERITED = ("become", "become_user", "become_method", "ignore_errors", "no_log"
              "ignore_unreachable", "debugger", "collections", "connection", "remote_user", "port",
              "become_exe", "become_flags", "module_defaults", "delegate_facts")
 REFUSED = {
-    "delegate_facts": "delegate_facts needs delegate_to another host, which is not supported yet",
-    "remote_user": "set ansible_user in the inventory, or pass -u/--user",
-    "port": "set ansible_port in the inventory",
+    "delegate_facts": "delegate_facts is not supported yet: facts of a delegated task are the delegating host's",
     "become_exe": "only the become methods sudo and su are supported, with their default programs",
     "become_flags": "become_flags are not supported yet",
     "fact_path": "fact_path on a play is not supported yet: local facts are read from "

@@ -336,11 +336,18 @@ CASES: dict[str, dict[str, str]] = {
             - command: sleep 100
               async: soon
         """},
-    "remote_user_on_block": {"site.yml": """\
+    "port_on_block_not_a_number": {"site.yml": """\
         - hosts: web
           tasks:
             - block:
                 - debug: msg=hi
+              port: ssh
+        """},
+    "remote_user_on_delegated_task": {"site.yml": """\
+        - hosts: web
+          tasks:
+            - command: /usr/bin/true
+              delegate_to: db1
               remote_user: admin
         """},
     "hosts_from_host_vars": {"site.yml": """\
