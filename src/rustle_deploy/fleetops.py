@@ -243,6 +243,7 @@ def _summary(outcome: HostOutcome) -> HostSummary:
         if (event.get("event") in ("task_result", "handler_result") and event.get("status") == "failed"
                 and not event.get("ignored") and not event.get("rescued")):
             s.failed_tasks.append(str(event.get("task") or event.get("id")))
+    s.unreachable = bool(recap.get("unreachable"))  # a delegated task's connection failed
     if outcome.error is not None:
         s.unreachable = isinstance(outcome.error, ConnectError)
         s.error = str(outcome.error).replace("\n", " — ")
@@ -557,19 +558,27 @@ def _run_delegated(names: Sequence[str], delegate: Callable[[str], Host], where:
                    on_outcome: Callable[[HostOutcome], None], what: str, throttle: int = 0) -> list[HostOutcome]:
     """Run a phase for each of ``names`` on ``delegate(name)``, over its connection (one
     exchange each), at most --parallel at once, each from the state its host sent back."""
-    from .deploy.local import run_there
+    import tempfile
+
+    from .deploy.local import run_here, run_there
 
     width = max(1, min(_parallel(settings, plan), len(names), throttle or len(names)))
     connect = make_connect(settings.ssh_client, width)
     options = replace(options, inject=None)
 
-    async def every() -> list[HostOutcome]:
+    async def every(tmp: Path) -> list[HostOutcome]:
         gate = asyncio.Semaphore(width)
 
         async def one(name: str) -> HostOutcome:
             async with gate:
                 outcome = await run_there(connect, delegate(name), *where(name), options, phased.start_here(name),
                                           settings.timeout)
+                if isinstance(outcome.error, ConnectError) and not outcome.events:
+                    # unreachable: the phase runs here with every task that needs the connection
+                    # unreachable, as Ansible reports them (ignore_unreachable goes on)
+                    outcome = await asyncio.to_thread(
+                        run_here, *where(name), replace(options, unreachable=outcome.error.message),
+                        phased.start_here(name), tmp, settings.timeout)
             for event in outcome.events:
                 if event.get("event") != "shared":
                     reporter.event(name, event)
@@ -581,7 +590,8 @@ def _run_delegated(names: Sequence[str], delegate: Callable[[str], Host], where:
 
     reporter.start(what, len(names))
     try:
-        return asyncio.run(every())
+        with tempfile.TemporaryDirectory(prefix="rustle-delegated-") as tmp:
+            return asyncio.run(every(Path(tmp)))
     finally:
         reporter.stop()
 

@@ -121,7 +121,7 @@ class Fleet:
     on the one sshd, each with its own remote dir and ``root``."""
 
     def __init__(self, sshd: Any, tmp_path: Path, n: int, others: dict[str, list[str]] | None = None,
-                 extra: dict[str, dict[str, Any]] | None = None) -> None:
+                 extra: dict[str, dict[str, Any]] | None = None, down: tuple[str, ...] = ()) -> None:
         self.tmp = tmp_path
         self.names = [f"n{i:02d}" for i in range(n)]
         groups = {"fleet": self.names, **(others or {})}
@@ -133,11 +133,15 @@ class Fleet:
             self.root(name, "rustle").mkdir(parents=True)
             self.root(name, "ansible").mkdir(parents=True)
         self.every = every
+        for name in down:  # nothing listens on port 1: unreachable for both tools
+            hosts[name]["ansible_port"] = 1
         self.inventory = tmp_path / "inv.yml"
         self.inventory.write_text(yaml.safe_dump({"all": {"children": {
             g: {"hosts": {h: hosts[h] for h in members}} for g, members in groups.items()}}}))
         local = {n: {"ansible_connection": "local", "ansible_python_interpreter": sys.executable,
                      "root": str(self.root(n, "ansible"))} for n in every}
+        for name in down:
+            local[name] = dict(hosts[name], root=str(self.root(name, "ansible")))
         self.local_inventory = tmp_path / "local.yml"
         self.local_inventory.write_text(yaml.safe_dump({"all": {"children": {
             g: {"hosts": {h: local[h] for h in members}} for g, members in groups.items()}}}))
@@ -541,3 +545,42 @@ def test_connection_local_over_ssh_hosts_runs_their_tasks_on_the_controller_as_i
     assert {n: {k: v.replace("ssh|", "|") for k, v in f.items()} for n, f in files.items()} == fleet.files("ansible")
     for h in doc["hosts"]:
         assert _counts(h["recap"]) == _counts(arecaps[h["name"]]), h["name"]
+
+
+# A task delegated to a host that is down is unreachable for the delegating host: with
+# ignore_unreachable it registers the unreachable result and the host goes on (counted ok and
+# ignored, as ansible-core counts it); without, the host stops there (unreachable).
+DELEGATED_UNREACHABLE = """\
+- hosts: fleet
+  gather_facts: false
+  tasks:
+    - name: on a host that is down
+      command: echo hi
+      delegate_to: down
+      register: r
+      ignore_unreachable: true
+    - name: what it registered
+      copy: {content: "{{ r.unreachable }}|{{ r.changed }}\\n", dest: "{{ root }}/out.txt"}
+- hosts: fleet
+  gather_facts: false
+  tasks:
+    - name: not ignored
+      command: echo hi
+      delegate_to: down
+    - copy: {content: "not reached\\n", dest: "{{ root }}/after.txt"}
+"""
+
+
+@pytest.mark.ansible
+def test_a_task_delegated_to_an_unreachable_host_is_unreachable_or_ignored_as_in_ansible(
+        sshd: Any, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    fleet = Fleet(sshd, tmp_path, 2, {"gateways": ["down"]}, down=("down",))
+    playbook = _playbook(tmp_path, DELEGATED_UNREACHABLE)
+    code, doc = fleet.rustle(capsys, playbook)
+    acode, arecaps = fleet.ansible(playbook)
+    assert (code, acode) == (1, 4), doc
+    assert fleet.files("rustle") == fleet.files("ansible"), json.dumps(doc["hosts"])[:6000]
+    assert fleet.files("rustle")["n01"] == {"out.txt": "True|False\n"}
+    for h in doc["hosts"]:
+        assert _counts(h["recap"]) == _counts(arecaps[h["name"]]), h["name"]
+        assert h["recap"].get("unreachable") == arecaps[h["name"]]["unreachable"] == 1, h

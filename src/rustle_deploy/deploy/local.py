@@ -58,6 +58,8 @@ def run_args(host: Host, options: RunOptions, carry: str, host_vars: str) -> lis
         cmd += ["--tags", tag]
     for tag in options.skip_tags:
         cmd += ["--skip-tags", tag]
+    if options.unreachable is not None:
+        cmd += ["--unreachable", options.unreachable]
     return cmd + ["-v"] * options.verbosity
 
 

@@ -305,6 +305,7 @@ def _ext_kinds() -> dict[str, tuple[tuple[type, ...], str]]:
         "failed_when": cond,
         "until": cond,
         "ignore_errors": expr_or_bool,
+        "ignore_unreachable": expr_or_bool,
         "no_log": expr_or_bool,
         "become": expr_or_bool,
         "check_mode": expr_or_bool,

@@ -1368,10 +1368,6 @@ class _Compiler:
                 continue  # the play's remote_user/port: its hosts' connection (play_connection)
             if found is not None and found[0] not in (None, "", [], {}):
                 raise found[1].error(f"'{key}' is not supported", reason)
-        found = self.effective(src, ds, ctx, "ignore_unreachable")
-        if found is not None and found[0] not in (False, None, "no", "false"):
-            raise found[1].error("'ignore_unreachable' is not supported",
-                                 "a host either runs its whole play or is unreachable")
         found = self.effective(src, ds, ctx, "debugger")
         if found is not None and found[0] not in ("never", None):
             raise found[1].error("the task debugger is not supported", "drop 'debugger'")
@@ -1535,7 +1531,7 @@ class _Compiler:
 
     def keyword_value(self, src: Source, ds: dict[str, Any], key: str, value: Any,
                       origin: Origin) -> Any:
-        if key in ("ignore_errors", "no_log", "become", "check_mode", "diff"):
+        if key in ("ignore_errors", "no_log", "become", "check_mode", "diff", "ignore_unreachable"):
             if isinstance(value, bool) or (isinstance(value, str) and value):
                 return value
             if isinstance(value, int):

@@ -68,7 +68,7 @@ INCLUDE_ROLE_ARGS = frozenset({"name", "role", "tasks_from", "vars_from", "defau
 CARRIED = ("register", "loop", "loop_control", "changed_when", "failed_when", "ignore_errors",
            "no_log", "become", "become_user", "become_method", "environment", "vars", "retries",
            "delay", "until", "check_mode", "diff", "timeout", "listen", "run_once", "throttle",
-           "async", "poll")
+           "async", "poll", "ignore_unreachable")
 # Keywords a play, block, role or import hands down to the tasks inside it when they do not set
 # their own (``when``, ``tags`` and ``environment`` add up instead).
 INHERITED = ("become", "become_user", "become_method", "ignore_errors", "no_log", "check_mode",

@@ -101,7 +101,7 @@ def _notified_handlers(handlers, notification):
     return found
 
 
-_BOOL_KEYWORDS = ("ignore_errors", "no_log", "check_mode", "diff", "become", "run_once")
+_BOOL_KEYWORDS = ("ignore_errors", "no_log", "check_mode", "diff", "become", "run_once", "ignore_unreachable")
 _NUMBER_KEYWORDS = ("retries", "delay", "timeout")
 _ITEM_KEYWORDS = ("retries", "delay")  # evaluated for each loop item, as in Ansible
 _MAX_TIMEOUT = 100000000  # ansible-core's limit on a task's timeout (seconds)
@@ -155,7 +155,14 @@ def tags_selected(task_tags, only_tags, skip_tags):
     return run
 
 
+# ansible-core's actions that run on the controller alone: they need no connection to the host
+_NO_CONNECTION = frozenset({"add_host", "assert", "debug", "fail", "group_by", "include_vars", "meta",
+                            "set_fact", "set_stats", "pause"})
+
+
 def _status(result):
+    if result.get("unreachable"):
+        return "unreachable"
     if result.get("failed"):
         return "failed"
     if result.get("skipped"):
@@ -258,8 +265,11 @@ class Runner:
 
     def __init__(self, payload, plan, host, emitter, check=False, diff=False, tags=None,
                  skip_tags=None, verbosity=0, run_id=None, plays=None, carry=None, host_vars=None,
-                 phase=None, inject=None, share=None):
+                 phase=None, inject=None, share=None, unreachable=None):
         self.payload = payload
+        # the connection this run's tasks were to go through failed (a delegated phase): each
+        # task that would use it is unreachable with this message; ignore_unreachable goes on
+        self.unreachable = unreachable
         plan = untag(plan)
         host_vars = untag(host_vars)
         self.plan = plan
@@ -772,6 +782,8 @@ class Runner:
             if fetched:  # a fetch's bytes go to the controller only: not registered, not journaled
                 self.emitter.emit(dict(fetched, event="fetched", host=self.host, id=task.get("id")), journal=False)
         ignored = bool(result.get("failed")) and bool(task.get("ignore_errors"))
+        if result.get("unreachable"):
+            ignored = bool(task.get("ignore_unreachable"))
         register = task.get("register")
         if register:
             self.runtime_vars[register] = unsafe(result)
@@ -798,6 +810,8 @@ class Runner:
             pass  # Ansible counts no meta task in the recap
         elif status == "skipped":
             self.stats["skipped"] += 1
+        elif status == "unreachable" and not ignored:  # Ansible's "dark": the host stops here
+            self.stats["unreachable"] = self.stats.get("unreachable", 0) + 1
         elif rescued:
             self.stats["rescued"] += 1
         elif status == "failed" and not ignored:
@@ -808,7 +822,7 @@ class Runner:
                 self.stats["changed"] += 1
             if ignored:
                 self.stats["ignored"] += 1
-        if status == "failed" and not ignored:
+        if status in ("failed", "unreachable") and not ignored:
             self._failure = (task, result)
             raise _HostFailed()
         if result.get("changed") and not result.get("failed"):
@@ -910,6 +924,12 @@ class Runner:
         if run_once and self.phase is None and self._play.get("hosts") and self._play["hosts"][0] != self.host:
             return {"changed": False, "skipped": True,
                     "skip_reason": "run_once: runs on {}".format(self._play["hosts"][0])}
+        if self.unreachable is not None and str(task.get("module") or "").rsplit(".", 1)[-1] not in _NO_CONNECTION:
+            try:
+                skipped = self._skip_reason(task, scope)
+            except TemplateError as exc:
+                return {"failed": True, "changed": False, "msg": str(exc)}
+            return skipped or {"unreachable": True, "changed": False, "msg": self.unreachable}
         if "loop" not in task:
             return self._execute_item(task, scope, None)
         loop_error = None
