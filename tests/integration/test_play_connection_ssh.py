@@ -145,10 +145,11 @@ def test_remote_user_and_port_of_blocks_tasks_and_roles_connect_those_tasks(
           port: {sshd.port}
           tasks:
             - {{command: "true", port: 1}}
-            - {{copy: {{content: "after\\n", dest: "{{{{ out }}}}"}}}}
+            - {{copy: {{content: "after\\n", dest: "{{{{ out }}}}.after"}}}}
         """))
     code = main([str(play), "-i", str(inv), "--run", "-u", sshd.user, "--output", "json"])
     out, err = capsys.readouterr()
     hosts = {h["name"]: h for h in json.loads(out)["hosts"]}
-    assert code == 1 and hosts["pinned"]["ok"] and not hosts["bare"]["ok"]
-    assert "port 1" in hosts["bare"]["error"] or "refused" in hosts["bare"]["error"].lower(), hosts["bare"]["error"]
+    assert code == 1
+    assert (hosts["bare"]["recap"].get("unreachable"), hosts["pinned"]["recap"].get("unreachable")) == (1, None)
+    assert not (tmp_path / "out-bare.after").exists() and (tmp_path / "out-pinned.after").read_text() == "after\n"
