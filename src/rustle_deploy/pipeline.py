@@ -563,7 +563,7 @@ class Session:
                 and self.opts.get("run_"):
             raise UsageError(
                 "--format native cannot run this plan: a play is cut into phases (run_once, throttle, "
-                "delegate_to: localhost or hostvars of other hosts' results; docs/phases.md)",
+                "delegate_to, hostvars of other hosts' results, a task's remote_user/port; docs/phases.md)",
                 "use --format auto (the default) or pyz: the native runner has no phase selector yet",
             )
         for name in dict.fromkeys(st.delegate for st in plan_schedule.stages
