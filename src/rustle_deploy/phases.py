@@ -2,8 +2,10 @@
 
 A host runs a play on its own, in one round trip. A task that needs another place than the
 host cannot run inside that round trip: ``run_once`` runs on one host and hands its result
-to all; ``delegate_to: localhost`` (and ``local_action``) runs on the controller with the
-host's variables; ``throttle: N`` lets only N hosts run the task at once. Such a task is a **cut point**: the play is cut into phases, each phase one
+to all; ``delegate_to: localhost`` (and ``local_action``, ``connection: local``) runs on the
+controller with the host's variables, ``delegate_to`` another inventory host over that host's
+connection, a task's own ``remote_user``/``port`` over another connection to the host
+(``connection_vars``); ``throttle: N`` lets only N hosts run the task at once. Such a task is a **cut point**: the play is cut into phases, each phase one
 round trip per host (or one local run per host on the controller), and the controller
 carries the hosts' state between them.
 
