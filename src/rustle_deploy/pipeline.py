@@ -21,7 +21,7 @@ from .ansible_cfg import AnsibleConfig, load_ansible_config
 from .errors import PlanError, RustleError, UsageError
 from .inventory import Inventory, check_remote_dirs, implicit_localhost, load_inventory
 from .model import Host, Plan
-from .phases import SELF
+from .phases import delegate
 from .plan import STDIN, parse_plan
 from .plan.validate import check_hosts
 from .report import Reporter, dump_json, visible
@@ -520,6 +520,7 @@ class Session:
         if not o.get("compile_only"):
             check_remote_dirs(hosts, inv.source)
             check_connections(hosts, inv.source)
+            self.resolve_delegates(plan, inv)
         if o.get("dry_run"):
             return self.dry_run(plan, self.units(plan, inv, every), hosts, self.schedule(plan, inv, hosts))
         if o.get("compile_only"):
@@ -544,6 +545,17 @@ class Session:
             if early is not None:
                 early.close()
 
+    def resolve_delegates(self, plan: Plan, inv: Inventory) -> None:
+        """The inventory hosts the plan delegates tasks to (``delegate_to`` another host), with
+        their own connection variables, --limit or not; a bad one is exit 2 before anything
+        is touched."""
+        names = {d for play in plan.plays for top in plan.play_tasks(play) for t in top.walk()
+                 if (d := delegate(t)) is not None}
+        for name in sorted(names):
+            host = self.with_cli_connection(inv.resolve([name])[0])
+            check_connections([host], inv.source)
+            self.delegates[name] = host
+
     def schedule(self, plan: Plan, inv: Inventory, hosts: list[Host]) -> Schedule:
         """The plan's batches over the chosen hosts (rollout.py); refuses what cannot run them."""
         from .fleetops import health_checks
@@ -566,12 +578,6 @@ class Session:
                 "delegate_to, hostvars of other hosts' results, a task's remote_user/port; docs/phases.md)",
                 "use --format auto (the default) or pyz: the native runner has no phase selector yet",
             )
-        for name in dict.fromkeys(st.delegate for st in plan_schedule.stages
-                                  if st.delegate and not st.delegate.startswith(SELF)):
-            # delegate_to another host: reached with its own connection variables, --limit or not
-            delegate = self.with_cli_connection(inv.resolve([name])[0])
-            check_connections([delegate], inv.source)
-            self.delegates[name] = delegate
         if plan_schedule.staged and self.opts.get("format_") == "native" and self.opts.get("run_"):
             raise UsageError(
                 "--format native cannot run this plan: its plays run in separate stages "

@@ -478,6 +478,7 @@ DELEGATED_TO_HOST = """\
       copy:
         content: "{{ copied.changed }}|{{ via.stdout }}|{{ once.stdout }}|{{ failing.failed | default('-') }}\\n"
         dest: "{{ root }}/out.txt"
+    - import_role: {name: on_gateway}
   handlers:
     - name: delegated handler
       copy: {content: "changed={{ copied.changed }}\\n", dest: "{{ root }}/handler.txt"}
@@ -488,21 +489,28 @@ DELEGATED_TO_HOST = """\
 def test_delegate_to_another_inventory_host_runs_there_with_the_hosts_variables_as_in_ansible(
         sshd: Any, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     fleet = Fleet(sshd, tmp_path, 3, {"gateways": ["gw"]})
+    role = tmp_path / "roles" / "on_gateway" / "tasks"
+    role.mkdir(parents=True)
+    (role / "main.yml").write_text(
+        "- name: a role's task, delegated\n"
+        "  copy: {content: \"{{ inventory_hostname }}\\n\", dest: \"{{ hostvars['gw'].root }}/{{ inventory_hostname }}.role\"}\n"
+        "  delegate_to: gw\n")
     playbook = _playbook(tmp_path, DELEGATED_TO_HOST)
     code, doc = fleet.rustle(capsys, playbook)
     acode, arecaps = fleet.ansible(playbook)
     assert (code, acode) == (0, 0), doc
     files = fleet.files("rustle")
     assert files["n02"]["out.txt"] == "True|ssh|once from n00|-\n"
-    assert files["gw"]["n01.txt"] == "n01 n01 ['fleet']\n"
+    assert files["gw"]["n01.txt"] == "n01 n01 ['fleet']\n" and files["gw"]["n01.role"] == "n01\n"
     assert {n: {k: v.replace("|ssh|", "||") for k, v in f.items()} for n, f in files.items()} == fleet.files("ansible")
     for h in doc["hosts"]:
         assert _counts(h["recap"]) == _counts(arecaps[h["name"]]), h["name"]
     assert "gw" not in {h["name"] for h in doc["hosts"]}  # not a host of the play: nothing deployed there
-    # phases: [on the host] [gw: copy, how] [gw once] [gw block] [saw]: two exchanges with
-    # each host, one with gw per host and delegated phase (and the run_once one for n00)
+    # phases: [on the host] [gw: copy, how] [gw once] [gw block] [saw] [gw: the role]: two
+    # exchanges with each host, one with gw per host and delegated phase (and the run_once
+    # one for n00)
     trips = {h["name"]: h["round_trips"] for h in doc["hosts"]}
-    assert trips == {"n00": 5, "n01": 4, "n02": 4}
+    assert trips == {"n00": 6, "n01": 5, "n02": 5}
 
 
 # connection: local on a play (or a task) over hosts the inventory reaches by ssh: their tasks
