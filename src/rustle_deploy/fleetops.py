@@ -729,6 +729,21 @@ class _Phased:
                 kept.append(event)
         return replace(outcome, events=kept) if len(kept) != len(outcome.events) else outcome
 
+    def take_delegated(self, outcome: HostOutcome, delegate: str) -> None:
+        """What tasks with ``delegate_facts`` gathered or set (in ``outcome``'s ``shared``
+        event): ``delegate``'s, as other hosts see it through hostvars; set_fact values also
+        reach ``delegate``'s own next run."""
+        for event in outcome.events:
+            given = event.get("delegated") if event.get("event") == "shared" else None
+            if not isinstance(given, dict):
+                continue
+            state = dict(self.state.get(delegate) or {"__rustle_carry__": 2, "facts": {}, "vars": {}})
+            state["facts"] = {**(state.get("facts") or {}), **(given.get("facts") or {})}
+            state["vars"] = {**(state.get("vars") or {}), **(given.get("vars") or {})}
+            self.state[delegate] = state
+            if given.get("vars"):
+                self.carry_in(delegate, given["vars"])
+
     def left_out(self, ran: HostOutcome, names: Sequence[str]) -> list[HostOutcome]:
         if not ran.ok:
             return [HostOutcome(host=n, ok=False, error=PhaseError(
@@ -933,8 +948,11 @@ def _deploy_jobs(
                     raise UsageError(f"the tasks of {stage.label} are delegated to {stage.delegate!r}, which this "
                                      "command has no connection for", "run the playbook itself, with its inventory")
                 what = f"run on {stage.delegate}, batch {number}/{roll.total} ({stage.label})"
-                return _run_delegated(names, lambda n: delegate, lambda n: (by_host[n].path, host_of[n]), options,
-                                      phased, settings, plan, session.reporter, on_outcome, what, stage.throttle)
+                ran = _run_delegated(names, lambda n: delegate, lambda n: (by_host[n].path, host_of[n]), options,
+                                     phased, settings, plan, session.reporter, on_outcome, what, stage.throttle)
+                for outcome in ran:  # delegate_facts: in the batch's order, the last host's value wins
+                    phased.take_delegated(outcome, stage.delegate)
+                return ran
             return _run_local(names, lambda n: (by_host[n].path, host_of[n]), options, phased, settings, plan,
                               session.reporter, on_outcome, what, stage.throttle)
 

@@ -592,3 +592,43 @@ def test_a_task_delegated_to_an_unreachable_host_is_unreachable_or_ignored_as_in
     for h in doc["hosts"]:
         assert _counts(h["recap"]) == _counts(arecaps[h["name"]]), h["name"]
         assert h["recap"].get("unreachable") == arecaps[h["name"]]["unreachable"] == 1, h
+
+
+# delegate_facts: what a delegated setup gathers or set_fact sets is the delegate's (its
+# hostvars, and its own variables in a later play), not the delegating host's.
+DELEGATE_FACTS = """\
+- hosts: fleet
+  gather_facts: false
+  tasks:
+    - name: facts of the gateway
+      setup:
+      delegate_to: gw
+      delegate_facts: true
+      run_once: true
+    - name: a value for the gateway
+      set_fact: {gw_role: "gateway of {{ inventory_hostname }}"}
+      delegate_to: gw
+      delegate_facts: true
+    - copy:
+        content: "{{ hostvars['gw'].gw_role }}|{{ hostvars['gw'].ansible_system }}|{{ gw_role | default('unset') }}\\n"
+        dest: "{{ root }}/out.txt"
+- hosts: gateways
+  gather_facts: false
+  tasks:
+    - copy: {content: "{{ gw_role }}\\n", dest: "{{ root }}/role.txt"}
+"""
+
+
+@pytest.mark.ansible
+def test_delegate_facts_give_the_delegate_its_facts_and_values_as_in_ansible(
+        sshd: Any, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    fleet = Fleet(sshd, tmp_path, 2, {"gateways": ["gw"]})
+    playbook = _playbook(tmp_path, DELEGATE_FACTS)
+    code, doc = fleet.rustle(capsys, playbook)
+    acode, arecaps = fleet.ansible(playbook)
+    assert (code, acode) == (0, 0), doc
+    assert fleet.files("rustle") == fleet.files("ansible")
+    assert fleet.files("rustle")["n00"]["out.txt"] == "gateway of n01|Linux|unset\n"
+    assert fleet.files("rustle")["gw"] == {"role.txt": "gateway of n01\n"}
+    for h in doc["hosts"]:
+        assert _counts(h["recap"]) == _counts(arecaps[h["name"]]), h["name"]

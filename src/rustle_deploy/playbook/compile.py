@@ -1521,6 +1521,15 @@ class _Compiler:
         connection = self.task_connection(src, ds, ctx, st, target is not None)
         if connection:
             extras["connection_vars"] = connection
+        found = self.effective(src, ds, ctx, "delegate_facts")
+        if found is not None and found[0] not in (None, False):
+            if found[0] is not True:
+                raise found[1].error(f"delegate_facts takes true or false, not {found[0]!r}", "delegate_facts: true")
+            if target is None or target in CONTROLLER:
+                raise found[1].error("delegate_facts needs delegate_to another inventory host",
+                                     "delegate the task to the host whose facts it gathers or sets")
+            if "delegate_to" in extras:  # (a play of that one host: its own facts anyway)
+                extras["delegate_facts"] = True
         for key in ("changed_when", "failed_when", "until"):
             if key in extras and isinstance(extras[key], list):
                 extras[key] = [str(c) if not isinstance(c, bool) else ("True" if c else "False")

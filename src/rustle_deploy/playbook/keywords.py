@@ -76,7 +76,6 @@ INHERITED = ("become", "become_user", "become_method", "ignore_errors", "no_log"
              "ignore_unreachable", "debugger", "collections", "connection", "remote_user", "port",
              "become_exe", "become_flags", "module_defaults", "delegate_facts")
 REFUSED = {
-    "delegate_facts": "delegate_facts is not supported yet: facts of a delegated task are the delegating host's",
     "become_exe": "only the become methods sudo and su are supported, with their default programs",
     "become_flags": "become_flags are not supported yet",
     "fact_path": "fact_path on a play is not supported yet: local facts are read from "

@@ -267,6 +267,12 @@ CASES: dict[str, dict[str, str]] = {
             - command: /usr/bin/true
               delegate_to: db9
         """},
+    "delegate_facts_without_delegate_to": {"site.yml": """\
+        - hosts: web
+          tasks:
+            - setup:
+              delegate_facts: true
+        """},
     "delegate_to_loop_item": {"site.yml": """\
         - hosts: web
           tasks:

@@ -312,6 +312,7 @@ class Runner:
         # facts a module returned (getent_passwd...): variables of their own name too, at the
         # host facts' precedence (above inventory, below play vars), as INJECT_FACTS_AS_VARS does
         self.module_facts = {}
+        self._delegated = {}  # delegate_facts: {"facts", "vars"} of the host delegated to
         self.extra_vars = dict(plan.get("extra_vars") or {})
         self.stats = {"ok": 0, "changed": 0, "failed": 0, "skipped": 0, "rescued": 0, "ignored": 0}
         self._params = []  # params layers of the containers being run (include vars)
@@ -561,6 +562,8 @@ class Runner:
                 shared["own"] = own
             if self._added["hosts"] or self._added["groups"]:
                 shared["inventory"] = self._added
+            if self._delegated:
+                shared["delegated"] = self._delegated
             if self.share == "state":  # a run on the controller goes on from it, with these facts
                 shared["state"] = dict(state, facts=self.facts())
             elif self.share == "known":  # the state as it is (facts only if gathered)
@@ -1226,7 +1229,11 @@ class Runner:
         if result.pop("_inventory", False) and not result.get("failed"):
             result["changed"] = self._change_inventory(result)
         facts = result.get("ansible_facts")
-        if isinstance(facts, dict) and not result.get("failed"):
+        if isinstance(facts, dict) and not result.get("failed") and task.get("delegate_facts") is True:
+            # facts of the host the task was delegated to: the controller gives them to it
+            key = "vars" if result.get("_set_fact") else "facts"
+            self._delegated.setdefault(key, {}).update(unsafe(facts))
+        elif isinstance(facts, dict) and not result.get("failed"):
             if result.get("_set_fact"):
                 self.runtime_vars.update(unsafe(facts))
             elif result.get("_include_vars"):  # the controller's files: trusted, as in Ansible
