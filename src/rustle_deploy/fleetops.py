@@ -555,7 +555,8 @@ def _run_local(names: Sequence[str], where: Callable[[str], tuple[Path, Host]], 
 
 def _run_delegated(names: Sequence[str], delegate: Callable[[str], Host], where: Callable[[str], tuple[Path, Host]],
                    options: RunOptions, phased: _Phased, settings: Settings, plan: Plan | None, reporter: Any,
-                   on_outcome: Callable[[HostOutcome], None], what: str, throttle: int = 0) -> list[HostOutcome]:
+                   on_outcome: Callable[[HostOutcome], None], what: str, throttle: int = 0,
+                   held: Callable[[str], str | None] = lambda name: None) -> list[HostOutcome]:
     """Run a phase for each of ``names`` on ``delegate(name)``, over its connection (one
     exchange each), at most --parallel at once, each from the state its host sent back."""
     import tempfile
@@ -572,7 +573,7 @@ def _run_delegated(names: Sequence[str], delegate: Callable[[str], Host], where:
         async def one(name: str) -> HostOutcome:
             async with gate:
                 outcome = await run_there(connect, delegate(name), *where(name), options, phased.start_here(name),
-                                          settings.timeout)
+                                          settings.timeout, held(name))
                 if isinstance(outcome.error, ConnectError) and not outcome.events:
                     # unreachable: the phase runs here with every task that needs the connection
                     # unreachable, as Ansible reports them (ignore_unreachable goes on)
@@ -948,8 +949,21 @@ def _deploy_jobs(
                     raise UsageError(f"the tasks of {stage.label} are delegated to {stage.delegate!r}, which this "
                                      "command has no connection for", "run the playbook itself, with its inventory")
                 what = f"run on {stage.delegate}, batch {number}/{roll.total} ({stage.label})"
+                holds = history.holders({by_host[n].sha256 for n in names})
+
+                def held(name: str) -> str | None:
+                    """Where the delegate holds ``name``'s artifact (deployed there now or before)."""
+                    sha = by_host[name].sha256
+                    done = roll.outcomes.get(delegate.name)
+                    here = delegate.name in job_of and by_host[delegate.name].sha256 == sha and done is not None \
+                        and (done.activated or done.agent is not None) and done.error is None
+                    if here or (delegate.name, delegate.remote_dir, sha) in holds:
+                        return f"{delegate.remote_dir.rstrip('/')}/artifacts/{sha}"
+                    return None
+
                 ran = _run_delegated(names, lambda n: delegate, lambda n: (by_host[n].path, host_of[n]), options,
-                                     phased, settings, plan, session.reporter, on_outcome, what, stage.throttle)
+                                     phased, settings, plan, session.reporter, on_outcome, what, stage.throttle,
+                                     held)
                 for outcome in ran:  # delegate_facts: in the batch's order, the last host's value wins
                     phased.take_delegated(outcome, stage.delegate)
                 return ran

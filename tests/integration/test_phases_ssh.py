@@ -632,3 +632,32 @@ def test_delegate_facts_give_the_delegate_its_facts_and_values_as_in_ansible(
     assert fleet.files("rustle")["gw"] == {"role.txt": "gateway of n01\n"}
     for h in doc["hosts"]:
         assert _counts(h["recap"]) == _counts(arecaps[h["name"]]), h["name"]
+
+
+# A delegate that holds the delegating host's artifact (deployed there by this run) runs its
+# own copy: the artifact is not sent again.
+DELEGATED_TO_A_PLAY_HOST = """\
+- hosts: fleet
+  gather_facts: false
+  tasks:
+    - {copy: {content: "x\\n", dest: "{{ root }}/first.txt"}}
+    - name: on n00, from the artifact it holds
+      shell: tr '\\0' ' ' < /proc/$PPID/cmdline
+      delegate_to: n00
+      register: how
+      changed_when: false
+    - {copy: {content: "{{ how.stdout }}\\n", dest: "{{ root }}/how.txt"}}
+"""
+
+
+def test_a_delegate_holding_the_artifact_runs_its_own_copy(sshd: Any, tmp_path: Path,
+                                                          capsys: pytest.CaptureFixture[str]) -> None:
+    fleet = Fleet(sshd, tmp_path, 2)
+    code, doc = fleet.rustle(capsys, _playbook(tmp_path, DELEGATED_TO_A_PLAY_HOST))
+    assert code == 0, doc
+    shas = {h["sha256"] for h in doc["hosts"]}
+    assert len(shas) == 1
+    sha = shas.pop()
+    for name in fleet.names:  # the runtime that ran the task is n00's copy, for each host
+        how = fleet.files("rustle")[name]["how.txt"]
+        assert f"{tmp_path}/remote00/artifacts/{sha} run --host {name}" in how, how

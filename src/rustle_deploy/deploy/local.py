@@ -115,15 +115,21 @@ def _outcome(artifact: Path, host: Host, lines: list[bytes], returncode: int | N
 # Runs on the delegate host (stdlib, Python 3.8): reads a header line (the artifact's size,
 # the carry and the variables, the run's arguments), then the artifact; runs it in a private
 # temporary directory ("@D@" in the arguments) that is removed afterwards; exits as it did.
+# With "path" (the delegate holds the artifact: size 0), runs that file, or says it needs
+# the upload when it is not there.
 _BOOT = """\
 import json,os,shutil,subprocess,sys,tempfile
 i=sys.stdin.buffer
 h=json.loads(i.readline())
+p=h.get("path")
+if p and not os.path.isfile(os.path.expanduser(p)):
+    print(json.dumps({"delegated":"need_upload"}))
+    sys.exit(75)
 d=tempfile.mkdtemp(prefix="rustle-delegated-")
 r=3
 try:
-    a=os.path.join(d,"artifact.pyz")
-    with open(a,"wb") as f:
+    a=os.path.expanduser(p) if p else os.path.join(d,"artifact.pyz")
+    with open(os.devnull if p else a,"wb") as f:
         n=h["size"]
         while n>0:
             b=i.read(min(n,1<<16))
@@ -157,14 +163,22 @@ def delegated_command(delegate: Host) -> str:
     return line
 
 
+NEED_UPLOAD = 75  # the delegate does not hold the artifact after all: send it
+
+
 async def run_there(connect: ConnectFn, delegate: Host, artifact: Path, host: Host, options: RunOptions,
-                    state: dict[str, Any] | None, timeout: float) -> HostOutcome:
+                    state: dict[str, Any] | None, timeout: float, held: str | None = None) -> HostOutcome:
     """Run ``host``'s phase of ``artifact`` on ``delegate``, over its connection, starting
-    from ``state`` (as ``run_here``); one exchange."""
+    from ``state`` (as ``run_here``); one exchange. ``held``: where the delegate holds that
+    very artifact (its remote dir's ``artifacts/<sha256>``): it is not sent, only checked
+    there (``--sha256``); if it is gone, one more exchange sends it."""
     started, began = time.monotonic(), time.time()
     stages = [("run", began)]
-    blob = artifact.read_bytes()
-    header = {"size": len(blob), "argv": run_args(host, options, "@D@/carry.json", "@D@/vars.json"),
+    blob = b"" if held else artifact.read_bytes()
+    argv = run_args(host, options, "@D@/carry.json", "@D@/vars.json")
+    if held:
+        argv += ["--sha256", Path(held).name]
+    header = {"size": len(blob), "argv": argv, "path": held,
               "carry": json.dumps(state if state is not None else {"__rustle_carry__": 2, "facts": {}}, default=str),
               "vars": json.dumps(tag_unsafe(own_vars(host)), default=str)}
     where = f"of the tasks delegated to {delegate.name}"
@@ -191,6 +205,10 @@ async def run_there(connect: ConnectFn, delegate: Host, artifact: Path, host: Ho
     finally:
         if conn is not None:
             await conn.close()
+    if held and finished.exit_status == NEED_UPLOAD and b"need_upload" in b"".join(lines):
+        again = await run_there(connect, delegate, artifact, host, options, state, timeout)
+        again.round_trips += conn.round_trips.count if conn is not None else 0
+        return again
     outcome = _outcome(artifact, host, lines, finished.exit_status, finished.stderr, started, began, stages, where)
     if finished.exit_status == 127 and not outcome.events:
         outcome.error = ConnectError(host.name, f"delegate_to {delegate.name}: no Python on {delegate.name}",
