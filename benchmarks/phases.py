@@ -101,8 +101,9 @@ def rustle_with(variant: str) -> Callable[[harness.Ctx], harness.Run]:
             doc = split_plays(doc, variant == "cross_play")
         plan = ctx.rundir / "plan.json"
         plan.write_text(json.dumps(doc, indent=2) + "\n")
+        # pyz for every variant: a play cut into phases runs pyz, so its baseline does too
         return harness.measure([str(harness.VENV_BIN / "rustle-deploy"), str(plan), "-i", str(inv), "--run",
-                                "--output", "json", "--parallel", str(ctx.n)], ctx)
+                                "--output", "json", "--parallel", str(ctx.n), "--format", "pyz"], ctx)
 
     return tool
 
