@@ -1390,7 +1390,7 @@ class _Compiler:
         """Host -> the connection variables a task's (its block's, role's) own ``remote_user``
         and ``port`` give it where they change how it connects: not where the inventory sets
         ``ansible_user``/``ansible_port`` (which win, as in Ansible), nor where they are the
-        play's. Such tasks are a phase run over that connection (phases.py)."""
+        play's, nor on a local connection (which has neither). Such tasks are a phase run over that connection (phases.py)."""
         out: dict[str, dict[str, Any]] = {}
         for key, var, spelled in (("remote_user", "ansible_user", ("ansible_user", "ansible_ssh_user")),
                                   ("port", "ansible_port", ("ansible_port", "ansible_ssh_port"))):
@@ -1412,8 +1412,8 @@ class _Compiler:
                                      f"set {var} for the delegate host in the inventory")
             for name in st.hosts:
                 host = self.inv.hosts.get(name)
-                if host is None or any(v in host.vars for v in spelled):
-                    continue
+                if host is None or host.is_local or any(v in host.vars for v in spelled):
+                    continue  # a local connection has no user or port (as in Ansible)
                 if self.connection_vars.get(name, {}).get(var) == value:
                     continue  # the play's already
                 out.setdefault(name, {})[var] = value
