@@ -1390,12 +1390,21 @@ class _Compiler:
         """Host -> the connection variables a task's (its block's, role's) own ``remote_user``
         and ``port`` give it where they change how it connects: not where the inventory sets
         ``ansible_user``/``ansible_port`` (which win, as in Ansible), nor where they are the
-        play's, nor on a local connection (which has neither). Such tasks are a phase run over that connection (phases.py)."""
+        play's, nor on a local connection (which has neither). Such tasks are a phase run over
+        that connection (phases.py)."""
         out: dict[str, dict[str, Any]] = {}
         for key, var, spelled in (("remote_user", "ansible_user", ("ansible_user", "ansible_ssh_user")),
                                   ("port", "ansible_port", ("ansible_port", "ansible_ssh_port"))):
             found = self.effective(src, ds, ctx, key)
             if found is None or found[0] is None or found[1] in st.connection_origins:
+                continue
+            if delegated:
+                raise found[1].error(f"{key} on a task delegated to another host is not supported yet",
+                                     f"set {var} for the delegate host in the inventory")
+            # a local connection has no user or port, and the inventory's win (as in Ansible)
+            affected = [n for n in st.hosts if (h := self.inv.hosts.get(n)) is not None and not h.is_local
+                        and not any(v in h.vars for v in spelled)]
+            if not affected:
                 continue
             try:
                 value: Any = self.controller_value(src, {}, key, found[0], [st.vars], f"'{key}'")
@@ -1407,13 +1416,7 @@ class _Compiler:
                 value = int(str(value).strip())
             else:
                 value = str(value)
-            if delegated:
-                raise found[1].error(f"{key} on a task delegated to another host is not supported yet",
-                                     f"set {var} for the delegate host in the inventory")
-            for name in st.hosts:
-                host = self.inv.hosts.get(name)
-                if host is None or host.is_local or any(v in host.vars for v in spelled):
-                    continue  # a local connection has no user or port (as in Ansible)
+            for name in affected:
                 if self.connection_vars.get(name, {}).get(var) == value:
                     continue  # the play's already
                 out.setdefault(name, {})[var] = value
