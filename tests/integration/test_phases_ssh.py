@@ -652,7 +652,12 @@ DELEGATED_TO_A_PLAY_HOST = """\
 
 def test_a_delegate_holding_the_artifact_runs_its_own_copy(sshd: Any, tmp_path: Path,
                                                           capsys: pytest.CaptureFixture[str]) -> None:
-    fleet = Fleet(sshd, tmp_path, 2)
+    """...with the delegate's own interpreter (its ansible_python_interpreter: the oldest
+    Python installed, when there is one)."""
+    import glob
+
+    oldest = sorted(glob.glob(os.path.expanduser("~/.pyenv/versions/3.8*/bin/python")))
+    fleet = Fleet(sshd, tmp_path, 2, extra={"n00": {"ansible_python_interpreter": oldest[0]}} if oldest else None)
     code, doc = fleet.rustle(capsys, _playbook(tmp_path, DELEGATED_TO_A_PLAY_HOST))
     assert code == 0, doc
     shas = {h["sha256"] for h in doc["hosts"]}
@@ -661,3 +666,4 @@ def test_a_delegate_holding_the_artifact_runs_its_own_copy(sshd: Any, tmp_path: 
     for name in fleet.names:  # the runtime that ran the task is n00's copy, for each host
         how = fleet.files("rustle")[name]["how.txt"]
         assert f"{tmp_path}/remote00/artifacts/{sha} run --host {name}" in how, how
+        assert not oldest or how.startswith(oldest[0]), how
