@@ -935,7 +935,10 @@ def _deploy_jobs(
                                                     roll.state_of(outcome.host), roll.stages_done.get(outcome.host, 0))
                 if session.trace is not None:
                     ran = outcome.error is None and outcome.run_exit in (0, None)
-                    session.trace.host(outcome, what, "ran" if ran else "failed", {"rustle.on_controller": True})
+                    where: dict[str, Any] = {"rustle.on_controller": stage.delegate is None}
+                    if stage.delegate is not None:  # run over another connection (delegate_to a host, ...)
+                        where["rustle.delegate"] = stage.delegate.split("{", 1)[0]
+                    session.trace.host(outcome, what, "ran" if ran else "failed", where)
 
             if stage.delegate is not None and stage.delegate.startswith(SELF):  # remote_user/port of tasks
                 changed = json.loads(stage.delegate[len(SELF):])
