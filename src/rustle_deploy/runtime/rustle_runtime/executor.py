@@ -313,6 +313,7 @@ class Runner:
         # host facts' precedence (above inventory, below play vars), as INJECT_FACTS_AS_VARS does
         self.module_facts = {}
         self._delegated = {}  # delegate_facts: {"facts", "vars"} of the host delegated to
+        self._unreachable_hit = False  # a task was unreachable: no rescue, no always
         self.extra_vars = dict(plan.get("extra_vars") or {})
         self.stats = {"ok": 0, "changed": 0, "failed": 0, "skipped": 0, "rescued": 0, "ignored": 0}
         self._params = []  # params layers of the containers being run (include vars)
@@ -735,6 +736,8 @@ class Runner:
                 if rescue:
                     self._rescuing -= 1
         except _HostFailed:
+            if self._unreachable_hit:  # ansible-core rescues no unreachable host: it leaves the play
+                raise
             failed = True
         if failed and rescue:
             failed_task, failed_result = self._failure or ({}, {})
@@ -751,6 +754,8 @@ class Runner:
                     self._run_task(child, is_handler)
                 failed = False
             except _HostFailed:
+                if self._unreachable_hit:
+                    raise
                 failed = True
         for child in always:
             self._run_task(child, is_handler)  # a failure here propagates
@@ -827,6 +832,7 @@ class Runner:
                 self.stats["ignored"] += 1
         if status in ("failed", "unreachable") and not ignored:
             self._failure = (task, result)
+            self._unreachable_hit = status == "unreachable"
             raise _HostFailed()
         if result.get("changed") and not result.get("failed"):
             self._notify({str(n) for n in _as_list(task.get("notify"))})
