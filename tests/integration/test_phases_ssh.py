@@ -667,3 +667,29 @@ def test_a_delegate_holding_the_artifact_runs_its_own_copy(sshd: Any, tmp_path: 
         how = fleet.files("rustle")[name]["how.txt"]
         assert f"{tmp_path}/remote00/artifacts/{sha} run --host {name}" in how, how
         assert not oldest or how.startswith(oldest[0]), how
+
+
+def test_a_plan_delegating_to_another_host_runs_there_and_an_unknown_one_is_refused(
+        sshd: Any, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """The same from a rustle-plan JSON plan: delegate_to names an inventory host (outside
+    the play here); one that is not in the inventory is exit 2, nothing touched."""
+    fleet = Fleet(sshd, tmp_path, 2, {"gateways": ["gw"]})
+
+    def tasks(hosts: list[str]) -> list[dict[str, Any]]:
+        return [pm.task("t0", "on gw", "copy", {"content": "{{ inventory_hostname }}\n",
+                                                 "dest": "{{ hostvars['gw'].root }}/{{ inventory_hostname }}.txt"},
+                        [], 0, delegate_to="gw", register="put"),
+                pm.task("t1", "saw", "copy", {"content": "changed={{ put.changed }}\n", "dest": "{{ root }}/saw.txt"}, [], 1)]
+
+    path = tmp_path / "plan.json"
+    path.write_text(json.dumps(pm.plan([pm.play("play-0", "fleet", fleet.names, tasks)], fleet.names)))
+    code, doc = fleet.rustle(capsys, path)
+    assert code == 0, doc
+    files = fleet.files("rustle")
+    assert files["gw"] == {"n00.txt": "n00\n", "n01.txt": "n01\n"}
+    assert files["n01"] == {"saw.txt": "changed=True\n"}
+    path.write_text(path.read_text().replace('"delegate_to": "gw"', '"delegate_to": "gw9"'))
+    code = main([str(path), "-i", str(fleet.inventory), "--run"])
+    err = capsys.readouterr().err
+    assert code == 2 and "delegate_to 'gw9' (task 'on gw') is not a host of the inventory" in err, err
+    assert "/plays/0/batches/0/tasks/0/delegate_to" in err
