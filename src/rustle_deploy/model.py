@@ -15,7 +15,8 @@ TASK_EXTENSIONS = (
     "any_errors_fatal", "throttle", "ignore_unreachable", "delegate_facts",
     # what the playbook front end adds (docs/playbooks.md, "Plan extensions")
     "loop_with", "role", "params", "include", "include_choice", "role_once", "vars_data",
-    "collections", "args_template", "async", "poll", "vars_dir", "include_result", "connection_vars",
+    "collections", "args_template", "async", "poll", "vars_dir", "include_result", "action_ds",
+    "connection_vars",
 )
 
 CONDITION_KINDS = ("When", "Tag", "CheckMode", "Host", "SkipTag", "Skip", "Only")

@@ -376,6 +376,10 @@ class Session:
                     print(f"bridge: {fqcn} is a rustle-deploy module, run in the runtime's process "
                           f"(from {m.origin}: {m.path})", file=sys.stderr)
                     continue
+                if m.style == "action":
+                    print(f"bridge: {fqcn} is an action plugin run on the controller by ansible-core, in a phase "
+                          f"of its own ({m.action} from {m.path})", file=sys.stderr)
+                    continue
                 kind = {"new": "Python AnsibleModule", "want_json": "WANT_JSON", "old": "key=value"}.get(m.style, m.style)
                 print(f"bridge: {fqcn} runs through the module bridge ({kind} module from {m.origin}: {m.path})",
                       file=sys.stderr)

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import re
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -83,8 +83,10 @@ def plan_units(
     ``resolve`` turns plan host names (or group names) into inventory hosts; ``select``
     evaluates an Ansible host pattern (``Host`` conditions).
     """
+    from ..bridge.policy import controller_tasks
+
     plays = [_PlayView(plan, i, play, resolve, select, cut)
-             for i, (play, cut) in enumerate(zip(plan.plays, plan_phases(plan), strict=True))]
+             for i, (play, cut) in enumerate(zip(plan.plays, plan_phases(plan, controller_tasks(plan)), strict=True))]
     file_cache: dict[str, tuple[str, str]] = {}  # local path -> (sha256, path)
     resolution = _bridge_resolution(plan, plays)
 
@@ -402,6 +404,12 @@ def _compile_task(
         out["skip_when"] = skip_when
     if bridged is not None:
         out["bridge"] = bridged.fqcn
+        if bridged.style == "action":
+            # where its action plugin looks for files (ActionBase._find_needle): the role's
+            # directory first, then the playbook's, as Task.get_search_path gives them
+            role = play.play.roles.get(str(task.extras.get("role"))) if task.extras.get("role") else None
+            role_path = role.get("path") if isinstance(role, Mapping) else None
+            out["search_path"] = [p for p in (role_path, plan.playbook_dir or plan.base_dir) if p]
     for key, value in task.extras.items():
         if key in ("delegate_to", "any_errors_fatal", "throttle", "collections", "connection_vars"):
             # delegation: the plan parser only lets through delegation to the host itself;
@@ -410,6 +418,8 @@ def _compile_task(
             continue
         if key == "check_mode" and "check_mode" in out:
             continue  # an explicit CheckMode condition wins
+        if key == "action_ds" and (bridged is None or bridged.style != "action"):
+            continue  # only ansible-core on the controller reads it (bridge/action.py)
         out[key] = value
     embedder = Embedder(plan, unit, file_cache)
     scopes: list[Any] = []

@@ -1,5 +1,6 @@
 """Run one phase of a play for one host elsewhere than on the host: on the controller
-(``delegate_to: localhost``) or on another inventory host (``delegate_to: db1``).
+(``delegate_to: localhost``, or a task whose action plugin ansible-core runs on the controller
+against the host: bridge/action.py) or on another inventory host (``delegate_to: db1``).
 
 The same artifact the host runs is run, with the host's own variables and the state the
 host's previous phase sent back (registered results, set_fact, include_vars, facts, pending
@@ -35,6 +36,13 @@ def _write_private(path: Path, value: Any) -> None:
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w", encoding="utf-8") as fh:
         json.dump(value, fh, default=str)
+
+
+def _environment() -> dict[str, str]:
+    """The run's environment: the controller's, and how its action plugins run (ansible-core on
+    the controller, bridge/action.py; the runtime's modules/bridge.py ``run_action``)."""
+    runner = [sys.executable, str(Path(__file__).parent.parent / "bridge" / "action.py")]
+    return dict(os.environ, RUSTLE_ACTION_RUNNER=json.dumps(runner))
 
 
 def command(artifact: Path, host: Host, options: RunOptions, carry: Path, host_vars: Path) -> list[str]:
@@ -75,7 +83,7 @@ def run_here(artifact: Path, host: Host, options: RunOptions, state: dict[str, A
     stages = [("run", began)]
     try:
         proc = subprocess.run(command(artifact, host, options, carry, host_vars), stdin=subprocess.DEVNULL,
-                              capture_output=True, timeout=timeout, check=False)
+                              capture_output=True, timeout=timeout, check=False, env=_environment())
     except subprocess.TimeoutExpired:
         return HostOutcome(host=host.name, error=PhaseError(
             host.name, f"the task delegated to the controller did not finish within {timeout:g}s",

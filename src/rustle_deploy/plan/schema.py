@@ -343,6 +343,9 @@ def _ext_kinds() -> dict[str, tuple[tuple[type, ...], str]]:
         "poll": ((int, str), "a number of seconds (0: do not wait) or a Jinja2 expression string"),
         "args_template": ((str,), "a Jinja2 expression string giving an object of arguments "
                                   "(below the task's own args)"),
+        "action_ds": ((dict,), "an object: the task's module key (or action) and args keyword as "
+                               "written, for ansible-core to parse when an action plugin runs on "
+                               "the controller"),
         "listen": ((str, list), "a topic string or an array of them"),  # handlers only
     }
 

@@ -92,6 +92,11 @@ def validate(plan: Plan, files_dirs: Sequence[str] = (), *,
 
     check(_total_tasks, plan)
     resolution = _bridge_resolution(plan)
+    actions: frozenset[str] = frozenset()
+    if resolution is not None:
+        from rustle_deploy.bridge.policy import controller_tasks
+
+        actions = controller_tasks(plan, resolution)
     for number, play in enumerate(plan.plays):
         check(_inventory_changes, src, plan, number)
         check(_task_graph, src, play, filtered=bool(plan.options.tags or plan.options.skip_tags))
@@ -103,7 +108,7 @@ def validate(plan: Plan, files_dirs: Sequence[str] = (), *,
             check(files.resolve_source, plan, task, files_dirs=files_dirs)
             for problem in _plugins(src, task):
                 problems.append(problem)
-        for refusal in phases.refusals(play, plan.play_tasks(play)):
+        for refusal in phases.refusals(play, plan.play_tasks(play), actions):
             problems.append(PlanError(refusal.message, refusal.hint, file=src,
                                       pointer=child(refusal.task.pointer, refusal.key)))
         for task in every_task(play):

@@ -1149,6 +1149,13 @@ class _Compiler:
         extras, conditions, tags, notify = self.task_keywords(src, ds, ctx, st, delegate)
         if isinstance(ds.get("args"), str):  # args: "{{ mapping }}", below the module's own
             extras["args_template"] = ds["args"]
+        if canonical is None and action_key is not None:
+            # as written: if it is an action plugin run on the controller, ansible-core parses
+            # and renders its arguments itself (bridge/action.py; dropped for any other module)
+            action_ds = {"action" if action_key == "local_action" else action_key: ds[action_key]}
+            if "args" in ds:
+                action_ds["args"] = ds["args"]
+            extras["action_ds"] = json.loads(json.dumps(action_ds, default=str))
         if canonical is None:
             collections = self.collections(src, ds, ctx)
             if collections:

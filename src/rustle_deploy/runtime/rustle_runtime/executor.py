@@ -1066,24 +1066,24 @@ class Runner:
                         "msg": f"the task keyword '{key}' could not be evaluated: {exc}"}
         retries = task.get("retries")
         until = _as_list(until)  # `until: false` retries too, as in Ansible
-        if until:
-            attempts_allowed = 3 if retries is None else max(1, int(retries) + 1)
-        else:
-            attempts_allowed = 1
+        # the first run and the retries (TaskExecutor._execute): 3 when the task gives until but
+        # no retries; retries without until retry until the task succeeds
+        attempts_allowed = 1 + (max(0, int(retries)) if retries is not None else (3 if until else 0))
         delay = float(task.get("delay", 5) if task.get("delay") is not None else 5)
         register = task.get("register")
         attempt = 0
         while True:
             attempt += 1
             result = self._invoke(task, scope)
-            if until:  # before changed_when/failed_when, which may read it (as in Ansible)
+            if attempts_allowed > 1:  # before changed_when/failed_when, which may read it (as in Ansible)
                 result["attempts"] = attempt
             result = self._post_conditions(task, scope, result)
-            if not until:
+            if attempts_allowed == 1:
                 return result
             check_scope = scope.child({register: unsafe(result)}) if register else scope
             try:
-                done = all(self.templar.condition(c, check_scope) for c in until)
+                done = (all(self.templar.condition(c, check_scope) for c in until) if until
+                        else not result.get("failed"))
             except TemplateError as exc:
                 result.update(failed=True, msg=str(exc))
                 return result
@@ -1093,9 +1093,7 @@ class Runner:
                 # failed, unless failed_when said otherwise (ansible-core's is_failed reads
                 # failed_when_result first); ansible-core then reports one attempt less
                 result["failed"] = bool(result.get("failed_when_result", True))
-                result["attempts"] = attempts_allowed - 1
-                if result["failed"] and not result.get("msg"):
-                    result["msg"] = "Retries exhausted"
+                result["attempts"] = attempts_allowed - 1  # and no msg of its own, as ansible-core
                 return result
             self.emitter.emit({"event": "task_retry", "id": task.get("id"), "task": task.get("name"),
                                "attempts": attempt, "retries_left": attempts_allowed - attempt})
@@ -1171,14 +1169,17 @@ class Runner:
         module = task.get("module", "")
         try:
             args = task.get("args") or {}
-            if task.get("args_template") is not None:  # the args keyword as a template
+            if task.get("action_ds") is not None:
+                args = {}  # ansible-core parses and renders them (modules/bridge.py run_action)
+            elif task.get("args_template") is not None:  # the args keyword as a template
                 given = self.templar.template(task["args_template"], scope)
                 if not isinstance(given, dict):
                     return {"failed": True, "changed": False,
                             "msg": "The 'args' keyword must be a dictionary, not "
                                    f"{type(given).__name__}: {task['args_template']}"}
                 args = dict(given, **args)
-            args = _strip_omit(self.templar.template(args, scope))
+            if task.get("action_ds") is None:
+                args = _strip_omit(self.templar.template(args, scope))
             env = task.get("environment") or {}
             if has_template(env):
                 env = self.templar.template(env, scope)
