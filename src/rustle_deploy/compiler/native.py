@@ -43,13 +43,21 @@ MODULES = frozenset({"file", "copy", "template", "lineinfile", "command", "shell
 _KNOWN = frozenset({"id", "name", "module", "args", "hosts", "when", "tags", "notify", "listen",
                     "register", "loop", "loop_control", "ignore_errors", "no_log", "changed_when",
                     "failed_when", "check_mode", "diff", "environment", "vars", "files", "become",
-                    "become_user", "become_method", "role"})
+                    "become_user", "become_method", "role", "unnamed"})
 # keys of a block or an include (a task with ``block``) the runner understands
 _CONTAINER = frozenset({"id", "name", "block", "rescue", "always", "when", "include", "include_choice",
                         "include_result", "params", "register", "role_once", "tags", "hosts", "role", "vars"})
 # what a rescue section sees of the failure (executor._run_sections)
 _FAILURE_NAMES = frozenset({"ansible_failed_task", "ansible_failed_result"})
 _BOOL_KEYS = ("ignore_errors", "no_log", "check_mode", "diff")
+
+
+def _handler_topic(index: int) -> str:
+    """The listen topic that names the play's handler ``index`` alone, which a lowered notify
+    lists: the runner matches no name or topic of the playbook's own."""
+    return f"rustle handler #{index}"
+
+
 _LOOP_CONTROL = frozenset({"loop_var", "label", "index_var", "extended"})  # pause: not yet
 # names whose value is decided by the run's options, not by the inventory
 _RUN_NAMES = frozenset({"ansible_check_mode", "ansible_diff_mode", "ansible_verbosity",
@@ -238,12 +246,24 @@ class _Lowering:
         for play in self.doc["plays"]:
             if self.host not in (play.get("hosts") or []):
                 continue
-            out.append({
-                "name": play.get("name", ""),
-                "tasks": [t for t in (self.task(play, t) for t in play["tasks"]) if t is not None],
-                "handlers": [t for t in (self.task(play, t) for t in play["handlers"]) if t is not None],
-            })
+            lowered_handlers = []
+            for index, handler in enumerate(play["handlers"]):
+                lowered = self.task(play, handler)
+                if lowered is not None:  # named by a topic only it has: see notified()
+                    lowered["listen"] = [_handler_topic(index)]
+                    lowered_handlers.append(lowered)
+            out.append({"name": play.get("name", ""),
+                        "tasks": [t for t in (self.task(play, t) for t in play["tasks"]) if t is not None],
+                        "handlers": lowered_handlers})
         return out
+
+    def notified(self, handlers: list[dict[str, Any]], notify: Any) -> list[str]:
+        """A notify as the handlers it runs (Ansible's choice among names, ``ROLE : NAME`` and
+        listen topics, made by the pyz runtime's own rule), each named by a topic only it has."""
+        chosen: set[int] = set()
+        for name in self.executor._as_list(notify):
+            chosen.update(id(h) for h in self.executor._notified_handlers(handlers, str(name)))
+        return [_handler_topic(i) for i, h in enumerate(handlers) if id(h) in chosen]
 
     def fail(self, task: dict[str, Any], reason: str) -> NativeUnsupported:
         return NativeUnsupported(
@@ -277,7 +297,8 @@ class _Lowering:
             "args": None, "when": [], "loop": None, "loop_var": control.get("loop_var", "item"),
             "changed_when": self.conds(task, scope, task.get("changed_when")),
             "failed_when": self.conds(task, scope, task.get("failed_when")),
-            "notify": [str(n) for n in self.executor._as_list(task.get("notify"))],
+            # the handlers its notify runs, chosen here by the pyz runtime's rule
+            "notify": self.notified(play["handlers"], task.get("notify")),
             "listen": [str(n) for n in self.executor._as_list(task.get("listen"))],
             "environment": {str(k): str(v) for k, v in self.executor.merge_environment(
                 self.static(task, scope, task.get("environment") or {})).items()},

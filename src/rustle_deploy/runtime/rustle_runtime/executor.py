@@ -78,22 +78,48 @@ class _EndPlay(Exception):
     pass
 
 
+def _prefixed(handler, names):
+    """``names`` and, for a role's handler, each as ``ROLE : NAME`` (the role's FQCN and its
+    short name): what Ansible lets a notify name a role's handler or listen topic by."""
+    out = [str(n) for n in names]
+    role = str(handler.get("role") or "").split("#")[0]
+    for prefix in sorted({role, role.rsplit(".", 1)[-1]}) if role else ():
+        out += [f"{prefix} : {n}" for n in names]
+    return out
+
+
 def _handler_topics(handler):
-    return {handler.get("name")} | {str(t) for t in _as_list(handler.get("listen"))}
+    names = [] if handler.get("unnamed") else [handler.get("name")]
+    return set(_prefixed(handler, names + _as_list(handler.get("listen"))))
+
+
+def _search_order(handlers):
+    """The order Ansible searches handlers in: its handler blocks (a role's handlers, the play's
+    own: here, runs of handlers from the same role or from none) last block first, and each
+    block's handlers in order."""
+    blocks = []
+    for handler in handlers:
+        if blocks and blocks[-1][0].get("role") == handler.get("role"):
+            blocks[-1].append(handler)
+        else:
+            blocks.append([handler])
+    return [h for block in reversed(blocks) for h in block]
 
 
 def _notified_handlers(handlers, notification):
-    """Which handlers a notification runs, as Ansible decides: of the handlers with that name
-    the last one defined; of those listening to it, the last one defined of each name."""
+    """Which handlers a notification runs, as Ansible decides: in its search order
+    (:func:`_search_order`), the first handler with that name, and of those listening to it, the
+    first of each name."""
     found = []
-    for handler in reversed(handlers):
-        if handler.get("name") == notification:
+    order = _search_order(handlers)
+    for handler in order:
+        if not handler.get("unnamed") and notification in _prefixed(handler, [handler.get("name")]):
             found.append(handler)
             break
     seen = set()
-    for handler in reversed(handlers):
-        if notification in [str(t) for t in _as_list(handler.get("listen"))]:
-            name = handler.get("name")
+    for handler in order:
+        if notification in _prefixed(handler, _as_list(handler.get("listen"))):
+            name = None if handler.get("unnamed") else handler.get("name")
             if name and name in seen:
                 continue
             seen.add(name)
@@ -265,16 +291,21 @@ class Runner:
 
     def __init__(self, payload, plan, host, emitter, check=False, diff=False, tags=None,
                  skip_tags=None, verbosity=0, run_id=None, plays=None, carry=None, host_vars=None,
-                 phase=None, inject=None, share=None, unreachable=None):
+                 phase=None, inject=None, share=None, unreachable=None, state_dir=None):
         self.payload = payload
         # the connection this run's tasks were to go through failed (a delegated phase): each
         # task that would use it is unreachable with this message; ignore_unreachable goes on
         self.unreachable = unreachable
+        self.state_dir = state_dir  # the agent's remote directory (None when run by hand)
         plan = untag(plan)
         host_vars = untag(host_vars)
         self.plan = plan
         self.host = host
         self.emitter = emitter
+        if plan.get("plugins"):  # the playbook's and roles' own plugins, answered by the controller
+            from .templating import register_plugins
+
+            register_plugins(plan["plugins"])
         self.check = bool(check or plan.get("check_mode"))
         self.diff = bool(diff or plan.get("diff_mode"))
         self.only_tags = tags or []
@@ -664,15 +695,22 @@ class Runner:
         register = task.get("register") if include is not None else None
         if not runs:
             if include is not None:
-                reason = ({"skipped_reason": "No items in the list"} if not rounds
-                          else {"skip_reason": "Conditional result was False"})
+                reason = {"skip_reason": "Conditional result was False"}
+                if not rounds:
+                    reason = {"skipped_reason": "No items in the list"}
+                elif "loop" not in task:  # the condition that was false, as Ansible's result says
+                    skipped = self._skip_reason(task, rounds[0][0]) or {}
+                    reason = {k: v for k, v in skipped.items() if k not in ("changed", "skipped")} or reason
                 if register:
                     self.runtime_vars[register] = unsafe(dict(reason, changed=False, skipped=True))
                 self._container_event(head, dict(reason, changed=False, skipped=True), include)
             return
         if include is not None:
-            for _, layer in runs:
-                self._container_event(head, dict(layer, changed=False), include)
+            if "loop" in task:  # one result for the loop, before its items run, as Ansible reports it
+                self._container_event(head, {"changed": False, "msg": "All items completed",
+                                             "results": [dict(layer) for _, layer in runs]}, include)
+            else:
+                self._container_event(head, {"changed": False}, include)
         if register:  # what Ansible registers for an include_tasks (its include result)
             one = task.get("include_result") or {}
             self.runtime_vars[register] = unsafe(
@@ -814,6 +852,8 @@ class Runner:
         self.emitter.emit(event)
         if status != "skipped":
             self._ran += 1
+            if task.get("role"):  # this role call has run (a role_once "key:KEY" block skips)
+                self._roles_done.add("key:" + task["role"])
         if task.get("module") == "meta" and "_meta" in result:
             pass  # Ansible counts no meta task in the recap
         elif status == "skipped":
