@@ -174,6 +174,23 @@ def _strip_omit(value):
     return value
 
 
+# What ansible-core 2.19 shows of a failed result's error summary (its `exception`) unless
+# tracebacks are enabled on the controller: the same text for every failure.
+TRACEBACK_UNAVAILABLE = "(traceback unavailable)"
+
+
+def _with_exception(result):
+    """``result`` as ansible-core 2.19 hands it to ``register``: a failed one (or one that
+    brought an exception) carries ``exception``; the loop's own summary result does not."""
+    if result.get("failed") or result.get("exception"):
+        # a bridged module's own traceback (tracebacks enabled) stays, as Ansible shows it
+        given = result.get("exception")
+        result["exception"] = given if isinstance(given, str) and given else TRACEBACK_UNAVAILABLE
+    elif "exception" in result:  # an empty one is dropped
+        del result["exception"]
+    return result
+
+
 def _flatten(items, levels):
     out = []
     for item in items:
@@ -1020,7 +1037,7 @@ class Runner:
         try:
             skipped = self._skip_reason(task, scope)
         except TemplateError as exc:
-            return {"failed": True, "changed": False, "msg": str(exc)}
+            return _with_exception({"failed": True, "changed": False, "msg": f"Task failed: {exc}"})
         if skipped is not None:
             return skipped
         until = task.get("until")
@@ -1051,15 +1068,14 @@ class Runner:
                 result["attempts"] = attempt
             result = self._post_conditions(task, scope, result)
             if not until:
-                return result
+                return _with_exception(result)
             check_scope = scope.child({register: unsafe(result)}) if register else scope
             try:
                 done = all(self.templar.condition(c, check_scope) for c in until)
-            except TemplateError as exc:
-                result.update(failed=True, msg=str(exc))
-                return result
+            except TemplateError as exc:  # ansible-core reports the error alone
+                return _with_exception({"failed": True, "changed": False, "msg": f"Task failed: {exc}"})
             if done:
-                return result
+                return _with_exception(result)
             if attempt >= attempts_allowed:
                 # failed, unless failed_when said otherwise (ansible-core's is_failed reads
                 # failed_when_result first); ansible-core then reports one attempt less
@@ -1067,7 +1083,7 @@ class Runner:
                 result["attempts"] = attempts_allowed - 1
                 if result["failed"] and not result.get("msg"):
                     result["msg"] = "Retries exhausted"
-                return result
+                return _with_exception(result)
             self.emitter.emit({"event": "task_retry", "id": task.get("id"), "task": task.get("name"),
                                "attempts": attempt, "retries_left": attempts_allowed - attempt})
             time.sleep(delay)
@@ -1077,6 +1093,8 @@ class Runner:
         cw, fw = task.get("changed_when"), task.get("failed_when")
         if (cw is None and fw is None) or result.get("skipped"):
             return result
+        if result.get("failed"):  # a module's failure carries its (traceback) summary, as in 2.19
+            _with_exception(result)
         check_scope = scope.child({register: unsafe(result)}) if register else scope
         which = "changed_when"
         try:
@@ -1088,11 +1106,26 @@ class Runner:
                 value = all(self.templar.condition(c, check_scope) for c in _as_list(fw))
                 result["failed_when_result"] = value
                 result["failed"] = value
+                if not value and "exception" in result:  # the failure failed_when overruled
+                    result["failed_when_suppressed_exception"] = result.pop("exception")
         except TemplateError as exc:
+            # ansible-core keeps the module's msg and the error in <which>_result only
             result["failed"] = True
-            result["msg"] = str(exc)
-            result[which + "_result"] = str(exc)  # as ansible-core's task executor keeps it
+            result[which + "_result"] = str(exc)
         return result
+
+    def _args_error(self, task, scope, exc):
+        """ansible-core 2.19's words for a task argument that cannot be templated, naming the
+        first argument that fails (templated again one by one, on this error path only)."""
+        module = task.get("module", "")
+        fqcn = module if "." in module else "ansible.builtin." + module
+        for key, value in (task.get("args") or {}).items():
+            try:
+                self.templar.template(value, scope)
+            except TemplateError as one:
+                return (f"Task failed: Finalization of task args for '{fqcn}' failed: "
+                        f"Error while resolving value for '{key}': {one}")
+        return f"Task failed: Finalization of task args for '{fqcn}' failed: {exc}"
 
     def _call(self, module, ctx, args, timeout):
         """The module's result: in this process, or in a child as the task's become_user."""
@@ -1158,8 +1191,7 @@ class Runner:
             return {"failed": True, "changed": False,
                     "msg": f"The task includes an option with an unsafe template. The error was: {exc}"}
         except TemplateError as exc:
-            return {"failed": True, "changed": False,
-                    "msg": f"The task includes an option with an undefined variable. The error was: {exc}"}
+            return {"failed": True, "changed": False, "msg": self._args_error(task, scope, exc)}
         if task.get("become") and is_template(task.get("become_user", "")):
             try:
                 task = dict(task, become_user=self.templar.template(task["become_user"], scope))

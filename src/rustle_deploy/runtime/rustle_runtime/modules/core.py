@@ -87,8 +87,8 @@ def assert_(ctx, args):
     for cond in conditions:
         try:
             ok = ctx.condition(cond)
-        except TemplateError as exc:
-            raise ModuleFailure(str(exc), assertion=cond) from exc
+        except TemplateError as exc:  # ansible-core 2.19: no `assertion`, the task failed
+            raise ModuleFailure(f"Task failed: {exc}") from exc
         if not ok:
             msg = fail_msg if fail_msg is not None else "Assertion failed"
             return {"changed": False, "failed": True, "assertion": cond, "evaluated_to": False, "msg": msg}
