@@ -220,6 +220,14 @@ CASES_MAIN = [
       retries=1, delay=0, **IGN),
     T("arg undefined", "copy", {"content": "{{ rustle_undefined }}", "dest": "{{ d }}/never"},
       EXC + ("msg",), **IGN),
+    # a task's interpreter that does not exist: the shell's words in module_stderr, Ansible's in msg
+    T("interpreter missing", "ping", {}, EXC + ("msg", "rc", "module_stdout", "module_stderr"),
+      vars={"ansible_python_interpreter": "/bogus/path"}, **IGN),
+    T("interpreter not on PATH", "file", {"path": "{{ d }}/never", "state": "touch"},
+      EXC + ("msg", "rc", "module_stdout", "module_stderr"),
+      vars={"ansible_python_interpreter": "rustle_bogus_interpreter"}, **IGN),
+    T("interpreter for debug", "debug", {"msg": "runs no module"}, BASE + ("msg",),
+      vars={"ansible_python_interpreter": "/bogus/path"}),
     T("free-form arg undefined", "command", "echo {{ rustle_undefined.x }}", EXC + ("msg",), **IGN),
 ]
 

@@ -191,6 +191,46 @@ def _with_exception(result):
     return result
 
 
+# Modules that run no Python on the host under Ansible (action plugins on the controller, raw,
+# script): a task's ansible_python_interpreter does not concern them.
+_NO_PYTHON = frozenset(("debug", "set_fact", "assert", "fail", "meta", "include_vars", "add_host", "group_by",
+                        "pause", "wait_for_connection", "set_stats", "raw", "script"))
+
+
+def _missing_interpreter(plan, ctx, module):
+    """Ansible's failed result when the task's ``ansible_python_interpreter`` (a path, or a
+    name looked up on PATH, as ``/bin/sh`` runs it) does not exist on the host; None when it
+    exists or the module runs no Python (a bridged module whose shebang is not Python)."""
+    bridged = ctx.task.get("bridge")
+    if bridged:
+        spec = ((plan.get("bridge") or {}).get("modules") or {}).get(bridged) or {}
+        if spec.get("style") not in ("new", "rustle"):
+            return None
+    elif module in _NO_PYTHON:
+        return None
+    try:
+        configured = ctx.vars.get("ansible_python_interpreter")
+    except Exception:  # a variable that cannot be rendered: the module's own problem
+        return None
+    if not isinstance(configured, str) or not configured or "{{" in configured or configured.startswith("auto"):
+        return None
+    if configured == sys.executable:
+        return None
+    import subprocess
+
+    # as Ansible starts it: the shell runs the configured text (stdin empty: a Python exits at once)
+    try:
+        proc = subprocess.run(["/bin/sh", "-c", configured], stdin=subprocess.DEVNULL, capture_output=True,
+                              timeout=60)
+    except subprocess.TimeoutExpired:  # it exists (and waits for something): not this check's business
+        return None
+    if proc.returncode != 127:
+        return None
+    return {"failed": True, "changed": False, "rc": 127, "module_stdout": proc.stdout.decode("utf-8", "replace"),
+            "module_stderr": proc.stderr.decode("utf-8", "replace"),
+            "msg": f"The module interpreter {configured!r} was not found."}
+
+
 def _flatten(items, levels):
     out = []
     for item in items:
@@ -1129,6 +1169,9 @@ class Runner:
 
     def _call(self, module, ctx, args, timeout):
         """The module's result: in this process, or in a child as the task's become_user."""
+        missing = _missing_interpreter(self.plan, ctx, module)
+        if missing is not None:
+            return missing
         own = None
         if ctx.task.get("bridge"):
             from .modules import bridge
