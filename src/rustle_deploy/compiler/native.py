@@ -35,7 +35,8 @@ NATIVE_FACTS = frozenset({
     "distribution_release", "user_id", "user_uid", "user_gid", "user_dir", "user_shell", "user_gecos",
 })
 # every fact the runtime's facts.py gathers; those the runner lacks make a plan unsupported
-RUNTIME_FACTS = NATIVE_FACTS | {"fqdn", "domain", "python_version", "python", "date_time", "default_ipv4"}
+RUNTIME_FACTS = NATIVE_FACTS | {"fqdn", "domain", "python_version", "python", "date_time", "default_ipv4",
+                                "selinux", "selinux_python_present"}
 _FACT_NAMES = frozenset("ansible_" + name for name in RUNTIME_FACTS)  # as the host sees them
 MODULES = frozenset({"file", "copy", "template", "lineinfile", "command", "shell", "stat",
                      "assert", "debug", "ping"})
@@ -230,6 +231,9 @@ class _Lowering:
         unknown = sorted(k for k, v in task.items() if k not in _KNOWN and v not in (None, False, [], {}))
         if unknown:
             raise self.fail(task, f"keyword '{unknown[0]}' is not supported by the native runner")
+        if module not in self.executor._NO_PYTHON and self.sets_interpreter(play, task):
+            raise self.fail(task, "ansible_python_interpreter set for the task (the Python its module runs under, "
+                                  "checked as Ansible does) is not supported by the native runner")
         control = task.get("loop_control") or {}
         if set(control) - _LOOP_CONTROL:
             raise self.fail(task, f"loop_control.{sorted(set(control) - _LOOP_CONTROL)[0]} is not supported")
@@ -283,6 +287,13 @@ class _Lowering:
             loop.append(entry)
         out["loop"] = loop
         return out
+
+    def sets_interpreter(self, play: dict[str, Any], task: dict[str, Any]) -> bool:
+        """Whether a layer other than the host's own variables sets ansible_python_interpreter."""
+        role = (play.get("roles") or {}).get(task["role"]) if task.get("role") else None
+        layers = [play.get("defaults"), (role or {}).get("defaults"), play.get("vars"), (role or {}).get("vars"),
+                  task.get("vars"), self.executor._params_layer(role, task), self.doc.get("extra_vars")]
+        return any(isinstance(layer, dict) and "ansible_python_interpreter" in layer for layer in layers)
 
     def become(self, task: dict[str, Any], scope: Any) -> dict[str, str] | None:
         """``{"user", "method"}`` when the task becomes another user (the runner decides, as the
