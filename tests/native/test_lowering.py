@@ -94,6 +94,8 @@ def test_static_names_in_conditions_become_values_and_registered_ones_stay(tmp_p
     # Ansible checks the interpreter a module would run under (tests/runtime/test_modules_core_ansible.py)
     ({"module": "ping", "args": {}, "vars": {"ansible_python_interpreter": "/bogus/path"}},
      "ansible_python_interpreter set for the task"),
+    ({"module": "shell", "args": {"_raw_params": "ulimit -n"}, "vars": {"ansible_python_module_rlimit_nofile": 9}},
+     "ansible_python_module_rlimit_nofile set for the task"),
 ])
 def test_what_the_runner_cannot_do_is_refused_naming_the_task(tmp_path: Path, task: dict[str, Any], needle: str) -> None:
     plan = make_plan(tmp_path, [{"module": "command", "args": {"_raw_params": "true"}, "register": "out"},

@@ -228,6 +228,16 @@ CASES_MAIN = [
       vars={"ansible_python_interpreter": "rustle_bogus_interpreter"}, **IGN),
     T("interpreter for debug", "debug", {"msg": "runs no module"}, BASE + ("msg",),
       vars={"ansible_python_interpreter": "/bogus/path"}),
+    # what AnsiballZ's wrapper does before a Python module: its open-files limit, its debugger
+    T("rlimit nofile", "shell", "ulimit -n", BASE + ("stdout",),
+      vars={"ansible_python_module_rlimit_nofile": "{{ 123 }}"}),
+    T("rlimit omitted", "shell", "ulimit -n", BASE + ("stdout",),
+      vars={"ansible_python_module_rlimit_nofile": "{{ omit }}"}),
+    T("rlimit undefined", "shell", "ulimit -n", EXC + ("msg",),
+      vars={"ansible_python_module_rlimit_nofile": "{{ rustle_undefined }}"}, **IGN),
+    T("rlimit restored", "shell", "ulimit -n", BASE + ("stdout",)),
+    T("debugger missing", "ping", {}, EXC + ("msg",),
+      vars={"_ansible_ansiballz_pydevd_config": {"module": "rustle_no_such_debugger"}}, **IGN),
     T("free-form arg undefined", "command", "echo {{ rustle_undefined.x }}", EXC + ("msg",), **IGN),
 ]
 

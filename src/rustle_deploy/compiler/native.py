@@ -231,9 +231,10 @@ class _Lowering:
         unknown = sorted(k for k, v in task.items() if k not in _KNOWN and v not in (None, False, [], {}))
         if unknown:
             raise self.fail(task, f"keyword '{unknown[0]}' is not supported by the native runner")
-        if module not in self.executor._NO_PYTHON and self.sets_interpreter(play, task):
-            raise self.fail(task, "ansible_python_interpreter set for the task (the Python its module runs under, "
-                                  "checked as Ansible does) is not supported by the native runner")
+        python_var = self.python_var(play, task) if module not in self.executor._NO_PYTHON else None
+        if python_var:
+            raise self.fail(task, f"{python_var} set for the task (how Ansible runs a Python module: its "
+                                  "interpreter, open-files limit or debugger) is not supported by the native runner")
         control = task.get("loop_control") or {}
         if set(control) - _LOOP_CONTROL:
             raise self.fail(task, f"loop_control.{sorted(set(control) - _LOOP_CONTROL)[0]} is not supported")
@@ -288,12 +289,17 @@ class _Lowering:
         out["loop"] = loop
         return out
 
-    def sets_interpreter(self, play: dict[str, Any], task: dict[str, Any]) -> bool:
-        """Whether a layer other than the host's own variables sets ansible_python_interpreter."""
+    def python_var(self, play: dict[str, Any], task: dict[str, Any]) -> str | None:
+        """The variable about running a Python module (its interpreter, open-files limit,
+        debugger) that a layer other than the host's own variables sets, if any."""
         role = (play.get("roles") or {}).get(task["role"]) if task.get("role") else None
         layers = [play.get("defaults"), (role or {}).get("defaults"), play.get("vars"), (role or {}).get("vars"),
                   task.get("vars"), self.executor._params_layer(role, task), self.doc.get("extra_vars")]
-        return any(isinstance(layer, dict) and "ansible_python_interpreter" in layer for layer in layers)
+        for name in ("ansible_python_interpreter", "ansible_python_module_rlimit_nofile",
+                     "_ansible_ansiballz_pydevd_config"):
+            if any(isinstance(layer, dict) and name in layer for layer in layers):
+                return name
+        return None
 
     def become(self, task: dict[str, Any], scope: Any) -> dict[str, str] | None:
         """``{"user", "method"}`` when the task becomes another user (the runner decides, as the

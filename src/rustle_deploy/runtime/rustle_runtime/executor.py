@@ -231,6 +231,31 @@ def _missing_interpreter(plan, ctx, module):
             "msg": f"The module interpreter {configured!r} was not found."}
 
 
+def _rlimit_nofile(scope):
+    """``ansible_python_module_rlimit_nofile`` as an int (omitted: 0, no change)."""
+    value = scope.get("ansible_python_module_rlimit_nofile")
+    if value is None or value == OMIT or value == "":
+        return 0
+    return int(value)
+
+
+def _start_debugger(config):
+    """Attach the remote debugger ``config`` names (ansible-core's pydevd extension:
+    ``{"module": ..., "settrace": {...}}``); Ansible's failed result when it cannot."""
+    import importlib
+
+    if not isinstance(config, dict):
+        return {"failed": True, "changed": False,
+                "msg": f"Task failed: Module failed: the pydevd configuration must be a dictionary, not {config!r}"}
+    try:
+        debugger = importlib.import_module(str(config.get("module", "pydevd")))
+        debugger.settrace(**dict(config.get("settrace") or {}))
+    except Exception as exc:
+        return {"failed": True, "changed": False, "msg": f"Task failed: Module failed: {exc}",
+                "exception": TRACEBACK_UNAVAILABLE}
+    return None
+
+
 def _flatten(items, levels):
     out = []
     for item in items:
@@ -1172,6 +1197,45 @@ class Runner:
         missing = _missing_interpreter(self.plan, ctx, module)
         if missing is not None:
             return missing
+        if module in _NO_PYTHON:
+            return self._dispatch(module, ctx, args, timeout)
+        # what AnsiballZ's wrapper does before a Python module runs: the soft limit on open
+        # files, and a remote debugger (ansible_python_module_rlimit_nofile,
+        # _ansible_ansiballz_pydevd_config); here, around the module run by this process
+        try:
+            limit = _rlimit_nofile(ctx.vars)
+        except (TemplateError, TypeError, ValueError) as exc:
+            return {"failed": True, "changed": False, "msg": f"Task failed: {exc}"}
+        config = ctx.vars.get("_ansible_ansiballz_pydevd_config")
+        if config:
+            failed = _start_debugger(config)
+            if failed is not None:
+                return failed
+        if not limit:
+            return self._dispatch(module, ctx, args, timeout)
+        import resource
+
+        soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+        wanted = min(hard, limit) if hard != resource.RLIM_INFINITY else limit
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (wanted, hard))
+        except ValueError:  # as the wrapper: some platforms lie about their hard limit
+            return self._dispatch(module, ctx, args, timeout)
+        try:
+            return self._dispatch(module, ctx, args, timeout)  # a bridged module: not through the fork server
+        finally:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+
+    @staticmethod
+    def rlimit_nofile_set(ctx):
+        """Whether the task asks for its own limit on open files (the bridge's fork server,
+        started before, would not have it)."""
+        try:
+            return bool(_rlimit_nofile(ctx.vars))
+        except (TemplateError, TypeError, ValueError):
+            return False
+
+    def _dispatch(self, module, ctx, args, timeout):
         own = None
         if ctx.task.get("bridge"):
             from .modules import bridge
