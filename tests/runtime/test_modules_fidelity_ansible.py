@@ -161,13 +161,19 @@ def test_wait_for_drained_matches_ansible(tmp_path):
             {"name": "exclude without drained", "wait_for": {"port": p_idle, "exclude_hosts": ["x"]}, **IGN},
             {"name": "unknown connection state", "wait_for": {"port": p_idle, "state": "drained",
                                                               "active_connection_states": ["BOGUS"]}, **IGN},
+            # a success reports every parameter it waited on and the match (wait_for target)
+            {"name": "port started", "wait_for": {"port": p_idle, "timeout": 5}},
+            {"name": "keyword in file", "wait_for": {"path": "{d}/log", "search_regex": r"completed (?P<how>\w+)"}},
+            {"name": "keyword without groups", "wait_for": {"path": "{d}/log", "search_regex": "completed"}},
+            {"name": "file present", "wait_for": {"path": "{d}/log"}},
+            {"name": "file absent", "wait_for": {"path": "{d}/nothing", "state": "absent"}},
         ]
-        theirs, ours = compare_plays(tmp_path, [{"name": "drained", "tasks": tasks}])
-    keys = ("changed", "failed", "msg", "port", "state")
+        theirs, ours = compare_plays(tmp_path, [{"name": "drained", "tasks": tasks}], {"log": "run completed fine\n"})
+    keys = ("changed", "failed", "msg", "port", "state", "search_regex", "match_groups", "match_groupdict", "path")
     mismatched = {name: (fields(a, keys), fields(o, keys))
                   for (name, a), (_, o) in zip(theirs[0], ours[0], strict=False)
                   if fields(a, keys) != fields(o, keys)}
-    assert not mismatched
+    assert not mismatched, "\n".join(f"{n}:\n  {a}\n  {o}" for n, (a, o) in mismatched.items())
     assert [n for n, _ in ours[0]] == [n for n, _ in theirs[0]]
     assert dict(ours[0])["drained busy"]["failed"]
 
