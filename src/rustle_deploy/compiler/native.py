@@ -15,6 +15,7 @@ import base64
 import functools
 import hashlib
 import json
+import re
 import sys
 from pathlib import Path
 from typing import Any
@@ -46,6 +47,9 @@ _KNOWN = frozenset({"id", "name", "module", "args", "hosts", "when", "tags", "no
                     "failed_when", "check_mode", "diff", "environment", "vars", "files", "become",
                     "become_user", "become_method", "role"})
 _BOOL_KEYS = ("ignore_errors", "no_log", "check_mode", "diff")
+# Jinja2 tests that look at the file system (ansible.builtin's files tests): deciding them while
+# compiling would see the file system before the play changed it
+_PATH_TEST = re.compile(r"\bis\s+(?:not\s+)?(?:is_)?(?:link|link_exists|file|directory|dir|exists|mount|same_file)\b")
 _LOOP_CONTROL = frozenset({"loop_var", "label", "index_var", "extended"})  # pause: not yet
 # names whose value is decided by the run's options, not by the inventory
 _RUN_NAMES = frozenset({"ansible_check_mode", "ansible_diff_mode", "ansible_verbosity",
@@ -384,6 +388,9 @@ class _Lowering:
             return [self.value(task, scope, item) for item in value]
         if not self.templating.is_template(value):
             return value
+        if _PATH_TEST.search(value):
+            raise self.fail(task, f"{value!r} tests the file system, which Ansible does when the task runs; "
+                                  "the native runner does not evaluate path tests")
         try:
             return self.data(task, self.templar.template(value, scope))
         except _Dynamic:
@@ -470,6 +477,9 @@ class _Lowering:
         if isinstance(text, bool) or text is None:
             return {"expr": text, "ir": ["lit", True if text is None else text]}
         source = str(text)
+        if _PATH_TEST.search(source):
+            raise self.fail(task, f"'{source}' tests the file system, which Ansible does when the task runs; "
+                                  "the native runner does not evaluate path tests")
         try:
             if as_value:
                 value = self.templar.evaluate(source, scope)
