@@ -1559,8 +1559,9 @@ def exec_manifest(manifest: Any, name: str, settings: Settings, opts: dict[str, 
     else:
         schedule = Schedule.single(host_of)
     if any(st.local for st in schedule.stages):
-        raise UsageError(f"{name}: rustle-exec cannot run this plan: it delegates tasks to the controller "
-                         "(delegate_to: localhost), which needs the compiled artifacts here",
+        raise UsageError(f"{name}: rustle-exec cannot run this plan: it runs tasks on the controller "
+                         "(delegate_to: localhost, or an action plugin run by ansible-core), which needs "
+                         "the compiled artifacts here",
                          "run it with rustle-deploy PLAN -i INVENTORY --run")
     roll = _Rollout(schedule)
     rolling = schedule.batched

@@ -152,15 +152,16 @@ class Session:
         files_dirs = tuple(self.opts.get("files_dir") or ())
         become_flags = {"become": True if self.opts.get("become") else None,
                         "become_user": self.opts.get("become_user"),
-                        "become_method": self.opts.get("become_method")}
+                        "become_method": self.opts.get("become_method"),
+                        "force_handlers": True if self.opts.get("force_handlers") else None}
         become_flags = {k: v for k, v in become_flags.items() if v is not None}
         if not is_playbook(data):
             if self.opts.get("start_at_task"):
                 raise UsageError("--start-at-task applies to playbooks",
                                  "a plan's tasks are selected with --tags/--skip-tags")
             if become_flags:
-                raise UsageError("-b/--become, --become-user and --become-method apply to playbooks",
-                                 "a plan carries become on its tasks")
+                raise UsageError("-b/--become, --become-user, --become-method and --force-handlers "
+                                 "apply to playbooks", "a plan carries become and force_handlers itself")
             base_dir = os.getcwd() if path == "-" else os.path.dirname(os.path.abspath(path))
             plan = parse_plan(data, source=STDIN if path == "-" else path, base_dir=base_dir,
                               files_dirs=files_dirs)
@@ -172,8 +173,11 @@ class Session:
         acfg = self.ansible_cfg or AnsibleConfig()
         become = {k: acfg.get(k) for k in ("become", "become_user", "become_method") if acfg.get(k) is not None}
         become.update(become_flags)  # the command line beats ansible.cfg
+        force_handlers = bool(become.pop("force_handlers", None) or acfg.get("force_handlers"))
         options = CompileOptions(extra_vars=extra, roles_path=self.settings.roles_path,
-                                 play_defaults=become, defaults_source=acfg.path or "ANSIBLE_BECOME*",
+                                 play_defaults=become, force_handlers=force_handlers,
+                                 error_on_missing_handler=acfg.get("error_on_missing_handler", True) is not False,
+                                 defaults_source=acfg.path or "ANSIBLE_BECOME*",
                                  forks=self.opts.get("parallel"), check=bool(self.opts.get("check")),
                                  diff=bool(self.opts.get("diff")),
                                  start_at_task=self.opts.get("start_at_task"),
@@ -230,6 +234,7 @@ class Session:
         units = plan_units(
             plan, hosts, resolve=inv.resolve, select=inv.select, groups=_group_members(inv),
             target=self.settings.target,
+            inventory_sources=[os.path.abspath(inv.source)] if os.path.exists(inv.source) else [],
         )
         if self.opts.get("format_") == "native":  # a native artifact's target is its runner's
             for u in units:
@@ -373,6 +378,10 @@ class Session:
                 if m.style == "rustle":
                     print(f"bridge: {fqcn} is a rustle-deploy module, run in the runtime's process "
                           f"(from {m.origin}: {m.path})", file=sys.stderr)
+                    continue
+                if m.style == "action":
+                    print(f"bridge: {fqcn} is an action plugin run on the controller by ansible-core, in a phase "
+                          f"of its own ({m.action} from {m.path})", file=sys.stderr)
                     continue
                 kind = {"new": "Python AnsibleModule", "want_json": "WANT_JSON", "old": "key=value"}.get(m.style, m.style)
                 print(f"bridge: {fqcn} runs through the module bridge ({kind} module from {m.origin}: {m.path})",
@@ -785,6 +794,7 @@ _FLAG_MODES: dict[str, tuple[str, set[str]]] = {
     "become": ("--become", _READ),
     "become_user": ("--become-user", _READ),
     "become_method": ("--become-method", _READ),
+    "force_handlers": ("--force-handlers", _READ),
     "run_": ("--run", {"deploy", "deploy_only", "dry_run"}),
     "verify": ("--verify", {"deploy", "deploy_only", "dry_run"}),
     "rebuild": ("--rebuild", _BUILD),

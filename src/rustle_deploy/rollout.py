@@ -192,6 +192,8 @@ class PlaySpec:
     fatal_tasks: tuple[str, ...] = ()  # compiled ids of tasks that carry any_errors_fatal
     phases: tuple[str, ...] = ()  # the kinds of its phases (phases.py) when it is cut, else ()
     reads: tuple[tuple[str, ...], ...] = ()  # per phase: the names read of other hosts (hostvars)
+    # whether a task's action plugin runs on the controller: cut even for one host
+    actions: bool = False
 
     @property
     def controlled(self) -> bool:
@@ -206,7 +208,7 @@ class PlaySpec:
                 "serial": list(self.serial) if self.serial is not None else None,
                 "max_fail_percentage": self.max_fail_percentage, "any_errors_fatal": self.any_errors_fatal,
                 "order": self.order, "fatal_tasks": list(self.fatal_tasks), "phases": list(self.phases),
-                "reads": [list(r) for r in self.reads]}
+                "reads": [list(r) for r in self.reads], "actions": self.actions}
 
     @classmethod
     def from_json(cls, d: dict[str, Any]) -> PlaySpec:
@@ -216,7 +218,8 @@ class PlaySpec:
                    max_fail_percentage=d.get("max_fail_percentage"), any_errors_fatal=bool(d.get("any_errors_fatal")),
                    order=str(d.get("order") or "inventory"), fatal_tasks=tuple(d.get("fatal_tasks") or ()),
                    phases=tuple(str(k) for k in d.get("phases") or ()),
-                   reads=tuple(tuple(str(n) for n in r) for r in d.get("reads") or ()))
+                   reads=tuple(tuple(str(n) for n in r) for r in d.get("reads") or ()),
+                   actions=bool(d.get("actions")))
 
 
 def play_serial(plan: Plan, play: Play) -> Serial | None:
@@ -232,7 +235,10 @@ def play_specs(plan: Plan, resolve: Resolver) -> list[PlaySpec]:
     """Each play of ``plan`` with its hosts resolved (``resolve``: plan host or group names ->
     inventory hosts, in inventory order)."""
     specs = []
-    for index, (play, cut) in enumerate(zip(plan.plays, plan_phases(plan), strict=True)):
+    from .bridge.policy import controller_tasks
+
+    actions = controller_tasks(plan)
+    for index, (play, cut) in enumerate(zip(plan.plays, plan_phases(plan, actions), strict=True)):
         declared = list(play.hosts) or list(plan.hosts)
         if not declared:  # the planner sometimes leaves play hosts empty: use the tasks'
             declared = sorted({h for b in play.batches for t in b.tasks for h in t.hosts})
@@ -248,6 +254,7 @@ def play_specs(plan: Plan, resolve: Resolver) -> list[PlaySpec]:
             any_errors_fatal=play.any_errors_fatal, order=play.order, fatal_tasks=tuple(fatal),
             phases=cut.kinds if cut.cut else (),
             reads=tuple(cut.reads.get(i, ()) for i in range(len(cut.kinds))) if cut.cut else (),
+            actions=bool(actions & set(cut.of)),
         ))
     return specs
 
@@ -274,7 +281,7 @@ def schedule(specs: Sequence[PlaySpec], hosts: Iterable[str], rng: random.Random
 
     for spec in specs:
         names = [h for h in spec.hosts if h in chosen]
-        if len(names) <= 1 and spec.phases:  # one host needs no phases: it runs the play whole
+        if len(names) <= 1 and spec.phases and not spec.actions:  # one host needs no phases: it runs the play whole
             # (still sent what it reads of other hosts, which earlier plays set)
             union = tuple(sorted({n for r in spec.reads for n in r}))
             spec = replace(spec, phases=(), reads=(union,) if union else ())

@@ -10,7 +10,16 @@ import pytest
 
 from rustle_deploy.errors import PlanError
 from rustle_deploy.model import Host
-from rustle_deploy.phases import HOSTS, INVENTORY, LOCAL, ONCE, ONCE_LOCAL, plan_phases, play_phases
+from rustle_deploy.phases import (
+    HOSTS,
+    INVENTORY,
+    LOCAL,
+    ONCE,
+    ONCE_LOCAL,
+    plan_phases,
+    play_phases,
+    refusals,
+)
 from rustle_deploy.plan import parse_plan
 from rustle_deploy.plan.validate import validate
 from rustle_deploy.rollout import PlaySpec, Schedule, play_specs, schedule
@@ -144,3 +153,18 @@ def test_group_by_cuts_the_play_before_the_tasks_that_see_every_hosts_groups() -
     assert phases.reads == {1: (INVENTORY,)}
     alone = plan_of([t(0), pm.task("t1", "group", "group_by", {"key": "k"}, [], 1)])
     assert not play_phases(alone.play_tasks(alone.plays[0])).cut  # nothing after it: no cut
+
+
+def test_an_action_plugin_run_on_the_controller_is_a_local_phase_even_for_one_host() -> None:
+    # the task ids bridge/policy.controller_tasks gives: their action plugin runs on the controller
+    plan = plan_of([t(0), t(1), t(2, run_once=True), t(3)], handlers=[t(9)])
+    tasks = plan.play_tasks(plan.plays[0])
+    phases = play_phases(tasks, actions=frozenset({"t1", "t2"}))
+    assert phases.kinds == (HOSTS, LOCAL, ONCE_LOCAL, HOSTS)
+    spec = replace(PlaySpec(index=0, name="p", hosts=tuple(NAMES), phases=phases.kinds), actions=True)
+    one = schedule([spec], NAMES[:1])  # one host: still cut, the controller runs the action
+    assert [(st.phase, st.local) for st in one.stages] == [(0, False), (1, True), (2, True), (3, False)]
+    assert PlaySpec.from_json(spec.to_json()) == spec
+    # an action plugin on a handler: handlers are never cut
+    (refused,) = refusals(plan.plays[0], tasks, actions=frozenset({"t9"}))
+    assert refused.key == "module" and "an action plugin run on the controller" in refused.message

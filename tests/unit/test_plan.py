@@ -446,5 +446,6 @@ def test_unknown_and_refused_plugins_are_refused_with_their_pointers(tmp_path: P
         ("/plays/0/batches/0/tasks/1/conditions/0", "filter 'no_such_filter' is not supported by rustle-deploy: "
                                                     "it is not one of ansible.builtin's filters"),
         ("/plays/0/batches/0/tasks/1/conditions/0", "test 'vault_encrypted' is not supported by rustle-deploy: "
-                                                    "vaulted data is not supported"),
+                                                    "the controller decrypts !vault values as it loads them: "
+                                                    "they are no longer vaulted"),
     ]

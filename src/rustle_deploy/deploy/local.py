@@ -1,4 +1,5 @@
-"""Run one phase of a play on the controller, for one host: ``delegate_to: localhost``.
+"""Run one phase of a play on the controller, for one host: ``delegate_to: localhost``, or a
+task whose action plugin ansible-core runs on the controller against the host (bridge/action.py).
 
 The controller runs the same artifact the host runs, with the host's own variables and the
 state the host's previous phase sent back (registered results, set_fact, include_vars, facts,
@@ -27,6 +28,13 @@ def _write_private(path: Path, value: Any) -> None:
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w", encoding="utf-8") as fh:
         json.dump(value, fh, default=str)
+
+
+def _environment() -> dict[str, str]:
+    """The run's environment: the controller's, and how its action plugins run (ansible-core on
+    the controller, bridge/action.py; the runtime's modules/bridge.py ``run_action``)."""
+    runner = [sys.executable, str(Path(__file__).parent.parent / "bridge" / "action.py")]
+    return dict(os.environ, RUSTLE_ACTION_RUNNER=json.dumps(runner))
 
 
 def command(artifact: Path, host: Host, options: RunOptions, carry: Path, host_vars: Path) -> list[str]:
@@ -60,7 +68,7 @@ def run_here(artifact: Path, host: Host, options: RunOptions, state: dict[str, A
     stages = [("run", began)]
     try:
         proc = subprocess.run(command(artifact, host, options, carry, host_vars), stdin=subprocess.DEVNULL,
-                              capture_output=True, timeout=timeout, check=False)
+                              capture_output=True, timeout=timeout, check=False, env=_environment())
     except subprocess.TimeoutExpired:
         return HostOutcome(host=host.name, error=PhaseError(
             host.name, f"the task delegated to the controller did not finish within {timeout:g}s",

@@ -339,7 +339,11 @@ def _ext_kinds() -> dict[str, tuple[tuple[type, ...], str]]:
         "poll": ((int, str), "a number of seconds (0: do not wait) or a Jinja2 expression string"),
         "args_template": ((str,), "a Jinja2 expression string giving an object of arguments "
                                   "(below the task's own args)"),
+        "action_ds": ((dict,), "an object: the task's module key (or action) and args keyword as "
+                               "written, for ansible-core to parse when an action plugin runs on "
+                               "the controller"),
         "listen": ((str, list), "a topic string or an array of them"),  # handlers only
+        "unnamed": ((bool,), "true (a handler with no name of its own: its name is its module's)"),
     }
 
 
@@ -380,7 +384,7 @@ def read_extras(r: Reader, d: dict[str, Any], pointer: str, keys: tuple[str, ...
 
 # -- plan parts ---------------------------------------------------------------------------
 
-_TASK_EXTENSIONS: tuple[str, ...] = tuple(k for k in EXTENSION_TYPES if k != "listen")
+_TASK_EXTENSIONS: tuple[str, ...] = tuple(k for k in EXTENSION_TYPES if k not in ("listen", "unnamed"))
 
 
 def read_args(r: Reader, value: Any, pointer: str) -> dict[str, Any]:

@@ -42,7 +42,7 @@ rejected.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
 from rustle_deploy import phases
@@ -91,6 +91,12 @@ def validate(plan: Plan, files_dirs: Sequence[str] = (), *,
 
     check(_total_tasks, plan)
     resolution = _bridge_resolution(plan)
+    local = _local_plugins(plan)
+    actions: frozenset[str] = frozenset()
+    if resolution is not None:
+        from rustle_deploy.bridge.policy import controller_tasks
+
+        actions = controller_tasks(plan, resolution)
     for number, play in enumerate(plan.plays):
         check(_inventory_changes, src, plan, number)
         check(_task_graph, src, play, filtered=bool(plan.options.tags or plan.options.skip_tags))
@@ -100,9 +106,9 @@ def validate(plan: Plan, files_dirs: Sequence[str] = (), *,
             check(_unsupported, src, plan, play, task)
             check(_role, src, play, task)
             check(files.resolve_source, plan, task, files_dirs=files_dirs)
-            for problem in _plugins(src, task):
+            for problem in _plugins(src, task, local):
                 problems.append(problem)
-        for refusal in phases.refusals(play, plan.play_tasks(play)):
+        for refusal in phases.refusals(play, plan.play_tasks(play), actions):
             problems.append(PlanError(refusal.message, refusal.hint, file=src,
                                       pointer=child(refusal.task.pointer, refusal.key)))
         for task in every_task(play):
@@ -383,12 +389,24 @@ def _templates(task: Task) -> Iterator[tuple[str, str]]:
             yield text, child(child(task.pointer, "conditions"), i)
 
 
-def _plugins(src: str, task: Task) -> list[PlanError]:
+def _local_plugins(plan: Plan) -> dict[str, frozenset[str]]:
+    """The names of the playbook's and roles' own plugins (compiler/ansible_plugins.py)."""
+    from rustle_deploy.bridge.policy import plan_dirs
+    from rustle_deploy.compiler.ansible_plugins import KINDS, local_plugins
+
+    found = local_plugins(tuple(plan_dirs(plan)))
+    return {kind: found.names(kind) for kind in KINDS}
+
+
+def _plugins(src: str, task: Task, local: dict[str, frozenset[str]] | None = None) -> list[PlanError]:
     """A filter, test or lookup the runtime does not offer is refused now, never silently empty."""
     import jinja2
     from jinja2 import nodes
 
+    from rustle_deploy.compiler.ansible_plugins import ansible_available
+
     known = runtime_plugins()
+    local = local or {}
     env = jinja2.Environment()
     out: list[PlanError] = []
     for text, ptr in _templates(task):
@@ -403,6 +421,15 @@ def _plugins(src: str, task: Task) -> list[PlanError]:
                     and call.args and isinstance(call.args[0], nodes.Const)):
                 used.append(("lookup", str(call.args[0].value)))
         for kind, name in used:
+            if name in local.get(kind, ()):
+                continue  # the playbook's or a role's own plugin: ansible-core runs it on the controller
+            if kind == "lookup" and name in ("config", "ansible.builtin.config") and not ansible_available():
+                out.append(PlanError(f"lookup {name!r} needs ansible-core on the controller, and the "
+                                     "controller's Python cannot import ansible",
+                                     "install ansible-core beside rustle-deploy (pip install ansible-core): "
+                                     "its configuration manager answers lookup('config')",
+                                     file=src, pointer=ptr))
+                continue
             if name in known[kind]:
                 continue
             if (kind, name) == ("lookup", "first_found") and ptr.startswith(
@@ -418,16 +445,23 @@ def _plugins(src: str, task: Task) -> list[PlanError]:
     return out
 
 
-def _notify_one(src: str, play: Play, task: Task, index: int, name: str) -> None:
+def handler_topics(handlers: Iterable[Task]) -> set[str]:
+    """Every name a notify may use for these handlers, as Ansible matches them."""
     names: set[str] = set()
-    for handler in play.handlers:
-        names.add(handler.name)
+    for handler in handlers:
         listen = handler.extras.get("listen")
-        if isinstance(listen, str):
-            names.add(listen)
-        elif isinstance(listen, list):
-            names.update(listen)
-    if name in names:
+        own = [] if handler.extras.get("unnamed") else [handler.name]
+        own += [listen] if isinstance(listen, str) else list(listen or [])
+        names.update(own)
+        # a role's handler answers to ROLE : NAME too (the role's FQCN or short name), as in Ansible
+        role = str(handler.extras.get("role") or "").split("#")[0]
+        for prefix in {role, role.rsplit(".", 1)[-1]} if role else ():
+            names.update(f"{prefix} : {n}" for n in own)
+    return names
+
+
+def _notify_one(src: str, play: Play, task: Task, index: int, name: str) -> None:
+    if name in handler_topics(play.handlers):
         return
     hint = (f"handlers of this play: {_quoted([h.name for h in play.handlers])}"
             if play.handlers else "this play has no handlers")

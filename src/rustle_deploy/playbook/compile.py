@@ -119,6 +119,10 @@ class CompileOptions:
     # with prompt_defaults, nothing is asked and the defaults are used (listings, syntax check)
     prompt: Callable[[VarPrompt], str | None] | None = None
     prompt_defaults: bool = False
+    # --force-handlers / ansible.cfg's force_handlers: a play's own force_handlers wins
+    force_handlers: bool = False
+    # ansible.cfg's error_on_missing_handler: false drops a notify of no handler, with a note
+    error_on_missing_handler: bool = True
 
 
 @dataclass(frozen=True)
@@ -189,6 +193,7 @@ class Ctx:
     handler: bool = False
     include_stack: tuple[str, ...] = ()
     listed: bool = True  # tasks inside dynamic includes are not listed (as ansible-playbook)
+    nested: bool = False  # inside a handler's block or a file a handler includes: no block here
 
     def keyword(self, name: str) -> tuple[Any, Origin] | None:
         for key, value, origin in reversed(self.kws):
@@ -427,6 +432,7 @@ class _Compiler:
                             tags=imp.tags + self.tags(src, ds))
         self.listing.append(listed)
         st = _PlayState(len(self.plays), hosts, play_vars, src.dir)
+        st.force_handlers = self.options.force_handlers
         self.check_play_keywords(src, ds, st)
         self.rollout_keywords(src, ds, play_vars, st)
         self.play_connection(src, ds, play_vars, st)
@@ -482,6 +488,9 @@ class _Compiler:
                 defaults.update(call.defaults)
                 exported.update(call.vars)
         play_vars = {**play_vars, **exported}
+        if not self.options.error_on_missing_handler:
+            tasks = self.drop_missing_notify(tasks, st, str(name))
+            st.handlers = self.drop_missing_notify(st.handlers, st, str(name))
         roles_table = {
             k: {"name": c.role.name, "path": c.role.path, "defaults": c.defaults, "vars": c.vars,
                 "params": c.params}
@@ -500,6 +509,25 @@ class _Compiler:
             # task's inherited value): then the tasks that keep it carry it one by one
             any_errors_fatal=st.any_errors_fatal and not st.fatal_override, order=st.order,
             force_handlers=st.force_handlers))
+
+    def drop_missing_notify(self, tasks: list[Task], st: _PlayState, play: str) -> list[Task]:
+        """``error_on_missing_handler = false``: a notify that names no handler of the play is
+        dropped with a warning note, as Ansible warns and goes on."""
+        from ..plan.validate import handler_topics
+
+        topics = handler_topics(st.handlers)
+
+        def fix(task: Task) -> Task:
+            missing = [n for n in task.notify if n not in topics]
+            for n in missing:
+                self.notes.append(f"[WARNING]: The requested handler {n!r} was not found in either the "
+                                  f"main handlers list nor in the listening handlers list (play {play!r})")
+            return replace(
+                task, notify=tuple(n for n in task.notify if n in topics),
+                block=None if task.block is None else tuple(fix(t) for t in task.block),
+                rescue=tuple(fix(t) for t in task.rescue), always=tuple(fix(t) for t in task.always))
+
+        return [fix(t) for t in tasks]
 
     def inventory_changes(self, tasks: list[Task], st: _PlayState) -> None:
         """Note the first add_host/group_by task: no play may follow it (plan/validate.py
@@ -562,6 +590,8 @@ class _Compiler:
             if ds.get(key):
                 raise src.error(f"'{key}' is not supported", kw.REFUSED[key], ds, key)
         strategy = ds.get("strategy")
+        if has_template(strategy):  # "{{ test_strategy | default('linear') }}", as Ansible renders it
+            strategy = self.controller_value(src, ds, "strategy", strategy, [st.vars], "'strategy'")
         if strategy not in (None, "linear", "free", "host_pinned", "ansible.builtin.linear",
                             "ansible.builtin.free", "ansible.builtin.host_pinned"):
             raise src.error(f"strategy {strategy!r} is not supported",
@@ -907,7 +937,7 @@ class _Compiler:
         if isinstance(role_name, str) and has_template(role_name):
             role_name = self.controller_value(src, entry if entry_src_ok else container,
                                               name_key if entry_src_ok else index, role_name,
-                                              [st.vars], "the role name")
+                                              [st.vars], "the role name", role=parent)
         if parent is not None:
             collections = _role_search(parent.role, dependencies=True)
         role = self.finder.find(role_name, name_origin, base, st.play_dir, collections)
@@ -964,8 +994,12 @@ class _Compiler:
         return role.variables(subdir, name)
 
     def compile_role(self, call: RoleCall, ctx: Ctx, st: _PlayState, out: list[Task],
-                     base: str, dedupe: bool = True) -> None:
-        """The role's dependencies, then its own tasks, into ``out``."""
+                     base: str, dedupe: bool = True, imported: bool = False,
+                     dep_of_import: bool = False) -> None:
+        """The role's dependencies, then its own tasks, into ``out``. ``imported``: the role of
+        an import_role/include_role, which always runs; its dependencies (``dep_of_import``) run
+        only when no task of the same role call ran before in the play (as ansible-core's role
+        cache: a dependency the play's ``roles:`` ran already is not run again)."""
         role = call.role
         if role.argument_specs:
             self.notes.append(f"role {role.name}: argument_specs are not validated")
@@ -975,7 +1009,7 @@ class _Compiler:
             dep_call, dep_ctx = self.role_call(meta, role.dependencies, i, dep,
                                                meta.origin(role.dependencies, i, value=True), st,
                                                replace(ctx, role=call), parent=call)
-            self.compile_role(dep_call, dep_ctx, st, out, base)
+            self.compile_role(dep_call, dep_ctx, st, out, base, dep_of_import=imported or dep_of_import)
         src = role.source("tasks", call.tasks_from)
         if src is None:
             if call.tasks_from != "main":
@@ -985,7 +1019,9 @@ class _Compiler:
                     + ", ".join(_listdir(os.path.join(role.path, "tasks"))))
             return
         role_ctx = self.role_collections(role, replace(ctx, src=src, task_dir=src.dir, role=call))
-        repeated = dedupe and not role.allow_duplicates and st.identities[call.identity] > 1
+        repeated = not role.allow_duplicates and (dep_of_import or (dedupe and st.identities[call.identity] > 1))
+        # the runtime marks "key:KEY" done when a task of the role call KEY runs (executor)
+        once = f"key:{call.key}" if dep_of_import else call.identity
         if not repeated:
             self.tasks_from_source(src, role_ctx, st, out, base)
             return
@@ -996,7 +1032,7 @@ class _Compiler:
         self.origins[pointer] = call.origin
         out.append(Task(task_id=task_id, name=f"role {role.name}", module="", args={},
                         hosts=(), execution_order=len(out), block=tuple(children),
-                        extras={"role_once": call.identity}, pointer=pointer))
+                        extras={"role_once": once}, pointer=pointer))
 
     def role_handlers(self, call: RoleCall, ctx: Ctx, st: _PlayState, hctx: Ctx) -> None:
         role = call.role
@@ -1096,11 +1132,16 @@ class _Compiler:
     def block(self, src: Source, ds: dict[str, Any], origin: Origin, ctx: Ctx, st: _PlayState,
               out: list[Task], base: str) -> None:
         self.check_keys(src, ds, kw.BLOCK, "a block", ds)
+        if ctx.handler and ctx.nested:
+            raise src.error("Using a block as a handler is not supported.",
+                            "a handler's own block: is its only one (ansible-core refuses a block "
+                            "inside it, or in a file a handler includes)", ds, "block")
         for key in ("block", "rescue", "always"):
             if key in ds and ds[key] is not None and not isinstance(ds[key], list):
                 raise src.error(f"'{key}' is a list of tasks, not a {_kind(ds[key])}", None, ds,
                                 key, value=True)
         inner = self.inherit(src, ds, ctx, st)
+        inner = replace(inner, nested=ctx.handler)
         self.check_inherited(src, ds, inner, st)
         if not ds.get("rescue") and not ds.get("always"):
             self.items(src, ds.get("block") or [], inner, st, out, base)  # nothing to catch
@@ -1136,6 +1177,9 @@ class _Compiler:
                             "or import_tasks (static)", ds, action_key)
         allowed = kw.HANDLER if ctx.handler else kw.TASK
         self.check_task_keys(src, ds, allowed, action_key)
+        if ctx.handler and _short(module) == "meta" and str(args.get("_raw_params", "")).strip() == "flush_handlers":
+            raise src.error("flush_handlers cannot be used as a handler",
+                            "notify flushes nothing: run meta: flush_handlers as a task", ds, action_key)
         # a module no built-in implements is found and checked by the module bridge when the
         # plan is validated (bridge/policy.py), which refuses it at this task's line
         canonical = canonical_module(module)
@@ -1149,6 +1193,13 @@ class _Compiler:
         extras, conditions, tags, notify = self.task_keywords(src, ds, ctx, st, delegate)
         if isinstance(ds.get("args"), str):  # args: "{{ mapping }}", below the module's own
             extras["args_template"] = ds["args"]
+        if canonical is None and action_key is not None:
+            # as written: if it is an action plugin run on the controller, ansible-core parses
+            # and renders its arguments itself (bridge/action.py; dropped for any other module)
+            action_ds = {"action" if action_key == "local_action" else action_key: ds[action_key]}
+            if "args" in ds:
+                action_ds["args"] = ds["args"]
+            extras["action_ds"] = json.loads(json.dumps(action_ds, default=str))
         if canonical is None:
             collections = self.collections(src, ds, ctx)
             if collections:
@@ -1172,6 +1223,8 @@ class _Compiler:
         if extras.get("register"):
             self.runtime_names.add(str(extras["register"]))
         name = self.display_name(ds, module, ctx)
+        if ctx.handler and has_template(name):
+            name = self.handler_name(src, ds, name, ctx, st)
         if ctx.role is not None:
             extras["role"] = self.role_key(ctx.role, st)
         self.record_notify(src, ds, ctx, pointer)
@@ -1201,6 +1254,23 @@ class _Compiler:
         if not call.key:
             self.register_role(call, st)
         return call.key
+
+    def _layers(self, ctx: Ctx, st: _PlayState) -> list[dict[str, Any]]:
+        if ctx.role is not None:
+            return [ctx.role.defaults, st.vars, ctx.role.vars, dict(ctx.vars), ctx.role.params]
+        return [st.vars, dict(ctx.vars)]
+
+    def handler_name(self, src: Source, ds: dict[str, Any], name: str, ctx: Ctx, st: _PlayState) -> str:
+        """A handler's templated name, rendered as Ansible renders it: with the play's (and its
+        role's) variables and extra vars, no host's. One it cannot render is unusable: it keeps
+        its text, which no notify matches, and Ansible's warning is a note."""
+        try:
+            return str(self.controller_value(src, ds, "name", name, self._layers(ctx, st), "a handler's name"))
+        except PlaybookError as exc:
+            if not ds.get("listen"):
+                self.notes.append(f"[WARNING]: Handler {name!r} is unusable because it has no listen topics "
+                                  f"and the name could not be templated ({exc.message})")
+            return name
 
     def display_name(self, ds: dict[str, Any], module: str, ctx: Ctx) -> str:
         name = ds.get("name")
@@ -1424,6 +1494,8 @@ class _Compiler:
                 extras["any_errors_fatal"] = True
             elif st.any_errors_fatal:
                 st.fatal_override = True
+        if ctx.handler and not ds.get("name"):
+            extras["unnamed"] = True  # notify cannot name it; listeners are not told apart by it
         if ctx.handler and ds.get("listen") is not None:
             listen = ds["listen"]
             extras["listen"] = [str(x) for x in listen] if isinstance(listen, list) else str(listen)
@@ -1452,7 +1524,11 @@ class _Compiler:
             values = value if isinstance(value, list) else [value]
             if not all(isinstance(v, str) for v in values):
                 raise found_notify[1].error("notify names handlers (strings)", None)
-            notify = tuple(values)
+            notify = ()
+            for v in values:  # "{{ name }}": rendered now, as far as every host shares it
+                got = self.controller_value(src, ds, "notify" if "notify" in ds else _NO_KEY, v,
+                                            self._layers(ctx, st), "notify", dynamic=True)
+                notify += tuple(str(n) for n in got) if isinstance(got, list) else (str(got),)
         found_delegate = (delegate, None) if delegate is not None else self.effective(
             src, ds, ctx, "delegate_to")
         if found_delegate is not None and str(found_delegate[0]).strip() in CONTROLLER and not (
@@ -2004,13 +2080,13 @@ class _Compiler:
             inner = self.inherit(src, ds, ctx, st)
             self.check_inherited(src, ds, inner, st)
             inner = replace(inner, src=child, task_dir=child.dir,
-                            include_stack=ctx.include_stack + (real,))
+                            include_stack=ctx.include_stack + (real,), nested=ctx.handler)
             self.tasks_from_source(child, inner, st, out, base)
             return
         pointer = f"{base}/{len(out)}"
         self.origins[pointer] = origin
         inner = replace(ctx, src=child, task_dir=child.dir, include_stack=ctx.include_stack + (real,),
-                        listed=False)
+                        listed=False, nested=ctx.handler)
         apply = args.get("apply")
         if apply is not None:
             if not isinstance(apply, dict):
@@ -2144,7 +2220,8 @@ class _Compiler:
 
     def container(self, src: Source, ds: dict[str, Any], ctx: Ctx, st: _PlayState,
                   out: list[Task], pointer: str, children: list[Task], include: str,
-                  module: str, task_id: str, registered: dict[str, Any] | None = None) -> None:
+                  module: str, task_id: str, registered: dict[str, Any] | None = None,
+                  name: str | None = None) -> None:
         """An include_* as a block the host evaluates once (its own when, tags, loop, vars);
         ``registered``: what ``register`` on it gets (include_tasks of a file known here)."""
         self.check_inherited(src, ds, ctx, st)
@@ -2153,9 +2230,11 @@ class _Compiler:
             if registered is None:
                 raise src.error(f"register on {_short(module)} is not supported"
                                 + (" when the file name depends on a host's data"
-                                   if module.endswith("include_tasks") else ""),
+                                   if module.endswith("include_tasks") else
+                                   " when its arguments are templates"),
                                 "register works on include_tasks of a file named on the "
-                                "controller", ds, "register")
+                                "controller and on include_role with arguments written out",
+                                ds, "register")
             extras["register"] = self.keyword_value(src, ds, "register", ds["register"],
                                                     src.origin(ds, "register"))
             extras["include_result"] = registered
@@ -2171,7 +2250,7 @@ class _Compiler:
             extras["role"] = self.role_key(ctx.role, st)
         conditions = list(ctx.when) + self.conditions(src, ds)
         tags = ctx.tags + self.tags(src, ds)
-        name = self.display_name(ds, module, ctx)
+        name = name or self.display_name(ds, module, ctx)
         out.append(Task(task_id=task_id, name=name, module="", args={}, hosts=(),
                         conditions=tuple(Condition("When", c) for c in conditions), tags=tags,
                         execution_order=len(out), extras=extras, pointer=pointer,
@@ -2208,7 +2287,7 @@ class _Compiler:
                             key or _NO_KEY, value=True)
         if has_template(name):
             name = str(self.controller_value(src, arg_holder, name_key, name, [st.vars],
-                                             "the role name", dynamic=not static))
+                                             "the role name", dynamic=not static, role=ctx.role))
         base_dir = os.path.dirname(ctx.role.role.path) if ctx.role else None
         role = self.finder.find(name, src.origin(arg_holder, name_key, value=True), base_dir,
                                 st.play_dir, _search_list(self.collections(src, ds, ctx), "ansible.legacy"))
@@ -2235,7 +2314,7 @@ class _Compiler:
         if static:
             inner = self.inherit(src, ds, ctx, st)
             self.check_inherited(src, ds, inner, st)
-            self.compile_role(call, inner, st, out, base, dedupe=False)
+            self.compile_role(call, inner, st, out, base, dedupe=False, imported=True)
             return
         pointer = f"{base}/{len(out)}"
         self.origins[pointer] = origin
@@ -2248,9 +2327,14 @@ class _Compiler:
             inner = self.inherit(src, apply, inner, st)
         task_id = st.new_id()
         children: list[Task] = []
-        self.compile_role(call, inner, st, children, f"{pointer}/block", dedupe=False)
+        self.compile_role(call, inner, st, children, f"{pointer}/block", dedupe=False, imported=True)
+        # what register gets: ansible-core's include_role result holds its arguments as given
+        # (templated ones are the host's to render: not offered)
+        registered = None if re.search(r"\{\{|\{%", json.dumps(args, default=str)) else {"include_args": dict(args)}
+        # Ansible's name for an include_role: its own, else ACTION : ROLE (never a role prefix)
+        shown = str(ds["name"]) if ds.get("name") else f"{module} : {name}"
         self.container(src, ds, ctx, st, out, pointer, children, f"role {role.name}", module,
-                       task_id)
+                       task_id, registered, name=shown)
 
 
 @dataclass(frozen=True)

@@ -94,7 +94,11 @@ pub fn run_artifact(path: &Path, host: &str, opts: &RunOptions) -> i32 {
         emitter: &mut emitter,
         base: base_layer(opts, check, diff, wants_facts),
         registered: Map::new(),
-        stats: [0; 5],
+        stats: [0; 6],
+        rescuing: 0,
+        failure: None,
+        ran: 0,
+        roles_done: Vec::new(),
         notified: Vec::new(),
         children: RefCell::new(Children::default()),
     };
@@ -346,7 +350,7 @@ fn failure(msg: String) -> Map {
 /// A task failed and was not ignored: the host stops.
 struct HostFailed;
 
-const STATS: [&str; 5] = ["ok", "changed", "failed", "skipped", "ignored"];
+const STATS: [&str; 6] = ["ok", "changed", "failed", "skipped", "rescued", "ignored"];
 
 struct Runner<'a> {
     host: &'a str,
@@ -360,7 +364,14 @@ struct Runner<'a> {
     /// registered results, across plays
     registered: Map,
     /// counts in the order of STATS
-    stats: [i64; 5],
+    stats: [i64; 6],
+    /// how many enclosing block sections have a rescue
+    rescuing: usize,
+    /// the last task that failed the host, and its result (a rescue's `ansible_failed_*`)
+    failure: Option<(Map, Map)>,
+    /// tasks that ran (not skipped), and the roles a repeated role's `role_once` saw run
+    ran: usize,
+    roles_done: Vec<Value>,
     /// indexes of the play's notified handlers
     notified: Vec<usize>,
     /// become children, one per identity (become.rs)
@@ -443,6 +454,9 @@ impl<'a> Runner<'a> {
         is_handler: bool,
         handlers: &[Value],
     ) -> Result<(), HostFailed> {
+        if task.contains_key("block") {
+            return self.run_container(task, is_handler, handlers);
+        }
         let tags: Vec<String> = as_list(task.get("tags")).iter().map(json::py_str).collect();
         if !is_handler && !tags_selected(&tags, &self.opts.tags, &self.opts.skip_tags) {
             return Ok(());
@@ -483,12 +497,24 @@ impl<'a> Runner<'a> {
             event.insert(&k, v);
         }
         event.insert("duration", round6(started.elapsed().as_secs_f64()));
+        let rescued = status == "failed" && !ignored && self.rescuing > 0;
+        if rescued {
+            event.insert("rescued", Value::Bool(true));
+        }
         if flag(task, "no_log") {
             event = censor(&event);
         }
         self.emitter.emit(&event);
-        self.count(status, ignored, flag(&result, "changed"));
+        if status != "skipped" {
+            self.ran += 1;
+        }
+        if rescued {
+            self.stats[4] += 1;
+        } else {
+            self.count(status, ignored, flag(&result, "changed"));
+        }
         if status == "failed" && !ignored {
+            self.failure = Some((task.clone(), result));
             return Err(HostFailed);
         }
         if flag(&result, "changed") && !flag(&result, "failed") {
@@ -499,6 +525,166 @@ impl<'a> Runner<'a> {
                     self.notified.push(index);
                 }
             }
+        }
+        Ok(())
+    }
+
+    /// A block or an include (`executor._run_container`): its `when` once, an include's own
+    /// result (`included`, or skipped) and register, then its sections.
+    fn run_container(
+        &mut self,
+        task: &Map,
+        is_handler: bool,
+        handlers: &[Value],
+    ) -> Result<(), HostFailed> {
+        let include = task.get("include").filter(|v| !v.is_null()).cloned();
+        if include.is_some() && !is_handler {
+            let tags: Vec<String> = as_list(task.get("tags")).iter().map(json::py_str).collect();
+            if !tags_selected(&tags, &self.opts.tags, &self.opts.skip_tags) {
+                return Ok(());
+            }
+        }
+        let head = map(vec![
+            ("id", task.get("id").cloned().unwrap_or(Value::Null)),
+            ("task", task.get("name").cloned().unwrap_or_else(|| Value::from("include"))),
+            ("module", Value::from("include")),
+        ]);
+        let decided = {
+            let scope = Scope::new(vec![&self.base, &self.registered]);
+            let mut decided = Ok(true);
+            for cond in as_list(task.get("when")) {
+                match expr::condition(&cond, &scope) {
+                    Ok(true) => {}
+                    other => {
+                        decided = other;
+                        break;
+                    }
+                }
+            }
+            decided
+        };
+        let register = match (&include, task.get("register")) {
+            (Some(_), Some(Value::Str(name))) if !name.is_empty() => Some(name.clone()),
+            _ => None,
+        };
+        match decided {
+            Err(e) => return self.container_event(head, failure(e), &include),
+            Ok(false) => {
+                if include.is_some() {
+                    let skipped = map(vec![
+                        ("skip_reason", Value::from("Conditional result was False")),
+                        ("changed", Value::Bool(false)),
+                        ("skipped", Value::Bool(true)),
+                    ]);
+                    if let Some(name) = &register {
+                        self.registered.insert(name, Value::Dict(skipped.clone()));
+                    }
+                    self.container_event(head, skipped, &include)?;
+                }
+                return Ok(());
+            }
+            Ok(true) => {}
+        }
+        if include.is_some() {
+            self.container_event(head, map(vec![("changed", Value::Bool(false))]), &include)?;
+        }
+        if let Some(name) = &register {
+            let mut one = task
+                .get("include_result")
+                .and_then(Value::as_dict)
+                .cloned()
+                .unwrap_or_default();
+            one.insert("changed", Value::Bool(false));
+            self.registered.insert(name, Value::Dict(one));
+        }
+        let once = task.get("role_once").filter(|v| !v.is_null()).cloned();
+        if let Some(once) = &once {
+            if self.roles_done.contains(once) {
+                return Ok(()); // Ansible runs a repeated role once, when a task of it ran before
+            }
+        }
+        let ran = self.ran;
+        let outcome = self.run_sections(task, is_handler, handlers);
+        if let Some(once) = once {
+            if self.ran > ran && !self.roles_done.contains(&once) {
+                self.roles_done.push(once);
+            }
+        }
+        outcome
+    }
+
+    /// The `included`/`skipped`/`failed` result an include reports, counted as Ansible.
+    fn container_event(
+        &mut self,
+        head: Map,
+        result: Map,
+        include: &Option<Value>,
+    ) -> Result<(), HostFailed> {
+        let status = status(&result);
+        let mut event = head;
+        event.insert("event", Value::from("task_result"));
+        event.insert("status", Value::from(status));
+        event.insert("ignored", Value::Bool(false));
+        if let Some(include) = include {
+            event.insert("include", include.clone());
+        }
+        for (k, v) in self.event_fields(&result, &Map::new()).0 {
+            event.insert(&k, v);
+        }
+        self.emitter.emit(&event);
+        self.count(status, false, false);
+        if status == "failed" {
+            return Err(HostFailed);
+        }
+        Ok(())
+    }
+
+    /// block, then rescue when it failed (seeing `ansible_failed_task`/`_result`), then always.
+    fn run_sections(
+        &mut self,
+        task: &Map,
+        is_handler: bool,
+        handlers: &[Value],
+    ) -> Result<(), HostFailed> {
+        let rescue = as_list(task.get("rescue"));
+        let empty = Map::new();
+        let mut failed = false;
+        if !rescue.is_empty() {
+            self.rescuing += 1;
+        }
+        for child in as_list(task.get("block")) {
+            if self.run_task(child.as_dict().unwrap_or(&empty), is_handler, handlers).is_err() {
+                failed = true;
+                break;
+            }
+        }
+        if !rescue.is_empty() {
+            self.rescuing -= 1;
+        }
+        if failed && !rescue.is_empty() {
+            let (failed_task, failed_result) = self.failure.clone().unwrap_or_default();
+            let name = failed_task
+                .get("failed_name")
+                .or_else(|| failed_task.get("name"))
+                .cloned()
+                .unwrap_or_else(|| Value::from(""));
+            let get = |key: &str| failed_task.get(key).cloned().unwrap_or(Value::Null);
+            let info = map(vec![("name", name), ("action", get("module")), ("id", get("id"))]);
+            self.registered.insert("ansible_failed_task", Value::Dict(info));
+            self.registered.insert("ansible_failed_result", Value::Dict(failed_result));
+            failed = false;
+            for child in rescue {
+                if self.run_task(child.as_dict().unwrap_or(&empty), is_handler, handlers).is_err() {
+                    failed = true;
+                    break;
+                }
+            }
+        }
+        for child in as_list(task.get("always")) {
+            self.run_task(child.as_dict().unwrap_or(&empty), is_handler, handlers)?;
+        }
+        if failed {
+            return Err(HostFailed);
         }
         Ok(())
     }
@@ -581,12 +767,29 @@ impl<'a> Runner<'a> {
         }
     }
 
-    /// The task's (registered) result, looping as the program says.
-    fn execute(&self, task: &Map) -> Map {
-        let scope = Scope::new(vec![&self.base, &self.registered]);
+    /// The names a `set_fact` result sets, kept for the rest of the run (`executor._invoke`).
+    fn keep_facts(&mut self, result: &Map) {
+        if !result.get("_set_fact").map_or(false, truthy) || result.get("failed").map_or(false, truthy) {
+            return;
+        }
+        if let Some(Value::Dict(facts)) = result.get("ansible_facts") {
+            for (key, value) in facts.iter() {
+                self.registered.insert(key, value.clone());
+            }
+        }
+    }
+
+    /// The task's (registered) result, looping as the program says; a `set_fact` item's names
+    /// are seen by the next item.
+    fn execute(&mut self, task: &Map) -> Map {
         let entries = match task.get("loop") {
             None | Some(Value::Null) => {
-                return self.execute_item(task, task.get("args"), task.get("when"), &scope);
+                let result = {
+                    let scope = Scope::new(vec![&self.base, &self.registered]);
+                    self.execute_item(task, task.get("args"), task.get("when"), &scope)
+                };
+                self.keep_facts(&result);
+                return result;
             }
             Some(entries) => as_list(Some(entries)),
         };
@@ -602,9 +805,12 @@ impl<'a> Runner<'a> {
                 (loop_var, item.clone()),
                 ("ansible_loop_var", Value::from(loop_var)),
             ]);
-            let item_scope = scope.with(&loop_vars);
-            let mut res =
-                self.execute_item(task, entry.get("args"), entry.get("when"), &item_scope);
+            let mut res = {
+                let scope = Scope::new(vec![&self.base, &self.registered]);
+                let item_scope = scope.with(&loop_vars);
+                self.execute_item(task, entry.get("args"), entry.get("when"), &item_scope)
+            };
+            self.keep_facts(&res);
             res.insert(loop_var, item);
             res.insert("ansible_loop_var", Value::from(loop_var));
             // loop_control.index_var: the index and its name, decided by the compiler

@@ -78,22 +78,48 @@ class _EndPlay(Exception):
     pass
 
 
+def _prefixed(handler, names):
+    """``names`` and, for a role's handler, each as ``ROLE : NAME`` (the role's FQCN and its
+    short name): what Ansible lets a notify name a role's handler or listen topic by."""
+    out = [str(n) for n in names]
+    role = str(handler.get("role") or "").split("#")[0]
+    for prefix in sorted({role, role.rsplit(".", 1)[-1]}) if role else ():
+        out += [f"{prefix} : {n}" for n in names]
+    return out
+
+
 def _handler_topics(handler):
-    return {handler.get("name")} | {str(t) for t in _as_list(handler.get("listen"))}
+    names = [] if handler.get("unnamed") else [handler.get("name")]
+    return set(_prefixed(handler, names + _as_list(handler.get("listen"))))
+
+
+def _search_order(handlers):
+    """The order Ansible searches handlers in: its handler blocks (a role's handlers, the play's
+    own: here, runs of handlers from the same role or from none) last block first, and each
+    block's handlers in order."""
+    blocks = []
+    for handler in handlers:
+        if blocks and blocks[-1][0].get("role") == handler.get("role"):
+            blocks[-1].append(handler)
+        else:
+            blocks.append([handler])
+    return [h for block in reversed(blocks) for h in block]
 
 
 def _notified_handlers(handlers, notification):
-    """Which handlers a notification runs, as Ansible decides: of the handlers with that name
-    the last one defined; of those listening to it, the last one defined of each name."""
+    """Which handlers a notification runs, as Ansible decides: in its search order
+    (:func:`_search_order`), the first handler with that name, and of those listening to it, the
+    first of each name."""
     found = []
-    for handler in reversed(handlers):
-        if handler.get("name") == notification:
+    order = _search_order(handlers)
+    for handler in order:
+        if not handler.get("unnamed") and notification in _prefixed(handler, [handler.get("name")]):
             found.append(handler)
             break
     seen = set()
-    for handler in reversed(handlers):
-        if notification in [str(t) for t in _as_list(handler.get("listen"))]:
-            name = handler.get("name")
+    for handler in order:
+        if notification in _prefixed(handler, _as_list(handler.get("listen"))):
+            name = None if handler.get("unnamed") else handler.get("name")
             if name and name in seen:
                 continue
             seen.add(name)
@@ -347,6 +373,10 @@ class Runner:
         self.plan = plan
         self.host = host
         self.emitter = emitter
+        if plan.get("plugins"):  # the playbook's and roles' own plugins, answered by the controller
+            from .templating import register_plugins
+
+            register_plugins(plan["plugins"])
         self.check = bool(check or plan.get("check_mode"))
         self.diff = bool(diff or plan.get("diff_mode"))
         self.only_tags = tags or []
@@ -732,15 +762,22 @@ class Runner:
         register = task.get("register") if include is not None else None
         if not runs:
             if include is not None:
-                reason = ({"skipped_reason": "No items in the list"} if not rounds
-                          else {"skip_reason": "Conditional result was False"})
+                reason = {"skip_reason": "Conditional result was False"}
+                if not rounds:
+                    reason = {"skipped_reason": "No items in the list"}
+                elif "loop" not in task:  # the condition that was false, as Ansible's result says
+                    skipped = self._skip_reason(task, rounds[0][0]) or {}
+                    reason = {k: v for k, v in skipped.items() if k not in ("changed", "skipped")} or reason
                 if register:
                     self.runtime_vars[register] = unsafe(dict(reason, changed=False, skipped=True))
                 self._container_event(head, dict(reason, changed=False, skipped=True), include)
             return
         if include is not None:
-            for _, layer in runs:
-                self._container_event(head, dict(layer, changed=False), include)
+            if "loop" in task:  # one result for the loop, before its items run, as Ansible reports it
+                self._container_event(head, {"changed": False, "msg": "All items completed",
+                                             "results": [dict(layer) for _, layer in runs]}, include)
+            else:
+                self._container_event(head, {"changed": False}, include)
         if register:  # what Ansible registers for an include_tasks (its include result)
             one = task.get("include_result") or {}
             self.runtime_vars[register] = unsafe(
@@ -876,6 +913,8 @@ class Runner:
         self.emitter.emit(event)
         if status != "skipped":
             self._ran += 1
+            if task.get("role"):  # this role call has run (a role_once "key:KEY" block skips)
+                self._roles_done.add("key:" + task["role"])
         if task.get("module") == "meta" and "_meta" in result:
             pass  # Ansible counts no meta task in the recap
         elif status == "skipped":
@@ -1119,24 +1158,24 @@ class Runner:
                         "msg": f"the task keyword '{key}' could not be evaluated: {exc}"}
         retries = task.get("retries")
         until = _as_list(until)  # `until: false` retries too, as in Ansible
-        if until:
-            attempts_allowed = 3 if retries is None else max(1, int(retries) + 1)
-        else:
-            attempts_allowed = 1
+        # the first run and the retries (TaskExecutor._execute): 3 when the task gives until but
+        # no retries; retries without until retry until the task succeeds
+        attempts_allowed = 1 + (max(0, int(retries)) if retries is not None else (3 if until else 0))
         delay = float(task.get("delay", 5) if task.get("delay") is not None else 5)
         register = task.get("register")
         attempt = 0
         while True:
             attempt += 1
             result = self._invoke(task, scope)
-            if until:  # before changed_when/failed_when, which may read it (as in Ansible)
+            if attempts_allowed > 1:  # before changed_when/failed_when, which may read it (as in Ansible)
                 result["attempts"] = attempt
             result = self._post_conditions(task, scope, result)
-            if not until:
+            if attempts_allowed == 1:
                 return _with_exception(result)
             check_scope = scope.child({register: unsafe(result)}) if register else scope
             try:
-                done = all(self.templar.condition(c, check_scope) for c in until)
+                done = (all(self.templar.condition(c, check_scope) for c in until) if until
+                        else not result.get("failed"))
             except TemplateError as exc:  # ansible-core reports the error alone
                 return _with_exception({"failed": True, "changed": False, "msg": f"Task failed: {exc}"})
             if done:
@@ -1145,9 +1184,7 @@ class Runner:
                 # failed, unless failed_when said otherwise (ansible-core's is_failed reads
                 # failed_when_result first); ansible-core then reports one attempt less
                 result["failed"] = bool(result.get("failed_when_result", True))
-                result["attempts"] = attempts_allowed - 1
-                if result["failed"] and not result.get("msg"):
-                    result["msg"] = "Retries exhausted"
+                result["attempts"] = attempts_allowed - 1  # and no msg of its own, as ansible-core
                 return _with_exception(result)
             self.emitter.emit({"event": "task_retry", "id": task.get("id"), "task": task.get("name"),
                                "attempts": attempt, "retries_left": attempts_allowed - attempt})
@@ -1282,14 +1319,17 @@ class Runner:
         module = task.get("module", "")
         try:
             args = task.get("args") or {}
-            if task.get("args_template") is not None:  # the args keyword as a template
+            if task.get("action_ds") is not None:
+                args = {}  # ansible-core parses and renders them (modules/bridge.py run_action)
+            elif task.get("args_template") is not None:  # the args keyword as a template
                 given = self.templar.template(task["args_template"], scope)
                 if not isinstance(given, dict):
                     return {"failed": True, "changed": False,
                             "msg": "The 'args' keyword must be a dictionary, not "
                                    f"{type(given).__name__}: {task['args_template']}"}
                 args = dict(given, **args)
-            args = _strip_omit(self.templar.template(args, scope))
+            if task.get("action_ds") is None:
+                args = _strip_omit(self.templar.template(args, scope))
             env = task.get("environment") or {}
             if has_template(env):
                 env = self.templar.template(env, scope)

@@ -171,6 +171,8 @@ def run_module(ctx, args, spec, bridge):
     name = ctx.task.get("module") or spec["fqcn"]
     if spec.get("style") == "rustle":
         return run_own(ctx, args, spec, name)
+    if spec.get("style") == "action":
+        return run_action(ctx, args, spec)
     if spec.get("check_mode") is False and ctx.check_mode:
         # the action plugin (uri) refuses check mode before the module runs
         return {"changed": False, "skipped": True, "_action_skip": True,
@@ -184,6 +186,66 @@ def run_module(ctx, args, spec, bridge):
 
         shutil.rmtree(task_tmp, ignore_errors=True)
     return parse_result(rc, out, err)
+
+
+# ----------------------------------------------------------- action plugins on the controller
+
+# set by the controller for a phase it runs itself: the command that runs one call of an
+# Ansible action plugin with its ansible-core (rustle_deploy/bridge/action.py)
+ACTION_RUNNER = "RUSTLE_ACTION_RUNNER"
+_NOT_VARS = ("hostvars", "vars", "groups", "group_names", "omit")
+
+
+def run_action(ctx, args, spec):
+    """One call of an Ansible action plugin, made on the controller by its ansible-core against
+    the host, with the task's rendered arguments and the host's variables as they are now."""
+    runner = os.environ.get(ACTION_RUNNER)
+    if not runner:
+        return {"failed": True, "changed": False,
+                "msg": f"action plugin '{spec['action']}' runs on the controller, in a phase of its own; this "
+                       "run is not one (hint: run the plan with rustle-deploy --run, not the artifact alone)"}
+    variables = {}
+    for key in ctx.vars.keys():
+        if key in _NOT_VARS or str(key).startswith("_rustle"):
+            continue
+        try:
+            variables[key] = ctx.vars[key]
+        except Exception:  # a variable that cannot be rendered now: Ansible renders lazily too
+            continue
+    for key in ("ansible_facts", "groups", "group_names"):
+        value = ctx.vars.get(key)
+        if value is not None:
+            variables[key] = value
+    request = {
+        "action": ctx.task.get("module") or spec["fqcn"], "collections": list(spec.get("collections") or ()),
+        "plugin_dirs": list(spec.get("plugin_dirs") or ()), "search_path": list(ctx.task.get("search_path") or ()),
+        "host": ctx.host, "args": untag(args), "ds": ctx.task.get("action_ds"),
+        "vars": untag(variables), "verbosity": ctx.verbosity,
+        "task": {"name": ctx.task.get("name"), "no_log": bool(ctx.task.get("no_log")),
+                 "environment": dict(ctx.environment), "check_mode": bool(ctx.check_mode),
+                 "diff": bool(ctx.diff_mode), "become": ctx.become,
+                 "become_user": ctx.task.get("become_user"), "become_method": ctx.task.get("become_method")},
+    }
+    import time
+
+    from ..context import TaskTimeout
+    from ..lowlevel import Timeout, spawn
+
+    timeout = None if ctx.deadline is None else max(0.01, ctx.deadline - time.monotonic())
+    try:  # the controller's environment: the task's goes to the host, in the request
+        rc, stdout, stderr = spawn(json.loads(runner), dict(os.environ),
+                                   data=json.dumps(request, default=str).encode("utf-8"), timeout=timeout)
+    except Timeout as exc:
+        raise TaskTimeout() from exc
+    stdout, stderr = stdout.decode("utf-8", "replace"), stderr.decode("utf-8", "replace")
+    try:
+        result = json.loads(stdout)
+    except ValueError:
+        return {"failed": True, "changed": False, "rc": rc,
+                "msg": f"ansible-core on the controller failed to run action plugin '{spec['action']}': "
+                       + (stderr.strip().splitlines() or ["no output"])[-1]}
+    result.setdefault("changed", False)
+    return result
 
 
 # ----------------------------------------------------------------- rustle-deploy's own modules
