@@ -366,8 +366,9 @@ class Runner:
 
     def __init__(self, payload, plan, host, emitter, check=False, diff=False, tags=None,
                  skip_tags=None, verbosity=0, run_id=None, plays=None, carry=None, host_vars=None,
-                 phase=None, inject=None, share=None):
+                 phase=None, inject=None, share=None, state_dir=None):
         self.payload = payload
+        self.state_dir = state_dir  # the agent's remote directory (None when run by hand)
         plan = untag(plan)
         host_vars = untag(host_vars)
         self.plan = plan
