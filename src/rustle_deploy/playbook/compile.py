@@ -1777,6 +1777,8 @@ class _Compiler:
         found = script_source(args)
         if found is None:
             return args  # the runtime's script says what is missing
+        if ds.get("async") not in (None, 0, "0"):
+            return args  # Ansible fails it before looking for the script: "does not support async"
         word, where = found
         name = word
         if has_template(word):
