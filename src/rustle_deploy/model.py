@@ -12,10 +12,11 @@ TASK_EXTENSIONS = (
     "register", "loop", "loop_control", "changed_when", "failed_when", "ignore_errors",
     "no_log", "become", "become_user", "become_method", "environment", "vars", "retries",
     "delay", "until", "check_mode", "diff", "timeout", "run_once", "delegate_to",
-    "any_errors_fatal", "throttle",
+    "any_errors_fatal", "throttle", "ignore_unreachable", "delegate_facts",
     # what the playbook front end adds (docs/playbooks.md, "Plan extensions")
     "loop_with", "role", "params", "include", "include_choice", "role_once", "vars_data",
     "collections", "args_template", "async", "poll", "vars_dir", "include_result", "action_ds",
+    "connection_vars",
 )
 
 CONDITION_KINDS = ("When", "Tag", "CheckMode", "Host", "SkipTag", "Skip", "Only")

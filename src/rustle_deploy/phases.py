@@ -2,11 +2,14 @@
 
 A host runs a play on its own, in one round trip. A task that needs another place than the
 host cannot run inside that round trip: ``run_once`` runs on one host and hands its result
-to all; ``delegate_to: localhost`` (and ``local_action``) runs on the controller with the
-host's variables; ``throttle: N`` lets only N hosts run the task at once; an action plugin that ansible-core runs
-on the controller (``action_plugins/``, a collection's ``synchronize``) runs there as a task
-delegated to the controller does, for each host, connecting to the host itself (the task ids
-in ``actions``, bridge/policy.py ``controller_tasks``). Such a task is a **cut point**: the play is cut into phases, each phase one
+to all; ``delegate_to: localhost`` (and ``local_action``, ``connection: local``) runs on the
+controller with the host's variables, ``delegate_to`` another inventory host over that host's
+connection, a task's own ``remote_user``/``port`` over another connection to the host
+(``connection_vars``); ``throttle: N`` lets only N hosts run the task at once; an action
+plugin that ansible-core runs on the controller (``action_plugins/``, a collection's
+``synchronize``) runs there as a task delegated to the controller does, for each host,
+connecting to the host itself (the task ids in ``actions``, bridge/policy.py
+``controller_tasks``). Such a task is a **cut point**: the play is cut into phases, each phase one
 round trip per host (or one local run per host on the controller), and the controller
 carries the hosts' state between them.
 
@@ -24,6 +27,7 @@ import json
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from typing import Any
 
 from .model import Plan, Play, Task
 
@@ -32,6 +36,8 @@ ONCE = "once"  # the batch's first live host runs them; the others receive what 
 LOCAL = "local"  # the controller runs them for each host of the batch, with its variables
 ONCE_LOCAL = "once-local"  # the controller runs them once, for the batch's first live host
 # ``throttle: N`` adds "@N" to HOSTS or LOCAL: at most N hosts of the batch run the phase at once
+# ``delegate_to`` another inventory host adds ">HOST" to LOCAL or ONCE_LOCAL: the controller runs
+# the phase for each host (or once) over HOST's connection instead of here
 # what delegate_to may name to run a task on the controller
 CONTROLLER = ("localhost", "127.0.0.1", "::1")
 
@@ -74,6 +80,14 @@ def local(task: Task) -> bool:
     return isinstance(target, str) and target.strip() in CONTROLLER
 
 
+def delegate(task: Task) -> str | None:
+    """The inventory host (not the controller) the task is delegated to, if any."""
+    target = task.extras.get("delegate_to")
+    if not isinstance(target, str) or target.strip() in CONTROLLER or "{" in target:
+        return None
+    return target.strip() or None
+
+
 def throttle_of(task: Task) -> int | None:
     """The task's ``throttle`` as a host count (0: no limit); None when it is an expression."""
     value = task.extras.get("throttle", 0)
@@ -84,10 +98,36 @@ def throttle_of(task: Task) -> int | None:
     return value if isinstance(value, int) and value >= 0 else None
 
 
+def _parts(kind: str) -> tuple[str, str, int]:
+    head, sep, tail = kind.rpartition("@")
+    body, width = (head, int(tail)) if sep and tail.isdigit() else (kind, 0)
+    base, _, target = body.partition(">")
+    return base, target, width
+
+
 def split(kind: str) -> tuple[str, int]:
-    """(the base kind, its throttle: 0 for none) of a phase kind such as "hosts@2"."""
-    base, _, width = kind.partition("@")
-    return base, int(width or 0)
+    """(the base kind, its throttle: 0 for none) of a phase kind such as "hosts@2" or
+    "local>db1@2" (the host a phase is delegated to is ``delegate_of``'s)."""
+    base, _, width = _parts(kind)
+    return base, width
+
+
+def delegate_of(kind: str) -> str | None:
+    """The inventory host a phase of ``kind`` runs on for each host (None: the host itself,
+    or the controller); ``SELF`` followed by JSON: each host itself, connected with other
+    variables (``connection_vars``)."""
+    return _parts(kind)[1] or None
+
+
+# a phase whose tasks connect to their own host with other connection variables (a task's,
+# block's or role's remote_user/port): ``SELF`` + JSON {host: {variable: value}}
+SELF = "(self)"
+
+
+def connection_vars(task: Task) -> dict[str, dict[str, Any]] | None:
+    """Host -> the connection variables the task's own remote_user/port give it, if any."""
+    value = task.extras.get("connection_vars")
+    return value if isinstance(value, dict) and value else None
 
 
 # ansible-core's actions that run once for the batch, on the controller (BYPASS_HOST_LOOP)
@@ -102,6 +142,10 @@ def _leaf_kind(task: Task, actions: frozenset[str] = frozenset()) -> str:
     once = task.extras.get("run_once") is True or task.short_module == "add_host"
     if local(task) or task.task_id in actions:
         base = ONCE_LOCAL if once else LOCAL
+    elif delegate(task) is not None:
+        base = f"{ONCE_LOCAL if once else LOCAL}>{delegate(task)}"
+    elif connection_vars(task) is not None:
+        base = f"{ONCE_LOCAL if once else LOCAL}>{SELF}{json.dumps(connection_vars(task), sort_keys=True)}"
     else:
         base = ONCE if once else HOSTS
     width = throttle_of(task) or 0
@@ -124,7 +168,7 @@ def _cross_host_key(leaf: Task, kind: str, actions: frozenset[str] = frozenset()
         return "module", f"{leaf.short_module} (run once on the controller)"
     if leaf.task_id in actions and not local(leaf):
         return "module", f"{leaf.module} (an action plugin run on the controller)"
-    key = "delegate_to" if kind in (LOCAL, ONCE_LOCAL) else ("run_once" if kind == ONCE else "throttle")
+    key = "delegate_to" if split(kind)[0] in (LOCAL, ONCE_LOCAL) else ("run_once" if kind == ONCE else "throttle")
     return key, key
 
 

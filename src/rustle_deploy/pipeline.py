@@ -21,6 +21,7 @@ from .ansible_cfg import AnsibleConfig, load_ansible_config
 from .errors import PlanError, RustleError, UsageError
 from .inventory import Inventory, check_remote_dirs, implicit_localhost, load_inventory
 from .model import Host, Plan
+from .phases import delegate
 from .plan import STDIN, parse_plan
 from .plan.validate import check_hosts
 from .report import Reporter, dump_json, visible
@@ -58,6 +59,7 @@ class Session:
     extra_vars: dict[str, Any] | None = None
     ansible_cfg: AnsibleConfig | None = None
     trace: Trace | None = None  # OpenTelemetry spans, when OTEL_* asks for them (tracing.py)
+    delegates: dict[str, Host] = field(default_factory=dict)  # hosts tasks are delegated to, by name
 
     @classmethod
     def from_options(cls, opts: dict[str, Any]) -> Session:
@@ -527,6 +529,7 @@ class Session:
         if not o.get("compile_only"):
             check_remote_dirs(hosts, inv.source)
             check_connections(hosts, inv.source)
+            self.resolve_delegates(plan, inv)
         if o.get("dry_run"):
             return self.dry_run(plan, self.units(plan, inv, every), hosts, self.schedule(plan, inv, hosts))
         if o.get("compile_only"):
@@ -551,6 +554,17 @@ class Session:
             if early is not None:
                 early.close()
 
+    def resolve_delegates(self, plan: Plan, inv: Inventory) -> None:
+        """The inventory hosts the plan delegates tasks to (``delegate_to`` another host), with
+        their own connection variables, --limit or not; a bad one is exit 2 before anything
+        is touched."""
+        names = {d for play in plan.plays for top in plan.play_tasks(play) for t in top.walk()
+                 if (d := delegate(t)) is not None}
+        for name in sorted(names):
+            host = self.with_cli_connection(inv.resolve([name])[0])
+            check_connections([host], inv.source)
+            self.delegates[name] = host
+
     def schedule(self, plan: Plan, inv: Inventory, hosts: list[Host]) -> Schedule:
         """The plan's batches over the chosen hosts (rollout.py); refuses what cannot run them."""
         from .fleetops import health_checks
@@ -570,7 +584,7 @@ class Session:
                 and self.opts.get("run_"):
             raise UsageError(
                 "--format native cannot run this plan: a play is cut into phases (run_once, throttle, "
-                "delegate_to: localhost or hostvars of other hosts' results; docs/phases.md)",
+                "delegate_to, hostvars of other hosts' results, a task's remote_user/port; docs/phases.md)",
                 "use --format auto (the default) or pyz: the native runner has no phase selector yet",
             )
         if plan_schedule.staged and self.opts.get("format_") == "native" and self.opts.get("run_"):

@@ -30,7 +30,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from .model import Host, Plan, Play, Serial
-from .phases import LOCAL, ONCE, ONCE_LOCAL, is_fact, plan_phases, split
+from .phases import LOCAL, ONCE, ONCE_LOCAL, delegate_of, is_fact, plan_phases, split
 
 Resolver = Callable[[Sequence[str]], list[Host]]
 
@@ -60,6 +60,7 @@ class Stage:
     throttle: int = 0  # at most this many hosts of the batch run the phase at once (0: no limit)
     reads: tuple[str, ...] = ()
     facts: bool = False  # what it feeds holds the hosts' facts (a later local phase, a read of facts)
+    delegate: str | None = None  # a local phase run over this inventory host's connection (delegate_to)
 
     def to_json(self) -> dict[str, Any]:
         return {"plays": list(self.plays), "names": list(self.names), "batches": [list(b) for b in self.batches],
@@ -67,7 +68,8 @@ class Stage:
                 "max_fail_percentage": self.max_fail_percentage, "any_errors_fatal": self.any_errors_fatal,
                 "fatal_tasks": sorted(self.fatal_tasks), "canary": self.canary,
                 "phase": self.phase, "phases": self.phases, "once": self.once, "local": self.local,
-                "feeds": self.feeds, "throttle": self.throttle, "reads": list(self.reads), "facts": self.facts}
+                "feeds": self.feeds, "throttle": self.throttle, "reads": list(self.reads), "facts": self.facts,
+                "delegate": self.delegate}
 
     @classmethod
     def from_json(cls, d: dict[str, Any]) -> Stage:
@@ -80,14 +82,16 @@ class Stage:
                    phase=None if d.get("phase") is None else int(d["phase"]), phases=int(d.get("phases") or 0),
                    once=bool(d.get("once")), local=bool(d.get("local")), feeds=bool(d.get("feeds")),
                    throttle=int(d.get("throttle") or 0), reads=tuple(str(n) for n in d.get("reads") or ()),
-                   facts=bool(d.get("facts", d.get("feeds"))))
+                   facts=bool(d.get("facts", d.get("feeds"))),
+                   delegate=str(d["delegate"]) if d.get("delegate") else None)
 
     @property
     def label(self) -> str:
         shown = ", ".join(repr(n) for n in self.names[:3]) + (", ..." if len(self.names) > 3 else "")
         plays = (f"play {shown}" if len(self.names) == 1 else f"plays {shown}") if self.names else "no play"
         if self.phase is not None:
-            how = ", ".join(w for w, on in (("run_once", self.once), ("on the controller", self.local),
+            where = f"on {self.delegate}" if self.delegate else "on the controller"
+            how = ", ".join(w for w, on in (("run_once", self.once), (where, self.local),
                                              (f"throttle {self.throttle}", self.throttle)) if on)
             plays += f", phase {self.phase + 1}/{self.phases}" + (f" ({how})" if how else "")
         return f"canaries, {plays}" if self.canary else plays
@@ -308,6 +312,7 @@ def schedule(specs: Sequence[PlaySpec], hosts: Iterable[str], rng: random.Random
                 stages.append(replace(
                     stage, batches=(batch,), phase=number, phases=len(kinds), once=kind in (ONCE, ONCE_LOCAL),
                     local=local, throttle=width, reads=tuple(reads[number]),
+                    delegate=delegate_of(spec.phases[number]),
                     feeds=not local and any(kinds[k][0] in (LOCAL, ONCE_LOCAL) or reads[k] for k in later),
                     facts=not local and any(kinds[k][0] in (LOCAL, ONCE_LOCAL) or any(map(is_fact, reads[k]))
                                             for k in later)))

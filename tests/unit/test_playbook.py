@@ -322,3 +322,31 @@ def test_handlers_ansible_refuses_are_refused(tmp_path: Path, handler: str, mess
     # a block in the handlers list is fine, as in Ansible (its tasks are the handlers)
     _compile(tmp_path, {"site.yml": "- hosts: localhost\n  tasks: [{command: id, notify: h}]\n"
                                     "  handlers: [{block: [{name: h, debug: {}}]}]\n"})
+
+
+def test_delegation_and_a_tasks_own_connection_compile_to_where_each_task_runs(tmp_path: Path) -> None:
+    site = """
+- hosts: web
+  vars: {lb: lb1}
+  tasks:
+    - command: /bin/true
+      delegate_to: "{{ lb }}"
+    - command: /bin/true
+      delegate_to: "{{ groups['lbs'][0] }}"
+      delegate_facts: true
+    - remote_user: deploy
+      port: 2222
+      block:
+        - command: /bin/true
+    - command: /bin/true
+      connection: local
+"""
+    inventory = ("[web]\nbare ansible_host=10.0.0.1\npinned ansible_host=10.0.0.2 ansible_user=me\n"
+                 "here ansible_connection=local\n[lbs]\nlb1 ansible_host=10.0.0.9\n")
+    tasks = _compile(tmp_path, {"site.yml": site}, inventory).plan.plays[0].batches[0].tasks
+    leaves = [leaf for t in tasks for leaf in t.walk() if not leaf.is_block]
+    assert [t.extras.get("delegate_to") for t in leaves] == ["lb1", "lb1", None, "localhost"]
+    assert leaves[1].extras["delegate_facts"] is True
+    # the inventory's ansible_user wins; a local connection has no user or port
+    assert leaves[2].extras["connection_vars"] == {
+        "bare": {"ansible_user": "deploy", "ansible_port": 2222}, "pinned": {"ansible_port": 2222}}

@@ -144,14 +144,19 @@ def bridged(plan: Plan, task: Task, resolution: Resolution) -> BridgedModule:
                         "see docs/bridge.md for what the bridge runs and what it refuses",
                         file=plan.source, pointer=pointer)
     if runs_on_controller(found):
-        from ..phases import local
+        from ..phases import connection_vars, delegate, local
 
-        if local(task):  # ansible-core would connect to the controller: its own delegation
-            raise PlanError(f"delegate_to on {_kind(task)} {task.name!r}, whose action plugin "
+        # ansible-core would connect to the controller, another host, or with other connection
+        # variables: its own delegation
+        key = "delegate_to" if local(task) or delegate(task) is not None else (
+            "connection_vars" if connection_vars(task) is not None else None)
+        if key is not None:
+            what = "delegate_to" if key == "delegate_to" else "remote_user/port"
+            raise PlanError(f"{what} on {_kind(task)} {task.name!r}, whose action plugin "
                             f"'{found.action}' runs on the controller, is not supported yet",
-                            "remove delegate_to (the action then connects to the task's host), or run "
+                            f"remove {what} (the action then connects to the task's host), or run "
                             "this play with ansible-playbook",
-                            file=plan.source, pointer=f"{task.pointer}/delegate_to")
+                            file=plan.source, pointer=f"{task.pointer}/{key}")
         return replace(found, style="action", plugin_dirs=tuple(plan_dirs(plan)))
     return found
 

@@ -465,8 +465,39 @@ def record_task(runner: ControllerLookups, values: list[Any], conditions: list[s
                         templar.template(cond, scope)
                     else:
                         templar.evaluate(cond, scope)
-                except Exception:  # noqa: BLE001, S112 - what needs host data is the host's
-                    continue
+                except Exception:  # noqa: BLE001 - what needs host data is the host's
+                    # ... but a call with literal terms beside it runs the same when the
+                    # condition does (`r.stdout | int == lookup('pipe', 'ulimit -n') | int`)
+                    for call in _literal_calls(cond):
+                        try:
+                            templar.evaluate(call, scope)
+                        except Exception:  # noqa: BLE001, S112 - the host reports it
+                            continue
+
+
+def _literal_calls(text: str) -> list[str]:
+    """Each ``lookup``/``query``/``q`` call in the expression ``text`` whose arguments are all
+    literals, as an expression of its own."""
+    import jinja2
+    from jinja2 import nodes
+
+    try:
+        tree = jinja2.Environment().parse("{{ " + text + " }}")
+    except jinja2.TemplateSyntaxError:
+        return []
+    out = []
+    for call in tree.find_all(nodes.Call):
+        if not (isinstance(call.node, nodes.Name) and call.node.name in ("lookup", "query", "q")):
+            continue
+        if call.dyn_args is not None or call.dyn_kwargs is not None:
+            continue
+        if not all(isinstance(a, nodes.Const) for a in call.args) \
+                or not all(isinstance(k.value, nodes.Const) for k in call.kwargs):
+            continue
+        words = [repr(a.value) for a in call.args if isinstance(a, nodes.Const)]
+        words += [f"{k.key}={k.value.value!r}" for k in call.kwargs if isinstance(k.value, nodes.Const)]
+        out.append(f"{call.node.name}({', '.join(words)})")
+    return out
 
 
 def _referenced_names(texts: list[str]) -> set[str]:

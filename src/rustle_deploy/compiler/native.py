@@ -15,6 +15,7 @@ import base64
 import functools
 import hashlib
 import json
+import re
 import sys
 from pathlib import Path
 from typing import Any
@@ -35,7 +36,8 @@ NATIVE_FACTS = frozenset({
     "distribution_release", "user_id", "user_uid", "user_gid", "user_dir", "user_shell", "user_gecos",
 })
 # every fact the runtime's facts.py gathers; those the runner lacks make a plan unsupported
-RUNTIME_FACTS = NATIVE_FACTS | {"fqdn", "domain", "python_version", "python", "date_time", "default_ipv4"}
+RUNTIME_FACTS = NATIVE_FACTS | {"fqdn", "domain", "python_version", "python", "date_time", "default_ipv4",
+                                "selinux", "selinux_python_present"}
 _FACT_NAMES = frozenset("ansible_" + name for name in RUNTIME_FACTS)  # as the host sees them
 MODULES = frozenset({"file", "copy", "template", "lineinfile", "command", "shell", "stat",
                      "assert", "debug", "ping", "set_fact"})
@@ -50,6 +52,9 @@ _CONTAINER = frozenset({"id", "name", "block", "rescue", "always", "when", "incl
 # what a rescue section sees of the failure (executor._run_sections)
 _FAILURE_NAMES = frozenset({"ansible_failed_task", "ansible_failed_result"})
 _BOOL_KEYS = ("ignore_errors", "no_log", "check_mode", "diff")
+# Jinja2 tests that look at the file system (ansible.builtin's files tests): deciding them while
+# compiling would see the file system before the play changed it
+_PATH_TEST = re.compile(r"\bis\s+(?:not\s+)?(?:is_)?(?:link|link_exists|file|directory|dir|exists|mount|same_file)\b")
 
 
 def _handler_topic(index: int) -> str:
@@ -287,6 +292,10 @@ class _Lowering:
         unknown = sorted(k for k, v in task.items() if k not in _KNOWN and v not in (None, False, [], {}))
         if unknown:
             raise self.fail(task, f"keyword '{unknown[0]}' is not supported by the native runner")
+        python_var = self.python_var(play, task) if module not in self.executor._NO_PYTHON else None
+        if python_var:
+            raise self.fail(task, f"{python_var} set for the task (how Ansible runs a Python module: its "
+                                  "interpreter, open-files limit or debugger) is not supported by the native runner")
         control = task.get("loop_control") or {}
         if set(control) - _LOOP_CONTROL:
             raise self.fail(task, f"loop_control.{sorted(set(control) - _LOOP_CONTROL)[0]} is not supported")
@@ -348,6 +357,18 @@ class _Lowering:
             loop.append(entry)
         out["loop"] = loop
         return out
+
+    def python_var(self, play: dict[str, Any], task: dict[str, Any]) -> str | None:
+        """The variable about running a Python module (its interpreter, open-files limit,
+        debugger) that a layer other than the host's own variables sets, if any."""
+        role = (play.get("roles") or {}).get(task["role"]) if task.get("role") else None
+        layers = [play.get("defaults"), (role or {}).get("defaults"), play.get("vars"), (role or {}).get("vars"),
+                  task.get("vars"), self.executor._params_layer(role, task), self.doc.get("extra_vars")]
+        for name in ("ansible_python_interpreter", "ansible_python_module_rlimit_nofile",
+                     "_ansible_ansiballz_pydevd_config"):
+            if any(isinstance(layer, dict) and name in layer for layer in layers):
+                return name
+        return None
 
     def failed_name(self, play: dict[str, Any], task: dict[str, Any]) -> str:
         """The name ``ansible_failed_task`` gives the task: its own, without its role's prefix."""
@@ -477,6 +498,9 @@ class _Lowering:
             return [self.value(task, scope, item) for item in value]
         if not self.templating.is_template(value):
             return value
+        if _PATH_TEST.search(value):
+            raise self.fail(task, f"{value!r} tests the file system, which Ansible does when the task runs; "
+                                  "the native runner does not evaluate path tests")
         try:
             return self.data(task, self.templar.template(value, scope))
         except _Dynamic:
@@ -563,6 +587,9 @@ class _Lowering:
         if isinstance(text, bool) or text is None:
             return {"expr": text, "ir": ["lit", True if text is None else text]}
         source = str(text)
+        if _PATH_TEST.search(source):
+            raise self.fail(task, f"'{source}' tests the file system, which Ansible does when the task runs; "
+                                  "the native runner does not evaluate path tests")
         try:
             if as_value:
                 value = self.templar.evaluate(source, scope)

@@ -420,7 +420,7 @@ def _compile_task(
             role_path = role.get("path") if isinstance(role, Mapping) else None
             out["search_path"] = [p for p in (role_path, plan.playbook_dir or plan.base_dir) if p]
     for key, value in task.extras.items():
-        if key in ("delegate_to", "any_errors_fatal", "throttle", "collections"):
+        if key in ("delegate_to", "any_errors_fatal", "throttle", "collections", "connection_vars"):
             # delegation: the plan parser only lets through delegation to the host itself;
             # the others are the controller's (rollout.py; throttle is 0 or refused);
             # collections only served to find a bridged module
@@ -537,7 +537,7 @@ def _compile_block(
                            "when": [str(c.value) for c in task.conditions if c.kind == "When"],
                            "tags": list(task.tags)}
     for key, value in task.extras.items():
-        if key != "delegate_to":
+        if key not in ("delegate_to", "connection_vars"):
             out[key] = value
     for key, tasks in (("block", task.block), ("rescue", task.rescue), ("always", task.always)):
         if tasks or key == "block":

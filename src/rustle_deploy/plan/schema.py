@@ -305,6 +305,7 @@ def _ext_kinds() -> dict[str, tuple[tuple[type, ...], str]]:
         "failed_when": cond,
         "until": cond,
         "ignore_errors": expr_or_bool,
+        "ignore_unreachable": expr_or_bool,
         "no_log": expr_or_bool,
         "become": expr_or_bool,
         "check_mode": expr_or_bool,
@@ -321,6 +322,9 @@ def _ext_kinds() -> dict[str, tuple[tuple[type, ...], str]]:
         "any_errors_fatal": ((bool,), "a boolean"),
         "throttle": ((int, str), "a host count or a Jinja2 expression string"),
         "delegate_to": ((str,), "a host name (string)"),
+        "delegate_facts": ((bool,), "a boolean"),
+        "connection_vars": ((dict,), "an object {HOST: {\"ansible_user\": USER, \"ansible_port\": PORT}}: "
+                            "how the task connects to each host (a task's remote_user/port)"),
         "loop_with": ((str,), "\"items\", \"flattened\" or a lookup the host runs "
                               "(\"sequence\", \"together\", \"nested\", ...)"),
         "role": ((str,), "a key of the play's roles"),

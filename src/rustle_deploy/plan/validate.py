@@ -31,9 +31,10 @@ is possible. A non-empty batch or task host list must stay inside the play's eff
 hosts. Play hosts are not checked against the plan's ``hosts``. Because plan host lists may
 also name inventory groups, this check (``check_hosts``) runs once the inventory is known.
 
-**delegate_to.** Artifacts run each task on the host itself, so ``delegate_to`` is accepted
-only when it names that same host (``{{ inventory_hostname }}``, or the single host the task
-or play is pinned to) or the controller (``localhost``: the play is cut into phases there).
+**delegate_to.** ``delegate_to`` names the host itself (``{{ inventory_hostname }}``, or the
+single host the task or play is pinned to: nothing to do), the controller (``localhost``) or
+another inventory host (checked by ``check_hosts``): the play is cut into phases there. A
+templated name is refused (the compiler renders a playbook's before it writes the plan).
 ``run_once`` and ``throttle`` cut the play into phases too (``phases.py``); where they cannot
 (inside a block with rescue/always of other tasks, on a handler, as an expression) they are
 rejected.
@@ -46,7 +47,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
 from rustle_deploy import phases
-from rustle_deploy.errors import PlanError, PlanErrors
+from rustle_deploy.errors import InventoryError, PlanError, PlanErrors
 from rustle_deploy.model import Plan, Play, Task
 from rustle_deploy.plan import files
 from rustle_deploy.plan.schema import child, printable
@@ -150,6 +151,23 @@ def check_hosts(plan: Plan, expand: Callable[[Sequence[str]], set[str]] | None =
     """
     for play in plan.plays:
         _hosts(plan, play, expand or set)
+        if expand is None:
+            continue
+        for batch in play.batches:  # delegate_to another host: that host must be in the inventory
+            for top in batch.tasks:
+                for task in top.walk():
+                    target = phases.delegate(task)
+                    if target is not None and not _known(expand, target):
+                        raise PlanError(f"delegate_to {target!r} ({_kind(task)} {task.name!r}) is not a host "
+                                        "of the inventory", "add it to the inventory, or delegate to localhost",
+                                        file=plan.source, pointer=child(task.pointer, "delegate_to"))
+
+
+def _known(expand: Callable[[Sequence[str]], set[str]], name: str) -> bool:
+    try:
+        return bool(expand([name]))
+    except InventoryError:
+        return False
 
 
 def _hosts(plan: Plan, play: Play, expand: Callable[[Sequence[str]], set[str]]) -> None:
@@ -342,11 +360,12 @@ def _unsupported(src: str, plan: Plan, play: Play, task: Task) -> None:
     pinned = task.hosts or play.hosts or plan.hosts
     if _SELF.match(target) or (len(pinned) == 1 and target == pinned[0]) or phases.local(task):
         return
-    raise PlanError(f"delegate_to {target!r} is not supported ({_kind(task)} {task.name!r}): every task "
-                    "runs on its own host",
-                    "delegate_to localhost runs a task on the controller (docs/phases.md); for "
-                    "another host, remove delegate_to, or move the task into a play that targets "
-                    f"{target!r}", file=src, pointer=child(task.pointer, "delegate_to"))
+    if target and not _TEMPLATED.search(target):
+        return  # an inventory host: a phase run over its connection (checked against the inventory)
+    raise PlanError(f"delegate_to {target!r} is not supported ({_kind(task)} {task.name!r}): the host "
+                    "a task is delegated to must be known before anything runs",
+                    "name an inventory host, or localhost for the controller (docs/phases.md)",
+                    file=src, pointer=child(task.pointer, "delegate_to"))
 
 
 # task values that are bare expressions (conditions), not templates

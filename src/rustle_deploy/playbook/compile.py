@@ -1431,17 +1431,13 @@ class _Compiler:
                         delegate: str | None = None) -> None:
         """Refuse what the task would inherit or set that a one-round-trip run cannot do."""
         for key, reason in kw.REFUSED.items():
-            if key in ("vars_prompt", "fact_path"):
-                continue
+            if key in ("vars_prompt", "fact_path", "remote_user", "port"):
+                continue  # remote_user, port: the task's connection (task_connection)
             found = self.effective(src, ds, ctx, key)
             if found is not None and found[1] in st.connection_origins:
                 continue  # the play's remote_user/port: its hosts' connection (play_connection)
             if found is not None and found[0] not in (None, "", [], {}):
                 raise found[1].error(f"'{key}' is not supported", reason)
-        found = self.effective(src, ds, ctx, "ignore_unreachable")
-        if found is not None and found[0] not in (False, None, "no", "false"):
-            raise found[1].error("'ignore_unreachable' is not supported",
-                                 "a host either runs its whole play or is unreachable")
         found = self.effective(src, ds, ctx, "debugger")
         if found is not None and found[0] not in ("never", None):
             raise found[1].error("the task debugger is not supported", "drop 'debugger'")
@@ -1450,21 +1446,90 @@ class _Compiler:
         if found is not None:
             conn = str(found[0])
             wanted = st.connections(self.inv)
-            ok = conn in ("local", "ansible.builtin.local") and wanted <= {"local"}
+            # connection: local over hosts reached by ssh runs their tasks on the controller,
+            # as delegate_to: localhost does (delegate_target)
+            ok = conn in ("local", "ansible.builtin.local")
             ok = ok or (conn in ("ssh", "smart", "ansible.builtin.ssh") and "local" not in wanted)
             if not ok:
                 raise found[1].error(f"connection {conn!r} differs from the inventory's for "
                                      "these hosts", "set ansible_connection in the inventory")
-        delegate_found = (delegate, src.origin(ds, "local_action")) if delegate is not None else None
-        found = delegate_found or self.effective(src, ds, ctx, "delegate_to")
-        if found is not None and found[0] is not None:
-            target = str(found[0]).strip()
-            if not (_SELF.match(target) or (len(st.hosts) == 1 and target == st.hosts[0])
-                    or target in CONTROLLER):  # the controller: a phase of its own (phases.py)
-                raise found[1].error(f"delegate_to {target!r} runs the task on another host; that "
-                                     "is not supported yet: every task runs on its own host or on "
-                                     "the controller (localhost)", "move the task into a play for "
-                                     "that host")
+        self.delegate_target(src, ds, ctx, st, delegate)
+
+    def task_connection(self, src: Source, ds: dict[str, Any], ctx: Ctx, st: _PlayState,
+                        delegated: bool) -> dict[str, dict[str, Any]]:
+        """Host -> the connection variables a task's (its block's, role's) own ``remote_user``
+        and ``port`` give it where they change how it connects: not where the inventory sets
+        ``ansible_user``/``ansible_port`` (which win, as in Ansible), nor where they are the
+        play's, nor on a local connection (which has neither). Such tasks are a phase run over
+        that connection (phases.py)."""
+        out: dict[str, dict[str, Any]] = {}
+        for key, var, spelled in (("remote_user", "ansible_user", ("ansible_user", "ansible_ssh_user")),
+                                  ("port", "ansible_port", ("ansible_port", "ansible_ssh_port"))):
+            found = self.effective(src, ds, ctx, key)
+            if found is None or found[0] is None or found[1] in st.connection_origins:
+                continue
+            if delegated:
+                raise found[1].error(f"{key} on a task delegated to another host is not supported yet",
+                                     f"set {var} for the delegate host in the inventory")
+            # a local connection has no user or port, and the inventory's win (as in Ansible)
+            affected = [n for n in st.hosts if (h := self.inv.hosts.get(n)) is not None and not h.is_local
+                        and not any(v in h.vars for v in spelled)]
+            if not affected:
+                continue
+            try:
+                value: Any = self.controller_value(src, {}, key, found[0], [st.vars], f"'{key}'")
+            except PlaybookError as exc:
+                raise found[1].error(exc.detail, exc.hint) from exc
+            if key == "port":
+                if isinstance(value, bool) or not str(value).strip().isdigit():
+                    raise found[1].error(f"port takes a port number, not {value!r}", "port: 2222")
+                value = int(str(value).strip())
+            else:
+                value = str(value)
+            for name in affected:
+                if self.connection_vars.get(name, {}).get(var) == value:
+                    continue  # the play's already
+                out.setdefault(name, {})[var] = value
+        return out
+
+    def delegate_target(self, src: Source, ds: dict[str, Any], ctx: Ctx, st: _PlayState,
+                        delegate: str | None) -> str | None:
+        """Where the task runs when not on its own host: the controller (``localhost``) or an
+        inventory host, a phase of its own either way (phases.py); None: on its own host.
+        A templated name is rendered now, over what every host shares."""
+        if delegate is not None:
+            return delegate
+        found = self.effective(src, ds, ctx, "delegate_to")
+        if found is None or found[0] is None:
+            conn = self.effective(src, ds, ctx, "connection")
+            if conn is not None and str(conn[0]) in ("local", "ansible.builtin.local") and not (
+                    st.connections(self.inv) <= {"local"}):
+                return "localhost"  # connection: local over ssh hosts: on the controller
+            return None
+        value, origin = found
+        target = str(value).strip()
+        if _SELF.match(target):
+            return None
+        if has_template(target):
+            loop_var = (ds.get("loop_control") or {}).get("loop_var", "item") if isinstance(
+                ds.get("loop_control"), dict) else "item"
+            if loop_var in referenced_names(target):
+                raise origin.error(f"delegate_to {target!r} names a loop item: a task delegated to "
+                                   "a different host for each item is not supported yet",
+                                   "write one task per delegate host, or run the loop in a play "
+                                   "whose hosts are those hosts")
+            try:
+                target = str(self.controller_value(src, {}, "delegate_to", target, [st.vars],
+                                                   "'delegate_to'")).strip()
+            except PlaybookError as exc:
+                raise origin.error(exc.detail, exc.hint) from exc
+        if target in CONTROLLER or (len(st.hosts) == 1 and target == st.hosts[0]):
+            return target
+        if target not in self.inv.hosts:
+            raise origin.error(f"delegate_to {target!r} is not a host of the inventory",
+                               "add it to the inventory (its connection variables say how to "
+                               "reach it), or delegate to localhost")
+        return target
 
     def task_keywords(self, src: Source, ds: dict[str, Any], ctx: Ctx, st: _PlayState,
                       delegate: str | None) -> tuple[dict[str, Any], list[str], tuple[str, ...],
@@ -1529,11 +1594,21 @@ class _Compiler:
                 got = self.controller_value(src, ds, "notify" if "notify" in ds else _NO_KEY, v,
                                             self._layers(ctx, st), "notify", dynamic=True)
                 notify += tuple(str(n) for n in got) if isinstance(got, list) else (str(got),)
-        found_delegate = (delegate, None) if delegate is not None else self.effective(
-            src, ds, ctx, "delegate_to")
-        if found_delegate is not None and str(found_delegate[0]).strip() in CONTROLLER and not (
-                len(st.hosts) == 1 and str(found_delegate[0]).strip() == st.hosts[0]):
-            extras["delegate_to"] = str(found_delegate[0]).strip()
+        target = self.delegate_target(src, ds, ctx, st, delegate)
+        if target is not None and not (len(st.hosts) == 1 and target == st.hosts[0]):
+            extras["delegate_to"] = target
+        connection = self.task_connection(src, ds, ctx, st, target is not None)
+        if connection:
+            extras["connection_vars"] = connection
+        found = self.effective(src, ds, ctx, "delegate_facts")
+        if found is not None and found[0] not in (None, False):
+            if found[0] is not True:
+                raise found[1].error(f"delegate_facts takes true or false, not {found[0]!r}", "delegate_facts: true")
+            if target is None or target in CONTROLLER:
+                raise found[1].error("delegate_facts needs delegate_to another inventory host",
+                                     "delegate the task to the host whose facts it gathers or sets")
+            if "delegate_to" in extras:  # (a play of that one host: its own facts anyway)
+                extras["delegate_facts"] = True
         for key in ("changed_when", "failed_when", "until"):
             if key in extras and isinstance(extras[key], list):
                 extras[key] = [str(c) if not isinstance(c, bool) else ("True" if c else "False")
@@ -1544,7 +1619,7 @@ class _Compiler:
 
     def keyword_value(self, src: Source, ds: dict[str, Any], key: str, value: Any,
                       origin: Origin) -> Any:
-        if key in ("ignore_errors", "no_log", "become", "check_mode", "diff"):
+        if key in ("ignore_errors", "no_log", "become", "check_mode", "diff", "ignore_unreachable"):
             if isinstance(value, bool) or (isinstance(value, str) and value):
                 return value
             if isinstance(value, int):
@@ -1702,6 +1777,8 @@ class _Compiler:
         found = script_source(args)
         if found is None:
             return args  # the runtime's script says what is missing
+        if ds.get("async") not in (None, 0, "0"):
+            return args  # Ansible fails it before looking for the script: "does not support async"
         word, where = found
         name = word
         if has_template(word):

@@ -261,11 +261,24 @@ CASES: dict[str, dict[str, str]] = {
                 msg: "{{ item }}"
               with_url: https://example.com/list
         """},
-    "delegate_to_other_host": {"site.yml": """\
+    "delegate_to_unknown_host": {"site.yml": """\
         - hosts: web
           tasks:
             - command: /usr/bin/true
-              delegate_to: db1
+              delegate_to: db9
+        """},
+    "delegate_facts_without_delegate_to": {"site.yml": """\
+        - hosts: web
+          tasks:
+            - setup:
+              delegate_facts: true
+        """},
+    "delegate_to_loop_item": {"site.yml": """\
+        - hosts: web
+          tasks:
+            - command: echo {{ item }}
+              delegate_to: "{{ item }}"
+              loop: [db1, web1]
         """},
     "local_action_in_handler": {"site.yml": """\
         - hosts: web
@@ -329,11 +342,18 @@ CASES: dict[str, dict[str, str]] = {
             - command: sleep 100
               async: soon
         """},
-    "remote_user_on_block": {"site.yml": """\
+    "port_on_block_not_a_number": {"site.yml": """\
         - hosts: web
           tasks:
             - block:
                 - debug: msg=hi
+              port: ssh
+        """},
+    "remote_user_on_delegated_task": {"site.yml": """\
+        - hosts: web
+          tasks:
+            - command: /usr/bin/true
+              delegate_to: db1
               remote_user: admin
         """},
     "hosts_from_host_vars": {"site.yml": """\

@@ -303,6 +303,42 @@ fn map(pairs: Vec<(&str, Value)>) -> Map {
     out
 }
 
+/// ansible-core 2.19's words for a task argument that cannot be rendered, naming the first
+/// argument that fails (rendered again one by one, on this error path only).
+fn args_error(module: &str, args: Option<&Value>, scope: &Scope, error: &str) -> String {
+    let fqcn = if module.contains('.') {
+        module.to_string()
+    } else {
+        format!("ansible.builtin.{}", module)
+    };
+    let head = format!("Task failed: Finalization of task args for '{}' failed: ", fqcn);
+    if let Some(Value::Dict(args)) = args {
+        for (key, value) in args.iter() {
+            if let Err(e) = render(value, scope) {
+                return format!("{}Error while resolving value for '{}': {}", head, key, e);
+            }
+        }
+    }
+    format!("{}{}", head, error)
+}
+
+/// What ansible-core 2.19 shows of a failed result's error summary (its `exception`) unless
+/// tracebacks are enabled on the controller (`executor.TRACEBACK_UNAVAILABLE`).
+const TRACEBACK_UNAVAILABLE: &str = "(traceback unavailable)";
+
+/// `result` as ansible-core 2.19 registers it: a failed one carries `exception`
+/// (`executor._with_exception`); the loop's own summary result does not.
+fn with_exception(mut result: Map) -> Map {
+    let failed = result.get("failed").map_or(false, truthy);
+    let given = result.get("exception").map_or(false, truthy);
+    if failed || given {
+        result.insert("exception", Value::from(TRACEBACK_UNAVAILABLE));
+    } else {
+        result.remove("exception");
+    }
+    result
+}
+
 fn failure(msg: String) -> Map {
     map(vec![
         ("failed", Value::Bool(true)),
@@ -809,11 +845,11 @@ impl<'a> Runner<'a> {
                         ("false_condition", expr::cond_text(&cond)),
                     ])
                 }
-                Err(e) => return failure(e),
+                Err(e) => return with_exception(failure(format!("Task failed: {}", e))),
             }
         }
         let result = self.invoke(task, args, scope);
-        self.post_conditions(task, scope, result)
+        with_exception(self.post_conditions(task, scope, result))
     }
 
     /// `changed_when` and `failed_when`, seeing the result under the task's `register` name.
@@ -822,6 +858,9 @@ impl<'a> Runner<'a> {
         let fw = task.get("failed_when").filter(|v| !v.is_null());
         if (cw.is_none() && fw.is_none()) || result.get("skipped").map_or(false, truthy) {
             return result;
+        }
+        if result.get("failed").map_or(false, truthy) {
+            result = with_exception(result); // a module's failure carries its summary, as in 2.19
         }
         let register = task
             .get("register")
@@ -844,6 +883,7 @@ impl<'a> Runner<'a> {
             }
             Ok(true)
         };
+        let mut which = "changed_when_result";
         let outcome = (|| -> Result<(), String> {
             if let Some(cw) = cw {
                 if !result.contains_key("_meta") {
@@ -852,15 +892,23 @@ impl<'a> Runner<'a> {
                 }
             }
             if let Some(fw) = fw {
+                which = "failed_when_result";
                 let failed = holds(fw, &result)?;
                 result.insert("failed_when_result", Value::Bool(failed));
                 result.insert("failed", Value::Bool(failed));
+                if !failed {
+                    // the failure failed_when overruled keeps its summary under another name
+                    if let Some(exception) = result.remove("exception") {
+                        result.insert("failed_when_suppressed_exception", exception);
+                    }
+                }
             }
             Ok(())
         })();
         if let Err(e) = outcome {
+            // ansible-core keeps the module's msg and the error in <keyword>_result only
             result.insert("failed", Value::Bool(true));
-            result.insert("msg", Value::Str(e));
+            result.insert(which, Value::Str(e));
         }
         result
     }
@@ -885,12 +933,7 @@ impl<'a> Runner<'a> {
         })();
         let (args, environment) = match rendered {
             Ok(rendered) => rendered,
-            Err(e) => {
-                return failure(format!(
-                    "The task includes an option with an undefined variable. The error was: {}",
-                    e
-                ))
-            }
+            Err(e) => return failure(args_error(module, args, scope, &e)),
         };
         let args = match args.as_ref().map(strip_omit) {
             Some(Value::Dict(args)) => args,
@@ -1311,7 +1354,7 @@ mod tests {
         let items = events[2].get("results").unwrap().as_list().unwrap();
         assert_eq!(
             show(items[0].as_dict().unwrap(), &["status", "msg", "changed"]),
-            r#"{"status": "failed", "msg": "The task includes an option with an undefined variable. The error was: 'nope' is undefined", "changed": false}"#
+            r#"{"status": "failed", "msg": "Task failed: Finalization of task args for 'ansible.builtin.debug' failed: Error while resolving value for 'msg': 'nope' is undefined", "changed": false}"#
         );
         assert_eq!(
             show(items[1].as_dict().unwrap(), &["status", "msg"]),

@@ -49,6 +49,8 @@ def build_parser():
                      help="end with a 'shared' event: the variables this run set (or the whole state)")
     run.add_argument("--vars", dest="vars_file",
                      help="JSON file of this host's own variables (the artifact carries none)")
+    run.add_argument("--unreachable", help="the connection this run's tasks were to use failed with this "
+                     "message: each task that needs it is unreachable (a delegated phase)")
     run.add_argument("-v", "--verbose", action="count", default=0)
     sub.add_parser("verify", help="re-hash every entry against manifest.json (exit 3 on mismatch)")
     sub.add_parser("manifest", help="print manifest.json")
@@ -103,6 +105,7 @@ def _run(args, payload):
                         plays=getattr(args, "plays", None), carry=getattr(args, "carry", None),
                         host_vars=host_vars, phase=getattr(args, "phase", None),
                         inject=getattr(args, "inject", None), share=getattr(args, "share", None),
+                        unreachable=getattr(args, "unreachable", None),
                         state_dir=getattr(args, "state_dir", None))
         return runner.run()
     finally:

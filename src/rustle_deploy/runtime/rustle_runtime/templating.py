@@ -766,8 +766,8 @@ class Templar:
             if _IDENT.match(text) and isinstance(value, str):
                 return self._string_condition(value, scope)
             return bool(value)
-        except TemplateError as exc:
-            raise TemplateError(f"The conditional check '{text}' failed. The error was: {exc}") from exc
+        except UndefinedVariable as exc:  # ansible-core 2.19's words; other errors as they are
+            raise UndefinedVariable(f"Error while evaluating conditional: {exc}") from exc
 
     def _string_condition(self, value, scope):
         """A variable holding a string: booleans as Ansible spells them, else an expression;

@@ -40,8 +40,9 @@ pub fn assert_(_ctx: &mut Ctx, args: &Map, host: &Host) -> ModuleResult {
     let quiet = args.get("quiet").map_or(false, expr::truthy);
     for cond in &conditions {
         let assertion = expr::cond_text(cond);
+        // ansible-core 2.19: the task failed, without `assertion`
         let ok = expr::condition(cond, host.vars)
-            .map_err(|e| ModuleFailure::with(e, map(vec![("assertion", assertion.clone())])))?;
+            .map_err(|e| ModuleFailure::new(format!("Task failed: {}", e)))?;
         if !ok {
             let msg = if fail_msg.is_null() {
                 Value::from("Assertion failed")
@@ -275,9 +276,9 @@ mod tests {
         .unwrap_err();
         assert_eq!(
             err.msg,
-            "The conditional check 'nope' failed. The error was: 'nope' is undefined"
+            "Task failed: Error while evaluating conditional: 'nope' is undefined"
         );
-        assert_eq!(out(&err.result), r#"{"assertion": "nope"}"#);
+        assert_eq!(out(&err.result), r#"{}"#);
         let err = with_ctx(|c, h| assert_(c, &args("{}"), h), 0).unwrap_err();
         assert_eq!(err.msg, "conditional required in \"that\" string");
     }

@@ -779,6 +779,8 @@ def _fork_server(ctx, lib):
         return None
     if not hasattr(os, "fork") or str(_var(ctx.vars, "rustle_bridge_fork")).lower() in ("false", "no", "0"):
         return None
+    if ctx._runner.rlimit_nofile_set(ctx):  # the server's limit is its own: start a Python with the task's
+        return None
     runner = ctx._runner
     server = _server(runner, _python(ctx), lib, ctx.tmpdir)
     problem = runner.__dict__.pop("_bridge_keep_problem", None)
