@@ -22,6 +22,55 @@ EXAMPLE_PLAN = REPO / "examples" / "hello" / "plan.json"
 os.environ.setdefault("RUSTLE_FORMAT", "pyz")
 
 
+# Under ``--dist loadfile`` (make test) a test file is one unit of work, run by one worker, so
+# that a module-scoped fixture (an oracle run of ansible-playbook for all of a module's cases)
+# runs once. These files hold independent, slow cases and no module set-up worth sharing: each
+# of their tests is a unit of its own, so that no single file is the suite's long tail.
+SPREAD_FILES = frozenset({
+    "tests/acceptance/test_targets.py",
+    "tests/integration/test_playbooks_ansible.py",
+})
+
+
+# The files that take longest (measured with --durations; oracle runs, cargo builds, the wheel
+# build): on workers they start first, so that none of them is left to run alone at the end.
+SLOW_FILES = (
+    "tests/native/test_auto.py",
+    "tests/native/test_wheel.py",
+    "tests/bridge/test_lookup.py",
+    "tests/runtime/test_modules_files.py",
+    "tests/runtime/test_modules_lines.py",
+    "tests/unit/test_inventory_ansible.py",
+    "tests/runtime/test_modules_core_ansible.py",
+    "tests/bridge/test_differential.py",
+    "tests/bridge/test_collections_differential.py",
+    "tests/runtime/test_modules_fidelity_ansible.py",
+    "tests/integration/test_rollout_playbook.py",
+    "tests/runtime/test_templates_ansible.py",
+)
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    if not hasattr(config, "workerinput"):  # in one process: the files in their usual order
+        return
+    rank = {path: i for i, path in enumerate(SLOW_FILES)}
+    items.sort(key=lambda item: rank.get(item.nodeid.split("::", 1)[0], len(rank)))  # stable
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
+    if config.getvalue("dist") != "loadfile":
+        return None
+    from xdist.scheduler import LoadScopeScheduling
+
+    class FileScheduling(LoadScopeScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            path = nodeid.split("::", 1)[0]
+            return nodeid if path in SPREAD_FILES else path
+
+    return FileScheduling(config, log)
+
+
 @pytest.fixture
 def rustle_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """A private HOME so cache, state and remote dirs never touch the real ~/.rustle."""
