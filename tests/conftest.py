@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import signal
 from pathlib import Path
 from typing import Any
 
@@ -69,6 +70,17 @@ def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
             return nodeid if path in SPREAD_FILES else path
 
     return FileScheduling(config, log)
+
+
+@pytest.fixture(autouse=True)
+def _default_sigint() -> None:
+    """Each test starts with SIGINT as a fresh Python has it (KeyboardInterrupt, not blocked): a
+    process a test starts inherits an ignored or blocked SIGINT, and the tests that press ctrl-c
+    on a child (test_interruption.py, test_cli.py, test_rollout_ssh.py, test_ui.py) failed on
+    xdist workers after other files had run there."""
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT, signal.SIGTERM})
+    if signal.getsignal(signal.SIGINT) in (signal.SIG_IGN, signal.SIG_DFL, None):
+        signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 @pytest.fixture
