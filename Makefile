@@ -58,6 +58,8 @@ fuzz: setup
 # rustle-deploy; writes docs/acceptance.md. The sdist is fetched once into
 # ~/.cache/rustle-deploy/acceptance/; ansible-playbook's results are cached there too
 # (ACCEPTANCE_ARGS=--oracle re-runs them; name targets to run only those).
+# ACCEPTANCE_ARGS="--runme handlers blocks" runs the ansible-playbook lines of those targets'
+# runme.sh under both tools instead (tests/acceptance/runme.py): the report's second table.
 ACCEPTANCE_ARGS ?=
 acceptance: setup
 	$(BIN)/python -m tests.acceptance $(ACCEPTANCE_ARGS)

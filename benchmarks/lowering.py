@@ -4,7 +4,7 @@ Not a test: a measurement that leads the work on ``compiler/native.py`` (issue 1
 lowers"). Each source is compiled as ``--format native`` would compile it, and every task of
 every build unit (for the unit's first host) is lowered on its own: a task lowers when
 ``_Lowering.task`` accepts it. A unit lowers when all its tasks do (what ``--format auto``
-needs to pick native). Tasks inside blocks count as not lowered, with the block's reason.
+needs to pick native). A block or include lowers with all its tasks or none (each counted).
 
     .venv/bin/python benchmarks/lowering.py [--acceptance] [--json FILE]
 
@@ -69,7 +69,7 @@ def leaves(task: dict[str, Any]) -> list[dict[str, Any]]:
 def measure(label: str, path: str, inventory: str | None, extra: tuple[str, ...]) -> dict[str, Any]:
     import os
 
-    from rustle_deploy.compiler.native import NativeUnsupported, _Lowering
+    from rustle_deploy.compiler.native import NativeUnsupported, _Lowering, run_names
     from rustle_deploy.errors import RustleError
     from rustle_deploy.pipeline import Session
 
@@ -93,7 +93,7 @@ def measure(label: str, path: str, inventory: str | None, extra: tuple[str, ...]
     reasons: collections.Counter[str] = collections.Counter()
     for u in units:
         doc, host = u.plan_doc, u.host_names[0]
-        registered = {t["register"] for p in doc["plays"] for t in p["tasks"] + p["handlers"] if t.get("register")}
+        registered = run_names(doc)
         try:
             lowering = _Lowering(doc, host, registered, {d: b"" for d in u.files}, u.host_vars.get(host))
         except NativeUnsupported as exc:

@@ -15,6 +15,12 @@ the medians and the ratio run_once/plain (with the spread of that ratio within e
 play: the final assert moves into a second play (plain: the two plays share one round trip),
 and in the cross_play variant it also reads ``hostvars['bench-0000'].settings_count``: the
 second play is then a stage of its own, and the first sends each host's state back.
+
+``--variant delegate`` inserts instead "Echo on the first host" (``command: echo {{
+inventory_hostname }}``, ``register: delegated``, ``delegate_to: bench-0000``) after the stat
+task, and the final assert checks ``delegated.stdout == inventory_hostname``: the play is cut
+into three phases, the middle one N exchanges with bench-0000 (one per host, each sending the
+host's artifact), the worst case of delegation (every host to one).
 """
 
 from __future__ import annotations
@@ -48,6 +54,23 @@ def with_run_once(doc: dict[str, Any]) -> dict[str, Any]:
     return doc
 
 
+def with_delegated(doc: dict[str, Any]) -> dict[str, Any]:
+    """``doc`` with a task delegated to the first host after the stat task (each host runs it
+    there, over bench-0000's connection), whose result the final assert reads."""
+    tasks = doc["plays"][0]["batches"][0]["tasks"]
+    at = next(i for i, t in enumerate(tasks) if t["module"].endswith("stat")) + 1
+    task = dict(tasks[at - 1], task_id="task_delegated", name="Echo on the first host",
+                module="ansible.builtin.command", args={"_raw_params": "echo {{ inventory_hostname }}"},
+                register="delegated", delegate_to="bench-0000", changed_when=False)
+    tasks.insert(at, task)
+    for order, t in enumerate(tasks):
+        t["execution_order"] = order
+    tasks[-1]["args"] = dict(tasks[-1]["args"], that=[*tasks[-1]["args"]["that"],
+                                                      "delegated.stdout == inventory_hostname"])
+    doc["total_tasks"] = len(tasks)
+    return doc
+
+
 def split_plays(doc: dict[str, Any], read_other: bool) -> dict[str, Any]:
     """``doc`` with its final assert moved into a second play, reading (``read_other``) what
     the first host registered in the first play."""
@@ -72,12 +95,15 @@ def rustle_with(variant: str) -> Callable[[harness.Ctx], harness.Run]:
         doc = build_plan([h.name for h in ctx.hosts], WORKLOAD)
         if variant == "run_once":
             doc = with_run_once(doc)
+        elif variant == "delegate":
+            doc = with_delegated(doc)
         elif variant in ("two_plays", "cross_play"):
             doc = split_plays(doc, variant == "cross_play")
         plan = ctx.rundir / "plan.json"
         plan.write_text(json.dumps(doc, indent=2) + "\n")
+        # pyz for every variant: a play cut into phases runs pyz, so its baseline does too
         return harness.measure([str(harness.VENV_BIN / "rustle-deploy"), str(plan), "-i", str(inv), "--run",
-                                "--output", "json", "--parallel", str(ctx.n)], ctx)
+                                "--output", "json", "--parallel", str(ctx.n), "--format", "pyz"], ctx)
 
     return tool
 
@@ -86,9 +112,10 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--hosts", type=int, default=50)
     ap.add_argument("--repeat", type=int, default=3)
-    ap.add_argument("--variant", choices=("run_once", "cross_play"), default="run_once",
-                    help="what to compare: a run_once task with the plain play, or a read of an "
-                    "earlier play's values with the same two plays without it")
+    ap.add_argument("--variant", choices=("run_once", "cross_play", "delegate"), default="run_once",
+                    help="what to compare: a run_once task with the plain play, a read of an "
+                    "earlier play's values with the same two plays without it, or a task every host "
+                    "delegates to the first host with the plain play")
     ap.add_argument("--out", type=Path, default=harness.REPO / "benchmarks" / "out" / "phases")
     args = ap.parse_args(argv)
     out = args.out.resolve()
@@ -97,6 +124,9 @@ def main(argv: list[str] | None = None) -> int:
     harness.compile_installed_sources()
     if args.variant == "run_once":
         variants = {"plain": rustle_with("plain"), "run_once": rustle_with("run_once")}
+    elif args.variant == "delegate":
+        variants = {"plain": rustle_with("plain"), "delegate": rustle_with("delegate")}
+        out = out.parent / (out.name + "-delegate")
     else:
         variants = {"two_plays": rustle_with("two_plays"), "cross_play": rustle_with("cross_play")}
         out = out.parent / (out.name + "-cross-play")

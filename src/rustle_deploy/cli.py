@@ -52,13 +52,18 @@ def _fail(message: str) -> None:
 @click.option("--check", is_flag=True, help="Run in check mode (Ansible semantics): report, change nothing.")
 @click.option("--diff", is_flag=True, help="Show differences of changed files.")
 @click.option("-l", "--limit", metavar="PATTERN", help="Only hosts matching this Ansible pattern.")
-@click.option("--tags", metavar="TAGS", help="Only tasks with these tags (comma-separated).")
-@click.option("--skip-tags", metavar="TAGS", help="Skip tasks with these tags (comma-separated).")
+@click.option("--tags", metavar="TAGS", multiple=True, callback=lambda _c, _p, v: ",".join(v) or None,
+              help="Only tasks with these tags (comma-separated; repeatable, as ansible-playbook's).")
+@click.option("--skip-tags", metavar="TAGS", multiple=True, callback=lambda _c, _p, v: ",".join(v) or None,
+              help="Skip tasks with these tags (comma-separated; repeatable, as ansible-playbook's).")
 @click.option("-e", "--extra-vars", "extra_vars", multiple=True, metavar="VARS",
               help="Extra variables, highest precedence: key=value, YAML/JSON, or @FILE (repeatable).")
 @click.option("-b", "--become", is_flag=True, default=None, help="Playbooks: run operations with become (as ansible-playbook -b).")
 @click.option("--become-user", metavar="USER", help="Playbooks: the user to become [root].")
 @click.option("--become-method", metavar="METHOD", help="Playbooks: sudo or su [sudo].")
+@click.option("--force-handlers", is_flag=True, default=None,
+              help="Playbooks: run the handlers notified on a host even when the host fails (as "
+              "ansible-playbook --force-handlers; a play's force_handlers wins) [ansible.cfg's force_handlers].")
 @click.option("--emit-plan", is_flag=True, help="Print the execution plan (JSON) the input compiles to, and exit.")
 @click.option("--syntax-check", is_flag=True, help="Read and check the playbook (roles, includes, files), and exit.")
 @click.option("-K", "--ask-become-pass", is_flag=True, help="Ask once for the become (sudo) password, on the terminal, "

@@ -28,7 +28,7 @@ from .errors import ConnectError, PhaseError, RunnerNotExecutable, StateError, U
 from .inventory import check_remote_dirs
 from .model import Host, Plan
 from .notify import Notifier, end_doc, host_doc, start_doc
-from .phases import INVENTORY
+from .phases import INVENTORY, SELF
 from .reconcile import apply, settle, settle_orphans, through_runner
 from .report import HostSummary, dump_json
 from .rollout import (
@@ -243,6 +243,7 @@ def _summary(outcome: HostOutcome) -> HostSummary:
         if (event.get("event") in ("task_result", "handler_result") and event.get("status") == "failed"
                 and not event.get("ignored") and not event.get("rescued")):
             s.failed_tasks.append(str(event.get("task") or event.get("id")))
+    s.unreachable = bool(recap.get("unreachable"))  # a delegated task's connection failed
     if outcome.error is not None:
         s.unreachable = isinstance(outcome.error, ConnectError)
         s.error = str(outcome.error).replace("\n", " — ")
@@ -552,6 +553,50 @@ def _run_local(names: Sequence[str], where: Callable[[str], tuple[Path, Host]], 
     return [outcomes[n] for n in names]
 
 
+def _run_delegated(names: Sequence[str], delegate: Callable[[str], Host], where: Callable[[str], tuple[Path, Host]],
+                   options: RunOptions, phased: _Phased, settings: Settings, plan: Plan | None, reporter: Any,
+                   on_outcome: Callable[[HostOutcome], None], what: str, throttle: int = 0,
+                   held: Callable[[str], str | None] = lambda name: None) -> list[HostOutcome]:
+    """Run a phase for each of ``names`` on ``delegate(name)``, over its connection (one
+    exchange each), at most --parallel at once, each from the state its host sent back."""
+    import tempfile
+
+    from .deploy.local import run_here, run_there
+
+    width = max(1, min(_parallel(settings, plan), len(names), throttle or len(names)))
+    connect = make_connect(settings.ssh_client, width)
+    options = replace(options, inject=None)
+
+    async def every(tmp: Path) -> list[HostOutcome]:
+        gate = asyncio.Semaphore(width)
+
+        async def one(name: str) -> HostOutcome:
+            async with gate:
+                outcome = await run_there(connect, delegate(name), *where(name), options, phased.start_here(name),
+                                          settings.timeout, held(name))
+                if isinstance(outcome.error, ConnectError) and not outcome.events:
+                    # unreachable: the phase runs here with every task that needs the connection
+                    # unreachable, as Ansible reports them (ignore_unreachable goes on)
+                    outcome = await asyncio.to_thread(
+                        run_here, *where(name), replace(options, unreachable=outcome.error.message),
+                        phased.start_here(name), tmp, settings.timeout)
+            for event in outcome.events:
+                if event.get("event") != "shared":
+                    reporter.event(name, event)
+            on_outcome(outcome)
+            reporter.host_done(name, _host_line(outcome), failed=outcome.error is not None)
+            return outcome
+
+        return list(await asyncio.gather(*(one(n) for n in names)))
+
+    reporter.start(what, len(names))
+    try:
+        with tempfile.TemporaryDirectory(prefix="rustle-delegated-") as tmp:
+            return asyncio.run(every(Path(tmp)))
+    finally:
+        reporter.stop()
+
+
 def _merged(first: HostOutcome, later: HostOutcome) -> HostOutcome:
     """A host's outcome over two stages: the deploy's facts, the runs' events and counts summed.
     The deploy is the first outcome, or the later one when the first deployed nothing (a
@@ -684,6 +729,21 @@ class _Phased:
             else:
                 kept.append(event)
         return replace(outcome, events=kept) if len(kept) != len(outcome.events) else outcome
+
+    def take_delegated(self, outcome: HostOutcome, delegate: str) -> None:
+        """What tasks with ``delegate_facts`` gathered or set (in ``outcome``'s ``shared``
+        event): ``delegate``'s, as other hosts see it through hostvars; set_fact values also
+        reach ``delegate``'s own next run."""
+        for event in outcome.events:
+            given = event.get("delegated") if event.get("event") == "shared" else None
+            if not isinstance(given, dict):
+                continue
+            state = dict(self.state.get(delegate) or {"__rustle_carry__": 2, "facts": {}, "vars": {}})
+            state["facts"] = {**(state.get("facts") or {}), **(given.get("facts") or {})}
+            state["vars"] = {**(state.get("vars") or {}), **(given.get("vars") or {})}
+            self.state[delegate] = state
+            if given.get("vars"):
+                self.carry_in(delegate, given["vars"])
 
     def left_out(self, ran: HostOutcome, names: Sequence[str]) -> list[HostOutcome]:
         if not ran.ok:
@@ -875,8 +935,41 @@ def _deploy_jobs(
                                                     roll.state_of(outcome.host), roll.stages_done.get(outcome.host, 0))
                 if session.trace is not None:
                     ran = outcome.error is None and outcome.run_exit in (0, None)
-                    session.trace.host(outcome, what, "ran" if ran else "failed", {"rustle.on_controller": True})
+                    where: dict[str, Any] = {"rustle.on_controller": stage.delegate is None}
+                    if stage.delegate is not None:  # run over another connection (delegate_to a host, ...)
+                        where["rustle.delegate"] = stage.delegate.split("{", 1)[0]
+                    session.trace.host(outcome, what, "ran" if ran else "failed", where)
 
+            if stage.delegate is not None and stage.delegate.startswith(SELF):  # remote_user/port of tasks
+                changed = json.loads(stage.delegate[len(SELF):])
+                what = f"run over other connections, batch {number}/{roll.total} ({stage.label})"
+                return _run_delegated(names, lambda n: replace(host_of[n], vars={**host_of[n].vars, **changed.get(n, {})}),
+                                      lambda n: (by_host[n].path, host_of[n]), options, phased,
+                                      settings, plan, session.reporter, on_outcome, what, stage.throttle)
+            if stage.delegate is not None:
+                delegate = session.delegates.get(stage.delegate) or host_of.get(stage.delegate)
+                if delegate is None:
+                    raise UsageError(f"the tasks of {stage.label} are delegated to {stage.delegate!r}, which this "
+                                     "command has no connection for", "run the playbook itself, with its inventory")
+                what = f"run on {stage.delegate}, batch {number}/{roll.total} ({stage.label})"
+                holds = history.holders({by_host[n].sha256 for n in names})
+
+                def held(name: str) -> str | None:
+                    """Where the delegate holds ``name``'s artifact (deployed there now or before)."""
+                    sha = by_host[name].sha256
+                    done = roll.outcomes.get(delegate.name)
+                    here = delegate.name in job_of and by_host[delegate.name].sha256 == sha and done is not None \
+                        and (done.activated or done.agent is not None) and done.error is None
+                    if here or (delegate.name, delegate.remote_dir, sha) in holds:
+                        return f"{delegate.remote_dir.rstrip('/')}/artifacts/{sha}"
+                    return None
+
+                ran = _run_delegated(names, lambda n: delegate, lambda n: (by_host[n].path, host_of[n]), options,
+                                     phased, settings, plan, session.reporter, on_outcome, what, stage.throttle,
+                                     held)
+                for outcome in ran:  # delegate_facts: in the batch's order, the last host's value wins
+                    phased.take_delegated(outcome, stage.delegate)
+                return ran
             return _run_local(names, lambda n: (by_host[n].path, host_of[n]), options, phased, settings, plan,
                               session.reporter, on_outcome, what, stage.throttle)
 
@@ -1559,8 +1652,9 @@ def exec_manifest(manifest: Any, name: str, settings: Settings, opts: dict[str, 
     else:
         schedule = Schedule.single(host_of)
     if any(st.local for st in schedule.stages):
-        raise UsageError(f"{name}: rustle-exec cannot run this plan: it delegates tasks to the controller "
-                         "(delegate_to: localhost), which needs the compiled artifacts here",
+        raise UsageError(f"{name}: rustle-exec cannot run this plan: it runs tasks on the controller or "
+                         "on another host (delegate_to, connection: local, a task's remote_user/port, an "
+                         "action plugin run by ansible-core), which needs the compiled artifacts here",
                          "run it with rustle-deploy PLAN -i INVENTORY --run")
     roll = _Rollout(schedule)
     rolling = schedule.batched

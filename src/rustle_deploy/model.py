@@ -12,10 +12,11 @@ TASK_EXTENSIONS = (
     "register", "loop", "loop_control", "changed_when", "failed_when", "ignore_errors",
     "no_log", "become", "become_user", "become_method", "environment", "vars", "retries",
     "delay", "until", "check_mode", "diff", "timeout", "run_once", "delegate_to",
-    "any_errors_fatal", "throttle",
+    "any_errors_fatal", "throttle", "ignore_unreachable", "delegate_facts",
     # what the playbook front end adds (docs/playbooks.md, "Plan extensions")
     "loop_with", "role", "params", "include", "include_choice", "role_once", "vars_data",
-    "collections", "args_template", "async", "poll", "vars_dir", "include_result",
+    "collections", "args_template", "async", "poll", "vars_dir", "include_result", "action_ds",
+    "connection_vars",
 )
 
 CONDITION_KINDS = ("When", "Tag", "CheckMode", "Host", "SkipTag", "Skip", "Only")
@@ -270,16 +271,33 @@ class Unsafe(str):
     __slots__ = ()
 
 
+class Undecryptable(str):
+    """A ``!vault`` value no vault secret opens (its text is the vault envelope). As in
+    ansible-core, loading it is no error: a task that uses it fails with ``reason``."""
+
+    def __new__(cls, envelope: str, reason: str) -> Undecryptable:
+        out = super().__new__(cls, envelope)
+        out.reason = reason
+        return out
+
+    reason: str
+
+
 # How a plan, an artifact's plan.json and a run request write an Unsafe string: Ansible's own
 # JSON form (ansible-inventory --list writes it too); the runtime reads it back as host data.
 UNSAFE_KEY = "__ansible_unsafe"
+# an Undecryptable: Ansible's JSON form of a vaulted value, with why it stays locked
+VAULT_KEY, LOCKED_KEY = "__ansible_vault", "__rustle_undecryptable"
 
 
 def tag_unsafe(value: Any) -> Any:
-    """``value`` with each Unsafe string written as ``{"__ansible_unsafe": text}`` (for JSON);
+    """``value`` with each Unsafe string written as ``{"__ansible_unsafe": text}`` (for JSON),
+    each Undecryptable as ``{"__ansible_vault": envelope, "__rustle_undecryptable": reason}``;
     containers without one come back as they are."""
     if isinstance(value, Unsafe):
         return {UNSAFE_KEY: str(value)}
+    if isinstance(value, Undecryptable):
+        return {VAULT_KEY: str(value), LOCKED_KEY: value.reason}
     if isinstance(value, dict):
         items = [(k, tag_unsafe(v)) for k, v in value.items()]
         if any(new is not value[k] for k, new in items):
@@ -298,6 +316,8 @@ def untag_unsafe(value: Any) -> Any:
     if isinstance(value, dict):
         if len(value) == 1 and isinstance(value.get(UNSAFE_KEY), str):
             return Unsafe(value[UNSAFE_KEY])
+        if len(value) == 2 and isinstance(value.get(VAULT_KEY), str) and isinstance(value.get(LOCKED_KEY), str):
+            return Undecryptable(value[VAULT_KEY], value[LOCKED_KEY])
         return {k: untag_unsafe(v) for k, v in value.items()}
     if isinstance(value, list):
         return [untag_unsafe(v) for v in value]

@@ -2,8 +2,14 @@
 
 A host runs a play on its own, in one round trip. A task that needs another place than the
 host cannot run inside that round trip: ``run_once`` runs on one host and hands its result
-to all; ``delegate_to: localhost`` (and ``local_action``) runs on the controller with the
-host's variables; ``throttle: N`` lets only N hosts run the task at once. Such a task is a **cut point**: the play is cut into phases, each phase one
+to all; ``delegate_to: localhost`` (and ``local_action``, ``connection: local``) runs on the
+controller with the host's variables, ``delegate_to`` another inventory host over that host's
+connection, a task's own ``remote_user``/``port`` over another connection to the host
+(``connection_vars``); ``throttle: N`` lets only N hosts run the task at once; an action
+plugin that ansible-core runs on the controller (``action_plugins/``, a collection's
+``synchronize``) runs there as a task delegated to the controller does, for each host,
+connecting to the host itself (the task ids in ``actions``, bridge/policy.py
+``controller_tasks``). Such a task is a **cut point**: the play is cut into phases, each phase one
 round trip per host (or one local run per host on the controller), and the controller
 carries the hosts' state between them.
 
@@ -21,6 +27,7 @@ import json
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from typing import Any
 
 from .model import Plan, Play, Task
 
@@ -29,6 +36,8 @@ ONCE = "once"  # the batch's first live host runs them; the others receive what 
 LOCAL = "local"  # the controller runs them for each host of the batch, with its variables
 ONCE_LOCAL = "once-local"  # the controller runs them once, for the batch's first live host
 # ``throttle: N`` adds "@N" to HOSTS or LOCAL: at most N hosts of the batch run the phase at once
+# ``delegate_to`` another inventory host adds ">HOST" to LOCAL or ONCE_LOCAL: the controller runs
+# the phase for each host (or once) over HOST's connection instead of here
 # what delegate_to may name to run a task on the controller
 CONTROLLER = ("localhost", "127.0.0.1", "::1")
 
@@ -71,6 +80,14 @@ def local(task: Task) -> bool:
     return isinstance(target, str) and target.strip() in CONTROLLER
 
 
+def delegate(task: Task) -> str | None:
+    """The inventory host (not the controller) the task is delegated to, if any."""
+    target = task.extras.get("delegate_to")
+    if not isinstance(target, str) or target.strip() in CONTROLLER or "{" in target:
+        return None
+    return target.strip() or None
+
+
 def throttle_of(task: Task) -> int | None:
     """The task's ``throttle`` as a host count (0: no limit); None when it is an expression."""
     value = task.extras.get("throttle", 0)
@@ -81,63 +98,95 @@ def throttle_of(task: Task) -> int | None:
     return value if isinstance(value, int) and value >= 0 else None
 
 
+def _parts(kind: str) -> tuple[str, str, int]:
+    head, sep, tail = kind.rpartition("@")
+    body, width = (head, int(tail)) if sep and tail.isdigit() else (kind, 0)
+    base, _, target = body.partition(">")
+    return base, target, width
+
+
 def split(kind: str) -> tuple[str, int]:
-    """(the base kind, its throttle: 0 for none) of a phase kind such as "hosts@2"."""
-    base, _, width = kind.partition("@")
-    return base, int(width or 0)
+    """(the base kind, its throttle: 0 for none) of a phase kind such as "hosts@2" or
+    "local>db1@2" (the host a phase is delegated to is ``delegate_of``'s)."""
+    base, _, width = _parts(kind)
+    return base, width
+
+
+def delegate_of(kind: str) -> str | None:
+    """The inventory host a phase of ``kind`` runs on for each host (None: the host itself,
+    or the controller); ``SELF`` followed by JSON: each host itself, connected with other
+    variables (``connection_vars``)."""
+    return _parts(kind)[1] or None
+
+
+# a phase whose tasks connect to their own host with other connection variables (a task's,
+# block's or role's remote_user/port): ``SELF`` + JSON {host: {variable: value}}
+SELF = "(self)"
+
+
+def connection_vars(task: Task) -> dict[str, dict[str, Any]] | None:
+    """Host -> the connection variables the task's own remote_user/port give it, if any."""
+    value = task.extras.get("connection_vars")
+    return value if isinstance(value, dict) and value else None
 
 
 # ansible-core's actions that run once for the batch, on the controller (BYPASS_HOST_LOOP)
 ONCE_ON_CONTROLLER = ("pause",)
 
 
-def _leaf_kind(task: Task) -> str:
+def _leaf_kind(task: Task, actions: frozenset[str] = frozenset()) -> str:
     if task.short_module in ONCE_ON_CONTROLLER:
         return ONCE_LOCAL
     # add_host runs once for the play (ansible-core's BYPASS_HOST_LOOP); its change reaches
     # the other hosts with their next phase
     once = task.extras.get("run_once") is True or task.short_module == "add_host"
-    if local(task):
+    if local(task) or task.task_id in actions:
         base = ONCE_LOCAL if once else LOCAL
+    elif delegate(task) is not None:
+        base = f"{ONCE_LOCAL if once else LOCAL}>{delegate(task)}"
+    elif connection_vars(task) is not None:
+        base = f"{ONCE_LOCAL if once else LOCAL}>{SELF}{json.dumps(connection_vars(task), sort_keys=True)}"
     else:
         base = ONCE if once else HOSTS
     width = throttle_of(task) or 0
     return f"{base}@{width}" if width and not once else base
 
 
-def _kinds(task: Task) -> set[str]:
-    return {_leaf_kind(t) for t in _leaves(task)} or {HOSTS}
+def _kinds(task: Task, actions: frozenset[str] = frozenset()) -> set[str]:
+    return {_leaf_kind(t, actions) for t in _leaves(task)} or {HOSTS}
 
 
-def kind_of(task: Task) -> str:
+def kind_of(task: Task, actions: frozenset[str] = frozenset()) -> str:
     """The kind of a top-level task (a block: its tasks' kind when they all have the same)."""
-    kinds = _kinds(task)
+    kinds = _kinds(task, actions)
     return kinds.pop() if len(kinds) == 1 else HOSTS
 
 
-def _cross_host_key(leaf: Task, kind: str) -> tuple[str, str]:
+def _cross_host_key(leaf: Task, kind: str, actions: frozenset[str] = frozenset()) -> tuple[str, str]:
     """The key that makes ``leaf`` a cross-host task, and how a message names it."""
     if leaf.short_module in ONCE_ON_CONTROLLER:
         return "module", f"{leaf.short_module} (run once on the controller)"
-    key = "delegate_to" if kind in (LOCAL, ONCE_LOCAL) else ("run_once" if kind == ONCE else "throttle")
+    if leaf.task_id in actions and not local(leaf):
+        return "module", f"{leaf.module} (an action plugin run on the controller)"
+    key = "delegate_to" if split(kind)[0] in (LOCAL, ONCE_LOCAL) else ("run_once" if kind == ONCE else "throttle")
     return key, key
 
 
-def refusals(play: Play, tasks: list[Task]) -> Iterator[Refusal]:
+def refusals(play: Play, tasks: list[Task], actions: frozenset[str] = frozenset()) -> Iterator[Refusal]:
     """The cross-host keywords of ``play`` that cannot be cut at (``tasks``: its top-level
-    tasks in execution order)."""
+    tasks in execution order; ``actions``: the tasks whose action plugin runs on the controller)."""
     for task in tasks:
         for leaf in _leaves(task):
             if throttle_of(leaf) is None:
                 yield Refusal(leaf, "throttle", f"throttle on task {leaf.name!r} is an expression "
                               f"({leaf.extras.get('throttle')!r})", "where the play is cut into phases "
                               "is decided before anything runs: give throttle a number")
-        if not task.is_block or len(_kinds(task)) == 1:
+        if not task.is_block or len(_kinds(task, actions)) == 1:
             continue
         for leaf in _leaves(task):
-            kind, width = split(_leaf_kind(leaf))
+            kind, width = split(_leaf_kind(leaf, actions))
             if kind != HOSTS or width:
-                key, what = _cross_host_key(leaf, kind)
+                key, what = _cross_host_key(leaf, kind, actions)
                 yield Refusal(leaf, key,
                               f"{what} on task {leaf.name!r} inside block {task.name!r}, whose tasks "
                               "do not all run the same way (on every host, once, on the controller): "
@@ -146,9 +195,9 @@ def refusals(play: Play, tasks: list[Task]) -> Iterator[Refusal]:
                 break
     for handler in play.handlers:
         for leaf in _leaves(handler):
-            kind, width = split(_leaf_kind(leaf))
+            kind, width = split(_leaf_kind(leaf, actions))
             if kind != HOSTS or width:
-                key, what = _cross_host_key(leaf, kind)
+                key, what = _cross_host_key(leaf, kind, actions)
                 yield Refusal(leaf, key, f"{what} on handler {leaf.name!r} is not supported",
                               f"notify a handler without {what}, or make it a task of the play")
                 break
@@ -193,7 +242,8 @@ def hostvars_reads(task: Task) -> set[str]:
     return {m.group(1) or m.group(2) for m in _HOSTVARS_READ.finditer(text.replace('\\"', '"'))}
 
 
-def play_phases(tasks: list[Task], earlier: frozenset[str] = frozenset()) -> Phases:
+def play_phases(tasks: list[Task], earlier: frozenset[str] = frozenset(),
+                actions: frozenset[str] = frozenset()) -> Phases:
     """The phases of a play whose top-level tasks, in execution order, are ``tasks``
     (``earlier``: the names the plays before it set).
 
@@ -209,7 +259,7 @@ def play_phases(tasks: list[Task], earlier: frozenset[str] = frozenset()) -> Pha
     set_here: set[str] = set()  # names set so far in the current phase
     grouped = False  # a group_by ran before: later tasks see every host's groups
     for task in tasks:
-        kind = kind_of(task)
+        kind = kind_of(task, actions)
         wanted = {n for n in hostvars_reads(task) if n in late or is_fact(n)} | ({INVENTORY} if grouped else set())
         stale = wanted & set_here or (FACTS in set_here and any(is_fact(n) for n in wanted))
         if not kinds or kinds[-1] != kind or stale:
@@ -223,13 +273,14 @@ def play_phases(tasks: list[Task], earlier: frozenset[str] = frozenset()) -> Pha
     return Phases(tuple(kinds) or (HOSTS,), of, {k: tuple(sorted(v)) for k, v in reads.items()})
 
 
-def plan_phases(plan: Plan) -> list[Phases]:
+def plan_phases(plan: Plan, actions: frozenset[str] = frozenset()) -> list[Phases]:
     """The phases of each play of ``plan``: what a play reads of other hosts may have been set
-    by an earlier play (registered results and ``set_fact`` values last for the playbook)."""
+    by an earlier play (registered results and ``set_fact`` values last for the playbook);
+    ``actions``: the tasks whose action plugin runs on the controller."""
     out: list[Phases] = []
     earlier: set[str] = set()
     for play in plan.plays:
         tasks = plan.play_tasks(play)
-        out.append(play_phases(tasks, frozenset(earlier)))
+        out.append(play_phases(tasks, frozenset(earlier), actions))
         earlier.update(*(_sets(t) for t in [*tasks, *play.handlers]))
     return out

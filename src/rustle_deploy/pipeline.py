@@ -21,6 +21,7 @@ from .ansible_cfg import AnsibleConfig, load_ansible_config
 from .errors import PlanError, RustleError, UsageError
 from .inventory import Inventory, check_remote_dirs, implicit_localhost, load_inventory
 from .model import Host, Plan
+from .phases import delegate
 from .plan import STDIN, parse_plan
 from .plan.validate import check_hosts
 from .report import Reporter, dump_json, visible
@@ -58,6 +59,7 @@ class Session:
     extra_vars: dict[str, Any] | None = None
     ansible_cfg: AnsibleConfig | None = None
     trace: Trace | None = None  # OpenTelemetry spans, when OTEL_* asks for them (tracing.py)
+    delegates: dict[str, Host] = field(default_factory=dict)  # hosts tasks are delegated to, by name
 
     @classmethod
     def from_options(cls, opts: dict[str, Any]) -> Session:
@@ -152,15 +154,16 @@ class Session:
         files_dirs = tuple(self.opts.get("files_dir") or ())
         become_flags = {"become": True if self.opts.get("become") else None,
                         "become_user": self.opts.get("become_user"),
-                        "become_method": self.opts.get("become_method")}
+                        "become_method": self.opts.get("become_method"),
+                        "force_handlers": True if self.opts.get("force_handlers") else None}
         become_flags = {k: v for k, v in become_flags.items() if v is not None}
         if not is_playbook(data):
             if self.opts.get("start_at_task"):
                 raise UsageError("--start-at-task applies to playbooks",
                                  "a plan's tasks are selected with --tags/--skip-tags")
             if become_flags:
-                raise UsageError("-b/--become, --become-user and --become-method apply to playbooks",
-                                 "a plan carries become on its tasks")
+                raise UsageError("-b/--become, --become-user, --become-method and --force-handlers "
+                                 "apply to playbooks", "a plan carries become and force_handlers itself")
             base_dir = os.getcwd() if path == "-" else os.path.dirname(os.path.abspath(path))
             plan = parse_plan(data, source=STDIN if path == "-" else path, base_dir=base_dir,
                               files_dirs=files_dirs)
@@ -172,8 +175,11 @@ class Session:
         acfg = self.ansible_cfg or AnsibleConfig()
         become = {k: acfg.get(k) for k in ("become", "become_user", "become_method") if acfg.get(k) is not None}
         become.update(become_flags)  # the command line beats ansible.cfg
+        force_handlers = bool(become.pop("force_handlers", None) or acfg.get("force_handlers"))
         options = CompileOptions(extra_vars=extra, roles_path=self.settings.roles_path,
-                                 play_defaults=become, defaults_source=acfg.path or "ANSIBLE_BECOME*",
+                                 play_defaults=become, force_handlers=force_handlers,
+                                 error_on_missing_handler=acfg.get("error_on_missing_handler", True) is not False,
+                                 defaults_source=acfg.path or "ANSIBLE_BECOME*",
                                  forks=self.opts.get("parallel"), check=bool(self.opts.get("check")),
                                  diff=bool(self.opts.get("diff")),
                                  start_at_task=self.opts.get("start_at_task"),
@@ -230,6 +236,7 @@ class Session:
         units = plan_units(
             plan, hosts, resolve=inv.resolve, select=inv.select, groups=_group_members(inv),
             target=self.settings.target,
+            inventory_sources=[os.path.abspath(inv.source)] if os.path.exists(inv.source) else [],
         )
         if self.opts.get("format_") == "native":  # a native artifact's target is its runner's
             for u in units:
@@ -373,6 +380,10 @@ class Session:
                 if m.style == "rustle":
                     print(f"bridge: {fqcn} is a rustle-deploy module, run in the runtime's process "
                           f"(from {m.origin}: {m.path})", file=sys.stderr)
+                    continue
+                if m.style == "action":
+                    print(f"bridge: {fqcn} is an action plugin run on the controller by ansible-core, in a phase "
+                          f"of its own ({m.action} from {m.path})", file=sys.stderr)
                     continue
                 kind = {"new": "Python AnsibleModule", "want_json": "WANT_JSON", "old": "key=value"}.get(m.style, m.style)
                 print(f"bridge: {fqcn} runs through the module bridge ({kind} module from {m.origin}: {m.path})",
@@ -518,6 +529,7 @@ class Session:
         if not o.get("compile_only"):
             check_remote_dirs(hosts, inv.source)
             check_connections(hosts, inv.source)
+            self.resolve_delegates(plan, inv)
         if o.get("dry_run"):
             return self.dry_run(plan, self.units(plan, inv, every), hosts, self.schedule(plan, inv, hosts))
         if o.get("compile_only"):
@@ -542,6 +554,17 @@ class Session:
             if early is not None:
                 early.close()
 
+    def resolve_delegates(self, plan: Plan, inv: Inventory) -> None:
+        """The inventory hosts the plan delegates tasks to (``delegate_to`` another host), with
+        their own connection variables, --limit or not; a bad one is exit 2 before anything
+        is touched."""
+        names = {d for play in plan.plays for top in plan.play_tasks(play) for t in top.walk()
+                 if (d := delegate(t)) is not None}
+        for name in sorted(names):
+            host = self.with_cli_connection(inv.resolve([name])[0])
+            check_connections([host], inv.source)
+            self.delegates[name] = host
+
     def schedule(self, plan: Plan, inv: Inventory, hosts: list[Host]) -> Schedule:
         """The plan's batches over the chosen hosts (rollout.py); refuses what cannot run them."""
         from .fleetops import health_checks
@@ -561,7 +584,7 @@ class Session:
                 and self.opts.get("run_"):
             raise UsageError(
                 "--format native cannot run this plan: a play is cut into phases (run_once, throttle, "
-                "delegate_to: localhost or hostvars of other hosts' results; docs/phases.md)",
+                "delegate_to, hostvars of other hosts' results, a task's remote_user/port; docs/phases.md)",
                 "use --format auto (the default) or pyz: the native runner has no phase selector yet",
             )
         if plan_schedule.staged and self.opts.get("format_") == "native" and self.opts.get("run_"):
@@ -785,6 +808,7 @@ _FLAG_MODES: dict[str, tuple[str, set[str]]] = {
     "become": ("--become", _READ),
     "become_user": ("--become-user", _READ),
     "become_method": ("--become-method", _READ),
+    "force_handlers": ("--force-handlers", _READ),
     "run_": ("--run", {"deploy", "deploy_only", "dry_run"}),
     "verify": ("--verify", {"deploy", "deploy_only", "dry_run"}),
     "rebuild": ("--rebuild", _BUILD),

@@ -145,15 +145,15 @@ class Reporter:
         if kind in ("task_result", "handler_result"):
             status = str(event.get("status", "?"))
             if event.get("ignored"):
-                status = "failed (ignored)"
+                status = f"{'unreachable' if status == 'unreachable' else 'failed'} (ignored)"
             elif event.get("rescued"):
                 status = "failed (rescued)"
             is_debug = event.get("module") == "debug" and status == "ok"
-            if status.startswith("failed") or status == "changed" or is_debug or self.verbosity >= 1:
+            if status.startswith(("failed", "unreachable")) or status == "changed" or is_debug or self.verbosity >= 1:
                 msg = ""
                 if is_debug and not event.get("censored"):
                     msg = str(event.get("msg", ""))
-                if status.startswith("failed"):
+                if status.startswith(("failed", "unreachable")):
                     msg = str(event.get("msg") or event.get("stderr") or "")
                     if event.get("censored"):
                         msg = NO_LOG_MSG

@@ -30,7 +30,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from .model import Host, Plan, Play, Serial
-from .phases import LOCAL, ONCE, ONCE_LOCAL, is_fact, plan_phases, split
+from .phases import LOCAL, ONCE, ONCE_LOCAL, delegate_of, is_fact, plan_phases, split
 
 Resolver = Callable[[Sequence[str]], list[Host]]
 
@@ -60,6 +60,7 @@ class Stage:
     throttle: int = 0  # at most this many hosts of the batch run the phase at once (0: no limit)
     reads: tuple[str, ...] = ()
     facts: bool = False  # what it feeds holds the hosts' facts (a later local phase, a read of facts)
+    delegate: str | None = None  # a local phase run over this inventory host's connection (delegate_to)
 
     def to_json(self) -> dict[str, Any]:
         return {"plays": list(self.plays), "names": list(self.names), "batches": [list(b) for b in self.batches],
@@ -67,7 +68,8 @@ class Stage:
                 "max_fail_percentage": self.max_fail_percentage, "any_errors_fatal": self.any_errors_fatal,
                 "fatal_tasks": sorted(self.fatal_tasks), "canary": self.canary,
                 "phase": self.phase, "phases": self.phases, "once": self.once, "local": self.local,
-                "feeds": self.feeds, "throttle": self.throttle, "reads": list(self.reads), "facts": self.facts}
+                "feeds": self.feeds, "throttle": self.throttle, "reads": list(self.reads), "facts": self.facts,
+                "delegate": self.delegate}
 
     @classmethod
     def from_json(cls, d: dict[str, Any]) -> Stage:
@@ -80,14 +82,16 @@ class Stage:
                    phase=None if d.get("phase") is None else int(d["phase"]), phases=int(d.get("phases") or 0),
                    once=bool(d.get("once")), local=bool(d.get("local")), feeds=bool(d.get("feeds")),
                    throttle=int(d.get("throttle") or 0), reads=tuple(str(n) for n in d.get("reads") or ()),
-                   facts=bool(d.get("facts", d.get("feeds"))))
+                   facts=bool(d.get("facts", d.get("feeds"))),
+                   delegate=str(d["delegate"]) if d.get("delegate") else None)
 
     @property
     def label(self) -> str:
         shown = ", ".join(repr(n) for n in self.names[:3]) + (", ..." if len(self.names) > 3 else "")
         plays = (f"play {shown}" if len(self.names) == 1 else f"plays {shown}") if self.names else "no play"
         if self.phase is not None:
-            how = ", ".join(w for w, on in (("run_once", self.once), ("on the controller", self.local),
+            where = f"on {self.delegate}" if self.delegate else "on the controller"
+            how = ", ".join(w for w, on in (("run_once", self.once), (where, self.local),
                                              (f"throttle {self.throttle}", self.throttle)) if on)
             plays += f", phase {self.phase + 1}/{self.phases}" + (f" ({how})" if how else "")
         return f"canaries, {plays}" if self.canary else plays
@@ -192,6 +196,8 @@ class PlaySpec:
     fatal_tasks: tuple[str, ...] = ()  # compiled ids of tasks that carry any_errors_fatal
     phases: tuple[str, ...] = ()  # the kinds of its phases (phases.py) when it is cut, else ()
     reads: tuple[tuple[str, ...], ...] = ()  # per phase: the names read of other hosts (hostvars)
+    # whether a task's action plugin runs on the controller: cut even for one host
+    actions: bool = False
 
     @property
     def controlled(self) -> bool:
@@ -206,7 +212,7 @@ class PlaySpec:
                 "serial": list(self.serial) if self.serial is not None else None,
                 "max_fail_percentage": self.max_fail_percentage, "any_errors_fatal": self.any_errors_fatal,
                 "order": self.order, "fatal_tasks": list(self.fatal_tasks), "phases": list(self.phases),
-                "reads": [list(r) for r in self.reads]}
+                "reads": [list(r) for r in self.reads], "actions": self.actions}
 
     @classmethod
     def from_json(cls, d: dict[str, Any]) -> PlaySpec:
@@ -216,7 +222,8 @@ class PlaySpec:
                    max_fail_percentage=d.get("max_fail_percentage"), any_errors_fatal=bool(d.get("any_errors_fatal")),
                    order=str(d.get("order") or "inventory"), fatal_tasks=tuple(d.get("fatal_tasks") or ()),
                    phases=tuple(str(k) for k in d.get("phases") or ()),
-                   reads=tuple(tuple(str(n) for n in r) for r in d.get("reads") or ()))
+                   reads=tuple(tuple(str(n) for n in r) for r in d.get("reads") or ()),
+                   actions=bool(d.get("actions")))
 
 
 def play_serial(plan: Plan, play: Play) -> Serial | None:
@@ -232,7 +239,10 @@ def play_specs(plan: Plan, resolve: Resolver) -> list[PlaySpec]:
     """Each play of ``plan`` with its hosts resolved (``resolve``: plan host or group names ->
     inventory hosts, in inventory order)."""
     specs = []
-    for index, (play, cut) in enumerate(zip(plan.plays, plan_phases(plan), strict=True)):
+    from .bridge.policy import controller_tasks
+
+    actions = controller_tasks(plan)
+    for index, (play, cut) in enumerate(zip(plan.plays, plan_phases(plan, actions), strict=True)):
         declared = list(play.hosts) or list(plan.hosts)
         if not declared:  # the planner sometimes leaves play hosts empty: use the tasks'
             declared = sorted({h for b in play.batches for t in b.tasks for h in t.hosts})
@@ -248,6 +258,7 @@ def play_specs(plan: Plan, resolve: Resolver) -> list[PlaySpec]:
             any_errors_fatal=play.any_errors_fatal, order=play.order, fatal_tasks=tuple(fatal),
             phases=cut.kinds if cut.cut else (),
             reads=tuple(cut.reads.get(i, ()) for i in range(len(cut.kinds))) if cut.cut else (),
+            actions=bool(actions & set(cut.of)),
         ))
     return specs
 
@@ -274,7 +285,7 @@ def schedule(specs: Sequence[PlaySpec], hosts: Iterable[str], rng: random.Random
 
     for spec in specs:
         names = [h for h in spec.hosts if h in chosen]
-        if len(names) <= 1 and spec.phases:  # one host needs no phases: it runs the play whole
+        if len(names) <= 1 and spec.phases and not spec.actions:  # one host needs no phases: it runs the play whole
             # (still sent what it reads of other hosts, which earlier plays set)
             union = tuple(sorted({n for r in spec.reads for n in r}))
             spec = replace(spec, phases=(), reads=(union,) if union else ())
@@ -301,6 +312,7 @@ def schedule(specs: Sequence[PlaySpec], hosts: Iterable[str], rng: random.Random
                 stages.append(replace(
                     stage, batches=(batch,), phase=number, phases=len(kinds), once=kind in (ONCE, ONCE_LOCAL),
                     local=local, throttle=width, reads=tuple(reads[number]),
+                    delegate=delegate_of(spec.phases[number]),
                     feeds=not local and any(kinds[k][0] in (LOCAL, ONCE_LOCAL) or reads[k] for k in later),
                     facts=not local and any(kinds[k][0] in (LOCAL, ONCE_LOCAL) or any(map(is_fact, reads[k]))
                                             for k in later)))

@@ -72,9 +72,10 @@ def runtime_plugins() -> dict[str, Any]:
         "lookup": dict(lookups.REFUSED)}
     for table in refused.values():
         table.update({"ansible.builtin." + k: v for k, v in list(table.items())})
-    return {"filter": names(jinja2.filters.FILTERS, filters.FILTERS, filters.CONTEXT_FILTERS),
-            "test": names(jinja2.tests.TESTS, filters.TESTS),
-            "lookup": names(lookups.LOOKUPS, lookups.CONTROLLER), "refused": refused}
+    ansible = lookups.ANSIBLE_RUNS  # run by ansible-core on the controller (compiler/ansible_plugins.py)
+    return {"filter": names(jinja2.filters.FILTERS, filters.FILTERS, filters.CONTEXT_FILTERS, ansible["filter"]),
+            "test": names(jinja2.tests.TESTS, filters.TESTS, ansible["test"]),
+            "lookup": names(lookups.LOOKUPS, lookups.CONTROLLER, ansible["lookup"]), "refused": refused}
 
 
 def import_runtime() -> Any:

@@ -21,7 +21,7 @@ from collections.abc import Iterable
 
 from rustle_deploy.errors import UsageError
 
-__all__ = ["HEADER", "VaultFailed", "decrypt", "is_encrypted", "secret_from_file", "use_secrets"]
+__all__ = ["HEADER", "VaultFailed", "decrypt", "is_encrypted", "secret_from_file", "secrets", "use_secrets"]
 
 HEADER = "$ANSIBLE_VAULT;"
 _SECRETS: list[tuple[str, bytes]] = []  # (label, password), in the order given
@@ -30,15 +30,23 @@ _SECRETS: list[tuple[str, bytes]] = []  # (label, password), in the order given
 class VaultFailed(Exception):
     """Why a vaulted text could not be decrypted (the caller adds where it was written)."""
 
-    def __init__(self, message: str, hint: str) -> None:
+    def __init__(self, message: str, hint: str, locked: str | None = None) -> None:
         super().__init__(message)
         self.message = message
         self.hint = hint
+        # no secret opens it (none given, or none matches): ansible-core's words for it. Such a
+        # !vault value is loaded as undecryptable and fails only the tasks that use it
+        self.locked = locked
 
 
 def use_secrets(secrets: Iterable[tuple[str, bytes]]) -> None:
     """The vault passwords the loaders decrypt with from now on (replacing any before)."""
     _SECRETS[:] = list(secrets)
+
+
+def secrets() -> list[tuple[str, bytes]]:
+    """The vault secrets given to this command (label, password)."""
+    return list(_SECRETS)
 
 
 def is_encrypted(text: str) -> bool:
@@ -94,7 +102,8 @@ def decrypt(text: str) -> str:
     if not _SECRETS:
         raise VaultFailed("no vault secret was given",
                           "pass --vault-password-file FILE, --vault-id, --ask-vault-pass or "
-                          "set ANSIBLE_VAULT_PASSWORD_FILE")
+                          "set ANSIBLE_VAULT_PASSWORD_FILE",
+                          locked="Attempting to decrypt but no vault secrets found.")
     from cryptography.exceptions import InvalidSignature
     from cryptography.hazmat.primitives import hashes, hmac, padding
     from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
@@ -119,4 +128,5 @@ def decrypt(text: str) -> str:
             raise VaultFailed("the vault data decrypts to something that is not UTF-8 text",
                               "encrypt text with ansible-vault") from exc
     raise VaultFailed("no vault secret given could decrypt it (wrong password?)",
-                      "pass the password it was encrypted with")
+                      "pass the password it was encrypted with",
+                      locked="Decryption failed (no vault secrets were found that could decrypt).")

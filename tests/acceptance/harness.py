@@ -270,10 +270,13 @@ HOST = "testhost"  # the inventory's only host: the journal under remote/ is its
 def _journal(remote: Path) -> list[dict[str, Any]]:
     out: list[dict[str, Any]] = []
     for path in sorted((remote / "runs").glob("*.jsonl"), key=lambda p: p.stat().st_mtime):
+        host = HOST
         for line in path.read_text().splitlines():
             ev = json.loads(line)
+            if ev.get("event") == "run_start":  # hosts sharing one remote directory: whose run
+                host = ev.get("host") or HOST
             if ev.get("event") in ("task_result", "handler_result"):
-                rec = {"task": ev.get("task", ""), "host": HOST, "module": ev.get("module", ""),
+                rec = {"task": ev.get("task", ""), "host": host, "module": ev.get("module", ""),
                        "status": ev.get("status", ""), "ignored": bool(ev.get("ignored")),
                        "msg": str(ev.get("msg", ""))[:2000]}
                 if "assertion" in ev:
@@ -293,6 +296,13 @@ def _refusal(log: str, work: Path) -> str:
 # ansible-playbook reports its fact gathering as a task; rustle-deploy gathers facts in its
 # runtime's set-up, not as a task, so that result has no counterpart to compare with
 UNCOMPARED = frozenset({"Gathering Facts"})
+# ansible-playbook's strategy runs a meta task itself and sends the callback no result for it
+# unless it is skipped; rustle-deploy's journal has one: that result is not compared either
+_META = frozenset({"meta", "ansible.builtin.meta", "ansible.legacy.meta"})
+
+
+def _compared(rec: dict[str, Any]) -> bool:
+    return rec["task"] not in UNCOMPARED and not (rec.get("module") in _META and rec["status"] != "skipped")
 # what differs between two runs of the same target by construction: the work directory and the
 # names tempfile makes (``/tmp/ansible.XXXXXXXX...``)
 _NOISE = re.compile(r"/[^\s'\"]*?acc-(?:ansible|rustle)-[^/\s'\"]*|(?<=/)ansible\.\w+")
@@ -330,8 +340,8 @@ def compare(a: Run, r: Run) -> Comparison:
     out = Comparison(refused=bool(r.refused))
     if r.refused:
         return out
-    ra = [x for x in a.results if x["task"] not in UNCOMPARED]
-    rr = [x for x in r.results if x["task"] not in UNCOMPARED]
+    ra = [x for x in a.results if _compared(x)]
+    rr = [x for x in r.results if _compared(x)]
     keys_a = [(x["task"], x.get("host", HOST)) for x in ra]
     keys_r = [(x["task"], x.get("host", HOST)) for x in rr]
     matcher = difflib.SequenceMatcher(None, keys_a, keys_r, autojunk=False)
@@ -400,6 +410,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--oracle", action="store_true", help="re-run ansible-playbook even where its result is cached")
     ap.add_argument("--jobs", type=int, default=2, help="targets run at once [2]")
     ap.add_argument("--report-only", action="store_true", help="write the report from the cached results; run nothing")
+    ap.add_argument("--runme", action="store_true",
+                    help="the named targets are runme.sh ones: run their ansible-playbook invocations (tests/acceptance/runme.py)")
     ap.add_argument("--report", type=Path, default=Path(__file__).resolve().parents[2] / "docs" / "acceptance.md")
     args = ap.parse_args(argv)
     try:
@@ -409,6 +421,15 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     store = CACHE / f"results-{ANSIBLE_VERSION}.json"
     data: dict[str, dict[str, Any]] = json.loads(store.read_text()) if store.exists() else {"ansible": {}, "rustle": {}}
+    if args.runme:
+        from . import runme
+
+        if not args.report_only:
+            runme.run_all(root, args.targets or runme.runme_targets(root), data, args.oracle, args.jobs,
+                          lambda: store.write_text(json.dumps(data, indent=1, sort_keys=True)))
+        args.report.write_text(render(root, data))
+        print(f"wrote {args.report}")
+        return 0
     names = args.targets or role_targets(root)
     todo = [] if args.report_only else [n for n in names if not_run(root, n) is None]
 
@@ -508,7 +529,9 @@ def render(root: Path, data: dict[str, dict[str, Any]]) -> str:
         "and for a failure the message, with the work directory and temporary names masked). A "
         "task only one tool ran counts as different, unless the other tool had stopped before it "
         "(a target that stops under both is compared up to where each stops). `Gathering Facts` "
-        "is not compared: rustle-deploy gathers facts without a task result.",
+        "is not compared: rustle-deploy gathers facts without a task result; nor is a meta task's "
+        "result unless it is skipped: ansible-playbook's strategy runs meta tasks itself and "
+        "reports none.",
         "",
         "## Totals",
         "",
@@ -529,7 +552,11 @@ def render(root: Path, data: dict[str, dict[str, Any]]) -> str:
         head.append(f"| {_cell(kind)} | {len(names)} | {', '.join(names)} |")
     head += ["", "## Per target", "", "| target | passes under | ansible-playbook | rustle-deploy | compared/identical/different "
              "| blocker |", "|---|---|---|---|---|---|"]
-    return "\n".join(head + rows + ["", "## Failures and differences under rustle-deploy", ""] + details) + "\n"
+    from . import runme
+
+    part2 = runme.render(root, data) if data.get("runme") else ""
+    return "\n".join(head + rows + ["", "## Failures and differences under rustle-deploy", ""] + details) + "\n" \
+        + ("\n" + part2 if part2 else "")
 
 
 def _blocker_kind(note: str) -> str:

@@ -27,9 +27,8 @@ from .conftest import BridgeRun, write_plan
 
 pytestmark = pytest.mark.ansible
 
-# ansible-core 2.19 adds "exception": "(traceback unavailable)" to every failed result it
-# registers; the runtime's built-in modules do not (yet) add that placeholder
-_DROP = frozenset({"invocation", "exception"})
+# every failed result carries "exception": "(traceback unavailable)", as in ansible-core 2.19
+_DROP = frozenset({"invocation"})
 
 
 def _normal(value: Any, root: Path) -> Any:
@@ -313,3 +312,15 @@ def test_a_fetch_that_cannot_be_placed_now_is_refused(tmp_path: Path, bridge: Br
     assert code == 2, err + out
     assert f"fetch in task 'up': {message}" in err and "/plays/0/batches/0/tasks/0/args/src" in err
     assert not (tmp_path / "remote").exists() and not (tmp_path / "out").exists()
+
+
+def test_an_async_script_fails_as_ansible_does_without_looking_for_it(tmp_path: Path, bridge: BridgeRun) -> None:
+    """ansible-core's script action refuses async before it looks for the script (its
+    integration target runs /some/script.sh with async), so the compiler does not refuse it."""
+    project = tmp_path / "project"
+    (project / "T").mkdir(parents=True)
+    tasks: list[dict[str, Any]] = [{"name": "async script", "script": "/some/script.sh", "async": 2,
+                                    "ignore_errors": True}]
+    pairs = both(tmp_path, bridge, project, tasks)
+    assert_same(pairs, tasks)
+    assert pairs["r0"][1]["failed"] and pairs["r0"][1]["msg"] == "This action (script) does not support async."

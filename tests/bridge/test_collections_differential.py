@@ -14,8 +14,9 @@ inside a private network and mount namespace (``unshare -n -m``), so the machine
 (checked after). Not covered, and why: ``timezone`` (sets the machine's clock zone: no path
 option), ``modprobe`` (loads kernel modules), ``ufw`` (the machine's firewall), ``locale_gen``
 (edits /etc/locale.gen and generates locales), ``alternatives`` (writes /etc/alternatives),
-``xml`` (needs lxml, not installed), ``patch`` and ``synchronize`` (ansible.posix action
-plugins: refused at compile time, checked below).
+``xml`` (needs lxml, not installed). ``patch`` is an action plugin of ansible.posix: it runs on
+the controller with ansible-core (checked below); ``synchronize`` is compared over the real sshd
+(tests/integration/test_action_phase_ssh.py).
 """
 
 from __future__ import annotations
@@ -248,14 +249,37 @@ def test_sysctl_and_mount_in_private_namespaces_give_ansibles_results(
     assert (tmp_path / "rustle" / "target" / "sysctl.conf").read_text() == "net.ipv4.ip_forward=1\n"
 
 
-def test_a_collections_action_plugin_is_refused_naming_it(tmp_path: Path, bridge: BridgeRun,
-                                                          pypi_collections: Path,
-                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_collections_action_plugin_runs_on_the_controller_as_in_ansible(
+        tmp_path: Path, bridge: BridgeRun, pypi_collections: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # ansible.posix.patch: its action plugin finds the patch in files/ on the controller and runs
+    # the module on the host; rustle-deploy runs that action with ansible-core (a controller phase)
     monkeypatch.setenv("ANSIBLE_COLLECTIONS_PATH", str(pypi_collections))
-    site = tmp_path / "site.yml"
-    site.write_text("- hosts: localhost\n  gather_facts: false\n  tasks:\n"
-                    "    - name: apply\n      ansible.posix.patch: {src: x.patch, dest: /tmp/nothing}\n")
-    code, _, err = bridge.main(str(site), "-i", str(bridge.inventory()), "--run")
-    assert code == 2, err
-    assert "ansible.posix.patch" in err and "action plugin" in err, err
-    assert not (tmp_path / "remote").exists()
+    monkeypatch.setenv("PATH", _env(tmp_path)["PATH"])
+    results = {}
+    for tool in ("ansible", "rustle"):
+        work = tmp_path / tool
+        (work / "files").mkdir(parents=True)
+        (work / "target.txt").write_text("one\ntwo\n")
+        (work / "files" / "x.patch").write_text("--- a/target.txt\n+++ b/target.txt\n@@ -1,2 +1,2 @@\n one\n-two\n+TWO\n")
+        tasks = [{"name": f"apply {i}", "ansible.posix.patch": {"src": "x.patch", "dest": str(work / "target.txt")},
+                  "register": f"r{i}"} for i in range(2)]
+        tasks.append({"copy": {"content": "{{ {'r0': r0, 'r1': r1} | to_json }}", "dest": str(work / "results.json")}})
+        site = work / "site.yml"
+        site.write_text(yaml.safe_dump([{"hosts": "localhost", "gather_facts": False, "tasks": tasks}]))
+        if tool == "ansible":
+            proc = subprocess.run([str(BIN / "ansible-playbook"), "-i", "localhost,", "-c", "local",
+                                   "-e", f"ansible_python_interpreter={sys.executable}", str(site)],
+                                  cwd=work, env=dict(_env(work), ANSIBLE_COLLECTIONS_PATH=str(pypi_collections)),
+                                  capture_output=True, text=True, timeout=900)
+            assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+        else:
+            code, _, err = bridge.main(str(site), "-i", str(bridge.inventory(ansible_python_interpreter=sys.executable)),
+                                       "--run")
+            assert code == 0, err
+        assert (work / "target.txt").read_text() == "one\nTWO\n"
+        results[tool] = json.loads((work / "results.json").read_text())
+    for i, changed in ((0, True), (1, False)):
+        a, r = (_volatile(results[tool][f"r{i}"]) for tool in ("ansible", "rustle"))
+        assert a["changed"] is r["changed"] is changed, (a, r)
+        assert {k: v for k, v in a.items() if k != "invocation"} == \
+            {k: v for k, v in r.items() if k != "invocation"}, (a, r)

@@ -85,12 +85,36 @@ def test_without_ansible_ansible_modules_are_refused_with_places_and_hint(
         assert "pip install 'rustle-deploy[ansible]'" in str(err.value.hint)
 
 
-@pytest.mark.parametrize("with_ansible", [True, False])
-def test_an_action_plugin_without_a_module_is_refused_as_such(
-        tmp_path: Path, with_ansible: bool, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_an_action_plugin_without_a_module_runs_on_the_controller(tmp_path: Path) -> None:
     # ansible-core's shell and until targets name action plugins of their own action_plugins/
-    if not with_ansible:
-        monkeypatch.setitem(sys.modules, "ansible", None)
+    lookup._resolve.cache_clear()
+    (tmp_path / "action_plugins").mkdir()
+    (tmp_path / "action_plugins" / "probe_shell.py").write_text("from ansible.plugins.action import ActionBase\n")
+    res = lookup.resolve(["probe_shell"], [str(tmp_path)])
+    mod = res.modules["probe_shell"]
+    assert isinstance(mod, lookup.BridgedModule), mod
+    assert (mod.style, mod.action, mod.path) == (
+        "action", "probe_shell", str(tmp_path / "action_plugins" / "probe_shell.py"))
+    assert mod.entries() == {}  # nothing of it goes to the host
+    plan = load_plan(str(write_plan(tmp_path, [{"name": "t", "module": "probe_shell", "args": {}}])))
+    assert policy.controller_tasks(plan) == frozenset(t.task_id for p in plan.plays for t in plan.play_tasks(p))
+
+
+def test_an_action_plugin_delegated_to_the_controller_is_refused(tmp_path: Path) -> None:
+    lookup._resolve.cache_clear()
+    (tmp_path / "action_plugins").mkdir()
+    (tmp_path / "action_plugins" / "probe_shell.py").write_text("from ansible.plugins.action import ActionBase\n")
+    path = write_plan(tmp_path, [{"name": "t", "module": "probe_shell", "args": {}, "delegate_to": "localhost"}])
+    with pytest.raises(PlanError) as err:
+        load_plan(str(path))
+    assert "delegate_to on task 't', whose action plugin 'probe_shell' runs on the controller, is not " \
+           "supported yet" in err.value.message
+    assert err.value.pointer == "/plays/0/batches/0/tasks/0/delegate_to"
+
+
+def test_an_action_plugin_without_ansible_core_is_refused_with_the_hint(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(sys.modules, "ansible", None)
     lookup._resolve.cache_clear()
     (tmp_path / "action_plugins").mkdir()
     (tmp_path / "action_plugins" / "probe_shell.py").write_text("from ansible.plugins.action import ActionBase\n")
@@ -101,7 +125,8 @@ def test_an_action_plugin_without_a_module_is_refused_as_such(
     assert "unknown module 'probe_shell' in task 't'" in err.value.message
     assert f"it is an action plugin with no module ({tmp_path / 'action_plugins' / 'probe_shell.py'})" \
         in err.value.message
-    assert "it runs on the controller" in err.value.message
+    assert "it runs on the controller with ansible-core, which is not installed there" in err.value.message
+    assert "pip install 'rustle-deploy[ansible]'" in str(err.value.hint)
 
 
 def test_with_ansible_builtin_module_is_embedded_with_exactly_its_module_utils(tmp_path: Path) -> None:
@@ -183,7 +208,7 @@ def test_collection_module_and_its_module_utils(tmp_path: Path, monkeypatch: pyt
     assert "ansible_collections/rustletest/demo/plugins/module_utils/shout.py" in mod.files
 
 
-def test_collection_action_plugin_is_refused_naming_it(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_collection_action_plugin_runs_on_the_controller(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     coll = tmp_path / "colls" / "ansible_collections" / "rustletest" / "demo"
     (coll / "plugins" / "modules").mkdir(parents=True)
     (coll / "plugins" / "action").mkdir(parents=True)
@@ -191,10 +216,14 @@ def test_collection_action_plugin_is_refused_naming_it(tmp_path: Path, monkeypat
     (coll / "plugins" / "action" / "push.py").write_text(
         "from ansible.plugins.action import ActionBase\nclass ActionModule(ActionBase):\n    pass\n")
     monkeypatch.setenv("ANSIBLE_COLLECTIONS_PATH", str(tmp_path / "colls"))
-    path = write_plan(tmp_path, [{"name": "t", "module": "rustletest.demo.push", "args": {}}])
-    with pytest.raises(PlanError) as err:
-        load_plan(str(path))
-    assert "its action plugin 'rustletest.demo.push' runs on the controller" in err.value.message
+    plan = load_plan(str(write_plan(tmp_path, [{"name": "t", "module": "rustletest.demo.push", "args": {}}])))
+    (task,) = [t for p in plan.plays for t in plan.play_tasks(p)]
+    assert policy.controller_tasks(plan) == {task.task_id}
+    resolution = policy.unresolved(plan, [task])
+    module = policy.bridged(plan, task, resolution)
+    assert (module.style, module.action, module.plugin_dirs) == ("action", "rustletest.demo.push", (str(tmp_path),))
+    assert module.spec() == {"fqcn": "rustletest.demo.push", "style": "action", "action": "rustletest.demo.push",
+                             "plugin_dirs": [str(tmp_path)]}
 
 
 def test_native_format_refuses_a_bridged_task_naming_it(tmp_path: Path, bridge: BridgeRun) -> None:

@@ -6,6 +6,9 @@ keyword) and run through the module bridge; refused at the task's line when noth
 from __future__ import annotations
 
 import json
+import os
+import pwd
+import shutil
 from pathlib import Path
 
 import pytest
@@ -144,19 +147,36 @@ def test_list_modules_of_a_playbook_includes_its_roles_library(tmp_path: Path, b
     assert str(role / "library") in doc["searched"]
 
 
-def test_an_action_plugin_without_a_module_is_refused_as_such(tmp_path: Path, bridge: BridgeRun) -> None:
+def test_a_roles_action_plugin_runs_on_the_controller_with_the_hosts_variables(
+        tmp_path: Path, bridge: BridgeRun) -> None:
     role = tmp_path / "roles" / "r"
     (role / "tasks").mkdir(parents=True)
     (role / "action_plugins").mkdir()
+    # runs on the controller: writes where the controller is, reads a variable the host set
     (role / "action_plugins" / "on_controller.py").write_text(
-        "from ansible.plugins.action import ActionBase\n\n"
-        "class ActionModule(ActionBase):\n    def run(self, tmp=None, task_vars=None):\n        return {}\n")
-    (role / "tasks" / "main.yml").write_text("- name: controller side\n  on_controller: {}\n")
+        "import os\nfrom ansible.plugins.action import ActionBase\n\n"
+        "class ActionModule(ActionBase):\n    def run(self, tmp=None, task_vars=None):\n"
+        "        user = self._low_level_execute_command('id -un', sudoable=True)['stdout'].strip()\n"
+        "        return {'changed': True, 'pid': os.getpid(), 'word': self._task.args['word'], 'user': user,\n"
+        "                'seen': task_vars['before']['stdout'], 'host': task_vars['inventory_hostname']}\n")
+    (role / "tasks" / "main.yml").write_text(
+        "- command: echo from-the-host\n  register: before\n"
+        "- name: controller side\n  on_controller: {word: '{{ before.stdout }}!'}\n  register: r\n"
+        "- name: as another user\n  on_controller: {word: x}\n  become: true\n  become_user: nobody\n"
+        "  register: other\n"
+        "- copy: {content: '{{ r | to_json }}', dest: '" + str(tmp_path / "out.json") + "'}\n"
+        "- copy: {content: '{{ other.user }} {{ r.user }}', dest: '" + str(tmp_path / "users.txt") + "'}\n")
+    if os.geteuid() != 0 or not shutil.which("sudo"):  # no become without sudo as root
+        (role / "tasks" / "main.yml").write_text((role / "tasks" / "main.yml").read_text().replace(
+            "  become: true\n", ""))
     pb = tmp_path / "site.yml"
     pb.write_text("- hosts: localhost\n  gather_facts: false\n  roles: [r]\n")
     code, _, err = bridge.main(str(pb), "-i", str(bridge.inventory()), "--run")
-    assert code == 2
-    assert "unknown module 'on_controller' in task 'r : controller side': it is an action plugin with no " \
-           f"module ({role / 'action_plugins' / 'on_controller.py'}): it runs on the controller" in err, err
-    assert "write it as a module (library/)" in err
-    assert not (tmp_path / "remote").exists()
+    assert code == 0, err
+    result = json.loads((tmp_path / "out.json").read_text())
+    assert result["word"] == "from-the-host!" and result["seen"] == "from-the-host"
+    assert result["host"] == "localhost" and result["changed"] is True
+    assert result["pid"] != os.getpid()  # ansible-core ran it in a child of its own
+    # become, as the task says, on the action's connection (sudo as root, without a password)
+    if os.geteuid() == 0 and shutil.which("sudo"):
+        assert (tmp_path / "users.txt").read_text() == f"nobody {pwd.getpwuid(os.getuid()).pw_name}"

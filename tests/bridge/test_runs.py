@@ -9,6 +9,7 @@ import glob
 import shutil
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -264,3 +265,124 @@ def test_facts_a_module_returns_are_variables_of_their_own_name(tmp_path: Path, 
     ], play_vars={"getent_group": "play wins"})
     res = bridge.run(plan)
     assert res["use"]["msg"] == "/root 0 play wins"
+
+
+def _kept_servers(remote: Path) -> dict[Path, int]:
+    """Each kept fork server under ``remote``: its socket and the pid it greets a run with."""
+    import json
+    import socket
+
+    out = {}
+    for path in sorted((remote / "bridge").glob("*")):
+        if path.suffix == ".log":
+            continue
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+            sock.settimeout(30)
+            sock.connect(str(path))
+            with sock.makefile("rb") as reader:
+                out[path] = json.loads(reader.readline())["pid"]
+    return out
+
+
+def _alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as fh:
+            return fh.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+def test_a_kept_fork_server_serves_the_next_runs_until_cleanup_ends_it(tmp_path: Path, bridge: BridgeRun) -> None:
+    """``rustle_bridge_keep``: the first run leaves its fork server (ansible.module_utils.basic
+    imported) listening in the remote directory, the next run's modules are forked from that same
+    process, with that run's working directory, umask and environment; a timeout still kills the
+    module; --cleanup ends the server and removes its socket."""
+    _library(tmp_path / "p", {"greet.py": ANSIBLE_MODULE, "where.py": WHERE_MODULE})
+    plan = write_plan(tmp_path / "p", [
+        {"name": "where", "module": "where", "args": {"path": str(tmp_path / "made")}},
+        {"name": "slow", "module": "greet", "args": {"name": "x", "sleep": 30}, "timeout": 1, "ignore_errors": True},
+        {"name": "next", "module": "greet", "args": {"name": "y"}, "environment": {"RUSTLE_TEST_VAR": "v"}},
+    ])
+    remote = tmp_path / "remote"
+    first = bridge.run(plan, host_vars={"rustle_bridge_keep": 120})
+    servers = _kept_servers(remote)
+    assert len(servers) == 1 and oct((remote / "bridge").stat().st_mode & 0o777) == "0o700"
+    (pid,) = servers.values()
+    assert _alive(pid)
+    second = bridge.run(plan, host_vars={"rustle_bridge_keep": 120})
+    assert _kept_servers(remote) == servers  # the same process served the second run
+    for res in (first, second):
+        assert res["where"]["cwd"] == str(Path.cwd()) and res["where"]["umask"] == oct(_umask())
+        assert res["where"]["parent"] == pid
+        assert res["slow"]["msg"] == "Task failed: Timed out after 1 second(s)."
+        assert res["next"]["greeting"] == "hello y"
+    # a run that goes away while its module runs (an interrupted controller) takes the module with it
+    (socket_path,) = servers
+    slow = _start_module_and_leave(socket_path, tmp_path, {"name": "slow", "sleep": 60})
+    for _ in range(300):
+        if not _alive(slow):
+            break
+        time.sleep(0.1)
+    assert not _alive(slow)
+    assert _kept_servers(remote) == servers  # and the server serves the next run
+    inv = bridge.inventory(rustle_bridge_keep=120)
+    code, out, err = bridge.main("--cleanup", "-i", str(inv), "--output", "json")
+    assert code == 0, err + out
+    assert not remote.exists()
+    for _ in range(300):  # it ends as soon as it has answered; reaped by init
+        if not _alive(pid):
+            break
+        time.sleep(0.1)
+    assert not _alive(pid)
+
+
+def _start_module_and_leave(socket_path: Path, tmp_path: Path, args: dict[str, object]) -> int:
+    """Ask the kept server at ``socket_path`` to run the library module greet, then hang up while
+    it runs; the module's pid."""
+    import json
+    import os
+    import socket
+
+    out = tmp_path / "left"
+    out.mkdir()
+    params = json.dumps({"ANSIBLE_MODULE_ARGS": args})
+    request = {"params": params, "fqn": "ansible.legacy.greet", "profile": "legacy", "env": dict(os.environ),
+               "cwd": str(tmp_path), "umask": 0o022, "out": str(out / "stdout"), "err": str(out / "stderr")}
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+        sock.settimeout(30)
+        sock.connect(str(socket_path))
+        with sock.makefile("rb") as reader:
+            assert json.loads(reader.readline())["ready"] is True
+            sock.sendall((json.dumps(request) + "\n").encode())
+            pid = int(json.loads(reader.readline())["pid"])
+            assert _alive(pid)
+    return pid
+
+
+def test_a_keep_value_that_is_not_seconds_is_warned_about_and_keeps_nothing(tmp_path: Path, bridge: BridgeRun) -> None:
+    _library(tmp_path / "p", {"greet.py": ANSIBLE_MODULE})
+    plan = write_plan(tmp_path / "p", [{"name": "one", "module": "greet", "args": {"name": "a"}},
+                                       {"name": "two", "module": "greet", "args": {"name": "b"}}])
+    res = bridge.run(plan, host_vars={"rustle_bridge_keep": "a while"})
+    assert res["one"]["greeting"] == "hello a" and res["two"]["greeting"] == "hello b"
+    assert res["one"]["warnings"] == ["rustle_bridge_keep='a while' is not a number of seconds (written plainly, "
+                                      "not a template): the fork server is not kept"]
+    assert "warnings" not in res["two"]  # said once per run
+    assert not (tmp_path / "remote" / "bridge").exists()
+
+
+def _umask() -> int:
+    import os
+
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+WHERE_MODULE = '''#!/usr/bin/python
+import os
+from ansible.module_utils.basic import AnsibleModule
+m = AnsibleModule(argument_spec=dict(path=dict(type='path')))
+mask = os.umask(0)
+m.exit_json(changed=False, cwd=os.getcwd(), umask=oct(mask), parent=os.getppid())
+'''

@@ -58,6 +58,20 @@ def test_python_older_than_3_8_is_a_clear_error(tmp_path, build_artifact):
     assert "ansible_python_interpreter" in out.error.hint
 
 
+def test_a_templated_interpreter_is_rendered_as_ansible_renders_it(tmp_path, build_artifact):
+    """ansible-core's test inventories set ``ansible_python_interpreter="{{ ansible_playbook_python }}"``
+    (the controller's Python, for a local host); a variable it cannot render is a clear error."""
+    import sys
+
+    h = local("t", tmp_path / "r", ansible_python_interpreter="{{ ansible_playbook_python }}")
+    assert agent_launch(h).python_interpreter == sys.executable
+    out = asyncio.run(deploy_host(job(h, build_artifact(), run=RunOptions("r1"))))
+    assert out.ok and out.run_exit == 0, out.error
+    with pytest.raises(ConnectError) as err:
+        agent_launch(local("u", tmp_path / "u", ansible_python_interpreter="{{ nowhere }}/python3"))
+    assert "ansible_python_interpreter" in err.value.message and "'nowhere' is undefined" in err.value.message
+
+
 def test_discovery_prefers_real_interpreters_over_path():
     cmd = remote_command(agent_launch(Host("h", {})))
     assert cmd.index("/usr/bin/python3") < cmd.index(" python3;")

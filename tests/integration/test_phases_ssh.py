@@ -117,27 +117,41 @@ FAILING = """\
 
 
 class Fleet:
-    def __init__(self, sshd: Any, tmp_path: Path, n: int) -> None:
+    """``n`` hosts in group fleet, and ``others`` (a group name -> its hosts) outside it, all
+    on the one sshd, each with its own remote dir and ``root``."""
+
+    def __init__(self, sshd: Any, tmp_path: Path, n: int, others: dict[str, list[str]] | None = None,
+                 extra: dict[str, dict[str, Any]] | None = None, down: tuple[str, ...] = ()) -> None:
         self.tmp = tmp_path
         self.names = [f"n{i:02d}" for i in range(n)]
+        groups = {"fleet": self.names, **(others or {})}
+        every = [h for members in groups.values() for h in members]
         hosts = {}
-        for i, name in enumerate(self.names):
+        for i, name in enumerate(every):
             h = sshd.host(name, tmp_path / f"remote{i:02d}", root=str(self.root(name, "rustle")))
-            hosts[name] = dict(h.vars)
+            hosts[name] = {**h.vars, **(extra or {}).get(name, {})}
             self.root(name, "rustle").mkdir(parents=True)
             self.root(name, "ansible").mkdir(parents=True)
+        self.every = every
+        for name in down:  # nothing listens on port 1: unreachable for both tools
+            hosts[name]["ansible_port"] = 1
         self.inventory = tmp_path / "inv.yml"
-        self.inventory.write_text(yaml.safe_dump({"all": {"children": {"fleet": {"hosts": hosts}}}}))
+        self.inventory.write_text(yaml.safe_dump({"all": {"children": {
+            g: {"hosts": {h: hosts[h] for h in members}} for g, members in groups.items()}}}))
         local = {n: {"ansible_connection": "local", "ansible_python_interpreter": sys.executable,
-                     "root": str(self.root(n, "ansible"))} for n in self.names}
+                     "root": str(self.root(n, "ansible"))} for n in every}
+        for name in down:
+            local[name] = dict(hosts[name], root=str(self.root(name, "ansible")))
         self.local_inventory = tmp_path / "local.yml"
-        self.local_inventory.write_text(yaml.safe_dump({"all": {"children": {"fleet": {"hosts": local}}}}))
+        self.local_inventory.write_text(yaml.safe_dump({"all": {"children": {
+            g: {"hosts": {h: local[h] for h in members}} for g, members in groups.items()}}}))
 
     def root(self, name: str, tool: str) -> Path:
         return self.tmp / tool / name
 
     def files(self, tool: str) -> dict[str, dict[str, str]]:
-        return {n: {p.name: p.read_text() for p in sorted(self.root(n, tool).iterdir())} for n in self.names}
+        return {n: {p.name: "<dir>" if p.is_dir() else p.read_text() for p in sorted(self.root(n, tool).iterdir())}
+                for n in self.every}
 
     def rustle(self, capsys: pytest.CaptureFixture[str], playbook: Path, *args: str) -> tuple[int, dict[str, Any]]:
         code = main([str(playbook), "-i", str(self.inventory), "--run", "--output", "json", *args])
@@ -154,7 +168,7 @@ class Fleet:
         recaps = {}
         for line in proc.stdout.splitlines():
             name, sep, rest = line.partition(" : ")
-            if sep and name.strip() in self.names:
+            if sep and name.strip() in self.every:
                 recaps[name.strip()] = {k: int(v) for k, v in (kv.split("=") for kv in rest.split())}
         return proc.returncode, recaps
 
@@ -420,3 +434,262 @@ def test_dry_run_lists_the_phases_and_native_refuses_them(tmp_path: Path, capsys
     code = main([str(playbook), "-i", str(inv), "--run", "--format", "native"])
     assert code == 2 and "a play is cut into phases" in capsys.readouterr()[1]
     assert not (tmp_path / "remote").exists() and not any((tmp_path / n).exists() for n in names)
+
+
+# Tasks delegated to another inventory host (gw, outside the play) run over gw's connection
+# (SSH_CONNECTION is set there; ansible-playbook's local connection has none) with the
+# delegating host's variables; what they register is the delegating host's.
+DELEGATED_TO_HOST = """\
+- hosts: fleet
+  gather_facts: false
+  tasks:
+    - name: on the host
+      command: echo {{ inventory_hostname }}
+      register: here
+      changed_when: false
+    - name: on the gateway, for each host
+      copy:
+        content: "{{ here.stdout }} {{ inventory_hostname }} {{ group_names }}\\n"
+        dest: "{{ hostvars['gw'].root }}/{{ inventory_hostname }}.txt"
+      delegate_to: gw
+      register: copied
+      notify: delegated handler
+    - name: how it got there
+      shell: echo "${SSH_CONNECTION:+ssh}"
+      delegate_to: "{{ groups['gateways'][0] }}"
+      register: via
+      changed_when: false
+    - name: once, on the gateway
+      command: echo once from {{ inventory_hostname }}
+      delegate_to: gw
+      run_once: true
+      register: once
+    - name: a delegated block
+      delegate_to: gw
+      block:
+        - name: in the block
+          file: {path: "{{ hostvars['gw'].root }}/{{ inventory_hostname }}.dir", state: directory}
+        - name: fails on n01 only
+          command: /bin/false
+          when: inventory_hostname == 'n01'
+          ignore_errors: true
+          register: failing
+    - name: what every host saw
+      copy:
+        content: "{{ copied.changed }}|{{ via.stdout }}|{{ once.stdout }}|{{ failing.failed | default('-') }}\\n"
+        dest: "{{ root }}/out.txt"
+    - import_role: {name: on_gateway}
+  handlers:
+    - name: delegated handler
+      copy: {content: "changed={{ copied.changed }}\\n", dest: "{{ root }}/handler.txt"}
+"""
+
+
+@pytest.mark.ansible
+def test_delegate_to_another_inventory_host_runs_there_with_the_hosts_variables_as_in_ansible(
+        sshd: Any, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    fleet = Fleet(sshd, tmp_path, 3, {"gateways": ["gw"]})
+    role = tmp_path / "roles" / "on_gateway" / "tasks"
+    role.mkdir(parents=True)
+    (role / "main.yml").write_text(
+        "- name: a role's task, delegated\n"
+        "  copy: {content: \"{{ inventory_hostname }}\\n\", dest: \"{{ hostvars['gw'].root }}/{{ inventory_hostname }}.role\"}\n"
+        "  delegate_to: gw\n")
+    playbook = _playbook(tmp_path, DELEGATED_TO_HOST)
+    code, doc = fleet.rustle(capsys, playbook)
+    acode, arecaps = fleet.ansible(playbook)
+    assert (code, acode) == (0, 0), doc
+    files = fleet.files("rustle")
+    assert files["n02"]["out.txt"] == "True|ssh|once from n00|-\n"
+    assert files["gw"]["n01.txt"] == "n01 n01 ['fleet']\n" and files["gw"]["n01.role"] == "n01\n"
+    assert {n: {k: v.replace("|ssh|", "||") for k, v in f.items()} for n, f in files.items()} == fleet.files("ansible")
+    for h in doc["hosts"]:
+        assert _counts(h["recap"]) == _counts(arecaps[h["name"]]), h["name"]
+    assert "gw" not in {h["name"] for h in doc["hosts"]}  # not a host of the play: nothing deployed there
+    # phases: [on the host] [gw: copy, how] [gw once] [gw block] [saw] [gw: the role]: two
+    # exchanges with each host, one with gw per host and delegated phase (and the run_once
+    # one for n00)
+    trips = {h["name"]: h["round_trips"] for h in doc["hosts"]}
+    assert trips == {"n00": 6, "n01": 5, "n02": 5}
+
+
+# connection: local on a play (or a task) over hosts the inventory reaches by ssh: their tasks
+# run on the controller with each host's variables (no SSH_CONNECTION there), as in Ansible.
+CONNECTION_LOCAL = """\
+- hosts: fleet
+  connection: local
+  gather_facts: false
+  tasks:
+    - name: on the controller
+      shell: echo "${SSH_CONNECTION:+ssh}controller {{ inventory_hostname }}"
+      register: where
+    - copy: {content: "{{ where.stdout }}\\n", dest: "{{ root }}/play.txt"}
+- hosts: fleet
+  gather_facts: false
+  tasks:
+    - name: on the host
+      shell: echo "${SSH_CONNECTION:+ssh}"
+      register: here
+      changed_when: false
+    - name: one task on the controller
+      shell: echo "${SSH_CONNECTION:+ssh}controller"
+      connection: local
+      register: local_one
+      changed_when: false
+    - copy: {content: "{{ here.stdout }}|{{ local_one.stdout }}\\n", dest: "{{ root }}/task.txt"}
+"""
+
+
+@pytest.mark.ansible
+def test_connection_local_over_ssh_hosts_runs_their_tasks_on_the_controller_as_in_ansible(
+        sshd: Any, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    fleet = Fleet(sshd, tmp_path, 3)
+    playbook = _playbook(tmp_path, CONNECTION_LOCAL)
+    code, doc = fleet.rustle(capsys, playbook)
+    acode, arecaps = fleet.ansible(playbook)
+    assert (code, acode) == (0, 0), doc
+    files = fleet.files("rustle")
+    assert files["n01"] == {"play.txt": "controller n01\n", "task.txt": "ssh|controller\n"}
+    assert {n: {k: v.replace("ssh|", "|") for k, v in f.items()} for n, f in files.items()} == fleet.files("ansible")
+    for h in doc["hosts"]:
+        assert _counts(h["recap"]) == _counts(arecaps[h["name"]]), h["name"]
+
+
+# A task delegated to a host that is down is unreachable for the delegating host: with
+# ignore_unreachable it registers the unreachable result and the host goes on (counted ok and
+# ignored, as ansible-core counts it); without, the host stops there (unreachable).
+DELEGATED_UNREACHABLE = """\
+- hosts: fleet
+  gather_facts: false
+  tasks:
+    - name: on a host that is down
+      command: echo hi
+      delegate_to: down
+      register: r
+      ignore_unreachable: true
+    - name: what it registered
+      copy: {content: "{{ r.unreachable }}|{{ r.changed }}\\n", dest: "{{ root }}/out.txt"}
+- hosts: fleet
+  gather_facts: false
+  tasks:
+    - name: not ignored
+      command: echo hi
+      delegate_to: down
+    - copy: {content: "not reached\\n", dest: "{{ root }}/after.txt"}
+"""
+
+
+@pytest.mark.ansible
+def test_a_task_delegated_to_an_unreachable_host_is_unreachable_or_ignored_as_in_ansible(
+        sshd: Any, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    fleet = Fleet(sshd, tmp_path, 2, {"gateways": ["down"]}, down=("down",))
+    playbook = _playbook(tmp_path, DELEGATED_UNREACHABLE)
+    code, doc = fleet.rustle(capsys, playbook)
+    acode, arecaps = fleet.ansible(playbook)
+    assert (code, acode) == (1, 4), doc
+    assert fleet.files("rustle") == fleet.files("ansible"), json.dumps(doc["hosts"])[:6000]
+    assert fleet.files("rustle")["n01"] == {"out.txt": "True|False\n"}
+    for h in doc["hosts"]:
+        assert _counts(h["recap"]) == _counts(arecaps[h["name"]]), h["name"]
+        assert h["recap"].get("unreachable") == arecaps[h["name"]]["unreachable"] == 1, h
+
+
+# delegate_facts: what a delegated setup gathers or set_fact sets is the delegate's (its
+# hostvars, and its own variables in a later play), not the delegating host's.
+DELEGATE_FACTS = """\
+- hosts: fleet
+  gather_facts: false
+  tasks:
+    - name: facts of the gateway
+      setup:
+      delegate_to: gw
+      delegate_facts: true
+      run_once: true
+    - name: a value for the gateway
+      set_fact: {gw_role: "gateway of {{ inventory_hostname }}"}
+      delegate_to: gw
+      delegate_facts: true
+    - copy:
+        content: "{{ hostvars['gw'].gw_role }}|{{ hostvars['gw'].ansible_system }}|{{ gw_role | default('unset') }}\\n"
+        dest: "{{ root }}/out.txt"
+- hosts: gateways
+  gather_facts: false
+  tasks:
+    - copy: {content: "{{ gw_role }}\\n", dest: "{{ root }}/role.txt"}
+"""
+
+
+@pytest.mark.ansible
+def test_delegate_facts_give_the_delegate_its_facts_and_values_as_in_ansible(
+        sshd: Any, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    fleet = Fleet(sshd, tmp_path, 2, {"gateways": ["gw"]})
+    playbook = _playbook(tmp_path, DELEGATE_FACTS)
+    code, doc = fleet.rustle(capsys, playbook)
+    acode, arecaps = fleet.ansible(playbook)
+    assert (code, acode) == (0, 0), doc
+    assert fleet.files("rustle") == fleet.files("ansible")
+    assert fleet.files("rustle")["n00"]["out.txt"] == "gateway of n01|Linux|unset\n"
+    assert fleet.files("rustle")["gw"] == {"role.txt": "gateway of n01\n"}
+    for h in doc["hosts"]:
+        assert _counts(h["recap"]) == _counts(arecaps[h["name"]]), h["name"]
+
+
+# A delegate that holds the delegating host's artifact (deployed there by this run) runs its
+# own copy: the artifact is not sent again.
+DELEGATED_TO_A_PLAY_HOST = """\
+- hosts: fleet
+  gather_facts: false
+  tasks:
+    - {copy: {content: "x\\n", dest: "{{ root }}/first.txt"}}
+    - name: on n00, from the artifact it holds
+      shell: tr '\\0' ' ' < /proc/$PPID/cmdline
+      delegate_to: n00
+      register: how
+      changed_when: false
+    - {copy: {content: "{{ how.stdout }}\\n", dest: "{{ root }}/how.txt"}}
+"""
+
+
+def test_a_delegate_holding_the_artifact_runs_its_own_copy(sshd: Any, tmp_path: Path,
+                                                          capsys: pytest.CaptureFixture[str]) -> None:
+    """...with the delegate's own interpreter (its ansible_python_interpreter: the oldest
+    Python installed, when there is one)."""
+    import glob
+
+    oldest = sorted(glob.glob(os.path.expanduser("~/.pyenv/versions/3.8*/bin/python")))
+    fleet = Fleet(sshd, tmp_path, 2, extra={"n00": {"ansible_python_interpreter": oldest[0]}} if oldest else None)
+    code, doc = fleet.rustle(capsys, _playbook(tmp_path, DELEGATED_TO_A_PLAY_HOST))
+    assert code == 0, doc
+    shas = {h["sha256"] for h in doc["hosts"]}
+    assert len(shas) == 1
+    sha = shas.pop()
+    for name in fleet.names:  # the runtime that ran the task is n00's copy, for each host
+        how = fleet.files("rustle")[name]["how.txt"]
+        assert f"{tmp_path}/remote00/artifacts/{sha} run --host {name}" in how, how
+        assert not oldest or how.startswith(oldest[0]), how
+
+
+def test_a_plan_delegating_to_another_host_runs_there_and_an_unknown_one_is_refused(
+        sshd: Any, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """The same from a rustle-plan JSON plan: delegate_to names an inventory host (outside
+    the play here); one that is not in the inventory is exit 2, nothing touched."""
+    fleet = Fleet(sshd, tmp_path, 2, {"gateways": ["gw"]})
+
+    def tasks(hosts: list[str]) -> list[dict[str, Any]]:
+        return [pm.task("t0", "on gw", "copy", {"content": "{{ inventory_hostname }}\n",
+                                                 "dest": "{{ hostvars['gw'].root }}/{{ inventory_hostname }}.txt"},
+                        [], 0, delegate_to="gw", register="put"),
+                pm.task("t1", "saw", "copy", {"content": "changed={{ put.changed }}\n", "dest": "{{ root }}/saw.txt"}, [], 1)]
+
+    path = tmp_path / "plan.json"
+    path.write_text(json.dumps(pm.plan([pm.play("play-0", "fleet", fleet.names, tasks)], fleet.names)))
+    code, doc = fleet.rustle(capsys, path)
+    assert code == 0, doc
+    files = fleet.files("rustle")
+    assert files["gw"] == {"n00.txt": "n00\n", "n01.txt": "n01\n"}
+    assert files["n01"] == {"saw.txt": "changed=True\n"}
+    path.write_text(path.read_text().replace('"delegate_to": "gw"', '"delegate_to": "gw9"'))
+    code = main([str(path), "-i", str(fleet.inventory), "--run"])
+    err = capsys.readouterr().err
+    assert code == 2 and "delegate_to 'gw9' (task 'on gw') is not a host of the inventory" in err, err
+    assert "/plays/0/batches/0/tasks/0/delegate_to" in err

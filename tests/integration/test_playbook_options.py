@@ -380,3 +380,73 @@ def test_become_without_ask_become_pass_and_without_a_terminal(sudo_user: Any, s
     assert code == 2 and "-K/--ask-become-pass needs a terminal to ask on" in err, err
     code = main([str(playbook), "-i", str(inv), "-K"])
     assert code == 2 and "-K/--ask-become-pass gives sudo a password when tasks run" in capsys.readouterr()[1]
+
+
+FORCE = """\
+- hosts: localhost
+  gather_facts: false
+  {keyword}
+  tasks:
+    - {{command: /bin/true, changed_when: true, notify: h}}
+    - {{command: /bin/false}}
+  handlers:
+    - {{name: h, copy: {{content: "ran\\n", dest: "{out}/handler.txt"}}}}
+"""
+
+
+@pytest.mark.parametrize(("keyword", "how", "runs"), [
+    ("", [], False),
+    ("", ["--force-handlers"], True),
+    ("", ["env"], True),
+    ("", ["cfg"], True),
+    ("force_handlers: false", ["--force-handlers"], False),  # the play's own value wins, as in Ansible
+])
+def test_force_handlers_from_the_command_line_environment_and_ansible_cfg(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch,
+        keyword: str, how: list[str], runs: bool) -> None:
+    """ansible-playbook's --force-handlers, ANSIBLE_FORCE_HANDLERS and [defaults] force_handlers
+    (the same cases as ansible-core's handlers target, which tests/acceptance/test_runme.py
+    compares with ansible-playbook): a failed host still runs what it notified."""
+    out = tmp_path / "out"
+    out.mkdir()
+    book = tmp_path / "site.yml"
+    book.write_text(FORCE.format(keyword=keyword, out=out))
+    monkeypatch.delenv("ANSIBLE_FORCE_HANDLERS", raising=False)
+    monkeypatch.setenv("ANSIBLE_CONFIG", str(tmp_path / "ansible.cfg"))
+    args = [a for a in how if a.startswith("-")]
+    if "env" in how:
+        monkeypatch.setenv("ANSIBLE_FORCE_HANDLERS", "true")
+    if "cfg" in how:
+        (tmp_path / "ansible.cfg").write_text("[defaults]\nforce_handlers = True\n")
+    code = main([str(book), "-i", str(local_inventory(tmp_path)), "--run", *args])
+    capsys.readouterr()
+    assert code == 1
+    assert (out / "handler.txt").exists() is runs
+
+
+def test_force_handlers_flag_is_for_playbooks(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    inv = local_inventory(tmp_path)
+    book = tmp_path / "site.yml"
+    book.write_text(FORCE.format(keyword="", out=tmp_path))
+    assert main([str(book), "-i", str(inv), "--emit-plan"]) == 0
+    plan = tmp_path / "plan.json"
+    plan.write_text(capsys.readouterr()[0])
+    assert main([str(plan), "-i", str(inv), "--run", "--force-handlers"]) == 2
+    assert "--force-handlers apply to playbooks" in capsys.readouterr()[1]
+    assert not (tmp_path / "remote").exists()
+
+
+def test_tags_and_skip_tags_repeat_as_ansible_playbooks_do(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """ansible-playbook --tags a --tags c selects both (ansible-core's tags target, ansible_run_tags)."""
+    out = tmp_path / "out"
+    out.mkdir()
+    book = tmp_path / "site.yml"
+    book.write_text("- hosts: localhost\n  gather_facts: false\n  tasks:\n" + "".join(
+        f"    - {{name: {t}, copy: {{content: x, dest: '{out}/{t}'}}, tags: [{t}]}}\n" for t in "abcd")
+        + "    - {name: run tags, copy: {content: '{{ ansible_run_tags | sort }}', dest: '" + str(out) + "/run'}, tags: [always]}\n")
+    code = main([str(book), "-i", str(local_inventory(tmp_path)), "--run", "--tags", "a", "--tags", "c,d",
+                 "--skip-tags", "d"])
+    capsys.readouterr()
+    assert code == 0
+    assert sorted(p.name for p in out.iterdir()) == ["a", "c", "run"]
+    assert json.loads((out / "run").read_text()) == ["a", "c", "d"]

@@ -184,13 +184,13 @@ def test_native_insists_and_fails_on_a_host_that_cannot_execute_the_runner(
 def test_auto_says_which_format_and_why_for_plans_that_do_not_lower(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], auto: Path
 ) -> None:
-    tasks = [{"name": "remember", "module": "set_fact", "args": {"x": 1}},
-             {"name": "show", "module": "debug", "args": {"msg": "{{ x }}"}}]
+    tasks = [{"name": "remember", "module": "set_stats", "args": {"data": {"x": 1}}},
+             {"name": "show", "module": "debug", "args": {"msg": "hi"}}]
     plan = make_plan(tmp_path, tasks)
     code, doc, err = cli(capsys, str(plan), "--run", "--output", "json", "-v")
     assert code == 0, err
     assert "format: pyz for localhost: the plan does not lower to the native runner:" in err
-    assert "set_fact" in err
+    assert "module 'set_stats' is not implemented" in err
     assert doc["hosts"][0]["platform"]["python"]
     # a plan that lowers runs native, with the same result as pyz
     root = tmp_path / "root"

@@ -70,8 +70,10 @@ def test_static_names_in_conditions_become_values_and_registered_ones_stay(tmp_p
 
 
 @pytest.mark.parametrize(("task", "needle"), [
-    ({"module": "set_fact", "args": {"x": 1}}, "module 'set_fact' is not implemented by the native runner"),
-    ({"module": "copy", "args": {"content": "x", "dest": "{{ out.stdout }}"}}, "argument 'dest' depends on a registered"),
+    ({"module": "set_fact", "args": {"{{ out.stdout }}": 1}}, "a set_fact name that is a template"),
+    ({"module": "setup", "args": {}}, "module 'setup' is not implemented by the native runner"),
+    ({"module": "lineinfile", "args": {"path": "/tmp/x", "regexp": "{{ out.stdout }}", "line": "a"}},
+     "argument 'regexp' depends on a registered"),
     ({"module": "debug", "args": {"msg": "{% if out.rc %}x{% endif %}"}}, "a Jinja2 block over a registered result"),
     ({"module": "debug", "args": {"msg": "x"}, "loop": "{{ out.stdout_lines }}"}, "'out' is only known on the host"),
     ({"module": "debug", "args": {"msg": "x"}, "conditions": [{"When": {"expression": "out.stdout | basename"}}]},
@@ -91,6 +93,14 @@ def test_static_names_in_conditions_become_values_and_registered_ones_stay(tmp_p
      "Conditional is marked as unsafe"),
     ({"module": "file", "args": {"path": "/tmp/x", "state": "touch"}, "become": True, "become_user": "{{ out.stdout }}"},
      "'out' is only known on the host"),
+    # Ansible checks the interpreter a module would run under (tests/runtime/test_modules_core_ansible.py)
+    ({"module": "ping", "args": {}, "vars": {"ansible_python_interpreter": "/bogus/path"}},
+     "ansible_python_interpreter set for the task"),
+    ({"module": "shell", "args": {"_raw_params": "ulimit -n"}, "vars": {"ansible_python_module_rlimit_nofile": 9}},
+     "ansible_python_module_rlimit_nofile set for the task"),
+    # decided now, it would see the file system before the play changed it (test_files target)
+    ({"module": "assert", "args": {"that": ["'made_by_the_play' is link"]}}, "tests the file system"),
+    ({"module": "debug", "args": {"msg": "{{ '/tmp' is not directory }}"}}, "tests the file system"),
 ])
 def test_what_the_runner_cannot_do_is_refused_naming_the_task(tmp_path: Path, task: dict[str, Any], needle: str) -> None:
     plan = make_plan(tmp_path, [{"module": "command", "args": {"_raw_params": "true"}, "register": "out"},
@@ -185,3 +195,39 @@ def test_each_host_gets_an_artifact_with_its_own_program_only(tmp_path: Path) ->
     built = {tuple(hosts): json.loads(data) for hosts, data in lower_unit(unit, "0" * 64)}
     assert set(built) == {("a1", "a2"), ("b1",)}  # a1 and a2 come out the same: they share
     assert list(built[("b1",)]["hosts"]) == ["b1"]
+
+
+def test_a_name_set_while_the_plan_runs_that_is_also_a_plan_variable_is_refused(tmp_path: Path) -> None:
+    """Until the set_fact runs, pyz sees the play's value; the runner knows only the run's names."""
+    plan = make_plan(tmp_path, [{"module": "debug", "args": {"msg": "{{ where }}"}},
+                                {"module": "set_fact", "args": {"where": "here"}}], play_vars={"where": "there"})
+    with pytest.raises(NativeUnsupported) as info:
+        lower(plan)
+    assert "'where' is set while the plan runs (register or set_fact) and is also a variable of the plan" in str(info.value)
+
+
+def test_blocks_and_set_fact_lower_to_sections_and_run_time_names(tmp_path: Path) -> None:
+    book = tmp_path / "site.yml"
+    book.write_text("""
+- hosts: localhost
+  connection: local
+  gather_facts: false
+  tasks:
+    - set_fact: {word: hi, cacheable: false}
+    - name: guarded
+      when: word == 'hi'
+      block:
+        - debug: {msg: "{{ word }}"}
+      rescue:
+        - debug: {msg: "{{ ansible_failed_task.name }}"}
+""")
+    (doc,) = lower(book).values()
+    tasks = only_host(doc)
+    assert tasks[0]["module"] == "set_fact" and tasks[0]["args"] == {"word": "hi", "cacheable": False}
+    block = tasks[1]
+    assert block["when"] == []  # the playbook compiler gives a block's when to each of its tasks
+    assert block["include"] is None and block["always"] == []
+    (inner,) = block["block"]
+    assert inner["when"][0]["ir"] == ["cmp", "==", ["name", "word"], ["lit", "hi"]]  # Ansible's inherited when
+    assert inner["args"]["msg"] == {"__rustle_expr__": {"expr": "word", "ir": ["name", "word"]}}
+    assert block["rescue"][0]["args"]["msg"]["__rustle_expr__"]["ir"] == ["attr", ["name", "ansible_failed_task"], "name"]

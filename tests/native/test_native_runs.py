@@ -563,3 +563,33 @@ def test_file_and_stat_details_and_controller_lookups_match_pyz(
     tree_ = outcomes["native"][2]
     assert tree_["sub1/file_to_link"][0] == "file"
     assert tree_["target_dir/foo"][1] == "0o600"
+
+
+def test_failed_results_and_error_messages_have_ansible_core_2_19_shapes_in_both_formats(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], native_cache: Path
+) -> None:
+    """`exception` on a failed result, `failed_when_suppressed_exception` when failed_when
+    overrules a failure, and 2.19's words for an undefined name in a condition or a task argument
+    (tests/runtime/test_modules_core_ansible.py compares the pyz runtime with ansible-core)."""
+    undefined = "'dict object' has no attribute 'nope'"  # a registered result's: the runner decides it on the host
+    tasks = [
+        {"module": "shell", "args": {"_raw_params": "exit 1"}, "register": "r1", "ignore_errors": True},
+        {"module": "shell", "args": {"_raw_params": "exit 1"}, "register": "r2", "failed_when": "false"},
+        {"name": "changed_when", "module": "command", "args": {"_raw_params": "echo hi"}, "register": "r3",
+         "changed_when": "r1.nope", "ignore_errors": True},
+        {"name": "argument", "module": "copy", "ignore_errors": True,
+         "args": {"content": "{{ r1.nope }}", "dest": str(tmp_path / "never")}},
+        {"name": "assert", "module": "assert", "args": {"that": "r1.nope == 1"}, "ignore_errors": True},
+        {"name": "when", "module": "debug", "args": {"msg": "x"},
+         "conditions": [{"When": {"expression": "r1.nope == 1"}}],
+         "ignore_errors": True},
+        {"name": "shapes", "module": "debug", "args": {"msg": (
+            "{{ r1.exception }}|{{ r2.failed_when_suppressed_exception }}|{{ r2.exception is defined }}|"
+            "{{ r3.changed_when_result }}|{{ r3.msg }}|{{ r3.exception }}")}},
+    ]
+    messages = same_in_both_formats(tmp_path, capsys, tasks)
+    assert messages["shapes"] == (f"(traceback unavailable)|(traceback unavailable)|False|"
+                                  f"Error while evaluating conditional: {undefined}||(traceback unavailable)")
+    assert messages["argument"] == ("Task failed: Finalization of task args for 'ansible.builtin.copy' failed: "
+                                    f"Error while resolving value for 'content': {undefined}")
+    assert messages["assert"] == messages["when"] == f"Task failed: Error while evaluating conditional: {undefined}"

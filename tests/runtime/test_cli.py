@@ -196,3 +196,30 @@ def test_phases_carry_state_handlers_and_injected_values(tmp_path):
     assert third.result("last")["msg"] == "one one-x value"
     assert third.result("h")["msg"] == "handled one-x"  # notified in phase 0, run at the play's end
     assert json.loads(carry.read_text())["notified"] == {}
+
+
+def test_unreachable_run_reports_each_task_that_needs_the_connection(tmp_path):
+    """--unreachable (a delegated phase whose connection failed, docs/artifact.md): a task that
+    needs the connection is unreachable and registered so; ignore_unreachable goes on (counted
+    ok and ignored); debug and set_fact still run; a false when still skips; the host leaves
+    the play at the first unreachable task, without rescue or always (as in ansible-core)."""
+    marker = tmp_path / "ran"
+    tasks = [
+        task("command", {"_raw_params": f"touch {marker}"}, name="ignored", register="r", ignore_unreachable=True),
+        task("debug", {"msg": "{{ r.unreachable }} {{ r.msg }}"}, name="show"),
+        task("command", {"_raw_params": "true"}, name="skipped", when=["false"]),
+        {"id": "play-0/blk", "name": "blk", "hosts": None, "when": [], "tags": [],
+         "block": [task("command", {"_raw_params": "true"}, name="stops")],
+         "rescue": [task("debug", {"msg": "rescued"}, name="rescue")],
+         "always": [task("debug", {"msg": "always"}, name="always")]},
+        task("debug", {"msg": "after"}, name="after"),
+    ]
+    artifact = build_test_artifact(tmp_path, make_plan(tasks))
+    r = run_artifact(artifact, "run", "--host", "h1", "--unreachable", "gw: connection refused")
+    assert r.rc == 2 and not marker.exists()
+    statuses = {e["task"]: (e["status"], e["ignored"]) for e in r.of("task_result")}
+    assert statuses == {"ignored": ("unreachable", True), "show": ("ok", False), "skipped": ("skipped", False),
+                        "stops": ("unreachable", False)}
+    assert r.result("show")["msg"] == "True gw: connection refused"
+    recap = r.of("recap")[0]
+    assert (recap["ok"], recap["ignored"], recap["unreachable"], recap["failed"], recap["skipped"]) == (2, 1, 1, 0, 1)

@@ -36,6 +36,9 @@ TASKS = [
                                          "lookup('csvfile', '\"The Rock\" Johnson', file='people.csv', delimiter=',', col=2), "
                                          "lookup('csvfile', 'x file=people.csv delimiter=,')] }}"}},
     {"name": "csvfile default", "debug": {"msg": "{{ query('csvfile', 'nope', file='people.csv', delimiter=',', default=['a', 'b']) }}"}},
+    {"name": "registered seven", "command": "echo 7", "register": "seven"},
+    # a call with literal terms beside host data (python_module_rlimit_nofile target)
+    {"name": "pipe beside host data", "assert": {"that": ["seven.stdout | int == lookup('pipe', 'echo 7') | int"]}},
     {"name": "csvfile in assert", "assert": {"that": ["lookup('csvfile', 'Smith file=people.csv delimiter=, col=2') == '1'"]}},
     {"name": "csvfile bad col", "debug": {"msg": "{{ lookup('csvfile', 'Smith file=people.csv delimiter=, col=2,') }}"},
      "ignore_errors": True},

@@ -207,11 +207,25 @@ def test_until_retries(apply, tmp_path):
              register="c", until=["c.stdout | int >= 3"], retries=5, delay=0),
         task("shell", {"_raw_params": "echo no"}, name="gives up", register="g",
              until=["g.stdout == 'yes'"], retries=1, delay=0, ignore_errors=True),
+        # no retries: ansible-core's default of 3, after the first run (TaskExecutor._execute)
+        task("shell", {"_raw_params": f"echo x >> {counter}.default"}, name="default retries", register="d",
+             until=["false"], delay=0, ignore_errors=True),
+        # retries without until: until the task succeeds (TaskExecutor._execute)
+        task("shell", {"_raw_params": f"echo x >> {counter}.plain; test $(wc -l < {counter}.plain) -ge 2"},
+             name="until it succeeds", register="s", retries=3, delay=0),
+        task("fail", {}, name="never succeeds", register="f", retries=2, delay=0, ignore_errors=True),
     ])
     assert r.result("retry")["attempts"] == 3
     # ansible-core reports attempts == retries once they are exhausted (one less than it ran)
     assert r.result("gives up")["status"] == "failed" and r.result("gives up")["attempts"] == 1
-    assert len(r.of("task_retry")) == 3
+    assert r.result("default retries")["attempts"] == 3
+    assert (tmp_path / "n.default").read_text() == "x\n" * 4
+    assert r.result("until it succeeds")["status"] == "changed" and r.result("until it succeeds")["attempts"] == 2
+    assert r.result("never succeeds")["status"] == "failed" and r.result("never succeeds")["attempts"] == 2
+    # exhausted retries add no message (TaskExecutor._execute): the last run's is kept
+    assert r.result("default retries").get("msg") in (None, "")
+    assert r.result("never succeeds")["msg"] == "Failed as requested from task"
+    assert len(r.of("task_retry")) == 3 + 3 + 1 + 2
 
 
 def test_environment_and_timeout(apply):

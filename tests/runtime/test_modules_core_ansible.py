@@ -29,6 +29,7 @@ pytestmark = pytest.mark.ansible
 
 BASE = ("changed", "failed", "skipped")
 CMD = BASE + ("rc", "stdout", "stderr", "msg", "cmd")
+EXC = BASE + ("exception", "failed_when_suppressed_exception")
 # A field missing from a result compares as None; a task that reported no result at all
 # (skipped by `when`, or a meta task that ran) compares as {"absent": True}.
 
@@ -176,11 +177,8 @@ CASES_MAIN = [
                                                "r_shell.stdout_lines | length == 2"]},
       BASE + ("msg",)),
     T("assert quiet", "assert", {"that": "nums | length == 3", "quiet": True}, BASE + ("msg",)),
-    # DIFFERENCE (msg only): ansible-core 2.19 says "Task failed: Error while evaluating
-    # conditional: 'rustle_undefined' is undefined"; ours names the condition (<= 2.18 style).
-    T("assert undefined", "assert", {"that": "rustle_undefined == 1"}, BASE, **IGN,
-      ours={"msg": "The conditional check 'rustle_undefined == 1' failed. The error was: "
-                   "'rustle_undefined' is undefined"}),
+    T("assert undefined", "assert", {"that": "rustle_undefined == 1"},
+      BASE + ("msg", "assertion", "exception"), **IGN),
     # ------------------------------------------------------------------ fail
     T("fail default", "fail", {}, BASE + ("msg",), **IGN),
     T("fail templated msg", "fail", {"msg": "boom {{ who }}"}, BASE + ("msg",), register="r_fail",
@@ -198,6 +196,49 @@ CASES_MAIN = [
     T("ping crash", "ping", {"data": "crash"}, BASE + ("msg",), **IGN),
     T("ping changed_when", "ping", {}, BASE + ("ping",), changed_when="true"),
     T("see r_ping", "debug", {"var": "r_ping.ping"}, BASE + ("r_ping.ping",)),
+    # ------------------------------------------------------------------ errors as 2.19 shapes them
+    # a failed result carries `exception` ("(traceback unavailable)" without tracebacks enabled);
+    # a failure failed_when overrules keeps it as `failed_when_suppressed_exception`
+    T("exception rc 1", "shell", "exit 1", EXC, **IGN),
+    T("exception rc 0", "shell", "exit 0", EXC),
+    T("exception failed_when true", "shell", "exit 0", EXC, failed_when="true", **IGN),
+    T("exception failed_when false", "shell", "exit 1", EXC, failed_when="false"),
+    T("exception module crash", "ping", {"data": "crash"}, EXC + ("msg",), **IGN),
+    T("exception built-in failure", "file", {"path": "{{ d }}/no/such", "state": "file"},
+      EXC + ("msg",), **IGN),
+    T("exception loop", "shell", "exit {{ item }}", BASE, loop=[0, 1], register="r_exc", **IGN),
+    T("see exception loop", "debug",
+      {"msg": "{{ r_exc.exception | default('none') }} {{ r_exc.results[0].exception | default('none') }} "
+              "{{ r_exc.results[1].exception }}"}, BASE + ("msg",)),
+    # an undefined name: the module's own msg stays, the error is in <keyword>_result
+    T("changed_when undefined", "command", "echo hi", EXC + ("msg", "changed_when_result"),
+      changed_when="rustle_undefined", **IGN),
+    T("failed_when undefined", "command", "echo hi", EXC + ("msg", "failed_when_result"),
+      failed_when="rustle_undefined == 1", **IGN),
+    T("when undefined", "debug", {"msg": "x"}, EXC + ("msg",), when=["rustle_undefined == 1"], **IGN),
+    T("until undefined", "command", "echo hi", EXC + ("msg",), until="rustle_undefined == 1",
+      retries=1, delay=0, **IGN),
+    T("arg undefined", "copy", {"content": "{{ rustle_undefined }}", "dest": "{{ d }}/never"},
+      EXC + ("msg",), **IGN),
+    # a task's interpreter that does not exist: the shell's words in module_stderr, Ansible's in msg
+    T("interpreter missing", "ping", {}, EXC + ("msg", "rc", "module_stdout", "module_stderr"),
+      vars={"ansible_python_interpreter": "/bogus/path"}, **IGN),
+    T("interpreter not on PATH", "file", {"path": "{{ d }}/never", "state": "touch"},
+      EXC + ("msg", "rc", "module_stdout", "module_stderr"),
+      vars={"ansible_python_interpreter": "rustle_bogus_interpreter"}, **IGN),
+    T("interpreter for debug", "debug", {"msg": "runs no module"}, BASE + ("msg",),
+      vars={"ansible_python_interpreter": "/bogus/path"}),
+    # what AnsiballZ's wrapper does before a Python module: its open-files limit, its debugger
+    T("rlimit nofile", "shell", "ulimit -n", BASE + ("stdout",),
+      vars={"ansible_python_module_rlimit_nofile": "{{ 123 }}"}),
+    T("rlimit omitted", "shell", "ulimit -n", BASE + ("stdout",),
+      vars={"ansible_python_module_rlimit_nofile": "{{ omit }}"}),
+    T("rlimit undefined", "shell", "ulimit -n", EXC + ("msg",),
+      vars={"ansible_python_module_rlimit_nofile": "{{ rustle_undefined }}"}, **IGN),
+    T("rlimit restored", "shell", "ulimit -n", BASE + ("stdout",)),
+    T("debugger missing", "ping", {}, EXC + ("msg",),
+      vars={"_ansible_ansiballz_pydevd_config": {"module": "rustle_no_such_debugger"}}, **IGN),
+    T("free-form arg undefined", "command", "echo {{ rustle_undefined.x }}", EXC + ("msg",), **IGN),
 ]
 
 HANDLER = T("handler H", "command", "echo handled", CMD)

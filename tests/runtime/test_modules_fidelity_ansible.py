@@ -161,13 +161,19 @@ def test_wait_for_drained_matches_ansible(tmp_path):
             {"name": "exclude without drained", "wait_for": {"port": p_idle, "exclude_hosts": ["x"]}, **IGN},
             {"name": "unknown connection state", "wait_for": {"port": p_idle, "state": "drained",
                                                               "active_connection_states": ["BOGUS"]}, **IGN},
+            # a success reports every parameter it waited on and the match (wait_for target)
+            {"name": "port started", "wait_for": {"port": p_idle, "timeout": 5}},
+            {"name": "keyword in file", "wait_for": {"path": "{d}/log", "search_regex": r"completed (?P<how>\w+)"}},
+            {"name": "keyword without groups", "wait_for": {"path": "{d}/log", "search_regex": "completed"}},
+            {"name": "file present", "wait_for": {"path": "{d}/log"}},
+            {"name": "file absent", "wait_for": {"path": "{d}/nothing", "state": "absent"}},
         ]
-        theirs, ours = compare_plays(tmp_path, [{"name": "drained", "tasks": tasks}])
-    keys = ("changed", "failed", "msg", "port", "state")
+        theirs, ours = compare_plays(tmp_path, [{"name": "drained", "tasks": tasks}], {"log": "run completed fine\n"})
+    keys = ("changed", "failed", "msg", "port", "state", "search_regex", "match_groups", "match_groupdict", "path")
     mismatched = {name: (fields(a, keys), fields(o, keys))
                   for (name, a), (_, o) in zip(theirs[0], ours[0], strict=False)
                   if fields(a, keys) != fields(o, keys)}
-    assert not mismatched
+    assert not mismatched, "\n".join(f"{n}:\n  {a}\n  {o}" for n, (a, o) in mismatched.items())
     assert [n for n, _ in ours[0]] == [n for n, _ in theirs[0]]
     assert dict(ours[0])["drained busy"]["failed"]
 
@@ -202,3 +208,42 @@ def test_local_facts_match_ansible(tmp_path):
                   if fields(a, keys) != fields(o, keys)}
     assert not mismatched, "\n".join(f"{n}:\n  {a}\n  {o}" for n, (a, o) in mismatched.items())
     assert '"general": {"bar": "loaded"}' in dict(ours[0])["local"]["msg"]
+
+
+SUBSETS = {"selinux only": ["!all", "!min", "selinux"], "min": ["!all"], "hardware": ["!all", "!min", "hardware"],
+           "network": ["!all", "!min", "network"], "any is no name": ["!all", "!any", "selinux"],
+           "fine-grained": ["!all", "!min", "kernel", "os_family", "user_id"], "comma string": "!all,!min,python"}
+
+
+def test_setup_gather_subset_selects_the_facts_ansible_does(tmp_path):
+    """For each gather_subset, every fact setup returns is one ansible-core returns for it too (the
+    runtime gathers fewer kinds: docs/runtime.md lists them); selinux facts, the metadata facts
+    and a bad subset's message are equal."""
+    tasks = []
+    for name, subset in SUBSETS.items():
+        tasks += [{"name": name, "setup": {"gather_subset": subset}, "register": "r"},
+                  {"name": "keys " + name, "debug": {"msg": "{{ r.ansible_facts.keys() | sort | join(' ') }}"}},
+                  {"name": "subset " + name, "debug": {"msg": "{{ r.ansible_facts.gather_subset }}"}}]
+    tasks += [{"name": "bad subset", "setup": {"gather_subset": ["bogus"]}, **IGN},
+              {"name": "bad timeout", "setup": {"gather_timeout": "soon"}, **IGN},
+              {"name": "selinux", "setup": {"gather_subset": ["!all", "!min", "selinux"]}, "register": "s"},
+              {"name": "selinux facts", "debug": {"msg": "{{ s.ansible_facts | to_json }}"}}]
+    theirs, ours = compare_plays(tmp_path, [{"name": "setup", "tasks": tasks}])
+    a, o = dict(theirs[0]), dict(ours[0])
+    assert [n for n, _ in ours[0]] == [n for n, _ in theirs[0]]
+    keys = {}
+    for name in SUBSETS:
+        mine, oracle = set(o["keys " + name]["msg"].split()), set(a["keys " + name]["msg"].split())
+        assert mine <= oracle, (name, sorted(mine - oracle))
+        assert o["subset " + name]["msg"] == a["subset " + name]["msg"]
+        keys[name] = mine
+    # the platform collector's facts come with hardware and network, not with selinux alone
+    assert "ansible_kernel" in keys["hardware"] and "ansible_kernel" not in keys["selinux only"]
+    assert "ansible_distribution" in keys["network"] and "ansible_distribution" not in keys["hardware"]
+    assert "ansible_user_id" in keys["fine-grained"] and "ansible_python" not in keys["fine-grained"]
+    assert keys["selinux only"] == {"ansible_selinux", "ansible_selinux_python_present", "gather_subset",
+                                    "module_setup"}
+    assert fields(o["bad subset"], ("failed", "msg")) == fields(a["bad subset"], ("failed", "msg"))
+    assert o["bad timeout"]["failed"] and a["bad timeout"]["failed"]
+    assert o["selinux facts"]["msg"] == a["selinux facts"]["msg"]
+    assert '"ansible_selinux": {"status": ' in o["selinux facts"]["msg"]

@@ -10,7 +10,16 @@ import pytest
 
 from rustle_deploy.errors import PlanError
 from rustle_deploy.model import Host
-from rustle_deploy.phases import HOSTS, INVENTORY, LOCAL, ONCE, ONCE_LOCAL, plan_phases, play_phases
+from rustle_deploy.phases import (
+    HOSTS,
+    INVENTORY,
+    LOCAL,
+    ONCE,
+    ONCE_LOCAL,
+    plan_phases,
+    play_phases,
+    refusals,
+)
 from rustle_deploy.plan import parse_plan
 from rustle_deploy.plan.validate import validate
 from rustle_deploy.rollout import PlaySpec, Schedule, play_specs, schedule
@@ -38,6 +47,21 @@ def test_cut_points_make_phases_and_alike_neighbours_share_one() -> None:
     assert [phases.of[f"t{i}"] for i in range(7)] == [0, 1, 1, 2, 3, 4, 5]
     plain = plan_of([t(0), t(1, delegate_to="{{ inventory_hostname }}")])
     assert not play_phases(plain.play_tasks(plain.plays[0])).cut
+
+
+def test_tasks_delegated_to_another_host_are_phases_run_over_its_connection() -> None:
+    plan = plan_of([t(0), t(1, delegate_to="db1"), t(2, delegate_to="db1"), t(3, delegate_to="db2"),
+                    t(4, delegate_to="db2", run_once=True), t(5, delegate_to="localhost"), t(6)])
+    phases = play_phases(plan.play_tasks(plan.plays[0]))
+    assert phases.kinds == (HOSTS, f"{LOCAL}>db1", f"{LOCAL}>db2", f"{ONCE_LOCAL}>db2", LOCAL, HOSTS)
+    assert [phases.of[f"t{i}"] for i in range(7)] == [0, 1, 1, 2, 3, 4, 5]
+    spec = play_specs(plan, lambda names: [Host(name=n, vars={}, groups=("all",)) for n in names])[0]
+    stages = schedule([spec], NAMES).stages
+    assert [(st.local, st.once, st.delegate, st.feeds) for st in stages] == [
+        (False, False, None, True), (True, False, "db1", False), (True, False, "db2", False),
+        (True, True, "db2", False), (True, False, None, False), (False, False, None, False)]
+    assert "on db2" in stages[3].label and "run_once" in stages[3].label
+    assert Schedule.from_json(json.loads(json.dumps(Schedule(stages).to_json()))) == Schedule(stages)
 
 
 def test_a_play_without_cut_points_is_one_stage_and_one_host_needs_no_phases() -> None:
@@ -71,9 +95,11 @@ def test_each_batch_runs_every_phase_before_the_next_batch() -> None:
          "/plays/0/batches/0/tasks/0/block/1/run_once", "whose tasks do not all run the same way"),
         ([t(0)], [t(9, run_once=True)], "/plays/0/handlers/0/run_once", "run_once on handler"),
         ([t(0)], [t(9, delegate_to="localhost")], "/plays/0/handlers/0/delegate_to", "delegate_to on handler"),
-        ([t(0, delegate_to="db1")], [], "/plays/0/batches/0/tasks/0/delegate_to", "delegate_to 'db1' is not"),
+        ([t(0, delegate_to="{{ groups.db[0] }}")], [], "/plays/0/batches/0/tasks/0/delegate_to",
+         "the host a task is delegated to must be known"),
+        ([t(0)], [t(9, delegate_to="db1")], "/plays/0/handlers/0/delegate_to", "delegate_to on handler"),
     ],
-    ids=["mixed-block", "run_once-handler", "delegated-handler", "other-host"],
+    ids=["mixed-block", "run_once-handler", "delegated-handler", "templated-host", "handler-to-host"],
 )
 def test_what_cannot_be_cut_is_refused_at_its_pointer(tasks: list[dict[str, Any]], handlers: list[dict[str, Any]],
                                                       pointer: str, needle: str) -> None:
@@ -144,3 +170,18 @@ def test_group_by_cuts_the_play_before_the_tasks_that_see_every_hosts_groups() -
     assert phases.reads == {1: (INVENTORY,)}
     alone = plan_of([t(0), pm.task("t1", "group", "group_by", {"key": "k"}, [], 1)])
     assert not play_phases(alone.play_tasks(alone.plays[0])).cut  # nothing after it: no cut
+
+
+def test_an_action_plugin_run_on_the_controller_is_a_local_phase_even_for_one_host() -> None:
+    # the task ids bridge/policy.controller_tasks gives: their action plugin runs on the controller
+    plan = plan_of([t(0), t(1), t(2, run_once=True), t(3)], handlers=[t(9)])
+    tasks = plan.play_tasks(plan.plays[0])
+    phases = play_phases(tasks, actions=frozenset({"t1", "t2"}))
+    assert phases.kinds == (HOSTS, LOCAL, ONCE_LOCAL, HOSTS)
+    spec = replace(PlaySpec(index=0, name="p", hosts=tuple(NAMES), phases=phases.kinds), actions=True)
+    one = schedule([spec], NAMES[:1])  # one host: still cut, the controller runs the action
+    assert [(st.phase, st.local) for st in one.stages] == [(0, False), (1, True), (2, True), (3, False)]
+    assert PlaySpec.from_json(spec.to_json()) == spec
+    # an action plugin on a handler: handlers are never cut
+    (refused,) = refusals(plan.plays[0], tasks, actions=frozenset({"t9"}))
+    assert refused.key == "module" and "an action plugin run on the controller" in refused.message

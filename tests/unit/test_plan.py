@@ -300,15 +300,22 @@ def test_template_must_be_a_file(tmp_path: Path) -> None:
 
 # -- semantics worth pinning --------------------------------------------------------------
 
-def test_delegate_to_self_is_accepted() -> None:
+def test_delegate_to_self_the_controller_or_an_inventory_host_is_accepted() -> None:
     doc = json.loads((FIXTURES / "test_verbose.json").read_bytes())
     task = doc["plays"][0]["batches"][0]["tasks"][0]
     for target in ("{{ inventory_hostname }}", "{{inventory_hostname}}", "localhost"):
         task["delegate_to"] = target
         plan = parse_plan(json.dumps(doc).encode(), source="p.json", base_dir=".")
         assert plan.plays[0].batches[0].tasks[0].extras["delegate_to"] == target
-    task["delegate_to"] = "127.0.0.2"
-    with pytest.raises(PlanError, match="delegate_to '127.0.0.2' is not supported"):
+    task["delegate_to"] = "db1"  # another inventory host: a phase run over its connection
+    plan = parse_plan(json.dumps(doc).encode(), source="p.json", base_dir=".")
+    assert plan.plays[0].batches[0].tasks[0].extras["delegate_to"] == "db1"
+    check_hosts(plan, set)  # every name is a host
+    with pytest.raises(PlanError, match="delegate_to 'db1' .*is not a host of the inventory") as err:
+        check_hosts(plan, lambda names: set() if list(names) == ["db1"] else set(names))
+    assert err.value.pointer.endswith("/delegate_to")
+    task["delegate_to"] = "{{ groups.db[0] }}"
+    with pytest.raises(PlanError, match="the host a task is delegated to must be known before anything runs"):
         parse_plan(json.dumps(doc).encode(), source="p.json", base_dir=".")
 
 
@@ -446,5 +453,6 @@ def test_unknown_and_refused_plugins_are_refused_with_their_pointers(tmp_path: P
         ("/plays/0/batches/0/tasks/1/conditions/0", "filter 'no_such_filter' is not supported by rustle-deploy: "
                                                     "it is not one of ansible.builtin's filters"),
         ("/plays/0/batches/0/tasks/1/conditions/0", "test 'vault_encrypted' is not supported by rustle-deploy: "
-                                                    "vaulted data is not supported"),
+                                                    "the controller decrypts !vault values as it loads them: "
+                                                    "they are no longer vaulted"),
     ]

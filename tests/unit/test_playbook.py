@@ -4,6 +4,7 @@ content sniffing, extra vars, keyword inheritance and the plan it builds."""
 from __future__ import annotations
 
 import json
+import re
 import warnings
 from pathlib import Path
 
@@ -284,3 +285,68 @@ def test_run_once_and_throttle_expressions_over_shared_values_are_rendered_when_
     tasks = compiled.plan.plays[0].batches[0].tasks
     assert [t.extras.get("run_once") for t in tasks] == [True, None]
     assert tasks[1].extras["throttle"] == 2
+
+
+def test_templated_strategy_handler_names_and_notify_render_as_ansible_renders_them(tmp_path: Path) -> None:
+    """Play and extra vars, never a host's: ansible-core's blocks and handlers targets use each."""
+    compiled = _compile(tmp_path, {"site.yml": """
+- hosts: localhost
+  strategy: "{{ test_strategy | default('linear') }}"
+  vars: {h: first, hs: [second, third]}
+  tasks:
+    - {command: id, notify: ["{{ h }}", "{{ hs }}"]}
+  handlers:
+    - {name: "{{ h }}", debug: {}}
+    - {name: second, debug: {}}
+    - {name: third, debug: {}}
+    - {name: "with {{ nowhere }}", debug: {}}
+"""}, extra_vars={"test_strategy": "free"})
+    play = compiled.plan.plays[0]
+    assert play.batches[0].tasks[0].notify == ("first", "second", "third")
+    assert [h.name for h in play.handlers] == ["first", "second", "third", "with {{ nowhere }}"]
+    assert any("'with {{ nowhere }}' is unusable" in n for n in compiled.notes)
+    with pytest.raises(PlaybookError, match="strategy 'bogus' is not supported"):
+        _compile(tmp_path, {}, extra_vars={"test_strategy": "bogus"})
+
+
+@pytest.mark.parametrize(("handler", "message"), [
+    ("{name: h, block: [{debug: {}}, {block: [{debug: {}}]}]}", "Using a block as a handler is not supported."),
+    ("{name: h, import_tasks: inner.yml}", "Using a block as a handler is not supported."),
+    ("{name: h, meta: flush_handlers}", "flush_handlers cannot be used as a handler"),
+])
+def test_handlers_ansible_refuses_are_refused(tmp_path: Path, handler: str, message: str) -> None:
+    files = {"site.yml": f"- hosts: localhost\n  tasks: [{{command: id, notify: h}}]\n  handlers: [{handler}]\n",
+             "inner.yml": "- block: [{debug: {}}]\n"}
+    with pytest.raises(PlaybookError, match=re.escape(message)):
+        _compile(tmp_path, files)
+    # a block in the handlers list is fine, as in Ansible (its tasks are the handlers)
+    _compile(tmp_path, {"site.yml": "- hosts: localhost\n  tasks: [{command: id, notify: h}]\n"
+                                    "  handlers: [{block: [{name: h, debug: {}}]}]\n"})
+
+
+def test_delegation_and_a_tasks_own_connection_compile_to_where_each_task_runs(tmp_path: Path) -> None:
+    site = """
+- hosts: web
+  vars: {lb: lb1}
+  tasks:
+    - command: /bin/true
+      delegate_to: "{{ lb }}"
+    - command: /bin/true
+      delegate_to: "{{ groups['lbs'][0] }}"
+      delegate_facts: true
+    - remote_user: deploy
+      port: 2222
+      block:
+        - command: /bin/true
+    - command: /bin/true
+      connection: local
+"""
+    inventory = ("[web]\nbare ansible_host=10.0.0.1\npinned ansible_host=10.0.0.2 ansible_user=me\n"
+                 "here ansible_connection=local\n[lbs]\nlb1 ansible_host=10.0.0.9\n")
+    tasks = _compile(tmp_path, {"site.yml": site}, inventory).plan.plays[0].batches[0].tasks
+    leaves = [leaf for t in tasks for leaf in t.walk() if not leaf.is_block]
+    assert [t.extras.get("delegate_to") for t in leaves] == ["lb1", "lb1", None, "localhost"]
+    assert leaves[1].extras["delegate_facts"] is True
+    # the inventory's ansible_user wins; a local connection has no user or port
+    assert leaves[2].extras["connection_vars"] == {
+        "bare": {"ansible_user": "deploy", "ansible_port": 2222}, "pinned": {"ansible_port": 2222}}

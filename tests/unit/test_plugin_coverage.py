@@ -60,6 +60,8 @@ def where(kind: str, name: str) -> str:
         return f"refused at compile time: {why}"
     if name not in known[kind]:
         return "MISSING"
+    if name in lookups.ANSIBLE_RUNS[kind] or (kind, name) == ("lookup", "config"):
+        return "controller, by ansible-core, while the task compiles (the result ships in the artifact)"
     if (kind, name) in (("filter", "fileglob"),) or (kind == "lookup" and name in lookups.CONTROLLER):
         return "controller, while the task compiles (the result ships in the artifact)"
     if (kind, name) in (("lookup", "file"), ("lookup", "template")):

@@ -63,7 +63,7 @@ class BridgedModule:
     name: str  # as the task writes it
     fqcn: str  # ansible.builtin.find, ansible.legacy.mine, community.general.ini_file
     path: str  # the controller's file
-    style: str  # new (AnsibleModule), want_json, old (key=value args file), binary
+    style: str  # new (AnsibleModule), want_json, old (key=value args file), binary; action (controller)
     origin: str  # where it was found, said by -v and --list-modules
     action: str | None = None  # the Ansible action plugin the bridge reproduces, if any
     module_fqn: str | None = None  # the Python name a new-style module runs as
@@ -71,6 +71,9 @@ class BridgedModule:
     interpreter: tuple[str, ...] = ()  # from the shebang of a script module
     files: Mapping[str, bytes] = field(default_factory=dict)  # new style: path -> bytes
     data: bytes = b""  # script and binary modules: the file itself
+    # style "action": the directories whose action_plugins/, connection_plugins/... ansible-core
+    # searches on the controller (the playbook's and its roles')
+    plugin_dirs: tuple[str, ...] = ()
 
     @property
     def bin_entry(self) -> str:
@@ -81,12 +84,16 @@ class BridgedModule:
         sha256 under ``bridge/bin/``; each module once, however many tasks use it."""
         if self.style == "new":
             return {"bridge/lib/" + name: data for name, data in self.files.items()}
+        if self.style == "action":
+            return {}  # it runs on the controller
         return {self.bin_entry: self.data}
 
     def spec(self) -> dict[str, Any]:
         """What ``plan.json`` says about the module (``bridge.modules``)."""
         out: dict[str, Any] = {"fqcn": self.fqcn, "style": self.style}
-        if self.style == "new":
+        if self.style == "action":
+            out.update(action=self.action, plugin_dirs=list(self.plugin_dirs))
+        elif self.style == "new":
             out.update(module_fqn=self.module_fqn, profile=self.profile)
         else:
             out.update(entry=self.bin_entry, interpreter=list(self.interpreter))
@@ -347,9 +354,8 @@ def _resolve_without_ansible(key: str, plan_dirs: Sequence[str]) -> BridgedModul
     for directory in plan_dirs:  # as the probe says it with ansible-core (probe.py)
         action = os.path.join(directory, "action_plugins", short + ".py")
         if os.path.isfile(action):
-            return Missing(name, f"it is an action plugin with no module ({action}): it runs on the controller, "
-                                 "which the module bridge does not reproduce", searched,
-                           "write it as a module (library/) or as a rustle-deploy module (docs/modules.md)")
+            return Missing(name, f"it is an action plugin with no module ({action}): it runs on the controller "
+                                 "with ansible-core, which is not installed there", searched, ANSIBLE_HINT)
     return Missing(name, "no module by this name", searched,
                    f"put it in library/ beside the plan, or {ANSIBLE_HINT} for ansible-core's modules and collections")
 
@@ -516,6 +522,7 @@ def _lookup_key(key: str, plan_dirs: Sequence[str]) -> str:
     of every file under the directories its module came from: an edited module or
     module_utils file is a miss. ansible-core's own files change only with its version."""
     h = hashlib.sha256(json.dumps(list(_split_key(key))).encode())
+    h.update(b"answer 2: action plugins\0")  # what an answer holds (action_fqcn, action_path)
     h.update(f"{sys.executable}\0{os.getcwd()}\0".encode())
     for k, v in sorted(os.environ.items()):
         if k.startswith("ANSIBLE_"):
@@ -558,9 +565,11 @@ def _resolve_with_ansible(keys: tuple[str, ...], plan_dirs: tuple[str, ...]) -> 
         found = answer["modules"].get(key) or {}
         if not found.get("found"):
             reason = str(found.get("reason") or "")
-            if found.get("action_only"):
-                out[key] = Missing(name, reason, searched, "run it with ansible-playbook, or write it as a module "
-                                   "(library/) or as a rustle-deploy module (docs/modules.md)")
+            if found.get("action_only"):  # run on the controller, in a phase of its own
+                path = str(found.get("action_path") or "")
+                out[key] = BridgedModule(name=name, fqcn=str(found.get("action_fqcn") or name), path=path,
+                                         style="action", origin="action plugin " + path,
+                                         action=str(found.get("action_fqcn") or name))
                 continue
             if not reason or reason.startswith(("failed fuzzy", "no matches", "Unexpected", "found fuzzy")):
                 reason = "no module by this name"  # ansible-core's internal account of its search

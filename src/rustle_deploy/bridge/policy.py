@@ -7,15 +7,18 @@ ansible-core's are built into the runtime (copy, template, command, ...). For th
   (``uri`` without ``src``, ``assemble`` with ``remote_src``, its default): the bridge runs the
   module the same way, with the action plugin's check-mode rule; with a controller file they
   are refused;
-- the rest act on the controller (fetch a file back, change the inventory, wait for a reboot,
-  prompt...) and are refused at compile time, each with its reason;
-- an action plugin of a collection or of ``action_plugins/`` is refused, naming it.
+- ansible-core's that act on the controller in ways a phase cannot carry (wait for a reboot,
+  read files while the play runs...) are refused at compile time, each with its reason;
+- any other action plugin (one of a collection, such as ``ansible.posix.synchronize``, or of
+  ``action_plugins/`` beside the playbook or in a role) runs on the controller with ansible-core,
+  in a phase of its own (``runs_on_controller``; docs/bridge.md, bridge/action.py).
 """
 
 from __future__ import annotations
 
 import re
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from typing import Any
 
 from ..errors import PlanError
@@ -36,6 +39,17 @@ CONTROLLER_ACTIONS: dict[str, str] = {
 # playbook keywords that look like modules (their module files only hold documentation)
 KEYWORDS = frozenset({"import_playbook", "import_role", "import_tasks", "include_role", "include_tasks",
                       "include", "async_wrapper"})
+
+
+# ansible-core's action plugins whose module the bridge runs on the host (with the rules above)
+REPRODUCED = ("ansible.builtin.uri", "ansible.builtin.assemble")
+
+
+def runs_on_controller(module: BridgedModule) -> bool:
+    """Whether ``module`` is an action plugin ansible-core runs on the controller for the task."""
+    if module.style == "action":
+        return True
+    return module.action is not None and module.action not in REPRODUCED and module.action not in CONTROLLER_ACTIONS
 
 
 def _true(value: Any, default: bool) -> bool:
@@ -70,8 +84,7 @@ def refusal(module: BridgedModule, args: Mapping[str, Any]) -> str | None:
         return CONTROLLER_ACTIONS[action]
     if action in CONTROLLER_ACTIONS:
         return CONTROLLER_ACTIONS[action] + " (an action plugin the bridge does not reproduce)"
-    return (f"its action plugin '{action}' runs on the controller in Ansible, and the bridge runs "
-            "only modules on the host")
+    return None  # runs on the controller (runs_on_controller)
 
 
 def _kind(task: Task) -> str:
@@ -130,4 +143,35 @@ def bridged(plan: Plan, task: Task, resolution: Resolution) -> BridgedModule:
                         f"module bridge: {why}",
                         "see docs/bridge.md for what the bridge runs and what it refuses",
                         file=plan.source, pointer=pointer)
+    if runs_on_controller(found):
+        from ..phases import connection_vars, delegate, local
+
+        # ansible-core would connect to the controller, another host, or with other connection
+        # variables: its own delegation
+        key = "delegate_to" if local(task) or delegate(task) is not None else (
+            "connection_vars" if connection_vars(task) is not None else None)
+        if key is not None:
+            what = "delegate_to" if key == "delegate_to" else "remote_user/port"
+            raise PlanError(f"{what} on {_kind(task)} {task.name!r}, whose action plugin "
+                            f"'{found.action}' runs on the controller, is not supported yet",
+                            f"remove {what} (the action then connects to the task's host), or run "
+                            "this play with ansible-playbook",
+                            file=plan.source, pointer=f"{task.pointer}/{key}")
+        return replace(found, style="action", plugin_dirs=tuple(plan_dirs(plan)))
     return found
+
+
+def controller_tasks(plan: Plan, resolution: Resolution | None = None) -> frozenset[str]:
+    """The ids of the plan's tasks whose action plugin runs on the controller: each is a phase
+    of its own (phases.py), run by the controller for each host (``resolution``: the plan's,
+    when the caller has it)."""
+    from ..plan.validate import every_task
+    from ..runtime_index import canonical_module
+
+    tasks = [t for play in plan.plays for t in every_task(play) if not t.is_block and canonical_module(t.module) is None]
+    if not tasks:
+        return frozenset()
+    if resolution is None:
+        resolution = unresolved(plan, tasks)
+    return frozenset(t.task_id for t in tasks
+                     if isinstance(m := resolution.modules.get(task_key(t)), BridgedModule) and runs_on_controller(m))

@@ -126,6 +126,8 @@ def resolve(lookups: dict[str, list[Any]]) -> dict[str, Any]:
                 out[key]["reason"] = (f"it is an action plugin with no module ({action_ctx.plugin_resolved_path}): "
                                       "it runs on the controller, which the module bridge does not reproduce")
                 out[key]["action_only"] = True
+                out[key]["action_fqcn"] = action_ctx.resolved_fqcn or name
+                out[key]["action_path"] = action_ctx.plugin_resolved_path
             continue
         path = ctx.plugin_resolved_path
         # as TaskExecutor._get_action_handler_with_module_context

@@ -17,6 +17,7 @@ the plan's directory, ``password`` stores the plain password in its file (0600, 
 from __future__ import annotations
 
 import glob
+import json
 import os
 import random
 import re
@@ -27,9 +28,11 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
+from .ansible_plugins import LocalPlugins
+
 CONTROLLER_CALL = re.compile(
-    r"""\b(?:lookup|query|q)\(\s*['"](?:ansible\.builtin\.)?(env|pipe|lines|fileglob|first_found|password|csvfile)['"]"""
-    r"""|\|\s*(?:ansible\.builtin\.)?fileglob\b"""  # the fileglob filter globs the controller too
+    r"""\b(?:lookup|query|q)\(\s*['"](?:ansible\.builtin\.)?(env|pipe|lines|fileglob|first_found|password|csvfile|config|unvault)['"]"""
+    r"""|\|\s*(?:ansible\.builtin\.)?(?:fileglob|vault|unvault)\b|\bis\s+(?:not\s+)?(?:ansible\.builtin\.)?vaulted_file\b"""  # the fileglob filter globs the controller too
     r"""|\b(?:lookup|query|q)\(\s*['"](?:ansible\.builtin\.)?file['"]\s*,\s*[^'"\s]""")  # a computed file name
 _KV_WORD = re.compile(r"""(?:[^\s"']|"[^"]*"|'[^']*')+""")
 _KV = re.compile(r"^\w+=")
@@ -45,8 +48,11 @@ class ControllerLookups:
     """Runs controller lookups for one compilation and records each call's result."""
 
     def __init__(self, base_dir: str, every_template: bool = False,
-                 cache: dict[tuple[str, ...], dict[str, Any]] | None = None):
+                 cache: dict[tuple[str, ...], dict[str, Any]] | None = None,
+                 plugins: LocalPlugins | None = None):
         self.base_dir = base_dir
+        # the playbook's and roles' own plugins, and the directories ansible-core adds
+        self.plugins = plugins or LocalPlugins()
         # render every template of the task, not only those that call a controller lookup
         # themselves (a variable they read may call one)
         self.every_template = every_template
@@ -58,18 +64,59 @@ class ControllerLookups:
     def __call__(self, name: str, terms: list[Any], options: dict[str, Any], scope: Any) -> list[Any]:
         lookups = _runtime_lookups()
         key = lookups.lookup_key(name, terms, options)
-        cache_key = (key, *self._search_path(scope))
+        by_ansible = self._by_ansible(name)
+        # a lookup plugin reads the task's variables; a filter or test only its arguments
+        reads_vars = by_ansible is not None and by_ansible[0] == "lookup"
+        variables = _variables(scope) if reads_vars else None
+        cache_key = (key, *self._search_path(scope), json.dumps(variables, sort_keys=True, default=str))
         found = self.cache.get(cache_key)
         if found is None:
             try:
-                found = {"values": getattr(self, "_" + name)(terms, scope, **options)}
+                if by_ansible is not None:
+                    found = {"values": self._ansible(by_ansible, terms, options, variables or {})}
+                else:
+                    found = {"values": getattr(self, "_" + name)(terms, scope, **options)}
             except (LookupFailed, TypeError) as exc:  # TypeError: an option it does not have
                 found = {"error": str(exc)}
             self.cache[cache_key] = found
+        earlier = self.recorded.get(key)
+        if earlier is not None and earlier != found and reads_vars:
+            # one embedded result per call serves every host of the artifact
+            found = {"error": f"{name!r} gives a different result for each host of this artifact "
+                              "(it reads their variables); rustle-deploy embeds one result per call"}
         self.recorded[key] = found
         if "error" in found:
             raise lookups.LookupError_(found["error"])
         return list(found["values"])
+
+    # -- ansible-core's plugins -------------------------------------------------------------------
+    def _by_ansible(self, name: str) -> tuple[str, str] | None:
+        """(kind, name) when ansible-core runs ``name``: ``config``, a local plugin."""
+        kind, _, plugin = name.partition(":")
+        ansible = _runtime_lookups().ANSIBLE_RUNS
+        if plugin and kind in ("filter", "test") and (plugin in self.plugins.names(kind) or plugin in ansible[kind]):
+            return kind, plugin
+        if name == "config" or name in self.plugins.names("lookup") or name in ansible["lookup"]:
+            return "lookup", name
+        return None
+
+    def _ansible(self, which: tuple[str, str], terms: list[Any], options: dict[str, Any],
+                 variables: dict[str, Any]) -> list[Any]:
+        from .ansible_plugins import PluginHostError, ansible_available, call
+
+        kind, name = which
+        if not ansible_available():
+            raise LookupFailed(f"{kind} {name!r} is run by ansible-core on the controller, and the "
+                               "controller's Python cannot import ansible (pip install ansible-core)")
+        try:
+            answer = call(self.plugins.dirs, kind, name, terms, options, variables,
+                          with_secrets=(kind, name) == ("lookup", "unvault"))
+        except PluginHostError as exc:
+            raise LookupFailed(str(exc)) from exc
+        if "error" in answer:
+            raise LookupFailed(str(answer["error"]))
+        value = answer.get("value")
+        return list(value or []) if kind == "lookup" else [value]
 
     # -- search paths ----------------------------------------------------------------------------
     def _search_path(self, scope: Any) -> list[str]:
@@ -255,6 +302,31 @@ class ControllerLookups:
         return out
 
 
+_COLLECTING: list[bool] = []  # set while _variables renders: a lookup inside gets none
+
+
+def _variables(scope: Any) -> dict[str, Any]:
+    """The variables of ``scope`` the controller can compute, as plain data (what Ansible hands a
+    lookup plugin as ``variables``); one it cannot compute (a fact, a result) is left out. A
+    variable that itself calls such a lookup (``x: "{{ q('config', ...) }}"``) renders it with
+    no variables, instead of collecting them again (which would never end)."""
+    if scope is None or _COLLECTING:
+        return {}
+    out: dict[str, Any] = {}
+    _COLLECTING.append(True)
+    try:
+        for name in scope.keys():
+            if not isinstance(name, str) or name.startswith("__"):
+                continue
+            try:
+                out[name] = json.loads(json.dumps(scope[name], default=str))
+            except Exception:  # noqa: BLE001, S112 - what needs host data is the host's
+                continue
+    finally:
+        _COLLECTING.pop()
+    return out
+
+
 def _truthy(value: Any) -> bool:
     return value is True or str(value).lower() in ("yes", "true", "1", "on", "y")
 
@@ -342,9 +414,11 @@ def _runtime_lookups() -> Any:
     return lookups
 
 
-def uses_controller_lookups(value: Any) -> bool:
-    """Whether any string in ``value`` calls a controller lookup."""
-    return any(CONTROLLER_CALL.search(text) for text in _strings(value))
+def uses_controller_lookups(value: Any, plugins: LocalPlugins | None = None) -> bool:
+    """Whether any string in ``value`` calls a controller lookup (or may call one of ``plugins``)."""
+    extra = plugins.pattern if plugins is not None else None
+    return any(CONTROLLER_CALL.search(text) or (extra is not None and extra.search(text))
+               for text in _strings(value))
 
 
 @contextmanager
@@ -369,8 +443,8 @@ def record_task(runner: ControllerLookups, values: list[Any], conditions: list[s
     templating, _, _ = _runtime()
     templar = templating.Templar()
     strings = [s for s in _strings(values)
-               if templating.is_template(s) and (runner.every_template or uses_controller_lookups(s))]
-    conditions = [c for c in conditions if runner.every_template or uses_controller_lookups(c)]
+               if templating.is_template(s) and (runner.every_template or uses_controller_lookups(s, runner.plugins))]
+    conditions = [c for c in conditions if runner.every_template or uses_controller_lookups(c, runner.plugins)]
     names = sorted(_referenced_names([*strings, *("{{ " + c + " }}" for c in conditions)]))
     seen: set[str] = set()
     with running(runner):
@@ -391,15 +465,56 @@ def record_task(runner: ControllerLookups, values: list[Any], conditions: list[s
                         templar.template(cond, scope)
                     else:
                         templar.evaluate(cond, scope)
-                except Exception:  # noqa: BLE001, S112 - what needs host data is the host's
-                    continue
+                except Exception:  # noqa: BLE001 - what needs host data is the host's
+                    # ... but a call with literal terms beside it runs the same when the
+                    # condition does (`r.stdout | int == lookup('pipe', 'ulimit -n') | int`)
+                    for call in _literal_calls(cond):
+                        try:
+                            templar.evaluate(call, scope)
+                        except Exception:  # noqa: BLE001, S112 - the host reports it
+                            continue
+
+
+def _literal_calls(text: str) -> list[str]:
+    """Each ``lookup``/``query``/``q`` call in the expression ``text`` whose arguments are all
+    literals, as an expression of its own."""
+    import jinja2
+    from jinja2 import nodes
+
+    try:
+        tree = jinja2.Environment().parse("{{ " + text + " }}")
+    except jinja2.TemplateSyntaxError:
+        return []
+    out = []
+    for call in tree.find_all(nodes.Call):
+        if not (isinstance(call.node, nodes.Name) and call.node.name in ("lookup", "query", "q")):
+            continue
+        if call.dyn_args is not None or call.dyn_kwargs is not None:
+            continue
+        if not all(isinstance(a, nodes.Const) for a in call.args) \
+                or not all(isinstance(k.value, nodes.Const) for k in call.kwargs):
+            continue
+        words = [repr(a.value) for a in call.args if isinstance(a, nodes.Const)]
+        words += [f"{k.key}={k.value.value!r}" for k in call.kwargs if isinstance(k.value, nodes.Const)]
+        out.append(f"{call.node.name}({', '.join(words)})")
+    return out
 
 
 def _referenced_names(texts: list[str]) -> set[str]:
     import jinja2
     from jinja2 import meta
 
+    class AnyName(dict[str, Any]):
+        """Every filter and test name is known: the playbook's own plugins included."""
+
+        def __contains__(self, key: object) -> bool:
+            return True
+
+        def get(self, key: str, default: Any = None) -> Any:
+            return dict.get(self, key) or (lambda *args, **kwargs: None)
+
     env = jinja2.Environment()
+    env.filters, env.tests = AnyName(env.filters), AnyName(env.tests)
     out: set[str] = set()
     for text in texts:
         try:

@@ -15,6 +15,7 @@ import base64
 import functools
 import hashlib
 import json
+import re
 import sys
 from pathlib import Path
 from typing import Any
@@ -35,16 +36,33 @@ NATIVE_FACTS = frozenset({
     "distribution_release", "user_id", "user_uid", "user_gid", "user_dir", "user_shell", "user_gecos",
 })
 # every fact the runtime's facts.py gathers; those the runner lacks make a plan unsupported
-RUNTIME_FACTS = NATIVE_FACTS | {"fqdn", "domain", "python_version", "python", "date_time", "default_ipv4"}
+RUNTIME_FACTS = NATIVE_FACTS | {"fqdn", "domain", "python_version", "python", "date_time", "default_ipv4",
+                                "selinux", "selinux_python_present"}
 _FACT_NAMES = frozenset("ansible_" + name for name in RUNTIME_FACTS)  # as the host sees them
 MODULES = frozenset({"file", "copy", "template", "lineinfile", "command", "shell", "stat",
-                     "assert", "debug", "ping"})
+                     "assert", "debug", "ping", "set_fact"})
 # task keys the runner understands (everything else makes the task unsupported)
 _KNOWN = frozenset({"id", "name", "module", "args", "hosts", "when", "tags", "notify", "listen",
                     "register", "loop", "loop_control", "ignore_errors", "no_log", "changed_when",
                     "failed_when", "check_mode", "diff", "environment", "vars", "files", "become",
-                    "become_user", "become_method", "role"})
+                    "become_user", "become_method", "role", "unnamed"})
+# keys of a block or an include (a task with ``block``) the runner understands
+_CONTAINER = frozenset({"id", "name", "block", "rescue", "always", "when", "include", "include_choice",
+                        "include_result", "params", "register", "role_once", "tags", "hosts", "role", "vars"})
+# what a rescue section sees of the failure (executor._run_sections)
+_FAILURE_NAMES = frozenset({"ansible_failed_task", "ansible_failed_result"})
 _BOOL_KEYS = ("ignore_errors", "no_log", "check_mode", "diff")
+# Jinja2 tests that look at the file system (ansible.builtin's files tests): deciding them while
+# compiling would see the file system before the play changed it
+_PATH_TEST = re.compile(r"\bis\s+(?:not\s+)?(?:is_)?(?:link|link_exists|file|directory|dir|exists|mount|same_file)\b")
+
+
+def _handler_topic(index: int) -> str:
+    """The listen topic that names the play's handler ``index`` alone, which a lowered notify
+    lists: the runner matches no name or topic of the playbook's own."""
+    return f"rustle handler #{index}"
+
+
 _LOOP_CONTROL = frozenset({"loop_var", "label", "index_var", "extended"})  # pause: not yet
 # names whose value is decided by the run's options, not by the inventory
 _RUN_NAMES = frozenset({"ansible_check_mode", "ansible_diff_mode", "ansible_verbosity",
@@ -59,6 +77,23 @@ _RE_CATEGORIES = frozenset({"CATEGORY_DIGIT", "CATEGORY_NOT_DIGIT", "CATEGORY_SP
                             "CATEGORY_NOT_SPACE", "CATEGORY_WORD", "CATEGORY_NOT_WORD"})
 _RE_AT = frozenset({"AT_BEGINNING", "AT_END", "AT_BEGINNING_STRING", "AT_END_STRING", "AT_BOUNDARY",
                     "AT_NON_BOUNDARY"})
+
+
+def run_names(doc: dict[str, Any]) -> set[str]:
+    """The names a plan's run sets on the host: registered results (of tasks and includes) and
+    ``set_fact`` names (what the runner keeps, docs/native.md); the lowering leaves them to the
+    runner."""
+    names = set()
+    stack = [t for play in doc["plays"] for t in play["tasks"] + play["handlers"]]
+    while stack:
+        task = stack.pop()
+        if task.get("register"):
+            names.add(task["register"])
+        if "block" in task:
+            stack.extend(t for key in ("block", "rescue", "always") for t in task.get(key) or () if isinstance(t, dict))
+        elif task.get("module") == "set_fact" and isinstance(task.get("args"), dict):
+            names.update(str(k) for k in task["args"] if k != "cacheable")
+    return names
 
 
 def _marker(value: Any) -> bool:
@@ -102,7 +137,7 @@ def lower_unit(unit: BuildUnit, runner_sha: str) -> list[tuple[list[str], bytes]
         if hashlib.sha256(data).hexdigest() != digest:
             raise CompileError(f"{path}: changed while compiling", "run again")
         blobs[digest] = data
-    registered = {t["register"] for p in doc["plays"] for t in p["tasks"] + p["handlers"] if t.get("register")}
+    registered = run_names(doc)
     groups: dict[str, tuple[list[str], dict[str, Any], set[str]]] = {}
     for name in unit.host_names:
         lowering = _Lowering(doc, name, registered, blobs, unit.host_vars.get(name))
@@ -145,6 +180,9 @@ class _Lowering:
         templating, expr, executor = _runtime()
         self.templating, self.expr, self.executor = templating, expr, executor
         self.doc, self.host, self.blobs = doc, host, blobs
+        # an extra variable beats a registered result or set_fact (executor._task_scope): its
+        # value is known now
+        registered = registered - set(doc.get("extra_vars") or {})
         self.dynamic = registered | _RUN_NAMES
         self.templar = templating.Templar()
         # the host's own variables (BuildUnit.host_vars); plan_doc carries only what the plan
@@ -159,7 +197,19 @@ class _Lowering:
         if clash:
             raise NativeUnsupported(f"{host}: register name '{clash[0]}' is also a variable of the host",
                                     "rename the registered variable, or use --format pyz")
+        # a name the run sets (set_fact, register) that is also a play or role variable
+        # has the variable's value until it is set: the runner only knows the run's names
+        for play in doc["plays"]:
+            layers = [play.get("vars"), play.get("defaults")]
+            layers += [r.get(k) for r in (play.get("roles") or {}).values() for k in ("vars", "defaults")]
+            clash = sorted(registered & {k for layer in layers if layer for k in layer})
+            if clash:
+                raise NativeUnsupported(f"{host}: '{clash[0]}' is set while the plan runs (register or set_fact) "
+                                        "and is also a variable of the plan",
+                                        "rename one of them, or use --format pyz")
         self.host_vars = host_vars
+        self.dynamic |= _FAILURE_NAMES
+        self.params: list[dict[str, Any]] = []  # the params of the includes being lowered (executor._params)
         self.uses_facts = False  # set when a condition or argument needs the host's facts
         self.embedded: set[str] = set()  # the sha256 of every file the program names (copy/template src)
 
@@ -170,7 +220,7 @@ class _Lowering:
         role = (play.get("roles") or {}).get(task["role"]) if task.get("role") else None
         layers = [play.get("defaults") or {}, (role or {}).get("defaults") or {}, self.host_vars,
                   play.get("vars") or {}, (role or {}).get("vars") or {}, dict(task.get("vars") or {}),
-                  self.executor._params_layer(role, task) or {}, self.doc.get("extra_vars") or {}]
+                  self.executor._params_layer(role, task) or {}, *self.params, self.doc.get("extra_vars") or {}]
         return self.scope_class([layer for layer in layers if layer], self.templar)
 
     @functools.cached_property
@@ -201,12 +251,24 @@ class _Lowering:
         for play in self.doc["plays"]:
             if self.host not in (play.get("hosts") or []):
                 continue
-            out.append({
-                "name": play.get("name", ""),
-                "tasks": [t for t in (self.task(play, t) for t in play["tasks"]) if t is not None],
-                "handlers": [t for t in (self.task(play, t) for t in play["handlers"]) if t is not None],
-            })
+            lowered_handlers = []
+            for index, handler in enumerate(play["handlers"]):
+                lowered = self.task(play, handler)
+                if lowered is not None:  # named by a topic only it has: see notified()
+                    lowered["listen"] = [_handler_topic(index)]
+                    lowered_handlers.append(lowered)
+            out.append({"name": play.get("name", ""),
+                        "tasks": [t for t in (self.task(play, t) for t in play["tasks"]) if t is not None],
+                        "handlers": lowered_handlers})
         return out
+
+    def notified(self, handlers: list[dict[str, Any]], notify: Any) -> list[str]:
+        """A notify as the handlers it runs (Ansible's choice among names, ``ROLE : NAME`` and
+        listen topics, made by the pyz runtime's own rule), each named by a topic only it has."""
+        chosen: set[int] = set()
+        for name in self.executor._as_list(notify):
+            chosen.update(id(h) for h in self.executor._notified_handlers(handlers, str(name)))
+        return [_handler_topic(i) for i, h in enumerate(handlers) if id(h) in chosen]
 
     def fail(self, task: dict[str, Any], reason: str) -> NativeUnsupported:
         return NativeUnsupported(
@@ -218,7 +280,7 @@ class _Lowering:
         if task.get("hosts") is not None and self.host not in task["hosts"]:
             return None
         if "block" in task:
-            raise self.fail(task, "blocks (block/rescue/always, include_tasks, include_role) are not supported by the native runner")
+            return self.container(play, task)
         module = task["module"]
         if module not in MODULES:
             raise self.fail(task, f"module '{module}' is not implemented by the native runner")
@@ -230,6 +292,10 @@ class _Lowering:
         unknown = sorted(k for k, v in task.items() if k not in _KNOWN and v not in (None, False, [], {}))
         if unknown:
             raise self.fail(task, f"keyword '{unknown[0]}' is not supported by the native runner")
+        python_var = self.python_var(play, task) if module not in self.executor._NO_PYTHON else None
+        if python_var:
+            raise self.fail(task, f"{python_var} set for the task (how Ansible runs a Python module: its "
+                                  "interpreter, open-files limit or debugger) is not supported by the native runner")
         control = task.get("loop_control") or {}
         if set(control) - _LOOP_CONTROL:
             raise self.fail(task, f"loop_control.{sorted(set(control) - _LOOP_CONTROL)[0]} is not supported")
@@ -240,7 +306,8 @@ class _Lowering:
             "args": None, "when": [], "loop": None, "loop_var": control.get("loop_var", "item"),
             "changed_when": self.conds(task, scope, task.get("changed_when")),
             "failed_when": self.conds(task, scope, task.get("failed_when")),
-            "notify": [str(n) for n in self.executor._as_list(task.get("notify"))],
+            # the handlers its notify runs, chosen here by the pyz runtime's rule
+            "notify": self.notified(play["handlers"], task.get("notify")),
             "listen": [str(n) for n in self.executor._as_list(task.get("listen"))],
             "environment": {str(k): str(v) for k, v in self.executor.merge_environment(
                 self.static(task, scope, task.get("environment") or {})).items()},
@@ -251,6 +318,13 @@ class _Lowering:
                 value = self.static_condition(task, scope, value)
             out[key] = None if value is None and key in ("check_mode", "diff") else bool(value)
         out["become"] = self.become(task, scope)
+        if module == "set_fact":
+            keys = [k for k in (task.get("args") or {}) if k != "cacheable"]
+            if any(not isinstance(k, str) or self.templating.is_template(k) for k in keys):
+                raise self.fail(task, "a set_fact name that is a template (the runner must know its names)")
+        failed_name = self.failed_name(play, task)
+        if failed_name != out["name"]:
+            out["failed_name"] = failed_name
         if "loop" not in task:
             out["when"] = self.conds(task, scope, task.get("when")) or []
             out["args"] = self.args(task, scope)
@@ -282,6 +356,60 @@ class _Lowering:
                 entry["label"] = self.static(task, item_scope, control["label"])
             loop.append(entry)
         out["loop"] = loop
+        return out
+
+    def python_var(self, play: dict[str, Any], task: dict[str, Any]) -> str | None:
+        """The variable about running a Python module (its interpreter, open-files limit,
+        debugger) that a layer other than the host's own variables sets, if any."""
+        role = (play.get("roles") or {}).get(task["role"]) if task.get("role") else None
+        layers = [play.get("defaults"), (role or {}).get("defaults"), play.get("vars"), (role or {}).get("vars"),
+                  task.get("vars"), self.executor._params_layer(role, task), self.doc.get("extra_vars")]
+        for name in ("ansible_python_interpreter", "ansible_python_module_rlimit_nofile",
+                     "_ansible_ansiballz_pydevd_config"):
+            if any(isinstance(layer, dict) and name in layer for layer in layers):
+                return name
+        return None
+
+    def failed_name(self, play: dict[str, Any], task: dict[str, Any]) -> str:
+        """The name ``ansible_failed_task`` gives the task: its own, without its role's prefix."""
+        name = task.get("name") or ""
+        role = (play.get("roles") or {}).get(task.get("role") or "")
+        if role and name.startswith(role.get("name", "") + " : "):
+            name = name[len(role["name"]) + 3:]
+        return str(name)
+
+    def container(self, play: dict[str, Any], task: dict[str, Any]) -> dict[str, Any]:
+        """A block (block/rescue/always) or an include expanded at compile time: its sections
+        lowered, its own ``when`` for the runner (executor._run_container)."""
+        unknown = sorted(k for k, v in task.items() if k not in _CONTAINER and v not in (None, False, [], {}))
+        if unknown:
+            what = "an include" if task.get("include") is not None else "a block"
+            raise self.fail(task, f"keyword '{unknown[0]}' on {what} is not supported by the native runner")
+        scope = self.scope(play, task)
+        body = task
+        if task.get("include_choice"):  # the file named with data: chosen now when the name is known now
+            choice = task["include_choice"]
+            found = scope.child({self.executor.FOUND_VAR: choice.get("found") or {}})
+            name = self.static(task, found, choice["name"])
+            index = (choice.get("select") or {}).get(str(name))
+            if not isinstance(index, int):
+                raise self.fail(task, f"the included file {name!r} cannot be chosen at compile time")
+            body = task["block"][index]
+        include = task.get("include")
+        self.params.append(dict(task.get("params") or {}))
+        try:
+            sections = {key: [t for t in (self.task(play, child) for child in body.get(key) or ()) if t is not None]
+                        for key in ("block", "rescue", "always")}
+        finally:
+            self.params.pop()
+        out: dict[str, Any] = {
+            "id": task.get("id"), "name": task.get("name") or "include", **sections,
+            "when": self.conds(task, scope, task.get("when")) or [],
+            "tags": list(task.get("tags") or []), "include": include,
+            "register": task.get("register") if include is not None else None,
+            "include_result": self.data(task, task.get("include_result") or {}),
+            "role_once": task.get("role_once"),
+        }
         return out
 
     def become(self, task: dict[str, Any], scope: Any) -> dict[str, str] | None:
@@ -331,7 +459,10 @@ class _Lowering:
             raw["var"] = self.cond(task, scope, str(var), as_value=True)
             return raw
         args = self.executor._strip_omit(self.value(task, scope, raw))
-        for key in ("src", "regexp", "regex", "insertafter", "insertbefore", "dest", "path"):
+        # a path decided on the host is rendered before the module runs, as any argument; a
+        # template's dest is not: the template sees it (template_destpath) when it is rendered here
+        run_time = ("src", "regexp", "regex", "insertafter", "insertbefore") + (("dest",) if module == "template" else ())
+        for key in run_time:
             if isinstance(args.get(key), dict) and (set(args[key]) & {TEMPLATE_KEY, EXPR_KEY}):
                 raise self.fail(task, f"argument '{key}' depends on a registered result or a fact")
         if module in ("copy", "template") and isinstance(args.get("src"), str):
@@ -367,6 +498,9 @@ class _Lowering:
             return [self.value(task, scope, item) for item in value]
         if not self.templating.is_template(value):
             return value
+        if _PATH_TEST.search(value):
+            raise self.fail(task, f"{value!r} tests the file system, which Ansible does when the task runs; "
+                                  "the native runner does not evaluate path tests")
         try:
             return self.data(task, self.templar.template(value, scope))
         except _Dynamic:
@@ -453,6 +587,9 @@ class _Lowering:
         if isinstance(text, bool) or text is None:
             return {"expr": text, "ir": ["lit", True if text is None else text]}
         source = str(text)
+        if _PATH_TEST.search(source):
+            raise self.fail(task, f"'{source}' tests the file system, which Ansible does when the task runs; "
+                                  "the native runner does not evaluate path tests")
         try:
             if as_value:
                 value = self.templar.evaluate(source, scope)
@@ -486,6 +623,8 @@ class _Lowering:
                 return ["lit", scope[node[1]]]
             except KeyError:
                 return ["name", node[1]]  # undefined: the runner says so as the runtime would
+            except self.templating.TemplateError as exc:  # a variable whose own template fails
+                raise self.fail(task, f"'{node[1]}' cannot be evaluated at compile time: {exc}") from None
             except _Dynamic as exc:
                 if exc.name == node[1] and node[1][8:] in NATIVE_FACTS and node[1].startswith("ansible_"):
                     self.uses_facts = True

@@ -32,7 +32,7 @@ import re
 from typing import TYPE_CHECKING, Any
 
 from ..errors import CompileError
-from ..model import Plan, Task
+from ..model import Plan, Play, Task
 from ..plan import files as plan_files
 from ..plan import resolve_source
 from .lookups import ControllerLookups, record_task
@@ -247,9 +247,12 @@ def _role_candidates(task: Task, name: str, subdir: str) -> list[str]:
             for c in ([os.path.join(p, subdir, name)] * nested + [os.path.join(p, name)])]
 
 
-def static_scopes(host_vars: list[dict[str, Any]], play_vars: dict[str, Any], task: Task) -> list[Any]:
+def static_scopes(host_vars: list[dict[str, Any]], play_vars: dict[str, Any], task: Task,
+                  play: Play | None = None, extra_vars: dict[str, Any] | None = None) -> list[Any]:
     """The variable scopes the controller knows for ``task``: one per host and static loop item
-    (no facts, no registered results: what needs them is decided on the host)."""
+    (no facts, no registered results: what needs them is decided on the host). With ``play``,
+    its role defaults, and the task's role's defaults, vars and parameters, are layered as the
+    runtime layers them (executor ``_task_scope``); ``extra_vars`` above all."""
     from .native import _runtime
 
     templating, _, _ = _runtime()
@@ -257,9 +260,18 @@ def static_scopes(host_vars: list[dict[str, Any]], play_vars: dict[str, Any], ta
     loop = task.extras.get("loop")
     control = task.extras.get("loop_control") or {}
     loop_var = control.get("loop_var", "item") if isinstance(control, dict) else "item"
+    role_name = task.extras.get("role")
+    role = (play.roles.get(role_name) if play is not None and isinstance(role_name, str) else None) or {}
+    params: dict[str, Any] = {}
+    if role:
+        params.update({k: v for k, v in (("role_name", role.get("name")), ("role_path", role.get("path"))) if v})
+        params.update(role.get("params") or {})
+    params.update(task.extras.get("params") or {})
     out: list[Any] = []
     for hv in host_vars:
-        scope = templating.VarScope([hv, play_vars or {}, dict(task.extras.get("vars") or {})], templar)
+        layers = [play.defaults if play is not None else {}, role.get("defaults") or {}, hv, play_vars or {},
+                  role.get("vars") or {}, dict(task.extras.get("vars") or {}), params, extra_vars or {}]
+        scope = templating.VarScope([dict(layer) for layer in layers if layer], templar)
         items: Any = None
         if isinstance(loop, list):
             items = loop

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import re
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -25,6 +25,7 @@ from ..errors import CompileError
 from ..model import SECRET_VARS, Host, Plan, Play, Task, own_vars
 from ..phases import Phases, plan_phases
 from ..runtime_index import canonical_module, module_families
+from .ansible_plugins import LocalPlugins, plan_plugins
 from .lookups import ControllerLookups, running, uses_controller_lookups
 from .sources import Embedder, _static_values, static_scopes
 
@@ -58,6 +59,8 @@ class BuildUnit:
     vars_call_controller: bool = False
     # controller lookup results of this unit's compilation (compiler/lookups.py)
     lookup_cache: dict[tuple[str, ...], dict[str, Any]] = field(default_factory=dict)
+    # the playbook's and roles' own lookup, filter and test plugins (compiler/ansible_plugins.py)
+    plugins: LocalPlugins = field(default_factory=LocalPlugins)
     bridged: dict[str, BridgedModule] = field(default_factory=dict)  # fqcn -> module (bridge/)
 
     @property
@@ -77,16 +80,20 @@ def plan_units(
     select: Selector,
     groups: dict[str, list[str]],
     target: str | None = None,
+    inventory_sources: Sequence[str] = (),
 ) -> list[BuildUnit]:
     """Group ``hosts`` (already limited) into build units.
 
     ``resolve`` turns plan host names (or group names) into inventory hosts; ``select``
     evaluates an Ansible host pattern (``Host`` conditions).
     """
+    from ..bridge.policy import controller_tasks
+
     plays = [_PlayView(plan, i, play, resolve, select, cut)
-             for i, (play, cut) in enumerate(zip(plan.plays, plan_phases(plan), strict=True))]
+             for i, (play, cut) in enumerate(zip(plan.plays, plan_phases(plan, controller_tasks(plan)), strict=True))]
     file_cache: dict[str, tuple[str, str]] = {}  # local path -> (sha256, path)
     resolution = _bridge_resolution(plan, plays)
+    plugins = plan_plugins(plan)
 
     groups_by_key: dict[tuple[Any, ...], list[Host]] = {}
     for host in hosts:
@@ -96,7 +103,7 @@ def plan_units(
         )
         groups_by_key.setdefault(key, []).append(host)
 
-    magic = _magic_vars(plan)
+    magic = _magic_vars(plan, inventory_sources)
     inventory_hosts: list[Host] | None = None  # every inventory host, once a unit needs them
     units = []
     for (unit_target, per_play), unit_hosts in groups_by_key.items():
@@ -107,10 +114,11 @@ def plan_units(
             hosts=unit_hosts,
             plan_doc={},
             host_vars={h.name: own_vars(h) for h in unit_hosts},
+            plugins=plugins,
         )
         unit.vars_call_controller = uses_controller_lookups(
             [plan.extra_vars, list(unit.host_vars.values()),
-             [(p.play.vars, p.play.defaults, p.play.roles) for p in plays]])
+             [(p.play.vars, p.play.defaults, p.play.roles) for p in plays]], plugins)
         doc_plays = []
         for play_view, (_, task_ids) in zip(plays, per_play, strict=True):
             play_hosts = [n for n in names if n in play_view.host_names]
@@ -153,6 +161,8 @@ def plan_units(
             "groups": groups,
             "plays": doc_plays,
         }
+        if plugins.found and any(plugins.found.values()):
+            unit.plan_doc["plugins"] = {k: sorted(v) for k, v in plugins.found.items() if v}
         read = _hostvars_read(plan, [doc_plays, list(unit.host_vars.values())])
         unit.plan_doc["hosts"] = {
             n: {k: v for k, v in unit.host_vars[n].items() if k in read} for n in names
@@ -196,13 +206,14 @@ def _bridge_resolution(plan: Plan, plays: list[_PlayView]) -> Resolution | None:
     return unresolved(plan, tasks)
 
 
-def _magic_vars(plan: Plan) -> dict[str, Any]:
+def _magic_vars(plan: Plan, inventory_sources: Sequence[str] = ()) -> dict[str, Any]:
     """Ansible's controller-side magic variables that the plan uses (``playbook_dir``,
     ``ansible_search_path``: the plan's directory, as the playbook's would be;
-    ``ansible_playbook_python``: the controller's Python, which runs rustle-deploy)."""
+    ``ansible_playbook_python``: the controller's Python, which runs rustle-deploy;
+    ``ansible_inventory_sources``: the inventory's absolute paths)."""
     text = repr(plan.plays)
     magic = {"playbook_dir": plan.base_dir, "ansible_search_path": [plan.base_dir],
-             "ansible_playbook_python": sys.executable}
+             "ansible_playbook_python": sys.executable, "ansible_inventory_sources": list(inventory_sources)}
     return {k: v for k, v in magic.items() if k in text}
 
 
@@ -402,29 +413,38 @@ def _compile_task(
         out["skip_when"] = skip_when
     if bridged is not None:
         out["bridge"] = bridged.fqcn
+        if bridged.style == "action":
+            # where its action plugin looks for files (ActionBase._find_needle): the role's
+            # directory first, then the playbook's, as Task.get_search_path gives them
+            role = play.play.roles.get(str(task.extras.get("role"))) if task.extras.get("role") else None
+            role_path = role.get("path") if isinstance(role, Mapping) else None
+            out["search_path"] = [p for p in (role_path, plan.playbook_dir or plan.base_dir) if p]
     for key, value in task.extras.items():
-        if key in ("delegate_to", "any_errors_fatal", "throttle", "collections"):
+        if key in ("delegate_to", "any_errors_fatal", "throttle", "collections", "connection_vars"):
             # delegation: the plan parser only lets through delegation to the host itself;
             # the others are the controller's (rollout.py; throttle is 0 or refused);
             # collections only served to find a bridged module
             continue
         if key == "check_mode" and "check_mode" in out:
             continue  # an explicit CheckMode condition wins
+        if key == "action_ds" and (bridged is None or bridged.style != "action"):
+            continue  # only ansible-core on the controller reads it (bridge/action.py)
         out[key] = value
     embedder = Embedder(plan, unit, file_cache)
     scopes: list[Any] = []
     runner = None
     if unit.vars_call_controller or uses_controller_lookups(
-            [task.args, task.extras, [c.value for c in task.conditions]]):
+            [task.args, task.extras, [c.value for c in task.conditions]], unit.plugins):
         runner = ControllerLookups(plan.base_dir, every_template=unit.vars_call_controller,
-                                   cache=unit.lookup_cache)
+                                   cache=unit.lookup_cache, plugins=unit.plugins)
     with running(runner):
         if runner is not None or (module in ("copy", "template")
                                   and _TEMPLATED.search(str(task.args.get("src", "")))):
             host_vars = [dict(unit.host_vars.get(h.name) or own_vars(h), inventory_hostname=h.name)
                          for h in unit.hosts]
             magic = {"playbook_dir": plan.playbook_dir or plan.base_dir}
-            scopes = static_scopes(host_vars, {**magic, **(play.play.vars or {})}, task)
+            scopes = static_scopes(host_vars, {**magic, **(play.play.vars or {})}, task, play.play,
+                                   plan.extra_vars)
         embedder.embed(task, module, out, scopes, runner)
     if module == "fetch":
         known = {h.name: dict(unit.host_vars.get(h.name) or own_vars(h), inventory_hostname=h.name,
@@ -517,7 +537,7 @@ def _compile_block(
                            "when": [str(c.value) for c in task.conditions if c.kind == "When"],
                            "tags": list(task.tags)}
     for key, value in task.extras.items():
-        if key != "delegate_to":
+        if key not in ("delegate_to", "connection_vars"):
             out[key] = value
     for key, tasks in (("block", task.block), ("rescue", task.rescue), ("always", task.always)):
         if tasks or key == "block":

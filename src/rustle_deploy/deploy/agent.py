@@ -36,6 +36,10 @@ writes there (file, directory, symlink)::
     unpacked/<sha256>.tmp-<pid>/        dir: an unpacking in progress
     runners/<sha256>                    file: native format, an installed rustle-runner
     runners/<sha256>.tmp.<pid>          file: a runner being installed (transport/options.py)
+    bridge/                             dir, 0700: the module bridge's kept fork servers
+                                        (``rustle_bridge_keep``, made by the artifact)
+    bridge/<16 hex>                     unix socket of one (cleanup asks it to end first)
+    bridge/<16 hex>.log                 file: its stderr
     lock                                file: flock()ed for the whole operation
     .created-by-rustle-deploy           file: rustle-deploy created the directory itself
 
@@ -800,6 +804,8 @@ def _run_artifact(layout, path, req, stdin):
             if "become_password" not in run_payload.__code__.co_varnames:
                 raise AgentError("artifact", "this artifact's runtime cannot take a become password (-K); rebuild it")
             options["become_password"] = str(run["become_password"])
+        if "state_dir" in run_payload.__code__.co_varnames:  # the bridge's kept fork server
+            options["state_dir"] = layout.root
         code = run_payload(root, str(req["host"]), **options)
     except SystemExit as exc:
         code = exc.code
@@ -1079,6 +1085,7 @@ _OURS = {
         ("runs", "dir", "runs"),
         ("unpacked", "dir", "unpacked"),
         ("runners", "dir", "runners"),
+        ("bridge", "dir", "bridge"),
         ("history[.]jsonl", "file", "remove"),
         ("lock", "file", "lock"),
         (CREATED_MARKER.replace(".", "[.]"), "file", "marker"),
@@ -1090,6 +1097,7 @@ _OURS = {
              (_CARRY + "[.]vars[.]json([.]tmp-[0-9]+)?", "file", "remove")),
     "unpacked": ((_HEX + "([.]tmp-[0-9]+)?", "dir", "tree"),),
     "runners": ((_HEX + "([.]tmp[.][0-9]+)?", "file", "remove"),),
+    "bridge": (("[0-9a-f]{16}", "other", "server"), ("[0-9a-f]{16}[.]log", "file", "remove")),
 }
 _CONTROLLER_RUN_ID = "r-[0-9a-f]{12}"  # fleetops: f"r-{secrets.token_hex(6)}"
 _FOREIGN = "not made by rustle-deploy"
@@ -1171,6 +1179,8 @@ class _Sweep:
                 empty = False
             elif action == "journal":
                 self.remove.append((path_rel, "unlink"))
+            elif action == "server":
+                self.remove.append((path_rel, "server"))
             elif action == "release" and not self._is_release(path, name):
                 # A directory by a release's name that holds no release link and that no history
                 # line names: not ours (a deploy makes one only to activate). What is in it is
@@ -1204,6 +1214,30 @@ class _Sweep:
         return any(links.fullmatch(n) and _kind(os.path.join(path, n)) == "symlink" for n in os.listdir(path))
 
 
+def _end_kept_server(path):
+    """Ask the module bridge's fork server kept at the unix socket ``path`` to end (it removes
+    its socket as it goes), then remove the socket if it is still there."""
+    import socket
+
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    sock.settimeout(10)
+    try:
+        sock.connect(path)
+        reader = sock.makefile("rb")
+        if json.loads(reader.readline().decode("utf-8") or "{}").get("ready") is True:
+            sock.sendall(b'{"exit": true}\n')
+            reader.read()  # it closes the connection as it ends
+        reader.close()
+    except (OSError, ValueError):
+        pass  # no server there any more: only its socket file is left
+    finally:
+        sock.close()
+    try:
+        os.unlink(path)
+    except FileNotFoundError:
+        pass
+
+
 def op_cleanup(req, layout, stdin):
     """Remove what rustle-deploy wrote under the remote directory and nothing else (see the
     module docstring); with ``dry_run`` only say what would go and what would stay.
@@ -1235,6 +1269,8 @@ def op_cleanup(req, layout, stdin):
                     shutil.rmtree(path)
                 elif action == "rmdir":
                     os.rmdir(path)
+                elif action == "server":
+                    _end_kept_server(path)
                 else:
                     os.unlink(path)
                 out["removed"].append(rel)

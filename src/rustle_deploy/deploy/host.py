@@ -59,6 +59,7 @@ class RunOptions:
     phase: int | None = None  # a play cut into phases: only this phase's tasks (docs/phases.md)
     inject: dict[str, Any] | None = None  # carried in from another run: {"vars", "notified"}
     share: str | None = None  # "vars" / "state": send back what this run set / the host's state
+    unreachable: str | None = None  # the phase's connection failed so: its tasks are unreachable
 
 
 @dataclass(frozen=True)

@@ -112,6 +112,8 @@ def needs_local_source(task: Task) -> str | None:
     if not _is_source_task(task):
         return None
     if task.short_module == "script":
+        if task.extras.get("async") not in (None, 0, "0"):
+            return None  # ansible-core's script fails an async task before it looks for the script
         found = script_source(task.args)
         return found[0] if found and "{{" not in found[0] and "{%" not in found[0] else None
     src = task.args.get("src")

@@ -305,6 +305,7 @@ def _ext_kinds() -> dict[str, tuple[tuple[type, ...], str]]:
         "failed_when": cond,
         "until": cond,
         "ignore_errors": expr_or_bool,
+        "ignore_unreachable": expr_or_bool,
         "no_log": expr_or_bool,
         "become": expr_or_bool,
         "check_mode": expr_or_bool,
@@ -321,6 +322,9 @@ def _ext_kinds() -> dict[str, tuple[tuple[type, ...], str]]:
         "any_errors_fatal": ((bool,), "a boolean"),
         "throttle": ((int, str), "a host count or a Jinja2 expression string"),
         "delegate_to": ((str,), "a host name (string)"),
+        "delegate_facts": ((bool,), "a boolean"),
+        "connection_vars": ((dict,), "an object {HOST: {\"ansible_user\": USER, \"ansible_port\": PORT}}: "
+                            "how the task connects to each host (a task's remote_user/port)"),
         "loop_with": ((str,), "\"items\", \"flattened\" or a lookup the host runs "
                               "(\"sequence\", \"together\", \"nested\", ...)"),
         "role": ((str,), "a key of the play's roles"),
@@ -339,7 +343,11 @@ def _ext_kinds() -> dict[str, tuple[tuple[type, ...], str]]:
         "poll": ((int, str), "a number of seconds (0: do not wait) or a Jinja2 expression string"),
         "args_template": ((str,), "a Jinja2 expression string giving an object of arguments "
                                   "(below the task's own args)"),
+        "action_ds": ((dict,), "an object: the task's module key (or action) and args keyword as "
+                               "written, for ansible-core to parse when an action plugin runs on "
+                               "the controller"),
         "listen": ((str, list), "a topic string or an array of them"),  # handlers only
+        "unnamed": ((bool,), "true (a handler with no name of its own: its name is its module's)"),
     }
 
 
@@ -380,7 +388,7 @@ def read_extras(r: Reader, d: dict[str, Any], pointer: str, keys: tuple[str, ...
 
 # -- plan parts ---------------------------------------------------------------------------
 
-_TASK_EXTENSIONS: tuple[str, ...] = tuple(k for k in EXTENSION_TYPES if k != "listen")
+_TASK_EXTENSIONS: tuple[str, ...] = tuple(k for k in EXTENSION_TYPES if k not in ("listen", "unnamed"))
 
 
 def read_args(r: Reader, value: Any, pointer: str) -> dict[str, Any]:

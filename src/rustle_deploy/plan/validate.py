@@ -31,9 +31,10 @@ is possible. A non-empty batch or task host list must stay inside the play's eff
 hosts. Play hosts are not checked against the plan's ``hosts``. Because plan host lists may
 also name inventory groups, this check (``check_hosts``) runs once the inventory is known.
 
-**delegate_to.** Artifacts run each task on the host itself, so ``delegate_to`` is accepted
-only when it names that same host (``{{ inventory_hostname }}``, or the single host the task
-or play is pinned to) or the controller (``localhost``: the play is cut into phases there).
+**delegate_to.** ``delegate_to`` names the host itself (``{{ inventory_hostname }}``, or the
+single host the task or play is pinned to: nothing to do), the controller (``localhost``) or
+another inventory host (checked by ``check_hosts``): the play is cut into phases there. A
+templated name is refused (the compiler renders a playbook's before it writes the plan).
 ``run_once`` and ``throttle`` cut the play into phases too (``phases.py``); where they cannot
 (inside a block with rescue/always of other tasks, on a handler, as an expression) they are
 rejected.
@@ -42,11 +43,11 @@ rejected.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
 from rustle_deploy import phases
-from rustle_deploy.errors import PlanError, PlanErrors
+from rustle_deploy.errors import InventoryError, PlanError, PlanErrors
 from rustle_deploy.model import Plan, Play, Task
 from rustle_deploy.plan import files
 from rustle_deploy.plan.schema import child, printable
@@ -91,6 +92,12 @@ def validate(plan: Plan, files_dirs: Sequence[str] = (), *,
 
     check(_total_tasks, plan)
     resolution = _bridge_resolution(plan)
+    local = _local_plugins(plan)
+    actions: frozenset[str] = frozenset()
+    if resolution is not None:
+        from rustle_deploy.bridge.policy import controller_tasks
+
+        actions = controller_tasks(plan, resolution)
     for number, play in enumerate(plan.plays):
         check(_inventory_changes, src, plan, number)
         check(_task_graph, src, play, filtered=bool(plan.options.tags or plan.options.skip_tags))
@@ -100,9 +107,9 @@ def validate(plan: Plan, files_dirs: Sequence[str] = (), *,
             check(_unsupported, src, plan, play, task)
             check(_role, src, play, task)
             check(files.resolve_source, plan, task, files_dirs=files_dirs)
-            for problem in _plugins(src, task):
+            for problem in _plugins(src, task, local):
                 problems.append(problem)
-        for refusal in phases.refusals(play, plan.play_tasks(play)):
+        for refusal in phases.refusals(play, plan.play_tasks(play), actions):
             problems.append(PlanError(refusal.message, refusal.hint, file=src,
                                       pointer=child(refusal.task.pointer, refusal.key)))
         for task in every_task(play):
@@ -144,6 +151,23 @@ def check_hosts(plan: Plan, expand: Callable[[Sequence[str]], set[str]] | None =
     """
     for play in plan.plays:
         _hosts(plan, play, expand or set)
+        if expand is None:
+            continue
+        for batch in play.batches:  # delegate_to another host: that host must be in the inventory
+            for top in batch.tasks:
+                for task in top.walk():
+                    target = phases.delegate(task)
+                    if target is not None and not _known(expand, target):
+                        raise PlanError(f"delegate_to {target!r} ({_kind(task)} {task.name!r}) is not a host "
+                                        "of the inventory", "add it to the inventory, or delegate to localhost",
+                                        file=plan.source, pointer=child(task.pointer, "delegate_to"))
+
+
+def _known(expand: Callable[[Sequence[str]], set[str]], name: str) -> bool:
+    try:
+        return bool(expand([name]))
+    except InventoryError:
+        return False
 
 
 def _hosts(plan: Plan, play: Play, expand: Callable[[Sequence[str]], set[str]]) -> None:
@@ -336,11 +360,12 @@ def _unsupported(src: str, plan: Plan, play: Play, task: Task) -> None:
     pinned = task.hosts or play.hosts or plan.hosts
     if _SELF.match(target) or (len(pinned) == 1 and target == pinned[0]) or phases.local(task):
         return
-    raise PlanError(f"delegate_to {target!r} is not supported ({_kind(task)} {task.name!r}): every task "
-                    "runs on its own host",
-                    "delegate_to localhost runs a task on the controller (docs/phases.md); for "
-                    "another host, remove delegate_to, or move the task into a play that targets "
-                    f"{target!r}", file=src, pointer=child(task.pointer, "delegate_to"))
+    if target and not _TEMPLATED.search(target):
+        return  # an inventory host: a phase run over its connection (checked against the inventory)
+    raise PlanError(f"delegate_to {target!r} is not supported ({_kind(task)} {task.name!r}): the host "
+                    "a task is delegated to must be known before anything runs",
+                    "name an inventory host, or localhost for the controller (docs/phases.md)",
+                    file=src, pointer=child(task.pointer, "delegate_to"))
 
 
 # task values that are bare expressions (conditions), not templates
@@ -383,12 +408,24 @@ def _templates(task: Task) -> Iterator[tuple[str, str]]:
             yield text, child(child(task.pointer, "conditions"), i)
 
 
-def _plugins(src: str, task: Task) -> list[PlanError]:
+def _local_plugins(plan: Plan) -> dict[str, frozenset[str]]:
+    """The names of the playbook's and roles' own plugins (compiler/ansible_plugins.py)."""
+    from rustle_deploy.bridge.policy import plan_dirs
+    from rustle_deploy.compiler.ansible_plugins import KINDS, local_plugins
+
+    found = local_plugins(tuple(plan_dirs(plan)))
+    return {kind: found.names(kind) for kind in KINDS}
+
+
+def _plugins(src: str, task: Task, local: dict[str, frozenset[str]] | None = None) -> list[PlanError]:
     """A filter, test or lookup the runtime does not offer is refused now, never silently empty."""
     import jinja2
     from jinja2 import nodes
 
+    from rustle_deploy.compiler.ansible_plugins import ansible_available
+
     known = runtime_plugins()
+    local = local or {}
     env = jinja2.Environment()
     out: list[PlanError] = []
     for text, ptr in _templates(task):
@@ -403,6 +440,15 @@ def _plugins(src: str, task: Task) -> list[PlanError]:
                     and call.args and isinstance(call.args[0], nodes.Const)):
                 used.append(("lookup", str(call.args[0].value)))
         for kind, name in used:
+            if name in local.get(kind, ()):
+                continue  # the playbook's or a role's own plugin: ansible-core runs it on the controller
+            if kind == "lookup" and name in ("config", "ansible.builtin.config") and not ansible_available():
+                out.append(PlanError(f"lookup {name!r} needs ansible-core on the controller, and the "
+                                     "controller's Python cannot import ansible",
+                                     "install ansible-core beside rustle-deploy (pip install ansible-core): "
+                                     "its configuration manager answers lookup('config')",
+                                     file=src, pointer=ptr))
+                continue
             if name in known[kind]:
                 continue
             if (kind, name) == ("lookup", "first_found") and ptr.startswith(
@@ -418,16 +464,23 @@ def _plugins(src: str, task: Task) -> list[PlanError]:
     return out
 
 
-def _notify_one(src: str, play: Play, task: Task, index: int, name: str) -> None:
+def handler_topics(handlers: Iterable[Task]) -> set[str]:
+    """Every name a notify may use for these handlers, as Ansible matches them."""
     names: set[str] = set()
-    for handler in play.handlers:
-        names.add(handler.name)
+    for handler in handlers:
         listen = handler.extras.get("listen")
-        if isinstance(listen, str):
-            names.add(listen)
-        elif isinstance(listen, list):
-            names.update(listen)
-    if name in names:
+        own = [] if handler.extras.get("unnamed") else [handler.name]
+        own += [listen] if isinstance(listen, str) else list(listen or [])
+        names.update(own)
+        # a role's handler answers to ROLE : NAME too (the role's FQCN or short name), as in Ansible
+        role = str(handler.extras.get("role") or "").split("#")[0]
+        for prefix in {role, role.rsplit(".", 1)[-1]} if role else ():
+            names.update(f"{prefix} : {n}" for n in own)
+    return names
+
+
+def _notify_one(src: str, play: Play, task: Task, index: int, name: str) -> None:
+    if name in handler_topics(play.handlers):
         return
     hint = (f"handlers of this play: {_quoted([h.name for h in play.handlers])}"
             if play.handlers else "this play has no handlers")

@@ -119,6 +119,10 @@ class CompileOptions:
     # with prompt_defaults, nothing is asked and the defaults are used (listings, syntax check)
     prompt: Callable[[VarPrompt], str | None] | None = None
     prompt_defaults: bool = False
+    # --force-handlers / ansible.cfg's force_handlers: a play's own force_handlers wins
+    force_handlers: bool = False
+    # ansible.cfg's error_on_missing_handler: false drops a notify of no handler, with a note
+    error_on_missing_handler: bool = True
 
 
 @dataclass(frozen=True)
@@ -189,6 +193,7 @@ class Ctx:
     handler: bool = False
     include_stack: tuple[str, ...] = ()
     listed: bool = True  # tasks inside dynamic includes are not listed (as ansible-playbook)
+    nested: bool = False  # inside a handler's block or a file a handler includes: no block here
 
     def keyword(self, name: str) -> tuple[Any, Origin] | None:
         for key, value, origin in reversed(self.kws):
@@ -427,6 +432,7 @@ class _Compiler:
                             tags=imp.tags + self.tags(src, ds))
         self.listing.append(listed)
         st = _PlayState(len(self.plays), hosts, play_vars, src.dir)
+        st.force_handlers = self.options.force_handlers
         self.check_play_keywords(src, ds, st)
         self.rollout_keywords(src, ds, play_vars, st)
         self.play_connection(src, ds, play_vars, st)
@@ -482,6 +488,9 @@ class _Compiler:
                 defaults.update(call.defaults)
                 exported.update(call.vars)
         play_vars = {**play_vars, **exported}
+        if not self.options.error_on_missing_handler:
+            tasks = self.drop_missing_notify(tasks, st, str(name))
+            st.handlers = self.drop_missing_notify(st.handlers, st, str(name))
         roles_table = {
             k: {"name": c.role.name, "path": c.role.path, "defaults": c.defaults, "vars": c.vars,
                 "params": c.params}
@@ -500,6 +509,25 @@ class _Compiler:
             # task's inherited value): then the tasks that keep it carry it one by one
             any_errors_fatal=st.any_errors_fatal and not st.fatal_override, order=st.order,
             force_handlers=st.force_handlers))
+
+    def drop_missing_notify(self, tasks: list[Task], st: _PlayState, play: str) -> list[Task]:
+        """``error_on_missing_handler = false``: a notify that names no handler of the play is
+        dropped with a warning note, as Ansible warns and goes on."""
+        from ..plan.validate import handler_topics
+
+        topics = handler_topics(st.handlers)
+
+        def fix(task: Task) -> Task:
+            missing = [n for n in task.notify if n not in topics]
+            for n in missing:
+                self.notes.append(f"[WARNING]: The requested handler {n!r} was not found in either the "
+                                  f"main handlers list nor in the listening handlers list (play {play!r})")
+            return replace(
+                task, notify=tuple(n for n in task.notify if n in topics),
+                block=None if task.block is None else tuple(fix(t) for t in task.block),
+                rescue=tuple(fix(t) for t in task.rescue), always=tuple(fix(t) for t in task.always))
+
+        return [fix(t) for t in tasks]
 
     def inventory_changes(self, tasks: list[Task], st: _PlayState) -> None:
         """Note the first add_host/group_by task: no play may follow it (plan/validate.py
@@ -562,6 +590,8 @@ class _Compiler:
             if ds.get(key):
                 raise src.error(f"'{key}' is not supported", kw.REFUSED[key], ds, key)
         strategy = ds.get("strategy")
+        if has_template(strategy):  # "{{ test_strategy | default('linear') }}", as Ansible renders it
+            strategy = self.controller_value(src, ds, "strategy", strategy, [st.vars], "'strategy'")
         if strategy not in (None, "linear", "free", "host_pinned", "ansible.builtin.linear",
                             "ansible.builtin.free", "ansible.builtin.host_pinned"):
             raise src.error(f"strategy {strategy!r} is not supported",
@@ -907,7 +937,7 @@ class _Compiler:
         if isinstance(role_name, str) and has_template(role_name):
             role_name = self.controller_value(src, entry if entry_src_ok else container,
                                               name_key if entry_src_ok else index, role_name,
-                                              [st.vars], "the role name")
+                                              [st.vars], "the role name", role=parent)
         if parent is not None:
             collections = _role_search(parent.role, dependencies=True)
         role = self.finder.find(role_name, name_origin, base, st.play_dir, collections)
@@ -964,8 +994,12 @@ class _Compiler:
         return role.variables(subdir, name)
 
     def compile_role(self, call: RoleCall, ctx: Ctx, st: _PlayState, out: list[Task],
-                     base: str, dedupe: bool = True) -> None:
-        """The role's dependencies, then its own tasks, into ``out``."""
+                     base: str, dedupe: bool = True, imported: bool = False,
+                     dep_of_import: bool = False) -> None:
+        """The role's dependencies, then its own tasks, into ``out``. ``imported``: the role of
+        an import_role/include_role, which always runs; its dependencies (``dep_of_import``) run
+        only when no task of the same role call ran before in the play (as ansible-core's role
+        cache: a dependency the play's ``roles:`` ran already is not run again)."""
         role = call.role
         if role.argument_specs:
             self.notes.append(f"role {role.name}: argument_specs are not validated")
@@ -975,7 +1009,7 @@ class _Compiler:
             dep_call, dep_ctx = self.role_call(meta, role.dependencies, i, dep,
                                                meta.origin(role.dependencies, i, value=True), st,
                                                replace(ctx, role=call), parent=call)
-            self.compile_role(dep_call, dep_ctx, st, out, base)
+            self.compile_role(dep_call, dep_ctx, st, out, base, dep_of_import=imported or dep_of_import)
         src = role.source("tasks", call.tasks_from)
         if src is None:
             if call.tasks_from != "main":
@@ -985,7 +1019,9 @@ class _Compiler:
                     + ", ".join(_listdir(os.path.join(role.path, "tasks"))))
             return
         role_ctx = self.role_collections(role, replace(ctx, src=src, task_dir=src.dir, role=call))
-        repeated = dedupe and not role.allow_duplicates and st.identities[call.identity] > 1
+        repeated = not role.allow_duplicates and (dep_of_import or (dedupe and st.identities[call.identity] > 1))
+        # the runtime marks "key:KEY" done when a task of the role call KEY runs (executor)
+        once = f"key:{call.key}" if dep_of_import else call.identity
         if not repeated:
             self.tasks_from_source(src, role_ctx, st, out, base)
             return
@@ -996,7 +1032,7 @@ class _Compiler:
         self.origins[pointer] = call.origin
         out.append(Task(task_id=task_id, name=f"role {role.name}", module="", args={},
                         hosts=(), execution_order=len(out), block=tuple(children),
-                        extras={"role_once": call.identity}, pointer=pointer))
+                        extras={"role_once": once}, pointer=pointer))
 
     def role_handlers(self, call: RoleCall, ctx: Ctx, st: _PlayState, hctx: Ctx) -> None:
         role = call.role
@@ -1096,11 +1132,16 @@ class _Compiler:
     def block(self, src: Source, ds: dict[str, Any], origin: Origin, ctx: Ctx, st: _PlayState,
               out: list[Task], base: str) -> None:
         self.check_keys(src, ds, kw.BLOCK, "a block", ds)
+        if ctx.handler and ctx.nested:
+            raise src.error("Using a block as a handler is not supported.",
+                            "a handler's own block: is its only one (ansible-core refuses a block "
+                            "inside it, or in a file a handler includes)", ds, "block")
         for key in ("block", "rescue", "always"):
             if key in ds and ds[key] is not None and not isinstance(ds[key], list):
                 raise src.error(f"'{key}' is a list of tasks, not a {_kind(ds[key])}", None, ds,
                                 key, value=True)
         inner = self.inherit(src, ds, ctx, st)
+        inner = replace(inner, nested=ctx.handler)
         self.check_inherited(src, ds, inner, st)
         if not ds.get("rescue") and not ds.get("always"):
             self.items(src, ds.get("block") or [], inner, st, out, base)  # nothing to catch
@@ -1136,6 +1177,9 @@ class _Compiler:
                             "or import_tasks (static)", ds, action_key)
         allowed = kw.HANDLER if ctx.handler else kw.TASK
         self.check_task_keys(src, ds, allowed, action_key)
+        if ctx.handler and _short(module) == "meta" and str(args.get("_raw_params", "")).strip() == "flush_handlers":
+            raise src.error("flush_handlers cannot be used as a handler",
+                            "notify flushes nothing: run meta: flush_handlers as a task", ds, action_key)
         # a module no built-in implements is found and checked by the module bridge when the
         # plan is validated (bridge/policy.py), which refuses it at this task's line
         canonical = canonical_module(module)
@@ -1149,6 +1193,13 @@ class _Compiler:
         extras, conditions, tags, notify = self.task_keywords(src, ds, ctx, st, delegate)
         if isinstance(ds.get("args"), str):  # args: "{{ mapping }}", below the module's own
             extras["args_template"] = ds["args"]
+        if canonical is None and action_key is not None:
+            # as written: if it is an action plugin run on the controller, ansible-core parses
+            # and renders its arguments itself (bridge/action.py; dropped for any other module)
+            action_ds = {"action" if action_key == "local_action" else action_key: ds[action_key]}
+            if "args" in ds:
+                action_ds["args"] = ds["args"]
+            extras["action_ds"] = json.loads(json.dumps(action_ds, default=str))
         if canonical is None:
             collections = self.collections(src, ds, ctx)
             if collections:
@@ -1172,6 +1223,8 @@ class _Compiler:
         if extras.get("register"):
             self.runtime_names.add(str(extras["register"]))
         name = self.display_name(ds, module, ctx)
+        if ctx.handler and has_template(name):
+            name = self.handler_name(src, ds, name, ctx, st)
         if ctx.role is not None:
             extras["role"] = self.role_key(ctx.role, st)
         self.record_notify(src, ds, ctx, pointer)
@@ -1201,6 +1254,23 @@ class _Compiler:
         if not call.key:
             self.register_role(call, st)
         return call.key
+
+    def _layers(self, ctx: Ctx, st: _PlayState) -> list[dict[str, Any]]:
+        if ctx.role is not None:
+            return [ctx.role.defaults, st.vars, ctx.role.vars, dict(ctx.vars), ctx.role.params]
+        return [st.vars, dict(ctx.vars)]
+
+    def handler_name(self, src: Source, ds: dict[str, Any], name: str, ctx: Ctx, st: _PlayState) -> str:
+        """A handler's templated name, rendered as Ansible renders it: with the play's (and its
+        role's) variables and extra vars, no host's. One it cannot render is unusable: it keeps
+        its text, which no notify matches, and Ansible's warning is a note."""
+        try:
+            return str(self.controller_value(src, ds, "name", name, self._layers(ctx, st), "a handler's name"))
+        except PlaybookError as exc:
+            if not ds.get("listen"):
+                self.notes.append(f"[WARNING]: Handler {name!r} is unusable because it has no listen topics "
+                                  f"and the name could not be templated ({exc.message})")
+            return name
 
     def display_name(self, ds: dict[str, Any], module: str, ctx: Ctx) -> str:
         name = ds.get("name")
@@ -1361,17 +1431,13 @@ class _Compiler:
                         delegate: str | None = None) -> None:
         """Refuse what the task would inherit or set that a one-round-trip run cannot do."""
         for key, reason in kw.REFUSED.items():
-            if key in ("vars_prompt", "fact_path"):
-                continue
+            if key in ("vars_prompt", "fact_path", "remote_user", "port"):
+                continue  # remote_user, port: the task's connection (task_connection)
             found = self.effective(src, ds, ctx, key)
             if found is not None and found[1] in st.connection_origins:
                 continue  # the play's remote_user/port: its hosts' connection (play_connection)
             if found is not None and found[0] not in (None, "", [], {}):
                 raise found[1].error(f"'{key}' is not supported", reason)
-        found = self.effective(src, ds, ctx, "ignore_unreachable")
-        if found is not None and found[0] not in (False, None, "no", "false"):
-            raise found[1].error("'ignore_unreachable' is not supported",
-                                 "a host either runs its whole play or is unreachable")
         found = self.effective(src, ds, ctx, "debugger")
         if found is not None and found[0] not in ("never", None):
             raise found[1].error("the task debugger is not supported", "drop 'debugger'")
@@ -1380,21 +1446,90 @@ class _Compiler:
         if found is not None:
             conn = str(found[0])
             wanted = st.connections(self.inv)
-            ok = conn in ("local", "ansible.builtin.local") and wanted <= {"local"}
+            # connection: local over hosts reached by ssh runs their tasks on the controller,
+            # as delegate_to: localhost does (delegate_target)
+            ok = conn in ("local", "ansible.builtin.local")
             ok = ok or (conn in ("ssh", "smart", "ansible.builtin.ssh") and "local" not in wanted)
             if not ok:
                 raise found[1].error(f"connection {conn!r} differs from the inventory's for "
                                      "these hosts", "set ansible_connection in the inventory")
-        delegate_found = (delegate, src.origin(ds, "local_action")) if delegate is not None else None
-        found = delegate_found or self.effective(src, ds, ctx, "delegate_to")
-        if found is not None and found[0] is not None:
-            target = str(found[0]).strip()
-            if not (_SELF.match(target) or (len(st.hosts) == 1 and target == st.hosts[0])
-                    or target in CONTROLLER):  # the controller: a phase of its own (phases.py)
-                raise found[1].error(f"delegate_to {target!r} runs the task on another host; that "
-                                     "is not supported yet: every task runs on its own host or on "
-                                     "the controller (localhost)", "move the task into a play for "
-                                     "that host")
+        self.delegate_target(src, ds, ctx, st, delegate)
+
+    def task_connection(self, src: Source, ds: dict[str, Any], ctx: Ctx, st: _PlayState,
+                        delegated: bool) -> dict[str, dict[str, Any]]:
+        """Host -> the connection variables a task's (its block's, role's) own ``remote_user``
+        and ``port`` give it where they change how it connects: not where the inventory sets
+        ``ansible_user``/``ansible_port`` (which win, as in Ansible), nor where they are the
+        play's, nor on a local connection (which has neither). Such tasks are a phase run over
+        that connection (phases.py)."""
+        out: dict[str, dict[str, Any]] = {}
+        for key, var, spelled in (("remote_user", "ansible_user", ("ansible_user", "ansible_ssh_user")),
+                                  ("port", "ansible_port", ("ansible_port", "ansible_ssh_port"))):
+            found = self.effective(src, ds, ctx, key)
+            if found is None or found[0] is None or found[1] in st.connection_origins:
+                continue
+            if delegated:
+                raise found[1].error(f"{key} on a task delegated to another host is not supported yet",
+                                     f"set {var} for the delegate host in the inventory")
+            # a local connection has no user or port, and the inventory's win (as in Ansible)
+            affected = [n for n in st.hosts if (h := self.inv.hosts.get(n)) is not None and not h.is_local
+                        and not any(v in h.vars for v in spelled)]
+            if not affected:
+                continue
+            try:
+                value: Any = self.controller_value(src, {}, key, found[0], [st.vars], f"'{key}'")
+            except PlaybookError as exc:
+                raise found[1].error(exc.detail, exc.hint) from exc
+            if key == "port":
+                if isinstance(value, bool) or not str(value).strip().isdigit():
+                    raise found[1].error(f"port takes a port number, not {value!r}", "port: 2222")
+                value = int(str(value).strip())
+            else:
+                value = str(value)
+            for name in affected:
+                if self.connection_vars.get(name, {}).get(var) == value:
+                    continue  # the play's already
+                out.setdefault(name, {})[var] = value
+        return out
+
+    def delegate_target(self, src: Source, ds: dict[str, Any], ctx: Ctx, st: _PlayState,
+                        delegate: str | None) -> str | None:
+        """Where the task runs when not on its own host: the controller (``localhost``) or an
+        inventory host, a phase of its own either way (phases.py); None: on its own host.
+        A templated name is rendered now, over what every host shares."""
+        if delegate is not None:
+            return delegate
+        found = self.effective(src, ds, ctx, "delegate_to")
+        if found is None or found[0] is None:
+            conn = self.effective(src, ds, ctx, "connection")
+            if conn is not None and str(conn[0]) in ("local", "ansible.builtin.local") and not (
+                    st.connections(self.inv) <= {"local"}):
+                return "localhost"  # connection: local over ssh hosts: on the controller
+            return None
+        value, origin = found
+        target = str(value).strip()
+        if _SELF.match(target):
+            return None
+        if has_template(target):
+            loop_var = (ds.get("loop_control") or {}).get("loop_var", "item") if isinstance(
+                ds.get("loop_control"), dict) else "item"
+            if loop_var in referenced_names(target):
+                raise origin.error(f"delegate_to {target!r} names a loop item: a task delegated to "
+                                   "a different host for each item is not supported yet",
+                                   "write one task per delegate host, or run the loop in a play "
+                                   "whose hosts are those hosts")
+            try:
+                target = str(self.controller_value(src, {}, "delegate_to", target, [st.vars],
+                                                   "'delegate_to'")).strip()
+            except PlaybookError as exc:
+                raise origin.error(exc.detail, exc.hint) from exc
+        if target in CONTROLLER or (len(st.hosts) == 1 and target == st.hosts[0]):
+            return target
+        if target not in self.inv.hosts:
+            raise origin.error(f"delegate_to {target!r} is not a host of the inventory",
+                               "add it to the inventory (its connection variables say how to "
+                               "reach it), or delegate to localhost")
+        return target
 
     def task_keywords(self, src: Source, ds: dict[str, Any], ctx: Ctx, st: _PlayState,
                       delegate: str | None) -> tuple[dict[str, Any], list[str], tuple[str, ...],
@@ -1424,6 +1559,8 @@ class _Compiler:
                 extras["any_errors_fatal"] = True
             elif st.any_errors_fatal:
                 st.fatal_override = True
+        if ctx.handler and not ds.get("name"):
+            extras["unnamed"] = True  # notify cannot name it; listeners are not told apart by it
         if ctx.handler and ds.get("listen") is not None:
             listen = ds["listen"]
             extras["listen"] = [str(x) for x in listen] if isinstance(listen, list) else str(listen)
@@ -1452,12 +1589,26 @@ class _Compiler:
             values = value if isinstance(value, list) else [value]
             if not all(isinstance(v, str) for v in values):
                 raise found_notify[1].error("notify names handlers (strings)", None)
-            notify = tuple(values)
-        found_delegate = (delegate, None) if delegate is not None else self.effective(
-            src, ds, ctx, "delegate_to")
-        if found_delegate is not None and str(found_delegate[0]).strip() in CONTROLLER and not (
-                len(st.hosts) == 1 and str(found_delegate[0]).strip() == st.hosts[0]):
-            extras["delegate_to"] = str(found_delegate[0]).strip()
+            notify = ()
+            for v in values:  # "{{ name }}": rendered now, as far as every host shares it
+                got = self.controller_value(src, ds, "notify" if "notify" in ds else _NO_KEY, v,
+                                            self._layers(ctx, st), "notify", dynamic=True)
+                notify += tuple(str(n) for n in got) if isinstance(got, list) else (str(got),)
+        target = self.delegate_target(src, ds, ctx, st, delegate)
+        if target is not None and not (len(st.hosts) == 1 and target == st.hosts[0]):
+            extras["delegate_to"] = target
+        connection = self.task_connection(src, ds, ctx, st, target is not None)
+        if connection:
+            extras["connection_vars"] = connection
+        found = self.effective(src, ds, ctx, "delegate_facts")
+        if found is not None and found[0] not in (None, False):
+            if found[0] is not True:
+                raise found[1].error(f"delegate_facts takes true or false, not {found[0]!r}", "delegate_facts: true")
+            if target is None or target in CONTROLLER:
+                raise found[1].error("delegate_facts needs delegate_to another inventory host",
+                                     "delegate the task to the host whose facts it gathers or sets")
+            if "delegate_to" in extras:  # (a play of that one host: its own facts anyway)
+                extras["delegate_facts"] = True
         for key in ("changed_when", "failed_when", "until"):
             if key in extras and isinstance(extras[key], list):
                 extras[key] = [str(c) if not isinstance(c, bool) else ("True" if c else "False")
@@ -1468,7 +1619,7 @@ class _Compiler:
 
     def keyword_value(self, src: Source, ds: dict[str, Any], key: str, value: Any,
                       origin: Origin) -> Any:
-        if key in ("ignore_errors", "no_log", "become", "check_mode", "diff"):
+        if key in ("ignore_errors", "no_log", "become", "check_mode", "diff", "ignore_unreachable"):
             if isinstance(value, bool) or (isinstance(value, str) and value):
                 return value
             if isinstance(value, int):
@@ -1626,6 +1777,8 @@ class _Compiler:
         found = script_source(args)
         if found is None:
             return args  # the runtime's script says what is missing
+        if ds.get("async") not in (None, 0, "0"):
+            return args  # Ansible fails it before looking for the script: "does not support async"
         word, where = found
         name = word
         if has_template(word):
@@ -2002,13 +2155,13 @@ class _Compiler:
             inner = self.inherit(src, ds, ctx, st)
             self.check_inherited(src, ds, inner, st)
             inner = replace(inner, src=child, task_dir=child.dir,
-                            include_stack=ctx.include_stack + (real,))
+                            include_stack=ctx.include_stack + (real,), nested=ctx.handler)
             self.tasks_from_source(child, inner, st, out, base)
             return
         pointer = f"{base}/{len(out)}"
         self.origins[pointer] = origin
         inner = replace(ctx, src=child, task_dir=child.dir, include_stack=ctx.include_stack + (real,),
-                        listed=False)
+                        listed=False, nested=ctx.handler)
         apply = args.get("apply")
         if apply is not None:
             if not isinstance(apply, dict):
@@ -2142,7 +2295,8 @@ class _Compiler:
 
     def container(self, src: Source, ds: dict[str, Any], ctx: Ctx, st: _PlayState,
                   out: list[Task], pointer: str, children: list[Task], include: str,
-                  module: str, task_id: str, registered: dict[str, Any] | None = None) -> None:
+                  module: str, task_id: str, registered: dict[str, Any] | None = None,
+                  name: str | None = None) -> None:
         """An include_* as a block the host evaluates once (its own when, tags, loop, vars);
         ``registered``: what ``register`` on it gets (include_tasks of a file known here)."""
         self.check_inherited(src, ds, ctx, st)
@@ -2151,9 +2305,11 @@ class _Compiler:
             if registered is None:
                 raise src.error(f"register on {_short(module)} is not supported"
                                 + (" when the file name depends on a host's data"
-                                   if module.endswith("include_tasks") else ""),
+                                   if module.endswith("include_tasks") else
+                                   " when its arguments are templates"),
                                 "register works on include_tasks of a file named on the "
-                                "controller", ds, "register")
+                                "controller and on include_role with arguments written out",
+                                ds, "register")
             extras["register"] = self.keyword_value(src, ds, "register", ds["register"],
                                                     src.origin(ds, "register"))
             extras["include_result"] = registered
@@ -2169,7 +2325,7 @@ class _Compiler:
             extras["role"] = self.role_key(ctx.role, st)
         conditions = list(ctx.when) + self.conditions(src, ds)
         tags = ctx.tags + self.tags(src, ds)
-        name = self.display_name(ds, module, ctx)
+        name = name or self.display_name(ds, module, ctx)
         out.append(Task(task_id=task_id, name=name, module="", args={}, hosts=(),
                         conditions=tuple(Condition("When", c) for c in conditions), tags=tags,
                         execution_order=len(out), extras=extras, pointer=pointer,
@@ -2206,7 +2362,7 @@ class _Compiler:
                             key or _NO_KEY, value=True)
         if has_template(name):
             name = str(self.controller_value(src, arg_holder, name_key, name, [st.vars],
-                                             "the role name", dynamic=not static))
+                                             "the role name", dynamic=not static, role=ctx.role))
         base_dir = os.path.dirname(ctx.role.role.path) if ctx.role else None
         role = self.finder.find(name, src.origin(arg_holder, name_key, value=True), base_dir,
                                 st.play_dir, _search_list(self.collections(src, ds, ctx), "ansible.legacy"))
@@ -2233,7 +2389,7 @@ class _Compiler:
         if static:
             inner = self.inherit(src, ds, ctx, st)
             self.check_inherited(src, ds, inner, st)
-            self.compile_role(call, inner, st, out, base, dedupe=False)
+            self.compile_role(call, inner, st, out, base, dedupe=False, imported=True)
             return
         pointer = f"{base}/{len(out)}"
         self.origins[pointer] = origin
@@ -2246,9 +2402,14 @@ class _Compiler:
             inner = self.inherit(src, apply, inner, st)
         task_id = st.new_id()
         children: list[Task] = []
-        self.compile_role(call, inner, st, children, f"{pointer}/block", dedupe=False)
+        self.compile_role(call, inner, st, children, f"{pointer}/block", dedupe=False, imported=True)
+        # what register gets: ansible-core's include_role result holds its arguments as given
+        # (templated ones are the host's to render: not offered)
+        registered = None if re.search(r"\{\{|\{%", json.dumps(args, default=str)) else {"include_args": dict(args)}
+        # Ansible's name for an include_role: its own, else ACTION : ROLE (never a role prefix)
+        shown = str(ds["name"]) if ds.get("name") else f"{module} : {name}"
         self.container(src, ds, ctx, st, out, pointer, children, f"role {role.name}", module,
-                       task_id)
+                       task_id, registered, name=shown)
 
 
 @dataclass(frozen=True)

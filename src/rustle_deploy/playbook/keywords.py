@@ -59,7 +59,8 @@ INCLUDE_TASKS = frozenset({
 IMPORT_TASKS = frozenset({"name", "vars", "tags", "when", "become", "become_user",
                           "become_method", "ignore_errors", "no_log", "check_mode", "diff",
                           "environment", "timeout", "args", "action", "collections", "debugger",
-                          "delegate_to", "run_once", "any_errors_fatal", "throttle"})
+                          "delegate_to", "run_once", "any_errors_fatal", "throttle", "remote_user", "port",
+                          "connection", "ignore_unreachable", "delegate_facts"})
 INCLUDE_ROLE_ARGS = frozenset({"name", "role", "tasks_from", "vars_from", "defaults_from",
                                "handlers_from", "public", "allow_duplicates", "apply",
                                "rolespec_validate"})
@@ -68,7 +69,7 @@ INCLUDE_ROLE_ARGS = frozenset({"name", "role", "tasks_from", "vars_from", "defau
 CARRIED = ("register", "loop", "loop_control", "changed_when", "failed_when", "ignore_errors",
            "no_log", "become", "become_user", "become_method", "environment", "vars", "retries",
            "delay", "until", "check_mode", "diff", "timeout", "listen", "run_once", "throttle",
-           "async", "poll")
+           "async", "poll", "ignore_unreachable")
 # Keywords a play, block, role or import hands down to the tasks inside it when they do not set
 # their own (``when``, ``tags`` and ``environment`` add up instead).
 INHERITED = ("become", "become_user", "become_method", "ignore_errors", "no_log", "check_mode",
@@ -76,9 +77,6 @@ INHERITED = ("become", "become_user", "become_method", "ignore_errors", "no_log"
              "ignore_unreachable", "debugger", "collections", "connection", "remote_user", "port",
              "become_exe", "become_flags", "module_defaults", "delegate_facts")
 REFUSED = {
-    "delegate_facts": "delegate_facts needs delegate_to another host, which is not supported yet",
-    "remote_user": "set ansible_user in the inventory, or pass -u/--user",
-    "port": "set ansible_port in the inventory",
     "become_exe": "only the become methods sudo and su are supported, with their default programs",
     "become_flags": "become_flags are not supported yet",
     "fact_path": "fact_path on a play is not supported yet: local facts are read from "

@@ -16,7 +16,7 @@ from typing import Any
 
 from rustle_deploy import vault
 from rustle_deploy.errors import PlaybookError
-from rustle_deploy.model import Unsafe
+from rustle_deploy.model import Undecryptable, Unsafe
 
 __all__ = ["Origin", "Source", "Unsafe", "read_yaml"]
 
@@ -146,9 +146,12 @@ def _loader_class(src: Source) -> type:
             raise Origin(src.shown, line, col, text).error(
                 "!vault takes the text ansible-vault encrypt_string prints",
                 "secret: !vault |\n  $ANSIBLE_VAULT;1.1;AES256\n  ...")
+        envelope = loader.construct_scalar(node)
         try:
-            return vault.decrypt(loader.construct_scalar(node))
+            return vault.decrypt(envelope)
         except vault.VaultFailed as exc:
+            if exc.locked is not None:  # as ansible-core: the tasks that use it fail, not the load
+                return Undecryptable(envelope, exc.locked)
             raise Origin(src.shown, line, col, text).error(
                 f"cannot decrypt this !vault value: {exc.message}", exc.hint) from exc
 

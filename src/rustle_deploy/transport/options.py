@@ -417,7 +417,7 @@ def agent_launch(host: Host, runner: tuple[str, int] | None = None) -> AgentLaun
             "allow passwordless sudo (NOPASSWD) for the connecting user, or connect as the target user",
         )
     interp = v.get("ansible_python_interpreter")
-    interp_s = _text(host, "ansible_python_interpreter", interp) if interp not in (None, "") else None
+    interp_s = _interpreter(host, interp) if interp not in (None, "") else None
     if interp_s is not None and interp_s.startswith("auto"):
         interp_s = None  # auto, auto_silent, auto_legacy: our own discovery
     return AgentLaunch(
@@ -426,6 +426,24 @@ def agent_launch(host: Host, runner: tuple[str, int] | None = None) -> AgentLaun
         python_interpreter=interp_s,
         runner=RunnerRef(runner[0], runner[1], host.remote_dir) if runner else None,
     )
+
+
+def _interpreter(host: Host, value: Any) -> str:
+    """``ansible_python_interpreter``, templated as Ansible templates it when it is an
+    expression (``{{ ansible_playbook_python }}``: the controller's Python, for a local host)."""
+    text = _text(host, "ansible_python_interpreter", value)
+    if "{{" not in text and "{%" not in text:
+        return text
+    import sys
+
+    import jinja2
+
+    scope = {**host.vars, "inventory_hostname": host.name, "ansible_playbook_python": sys.executable}
+    try:
+        return jinja2.Environment(undefined=jinja2.StrictUndefined).from_string(text).render(scope).strip()
+    except jinja2.TemplateError as exc:
+        raise _bad(host, "ansible_python_interpreter", value, f"cannot be templated: {exc}",
+                   "define the variables it uses in the inventory, or write the interpreter's path") from exc
 
 
 def check_kind(host: Host) -> None:

@@ -261,11 +261,24 @@ CASES: dict[str, dict[str, str]] = {
                 msg: "{{ item }}"
               with_url: https://example.com/list
         """},
-    "delegate_to_other_host": {"site.yml": """\
+    "delegate_to_unknown_host": {"site.yml": """\
         - hosts: web
           tasks:
             - command: /usr/bin/true
-              delegate_to: db1
+              delegate_to: db9
+        """},
+    "delegate_facts_without_delegate_to": {"site.yml": """\
+        - hosts: web
+          tasks:
+            - setup:
+              delegate_facts: true
+        """},
+    "delegate_to_loop_item": {"site.yml": """\
+        - hosts: web
+          tasks:
+            - command: echo {{ item }}
+              delegate_to: "{{ item }}"
+              loop: [db1, web1]
         """},
     "local_action_in_handler": {"site.yml": """\
         - hosts: web
@@ -329,11 +342,18 @@ CASES: dict[str, dict[str, str]] = {
             - command: sleep 100
               async: soon
         """},
-    "remote_user_on_block": {"site.yml": """\
+    "port_on_block_not_a_number": {"site.yml": """\
         - hosts: web
           tasks:
             - block:
                 - debug: msg=hi
+              port: ssh
+        """},
+    "remote_user_on_delegated_task": {"site.yml": """\
+        - hosts: web
+          tasks:
+            - command: /usr/bin/true
+              delegate_to: db1
               remote_user: admin
         """},
     "hosts_from_host_vars": {"site.yml": """\
@@ -395,17 +415,6 @@ CASES: dict[str, dict[str, str]] = {
               when:
                 x: 1
         """},
-    "vault_value": {"site.yml": """\
-        - hosts: web
-          vars:
-            secret: !vault |
-              $ANSIBLE_VAULT;1.1;AES256
-              62656366623162313437326539636163643835343062393833396530386136623434333037363731
-              3132356234383435633235343530346131356638356262350a386530353562363462363065383466
-              35656436353237626532663636363464313031356630326262656565353234656536376663373134
-              3331623136373330620a653465393766663966653537323136346263363038373732663736393632
-              62653735656437643666353466616465313864656533373966303563376137393131
-        """},
     "vault_damaged": {"site.yml": """\
         - hosts: web
           vars:
@@ -455,6 +464,7 @@ CASES: dict[str, dict[str, str]] = {
           tasks:
             - include_role:
                 name: web
+                public: "{{ 'yes' }}"
               register: result
         """, **ROLE_WEB},
     "unknown_strategy": {"site.yml": """\

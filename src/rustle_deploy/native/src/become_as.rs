@@ -2,7 +2,7 @@
 //! `rustle-runner become-worker` started through `sudo -n -H -u USER --`, or `su` when the
 //! runner is root, one child per identity for the whole run.
 //!
-//! Every module the runner implements runs as that user except `assert` and `debug`, which
+//! Every module the runner implements runs as that user except `assert`, `debug` and `set_fact`, which
 //! Ansible runs on its controller. The child gets one task per line on stdin (module, rendered
 //! arguments, check and diff mode, environment, and the task's own embedded files) and answers
 //! its result as one line (JSON both ways). The installed runner is private (`runners/` is 0700
@@ -19,7 +19,7 @@ use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
 use std::thread::JoinHandle;
 
 /// Modules Ansible runs on the controller: no become applies to them.
-pub const CONTROLLER_SIDE: [&str; 2] = ["assert", "debug"];
+pub const CONTROLLER_SIDE: [&str; 3] = ["assert", "debug", "set_fact"];
 
 /// `(method, user)` when `module` must run as another user, None when in this process; Err
 /// with the task's failure message for a method that would need a password prompt.

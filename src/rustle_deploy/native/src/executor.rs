@@ -94,7 +94,11 @@ pub fn run_artifact(path: &Path, host: &str, opts: &RunOptions) -> i32 {
         emitter: &mut emitter,
         base: base_layer(opts, check, diff, wants_facts),
         registered: Map::new(),
-        stats: [0; 5],
+        stats: [0; 6],
+        rescuing: 0,
+        failure: None,
+        ran: 0,
+        roles_done: Vec::new(),
         notified: Vec::new(),
         children: RefCell::new(Children::default()),
     };
@@ -299,6 +303,42 @@ fn map(pairs: Vec<(&str, Value)>) -> Map {
     out
 }
 
+/// ansible-core 2.19's words for a task argument that cannot be rendered, naming the first
+/// argument that fails (rendered again one by one, on this error path only).
+fn args_error(module: &str, args: Option<&Value>, scope: &Scope, error: &str) -> String {
+    let fqcn = if module.contains('.') {
+        module.to_string()
+    } else {
+        format!("ansible.builtin.{}", module)
+    };
+    let head = format!("Task failed: Finalization of task args for '{}' failed: ", fqcn);
+    if let Some(Value::Dict(args)) = args {
+        for (key, value) in args.iter() {
+            if let Err(e) = render(value, scope) {
+                return format!("{}Error while resolving value for '{}': {}", head, key, e);
+            }
+        }
+    }
+    format!("{}{}", head, error)
+}
+
+/// What ansible-core 2.19 shows of a failed result's error summary (its `exception`) unless
+/// tracebacks are enabled on the controller (`executor.TRACEBACK_UNAVAILABLE`).
+const TRACEBACK_UNAVAILABLE: &str = "(traceback unavailable)";
+
+/// `result` as ansible-core 2.19 registers it: a failed one carries `exception`
+/// (`executor._with_exception`); the loop's own summary result does not.
+fn with_exception(mut result: Map) -> Map {
+    let failed = result.get("failed").map_or(false, truthy);
+    let given = result.get("exception").map_or(false, truthy);
+    if failed || given {
+        result.insert("exception", Value::from(TRACEBACK_UNAVAILABLE));
+    } else {
+        result.remove("exception");
+    }
+    result
+}
+
 fn failure(msg: String) -> Map {
     map(vec![
         ("failed", Value::Bool(true)),
@@ -310,7 +350,7 @@ fn failure(msg: String) -> Map {
 /// A task failed and was not ignored: the host stops.
 struct HostFailed;
 
-const STATS: [&str; 5] = ["ok", "changed", "failed", "skipped", "ignored"];
+const STATS: [&str; 6] = ["ok", "changed", "failed", "skipped", "rescued", "ignored"];
 
 struct Runner<'a> {
     host: &'a str,
@@ -324,7 +364,14 @@ struct Runner<'a> {
     /// registered results, across plays
     registered: Map,
     /// counts in the order of STATS
-    stats: [i64; 5],
+    stats: [i64; 6],
+    /// how many enclosing block sections have a rescue
+    rescuing: usize,
+    /// the last task that failed the host, and its result (a rescue's `ansible_failed_*`)
+    failure: Option<(Map, Map)>,
+    /// tasks that ran (not skipped), and the roles a repeated role's `role_once` saw run
+    ran: usize,
+    roles_done: Vec<Value>,
     /// indexes of the play's notified handlers
     notified: Vec<usize>,
     /// become children, one per identity (become.rs)
@@ -407,6 +454,9 @@ impl<'a> Runner<'a> {
         is_handler: bool,
         handlers: &[Value],
     ) -> Result<(), HostFailed> {
+        if task.contains_key("block") {
+            return self.run_container(task, is_handler, handlers);
+        }
         let tags: Vec<String> = as_list(task.get("tags")).iter().map(json::py_str).collect();
         if !is_handler && !tags_selected(&tags, &self.opts.tags, &self.opts.skip_tags) {
             return Ok(());
@@ -447,12 +497,24 @@ impl<'a> Runner<'a> {
             event.insert(&k, v);
         }
         event.insert("duration", round6(started.elapsed().as_secs_f64()));
+        let rescued = status == "failed" && !ignored && self.rescuing > 0;
+        if rescued {
+            event.insert("rescued", Value::Bool(true));
+        }
         if flag(task, "no_log") {
             event = censor(&event);
         }
         self.emitter.emit(&event);
-        self.count(status, ignored, flag(&result, "changed"));
+        if status != "skipped" {
+            self.ran += 1;
+        }
+        if rescued {
+            self.stats[4] += 1;
+        } else {
+            self.count(status, ignored, flag(&result, "changed"));
+        }
         if status == "failed" && !ignored {
+            self.failure = Some((task.clone(), result));
             return Err(HostFailed);
         }
         if flag(&result, "changed") && !flag(&result, "failed") {
@@ -463,6 +525,166 @@ impl<'a> Runner<'a> {
                     self.notified.push(index);
                 }
             }
+        }
+        Ok(())
+    }
+
+    /// A block or an include (`executor._run_container`): its `when` once, an include's own
+    /// result (`included`, or skipped) and register, then its sections.
+    fn run_container(
+        &mut self,
+        task: &Map,
+        is_handler: bool,
+        handlers: &[Value],
+    ) -> Result<(), HostFailed> {
+        let include = task.get("include").filter(|v| !v.is_null()).cloned();
+        if include.is_some() && !is_handler {
+            let tags: Vec<String> = as_list(task.get("tags")).iter().map(json::py_str).collect();
+            if !tags_selected(&tags, &self.opts.tags, &self.opts.skip_tags) {
+                return Ok(());
+            }
+        }
+        let head = map(vec![
+            ("id", task.get("id").cloned().unwrap_or(Value::Null)),
+            ("task", task.get("name").cloned().unwrap_or_else(|| Value::from("include"))),
+            ("module", Value::from("include")),
+        ]);
+        let decided = {
+            let scope = Scope::new(vec![&self.base, &self.registered]);
+            let mut decided = Ok(true);
+            for cond in as_list(task.get("when")) {
+                match expr::condition(&cond, &scope) {
+                    Ok(true) => {}
+                    other => {
+                        decided = other;
+                        break;
+                    }
+                }
+            }
+            decided
+        };
+        let register = match (&include, task.get("register")) {
+            (Some(_), Some(Value::Str(name))) if !name.is_empty() => Some(name.clone()),
+            _ => None,
+        };
+        match decided {
+            Err(e) => return self.container_event(head, failure(e), &include),
+            Ok(false) => {
+                if include.is_some() {
+                    let skipped = map(vec![
+                        ("skip_reason", Value::from("Conditional result was False")),
+                        ("changed", Value::Bool(false)),
+                        ("skipped", Value::Bool(true)),
+                    ]);
+                    if let Some(name) = &register {
+                        self.registered.insert(name, Value::Dict(skipped.clone()));
+                    }
+                    self.container_event(head, skipped, &include)?;
+                }
+                return Ok(());
+            }
+            Ok(true) => {}
+        }
+        if include.is_some() {
+            self.container_event(head, map(vec![("changed", Value::Bool(false))]), &include)?;
+        }
+        if let Some(name) = &register {
+            let mut one = task
+                .get("include_result")
+                .and_then(Value::as_dict)
+                .cloned()
+                .unwrap_or_default();
+            one.insert("changed", Value::Bool(false));
+            self.registered.insert(name, Value::Dict(one));
+        }
+        let once = task.get("role_once").filter(|v| !v.is_null()).cloned();
+        if let Some(once) = &once {
+            if self.roles_done.contains(once) {
+                return Ok(()); // Ansible runs a repeated role once, when a task of it ran before
+            }
+        }
+        let ran = self.ran;
+        let outcome = self.run_sections(task, is_handler, handlers);
+        if let Some(once) = once {
+            if self.ran > ran && !self.roles_done.contains(&once) {
+                self.roles_done.push(once);
+            }
+        }
+        outcome
+    }
+
+    /// The `included`/`skipped`/`failed` result an include reports, counted as Ansible.
+    fn container_event(
+        &mut self,
+        head: Map,
+        result: Map,
+        include: &Option<Value>,
+    ) -> Result<(), HostFailed> {
+        let status = status(&result);
+        let mut event = head;
+        event.insert("event", Value::from("task_result"));
+        event.insert("status", Value::from(status));
+        event.insert("ignored", Value::Bool(false));
+        if let Some(include) = include {
+            event.insert("include", include.clone());
+        }
+        for (k, v) in self.event_fields(&result, &Map::new()).0 {
+            event.insert(&k, v);
+        }
+        self.emitter.emit(&event);
+        self.count(status, false, false);
+        if status == "failed" {
+            return Err(HostFailed);
+        }
+        Ok(())
+    }
+
+    /// block, then rescue when it failed (seeing `ansible_failed_task`/`_result`), then always.
+    fn run_sections(
+        &mut self,
+        task: &Map,
+        is_handler: bool,
+        handlers: &[Value],
+    ) -> Result<(), HostFailed> {
+        let rescue = as_list(task.get("rescue"));
+        let empty = Map::new();
+        let mut failed = false;
+        if !rescue.is_empty() {
+            self.rescuing += 1;
+        }
+        for child in as_list(task.get("block")) {
+            if self.run_task(child.as_dict().unwrap_or(&empty), is_handler, handlers).is_err() {
+                failed = true;
+                break;
+            }
+        }
+        if !rescue.is_empty() {
+            self.rescuing -= 1;
+        }
+        if failed && !rescue.is_empty() {
+            let (failed_task, failed_result) = self.failure.clone().unwrap_or_default();
+            let name = failed_task
+                .get("failed_name")
+                .or_else(|| failed_task.get("name"))
+                .cloned()
+                .unwrap_or_else(|| Value::from(""));
+            let get = |key: &str| failed_task.get(key).cloned().unwrap_or(Value::Null);
+            let info = map(vec![("name", name), ("action", get("module")), ("id", get("id"))]);
+            self.registered.insert("ansible_failed_task", Value::Dict(info));
+            self.registered.insert("ansible_failed_result", Value::Dict(failed_result));
+            failed = false;
+            for child in rescue {
+                if self.run_task(child.as_dict().unwrap_or(&empty), is_handler, handlers).is_err() {
+                    failed = true;
+                    break;
+                }
+            }
+        }
+        for child in as_list(task.get("always")) {
+            self.run_task(child.as_dict().unwrap_or(&empty), is_handler, handlers)?;
+        }
+        if failed {
+            return Err(HostFailed);
         }
         Ok(())
     }
@@ -545,12 +767,29 @@ impl<'a> Runner<'a> {
         }
     }
 
-    /// The task's (registered) result, looping as the program says.
-    fn execute(&self, task: &Map) -> Map {
-        let scope = Scope::new(vec![&self.base, &self.registered]);
+    /// The names a `set_fact` result sets, kept for the rest of the run (`executor._invoke`).
+    fn keep_facts(&mut self, result: &Map) {
+        if !result.get("_set_fact").map_or(false, truthy) || result.get("failed").map_or(false, truthy) {
+            return;
+        }
+        if let Some(Value::Dict(facts)) = result.get("ansible_facts") {
+            for (key, value) in facts.iter() {
+                self.registered.insert(key, value.clone());
+            }
+        }
+    }
+
+    /// The task's (registered) result, looping as the program says; a `set_fact` item's names
+    /// are seen by the next item.
+    fn execute(&mut self, task: &Map) -> Map {
         let entries = match task.get("loop") {
             None | Some(Value::Null) => {
-                return self.execute_item(task, task.get("args"), task.get("when"), &scope);
+                let result = {
+                    let scope = Scope::new(vec![&self.base, &self.registered]);
+                    self.execute_item(task, task.get("args"), task.get("when"), &scope)
+                };
+                self.keep_facts(&result);
+                return result;
             }
             Some(entries) => as_list(Some(entries)),
         };
@@ -566,9 +805,12 @@ impl<'a> Runner<'a> {
                 (loop_var, item.clone()),
                 ("ansible_loop_var", Value::from(loop_var)),
             ]);
-            let item_scope = scope.with(&loop_vars);
-            let mut res =
-                self.execute_item(task, entry.get("args"), entry.get("when"), &item_scope);
+            let mut res = {
+                let scope = Scope::new(vec![&self.base, &self.registered]);
+                let item_scope = scope.with(&loop_vars);
+                self.execute_item(task, entry.get("args"), entry.get("when"), &item_scope)
+            };
+            self.keep_facts(&res);
             res.insert(loop_var, item);
             res.insert("ansible_loop_var", Value::from(loop_var));
             // loop_control.index_var: the index and its name, decided by the compiler
@@ -603,11 +845,11 @@ impl<'a> Runner<'a> {
                         ("false_condition", expr::cond_text(&cond)),
                     ])
                 }
-                Err(e) => return failure(e),
+                Err(e) => return with_exception(failure(format!("Task failed: {}", e))),
             }
         }
         let result = self.invoke(task, args, scope);
-        self.post_conditions(task, scope, result)
+        with_exception(self.post_conditions(task, scope, result))
     }
 
     /// `changed_when` and `failed_when`, seeing the result under the task's `register` name.
@@ -616,6 +858,9 @@ impl<'a> Runner<'a> {
         let fw = task.get("failed_when").filter(|v| !v.is_null());
         if (cw.is_none() && fw.is_none()) || result.get("skipped").map_or(false, truthy) {
             return result;
+        }
+        if result.get("failed").map_or(false, truthy) {
+            result = with_exception(result); // a module's failure carries its summary, as in 2.19
         }
         let register = task
             .get("register")
@@ -638,6 +883,7 @@ impl<'a> Runner<'a> {
             }
             Ok(true)
         };
+        let mut which = "changed_when_result";
         let outcome = (|| -> Result<(), String> {
             if let Some(cw) = cw {
                 if !result.contains_key("_meta") {
@@ -646,15 +892,23 @@ impl<'a> Runner<'a> {
                 }
             }
             if let Some(fw) = fw {
+                which = "failed_when_result";
                 let failed = holds(fw, &result)?;
                 result.insert("failed_when_result", Value::Bool(failed));
                 result.insert("failed", Value::Bool(failed));
+                if !failed {
+                    // the failure failed_when overruled keeps its summary under another name
+                    if let Some(exception) = result.remove("exception") {
+                        result.insert("failed_when_suppressed_exception", exception);
+                    }
+                }
             }
             Ok(())
         })();
         if let Err(e) = outcome {
+            // ansible-core keeps the module's msg and the error in <keyword>_result only
             result.insert("failed", Value::Bool(true));
-            result.insert("msg", Value::Str(e));
+            result.insert(which, Value::Str(e));
         }
         result
     }
@@ -679,12 +933,7 @@ impl<'a> Runner<'a> {
         })();
         let (args, environment) = match rendered {
             Ok(rendered) => rendered,
-            Err(e) => {
-                return failure(format!(
-                    "The task includes an option with an undefined variable. The error was: {}",
-                    e
-                ))
-            }
+            Err(e) => return failure(args_error(module, args, scope, &e)),
         };
         let args = match args.as_ref().map(strip_omit) {
             Some(Value::Dict(args)) => args,
@@ -1105,7 +1354,7 @@ mod tests {
         let items = events[2].get("results").unwrap().as_list().unwrap();
         assert_eq!(
             show(items[0].as_dict().unwrap(), &["status", "msg", "changed"]),
-            r#"{"status": "failed", "msg": "The task includes an option with an undefined variable. The error was: 'nope' is undefined", "changed": false}"#
+            r#"{"status": "failed", "msg": "Task failed: Finalization of task args for 'ansible.builtin.debug' failed: Error while resolving value for 'msg': 'nope' is undefined", "changed": false}"#
         );
         assert_eq!(
             show(items[1].as_dict().unwrap(), &["status", "msg"]),

@@ -407,6 +407,8 @@ mod tests {
             "ansible_python",
             "ansible_date_time",
             "ansible_default_ipv4",
+            "ansible_selinux_python_present",
+            "ansible_selinux",
         ];
         let expected: Vec<&str> = theirs
             .iter()

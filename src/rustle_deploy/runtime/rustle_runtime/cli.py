@@ -49,6 +49,8 @@ def build_parser():
                      help="end with a 'shared' event: the variables this run set (or the whole state)")
     run.add_argument("--vars", dest="vars_file",
                      help="JSON file of this host's own variables (the artifact carries none)")
+    run.add_argument("--unreachable", help="the connection this run's tasks were to use failed with this "
+                     "message: each task that needs it is unreachable (a delegated phase)")
     run.add_argument("-v", "--verbose", action="count", default=0)
     sub.add_parser("verify", help="re-hash every entry against manifest.json (exit 3 on mismatch)")
     sub.add_parser("manifest", help="print manifest.json")
@@ -102,7 +104,9 @@ def _run(args, payload):
                         verbosity=args.verbose, run_id=run_id,
                         plays=getattr(args, "plays", None), carry=getattr(args, "carry", None),
                         host_vars=host_vars, phase=getattr(args, "phase", None),
-                        inject=getattr(args, "inject", None), share=getattr(args, "share", None))
+                        inject=getattr(args, "inject", None), share=getattr(args, "share", None),
+                        unreachable=getattr(args, "unreachable", None),
+                        state_dir=getattr(args, "state_dir", None))
         return runner.run()
     finally:
         emitter.close()
@@ -110,17 +114,18 @@ def _run(args, payload):
 
 class _RunArgs:
     def __init__(self, host, check, diff, tags, skip_tags, journal, run_id, verbose, plays=None,
-                 carry=None, host_vars=None, phase=None, inject=None, share=None):
+                 carry=None, host_vars=None, phase=None, inject=None, share=None, state_dir=None):
         self.host, self.check, self.diff = host, check, diff
         self.tags, self.skip_tags = list(tags), list(skip_tags)
         self.journal, self.run_id, self.verbose = journal, run_id, verbose
         self.plays, self.carry, self.host_vars = plays, carry, host_vars
         self.phase, self.inject, self.share = phase, inject, share
+        self.state_dir = state_dir
 
 
 def run_payload(root, host, check=False, diff=False, tags=(), skip_tags=(), journal=None,
                 run_id=None, verbosity=0, plays=None, carry=None, host_vars=None, phase=None,
-                inject=None, share=None, become_password=None):
+                inject=None, share=None, become_password=None, state_dir=None):
     """``run`` for the payload at ``root`` (a directory or a zip), without parsing a command
     line: the deploy agent calls this in its own process. Returns the exit code.
 
@@ -131,7 +136,9 @@ def run_payload(root, host, check=False, diff=False, tags=(), skip_tags=(), jour
     of a play cut into phases (docs/phases.md); ``inject``: variables another host's run set
     that this host receives (run_once); ``share``: "vars" or "state", end with a ``shared`` event
     holding what this run set (and, for "state", the host's whole state); ``become_password``:
-    what sudo asks for when a task becomes another user (``-K``), kept in memory only."""
+    what sudo asks for when a task becomes another user (``-K``), kept in memory only;
+    ``state_dir``: the deploy agent's remote directory, where the module bridge may keep its
+    fork server between runs (``rustle_bridge_keep``, docs/bridge.md)."""
     if become_password is not None:
         from . import become
 
@@ -139,7 +146,7 @@ def run_payload(root, host, check=False, diff=False, tags=(), skip_tags=(), jour
     try:
         payload = Payload(root)
         args = _RunArgs(host, check, diff, tags, skip_tags, journal, run_id, verbosity, plays, carry,
-                        host_vars, phase, inject, share)
+                        host_vars, phase, inject, share, state_dir)
         return _run(args, payload)
     except PayloadError as exc:
         return _fail(str(exc), "the artifact is corrupt or incomplete; redeploy it")

@@ -246,12 +246,9 @@ def call_module(name, ctx, args, timeout=None, fn=None):
         templating = sys.modules.get(__package__ + ".templating")  # only raised once it is loaded
         if templating is not None and isinstance(exc, templating.TemplateError):
             result = {"failed": True, "changed": False, "msg": str(exc)}
-        else:
-            import traceback
-
-            result = {"failed": True, "changed": False,
-                      "msg": f"Task failed: Module failed: {exc}",  # ansible-core 2.19's words
-                      "exception": traceback.format_exc()}
+        else:  # ansible-core 2.19's words; `exception` as it shows without tracebacks enabled
+            result = {"failed": True, "changed": False, "msg": f"Task failed: Module failed: {exc}",
+                      "exception": "(traceback unavailable)"}
     if ctx.warnings:
         result.setdefault("warnings", []).extend(ctx.warnings)
     return result

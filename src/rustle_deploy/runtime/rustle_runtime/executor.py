@@ -78,22 +78,48 @@ class _EndPlay(Exception):
     pass
 
 
+def _prefixed(handler, names):
+    """``names`` and, for a role's handler, each as ``ROLE : NAME`` (the role's FQCN and its
+    short name): what Ansible lets a notify name a role's handler or listen topic by."""
+    out = [str(n) for n in names]
+    role = str(handler.get("role") or "").split("#")[0]
+    for prefix in sorted({role, role.rsplit(".", 1)[-1]}) if role else ():
+        out += [f"{prefix} : {n}" for n in names]
+    return out
+
+
 def _handler_topics(handler):
-    return {handler.get("name")} | {str(t) for t in _as_list(handler.get("listen"))}
+    names = [] if handler.get("unnamed") else [handler.get("name")]
+    return set(_prefixed(handler, names + _as_list(handler.get("listen"))))
+
+
+def _search_order(handlers):
+    """The order Ansible searches handlers in: its handler blocks (a role's handlers, the play's
+    own: here, runs of handlers from the same role or from none) last block first, and each
+    block's handlers in order."""
+    blocks = []
+    for handler in handlers:
+        if blocks and blocks[-1][0].get("role") == handler.get("role"):
+            blocks[-1].append(handler)
+        else:
+            blocks.append([handler])
+    return [h for block in reversed(blocks) for h in block]
 
 
 def _notified_handlers(handlers, notification):
-    """Which handlers a notification runs, as Ansible decides: of the handlers with that name
-    the last one defined; of those listening to it, the last one defined of each name."""
+    """Which handlers a notification runs, as Ansible decides: in its search order
+    (:func:`_search_order`), the first handler with that name, and of those listening to it, the
+    first of each name."""
     found = []
-    for handler in reversed(handlers):
-        if handler.get("name") == notification:
+    order = _search_order(handlers)
+    for handler in order:
+        if not handler.get("unnamed") and notification in _prefixed(handler, [handler.get("name")]):
             found.append(handler)
             break
     seen = set()
-    for handler in reversed(handlers):
-        if notification in [str(t) for t in _as_list(handler.get("listen"))]:
-            name = handler.get("name")
+    for handler in order:
+        if notification in _prefixed(handler, _as_list(handler.get("listen"))):
+            name = None if handler.get("unnamed") else handler.get("name")
             if name and name in seen:
                 continue
             seen.add(name)
@@ -101,7 +127,7 @@ def _notified_handlers(handlers, notification):
     return found
 
 
-_BOOL_KEYWORDS = ("ignore_errors", "no_log", "check_mode", "diff", "become", "run_once")
+_BOOL_KEYWORDS = ("ignore_errors", "no_log", "check_mode", "diff", "become", "run_once", "ignore_unreachable")
 _NUMBER_KEYWORDS = ("retries", "delay", "timeout")
 _ITEM_KEYWORDS = ("retries", "delay")  # evaluated for each loop item, as in Ansible
 _MAX_TIMEOUT = 100000000  # ansible-core's limit on a task's timeout (seconds)
@@ -155,7 +181,14 @@ def tags_selected(task_tags, only_tags, skip_tags):
     return run
 
 
+# ansible-core's actions that run on the controller alone: they need no connection to the host
+_NO_CONNECTION = frozenset({"add_host", "assert", "debug", "fail", "group_by", "include_vars", "meta",
+                            "set_fact", "set_stats", "pause"})
+
+
 def _status(result):
+    if result.get("unreachable"):
+        return "unreachable"
     if result.get("failed"):
         return "failed"
     if result.get("skipped"):
@@ -172,6 +205,88 @@ def _strip_omit(value):
     if isinstance(value, list):
         return [_strip_omit(v) for v in value if not (isinstance(v, str) and v == OMIT)]
     return value
+
+
+# What ansible-core 2.19 shows of a failed result's error summary (its `exception`) unless
+# tracebacks are enabled on the controller: the same text for every failure.
+TRACEBACK_UNAVAILABLE = "(traceback unavailable)"
+
+
+def _with_exception(result):
+    """``result`` as ansible-core 2.19 hands it to ``register``: a failed one (or one that
+    brought an exception) carries ``exception``; the loop's own summary result does not."""
+    if result.get("failed") or result.get("exception"):
+        # a bridged module's own traceback (tracebacks enabled) stays, as Ansible shows it
+        given = result.get("exception")
+        result["exception"] = given if isinstance(given, str) and given else TRACEBACK_UNAVAILABLE
+    elif "exception" in result:  # an empty one is dropped
+        del result["exception"]
+    return result
+
+
+# Modules that run no Python on the host under Ansible (action plugins on the controller, raw,
+# script): a task's ansible_python_interpreter does not concern them.
+_NO_PYTHON = frozenset(("debug", "set_fact", "assert", "fail", "meta", "include_vars", "add_host", "group_by",
+                        "pause", "wait_for_connection", "set_stats", "raw", "script"))
+
+
+def _missing_interpreter(plan, ctx, module):
+    """Ansible's failed result when the task's ``ansible_python_interpreter`` (a path, or a
+    name looked up on PATH, as ``/bin/sh`` runs it) does not exist on the host; None when it
+    exists or the module runs no Python (a bridged module whose shebang is not Python)."""
+    bridged = ctx.task.get("bridge")
+    if bridged:
+        spec = ((plan.get("bridge") or {}).get("modules") or {}).get(bridged) or {}
+        if spec.get("style") not in ("new", "rustle"):
+            return None
+    elif module in _NO_PYTHON:
+        return None
+    try:
+        configured = ctx.vars.get("ansible_python_interpreter")
+    except Exception:  # a variable that cannot be rendered: the module's own problem
+        return None
+    if not isinstance(configured, str) or not configured or "{{" in configured or configured.startswith("auto"):
+        return None
+    if configured == sys.executable:
+        return None
+    import subprocess
+
+    # as Ansible starts it: the shell runs the configured text (stdin empty: a Python exits at once)
+    try:
+        proc = subprocess.run(["/bin/sh", "-c", configured], stdin=subprocess.DEVNULL, capture_output=True,
+                              timeout=60)
+    except subprocess.TimeoutExpired:  # it exists (and waits for something): not this check's business
+        return None
+    if proc.returncode != 127:
+        return None
+    return {"failed": True, "changed": False, "rc": 127, "module_stdout": proc.stdout.decode("utf-8", "replace"),
+            "module_stderr": proc.stderr.decode("utf-8", "replace"),
+            "msg": f"The module interpreter {configured!r} was not found."}
+
+
+def _rlimit_nofile(scope):
+    """``ansible_python_module_rlimit_nofile`` as an int (omitted: 0, no change)."""
+    value = scope.get("ansible_python_module_rlimit_nofile")
+    if value is None or value == OMIT or value == "":
+        return 0
+    return int(value)
+
+
+def _start_debugger(config):
+    """Attach the remote debugger ``config`` names (ansible-core's pydevd extension:
+    ``{"module": ..., "settrace": {...}}``); Ansible's failed result when it cannot."""
+    import importlib
+
+    if not isinstance(config, dict):
+        return {"failed": True, "changed": False,
+                "msg": f"Task failed: Module failed: the pydevd configuration must be a dictionary, not {config!r}"}
+    try:
+        debugger = importlib.import_module(str(config.get("module", "pydevd")))
+        debugger.settrace(**dict(config.get("settrace") or {}))
+    except Exception as exc:
+        return {"failed": True, "changed": False, "msg": f"Task failed: Module failed: {exc}",
+                "exception": TRACEBACK_UNAVAILABLE}
+    return None
 
 
 def _flatten(items, levels):
@@ -258,13 +373,21 @@ class Runner:
 
     def __init__(self, payload, plan, host, emitter, check=False, diff=False, tags=None,
                  skip_tags=None, verbosity=0, run_id=None, plays=None, carry=None, host_vars=None,
-                 phase=None, inject=None, share=None):
+                 phase=None, inject=None, share=None, unreachable=None, state_dir=None):
         self.payload = payload
+        # the connection this run's tasks were to go through failed (a delegated phase): each
+        # task that would use it is unreachable with this message; ignore_unreachable goes on
+        self.unreachable = unreachable
+        self.state_dir = state_dir  # the agent's remote directory (None when run by hand)
         plan = untag(plan)
         host_vars = untag(host_vars)
         self.plan = plan
         self.host = host
         self.emitter = emitter
+        if plan.get("plugins"):  # the playbook's and roles' own plugins, answered by the controller
+            from .templating import register_plugins
+
+            register_plugins(plan["plugins"])
         self.check = bool(check or plan.get("check_mode"))
         self.diff = bool(diff or plan.get("diff_mode"))
         self.only_tags = tags or []
@@ -302,6 +425,8 @@ class Runner:
         # facts a module returned (getent_passwd...): variables of their own name too, at the
         # host facts' precedence (above inventory, below play vars), as INJECT_FACTS_AS_VARS does
         self.module_facts = {}
+        self._delegated = {}  # delegate_facts: {"facts", "vars"} of the host delegated to
+        self._unreachable_hit = False  # a task was unreachable: no rescue, no always
         self.extra_vars = dict(plan.get("extra_vars") or {})
         self.stats = {"ok": 0, "changed": 0, "failed": 0, "skipped": 0, "rescued": 0, "ignored": 0}
         self._params = []  # params layers of the containers being run (include vars)
@@ -551,6 +676,8 @@ class Runner:
                 shared["own"] = own
             if self._added["hosts"] or self._added["groups"]:
                 shared["inventory"] = self._added
+            if self._delegated:
+                shared["delegated"] = self._delegated
             if self.share == "state":  # a run on the controller goes on from it, with these facts
                 shared["state"] = dict(state, facts=self.facts())
             elif self.share == "known":  # the state as it is (facts only if gathered)
@@ -650,15 +777,22 @@ class Runner:
         register = task.get("register") if include is not None else None
         if not runs:
             if include is not None:
-                reason = ({"skipped_reason": "No items in the list"} if not rounds
-                          else {"skip_reason": "Conditional result was False"})
+                reason = {"skip_reason": "Conditional result was False"}
+                if not rounds:
+                    reason = {"skipped_reason": "No items in the list"}
+                elif "loop" not in task:  # the condition that was false, as Ansible's result says
+                    skipped = self._skip_reason(task, rounds[0][0]) or {}
+                    reason = {k: v for k, v in skipped.items() if k not in ("changed", "skipped")} or reason
                 if register:
                     self.runtime_vars[register] = unsafe(dict(reason, changed=False, skipped=True))
                 self._container_event(head, dict(reason, changed=False, skipped=True), include)
             return
         if include is not None:
-            for _, layer in runs:
-                self._container_event(head, dict(layer, changed=False), include)
+            if "loop" in task:  # one result for the loop, before its items run, as Ansible reports it
+                self._container_event(head, {"changed": False, "msg": "All items completed",
+                                             "results": [dict(layer) for _, layer in runs]}, include)
+            else:
+                self._container_event(head, {"changed": False}, include)
         if register:  # what Ansible registers for an include_tasks (its include result)
             one = task.get("include_result") or {}
             self.runtime_vars[register] = unsafe(
@@ -722,6 +856,8 @@ class Runner:
                 if rescue:
                     self._rescuing -= 1
         except _HostFailed:
+            if self._unreachable_hit:  # ansible-core rescues no unreachable host: it leaves the play
+                raise
             failed = True
         if failed and rescue:
             failed_task, failed_result = self._failure or ({}, {})
@@ -738,6 +874,8 @@ class Runner:
                     self._run_task(child, is_handler)
                 failed = False
             except _HostFailed:
+                if self._unreachable_hit:
+                    raise
                 failed = True
         for child in always:
             self._run_task(child, is_handler)  # a failure here propagates
@@ -772,6 +910,8 @@ class Runner:
             if fetched:  # a fetch's bytes go to the controller only: not registered, not journaled
                 self.emitter.emit(dict(fetched, event="fetched", host=self.host, id=task.get("id")), journal=False)
         ignored = bool(result.get("failed")) and bool(task.get("ignore_errors"))
+        if result.get("unreachable"):
+            ignored = bool(task.get("ignore_unreachable"))
         register = task.get("register")
         if register:
             self.runtime_vars[register] = unsafe(result)
@@ -794,10 +934,14 @@ class Runner:
         self.emitter.emit(event)
         if status != "skipped":
             self._ran += 1
+            if task.get("role"):  # this role call has run (a role_once "key:KEY" block skips)
+                self._roles_done.add("key:" + task["role"])
         if task.get("module") == "meta" and "_meta" in result:
             pass  # Ansible counts no meta task in the recap
         elif status == "skipped":
             self.stats["skipped"] += 1
+        elif status == "unreachable" and not ignored:  # Ansible's "dark": the host stops here
+            self.stats["unreachable"] = self.stats.get("unreachable", 0) + 1
         elif rescued:
             self.stats["rescued"] += 1
         elif status == "failed" and not ignored:
@@ -808,8 +952,9 @@ class Runner:
                 self.stats["changed"] += 1
             if ignored:
                 self.stats["ignored"] += 1
-        if status == "failed" and not ignored:
+        if status in ("failed", "unreachable") and not ignored:
             self._failure = (task, result)
+            self._unreachable_hit = status == "unreachable"
             raise _HostFailed()
         if result.get("changed") and not result.get("failed"):
             self._notify({str(n) for n in _as_list(task.get("notify"))})
@@ -910,6 +1055,12 @@ class Runner:
         if run_once and self.phase is None and self._play.get("hosts") and self._play["hosts"][0] != self.host:
             return {"changed": False, "skipped": True,
                     "skip_reason": "run_once: runs on {}".format(self._play["hosts"][0])}
+        if self.unreachable is not None and str(task.get("module") or "").rsplit(".", 1)[-1] not in _NO_CONNECTION:
+            try:
+                skipped = self._skip_reason(task, scope)
+            except TemplateError as exc:
+                return {"failed": True, "changed": False, "msg": str(exc)}
+            return skipped or {"unreachable": True, "changed": False, "msg": self.unreachable}
         if "loop" not in task:
             return self._execute_item(task, scope, None)
         loop_error = None
@@ -1020,7 +1171,7 @@ class Runner:
         try:
             skipped = self._skip_reason(task, scope)
         except TemplateError as exc:
-            return {"failed": True, "changed": False, "msg": str(exc)}
+            return _with_exception({"failed": True, "changed": False, "msg": f"Task failed: {exc}"})
         if skipped is not None:
             return skipped
         until = task.get("until")
@@ -1037,37 +1188,34 @@ class Runner:
                         "msg": f"the task keyword '{key}' could not be evaluated: {exc}"}
         retries = task.get("retries")
         until = _as_list(until)  # `until: false` retries too, as in Ansible
-        if until:
-            attempts_allowed = 3 if retries is None else max(1, int(retries) + 1)
-        else:
-            attempts_allowed = 1
+        # the first run and the retries (TaskExecutor._execute): 3 when the task gives until but
+        # no retries; retries without until retry until the task succeeds
+        attempts_allowed = 1 + (max(0, int(retries)) if retries is not None else (3 if until else 0))
         delay = float(task.get("delay", 5) if task.get("delay") is not None else 5)
         register = task.get("register")
         attempt = 0
         while True:
             attempt += 1
             result = self._invoke(task, scope)
-            if until:  # before changed_when/failed_when, which may read it (as in Ansible)
+            if attempts_allowed > 1:  # before changed_when/failed_when, which may read it (as in Ansible)
                 result["attempts"] = attempt
             result = self._post_conditions(task, scope, result)
-            if not until:
-                return result
+            if attempts_allowed == 1:
+                return _with_exception(result)
             check_scope = scope.child({register: unsafe(result)}) if register else scope
             try:
-                done = all(self.templar.condition(c, check_scope) for c in until)
-            except TemplateError as exc:
-                result.update(failed=True, msg=str(exc))
-                return result
+                done = (all(self.templar.condition(c, check_scope) for c in until) if until
+                        else not result.get("failed"))
+            except TemplateError as exc:  # ansible-core reports the error alone
+                return _with_exception({"failed": True, "changed": False, "msg": f"Task failed: {exc}"})
             if done:
-                return result
+                return _with_exception(result)
             if attempt >= attempts_allowed:
                 # failed, unless failed_when said otherwise (ansible-core's is_failed reads
                 # failed_when_result first); ansible-core then reports one attempt less
                 result["failed"] = bool(result.get("failed_when_result", True))
-                result["attempts"] = attempts_allowed - 1
-                if result["failed"] and not result.get("msg"):
-                    result["msg"] = "Retries exhausted"
-                return result
+                result["attempts"] = attempts_allowed - 1  # and no msg of its own, as ansible-core
+                return _with_exception(result)
             self.emitter.emit({"event": "task_retry", "id": task.get("id"), "task": task.get("name"),
                                "attempts": attempt, "retries_left": attempts_allowed - attempt})
             time.sleep(delay)
@@ -1077,6 +1225,8 @@ class Runner:
         cw, fw = task.get("changed_when"), task.get("failed_when")
         if (cw is None and fw is None) or result.get("skipped"):
             return result
+        if result.get("failed"):  # a module's failure carries its (traceback) summary, as in 2.19
+            _with_exception(result)
         check_scope = scope.child({register: unsafe(result)}) if register else scope
         which = "changed_when"
         try:
@@ -1088,14 +1238,71 @@ class Runner:
                 value = all(self.templar.condition(c, check_scope) for c in _as_list(fw))
                 result["failed_when_result"] = value
                 result["failed"] = value
+                if not value and "exception" in result:  # the failure failed_when overruled
+                    result["failed_when_suppressed_exception"] = result.pop("exception")
         except TemplateError as exc:
+            # ansible-core keeps the module's msg and the error in <which>_result only
             result["failed"] = True
-            result["msg"] = str(exc)
-            result[which + "_result"] = str(exc)  # as ansible-core's task executor keeps it
+            result[which + "_result"] = str(exc)
         return result
+
+    def _args_error(self, task, scope, exc):
+        """ansible-core 2.19's words for a task argument that cannot be templated, naming the
+        first argument that fails (templated again one by one, on this error path only)."""
+        module = task.get("module", "")
+        fqcn = module if "." in module else "ansible.builtin." + module
+        for key, value in (task.get("args") or {}).items():
+            try:
+                self.templar.template(value, scope)
+            except TemplateError as one:
+                return (f"Task failed: Finalization of task args for '{fqcn}' failed: "
+                        f"Error while resolving value for '{key}': {one}")
+        return f"Task failed: Finalization of task args for '{fqcn}' failed: {exc}"
 
     def _call(self, module, ctx, args, timeout):
         """The module's result: in this process, or in a child as the task's become_user."""
+        missing = _missing_interpreter(self.plan, ctx, module)
+        if missing is not None:
+            return missing
+        if module in _NO_PYTHON:
+            return self._dispatch(module, ctx, args, timeout)
+        # what AnsiballZ's wrapper does before a Python module runs: the soft limit on open
+        # files, and a remote debugger (ansible_python_module_rlimit_nofile,
+        # _ansible_ansiballz_pydevd_config); here, around the module run by this process
+        try:
+            limit = _rlimit_nofile(ctx.vars)
+        except (TemplateError, TypeError, ValueError) as exc:
+            return {"failed": True, "changed": False, "msg": f"Task failed: {exc}"}
+        config = ctx.vars.get("_ansible_ansiballz_pydevd_config")
+        if config:
+            failed = _start_debugger(config)
+            if failed is not None:
+                return failed
+        if not limit:
+            return self._dispatch(module, ctx, args, timeout)
+        import resource
+
+        soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+        wanted = min(hard, limit) if hard != resource.RLIM_INFINITY else limit
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (wanted, hard))
+        except ValueError:  # as the wrapper: some platforms lie about their hard limit
+            return self._dispatch(module, ctx, args, timeout)
+        try:
+            return self._dispatch(module, ctx, args, timeout)  # a bridged module: not through the fork server
+        finally:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+
+    @staticmethod
+    def rlimit_nofile_set(ctx):
+        """Whether the task asks for its own limit on open files (the bridge's fork server,
+        started before, would not have it)."""
+        try:
+            return bool(_rlimit_nofile(ctx.vars))
+        except (TemplateError, TypeError, ValueError):
+            return False
+
+    def _dispatch(self, module, ctx, args, timeout):
         own = None
         if ctx.task.get("bridge"):
             from .modules import bridge
@@ -1142,14 +1349,17 @@ class Runner:
         module = task.get("module", "")
         try:
             args = task.get("args") or {}
-            if task.get("args_template") is not None:  # the args keyword as a template
+            if task.get("action_ds") is not None:
+                args = {}  # ansible-core parses and renders them (modules/bridge.py run_action)
+            elif task.get("args_template") is not None:  # the args keyword as a template
                 given = self.templar.template(task["args_template"], scope)
                 if not isinstance(given, dict):
                     return {"failed": True, "changed": False,
                             "msg": "The 'args' keyword must be a dictionary, not "
                                    f"{type(given).__name__}: {task['args_template']}"}
                 args = dict(given, **args)
-            args = _strip_omit(self.templar.template(args, scope))
+            if task.get("action_ds") is None:
+                args = _strip_omit(self.templar.template(args, scope))
             env = task.get("environment") or {}
             if has_template(env):
                 env = self.templar.template(env, scope)
@@ -1158,8 +1368,7 @@ class Runner:
             return {"failed": True, "changed": False,
                     "msg": f"The task includes an option with an unsafe template. The error was: {exc}"}
         except TemplateError as exc:
-            return {"failed": True, "changed": False,
-                    "msg": f"The task includes an option with an undefined variable. The error was: {exc}"}
+            return {"failed": True, "changed": False, "msg": self._args_error(task, scope, exc)}
         if task.get("become") and is_template(task.get("become_user", "")):
             try:
                 task = dict(task, become_user=self.templar.template(task["become_user"], scope))
@@ -1206,7 +1415,11 @@ class Runner:
         if result.pop("_inventory", False) and not result.get("failed"):
             result["changed"] = self._change_inventory(result)
         facts = result.get("ansible_facts")
-        if isinstance(facts, dict) and not result.get("failed"):
+        if isinstance(facts, dict) and not result.get("failed") and task.get("delegate_facts") is True:
+            # facts of the host the task was delegated to: the controller gives them to it
+            key = "vars" if result.get("_set_fact") else "facts"
+            self._delegated.setdefault(key, {}).update(unsafe(facts))
+        elif isinstance(facts, dict) and not result.get("failed"):
             if result.get("_set_fact"):
                 self.runtime_vars.update(unsafe(facts))
             elif result.get("_include_vars"):  # the controller's files: trusted, as in Ansible

@@ -190,6 +190,42 @@ def _fips():
         return False
 
 
+_SELINUX_MODES = {1: "enforcing", 0: "permissive", -1: "disabled"}
+
+
+def _selinux():
+    """``selinux`` and ``selinux_python_present`` as ansible-core's SelinuxFactCollector gives
+    them, through libselinux with ctypes as its ``compat.selinux`` does (no library: Ansible's
+    "Missing selinux Python library")."""
+    import ctypes
+
+    try:
+        lib = ctypes.CDLL("libselinux.so.1", use_errno=True)
+    except OSError:
+        return {"selinux": {"status": "Missing selinux Python library"}, "selinux_python_present": False}
+    if not lib.is_selinux_enabled():
+        return {"selinux_python_present": True, "selinux": {"status": "disabled"}}
+    facts = {"status": "enabled"}
+
+    def call(fn, *args):
+        try:
+            return getattr(lib, fn)(*args)
+        except (AttributeError, OSError):
+            return None
+
+    policyvers = call("security_policyvers")
+    facts["policyvers"] = policyvers if isinstance(policyvers, int) and policyvers >= 0 else "unknown"
+    mode = ctypes.c_int()
+    rc = call("selinux_getenforcemode", ctypes.byref(mode))
+    facts["config_mode"] = _SELINUX_MODES.get(mode.value, "unknown") if rc == 0 else "unknown"
+    enforce = call("security_getenforce")
+    facts["mode"] = _SELINUX_MODES.get(enforce, "unknown")
+    policy = ctypes.c_char_p()
+    rc = call("selinux_getpolicytype", ctypes.byref(policy))
+    facts["type"] = policy.value.decode("utf-8", "replace") if rc == 0 and policy.value else "unknown"
+    return {"selinux_python_present": True, "selinux": facts}
+
+
 def gather():
     """Return the facts, every name prefixed with ``ansible_``."""
     uname = os.uname()
@@ -236,7 +272,102 @@ def gather():
     }
     facts.update(_distribution(system))
     facts.update(_user())
+    facts.update(_selinux())
     return {"ansible_" + k: v for k, v in facts.items()}
+
+
+# gather_subset as ansible-core's setup reads it (module_utils/facts/collector.py): the names it
+# accepts, the minimal set every gathering includes unless "!min", and which collector gives
+# each fact this runtime gathers (a collector needing others, as hardware and network need
+# platform, brings their facts too). Collectors with no fact here (apparmor, dns, lsb, ...)
+# select nothing.
+VALID_SUBSETS = frozenset((
+    "all_ipv4_addresses", "all_ipv6_addresses", "apparmor", "architecture", "caps", "chroot", "cmdline",
+    "date_time", "default_ipv4", "default_ipv6", "devices", "distribution", "distribution_major_version",
+    "distribution_release", "distribution_version", "dns", "effective_group_ids", "effective_user_id", "env",
+    "facter", "fibre_channel_wwn", "fips", "hardware", "interfaces", "is_chroot", "iscsi", "kernel",
+    "kernel_version", "loadavg", "local", "lsb", "machine", "machine_id", "mounts", "network", "nvme", "ohai",
+    "os_family", "pkg_mgr", "platform", "processor", "processor_cores", "processor_count", "python",
+    "python_version", "real_user_id", "selinux", "service_mgr", "ssh_host_key_dsa_public",
+    "ssh_host_key_ecdsa_public", "ssh_host_key_ed25519_public", "ssh_host_key_rsa_public", "ssh_host_pub_keys",
+    "ssh_pub_keys", "system", "system_capabilities", "system_capabilities_enforced", "systemd", "user",
+    "user_dir", "user_gecos", "user_gid", "user_id", "user_shell", "user_uid", "virtual", "virtualization_role",
+    "virtualization_tech_guest", "virtualization_tech_host", "virtualization_type"))
+MINIMAL_SUBSET = frozenset(("apparmor", "caps", "cmdline", "date_time", "distribution", "dns", "env", "fips",
+                            "local", "lsb", "pkg_mgr", "platform", "python", "selinux", "service_mgr",
+                            "ssh_pub_keys", "user"))
+_PLATFORM = ("system", "kernel", "kernel_version", "machine", "architecture", "python_version", "hostname",
+             "nodename", "fqdn", "domain")
+_COLLECTOR_OF = dict(
+    [(k, "platform") for k in _PLATFORM]
+    + [(k, "hardware") for k in ("processor_vcpus", "processor_nproc", "processor_count", "memtotal_mb")]
+    + [("default_ipv4", "network"), ("python", "python"), ("env", "env"), ("pkg_mgr", "pkg_mgr"),
+       ("service_mgr", "service_mgr"), ("date_time", "date_time"), ("fips", "fips"), ("local", "local"),
+       ("selinux", "selinux"), ("selinux_python_present", "selinux"), ("os_family", "distribution")])
+_REQUIRES = {"hardware": ("platform",), "network": ("platform", "distribution")}
+# a fine-grained name selects the collector that gives it
+_FACT_ID_COLLECTOR = dict(
+    [(k, "platform") for k in ("architecture", "kernel", "kernel_version", "machine", "machine_id",
+                               "python_version", "system")]
+    + [(k, "distribution") for k in ("distribution_major_version", "distribution_release",
+                                     "distribution_version", "os_family")]
+    + [(k, "user") for k in ("effective_group_ids", "effective_user_id", "real_user_id", "user_dir",
+                             "user_gecos", "user_gid", "user_id", "user_shell", "user_uid")]
+    + [(k, "hardware") for k in ("devices", "mounts", "processor", "processor_cores", "processor_count")]
+    + [(k, "network") for k in ("all_ipv4_addresses", "all_ipv6_addresses", "default_ipv4", "default_ipv6",
+                                "interfaces")])
+
+
+def collectors(gather_subset):
+    """The collectors ``gather_subset`` selects, by ansible-core's rules; ValueError with its
+    message for a name it does not know."""
+    additional, exclude, explicit = set(), set(), set()
+    for subset in ["min"] + list(gather_subset or ["all"]):
+        subset = str(subset)
+        if subset == "min":
+            additional.update(MINIMAL_SUBSET)
+            continue
+        if subset == "all":
+            additional.update(VALID_SUBSETS)
+            continue
+        if subset.startswith("!"):
+            name = subset[1:]
+            if name == "min":
+                exclude.update(MINIMAL_SUBSET)
+            elif name == "all":
+                exclude.update(VALID_SUBSETS - MINIMAL_SUBSET)
+            else:  # an unknown exclusion is ignored, as in Ansible
+                exclude.add(name)
+            continue
+        if subset not in VALID_SUBSETS:
+            raise ValueError(f"Bad subset '{subset}' given to Ansible. gather_subset options allowed: all, "
+                             + ", ".join(sorted(VALID_SUBSETS)))
+        explicit.add(subset)
+        additional.add(subset)
+    if not additional:
+        additional.update(VALID_SUBSETS)
+    additional.difference_update(exclude - explicit)
+    chosen = {_FACT_ID_COLLECTOR.get(name, name) for name in additional}
+    for name in list(chosen):
+        chosen.update(_REQUIRES.get(name, ()))
+    return chosen
+
+
+def select(facts, chosen):
+    """The gathered ``facts`` (``ansible_`` names) that the ``chosen`` collectors give."""
+    out = {}
+    for key, value in facts.items():
+        name = key[8:] if key.startswith("ansible_") else key
+        collector = _COLLECTOR_OF.get(name)
+        if collector is None:
+            if name.startswith("distribution"):
+                collector = "distribution"
+            elif name.startswith("user_") or name in ("real_user_id", "effective_user_id", "real_group_id",
+                                                      "effective_group_id"):
+                collector = "user"
+        if collector is None or collector in chosen:  # a fact of no known collector: always
+            out[key] = value
+    return out
 
 
 def unprefixed(facts):

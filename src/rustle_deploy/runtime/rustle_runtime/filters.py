@@ -491,8 +491,6 @@ REFUSED_FILTERS = {
     "from_yaml": "the runtime carries no YAML parser",
     "from_yaml_all": "the runtime carries no YAML parser",
     "password_hash": "the host's Python may lack crypt",
-    "unvault": "vaulted data is not supported",
-    "vault": "vaulted data is not supported",
 }
 
 
@@ -609,8 +607,7 @@ TESTS = {
     "urn": lambda v: _is_uri(v, ["urn"]),
 }
 REFUSED_TESTS = {
-    "vault_encrypted": "vaulted data is not supported",
-    "vaulted_file": "vaulted data is not supported",
+    "vault_encrypted": "the controller decrypts !vault values as it loads them: they are no longer vaulted",
 }
 
 

@@ -11,7 +11,8 @@ over Ansible's search path: the plan's directory, its ``files/`` or ``templates/
 ``--files-dir`` ones); a ``file`` name the compiler could not know (an expression) is read on
 the host, which is the controller's view only for a local connection.
 
-Controller lookups (``CONTROLLER``: env, pipe, lines, fileglob, first_found, password, csvfile) run where Ansible
+Controller lookups (``CONTROLLER``: env, pipe, lines, fileglob, first_found, password, csvfile,
+config, and the playbook's and roles' own lookup plugins, ``PLUGINS``) run where Ansible
 runs them, on the controller: the compiler calls them through ``controller`` (set only while it
 compiles) for every call whose terms it can decide, and embeds each result under its
 ``lookup_key``; the host reads that result. A call whose terms depend on host data (a fact, a
@@ -364,16 +365,20 @@ LOOKUPS = {
 }
 # ansible.builtin lookups the compiler refuses, and why (the compiler reads this dict)
 REFUSED = {
-    "config": "it reads the controller's Ansible configuration",
     "ini": "it reads a controller file by a computed name",
     "inventory_hostnames": "it needs the inventory's host patterns on the host",
-    "unvault": "vaulted files are not supported",
     "url": "it fetches from the controller",
 }
 
 
 # ansible.builtin lookups Ansible runs on the controller; the compiler embeds their results
-CONTROLLER = frozenset(("env", "pipe", "lines", "fileglob", "first_found", "password", "csvfile"))
+CONTROLLER = frozenset(("env", "pipe", "lines", "fileglob", "first_found", "password", "csvfile", "config"))
+# the playbook's and roles' own plugins (kind -> names), run by ansible-core on the controller
+# like CONTROLLER lookups; set from the plan (templating.register_plugins)
+# ansible.builtin's vault plugins are run there too (the host has no AES)
+ANSIBLE_RUNS = {"lookup": frozenset(("unvault",)), "filter": frozenset(("vault", "unvault")),
+                "test": frozenset(("vaulted_file",))}
+PLUGINS = dict(ANSIBLE_RUNS)
 # the compiler's runner of CONTROLLER lookups, fn(name, terms, options, scope) -> list; None on
 # hosts, where the embedded results are read instead
 controller = None
@@ -391,7 +396,13 @@ def _controller_values(name, terms, ctx, options):
         return controller(name, terms, options, ctx.scope)
     found = ctx.embedded("lookups").get(lookup_key(name, terms, options))
     if found is None:
-        what = "the fileglob filter" if name == "fileglob_filter" else f"lookup('{name}')"
+        kind, _, plugin = name.partition(":")
+        if name == "fileglob_filter":
+            what = "the fileglob filter"
+        elif plugin and kind in ("filter", "test"):
+            what = f"the {kind} '{plugin}' (a {kind}_plugins/ file of the playbook or a role)"
+        else:
+            what = f"lookup('{name}')"
         raise LookupError_(
             f"{what} runs on the controller, and the controller could not resolve "
             f"these terms when it compiled the task: {list(terms)!r} (they depend on host data: "
@@ -410,25 +421,42 @@ def _short(name):
     return name
 
 
-def run(name, terms, scope, templar, wantlist=False, errors="strict", **options):
+def _accepted(fn, options):
+    import inspect
+
+    params = inspect.signature(fn).parameters
+    if any(p.kind == p.VAR_KEYWORD for p in params.values()):
+        return options
+    return {k: v for k, v in options.items() if k in params and k not in ("terms", "ctx")}
+
+
+def run(name, terms, scope, templar, /, wantlist=False, errors="strict", **options):
     """``lookup(name, *terms, **options)`` as Ansible calls it; the caller marks the result as
-    host data."""
+    host data. An option the lookup does not have is ignored, as Ansible's plugins ignore it
+    (``lookup('vars', name='x')``); an option named ``name`` or ``terms`` is an option."""
     written, name = name, _short(name)
     fn = LOOKUPS.get(name)
     if name == "first_found" and scope is not None and _found(scope) is not None:
         fn = _first_found  # an include's name: the host picks among the files the compiler found
     try:
-        if (name in CONTROLLER or name == "fileglob_filter") and fn is not _first_found:
+        if ((name in CONTROLLER or name in PLUGINS["lookup"] or name == "fileglob_filter"
+                or name.partition(":")[0] in ("filter", "test")) and fn is not _first_found):
             values = _controller_values(name, list(terms), _Context(scope, templar), options)
         elif fn is None:
             why = REFUSED.get(name, "it is not an ansible.builtin lookup")
             raise LookupError_(f"lookup plugin '{name}' is not supported on the host: {why}")
         else:
-            values = fn(list(terms), _Context(scope, templar), **options)
+            values = fn(list(terms), _Context(scope, templar), **_accepted(fn, options))
     except (LookupError_, TypeError, ValueError) as exc:
         if errors in ("warn", "ignore"):
             return [] if wantlist else None
-        plugin = "filter plugin 'ansible.builtin.fileglob'" if name == "fileglob_filter" else f"lookup plugin '{written}'"
+        kind, _, plugin_name = name.partition(":")
+        if name == "fileglob_filter":
+            plugin = "filter plugin 'ansible.builtin.fileglob'"
+        elif plugin_name and kind in ("filter", "test"):
+            plugin = f"{kind} plugin '{plugin_name}'"
+        else:
+            plugin = f"lookup plugin '{written}'"
         raise LookupError_(f"The {plugin} failed: {exc}") from exc  # ansible-core 2.19's words
     if wantlist or not values:
         return values

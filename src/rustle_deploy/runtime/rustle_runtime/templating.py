@@ -101,13 +101,47 @@ class _Taint:
 _TAINT = _Taint()
 
 
+class Undecryptable(UnsafeText):
+    """A ``!vault`` value the controller could not decrypt (no vault secret opens it): reading
+    it fails the task that reads it, with ansible-core's words; other tasks never notice."""
+
+    __slots__ = ()
+
+    def error(self):
+        return TemplateError("Attempt to use undecryptable variable: " + _LOCKED.get(self, "it is locked"))
+
+
+_LOCKED = {}  # Undecryptable -> why (a str subclass with __slots__ cannot hold it)
+
+
+def _locked_in(value):
+    """The first Undecryptable in ``value`` (through dicts and lists), or None."""
+    if isinstance(value, Undecryptable):
+        return value
+    if isinstance(value, dict):
+        value = list(value.values())
+    if isinstance(value, (list, tuple)):
+        for item in value:
+            found = _locked_in(item)
+            if found is not None:
+                return found
+    return None
+
+
 def untag(value):
     """A plan or run request as JSON carries a string marked ``!unsafe`` on the controller as
     ``{"__ansible_unsafe": text}`` (Ansible's JSON form): it comes back as host data, never a
-    template, wherever it flows (vars, set_fact, register)."""
+    template, wherever it flows (vars, set_fact, register). A ``!vault`` value the controller
+    could not decrypt comes as ``{"__ansible_vault": envelope, "__rustle_undecryptable": why}``
+    and is an :class:`Undecryptable`."""
     if isinstance(value, dict):
         if len(value) == 1 and isinstance(value.get("__ansible_unsafe"), str):
             return UnsafeText(value["__ansible_unsafe"])
+        if (len(value) == 2 and isinstance(value.get("__ansible_vault"), str)
+                and isinstance(value.get("__rustle_undecryptable"), str)):
+            locked = Undecryptable(value["__ansible_vault"])
+            _LOCKED[locked] = value["__rustle_undecryptable"]
+            return locked
         return {k: untag(v) for k, v in value.items()}
     if isinstance(value, list):
         return [untag(v) for v in value]
@@ -184,6 +218,10 @@ class VarScope:
 
     def __getitem__(self, key):
         value = self.raw(key)
+        if _LOCKED:  # a !vault value no secret opened: reading it (or what holds it) fails
+            locked = _locked_in(value)
+            if locked is not None:
+                raise locked.error()
         if isinstance(value, _UNSAFE):
             _TAINT.read = True  # what is computed from it is host data too
             return value
@@ -319,11 +357,11 @@ def _environment():
         table.update({"ansible.builtin." + k: v for k, v in list(table.items())})
 
     @jinja2.pass_context
-    def lookup(context, name, *terms, **kw):
+    def lookup(context, name, /, *terms, **kw):
         return _lookup(name, *terms, _context=context, **kw)
 
     @jinja2.pass_context
-    def query(context, name, *terms, **kw):
+    def query(context, name, /, *terms, **kw):
         return _lookup(name, *terms, _context=context, wantlist=True, **kw)
 
     @jinja2.pass_context
@@ -336,7 +374,44 @@ def _environment():
     env.rustle_cache = {}
     env.rustle_overlays = {}
     _ENV = env
+    _add_plugins(env)
     return env
+
+
+def register_plugins(plugins):
+    """Offer the playbook's and roles' own plugins (``{"lookup"|"filter"|"test": [NAME, ...]}``,
+    the plan's ``plugins``): each call is answered with what the controller computed for it."""
+    from . import lookups
+
+    for kind in ("lookup", "filter", "test"):
+        lookups.PLUGINS[kind] = lookups.PLUGINS[kind] | frozenset((plugins or {}).get(kind) or ())
+    if _ENV is not None:
+        _add_plugins(_ENV)
+
+
+def _add_plugins(env):
+    import jinja2
+
+    from .lookups import ANSIBLE_RUNS, PLUGINS
+
+    def proxy(kind, name):
+        @jinja2.pass_context
+        def call(context, *args, **kw):
+            return _lookup(kind + ":" + name, *args, _context=context, wantlist=True, **kw)[0]
+
+        @jinja2.pass_context
+        def test(context, *args, **kw):
+            return bool(call(context, *args, **kw))
+
+        return test if kind == "test" else call
+
+    for kind, table in (("filter", env.filters), ("test", env.tests)):
+        for name in PLUGINS[kind]:
+            written = [name, "ansible.builtin." + name] if name in ANSIBLE_RUNS[kind] else [name]
+            for key in written:
+                if key not in table or getattr(table[key], "rustle_plugin", False):
+                    table[key] = proxy(kind, name)
+                    table[key].rustle_plugin = True
 
 
 def now(utc=False, fmt=None):
@@ -478,7 +553,7 @@ def _listed(fn):
     return listed
 
 
-def _lookup(name, *terms, _context=None, **kw):
+def _lookup(name, /, *terms, _context=None, **kw):
     """A lookup plugin (``lookups.py``), run on the host; the result is host data (marked)."""
     from .lookups import LookupError_, run
 
@@ -691,8 +766,8 @@ class Templar:
             if _IDENT.match(text) and isinstance(value, str):
                 return self._string_condition(value, scope)
             return bool(value)
-        except TemplateError as exc:
-            raise TemplateError(f"The conditional check '{text}' failed. The error was: {exc}") from exc
+        except UndefinedVariable as exc:  # ansible-core 2.19's words; other errors as they are
+            raise UndefinedVariable(f"Error while evaluating conditional: {exc}") from exc
 
     def _string_condition(self, value, scope):
         """A variable holding a string: booleans as Ansible spells them, else an expression;

@@ -40,8 +40,9 @@ pub fn assert_(_ctx: &mut Ctx, args: &Map, host: &Host) -> ModuleResult {
     let quiet = args.get("quiet").map_or(false, expr::truthy);
     for cond in &conditions {
         let assertion = expr::cond_text(cond);
+        // ansible-core 2.19: the task failed, without `assertion`
         let ok = expr::condition(cond, host.vars)
-            .map_err(|e| ModuleFailure::with(e, map(vec![("assertion", assertion.clone())])))?;
+            .map_err(|e| ModuleFailure::new(format!("Task failed: {}", e)))?;
         if !ok {
             let msg = if fail_msg.is_null() {
                 Value::from("Assertion failed")
@@ -121,6 +122,42 @@ pub fn debug(_ctx: &mut Ctx, args: &Map, host: &Host) -> ModuleResult {
     Ok(map(vec![("changed", Value::Bool(false)), ("msg", msg)]))
 }
 
+/// `set_fact` (modules/core.py): the names and values the executor keeps for the rest of the
+/// run; `cacheable` is not a name, and Ansible's boolean words become booleans.
+pub fn set_fact(args: &Map) -> ModuleResult {
+    let mut facts = Map::new();
+    for (key, value) in args.iter() {
+        if key == "cacheable" {
+            continue;
+        }
+        let valid = key.chars().next().map_or(false, |c| c.is_ascii_alphabetic() || c == '_')
+            && key.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+        if !valid {
+            return Err(ModuleFailure::new(format!(
+                "The variable name '{}' is not valid. Variables must start with a letter or underscore character, \
+                 and contain only letters, numbers and underscores.",
+                key
+            )));
+        }
+        let value = match value {
+            Value::Str(text) if ["true", "yes"].contains(&text.to_lowercase().as_str()) => Value::Bool(true),
+            Value::Str(text) if ["false", "no"].contains(&text.to_lowercase().as_str()) => Value::Bool(false),
+            other => other.clone(),
+        };
+        facts.insert(key, value);
+    }
+    if facts.is_empty() {
+        return Err(ModuleFailure::new(
+            "No key/value pairs provided, at least one is required for this action to succeed",
+        ));
+    }
+    Ok(map(vec![
+        ("changed", Value::Bool(false)),
+        ("ansible_facts", Value::Dict(facts)),
+        ("_set_fact", Value::Bool(true)),
+    ]))
+}
+
 /// `ping`; `data: crash` fails the way an exception in a Python module does.
 pub fn ping(_ctx: &mut Ctx, args: &Map) -> ModuleResult {
     let data = args
@@ -146,6 +183,25 @@ mod tests {
     use super::*;
     use crate::expr::Scope;
     use crate::json::parse;
+
+    #[test]
+    fn set_fact_keeps_names_turns_boolean_words_into_booleans_and_checks_names() {
+        let args = parse(r#"{"a": "Yes", "b": "no", "c": [1], "d": "word", "cacheable": true}"#)
+            .unwrap()
+            .as_dict()
+            .unwrap()
+            .clone();
+        let result = set_fact(&args).unwrap();
+        assert_eq!(
+            json::to_string(result.get("ansible_facts").unwrap()),
+            r#"{"a": true, "b": false, "c": [1], "d": "word"}"#
+        );
+        assert_eq!(result.get("_set_fact"), Some(&Value::Bool(true)));
+        let bad = parse(r#"{"1x": 1}"#).unwrap().as_dict().unwrap().clone();
+        assert!(set_fact(&bad).unwrap_err().msg.contains("The variable name '1x' is not valid"));
+        let only = parse(r#"{"cacheable": true}"#).unwrap().as_dict().unwrap().clone();
+        assert!(set_fact(&only).unwrap_err().msg.starts_with("No key/value pairs provided"));
+    }
 
     fn with_ctx<T>(f: impl FnOnce(&mut Ctx, &Host) -> T, verbosity: i64) -> T {
         let empty = Map::new();
@@ -220,9 +276,9 @@ mod tests {
         .unwrap_err();
         assert_eq!(
             err.msg,
-            "The conditional check 'nope' failed. The error was: 'nope' is undefined"
+            "Task failed: Error while evaluating conditional: 'nope' is undefined"
         );
-        assert_eq!(out(&err.result), r#"{"assertion": "nope"}"#);
+        assert_eq!(out(&err.result), r#"{}"#);
         let err = with_ctx(|c, h| assert_(c, &args("{}"), h), 0).unwrap_err();
         assert_eq!(err.msg, "conditional required in \"that\" string");
     }

@@ -129,6 +129,7 @@ pub fn dispatch(name: &str, ctx: &mut Ctx, args: &Map, host: Option<&Host>) -> M
             None => Err(ModuleFailure::new(format!("module {} runs in the runner's own process", name))),
         },
         "ping" => misc::ping(ctx, args),
+        "set_fact" => misc::set_fact(args),
         _ => Err(ModuleFailure::new(format!(
             "module {} is not supported by the native runner",
             name

@@ -59,25 +59,59 @@ os.close(fd)
 run_module(params, _args[1], _args[2])
 """
 
-# The fork server: ``python -c FORKSERVER LIB PROFILE...``. It imports ansible.module_utils.basic
-# once (and the serialization profiles the artifact's modules use, which every module imports
-# when it reads its arguments and writes its result), then forks a child per request (one JSON
-# line on stdin: params, fqn, profile, env, out, err); the child runs the module with its stdout
-# and stderr in those files, as BOOT would. It answers ``{"pid": N}`` at the fork and
-# ``{"rc": N}`` when the child ends.
+# The fork server: ``python -c FORKSERVER LIB SOCKET KEEP PROFILE...``. It imports
+# ansible.module_utils.basic once (and the serialization profiles the artifact's modules use,
+# which every module imports when it reads its arguments and writes its result), then forks a
+# child per request (one JSON line: params, fqn, profile, env, cwd, umask, out, err); the child
+# runs the module with its stdout and stderr in those files, as BOOT would. It answers
+# ``{"pid": N}`` at the fork and ``{"rc": N}`` when the child ends.
+#
+# SOCKET ``-``: the requests come on stdin and the answers go to stdout, for this run only.
+# Otherwise the server is kept between runs (``rustle_bridge_keep``): it detaches (its own
+# session, not a child of the run), listens on the unix socket SOCKET in a private directory,
+# says ``{"ready": true}`` on stdout once it does, and serves one run (connection) at a time, each
+# greeted with ``{"ready": true, "pid": N}``; it ends after KEEP seconds without a run, when its
+# artifact is gone, when its socket is no longer its own, or when a run asks ``{"exit": true}``
+# (--cleanup). A run that goes away while a module runs takes the module with it (killpg).
 FORKSERVER = _PREAMBLE + r"""
 import json
+sock_path, keep = _args[1], float(_args[2])
+kept = sock_path != "-"
+conn = None
+if kept and os.fork():
+    os._exit(0)  # the run reaps this one at once: the server is nobody's child
 from ansible.module_utils import basic
 try:
     from ansible.module_utils.common.json import Direction, get_module_decoder, get_module_encoder
-    for _profile in _args[1:]:
+    for _profile in _args[3:]:
         get_module_decoder(_profile, Direction.CONTROLLER_TO_MODULE)
         get_module_encoder(_profile, Direction.MODULE_TO_CONTROLLER)
 except ImportError:  # ansible-core before 2.19
     pass
-control = os.fdopen(os.dup(0), "rb")
-answer = os.dup(1)
 fd = os.open(os.devnull, os.O_RDWR)
+if not kept:
+    control = os.fdopen(os.dup(0), "rb")
+    answer = os.dup(1)
+else:
+    import select, signal, socket, struct
+    os.setsid()
+    os.chdir("/")  # each module runs in the cwd its run sends
+    listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        os.unlink(sock_path)
+    except OSError:
+        pass
+    listener.bind(sock_path)
+    os.chmod(sock_path, 0o600)
+    listener.listen(4)
+    listener.settimeout(min(keep, 10.0))  # a look every 10 s: is the socket still ours?
+    ident = os.stat(sock_path).st_ino
+    artifact = os.path.dirname(os.path.dirname(lib))
+    os.write(1, b'{"ready": true}\n')
+    wake_r, wake_w = os.pipe()
+    os.set_blocking(wake_w, False)
+    signal.signal(signal.SIGCHLD, lambda *_: None)
+    signal.set_wakeup_fd(wake_w)
 os.dup2(fd, 0)
 os.dup2(fd, 1)
 os.close(fd)
@@ -92,8 +126,23 @@ def child(req):
         f = os.open(req[name], os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         os.dup2(f, fd)
         os.close(f)
-    os.close(answer)
-    control.close()
+    if not kept:
+        os.close(answer)
+        control.close()
+    else:
+        signal.set_wakeup_fd(-1)
+        signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+        for f in (wake_r, wake_w):
+            os.close(f)
+        conn.close()
+        listener.close()
+        if req.get("cwd"):
+            try:
+                os.chdir(req["cwd"])
+            except OSError:
+                pass
+        if req.get("umask") is not None:
+            os.umask(req["umask"])
     os.setsid()
     os.environ.clear()
     os.environ.update(req["env"])
@@ -118,16 +167,83 @@ def child(req):
             pass
     os._exit(code & 0xFF)
 
-say({"ready": True})
-for line in control:
-    req = json.loads(line)
-    pid = os.fork()
-    if pid == 0:
-        child(req)
-    say({"pid": pid})
-    _, status = os.waitpid(pid, 0)
-    say({"rc": os.waitstatus_to_exitcode(status) if hasattr(os, "waitstatus_to_exitcode")
-         else (os.WEXITSTATUS(status) if os.WIFEXITED(status) else -os.WTERMSIG(status))})
+def exit_code(status):
+    return os.waitstatus_to_exitcode(status) if hasattr(os, "waitstatus_to_exitcode") \
+        else (os.WEXITSTATUS(status) if os.WIFEXITED(status) else -os.WTERMSIG(status))
+
+def wait(pid):
+    # the child's status; None when the run went away meanwhile (the child is then killed)
+    if not kept:
+        return os.waitpid(pid, 0)[1]
+    while True:
+        ended, status = os.waitpid(pid, os.WNOHANG)
+        if ended:
+            return status
+        ready = select.select([conn, wake_r], [], [])[0]
+        if wake_r in ready:
+            try:
+                os.read(wake_r, 512)
+            except OSError:
+                pass
+        if conn in ready and not conn.recv(1, socket.MSG_PEEK):
+            try:
+                os.killpg(pid, signal.SIGKILL)
+            except OSError:
+                pass
+            os.waitpid(pid, 0)
+            return None
+
+def serve(lines):
+    for line in lines:
+        req = json.loads(line)
+        if req.get("exit"):
+            return False
+        pid = os.fork()
+        if pid == 0:
+            child(req)
+        say({"pid": pid})
+        status = wait(pid)
+        if status is None:
+            break
+        say({"rc": exit_code(status)})
+    return True
+
+def ours():
+    try:
+        return os.stat(sock_path).st_ino == ident and os.path.exists(artifact)
+    except OSError:
+        return False
+
+if not kept:
+    say({"ready": True})
+    serve(control)
+else:
+    import time
+    idle_since = time.monotonic()
+    while ours() and time.monotonic() - idle_since < keep:
+        try:
+            conn, _ = listener.accept()
+        except (socket.timeout, InterruptedError):
+            continue
+        conn.settimeout(None)
+        try:
+            uid = struct.unpack("3i", conn.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, 12))[1]
+            if uid != os.getuid():
+                continue
+            answer = conn.fileno()
+            say({"ready": True, "pid": os.getpid()})
+            if not serve(conn.makefile("rb")):
+                break
+        except OSError:
+            pass
+        finally:
+            conn.close()
+            idle_since = time.monotonic()
+    if ours():
+        os.unlink(sock_path)
+# The run is over: tearing down every module ansible-core imported costs about 25 ms of CPU per
+# host run and leaves nothing to flush (answers are written with os.write, children exited).
+os._exit(0)
 """
 
 # Become to another user (``python -c BECOME_BOOT`` through sudo/su): the artifact is private to
@@ -171,6 +287,8 @@ def run_module(ctx, args, spec, bridge):
     name = ctx.task.get("module") or spec["fqcn"]
     if spec.get("style") == "rustle":
         return run_own(ctx, args, spec, name)
+    if spec.get("style") == "action":
+        return run_action(ctx, args, spec)
     if spec.get("check_mode") is False and ctx.check_mode:
         # the action plugin (uri) refuses check mode before the module runs
         return {"changed": False, "skipped": True, "_action_skip": True,
@@ -184,6 +302,66 @@ def run_module(ctx, args, spec, bridge):
 
         shutil.rmtree(task_tmp, ignore_errors=True)
     return parse_result(rc, out, err)
+
+
+# ----------------------------------------------------------- action plugins on the controller
+
+# set by the controller for a phase it runs itself: the command that runs one call of an
+# Ansible action plugin with its ansible-core (rustle_deploy/bridge/action.py)
+ACTION_RUNNER = "RUSTLE_ACTION_RUNNER"
+_NOT_VARS = ("hostvars", "vars", "groups", "group_names", "omit")
+
+
+def run_action(ctx, args, spec):
+    """One call of an Ansible action plugin, made on the controller by its ansible-core against
+    the host, with the task's rendered arguments and the host's variables as they are now."""
+    runner = os.environ.get(ACTION_RUNNER)
+    if not runner:
+        return {"failed": True, "changed": False,
+                "msg": f"action plugin '{spec['action']}' runs on the controller, in a phase of its own; this "
+                       "run is not one (hint: run the plan with rustle-deploy --run, not the artifact alone)"}
+    variables = {}
+    for key in ctx.vars.keys():
+        if key in _NOT_VARS or str(key).startswith("_rustle"):
+            continue
+        try:
+            variables[key] = ctx.vars[key]
+        except Exception:  # a variable that cannot be rendered now: Ansible renders lazily too
+            continue
+    for key in ("ansible_facts", "groups", "group_names"):
+        value = ctx.vars.get(key)
+        if value is not None:
+            variables[key] = value
+    request = {
+        "action": ctx.task.get("module") or spec["fqcn"], "collections": list(spec.get("collections") or ()),
+        "plugin_dirs": list(spec.get("plugin_dirs") or ()), "search_path": list(ctx.task.get("search_path") or ()),
+        "host": ctx.host, "args": untag(args), "ds": ctx.task.get("action_ds"),
+        "vars": untag(variables), "verbosity": ctx.verbosity,
+        "task": {"name": ctx.task.get("name"), "no_log": bool(ctx.task.get("no_log")),
+                 "environment": dict(ctx.environment), "check_mode": bool(ctx.check_mode),
+                 "diff": bool(ctx.diff_mode), "become": ctx.become,
+                 "become_user": ctx.task.get("become_user"), "become_method": ctx.task.get("become_method")},
+    }
+    import time
+
+    from ..context import TaskTimeout
+    from ..lowlevel import Timeout, spawn
+
+    timeout = None if ctx.deadline is None else max(0.01, ctx.deadline - time.monotonic())
+    try:  # the controller's environment: the task's goes to the host, in the request
+        rc, stdout, stderr = spawn(json.loads(runner), dict(os.environ),
+                                   data=json.dumps(request, default=str).encode("utf-8"), timeout=timeout)
+    except Timeout as exc:
+        raise TaskTimeout() from exc
+    stdout, stderr = stdout.decode("utf-8", "replace"), stderr.decode("utf-8", "replace")
+    try:
+        result = json.loads(stdout)
+    except ValueError:
+        return {"failed": True, "changed": False, "rc": rc,
+                "msg": f"ansible-core on the controller failed to run action plugin '{spec['action']}': "
+                       + (stderr.strip().splitlines() or ["no output"])[-1]}
+    result.setdefault("changed", False)
+    return result
 
 
 # ----------------------------------------------------------------- rustle-deploy's own modules
@@ -537,12 +715,60 @@ def _server(runner, python, lib, tmpdir):
                            ((runner.plan.get("bridge") or {}).get("modules") or {}).values()
                            if m.get("style") == "new"})
         try:
-            servers[key] = ForkServer(python, lib, tmpdir, profiles)
+            servers[key] = ForkServer(python, lib, tmpdir, profiles, _kept(runner, python, lib, profiles))
         except OSError as exc:
             servers[key] = exc
         if isinstance(servers[key], ForkServer):
             runner.cleanups.append(servers[key].close)
     return servers[key]
+
+
+def _kept(runner, python, lib, profiles):
+    """``(socket path, seconds)`` when the host variable ``rustle_bridge_keep`` (seconds, plain)
+    keeps the fork server between runs, under the agent's remote directory: ``bridge/<key>``, the
+    key naming the interpreter, the artifact and the profiles. None otherwise (not set, run by
+    hand, or a value or place it cannot use: ``_keep_problem`` says why, the first bridged task
+    warns)."""
+    import hashlib
+
+    value = runner.host_vars.get("rustle_bridge_keep")
+    text = str(value if value is not None else "").strip()
+    if text.lower() in ("", "0", "false", "no", "off", "none"):
+        return None
+    try:
+        seconds = float(text)
+    except ValueError:
+        seconds = -1.0
+    if not seconds >= 0 or seconds == float("inf") or isinstance(value, bool):
+        return _keep_problem(runner, f"rustle_bridge_keep={text!r} is not a number of seconds (written "
+                                     "plainly, not a template): the fork server is not kept")
+    state_dir = getattr(runner, "state_dir", None)
+    if seconds == 0 or not state_dir:
+        return None
+    key = hashlib.sha256(json.dumps([os.path.realpath(python), os.path.realpath(lib), profiles]).encode())
+    directory = os.path.join(state_dir, "bridge")
+    path = os.path.join(directory, key.hexdigest()[:16])
+    if len(path.encode()) > 100:  # sun_path holds 108 bytes
+        return _keep_problem(runner, f"the fork server is not kept: its socket path {path} is longer than a "
+                                     "unix socket allows; hint: a shorter rustle_remote_dir")
+    try:
+        os.mkdir(directory, 0o700)
+    except FileExistsError:
+        pass
+    except OSError as exc:
+        return _keep_problem(runner, f"the fork server is not kept: cannot make {directory}: {exc.strerror}")
+    import stat
+
+    st = os.lstat(directory)
+    if not stat.S_ISDIR(st.st_mode) or st.st_uid != os.geteuid() or st.st_mode & 0o077:
+        return _keep_problem(runner, f"the fork server is not kept: {directory} is not a directory private to "
+                                     "this user")
+    return path, seconds
+
+
+def _keep_problem(runner, message):
+    runner.__dict__["_bridge_keep_problem"] = message
+    return None
 
 
 def _fork_server(ctx, lib):
@@ -553,8 +779,13 @@ def _fork_server(ctx, lib):
         return None
     if not hasattr(os, "fork") or str(_var(ctx.vars, "rustle_bridge_fork")).lower() in ("false", "no", "0"):
         return None
+    if ctx._runner.rlimit_nofile_set(ctx):  # the server's limit is its own: start a Python with the task's
+        return None
     runner = ctx._runner
     server = _server(runner, _python(ctx), lib, ctx.tmpdir)
+    problem = runner.__dict__.pop("_bridge_keep_problem", None)
+    if problem:
+        ctx.warn(problem)  # once per run: popped
     if isinstance(server, ForkServer):
         try:
             server.ready()
@@ -571,35 +802,76 @@ def _fork_server(ctx, lib):
 
 
 class ForkServer:
-    """A Python that imported ansible.module_utils.basic once and forks a child per module."""
+    """A Python that imported ansible.module_utils.basic once and forks a child per module: this
+    run's own (a child of the run, on pipes), or with ``keep`` (socket path, seconds) one kept
+    between runs, reached over its unix socket (started by the first run that finds none)."""
 
-    def __init__(self, python, lib, tmpdir, profiles=()):
+    def __init__(self, python, lib, tmpdir, profiles=(), keep=None):
+        self._sock = self._spawned = None
+        self._ready = False
+        if keep is not None:
+            self.log = keep[0] + ".log"
+            try:
+                self._connect(keep[0])
+                return
+            except OSError:
+                pass  # none yet, or one that has ended: start it
+        self._start(python, lib, tmpdir, profiles, keep)
+
+    def _start(self, python, lib, tmpdir, profiles, keep):
         from ..lowlevel import which
 
         path = which(python, os.environ) or python
-        self.log = os.path.join(tmpdir, "bridge-forkserver.log")
+        if keep is None:
+            self.log = os.path.join(tmpdir, "bridge-forkserver.log")
         log = os.open(self.log, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        in_r, self._in = os.pipe()
+        if keep is None:
+            in_r, self._in = os.pipe()
+        else:
+            in_r = os.open(os.devnull, os.O_RDONLY)
         out_r, out_w = os.pipe()
+        where = ["-", "0"] if keep is None else [keep[0], repr(keep[1])]
         try:
-            self.pid = os.posix_spawn(path, [python, "-c", FORKSERVER, lib, *profiles], dict(os.environ),
+            self.pid = os.posix_spawn(path, [python, "-c", FORKSERVER, lib, *where, *profiles], dict(os.environ),
                                       file_actions=[(os.POSIX_SPAWN_DUP2, in_r, 0),
                                                     (os.POSIX_SPAWN_DUP2, out_w, 1),
                                                     (os.POSIX_SPAWN_DUP2, log, 2)])
         except BaseException:
-            for fd in (self._in, out_r):
+            for fd in (out_r,) if keep is not None else (self._in, out_r):
                 os.close(fd)
             raise
         finally:
             for fd in (in_r, out_w, log):
                 os.close(fd)
         self._out = os.fdopen(out_r, "rb")
-        self._ready = False
+        if keep is not None:
+            self._spawned = keep[0]
+
+    def _connect(self, path):
+        import socket
+
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        try:
+            sock.connect(path)
+        except OSError:
+            sock.close()
+            raise
+        self._sock, self._in, self._out = sock, sock.fileno(), sock.makefile("rb")
 
     def ready(self):
         """Wait for the server's import (started in the background); OSError when it failed."""
         if self._ready:
             return
+        if self._spawned is not None:  # a kept server: it says it listens, then greets the run
+            said = self._answer()
+            self._out.close()
+            try:
+                os.waitpid(self.pid, 0)  # the first process, which forked the server and left
+            except OSError:
+                pass
+            if said.get("ready") is True:
+                self._connect(self._spawned)
+            self._spawned = None
         if self._answer().get("ready") is not True:
             with open(self.log, "rb") as fh:
                 detail = fh.read().decode("utf-8", "replace").strip().splitlines()[-1:]
@@ -615,8 +887,14 @@ class ForkServer:
     def run(self, params, fqn, profile, env, task_tmp):
         """``(rc, stdout, stderr)`` of one module run in a forked child."""
         out, err = os.path.join(task_tmp, "stdout"), os.path.join(task_tmp, "stderr")
+        umask = os.umask(0o022)
+        os.umask(umask)
+        try:
+            cwd = os.getcwd()
+        except OSError:
+            cwd = None
         request = json.dumps({"params": params, "fqn": fqn, "profile": profile, "env": env,
-                              "out": out, "err": err}) + "\n"
+                              "cwd": cwd, "umask": umask, "out": out, "err": err}) + "\n"
         data = request.encode("utf-8")
         while data:
             data = data[os.write(self._in, data):]
@@ -638,6 +916,17 @@ class ForkServer:
         return rc, _read_text(out), _read_text(err)
 
     def close(self):
+        if self._sock is not None:  # a kept server: it stays for the next run
+            self._out.close()
+            self._sock.close()
+            return
+        if self._spawned is not None:  # started, never used: it serves the next run
+            self._out.close()
+            try:
+                os.waitpid(self.pid, 0)
+            except OSError:
+                pass
+            return
         try:
             os.close(self._in)
         except OSError:

@@ -87,8 +87,8 @@ def assert_(ctx, args):
     for cond in conditions:
         try:
             ok = ctx.condition(cond)
-        except TemplateError as exc:
-            raise ModuleFailure(str(exc), assertion=cond) from exc
+        except TemplateError as exc:  # ansible-core 2.19: no `assertion`, the task failed
+            raise ModuleFailure(f"Task failed: {exc}") from exc
         if not ok:
             msg = fail_msg if fail_msg is not None else "Assertion failed"
             return {"changed": False, "failed": True, "assertion": cond, "evaluated_to": False, "msg": msg}
@@ -117,8 +117,30 @@ def ping(ctx, args):
 
 
 def setup(ctx, args):
-    facts = dict(ctx.facts(refresh=True))
-    facts["ansible_local"] = _local_facts(ctx, args.get("fact_path") or "/etc/ansible/facts.d")
+    from .. import facts as collect
+
+    subset = args.get("gather_subset")
+    if subset is None:
+        subset = ["all"]
+    elif isinstance(subset, str):
+        subset = [s.strip() for s in subset.split(",") if s.strip()]
+    elif not isinstance(subset, list):
+        raise ModuleFailure(f"argument 'gather_subset' is of type {type(subset).__name__} and we were unable to "
+                            "convert to list")
+    timeout = args.get("gather_timeout", 10)
+    try:  # each of this runtime's collectors reads a few files: none runs long enough to need it
+        int(timeout)
+    except (TypeError, ValueError):
+        raise ModuleFailure(f"argument 'gather_timeout' is of type {type(timeout).__name__} and we were unable "
+                            "to convert to int: " + repr(timeout)) from None
+    try:
+        chosen = collect.collectors(subset)
+    except ValueError as exc:
+        raise ModuleFailure(str(exc)) from None
+    facts = collect.select(dict(ctx.facts(refresh=True)), chosen)
+    if "local" in chosen:
+        facts["ansible_local"] = _local_facts(ctx, args.get("fact_path") or "/etc/ansible/facts.d")
+    facts.update(gather_subset=subset, module_setup=True)  # as ansible-core's metadata collector
     patterns = args.get("filter") or []
     if isinstance(patterns, str):
         patterns = [p.strip() for p in patterns.split(",") if p.strip()]

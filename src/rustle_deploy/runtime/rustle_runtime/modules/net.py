@@ -102,7 +102,15 @@ class _TcpConnections:
 
 @c.module
 def wait_for(ctx, args):
-    """ansible.builtin.wait_for."""
+    """ansible.builtin.wait_for; a result with a path gets its details (add_path_info), as
+    AnsibleModule.exit_json adds them."""
+    result = _wait_for(ctx, args)
+    if result.get("path") is not None:
+        result.update(c.path_info(result["path"], follow=False))
+    return result
+
+
+def _wait_for(ctx, args):
     c.check_unknown(args, WAIT_ARGS, "wait_for")
     host = str(args.get("host") or "127.0.0.1")
     port = args.get("port")
@@ -138,7 +146,9 @@ def wait_for(ctx, args):
     if delay:
         time.sleep(delay)
     deadline = start + timeout
-    result = {"changed": False, "state": state}
+    # every success reports these, as wait_for's exit_json does (match_* only filled by a match)
+    result = {"changed": False, "state": state, "port": port, "search_regex": regex, "match_groups": [],
+              "match_groupdict": {}, "path": path}
     if state == "drained":
         conns = _TcpConnections(host, port, exclude or [], states)
         while time.monotonic() < deadline:

@@ -1,0 +1,169 @@
+"""Plugins Ansible runs on the controller, run by ansible-core itself while a plan compiles.
+
+Two kinds: ``lookup('config', ...)`` (ansible-core's configuration: ansible.cfg, ``ANSIBLE_*``,
+its defaults, the task's variables), and the playbook's and roles' own plugins
+(``lookup_plugins/``, ``filter_plugins/``, ``test_plugins/`` beside the playbook and in each
+role, as ``ansible-playbook`` adds them). Lookups run on the controller in Ansible; so do these
+filters and tests here: the compiler calls each with the values it knows (inventory, play,
+role and task variables, loop items) and embeds the result for the host, exactly as
+``lookups.py`` does for ``env``, ``pipe`` and the rest. A call whose input only a host knows
+has no embedded result and fails on the host saying so.
+
+The calls go to one child process (``plugin_host.py``) per set of plugin directories, started
+on first use with the controller's Python and kept until the controller exits.
+"""
+
+from __future__ import annotations
+
+import ast
+import atexit
+import base64
+import functools
+import importlib.util
+import json
+import os
+import re
+import subprocess
+import sys
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from ..model import Plan
+
+KINDS = ("lookup", "filter", "test")
+_TABLE_METHOD = {"filter": "filters", "test": "tests"}
+
+
+@dataclass(frozen=True)
+class LocalPlugins:
+    """The playbook's and roles' plugins: kind -> name -> the file that provides it."""
+
+    dirs: tuple[str, ...] = ()
+    found: dict[str, dict[str, str]] = field(default_factory=dict)
+
+    def names(self, kind: str) -> frozenset[str]:
+        return frozenset(self.found.get(kind, {}))
+
+    @functools.cached_property
+    def pattern(self) -> re.Pattern[str] | None:
+        """What a template that calls one of them contains (a superset: a name in a string
+        matches too, which only costs a render on the controller)."""
+        names = sorted({n for kind in KINDS for n in self.names(kind)})
+        if not names:
+            return None
+        return re.compile(r"\b(?:" + "|".join(re.escape(n) for n in names) + r")\b")
+
+
+@functools.lru_cache(maxsize=32)
+def local_plugins(dirs: tuple[str, ...]) -> LocalPlugins:
+    """Scan ``DIR/lookup_plugins``, ``DIR/filter_plugins`` and ``DIR/test_plugins`` of each
+    directory. A lookup is named by its file; a filter or test file's names are the string keys
+    of the dict its ``filters()``/``tests()`` method returns (read, not imported)."""
+    found: dict[str, dict[str, str]] = {kind: {} for kind in KINDS}
+    for directory in dirs:
+        for kind in KINDS:
+            sub = os.path.join(directory, f"{kind}_plugins")
+            try:
+                entries = sorted(os.listdir(sub))
+            except OSError:
+                continue
+            for entry in entries:
+                path = os.path.join(sub, entry)
+                if not entry.endswith(".py") or entry.startswith("_") or not os.path.isfile(path):
+                    continue
+                names = [entry[:-3]] if kind == "lookup" else _declared(path, _TABLE_METHOD[kind])
+                for name in names:
+                    found[kind].setdefault(name, path)  # the first directory wins, as in Ansible
+    return LocalPlugins(dirs, found)
+
+
+def plan_plugins(plan: Plan) -> LocalPlugins:
+    """The plugins of ``plan``'s playbook and roles, offered to the runtime's templates (each
+    call answered on the controller); registered with the runtime the compiler renders with."""
+    from ..bridge.policy import plan_dirs
+    from ..runtime_index import import_runtime
+
+    found = local_plugins(tuple(plan_dirs(plan)))
+    if any(found.found.values()):
+        import_runtime().register_plugins({k: sorted(v) for k, v in found.found.items()})
+    return found
+
+
+def _declared(path: str, method: str) -> list[str]:
+    try:
+        with open(path, "rb") as fh:
+            tree = ast.parse(fh.read(), path)
+    except (OSError, SyntaxError, ValueError):
+        return []
+    out: list[str] = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.FunctionDef) and node.name == method:
+            for inner in ast.walk(node):
+                if isinstance(inner, ast.Dict):
+                    out += [k.value for k in inner.keys
+                            if isinstance(k, ast.Constant) and isinstance(k.value, str)]
+    return out
+
+
+def ansible_available() -> bool:
+    """Whether the controller's Python can import ansible-core."""
+    return importlib.util.find_spec("ansible") is not None
+
+
+class PluginHostError(Exception):
+    """The child process running Ansible's plugins could not answer."""
+
+
+class _Host:
+    def __init__(self, dirs: Sequence[str]):
+        script = os.path.join(os.path.dirname(os.path.abspath(__file__)), "plugin_host.py")
+        self.proc = subprocess.Popen(  # noqa: S603 - our own script, the controller's Python
+            [sys.executable, "-W", "ignore", script, json.dumps(list(dirs))],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, encoding="utf-8")
+
+    def call(self, request: dict[str, Any]) -> dict[str, Any]:
+        assert self.proc.stdin is not None and self.proc.stdout is not None
+        try:
+            self.proc.stdin.write(json.dumps(request, default=str) + "\n")
+            self.proc.stdin.flush()
+            line = self.proc.stdout.readline()
+        except OSError as exc:
+            raise PluginHostError(f"ansible-core's plugin runner stopped: {exc}") from exc
+        if not line:
+            raise PluginHostError(f"ansible-core's plugin runner exited ({self.proc.wait()})")
+        answer: dict[str, Any] = json.loads(line)
+        return answer
+
+    def close(self) -> None:
+        if self.proc.stdin is not None:
+            self.proc.stdin.close()
+        self.proc.wait()
+        if self.proc.stdout is not None:
+            self.proc.stdout.close()
+
+
+_HOSTS: dict[tuple[str, ...], _Host] = {}
+
+
+def call(dirs: Iterable[str], kind: str, name: str, args: list[Any], kwargs: dict[str, Any],
+         variables: dict[str, Any], with_secrets: bool = False) -> dict[str, Any]:
+    """Ask ansible-core to run plugin ``name`` of ``kind``: ``{"value": ...}`` or ``{"error": msg}``.
+    ``with_secrets``: hand it this command's vault secrets (``lookup('unvault')``), on its stdin."""
+    key = tuple(dirs)
+    host = _HOSTS.get(key)
+    if host is None or host.proc.poll() is not None:
+        host = _HOSTS[key] = _Host(key)
+    request = {"kind": kind, "name": name, "args": args, "kwargs": kwargs, "variables": variables}
+    if with_secrets:
+        from ..vault import secrets
+
+        request["secrets"] = [[label, base64.b64encode(pw).decode()] for label, pw in secrets()]
+    return host.call(request)
+
+
+@atexit.register
+def _close_all() -> None:
+    while _HOSTS:
+        _HOSTS.popitem()[1].close()

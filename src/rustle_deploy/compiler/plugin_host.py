@@ -1,0 +1,76 @@
+"""Run Ansible's own lookup, filter and test plugins for the compiler; run in a child process.
+
+``ansible_plugins.py`` starts this file with the controller's Python (``python plugin_host.py
+DIRS_JSON``) and keeps it for the compilation: ansible-core is imported once, with the plugin
+directories Ansible adds for the playbook and each role (``lookup_plugins/``,
+``filter_plugins/``, ``test_plugins/`` ...), and answers one JSON line per JSON request line.
+It runs apart for the reason ``bridge/probe.py`` does: ansible-core's configuration, plugin
+loaders and collection finder are global state, which must reflect this command's
+``ansible.cfg``/``ANSIBLE_*`` and must not leak into the controller.
+
+Request: ``{"kind": "lookup"|"filter"|"test", "name": NAME, "args": [...], "kwargs": {...},
+"variables": {...}}`` (a lookup's ``args`` are its terms; a filter's or test's, its input then its
+positional arguments). Answer: ``{"value": ...}`` (a lookup's list of values) or ``{"error":
+MESSAGE}``, the plugin's own message. Nothing here is imported by the controller.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from typing import Any
+
+
+def _setup(dirs: list[str]) -> Any:
+    from ansible.plugins import loader
+
+    loader.init_plugin_loader()
+    for directory in dirs:
+        loader.add_all_plugin_dirs(directory)
+    return loader
+
+
+def _answer(loader: Any, request: dict[str, Any]) -> dict[str, Any]:
+    kind, name = request["kind"], request["name"]
+    args, kwargs = list(request.get("args") or []), dict(request.get("kwargs") or {})
+    if kind == "lookup":
+        from ansible.parsing.dataloader import DataLoader
+        from ansible.template import Templar
+
+        data_loader = DataLoader()
+        if request.get("secrets"):
+            import base64
+
+            from ansible.parsing.vault import VaultSecret
+
+            data_loader.set_vault_secrets([(label, VaultSecret(base64.b64decode(pw)))
+                                           for label, pw in request["secrets"]])
+        plugin = loader.lookup_loader.get(name, loader=data_loader, templar=Templar(loader=data_loader))
+        if plugin is None:
+            return {"error": f"lookup plugin {name!r} not found"}
+        return {"value": list(plugin.run(args, variables=request.get("variables") or {}, **kwargs))}
+    table = loader.filter_loader if kind == "filter" else loader.test_loader
+    found = table.get(name)
+    if found is None:
+        return {"error": f"{kind} plugin {name!r} not found"}
+    return {"value": found.j2_function(*args, **kwargs)}
+
+
+def main() -> int:
+    loader = _setup(json.loads(sys.argv[1]))
+    for line in sys.stdin:
+        try:
+            answer = _answer(loader, json.loads(line))
+        except Exception as exc:  # noqa: BLE001 - the plugin's failure is the answer
+            answer = {"error": getattr(exc, "message", None) or str(exc)}
+        try:
+            text = json.dumps(answer, default=str)
+        except (TypeError, ValueError) as exc:
+            text = json.dumps({"error": f"its result cannot be carried to the host: {exc}"})
+        sys.stdout.write(text + "\n")
+        sys.stdout.flush()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

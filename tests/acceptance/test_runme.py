@@ -1,0 +1,115 @@
+"""The runme.sh harness (tests/acceptance/runme.py): which ansible-playbook lines it runs, how,
+and what it refuses to translate; the per-host comparison."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from .harness import Run, Unavailable, targets_root
+from .runme import compare_hosts, exit_class, invocations, outcome, run_invocation
+
+# ansible-core 2.19.14's handlers/runme.sh invocations (target:line) that behave under
+# rustle-deploy as under ansible-playbook, task by task and in how the run ends, one per fix of
+# this harness's findings (each takes half a minute to a minute under ansible-playbook):
+# a templated interpreter in inventory.handlers (10, and every other), --force-handlers (30) and
+# a play's force_handlers: false beating it (50), listen topics by role prefix, unnamed
+# listeners and Ansible's handler search order (70), error_on_missing_handler (82), a templated
+# handler name (113), handlers notifying each other (167), a block inside a handler refused (180).
+PINNED = (
+    "handlers:10", "handlers:30", "handlers:50", "handlers:70", "handlers:82", "handlers:113",
+    "handlers:167", "handlers:180",
+)
+
+
+@pytest.fixture(scope="module")
+def root() -> Path:
+    try:
+        return targets_root()
+    except Unavailable as exc:
+        pytest.skip(str(exc))
+
+
+@pytest.mark.acceptance
+@pytest.mark.parametrize("key", PINNED)
+def test_runme_invocation_is_the_same_as_under_ansible_playbook(key: str, root: Path, tmp_path: Path) -> None:
+    target = key.split(":")[0]
+    inv = next(i for i in invocations(root, target) if i.key == key)
+    assert not inv.skipped, inv.skipped
+    oracle = run_invocation(root, inv, "ansible", base=tmp_path)
+    # each pinned playbook runs tasks under ansible-playbook, or is refused by it before any
+    assert oracle.results or exit_class(oracle) == "error", f"{key}: ansible-playbook ran no task\n{oracle.log[-3000:]}"
+    run = run_invocation(root, inv, "rustle", base=tmp_path)
+    res = outcome(oracle, run)
+    assert res.same, (f"{key} {inv.text}: {res.exits}, unreached {res.cmp.unreached}\n"
+                      + "\n".join(res.cmp.differences[:10]) + "\n" + (run.refused or run.log[-3000:]))
+    assert res.cmp.compared or res.exits == ("error", "error")
+
+SCRIPT = r"""#!/usr/bin/env bash
+set -eux
+export ANSIBLE_FORCE_HANDLERS
+ANSIBLE_FORCE_HANDLERS=false
+# a comment naming ansible-playbook x.yml
+ansible-playbook plain.yml -i inventory.handlers -v "$@" --tags scenario1
+
+[ "$(ansible-playbook piped.yml -i inventory.handlers -vv "$@" -l A \
+| grep -E -o 'RUNNING HANDLER')" = "RUNNING HANDLER" ]
+
+for strategy in linear free; do
+  export ANSIBLE_STRATEGY=$strategy
+  ansible-playbook looped.yml -i inventory.handlers "$@" -t normal --force-handlers -e fail_all=yes
+  unset ANSIBLE_STRATEGY
+done
+
+output_dir=/tmp/out
+ANSIBLE_ERROR_ON_MISSING_HANDLER=false ansible-playbook envd.yml -e output_dir=$output_dir "$@" 2>&1 | tee out.txt
+ansible-playbook odd.yml --flush-cache "$@"
+ansible-playbook "$PLAYBOOK" "$@"
+ansible localhost -m include_role -a "name=r1" "$@"
+"""
+
+
+def test_runme_lines_become_invocations_or_recorded_skips(tmp_path: Path) -> None:
+    (tmp_path / "t").mkdir()
+    (tmp_path / "t" / "runme.sh").write_text(SCRIPT)
+    got = {inv.playbook or inv.text.split()[1]: inv for inv in invocations(tmp_path, "t")}
+    assert list(got) == ["plain.yml", "piped.yml", "looped.yml", "envd.yml", "odd.yml", '"$PLAYBOOK"']
+    plain = got["plain.yml"]
+    assert (plain.line, plain.args, plain.env) == (
+        6, ("-i", "inventory.handlers", "--tags", "scenario1"), (("ANSIBLE_FORCE_HANDLERS", "false"),))
+    assert got["piped.yml"].args == ("-i", "inventory.handlers", "-l", "A")
+    looped = got["looped.yml"]  # a shell loop's body once, with its first value
+    assert dict(looped.env) == {"ANSIBLE_FORCE_HANDLERS": "false", "ANSIBLE_STRATEGY": "linear"}
+    assert looped.argv("ansible")[1:] == ["looped.yml", "-i", "inventory.handlers", "-t", "normal",
+                                          "--force-handlers", "-e", "fail_all=yes"]
+    # ansible-playbook's -t is --tags; rustle-deploy's -t is --target
+    assert looped.argv("rustle")[1:] == ["looped.yml", "-i", "inventory.handlers", "--tags", "normal",
+                                         "--force-handlers", "-e", "fail_all=yes", "--run"]
+    envd = got["envd.yml"]
+    assert envd.args == ("-e", "output_dir=/tmp/out")
+    assert dict(envd.env)["ANSIBLE_ERROR_ON_MISSING_HANDLER"] == "false"
+    assert got["odd.yml"].skipped == "flag --flush-cache is not translated"
+    assert "$PLAYBOOK" in got['"$PLAYBOOK"'].skipped
+    assert all(not inv.skipped for name, inv in got.items() if name.endswith(".yml") and name != "odd.yml")
+
+
+def _res(task: str, host: str, status: str = "ok") -> dict[str, object]:
+    return {"task": task, "host": host, "module": "x", "status": status, "ignored": False, "msg": ""}
+
+
+def test_hosts_are_compared_each_in_its_own_order() -> None:
+    # ansible-playbook interleaves hosts task by task; rustle-deploy runs each host on its own
+    a = Run("ansible", code=2, results=[_res("t1", "A"), _res("t1", "B"), _res("t2", "A", "changed"),
+                                        _res("t2", "B", "failed")])
+    r = Run("rustle", code=1, results=[_res("t1", "B"), _res("t2", "B", "failed"), _res("t1", "A"),
+                                       _res("t2", "A", "ok")])
+    cmp = compare_hosts(a, r)
+    assert (cmp.compared, cmp.identical) == (4, 3)
+    assert cmp.differences == ["[A] t2: ansible-playbook changed; rustle-deploy ok"]
+    assert exit_class(a) == exit_class(r) == "hosts failed"
+    # both refuse the playbook before any task: they agree, nothing is compared
+    both = compare_hosts(Run("ansible", code=4), Run("rustle", code=2, refused="error: x"))
+    assert not both.refused and both.compared == 0
+    assert compare_hosts(a, Run("rustle", code=2, refused="error: x")).refused
+    assert not outcome(Run("ansible", code=4, results=a.results[:1]), Run("rustle", code=2, refused="error: x")).same
