@@ -24,8 +24,14 @@ setup: $(BIN)/rustle-deploy
 demo: setup
 	$(BIN)/rustle-deploy examples/hello/plan.json --run
 
+# The suite runs on TEST_WORKERS pytest-xdist workers, a test file per worker at a time (module
+# fixtures such as an oracle's ansible-playbook run stay single); much of it waits on sshd and
+# subprocesses, so more workers than cores pays. `make test TEST_WORKERS=0` runs it in one process.
+TEST_WORKERS ?= 4
+XDIST = -n $(TEST_WORKERS) $(if $(filter 0,$(TEST_WORKERS)),,--dist loadfile)
+
 test: setup
-	$(BIN)/python -m pytest -q -p no:cacheprovider
+	$(BIN)/python -m pytest -q -p no:cacheprovider $(XDIST)
 	@if command -v cargo >/dev/null 2>&1; then \
 		echo "cargo test (the native runner's own tests)"; \
 		CARGO_TARGET_DIR=$(CURDIR)/.cargo-target cargo test --offline --quiet \
@@ -39,7 +45,7 @@ test-latest:
 	$(PY) -m venv $(LATEST)
 	$(LATEST)/bin/pip install -q --upgrade --upgrade-strategy eager -e '.[test]'
 	$(LATEST)/bin/pip list --format=freeze | grep -iE '^(asyncssh|cryptography|click|rich|pyyaml|jinja2|pytest|hypothesis|ansible-core)=='
-	$(LATEST)/bin/python -m pytest -q -p no:cacheprovider -m "not acceptance and not collections"
+	$(LATEST)/bin/python -m pytest -q -p no:cacheprovider $(XDIST) -m "not acceptance and not collections"
 
 # Fuzz every input (inventories in each format, every connection variable, plans, config files,
 # RUSTLE_* variables, flags) with hypothesis: the suite's 2,910 examples times FUZZ_SCALE, about

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import signal
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +21,66 @@ EXAMPLE_PLAN = REPO / "examples" / "hello" / "plan.json"
 # default) would pick the native runner, and build it with cargo in each test's private cache.
 # Tests of auto delete this (tests/native/test_auto.py); tests of native pass --format native.
 os.environ.setdefault("RUSTLE_FORMAT", "pyz")
+
+
+# Under ``--dist loadfile`` (make test) a test file is one unit of work, run by one worker, so
+# that a module-scoped fixture (an oracle run of ansible-playbook for all of a module's cases)
+# runs once. These files hold independent, slow cases and no module set-up worth sharing: each
+# of their tests is a unit of its own, so that no single file is the suite's long tail.
+SPREAD_FILES = frozenset({
+    "tests/acceptance/test_targets.py",
+    "tests/integration/test_playbooks_ansible.py",
+})
+
+
+# The files that take longest (measured with --durations; oracle runs, cargo builds, the wheel
+# build): on workers they start first, so that none of them is left to run alone at the end.
+SLOW_FILES = (
+    "tests/native/test_auto.py",
+    "tests/native/test_wheel.py",
+    "tests/bridge/test_lookup.py",
+    "tests/runtime/test_modules_files.py",
+    "tests/runtime/test_modules_lines.py",
+    "tests/unit/test_inventory_ansible.py",
+    "tests/runtime/test_modules_core_ansible.py",
+    "tests/bridge/test_differential.py",
+    "tests/bridge/test_collections_differential.py",
+    "tests/runtime/test_modules_fidelity_ansible.py",
+    "tests/integration/test_rollout_playbook.py",
+    "tests/runtime/test_templates_ansible.py",
+)
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    if not hasattr(config, "workerinput"):  # in one process: the files in their usual order
+        return
+    rank = {path: i for i, path in enumerate(SLOW_FILES)}
+    items.sort(key=lambda item: rank.get(item.nodeid.split("::", 1)[0], len(rank)))  # stable
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
+    if config.getvalue("dist") != "loadfile":
+        return None
+    from xdist.scheduler import LoadScopeScheduling
+
+    class FileScheduling(LoadScopeScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            path = nodeid.split("::", 1)[0]
+            return nodeid if path in SPREAD_FILES else path
+
+    return FileScheduling(config, log)
+
+
+@pytest.fixture(autouse=True)
+def _default_sigint() -> None:
+    """Each test starts with SIGINT as a fresh Python has it (KeyboardInterrupt, not blocked): a
+    process a test starts inherits an ignored or blocked SIGINT, and the tests that press ctrl-c
+    on a child (test_interruption.py, test_cli.py, test_rollout_ssh.py, test_ui.py) failed on
+    xdist workers after other files had run there."""
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT, signal.SIGTERM})
+    if signal.getsignal(signal.SIGINT) in (signal.SIG_IGN, signal.SIG_DFL, None):
+        signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 @pytest.fixture

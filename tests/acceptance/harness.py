@@ -36,6 +36,8 @@ from typing import Any
 
 import yaml
 
+from ..cachelock import cache_lock
+
 BIN = Path(sys.executable).parent
 ANSIBLE_VERSION = importlib.metadata.version("ansible-core")
 CACHE = Path(os.environ.get("RUSTLE_ACCEPTANCE_CACHE")
@@ -99,7 +101,13 @@ def targets_root(version: str = ANSIBLE_VERSION) -> Path:
     root = CACHE / f"ansible_core-{version}" / "test" / "integration" / "targets"
     if root.is_dir():
         return root
-    CACHE.mkdir(parents=True, exist_ok=True)
+    with cache_lock(CACHE / f"ansible_core-{version}.lock"):  # one fetch among test workers
+        if not root.is_dir():
+            _fetch_targets(version)
+    return root
+
+
+def _fetch_targets(version: str) -> None:
     sdist = CACHE / f"ansible_core-{version}.tar.gz"
     if not sdist.exists():
         with tempfile.TemporaryDirectory(dir=CACHE) as tmp:
@@ -121,7 +129,6 @@ def targets_root(version: str = ANSIBLE_VERSION) -> Path:
         tar.extractall(tmp, members=members, filter="data")
         (CACHE / f"ansible_core-{version}").mkdir(exist_ok=True)
         Path(tmp, f"ansible_core-{version}", "test").replace(CACHE / f"ansible_core-{version}" / "test")
-    return root
 
 
 def aliases(root: Path, name: str) -> list[str]:

@@ -21,6 +21,7 @@ import pytest
 
 from rustle_deploy import cli
 
+from ..cachelock import cache_lock
 from ..conftest import EXAMPLE_PLAN
 
 # The `ansible` package carries the common collections; 12.x is the release for ansible-core 2.19.
@@ -99,9 +100,13 @@ def pypi_collections() -> Path:
     from the ``ansible`` package's wheel on PyPI, fetched once into the test cache (with the
     acceptance tier's sdist) and extracted there; skips with the reason when PyPI cannot be had."""
     root = COLLECTIONS_CACHE / "collections"
-    if all((root / "ansible_collections" / c / "MANIFEST.json").is_file() for c in COLLECTIONS):
-        return root
-    COLLECTIONS_CACHE.mkdir(parents=True, exist_ok=True)
+    with cache_lock(COLLECTIONS_CACHE / "fetch.lock"):  # one download among test workers
+        if not all((root / "ansible_collections" / c / "MANIFEST.json").is_file() for c in COLLECTIONS):
+            _fetch_collections(root)
+    return root
+
+
+def _fetch_collections(root: Path) -> None:
     with tempfile.TemporaryDirectory(dir=COLLECTIONS_CACHE) as tmp:
         try:
             proc = subprocess.run(
@@ -125,4 +130,3 @@ def pypi_collections() -> Path:
         except OSError:
             if not root.is_dir():  # else another run put the same tree there first
                 raise
-    return root

@@ -19,6 +19,7 @@ import random
 import shutil
 import socket
 import subprocess
+import tempfile
 import time
 import zipfile
 from collections.abc import Iterator
@@ -205,12 +206,17 @@ class Sshd:
         return Host(name=name, vars=v, groups=("all",))
 
 
-def _wait_listening(port: int, proc: subprocess.Popen[bytes], log: Path) -> None:
+def _wait_listening(port: int, proc: subprocess.Popen[bytes], log: Path, pidfile: Path | None = None) -> None:
+    """Wait until ``proc`` (an sshd) answers on ``port``. With ``pidfile``, first until sshd has
+    written its pid there, which it does once it listens: the banner then comes from this sshd,
+    not from another test worker's that holds the same port (this one then exits: EADDRINUSE)."""
     deadline = time.monotonic() + 10
     while time.monotonic() < deadline:
         if proc.poll() is not None:
             raise RuntimeError(f"sshd exited {proc.returncode}: {log.read_text()}")
         try:
+            if pidfile is not None and pidfile.read_text().strip() != str(proc.pid):
+                raise FileNotFoundError(pidfile)
             with socket.create_connection(("127.0.0.1", port), timeout=0.5) as s:
                 if s.recv(64).startswith(b"SSH-"):
                     return
@@ -232,43 +238,19 @@ def sshd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sshd]:
     auth = root / "authorized_keys"
     auth.write_text((root / "client_ed25519.pub").read_text())
     auth.chmod(0o600)
-    port = _free_port()
     host_pub = (root / "host_ed25519.pub").read_text().split()
+    user = os.environ.get("USER") or __import__("getpass").getuser()
+    # sshd reads it as the logging-in user; one per sshd (test workers run an sshd each)
+    user_keys = Path(tempfile.mkdtemp(prefix="rustle-sshd-keys-", dir="/tmp"))
+    user_keys.chmod(0o755)
+    try:
+        proc, port = _start_sshd(root, host_key, auth, user_keys)
+    except BaseException:
+        shutil.rmtree(user_keys, ignore_errors=True)
+        raise
     known = root / "known_hosts"
     known.write_text(f"[127.0.0.1]:{port} {host_pub[0]} {host_pub[1]}\n")
-    user = os.environ.get("USER") or __import__("getpass").getuser()
-    user_keys = Path(f"/tmp/rustle-sshd-keys-{port}")  # sshd reads it as the logging-in user
-    user_keys.mkdir(mode=0o755, exist_ok=True)
-    config = root / "sshd_config"
-    config.write_text(
-        "\n".join([
-            "ListenAddress 127.0.0.1",
-            f"Port {port}",
-            f"HostKey {host_key}",
-            f"PidFile {root / 'sshd.pid'}",
-            f"AuthorizedKeysFile {auth} {user_keys}/%u",
-            "StrictModes no",
-            "PermitRootLogin yes",
-            "PubkeyAuthentication yes",
-            "PasswordAuthentication no",
-            "KbdInteractiveAuthentication no",
-            "UsePAM no",
-            "SetEnv SHLVL=1",
-            "MaxStartups 500:30:1000",
-            "MaxSessions 50",
-            "LogLevel ERROR",
-            "",
-        ])
-    )
-    if os.geteuid() == 0:
-        os.makedirs("/run/sshd", mode=0o755, exist_ok=True)  # privilege separation directory
-    log = root / "sshd.log"
-    with open(log, "wb") as logf:
-        proc = subprocess.Popen(
-            [SSHD, "-D", "-e", "-f", str(config)], stdin=subprocess.DEVNULL, stdout=logf, stderr=logf
-        )
     try:
-        _wait_listening(port, proc, log)
         yield Sshd(port, proc.pid, root, client_key, other_key, known, f"{host_pub[0]} {host_pub[1]}", user, user_keys)
     finally:
         shutil.rmtree(user_keys, ignore_errors=True)
@@ -278,6 +260,54 @@ def sshd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sshd]:
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
+
+
+def _start_sshd(root: Path, host_key: Path, auth: Path, user_keys: Path) -> tuple[subprocess.Popen[bytes], int]:
+    """Start sshd on a free port (another one when a concurrent test worker took that one
+    between the probe and sshd's bind); return the process and its port."""
+    for attempt in range(5):
+        port = _free_port()
+        config = root / "sshd_config"
+        config.write_text(sshd_config(port, host_key, root / "sshd.pid", auth, user_keys))
+        if os.geteuid() == 0:
+            os.makedirs("/run/sshd", mode=0o755, exist_ok=True)  # privilege separation directory
+        log = root / "sshd.log"
+        (root / "sshd.pid").unlink(missing_ok=True)
+        with open(log, "wb") as logf:
+            proc = subprocess.Popen(
+                [SSHD, "-D", "-e", "-f", str(config)], stdin=subprocess.DEVNULL, stdout=logf, stderr=logf
+            )
+        try:
+            _wait_listening(port, proc, log, root / "sshd.pid")
+            return proc, port
+        except RuntimeError:
+            proc.kill()
+            proc.wait()
+            if attempt == 4 or "Address already in use" not in log.read_text():
+                raise
+    raise AssertionError("unreachable")
+
+
+def sshd_config(port: int, host_key: Path, pidfile: Path, auth: Path, user_keys: Path) -> str:
+    """The test sshd's configuration: key authentication only, root allowed, quiet."""
+    return "\n".join([
+        "ListenAddress 127.0.0.1",
+        f"Port {port}",
+        f"HostKey {host_key}",
+        f"PidFile {pidfile}",
+        f"AuthorizedKeysFile {auth} {user_keys}/%u",
+        "StrictModes no",
+        "PermitRootLogin yes",
+        "PubkeyAuthentication yes",
+        "PasswordAuthentication no",
+        "KbdInteractiveAuthentication no",
+        "UsePAM no",
+        "SetEnv SHLVL=1",
+        "MaxStartups 500:30:1000",
+        "MaxSessions 50",
+        "LogLevel ERROR",
+        "",
+    ])
 
 
 @pytest.fixture

@@ -47,7 +47,8 @@ def namespaced_sshd(sshd: Any, tmp_path: Path, name: str, setup: str, *args: str
     config = tmp_path / f"sshd_{name}_config"
     lines = [ln for ln in (sshd.root / "sshd_config").read_text().splitlines()
              if not ln.startswith(("Port ", "PidFile "))]
-    config.write_text("\n".join([*lines, f"Port {port}", f"PidFile {tmp_path / f'sshd_{name}.pid'}", ""]))
+    pidfile = tmp_path / f"sshd_{name}.pid"
+    config.write_text("\n".join([*lines, f"Port {port}", f"PidFile {pidfile}", ""]))
     known = tmp_path / f"known_hosts_{name}"
     known.write_text(f"[127.0.0.1]:{port} {sshd.host_pub}\n")
     log = tmp_path / f"sshd_{name}.log"
@@ -56,7 +57,7 @@ def namespaced_sshd(sshd: Any, tmp_path: Path, name: str, setup: str, *args: str
         proc = subprocess.Popen(["unshare", "--mount", "--propagation", "private", "sh", "-c", script,
                                  str(config), *args], stdin=subprocess.DEVNULL, stdout=logf, stderr=logf)
     try:
-        _wait_listening(port, proc, log)
+        _wait_listening(port, proc, log, pidfile)
         yield port, known
     finally:
         proc.terminate()  # sshd itself (sh exec'd it); the namespace and its mounts go with it

@@ -19,6 +19,7 @@ import yaml
 
 from rustle_deploy.compiler.toolchain import PREBUILT_TARGETS, ToolchainError, choose
 
+from ..cachelock import cache_lock
 from ..conftest import REPO
 from .conftest import RUNNER_CACHE
 from .test_native_runs import WORKLOAD, seeded
@@ -33,6 +34,11 @@ def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
         except ToolchainError as exc:
             pytest.skip(f"the wheel's runners cannot be built here: {exc.message} ({exc.hint})")
     work = tmp_path_factory.mktemp("wheel")
+    with cache_lock(RUNNER_CACHE / "wheel.lock"):  # the tree and cargo target dir below are shared
+        return _build_wheel(work)
+
+
+def _build_wheel(work: Path) -> Path:
     # A copy of what git tracks (the build writes build/ and *.egg-info in its tree), kept at one
     # place with unchanged files untouched, so that cargo's next build there has nothing to do.
     tree = RUNNER_CACHE / "wheel-tree"

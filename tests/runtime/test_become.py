@@ -67,7 +67,7 @@ BECOME = {"become": True, "become_user": USER}
 @pytest.fixture
 def place() -> Iterator[Path]:
     """A directory every user can reach: ``ro/`` (root's, 0755) and ``rw/`` (nobody's)."""
-    base = Path(tempfile.mkdtemp(prefix="rustle-become-", dir="/tmp"))
+    base = Path(tempfile.mkdtemp(prefix="rustle-become-pyz-", dir="/tmp"))  # not the runner's rustle-become-PID-*
     base.chmod(0o755)
     info = pwd.getpwnam(USER)
     for side in ("ours", "ansible"):
