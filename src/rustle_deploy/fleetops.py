@@ -1567,6 +1567,9 @@ def _cleanup_detail(outcome: HostOutcome, job: HostJob) -> dict[str, Any]:
 def _cleanup_dry_run(session: Session, hosts: list[Host]) -> int:
     """Ask each host what a cleanup would remove and leave; change nothing, record nothing."""
     jobs = [HostJob(host=h, op="cleanup", dry_run=True) for h in hosts]
+    if session.settings.state_db.exists():  # through the runner where a host has one; no history made
+        with History(session.settings.state_db) as history:
+            jobs = through_runner(jobs, history, session.settings.cache_dir)
     job_of = {j.host.name: j for j in jobs}
     outcomes = _fan_out(jobs, session.settings, None, session.reporter, lambda o: None, "cleanup --dry-run")
     entries = []

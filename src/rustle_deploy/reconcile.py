@@ -74,17 +74,16 @@ def read_finding(agent: dict[str, Any], deployment_id: str, binary_name: str | N
 
 
 def through_runner(jobs: Sequence[HostJob], history: History, cache_dir: Path) -> list[HostJob]:
-    """``jobs`` (rollback, status, run) for hosts the history saw run a rustle-runner
+    """``jobs`` (rollback, cleanup, status, run) for hosts the history saw run a rustle-runner
     that this controller has a copy of, handed to that runner's agent instead of Python: a host
     without Python is reached too (docs/native.md, "Remote side"). A host that lost its runner
-    answers ``need_runner`` and gets it sent. Not cleanup: the runner's agent leaves it to
-    the Python agent (one copy of the rule of what cleanup may remove)."""
+    answers ``need_runner`` and gets it sent."""
     held = history.held_runners()
     out = []
     for job in jobs:
         sha = held.get((job.host.name, job.host.remote_dir or ""))
         path = cache_dir.expanduser() / "native" / f"rustle-runner-{sha}"
-        if job.runner is None and job.op in ("rollback", "status", "run") and sha and path.is_file():
+        if job.runner is None and job.op in ("rollback", "cleanup", "status", "run") and sha and path.is_file():
             job = replace(job, runner=path)
         out.append(job)
     return out

@@ -381,3 +381,62 @@ def test_auto_gives_pyz_to_a_host_that_reported_a_machine_no_runner_exists_for(
     by_name = {h["name"]: h for h in doc["hosts"]}
     assert by_name["b"]["platform"]["python"] and by_name["a"]["platform"]["python"] is None
     assert sorted(p.name for p in root.iterdir()) == ["a", "b"]
+
+
+@pytest.mark.ssh
+def test_a_host_without_python_is_cleaned_up_through_the_runner(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], sshd: Any, no_python_sshd: tuple[int, Path], auto: Path,
+) -> None:
+    """--cleanup (and --dry-run) reach hosts without Python through the runner's agent: what
+    rustle-deploy made goes, what it did not make stays, as with the Python agent
+    (tests/integration/test_cleanup.py)."""
+    port, known = no_python_sshd
+    hosts = {}
+    for i in range(2):
+        name = f"bench-{i:04d}"
+        h = sshd.host(name, tmp_path / f"remote{i}", ansible_port=port,
+                      ansible_ssh_common_args=f"-o UserKnownHostsFile={known}")
+        hosts[name] = {**h.vars, "bench_root": str(seeded(tmp_path / f"root{i}")), "bench_role": "web"}
+    inv = tmp_path / "inv.yml"
+    inv.write_text(yaml.safe_dump({"all": {"hosts": hosts}}))
+    plan = workload_for(tmp_path, sorted(hosts))
+    code, first, err = cli(capsys, str(plan), "-i", str(inv), "--run", "--output", "json")
+    assert code == 0, err
+    assert all(h["platform"]["python"] is None for h in first["hosts"])
+    mixed, clean = tmp_path / "remote0", tmp_path / "remote1"
+    assert os.listdir(mixed / "runners") and os.listdir(mixed / "runs") and (mixed / "history.jsonl").is_file()
+    foreign = {"notes.txt": "mine\n", "artifacts/notes.txt": "mine\n", "runs/notes.jsonl": '{"not": "a run journal"}\n'}
+    for rel, text in foreign.items():
+        (mixed / rel).write_text(text)
+    (mixed / "lock").unlink()  # a dry run must not create it
+
+    def trees() -> dict[str, Any]:
+        return {d.name: sorted(str(p.relative_to(d)) for p in d.rglob("*")) for d in (mixed, clean)}
+
+    before = trees()
+    code, dry, err = cli(capsys, "--cleanup", "--dry-run", "-i", str(inv), "--output", "json")
+    assert code == 0, err
+    assert trees() == before, "a dry run changes nothing"
+    by_name = {h["name"]: h for h in dry["hosts"]}
+    would = by_name["bench-0000"]
+    assert {e["path"]: e["ours"] for e in would["would_leave"]} == {
+        "notes.txt": False, "artifacts/notes.txt": False, "artifacts/": True, "runs/notes.jsonl": False, "runs/": True}
+    assert "lock" not in would["would_remove"] and "lock" in by_name["bench-0001"]["would_remove"]
+    assert any(p.startswith("runners/") for p in would["would_remove"]) and "history.jsonl" in would["would_remove"]
+    assert by_name["bench-0001"]["would_remove_remote_dir"] is True and would["would_remove_remote_dir"] is False
+
+    code, real, err = cli(capsys, "--cleanup", "-i", str(inv), "--output", "json")
+    assert code == 0, err
+    done = {h["name"]: h for h in real["hosts"]}
+    for name, h in done.items():
+        assert h["ok"], h
+        assert sorted(h["removed"]) == sorted(by_name[name]["would_remove"])
+        assert h["left"] == by_name[name]["would_leave"]
+    assert not clean.exists(), "a remote dir holding only rustle-deploy's files is removed"
+    assert sorted(os.listdir(mixed)) == sorted(["notes.txt", "artifacts", "runs", ".created-by-rustle-deploy"])
+    assert {rel: (mixed / rel).read_text() for rel in foreign} == foreign, "what it did not make survives"
+    assert os.listdir(mixed / "artifacts") == ["notes.txt"] and os.listdir(mixed / "runs") == ["notes.jsonl"]
+    # the history no longer counts the cleaned host as holding a runner (docs/native.md): without
+    # Python there is nothing left to ask it with
+    code, again, err = cli(capsys, "--cleanup", "-i", str(inv), "--limit", "bench-0000", "--output", "json")
+    assert code == 1 and "no usable Python" in again["hosts"][0]["error"], (again, err)

@@ -338,18 +338,33 @@ fn sorted_names(path: &str) -> Vec<String> {
 
 /// An exclusive flock() on `remote_dir/lock`, released when dropped (closing the file).
 struct Lock {
-    _file: File,
+    _file: Option<File>,
 }
 
-fn open_lock(path: &str) -> Res<File> {
-    OpenOptions::new().read(true).write(true).create(true).truncate(false).mode(0o600).open(path).map_err(|e| {
-        agent_error("remote_dir", format!("{}: cannot open lock file: {}", path, sys::strerror(&e)))
-    })
+/// agent.py's `Lock._open`: `create` false (a dry run) opens an existing lock file read-only
+/// and gives None without one; a `lock` that is a symlink is not ours and is never opened.
+fn open_lock(path: &str, create: bool) -> Res<Option<File>> {
+    if kind(path) == Some("symlink") {
+        return Err(agent_error(
+            "remote_dir",
+            format!("{}: the lock file is a symbolic link, which rustle-deploy never makes; remove it", path),
+        ));
+    }
+    let mut options = OpenOptions::new();
+    options.read(true);
+    if create {
+        options.write(true).create(true).truncate(false).mode(0o600);
+    }
+    match options.open(path) {
+        Ok(file) => Ok(Some(file)),
+        Err(e) if !create && e.kind() == io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(agent_error("remote_dir", format!("{}: cannot open lock file: {}", path, sys::strerror(&e)))),
+    }
 }
 
 /// A cleanup may have removed the file we locked: then the lock guards nothing.
 fn still_the_lock_file(file: &File, path: &str) -> bool {
-    match (file.metadata(), fs::metadata(path)) {
+    match (file.metadata(), fs::symlink_metadata(path)) {
         (Ok(held), Ok(named)) => held.ino() == named.ino(),
         _ => false,
     }
@@ -371,8 +386,16 @@ fn float_str(f: f64) -> String {
 impl Lock {
     /// Lock `path`, waiting at most `timeout` seconds; one `lock_wait` line when it must wait.
     fn acquire(path: &str, timeout: f64) -> Res<Lock> {
+        Lock::acquire_if(path, timeout, true)
+    }
+
+    /// `acquire`, creating the lock file only when `create` (agent.py's `Lock(create=...)`).
+    fn acquire_if(path: &str, timeout: f64, create: bool) -> Res<Lock> {
         use std::os::unix::io::AsRawFd;
-        let mut file = open_lock(path)?;
+        let mut file = match open_lock(path, create)? {
+            Some(file) => file,
+            None => return Ok(Lock { _file: None }),
+        };
         let deadline = deadline_after(timeout);
         let mut told = false;
         let mut delay = 0.01;
@@ -380,12 +403,18 @@ impl Lock {
             match sys::flock_exclusive_nb(file.as_raw_fd()) {
                 Ok(()) => {
                     if still_the_lock_file(&file, path) {
-                        return Ok(Lock { _file: file });
+                        return Ok(Lock { _file: Some(file) });
                     }
                     drop(file); // locked a file that was removed meanwhile: lock the new one
+                    if !create {
+                        return Ok(Lock { _file: None });
+                    }
                     let dir = Path::new(path).parent().map(|p| p.to_string_lossy().into_owned()).unwrap_or_default();
                     make_root(&dir)?;
-                    file = open_lock(path)?;
+                    file = match open_lock(path, create)? {
+                        Some(file) => file,
+                        None => return Ok(Lock { _file: None }),
+                    };
                     continue;
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
@@ -1255,14 +1284,399 @@ fn op_rollback(req: &Value, layout: &Layout, _input: &mut dyn Read) -> Res<Map> 
     Ok(out)
 }
 
-/// Cleanup is agent.py's alone (the controller always starts the Python agent for it,
-/// docs/native.md): it removes only the names and kinds rustle-deploy writes and reports the
-/// rest, and one implementation of that rule is enough. Refused here rather than done twice.
-fn op_cleanup(_req: &Value, _layout: &Layout, _input: &mut dyn Read) -> Res<Map> {
-    Err(agent_error(
-        "request",
-        "cleanup is done by the Python agent (deploy/agent.py), not by rustle-runner".to_string(),
-    ))
+// ---------------------------------------------------------------------------------------------
+// Cleanup: agent.py's `_OURS`, `_Sweep` and `op_cleanup`, name for name and kind for kind.
+
+const FOREIGN: &str = "not made by rustle-deploy";
+const KEPT: &str = "holds entries rustle-deploy did not make";
+
+/// file, dir, symlink or other, without following a symlink; None if it is gone.
+fn kind(path: &str) -> Option<&'static str> {
+    let meta = fs::symlink_metadata(path).ok()?;
+    let file_type = meta.file_type();
+    Some(if file_type.is_symlink() {
+        "symlink"
+    } else if file_type.is_dir() {
+        "dir"
+    } else if file_type.is_file() {
+        "file"
+    } else {
+        "other"
+    })
+}
+
+/// `s` after `n` leading characters that all satisfy `ok`.
+fn skip_n(s: &str, n: usize, ok: fn(u8) -> bool) -> Option<&str> {
+    let bytes = s.as_bytes();
+    if bytes.len() >= n && bytes[..n].iter().all(|b| ok(*b)) {
+        Some(&s[n..])
+    } else {
+        None
+    }
+}
+
+fn lower_hex(b: u8) -> bool {
+    b.is_ascii_digit() || (b'a'..=b'f').contains(&b)
+}
+
+fn digit(b: u8) -> bool {
+    b.is_ascii_digit()
+}
+
+/// `[0-9]+` in full.
+fn all_digits(s: &str) -> bool {
+    !s.is_empty() && s.bytes().all(digit)
+}
+
+/// `(<sep>[0-9]+)?` in full.
+fn opt_tmp(s: &str, sep: &str) -> bool {
+    s.is_empty() || s.strip_prefix(sep).map_or(false, all_digits)
+}
+
+/// `[0-9a-f]{64}` followed by the rest.
+fn hex64(s: &str) -> Option<&str> {
+    skip_n(s, 64, lower_hex)
+}
+
+/// A rollout's carry id (agent.py's `_CARRY`), followed by the rest:
+/// `d-[0-9]{8}T[0-9]{6}-[0-9a-f]{6}(-r-[0-9a-f]{12})?(-h-[0-9a-f]{12})?`.
+fn carry(s: &str) -> Option<&str> {
+    let s = s.strip_prefix("d-")?;
+    let s = skip_n(s, 8, digit)?.strip_prefix('T')?;
+    let s = skip_n(s, 6, digit)?.strip_prefix('-')?;
+    let mut s = skip_n(s, 6, lower_hex)?;
+    for tag in ["-r-", "-h-"] {
+        if let Some(rest) = s.strip_prefix(tag).and_then(|r| skip_n(r, 12, lower_hex)) {
+            s = rest;
+        }
+    }
+    Some(s)
+}
+
+fn release_link(name: &str) -> bool {
+    let rest = name.strip_prefix("current").or_else(|| name.strip_prefix("previous"));
+    rest.map_or(false, |r| opt_tmp(r, ".tmp-"))
+}
+
+/// agent.py's `_CONTROLLER_RUN_ID`: `r-[0-9a-f]{12}`.
+fn controller_run_id(name: &str) -> bool {
+    name.strip_prefix("r-").and_then(|r| skip_n(r, 12, lower_hex)) == Some("")
+}
+
+/// One of agent.py's `_OURS` rules: does `name` match, the kind rustle-deploy writes by it,
+/// and what a cleanup does with it.
+type Rule = (fn(&str) -> bool, &'static str, &'static str);
+
+/// agent.py's `_OURS[where]`, in its order (the first rule that matches counts).
+fn rules(place: &str) -> Vec<Rule> {
+    match place {
+        "" => vec![
+            (|n| n == "artifacts", "dir", "artifacts"),
+            (|n| n == "releases", "dir", "releases"),
+            (|n| n == "runs", "dir", "runs"),
+            (|n| n == "unpacked", "dir", "unpacked"),
+            (|n| n == "runners", "dir", "runners"),
+            (|n| n == "bridge", "dir", "bridge"),
+            (|n| n == "history.jsonl", "file", "remove"),
+            (|n| n == "lock", "file", "lock"),
+            (|n| n == CREATED_MARKER, "file", "marker"),
+        ],
+        "artifacts" => vec![
+            (|n| hex64(n) == Some(""), "file", "remove"),
+            (
+                |n| {
+                    n.strip_prefix(".tmp-").and_then(hex64).and_then(|r| r.strip_prefix('-')).map_or(false, all_digits)
+                },
+                "file",
+                "remove",
+            ),
+        ],
+        "releases" => vec![(
+            |n| {
+                let mut bytes = n.bytes();
+                bytes.next().map_or(false, |b| b.is_ascii_alphanumeric() || b == b'_')
+                    && bytes.all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'_' || b == b'-')
+            },
+            "dir",
+            "release",
+        )],
+        "release" => vec![(release_link, "symlink", "remove")],
+        "runs" => vec![
+            (|n| n.len() > ".jsonl".len() && n.ends_with(".jsonl"), "file", "journal"),
+            (
+                |n| carry(n).and_then(|r| r.strip_prefix(".vars.json")).map_or(false, |r| opt_tmp(r, ".tmp-")),
+                "file",
+                "remove",
+            ),
+        ],
+        "unpacked" => vec![(|n| hex64(n).map_or(false, |r| opt_tmp(r, ".tmp-")), "dir", "tree")],
+        "runners" => vec![(|n| hex64(n).map_or(false, |r| opt_tmp(r, ".tmp.")), "file", "remove")],
+        "bridge" => vec![
+            (|n| skip_n(n, 16, lower_hex) == Some(""), "other", "server"),
+            (|n| skip_n(n, 16, lower_hex) == Some(".log"), "file", "remove"),
+        ],
+        _ => Vec::new(),
+    }
+}
+
+/// agent.py's `_Sweep`: what a cleanup removes and leaves under one remote directory; changes
+/// nothing itself. `remove` lists (relative path, action) children first; `left` the entries
+/// that stay. Directories are only entered when they are real directories.
+struct Sweep {
+    root: String,
+    remove: Vec<(String, &'static str)>,
+    left: Vec<Value>,
+    lock: bool,
+    marker: bool,
+    /// Binary names history.jsonl mentions.
+    released: Vec<String>,
+}
+
+impl Sweep {
+    fn new(layout: &Layout) -> Sweep {
+        let mut released = Vec::new();
+        if kind(&layout.history) == Some("file") {
+            for entry in read_history(layout) {
+                if entry.as_dict().is_some() {
+                    released.push(py_str(entry.get("binary_name").unwrap_or(&Value::Null)));
+                }
+            }
+        }
+        Sweep { root: layout.root.clone(), remove: Vec::new(), left: Vec::new(), lock: false, marker: false, released }
+    }
+
+    /// `ours`: one of rustle-deploy's directories, kept for what it holds.
+    fn leave(&mut self, rel: &str, kind: &str, why: String, ours: bool) {
+        let path = if kind == "dir" { format!("{}/", rel) } else { rel.to_string() };
+        self.left.push(
+            line(vec![("path", path.into()), ("kind", kind.into()), ("why", why.into()), ("ours", Value::Bool(ours))])
+                .into(),
+        );
+    }
+
+    /// Plan the directory `rel` ("" for the root) with the rules of `place`; true when nothing
+    /// would be left in it.
+    fn walk(&mut self, rel: &str, place: &str) -> Res<bool> {
+        let dir = if rel.is_empty() { self.root.clone() } else { join(&self.root, rel) };
+        let mut names = Vec::new();
+        for entry in fs::read_dir(&dir).map_err(io_at(&dir))? {
+            names.push(entry.map_err(io_at(&dir))?.file_name());
+        }
+        names.sort();
+        let rules = rules(place);
+        let mut empty = true;
+        for raw in names {
+            let lossy = raw.to_string_lossy().into_owned();
+            let path_rel = if rel.is_empty() { lossy.clone() } else { format!("{}/{}", rel, lossy) };
+            let name = match raw.to_str() {
+                Some(name) => name,
+                None => {
+                    // Not UTF-8: no name rustle-deploy writes (and not one to build a path from).
+                    self.leave(&path_rel, "other", FOREIGN.to_string(), false);
+                    empty = false;
+                    continue;
+                }
+            };
+            let path = join(&self.root, &path_rel);
+            let found = match kind(&path) {
+                Some(found) => found,
+                None => continue,
+            };
+            let (want, action) = match rules.iter().find(|rule| (rule.0)(name)) {
+                Some(rule) => (rule.1, rule.2),
+                None => {
+                    self.leave(&path_rel, found, FOREIGN.to_string(), false);
+                    empty = false;
+                    continue;
+                }
+            };
+            if found != want {
+                let why = format!("{} (it writes a {}, not a {}, by this name)", FOREIGN, want, found);
+                self.leave(&path_rel, found, why, false);
+                empty = false;
+            } else if action == "remove" {
+                self.remove.push((path_rel, "unlink"));
+            } else if action == "tree" {
+                self.remove.push((format!("{}/", path_rel), "tree"));
+            } else if action == "server" {
+                self.remove.push((path_rel, "server"));
+            } else if action == "lock" {
+                self.lock = true;
+            } else if action == "marker" {
+                self.marker = true;
+            } else if action == "journal" {
+                if self.is_journal(&path, &name[..name.len() - ".jsonl".len()]) {
+                    self.remove.push((path_rel, "unlink"));
+                } else {
+                    self.leave(&path_rel, found, format!("{} (not one of its run journals)", FOREIGN), false);
+                    empty = false;
+                }
+            } else if action == "release" && !self.is_release(&path, name)? {
+                // A directory by a release's name that holds no release link and that no history
+                // line names: not ours (a deploy makes one only to activate). What is in it is
+                // still listed, so that the report is the same after a cleanup emptied it.
+                self.walk(&path_rel, action)?;
+                let why = format!("{} (no release link in it, and no deployment names it)", FOREIGN);
+                self.leave(&path_rel, found, why, false);
+                empty = false;
+            } else if !self.walk(&path_rel, action)? {
+                self.leave(&path_rel, found, KEPT.to_string(), true);
+                empty = false;
+            } else {
+                self.remove.push((format!("{}/", path_rel), "rmdir"));
+            }
+        }
+        Ok(empty)
+    }
+
+    /// A controller run id, or a file whose first line is that run's run_start event.
+    fn is_journal(&self, path: &str, run_id: &str) -> bool {
+        if controller_run_id(run_id) {
+            return true;
+        }
+        if kind(path) != Some("file") {
+            return false; // agent.py opens it with O_NOFOLLOW
+        }
+        let mut first = Vec::new();
+        let read = File::open(path).and_then(|f| BufReader::new(f.take(1 << 16)).read_until(b'\n', &mut first));
+        if read.is_err() {
+            return false;
+        }
+        let parsed = std::str::from_utf8(&first).ok().and_then(|text| json::parse(text.trim()).ok());
+        match parsed {
+            Some(event) if event.as_dict().is_some() => {
+                event.get("event").and_then(Value::as_str) == Some("run_start")
+                    && event.get("run_id").and_then(Value::as_str) == Some(run_id)
+            }
+            _ => false,
+        }
+    }
+
+    fn is_release(&self, path: &str, name: &str) -> Res<bool> {
+        if self.released.iter().any(|r| r == name) {
+            return Ok(true);
+        }
+        for entry in list_dir(path).map_err(io_at(path))? {
+            if release_link(&entry) && kind(&join(path, &entry)) == Some("symlink") {
+                return Ok(true);
+            }
+        }
+        Ok(false)
+    }
+}
+
+/// agent.py's `_end_kept_server`: ask the module bridge's fork server kept at the unix socket
+/// `path` to end, then remove the socket if it is still there.
+fn end_kept_server(path: &str) -> io::Result<()> {
+    use std::os::unix::net::UnixStream;
+    if let Ok(mut sock) = UnixStream::connect(path) {
+        let _ = sock.set_read_timeout(Some(Duration::from_secs(10)));
+        let _ = sock.set_write_timeout(Some(Duration::from_secs(10)));
+        let mut first = Vec::new();
+        if let Ok(clone) = sock.try_clone() {
+            let mut reader = BufReader::new(clone);
+            if reader.read_until(b'\n', &mut first).is_ok() {
+                let text = std::str::from_utf8(&first).unwrap_or("").trim();
+                let hello = json::parse(if text.is_empty() { "{}" } else { text }).ok();
+                if hello.as_ref().and_then(|h| h.get("ready")) == Some(&Value::Bool(true))
+                    && sock.write_all(b"{\"exit\": true}\n").is_ok()
+                {
+                    let mut rest = Vec::new();
+                    let _ = reader.read_to_end(&mut rest); // it closes the connection as it ends
+                }
+            }
+        }
+    }
+    match fs::remove_file(path) {
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+        other => other,
+    }
+}
+
+fn failure(path: &str, err: &io::Error) -> Value {
+    line(vec![("path", path.into()), ("error", sys::strerror(err).into())]).into()
+}
+
+/// agent.py's `op_cleanup`: remove what rustle-deploy wrote under the remote directory and
+/// nothing else; with `dry_run` only say what would go and what would stay. Reply: `removed`
+/// (relative paths, directories ending in `/`), `left` (path, kind, why, ours), `failed`,
+/// `remote_dir_removed` and `remote_dir_kept` (why not).
+fn op_cleanup(req: &Value, layout: &Layout, _input: &mut dyn Read) -> Res<Map> {
+    let dry = truthy(req.get("dry_run"));
+    let mut removed: Vec<Value> = Vec::new();
+    let mut failed: Vec<Value> = Vec::new();
+    let mut left: Vec<Value> = Vec::new();
+    let mut kept: Option<String> = None;
+    let mut dir_removed = false;
+    if !is_dir(&layout.root) {
+        if kind(&layout.root).is_some() {
+            kept = Some("not a directory: nothing of rustle-deploy's can be in it".to_string());
+        }
+    } else {
+        let lock_existed = kind(&layout.lock) == Some("file");
+        let lock = Lock::acquire_if(&layout.lock, lock_timeout(req)?, !dry)?;
+        let mut sweep = Sweep::new(layout);
+        let empty = sweep.walk("", "")?;
+        left = std::mem::take(&mut sweep.left);
+        for (rel, action) in &sweep.remove {
+            let path = join(&layout.root, rel.trim_end_matches('/'));
+            let done = if dry {
+                Ok(())
+            } else if *action == "tree" {
+                fs::remove_dir_all(&path)
+            } else if *action == "rmdir" {
+                fs::remove_dir(&path)
+            } else if *action == "server" {
+                end_kept_server(&path)
+            } else {
+                fs::remove_file(&path)
+            };
+            match done {
+                Ok(()) => removed.push(rel.as_str().into()),
+                Err(e) => failed.push(failure(rel, &e)),
+            }
+        }
+        if !failed.is_empty() {
+            kept = Some("some of rustle-deploy's entries could not be removed".to_string());
+        } else if !empty {
+            kept = Some("it holds entries rustle-deploy did not make".to_string());
+        } else if kind(&layout.root) == Some("symlink") {
+            kept = Some("it is a symbolic link; what it points to was cleaned".to_string());
+        } else if !sweep.marker {
+            kept = Some(format!("rustle-deploy did not create it (it has no {})", CREATED_MARKER));
+        }
+        // The lock goes last, while we still hold it; the marker only with the directory.
+        let last = [("lock", sweep.lock || !dry), (CREATED_MARKER, sweep.marker && kept.is_none())];
+        for (name, wanted) in last {
+            if !wanted {
+                continue;
+            }
+            let done = if dry { Ok(()) } else { fs::remove_file(join(&layout.root, name)) };
+            match done {
+                Ok(()) if name != "lock" || lock_existed => removed.push(name.into()),
+                Ok(()) => {} // a lock made by this cleanup was never there
+                Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                Err(e) => failed.push(failure(name, &e)),
+            }
+        }
+        drop(lock);
+        if kept.is_none() && failed.is_empty() {
+            if dry || fs::remove_dir(&layout.root).is_ok() {
+                dir_removed = true;
+            } else {
+                kept = Some("something appeared in it during the cleanup".to_string());
+            }
+        }
+    }
+    Ok(line(vec![
+        ("remote_dir", layout.root.as_str().into()),
+        ("dry_run", Value::Bool(dry)),
+        ("removed", Value::List(removed)),
+        ("left", Value::List(left)),
+        ("failed", Value::List(failed)),
+        ("remote_dir_removed", Value::Bool(dir_removed)),
+        ("remote_dir_kept", kept.map_or(Value::Null, Value::from)),
+    ]))
 }
 
 fn op_status(req: &Value, layout: &Layout, _input: &mut dyn Read) -> Res<Map> {
@@ -1510,7 +1924,7 @@ mod tests {
         use std::os::unix::io::AsRawFd;
         let root = temp_dir("lock");
         let path = join(&root, "lock");
-        let held = open_lock(&path).unwrap();
+        let held = open_lock(&path, true).unwrap().unwrap();
         sys::flock_exclusive_nb(held.as_raw_fd()).unwrap();
         match Lock::acquire(&path, 0.05) {
             Err(Fail::Agent { kind: "lock_busy", message, .. }) => assert_eq!(
@@ -1568,12 +1982,87 @@ mod tests {
         fs::create_dir_all(&existing).unwrap();
         make_root(&existing).unwrap();
         assert!(!Path::new(&join(&existing, CREATED_MARKER)).exists());
+        // A cleanup removes the directory it made, and keeps the one it found.
         let mut empty: &[u8] = b"";
-        match op_cleanup(&Value::Null, &Layout::new(&made), &mut empty) {
-            Err(Fail::Agent { kind, .. }) => assert_eq!(kind, "request"),
-            other => panic!("{:?}", other.map(|_| ())),
-        }
-        assert!(Path::new(&made).is_dir());
+        let out = op_cleanup(&Value::Null, &Layout::new(&existing), &mut empty).unwrap();
+        assert_eq!(out.get("remote_dir_removed"), Some(&Value::Bool(false)));
+        let why = out.get("remote_dir_kept").and_then(Value::as_str).unwrap();
+        assert!(why.starts_with("rustle-deploy did not create it"), "{}", why);
+        assert!(Path::new(&existing).is_dir());
+        let out = op_cleanup(&Value::Null, &Layout::new(&made), &mut empty).unwrap();
+        assert_eq!(out.get("remote_dir_removed"), Some(&Value::Bool(true)));
+        assert_eq!(out.get("removed"), Some(&Value::List(vec![CREATED_MARKER.into()])));
+        assert!(!Path::new(&made).exists());
+        fs::remove_dir_all(&root).unwrap();
+    }
+
+    #[test]
+    fn names_cleanup_may_remove_like_agent_py() {
+        let hex = "0123456789abcdef".repeat(4);
+        let ours = |place: &str, name: &str| rules(place).iter().find(|r| (r.0)(name)).map(|r| (r.1, r.2));
+        assert_eq!(ours("artifacts", &hex), Some(("file", "remove")));
+        assert_eq!(ours("artifacts", &format!(".tmp-{}-12", hex)), Some(("file", "remove")));
+        assert_eq!(ours("artifacts", &format!(".tmp-{}-", hex)), None);
+        assert_eq!(ours("artifacts", &hex.to_uppercase()), None);
+        assert_eq!(ours("artifacts", &hex[1..]), None);
+        assert_eq!(ours("releases", "app-1.2_x"), Some(("dir", "release")));
+        assert_eq!(ours("releases", ".hidden"), None);
+        assert_eq!(ours("release", "current.tmp-42"), Some(("symlink", "remove")));
+        assert_eq!(ours("release", "current.tmp-"), None);
+        assert_eq!(ours("release", "currently"), None);
+        assert_eq!(ours("runs", "x.jsonl"), Some(("file", "journal")));
+        assert_eq!(ours("runs", ".jsonl"), None);
+        let carry = "d-20260101T120000-abcdef-r-0123456789ab-h-0123456789ab.vars.json";
+        assert_eq!(ours("runs", carry), Some(("file", "remove")));
+        assert_eq!(ours("runs", "d-20260101T120000-abcdef.vars.json.tmp-7"), Some(("file", "remove")));
+        assert_eq!(ours("runs", "d-20260101T120000-abcdef-h-0123456789ab-r-0123456789ab.vars.json"), None);
+        assert_eq!(ours("unpacked", &format!("{}.tmp-3", hex)), Some(("dir", "tree")));
+        assert_eq!(ours("runners", &format!("{}.tmp.3", hex)), Some(("file", "remove")));
+        assert_eq!(ours("runners", &format!("{}.tmp-3", hex)), None);
+        assert!(controller_run_id("r-0123456789ab") && !controller_run_id("r-0123456789abc"));
+    }
+
+    #[test]
+    fn cleanup_keeps_what_it_did_not_make() {
+        let root = temp_dir("cleanup");
+        let dir = join(&root, "remote");
+        make_root(&dir).unwrap();
+        let layout = Layout::new(&dir);
+        let hex = "ab".repeat(32);
+        mkdirs(&layout.artifacts).unwrap();
+        fs::write(layout.artifact(&hex), b"x").unwrap();
+        fs::write(join(&layout.artifacts, "notes.txt"), b"mine").unwrap();
+        fs::create_dir_all(layout.release("app")).unwrap();
+        swap_link(&join(&layout.release("app"), "current"), &hex).unwrap();
+        fs::create_dir_all(layout.release("stranger")).unwrap();
+        mkdirs(&layout.runs).unwrap();
+        fs::write(join(&layout.runs, "r-0123456789ab.jsonl"), b"").unwrap();
+        fs::write(join(&layout.runs, "other.jsonl"), b"{\"event\": \"something\"}\n").unwrap();
+        fs::write(join(&layout.runs, "mine.jsonl"), b"{\"event\": \"run_start\", \"run_id\": \"mine\"}\n").unwrap();
+        let mut empty: &[u8] = b"";
+        let req = json::parse("{\"dry_run\": true}").unwrap();
+        let dry = op_cleanup(&req, &layout, &mut empty).unwrap();
+        assert!(!Path::new(&layout.lock).exists(), "a dry run creates nothing");
+        assert!(Path::new(&layout.artifact(&hex)).is_file());
+        let out = op_cleanup(&Value::Null, &layout, &mut empty).unwrap();
+        assert_eq!(dry.get("removed"), out.get("removed"));
+        assert_eq!(dry.get("left"), out.get("left"));
+        let removed: Vec<&str> = match out.get("removed") {
+            Some(Value::List(items)) => items.iter().filter_map(Value::as_str).collect(),
+            other => panic!("{:?}", other),
+        };
+        let want = ["artifacts/".to_string() + &hex, "releases/app/current".into(), "releases/app/".into(),
+                    "runs/mine.jsonl".into(), "runs/r-0123456789ab.jsonl".into()];
+        assert_eq!(removed, want.iter().map(String::as_str).collect::<Vec<_>>());
+        let left: Vec<String> = match out.get("left") {
+            Some(Value::List(items)) => items.iter().map(|i| py_str(i.get("path").unwrap())).collect(),
+            other => panic!("{:?}", other),
+        };
+        assert_eq!(left, ["artifacts/notes.txt", "artifacts/", "releases/stranger/", "releases/", "runs/other.jsonl", "runs/"]);
+        assert_eq!(fs::read(join(&layout.artifacts, "notes.txt")).unwrap(), b"mine");
+        assert!(Path::new(&join(&dir, CREATED_MARKER)).is_file(), "the marker goes only with the directory");
+        assert!(!Path::new(&layout.lock).exists());
+        assert_eq!(out.get("remote_dir_kept").and_then(Value::as_str), Some("it holds entries rustle-deploy did not make"));
         fs::remove_dir_all(&root).unwrap();
     }
 }
