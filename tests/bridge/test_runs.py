@@ -9,6 +9,7 @@ import glob
 import shutil
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -292,11 +293,21 @@ def _alive(pid: int) -> bool:
         return False
 
 
-def test_a_kept_fork_server_serves_the_next_runs_until_cleanup_ends_it(tmp_path: Path, bridge: BridgeRun) -> None:
+def test_a_kept_fork_server_serves_the_next_runs_until_cleanup_ends_it(bridge: BridgeRun) -> None:
     """``rustle_bridge_keep``: the first run leaves its fork server (ansible.module_utils.basic
     imported) listening in the remote directory, the next run's modules are forked from that same
     process, with that run's working directory, umask and environment; a timeout still kills the
     module; --cleanup ends the server and removes its socket."""
+    # A unix socket path must stay short: tmp_path on a pytest-xdist worker (.../popen-gw0/...)
+    # makes the socket's path too long, and the server is then (rightly) not kept.
+    short = Path(tempfile.mkdtemp(prefix="rb-", dir="/tmp"))
+    try:
+        _kept_fork_server_runs(short, BridgeRun(short, bridge.capsys))
+    finally:
+        shutil.rmtree(short, ignore_errors=True)
+
+
+def _kept_fork_server_runs(tmp_path: Path, bridge: BridgeRun) -> None:
     _library(tmp_path / "p", {"greet.py": ANSIBLE_MODULE, "where.py": WHERE_MODULE})
     plan = write_plan(tmp_path / "p", [
         {"name": "where", "module": "where", "args": {"path": str(tmp_path / "made")}},
