@@ -188,8 +188,11 @@ def wait(pid):
         if conn in ready and not conn.recv(1, socket.MSG_PEEK):
             try:
                 os.killpg(pid, signal.SIGKILL)
-            except OSError:
-                pass
+            except OSError:  # not yet its own session leader (setsid): the child alone
+                try:
+                    os.kill(pid, signal.SIGKILL)
+                except OSError:
+                    pass
             os.waitpid(pid, 0)
             return None
 
@@ -907,8 +910,11 @@ class ForkServer:
             if pid:
                 try:
                     os.killpg(pid, signal.SIGKILL)
-                except OSError:
-                    pass
+                except OSError:  # not yet its own session leader (setsid): the child alone
+                    try:
+                        os.kill(pid, signal.SIGKILL)
+                    except OSError:
+                        pass
                 self._answer()
             raise
         if rc is None:
