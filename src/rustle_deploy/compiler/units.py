@@ -15,9 +15,11 @@ resolved once per plan, and each unit records the bridged modules its tasks use
 
 from __future__ import annotations
 
+import json
+import os
 import re
 import sys
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -25,7 +27,7 @@ from ..errors import CompileError
 from ..model import SECRET_VARS, Host, Plan, Play, Task, own_vars
 from ..phases import Phases, plan_phases
 from ..runtime_index import canonical_module, module_families
-from .ansible_plugins import LocalPlugins, plan_plugins
+from .ansible_plugins import LocalPlugins, host_plugins, plan_plugins
 from .lookups import ControllerLookups, running, uses_controller_lookups
 from .sources import Embedder, _static_values, static_scopes
 
@@ -185,6 +187,10 @@ def plan_units(
                 "internal": dict(resolution.internal),
                 "modules": {fqcn: m.spec() for fqcn, m in sorted(unit.bridged.items())},
             }
+        if unit.plan_doc.get("plugins"):
+            embedded = host_plugins(plugins, _plan_texts(unit))
+            if embedded.files:
+                unit.plan_doc["plugins"]["files"] = list(embedded.files)
         if _TEMPLATED.search(str(plan.extra_vars)):
             unit.needs_jinja = True
         if any(_TEMPLATED.search(str((p["vars"], p.get("defaults"), p.get("roles")))) for p in doc_plays):
@@ -193,6 +199,20 @@ def plan_units(
             unit.needs_jinja = True
         units.append(unit)
     return units
+
+
+def _plan_texts(unit: BuildUnit) -> Iterator[str]:
+    """What the templates of ``unit``'s artifact may be: its compiled plan (but the plugin
+    table), its hosts' variables and the text of each file it embeds (a template's source)."""
+    yield json.dumps({k: v for k, v in unit.plan_doc.items() if k != "plugins"}, default=str)
+    yield json.dumps(unit.host_vars, default=str)
+    for path in unit.files.values():
+        try:
+            if os.path.getsize(path) <= 1 << 20:
+                with open(path, encoding="utf-8", errors="replace") as fh:
+                    yield fh.read()
+        except OSError:
+            continue
 
 
 def _bridge_resolution(plan: Plan, plays: list[_PlayView]) -> Resolution | None:

@@ -295,6 +295,9 @@ class _Compiler:
         # the host evaluates (an include's file, a copy source) that reads one of them cannot
         # be rendered on the controller, even when a default exists there
         self.runtime_names: set[str] = set()
+        # the directories of the roles met so far, whose filter_plugins/ and test_plugins/ a
+        # task's templates may call (with the playbook's own)
+        self.plugin_role_dirs: dict[str, None] = {}
         self.choosing = False  # compiling the candidates of an include_choice (not nested)
         # the first add_host/group_by task: no play may follow it (its hosts are chosen now)
         self.inventory_changed: tuple[Origin, str] | None = None
@@ -803,6 +806,49 @@ class _Compiler:
                 "inventory host vars, facts or registered results", container, key,
                 value=True) from exc
 
+    def check_controller_plugins(self, src: Source, ds: dict[str, Any], ctx: Any) -> None:
+        """Refuse a filter or test of the playbook's or a role's own plugins that the task applies
+        to host data (a registered result, a fact, a set_fact) when its file imports what the
+        host's runtime does not have: only the controller could run it, and the controller does
+        not have that data when it compiles (compiler/ansible_plugins.py embeds the others)."""
+        if ctx.role is not None:
+            self.plugin_role_dirs[ctx.role.role.path] = None
+        from ..compiler.ansible_plugins import host_import, local_plugins
+
+        found = local_plugins((self.basedir, *self.plugin_role_dirs))
+        kinds = {kind: found.names(kind) for kind in ("filter", "test")}
+        if not (kinds["filter"] or kinds["test"]) or found.pattern is None:
+            return
+        host_data = set(self.runtime_names) | {"ansible_facts"}
+        loop = next((ds[k] for k in ds if k == "loop" or str(k).startswith("with_")), None)
+        if referenced_names(loop) & self.runtime_names or _reads_facts(referenced_names(loop)):
+            control = ds.get("loop_control")
+            host_data.add(str(control.get("loop_var", "item")) if isinstance(control, dict) else "item")
+        for key, value in ds.items():
+            if key in ("name", "register", "tags", "notify", "listen"):
+                continue
+            bare = key in ("when", "changed_when", "failed_when", "until")
+            for text in _strings_of(value):
+                if not found.pattern.search(text):
+                    continue
+                hit = _host_data_call(text if not bare or has_template(text) else "{{ " + text + " }}",
+                                      kinds, host_data)
+                if hit is None:
+                    continue
+                kind, plugin, read = hit
+                path = found.found[kind][plugin]
+                needs = host_import(path)
+                if needs is None:
+                    continue  # it runs on the host
+                raise src.error(
+                    f"the {kind} '{plugin}' ({display_path(path)}) is applied to host data "
+                    f"('{read}': a fact or a value a task sets while the play runs), so it must "
+                    f"run on the host, and its file needs `{needs}`, which the host's runtime does "
+                    "not have (the standard library and Jinja2)",
+                    "compute its input from variables the controller knows (inventory, play, "
+                    "role and extra vars), or make the plugin file need only the standard library",
+                    ds, key, value=True)
+
     def inventory_dir(self) -> str | None:
         source = self.inv.source
         if not source or source.startswith("<"):
@@ -1222,6 +1268,7 @@ class _Compiler:
             self.runtime_names.update(str(k) for k in args if k not in ("cacheable", "_raw_params"))
         if extras.get("register"):
             self.runtime_names.add(str(extras["register"]))
+        self.check_controller_plugins(src, ds, ctx)
         name = self.display_name(ds, module, ctx)
         if ctx.handler and has_template(name):
             name = self.handler_name(src, ds, name, ctx, st)
@@ -2527,3 +2574,47 @@ def _role_search(role: RoleDir, dependencies: bool = False) -> tuple[str, ...]:
     if dependencies:
         return (*listed, "ansible.legacy") if "ansible.legacy" not in listed else tuple(listed)
     return _search_list(listed, "ansible.builtin" if role.collection else "ansible.legacy")
+
+
+# ansible_* names the controller knows (magic and connection variables): the others are facts
+_NOT_FACTS = re.compile(r"ansible_(?:check_mode|diff_mode|play_\w+|inventory_sources|version|config_file|"
+                        r"playbook_python|search_path|verbosity|run_tags|skip_tags|forks|limit|"
+                        r"\w*role_names|collection_name|loop|loop_var|index_var|host|port|user|"
+                        r"connection|python_interpreter|become\w*|ssh_\w+|password|private_key_file)$")
+
+
+def _reads_facts(names: set[str]) -> bool:
+    return any(n == "ansible_facts" or (n.startswith("ansible_") and not _NOT_FACTS.match(n))
+               for n in names)
+
+
+def _strings_of(value: Any) -> list[str]:
+    if isinstance(value, str):
+        return [value]
+    if isinstance(value, dict):
+        return [s for k, v in value.items() for s in (*_strings_of(k), *_strings_of(v))]
+    if isinstance(value, list):
+        return [s for v in value for s in _strings_of(v)]
+    return []
+
+
+def _host_data_call(text: str, kinds: dict[str, frozenset[str]],
+                    host_data: set[str]) -> tuple[str, str, str] | None:
+    """(kind, plugin, name read) of the first call in ``text`` of a filter or test of ``kinds``
+    whose input reads one of ``host_data`` or a fact; None when there is none."""
+    import jinja2
+    from jinja2 import nodes
+
+    try:
+        tree = jinja2.Environment().parse(text)
+    except jinja2.TemplateSyntaxError:
+        return None
+    for kind, node_type in (("filter", nodes.Filter), ("test", nodes.Test)):
+        for node in tree.find_all(node_type):
+            if node.name not in kinds[kind]:
+                continue
+            names = {n.name for n in node.find_all(nodes.Name)}
+            read = sorted(n for n in names if n in host_data or _reads_facts({n}))
+            if read:
+                return kind, node.name, read[0]
+    return None

@@ -472,6 +472,40 @@ CASES: dict[str, dict[str, str]] = {
           strategy: mitogen_linear
           tasks: []
         """},
+    "own_test_needs_ansible_on_host_data": {"site.yml": """\
+        - hosts: web
+          tasks:
+            - command: cat /sys/class/net/eth0/address
+              register: mac
+            - debug:
+                msg: "{{ 'aa:bb:cc:dd:ee:ff' is is_mac }}"
+            - debug:
+                msg: "{{ mac.stdout is is_mac }}"
+        """, "test_plugins/network.py": """\
+        from ansible.module_utils.common.network import is_mac
+
+
+        class TestModule:
+            def tests(self):
+                return {"is_mac": is_mac}
+        """},
+    "own_filter_needs_module_on_facts": {"site.yml": """\
+        - hosts: web
+          roles:
+            - tools
+          tasks:
+            - debug:
+                msg: "{{ item }}"
+              loop: "{{ ansible_interfaces | as_yaml }}"
+        """, "roles/tools/tasks/main.yml": "- debug: msg=tools\n",
+        "roles/tools/filter_plugins/yamlish.py": """\
+        import yaml
+
+
+        class FilterModule:
+            def filters(self):
+                return {"as_yaml": yaml.safe_dump}
+        """},
 }
 
 
