@@ -1000,6 +1000,13 @@ def _ask_become_password() -> str:
     return password
 
 
+def use_vault_secrets(opts: dict[str, Any]) -> None:
+    """rustle-exec: the vault passwords its options and ansible.cfg give, for the loaders."""
+    from . import vault
+
+    vault.use_secrets(_vault_secrets(opts, load_ansible_config()))
+
+
 def _vault_secrets(opts: dict[str, Any], acfg: AnsibleConfig) -> list[tuple[str, bytes]]:
     """The vault passwords of --vault-id, --vault-password-file, --ask-vault-pass and
     ansible.cfg's vault_password_file (ANSIBLE_VAULT_PASSWORD_FILE), in that order."""
