@@ -149,6 +149,8 @@ def plan_units(
                 doc_play["phases"] = len(play_view.phases.kinds)
             if play_view.play.force_handlers:
                 doc_play["force_handlers"] = True
+            if play_view.play.fact_path:
+                doc_play["fact_path"] = play_view.play.fact_path
             if play_view.play.defaults:
                 doc_play["defaults"] = play_view.play.defaults
             if play_view.play.roles:

@@ -518,6 +518,7 @@ def read_play(r: Reader, value: Any, pointer: str, default_strategy: Strategy) -
     fatal = r.opt(d, "any_errors_fatal", pointer, r.boolean, False)
     order = r.opt(d, "order", pointer, lambda v, p: _order(r, v, p), "inventory")
     force_handlers = r.opt(d, "force_handlers", pointer, r.boolean, False)
+    fact_path = r.opt(d, "fact_path", pointer, r.string, None)
     bptr = child(pointer, "batches")
     raw_batches = r.arr(r.req(d, "batches", pointer, "an array of batches"), bptr,
                         "an array of batches")
@@ -547,7 +548,7 @@ def read_play(r: Reader, value: Any, pointer: str, default_strategy: Strategy) -
     return Play(play_id=play_id, name=name, hosts=hosts, strategy=strategy, serial=serial,
                 batches=batches, handlers=handlers, vars=play_vars, pointer=pointer,
                 max_fail_percentage=max_fail, any_errors_fatal=fatal, order=order,
-                force_handlers=force_handlers, defaults=defaults, roles=roles)
+                force_handlers=force_handlers, defaults=defaults, roles=roles, fact_path=fact_path)
 
 
 def _order(r: Reader, value: Any, pointer: str) -> str:

@@ -248,6 +248,7 @@ class _PlayState:
         self.any_errors_fatal = False
         self.order = "inventory"
         self.force_handlers = False
+        self.fact_path: str | None = None  # the play's fact_path (its gathered ansible_local)
         self.connection_origins: list[Origin] = []  # where the play's remote_user/port are
         self.fatal_override = False  # a task says any_errors_fatal: false under the play's true
 
@@ -511,7 +512,7 @@ class _Compiler:
             # a task's own any_errors_fatal: false wins over the play's (Ansible reads the
             # task's inherited value): then the tasks that keep it carry it one by one
             any_errors_fatal=st.any_errors_fatal and not st.fatal_override, order=st.order,
-            force_handlers=st.force_handlers))
+            force_handlers=st.force_handlers, fact_path=st.fact_path))
 
     def drop_missing_notify(self, tasks: list[Task], st: _PlayState, play: str) -> list[Task]:
         """``error_on_missing_handler = false``: a notify that names no handler of the play is
@@ -589,9 +590,6 @@ class _Compiler:
                     pointer=f"{base}/{index}")
 
     def check_play_keywords(self, src: Source, ds: dict[str, Any], st: _PlayState) -> None:
-        for key in ("fact_path",):
-            if ds.get(key):
-                raise src.error(f"'{key}' is not supported", kw.REFUSED[key], ds, key)
         strategy = ds.get("strategy")
         if has_template(strategy):  # "{{ test_strategy | default('linear') }}", as Ansible renders it
             strategy = self.controller_value(src, ds, "strategy", strategy, [st.vars], "'strategy'")
@@ -694,7 +692,7 @@ class _Compiler:
         ``force_handlers`` of the play (templated over play and extra vars, as Ansible does),
         checked with the plan's rules."""
         reader = Reader(self.shown)
-        for key in ("serial", "max_fail_percentage", "any_errors_fatal", "order", "force_handlers"):
+        for key in ("serial", "max_fail_percentage", "any_errors_fatal", "order", "force_handlers", "fact_path"):
             if ds.get(key) is None:
                 continue
             value = self.controller_value(src, ds, key, ds[key], [play_vars], f"'{key}'")
@@ -707,6 +705,8 @@ class _Compiler:
                     st.any_errors_fatal = _boolean(value, key)
                 elif key == "force_handlers":
                     st.force_handlers = _boolean(value, key)
+                elif key == "fact_path":
+                    st.fact_path = reader.string(value, f"/{key}")
                 elif value not in HOST_ORDERS:
                     raise PlanError(f"unknown host order {value!r}",
                                     f"order is one of {', '.join(HOST_ORDERS)}")

@@ -417,6 +417,7 @@ class Runner:
         self._own = set()  # registered names a run_once phase does not share (add_host's)
         self.templar = Templar(read_file=self._read_embedded)
         self._facts = None
+        self._fact_path = None  # the fact_path ansible_local of the facts was read from
         self._tmpdir = None
         self.runtime_vars = {}  # registered results and set_fact, across plays
         self._own_names = set()  # registered by a task whose result only the first host gets
@@ -467,11 +468,20 @@ class Runner:
             from .facts import gather
 
             gathered = unsafe(gather())
+            gathered["ansible_local"] = self._local_facts()
             if self._facts is None:
                 self._facts = gathered
             else:
                 self._facts.update(gathered)
         return self._facts
+
+    def _local_facts(self):
+        """``ansible_local`` as the play's fact gathering reads it: its ``fact_path`` (the
+        default /etc/ansible/facts.d without one)."""
+        from .facts import FACT_PATH, FactsContext, local_facts
+
+        self._fact_path = (self._play or {}).get("fact_path") or FACT_PATH
+        return unsafe(local_facts(FactsContext(), self._fact_path))
 
     def _read_embedded(self, sha256):
         """The bytes of ``files/<sha256>`` (a template's include, a lookup's file)."""
@@ -693,6 +703,8 @@ class Runner:
 
     def _run_play(self, play):
         self._play = play
+        if self._facts is not None and (play.get("fact_path") or "/etc/ansible/facts.d") != self._fact_path:
+            self._facts["ansible_local"] = self._local_facts()  # this play gathers from its own
         tasks = play.get("tasks") or []
         first = last = True
         key = str(play.get("index"))
