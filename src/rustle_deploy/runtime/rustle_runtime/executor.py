@@ -130,6 +130,9 @@ def _notified_handlers(handlers, notification):
 _BOOL_KEYWORDS = ("ignore_errors", "no_log", "check_mode", "diff", "become", "run_once", "ignore_unreachable")
 _NUMBER_KEYWORDS = ("retries", "delay", "timeout")
 _ITEM_KEYWORDS = ("retries", "delay")  # evaluated for each loop item, as in Ansible
+# the task variable holding a with_<lookup>'s terms, which the playbook front end compiles into
+# a loop over the lookup (playbook/compile.py)
+WITH_TERMS = "__rustle_with_terms"
 _MAX_TIMEOUT = 100000000  # ansible-core's limit on a task's timeout (seconds)
 _BOOL_WORDS = ("yes", "no", "true", "false", "on", "off", "1", "0", "y", "n")
 _TEXT_KEYWORDS = ("become_user", "become_method")
@@ -1154,7 +1157,14 @@ class Runner:
             except LookupError_ as exc:
                 raise TemplateError(str(exc)) from exc
         if isinstance(loop, str):
-            value = self.templar.template(loop, scope) if is_template(loop) else self.templar.evaluate(loop, scope)
+            try:
+                value = self.templar.template(loop, scope) if is_template(loop) else self.templar.evaluate(loop, scope)
+            except TemplateError as exc:
+                if WITH_TERMS not in loop or str(exc).startswith(("Error rendering template", "The lookup plugin")):
+                    raise
+                # rendering a with_<lookup>'s terms (compiled to a loop over the lookup) failed:
+                # ansible-core 2.19's words
+                raise TemplateError(f"Error rendering template: {exc}") from exc
         else:
             value = self.templar.template(loop, scope)
         if flatten in ("items", "flattened"):  # with_items: one level; with_flattened: all
