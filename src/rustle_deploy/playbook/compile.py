@@ -1767,15 +1767,15 @@ class _Compiler:
         elif kind in _with_lookups():
             # Ansible's with_<lookup>: the lookup's terms are the (templated) value, a list
             # spread as terms; first_found searches the task action's subdirectory
-            extras["vars"] = dict(extras.get("vars") or {}, __rustle_with_terms=value)
+            terms = "__rustle_with_found_terms" if kind == "first_found" else "__rustle_with_terms"
+            extras["vars"] = dict(extras.get("vars") or {}, **{terms: value})
             options = ""
             if kind == "first_found":
                 action = next((_short(k) for k in ds if _short(str(k)) in ANSIBLE_BUILTIN_MODULES), "")
                 subdir = next((d for d in ("template", "var", "file") if d in action), "file")
                 options = f", _subdir='{subdir}s'"
-            extras["loop"] = (f"{{{{ query('{kind}', *(__rustle_with_terms if __rustle_with_terms is "
-                              "sequence and __rustle_with_terms is not string and __rustle_with_terms "
-                              f"is not mapping else [__rustle_with_terms]){options}) }}}}")
+            extras["loop"] = (f"{{{{ query('{kind}', *({terms} if {terms} is sequence and {terms} is not "
+                              f"string and {terms} is not mapping else [{terms}]){options}) }}}}")
         else:
             supported = ", ".join(f"with_{k}" for k in ("items", *sorted(_with_lookups())))
             raise src.error(f"'{key}' is not supported yet",

@@ -130,9 +130,9 @@ def _notified_handlers(handlers, notification):
 _BOOL_KEYWORDS = ("ignore_errors", "no_log", "check_mode", "diff", "become", "run_once", "ignore_unreachable")
 _NUMBER_KEYWORDS = ("retries", "delay", "timeout")
 _ITEM_KEYWORDS = ("retries", "delay")  # evaluated for each loop item, as in Ansible
-# the task variable holding a with_<lookup>'s terms, which the playbook front end compiles into
-# a loop over the lookup (playbook/compile.py)
-WITH_TERMS = "__rustle_with_terms"
+# how the task variable holding a with_<lookup>'s terms begins: the playbook front end compiles
+# the with_ into a loop over the lookup (playbook/compile.py)
+WITH_TERMS = "__rustle_with_"
 _MAX_TIMEOUT = 100000000  # ansible-core's limit on a task's timeout (seconds)
 _BOOL_WORDS = ("yes", "no", "true", "false", "on", "off", "1", "0", "y", "n")
 _TEXT_KEYWORDS = ("become_user", "become_method")

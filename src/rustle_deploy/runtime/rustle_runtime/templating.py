@@ -218,6 +218,8 @@ class VarScope:
 
     def __getitem__(self, key):
         value = self.raw(key)
+        if key == FOUND_TERMS and isinstance(value, list):
+            return self._defined(value)
         if _LOCKED:  # a !vault value no secret opened: reading it (or what holds it) fails
             locked = _locked_in(value)
             if locked is not None:
@@ -234,6 +236,18 @@ class VarScope:
             finally:
                 self._depth -= 1
         return value
+
+    def _defined(self, terms):
+        """with_first_found's terms, each rendered on its own: one that is undefined is left
+        out, as ansible-core's first_found ignores undefined terms."""
+        out = []
+        for term in terms:
+            try:
+                out.append(self.templar.template(term, self) if has_template(term) else term)
+            except TemplateError as exc:
+                if "is undefined" not in str(exc):
+                    raise
+        return out
 
     def __contains__(self, key):
         try:
@@ -501,6 +515,9 @@ SEARCH_VAR = "__rustle_search"
 # set while an include's host-dependent file name renders: ``first_found`` term -> the file the
 # compiler found for it (the host cannot search the controller's files itself)
 FOUND_VAR = "__rustle_found"
+# the task variable holding with_first_found's terms (playbook/compile.py): its undefined terms
+# are left out
+FOUND_TERMS = "__rustle_with_found_terms"
 
 
 TEMPLATE_SYNTAX_OPTIONS = ("trim_blocks", "lstrip_blocks", "block_start_string", "block_end_string",
