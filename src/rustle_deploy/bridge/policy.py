@@ -161,6 +161,18 @@ def bridged(plan: Plan, task: Task, resolution: Resolution) -> BridgedModule:
     return found
 
 
+def delegated_per_call(plan: Plan, task: Task) -> BridgedModule:
+    """How ``task``, delegated to a host each call names (``delegate_to: "{{ item }}"``), runs:
+    ansible-core on the controller renders the name and runs the call over that host's
+    connection (bridge/action.py), whatever its module."""
+    from ..runtime_index import canonical_module
+
+    name = task.module if "." in task.module else f"ansible.builtin.{canonical_module(task.module) or task.module}"
+    return BridgedModule(name=task.module, fqcn=f"{name} (delegated per call)", path="", style="action",
+                         origin="ansible-core on the controller (delegate_to per call)", action=name,
+                         plugin_dirs=tuple(plan_dirs(plan)))
+
+
 def controller_tasks(plan: Plan, resolution: Resolution | None = None) -> frozenset[str]:
     """The ids of the plan's tasks whose action plugin runs on the controller: each is a phase
     of its own (phases.py), run by the controller for each host (``resolution``: the plan's,
