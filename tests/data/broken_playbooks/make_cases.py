@@ -273,11 +273,12 @@ CASES: dict[str, dict[str, str]] = {
             - setup:
               delegate_facts: true
         """},
-    "delegate_to_loop_item": {"site.yml": """\
+    "delegate_facts_per_call": {"site.yml": """\
         - hosts: web
           tasks:
             - command: echo {{ item }}
               delegate_to: "{{ item }}"
+              delegate_facts: true
               loop: [db1, web1]
         """},
     "local_action_in_handler": {"site.yml": """\
