@@ -5,8 +5,8 @@ from __future__ import annotations
 import hashlib
 import io
 import json
-import sys
 import os
+import sys
 from pathlib import Path
 
 import pytest

@@ -38,6 +38,8 @@ import pickle
 import sys
 from typing import Any
 
+from rustle_deploy.bridge.ansible_start import plugin_loader
+
 NO_TRACEBACK = "(traceback unavailable)"
 # what the host's variables hold that ansible-core computes for each host itself
 _MAGIC = frozenset({"hostvars", "inventory_hostname", "inventory_hostname_short", "group_names", "groups",
@@ -56,18 +58,6 @@ class _Queue:
         return None
 
 
-def _setup(plugin_dirs: list[str]) -> Any:
-    from ansible.plugins import loader
-
-    loader.init_plugin_loader()
-    if plugin_dirs:
-        from ansible.utils.collection_loader import AnsibleCollectionConfig
-
-        AnsibleCollectionConfig.playbook_paths = [plugin_dirs[0]]
-    for directory in plugin_dirs:
-        # as ansible-playbook adds the playbook's and each role's action_plugins/, connection_plugins/...
-        loader.add_all_plugin_dirs(directory)
-    return loader
 
 
 def _plain(value: Any) -> Any:
@@ -125,7 +115,7 @@ def run(request: dict[str, Any]) -> dict[str, Any]:
     PlaybookCLI(["ansible-playbook", "rustle-deploy"]).parse()
     context.CLIARGS = ImmutableDict(dict(context.CLIARGS, check=bool(task.get("check_mode")),
                                          diff=bool(task.get("diff")), verbosity=int(request.get("verbosity") or 0)))
-    loader_mod = _setup(list(request.get("plugin_dirs") or ()))
+    loader_mod = plugin_loader(list(request.get("plugin_dirs") or ()))
     loader = DataLoader()
     # the controller's inventory, as ansible-playbook loads it: hostvars of every host, and the
     # connection of a host the task is delegated to (an implicit one when it is not there)
@@ -205,5 +195,4 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    os.environ.setdefault("ANSIBLE_NOCOLOR", "1")
     sys.exit(main())
