@@ -89,7 +89,7 @@ def with_per_item(doc: dict[str, Any]) -> dict[str, Any]:
     for order, t in enumerate(tasks):
         t["execution_order"] = order
     tasks[-1]["args"] = dict(tasks[-1]["args"], that=[
-        *tasks[-1]["args"]["that"], "delegated.results | map(attribute='stdout') | unique == [inventory_hostname]"])
+        *tasks[-1]["args"]["that"], "delegated.results | map(attribute='stdout') | list == [inventory_hostname] * 2"])
     doc["total_tasks"] = len(tasks)
     return doc
 
