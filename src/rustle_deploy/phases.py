@@ -83,7 +83,7 @@ def local(task: Task) -> bool:
 def delegate(task: Task) -> str | None:
     """The inventory host (not the controller) the task is delegated to, if any."""
     target = task.extras.get("delegate_to")
-    if not isinstance(target, str) or target.strip() in CONTROLLER or "{" in target:
+    if not isinstance(target, str) or target.strip() in CONTROLLER or "{" in target or task.extras.get("delegate_implicit"):
         return None
     return target.strip() or None
 
@@ -95,8 +95,11 @@ DELEGATE_SELF = re.compile(r"^\{\{-?\s*inventory_hostname\s*-?\}\}$")
 def per_call(task: Task) -> bool:
     """Whether the task is delegated to a host each call names (``delegate_to: "{{ item }}"``, a
     name over the host's facts or registered results): ansible-core on the controller renders it
-    and runs the call over that host's connection (bridge/action.py), in a local phase."""
-    return named_per_call(task.extras.get("delegate_to"))
+    and runs the call over that host's connection (bridge/action.py), in a local phase. So is
+    a host outside the inventory (``delegate_implicit``): ansible-core makes an implicit host of
+    it (its name as ``ansible_host``, the task's connection variables), as ansible-playbook does."""
+    return named_per_call(task.extras.get("delegate_to")) or (
+        task.extras.get("delegate_implicit") is True and isinstance(task.extras.get("delegate_to"), str))
 
 
 def named_per_call(target: Any) -> bool:

@@ -358,6 +358,21 @@ def test_a_host_each_call_names_without_ansible_core_is_refused_at_its_line(
     assert "pip install 'rustle-deploy[ansible]'" in str(err.value.hint)
 
 
+def test_a_host_outside_the_inventory_is_an_implicit_host_for_ansible_core(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import sys
+
+    site = "- hosts: web\n  tasks:\n    - command: /bin/true\n      delegate_to: jump.example\n"
+    task = _compile(tmp_path, {"site.yml": site}, PER_CALL_INVENTORY).plan.plays[0].batches[0].tasks[0]
+    assert (task.extras["delegate_to"], task.extras["delegate_implicit"]) == ("jump.example", True)
+    assert task.extras["action_ds"] == {"command": "/bin/true"}
+    monkeypatch.setitem(sys.modules, "ansible", None)  # the controller's Python without ansible-core
+    with pytest.raises(PlaybookError) as err:
+        _compile(tmp_path, {"site.yml": site}, PER_CALL_INVENTORY)
+    assert str(err.value).startswith(f"{tmp_path / 'site.yml'}:4:7: delegate_to 'jump.example' is not a host of "
+                                     "the inventory: a task delegated to an implicit host runs through ansible-core")
+
+
 def test_delegation_and_a_tasks_own_connection_compile_to_where_each_task_runs(tmp_path: Path) -> None:
     site = """
 - hosts: web

@@ -24,7 +24,7 @@ parses and renders itself, as ansible-playbook would: variable params (``echo: "
 
 Request: ``{"action": NAME, "ds": {...} or null, "collections": [...], "plugin_dirs": [DIR, ...], "host": NAME,
 "search_path": [DIR, ...], "args": {...}, "vars": {...}, "inventory": [SOURCE, ...], "extra_vars": {...},
-"delegate_to": TEMPLATE or null, "task": {"name", "no_log", "environment", "check_mode", "diff", "become", "become_user",
+"delegate_to": TEMPLATE or null, "task_vars": {...}, "task": {"name", "no_log", "environment", "check_mode", "diff", "become", "become_user",
 "become_method"},
 "verbosity": N}``. Answer: the task result as a JSON object. Nothing here is imported by the
 controller.
@@ -141,6 +141,9 @@ def run(request: dict[str, Any]) -> dict[str, Any]:
             ds[key] = task[key]
     if request.get("delegate_to"):  # a host each call names: ansible-core renders it (the loop item...)
         ds["delegate_to"] = _trusted(str(request["delegate_to"]))
+        # the task's (block's, role's) vars, rendered (data): the delegate's connection variables
+        # among them, for an implicit host above all (ansible_connection, ansible_port...)
+        ds["vars"] = dict(request.get("task_vars") or {})
     ds["check_mode"] = bool(task.get("check_mode"))
     ds["diff"] = bool(task.get("diff"))
     play = Play.load({"name": "rustle-deploy action", "hosts": [request["host"]], "gather_facts": False,

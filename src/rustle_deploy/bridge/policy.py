@@ -174,16 +174,20 @@ def delegated_per_call(plan: Plan, task: Task) -> BridgedModule:
 
 
 def controller_tasks(plan: Plan, resolution: Resolution | None = None) -> frozenset[str]:
-    """The ids of the plan's tasks whose action plugin runs on the controller: each is a phase
-    of its own (phases.py), run by the controller for each host (``resolution``: the plan's,
-    when the caller has it)."""
+    """The ids of the plan's tasks whose action plugin runs on the controller, or that are
+    delegated to a host each call names (ansible-core makes those calls too): each is a phase
+    of its own (phases.py), run by the controller for each host, even in a play of one host
+    (``resolution``: the plan's, when the caller has it)."""
+    from ..phases import per_call
     from ..plan.validate import every_task
     from ..runtime_index import canonical_module
 
-    tasks = [t for play in plan.plays for t in every_task(play) if not t.is_block and canonical_module(t.module) is None]
+    leaves = [t for play in plan.plays for t in every_task(play) if not t.is_block]
+    delegated = frozenset(t.task_id for t in leaves if per_call(t))
+    tasks = [t for t in leaves if canonical_module(t.module) is None]
     if not tasks:
-        return frozenset()
+        return delegated
     if resolution is None:
         resolution = unresolved(plan, tasks)
-    return frozenset(t.task_id for t in tasks
-                     if isinstance(m := resolution.modules.get(task_key(t)), BridgedModule) and runs_on_controller(m))
+    return delegated | frozenset(t.task_id for t in tasks if isinstance(m := resolution.modules.get(task_key(t)),
+                                                                          BridgedModule) and runs_on_controller(m))

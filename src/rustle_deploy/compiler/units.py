@@ -432,7 +432,7 @@ def _compile_task(
         if key == "delegate_to" and per_call(task):
             out[key] = value  # rendered by ansible-core for each call (bridge/action.py)
             continue
-        if key in ("delegate_to", "any_errors_fatal", "throttle", "collections", "connection_vars"):
+        if key in ("delegate_to", "any_errors_fatal", "throttle", "collections", "connection_vars", "delegate_implicit"):
             # delegation: the plan parser only lets through delegation to the host itself;
             # the others are the controller's (rollout.py; throttle is 0 or refused);
             # collections only served to find a bridged module

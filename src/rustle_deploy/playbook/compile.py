@@ -1194,7 +1194,8 @@ class _Compiler:
         extras, conditions, tags, notify = self.task_keywords(src, ds, ctx, st, delegate)
         if isinstance(ds.get("args"), str):  # args: "{{ mapping }}", below the module's own
             extras["args_template"] = ds["args"]
-        if (canonical is None or named_per_call(extras.get("delegate_to"))) and action_key is not None:
+        if (canonical is None or named_per_call(extras.get("delegate_to")) or "delegate_implicit" in extras) \
+                and action_key is not None:
             # as written: if it is an action plugin run on the controller, ansible-core parses
             # and renders its arguments itself (bridge/action.py; dropped for any other module)
             action_ds = {"action" if action_key == "local_action" else action_key: ds[action_key]}
@@ -1536,9 +1537,14 @@ class _Compiler:
         if target in CONTROLLER or (len(st.hosts) == 1 and target == st.hosts[0]):
             return target
         if target not in self.inv.hosts:
-            raise origin.error(f"delegate_to {target!r} is not a host of the inventory",
-                               "add it to the inventory (its connection variables say how to "
-                               "reach it), or delegate to localhost")
+            from rustle_deploy.bridge.lookup import ansible_available
+
+            if not ansible_available():
+                raise origin.error(f"delegate_to {target!r} is not a host of the inventory: a task delegated "
+                                   "to an implicit host runs through ansible-core on the controller, which "
+                                   "is not installed",
+                                   "add it to the inventory (its connection variables say how to reach it), "
+                                   "or pip install 'rustle-deploy[ansible]'")
         return target
 
     def task_keywords(self, src: Source, ds: dict[str, Any], ctx: Ctx, st: _PlayState,
@@ -1607,6 +1613,9 @@ class _Compiler:
         target = self.delegate_target(src, ds, ctx, st, delegate)
         if target is not None and not (len(st.hosts) == 1 and target == st.hosts[0]):
             extras["delegate_to"] = target
+            if not named_per_call(target) and target not in CONTROLLER and target not in self.inv.hosts:
+                # an implicit host, as ansible-core makes one (phases.per_call)
+                extras["delegate_implicit"] = True
         connection = self.task_connection(src, ds, ctx, st, target is not None)
         if connection:
             extras["connection_vars"] = connection
@@ -1617,9 +1626,10 @@ class _Compiler:
             if target is None or target in CONTROLLER:
                 raise found[1].error("delegate_facts needs delegate_to another inventory host",
                                      "delegate the task to the host whose facts it gathers or sets")
-            if named_per_call(target):
-                raise found[1].error(f"delegate_facts with delegate_to {target!r}, a host each call "
-                                     "names, is not supported yet",
+            if named_per_call(target) or "delegate_implicit" in extras:
+                raise found[1].error(f"delegate_facts with delegate_to {target!r}, "
+                                     + ("a host outside the inventory" if "delegate_implicit" in extras
+                                        else "a host each call names") + ", is not supported yet",
                                      "delegate to an inventory host by name, or drop delegate_facts")
             if "delegate_to" in extras:  # (a play of that one host: its own facts anyway)
                 extras["delegate_facts"] = True

@@ -329,6 +329,18 @@ def _retag(value):
     return value
 
 
+def _task_vars(ctx):
+    """The task's (block's, role's) variables as the call sees them: the delegate's connection
+    variables may be among them (an implicit host's ``ansible_connection``, ``ansible_port``...)."""
+    out = {}
+    for key in ctx.task.get("vars") or {}:
+        try:
+            out[key] = ctx.vars[key]
+        except Exception:  # one that cannot be rendered now: ansible-core says so if it is used
+            continue
+    return untag(out)
+
+
 def run_action(ctx, args, spec, bridge=None):
     """One call of an Ansible action plugin, made on the controller by its ansible-core against
     the host (or the host the task is delegated to for this call: ``delegate_to: "{{ item }}"``),
@@ -355,6 +367,7 @@ def run_action(ctx, args, spec, bridge=None):
         "plugin_dirs": list(spec.get("plugin_dirs") or ()), "search_path": list(ctx.task.get("search_path") or ()),
         "host": ctx.host, "args": untag(args), "ds": _retag(ctx.task.get("action_ds")),
         "vars": untag(variables), "verbosity": ctx.verbosity, "delegate_to": ctx.task.get("delegate_to"),
+        "task_vars": _task_vars(ctx) if ctx.task.get("delegate_to") else {},
         "inventory": list((bridge or {}).get("inventory") or ()), "extra_vars": ctx._runner.plan.get("extra_vars") or {},
         "task": {"name": ctx.task.get("name"), "no_log": bool(ctx.task.get("no_log")),
                  "environment": dict(ctx.environment), "check_mode": bool(ctx.check_mode),
