@@ -1099,6 +1099,11 @@ def _deploy_jobs(
             doc["rollout"] = rollout_doc
         if not run and planned.batched:
             doc["schedule"] = planned.to_json()  # rustle-exec runs it batch by batch
+            if any(st.local for st in planned.stages) and plan is not None:  # which rustle-exec refuses
+                from .bridge.policy import controller_tasks
+                from .phases import off_host_tasks
+
+                doc["off_host_tasks"] = off_host_tasks(plan, controller_tasks(plan))
         dump_json(doc)
     else:
         if staging:
@@ -1655,9 +1660,13 @@ def exec_manifest(manifest: Any, name: str, settings: Settings, opts: dict[str, 
     else:
         schedule = Schedule.single(host_of)
     if any(st.local for st in schedule.stages):
-        raise UsageError(f"{name}: rustle-exec cannot run this plan: it runs tasks on the controller or "
+        tasks = [str(t) for t in manifest.get("off_host_tasks") or ()]
+        named = (f"task {tasks[0]}" + (f" and {len(tasks) - 1} more" if len(tasks) > 1 else "")) if tasks else (
+            "the tasks of " + next(st.label for st in schedule.stages if st.local))
+        raise UsageError(f"{name}: rustle-exec cannot run {named}: it runs on the controller or "
                          "on another host (delegate_to, connection: local, a task's remote_user/port, an "
-                         "action plugin run by ansible-core), which needs the compiled artifacts here",
+                         "action plugin run by ansible-core), which needs the compiled artifacts and the "
+                         "inventory here, and rustle-exec only runs what each host holds",
                          "run it with rustle-deploy PLAN -i INVENTORY --run")
     roll = _Rollout(schedule)
     rolling = schedule.batched

@@ -305,3 +305,14 @@ def plan_phases(plan: Plan, actions: frozenset[str] = frozenset()) -> list[Phase
         out.append(play_phases(tasks, frozenset(earlier), actions))
         earlier.update(*(_sets(t) for t in [*tasks, *play.handlers]))
     return out
+
+
+def off_host_tasks(plan: Plan, actions: frozenset[str] = frozenset()) -> list[str]:
+    """How a message names the plan's tasks that run elsewhere than on their host (the
+    controller, another host, another connection): "'NAME' (play 'PLAY')"."""
+    out = []
+    for play, cut in zip(plan.plays, plan_phases(plan, actions), strict=True):
+        for task in plan.play_tasks(play):
+            if split(cut.kinds[cut.of[task.task_id]])[0] in (LOCAL, ONCE_LOCAL):
+                out += [f"{leaf.name!r} (play {play.name!r})" for leaf in _leaves(task)]
+    return out

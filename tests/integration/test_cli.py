@@ -570,3 +570,25 @@ def test_a_build_that_fails_after_ssh_started_touches_no_host(
             except OSError:
                 continue
             assert stat[1] != me or not exe.endswith("/ssh"), "an ssh client is left running"
+
+
+def test_exec_names_the_task_it_cannot_run_off_its_host(tmp_path: Path, rustle_home: Path,
+                                                        capsys: pytest.CaptureFixture[str]) -> None:
+    """A deployment (without --run) of a playbook with a task delegated to the controller:
+    rustle-exec refuses the manifest, naming that task, before any host is touched."""
+    inv = tmp_path / "inv.ini"
+    inv.write_text("".join(f"{n} ansible_connection=local ansible_python_interpreter={sys.executable} "
+                           f"rustle_remote_dir={tmp_path / n}\n" for n in ("a", "b")))
+    site = tmp_path / "site.yml"
+    site.write_text("- hosts: all\n  gather_facts: false\n  tasks:\n    - command: echo hi\n"
+                    "    - name: drain the balancer\n      command: echo drain\n      delegate_to: localhost\n")
+    code, out, err = run_cli(capsys, str(site), "-i", str(inv), "--output", "json", "--format", "pyz")
+    assert code == 0, err
+    manifest = tmp_path / "manifest.json"
+    manifest.write_text(out)
+    assert json.loads(out)["off_host_tasks"] == ["'drain the balancer' (play 'all')"]
+    before = sorted(p.name for p in (tmp_path / "a").iterdir())
+    assert exec_main([str(manifest)]) == 2
+    err = capsys.readouterr().err
+    assert "rustle-exec cannot run task 'drain the balancer' (play 'all'): it runs on the controller" in err, err
+    assert sorted(p.name for p in (tmp_path / "a").iterdir()) == before  # nothing ran there
