@@ -592,3 +592,24 @@ def test_exec_names_the_task_it_cannot_run_off_its_host(tmp_path: Path, rustle_h
     err = capsys.readouterr().err
     assert "rustle-exec cannot run task 'drain the balancer' (play 'all'): it runs on the controller" in err, err
     assert sorted(p.name for p in (tmp_path / "a").iterdir()) == before  # nothing ran there
+
+
+@pytest.mark.ansible
+def test_format_native_falls_back_to_pyz_for_tasks_ansible_core_runs_on_the_controller(
+        tmp_path: Path, rustle_home: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    """A task delegated to each loop item runs through ansible-core on the controller, from a
+    pyz artifact: --format native says it falls back and runs it, as --format auto does."""
+    monkeypatch.setenv("ANSIBLE_HOME", str(tmp_path / "ansible-home"))
+    monkeypatch.setenv("ANSIBLE_CONFIG", str(tmp_path / "no-ansible.cfg"))
+    inv = tmp_path / "inv.ini"
+    inv.write_text("".join(f"{n} ansible_connection=local ansible_python_interpreter={sys.executable} "
+                           f"rustle_remote_dir={tmp_path / n}\n" for n in ("a", "b")))
+    site = tmp_path / "site.yml"
+    site.write_text("- hosts: a\n  gather_facts: false\n  tasks:\n"
+                    "    - shell: echo {{ inventory_hostname }} >> " + str(tmp_path / "out-{{ item }}") + "\n"
+                    "      delegate_to: '{{ item }}'\n      loop: [a, b]\n")
+    code, out, err = run_cli(capsys, str(site), "-i", str(inv), "--run", "--output", "json", "--format", "native")
+    assert code == 0, err
+    assert "format: pyz for every host, not native: a play runs tasks through ansible-core on the controller" in err
+    assert [(tmp_path / f"out-{n}").read_text() for n in ("a", "b")] == ["a\n", "a\n"]
+    assert json.loads(out)["hosts"][0]["ok"]
