@@ -921,10 +921,14 @@ def _deploy_jobs(
                                                 roll.stages_done.get(o.host, 0))
             return first + others
 
-        def run_here(stage: Stage, number: int, names: list[str]) -> list[HostOutcome]:
-            """A phase delegated to the controller: the artifact runs here, once per host."""
-            options = replace(_run_options(opts, run_id), plays=stage.plays, phase=stage.phase)
+        def run_here(stage: Stage, number: int, names: list[str], unreachable: str | None = None) -> list[HostOutcome]:
+            """A phase delegated to the controller: the artifact runs here, once per host (with
+            ``unreachable``: a host phase whose connection failed so, each task that needs it
+            reported unreachable)."""
+            options = replace(_run_options(opts, run_id), plays=stage.plays, phase=stage.phase, unreachable=unreachable)
             what = f"run on the controller, batch {number}/{roll.total} ({stage.label})"
+            if unreachable is not None:
+                what = f"run on the controller, unreachable, batch {number}/{roll.total} ({stage.label})"
 
             def on_outcome(outcome: HostOutcome) -> None:
                 merged = roll.absorb(phased.take_shared(outcome, local=True), number)
@@ -987,6 +991,11 @@ def _deploy_jobs(
                         and session.falls_back(outcome.host):
                     fallen.append(outcome)  # deployed again as pyz below: not this host's result
                     return
+                earlier = roll.outcomes.get(outcome.host)  # reached in an earlier stage of this run
+                if run and isinstance(outcome.error, ConnectError) and not outcome.events and earlier is not None \
+                        and earlier.error is None and phased.start_here(outcome.host) is not None:
+                    unreached.append(outcome)  # run below on the controller: not this host's result
+                    return
                 merged = roll.absorb(phased.take_shared(outcome), number)
                 if outcome.agent is not None and session.opts.get("format_") == "auto":  # -v: which, and where
                     session.say_format(f"{outcome.host}: {'native' if job_of[outcome.host].runner else 'pyz'} on "
@@ -1011,11 +1020,22 @@ def _deploy_jobs(
             if rolling:
                 what += f" batch {number}/{roll.total} ({stage.label}, {describe_serial(stage.serial)})"
             fallen: list[HostOutcome] = []
+            unreached: list[HostOutcome] = []
             outcomes = _fan_out(jobs, settings, plan, session.reporter, on_outcome, what,
                                early if number == 1 else None, progress=progress,
                                throttle=stage.throttle, trace=session.trace)
             if fallen:
                 outcomes = _fall_back(fallen, outcomes, stage, number)
+            if unreached:
+                # A host reached before whose own connection failed at the start of this phase:
+                # the controller runs the phase from the state the host sent back, each task that
+                # needs the connection unreachable (ignore_unreachable goes on, as Ansible tries
+                # each task; without it the host stops there), the others run (set_fact, debug...)
+                again: dict[str, HostOutcome] = {}
+                for message in dict.fromkeys(o.error.message for o in unreached if isinstance(o.error, ConnectError)):
+                    names_ = [o.host for o in unreached if isinstance(o.error, ConnectError) and o.error.message == message]
+                    again.update((o.host, o) for o in run_here(stage, number, names_, message))
+                outcomes = [again.get(o.host, o) for o in outcomes]
             uncertain = {
                 o.host: str(o.error) for o, j in zip(outcomes, jobs, strict=True)
                 if j.op == "deploy" and j is job_of.get(o.host) and o.error is not None and not o.activated
