@@ -101,7 +101,6 @@ def run(request: dict[str, Any]) -> dict[str, Any]:
     from ansible import context
     from ansible.cli.playbook import PlaybookCLI
     from ansible.executor.task_executor import TaskExecutor
-    from ansible.inventory.host import Host
     from ansible.inventory.manager import InventoryManager
     from ansible.module_utils.common.collections import ImmutableDict
     from ansible.parsing.dataloader import DataLoader
@@ -154,7 +153,9 @@ def run(request: dict[str, Any]) -> dict[str, Any]:
     loader.set_basedir((search_path[-1:] or list(request.get("plugin_dirs") or ())[:1] or [os.getcwd()])[0])
     if search_path:  # the task's role and playbook directories: where its files are found
         the_task.get_search_path = lambda: list(search_path)  # type: ignore[method-assign]
-    host = inventory.get_host(request["host"]) or Host(request["host"])
+    if inventory.get_host(request["host"]) is None:  # an inventory ansible-core could not read (a host list)
+        inventory.add_host(request["host"], group="all")
+    host = inventory.get_host(request["host"])
     # ansible-core's magic variables (playbook_dir, ansible_playbook_python, omit...) below the host's
     variables = dict(manager._get_magic_variables(play=None, host=host, task=None, include_hostvars=False))
     variables.update(request.get("vars") or {})
