@@ -21,7 +21,7 @@ from rustle_deploy.phases import (
     refusals,
 )
 from rustle_deploy.plan import parse_plan
-from rustle_deploy.plan.validate import validate
+from rustle_deploy.plan.validate import check_hosts, validate
 from rustle_deploy.rollout import PlaySpec, Schedule, play_specs, schedule
 
 from .. import planmaker as pm
@@ -68,11 +68,13 @@ def test_a_host_each_call_names_is_a_local_phase_run_by_ansible_core_on_the_cont
     """``delegate_to: "{{ item }}"`` (or a name over the host's data): consecutive such tasks
     share one local phase; the plan validates where ansible-core is installed."""
     plan = plan_of([t(0), t(1, delegate_to="{{ item }}", loop=["db1", "db2"]), t(2, delegate_to="{{ lb }}"),
-                    t(3, delegate_to="{{ item }}", loop=["db1"], run_once=True), t(4)])
+                    t(3, delegate_to="{{ item }}", loop=["db1"], run_once=True), t(4),
+                    t(5, delegate_to="jump.example", delegate_implicit=True)])
     validate(plan)
+    check_hosts(plan, lambda names: set(names) - {"jump.example"})  # an implicit host: not looked for
     phases = play_phases(plan.play_tasks(plan.plays[0]))
-    assert phases.kinds == (HOSTS, LOCAL, ONCE_LOCAL, HOSTS)
-    assert [phases.of[f"t{i}"] for i in range(5)] == [0, 1, 1, 2, 3]
+    assert phases.kinds == (HOSTS, LOCAL, ONCE_LOCAL, HOSTS, LOCAL)
+    assert [phases.of[f"t{i}"] for i in range(6)] == [0, 1, 1, 2, 3, 4]
 
 
 def test_a_play_without_cut_points_is_one_stage_and_one_host_needs_no_phases() -> None:
