@@ -28,7 +28,7 @@ import sys
 import types
 
 from . import expr as _expr
-from .filters import FILTERS, TESTS, FilterError, to_bool
+from .filters import FILTERS, TESTS, FilterError, to_bool, unique
 
 _SINGLE = re.compile(r"^\{\{\s*((?:(?!\{\{|\}\}|\{%|%\}).)+?)\s*\}\}\Z", re.S)
 _IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
@@ -366,6 +366,7 @@ def _environment():
     for name in _LAZY_FILTERS:
         env.filters[name] = _listed(env.filters[name])
     env.filters.update({name: _named(name, fn) for name, fn in FILTERS.items()})
+    env.filters["unique"] = _named("unique", functools.partial(unique, env))
     env.tests.update(TESTS)
     for table in (env.filters, env.tests):  # the fully qualified names too
         table.update({"ansible.builtin." + k: v for k, v in list(table.items())})
