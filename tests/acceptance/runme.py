@@ -283,20 +283,30 @@ def _own_remote_dirs(cwd: Path, inv: Invocation, work: Path) -> list[Path]:
     from rustle_deploy.inventory import load_inventory
 
     names = {"localhost"}
+    listed: set[str] = set()  # hosts of an inline list (-i host1,host2,)
     for i, arg in enumerate(inv.args[:-1]):
         if arg in ("-i", "--inventory"):
+            source = cwd / inv.args[i + 1]
             try:
-                names.update(load_inventory(cwd / inv.args[i + 1]).hosts)
+                if source.exists():
+                    names.update(load_inventory(source).hosts)
+                else:
+                    listed.update(load_inventory(inv.args[i + 1]).hosts)
             except RustleError:
                 continue  # rustle-deploy's run says why
     host_vars = (cwd / inv.playbook).parent / "host_vars"
     dirs = []
-    for name in sorted(names):
+    for name in sorted(names | listed):
         path = host_vars / f"{name}.yml"
         if path.exists():  # the target's own: the host keeps the default remote directory
             continue
         host_vars.mkdir(exist_ok=True)
-        path.write_text(f"rustle_remote_dir: {work / 'remote' / name}\n")
+        text = f"rustle_remote_dir: {work / 'remote' / name}\n"
+        if name in listed:
+            # ansible-playbook runs these targets' tasks (debug, fail, set_fact) on the controller
+            # and never reaches host1; rustle-deploy runs every task on the host: a local one
+            text += f"ansible_connection: local\nansible_python_interpreter: {sys.executable}\n"
+        path.write_text(text)
         dirs.append(work / "remote" / name)
     return dirs
 
