@@ -245,8 +245,8 @@ def test_plays_without_hosts_are_left_out(tmp_path: Path) -> None:
 
 def test_positions_survive_in_errors_from_plan_validation(tmp_path: Path) -> None:
     with pytest.raises(PlaybookError) as err:
-        _compile(tmp_path, {"site.yml": "- hosts: localhost\n  tasks:\n    - debug: msg=x\n      notify: [a, nope]\n  handlers:\n    - name: a\n      debug: msg=a\n"})
-    assert (err.value.line, err.value.column) == (4, 19)
+        _compile(tmp_path, {"site.yml": "- hosts: localhost\n  tasks:\n    - debug:\n        msg: '{{ x | nosuchfilter }}'\n"})
+    assert (err.value.line, err.value.column) == (3, 7)  # the task's module, whose argument it is
 
 
 

@@ -488,9 +488,8 @@ class _Compiler:
                 defaults.update(call.defaults)
                 exported.update(call.vars)
         play_vars = {**play_vars, **exported}
-        if not self.options.error_on_missing_handler:
-            tasks = self.drop_missing_notify(tasks, st, str(name))
-            st.handlers = self.drop_missing_notify(st.handlers, st, str(name))
+        tasks = self.missing_notify(tasks, st, str(name))
+        st.handlers = self.missing_notify(st.handlers, st, str(name))
         roles_table = {
             k: {"name": c.role.name, "path": c.role.path, "defaults": c.defaults, "vars": c.vars,
                 "params": c.params}
@@ -510,20 +509,28 @@ class _Compiler:
             any_errors_fatal=st.any_errors_fatal and not st.fatal_override, order=st.order,
             force_handlers=st.force_handlers))
 
-    def drop_missing_notify(self, tasks: list[Task], st: _PlayState, play: str) -> list[Task]:
-        """``error_on_missing_handler = false``: a notify that names no handler of the play is
-        dropped with a warning note, as Ansible warns and goes on."""
+    def missing_notify(self, tasks: list[Task], st: _PlayState, play: str) -> list[Task]:
+        """A notify that names no handler of the play is Ansible's error only when it fires (a
+        changed result): it moves to ``notify_missing``, which fails the host then. With
+        ``error_on_missing_handler = false`` it is dropped with a warning note, as Ansible warns
+        and goes on."""
         from ..plan.validate import handler_topics
 
         topics = handler_topics(st.handlers)
+        drop = not self.options.error_on_missing_handler
 
         def fix(task: Task) -> Task:
             missing = [n for n in task.notify if n not in topics]
-            for n in missing:
+            for n in missing if drop else ():
                 self.notes.append(f"[WARNING]: The requested handler {n!r} was not found in either the "
                                   f"main handlers list nor in the listening handlers list (play {play!r})")
+            extras = task.extras
+            if missing and not drop:
+                extras = {**extras, "notify_missing": missing}
+                self.notes.append(f"notify {', '.join(map(repr, missing))} names no handler of play {play!r}: "
+                                  "the host fails if the task reports changed, as with ansible-playbook")
             return replace(
-                task, notify=tuple(n for n in task.notify if n in topics),
+                task, notify=tuple(n for n in task.notify if n in topics), extras=extras,
                 block=None if task.block is None else tuple(fix(t) for t in task.block),
                 rescue=tuple(fix(t) for t in task.rescue), always=tuple(fix(t) for t in task.always))
 

@@ -426,7 +426,7 @@ class Runner:
         # host facts' precedence (above inventory, below play vars), as INJECT_FACTS_AS_VARS does
         self.module_facts = {}
         self._delegated = {}  # delegate_facts: {"facts", "vars"} of the host delegated to
-        self._unreachable_hit = False  # a task was unreachable: no rescue, no always
+        self._unreachable_hit = False  # a task was unreachable (or notified no handler): no rescue, no always
         self.extra_vars = dict(plan.get("extra_vars") or {})
         self.stats = {"ok": 0, "changed": 0, "failed": 0, "skipped": 0, "rescued": 0, "ignored": 0}
         self._params = []  # params layers of the containers being run (include vars)
@@ -905,11 +905,16 @@ class Runner:
             result = {"failed": True, "changed": False, "msg": keyword_error}
         else:
             result = self._execute(task)
+        missing = _as_list(task.get("notify_missing"))
+        aborted = bool(missing) and bool(result.get("changed")) and not result.get("failed")
+        if aborted:  # ansible-core stops the run when this notification fires, whatever rescues it
+            result = dict(result, failed=True, msg=f"The requested handler '{missing[0]}' was not found in either "
+                          "the main handlers list nor in the listening handlers list")
         for one in [result] + [r for r in result.get("results") or () if isinstance(r, dict)]:
             fetched = one.pop("_rustle_fetch", None)
             if fetched:  # a fetch's bytes go to the controller only: not registered, not journaled
                 self.emitter.emit(dict(fetched, event="fetched", host=self.host, id=task.get("id")), journal=False)
-        ignored = bool(result.get("failed")) and bool(task.get("ignore_errors"))
+        ignored = bool(result.get("failed")) and bool(task.get("ignore_errors")) and not aborted
         if result.get("unreachable"):
             ignored = bool(task.get("ignore_unreachable"))
         register = task.get("register")
@@ -926,7 +931,7 @@ class Runner:
         event.update({"status": status, "ignored": ignored})
         event.update(self._event_fields(result, task))
         event["duration"] = round(time.monotonic() - started, 6)
-        rescued = status == "failed" and not ignored and self._rescuing > 0
+        rescued = status == "failed" and not ignored and self._rescuing > 0 and not aborted
         if rescued:
             event["rescued"] = True
         if task.get("no_log"):
@@ -954,7 +959,7 @@ class Runner:
                 self.stats["ignored"] += 1
         if status in ("failed", "unreachable") and not ignored:
             self._failure = (task, result)
-            self._unreachable_hit = status == "unreachable"
+            self._unreachable_hit = status == "unreachable" or aborted
             raise _HostFailed()
         if result.get("changed") and not result.get("failed"):
             self._notify({str(n) for n in _as_list(task.get("notify"))})
