@@ -16,29 +16,23 @@ reported. The greps of ``runme.sh`` are not replayed: the task results are the c
 
 from __future__ import annotations
 
-import json
 import re
 import shlex
 import shutil
-import subprocess
 import sys
 import tempfile
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from .harness import (
     BIN,
-    CALLBACKS,
     HOST,
-    RUN_TIMEOUT,
     Comparison,
     Run,
     _env,
-    _journal,
-    _refusal,
     compare,
+    execute,
     not_run,
 )
 
@@ -319,34 +313,11 @@ def run_invocation(root: Path, inv: Invocation, tool: str, base: Path | None = N
         env = _env(work)
         env.update(ANSIBLE_ROLES_PATH=str(work / "targets"), OUTPUT_DIR=str(work / "output"))
         env.update(dict(inv.env))
-        results_file = work / "results.jsonl"
         remotes = [work / "home" / ".rustle"]
-        if tool == "ansible":
-            env.update(ANSIBLE_CALLBACK_PLUGINS=str(CALLBACKS), ANSIBLE_CALLBACKS_ENABLED="results_jsonl",
-                       RUSTLE_ACCEPTANCE_RESULTS=str(results_file))
-        else:
+        if tool == "rustle":
             remotes += _own_remote_dirs(cwd, inv, work)
         argv = [a.replace("$OUTPUT_DIR", str(work / "output")) for a in inv.argv(tool)]
-        run = Run(tool)
-        start = time.monotonic()
-        try:
-            proc = subprocess.run(argv, cwd=cwd, env=env, capture_output=True, text=True,
-                                  timeout=RUN_TIMEOUT, stdin=subprocess.DEVNULL)
-            run.code = proc.returncode
-            run.log = (proc.stdout + proc.stderr)[-20000:]
-        except subprocess.TimeoutExpired as exc:
-            out = exc.stdout or b""
-            run.log = (out.decode(errors="replace") if isinstance(out, bytes) else out)[-20000:]
-            run.refused = f"timed out after {RUN_TIMEOUT} s"
-        run.seconds = round(time.monotonic() - start, 1)
-        if tool == "ansible":
-            if results_file.exists():
-                run.results = [json.loads(ln) for ln in results_file.read_text().splitlines()]
-        else:
-            run.results = [rec for remote in remotes for rec in _journal(remote)]
-            if run.code == 2 and not run.results:
-                run.refused = _refusal(run.log, work)
-        return run
+        return execute(tool, argv, cwd, work, env, remotes)
 
 
 def exit_class(run: Run) -> str:
