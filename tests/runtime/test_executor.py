@@ -111,6 +111,23 @@ def test_failed_task_stops_host_and_handlers(apply, tmp_path):
     assert r.recap == {**r.recap, "ok": 1, "changed": 1, "failed": 1}
 
 
+def test_clear_host_errors_in_always_lets_the_failed_host_go_on(apply, tmp_path):
+    """blocks/72725.yml of ansible-core: a failure in a block, then meta: clear_host_errors in its
+    always section: the host goes on with the next task, its recap still counts the failure."""
+    def block(always):
+        return {"id": f"play-0/b{len(always)}", "name": "block", "hosts": None, "when": [], "tags": [],
+                "block": [task("fail", {"msg": "first"}, name="fails")], "rescue": [], "always": always}
+
+    r = apply([block([task("meta", {"_raw_params": "clear_host_errors"}, name="clear")]),
+               task("command", {"_raw_params": f"touch {tmp_path / 'after'}"}, name="after")])
+    assert r.rc == 0 and (tmp_path / "after").exists()
+    assert r.recap == {**r.recap, "failed": 1, "changed": 1}
+    (tmp_path / "after").unlink()
+    r = apply([block([task("debug", {"msg": "no clearing"}, name="always")]),
+               task("command", {"_raw_params": f"touch {tmp_path / 'after'}"}, name="after")])
+    assert r.rc == 2 and not (tmp_path / "after").exists()
+
+
 def test_tags(apply, tmp_path):
     tasks = [
         task("command", {"_raw_params": "touch a"}, name="a", tags=["a"]),

@@ -426,6 +426,7 @@ class Runner:
         # host facts' precedence (above inventory, below play vars), as INJECT_FACTS_AS_VARS does
         self.module_facts = {}
         self._delegated = {}  # delegate_facts: {"facts", "vars"} of the host delegated to
+        self._errors_cleared = False  # a meta: clear_host_errors ran (in an always section)
         self._unreachable_hit = False  # a task was unreachable (or notified no handler): no rescue, no always
         self.extra_vars = dict(plan.get("extra_vars") or {})
         self.stats = {"ok": 0, "changed": 0, "failed": 0, "skipped": 0, "rescued": 0, "ignored": 0}
@@ -877,9 +878,10 @@ class Runner:
                 if self._unreachable_hit:
                     raise
                 failed = True
+        self._errors_cleared = False
         for child in always:
             self._run_task(child, is_handler)  # a failure here propagates
-        if failed:
+        if failed and not self._errors_cleared:  # meta: clear_host_errors lets the host go on
             raise _HostFailed()
 
     # ---------------------------------------------------------------- one task
@@ -970,6 +972,8 @@ class Runner:
             raise _EndPlay()
         elif action == "clear_facts":
             self._facts = None
+        elif action == "clear_host_errors":
+            self._errors_cleared = True
 
     def _resolve_keywords(self, task):
         """Task keywords given as expressions (``ignore_errors: "{{ x }}"``) -> their values.
