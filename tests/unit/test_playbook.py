@@ -108,6 +108,18 @@ def _compile(tmp_path: Path, files: dict[str, str], inventory: str | None = None
     return compile_playbook(str(tmp_path / "site.yml"), inv, CompileOptions(**options))  # type: ignore[arg-type]
 
 
+def test_notify_on_import_tasks_is_inherited_and_a_missing_handler_waits_for_the_run(tmp_path: Path) -> None:
+    """ansible-core's import_tasks/inherit_notify.yml; handlers/58841.yml: a notify of no handler
+    compiles, and is kept apart for the host to fail on when it fires."""
+    compiled = _compile(tmp_path, {
+        "site.yml": "- hosts: localhost\n  tasks:\n    - import_tasks: t.yml\n      notify: [hello, nobody]\n"
+                    "  handlers:\n    - name: hello\n      debug: msg=hi\n",
+        "t.yml": "- command: 'true'\n- debug: msg=x\n"})
+    tasks = compiled.plan.plays[0].batches[0].tasks
+    assert [t.notify for t in tasks] == [("hello",), ("hello",)]
+    assert [t.extras.get("notify_missing") for t in tasks] == [["nobody"], ["nobody"]]
+
+
 def test_keywords_are_inherited_as_ansible_does(tmp_path: Path) -> None:
     compiled = _compile(tmp_path, {
         "site.yml": """
