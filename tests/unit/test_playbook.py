@@ -120,6 +120,19 @@ def test_notify_on_import_tasks_is_inherited_and_a_missing_handler_waits_for_the
     assert [t.extras.get("notify_missing") for t in tasks] == [["nobody"], ["nobody"]]
 
 
+def test_templated_tags_of_plays_blocks_roles_and_tasks_are_rendered_before_selection(tmp_path: Path) -> None:
+    """ansible-core's tags target (test_template_{parent,play,role}_tags.yml)."""
+    compiled = _compile(tmp_path, {
+        "site.yml": "- hosts: localhost\n  vars: {t: tag1, many: [a, b]}\n  tags: '{{ t }}'\n"
+                    "  roles: [{role: r, tags: '{{ many }}'}]\n  tasks:\n"
+                    "    - block:\n        - {debug: msg=x, tags: [own, '{{ hostvars.x.y }}']}\n"
+                    "      tags: '{{ many }}'\n",
+        "roles/r/tasks/main.yml": "- debug: msg=r\n"})
+    role_task, inner = compiled.plan.plays[0].batches[0].tasks  # the block is flattened
+    assert set(role_task.tags) == {"tag1", "a", "b"}
+    assert set(inner.tags) == {"tag1", "a", "b", "own", "{{ hostvars.x.y }}"}  # host data: kept as written
+
+
 def test_keywords_are_inherited_as_ansible_does(tmp_path: Path) -> None:
     compiled = _compile(tmp_path, {
         "site.yml": """

@@ -1262,6 +1262,21 @@ class _Compiler:
             self.register_role(call, st)
         return call.key
 
+    def rendered_tags(self, src: Source, ds: dict[str, Any], tags: tuple[str, ...], ctx: Ctx,
+                      st: _PlayState) -> tuple[str, ...]:
+        """Templated tags (a task's, or a block's, role's or play's it inherits) rendered now with
+        the values every host shares, as Ansible renders them before it selects; a list adds each
+        of its items. One that needs a host's data keeps its text (no tag selects it)."""
+        out: list[str] = []
+        for tag in tags:
+            try:
+                got = self.controller_value(src, ds, "tags" if "tags" in ds else _NO_KEY, tag,
+                                            self._layers(ctx, st), "tags", dynamic=True)
+            except PlaybookError:
+                got = tag
+            out += [str(t) for t in got] if isinstance(got, list) else [str(got)]
+        return tuple(out)
+
     def _layers(self, ctx: Ctx, st: _PlayState) -> list[dict[str, Any]]:
         if ctx.role is not None:
             return [ctx.role.defaults, st.vars, ctx.role.vars, dict(ctx.vars), ctx.role.params]
@@ -1588,7 +1603,7 @@ class _Compiler:
             extras["vars"] = task_vars
         self.loop(src, ds, extras)
         conditions = list(ctx.when) + self.conditions(src, ds)
-        tags = ctx.tags + self.tags(src, ds)
+        tags = self.rendered_tags(src, ds, ctx.tags + self.tags(src, ds), ctx, st)
         found_notify = self.effective(src, ds, ctx, "notify")
         notify: tuple[str, ...] = ()
         if found_notify is not None:
@@ -2331,7 +2346,7 @@ class _Compiler:
         if ctx.role is not None:
             extras["role"] = self.role_key(ctx.role, st)
         conditions = list(ctx.when) + self.conditions(src, ds)
-        tags = ctx.tags + self.tags(src, ds)
+        tags = self.rendered_tags(src, ds, ctx.tags + self.tags(src, ds), ctx, st)
         name = name or self.display_name(ds, module, ctx)
         out.append(Task(task_id=task_id, name=name, module="", args={}, hosts=(),
                         conditions=tuple(Condition("When", c) for c in conditions), tags=tags,
