@@ -9,6 +9,11 @@ target, as ansible-test lays it out (``targets/<name>`` with the other targets b
 ``inventory`` two levels up, ``$OUTPUT_DIR``), with a private HOME. The two runs' task results
 are compared one by one per host with the role-shaped harness's :func:`~.harness.compare`.
 
+The hosts of an inline inventory (``-i host1,host2,``) get a local connection under rustle-deploy
+only: ansible-playbook runs the tasks those targets give them (debug, fail, set_fact, assert) on
+the controller without reaching the host, where rustle-deploy runs every task on it. A task that
+does reach the host (a ``ping`` of a host that does not resolve) then differs, and is reported.
+
 What a line asks that cannot be translated (a shell loop's variable, a flag rustle-deploy has
 no counterpart for, an ad-hoc ``ansible`` command) is not run, and the reason is recorded and
 reported. The greps of ``runme.sh`` are not replayed: the task results are the comparison.
