@@ -128,6 +128,21 @@ def test_clear_host_errors_in_always_lets_the_failed_host_go_on(apply, tmp_path)
     assert r.rc == 2 and not (tmp_path / "after").exists()
 
 
+def test_end_role_ends_the_role_call_on_the_host(apply, tmp_path):
+    """meta: end_role (ansible-core's roles/end_role*.yml): the rest of that role call is skipped,
+    the tasks after it and another call of the role run."""
+    def touch(name, role):
+        return task("command", {"_raw_params": f"touch {tmp_path / name}"}, name=name, role=role)
+
+    tasks = [touch("a1", "a"), task("meta", {"_raw_params": "end_role"}, name="end", role="a"),
+             touch("a2", "a"), touch("b1", "b"), touch("after", None)]
+    roles = {k: {"name": "r", "path": str(tmp_path), "defaults": {}, "vars": {}, "params": {}} for k in "ab"}
+    r = apply(tasks, plays=[{"name": "play", "hosts": ["h1"], "vars": {}, "tasks": tasks, "handlers": [],
+                             "roles": roles}])
+    assert r.rc == 0, r.stderr
+    assert sorted(p.name for p in tmp_path.iterdir() if not p.suffix) == ["a1", "after", "b1"]
+
+
 def test_tags(apply, tmp_path):
     tasks = [
         task("command", {"_raw_params": "touch a"}, name="a", tags=["a"]),

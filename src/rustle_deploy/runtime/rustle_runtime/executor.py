@@ -427,6 +427,7 @@ class Runner:
         self.module_facts = {}
         self._delegated = {}  # delegate_facts: {"facts", "vars"} of the host delegated to
         self._errors_cleared = False  # a meta: clear_host_errors ran (in an always section)
+        self._roles_ended = set()  # role calls (keys) a meta: end_role ended on this host
         self._unreachable_hit = False  # a task was unreachable (or notified no handler): no rescue, no always
         self.extra_vars = dict(plan.get("extra_vars") or {})
         self.stats = {"ok": 0, "changed": 0, "failed": 0, "skipped": 0, "rescued": 0, "ignored": 0}
@@ -890,6 +891,8 @@ class Runner:
         hosts = task.get("hosts")
         if hosts is not None and self.host not in hosts:
             return
+        if task.get("role") and task.get("role") in self._roles_ended:
+            return  # meta: end_role ended this role call on this host
         if "block" in task:
             self._run_container(task, is_handler)
             return
@@ -974,6 +977,8 @@ class Runner:
             self._facts = None
         elif action == "clear_host_errors":
             self._errors_cleared = True
+        elif action == "end_role" and task.get("role"):
+            self._roles_ended.add(task["role"])
 
     def _resolve_keywords(self, task):
         """Task keywords given as expressions (``ignore_errors: "{{ x }}"``) -> their values.
