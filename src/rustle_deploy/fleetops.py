@@ -250,6 +250,8 @@ def _summary(outcome: HostOutcome) -> HostSummary:
         s.error = str(outcome.error).replace("\n", " — ")
     elif outcome.run_exit not in (None, 0) and not s.failed:
         s.error = f"the artifact exited with status {outcome.run_exit}"
+    # a run that went on to its end after meta clear_host_errors: its failures stay counted
+    s.cleared = outcome.run_exit == 0 and s.failed > 0 and not s.unreachable
     return s
 
 

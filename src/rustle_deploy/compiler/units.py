@@ -28,8 +28,8 @@ from ..model import SECRET_VARS, Host, Plan, Play, Task, own_vars
 from ..phases import Phases, per_call, plan_phases
 from ..runtime_index import canonical_module, module_families
 from .ansible_plugins import LocalPlugins, host_plugins, plan_plugins
-from .lookups import ControllerLookups, running, uses_controller_lookups
-from .sources import Embedder, _static_values, static_scopes
+from .lookups import ControllerLookups, record_task, running, uses_controller_lookups
+from .sources import SEARCH_VAR, Embedder, _static_values, static_scopes
 
 if TYPE_CHECKING:
     from ..bridge.lookup import BridgedModule, Resolution
@@ -573,6 +573,21 @@ def _compile_block(
     for key, value in task.extras.items():
         if key not in ("delegate_to", "connection_vars"):
             out[key] = value
+    looped = {k: task.extras[k] for k in ("loop", "vars") if k in task.extras}
+    if "loop" in looped and uses_controller_lookups(looped["loop"], unit.plugins):
+        # an include's loop over a controller lookup (with_first_found): run and recorded here,
+        # as for a task (Embedder.embed), for the host to find when it reaches the include
+        runner = ControllerLookups(plan.base_dir, cache=unit.lookup_cache, plugins=unit.plugins)
+        with running(runner):
+            host_vars = [dict(unit.host_vars.get(h.name) or own_vars(h), inventory_hostname=h.name)
+                         for h in unit.hosts]
+            scopes = static_scopes(host_vars, {"playbook_dir": plan.playbook_dir or plan.base_dir,
+                                               **(play.play.vars or {})}, task, play.play, plan.extra_vars)
+            record_task(runner, [looped["loop"]], [], scopes)
+        if runner.recorded:
+            own = dict(out.get("vars") or {})
+            own[SEARCH_VAR] = dict(own.get(SEARCH_VAR) or {}, lookups=dict(runner.recorded))
+            out["vars"] = own
     for key, tasks in (("block", task.block), ("rescue", task.rescue), ("always", task.always)):
         if tasks or key == "block":
             out[key] = [_compile_task(plan, play, t, unit, file_cache, resolution) for t in tasks]

@@ -493,9 +493,8 @@ class _Compiler:
                 defaults.update(call.defaults)
                 exported.update(call.vars)
         play_vars = {**play_vars, **exported}
-        if not self.options.error_on_missing_handler:
-            tasks = self.drop_missing_notify(tasks, st, str(name))
-            st.handlers = self.drop_missing_notify(st.handlers, st, str(name))
+        tasks = self.missing_notify(tasks, st, str(name))
+        st.handlers = self.missing_notify(st.handlers, st, str(name))
         roles_table = {
             k: {"name": c.role.name, "path": c.role.path, "defaults": c.defaults, "vars": c.vars,
                 "params": c.params}
@@ -515,20 +514,28 @@ class _Compiler:
             any_errors_fatal=st.any_errors_fatal and not st.fatal_override, order=st.order,
             force_handlers=st.force_handlers, fact_path=st.fact_path))
 
-    def drop_missing_notify(self, tasks: list[Task], st: _PlayState, play: str) -> list[Task]:
-        """``error_on_missing_handler = false``: a notify that names no handler of the play is
-        dropped with a warning note, as Ansible warns and goes on."""
+    def missing_notify(self, tasks: list[Task], st: _PlayState, play: str) -> list[Task]:
+        """A notify that names no handler of the play is Ansible's error only when it fires (a
+        changed result): it moves to ``notify_missing``, which fails the host then. With
+        ``error_on_missing_handler = false`` it is dropped with a warning note, as Ansible warns
+        and goes on."""
         from ..plan.validate import handler_topics
 
         topics = handler_topics(st.handlers)
+        drop = not self.options.error_on_missing_handler
 
         def fix(task: Task) -> Task:
             missing = [n for n in task.notify if n not in topics]
-            for n in missing:
+            for n in missing if drop else ():
                 self.notes.append(f"[WARNING]: The requested handler {n!r} was not found in either the "
                                   f"main handlers list nor in the listening handlers list (play {play!r})")
+            extras = task.extras
+            if missing and not drop:
+                extras = {**extras, "notify_missing": missing}
+                self.notes.append(f"notify {', '.join(map(repr, missing))} names no handler of play {play!r}: "
+                                  "the host fails if the task reports changed, as with ansible-playbook")
             return replace(
-                task, notify=tuple(n for n in task.notify if n in topics),
+                task, notify=tuple(n for n in task.notify if n in topics), extras=extras,
                 block=None if task.block is None else tuple(fix(t) for t in task.block),
                 rescue=tuple(fix(t) for t in task.rescue), always=tuple(fix(t) for t in task.always))
 
@@ -1304,6 +1311,21 @@ class _Compiler:
             self.register_role(call, st)
         return call.key
 
+    def rendered_tags(self, src: Source, ds: dict[str, Any], tags: tuple[str, ...], ctx: Ctx,
+                      st: _PlayState) -> tuple[str, ...]:
+        """Templated tags (a task's, or a block's, role's or play's it inherits) rendered now with
+        the values every host shares, as Ansible renders them before it selects; a list adds each
+        of its items. One that needs a host's data keeps its text (no tag selects it)."""
+        out: list[str] = []
+        for tag in tags:
+            try:
+                got = self.controller_value(src, ds, "tags" if "tags" in ds else _NO_KEY, tag,
+                                            self._layers(ctx, st), "tags", dynamic=True)
+            except PlaybookError:
+                got = tag
+            out += [str(t) for t in got] if isinstance(got, list) else [str(got)]
+        return tuple(out)
+
     def _layers(self, ctx: Ctx, st: _PlayState) -> list[dict[str, Any]]:
         if ctx.role is not None:
             return [ctx.role.defaults, st.vars, ctx.role.vars, dict(ctx.vars), ctx.role.params]
@@ -1644,7 +1666,7 @@ class _Compiler:
             extras["vars"] = task_vars
         self.loop(src, ds, extras)
         conditions = list(ctx.when) + self.conditions(src, ds)
-        tags = ctx.tags + self.tags(src, ds)
+        tags = self.rendered_tags(src, ds, ctx.tags + self.tags(src, ds), ctx, st)
         found_notify = self.effective(src, ds, ctx, "notify")
         notify: tuple[str, ...] = ()
         if found_notify is not None:
@@ -2395,7 +2417,7 @@ class _Compiler:
         if ctx.role is not None:
             extras["role"] = self.role_key(ctx.role, st)
         conditions = list(ctx.when) + self.conditions(src, ds)
-        tags = ctx.tags + self.tags(src, ds)
+        tags = self.rendered_tags(src, ds, ctx.tags + self.tags(src, ds), ctx, st)
         name = name or self.display_name(ds, module, ctx)
         out.append(Task(task_id=task_id, name=name, module="", args={}, hosts=(),
                         conditions=tuple(Condition("When", c) for c in conditions), tags=tags,

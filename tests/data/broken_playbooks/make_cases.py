@@ -362,15 +362,6 @@ CASES: dict[str, dict[str, str]] = {
         - hosts: "{{ app_env }}"
           tasks: []
         """},
-    "notify_unknown_handler": {"site.yml": """\
-        - hosts: web
-          tasks:
-            - command: /usr/bin/true
-              notify: restart nginx
-          handlers:
-            - name: restart ngnix
-              command: /usr/bin/true
-        """},
     "unknown_lookup_loop": {"site.yml": """\
         - hosts: web
           tasks:

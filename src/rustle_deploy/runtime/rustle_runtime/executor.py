@@ -430,7 +430,9 @@ class Runner:
         # host facts' precedence (above inventory, below play vars), as INJECT_FACTS_AS_VARS does
         self.module_facts = {}
         self._delegated = {}  # delegate_facts: {"facts", "vars"} of the host delegated to
-        self._unreachable_hit = False  # a task was unreachable: no rescue, no always
+        self._errors_cleared = False  # a meta: clear_host_errors ran (in an always section)
+        self._roles_ended = set()  # role calls (keys) a meta: end_role ended on this host
+        self._unreachable_hit = False  # a task was unreachable (or notified no handler): no rescue, no always
         self.extra_vars = dict(plan.get("extra_vars") or {})
         self.stats = {"ok": 0, "changed": 0, "failed": 0, "skipped": 0, "rescued": 0, "ignored": 0}
         self._params = []  # params layers of the containers being run (include vars)
@@ -892,9 +894,10 @@ class Runner:
                 if self._unreachable_hit:
                     raise
                 failed = True
+        self._errors_cleared = False
         for child in always:
             self._run_task(child, is_handler)  # a failure here propagates
-        if failed:
+        if failed and not self._errors_cleared:  # meta: clear_host_errors lets the host go on
             raise _HostFailed()
 
     # ---------------------------------------------------------------- one task
@@ -903,6 +906,8 @@ class Runner:
         hosts = task.get("hosts")
         if hosts is not None and self.host not in hosts:
             return
+        if task.get("role") and task.get("role") in self._roles_ended:
+            return  # meta: end_role ended this role call on this host
         if "block" in task:
             self._run_container(task, is_handler)
             return
@@ -920,11 +925,16 @@ class Runner:
             result = {"failed": True, "changed": False, "msg": keyword_error}
         else:
             result = self._execute(task)
+        missing = _as_list(task.get("notify_missing"))
+        aborted = bool(missing) and bool(result.get("changed")) and not result.get("failed")
+        if aborted:  # ansible-core stops the run when this notification fires, whatever rescues it
+            result = dict(result, failed=True, msg=f"The requested handler '{missing[0]}' was not found in either "
+                          "the main handlers list nor in the listening handlers list")
         for one in [result] + [r for r in result.get("results") or () if isinstance(r, dict)]:
             fetched = one.pop("_rustle_fetch", None)
             if fetched:  # a fetch's bytes go to the controller only: not registered, not journaled
                 self.emitter.emit(dict(fetched, event="fetched", host=self.host, id=task.get("id")), journal=False)
-        ignored = bool(result.get("failed")) and bool(task.get("ignore_errors"))
+        ignored = bool(result.get("failed")) and bool(task.get("ignore_errors")) and not aborted
         if result.get("unreachable"):
             ignored = bool(task.get("ignore_unreachable"))
         register = task.get("register")
@@ -941,7 +951,7 @@ class Runner:
         event.update({"status": status, "ignored": ignored})
         event.update(self._event_fields(result, task))
         event["duration"] = round(time.monotonic() - started, 6)
-        rescued = status == "failed" and not ignored and self._rescuing > 0
+        rescued = status == "failed" and not ignored and self._rescuing > 0 and not aborted
         if rescued:
             event["rescued"] = True
         if task.get("no_log"):
@@ -969,7 +979,7 @@ class Runner:
                 self.stats["ignored"] += 1
         if status in ("failed", "unreachable") and not ignored:
             self._failure = (task, result)
-            self._unreachable_hit = status == "unreachable"
+            self._unreachable_hit = status == "unreachable" or aborted
             raise _HostFailed()
         if result.get("changed") and not result.get("failed"):
             self._notify({str(n) for n in _as_list(task.get("notify"))})
@@ -980,6 +990,10 @@ class Runner:
             raise _EndPlay()
         elif action == "clear_facts":
             self._facts = None
+        elif action == "clear_host_errors":
+            self._errors_cleared = True
+        elif action == "end_role" and task.get("role"):
+            self._roles_ended.add(task["role"])
 
     def _resolve_keywords(self, task):
         """Task keywords given as expressions (``ignore_errors: "{{ x }}"``) -> their values.
