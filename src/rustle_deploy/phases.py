@@ -195,7 +195,15 @@ def _cross_host_key(leaf: Task, kind: str, actions: frozenset[str] = frozenset()
 
 def refusals(play: Play, tasks: list[Task], actions: frozenset[str] = frozenset()) -> Iterator[Refusal]:
     """The cross-host keywords of ``play`` that cannot be cut at (``tasks``: its top-level
-    tasks in execution order; ``actions``: the tasks whose action plugin runs on the controller)."""
+    tasks in execution order; ``actions``: the tasks whose action plugin runs on the controller).
+
+    A play of one host runs whole (rollout.py): ``run_once`` changes nothing there, so it is
+    not refused inside a block or on a handler."""
+    one = len({*play.hosts, *(h for b in play.batches for h in b.hosts)}) <= 1
+
+    def cut(kind: str, width: int) -> bool:
+        return (kind != HOSTS or bool(width)) and not (one and kind == ONCE)
+
     for task in tasks:
         for leaf in _leaves(task):
             if throttle_of(leaf) is None:
@@ -206,7 +214,7 @@ def refusals(play: Play, tasks: list[Task], actions: frozenset[str] = frozenset(
             continue
         for leaf in _leaves(task):
             kind, width = split(_leaf_kind(leaf, actions))
-            if kind != HOSTS or width:
+            if cut(kind, width):
                 key, what = _cross_host_key(leaf, kind, actions)
                 yield Refusal(leaf, key,
                               f"{what} on task {leaf.name!r} inside block {task.name!r}, whose tasks "
@@ -217,7 +225,7 @@ def refusals(play: Play, tasks: list[Task], actions: frozenset[str] = frozenset(
     for handler in play.handlers:
         for leaf in _leaves(handler):
             kind, width = split(_leaf_kind(leaf, actions))
-            if kind != HOSTS or width:
+            if cut(kind, width):
                 key, what = _cross_host_key(leaf, kind, actions)
                 yield Refusal(leaf, key, f"{what} on handler {leaf.name!r} is not supported",
                               f"notify a handler without {what}, or make it a task of the play")

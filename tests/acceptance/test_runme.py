@@ -22,11 +22,13 @@ from .runme import compare_hosts, exit_class, invocations, outcome, run_invocati
 # a notify of no handler that never fires, behind a tag (107), and a looped include_tasks over
 # with_first_found, as a handler (94; its lookup was not run on the controller); tags: templated tags of a block
 # (80) and of a play (89); blocks: an inline host list and meta clear_host_errors (112);
-# import_tasks: notify on import_tasks (5); roles: meta end_role, nested, on a host list (59).
+# import_tasks: notify on import_tasks (5); roles: meta end_role, nested, on a host list (59);
+# blocks: run_once on a nested block rescued by its parent's always, in a play of one host, under
+# the linear, free and host_pinned strategies (11, 19, 27).
 PINNED = (
     "handlers:10", "handlers:30", "handlers:50", "handlers:70", "handlers:82", "handlers:113",
     "handlers:167", "handlers:180", "handlers:94", "handlers:107", "tags:80", "tags:89", "blocks:112",
-    "import_tasks:5", "roles:59",
+    "import_tasks:5", "roles:59", "blocks:11", "blocks:19", "blocks:27",
 )
 
 

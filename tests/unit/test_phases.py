@@ -29,10 +29,11 @@ from .. import planmaker as pm
 NAMES = [f"h{i}" for i in range(4)]
 
 
-def plan_of(tasks: list[dict[str, Any]], handlers: list[dict[str, Any]] | None = None) -> Any:
-    play = pm.play("play-0", "web", NAMES, lambda hosts: tasks)
+def plan_of(tasks: list[dict[str, Any]], handlers: list[dict[str, Any]] | None = None,
+            names: list[str] = NAMES) -> Any:
+    play = pm.play("play-0", "web", names, lambda hosts: tasks)
     play["handlers"] = handlers or []
-    return parse_plan(json.dumps(pm.plan([play], NAMES)).encode(), source="plan.json", base_dir=".")
+    return parse_plan(json.dumps(pm.plan([play], names)).encode(), source="plan.json", base_dir=".")
 
 
 def t(i: int, **kw: Any) -> dict[str, Any]:
@@ -119,6 +120,16 @@ def test_what_cannot_be_cut_is_refused_at_its_pointer(tasks: list[dict[str, Any]
     with pytest.raises(PlanError) as err:
         validate(plan_of(tasks, handlers))
     assert err.value.pointer == pointer and needle in err.value.message and err.value.hint
+
+
+def test_run_once_in_a_mixed_block_or_on_a_handler_is_not_refused_in_a_play_of_one_host() -> None:
+    # a play of one host runs whole (no phases): run_once changes nothing there
+    mixed = {**t(0), "module": "", "args": {}, "block": [t(1), t(2, run_once=True)], "rescue": [t(3)]}
+    validate(plan_of([mixed], [t(9, run_once=True)], names=NAMES[:1]))
+    # what would still cut the play of one host is refused as before
+    with pytest.raises(PlanError) as err:
+        validate(plan_of([t(0)], [t(9, delegate_to="localhost")], names=NAMES[:1]))
+    assert err.value.pointer == "/plays/0/handlers/0/delegate_to"
 
 
 def test_whole_blocks_of_one_kind_are_cut_points() -> None:
