@@ -693,3 +693,50 @@ def test_a_plan_delegating_to_another_host_runs_there_and_an_unknown_one_is_refu
     err = capsys.readouterr().err
     assert code == 2 and "delegate_to 'gw9' (task 'on gw') is not a host of the inventory" in err, err
     assert "/plays/0/batches/0/tasks/0/delegate_to" in err
+
+
+# run_once inside a block whose other tasks run on every host, and on a handler: accepted in a
+# play of one host (it runs whole, in one round trip), still refused in a play of several
+ONE_HOST_RUN_ONCE = """\
+- hosts: fleet
+  gather_facts: false
+  tasks:
+    - block:
+        - name: on every host
+          copy: {content: "x\\n", dest: "{{ root }}/every.txt"}
+          notify: once handler
+        - name: once, and failing
+          command: /bin/false
+          register: failing
+          run_once: true
+        - name: not reached
+          copy: {content: "x\\n", dest: "{{ root }}/not.txt"}
+      rescue:
+        - name: rescued
+          copy: {content: "{{ failing.rc }}\\n", dest: "{{ root }}/rescued.txt"}
+          run_once: true
+  handlers:
+    - name: once handler
+      copy: {content: "handled\\n", dest: "{{ root }}/handler.txt"}
+      run_once: true
+"""
+
+
+@pytest.mark.ansible
+def test_run_once_in_a_mixed_block_and_on_a_handler_in_a_play_of_one_host_as_in_ansible(
+        sshd: Any, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    fleet = Fleet(sshd, tmp_path, 1)
+    playbook = _playbook(tmp_path, ONE_HOST_RUN_ONCE)
+    code, doc = fleet.rustle(capsys, playbook)
+    acode, arecaps = fleet.ansible(playbook)
+    assert (code, acode) == (0, 0)
+    assert fleet.files("rustle") == fleet.files("ansible")
+    assert fleet.files("rustle")["n00"] == {"every.txt": "x\n", "rescued.txt": "1", "handler.txt": "handled\n"}
+    (host,) = doc["hosts"]
+    assert _counts(host["recap"]) == _counts(arecaps["n00"])
+    assert host["round_trips"] == 1
+    # the same play over two hosts is still refused, before anything is touched
+    two = Fleet(sshd, tmp_path / "two", 2)
+    assert main([str(playbook), "-i", str(two.inventory), "--run"]) == 2
+    assert "run_once on task 'once, and failing' inside block" in capsys.readouterr().err
+    assert not any(any(two.root(n, "rustle").iterdir()) for n in two.names)
