@@ -2,7 +2,7 @@
 
 The host is a private sshd on 127.0.0.1 whose ``reboot_command`` is a script: after a second it
 kills the sshd and every session it serves, writes a new boot id (what ``boot_time_command``
-reads), and two seconds later starts a new sshd on the same port. The reboot action has to see
+reads), and half a second later starts a new sshd on the same port. The reboot action has to see
 its connection drop, wait for the boot id to change, reconnect and run ``test_command``;
 rustle-deploy then runs the play's next task on the host over a new connection. The same
 playbook is run by ansible-playbook against the same host, and the registered results compared.
@@ -41,7 +41,7 @@ setsid sh -c '
   for pid in $(ps -o pid= --ppid "$old"); do kill "$pid"; done
   kill "$old"
   echo "boot-$(od -An -N8 -tx8 /dev/urandom | tr -d " ")" > "$0/boot_id"
-  sleep 2
+  sleep 0.5
   exec {SSHD} -f "$0/sshd_config" -E "$0/sshd-after.log"
 ' "$state" </dev/null >/dev/null 2>&1 &
 """
@@ -69,6 +69,14 @@ PLAYBOOK = """\
         content: "{{ {'before': before.stdout, 'rebooted': rebooted, 'after': after.stdout} | to_nice_json }}"
         dest: "{{ root }}/results-{{ tool }}.json"
 """
+
+
+def _log(state: Path) -> str:
+    """What the sshd started after a reboot said (a port taken meanwhile, say)."""
+    try:
+        return "\nsshd after the reboot: " + (state / "sshd-after.log").read_text()[-2000:]
+    except OSError:
+        return "\nno sshd was started after the reboot"
 
 
 def _pid(path: Path) -> int | None:
@@ -119,11 +127,11 @@ def test_reboot_waits_for_the_new_boot_and_the_play_goes_on_as_in_ansible(
             if tool == "ansible":
                 done = subprocess.run([str(ANSIBLE), "-i", str(inventory), str(playbook)], capture_output=True,
                                       text=True, env=dict(os.environ, PYTHONWARNINGS="ignore"), timeout=600)
-                assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+                assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:] + _log(state)
             else:
                 code = main([str(playbook), "-i", str(inventory), "--run", "--output", "json"])
                 out, err = capsys.readouterr()
-                assert code == 0, out[-3000:] + err[-3000:]
+                assert code == 0, out[-3000:] + err[-3000:] + _log(state)
                 doc = json.loads(out)
                 assert doc["hosts"][0]["recap"]["failed"] == 0
                 # before; the reboot on the controller; after and the copy on the host, reconnected
