@@ -323,6 +323,8 @@ def _ext_kinds() -> dict[str, tuple[tuple[type, ...], str]]:
         "throttle": ((int, str), "a host count or a Jinja2 expression string"),
         "delegate_to": ((str,), "a host name (string)"),
         "delegate_facts": ((bool,), "a boolean"),
+        "delegate_implicit": ((bool,), "a boolean: delegate_to names a host outside the inventory, which "
+                              "ansible-core makes an implicit host of"),
         "connection_vars": ((dict,), "an object {HOST: {\"ansible_user\": USER, \"ansible_port\": PORT}}: "
                             "how the task connects to each host (a task's remote_user/port)"),
         "loop_with": ((str,), "\"items\", \"flattened\" or a lookup the host runs "
@@ -518,6 +520,7 @@ def read_play(r: Reader, value: Any, pointer: str, default_strategy: Strategy) -
     fatal = r.opt(d, "any_errors_fatal", pointer, r.boolean, False)
     order = r.opt(d, "order", pointer, lambda v, p: _order(r, v, p), "inventory")
     force_handlers = r.opt(d, "force_handlers", pointer, r.boolean, False)
+    fact_path = r.opt(d, "fact_path", pointer, r.string, None)
     bptr = child(pointer, "batches")
     raw_batches = r.arr(r.req(d, "batches", pointer, "an array of batches"), bptr,
                         "an array of batches")
@@ -547,7 +550,7 @@ def read_play(r: Reader, value: Any, pointer: str, default_strategy: Strategy) -
     return Play(play_id=play_id, name=name, hosts=hosts, strategy=strategy, serial=serial,
                 batches=batches, handlers=handlers, vars=play_vars, pointer=pointer,
                 max_fail_percentage=max_fail, any_errors_fatal=fatal, order=order,
-                force_handlers=force_handlers, defaults=defaults, roles=roles)
+                force_handlers=force_handlers, defaults=defaults, roles=roles, fact_path=fact_path)
 
 
 def _order(r: Reader, value: Any, pointer: str) -> str:

@@ -79,8 +79,6 @@ INHERITED = ("become", "become_user", "become_method", "ignore_errors", "no_log"
 REFUSED = {
     "become_exe": "only the become methods sudo and su are supported, with their default programs",
     "become_flags": "become_flags are not supported yet",
-    "fact_path": "fact_path on a play is not supported yet: local facts are read from "
-                 "/etc/ansible/facts.d, or from another directory with setup: fact_path=DIR",
 }
 
 

@@ -130,6 +130,9 @@ def _notified_handlers(handlers, notification):
 _BOOL_KEYWORDS = ("ignore_errors", "no_log", "check_mode", "diff", "become", "run_once", "ignore_unreachable")
 _NUMBER_KEYWORDS = ("retries", "delay", "timeout")
 _ITEM_KEYWORDS = ("retries", "delay")  # evaluated for each loop item, as in Ansible
+# how the task variable holding a with_<lookup>'s terms begins: the playbook front end compiles
+# the with_ into a loop over the lookup (playbook/compile.py)
+WITH_TERMS = "__rustle_with_"
 _MAX_TIMEOUT = 100000000  # ansible-core's limit on a task's timeout (seconds)
 _BOOL_WORDS = ("yes", "no", "true", "false", "on", "off", "1", "0", "y", "n")
 _TEXT_KEYWORDS = ("become_user", "become_method")
@@ -417,6 +420,7 @@ class Runner:
         self._own = set()  # registered names a run_once phase does not share (add_host's)
         self.templar = Templar(read_file=self._read_embedded)
         self._facts = None
+        self._fact_path = None  # the fact_path ansible_local of the facts was read from
         self._tmpdir = None
         self.runtime_vars = {}  # registered results and set_fact, across plays
         self._own_names = set()  # registered by a task whose result only the first host gets
@@ -467,11 +471,20 @@ class Runner:
             from .facts import gather
 
             gathered = unsafe(gather())
+            gathered["ansible_local"] = self._local_facts()
             if self._facts is None:
                 self._facts = gathered
             else:
                 self._facts.update(gathered)
         return self._facts
+
+    def _local_facts(self):
+        """``ansible_local`` as the play's fact gathering reads it: its ``fact_path`` (the
+        default /etc/ansible/facts.d without one)."""
+        from .facts import FACT_PATH, FactsContext, local_facts
+
+        self._fact_path = (self._play or {}).get("fact_path") or FACT_PATH
+        return unsafe(local_facts(FactsContext(), self._fact_path))
 
     def _read_embedded(self, sha256):
         """The bytes of ``files/<sha256>`` (a template's include, a lookup's file)."""
@@ -693,6 +706,8 @@ class Runner:
 
     def _run_play(self, play):
         self._play = play
+        if self._facts is not None and (play.get("fact_path") or "/etc/ansible/facts.d") != self._fact_path:
+            self._facts["ansible_local"] = self._local_facts()  # this play gathers from its own
         tasks = play.get("tasks") or []
         first = last = True
         key = str(play.get("index"))
@@ -1142,7 +1157,14 @@ class Runner:
             except LookupError_ as exc:
                 raise TemplateError(str(exc)) from exc
         if isinstance(loop, str):
-            value = self.templar.template(loop, scope) if is_template(loop) else self.templar.evaluate(loop, scope)
+            try:
+                value = self.templar.template(loop, scope) if is_template(loop) else self.templar.evaluate(loop, scope)
+            except TemplateError as exc:
+                if WITH_TERMS not in loop or str(exc).startswith(("Error rendering template", "The lookup plugin")):
+                    raise
+                # rendering a with_<lookup>'s terms (compiled to a loop over the lookup) failed:
+                # ansible-core 2.19's words
+                raise TemplateError(f"Error rendering template: {exc}") from exc
         else:
             value = self.templar.template(loop, scope)
         if flatten in ("items", "flattened"):  # with_items: one level; with_flattened: all
