@@ -94,7 +94,7 @@ _FILTERS = {
     "trim": lambda s, chars=None: str(s).strip(chars), "first": _first, "last": _last,
     "join": _join, "default": _jinja_default, "d": _jinja_default,
     "basename": _f.FILTERS["basename"], "dirname": _f.FILTERS["dirname"],
-    "version_compare": _f.version_compare, "ternary": _f.ternary,
+    "version_compare": _f.version_compare, "ternary": _f.ternary, "split": _f.split,
 }
 _HANDLES_UNDEFINED = ("default", "d")
 
