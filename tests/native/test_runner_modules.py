@@ -66,6 +66,14 @@ PLAYBOOK = """
           - made_dir.path | basename | split('.') | first == 'ansible'
           - made_dir.path | basename | split('.', 1) | last | length == 13
           - made_dir.path is contains('.test')
+          - made_dir.path.startswith(root) and made_dir.path.endswith('.test')
+          - not made_file.path.endswith('.test')
+    - name: a method over a value that is not text fails as in Python
+      assert:
+        that:
+          - made_file.size.startswith('0')
+      register: not_text
+      ignore_errors: true
     - name: what was registered
       copy:
         content: "{{ gathered }}\\n{{ made_dir }}\\n{{ missing }}\\n{{ badprefix }}\\n{{ made_file }}\\n{{ remote_tmp }}\\n"
@@ -175,7 +183,7 @@ def test_setup_remote_tmp_dir_idiom_fact_chosen_includes_and_tempfile_match_pyz(
     the handler that removes the directory: the same in both formats."""
     extra = {"t.j2": "{{ root | length > 0 }} rendered\n", "default.yml": DEFAULT, "redhat.yml": OTHER, "by-linux.yml": BY_SYSTEM, "by-darwin.yml": OTHER}
     recap, tree, events = _run_both(tmp_path, capsys, PLAYBOOK, extra)
-    assert recap["failed"] == 0 and recap["ignored"] == 2 and recap["skipped"] == 1
+    assert recap["failed"] == 0 and recap["ignored"] == 3 and recap["skipped"] == 1
     assert tree["system.txt"][2] == "chosen by the system's name\n"  # bytes come back text from _masked
     assert "other.txt" not in tree
     assert [k for k in tree if k.startswith("tmp/")] == []  # the handler removed the directory
@@ -191,6 +199,8 @@ def test_setup_remote_tmp_dir_idiom_fact_chosen_includes_and_tempfile_match_pyz(
     assert results[4].startswith("{'changed': True, 'path': 'ROOT/f.XXXXXXXX.txt'")
     assert results[5] == "ROOT/tmp/ansible.XXXXXXXX.test"
     statuses = [(e[1], e[2]) for e in events]
+    assert [e[3] for e in events if e[1] == "a method over a value that is not text fails as in Python"] == [
+        "Task failed: Error while evaluating conditional: 'int object' has no attribute 'startswith'"]
     assert ("make sure we have the facts", "skipped") in statuses
     assert ("delete temporary directory", "changed") in statuses
 

@@ -738,6 +738,10 @@ class _Lowering:
                 return [op, ["name", "ansible_facts"], node[2] if op == "attr" else ["lit", key]]
         if op == "attr":
             return ["attr", self.tree(task, scope, node[1]), node[2]]
+        if op == "call":  # str.startswith/endswith with one argument (expr.rs call_method)
+            if len(node[3]) != 1:
+                raise self.fail(task, f"{node[2]}() with {len(node[3])} arguments is not supported by the native runner")
+            return ["call", self.tree(task, scope, node[1]), node[2], [self.tree(task, scope, n) for n in node[3]]]
         if op == "list":
             return ["list", [self.tree(task, scope, n) for n in node[1]]]
         if op in ("filter", "test"):

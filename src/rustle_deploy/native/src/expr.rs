@@ -240,6 +240,13 @@ fn eval(node: &Value, scope: &Scope) -> Eval<Val> {
             let seq = eval_use(arg(2)?, scope)?;
             Ok(Val::Def(Value::Bool(contains(&seq, &item)?)))
         }
+        "call" => {
+            let name = arg(2)?.as_str().ok_or_else(|| malformed(node))?;
+            let obj = eval_use(arg(1)?, scope)?;
+            let items = arg(3)?.as_list().ok_or_else(|| malformed(node))?;
+            let args: Eval<Vec<Value>> = items.iter().map(|n| eval_use(n, scope)).collect();
+            call_method(&obj, name, &args?).map(Val::Def)
+        }
         "filter" | "test" => {
             let name = arg(1)?.as_str().ok_or_else(|| malformed(node))?;
             let value = eval(arg(2)?, scope)?;
@@ -257,6 +264,26 @@ fn eval(node: &Value, scope: &Scope) -> Eval<Val> {
             }
         }
         _ => Err(malformed(node)),
+    }
+}
+
+/// `obj.name(*args)` for the str methods the compiler lets through (startswith, endswith
+/// with one argument), as Python answers them.
+fn call_method(obj: &Value, name: &str, args: &[Value]) -> Eval<Value> {
+    match (obj, name, args) {
+        (Value::Str(text), "startswith" | "endswith", [Value::Str(affix)]) => Ok(Value::Bool(if name == "startswith" {
+            text.starts_with(affix.as_str())
+        } else {
+            text.ends_with(affix.as_str())
+        })),
+        (Value::Str(_), "startswith" | "endswith", [other]) => Err(format!(
+            "{} first arg must be str or a tuple of str, not {}",
+            name,
+            type_name(other)
+        )),
+        (Value::Dict(map), _, _) if map.contains_key(name) => Err(unsupported(format!("calling the key '{}'", name))),
+        _ if has_python_attribute(obj, name) => Err(unsupported(format!("'{}' of a {} object", name, type_name(obj)))),
+        _ => Err(format!("'{} object' has no attribute '{}'", type_name(obj), name)),
     }
 }
 
@@ -1166,6 +1193,16 @@ mod tests {
             Err("'nope' is undefined".to_string())
         );
         assert_eq!(run(r#"["not", ["lit", []]]"#), Ok(Value::Bool(true)));
+    }
+
+    #[test]
+    fn str_methods_startswith_and_endswith() {
+        assert_eq!(run(r#"["call", ["lit", "/tmp/x.test"], "startswith", [["lit", "/tmp"]]]"#), Ok(Value::Bool(true)));
+        assert_eq!(run(r#"["call", ["lit", "/tmp/x.test"], "endswith", [["lit", ".txt"]]]"#), Ok(Value::Bool(false)));
+        let err = run(r#"["call", ["lit", "a"], "startswith", [["lit", 1]]]"#).unwrap_err();
+        assert_eq!(err, "startswith first arg must be str or a tuple of str, not int");
+        assert!(run(r#"["call", ["name", "nope"], "startswith", [["lit", "a"]]]"#).unwrap_err().contains("'nope' is undefined"));
+        assert!(run(r#"["call", ["lit", 3], "startswith", [["lit", "a"]]]"#).unwrap_err().contains("has no attribute 'startswith'"));
     }
 
     #[test]
