@@ -75,6 +75,9 @@ def test_static_names_in_conditions_become_values_and_registered_ones_stay(tmp_p
     # setup lowers only as its skip, under a condition false on every host (ansible_facts == {})
     ({"module": "setup", "args": {}, "conditions": [{"When": {"expression": "out.rc == 0"}}]},
      "module 'setup' is not implemented by the native runner"),
+    # b64decode of latin-1 text: bytes the runner's UTF-8 document cannot carry (the binary target)
+    ({"module": "copy", "args": {"content": "{{ 'Y2Fm6Q==' | b64decode }}\n", "dest": "/tmp/x"}},
+     "holds bytes that are not UTF-8 text"),
     ({"module": "tempfile", "args": {"state": "file", "mode": "0600"}},
      "argument 'mode' of tempfile is not supported by the native runner"),
     ({"module": "lineinfile", "args": {"path": "/tmp/x", "regexp": "{{ out.stdout }}", "line": "a"}},

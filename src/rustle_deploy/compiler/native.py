@@ -103,6 +103,15 @@ def run_names(doc: dict[str, Any]) -> set[str]:
     return names
 
 
+def _utf8(text: str) -> bool:
+    """Whether ``text`` is UTF-8 text the runner's JSON can carry (no lone surrogates)."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 def _marker(value: Any) -> bool:
     """Whether ``value`` is a dict the runner would render (docs/native.md)."""
     return isinstance(value, dict) and len(value) == 1 and next(iter(value)) in (TEMPLATE_KEY, EXPR_KEY)
@@ -164,7 +173,12 @@ def lower_unit(unit: BuildUnit, runner_sha: str) -> list[tuple[list[str], bytes]
             "hosts": {name: program for name in names},
             "files": {d: base64.b64encode(blobs[d]).decode() for d in used},
         }
-        out.append((names, seal(json.dumps(artifact, ensure_ascii=False, default=str).encode())))
+        try:
+            document = json.dumps(artifact, ensure_ascii=False, default=str).encode()
+        except UnicodeEncodeError as exc:  # text that is not UTF-8 somewhere _Lowering.data did not see
+            raise NativeUnsupported(f"{', '.join(names)}: the program holds bytes that are not UTF-8 text ({exc})",
+                                    "use --format pyz for this plan (--format auto, the default, picks it)") from None
+        out.append((names, seal(document)))
     return out
 
 
@@ -628,6 +642,10 @@ class _Lowering:
         if _marker(value):
             raise self.fail(task, f"a value shaped like the runner's {next(iter(value))} marker is data, "
                                   "and the native format cannot carry it")
+        if isinstance(value, str) and not _utf8(value):
+            raise self.fail(task, f"{value[:40]!r}... holds bytes that are not UTF-8 text (decoded with "
+                                  "surrogateescape, as b64decode of latin-1 gives), which the native format "
+                                  "cannot carry")
         if isinstance(value, dict):
             for item in value.values():
                 self.data(task, item)
