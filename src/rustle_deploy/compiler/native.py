@@ -232,6 +232,7 @@ class _Lowering:
         self.dynamic |= _FAILURE_NAMES
         self.params: list[dict[str, Any]] = []  # the params of the includes being lowered (executor._params)
         self.uses_facts = False  # set when a condition or argument needs the host's facts
+        self.handling = False  # lowering a handler (and what it includes)
         self.embedded: set[str] = set()  # the sha256 of every file the program names (copy/template src)
 
     # -- scopes ----------------------------------------------------------------------------------
@@ -274,7 +275,11 @@ class _Lowering:
                 continue
             lowered_handlers = []
             for index, handler in enumerate(play["handlers"]):
-                lowered = self.task(play, handler)
+                self.handling = True  # a role's handler reports ``ROLE : NAME`` (executor._shown)
+                try:
+                    lowered = self.task(play, handler)
+                finally:
+                    self.handling = False
                 if lowered is not None:  # named by a topic only it has: see notified()
                     lowered["listen"] = [_handler_topic(index)]
                     lowered_handlers.append(lowered)
@@ -330,7 +335,7 @@ class _Lowering:
             raise self.fail(task, f"loop_control.{sorted(set(control) - _LOOP_CONTROL)[0]} is not supported")
         scope = self.scope(play, task)
         out: dict[str, Any] = {
-            "id": task.get("id"), "name": task.get("name") or module, "module": module,
+            "id": task.get("id"), "name": self.shown(task, task.get("name") or module), "module": module,
             "tags": list(task.get("tags") or []), "register": task.get("register"),
             "args": None, "when": [], "loop": None, "loop_var": control.get("loop_var", "item"),
             "changed_when": self.conds(task, scope, task.get("changed_when")),
@@ -399,12 +404,16 @@ class _Lowering:
         unknown = sorted(k for k, v in task.items() if k not in _KNOWN and v not in (None, False, [], {}))
         if unknown:
             raise self.fail(task, f"keyword '{unknown[0]}' is not supported by the native runner")
-        return {"id": task.get("id"), "name": task.get("name") or task["module"], "module": task["module"],
+        return {"id": task.get("id"), "name": self.shown(task, task.get("name") or task["module"]), "module": task["module"],
                 "tags": list(task.get("tags") or []), "register": task.get("register"), "args": None,
                 "when": when, "loop": None, "loop_var": "item", "changed_when": None, "failed_when": None,
                 "notify": [], "listen": [str(n) for n in self.executor._as_list(task.get("listen"))],
                 "environment": {}, "ignore_errors": False, "no_log": False, "check_mode": None, "diff": None,
                 "become": None}
+
+    def shown(self, task: dict[str, Any], name: str) -> str:
+        """The name a result reports: a role's handler's is ``ROLE : NAME`` (executor._shown)."""
+        return str(self.executor._shown(task, name, self.handling))
 
     def python_var(self, play: dict[str, Any], task: dict[str, Any]) -> str | None:
         """The variable about running a Python module (its interpreter, open-files limit,
@@ -462,7 +471,7 @@ class _Lowering:
         finally:
             self.params.pop()
         out: dict[str, Any] = {
-            "id": task.get("id"), "name": task.get("name") or "include", **sections,
+            "id": task.get("id"), "name": self.shown(task, task.get("name") or "include"), **sections,
             "when": self.conds(task, scope, task.get("when")) or [],
             "tags": list(task.get("tags") or []), "include": include,
             "register": task.get("register") if include is not None else None,
