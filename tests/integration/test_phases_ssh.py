@@ -159,11 +159,11 @@ class Fleet:
         assert out, err
         return code, json.loads(out)
 
-    def ansible(self, playbook: Path) -> tuple[int, dict[str, dict[str, int]]]:
+    def ansible(self, playbook: Path, *args: str) -> tuple[int, dict[str, dict[str, int]]]:
         env = dict(os.environ, ANSIBLE_NOCOLOR="1", ANSIBLE_HOME=str(self.tmp / "ansible-home"),
                    ANSIBLE_CONFIG=str(self.tmp / "no-ansible.cfg"), ANSIBLE_RETRY_FILES_ENABLED="False",
                    ANSIBLE_DEPRECATION_WARNINGS="False", PYTHONWARNINGS="ignore")
-        proc = subprocess.run([str(ANSIBLE), "-i", str(self.local_inventory), str(playbook)],
+        proc = subprocess.run([str(ANSIBLE), "-i", str(self.local_inventory), str(playbook), *args],
                               capture_output=True, text=True, env=env, timeout=300)
         recaps = {}
         for line in proc.stdout.splitlines():
@@ -740,3 +740,30 @@ def test_run_once_in_a_mixed_block_and_on_a_handler_in_a_play_of_one_host_as_in_
     assert main([str(playbook), "-i", str(two.inventory), "--run"]) == 2
     assert "run_once on task 'once, and failing' inside block" in capsys.readouterr().err
     assert not any(any(two.root(n, "rustle").iterdir()) for n in two.names)
+
+
+LIMITED = """\
+- hosts: fleet
+  gather_facts: false
+  tasks:
+    - name: once
+      command: echo {{ inventory_hostname }}
+      register: once
+      run_once: true
+    - copy: {content: "{{ once.stdout | default('none') }}\\n", dest: "{{ root }}/out.txt"}
+"""
+
+
+@pytest.mark.ansible
+def test_run_once_under_a_limit_to_one_host_runs_on_that_host_as_in_ansible(
+        sshd: Any, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    # the play runs whole on the one host --limit leaves (not the play's first host): run_once
+    # runs there (it was skipped, "runs on n00", and its result never came)
+    fleet = Fleet(sshd, tmp_path, 2)
+    playbook = _playbook(tmp_path, LIMITED)
+    code, doc = fleet.rustle(capsys, playbook, "--limit", "n01")
+    acode, arecaps = fleet.ansible(playbook, "--limit", "n01")
+    assert (code, acode) == (0, 0)
+    assert fleet.files("rustle") == fleet.files("ansible") == {"n00": {}, "n01": {"out.txt": "n01\n"}}
+    (host,) = doc["hosts"]
+    assert _counts(host["recap"]) == _counts(arecaps["n01"]) and host["round_trips"] == 1

@@ -1079,11 +1079,9 @@ class Runner:
     def _execute(self, task):
         """The task's (registered) result, looping and retrying as asked."""
         scope = self._task_scope(task)
-        run_once = task.get("run_once")
-        # in a phased play the controller runs a run_once phase on the one host it chose
-        if run_once and self.phase is None and self._play.get("hosts") and self._play["hosts"][0] != self.host:
-            return {"changed": False, "skipped": True,
-                    "skip_reason": "run_once: runs on {}".format(self._play["hosts"][0])}
+        # run_once is the controller's (docs/phases.md): a play of several hosts is cut and its
+        # run_once phase runs on the host it chose; a play run whole has one host (after --limit
+        # too, which the artifact does not know), and that host runs the task
         if self.unreachable is not None and str(task.get("module") or "").rsplit(".", 1)[-1] not in _NO_CONNECTION:
             try:
                 skipped = self._skip_reason(task, scope)
