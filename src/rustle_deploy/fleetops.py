@@ -361,15 +361,28 @@ class _Rollout:
         self.batches: list[dict[str, Any]] = []
         self.stopped_after: int | None = None
         self.reason: str | None = None
+        self._next = 0  # the next stage to run
+        self.number = 0  # batches run so far
+
+    def extend(self, schedule: Schedule) -> None:
+        """Run ``schedule``'s stages after this one's (plays compiled while the run goes on)."""
+        self.schedule = Schedule(self.schedule.stages + schedule.stages)
+        self.total = self.schedule.total
+        for stage in schedule.stages:
+            for batch in stage.batches:
+                for name in batch:
+                    self.left[name] = self.left.get(name, 0) + 1
 
     def run(self, fan_out: Callable[[Stage, int, list[str]], list[HostOutcome]],
             batch_done: Callable[[int], None] | None = None) -> None:
         """Run each batch through ``fan_out(stage, number, hosts)`` until done or told to stop;
         ``batch_done(number)`` after each batch, even one with no host left to run."""
-        number = 0
-        for stage in self.schedule.stages:
+        while self._next < len(self.schedule.stages):
+            stage = self.schedule.stages[self._next]
+            self._next += 1
             for batch in stage.batches:
-                number += 1
+                self.number += 1
+                number = self.number
                 # failed hosts leave the rollout; a resumed one skips what hosts already ran
                 names = [n for n in batch if n not in self.failed and not self._done_before(n)]
                 if not names:
@@ -635,19 +648,24 @@ class _Phased:
     done, or failed when the phase failed (Ansible fails every host of the batch then).
     """
 
-    def __init__(self) -> None:
+    def __init__(self, keep: bool = False) -> None:
+        # keep: every run sends the host's state back (later plays are compiled from the
+        # inventory changes it holds: Session.next_part)
+        self.keep = keep
         self.shared: dict[str, dict[str, Any]] = {}  # host -> what its last run_once phase set
         self.inventory: dict[str, dict[str, Any]] = {}  # host -> what add_host changed in its view
         self.carried: dict[str, dict[str, Any]] = {}  # host -> {"vars", "notified"} for its next phase
         self.state: dict[str, dict[str, Any]] = {}  # host -> its state after its last phase on it
 
-    @staticmethod
-    def share(stage: Stage) -> str | None:
+    def share(self, stage: Stage) -> str | None:
         """What a host's run of ``stage`` sends back: its state when a later phase runs on the
         controller or reads other hosts' values (with its facts, gathered if no task had, when
-        that phase needs them), what it set when it runs once for all, else nothing."""
+        that phase needs them), or when ``keep`` asks for it; what it set when it runs once
+        for all, else nothing."""
         if stage.feeds:
             return "state" if stage.facts else "known"
+        if self.keep:
+            return "known"
         return "vars" if stage.once else None
 
     def inject(self, host: str, stage: Stage) -> dict[str, Any] | None:
@@ -779,6 +797,7 @@ def _deploy_jobs(
     staging = bool(opts.get("stage"))  # upload, verify, prepare; --promote activates and runs later
     run_id = f"r-{secrets.token_hex(6)}"
     host_of = {h.name: h for h in hosts}
+    later = run and not staging and session.later is not None  # plays compiled once this has run
     planned = schedule or Schedule.single(host_of)
     # Batches pace runs; without --run, activation alone changes nothing on a host, so every
     # host gets the artifact at once and the manifest hands the schedule to rustle-exec.
@@ -816,7 +835,7 @@ def _deploy_jobs(
         def job_for(name: str, stage: Stage) -> HostJob:
             h, art = host_of[name], by_host[name]
             options = _run_options(opts, run_id) if run else None
-            if options is not None and schedule.staged:
+            if options is not None and (schedule.staged or carrying):
                 options = replace(options, plays=stage.plays, carry=_carry_id(did, name))
             if options is not None and stage.phase is not None:
                 options = replace(options, phase=stage.phase)
@@ -843,7 +862,8 @@ def _deploy_jobs(
             )
 
         job_of: dict[str, HostJob] = {}  # each host's deploy job
-        phased = _Phased()
+        carrying = later  # each run keeps the host's state for the runs of the later plays
+        phased = _Phased(keep=later)
         in_flight: list[HostJob] = []
         progress = _Progress(history, did, run_id if run else None)
         recorded: set[str] = set()
@@ -1054,7 +1074,25 @@ def _deploy_jobs(
             history.begin_rollout(did, doc, record.total, list(host_of))
         status = "interrupted"
         try:
-            roll.run(fan_out, (lambda number: history.record_batch_done(did, number)) if rolling else None)
+            batch_done = (lambda number: history.record_batch_done(did, number)) if rolling else None
+            roll.run(fan_out, batch_done)
+            while later and roll.stopped_after is None:  # plays after add_host/group_by
+                with session.phase("compile the plays after add_host/group_by"):
+                    part = session.next_part(phased.merged_inventory(list(host_of)))
+                later = session.later is not None
+                phased.keep = later
+                if part is None:
+                    break
+                plan = part.plan
+                fresh = {name: a for a in part.artifacts for name in a.hosts}
+                for name, art in fresh.items():
+                    if name in by_host and by_host[name].sha256 != art.sha256:
+                        job_of.pop(name, None)  # a new artifact, with the later plays: deployed again
+                by_host.update(fresh)
+                host_of.update((h.name, h) for h in part.hosts)
+                held = history.holders({a.sha256 for a in fresh.values()})
+                roll.extend(part.schedule)
+                roll.run(fan_out, batch_done)
             status = "stopped" if roll.stopped_after is not None else ("staged" if staging else "done")
         except KeyboardInterrupt:
             settle(session, history, did, [j for j in in_flight if j.host.name not in recorded and j.op == "deploy"])

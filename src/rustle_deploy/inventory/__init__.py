@@ -41,6 +41,7 @@ import os
 import stat
 import sys
 from collections.abc import Iterable
+from copy import deepcopy
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -99,9 +100,11 @@ class Inventory:
         implicit: Iterable[str] = (),
         warnings: Iterable[str] = (),
         rebuild: Any = None,
+        change: Any = None,
     ) -> None:
         self.source = source
         self._rebuild = rebuild
+        self._change = change
         self.hosts = hosts
         self.groups = groups
         self.warnings = list(warnings)
@@ -125,6 +128,17 @@ class Inventory:
             return self
         rebuilt: Inventory = self._rebuild(VarsFiles(path))
         return rebuilt
+
+    def with_changes(self, added: dict[str, Any]) -> Inventory:
+        """This inventory with what ``add_host`` and ``group_by`` changed while the run went on
+        (the runtime's ``inventory`` state: ``hosts`` name -> variables, ``groups`` group ->
+        hosts, ``children`` parent -> child groups), as Ansible's in-memory inventory has it:
+        new hosts and groups, their ``group_vars/``/``host_vars/`` files included."""
+        if self._change is None:
+            raise InventoryError("this inventory cannot take the hosts and groups add_host and group_by made",
+                                 "pass the inventory with -i", file=self.source)
+        changed: Inventory = self._change(added)
+        return changed
 
     def with_host_vars(self, updates: dict[str, dict[str, Any]]) -> Inventory:
         """This inventory with ``updates`` (host name -> variables) set on those hosts."""
@@ -498,11 +512,44 @@ def _build(
     def rebuild(extra: VarsFiles) -> Inventory:
         return _build(data, source, files, warnings, implicit=implicit, playbook=extra)
 
+    def change(added: dict[str, Any]) -> Inventory:
+        copy = deepcopy(data)
+        try:
+            _add(copy, added)
+        except DataError as exc:
+            raise InventoryError(f"add_host/group_by: {exc}", None, file=source) from exc
+        return _build(copy, source, files, warnings, implicit=implicit, playbook=playbook)
+
     implicit_names: list[str] = []
     if implicit:
         hosts["localhost"] = factory("localhost")
         implicit_names.append("localhost")
     return Inventory(
         source, hosts, groups, group_hosts=group_hosts, localhost_factory=factory,
-        implicit=implicit_names, warnings=warnings, rebuild=rebuild,
+        implicit=implicit_names, warnings=warnings, rebuild=rebuild, change=change,
     )
+
+
+def _add(data: InventoryData, added: dict[str, Any]) -> None:
+    """Apply the runtime's record of add_host/group_by (``with_changes``) to ``data``. The
+    implicit localhost stays implicit: Ansible leaves it out of ``all`` even then."""
+    def known(name: str) -> bool:
+        return name in data.hosts or name not in LOCALHOST_NAMES
+
+    for name, values in (added.get("hosts") or {}).items():
+        if not known(name):
+            continue
+        data.add_host(name)
+        for key, value in (values or {}).items():
+            data.hosts[name].set_variable(str(key), value)
+    for group, members in (added.get("groups") or {}).items():
+        data.add_group(group)
+        for name in members:
+            if known(name):
+                data.add_host(name, group)
+    for parent, kids in (added.get("children") or {}).items():
+        data.add_group(parent)
+        for kid in kids:
+            data.add_group(kid)
+            data.add_child(parent, kid)
+    data.reconcile()

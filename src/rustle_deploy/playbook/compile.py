@@ -123,6 +123,13 @@ class CompileOptions:
     force_handlers: bool = False
     # ansible.cfg's error_on_missing_handler: false drops a notify of no handler, with a note
     error_on_missing_handler: bool = True
+    # plays after one holding add_host/group_by (docs/phases.md): "refuse" them; "stop" before
+    # them (--run compiles them again once the change is known, Compiled.rest); "static": over
+    # the inventory as it is (listings and --syntax-check, as ansible-playbook lists them)
+    later_plays: str = "refuse"
+    # play number -> its hosts, for the plays an earlier compile of this run chose hosts for
+    # (they ran already: the same plan indexes, and their changes are not noted again)
+    done_hosts: dict[int, tuple[str, ...]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -168,6 +175,9 @@ class Compiled:
     plays: list[ListedPlay]
     notes: list[str]
     origins: dict[str, Origin]  # plan JSON pointer -> where the playbook says it
+    # later_plays="stop": the compile stopped after the play holding add_host/group_by, and
+    # the plays from number ``rest`` on are to be compiled once it has run (None: it did not)
+    rest: int | None = None
 
     def locate(self, exc: PlanError) -> PlaybookError:
         """A PlanError about this plan, re-addressed to the playbook line it came from."""
@@ -298,6 +308,7 @@ class _Compiler:
         self.choosing = False  # compiling the candidates of an include_choice (not nested)
         # the first add_host/group_by task: no play may follow it (its hosts are chosen now)
         self.inventory_changed: tuple[Origin, str] | None = None
+        self.rest: int | None = None  # later_plays="stop": the play number it stopped at
         # a play's remote_user/port for the hosts whose inventory sets none: host -> {var: value}
         self.connection_vars: dict[str, dict[str, Any]] = {}
 
@@ -339,11 +350,11 @@ class _Compiler:
         remember_files_dirs(plan, tuple(self.source_roots))
         inventory = self.inv.with_host_vars(self.connection_vars) if self.connection_vars else self.inv
         compiled = Compiled(plan=plan, inventory=inventory, plays=self.listing, notes=self.notes,
-                            origins=self.origins)
+                            origins=self.origins, rest=self.rest)
         from rustle_deploy.plan import validate
 
         try:
-            validate.validate(plan)
+            validate.validate(plan, later_plays=self.options.later_plays != "refuse")
         except PlanError as exc:
             raise compiled.locate(exc) from exc
         return compiled
@@ -397,15 +408,20 @@ class _Compiler:
     def play(self, src: Source, ds: dict[str, Any], imp: _Import) -> None:
         self.play_count += 1
         number = self.play_count
+        if self.rest is not None:
+            return
         self.check_keys(src, ds, kw.PLAY, "a play", ds)
-        if self.inventory_changed is not None:
+        if self.inventory_changed is not None and self.options.later_plays == "stop":
+            self.rest = number
+            return
+        if self.inventory_changed is not None and self.options.later_plays == "refuse":
             origin, module = self.inventory_changed
             where = src.origin(ds)
             raise origin.error(f"{module} changes the inventory, and play {number} ({where}) follows: "
-                               "the hosts of later plays are chosen before anything runs, so that is "
-                               "not supported yet",
-                               f"end the playbook with the play holding {module}, or name the new hosts "
-                               "in the inventory")
+                               "its hosts can only be chosen once the change has run",
+                               "run the playbook with --run: rustle-deploy compiles the plays after "
+                               f"{module} once it has run (docs/phases.md); --compile-only, --emit-plan, "
+                               "--dry-run and a deploy without --run compile every play beforehand")
         if "hosts" not in ds or ds["hosts"] in (None, "", []):
             raise src.error("the play has no 'hosts'", "every play names its hosts: "
                             "hosts: all, hosts: webservers, hosts: web1:web2", ds)
@@ -427,6 +443,9 @@ class _Compiler:
         except InventoryError as exc:
             raise src.error(f"bad host pattern {pattern!r}: {exc.detail}", exc.hint, ds, "hosts",
                             value=True) from exc
+        done = number in self.options.done_hosts
+        if done:  # it ran already, over the hosts the inventory had then
+            hosts = list(self.options.done_hosts[number])
         name = ds.get("name") if isinstance(ds.get("name"), str) and ds.get("name") else pattern
         listed = ListedPlay(number=number, name=str(name), pattern=pattern, hosts=hosts,
                             tags=imp.tags + self.tags(src, ds))
@@ -477,7 +496,8 @@ class _Compiler:
                                   "play")
                 return
             tasks = self.renumber(kept, base)
-        self.inventory_changes(tasks, st)
+        if not done:
+            self.inventory_changes(tasks, st)
         if not hosts:
             self.notes.append(f"play {number} ({name}): no hosts matched {pattern!r}; skipped")
             return
