@@ -578,6 +578,11 @@ class Session:
     def _later_format(self) -> None:
         """Plays compiled after add_host/group_by ran need the carry between runs: pyz."""
         why = "plays follow add_host/group_by (docs/phases.md), which only pyz runs"
+        for flag in ("stage", "resume", "canary"):
+            if self.opts.get(flag):
+                raise UsageError(f"--{flag} cannot be used with this playbook: plays follow add_host/group_by, "
+                                 "and they are compiled only once it has run (docs/phases.md)",
+                                 "run it without --" + flag)
         if self.opts.get("format_") == "native":
             raise UsageError(f"--format native cannot run this playbook: {why}",
                              "use --format auto (the default) or pyz")

@@ -326,7 +326,7 @@ class _Compiler:
         else:
             src = read_yaml(self.path, shown=self.shown, text=text, what="playbook")
         self.playbook(src, _Import(), ())
-        if not self.started:
+        if not self.started and self.rest is None:  # (else it may be in the plays compiled later)
             raise PlaybookError(f"no task matches --start-at-task {self.options.start_at_task!r}",
                                 "give a task's name (or 'role : name', or a pattern with * and ?) "
                                 "as --list-tasks shows it; tasks inside include_tasks/include_role "
