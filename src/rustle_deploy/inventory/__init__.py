@@ -489,8 +489,10 @@ def _build(
     hosts: dict[str, Host] = {}
     for h in data.hosts.values():
         order = [g.name for g in sort_groups(g for g in h.groups if g.name != "all")]
-        hosts[h.name] = Host(name=h.name, vars=host_vars(data, h, files, playbook),
-                             groups=("all", *order))
+        values = host_vars(data, h, files, playbook)
+        if h.implicit:  # the implicit localhost, put in a group by add_host/group_by (_add)
+            values = {**values, **_localhost_vars(data, files, h.name, playbook), **h.vars}
+        hosts[h.name] = Host(name=h.name, vars=values, groups=("all", *order))
     groups: dict[str, Group] = {}
     for g in data.groups.values():
         gvars = dict(g.vars)
@@ -520,7 +522,7 @@ def _build(
             raise InventoryError(f"add_host/group_by: {exc}", None, file=source) from exc
         return _build(copy, source, files, warnings, implicit=implicit, playbook=playbook)
 
-    implicit_names: list[str] = []
+    implicit_names = [h.name for h in data.hosts.values() if h.implicit]
     if implicit:
         hosts["localhost"] = factory("localhost")
         implicit_names.append("localhost")
@@ -532,21 +534,21 @@ def _build(
 
 def _add(data: InventoryData, added: dict[str, Any]) -> None:
     """Apply the runtime's record of add_host/group_by (``with_changes``) to ``data``. The
-    implicit localhost stays implicit: Ansible leaves it out of ``all`` even then."""
-    def known(name: str) -> bool:
-        return name in data.hosts or name not in LOCALHOST_NAMES
+    implicit localhost joins groups as Ansible's does, and stays implicit (not in ``all``)."""
+    def host(name: str) -> None:
+        if name not in data.hosts:
+            data.add_host(name)
+            data.hosts[name].implicit = name in LOCALHOST_NAMES
 
     for name, values in (added.get("hosts") or {}).items():
-        if not known(name):
-            continue
-        data.add_host(name)
+        host(name)
         for key, value in (values or {}).items():
             data.hosts[name].set_variable(str(key), value)
     for group, members in (added.get("groups") or {}).items():
         data.add_group(group)
         for name in members:
-            if known(name):
-                data.add_host(name, group)
+            host(name)
+            data.add_host(name, group)
     for parent, kids in (added.get("children") or {}).items():
         data.add_group(parent)
         for kid in kids:
