@@ -622,6 +622,10 @@ def _merged(first: HostOutcome, later: HostOutcome) -> HostOutcome:
             recap.setdefault(key, value)
     later_exit = later.run_exit if later.run_exit not in (None, 0) else None
     base = later if first.agent is None and first.sha256 is None and later.agent is not None else first
+    if base is first and later.activated and later.sha256 and first.sha256:
+        # a second artifact activated in the same deployment (plays after add_host/group_by):
+        # the host now runs it; what it had before the deployment stays the first's previous
+        base = replace(first, sha256=later.sha256)
     return replace(
         base, ok=first.ok and later.ok, error=later.error or first.error,
         run_exit=later_exit if later_exit is not None else (later.run_exit if first.run_exit is None else first.run_exit),

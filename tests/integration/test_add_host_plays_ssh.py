@@ -20,6 +20,7 @@ from typing import Any
 import pytest
 import yaml
 
+from .conftest import remote_state
 from .test_phases_ssh import Fleet, _counts, _playbook
 
 pytestmark = [pytest.mark.ssh, pytest.mark.ansible, pytest.mark.usefixtures("rustle_home")]
@@ -156,7 +157,14 @@ def test_plays_after_add_host_and_group_by_target_the_new_hosts_and_groups_as_in
     with contextlib.closing(sqlite3.connect(db)) as conn:
         rows = conn.execute("SELECT DISTINCT host FROM host_outcomes WHERE deployment_id = ?",
                             (doc["deployment_id"],)).fetchall()
+        current = {h: (sha, name) for h, sha, name in conn.execute(
+            "SELECT host, sha256, binary_name FROM host_outcomes WHERE deployment_id = ?", (doc["deployment_id"],))}
     assert {r[0] for r in rows} == {*fleet.names, *ADDED}
+    # n00 ran plays before and after the change: the later plays' artifact is its release now,
+    # and the history says so (a --rollback restores what it had before the deployment)
+    sha, binary = current["n00"]
+    state = remote_state(tmp_path / "remote00", binary)
+    assert len(state["artifacts"]) == 2 and state["current"] is not None and sha in state["current"]
 
 
 def test_limit_and_check_apply_to_the_added_hosts_as_in_ansible(
