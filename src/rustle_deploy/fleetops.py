@@ -684,12 +684,17 @@ class _Phased:
             out = dict(out or {}, inventory=self.merged_inventory([h for b in stage.batches for h in b]))
         return out
 
-    def merged_inventory(self, first: Sequence[str]) -> dict[str, Any]:
+    def merged_inventory(self, first: Sequence[str], shared: bool = False) -> dict[str, Any]:
         """What add_host and group_by changed, over every host's last state: the batch's hosts
-        (``first``) in order, as Ansible's linear strategy adds them, then the others."""
+        (``first``) in order, as Ansible's linear strategy adds them, then the others;
+        ``shared``: also what runs on the controller sent back (a local phase's add_host)."""
         out: dict[str, Any] = {"hosts": {}, "groups": {}}
-        for name in [*first, *(h for h in self.state if h not in first)]:
-            changed = (self.state.get(name) or {}).get("inventory") or {}
+        views = [(self.state.get(name) or {}).get("inventory") or {}
+                 for name in [*first, *(h for h in self.state if h not in first)]]
+        if shared:
+            views += [self.inventory[name] for name in first if name in self.inventory]
+            views += [c["inventory"] for c in self.carried.values() if c.get("inventory")]
+        for changed in views:
             for host, values in (changed.get("hosts") or {}).items():
                 out["hosts"][host] = {**out["hosts"].get(host, {}), **values}
             for key in ("groups", "children"):  # group -> hosts; parent group -> child groups
@@ -1082,7 +1087,7 @@ def _deploy_jobs(
             roll.run(fan_out, batch_done)
             while later and roll.stopped_after is None:  # plays after add_host/group_by
                 with session.phase("compile the plays after add_host/group_by"):
-                    part = session.next_part(phased.merged_inventory(list(host_of)))
+                    part = session.next_part(phased.merged_inventory(list(host_of), shared=True))
                 later = session.later is not None
                 phased.keep = later
                 if part is None:
