@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import re
 import secrets
 import sys
 import time
@@ -44,7 +45,7 @@ from .rollout import schedule as make_schedule
 from .settings import Settings
 from .state import History, HostRecord, login_name
 from .transport import make_connect
-from .transport.options import check_connections
+from .transport.options import check_connections, explicit_port
 
 if TYPE_CHECKING:
     from .compiler.build import Artifact
@@ -787,6 +788,36 @@ class _Phased:
         return [HostOutcome(host=n, ok=True) for n in names]
 
 
+def release_names(hosts: Iterable[Host], binary_of: dict[str, str]) -> dict[str, str]:
+    """Each host's release name (``releases/<name>/``): its artifact's binary name, with the host's
+    own name added where it shares its remote directory on one account with another of ``hosts``
+    (inventory aliases of one machine, several hosts on a local connection). One ``current`` link
+    cannot hold two hosts' releases: a later phase would find the other host's release there."""
+    where = {h.name: _location(h) for h in hosts if h.name in binary_of}
+    count: dict[tuple[Any, ...], int] = {}
+    for key in where.values():
+        count[key] = count.get(key, 0) + 1
+    return {name: f"{binary}.{_safe_host(name)}" if count.get(where.get(name, ()), 0) > 1 else binary
+            for name, binary in binary_of.items()}
+
+
+def releases_apart(hosts: Iterable[Host], by_host: dict[str, Artifact]) -> dict[str, Artifact]:
+    """``by_host`` with each artifact under the host's release name (release_names)."""
+    names = release_names(hosts, {n: a.binary_name for n, a in by_host.items()})
+    return {n: a if names[n] == a.binary_name else replace(a, binary_name=names[n]) for n, a in by_host.items()}
+
+
+def _location(host: Host) -> tuple[Any, ...]:
+    """Where ``host``'s remote directory is: one account on one machine, as the inventory says it."""
+    if host.is_local:
+        return ("local", host.remote_dir)
+    return (host.address, explicit_port(host) or 22, host.user, host.remote_dir)
+
+
+def _safe_host(name: str) -> str:
+    return re.sub(r"[^A-Za-z0-9._-]+", "-", name).strip(".") or "host"
+
+
 def _deploy_jobs(
     session: Session,
     plan: Plan | None,
@@ -950,10 +981,14 @@ def _deploy_jobs(
                                                 roll.stages_done.get(o.host, 0))
             return first + others
 
-        def run_here(stage: Stage, number: int, names: list[str]) -> list[HostOutcome]:
-            """A phase delegated to the controller: the artifact runs here, once per host."""
-            options = replace(_run_options(opts, run_id), plays=stage.plays, phase=stage.phase)
+        def run_here(stage: Stage, number: int, names: list[str], unreachable: str | None = None) -> list[HostOutcome]:
+            """A phase delegated to the controller: the artifact runs here, once per host (with
+            ``unreachable``: a host phase whose connection failed so, each task that needs it
+            reported unreachable)."""
+            options = replace(_run_options(opts, run_id), plays=stage.plays, phase=stage.phase, unreachable=unreachable)
             what = f"run on the controller, batch {number}/{roll.total} ({stage.label})"
+            if unreachable is not None:
+                what = f"run on the controller, unreachable, batch {number}/{roll.total} ({stage.label})"
 
             def on_outcome(outcome: HostOutcome) -> None:
                 merged = roll.absorb(phased.take_shared(outcome, local=True), number)
@@ -1016,6 +1051,11 @@ def _deploy_jobs(
                         and session.falls_back(outcome.host):
                     fallen.append(outcome)  # deployed again as pyz below: not this host's result
                     return
+                earlier = roll.outcomes.get(outcome.host)  # reached in an earlier stage of this run
+                if run and isinstance(outcome.error, ConnectError) and not outcome.events and earlier is not None \
+                        and earlier.error is None and phased.start_here(outcome.host) is not None:
+                    unreached.append(outcome)  # run below on the controller: not this host's result
+                    return
                 merged = roll.absorb(phased.take_shared(outcome), number)
                 if outcome.agent is not None and session.opts.get("format_") == "auto":  # -v: which, and where
                     session.say_format(f"{outcome.host}: {'native' if job_of[outcome.host].runner else 'pyz'} on "
@@ -1040,11 +1080,22 @@ def _deploy_jobs(
             if rolling:
                 what += f" batch {number}/{roll.total} ({stage.label}, {describe_serial(stage.serial)})"
             fallen: list[HostOutcome] = []
+            unreached: list[HostOutcome] = []
             outcomes = _fan_out(jobs, settings, plan, session.reporter, on_outcome, what,
                                early if number == 1 else None, progress=progress,
                                throttle=stage.throttle, trace=session.trace)
             if fallen:
                 outcomes = _fall_back(fallen, outcomes, stage, number)
+            if unreached:
+                # A host reached before whose own connection failed at the start of this phase:
+                # the controller runs the phase from the state the host sent back, each task that
+                # needs the connection unreachable (ignore_unreachable goes on, as Ansible tries
+                # each task; without it the host stops there), the others run (set_fact, debug...)
+                again: dict[str, HostOutcome] = {}
+                for message in dict.fromkeys(o.error.message for o in unreached if isinstance(o.error, ConnectError)):
+                    names_ = [o.host for o in unreached if isinstance(o.error, ConnectError) and o.error.message == message]
+                    again.update((o.host, o) for o in run_here(stage, number, names_, message))
+                outcomes = [again.get(o.host, o) for o in outcomes]
             uncertain = {
                 o.host: str(o.error) for o, j in zip(outcomes, jobs, strict=True)
                 if j.op == "deploy" and j is job_of.get(o.host) and o.error is not None and not o.activated
@@ -1146,6 +1197,11 @@ def _deploy_jobs(
             doc["rollout"] = rollout_doc
         if not run and planned.batched:
             doc["schedule"] = planned.to_json()  # rustle-exec runs it batch by batch
+            if any(st.local for st in planned.stages) and plan is not None:  # which rustle-exec refuses
+                from .bridge.policy import controller_tasks
+                from .phases import off_host_tasks
+
+                doc["off_host_tasks"] = off_host_tasks(plan, controller_tasks(plan))
         dump_json(doc)
     else:
         if staging:
@@ -1262,7 +1318,7 @@ def deploy(
     session: Session, plan: Plan, hosts: list[Host], artifacts: list[Artifact], early: EarlyStarts | None = None,
     schedule: Schedule | None = None,
 ) -> int:
-    by_host = {name: a for a in artifacts for name in a.hosts}
+    by_host = releases_apart(hosts, {name: a for a in artifacts for name in a.hosts})
     return _deploy_jobs(session, plan, hosts, by_host, plan.source, plan.sha256, early, schedule, compiled=True)
 
 
@@ -1286,10 +1342,10 @@ def resume(session: Session, plan: Plan, hosts: list[Host], artifacts: list[Arti
     if dep.plan_sha256 != plan.sha256:
         raise UsageError(f"{plan.source} is not the plan deployment {dep.id} ran (sha256 {(dep.plan_sha256 or '?')[:12]}, "
                          f"this one {plan.sha256[:12]})", "resume with the same plan, or start a new deployment")
-    by_host = {name: a for a in artifacts for name in a.hosts}
     records = {r.host: r for r in dep.hosts}
     names = set(dep.rollout.hosts)
     chosen = [h for h in hosts if h.name in names]
+    by_host = releases_apart(chosen, {name: a for a in artifacts for name in a.hosts})
     missing = sorted(names - {h.name for h in chosen})
     if missing:
         raise UsageError(f"hosts of deployment {dep.id} that this plan and inventory do not give: {', '.join(missing[:20])}",
@@ -1367,7 +1423,7 @@ def promote(session: Session, deployment_id: str | None) -> int:
             )
     inv = session.inventory() if session.opts.get("inventory") else implicit_localhost()
     hosts = _hosts_by_name(session, inv, [r.host for r in staged])
-    by_host = {r.host: arts[r.sha256 or ""] for r in staged}
+    by_host = releases_apart(hosts, {r.host: arts[r.sha256 or ""] for r in staged})
     planned = Schedule.from_json(dep.rollout.schedule)
     keep = set(by_host)
     schedule = Schedule(tuple(
@@ -1433,6 +1489,7 @@ def deploy_only(session: Session) -> int:
             f"{path}: native artifacts cannot run this plan: its plays run in separate stages",
             "compile with --format pyz or auto (the default)",
         )
+    by_host = releases_apart(hosts, by_host)
     return _deploy_jobs(session, None, hosts, by_host, str(path), doc.get("plan_sha256"), schedule=plan_schedule)
 
 
@@ -1702,9 +1759,13 @@ def exec_manifest(manifest: Any, name: str, settings: Settings, opts: dict[str, 
     else:
         schedule = Schedule.single(host_of)
     if any(st.local for st in schedule.stages):
-        raise UsageError(f"{name}: rustle-exec cannot run this plan: it runs tasks on the controller or "
+        tasks = [str(t) for t in manifest.get("off_host_tasks") or ()]
+        named = (f"task {tasks[0]}" + (f" and {len(tasks) - 1} more" if len(tasks) > 1 else "")) if tasks else (
+            "the tasks of " + next(st.label for st in schedule.stages if st.local))
+        raise UsageError(f"{name}: rustle-exec cannot run {named}: it runs on the controller or "
                          "on another host (delegate_to, connection: local, a task's remote_user/port, an "
-                         "action plugin run by ansible-core), which needs the compiled artifacts here",
+                         "action plugin run by ansible-core), which needs the compiled artifacts and the "
+                         "inventory here, and rustle-exec only runs what each host holds",
                          "run it with rustle-deploy PLAN -i INVENTORY --run")
     roll = _Rollout(schedule)
     rolling = schedule.batched

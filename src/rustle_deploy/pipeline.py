@@ -416,9 +416,19 @@ class Session:
 
         with self.phase("compile", **{"rustle.units": len(units)}):
             if self.opts.get("format_") == "native":
-                return [a for u in units for a in build_native(
-                    u, cache_dir=s.cache_dir, runner=self._unit_runner(u).sha256, rebuild=rebuild,
-                    size_limit=s.binary_size_limit)]
+                out: list[Artifact] = []
+                for u in units:
+                    if any(m.style == "action" for m in u.bridged.values()):
+                        # ansible-core runs these tasks on the controller, from a pyz artifact: that
+                        # unit falls back to pyz, as with --format auto
+                        print(f"format: pyz for {_shown(u.host_names)}, not native: their plan runs tasks through "
+                              "ansible-core on the controller (an action plugin, a host each call names)",
+                              file=sys.stderr)
+                        out.append(pyz(u))
+                        continue
+                    out.extend(build_native(u, cache_dir=s.cache_dir, runner=self._unit_runner(u).sha256,
+                                            rebuild=rebuild, size_limit=s.binary_size_limit))
+                return out
             if self.opts.get("format_") == "auto" and self.runner() is not None:
                 return self._build_auto(units, pyz)
             if self.opts.get("format_") == "auto":
@@ -645,6 +655,16 @@ class Session:
         plan_schedule = schedule(play_specs(plan, inv.resolve), [h.name for h in hosts])
         if self.opts.get("canary") and self.opts.get("run_"):
             plan_schedule = with_canary(plan_schedule, canary_count(self.opts["canary"].strip(), len(hosts)))
+        if self.opts.get("format_") == "native" and any(st.phase is not None for st in plan_schedule.stages):
+            from .bridge.policy import controller_tasks
+
+            if controller_tasks(plan):
+                # ansible-core runs those tasks on the controller, from a pyz artifact: native falls
+                # back to pyz as --format auto does, and says so
+                why = ("a play runs tasks through ansible-core on the controller (an action plugin, a host "
+                       "each call names), in phases, which only pyz runs")
+                print(f"format: pyz for every host, not native: {why}", file=sys.stderr)
+                self.opts.update(format_="auto", pyz_because=why)
         if self.opts.get("format_") == "auto" and self.opts.get("run_") and "pyz_because" not in self.opts:
             if any(st.phase is not None for st in plan_schedule.stages):
                 self.opts["pyz_because"] = "a play is cut into phases (docs/phases.md), which only pyz runs"
@@ -669,8 +689,10 @@ class Session:
         import hashlib
 
         from .compiler.build import payload_bytes
+        from .fleetops import release_names
 
         chosen = {h.name: h for h in hosts}
+        release = release_names(hosts, {n: u.binary_name for u in units for n in u.host_names if n in chosen})
         arts = []
         for u in units:
             if not any(n in chosen for n in u.host_names):
@@ -712,8 +734,8 @@ class Session:
                     "remote_dir": h.remote_dir,
                     "writes": [
                         f"{h.remote_dir}/artifacts/{sha}",
-                        f"{h.remote_dir}/releases/{u.binary_name}/current",
-                        f"{h.remote_dir}/releases/{u.binary_name}/previous",
+                        f"{h.remote_dir}/releases/{release[h.name]}/current",
+                        f"{h.remote_dir}/releases/{release[h.name]}/previous",
                         f"{h.remote_dir}/history.jsonl",
                     ] + ([f"{h.remote_dir}/runs/<run-id>.jsonl"] if self.opts.get("run_") else []),
                 }
