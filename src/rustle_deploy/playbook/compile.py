@@ -1207,14 +1207,14 @@ class _Compiler:
             if ctx.include_stack:
                 self.check_bridged(src, ds, action_key, module, collections, ctx)
         args = self.module_defaults(src, ds, ctx, module, args)
-        args = self.sources(src, ds, action_key, canonical or module, args, ctx, pointer)
+        args = self.sources(src, ds, action_key, canonical or module, args, ctx, pointer, extras)
         if canonical == "include_vars" and "dir" in args:
             extras["vars_dir"] = self.include_vars_dir(src, ds, action_key, args, ctx, st)
             self.runtime_names.update(k for _, data in extras["vars_dir"]["files"] for k in data)
             if args.get("name"):
                 self.runtime_names.add(str(args["name"]))
         elif canonical == "include_vars":
-            extras["vars_data"] = self.include_vars(src, ds, action_key, args, ctx, st)
+            extras["vars_data"] = self.include_vars(src, ds, action_key, args, ctx, st, extras)
             self.runtime_names.update(k for data in extras["vars_data"].values() for k in data)
             if args.get("name"):
                 self.runtime_names.add(str(args["name"]))
@@ -1737,9 +1737,11 @@ class _Compiler:
 
     # -- copy/template sources ---------------------------------------------------------------------
     def sources(self, src: Source, ds: dict[str, Any], key: str | None, module: str,
-                args: dict[str, Any], ctx: Ctx, pointer: str) -> dict[str, Any]:
+                args: dict[str, Any], ctx: Ctx, pointer: str,
+                extras: dict[str, Any]) -> dict[str, Any]:
         """A copy/template ``src`` (a script's first word) found with Ansible's search paths,
-        made absolute."""
+        made absolute. A templated or absolute one that does not exist yet is read when the
+        task runs (``run_time_files``): an earlier task may create it on the controller."""
         if _short(module) == "script":
             return self.script_source(src, ds, key, args, ctx)
         if module not in ("copy", "template") or not isinstance(args.get("src"), str):
@@ -1748,7 +1750,8 @@ class _Compiler:
         if module == "copy" and str(args.get("remote_src", "")).lower() in ("yes", "true", "1",
                                                                             "on", "y"):
             return args
-        if has_template(value):
+        templated = has_template(value)
+        if templated:
             rendered = self.renderer_try(value, ctx)
             if rendered is None:
                 # the host renders it; the compiler embeds every file it may name, found
@@ -1758,6 +1761,8 @@ class _Compiler:
                 return args
             value = str(rendered)
         found, tried = self.find_file(value, "files" if module == "copy" else "templates", ctx)
+        if found is None and self.read_at_run_time(value, templated, tried, extras):
+            return dict(args, src=value)
         if found is None:
             raise src.error(f"could not find {module} source {value!r}; tried: "
                             + ", ".join(display_path(t) for t in tried),
@@ -1768,6 +1773,19 @@ class _Compiler:
         # a directory copies itself, or with a trailing slash its contents (as Ansible's copy)
         out["src"] = found + "/" if os.path.isdir(found) and value.endswith("/") else found
         return out
+
+    @staticmethod
+    def read_at_run_time(value: str, templated: bool, tried: list[str],
+                         extras: dict[str, Any]) -> bool:
+        """Whether a controller file missing now is read when its task runs: a name that was
+        templated (``{{ output_dir }}/x.j2``) or is absolute may be created by an earlier task
+        on the controller (``delegate_to: localhost``, a local host), as Ansible reads it only
+        then; the controller sends it with the task's phase (docs/phases.md). A plain relative
+        name (a file of the role or beside the playbook) missing is a mistake, refused now."""
+        if not (templated or os.path.isabs(os.path.expanduser(value))) or not tried:
+            return False
+        extras["run_time_files"] = dict(extras.get("run_time_files") or {}, **{value: list(tried)})
+        return True
 
     def script_source(self, src: Source, ds: dict[str, Any], key: str | None, args: dict[str, Any],
                       ctx: Ctx) -> dict[str, Any]:
@@ -1844,7 +1862,7 @@ class _Compiler:
         return out
 
     def include_vars(self, src: Source, ds: dict[str, Any], key: str | None, args: dict[str, Any],
-                     ctx: Ctx, st: _PlayState) -> dict[str, Any]:
+                     ctx: Ctx, st: _PlayState, extras: dict[str, Any]) -> dict[str, Any]:
         """The variables files an include_vars may read, by the name the host renders.
 
         A name known on the controller embeds that one file; a name over a host's data
@@ -1874,6 +1892,8 @@ class _Compiler:
             rendered = self.renderer_try_layers(name, layers, ctx)
         if rendered is not None:
             found, tried = self.find_file(str(rendered), "vars", ctx)
+            if found is None and self.read_at_run_time(str(rendered), has_template(name), tried, extras):
+                return {}
             if found is None or not os.path.isfile(found):
                 raise src.error(f"could not find the vars file {rendered!r}; tried: "
                                 + ", ".join(display_path(t) for t in tried),

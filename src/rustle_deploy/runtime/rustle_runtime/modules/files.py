@@ -399,6 +399,7 @@ def template(ctx, args):
 
     scope = ctx.vars if hasattr(ctx.vars, "raw") else None  # a VarScope (tests pass a dict)
     info = embedded(scope, "sources").get(src) or {} if scope is not None else {}
+    info = info or (getattr(ctx, "late_sources", None) or {}).get(src) or {}
     extra = template_file_vars(src, info, args["dest"], scope)
     rendered = ctx.render(source, extra, overrides)
     encoding = args.get("output_encoding") or "utf-8"
