@@ -509,9 +509,13 @@ class _Lowering:
             raise self.fail(task, f"cannot be evaluated at compile time: {exc}") from None
         if "{%" in value or "{#" in value:
             raise self.fail(task, f"a Jinja2 block over a registered result or a fact ({value!r})")
-        single = self.templating._SINGLE.match(value)
+        # Jinja2 drops one trailing newline before it renders (the runtime's Templar.template):
+        # "{{ r.changed }}\n" is one expression's native value; a text value gets it back
+        body = value[:-1] if value.endswith("\n") else value
+        single = self.templating._SINGLE.match(body)
         if single:
-            return {EXPR_KEY: self.cond(task, scope, single.group(1), as_value=True)}
+            cond = self.cond(task, scope, single.group(1), as_value=True)
+            return {EXPR_KEY: dict(cond, newline=True) if body is not value else cond}
         parts: list[Any] = []
         last = 0
         for match in self.templating._SEGMENT.finditer(value):

@@ -222,7 +222,11 @@ pub fn render(value: &Value, scope: &Scope) -> Result<Value, String> {
                     return render_text(parts, scope).map(Value::Str);
                 }
                 if let Some(cond) = map.get(EXPR_KEY) {
-                    return expression(cond, scope);
+                    // "{{ x }}\n": Jinja2 dropped the newline; text gets it back, as in the runtime
+                    return match expression(cond, scope)? {
+                        Value::Str(s) if cond.get("newline").is_some() && !s.ends_with('\n') => Ok(Value::Str(s + "\n")),
+                        other => Ok(other),
+                    };
                 }
             }
             let mut out = Map::new();

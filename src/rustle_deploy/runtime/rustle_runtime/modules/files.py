@@ -234,10 +234,12 @@ def copy(ctx, args):
     if tree is not None:
         return _copy_tree(ctx, args, tree)
     if content is not None:
-        if not isinstance(content, str):
+        if isinstance(content, (dict, list)):  # as Ansible's copy action: JSON for these,
             import json
 
             content = json.dumps(content)
+        elif not isinstance(content, str):  # str() for the rest ("{{ r.changed }}\n": True)
+            content = str(content)
         data = content.encode("utf-8", "surrogateescape")
         label = "content"
     else:
