@@ -92,6 +92,8 @@ _LOOKUP_CALL = re.compile(r"\b(?:lookup|query|q)\(|\bwith_\w+")
 # modules whose arguments the compiler reads (files to embed, variable names, includes)
 _ARGS_KNOWN_HERE = frozenset({"copy", "template", "include_vars", "set_fact", "meta", "script",
                               "gather_facts", "setup", "assemble", "unarchive"}) | set(_INCLUDES)
+# lookup('file', EXPR) of one computed name (compiler/lookups.py runs it)
+_FILE_LOOKUP = re.compile(r"""\b(?:lookup|query|q)\(\s*['"](?:ansible\.builtin\.)?file['"]\s*,\s*([^()'"]*?(?:(['"])[^'"]*\2[^()'"]*?)*)\s*\)""")
 _INCLUDE_VARS_DIR = frozenset({"depth", "files_matching", "ignore_files", "extensions",
                                "ignore_unknown_extensions"})
 _MAX_CHOICES = 200  # tasks files an include with a host-dependent name may choose from
@@ -1208,6 +1210,7 @@ class _Compiler:
                 self.check_bridged(src, ds, action_key, module, collections, ctx)
         args = self.module_defaults(src, ds, ctx, module, args)
         args = self.sources(src, ds, action_key, canonical or module, args, ctx, pointer, extras)
+        self.file_lookups([args, conditions, {k: v for k, v in extras.items() if k != "vars"}], ctx, extras)
         if canonical == "include_vars" and "dir" in args:
             extras["vars_dir"] = self.include_vars_dir(src, ds, action_key, args, ctx, st)
             self.runtime_names.update(k for _, data in extras["vars_dir"]["files"] for k in data)
@@ -1773,6 +1776,14 @@ class _Compiler:
         # a directory copies itself, or with a trailing slash its contents (as Ansible's copy)
         out["src"] = found + "/" if os.path.isdir(found) and value.endswith("/") else found
         return out
+
+    def file_lookups(self, values: Any, ctx: Ctx, extras: dict[str, Any]) -> None:
+        """``lookup('file', EXPR)`` of an absolute path missing now (``output_dir ~ '/x'``):
+        read when the task runs (``run_time_files``), as a missing template src is."""
+        for match in _FILE_LOOKUP.finditer(json.dumps(values, default=str).replace('\\"', '"')):
+            rendered = self.renderer_try("{{ " + match.group(1) + " }}", ctx)
+            if isinstance(rendered, str) and os.path.isabs(rendered) and not os.path.isfile(rendered):
+                self.read_at_run_time(rendered, True, [rendered], extras)
 
     @staticmethod
     def read_at_run_time(value: str, templated: bool, tried: list[str],

@@ -646,6 +646,10 @@ class Runner:
             self._carried_notified = dict(state.get("notified") or {})
             self._ended = set(state.get("ended") or ())
             self._apply_added(state.get("inventory"))
+        if self.inject.get("files"):  # what lookup('file') of a file the play created reads
+            from . import lookups
+
+            lookups.run_time_files = dict(self.inject["files"])
         if self.inject:
             self._apply_added(self.inject.get("inventory"), ordered=True)  # what other hosts changed
             self.runtime_vars.update(unsafe(self.inject.get("vars") or {}))
