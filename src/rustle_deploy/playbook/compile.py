@@ -238,6 +238,7 @@ class _PlayState:
         self.vars = play_vars
         self.next_id = 0
         self.roles: dict[str, RoleCall] = {}
+        self.dependent_roles: dict[str, None] = {}  # names of the roles: entries' dependencies
         self.role_keys: Counter[str] = Counter()
         self.identities: Counter[str] = Counter()  # roles: entries and deps, to deduplicate
         self.handlers: list[Task] = []
@@ -450,6 +451,11 @@ class _Compiler:
             play_vars.update(data)
             self.notes.append(f"vars_files: read {display_path(path)}")
         role_calls = self.role_entries(src, ds, st, ctx)
+        # ansible-core's magic role variables (VariableManager._get_magic_variables)
+        play_roles = list(dict.fromkeys(call.role.name for call, _ in role_calls))
+        play_vars.update({"ansible_play_role_names": play_roles, "role_names": play_roles,
+                          "ansible_dependent_role_names": list(st.dependent_roles),
+                          "ansible_role_names": list(dict.fromkeys([*st.dependent_roles, *play_roles]))})
         st.vars = play_vars
         tasks: list[Task] = []
         base = f"/plays/{st.index}/batches/0/tasks"
@@ -911,6 +917,7 @@ class _Compiler:
             dep_call, _ = self.role_call(meta, call.role.dependencies, i, dep,
                                          meta.origin(call.role.dependencies, i, value=True), st,
                                          None, parent=call, register=False)
+            st.dependent_roles.setdefault(dep_call.role.name)
             self.count_identities(dep_call, st)
 
     def role_call(self, src: Source, container: Any, index: Any, entry: Any, origin: Origin,
