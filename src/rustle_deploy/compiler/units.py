@@ -18,13 +18,14 @@ from __future__ import annotations
 import re
 import sys
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 from ..errors import CompileError
 from ..model import SECRET_VARS, Host, Plan, Play, Task, own_vars
 from ..phases import Phases, plan_phases
 from ..runtime_index import canonical_module, module_families
+from . import assemble
 from .ansible_plugins import LocalPlugins, plan_plugins
 from .lookups import ControllerLookups, running, uses_controller_lookups
 from .sources import Embedder, _static_values, static_scopes
@@ -50,6 +51,7 @@ class BuildUnit:
     hosts: list[Host]
     plan_doc: dict[str, Any]
     files: dict[str, str] = field(default_factory=dict)  # sha256 -> local path
+    blobs: dict[str, bytes] = field(default_factory=dict)  # sha256 -> bytes made here (assemble)
     families: set[str] = field(default_factory=set)
     needs_jinja: bool = False
     # each host's own variables (model.own_vars): not in plan_doc, so not in a pyz artifact;
@@ -377,6 +379,9 @@ def _compile_task(
 ) -> dict[str, Any]:
     if task.is_block:
         return _compile_block(plan, play, task, unit, file_cache, resolution)
+    assembled_data = None
+    if assemble.is_local(task):  # assembled here, copied there (compiler/assemble.py)
+        task, assembled_data = assemble.assembled(plan, task)
     module = canonical_module(task.module)
     bridged = None
     if module is None:  # not built in: the module bridge runs it (bridge/)
@@ -445,7 +450,15 @@ def _compile_task(
             magic = {"playbook_dir": plan.playbook_dir or plan.base_dir}
             scopes = static_scopes(host_vars, {**magic, **(play.play.vars or {})}, task, play.play,
                                    plan.extra_vars)
-        embedder.embed(task, module, out, scopes, runner)
+        if assembled_data is not None:
+            sha = assemble.digest(assembled_data)
+            unit.files[sha] = assemble.NAME
+            unit.blobs[sha] = assembled_data
+            out["files"] = {assemble.NAME: sha}
+            embedder.embed(replace(task, args={k: v for k, v in task.args.items() if k != "src"}),
+                           module, out, scopes, runner)
+        else:
+            embedder.embed(task, module, out, scopes, runner)
     if module == "fetch":
         known = {h.name: dict(unit.host_vars.get(h.name) or own_vars(h), inventory_hostname=h.name,
                               inventory_hostname_short=h.name.split(".")[0]) for h in unit.hosts}

@@ -1754,6 +1754,26 @@ class _Compiler:
         task runs (``run_time_files``): an earlier task may create it on the controller."""
         if _short(module) == "script":
             return self.script_source(src, ds, key, args, ctx)
+        if _short(module) == "assemble" and isinstance(args.get("src"), str) \
+                and str(args.get("remote_src", "yes")).lower() in ("no", "false", "0", "off", "n"):
+            # its action plugin assembles the fragments on the controller (compiler/assemble.py)
+            found, tried = self.find_file(str(self.renderer_try(args["src"], ctx) or args["src"]), "files", ctx)
+            if found is None or not os.path.isdir(found):
+                raise src.error(f"assemble: Source ({args['src']}) is not a directory; tried: "
+                                + ", ".join(display_path(t) for t in tried),
+                                "put the fragments in the role's files/ directory", ds,
+                                key if key is not None else _NO_KEY, value=True)
+            out = dict(args, src=found)
+            for name in ("delimiter", "regexp", "ignore_hidden"):  # what the controller reads
+                if has_template(out.get(name)):
+                    rendered = self.renderer_try(str(out[name]), ctx)
+                    if rendered is None:
+                        raise src.error(f"assemble {name} depends on data only a host has: the "
+                                        "fragments are assembled when the playbook is compiled",
+                                        "write it over play, role or extra vars", ds,
+                                        key if key is not None else _NO_KEY, value=True)
+                    out[name] = rendered
+            return out
         if module not in ("copy", "template") or not isinstance(args.get("src"), str):
             return args
         value = args["src"]
