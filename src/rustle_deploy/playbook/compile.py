@@ -2090,7 +2090,9 @@ class _Compiler:
             return None
 
     def renderer_try(self, value: str, ctx: Ctx) -> Any:
-        if referenced_names(value) & self.runtime_names:
+        # a name set while the play runs (set_fact, register) is still known here when extra
+        # vars give it: they win over both in Ansible
+        if (referenced_names(value) - set(self.extra)) & self.runtime_names:
             return None
         magic: dict[str, Any] = {"playbook_dir": self.basedir}
         if ctx.role is not None:
