@@ -455,6 +455,7 @@ def _compile_task(
             unit.files[sha] = assemble.NAME
             unit.blobs[sha] = assembled_data
             out["files"] = {assemble.NAME: sha}
+            out["assembled"] = True  # the copy stands for assemble (its diff is one, not a list)
             embedder.embed(replace(task, args={k: v for k, v in task.args.items() if k != "src"}),
                            module, out, scopes, runner)
         else:

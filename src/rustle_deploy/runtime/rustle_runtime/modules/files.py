@@ -249,7 +249,11 @@ def copy(ctx, args):
         args = dict(args)
         args["mode"] = None  # the source's mode is not embedded; keep the default
         ctx.warn("copy: mode=preserve keeps the default mode for embedded sources")
-    return _write_content(ctx, args, data, label, "copy")
+    result = _write_content(ctx, args, data, label, "copy")
+    if (getattr(ctx, "task", None) or {}).get("assembled") and isinstance(result.get("diff"), list):
+        # assemble's action plugin (compiler/assemble.py) gives its one diff, not copy's list
+        result["diff"] = result["diff"][0] if result["diff"] else {}
+    return result
 
 
 def _copy_tree(ctx, args, tree):
