@@ -1782,7 +1782,13 @@ class _Compiler:
             return args
         templated = has_template(value)
         if templated:
-            rendered = self.renderer_try(value, ctx)
+            control = ds.get("loop_control")
+            control = control if isinstance(control, dict) else {}
+            looped = "loop" in ds or any(isinstance(k, str) and k.startswith("with_") for k in ds)
+            # a loop variable is each item's (undefined here: "{{ item | default('x') }}" must
+            # not become 'x' for every item)
+            per_item = looped and str(control.get("loop_var", "item")) in referenced_names(value)
+            rendered = None if per_item else self.renderer_try(value, ctx)
             if rendered is None:
                 # the host renders it; the compiler embeds every file it may name, found
                 # beside the playbook and in the task's roles (compiler/sources.py)
