@@ -239,6 +239,7 @@ class _PlayState:
         self.next_id = 0
         self.roles: dict[str, RoleCall] = {}
         self.dependent_roles: dict[str, None] = {}  # names of the roles: entries' dependencies
+        self.imported_roles: list[str] = []  # each import_role's role, in order
         self.role_keys: Counter[str] = Counter()
         self.identities: Counter[str] = Counter()  # roles: entries and deps, to deduplicate
         self.handlers: list[Task] = []
@@ -452,10 +453,13 @@ class _Compiler:
             self.notes.append(f"vars_files: read {display_path(path)}")
         role_calls = self.role_entries(src, ds, st, ctx)
         # ansible-core's magic role variables (VariableManager._get_magic_variables)
-        play_roles = list(dict.fromkeys(call.role.name for call, _ in role_calls))
+        # (import_role adds its role when the play is parsed: appended below, to the same lists;
+        # include_role adds its own when it runs, which is not reflected)
+        play_roles = [call.role.name for call, _ in role_calls]
+        all_roles = list(dict.fromkeys([*st.dependent_roles, *play_roles]))
         play_vars.update({"ansible_play_role_names": play_roles, "role_names": play_roles,
                           "ansible_dependent_role_names": list(st.dependent_roles),
-                          "ansible_role_names": list(dict.fromkeys([*st.dependent_roles, *play_roles]))})
+                          "ansible_role_names": all_roles})
         st.vars = play_vars
         tasks: list[Task] = []
         base = f"/plays/{st.index}/batches/0/tasks"
@@ -466,6 +470,8 @@ class _Compiler:
         self.task_list(src, ds, "tasks", ctx, st, tasks, base)
         main_count = len(tasks)
         self.task_list(src, ds, "post_tasks", ctx, st, tasks, base)
+        play_roles.extend(st.imported_roles)
+        all_roles.extend(n for n in dict.fromkeys(st.imported_roles) if n not in all_roles)
         handler_ctx = replace(ctx, handler=True)
         for call, call_ctx in role_calls:
             self.role_handlers(call, call_ctx, st, handler_ctx)
@@ -2444,7 +2450,15 @@ class _Compiler:
         own_vars = self.vars_mapping(src, ds, "vars", what)
         identity = _identity(role.path, {}, ds.get("when"), ds.get("tags"), own_vars, froms,
                              not static)
-        call = RoleCall(key="", role=role, params={}, origin=origin, identity=identity,
+        params: dict[str, Any] = {}
+        if ctx.role is not None:  # ansible-core's IncludeRole.get_include_params
+            parent = ctx.role.params
+            params = {**parent,
+                      "ansible_parent_role_names": [ctx.role.role.name,
+                                                    *parent.get("ansible_parent_role_names", [])],
+                      "ansible_parent_role_paths": [ctx.role.role.path,
+                                                    *parent.get("ansible_parent_role_paths", [])]}
+        call = RoleCall(key="", role=role, params=params, origin=origin, identity=identity,
                         parent=ctx.role, tasks_from=froms["tasks"],
                         handlers_from=froms["handlers"], vars_from=froms["vars"],
                         defaults_from=froms["defaults"], public=bool(public))
@@ -2453,6 +2467,7 @@ class _Compiler:
         hctx = replace(ctx, handler=True, role=None, when=(), tags=(), vars=())
         self.role_handlers(call, hctx, st, hctx)
         if static:
+            st.imported_roles.append(role.name)
             inner = self.inherit(src, ds, ctx, st)
             self.check_inherited(src, ds, inner, st)
             self.compile_role(call, inner, st, out, base, dedupe=False, imported=True)
