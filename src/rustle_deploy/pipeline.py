@@ -397,9 +397,19 @@ class Session:
 
         with self.phase("compile", **{"rustle.units": len(units)}):
             if self.opts.get("format_") == "native":
-                return [a for u in units for a in build_native(
-                    u, cache_dir=s.cache_dir, runner=self._unit_runner(u).sha256, rebuild=rebuild,
-                    size_limit=s.binary_size_limit)]
+                out: list[Artifact] = []
+                for u in units:
+                    if any(m.style == "action" for m in u.bridged.values()):
+                        # ansible-core runs these tasks on the controller, from a pyz artifact: that
+                        # unit falls back to pyz, as with --format auto
+                        print(f"format: pyz for {_shown(u.host_names)}, not native: their plan runs tasks through "
+                              "ansible-core on the controller (an action plugin, a host each call names)",
+                              file=sys.stderr)
+                        out.append(pyz(u))
+                        continue
+                    out.extend(build_native(u, cache_dir=s.cache_dir, runner=self._unit_runner(u).sha256,
+                                            rebuild=rebuild, size_limit=s.binary_size_limit))
+                return out
             if self.opts.get("format_") == "auto" and self.runner() is not None:
                 return self._build_auto(units, pyz)
             if self.opts.get("format_") == "auto":
@@ -575,6 +585,16 @@ class Session:
         plan_schedule = schedule(play_specs(plan, inv.resolve), [h.name for h in hosts])
         if self.opts.get("canary") and self.opts.get("run_"):
             plan_schedule = with_canary(plan_schedule, canary_count(self.opts["canary"].strip(), len(hosts)))
+        if self.opts.get("format_") == "native" and any(st.phase is not None for st in plan_schedule.stages):
+            from .bridge.policy import controller_tasks
+
+            if controller_tasks(plan):
+                # ansible-core runs those tasks on the controller, from a pyz artifact: native falls
+                # back to pyz as --format auto does, and says so
+                why = ("a play runs tasks through ansible-core on the controller (an action plugin, a host "
+                       "each call names), in phases, which only pyz runs")
+                print(f"format: pyz for every host, not native: {why}", file=sys.stderr)
+                self.opts.update(format_="auto", pyz_because=why)
         if self.opts.get("format_") == "auto" and self.opts.get("run_") and "pyz_because" not in self.opts:
             if any(st.phase is not None for st in plan_schedule.stages):
                 self.opts["pyz_because"] = "a play is cut into phases (docs/phases.md), which only pyz runs"
@@ -1000,6 +1020,13 @@ def _ask_become_password() -> str:
         raise UsageError("-K/--ask-become-pass needs a terminal to ask on, and standard input is not one",
                          "run the command from a terminal, or grant NOPASSWD sudo to the deploying user")
     return password
+
+
+def use_vault_secrets(opts: dict[str, Any]) -> None:
+    """rustle-exec: the vault passwords its options and ansible.cfg give, for the loaders."""
+    from . import vault
+
+    vault.use_secrets(_vault_secrets(opts, load_ansible_config()))
 
 
 def _vault_secrets(opts: dict[str, Any], acfg: AnsibleConfig) -> list[tuple[str, bytes]]:

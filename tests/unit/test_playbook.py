@@ -108,6 +108,31 @@ def _compile(tmp_path: Path, files: dict[str, str], inventory: str | None = None
     return compile_playbook(str(tmp_path / "site.yml"), inv, CompileOptions(**options))  # type: ignore[arg-type]
 
 
+def test_notify_on_import_tasks_is_inherited_and_a_missing_handler_waits_for_the_run(tmp_path: Path) -> None:
+    """ansible-core's import_tasks/inherit_notify.yml; handlers/58841.yml: a notify of no handler
+    compiles, and is kept apart for the host to fail on when it fires."""
+    compiled = _compile(tmp_path, {
+        "site.yml": "- hosts: localhost\n  tasks:\n    - import_tasks: t.yml\n      notify: [hello, nobody]\n"
+                    "  handlers:\n    - name: hello\n      debug: msg=hi\n",
+        "t.yml": "- command: 'true'\n- debug: msg=x\n"})
+    tasks = compiled.plan.plays[0].batches[0].tasks
+    assert [t.notify for t in tasks] == [("hello",), ("hello",)]
+    assert [t.extras.get("notify_missing") for t in tasks] == [["nobody"], ["nobody"]]
+
+
+def test_templated_tags_of_plays_blocks_roles_and_tasks_are_rendered_before_selection(tmp_path: Path) -> None:
+    """ansible-core's tags target (test_template_{parent,play,role}_tags.yml)."""
+    compiled = _compile(tmp_path, {
+        "site.yml": "- hosts: localhost\n  vars: {t: tag1, many: [a, b]}\n  tags: '{{ t }}'\n"
+                    "  roles: [{role: r, tags: '{{ many }}'}]\n  tasks:\n"
+                    "    - block:\n        - {debug: msg=x, tags: [own, '{{ hostvars.x.y }}']}\n"
+                    "      tags: '{{ many }}'\n",
+        "roles/r/tasks/main.yml": "- debug: msg=r\n"})
+    role_task, inner = compiled.plan.plays[0].batches[0].tasks  # the block is flattened
+    assert set(role_task.tags) == {"tag1", "a", "b"}
+    assert set(inner.tags) == {"tag1", "a", "b", "own", "{{ hostvars.x.y }}"}  # host data: kept as written
+
+
 def test_keywords_are_inherited_as_ansible_does(tmp_path: Path) -> None:
     compiled = _compile(tmp_path, {
         "site.yml": """
@@ -245,8 +270,8 @@ def test_plays_without_hosts_are_left_out(tmp_path: Path) -> None:
 
 def test_positions_survive_in_errors_from_plan_validation(tmp_path: Path) -> None:
     with pytest.raises(PlaybookError) as err:
-        _compile(tmp_path, {"site.yml": "- hosts: localhost\n  tasks:\n    - debug: msg=x\n      notify: [a, nope]\n  handlers:\n    - name: a\n      debug: msg=a\n"})
-    assert (err.value.line, err.value.column) == (4, 19)
+        _compile(tmp_path, {"site.yml": "- hosts: localhost\n  tasks:\n    - debug:\n        msg: '{{ x | nosuchfilter }}'\n"})
+    assert (err.value.line, err.value.column) == (3, 7)  # the task's module, whose argument it is
 
 
 
@@ -322,6 +347,55 @@ def test_handlers_ansible_refuses_are_refused(tmp_path: Path, handler: str, mess
     # a block in the handlers list is fine, as in Ansible (its tasks are the handlers)
     _compile(tmp_path, {"site.yml": "- hosts: localhost\n  tasks: [{command: id, notify: h}]\n"
                                     "  handlers: [{block: [{name: h, debug: {}}]}]\n"})
+
+
+PER_CALL_SITE = """
+- hosts: web
+  tasks:
+    - set_fact: {lb: lb1}
+    - shell: echo {{ item }}
+      delegate_to: "{{ item }}"
+      loop: "{{ groups['lbs'] }}"
+    - command: /bin/true
+      delegate_to: "{{ lb }}"
+"""
+PER_CALL_INVENTORY = "[web]\nw1 ansible_host=10.0.0.1\nw2 ansible_host=10.0.0.2\n[lbs]\nlb1 ansible_host=10.0.0.9\n"
+
+
+def test_a_host_each_call_names_is_kept_for_ansible_core_with_the_task_as_written(tmp_path: Path) -> None:
+    """A loop item or the host's data (a set_fact value) names the delegate: the template is
+    kept for ansible-core on the controller, with the module and arguments as written."""
+    tasks = _compile(tmp_path, {"site.yml": PER_CALL_SITE}, PER_CALL_INVENTORY).plan.plays[0].batches[0].tasks
+    assert [t.extras.get("delegate_to") for t in tasks] == [None, "{{ item }}", "{{ lb }}"]
+    assert tasks[1].extras["action_ds"] == {"shell": "echo {{ item }}"}
+    assert "action_ds" not in tasks[0].extras
+
+
+def test_a_host_each_call_names_without_ansible_core_is_refused_at_its_line(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import sys
+
+    monkeypatch.setitem(sys.modules, "ansible", None)  # the controller's Python without ansible-core
+    with pytest.raises(PlaybookError) as err:
+        _compile(tmp_path, {"site.yml": PER_CALL_SITE}, PER_CALL_INVENTORY)
+    assert str(err.value).startswith(f"{tmp_path / 'site.yml'}:6:7: delegate_to '{{{{ item }}}}' names a loop item: "
+                                     "a task delegated to a host each call names runs through ansible-core")
+    assert "pip install 'rustle-deploy[ansible]'" in str(err.value.hint)
+
+
+def test_a_host_outside_the_inventory_is_an_implicit_host_for_ansible_core(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import sys
+
+    site = "- hosts: web\n  tasks:\n    - command: /bin/true\n      delegate_to: jump.example\n"
+    task = _compile(tmp_path, {"site.yml": site}, PER_CALL_INVENTORY).plan.plays[0].batches[0].tasks[0]
+    assert (task.extras["delegate_to"], task.extras["delegate_implicit"]) == ("jump.example", True)
+    assert task.extras["action_ds"] == {"command": "/bin/true"}
+    monkeypatch.setitem(sys.modules, "ansible", None)  # the controller's Python without ansible-core
+    with pytest.raises(PlaybookError) as err:
+        _compile(tmp_path, {"site.yml": site}, PER_CALL_INVENTORY)
+    assert str(err.value).startswith(f"{tmp_path / 'site.yml'}:4:7: delegate_to 'jump.example' is not a host of "
+                                     "the inventory: a task delegated to an implicit host runs through ansible-core")
 
 
 def test_delegation_and_a_tasks_own_connection_compile_to_where_each_task_runs(tmp_path: Path) -> None:

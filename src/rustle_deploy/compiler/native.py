@@ -38,7 +38,8 @@ NATIVE_FACTS = frozenset({
 # every fact the runtime's facts.py gathers; those the runner lacks make a plan unsupported
 RUNTIME_FACTS = NATIVE_FACTS | {"fqdn", "domain", "python_version", "python", "date_time", "default_ipv4",
                                 "selinux", "selinux_python_present"}
-_FACT_NAMES = frozenset("ansible_" + name for name in RUNTIME_FACTS)  # as the host sees them
+# as the host sees them, with the local facts its executor reads beside them (ansible_local)
+_FACT_NAMES = frozenset("ansible_" + name for name in RUNTIME_FACTS | {"local"})
 MODULES = frozenset({"file", "copy", "template", "lineinfile", "command", "shell", "stat",
                      "assert", "debug", "ping", "set_fact"})
 # task keys the runner understands (everything else makes the task unsupported)

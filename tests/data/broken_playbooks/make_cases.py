@@ -261,11 +261,12 @@ CASES: dict[str, dict[str, str]] = {
                 msg: "{{ item }}"
               with_url: https://example.com/list
         """},
-    "delegate_to_unknown_host": {"site.yml": """\
+    "delegate_facts_implicit_host": {"site.yml": """\
         - hosts: web
           tasks:
-            - command: /usr/bin/true
+            - setup:
               delegate_to: db9
+              delegate_facts: true
         """},
     "delegate_facts_without_delegate_to": {"site.yml": """\
         - hosts: web
@@ -273,11 +274,12 @@ CASES: dict[str, dict[str, str]] = {
             - setup:
               delegate_facts: true
         """},
-    "delegate_to_loop_item": {"site.yml": """\
+    "delegate_facts_per_call": {"site.yml": """\
         - hosts: web
           tasks:
             - command: echo {{ item }}
               delegate_to: "{{ item }}"
+              delegate_facts: true
               loop: [db1, web1]
         """},
     "local_action_in_handler": {"site.yml": """\
@@ -359,15 +361,6 @@ CASES: dict[str, dict[str, str]] = {
     "hosts_from_host_vars": {"site.yml": """\
         - hosts: "{{ app_env }}"
           tasks: []
-        """},
-    "notify_unknown_handler": {"site.yml": """\
-        - hosts: web
-          tasks:
-            - command: /usr/bin/true
-              notify: restart nginx
-          handlers:
-            - name: restart ngnix
-              command: /usr/bin/true
         """},
     "unknown_lookup_loop": {"site.yml": """\
         - hosts: web
@@ -471,6 +464,40 @@ CASES: dict[str, dict[str, str]] = {
         - hosts: web
           strategy: mitogen_linear
           tasks: []
+        """},
+    "own_test_needs_ansible_on_host_data": {"site.yml": """\
+        - hosts: web
+          tasks:
+            - command: cat /sys/class/net/eth0/address
+              register: mac
+            - debug:
+                msg: "{{ 'aa:bb:cc:dd:ee:ff' is is_mac }}"
+            - debug:
+                msg: "{{ mac.stdout is is_mac }}"
+        """, "test_plugins/network.py": """\
+        from ansible.module_utils.common.network import is_mac
+
+
+        class TestModule:
+            def tests(self):
+                return {"is_mac": is_mac}
+        """},
+    "own_filter_needs_module_on_facts": {"site.yml": """\
+        - hosts: web
+          roles:
+            - tools
+          tasks:
+            - debug:
+                msg: "{{ item }}"
+              loop: "{{ ansible_interfaces | as_yaml }}"
+        """, "roles/tools/tasks/main.yml": "- debug: msg=tools\n",
+        "roles/tools/filter_plugins/yamlish.py": """\
+        import yaml
+
+
+        class FilterModule:
+            def filters(self):
+                return {"as_yaml": yaml.safe_dump}
         """},
 }
 
