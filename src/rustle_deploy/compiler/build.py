@@ -191,7 +191,7 @@ def _payload(unit: BuildUnit, plan_bytes: bytes, compression: bool) -> bytes:
             except (SyntaxError, ValueError):
                 pass  # not Python this interpreter compiles: the host compiles it (or says why not)
     for digest, path in unit.files.items():
-        data = Path(path).read_bytes()
+        data = unit.blobs[digest] if digest in unit.blobs else Path(path).read_bytes()
         if hashlib.sha256(data).hexdigest() != digest:
             raise CompileError(f"{path}: changed while compiling", "run again")
         entries[f"files/{digest}"] = data

@@ -150,7 +150,7 @@ def lower_unit(unit: BuildUnit, runner_sha: str) -> list[tuple[list[str], bytes]
     doc = unit.plan_doc
     blobs: dict[str, bytes] = {}
     for digest, path in sorted(unit.files.items()):
-        data = Path(path).read_bytes()
+        data = unit.blobs[digest] if digest in unit.blobs else Path(path).read_bytes()
         if hashlib.sha256(data).hexdigest() != digest:
             raise CompileError(f"{path}: changed while compiling", "run again")
         blobs[digest] = data
