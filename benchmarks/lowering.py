@@ -91,6 +91,7 @@ def measure(label: str, path: str, inventory: str | None, extra: tuple[str, ...]
     tasks = lowered = 0
     units_lowered = 0
     reasons: collections.Counter[str] = collections.Counter()
+    blockers: list[list[str]] = []  # per unit that does not lower: every reason that stops it
     for u in units:
         doc, host = u.plan_doc, u.host_names[0]
         registered = run_names(doc)
@@ -100,8 +101,9 @@ def measure(label: str, path: str, inventory: str | None, extra: tuple[str, ...]
             n = sum(len(leaves(t)) for p in doc["plays"] for t in p["tasks"] + p["handlers"])
             tasks += n
             reasons[_kind(exc.message)] += n
+            blockers.append([_kind(exc.message)])
             continue
-        all_ok = True
+        unit_reasons: set[str] = set()
         for play in doc["plays"]:
             if host not in (play.get("hosts") or []):
                 continue
@@ -112,14 +114,17 @@ def measure(label: str, path: str, inventory: str | None, extra: tuple[str, ...]
                     lowering.task(play, task)
                     lowered += n
                 except NativeUnsupported as exc:
-                    all_ok = False
+                    unit_reasons.add(_kind(exc.message))
                     reasons[_kind(exc.message)] += n
                 except RustleError as exc:
-                    all_ok = False
-                    reasons["compile error: " + exc.message.split(": ")[-1][:80]] += n
-        units_lowered += all_ok
+                    kind = "compile error: " + exc.message.split(": ")[-1][:80]
+                    unit_reasons.add(kind)
+                    reasons[kind] += n
+        units_lowered += not unit_reasons
+        if unit_reasons:
+            blockers.append(sorted(unit_reasons))
     return {"source": label, "tasks": tasks, "lowered": lowered, "units": len(units), "units_lowered": units_lowered,
-            "reasons": dict(reasons.most_common())}
+            "reasons": dict(reasons.most_common()), "blockers": blockers}
 
 
 def _kind(message: str) -> str:
@@ -140,6 +145,8 @@ def main(argv: list[str] | None = None) -> int:
         results = [measure(*src) for src in sources(args.acceptance, work)]
     total = collections.Counter[str]()
     reasons: collections.Counter[str] = collections.Counter()
+    stopping: collections.Counter[str] = collections.Counter()  # units each reason stops
+    alone: collections.Counter[str] = collections.Counter()  # units that reason alone stops
     for r in results:
         if "error" in r:
             print(f"{r['source']}: not compiled: {r['error']}")
@@ -150,11 +157,18 @@ def main(argv: list[str] | None = None) -> int:
         for key in ("tasks", "lowered", "units", "units_lowered"):
             total[key] += r[key]
         reasons.update(r["reasons"])
+        for unit in r["blockers"]:
+            stopping.update(unit)
+            if len(unit) == 1:
+                alone.update(unit)
     print(f"\nall: {total['lowered']}/{total['tasks']} tasks lower "
           f"({total['lowered'] / max(total['tasks'], 1):.0%}); {total['units_lowered']}/{total['units']} units lower whole")
     print("what stops the rest (tasks):")
     for reason, n in reasons.most_common(25):
         print(f"  {n:5d}  {reason}")
+    print("what stops whole units (units it stops / units it alone stops):")
+    for reason, n in stopping.most_common(25):
+        print(f"  {n:5d} {alone[reason]:5d}  {reason}")
     if args.json:
         Path(args.json).write_text(json.dumps(results, indent=2) + "\n")
     return 0

@@ -29,7 +29,7 @@ from .errors import ConnectError, PhaseError, RunnerNotExecutable, StateError, U
 from .inventory import check_remote_dirs
 from .model import Host, Plan
 from .notify import Notifier, end_doc, host_doc, start_doc
-from .phases import INVENTORY, SELF
+from .phases import INVENTORY, SELF, file_read
 from .reconcile import apply, settle, settle_orphans, through_runner
 from .report import HostSummary, dump_json
 from .rollout import (
@@ -250,6 +250,8 @@ def _summary(outcome: HostOutcome) -> HostSummary:
         s.error = str(outcome.error).replace("\n", " — ")
     elif outcome.run_exit not in (None, 0) and not s.failed:
         s.error = f"the artifact exited with status {outcome.run_exit}"
+    # a run that went on to its end after meta clear_host_errors: its failures stay counted
+    s.cleared = outcome.run_exit == 0 and s.failed > 0 and not s.unreachable
     return s
 
 
@@ -643,6 +645,36 @@ def _carry_id(base: str, host: str) -> str:
     return f"{base}-h-{hashlib.sha256(host.encode()).hexdigest()[:12]}"
 
 
+def _run_time_files(reads: Sequence[tuple[str, str, list[str]]]) -> dict[str, Any]:
+    """What a phase's tasks read from the controller's disk now (``run_time_files``: created
+    while the play ran): ``files`` (name -> its base64 bytes and, for a template's
+    ``template_*`` variables and mode=preserve, its controller details), ``vars_files`` (name -> variables of
+    a vars file, read as include_vars reads it). A file still missing is left out: the task
+    then fails on the host as Ansible's "Could not find or access" does."""
+    import base64
+
+    from .compiler.sources import source_info
+    from .errors import PlaybookError
+    from .playbook.yamlsrc import read_yaml
+
+    out: dict[str, dict[str, Any]] = {"files": {}, "vars_files": {}}
+    for name, kind, paths in reads:
+        path = next((p for p in paths if os.path.isfile(p)), None)
+        if path is None:
+            continue
+        if kind == "vars":
+            try:
+                data = read_yaml(path, what="vars file").data
+            except PlaybookError:
+                continue  # not YAML: the host says it could not read it
+            if isinstance(data, dict):
+                out["vars_files"][name] = {str(k): v for k, v in data.items()}
+        else:
+            out["files"][name] = {"data": base64.b64encode(Path(path).read_bytes()).decode(),
+                                  "info": source_info(path)}
+    return {k: v for k, v in out.items() if v}
+
+
 class _Phased:
     """What the controller carries between the phases of plays cut at run_once (docs/phases.md).
 
@@ -679,8 +711,12 @@ class _Phased:
         out = self.carried.pop(host, None)
         if out and host in self.state:  # the host holds these from now on
             self.state[host] = dict(self.state[host], vars={**(self.state[host].get("vars") or {}), **out["vars"]})
-        if stage.reads:
-            out = dict(out or {}, hostvars=self.hostvars(host, stage.reads))
+        names = [n for n in stage.reads if file_read(n) is None]
+        if names:
+            out = dict(out or {}, hostvars=self.hostvars(host, names))
+        files = [f for f in map(file_read, stage.reads) if f is not None]
+        if files:
+            out = dict(out or {}, **_run_time_files(files))
         if INVENTORY in stage.reads:  # after group_by: the groups every host joined
             out = dict(out or {}, inventory=self.merged_inventory([h for b in stage.batches for h in b]))
         return out
@@ -1063,6 +1099,10 @@ def _deploy_jobs(
                 with history.together():  # one commit per host
                     if job_of[outcome.host].op == "deploy":  # else its deploy is recorded already
                         _record(history, did, job_of[outcome.host], merged)
+                    said = outcome.agent or {}
+                    if said.get("machine") and job_of[outcome.host].host.remote_dir:  # --format auto's next target
+                        history.record_platform(outcome.host, job_of[outcome.host].host.remote_dir or "",
+                                                str(said.get("system") or ""), str(said["machine"]), did)
                     if run and merged.run_exit is not None:
                         history.record_run(did, outcome.host, run_id, merged.run_exit, merged.recap)
                         history.record_tasks(did, outcome.host, run_id, merged.events)

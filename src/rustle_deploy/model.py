@@ -16,7 +16,7 @@ TASK_EXTENSIONS = (
     # what the playbook front end adds (docs/playbooks.md, "Plan extensions")
     "loop_with", "role", "params", "include", "include_choice", "role_once", "vars_data",
     "collections", "args_template", "async", "poll", "vars_dir", "include_result", "action_ds",
-    "connection_vars", "delegate_implicit",
+    "connection_vars", "delegate_implicit", "run_time_files",
 )
 
 CONDITION_KINDS = ("When", "Tag", "CheckMode", "Host", "SkipTag", "Skip", "Only")
@@ -114,6 +114,7 @@ class Play:
     any_errors_fatal: bool = False
     order: str = "inventory"
     force_handlers: bool = False  # a failed host still runs the handlers notified before
+    fact_path: str | None = None  # where the play's gathered facts read ansible_local from
     # role defaults of the whole play (below inventory vars), and each role invocation's own
     # defaults/vars/params that its tasks (``role`` extension) see
     defaults: dict[str, Any] = field(default_factory=dict)

@@ -93,6 +93,8 @@ _LOOKUP_CALL = re.compile(r"\b(?:lookup|query|q)\(|\bwith_\w+")
 # modules whose arguments the compiler reads (files to embed, variable names, includes)
 _ARGS_KNOWN_HERE = frozenset({"copy", "template", "include_vars", "set_fact", "meta", "script",
                               "gather_facts", "setup", "assemble", "unarchive"}) | set(_INCLUDES)
+# lookup('file', EXPR) of one computed name (compiler/lookups.py runs it)
+_FILE_LOOKUP = re.compile(r"""\b(?:lookup|query|q)\(\s*['"](?:ansible\.builtin\.)?file['"]\s*,\s*([^()'"]*?(?:(['"])[^'"]*\2[^()'"]*?)*)\s*\)""")
 _INCLUDE_VARS_DIR = frozenset({"depth", "files_matching", "ignore_files", "extensions",
                                "ignore_unknown_extensions"})
 _MAX_CHOICES = 200  # tasks files an include with a host-dependent name may choose from
@@ -247,6 +249,8 @@ class _PlayState:
         self.vars = play_vars
         self.next_id = 0
         self.roles: dict[str, RoleCall] = {}
+        self.dependent_roles: dict[str, None] = {}  # names of the roles: entries' dependencies
+        self.imported_roles: list[str] = []  # each import_role's role, in order
         self.role_keys: Counter[str] = Counter()
         self.identities: Counter[str] = Counter()  # roles: entries and deps, to deduplicate
         self.handlers: list[Task] = []
@@ -259,6 +263,7 @@ class _PlayState:
         self.any_errors_fatal = False
         self.order = "inventory"
         self.force_handlers = False
+        self.fact_path: str | None = None  # the play's fact_path (its gathered ansible_local)
         self.connection_origins: list[Origin] = []  # where the play's remote_user/port are
         self.fatal_override = False  # a task says any_errors_fatal: false under the play's true
 
@@ -306,6 +311,9 @@ class _Compiler:
         # the host evaluates (an include's file, a copy source) that reads one of them cannot
         # be rendered on the controller, even when a default exists there
         self.runtime_names: set[str] = set()
+        # the directories of the roles met so far, whose filter_plugins/ and test_plugins/ a
+        # task's templates may call (with the playbook's own)
+        self.plugin_role_dirs: dict[str, None] = {}
         self.choosing = False  # compiling the candidates of an include_choice (not nested)
         # the first add_host/group_by task: no play may follow it (its hosts are chosen now)
         self.inventory_changed: tuple[Origin, str] | None = None
@@ -468,6 +476,14 @@ class _Compiler:
             play_vars.update(data)
             self.notes.append(f"vars_files: read {display_path(path)}")
         role_calls = self.role_entries(src, ds, st, ctx)
+        # ansible-core's magic role variables (VariableManager._get_magic_variables)
+        # (import_role adds its role when the play is parsed: appended below, to the same lists;
+        # include_role adds its own when it runs, which is not reflected)
+        play_roles = [call.role.name for call, _ in role_calls]
+        all_roles = list(dict.fromkeys([*st.dependent_roles, *play_roles]))
+        play_vars.update({"ansible_play_role_names": play_roles, "role_names": play_roles,
+                          "ansible_dependent_role_names": list(st.dependent_roles),
+                          "ansible_role_names": all_roles})
         st.vars = play_vars
         tasks: list[Task] = []
         base = f"/plays/{st.index}/batches/0/tasks"
@@ -478,6 +494,8 @@ class _Compiler:
         self.task_list(src, ds, "tasks", ctx, st, tasks, base)
         main_count = len(tasks)
         self.task_list(src, ds, "post_tasks", ctx, st, tasks, base)
+        play_roles.extend(st.imported_roles)
+        all_roles.extend(n for n in dict.fromkeys(st.imported_roles) if n not in all_roles)
         handler_ctx = replace(ctx, handler=True)
         for call, call_ctx in role_calls:
             self.role_handlers(call, call_ctx, st, handler_ctx)
@@ -509,9 +527,8 @@ class _Compiler:
                 defaults.update(call.defaults)
                 exported.update(call.vars)
         play_vars = {**play_vars, **exported}
-        if not self.options.error_on_missing_handler:
-            tasks = self.drop_missing_notify(tasks, st, str(name))
-            st.handlers = self.drop_missing_notify(st.handlers, st, str(name))
+        tasks = self.missing_notify(tasks, st, str(name))
+        st.handlers = self.missing_notify(st.handlers, st, str(name))
         roles_table = {
             k: {"name": c.role.name, "path": c.role.path, "defaults": c.defaults, "vars": c.vars,
                 "params": c.params}
@@ -529,22 +546,30 @@ class _Compiler:
             # a task's own any_errors_fatal: false wins over the play's (Ansible reads the
             # task's inherited value): then the tasks that keep it carry it one by one
             any_errors_fatal=st.any_errors_fatal and not st.fatal_override, order=st.order,
-            force_handlers=st.force_handlers))
+            force_handlers=st.force_handlers, fact_path=st.fact_path))
 
-    def drop_missing_notify(self, tasks: list[Task], st: _PlayState, play: str) -> list[Task]:
-        """``error_on_missing_handler = false``: a notify that names no handler of the play is
-        dropped with a warning note, as Ansible warns and goes on."""
+    def missing_notify(self, tasks: list[Task], st: _PlayState, play: str) -> list[Task]:
+        """A notify that names no handler of the play is Ansible's error only when it fires (a
+        changed result): it moves to ``notify_missing``, which fails the host then. With
+        ``error_on_missing_handler = false`` it is dropped with a warning note, as Ansible warns
+        and goes on."""
         from ..plan.validate import handler_topics
 
         topics = handler_topics(st.handlers)
+        drop = not self.options.error_on_missing_handler
 
         def fix(task: Task) -> Task:
             missing = [n for n in task.notify if n not in topics]
-            for n in missing:
+            for n in missing if drop else ():
                 self.notes.append(f"[WARNING]: The requested handler {n!r} was not found in either the "
                                   f"main handlers list nor in the listening handlers list (play {play!r})")
+            extras = task.extras
+            if missing and not drop:
+                extras = {**extras, "notify_missing": missing}
+                self.notes.append(f"notify {', '.join(map(repr, missing))} names no handler of play {play!r}: "
+                                  "the host fails if the task reports changed, as with ansible-playbook")
             return replace(
-                task, notify=tuple(n for n in task.notify if n in topics),
+                task, notify=tuple(n for n in task.notify if n in topics), extras=extras,
                 block=None if task.block is None else tuple(fix(t) for t in task.block),
                 rescue=tuple(fix(t) for t in task.rescue), always=tuple(fix(t) for t in task.always))
 
@@ -607,9 +632,6 @@ class _Compiler:
                     pointer=f"{base}/{index}")
 
     def check_play_keywords(self, src: Source, ds: dict[str, Any], st: _PlayState) -> None:
-        for key in ("fact_path",):
-            if ds.get(key):
-                raise src.error(f"'{key}' is not supported", kw.REFUSED[key], ds, key)
         strategy = ds.get("strategy")
         if has_template(strategy):  # "{{ test_strategy | default('linear') }}", as Ansible renders it
             strategy = self.controller_value(src, ds, "strategy", strategy, [st.vars], "'strategy'")
@@ -712,7 +734,7 @@ class _Compiler:
         ``force_handlers`` of the play (templated over play and extra vars, as Ansible does),
         checked with the plan's rules."""
         reader = Reader(self.shown)
-        for key in ("serial", "max_fail_percentage", "any_errors_fatal", "order", "force_handlers"):
+        for key in ("serial", "max_fail_percentage", "any_errors_fatal", "order", "force_handlers", "fact_path"):
             if ds.get(key) is None:
                 continue
             value = self.controller_value(src, ds, key, ds[key], [play_vars], f"'{key}'")
@@ -725,6 +747,8 @@ class _Compiler:
                     st.any_errors_fatal = _boolean(value, key)
                 elif key == "force_handlers":
                     st.force_handlers = _boolean(value, key)
+                elif key == "fact_path":
+                    st.fact_path = reader.string(value, f"/{key}")
                 elif value not in HOST_ORDERS:
                     raise PlanError(f"unknown host order {value!r}",
                                     f"order is one of {', '.join(HOST_ORDERS)}")
@@ -823,6 +847,49 @@ class _Compiler:
                 "playbook is compiled", "use extra vars (-e), play vars or role vars here, not "
                 "inventory host vars, facts or registered results", container, key,
                 value=True) from exc
+
+    def check_controller_plugins(self, src: Source, ds: dict[str, Any], ctx: Any) -> None:
+        """Refuse a filter or test of the playbook's or a role's own plugins that the task applies
+        to host data (a registered result, a fact, a set_fact) when its file imports what the
+        host's runtime does not have: only the controller could run it, and the controller does
+        not have that data when it compiles (compiler/ansible_plugins.py embeds the others)."""
+        if ctx.role is not None:
+            self.plugin_role_dirs[ctx.role.role.path] = None
+        from ..compiler.ansible_plugins import host_import, local_plugins
+
+        found = local_plugins((self.basedir, *self.plugin_role_dirs))
+        kinds = {kind: found.names(kind) for kind in ("filter", "test")}
+        if not (kinds["filter"] or kinds["test"]) or found.pattern is None:
+            return
+        host_data = set(self.runtime_names) | {"ansible_facts"}
+        loop = next((ds[k] for k in ds if k == "loop" or str(k).startswith("with_")), None)
+        if referenced_names(loop) & self.runtime_names or _reads_facts(referenced_names(loop)):
+            control = ds.get("loop_control")
+            host_data.add(str(control.get("loop_var", "item")) if isinstance(control, dict) else "item")
+        for key, value in ds.items():
+            if key in ("name", "register", "tags", "notify", "listen"):
+                continue
+            bare = key in ("when", "changed_when", "failed_when", "until")
+            for text in _strings_of(value):
+                if not found.pattern.search(text):
+                    continue
+                hit = _host_data_call(text if not bare or has_template(text) else "{{ " + text + " }}",
+                                      kinds, host_data)
+                if hit is None:
+                    continue
+                kind, plugin, read = hit
+                path = found.found[kind][plugin]
+                needs = host_import(path)
+                if needs is None:
+                    continue  # it runs on the host
+                raise src.error(
+                    f"the {kind} '{plugin}' ({display_path(path)}) is applied to host data "
+                    f"('{read}': a fact or a value a task sets while the play runs), so it must "
+                    f"run on the host, and its file needs `{needs}`, which the host's runtime does "
+                    "not have (the standard library and Jinja2)",
+                    "compute its input from variables the controller knows (inventory, play, "
+                    "role and extra vars), or make the plugin file need only the standard library",
+                    ds, key, value=True)
 
     def inventory_dir(self) -> str | None:
         source = self.inv.source
@@ -930,6 +997,7 @@ class _Compiler:
             dep_call, _ = self.role_call(meta, call.role.dependencies, i, dep,
                                          meta.origin(call.role.dependencies, i, value=True), st,
                                          None, parent=call, register=False)
+            st.dependent_roles.setdefault(dep_call.role.name)
             self.count_identities(dep_call, st)
 
     def role_call(self, src: Source, container: Any, index: Any, entry: Any, origin: Origin,
@@ -1229,14 +1297,15 @@ class _Compiler:
             if ctx.include_stack:
                 self.check_bridged(src, ds, action_key, module, collections, ctx)
         args = self.module_defaults(src, ds, ctx, module, args)
-        args = self.sources(src, ds, action_key, canonical or module, args, ctx, pointer)
+        args = self.sources(src, ds, action_key, canonical or module, args, ctx, pointer, extras)
+        self.file_lookups([args, conditions, {k: v for k, v in extras.items() if k != "vars"}], ctx, extras)
         if canonical == "include_vars" and "dir" in args:
             extras["vars_dir"] = self.include_vars_dir(src, ds, action_key, args, ctx, st)
             self.runtime_names.update(k for _, data in extras["vars_dir"]["files"] for k in data)
             if args.get("name"):
                 self.runtime_names.add(str(args["name"]))
         elif canonical == "include_vars":
-            extras["vars_data"] = self.include_vars(src, ds, action_key, args, ctx, st)
+            extras["vars_data"] = self.include_vars(src, ds, action_key, args, ctx, st, extras)
             self.runtime_names.update(k for data in extras["vars_data"].values() for k in data)
             if args.get("name"):
                 self.runtime_names.add(str(args["name"]))
@@ -1244,6 +1313,7 @@ class _Compiler:
             self.runtime_names.update(str(k) for k in args if k not in ("cacheable", "_raw_params"))
         if extras.get("register"):
             self.runtime_names.add(str(extras["register"]))
+        self.check_controller_plugins(src, ds, ctx)
         name = self.display_name(ds, module, ctx)
         if ctx.handler and has_template(name):
             name = self.handler_name(src, ds, name, ctx, st)
@@ -1276,6 +1346,21 @@ class _Compiler:
         if not call.key:
             self.register_role(call, st)
         return call.key
+
+    def rendered_tags(self, src: Source, ds: dict[str, Any], tags: tuple[str, ...], ctx: Ctx,
+                      st: _PlayState) -> tuple[str, ...]:
+        """Templated tags (a task's, or a block's, role's or play's it inherits) rendered now with
+        the values every host shares, as Ansible renders them before it selects; a list adds each
+        of its items. One that needs a host's data keeps its text (no tag selects it)."""
+        out: list[str] = []
+        for tag in tags:
+            try:
+                got = self.controller_value(src, ds, "tags" if "tags" in ds else _NO_KEY, tag,
+                                            self._layers(ctx, st), "tags", dynamic=True)
+            except PlaybookError:
+                got = tag
+            out += [str(t) for t in got] if isinstance(got, list) else [str(got)]
+        return tuple(out)
 
     def _layers(self, ctx: Ctx, st: _PlayState) -> list[dict[str, Any]]:
         if ctx.role is not None:
@@ -1617,7 +1702,7 @@ class _Compiler:
             extras["vars"] = task_vars
         self.loop(src, ds, extras)
         conditions = list(ctx.when) + self.conditions(src, ds)
-        tags = ctx.tags + self.tags(src, ds)
+        tags = self.rendered_tags(src, ds, ctx.tags + self.tags(src, ds), ctx, st)
         found_notify = self.effective(src, ds, ctx, "notify")
         notify: tuple[str, ...] = ()
         if found_notify is not None:
@@ -1764,15 +1849,15 @@ class _Compiler:
         elif kind in _with_lookups():
             # Ansible's with_<lookup>: the lookup's terms are the (templated) value, a list
             # spread as terms; first_found searches the task action's subdirectory
-            extras["vars"] = dict(extras.get("vars") or {}, __rustle_with_terms=value)
+            terms = "__rustle_with_found_terms" if kind == "first_found" else "__rustle_with_terms"
+            extras["vars"] = dict(extras.get("vars") or {}, **{terms: value})
             options = ""
             if kind == "first_found":
                 action = next((_short(k) for k in ds if _short(str(k)) in ANSIBLE_BUILTIN_MODULES), "")
                 subdir = next((d for d in ("template", "var", "file") if d in action), "file")
                 options = f", _subdir='{subdir}s'"
-            extras["loop"] = (f"{{{{ query('{kind}', *(__rustle_with_terms if __rustle_with_terms is "
-                              "sequence and __rustle_with_terms is not string and __rustle_with_terms "
-                              f"is not mapping else [__rustle_with_terms]){options}) }}}}")
+            extras["loop"] = (f"{{{{ query('{kind}', *({terms} if {terms} is sequence and {terms} is not "
+                              f"string and {terms} is not mapping else [{terms}]){options}) }}}}")
         else:
             supported = ", ".join(f"with_{k}" for k in ("items", *sorted(_with_lookups())))
             raise src.error(f"'{key}' is not supported yet",
@@ -1781,19 +1866,48 @@ class _Compiler:
 
     # -- copy/template sources ---------------------------------------------------------------------
     def sources(self, src: Source, ds: dict[str, Any], key: str | None, module: str,
-                args: dict[str, Any], ctx: Ctx, pointer: str) -> dict[str, Any]:
+                args: dict[str, Any], ctx: Ctx, pointer: str,
+                extras: dict[str, Any]) -> dict[str, Any]:
         """A copy/template ``src`` (a script's first word) found with Ansible's search paths,
-        made absolute."""
+        made absolute. A templated or absolute one that does not exist yet is read when the
+        task runs (``run_time_files``): an earlier task may create it on the controller."""
         if _short(module) == "script":
             return self.script_source(src, ds, key, args, ctx)
+        if _short(module) == "assemble" and isinstance(args.get("src"), str) \
+                and str(args.get("remote_src", "yes")).lower() in ("no", "false", "0", "off", "n"):
+            # its action plugin assembles the fragments on the controller (compiler/assemble.py)
+            found, tried = self.find_file(str(self.renderer_try(args["src"], ctx) or args["src"]), "files", ctx)
+            if found is None or not os.path.isdir(found):
+                raise src.error(f"assemble: Source ({args['src']}) is not a directory; tried: "
+                                + ", ".join(display_path(t) for t in tried),
+                                "put the fragments in the role's files/ directory", ds,
+                                key if key is not None else _NO_KEY, value=True)
+            out = dict(args, src=found)
+            for name in ("delimiter", "regexp", "ignore_hidden"):  # what the controller reads
+                if has_template(out.get(name)):
+                    rendered = self.renderer_try(str(out[name]), ctx)
+                    if rendered is None:
+                        raise src.error(f"assemble {name} depends on data only a host has: the "
+                                        "fragments are assembled when the playbook is compiled",
+                                        "write it over play, role or extra vars", ds,
+                                        key if key is not None else _NO_KEY, value=True)
+                    out[name] = rendered
+            return out
         if module not in ("copy", "template") or not isinstance(args.get("src"), str):
             return args
         value = args["src"]
         if module == "copy" and str(args.get("remote_src", "")).lower() in ("yes", "true", "1",
                                                                             "on", "y"):
             return args
-        if has_template(value):
-            rendered = self.renderer_try(value, ctx)
+        templated = has_template(value)
+        if templated:
+            control = ds.get("loop_control")
+            control = control if isinstance(control, dict) else {}
+            looped = "loop" in ds or any(isinstance(k, str) and k.startswith("with_") for k in ds)
+            # a loop variable is each item's (undefined here: "{{ item | default('x') }}" must
+            # not become 'x' for every item)
+            per_item = looped and str(control.get("loop_var", "item")) in referenced_names(value)
+            rendered = None if per_item else self.renderer_try(value, ctx)
             if rendered is None:
                 # the host renders it; the compiler embeds every file it may name, found
                 # beside the playbook and in the task's roles (compiler/sources.py)
@@ -1802,6 +1916,8 @@ class _Compiler:
                 return args
             value = str(rendered)
         found, tried = self.find_file(value, "files" if module == "copy" else "templates", ctx)
+        if found is None and self.read_at_run_time(value, templated, tried, extras):
+            return dict(args, src=value)
         if found is None:
             raise src.error(f"could not find {module} source {value!r}; tried: "
                             + ", ".join(display_path(t) for t in tried),
@@ -1812,6 +1928,27 @@ class _Compiler:
         # a directory copies itself, or with a trailing slash its contents (as Ansible's copy)
         out["src"] = found + "/" if os.path.isdir(found) and value.endswith("/") else found
         return out
+
+    def file_lookups(self, values: Any, ctx: Ctx, extras: dict[str, Any]) -> None:
+        """``lookup('file', EXPR)`` of an absolute path missing now (``output_dir ~ '/x'``):
+        read when the task runs (``run_time_files``), as a missing template src is."""
+        for match in _FILE_LOOKUP.finditer(json.dumps(values, default=str).replace('\\"', '"')):
+            rendered = self.renderer_try("{{ " + match.group(1) + " }}", ctx)
+            if isinstance(rendered, str) and os.path.isabs(rendered) and not os.path.isfile(rendered):
+                self.read_at_run_time(rendered, True, [rendered], extras)
+
+    @staticmethod
+    def read_at_run_time(value: str, templated: bool, tried: list[str],
+                         extras: dict[str, Any]) -> bool:
+        """Whether a controller file missing now is read when its task runs: a name that was
+        templated (``{{ output_dir }}/x.j2``) or is absolute may be created by an earlier task
+        on the controller (``delegate_to: localhost``, a local host), as Ansible reads it only
+        then; the controller sends it with the task's phase (docs/phases.md). A plain relative
+        name (a file of the role or beside the playbook) missing is a mistake, refused now."""
+        if not (templated or os.path.isabs(os.path.expanduser(value))) or not tried:
+            return False
+        extras["run_time_files"] = dict(extras.get("run_time_files") or {}, **{value: list(tried)})
+        return True
 
     def script_source(self, src: Source, ds: dict[str, Any], key: str | None, args: dict[str, Any],
                       ctx: Ctx) -> dict[str, Any]:
@@ -1888,7 +2025,7 @@ class _Compiler:
         return out
 
     def include_vars(self, src: Source, ds: dict[str, Any], key: str | None, args: dict[str, Any],
-                     ctx: Ctx, st: _PlayState) -> dict[str, Any]:
+                     ctx: Ctx, st: _PlayState, extras: dict[str, Any]) -> dict[str, Any]:
         """The variables files an include_vars may read, by the name the host renders.
 
         A name known on the controller embeds that one file; a name over a host's data
@@ -1918,6 +2055,8 @@ class _Compiler:
             rendered = self.renderer_try_layers(name, layers, ctx)
         if rendered is not None:
             found, tried = self.find_file(str(rendered), "vars", ctx)
+            if found is None and self.read_at_run_time(str(rendered), has_template(name), tried, extras):
+                return {}
             if found is None or not os.path.isfile(found):
                 raise src.error(f"could not find the vars file {rendered!r}; tried: "
                                 + ", ".join(display_path(t) for t in tried),
@@ -2076,7 +2215,9 @@ class _Compiler:
             return None
 
     def renderer_try(self, value: str, ctx: Ctx) -> Any:
-        if referenced_names(value) & self.runtime_names:
+        # a name set while the play runs (set_fact, register) is still known here when extra
+        # vars give it: they win over both in Ansible
+        if (referenced_names(value) - set(self.extra)) & self.runtime_names:
             return None
         magic: dict[str, Any] = {"playbook_dir": self.basedir}
         if ctx.role is not None:
@@ -2368,7 +2509,7 @@ class _Compiler:
         if ctx.role is not None:
             extras["role"] = self.role_key(ctx.role, st)
         conditions = list(ctx.when) + self.conditions(src, ds)
-        tags = ctx.tags + self.tags(src, ds)
+        tags = self.rendered_tags(src, ds, ctx.tags + self.tags(src, ds), ctx, st)
         name = name or self.display_name(ds, module, ctx)
         out.append(Task(task_id=task_id, name=name, module="", args={}, hosts=(),
                         conditions=tuple(Condition("When", c) for c in conditions), tags=tags,
@@ -2422,7 +2563,15 @@ class _Compiler:
         own_vars = self.vars_mapping(src, ds, "vars", what)
         identity = _identity(role.path, {}, ds.get("when"), ds.get("tags"), own_vars, froms,
                              not static)
-        call = RoleCall(key="", role=role, params={}, origin=origin, identity=identity,
+        params: dict[str, Any] = {}
+        if ctx.role is not None:  # ansible-core's IncludeRole.get_include_params
+            parent = ctx.role.params
+            params = {**parent,
+                      "ansible_parent_role_names": [ctx.role.role.name,
+                                                    *parent.get("ansible_parent_role_names", [])],
+                      "ansible_parent_role_paths": [ctx.role.role.path,
+                                                    *parent.get("ansible_parent_role_paths", [])]}
+        call = RoleCall(key="", role=role, params=params, origin=origin, identity=identity,
                         parent=ctx.role, tasks_from=froms["tasks"],
                         handlers_from=froms["handlers"], vars_from=froms["vars"],
                         defaults_from=froms["defaults"], public=bool(public))
@@ -2431,6 +2580,7 @@ class _Compiler:
         hctx = replace(ctx, handler=True, role=None, when=(), tags=(), vars=())
         self.role_handlers(call, hctx, st, hctx)
         if static:
+            st.imported_roles.append(role.name)
             inner = self.inherit(src, ds, ctx, st)
             self.check_inherited(src, ds, inner, st)
             self.compile_role(call, inner, st, out, base, dedupe=False, imported=True)
@@ -2571,3 +2721,47 @@ def _role_search(role: RoleDir, dependencies: bool = False) -> tuple[str, ...]:
     if dependencies:
         return (*listed, "ansible.legacy") if "ansible.legacy" not in listed else tuple(listed)
     return _search_list(listed, "ansible.builtin" if role.collection else "ansible.legacy")
+
+
+# ansible_* names the controller knows (magic and connection variables): the others are facts
+_NOT_FACTS = re.compile(r"ansible_(?:check_mode|diff_mode|play_\w+|inventory_sources|version|config_file|"
+                        r"playbook_python|search_path|verbosity|run_tags|skip_tags|forks|limit|"
+                        r"\w*role_names|collection_name|loop|loop_var|index_var|host|port|user|"
+                        r"connection|python_interpreter|become\w*|ssh_\w+|password|private_key_file)$")
+
+
+def _reads_facts(names: set[str]) -> bool:
+    return any(n == "ansible_facts" or (n.startswith("ansible_") and not _NOT_FACTS.match(n))
+               for n in names)
+
+
+def _strings_of(value: Any) -> list[str]:
+    if isinstance(value, str):
+        return [value]
+    if isinstance(value, dict):
+        return [s for k, v in value.items() for s in (*_strings_of(k), *_strings_of(v))]
+    if isinstance(value, list):
+        return [s for v in value for s in _strings_of(v)]
+    return []
+
+
+def _host_data_call(text: str, kinds: dict[str, frozenset[str]],
+                    host_data: set[str]) -> tuple[str, str, str] | None:
+    """(kind, plugin, name read) of the first call in ``text`` of a filter or test of ``kinds``
+    whose input reads one of ``host_data`` or a fact; None when there is none."""
+    import jinja2
+    from jinja2 import nodes
+
+    try:
+        tree = jinja2.Environment().parse(text)
+    except jinja2.TemplateSyntaxError:
+        return None
+    for kind, node_type in (("filter", nodes.Filter), ("test", nodes.Test)):
+        for node in tree.find_all(node_type):
+            if node.name not in kinds[kind]:
+                continue
+            names = {n.name for n in node.find_all(nodes.Name)}
+            read = sorted(n for n in names if n in host_data or _reads_facts({n}))
+            if read:
+                return kind, node.name, read[0]
+    return None
