@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import CompileError
+from ..model import tag_unsafe
 from ..runtime_index import runtime_root
 from .units import BuildUnit
 
@@ -96,6 +97,20 @@ def run_names(doc: dict[str, Any]) -> set[str]:
     return names
 
 
+def _leaves(play: dict[str, Any]) -> list[dict[str, Any]]:
+    """Every task of ``play`` that is not a block, its handlers too, at any depth."""
+    out, stack = [], list(play["tasks"]) + list(play["handlers"])
+    while stack:
+        task = stack.pop()
+        if not isinstance(task, dict):
+            continue
+        if "block" in task:
+            stack.extend(t for key in ("block", "rescue", "always") for t in task.get(key) or ())
+        else:
+            out.append(task)
+    return out
+
+
 def _marker(value: Any) -> bool:
     """Whether ``value`` is a dict the runner would render (docs/native.md)."""
     return isinstance(value, dict) and len(value) == 1 and next(iter(value)) in (TEMPLATE_KEY, EXPR_KEY)
@@ -123,12 +138,19 @@ def _runtime() -> Any:
     return templating, expr, executor
 
 
-def lower_unit(unit: BuildUnit, runner_sha: str) -> list[tuple[list[str], bytes]]:
-    """The native artifacts for ``unit``: (hosts, bytes) each.
+def lower_unit(unit: BuildUnit, runner_sha: str,
+               python: bytes | None = None) -> list[tuple[list[str], bytes, list[str]]]:
+    """The native artifacts for ``unit``: (hosts, bytes, why) each; ``why`` says, for a hybrid
+    build, which tasks the host's Python runs and why (the first host's).
 
     The compiler specialises the program per host, so hosts get artifacts of their own: a host
     receives its own program, not every host's (at 1,000 hosts that is 8 KB instead of 6 MB).
     Hosts whose programs come out the same share one artifact.
+
+    ``python``: the unit's pyz artifact, for a hybrid build (docs/native.md, "Hybrid
+    artifacts"): a task that does not lower (and ``hybrid_refusal`` allows) is left to that
+    runtime on the host, which the runner starts at the first such task; a host's program
+    with no such task is a plain native one, without the pyz.
     """
     doc = unit.plan_doc
     blobs: dict[str, bytes] = {}
@@ -138,14 +160,22 @@ def lower_unit(unit: BuildUnit, runner_sha: str) -> list[tuple[list[str], bytes]
             raise CompileError(f"{path}: changed while compiling", "run again")
         blobs[digest] = data
     registered = run_names(doc)
-    groups: dict[str, tuple[list[str], dict[str, Any], set[str]]] = {}
+    groups: dict[str, tuple[list[str], dict[str, Any], set[str], list[str]]] = {}
+    python_sha = hashlib.sha256(python).hexdigest() if python is not None else None
     for name in unit.host_names:
-        lowering = _Lowering(doc, name, registered, blobs, unit.host_vars.get(name))
-        program = {"plays": lowering.plays(), "facts": lowering.uses_facts}
+        lowering = _Lowering(doc, name, registered, blobs, unit.host_vars.get(name), hybrid=python is not None)
+        program: dict[str, Any] = {"plays": lowering.plays(), "facts": lowering.uses_facts}
+        if lowering.to_python:
+            assert python is not None and python_sha is not None
+            blobs[python_sha] = python
+            lowering.embedded.add(python_sha)
+            program["python"] = {"runtime": python_sha, "interpreter": _interpreter(unit.host_vars.get(name)),
+                                 "host_vars": tag_unsafe(unit.host_vars.get(name) or {})}
         key = json.dumps(program, sort_keys=True, default=str)
-        groups.setdefault(key, ([], program, lowering.embedded))[0].append(name)
+        why = [reason for _, reason in lowering.to_python]
+        groups.setdefault(key, ([], program, lowering.embedded, why))[0].append(name)
     out = []
-    for names, program, embedded in groups.values():
+    for names, program, embedded, why in groups.values():
         used = sorted(embedded)
         artifact = {
             "format": NATIVE_FORMAT,
@@ -157,8 +187,37 @@ def lower_unit(unit: BuildUnit, runner_sha: str) -> list[tuple[list[str], bytes]
             "hosts": {name: program for name in names},
             "files": {d: base64.b64encode(blobs[d]).decode() for d in used},
         }
-        out.append((names, seal(json.dumps(artifact, ensure_ascii=False, default=str).encode())))
+        out.append((names, seal(json.dumps(artifact, ensure_ascii=False, default=str).encode()), why))
     return out
+
+
+def _interpreter(host_vars: dict[str, Any] | None) -> str:
+    """The Python a hybrid program's tasks run in on the host: the inventory's
+    ``ansible_python_interpreter`` when it names a path, else ``python3`` from PATH."""
+    value = (host_vars or {}).get("ansible_python_interpreter")
+    if isinstance(value, str) and value.startswith("/") and "{{" not in value:
+        return value
+    return "python3"
+
+
+# What a task left to the host's Python may not do: change what the lowering decided at compile
+# time (variables, the inventory, facts beyond the runner's), or the run's flow (meta, phases).
+_HYBRID_REFUSED = frozenset({"include_vars", "add_host", "group_by", "meta", "set_stats", "setup", "gather_facts",
+                             "pause", "fetch", "include_role", "import_role", "include_tasks", "import_tasks"})
+_HYBRID_KEYWORDS = ("delegate_to", "delegate_facts", "run_once", "phase")
+
+
+def hybrid_refusal(task: dict[str, Any]) -> str | None:
+    """Why ``task`` cannot be left to the host's Python in a hybrid program, or None."""
+    module = str(task.get("module") or "").rsplit(".", 1)[-1]
+    if module in _HYBRID_REFUSED or module.endswith("_facts"):
+        return f"module '{module}' changes what the rest of the program was compiled with"
+    for key in _HYBRID_KEYWORDS:
+        if task.get(key) not in (None, False, "", [], {}):
+            return f"keyword '{key}'"
+    if module == "set_fact" and any(not isinstance(k, str) or "{" in k for k in task.get("args") or {}):
+        return "a set_fact name that is a template (the runner must know the names the run sets)"
+    return None
 
 
 def seal(document: bytes) -> bytes:
@@ -176,7 +235,7 @@ class _Lowering:
     """One host's program: plays of concrete module calls and conditions over registered results."""
 
     def __init__(self, doc: dict[str, Any], host: str, registered: set[str], blobs: dict[str, bytes],
-                 own: dict[str, Any] | None = None):
+                 own: dict[str, Any] | None = None, hybrid: bool = False):
         templating, expr, executor = _runtime()
         self.templating, self.expr, self.executor = templating, expr, executor
         self.doc, self.host, self.blobs = doc, host, blobs
@@ -212,6 +271,8 @@ class _Lowering:
         self.params: list[dict[str, Any]] = []  # the params of the includes being lowered (executor._params)
         self.uses_facts = False  # set when a condition or argument needs the host's facts
         self.embedded: set[str] = set()  # the sha256 of every file the program names (copy/template src)
+        self.hybrid = hybrid
+        self.to_python: list[tuple[str, str]] = []  # (task id, why) of the tasks left to the host's Python
 
     # -- scopes ----------------------------------------------------------------------------------
     def scope(self, play: dict[str, Any], task: dict[str, Any] | None = None) -> Any:
@@ -281,6 +342,24 @@ class _Lowering:
             return None
         if "block" in task:
             return self.container(play, task)
+        if not self.hybrid:
+            return self.module_task(play, task)
+        try:
+            return self.module_task(play, task)
+        except NativeUnsupported as exc:
+            refusal = hybrid_refusal(task)
+            if refusal is not None:
+                raise self.fail(task, f"{exc.message}; and it cannot run in the host's Python within the "
+                                      f"runner's run: {refusal}") from exc
+            ids = [t.get("id") for t in _leaves(play)]
+            if ids.count(task.get("id")) != 1:
+                raise
+            self.to_python.append((str(task.get("id")), exc.message))
+            return {"id": task.get("id"), "name": task.get("name") or task["module"], "module": task["module"],
+                    "tags": list(task.get("tags") or []),
+                    "python": {"play": self.doc["plays"].index(play), "id": task.get("id")}}
+
+    def module_task(self, play: dict[str, Any], task: dict[str, Any]) -> dict[str, Any]:
         module = task["module"]
         if module not in MODULES:
             raise self.fail(task, f"module '{module}' is not implemented by the native runner")
