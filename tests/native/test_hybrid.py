@@ -1,0 +1,180 @@
+"""The hybrid format (docs/native.md, "Hybrid artifacts"): the runner runs what lowers and hands
+the other tasks to the host's Python in the same run.
+
+One playbook mixes both kinds of task: registered results and set_fact cross the boundary both
+ways, handlers are notified from both sides, a failure on each side is rescued on the other,
+one Python task is no_log. It is applied over the real sshd by ``--format hybrid`` and
+``--format pyz``, and by ansible-playbook (the oracle, on a local connection), first in check
+and diff mode on empty trees, then for real: the same recaps, the same files, and (hybrid
+against pyz) the same task results in the host's journal.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from rustle_deploy.cli import main
+
+from ..conftest import REPO
+from .test_native_runs import journal
+
+pytestmark = [pytest.mark.ssh, pytest.mark.ansible]
+
+ANSIBLE = REPO / ".venv" / "bin" / "ansible-playbook"
+COUNTS = ("ok", "changed", "failed", "skipped", "rescued", "ignored")
+
+# regex_replace over a registered result, blockinfile and fail are not the runner's: those
+# tasks run in the host's Python; the others are the runner's own.
+PLAYBOOK = """
+- hosts: all
+  gather_facts: false
+  tasks:
+    - name: native asks the shell
+      command: echo hello world
+      register: said
+      changed_when: false
+      check_mode: false
+    - name: python rewrites what native registered
+      copy:
+        content: "{{ said.stdout | regex_replace('world', 'there') }}\\n"
+        dest: "{{ root }}/greet.txt"
+      register: greeted
+      notify: python handler
+    - name: python sets a fact
+      set_fact:
+        shout: "{{ said.stdout | regex_replace('hello', 'HELLO') }}"
+    - name: native reads what python registered and set
+      copy:
+        content: "{{ greeted.changed }} {{ shout }}\\n"
+        dest: "{{ root }}/native.txt"
+      notify: native handler
+    - name: python block in a file
+      blockinfile:
+        path: "{{ root }}/block.txt"
+        create: true
+        block: "shout={{ shout }}"
+      register: blocked
+    - name: native fails, python rescues
+      block:
+        - name: native failure
+          command: sh -c 'exit 3'
+      rescue:
+        - name: python rescue
+          copy:
+            content: "{{ ansible_failed_task.name | regex_replace(' ', '_') }} {{ ansible_failed_result.rc }}\\n"
+            dest: "{{ root }}/rescued-by-python.txt"
+    - name: python fails, native rescues
+      block:
+        - name: python failure
+          fail:
+            msg: "failed in {{ 'python' | regex_replace('p', 'P') }}"
+      rescue:
+        - name: native rescue
+          copy:
+            content: "{{ ansible_failed_task.name }}: {{ ansible_failed_result.msg }}\\n"
+            dest: "{{ root }}/rescued-by-native.txt"
+      always:
+        - name: python always
+          copy:
+            content: "{{ blocked.changed | string | regex_replace('T', 't') }}\\n"
+            dest: "{{ root }}/always.txt"
+    - name: python secret
+      copy:
+        content: "{{ said.stdout | regex_replace('hello', 'Secret') }}\\n"
+        dest: "{{ root }}/secret.txt"
+      no_log: true
+  handlers:
+    - name: python handler
+      copy:
+        content: "{{ said.stdout | regex_replace('o', '0') }}\\n"
+        dest: "{{ root }}/python-handler.txt"
+    - name: native handler
+      copy:
+        content: "native handler\\n"
+        dest: "{{ root }}/native-handler.txt"
+"""
+
+
+def _files(root: Path) -> dict[str, str]:
+    return {p.name: p.read_text() for p in sorted(root.iterdir())}
+
+
+def test_hybrid_matches_pyz_and_ansible_over_ssh(sshd: Any, tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                                 native_cache: Path) -> None:
+    if not ANSIBLE.exists():
+        pytest.skip("ansible-core is not installed in .venv")
+    book = tmp_path / "site.yml"
+    book.write_text(PLAYBOOK)
+    roots = {tool: tmp_path / tool / "root" for tool in ("hybrid", "pyz", "ansible")}
+    remotes = {fmt: tmp_path / fmt / "remote" for fmt in ("hybrid", "pyz")}
+    for root in roots.values():
+        root.mkdir(parents=True)
+    inventories = {}
+    for fmt in ("hybrid", "pyz"):
+        host = sshd.host("h1", remotes[fmt], root=str(roots[fmt]))
+        inventories[fmt] = tmp_path / fmt / "inv.yml"
+        inventories[fmt].write_text(yaml.safe_dump({"all": {"hosts": {"h1": host.vars}}}))
+    local = tmp_path / "ansible" / "inv.yml"
+    local.write_text(yaml.safe_dump({"all": {"hosts": {"h1": {
+        "ansible_connection": "local", "ansible_python_interpreter": sys.executable, "root": str(roots["ansible"])}}}}))
+
+    def rustle(fmt: str, *args: str) -> tuple[int, dict[str, int], str]:
+        code = main([str(book), "-i", str(inventories[fmt]), "--run", "--output", "json", "--format", fmt,
+                     "-v", *args])
+        out, err = capsys.readouterr()
+        assert out, err
+        host = json.loads(out)["hosts"][0]
+        return code, {k: int((host["recap"] or {}).get(k, 0)) for k in COUNTS}, err
+
+    def ansible(*args: str) -> tuple[int, dict[str, int]]:
+        env = dict(os.environ, ANSIBLE_NOCOLOR="1", ANSIBLE_HOME=str(tmp_path / "ansible-home"),
+                   ANSIBLE_CONFIG=str(tmp_path / "no-ansible.cfg"), ANSIBLE_RETRY_FILES_ENABLED="False",
+                   ANSIBLE_DEPRECATION_WARNINGS="False", PYTHONWARNINGS="ignore")
+        proc = subprocess.run([str(ANSIBLE), "-i", str(local), str(book), *args],
+                              capture_output=True, text=True, env=env, timeout=600)
+        for line in proc.stdout.splitlines():
+            name, sep, rest = line.partition(" : ")
+            if sep and name.strip() == "h1":
+                counts = dict(kv.split("=") for kv in rest.split())
+                return proc.returncode, {k: int(counts.get(k, 0)) for k in COUNTS}
+        raise AssertionError(proc.stdout + proc.stderr)
+
+    for args in (("--check", "--diff"), ()):
+        h_code, h_recap, h_err = rustle("hybrid", *args)
+        p_code, p_recap, p_err = rustle("pyz", *args)
+        a_code, a_recap = ansible(*args)
+        assert h_code == p_code == a_code == 0, (h_err, p_err)
+        assert h_recap == p_recap == a_recap, (args, h_recap, p_recap, a_recap)
+        assert _files(roots["hybrid"]) == _files(roots["pyz"]) == _files(roots["ansible"]), args
+    assert h_recap["rescued"] == 2
+    # -v names the tasks the host's Python runs, and why
+    assert "format: hybrid for h1: 8 task(s) run in the host's Python" in h_err, h_err
+    assert "'python failure'" in h_err and "'native rescue'" not in h_err
+    files = _files(roots["hybrid"])
+    assert files["greet.txt"] == "hello there\n"
+    assert files["native.txt"] == "True HELLO world\n"
+    assert files["block.txt"] == "# BEGIN ANSIBLE MANAGED BLOCK\nshout=HELLO world\n# END ANSIBLE MANAGED BLOCK\n"
+    assert files["rescued-by-python.txt"] == "native_failure 3\n"
+    assert files["rescued-by-native.txt"] == "python failure: failed in Python\n"
+    assert files["always.txt"] == "true\n"
+    assert files["python-handler.txt"] == "hell0 w0rld\n" and files["native-handler.txt"] == "native handler\n"
+    # the same task results, in the same order, in the host's journal (check run, then real run)
+    def shown(fmt: str) -> list[tuple[Any, ...]]:
+        return journal(remotes[fmt], roots[fmt])
+
+    assert shown("hybrid") == shown("pyz")
+    secret = [line for path in (remotes["hybrid"] / "runs").glob("*.jsonl") for line in path.read_text().splitlines()
+              if '"python secret"' in line and "task_result" in line]
+    assert len(secret) == 2 and all('"censored"' in line and "Secret" not in line for line in secret)
+    # the artifact is the runner's, with the pyz runtime embedded for its Python tasks
+    art = next(p for p in (remotes["hybrid"] / "artifacts").iterdir() if p.suffix != ".pyz")
+    doc = json.loads(art.read_bytes())
+    assert doc["format"] == "rustle-native" and doc["hosts"]["h1"]["python"]["runtime"] in doc["files"]
