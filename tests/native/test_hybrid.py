@@ -178,3 +178,37 @@ def test_hybrid_matches_pyz_and_ansible_over_ssh(sshd: Any, tmp_path: Path, caps
     art = next(p for p in (remotes["hybrid"] / "artifacts").iterdir() if p.suffix != ".pyz")
     doc = json.loads(art.read_bytes())
     assert doc["format"] == "rustle-native" and doc["hosts"]["h1"]["python"]["runtime"] in doc["files"]
+
+
+def test_a_host_without_the_python_a_hybrid_task_needs_fails_that_task_clearly(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], native_cache: Path
+) -> None:
+    """The runner starts Python only at the first task that needs it: the tasks before it run,
+    that task fails naming the interpreter and what to do, and the host stops there."""
+    root = tmp_path / "root"
+    root.mkdir()
+    book = tmp_path / "site.yml"
+    book.write_text(f"""
+- hosts: all
+  gather_facts: false
+  tasks:
+    - name: native first
+      copy: {{content: "native\\n", dest: "{root}/native.txt"}}
+    - name: needs python
+      blockinfile: {{path: "{root}/block.txt", create: true, block: "x"}}
+    - name: never reached
+      copy: {{content: "never\\n", dest: "{root}/never.txt"}}
+""")
+    inv = tmp_path / "inv.ini"
+    inv.write_text(f"localhost ansible_connection=local rustle_remote_dir={tmp_path / 'remote'} "
+                   f"ansible_python_interpreter={tmp_path / 'no-python' / 'python3'}\n")
+    code = main([str(book), "-i", str(inv), "--run", "--output", "json", "--format", "hybrid"])
+    out, err = capsys.readouterr()
+    host = json.loads(out)["hosts"][0]
+    assert code != 0 and host["recap"]["ok"] == 1 and host["recap"]["failed"] == 1, err
+    assert sorted(p.name for p in root.iterdir()) == ["native.txt"]
+    results = [e for e in journal(tmp_path / "remote") if e[1] == "needs python"]
+    assert len(results) == 1 and results[0][2] == "failed"
+    msg = results[0][3]
+    assert f"'{tmp_path / 'no-python' / 'python3'}' cannot be started: No such file or directory" in msg
+    assert "install Python 3.8 or newer on the host" in msg
