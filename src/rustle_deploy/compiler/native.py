@@ -169,7 +169,7 @@ def lower_unit(unit: BuildUnit, runner_sha: str,
             assert python is not None and python_sha is not None
             blobs[python_sha] = python
             lowering.embedded.add(python_sha)
-            program["python"] = {"runtime": python_sha, "interpreter": _interpreter(unit.host_vars.get(name)),
+            program["python"] = {"runtime": python_sha, "interpreters": _interpreter(unit.host_vars.get(name)),
                                  "host_vars": tag_unsafe(unit.host_vars.get(name) or {})}
         key = json.dumps(program, sort_keys=True, default=str)
         why = [reason for _, reason in lowering.to_python]
@@ -191,13 +191,16 @@ def lower_unit(unit: BuildUnit, runner_sha: str,
     return out
 
 
-def _interpreter(host_vars: dict[str, Any] | None) -> str:
-    """The Python a hybrid program's tasks run in on the host: the inventory's
-    ``ansible_python_interpreter`` when it names a path, else ``python3`` from PATH."""
+def _interpreter(host_vars: dict[str, Any] | None) -> list[str]:
+    """The Pythons a hybrid program's tasks may run in on the host, the first one present is
+    used: the inventory's ``ansible_python_interpreter`` when it names a path, else those the
+    deploy agent looks for (``transport.options.PYTHON_CANDIDATES``)."""
+    from ..transport.options import PYTHON_CANDIDATES
+
     value = (host_vars or {}).get("ansible_python_interpreter")
     if isinstance(value, str) and value.startswith("/") and "{{" not in value:
-        return value
-    return "python3"
+        return [value]
+    return list(PYTHON_CANDIDATES)
 
 
 # What a task left to the host's Python may not do: change what the lowering decided at compile

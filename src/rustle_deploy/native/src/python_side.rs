@@ -4,7 +4,7 @@
 //! The program embeds the unit's pyz artifact. At the first task that needs it (never before:
 //! a run whose Python tasks are all skipped by tags starts no Python) the runner writes that
 //! artifact into a fresh private directory under TMPDIR (or /tmp) and starts
-//! `INTERPRETER ARTIFACT serve` (the runtime's `serve.py`) once for the run. The first line it
+//! `INTERPRETER ARTIFACT serve` (the first of the program's `interpreters` present) (the runtime's `serve.py`) once for the run. The first line it
 //! sends says how the run goes; then each task is one JSON line each way. The child ends at
 //! the end of its stdin, when the run ends; the directory is removed then.
 
@@ -58,7 +58,17 @@ impl PythonSide {
     }
 
     fn start(&mut self, python: &Map, files: &Map, start: &Map) -> Result<Worker, String> {
-        let interpreter = python.get("interpreter").and_then(Value::as_str).unwrap_or("python3");
+        // the first of the candidates that is there (a name without a slash: from PATH)
+        let candidates: Vec<String> = python
+            .get("interpreters")
+            .and_then(Value::as_list)
+            .map(|l| l.iter().filter_map(Value::as_str).map(str::to_string).collect())
+            .unwrap_or_default();
+        let interpreter = candidates
+            .iter()
+            .find(|c| !c.contains('/') || std::path::Path::new(c.as_str()).exists())
+            .or_else(|| candidates.last())
+            .map_or("python3", String::as_str);
         let sha = python.get("runtime").and_then(Value::as_str).unwrap_or("");
         let data = files
             .get(sha)
