@@ -206,7 +206,8 @@ def _interpreter(host_vars: dict[str, Any] | None) -> list[str]:
 # What a task left to the host's Python may not do: change what the lowering decided at compile
 # time (variables, the inventory, facts beyond the runner's), or the run's flow (meta, phases).
 _HYBRID_REFUSED = frozenset({"include_vars", "add_host", "group_by", "meta", "set_stats", "setup", "gather_facts",
-                             "pause", "fetch", "include_role", "import_role", "include_tasks", "import_tasks"})
+                             "pause", "fetch", "include_role", "import_role", "include_tasks", "import_tasks",
+                             "getent"})  # getent: its facts become variables (executor.module_facts)
 _HYBRID_KEYWORDS = ("delegate_to", "delegate_facts", "run_once", "phase")
 
 
