@@ -212,3 +212,60 @@ def test_a_host_without_the_python_a_hybrid_task_needs_fails_that_task_clearly(
     msg = results[0][3]
     assert f"'{tmp_path / 'no-python' / 'python3'}' cannot be started: No such file or directory" in msg
     assert "install Python 3.8 or newer on the host" in msg
+
+
+def _hybrid_docs(tmp_path: Path, playbook: str) -> list[dict[str, Any]]:
+    """The hybrid documents of ``playbook`` on localhost (the unit's pyz stands in as b"PYZ")."""
+    from rustle_deploy.compiler.native import lower_unit
+    from rustle_deploy.pipeline import Session
+
+    book = tmp_path / "site.yml"
+    book.write_text(playbook)
+    inv = tmp_path / "inv.ini"
+    inv.write_text("localhost ansible_connection=local\n")
+    s = Session.from_options({"execution_plan": str(book), "inventory": str(inv), "format_": "native",
+                              "output": "json"})
+    p, found = s.plan(s.inventory())
+    every, _ = s.hosts_for(p, found)
+    return [json.loads(data) for u in s.units(p, found, every) for _, data, _ in lower_unit(u, "0" * 64, b"PYZ")]
+
+
+def test_hybrid_lowering_leaves_only_what_does_not_lower_to_python(tmp_path: Path, rustle_home: Path) -> None:
+    docs = _hybrid_docs(tmp_path, """
+- hosts: all
+  gather_facts: false
+  tasks:
+    - command: echo hi
+      register: said
+    - name: in python
+      blockinfile: {path: /tmp/x, block: "{{ said.stdout }}"}
+      tags: [b]
+    - name: native
+      debug: {msg: "{{ said.stdout }}"}
+""")
+    program = docs[0]["hosts"]["localhost"]
+    tasks = program["plays"][0]["tasks"]
+    assert [("python" in t, t.get("module")) for t in tasks] == [(False, "command"), (True, "blockinfile"),
+                                                                 (False, "debug")]
+    assert tasks[1]["python"] == {"play": 0, "id": tasks[1]["id"]} and tasks[1]["tags"] == ["b"]
+    assert program["python"]["interpreters"][0] == "/usr/bin/python3"
+    assert docs[0]["files"][program["python"]["runtime"]] == "UFla"  # base64 of the embedded pyz
+    # a plan that lowers whole is a plain native program: no pyz inside
+    plain = _hybrid_docs(tmp_path, "- hosts: all\n  gather_facts: false\n  tasks:\n    - debug: {msg: hi}\n")
+    assert "python" not in plain[0]["hosts"]["localhost"] and plain[0]["files"] == {}
+
+
+@pytest.mark.parametrize("task", [
+    "include_vars: {file: vars.yml}",
+    "add_host: {name: other}",
+    "set_fact: {'{{ name }}': 1}",
+    "meta: end_play",
+])
+def test_a_task_that_would_change_what_the_program_was_compiled_with_is_refused(
+        tmp_path: Path, rustle_home: Path, task: str) -> None:
+    from rustle_deploy.compiler.native import NativeUnsupported
+
+    (tmp_path / "vars.yml").write_text("a: 1\n")
+    with pytest.raises(NativeUnsupported) as caught:
+        _hybrid_docs(tmp_path, f"- hosts: all\n  gather_facts: false\n  vars: {{name: n}}\n  tasks:\n    - {task}\n")
+    assert "cannot run in the host's Python within the runner's run" in caught.value.message
