@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import re
 import secrets
 import sys
 import time
@@ -44,7 +45,7 @@ from .rollout import schedule as make_schedule
 from .settings import Settings
 from .state import History, HostRecord, login_name
 from .transport import make_connect
-from .transport.options import check_connections
+from .transport.options import check_connections, explicit_port
 
 if TYPE_CHECKING:
     from .compiler.build import Artifact
@@ -760,6 +761,36 @@ class _Phased:
         return [HostOutcome(host=n, ok=True) for n in names]
 
 
+def release_names(hosts: Iterable[Host], binary_of: dict[str, str]) -> dict[str, str]:
+    """Each host's release name (``releases/<name>/``): its artifact's binary name, with the host's
+    own name added where it shares its remote directory on one account with another of ``hosts``
+    (inventory aliases of one machine, several hosts on a local connection). One ``current`` link
+    cannot hold two hosts' releases: a later phase would find the other host's release there."""
+    where = {h.name: _location(h) for h in hosts if h.name in binary_of}
+    count: dict[tuple[Any, ...], int] = {}
+    for key in where.values():
+        count[key] = count.get(key, 0) + 1
+    return {name: f"{binary}.{_safe_host(name)}" if count.get(where.get(name, ()), 0) > 1 else binary
+            for name, binary in binary_of.items()}
+
+
+def releases_apart(hosts: Iterable[Host], by_host: dict[str, Artifact]) -> dict[str, Artifact]:
+    """``by_host`` with each artifact under the host's release name (release_names)."""
+    names = release_names(hosts, {n: a.binary_name for n, a in by_host.items()})
+    return {n: a if names[n] == a.binary_name else replace(a, binary_name=names[n]) for n, a in by_host.items()}
+
+
+def _location(host: Host) -> tuple[Any, ...]:
+    """Where ``host``'s remote directory is: one account on one machine, as the inventory says it."""
+    if host.is_local:
+        return ("local", host.remote_dir)
+    return (host.address, explicit_port(host) or 22, host.user, host.remote_dir)
+
+
+def _safe_host(name: str) -> str:
+    return re.sub(r"[^A-Za-z0-9._-]+", "-", name).strip(".") or "host"
+
+
 def _deploy_jobs(
     session: Session,
     plan: Plan | None,
@@ -1215,7 +1246,7 @@ def deploy(
     session: Session, plan: Plan, hosts: list[Host], artifacts: list[Artifact], early: EarlyStarts | None = None,
     schedule: Schedule | None = None,
 ) -> int:
-    by_host = {name: a for a in artifacts for name in a.hosts}
+    by_host = releases_apart(hosts, {name: a for a in artifacts for name in a.hosts})
     return _deploy_jobs(session, plan, hosts, by_host, plan.source, plan.sha256, early, schedule, compiled=True)
 
 
@@ -1239,10 +1270,10 @@ def resume(session: Session, plan: Plan, hosts: list[Host], artifacts: list[Arti
     if dep.plan_sha256 != plan.sha256:
         raise UsageError(f"{plan.source} is not the plan deployment {dep.id} ran (sha256 {(dep.plan_sha256 or '?')[:12]}, "
                          f"this one {plan.sha256[:12]})", "resume with the same plan, or start a new deployment")
-    by_host = {name: a for a in artifacts for name in a.hosts}
     records = {r.host: r for r in dep.hosts}
     names = set(dep.rollout.hosts)
     chosen = [h for h in hosts if h.name in names]
+    by_host = releases_apart(chosen, {name: a for a in artifacts for name in a.hosts})
     missing = sorted(names - {h.name for h in chosen})
     if missing:
         raise UsageError(f"hosts of deployment {dep.id} that this plan and inventory do not give: {', '.join(missing[:20])}",
@@ -1320,7 +1351,7 @@ def promote(session: Session, deployment_id: str | None) -> int:
             )
     inv = session.inventory() if session.opts.get("inventory") else implicit_localhost()
     hosts = _hosts_by_name(session, inv, [r.host for r in staged])
-    by_host = {r.host: arts[r.sha256 or ""] for r in staged}
+    by_host = releases_apart(hosts, {r.host: arts[r.sha256 or ""] for r in staged})
     planned = Schedule.from_json(dep.rollout.schedule)
     keep = set(by_host)
     schedule = Schedule(tuple(
@@ -1386,6 +1417,7 @@ def deploy_only(session: Session) -> int:
             f"{path}: native artifacts cannot run this plan: its plays run in separate stages",
             "compile with --format pyz or auto (the default)",
         )
+    by_host = releases_apart(hosts, by_host)
     return _deploy_jobs(session, None, hosts, by_host, str(path), doc.get("plan_sha256"), schedule=plan_schedule)
 
 

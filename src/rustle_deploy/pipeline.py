@@ -607,8 +607,10 @@ class Session:
         import hashlib
 
         from .compiler.build import payload_bytes
+        from .fleetops import release_names
 
         chosen = {h.name: h for h in hosts}
+        release = release_names(hosts, {n: u.binary_name for u in units for n in u.host_names if n in chosen})
         arts = []
         for u in units:
             if not any(n in chosen for n in u.host_names):
@@ -650,8 +652,8 @@ class Session:
                     "remote_dir": h.remote_dir,
                     "writes": [
                         f"{h.remote_dir}/artifacts/{sha}",
-                        f"{h.remote_dir}/releases/{u.binary_name}/current",
-                        f"{h.remote_dir}/releases/{u.binary_name}/previous",
+                        f"{h.remote_dir}/releases/{release[h.name]}/current",
+                        f"{h.remote_dir}/releases/{release[h.name]}/previous",
                         f"{h.remote_dir}/history.jsonl",
                     ] + ([f"{h.remote_dir}/runs/<run-id>.jsonl"] if self.opts.get("run_") else []),
                 }

@@ -212,6 +212,13 @@ def prepare(root: Path, name: str, work: Path) -> Path:
 
 
 def _env(work: Path) -> dict[str, str]:
+    # The native runner is built once for every target (its cache is keyed by its sources), not in
+    # each target's private cache: a cargo build costs a minute or more of CPU.
+    native = work / "home" / "cache" / "native"
+    if not native.exists():
+        (CACHE / "native").mkdir(parents=True, exist_ok=True)
+        native.parent.mkdir(parents=True, exist_ok=True)
+        native.symlink_to(CACHE / "native", target_is_directory=True)
     env = {k: v for k, v in os.environ.items() if not k.startswith(("ANSIBLE_", "RUSTLE_"))}
     env.update(HOME=str(work / "home"), ANSIBLE_HOME=str(work / "home" / ".ansible"), RUSTLE_STATE_DB=str(work / "home" / "state.db"),
                RUSTLE_DEPLOY_CACHE_DIR=str(work / "home" / "cache"),
