@@ -269,3 +269,30 @@ def test_a_task_that_would_change_what_the_program_was_compiled_with_is_refused(
     with pytest.raises(NativeUnsupported) as caught:
         _hybrid_docs(tmp_path, f"- hosts: all\n  gather_facts: false\n  vars: {{name: n}}\n  tasks:\n    - {task}\n")
     assert "cannot run in the host's Python within the runner's run" in caught.value.message
+
+
+def test_an_unsafe_variable_is_not_a_template_when_the_lowering_evaluates_it(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], native_cache: Path
+) -> None:
+    """ansible-core's yaml_parsing target: a task variable marked !unsafe is data for the
+    lowering as for the host's runtime (found running that target as hybrid: native had it
+    templated at compile time)."""
+    book = tmp_path / "site.yml"
+    book.write_text("""
+- hosts: all
+  gather_facts: false
+  tasks:
+    - name: check unsafe string
+      assert:
+        that: ["regstr != resolved", "'{' in regstr", "'FAIL' not in regstr"]
+      vars:
+        regstr: !unsafe b{{nottemplate}}
+  vars:
+    nottemplate: FAIL
+    resolved: 'b{{nottemplate}}'
+""")
+    inv = tmp_path / "inv.ini"
+    inv.write_text(f"localhost ansible_connection=local rustle_remote_dir={tmp_path / 'remote'}\n")
+    code = main([str(book), "-i", str(inv), "--run", "--output", "json", "--format", "native"])
+    out, err = capsys.readouterr()
+    assert code == 0 and json.loads(out)["hosts"][0]["recap"]["ok"] == 1, err

@@ -242,6 +242,8 @@ class _Lowering:
                  own: dict[str, Any] | None = None, hybrid: bool = False):
         templating, expr, executor = _runtime()
         self.templating, self.expr, self.executor = templating, expr, executor
+        # a string marked !unsafe is the runtime's UnsafeText here, as on the host: never a template
+        doc, own = executor.untag(tag_unsafe(doc)), (None if own is None else executor.untag(tag_unsafe(own)))
         self.doc, self.host, self.blobs = doc, host, blobs
         # an extra variable beats a registered result or set_fact (executor._task_scope): its
         # value is known now
