@@ -296,3 +296,16 @@ def test_an_unsafe_variable_is_not_a_template_when_the_lowering_evaluates_it(
     code = main([str(book), "-i", str(inv), "--run", "--output", "json", "--format", "native"])
     out, err = capsys.readouterr()
     assert code == 0 and json.loads(out)["hosts"][0]["recap"]["ok"] == 1, err
+
+
+def test_a_value_undefined_at_compile_time_goes_to_python_not_a_crash(tmp_path: Path, rustle_home: Path) -> None:
+    """ansible-core's lookup_vars target: lookup('vars', 'ansible_host') at compile time gave
+    Jinja2's Undefined, and writing the program failed with a traceback (exit 1)."""
+    docs = _hybrid_docs(tmp_path, """
+- hosts: all
+  gather_facts: false
+  tasks:
+    - set_fact:
+        var_host: '{{ lookup("vars", "ansible_host") }}'
+""")
+    assert "python" in docs[0]["hosts"]["localhost"]["plays"][0]["tasks"][0]

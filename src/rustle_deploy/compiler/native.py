@@ -349,9 +349,9 @@ class _Lowering:
         if "block" in task:
             return self.container(play, task)
         if not self.hybrid:
-            return self.module_task(play, task)
+            return self.checked(task, self.module_task(play, task))
         try:
-            return self.module_task(play, task)
+            return self.checked(task, self.module_task(play, task))
         except NativeUnsupported as exc:
             refusal = hybrid_refusal(task)
             if refusal is not None:
@@ -364,6 +364,16 @@ class _Lowering:
             return {"id": task.get("id"), "name": task.get("name") or task["module"], "module": task["module"],
                     "tags": list(task.get("tags") or []),
                     "python": {"play": self.doc["plays"].index(play), "id": task.get("id")}}
+
+    def checked(self, task: dict[str, Any], out: dict[str, Any]) -> dict[str, Any]:
+        """``out`` when every value in it is data: a value Jinja2 left undefined at compile time
+        (a lookup of a name only the host's run defines) makes the task unsupported, instead of
+        failing when the program is written."""
+        try:
+            json.dumps(out, default=str)
+        except Exception as exc:  # noqa: BLE001 - Jinja2's Undefined raises its own error from str()
+            raise self.fail(task, f"a value is undefined at compile time: {exc}") from exc
+        return out
 
     def module_task(self, play: dict[str, Any], task: dict[str, Any]) -> dict[str, Any]:
         module = task["module"]
