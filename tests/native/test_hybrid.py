@@ -298,14 +298,19 @@ def test_an_unsafe_variable_is_not_a_template_when_the_lowering_evaluates_it(
     assert code == 0 and json.loads(out)["hosts"][0]["recap"]["ok"] == 1, err
 
 
-def test_a_value_undefined_at_compile_time_goes_to_python_not_a_crash(tmp_path: Path, rustle_home: Path) -> None:
-    """ansible-core's lookup_vars target: lookup('vars', 'ansible_host') at compile time gave
-    Jinja2's Undefined, and writing the program failed with a traceback (exit 1)."""
+def test_lookup_vars_of_the_host_address_lowers_and_of_facts_goes_to_python(tmp_path: Path, rustle_home: Path) -> None:
+    """ansible-core's lookup_vars target: ``ansible_host`` is the host's name when the inventory
+    sets none, at compile time as in the runtime (it was undefined there, and writing the
+    program failed with a traceback); a lookup of the facts is left to the host's Python."""
     docs = _hybrid_docs(tmp_path, """
 - hosts: all
   gather_facts: false
   tasks:
     - set_fact:
         var_host: '{{ lookup("vars", "ansible_host") }}'
+    - set_fact:
+        facts: '{{ lookup("vars", "ansible_facts") }}'
 """)
-    assert "python" in docs[0]["hosts"]["localhost"]["plays"][0]["tasks"][0]
+    first, second = docs[0]["hosts"]["localhost"]["plays"][0]["tasks"]
+    assert "python" not in first and first["args"] == {"var_host": "localhost"}
+    assert "python" in second

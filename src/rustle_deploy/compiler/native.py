@@ -256,6 +256,7 @@ class _Lowering:
         groups = doc.get("groups") or {}
         host_vars.setdefault("group_names", sorted(
             g for g, members in groups.items() if host in members and g != "all"))
+        host_vars.setdefault("ansible_host", host)  # the play context's address, as executor.Runner's
         host_vars.update({"inventory_hostname": host, "inventory_hostname_short": host.split(".")[0],
                           "groups": groups, "omit": executor.OMIT})
         clash = sorted(registered & set(host_vars))
