@@ -21,6 +21,11 @@ inventory_hostname }}``, ``register: delegated``, ``delegate_to: bench-0000``) a
 task, and the final assert checks ``delegated.stdout == inventory_hostname``: the play is cut
 into three phases, the middle one N exchanges with bench-0000 (one per host, each sending the
 host's artifact), the worst case of delegation (every host to one).
+
+``--variant per_item`` inserts instead "Echo on each of two hosts" (``delegate_to: "{{ item
+}}"`` over ``[bench-0000, bench-0001]``): the play is cut into three phases, the middle one
+run on the controller, where ansible-core makes each call (2 per host) over the item's ssh
+connection; the final assert checks both results.
 """
 
 from __future__ import annotations
@@ -71,6 +76,24 @@ def with_delegated(doc: dict[str, Any]) -> dict[str, Any]:
     return doc
 
 
+def with_per_item(doc: dict[str, Any]) -> dict[str, Any]:
+    """``doc`` with a task delegated to each of the first two hosts in turn (a loop item names
+    the delegate), whose results the final assert reads."""
+    tasks = doc["plays"][0]["batches"][0]["tasks"]
+    at = next(i for i, t in enumerate(tasks) if t["module"].endswith("stat")) + 1
+    task = dict(tasks[at - 1], task_id="task_per_item", name="Echo on each of two hosts",
+                module="ansible.builtin.command", args={"_raw_params": "echo {{ inventory_hostname }}"},
+                register="delegated", delegate_to="{{ item }}", loop=["bench-0000", "bench-0001"],
+                changed_when=False)
+    tasks.insert(at, task)
+    for order, t in enumerate(tasks):
+        t["execution_order"] = order
+    tasks[-1]["args"] = dict(tasks[-1]["args"], that=[
+        *tasks[-1]["args"]["that"], "delegated.results | map(attribute='stdout') | list == [inventory_hostname] * 2"])
+    doc["total_tasks"] = len(tasks)
+    return doc
+
+
 def split_plays(doc: dict[str, Any], read_other: bool) -> dict[str, Any]:
     """``doc`` with its final assert moved into a second play, reading (``read_other``) what
     the first host registered in the first play."""
@@ -97,6 +120,8 @@ def rustle_with(variant: str) -> Callable[[harness.Ctx], harness.Run]:
             doc = with_run_once(doc)
         elif variant == "delegate":
             doc = with_delegated(doc)
+        elif variant == "per_item":
+            doc = with_per_item(doc)
         elif variant in ("two_plays", "cross_play"):
             doc = split_plays(doc, variant == "cross_play")
         plan = ctx.rundir / "plan.json"
@@ -112,10 +137,10 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--hosts", type=int, default=50)
     ap.add_argument("--repeat", type=int, default=3)
-    ap.add_argument("--variant", choices=("run_once", "cross_play", "delegate"), default="run_once",
+    ap.add_argument("--variant", choices=("run_once", "cross_play", "delegate", "per_item"), default="run_once",
                     help="what to compare: a run_once task with the plain play, a read of an "
                     "earlier play's values with the same two plays without it, or a task every host "
-                    "delegates to the first host with the plain play")
+                    "delegates to the first host (per_item: to each of the first two) with the plain play")
     ap.add_argument("--out", type=Path, default=harness.REPO / "benchmarks" / "out" / "phases")
     args = ap.parse_args(argv)
     out = args.out.resolve()
@@ -127,6 +152,9 @@ def main(argv: list[str] | None = None) -> int:
     elif args.variant == "delegate":
         variants = {"plain": rustle_with("plain"), "delegate": rustle_with("delegate")}
         out = out.parent / (out.name + "-delegate")
+    elif args.variant == "per_item":
+        variants = {"plain": rustle_with("plain"), "per_item": rustle_with("per_item")}
+        out = out.parent / (out.name + "-per-item")
     else:
         variants = {"two_plays": rustle_with("two_plays"), "cross_play": rustle_with("cross_play")}
         out = out.parent / (out.name + "-cross-play")

@@ -952,10 +952,14 @@ def _deploy_jobs(
                                                 roll.stages_done.get(o.host, 0))
             return first + others
 
-        def run_here(stage: Stage, number: int, names: list[str]) -> list[HostOutcome]:
-            """A phase delegated to the controller: the artifact runs here, once per host."""
-            options = replace(_run_options(opts, run_id), plays=stage.plays, phase=stage.phase)
+        def run_here(stage: Stage, number: int, names: list[str], unreachable: str | None = None) -> list[HostOutcome]:
+            """A phase delegated to the controller: the artifact runs here, once per host (with
+            ``unreachable``: a host phase whose connection failed so, each task that needs it
+            reported unreachable)."""
+            options = replace(_run_options(opts, run_id), plays=stage.plays, phase=stage.phase, unreachable=unreachable)
             what = f"run on the controller, batch {number}/{roll.total} ({stage.label})"
+            if unreachable is not None:
+                what = f"run on the controller, unreachable, batch {number}/{roll.total} ({stage.label})"
 
             def on_outcome(outcome: HostOutcome) -> None:
                 merged = roll.absorb(phased.take_shared(outcome, local=True), number)
@@ -1018,6 +1022,11 @@ def _deploy_jobs(
                         and session.falls_back(outcome.host):
                     fallen.append(outcome)  # deployed again as pyz below: not this host's result
                     return
+                earlier = roll.outcomes.get(outcome.host)  # reached in an earlier stage of this run
+                if run and isinstance(outcome.error, ConnectError) and not outcome.events and earlier is not None \
+                        and earlier.error is None and phased.start_here(outcome.host) is not None:
+                    unreached.append(outcome)  # run below on the controller: not this host's result
+                    return
                 merged = roll.absorb(phased.take_shared(outcome), number)
                 if outcome.agent is not None and session.opts.get("format_") == "auto":  # -v: which, and where
                     session.say_format(f"{outcome.host}: {'native' if job_of[outcome.host].runner else 'pyz'} on "
@@ -1042,11 +1051,22 @@ def _deploy_jobs(
             if rolling:
                 what += f" batch {number}/{roll.total} ({stage.label}, {describe_serial(stage.serial)})"
             fallen: list[HostOutcome] = []
+            unreached: list[HostOutcome] = []
             outcomes = _fan_out(jobs, settings, plan, session.reporter, on_outcome, what,
                                early if number == 1 else None, progress=progress,
                                throttle=stage.throttle, trace=session.trace)
             if fallen:
                 outcomes = _fall_back(fallen, outcomes, stage, number)
+            if unreached:
+                # A host reached before whose own connection failed at the start of this phase:
+                # the controller runs the phase from the state the host sent back, each task that
+                # needs the connection unreachable (ignore_unreachable goes on, as Ansible tries
+                # each task; without it the host stops there), the others run (set_fact, debug...)
+                again: dict[str, HostOutcome] = {}
+                for message in dict.fromkeys(o.error.message for o in unreached if isinstance(o.error, ConnectError)):
+                    names_ = [o.host for o in unreached if isinstance(o.error, ConnectError) and o.error.message == message]
+                    again.update((o.host, o) for o in run_here(stage, number, names_, message))
+                outcomes = [again.get(o.host, o) for o in outcomes]
             uncertain = {
                 o.host: str(o.error) for o, j in zip(outcomes, jobs, strict=True)
                 if j.op == "deploy" and j is job_of.get(o.host) and o.error is not None and not o.activated
@@ -1130,6 +1150,11 @@ def _deploy_jobs(
             doc["rollout"] = rollout_doc
         if not run and planned.batched:
             doc["schedule"] = planned.to_json()  # rustle-exec runs it batch by batch
+            if any(st.local for st in planned.stages) and plan is not None:  # which rustle-exec refuses
+                from .bridge.policy import controller_tasks
+                from .phases import off_host_tasks
+
+                doc["off_host_tasks"] = off_host_tasks(plan, controller_tasks(plan))
         dump_json(doc)
     else:
         if staging:
@@ -1687,9 +1712,13 @@ def exec_manifest(manifest: Any, name: str, settings: Settings, opts: dict[str, 
     else:
         schedule = Schedule.single(host_of)
     if any(st.local for st in schedule.stages):
-        raise UsageError(f"{name}: rustle-exec cannot run this plan: it runs tasks on the controller or "
+        tasks = [str(t) for t in manifest.get("off_host_tasks") or ()]
+        named = (f"task {tasks[0]}" + (f" and {len(tasks) - 1} more" if len(tasks) > 1 else "")) if tasks else (
+            "the tasks of " + next(st.label for st in schedule.stages if st.local))
+        raise UsageError(f"{name}: rustle-exec cannot run {named}: it runs on the controller or "
                          "on another host (delegate_to, connection: local, a task's remote_user/port, an "
-                         "action plugin run by ansible-core), which needs the compiled artifacts here",
+                         "action plugin run by ansible-core), which needs the compiled artifacts and the "
+                         "inventory here, and rustle-exec only runs what each host holds",
                          "run it with rustle-deploy PLAN -i INVENTORY --run")
     roll = _Rollout(schedule)
     rolling = schedule.batched

@@ -83,9 +83,28 @@ def local(task: Task) -> bool:
 def delegate(task: Task) -> str | None:
     """The inventory host (not the controller) the task is delegated to, if any."""
     target = task.extras.get("delegate_to")
-    if not isinstance(target, str) or target.strip() in CONTROLLER or "{" in target:
+    if not isinstance(target, str) or target.strip() in CONTROLLER or "{" in target or task.extras.get("delegate_implicit"):
         return None
     return target.strip() or None
+
+
+# ``delegate_to: "{{ inventory_hostname }}"``: the task's own host
+DELEGATE_SELF = re.compile(r"^\{\{-?\s*inventory_hostname\s*-?\}\}$")
+
+
+def per_call(task: Task) -> bool:
+    """Whether the task is delegated to a host each call names (``delegate_to: "{{ item }}"``, a
+    name over the host's facts or registered results): ansible-core on the controller renders it
+    and runs the call over that host's connection (bridge/action.py), in a local phase. So is
+    a host outside the inventory (``delegate_implicit``): ansible-core makes an implicit host of
+    it (its name as ``ansible_host``, the task's connection variables), as ansible-playbook does."""
+    return named_per_call(task.extras.get("delegate_to")) or (
+        task.extras.get("delegate_implicit") is True and isinstance(task.extras.get("delegate_to"), str))
+
+
+def named_per_call(target: Any) -> bool:
+    """Whether a ``delegate_to`` value names its host for each call (a template, not the host itself)."""
+    return isinstance(target, str) and "{" in target and not DELEGATE_SELF.match(target.strip())
 
 
 def throttle_of(task: Task) -> int | None:
@@ -140,7 +159,7 @@ def _leaf_kind(task: Task, actions: frozenset[str] = frozenset()) -> str:
     # add_host runs once for the play (ansible-core's BYPASS_HOST_LOOP); its change reaches
     # the other hosts with their next phase
     once = task.extras.get("run_once") is True or task.short_module == "add_host"
-    if local(task) or task.task_id in actions:
+    if local(task) or task.task_id in actions or per_call(task):
         base = ONCE_LOCAL if once else LOCAL
     elif delegate(task) is not None:
         base = f"{ONCE_LOCAL if once else LOCAL}>{delegate(task)}"
@@ -168,6 +187,8 @@ def _cross_host_key(leaf: Task, kind: str, actions: frozenset[str] = frozenset()
         return "module", f"{leaf.short_module} (run once on the controller)"
     if leaf.task_id in actions and not local(leaf):
         return "module", f"{leaf.module} (an action plugin run on the controller)"
+    if per_call(leaf):
+        return "delegate_to", f"delegate_to {leaf.extras['delegate_to']!r} (a host named by each call)"
     key = "delegate_to" if split(kind)[0] in (LOCAL, ONCE_LOCAL) else ("run_once" if kind == ONCE else "throttle")
     return key, key
 
@@ -283,4 +304,15 @@ def plan_phases(plan: Plan, actions: frozenset[str] = frozenset()) -> list[Phase
         tasks = plan.play_tasks(play)
         out.append(play_phases(tasks, frozenset(earlier), actions))
         earlier.update(*(_sets(t) for t in [*tasks, *play.handlers]))
+    return out
+
+
+def off_host_tasks(plan: Plan, actions: frozenset[str] = frozenset()) -> list[str]:
+    """How a message names the plan's tasks that run elsewhere than on their host (the
+    controller, another host, another connection): "'NAME' (play 'PLAY')"."""
+    out = []
+    for play, cut in zip(plan.plays, plan_phases(plan, actions), strict=True):
+        for task in plan.play_tasks(play):
+            if split(cut.kinds[cut.of[task.task_id]])[0] in (LOCAL, ONCE_LOCAL):
+                out += [f"{leaf.name!r} (play {play.name!r})" for leaf in _leaves(task)]
     return out

@@ -399,14 +399,24 @@ class Session:
 
         with self.phase("compile", **{"rustle.units": len(units)}):
             if self.opts.get("format_") == "native":
-                out = [a for u in units for a in build_native(
-                    u, cache_dir=s.cache_dir, runner=self._unit_runner(u).sha256, rebuild=rebuild,
-                    size_limit=s.binary_size_limit, python=pyz(u) if self.opts.get("hybrid") else None)]
-                if self.opts.get("hybrid"):
-                    for a in out:
+                out: list[Artifact] = []
+                for u in units:
+                    if any(m.style == "action" for m in u.bridged.values()):
+                        # ansible-core runs these tasks on the controller, from a pyz artifact: that
+                        # unit falls back to pyz, as with --format auto
+                        print(f"format: pyz for {_shown(u.host_names)}, not native: their plan runs tasks through "
+                              "ansible-core on the controller (an action plugin, a host each call names)",
+                              file=sys.stderr)
+                        out.append(pyz(u))
+                        continue
+                    built = build_native(u, cache_dir=s.cache_dir, runner=self._unit_runner(u).sha256,
+                                         rebuild=rebuild, size_limit=s.binary_size_limit,
+                                         python=pyz(u) if self.opts.get("hybrid") else None)
+                    for a in built if self.opts.get("hybrid") else ():
                         why = "; ".join(a.python_tasks) if a.python_tasks else "every task lowers"
                         self.say_format(f"hybrid for {_shown(list(a.hosts))}: "
                                         f"{len(a.python_tasks)} task(s) run in the host's Python: {why}")
+                    out.extend(built)
                 return out
             if self.opts.get("format_") == "auto" and self.runner() is not None:
                 return self._build_auto(units, pyz)
@@ -583,6 +593,16 @@ class Session:
         plan_schedule = schedule(play_specs(plan, inv.resolve), [h.name for h in hosts])
         if self.opts.get("canary") and self.opts.get("run_"):
             plan_schedule = with_canary(plan_schedule, canary_count(self.opts["canary"].strip(), len(hosts)))
+        if self.opts.get("format_") == "native" and any(st.phase is not None for st in plan_schedule.stages):
+            from .bridge.policy import controller_tasks
+
+            if controller_tasks(plan):
+                # ansible-core runs those tasks on the controller, from a pyz artifact: native falls
+                # back to pyz as --format auto does, and says so
+                why = ("a play runs tasks through ansible-core on the controller (an action plugin, a host "
+                       "each call names), in phases, which only pyz runs")
+                print(f"format: pyz for every host, not native: {why}", file=sys.stderr)
+                self.opts.update(format_="auto", pyz_because=why)
         if self.opts.get("format_") == "auto" and self.opts.get("run_") and "pyz_because" not in self.opts:
             if any(st.phase is not None for st in plan_schedule.stages):
                 self.opts["pyz_because"] = "a play is cut into phases (docs/phases.md), which only pyz runs"

@@ -198,6 +198,9 @@ class PlaySpec:
     reads: tuple[tuple[str, ...], ...] = ()  # per phase: the names read of other hosts (hostvars)
     # whether a task's action plugin runs on the controller: cut even for one host
     actions: bool = False
+    # whether a task has ignore_unreachable: each of its host phases sends the host's state back,
+    # so that a phase whose connection fails runs on the controller from it (fleetops)
+    unreachable_ok: bool = False
 
     @property
     def controlled(self) -> bool:
@@ -212,7 +215,7 @@ class PlaySpec:
                 "serial": list(self.serial) if self.serial is not None else None,
                 "max_fail_percentage": self.max_fail_percentage, "any_errors_fatal": self.any_errors_fatal,
                 "order": self.order, "fatal_tasks": list(self.fatal_tasks), "phases": list(self.phases),
-                "reads": [list(r) for r in self.reads], "actions": self.actions}
+                "reads": [list(r) for r in self.reads], "actions": self.actions, "unreachable_ok": self.unreachable_ok}
 
     @classmethod
     def from_json(cls, d: dict[str, Any]) -> PlaySpec:
@@ -223,7 +226,7 @@ class PlaySpec:
                    order=str(d.get("order") or "inventory"), fatal_tasks=tuple(d.get("fatal_tasks") or ()),
                    phases=tuple(str(k) for k in d.get("phases") or ()),
                    reads=tuple(tuple(str(n) for n in r) for r in d.get("reads") or ()),
-                   actions=bool(d.get("actions")))
+                   actions=bool(d.get("actions")), unreachable_ok=bool(d.get("unreachable_ok")))
 
 
 def play_serial(plan: Plan, play: Play) -> Serial | None:
@@ -258,7 +261,9 @@ def play_specs(plan: Plan, resolve: Resolver) -> list[PlaySpec]:
             any_errors_fatal=play.any_errors_fatal, order=play.order, fatal_tasks=tuple(fatal),
             phases=cut.kinds if cut.cut else (),
             reads=tuple(cut.reads.get(i, ()) for i in range(len(cut.kinds))) if cut.cut else (),
-            actions=bool(actions & set(cut.of)),
+            actions=any(t.task_id in actions for top in plan.play_tasks(play) for t in top.walk()),
+            unreachable_ok=any(t.extras.get("ignore_unreachable") not in (None, False)
+                               for top in [*plan.play_tasks(play), *play.handlers] for t in top.walk()),
         ))
     return specs
 
@@ -313,7 +318,8 @@ def schedule(specs: Sequence[PlaySpec], hosts: Iterable[str], rng: random.Random
                     stage, batches=(batch,), phase=number, phases=len(kinds), once=kind in (ONCE, ONCE_LOCAL),
                     local=local, throttle=width, reads=tuple(reads[number]),
                     delegate=delegate_of(spec.phases[number]),
-                    feeds=not local and any(kinds[k][0] in (LOCAL, ONCE_LOCAL) or reads[k] for k in later),
+                    feeds=not local and (spec.unreachable_ok or any(kinds[k][0] in (LOCAL, ONCE_LOCAL) or reads[k]
+                                                                    for k in later)),
                     facts=not local and any(kinds[k][0] in (LOCAL, ONCE_LOCAL) or any(map(is_fact, reads[k]))
                                             for k in later)))
     close_plain()

@@ -570,3 +570,74 @@ def test_a_build_that_fails_after_ssh_started_touches_no_host(
             except OSError:
                 continue
             assert stat[1] != me or not exe.endswith("/ssh"), "an ssh client is left running"
+
+
+def test_exec_names_the_task_it_cannot_run_off_its_host(tmp_path: Path, rustle_home: Path,
+                                                        capsys: pytest.CaptureFixture[str]) -> None:
+    """A deployment (without --run) of a playbook with a task delegated to the controller:
+    rustle-exec refuses the manifest, naming that task, before any host is touched."""
+    inv = tmp_path / "inv.ini"
+    inv.write_text("".join(f"{n} ansible_connection=local ansible_python_interpreter={sys.executable} "
+                           f"rustle_remote_dir={tmp_path / n}\n" for n in ("a", "b")))
+    site = tmp_path / "site.yml"
+    site.write_text("- hosts: all\n  gather_facts: false\n  tasks:\n    - command: echo hi\n"
+                    "    - name: drain the balancer\n      command: echo drain\n      delegate_to: localhost\n")
+    code, out, err = run_cli(capsys, str(site), "-i", str(inv), "--output", "json", "--format", "pyz")
+    assert code == 0, err
+    manifest = tmp_path / "manifest.json"
+    manifest.write_text(out)
+    assert json.loads(out)["off_host_tasks"] == ["'drain the balancer' (play 'all')"]
+    before = sorted(p.name for p in (tmp_path / "a").iterdir())
+    assert exec_main([str(manifest)]) == 2
+    err = capsys.readouterr().err
+    assert "rustle-exec cannot run task 'drain the balancer' (play 'all'): it runs on the controller" in err, err
+    assert sorted(p.name for p in (tmp_path / "a").iterdir()) == before  # nothing ran there
+
+
+@pytest.mark.ansible
+def test_format_native_falls_back_to_pyz_for_tasks_ansible_core_runs_on_the_controller(
+        tmp_path: Path, rustle_home: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    """A task delegated to each loop item runs through ansible-core on the controller, from a
+    pyz artifact: --format native says it falls back and runs it, as --format auto does."""
+    monkeypatch.setenv("ANSIBLE_HOME", str(tmp_path / "ansible-home"))
+    monkeypatch.setenv("ANSIBLE_CONFIG", str(tmp_path / "no-ansible.cfg"))
+    inv = tmp_path / "inv.ini"
+    inv.write_text("".join(f"{n} ansible_connection=local ansible_python_interpreter={sys.executable} "
+                           f"rustle_remote_dir={tmp_path / n}\n" for n in ("a", "b")))
+    site = tmp_path / "site.yml"
+    site.write_text("- hosts: a\n  gather_facts: false\n  tasks:\n"
+                    "    - shell: echo {{ inventory_hostname }} >> " + str(tmp_path / "out-{{ item }}") + "\n"
+                    "      delegate_to: '{{ item }}'\n      loop: [a, b]\n")
+    code, out, err = run_cli(capsys, str(site), "-i", str(inv), "--run", "--output", "json", "--format", "native")
+    assert code == 0, err
+    assert "format: pyz for every host, not native: a play runs tasks through ansible-core on the controller" in err
+    assert [(tmp_path / f"out-{n}").read_text() for n in ("a", "b")] == ["a\n", "a\n"]
+    assert json.loads(out)["hosts"][0]["ok"]
+
+
+@pytest.mark.ansible
+def test_emitted_plan_of_a_task_delegated_per_item_and_to_an_implicit_host_runs_as_the_playbook(
+        tmp_path: Path, rustle_home: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    """--emit-plan keeps delegate_to "{{ item }}", delegate_implicit and action_ds: the plan
+    fed back leaves what the playbook leaves."""
+    monkeypatch.setenv("ANSIBLE_HOME", str(tmp_path / "ansible-home"))
+    monkeypatch.setenv("ANSIBLE_CONFIG", str(tmp_path / "no-ansible.cfg"))
+    inv = tmp_path / "inv.ini"
+    inv.write_text("".join(f"{n} ansible_connection=local ansible_python_interpreter={sys.executable} "
+                           f"rustle_remote_dir={tmp_path / n}\n" for n in ("a", "b")))
+    site = tmp_path / "site.yml"
+    site.write_text("- hosts: a\n  gather_facts: false\n  tasks:\n"
+                    "    - shell: echo {{ inventory_hostname }} {{ item }} >> {{ out }}\n"
+                    "      delegate_to: '{{ item }}'\n      loop: [a, b]\n"
+                    "    - shell: echo {{ inventory_hostname }} jump >> {{ out }}\n"
+                    "      delegate_to: jump.example\n"
+                    f"      vars: {{ansible_connection: local, ansible_python_interpreter: {sys.executable}}}\n")
+    code, plan, err = run_cli(capsys, str(site), "-i", str(inv), "--emit-plan")
+    assert code == 0, err
+    tasks = json.loads(plan)["plays"][0]["batches"][0]["tasks"]
+    assert [(t["delegate_to"], t.get("delegate_implicit")) for t in tasks] == [("{{ item }}", None), ("jump.example", True)]
+    (tmp_path / "plan.json").write_text(plan)
+    for source, out in ((site, tmp_path / "from-playbook"), (tmp_path / "plan.json", tmp_path / "from-plan")):
+        code, _, err = run_cli(capsys, str(source), "-i", str(inv), "--run", "-e", f"out={out}")
+        assert code == 0, err
+    assert (tmp_path / "from-plan").read_text() == (tmp_path / "from-playbook").read_text() == "a a\na b\na jump\n"

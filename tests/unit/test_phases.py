@@ -21,7 +21,7 @@ from rustle_deploy.phases import (
     refusals,
 )
 from rustle_deploy.plan import parse_plan
-from rustle_deploy.plan.validate import validate
+from rustle_deploy.plan.validate import check_hosts, validate
 from rustle_deploy.rollout import PlaySpec, Schedule, play_specs, schedule
 
 from .. import planmaker as pm
@@ -64,6 +64,19 @@ def test_tasks_delegated_to_another_host_are_phases_run_over_its_connection() ->
     assert Schedule.from_json(json.loads(json.dumps(Schedule(stages).to_json()))) == Schedule(stages)
 
 
+def test_a_host_each_call_names_is_a_local_phase_run_by_ansible_core_on_the_controller() -> None:
+    """``delegate_to: "{{ item }}"`` (or a name over the host's data): consecutive such tasks
+    share one local phase; the plan validates where ansible-core is installed."""
+    plan = plan_of([t(0), t(1, delegate_to="{{ item }}", loop=["db1", "db2"]), t(2, delegate_to="{{ lb }}"),
+                    t(3, delegate_to="{{ item }}", loop=["db1"], run_once=True), t(4),
+                    t(5, delegate_to="jump.example", delegate_implicit=True)])
+    validate(plan)
+    check_hosts(plan, lambda names: set(names) - {"jump.example"})  # an implicit host: not looked for
+    phases = play_phases(plan.play_tasks(plan.plays[0]))
+    assert phases.kinds == (HOSTS, LOCAL, ONCE_LOCAL, HOSTS, LOCAL)
+    assert [phases.of[f"t{i}"] for i in range(6)] == [0, 1, 1, 2, 3, 4]
+
+
 def test_a_play_without_cut_points_is_one_stage_and_one_host_needs_no_phases() -> None:
     plan = plan_of([t(0), t(1, run_once=True), t(2)])
     spec = play_specs(plan, lambda names: [Host(name=n, vars={}, groups=("all",)) for n in names])[0]
@@ -95,11 +108,11 @@ def test_each_batch_runs_every_phase_before_the_next_batch() -> None:
          "/plays/0/batches/0/tasks/0/block/1/run_once", "whose tasks do not all run the same way"),
         ([t(0)], [t(9, run_once=True)], "/plays/0/handlers/0/run_once", "run_once on handler"),
         ([t(0)], [t(9, delegate_to="localhost")], "/plays/0/handlers/0/delegate_to", "delegate_to on handler"),
-        ([t(0, delegate_to="{{ groups.db[0] }}")], [], "/plays/0/batches/0/tasks/0/delegate_to",
-         "the host a task is delegated to must be known"),
+        ([t(0)], [t(9, delegate_to="{{ item }}", loop=["db1"])], "/plays/0/handlers/0/delegate_to",
+         "(a host named by each call) on handler"),
         ([t(0)], [t(9, delegate_to="db1")], "/plays/0/handlers/0/delegate_to", "delegate_to on handler"),
     ],
-    ids=["mixed-block", "run_once-handler", "delegated-handler", "templated-host", "handler-to-host"],
+    ids=["mixed-block", "run_once-handler", "delegated-handler", "per-call-handler", "handler-to-host"],
 )
 def test_what_cannot_be_cut_is_refused_at_its_pointer(tasks: list[dict[str, Any]], handlers: list[dict[str, Any]],
                                                       pointer: str, needle: str) -> None:

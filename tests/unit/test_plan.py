@@ -6,6 +6,7 @@ import hashlib
 import io
 import json
 import os
+import sys
 from pathlib import Path
 
 import pytest
@@ -314,9 +315,19 @@ def test_delegate_to_self_the_controller_or_an_inventory_host_is_accepted() -> N
     with pytest.raises(PlanError, match="delegate_to 'db1' .*is not a host of the inventory") as err:
         check_hosts(plan, lambda names: set() if list(names) == ["db1"] else set(names))
     assert err.value.pointer.endswith("/delegate_to")
+    # a host each call names: ansible-core on the controller renders it (bridge/action.py)
     task["delegate_to"] = "{{ groups.db[0] }}"
-    with pytest.raises(PlanError, match="the host a task is delegated to must be known before anything runs"):
+    plan = parse_plan(json.dumps(doc).encode(), source="p.json", base_dir=".")
+    assert plan.plays[0].batches[0].tasks[0].extras["delegate_to"] == "{{ groups.db[0] }}"
+
+
+def test_a_host_each_call_names_without_ansible_core_is_refused_with_the_hint(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(sys.modules, "ansible", None)  # the controller's Python without ansible-core
+    doc = json.loads((FIXTURES / "test_verbose.json").read_bytes())
+    doc["plays"][0]["batches"][0]["tasks"][0]["delegate_to"] = "{{ item }}"
+    with pytest.raises(PlanError, match="rendered by ansible-core on the controller, which is not installed") as err:
         parse_plan(json.dumps(doc).encode(), source="p.json", base_dir=".")
+    assert err.value.pointer.endswith("/delegate_to") and "pip install 'rustle-deploy[ansible]'" in str(err.value.hint)
 
 
 def test_task_ids_repeat_across_plays() -> None:

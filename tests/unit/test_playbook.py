@@ -324,6 +324,55 @@ def test_handlers_ansible_refuses_are_refused(tmp_path: Path, handler: str, mess
                                     "  handlers: [{block: [{name: h, debug: {}}]}]\n"})
 
 
+PER_CALL_SITE = """
+- hosts: web
+  tasks:
+    - set_fact: {lb: lb1}
+    - shell: echo {{ item }}
+      delegate_to: "{{ item }}"
+      loop: "{{ groups['lbs'] }}"
+    - command: /bin/true
+      delegate_to: "{{ lb }}"
+"""
+PER_CALL_INVENTORY = "[web]\nw1 ansible_host=10.0.0.1\nw2 ansible_host=10.0.0.2\n[lbs]\nlb1 ansible_host=10.0.0.9\n"
+
+
+def test_a_host_each_call_names_is_kept_for_ansible_core_with_the_task_as_written(tmp_path: Path) -> None:
+    """A loop item or the host's data (a set_fact value) names the delegate: the template is
+    kept for ansible-core on the controller, with the module and arguments as written."""
+    tasks = _compile(tmp_path, {"site.yml": PER_CALL_SITE}, PER_CALL_INVENTORY).plan.plays[0].batches[0].tasks
+    assert [t.extras.get("delegate_to") for t in tasks] == [None, "{{ item }}", "{{ lb }}"]
+    assert tasks[1].extras["action_ds"] == {"shell": "echo {{ item }}"}
+    assert "action_ds" not in tasks[0].extras
+
+
+def test_a_host_each_call_names_without_ansible_core_is_refused_at_its_line(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import sys
+
+    monkeypatch.setitem(sys.modules, "ansible", None)  # the controller's Python without ansible-core
+    with pytest.raises(PlaybookError) as err:
+        _compile(tmp_path, {"site.yml": PER_CALL_SITE}, PER_CALL_INVENTORY)
+    assert str(err.value).startswith(f"{tmp_path / 'site.yml'}:6:7: delegate_to '{{{{ item }}}}' names a loop item: "
+                                     "a task delegated to a host each call names runs through ansible-core")
+    assert "pip install 'rustle-deploy[ansible]'" in str(err.value.hint)
+
+
+def test_a_host_outside_the_inventory_is_an_implicit_host_for_ansible_core(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import sys
+
+    site = "- hosts: web\n  tasks:\n    - command: /bin/true\n      delegate_to: jump.example\n"
+    task = _compile(tmp_path, {"site.yml": site}, PER_CALL_INVENTORY).plan.plays[0].batches[0].tasks[0]
+    assert (task.extras["delegate_to"], task.extras["delegate_implicit"]) == ("jump.example", True)
+    assert task.extras["action_ds"] == {"command": "/bin/true"}
+    monkeypatch.setitem(sys.modules, "ansible", None)  # the controller's Python without ansible-core
+    with pytest.raises(PlaybookError) as err:
+        _compile(tmp_path, {"site.yml": site}, PER_CALL_INVENTORY)
+    assert str(err.value).startswith(f"{tmp_path / 'site.yml'}:4:7: delegate_to 'jump.example' is not a host of "
+                                     "the inventory: a task delegated to an implicit host runs through ansible-core")
+
+
 def test_delegation_and_a_tasks_own_connection_compile_to_where_each_task_runs(tmp_path: Path) -> None:
     site = """
 - hosts: web

@@ -23,7 +23,8 @@ parses and renders itself, as ansible-playbook would: variable params (``echo: "
 ``k=v`` strings, ``omit``.
 
 Request: ``{"action": NAME, "ds": {...} or null, "collections": [...], "plugin_dirs": [DIR, ...], "host": NAME,
-"search_path": [DIR, ...], "args": {...}, "vars": {...}, "task": {"name", "no_log", "environment", "check_mode", "diff", "become", "become_user",
+"search_path": [DIR, ...], "args": {...}, "vars": {...}, "inventory": [SOURCE, ...], "extra_vars": {...},
+"delegate_to": TEMPLATE or null, "task_vars": {...}, "task": {"name", "no_log", "environment", "check_mode", "diff", "become", "become_user",
 "become_method"},
 "verbosity": N}``. Answer: the task result as a JSON object. Nothing here is imported by the
 controller.
@@ -37,7 +38,13 @@ import pickle
 import sys
 from typing import Any
 
+from rustle_deploy.bridge.ansible_start import plugin_loader
+
 NO_TRACEBACK = "(traceback unavailable)"
+# what the host's variables hold that ansible-core computes for each host itself
+_MAGIC = frozenset({"hostvars", "inventory_hostname", "inventory_hostname_short", "group_names", "groups",
+                    "playbook_dir", "ansible_play_hosts", "ansible_play_hosts_all", "play_hosts",
+                    "ansible_check_mode", "ansible_diff_mode", "ansible_verbosity", "omit"})
 
 
 class _Queue:
@@ -51,18 +58,6 @@ class _Queue:
         return None
 
 
-def _setup(plugin_dirs: list[str]) -> Any:
-    from ansible.plugins import loader
-
-    loader.init_plugin_loader()
-    if plugin_dirs:
-        from ansible.utils.collection_loader import AnsibleCollectionConfig
-
-        AnsibleCollectionConfig.playbook_paths = [plugin_dirs[0]]
-    for directory in plugin_dirs:
-        # as ansible-playbook adds the playbook's and each role's action_plugins/, connection_plugins/...
-        loader.add_all_plugin_dirs(directory)
-    return loader
 
 
 def _plain(value: Any) -> Any:
@@ -85,10 +80,14 @@ def _plain(value: Any) -> Any:
 
 
 def _trusted(value: Any) -> Any:
-    """``value`` with each string marked as a template, as ansible-core marks a playbook's."""
+    """``value`` with each string marked as a template, as ansible-core marks a playbook's; a
+    string the playbook marked ``!unsafe`` (``{"__ansible_unsafe": text}``) stays plain text,
+    which ansible-core never renders."""
     from ansible._internal._datatag._tags import TrustedAsTemplate
 
     if isinstance(value, dict):
+        if len(value) == 1 and isinstance(value.get("__ansible_unsafe"), str):
+            return str(value["__ansible_unsafe"])
         return {k: _trusted(v) for k, v in value.items()}
     if isinstance(value, list):
         return [_trusted(v) for v in value]
@@ -102,11 +101,12 @@ def run(request: dict[str, Any]) -> dict[str, Any]:
     from ansible import context
     from ansible.cli.playbook import PlaybookCLI
     from ansible.executor.task_executor import TaskExecutor
-    from ansible.inventory.host import Host
+    from ansible.inventory.manager import InventoryManager
     from ansible.module_utils.common.collections import ImmutableDict
     from ansible.parsing.dataloader import DataLoader
     from ansible.playbook.play import Play
     from ansible.playbook.play_context import PlayContext
+    from ansible.vars.hostvars import HostVars
     from ansible.vars.manager import VariableManager
 
     task = dict(request.get("task") or {})
@@ -114,9 +114,13 @@ def run(request: dict[str, Any]) -> dict[str, Any]:
     PlaybookCLI(["ansible-playbook", "rustle-deploy"]).parse()
     context.CLIARGS = ImmutableDict(dict(context.CLIARGS, check=bool(task.get("check_mode")),
                                          diff=bool(task.get("diff")), verbosity=int(request.get("verbosity") or 0)))
-    loader_mod = _setup(list(request.get("plugin_dirs") or ()))
+    loader_mod = plugin_loader(list(request.get("plugin_dirs") or ()))
     loader = DataLoader()
-    manager = VariableManager(loader=loader)
+    # the controller's inventory, as ansible-playbook loads it: hostvars of every host, and the
+    # connection of a host the task is delegated to (an implicit one when it is not there)
+    inventory = InventoryManager(loader=loader, sources=list(request.get("inventory") or ()))
+    manager = VariableManager(loader=loader, inventory=inventory)
+    manager._extra_vars = dict(request.get("extra_vars") or {})
     if request.get("ds"):
         # the task's action and args keyword as the playbook wrote them: ansible-core's own
         # parser and templating (variable params, k=v, omit) over the host's variables (data)
@@ -134,6 +138,11 @@ def run(request: dict[str, Any]) -> dict[str, Any]:
     for key in ("become", "become_user", "become_method"):
         if task.get(key):
             ds[key] = task[key]
+    if request.get("delegate_to"):  # a host each call names: ansible-core renders it (the loop item...)
+        ds["delegate_to"] = _trusted(str(request["delegate_to"]))
+        # the task's (block's, role's) vars, rendered (data): the delegate's connection variables
+        # among them, for an implicit host above all (ansible_connection, ansible_port...)
+        ds["vars"] = dict(request.get("task_vars") or {})
     ds["check_mode"] = bool(task.get("check_mode"))
     ds["diff"] = bool(task.get("diff"))
     play = Play.load({"name": "rustle-deploy action", "hosts": [request["host"]], "gather_facts": False,
@@ -144,18 +153,20 @@ def run(request: dict[str, Any]) -> dict[str, Any]:
     loader.set_basedir((search_path[-1:] or list(request.get("plugin_dirs") or ())[:1] or [os.getcwd()])[0])
     if search_path:  # the task's role and playbook directories: where its files are found
         the_task.get_search_path = lambda: list(search_path)  # type: ignore[method-assign]
-    host = Host(request["host"])
+    if inventory.get_host(request["host"]) is None:  # an inventory ansible-core could not read (a host list)
+        inventory.add_host(request["host"], group="all")
+    host = inventory.get_host(request["host"])
     # ansible-core's magic variables (playbook_dir, ansible_playbook_python, omit...) below the host's
     variables = dict(manager._get_magic_variables(play=None, host=host, task=None, include_hostvars=False))
     variables.update(request.get("vars") or {})
     variables.update(inventory_hostname=request["host"], inventory_hostname_short=request["host"].split(".")[0],
                      ansible_check_mode=bool(task.get("check_mode")), ansible_diff_mode=bool(task.get("diff")),
                      ansible_verbosity=int(request.get("verbosity") or 0))
-    # the host's own entry: what actions read of the inventory (synchronize: the host's port, user)
-    # and the implicit localhost's, as ansible-core makes it (synchronize runs rsync from there)
-    local = {"inventory_hostname": "localhost", "ansible_connection": "local",
-             "ansible_python_interpreter": sys.executable}
-    variables["hostvars"] = {"localhost": local, request["host"]: dict(variables)}
+    # hostvars: every inventory host's variables as ansible-core computes them (the implicit
+    # localhost's too, which synchronize runs rsync from); the host's own entry is what the
+    # runtime knows of it now (registered results, set_fact, facts), as ansible-core keeps those
+    manager.set_nonpersistent_facts(host.name, {k: v for k, v in variables.items() if k not in _MAGIC})
+    variables["hostvars"] = HostVars(inventory=inventory, variable_manager=manager, loader=loader)
     play_context = PlayContext(play=play)
     result = TaskExecutor(host, the_task, variables, play_context, loader, loader_mod, _Queue(), manager).run()
     try:  # what the worker process does with it: it sends it to the strategy through a queue
@@ -188,5 +199,4 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    os.environ.setdefault("ANSIBLE_NOCOLOR", "1")
     sys.exit(main())

@@ -161,17 +161,33 @@ def bridged(plan: Plan, task: Task, resolution: Resolution) -> BridgedModule:
     return found
 
 
+def delegated_per_call(plan: Plan, task: Task) -> BridgedModule:
+    """How ``task``, delegated to a host each call names (``delegate_to: "{{ item }}"``), runs:
+    ansible-core on the controller renders the name and runs the call over that host's
+    connection (bridge/action.py), whatever its module."""
+    from ..runtime_index import canonical_module
+
+    name = task.module if "." in task.module else f"ansible.builtin.{canonical_module(task.module) or task.module}"
+    return BridgedModule(name=task.module, fqcn=f"{name} (delegated per call)", path="", style="action",
+                         origin="ansible-core on the controller (delegate_to per call)", action=name,
+                         plugin_dirs=tuple(plan_dirs(plan)))
+
+
 def controller_tasks(plan: Plan, resolution: Resolution | None = None) -> frozenset[str]:
-    """The ids of the plan's tasks whose action plugin runs on the controller: each is a phase
-    of its own (phases.py), run by the controller for each host (``resolution``: the plan's,
-    when the caller has it)."""
+    """The ids of the plan's tasks whose action plugin runs on the controller, or that are
+    delegated to a host each call names (ansible-core makes those calls too): each is a phase
+    of its own (phases.py), run by the controller for each host, even in a play of one host
+    (``resolution``: the plan's, when the caller has it)."""
+    from ..phases import per_call
     from ..plan.validate import every_task
     from ..runtime_index import canonical_module
 
-    tasks = [t for play in plan.plays for t in every_task(play) if not t.is_block and canonical_module(t.module) is None]
+    leaves = [t for play in plan.plays for t in every_task(play) if not t.is_block]
+    delegated = frozenset(t.task_id for t in leaves if per_call(t))
+    tasks = [t for t in leaves if canonical_module(t.module) is None]
     if not tasks:
-        return frozenset()
+        return delegated
     if resolution is None:
         resolution = unresolved(plan, tasks)
-    return frozenset(t.task_id for t in tasks
-                     if isinstance(m := resolution.modules.get(task_key(t)), BridgedModule) and runs_on_controller(m))
+    return delegated | frozenset(t.task_id for t in tasks if isinstance(m := resolution.modules.get(task_key(t)),
+                                                                          BridgedModule) and runs_on_controller(m))

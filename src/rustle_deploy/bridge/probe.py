@@ -25,23 +25,9 @@ import sys
 import zipfile
 from typing import Any
 
+from rustle_deploy.bridge.ansible_start import plugin_loader
+
 _EPOCH = datetime.datetime(1980, 1, 1, tzinfo=datetime.UTC)
-
-
-def _setup(plan_dirs: list[str]) -> Any:
-    from ansible.plugins import loader
-
-    loader.init_plugin_loader()
-    if plan_dirs:
-        from ansible.utils.collection_loader import AnsibleCollectionConfig
-
-        # as ansible-playbook: collections/ beside the playbook (the first directory) first
-        AnsibleCollectionConfig.playbook_paths = [plan_dirs[0]]
-    for directory in plan_dirs:
-        # what ansible-playbook does for the playbook's directory and each role it loads:
-        # library/, module_utils/, action_plugins/ ... in them are searched first
-        loader.add_all_plugin_dirs(directory)
-    return loader
 
 
 def _style(data: bytes) -> str:
@@ -196,7 +182,7 @@ def main() -> int:
     import ansible.constants as C
     from ansible.release import __version__
 
-    loader = _setup(list(request.get("plan_dirs") or ()))
+    loader = plugin_loader(list(request.get("plan_dirs") or ()))
     answer: dict[str, Any] = {
         "ansible_version": __version__,
         "python": sys.executable,
@@ -216,5 +202,4 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    os.environ.setdefault("ANSIBLE_NOCOLOR", "1")
     sys.exit(main())

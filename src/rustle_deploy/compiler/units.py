@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..errors import CompileError
 from ..model import SECRET_VARS, Host, Plan, Play, Task, own_vars
-from ..phases import Phases, plan_phases
+from ..phases import Phases, per_call, plan_phases
 from ..runtime_index import canonical_module, module_families
 from .ansible_plugins import LocalPlugins, plan_plugins
 from .lookups import ControllerLookups, running, uses_controller_lookups
@@ -179,12 +179,14 @@ def plan_units(
         if plan.playbook_dir:
             unit.plan_doc["playbook_dir"] = plan.playbook_dir
         if unit.bridged:
-            assert resolution is not None
             unit.plan_doc["bridge"] = {
-                "ansible_version": resolution.ansible_version,
-                "internal": dict(resolution.internal),
+                "ansible_version": resolution.ansible_version if resolution else None,
+                "internal": dict(resolution.internal) if resolution else {},
                 "modules": {fqcn: m.spec() for fqcn, m in sorted(unit.bridged.items())},
             }
+            if any(m.style == "action" for m in unit.bridged.values()):
+                # what ansible-core on the controller loads for hostvars and delegate_to (bridge/action.py)
+                unit.plan_doc["bridge"]["inventory"] = list(inventory_sources)
         if _TEMPLATED.search(str(plan.extra_vars)):
             unit.needs_jinja = True
         if any(_TEMPLATED.search(str((p["vars"], p.get("defaults"), p.get("roles")))) for p in doc_plays):
@@ -379,7 +381,14 @@ def _compile_task(
         return _compile_block(plan, play, task, unit, file_cache, resolution)
     module = canonical_module(task.module)
     bridged = None
-    if module is None:  # not built in: the module bridge runs it (bridge/)
+    if per_call(task):  # a host each call names: ansible-core on the controller (bridge/action.py)
+        from ..bridge.policy import delegated_per_call
+
+        bridged = delegated_per_call(plan, task)
+        unit.bridged[bridged.fqcn] = bridged
+        unit.families.add("bridge")
+        module = task.module
+    elif module is None:  # not built in: the module bridge runs it (bridge/)
         from ..bridge.policy import bridged as bridged_module
 
         assert resolution is not None
@@ -420,7 +429,10 @@ def _compile_task(
             role_path = role.get("path") if isinstance(role, Mapping) else None
             out["search_path"] = [p for p in (role_path, plan.playbook_dir or plan.base_dir) if p]
     for key, value in task.extras.items():
-        if key in ("delegate_to", "any_errors_fatal", "throttle", "collections", "connection_vars"):
+        if key == "delegate_to" and per_call(task):
+            out[key] = value  # rendered by ansible-core for each call (bridge/action.py)
+            continue
+        if key in ("delegate_to", "any_errors_fatal", "throttle", "collections", "connection_vars", "delegate_implicit"):
             # delegation: the plan parser only lets through delegation to the host itself;
             # the others are the controller's (rollout.py; throttle is 0 or refused);
             # collections only served to find a bridged module

@@ -323,6 +323,8 @@ def _ext_kinds() -> dict[str, tuple[tuple[type, ...], str]]:
         "throttle": ((int, str), "a host count or a Jinja2 expression string"),
         "delegate_to": ((str,), "a host name (string)"),
         "delegate_facts": ((bool,), "a boolean"),
+        "delegate_implicit": ((bool,), "a boolean: delegate_to names a host outside the inventory, which "
+                              "ansible-core makes an implicit host of"),
         "connection_vars": ((dict,), "an object {HOST: {\"ansible_user\": USER, \"ansible_port\": PORT}}: "
                             "how the task connects to each host (a task's remote_user/port)"),
         "loop_with": ((str,), "\"items\", \"flattened\" or a lookup the host runs "

@@ -56,7 +56,7 @@ from rustle_deploy.runtime_index import canonical_module, runtime_plugins
 if TYPE_CHECKING:
     from rustle_deploy.bridge.lookup import Resolution
 
-_SELF = re.compile(r"^\{\{-?\s*inventory_hostname\s*-?\}\}$")
+_SELF = phases.DELEGATE_SELF
 
 
 def _quoted(names: Sequence[str], limit: int = 20) -> str:
@@ -362,9 +362,14 @@ def _unsupported(src: str, plan: Plan, play: Play, task: Task) -> None:
         return
     if target and not _TEMPLATED.search(target):
         return  # an inventory host: a phase run over its connection (checked against the inventory)
-    raise PlanError(f"delegate_to {target!r} is not supported ({_kind(task)} {task.name!r}): the host "
-                    "a task is delegated to must be known before anything runs",
-                    "name an inventory host, or localhost for the controller (docs/phases.md)",
+    from rustle_deploy.bridge.lookup import ansible_available
+
+    if target and phases.per_call(task) and ansible_available():
+        return  # a host each call names: ansible-core on the controller (bridge/action.py)
+    raise PlanError(f"delegate_to {target!r} is not supported ({_kind(task)} {task.name!r}): a host each "
+                    "call names is rendered by ansible-core on the controller, which is not installed",
+                    "pip install 'rustle-deploy[ansible]', or name an inventory host, or localhost for "
+                    "the controller (docs/phases.md)",
                     file=src, pointer=child(task.pointer, "delegate_to"))
 
 

@@ -44,8 +44,9 @@ from rustle_deploy.model import (
     Strategy,
     Task,
     Unsafe,
+    tag_unsafe,
 )
-from rustle_deploy.phases import CONTROLLER
+from rustle_deploy.phases import CONTROLLER, DELEGATE_SELF, named_per_call
 from rustle_deploy.plan.files import remember_files_dirs, script_source
 from rustle_deploy.plan.schema import Reader
 from rustle_deploy.plan.validate import INVENTORY_MODULES
@@ -98,7 +99,7 @@ _MAX_CHOICES = 200  # tasks files an include with a host-dependent name may choo
 _PROMPT_KEYS = frozenset({"name", "prompt", "default", "private", "confirm", "encrypt", "salt",
                           "salt_size", "unsafe"})
 _VAR_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
-_SELF = re.compile(r"^\{\{-?\s*inventory_hostname\s*-?\}\}$")
+_SELF = DELEGATE_SELF
 _LOCALHOSTS = ("localhost", "127.0.0.1", "::1")
 
 
@@ -1193,13 +1194,14 @@ class _Compiler:
         extras, conditions, tags, notify = self.task_keywords(src, ds, ctx, st, delegate)
         if isinstance(ds.get("args"), str):  # args: "{{ mapping }}", below the module's own
             extras["args_template"] = ds["args"]
-        if canonical is None and action_key is not None:
+        if (canonical is None or named_per_call(extras.get("delegate_to")) or "delegate_implicit" in extras) \
+                and action_key is not None:
             # as written: if it is an action plugin run on the controller, ansible-core parses
             # and renders its arguments itself (bridge/action.py; dropped for any other module)
             action_ds = {"action" if action_key == "local_action" else action_key: ds[action_key]}
             if "args" in ds:
                 action_ds["args"] = ds["args"]
-            extras["action_ds"] = json.loads(json.dumps(action_ds, default=str))
+            extras["action_ds"] = json.loads(json.dumps(tag_unsafe(action_ds), default=str))
         if canonical is None:
             collections = self.collections(src, ds, ctx)
             if collections:
@@ -1513,22 +1515,36 @@ class _Compiler:
         if has_template(target):
             loop_var = (ds.get("loop_control") or {}).get("loop_var", "item") if isinstance(
                 ds.get("loop_control"), dict) else "item"
-            if loop_var in referenced_names(target):
-                raise origin.error(f"delegate_to {target!r} names a loop item: a task delegated to "
-                                   "a different host for each item is not supported yet",
-                                   "write one task per delegate host, or run the loop in a play "
-                                   "whose hosts are those hosts")
-            try:
-                target = str(self.controller_value(src, {}, "delegate_to", target, [st.vars],
-                                                   "'delegate_to'")).strip()
-            except PlaybookError as exc:
-                raise origin.error(exc.detail, exc.hint) from exc
+            why = f"delegate_to {target!r} names a loop item" if loop_var in referenced_names(target) else None
+            if why is None:
+                try:
+                    target = str(self.controller_value(src, {}, "delegate_to", target, [st.vars],
+                                                       "'delegate_to'")).strip()
+                except PlaybookError as exc:
+                    why = exc.detail
+            if why is not None:
+                # a host each call names (a loop item, the host's facts or registered results):
+                # ansible-core on the controller renders it for each call and runs the call over
+                # that host's connection, as ansible-playbook does (phases.per_call)
+                from rustle_deploy.bridge.lookup import ansible_available
+
+                if not ansible_available():
+                    raise origin.error(f"{why}: a task delegated to a host each call names runs "
+                                       "through ansible-core on the controller, which is not installed",
+                                       "pip install 'rustle-deploy[ansible]', or write one task per "
+                                       "delegate host")
+                return target
         if target in CONTROLLER or (len(st.hosts) == 1 and target == st.hosts[0]):
             return target
         if target not in self.inv.hosts:
-            raise origin.error(f"delegate_to {target!r} is not a host of the inventory",
-                               "add it to the inventory (its connection variables say how to "
-                               "reach it), or delegate to localhost")
+            from rustle_deploy.bridge.lookup import ansible_available
+
+            if not ansible_available():
+                raise origin.error(f"delegate_to {target!r} is not a host of the inventory: a task delegated "
+                                   "to an implicit host runs through ansible-core on the controller, which "
+                                   "is not installed",
+                                   "add it to the inventory (its connection variables say how to reach it), "
+                                   "or pip install 'rustle-deploy[ansible]'")
         return target
 
     def task_keywords(self, src: Source, ds: dict[str, Any], ctx: Ctx, st: _PlayState,
@@ -1597,6 +1613,9 @@ class _Compiler:
         target = self.delegate_target(src, ds, ctx, st, delegate)
         if target is not None and not (len(st.hosts) == 1 and target == st.hosts[0]):
             extras["delegate_to"] = target
+            if not named_per_call(target) and target not in CONTROLLER and target not in self.inv.hosts:
+                # an implicit host, as ansible-core makes one (phases.per_call)
+                extras["delegate_implicit"] = True
         connection = self.task_connection(src, ds, ctx, st, target is not None)
         if connection:
             extras["connection_vars"] = connection
@@ -1607,6 +1626,11 @@ class _Compiler:
             if target is None or target in CONTROLLER:
                 raise found[1].error("delegate_facts needs delegate_to another inventory host",
                                      "delegate the task to the host whose facts it gathers or sets")
+            if named_per_call(target) or "delegate_implicit" in extras:
+                raise found[1].error(f"delegate_facts with delegate_to {target!r}, "
+                                     + ("a host outside the inventory" if "delegate_implicit" in extras
+                                        else "a host each call names") + ", is not supported yet",
+                                     "delegate to an inventory host by name, or drop delegate_facts")
             if "delegate_to" in extras:  # (a play of that one host: its own facts anyway)
                 extras["delegate_facts"] = True
         for key in ("changed_when", "failed_when", "until"):

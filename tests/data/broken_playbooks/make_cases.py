@@ -261,11 +261,12 @@ CASES: dict[str, dict[str, str]] = {
                 msg: "{{ item }}"
               with_url: https://example.com/list
         """},
-    "delegate_to_unknown_host": {"site.yml": """\
+    "delegate_facts_implicit_host": {"site.yml": """\
         - hosts: web
           tasks:
-            - command: /usr/bin/true
+            - setup:
               delegate_to: db9
+              delegate_facts: true
         """},
     "delegate_facts_without_delegate_to": {"site.yml": """\
         - hosts: web
@@ -273,11 +274,12 @@ CASES: dict[str, dict[str, str]] = {
             - setup:
               delegate_facts: true
         """},
-    "delegate_to_loop_item": {"site.yml": """\
+    "delegate_facts_per_call": {"site.yml": """\
         - hosts: web
           tasks:
             - command: echo {{ item }}
               delegate_to: "{{ item }}"
+              delegate_facts: true
               loop: [db1, web1]
         """},
     "local_action_in_handler": {"site.yml": """\

@@ -291,7 +291,7 @@ def run_module(ctx, args, spec, bridge):
     if spec.get("style") == "rustle":
         return run_own(ctx, args, spec, name)
     if spec.get("style") == "action":
-        return run_action(ctx, args, spec)
+        return run_action(ctx, args, spec, bridge)
     if spec.get("check_mode") is False and ctx.check_mode:
         # the action plugin (uri) refuses check mode before the module runs
         return {"changed": False, "skipped": True, "_action_skip": True,
@@ -315,9 +315,36 @@ ACTION_RUNNER = "RUSTLE_ACTION_RUNNER"
 _NOT_VARS = ("hostvars", "vars", "groups", "group_names", "omit")
 
 
-def run_action(ctx, args, spec):
+def _retag(value):
+    """``value`` for the request, with each ``!unsafe`` string of the playbook written as
+    ``{"__ansible_unsafe": text}``: ansible-core must not render it (bridge/action.py)."""
+    from ..templating import UnsafeText
+
+    if isinstance(value, UnsafeText):
+        return {"__ansible_unsafe": str(value)}
+    if isinstance(value, dict):
+        return {k: _retag(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_retag(v) for v in value]
+    return value
+
+
+def _task_vars(ctx):
+    """The task's (block's, role's) variables as the call sees them: the delegate's connection
+    variables may be among them (an implicit host's ``ansible_connection``, ``ansible_port``...)."""
+    out = {}
+    for key in ctx.task.get("vars") or {}:
+        try:
+            out[key] = ctx.vars[key]
+        except Exception:  # one that cannot be rendered now: ansible-core says so if it is used
+            continue
+    return untag(out)
+
+
+def run_action(ctx, args, spec, bridge=None):
     """One call of an Ansible action plugin, made on the controller by its ansible-core against
-    the host, with the task's rendered arguments and the host's variables as they are now."""
+    the host (or the host the task is delegated to for this call: ``delegate_to: "{{ item }}"``),
+    with the task's rendered arguments and the host's variables as they are now."""
     runner = os.environ.get(ACTION_RUNNER)
     if not runner:
         return {"failed": True, "changed": False,
@@ -338,8 +365,10 @@ def run_action(ctx, args, spec):
     request = {
         "action": ctx.task.get("module") or spec["fqcn"], "collections": list(spec.get("collections") or ()),
         "plugin_dirs": list(spec.get("plugin_dirs") or ()), "search_path": list(ctx.task.get("search_path") or ()),
-        "host": ctx.host, "args": untag(args), "ds": ctx.task.get("action_ds"),
-        "vars": untag(variables), "verbosity": ctx.verbosity,
+        "host": ctx.host, "args": untag(args), "ds": _retag(ctx.task.get("action_ds")),
+        "vars": untag(variables), "verbosity": ctx.verbosity, "delegate_to": ctx.task.get("delegate_to"),
+        "task_vars": _task_vars(ctx) if ctx.task.get("delegate_to") else {},
+        "inventory": list((bridge or {}).get("inventory") or ()), "extra_vars": ctx._runner.plan.get("extra_vars") or {},
         "task": {"name": ctx.task.get("name"), "no_log": bool(ctx.task.get("no_log")),
                  "environment": dict(ctx.environment), "check_mode": bool(ctx.check_mode),
                  "diff": bool(ctx.diff_mode), "become": ctx.become,
