@@ -93,6 +93,7 @@ def measure(label: str, path: str, inventory: str | None, extra: tuple[str, ...]
     tasks = lowered = 0
     units_lowered = units_hybrid = units_mostly_native = python_tasks = 0
     reasons: collections.Counter[str] = collections.Counter()
+    blockers: list[list[str]] = []  # per unit that does not lower: every reason that stops it
     for u in units:
         doc, host = u.plan_doc, u.host_names[0]
         registered = run_names(doc)
@@ -102,8 +103,9 @@ def measure(label: str, path: str, inventory: str | None, extra: tuple[str, ...]
             n = sum(len(leaves(t)) for p in doc["plays"] for t in p["tasks"] + p["handlers"])
             tasks += n
             reasons[_kind(exc.message)] += n
+            blockers.append([_kind(exc.message)])
             continue
-        all_ok = True
+        unit_reasons: set[str] = set()
         for play in doc["plays"]:
             if host not in (play.get("hosts") or []):
                 continue
@@ -114,12 +116,15 @@ def measure(label: str, path: str, inventory: str | None, extra: tuple[str, ...]
                     lowering.task(play, task)
                     lowered += n
                 except NativeUnsupported as exc:
-                    all_ok = False
+                    unit_reasons.add(_kind(exc.message))
                     reasons[_kind(exc.message)] += n
                 except RustleError as exc:
-                    all_ok = False
-                    reasons["compile error: " + exc.message.split(": ")[-1][:80]] += n
-        units_lowered += all_ok
+                    kind = "compile error: " + exc.message.split(": ")[-1][:80]
+                    unit_reasons.add(kind)
+                    reasons[kind] += n
+        units_lowered += not unit_reasons
+        if unit_reasons:
+            blockers.append(sorted(unit_reasons))
         # --format hybrid: the unit's program, with what does not lower left to the host's Python
         try:
             hybrid = _Lowering(doc, host, registered, {d: b"" for d in u.files}, u.host_vars.get(host), hybrid=True)
@@ -133,7 +138,7 @@ def measure(label: str, path: str, inventory: str | None, extra: tuple[str, ...]
         python_tasks += len(hybrid.to_python)
     return {"source": label, "tasks": tasks, "lowered": lowered, "units": len(units), "units_lowered": units_lowered,
             "units_hybrid": units_hybrid, "units_mostly_native": units_mostly_native, "python_tasks": python_tasks,
-            "reasons": dict(reasons.most_common())}
+            "reasons": dict(reasons.most_common()), "blockers": blockers}
 
 
 def _kind(message: str) -> str:
@@ -154,6 +159,8 @@ def main(argv: list[str] | None = None) -> int:
         results = [measure(*src) for src in sources(args.acceptance, work)]
     total = collections.Counter[str]()
     reasons: collections.Counter[str] = collections.Counter()
+    stopping: collections.Counter[str] = collections.Counter()  # units each reason stops
+    alone: collections.Counter[str] = collections.Counter()  # units that reason alone stops
     for r in results:
         if "error" in r:
             print(f"{r['source']}: not compiled: {r['error']}")
@@ -165,6 +172,10 @@ def main(argv: list[str] | None = None) -> int:
         for key in ("tasks", "lowered", "units", "units_lowered", "units_hybrid", "units_mostly_native", "python_tasks"):
             total[key] += r[key]
         reasons.update(r["reasons"])
+        for unit in r["blockers"]:
+            stopping.update(unit)
+            if len(unit) == 1:
+                alone.update(unit)
     print(f"\nall: {total['lowered']}/{total['tasks']} tasks lower "
           f"({total['lowered'] / max(total['tasks'], 1):.0%}); {total['units_lowered']}/{total['units']} units lower whole")
     print(f"--format hybrid: {total['units_hybrid']}/{total['units']} units build (the runner hands "
@@ -173,6 +184,9 @@ def main(argv: list[str] | None = None) -> int:
     print("what stops the rest (tasks):")
     for reason, n in reasons.most_common(25):
         print(f"  {n:5d}  {reason}")
+    print("what stops whole units (units it stops / units it alone stops):")
+    for reason, n in stopping.most_common(25):
+        print(f"  {n:5d} {alone[reason]:5d}  {reason}")
     if args.json:
         Path(args.json).write_text(json.dumps(results, indent=2) + "\n")
     return 0

@@ -30,7 +30,7 @@ def _fail(message: str) -> None:
                epilog="rustle-deploy ui [--host H] [--port P] [--open] serves the web UI over the history "
                "(docs/ui.md); a plan or playbook file named 'ui' is given as ./ui.")
 @click.argument("execution_plan", required=False, metavar="[PLAYBOOK|EXECUTION_PLAN]")
-@click.option("-i", "--inventory", metavar="FILE", help="Inventory: INI, YAML, JSON or an executable script [implicit localhost].")
+@click.option("-i", "--inventory", metavar="FILE", help="Inventory: INI, YAML, JSON, an executable script, or a host list 'a,b,' [implicit localhost].")
 @click.option("-o", "--output-dir", metavar="DIR", help="Where --compile-only writes artifacts [./target].")
 @click.option("-t", "--target", metavar="TRIPLE", help="Force a target: with --format native the runner's Rust triple (x86_64-unknown-linux-gnu, aarch64-unknown-linux-gnu, either with +static; default: the host's rustle_target, else the controller's); pyz artifacts are py3-none-any.")
 @click.option("--cache-dir", metavar="DIR", help="Compilation cache [~/.rustle/cache].")
@@ -227,6 +227,12 @@ def _guarded(work: Callable[[], int]) -> int:
               help="SSH implementation [auto].")
 @click.option("--output", type=click.Choice(["text", "json"]), default="text")
 @click.option("--config", metavar="FILE", help="Config file [~/.rustle/config.toml].")
+@click.option("--vault-password-file", "vault_password_files", multiple=True, metavar="FILE",
+              help="Decrypt the inventory's vault-encrypted values and files with the password in FILE "
+              "(an executable FILE prints it) (repeatable) [ansible.cfg's vault_password_file].")
+@click.option("--vault-id", "vault_ids", multiple=True, metavar="[LABEL@]FILE|prompt",
+              help="A vault password, as ansible-playbook's --vault-id: a file, or 'prompt' (repeatable).")
+@click.option("-J", "--ask-vault-pass", is_flag=True, help="Ask for the vault password on the terminal.")
 @click.option("-v", "--verbose", count=True)
 @click.version_option(__version__, "-V", "--version", prog_name="rustle-exec")
 def _exec_command(**opts: Any) -> None:
@@ -243,7 +249,7 @@ def _dispatch_exec(opts: dict[str, Any]) -> int:
 
 
 def _exec(opts: dict[str, Any]) -> int:
-    from .pipeline import run_manifest
+    from .pipeline import run_manifest, use_vault_secrets
 
     check_flags(opts)
 
@@ -271,6 +277,7 @@ def _exec(opts: dict[str, Any]) -> int:
         ) from exc
     overrides = {"parallel": opts.get("parallel"), "timeout": opts.get("timeout"), "ssh_client": opts.get("ssh_client")}
     settings = load_settings(opts.get("config"), overrides=overrides)
+    use_vault_secrets(opts)  # the manifest's inventory is read again: its vaulted values
     return run_manifest(manifest, name, settings, opts)
 
 

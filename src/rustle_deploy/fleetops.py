@@ -250,6 +250,8 @@ def _summary(outcome: HostOutcome) -> HostSummary:
         s.error = str(outcome.error).replace("\n", " — ")
     elif outcome.run_exit not in (None, 0) and not s.failed:
         s.error = f"the artifact exited with status {outcome.run_exit}"
+    # a run that went on to its end after meta clear_host_errors: its failures stay counted
+    s.cleared = outcome.run_exit == 0 and s.failed > 0 and not s.unreachable
     return s
 
 
@@ -1034,6 +1036,10 @@ def _deploy_jobs(
                 with history.together():  # one commit per host
                     if job_of[outcome.host].op == "deploy":  # else its deploy is recorded already
                         _record(history, did, job_of[outcome.host], merged)
+                    said = outcome.agent or {}
+                    if said.get("machine") and job_of[outcome.host].host.remote_dir:  # --format auto's next target
+                        history.record_platform(outcome.host, job_of[outcome.host].host.remote_dir or "",
+                                                str(said.get("system") or ""), str(said["machine"]), did)
                     if run and merged.run_exit is not None:
                         history.record_run(did, outcome.host, run_id, merged.run_exit, merged.recap)
                         history.record_tasks(did, outcome.host, run_id, merged.events)

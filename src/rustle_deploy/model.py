@@ -114,6 +114,7 @@ class Play:
     any_errors_fatal: bool = False
     order: str = "inventory"
     force_handlers: bool = False  # a failed host still runs the handlers notified before
+    fact_path: str | None = None  # where the play's gathered facts read ansible_local from
     # role defaults of the whole play (below inventory vars), and each role invocation's own
     # defaults/vars/params that its tasks (``role`` extension) see
     defaults: dict[str, Any] = field(default_factory=dict)

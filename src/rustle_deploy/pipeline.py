@@ -37,7 +37,7 @@ if TYPE_CHECKING:
     from .playbook import Compiled
     from .playbook.compile import VarPrompt
     from .rollout import Schedule
-    from .state import RunnerFailure
+    from .state import Platform, RunnerFailure
     from .tracing import Trace
     from .transport.early import EarlyStarts
 
@@ -52,6 +52,8 @@ class Session:
     reporter: Reporter
     _runners: dict[str, RunnerBinary] = field(default_factory=dict)  # by target
     _no_runner: dict[str, RunnerFailure] = field(default_factory=dict)  # auto: hosts that failed a runner
+    _platforms: dict[str, Platform] = field(default_factory=dict)  # auto: the machine each host last reported
+    _target_from: dict[str, str] = field(default_factory=dict)  # auto: where a host's runner target came from
     _no_runner_for: dict[str, str] = field(default_factory=dict)  # auto: targets without a runner, and why
     _auto_choice: dict[str, tuple[RunnerBinary | None, str]] = field(default_factory=dict)  # auto_runner's
     _auto_units: dict[str, BuildUnit] = field(default_factory=dict)  # auto: a native host's unit, for pyz_fallback
@@ -316,16 +318,30 @@ class Session:
         from .compiler.toolchain import linux_target, split
 
         failed = self._no_runner.get(host.name)
+        reported = self._platforms.get(host.name)
         seen = None
         choice: tuple[RunnerBinary | None, str] | None = None
-        if failed is not None and failed.machine and not self.settings.target:
-            declared = host.vars.get("rustle_target")
-            seen = linux_target(failed.machine)
+        declared = host.vars.get("rustle_target")
+        # the machine the host last reported (any agent's done line), else the one it reported
+        # when it could not execute a runner
+        system, machine, said = "Linux", "", None
+        if reported is not None and reported.machine:
+            system, machine, said = reported.system or "Linux", reported.machine, reported.deployment_id
+        elif failed is not None and failed.machine:
+            machine, said = failed.machine, failed.deployment_id
+        where = f"deployment {said}" if said else "an earlier deployment"
+        self._target_from[host.name] = ("-t" if self.settings.target else
+                                        f"rustle_target={declared}" if declared else "the controller's platform")
+        if machine and not self.settings.target:
+            seen = linux_target(machine) if system == "Linux" else None
             if seen is None:
-                choice = (None, f"it is {failed.machine} (it said so in deployment {failed.deployment_id}), "
-                                "for which no rustle-runner exists")
+                shown = machine if system == "Linux" else f"{system} {machine}"
+                choice = (None, f"it is {shown} (it said so in {where}), for which no rustle-runner exists")
             elif declared and split(str(declared))[0] == seen:
                 seen = None  # its rustle_target fits its machine (and may ask for +static)
+                self._target_from[host.name] += f", which fits the {machine} it reported in {where}"
+            else:
+                self._target_from[host.name] = f"the {machine} it reported in {where}"
         if choice is None:
             try:
                 target = self.native_target(host, seen)
@@ -357,6 +373,15 @@ class Session:
 
         with History(self.settings.state_db) as history:
             return history.runner_failures((h.name, h.remote_dir) for h in hosts if h.remote_dir)
+
+    def reported_platforms(self, hosts: list[Host]) -> dict[str, Platform]:
+        """The machine each host's agent last reported (``auto_runner`` builds its runner for it)."""
+        from .state import History
+
+        if not self.settings.state_db.exists():
+            return {}
+        with History(self.settings.state_db) as history:
+            return history.platforms((h.name, h.remote_dir) for h in hosts if h.remote_dir)
 
     def falls_back(self, name: str) -> bool:
         """Whether host ``name`` got a native artifact from ``--format auto``, which then
@@ -455,8 +480,13 @@ class Session:
             if avoid:
                 out.append(replace(pyz(u), hosts=tuple(avoid)))
             for runner, names in by_runner.values():
+                whence: dict[str, list[str]] = {}
+                for n in names:
+                    whence.setdefault(self._target_from.get(n, "the controller's platform"), []).append(n)
                 self.say_format(f"native for {_shown(names)}: the plan lowers; rustle-runner {runner.sha256[:12]} "
-                                f"for {runner.target} (a host that cannot execute it gets pyz)")
+                                f"for {runner.target} (a host that cannot execute it gets pyz); the target: "
+                                + "; ".join(f"{why} ({_shown(ns)})" if len(whence) > 1 else why
+                                            for why, ns in whence.items()))
                 for n in names:
                     self._auto_units[n] = u
             out.extend(a for a in arts if a.hosts)
@@ -559,7 +589,9 @@ class Session:
         from .transport.early import start_early
 
         schedule = self.schedule(plan, inv, hosts)
-        self._no_runner = self.no_runner_hosts(hosts) if o.get("format_") == "auto" and self.runner() else {}
+        if o.get("format_") == "auto" and self.runner():
+            self._no_runner = self.no_runner_hosts(hosts)
+            self._platforms = self.reported_platforms(hosts)
         # The ssh handshakes (OpenSSH client) run while this process compiles; in a rollout,
         # only the first batch's: the others are not to be touched before their turn.
         first = set(schedule.first_hosts()) if o.get("run_") else {h.name for h in hosts}
@@ -1028,6 +1060,13 @@ def _ask_become_password() -> str:
         raise UsageError("-K/--ask-become-pass needs a terminal to ask on, and standard input is not one",
                          "run the command from a terminal, or grant NOPASSWD sudo to the deploying user")
     return password
+
+
+def use_vault_secrets(opts: dict[str, Any]) -> None:
+    """rustle-exec: the vault passwords its options and ansible.cfg give, for the loaders."""
+    from . import vault
+
+    vault.use_secrets(_vault_secrets(opts, load_ansible_config()))
 
 
 def _vault_secrets(opts: dict[str, Any], acfg: AnsibleConfig) -> list[tuple[str, bytes]]:

@@ -60,10 +60,11 @@ class HostSummary:
     error: str | None = None  # why the host failed, when it did (not a task failure)
     failed_tasks: list[str] = field(default_factory=list)
     deploy: str = ""  # uploaded / present / rolled back / removed ...
+    cleared: bool = False  # failed tasks, then meta clear_host_errors: the host went on to the end
 
     @property
     def is_failure(self) -> bool:
-        return self.unreachable or self.error is not None or self.failed > 0
+        return self.unreachable or self.error is not None or (self.failed > 0 and not self.cleared)
 
 
 class Reporter:

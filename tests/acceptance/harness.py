@@ -243,32 +243,39 @@ def run_target(root: Path, name: str, tool: str, base: Path | None = None) -> Ru
     """Run ``name`` under ``tool`` (``ansible`` or ``rustle``) in a fresh directory."""
     with tempfile.TemporaryDirectory(prefix=f"acc-{tool}-{name}-", dir=base) as tmp:
         work = prepare(root, name, Path(tmp))
-        env = _env(work)
-        results_file = work / "results.jsonl"
-        if tool == "ansible":
-            env.update(ANSIBLE_CALLBACK_PLUGINS=str(CALLBACKS), ANSIBLE_CALLBACKS_ENABLED="results_jsonl",
-                       RUSTLE_ACCEPTANCE_RESULTS=str(results_file))
-        run = Run(tool)
-        start = time.monotonic()
-        try:
-            proc = subprocess.run(_argv(tool, work), cwd=work, env=env, capture_output=True,
-                                  text=True, timeout=RUN_TIMEOUT, stdin=subprocess.DEVNULL)
-            run.code = proc.returncode
-            run.log = (proc.stdout + proc.stderr)[-20000:]
-        except subprocess.TimeoutExpired as exc:
-            run.code = None
-            out = exc.stdout or b""
-            run.log = (out.decode(errors="replace") if isinstance(out, bytes) else out)[-20000:]
-            run.refused = f"timed out after {RUN_TIMEOUT} s"
-        run.seconds = round(time.monotonic() - start, 1)
-        if tool == "ansible":
-            if results_file.exists():
-                run.results = [json.loads(ln) for ln in results_file.read_text().splitlines()]
-        else:
-            run.results = _journal(work / "remote")
-            if run.code == 2 and not run.results:
-                run.refused = _refusal(run.log, work)
-        return run
+        return execute(tool, _argv(tool, work), work, work, _env(work), [work / "remote"])
+
+
+def execute(tool: str, argv: list[str], cwd: Path, work: Path, env: dict[str, str],
+            remotes: list[Path]) -> Run:
+    """Run ``argv`` (one tool's command) in ``cwd`` and collect its task results: ansible-playbook's
+    through the results callback (into ``work``), rustle-deploy's from the journals under
+    ``remotes``; a rustle-deploy run that exits 2 without results was refused (why, in
+    ``refused``). Both harnesses run every command through here."""
+    results_file = work / "results.jsonl"
+    if tool == "ansible":
+        env = dict(env, ANSIBLE_CALLBACK_PLUGINS=str(CALLBACKS), ANSIBLE_CALLBACKS_ENABLED="results_jsonl",
+                   RUSTLE_ACCEPTANCE_RESULTS=str(results_file))
+    run = Run(tool)
+    start = time.monotonic()
+    try:
+        proc = subprocess.run(argv, cwd=cwd, env=env, capture_output=True, text=True, timeout=RUN_TIMEOUT,
+                              stdin=subprocess.DEVNULL)
+        run.code = proc.returncode
+        run.log = (proc.stdout + proc.stderr)[-20000:]
+    except subprocess.TimeoutExpired as exc:
+        out = exc.stdout or b""
+        run.log = (out.decode(errors="replace") if isinstance(out, bytes) else out)[-20000:]
+        run.refused = f"timed out after {RUN_TIMEOUT} s"
+    run.seconds = round(time.monotonic() - start, 1)
+    if tool == "ansible":
+        if results_file.exists():
+            run.results = [json.loads(ln) for ln in results_file.read_text().splitlines()]
+    else:
+        run.results = [rec for remote in remotes for rec in _journal(remote)]
+        if run.code == 2 and not run.results:
+            run.refused = _refusal(run.log, work)
+    return run
 
 
 HOST = "testhost"  # the inventory's only host: the journal under remote/ is its own

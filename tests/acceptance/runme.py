@@ -9,6 +9,11 @@ target, as ansible-test lays it out (``targets/<name>`` with the other targets b
 ``inventory`` two levels up, ``$OUTPUT_DIR``), with a private HOME. The two runs' task results
 are compared one by one per host with the role-shaped harness's :func:`~.harness.compare`.
 
+The hosts of an inline inventory (``-i host1,host2,``) get a local connection under rustle-deploy
+only: ansible-playbook runs the tasks those targets give them (debug, fail, set_fact, assert) on
+the controller without reaching the host, where rustle-deploy runs every task on it. A task that
+does reach the host (a ``ping`` of a host that does not resolve) then differs, and is reported.
+
 What a line asks that cannot be translated (a shell loop's variable, a flag rustle-deploy has
 no counterpart for, an ad-hoc ``ansible`` command) is not run, and the reason is recorded and
 reported. The greps of ``runme.sh`` are not replayed: the task results are the comparison.
@@ -16,29 +21,23 @@ reported. The greps of ``runme.sh`` are not replayed: the task results are the c
 
 from __future__ import annotations
 
-import json
 import re
 import shlex
 import shutil
-import subprocess
 import sys
 import tempfile
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from .harness import (
     BIN,
-    CALLBACKS,
     HOST,
-    RUN_TIMEOUT,
     Comparison,
     Run,
     _env,
-    _journal,
-    _refusal,
     compare,
+    execute,
     not_run,
 )
 
@@ -283,20 +282,30 @@ def _own_remote_dirs(cwd: Path, inv: Invocation, work: Path) -> list[Path]:
     from rustle_deploy.inventory import load_inventory
 
     names = {"localhost"}
+    listed: set[str] = set()  # hosts of an inline list (-i host1,host2,)
     for i, arg in enumerate(inv.args[:-1]):
         if arg in ("-i", "--inventory"):
+            source = cwd / inv.args[i + 1]
             try:
-                names.update(load_inventory(cwd / inv.args[i + 1]).hosts)
+                if source.exists():
+                    names.update(load_inventory(source).hosts)
+                else:
+                    listed.update(load_inventory(inv.args[i + 1]).hosts)
             except RustleError:
                 continue  # rustle-deploy's run says why
     host_vars = (cwd / inv.playbook).parent / "host_vars"
     dirs = []
-    for name in sorted(names):
+    for name in sorted(names | listed):
         path = host_vars / f"{name}.yml"
         if path.exists():  # the target's own: the host keeps the default remote directory
             continue
         host_vars.mkdir(exist_ok=True)
-        path.write_text(f"rustle_remote_dir: {work / 'remote' / name}\n")
+        text = f"rustle_remote_dir: {work / 'remote' / name}\n"
+        if name in listed:
+            # ansible-playbook runs these targets' tasks (debug, fail, set_fact) on the controller
+            # and never reaches host1; rustle-deploy runs every task on the host: a local one
+            text += f"ansible_connection: local\nansible_python_interpreter: {sys.executable}\n"
+        path.write_text(text)
         dirs.append(work / "remote" / name)
     return dirs
 
@@ -309,34 +318,11 @@ def run_invocation(root: Path, inv: Invocation, tool: str, base: Path | None = N
         env = _env(work)
         env.update(ANSIBLE_ROLES_PATH=str(work / "targets"), OUTPUT_DIR=str(work / "output"))
         env.update(dict(inv.env))
-        results_file = work / "results.jsonl"
         remotes = [work / "home" / ".rustle"]
-        if tool == "ansible":
-            env.update(ANSIBLE_CALLBACK_PLUGINS=str(CALLBACKS), ANSIBLE_CALLBACKS_ENABLED="results_jsonl",
-                       RUSTLE_ACCEPTANCE_RESULTS=str(results_file))
-        else:
+        if tool == "rustle":
             remotes += _own_remote_dirs(cwd, inv, work)
         argv = [a.replace("$OUTPUT_DIR", str(work / "output")) for a in inv.argv(tool)]
-        run = Run(tool)
-        start = time.monotonic()
-        try:
-            proc = subprocess.run(argv, cwd=cwd, env=env, capture_output=True, text=True,
-                                  timeout=RUN_TIMEOUT, stdin=subprocess.DEVNULL)
-            run.code = proc.returncode
-            run.log = (proc.stdout + proc.stderr)[-20000:]
-        except subprocess.TimeoutExpired as exc:
-            out = exc.stdout or b""
-            run.log = (out.decode(errors="replace") if isinstance(out, bytes) else out)[-20000:]
-            run.refused = f"timed out after {RUN_TIMEOUT} s"
-        run.seconds = round(time.monotonic() - start, 1)
-        if tool == "ansible":
-            if results_file.exists():
-                run.results = [json.loads(ln) for ln in results_file.read_text().splitlines()]
-        else:
-            run.results = [rec for remote in remotes for rec in _journal(remote)]
-            if run.code == 2 and not run.results:
-                run.refused = _refusal(run.log, work)
-        return run
+        return execute(tool, argv, cwd, work, env, remotes)
 
 
 def exit_class(run: Run) -> str:

@@ -19,13 +19,11 @@ import pytest
 from .harness import (
     UNCOMPARED,
     Run,
-    Unavailable,
     blocker,
     compare,
     not_run,
     role_targets,
     run_target,
-    targets_root,
 )
 
 pytestmark = pytest.mark.acceptance
@@ -95,14 +93,6 @@ IDENTICAL = (
 
 # become: true (to root) inside; as another user that needs sudo with a password
 NEEDS_ROOT = frozenset({"include_import_tasks_nested"})
-
-
-@pytest.fixture(scope="module")
-def root() -> Path:
-    try:
-        return targets_root()
-    except Unavailable as exc:
-        pytest.skip(str(exc))
 
 
 def test_pinned_targets_are_runnable_role_targets(root: Path) -> None:

@@ -147,7 +147,7 @@ def test_with_ansible_builtin_module_is_embedded_with_exactly_its_module_utils(t
 
 
 @pytest.mark.parametrize(("name", "args", "reason"), [
-    ("reboot", {}, "reboot restarts the host"),
+    ("validate_argument_spec", {"argument_spec": {}}, "checks role arguments on the controller"),
     ("include_tasks", {"file": "x.yml"}, "is a playbook keyword"),
     ("uri", {"url": "http://127.0.0.1/", "src": "body.json"}, "uri with src uploads a controller-side file"),
     ("assemble", {"src": "frags", "dest": "/tmp/x", "remote_src": False}, "reads its fragments on the controller"),
@@ -271,7 +271,9 @@ def test_list_modules_shows_built_ins_and_what_the_bridge_sees(tmp_path: Path, b
     assert runs["ansible.builtin.find"] == "bridge"
     assert runs["ansible.builtin.copy"] == "built in"
     assert runs["ansible.builtin.fetch"] == "built in"
-    assert runs["ansible.builtin.reboot"].startswith("refused: reboot restarts the host")
+    assert runs["ansible.builtin.reboot"] == ("controller: its action plugin ansible.builtin.reboot runs on the "
+                                             "controller with ansible-core")
+    assert runs["ansible.builtin.validate_argument_spec"].startswith("refused: validate_argument_spec checks")
     assert runs["ansible.legacy.hello"] == "bridge"
     assert str(tmp_path / "library") in doc["searched"]
     code, out, _ = bridge.main("--list-modules", "--output", "text")

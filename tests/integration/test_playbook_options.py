@@ -450,3 +450,58 @@ def test_tags_and_skip_tags_repeat_as_ansible_playbooks_do(tmp_path: Path, capsy
     assert code == 0
     assert sorted(p.name for p in out.iterdir()) == ["a", "c", "run"]
     assert json.loads((out / "run").read_text()) == ["a", "c", "d"]
+
+
+MISSING_HANDLER = """\
+- hosts: all
+  gather_facts: false
+  tasks:
+    - name: never changes
+      debug: msg=x
+      notify: nobody
+    - name: skipped
+      debug: msg=x
+      notify: nobody
+      when: false
+    - block:
+        - name: fires
+          copy: {{content: x, dest: "{out}/fired"}}
+          notify: [known, nobody2]
+      rescue:
+        - copy: {{content: x, dest: "{out}/rescued"}}
+      always:
+        - copy: {{content: x, dest: "{out}/always"}}
+    - copy: {{content: x, dest: "{out}/after"}}
+  handlers:
+    - name: known
+      copy: {{content: x, dest: "{out}/handler"}}
+"""
+
+
+@pytest.mark.ansible
+@pytest.mark.skipif(not ANSIBLE.exists(), reason="ansible-core is not installed in .venv")
+def test_a_notify_of_no_handler_fails_only_when_it_fires_as_in_ansible(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """ansible-core's handlers target (58841.yml, test_notify_included.yml): a notify that names
+    no handler is no error until a changed result sends it; then the run stops there, past any
+    rescue or always, with Ansible's message."""
+    inv = local_inventory(tmp_path)
+    env = dict(os.environ, ANSIBLE_NOCOLOR="1", ANSIBLE_HOME=str(tmp_path / "ansible-home"),
+               ANSIBLE_CONFIG=str(tmp_path / "none.cfg"), ANSIBLE_LOCALHOST_WARNING="False", PYTHONWARNINGS="ignore")
+    message = ("The requested handler 'nobody2' was not found in either the main handlers list nor in the "
+               "listening handlers list")
+    made = {}
+    for tool in ("ansible", "rustle"):
+        out = tmp_path / tool
+        out.mkdir()
+        book = tmp_path / f"{tool}.yml"
+        book.write_text(MISSING_HANDLER.format(out=out))
+        if tool == "ansible":
+            proc = subprocess.run([str(ANSIBLE), "-i", str(inv), str(book)], env=env, capture_output=True,
+                                  text=True, timeout=300)
+            assert proc.returncode == 1 and message in proc.stdout + proc.stderr, proc.stdout + proc.stderr
+        else:
+            assert main([str(book), "-i", str(inv), "--run"]) == 1
+            assert message in "".join(capsys.readouterr())
+        made[tool] = sorted(p.name for p in out.iterdir())
+    assert made["rustle"] == made["ansible"] == ["fired"]

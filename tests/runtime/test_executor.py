@@ -111,6 +111,38 @@ def test_failed_task_stops_host_and_handlers(apply, tmp_path):
     assert r.recap == {**r.recap, "ok": 1, "changed": 1, "failed": 1}
 
 
+def test_clear_host_errors_in_always_lets_the_failed_host_go_on(apply, tmp_path):
+    """blocks/72725.yml of ansible-core: a failure in a block, then meta: clear_host_errors in its
+    always section: the host goes on with the next task, its recap still counts the failure."""
+    def block(always):
+        return {"id": f"play-0/b{len(always)}", "name": "block", "hosts": None, "when": [], "tags": [],
+                "block": [task("fail", {"msg": "first"}, name="fails")], "rescue": [], "always": always}
+
+    r = apply([block([task("meta", {"_raw_params": "clear_host_errors"}, name="clear")]),
+               task("command", {"_raw_params": f"touch {tmp_path / 'after'}"}, name="after")])
+    assert r.rc == 0 and (tmp_path / "after").exists()
+    assert r.recap == {**r.recap, "failed": 1, "changed": 1}
+    (tmp_path / "after").unlink()
+    r = apply([block([task("debug", {"msg": "no clearing"}, name="always")]),
+               task("command", {"_raw_params": f"touch {tmp_path / 'after'}"}, name="after")])
+    assert r.rc == 2 and not (tmp_path / "after").exists()
+
+
+def test_end_role_ends_the_role_call_on_the_host(apply, tmp_path):
+    """meta: end_role (ansible-core's roles/end_role*.yml): the rest of that role call is skipped,
+    the tasks after it and another call of the role run."""
+    def touch(name, role):
+        return task("command", {"_raw_params": f"touch {tmp_path / name}"}, name=name, role=role)
+
+    tasks = [touch("a1", "a"), task("meta", {"_raw_params": "end_role"}, name="end", role="a"),
+             touch("a2", "a"), touch("b1", "b"), touch("after", None)]
+    roles = {k: {"name": "r", "path": str(tmp_path), "defaults": {}, "vars": {}, "params": {}} for k in "ab"}
+    r = apply(tasks, plays=[{"name": "play", "hosts": ["h1"], "vars": {}, "tasks": tasks, "handlers": [],
+                             "roles": roles}])
+    assert r.rc == 0, r.stderr
+    assert sorted(p.name for p in tmp_path.iterdir() if not p.suffix) == ["a1", "after", "b1"]
+
+
 def test_tags(apply, tmp_path):
     tasks = [
         task("command", {"_raw_params": "touch a"}, name="a", tags=["a"]),

@@ -50,6 +50,10 @@ TASKS = [
     {"name": "module facts are variables", "debug": {"msg": "{{ getent_passwd.root | length }} {{ ansible_facts.getent_passwd.root[4] }}"}},
     {"name": "lookup env", "debug": {"msg": "{{ lookup('env', 'RUSTLE_NO_SUCH_VAR', default='dflt') }}"}},
     {"name": "lookup errors ignore", "debug": {"msg": "{{ lookup('file', 'nope.txt', errors='ignore') is none }}"}},
+    # ansible's unique: a list (not Jinja2's generator), case-insensitive unless told, dicts kept once
+    {"name": "unique compared", "debug": {"msg": "{{ ['hi', 'hi'] | unique == ['hi'] }}"}},
+    {"name": "unique case", "debug": {"msg": "{{ [['a', 'A', 'b'] | unique, ['a', 'A'] | unique(case_sensitive=true)] }}"}},
+    {"name": "unique dicts and attribute", "debug": {"msg": "{{ [[{'a': 1}, {'a': 1}, {'a': 2}] | unique, [{'n': 'x'}, {'n': 'X'}] | unique(attribute='n')] }}"}},
     {"name": "zip", "debug": {"msg": "{{ [1, 2, 3] | zip(['a', 'b']) | list }}"}},
     {"name": "zip_longest", "debug": {"msg": "{{ [1, 2] | zip_longest(['a'], fillvalue='-') | list }}"}},
     {"name": "random int", "debug": {"msg": "{{ (100000 | random) < 100000 }}"}},

@@ -64,6 +64,9 @@ PATTERNS = [
     ("own/ini_quirks", "web1"),
 ]
 
+# comma-separated host lists (``-i host1,host2,``), which name no file
+HOST_LISTS = ["host1,host2,", " web1:2222, 10.0.0.5,,db[1:2],localhost", "solo,"]
+
 
 def _env(home: Path) -> dict[str, str]:
     cfg = home / "ansible.cfg"
@@ -119,6 +122,8 @@ def oracle(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
             jobs[("hosts", case, pattern)] = pool.submit(
                 run, [str(BIN / "ansible"), pattern, "-i", str(sources[case]), "--list-hosts"]
             )
+        for hosts in HOST_LISTS:
+            jobs[("host-list", hosts)] = pool.submit(run, [str(BIN / "ansible-inventory"), "-i", hosts, "--list"])
         lenient = {"ANSIBLE_INVENTORY_UNPARSED_FAILED": "False",
                    "ANSIBLE_INVENTORY_ANY_UNPARSED_IS_FAILED": "False"}
         jobs[("implicit-list",)] = pool.submit(
@@ -183,6 +188,13 @@ def test_list_matches_ansible_inventory(case: str, oracle: dict[str, Any]) -> No
     problems = _diff(theirs, ours)
     assert not problems, f"{case}: differs from ansible-inventory --list:\n" + "\n".join(problems)
     assert inv.to_ansible_json() + "\n" == proc.stdout
+
+
+@pytest.mark.parametrize("hosts", HOST_LISTS)
+def test_a_host_list_matches_ansible_inventory(hosts: str, oracle: dict[str, Any]) -> None:
+    proc = oracle["results"][("host-list", hosts)]
+    assert proc.returncode == 0, proc.stderr
+    assert load_inventory(hosts).to_ansible_json() + "\n" == proc.stdout
 
 
 def test_ansible_rejects_the_broken_shared_fixtures(oracle: dict[str, Any]) -> None:

@@ -108,6 +108,31 @@ def _compile(tmp_path: Path, files: dict[str, str], inventory: str | None = None
     return compile_playbook(str(tmp_path / "site.yml"), inv, CompileOptions(**options))  # type: ignore[arg-type]
 
 
+def test_notify_on_import_tasks_is_inherited_and_a_missing_handler_waits_for_the_run(tmp_path: Path) -> None:
+    """ansible-core's import_tasks/inherit_notify.yml; handlers/58841.yml: a notify of no handler
+    compiles, and is kept apart for the host to fail on when it fires."""
+    compiled = _compile(tmp_path, {
+        "site.yml": "- hosts: localhost\n  tasks:\n    - import_tasks: t.yml\n      notify: [hello, nobody]\n"
+                    "  handlers:\n    - name: hello\n      debug: msg=hi\n",
+        "t.yml": "- command: 'true'\n- debug: msg=x\n"})
+    tasks = compiled.plan.plays[0].batches[0].tasks
+    assert [t.notify for t in tasks] == [("hello",), ("hello",)]
+    assert [t.extras.get("notify_missing") for t in tasks] == [["nobody"], ["nobody"]]
+
+
+def test_templated_tags_of_plays_blocks_roles_and_tasks_are_rendered_before_selection(tmp_path: Path) -> None:
+    """ansible-core's tags target (test_template_{parent,play,role}_tags.yml)."""
+    compiled = _compile(tmp_path, {
+        "site.yml": "- hosts: localhost\n  vars: {t: tag1, many: [a, b]}\n  tags: '{{ t }}'\n"
+                    "  roles: [{role: r, tags: '{{ many }}'}]\n  tasks:\n"
+                    "    - block:\n        - {debug: msg=x, tags: [own, '{{ hostvars.x.y }}']}\n"
+                    "      tags: '{{ many }}'\n",
+        "roles/r/tasks/main.yml": "- debug: msg=r\n"})
+    role_task, inner = compiled.plan.plays[0].batches[0].tasks  # the block is flattened
+    assert set(role_task.tags) == {"tag1", "a", "b"}
+    assert set(inner.tags) == {"tag1", "a", "b", "own", "{{ hostvars.x.y }}"}  # host data: kept as written
+
+
 def test_keywords_are_inherited_as_ansible_does(tmp_path: Path) -> None:
     compiled = _compile(tmp_path, {
         "site.yml": """
@@ -245,8 +270,8 @@ def test_plays_without_hosts_are_left_out(tmp_path: Path) -> None:
 
 def test_positions_survive_in_errors_from_plan_validation(tmp_path: Path) -> None:
     with pytest.raises(PlaybookError) as err:
-        _compile(tmp_path, {"site.yml": "- hosts: localhost\n  tasks:\n    - debug: msg=x\n      notify: [a, nope]\n  handlers:\n    - name: a\n      debug: msg=a\n"})
-    assert (err.value.line, err.value.column) == (4, 19)
+        _compile(tmp_path, {"site.yml": "- hosts: localhost\n  tasks:\n    - debug:\n        msg: '{{ x | nosuchfilter }}'\n"})
+    assert (err.value.line, err.value.column) == (3, 7)  # the task's module, whose argument it is
 
 
 

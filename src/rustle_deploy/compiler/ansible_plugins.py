@@ -91,6 +91,80 @@ def plan_plugins(plan: Plan) -> LocalPlugins:
     return found
 
 
+# what a filter or test file may import to run on the host: the runtime's Python has the
+# standard library and the vendored Jinja2 (with MarkupSafe), nothing of Ansible
+_HOST_IMPORTS = frozenset(("__future__", "jinja2", "markupsafe"))
+
+
+@functools.lru_cache(maxsize=256)
+def host_import(path: str) -> str | None:
+    """The first import of the plugin file ``path`` that the host's runtime cannot satisfy
+    (``"from ansible.module_utils.common.network import is_mac"``), or None when the file needs
+    only the standard library and Jinja2: it can then run on the host. A file that cannot be
+    read or parsed names that instead."""
+    try:
+        with open(path, "rb") as fh:
+            tree = ast.parse(fh.read(), path)
+    except (OSError, SyntaxError, ValueError) as exc:
+        return f"(the file cannot be read: {exc})"
+    stdlib = sys.stdlib_module_names
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            roots = [(alias.name, f"import {alias.name}") for alias in node.names]
+        elif isinstance(node, ast.ImportFrom):
+            module = "." * node.level + (node.module or "")
+            names = ", ".join(alias.name for alias in node.names)
+            roots = [(module if not node.level else "", f"from {module} import {names}")]
+        else:
+            continue
+        for module, text in roots:
+            root = module.split(".")[0]
+            if not root or (root not in stdlib and root not in _HOST_IMPORTS):
+                return text
+    return None
+
+
+@dataclass(frozen=True)
+class HostPlugins:
+    """The filter and test plugin files a compiled plan's templates may call: those the host
+    runs (embedded, ``plan["plugins"]["files"]``) and those only the controller can run
+    (name -> the import the host lacks), whose calls must have been decided at compile time."""
+
+    files: tuple[dict[str, Any], ...] = ()
+    controller_only: dict[str, str] = field(default_factory=dict)  # "filter:NAME" -> import
+
+
+def host_plugins(plugins: LocalPlugins, texts: Iterable[str]) -> HostPlugins:
+    """Sort the filter and test plugins named in ``texts`` (the compiled plan and the templates it
+    embeds): a file needing only what the runtime has is embedded whole, under the Python module
+    name ansible-core gives it (``ansible.plugins.filter.<file>_<number>``); the others stay on
+    the controller."""
+    import hashlib
+
+    if not plugins.found.get("filter") and not plugins.found.get("test"):
+        return HostPlugins()
+    joined = "\n".join(texts)
+    files: list[dict[str, Any]] = []
+    controller_only: dict[str, str] = {}
+    for kind in ("filter", "test"):
+        by_path: dict[str, list[str]] = {}
+        for name, path in sorted(plugins.found.get(kind, {}).items()):
+            if re.search(r"\b" + re.escape(name) + r"\b", joined):
+                by_path.setdefault(path, []).append(name)
+        for path, names in sorted(by_path.items()):
+            needs = host_import(path)
+            if needs is not None:
+                controller_only.update({f"{kind}:{n}": needs for n in names})
+                continue
+            with open(path, encoding="utf-8", errors="surrogateescape") as fh:
+                source = fh.read()
+            stem = os.path.splitext(os.path.basename(path))[0]
+            number = int(hashlib.sha256(path.encode()).hexdigest()[:15], 16)
+            files.append({"kind": kind, "path": path, "source": source, "names": names,
+                          "module": f"ansible.plugins.{kind}.{stem}_{number}"})
+    return HostPlugins(tuple(files), controller_only)
+
+
 def _declared(path: str, method: str) -> list[str]:
     try:
         with open(path, "rb") as fh:

@@ -436,16 +436,25 @@ def running(runner: ControllerLookups | None) -> Iterator[ControllerLookups | No
         lookups.controller = saved
 
 
-def record_task(runner: ControllerLookups, values: list[Any], conditions: list[str], scopes: list[Any]) -> None:
+def record_task(runner: ControllerLookups, values: list[Any], conditions: list[str], scopes: list[Any],
+                when: list[Any] | None = None, loop: Any = None) -> None:
     """Render every template in ``values`` and every condition under each scope, so that each
     controller lookup call the controller can decide is run and recorded. A template that needs
-    host data stops there; the calls it made before are kept."""
+    host data stops there; the calls it made before are kept.
+
+    ``when``: the task's conditions. Where the controller can decide them and one is false, the
+    task does not run there, and Ansible templates neither its arguments nor its other
+    expressions: only the conditions themselves (and ``loop``, which Ansible renders before
+    them) are rendered, so that a lookup with effects (``pipe``, ``password``) does not run."""
     templating, _, _ = _runtime()
     templar = templating.Templar()
     strings = [s for s in _strings(values)
                if templating.is_template(s) and (runner.every_template or uses_controller_lookups(s, runner.plugins))]
     conditions = [c for c in conditions if runner.every_template or uses_controller_lookups(c, runner.plugins)]
-    names = sorted(_referenced_names([*strings, *("{{ " + c + " }}" for c in conditions)]))
+    when = [w for w in when or () if not isinstance(w, bool) or not w]
+    loop_strings = {s for s in _strings(loop) if s in strings}
+    names = sorted(_referenced_names([*strings, *("{{ " + c + " }}" for c in conditions),
+                                      *("{{ " + str(w) + " }}" for w in when if isinstance(w, str))]))
     seen: set[str] = set()
     with running(runner):
         for scope in scopes or [templating.VarScope([{}], templar)]:
@@ -454,25 +463,52 @@ def record_task(runner: ControllerLookups, values: list[Any], conditions: list[s
             if key in seen:
                 continue
             seen.add(key)
-            for text in strings:
+            if when and _decided_false(templar, when, scope):
+                # the task is skipped here: its loop and conditions are rendered (with the
+                # lookups they call), the rest never is
+                _render_all(templar, templating, [s for s in strings if s in loop_strings], scope)
+                _render_conditions(templar, templating,
+                                   [c for c in conditions if c in {str(w) for w in when}], scope)
+                continue
+            _render_all(templar, templating, strings, scope)
+            _render_conditions(templar, templating, conditions, scope)
+
+
+def _decided_false(templar: Any, when: list[Any], scope: Any) -> bool:
+    """Whether the controller can tell that ``when`` (evaluated in order, as Ansible does, up to
+    the first false one) skips the task under ``scope``; False when it needs host data."""
+    for cond in when:
+        try:
+            if not templar.condition(cond, scope):
+                return True
+        except Exception:  # noqa: BLE001 - host data: the host decides
+            return False
+    return False
+
+
+def _render_all(templar: Any, templating: Any, strings: list[str], scope: Any) -> None:
+    for text in strings:
+        try:
+            templar.template(text, scope)
+        except Exception:  # noqa: BLE001, S112 - what needs host data is the host's
+            continue
+
+
+def _render_conditions(templar: Any, templating: Any, conditions: list[str], scope: Any) -> None:
+    for cond in conditions:
+        try:  # a condition written "{{ ... }}" is templated, as Ansible does
+            if templating.is_template(cond):
+                templar.template(cond, scope)
+            else:
+                templar.evaluate(cond, scope)
+        except Exception:  # noqa: BLE001 - what needs host data is the host's
+            # ... but a call with literal terms beside it runs the same when the
+            # condition does (`r.stdout | int == lookup('pipe', 'ulimit -n') | int`)
+            for call in _literal_calls(cond):
                 try:
-                    templar.template(text, scope)
-                except Exception:  # noqa: BLE001, S112 - what needs host data is the host's
+                    templar.evaluate(call, scope)
+                except Exception:  # noqa: BLE001, S112 - the host reports it
                     continue
-            for cond in conditions:
-                try:  # a condition written "{{ ... }}" is templated, as Ansible does
-                    if templating.is_template(cond):
-                        templar.template(cond, scope)
-                    else:
-                        templar.evaluate(cond, scope)
-                except Exception:  # noqa: BLE001 - what needs host data is the host's
-                    # ... but a call with literal terms beside it runs the same when the
-                    # condition does (`r.stdout | int == lookup('pipe', 'ulimit -n') | int`)
-                    for call in _literal_calls(cond):
-                        try:
-                            templar.evaluate(call, scope)
-                        except Exception:  # noqa: BLE001, S112 - the host reports it
-                            continue
 
 
 def _literal_calls(text: str) -> list[str]:

@@ -82,7 +82,12 @@ class Embedder:
         search: dict[str, dict[str, Any]] = {"templates": {}, "files": {}, "sources": {},
                                              "lookups": {}}
         if controller is not None:
-            record_task(controller, [task.args, task.extras], _bare_expressions(task, module), scopes)
+            when = [c.value for c in task.conditions if c.kind == "When"]
+            if any(_names(w) & runtime_names(self.plan) or _names(w) & {"ansible_facts", "hostvars"}
+                   for w in when):
+                when = []  # a task may set what it reads while the plan runs: the host decides
+            record_task(controller, [task.args, task.extras], _bare_expressions(task, module), scopes,
+                        when=when, loop=task.extras.get("loop"))
         src = task.args.get("src")
         if module == "script":  # the script itself, under its name as written
             path = resolve_source(self.plan, task)
@@ -220,6 +225,49 @@ class Embedder:
                         search["sources"][name] = _source_info(path)
                         self._template(task, name, path, search, depth=1)
                     break
+
+
+_RUNTIME_NAMES: dict[int, tuple[Plan, frozenset[str]]] = {}
+
+
+def runtime_names(plan: Plan) -> frozenset[str]:
+    """The names a task of ``plan`` may set while it runs: registered results, set_fact and
+    include_vars names (a condition reading one is the host's to decide)."""
+    known = _RUNTIME_NAMES.get(id(plan))
+    if known is not None and known[0] is plan:
+        return known[1]
+    out: set[str] = set()
+    for play in plan.plays:
+        for top in [t for batch in play.batches for t in batch.tasks] + list(play.handlers):
+            for task in top.walk():
+                if task.extras.get("register"):
+                    out.add(str(task.extras["register"]))
+                if task.short_module == "set_fact":
+                    out.update(str(k) for k in task.args)
+                if task.short_module == "include_vars":
+                    datas = list((task.extras.get("vars_data") or {}).values())
+                    datas += [data for _, data in (task.extras.get("vars_dir") or {}).get("files") or ()]
+                    out.update(str(k) for data in datas if isinstance(data, dict) for k in data)
+                    if task.args.get("name"):
+                        out.add(str(task.args["name"]))
+    if len(_RUNTIME_NAMES) > 8:
+        _RUNTIME_NAMES.clear()
+    _RUNTIME_NAMES[id(plan)] = (plan, frozenset(out))
+    return frozenset(out)
+
+
+def _names(condition: Any) -> set[str]:
+    """The variables a condition reads (every name, for one that does not parse)."""
+    import jinja2
+    from jinja2 import meta
+
+    if not isinstance(condition, str):
+        return set()
+    text = condition if _TEMPLATED.search(condition) else "{{ " + condition + " }}"
+    try:
+        return set(meta.find_undeclared_variables(jinja2.Environment().parse(text)))
+    except jinja2.TemplateSyntaxError:
+        return {"\0"}
 
 
 def _bare_expressions(task: Task, module: str) -> list[str]:

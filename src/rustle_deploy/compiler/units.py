@@ -15,9 +15,11 @@ resolved once per plan, and each unit records the bridged modules its tasks use
 
 from __future__ import annotations
 
+import json
+import os
 import re
 import sys
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -25,9 +27,9 @@ from ..errors import CompileError
 from ..model import SECRET_VARS, Host, Plan, Play, Task, own_vars
 from ..phases import Phases, per_call, plan_phases
 from ..runtime_index import canonical_module, module_families
-from .ansible_plugins import LocalPlugins, plan_plugins
-from .lookups import ControllerLookups, running, uses_controller_lookups
-from .sources import Embedder, _static_values, static_scopes
+from .ansible_plugins import LocalPlugins, host_plugins, plan_plugins
+from .lookups import ControllerLookups, record_task, running, uses_controller_lookups
+from .sources import SEARCH_VAR, Embedder, _static_values, static_scopes
 
 if TYPE_CHECKING:
     from ..bridge.lookup import BridgedModule, Resolution
@@ -147,6 +149,8 @@ def plan_units(
                 doc_play["phases"] = len(play_view.phases.kinds)
             if play_view.play.force_handlers:
                 doc_play["force_handlers"] = True
+            if play_view.play.fact_path:
+                doc_play["fact_path"] = play_view.play.fact_path
             if play_view.play.defaults:
                 doc_play["defaults"] = play_view.play.defaults
             if play_view.play.roles:
@@ -187,6 +191,10 @@ def plan_units(
             if any(m.style == "action" for m in unit.bridged.values()):
                 # what ansible-core on the controller loads for hostvars and delegate_to (bridge/action.py)
                 unit.plan_doc["bridge"]["inventory"] = list(inventory_sources)
+        if unit.plan_doc.get("plugins"):
+            embedded = host_plugins(plugins, _plan_texts(unit))
+            if embedded.files:
+                unit.plan_doc["plugins"]["files"] = list(embedded.files)
         if _TEMPLATED.search(str(plan.extra_vars)):
             unit.needs_jinja = True
         if any(_TEMPLATED.search(str((p["vars"], p.get("defaults"), p.get("roles")))) for p in doc_plays):
@@ -195,6 +203,20 @@ def plan_units(
             unit.needs_jinja = True
         units.append(unit)
     return units
+
+
+def _plan_texts(unit: BuildUnit) -> Iterator[str]:
+    """What the templates of ``unit``'s artifact may be: its compiled plan (but the plugin
+    table), its hosts' variables and the text of each file it embeds (a template's source)."""
+    yield json.dumps({k: v for k, v in unit.plan_doc.items() if k != "plugins"}, default=str)
+    yield json.dumps(unit.host_vars, default=str)
+    for path in unit.files.values():
+        try:
+            if os.path.getsize(path) <= 1 << 20:
+                with open(path, encoding="utf-8", errors="replace") as fh:
+                    yield fh.read()
+        except OSError:
+            continue
 
 
 def _bridge_resolution(plan: Plan, plays: list[_PlayView]) -> Resolution | None:
@@ -551,6 +573,21 @@ def _compile_block(
     for key, value in task.extras.items():
         if key not in ("delegate_to", "connection_vars"):
             out[key] = value
+    looped = {k: task.extras[k] for k in ("loop", "vars") if k in task.extras}
+    if "loop" in looped and uses_controller_lookups(looped["loop"], unit.plugins):
+        # an include's loop over a controller lookup (with_first_found): run and recorded here,
+        # as for a task (Embedder.embed), for the host to find when it reaches the include
+        runner = ControllerLookups(plan.base_dir, cache=unit.lookup_cache, plugins=unit.plugins)
+        with running(runner):
+            host_vars = [dict(unit.host_vars.get(h.name) or own_vars(h), inventory_hostname=h.name)
+                         for h in unit.hosts]
+            scopes = static_scopes(host_vars, {"playbook_dir": plan.playbook_dir or plan.base_dir,
+                                               **(play.play.vars or {})}, task, play.play, plan.extra_vars)
+            record_task(runner, [looped["loop"]], [], scopes)
+        if runner.recorded:
+            own = dict(out.get("vars") or {})
+            own[SEARCH_VAR] = dict(own.get(SEARCH_VAR) or {}, lookups=dict(runner.recorded))
+            out["vars"] = own
     for key, tasks in (("block", task.block), ("rescue", task.rescue), ("always", task.always)):
         if tasks or key == "block":
             out[key] = [_compile_task(plan, play, t, unit, file_cache, resolution) for t in tasks]

@@ -48,6 +48,7 @@ from rustle_deploy.errors import InventoryError
 from rustle_deploy.inventory.data import LOCALHOST_NAMES, DataError, InventoryData
 from rustle_deploy.inventory.ini import parse_ini
 from rustle_deploy.inventory.patterns import PatternError, evaluate
+from rustle_deploy.inventory.ranges import RangeError, parse_address
 from rustle_deploy.inventory.script import parse_script
 from rustle_deploy.inventory.vars import INTERNAL_VARS, VarsFiles, host_vars, sort_groups
 from rustle_deploy.inventory.yaml_json import (
@@ -349,8 +350,11 @@ def implicit_localhost() -> Inventory:
 
 
 def load_inventory(path: str | os.PathLike[str]) -> Inventory:
-    """Read an inventory file (INI, YAML, JSON, executable script) or a directory of them."""
+    """Read an inventory file (INI, YAML, JSON, executable script) or a directory of them, or
+    a comma-separated host list (``-i host1,host2,``) that names no file."""
     source = os.fspath(path)
+    if not os.path.exists(source) and "," in source:
+        return _host_list(source)
     if not os.path.exists(source):
         raise InventoryError(
             "no such inventory file or directory",
@@ -372,6 +376,23 @@ def load_inventory(path: str | os.PathLike[str]) -> Inventory:
     except DataError as exc:
         raise InventoryError(str(exc), None, file=source) from exc
     return _build(data, source, VarsFiles(basedir), warnings)
+
+
+def _host_list(source: str) -> Inventory:
+    """``host1,host2:2222,`` as Ansible's host_list plugin reads it: each name (with an optional
+    port) a host of ``ungrouped``, empty entries ignored; no vars files beside it."""
+    data = InventoryData()
+    for entry in source.split(","):
+        entry = entry.strip()
+        if not entry:
+            continue
+        try:
+            name, port = parse_address(entry, allow_ranges=False)
+        except RangeError:
+            name, port = entry, None
+        data.add_host(name, "ungrouped", port)
+    data.reconcile()
+    return _build(data, source, VarsFiles(None), [])
 
 
 def _parse_dir(data: InventoryData, path: str, warnings: list[str]) -> None:

@@ -22,7 +22,7 @@ from rustle_deploy import vault
 from rustle_deploy.errors import InventoryError
 from rustle_deploy.inventory.data import DataError, InventoryData
 from rustle_deploy.inventory.ranges import RangeError, expand_hostpattern
-from rustle_deploy.model import Unsafe
+from rustle_deploy.model import Undecryptable, Unsafe
 
 __all__ = ["Unsafe", "Loaded", "load_data", "parse_yaml_inventory"]
 
@@ -85,8 +85,11 @@ def _make_loader(lines: dict[int, int], key_lines: dict[tuple[int, Any], int]) -
             if not isinstance(node, yaml.ScalarNode):
                 raise vault.VaultFailed("!vault takes the text ansible-vault encrypt_string "
                                         "prints", "")
-            return vault.decrypt(loader.construct_scalar(node))
+            envelope = loader.construct_scalar(node)
+            return vault.decrypt(envelope)
         except vault.VaultFailed as exc:
+            if exc.locked is not None:  # as ansible-core: the tasks that use it fail, not the load
+                return Undecryptable(envelope, exc.locked)
             raise yaml.constructor.ConstructorError(
                 None, None, f"cannot decrypt this !vault value: {exc.message}", node.start_mark
             ) from exc
@@ -101,9 +104,23 @@ def _make_loader(lines: dict[int, int], key_lines: dict[tuple[int, Any], int]) -
 def _json_hook(obj: dict[str, Any]) -> Any:
     if len(obj) == 1 and "__ansible_unsafe" in obj:
         return Unsafe(obj["__ansible_unsafe"])
-    if "__ansible_vault" in obj:
-        raise ValueError("vault-encrypted values are not supported")
+    if len(obj) == 1 and isinstance(obj.get("__ansible_vault"), str):
+        # ansible-inventory --list writes a vaulted value so: opened as a !vault value is
+        try:
+            return vault.decrypt(obj["__ansible_vault"])
+        except vault.VaultFailed as exc:
+            if exc.locked is not None:
+                return Undecryptable(obj["__ansible_vault"], exc.locked)
+            raise _VaultInJson(exc) from exc
     return obj
+
+
+class _VaultInJson(Exception):
+    """A damaged ``{"__ansible_vault": ...}`` value in a JSON inventory (load_data says where)."""
+
+    def __init__(self, failed: vault.VaultFailed) -> None:
+        super().__init__(failed.message)
+        self.failed = failed
 
 
 def read_utf8(path: str, what: str = "inventory and vars files") -> str:
@@ -133,6 +150,9 @@ def load_data(path: str, text: str | None = None) -> Loaded:
         return Loaded(json.loads(text, object_hook=_json_hook), {}, {})
     except ValueError:
         pass
+    except _VaultInJson as exc:
+        raise InventoryError(f"cannot decrypt a vault-encrypted value: {exc.failed.message}",
+                             exc.failed.hint, file=path) from exc
     import yaml
 
     lines: dict[int, int] = {}

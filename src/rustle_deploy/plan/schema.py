@@ -348,6 +348,8 @@ def _ext_kinds() -> dict[str, tuple[tuple[type, ...], str]]:
         "action_ds": ((dict,), "an object: the task's module key (or action) and args keyword as "
                                "written, for ansible-core to parse when an action plugin runs on "
                                "the controller"),
+        "notify_missing": ((list,), "an array of names no handler of the play answers to (a changed "
+                                    "result that notifies them fails the host, as in Ansible)"),
         "listen": ((str, list), "a topic string or an array of them"),  # handlers only
         "unnamed": ((bool,), "true (a handler with no name of its own: its name is its module's)"),
     }
@@ -374,7 +376,7 @@ def read_extras(r: Reader, d: dict[str, Any], pointer: str, keys: tuple[str, ...
         if ok and key in ("retries", "delay", "throttle") and isinstance(value, (int, float)) and value < 0:
             ok = False
         if ok and isinstance(value, list) and key in ("changed_when", "failed_when", "until",
-                                                      "listen", "collections"):
+                                                      "listen", "collections", "notify_missing"):
             ok = all(isinstance(v, str) for v in value)
         if ok and key == "loop_with":
             ok = value in ("items", "flattened") or value in _host_lookups()
@@ -520,6 +522,7 @@ def read_play(r: Reader, value: Any, pointer: str, default_strategy: Strategy) -
     fatal = r.opt(d, "any_errors_fatal", pointer, r.boolean, False)
     order = r.opt(d, "order", pointer, lambda v, p: _order(r, v, p), "inventory")
     force_handlers = r.opt(d, "force_handlers", pointer, r.boolean, False)
+    fact_path = r.opt(d, "fact_path", pointer, r.string, None)
     bptr = child(pointer, "batches")
     raw_batches = r.arr(r.req(d, "batches", pointer, "an array of batches"), bptr,
                         "an array of batches")
@@ -549,7 +552,7 @@ def read_play(r: Reader, value: Any, pointer: str, default_strategy: Strategy) -
     return Play(play_id=play_id, name=name, hosts=hosts, strategy=strategy, serial=serial,
                 batches=batches, handlers=handlers, vars=play_vars, pointer=pointer,
                 max_fail_percentage=max_fail, any_errors_fatal=fatal, order=order,
-                force_handlers=force_handlers, defaults=defaults, roles=roles)
+                force_handlers=force_handlers, defaults=defaults, roles=roles, fact_path=fact_path)
 
 
 def _order(r: Reader, value: Any, pointer: str) -> str:

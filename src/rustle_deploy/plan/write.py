@@ -82,6 +82,8 @@ def _play(play: Play) -> dict[str, Any]:
         out["order"] = play.order
     if play.force_handlers:
         out["force_handlers"] = True
+    if play.fact_path:
+        out["fact_path"] = play.fact_path
     if play.vars:
         out["vars"] = play.vars
     if play.defaults:

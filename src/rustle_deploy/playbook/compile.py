@@ -249,6 +249,7 @@ class _PlayState:
         self.any_errors_fatal = False
         self.order = "inventory"
         self.force_handlers = False
+        self.fact_path: str | None = None  # the play's fact_path (its gathered ansible_local)
         self.connection_origins: list[Origin] = []  # where the play's remote_user/port are
         self.fatal_override = False  # a task says any_errors_fatal: false under the play's true
 
@@ -296,6 +297,9 @@ class _Compiler:
         # the host evaluates (an include's file, a copy source) that reads one of them cannot
         # be rendered on the controller, even when a default exists there
         self.runtime_names: set[str] = set()
+        # the directories of the roles met so far, whose filter_plugins/ and test_plugins/ a
+        # task's templates may call (with the playbook's own)
+        self.plugin_role_dirs: dict[str, None] = {}
         self.choosing = False  # compiling the candidates of an include_choice (not nested)
         # the first add_host/group_by task: no play may follow it (its hosts are chosen now)
         self.inventory_changed: tuple[Origin, str] | None = None
@@ -489,9 +493,8 @@ class _Compiler:
                 defaults.update(call.defaults)
                 exported.update(call.vars)
         play_vars = {**play_vars, **exported}
-        if not self.options.error_on_missing_handler:
-            tasks = self.drop_missing_notify(tasks, st, str(name))
-            st.handlers = self.drop_missing_notify(st.handlers, st, str(name))
+        tasks = self.missing_notify(tasks, st, str(name))
+        st.handlers = self.missing_notify(st.handlers, st, str(name))
         roles_table = {
             k: {"name": c.role.name, "path": c.role.path, "defaults": c.defaults, "vars": c.vars,
                 "params": c.params}
@@ -509,22 +512,30 @@ class _Compiler:
             # a task's own any_errors_fatal: false wins over the play's (Ansible reads the
             # task's inherited value): then the tasks that keep it carry it one by one
             any_errors_fatal=st.any_errors_fatal and not st.fatal_override, order=st.order,
-            force_handlers=st.force_handlers))
+            force_handlers=st.force_handlers, fact_path=st.fact_path))
 
-    def drop_missing_notify(self, tasks: list[Task], st: _PlayState, play: str) -> list[Task]:
-        """``error_on_missing_handler = false``: a notify that names no handler of the play is
-        dropped with a warning note, as Ansible warns and goes on."""
+    def missing_notify(self, tasks: list[Task], st: _PlayState, play: str) -> list[Task]:
+        """A notify that names no handler of the play is Ansible's error only when it fires (a
+        changed result): it moves to ``notify_missing``, which fails the host then. With
+        ``error_on_missing_handler = false`` it is dropped with a warning note, as Ansible warns
+        and goes on."""
         from ..plan.validate import handler_topics
 
         topics = handler_topics(st.handlers)
+        drop = not self.options.error_on_missing_handler
 
         def fix(task: Task) -> Task:
             missing = [n for n in task.notify if n not in topics]
-            for n in missing:
+            for n in missing if drop else ():
                 self.notes.append(f"[WARNING]: The requested handler {n!r} was not found in either the "
                                   f"main handlers list nor in the listening handlers list (play {play!r})")
+            extras = task.extras
+            if missing and not drop:
+                extras = {**extras, "notify_missing": missing}
+                self.notes.append(f"notify {', '.join(map(repr, missing))} names no handler of play {play!r}: "
+                                  "the host fails if the task reports changed, as with ansible-playbook")
             return replace(
-                task, notify=tuple(n for n in task.notify if n in topics),
+                task, notify=tuple(n for n in task.notify if n in topics), extras=extras,
                 block=None if task.block is None else tuple(fix(t) for t in task.block),
                 rescue=tuple(fix(t) for t in task.rescue), always=tuple(fix(t) for t in task.always))
 
@@ -587,9 +598,6 @@ class _Compiler:
                     pointer=f"{base}/{index}")
 
     def check_play_keywords(self, src: Source, ds: dict[str, Any], st: _PlayState) -> None:
-        for key in ("fact_path",):
-            if ds.get(key):
-                raise src.error(f"'{key}' is not supported", kw.REFUSED[key], ds, key)
         strategy = ds.get("strategy")
         if has_template(strategy):  # "{{ test_strategy | default('linear') }}", as Ansible renders it
             strategy = self.controller_value(src, ds, "strategy", strategy, [st.vars], "'strategy'")
@@ -692,7 +700,7 @@ class _Compiler:
         ``force_handlers`` of the play (templated over play and extra vars, as Ansible does),
         checked with the plan's rules."""
         reader = Reader(self.shown)
-        for key in ("serial", "max_fail_percentage", "any_errors_fatal", "order", "force_handlers"):
+        for key in ("serial", "max_fail_percentage", "any_errors_fatal", "order", "force_handlers", "fact_path"):
             if ds.get(key) is None:
                 continue
             value = self.controller_value(src, ds, key, ds[key], [play_vars], f"'{key}'")
@@ -705,6 +713,8 @@ class _Compiler:
                     st.any_errors_fatal = _boolean(value, key)
                 elif key == "force_handlers":
                     st.force_handlers = _boolean(value, key)
+                elif key == "fact_path":
+                    st.fact_path = reader.string(value, f"/{key}")
                 elif value not in HOST_ORDERS:
                     raise PlanError(f"unknown host order {value!r}",
                                     f"order is one of {', '.join(HOST_ORDERS)}")
@@ -803,6 +813,49 @@ class _Compiler:
                 "playbook is compiled", "use extra vars (-e), play vars or role vars here, not "
                 "inventory host vars, facts or registered results", container, key,
                 value=True) from exc
+
+    def check_controller_plugins(self, src: Source, ds: dict[str, Any], ctx: Any) -> None:
+        """Refuse a filter or test of the playbook's or a role's own plugins that the task applies
+        to host data (a registered result, a fact, a set_fact) when its file imports what the
+        host's runtime does not have: only the controller could run it, and the controller does
+        not have that data when it compiles (compiler/ansible_plugins.py embeds the others)."""
+        if ctx.role is not None:
+            self.plugin_role_dirs[ctx.role.role.path] = None
+        from ..compiler.ansible_plugins import host_import, local_plugins
+
+        found = local_plugins((self.basedir, *self.plugin_role_dirs))
+        kinds = {kind: found.names(kind) for kind in ("filter", "test")}
+        if not (kinds["filter"] or kinds["test"]) or found.pattern is None:
+            return
+        host_data = set(self.runtime_names) | {"ansible_facts"}
+        loop = next((ds[k] for k in ds if k == "loop" or str(k).startswith("with_")), None)
+        if referenced_names(loop) & self.runtime_names or _reads_facts(referenced_names(loop)):
+            control = ds.get("loop_control")
+            host_data.add(str(control.get("loop_var", "item")) if isinstance(control, dict) else "item")
+        for key, value in ds.items():
+            if key in ("name", "register", "tags", "notify", "listen"):
+                continue
+            bare = key in ("when", "changed_when", "failed_when", "until")
+            for text in _strings_of(value):
+                if not found.pattern.search(text):
+                    continue
+                hit = _host_data_call(text if not bare or has_template(text) else "{{ " + text + " }}",
+                                      kinds, host_data)
+                if hit is None:
+                    continue
+                kind, plugin, read = hit
+                path = found.found[kind][plugin]
+                needs = host_import(path)
+                if needs is None:
+                    continue  # it runs on the host
+                raise src.error(
+                    f"the {kind} '{plugin}' ({display_path(path)}) is applied to host data "
+                    f"('{read}': a fact or a value a task sets while the play runs), so it must "
+                    f"run on the host, and its file needs `{needs}`, which the host's runtime does "
+                    "not have (the standard library and Jinja2)",
+                    "compute its input from variables the controller knows (inventory, play, "
+                    "role and extra vars), or make the plugin file need only the standard library",
+                    ds, key, value=True)
 
     def inventory_dir(self) -> str | None:
         source = self.inv.source
@@ -1224,6 +1277,7 @@ class _Compiler:
             self.runtime_names.update(str(k) for k in args if k not in ("cacheable", "_raw_params"))
         if extras.get("register"):
             self.runtime_names.add(str(extras["register"]))
+        self.check_controller_plugins(src, ds, ctx)
         name = self.display_name(ds, module, ctx)
         if ctx.handler and has_template(name):
             name = self.handler_name(src, ds, name, ctx, st)
@@ -1256,6 +1310,21 @@ class _Compiler:
         if not call.key:
             self.register_role(call, st)
         return call.key
+
+    def rendered_tags(self, src: Source, ds: dict[str, Any], tags: tuple[str, ...], ctx: Ctx,
+                      st: _PlayState) -> tuple[str, ...]:
+        """Templated tags (a task's, or a block's, role's or play's it inherits) rendered now with
+        the values every host shares, as Ansible renders them before it selects; a list adds each
+        of its items. One that needs a host's data keeps its text (no tag selects it)."""
+        out: list[str] = []
+        for tag in tags:
+            try:
+                got = self.controller_value(src, ds, "tags" if "tags" in ds else _NO_KEY, tag,
+                                            self._layers(ctx, st), "tags", dynamic=True)
+            except PlaybookError:
+                got = tag
+            out += [str(t) for t in got] if isinstance(got, list) else [str(got)]
+        return tuple(out)
 
     def _layers(self, ctx: Ctx, st: _PlayState) -> list[dict[str, Any]]:
         if ctx.role is not None:
@@ -1597,7 +1666,7 @@ class _Compiler:
             extras["vars"] = task_vars
         self.loop(src, ds, extras)
         conditions = list(ctx.when) + self.conditions(src, ds)
-        tags = ctx.tags + self.tags(src, ds)
+        tags = self.rendered_tags(src, ds, ctx.tags + self.tags(src, ds), ctx, st)
         found_notify = self.effective(src, ds, ctx, "notify")
         notify: tuple[str, ...] = ()
         if found_notify is not None:
@@ -1744,15 +1813,15 @@ class _Compiler:
         elif kind in _with_lookups():
             # Ansible's with_<lookup>: the lookup's terms are the (templated) value, a list
             # spread as terms; first_found searches the task action's subdirectory
-            extras["vars"] = dict(extras.get("vars") or {}, __rustle_with_terms=value)
+            terms = "__rustle_with_found_terms" if kind == "first_found" else "__rustle_with_terms"
+            extras["vars"] = dict(extras.get("vars") or {}, **{terms: value})
             options = ""
             if kind == "first_found":
                 action = next((_short(k) for k in ds if _short(str(k)) in ANSIBLE_BUILTIN_MODULES), "")
                 subdir = next((d for d in ("template", "var", "file") if d in action), "file")
                 options = f", _subdir='{subdir}s'"
-            extras["loop"] = (f"{{{{ query('{kind}', *(__rustle_with_terms if __rustle_with_terms is "
-                              "sequence and __rustle_with_terms is not string and __rustle_with_terms "
-                              f"is not mapping else [__rustle_with_terms]){options}) }}}}")
+            extras["loop"] = (f"{{{{ query('{kind}', *({terms} if {terms} is sequence and {terms} is not "
+                              f"string and {terms} is not mapping else [{terms}]){options}) }}}}")
         else:
             supported = ", ".join(f"with_{k}" for k in ("items", *sorted(_with_lookups())))
             raise src.error(f"'{key}' is not supported yet",
@@ -2348,7 +2417,7 @@ class _Compiler:
         if ctx.role is not None:
             extras["role"] = self.role_key(ctx.role, st)
         conditions = list(ctx.when) + self.conditions(src, ds)
-        tags = ctx.tags + self.tags(src, ds)
+        tags = self.rendered_tags(src, ds, ctx.tags + self.tags(src, ds), ctx, st)
         name = name or self.display_name(ds, module, ctx)
         out.append(Task(task_id=task_id, name=name, module="", args={}, hosts=(),
                         conditions=tuple(Condition("When", c) for c in conditions), tags=tags,
@@ -2551,3 +2620,47 @@ def _role_search(role: RoleDir, dependencies: bool = False) -> tuple[str, ...]:
     if dependencies:
         return (*listed, "ansible.legacy") if "ansible.legacy" not in listed else tuple(listed)
     return _search_list(listed, "ansible.builtin" if role.collection else "ansible.legacy")
+
+
+# ansible_* names the controller knows (magic and connection variables): the others are facts
+_NOT_FACTS = re.compile(r"ansible_(?:check_mode|diff_mode|play_\w+|inventory_sources|version|config_file|"
+                        r"playbook_python|search_path|verbosity|run_tags|skip_tags|forks|limit|"
+                        r"\w*role_names|collection_name|loop|loop_var|index_var|host|port|user|"
+                        r"connection|python_interpreter|become\w*|ssh_\w+|password|private_key_file)$")
+
+
+def _reads_facts(names: set[str]) -> bool:
+    return any(n == "ansible_facts" or (n.startswith("ansible_") and not _NOT_FACTS.match(n))
+               for n in names)
+
+
+def _strings_of(value: Any) -> list[str]:
+    if isinstance(value, str):
+        return [value]
+    if isinstance(value, dict):
+        return [s for k, v in value.items() for s in (*_strings_of(k), *_strings_of(v))]
+    if isinstance(value, list):
+        return [s for v in value for s in _strings_of(v)]
+    return []
+
+
+def _host_data_call(text: str, kinds: dict[str, frozenset[str]],
+                    host_data: set[str]) -> tuple[str, str, str] | None:
+    """(kind, plugin, name read) of the first call in ``text`` of a filter or test of ``kinds``
+    whose input reads one of ``host_data`` or a fact; None when there is none."""
+    import jinja2
+    from jinja2 import nodes
+
+    try:
+        tree = jinja2.Environment().parse(text)
+    except jinja2.TemplateSyntaxError:
+        return None
+    for kind, node_type in (("filter", nodes.Filter), ("test", nodes.Test)):
+        for node in tree.find_all(node_type):
+            if node.name not in kinds[kind]:
+                continue
+            names = {n.name for n in node.find_all(nodes.Name)}
+            read = sorted(n for n in names if n in host_data or _reads_facts({n}))
+            if read:
+                return kind, node.name, read[0]
+    return None

@@ -60,7 +60,7 @@ IMPORT_TASKS = frozenset({"name", "vars", "tags", "when", "become", "become_user
                           "become_method", "ignore_errors", "no_log", "check_mode", "diff",
                           "environment", "timeout", "args", "action", "collections", "debugger",
                           "delegate_to", "run_once", "any_errors_fatal", "throttle", "remote_user", "port",
-                          "connection", "ignore_unreachable", "delegate_facts"})
+                          "connection", "ignore_unreachable", "delegate_facts", "notify"})
 INCLUDE_ROLE_ARGS = frozenset({"name", "role", "tasks_from", "vars_from", "defaults_from",
                                "handlers_from", "public", "allow_duplicates", "apply",
                                "rolespec_validate"})
@@ -79,8 +79,6 @@ INHERITED = ("become", "become_user", "become_method", "ignore_errors", "no_log"
 REFUSED = {
     "become_exe": "only the become methods sudo and su are supported, with their default programs",
     "become_flags": "become_flags are not supported yet",
-    "fact_path": "fact_path on a play is not supported yet: local facts are read from "
-                 "/etc/ansible/facts.d, or from another directory with setup: fact_path=DIR",
 }
 
 

@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..errors import ConnectError, InventoryError
-from ..model import CREATED_MARKER, Host
+from ..model import CREATED_MARKER, Host, Undecryptable
 
 PYTHON_CANDIDATES = ("/usr/bin/python3", "/usr/local/bin/python3", "/usr/libexec/platform-python", "python3")
 EXIT_TOO_OLD = 86  # the bootstrap's status on Python < 3.8: try the next candidate
@@ -300,6 +300,11 @@ def parse_ssh_args(host: Host, only: str | None = None) -> dict[str, str | list[
 def ssh_settings(host: Host) -> SshSettings:
     """The SSH settings of ``host``; raises ConnectError for values that cannot be used."""
     v = host.vars
+    for var, value in v.items():
+        if var.startswith("ansible_") and isinstance(value, Undecryptable):
+            # the controller reads these itself: a vaulted one no password opens fails the host
+            raise ConnectError(host.name, f"{host.name}: {var}: {value.reason}",
+                               "give its vault password: --vault-password-file, --vault-id or --ask-vault-pass")
     o = parse_ssh_args(host)
 
     def one(key: str) -> str | None:

@@ -75,8 +75,8 @@ CASES: dict[str, dict[str, str]] = {
     "task_unsupported_builtin": {"site.yml": """\
         - hosts: web
           tasks:
-            - reboot:
-                reboot_timeout: 60
+            - validate_argument_spec:
+                argument_spec: {}
         """},
     "task_collection_module": {"site.yml": """\
         - hosts: web
@@ -362,15 +362,6 @@ CASES: dict[str, dict[str, str]] = {
         - hosts: "{{ app_env }}"
           tasks: []
         """},
-    "notify_unknown_handler": {"site.yml": """\
-        - hosts: web
-          tasks:
-            - command: /usr/bin/true
-              notify: restart nginx
-          handlers:
-            - name: restart ngnix
-              command: /usr/bin/true
-        """},
     "unknown_lookup_loop": {"site.yml": """\
         - hosts: web
           tasks:
@@ -473,6 +464,40 @@ CASES: dict[str, dict[str, str]] = {
         - hosts: web
           strategy: mitogen_linear
           tasks: []
+        """},
+    "own_test_needs_ansible_on_host_data": {"site.yml": """\
+        - hosts: web
+          tasks:
+            - command: cat /sys/class/net/eth0/address
+              register: mac
+            - debug:
+                msg: "{{ 'aa:bb:cc:dd:ee:ff' is is_mac }}"
+            - debug:
+                msg: "{{ mac.stdout is is_mac }}"
+        """, "test_plugins/network.py": """\
+        from ansible.module_utils.common.network import is_mac
+
+
+        class TestModule:
+            def tests(self):
+                return {"is_mac": is_mac}
+        """},
+    "own_filter_needs_module_on_facts": {"site.yml": """\
+        - hosts: web
+          roles:
+            - tools
+          tasks:
+            - debug:
+                msg: "{{ item }}"
+              loop: "{{ ansible_interfaces | as_yaml }}"
+        """, "roles/tools/tasks/main.yml": "- debug: msg=tools\n",
+        "roles/tools/filter_plugins/yamlish.py": """\
+        import yaml
+
+
+        class FilterModule:
+            def filters(self):
+                return {"as_yaml": yaml.safe_dump}
         """},
 }
 

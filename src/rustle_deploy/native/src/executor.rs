@@ -226,7 +226,14 @@ pub fn render(value: &Value, scope: &Scope) -> Result<Value, String> {
                     return render_text(parts, scope).map(Value::Str);
                 }
                 if let Some(cond) = map.get(EXPR_KEY) {
-                    return expression(cond, scope);
+                    // "{{ x }}\n": x's value; text gets the newline Jinja2 dropped back
+                    return match expression(cond, scope)? {
+                        Value::Str(mut text) if cond.get("newline").map_or(false, truthy) && !text.ends_with('\n') => {
+                            text.push('\n');
+                            Ok(Value::Str(text))
+                        }
+                        other => Ok(other),
+                    };
                 }
             }
             let mut out = Map::new();
@@ -349,6 +356,38 @@ fn failure(msg: String) -> Map {
         ("changed", Value::Bool(false)),
         ("msg", Value::Str(msg)),
     ])
+}
+
+/// The index of the section an include's `choose` picks (`executor._choose`): its `name`
+/// rendered here and looked up in `select`, or with `first_found`, the first of the rendered
+/// candidates the controller found (`found`: name -> the controller's path, which `select`
+/// knows). Errors are the runtime's words.
+fn choose(choice: &Map, scope: &Scope) -> Result<usize, String> {
+    let name = match choice.get("first_found") {
+        Some(terms) if !terms.is_null() => {
+            let found = choice.get("found").and_then(Value::as_dict);
+            let rendered = render(terms, scope)?;
+            let mut names = Vec::new();
+            for term in as_list(Some(&rendered)) {
+                if let Value::Str(text) = term {
+                    names.extend(text.split(|c| c == ',' || c == ';').filter(|n| !n.is_empty()).map(str::to_string));
+                }
+            }
+            match names.iter().find_map(|n| found.and_then(|f| f.get(n))) {
+                Some(path) => json::py_str(path),
+                None => return Err(choice.get("none_found").map(json::py_str).unwrap_or_default()),
+            }
+        }
+        _ => match render(choice.get("name").unwrap_or(&Value::Null), scope)? {
+            Value::Str(text) => text,
+            other => json::py_str(&other),
+        },
+    };
+    match choice.get("select").and_then(|s| s.get(&name)) {
+        Some(Value::Int(index)) if *index >= 0 => Ok(*index as usize),
+        Some(Value::Str(refused)) => Err(refused.clone()),
+        _ => Err(format!("Could not find or access '{}' on the Ansible Controller.", name)),
+    }
 }
 
 /// A task failed and was not ignored: the host stops.
@@ -688,6 +727,23 @@ impl<'a> Runner<'a> {
             }
             Ok(true) => {}
         }
+        // an include whose file is chosen with the host's data: chosen now (executor._choose),
+        // before the include reports
+        let chosen = match task.get("choose").and_then(Value::as_dict) {
+            Some(choice) => {
+                let picked = {
+                    let scope = Scope::new(vec![&self.base, &self.registered]);
+                    choose(choice, &scope)
+                };
+                match picked.and_then(|i| {
+                    as_list(task.get("choices")).get(i).and_then(Value::as_dict).cloned().ok_or_else(|| format!("malformed include choice {}", i))
+                }) {
+                    Ok(body) => Some(body),
+                    Err(e) => return self.container_event(head, failure(e), &include),
+                }
+            }
+            None => None,
+        };
         if include.is_some() {
             self.container_event(head, map(vec![("changed", Value::Bool(false))]), &include)?;
         }
@@ -707,7 +763,7 @@ impl<'a> Runner<'a> {
             }
         }
         let ran = self.ran;
-        let outcome = self.run_sections(task, is_handler, handlers);
+        let outcome = self.run_sections(chosen.as_ref().unwrap_or(task), is_handler, handlers);
         if let Some(once) = once {
             if self.ran > ran && !self.roles_done.contains(&once) {
                 self.roles_done.push(once);
@@ -1330,6 +1386,13 @@ mod tests {
 
     fn var(path: &str) -> String {
         format!(r#"{{"expr": "e", "ir": {}}}"#, path)
+    }
+
+    #[test]
+    fn one_expression_and_a_newline_is_its_value_and_text_gets_the_newline() {
+        let with_newline = |ir: &str| format!(r#"{{"__rustle_expr__": {{"expr": "x", "ir": {}, "newline": true}}}}"#, ir);
+        assert_eq!(render_with(&with_newline(r#"["attr", ["name", "r"], "stdout"]"#)).unwrap(), Value::from("hi\n"));
+        assert_eq!(to_string(&render_with(&with_newline(r#"["attr", ["name", "r"], "d"]"#)).unwrap()), r#"{"k": "it's", "z": [0.1]}"#);
     }
 
     #[test]

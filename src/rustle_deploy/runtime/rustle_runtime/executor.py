@@ -130,6 +130,9 @@ def _notified_handlers(handlers, notification):
 _BOOL_KEYWORDS = ("ignore_errors", "no_log", "check_mode", "diff", "become", "run_once", "ignore_unreachable")
 _NUMBER_KEYWORDS = ("retries", "delay", "timeout")
 _ITEM_KEYWORDS = ("retries", "delay")  # evaluated for each loop item, as in Ansible
+# how the task variable holding a with_<lookup>'s terms begins: the playbook front end compiles
+# the with_ into a loop over the lookup (playbook/compile.py)
+WITH_TERMS = "__rustle_with_"
 _MAX_TIMEOUT = 100000000  # ansible-core's limit on a task's timeout (seconds)
 _BOOL_WORDS = ("yes", "no", "true", "false", "on", "off", "1", "0", "y", "n")
 _TEXT_KEYWORDS = ("become_user", "become_method")
@@ -417,6 +420,7 @@ class Runner:
         self._own = set()  # registered names a run_once phase does not share (add_host's)
         self.templar = Templar(read_file=self._read_embedded)
         self._facts = None
+        self._fact_path = None  # the fact_path ansible_local of the facts was read from
         self._tmpdir = None
         self.runtime_vars = {}  # registered results and set_fact, across plays
         self._own_names = set()  # registered by a task whose result only the first host gets
@@ -426,7 +430,9 @@ class Runner:
         # host facts' precedence (above inventory, below play vars), as INJECT_FACTS_AS_VARS does
         self.module_facts = {}
         self._delegated = {}  # delegate_facts: {"facts", "vars"} of the host delegated to
-        self._unreachable_hit = False  # a task was unreachable: no rescue, no always
+        self._errors_cleared = False  # a meta: clear_host_errors ran (in an always section)
+        self._roles_ended = set()  # role calls (keys) a meta: end_role ended on this host
+        self._unreachable_hit = False  # a task was unreachable (or notified no handler): no rescue, no always
         self.extra_vars = dict(plan.get("extra_vars") or {})
         self.stats = {"ok": 0, "changed": 0, "failed": 0, "skipped": 0, "rescued": 0, "ignored": 0}
         self._params = []  # params layers of the containers being run (include vars)
@@ -467,11 +473,20 @@ class Runner:
             from .facts import gather
 
             gathered = unsafe(gather())
+            gathered["ansible_local"] = self._local_facts()
             if self._facts is None:
                 self._facts = gathered
             else:
                 self._facts.update(gathered)
         return self._facts
+
+    def _local_facts(self):
+        """``ansible_local`` as the play's fact gathering reads it: its ``fact_path`` (the
+        default /etc/ansible/facts.d without one)."""
+        from .facts import FACT_PATH, FactsContext, local_facts
+
+        self._fact_path = (self._play or {}).get("fact_path") or FACT_PATH
+        return unsafe(local_facts(FactsContext(), self._fact_path))
 
     def _read_embedded(self, sha256):
         """The bytes of ``files/<sha256>`` (a template's include, a lookup's file)."""
@@ -693,6 +708,8 @@ class Runner:
 
     def _run_play(self, play):
         self._play = play
+        if self._facts is not None and (play.get("fact_path") or "/etc/ansible/facts.d") != self._fact_path:
+            self._facts["ansible_local"] = self._local_facts()  # this play gathers from its own
         tasks = play.get("tasks") or []
         first = last = True
         key = str(play.get("index"))
@@ -877,9 +894,10 @@ class Runner:
                 if self._unreachable_hit:
                     raise
                 failed = True
+        self._errors_cleared = False
         for child in always:
             self._run_task(child, is_handler)  # a failure here propagates
-        if failed:
+        if failed and not self._errors_cleared:  # meta: clear_host_errors lets the host go on
             raise _HostFailed()
 
     # ---------------------------------------------------------------- one task
@@ -888,6 +906,8 @@ class Runner:
         hosts = task.get("hosts")
         if hosts is not None and self.host not in hosts:
             return
+        if task.get("role") and task.get("role") in self._roles_ended:
+            return  # meta: end_role ended this role call on this host
         if "block" in task:
             self._run_container(task, is_handler)
             return
@@ -905,11 +925,16 @@ class Runner:
             result = {"failed": True, "changed": False, "msg": keyword_error}
         else:
             result = self._execute(task)
+        missing = _as_list(task.get("notify_missing"))
+        aborted = bool(missing) and bool(result.get("changed")) and not result.get("failed")
+        if aborted:  # ansible-core stops the run when this notification fires, whatever rescues it
+            result = dict(result, failed=True, msg=f"The requested handler '{missing[0]}' was not found in either "
+                          "the main handlers list nor in the listening handlers list")
         for one in [result] + [r for r in result.get("results") or () if isinstance(r, dict)]:
             fetched = one.pop("_rustle_fetch", None)
             if fetched:  # a fetch's bytes go to the controller only: not registered, not journaled
                 self.emitter.emit(dict(fetched, event="fetched", host=self.host, id=task.get("id")), journal=False)
-        ignored = bool(result.get("failed")) and bool(task.get("ignore_errors"))
+        ignored = bool(result.get("failed")) and bool(task.get("ignore_errors")) and not aborted
         if result.get("unreachable"):
             ignored = bool(task.get("ignore_unreachable"))
         register = task.get("register")
@@ -926,7 +951,7 @@ class Runner:
         event.update({"status": status, "ignored": ignored})
         event.update(self._event_fields(result, task))
         event["duration"] = round(time.monotonic() - started, 6)
-        rescued = status == "failed" and not ignored and self._rescuing > 0
+        rescued = status == "failed" and not ignored and self._rescuing > 0 and not aborted
         if rescued:
             event["rescued"] = True
         if task.get("no_log"):
@@ -954,7 +979,7 @@ class Runner:
                 self.stats["ignored"] += 1
         if status in ("failed", "unreachable") and not ignored:
             self._failure = (task, result)
-            self._unreachable_hit = status == "unreachable"
+            self._unreachable_hit = status == "unreachable" or aborted
             raise _HostFailed()
         if result.get("changed") and not result.get("failed"):
             self._notify({str(n) for n in _as_list(task.get("notify"))})
@@ -965,6 +990,10 @@ class Runner:
             raise _EndPlay()
         elif action == "clear_facts":
             self._facts = None
+        elif action == "clear_host_errors":
+            self._errors_cleared = True
+        elif action == "end_role" and task.get("role"):
+            self._roles_ended.add(task["role"])
 
     def _resolve_keywords(self, task):
         """Task keywords given as expressions (``ignore_errors: "{{ x }}"``) -> their values.
@@ -1142,7 +1171,14 @@ class Runner:
             except LookupError_ as exc:
                 raise TemplateError(str(exc)) from exc
         if isinstance(loop, str):
-            value = self.templar.template(loop, scope) if is_template(loop) else self.templar.evaluate(loop, scope)
+            try:
+                value = self.templar.template(loop, scope) if is_template(loop) else self.templar.evaluate(loop, scope)
+            except TemplateError as exc:
+                if WITH_TERMS not in loop or str(exc).startswith(("Error rendering template", "The lookup plugin")):
+                    raise
+                # rendering a with_<lookup>'s terms (compiled to a loop over the lookup) failed:
+                # ansible-core 2.19's words
+                raise TemplateError(f"Error rendering template: {exc}") from exc
         else:
             value = self.templar.template(loop, scope)
         if flatten in ("items", "flattened"):  # with_items: one level; with_flattened: all

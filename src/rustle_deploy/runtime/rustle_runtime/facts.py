@@ -371,5 +371,91 @@ def select(facts, chosen):
 
 
 def unprefixed(facts):
-    """``ansible_facts`` as Ansible exposes it: the same facts without the prefix."""
-    return {k[8:] if k.startswith("ansible_") else k: v for k, v in facts.items()}
+    """``ansible_facts`` as Ansible exposes it: the same facts without the prefix (but
+    ``ansible_local``, which keeps it there too)."""
+    return {k[8:] if k.startswith("ansible_") and k != "ansible_local" else k: v for k, v in facts.items()}
+
+
+# ansible-core's default fact_path (a play's fact_path keyword, or setup's, says another)
+FACT_PATH = "/etc/ansible/facts.d"
+
+
+class FactsContext:
+    """What :func:`local_facts` needs of a module context, for facts gathered lazily (no task):
+    executables run directly, warnings are kept."""
+
+    def __init__(self):
+        self.warnings = []
+
+    def warn(self, msg):
+        self.warnings.append(str(msg))
+
+    def run_command(self, args, expand=True):
+        import subprocess
+
+        proc = subprocess.run(args, stdin=subprocess.DEVNULL, capture_output=True, check=False)
+        return (proc.returncode, proc.stdout.decode("utf-8", "surrogateescape"),
+                proc.stderr.decode("utf-8", "surrogateescape"))
+
+
+def local_facts(ctx, fact_path):
+    """Ansible's local facts (``ansible_local``): each ``*.fact`` of ``fact_path``, run when
+    executable, read as JSON or else INI; a bad one is its error message (and a warning).
+    ``ctx``: what runs the executable ones and takes the warnings (a module context, or
+    :class:`FactsContext` for lazily gathered facts)."""
+    import configparser
+    import glob
+    import json
+    import stat
+
+    local = {}
+    if not os.path.exists(fact_path):
+        return local
+    for fn in sorted(glob.glob(fact_path + "/*.fact")):
+        base = os.path.basename(fn).replace(".fact", "")
+        try:
+            executable = stat.S_IXUSR & os.stat(fn).st_mode
+        except OSError as exc:
+            local[base] = f"Could not stat fact ({fn}): {exc}"
+            ctx.warn(local[base])
+            continue
+        if executable:
+            try:
+                rc, out, err = ctx.run_command([fn], expand=False)
+                failed = None if rc == 0 else f"Failure executing fact script ({fn}), rc: {rc}, err: {err}"
+            except OSError as exc:
+                failed = f"Could not execute fact script ({fn}): {exc}"
+            if failed is not None:
+                local[base] = failed
+                ctx.warn(failed)
+                continue
+        else:
+            try:
+                with open(fn, "rb") as fh:
+                    out = fh.read().decode("utf-8", "surrogateescape").strip()  # get_file_content
+            except OSError:
+                out = ""
+        try:
+            fact = json.loads(out)
+        except ValueError:
+            parser = configparser.ConfigParser()
+            try:
+                parser.read_string(out)
+            except configparser.Error:
+                fact = f"error loading facts as JSON or ini - please check content: {fn}"
+                ctx.warn(fact)
+            else:
+                fact = {}
+                for section in parser.sections():
+                    fact.setdefault(section, {})
+                    for option in parser.options(section):
+                        try:
+                            fact[section][option] = parser.get(section, option)
+                        except configparser.Error as exc:
+                            fact = f"error loading facts as ini - please check content: {fn} ({exc})"
+                            ctx.warn(fact)
+                            break
+                    if isinstance(fact, str):
+                        break
+        local[base] = fact
+    return local

@@ -221,6 +221,20 @@ def _unique(seq):
     return out
 
 
+def unique(environment, a, case_sensitive=None, attribute=None):
+    """ansible.builtin.unique: Jinja2's filter made a list, case-insensitive unless told (Ansible
+    passes ``bool(case_sensitive)``); items it cannot hash fall back to keeping the first of each."""
+    from jinja2.filters import do_unique
+
+    try:
+        return list(do_unique(environment, a, case_sensitive=bool(case_sensitive), attribute=attribute))
+    except TypeError:
+        if case_sensitive is False or attribute:
+            raise FilterError("Jinja2's unique filter failed and we cannot fall back to Ansible's version "
+                              "as it does not support the parameters supplied.") from None
+        return _unique(a)
+
+
 def difference(a, b):
     return [x for x in _unique(a) if x not in b]
 

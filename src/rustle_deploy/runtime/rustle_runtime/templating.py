@@ -28,7 +28,7 @@ import sys
 import types
 
 from . import expr as _expr
-from .filters import FILTERS, TESTS, FilterError, to_bool
+from .filters import FILTERS, TESTS, FilterError, to_bool, unique
 
 _SINGLE = re.compile(r"^\{\{\s*((?:(?!\{\{|\}\}|\{%|%\}).)+?)\s*\}\}\Z", re.S)
 _IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
@@ -218,6 +218,8 @@ class VarScope:
 
     def __getitem__(self, key):
         value = self.raw(key)
+        if key == FOUND_TERMS and isinstance(value, list):
+            return self._defined(value)
         if _LOCKED:  # a !vault value no secret opened: reading it (or what holds it) fails
             locked = _locked_in(value)
             if locked is not None:
@@ -234,6 +236,18 @@ class VarScope:
             finally:
                 self._depth -= 1
         return value
+
+    def _defined(self, terms):
+        """with_first_found's terms, each rendered on its own: one that is undefined is left
+        out, as ansible-core's first_found ignores undefined terms."""
+        out = []
+        for term in terms:
+            try:
+                out.append(self.templar.template(term, self) if has_template(term) else term)
+            except TemplateError as exc:
+                if "is undefined" not in str(exc):
+                    raise
+        return out
 
     def __contains__(self, key):
         try:
@@ -352,6 +366,7 @@ def _environment():
     for name in _LAZY_FILTERS:
         env.filters[name] = _listed(env.filters[name])
     env.filters.update({name: _named(name, fn) for name, fn in FILTERS.items()})
+    env.filters["unique"] = _named("unique", functools.partial(unique, env))
     env.tests.update(TESTS)
     for table in (env.filters, env.tests):  # the fully qualified names too
         table.update({"ansible.builtin." + k: v for k, v in list(table.items())})
@@ -378,15 +393,70 @@ def _environment():
     return env
 
 
+# the playbook's and roles' own filters and tests that run here (kind -> name -> function),
+# loaded from the files the compiler embedded (the plan's ``plugins.files``)
+LOADED = {"filter": {}, "test": {}}
+
+
 def register_plugins(plugins):
     """Offer the playbook's and roles' own plugins (``{"lookup"|"filter"|"test": [NAME, ...]}``,
-    the plan's ``plugins``): each call is answered with what the controller computed for it."""
+    the plan's ``plugins``): a filter or test whose file the compiler embedded (``files``) runs
+    here; each other call is answered with what the controller computed for it."""
     from . import lookups
 
     for kind in ("lookup", "filter", "test"):
         lookups.PLUGINS[kind] = lookups.PLUGINS[kind] | frozenset((plugins or {}).get(kind) or ())
+    for entry in (plugins or {}).get("files") or ():
+        for name, fn in _load_plugin_file(entry).items():
+            LOADED[entry["kind"]].setdefault(name, fn)  # the first directory wins, as in Ansible
     if _ENV is not None:
         _add_plugins(_ENV)
+
+
+def _load_plugin_file(entry):
+    """The filters (or tests) of one embedded plugin file, as ansible-core loads it: the module
+    runs under the name Ansible gives it and its ``FilterModule().filters()`` (``TestModule``)
+    is the table. A file that fails to load gives functions that fail with its error."""
+    kind, name = entry["kind"], entry["module"]
+    module = sys.modules.get(name)
+    try:
+        if module is None:
+            module = types.ModuleType(name)
+            module.__file__ = entry["path"]
+            sys.modules[name] = module
+            try:
+                exec(compile(entry["source"], entry["path"], "exec"), module.__dict__)  # noqa: S102 - the playbook's own plugin
+            except BaseException:
+                del sys.modules[name]
+                raise
+        holder = getattr(module, "FilterModule" if kind == "filter" else "TestModule")
+        table = dict(getattr(holder(), "filters" if kind == "filter" else "tests")())
+    except Exception as exc:  # noqa: BLE001 - each call reports it
+        message = f"{type(exc).__name__}: {exc}" if not str(exc) else str(exc)
+
+        def broken(*args, **kwargs):
+            raise FilterError(f"the {kind} plugin file {entry['path']} failed to load: {message}")
+
+        return {n: broken for n in entry.get("names") or ()}
+    return {n: _plugin_call(kind, n, fn) for n, fn in table.items() if callable(fn)}
+
+
+def _plugin_call(kind, name, fn):
+    """An embedded plugin function whose failure names it, in ansible-core 2.19's words."""
+
+    @functools.wraps(fn)  # keeps jinja2's pass_context / pass_environment marks
+    def call(*args, **kwargs):
+        try:
+            value = fn(*args, **kwargs)
+        except FilterError as exc:
+            if str(exc).startswith(f"The {kind} plugin "):
+                raise
+            raise FilterError(f"The {kind} plugin '{name}' failed: {exc}") from exc
+        except Exception as exc:  # noqa: BLE001 - the plugin's own failure fails the template
+            raise FilterError(f"The {kind} plugin '{name}' failed: {exc}") from exc
+        return bool(value) if kind == "test" else value
+
+    return call
 
 
 def _add_plugins(env):
@@ -410,7 +480,7 @@ def _add_plugins(env):
             written = [name, "ansible.builtin." + name] if name in ANSIBLE_RUNS[kind] else [name]
             for key in written:
                 if key not in table or getattr(table[key], "rustle_plugin", False):
-                    table[key] = proxy(kind, name)
+                    table[key] = LOADED[kind].get(name) or proxy(kind, name)
                     table[key].rustle_plugin = True
 
 
@@ -446,6 +516,9 @@ SEARCH_VAR = "__rustle_search"
 # set while an include's host-dependent file name renders: ``first_found`` term -> the file the
 # compiler found for it (the host cannot search the controller's files itself)
 FOUND_VAR = "__rustle_found"
+# the task variable holding with_first_found's terms (playbook/compile.py): its undefined terms
+# are left out
+FOUND_TERMS = "__rustle_with_found_terms"
 
 
 TEMPLATE_SYNTAX_OPTIONS = ("trim_blocks", "lstrip_blocks", "block_start_string", "block_end_string",

@@ -139,7 +139,7 @@ def setup(ctx, args):
         raise ModuleFailure(str(exc)) from None
     facts = collect.select(dict(ctx.facts(refresh=True)), chosen)
     if "local" in chosen:
-        facts["ansible_local"] = _local_facts(ctx, args.get("fact_path") or "/etc/ansible/facts.d")
+        facts["ansible_local"] = collect.local_facts(ctx, args.get("fact_path") or collect.FACT_PATH)
     facts.update(gather_subset=subset, module_setup=True)  # as ansible-core's metadata collector
     patterns = args.get("filter") or []
     if isinstance(patterns, str):
@@ -148,68 +148,6 @@ def setup(ctx, args):
         facts = {k: v for k, v in facts.items()
                  if any(fnmatch.fnmatch(k, p) or fnmatch.fnmatch(k, "ansible_" + p) for p in patterns)}
     return {"changed": False, "ansible_facts": facts}
-
-
-def _local_facts(ctx, fact_path):
-    """Ansible's local facts (``ansible_local``): each ``*.fact`` of ``fact_path``, run when
-    executable, read as JSON or else INI; a bad one is its error message (and a warning)."""
-    import configparser
-    import glob
-    import json
-    import os
-    import stat
-
-    local = {}
-    if not os.path.exists(fact_path):
-        return local
-    for fn in sorted(glob.glob(fact_path + "/*.fact")):
-        base = os.path.basename(fn).replace(".fact", "")
-        try:
-            executable = stat.S_IXUSR & os.stat(fn).st_mode
-        except OSError as exc:
-            local[base] = f"Could not stat fact ({fn}): {exc}"
-            ctx.warn(local[base])
-            continue
-        if executable:
-            try:
-                rc, out, err = ctx.run_command([fn], expand=False)
-                failed = None if rc == 0 else f"Failure executing fact script ({fn}), rc: {rc}, err: {err}"
-            except OSError as exc:
-                failed = f"Could not execute fact script ({fn}): {exc}"
-            if failed is not None:
-                local[base] = failed
-                ctx.warn(failed)
-                continue
-        else:
-            try:
-                with open(fn, "rb") as fh:
-                    out = fh.read().decode("utf-8", "surrogateescape").strip()  # get_file_content
-            except OSError:
-                out = ""
-        try:
-            fact = json.loads(out)
-        except ValueError:
-            parser = configparser.ConfigParser()
-            try:
-                parser.read_string(out)
-            except configparser.Error:
-                fact = f"error loading facts as JSON or ini - please check content: {fn}"
-                ctx.warn(fact)
-            else:
-                fact = {}
-                for section in parser.sections():
-                    fact.setdefault(section, {})
-                    for option in parser.options(section):
-                        try:
-                            fact[section][option] = parser.get(section, option)
-                        except configparser.Error as exc:
-                            fact = f"error loading facts as ini - please check content: {fn} ({exc})"
-                            ctx.warn(fact)
-                            break
-                    if isinstance(fact, str):
-                        break
-        local[base] = fact
-    return local
 
 
 def include_vars(ctx, args):

@@ -1,0 +1,6 @@
+import yaml
+
+
+class FilterModule:
+    def filters(self):
+        return {"as_yaml": yaml.safe_dump}
