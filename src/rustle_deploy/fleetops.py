@@ -1292,7 +1292,7 @@ def resume_spec(opts: dict[str, Any]) -> dict[str, Any]:
         if opts.get(key) not in (None, ""):
             argv += [flag, str(opts[key])]
     if opts.get("format_") not in (None, "auto"):
-        argv += ["--format", str(opts["format_"])]
+        argv += ["--format", "hybrid" if opts.get("hybrid") else str(opts["format_"])]
     for key, flag in _RESUME_SWITCHES.items():
         if opts.get(key):
             argv.append(flag)

@@ -119,6 +119,8 @@ class Session:
             },
         )
         opts["format_"] = opts.get("format_") or settings.artifact_format
+        if opts["format_"] == "hybrid":  # the native runner, the host's Python for what does not lower
+            opts["format_"], opts["hybrid"] = "native", True
         _check_format(opts, mode)
         listing = any(opts.get(m) for m in LIST_MODES)  # printouts for people, as ansible-playbook's
         output = opts.get("output") or ("text" if sys.stdout.isatty() or listing else "json")
@@ -451,8 +453,14 @@ class Session:
                               file=sys.stderr)
                         out.append(pyz(u))
                         continue
-                    out.extend(build_native(u, cache_dir=s.cache_dir, runner=self._unit_runner(u).sha256,
-                                            rebuild=rebuild, size_limit=s.binary_size_limit))
+                    built = build_native(u, cache_dir=s.cache_dir, runner=self._unit_runner(u).sha256,
+                                         rebuild=rebuild, size_limit=s.binary_size_limit,
+                                         python=pyz(u) if self.opts.get("hybrid") else None)
+                    for a in built if self.opts.get("hybrid") else ():
+                        why = "; ".join(a.python_tasks) if a.python_tasks else "every task lowers"
+                        self.say_format(f"hybrid for {_shown(list(a.hosts))}: "
+                                        f"{len(a.python_tasks)} task(s) run in the host's Python: {why}")
+                    out.extend(built)
                 return out
             if self.opts.get("format_") == "auto" and self.runner() is not None:
                 return self._build_auto(units, pyz)
