@@ -5,6 +5,8 @@ lowers"). Each source is compiled as ``--format native`` would compile it, and e
 every build unit (for the unit's first host) is lowered on its own: a task lowers when
 ``_Lowering.task`` accepts it. A unit lowers when all its tasks do (what ``--format auto``
 needs to pick native). A block or include lowers with all its tasks or none (each counted).
+Each unit is also lowered for ``--format hybrid``: whether it builds, and how many of its tasks
+the runner hands to the host's Python (a unit runs "mostly native" when fewer than half).
 
     .venv/bin/python benchmarks/lowering.py [--acceptance] [--json FILE]
 
@@ -89,7 +91,7 @@ def measure(label: str, path: str, inventory: str | None, extra: tuple[str, ...]
     finally:
         os.chdir(cwd)
     tasks = lowered = 0
-    units_lowered = 0
+    units_lowered = units_hybrid = units_mostly_native = python_tasks = 0
     reasons: collections.Counter[str] = collections.Counter()
     blockers: list[list[str]] = []  # per unit that does not lower: every reason that stops it
     for u in units:
@@ -123,7 +125,19 @@ def measure(label: str, path: str, inventory: str | None, extra: tuple[str, ...]
         units_lowered += not unit_reasons
         if unit_reasons:
             blockers.append(sorted(unit_reasons))
+        # --format hybrid: the unit's program, with what does not lower left to the host's Python
+        try:
+            hybrid = _Lowering(doc, host, registered, {d: b"" for d in u.files}, u.host_vars.get(host), hybrid=True)
+            hybrid.plays()
+        except RustleError:
+            continue
+        n = sum(len(leaves(t)) for p in doc["plays"] if host in (p.get("hosts") or [])
+                for t in p["tasks"] + p["handlers"])
+        units_hybrid += 1
+        units_mostly_native += 2 * len(hybrid.to_python) < n
+        python_tasks += len(hybrid.to_python)
     return {"source": label, "tasks": tasks, "lowered": lowered, "units": len(units), "units_lowered": units_lowered,
+            "units_hybrid": units_hybrid, "units_mostly_native": units_mostly_native, "python_tasks": python_tasks,
             "reasons": dict(reasons.most_common()), "blockers": blockers}
 
 
@@ -153,8 +167,9 @@ def main(argv: list[str] | None = None) -> int:
             continue
         share = r["lowered"] / r["tasks"] if r["tasks"] else 0.0
         print(f"{r['source']}: {r['lowered']}/{r['tasks']} tasks lower ({share:.0%}); "
-              f"{r['units_lowered']}/{r['units']} units lower whole")
-        for key in ("tasks", "lowered", "units", "units_lowered"):
+              f"{r['units_lowered']}/{r['units']} units lower whole; hybrid: {r['units_hybrid']} units "
+              f"({r['units_mostly_native']} mostly native), {r['python_tasks']} tasks in the host's Python")
+        for key in ("tasks", "lowered", "units", "units_lowered", "units_hybrid", "units_mostly_native", "python_tasks"):
             total[key] += r[key]
         reasons.update(r["reasons"])
         for unit in r["blockers"]:
@@ -163,6 +178,9 @@ def main(argv: list[str] | None = None) -> int:
                 alone.update(unit)
     print(f"\nall: {total['lowered']}/{total['tasks']} tasks lower "
           f"({total['lowered'] / max(total['tasks'], 1):.0%}); {total['units_lowered']}/{total['units']} units lower whole")
+    print(f"--format hybrid: {total['units_hybrid']}/{total['units']} units build (the runner hands "
+          f"{total['python_tasks']} tasks to the host's Python); {total['units_mostly_native']} run mostly native "
+          "(fewer than half their tasks in Python)")
     print("what stops the rest (tasks):")
     for reason, n in reasons.most_common(25):
         print(f"  {n:5d}  {reason}")

@@ -163,7 +163,7 @@ def run_pyinfra(ctx: Ctx) -> Run:
 
 
 def run_rustle(ctx: Ctx, *extra: str, env: dict[str, str] | None = None,
-               host_vars: dict[str, object] | None = None) -> Run:
+               host_vars: dict[str, object] | None = None, python_tasks: int = 0) -> Run:
     """rustle-deploy as a user runs it: no format flag (--format auto: the native runner where
     the plan lowers, which the workload does). The cold run's empty ~/.rustle starts with the
     runner, as an installation that ships prebuilt runners has it (``seed_runner``)."""
@@ -177,7 +177,7 @@ def run_rustle(ctx: Ctx, *extra: str, env: dict[str, str] | None = None,
         for v in doc["all"]["hosts"].values():
             v.update(host_vars)
         inv.write_text(json.dumps(doc, indent=1))
-    plan = write_plan(ctx.rundir / "plan.json", [h.name for h in ctx.hosts], WORKLOAD)
+    plan = write_plan(ctx.rundir / "plan.json", [h.name for h in ctx.hosts], WORKLOAD, python_tasks)
     return measure([str(VENV_BIN / "rustle-deploy"), str(plan), "-i", str(inv), "--run",
                     "--output", "json", "--parallel", str(ctx.n), *extra], ctx, env)
 
@@ -259,6 +259,14 @@ def run_rustle_native(ctx: Ctx) -> Run:
     return failed if failed is not None else run_rustle(ctx, "--format", "native")
 
 
+def run_rustle_hybrid(ctx: Ctx, python_tasks: int) -> Run:
+    """rustle-deploy with --format hybrid on the workload with ``python_tasks`` of its tasks in
+    a form the runner cannot run (plan.PYTHON_TASKS): the runner runs the rest and hands those
+    to the host's Python, started once per run."""
+    failed = seed_runner(ctx)
+    return failed if failed is not None else run_rustle(ctx, "--format", "hybrid", python_tasks=python_tasks)
+
+
 def run_floor(ctx: Ctx) -> Run:
     """One OpenSSH connection per host, all at once: copy the artifact, run `true`."""
     artifact = ctx.rundir / "artifact.bin"
@@ -291,6 +299,10 @@ TOOLS: dict[str, Callable[[Ctx], Run]] = {
     "rustle-native": run_rustle_native, "rustle-bridge": run_rustle_bridge,
     "rustle-bridge3": run_rustle_bridge3, "rustle-bridge3-keep": run_rustle_bridge3_keep,
     "rustle-bridge3-seeded": run_rustle_bridge3_seeded, "floor": run_floor,
+    # the workload with 1 or 3 tasks the runner cannot run: hybrid, and pyz on the same plan
+    "rustle-hybrid1": lambda ctx: run_rustle_hybrid(ctx, 1),
+    "rustle-hybrid3": lambda ctx: run_rustle_hybrid(ctx, 3),
+    "rustle-pyz3": lambda ctx: run_rustle(ctx, "--format", "pyz", python_tasks=3),
 }
 
 

@@ -237,7 +237,7 @@ def test_the_format_setting_comes_from_the_environment_and_is_checked(
     plan = make_plan(tmp_path, [{"module": "ping", "args": {}}])
     code, _, err = cli(capsys, str(plan), "--run", "--output", "json")
     assert code == 2
-    assert "RUSTLE_FORMAT: expected auto, pyz or native, got 'fast'" in err
+    assert "RUSTLE_FORMAT: expected auto, pyz, native or hybrid, got 'fast'" in err
     monkeypatch.setenv("RUSTLE_FORMAT", "pyz")
     code, doc, err = cli(capsys, str(plan), "--run", "--output", "json", "-v")
     assert code == 0, err

@@ -200,7 +200,7 @@ def test_each_host_gets_an_artifact_with_its_own_program_only(tmp_path: Path) ->
     p, inventory = s.plan(s.inventory())
     every, _ = s.hosts_for(p, inventory)
     (unit,) = s.units(p, inventory, every)
-    built = {tuple(hosts): json.loads(data) for hosts, data in lower_unit(unit, "0" * 64)}
+    built = {tuple(hosts): json.loads(data) for hosts, data, _ in lower_unit(unit, "0" * 64)}
     assert set(built) == {("a1", "a2"), ("b1",)}  # a1 and a2 come out the same: they share
     assert list(built[("b1",)]["hosts"]) == ["b1"]
 

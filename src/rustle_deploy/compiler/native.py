@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import CompileError
+from ..model import tag_unsafe
 from ..runtime_index import runtime_root
 from .units import BuildUnit
 
@@ -104,6 +105,20 @@ def run_names(doc: dict[str, Any]) -> set[str]:
     return names
 
 
+def _leaves(play: dict[str, Any]) -> list[dict[str, Any]]:
+    """Every task of ``play`` that is not a block, its handlers too, at any depth."""
+    out, stack = [], list(play["tasks"]) + list(play["handlers"])
+    while stack:
+        task = stack.pop()
+        if not isinstance(task, dict):
+            continue
+        if "block" in task:
+            stack.extend(t for key in ("block", "rescue", "always") for t in task.get(key) or ())
+        else:
+            out.append(task)
+    return out
+
+
 def _utf8(text: str) -> bool:
     """Whether ``text`` is UTF-8 text the runner's JSON can carry (no lone surrogates)."""
     try:
@@ -140,29 +155,44 @@ def _runtime() -> Any:
     return templating, expr, executor
 
 
-def lower_unit(unit: BuildUnit, runner_sha: str) -> list[tuple[list[str], bytes]]:
-    """The native artifacts for ``unit``: (hosts, bytes) each.
+def lower_unit(unit: BuildUnit, runner_sha: str,
+               python: bytes | None = None) -> list[tuple[list[str], bytes, list[str]]]:
+    """The native artifacts for ``unit``: (hosts, bytes, why) each; ``why`` says, for a hybrid
+    build, which tasks the host's Python runs and why (the first host's).
 
     The compiler specialises the program per host, so hosts get artifacts of their own: a host
     receives its own program, not every host's (at 1,000 hosts that is 8 KB instead of 6 MB).
     Hosts whose programs come out the same share one artifact.
+
+    ``python``: the unit's pyz artifact, for a hybrid build (docs/native.md, "Hybrid
+    artifacts"): a task that does not lower (and ``hybrid_refusal`` allows) is left to that
+    runtime on the host, which the runner starts at the first such task; a host's program
+    with no such task is a plain native one, without the pyz.
     """
     doc = unit.plan_doc
     blobs: dict[str, bytes] = {}
     for digest, path in sorted(unit.files.items()):
-        data = Path(path).read_bytes()
+        data = unit.blobs[digest] if digest in unit.blobs else Path(path).read_bytes()
         if hashlib.sha256(data).hexdigest() != digest:
             raise CompileError(f"{path}: changed while compiling", "run again")
         blobs[digest] = data
     registered = run_names(doc)
-    groups: dict[str, tuple[list[str], dict[str, Any], set[str]]] = {}
+    groups: dict[str, tuple[list[str], dict[str, Any], set[str], list[str]]] = {}
+    python_sha = hashlib.sha256(python).hexdigest() if python is not None else None
     for name in unit.host_names:
-        lowering = _Lowering(doc, name, registered, blobs, unit.host_vars.get(name))
-        program = {"plays": lowering.plays(), "facts": lowering.uses_facts}
+        lowering = _Lowering(doc, name, registered, blobs, unit.host_vars.get(name), hybrid=python is not None)
+        program: dict[str, Any] = {"plays": lowering.plays(), "facts": lowering.uses_facts}
+        if lowering.to_python:
+            assert python is not None and python_sha is not None
+            blobs[python_sha] = python
+            lowering.embedded.add(python_sha)
+            program["python"] = {"runtime": python_sha, "interpreters": _interpreter(unit.host_vars.get(name)),
+                                 "host_vars": tag_unsafe(unit.host_vars.get(name) or {})}
         key = json.dumps(program, sort_keys=True, default=str)
-        groups.setdefault(key, ([], program, lowering.embedded))[0].append(name)
+        why = [reason for _, reason in lowering.to_python]
+        groups.setdefault(key, ([], program, lowering.embedded, why))[0].append(name)
     out = []
-    for names, program, embedded in groups.values():
+    for names, program, embedded, why in groups.values():
         used = sorted(embedded)
         artifact = {
             "format": NATIVE_FORMAT,
@@ -179,8 +209,41 @@ def lower_unit(unit: BuildUnit, runner_sha: str) -> list[tuple[list[str], bytes]
         except UnicodeEncodeError as exc:  # text that is not UTF-8 somewhere _Lowering.data did not see
             raise NativeUnsupported(f"{', '.join(names)}: the program holds bytes that are not UTF-8 text ({exc})",
                                     "use --format pyz for this plan (--format auto, the default, picks it)") from None
-        out.append((names, seal(document)))
+        out.append((names, seal(document), why))
     return out
+
+
+def _interpreter(host_vars: dict[str, Any] | None) -> list[str]:
+    """The Pythons a hybrid program's tasks may run in on the host, the first one present is
+    used: the inventory's ``ansible_python_interpreter`` when it names a path, else those the
+    deploy agent looks for (``transport.options.PYTHON_CANDIDATES``)."""
+    from ..transport.options import PYTHON_CANDIDATES
+
+    value = (host_vars or {}).get("ansible_python_interpreter")
+    if isinstance(value, str) and value.startswith("/") and "{{" not in value:
+        return [value]
+    return list(PYTHON_CANDIDATES)
+
+
+# What a task left to the host's Python may not do: change what the lowering decided at compile
+# time (variables, the inventory, facts beyond the runner's), or the run's flow (meta, phases).
+_HYBRID_REFUSED = frozenset({"include_vars", "add_host", "group_by", "meta", "set_stats", "setup", "gather_facts",
+                             "pause", "fetch", "include_role", "import_role", "include_tasks", "import_tasks",
+                             "getent"})  # getent: its facts become variables (executor.module_facts)
+_HYBRID_KEYWORDS = ("delegate_to", "delegate_facts", "run_once", "phase")
+
+
+def hybrid_refusal(task: dict[str, Any]) -> str | None:
+    """Why ``task`` cannot be left to the host's Python in a hybrid program, or None."""
+    module = str(task.get("module") or "").rsplit(".", 1)[-1]
+    if module in _HYBRID_REFUSED or module.endswith("_facts"):
+        return f"module '{module}' changes what the rest of the program was compiled with"
+    for key in _HYBRID_KEYWORDS:
+        if task.get(key) not in (None, False, "", [], {}):
+            return f"keyword '{key}'"
+    if module == "set_fact" and any(not isinstance(k, str) or "{" in k for k in task.get("args") or {}):
+        return "a set_fact name that is a template (the runner must know the names the run sets)"
+    return None
 
 
 def seal(document: bytes) -> bytes:
@@ -198,9 +261,11 @@ class _Lowering:
     """One host's program: plays of concrete module calls and conditions over registered results."""
 
     def __init__(self, doc: dict[str, Any], host: str, registered: set[str], blobs: dict[str, bytes],
-                 own: dict[str, Any] | None = None):
+                 own: dict[str, Any] | None = None, hybrid: bool = False):
         templating, expr, executor = _runtime()
         self.templating, self.expr, self.executor = templating, expr, executor
+        # a string marked !unsafe is the runtime's UnsafeText here, as on the host: never a template
+        doc, own = executor.untag(tag_unsafe(doc)), (None if own is None else executor.untag(tag_unsafe(own)))
         self.doc, self.host, self.blobs = doc, host, blobs
         # an extra variable beats a registered result or set_fact (executor._task_scope): its
         # value is known now
@@ -213,6 +278,7 @@ class _Lowering:
         groups = doc.get("groups") or {}
         host_vars.setdefault("group_names", sorted(
             g for g, members in groups.items() if host in members and g != "all"))
+        host_vars.setdefault("ansible_host", host)  # the play context's address, as executor.Runner's
         host_vars.update({"inventory_hostname": host, "inventory_hostname_short": host.split(".")[0],
                           "groups": groups, "omit": executor.OMIT})
         clash = sorted(registered & set(host_vars))
@@ -235,6 +301,8 @@ class _Lowering:
         self.uses_facts = False  # set when a condition or argument needs the host's facts
         self.handling = False  # lowering a handler (and what it includes)
         self.embedded: set[str] = set()  # the sha256 of every file the program names (copy/template src)
+        self.hybrid = hybrid
+        self.to_python: list[tuple[str, str]] = []  # (task id, why) of the tasks left to the host's Python
 
     # -- scopes ----------------------------------------------------------------------------------
     def scope(self, play: dict[str, Any], task: dict[str, Any] | None = None) -> Any:
@@ -308,6 +376,34 @@ class _Lowering:
             return None
         if "block" in task:
             return self.container(play, task)
+        if not self.hybrid:
+            return self.checked(task, self.module_task(play, task))
+        try:
+            return self.checked(task, self.module_task(play, task))
+        except NativeUnsupported as exc:
+            refusal = hybrid_refusal(task)
+            if refusal is not None:
+                raise self.fail(task, f"{exc.message}; and it cannot run in the host's Python within the "
+                                      f"runner's run: {refusal}") from exc
+            ids = [t.get("id") for t in _leaves(play)]
+            if ids.count(task.get("id")) != 1:
+                raise
+            self.to_python.append((str(task.get("id")), exc.message))
+            return {"id": task.get("id"), "name": task.get("name") or task["module"], "module": task["module"],
+                    "tags": list(task.get("tags") or []),
+                    "python": {"play": self.doc["plays"].index(play), "id": task.get("id")}}
+
+    def checked(self, task: dict[str, Any], out: dict[str, Any]) -> dict[str, Any]:
+        """``out`` when every value in it is data: a value Jinja2 left undefined at compile time
+        (a lookup of a name only the host's run defines) makes the task unsupported, instead of
+        failing when the program is written."""
+        try:
+            json.dumps(out, default=str)
+        except Exception as exc:  # noqa: BLE001 - Jinja2's Undefined raises its own error from str()
+            raise self.fail(task, f"a value is undefined at compile time: {exc}") from exc
+        return out
+
+    def module_task(self, play: dict[str, Any], task: dict[str, Any]) -> dict[str, Any]:
         module = task["module"]
         if module == "setup" and "loop" not in task:
             return self.never_run(play, task)

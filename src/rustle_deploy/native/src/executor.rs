@@ -14,6 +14,7 @@ use crate::facts;
 use crate::json::{self, Map, Value};
 use crate::modules::{self, Ctx, Host};
 use crate::payload::{Artifact, RunOptions};
+use crate::python_side::PythonSide;
 use std::cell::RefCell;
 use std::path::Path;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
@@ -45,7 +46,7 @@ pub fn run_artifact(path: &Path, host: &str, opts: &RunOptions) -> i32 {
             return usage_error(&format!("{}; refusing to run it", e), hint);
         }
     };
-    let (plays, wants_facts) = match artifact.host(host) {
+    let (plays, wants_facts, python_entry) = match artifact.host(host) {
         Some(entry) => (
             entry
                 .get("plays")
@@ -53,6 +54,7 @@ pub fn run_artifact(path: &Path, host: &str, opts: &RunOptions) -> i32 {
                 .cloned()
                 .unwrap_or_default(),
             entry.get("facts").map_or(false, truthy),
+            entry.get("python").and_then(Value::as_dict).cloned(),
         ),
         None => {
             let names = artifact.host_names();
@@ -101,6 +103,8 @@ pub fn run_artifact(path: &Path, host: &str, opts: &RunOptions) -> i32 {
         roles_done: Vec::new(),
         notified: Vec::new(),
         children: RefCell::new(Children::default()),
+        python_entry,
+        python: PythonSide::default(),
     };
     runner.run(artifact.binary_name(), &plays)
 }
@@ -415,6 +419,9 @@ struct Runner<'a> {
     notified: Vec<usize>,
     /// become children, one per identity (become.rs)
     children: RefCell<Children>,
+    /// a hybrid program's `python` entry, and the run's Python child (python_side.rs)
+    python_entry: Option<Map>,
+    python: PythonSide,
 }
 
 impl<'a> Runner<'a> {
@@ -448,6 +455,7 @@ impl<'a> Runner<'a> {
         recap.insert("duration", round6(start.elapsed().as_secs_f64()));
         self.emitter.emit(&recap);
         self.children.borrow_mut().close();
+        self.python.close();
         if failed {
             EXIT_FAILED
         } else {
@@ -499,6 +507,9 @@ impl<'a> Runner<'a> {
         let tags: Vec<String> = as_list(task.get("tags")).iter().map(json::py_str).collect();
         if !is_handler && !tags_selected(&tags, &self.opts.tags, &self.opts.skip_tags) {
             return Ok(());
+        }
+        if let Some(Value::Dict(reference)) = task.get("python") {
+            return self.run_python(task, reference, is_handler, handlers);
         }
         let module = task.get("module").cloned().unwrap_or(Value::Null);
         let name = match task.get("name") {
@@ -564,6 +575,98 @@ impl<'a> Runner<'a> {
                     self.notified.push(index);
                 }
             }
+        }
+        Ok(())
+    }
+
+    /// A task of a hybrid program that the host's Python runs (python_side.rs, the runtime's
+    /// `serve.py`): it gets the names the run has set and runs the task as a pyz run would; the
+    /// runner emits its events and takes back what it set, notified, counted and whether it
+    /// failed the host.
+    fn run_python(
+        &mut self,
+        task: &Map,
+        reference: &Map,
+        is_handler: bool,
+        handlers: &[Value],
+    ) -> Result<(), HostFailed> {
+        let mut request = reference.clone();
+        request.insert("handler", Value::Bool(is_handler));
+        request.insert("vars", Value::Dict(self.registered.clone()));
+        request.insert("rescuing", Value::Int(self.rescuing as i64));
+        let entry = self.python_entry.clone().unwrap_or_default();
+        let strings = |items: &[String]| Value::List(items.iter().map(|t| Value::from(t.as_str())).collect());
+        let start = map(vec![
+            ("host", Value::from(self.host)),
+            ("check", Value::Bool(self.check)),
+            ("diff", Value::Bool(self.diff)),
+            ("tags", strings(&self.opts.tags)),
+            ("skip_tags", strings(&self.opts.skip_tags)),
+            ("verbosity", Value::Int(self.opts.verbosity)),
+            ("run_id", Value::from(self.opts.run_id.as_str())),
+            ("host_vars", entry.get("host_vars").cloned().unwrap_or_else(|| Value::Dict(Map::new()))),
+        ]);
+        let answer = match self.python.call(&entry, self.files, &start, &request) {
+            Ok(answer) => answer,
+            Err(msg) => {
+                // the task could not reach Python: its failure, reported as the runner reports one
+                let head = map(vec![
+                    ("id", task.get("id").cloned().unwrap_or(Value::Null)),
+                    ("task", task.get("name").cloned().unwrap_or(Value::Null)),
+                    ("module", task.get("module").cloned().unwrap_or(Value::Null)),
+                ]);
+                let kind = if is_handler { "handler" } else { "task" };
+                let mut start_event = head.clone();
+                start_event.insert("event", Value::from(format!("{}_start", kind)));
+                self.emitter.emit(&start_event);
+                let result = failure(msg);
+                let mut event = head;
+                event.insert("event", Value::from(format!("{}_result", kind)));
+                event.insert("status", Value::from("failed"));
+                event.insert("ignored", Value::Bool(false));
+                for (k, v) in self.event_fields(&result, task).0 {
+                    event.insert(&k, v);
+                }
+                event.insert("duration", round6(0.0));
+                if self.rescuing > 0 {
+                    event.insert("rescued", Value::Bool(true));
+                    self.stats[4] += 1;
+                } else {
+                    self.count("failed", false, false);
+                }
+                self.emitter.emit(&event);
+                self.ran += 1;
+                self.failure = Some((task.clone(), result));
+                return Err(HostFailed);
+            }
+        };
+        for event in as_list(answer.get("events")) {
+            if let Value::Dict(event) = event {
+                self.emitter.emit(&event);
+            }
+        }
+        if let Some(Value::Dict(set)) = answer.get("vars") {
+            for (key, value) in set.iter() {
+                self.registered.insert(key, value.clone());
+            }
+        }
+        if let Some(Value::Dict(stats)) = answer.get("stats") {
+            for (i, name) in STATS.iter().enumerate() {
+                self.stats[i] += stats.get(name).and_then(Value::as_i64).unwrap_or(0);
+            }
+        }
+        self.ran += answer.get("ran").and_then(Value::as_i64).unwrap_or(0) as usize;
+        let names = as_list(answer.get("notify"));
+        for (index, handler) in handlers.iter().enumerate() {
+            let topics = handler_topics(handler.as_dict().unwrap_or(&Map::new()));
+            if topics.iter().any(|t| names.contains(t)) && !self.notified.contains(&index) {
+                self.notified.push(index);
+            }
+        }
+        if answer.get("failed").map_or(false, truthy) {
+            let get = |key: &str| answer.get(key).and_then(Value::as_dict).cloned().unwrap_or_default();
+            self.failure = Some((get("failed_task"), get("failed_result")));
+            return Err(HostFailed);
         }
         Ok(())
     }
