@@ -1756,7 +1756,7 @@ class _Compiler:
                 raise origin.error(f"register takes a variable name, not {value!r}",
                                    "register: result")
             return value
-        if key in ("become_user", "become_method"):
+        if key in ("become_user", "become_method", "become_exe", "become_flags"):
             return str(value)
         if key == "loop_control":
             if not isinstance(value, dict):
