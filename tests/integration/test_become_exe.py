@@ -27,7 +27,7 @@ import pytest
 
 from rustle_deploy.cli import main
 
-from .test_playbooks_ansible import ANSIBLE, _RECAP
+from .test_playbooks_ansible import _RECAP, ANSIBLE
 
 USER = "nobody"
 

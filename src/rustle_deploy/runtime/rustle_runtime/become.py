@@ -92,7 +92,7 @@ def option(ctx, method, name, keyword):
     (the later one of those two wins, as in ansible-core's config manager) over the keyword,
     which already carries ansible.cfg and ANSIBLE_BECOME_* (the compiler's play defaults)."""
     value = None
-    for var in ("ansible_become_" + name, "ansible_%s_%s" % (method, name)):
+    for var in ("ansible_become_" + name, f"ansible_{method}_{name}"):
         try:
             found = ctx.vars[var]
         except KeyError:
@@ -100,7 +100,7 @@ def option(ctx, method, name, keyword):
         except Exception as exc:  # an undefined variable or a template error in its value
             from .context import ModuleFailure
 
-            raise ModuleFailure("become: cannot evaluate %s: %s" % (var, exc))
+            raise ModuleFailure(f"become: cannot evaluate {var}: {exc}") from exc
         if found is not None:
             value = found
     value = keyword if value is None else value
