@@ -7,7 +7,7 @@ on the exact command line each builds, up to the command it runs (Ansible's is
 values come from every place Ansible reads them: ansible.cfg ``[privilege_escalation]``,
 ``ANSIBLE_BECOME_FLAGS`` (over the file), the play, a role, a block and a task keyword,
 ``ansible_become_flags``/``ansible_sudo_flags`` (over the keyword; the method's own name last),
-and ``become_method: su``. A ``become_exe`` that does not exist fails its task. One run of each
+``become_method: su``, and a module of the module bridge. A ``become_exe`` that does not exist fails its task. One run of each
 tool, shared by the tests of this file.
 """
 
@@ -96,6 +96,12 @@ PLAYBOOK = """- name: ansible.cfg, ANSIBLE_BECOME_FLAGS and a role
       become_method: su
       become_exe: "{{ wrap }}/su-rec"
       become_flags: "-s /bin/sh"
+    - name: a module of the bridge
+      find:
+        paths: /tmp
+        patterns: "no-such-file-zz*"
+      register: r7
+      become_flags: "-n -E -H"
     - name: a become_exe that does not exist
       command: id -un
       become_exe: /nonexistent/sudo
@@ -106,7 +112,7 @@ PLAYBOOK = """- name: ansible.cfg, ANSIBLE_BECOME_FLAGS and a role
       copy:
         dest: "{{ out }}/who"
         content: "{{ [hostvars[inventory_hostname].r0.stdout, r1.stdout, r2.stdout, r3.stdout, r4.stdout,
-                     r5.stdout, r6.failed] | to_json }}"
+                     r5.stdout, r7.matched, r6.failed] | to_json }}"
 """
 
 
@@ -206,6 +212,7 @@ def test_become_command_lines_match_ansible(runs: dict[str, dict[str, Any]]) -> 
         ["sudo-rec", "-n", "-P", "-u", USER],  # the block's
         ["sudo-rec", "-n", "-H", "-P", "-u", USER],  # ansible_sudo_flags
         ["su-rec", "-s", "/bin/sh", USER],
+        ["sudo-rec", "-n", "-E", "-H", "-u", USER],  # the bridged module's
     ], runs["ansible"]["text"]
     # the task keyword's "-H -n" is the same command line as the config's, first used above
     assert r == a, runs["rustle"]["text"]
@@ -214,7 +221,7 @@ def test_become_command_lines_match_ansible(runs: dict[str, dict[str, Any]]) -> 
 def test_results_match_ansible(runs: dict[str, dict[str, Any]]) -> None:
     a, r = runs["ansible"], runs["rustle"]
     assert a["code"] == 0 and r["code"] == 0, f"{a['text']}\n{r['text']}"
-    assert json.loads((a["out"] / "who").read_text()) == [USER] * 6 + [True]
+    assert json.loads((a["out"] / "who").read_text()) == [USER] * 6 + [0, True]
     assert (r["out"] / "who").read_text() == (a["out"] / "who").read_text(), r["text"]
     for key in ("ok", "changed", "failed", "ignored"):
         assert r["recap"]["localhost"].get(key) == a["recap"]["localhost"].get(key), (key, a["text"], r["text"])
