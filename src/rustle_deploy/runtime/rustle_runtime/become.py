@@ -112,14 +112,19 @@ def command(method, user, exe, flags, cmd, password=False):
     build theirs: ``EXE FLAGS -u USER`` (sudo; FLAGS default ``-H -S -n``; with a password,
     ``-n`` is left out and sudo's prompt is made empty) and ``EXE FLAGS USER -c CMD`` (su; FLAGS
     default ``-s /bin/sh``, where Ansible's are empty, so a user whose shell is nologin can still
-    run it). ``exe`` and ``flags`` are
-    split as the shell splits them in Ansible's command line."""
+    run it). ``exe`` and ``flags`` are split as the shell splits them in Ansible's command line."""
     import re
     import shlex
 
-    program = shlex.split(exe) if exe else [method]
+    from .context import ModuleFailure
+
+    try:
+        program = shlex.split(exe or "") or [method]
+        words = shlex.split(("-H -S -n" if method == "sudo" else "-s /bin/sh") if flags is None else flags)
+    except ValueError as exc:
+        raise ModuleFailure(f"become: become_exe {exe!r} and become_flags {flags!r} cannot be split into "
+                            f"words: {exc}") from None
     if method == "sudo":
-        words = shlex.split("-H -S -n" if flags is None else flags)
         if password:
             words = [re.sub(r"^(-\w*)n(\w*.*)", r"\1\2", w) if not w.startswith("--") else w
                      for w in words if w not in ("-n", "--non-interactive")]
@@ -127,7 +132,6 @@ def command(method, user, exe, flags, cmd, password=False):
                 words.append("-S")  # the password travels on the child's stdin
             words += ["-k", "-p", ""]
         return program + words + ["-u", user, "--"] + cmd
-    words = ["-s", "/bin/sh"] if flags is None else shlex.split(flags)
     return program + words + [user, "-c", "exec " + " ".join(shlex.quote(a) for a in cmd)]
 
 
