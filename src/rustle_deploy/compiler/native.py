@@ -423,8 +423,8 @@ class _Lowering:
         if not value:
             return None
         method = str(self.static(task, scope, task.get("become_method") or "sudo"))
-        if task.get("become_exe") is not None or task.get("become_flags") is not None or any(
-                f"ansible_{who}_{what}" in scope for who in ("become", method) for what in ("exe", "flags")):
+        # (the become_exe/become_flags keywords are refused with the other keywords the runner lacks)
+        if any(f"ansible_{who}_{what}" in scope for who in ("become", method) for what in ("exe", "flags")):
             raise self.fail(task, "become_exe and become_flags are applied by the Python runtime")
         user = self.static(task, scope, task.get("become_user") or "root")
         return {"user": str(user), "method": method}
