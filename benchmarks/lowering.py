@@ -5,6 +5,8 @@ lowers"). Each source is compiled as ``--format native`` would compile it, and e
 every build unit (for the unit's first host) is lowered on its own: a task lowers when
 ``_Lowering.task`` accepts it. A unit lowers when all its tasks do (what ``--format auto``
 needs to pick native). A block or include lowers with all its tasks or none (each counted).
+Each unit is also lowered for ``--format hybrid``: whether it builds, and how many of its tasks
+the runner hands to the host's Python (a unit runs "mostly native" when fewer than half).
 
     .venv/bin/python benchmarks/lowering.py [--acceptance] [--json FILE]
 
@@ -89,8 +91,9 @@ def measure(label: str, path: str, inventory: str | None, extra: tuple[str, ...]
     finally:
         os.chdir(cwd)
     tasks = lowered = 0
-    units_lowered = 0
+    units_lowered = units_hybrid = units_mostly_native = python_tasks = 0
     reasons: collections.Counter[str] = collections.Counter()
+    blockers: list[list[str]] = []  # per unit that does not lower: every reason that stops it
     for u in units:
         doc, host = u.plan_doc, u.host_names[0]
         registered = run_names(doc)
@@ -100,8 +103,9 @@ def measure(label: str, path: str, inventory: str | None, extra: tuple[str, ...]
             n = sum(len(leaves(t)) for p in doc["plays"] for t in p["tasks"] + p["handlers"])
             tasks += n
             reasons[_kind(exc.message)] += n
+            blockers.append([_kind(exc.message)])
             continue
-        all_ok = True
+        unit_reasons: set[str] = set()
         for play in doc["plays"]:
             if host not in (play.get("hosts") or []):
                 continue
@@ -112,14 +116,29 @@ def measure(label: str, path: str, inventory: str | None, extra: tuple[str, ...]
                     lowering.task(play, task)
                     lowered += n
                 except NativeUnsupported as exc:
-                    all_ok = False
+                    unit_reasons.add(_kind(exc.message))
                     reasons[_kind(exc.message)] += n
                 except RustleError as exc:
-                    all_ok = False
-                    reasons["compile error: " + exc.message.split(": ")[-1][:80]] += n
-        units_lowered += all_ok
+                    kind = "compile error: " + exc.message.split(": ")[-1][:80]
+                    unit_reasons.add(kind)
+                    reasons[kind] += n
+        units_lowered += not unit_reasons
+        if unit_reasons:
+            blockers.append(sorted(unit_reasons))
+        # --format hybrid: the unit's program, with what does not lower left to the host's Python
+        try:
+            hybrid = _Lowering(doc, host, registered, {d: b"" for d in u.files}, u.host_vars.get(host), hybrid=True)
+            hybrid.plays()
+        except RustleError:
+            continue
+        n = sum(len(leaves(t)) for p in doc["plays"] if host in (p.get("hosts") or [])
+                for t in p["tasks"] + p["handlers"])
+        units_hybrid += 1
+        units_mostly_native += 2 * len(hybrid.to_python) < n
+        python_tasks += len(hybrid.to_python)
     return {"source": label, "tasks": tasks, "lowered": lowered, "units": len(units), "units_lowered": units_lowered,
-            "reasons": dict(reasons.most_common())}
+            "units_hybrid": units_hybrid, "units_mostly_native": units_mostly_native, "python_tasks": python_tasks,
+            "reasons": dict(reasons.most_common()), "blockers": blockers}
 
 
 def _kind(message: str) -> str:
@@ -140,21 +159,34 @@ def main(argv: list[str] | None = None) -> int:
         results = [measure(*src) for src in sources(args.acceptance, work)]
     total = collections.Counter[str]()
     reasons: collections.Counter[str] = collections.Counter()
+    stopping: collections.Counter[str] = collections.Counter()  # units each reason stops
+    alone: collections.Counter[str] = collections.Counter()  # units that reason alone stops
     for r in results:
         if "error" in r:
             print(f"{r['source']}: not compiled: {r['error']}")
             continue
         share = r["lowered"] / r["tasks"] if r["tasks"] else 0.0
         print(f"{r['source']}: {r['lowered']}/{r['tasks']} tasks lower ({share:.0%}); "
-              f"{r['units_lowered']}/{r['units']} units lower whole")
-        for key in ("tasks", "lowered", "units", "units_lowered"):
+              f"{r['units_lowered']}/{r['units']} units lower whole; hybrid: {r['units_hybrid']} units "
+              f"({r['units_mostly_native']} mostly native), {r['python_tasks']} tasks in the host's Python")
+        for key in ("tasks", "lowered", "units", "units_lowered", "units_hybrid", "units_mostly_native", "python_tasks"):
             total[key] += r[key]
         reasons.update(r["reasons"])
+        for unit in r["blockers"]:
+            stopping.update(unit)
+            if len(unit) == 1:
+                alone.update(unit)
     print(f"\nall: {total['lowered']}/{total['tasks']} tasks lower "
           f"({total['lowered'] / max(total['tasks'], 1):.0%}); {total['units_lowered']}/{total['units']} units lower whole")
+    print(f"--format hybrid: {total['units_hybrid']}/{total['units']} units build (the runner hands "
+          f"{total['python_tasks']} tasks to the host's Python); {total['units_mostly_native']} run mostly native "
+          "(fewer than half their tasks in Python)")
     print("what stops the rest (tasks):")
     for reason, n in reasons.most_common(25):
         print(f"  {n:5d}  {reason}")
+    print("what stops whole units (units it stops / units it alone stops):")
+    for reason, n in stopping.most_common(25):
+        print(f"  {n:5d} {alone[reason]:5d}  {reason}")
     if args.json:
         Path(args.json).write_text(json.dumps(results, indent=2) + "\n")
     return 0

@@ -26,6 +26,12 @@ host's artifact), the worst case of delegation (every host to one).
 }}"`` over ``[bench-0000, bench-0001]``): the play is cut into three phases, the middle one
 run on the controller, where ansible-core makes each call (2 per host) over the item's ssh
 connection; the final assert checks both results.
+
+``--variant add_host`` runs the workload as a playbook (benchmarks/workload/site.yml) after a
+first play on the controller's implicit localhost. In the plain variant that play runs a debug
+task and the workload play targets ``all``; in the add_host variant it adds every inventory
+host to a group ``added`` (``add_host`` in a loop over ``groups['all']``) and the workload
+play targets ``added``: it is compiled once the first play has run (docs/phases.md).
 """
 
 from __future__ import annotations
@@ -112,9 +118,39 @@ def split_plays(doc: dict[str, Any], read_other: bool) -> dict[str, Any]:
     return doc
 
 
+FIRST_PLAY = {
+    "plain": {"hosts": "localhost", "gather_facts": False, "tasks": [{"name": "On the controller",
+                                                                      "debug": {"msg": "first play"}}]},
+    "add_host": {"hosts": "localhost", "gather_facts": False, "tasks": [{
+        "name": "Add every host to a group", "add_host": {"name": "{{ item }}", "groups": "added"},
+        "loop": "{{ groups['all'] }}"}]},
+}
+
+
+def playbook(rundir: Path, variant: str) -> Path:
+    """The workload playbook after a first play on localhost (``--variant add_host``), beside
+    links to the workload's files and templates."""
+    import yaml
+
+    plays = yaml.safe_load((harness.WORKLOAD / "site.yml").read_text())
+    if variant == "add_host":
+        plays[0]["hosts"] = "added"
+    for name in ("files", "templates"):
+        link = rundir / name
+        if not link.exists():
+            link.symlink_to(harness.WORKLOAD / name)
+    path = rundir / "site.yml"
+    path.write_text(yaml.safe_dump([FIRST_PLAY[variant], *plays], sort_keys=False))
+    return path
+
+
 def rustle_with(variant: str) -> Callable[[harness.Ctx], harness.Run]:
     def tool(ctx: harness.Ctx) -> harness.Run:
         inv = ctx.fleet.write_ansible_inventory(ctx.rundir / "inventory.yml", ctx.hosts)
+        if variant.startswith("playbook"):
+            return harness.measure([str(harness.VENV_BIN / "rustle-deploy"), str(playbook(ctx.rundir, variant[9:])),
+                                    "-i", str(inv), "--run", "--output", "json", "--parallel", str(ctx.n),
+                                    "--format", "pyz"], ctx)
         doc = build_plan([h.name for h in ctx.hosts], WORKLOAD)
         if variant == "run_once":
             doc = with_run_once(doc)
@@ -137,7 +173,7 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--hosts", type=int, default=50)
     ap.add_argument("--repeat", type=int, default=3)
-    ap.add_argument("--variant", choices=("run_once", "cross_play", "delegate", "per_item"), default="run_once",
+    ap.add_argument("--variant", choices=("run_once", "cross_play", "delegate", "per_item", "add_host"), default="run_once",
                     help="what to compare: a run_once task with the plain play, a read of an "
                     "earlier play's values with the same two plays without it, or a task every host "
                     "delegates to the first host (per_item: to each of the first two) with the plain play")
@@ -149,6 +185,9 @@ def main(argv: list[str] | None = None) -> int:
     harness.compile_installed_sources()
     if args.variant == "run_once":
         variants = {"plain": rustle_with("plain"), "run_once": rustle_with("run_once")}
+    elif args.variant == "add_host":
+        variants = {"plain": rustle_with("playbook-plain"), "add_host": rustle_with("playbook-add_host")}
+        out = out.parent / (out.name + "-add-host")
     elif args.variant == "delegate":
         variants = {"plain": rustle_with("plain"), "delegate": rustle_with("delegate")}
         out = out.parent / (out.name + "-delegate")

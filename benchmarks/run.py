@@ -55,6 +55,7 @@ class Result:
     controller_peak_mb: float = 0.0
     host_cpu_s: float = 0.0
     problems: list[str] = field(default_factory=list)
+    load_1m: float = 0.0  # the machine's 1-minute load average when the run started
 
 
 @dataclass
@@ -162,7 +163,7 @@ def run_pyinfra(ctx: Ctx) -> Run:
 
 
 def run_rustle(ctx: Ctx, *extra: str, env: dict[str, str] | None = None,
-               host_vars: dict[str, object] | None = None) -> Run:
+               host_vars: dict[str, object] | None = None, python_tasks: int = 0) -> Run:
     """rustle-deploy as a user runs it: no format flag (--format auto: the native runner where
     the plan lowers, which the workload does). The cold run's empty ~/.rustle starts with the
     runner, as an installation that ships prebuilt runners has it (``seed_runner``)."""
@@ -176,7 +177,7 @@ def run_rustle(ctx: Ctx, *extra: str, env: dict[str, str] | None = None,
         for v in doc["all"]["hosts"].values():
             v.update(host_vars)
         inv.write_text(json.dumps(doc, indent=1))
-    plan = write_plan(ctx.rundir / "plan.json", [h.name for h in ctx.hosts], WORKLOAD)
+    plan = write_plan(ctx.rundir / "plan.json", [h.name for h in ctx.hosts], WORKLOAD, python_tasks)
     return measure([str(VENV_BIN / "rustle-deploy"), str(plan), "-i", str(inv), "--run",
                     "--output", "json", "--parallel", str(ctx.n), *extra], ctx, env)
 
@@ -211,6 +212,28 @@ def run_rustle_bridge3_keep(ctx: Ctx) -> Run:
     return run_rustle(ctx, env={"RUSTLE_BRIDGE_MODULES": BRIDGED3}, host_vars={"rustle_bridge_keep": 300})
 
 
+def run_rustle_bridge3_seeded(ctx: Ctx) -> Run:
+    """rustle-bridge3 whose cold run starts with the controller's bridge cache (``~/.rustle/cache/
+    bridge/``: ansible-core's answers for stat and lineinfile and their module_utils, docs/bridge.md)
+    from an earlier compile of the same plan from the same working directory (part of the cache's
+    key: an ansible.cfg there would count) in another HOME: a controller that has used these
+    modules once, against fresh hosts. Without it the cold run asks ansible-core (~1 s of CPU)."""
+    if ctx.cold:
+        seed = ctx.rundir.parent / "bridge-cache-seed"
+        shutil.rmtree(seed, ignore_errors=True)
+        (seed / "home").mkdir(parents=True)
+        plan = write_plan(seed / "plan.json", [h.name for h in ctx.hosts], WORKLOAD)
+        inv = ctx.fleet.write_ansible_inventory(seed / "inventory.yml", ctx.hosts)
+        built = subprocess.run([str(VENV_BIN / "rustle-deploy"), str(plan), "-i", str(inv), "--compile-only",
+                                "--format", "pyz", "-o", str(seed / "target")], capture_output=True, text=True, cwd=ctx.rundir,
+                               env={**os.environ, "HOME": str(seed / "home"), "RUSTLE_BRIDGE_MODULES": BRIDGED3})
+        if built.returncode != 0:
+            return Run(built.returncode, built.stdout, built.stderr, 0.0, 0.0, 0.0)
+        shutil.copytree(seed / "home" / ".rustle" / "cache" / "bridge",
+                        ctx.rundir / "home" / ".rustle" / "cache" / "bridge", dirs_exist_ok=True)
+    return run_rustle(ctx, env={"RUSTLE_BRIDGE_MODULES": BRIDGED3})
+
+
 def seed_runner(ctx: Ctx) -> Run | None:
     """Build the runner once per source (cargo, ~1 min) into a cache outside the cold run's
     empty ~/.rustle, which then starts with a copy of it: a user builds it once (or gets it
@@ -234,6 +257,14 @@ def run_rustle_native(ctx: Ctx) -> Run:
     """rustle-deploy with --format native (the runner seeded as for ``run_rustle``)."""
     failed = seed_runner(ctx)
     return failed if failed is not None else run_rustle(ctx, "--format", "native")
+
+
+def run_rustle_hybrid(ctx: Ctx, python_tasks: int) -> Run:
+    """rustle-deploy with --format hybrid on the workload with ``python_tasks`` of its tasks in
+    a form the runner cannot run (plan.PYTHON_TASKS): the runner runs the rest and hands those
+    to the host's Python, started once per run."""
+    failed = seed_runner(ctx)
+    return failed if failed is not None else run_rustle(ctx, "--format", "hybrid", python_tasks=python_tasks)
 
 
 def run_floor(ctx: Ctx) -> Run:
@@ -266,7 +297,12 @@ def run_floor(ctx: Ctx) -> Run:
 TOOLS: dict[str, Callable[[Ctx], Run]] = {
     "ansible": run_ansible, "pyinfra": run_pyinfra, "rustle": run_rustle, "rustle-pyz": run_rustle_pyz,
     "rustle-native": run_rustle_native, "rustle-bridge": run_rustle_bridge,
-    "rustle-bridge3": run_rustle_bridge3, "rustle-bridge3-keep": run_rustle_bridge3_keep, "floor": run_floor,
+    "rustle-bridge3": run_rustle_bridge3, "rustle-bridge3-keep": run_rustle_bridge3_keep,
+    "rustle-bridge3-seeded": run_rustle_bridge3_seeded, "floor": run_floor,
+    # the workload with 1 or 3 tasks the runner cannot run: hybrid, and pyz on the same plan
+    "rustle-hybrid1": lambda ctx: run_rustle_hybrid(ctx, 1),
+    "rustle-hybrid3": lambda ctx: run_rustle_hybrid(ctx, 3),
+    "rustle-pyz3": lambda ctx: run_rustle(ctx, "--format", "pyz", python_tasks=3),
 }
 
 
@@ -274,10 +310,11 @@ TOOLS: dict[str, Callable[[Ctx], Run]] = {
 def run_one(tool: str, ctx: Ctx, repeat: int, latency: float) -> Result:
     phase = "cold" if ctx.cold else "warm"
     host_cpu0 = ctx.fleet.host_cpu()
+    load = os.getloadavg()[0]
     run = TOOLS[tool](ctx)
     host_cpu = ctx.fleet.host_cpu() - host_cpu0
     res = Result(tool, ctx.n, latency, phase, repeat, run.rc == 0, run.wall_s, run.cpu_s,
-                 run.peak_mb, host_cpu)
+                 run.peak_mb, host_cpu, load_1m=load)
     if run.rc != 0:
         tail = [ln for ln in (run.stdout + run.stderr).splitlines() if ln.strip()][-2:]
         res.problems = [f"exit {run.rc}: " + " | ".join(tail)]
@@ -318,7 +355,7 @@ def summarize(results: list[Result]) -> str:
     tools = [t for t in TOOLS if any(r.tool == t for r in results)]
     head = ["latency", "N", "run"] + [f"{t} wall s (ctl CPU / host CPU / MB)" for t in tools]
     mine = [t for t in ("rustle", "rustle-pyz", "rustle-native", "rustle-bridge", "rustle-bridge3",
-                        "rustle-bridge3-keep") if t in tools]
+                        "rustle-bridge3-keep", "rustle-bridge3-seeded") if t in tools]
     peers = {t: ("rustle", "rustle-pyz") if t.startswith("rustle-bridge") else ("ansible", "pyinfra", "floor")
              for t in mine}
     head += [f"{t}:{peer}" for t in mine for peer in peers[t]]
@@ -349,6 +386,10 @@ def summarize(results: list[Result]) -> str:
                     cell += f" ({min(pairs):.2f}-{max(pairs):.2f})"
                 cells.append(cell)
         rows.append("| " + " | ".join(cells) + " |")
+    loads = [r.load_1m for r in results if r.load_1m]
+    if loads:
+        rows.append(f"\nLoad average (1 min) at the start of each run: {min(loads):.1f} to {max(loads):.1f} "
+                    f"(median {statistics.median(loads):.1f}).")
     return "\n".join(rows)
 
 
@@ -402,7 +443,8 @@ def main(argv: list[str] | None = None) -> int:
         status = "ok" if res.ok else f"FAILED ({'; '.join(res.problems[:3])})"
         print(f"{label:8} N={res.hosts:<4} {res.latency_ms:g}ms {res.phase}: "
               f"wall {res.wall_s:7.2f}s  ctl {res.controller_cpu_s:6.2f}s  "
-              f"host {res.host_cpu_s:6.2f}s  {res.controller_peak_mb:5.0f}MB  {status}", flush=True)
+              f"host {res.host_cpu_s:6.2f}s  {res.controller_peak_mb:5.0f}MB  load {res.load_1m:4.1f}  {status}",
+              flush=True)
 
     try:
         for latency in [float(x) for x in args.latency.split(",")]:

@@ -91,9 +91,10 @@ def _fail(message: str) -> None:
 @click.option("--private-key", metavar="FILE", help="SSH key for hosts that set no ansible_ssh_private_key_file.")
 @click.option("--ssh-client", type=click.Choice(["auto", "openssh", "asyncssh"]), default=None,
               help="SSH implementation [auto: the ssh binary for up to 256 hosts at once, else asyncssh].")
-@click.option("--format", "format_", type=click.Choice(["auto", "pyz", "native"]), default=None,
+@click.option("--format", "format_", type=click.Choice(["auto", "pyz", "native", "hybrid"]), default=None,
               help="Artifact format [auto: the native runner where the plan lowers and the host executes it, "
-                   "else pyz; -v says which and why; RUSTLE_FORMAT, [compilation] format].")
+                   "else pyz; -v says which and why; hybrid: the native runner, which hands the tasks that "
+                   "do not lower to the host's Python; RUSTLE_FORMAT, [compilation] format].")
 @click.option("--canary", metavar="N|N%", help="With --run: deploy and run on the first N hosts (or N%), gate them, "
               "then go on; a failed canary is rolled back and no other host is touched (docs/rollouts.md).")
 @click.option("--health-check", metavar="CMD", help="With --run: after each batch (canaries first), run CMD on each of its "

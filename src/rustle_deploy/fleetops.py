@@ -29,7 +29,7 @@ from .errors import ConnectError, PhaseError, RunnerNotExecutable, StateError, U
 from .inventory import check_remote_dirs
 from .model import Host, Plan
 from .notify import Notifier, end_doc, host_doc, start_doc
-from .phases import INVENTORY, SELF
+from .phases import INVENTORY, SELF, file_read
 from .reconcile import apply, settle, settle_orphans, through_runner
 from .report import HostSummary, dump_json
 from .rollout import (
@@ -364,15 +364,28 @@ class _Rollout:
         self.batches: list[dict[str, Any]] = []
         self.stopped_after: int | None = None
         self.reason: str | None = None
+        self._next = 0  # the next stage to run
+        self.number = 0  # batches run so far
+
+    def extend(self, schedule: Schedule) -> None:
+        """Run ``schedule``'s stages after this one's (plays compiled while the run goes on)."""
+        self.schedule = Schedule(self.schedule.stages + schedule.stages)
+        self.total = self.schedule.total
+        for stage in schedule.stages:
+            for batch in stage.batches:
+                for name in batch:
+                    self.left[name] = self.left.get(name, 0) + 1
 
     def run(self, fan_out: Callable[[Stage, int, list[str]], list[HostOutcome]],
             batch_done: Callable[[int], None] | None = None) -> None:
         """Run each batch through ``fan_out(stage, number, hosts)`` until done or told to stop;
         ``batch_done(number)`` after each batch, even one with no host left to run."""
-        number = 0
-        for stage in self.schedule.stages:
+        while self._next < len(self.schedule.stages):
+            stage = self.schedule.stages[self._next]
+            self._next += 1
             for batch in stage.batches:
-                number += 1
+                self.number += 1
+                number = self.number
                 # failed hosts leave the rollout; a resumed one skips what hosts already ran
                 names = [n for n in batch if n not in self.failed and not self._done_before(n)]
                 if not names:
@@ -612,6 +625,10 @@ def _merged(first: HostOutcome, later: HostOutcome) -> HostOutcome:
             recap.setdefault(key, value)
     later_exit = later.run_exit if later.run_exit not in (None, 0) else None
     base = later if first.agent is None and first.sha256 is None and later.agent is not None else first
+    if base is first and later.activated and later.sha256 and first.sha256:
+        # a second artifact activated in the same deployment (plays after add_host/group_by):
+        # the host now runs it; what it had before the deployment stays the first's previous
+        base = replace(first, sha256=later.sha256)
     return replace(
         base, ok=first.ok and later.ok, error=later.error or first.error,
         run_exit=later_exit if later_exit is not None else (later.run_exit if first.run_exit is None else first.run_exit),
@@ -628,6 +645,36 @@ def _carry_id(base: str, host: str) -> str:
     return f"{base}-h-{hashlib.sha256(host.encode()).hexdigest()[:12]}"
 
 
+def _run_time_files(reads: Sequence[tuple[str, str, list[str]]]) -> dict[str, Any]:
+    """What a phase's tasks read from the controller's disk now (``run_time_files``: created
+    while the play ran): ``files`` (name -> its base64 bytes and, for a template's
+    ``template_*`` variables and mode=preserve, its controller details), ``vars_files`` (name -> variables of
+    a vars file, read as include_vars reads it). A file still missing is left out: the task
+    then fails on the host as Ansible's "Could not find or access" does."""
+    import base64
+
+    from .compiler.sources import source_info
+    from .errors import PlaybookError
+    from .playbook.yamlsrc import read_yaml
+
+    out: dict[str, dict[str, Any]] = {"files": {}, "vars_files": {}}
+    for name, kind, paths in reads:
+        path = next((p for p in paths if os.path.isfile(p)), None)
+        if path is None:
+            continue
+        if kind == "vars":
+            try:
+                data = read_yaml(path, what="vars file").data
+            except PlaybookError:
+                continue  # not YAML: the host says it could not read it
+            if isinstance(data, dict):
+                out["vars_files"][name] = {str(k): v for k, v in data.items()}
+        else:
+            out["files"][name] = {"data": base64.b64encode(Path(path).read_bytes()).decode(),
+                                  "info": source_info(path)}
+    return {k: v for k, v in out.items() if v}
+
+
 class _Phased:
     """What the controller carries between the phases of plays cut at run_once (docs/phases.md).
 
@@ -638,19 +685,24 @@ class _Phased:
     done, or failed when the phase failed (Ansible fails every host of the batch then).
     """
 
-    def __init__(self) -> None:
+    def __init__(self, keep: bool = False) -> None:
+        # keep: every run sends the host's state back (later plays are compiled from the
+        # inventory changes it holds: Session.next_part)
+        self.keep = keep
         self.shared: dict[str, dict[str, Any]] = {}  # host -> what its last run_once phase set
         self.inventory: dict[str, dict[str, Any]] = {}  # host -> what add_host changed in its view
         self.carried: dict[str, dict[str, Any]] = {}  # host -> {"vars", "notified"} for its next phase
         self.state: dict[str, dict[str, Any]] = {}  # host -> its state after its last phase on it
 
-    @staticmethod
-    def share(stage: Stage) -> str | None:
+    def share(self, stage: Stage) -> str | None:
         """What a host's run of ``stage`` sends back: its state when a later phase runs on the
         controller or reads other hosts' values (with its facts, gathered if no task had, when
-        that phase needs them), what it set when it runs once for all, else nothing."""
+        that phase needs them), or when ``keep`` asks for it; what it set when it runs once
+        for all, else nothing."""
         if stage.feeds:
             return "state" if stage.facts else "known"
+        if self.keep:
+            return "known"
         return "vars" if stage.once else None
 
     def inject(self, host: str, stage: Stage) -> dict[str, Any] | None:
@@ -659,18 +711,27 @@ class _Phased:
         out = self.carried.pop(host, None)
         if out and host in self.state:  # the host holds these from now on
             self.state[host] = dict(self.state[host], vars={**(self.state[host].get("vars") or {}), **out["vars"]})
-        if stage.reads:
-            out = dict(out or {}, hostvars=self.hostvars(host, stage.reads))
+        names = [n for n in stage.reads if file_read(n) is None]
+        if names:
+            out = dict(out or {}, hostvars=self.hostvars(host, names))
+        files = [f for f in map(file_read, stage.reads) if f is not None]
+        if files:
+            out = dict(out or {}, **_run_time_files(files))
         if INVENTORY in stage.reads:  # after group_by: the groups every host joined
             out = dict(out or {}, inventory=self.merged_inventory([h for b in stage.batches for h in b]))
         return out
 
-    def merged_inventory(self, first: Sequence[str]) -> dict[str, Any]:
+    def merged_inventory(self, first: Sequence[str], shared: bool = False) -> dict[str, Any]:
         """What add_host and group_by changed, over every host's last state: the batch's hosts
-        (``first``) in order, as Ansible's linear strategy adds them, then the others."""
+        (``first``) in order, as Ansible's linear strategy adds them, then the others;
+        ``shared``: also what runs on the controller sent back (a local phase's add_host)."""
         out: dict[str, Any] = {"hosts": {}, "groups": {}}
-        for name in [*first, *(h for h in self.state if h not in first)]:
-            changed = (self.state.get(name) or {}).get("inventory") or {}
+        views = [(self.state.get(name) or {}).get("inventory") or {}
+                 for name in [*first, *(h for h in self.state if h not in first)]]
+        if shared:
+            views += [self.inventory[name] for name in first if name in self.inventory]
+            views += [c["inventory"] for c in self.carried.values() if c.get("inventory")]
+        for changed in views:
             for host, values in (changed.get("hosts") or {}).items():
                 out["hosts"][host] = {**out["hosts"].get(host, {}), **values}
             for key in ("groups", "children"):  # group -> hosts; parent group -> child groups
@@ -812,6 +873,7 @@ def _deploy_jobs(
     staging = bool(opts.get("stage"))  # upload, verify, prepare; --promote activates and runs later
     run_id = f"r-{secrets.token_hex(6)}"
     host_of = {h.name: h for h in hosts}
+    later = run and not staging and session.later is not None  # plays compiled once this has run
     planned = schedule or Schedule.single(host_of)
     # Batches pace runs; without --run, activation alone changes nothing on a host, so every
     # host gets the artifact at once and the manifest hands the schedule to rustle-exec.
@@ -849,7 +911,7 @@ def _deploy_jobs(
         def job_for(name: str, stage: Stage) -> HostJob:
             h, art = host_of[name], by_host[name]
             options = _run_options(opts, run_id) if run else None
-            if options is not None and schedule.staged:
+            if options is not None and (schedule.staged or carrying):
                 options = replace(options, plays=stage.plays, carry=_carry_id(did, name))
             if options is not None and stage.phase is not None:
                 options = replace(options, phase=stage.phase)
@@ -876,7 +938,8 @@ def _deploy_jobs(
             )
 
         job_of: dict[str, HostJob] = {}  # each host's deploy job
-        phased = _Phased()
+        carrying = later  # each run keeps the host's state for the runs of the later plays
+        phased = _Phased(keep=later)
         in_flight: list[HostJob] = []
         progress = _Progress(history, did, run_id if run else None)
         recorded: set[str] = set()
@@ -1036,6 +1099,10 @@ def _deploy_jobs(
                 with history.together():  # one commit per host
                     if job_of[outcome.host].op == "deploy":  # else its deploy is recorded already
                         _record(history, did, job_of[outcome.host], merged)
+                    said = outcome.agent or {}
+                    if said.get("machine") and job_of[outcome.host].host.remote_dir:  # --format auto's next target
+                        history.record_platform(outcome.host, job_of[outcome.host].host.remote_dir or "",
+                                                str(said.get("system") or ""), str(said["machine"]), did)
                     if run and merged.run_exit is not None:
                         history.record_run(did, outcome.host, run_id, merged.run_exit, merged.recap)
                         history.record_tasks(did, outcome.host, run_id, merged.events)
@@ -1107,7 +1174,25 @@ def _deploy_jobs(
             history.begin_rollout(did, doc, record.total, list(host_of))
         status = "interrupted"
         try:
-            roll.run(fan_out, (lambda number: history.record_batch_done(did, number)) if rolling else None)
+            batch_done = (lambda number: history.record_batch_done(did, number)) if rolling else None
+            roll.run(fan_out, batch_done)
+            while later and roll.stopped_after is None:  # plays after add_host/group_by
+                with session.phase("compile the plays after add_host/group_by"):
+                    part = session.next_part(phased.merged_inventory(list(host_of), shared=True))
+                later = session.later is not None
+                phased.keep = later
+                if part is None:
+                    break
+                plan = part.plan
+                fresh = {name: a for a in part.artifacts for name in a.hosts}
+                for name, art in fresh.items():
+                    if name in by_host and by_host[name].sha256 != art.sha256:
+                        job_of.pop(name, None)  # a new artifact, with the later plays: deployed again
+                by_host.update(fresh)
+                host_of.update((h.name, h) for h in part.hosts)
+                held = history.holders({a.sha256 for a in fresh.values()})
+                roll.extend(part.schedule)
+                roll.run(fan_out, batch_done)
             status = "stopped" if roll.stopped_after is not None else ("staged" if staging else "done")
         except KeyboardInterrupt:
             settle(session, history, did, [j for j in in_flight if j.host.name not in recorded and j.op == "deploy"])
@@ -1207,7 +1292,7 @@ def resume_spec(opts: dict[str, Any]) -> dict[str, Any]:
         if opts.get(key) not in (None, ""):
             argv += [flag, str(opts[key])]
     if opts.get("format_") not in (None, "auto"):
-        argv += ["--format", str(opts["format_"])]
+        argv += ["--format", "hybrid" if opts.get("hybrid") else str(opts["format_"])]
     for key, flag in _RESUME_SWITCHES.items():
         if opts.get(key):
             argv.append(flag)

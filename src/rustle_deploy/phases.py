@@ -235,6 +235,28 @@ _INVENTORY_PREFIXES = ("ansible_host", "ansible_port", "ansible_user", "ansible_
 FACTS = "ansible_facts"
 # what group_by sets and the tasks after it read: every host's groups (not a variable name)
 INVENTORY = "(inventory)"
+# a controller file a task reads when it runs (``run_time_files``: created while the play runs,
+# by a task on the controller): FILE + JSON [name, "file" or "vars", [path, ...]]; the
+# controller reads it when the phase starts and sends it in (not a variable name either)
+FILE = "(file)"
+
+
+def file_reads(task: Task) -> set[str]:
+    """The run-time controller files the tasks of ``task`` read, as phase reads (FILE)."""
+    out: set[str] = set()
+    for leaf in _leaves(task):
+        for name, paths in (leaf.extras.get("run_time_files") or {}).items():
+            kind = "vars" if leaf.short_module == "include_vars" else "file"
+            out.add(FILE + json.dumps([str(name), kind, [str(p) for p in paths]]))
+    return out
+
+
+def file_read(read: str) -> tuple[str, str, list[str]] | None:
+    """(name, kind, candidate paths) of a FILE read; None for any other read."""
+    if not read.startswith(FILE):
+        return None
+    name, kind, paths = json.loads(read[len(FILE):])
+    return name, kind, paths
 
 
 def is_fact(name: str) -> bool:
@@ -268,6 +290,8 @@ def play_phases(tasks: list[Task], earlier: frozenset[str] = frozenset(),
     """The phases of a play whose top-level tasks, in execution order, are ``tasks``
     (``earlier``: the names the plays before it set).
 
+    A task that reads a controller file missing when the playbook was compiled
+    (``run_time_files``) starts a new phase: the controller reads the file when it starts.
     A task that reads of other hosts (hostvars) a value the play's tasks set (a registered
     result, set_fact, a fact) starts a new phase unless its phase already began after that
     value was set: the controller sends each host the others' values at the start of a phase,
@@ -283,7 +307,9 @@ def play_phases(tasks: list[Task], earlier: frozenset[str] = frozenset(),
         kind = kind_of(task, actions)
         wanted = {n for n in hostvars_reads(task) if n in late or is_fact(n)} | ({INVENTORY} if grouped else set())
         stale = wanted & set_here or (FACTS in set_here and any(is_fact(n) for n in wanted))
-        if not kinds or kinds[-1] != kind or stale:
+        files = file_reads(task)  # a file an earlier task may create: read when its phase starts
+        wanted |= files
+        if not kinds or kinds[-1] != kind or stale or files:
             kinds.append(kind)
             set_here = set()
         of[task.task_id] = len(kinds) - 1

@@ -37,12 +37,22 @@ if TYPE_CHECKING:
     from .playbook import Compiled
     from .playbook.compile import VarPrompt
     from .rollout import Schedule
-    from .state import RunnerFailure
+    from .state import Platform, RunnerFailure
     from .tracing import Trace
     from .transport.early import EarlyStarts
 
 # Modes that read the input and print something about it; they touch no host.
 LIST_MODES = ("emit_plan", "syntax_check", "list_tasks", "list_hosts", "list_tags")
+
+@dataclass(frozen=True)
+class Part:
+    """Plays compiled while the run goes on (after add_host/group_by): what runs next."""
+
+    plan: Plan
+    hosts: list[Host]
+    artifacts: list[Artifact]
+    schedule: Schedule
+
 
 @dataclass
 class Session:
@@ -52,6 +62,8 @@ class Session:
     reporter: Reporter
     _runners: dict[str, RunnerBinary] = field(default_factory=dict)  # by target
     _no_runner: dict[str, RunnerFailure] = field(default_factory=dict)  # auto: hosts that failed a runner
+    _platforms: dict[str, Platform] = field(default_factory=dict)  # auto: the machine each host last reported
+    _target_from: dict[str, str] = field(default_factory=dict)  # auto: where a host's runner target came from
     _no_runner_for: dict[str, str] = field(default_factory=dict)  # auto: targets without a runner, and why
     _auto_choice: dict[str, tuple[RunnerBinary | None, str]] = field(default_factory=dict)  # auto_runner's
     _auto_units: dict[str, BuildUnit] = field(default_factory=dict)  # auto: a native host's unit, for pyz_fallback
@@ -60,6 +72,9 @@ class Session:
     ansible_cfg: AnsibleConfig | None = None
     trace: Trace | None = None  # OpenTelemetry spans, when OTEL_* asks for them (tracing.py)
     delegates: dict[str, Host] = field(default_factory=dict)  # hosts tasks are delegated to, by name
+    # a playbook run whose plays after add_host/group_by are compiled once that has run
+    # (next_part): its path, the inventory as loaded, the compile options, its text (stdin)
+    later: tuple[str, Inventory, Any, str | None] | None = None
 
     @classmethod
     def from_options(cls, opts: dict[str, Any]) -> Session:
@@ -104,6 +119,8 @@ class Session:
             },
         )
         opts["format_"] = opts.get("format_") or settings.artifact_format
+        if opts["format_"] == "hybrid":  # the native runner, the host's Python for what does not lower
+            opts["format_"], opts["hybrid"] = "native", True
         _check_format(opts, mode)
         listing = any(opts.get(m) for m in LIST_MODES)  # printouts for people, as ansible-playbook's
         output = opts.get("output") or ("text" if sys.stdout.isatty() or listing else "json")
@@ -191,8 +208,14 @@ class Session:
                                  # ansible-playbook's listings and syntax check ask nothing
                                  prompt_defaults=any(self.opts.get(m) for m in LIST_MODES[1:]))
         text = data.decode("utf-8-sig") if path == "-" else None
+        if any(self.opts.get(m) for m in LIST_MODES[1:]):  # listed over the inventory as it is
+            options = replace(options, later_plays="static")
+        elif self.opts.get("run_") and not any(self.opts.get(m) for m in ("compile_only", "dry_run", "emit_plan")):
+            options = replace(options, later_plays="stop")
         compiled = compile_playbook(path, inv, options, text=text)
         self.compiled = compiled
+        if compiled.rest is not None:
+            self.later = (path, inv, options, text)
         if self.opts.get("verbose"):
             for note in compiled.notes:
                 print(f"note: {note}", file=sys.stderr)
@@ -315,16 +338,30 @@ class Session:
         from .compiler.toolchain import linux_target, split
 
         failed = self._no_runner.get(host.name)
+        reported = self._platforms.get(host.name)
         seen = None
         choice: tuple[RunnerBinary | None, str] | None = None
-        if failed is not None and failed.machine and not self.settings.target:
-            declared = host.vars.get("rustle_target")
-            seen = linux_target(failed.machine)
+        declared = host.vars.get("rustle_target")
+        # the machine the host last reported (any agent's done line), else the one it reported
+        # when it could not execute a runner
+        system, machine, said = "Linux", "", None
+        if reported is not None and reported.machine:
+            system, machine, said = reported.system or "Linux", reported.machine, reported.deployment_id
+        elif failed is not None and failed.machine:
+            machine, said = failed.machine, failed.deployment_id
+        where = f"deployment {said}" if said else "an earlier deployment"
+        self._target_from[host.name] = ("-t" if self.settings.target else
+                                        f"rustle_target={declared}" if declared else "the controller's platform")
+        if machine and not self.settings.target:
+            seen = linux_target(machine) if system == "Linux" else None
             if seen is None:
-                choice = (None, f"it is {failed.machine} (it said so in deployment {failed.deployment_id}), "
-                                "for which no rustle-runner exists")
+                shown = machine if system == "Linux" else f"{system} {machine}"
+                choice = (None, f"it is {shown} (it said so in {where}), for which no rustle-runner exists")
             elif declared and split(str(declared))[0] == seen:
                 seen = None  # its rustle_target fits its machine (and may ask for +static)
+                self._target_from[host.name] += f", which fits the {machine} it reported in {where}"
+            else:
+                self._target_from[host.name] = f"the {machine} it reported in {where}"
         if choice is None:
             try:
                 target = self.native_target(host, seen)
@@ -356,6 +393,15 @@ class Session:
 
         with History(self.settings.state_db) as history:
             return history.runner_failures((h.name, h.remote_dir) for h in hosts if h.remote_dir)
+
+    def reported_platforms(self, hosts: list[Host]) -> dict[str, Platform]:
+        """The machine each host's agent last reported (``auto_runner`` builds its runner for it)."""
+        from .state import History
+
+        if not self.settings.state_db.exists():
+            return {}
+        with History(self.settings.state_db) as history:
+            return history.platforms((h.name, h.remote_dir) for h in hosts if h.remote_dir)
 
     def falls_back(self, name: str) -> bool:
         """Whether host ``name`` got a native artifact from ``--format auto``, which then
@@ -408,8 +454,14 @@ class Session:
                               file=sys.stderr)
                         out.append(pyz(u))
                         continue
-                    out.extend(build_native(u, cache_dir=s.cache_dir, runner=self._unit_runner(u).sha256,
-                                            rebuild=rebuild, size_limit=s.binary_size_limit))
+                    built = build_native(u, cache_dir=s.cache_dir, runner=self._unit_runner(u).sha256,
+                                         rebuild=rebuild, size_limit=s.binary_size_limit,
+                                         python=pyz(u) if self.opts.get("hybrid") else None)
+                    for a in built if self.opts.get("hybrid") else ():
+                        why = "; ".join(a.python_tasks) if a.python_tasks else "every task lowers"
+                        self.say_format(f"hybrid for {_shown(list(a.hosts))}: "
+                                        f"{len(a.python_tasks)} task(s) run in the host's Python: {why}")
+                    out.extend(built)
                 return out
             if self.opts.get("format_") == "auto" and self.runner() is not None:
                 return self._build_auto(units, pyz)
@@ -448,8 +500,13 @@ class Session:
             if avoid:
                 out.append(replace(pyz(u), hosts=tuple(avoid)))
             for runner, names in by_runner.values():
+                whence: dict[str, list[str]] = {}
+                for n in names:
+                    whence.setdefault(self._target_from.get(n, "the controller's platform"), []).append(n)
                 self.say_format(f"native for {_shown(names)}: the plan lowers; rustle-runner {runner.sha256[:12]} "
-                                f"for {runner.target} (a host that cannot execute it gets pyz)")
+                                f"for {runner.target} (a host that cannot execute it gets pyz); the target: "
+                                + "; ".join(f"{why} ({_shown(ns)})" if len(whence) > 1 else why
+                                            for why, ns in whence.items()))
                 for n in names:
                     self._auto_units[n] = u
             out.extend(a for a in arts if a.hosts)
@@ -537,6 +594,8 @@ class Session:
             self.reporter.line("no hosts matched: nothing to do")
             return 0
         every, hosts = self.hosts_for(plan, inv)
+        if self.later is not None:
+            self._later_format()
         if not o.get("compile_only"):
             check_remote_dirs(hosts, inv.source)
             check_connections(hosts, inv.source)
@@ -552,7 +611,9 @@ class Session:
         from .transport.early import start_early
 
         schedule = self.schedule(plan, inv, hosts)
-        self._no_runner = self.no_runner_hosts(hosts) if o.get("format_") == "auto" and self.runner() else {}
+        if o.get("format_") == "auto" and self.runner():
+            self._no_runner = self.no_runner_hosts(hosts)
+            self._platforms = self.reported_platforms(hosts)
         # The ssh handshakes (OpenSSH client) run while this process compiles; in a rollout,
         # only the first batch's: the others are not to be touched before their turn.
         first = set(schedule.first_hosts()) if o.get("run_") else {h.name for h in hosts}
@@ -564,6 +625,55 @@ class Session:
         finally:  # whatever ends the command (a bad value, a full disk, Ctrl-C): no ssh left running
             if early is not None:
                 early.close()
+
+    def _later_format(self) -> None:
+        """Plays compiled after add_host/group_by ran need the carry between runs: pyz."""
+        why = "plays follow add_host/group_by (docs/phases.md), which only pyz runs"
+        for flag in ("stage", "resume", "canary"):
+            if self.opts.get(flag):
+                raise UsageError(f"--{flag} cannot be used with this playbook: plays follow add_host/group_by, "
+                                 "and they are compiled only once it has run (docs/phases.md)",
+                                 "run it without --" + flag)
+        if self.opts.get("format_") == "native":
+            raise UsageError(f"--format native cannot run this playbook: {why}",
+                             "use --format auto (the default) or pyz")
+        if self.opts.get("format_") == "auto":
+            self.opts.setdefault("pyz_because", why)
+
+    def next_part(self, added: dict[str, Any]) -> Part | None:
+        """The plays after the one holding add_host/group_by, compiled now that the inventory
+        has what ``added`` records (the runtime's view: new hosts with their variables, groups,
+        parent groups), over the hosts they target (``--limit`` applies to new hosts too): the
+        plan, the hosts, their artifacts and the schedule of those plays alone; None when
+        nothing is left to compile."""
+        from .playbook import compile_playbook
+        from .rollout import Schedule, play_specs, schedule
+
+        if self.later is None or self.compiled is None:
+            return None
+        path, loaded, options, text = self.later
+        ran = len(self.compiled.plan.plays)
+        done = dict(options.done_hosts)
+        done.update((p.number, tuple(p.hosts)) for p in self.compiled.plays if p.number not in done)
+        options = replace(options, done_hosts=done)
+        compiled = compile_playbook(path, loaded.with_changes(added), options, text=text)
+        self.compiled = compiled
+        self.later = (path, loaded, options, text) if compiled.rest is not None else None
+        if self.opts.get("verbose"):
+            for note in compiled.notes:
+                print(f"note: {note}", file=sys.stderr)
+        plan, inv = compiled.plan, compiled.inventory
+        specs = [s for s in play_specs(plan, inv.resolve) if s.index >= ran]
+        targets = {h for s in specs for h in s.hosts}
+        every, hosts = self.hosts_for(plan, inv)
+        hosts = [h for h in hosts if h.name in targets]
+        if not hosts:
+            return Part(plan, [], [], Schedule(()))
+        check_remote_dirs(hosts, inv.source)
+        check_connections(hosts, inv.source)
+        self.resolve_delegates(plan, inv)
+        artifacts = self.build(self.units(plan, inv, [h for h in every if h.name in targets]))
+        return Part(plan, hosts, artifacts, schedule(specs, [h.name for h in hosts]))
 
     def resolve_delegates(self, plan: Plan, inv: Inventory) -> None:
         """The inventory hosts the plan delegates tasks to (``delegate_to`` another host), with

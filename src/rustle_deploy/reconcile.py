@@ -77,11 +77,16 @@ def through_runner(jobs: Sequence[HostJob], history: History, cache_dir: Path) -
     """``jobs`` (rollback, cleanup, status, run) for hosts the history saw run a rustle-runner
     that this controller has a copy of, handed to that runner's agent instead of Python: a host
     without Python is reached too (docs/native.md, "Remote side"). A host that lost its runner
-    answers ``need_runner`` and gets it sent."""
+    answers ``need_runner`` and gets it sent. A cleanup (not a dry run, which must not send
+    anything) also goes to the runner a host ran before an earlier cleanup removed it: it is
+    sent again, cleans, and is removed again, so a host without Python can be cleaned up any
+    number of times."""
     held = history.held_runners()
+    ever = history.held_runners(cleaned=True) if any(j.op == "cleanup" and not j.dry_run for j in jobs) else {}
     out = []
     for job in jobs:
-        sha = held.get((job.host.name, job.host.remote_dir or ""))
+        key = (job.host.name, job.host.remote_dir or "")
+        sha = held.get(key) or (ever.get(key) if job.op == "cleanup" and not job.dry_run else None)
         path = cache_dir.expanduser() / "native" / f"rustle-runner-{sha}"
         if job.runner is None and job.op in ("rollback", "cleanup", "status", "run") and sha and path.is_file():
             job = replace(job, runner=path)

@@ -30,7 +30,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from .model import Host, Plan, Play, Serial
-from .phases import LOCAL, ONCE, ONCE_LOCAL, delegate_of, is_fact, plan_phases, split
+from .phases import LOCAL, ONCE, ONCE_LOCAL, delegate_of, file_read, is_fact, plan_phases, split
 
 Resolver = Callable[[Sequence[str]], list[Host]]
 
@@ -290,8 +290,11 @@ def schedule(specs: Sequence[PlaySpec], hosts: Iterable[str], rng: random.Random
 
     for spec in specs:
         names = [h for h in spec.hosts if h in chosen]
-        if len(names) <= 1 and spec.phases and not spec.actions:  # one host needs no phases: it runs the play whole
-            # (still sent what it reads of other hosts, which earlier plays set)
+        reads_files = any(file_read(n) is not None for r in spec.reads for n in r)
+        if len(names) <= 1 and spec.phases and not spec.actions and not reads_files:
+            # one host needs no phases: it runs the play whole (still sent what it reads of
+            # other hosts, which earlier plays set); a file the play creates on the controller
+            # is still read between phases
             union = tuple(sorted({n for r in spec.reads for n in r}))
             spec = replace(spec, phases=(), reads=(union,) if union else ())
         if not spec.controlled:

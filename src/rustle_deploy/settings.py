@@ -36,7 +36,7 @@ class Settings:
     target: str | None = None
     static_linking: bool = False  # native format: runners without -t are the +static build
     ssh_client: str = "auto"  # auto | openssh | asyncssh (transport/__init__.py)
-    artifact_format: str = "auto"  # auto | pyz | native (--format; docs/native.md, "Choosing the format")
+    artifact_format: str = "auto"  # auto | pyz | native | hybrid (--format; docs/native.md, "Choosing the format")
     # where playbooks find roles (ansible.cfg roles_path / ANSIBLE_ROLES_PATH)
     roles_path: tuple[str, ...] = ("~/.ansible/roles", "/usr/share/ansible/roles", "/etc/ansible/roles")
     # webhooks POSTed JSON on deployment start, each host's outcome and the end (notify.py)
@@ -143,8 +143,8 @@ def _ssh_client(value: Any) -> str:
 
 
 def _format(value: Any) -> str:
-    if value not in ("auto", "pyz", "native"):
-        raise ValueError("expected auto, pyz or native")
+    if value not in ("auto", "pyz", "native", "hybrid"):
+        raise ValueError("expected auto, pyz, native or hybrid")
     return str(value)
 
 

@@ -91,6 +91,15 @@ CREATE TABLE IF NOT EXISTS runners (
     recorded_at REAL NOT NULL,
     PRIMARY KEY (host, remote_dir, sha256)
 );
+CREATE TABLE IF NOT EXISTS host_platforms (
+    host TEXT NOT NULL,
+    remote_dir TEXT NOT NULL,
+    system TEXT,
+    machine TEXT NOT NULL,
+    deployment_id TEXT,
+    recorded_at REAL NOT NULL,
+    PRIMARY KEY (host, remote_dir)
+);
 CREATE TABLE IF NOT EXISTS runner_failures (
     host TEXT NOT NULL,
     remote_dir TEXT NOT NULL,
@@ -284,6 +293,14 @@ def owner_alive(owner: str) -> bool:
     except OSError:
         return True
     return True
+
+
+class Platform(NamedTuple):
+    """What a host's agent last reported of its platform, and in which deployment."""
+
+    system: str
+    machine: str
+    deployment_id: str | None
 
 
 class RunnerFailure(NamedTuple):
@@ -566,6 +583,24 @@ class History:
                        "VALUES (?, ?, ?, ?, ?, ?, ?)",
                        (host, remote_dir, sha256, reason, deployment_id, time.time(), machine or None))
 
+    def record_platform(self, host: str, remote_dir: str, system: str, machine: str,
+                        deployment_id: str | None) -> None:
+        """``host``'s agent (Python's or the runner's) said it runs on ``system``/``machine``
+        (``uname -s``/``-m``) in ``deployment_id``: ``--format auto`` builds its next runner for
+        that machine (``host_platforms``; the last report wins)."""
+        with self._tx() as db:
+            db.execute("INSERT OR REPLACE INTO host_platforms VALUES (?, ?, ?, ?, ?, ?)",
+                       (host, remote_dir, system or None, machine, deployment_id, time.time()))
+
+    def platforms(self, hosts: Iterable[tuple[str, str]]) -> dict[str, Platform]:
+        """Of ``hosts`` (name, remote_dir): the machine each last reported, by name."""
+        wanted = set(hosts)
+        if not wanted:
+            return {}
+        with self._tx() as db:
+            rows = db.execute("SELECT host, remote_dir, system, machine, deployment_id FROM host_platforms").fetchall()
+        return {str(h): Platform(str(sy or ""), str(m), d) for h, rd, sy, m, d in rows if (h, rd) in wanted}
+
     def runner_failures(self, hosts: Iterable[tuple[str, str]]) -> dict[str, RunnerFailure]:
         """Of ``hosts`` (name, remote_dir): those that could not execute a runner, by name."""
         wanted = set(hosts)
@@ -577,12 +612,14 @@ class History:
         return {str(h): RunnerFailure(str(r), d, str(s), str(m or "")) for h, rd, r, d, s, m in rows
                 if (h, rd) in wanted}
 
-    def held_runners(self) -> dict[tuple[str, str], str]:
-        """(host, remote_dir) -> the runner this history last saw it run, not cleaned up since."""
+    def held_runners(self, cleaned: bool = False) -> dict[tuple[str, str], str]:
+        """(host, remote_dir) -> the runner this history last saw it run, not cleaned up since;
+        with ``cleaned``, also where a cleanup removed it since (the runner such a host ran,
+        which can clean it again where there is no Python)."""
+        since = "" if cleaned else f"WHERE NOT EXISTS ({_CLEANED_SINCE.format(t='o.recorded_at')}) "
         with self._tx() as db:
             rows = db.execute(
-                "SELECT o.host, o.remote_dir, o.sha256 FROM runners o "  # noqa: S608 - a constant
-                f"WHERE NOT EXISTS ({_CLEANED_SINCE.format(t='o.recorded_at')}) ORDER BY o.recorded_at",
+                f"SELECT o.host, o.remote_dir, o.sha256 FROM runners o {since}ORDER BY o.recorded_at",  # noqa: S608
             ).fetchall()
         return {(str(h), str(d)): str(s) for h, d, s in rows}
 

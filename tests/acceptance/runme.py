@@ -294,6 +294,8 @@ def _own_remote_dirs(cwd: Path, inv: Invocation, work: Path) -> list[Path]:
             except RustleError:
                 continue  # rustle-deploy's run says why
     host_vars = (cwd / inv.playbook).parent / "host_vars"
+    if not host_vars.parent.is_dir():  # no such playbook: both tools say so
+        return []
     dirs = []
     for name in sorted(names | listed):
         path = host_vars / f"{name}.yml"

@@ -147,10 +147,9 @@ def test_with_ansible_builtin_module_is_embedded_with_exactly_its_module_utils(t
 
 
 @pytest.mark.parametrize(("name", "args", "reason"), [
-    ("reboot", {}, "reboot restarts the host"),
+    ("validate_argument_spec", {"argument_spec": {}}, "checks role arguments on the controller"),
     ("include_tasks", {"file": "x.yml"}, "is a playbook keyword"),
     ("uri", {"url": "http://127.0.0.1/", "src": "body.json"}, "uri with src uploads a controller-side file"),
-    ("assemble", {"src": "frags", "dest": "/tmp/x", "remote_src": False}, "reads its fragments on the controller"),
 ])
 def test_controller_side_action_plugins_are_refused_naming_the_task(
         tmp_path: Path, name: str, args: dict[str, object], reason: str) -> None:
@@ -168,6 +167,29 @@ def test_host_side_action_plugins_are_accepted(tmp_path: Path) -> None:
         {"name": "a", "module": "assemble", "args": {"src": "/tmp/frags", "dest": "/tmp/x"}},
     ])
     load_plan(str(path))
+
+
+def test_assemble_of_controller_fragments_is_accepted_and_a_missing_directory_is_a_compile_error(
+        tmp_path: Path) -> None:
+    from rustle_deploy.compiler import assemble
+    from rustle_deploy.errors import CompileError
+
+    (tmp_path / "files" / "frags").mkdir(parents=True)
+    (tmp_path / "files" / "frags" / "a").write_text("a")
+    (tmp_path / "files" / "frags" / "b").write_text("b\n")
+    path = write_plan(tmp_path, [
+        {"name": "a", "module": "assemble", "args": {"src": "frags", "dest": "/tmp/x", "remote_src": False}},
+        {"name": "b", "module": "assemble", "args": {"src": "nothing", "dest": "/tmp/x", "remote_src": "no"}},
+    ])
+    plan = load_plan(str(path))
+    tasks = plan.play_tasks(plan.plays[0])
+    assert all(map(assemble.is_local, tasks))
+    copy, data = assemble.assembled(plan, tasks[0])
+    assert copy.module == "ansible.builtin.copy" and copy.args == {"src": assemble.NAME, "dest": "/tmp/x"}
+    assert data == b"a\nb\n"
+    with pytest.raises(CompileError) as err:
+        assemble.assembled(plan, tasks[1])
+    assert "/plays/0/batches/0/tasks/1/args/src: Source (nothing) is not a directory" in err.value.message
 
 
 def test_redirected_short_name_says_where_ansible_sends_it(tmp_path: Path) -> None:
@@ -271,7 +293,9 @@ def test_list_modules_shows_built_ins_and_what_the_bridge_sees(tmp_path: Path, b
     assert runs["ansible.builtin.find"] == "bridge"
     assert runs["ansible.builtin.copy"] == "built in"
     assert runs["ansible.builtin.fetch"] == "built in"
-    assert runs["ansible.builtin.reboot"].startswith("refused: reboot restarts the host")
+    assert runs["ansible.builtin.reboot"] == ("controller: its action plugin ansible.builtin.reboot runs on the "
+                                             "controller with ansible-core")
+    assert runs["ansible.builtin.validate_argument_spec"].startswith("refused: validate_argument_spec checks")
     assert runs["ansible.legacy.hello"] == "bridge"
     assert str(tmp_path / "library") in doc["searched"]
     code, out, _ = bridge.main("--list-modules", "--output", "text")

@@ -287,3 +287,43 @@ def test_ansible_cfg_ssh_arguments_library_and_hash_behaviour(tmp_path: Path, ca
     cfg.write_text("[defaults]\ninventory = hosts.ini\n")
     code, out, err = run_cli(capsys, "site.yml", "--run", "--output", "json", "-e", f"out={tmp_path}")
     assert code == 1 and not (tmp_path / "ssh.txt").exists(), err
+
+
+def test_plays_after_group_by_on_the_command_line(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                                  monkeypatch: pytest.MonkeyPatch, rustle_home: Path) -> None:
+    """A playbook on stdin whose later play targets a group group_by made runs with --run (the
+    text is compiled again from what was read); without --run it is refused at the group_by's
+    line; listings show the later play over the inventory as it is; an error in a later play
+    stops the run when that play is compiled, after the earlier one ran (exit 2)."""
+    import contextlib
+    import sqlite3
+
+    inv = local_inventory(tmp_path)
+    monkeypatch.chdir(tmp_path)
+    playbook = ("- hosts: localhost\n  gather_facts: false\n  tasks:\n"
+                "    - group_by: key=made_{{ 'here' }}\n"
+                "- hosts: made_here\n  gather_facts: false\n  tasks:\n"
+                f"    - copy: {{content: \"groups={{{{ group_names }}}}\\n\", dest: {tmp_path}/out.txt}}\n")
+
+    def stdin(text: str) -> None:
+        monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(text.encode())))
+
+    stdin(playbook)
+    code, out, err = run_cli(capsys, "-", "-i", str(inv), "--run", "--output", "json")
+    assert code == 0, err
+    assert (tmp_path / "out.txt").read_text() == "groups=['made_here']\n"
+    assert recap(out) == {"ok": 2, "changed": 2, "failed": 0, "skipped": 0, "rescued": 0, "ignored": 0}
+    stdin(playbook)
+    code, out, err = run_cli(capsys, "-", "-i", str(inv), "--compile-only")
+    assert code == 2 and "<stdin>:4:7: group_by changes the inventory, and play 2" in err
+    assert "run the playbook with --run" in err
+    stdin(playbook)
+    code, out, err = run_cli(capsys, "-", "-i", str(inv), "--list-hosts")
+    assert code == 0 and "play #2 (made_here)" in out and "hosts (0):" in out
+    stdin(playbook.replace("    - copy:", "    - no_such_module: {}\n    - copy:"))
+    code, out, err = run_cli(capsys, "-", "-i", str(inv), "--run", "--output", "json")
+    assert code == 2 and "<stdin>:8:7: unknown module 'no_such_module'" in err, err
+    with contextlib.closing(sqlite3.connect(rustle_home / ".rustle" / "state.db")) as conn:
+        last = conn.execute("SELECT status FROM deployments ORDER BY created_at DESC LIMIT 1").fetchone()
+        ran = conn.execute("SELECT COUNT(*) FROM runs").fetchone()
+    assert last == ("interrupted",) and ran == (2,)

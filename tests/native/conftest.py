@@ -45,7 +45,7 @@ def lower(plan: Path, inventory: Path | None = None, runner_sha: str = "0" * 64)
     every, _ = s.hosts_for(p, inv)
     docs = {}
     for u in s.units(p, inv, every):
-        for _, data in lower_unit(u, runner_sha):
+        for _, data, _ in lower_unit(u, runner_sha):
             doc = json.loads(data)
             if u.binary_name in docs:  # hosts with programs of their own: one document per name here
                 docs[u.binary_name]["hosts"].update(doc["hosts"])

@@ -237,7 +237,7 @@ def test_the_format_setting_comes_from_the_environment_and_is_checked(
     plan = make_plan(tmp_path, [{"module": "ping", "args": {}}])
     code, _, err = cli(capsys, str(plan), "--run", "--output", "json")
     assert code == 2
-    assert "RUSTLE_FORMAT: expected auto, pyz or native, got 'fast'" in err
+    assert "RUSTLE_FORMAT: expected auto, pyz, native or hybrid, got 'fast'" in err
     monkeypatch.setenv("RUSTLE_FORMAT", "pyz")
     code, doc, err = cli(capsys, str(plan), "--run", "--output", "json", "-v")
     assert code == 0, err
@@ -326,7 +326,8 @@ def test_auto_honours_a_hosts_target_and_remembers_the_machine_it_reported(
         assert code == 0, err
         lines = [ln for ln in err.splitlines() if ln.startswith("format: native for ")]
         assert [ln.split(":")[1] for ln in lines] == [" native for bench-0000", " native for bench-0001"], err
-        assert all(ln.endswith(f"for {x86} (a host that cannot execute it gets pyz)") for ln in lines), lines
+        assert all(f"for {x86} (a host that cannot execute it gets pyz); the target: the {machine} it reported "
+                   "in deployment d-" in ln for ln in lines), lines
         assert "cannot install" not in err and "deploying the pyz artifact" not in err
         assert all(h["platform"]["python"] is None for h in warm["hosts"]), warm
         assert all(h["recap"]["changed"] == 0 and h["ok"] for h in warm["hosts"]), warm
@@ -354,6 +355,40 @@ def test_auto_gives_pyz_to_a_host_whose_target_has_no_runner(
     by_name = {h["name"]: h for h in doc["hosts"]}
     assert by_name["b"]["platform"]["python"] and by_name["a"]["platform"]["python"] is None
     assert sorted(p.name for p in root.iterdir()) == ["a", "b"]
+
+
+def test_auto_builds_for_the_machine_a_host_reported_before_without_a_failure_first(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], auto: Path, rustle_home: Path
+) -> None:
+    """Every agent's done line reports the host's machine; the history keeps it (host_platforms),
+    and the next --format auto deployment builds that host's runner for it: a host declared
+    aarch64 that said x86-64 (through pyz here) gets the x86-64 runner at once, no failed
+    install first, and -v says where its target came from."""
+    root = tmp_path / "root"
+    root.mkdir()
+    plan = make_plan(tmp_path, [{"module": "copy", "args": {"content": "x\n", "dest": f"{root}/{{{{ inventory_hostname }}}}"}}],
+                     hosts=("a",))
+    inv = tmp_path / "inv.yml"
+    remote = tmp_path / "ra"
+    inv.write_text(yaml.safe_dump({"all": {"hosts": {
+        "a": {"ansible_connection": "local", "rustle_remote_dir": str(remote), "rustle_target": AARCH64}}}}))
+    code, first, err = cli(capsys, str(plan), "-i", str(inv), "--run", "--output", "json", "--format", "pyz")
+    assert code == 0, err
+    machine = os.uname().machine
+    with closing(sqlite3.connect(rustle_home / ".rustle" / "state.db")) as db:
+        rows = db.execute("SELECT host, remote_dir, system, machine, deployment_id FROM host_platforms").fetchall()
+    assert rows == [("a", str(remote), "Linux", machine, first["deployment_id"])]
+    code, doc, err = cli(capsys, str(plan), "-i", str(inv), "--run", "--output", "json", "-v")
+    assert code == 0, err
+    x86 = controller_target()
+    assert "format: native for a: the plan lowers; rustle-runner " in err, err
+    assert (f"for {x86} (a host that cannot execute it gets pyz); the target: the {machine} it reported in "
+            f"deployment {first['deployment_id']}") in err, err
+    assert "cannot install" not in err and "deploying the pyz artifact" not in err
+    assert doc["hosts"][0]["platform"]["python"] is None and doc["hosts"][0]["ok"]
+    with closing(sqlite3.connect(rustle_home / ".rustle" / "state.db")) as db:
+        assert db.execute("SELECT deployment_id FROM host_platforms").fetchall() == [(doc["deployment_id"],)]
+        assert db.execute("SELECT COUNT(*) FROM runner_failures").fetchone() == (0,)
 
 
 def test_auto_gives_pyz_to_a_host_that_reported_a_machine_no_runner_exists_for(
@@ -436,7 +471,19 @@ def test_a_host_without_python_is_cleaned_up_through_the_runner(
     assert sorted(os.listdir(mixed)) == sorted(["notes.txt", "artifacts", "runs", ".created-by-rustle-deploy"])
     assert {rel: (mixed / rel).read_text() for rel in foreign} == foreign, "what it did not make survives"
     assert os.listdir(mixed / "artifacts") == ["notes.txt"] and os.listdir(mixed / "runs") == ["notes.jsonl"]
-    # the history no longer counts the cleaned host as holding a runner (docs/native.md): without
-    # Python there is nothing left to ask it with
-    code, again, err = cli(capsys, "--cleanup", "-i", str(inv), "--limit", "bench-0000", "--output", "json")
-    assert code == 1 and "no usable Python" in again["hosts"][0]["error"], (again, err)
+    # a second cleanup: the runner the hosts ran is sent again, cleans, and goes again
+    # (docs/native.md); the foreign entries stay, the clean host's remote dir stays away
+    code, again, err = cli(capsys, "--cleanup", "-i", str(inv), "--output", "json")
+    assert code == 0, (again, err)
+    done = {h["name"]: h for h in again["hosts"]}
+    assert all(h["ok"] for h in done.values()), done
+    assert any(p.startswith("runners/") for p in done["bench-0000"]["removed"]), done["bench-0000"]
+    assert not clean.exists(), "the clean host's remote dir is not made again"
+    assert {rel: (mixed / rel).read_text() for rel in foreign} == foreign
+    assert not (mixed / "runners").exists() and not (mixed / "history.jsonl").exists()
+    assert sorted(os.listdir(mixed)) == sorted(["notes.txt", "artifacts", "runs", ".created-by-rustle-deploy"])
+    # a dry run sends nothing: without Python and without a runner there it cannot be asked
+    code, dry_again, err = cli(capsys, "--cleanup", "--dry-run", "-i", str(inv), "--limit", "bench-0000",
+                               "--output", "json")
+    assert code == 1 and "no usable Python" in dry_again["hosts"][0]["error"], (dry_again, err)
+    assert not (mixed / "runners").exists()

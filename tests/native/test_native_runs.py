@@ -593,3 +593,33 @@ def test_failed_results_and_error_messages_have_ansible_core_2_19_shapes_in_both
     assert messages["argument"] == ("Task failed: Finalization of task args for 'ansible.builtin.copy' failed: "
                                     f"Error while resolving value for 'content': {undefined}")
     assert messages["assert"] == messages["when"] == f"Task failed: Error while evaluating conditional: {undefined}"
+
+
+@pytest.mark.ansible
+def test_content_of_one_expression_and_a_newline_is_written_as_ansible_writes_it_by_plans_in_both_formats(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str], native_cache: Path) -> None:
+    """``content: "{{ r.changed }}\\n"``: ansible-core 2.19 writes ``True`` (no newline); the
+    same task in a rustle-plan JSON, run in pyz and in native, writes the same files."""
+    from ..integration.test_playbooks_ansible import ANSIBLE, prepare, run_ansible
+    from ..integration.test_playbooks_ansible import tree as ansible_tree
+
+    if not ANSIBLE.exists():
+        pytest.skip("ansible-core is not installed in .venv")
+    work, inv, _ = prepare("content_native_values", tmp_path)
+    oracle = tmp_path / "a"
+    oracle.mkdir()
+    code, _, log = run_ansible(work, inv, oracle, [], tmp_path)
+    assert code == 0, log
+    expected = ansible_tree(oracle)
+    assert expected["registered_bool.txt"][2] == b"True" and expected["text.txt"][2] == b"true\n"
+    for fmt in ("pyz", "native"):
+        out = tmp_path / fmt
+        out.mkdir()
+        assert main(["--emit-plan", str(work / "site.yml"), "-i", str(inv), "-e", f"out={out}"]) == 0
+        plan = tmp_path / f"{fmt}.json"
+        plan.write_text(capsys.readouterr().out)
+        code, doc, err = cli(capsys, str(plan), "-i", str(inv), "--run", "--format", fmt, "--output", "json",
+                             "-e", f"out={out}")
+        assert code == 0, (err, doc)
+        assert ansible_tree(out) == {k: (v[0], v[1], v[2].replace(b"/a", b"/" + fmt.encode()) if v[0] == "file" else v[2])
+                                     for k, v in expected.items()}, fmt

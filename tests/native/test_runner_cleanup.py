@@ -17,7 +17,17 @@ import pytest
 from rustle_deploy.compiler.runner import RunnerBinary
 from rustle_deploy.deploy import agent
 
-from ..unit.test_agent_cleanup import SHA_A, SHA_B, SHA_C, cleanup, deployed
+from ..unit.test_agent_cleanup import (
+    SHA_A,
+    SHA_B,
+    SHA_C,
+    cleanup,
+    deployed,
+    links_out,
+    lock_link,
+    plant_foreign,
+    theirs_among_releases,
+)
 
 
 def runner_cleanup(runner: RunnerBinary, root: Path, dry_run: bool = False) -> dict[str, Any]:
@@ -65,43 +75,13 @@ def shape(root: Path) -> dict[str, Any]:
 
 def foreign(path: str, kind: str) -> Callable[[Path], None]:
     def plant(root: Path) -> None:
-        deployed(root)
-        if path == "history.jsonl/":
-            (root / "history.jsonl").unlink()
-        target = root / path.rstrip("/")
-        if kind == "dir":
-            target.mkdir()
-        elif kind == "symlink":
-            target.symlink_to(root.parent / "outside")
-        else:
-            target.write_text('{"event": "run_start", "run_id": "someone-else"}\n')
+        plant_foreign(root, path, kind, root.parent / "outside")
     return plant
 
 
-def links_out(root: Path) -> None:
-    """test_symlinks_are_never_followed's tree: our directories are links to one outside."""
-    outside = root.parent / "outside"
-    deployed(root)
-    for name in ("artifacts", "runs", "unpacked", "runners"):
-        os.rename(root / name, root.parent / f"moved-{name}")
-        (root / name).symlink_to(outside / "sub" if name != "artifacts" else outside)
-    os.unlink(root / "releases" / "rustle-runner-web" / "previous")
-    (root / "releases" / "rustle-runner-web" / "previous").symlink_to(outside / SHA_A)
-    (root / "releases" / "linked").symlink_to(outside / "sub")
-    (root / "history.jsonl").unlink()
-    (root / "history.jsonl").symlink_to(outside / SHA_A)
-
-
-def lock_link(root: Path) -> None:
-    deployed(root)
-    (root / "lock").unlink()
-    (root / "lock").symlink_to(root.parent / "outside" / "lock-target")
-
-
-def theirs_among_releases(root: Path) -> None:
-    deployed(root)
-    (root / "releases" / "theirs").mkdir()
-    (root / "releases" / "theirs" / "data.txt").write_text("x")
+def more_among_releases(root: Path) -> None:
+    """A foreign release directory, carry files (and names that are not), no lock."""
+    theirs_among_releases(root)
     (root / "runs" / f"d-20260101T120000-abcdef-r-{'1' * 12}-h-{'2' * 12}.vars.json").write_text("{}")
     (root / "runs" / "d-20260101T120000-abcdef.vars.json.tmp-5").write_text("{}")
     (root / "runs" / "d-2026T1-abcdef.vars.json").write_text("{}")  # not a carry id
@@ -125,9 +105,9 @@ CASES: dict[str, Callable[[Path], None]] = {
     "bridge": bridge,
     "everything ours": deployed,
     "no marker": lambda root: deployed(root, marker=False),
-    "symlinks out": links_out,
-    "lock is a symlink": lock_link,
-    "foreign release dir, carry files, no lock": theirs_among_releases,
+    "symlinks out": lambda root: links_out(root, root.parent / "outside"),
+    "lock is a symlink": lambda root: lock_link(root, root.parent / "outside" / "lock-target"),
+    "foreign release dir, carry files, no lock": more_among_releases,
     "absent": lambda root: None,
     "a file": lambda root: root.write_text("x"),
     **{f"foreign {p}": foreign(p, k) for p, k in [

@@ -63,6 +63,53 @@ def deployed(root: Path, marker: bool = True) -> None:
     (root / "lock").write_text("")
 
 
+# Trees the cases below build, shared with tests/native/test_runner_cleanup.py (which runs every
+# case through the runner's cleanup too). ``outside`` is a directory beside ``root``.
+
+
+def plant_foreign(root: Path, path: str, kind: str, outside: Path) -> Path:
+    """``deployed(root)`` plus one entry rustle-deploy did not make (``path``, a ``kind`` of
+    file, dir or symlink to ``outside``); the entry."""
+    deployed(root)
+    if path == "history.jsonl/":
+        (root / "history.jsonl").unlink()
+    target = root / path.rstrip("/")
+    if kind == "dir":
+        target.mkdir()
+    elif kind == "symlink":
+        target.symlink_to(outside)
+    else:
+        target.write_text('{"event": "run_start", "run_id": "someone-else"}\n')
+    return target
+
+
+def links_out(root: Path, outside: Path) -> None:
+    """``deployed(root)`` whose directories are links to ``outside`` (holding ``sub/``, SHA_A)."""
+    deployed(root)
+    for name in ("artifacts", "runs", "unpacked", "runners"):
+        os.rename(root / name, root.parent / f"moved-{name}")
+        (root / name).symlink_to(outside / "sub" if name != "artifacts" else outside)
+    os.unlink(root / "releases" / "rustle-runner-web" / "previous")
+    (root / "releases" / "rustle-runner-web" / "previous").symlink_to(outside / SHA_A)  # ours: unlinked
+    (root / "releases" / "linked").symlink_to(outside / "sub")
+    (root / "history.jsonl").unlink()
+    (root / "history.jsonl").symlink_to(outside / SHA_A)
+
+
+def lock_link(root: Path, outside: Path) -> None:
+    """``deployed(root)`` whose lock is a symlink to ``outside``."""
+    deployed(root)
+    (root / "lock").unlink()
+    (root / "lock").symlink_to(outside)
+
+
+def theirs_among_releases(root: Path) -> None:
+    """``deployed(root)`` with a foreign directory among the releases."""
+    deployed(root)
+    (root / "releases" / "theirs").mkdir()
+    (root / "releases" / "theirs" / "data.txt").write_text("x")
+
+
 def test_everything_rustle_deploy_made_is_removed_with_the_directory(tmp_path: Path) -> None:
     root = tmp_path / "r"
     deployed(root)
@@ -108,16 +155,7 @@ def test_a_directory_rustle_deploy_did_not_create_is_emptied_but_kept(tmp_path: 
 )
 def test_each_foreign_entry_is_left_and_reported(tmp_path: Path, path: str, kind: str) -> None:
     root = tmp_path / "r"
-    deployed(root)
-    if path == "history.jsonl/":
-        (root / "history.jsonl").unlink()
-    target = root / path.rstrip("/")
-    if kind == "dir":
-        target.mkdir()
-    elif kind == "symlink":
-        target.symlink_to(tmp_path)
-    else:
-        target.write_text('{"event": "run_start", "run_id": "someone-else"}\n')
+    target = plant_foreign(root, path, kind, tmp_path)
     before = snapshot(target) if kind == "dir" else None
     result = cleanup(root)
     assert os.path.lexists(target)
@@ -142,15 +180,7 @@ def test_symlinks_are_never_followed(tmp_path: Path) -> None:
     (outside / "sub" / SHA_B).write_text("x")
     before = snapshot(outside)
     root = tmp_path / "r"
-    deployed(root)
-    for name in ("artifacts", "runs", "unpacked", "runners"):
-        os.rename(root / name, tmp_path / f"moved-{name}")
-        (root / name).symlink_to(outside / "sub" if name != "artifacts" else outside)
-    os.unlink(root / "releases" / "rustle-runner-web" / "previous")
-    (root / "releases" / "rustle-runner-web" / "previous").symlink_to(outside / SHA_A)  # ours: unlinked
-    (root / "releases" / "linked").symlink_to(outside / "sub")
-    (root / "history.jsonl").unlink()
-    (root / "history.jsonl").symlink_to(outside / SHA_A)
+    links_out(root, outside)
     result = cleanup(root)
     assert snapshot(outside) == before
     left = {e["path"]: e["kind"] for e in result["left"]}
@@ -163,9 +193,7 @@ def test_symlinks_are_never_followed(tmp_path: Path) -> None:
 def test_a_lock_that_is_a_symlink_is_never_opened(tmp_path: Path) -> None:
     outside = tmp_path / "elsewhere"
     root = tmp_path / "r"
-    deployed(root)
-    (root / "lock").unlink()
-    (root / "lock").symlink_to(outside)
+    lock_link(root, outside)
     with pytest.raises(agent.AgentError, match="symbolic link"):
         cleanup(root)
     assert not outside.exists()
@@ -195,9 +223,7 @@ def test_nothing_there_is_fine(tmp_path: Path) -> None:
 
 def test_a_foreign_directory_among_the_releases_is_not_claimed(tmp_path: Path) -> None:
     root = tmp_path / "r"
-    deployed(root)
-    (root / "releases" / "theirs").mkdir()
-    (root / "releases" / "theirs" / "data.txt").write_text("x")
+    theirs_among_releases(root)
     result = cleanup(root)
     left = {e["path"]: e for e in result["left"]}
     assert left["releases/theirs/"]["ours"] is False and left["releases/theirs/data.txt"]["ours"] is False

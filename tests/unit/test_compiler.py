@@ -224,3 +224,33 @@ def test_hostvars_without_a_name_is_a_compile_error(tmp_path: Path, expr: str) -
         _hostvars_read(fleet_plan(tmp_path, ["web"]), [{"msg": expr}])
     with pytest.raises(CompileError):
         _hostvars_read(fleet_plan(tmp_path, ["web"]), [{"when": ["hostvars is defined"]}])
+
+
+def test_bridged_bytecode_is_kept_between_commands_and_a_damaged_entry_is_compiled_again(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import importlib.util
+    import marshal
+
+    from rustle_deploy import bridge
+    from rustle_deploy.compiler import build
+
+    monkeypatch.setattr(bridge, "CACHE_DIR", tmp_path / "bridge")
+    source, name = b"VALUE = 1\n", "bridge/lib/ansible/module_utils/x.py"
+    first = build._bridge_bytecode(source, name)
+    assert first == build._bytecode(source, name)
+    assert marshal.loads(first[16:]).co_filename == name
+    (entry,) = (tmp_path / "bridge" / "pyc").iterdir()
+    # what the next command reads is the entry, not a new compile: give it other (valid) code
+    header = first[:16]
+    entry.write_bytes(header + marshal.dumps(compile("VALUE = 2\n", name, "exec")))
+    assert build._bridge_bytecode(source, name) == entry.read_bytes()
+    # the same source under another name, or another source, is another entry
+    other = build._bridge_bytecode(source, "bridge/lib/other.py")
+    assert marshal.loads(other[16:]).co_filename == "bridge/lib/other.py"  # not the first one's
+    build._bridge_bytecode(b"VALUE = 3\n", name)
+    assert len(list((tmp_path / "bridge" / "pyc").iterdir())) == 3
+    # a damaged entry (cut short) or one for another source is compiled again and replaced
+    entry.write_bytes(header + b"\xe3\x00")
+    assert build._bridge_bytecode(source, name) == first
+    entry.write_bytes(importlib.util.MAGIC_NUMBER + b"\x01\x00\x00\x00" + b"\x00" * 8 + first[16:])
+    assert build._bridge_bytecode(source, name) == first and entry.read_bytes() == first

@@ -16,6 +16,7 @@ from rustle_deploy.phases import (
     LOCAL,
     ONCE,
     ONCE_LOCAL,
+    file_read,
     plan_phases,
     play_phases,
     refusals,
@@ -198,3 +199,18 @@ def test_an_action_plugin_run_on_the_controller_is_a_local_phase_even_for_one_ho
     # an action plugin on a handler: handlers are never cut
     (refused,) = refusals(plan.plays[0], tasks, actions=frozenset({"t9"}))
     assert refused.key == "module" and "an action plugin run on the controller" in refused.message
+
+
+def test_a_task_reading_a_controller_file_the_play_creates_starts_a_phase_even_for_one_host(tmp_path: Any) -> None:
+    made = str(tmp_path / "made.j2")
+    reads = {"src": made, "dest": "/tmp/x"}
+    plan = plan_of([t(0), pm.task("t1", "template", "template", reads, [], 1, run_time_files={made: [made]}), t(2)])
+    phases = play_phases(plan.play_tasks(plan.plays[0]))
+    assert phases.kinds == (HOSTS, HOSTS)
+    assert [phases.of[f"t{i}"] for i in range(3)] == [0, 1, 1]
+    assert [file_read(r) for r in phases.reads[1]] == [(made, "file", [made])]
+    spec = play_specs(plan, lambda names: [Host(name=n, vars={}, groups=("all",)) for n in names])[0]
+    stages = schedule([spec], ["h0"]).stages  # one host: still two phases, the file read between them
+    assert [(st.phase, [file_read(r) for r in st.reads]) for st in stages] == [
+        (0, []), (1, [(made, "file", [made])])]
+    assert stages[0].feeds is True

@@ -424,3 +424,58 @@ def test_delegation_and_a_tasks_own_connection_compile_to_where_each_task_runs(t
     # the inventory's ansible_user wins; a local connection has no user or port
     assert leaves[2].extras["connection_vars"] == {
         "bare": {"ansible_user": "deploy", "ansible_port": 2222}, "pinned": {"ansible_port": 2222}}
+
+
+def test_plays_after_add_host_are_compiled_once_the_change_is_known(tmp_path: Path) -> None:
+    """later_plays="stop" compiles up to the play that changes the inventory; compiled again
+    over the inventory with the change (with_changes), the plays that ran keep their hosts
+    and plan indexes, and the later ones target the new hosts and groups (docs/phases.md)."""
+    files = {"site.yml": """
+- hosts: web
+  gather_facts: false
+  tasks:
+    - add_host: name=new1 groups=fresh ansible_host=10.0.0.9 ansible_port=2200 ansible_user=u
+    - group_by: key=env_{{ app_env }} parents=envs
+- hosts: fresh:env_prod
+  gather_facts: false
+  tasks:
+    - debug: msg="{{ groups['fresh'] }} {{ hostvars['new1'].ansible_host }}"
+- hosts: all
+  gather_facts: false
+  tasks:
+    - group_by: key=again
+- hosts: again
+  gather_facts: false
+  tasks:
+    - debug: msg=last
+"""}
+    inventory = "[web]\nweb1 ansible_connection=local app_env=prod\n[group_vars_host]\n"
+    (tmp_path / "group_vars").mkdir()
+    (tmp_path / "group_vars" / "fresh.yml").write_text("from_group_vars: yes\n")
+    with pytest.raises(PlaybookError, match="add_host changes the inventory, and play 2") as err:
+        _compile(tmp_path, files, inventory)
+    assert (err.value.line, err.value.column) == (5, 7)
+    first = _compile(tmp_path, files, inventory, later_plays="stop")
+    assert first.rest == 2 and [p.name for p in first.plan.plays] == ["web"]
+    loaded = load_inventory(str(tmp_path / "inv.ini"))
+    changed = loaded.with_changes({"hosts": {"new1": {"ansible_host": "10.0.0.9", "ansible_port": 2200,
+                                                      "ansible_user": "u"}},
+                                   "groups": {"fresh": ["new1"], "env_prod": ["web1"]},
+                                   "children": {"envs": ["env_prod"]}})
+    assert [h.name for h in loaded.select("all")] == ["web1"]
+    new1 = changed.hosts["new1"]
+    assert (new1.address, new1.port, new1.user) == ("10.0.0.9", 2200, "u")
+    assert set(changed.hosts["web1"].groups) >= {"env_prod", "envs", "web"}
+    done = {p.number: tuple(p.hosts) for p in first.plays}
+    second = compile_playbook(str(tmp_path / "site.yml"), changed,
+                              CompileOptions(later_plays="stop", done_hosts=done))
+    assert second.rest == 4  # stops again after the next group_by
+    assert [(p.name, p.hosts) for p in second.plan.plays] == [
+        ("web", ("web1",)), ("fresh:env_prod", ("new1", "web1")), ("all", ("web1", "new1"))]
+    debug = second.plan.plays[1].batches[0].tasks[0]
+    assert debug.hosts == () and "hostvars['new1']" in json.dumps(debug.args)
+    # group_vars/ beside the inventory reach a group add_host made
+    assert changed.hosts["new1"].vars["from_group_vars"] is True
+    # listings see the later plays over the inventory as it is, as ansible-playbook lists them
+    static = _compile(tmp_path, files, inventory, later_plays="static")
+    assert static.rest is None and [p.hosts for p in static.plays] == [["web1"], [], ["web1"], []]

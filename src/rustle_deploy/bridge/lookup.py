@@ -268,7 +268,7 @@ def _list_visible(plan_dirs: Sequence[str]) -> tuple[str | None, list[str], list
         elif action in CONTROLLER_ACTIONS and action != "ansible.builtin.assemble":
             runs = "refused: " + CONTROLLER_ACTIONS[action]
         elif action and action not in ("ansible.builtin.uri", "ansible.builtin.assemble"):
-            runs = f"refused: its action plugin {action} runs on the controller"
+            runs = f"controller: its action plugin {action} runs on the controller with ansible-core"
         else:
             runs = "bridge" + (" (without a controller-side src)" if action else "")
         out.append(Visible(fqcn, str(found["path"]), runs))

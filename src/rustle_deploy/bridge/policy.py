@@ -5,13 +5,14 @@ ansible-core's are built into the runtime (copy, template, command, ...). For th
 
 - ``uri`` and ``assemble`` only run their module when every file is already on the host
   (``uri`` without ``src``, ``assemble`` with ``remote_src``, its default): the bridge runs the
-  module the same way, with the action plugin's check-mode rule; with a controller file they
-  are refused;
-- ansible-core's that act on the controller in ways a phase cannot carry (wait for a reboot,
-  read files while the play runs...) are refused at compile time, each with its reason;
+  module the same way, with the action plugin's check-mode rule; ``uri`` with a controller file
+  is refused, ``assemble`` with ``remote_src: false`` is assembled by the compiler and copied
+  (compiler/assemble.py);
+- ansible-core's that act on the controller in ways a phase cannot carry (async...) are refused
+  at compile time, each with its reason;
 - any other action plugin (one of a collection, such as ``ansible.posix.synchronize``, or of
-  ``action_plugins/`` beside the playbook or in a role) runs on the controller with ansible-core,
-  in a phase of its own (``runs_on_controller``; docs/bridge.md, bridge/action.py).
+  ``action_plugins/`` beside the playbook or in a role), and ansible-core's ``reboot``, runs on
+  the controller with ansible-core, in a phase of its own (``runs_on_controller``; docs/bridge.md, bridge/action.py).
 """
 
 from __future__ import annotations
@@ -31,7 +32,6 @@ _TRUE = ("1", "true", "yes", "on", "y", "t")
 CONTROLLER_ACTIONS: dict[str, str] = {
     "ansible.builtin.assemble": "assemble with remote_src: false reads its fragments on the controller",
     "ansible.builtin.include_vars": "include_vars reads variable files on the controller while the play runs",
-    "ansible.builtin.reboot": "reboot restarts the host and waits from the controller for it to come back",
     "ansible.builtin.async_status": "async_status reads the status of async jobs, which are not supported",
     "ansible.builtin.gather_facts": "gather_facts runs fact modules from the controller; use setup (built in)",
     "ansible.builtin.validate_argument_spec": "validate_argument_spec checks role arguments on the controller",
@@ -79,9 +79,7 @@ def refusal(module: BridgedModule, args: Mapping[str, Any]) -> str | None:
             return "uri with a form-multipart filename uploads a controller-side file (its action plugin)"
         return None
     if action == "ansible.builtin.assemble":
-        if _true(args.get("remote_src"), True):
-            return None
-        return CONTROLLER_ACTIONS[action]
+        return None  # remote_src: false is assembled by the compiler (compiler/assemble.py)
     if action in CONTROLLER_ACTIONS:
         return CONTROLLER_ACTIONS[action] + " (an action plugin the bridge does not reproduce)"
     return None  # runs on the controller (runs_on_controller)

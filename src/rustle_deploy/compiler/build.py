@@ -17,7 +17,7 @@ import marshal
 import sys
 import warnings
 import zipfile
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -58,6 +58,7 @@ class Artifact:
     cached: bool
     bytecode_tag: str | None = sys.implementation.cache_tag  # the runtime's .pyc files are for this
     runner: str | None = None  # native format: the sha256 of the rustle-runner it needs
+    python_tasks: tuple[str, ...] = ()  # hybrid: the tasks the host's Python runs, and why
 
     @property
     def format(self) -> str:
@@ -133,16 +134,45 @@ def _bytecode(source: bytes, name: str) -> bytes:
     ~40 ms per host); other versions ignore them and the agent unpacks the payload so that
     Python caches its own bytecode.
     """
-    digest = hashlib.sha256(source).hexdigest()
-    cached = _PYC_CACHE.get(digest)
+    key = (name, hashlib.sha256(source).hexdigest())  # the name is compiled in (tracebacks)
+    cached = _PYC_CACHE.get(key)
     if cached is None:
         code = compile(source, name, "exec", dont_inherit=True)
         header = importlib.util.MAGIC_NUMBER + (0b01).to_bytes(4, "little") + importlib.util.source_hash(source)
-        cached = _PYC_CACHE[digest] = header + marshal.dumps(code)
+        cached = _PYC_CACHE[key] = header + marshal.dumps(code)
     return cached
 
 
-_PYC_CACHE: dict[str, bytes] = {}
+_PYC_CACHE: dict[tuple[str, str], bytes] = {}
+
+
+def _bridge_bytecode(source: bytes, name: str) -> bytes:
+    """``_bytecode`` of a file the module bridge embeds (ansible-core's ``module_utils``, ~60 files
+    and ~80 ms of compiling for ``basic`` alone), kept between commands in the bridge's cache
+    (``cache_dir/bridge/pyc/``) under the sha256 of what it is made of: this interpreter's magic
+    number and optimization level, the name compiled in, the source. A plan that changes while
+    its modules do not builds its next artifact without compiling them again."""
+    from .. import bridge
+
+    if bridge.CACHE_DIR is None:
+        return _bytecode(source, name)
+    key = hashlib.sha256(importlib.util.MAGIC_NUMBER + str(sys.flags.optimize).encode() + b"\0"
+                         + name.encode() + b"\0" + source).hexdigest()
+    path = bridge.CACHE_DIR / "pyc" / key
+    try:
+        data = path.read_bytes()
+        header = importlib.util.MAGIC_NUMBER + (0b01).to_bytes(4, "little") + importlib.util.source_hash(source)
+        if data[:16] == header:
+            marshal.loads(data[16:])  # a damaged entry is compiled again
+            return data
+    except (OSError, ValueError, EOFError, TypeError):
+        pass
+    data = _bytecode(source, name)
+    try:
+        atomic_write(path, data)
+    except CompileError:
+        pass  # an unwritable cache only costs the next artifact the compiling
+    return data
 
 
 def _payload(unit: BuildUnit, plan_bytes: bytes, compression: bool) -> bytes:
@@ -158,11 +188,11 @@ def _payload(unit: BuildUnit, plan_bytes: bytes, compression: bool) -> bytes:
             try:  # a host whose Python has this cache tag imports module_utils without compiling them
                 with warnings.catch_warnings():
                     warnings.simplefilter("ignore")  # Ansible's code, not ours: its invalid escapes...
-                    entries[name[:-3] + ".pyc"] = _bytecode(data, name)
+                    entries[name[:-3] + ".pyc"] = _bridge_bytecode(data, name)
             except (SyntaxError, ValueError):
                 pass  # not Python this interpreter compiles: the host compiles it (or says why not)
     for digest, path in unit.files.items():
-        data = Path(path).read_bytes()
+        data = unit.blobs[digest] if digest in unit.blobs else Path(path).read_bytes()
         if hashlib.sha256(data).hexdigest() != digest:
             raise CompileError(f"{path}: changed while compiling", "run again")
         entries[f"files/{digest}"] = data
@@ -224,29 +254,36 @@ def build_native(
     runner: str,
     rebuild: bool = False,
     size_limit: int | None = None,
+    python: Artifact | None = None,
 ) -> list[Artifact]:
     """The native artifacts of ``unit`` for rustle-runner ``runner`` (docs/native.md), from the
     cache when its inputs are unchanged. One per host, or per group of hosts whose programs are
-    the same: ``compiler.native.lower_unit``."""
+    the same: ``compiler.native.lower_unit``. ``python``: the unit's pyz artifact, for a hybrid
+    build (the tasks that do not lower run in it, on the host)."""
     # a native program is specialised per host: its host variables are inputs too
     own = json.dumps(unit.host_vars, sort_keys=True, separators=(",", ":"), default=str).encode()
-    key = input_key(unit, _plan_bytes(unit) + b"\0" + own, False, runner)
+    hybrid = b"" if python is None else b"\0hybrid " + python.sha256.encode()
+    key = input_key(unit, _plan_bytes(unit) + b"\0" + own + hybrid, False, runner)
     index = cache_dir / "index" / key
     if not rebuild and index.is_file():
         try:
             entries = json.loads(index.read_text())
-            found = [(cache_dir / "artifacts" / f"{e['sha256']}.native", e["sha256"], list(e["hosts"])) for e in entries]
+            found = [(cache_dir / "artifacts" / f"{e['sha256']}.native", e["sha256"], list(e["hosts"]),
+                      tuple(e.get("python") or ())) for e in entries]
         except (ValueError, KeyError, TypeError):
             found = []
-        if found and all(sha256_file(path) == sha for path, sha, _ in found):
-            return [_artifact(unit, path, sha, hosts, True, runner, size_limit) for path, sha, hosts in found]
+        if found and all(sha256_file(path) == sha for path, sha, _, _ in found):
+            return [replace(_artifact(unit, path, sha, hosts, True, runner, size_limit), python_tasks=why)
+                    for path, sha, hosts, why in found]
     from .native import lower_unit
 
     built = []
-    for hosts, data in lower_unit(unit, runner):
+    for hosts, data, why in lower_unit(unit, runner, None if python is None else python.path.read_bytes()):
         sha = _store(cache_dir, data, "native")
-        built.append(_artifact(unit, cache_dir / "artifacts" / f"{sha}.native", sha, hosts, False, runner, size_limit))
-    atomic_write(index, json.dumps([{"sha256": a.sha256, "hosts": list(a.hosts)} for a in built]).encode())
+        built.append(replace(_artifact(unit, cache_dir / "artifacts" / f"{sha}.native", sha, hosts, False, runner,
+                                       size_limit), python_tasks=tuple(why)))
+    atomic_write(index, json.dumps([{"sha256": a.sha256, "hosts": list(a.hosts), "python": list(a.python_tasks)}
+                                    for a in built]).encode())
     return built
 
 

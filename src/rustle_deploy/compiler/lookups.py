@@ -44,6 +44,14 @@ class LookupFailed(Exception):
     """A controller lookup failed as Ansible's would (the message is Ansible's)."""
 
 
+class _Late(Exception):
+    """``lookup('file')`` of absolute paths missing now: read when the task runs."""
+
+    def __init__(self, paths: list[str]):
+        super().__init__(paths)
+        self.paths = paths
+
+
 class ControllerLookups:
     """Runs controller lookups for one compilation and records each call's result."""
 
@@ -78,6 +86,8 @@ class ControllerLookups:
                     found = {"values": getattr(self, "_" + name)(terms, scope, **options)}
             except (LookupFailed, TypeError) as exc:  # TypeError: an option it does not have
                 found = {"error": str(exc)}
+            except _Late as late:  # the host reads what the controller sends with the phase
+                found = {"run_time_files": late.paths}
             self.cache[cache_key] = found
         earlier = self.recorded.get(key)
         if earlier is not None and earlier != found and reads_vars:
@@ -87,6 +97,8 @@ class ControllerLookups:
         self.recorded[key] = found
         if "error" in found:
             raise lookups.LookupError_(found["error"])
+        if "run_time_files" in found:
+            raise lookups.LookupError_("read when the task runs")
         return list(found["values"])
 
     # -- ansible-core's plugins -------------------------------------------------------------------
@@ -187,7 +199,12 @@ class ControllerLookups:
         """``lookup('file')`` of a name the compiler computed (a literal one is embedded as a
         file, compiler/sources.py): the text of the file on the ``files`` search path."""
         out = []
-        for term in map(str, terms):
+        names = [str(t) for t in terms]
+        if names and all(os.path.isabs(n) for n in names) and not all(map(os.path.isfile, names)):
+            # the play may create them (a task on the controller, a local host): the controller
+            # reads them when the task's phase starts (run_time_files, docs/phases.md)
+            raise _Late(names)
+        for term in names:
             path = self._find(scope, "files", term)
             if path is None or not os.path.isfile(path):
                 raise LookupFailed(f"Unable to access the file {term!r}: File not found.")

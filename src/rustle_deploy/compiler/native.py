@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import CompileError
+from ..model import tag_unsafe
 from ..runtime_index import runtime_root
 from .units import BuildUnit
 
@@ -41,12 +42,19 @@ RUNTIME_FACTS = NATIVE_FACTS | {"fqdn", "domain", "python_version", "python", "d
 # as the host sees them, with the local facts its executor reads beside them (ansible_local)
 _FACT_NAMES = frozenset("ansible_" + name for name in RUNTIME_FACTS | {"local"})
 MODULES = frozenset({"file", "copy", "template", "lineinfile", "command", "shell", "stat",
-                     "assert", "debug", "ping", "set_fact"})
+                     "assert", "debug", "ping", "set_fact", "tempfile"})
+# the options of modules whose argument spec the runner does not check itself (tempfile.rs)
+_SPEC = {"tempfile": frozenset({"state", "path", "prefix", "suffix"})}
+# ``lookup('first_found', NAME)`` as an include's whole file name: chosen on the host
+_FIRST_FOUND = re.compile(r"^\s*\{\{\s*lookup\(\s*(['\"])first_found\1\s*,\s*([A-Za-z_]\w*)\s*\)\s*\}\}\s*$")
+# a condition that holds only before any fact is gathered: the runner gathers facts, and so does
+# the pyz runtime when the name is read (lazily), so it is false on every host
+_NO_FACTS_YET = re.compile(r"^\s*ansible_facts\s*==\s*\{\s*\}\s*$")
 # task keys the runner understands (everything else makes the task unsupported)
 _KNOWN = frozenset({"id", "name", "module", "args", "hosts", "when", "tags", "notify", "listen",
                     "register", "loop", "loop_control", "ignore_errors", "no_log", "changed_when",
                     "failed_when", "check_mode", "diff", "environment", "vars", "files", "become",
-                    "become_user", "become_method", "role", "unnamed"})
+                    "become_user", "become_method", "role", "unnamed", "bridge"})
 # keys of a block or an include (a task with ``block``) the runner understands
 _CONTAINER = frozenset({"id", "name", "block", "rescue", "always", "when", "include", "include_choice",
                         "include_result", "params", "register", "role_once", "tags", "hosts", "role", "vars"})
@@ -69,11 +77,11 @@ _LOOP_CONTROL = frozenset({"loop_var", "label", "index_var", "extended"})  # pau
 _RUN_NAMES = frozenset({"ansible_check_mode", "ansible_diff_mode", "ansible_verbosity",
                         "ansible_run_tags", "ansible_skip_tags"})
 _FILTERS = frozenset({"bool", "int", "float", "length", "count", "lower", "upper", "string", "trim",
-                      "first", "last", "default", "d"})
+                      "first", "last", "default", "d", "basename", "split"})
 _TESTS = frozenset({"defined", "undefined", "none", "number", "string", "mapping", "boolean", "true",
                     "false", "in", "eq", "ne", "equalto", "failed", "failure", "succeeded", "success",
                     "successful", "changed", "change", "skipped", "skip", "finished", "truthy",
-                    "falsy"})
+                    "falsy", "contains"})
 _RE_CATEGORIES = frozenset({"CATEGORY_DIGIT", "CATEGORY_NOT_DIGIT", "CATEGORY_SPACE",
                             "CATEGORY_NOT_SPACE", "CATEGORY_WORD", "CATEGORY_NOT_WORD"})
 _RE_AT = frozenset({"AT_BEGINNING", "AT_END", "AT_BEGINNING_STRING", "AT_END_STRING", "AT_BOUNDARY",
@@ -95,6 +103,29 @@ def run_names(doc: dict[str, Any]) -> set[str]:
         elif task.get("module") == "set_fact" and isinstance(task.get("args"), dict):
             names.update(str(k) for k in task["args"] if k != "cacheable")
     return names
+
+
+def _leaves(play: dict[str, Any]) -> list[dict[str, Any]]:
+    """Every task of ``play`` that is not a block, its handlers too, at any depth."""
+    out, stack = [], list(play["tasks"]) + list(play["handlers"])
+    while stack:
+        task = stack.pop()
+        if not isinstance(task, dict):
+            continue
+        if "block" in task:
+            stack.extend(t for key in ("block", "rescue", "always") for t in task.get(key) or ())
+        else:
+            out.append(task)
+    return out
+
+
+def _utf8(text: str) -> bool:
+    """Whether ``text`` is UTF-8 text the runner's JSON can carry (no lone surrogates)."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def _marker(value: Any) -> bool:
@@ -124,29 +155,44 @@ def _runtime() -> Any:
     return templating, expr, executor
 
 
-def lower_unit(unit: BuildUnit, runner_sha: str) -> list[tuple[list[str], bytes]]:
-    """The native artifacts for ``unit``: (hosts, bytes) each.
+def lower_unit(unit: BuildUnit, runner_sha: str,
+               python: bytes | None = None) -> list[tuple[list[str], bytes, list[str]]]:
+    """The native artifacts for ``unit``: (hosts, bytes, why) each; ``why`` says, for a hybrid
+    build, which tasks the host's Python runs and why (the first host's).
 
     The compiler specialises the program per host, so hosts get artifacts of their own: a host
     receives its own program, not every host's (at 1,000 hosts that is 8 KB instead of 6 MB).
     Hosts whose programs come out the same share one artifact.
+
+    ``python``: the unit's pyz artifact, for a hybrid build (docs/native.md, "Hybrid
+    artifacts"): a task that does not lower (and ``hybrid_refusal`` allows) is left to that
+    runtime on the host, which the runner starts at the first such task; a host's program
+    with no such task is a plain native one, without the pyz.
     """
     doc = unit.plan_doc
     blobs: dict[str, bytes] = {}
     for digest, path in sorted(unit.files.items()):
-        data = Path(path).read_bytes()
+        data = unit.blobs[digest] if digest in unit.blobs else Path(path).read_bytes()
         if hashlib.sha256(data).hexdigest() != digest:
             raise CompileError(f"{path}: changed while compiling", "run again")
         blobs[digest] = data
     registered = run_names(doc)
-    groups: dict[str, tuple[list[str], dict[str, Any], set[str]]] = {}
+    groups: dict[str, tuple[list[str], dict[str, Any], set[str], list[str]]] = {}
+    python_sha = hashlib.sha256(python).hexdigest() if python is not None else None
     for name in unit.host_names:
-        lowering = _Lowering(doc, name, registered, blobs, unit.host_vars.get(name))
-        program = {"plays": lowering.plays(), "facts": lowering.uses_facts}
+        lowering = _Lowering(doc, name, registered, blobs, unit.host_vars.get(name), hybrid=python is not None)
+        program: dict[str, Any] = {"plays": lowering.plays(), "facts": lowering.uses_facts}
+        if lowering.to_python:
+            assert python is not None and python_sha is not None
+            blobs[python_sha] = python
+            lowering.embedded.add(python_sha)
+            program["python"] = {"runtime": python_sha, "interpreters": _interpreter(unit.host_vars.get(name)),
+                                 "host_vars": tag_unsafe(unit.host_vars.get(name) or {})}
         key = json.dumps(program, sort_keys=True, default=str)
-        groups.setdefault(key, ([], program, lowering.embedded))[0].append(name)
+        why = [reason for _, reason in lowering.to_python]
+        groups.setdefault(key, ([], program, lowering.embedded, why))[0].append(name)
     out = []
-    for names, program, embedded in groups.values():
+    for names, program, embedded, why in groups.values():
         used = sorted(embedded)
         artifact = {
             "format": NATIVE_FORMAT,
@@ -158,8 +204,46 @@ def lower_unit(unit: BuildUnit, runner_sha: str) -> list[tuple[list[str], bytes]
             "hosts": {name: program for name in names},
             "files": {d: base64.b64encode(blobs[d]).decode() for d in used},
         }
-        out.append((names, seal(json.dumps(artifact, ensure_ascii=False, default=str).encode())))
+        try:
+            document = json.dumps(artifact, ensure_ascii=False, default=str).encode()
+        except UnicodeEncodeError as exc:  # text that is not UTF-8 somewhere _Lowering.data did not see
+            raise NativeUnsupported(f"{', '.join(names)}: the program holds bytes that are not UTF-8 text ({exc})",
+                                    "use --format pyz for this plan (--format auto, the default, picks it)") from None
+        out.append((names, seal(document), why))
     return out
+
+
+def _interpreter(host_vars: dict[str, Any] | None) -> list[str]:
+    """The Pythons a hybrid program's tasks may run in on the host, the first one present is
+    used: the inventory's ``ansible_python_interpreter`` when it names a path, else those the
+    deploy agent looks for (``transport.options.PYTHON_CANDIDATES``)."""
+    from ..transport.options import PYTHON_CANDIDATES
+
+    value = (host_vars or {}).get("ansible_python_interpreter")
+    if isinstance(value, str) and value.startswith("/") and "{{" not in value:
+        return [value]
+    return list(PYTHON_CANDIDATES)
+
+
+# What a task left to the host's Python may not do: change what the lowering decided at compile
+# time (variables, the inventory, facts beyond the runner's), or the run's flow (meta, phases).
+_HYBRID_REFUSED = frozenset({"include_vars", "add_host", "group_by", "meta", "set_stats", "setup", "gather_facts",
+                             "pause", "fetch", "include_role", "import_role", "include_tasks", "import_tasks",
+                             "getent"})  # getent: its facts become variables (executor.module_facts)
+_HYBRID_KEYWORDS = ("delegate_to", "delegate_facts", "run_once", "phase")
+
+
+def hybrid_refusal(task: dict[str, Any]) -> str | None:
+    """Why ``task`` cannot be left to the host's Python in a hybrid program, or None."""
+    module = str(task.get("module") or "").rsplit(".", 1)[-1]
+    if module in _HYBRID_REFUSED or module.endswith("_facts"):
+        return f"module '{module}' changes what the rest of the program was compiled with"
+    for key in _HYBRID_KEYWORDS:
+        if task.get(key) not in (None, False, "", [], {}):
+            return f"keyword '{key}'"
+    if module == "set_fact" and any(not isinstance(k, str) or "{" in k for k in task.get("args") or {}):
+        return "a set_fact name that is a template (the runner must know the names the run sets)"
+    return None
 
 
 def seal(document: bytes) -> bytes:
@@ -177,9 +261,11 @@ class _Lowering:
     """One host's program: plays of concrete module calls and conditions over registered results."""
 
     def __init__(self, doc: dict[str, Any], host: str, registered: set[str], blobs: dict[str, bytes],
-                 own: dict[str, Any] | None = None):
+                 own: dict[str, Any] | None = None, hybrid: bool = False):
         templating, expr, executor = _runtime()
         self.templating, self.expr, self.executor = templating, expr, executor
+        # a string marked !unsafe is the runtime's UnsafeText here, as on the host: never a template
+        doc, own = executor.untag(tag_unsafe(doc)), (None if own is None else executor.untag(tag_unsafe(own)))
         self.doc, self.host, self.blobs = doc, host, blobs
         # an extra variable beats a registered result or set_fact (executor._task_scope): its
         # value is known now
@@ -192,6 +278,7 @@ class _Lowering:
         groups = doc.get("groups") or {}
         host_vars.setdefault("group_names", sorted(
             g for g, members in groups.items() if host in members and g != "all"))
+        host_vars.setdefault("ansible_host", host)  # the play context's address, as executor.Runner's
         host_vars.update({"inventory_hostname": host, "inventory_hostname_short": host.split(".")[0],
                           "groups": groups, "omit": executor.OMIT})
         clash = sorted(registered & set(host_vars))
@@ -212,7 +299,10 @@ class _Lowering:
         self.dynamic |= _FAILURE_NAMES
         self.params: list[dict[str, Any]] = []  # the params of the includes being lowered (executor._params)
         self.uses_facts = False  # set when a condition or argument needs the host's facts
+        self.handling = False  # lowering a handler (and what it includes)
         self.embedded: set[str] = set()  # the sha256 of every file the program names (copy/template src)
+        self.hybrid = hybrid
+        self.to_python: list[tuple[str, str]] = []  # (task id, why) of the tasks left to the host's Python
 
     # -- scopes ----------------------------------------------------------------------------------
     def scope(self, play: dict[str, Any], task: dict[str, Any] | None = None) -> Any:
@@ -254,7 +344,11 @@ class _Lowering:
                 continue
             lowered_handlers = []
             for index, handler in enumerate(play["handlers"]):
-                lowered = self.task(play, handler)
+                self.handling = True  # a role's handler reports ``ROLE : NAME`` (executor._shown)
+                try:
+                    lowered = self.task(play, handler)
+                finally:
+                    self.handling = False
                 if lowered is not None:  # named by a topic only it has: see notified()
                     lowered["listen"] = [_handler_topic(index)]
                     lowered_handlers.append(lowered)
@@ -282,9 +376,45 @@ class _Lowering:
             return None
         if "block" in task:
             return self.container(play, task)
+        if not self.hybrid:
+            return self.checked(task, self.module_task(play, task))
+        try:
+            return self.checked(task, self.module_task(play, task))
+        except NativeUnsupported as exc:
+            refusal = hybrid_refusal(task)
+            if refusal is not None:
+                raise self.fail(task, f"{exc.message}; and it cannot run in the host's Python within the "
+                                      f"runner's run: {refusal}") from exc
+            ids = [t.get("id") for t in _leaves(play)]
+            if ids.count(task.get("id")) != 1:
+                raise
+            self.to_python.append((str(task.get("id")), exc.message))
+            return {"id": task.get("id"), "name": task.get("name") or task["module"], "module": task["module"],
+                    "tags": list(task.get("tags") or []),
+                    "python": {"play": self.doc["plays"].index(play), "id": task.get("id")}}
+
+    def checked(self, task: dict[str, Any], out: dict[str, Any]) -> dict[str, Any]:
+        """``out`` when every value in it is data: a value Jinja2 left undefined at compile time
+        (a lookup of a name only the host's run defines) makes the task unsupported, instead of
+        failing when the program is written."""
+        try:
+            json.dumps(out, default=str)
+        except Exception as exc:  # noqa: BLE001 - Jinja2's Undefined raises its own error from str()
+            raise self.fail(task, f"a value is undefined at compile time: {exc}") from exc
+        return out
+
+    def module_task(self, play: dict[str, Any], task: dict[str, Any]) -> dict[str, Any]:
         module = task["module"]
+        if module == "setup" and "loop" not in task:
+            return self.never_run(play, task)
         if module not in MODULES:
             raise self.fail(task, f"module '{module}' is not implemented by the native runner")
+        if task.get("bridge") not in (None, f"ansible.builtin.{module}", f"ansible.legacy.{module}"):
+            raise self.fail(task, f"module '{task['bridge']}' is not implemented by the native runner")
+        given: dict[str, Any] = task["args"] if isinstance(task.get("args"), dict) else {}
+        if module in _SPEC and set(given) - _SPEC[module]:
+            raise self.fail(task, f"argument '{sorted(set(given) - _SPEC[module])[0]}' of {module} is not "
+                                  "supported by the native runner")
         args = task.get("args")
         if isinstance(args, dict) and any(args.get(k) not in (None, "") for k in ("attributes", "attr")) \
                 and module != "stat":
@@ -302,7 +432,7 @@ class _Lowering:
             raise self.fail(task, f"loop_control.{sorted(set(control) - _LOOP_CONTROL)[0]} is not supported")
         scope = self.scope(play, task)
         out: dict[str, Any] = {
-            "id": task.get("id"), "name": task.get("name") or module, "module": module,
+            "id": task.get("id"), "name": self.shown(task, task.get("name") or module), "module": module,
             "tags": list(task.get("tags") or []), "register": task.get("register"),
             "args": None, "when": [], "loop": None, "loop_var": control.get("loop_var", "item"),
             "changed_when": self.conds(task, scope, task.get("changed_when")),
@@ -359,6 +489,29 @@ class _Lowering:
         out["loop"] = loop
         return out
 
+    def never_run(self, play: dict[str, Any], task: dict[str, Any]) -> dict[str, Any]:
+        """A task of a module the runner lacks whose condition is false on every host at compile
+        time (``setup`` when ``ansible_facts == {}``): lowered as its skip, with the module
+        that never runs. Any other such task is refused."""
+        scope = self.scope(play, task)
+        when = self.conds(task, scope, task.get("when")) or []
+        static = [c["ir"][1] for c in when if c["ir"][0] == "lit"]
+        if not any(not value for value in static):
+            raise self.fail(task, f"module '{task['module']}' is not implemented by the native runner")
+        unknown = sorted(k for k, v in task.items() if k not in _KNOWN and v not in (None, False, [], {}))
+        if unknown:
+            raise self.fail(task, f"keyword '{unknown[0]}' is not supported by the native runner")
+        return {"id": task.get("id"), "name": self.shown(task, task.get("name") or task["module"]), "module": task["module"],
+                "tags": list(task.get("tags") or []), "register": task.get("register"), "args": None,
+                "when": when, "loop": None, "loop_var": "item", "changed_when": None, "failed_when": None,
+                "notify": [], "listen": [str(n) for n in self.executor._as_list(task.get("listen"))],
+                "environment": {}, "ignore_errors": False, "no_log": False, "check_mode": None, "diff": None,
+                "become": None}
+
+    def shown(self, task: dict[str, Any], name: str) -> str:
+        """The name a result reports: a role's handler's is ``ROLE : NAME`` (executor._shown)."""
+        return str(self.executor._shown(task, name, self.handling))
+
     def python_var(self, play: dict[str, Any], task: dict[str, Any]) -> str | None:
         """The variable about running a Python module (its interpreter, open-files limit,
         debugger) that a layer other than the host's own variables sets, if any."""
@@ -388,29 +541,76 @@ class _Lowering:
             raise self.fail(task, f"keyword '{unknown[0]}' on {what} is not supported by the native runner")
         scope = self.scope(play, task)
         body = task
+        choose = None
         if task.get("include_choice"):  # the file named with data: chosen now when the name is known now
             choice = task["include_choice"]
             found = scope.child({self.executor.FOUND_VAR: choice.get("found") or {}})
-            name = self.static(task, found, choice["name"])
-            index = (choice.get("select") or {}).get(str(name))
-            if not isinstance(index, int):
-                raise self.fail(task, f"the included file {name!r} cannot be chosen at compile time")
-            body = task["block"][index]
+            try:
+                name = self.static(task, found, choice["name"])
+            except NativeUnsupported:
+                choose = self.choose_on_host(task, found, choice)  # a fact or a run's name: the host chooses
+            else:
+                index = (choice.get("select") or {}).get(str(name))
+                if isinstance(index, str):  # a file that could not be compiled: the host fails with why
+                    choose = {"name": str(name), "select": {str(name): index}, "found": {}, "first_found": None}
+                elif not isinstance(index, int):
+                    raise self.fail(task, f"the included file {name!r} cannot be chosen at compile time")
+                else:
+                    body = task["block"][index]
         include = task.get("include")
         self.params.append(dict(task.get("params") or {}))
         try:
-            sections = {key: [t for t in (self.task(play, child) for child in body.get(key) or ()) if t is not None]
-                        for key in ("block", "rescue", "always")}
+            if choose is not None:  # every file the host may choose, each one lowered
+                choices = [self.sections(play, child) for child in task["block"]]
+                sections: dict[str, list[dict[str, Any]]] = {"block": [], "rescue": [], "always": []}
+            else:
+                sections = self.sections(play, body)
         finally:
             self.params.pop()
         out: dict[str, Any] = {
-            "id": task.get("id"), "name": task.get("name") or "include", **sections,
+            "id": task.get("id"), "name": self.shown(task, task.get("name") or "include"), **sections,
             "when": self.conds(task, scope, task.get("when")) or [],
             "tags": list(task.get("tags") or []), "include": include,
             "register": task.get("register") if include is not None else None,
             "include_result": self.data(task, task.get("include_result") or {}),
             "role_once": task.get("role_once"),
         }
+        if choose is not None:
+            out.update(choose=choose, choices=choices)
+        return out
+
+    def sections(self, play: dict[str, Any], body: dict[str, Any]) -> dict[str, list[dict[str, Any]]]:
+        return {key: [t for t in (self.task(play, child) for child in body.get(key) or ()) if t is not None]
+                for key in ("block", "rescue", "always")}
+
+    def choose_on_host(self, task: dict[str, Any], scope: Any, choice: dict[str, Any]) -> dict[str, Any]:
+        """How the runner picks the included file (executor.rs ``choose``): the name rendered on
+        the host, or ``lookup('first_found', NAME)`` with NAME's list rendered there and matched
+        against what the compiler found; the runtime's own error when nothing is found."""
+        out: dict[str, Any] = {"select": self.data(task, choice.get("select") or {}),
+                               "found": self.data(task, choice.get("found") or {}), "first_found": None}
+        first = _FIRST_FOUND.match(str(choice["name"]))
+        if first:
+            try:
+                raw = scope.raw(first.group(2))
+            except KeyError:
+                raise self.fail(task, f"the included file's first_found names '{first.group(2)}', "
+                                      "which is not defined at compile time") from None
+            except _Dynamic as exc:
+                raise self.fail(task, f"'{exc.name}' is only known on the host while the plan runs") from None
+            terms = raw if isinstance(raw, list) else [raw]
+            if not all(isinstance(t, str) for t in terms):
+                raise self.fail(task, "first_found's terms must be file names for the native runner")
+            out["first_found"] = [self.value(task, scope, t) for t in terms]
+            try:
+                self.templar.template("{{ lookup('first_found', ['__rustle_none__']) }}",
+                                      scope.child({self.executor.FOUND_VAR: {}}))
+            except self.templating.TemplateError as exc:
+                out["none_found"] = str(exc)
+            return out
+        if "lookup(" in str(choice["name"]) or "query(" in str(choice["name"]):
+            raise self.fail(task, f"the included file {choice['name']!r} needs a lookup on the host")
+        out["name"] = self.value(task, scope, choice["name"])
         return out
 
     def become(self, task: dict[str, Any], scope: Any) -> dict[str, str] | None:
@@ -463,9 +663,14 @@ class _Lowering:
             raw["var"] = self.cond(task, scope, str(var), as_value=True)
             return raw
         args = self.executor._strip_omit(self.value(task, scope, raw))
-        # a path decided on the host is rendered before the module runs, as any argument; a
-        # template's dest is not: the template sees it (template_destpath) when it is rendered here
-        run_time = ("src", "regexp", "regex", "insertafter", "insertbefore") + (("dest",) if module == "template" else ())
+        # a path decided on the host is rendered before the module runs, as any argument (file's
+        # src, the link's target, too); an embedded src is not, nor a template's dest when the
+        # template reads it (template_destpath) as it is rendered here
+        run_time = ("regexp", "regex", "insertafter", "insertbefore") + (("src",) if module != "file" else ())
+        if module == "template" and isinstance(raw.get("src"), str):
+            digest = (task.get("files") or {}).get(raw["src"])
+            if digest is None or b"template_destpath" in self.blobs.get(digest, b"template_destpath"):
+                run_time += ("dest",)
         for key in run_time:
             if isinstance(args.get(key), dict) and (set(args[key]) & {TEMPLATE_KEY, EXPR_KEY}):
                 raise self.fail(task, f"argument '{key}' depends on a registered result or a fact")
@@ -513,9 +718,15 @@ class _Lowering:
             raise self.fail(task, f"cannot be evaluated at compile time: {exc}") from None
         if "{%" in value or "{#" in value:
             raise self.fail(task, f"a Jinja2 block over a registered result or a fact ({value!r})")
-        single = self.templating._SINGLE.match(value)
-        if single:
-            return {EXPR_KEY: self.cond(task, scope, single.group(1), as_value=True)}
+        # Jinja2 drops one trailing newline first: "{{ x }}\n" is x's own value, with the
+        # newline put back when it is text that lacks one (Templar.template)
+        body = value[:-1] if value.endswith("\n") else value
+        single = self.templating._SINGLE.match(body)
+        if single and "{#" not in value:
+            expression = self.cond(task, scope, single.group(1), as_value=True)
+            if body is not value:
+                expression["newline"] = True
+            return {EXPR_KEY: expression}
         parts: list[Any] = []
         last = 0
         for match in self.templating._SEGMENT.finditer(value):
@@ -540,6 +751,10 @@ class _Lowering:
         if _marker(value):
             raise self.fail(task, f"a value shaped like the runner's {next(iter(value))} marker is data, "
                                   "and the native format cannot carry it")
+        if isinstance(value, str) and not _utf8(value):
+            raise self.fail(task, f"{value[:40]!r}... holds bytes that are not UTF-8 text (decoded with "
+                                  "surrogateescape, as b64decode of latin-1 gives), which the native format "
+                                  "cannot carry")
         if isinstance(value, dict):
             for item in value.values():
                 self.data(task, item)
@@ -563,7 +778,8 @@ class _Lowering:
         from rustle_runtime.lookups import template_file_vars  # type: ignore[import-not-found]
 
         info = self.templating.embedded(scope, "sources").get(src) or {}
-        extra = template_file_vars(src, info, args.get("dest"), scope)
+        dest = args.get("dest")
+        extra = template_file_vars(src, info, None if _marker(dest) else dest, scope)  # not read: see args()
         templar = self.templating.Templar(read_file=self.blobs.__getitem__)
         try:
             rendered = templar.render(source, scope.child(extra), overrides)
@@ -591,6 +807,8 @@ class _Lowering:
         if isinstance(text, bool) or text is None:
             return {"expr": text, "ir": ["lit", True if text is None else text]}
         source = str(text)
+        if _NO_FACTS_YET.match(source) and not self.scope_has(scope, "ansible_facts"):
+            return {"expr": source, "ir": ["lit", False]}
         if _PATH_TEST.search(source):
             raise self.fail(task, f"'{source}' tests the file system, which Ansible does when the task runs; "
                                   "the native runner does not evaluate path tests")
@@ -647,6 +865,10 @@ class _Lowering:
                 return [op, ["name", "ansible_facts"], node[2] if op == "attr" else ["lit", key]]
         if op == "attr":
             return ["attr", self.tree(task, scope, node[1]), node[2]]
+        if op == "call":  # str.startswith/endswith with one argument (expr.rs call_method)
+            if len(node[3]) != 1:
+                raise self.fail(task, f"{node[2]}() with {len(node[3])} arguments is not supported by the native runner")
+            return ["call", self.tree(task, scope, node[1]), node[2], [self.tree(task, scope, n) for n in node[3]]]
         if op == "list":
             return ["list", [self.tree(task, scope, n) for n in node[1]]]
         if op in ("filter", "test"):

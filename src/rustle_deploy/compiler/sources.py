@@ -190,7 +190,7 @@ class Embedder:
                   depth: int = 0) -> None:
         """Record ``path``'s controller facts and embed what it includes, recursively."""
         if depth == 0:
-            search["sources"][name] = _source_info(path)
+            search["sources"][name] = source_info(path)
         if depth > MAX_INCLUDE_DEPTH:
             raise CompileError(f"{self.plan.source}: {task.pointer}: templates include each other more than "
                                f"{MAX_INCLUDE_DEPTH} levels deep (from {path})",
@@ -222,7 +222,7 @@ class Embedder:
                 if os.path.isfile(path):
                     search[key][name] = self.digest(path, task)
                     if kind == "template":
-                        search["sources"][name] = _source_info(path)
+                        search["sources"][name] = source_info(path)
                         self._template(task, name, path, search, depth=1)
                     break
 
@@ -352,7 +352,7 @@ def _static_values(src: str, scopes: list[Any]) -> list[str]:
     return out
 
 
-def _source_info(path: str) -> dict[str, Any]:
+def source_info(path: str) -> dict[str, Any]:
     st = os.stat(path)
     try:
         uid: Any = pwd.getpwuid(st.st_uid).pw_name

@@ -20,13 +20,14 @@ import os
 import re
 import sys
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 from ..errors import CompileError
 from ..model import SECRET_VARS, Host, Plan, Play, Task, own_vars
 from ..phases import Phases, per_call, plan_phases
 from ..runtime_index import canonical_module, module_families
+from . import assemble
 from .ansible_plugins import LocalPlugins, host_plugins, plan_plugins
 from .lookups import ControllerLookups, record_task, running, uses_controller_lookups
 from .sources import SEARCH_VAR, Embedder, _static_values, static_scopes
@@ -52,6 +53,7 @@ class BuildUnit:
     hosts: list[Host]
     plan_doc: dict[str, Any]
     files: dict[str, str] = field(default_factory=dict)  # sha256 -> local path
+    blobs: dict[str, bytes] = field(default_factory=dict)  # sha256 -> bytes made here (assemble)
     families: set[str] = field(default_factory=set)
     needs_jinja: bool = False
     # each host's own variables (model.own_vars): not in plan_doc, so not in a pyz artifact;
@@ -401,6 +403,9 @@ def _compile_task(
 ) -> dict[str, Any]:
     if task.is_block:
         return _compile_block(plan, play, task, unit, file_cache, resolution)
+    assembled_data = None
+    if assemble.is_local(task):  # assembled here, copied there (compiler/assemble.py)
+        task, assembled_data = assemble.assembled(plan, task)
     module = canonical_module(task.module)
     bridged = None
     if per_call(task):  # a host each call names: ansible-core on the controller (bridge/action.py)
@@ -479,7 +484,16 @@ def _compile_task(
             magic = {"playbook_dir": plan.playbook_dir or plan.base_dir}
             scopes = static_scopes(host_vars, {**magic, **(play.play.vars or {})}, task, play.play,
                                    plan.extra_vars)
-        embedder.embed(task, module, out, scopes, runner)
+        if assembled_data is not None:
+            sha = assemble.digest(assembled_data)
+            unit.files[sha] = assemble.NAME
+            unit.blobs[sha] = assembled_data
+            out["files"] = {assemble.NAME: sha}
+            out["assembled"] = True  # the copy stands for assemble (its diff is one, not a list)
+            embedder.embed(replace(task, args={k: v for k, v in task.args.items() if k != "src"}),
+                           module, out, scopes, runner)
+        else:
+            embedder.embed(task, module, out, scopes, runner)
     if module == "fetch":
         known = {h.name: dict(unit.host_vars.get(h.name) or own_vars(h), inventory_hostname=h.name,
                               inventory_hostname_short=h.name.split(".")[0]) for h in unit.hosts}

@@ -41,6 +41,7 @@ import os
 import stat
 import sys
 from collections.abc import Iterable
+from copy import deepcopy
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -100,9 +101,11 @@ class Inventory:
         implicit: Iterable[str] = (),
         warnings: Iterable[str] = (),
         rebuild: Any = None,
+        change: Any = None,
     ) -> None:
         self.source = source
         self._rebuild = rebuild
+        self._change = change
         self.hosts = hosts
         self.groups = groups
         self.warnings = list(warnings)
@@ -126,6 +129,17 @@ class Inventory:
             return self
         rebuilt: Inventory = self._rebuild(VarsFiles(path))
         return rebuilt
+
+    def with_changes(self, added: dict[str, Any]) -> Inventory:
+        """This inventory with what ``add_host`` and ``group_by`` changed while the run went on
+        (the runtime's ``inventory`` state: ``hosts`` name -> variables, ``groups`` group ->
+        hosts, ``children`` parent -> child groups), as Ansible's in-memory inventory has it:
+        new hosts and groups, their ``group_vars/``/``host_vars/`` files included."""
+        if self._change is None:
+            raise InventoryError("this inventory cannot take the hosts and groups add_host and group_by made",
+                                 "pass the inventory with -i", file=self.source)
+        changed: Inventory = self._change(added)
+        return changed
 
     def with_host_vars(self, updates: dict[str, dict[str, Any]]) -> Inventory:
         """This inventory with ``updates`` (host name -> variables) set on those hosts."""
@@ -496,8 +510,10 @@ def _build(
     hosts: dict[str, Host] = {}
     for h in data.hosts.values():
         order = [g.name for g in sort_groups(g for g in h.groups if g.name != "all")]
-        hosts[h.name] = Host(name=h.name, vars=host_vars(data, h, files, playbook),
-                             groups=("all", *order))
+        values = host_vars(data, h, files, playbook)
+        if h.implicit:  # the implicit localhost, put in a group by add_host/group_by (_add)
+            values = {**values, **_localhost_vars(data, files, h.name, playbook), **h.vars}
+        hosts[h.name] = Host(name=h.name, vars=values, groups=("all", *order))
     groups: dict[str, Group] = {}
     for g in data.groups.values():
         gvars = dict(g.vars)
@@ -519,11 +535,44 @@ def _build(
     def rebuild(extra: VarsFiles) -> Inventory:
         return _build(data, source, files, warnings, implicit=implicit, playbook=extra)
 
-    implicit_names: list[str] = []
+    def change(added: dict[str, Any]) -> Inventory:
+        copy = deepcopy(data)
+        try:
+            _add(copy, added)
+        except DataError as exc:
+            raise InventoryError(f"add_host/group_by: {exc}", None, file=source) from exc
+        return _build(copy, source, files, warnings, implicit=implicit, playbook=playbook)
+
+    implicit_names = [h.name for h in data.hosts.values() if h.implicit]
     if implicit:
         hosts["localhost"] = factory("localhost")
         implicit_names.append("localhost")
     return Inventory(
         source, hosts, groups, group_hosts=group_hosts, localhost_factory=factory,
-        implicit=implicit_names, warnings=warnings, rebuild=rebuild,
+        implicit=implicit_names, warnings=warnings, rebuild=rebuild, change=change,
     )
+
+
+def _add(data: InventoryData, added: dict[str, Any]) -> None:
+    """Apply the runtime's record of add_host/group_by (``with_changes``) to ``data``. The
+    implicit localhost joins groups as Ansible's does, and stays implicit (not in ``all``)."""
+    def host(name: str) -> None:
+        if name not in data.hosts:
+            data.add_host(name)
+            data.hosts[name].implicit = name in LOCALHOST_NAMES
+
+    for name, values in (added.get("hosts") or {}).items():
+        host(name)
+        for key, value in (values or {}).items():
+            data.hosts[name].set_variable(str(key), value)
+    for group, members in (added.get("groups") or {}).items():
+        data.add_group(group)
+        for name in members:
+            host(name)
+            data.add_host(name, group)
+    for parent, kids in (added.get("children") or {}).items():
+        data.add_group(parent)
+        for kid in kids:
+            data.add_group(kid)
+            data.add_child(parent, kid)
+    data.reconcile()

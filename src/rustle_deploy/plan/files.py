@@ -123,6 +123,8 @@ def needs_local_source(task: Task) -> str | None:
         return None
     if "{{" in src or "{%" in src:
         return None
+    if src in (task.extras.get("run_time_files") or {}):
+        return None  # created while the play runs: the controller sends it with the task's phase
     return src
 
 

@@ -329,6 +329,8 @@ def _ext_kinds() -> dict[str, tuple[tuple[type, ...], str]]:
                               "ansible-core makes an implicit host of"),
         "connection_vars": ((dict,), "an object {HOST: {\"ansible_user\": USER, \"ansible_port\": PORT}}: "
                             "how the task connects to each host (a task's remote_user/port)"),
+        "run_time_files": ((dict,), "an object {NAME: [PATH, ...]}: a src or vars file the task "
+                           "reads from the controller when it runs (the first PATH that exists then)"),
         "loop_with": ((str,), "\"items\", \"flattened\" or a lookup the host runs "
                               "(\"sequence\", \"together\", \"nested\", ...)"),
         "role": ((str,), "a key of the play's roles"),

@@ -77,8 +77,10 @@ def every_task(play: Play) -> Iterator[Task]:
 
 
 def validate(plan: Plan, files_dirs: Sequence[str] = (), *,
-             legacy_task_ids: frozenset[str] = frozenset()) -> None:
-    """Raise every PlanError found in ``plan``'s cross-references (PlanErrors for several)."""
+             legacy_task_ids: frozenset[str] = frozenset(), later_plays: bool = False) -> None:
+    """Raise every PlanError found in ``plan``'s cross-references (PlanErrors for several);
+    ``later_plays``: plays may follow add_host/group_by (a playbook run with ``--run``, whose
+    later plays are compiled again once the change is known: docs/phases.md)."""
     src = plan.source
     problems: list[PlanError] = []
 
@@ -99,7 +101,8 @@ def validate(plan: Plan, files_dirs: Sequence[str] = (), *,
 
         actions = controller_tasks(plan, resolution)
     for number, play in enumerate(plan.plays):
-        check(_inventory_changes, src, plan, number)
+        if not later_plays:
+            check(_inventory_changes, src, plan, number)
         check(_task_graph, src, play, filtered=bool(plan.options.tags or plan.options.skip_tags))
         check(_batch_graph, src, play)
         for task in every_task(play):
@@ -332,10 +335,10 @@ def _inventory_changes(src: str, plan: Plan, number: int) -> None:
         return
     if number < len(plan.plays) - 1:
         raise PlanError(f"{task.short_module} ({_kind(task)} {task.name!r}) changes the inventory, and "
-                        f"{len(plan.plays) - 1 - number} play(s) follow: the hosts of later plays are "
-                        "chosen before anything runs, so that is not supported yet",
-                        f"end the plan with the play holding {task.short_module}, or name the new hosts "
-                        "in the inventory", file=src, pointer=task.pointer)
+                        f"{len(plan.plays) - 1 - number} play(s) follow: a plan's later plays are "
+                        "compiled already, before the change is known",
+                        "give the playbook itself with --run: rustle-deploy compiles the plays after "
+                        f"{task.short_module} once it has run (docs/phases.md)", file=src, pointer=task.pointer)
 
 
 def _pause(plan: Plan, task: Task) -> None:

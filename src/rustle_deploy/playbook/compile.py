@@ -93,6 +93,8 @@ _LOOKUP_CALL = re.compile(r"\b(?:lookup|query|q)\(|\bwith_\w+")
 # modules whose arguments the compiler reads (files to embed, variable names, includes)
 _ARGS_KNOWN_HERE = frozenset({"copy", "template", "include_vars", "set_fact", "meta", "script",
                               "gather_facts", "setup", "assemble", "unarchive"}) | set(_INCLUDES)
+# lookup('file', EXPR) of one computed name (compiler/lookups.py runs it)
+_FILE_LOOKUP = re.compile(r"""\b(?:lookup|query|q)\(\s*['"](?:ansible\.builtin\.)?file['"]\s*,\s*([^()'"]*?(?:(['"])[^'"]*\2[^()'"]*?)*)\s*\)""")
 _INCLUDE_VARS_DIR = frozenset({"depth", "files_matching", "ignore_files", "extensions",
                                "ignore_unknown_extensions"})
 _MAX_CHOICES = 200  # tasks files an include with a host-dependent name may choose from
@@ -124,6 +126,13 @@ class CompileOptions:
     force_handlers: bool = False
     # ansible.cfg's error_on_missing_handler: false drops a notify of no handler, with a note
     error_on_missing_handler: bool = True
+    # plays after one holding add_host/group_by (docs/phases.md): "refuse" them; "stop" before
+    # them (--run compiles them again once the change is known, Compiled.rest); "static": over
+    # the inventory as it is (listings and --syntax-check, as ansible-playbook lists them)
+    later_plays: str = "refuse"
+    # play number -> its hosts, for the plays an earlier compile of this run chose hosts for
+    # (they ran already: the same plan indexes, and their changes are not noted again)
+    done_hosts: dict[int, tuple[str, ...]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -169,6 +178,9 @@ class Compiled:
     plays: list[ListedPlay]
     notes: list[str]
     origins: dict[str, Origin]  # plan JSON pointer -> where the playbook says it
+    # later_plays="stop": the compile stopped after the play holding add_host/group_by, and
+    # the plays from number ``rest`` on are to be compiled once it has run (None: it did not)
+    rest: int | None = None
 
     def locate(self, exc: PlanError) -> PlaybookError:
         """A PlanError about this plan, re-addressed to the playbook line it came from."""
@@ -237,6 +249,8 @@ class _PlayState:
         self.vars = play_vars
         self.next_id = 0
         self.roles: dict[str, RoleCall] = {}
+        self.dependent_roles: dict[str, None] = {}  # names of the roles: entries' dependencies
+        self.imported_roles: list[str] = []  # each import_role's role, in order
         self.role_keys: Counter[str] = Counter()
         self.identities: Counter[str] = Counter()  # roles: entries and deps, to deduplicate
         self.handlers: list[Task] = []
@@ -303,6 +317,7 @@ class _Compiler:
         self.choosing = False  # compiling the candidates of an include_choice (not nested)
         # the first add_host/group_by task: no play may follow it (its hosts are chosen now)
         self.inventory_changed: tuple[Origin, str] | None = None
+        self.rest: int | None = None  # later_plays="stop": the play number it stopped at
         # a play's remote_user/port for the hosts whose inventory sets none: host -> {var: value}
         self.connection_vars: dict[str, dict[str, Any]] = {}
 
@@ -320,7 +335,7 @@ class _Compiler:
         else:
             src = read_yaml(self.path, shown=self.shown, text=text, what="playbook")
         self.playbook(src, _Import(), ())
-        if not self.started:
+        if not self.started and self.rest is None:  # (else it may be in the plays compiled later)
             raise PlaybookError(f"no task matches --start-at-task {self.options.start_at_task!r}",
                                 "give a task's name (or 'role : name', or a pattern with * and ?) "
                                 "as --list-tasks shows it; tasks inside include_tasks/include_role "
@@ -344,11 +359,11 @@ class _Compiler:
         remember_files_dirs(plan, tuple(self.source_roots))
         inventory = self.inv.with_host_vars(self.connection_vars) if self.connection_vars else self.inv
         compiled = Compiled(plan=plan, inventory=inventory, plays=self.listing, notes=self.notes,
-                            origins=self.origins)
+                            origins=self.origins, rest=self.rest)
         from rustle_deploy.plan import validate
 
         try:
-            validate.validate(plan)
+            validate.validate(plan, later_plays=self.options.later_plays != "refuse")
         except PlanError as exc:
             raise compiled.locate(exc) from exc
         return compiled
@@ -402,15 +417,20 @@ class _Compiler:
     def play(self, src: Source, ds: dict[str, Any], imp: _Import) -> None:
         self.play_count += 1
         number = self.play_count
+        if self.rest is not None:
+            return
         self.check_keys(src, ds, kw.PLAY, "a play", ds)
-        if self.inventory_changed is not None:
+        if self.inventory_changed is not None and self.options.later_plays == "stop":
+            self.rest = number
+            return
+        if self.inventory_changed is not None and self.options.later_plays == "refuse":
             origin, module = self.inventory_changed
             where = src.origin(ds)
             raise origin.error(f"{module} changes the inventory, and play {number} ({where}) follows: "
-                               "the hosts of later plays are chosen before anything runs, so that is "
-                               "not supported yet",
-                               f"end the playbook with the play holding {module}, or name the new hosts "
-                               "in the inventory")
+                               "its hosts can only be chosen once the change has run",
+                               "run the playbook with --run: rustle-deploy compiles the plays after "
+                               f"{module} once it has run (docs/phases.md); --compile-only, --emit-plan, "
+                               "--dry-run and a deploy without --run compile every play beforehand")
         if "hosts" not in ds or ds["hosts"] in (None, "", []):
             raise src.error("the play has no 'hosts'", "every play names its hosts: "
                             "hosts: all, hosts: webservers, hosts: web1:web2", ds)
@@ -432,6 +452,9 @@ class _Compiler:
         except InventoryError as exc:
             raise src.error(f"bad host pattern {pattern!r}: {exc.detail}", exc.hint, ds, "hosts",
                             value=True) from exc
+        done = number in self.options.done_hosts
+        if done:  # it ran already, over the hosts the inventory had then
+            hosts = list(self.options.done_hosts[number])
         name = ds.get("name") if isinstance(ds.get("name"), str) and ds.get("name") else pattern
         listed = ListedPlay(number=number, name=str(name), pattern=pattern, hosts=hosts,
                             tags=imp.tags + self.tags(src, ds))
@@ -453,6 +476,14 @@ class _Compiler:
             play_vars.update(data)
             self.notes.append(f"vars_files: read {display_path(path)}")
         role_calls = self.role_entries(src, ds, st, ctx)
+        # ansible-core's magic role variables (VariableManager._get_magic_variables)
+        # (import_role adds its role when the play is parsed: appended below, to the same lists;
+        # include_role adds its own when it runs, which is not reflected)
+        play_roles = [call.role.name for call, _ in role_calls]
+        all_roles = list(dict.fromkeys([*st.dependent_roles, *play_roles]))
+        play_vars.update({"ansible_play_role_names": play_roles, "role_names": play_roles,
+                          "ansible_dependent_role_names": list(st.dependent_roles),
+                          "ansible_role_names": all_roles})
         st.vars = play_vars
         tasks: list[Task] = []
         base = f"/plays/{st.index}/batches/0/tasks"
@@ -463,6 +494,8 @@ class _Compiler:
         self.task_list(src, ds, "tasks", ctx, st, tasks, base)
         main_count = len(tasks)
         self.task_list(src, ds, "post_tasks", ctx, st, tasks, base)
+        play_roles.extend(st.imported_roles)
+        all_roles.extend(n for n in dict.fromkeys(st.imported_roles) if n not in all_roles)
         handler_ctx = replace(ctx, handler=True)
         for call, call_ctx in role_calls:
             self.role_handlers(call, call_ctx, st, handler_ctx)
@@ -482,7 +515,8 @@ class _Compiler:
                                   "play")
                 return
             tasks = self.renumber(kept, base)
-        self.inventory_changes(tasks, st)
+        if not done:
+            self.inventory_changes(tasks, st)
         if not hosts:
             self.notes.append(f"play {number} ({name}): no hosts matched {pattern!r}; skipped")
             return
@@ -963,6 +997,7 @@ class _Compiler:
             dep_call, _ = self.role_call(meta, call.role.dependencies, i, dep,
                                          meta.origin(call.role.dependencies, i, value=True), st,
                                          None, parent=call, register=False)
+            st.dependent_roles.setdefault(dep_call.role.name)
             self.count_identities(dep_call, st)
 
     def role_call(self, src: Source, container: Any, index: Any, entry: Any, origin: Origin,
@@ -1262,14 +1297,15 @@ class _Compiler:
             if ctx.include_stack:
                 self.check_bridged(src, ds, action_key, module, collections, ctx)
         args = self.module_defaults(src, ds, ctx, module, args)
-        args = self.sources(src, ds, action_key, canonical or module, args, ctx, pointer)
+        args = self.sources(src, ds, action_key, canonical or module, args, ctx, pointer, extras)
+        self.file_lookups([args, conditions, {k: v for k, v in extras.items() if k != "vars"}], ctx, extras)
         if canonical == "include_vars" and "dir" in args:
             extras["vars_dir"] = self.include_vars_dir(src, ds, action_key, args, ctx, st)
             self.runtime_names.update(k for _, data in extras["vars_dir"]["files"] for k in data)
             if args.get("name"):
                 self.runtime_names.add(str(args["name"]))
         elif canonical == "include_vars":
-            extras["vars_data"] = self.include_vars(src, ds, action_key, args, ctx, st)
+            extras["vars_data"] = self.include_vars(src, ds, action_key, args, ctx, st, extras)
             self.runtime_names.update(k for data in extras["vars_data"].values() for k in data)
             if args.get("name"):
                 self.runtime_names.add(str(args["name"]))
@@ -1836,19 +1872,48 @@ class _Compiler:
 
     # -- copy/template sources ---------------------------------------------------------------------
     def sources(self, src: Source, ds: dict[str, Any], key: str | None, module: str,
-                args: dict[str, Any], ctx: Ctx, pointer: str) -> dict[str, Any]:
+                args: dict[str, Any], ctx: Ctx, pointer: str,
+                extras: dict[str, Any]) -> dict[str, Any]:
         """A copy/template ``src`` (a script's first word) found with Ansible's search paths,
-        made absolute."""
+        made absolute. A templated or absolute one that does not exist yet is read when the
+        task runs (``run_time_files``): an earlier task may create it on the controller."""
         if _short(module) == "script":
             return self.script_source(src, ds, key, args, ctx)
+        if _short(module) == "assemble" and isinstance(args.get("src"), str) \
+                and str(args.get("remote_src", "yes")).lower() in ("no", "false", "0", "off", "n"):
+            # its action plugin assembles the fragments on the controller (compiler/assemble.py)
+            found, tried = self.find_file(str(self.renderer_try(args["src"], ctx) or args["src"]), "files", ctx)
+            if found is None or not os.path.isdir(found):
+                raise src.error(f"assemble: Source ({args['src']}) is not a directory; tried: "
+                                + ", ".join(display_path(t) for t in tried),
+                                "put the fragments in the role's files/ directory", ds,
+                                key if key is not None else _NO_KEY, value=True)
+            out = dict(args, src=found)
+            for name in ("delimiter", "regexp", "ignore_hidden"):  # what the controller reads
+                if has_template(out.get(name)):
+                    rendered = self.renderer_try(str(out[name]), ctx)
+                    if rendered is None:
+                        raise src.error(f"assemble {name} depends on data only a host has: the "
+                                        "fragments are assembled when the playbook is compiled",
+                                        "write it over play, role or extra vars", ds,
+                                        key if key is not None else _NO_KEY, value=True)
+                    out[name] = rendered
+            return out
         if module not in ("copy", "template") or not isinstance(args.get("src"), str):
             return args
         value = args["src"]
         if module == "copy" and str(args.get("remote_src", "")).lower() in ("yes", "true", "1",
                                                                             "on", "y"):
             return args
-        if has_template(value):
-            rendered = self.renderer_try(value, ctx)
+        templated = has_template(value)
+        if templated:
+            control = ds.get("loop_control")
+            control = control if isinstance(control, dict) else {}
+            looped = "loop" in ds or any(isinstance(k, str) and k.startswith("with_") for k in ds)
+            # a loop variable is each item's (undefined here: "{{ item | default('x') }}" must
+            # not become 'x' for every item)
+            per_item = looped and str(control.get("loop_var", "item")) in referenced_names(value)
+            rendered = None if per_item else self.renderer_try(value, ctx)
             if rendered is None:
                 # the host renders it; the compiler embeds every file it may name, found
                 # beside the playbook and in the task's roles (compiler/sources.py)
@@ -1857,6 +1922,8 @@ class _Compiler:
                 return args
             value = str(rendered)
         found, tried = self.find_file(value, "files" if module == "copy" else "templates", ctx)
+        if found is None and self.read_at_run_time(value, templated, tried, extras):
+            return dict(args, src=value)
         if found is None:
             raise src.error(f"could not find {module} source {value!r}; tried: "
                             + ", ".join(display_path(t) for t in tried),
@@ -1867,6 +1934,27 @@ class _Compiler:
         # a directory copies itself, or with a trailing slash its contents (as Ansible's copy)
         out["src"] = found + "/" if os.path.isdir(found) and value.endswith("/") else found
         return out
+
+    def file_lookups(self, values: Any, ctx: Ctx, extras: dict[str, Any]) -> None:
+        """``lookup('file', EXPR)`` of an absolute path missing now (``output_dir ~ '/x'``):
+        read when the task runs (``run_time_files``), as a missing template src is."""
+        for match in _FILE_LOOKUP.finditer(json.dumps(values, default=str).replace('\\"', '"')):
+            rendered = self.renderer_try("{{ " + match.group(1) + " }}", ctx)
+            if isinstance(rendered, str) and os.path.isabs(rendered) and not os.path.isfile(rendered):
+                self.read_at_run_time(rendered, True, [rendered], extras)
+
+    @staticmethod
+    def read_at_run_time(value: str, templated: bool, tried: list[str],
+                         extras: dict[str, Any]) -> bool:
+        """Whether a controller file missing now is read when its task runs: a name that was
+        templated (``{{ output_dir }}/x.j2``) or is absolute may be created by an earlier task
+        on the controller (``delegate_to: localhost``, a local host), as Ansible reads it only
+        then; the controller sends it with the task's phase (docs/phases.md). A plain relative
+        name (a file of the role or beside the playbook) missing is a mistake, refused now."""
+        if not (templated or os.path.isabs(os.path.expanduser(value))) or not tried:
+            return False
+        extras["run_time_files"] = dict(extras.get("run_time_files") or {}, **{value: list(tried)})
+        return True
 
     def script_source(self, src: Source, ds: dict[str, Any], key: str | None, args: dict[str, Any],
                       ctx: Ctx) -> dict[str, Any]:
@@ -1943,7 +2031,7 @@ class _Compiler:
         return out
 
     def include_vars(self, src: Source, ds: dict[str, Any], key: str | None, args: dict[str, Any],
-                     ctx: Ctx, st: _PlayState) -> dict[str, Any]:
+                     ctx: Ctx, st: _PlayState, extras: dict[str, Any]) -> dict[str, Any]:
         """The variables files an include_vars may read, by the name the host renders.
 
         A name known on the controller embeds that one file; a name over a host's data
@@ -1973,6 +2061,8 @@ class _Compiler:
             rendered = self.renderer_try_layers(name, layers, ctx)
         if rendered is not None:
             found, tried = self.find_file(str(rendered), "vars", ctx)
+            if found is None and self.read_at_run_time(str(rendered), has_template(name), tried, extras):
+                return {}
             if found is None or not os.path.isfile(found):
                 raise src.error(f"could not find the vars file {rendered!r}; tried: "
                                 + ", ".join(display_path(t) for t in tried),
@@ -2131,7 +2221,9 @@ class _Compiler:
             return None
 
     def renderer_try(self, value: str, ctx: Ctx) -> Any:
-        if referenced_names(value) & self.runtime_names:
+        # a name set while the play runs (set_fact, register) is still known here when extra
+        # vars give it: they win over both in Ansible
+        if (referenced_names(value) - set(self.extra)) & self.runtime_names:
             return None
         magic: dict[str, Any] = {"playbook_dir": self.basedir}
         if ctx.role is not None:
@@ -2477,7 +2569,15 @@ class _Compiler:
         own_vars = self.vars_mapping(src, ds, "vars", what)
         identity = _identity(role.path, {}, ds.get("when"), ds.get("tags"), own_vars, froms,
                              not static)
-        call = RoleCall(key="", role=role, params={}, origin=origin, identity=identity,
+        params: dict[str, Any] = {}
+        if ctx.role is not None:  # ansible-core's IncludeRole.get_include_params
+            parent = ctx.role.params
+            params = {**parent,
+                      "ansible_parent_role_names": [ctx.role.role.name,
+                                                    *parent.get("ansible_parent_role_names", [])],
+                      "ansible_parent_role_paths": [ctx.role.role.path,
+                                                    *parent.get("ansible_parent_role_paths", [])]}
+        call = RoleCall(key="", role=role, params=params, origin=origin, identity=identity,
                         parent=ctx.role, tasks_from=froms["tasks"],
                         handlers_from=froms["handlers"], vars_from=froms["vars"],
                         defaults_from=froms["defaults"], public=bool(public))
@@ -2486,6 +2586,7 @@ class _Compiler:
         hctx = replace(ctx, handler=True, role=None, when=(), tags=(), vars=())
         self.role_handlers(call, hctx, st, hctx)
         if static:
+            st.imported_roles.append(role.name)
             inner = self.inherit(src, ds, ctx, st)
             self.check_inherited(src, ds, inner, st)
             self.compile_role(call, inner, st, out, base, dedupe=False, imported=True)

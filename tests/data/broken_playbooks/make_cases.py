@@ -75,8 +75,8 @@ CASES: dict[str, dict[str, str]] = {
     "task_unsupported_builtin": {"site.yml": """\
         - hosts: web
           tasks:
-            - reboot:
-                reboot_timeout: 60
+            - validate_argument_spec:
+                argument_spec: {}
         """},
     "task_collection_module": {"site.yml": """\
         - hosts: web

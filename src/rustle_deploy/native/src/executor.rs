@@ -14,6 +14,7 @@ use crate::facts;
 use crate::json::{self, Map, Value};
 use crate::modules::{self, Ctx, Host};
 use crate::payload::{Artifact, RunOptions};
+use crate::python_side::PythonSide;
 use std::cell::RefCell;
 use std::path::Path;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
@@ -45,7 +46,7 @@ pub fn run_artifact(path: &Path, host: &str, opts: &RunOptions) -> i32 {
             return usage_error(&format!("{}; refusing to run it", e), hint);
         }
     };
-    let (plays, wants_facts) = match artifact.host(host) {
+    let (plays, wants_facts, python_entry) = match artifact.host(host) {
         Some(entry) => (
             entry
                 .get("plays")
@@ -53,6 +54,7 @@ pub fn run_artifact(path: &Path, host: &str, opts: &RunOptions) -> i32 {
                 .cloned()
                 .unwrap_or_default(),
             entry.get("facts").map_or(false, truthy),
+            entry.get("python").and_then(Value::as_dict).cloned(),
         ),
         None => {
             let names = artifact.host_names();
@@ -101,6 +103,8 @@ pub fn run_artifact(path: &Path, host: &str, opts: &RunOptions) -> i32 {
         roles_done: Vec::new(),
         notified: Vec::new(),
         children: RefCell::new(Children::default()),
+        python_entry,
+        python: PythonSide::default(),
     };
     runner.run(artifact.binary_name(), &plays)
 }
@@ -222,7 +226,14 @@ pub fn render(value: &Value, scope: &Scope) -> Result<Value, String> {
                     return render_text(parts, scope).map(Value::Str);
                 }
                 if let Some(cond) = map.get(EXPR_KEY) {
-                    return expression(cond, scope);
+                    // "{{ x }}\n": x's value; text gets the newline Jinja2 dropped back
+                    return match expression(cond, scope)? {
+                        Value::Str(mut text) if cond.get("newline").map_or(false, truthy) && !text.ends_with('\n') => {
+                            text.push('\n');
+                            Ok(Value::Str(text))
+                        }
+                        other => Ok(other),
+                    };
                 }
             }
             let mut out = Map::new();
@@ -347,6 +358,38 @@ fn failure(msg: String) -> Map {
     ])
 }
 
+/// The index of the section an include's `choose` picks (`executor._choose`): its `name`
+/// rendered here and looked up in `select`, or with `first_found`, the first of the rendered
+/// candidates the controller found (`found`: name -> the controller's path, which `select`
+/// knows). Errors are the runtime's words.
+fn choose(choice: &Map, scope: &Scope) -> Result<usize, String> {
+    let name = match choice.get("first_found") {
+        Some(terms) if !terms.is_null() => {
+            let found = choice.get("found").and_then(Value::as_dict);
+            let rendered = render(terms, scope)?;
+            let mut names = Vec::new();
+            for term in as_list(Some(&rendered)) {
+                if let Value::Str(text) = term {
+                    names.extend(text.split(|c| c == ',' || c == ';').filter(|n| !n.is_empty()).map(str::to_string));
+                }
+            }
+            match names.iter().find_map(|n| found.and_then(|f| f.get(n))) {
+                Some(path) => json::py_str(path),
+                None => return Err(choice.get("none_found").map(json::py_str).unwrap_or_default()),
+            }
+        }
+        _ => match render(choice.get("name").unwrap_or(&Value::Null), scope)? {
+            Value::Str(text) => text,
+            other => json::py_str(&other),
+        },
+    };
+    match choice.get("select").and_then(|s| s.get(&name)) {
+        Some(Value::Int(index)) if *index >= 0 => Ok(*index as usize),
+        Some(Value::Str(refused)) => Err(refused.clone()),
+        _ => Err(format!("Could not find or access '{}' on the Ansible Controller.", name)),
+    }
+}
+
 /// A task failed and was not ignored: the host stops.
 struct HostFailed;
 
@@ -376,6 +419,9 @@ struct Runner<'a> {
     notified: Vec<usize>,
     /// become children, one per identity (become.rs)
     children: RefCell<Children>,
+    /// a hybrid program's `python` entry, and the run's Python child (python_side.rs)
+    python_entry: Option<Map>,
+    python: PythonSide,
 }
 
 impl<'a> Runner<'a> {
@@ -409,6 +455,7 @@ impl<'a> Runner<'a> {
         recap.insert("duration", round6(start.elapsed().as_secs_f64()));
         self.emitter.emit(&recap);
         self.children.borrow_mut().close();
+        self.python.close();
         if failed {
             EXIT_FAILED
         } else {
@@ -460,6 +507,9 @@ impl<'a> Runner<'a> {
         let tags: Vec<String> = as_list(task.get("tags")).iter().map(json::py_str).collect();
         if !is_handler && !tags_selected(&tags, &self.opts.tags, &self.opts.skip_tags) {
             return Ok(());
+        }
+        if let Some(Value::Dict(reference)) = task.get("python") {
+            return self.run_python(task, reference, is_handler, handlers);
         }
         let module = task.get("module").cloned().unwrap_or(Value::Null);
         let name = match task.get("name") {
@@ -529,6 +579,98 @@ impl<'a> Runner<'a> {
         Ok(())
     }
 
+    /// A task of a hybrid program that the host's Python runs (python_side.rs, the runtime's
+    /// `serve.py`): it gets the names the run has set and runs the task as a pyz run would; the
+    /// runner emits its events and takes back what it set, notified, counted and whether it
+    /// failed the host.
+    fn run_python(
+        &mut self,
+        task: &Map,
+        reference: &Map,
+        is_handler: bool,
+        handlers: &[Value],
+    ) -> Result<(), HostFailed> {
+        let mut request = reference.clone();
+        request.insert("handler", Value::Bool(is_handler));
+        request.insert("vars", Value::Dict(self.registered.clone()));
+        request.insert("rescuing", Value::Int(self.rescuing as i64));
+        let entry = self.python_entry.clone().unwrap_or_default();
+        let strings = |items: &[String]| Value::List(items.iter().map(|t| Value::from(t.as_str())).collect());
+        let start = map(vec![
+            ("host", Value::from(self.host)),
+            ("check", Value::Bool(self.check)),
+            ("diff", Value::Bool(self.diff)),
+            ("tags", strings(&self.opts.tags)),
+            ("skip_tags", strings(&self.opts.skip_tags)),
+            ("verbosity", Value::Int(self.opts.verbosity)),
+            ("run_id", Value::from(self.opts.run_id.as_str())),
+            ("host_vars", entry.get("host_vars").cloned().unwrap_or_else(|| Value::Dict(Map::new()))),
+        ]);
+        let answer = match self.python.call(&entry, self.files, &start, &request) {
+            Ok(answer) => answer,
+            Err(msg) => {
+                // the task could not reach Python: its failure, reported as the runner reports one
+                let head = map(vec![
+                    ("id", task.get("id").cloned().unwrap_or(Value::Null)),
+                    ("task", task.get("name").cloned().unwrap_or(Value::Null)),
+                    ("module", task.get("module").cloned().unwrap_or(Value::Null)),
+                ]);
+                let kind = if is_handler { "handler" } else { "task" };
+                let mut start_event = head.clone();
+                start_event.insert("event", Value::from(format!("{}_start", kind)));
+                self.emitter.emit(&start_event);
+                let result = failure(msg);
+                let mut event = head;
+                event.insert("event", Value::from(format!("{}_result", kind)));
+                event.insert("status", Value::from("failed"));
+                event.insert("ignored", Value::Bool(false));
+                for (k, v) in self.event_fields(&result, task).0 {
+                    event.insert(&k, v);
+                }
+                event.insert("duration", round6(0.0));
+                if self.rescuing > 0 {
+                    event.insert("rescued", Value::Bool(true));
+                    self.stats[4] += 1;
+                } else {
+                    self.count("failed", false, false);
+                }
+                self.emitter.emit(&event);
+                self.ran += 1;
+                self.failure = Some((task.clone(), result));
+                return Err(HostFailed);
+            }
+        };
+        for event in as_list(answer.get("events")) {
+            if let Value::Dict(event) = event {
+                self.emitter.emit(&event);
+            }
+        }
+        if let Some(Value::Dict(set)) = answer.get("vars") {
+            for (key, value) in set.iter() {
+                self.registered.insert(key, value.clone());
+            }
+        }
+        if let Some(Value::Dict(stats)) = answer.get("stats") {
+            for (i, name) in STATS.iter().enumerate() {
+                self.stats[i] += stats.get(name).and_then(Value::as_i64).unwrap_or(0);
+            }
+        }
+        self.ran += answer.get("ran").and_then(Value::as_i64).unwrap_or(0) as usize;
+        let names = as_list(answer.get("notify"));
+        for (index, handler) in handlers.iter().enumerate() {
+            let topics = handler_topics(handler.as_dict().unwrap_or(&Map::new()));
+            if topics.iter().any(|t| names.contains(t)) && !self.notified.contains(&index) {
+                self.notified.push(index);
+            }
+        }
+        if answer.get("failed").map_or(false, truthy) {
+            let get = |key: &str| answer.get(key).and_then(Value::as_dict).cloned().unwrap_or_default();
+            self.failure = Some((get("failed_task"), get("failed_result")));
+            return Err(HostFailed);
+        }
+        Ok(())
+    }
+
     /// A block or an include (`executor._run_container`): its `when` once, an include's own
     /// result (`included`, or skipped) and register, then its sections.
     fn run_container(
@@ -585,6 +727,23 @@ impl<'a> Runner<'a> {
             }
             Ok(true) => {}
         }
+        // an include whose file is chosen with the host's data: chosen now (executor._choose),
+        // before the include reports
+        let chosen = match task.get("choose").and_then(Value::as_dict) {
+            Some(choice) => {
+                let picked = {
+                    let scope = Scope::new(vec![&self.base, &self.registered]);
+                    choose(choice, &scope)
+                };
+                match picked.and_then(|i| {
+                    as_list(task.get("choices")).get(i).and_then(Value::as_dict).cloned().ok_or_else(|| format!("malformed include choice {}", i))
+                }) {
+                    Ok(body) => Some(body),
+                    Err(e) => return self.container_event(head, failure(e), &include),
+                }
+            }
+            None => None,
+        };
         if include.is_some() {
             self.container_event(head, map(vec![("changed", Value::Bool(false))]), &include)?;
         }
@@ -604,7 +763,7 @@ impl<'a> Runner<'a> {
             }
         }
         let ran = self.ran;
-        let outcome = self.run_sections(task, is_handler, handlers);
+        let outcome = self.run_sections(chosen.as_ref().unwrap_or(task), is_handler, handlers);
         if let Some(once) = once {
             if self.ran > ran && !self.roles_done.contains(&once) {
                 self.roles_done.push(once);
@@ -1227,6 +1386,13 @@ mod tests {
 
     fn var(path: &str) -> String {
         format!(r#"{{"expr": "e", "ir": {}}}"#, path)
+    }
+
+    #[test]
+    fn one_expression_and_a_newline_is_its_value_and_text_gets_the_newline() {
+        let with_newline = |ir: &str| format!(r#"{{"__rustle_expr__": {{"expr": "x", "ir": {}, "newline": true}}}}"#, ir);
+        assert_eq!(render_with(&with_newline(r#"["attr", ["name", "r"], "stdout"]"#)).unwrap(), Value::from("hi\n"));
+        assert_eq!(to_string(&render_with(&with_newline(r#"["attr", ["name", "r"], "d"]"#)).unwrap()), r#"{"k": "it's", "z": [0.1]}"#);
     }
 
     #[test]

@@ -240,6 +240,13 @@ fn eval(node: &Value, scope: &Scope) -> Eval<Val> {
             let seq = eval_use(arg(2)?, scope)?;
             Ok(Val::Def(Value::Bool(contains(&seq, &item)?)))
         }
+        "call" => {
+            let name = arg(2)?.as_str().ok_or_else(|| malformed(node))?;
+            let obj = eval_use(arg(1)?, scope)?;
+            let items = arg(3)?.as_list().ok_or_else(|| malformed(node))?;
+            let args: Eval<Vec<Value>> = items.iter().map(|n| eval_use(n, scope)).collect();
+            call_method(&obj, name, &args?).map(Val::Def)
+        }
         "filter" | "test" => {
             let name = arg(1)?.as_str().ok_or_else(|| malformed(node))?;
             let value = eval(arg(2)?, scope)?;
@@ -257,6 +264,26 @@ fn eval(node: &Value, scope: &Scope) -> Eval<Val> {
             }
         }
         _ => Err(malformed(node)),
+    }
+}
+
+/// `obj.name(*args)` for the str methods the compiler lets through (startswith, endswith
+/// with one argument), as Python answers them.
+fn call_method(obj: &Value, name: &str, args: &[Value]) -> Eval<Value> {
+    match (obj, name, args) {
+        (Value::Str(text), "startswith" | "endswith", [Value::Str(affix)]) => Ok(Value::Bool(if name == "startswith" {
+            text.starts_with(affix.as_str())
+        } else {
+            text.ends_with(affix.as_str())
+        })),
+        (Value::Str(_), "startswith" | "endswith", [other]) => Err(format!(
+            "{} first arg must be str or a tuple of str, not {}",
+            name,
+            type_name(other)
+        )),
+        (Value::Dict(map), _, _) if map.contains_key(name) => Err(unsupported(format!("calling the key '{}'", name))),
+        _ if has_python_attribute(obj, name) => Err(unsupported(format!("'{}' of a {} object", name, type_name(obj)))),
+        _ => Err(format!("'{} object' has no attribute '{}'", type_name(obj), name)),
     }
 }
 
@@ -728,9 +755,55 @@ fn filter(name: &str, value: Val, call: &Call) -> Eval<Val> {
                 None => Val::Undef(format!("No {} item, sequence was empty.", name)),
             });
         }
+        "basename" => {
+            call.bind(&[])?;
+            match &value {
+                Value::Str(path) => Value::from(&path[path.rfind('/').map_or(0, |i| i + 1)..]),
+                other => return Err(format!("expected str, bytes or os.PathLike object, not {}", type_name(other))),
+            }
+        }
+        "split" => {
+            let p = call.bind(&["sep", "maxsplit"])?;
+            let maxsplit = match &p[1] {
+                None => -1,
+                Some(Value::Int(n)) => *n,
+                Some(other) => return Err(format!("'{}' object cannot be interpreted as an integer", type_name(other))),
+            };
+            let parts = match &p[0] {
+                None | Some(Value::Null) => split_whitespace(&py_str(&value), maxsplit),
+                Some(Value::Str(sep)) if sep.is_empty() => return Err("empty separator".to_string()),
+                Some(Value::Str(sep)) => split_on(&py_str(&value), sep, maxsplit),
+                Some(other) => return Err(format!("must be str or None, not {}", type_name(other))),
+            };
+            Value::List(parts.into_iter().map(Value::Str).collect())
+        }
         _ => return Err(unsupported(format!("the filter '{}'", name))),
     };
     Ok(Val::Def(out))
+}
+
+/// Python's `text.split(sep, maxsplit)` with a separator.
+fn split_on(text: &str, sep: &str, maxsplit: i64) -> Vec<String> {
+    if maxsplit < 0 {
+        return text.split(sep).map(str::to_string).collect();
+    }
+    text.splitn(maxsplit as usize + 1, sep).map(str::to_string).collect()
+}
+
+/// Python's `text.split(None, maxsplit)`: runs of whitespace, none at either end.
+fn split_whitespace(text: &str, maxsplit: i64) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut rest = text.trim_start_matches(py_isspace);
+    while !rest.is_empty() {
+        if maxsplit >= 0 && out.len() as i64 == maxsplit {
+            out.push(rest.to_string());
+            break;
+        }
+        let end = rest.find(py_isspace).unwrap_or(rest.len());
+        out.push(rest[..end].to_string());
+        rest = rest[end..].trim_start_matches(py_isspace);
+    }
+    out
 }
 
 fn trim(text: &str, chars: Option<&Value>) -> Eval<String> {
@@ -896,6 +969,12 @@ fn test(name: &str, value: Value, call: &Call) -> Eval<bool> {
             let p = call.bind(&["seq"])?;
             let seq = p[0].as_ref().ok_or_else(|| missing(name, "seq"))?;
             contains(seq, &value)
+        }
+        "contains" => {
+            // Jinja2's `seq is contains(value)`: `value in seq`
+            let p = call.bind(&["value"])?;
+            let item = p[0].as_ref().ok_or_else(|| missing(name, "value"))?;
+            contains(&value, item)
         }
         "eq" | "ne" | "equalto" => {
             let p = call.bind(&["b"])?;
@@ -1114,6 +1193,35 @@ mod tests {
             Err("'nope' is undefined".to_string())
         );
         assert_eq!(run(r#"["not", ["lit", []]]"#), Ok(Value::Bool(true)));
+    }
+
+    #[test]
+    fn str_methods_startswith_and_endswith() {
+        assert_eq!(run(r#"["call", ["lit", "/tmp/x.test"], "startswith", [["lit", "/tmp"]]]"#), Ok(Value::Bool(true)));
+        assert_eq!(run(r#"["call", ["lit", "/tmp/x.test"], "endswith", [["lit", ".txt"]]]"#), Ok(Value::Bool(false)));
+        let err = run(r#"["call", ["lit", "a"], "startswith", [["lit", 1]]]"#).unwrap_err();
+        assert_eq!(err, "startswith first arg must be str or a tuple of str, not int");
+        assert!(run(r#"["call", ["name", "nope"], "startswith", [["lit", "a"]]]"#).unwrap_err().contains("'nope' is undefined"));
+        assert!(run(r#"["call", ["lit", 3], "startswith", [["lit", "a"]]]"#).unwrap_err().contains("has no attribute 'startswith'"));
+    }
+
+    #[test]
+    fn basename_split_and_contains_as_python() {
+        let list = |items: &[&str]| Ok(Value::List(items.iter().map(|s| Value::from(*s)).collect()));
+        assert_eq!(run(r#"["filter", "basename", ["lit", "/tmp/ansible.x1.test"], [], {}]"#), Ok(Value::from("ansible.x1.test")));
+        assert_eq!(run(r#"["filter", "basename", ["lit", "/tmp/"], [], {}]"#), Ok(Value::from("")));
+        assert!(run(r#"["filter", "basename", ["lit", 3], [], {}]"#).is_err());
+        assert_eq!(run(r#"["filter", "split", ["lit", "a.b.c"], [["lit", "."]], {}]"#), list(&["a", "b", "c"]));
+        assert_eq!(run(r#"["filter", "split", ["lit", "a.b.c"], [["lit", "."], ["lit", 1]], {}]"#), list(&["a", "b.c"]));
+        assert_eq!(run(r#"["filter", "split", ["lit", "  a  b c  "], [], {}]"#), list(&["a", "b", "c"]));
+        assert_eq!(run(r#"["filter", "split", ["lit", " a  b c  "], [["lit", null], ["lit", 1]], {}]"#), list(&["a", "b c  "]));
+        assert!(run(r#"["filter", "split", ["lit", "abc"], [["lit", ""]], {}]"#).is_err());
+        assert_eq!(
+            run(r#"["filter", "first", ["filter", "split", ["filter", "basename", ["lit", "/t/ansible.ab.test"], [], {}], [["lit", "."]], {}], [], {}]"#),
+            Ok(Value::from("ansible"))
+        );
+        assert_eq!(run(r#"["test", "contains", ["lit", "Hello World"], [["lit", "World"]], {}]"#), Ok(Value::Bool(true)));
+        assert_eq!(run(r#"["test", "contains", ["lit", [1, 2]], [["lit", 3]], {}]"#), Ok(Value::Bool(false)));
     }
 
     #[test]

@@ -19,6 +19,7 @@ mod json;
 mod modules;
 mod paths;
 mod payload;
+mod python_side;
 mod regex;
 mod sha;
 mod sys;

@@ -1,4 +1,4 @@
-"""The artifact's command line: ``run``, ``verify``, ``manifest``, ``--version``.
+"""The artifact's command line: ``run``, ``verify``, ``manifest``, ``serve``, ``--version``.
 
 Exit codes (docs/artifact.md): 0 no task failed; 2 a task failed; 3 bad invocation, unknown
 host or corrupt artifact; 1 a bug in the runtime (a traceback on stderr).
@@ -52,6 +52,7 @@ def build_parser():
     run.add_argument("--unreachable", help="the connection this run's tasks were to use failed with this "
                      "message: each task that needs it is unreachable (a delegated phase)")
     run.add_argument("-v", "--verbose", action="count", default=0)
+    sub.add_parser("serve", help="run single tasks for rustle-runner (JSON lines on stdin and stdout)")
     sub.add_parser("verify", help="re-hash every entry against manifest.json (exit 3 on mismatch)")
     sub.add_parser("manifest", help="print manifest.json")
     return parser
@@ -173,6 +174,12 @@ def _main(argv):
             data = payload.read("manifest.json")
             sys.stdout.write(data.decode("utf-8").rstrip("\n") + "\n")
             return 0
+        if args.command == "serve":
+            # started by rustle-runner from a hybrid artifact, whose whole document (this
+            # runtime included) it checked against its digest before writing this file
+            from .serve import serve
+
+            return serve(payload)
         if args.command == "verify":
             problems = payload.verify()
             import json

@@ -62,6 +62,14 @@ class ModuleContext:
         self.diff_mode = bool(diff_mode)
         self.verbosity = runner.verbosity
         self.files = dict(task.get("files") or {})
+        self._late = {}  # sha256 -> bytes of the run_time_files the controller sent
+        self.late_sources = {}  # their name -> controller details (a template's ``sources``)
+        for name in task.get("run_time_files") or ():
+            found = runner.run_time_file(name)
+            if found is not None:
+                self.files.setdefault(name, found[0])
+                self._late[found[0]] = found[1]
+                self.late_sources[name] = found[2]
         self.environment = {str(k): str(v) for k, v in (environment or {}).items()}
         self.become = bool(task.get("become", False))
         self.become_user = task.get("become_user") or "root"
@@ -82,6 +90,8 @@ class ModuleContext:
         from .lowlevel import hexdigest
         from .payload import PayloadError
 
+        if sha256 in self._late:
+            return self._late[sha256]
         try:
             data = self._runner.payload.read("files/" + sha256)
         except PayloadError as exc:

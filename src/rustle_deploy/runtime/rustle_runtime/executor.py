@@ -492,6 +492,20 @@ class Runner:
         """The bytes of ``files/<sha256>`` (a template's include, a lookup's file)."""
         return self.payload.read("files/" + sha256)
 
+    def run_time_file(self, name):
+        """(sha256, bytes, controller details) of a controller file the task reads when it runs
+        (``run_time_files``), as the controller sent it with this phase (``inject.files``:
+        base64 ``data``, ``info`` as the compiler's ``sources``); None if it did not."""
+        sent = (self.inject.get("files") or {}).get(name)
+        if not isinstance(sent, dict) or not isinstance(sent.get("data"), str):
+            return None
+        import base64
+
+        from .lowlevel import hexdigest
+
+        raw = base64.b64decode(sent["data"])
+        return hexdigest("sha256", raw), raw, dict(sent.get("info") or {})
+
     def tmpdir(self):
         if self._tmpdir is None:
             import tempfile
@@ -647,6 +661,10 @@ class Runner:
             self._carried_notified = dict(state.get("notified") or {})
             self._ended = set(state.get("ended") or ())
             self._apply_added(state.get("inventory"))
+        if self.inject.get("files"):  # what lookup('file') of a file the play created reads
+            from . import lookups
+
+            lookups.run_time_files = dict(self.inject["files"])
         if self.inject:
             self._apply_added(self.inject.get("inventory"), ordered=True)  # what other hosts changed
             self.runtime_vars.update(unsafe(self.inject.get("vars") or {}))

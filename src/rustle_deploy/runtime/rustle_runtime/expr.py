@@ -94,9 +94,11 @@ _FILTERS = {
     "trim": lambda s, chars=None: str(s).strip(chars), "first": _first, "last": _last,
     "join": _join, "default": _jinja_default, "d": _jinja_default,
     "basename": _f.FILTERS["basename"], "dirname": _f.FILTERS["dirname"],
-    "version_compare": _f.version_compare, "ternary": _f.ternary,
+    "version_compare": _f.version_compare, "ternary": _f.ternary, "split": _f.split,
 }
 _HANDLES_UNDEFINED = ("default", "d")
+# method calls the parser reads (into a "call" node, which _eval leaves to Jinja2)
+_METHODS = ("startswith", "endswith")
 
 _TESTS = dict(_f.TESTS)
 _TESTS.update({
@@ -205,7 +207,14 @@ class _Parser:
         while True:
             if self.peek(".", "op"):
                 self.take()
-                node = ("attr", node, self.take(kind="name"))
+                name = self.take(kind="name")
+                if self.peek("(", "op") and name in _METHODS:  # a str method call: evaluated by Jinja2
+                    args, kwargs = self.args()  # here (_eval has no "call"), by the native runner there
+                    if kwargs:
+                        raise _Unsupported()
+                    node = ("call", node, name, args)
+                else:
+                    node = ("attr", node, name)
             elif self.peek("[", "op"):
                 self.take()
                 key = self.or_expr()

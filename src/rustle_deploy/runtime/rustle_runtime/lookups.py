@@ -410,7 +410,21 @@ def _controller_values(name, terms, ctx, options):
             "controller knows (inventory, play, role and task variables, loop items)")
     if "error" in found:
         raise LookupError_(found["error"])
+    if "run_time_files" in found:  # lookup('file') of files the play created: sent with the phase
+        return [_run_time_text(path) for path in found["run_time_files"]]
     return list(found["values"])
+
+
+run_time_files = {}  # the controller files this phase reads (the run's inject.files), by path
+
+
+def _run_time_text(path):
+    import base64
+
+    sent = run_time_files.get(path)
+    if not isinstance(sent, dict) or not isinstance(sent.get("data"), str):
+        raise LookupError_(f"Unable to access the file {path!r}: File not found.")
+    return base64.b64decode(sent["data"]).decode("utf-8", "surrogateescape")
 
 
 def _short(name):

@@ -916,7 +916,9 @@ pub fn copy(ctx: &mut Ctx, args: &Map) -> ModuleResult {
     }
     let (data, label) = match content {
         Some(Value::Str(s)) => (s.clone().into_bytes(), "content".to_string()),
-        Some(other) => (crate::json::to_string_ascii(other).into_bytes(), "content".to_string()),
+        // Ansible's copy action: JSON for a dict or list, str() for the rest (True, 0)
+        Some(other @ (Value::Dict(_) | Value::List(_))) => (crate::json::to_string_ascii(other).into_bytes(), "content".to_string()),
+        Some(other) => (crate::json::py_str(other).into_bytes(), "content".to_string()),
         None => embedded(ctx, src.unwrap_or(&Value::Null))?,
     };
     let mut args = args.clone();

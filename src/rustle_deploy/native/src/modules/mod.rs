@@ -11,6 +11,7 @@ pub mod files;
 pub mod lines;
 pub mod misc;
 pub mod stat;
+pub mod tempfile;
 
 use crate::expr::Scope;
 use crate::json::{Map, Value};
@@ -130,6 +131,7 @@ pub fn dispatch(name: &str, ctx: &mut Ctx, args: &Map, host: Option<&Host>) -> M
         },
         "ping" => misc::ping(ctx, args),
         "set_fact" => misc::set_fact(args),
+        "tempfile" => tempfile::tempfile(ctx, args),
         _ => Err(ModuleFailure::new(format!(
             "module {} is not supported by the native runner",
             name

@@ -7,7 +7,9 @@ executor changes its view of the inventory (``groups``, ``group_names``, ``hostv
 says whether that changed anything.
 
 ``include_vars`` reads files the compiler embedded in the task (``vars_data``: file name as
-the task may render it -> variables, read from YAML on the controller); the executor keeps
+the task may render it -> variables, read from YAML on the controller; a file the play
+creates is read by the controller when the task's phase starts: ``run_time_files``, its
+variables in ``inject.vars_files``); the executor keeps
 what it loads in its own layer, below ``set_fact``.
 
 ``meta`` only names the action (``_meta`` in its result); the executor carries it out
@@ -165,6 +167,9 @@ def include_vars(ctx, args):
         if not isinstance(name, str) or not name.strip():
             raise ModuleFailure("include_vars needs a file name")
         data = (ctx.task.get("vars_data") or {}).get(name.strip())
+        if data is None and name.strip() in (ctx.task.get("run_time_files") or {}):
+            # a vars file the play created: the controller read it when this phase started
+            data = (ctx._runner.inject.get("vars_files") or {}).get(name.strip())
         if data is None:
             known = ", ".join(sorted(ctx.task.get("vars_data") or {})) or "none"
             raise ModuleFailure(f"Could not find or access '{name}' (the files embedded for this task: {known})")

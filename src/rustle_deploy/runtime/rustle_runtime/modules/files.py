@@ -234,10 +234,12 @@ def copy(ctx, args):
     if tree is not None:
         return _copy_tree(ctx, args, tree)
     if content is not None:
-        if not isinstance(content, str):
+        if isinstance(content, (dict, list)):  # as Ansible's copy action: JSON for these,
             import json
 
             content = json.dumps(content)
+        elif not isinstance(content, str):  # str() for the rest ("{{ r.changed }}\n": True)
+            content = str(content)
         data = content.encode("utf-8", "surrogateescape")
         label = "content"
     else:
@@ -247,7 +249,11 @@ def copy(ctx, args):
         args = dict(args)
         args["mode"] = None  # the source's mode is not embedded; keep the default
         ctx.warn("copy: mode=preserve keeps the default mode for embedded sources")
-    return _write_content(ctx, args, data, label, "copy")
+    result = _write_content(ctx, args, data, label, "copy")
+    if (getattr(ctx, "task", None) or {}).get("assembled") and isinstance(result.get("diff"), list):
+        # assemble's action plugin (compiler/assemble.py) gives its one diff, not copy's list
+        result["diff"] = result["diff"][0] if result["diff"] else {}
+    return result
 
 
 def _copy_tree(ctx, args, tree):
@@ -399,6 +405,7 @@ def template(ctx, args):
 
     scope = ctx.vars if hasattr(ctx.vars, "raw") else None  # a VarScope (tests pass a dict)
     info = embedded(scope, "sources").get(src) or {} if scope is not None else {}
+    info = info or (getattr(ctx, "late_sources", None) or {}).get(src) or {}
     extra = template_file_vars(src, info, args["dest"], scope)
     rendered = ctx.render(source, extra, overrides)
     encoding = args.get("output_encoding") or "utf-8"

@@ -1,0 +1,214 @@
+"""Modules and constructs the runner took on after benchmarks/lowering.py counted what stops
+whole artifacts (issue 16): each playbook runs through --format pyz and --format native on
+localhost, and both must leave the same files, recaps, journals and registered results (the
+registered results written with ``{{ result }}``, so in Python's ``str()`` with its key order).
+Random names (tempfile's) are masked."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from .test_native_runs import cli, files, journal, local_inventory
+
+# setup_remote_tmp_dir's idiom (ansible-core's integration targets use it): setup only when no
+# fact was gathered, the tasks file chosen by first_found over a fact, a tempfile directory
+# whose handler removes it
+PLAYBOOK = """
+- hosts: all
+  gather_facts: false
+  vars:
+    root: ROOT
+    files:
+      - "{{ ansible_os_family | lower }}.yml"
+      - "default.yml"
+  tasks:
+    - name: make sure we have the facts
+      setup:
+        gather_subset: distribution
+      when: ansible_facts == {}
+      register: gathered
+    - include_tasks: "{{ lookup('first_found', files)}}"
+    - name: chosen by a fact in its name
+      include_tasks: "by-{{ ansible_system | lower }}.yml"
+    - name: a directory that does not exist
+      tempfile:
+        path: "{{ root }}/missing/dir"
+      register: missing
+      ignore_errors: true
+    - name: a prefix that is a path
+      tempfile:
+        prefix: a/b
+        path: "{{ root }}"
+      register: badprefix
+      ignore_errors: true
+    - name: a file in root
+      tempfile:
+        path: "{{ root }}"
+        prefix: f.
+        suffix: .txt
+      register: made_file
+    - name: a template whose dest is decided on the host
+      template:
+        src: t.j2
+        dest: "{{ made_file.path }}.rendered"
+    - name: a link whose target is decided on the host
+      file:
+        src: "{{ remote_tmp }}/note.txt"
+        path: "{{ root }}/link-to-note"
+        state: link
+    - name: filters and tests over what the host made
+      assert:
+        that:
+          - made_dir.path | basename | split('.') | first == 'ansible'
+          - made_dir.path | basename | split('.', 1) | last | length == 13
+          - made_dir.path is contains('.test')
+          - made_dir.path.startswith(root) and made_dir.path.endswith('.test')
+          - not made_file.path.endswith('.test')
+    - name: a method over a value that is not text fails as in Python
+      assert:
+        that:
+          - made_file.size.startswith('0')
+      register: not_text
+      ignore_errors: true
+    - name: what was registered
+      copy:
+        content: "{{ gathered }}\\n{{ made_dir }}\\n{{ missing }}\\n{{ badprefix }}\\n{{ made_file }}\\n{{ remote_tmp }}\\n"
+        dest: "{{ root }}/results.txt"
+  handlers:
+    - name: delete temporary directory
+      file:
+        path: "{{ remote_tmp }}"
+        state: absent
+"""
+
+DEFAULT = """
+- name: create temporary directory
+  tempfile:
+    state: directory
+    suffix: .test
+  environment:
+    TMPDIR: "{{ root }}/tmp"
+  register: made_dir
+  notify:
+    - delete temporary directory
+- name: record temporary directory
+  set_fact:
+    remote_tmp: "{{ made_dir.path }}"
+- name: a file in it
+  copy:
+    content: "in the temporary directory\\n"
+    dest: "{{ remote_tmp }}/note.txt"
+"""
+
+OTHER = """
+- name: never chosen here
+  copy:
+    content: "{{ ansible_os_family }}\\n"
+    dest: "{{ root }}/other.txt"
+"""
+
+BY_SYSTEM = """
+- name: the system's own file
+  copy:
+    content: "chosen by the system's name\\n"
+    dest: "{{ root }}/system.txt"
+"""
+
+CHECK_PLAYBOOK = """
+- hosts: all
+  gather_facts: false
+  vars:
+    root: ROOT
+  tasks:
+    - name: not in check mode
+      tempfile:
+        state: directory
+        path: "{{ root }}"
+      register: checked
+    - name: what was registered
+      copy:
+        content: "{{ checked }}\\n"
+        dest: "{{ root }}/checked.txt"
+      check_mode: false
+"""
+
+_RANDOM = re.compile(r"((?:ansible|f)\.)[a-z0-9_]{8}")
+
+
+def _masked(value: Any) -> Any:
+    if isinstance(value, str):
+        return _RANDOM.sub(r"\1XXXXXXXX", value)
+    if isinstance(value, bytes):
+        return _masked(value.decode())
+    if isinstance(value, (list, tuple)):
+        return type(value)(_masked(v) for v in value)
+    if isinstance(value, dict):
+        return {_masked(k): _masked(v) for k, v in value.items()}
+    return value
+
+
+def _run_both(tmp_path: Path, capsys: pytest.CaptureFixture[str], book_text: str, extra: dict[str, str],
+              *flags: str) -> dict[str, Any]:
+    outcomes = {}
+    for fmt in ("pyz", "native"):
+        work = tmp_path / fmt
+        root = work / "root"
+        (root / "tmp").mkdir(parents=True)
+        book = work / "site.yml"
+        book.write_text(book_text.replace("ROOT", str(root)))
+        for name, text in extra.items():
+            (work / name).write_text(text)
+        remote = work / "remote"
+        inv = local_inventory(work / "inv.ini", remote)
+        code, doc, err = cli(capsys, str(book), "-i", str(inv), "--run", "--output", "json", "--format", fmt,
+                             "-v", *flags)
+        assert code == 0, err
+        assert ("native: rustle-runner for" in err) == (fmt == "native"), err  # native ran natively
+        host = doc["hosts"][0]
+        recap = {k: host["recap"][k] for k in ("ok", "changed", "failed", "skipped", "rescued", "ignored")}
+        outcomes[fmt] = _masked((recap, files(root), journal(remote, root)))
+    assert outcomes["native"] == outcomes["pyz"]
+    return outcomes["native"]
+
+
+def test_setup_remote_tmp_dir_idiom_fact_chosen_includes_and_tempfile_match_pyz(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], native_cache: Path
+) -> None:
+    """setup skipped by ``ansible_facts == {}``, an include chosen by first_found over a fact
+    and one named by a fact, tempfile (a directory under TMPDIR, a file, its two failures) and
+    the handler that removes the directory: the same in both formats."""
+    extra = {"t.j2": "{{ root | length > 0 }} rendered\n", "default.yml": DEFAULT, "redhat.yml": OTHER, "by-linux.yml": BY_SYSTEM, "by-darwin.yml": OTHER}
+    recap, tree, events = _run_both(tmp_path, capsys, PLAYBOOK, extra)
+    assert recap["failed"] == 0 and recap["ignored"] == 3 and recap["skipped"] == 1
+    assert tree["system.txt"][2] == "chosen by the system's name\n"  # bytes come back text from _masked
+    assert "other.txt" not in tree
+    assert [k for k in tree if k.startswith("tmp/")] == []  # the handler removed the directory
+    assert tree["f.XXXXXXXX.txt.rendered"][2] == "True rendered\n"
+    assert tree["link-to-note"] == ("link", "ROOT/tmp/ansible.XXXXXXXX.test/note.txt")
+    results = tree["results.txt"][2].splitlines()
+    assert results[0] == ("{'changed': False, 'skipped': True, 'skip_reason': 'Conditional result was False', "
+                          "'false_condition': 'ansible_facts == {}'}")
+    assert results[1].startswith("{'changed': True, 'path': 'ROOT/tmp/ansible.XXXXXXXX.test', 'uid': ")
+    assert "'mode': '0700', 'state': 'directory'" in results[1]
+    assert "No such file or directory: 'ROOT/missing/dir/ansible.XXXXXXXX'" in results[2]
+    assert "prefix must be a valid file name component, got 'a/b'" in results[3]
+    assert results[4].startswith("{'changed': True, 'path': 'ROOT/f.XXXXXXXX.txt'")
+    assert results[5] == "ROOT/tmp/ansible.XXXXXXXX.test"
+    statuses = [(e[1], e[2]) for e in events]
+    assert [e[3] for e in events if e[1] == "a method over a value that is not text fails as in Python"] == [
+        "Task failed: Error while evaluating conditional: 'int object' has no attribute 'startswith'"]
+    assert ("make sure we have the facts", "skipped") in statuses
+    assert ("delete temporary directory", "changed") in statuses
+
+
+def test_tempfile_is_skipped_in_check_mode_in_both_formats(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], native_cache: Path
+) -> None:
+    recap, tree, _ = _run_both(tmp_path, capsys, CHECK_PLAYBOOK, {}, "--check")
+    assert recap["skipped"] == 1
+    assert [k for k in tree if k not in ("tmp", "checked.txt")] == []
+    assert tree["checked.txt"][2].startswith('{"skipped": true, "msg": "remote module (tempfile) does not support')
