@@ -68,6 +68,8 @@ _INI: dict[tuple[str, str], tuple[str, str]] = {
     ("privilege_escalation", "become"): ("become", "bool"),
     ("privilege_escalation", "become_user"): ("become_user", "str"),
     ("privilege_escalation", "become_method"): ("become_method", "str"),
+    ("privilege_escalation", "become_exe"): ("become_exe", "str"),
+    ("privilege_escalation", "become_flags"): ("become_flags", "str"),
 }
 _ENV: dict[str, tuple[str, str]] = {
     "ANSIBLE_INVENTORY": ("inventory", "pathlist"),
@@ -91,6 +93,8 @@ _ENV: dict[str, tuple[str, str]] = {
     "ANSIBLE_BECOME": ("become", "bool"),
     "ANSIBLE_BECOME_USER": ("become_user", "str"),
     "ANSIBLE_BECOME_METHOD": ("become_method", "str"),
+    "ANSIBLE_BECOME_EXE": ("become_exe", "str"),
+    "ANSIBLE_BECOME_FLAGS": ("become_flags", "str"),
 }
 
 

@@ -10,7 +10,7 @@ from typing import Any
 # "Extensions"). Values keep Ansible's meaning; the plan parser checks their types.
 TASK_EXTENSIONS = (
     "register", "loop", "loop_control", "changed_when", "failed_when", "ignore_errors",
-    "no_log", "become", "become_user", "become_method", "environment", "vars", "retries",
+    "no_log", "become", "become_user", "become_method", "become_exe", "become_flags", "environment", "vars", "retries",
     "delay", "until", "check_mode", "diff", "timeout", "run_once", "delegate_to",
     "any_errors_fatal", "throttle", "ignore_unreachable", "delegate_facts",
     # what the playbook front end adds (docs/playbooks.md, "Plan extensions")

@@ -190,7 +190,8 @@ class Session:
                 inv = inv.with_playbook_dir(plan.playbook_dir)
             return plan, inv
         acfg = self.ansible_cfg or AnsibleConfig()
-        become = {k: acfg.get(k) for k in ("become", "become_user", "become_method") if acfg.get(k) is not None}
+        become = {k: acfg.get(k) for k in ("become", "become_user", "become_method", "become_exe", "become_flags")
+                  if acfg.get(k) is not None}
         become.update(become_flags)  # the command line beats ansible.cfg
         force_handlers = bool(become.pop("force_handlers", None) or acfg.get("force_handlers"))
         options = CompileOptions(extra_vars=extra, roles_path=self.settings.roles_path,

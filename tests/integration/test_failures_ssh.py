@@ -211,6 +211,48 @@ def test_become_runs_the_agent_through_sudo(sshd, tmp_path, build_artifact):
     assert out.ok, out.error
 
 
+def test_become_exe_and_flags_start_the_agent_as_ansible_builds_the_command(sshd, tmp_path, build_artifact):
+    """ansible_sudo_exe (over ansible_become_exe) and ansible_become_flags on the connection-level
+    become: the program, its flags and the user are the ones ansible-core's sudo plugin builds;
+    a become_exe that does not exist fails its host, naming it."""
+    import json
+    import shlex
+    import shutil
+    import sys
+
+    from ansible.plugins.loader import become_loader, shell_loader
+
+    sudo = shutil.which("sudo")
+    if not sudo:
+        pytest.skip("sudo is not installed")
+    wrap = tmp_path / "wrap"
+    wrap.mkdir()
+    log = wrap / "argv.jsonl"
+    rec = wrap / "sudo-rec"
+    rec.write_text(f"#!{sys.executable}\nimport json, os, sys\n"
+                   f"with open({str(log)!r}, 'a') as fh:\n    fh.write(json.dumps(sys.argv) + '\\n')\n"
+                   f"os.execv({sudo!r}, [{sudo!r}] + sys.argv[1:])\n")
+    rec.chmod(0o755)
+    h = sshd.host("wrapped", tmp_path / "r", ansible_become=True, ansible_become_user=sshd.user,
+                  ansible_become_exe="/nonexistent/sudo", ansible_sudo_exe=str(rec),
+                  ansible_become_flags="-n -H")
+    out = one(job(h, build_artifact(), run=RunOptions("r1")))
+    assert out.ok, out.error
+    plugin = become_loader.get("sudo")
+    plugin.set_options(direct={"become_exe": str(rec), "become_flags": "-n -H", "become_user": sshd.user})
+    theirs = shlex.split(plugin.build_become_command("true", shell_loader.get("sh")))
+    assert theirs[:-1] == [str(rec), "-n", "-H", "-u", sshd.user]
+    calls = [json.loads(line) for line in log.read_text().splitlines()]
+    assert calls and all(argv[:5] == theirs[:5] and argv[5:7] == ["--", "/bin/sh"] for argv in calls), calls
+
+    bad = sshd.host("missing", tmp_path / "r2", ansible_become=True, ansible_become_user=sshd.user,
+                    ansible_become_exe="/nonexistent/sudo")
+    out = one(job(bad, build_artifact(), run=RunOptions("r2")))
+    assert not out.ok
+    assert "the become program '/nonexistent/sudo' was not found on the host" in out.error.message, out.error
+    assert "ansible_become_exe" in (out.error.hint or ""), out.error
+
+
 def test_become_that_needs_a_password_is_a_clear_error(sshd, tmp_path, build_artifact):
     """A user whose sudo asks for a password: refused with a hint, nothing half-done."""
     import os

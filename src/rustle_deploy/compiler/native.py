@@ -622,9 +622,12 @@ class _Lowering:
             value = self.static_condition(task, scope, value)
         if not value:
             return None
+        method = str(self.static(task, scope, task.get("become_method") or "sudo"))
+        # (the become_exe/become_flags keywords are refused with the other keywords the runner lacks)
+        if any(f"ansible_{who}_{what}" in scope for who in ("become", method) for what in ("exe", "flags")):
+            raise self.fail(task, "become_exe and become_flags are applied by the Python runtime")
         user = self.static(task, scope, task.get("become_user") or "root")
-        method = self.static(task, scope, task.get("become_method") or "sudo")
-        return {"user": str(user), "method": str(method)}
+        return {"user": str(user), "method": method}
 
     # -- values ----------------------------------------------------------------------------------
     def static(self, task: dict[str, Any], scope: Any, value: Any, evaluate: bool = False) -> Any:

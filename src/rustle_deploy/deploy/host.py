@@ -392,6 +392,13 @@ def _failure_without_done(job: HostJob, launch: AgentLaunch, status: int | None,
             f"{name}: sudo -n -u {launch.become_user} asks for a password",
             "allow passwordless sudo (NOPASSWD) for the connecting user, or set ansible_become=false",
         )
+    exe = (launch.become_exe or "").split()
+    if launch.become and status == 127 and exe and exe[0] in text:
+        return RemoteError(
+            name,
+            f"{name}: the become program {exe[0]!r} was not found on the host: {text[-500:]}",
+            "set ansible_become_exe (or ansible_sudo_exe) to the path of sudo on this host",
+        )
     tail = text[-2000:] or "(no output on stderr)"
     return RemoteError(
         name,

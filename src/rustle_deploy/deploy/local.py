@@ -159,7 +159,7 @@ sys.exit(r)
 def delegated_command(delegate: Host) -> str:
     """The sh command line that starts ``_BOOT`` on ``delegate`` with its Python (its
     ``ansible_python_interpreter``, else the first of python3, python), as its become user."""
-    from ..transport.options import agent_launch
+    from ..transport.options import agent_launch, become_prefix
 
     launch = agent_launch(delegate)
     candidates = (launch.python_interpreter,) if launch.python_interpreter else ("python3", "python")
@@ -167,7 +167,7 @@ def delegated_command(delegate: Host) -> str:
             'command -v "$P" >/dev/null 2>&1 || continue; '
             f'exec "$P" -c {shlex.quote(_BOOT)}; done; echo "no python on this host" >&2; exit 127')
     if launch.become:
-        return f"sudo -n -u {shlex.quote(launch.become_user)} -- /bin/sh -c {shlex.quote(line)}"
+        return f"{become_prefix(launch)} /bin/sh -c {shlex.quote(line)}"
     return line
 
 

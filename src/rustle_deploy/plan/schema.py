@@ -312,6 +312,8 @@ def _ext_kinds() -> dict[str, tuple[tuple[type, ...], str]]:
         "diff": expr_or_bool,
         "become_user": ((str,), "a user name (string)"),
         "become_method": ((str,), "a method name such as \"sudo\" (string)"),
+        "become_exe": ((str,), "the become program, such as \"/usr/bin/sudo\" (string)"),
+        "become_flags": ((str,), "the become program's options, such as \"-H -S -n\" (string)"),
         "environment": ((dict, str, list), "an object of variable names to values, a Jinja2 "
                         "expression string, or an array of those (merged in order)"),
         "vars": ((dict,), "an object of variable names to values"),

@@ -1792,7 +1792,13 @@ class _Compiler:
                 raise origin.error(f"register takes a variable name, not {value!r}",
                                    "register: result")
             return value
-        if key in ("become_user", "become_method"):
+        if key in ("become_exe", "become_flags") and not has_template(str(value)):
+            try:
+                shlex.split(str(value))
+            except ValueError as exc:
+                raise origin.error(f"{key} is split into words as a shell splits it, and {str(value)!r} "
+                                   f"cannot be: {exc}", f'{key}: "-H -S -n"') from None
+        if key in ("become_user", "become_method", "become_exe", "become_flags"):
             return str(value)
         if key == "loop_control":
             if not isinstance(value, dict):

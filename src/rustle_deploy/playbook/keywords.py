@@ -57,7 +57,7 @@ INCLUDE_TASKS = frozenset({
     "loop_with", "name", "no_log", "register", "run_once", "tags", "timeout", "vars", "when",
 })
 IMPORT_TASKS = frozenset({"name", "vars", "tags", "when", "become", "become_user",
-                          "become_method", "ignore_errors", "no_log", "check_mode", "diff",
+                          "become_method", "become_exe", "become_flags", "ignore_errors", "no_log", "check_mode", "diff",
                           "environment", "timeout", "args", "action", "collections", "debugger",
                           "delegate_to", "run_once", "any_errors_fatal", "throttle", "remote_user", "port",
                           "connection", "ignore_unreachable", "delegate_facts", "notify"})
@@ -67,8 +67,8 @@ INCLUDE_ROLE_ARGS = frozenset({"name", "role", "tasks_from", "vars_from", "defau
 
 # Carried into the plan as they are (task extensions, PLAN_FORMAT.md).
 CARRIED = ("register", "loop", "loop_control", "changed_when", "failed_when", "ignore_errors",
-           "no_log", "become", "become_user", "become_method", "environment", "vars", "retries",
-           "delay", "until", "check_mode", "diff", "timeout", "listen", "run_once", "throttle",
+           "no_log", "become", "become_user", "become_method", "become_exe", "become_flags",
+           "environment", "vars", "retries", "delay", "until", "check_mode", "diff", "timeout", "listen", "run_once", "throttle",
            "async", "poll", "ignore_unreachable")
 # Keywords a play, block, role or import hands down to the tasks inside it when they do not set
 # their own (``when``, ``tags`` and ``environment`` add up instead).
@@ -76,10 +76,7 @@ INHERITED = ("become", "become_user", "become_method", "ignore_errors", "no_log"
              "diff", "timeout", "delegate_to", "run_once", "any_errors_fatal", "throttle",
              "ignore_unreachable", "debugger", "collections", "connection", "remote_user", "port",
              "become_exe", "become_flags", "module_defaults", "delegate_facts")
-REFUSED = {
-    "become_exe": "only the become methods sudo and su are supported, with their default programs",
-    "become_flags": "become_flags are not supported yet",
-}
+REFUSED: dict[str, str] = {}
 
 
 def suggest(word: str, choices: frozenset[str] | tuple[str, ...] | list[str]) -> str | None:

@@ -181,6 +181,8 @@ class AgentLaunch:
 
     become: bool = False
     become_user: str = "root"
+    become_exe: str | None = None  # ansible_become_exe / ansible_sudo_exe; None: sudo
+    become_flags: str | None = None  # ansible_become_flags / ansible_sudo_flags; None: -n
     python_interpreter: str | None = None  # None: discover
     runner: RunnerRef | None = None  # native format: start this rustle-runner instead of Python
 
@@ -421,6 +423,17 @@ def agent_launch(host: Host, runner: tuple[str, int] | None = None) -> AgentLaun
             f"{host.name}: ansible_become_password is not supported",
             "allow passwordless sudo (NOPASSWD) for the connecting user, or connect as the target user",
         )
+    # the sudo become plugin's vars, the method's own name winning as in ansible-core
+    exe = flags = None
+    for var in ("ansible_become_exe", "ansible_sudo_exe"):
+        exe = _text(host, var, v[var]) if v.get(var) is not None else exe
+    for var in ("ansible_become_flags", "ansible_sudo_flags"):
+        flags = _text(host, var, v[var]) if v.get(var) is not None else flags
+    for var, value in (("ansible_become_exe", exe), ("ansible_become_flags", flags)):
+        try:
+            shlex.split(value or "")
+        except ValueError as exc:
+            raise _bad(host, var, value, f"cannot be split into words ({exc})", "close its quotes") from None
     interp = v.get("ansible_python_interpreter")
     interp_s = _interpreter(host, interp) if interp not in (None, "") else None
     if interp_s is not None and interp_s.startswith("auto"):
@@ -428,6 +441,7 @@ def agent_launch(host: Host, runner: tuple[str, int] | None = None) -> AgentLaun
     return AgentLaunch(
         become=become,
         become_user=_text(host, "ansible_become_user", v.get("ansible_become_user") or "root", word=True),
+        become_exe=exe, become_flags=flags,
         python_interpreter=interp_s,
         runner=RunnerRef(runner[0], runner[1], host.remote_dir) if runner else None,
     )
@@ -504,8 +518,16 @@ def remote_command(launch: AgentLaunch) -> str:
             f"exit {EXIT_TOO_OLD}"
         )
     if launch.become:
-        return f"sudo -n -u {shlex.quote(launch.become_user)} -- /bin/sh -c {shlex.quote(line)}"
+        return f"{become_prefix(launch)} /bin/sh -c {shlex.quote(line)}"
     return line
+
+
+def become_prefix(launch: AgentLaunch) -> str:
+    """``sudo -n -u USER --`` with the host's become_exe and become_flags in place of ``sudo``
+    and ``-n`` (each word quoted; Ansible's sudo plugin joins them as they are written)."""
+    exe = shlex.split(launch.become_exe or "sudo") or ["sudo"]
+    flags = shlex.split("-n" if launch.become_flags is None else launch.become_flags)
+    return " ".join(shlex.quote(w) for w in exe + flags + ["-u", launch.become_user, "--"])
 
 
 EXIT_NEED_RUNNER = 21

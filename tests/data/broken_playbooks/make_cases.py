@@ -338,6 +338,13 @@ CASES: dict[str, dict[str, str]] = {
             - name: password
               prompt: Password?
         """},
+    "become_flags_unclosed_quote": {"site.yml": """\
+        - hosts: web
+          tasks:
+            - command: id
+              become: true
+              become_flags: "-H -S -n -p 'password:"
+        """},
     "async_task": {"site.yml": """\
         - hosts: web
           tasks:

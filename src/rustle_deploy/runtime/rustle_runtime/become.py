@@ -65,7 +65,9 @@ def _me():
 
 
 def identity(ctx, module):
-    """``(method, user)`` when ``module`` must run in a child as another user, else None.
+    """``(method, user, exe, flags)`` when ``module`` must run in a child as another user, else
+    None. ``exe``/``flags``: the become plugin's options as ansible-core resolves them
+    (``option``), None for the method's defaults.
 
     Raises ModuleFailure for a method that would need a password prompt on the host.
     """
@@ -77,10 +79,72 @@ def identity(ctx, module):
     if not sys.executable:
         raise ModuleFailure(f"become: cannot tell which Python runs this artifact, to start it as '{user}'")
     if ctx.become_method == "sudo" or (ctx.become_method == "su" and os.geteuid() == 0):
-        return ctx.become_method, user
+        method = ctx.become_method
+        return (method, user, option(ctx, method, "exe", ctx.become_exe),
+                option(ctx, method, "flags", ctx.become_flags))
     raise ModuleFailure(
         f"become_method '{ctx.become_method}' cannot be used without a password prompt on the host; "
         "hint: use become_method: sudo with NOPASSWD for this user")
+
+
+def option(ctx, method, name, keyword):
+    """The become plugin's ``become_<name>``: ``ansible_become_<name>`` or ``ansible_<method>_<name>``
+    (the later one of those two wins, as in ansible-core's config manager) over the keyword,
+    which already carries ansible.cfg and ANSIBLE_BECOME_* (the compiler's play defaults)."""
+    value = None
+    for var in ("ansible_become_" + name, f"ansible_{method}_{name}"):
+        try:
+            found = ctx.vars[var]
+        except KeyError:
+            continue
+        except Exception as exc:  # an undefined variable or a template error in its value
+            from .context import ModuleFailure
+
+            raise ModuleFailure(f"become: cannot evaluate {var}: {exc}") from exc
+        if found is not None:
+            value = found
+    value = keyword if value is None else value
+    return None if value is None else str(value)
+
+
+def command(method, user, exe, flags, cmd, password=False):
+    """The argv that runs ``cmd`` as ``user``, built as ansible-core's sudo and su become plugins
+    build theirs: ``EXE FLAGS -u USER`` (sudo; FLAGS default ``-H -S -n``; with a password,
+    ``-n`` is left out and sudo's prompt is made empty) and ``EXE FLAGS USER -c CMD`` (su; FLAGS
+    default ``-s /bin/sh``, where Ansible's are empty, so a user whose shell is nologin can still
+    run it). ``exe`` and ``flags`` are split as the shell splits them in Ansible's command line."""
+    import re
+    import shlex
+
+    from .context import ModuleFailure
+
+    try:
+        program = shlex.split(exe or "") or [method]
+        words = shlex.split(("-H -S -n" if method == "sudo" else "-s /bin/sh") if flags is None else flags)
+    except ValueError as exc:
+        raise ModuleFailure(f"become: become_exe {exe!r} and become_flags {flags!r} cannot be split into "
+                            f"words: {exc}") from None
+    if method == "sudo":
+        if password:
+            words = [re.sub(r"^(-\w*)n(\w*.*)", r"\1\2", w) if not w.startswith("--") else w
+                     for w in words if w not in ("-n", "--non-interactive")]
+            if "-S" not in words and "--stdin" not in words:
+                words.append("-S")  # the password travels on the child's stdin
+            words += ["-k", "-p", ""]
+        return program + words + ["-u", user, "--"] + cmd
+    return program + words + [user, "-c", "exec " + " ".join(shlex.quote(a) for a in cmd)]
+
+
+def program(name, env=None):
+    """The path ``name`` (the become program, argv[0]) runs as; ModuleFailure when there is none."""
+    from .context import ModuleFailure
+    from .lowlevel import which
+
+    path = which(name, env)
+    if path is None or not (os.path.isfile(path) and os.access(path, os.X_OK)):
+        raise ModuleFailure(f"become: '{name}' is not installed on this host (or not executable); "
+                            "hint: check become_exe (or ansible_become_exe) for this host")
+    return path
 
 
 def _encode(obj):
@@ -113,7 +177,7 @@ class Children:
 
         child = self._children.get(key)
         if child is None:
-            child = self._children[key] = _Child(key[0], key[1], self._code)
+            child = self._children[key] = _Child(key, self._code)
         request = {"op": "task", "module": module, "args": args, "host": ctx.host,
                    "verbosity": ctx.verbosity, "check": ctx.check_mode, "diff": ctx.diff_mode,
                    "environment": ctx.environment, "files": ctx.files,
@@ -160,9 +224,8 @@ class _Timeout(Exception):
 class _Child:
     """One child interpreter running as ``user``, and the parent's end of its pipes."""
 
-    def __init__(self, method, user, code_cache):
-        import shlex
-
+    def __init__(self, key, code_cache):
+        method, user, exe, flags = key
         self.method, self.user = method, user
         self._code = code_cache
         self.python = sys.executable
@@ -171,22 +234,18 @@ class _Child:
         if mark:  # sudo and su reset the environment; the deploy agent finds the run's processes by it
             cmd = ["env", "RUSTLE_RUN_MARK=" + mark] + cmd
         password = _PASSWORD[0] if method == "sudo" else None
-        if password is not None and _sudo_asks(user, password):
-            # -k: sudo asks for the password whatever it has cached, so the first line of the
-            # child's stdin is always its answer (checked just before: a wrong one never
-            # reaches here, where sudo would read the boot line as a second try)
-            argv = ["sudo", "-S", "-k", "-p", "", "-H", "-u", user, "--"] + cmd
-        elif method == "sudo":
-            argv = ["sudo", "-n", "-H", "-u", user, "--"] + cmd
+        if password is not None and not _sudo_asks(user, password, exe):
             password = None
-        else:  # su, as root
-            argv = ["su", "-s", "/bin/sh", user, "-c", "exec " + " ".join(shlex.quote(a) for a in cmd)]
+        # with a password, -k: sudo asks for it whatever it has cached, so the first line of
+        # the child's stdin is always its answer (checked just before: a wrong one never
+        # reaches here, where sudo would read the boot line as a second try)
+        argv = command(method, user, exe, flags, cmd, password=password is not None)
         self.stderr = b""
         self._out = b""
         self._pending = b""
         self._answered = False
         self.pid, self.in_w, self.out_r, self.err_r = _spawn(argv)
-        if password is not None and argv[1] == "-S":
+        if password is not None:
             self._pending = (password + "\n").encode("utf-8")
         self._send({"op": "boot", "modules": [self._module_code("rustle_runtime"), self._module_code(__name__)]})
 
@@ -366,16 +425,12 @@ def _spawn(argv):
     """Start ``argv`` in a new session with pipes on 0, 1 and 2: (pid, stdin, stdout, stderr)."""
     import signal
 
-    from .lowlevel import check_stopped, which
+    from .lowlevel import check_stopped
 
     check_stopped()
 
     env = dict(os.environ)
-    path = which(argv[0], env)
-    if path is None:
-        from .context import ModuleFailure
-
-        raise ModuleFailure(f"become: '{argv[0]}' is not installed on this host")
+    path = program(argv[0], env)
     in_r, in_w = os.pipe()
     out_r, out_w = os.pipe()
     err_r, err_w = os.pipe()
@@ -405,7 +460,7 @@ def _spawn(argv):
     return pid, in_w, out_r, err_r
 
 
-def _sudo_asks(user, password):
+def _sudo_asks(user, password, exe=None):
     """Whether sudo wants a password to run as ``user`` (False: passwordless, ``-n`` works);
     raises ModuleFailure when it refuses ``password``."""
     import subprocess
@@ -414,9 +469,12 @@ def _sudo_asks(user, password):
 
     quiet = {"stdout": subprocess.DEVNULL, "stderr": subprocess.PIPE}
     try:
-        if subprocess.run(["sudo", "-n", "-u", user, "--", "true"], stdin=subprocess.DEVNULL, **quiet).returncode == 0:
+        import shlex
+
+        sudo = shlex.split(exe) if exe else ["sudo"]
+        if subprocess.run(sudo + ["-n", "-u", user, "--", "true"], stdin=subprocess.DEVNULL, **quiet).returncode == 0:
             return False
-        proc = subprocess.run(["sudo", "-S", "-k", "-p", "", "-u", user, "--", "true"],
+        proc = subprocess.run(sudo + ["-S", "-k", "-p", "", "-u", user, "--", "true"],
                               input=(password + "\n").encode("utf-8"), **quiet)
     except OSError as exc:
         raise ModuleFailure(f"become: cannot run sudo: {exc}") from exc

@@ -74,6 +74,8 @@ class ModuleContext:
         self.become = bool(task.get("become", False))
         self.become_user = task.get("become_user") or "root"
         self.become_method = task.get("become_method") or "sudo"
+        self.become_exe = task.get("become_exe")  # None: the method's own program
+        self.become_flags = task.get("become_flags")  # None: the method's default flags
         self.deadline = deadline
         self.warnings = []
 

@@ -135,7 +135,7 @@ _ITEM_KEYWORDS = ("retries", "delay")  # evaluated for each loop item, as in Ans
 WITH_TERMS = "__rustle_with_"
 _MAX_TIMEOUT = 100000000  # ansible-core's limit on a task's timeout (seconds)
 _BOOL_WORDS = ("yes", "no", "true", "false", "on", "off", "1", "0", "y", "n")
-_TEXT_KEYWORDS = ("become_user", "become_method")
+_TEXT_KEYWORDS = ("become_user", "become_method", "become_exe", "become_flags")
 
 
 class _HostFailed(Exception):

@@ -663,20 +663,19 @@ def _lib_zip(ctx):
 
 
 def _become_argv(ctx, argv):
-    """``argv`` run as the task's become_user: ``sudo -n -H -u USER --``, or ``su`` when the
-    runtime runs as root. Unchanged without become, or when the run already is that user."""
+    """``argv`` run as the task's become_user, through sudo (or su when the runtime runs as
+    root) with the task's become_exe and become_flags (become.command). Unchanged without
+    become, or when the run already is that user."""
+    from .. import become
+
     if not ctx.become or ctx.become_user == _me():
         return argv
-    if ctx.become_method == "sudo":
-        return ["sudo", "-n", "-H", "-u", ctx.become_user, "--"] + argv
-    if ctx.become_method == "su" and os.geteuid() == 0:
-        import shlex
-
-        return ["su", "-s", "/bin/sh", ctx.become_user, "-c", " ".join(shlex.quote(a) for a in argv)]
-    from ..context import ModuleFailure
-
-    raise ModuleFailure(f"become_method '{ctx.become_method}' cannot be used without a password prompt on the "
-                        "host; hint: use become_method: sudo with NOPASSWD for this user")
+    key = become.identity(ctx, None)
+    if key is None:
+        return argv
+    argv = become.command(*key, argv)
+    become.program(argv[0])
+    return argv
 
 
 def _checked(ctx, outcome):
