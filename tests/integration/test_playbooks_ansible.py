@@ -6,7 +6,8 @@ Both must leave the same files (content, mode, links; the tree's own path is rep
 on whether the run failed. One ansible-playbook run per playbook. A case directory holds
 ``site.yml`` (with its roles, group_vars, ...), optionally ``inventory.ini`` (``{python}`` and
 ``{remote}`` are filled in) and ``case.yml``: ``args`` (extra command-line arguments for both
-tools, e.g. ``[--tags, web]`` or ``[--check]``), ``inventory`` (another inventory path).
+tools, e.g. ``[--tags, web]`` or ``[--check]``), ``inventory`` (another inventory path),
+``succeeds`` (true: ansible-playbook must succeed, so the case cannot pass by both tools failing).
 """
 
 from __future__ import annotations
@@ -102,6 +103,8 @@ def test_playbook_matches_ansible(case: str, tmp_path: Path, capsys: pytest.Capt
     r_out.mkdir()
     a_code, a_recap, a_log = run_ansible(work, inv, a_out, args, tmp_path)
     assert a_recap, f"no recap from ansible-playbook:\n{a_log}"
+    if conf.get("succeeds"):  # a case whose point is what a successful run writes
+        assert a_code == 0, a_log
     r_code, r_recap, r_log = run_rustle(work, inv, r_out, args, capsys)
     assert (a_code == 0) == (r_code == 0), f"ansible exit {a_code}, rustle exit {r_code}\n{a_log}\n{r_log}"
     for host, counts in a_recap.items():

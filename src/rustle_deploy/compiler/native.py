@@ -620,13 +620,22 @@ class _Lowering:
         value = task.get("become")
         if isinstance(value, str):
             value = self.static_condition(task, scope, value)
+        # the ansible_become* variables beat the keywords (context.ModuleContext._become_settings)
+        if "ansible_become" in scope:
+            value = self.static(task, scope, "ansible_become | bool", evaluate=True)
         if not value:
             return None
         method = str(self.static(task, scope, task.get("become_method") or "sudo"))
+        if "ansible_become_method" in scope:
+            method = str(self.static(task, scope, "ansible_become_method", evaluate=True))
         # (the become_exe/become_flags keywords are refused with the other keywords the runner lacks)
         if any(f"ansible_{who}_{what}" in scope for who in ("become", method) for what in ("exe", "flags")):
             raise self.fail(task, "become_exe and become_flags are applied by the Python runtime")
         user = self.static(task, scope, task.get("become_user") or "root")
+        for name in ("ansible_become_user", f"ansible_{method}_user"):
+            if name in scope:
+                found = self.static(task, scope, name, evaluate=True)
+                user = user if found is None else found
         return {"user": str(user), "method": method}
 
     # -- values ----------------------------------------------------------------------------------

@@ -91,8 +91,15 @@ def option(ctx, method, name, keyword):
     """The become plugin's ``become_<name>``: ``ansible_become_<name>`` or ``ansible_<method>_<name>``
     (the later one of those two wins, as in ansible-core's config manager) over the keyword,
     which already carries ansible.cfg and ANSIBLE_BECOME_* (the compiler's play defaults)."""
+    value = variable(ctx, "ansible_become_" + name, f"ansible_{method}_{name}")
+    value = keyword if value is None else value
+    return None if value is None else str(value)
+
+
+def variable(ctx, *names):
+    """The value of the last of ``names`` that is set (and not None) for the task, else None."""
     value = None
-    for var in ("ansible_become_" + name, f"ansible_{method}_{name}"):
+    for var in names:
         try:
             found = ctx.vars[var]
         except KeyError:
@@ -103,8 +110,7 @@ def option(ctx, method, name, keyword):
             raise ModuleFailure(f"become: cannot evaluate {var}: {exc}") from exc
         if found is not None:
             value = found
-    value = keyword if value is None else value
-    return None if value is None else str(value)
+    return value
 
 
 def command(method, user, exe, flags, cmd, password=False):

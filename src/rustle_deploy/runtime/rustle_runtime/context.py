@@ -71,13 +71,44 @@ class ModuleContext:
                 self._late[found[0]] = found[1]
                 self.late_sources[name] = found[2]
         self.environment = {str(k): str(v) for k, v in (environment or {}).items()}
-        self.become = bool(task.get("become", False))
-        self.become_user = task.get("become_user") or "root"
-        self.become_method = task.get("become_method") or "sudo"
+        self._become_keywords = (bool(task.get("become", False)), task.get("become_user") or "root",
+                                 task.get("become_method") or "sudo")
+        self._become = None  # (become, user, method) once the variables are read
         self.become_exe = task.get("become_exe")  # None: the method's own program
         self.become_flags = task.get("become_flags")  # None: the method's default flags
         self.deadline = deadline
         self.warnings = []
+
+    # ---------------------------------------------------------------- become
+
+    def _become_settings(self):
+        """``(become, become_user, become_method)``: the ``ansible_become``,
+        ``ansible_become_method`` and ``ansible_become_user`` (or ``ansible_<method>_user``)
+        variables over the task's keywords, as ansible-core's PlayContext applies them."""
+        if self._become is None:
+            from .become import variable
+            from .filters import to_bool
+
+            become, user, method = self._become_keywords
+            found = variable(self, "ansible_become")
+            become = become if found is None else to_bool(found)
+            found = variable(self, "ansible_become_method")
+            method = method if found is None else str(found)
+            found = variable(self, "ansible_become_user", f"ansible_{method}_user")
+            self._become = (become, user if found is None else str(found), method)
+        return self._become
+
+    @property
+    def become(self):
+        return self._become_settings()[0]
+
+    @property
+    def become_user(self):
+        return self._become_settings()[1]
+
+    @property
+    def become_method(self):
+        return self._become_settings()[2]
 
     # ---------------------------------------------------------------- data
 
