@@ -87,12 +87,14 @@ PLAYBOOK = """\
       shell: echo "{{ ansible_connection }}" > /dev/null; hostname > /dev/null
       changed_when: false
 
+# group_by's groups are sorted: ansible-core adds their members in the order its workers'
+# results arrive, which varies from run to run
 - hosts: os_Linux
   gather_facts: false
   tasks:
     - name: what the grouped hosts see
       copy:
-        content: "{{ groups['os_Linux'] }} {{ groups['unix_like'] }} {{ group_names }} {{ hostvars['extra1'].marker }} {{ hostvars['loop2'].number }} {{ groups['parity_0'] | default([]) }}\\n"
+        content: "{{ groups['os_Linux'] | sort }} {{ groups['unix_like'] | sort }} {{ group_names }} {{ hostvars['extra1'].marker }} {{ hostvars['loop2'].number }} {{ groups['parity_0'] | default([]) | sort }}\\n"
         dest: "{{ root }}/os.txt"
 
 - hosts: parity_0:&fleet
