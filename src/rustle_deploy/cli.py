@@ -26,6 +26,24 @@ def _fail(message: str) -> None:
     raise UsageError(message)
 
 
+def _vault_options(what: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """The vault options of rustle-deploy and rustle-exec, as ansible-playbook has them."""
+
+    def add(fn: Callable[..., Any]) -> Callable[..., Any]:
+        for option in reversed([
+            click.option("--vault-password-file", "vault_password_files", multiple=True, metavar="FILE",
+                         help=f"Decrypt {what} with the password in FILE (an executable FILE prints it; "
+                         "repeatable) [ansible.cfg's vault_password_file]."),
+            click.option("--vault-id", "vault_ids", multiple=True, metavar="[LABEL@]FILE|prompt",
+                         help="A vault password, as ansible-playbook's --vault-id: a file, or 'prompt' (repeatable)."),
+            click.option("-J", "--ask-vault-pass", is_flag=True, help="Ask for the vault password on the terminal."),
+        ]):
+            fn = option(fn)
+        return fn
+
+    return add
+
+
 @click.command(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},
                epilog="rustle-deploy ui [--host H] [--port P] [--open] serves the web UI over the history "
                "(docs/ui.md); a plan or playbook file named 'ui' is given as ./ui.")
@@ -68,12 +86,7 @@ def _fail(message: str) -> None:
 @click.option("--syntax-check", is_flag=True, help="Read and check the playbook (roles, includes, files), and exit.")
 @click.option("-K", "--ask-become-pass", is_flag=True, help="Ask once for the become (sudo) password, on the terminal, "
               "and give it to sudo where tasks become another user; never shown or stored.")
-@click.option("--vault-password-file", "vault_password_files", multiple=True, metavar="FILE",
-              help="Decrypt vault-encrypted values and files with the password in FILE (an executable FILE "
-              "prints it), on the controller (repeatable) [ansible.cfg's vault_password_file].")
-@click.option("--vault-id", "vault_ids", multiple=True, metavar="[LABEL@]FILE|prompt",
-              help="A vault password, as ansible-playbook's --vault-id: a file, or 'prompt' (repeatable).")
-@click.option("-J", "--ask-vault-pass", is_flag=True, help="Ask for the vault password on the terminal.")
+@_vault_options("vault-encrypted values and files on the controller")
 @click.option("--start-at-task", metavar="NAME", help="Playbooks: start at the first task named NAME ('role : name', "
               "or a pattern with * and ?), as ansible-playbook does; earlier tasks and plays do not run.")
 @click.option("--list-hosts", is_flag=True, help="List each play's hosts, and exit.")
@@ -227,12 +240,7 @@ def _guarded(work: Callable[[], int]) -> int:
               help="SSH implementation [auto].")
 @click.option("--output", type=click.Choice(["text", "json"]), default="text")
 @click.option("--config", metavar="FILE", help="Config file [~/.rustle/config.toml].")
-@click.option("--vault-password-file", "vault_password_files", multiple=True, metavar="FILE",
-              help="Decrypt the inventory's vault-encrypted values and files with the password in FILE "
-              "(an executable FILE prints it) (repeatable) [ansible.cfg's vault_password_file].")
-@click.option("--vault-id", "vault_ids", multiple=True, metavar="[LABEL@]FILE|prompt",
-              help="A vault password, as ansible-playbook's --vault-id: a file, or 'prompt' (repeatable).")
-@click.option("-J", "--ask-vault-pass", is_flag=True, help="Ask for the vault password on the terminal.")
+@_vault_options("the inventory's vault-encrypted values and files")
 @click.option("-v", "--verbose", count=True)
 @click.version_option(__version__, "-V", "--version", prog_name="rustle-exec")
 def _exec_command(**opts: Any) -> None:
