@@ -207,42 +207,26 @@ impl Worker {
 
 /// A copy of this executable that any user may run but none may read, in a fresh directory.
 fn shared_copy() -> io::Result<PathBuf> {
-    use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
+    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
     let exe = std::env::current_exe()?;
     let data = std::fs::read(&exe)?;
-    let base = std::env::temp_dir();
-    let mut last = io::Error::new(io::ErrorKind::AlreadyExists, "no unused name");
-    for attempt in 0..100u32 {
-        let nanos = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.subsec_nanos());
-        let dir = base.join(format!("rustle-become-{}-{:08x}{:02}", sys::getpid(), nanos, attempt));
-        match std::fs::DirBuilder::new().mode(0o711).create(&dir) {
-            Ok(()) => {}
-            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
-                last = e;
-                continue;
-            }
-            Err(e) => return Err(e),
+    let dir = sys::fresh_dir("rustle-become", 0o711)?;
+    let path = dir.join("rustle-runner");
+    let written = (|| {
+        let mut file = std::fs::OpenOptions::new().write(true).create_new(true).mode(0o700).open(&path)?;
+        file.write_all(&data)?;
+        drop(file);
+        // the umask may have narrowed the directory's mode
+        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o711))?;
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o711))
+    })();
+    match written {
+        Ok(()) => Ok(path),
+        Err(e) => {
+            let _ = std::fs::remove_dir_all(&dir);
+            Err(e)
         }
-        let path = dir.join("rustle-runner");
-        let written = (|| {
-            let mut file = std::fs::OpenOptions::new().write(true).create_new(true).mode(0o700).open(&path)?;
-            file.write_all(&data)?;
-            drop(file);
-            // the umask may have narrowed the directory's mode
-            std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o711))?;
-            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o711))
-        })();
-        return match written {
-            Ok(()) => Ok(path),
-            Err(e) => {
-                let _ = std::fs::remove_dir_all(&dir);
-                Err(e)
-            }
-        };
     }
-    Err(last)
 }
 
 /// `rustle-runner become-worker`: answer task requests (one JSON line each) until stdin ends.

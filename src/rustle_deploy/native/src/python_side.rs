@@ -173,19 +173,5 @@ impl Worker {
 
 /// A fresh directory (0700) under TMPDIR (or /tmp) for the run's copy of the Python runtime.
 fn private_dir() -> io::Result<PathBuf> {
-    use std::os::unix::fs::DirBuilderExt;
-    let base = std::env::temp_dir();
-    let mut last = io::Error::new(io::ErrorKind::AlreadyExists, "no unused name");
-    for attempt in 0..100u32 {
-        let nanos = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.subsec_nanos());
-        let dir = base.join(format!("rustle-python-{}-{:08x}{:02}", sys::getpid(), nanos, attempt));
-        match std::fs::DirBuilder::new().mode(0o700).create(&dir) {
-            Ok(()) => return Ok(dir),
-            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => last = e,
-            Err(e) => return Err(e),
-        }
-    }
-    Err(last)
+    sys::fresh_dir("rustle-python", 0o700)
 }

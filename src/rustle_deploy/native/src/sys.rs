@@ -196,6 +196,26 @@ pub fn kill_pid(pid: i32, sig: i32) {
     }
 }
 
+/// A new directory `PREFIX-<pid>-<nanos><attempt>` with `mode` (before the umask) under TMPDIR
+/// (or /tmp); a name already taken is tried again, at most 100 times.
+pub fn fresh_dir(prefix: &str, mode: u32) -> io::Result<std::path::PathBuf> {
+    use std::os::unix::fs::DirBuilderExt;
+    let base = std::env::temp_dir();
+    let mut last = io::Error::new(io::ErrorKind::AlreadyExists, "no unused name");
+    for attempt in 0..100u32 {
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.subsec_nanos());
+        let dir = base.join(format!("{}-{}-{:08x}{:02}", prefix, getpid(), nanos, attempt));
+        match std::fs::DirBuilder::new().mode(mode).create(&dir) {
+            Ok(()) => return Ok(dir),
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => last = e,
+            Err(e) => return Err(e),
+        }
+    }
+    Err(last)
+}
+
 pub fn getpid() -> i32 {
     unsafe { c_getpid() }
 }
