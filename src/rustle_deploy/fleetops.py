@@ -18,6 +18,7 @@ import re
 import secrets
 import sys
 import time
+from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -830,10 +831,8 @@ def release_names(hosts: Iterable[Host], binary_of: dict[str, str]) -> dict[str,
     (inventory aliases of one machine, several hosts on a local connection). One ``current`` link
     cannot hold two hosts' releases: a later phase would find the other host's release there."""
     where = {h.name: _location(h) for h in hosts if h.name in binary_of}
-    count: dict[tuple[Any, ...], int] = {}
-    for key in where.values():
-        count[key] = count.get(key, 0) + 1
-    return {name: f"{binary}.{_safe_host(name)}" if count.get(where.get(name, ()), 0) > 1 else binary
+    count = Counter(where.values())
+    return {name: f"{binary}.{_safe_host(name)}" if name in where and count[where[name]] > 1 else binary
             for name, binary in binary_of.items()}
 
 
