@@ -572,13 +572,23 @@ def test_a_build_that_fails_after_ssh_started_touches_no_host(
             assert stat[1] != me or not exe.endswith("/ssh"), "an ssh client is left running"
 
 
+def _local_hosts_a_b(tmp_path: Path, monkeypatch: pytest.MonkeyPatch | None = None) -> Path:
+    """An inventory of hosts a and b on a local connection, each with its own remote dir; with
+    ``monkeypatch``, ansible-core (run on the controller) gets a private home and no ansible.cfg."""
+    if monkeypatch is not None:
+        monkeypatch.setenv("ANSIBLE_HOME", str(tmp_path / "ansible-home"))
+        monkeypatch.setenv("ANSIBLE_CONFIG", str(tmp_path / "no-ansible.cfg"))
+    inv = tmp_path / "inv.ini"
+    inv.write_text("".join(f"{n} ansible_connection=local ansible_python_interpreter={sys.executable} "
+                           f"rustle_remote_dir={tmp_path / n}\n" for n in ("a", "b")))
+    return inv
+
+
 def test_exec_names_the_task_it_cannot_run_off_its_host(tmp_path: Path, rustle_home: Path,
                                                         capsys: pytest.CaptureFixture[str]) -> None:
     """A deployment (without --run) of a playbook with a task delegated to the controller:
     rustle-exec refuses the manifest, naming that task, before any host is touched."""
-    inv = tmp_path / "inv.ini"
-    inv.write_text("".join(f"{n} ansible_connection=local ansible_python_interpreter={sys.executable} "
-                           f"rustle_remote_dir={tmp_path / n}\n" for n in ("a", "b")))
+    inv = _local_hosts_a_b(tmp_path)
     site = tmp_path / "site.yml"
     site.write_text("- hosts: all\n  gather_facts: false\n  tasks:\n    - command: echo hi\n"
                     "    - name: drain the balancer\n      command: echo drain\n      delegate_to: localhost\n")
@@ -599,11 +609,7 @@ def test_format_native_falls_back_to_pyz_for_tasks_ansible_core_runs_on_the_cont
         tmp_path: Path, rustle_home: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
     """A task delegated to each loop item runs through ansible-core on the controller, from a
     pyz artifact: --format native says it falls back and runs it, as --format auto does."""
-    monkeypatch.setenv("ANSIBLE_HOME", str(tmp_path / "ansible-home"))
-    monkeypatch.setenv("ANSIBLE_CONFIG", str(tmp_path / "no-ansible.cfg"))
-    inv = tmp_path / "inv.ini"
-    inv.write_text("".join(f"{n} ansible_connection=local ansible_python_interpreter={sys.executable} "
-                           f"rustle_remote_dir={tmp_path / n}\n" for n in ("a", "b")))
+    inv = _local_hosts_a_b(tmp_path, monkeypatch)
     site = tmp_path / "site.yml"
     site.write_text("- hosts: a\n  gather_facts: false\n  tasks:\n"
                     "    - shell: echo {{ inventory_hostname }} >> " + str(tmp_path / "out-{{ item }}") + "\n"
@@ -620,11 +626,7 @@ def test_emitted_plan_of_a_task_delegated_per_item_and_to_an_implicit_host_runs_
         tmp_path: Path, rustle_home: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
     """--emit-plan keeps delegate_to "{{ item }}", delegate_implicit and action_ds: the plan
     fed back leaves what the playbook leaves."""
-    monkeypatch.setenv("ANSIBLE_HOME", str(tmp_path / "ansible-home"))
-    monkeypatch.setenv("ANSIBLE_CONFIG", str(tmp_path / "no-ansible.cfg"))
-    inv = tmp_path / "inv.ini"
-    inv.write_text("".join(f"{n} ansible_connection=local ansible_python_interpreter={sys.executable} "
-                           f"rustle_remote_dir={tmp_path / n}\n" for n in ("a", "b")))
+    inv = _local_hosts_a_b(tmp_path, monkeypatch)
     site = tmp_path / "site.yml"
     site.write_text("- hosts: a\n  gather_facts: false\n  tasks:\n"
                     "    - shell: echo {{ inventory_hostname }} {{ item }} >> {{ out }}\n"
