@@ -31,19 +31,46 @@ pytestmark = [pytest.mark.ssh, pytest.mark.ansible, pytest.mark.usefixtures("rus
 
 ANSIBLE = REPO / ".venv" / "bin" / "ansible-playbook"
 
-# the host's reboot: sessions and sshd gone, a new boot id, sshd back on the same port
+# The host's reboot, in Python (no ps, setsid or od needed): detach from the ssh session that ran
+# it, then kill the sessions and the sshd, write a new boot id, wait for the port to be free and
+# start a new sshd on it. Each step is logged to reboot.log, which a failing test prints.
 FAKE_REBOOT = f"""\
-#!/bin/sh
-state=$1
-setsid sh -c '
-  sleep 1
-  old=$(cat "$0/sshd.pid")
-  for pid in $(ps -o pid= --ppid "$old"); do kill "$pid"; done
-  kill "$old"
-  echo "boot-$(od -An -N8 -tx8 /dev/urandom | tr -d " ")" > "$0/boot_id"
-  sleep 0.5
-  exec {SSHD} -f "$0/sshd_config" -E "$0/sshd-after.log"
-' "$state" </dev/null >/dev/null 2>&1 &
+import os, signal, sys, time
+state = sys.argv[1]
+log = open(os.path.join(state, "reboot.log"), "a", buffering=1)
+if os.fork():
+    sys.exit(0)
+os.setsid()
+if os.fork():
+    os._exit(0)
+null = os.open(os.devnull, os.O_RDWR)
+for fd in (0, 1, 2):
+    os.dup2(null, fd)
+log.write("detached as %d\\n" % os.getpid())
+time.sleep(1)
+old = int(open(os.path.join(state, "sshd.pid")).read())
+for entry in os.listdir("/proc"):
+    try:
+        stat = open("/proc/%s/stat" % entry).read() if entry.isdigit() else ""
+    except OSError:
+        continue
+    if stat and int(stat.rsplit(")", 1)[1].split()[1]) == old:
+        os.kill(int(entry), signal.SIGTERM)
+os.kill(old, signal.SIGTERM)
+log.write("killed sshd %d and its sessions\\n" % old)
+with open(os.path.join(state, "boot_id.new"), "w") as f:
+    f.write("boot-%s\\n" % os.urandom(8).hex())
+os.rename(os.path.join(state, "boot_id.new"), os.path.join(state, "boot_id"))
+for _ in range(100):  # until the old sshd is gone (or a zombie: the test reaps the first one)
+    try:
+        if open("/proc/%d/stat" % old).read().rsplit(")", 1)[1].split()[0] == "Z":
+            break
+    except OSError:
+        break
+    time.sleep(0.1)
+time.sleep(0.5)
+log.write("starting sshd\\n")
+os.execv({SSHD!r}, [{SSHD!r}, "-f", os.path.join(state, "sshd_config"), "-E", os.path.join(state, "sshd-after.log")])
 """
 
 PLAYBOOK = """\
@@ -55,7 +82,7 @@ PLAYBOOK = """\
       register: before
     - name: reboot
       reboot:
-        reboot_command: /bin/sh {{ state }}/fake-reboot.sh {{ state }}
+        reboot_command: "{{ python }} {{ state }}/fake-reboot.py {{ state }}"
         boot_time_command: cat {{ state }}/boot_id
         test_command: cat {{ state }}/boot_id
         post_reboot_delay: 1
@@ -72,11 +99,14 @@ PLAYBOOK = """\
 
 
 def _log(state: Path) -> str:
-    """What the sshd started after a reboot said (a port taken meanwhile, say)."""
-    try:
-        return "\nsshd after the reboot: " + (state / "sshd-after.log").read_text()[-2000:]
-    except OSError:
-        return "\nno sshd was started after the reboot"
+    """What the fake reboot did, and what the sshd started after it said (a port taken meanwhile, say)."""
+    said = []
+    for name, what in (("reboot.log", "the reboot"), ("sshd-after.log", "sshd after the reboot")):
+        try:
+            said.append(f"\n{what}: " + (state / name).read_text()[-2000:])
+        except OSError:
+            said.append(f"\n{what}: no {name}")
+    return "".join(said)
 
 
 def _pid(path: Path) -> int | None:
@@ -100,7 +130,7 @@ def test_reboot_waits_for_the_new_boot_and_the_play_goes_on_as_in_ansible(
     user_keys = state / "user_keys"
     user_keys.mkdir()
     (state / "boot_id").write_text("boot-first\n")
-    (state / "fake-reboot.sh").write_text(FAKE_REBOOT)
+    (state / "fake-reboot.py").write_text(FAKE_REBOOT)
     proc, port = _start_sshd(state, state / "host_ed25519", auth, user_keys)
     host_pub = (state / "host_ed25519.pub").read_text().split()
     known = state / "known_hosts"
@@ -121,7 +151,7 @@ def test_reboot_waits_for_the_new_boot_and_the_play_goes_on_as_in_ansible(
                     __import__("getpass").getuser(), "ansible_ssh_private_key_file": str(state / "client_ed25519"),
                     "ansible_ssh_common_args": f"-o UserKnownHostsFile={known}",
                     "ansible_python_interpreter": sys.executable, "rustle_remote_dir": str(tmp_path / "remote"),
-                    "state": str(state), "root": str(tmp_path), "tool": tool}
+                    "state": str(state), "python": sys.executable, "root": str(tmp_path), "tool": tool}
             inventory = tmp_path / f"{tool}.yml"
             inventory.write_text(yaml.safe_dump({"all": {"children": {"fleet": {"hosts": {"n00": host}}}}}))
             if tool == "ansible":
