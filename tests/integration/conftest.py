@@ -16,10 +16,13 @@ import io
 import json
 import os
 import random
+import re
 import shutil
 import socket
 import subprocess
+import sys
 import tempfile
+import textwrap
 import time
 import zipfile
 from collections.abc import Iterator
@@ -28,9 +31,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
+from rustle_deploy.cli import main
 from rustle_deploy.deploy import HostJob
 from rustle_deploy.model import Host
+
+from ..conftest import REPO
 
 SSHD = shutil.which("sshd") or "/usr/sbin/sshd"
 
@@ -425,3 +432,86 @@ def job(host: Host, art: tuple[Path, str, int], op: str = "deploy", **kw: Any) -
     kw.setdefault("binary_name", BIN)
     kw.setdefault("deployment_id", "dep-1")
     return HostJob(host=host, op=op, artifact=path, sha256=sha, size=size, **kw)
+
+
+# ---------------------------------------------------------------- the ansible-playbook oracle
+
+ANSIBLE = REPO / ".venv" / "bin" / "ansible-playbook"
+_RECAP = re.compile(r"^(\S+)\s+:\s+((?:\w+=\d+\s*)+)$", re.M)
+
+
+def recaps(stdout: str) -> dict[str, dict[str, int]]:
+    """The PLAY RECAP of ansible-playbook's default output: {host: {"ok": 1, "changed": 0, ...}}."""
+    return {m.group(1): {k: int(v) for k, v in (kv.split("=") for kv in m.group(2).split())}
+            for m in _RECAP.finditer(stdout)}
+
+
+def ansible_env(work: Path, **extra: str) -> dict[str, str]:
+    """ansible-playbook's environment for an oracle run: its own home under ``work``, no
+    ansible.cfg, no colour, no retry files, no deprecation warnings."""
+    return dict(os.environ, ANSIBLE_NOCOLOR="1", ANSIBLE_FORCE_COLOR="0", ANSIBLE_HOME=str(work / "ansible-home"),
+                ANSIBLE_CONFIG=str(work / "no-ansible.cfg"), ANSIBLE_RETRY_FILES_ENABLED="False",
+                ANSIBLE_DEPRECATION_WARNINGS="False", PYTHONWARNINGS="ignore", **extra)
+
+
+def playbook_file(tmp_path: Path, text: str, name: str = "site.yml") -> Path:
+    path = tmp_path / name
+    path.write_text(textwrap.dedent(text))
+    return path
+
+
+def recap_counts(recap: dict[str, Any]) -> dict[str, int]:
+    """The counts both tools must agree on."""
+    return {k: int(recap.get(k, 0)) for k in ("ok", "changed", "failed", "skipped", "rescued", "ignored")}
+
+
+class Fleet:
+    """``n`` hosts in group fleet (n00, n01, ...), and ``others`` (a group name -> its hosts)
+    outside it, all on the one sshd, each with its own remote dir and ``root`` (a directory per
+    host and tool that the playbooks write into). ``inventory`` reaches them over ssh for
+    rustle-deploy; ``local_inventory`` names the same hosts on local connections for
+    ansible-playbook, the oracle; ``down`` hosts are unreachable for both tools."""
+
+    def __init__(self, sshd: Sshd, tmp_path: Path, n: int, others: dict[str, list[str]] | None = None,
+                 extra: dict[str, dict[str, Any]] | None = None, down: tuple[str, ...] = ()) -> None:
+        self.tmp = tmp_path
+        self.names = [f"n{i:02d}" for i in range(n)]
+        groups = {"fleet": self.names, **(others or {})}
+        every = [h for members in groups.values() for h in members]
+        hosts = {}
+        for i, name in enumerate(every):
+            h = sshd.host(name, tmp_path / f"remote{i:02d}", root=str(self.root(name, "rustle")))
+            hosts[name] = {**h.vars, **(extra or {}).get(name, {})}
+            self.root(name, "rustle").mkdir(parents=True)
+            self.root(name, "ansible").mkdir(parents=True)
+        self.every = every
+        for name in down:  # nothing listens on port 1: unreachable for both tools
+            hosts[name]["ansible_port"] = 1
+        self.inventory = tmp_path / "inv.yml"
+        self.inventory.write_text(yaml.safe_dump({"all": {"children": {
+            g: {"hosts": {h: hosts[h] for h in members}} for g, members in groups.items()}}}))
+        local = {n: {"ansible_connection": "local", "ansible_python_interpreter": sys.executable,
+                     "root": str(self.root(n, "ansible"))} for n in every}
+        for name in down:
+            local[name] = dict(hosts[name], root=str(self.root(name, "ansible")))
+        self.local_inventory = tmp_path / "local.yml"
+        self.local_inventory.write_text(yaml.safe_dump({"all": {"children": {
+            g: {"hosts": {h: local[h] for h in members}} for g, members in groups.items()}}}))
+
+    def root(self, name: str, tool: str) -> Path:
+        return self.tmp / tool / name
+
+    def files(self, tool: str) -> dict[str, dict[str, str]]:
+        return {n: {p.name: "<dir>" if p.is_dir() else p.read_text() for p in sorted(self.root(n, tool).iterdir())}
+                for n in self.every}
+
+    def rustle(self, capsys: pytest.CaptureFixture[str], playbook: Path, *args: str) -> tuple[int, dict[str, Any]]:
+        code = main([str(playbook), "-i", str(self.inventory), "--run", "--output", "json", *args])
+        out, err = capsys.readouterr()
+        assert out, err
+        return code, json.loads(out)
+
+    def ansible(self, playbook: Path, *args: str) -> tuple[int, dict[str, dict[str, int]]]:
+        proc = subprocess.run([str(ANSIBLE), "-i", str(self.local_inventory), str(playbook), *args],
+                              capture_output=True, text=True, env=ansible_env(self.tmp), timeout=600)
+        return proc.returncode, {h: r for h, r in recaps(proc.stdout).items() if h in self.every}

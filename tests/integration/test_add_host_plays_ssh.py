@@ -20,8 +20,7 @@ from typing import Any
 import pytest
 import yaml
 
-from .conftest import remote_state
-from .test_phases_ssh import Fleet, _counts, _playbook
+from .conftest import Fleet, playbook_file, recap_counts, remote_state
 
 pytestmark = [pytest.mark.ssh, pytest.mark.ansible, pytest.mark.usefixtures("rustle_home")]
 
@@ -132,13 +131,13 @@ def _fleet(sshd: Any, tmp_path: Path) -> Fleet:
 def _same_recaps(doc: dict[str, Any], arecaps: dict[str, dict[str, int]]) -> None:
     assert {h["name"] for h in doc["hosts"]} == set(arecaps)
     for h in doc["hosts"]:
-        assert _counts(h["recap"]) == _counts(arecaps[h["name"]]), h["name"]
+        assert recap_counts(h["recap"]) == recap_counts(arecaps[h["name"]]), h["name"]
 
 
 def test_plays_after_add_host_and_group_by_target_the_new_hosts_and_groups_as_in_ansible(
         sshd: Any, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     fleet = _fleet(sshd, tmp_path)
-    playbook = _playbook(tmp_path, PLAYBOOK)
+    playbook = playbook_file(tmp_path, PLAYBOOK)
     code, doc = fleet.rustle(capsys, playbook)
     acode, arecaps = fleet.ansible(playbook)
     assert (code, acode) == (0, 0), doc
@@ -174,36 +173,18 @@ def test_limit_and_check_apply_to_the_added_hosts_as_in_ansible(
     """--limit selects among the new hosts too (loop1, loop2 are left out); --check adds the
     hosts and groups (add_host and group_by run in check mode) and changes no file."""
     fleet = _fleet(sshd, tmp_path)
-    playbook = _playbook(tmp_path, PLAYBOOK)
+    playbook = playbook_file(tmp_path, PLAYBOOK)
     code, doc = fleet.rustle(capsys, playbook, "--limit", "fleet:extra1", "--check")
-    acode, arecaps = _ansible(fleet, playbook, "--limit", "fleet:extra1", "--check")
+    acode, arecaps = fleet.ansible(playbook, "--limit", "fleet:extra1", "--check")
     assert (code, acode) == (0, 0), doc
     assert fleet.files("rustle") == fleet.files("ansible")
     assert all(not files for files in fleet.files("rustle").values())
     _same_recaps(doc, arecaps)
     assert "loop1" not in {h["name"] for h in doc["hosts"]}
     code, doc = fleet.rustle(capsys, playbook, "--limit", "fleet:extra1")
-    acode, arecaps = _ansible(fleet, playbook, "--limit", "fleet:extra1")
+    acode, arecaps = fleet.ansible(playbook, "--limit", "fleet:extra1")
     assert (code, acode) == (0, 0), doc
     assert fleet.files("rustle") == fleet.files("ansible")
     assert "seen.txt" in fleet.files("rustle")["extra1"] and not fleet.files("rustle")["loop1"]
     _same_recaps(doc, arecaps)
 
-
-def _ansible(fleet: Fleet, playbook: Path, *args: str) -> tuple[int, dict[str, dict[str, int]]]:
-    import os
-    import subprocess
-
-    from .test_phases_ssh import ANSIBLE
-
-    env = dict(os.environ, ANSIBLE_NOCOLOR="1", ANSIBLE_HOME=str(fleet.tmp / "ansible-home"),
-               ANSIBLE_CONFIG=str(fleet.tmp / "no-ansible.cfg"), ANSIBLE_RETRY_FILES_ENABLED="False",
-               ANSIBLE_DEPRECATION_WARNINGS="False", PYTHONWARNINGS="ignore")
-    proc = subprocess.run([str(ANSIBLE), "-i", str(fleet.local_inventory), str(playbook), *args],
-                          capture_output=True, text=True, env=env, timeout=300)
-    recaps = {}
-    for line in proc.stdout.splitlines():
-        name, sep, rest = line.partition(" : ")
-        if sep and name.strip() in fleet.every:
-            recaps[name.strip()] = {k: int(v) for k, v in (kv.split("=") for kv in rest.split())}
-    return proc.returncode, recaps

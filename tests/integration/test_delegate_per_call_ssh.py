@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 
-from .test_phases_ssh import Fleet, _counts, _playbook
+from .conftest import Fleet, playbook_file, recap_counts
 
 pytestmark = [pytest.mark.ssh, pytest.mark.ansible, pytest.mark.usefixtures("rustle_home")]
 
@@ -73,9 +73,9 @@ def test_a_task_delegated_to_each_loop_item_to_a_host_the_hosts_data_names_and_t
     key = sshd.host("x", tmp_path).vars
     jump = {"connection": "ssh", "host": "127.0.0.1", "port": key["ansible_port"], "user": key["ansible_user"],
             "key": key["ansible_ssh_private_key_file"], "args": key["ansible_ssh_common_args"], "python": sys.executable}
-    playbook = _playbook(tmp_path, PER_CALL.replace("JUMP", json.dumps(jump)))
+    playbook = playbook_file(tmp_path, PER_CALL.replace("JUMP", json.dumps(jump)))
     code, doc = fleet.rustle(capsys, playbook)
-    oracle = _playbook(tmp_path, PER_CALL.replace("JUMP", json.dumps(dict(jump, connection="local"))), "oracle.yml")
+    oracle = playbook_file(tmp_path, PER_CALL.replace("JUMP", json.dumps(dict(jump, connection="local"))), "oracle.yml")
     acode, arecaps = fleet.ansible(oracle)
     assert (code, acode) == (0, 0), json.dumps(doc["hosts"])[:6000]
     files = fleet.files("rustle")
@@ -85,7 +85,7 @@ def test_a_task_delegated_to_each_loop_item_to_a_host_the_hosts_data_names_and_t
     assert (tmp_path / "ansible" / "n01-jump").read_text() == "n01 on jump\n"
     assert {n: {k: v.replace("on ssh", "on ") for k, v in f.items()} for n, f in files.items()} == fleet.files("ansible")
     for h in doc["hosts"]:
-        assert _counts(h["recap"]) == _counts(arecaps[h["name"]]), h["name"]
+        assert recap_counts(h["recap"]) == recap_counts(arecaps[h["name"]]), h["name"]
     assert {h["name"] for h in doc["hosts"]} == {"n00", "n01"}  # nothing deployed on the balancers
     # phases: [on the host, set_fact] [the delegated calls, on the controller] [copy]
     assert {h["name"]: h["round_trips"] for h in doc["hosts"]} == {"n00": 2, "n01": 2}

@@ -10,23 +10,19 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
-import sys
-import textwrap
 from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 
 from rustle_deploy.cli import main
 
 from .. import planmaker as pm
-from ..conftest import REPO
+from .conftest import Fleet
+from .conftest import playbook_file as _playbook  # the names other files import from here
+from .conftest import recap_counts as _counts
 
 pytestmark = [pytest.mark.ssh, pytest.mark.usefixtures("rustle_home")]
-
-ANSIBLE = REPO / ".venv" / "bin" / "ansible-playbook"
 
 # Each host writes what it saw into {{ root }}/out.txt: the run_once results must be the first
 # host's on every host; handlers notified before a phase boundary run at the end of the play.
@@ -114,73 +110,6 @@ FAILING = """\
     - name: after
       copy: {content: "x\\n", dest: "{{ root }}/after.txt"}
 """
-
-
-class Fleet:
-    """``n`` hosts in group fleet, and ``others`` (a group name -> its hosts) outside it, all
-    on the one sshd, each with its own remote dir and ``root``."""
-
-    def __init__(self, sshd: Any, tmp_path: Path, n: int, others: dict[str, list[str]] | None = None,
-                 extra: dict[str, dict[str, Any]] | None = None, down: tuple[str, ...] = ()) -> None:
-        self.tmp = tmp_path
-        self.names = [f"n{i:02d}" for i in range(n)]
-        groups = {"fleet": self.names, **(others or {})}
-        every = [h for members in groups.values() for h in members]
-        hosts = {}
-        for i, name in enumerate(every):
-            h = sshd.host(name, tmp_path / f"remote{i:02d}", root=str(self.root(name, "rustle")))
-            hosts[name] = {**h.vars, **(extra or {}).get(name, {})}
-            self.root(name, "rustle").mkdir(parents=True)
-            self.root(name, "ansible").mkdir(parents=True)
-        self.every = every
-        for name in down:  # nothing listens on port 1: unreachable for both tools
-            hosts[name]["ansible_port"] = 1
-        self.inventory = tmp_path / "inv.yml"
-        self.inventory.write_text(yaml.safe_dump({"all": {"children": {
-            g: {"hosts": {h: hosts[h] for h in members}} for g, members in groups.items()}}}))
-        local = {n: {"ansible_connection": "local", "ansible_python_interpreter": sys.executable,
-                     "root": str(self.root(n, "ansible"))} for n in every}
-        for name in down:
-            local[name] = dict(hosts[name], root=str(self.root(name, "ansible")))
-        self.local_inventory = tmp_path / "local.yml"
-        self.local_inventory.write_text(yaml.safe_dump({"all": {"children": {
-            g: {"hosts": {h: local[h] for h in members}} for g, members in groups.items()}}}))
-
-    def root(self, name: str, tool: str) -> Path:
-        return self.tmp / tool / name
-
-    def files(self, tool: str) -> dict[str, dict[str, str]]:
-        return {n: {p.name: "<dir>" if p.is_dir() else p.read_text() for p in sorted(self.root(n, tool).iterdir())}
-                for n in self.every}
-
-    def rustle(self, capsys: pytest.CaptureFixture[str], playbook: Path, *args: str) -> tuple[int, dict[str, Any]]:
-        code = main([str(playbook), "-i", str(self.inventory), "--run", "--output", "json", *args])
-        out, err = capsys.readouterr()
-        assert out, err
-        return code, json.loads(out)
-
-    def ansible(self, playbook: Path, *args: str) -> tuple[int, dict[str, dict[str, int]]]:
-        env = dict(os.environ, ANSIBLE_NOCOLOR="1", ANSIBLE_HOME=str(self.tmp / "ansible-home"),
-                   ANSIBLE_CONFIG=str(self.tmp / "no-ansible.cfg"), ANSIBLE_RETRY_FILES_ENABLED="False",
-                   ANSIBLE_DEPRECATION_WARNINGS="False", PYTHONWARNINGS="ignore")
-        proc = subprocess.run([str(ANSIBLE), "-i", str(self.local_inventory), str(playbook), *args],
-                              capture_output=True, text=True, env=env, timeout=300)
-        recaps = {}
-        for line in proc.stdout.splitlines():
-            name, sep, rest = line.partition(" : ")
-            if sep and name.strip() in self.every:
-                recaps[name.strip()] = {k: int(v) for k, v in (kv.split("=") for kv in rest.split())}
-        return proc.returncode, recaps
-
-
-def _playbook(tmp_path: Path, text: str, name: str = "site.yml") -> Path:
-    path = tmp_path / name
-    path.write_text(textwrap.dedent(text))
-    return path
-
-
-def _counts(recap: dict[str, Any]) -> dict[str, int]:
-    return {k: int(recap.get(k, 0)) for k in ("ok", "changed", "failed", "skipped", "rescued", "ignored")}
 
 
 @pytest.mark.ansible

@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 import yaml
 
-from .test_phases_ssh import Fleet, _counts, _playbook
+from .conftest import Fleet, playbook_file, recap_counts
 
 pytestmark = [pytest.mark.ssh, pytest.mark.ansible, pytest.mark.usefixtures("rustle_home")]
 
@@ -93,7 +93,7 @@ def test_a_host_unreachable_at_a_later_phase_is_unreachable_or_ignored_task_by_t
                                     f"{proxy} {flag} {flaky['ansible_port']}'")
         doc["all"]["vars"] = {"out": str(outs[tool])}
         inventory.write_text(yaml.safe_dump(doc))
-    playbook = _playbook(tmp_path, LATER.replace("hosts: fleet", "hosts: fleet:flakes"))
+    playbook = playbook_file(tmp_path, LATER.replace("hosts: fleet", "hosts: fleet:flakes"))
     code, doc = fleet.rustle(capsys, playbook)
     acode, arecaps = fleet.ansible(playbook)
     assert (code, acode) == (1, 4), json.dumps(doc["hosts"])[:6000]
@@ -102,6 +102,6 @@ def test_a_host_unreachable_at_a_later_phase_is_unreachable_or_ignored_task_by_t
     assert files["rustle"] == {"n00.txt": "n00 False\n", "n00.last": "n00 False\n", "flaky.txt": "flaky True\n"}
     recaps = {h["name"]: h["recap"] for h in doc["hosts"]}
     for name in ("n00", "flaky"):
-        assert _counts(recaps[name]) == _counts(arecaps[name]), (name, recaps[name], arecaps[name])
+        assert recap_counts(recaps[name]) == recap_counts(arecaps[name]), (name, recaps[name], arecaps[name])
         assert int(recaps[name].get("unreachable", 0)) == arecaps[name]["unreachable"], name
     assert arecaps["flaky"]["unreachable"] == 1 and arecaps["flaky"]["ignored"] == 1
