@@ -30,12 +30,15 @@ os.environ.setdefault("RUSTLE_FORMAT", "pyz")
 SPREAD_FILES = frozenset({
     "tests/acceptance/test_targets.py",
     "tests/integration/test_playbooks_ansible.py",
+    # twenty sshd-fleet tests, each with its own fleet and oracle run (tests/integration/conftest.py's Fleet)
+    "tests/integration/test_phases_ssh.py",
 })
 
 
 # The files that take longest (measured with --durations; oracle runs, cargo builds, the wheel
 # build): on workers they start first, so that none of them is left to run alone at the end.
 SLOW_FILES = (
+    "tests/integration/test_phases_ssh.py",
     "tests/native/test_auto.py",
     "tests/native/test_wheel.py",
     "tests/bridge/test_lookup.py",
