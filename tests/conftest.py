@@ -67,6 +67,11 @@ def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
         return None
     from xdist.scheduler import LoadScopeScheduling
 
+    # pytest-xdist (3.6 on) queues the files by their number of tests, most first, unless told
+    # not to: that put SLOW_FILES' one-test files (test_wheel's cargo builds, the spread cases)
+    # last, where each was left running alone at the end of the suite.
+    config.option.loadscopereorder = False
+
     class FileScheduling(LoadScopeScheduling):
         def _split_scope(self, nodeid: str) -> str:
             path = nodeid.split("::", 1)[0]
