@@ -6,6 +6,7 @@ import json
 import os
 import shutil
 import signal
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -89,6 +90,16 @@ def _default_sigint() -> None:
     signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT, signal.SIGTERM})
     if signal.getsignal(signal.SIGINT) in (signal.SIG_IGN, signal.SIG_DFL, None):
         signal.signal(signal.SIGINT, signal.default_int_handler)
+
+
+@pytest.fixture(scope="session")
+def sshd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    """A real OpenSSH sshd on 127.0.0.1 (tests/integration/conftest.py), one per worker, shared by
+    every directory: declared here, not imported into each directory's conftest, where it was
+    a fixture of its own and started a second sshd on the workers that ran both."""
+    from .integration.conftest import run_sshd
+
+    yield from run_sshd(tmp_path_factory)
 
 
 @pytest.fixture

@@ -232,8 +232,8 @@ def _wait_listening(port: int, proc: subprocess.Popen[bytes], log: Path, pidfile
     raise RuntimeError(f"sshd did not start: {log.read_text()}")
 
 
-@pytest.fixture(scope="session")
-def sshd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sshd]:
+def run_sshd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sshd]:
+    """The ``sshd`` fixture's body (tests/conftest.py): one sshd per worker for every directory."""
     if not os.path.exists(SSHD):
         pytest.skip("OpenSSH sshd is not installed (CI installs openssh-server)")
     root = tmp_path_factory.mktemp("sshd")

@@ -14,8 +14,6 @@ from rustle_deploy.compiler.native import lower_unit
 from rustle_deploy.compiler.runner import RunnerBinary, ensure_runner, find_cargo
 from rustle_deploy.pipeline import Session
 
-from ..integration.conftest import sshd  # noqa: F401 - the real sshd fixture, for this directory too
-
 # Outside pytest's tmp dirs so that later sessions on this machine reuse the build (~1 min).
 RUNNER_CACHE = Path(os.environ.get("RUSTLE_TEST_RUNNER_CACHE", f"/tmp/rustle-test-runner-{os.getuid()}"))
 
