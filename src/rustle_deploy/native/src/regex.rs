@@ -39,6 +39,8 @@ enum Category {
 enum At {
     Beginning,
     End,
+    BeginningLine,
+    EndLine,
     BeginningString,
     EndString,
     Boundary,
@@ -121,9 +123,15 @@ impl Regex {
     }
 
     fn search_units(&self, text: &[u32]) -> Result<Option<Match>, String> {
-        match self.search_with(text, SHALLOW_DEPTH) {
+        self.search_from(text, 0, false)
+    }
+
+    /// The search `re.sub` makes from `from`: with `must_advance` (the previous match was
+    /// empty and ended there), a match at `from` must not be empty (`_sre`'s must_advance).
+    pub fn search_from(&self, text: &[u32], from: usize, must_advance: bool) -> Result<Option<Match>, String> {
+        match self.search_with(text, from, must_advance, SHALLOW_DEPTH) {
             Err(Failure::TooDeep) => std::thread::scope(|scope| {
-                let deep = std::thread::Builder::new().stack_size(DEEP_STACK).spawn_scoped(scope, || self.search_with(text, DEEP_DEPTH));
+                let deep = std::thread::Builder::new().stack_size(DEEP_STACK).spawn_scoped(scope, || self.search_with(text, from, must_advance, DEEP_DEPTH));
                 match deep.map(|handle| handle.join()) {
                     Ok(Ok(outcome)) => outcome.map_err(Failure::message),
                     _ => Err(Failure::TooDeep.message()),
@@ -133,14 +141,18 @@ impl Regex {
         }
     }
 
-    fn search_with(&self, text: &[u32], depth_limit: u32) -> Result<Option<Match>, Failure> {
+    fn search_with(&self, text: &[u32], from: usize, must_advance: bool, depth_limit: u32) -> Result<Option<Match>, Failure> {
         let mut st = State { text, bytes: self.bytes, groups: vec![None; self.groups], steps: 0, depth: 0, depth_limit, error: None };
-        for start in 0..=text.len() {
+        for start in from..=text.len() {
             for slot in st.groups.iter_mut() {
                 *slot = None;
             }
             let mut end = None;
+            let advance = must_advance && start == from;
             let found = seq(&self.nodes, start, &mut st, &mut |p, _| {
+                if advance && p == start {
+                    return false;
+                }
                 end = Some(p);
                 true
             });
@@ -153,6 +165,27 @@ impl Regex {
             }
         }
         Ok(None)
+    }
+
+    /// Python's `re.subn(pattern, template, text)` over units (`str` code points): the new
+    /// text and the number of replacements. The template is checked first, as Python does.
+    pub fn subn_units(&self, text: &[u32], tpl: &[u32]) -> Result<(Vec<u32>, usize), String> {
+        parse_template(tpl, self.groups)?;
+        let (mut out, mut count, mut last, mut pos, mut must_advance) = (Vec::new(), 0, 0, 0, false);
+        while pos <= text.len() {
+            let m = match self.search_from(text, pos, must_advance)? {
+                Some(m) => m,
+                None => break,
+            };
+            out.extend_from_slice(&text[last..m.start]);
+            out.extend(self.expand_units(&m, text, tpl)?);
+            count += 1;
+            last = m.end;
+            must_advance = m.end == m.start;
+            pos = m.end;
+        }
+        out.extend_from_slice(&text[last..]);
+        Ok((out, count))
     }
 
     /// Python's `match.expand(template)` for a `str` match of `text`.
@@ -171,7 +204,7 @@ impl Regex {
         Ok(out.into_iter().map(|u| u as u8).collect())
     }
 
-    fn expand_units(&self, m: &Match, text: &[u32], tpl: &[u32]) -> Result<Vec<u32>, String> {
+    pub fn expand_units(&self, m: &Match, text: &[u32], tpl: &[u32]) -> Result<Vec<u32>, String> {
         let mut out = Vec::new();
         for piece in parse_template(tpl, self.groups)? {
             match piece {
@@ -291,6 +324,8 @@ fn at_code(arg: &Value) -> Result<At, String> {
     Ok(match arg.as_str().unwrap_or("") {
         "AT_BEGINNING" => At::Beginning,
         "AT_END" => At::End,
+        "AT_BEGINNING_LINE" => At::BeginningLine,
+        "AT_END_LINE" => At::EndLine,
         "AT_BEGINNING_STRING" => At::BeginningString,
         "AT_END_STRING" => At::EndString,
         "AT_BOUNDARY" => At::Boundary,
@@ -476,6 +511,8 @@ impl<'t> State<'t> {
             At::Beginning | At::BeginningString => pos == 0,
             At::End => pos == text.len() || (pos + 1 == text.len() && text[pos] == 0x0a),
             At::EndString => pos == text.len(),
+            At::BeginningLine => pos == 0 || text[pos - 1] == 0x0a,
+            At::EndLine => pos == text.len() || text[pos] == 0x0a,
             At::Boundary | At::NonBoundary => {
                 if text.is_empty() {
                     return false;
