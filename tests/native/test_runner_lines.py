@@ -12,7 +12,6 @@ from typing import Any
 
 import pytest
 
-
 from .test_native_runs import cli, files, journal, local_inventory
 
 SEED = "# config\\nPort 22\\nListen 0.0.0.0\\n\\nUsePAM yes\\nend"
@@ -187,7 +186,7 @@ def _run_both(tmp_path: Path, capsys: pytest.CaptureFixture[str], *flags: str) -
     (recap, tree, events), (pyz_recap, pyz_tree, pyz_events) = outcomes["native"], outcomes["pyz"]
     for name in sorted(set(tree) | set(pyz_tree)):  # one file at a time, for a readable failure
         assert (name, tree.get(name)) == (name, pyz_tree.get(name))
-    for event, pyz_event in zip(events, pyz_events):
+    for event, pyz_event in zip(events, pyz_events, strict=False):
         assert event == pyz_event
     assert (recap, len(events)) == (pyz_recap, len(pyz_events))
     return outcomes["native"]
