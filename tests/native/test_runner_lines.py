@@ -143,6 +143,24 @@ PLAYBOOK = """
         regexp: 'a'
       register: r7
       ignore_errors: true
+    - name: regex tests over what the host made
+      assert:
+        that:
+          - r1.msg is search('^\\d+ replacements')
+          - r1.msg is match('3 rep')
+          - r1.msg is not match('rep')
+          - r1.msg is regex('rep')
+          - r1.msg is not regex('rep', match_type='match')
+          - r1.msg is regex('\\d replacements made', match_type='fullmatch')
+          - r3.diff.after is search('^-UsePAM', multiline=true)
+          - r3.diff.after is not search('^-UsePAM')
+          - r2 is search("'rc': 0")
+          - b9.changed is search('^False$')
+          - r1.msg.split()[-1] == 'made' and r1.msg.split(' ', 1)[-1] == 'replacements made'
+          - r1.diff.after.split('\\n')[-1] == 'end'
+          - r1.diff.after.strip().split('\\n')[0] == '# config'
+          - b1.msg.strip('Bd') == 'lock inserte'
+          - b1.msg is search('\\x42lock')
     - name: what was registered
       copy:
         content: "{{ b1 }}\\n{{ b2 }}\\n{{ b3 }}\\n{{ b4 }}\\n{{ b5 }}\\n{{ b6 }}\\n{{ b7 }}\\n{{ b8 }}\\n{{ b9 }}\\n{{ b10 }}\\n{{ r1 }}\\n{{ r2 }}\\n{{ r3 }}\\n{{ r4 }}\\n{{ r5 }}\\n{{ r6 }}\\n{{ r7 }}\\n"

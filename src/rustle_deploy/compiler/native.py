@@ -911,12 +911,14 @@ class _Lowering:
                 return [op, ["name", "ansible_facts"], node[2] if op == "attr" else ["lit", key]]
         if op == "attr":
             return ["attr", self.tree(task, scope, node[1]), node[2]]
-        if op == "call":  # str.startswith/endswith with one argument (expr.rs call_method)
-            if len(node[3]) != 1:
+        if op == "call":  # str.startswith/endswith with one argument, split/strip (expr.rs call_method)
+            if len(node[3]) != 1 and node[2] in ("startswith", "endswith") or len(node[3]) > 2:
                 raise self.fail(task, f"{node[2]}() with {len(node[3])} arguments is not supported by the native runner")
             return ["call", self.tree(task, scope, node[1]), node[2], [self.tree(task, scope, n) for n in node[3]]]
         if op == "list":
             return ["list", [self.tree(task, scope, n) for n in node[1]]]
+        if op == "test" and node[1] in ("search", "match", "regex"):
+            return self.regex_test(task, scope, node)
         if op in ("filter", "test"):
             allowed = _FILTERS if op == "filter" else _TESTS
             if node[1] not in allowed:
@@ -926,6 +928,30 @@ class _Lowering:
         if op == "cmp":
             return ["cmp", node[1], self.tree(task, scope, node[2]), self.tree(task, scope, node[3])]
         return [op] + [self.tree(task, scope, n) for n in node[1:]]  # item, or, and, not, in
+
+    def regex_test(self, task: dict[str, Any], scope: Any, node: Any) -> Any:
+        """``value is search(pattern, ...)``, ``match`` or ``regex`` (filters._regex_test) as
+        ``["re", KIND, value, tree]``: the pattern and the flags must be known now; the runner
+        matches ``str(value)``."""
+        name, positional, named = node[1], node[3], node[4]
+        params = ["pattern", "ignorecase", "multiline"] + (["match_type"] if name == "regex" else [])
+        if len(positional) > len(params) or set(named) - set(params):
+            raise self.fail(task, f"test '{name}' with these arguments is not supported by the native runner")
+        given = {**dict(zip(params, positional, strict=False)), **named}
+        values = {}
+        for key, arg in given.items():
+            ir = self.tree(task, scope, arg)
+            if ir[0] != "lit":
+                raise self.fail(task, f"the {key} of test '{name}' must be known at compile time for the native runner")
+            values[key] = ir[1]
+        pattern = values.get("pattern")
+        kind = name if name != "regex" else values.get("match_type", "search")
+        if not isinstance(pattern, str) or kind not in ("search", "match", "fullmatch"):
+            raise self.fail(task, f"test '{name}' needs a text pattern (and a known match_type) for the native runner")
+        if values.get("ignorecase"):
+            raise self.fail(task, f"test '{name}' with ignorecase is not supported by the native runner")
+        tree = _with_flags(self.regex(task, pattern), multiline=bool(values.get("multiline")))
+        return ["re", kind, self.tree(task, scope, node[2]), tree]
 
     @staticmethod
     def scope_has(scope: Any, name: str) -> bool:

@@ -75,6 +75,15 @@ enum Node {
     At(At),
 }
 
+/// Where a match may start and end: anywhere (`search`), at the start (`match`), or over the
+/// whole text (`fullmatch`).
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Anchor {
+    Search,
+    Match,
+    Full,
+}
+
 /// A compiled pattern.
 #[derive(Clone, Debug)]
 pub struct Regex {
@@ -129,9 +138,24 @@ impl Regex {
     /// The search `re.sub` makes from `from`: with `must_advance` (the previous match was
     /// empty and ended there), a match at `from` must not be empty (`_sre`'s must_advance).
     pub fn search_from(&self, text: &[u32], from: usize, must_advance: bool) -> Result<Option<Match>, String> {
-        match self.search_with(text, from, must_advance, SHALLOW_DEPTH) {
+        self.find(text, from, must_advance, Anchor::Search)
+    }
+
+    /// Python's `re.search`, `re.match` or `re.fullmatch` (`kind`) on a `str`: whether it matches.
+    pub fn is_match(&self, text: &str, kind: &str) -> Result<bool, String> {
+        let units: Vec<u32> = text.chars().map(|c| c as u32).collect();
+        let anchor = match kind {
+            "match" => Anchor::Match,
+            "fullmatch" => Anchor::Full,
+            _ => Anchor::Search,
+        };
+        Ok(self.find(&units, 0, false, anchor)?.is_some())
+    }
+
+    fn find(&self, text: &[u32], from: usize, must_advance: bool, anchor: Anchor) -> Result<Option<Match>, String> {
+        match self.search_with(text, from, must_advance, anchor, SHALLOW_DEPTH) {
             Err(Failure::TooDeep) => std::thread::scope(|scope| {
-                let deep = std::thread::Builder::new().stack_size(DEEP_STACK).spawn_scoped(scope, || self.search_with(text, from, must_advance, DEEP_DEPTH));
+                let deep = std::thread::Builder::new().stack_size(DEEP_STACK).spawn_scoped(scope, || self.search_with(text, from, must_advance, anchor, DEEP_DEPTH));
                 match deep.map(|handle| handle.join()) {
                     Ok(Ok(outcome)) => outcome.map_err(Failure::message),
                     _ => Err(Failure::TooDeep.message()),
@@ -141,16 +165,17 @@ impl Regex {
         }
     }
 
-    fn search_with(&self, text: &[u32], from: usize, must_advance: bool, depth_limit: u32) -> Result<Option<Match>, Failure> {
+    fn search_with(&self, text: &[u32], from: usize, must_advance: bool, anchor: Anchor, depth_limit: u32) -> Result<Option<Match>, Failure> {
         let mut st = State { text, bytes: self.bytes, groups: vec![None; self.groups], steps: 0, depth: 0, depth_limit, error: None };
-        for start in from..=text.len() {
+        let last = if anchor == Anchor::Search { text.len() } else { from.min(text.len()) };
+        for start in from..=last {
             for slot in st.groups.iter_mut() {
                 *slot = None;
             }
             let mut end = None;
             let advance = must_advance && start == from;
             let found = seq(&self.nodes, start, &mut st, &mut |p, _| {
-                if advance && p == start {
+                if (advance && p == start) || (anchor == Anchor::Full && p != text.len()) {
                     return false;
                 }
                 end = Some(p);
