@@ -1107,6 +1107,20 @@ mod tests {
         evaluate(&parse(ir).unwrap(), &Scope::new(vec![&map]))
     }
 
+    #[test]
+    fn str_split_and_strip_as_python() {
+        let list = |items: &[&str]| Value::List(items.iter().map(|s| Value::from(*s)).collect());
+        assert_eq!(run(r#"["call", ["lit", "  a b\t c "], "split", []]"#), Ok(list(&["a", "b", "c"])));
+        assert_eq!(run(r#"["call", ["lit", "  a b  c "], "split", [["lit", null], ["lit", 1]]]"#), Ok(list(&["a", "b  c "])));
+        assert_eq!(run(r#"["call", ["lit", "a,,b"], "split", [["lit", ","]]]"#), Ok(list(&["a", "", "b"])));
+        assert_eq!(run(r#"["call", ["lit", "a,b,c"], "split", [["lit", ","], ["lit", 1]]]"#), Ok(list(&["a", "b,c"])));
+        assert_eq!(run(r#"["call", ["lit", "a"], "split", [["lit", ""]]]"#), Err("empty separator".to_string()));
+        assert_eq!(run(r#"["call", ["lit", " \u001c x \n"], "strip", []]"#), Ok(Value::from("x")));
+        assert_eq!(run(r#"["call", ["lit", "xxaxbxx"], "strip", [["lit", "x"]]]"#), Ok(Value::from("axb")));
+        assert_eq!(run(r#"["item", ["call", ["lit", "a b"], "split", []], ["lit", -1]]"#), Ok(Value::from("b")));
+        assert_eq!(run(r#"["re", "search", ["lit", {"rc": 0}], [["LITERAL", 39], ["LITERAL", 114]]]"#), Ok(Value::Bool(true)));
+    }
+
     fn cond(expr: &str, ir: &str) -> Result<bool, String> {
         let map = vars();
         let c = parse(&format!(

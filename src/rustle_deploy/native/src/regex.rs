@@ -780,6 +780,32 @@ mod tests {
         crate::json::parse(text).unwrap()
     }
 
+    fn units(text: &str) -> Vec<u32> {
+        text.chars().map(|c| c as u32).collect()
+    }
+
+    #[test]
+    fn subn_replaces_empty_matches_as_python() {
+        // re.subn('x*', '-', 'abxd') == ('-a-b--d-', 5)
+        let re = Regex::from_tree(&tree(r#"[["MAX_REPEAT", [0, -1, [["LITERAL", 120]]]]]"#)).unwrap();
+        let (out, n) = re.subn_units(&units("abxd"), &units("-")).unwrap();
+        assert_eq!((out.into_iter().filter_map(char::from_u32).collect::<String>(), n), ("-a-b--d-".to_string(), 5));
+        // re.subn('(?m)^(\\w)', '<\\1>', 'ab\ncd') == ('<a>b\n<c>d', 2)
+        let re = Regex::from_tree(&tree(r#"[["AT", "AT_BEGINNING_LINE"], ["SUBPATTERN", [1, [["IN", [["CATEGORY", "CATEGORY_WORD"]]]]]]]"#)).unwrap();
+        let (out, n) = re.subn_units(&units("ab\ncd"), &units("<\\1>")).unwrap();
+        assert_eq!((out.into_iter().filter_map(char::from_u32).collect::<String>(), n), ("<a>b\n<c>d".to_string(), 2));
+        assert!(re.subn_units(&units("ab"), &units("\\2")).unwrap_err().contains("invalid group reference 2"));
+    }
+
+    #[test]
+    fn search_match_and_fullmatch() {
+        let re = Regex::from_tree(&tree(r#"[["LITERAL", 98], ["AT", "AT_END_LINE"]]"#)).unwrap(); // (?m)b$
+        assert_eq!(re.is_match("ab\nc", "search"), Ok(true));
+        assert_eq!(re.is_match("ab\nc", "match"), Ok(false));
+        assert_eq!(re.is_match("b", "fullmatch"), Ok(true));
+        assert_eq!(re.is_match("b\n", "fullmatch"), Ok(false));
+    }
+
     #[test]
     fn literal_search_finds_leftmost() {
         let re = Regex::from_tree(&tree(r#"[["LITERAL", 98]]"#)).unwrap();
