@@ -148,7 +148,7 @@ _PYC_CACHE: dict[tuple[str, str], bytes] = {}
 
 def _bridge_bytecode(source: bytes, name: str) -> bytes:
     """``_bytecode`` of a file the module bridge embeds (ansible-core's ``module_utils``, ~60 files
-    and ~80 ms of compiling for ``basic`` alone) or of the vendored Jinja2/MarkupSafe, kept between commands in the bridge's cache
+    and ~80 ms of compiling for ``basic`` alone), kept between commands in the bridge's cache
     (``cache_dir/bridge/pyc/``) under the sha256 of what it is made of: this interpreter's magic
     number and optimization level, the name compiled in, the source. A plan that changes while
     its modules do not builds its next artifact without compiling them again."""
@@ -179,13 +179,12 @@ def _payload(unit: BuildUnit, plan_bytes: bytes, compression: bool) -> bytes:
     entries: dict[str, bytes] = {"__main__.py": _MAIN.encode(), "plan.json": plan_bytes}
     for name, runtime_file in _runtime_entries(unit.families, unit.needs_jinja):
         entries[name] = runtime_file.read_bytes()
-        if name.startswith("rustle_runtime/"):  # the hot path
+        if name.startswith("rustle_runtime/"):  # the hot path; Jinja2 is imported only when a task
+            # needs it on the host. Its bytecode here would save that run ~100 ms of the host's CPU
+            # but adds ~300 KB to every artifact that embeds it, most of which never import it
+            # (measured: docs/native.md, "Jinja2 on the host")
             # beside the source, where zipimport looks (it cannot use __pycache__)
             entries[name[:-3] + ".pyc"] = _bytecode(entries[name], name)
-        else:  # the vendored Jinja2 and MarkupSafe, imported only when a task renders on the host:
-            # compiling them there cost ~100 ms of the host's CPU per run (benchmarks: pyz host CPU);
-            # kept between commands as the bridge's module_utils are
-            entries[name[:-3] + ".pyc"] = _bridge_bytecode(entries[name], name)
     for name, data in _bridge_entries(unit).items():
         entries[name] = data
         if name.startswith("bridge/lib/") and name.endswith(".py"):
