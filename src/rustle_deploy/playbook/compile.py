@@ -178,6 +178,8 @@ class Compiled:
     plays: list[ListedPlay]
     notes: list[str]
     origins: dict[str, Origin]  # plan JSON pointer -> where the playbook says it
+    # shown whatever the verbosity: what will fail when a host evaluates it (validate.py)
+    warnings: list[str] = field(default_factory=list)
     # later_plays="stop": the compile stopped after the play holding add_host/group_by, and
     # the plays from number ``rest`` on are to be compiled once it has run (None: it did not)
     rest: int | None = None
@@ -362,10 +364,12 @@ class _Compiler:
                             origins=self.origins, rest=self.rest)
         from rustle_deploy.plan import validate
 
+        warned: list[PlanError] = []
         try:
-            validate.validate(plan, later_plays=self.options.later_plays != "refuse")
+            validate.validate(plan, later_plays=self.options.later_plays != "refuse", warnings=warned)
         except PlanError as exc:
             raise compiled.locate(exc) from exc
+        compiled.warnings.extend(compiled.locate(w).message.split("\n", 1)[0] for w in warned)
         return compiled
 
     # -- playbooks and plays -----------------------------------------------------------------
@@ -1252,6 +1256,10 @@ class _Compiler:
     def task(self, src: Source, ds: dict[str, Any], origin: Origin, ctx: Ctx, st: _PlayState,
              out: list[Task], base: str) -> None:
         module, args, delegate, action_key = self.action(src, ds, ctx)
+        if has_template(module):  # `action: "{{ name }}"`: ansible-core templates it per host
+            layers = [*self._layers(ctx, st), ds["vars"] if isinstance(ds.get("vars"), dict) else {}]
+            module = str(self.controller_value(src, ds, action_key, module, layers, "a templated module name",
+                                               dynamic=True)).strip()
         short = _short(module)
         if short in _INCLUDES:
             if short.endswith("_tasks"):

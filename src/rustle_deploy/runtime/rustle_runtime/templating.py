@@ -180,6 +180,16 @@ def has_template(value):
     return False
 
 
+def _omit_undefined(value):
+    """``value`` with its undefined values left out of every dict, list and tuple in it
+    (ansible-core's first_found, under with_first_found, drops them the same way)."""
+    if isinstance(value, dict):
+        return type(value)((k, _omit_undefined(v)) for k, v in value.items() if not _expr.is_undefined(v))
+    if isinstance(value, (list, tuple)):
+        return type(value)(_omit_undefined(v) for v in value if not _expr.is_undefined(v))
+    return value
+
+
 class VarScope:
     """Layered variables (lowest precedence first) with lazy facts and lazy templating.
 
@@ -220,6 +230,8 @@ class VarScope:
         value = self.raw(key)
         if key == FOUND_TERMS and isinstance(value, list):
             return self._defined(value)
+        if key == FOUND_TERMS and has_template(value):  # one template: its undefined values left out
+            return _omit_undefined(self.templar.template(value, self))
         if _LOCKED:  # a !vault value no secret opened: reading it (or what holds it) fails
             locked = _locked_in(value)
             if locked is not None:
@@ -243,7 +255,7 @@ class VarScope:
         out = []
         for term in terms:
             try:
-                out.append(self.templar.template(term, self) if has_template(term) else term)
+                out.append(_omit_undefined(self.templar.template(term, self)) if has_template(term) else term)
             except TemplateError as exc:
                 if "is undefined" not in str(exc):
                     raise
@@ -650,10 +662,14 @@ def embedded(scope, kind):
     return (search or {}).get(kind) or {}
 
 
-def _error(exc):
-    """The TemplateError for what Jinja2, a filter or user data raised."""
+def _error(exc, kind="template"):
+    """The TemplateError for what Jinja2, a filter or user data raised; Jinja2's syntax errors
+    (an unknown filter or test among them) in ansible-core's words, naming the ``kind`` of text
+    (a template, or a bare expression such as a condition)."""
     msg = getattr(exc, "message", None) or str(exc)
     jinja2 = sys.modules.get("jinja2")
+    if jinja2 is not None and isinstance(exc, jinja2.exceptions.TemplateSyntaxError):
+        return TemplateError(f"Syntax error in {kind}: {msg}")
     if jinja2 is not None and isinstance(exc, jinja2.exceptions.SecurityError):
         return TemplateSecurityError(f"{msg} (templates run in Jinja2's sandbox)")
     if jinja2 is not None and isinstance(exc, jinja2.exceptions.UndefinedError):
@@ -693,7 +709,7 @@ class Templar:
             body = value[:-1] if value.endswith("\n") else value
             single = _SINGLE.match(body)
             if single and "{#" not in value:
-                result = self.evaluate(single.group(1), scope)
+                result = self.evaluate(single.group(1), scope, kind="template")
                 if body is not value and isinstance(result, str) and not result.endswith("\n"):
                     result = unsafe(result + "\n") if isinstance(result, UnsafeText) else result + "\n"
                 return result
@@ -789,14 +805,15 @@ class Templar:
         parts.append(rest)
         return _restore_newlines(text, "".join(parts), "\n")
 
-    def evaluate(self, expression, scope):
-        """Evaluate a bare Jinja2 expression; keep the native type; undefined raises."""
+    def evaluate(self, expression, scope, kind="expression"):
+        """Evaluate a bare Jinja2 expression; keep the native type; undefined raises; ``kind``:
+        what its syntax errors call it (``template`` for the one expression of ``{{ x }}``)."""
         if isinstance(expression, UnsafeText):
             raise TemplateError("Encountered untrusted template or expression: host data (a registered "
                                 "result, a fact, set_fact or a lookup) is never evaluated")
-        return self._tracked(self._evaluate, expression, scope)
+        return self._tracked(self._evaluate, expression, scope, kind)
 
-    def _evaluate(self, expression, scope):
+    def _evaluate(self, expression, scope, kind="expression"):
         value = _expr.evaluate(expression, scope, self)
         if value is not _expr.UNSUPPORTED:
             if _expr.is_undefined(value):
@@ -818,7 +835,7 @@ class Templar:
         except TemplateError:
             raise
         except Exception as exc:
-            raise _error(exc) from exc
+            raise _error(exc, kind) from exc
 
     def condition(self, expression, scope):
         """Ansible's conditional: True/False, TemplateError when it cannot be evaluated."""
