@@ -180,6 +180,9 @@ def has_template(value):
     return False
 
 
+_UNDEFINED_TERM = object()  # VarScope._lenient: what is left of a value that is all undefined
+
+
 def _omit_undefined(value):
     """``value`` with its undefined values left out of every dict, list and tuple in it
     (ansible-core's first_found, under with_first_found, drops them the same way)."""
@@ -252,14 +255,29 @@ class VarScope:
     def _defined(self, terms):
         """with_first_found's terms, each rendered on its own: one that is undefined is left
         out, as ansible-core's first_found ignores undefined terms."""
-        out = []
-        for term in terms:
-            try:
-                out.append(_omit_undefined(self.templar.template(term, self)) if has_template(term) else term)
-            except TemplateError as exc:
-                if "is undefined" not in str(exc):
-                    raise
-        return out
+        return [t for t in (self._lenient(term) for term in terms) if t is not _UNDEFINED_TERM]
+
+    def _lenient(self, value):
+        """``value`` rendered with its undefined parts left out, as ansible-core's lazy
+        containers leave them to first_found (``files: "{{ files }}"`` over a list var with an
+        undefined item keeps the other items); _UNDEFINED_TERM when all of it is undefined."""
+        if isinstance(value, dict):
+            pairs = ((k, self._lenient(v)) for k, v in value.items())
+            return type(value)((k, v) for k, v in pairs if v is not _UNDEFINED_TERM)
+        if isinstance(value, (list, tuple)):
+            return type(value)(v for v in (self._lenient(v) for v in value) if v is not _UNDEFINED_TERM)
+        if not has_template(value):
+            return value
+        try:
+            return _omit_undefined(self.templar.template(value, self))
+        except TemplateError as exc:
+            if "is undefined" not in str(exc):
+                raise
+        single = _SINGLE.match(value.strip())
+        name = single.group(1).strip() if single else ""
+        if _IDENT.match(name) and name in self and isinstance(self.raw(name), (dict, list)):
+            return self._lenient(self.raw(name))  # a variable holding templates: item by item
+        return _UNDEFINED_TERM
 
     def __contains__(self, key):
         try:
