@@ -79,10 +79,12 @@ def set_fact(ctx, args):
 def assert_(ctx, args):
     from ..templating import TemplateError
 
-    that = args.get("that")
-    if that is None:
-        raise ModuleFailure("conditional required in \"that\" string")
+    if "that" not in args:  # ansible-core 2.19's words for each
+        raise ModuleFailure("missing required arguments: that")
+    that = args["that"]
     conditions = that if isinstance(that, list) else [that]
+    if any(c is None or (isinstance(c, str) and not c.strip()) for c in conditions):
+        raise ModuleFailure("Task failed: Empty conditional expressions are not allowed.")
     fail_msg = args.get("fail_msg", args.get("msg"))
     success_msg = args.get("success_msg", "All assertions passed")
     quiet = bool(args.get("quiet", False))
