@@ -2078,6 +2078,7 @@ class _Compiler:
                                 "playbook", ds, where, value=True)
             return {str(rendered): self.vars_file(found)}
         out: dict[str, Any] = {}
+        paths: dict[str, str] = {}
         for root in self.vars_roots(ctx):
             for dirpath, dirnames, filenames in os.walk(root):
                 dirnames[:] = [d for d in sorted(dirnames) if not d.startswith(".")] \
@@ -2092,11 +2093,15 @@ class _Compiler:
                         out[rel] = self.vars_file(os.path.join(dirpath, fname))
                     except PlaybookError:
                         continue  # not a vars file (a tasks list, a playbook): it cannot be meant
+                    # the host may name it by its controller path ("{{ role_path }}/vars/x.yml",
+                    # a with_first_found item): that path is this entry
+                    paths[os.path.join(dirpath, fname)] = rel
         if not out or len(out) > 200:
             raise src.error(f"the include_vars name {name!r} depends on data only a host has, and "
                             f"{'no' if not out else 'too many'} vars files could be embedded for it",
                             "put the candidate files in the role's vars/ directory", ds, where,
                             value=True)
+        extras["vars_paths"] = paths
         return out
 
     def check_hash_behaviour(self, src: Source, ds: dict[str, Any], where: Any,

@@ -17,6 +17,7 @@ what it loads in its own layer, below ``set_fact``.
 """
 
 import fnmatch
+import os
 import re
 
 from ..context import ModuleFailure
@@ -168,7 +169,10 @@ def include_vars(ctx, args):
         name = args.get("file", args.get("_raw_params"))
         if not isinstance(name, str) or not name.strip():
             raise ModuleFailure("include_vars needs a file name")
-        data = (ctx.task.get("vars_data") or {}).get(name.strip())
+        embedded = ctx.task.get("vars_data") or {}
+        data = embedded.get(name.strip())
+        if data is None:  # named by its controller path
+            data = embedded.get((ctx.task.get("vars_paths") or {}).get(os.path.normpath(name.strip())))
         if data is None and name.strip() in (ctx.task.get("run_time_files") or {}):
             # a vars file the play created: the controller read it when this phase started
             data = (ctx._runner.inject.get("vars_files") or {}).get(name.strip())
