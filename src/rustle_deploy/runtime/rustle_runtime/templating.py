@@ -101,6 +101,17 @@ class _Taint:
 _TAINT = _Taint()
 
 
+class _Rendering:
+    """The VarScope of the template being rendered: a lookup in a template imported without
+    context (``{% from 'x.j2' import macro %}``) has none in its Jinja2 context, and ansible-core
+    runs it over the task's variables all the same."""
+
+    scope = None
+
+
+_RENDERING = _Rendering()
+
+
 class Undecryptable(UnsafeText):
     """A ``!vault`` value the controller could not decrypt (no vault secret opens it): reading
     it fails the task that reads it, with ansible-core's words; other tasks never notice."""
@@ -662,6 +673,8 @@ def _lookup(name, /, *terms, _context=None, **kw):
 
     _TAINT.read = True
     scope = getattr(_context.parent, "scope", None) if _context is not None else None
+    if scope is None:
+        scope = _RENDERING.scope
     templar = scope.templar if scope is not None else None
     try:
         return unsafe(run(name, terms, scope, templar, **kw))
@@ -763,9 +776,10 @@ class Templar:
         if effective:
             env = self._overlay(env, effective)
         loader = env.loader
-        saved = loader.names, loader.read_file
+        saved = loader.names, loader.read_file, _RENDERING.scope
         loader.names = embedded(scope, "templates")
         loader.read_file = self.read_file
+        _RENDERING.scope = scope
         try:
             tmpl = env.rustle_cache.get(("t", text, effective))
             if tmpl is None:
@@ -777,7 +791,7 @@ class Templar:
         except Exception as exc:  # jinja2.TemplateError, filter errors, TypeError from user data
             raise _error(exc) from exc
         finally:
-            loader.names, loader.read_file = saved
+            loader.names, loader.read_file, _RENDERING.scope = saved
         if not chunks:
             return nothing
         result = "".join(chunks)
