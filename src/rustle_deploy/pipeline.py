@@ -182,8 +182,11 @@ class Session:
                 raise UsageError("-b/--become, --become-user, --become-method and --force-handlers "
                                  "apply to playbooks", "a plan carries become and force_handlers itself")
             base_dir = os.getcwd() if path == "-" else os.path.dirname(os.path.abspath(path))
+            warned: list[PlanError] = []
             plan = parse_plan(data, source=STDIN if path == "-" else path, base_dir=base_dir,
-                              files_dirs=files_dirs)
+                              files_dirs=files_dirs, warnings=warned)
+            for problem in warned:
+                print(f"warning: {visible(problem.message)}", file=sys.stderr)
             if extra:
                 plan = replace(plan, extra_vars={**plan.extra_vars, **extra})
             if plan.playbook_dir:
@@ -216,6 +219,8 @@ class Session:
         self.compiled = compiled
         if compiled.rest is not None:
             self.later = (path, inv, options, text)
+        for warning in compiled.warnings:
+            print(f"warning: {visible(warning)}", file=sys.stderr)
         if self.opts.get("verbose"):
             for note in compiled.notes:
                 print(f"note: {note}", file=sys.stderr)
