@@ -174,7 +174,7 @@ def _substitute(value: Any, d: Path) -> Any:
 
 
 def run_ansible(d: Path, plays: list[dict[str, Any]], env: dict[str, str] | None = None,
-                timeout: float = 300) -> list[list[tuple[str, dict[str, Any]]]]:
+                timeout: float = 1200) -> list[list[tuple[str, dict[str, Any]]]]:
     """ansible-playbook in project directory ``d``; per play, the results in order."""
     plugins = d.parent / "a_callback_plugins"
     plugins.mkdir(exist_ok=True)
