@@ -810,6 +810,19 @@ class _Phased:
             if given.get("vars"):
                 self.carry_in(delegate, given["vars"])
 
+    def runs_first(self, stage: Stage, names: Sequence[str]) -> list[str] | None:
+        """``names`` with the host that runs a run_once ``stage`` first: for a run_once handler's
+        phase, the first host that notified the handler (None: none did, and none runs it)."""
+        if stage.handler is None:
+            return list(names)
+        key = str(stage.plays[0])
+        for name in names:
+            notified = [*((self.state.get(name) or {}).get("notified") or {}).get(key, ()),
+                        *((self.carried.get(name) or {}).get("notified") or {}).get(key, ())]
+            if stage.handler in notified:
+                return [name, *(n for n in names if n != name)]
+        return None
+
     def left_out(self, ran: HostOutcome, names: Sequence[str]) -> list[HostOutcome]:
         if not ran.ok:
             return [HostOutcome(host=n, ok=False, error=PhaseError(
@@ -1002,11 +1015,14 @@ def _deploy_jobs(
                 return fan_out_batch(stage, number, names)
 
         def fan_out_batch(stage: Stage, number: int, names: list[str]) -> list[HostOutcome]:
-            ran = (run_here if stage.local else fan_out_hosts)(stage, number, names[:1] if stage.once else names)
             if not stage.once:
-                return ran
-            first = ran
-            others = phased.left_out(first[0], names[1:])
+                return (run_here if stage.local else fan_out_hosts)(stage, number, names)
+            order = phased.runs_first(stage, names)
+            if order is None:  # a run_once handler no host notified: nothing runs
+                first, others = [], [HostOutcome(host=n, ok=True) for n in names]
+            else:
+                first = (run_here if stage.local else fan_out_hosts)(stage, number, order[:1])
+                others = phased.left_out(first[0], order[1:])
             for o in others:
                 if not o.ok and o.host not in job_of:
                     continue  # failed before anything reached it: never touched, not reached
@@ -1816,8 +1832,12 @@ def exec_manifest(manifest: Any, name: str, settings: Settings, opts: dict[str, 
         def fan_out(stage: Stage, number: int, names: list[str]) -> list[HostOutcome]:
             if not stage.once:
                 return run_hosts(stage, number, names)
-            first = run_hosts(stage, number, names[:1])
-            others = phased.left_out(first[0], names[1:])
+            order = phased.runs_first(stage, names)
+            if order is None:  # a run_once handler no host notified: nothing runs
+                first, others = [], [HostOutcome(host=n, ok=True) for n in names]
+            else:
+                first = run_hosts(stage, number, order[:1])
+                others = phased.left_out(first[0], order[1:])
             for o in others:
                 roll.absorb(o, number)
             return first + others

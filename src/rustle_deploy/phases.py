@@ -35,6 +35,9 @@ HOSTS = "hosts"  # every host of the batch runs the phase's tasks
 ONCE = "once"  # the batch's first live host runs them; the others receive what they set
 LOCAL = "local"  # the controller runs them for each host of the batch, with its variables
 ONCE_LOCAL = "once-local"  # the controller runs them once, for the batch's first live host
+# a run_once handler: "handler#I" (I its index among the play's handlers, in execution order):
+# the first host of the batch that notified it runs it; the others receive what it set
+HANDLER = "handler"
 # ``throttle: N`` adds "@N" to HOSTS or LOCAL: at most N hosts of the batch run the phase at once
 # ``delegate_to`` another inventory host adds ">HOST" to LOCAL or ONCE_LOCAL: the controller runs
 # the phase for each host (or once) over HOST's connection instead of here
@@ -121,7 +124,13 @@ def _parts(kind: str) -> tuple[str, str, int]:
     head, sep, tail = kind.rpartition("@")
     body, width = (head, int(tail)) if sep and tail.isdigit() else (kind, 0)
     base, _, target = body.partition(">")
-    return base, target, width
+    return base.partition("#")[0], target, width
+
+
+def handler_of(kind: str) -> int | None:
+    """The index (among the play's handlers) of the run_once handler a phase of ``kind`` runs."""
+    base, sep, index = kind.partition("#")
+    return int(index) if sep and base == HANDLER else None
 
 
 def split(kind: str) -> tuple[str, int]:
@@ -222,10 +231,19 @@ def refusals(play: Play, tasks: list[Task], actions: frozenset[str] = frozenset(
                               "the play cannot be cut there",
                               f"put {key} on the whole block, or move the task out of the block")
                 break
+    flushes = any(t.short_module == "meta" and str(t.args.get("_raw_params", t.args.get("free_form", ""))).strip()
+                  == "flush_handlers" for task in tasks for t in task.walk())
     for handler in play.handlers:
+        whole = _kinds(handler, actions) == {ONCE}  # a run_once handler: a phase of its own
         for leaf in _leaves(handler):
             kind, width = split(_leaf_kind(leaf, actions))
-            if cut(kind, width):
+            if whole and (play.force_handlers or flushes) and not one:
+                why = "force_handlers" if play.force_handlers else "meta: flush_handlers"
+                yield Refusal(leaf, "run_once", f"run_once on handler {leaf.name!r} in a play with {why} is not "
+                              "supported: its handlers run in phases after the play's tasks",
+                              f"drop {why}, or run_once on the handler")
+                break
+            if cut(kind, width) and not whole:
                 key, what = _cross_host_key(leaf, kind, actions)
                 yield Refusal(leaf, key, f"{what} on handler {leaf.name!r} is not supported",
                               f"notify a handler without {what}, or make it a task of the play")
@@ -294,7 +312,7 @@ def hostvars_reads(task: Task) -> set[str]:
 
 
 def play_phases(tasks: list[Task], earlier: frozenset[str] = frozenset(),
-                actions: frozenset[str] = frozenset()) -> Phases:
+                actions: frozenset[str] = frozenset(), handlers: list[Task] | None = None) -> Phases:
     """The phases of a play whose top-level tasks, in execution order, are ``tasks``
     (``earlier``: the names the plays before it set).
 
@@ -325,7 +343,23 @@ def play_phases(tasks: list[Task], earlier: frozenset[str] = frozenset(),
             reads.setdefault(len(kinds) - 1, set()).update(wanted)
         set_here |= _sets(task)
         grouped = grouped or INVENTORY in set_here
+    _handler_phases(handlers or [], kinds, of, actions)
     return Phases(tuple(kinds) or (HOSTS,), of, {k: tuple(sorted(v)) for k, v in reads.items()})
+
+
+def _handler_phases(handlers: list[Task], kinds: list[str], of: dict[str, int], actions: frozenset[str]) -> None:
+    """Give the handlers (in execution order) of a play with a run_once handler phases after
+    its tasks': each run_once handler one of its own (HANDLER), the handlers between them one
+    on every host (the play's last phase when it runs on every host). A play without run_once
+    handlers runs its handlers at the end of its last phase, as always."""
+    if not any(_kinds(h, actions) == {ONCE} for h in handlers):
+        return
+    for index, handler in enumerate(handlers):
+        if _kinds(handler, actions) == {ONCE}:
+            kinds.append(f"{HANDLER}#{index}")
+        elif not kinds or kinds[-1] != HOSTS:
+            kinds.append(HOSTS)
+        of[handler.task_id] = len(kinds) - 1
 
 
 def plan_phases(plan: Plan, actions: frozenset[str] = frozenset()) -> list[Phases]:
@@ -336,7 +370,8 @@ def plan_phases(plan: Plan, actions: frozenset[str] = frozenset()) -> list[Phase
     earlier: set[str] = set()
     for play in plan.plays:
         tasks = plan.play_tasks(play)
-        out.append(play_phases(tasks, frozenset(earlier), actions))
+        out.append(play_phases(tasks, frozenset(earlier), actions,
+                               sorted(play.handlers, key=lambda h: h.execution_order)))
         earlier.update(*(_sets(t) for t in [*tasks, *play.handlers]))
     return out
 

@@ -1,0 +1,64 @@
+"""Cross-host handlers and lockstep in plays of several hosts (docs/phases.md), over the real
+sshd fleet of test_phases_ssh, against ansible-playbook (one fork: its order is the hosts')."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from .test_phases_ssh import Fleet, _counts, _playbook
+
+pytestmark = [pytest.mark.ssh, pytest.mark.usefixtures("rustle_home")]
+
+# n00 notifies nothing: the run_once handler runs on n01, the first host that notified it, and
+# what it registers reaches every host of the play (a later handler, a later play); a run_once
+# handler that no host notified runs nowhere
+ONCE_HANDLER = """\
+- hosts: fleet
+  gather_facts: false
+  tasks:
+    - name: change where asked
+      command: echo {{ inventory_hostname }}
+      changed_when: inventory_hostname != 'n00'
+      notify: [first, once, last]
+  handlers:
+    - name: first
+      copy: {content: "first\\n", dest: "{{ root }}/first.txt"}
+    - name: once
+      command: echo {{ inventory_hostname }}
+      register: once_result
+      run_once: true
+    - name: never
+      copy: {content: "never\\n", dest: "{{ root }}/never.txt"}
+      run_once: true
+    - name: last
+      copy: {content: "{{ once_result.stdout | default('none') }}\\n", dest: "{{ root }}/last.txt"}
+- hosts: fleet
+  gather_facts: false
+  tasks:
+    - copy: {content: "{{ once_result.stdout | default('none') }}\\n", dest: "{{ root }}/later.txt"}
+"""
+
+
+@pytest.mark.ansible
+def test_a_run_once_handler_runs_on_the_first_host_it_notified_and_its_result_reaches_every_host_as_in_ansible(
+        sshd: Any, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    fleet = Fleet(sshd, tmp_path, 4)
+    playbook = _playbook(tmp_path, ONCE_HANDLER)
+    code, doc = fleet.rustle(capsys, playbook)
+    acode, arecaps = fleet.ansible(playbook, "-f", "1")
+    assert (code, acode) == (0, 0)
+    assert fleet.files("rustle") == fleet.files("ansible")
+    files = fleet.files("rustle")
+    assert files["n00"] == {"later.txt": "n01\n"}
+    assert all(files[n] == {"first.txt": "first\n", "last.txt": "n01\n", "later.txt": "n01\n"} for n in ("n01", "n02"))
+    by_name = {h["name"]: h for h in doc["hosts"]}
+    for name, host in by_name.items():
+        assert _counts(host["recap"]) == _counts(arecaps[name]), name
+    # the run_once handler is shown (and counted) on n01 alone
+    assert by_name["n01"]["recap"]["changed"] == by_name["n02"]["recap"]["changed"] + 1
+    # [task, first] [once: n01 alone] [never: nobody] [last] [the later play]
+    trips = {n: h["round_trips"] for n, h in by_name.items()}
+    assert trips["n01"] == trips["n02"] + 1 == trips["n00"] + 1, trips
