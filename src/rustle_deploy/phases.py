@@ -234,16 +234,17 @@ def refusals(play: Play, tasks: list[Task], actions: frozenset[str] = frozenset(
     flushes = any(t.short_module == "meta" and str(t.args.get("_raw_params", t.args.get("free_form", ""))).strip()
                   == "flush_handlers" for task in tasks for t in task.walk())
     for handler in play.handlers:
-        whole = _kinds(handler, actions) == {ONCE}  # a run_once handler: a phase of its own
+        own = handler_kind(handler, actions)  # a run_once or delegated handler: a phase of its own
         for leaf in _leaves(handler):
             kind, width = split(_leaf_kind(leaf, actions))
-            if whole and (play.force_handlers or flushes) and not one:
+            if own and (play.force_handlers or flushes) and not (one and own.startswith(HANDLER)):
                 why = "force_handlers" if play.force_handlers else "meta: flush_handlers"
-                yield Refusal(leaf, "run_once", f"run_once on handler {leaf.name!r} in a play with {why} is not "
+                key = "run_once" if own.startswith(HANDLER) else "delegate_to"
+                yield Refusal(leaf, key, f"{key} on handler {leaf.name!r} in a play with {why} is not "
                               "supported: its handlers run in phases after the play's tasks",
-                              f"drop {why}, or run_once on the handler")
+                              f"drop {why}, or {key} on the handler")
                 break
-            if cut(kind, width) and not whole:
+            if cut(kind, width) and not own:
                 key, what = _cross_host_key(leaf, kind, actions)
                 yield Refusal(leaf, key, f"{what} on handler {leaf.name!r} is not supported",
                               f"notify a handler without {what}, or make it a task of the play")
@@ -347,18 +348,36 @@ def play_phases(tasks: list[Task], earlier: frozenset[str] = frozenset(),
     return Phases(tuple(kinds) or (HOSTS,), of, {k: tuple(sorted(v)) for k, v in reads.items()})
 
 
+def handler_kind(handler: Task, actions: frozenset[str] = frozenset()) -> str | None:
+    """The kind of the phase of its own a handler runs in: ``HANDLER#`` for a run_once handler
+    (its index is added by the caller), a LOCAL kind for one delegated to the controller or to
+    another inventory host; None for a handler that runs on its host (or cannot be cut)."""
+    kinds = _kinds(handler, actions)
+    if kinds == {ONCE}:
+        return f"{HANDLER}#"
+    if len(kinds) != 1:
+        return None
+    kind = next(iter(kinds))
+    base, width = split(kind)
+    plain = all(local(t) or delegate(t) is not None for t in _leaves(handler)) and not any(
+        per_call(t) or t.task_id in actions or connection_vars(t) is not None for t in _leaves(handler))
+    return kind if base == LOCAL and not width and plain else None
+
+
 def _handler_phases(handlers: list[Task], kinds: list[str], of: dict[str, int], actions: frozenset[str]) -> None:
-    """Give the handlers (in execution order) of a play with a run_once handler phases after
-    its tasks': each run_once handler one of its own (HANDLER), the handlers between them one
-    on every host (the play's last phase when it runs on every host). A play without run_once
+    """Give the handlers (in execution order) of a play with a run_once or delegated handler
+    phases after its tasks': each run_once handler one of its own (HANDLER), consecutive
+    handlers delegated to one place one (LOCAL, for each host), the handlers between them one
+    on every host (the play's last phase when it runs on every host). A play without such
     handlers runs its handlers at the end of its last phase, as always."""
-    if not any(_kinds(h, actions) == {ONCE} for h in handlers):
+    if not any(handler_kind(h, actions) for h in handlers):
         return
     for index, handler in enumerate(handlers):
-        if _kinds(handler, actions) == {ONCE}:
-            kinds.append(f"{HANDLER}#{index}")
-        elif not kinds or kinds[-1] != HOSTS:
-            kinds.append(HOSTS)
+        own = handler_kind(handler, actions) or HOSTS
+        if own.startswith(HANDLER):
+            kinds.append(f"{own}{index}")
+        elif not kinds or kinds[-1] != own:
+            kinds.append(own)
         of[handler.task_id] = len(kinds) - 1
 
 

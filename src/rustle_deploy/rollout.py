@@ -307,10 +307,11 @@ def schedule(specs: Sequence[PlaySpec], hosts: Iterable[str], rng: random.Random
     for spec in specs:
         names = [h for h in spec.hosts if h in chosen]
         reads_files = any(file_read(n) is not None for r in spec.reads for n in r)
-        if len(names) <= 1 and spec.phases and not spec.actions and not reads_files:
+        off_host = any(split(k)[0] in (LOCAL, ONCE_LOCAL) for k in spec.phases)
+        if len(names) <= 1 and spec.phases and not spec.actions and not reads_files and not off_host:
             # one host needs no phases: it runs the play whole (still sent what it reads of
             # other hosts, which earlier plays set); a file the play creates on the controller
-            # is still read between phases
+            # is still read between phases, a task delegated elsewhere still runs there
             union = tuple(sorted({n for r in spec.reads for n in r}))
             spec = replace(spec, phases=(), reads=(union,) if union else ())
         if not spec.controlled:

@@ -14,15 +14,17 @@ pytestmark = [pytest.mark.ssh, pytest.mark.usefixtures("rustle_home")]
 
 # n00 notifies nothing: the run_once handler runs on n01, the first host that notified it, and
 # what it registers reaches every host of the play (a later handler, a later play); a run_once
-# handler that no host notified runs nowhere
-ONCE_HANDLER = """\
+# handler that no host notified runs nowhere; a handler delegated to the controller runs there
+# (no RUSTLE_RUN_MARK: outside the host's agent), one delegated to db1 over db1's connection,
+# each for every host that notified it, with that host's variables
+HANDLERS = """\
 - hosts: fleet
   gather_facts: false
   tasks:
     - name: change where asked
       command: echo {{ inventory_hostname }}
       changed_when: inventory_hostname != 'n00'
-      notify: [first, once, last]
+      notify: [first, once, on the controller, on db1, last]
   handlers:
     - name: first
       copy: {content: "first\\n", dest: "{{ root }}/first.txt"}
@@ -33,8 +35,18 @@ ONCE_HANDLER = """\
     - name: never
       copy: {content: "never\\n", dest: "{{ root }}/never.txt"}
       run_once: true
+    - name: on the controller
+      shell: echo "[${RUSTLE_RUN_MARK:-controller}] {{ inventory_hostname }}"
+      register: here
+      delegate_to: localhost
+    - name: on db1
+      command: echo {{ inventory_hostname }} {{ root | basename }}
+      register: on_db
+      delegate_to: db1
     - name: last
-      copy: {content: "{{ once_result.stdout | default('none') }}\\n", dest: "{{ root }}/last.txt"}
+      copy:
+        content: "{{ once_result.stdout | default('none') }}|{{ here.stdout }}|{{ on_db.stdout }}\\n"
+        dest: "{{ root }}/last.txt"
 - hosts: fleet
   gather_facts: false
   tasks:
@@ -43,22 +55,22 @@ ONCE_HANDLER = """\
 
 
 @pytest.mark.ansible
-def test_a_run_once_handler_runs_on_the_first_host_it_notified_and_its_result_reaches_every_host_as_in_ansible(
+def test_run_once_and_delegated_handlers_in_a_play_of_several_hosts_as_in_ansible(
         sshd: Any, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    fleet = Fleet(sshd, tmp_path, 4)
-    playbook = _playbook(tmp_path, ONCE_HANDLER)
+    fleet = Fleet(sshd, tmp_path, 4, others={"db": ["db1"]})
+    playbook = _playbook(tmp_path, HANDLERS)
     code, doc = fleet.rustle(capsys, playbook)
     acode, arecaps = fleet.ansible(playbook, "-f", "1")
     assert (code, acode) == (0, 0)
     assert fleet.files("rustle") == fleet.files("ansible")
     files = fleet.files("rustle")
     assert files["n00"] == {"later.txt": "n01\n"}
-    assert all(files[n] == {"first.txt": "first\n", "last.txt": "n01\n", "later.txt": "n01\n"} for n in ("n01", "n02"))
+    assert files["n02"] == {"first.txt": "first\n", "last.txt": "n01|[controller] n02|n02 n02\n", "later.txt": "n01\n"}
     by_name = {h["name"]: h for h in doc["hosts"]}
     for name, host in by_name.items():
         assert _counts(host["recap"]) == _counts(arecaps[name]), name
     # the run_once handler is shown (and counted) on n01 alone
     assert by_name["n01"]["recap"]["changed"] == by_name["n02"]["recap"]["changed"] + 1
-    # [task, first] [once: n01 alone] [never: nobody] [last] [the later play]
+    # [task, first] [once: n01 alone] [never: nobody] [on the controller] [on db1] [last] [the later play]
     trips = {n: h["round_trips"] for n, h in by_name.items()}
     assert trips["n01"] == trips["n02"] + 1 == trips["n00"] + 1, trips

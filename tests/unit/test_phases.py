@@ -111,10 +111,11 @@ def test_each_batch_runs_every_phase_before_the_next_batch() -> None:
          "/plays/0/batches/0/tasks/0/block/1/run_once", "whose tasks do not all run the same way"),
         ([t(0), pm.task("t1", "flush", "meta", {"_raw_params": "flush_handlers"}, [], 1)], [t(9, run_once=True)],
          "/plays/0/handlers/0/run_once", "in a play with meta: flush_handlers"),
-        ([t(0)], [t(9, delegate_to="localhost")], "/plays/0/handlers/0/delegate_to", "delegate_to on handler"),
+        ([t(0)], [t(9, delegate_to="localhost", run_once=True)], "/plays/0/handlers/0/delegate_to",
+         "delegate_to on handler"),
         ([t(0)], [t(9, delegate_to="{{ item }}", loop=["db1"])], "/plays/0/handlers/0/delegate_to",
          "(a host named by each call) on handler"),
-        ([t(0)], [t(9, delegate_to="db1")], "/plays/0/handlers/0/delegate_to", "delegate_to on handler"),
+        ([t(0)], [t(9, delegate_to="db1", throttle=2)], "/plays/0/handlers/0/delegate_to", "delegate_to on handler"),
     ],
     ids=["mixed-block", "run_once-handler", "delegated-handler", "per-call-handler", "handler-to-host"],
 )
@@ -131,7 +132,7 @@ def test_run_once_in_a_mixed_block_or_on_a_handler_is_not_refused_in_a_play_of_o
     validate(plan_of([mixed], [t(9, run_once=True)], names=NAMES[:1]))
     # what would still cut the play of one host is refused as before
     with pytest.raises(PlanError) as err:
-        validate(plan_of([t(0)], [t(9, delegate_to="localhost")], names=NAMES[:1]))
+        validate(plan_of([t(0)], [t(9, delegate_to="localhost", run_once=True)], names=NAMES[:1]))
     assert err.value.pointer == "/plays/0/handlers/0/delegate_to"
 
 
@@ -157,6 +158,25 @@ def test_a_run_once_handler_is_a_phase_of_its_own_run_by_the_first_host_it_notif
     plain = plan_of([t(0), t(1, run_once=True)], [t(5)])
     assert plan_phases(plain)[0].kinds == (HOSTS, ONCE) and "t5" not in plan_phases(plain)[0].of
     assert [st.phase for st in schedule([spec], NAMES[:1]).stages] == [None]
+
+
+def test_a_delegated_handler_is_a_phase_run_there_for_each_host() -> None:
+    plan = plan_of([t(0)], [t(5), t(6, delegate_to="localhost"), t(7, delegate_to="localhost"),
+                            t(8, delegate_to="db1"), t(9)])
+    validate(plan)
+    phases = plan_phases(plan)[0]
+    assert phases.kinds == (HOSTS, LOCAL, f"{LOCAL}>db1", HOSTS)
+    assert [phases.of[f"t{i}"] for i in range(5, 10)] == [0, 1, 1, 2, 3]
+    spec = play_specs(plan, lambda names: [Host(name=n, vars={}, groups=("all",)) for n in names])[0]
+    # a play of one host is still cut there: the handler runs on the controller, not on the host
+    for hosts in (NAMES, NAMES[:1]):
+        stages = schedule([spec], hosts).stages
+        assert [(st.local, st.delegate, st.feeds) for st in stages] == [
+            (False, None, True), (True, None, False), (True, "db1", False), (False, None, False)]
+    # a delegated task in a play of one host too
+    one = plan_of([t(0), t(1, delegate_to="localhost")], names=NAMES[:1])
+    spec = play_specs(one, lambda names: [Host(name=n, vars={}, groups=("all",)) for n in names])[0]
+    assert [st.local for st in schedule([spec], NAMES[:1]).stages] == [False, True]
 
 
 def test_whole_blocks_of_one_kind_are_cut_points() -> None:
