@@ -16,7 +16,8 @@ pytestmark = [pytest.mark.ssh, pytest.mark.usefixtures("rustle_home")]
 # what it registers reaches every host of the play (a later handler, a later play); a run_once
 # handler that no host notified runs nowhere; a handler delegated to the controller runs there
 # (no RUSTLE_RUN_MARK: outside the host's agent), one delegated to db1 over db1's connection,
-# each for every host that notified it, with that host's variables
+# each for every host that notified it, with that host's variables; a play of one host runs its
+# delegated task on the controller too
 HANDLERS = """\
 - hosts: fleet
   gather_facts: false
@@ -51,6 +52,14 @@ HANDLERS = """\
   gather_facts: false
   tasks:
     - copy: {content: "{{ once_result.stdout | default('none') }}\\n", dest: "{{ root }}/later.txt"}
+- hosts: n00
+  gather_facts: false
+  tasks:
+    - name: a play of one host, delegated to the controller
+      shell: echo "[${RUSTLE_RUN_MARK:-controller}]"
+      register: alone
+      delegate_to: localhost
+    - copy: {content: "{{ alone.stdout }}\\n", dest: "{{ root }}/alone.txt"}
 """
 
 
@@ -64,13 +73,14 @@ def test_run_once_and_delegated_handlers_in_a_play_of_several_hosts_as_in_ansibl
     assert (code, acode) == (0, 0)
     assert fleet.files("rustle") == fleet.files("ansible")
     files = fleet.files("rustle")
-    assert files["n00"] == {"later.txt": "n01\n"}
+    assert files["n00"] == {"later.txt": "n01\n", "alone.txt": "[controller]\n"}
     assert files["n02"] == {"first.txt": "first\n", "last.txt": "n01|[controller] n02|n02 n02\n", "later.txt": "n01\n"}
     by_name = {h["name"]: h for h in doc["hosts"]}
     for name, host in by_name.items():
         assert _counts(host["recap"]) == _counts(arecaps[name]), name
     # the run_once handler is shown (and counted) on n01 alone
     assert by_name["n01"]["recap"]["changed"] == by_name["n02"]["recap"]["changed"] + 1
-    # [task, first] [once: n01 alone] [never: nobody] [on the controller] [on db1] [last] [the later play]
+    # [task, first] [once: n01 alone] [never: nobody] [on the controller] [on db1] [last] [the
+    # later play], and n00's play alone: [on the controller] [the copy]
     trips = {n: h["round_trips"] for n, h in by_name.items()}
-    assert trips["n01"] == trips["n02"] + 1 == trips["n00"] + 1, trips
+    assert trips["n01"] == trips["n02"] + 1 == trips["n00"] == 5, trips
