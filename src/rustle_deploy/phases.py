@@ -312,6 +312,14 @@ def hostvars_reads(task: Task) -> set[str]:
     return {m.group(1) or m.group(2) for m in _HOSTVARS_READ.finditer(text.replace('\\"', '"'))}
 
 
+def fails_fatally(task: Task) -> bool:
+    """Whether a task of ``task`` carries ``any_errors_fatal`` and may fail (not ignore_errors,
+    not ``failed_when: false``): Ansible's hosts stop together after it (docs/phases.md)."""
+    return any(t.extras.get("any_errors_fatal") is True and t.extras.get("ignore_errors") is not True
+               and str(t.extras.get("failed_when", "")).strip().lower() not in ("false", "['false']")
+               for t in _leaves(task))
+
+
 def play_phases(tasks: list[Task], earlier: frozenset[str] = frozenset(),
                 actions: frozenset[str] = frozenset(), handlers: list[Task] | None = None) -> Phases:
     """The phases of a play whose top-level tasks, in execution order, are ``tasks``
@@ -330,13 +338,14 @@ def play_phases(tasks: list[Task], earlier: frozenset[str] = frozenset(),
     reads: dict[int, set[str]] = {}
     set_here: set[str] = set()  # names set so far in the current phase
     grouped = False  # a group_by ran before: later tasks see every host's groups
+    fatal = False  # the task before may fail with any_errors_fatal: the hosts stop together after it
     for task in tasks:
         kind = kind_of(task, actions)
         wanted = {n for n in hostvars_reads(task) if n in late or is_fact(n)} | ({INVENTORY} if grouped else set())
         stale = wanted & set_here or (FACTS in set_here and any(is_fact(n) for n in wanted))
         files = file_reads(task)  # a file an earlier task may create: read when its phase starts
         wanted |= files
-        if not kinds or kinds[-1] != kind or stale or files:
+        if not kinds or kinds[-1] != kind or stale or files or fatal:
             kinds.append(kind)
             set_here = set()
         of[task.task_id] = len(kinds) - 1
@@ -344,6 +353,7 @@ def play_phases(tasks: list[Task], earlier: frozenset[str] = frozenset(),
             reads.setdefault(len(kinds) - 1, set()).update(wanted)
         set_here |= _sets(task)
         grouped = grouped or INVENTORY in set_here
+        fatal = fails_fatally(task)
     _handler_phases(handlers or [], kinds, of, actions)
     return Phases(tuple(kinds) or (HOSTS,), of, {k: tuple(sorted(v)) for k, v in reads.items()})
 
