@@ -84,3 +84,42 @@ def test_run_once_and_delegated_handlers_in_a_play_of_several_hosts_as_in_ansibl
     # later play], and n00's play alone: [on the controller] [the copy]
     trips = {n: h["round_trips"] for n, h in by_name.items()}
     assert trips["n01"] == trips["n02"] + 1 == trips["n00"] == 5, trips
+
+
+# n01 fails the second task: under any_errors_fatal every host stops after it (no host writes
+# after.txt, the later play runs nowhere); a task with ignore_errors cannot stop them, and
+# shares its phase with the task after it
+FATAL = """\
+- hosts: fleet
+  gather_facts: false
+  any_errors_fatal: true
+  tasks:
+    - command: /bin/false
+      ignore_errors: true
+    - copy: {content: "before\\n", dest: "{{ root }}/before.txt"}
+    - name: n01 fails
+      fail: {msg: stop}
+      when: inventory_hostname == 'n01'
+    - copy: {content: "after\\n", dest: "{{ root }}/after.txt"}
+- hosts: fleet
+  gather_facts: false
+  tasks:
+    - copy: {content: "later\\n", dest: "{{ root }}/later.txt"}
+"""
+
+
+@pytest.mark.ansible
+def test_any_errors_fatal_stops_every_host_after_the_failing_task_as_in_ansible(
+        sshd: Any, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    fleet = Fleet(sshd, tmp_path, 3)
+    playbook = _playbook(tmp_path, FATAL)
+    code, doc = fleet.rustle(capsys, playbook)
+    acode, arecaps = fleet.ansible(playbook, "-f", "1")
+    assert (code, acode) == (1, 2)
+    assert fleet.files("rustle") == fleet.files("ansible") == {n: {"before.txt": "before\n"} for n in fleet.names}
+    by_name = {h["name"]: h for h in doc["hosts"]}
+    for name, host in by_name.items():
+        assert _counts(host["recap"]) == _counts(arecaps[name]), name
+    assert doc["rollout"]["state"] == "stopped" and "any_errors_fatal" in doc["rollout"]["reason"], doc["rollout"]
+    # [ignored, before] [n01 fails]: two exchanges each, the third phase never starts
+    assert {h["round_trips"] for h in doc["hosts"]} == {2}
