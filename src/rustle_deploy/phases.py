@@ -312,16 +312,18 @@ def hostvars_reads(task: Task) -> set[str]:
     return {m.group(1) or m.group(2) for m in _HOSTVARS_READ.finditer(text.replace('\\"', '"'))}
 
 
-def fails_fatally(task: Task) -> bool:
-    """Whether a task of ``task`` carries ``any_errors_fatal`` and may fail (not ignore_errors,
-    not ``failed_when: false``): Ansible's hosts stop together after it (docs/phases.md)."""
-    return any(t.extras.get("any_errors_fatal") is True and t.extras.get("ignore_errors") is not True
+def fails_fatally(task: Task, play_fatal: bool = False) -> bool:
+    """Whether a task of ``task`` carries ``any_errors_fatal`` (its own, else the play's) and may
+    fail (not ignore_errors, not ``failed_when: false``): Ansible's hosts stop together after it
+    (docs/phases.md)."""
+    return any(t.extras.get("any_errors_fatal", play_fatal) is True and t.extras.get("ignore_errors") is not True
                and str(t.extras.get("failed_when", "")).strip().lower() not in ("false", "['false']")
                for t in _leaves(task))
 
 
 def play_phases(tasks: list[Task], earlier: frozenset[str] = frozenset(),
-                actions: frozenset[str] = frozenset(), handlers: list[Task] | None = None) -> Phases:
+                actions: frozenset[str] = frozenset(), handlers: list[Task] | None = None,
+                fatal_play: bool = False) -> Phases:
     """The phases of a play whose top-level tasks, in execution order, are ``tasks``
     (``earlier``: the names the plays before it set).
 
@@ -330,7 +332,9 @@ def play_phases(tasks: list[Task], earlier: frozenset[str] = frozenset(),
     A task that reads of other hosts (hostvars) a value the play's tasks set (a registered
     result, set_fact, a fact) starts a new phase unless its phase already began after that
     value was set: the controller sends each host the others' values at the start of a phase,
-    as Ansible's lock-step gives them. A read of a value an earlier play set is sent in the
+    as Ansible's lock-step gives them. A task that may fail with ``any_errors_fatal`` (its own
+    or ``fatal_play``, the play's) ends its phase: the controller stops every host of the batch
+    after the phase where one failed. A read of a value an earlier play set is sent in the
     same way (the play is then a stage of its own, after the earlier ones)."""
     late = set(earlier).union(*(_sets(t) for t in tasks))
     kinds: list[str] = []
@@ -353,7 +357,7 @@ def play_phases(tasks: list[Task], earlier: frozenset[str] = frozenset(),
             reads.setdefault(len(kinds) - 1, set()).update(wanted)
         set_here |= _sets(task)
         grouped = grouped or INVENTORY in set_here
-        fatal = fails_fatally(task)
+        fatal = fails_fatally(task, fatal_play)
     _handler_phases(handlers or [], kinds, of, actions)
     return Phases(tuple(kinds) or (HOSTS,), of, {k: tuple(sorted(v)) for k, v in reads.items()})
 
@@ -400,7 +404,7 @@ def plan_phases(plan: Plan, actions: frozenset[str] = frozenset()) -> list[Phase
     for play in plan.plays:
         tasks = plan.play_tasks(play)
         out.append(play_phases(tasks, frozenset(earlier), actions,
-                               sorted(play.handlers, key=lambda h: h.execution_order)))
+                               sorted(play.handlers, key=lambda h: h.execution_order), play.any_errors_fatal))
         earlier.update(*(_sets(t) for t in [*tasks, *play.handlers]))
     return out
 

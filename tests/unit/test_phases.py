@@ -179,6 +179,21 @@ def test_a_delegated_handler_is_a_phase_run_there_for_each_host() -> None:
     assert [st.local for st in schedule([spec], NAMES[:1]).stages] == [False, True]
 
 
+def test_a_task_that_may_fail_with_any_errors_fatal_ends_its_phase() -> None:
+    # the play's any_errors_fatal (a plan's play keyword) or the task's own; ignore_errors and
+    # failed_when: false cannot stop the hosts, so the task after them shares their phase
+    tasks = [t(0), t(1, ignore_errors=True), t(2, failed_when="false"), t(3), t(4)]
+    play = pm.play("play-0", "web", NAMES, lambda hosts: tasks, any_errors_fatal=True)
+    plan = parse_plan(json.dumps(pm.plan([play], NAMES)).encode(), source="plan.json", base_dir=".")
+    assert plan_phases(plan)[0].kinds == (HOSTS,) * 3
+    assert [plan_phases(plan)[0].of[f"t{i}"] for i in range(5)] == [0, 1, 1, 1, 2]
+    own = plan_of([t(0), t(1, any_errors_fatal=True), t(2), t(3)])
+    assert [plan_phases(own)[0].of[f"t{i}"] for i in range(4)] == [0, 0, 1, 1]
+    spec = play_specs(own, lambda names: [Host(name=n, vars={}, groups=("all",)) for n in names])[0]
+    assert [st.phase for st in schedule([spec], NAMES).stages] == [0, 1]
+    assert [st.phase for st in schedule([spec], NAMES[:1]).stages] == [None]  # one host: no lockstep
+
+
 def test_whole_blocks_of_one_kind_are_cut_points() -> None:
     block = {**t(1), "module": "", "args": {}, "block": [t(2, run_once=True)], "rescue": [t(3, run_once=True)]}
     plan = plan_of([t(0), block, t(4)])
