@@ -202,13 +202,18 @@ def _cross_host_key(leaf: Task, kind: str, actions: frozenset[str] = frozenset()
     return key, key
 
 
+def one_host(play: Play) -> bool:
+    """Whether the play's hosts (and its batches') are one host in the inventory."""
+    return len({*play.hosts, *(h for b in play.batches for h in b.hosts)}) <= 1
+
+
 def refusals(play: Play, tasks: list[Task], actions: frozenset[str] = frozenset()) -> Iterator[Refusal]:
     """The cross-host keywords of ``play`` that cannot be cut at (``tasks``: its top-level
     tasks in execution order; ``actions``: the tasks whose action plugin runs on the controller).
 
     A play of one host runs whole (rollout.py): ``run_once`` changes nothing there, so it is
     not refused inside a block or on a handler."""
-    one = len({*play.hosts, *(h for b in play.batches for h in b.hosts)}) <= 1
+    one = one_host(play)
 
     def cut(kind: str, width: int) -> bool:
         return (kind != HOSTS or bool(width)) and not (one and kind == ONCE)
@@ -323,7 +328,7 @@ def fails_fatally(task: Task, play_fatal: bool = False) -> bool:
 
 def play_phases(tasks: list[Task], earlier: frozenset[str] = frozenset(),
                 actions: frozenset[str] = frozenset(), handlers: list[Task] | None = None,
-                fatal_play: bool = False) -> Phases:
+                fatal_play: bool = False, lockstep: bool = True) -> Phases:
     """The phases of a play whose top-level tasks, in execution order, are ``tasks``
     (``earlier``: the names the plays before it set).
 
@@ -333,8 +338,8 @@ def play_phases(tasks: list[Task], earlier: frozenset[str] = frozenset(),
     result, set_fact, a fact) starts a new phase unless its phase already began after that
     value was set: the controller sends each host the others' values at the start of a phase,
     as Ansible's lock-step gives them. A task that may fail with ``any_errors_fatal`` (its own
-    or ``fatal_play``, the play's) ends its phase: the controller stops every host of the batch
-    after the phase where one failed. A read of a value an earlier play set is sent in the
+    or ``fatal_play``, the play's) ends its phase when ``lockstep`` (a play of several hosts):
+    the controller stops every host of the batch after the phase where one failed. A read of a value an earlier play set is sent in the
     same way (the play is then a stage of its own, after the earlier ones)."""
     late = set(earlier).union(*(_sets(t) for t in tasks))
     kinds: list[str] = []
@@ -357,7 +362,7 @@ def play_phases(tasks: list[Task], earlier: frozenset[str] = frozenset(),
             reads.setdefault(len(kinds) - 1, set()).update(wanted)
         set_here |= _sets(task)
         grouped = grouped or INVENTORY in set_here
-        fatal = fails_fatally(task, fatal_play)
+        fatal = lockstep and fails_fatally(task, fatal_play)
     _handler_phases(handlers or [], kinds, of, actions)
     return Phases(tuple(kinds) or (HOSTS,), of, {k: tuple(sorted(v)) for k, v in reads.items()})
 
@@ -404,7 +409,8 @@ def plan_phases(plan: Plan, actions: frozenset[str] = frozenset()) -> list[Phase
     for play in plan.plays:
         tasks = plan.play_tasks(play)
         out.append(play_phases(tasks, frozenset(earlier), actions,
-                               sorted(play.handlers, key=lambda h: h.execution_order), play.any_errors_fatal))
+                               sorted(play.handlers, key=lambda h: h.execution_order),
+                               play.any_errors_fatal, lockstep=not one_host(play)))
         earlier.update(*(_sets(t) for t in [*tasks, *play.handlers]))
     return out
 

@@ -192,6 +192,10 @@ def test_a_task_that_may_fail_with_any_errors_fatal_ends_its_phase() -> None:
     spec = play_specs(own, lambda names: [Host(name=n, vars={}, groups=("all",)) for n in names])[0]
     assert [st.phase for st in schedule([spec], NAMES).stages] == [0, 1]
     assert [st.phase for st in schedule([spec], NAMES[:1]).stages] == [None]  # one host: no lockstep
+    # a play of one host cut for a delegated task adds no lockstep cut either
+    alone = plan_of([t(0, any_errors_fatal=True), t(1, delegate_to="localhost"), t(2, any_errors_fatal=True), t(3)],
+                    names=NAMES[:1])
+    assert plan_phases(alone)[0].kinds == (HOSTS, LOCAL, HOSTS)
 
 
 def test_whole_blocks_of_one_kind_are_cut_points() -> None:
