@@ -420,7 +420,7 @@ def off_host_tasks(plan: Plan, actions: frozenset[str] = frozenset()) -> list[st
     controller, another host, another connection): "'NAME' (play 'PLAY')"."""
     out = []
     for play, cut in zip(plan.plays, plan_phases(plan, actions), strict=True):
-        for task in plan.play_tasks(play):
-            if split(cut.kinds[cut.of[task.task_id]])[0] in (LOCAL, ONCE_LOCAL):
+        for task in [*plan.play_tasks(play), *sorted(play.handlers, key=lambda h: h.execution_order)]:
+            if task.task_id in cut.of and split(cut.kinds[cut.of[task.task_id]])[0] in (LOCAL, ONCE_LOCAL):
                 out += [f"{leaf.name!r} (play {play.name!r})" for leaf in _leaves(task)]
     return out

@@ -18,6 +18,7 @@ from rustle_deploy.phases import (
     ONCE,
     ONCE_LOCAL,
     file_read,
+    off_host_tasks,
     plan_phases,
     play_phases,
     refusals,
@@ -168,6 +169,8 @@ def test_a_delegated_handler_is_a_phase_run_there_for_each_host() -> None:
     assert phases.kinds == (HOSTS, LOCAL, f"{LOCAL}>db1", HOSTS)
     assert [phases.of[f"t{i}"] for i in range(5, 10)] == [0, 1, 1, 2, 3]
     spec = play_specs(plan, lambda names: [Host(name=n, vars={}, groups=("all",)) for n in names])[0]
+    # rustle-exec names it among what it cannot run
+    assert off_host_tasks(plan) == ["'task 6' (play 'web')", "'task 7' (play 'web')", "'task 8' (play 'web')"]
     # a play of one host is still cut there: the handler runs on the controller, not on the host
     for hosts in (NAMES, NAMES[:1]):
         stages = schedule([spec], hosts).stages
