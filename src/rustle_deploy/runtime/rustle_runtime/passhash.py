@@ -32,8 +32,8 @@ class HashError(Exception):
 def password_hash(password, hashtype="sha512", salt=None, salt_size=None, rounds=None, ident=None):
     algorithm = _MAPPING.get(hashtype, hashtype)
     if algorithm not in _ALGORITHMS:
-        raise HashError("%s is not in the list of supported passlib algorithms: %s"
-                        % (hashtype, ", ".join(_MAPPING)))
+        raise HashError(f"{hashtype} is not in the list of supported passlib algorithms: "
+                        f"{', '.join(_MAPPING)}")
     crypt_id, default_salt_size, default_rounds = _ALGORITHMS[algorithm]
     if salt_size is not None and not isinstance(salt_size, int):
         raise HashError("salt_size must be an integer")
@@ -41,22 +41,22 @@ def password_hash(password, hashtype="sha512", salt=None, salt_size=None, rounds
     if salt:
         salt = str(salt)
         if any(c not in _SALT_CHARS for c in salt):
-            raise HashError("Could not hash the secret: invalid characters in %s salt" % algorithm)
+            raise HashError(f"Could not hash the secret: invalid characters in {algorithm} salt")
         if len(salt) > default_salt_size:
-            raise HashError("Could not hash the secret: salt too large (%s requires <= %d chars)"
-                            % (algorithm, default_salt_size))
+            raise HashError(f"Could not hash the secret: salt too large ({algorithm} requires "
+                            f"<= {default_salt_size} chars)")
     else:
         salt = "".join(random.SystemRandom().choice(_SALT_CHARS)
                        for _ in range(salt_size or default_salt_size))
     rounds = int(rounds) if rounds else default_rounds
     if algorithm == "bcrypt":
-        setting = "$%s$%02d$%s" % (ident or crypt_id, rounds, salt)
+        setting = f"${ident or crypt_id}${rounds:02d}${salt}"
         return _crypt(secret, setting, "bcrypt")
     if algorithm == "md5_crypt":
         return _md5_crypt(secret, salt.encode("ascii"))
     if not 1000 <= rounds <= 999999999:
         raise HashError("Could not hash the secret: rounds must be between 1000 and 999999999")
-    setting = "$%s$%s%s" % (crypt_id, "" if rounds == 5000 else "rounds=%d$" % rounds, salt)
+    setting = f"${crypt_id}${_rounds(rounds)}{salt}"
     try:
         return _crypt(secret, setting, algorithm)
     except HashError:
@@ -72,8 +72,8 @@ def _crypt(secret, setting, algorithm):
     except (ImportError, OSError, UnicodeDecodeError):
         result = None
     if not result or not result.startswith(setting):
-        raise HashError("Unable to hash with %s on this host: its Python has no crypt module "
-                        "or its C library lacks the method" % algorithm)
+        raise HashError(f"Unable to hash with {algorithm} on this host: its Python has no crypt "
+                        "module or its C library lacks the method")
     return result
 
 
@@ -116,8 +116,12 @@ def _sha_crypt(secret, salt, rounds, crypt_id):
         c = h.digest()
     order, tail = (_SHA512_ORDER, (63,)) if crypt_id == "6" else (_SHA256_ORDER, (31, 30))
     body = _encode(c, order, tail)
-    prefix = "$%s$%s" % (crypt_id, "" if rounds == 5000 else "rounds=%d$" % rounds)
-    return prefix + salt.decode("ascii") + "$" + body
+    return f"${crypt_id}${_rounds(rounds)}{salt.decode('ascii')}${body}"
+
+
+def _rounds(rounds):
+    """The setting's ``rounds=N$`` (left out for the specification's default, as passlib does)."""
+    return "" if rounds == 5000 else f"rounds={rounds}$"
 
 
 def _repeat(digest, length, size):
