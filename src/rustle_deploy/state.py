@@ -91,6 +91,13 @@ CREATE TABLE IF NOT EXISTS runners (
     recorded_at REAL NOT NULL,
     PRIMARY KEY (host, remote_dir, sha256)
 );
+CREATE TABLE IF NOT EXISTS libs (
+    host TEXT NOT NULL,
+    remote_dir TEXT NOT NULL,
+    sha256 TEXT NOT NULL,
+    recorded_at REAL NOT NULL,
+    PRIMARY KEY (host, remote_dir, sha256)
+);
 CREATE TABLE IF NOT EXISTS host_platforms (
     host TEXT NOT NULL,
     remote_dir TEXT NOT NULL,
@@ -571,6 +578,24 @@ class History:
             db.execute("INSERT OR REPLACE INTO runners VALUES (?, ?, ?, ?)", (host, remote_dir, sha256, time.time()))
             db.execute("DELETE FROM runner_failures WHERE host = ? AND remote_dir = ? AND sha256 = ?",
                        (host, remote_dir, sha256))
+
+    def record_lib(self, host: str, remote_dir: str, sha256: str) -> None:
+        """``host`` holds the module bridge's code ``sha256`` in ``remote_dir/libs`` (the agent's
+        done line said so): a later artifact of the same modules is pushed without it."""
+        with self._tx() as db:
+            db.execute("INSERT OR REPLACE INTO libs VALUES (?, ?, ?, ?)", (host, remote_dir, sha256, time.time()))
+
+    def lib_holders(self, sha256: str) -> set[tuple[str, str]]:
+        """(host, remote_dir) of every host recorded holding lib ``sha256`` and not cleaned up
+        since; a hint: a host that lost it (a deploy of other modules pruned it) asks for the
+        whole artifact."""
+        with self._tx() as db:
+            rows = db.execute(
+                "SELECT o.host, o.remote_dir FROM libs o WHERE o.sha256 = ? "  # noqa: S608 - a constant
+                f"AND NOT EXISTS ({_CLEANED_SINCE.format(t='o.recorded_at')})",
+                (sha256,),
+            ).fetchall()
+        return {(str(h), str(d)) for h, d in rows}
 
     def record_runner_failure(self, host: str, remote_dir: str, sha256: str, reason: str,
                               deployment_id: str | None, machine: str = "") -> None:

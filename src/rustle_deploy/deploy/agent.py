@@ -34,6 +34,10 @@ writes there (file, directory, symlink)::
     unpacked/<sha256>/                  dir: the payload unpacked, so bytecode is cached
     unpacked/<sha256>/.rustle-unpacked.json   file: its seal (what each file was when made)
     unpacked/<sha256>.tmp-<pid>/        dir: an unpacking in progress
+    libs/<sha256>                       file: the module bridge's code (the artifact's bytes of
+                                        its ``bridge/lib/`` entries), kept so that the next
+                                        artifact with the same modules travels without them
+    libs/.tmp-<sha256>-<pid>            file: one being written
     runners/<sha256>                    file: native format, an installed rustle-runner
     runners/<sha256>.tmp.<pid>          file: a runner being installed (transport/options.py)
     bridge/                             dir, 0700: the module bridge's kept fork servers
@@ -126,6 +130,7 @@ class Layout:
         self.lock = os.path.join(self.root, "lock")
         self.unpacked = os.path.join(self.root, "unpacked")
         self.runners = os.path.join(self.root, "runners")  # native format (docs/native.md)
+        self.libs = os.path.join(self.root, "libs")  # the module bridge's code (docs/remote.md)
         self.marker = os.path.join(self.root, CREATED_MARKER)
 
     def artifact(self, sha):
@@ -324,41 +329,59 @@ def _read_history(layout):
 
 
 def _remove_stale_uploads(layout):
-    try:
-        names = os.listdir(layout.artifacts)
-    except OSError:
-        return
-    for name in names:
-        if name.startswith(".tmp-"):
-            try:
-                os.unlink(os.path.join(layout.artifacts, name))
-            except OSError:
-                pass
+    for folder in (layout.artifacts, layout.libs):
+        for name in _listdir(folder):
+            if name.startswith(".tmp-"):
+                try:
+                    os.unlink(os.path.join(folder, name))
+                except OSError:
+                    pass
 
 
-def _receive(layout, stdin, sha, size):
-    """Read exactly ``size`` bytes of the artifact into a temp file, check it, rename it in place."""
+def _receive(layout, stdin, sha, size, lib=None):
+    """Read the artifact into a temp file, check it, rename it in place: exactly ``size`` bytes,
+    or with ``lib`` (its ``offset``, ``size`` and the path of the host's copy) all but the bytes
+    of its ``bridge/lib/`` entries, which the lib object on the host supplies at that offset."""
     tmp = os.path.join(layout.artifacts, f".tmp-{sha}-{os.getpid()}")
     h = _sha256(size)
-    got = 0
+    expected = size - (lib["size"] if lib else 0)  # what stdin carries
+    got = [0]
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+
+    def write(block):
+        h.update(block)
+        view = memoryview(block)
+        while view:
+            n = os.write(fd, view)
+            view = view[n:]
+
+    def read(count):
+        while count > 0:
+            block = stdin.read(min(CHUNK, count))
+            if not block:
+                raise AgentError(
+                    "short_read",
+                    f"upload cut after {got[0]} of {expected} bytes",
+                    received=got[0],
+                    size=expected,
+                )
+            write(block)
+            got[0] += len(block)
+            count -= len(block)
+
     try:
         try:
-            while got < size:
-                block = stdin.read(min(CHUNK, size - got))
-                if not block:
-                    raise AgentError(
-                        "short_read",
-                        f"upload cut after {got} of {size} bytes",
-                        received=got,
-                        size=size,
-                    )
-                h.update(block)
-                view = memoryview(block)
-                while view:
-                    n = os.write(fd, view)
-                    view = view[n:]
-                got += len(block)
+            if lib is None:
+                read(size)
+            else:
+                read(lib["offset"])
+                with open(lib["path"], "rb") as f:
+                    while True:
+                        block = f.read(CHUNK)
+                        if not block:
+                            break
+                        write(block)
+                read(expected - lib["offset"])
             os.fsync(fd)
         finally:
             os.close(fd)
@@ -379,6 +402,125 @@ def _receive(layout, stdin, sha, size):
         except OSError:
             pass
         raise
+
+
+def _lib_request(req, layout):
+    """The request's ``lib`` (the artifact's ``bridge/lib/`` entries as an object of their own:
+    ``offset``, ``size``, ``sha256``), checked; None without one."""
+    lib = req.get("lib")
+    if not isinstance(lib, dict):
+        return None
+    out = {"sha256": _check_name(str(lib.get("sha256")), "lib sha256"), "offset": int(lib["offset"]),
+           "size": int(lib["size"])}
+    if out["offset"] < 0 or out["size"] <= 0 or out["offset"] + out["size"] > int(req["size"]):
+        raise AgentError("request", f"lib {out} does not lie inside the artifact of {req['size']} bytes")
+    out["path"] = os.path.join(layout.libs, out["sha256"])
+    return out
+
+
+def _lib_present(lib):
+    """Whether the host's copy of the lib object is whole (a changed one is removed)."""
+    if _damage(lib["path"], lib["sha256"], lib["size"]) is None and os.path.exists(lib["path"]):
+        return True
+    try:
+        os.unlink(lib["path"])
+    except OSError:
+        pass
+    return False
+
+
+def _receive_lib(stdin, lib, present):
+    """Read the lib object the controller sent ahead of the artifact: stored when the host
+    lacks it, else read and dropped."""
+    if present:
+        _skip(stdin, lib["size"])
+        return
+    _write_lib(lib, lambda count: _read_exactly(stdin, count))
+
+
+def _read_exactly(stdin, count):
+    data = stdin.read(count)
+    while len(data) < count:
+        more = stdin.read(count - len(data))
+        if not more:
+            raise AgentError("short_read", f"upload cut after {len(data)} of {count} bytes of the module bridge's code",
+                             received=len(data), size=count)
+        data += more
+    return data
+
+
+def _write_lib(lib, read):
+    """Store ``read(size)`` as the lib object if it hashes to its name (0600, atomically)."""
+    data = read(lib["size"])
+    h = _sha256(len(data))
+    h.update(data)
+    if h.hexdigest() != lib["sha256"]:
+        raise AgentError("checksum", f"the module bridge's code hashes to {h.hexdigest()}, expected {lib['sha256']}",
+                         expected=lib["sha256"], actual=h.hexdigest())
+    folder = os.path.dirname(lib["path"])
+    _mkdirs(folder)
+    tmp = os.path.join(folder, f".tmp-{lib['sha256']}-{os.getpid()}")
+    try:
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        try:
+            view = memoryview(data)
+            while view:
+                view = view[os.write(fd, view):]
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        os.replace(tmp, lib["path"])
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise
+
+
+def _keep_lib(path, lib):
+    """After a whole artifact arrived: keep its ``bridge/lib/`` bytes as the lib object, so
+    that the next artifact of the same modules travels without them. A cache: a failure to
+    write it (a full disk) costs only that."""
+    if os.path.exists(lib["path"]):
+        return
+    try:
+        with open(path, "rb") as f:
+            f.seek(lib["offset"])
+            _write_lib(lib, f.read)
+    except (OSError, AgentError):
+        pass
+
+
+def _prune_libs(layout, new):
+    """Keep the lib objects of the artifacts current and previous releases hold (as history
+    records them, and ``new``: this deployment's, not yet in history), as ``_prune_unpacked``
+    keeps their unpacked copies; remove the others."""
+    try:
+        present = [n for n in os.listdir(layout.libs) if not n.startswith(".")]
+    except OSError:
+        return
+    held = set()
+    for name in _listdir(layout.releases):
+        for link in ("current", "previous"):
+            sha = _link_sha(os.path.join(layout.release(name), link))
+            if sha:
+                held.add(sha)
+    keep = {h.get("lib") for h in _read_history(layout) if isinstance(h, dict) and h.get("sha256") in held}
+    keep.add(new)
+    for entry in present:
+        if entry not in keep:
+            try:
+                os.unlink(os.path.join(layout.libs, entry))
+            except OSError:
+                pass
+
+
+def _listdir(path):
+    try:
+        return os.listdir(path)
+    except OSError:
+        return []
 
 
 def _skip(stdin, size):
@@ -908,13 +1050,31 @@ def op_deploy(req, layout, stdin):
             result["damaged"] = damaged
             present = False
             _forget_unpacked(layout, sha)  # made from the damaged copy
+        lib = _lib_request(req, layout)
+        has_lib = lib is not None and _lib_present(lib)
+        if lib is not None and req.get("push") and req.get("push_lib"):
+            _receive_lib(stdin, lib, has_lib)  # sent ahead of the artifact on spec
+            has_lib = True
         if req.get("push") and present:
-            _skip(stdin, size)  # sent on spec; the copy here is whole
+            _skip(stdin, size - lib["size"] if lib else size)  # sent on spec; the copy here is whole
         elif not present:
-            if not req.get("push"):
-                emit({"agent": "need_upload", "size": size})
-            _receive(layout, stdin, sha, size)
             result["uploaded"] = True
+            if lib is not None and req.get("push") and not has_lib:
+                # sent without its lib, which this host no longer has: ask for all of it
+                _skip(stdin, size - lib["size"])
+                emit({"agent": "need_upload", "size": size})
+                _receive(layout, stdin, sha, size)
+            elif lib is not None and has_lib:
+                if not req.get("push"):
+                    emit({"agent": "need_upload", "size": size - lib["size"], "without_lib": lib["sha256"]})
+                _receive(layout, stdin, sha, size, lib)
+            else:
+                if not req.get("push"):
+                    emit({"agent": "need_upload", "size": size})
+                _receive(layout, stdin, sha, size)
+        if lib is not None:
+            _keep_lib(path, lib)
+            result["lib"] = lib["sha256"]
         if req.get("verify"):
             # Verify before activation: a bad artifact never becomes current, so there is
             # nothing to roll back (docs/remote.md).
@@ -935,7 +1095,8 @@ def op_deploy(req, layout, stdin):
             _stage(req, result, "history")
             _append_history(layout, {"op": "stage", "deployment_id": req.get("deployment_id"),
                                      "binary_name": name, "sha256": sha, "current": old,
-                                     "uploaded": result["uploaded"], "damaged": damaged})
+                                     "uploaded": result["uploaded"], "damaged": damaged,
+                                     "lib": result.get("lib")})
             return dict(result)
         _stage(req, result, "activate")
         if old != sha:
@@ -949,6 +1110,7 @@ def op_deploy(req, layout, stdin):
             _fsync_dir(release)
             result["activated"] = True
             _prune_unpacked(layout)
+        _prune_libs(layout, result.get("lib"))
         _stage(req, result, "history")
         try:
             _append_history(layout, {
@@ -960,6 +1122,7 @@ def op_deploy(req, layout, stdin):
                 "changed": old != sha,
                 "uploaded": result["uploaded"],
                 "damaged": damaged,
+                "lib": result.get("lib"),
             })
         except OSError:
             # history.jsonl must name the current release: put the links back as they were
@@ -1085,6 +1248,7 @@ _OURS = {
         ("runs", "dir", "runs"),
         ("unpacked", "dir", "unpacked"),
         ("runners", "dir", "runners"),
+        ("libs", "dir", "libs"),
         ("bridge", "dir", "bridge"),
         ("history[.]jsonl", "file", "remove"),
         ("lock", "file", "lock"),
@@ -1097,6 +1261,7 @@ _OURS = {
              (_CARRY + "[.]vars[.]json([.]tmp-[0-9]+)?", "file", "remove")),
     "unpacked": ((_HEX + "([.]tmp-[0-9]+)?", "dir", "tree"),),
     "runners": ((_HEX + "([.]tmp[.][0-9]+)?", "file", "remove"),),
+    "libs": ((_HEX, "file", "remove"), ("[.]tmp-" + _HEX + "-[0-9]+", "file", "remove")),
     "bridge": (("[0-9a-f]{16}", "other", "server"), ("[0-9a-f]{16}[.]log", "file", "remove")),
 }
 _CONTROLLER_RUN_ID = "r-[0-9a-f]{12}"  # fleetops: f"r-{secrets.token_hex(6)}"

@@ -110,6 +110,10 @@ class HostJob:
     health: HealthCheck | None = None  # op health: the gate's command and its patience
     activate: bool = True  # deploy: False stages (upload, verify, prepare; current stays as it is)
     trace: bool = False  # the agent says when each stage starts (tracing.py's spans)
+    # the artifact's bridge/lib/ entries as an object of their own: (offset, size, sha256);
+    # with ``push_lib`` they are pushed ahead of the artifact, else the agent says if it has them
+    lib: tuple[int, int, str] | None = None
+    push_lib: bool = False
 
 
 @dataclass
@@ -120,6 +124,7 @@ class HostOutcome:
     ok: bool = False
     error: HostError | None = None
     uploaded: bool = False
+    uploaded_bytes: int = 0  # artifact (and lib object) bytes sent
     sha256: str | None = None
     previous_sha256: str | None = None
     activated: bool = False
@@ -169,6 +174,11 @@ def build_request(job: HostJob) -> dict[str, Any]:
     }
     if job.trace:
         req["trace"] = True
+    if job.lib is not None and job.op == "deploy":
+        offset, size, sha = job.lib
+        req["lib"] = {"offset": offset, "size": size, "sha256": sha}
+        if job.push_lib and req["push"]:
+            req["push_lib"] = True
     if not job.activate and job.op == "deploy":
         req["activate"] = False
     if job.health is not None:
@@ -244,11 +254,49 @@ def _check_job(job: HostJob) -> None:
         raise RemoteError(name, f"{name}: a health check needs its command", None)
 
 
-async def _upload(session: Session, conn: Connection, job: HostJob) -> None:
-    """Send the artifact; when the agent stopped reading, its own error line (a full disk, say)
-    is the better explanation than the broken pipe, so it wins when it arrives."""
+def lib_block(path: Path) -> tuple[int, int, str] | None:
+    """(offset, size, sha256) of the bytes of a pyz artifact's ``bridge/lib/`` entries (the
+    module bridge's code: modules and module_utils, with their bytecode), None when it has
+    none. The compiler writes entries sorted by name, so they are one run of bytes; a zip
+    entry's local header holds no offset, so the same modules give the same bytes in any
+    artifact: the host keeps them as an object of their own (``libs/<sha256>``) and a later
+    artifact of the same modules travels without them (docs/remote.md)."""
     try:
-        await _send_artifact(session, conn, job)
+        st = path.stat()
+    except OSError:
+        return None
+    return _lib_block(path, st.st_size, st.st_mtime_ns)
+
+
+@cache
+def _lib_block(path: Path, size: int, mtime_ns: int) -> tuple[int, int, str] | None:
+    import hashlib
+    import zipfile
+
+    try:
+        with zipfile.ZipFile(path) as zf:
+            infos = sorted(zf.infolist(), key=lambda i: i.header_offset)
+            start_dir = getattr(zf, "start_dir", None)  # where the central directory begins
+    except (OSError, zipfile.BadZipFile):
+        return None  # a native artifact is no zip
+    lib = [i for i, info in enumerate(infos) if info.filename.startswith("bridge/lib/")]
+    if not lib or lib != list(range(lib[0], lib[-1] + 1)) or start_dir is None:
+        return None
+    offset = infos[lib[0]].header_offset
+    end = infos[lib[-1] + 1].header_offset if lib[-1] + 1 < len(infos) else start_dir
+    with open(path, "rb") as f:
+        f.seek(offset)
+        data = f.read(end - offset)
+    return offset, len(data), hashlib.sha256(data).hexdigest()
+
+
+async def _upload(session: Session, conn: Connection, job: HostJob, out: HostOutcome,
+                  ranges: list[tuple[int, int]] | None = None) -> None:
+    """Send the artifact (or those byte ranges of its file); when the agent stopped reading, its
+    own error line (a full disk, say) is the better explanation than the broken pipe, so it
+    wins when it arrives."""
+    try:
+        out.uploaded_bytes += await _send_artifact(session, conn, job, ranges)
     except TransferError as exc:
         try:
             while raw := await asyncio.wait_for(session.readline(), 5):
@@ -262,8 +310,10 @@ async def _upload(session: Session, conn: Connection, job: HostJob) -> None:
         raise
 
 
-async def _send_artifact(session: Session, conn: Connection, job: HostJob) -> None:
-    assert job.artifact is not None
+async def _send_artifact(session: Session, conn: Connection, job: HostJob,
+                         ranges: list[tuple[int, int]] | None) -> int:
+    """Send the artifact's bytes (``ranges`` of them: (start, end) in order); return how many."""
+    assert job.artifact is not None and job.size is not None
     name = job.host.name
     offset = 0
     try:
@@ -273,26 +323,41 @@ async def _send_artifact(session: Session, conn: Connection, job: HostJob) -> No
             name, f"{job.artifact}: cannot read the artifact: {exc.strerror}", "build it again"
         ) from exc
     with f:
-        while True:
-            chunk = f.read(UPLOAD_CHUNK)
-            if not chunk:
-                break
-            if job.upload_filter is not None:
-                filtered = job.upload_filter(offset, chunk)
-                if filtered is None:
-                    conn.abort()
-                    raise TransferError(
-                        name, f"{name}: upload cut after {offset} bytes (test fault injection)", None
-                    )
-                chunk = filtered
-            await session.write(chunk)
-            offset += len(chunk)
-    if offset != job.size:
-        raise TransferError(
-            name,
-            f"{job.artifact}: is {offset} bytes, the job says {job.size}",
-            "the artifact changed after it was built; build it again",
-        )
+        if os.fstat(f.fileno()).st_size != job.size:
+            raise TransferError(
+                name,
+                f"{job.artifact}: is {os.fstat(f.fileno()).st_size} bytes, the job says {job.size}",
+                "the artifact changed after it was built; build it again",
+            )
+        for start, end in ranges if ranges is not None else [(0, job.size)]:
+            f.seek(start)
+            left = end - start
+            while left > 0:
+                chunk = f.read(min(UPLOAD_CHUNK, left))
+                if not chunk:
+                    raise TransferError(name, f"{job.artifact}: ended while being sent", "build it again")
+                left -= len(chunk)
+                if job.upload_filter is not None:
+                    filtered = job.upload_filter(offset, chunk)
+                    if filtered is None:
+                        conn.abort()
+                        raise TransferError(
+                            name, f"{name}: upload cut after {offset} bytes (test fault injection)", None
+                        )
+                    chunk = filtered
+                await session.write(chunk)
+                offset += len(chunk)
+    return offset
+
+
+def _pushed_ranges(job: HostJob) -> list[tuple[int, int]] | None:
+    """What a push sends: the lib object first when it is pushed too, then the artifact without
+    it when the request names it (the agent has it, or asks for the whole artifact)."""
+    if job.lib is None or job.size is None:
+        return None
+    offset, size, _sha = job.lib
+    rest = [(0, offset), (offset + size, job.size)]
+    return [(offset, offset + size), *rest] if job.push_lib else rest
 
 
 def _after_the_fact(line: dict[str, Any]) -> str:
@@ -455,7 +520,8 @@ async def _drive(job: HostJob, connect: ConnectFn, on_event: EventFn | None, out
                 await session.write_file(job.runner, runner_identity(job)[1])  # type: ignore[index]
             await session.write(body)
         if job.push and job.op == "deploy":
-            await _upload(session, conn, job)  # the agent reads it, or skips it if it has it
+            # the agent reads it, or skips it if it has it
+            await _upload(session, conn, job, out, _pushed_ranges(job))
             out.uploaded = True  # sent; the agent's "done" says whether it was needed
         done: dict[str, Any] | None = None
         error: HostError | None = None
@@ -485,7 +551,9 @@ async def _drive(job: HostJob, connect: ConnectFn, on_event: EventFn | None, out
             if kind == "stage":
                 out.stages.append((str(obj.get("stage")), time.time()))
             elif kind == "need_upload":
-                await _upload(session, conn, job)
+                # all of it, or without the lib object when the agent has that
+                without = obj.get("without_lib") and job.lib is not None and obj["without_lib"] == job.lib[2]
+                await _upload(session, conn, job, out, _pushed_ranges(replace(job, push_lib=False)) if without else None)
                 out.uploaded = True
             elif kind == "done":
                 done = obj
