@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .deploy import HealthCheck, HostJob, HostOutcome, RunOptions, deploy_fleet
-from .deploy.host import lib_block, runner_identity
+from .deploy.host import artifact_objects, runner_identity
 from .errors import ConnectError, PhaseError, RunnerNotExecutable, StateError, UsageError
 from .inventory import check_remote_dirs
 from .model import Host, Plan
@@ -285,8 +285,8 @@ def _record(history: History, did: str, job: HostJob, outcome: HostOutcome) -> N
     runner = runner_identity(job)
     if runner is not None and outcome.agent is not None and job.host.remote_dir:
         history.record_runner(job.host.name, job.host.remote_dir, runner[0])
-    if outcome.agent is not None and outcome.agent.get("lib") and job.host.remote_dir:
-        history.record_lib(job.host.name, job.host.remote_dir, str(outcome.agent["lib"]))
+    if outcome.agent is not None and outcome.agent.get("objects") and job.host.remote_dir:
+        history.record_objects(job.host.name, job.host.remote_dir, [str(s) for s in outcome.agent["objects"]])
     history.record_host(
         did,
         outcome.host,
@@ -909,9 +909,10 @@ def _deploy_jobs(
         held = history.holders({by_host[h.name].sha256 for h in hosts})
         runners = {a.runner: _runner_path(session, a.runner) for a in by_host.values() if a.runner}
         has_runner = {sha: history.runner_holders(sha) for sha in runners}
-        # the module bridge's code in each pyz artifact, pushed ahead of it to hosts not seen holding it
-        libs = {a.sha256: lib_block(a.path) for a in by_host.values() if a.runner is None}
-        has_lib = {lib[2]: history.lib_holders(lib[2]) for lib in libs.values() if lib is not None}
+        # what each pyz artifact shares with others (runtime, bridge code): left out of a push to a
+        # host this history saw holding it
+        objects = {a.sha256: artifact_objects(a.path) for a in by_host.values() if a.runner is None}
+        has_object = history.object_holders({o[2] for objs in objects.values() for o in objs})
 
         def job_for(name: str, stage: Stage) -> HostJob:
             h, art = host_of[name], by_host[name]
@@ -938,8 +939,9 @@ def _deploy_jobs(
                 bytecode_tag=art.bytecode_tag,
                 activate=not staging,
                 push=(h.name, h.remote_dir, art.sha256) not in held,
-                lib=libs.get(art.sha256),
-                push_lib=(lib := libs.get(art.sha256)) is not None and (h.name, h.remote_dir) not in has_lib[lib[2]],
+                objects=objects.get(art.sha256, ()),
+                without=frozenset(o[2] for o in objects.get(art.sha256, ())
+                                  if (h.name, h.remote_dir) in has_object.get(o[2], set())),
                 runner=runners.get(art.runner or ""),
                 push_runner=(h.name, h.remote_dir) not in has_runner.get(art.runner or "", set()),
             )

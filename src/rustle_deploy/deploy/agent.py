@@ -34,10 +34,11 @@ writes there (file, directory, symlink)::
     unpacked/<sha256>/                  dir: the payload unpacked, so bytecode is cached
     unpacked/<sha256>/.rustle-unpacked.json   file: its seal (what each file was when made)
     unpacked/<sha256>.tmp-<pid>/        dir: an unpacking in progress
-    libs/<sha256>                       file: the module bridge's code (the artifact's bytes of
-                                        its ``bridge/lib/`` entries), kept so that the next
-                                        artifact with the same modules travels without them
-    libs/.tmp-<sha256>-<pid>            file: one being written
+    objects/<sha256>                    file: a run of an artifact's bytes that other artifacts
+                                        share (its runtime, Jinja2, the module bridge's code),
+                                        kept so that the next artifact holding it travels
+                                        without it (docs/remote.md)
+    objects/.tmp-<sha256>-<pid>         file: one being written
     runners/<sha256>                    file: native format, an installed rustle-runner
     runners/<sha256>.tmp.<pid>          file: a runner being installed (transport/options.py)
     bridge/                             dir, 0700: the module bridge's kept fork servers
@@ -130,7 +131,7 @@ class Layout:
         self.lock = os.path.join(self.root, "lock")
         self.unpacked = os.path.join(self.root, "unpacked")
         self.runners = os.path.join(self.root, "runners")  # native format (docs/native.md)
-        self.libs = os.path.join(self.root, "libs")  # the module bridge's code (docs/remote.md)
+        self.objects = os.path.join(self.root, "objects")  # parts artifacts share (docs/remote.md)
         self.marker = os.path.join(self.root, CREATED_MARKER)
 
     def artifact(self, sha):
@@ -329,7 +330,7 @@ def _read_history(layout):
 
 
 def _remove_stale_uploads(layout):
-    for folder in (layout.artifacts, layout.libs):
+    for folder in (layout.artifacts, layout.objects):
         for name in _listdir(folder):
             if name.startswith(".tmp-"):
                 try:
@@ -338,13 +339,13 @@ def _remove_stale_uploads(layout):
                     pass
 
 
-def _receive(layout, stdin, sha, size, lib=None):
-    """Read the artifact into a temp file, check it, rename it in place: exactly ``size`` bytes,
-    or with ``lib`` (its ``offset``, ``size`` and the path of the host's copy) all but the bytes
-    of its ``bridge/lib/`` entries, which the lib object on the host supplies at that offset."""
+def _receive(layout, stdin, sha, size, have=()):
+    """Read the artifact into a temp file, check it, rename it in place: ``size`` bytes from
+    stdin but those of the objects in ``have`` (sorted by offset: docs/remote.md), which the
+    host's copies supply at their offsets."""
     tmp = os.path.join(layout.artifacts, f".tmp-{sha}-{os.getpid()}")
     h = _sha256(size)
-    expected = size - (lib["size"] if lib else 0)  # what stdin carries
+    expected = size - sum(o["size"] for o in have)  # what stdin carries
     got = [0]
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
 
@@ -371,17 +372,17 @@ def _receive(layout, stdin, sha, size, lib=None):
 
     try:
         try:
-            if lib is None:
-                read(size)
-            else:
-                read(lib["offset"])
-                with open(lib["path"], "rb") as f:
+            at = 0
+            for obj in have:
+                read(obj["offset"] - at)
+                with open(obj["path"], "rb") as f:
                     while True:
                         block = f.read(CHUNK)
                         if not block:
                             break
                         write(block)
-                read(expected - lib["offset"])
+                at = obj["offset"] + obj["size"]
+            read(size - at)
             os.fsync(fd)
         finally:
             os.close(fd)
@@ -404,101 +405,72 @@ def _receive(layout, stdin, sha, size, lib=None):
         raise
 
 
-def _lib_request(req, layout):
-    """The request's ``lib`` (the artifact's ``bridge/lib/`` entries as an object of their own:
-    ``offset``, ``size``, ``sha256``), checked; None without one."""
-    lib = req.get("lib")
-    if not isinstance(lib, dict):
-        return None
-    out = {"sha256": _check_name(str(lib.get("sha256")), "lib sha256"), "offset": int(lib["offset"]),
-           "size": int(lib["size"])}
-    if out["offset"] < 0 or out["size"] <= 0 or out["offset"] + out["size"] > int(req["size"]):
-        raise AgentError("request", f"lib {out} does not lie inside the artifact of {req['size']} bytes")
-    out["path"] = os.path.join(layout.libs, out["sha256"])
+def _objects_request(req, layout):
+    """The request's ``objects``: runs of the artifact's bytes that are the same in other
+    artifacts (the module bridge's code, the runtime: docs/remote.md), each ``offset``,
+    ``size``, ``sha256``, checked and sorted, with the path of the host's copy."""
+    out = []
+    end = 0
+    for obj in sorted((o for o in req.get("objects") or () if isinstance(o, dict)), key=lambda o: int(o["offset"])):
+        one = {"sha256": _check_name(str(obj.get("sha256")), "object sha256"), "offset": int(obj["offset"]),
+               "size": int(obj["size"])}
+        if one["offset"] < end or one["size"] <= 0 or one["offset"] + one["size"] > int(req["size"]):
+            raise AgentError("request", f"object {one} overlaps another or lies outside the artifact")
+        end = one["offset"] + one["size"]
+        one["path"] = os.path.join(layout.objects, one["sha256"])
+        out.append(one)
     return out
 
 
-def _lib_present(lib):
-    """Whether the host's copy of the lib object is whole (a changed one is removed)."""
-    if _damage(lib["path"], lib["sha256"], lib["size"]) is None and os.path.exists(lib["path"]):
+def _object_present(obj):
+    """Whether the host's copy of the object is whole (a changed one is removed)."""
+    if os.path.exists(obj["path"]) and _damage(obj["path"], obj["sha256"], obj["size"]) is None:
         return True
     try:
-        os.unlink(lib["path"])
+        os.unlink(obj["path"])
     except OSError:
         pass
     return False
 
 
-def _receive_lib(stdin, lib, present):
-    """Read the lib object the controller sent ahead of the artifact: stored when the host
-    lacks it, else read and dropped."""
-    if present:
-        _skip(stdin, lib["size"])
-        return
-    _write_lib(lib, lambda count: _read_exactly(stdin, count))
-
-
-def _read_exactly(stdin, count):
-    data = stdin.read(count)
-    while len(data) < count:
-        more = stdin.read(count - len(data))
-        if not more:
-            raise AgentError("short_read", f"upload cut after {len(data)} of {count} bytes of the module bridge's code",
-                             received=len(data), size=count)
-        data += more
-    return data
-
-
-def _write_lib(lib, read):
-    """Store ``read(size)`` as the lib object if it hashes to its name (0600, atomically)."""
-    data = read(lib["size"])
-    h = _sha256(len(data))
-    h.update(data)
-    if h.hexdigest() != lib["sha256"]:
-        raise AgentError("checksum", f"the module bridge's code hashes to {h.hexdigest()}, expected {lib['sha256']}",
-                         expected=lib["sha256"], actual=h.hexdigest())
-    folder = os.path.dirname(lib["path"])
-    _mkdirs(folder)
-    tmp = os.path.join(folder, f".tmp-{lib['sha256']}-{os.getpid()}")
-    try:
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+def _keep_objects(layout, path, objects):
+    """After an artifact arrived: keep the objects the host lacks, read from the artifact, so
+    that the next artifact holding them travels without them. A cache: a failure to write one
+    (a full disk) costs only that."""
+    for obj in objects:
+        if os.path.exists(obj["path"]):
+            continue
+        tmp = os.path.join(layout.objects, f".tmp-{obj['sha256']}-{os.getpid()}")
         try:
-            view = memoryview(data)
-            while view:
-                view = view[os.write(fd, view):]
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-        os.replace(tmp, lib["path"])
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
+            with open(path, "rb") as f:
+                f.seek(obj["offset"])
+                data = f.read(obj["size"])
+            h = _sha256(len(data))
+            h.update(data)
+            if h.hexdigest() != obj["sha256"]:
+                continue  # the request described the artifact wrongly: keep nothing
+            _mkdirs(layout.objects)
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            try:
+                view = memoryview(data)
+                while view:
+                    view = view[os.write(fd, view):]
+            finally:
+                os.close(fd)
+            os.replace(tmp, obj["path"])
+        except (OSError, AgentError):
+            try:
+                os.unlink(tmp)
+            except OSError:
+                pass
 
 
-def _keep_lib(path, lib):
-    """After a whole artifact arrived: keep its ``bridge/lib/`` bytes as the lib object, so
-    that the next artifact of the same modules travels without them. A cache: a failure to
-    write it (a full disk) costs only that."""
-    if os.path.exists(lib["path"]):
-        return
-    try:
-        with open(path, "rb") as f:
-            f.seek(lib["offset"])
-            _write_lib(lib, f.read)
-    except (OSError, AgentError):
-        pass
-
-
-def _prune_libs(layout, new):
-    """Keep the lib objects of the artifacts current and previous releases hold (as history
+def _prune_objects(layout, new):
+    """Keep the objects of the artifacts current and previous releases hold (as history
     records them, and ``new``: this deployment's, not yet in history), as ``_prune_unpacked``
     keeps their unpacked copies; remove the others."""
-    try:
-        present = [n for n in os.listdir(layout.libs) if not n.startswith(".")]
-    except OSError:
+    present = [n for n in _listdir(layout.objects) if not n.startswith(".")]
+    if not present:
         return
     held = set()
     for name in _listdir(layout.releases):
@@ -506,12 +478,14 @@ def _prune_libs(layout, new):
             sha = _link_sha(os.path.join(layout.release(name), link))
             if sha:
                 held.add(sha)
-    keep = {h.get("lib") for h in _read_history(layout) if isinstance(h, dict) and h.get("sha256") in held}
-    keep.add(new)
+    keep = set(new)
+    for h in _read_history(layout):
+        if isinstance(h, dict) and h.get("sha256") in held and isinstance(h.get("objects"), list):
+            keep.update(h["objects"])
     for entry in present:
         if entry not in keep:
             try:
-                os.unlink(os.path.join(layout.libs, entry))
+                os.unlink(os.path.join(layout.objects, entry))
             except OSError:
                 pass
 
@@ -1050,31 +1024,26 @@ def op_deploy(req, layout, stdin):
             result["damaged"] = damaged
             present = False
             _forget_unpacked(layout, sha)  # made from the damaged copy
-        lib = _lib_request(req, layout)
-        has_lib = lib is not None and _lib_present(lib)
-        if lib is not None and req.get("push") and req.get("push_lib"):
-            _receive_lib(stdin, lib, has_lib)  # sent ahead of the artifact on spec
-            has_lib = True
+        objects = _objects_request(req, layout)
+        have = [o for o in objects if _object_present(o)]
+        pushed = req.get("push") and (size - sum(o["size"] for o in objects if o["sha256"] in set(req.get("without") or ())))
         if req.get("push") and present:
-            _skip(stdin, size - lib["size"] if lib else size)  # sent on spec; the copy here is whole
+            _skip(stdin, pushed)  # sent on spec; the copy here is whole
         elif not present:
             result["uploaded"] = True
-            if lib is not None and req.get("push") and not has_lib:
-                # sent without its lib, which this host no longer has: ask for all of it
-                _skip(stdin, size - lib["size"])
-                emit({"agent": "need_upload", "size": size})
-                _receive(layout, stdin, sha, size)
-            elif lib is not None and has_lib:
-                if not req.get("push"):
-                    emit({"agent": "need_upload", "size": size - lib["size"], "without_lib": lib["sha256"]})
-                _receive(layout, stdin, sha, size, lib)
+            without = [o for o in objects if o["sha256"] in set(req.get("without") or ())]
+            if req.get("push") and all(o in have for o in without):
+                _receive(layout, stdin, sha, size, without)  # sent without what the host has
             else:
-                if not req.get("push"):
-                    emit({"agent": "need_upload", "size": size})
-                _receive(layout, stdin, sha, size)
-        if lib is not None:
-            _keep_lib(path, lib)
-            result["lib"] = lib["sha256"]
+                if req.get("push"):
+                    _skip(stdin, pushed)  # sent without an object this host no longer has
+                # all of it but the objects this host has
+                emit({"agent": "need_upload", "size": size - sum(o["size"] for o in have),
+                      "without": [o["sha256"] for o in have]})
+                _receive(layout, stdin, sha, size, have)
+        if objects:
+            _keep_objects(layout, path, objects)
+            result["objects"] = [o["sha256"] for o in objects if os.path.exists(o["path"])]
         if req.get("verify"):
             # Verify before activation: a bad artifact never becomes current, so there is
             # nothing to roll back (docs/remote.md).
@@ -1096,7 +1065,7 @@ def op_deploy(req, layout, stdin):
             _append_history(layout, {"op": "stage", "deployment_id": req.get("deployment_id"),
                                      "binary_name": name, "sha256": sha, "current": old,
                                      "uploaded": result["uploaded"], "damaged": damaged,
-                                     "lib": result.get("lib")})
+                                     "objects": result.get("objects")})
             return dict(result)
         _stage(req, result, "activate")
         if old != sha:
@@ -1110,7 +1079,7 @@ def op_deploy(req, layout, stdin):
             _fsync_dir(release)
             result["activated"] = True
             _prune_unpacked(layout)
-        _prune_libs(layout, result.get("lib"))
+        _prune_objects(layout, result.get("objects") or ())
         _stage(req, result, "history")
         try:
             _append_history(layout, {
@@ -1122,7 +1091,7 @@ def op_deploy(req, layout, stdin):
                 "changed": old != sha,
                 "uploaded": result["uploaded"],
                 "damaged": damaged,
-                "lib": result.get("lib"),
+                "objects": result.get("objects"),
             })
         except OSError:
             # history.jsonl must name the current release: put the links back as they were
@@ -1248,7 +1217,7 @@ _OURS = {
         ("runs", "dir", "runs"),
         ("unpacked", "dir", "unpacked"),
         ("runners", "dir", "runners"),
-        ("libs", "dir", "libs"),
+        ("objects", "dir", "objects"),
         ("bridge", "dir", "bridge"),
         ("history[.]jsonl", "file", "remove"),
         ("lock", "file", "lock"),
@@ -1261,7 +1230,7 @@ _OURS = {
              (_CARRY + "[.]vars[.]json([.]tmp-[0-9]+)?", "file", "remove")),
     "unpacked": ((_HEX + "([.]tmp-[0-9]+)?", "dir", "tree"),),
     "runners": ((_HEX + "([.]tmp[.][0-9]+)?", "file", "remove"),),
-    "libs": ((_HEX, "file", "remove"), ("[.]tmp-" + _HEX + "-[0-9]+", "file", "remove")),
+    "objects": ((_HEX, "file", "remove"), ("[.]tmp-" + _HEX + "-[0-9]+", "file", "remove")),
     "bridge": (("[0-9a-f]{16}", "other", "server"), ("[0-9a-f]{16}[.]log", "file", "remove")),
 }
 _CONTROLLER_RUN_ID = "r-[0-9a-f]{12}"  # fleetops: f"r-{secrets.token_hex(6)}"

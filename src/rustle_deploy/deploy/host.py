@@ -110,10 +110,10 @@ class HostJob:
     health: HealthCheck | None = None  # op health: the gate's command and its patience
     activate: bool = True  # deploy: False stages (upload, verify, prepare; current stays as it is)
     trace: bool = False  # the agent says when each stage starts (tracing.py's spans)
-    # the artifact's bridge/lib/ entries as an object of their own: (offset, size, sha256);
-    # with ``push_lib`` they are pushed ahead of the artifact, else the agent says if it has them
-    lib: tuple[int, int, str] | None = None
-    push_lib: bool = False
+    # runs of the artifact's bytes other artifacts share, (offset, size, sha256) each
+    # (artifact_objects); a push leaves out those named in ``without`` (the host holds them)
+    objects: tuple[tuple[int, int, str], ...] = ()
+    without: frozenset[str] = frozenset()
 
 
 @dataclass
@@ -174,11 +174,10 @@ def build_request(job: HostJob) -> dict[str, Any]:
     }
     if job.trace:
         req["trace"] = True
-    if job.lib is not None and job.op == "deploy":
-        offset, size, sha = job.lib
-        req["lib"] = {"offset": offset, "size": size, "sha256": sha}
-        if job.push_lib and req["push"]:
-            req["push_lib"] = True
+    if job.objects and job.op == "deploy":
+        req["objects"] = [{"offset": offset, "size": size, "sha256": sha} for offset, size, sha in job.objects]
+        if req["push"] and job.without:
+            req["without"] = sorted(job.without)
     if not job.activate and job.op == "deploy":
         req["activate"] = False
     if job.health is not None:
@@ -254,22 +253,27 @@ def _check_job(job: HostJob) -> None:
         raise RemoteError(name, f"{name}: a health check needs its command", None)
 
 
-def lib_block(path: Path) -> tuple[int, int, str] | None:
-    """(offset, size, sha256) of the bytes of a pyz artifact's ``bridge/lib/`` entries (the
-    module bridge's code: modules and module_utils, with their bytecode), None when it has
-    none. The compiler writes entries sorted by name, so they are one run of bytes; a zip
-    entry's local header holds no offset, so the same modules give the same bytes in any
-    artifact: the host keeps them as an object of their own (``libs/<sha256>``) and a later
-    artifact of the same modules travels without them (docs/remote.md)."""
+# Entries that are the same in many artifacts, each group one run of bytes (the compiler writes
+# entries sorted by name): the module bridge's code, the runtime, Jinja2 and MarkupSafe.
+OBJECT_PREFIXES = ("bridge/lib/", "jinja2/", "markupsafe/", "rustle_runtime/")
+OBJECT_MIN = 8192  # smaller runs are not worth a file on the host
+
+
+def artifact_objects(path: Path) -> tuple[tuple[int, int, str], ...]:
+    """(offset, size, sha256) of each run of a pyz artifact's bytes that other artifacts share:
+    the entries under each of ``OBJECT_PREFIXES``. A zip entry's local header holds no offset,
+    so the same files give the same bytes at any place in any artifact: the host keeps each run
+    as an object of its own (``objects/<sha256>``) and a later artifact holding it travels
+    without it (docs/remote.md, "Objects artifacts share"). Empty for a native artifact."""
     try:
         st = path.stat()
     except OSError:
-        return None
-    return _lib_block(path, st.st_size, st.st_mtime_ns)
+        return ()
+    return _artifact_objects(path, st.st_size, st.st_mtime_ns)
 
 
 @cache
-def _lib_block(path: Path, size: int, mtime_ns: int) -> tuple[int, int, str] | None:
+def _artifact_objects(path: Path, size: int, mtime_ns: int) -> tuple[tuple[int, int, str], ...]:
     import hashlib
     import zipfile
 
@@ -278,16 +282,23 @@ def _lib_block(path: Path, size: int, mtime_ns: int) -> tuple[int, int, str] | N
             infos = sorted(zf.infolist(), key=lambda i: i.header_offset)
             start_dir = getattr(zf, "start_dir", None)  # where the central directory begins
     except (OSError, zipfile.BadZipFile):
-        return None  # a native artifact is no zip
-    lib = [i for i, info in enumerate(infos) if info.filename.startswith("bridge/lib/")]
-    if not lib or lib != list(range(lib[0], lib[-1] + 1)) or start_dir is None:
-        return None
-    offset = infos[lib[0]].header_offset
-    end = infos[lib[-1] + 1].header_offset if lib[-1] + 1 < len(infos) else start_dir
+        return ()  # a native artifact is no zip
+    if start_dir is None:
+        return ()
+    out = []
     with open(path, "rb") as f:
-        f.seek(offset)
-        data = f.read(end - offset)
-    return offset, len(data), hashlib.sha256(data).hexdigest()
+        for prefix in OBJECT_PREFIXES:
+            run = [i for i, info in enumerate(infos) if info.filename.startswith(prefix)]
+            if not run or run != list(range(run[0], run[-1] + 1)):
+                continue
+            offset = infos[run[0]].header_offset
+            end = infos[run[-1] + 1].header_offset if run[-1] + 1 < len(infos) else start_dir
+            if end - offset < OBJECT_MIN:
+                continue
+            f.seek(offset)
+            data = f.read(end - offset)
+            out.append((offset, len(data), hashlib.sha256(data).hexdigest()))
+    return tuple(sorted(out))
 
 
 async def _upload(session: Session, conn: Connection, job: HostJob, out: HostOutcome,
@@ -350,14 +361,17 @@ async def _send_artifact(session: Session, conn: Connection, job: HostJob,
     return offset
 
 
-def _pushed_ranges(job: HostJob) -> list[tuple[int, int]] | None:
-    """What a push sends: the lib object first when it is pushed too, then the artifact without
-    it when the request names it (the agent has it, or asks for the whole artifact)."""
-    if job.lib is None or job.size is None:
+def _ranges(job: HostJob, without: frozenset[str]) -> list[tuple[int, int]] | None:
+    """The byte ranges of the artifact to send: all but the objects named in ``without``."""
+    if not without or job.size is None:
         return None
-    offset, size, _sha = job.lib
-    rest = [(0, offset), (offset + size, job.size)]
-    return [(offset, offset + size), *rest] if job.push_lib else rest
+    out, at = [], 0
+    for offset, size, sha in job.objects:
+        if sha in without:
+            out.append((at, offset))
+            at = offset + size
+    out.append((at, job.size))
+    return out
 
 
 def _after_the_fact(line: dict[str, Any]) -> str:
@@ -521,7 +535,7 @@ async def _drive(job: HostJob, connect: ConnectFn, on_event: EventFn | None, out
             await session.write(body)
         if job.push and job.op == "deploy":
             # the agent reads it, or skips it if it has it
-            await _upload(session, conn, job, out, _pushed_ranges(job))
+            await _upload(session, conn, job, out, _ranges(job, job.without))
             out.uploaded = True  # sent; the agent's "done" says whether it was needed
         done: dict[str, Any] | None = None
         error: HostError | None = None
@@ -550,10 +564,9 @@ async def _drive(job: HostJob, connect: ConnectFn, on_event: EventFn | None, out
             kind = obj.get("agent")
             if kind == "stage":
                 out.stages.append((str(obj.get("stage")), time.time()))
-            elif kind == "need_upload":
-                # all of it, or without the lib object when the agent has that
-                without = obj.get("without_lib") and job.lib is not None and obj["without_lib"] == job.lib[2]
-                await _upload(session, conn, job, out, _pushed_ranges(replace(job, push_lib=False)) if without else None)
+            elif kind == "need_upload":  # all of it but the objects the agent has
+                without = frozenset(str(s) for s in obj.get("without") or ())
+                await _upload(session, conn, job, out, _ranges(job, without))
                 out.uploaded = True
             elif kind == "done":
                 done = obj
