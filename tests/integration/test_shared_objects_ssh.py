@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import shutil
 import zipfile
 from pathlib import Path
 from typing import Any
@@ -93,19 +92,28 @@ def test_the_bridge_code_is_sent_once_per_host(tmp_path: Path, sshd: Any, rustle
     assert events["find"]["matched"] == 1 and events["slurp"]["content"] == "cGF5bG9hZAo="
     assert events["say"]["msg"] == "two"
 
-    # 3. a host that lost the objects (removed by hand) asks for what it lacks: all of it
-    shutil.rmtree(remote / "objects")
+    # 3. a host whose copy of one object changed (and that lost the others, removed by hand)
+    # asks for what it lacks: all of it; and one that lost only one asks for that one
+    lib_copy = remote / "objects" / lib_sha
+    lib_copy.write_bytes(bytes(lib_copy.stat().st_size))
+    for sha in set(objects) - {lib_sha}:
+        (remote / "objects" / sha).unlink()
     third = _deploy(capsys, plan("c", "three"), inv)
     size3, objects3 = artifact(third)
     shared = sum(length for _, length in objects3.values())
     assert third["uploaded_bytes"] == (size3 - shared) + size3
     assert held() == set(objects3) and _events(remote)["say"]["msg"] == "three"
+    lib_copy.unlink()
+    third = _deploy(capsys, plan("c2", "three and a half"), inv)
+    size3b, _ = artifact(third)
+    assert third["uploaded_bytes"] == (size3b - shared) + (size3b - shared + objects[lib_sha][1])
+    assert held() == set(objects3)
 
     # 4. the controller knows the host holds the artifact, the host lost it: the agent asks
     # for it without the objects it has
     (remote / "artifacts" / third["sha256"]).unlink()
-    again = _deploy(capsys, plan("c", "three"), inv)
-    assert again["uploaded"] and again["uploaded_bytes"] == size3 - shared
+    again = _deploy(capsys, plan("c2", "three and a half"), inv)
+    assert again["uploaded"] and again["uploaded_bytes"] == size3b - shared
     assert_artifacts_whole(remote)
 
     # 5. other modules: another bridge code object; the first stays while the previous
