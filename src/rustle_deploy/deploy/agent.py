@@ -1025,13 +1025,13 @@ def op_deploy(req, layout, stdin):
             present = False
             _forget_unpacked(layout, sha)  # made from the damaged copy
         objects = _objects_request(req, layout)
-        have = [o for o in objects if _object_present(o)]
-        pushed = req.get("push") and (size - sum(o["size"] for o in objects if o["sha256"] in set(req.get("without") or ())))
+        without = [o for o in objects if o["sha256"] in set(req.get("without") or ())]
+        pushed = size - sum(o["size"] for o in without)  # what a push sends
         if req.get("push") and present:
             _skip(stdin, pushed)  # sent on spec; the copy here is whole
         elif not present:
             result["uploaded"] = True
-            without = [o for o in objects if o["sha256"] in set(req.get("without") or ())]
+            have = [o for o in objects if _object_present(o)]  # re-hashed: only when needed
             if req.get("push") and all(o in have for o in without):
                 _receive(layout, stdin, sha, size, without)  # sent without what the host has
             else:
@@ -1042,7 +1042,8 @@ def op_deploy(req, layout, stdin):
                       "without": [o["sha256"] for o in have]})
                 _receive(layout, stdin, sha, size, have)
         if objects:
-            _keep_objects(layout, path, objects)
+            if result["uploaded"]:
+                _keep_objects(layout, path, objects)
             result["objects"] = [o["sha256"] for o in objects if os.path.exists(o["path"])]
         if req.get("verify"):
             # Verify before activation: a bad artifact never becomes current, so there is
