@@ -25,6 +25,20 @@ _SALT_CHARS = string.ascii_letters + string.digits + "./"
 _B64 = "./0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
 
 
+SALT_CHARS = _SALT_CHARS
+
+
+def salt_size(hashtype):
+    """The salt length ansible-core's password lookup makes for ``hashtype`` (a passlib name;
+    8 for any other, as its ``random_salt()``)."""
+    return _ALGORITHMS[hashtype][1] if hashtype in _ALGORITHMS else 8
+
+
+def implicit_ident(hashtype):
+    """The ``ident`` ansible-core's password lookup stores for ``hashtype`` (bcrypt's ``2b``)."""
+    return "2b" if hashtype == "bcrypt" else None
+
+
 class HashError(Exception):
     """The arguments do not name a hash this host can compute (the message says why)."""
 
