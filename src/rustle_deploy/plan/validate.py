@@ -465,11 +465,24 @@ def _plugins(src: str, task: Task, local: dict[str, frozenset[str]] | None = Non
             why = known["refused"][kind].get(name)
             reason = why or (f"it is not one of ansible.builtin's {kind}s" if "." not in name or
                              name.startswith("ansible.builtin.") else "collections are not supported")
-            out.append(PlanError(f"{kind} {name!r} is not supported by rustle-deploy: {reason}",
-                                 f"rustle-deploy offers ansible.builtin's {kind}s on the host, except "
-                                 f"{', '.join(sorted(k for k in known['refused'][kind] if '.' not in k))}",
+            hint = (f"rustle-deploy offers ansible.builtin's {kind}s on the host, except "
+                    f"{', '.join(sorted(k for k in known['refused'][kind] if '.' not in k))}")
+            if name.startswith(_PROTOMATTER):
+                hint = _PROTOMATTER_HINT
+            out.append(PlanError(f"{kind} {name!r} is not supported by rustle-deploy: {reason}", hint,
                                  file=src, pointer=ptr))
+        for test in tree.find_all(nodes.Test):
+            tag = test.args[0].value if test.args and isinstance(test.args[0], nodes.Const) else None
+            if test.name == _PROTOMATTER + "tagged_with" and isinstance(tag, str) and tag != "TrustedAsTemplate":
+                out.append(PlanError(f"test {test.name!r} with the tag {tag!r} is not supported by rustle-deploy: "
+                                     "the runtime keeps only the TrustedAsTemplate tag",
+                                     _PROTOMATTER_HINT, file=src, pointer=ptr))
     return out
+
+
+_PROTOMATTER = "ansible._protomatter."
+_PROTOMATTER_HINT = ("of ansible-core's data tags the runtime keeps trust alone; docs/playbooks.md "
+                     "(\"Data tags\") lists what ansible._protomatter offers on the host")
 
 
 def handler_topics(handlers: Iterable[Task]) -> set[str]:

@@ -2068,6 +2068,7 @@ class _Compiler:
                                 + ", ".join(display_path(t) for t in tried),
                                 "in a role: its vars/ directory; else beside the task file or the "
                                 "playbook", ds, where, value=True)
+            extras["vars_paths"] = {str(rendered): os.path.abspath(found)}
             return {str(rendered): self.vars_file(found)}
         out: dict[str, Any] = {}
         for root in self.vars_roots(ctx):
@@ -2082,6 +2083,7 @@ class _Compiler:
                         continue
                     try:
                         out[rel] = self.vars_file(os.path.join(dirpath, fname))
+                        extras.setdefault("vars_paths", {})[rel] = os.path.abspath(os.path.join(dirpath, fname))
                     except PlaybookError:
                         continue  # not a vars file (a tasks list, a playbook): it cannot be meant
         if not out or len(out) > 200:

@@ -958,6 +958,9 @@ class Runner:
         register = task.get("register")
         if register:
             self.runtime_vars[register] = unsafe(result)
+            if result.get("_include_vars") and isinstance(result.get("ansible_facts"), dict):
+                # the controller's files: their values stay trusted when registered, as in Ansible
+                self.runtime_vars[register]["ansible_facts"] = result["ansible_facts"]
             if task.get("module") == "add_host" and not task.get("run_once"):
                 self._own.add(register)  # Ansible keeps it on the host that ran it only
             else:

@@ -51,18 +51,30 @@ class UnsafeText(str):
     """Text from the host (a result, a fact, a file): never a template, never an expression."""
 
     __slots__ = ()
+    _rustle_tagged = True  # type_debug names the base type, as ansible-core's does
+
+
+class TrustedText(str):
+    """Text made trusted as a template on purpose (``ansible._protomatter.apply_trust``): it
+    stays trusted where host data is marked (``unsafe()`` leaves it as it is), as ansible-core's
+    TrustedAsTemplate tag stays on the string it was put on (docs/playbooks.md, data tags)."""
+
+    __slots__ = ()
+    _rustle_tagged = True
 
 
 class UnsafeDict(dict):
     """A dict from the host; its keys and values are marked too."""
 
     __slots__ = ()
+    _rustle_tagged = True
 
 
 class UnsafeList(list):
     """A list from the host; its items are marked too."""
 
     __slots__ = ()
+    _rustle_tagged = True
 
 
 _UNSAFE = (UnsafeText, UnsafeDict, UnsafeList)
@@ -370,6 +382,9 @@ def _environment():
     env.tests.update(TESTS)
     for table in (env.filters, env.tests):  # the fully qualified names too
         table.update({"ansible.builtin." + k: v for k, v in list(table.items())})
+    from . import datatag
+
+    datatag.install(env.filters, env.tests)  # ansible._protomatter's, and from_json's profiles
 
     @jinja2.pass_context
     def lookup(context, name, /, *terms, **kw):

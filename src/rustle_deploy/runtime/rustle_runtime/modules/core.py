@@ -173,7 +173,8 @@ def include_vars(ctx, args):
         if data is None:
             known = ", ".join(sorted(ctx.task.get("vars_data") or {})) or "none"
             raise ModuleFailure(f"Could not find or access '{name}' (the files embedded for this task: {known})")
-        files = [name.strip()]
+        # the path the controller read it from, as ansible-core reports it
+        files = [(ctx.task.get("vars_paths") or {}).get(name.strip(), name.strip())]
     if args.get("name"):
         data = {str(args["name"]): data}
     if args.get("hash_behaviour") == "merge":  # merged into the values the variables have now
