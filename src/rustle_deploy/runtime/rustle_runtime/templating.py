@@ -90,8 +90,9 @@ def is_unsafe(value):
 
 def unsafe(value):
     """``value`` marked as host data, recursively (what registered results, facts and lookups
-    are stored as); numbers, booleans and None stay what they are."""
-    if isinstance(value, _UNSAFE):
+    are stored as); numbers, booleans and None stay what they are, and so does text trusted on
+    purpose (``apply_trust``)."""
+    if isinstance(value, (_UNSAFE, TrustedText)):
         return value
     if isinstance(value, str):
         return UnsafeText(value)

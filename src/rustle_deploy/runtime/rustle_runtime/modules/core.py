@@ -164,8 +164,10 @@ def include_vars(ctx, args):
             files.append(path)
     else:
         name = args.get("file", args.get("_raw_params"))
-        if not isinstance(name, str) or not name.strip():
-            raise ModuleFailure("include_vars needs a file name")
+        if not isinstance(name, str) or not name.strip():  # rendered to nothing: ansible-core's words
+            return {"failed": True, "changed": False, "ansible_included_var_files": [],
+                    "message": "Could not find file on the Ansible Controller.\nIf you are using a module "
+                               "and expect the file to exist on the remote, see the remote_src option"}
         data = (ctx.task.get("vars_data") or {}).get(name.strip())
         if data is None and name.strip() in (ctx.task.get("run_time_files") or {}):
             # a vars file the play created: the controller read it when this phase started
