@@ -1416,8 +1416,8 @@ class Runner:
             if task.get("action_ds") is None:
                 args = _strip_omit(self.templar.template(args, scope))
             env = task.get("environment") or {}
-            if has_template(env):
-                env = self.templar.template(env, scope)
+            if has_template(env):  # a variable rendered to omit is not set, as in ansible-core
+                env = _strip_omit(self.templar.template(env, scope))
             env = merge_environment(env)
         except TemplateSecurityError as exc:
             return {"failed": True, "changed": False,
