@@ -85,10 +85,54 @@ def plan_plugins(plan: Plan) -> LocalPlugins:
     from ..bridge.policy import plan_dirs
     from ..runtime_index import import_runtime
 
-    found = local_plugins(tuple(plan_dirs(plan)))
+    found = with_collections(local_plugins(tuple(plan_dirs(plan))), repr(plan.plays))
     if any(found.found.values()):
         import_runtime().register_plugins({k: sorted(v) for k, v in found.found.items()})
     return found
+
+
+# a collection's filter or test as a template calls it: by its fully qualified name (the
+# `collections:` keyword does not apply to Jinja2 plugins, in ansible-core either)
+_USED_FQCN = re.compile(r"(?:\||\bis\s+(?:not\s+)?)\s*([A-Za-z_]\w*\.[A-Za-z_]\w*\.[A-Za-z_]\w*)\b")
+_NOT_COLLECTIONS = ("ansible.builtin.", "ansible.legacy.", "ansible._protomatter.")
+
+
+@functools.lru_cache(maxsize=1024)
+def collection_plugin(dirs: tuple[str, ...], kind: str, name: str) -> str | None:
+    """The file of the collection's filter or test ``name`` (``community.general.json_query``)
+    as ansible-core finds it (collections_path, ANSIBLE_COLLECTIONS_PATH, routing), or None
+    when no installed collection has it or ansible-core is not installed."""
+    if name.startswith(_NOT_COLLECTIONS) or not ansible_available():
+        return None
+    path = call(dirs, kind, name, [], {}, {}, where=True).get("path")
+    return str(path) if path else None
+
+
+def with_collections(found: LocalPlugins, text: str) -> LocalPlugins:
+    """``found`` plus the collections' filters and tests that ``text`` (templates) calls."""
+    names = {n for n in _USED_FQCN.findall(text) if not n.startswith(_NOT_COLLECTIONS)}
+    if not names:
+        return found
+    merged = {kind: dict(found.found.get(kind, {})) for kind in KINDS}
+    for name in sorted(names):
+        for kind in ("filter", "test"):
+            path = collection_plugin(found.dirs, kind, name)
+            if path is not None:
+                merged[kind].setdefault(name, path)
+    return LocalPlugins(found.dirs, merged)
+
+
+def collection_module(path: str, kind: str) -> tuple[str, str] | None:
+    """For a collection's plugin file, the module name ansible-core gives it and the prefix of
+    its names (``ansible_collections.ns.coll.plugins.filter.words``, ``ns.coll.``); None for
+    the playbook's and roles' own files."""
+    parts = os.path.abspath(path).split(os.sep)
+    if "ansible_collections" not in parts:
+        return None
+    i = len(parts) - 1 - parts[::-1].index("ansible_collections")
+    ns, coll = parts[i + 1], parts[i + 2]
+    stem = os.path.splitext(parts[-1])[0]
+    return f"ansible_collections.{ns}.{coll}.plugins.{kind}.{stem}", f"{ns}.{coll}."
 
 
 # what a filter or test file may import to run on the host: the runtime's Python has the
@@ -160,8 +204,12 @@ def host_plugins(plugins: LocalPlugins, texts: Iterable[str]) -> HostPlugins:
                 source = fh.read()
             stem = os.path.splitext(os.path.basename(path))[0]
             number = int(hashlib.sha256(path.encode()).hexdigest()[:15], 16)
-            files.append({"kind": kind, "path": path, "source": source, "names": names,
-                          "module": f"ansible.plugins.{kind}.{stem}_{number}"})
+            entry = {"kind": kind, "path": path, "source": source, "names": names,
+                     "module": f"ansible.plugins.{kind}.{stem}_{number}"}
+            in_collection = collection_module(path, kind)
+            if in_collection is not None:  # its names are fully qualified: ns.coll.NAME
+                entry.update(module=in_collection[0], prefix=in_collection[1])
+            files.append(entry)
     return HostPlugins(tuple(files), controller_only)
 
 
@@ -222,14 +270,16 @@ _HOSTS: dict[tuple[str, ...], _Host] = {}
 
 
 def call(dirs: Iterable[str], kind: str, name: str, args: list[Any], kwargs: dict[str, Any],
-         variables: dict[str, Any], with_secrets: bool = False) -> dict[str, Any]:
+         variables: dict[str, Any], with_secrets: bool = False, where: bool = False) -> dict[str, Any]:
     """Ask ansible-core to run plugin ``name`` of ``kind``: ``{"value": ...}`` or ``{"error": msg}``.
-    ``with_secrets``: hand it this command's vault secrets (``lookup('unvault')``), on its stdin."""
+    ``with_secrets``: hand it this command's vault secrets (``lookup('unvault')``), on its stdin.
+    ``where``: only find it (``{"path": FILE, "module": NAME}``)."""
     key = tuple(dirs)
     host = _HOSTS.get(key)
     if host is None or host.proc.poll() is not None:
         host = _HOSTS[key] = _Host(key)
-    request = {"kind": kind, "name": name, "args": args, "kwargs": kwargs, "variables": variables}
+    request = {"kind": kind, "name": name, "args": args, "kwargs": kwargs, "variables": variables,
+               "where": where}
     if with_secrets:
         from ..vault import secrets
 

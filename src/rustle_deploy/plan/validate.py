@@ -419,9 +419,9 @@ def _templates(task: Task) -> Iterator[tuple[str, str]]:
 def _local_plugins(plan: Plan) -> dict[str, frozenset[str]]:
     """The names of the playbook's and roles' own plugins (compiler/ansible_plugins.py)."""
     from rustle_deploy.bridge.policy import plan_dirs
-    from rustle_deploy.compiler.ansible_plugins import KINDS, local_plugins
+    from rustle_deploy.compiler.ansible_plugins import KINDS, local_plugins, with_collections
 
-    found = local_plugins(tuple(plan_dirs(plan)))
+    found = with_collections(local_plugins(tuple(plan_dirs(plan))), repr(plan.plays))
     return {kind: found.names(kind) for kind in KINDS}
 
 

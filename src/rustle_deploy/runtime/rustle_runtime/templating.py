@@ -454,7 +454,8 @@ def _load_plugin_file(entry):
             raise FilterError(f"the {kind} plugin file {entry['path']} failed to load: {message}")
 
         return {n: broken for n in entry.get("names") or ()}
-    return {n: _plugin_call(kind, n, fn) for n, fn in table.items() if callable(fn)}
+    prefix = entry.get("prefix") or ""  # a collection's: called as ns.coll.NAME
+    return {prefix + n: _plugin_call(kind, prefix + n, fn) for n, fn in table.items() if callable(fn)}
 
 
 def _plugin_call(kind, name, fn):
