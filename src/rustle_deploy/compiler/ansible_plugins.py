@@ -144,28 +144,84 @@ _HOST_IMPORTS = frozenset(("__future__", "jinja2", "markupsafe"))
 def host_import(path: str) -> str | None:
     """The first import of the plugin file ``path`` that the host's runtime cannot satisfy
     (``"from ansible.module_utils.common.network import is_mac"``), or None when the file needs
-    only the standard library and Jinja2: it can then run on the host. A file that cannot be
-    read or parsed names that instead."""
+    only the standard library and Jinja2 (and, for a collection's plugin, its collection's own
+    ``module_utils``/``plugin_utils`` files that need no more): it can then run on the host. A
+    file that cannot be read or parsed names that instead."""
+    return _host_needs(path, _module_name(path))[0]
+
+
+def support_modules(path: str) -> tuple[tuple[str, str], ...]:
+    """The collection's ``module_utils``/``plugin_utils`` files the plugin file ``path`` imports
+    (directly or through each other), dependencies first: ``(module name, file)``."""
+    return _host_needs(path, _module_name(path))[1]
+
+
+def _module_name(path: str) -> str | None:
+    """The Python module name of a file inside a collection (``ansible_collections.ns.coll.plugins
+    .module_utils.helpers``), None outside one."""
+    parts = os.path.abspath(path).split(os.sep)
+    if "ansible_collections" not in parts:
+        return None
+    i = len(parts) - 1 - parts[::-1].index("ansible_collections")
+    names = parts[i:-1] + ([] if parts[-1] == "__init__.py" else [os.path.splitext(parts[-1])[0]])
+    return ".".join(names)
+
+
+def _collection_file(importer: str, module: str) -> str | None:
+    """The file of ``module`` when it is a ``module_utils``/``plugin_utils`` module of the same
+    collection as ``importer`` (a file path), else None."""
+    parts = os.path.abspath(importer).split(os.sep)
+    i = len(parts) - 1 - parts[::-1].index("ansible_collections")
+    names = module.split(".")
+    if names[:3] != ["ansible_collections", parts[i + 1], parts[i + 2]] or len(names) < 6 or (
+            names[3] != "plugins" or names[4] not in ("module_utils", "plugin_utils")):
+        return None
+    base = os.path.join(os.sep.join(parts[:i]), *names)
+    for candidate in (base + ".py", os.path.join(base, "__init__.py")):
+        if os.path.isfile(candidate):
+            return candidate
+    return None
+
+
+@functools.lru_cache(maxsize=256)
+def _host_needs(path: str, name: str | None) -> tuple[str | None, tuple[tuple[str, str], ...]]:
     try:
         with open(path, "rb") as fh:
             tree = ast.parse(fh.read(), path)
     except (OSError, SyntaxError, ValueError) as exc:
-        return f"(the file cannot be read: {exc})"
+        return f"(the file cannot be read: {exc})", ()
     stdlib = sys.stdlib_module_names
+    package = (name if path.endswith("__init__.py") else name.rpartition(".")[0]) if name else ""
+    support: list[tuple[str, str]] = []
     for node in ast.walk(tree):
         if isinstance(node, ast.Import):
             roots = [(alias.name, f"import {alias.name}") for alias in node.names]
         elif isinstance(node, ast.ImportFrom):
             module = "." * node.level + (node.module or "")
             names = ", ".join(alias.name for alias in node.names)
-            roots = [(module if not node.level else "", f"from {module} import {names}")]
+            absolute = node.module or ""
+            if node.level and package:  # relative: inside a collection it has a name
+                up = package.split(".")
+                base = up[:len(up) - node.level + 1] if node.level > 1 else up
+                absolute = ".".join(base + ([node.module] if node.module else []))
+            elif node.level:
+                absolute = ""
+            roots = [(absolute, f"from {module} import {names}")]
         else:
             continue
         for module, text in roots:
             root = module.split(".")[0]
+            if root == "ansible_collections" and name:
+                found = _collection_file(path, module)
+                if found is not None:  # the collection's own helper: embedded when it can run
+                    needs, more = _host_needs(found, _module_name(found))
+                    if needs is not None:
+                        return text, ()
+                    support += [m for m in (*more, (module, found)) if m not in support]
+                    continue
             if not root or (root not in stdlib and root not in _HOST_IMPORTS):
-                return text
-    return None
+                return text, ()
+    return None, tuple(support)
 
 
 @dataclass(frozen=True)
@@ -204,13 +260,20 @@ def host_plugins(plugins: LocalPlugins, texts: Iterable[str]) -> HostPlugins:
                 source = fh.read()
             stem = os.path.splitext(os.path.basename(path))[0]
             number = int(hashlib.sha256(path.encode()).hexdigest()[:15], 16)
-            entry = {"kind": kind, "path": path, "source": source, "names": names,
-                     "module": f"ansible.plugins.{kind}.{stem}_{number}"}
+            entry: dict[str, Any] = {"kind": kind, "path": path, "source": source, "names": names,
+                                     "module": f"ansible.plugins.{kind}.{stem}_{number}"}
             in_collection = collection_module(path, kind)
             if in_collection is not None:  # its names are fully qualified: ns.coll.NAME
                 entry.update(module=in_collection[0], prefix=in_collection[1])
+                entry["support"] = [{"module": module, "path": file, "source": _read(file)}
+                                    for module, file in support_modules(path)]
             files.append(entry)
     return HostPlugins(tuple(files), controller_only)
+
+
+def _read(path: str) -> str:
+    with open(path, encoding="utf-8", errors="surrogateescape") as fh:
+        return fh.read()
 
 
 def _declared(path: str, method: str) -> list[str]:

@@ -434,17 +434,10 @@ def _load_plugin_file(entry):
     runs under the name Ansible gives it and its ``FilterModule().filters()`` (``TestModule``)
     is the table. A file that fails to load gives functions that fail with its error."""
     kind, name = entry["kind"], entry["module"]
-    module = sys.modules.get(name)
     try:
-        if module is None:
-            module = types.ModuleType(name)
-            module.__file__ = entry["path"]
-            sys.modules[name] = module
-            try:
-                exec(compile(entry["source"], entry["path"], "exec"), module.__dict__)  # noqa: S102 - the playbook's own plugin
-            except BaseException:
-                del sys.modules[name]
-                raise
+        for support in entry.get("support") or ():  # a collection's module_utils it imports
+            _exec_module(support["module"], support["path"], support["source"])
+        module = _exec_module(name, entry["path"], entry["source"])
         holder = getattr(module, "FilterModule" if kind == "filter" else "TestModule")
         table = dict(getattr(holder(), "filters" if kind == "filter" else "tests")())
     except Exception as exc:  # noqa: BLE001 - each call reports it
@@ -456,6 +449,35 @@ def _load_plugin_file(entry):
         return {n: broken for n in entry.get("names") or ()}
     prefix = entry.get("prefix") or ""  # a collection's: called as ns.coll.NAME
     return {prefix + n: _plugin_call(kind, prefix + n, fn) for n, fn in table.items() if callable(fn)}
+
+
+def _exec_module(name, path, source):
+    """The module ``name`` run from ``source`` once (``sys.modules`` keeps it), its parent
+    packages made first so that its own and its importers' absolute and relative imports of
+    the embedded modules resolve (``ansible_collections.ns.coll.plugins.module_utils.x``)."""
+    module = sys.modules.get(name)
+    if module is not None:
+        return module
+    parts = name.split(".") if name.startswith("ansible_collections.") else [name]  # never a fake ansible
+    for i in range(1, len(parts)):
+        parent = ".".join(parts[:i])
+        if parent not in sys.modules:
+            package = types.ModuleType(parent)
+            package.__path__ = []
+            sys.modules[parent] = package
+    module = types.ModuleType(name)
+    module.__file__ = path
+    if len(parts) > 1:
+        module.__package__ = name if path.endswith("__init__.py") else name.rpartition(".")[0]
+        if path.endswith("__init__.py"):
+            module.__path__ = []
+    sys.modules[name] = module
+    try:
+        exec(compile(source, path, "exec"), module.__dict__)  # noqa: S102 - the playbook's or a collection's plugin
+    except BaseException:
+        del sys.modules[name]
+        raise
+    return module
 
 
 def _plugin_call(kind, name, fn):
