@@ -464,11 +464,15 @@ def _plugins(src: str, task: Task, local: dict[str, frozenset[str]] | None = Non
                 continue  # the compiler found the files; the host picks (executor._choose)
             why = known["refused"][kind].get(name)
             reason = why or (f"it is not one of ansible.builtin's {kind}s" if "." not in name or
-                             name.startswith("ansible.builtin.") else "collections are not supported")
+                             name.startswith("ansible.builtin.") else _not_in_collections(kind))
             hint = (f"rustle-deploy offers ansible.builtin's {kind}s on the host, except "
                     f"{', '.join(sorted(k for k in known['refused'][kind] if '.' not in k))}")
             if name.startswith(_PROTOMATTER):
                 hint = _PROTOMATTER_HINT
+            elif not why and "." in name and not name.startswith("ansible.builtin."):
+                hint = (f"a collection's {kind} is called by its fully qualified name (NS.COLL.NAME); install "
+                        "the collection (ansible-galaxy collection install NS.COLL) where collections_path, "
+                        "ANSIBLE_COLLECTIONS_PATH or the playbook's collections/ directory points (docs/plugins.md)")
             out.append(PlanError(f"{kind} {name!r} is not supported by rustle-deploy: {reason}", hint,
                                  file=src, pointer=ptr))
         for test in tree.find_all(nodes.Test):
@@ -478,6 +482,15 @@ def _plugins(src: str, task: Task, local: dict[str, frozenset[str]] | None = Non
                                      "the runtime keeps only the TrustedAsTemplate tag",
                                      _PROTOMATTER_HINT, file=src, pointer=ptr))
     return out
+
+
+def _not_in_collections(kind: str) -> str:
+    from rustle_deploy.compiler.ansible_plugins import ansible_available
+
+    if not ansible_available():
+        return (f"a collection's {kind}s are found by ansible-core on the controller, and the controller's "
+                "Python cannot import ansible")
+    return f"no installed collection has this {kind} (ansible-core found none by that name)"
 
 
 _PROTOMATTER = "ansible._protomatter."
