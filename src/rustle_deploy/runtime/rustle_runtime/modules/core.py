@@ -152,11 +152,15 @@ def setup(ctx, args):
     return {"changed": False, "ansible_facts": facts}
 
 
+# ansible-core's words for an action's failure that has no msg (include_vars says `message`)
+_NO_MSG = "Task failed: Action failed: Unknown error."
+
+
 def include_vars(ctx, args):
     listing = ctx.task.get("vars_dir")
     if listing is not None:  # dir: what the compiler read, in ansible-core's order
         if listing.get("error"):
-            return {"failed": True, "changed": False, "message": listing["error"],
+            return {"failed": True, "changed": False, "message": listing["error"], "msg": _NO_MSG,
                     "ansible_included_var_files": []}
         data, files = {}, []
         for path, values in listing.get("files") or []:
@@ -165,7 +169,7 @@ def include_vars(ctx, args):
     else:
         name = args.get("file", args.get("_raw_params"))
         if not isinstance(name, str) or not name.strip():  # rendered to nothing: ansible-core's words
-            return {"failed": True, "changed": False, "ansible_included_var_files": [],
+            return {"failed": True, "changed": False, "ansible_included_var_files": [], "msg": _NO_MSG,
                     "message": "Could not find file on the Ansible Controller.\nIf you are using a module "
                                "and expect the file to exist on the remote, see the remote_src option"}
         data = (ctx.task.get("vars_data") or {}).get(name.strip())
