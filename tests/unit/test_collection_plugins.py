@@ -44,6 +44,18 @@ def test_a_collection_helper_that_needs_ansible_keeps_its_importer_on_the_contro
     assert host_import(str(other)) == "from ansible_collections.other.coll.plugins.module_utils.x import y"
 
 
+def test_an_import_cycle_among_helpers_ends(tmp_path: Path) -> None:
+    root = tmp_path / PLUGINS
+    (root / "filter").mkdir(parents=True)
+    (root / "module_utils").mkdir()
+    (root / "module_utils" / "a.py").write_text("from .b import x\ny = 2\n")
+    (root / "module_utils" / "b.py").write_text("from .a import y\nx = 1\n")
+    plugin = root / "filter" / "f.py"
+    plugin.write_text("from ..module_utils.b import x\n")
+    assert host_import(str(plugin)) is None
+    assert sorted(m.rsplit(".", 1)[-1] for m, _ in support_modules(str(plugin))) == ["a", "b"]
+
+
 def _case(tmp_path: Path) -> None:
     shutil.copytree(CASE / "collections", tmp_path / "collections")
 

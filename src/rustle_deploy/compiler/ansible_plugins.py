@@ -122,17 +122,15 @@ def with_collections(found: LocalPlugins, text: str) -> LocalPlugins:
     return LocalPlugins(found.dirs, merged)
 
 
-def collection_module(path: str, kind: str) -> tuple[str, str] | None:
+def collection_module(path: str) -> tuple[str, str] | None:
     """For a collection's plugin file, the module name ansible-core gives it and the prefix of
     its names (``ansible_collections.ns.coll.plugins.filter.words``, ``ns.coll.``); None for
     the playbook's and roles' own files."""
-    parts = os.path.abspath(path).split(os.sep)
-    if "ansible_collections" not in parts:
+    name = _module_name(path)
+    if name is None:
         return None
-    i = len(parts) - 1 - parts[::-1].index("ansible_collections")
-    ns, coll = parts[i + 1], parts[i + 2]
-    stem = os.path.splitext(parts[-1])[0]
-    return f"ansible_collections.{ns}.{coll}.plugins.{kind}.{stem}", f"{ns}.{coll}."
+    ns, coll = name.split(".")[1:3]
+    return name, f"{ns}.{coll}."
 
 
 # what a filter or test file may import to run on the host: the runtime's Python has the
@@ -183,6 +181,9 @@ def _collection_file(importer: str, module: str) -> str | None:
     return None
 
 
+_VISITING: set[str] = set()  # the helper files being read (a cycle of imports ends there)
+
+
 @functools.lru_cache(maxsize=256)
 def _host_needs(path: str, name: str | None) -> tuple[str | None, tuple[tuple[str, str], ...]]:
     try:
@@ -213,8 +214,14 @@ def _host_needs(path: str, name: str | None) -> tuple[str | None, tuple[tuple[st
             root = module.split(".")[0]
             if root == "ansible_collections" and name:
                 found = _collection_file(path, module)
+                if found is not None and found in _VISITING:
+                    continue  # an import cycle among the collection's helpers: added already
                 if found is not None:  # the collection's own helper: embedded when it can run
-                    needs, more = _host_needs(found, _module_name(found))
+                    _VISITING.add(found)
+                    try:
+                        needs, more = _host_needs(found, _module_name(found))
+                    finally:
+                        _VISITING.discard(found)
                     if needs is not None:
                         return text, ()
                     support += [m for m in (*more, (module, found)) if m not in support]
@@ -262,7 +269,7 @@ def host_plugins(plugins: LocalPlugins, texts: Iterable[str]) -> HostPlugins:
             number = int(hashlib.sha256(path.encode()).hexdigest()[:15], 16)
             entry: dict[str, Any] = {"kind": kind, "path": path, "source": source, "names": names,
                                      "module": f"ansible.plugins.{kind}.{stem}_{number}"}
-            in_collection = collection_module(path, kind)
+            in_collection = collection_module(path)
             if in_collection is not None:  # its names are fully qualified: ns.coll.NAME
                 entry.update(module=in_collection[0], prefix=in_collection[1])
                 entry["support"] = [{"module": module, "path": file, "source": _read(file)}
