@@ -60,7 +60,7 @@ def test_from_json_legacy_profiles_carry_the_inputs_trust() -> None:
     # stored as a fact, host data inside stays text, never a template
     later = scope(data=unsafe(data))
     assert T.template("{{ data._meta.hostvars.h.u }}", later) == "{{ y }}"
-    with pytest.raises(TemplateError, match="Unknown JSON profile 'bogus'"):
+    with pytest.raises(TemplateError, match="Unknown profile name 'bogus'"):
         T.template("{{ written | from_json(profile='bogus') }}", scope())
 
 

@@ -117,45 +117,28 @@ def install(filters, tests):
         filters[name] = from_json
 
 
-_PROFILES = ("tagless", "legacy", "inventory_legacy")
-
-
 def from_json(value, profile=None, **kw):
-    """ansible-core's ``from_json``: the ``legacy`` and ``inventory_legacy`` profiles read
-    ``{"__ansible_unsafe": text}`` as host data and carry the input's trust to the text they
-    decode (``inventory_legacy`` only to inventory variables: ``_meta.hostvars.H.*`` and
-    ``G.vars.*``); ``tagless`` (the default) returns plain values."""
-    import json
+    """ansible-core's ``from_json`` (``filters.from_json`` decodes: ``{"__ansible_unsafe": text}``
+    is host data under the ``legacy`` and ``inventory_legacy`` profiles) carrying the input's
+    trust to the text it decodes, as those profiles do (``inventory_legacy`` only to inventory
+    variables: ``_meta.hostvars.H.*`` and ``G.vars.*``); ``tagless`` returns plain values."""
+    from .filters import from_json as decode
 
-    if profile is not None and profile not in _PROFILES:
-        raise FilterError(f"Unknown JSON profile {profile!r} (this runtime reads {', '.join(_PROFILES)})")
-    if profile in (None, "tagless"):
-        return json.loads(value, **kw)
-
-    def hook(obj):
-        if len(obj) == 1 and isinstance(obj.get("__ansible_unsafe"), str):
-            return _Untrusted(obj["__ansible_unsafe"])
-        if "__ansible_vault" in obj:
-            raise FilterError("a __ansible_vault value cannot be decoded on the host (no vault secret there)")
-        return obj
-
-    data = json.loads(value, object_hook=hook, **kw)
-    return _visit(data, isinstance(value, TrustedText), profile, [])
+    data = decode(value, profile=profile, **kw)
+    if profile in ("legacy", "inventory_legacy") and isinstance(value, TrustedText):
+        return _trusted_copy(data, profile, [])
+    return data
 
 
-class _Untrusted(str):
-    __slots__ = ()
-
-
-def _visit(value, trusted, profile, path):
-    if isinstance(value, _Untrusted):
-        return UnsafeText(value)
+def _trusted_copy(value, profile, path):
+    if isinstance(value, UnsafeText):
+        return value  # __ansible_unsafe: host data
     if isinstance(value, str):
         allowed = profile == "legacy" or (len(path) >= 4 and path[:2] == ["_meta", "hostvars"]) or (
             len(path) >= 3 and path[1] == "vars")
-        return TrustedText(value) if trusted and allowed else value
+        return TrustedText(value) if allowed else value
     if isinstance(value, dict):
-        return {k: _visit(v, trusted, profile, path + [k]) for k, v in value.items()}
+        return {k: _trusted_copy(v, profile, path + [k]) for k, v in value.items()}
     if isinstance(value, list):
-        return [_visit(v, trusted, profile, path + [i]) for i, v in enumerate(value)]
+        return [_trusted_copy(v, profile, path + [i]) for i, v in enumerate(value)]
     return value

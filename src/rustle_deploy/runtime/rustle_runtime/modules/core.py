@@ -17,6 +17,7 @@ what it loads in its own layer, below ``set_fact``.
 """
 
 import fnmatch
+import os
 import re
 
 from ..context import ModuleFailure
@@ -79,10 +80,12 @@ def set_fact(ctx, args):
 def assert_(ctx, args):
     from ..templating import TemplateError
 
-    that = args.get("that")
-    if that is None:
-        raise ModuleFailure("conditional required in \"that\" string")
+    if "that" not in args:  # ansible-core 2.19's words for each
+        raise ModuleFailure("missing required arguments: that")
+    that = args["that"]
     conditions = that if isinstance(that, list) else [that]
+    if any(c is None or (isinstance(c, str) and not c.strip()) for c in conditions):
+        raise ModuleFailure("Task failed: Empty conditional expressions are not allowed.")
     fail_msg = args.get("fail_msg", args.get("msg"))
     success_msg = args.get("success_msg", "All assertions passed")
     quiet = bool(args.get("quiet", False))
@@ -172,7 +175,10 @@ def include_vars(ctx, args):
             return {"failed": True, "changed": False, "ansible_included_var_files": [], "msg": _NO_MSG,
                     "message": "Could not find file on the Ansible Controller.\nIf you are using a module "
                                "and expect the file to exist on the remote, see the remote_src option"}
-        data = (ctx.task.get("vars_data") or {}).get(name.strip())
+        embedded = ctx.task.get("vars_data") or {}
+        data = embedded.get(name.strip())
+        if data is None:  # named by its controller path
+            data = embedded.get((ctx.task.get("vars_paths") or {}).get(os.path.normpath(name.strip())))
         if data is None and name.strip() in (ctx.task.get("run_time_files") or {}):
             # a vars file the play created: the controller read it when this phase started
             data = (ctx._runner.inject.get("vars_files") or {}).get(name.strip())
@@ -180,7 +186,8 @@ def include_vars(ctx, args):
             known = ", ".join(sorted(ctx.task.get("vars_data") or {})) or "none"
             raise ModuleFailure(f"Could not find or access '{name}' (the files embedded for this task: {known})")
         # the path the controller read it from, as ansible-core reports it
-        files = [(ctx.task.get("vars_paths") or {}).get(name.strip(), name.strip())]
+        files = [next((path for path, key in (ctx.task.get("vars_paths") or {}).items() if key == name.strip()),
+                      name.strip())]
     if args.get("name"):
         data = {str(args["name"]): data}
     if args.get("hash_behaviour") == "merge":  # merged into the values the variables have now
