@@ -248,7 +248,7 @@ def _magic_vars(plan: Plan, inventory_sources: Sequence[str] = ()) -> dict[str, 
 
 
 
-_HOSTVARS = re.compile(r"\bhostvars\b")
+_HOSTVARS = re.compile(r"(?<![.\w])hostvars\b")  # not an attribute: x._meta.hostvars
 _JINJA_SEGMENT = re.compile(r"\{\{(.*?)\}\}|\{%(.*?)%\}", re.S)
 _NAME = re.compile(r"\s*(?:\.\s*([A-Za-z_]\w*)|\[\s*(?:'([^']*)'|\"([^\"]*)\")\s*\])")
 _EXISTS = re.compile(r"\s+is\s+(?:not\s+)?(?:defined|undefined)\b")

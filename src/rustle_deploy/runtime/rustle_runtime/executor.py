@@ -989,6 +989,9 @@ class Runner:
         register = task.get("register")
         if register:
             self.runtime_vars[register] = unsafe(result)
+            if result.get("_include_vars") and isinstance(result.get("ansible_facts"), dict):
+                # the controller's files: their values stay trusted when registered, as in Ansible
+                self.runtime_vars[register]["ansible_facts"] = result["ansible_facts"]
             if task.get("module") == "add_host" and not task.get("run_once"):
                 self._own.add(register)  # Ansible keeps it on the host that ran it only
             else:
@@ -1444,8 +1447,8 @@ class Runner:
             if task.get("action_ds") is None:
                 args = _strip_omit(self.templar.template(_splat_raw(module, args, self.templar, scope), scope))
             env = task.get("environment") or {}
-            if has_template(env):
-                env = self.templar.template(env, scope)
+            if has_template(env):  # a variable rendered to omit is not set, as in ansible-core
+                env = _strip_omit(self.templar.template(env, scope))
             env = merge_environment(env)
         except TemplateSecurityError as exc:
             return {"failed": True, "changed": False,

@@ -297,7 +297,12 @@ def hash_filter(value, algorithm="sha1"):
 
 
 def type_debug(value):
-    return type(value).__name__
+    """The type's name; for the runtime's marked text, dicts and lists (host data, trusted
+    text) the built-in type's, as ansible-core names its tagged types' base type."""
+    cls = type(value)
+    while getattr(cls, "_rustle_tagged", False):
+        cls = cls.__mro__[1]
+    return cls.__name__
 
 
 def path_join(parts):
