@@ -36,11 +36,6 @@ NATIVE_FACTS = frozenset({
     "fips", "distribution", "os_family", "distribution_version", "distribution_major_version",
     "distribution_release", "user_id", "user_uid", "user_gid", "user_dir", "user_shell", "user_gecos",
 })
-# every fact the runtime's facts.py gathers; those the runner lacks make a plan unsupported
-RUNTIME_FACTS = NATIVE_FACTS | {"fqdn", "domain", "python_version", "python", "date_time", "default_ipv4",
-                                "selinux", "selinux_python_present"}
-# as the host sees them, with the local facts its executor reads beside them (ansible_local)
-_FACT_NAMES = frozenset("ansible_" + name for name in RUNTIME_FACTS | {"local"})
 MODULES = frozenset({"file", "copy", "template", "lineinfile", "command", "shell", "stat",
                      "assert", "debug", "ping", "set_fact", "tempfile"})
 # the options of modules whose argument spec the runner does not check itself (tempfile.rs)
@@ -330,8 +325,10 @@ class _Lowering:
                 try:
                     return base.raw(self, key)
                 except KeyError:
-                    if key in _FACT_NAMES or key in ("ansible_facts", "hostvars"):
-                        raise _Dynamic(key) from None  # facts are gathered on the host
+                    if key.startswith("ansible_") or key == "hostvars":
+                        # facts are gathered on the host (the runtime's facts.py gathers those of
+                        # ansible-core's collectors, and one per network interface: any name may be one)
+                        raise _Dynamic(key) from None
                     raise
 
         return _Scope

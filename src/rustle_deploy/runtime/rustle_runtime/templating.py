@@ -207,7 +207,7 @@ class VarScope:
         if key in self._special:
             return self._special[key]()
         if self._facts is not None and key.startswith("ansible_"):
-            facts = self._facts()
+            facts = self._facts(key)
             if key == "ansible_facts":
                 from .facts import unprefixed
 
