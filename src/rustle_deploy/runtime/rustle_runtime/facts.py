@@ -1364,12 +1364,15 @@ def collectors(gather_subset):
 
 
 def select(facts, chosen):
-    """The gathered ``facts`` (``ansible_`` names) that the ``chosen`` collectors give (a name
-    no collector lists, an interface's, is network's)."""
+    """The gathered ``facts`` (``ansible_`` names) that the ``chosen`` collectors give: network's
+    include one per interface; facts a module set (``services``...) are no collector's."""
     out = {}
     for key, value in facts.items():
         name = key[8:] if key.startswith("ansible_") else key
-        if FACT_COLLECTOR.get(name, "network") in chosen:
+        collector = FACT_COLLECTOR.get(name) or ("local" if name == "local" else None)
+        if collector is None and isinstance(value, dict) and value.get("device", "").replace(":", "_") == name:
+            collector = "network"
+        if collector in chosen:
             out[key] = value
     return out
 
