@@ -150,6 +150,15 @@ def _runtime() -> Any:
     return templating, expr, executor
 
 
+@functools.cache
+def _fact_names() -> frozenset[str]:
+    """Every fact the runtime's facts.py gathers (``ansible_`` names), and ``ansible_local``."""
+    _runtime()
+    from rustle_runtime.facts import FACT_COLLECTOR  # type: ignore[import-not-found]
+
+    return frozenset("ansible_" + name for name in [*FACT_COLLECTOR, "local"])
+
+
 def lower_unit(unit: BuildUnit, runner_sha: str,
                python: bytes | None = None) -> list[tuple[list[str], bytes, list[str]]]:
     """The native artifacts for ``unit``: (hosts, bytes, why) each; ``why`` says, for a hybrid
@@ -314,6 +323,7 @@ class _Lowering:
         """VarScope that raises ``_Dynamic`` for names only known while the plan runs."""
         dynamic = self.dynamic
         base = self.templating.VarScope
+        fact_names = _fact_names()
 
         class _Scope(base):  # type: ignore[misc,valid-type]
             def child(self, *layers: Any) -> Any:
@@ -325,10 +335,8 @@ class _Lowering:
                 try:
                     return base.raw(self, key)
                 except KeyError:
-                    if key.startswith("ansible_") or key == "hostvars":
-                        # facts are gathered on the host (the runtime's facts.py gathers those of
-                        # ansible-core's collectors, and one per network interface: any name may be one)
-                        raise _Dynamic(key) from None
+                    if key in fact_names or key in ("ansible_facts", "hostvars"):
+                        raise _Dynamic(key) from None  # facts are gathered on the host
                     raise
 
         return _Scope
@@ -850,6 +858,9 @@ class _Lowering:
             try:
                 return ["lit", scope[node[1]]]
             except KeyError:
+                if node[1].startswith("ansible_"):  # the runtime gathers a fact per network interface
+                    raise self.fail(task, f"'{node[1]}' may be a host fact (a network interface's), which "
+                                          "the native runner does not gather") from None
                 return ["name", node[1]]  # undefined: the runner says so as the runtime would
             except self.templating.TemplateError as exc:  # a variable whose own template fails
                 raise self.fail(task, f"'{node[1]}' cannot be evaluated at compile time: {exc}") from None
