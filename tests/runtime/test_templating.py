@@ -111,7 +111,9 @@ def test_facts_are_gathered_only_when_referenced():
     s = VarScope([{"x": 1}], T, facts=facts)
     assert T.condition("x == 1", s) and not calls
     assert T.condition("ansible_os_family == 'Debian'", s) and calls == ["ansible_os_family"]
-    assert T.template("{{ ansible_facts.system }}", s) == "Linux"
+    assert T.template("{{ ansible_facts.system }}", s) == "Linux"  # one fact of ansible_facts: its own
+    assert "ansible_facts" not in calls
+    assert T.template("{{ ansible_facts | to_json }}", s) == '{"system": "Linux", "os_family": "Debian"}'
     assert calls[-1] == "ansible_facts"
 
 

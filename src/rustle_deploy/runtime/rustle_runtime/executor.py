@@ -483,7 +483,12 @@ class Runner:
             self._collected = set()
         if collectors is None:
             name = key[8:] if key and key.startswith("ansible_") and key != "ansible_facts" else None
-            collectors = {FACT_COLLECTOR.get(name, "network")} if name else set(COLLECTOR_NAMES)
+            if name is None:
+                collectors = set(COLLECTOR_NAMES)
+            elif key in self._facts or name in self._facts:  # ansible_local, a module's fact
+                collectors = set()
+            else:
+                collectors = {FACT_COLLECTOR.get(name, "network")}
             subset = (self._play or {}).get("gather_subset")
             if subset is not None:  # the play's gather_subset: what its gathering may run
                 collectors &= subset_collectors(subset)
