@@ -303,6 +303,7 @@ class _Lowering:
         self.dynamic |= _FAILURE_NAMES
         self.params: list[dict[str, Any]] = []  # the params of the includes being lowered (executor._params)
         self.uses_facts = False  # set when a condition or argument needs the host's facts
+        self.subset: list[str] | None = None  # the gather_subset of the play being lowered
         self.handling = False  # lowering a handler (and what it includes)
         self.embedded: set[str] = set()  # the sha256 of every file the program names (copy/template src)
         self.hybrid = hybrid
@@ -347,6 +348,7 @@ class _Lowering:
         for play in self.doc["plays"]:
             if self.host not in (play.get("hosts") or []):
                 continue
+            self.subset = play.get("gather_subset")
             lowered_handlers = []
             for index, handler in enumerate(play["handlers"]):
                 self.handling = True  # a role's handler reports ``ROLE : NAME`` (executor._shown)
@@ -848,6 +850,13 @@ class _Lowering:
             raise self.fail(task, f"the expression '{source}' is outside what the native runner evaluates") from None
         return {"expr": source, "ir": self.tree(task, scope, tree)}
 
+    def need_facts(self, task: dict[str, Any]) -> None:
+        """The task reads a fact the runner gathers: the program asks for them."""
+        if self.subset is not None:
+            raise self.fail(task, "the play's gather_subset limits its facts, and the native runner gathers "
+                                  "its facts whatever the subset")
+        self.uses_facts = True
+
     def tree(self, task: dict[str, Any], scope: Any, node: Any) -> Any:
         op = node[0]
         if op == "lit":
@@ -866,7 +875,7 @@ class _Lowering:
                 raise self.fail(task, f"'{node[1]}' cannot be evaluated at compile time: {exc}") from None
             except _Dynamic as exc:
                 if exc.name == node[1] and node[1][8:] in NATIVE_FACTS and node[1].startswith("ansible_"):
-                    self.uses_facts = True
+                    self.need_facts(task)
                     return ["name", node[1]]
                 if exc.name == node[1] == "ansible_facts":
                     raise self.fail(task, "ansible_facts is only supported as ansible_facts.NAME or "
@@ -878,7 +887,7 @@ class _Lowering:
             if not self.scope_has(scope, "ansible_facts"):
                 if key not in NATIVE_FACTS:
                     raise self.fail(task, f"ansible_facts[{key!r}] is a fact the native runner does not gather")
-                self.uses_facts = True
+                self.need_facts(task)
                 return [op, ["name", "ansible_facts"], node[2] if op == "attr" else ["lit", key]]
         if op == "attr":
             return ["attr", self.tree(task, scope, node[1]), node[2]]
