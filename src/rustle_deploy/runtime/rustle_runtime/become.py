@@ -643,13 +643,13 @@ def _child_task(channel, request, state):
         """ModuleContext as the become user: files and templates come from the parent."""
 
         def facts(self, key=None, refresh=False, collectors=None, timeout=None):
-            from .facts import COLLECTOR_NAMES, FACT_COLLECTOR, gather
+            from .facts import COLLECTOR_NAMES, collector_of, gather
 
             if state["facts"] is None:
                 state["facts"], state["collected"] = {}, set()
             if collectors is None:
                 name = key[8:] if key and key.startswith("ansible_") else None
-                collectors = {FACT_COLLECTOR.get(name, "network")} if name else set(COLLECTOR_NAMES)
+                collectors = ({collector_of(name)} - {None}) if name else set(COLLECTOR_NAMES)
             wanted = set(collectors) if refresh else set(collectors) - state["collected"]
             if wanted:
                 state["facts"].update(gather(wanted, timeout=timeout or 10, facts=state["facts"]))

@@ -475,7 +475,7 @@ class Runner:
         collector lists: an interface's), ``collectors`` those named, neither of them every
         collector the play's ``gather_subset`` selects; ``refresh`` runs them again.
         ``timeout``: gather_timeout (the play's without it)."""
-        from .facts import COLLECTOR_NAMES, FACT_COLLECTOR, gather
+        from .facts import COLLECTOR_NAMES, collector_of, gather
         from .facts import collectors as subset_collectors
 
         if self._facts is None:
@@ -488,7 +488,7 @@ class Runner:
             elif key in self._facts or name in self._facts:  # ansible_local, a module's fact
                 collectors = set()
             else:
-                collectors = {FACT_COLLECTOR.get(name, "network")}
+                collectors = {collector_of(name)} - {None}
             subset = (self._play or {}).get("gather_subset")
             if subset is not None:  # the play's gather_subset: what its gathering may run
                 collectors &= subset_collectors(subset)

@@ -668,6 +668,7 @@ def _addresses():
         sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     except (ImportError, OSError):
         return found
+    v4 = []
     try:
         for _, name in socket.if_nameindex():
             packed = struct.pack("256s", name.encode()[:15])
@@ -676,15 +677,17 @@ def _addresses():
                 mask = socket.inet_ntoa(fcntl.ioctl(sock.fileno(), 0x891B, packed)[20:24])  # SIOCGIFNETMASK
             except OSError:
                 continue
-            info = {"family": "inet", "local": addr, "prefixlen": bin(struct.unpack("!L", socket.inet_aton(mask))[0]).count("1")}
-            try:
-                info["broadcast"] = socket.inet_ntoa(fcntl.ioctl(sock.fileno(), 0x8919, packed)[20:24])
-            except OSError:
-                pass
-            found.insert(0, (name, info))
+            info = {"family": "inet", "local": addr,
+                    "prefixlen": bin(struct.unpack("!L", socket.inet_aton(mask))[0]).count("1")}
+            if int(_content(f"/sys/class/net/{name}/flags", "0"), 16) & 0x2:  # IFF_BROADCAST
+                try:
+                    info["broadcast"] = socket.inet_ntoa(fcntl.ioctl(sock.fileno(), 0x8919, packed)[20:24])
+                except OSError:
+                    pass
+            v4.append((name, info))
     finally:
         sock.close()
-    return found
+    return v4 + found
 
 
 def _route_to(family, target):
@@ -1271,6 +1274,19 @@ COLLECTORS = (
 COLLECTOR_NAMES = tuple(name for name, _, _ in COLLECTORS)
 # fact name (no prefix) -> the collector that gives it
 FACT_COLLECTOR = {fact: name for name, _, facts in COLLECTORS for fact in facts}
+
+
+def collector_of(name):
+    """The collector that gives fact ``name`` (no prefix): network for a network interface's
+    (``eth0``, ``eth0_1`` for the label ``eth0:1``), None for a name no collector gives (an
+    undefined variable must not cost a gathering)."""
+    if name in FACT_COLLECTOR:
+        return FACT_COLLECTOR[name]
+    try:
+        devices = os.listdir("/sys/class/net")
+    except OSError:
+        return None
+    return "network" if any(name == d or name.startswith(d + "_") for d in devices) else None
 
 
 def gather(names=None, timeout=10, facts=None):
