@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import sys
 
@@ -23,7 +24,7 @@ def facts_module():
 
 
 @pytest.mark.skipif(shutil.which("ip") is None and not any(
-    shutil.os.path.exists(d + "/ip") for d in ("/sbin", "/usr/sbin")), reason="needs ip to compare with")
+    os.path.exists(d + "/ip") for d in ("/sbin", "/usr/sbin")), reason="needs ip to compare with")
 def test_without_ip_the_addresses_come_from_proc_and_ioctls(facts_module, monkeypatch) -> None:
     """/proc/net/if_inet6 and the SIOCGIF* ioctls give what ``ip -j addr`` gives (but
     locally_reachable_ips, which needs ``ip``'s local route table, as in ansible-core)."""
