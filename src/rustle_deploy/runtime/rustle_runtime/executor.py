@@ -802,14 +802,21 @@ class Runner:
                 if play.get("force_handlers"):  # what was notified before the failure still runs
                     self._flush_handlers()
                 raise
+            # a play with a run_once handler runs its handlers in phases of their own (each
+            # handler's "phase"): this phase's, once after its tasks and again in the last phase
+            staged = self.phase is not None and play.get("phases") and any(
+                "phase" in h for h in play.get("handlers") or [])
+            if staged:
+                self._flush_handlers(self.phase)
             if not last:  # the play goes on in a later phase: its notifications wait for it
                 if self._notified:
                     self._carried_notified[key] = sorted(self._notified)
                 return
             # as Ansible: a flush after the tasks and one after the (empty) post_tasks; what is
             # notified after that is forgotten
-            self._flush_handlers()
-            self._flush_handlers()
+            if not staged:
+                self._flush_handlers()
+            self._flush_handlers(self.phase if staged else None)
         except _EndPlay:
             self._ended.add(key)
 
@@ -822,11 +829,13 @@ class Runner:
             if id(handler) in chosen:
                 self._notified.add(index)
 
-    def _flush_handlers(self):
+    def _flush_handlers(self, phase=None):
         """One walk over the handlers in order, as Ansible's: each notified handler runs once;
         one notified during the walk runs now if it comes later, else at the next flush (so
-        handlers that notify each other never loop)."""
+        handlers that notify each other never loop). ``phase``: only the handlers of that phase."""
         for index, handler in enumerate(self._play.get("handlers") or []):
+            if phase is not None and handler.get("phase") != phase:
+                continue
             if index in self._notified:
                 self._notified.discard(index)
                 self._run_task(handler, is_handler=True)
