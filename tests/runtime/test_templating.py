@@ -104,14 +104,17 @@ def test_plain_strings_are_untouched():
 def test_facts_are_gathered_only_when_referenced():
     calls = []
 
-    def facts():
-        calls.append(1)
+    def facts(key):  # the scope says which name it needs: the executor gathers only its collector
+        calls.append(key)
         return {"ansible_system": "Linux", "ansible_os_family": "Debian"}
 
     s = VarScope([{"x": 1}], T, facts=facts)
     assert T.condition("x == 1", s) and not calls
-    assert T.condition("ansible_os_family == 'Debian'", s) and calls
-    assert T.template("{{ ansible_facts.system }}", s) == "Linux"
+    assert T.condition("ansible_os_family == 'Debian'", s) and calls == ["ansible_os_family"]
+    assert T.template("{{ ansible_facts.system }}", s) == "Linux"  # one fact of ansible_facts: its own
+    assert "ansible_facts" not in calls
+    assert T.template("{{ ansible_facts | to_json }}", s) == '{"system": "Linux", "os_family": "Debian"}'
+    assert calls[-1] == "ansible_facts"
 
 
 # ---------------------------------------------------------------- host data is data (issue 11)

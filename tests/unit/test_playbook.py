@@ -343,6 +343,28 @@ def test_templated_strategy_handler_names_and_notify_render_as_ansible_renders_t
         _compile(tmp_path, {}, extra_vars={"test_strategy": "bogus"})
 
 
+def test_a_plays_gather_subset_and_timeout_reach_the_plan_and_a_bad_one_is_refused(tmp_path: Path) -> None:
+    compiled = _compile(tmp_path, {"site.yml": """
+- hosts: localhost
+  gather_subset: ["!all", "!min", network]
+  gather_timeout: 5
+  tasks: [{debug: {}}]
+- hosts: localhost
+  gather_subset: "!all,!min,hardware"
+  tasks: [{debug: {}}]
+"""})
+    first, second = compiled.plan.plays
+    assert (first.gather_subset, first.gather_timeout) == (("!all", "!min", "network"), 5)
+    # a string is one name, as ansible-core reads the keyword (an exclusion of a name it does not know)
+    assert (second.gather_subset, second.gather_timeout) == (("!all,!min,hardware",), None)
+    with pytest.raises(PlaybookError, match="bad subset 'bogus' in gather_subset"):
+        _compile(tmp_path, {"site.yml": "- {hosts: localhost, gather_subset: [network, bogus], tasks: []}\n"})
+    with pytest.raises(PlaybookError, match="bad subset 'network,hardware'"):
+        _compile(tmp_path, {"site.yml": "- {hosts: localhost, gather_subset: 'network,hardware', tasks: []}\n"})
+    with pytest.raises(PlaybookError, match="gather_timeout"):
+        _compile(tmp_path, {"site.yml": "- {hosts: localhost, gather_timeout: soon, tasks: []}\n"})
+
+
 @pytest.mark.parametrize(("handler", "message"), [
     ("{name: h, block: [{debug: {}}, {block: [{debug: {}}]}]}", "Using a block as a handler is not supported."),
     ("{name: h, import_tasks: inner.yml}", "Using a block as a handler is not supported."),

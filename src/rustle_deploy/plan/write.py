@@ -84,6 +84,10 @@ def _play(play: Play) -> dict[str, Any]:
         out["force_handlers"] = True
     if play.fact_path:
         out["fact_path"] = play.fact_path
+    if play.gather_subset is not None:
+        out["gather_subset"] = list(play.gather_subset)
+    if play.gather_timeout is not None:
+        out["gather_timeout"] = play.gather_timeout
     if play.vars:
         out["vars"] = play.vars
     if play.defaults:

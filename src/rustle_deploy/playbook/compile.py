@@ -48,7 +48,7 @@ from rustle_deploy.model import (
 )
 from rustle_deploy.phases import CONTROLLER, DELEGATE_SELF, named_per_call
 from rustle_deploy.plan.files import remember_files_dirs, script_source
-from rustle_deploy.plan.schema import Reader
+from rustle_deploy.plan.schema import Reader, gather_subset_names
 from rustle_deploy.plan.validate import INVENTORY_MODULES
 from rustle_deploy.playbook import keywords as kw
 from rustle_deploy.playbook.args import (
@@ -266,6 +266,8 @@ class _PlayState:
         self.order = "inventory"
         self.force_handlers = False
         self.fact_path: str | None = None  # the play's fact_path (its gathered ansible_local)
+        self.gather_subset: tuple[str, ...] | None = None  # what the play's gathering may run
+        self.gather_timeout: int | None = None
         self.connection_origins: list[Origin] = []  # where the play's remote_user/port are
         self.fatal_override = False  # a task says any_errors_fatal: false under the play's true
 
@@ -550,7 +552,8 @@ class _Compiler:
             # a task's own any_errors_fatal: false wins over the play's (Ansible reads the
             # task's inherited value): then the tasks that keep it carry it one by one
             any_errors_fatal=st.any_errors_fatal and not st.fatal_override, order=st.order,
-            force_handlers=st.force_handlers, fact_path=st.fact_path))
+            force_handlers=st.force_handlers, fact_path=st.fact_path, gather_subset=st.gather_subset,
+            gather_timeout=st.gather_timeout))
 
     def missing_notify(self, tasks: list[Task], st: _PlayState, play: str) -> list[Task]:
         """A notify that names no handler of the play is Ansible's error only when it fires (a
@@ -738,7 +741,8 @@ class _Compiler:
         ``force_handlers`` of the play (templated over play and extra vars, as Ansible does),
         checked with the plan's rules."""
         reader = Reader(self.shown)
-        for key in ("serial", "max_fail_percentage", "any_errors_fatal", "order", "force_handlers", "fact_path"):
+        for key in ("serial", "max_fail_percentage", "any_errors_fatal", "order", "force_handlers", "fact_path",
+                    "gather_subset", "gather_timeout"):
             if ds.get(key) is None:
                 continue
             value = self.controller_value(src, ds, key, ds[key], [play_vars], f"'{key}'")
@@ -753,6 +757,10 @@ class _Compiler:
                     st.force_handlers = _boolean(value, key)
                 elif key == "fact_path":
                     st.fact_path = reader.string(value, f"/{key}")
+                elif key == "gather_subset":
+                    st.gather_subset = gather_subset_names(reader, value, f"/{key}")
+                elif key == "gather_timeout":
+                    st.gather_timeout = reader.integer(value, f"/{key}", minimum=1)
                 elif value not in HOST_ORDERS:
                     raise PlanError(f"unknown host order {value!r}",
                                     f"order is one of {', '.join(HOST_ORDERS)}")

@@ -442,6 +442,7 @@ class Runner:
         self._own = set()  # registered names a run_once phase does not share (add_host's)
         self.templar = Templar(read_file=self._read_embedded)
         self._facts = None
+        self._collected = set()  # the fact collectors that have run (facts.COLLECTORS)
         self._fact_path = None  # the fact_path ansible_local of the facts was read from
         self._tmpdir = None
         self.runtime_vars = {}  # registered results and set_fact, across plays
@@ -490,16 +491,35 @@ class Runner:
 
     # ---------------------------------------------------------------- host state
 
-    def facts(self, refresh=False):
-        if self._facts is None or refresh:
-            from .facts import gather
+    def facts(self, key=None, refresh=False, collectors=None, timeout=None):
+        """The host's facts (``ansible_`` names), gathered per collector when first asked for:
+        ``key`` (a fact's name) runs the collector that gives it (network for a name no
+        collector lists: an interface's), ``collectors`` those named, neither of them every
+        collector the play's ``gather_subset`` selects; ``refresh`` runs them again.
+        ``timeout``: gather_timeout (the play's without it)."""
+        from .facts import COLLECTOR_NAMES, collector_of, gather
+        from .facts import collectors as subset_collectors
 
-            gathered = unsafe(gather())
-            gathered["ansible_local"] = self._local_facts()
-            if self._facts is None:
-                self._facts = gathered
+        if self._facts is None:
+            self._facts = {"ansible_local": self._local_facts()}
+            self._collected = set()
+        if collectors is None:
+            name = key[8:] if key and key.startswith("ansible_") and key != "ansible_facts" else None
+            if name is None:
+                collectors = set(COLLECTOR_NAMES)
+            elif key in self._facts or name in self._facts:  # ansible_local, a module's fact
+                collectors = set()
             else:
-                self._facts.update(gathered)
+                collectors = {collector_of(name)} - {None}
+            subset = (self._play or {}).get("gather_subset")
+            if subset is not None:  # the play's gather_subset: what its gathering may run
+                collectors &= subset_collectors(subset)
+        wanted = set(collectors) if refresh else set(collectors) - self._collected
+        if wanted:
+            if timeout is None:
+                timeout = (self._play or {}).get("gather_timeout", 10)
+            self._facts.update(unsafe(gather(wanted, timeout=timeout, facts=self._facts)))
+            self._collected |= wanted
         return self._facts
 
     def _local_facts(self):
@@ -679,7 +699,10 @@ class Runner:
             self.runtime_vars.update(unsafe(state.get("vars") or {}))
             self.included_vars.update(state.get("included") or {})
             if isinstance(state.get("facts"), dict):
+                from .facts import COLLECTOR_NAMES
+
                 self._facts = unsafe(state["facts"])
+                self._collected = set(state.get("facts_collected", COLLECTOR_NAMES))
             self._carried_notified = dict(state.get("notified") or {})
             self._ended = set(state.get("ended") or ())
             self._apply_added(state.get("inventory"))
@@ -718,7 +741,8 @@ class Runner:
 
                 shutil.rmtree(self._tmpdir, ignore_errors=True)
         state = {"__rustle_carry__": 2, "vars": self.runtime_vars, "included": self.included_vars,
-                 "facts": self._facts, "notified": self._carried_notified, "ended": sorted(self._ended),
+                 "facts": self._facts, "facts_collected": sorted(self._collected),
+                 "notified": self._carried_notified, "ended": sorted(self._ended),
                  "inventory": self._added}
         if self.carry and not failed:
             _save_carry(self.carry, state)
@@ -734,7 +758,7 @@ class Runner:
             if self._delegated:
                 shared["delegated"] = self._delegated
             if self.share == "state":  # a run on the controller goes on from it, with these facts
-                shared["state"] = dict(state, facts=self.facts())
+                shared["state"] = dict(state, facts=self.facts(), facts_collected=sorted(self._collected))
             elif self.share == "known":  # the state as it is (facts only if gathered)
                 shared["state"] = state
             self.emitter.emit(shared, journal=False)
@@ -1042,6 +1066,7 @@ class Runner:
             raise _EndPlay()
         elif action == "clear_facts":
             self._facts = None
+            self._collected = set()
         elif action == "clear_host_errors":
             self._errors_cleared = True
         elif action == "end_role" and task.get("role"):
@@ -1511,7 +1536,12 @@ class Runner:
             elif result.get("_include_vars"):  # the controller's files: trusted, as in Ansible
                 self.included_vars.update(facts)
             else:
-                current = self.facts() if self._facts is None else self._facts
+                from .facts import FACT_COLLECTOR
+
+                # the collectors that give these names run first: gathered later, they would
+                # replace the module's values
+                names = {k[8:] if k.startswith("ansible_") else k for k in facts}
+                current = self.facts(collectors={FACT_COLLECTOR[n] for n in names if n in FACT_COLLECTOR})
                 current.update(unsafe(facts))
                 self.module_facts.update((k, v) for k, v in unsafe(facts).items() if not k.startswith("ansible_"))
         return result

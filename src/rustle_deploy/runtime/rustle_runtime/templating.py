@@ -70,6 +70,64 @@ class UnsafeDict(dict):
     _rustle_tagged = True
 
 
+class LazyFacts(UnsafeDict):
+    """``ansible_facts``: the facts without their prefix, each gathered when it is first read
+    (``facts(NAME)``: ``ansible_NAME``'s collector only), all of them once it is iterated,
+    printed, compared or copied (``facts("ansible_facts")``). A read of
+    ``ansible_facts.os_family`` so costs what ``ansible_os_family`` costs."""
+
+    __slots__ = ("_source", "_all")
+
+    def __init__(self, source):
+        super().__init__()
+        self._source = source
+        self._all = False
+        # what is gathered already (ansible_local at least): json's encoder, seeing no items in
+        # the dict itself, would print {} without asking
+        self._load("ansible_local")
+        if not dict.__len__(self):
+            self._load()
+
+    def _load(self, key=None):
+        if self._all or (key is not None and dict.__contains__(self, key)):
+            return
+        from .facts import unprefixed
+
+        if key is None:
+            self._all = True
+            facts = self._source("ansible_facts")
+        else:
+            facts = self._source(key if key.startswith("ansible_") else "ansible_" + key)
+        dict.update(self, unprefixed(facts))
+
+    def __getitem__(self, key):
+        self._load(key)
+        return dict.__getitem__(self, key)
+
+    def __contains__(self, key):
+        self._load(key)
+        return dict.__contains__(self, key)
+
+    def get(self, key, default=None):
+        self._load(key)
+        return dict.get(self, key, default)
+
+    def _whole(name):  # noqa: N805 - a method maker, run in the class body
+        def method(self, *args):
+            self._load()
+            return getattr(dict, name)(self, *args)
+
+        method.__name__ = name
+        return method
+
+    for _name in ("__iter__", "__len__", "__eq__", "__ne__", "__repr__", "keys", "items", "values", "copy"):
+        locals()[_name] = _whole(_name)
+    del _name, _whole
+
+    def __reduce__(self):  # a copy (deepcopy, pickle) is a plain snapshot of every fact
+        return (UnsafeDict, (dict(self.items()),))
+
+
 class UnsafeList(list):
     """A list from the host; its items are marked too."""
 
@@ -244,11 +302,9 @@ class VarScope:
         if key in self._special:
             return self._special[key]()
         if self._facts is not None and key.startswith("ansible_"):
-            facts = self._facts()
             if key == "ansible_facts":
-                from .facts import unprefixed
-
-                return UnsafeDict(unprefixed(facts))  # its values are marked already
+                return LazyFacts(self._facts)  # its values are marked already
+            facts = self._facts(key)
             if key in facts:
                 return facts[key]
         raise KeyError(key)
