@@ -418,7 +418,8 @@ class Runner:
         # carry file): new hosts' variables, and group -> hosts added to it
         self._added = {"hosts": {}, "groups": {}}
         self._own = set()  # registered names a run_once phase does not share (add_host's)
-        self.templar = Templar(read_file=self._read_embedded)
+        self.templar = Templar(read_file=self._read_embedded,
+                               allow_broken_conditionals=bool(plan.get("allow_broken_conditionals")))
         self._facts = None
         self._fact_path = None  # the fact_path ansible_local of the facts was read from
         self._tmpdir = None
@@ -1032,7 +1033,7 @@ class Runner:
                 if key in _BOOL_KEYWORDS and raw.strip().lower() in _BOOL_WORDS:
                     task[key] = to_bool(raw.strip().lower())
                 elif key in _BOOL_KEYWORDS:
-                    task[key] = self.templar.condition(raw, scope)
+                    task[key] = self.templar.truth(raw, scope)
                 elif key in _NUMBER_KEYWORDS:
                     value = self.templar.template(raw, scope) if is_template(raw) else raw
                     task[key] = float(value) if key != "retries" else int(value)
