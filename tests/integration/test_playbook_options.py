@@ -505,3 +505,41 @@ def test_a_notify_of_no_handler_fails_only_when_it_fires_as_in_ansible(
             assert message in "".join(capsys.readouterr())
         made[tool] = sorted(p.name for p in out.iterdir())
     assert made["rustle"] == made["ansible"] == ["fired"]
+
+
+# -- ALLOW_BROKEN_CONDITIONALS -----------------------------------------------------------------
+
+BROKEN_CONDITIONALS = """\
+- hosts: all
+  gather_facts: false
+  vars: {{word: "false", nothing: null, empty: ""}}
+  tasks:
+    - {{name: a string, copy: {{dest: "{out}/word", content: "ran\\n"}}, when: word}}
+    - {{name: none, copy: {{dest: "{out}/none", content: "ran\\n"}}, when: nothing}}
+    - {{name: empty, copy: {{dest: "{out}/empty", content: "ran\\n"}}, when: "{{{{ empty }}}}"}}
+    - name: changed_when
+      command: echo hi
+      changed_when: word
+      register: r
+    - {{name: until, command: echo hi, register: u, until: u.stdout, retries: 2, delay: 0}}
+"""
+
+
+def test_allow_broken_conditionals_takes_the_truth_of_a_result_that_is_not_a_boolean(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    """ANSIBLE_ALLOW_BROKEN_CONDITIONALS=true: ansible-core 2.19.14 runs the string "false" (true
+    as Python reads it) and an empty conditional, skips None, and counts the changed_when as
+    changed (checked with ansible-playbook when this test was written); without it each fails
+    (the strict_conditionals playbook case). The native runner's side: tests/native/test_native_runs.py."""
+    monkeypatch.setenv("ANSIBLE_ALLOW_BROKEN_CONDITIONALS", "true")
+    monkeypatch.setenv("ANSIBLE_CONFIG", str(tmp_path / "none.cfg"))
+    out = tmp_path / "out"
+    out.mkdir()
+    book = tmp_path / "site.yml"
+    book.write_text(BROKEN_CONDITIONALS.format(out=out))
+    code = main([str(book), "-i", str(local_inventory(tmp_path)), "--run", "--output", "json", "--format", "pyz"])
+    stdout, stderr = capsys.readouterr()
+    assert code == 0, stdout + stderr
+    recap = json.loads(stdout)["hosts"][0]["recap"]
+    assert (recap["changed"], recap["failed"], recap["skipped"]) == (4, 0, 1), stdout
+    assert sorted(p.name for p in out.iterdir()) == ["empty", "word"]
