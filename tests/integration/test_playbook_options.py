@@ -12,9 +12,11 @@ import io
 import json
 import os
 import re
+import sqlite3
 import subprocess
 import sys
 import time
+from contextlib import closing
 from pathlib import Path
 from typing import Any
 
@@ -501,8 +503,18 @@ def test_a_notify_of_no_handler_fails_only_when_it_fires_as_in_ansible(
                                   text=True, timeout=300)
             assert proc.returncode == 1 and message in proc.stdout + proc.stderr, proc.stdout + proc.stderr
         else:
-            assert main([str(book), "-i", str(inv), "--run"]) == 1
-            assert message in "".join(capsys.readouterr())
+            assert main([str(book), "-i", str(inv), "--run", "--output", "json"]) == 1
+            doc = json.loads(capsys.readouterr().out)
+            # the run errored (ansible-core aborts it): in the JSON, the recap and state.db
+            assert doc["errored"] == [{"host": "localhost", "msg": message}]
+            assert doc["hosts"][0]["recap"]["errored"] == message
+            with closing(sqlite3.connect(Path.home() / ".rustle" / "state.db")) as db:
+                assert db.execute("SELECT status FROM deployments").fetchall() == [("errored",)]
+            again = tmp_path / "text.yml"  # fresh files, so that the notification fires again
+            (tmp_path / "text").mkdir()
+            again.write_text(MISSING_HANDLER.format(out=tmp_path / "text"))
+            assert main([str(again), "-i", str(inv), "--run", "--output", "text"]) == 1
+            assert f"ERROR: localhost: the run errored: {message}" in capsys.readouterr().out
         made[tool] = sorted(p.name for p in out.iterdir())
     assert made["rustle"] == made["ansible"] == ["fired"]
 

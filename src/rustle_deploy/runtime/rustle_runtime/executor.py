@@ -434,6 +434,9 @@ class Runner:
         self._errors_cleared = False  # a meta: clear_host_errors ran (in an always section)
         self._roles_ended = set()  # role calls (keys) a meta: end_role ended on this host
         self._unreachable_hit = False  # a task was unreachable (or notified no handler): no rescue, no always
+        # why the run errored (ansible-core aborts the whole run, "ERROR! ..."): a notify of no
+        # handler fired; the recap carries it, and the controller records an errored run
+        self.errored = None
         self.extra_vars = dict(plan.get("extra_vars") or {})
         self.stats = {"ok": 0, "changed": 0, "failed": 0, "skipped": 0, "rescued": 0, "ignored": 0}
         self._params = []  # params layers of the containers being run (include vars)
@@ -719,6 +722,8 @@ class Runner:
             self.emitter.emit(shared, journal=False)
         recap = {"event": "recap", "host": self.host}
         recap.update(self.stats)
+        if self.errored:
+            recap["errored"] = self.errored
         recap["duration"] = round(time.monotonic() - start, 6)
         self.emitter.emit(recap)
         if self._children is not None:
@@ -947,8 +952,9 @@ class Runner:
         missing = _as_list(task.get("notify_missing"))
         aborted = bool(missing) and bool(result.get("changed")) and not result.get("failed")
         if aborted:  # ansible-core stops the run when this notification fires, whatever rescues it
-            result = dict(result, failed=True, msg=f"The requested handler '{missing[0]}' was not found in either "
-                          "the main handlers list nor in the listening handlers list")
+            self.errored = (f"The requested handler '{missing[0]}' was not found in either "
+                            "the main handlers list nor in the listening handlers list")
+            result = dict(result, failed=True, msg=self.errored)
         for one in [result] + [r for r in result.get("results") or () if isinstance(r, dict)]:
             fetched = one.pop("_rustle_fetch", None)
             if fetched:  # a fetch's bytes go to the controller only: not registered, not journaled
@@ -968,6 +974,8 @@ class Runner:
         status = _status(result)
         event = dict(head, event="handler_result" if is_handler else "task_result")
         event.update({"status": status, "ignored": ignored})
+        if aborted:
+            event["errored"] = True
         event.update(self._event_fields(result, task))
         event["duration"] = round(time.monotonic() - started, 6)
         rescued = status == "failed" and not ignored and self._rescuing > 0 and not aborted
