@@ -235,7 +235,7 @@ def _repaired(o: HostOutcome) -> str | None:
 def _errored(outcomes: Iterable[HostOutcome]) -> list[dict[str, str]]:
     """The hosts whose run errored (a notify of no handler fired, where ansible-core aborts the
     whole run), with why: ``[{"host", "msg"}]``, empty when none did."""
-    return [{"host": o.host, "msg": str(o.recap["errored"])} for o in outcomes if (o.recap or {}).get("errored")]
+    return [{"host": o.host, "msg": str(o.recap["errored"])} for o in outcomes if o.recap and o.recap.get("errored")]
 
 
 def _summary(outcome: HostOutcome) -> HostSummary:
