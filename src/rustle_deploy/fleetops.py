@@ -414,6 +414,9 @@ class _Rollout:
                 reason = stop_reason(stage, names, failed + unhealthy, fatal) if number < self.total else None
                 if unhealthy:
                     reason = f"health check failed on {len(unhealthy)} of {len(names)} host(s): {', '.join(unhealthy)}"
+                errored = _errored(outcomes)
+                if errored and number < self.total:  # ansible-core aborts the whole run there
+                    reason = f"the run errored on {errored[0]['host']}: {errored[0]['msg']}"
                 if reason is not None:
                     self.stopped_after, self.reason = number, reason
                     if self.revert is not None and (stage.canary or unhealthy):
@@ -1216,7 +1219,7 @@ def _deploy_jobs(
                         history.record_rollout_host(did, name, None if staging else roll.batch_of.get(name), state,
                                                     0 if staging else roll.stages_done.get(name, 0))
                     history.finish_rollout(did, {"done": "completed"}.get(status, status), roll.stopped_after, roll.reason)
-            if status == "done" and _errored(roll.outcomes.values()):
+            if status in ("done", "stopped") and _errored(roll.outcomes.values()):
                 status = "errored"  # ansible-core would have aborted the run (docs/playbooks.md)
             history.finish(did, status)
             _notify_end(session, notifier, end_doc(

@@ -555,3 +555,50 @@ def test_allow_broken_conditionals_takes_the_truth_of_a_result_that_is_not_a_boo
     recap = json.loads(stdout)["hosts"][0]["recap"]
     assert (recap["changed"], recap["failed"], recap["skipped"]) == (4, 0, 1), stdout
     assert sorted(p.name for p in out.iterdir()) == ["empty", "word"]
+
+
+ERRORED_SERIAL = """\
+- hosts: all
+  gather_facts: false
+  serial: 1
+  tasks:
+    - copy: {{content: x, dest: "{out}/{{{{ inventory_hostname }}}}"}}
+      notify: nobody
+- hosts: all
+  gather_facts: false
+  tasks:
+    - copy: {{content: x, dest: "{out}/second-{{{{ inventory_hostname }}}}"}}
+"""
+
+
+@pytest.mark.ansible
+@pytest.mark.skipif(not ANSIBLE.exists(), reason="ansible-core is not installed in .venv")
+def test_a_run_that_errored_starts_no_later_batch_as_ansible_aborts(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """serial: 1 over two hosts: the first host's notify of no handler fires, and
+    ansible-playbook aborts the run (exit 1, no recap): the second batch and the second play
+    never start. rustle-deploy stops the rollout there too, and says why."""
+    inv = tmp_path / "inventory.ini"
+    inv.write_text("".join(f"{h} ansible_connection=local ansible_python_interpreter={sys.executable} "
+                           f"rustle_remote_dir={tmp_path / ('remote-' + h)}\n" for h in ("h1", "h2")))
+    env = dict(os.environ, ANSIBLE_NOCOLOR="1", ANSIBLE_HOME=str(tmp_path / "ansible-home"),
+               ANSIBLE_CONFIG=str(tmp_path / "none.cfg"), PYTHONWARNINGS="ignore")
+    made = {}
+    for tool in ("ansible", "rustle"):
+        out = tmp_path / tool
+        out.mkdir()
+        book = tmp_path / f"{tool}.yml"
+        book.write_text(ERRORED_SERIAL.format(out=out))
+        if tool == "ansible":
+            proc = subprocess.run([str(ANSIBLE), "-i", str(inv), "-f", "1", str(book)], env=env,
+                                  capture_output=True, text=True, timeout=300)
+            assert proc.returncode == 1 and "PLAY RECAP" not in proc.stdout, proc.stdout + proc.stderr
+        else:
+            assert main([str(book), "-i", str(inv), "--run", "--output", "json"]) == 1
+            doc = json.loads(capsys.readouterr().out)
+            assert [e["host"] for e in doc["errored"]] == ["h1"]
+            assert doc["rollout"]["reason"].startswith("the run errored on h1: The requested handler 'nobody'")
+            with closing(sqlite3.connect(Path.home() / ".rustle" / "state.db")) as db:
+                assert db.execute("SELECT status FROM deployments").fetchall() == [("errored",)]
+        made[tool] = sorted(p.name for p in out.iterdir())
+    assert made["rustle"] == made["ansible"] == ["h1"]
