@@ -59,6 +59,9 @@ def test_conditions(expression, expected):
     ("r.results", "Conditional result (False) was derived from value of type 'list'"),
     ("n == 3 and s", "Conditional result (True) was derived from value of type 'str'"),
     ("{{ yes_str }}", "'yes' is undefined"),  # a wholly templated conditional is an expression
+    # ... when the string came from the playbook as it is; not one Jinja2 made (conditionals:5)
+    ("{{ 'n == 3' }}", "Encountered untrusted template or expression."),
+    ("{{ s | lower }}", "Encountered untrusted template or expression."),
     ("", "Empty conditional expressions are not allowed."),
     ("  ", "Empty conditional expressions are not allowed."), (None, "Empty conditional"),
     (1, "Conditional expressions must be strings."), ([], "Conditional expressions must be strings."),
@@ -78,7 +81,7 @@ def test_allow_broken_conditionals_takes_the_truth_of_the_result(expression, exp
 
 
 @pytest.mark.parametrize("expression, expected", [
-    ("{{ false_str }}", False), ("{{ 'n == 3' }}", True), ("{{ n == 3 }}", True), (True, True), (" x ", False),
+    ("{{ false_str }}", False), ("{{ d['k'] == 'v' }}", True), ("{{ n == 3 }}", True), (True, True), (" x ", False),
 ])
 def test_a_conditional_wholly_in_braces_is_the_expression_it_renders_to(expression, expected):
     assert T.condition(expression, scope(x=False)) is expected

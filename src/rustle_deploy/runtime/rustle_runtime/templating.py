@@ -32,6 +32,8 @@ from .filters import FILTERS, TESTS, FilterError, to_bool, unique
 
 _SINGLE = re.compile(r"^\{\{\s*((?:(?!\{\{|\}\}|\{%|%\}).)+?)\s*\}\}\Z", re.S)
 _IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+# a template that is one variable, or an attribute or key of one: `{{ x }}`, `{{ a.b['c'] }}`
+_VARIABLE_ONLY = re.compile(r"""^\{\{\s*[A-Za-z_]\w*(?:\.[A-Za-z_]\w*|\[(?:'[^']*'|"[^"]*"|\d+)\])*\s*\}\}$""")
 _SEGMENT = re.compile(r"\{\{\s*((?:(?!\{\{|\}\}).)+?)\s*\}\}", re.S)
 
 
@@ -87,7 +89,8 @@ class UnsafeList(list):
 
 _UNSAFE = (UnsafeText, UnsafeDict, UnsafeList)
 UNTRUSTED_CONDITION = (
-    "Conditional is marked as unsafe, and cannot be evaluated: its value came from the host (a "
+    "Encountered untrusted template or expression. Conditional is marked as unsafe, and cannot be "
+    "evaluated: its value came from the host (a "
     "registered result, a fact, set_fact or a lookup), and host data is never run as an expression; "
     "hint: compare or convert it instead (x == 'yes', x | bool, x | length > 0)")
 
@@ -908,7 +911,11 @@ class Templar:
             value = self.template(text, scope)
             if not isinstance(value, str):
                 return value
-            if isinstance(value, UnsafeText):
+            whole = text.startswith(("{{", "{%")) and text.endswith(("}}", "%}"))
+            if isinstance(value, UnsafeText) or (whole and not _VARIABLE_ONLY.match(text)):
+                # ansible-core trusts a string as an expression only when it came from the
+                # playbook or inventory as it is: `"{{ some_var }}"`, not one Jinja2 made
+                # (`"{{ '1 == 1' }}"`, a filter's result)
                 raise TemplateError(UNTRUSTED_CONDITION)
             if not value.strip():
                 return self._empty_conditional()
