@@ -1420,7 +1420,11 @@ class Runner:
                                    f"{type(given).__name__}: {task['args_template']}"}
                 args = dict(given, **args)
             if task.get("action_ds") is None:
+                raw_that = module.rsplit(".", 1)[-1] == "assert" and isinstance(args, dict) and "that" in args
+                that = args.get("that") if raw_that else None
                 args = _strip_omit(self.templar.template(args, scope))
+                if raw_that:  # conditionals, as the assert action reads them: not templated first
+                    args["that"] = that
             env = task.get("environment") or {}
             if has_template(env):
                 env = self.templar.template(env, scope)
