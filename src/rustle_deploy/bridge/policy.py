@@ -8,7 +8,7 @@ ansible-core's are built into the runtime (copy, template, command, ...). For th
   module the same way, with the action plugin's check-mode rule; ``uri`` with a controller file
   is refused, ``assemble`` with ``remote_src: false`` is assembled by the compiler and copied
   (compiler/assemble.py);
-- ansible-core's that act on the controller in ways a phase cannot carry (async...) are refused
+- ansible-core's that act on the controller in ways a phase cannot carry are refused
   at compile time, each with its reason;
 - any other action plugin (one of a collection, such as ``ansible.posix.synchronize``, or of
   ``action_plugins/`` beside the playbook or in a role), and ansible-core's ``reboot``, runs on
@@ -32,7 +32,6 @@ _TRUE = ("1", "true", "yes", "on", "y", "t")
 CONTROLLER_ACTIONS: dict[str, str] = {
     "ansible.builtin.assemble": "assemble with remote_src: false reads its fragments on the controller",
     "ansible.builtin.include_vars": "include_vars reads variable files on the controller while the play runs",
-    "ansible.builtin.async_status": "async_status reads the status of async jobs, which are not supported",
     "ansible.builtin.gather_facts": "gather_facts runs fact modules from the controller; use setup (built in)",
     "ansible.builtin.validate_argument_spec": "validate_argument_spec checks role arguments on the controller",
 }
