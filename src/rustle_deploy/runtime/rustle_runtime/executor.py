@@ -201,6 +201,20 @@ def _status(result):
     return "ok"
 
 
+def _assert_that(templar, that, scope):
+    """assert's ``that`` as ansible-core's assert action finalizes it: a string wholly in
+    ``{{ }}`` that renders to a list is that list of conditionals; anything else stays as
+    written, for the conditional evaluation to read."""
+    if isinstance(that, str) and that.strip().startswith(("{{", "{%")) and that.strip().endswith(("}}", "%}")):
+        try:
+            value = templar.template(that, scope)
+        except TemplateError:
+            return that
+        if isinstance(value, list):
+            return value
+    return that
+
+
 def _strip_omit(value):
     if isinstance(value, dict):
         # isinstance first: an Undefined in a value raises on any comparison
@@ -1423,8 +1437,8 @@ class Runner:
                 raw_that = module.rsplit(".", 1)[-1] == "assert" and isinstance(args, dict) and "that" in args
                 that = args.get("that") if raw_that else None
                 args = _strip_omit(self.templar.template(args, scope))
-                if raw_that:  # conditionals, as the assert action reads them: not templated first
-                    args["that"] = that
+                if raw_that:  # conditionals, as the assert action reads them (finalize_task_arg):
+                    args["that"] = _assert_that(self.templar, that, scope)  # not templated first
             env = task.get("environment") or {}
             if has_template(env):
                 env = self.templar.template(env, scope)
