@@ -1509,6 +1509,9 @@ class _Compiler:
                 module, rest = split_module_string(str(thing["module"]))
                 args = {k: v for k, v in thing.items() if k != "module"}
                 args.update(parse_kv(rest, check_raw=_short(module) in FREEFORM_MODULES))
+                if "args" in args:  # `action: {module: m, args: {...}}`, as ModuleArgsParser merges it
+                    nested = args.pop("args")
+                    args.update(parse_kv(nested) if isinstance(nested, str) else dict(nested or {}))
                 return module, args
         except ArgsError as exc:
             raise src.error(str(exc), "check the quotes and the {{ }} pairs", ds, key,
