@@ -1111,7 +1111,8 @@ def _deploy_jobs(
                     said = outcome.agent or {}
                     if said.get("machine") and job_of[outcome.host].host.remote_dir:  # --format auto's next target
                         history.record_platform(outcome.host, job_of[outcome.host].host.remote_dir or "",
-                                                str(said.get("system") or ""), str(said["machine"]), did)
+                                                str(said.get("system") or ""), str(said["machine"]), did,
+                                                str(said.get("libc") or ""))
                     if run and merged.run_exit is not None:
                         history.record_run(did, outcome.host, run_id, merged.run_exit, merged.recap)
                         history.record_tasks(did, outcome.host, run_id, merged.events)

@@ -182,8 +182,11 @@ class Session:
                 raise UsageError("-b/--become, --become-user, --become-method and --force-handlers "
                                  "apply to playbooks", "a plan carries become and force_handlers itself")
             base_dir = os.getcwd() if path == "-" else os.path.dirname(os.path.abspath(path))
+            warned: list[PlanError] = []
             plan = parse_plan(data, source=STDIN if path == "-" else path, base_dir=base_dir,
-                              files_dirs=files_dirs)
+                              files_dirs=files_dirs, warnings=warned)
+            for problem in warned:
+                print(f"warning: {visible(problem.message)}", file=sys.stderr)
             if extra:
                 plan = replace(plan, extra_vars={**plan.extra_vars, **extra})
             if (self.ansible_cfg or AnsibleConfig()).get("allow_broken_conditionals"):
@@ -219,6 +222,8 @@ class Session:
         self.compiled = compiled
         if compiled.rest is not None:
             self.later = (path, inv, options, text)
+        for warning in compiled.warnings:
+            print(f"warning: {visible(warning)}", file=sys.stderr)
         if self.opts.get("verbose"):
             for note in compiled.notes:
                 print(f"note: {note}", file=sys.stderr)
@@ -320,6 +325,21 @@ class Session:
                 print(f"native: rustle-runner for {target}: {r.path} ({r.size / 1024:.0f} KiB)", file=sys.stderr)
         return self._runners[target]
 
+    def libc_refusal(self, host: Host, runner: RunnerBinary) -> str | None:
+        """Why ``runner`` cannot run on ``host``: the glibc the host last reported
+        (``host_platforms``) is older than the one the runner was linked against; else None."""
+        from .compiler.runner import glibc_needed, glibc_version
+
+        reported = self._platforms.get(host.name)
+        have = glibc_version(reported.libc) if reported is not None else None
+        need = glibc_needed(runner.path, runner.sha256) if have is not None else None
+        if reported is None or have is None or need is None or have >= need:
+            return None
+        where = f"deployment {reported.deployment_id}" if reported.deployment_id else "an earlier deployment"
+        return (f"its C library is {reported.libc} (it said so in {where}), older than the glibc "
+                f"{'.'.join(map(str, need))} that rustle-runner {runner.sha256[:12]} for {runner.target or 'this target'} "
+                "needs")
+
     def host_runner(self, host: Host) -> tuple[str, int] | None:
         """(sha256, size) of the runner ``host`` gets; None for pyz (with ``--format auto``:
         for a host the history saw unable to execute it, too)."""
@@ -328,6 +348,11 @@ class Session:
             runner = self.auto_runner(host)[0]
         else:
             runner = self.runner(self.native_target(host)) if fmt == "native" else None
+            why = self.libc_refusal(host, runner) if runner is not None else None
+            if why and runner is not None:
+                raise UsageError(f"--format native cannot run on {host.name}: {why}",
+                                 "use --format auto (it deploys pyz to that host), or a static runner "
+                                 f"(-t {runner.target.removesuffix('+static')}+static, or [compilation] static_linking)")
         return (runner.sha256, runner.size) if runner else None
 
     def auto_runner(self, host: Host) -> tuple[RunnerBinary | None, str]:
@@ -378,6 +403,8 @@ class Session:
                     choice = (None, f"it could not execute rustle-runner"
                                     f"{' in deployment ' + failed.deployment_id if failed.deployment_id else ''} "
                                     f"({failed.reason}); --format native tries again")
+                elif self.libc_refusal(host, runner):
+                    choice = (None, str(self.libc_refusal(host, runner)))
                 else:
                     choice = (runner, "")
         self._auto_choice[host.name] = choice
@@ -616,6 +643,8 @@ class Session:
         schedule = self.schedule(plan, inv, hosts)
         if o.get("format_") == "auto" and self.runner():
             self._no_runner = self.no_runner_hosts(hosts)
+            self._platforms = self.reported_platforms(hosts)
+        elif o.get("format_") == "native":  # the C library each host reported (libc_refusal)
             self._platforms = self.reported_platforms(hosts)
         # The ssh handshakes (OpenSSH client) run while this process compiles; in a rollout,
         # only the first batch's: the others are not to be touched before their turn.

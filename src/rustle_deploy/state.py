@@ -153,6 +153,7 @@ _ADDED_COLUMNS = (
     ("deployments", "artifacts", "INTEGER"),  # distinct artifacts the deployment compiled or found
     ("deployments", "artifacts_cached", "INTEGER"),  # of which the compilation cache held
     ("runner_failures", "machine", "TEXT"),  # the host's uname -m, as its bootstrap reported it
+    ("host_platforms", "libc", "TEXT"),  # the host's C library ("glibc 2.36"), as its agent reported it
 )
 
 # Task results keep at most this many characters of each stdout, stderr, msg and diff.
@@ -301,6 +302,7 @@ class Platform(NamedTuple):
     system: str
     machine: str
     deployment_id: str | None
+    libc: str = ""  # "glibc 2.36"; "" when the agent did not say (another C library, an older agent)
 
 
 class RunnerFailure(NamedTuple):
@@ -584,13 +586,16 @@ class History:
                        (host, remote_dir, sha256, reason, deployment_id, time.time(), machine or None))
 
     def record_platform(self, host: str, remote_dir: str, system: str, machine: str,
-                        deployment_id: str | None) -> None:
+                        deployment_id: str | None, libc: str = "") -> None:
         """``host``'s agent (Python's or the runner's) said it runs on ``system``/``machine``
-        (``uname -s``/``-m``) in ``deployment_id``: ``--format auto`` builds its next runner for
-        that machine (``host_platforms``; the last report wins)."""
+        (``uname -s``/``-m``) with the C library ``libc`` in ``deployment_id``: ``--format auto``
+        builds its next runner for that machine, and ships none that needs a newer glibc
+        (``host_platforms``; the last report wins)."""
         with self._tx() as db:
-            db.execute("INSERT OR REPLACE INTO host_platforms VALUES (?, ?, ?, ?, ?, ?)",
-                       (host, remote_dir, system or None, machine, deployment_id, time.time()))
+            db.execute("INSERT OR REPLACE INTO host_platforms "
+                       "(host, remote_dir, system, machine, deployment_id, recorded_at, libc) "
+                       "VALUES (?, ?, ?, ?, ?, ?, ?)",
+                       (host, remote_dir, system or None, machine, deployment_id, time.time(), libc or None))
 
     def platforms(self, hosts: Iterable[tuple[str, str]]) -> dict[str, Platform]:
         """Of ``hosts`` (name, remote_dir): the machine each last reported, by name."""
@@ -598,8 +603,10 @@ class History:
         if not wanted:
             return {}
         with self._tx() as db:
-            rows = db.execute("SELECT host, remote_dir, system, machine, deployment_id FROM host_platforms").fetchall()
-        return {str(h): Platform(str(sy or ""), str(m), d) for h, rd, sy, m, d in rows if (h, rd) in wanted}
+            rows = db.execute("SELECT host, remote_dir, system, machine, deployment_id, libc "
+                              "FROM host_platforms").fetchall()
+        return {str(h): Platform(str(sy or ""), str(m), d, str(lc or "")) for h, rd, sy, m, d, lc in rows
+                if (h, rd) in wanted}
 
     def runner_failures(self, hosts: Iterable[tuple[str, str]]) -> dict[str, RunnerFailure]:
         """Of ``hosts`` (name, remote_dir): those that could not execute a runner, by name."""

@@ -327,3 +327,22 @@ def test_plays_after_group_by_on_the_command_line(tmp_path: Path, capsys: pytest
         last = conn.execute("SELECT status FROM deployments ORDER BY created_at DESC LIMIT 1").fetchone()
         ran = conn.execute("SELECT COUNT(*) FROM runs").fetchone()
     assert last == ("interrupted",) and ran == (2,)
+
+
+def test_an_unknown_filter_is_a_warning_for_playbooks_and_plans(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """The build goes on (the task fails only if it evaluates the filter, as in Ansible), and
+    says so on stderr whatever the verbosity, at the playbook's line or the plan's JSON path."""
+    site = tmp_path / "site.yml"
+    site.write_text("- hosts: localhost\n  gather_facts: false\n  tasks:\n"
+                    "    - debug:\n        msg: \"{{ 'x' | no_such_filter }}\"\n")
+    inv = tmp_path / "inv"
+    inv.write_text("localhost ansible_connection=local\n")
+    code, out, err = run_cli(capsys, str(site), "-i", str(inv), "--compile-only", "-o", str(tmp_path / "t"))
+    assert code == 0, err
+    assert f"warning: {site}:4:7: filter 'no_such_filter' is unknown: the task fails when the host evaluates it" in err
+    code, plan, err = run_cli(capsys, str(site), "-i", str(inv), "--emit-plan")
+    assert code == 0, err
+    (tmp_path / "plan.json").write_text(plan)
+    code, out, err = run_cli(capsys, str(tmp_path / "plan.json"), "-i", str(inv), "--compile-only", "-o", str(tmp_path / "t"))
+    assert code == 0, err
+    assert "/plays/0/batches/0/tasks/0/args/msg: filter 'no_such_filter' is unknown" in err

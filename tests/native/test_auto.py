@@ -487,3 +487,54 @@ def test_a_host_without_python_is_cleaned_up_through_the_runner(
                                "--output", "json")
     assert code == 1 and "no usable Python" in dry_again["hosts"][0]["error"], (dry_again, err)
     assert not (mixed / "runners").exists()
+
+
+def test_a_host_whose_glibc_is_older_than_the_runner_needs_gets_pyz_and_native_refuses_it(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], auto: Path, rustle_home: Path, runner: RunnerBinary
+) -> None:
+    """Each agent's done line says the host's C library (host_platforms.libc): the Python agent's
+    and the runner's alike. A host that reported a glibc older than the one the runner was
+    linked against gets pyz from --format auto (-v says why) and is refused by --format native
+    (exit 2, nothing run). The old version is a fake value written into the real history."""
+    from rustle_deploy.compiler.runner import glibc_needed
+
+    root = tmp_path / "root"
+    root.mkdir()
+    plan = make_plan(tmp_path, [{"module": "copy", "args": {"content": "x\n", "dest": f"{root}/{{{{ inventory_hostname }}}}"}}],
+                     hosts=("a",))
+    inv = tmp_path / "inv.yml"
+    remote = tmp_path / "ra"
+    inv.write_text(yaml.safe_dump({"all": {"hosts": {"a": {"ansible_connection": "local", "rustle_remote_dir": str(remote)}}}}))
+    db_path = rustle_home / ".rustle" / "state.db"
+    libc = os.confstr("CS_GNU_LIBC_VERSION")
+    code, first, err = cli(capsys, str(plan), "-i", str(inv), "--run", "--output", "json", "--format", "pyz")
+    assert code == 0, err
+    with closing(sqlite3.connect(db_path)) as db:
+        assert db.execute("SELECT libc FROM host_platforms").fetchall() == [(libc,)]  # Python's agent said it
+        db.execute("UPDATE host_platforms SET libc = 'glibc 2.2'")
+        db.commit()
+    need = glibc_needed(runner.path, runner.sha256)
+    assert need is not None and need > (2, 2)
+    shown = ".".join(map(str, need))
+    code, doc, err = cli(capsys, str(plan), "-i", str(inv), "--run", "--output", "json", "-v")
+    assert code == 0, err
+    assert (f"format: pyz for a: its C library is glibc 2.2 (it said so in deployment {first['deployment_id']}), "
+            f"older than the glibc {shown} that rustle-runner {runner.sha256[:12]}") in err, err
+    assert doc["hosts"][0]["platform"]["python"] is not None and doc["hosts"][0]["ok"]  # pyz ran
+    with closing(sqlite3.connect(db_path)) as db:
+        db.execute("UPDATE host_platforms SET libc = 'glibc 2.2'")
+        db.commit()
+    runs = sorted((remote / "runs").glob("*.jsonl"))
+    code, _, err = cli(capsys, str(plan), "-i", str(inv), "--run", "--output", "json", "--format", "native")
+    assert code == 2, err
+    assert "--format native cannot run on a: its C library is glibc 2.2" in err, err
+    assert "use --format auto (it deploys pyz to that host), or a static runner" in err, err
+    assert sorted((remote / "runs").glob("*.jsonl")) == runs  # nothing ran
+    with closing(sqlite3.connect(db_path)) as db:
+        db.execute("DELETE FROM host_platforms")
+        db.commit()
+    code, doc, err = cli(capsys, str(plan), "-i", str(inv), "--run", "--output", "json", "--format", "native")
+    assert code == 0, err
+    assert doc["hosts"][0]["platform"]["python"] is None  # the runner ran, and said its C library
+    with closing(sqlite3.connect(db_path)) as db:
+        assert db.execute("SELECT libc FROM host_platforms").fetchall() == [(libc,)]

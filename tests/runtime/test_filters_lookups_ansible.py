@@ -90,6 +90,13 @@ TASKS = [
                                                  "{{ 'Pz8-' | b64decode(urlsafe=True) }}"}},
     {"name": "controller python", "debug": {"msg": "{{ ansible_playbook_python is file }}"}},
     {"name": "with_list of a dict", "debug": {"msg": "{{ item }}"}, "loop": "{{ query('list', {'k': 1}) }}"},
+    # from_json's decoder profiles: ansible-inventory --export's __ansible_unsafe text (host data)
+    {"name": "exported inventory", "command": {"argv": ["echo", '{"_meta": {"x": {"__ansible_unsafe": "v"}}, "n": [1]}']},
+     "register": "exported"},
+    {"name": "from_json inventory_legacy", "debug": {"msg": "{{ exported.stdout | from_json(profile='inventory_legacy') }}"}},
+    {"name": "from_json legacy", "debug": {"msg": "{{ exported.stdout | from_json(profile='legacy') }}"}},
+    {"name": "from_json tagless tagged", "debug": {"msg": "{{ exported.stdout | from_json }}"}, "ignore_errors": True},
+    {"name": "from_json unknown profile", "debug": {"msg": "{{ '{}' | from_json(profile='nope') }}"}, "ignore_errors": True},
 ]
 
 

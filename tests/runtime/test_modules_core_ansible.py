@@ -179,6 +179,9 @@ CASES_MAIN = [
     T("assert quiet", "assert", {"that": "nums | length == 3", "quiet": True}, BASE + ("msg",)),
     T("assert undefined", "assert", {"that": "rustle_undefined == 1"},
       BASE + ("msg", "assertion", "exception"), **IGN),
+    T("assert without that", "assert", {"quiet": True}, BASE + ("msg",), **IGN),
+    T("assert that null", "assert", {"that": None}, BASE + ("msg",), **IGN),
+    T("assert that empty", "assert", {"that": ["1 == 1", " "]}, BASE + ("msg",), **IGN),
     # ------------------------------------------------------------------ fail
     T("fail default", "fail", {}, BASE + ("msg",), **IGN),
     T("fail templated msg", "fail", {"msg": "boom {{ who }}"}, BASE + ("msg",), register="r_fail",

@@ -445,25 +445,50 @@ def test_validation_reports_every_problem_in_one_run(tmp_path: Path) -> None:
     assert "no such file 'missing.txt'" in text and "no handler named 'nobody'" in text
 
 
-def test_unknown_and_refused_plugins_are_refused_with_their_pointers(tmp_path: Path) -> None:
+def test_refused_plugins_are_refused_and_unknown_ones_warned_with_their_pointers(tmp_path: Path) -> None:
+    """A plugin ansible-core has and the runtime does not is refused; one no plugin provides
+    fails only when evaluated, as in Ansible: a warning (tests/data/playbooks/late_plugin_errors)."""
     from rustle_deploy.errors import PlanErrors
 
     doc = json.loads((FIXTURES / "test_verbose.json").read_bytes())
     tasks = doc["plays"][0]["batches"][0]["tasks"]
     tasks[0]["args"] = {"msg": "{{ x | community.general.json_query('a') }} {{ lookup('url', 'https://x') }}"}
     tasks[1]["conditions"] = [{"When": {"expression": "x is vault_encrypted or x | no_such_filter"}}]
-    tasks[2]["args"] = {"msg": "{{ [1] | zip([2]) }} {{ query('sequence', '1-3') }} {{ 1 is ansible.builtin.truthy }}"}
+    tasks[2]["args"] = {"msg": "{{ [1] | zip([2]) }} {{ query('sequence', '1-3') }} {{ 1 is ansible.builtin.truthy }}"
+                               " {{ lookup('ansible.builtin.nope') }}"}
+    warnings: list[PlanError] = []
     with pytest.raises(PlanErrors) as err:
-        parse_plan(json.dumps(doc).encode(), source="p.json", base_dir=str(tmp_path))
+        parse_plan(json.dumps(doc).encode(), source="p.json", base_dir=str(tmp_path), warnings=warnings)
     found = [(p.pointer, p.detail) for p in err.value.problems]
     assert found == [
         ("/plays/0/batches/0/tasks/0/args/msg", "filter 'community.general.json_query' is not supported by "
                                                 "rustle-deploy: collections are not supported"),
         ("/plays/0/batches/0/tasks/0/args/msg", "lookup 'url' is not supported by rustle-deploy: it "
                                                 "fetches from the controller"),
-        ("/plays/0/batches/0/tasks/1/conditions/0", "filter 'no_such_filter' is not supported by rustle-deploy: "
-                                                    "it is not one of ansible.builtin's filters"),
         ("/plays/0/batches/0/tasks/1/conditions/0", "test 'vault_encrypted' is not supported by rustle-deploy: "
                                                     "the controller decrypts !vault values as it loads them: "
                                                     "they are no longer vaulted"),
     ]
+    assert [(p.pointer, p.detail) for p in warnings] == [
+        ("/plays/0/batches/0/tasks/1/conditions/0", "filter 'no_such_filter' is unknown: the task fails when "
+                                                    "the host evaluates it, as under ansible-playbook"),
+        ("/plays/0/batches/0/tasks/2/args/msg", "lookup 'ansible.builtin.nope' is unknown: the task fails when "
+                                                "the host evaluates it, as under ansible-playbook"),
+    ]
+
+
+@pytest.mark.ansible
+def test_every_ansible_builtin_plugin_is_offered_or_refused() -> None:
+    """Only a name ansible-core does not have is left to fail when evaluated: each of its
+    ansible.builtin filters, tests and lookups is one the runtime offers or one it refuses."""
+    loader = pytest.importorskip("ansible.plugins.loader")
+    from rustle_deploy.runtime_index import runtime_plugins
+
+    loader.init_plugin_loader()
+    known = runtime_plugins()
+    kinds = {"filter": loader.filter_loader, "test": loader.test_loader, "lookup": loader.lookup_loader}
+    for kind, plugins in kinds.items():
+        names = {p.ansible_name.rsplit(".", 1)[-1] for p in plugins.all(class_only=kind == "lookup")}
+        assert len(names) > 20, kind
+        missing = sorted(n for n in names if n not in known[kind] and n not in known["refused"][kind])
+        assert missing == [], f"ansible.builtin {kind}s neither offered nor refused: {missing}"

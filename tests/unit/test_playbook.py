@@ -270,8 +270,17 @@ def test_plays_without_hosts_are_left_out(tmp_path: Path) -> None:
 
 def test_positions_survive_in_errors_from_plan_validation(tmp_path: Path) -> None:
     with pytest.raises(PlaybookError) as err:
-        _compile(tmp_path, {"site.yml": "- hosts: localhost\n  tasks:\n    - debug:\n        msg: '{{ x | nosuchfilter }}'\n"})
+        _compile(tmp_path, {"site.yml": "- hosts: localhost\n  tasks:\n    - debug:\n"
+                                        "        msg: '{{ x | community.general.json_query(\"a\") }}'\n"})
     assert (err.value.line, err.value.column) == (3, 7)  # the task's module, whose argument it is
+
+
+def test_an_unknown_filter_is_a_warning_at_its_task(tmp_path: Path) -> None:
+    """It fails when the host evaluates it, as ansible-core fails it (late_plugin_errors)."""
+    compiled = _compile(tmp_path, {"site.yml": "- hosts: localhost\n  tasks:\n    - debug:\n"
+                                               "        msg: '{{ x | nosuchfilter }}'\n"})
+    assert compiled.warnings == [f"{tmp_path}/site.yml:3:7: filter 'nosuchfilter' is unknown: the task fails when the "
+                                 "host evaluates it, as under ansible-playbook"]
 
 
 

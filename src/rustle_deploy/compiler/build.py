@@ -179,7 +179,10 @@ def _payload(unit: BuildUnit, plan_bytes: bytes, compression: bool) -> bytes:
     entries: dict[str, bytes] = {"__main__.py": _MAIN.encode(), "plan.json": plan_bytes}
     for name, runtime_file in _runtime_entries(unit.families, unit.needs_jinja):
         entries[name] = runtime_file.read_bytes()
-        if name.startswith("rustle_runtime/"):  # the hot path; Jinja2 is rarely imported
+        if name.startswith("rustle_runtime/"):  # the hot path; Jinja2 is imported only when a task
+            # needs it on the host. Its bytecode here would save that run ~100 ms of the host's CPU
+            # but adds ~300 KB to every artifact that embeds it, most of which never import it
+            # (measured: docs/native.md, "Jinja2 on the host")
             # beside the source, where zipimport looks (it cannot use __pycache__)
             entries[name[:-3] + ".pyc"] = _bytecode(entries[name], name)
     for name, data in _bridge_entries(unit).items():

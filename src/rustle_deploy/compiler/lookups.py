@@ -528,14 +528,32 @@ def _render_conditions(templar: Any, templating: Any, conditions: list[str], sco
                     continue
 
 
-def _literal_calls(text: str) -> list[str]:
-    """Each ``lookup``/``query``/``q`` call in the expression ``text`` whose arguments are all
-    literals, as an expression of its own."""
+def record_template_file(runner: ControllerLookups, text: str, scopes: list[Any]) -> None:
+    """Run and record each controller lookup call with literal arguments in the template file
+    ``text`` (one the template module renders, or one it includes or imports): the host renders
+    the file, and finds the result of such a call among the recorded ones."""
+    if not (runner.every_template or uses_controller_lookups(text, runner.plugins)):
+        return
+    templating, _, _ = _runtime()
+    templar = templating.Templar()
+    calls = _literal_calls(text, template=True)
+    with running(runner):
+        for scope in (scopes or [templating.VarScope([{}], templar)])[:1]:  # literal: one scope does
+            for call in calls:
+                try:
+                    templar.evaluate(call, scope)
+                except Exception:  # noqa: BLE001, S112 - the host reports it when it renders the file
+                    continue
+
+
+def _literal_calls(text: str, template: bool = False) -> list[str]:
+    """Each ``lookup``/``query``/``q`` call in the expression ``text`` (a whole template with
+    ``template``) whose arguments are all literals, as an expression of its own."""
     import jinja2
     from jinja2 import nodes
 
     try:
-        tree = jinja2.Environment().parse("{{ " + text + " }}")
+        tree = jinja2.Environment().parse(text if template else "{{ " + text + " }}")
     except jinja2.TemplateSyntaxError:
         return []
     out = []

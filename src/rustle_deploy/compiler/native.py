@@ -41,8 +41,8 @@ RUNTIME_FACTS = NATIVE_FACTS | {"fqdn", "domain", "python_version", "python", "d
                                 "selinux", "selinux_python_present"}
 # as the host sees them, with the local facts its executor reads beside them (ansible_local)
 _FACT_NAMES = frozenset("ansible_" + name for name in RUNTIME_FACTS | {"local"})
-MODULES = frozenset({"file", "copy", "template", "lineinfile", "command", "shell", "stat",
-                     "assert", "debug", "ping", "set_fact", "tempfile"})
+MODULES = frozenset({"file", "copy", "template", "lineinfile", "blockinfile", "replace", "command", "shell",
+                     "stat", "assert", "debug", "ping", "set_fact", "tempfile"})
 # the options of modules whose argument spec the runner does not check itself (tempfile.rs)
 _SPEC = {"tempfile": frozenset({"state", "path", "prefix", "suffix"})}
 # ``lookup('first_found', NAME)`` as an include's whole file name: chosen on the host
@@ -675,7 +675,8 @@ class _Lowering:
         # a path decided on the host is rendered before the module runs, as any argument (file's
         # src, the link's target, too); an embedded src is not, nor a template's dest when the
         # template reads it (template_destpath) as it is rendered here
-        run_time = ("regexp", "regex", "insertafter", "insertbefore") + (("src",) if module != "file" else ())
+        run_time = ("regexp", "regex", "insertafter", "insertbefore") + (("src",) if module != "file" else ()) \
+            + (("after", "before", "encoding") if module == "replace" else ())
         if module == "template" and isinstance(raw.get("src"), str):
             digest = (task.get("files") or {}).get(raw["src"])
             if digest is None or b"template_destpath" in self.blobs.get(digest, b"template_destpath"):
@@ -691,12 +692,48 @@ class _Lowering:
                 digest = self.render_template(task, scope, args, digest)
             args["src"] = {"sha256": digest, "path": args["src"]}
             self.embedded.add(digest)
+        if module in ("lineinfile", "blockinfile", "replace") and args.get("validate"):
+            raise self.fail(task, f"argument 'validate' of {module} is not supported by the native runner")
         if module == "lineinfile":
             for key in ("regexp", "regex", "insertafter", "insertbefore"):
                 value = args.get(key)
                 if isinstance(value, str) and not (key.startswith("insert") and value in ("EOF", "BOF")):
                     args[f"_{key}_ir"] = self.regex(task, value)
+        if module == "blockinfile":  # lines.blockinfile: insertafter EOF and insertbefore BOF are no pattern
+            after, before = args.get("insertafter"), args.get("insertbefore")
+            if after is not None and after != "EOF":
+                args["_insertafter_ir"] = self.regex(task, str(after))
+            elif after is None and before is not None and before != "BOF":
+                args["_insertbefore_ir"] = self.regex(task, str(before))
+        if module == "replace":
+            self.replace_patterns(task, args)
         return args
+
+    def replace_patterns(self, task: dict[str, Any], args: dict[str, Any]) -> None:
+        """replace's patterns as lines.replace compiles them: ``regexp`` with re.MULTILINE, the
+        section that ``after``/``before`` choose with re.DOTALL and its named group's number."""
+        encoding = args.get("encoding")
+        if encoding and str(encoding).lower().replace("_", "-") not in ("utf-8", "utf8"):
+            raise self.fail(task, f"encoding {encoding!r} of replace is not supported by the native runner (only utf-8)")
+        replacement = args.get("replace")
+        if isinstance(replacement, str) and re.search(r"\\g<(?!\d+>)", replacement):
+            raise self.fail(task, "a named group in replace's template is not supported by the native runner")
+        if args.get("regexp") is not None:
+            args["_regexp_ir"] = _with_flags(self.regex(task, str(args["regexp"])), multiline=True)
+        after, before = args.get("after"), args.get("before")
+        if after or before:
+            if after and before:
+                pattern = f"{after}(?P<subsection>.*?){before}"
+            elif after:
+                pattern = f"{after}(?P<subsection>.*)"
+            else:
+                pattern = f"(?P<subsection>.*){before}"
+            try:
+                tree, group = regex_tree(pattern, named="subsection")
+            except ValueError as exc:
+                raise self.fail(task, f"regular expression {pattern!r}: {exc}") from None
+            args["_section_ir"] = _with_flags(tree, dotall=True)
+            args["_section_group"] = group
 
     def value(self, task: dict[str, Any], scope: Any, value: Any) -> Any:
         """``value`` templated now where it can be; a string that needs the run (a registered
@@ -881,12 +918,14 @@ class _Lowering:
                 return [op, ["name", "ansible_facts"], node[2] if op == "attr" else ["lit", key]]
         if op == "attr":
             return ["attr", self.tree(task, scope, node[1]), node[2]]
-        if op == "call":  # str.startswith/endswith with one argument (expr.rs call_method)
-            if len(node[3]) != 1:
+        if op == "call":  # str.startswith/endswith with one argument, split/strip (expr.rs call_method)
+            if len(node[3]) != 1 and node[2] in ("startswith", "endswith") or len(node[3]) > 2:
                 raise self.fail(task, f"{node[2]}() with {len(node[3])} arguments is not supported by the native runner")
             return ["call", self.tree(task, scope, node[1]), node[2], [self.tree(task, scope, n) for n in node[3]]]
         if op == "list":
             return ["list", [self.tree(task, scope, n) for n in node[1]]]
+        if op == "test" and node[1] in ("search", "match", "regex"):
+            return self.regex_test(task, scope, node)
         if op in ("filter", "test"):
             allowed = _FILTERS if op == "filter" else _TESTS
             if node[1] not in allowed:
@@ -896,6 +935,30 @@ class _Lowering:
         if op == "cmp":
             return ["cmp", node[1], self.tree(task, scope, node[2]), self.tree(task, scope, node[3])]
         return [op] + [self.tree(task, scope, n) for n in node[1:]]  # item, or, and, not, in
+
+    def regex_test(self, task: dict[str, Any], scope: Any, node: Any) -> Any:
+        """``value is search(pattern, ...)``, ``match`` or ``regex`` (filters._regex_test) as
+        ``["re", KIND, value, tree]``: the pattern and the flags must be known now; the runner
+        matches ``str(value)``."""
+        name, positional, named = node[1], node[3], node[4]
+        params = ["pattern", "ignorecase", "multiline"] + (["match_type"] if name == "regex" else [])
+        if len(positional) > len(params) or set(named) - set(params):
+            raise self.fail(task, f"test '{name}' with these arguments is not supported by the native runner")
+        given = {**dict(zip(params, positional, strict=False)), **named}
+        values = {}
+        for key, arg in given.items():
+            ir = self.tree(task, scope, arg)
+            if ir[0] != "lit":
+                raise self.fail(task, f"the {key} of test '{name}' must be known at compile time for the native runner")
+            values[key] = ir[1]
+        pattern = values.get("pattern")
+        kind = name if name != "regex" else values.get("match_type", "search")
+        if not isinstance(pattern, str) or kind not in ("search", "match", "fullmatch"):
+            raise self.fail(task, f"test '{name}' needs a text pattern (and a known match_type) for the native runner")
+        if values.get("ignorecase"):
+            raise self.fail(task, f"test '{name}' with ignorecase is not supported by the native runner")
+        tree = _with_flags(self.regex(task, pattern), multiline=bool(values.get("multiline")))
+        return ["re", kind, self.tree(task, scope, node[2]), tree]
 
     @staticmethod
     def scope_has(scope: Any, name: str) -> bool:
@@ -912,10 +975,11 @@ class _Lowering:
 
 
 @functools.lru_cache(maxsize=256)
-def regex_tree(pattern: str) -> list[Any]:
+def regex_tree(pattern: str, named: str | None = None) -> Any:
     """Python's own parse of ``pattern`` as the runner's matcher reads it (docs/native.md).
     Parsed once per pattern, as every host's program usually has the same ones; the tree is
-    shared between programs, so nothing may change it."""
+    shared between programs, so nothing may change it. With ``named``, the one named group
+    allowed, and the result is (tree, that group's number)."""
     import re
 
     try:
@@ -928,9 +992,23 @@ def regex_tree(pattern: str) -> list[Any]:
         raise ValueError(f"does not compile: {exc}") from None
     if parsed.state.flags & ~re.UNICODE:
         raise ValueError("inline flags ((?i), (?m), ...) are not supported by the native runner")
-    if parsed.state.groupdict:
+    if set(parsed.state.groupdict) - {named}:
         raise ValueError("named groups are not supported by the native runner")
+    if named is not None:
+        return _sre(parsed), parsed.state.groupdict[named]
     return _sre(parsed)
+
+
+def _with_flags(tree: Any, multiline: bool = False, dotall: bool = False) -> Any:
+    """A copy of ``tree`` as re compiles it with re.MULTILINE (``^``/``$`` at every line) or
+    re.DOTALL (``.`` takes a newline too, written as ``[\\d\\D]``)."""
+    if isinstance(tree, list):
+        if multiline and tree in (["AT", "AT_BEGINNING"], ["AT", "AT_END"]):
+            return ["AT", tree[1] + "_LINE"]
+        if dotall and tree == ["ANY", None]:
+            return ["IN", [["CATEGORY", "CATEGORY_DIGIT"], ["CATEGORY", "CATEGORY_NOT_DIGIT"]]]
+        return [_with_flags(item, multiline, dotall) for item in tree]
+    return tree
 
 
 def _sre(sub: Any) -> list[Any]:

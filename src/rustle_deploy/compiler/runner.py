@@ -10,8 +10,10 @@ runs offline: the crate has no dependencies.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
+import re
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -134,3 +136,18 @@ def _prebuilt_note(target: str) -> str:
         return (f" (the runner this package carries for {target} was built from other sources than "
                 "the installed rustle_deploy/native: they were changed, so it must be rebuilt)")
     return f" (this package carries prebuilt runners for {', '.join(sorted(manifest.get('runners') or {}))} only)"
+
+
+@functools.lru_cache(maxsize=16)
+def glibc_needed(path: Path, sha256: str) -> tuple[int, ...] | None:
+    """The newest glibc the runner at ``path`` (``sha256``) needs: the highest ``GLIBC_2.N``
+    symbol version it links against (its ELF version needs); None for a runner that needs none
+    (a static or musl build)."""
+    found = re.findall(rb"\0GLIBC_(\d+(?:\.\d+)+)\0", path.read_bytes())
+    return max((tuple(int(n) for n in v.split(b".")) for v in found), default=None)
+
+
+def glibc_version(libc: str) -> tuple[int, ...] | None:
+    """``(2, 36)`` of ``"glibc 2.36"`` (what an agent reports); None for anything else."""
+    m = re.fullmatch(r"glibc (\d+(?:\.\d+)+)", libc.strip())
+    return tuple(int(n) for n in m.group(1).split(".")) if m else None

@@ -35,7 +35,7 @@ from ..errors import CompileError
 from ..model import Plan, Play, Task
 from ..plan import files as plan_files
 from ..plan import resolve_source
-from .lookups import ControllerLookups, record_task
+from .lookups import ControllerLookups, record_task, record_template_file
 
 if TYPE_CHECKING:
     from .units import BuildUnit
@@ -99,6 +99,9 @@ class Embedder:
                 self._sources(task, module, src, out, search, scopes)
         self._lookups(task, search)
         if controller is not None:
+            if module == "template" and isinstance(src, str) and src and not _TEMPLATED.search(src) \
+                    and (out.get("files") or {}).get(src):
+                self._template_lookups(controller, self.unit.files[out["files"][src]], scopes)
             search["lookups"] = dict(controller.recorded)
         search = {k: v for k, v in search.items() if v}
         if search:
@@ -207,6 +210,29 @@ class Embedder:
                         search["templates"][ref_name] = self.digest(candidate, task)
                         self._template(task, ref_name, candidate, search, depth + 1)
                         break
+
+    def _template_lookups(self, controller: ControllerLookups, path: str, scopes: list[Any],
+                          seen: set[str] | None = None) -> None:
+        """The controller lookups with literal terms in the template file ``path`` and in the
+        templates it names literally (include, import, extends), run now: only files the task
+        renders for certain (a computed name or src may name any, and must not run them)."""
+        seen = set() if seen is None else seen
+        if path in seen or len(seen) > MAX_INCLUDE_DEPTH:
+            return
+        seen.add(path)
+        try:
+            with open(path, encoding="utf-8", errors="surrogateescape") as fh:
+                text = fh.read()
+        except OSError:
+            return  # digest() read it already; a file gone since fails on the host
+        record_template_file(controller, text, scopes)
+        roots = self._template_roots(path)
+        for ref in _references(path):
+            if ref is None:
+                continue
+            found = next((c for c in (os.path.join(root, *ref.split("/")) for root in roots) if os.path.isfile(c)), None)
+            if found is not None:
+                self._template_lookups(controller, found, scopes, seen)
 
     def _lookups(self, task: Task, search: dict[str, dict[str, Any]]) -> None:
         """``lookup('template'|'file', 'literal name', ...)`` anywhere in the task."""

@@ -474,8 +474,9 @@ def _compile_task(
     embedder = Embedder(plan, unit, file_cache)
     scopes: list[Any] = []
     runner = None
-    if unit.vars_call_controller or uses_controller_lookups(
+    if unit.vars_call_controller or module == "template" or uses_controller_lookups(
             [task.args, task.extras, [c.value for c in task.conditions]], unit.plugins):
+        # a template file may call them too (Embedder.embed runs its literal calls)
         runner = ControllerLookups(plan.base_dir, every_template=unit.vars_call_controller,
                                    cache=unit.lookup_cache, plugins=unit.plugins)
     with running(runner):

@@ -1482,6 +1482,10 @@ def main(raw_request, stdin=None):
     uname = os.uname()
     result["system"] = uname.sysname
     result["machine"] = uname.machine
+    try:  # "glibc 2.36": the controller ships no runner that needs a newer one
+        result["libc"] = os.confstr("CS_GNU_LIBC_VERSION") or ""
+    except (ValueError, OSError, AttributeError):  # another C library (musl), or no confstr
+        result["libc"] = ""
     result["duration"] = round(time.time() - start, 6)
     emit(result)
     run_exit = result.get("run_exit")

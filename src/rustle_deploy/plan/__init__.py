@@ -55,13 +55,15 @@ def load_plan(path: str, *, files_dirs: Sequence[str] = (), stdin: BinaryIO | No
     return parse_plan(data, source=path, base_dir=base_dir, files_dirs=files_dirs)
 
 
-def parse_plan(data: bytes, *, source: str, base_dir: str, files_dirs: Sequence[str] = ()) -> Plan:
-    """Parse and validate plan bytes; ``base_dir`` anchors relative ``src`` paths."""
+def parse_plan(data: bytes, *, source: str, base_dir: str, files_dirs: Sequence[str] = (),
+               warnings: list[PlanError] | None = None) -> Plan:
+    """Parse and validate plan bytes; ``base_dir`` anchors relative ``src`` paths; ``warnings``
+    receives validate's (what fails only when a host evaluates it)."""
     reader = schema.Reader(source)
     doc = schema.decode(reader, data)
     plan = schema.read_document(reader, doc, base_dir=os.path.abspath(base_dir),
                                 sha256=hashlib.sha256(data).hexdigest())
     dirs = tuple(os.path.abspath(os.path.expanduser(d)) for d in files_dirs)
     files.remember_files_dirs(plan, dirs)
-    validate.validate(plan, dirs, legacy_task_ids=frozenset(reader.legacy_task_ids))
+    validate.validate(plan, dirs, legacy_task_ids=frozenset(reader.legacy_task_ids), warnings=warnings)
     return plan

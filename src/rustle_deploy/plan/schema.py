@@ -340,6 +340,8 @@ def _ext_kinds() -> dict[str, tuple[tuple[type, ...], str]]:
                            "BLOCK_INDEX}, \"found\": {TERM: NAME}}"),
         "role_once": ((str,), "an identity string shared by repeats of one role"),
         "vars_data": ((dict,), "an object of file names to objects of variables"),
+        "vars_paths": ((dict,), "an object {PATH: NAME}: the controller path of each vars_data "
+                                "file NAME, by which a host-rendered name may give it"),
         "include_result": ((dict,), "an object: what register on an include gets per run"),
         "vars_dir": ((dict,), "an object {\"files\": [[PATH, VARIABLES], ...], \"error\": "
                               "MESSAGE or null}"),

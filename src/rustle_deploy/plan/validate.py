@@ -77,10 +77,13 @@ def every_task(play: Play) -> Iterator[Task]:
 
 
 def validate(plan: Plan, files_dirs: Sequence[str] = (), *,
-             legacy_task_ids: frozenset[str] = frozenset(), later_plays: bool = False) -> None:
+             legacy_task_ids: frozenset[str] = frozenset(), later_plays: bool = False,
+             warnings: list[PlanError] | None = None) -> None:
     """Raise every PlanError found in ``plan``'s cross-references (PlanErrors for several);
     ``later_plays``: plays may follow add_host/group_by (a playbook run with ``--run``, whose
-    later plays are compiled again once the change is known: docs/phases.md)."""
+    later plays are compiled again once the change is known: docs/phases.md); ``warnings``
+    receives what is not an error but will fail when the host evaluates it (an unknown filter,
+    test or lookup, as in Ansible)."""
     src = plan.source
     problems: list[PlanError] = []
 
@@ -110,8 +113,10 @@ def validate(plan: Plan, files_dirs: Sequence[str] = (), *,
             check(_unsupported, src, plan, play, task)
             check(_role, src, play, task)
             check(files.resolve_source, plan, task, files_dirs=files_dirs)
-            for problem in _plugins(src, task, local):
-                problems.append(problem)
+            refused, unknown = _plugins(src, task, local)
+            problems.extend(refused)
+            if warnings is not None:
+                warnings.extend(unknown)
         for refusal in phases.refusals(play, plan.play_tasks(play), actions):
             problems.append(PlanError(refusal.message, refusal.hint, file=src,
                                       pointer=child(refusal.task.pointer, refusal.key)))
@@ -425,8 +430,15 @@ def _local_plugins(plan: Plan) -> dict[str, frozenset[str]]:
     return {kind: found.names(kind) for kind in KINDS}
 
 
-def _plugins(src: str, task: Task, local: dict[str, frozenset[str]] | None = None) -> list[PlanError]:
-    """A filter, test or lookup the runtime does not offer is refused now, never silently empty."""
+def _plugins(src: str, task: Task, local: dict[str, frozenset[str]] | None = None
+             ) -> tuple[list[PlanError], list[PlanError]]:
+    """The filters, tests and lookups of ``task`` that are refused, and those that are unknown.
+
+    One ansible-core offers and the runtime does not is refused now (the task could not do
+    what it does under Ansible), never silently empty. One that is no ansible.builtin plugin
+    at all (nor the playbook's own) is unknown: ansible-core fails the task when it evaluates
+    the template, and so does the host (the templating and assert targets rely on it); the
+    compiler only warns. A collection's plugin is refused (collections are not supported)."""
     import jinja2
     from jinja2 import nodes
 
@@ -436,6 +448,7 @@ def _plugins(src: str, task: Task, local: dict[str, frozenset[str]] | None = Non
     local = local or {}
     env = jinja2.Environment()
     out: list[PlanError] = []
+    unknown: list[PlanError] = []
     for text, ptr in _templates(task):
         try:
             tree = env.parse(text)
@@ -463,13 +476,18 @@ def _plugins(src: str, task: Task, local: dict[str, frozenset[str]] | None = Non
                     child(task.pointer, "include_choice")):
                 continue  # the compiler found the files; the host picks (executor._choose)
             why = known["refused"][kind].get(name)
-            reason = why or (f"it is not one of ansible.builtin's {kind}s" if "." not in name or
-                             name.startswith("ansible.builtin.") else "collections are not supported")
+            if why is None and ("." not in name or name.startswith(("ansible.builtin.", "ansible.legacy."))):
+                unknown.append(PlanError(f"{kind} {name!r} is unknown: the task fails when the host "
+                                         "evaluates it, as under ansible-playbook",
+                                         f"check the spelling: ansible.builtin's {kind}s, or the "
+                                         f"playbook's own {kind}_plugins/", file=src, pointer=ptr))
+                continue
+            reason = why or "collections are not supported"
             out.append(PlanError(f"{kind} {name!r} is not supported by rustle-deploy: {reason}",
                                  f"rustle-deploy offers ansible.builtin's {kind}s on the host, except "
                                  f"{', '.join(sorted(k for k in known['refused'][kind] if '.' not in k))}",
                                  file=src, pointer=ptr))
-    return out
+    return out, unknown
 
 
 def handler_topics(handlers: Iterable[Task]) -> set[str]:

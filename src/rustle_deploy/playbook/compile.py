@@ -181,6 +181,8 @@ class Compiled:
     plays: list[ListedPlay]
     notes: list[str]
     origins: dict[str, Origin]  # plan JSON pointer -> where the playbook says it
+    # shown whatever the verbosity: what will fail when a host evaluates it (validate.py)
+    warnings: list[str] = field(default_factory=list)
     # later_plays="stop": the compile stopped after the play holding add_host/group_by, and
     # the plays from number ``rest`` on are to be compiled once it has run (None: it did not)
     rest: int | None = None
@@ -366,10 +368,12 @@ class _Compiler:
                             origins=self.origins, rest=self.rest)
         from rustle_deploy.plan import validate
 
+        warned: list[PlanError] = []
         try:
-            validate.validate(plan, later_plays=self.options.later_plays != "refuse")
+            validate.validate(plan, later_plays=self.options.later_plays != "refuse", warnings=warned)
         except PlanError as exc:
             raise compiled.locate(exc) from exc
+        compiled.warnings.extend(compiled.locate(w).message.split("\n", 1)[0] for w in warned)
         return compiled
 
     # -- playbooks and plays -----------------------------------------------------------------
@@ -1256,6 +1260,10 @@ class _Compiler:
     def task(self, src: Source, ds: dict[str, Any], origin: Origin, ctx: Ctx, st: _PlayState,
              out: list[Task], base: str) -> None:
         module, args, delegate, action_key = self.action(src, ds, ctx)
+        if has_template(module):  # `action: "{{ name }}"`: ansible-core templates it per host
+            layers = [*self._layers(ctx, st), ds["vars"] if isinstance(ds.get("vars"), dict) else {}]
+            module = str(self.controller_value(src, ds, action_key, module, layers, "a templated module name",
+                                               dynamic=True)).strip()
         short = _short(module)
         if short in _INCLUDES:
             if short.endswith("_tasks"):
@@ -2077,6 +2085,7 @@ class _Compiler:
                                 "playbook", ds, where, value=True)
             return {str(rendered): self.vars_file(found)}
         out: dict[str, Any] = {}
+        paths: dict[str, str] = {}
         for root in self.vars_roots(ctx):
             for dirpath, dirnames, filenames in os.walk(root):
                 dirnames[:] = [d for d in sorted(dirnames) if not d.startswith(".")] \
@@ -2091,11 +2100,15 @@ class _Compiler:
                         out[rel] = self.vars_file(os.path.join(dirpath, fname))
                     except PlaybookError:
                         continue  # not a vars file (a tasks list, a playbook): it cannot be meant
+                    # the host may name it by its controller path ("{{ role_path }}/vars/x.yml",
+                    # a with_first_found item): that path is this entry
+                    paths[os.path.join(dirpath, fname)] = rel
         if not out or len(out) > 200:
             raise src.error(f"the include_vars name {name!r} depends on data only a host has, and "
                             f"{'no' if not out else 'too many'} vars files could be embedded for it",
                             "put the candidate files in the role's vars/ directory", ds, where,
                             value=True)
+        extras["vars_paths"] = paths
         return out
 
     def check_hash_behaviour(self, src: Source, ds: dict[str, Any], where: Any,

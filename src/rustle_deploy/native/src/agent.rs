@@ -1810,6 +1810,7 @@ pub fn main() -> ! {
     result.insert("runner", env!("CARGO_PKG_VERSION").into());
     result.insert("system", system.into());
     result.insert("machine", machine.into());
+    result.insert("libc", sys::libc_version().into());
     let duration = (start.elapsed().as_secs_f64() * 1e6).round() / 1e6;
     result.insert("duration", Value::Float(duration));
     emit(&result);

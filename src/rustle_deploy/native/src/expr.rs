@@ -170,6 +170,14 @@ fn eval(node: &Value, scope: &Scope) -> Eval<Val> {
             let args: Eval<Vec<Value>> = items.iter().map(|n| eval_use(n, scope)).collect();
             call_method(&obj, name, &args?).map(Val::Def)
         }
+        "re" => {
+            // ["re", search|match|fullmatch, value, tree]: the regex tests (filters._regex_test)
+            // with the pattern (and its flags) parsed by the controller; the value as str()
+            let kind = arg(1)?.as_str().ok_or_else(|| malformed(node))?;
+            let text = crate::modules::files::py_str(&eval_use(arg(2)?, scope)?);
+            let re = crate::regex::Regex::from_tree(arg(3)?)?;
+            Ok(Val::Def(Value::Bool(re.is_match(&text, kind)?)))
+        }
         "filter" | "test" => {
             let name = arg(1)?.as_str().ok_or_else(|| malformed(node))?;
             let value = eval(arg(2)?, scope)?;
@@ -199,6 +207,30 @@ fn call_method(obj: &Value, name: &str, args: &[Value]) -> Eval<Value> {
         } else {
             text.ends_with(affix.as_str())
         })),
+        (Value::Str(text), "strip", []) | (Value::Str(text), "strip", [Value::Null]) => Ok(Value::Str(text.trim_matches(py_isspace).to_string())),
+        (Value::Str(text), "strip", [Value::Str(chars)]) => Ok(Value::Str(text.trim_matches(|c| chars.contains(c)).to_string())),
+        (Value::Str(_), "strip", [other]) => Err(format!("strip arg must be None or str, not {}", type_name(other))),
+        (Value::Str(text), "split", _) if args.len() <= 2 => {
+            let maxsplit = match args.get(1) {
+                None => -1,
+                Some(Value::Int(n)) => *n,
+                Some(Value::Bool(b)) => *b as i64,
+                Some(other) => return Err(format!("'{}' object cannot be interpreted as an integer", type_name(other))),
+            };
+            match args.first() {
+                None | Some(Value::Null) => Ok(py_split_whitespace(text, maxsplit)),
+                Some(Value::Str(sep)) if sep.is_empty() => Err("empty separator".to_string()),
+                Some(Value::Str(sep)) => {
+                    let parts: Vec<Value> = if maxsplit < 0 {
+                        text.split(sep.as_str()).map(Value::from).collect()
+                    } else {
+                        text.splitn(maxsplit as usize + 1, sep.as_str()).map(Value::from).collect()
+                    };
+                    Ok(Value::List(parts))
+                }
+                Some(other) => Err(format!("must be str or None, not {}", type_name(other))),
+            }
+        }
         (Value::Str(_), "startswith" | "endswith", [other]) => Err(format!(
             "{} first arg must be str or a tuple of str, not {}",
             name,
@@ -208,6 +240,22 @@ fn call_method(obj: &Value, name: &str, args: &[Value]) -> Eval<Value> {
         _ if has_python_attribute(obj, name) => Err(unsupported(format!("'{}' of a {} object", name, type_name(obj)))),
         _ => Err(format!("'{} object' has no attribute '{}'", type_name(obj), name)),
     }
+}
+
+/// Python's `text.split(None, maxsplit)`: runs of whitespace separate, no empty parts.
+fn py_split_whitespace(text: &str, maxsplit: i64) -> Value {
+    let mut parts = Vec::new();
+    let mut rest = text.trim_start_matches(py_isspace);
+    while !rest.is_empty() {
+        if maxsplit >= 0 && parts.len() as i64 == maxsplit {
+            parts.push(Value::from(rest));
+            break;
+        }
+        let end = rest.find(py_isspace).unwrap_or(rest.len());
+        parts.push(Value::from(&rest[..end]));
+        rest = rest[end..].trim_start_matches(py_isspace);
+    }
+    Value::List(parts)
 }
 
 fn malformed(node: &Value) -> String {
@@ -980,6 +1028,20 @@ mod tests {
     fn run(ir: &str) -> Result<Value, String> {
         let map = vars();
         evaluate(&parse(ir).unwrap(), &Scope::new(vec![&map]))
+    }
+
+    #[test]
+    fn str_split_and_strip_as_python() {
+        let list = |items: &[&str]| Value::List(items.iter().map(|s| Value::from(*s)).collect());
+        assert_eq!(run(r#"["call", ["lit", "  a b\t c "], "split", []]"#), Ok(list(&["a", "b", "c"])));
+        assert_eq!(run(r#"["call", ["lit", "  a b  c "], "split", [["lit", null], ["lit", 1]]]"#), Ok(list(&["a", "b  c "])));
+        assert_eq!(run(r#"["call", ["lit", "a,,b"], "split", [["lit", ","]]]"#), Ok(list(&["a", "", "b"])));
+        assert_eq!(run(r#"["call", ["lit", "a,b,c"], "split", [["lit", ","], ["lit", 1]]]"#), Ok(list(&["a", "b,c"])));
+        assert_eq!(run(r#"["call", ["lit", "a"], "split", [["lit", ""]]]"#), Err("empty separator".to_string()));
+        assert_eq!(run(r#"["call", ["lit", " \u001c x \n"], "strip", []]"#), Ok(Value::from("x")));
+        assert_eq!(run(r#"["call", ["lit", "xxaxbxx"], "strip", [["lit", "x"]]]"#), Ok(Value::from("axb")));
+        assert_eq!(run(r#"["item", ["call", ["lit", "a b"], "split", []], ["lit", -1]]"#), Ok(Value::from("b")));
+        assert_eq!(run(r#"["re", "search", ["lit", {"rc": 0}], [["LITERAL", 39], ["LITERAL", 114]]]"#), Ok(Value::Bool(true)));
     }
 
     fn cond(expr: &str, ir: &str) -> Result<bool, String> {

@@ -39,6 +39,8 @@ enum Category {
 enum At {
     Beginning,
     End,
+    BeginningLine,
+    EndLine,
     BeginningString,
     EndString,
     Boundary,
@@ -71,6 +73,15 @@ enum Node {
     Atomic(Vec<Node>),
     Branch(Vec<Vec<Node>>),
     At(At),
+}
+
+/// Where a match may start and end: anywhere (`search`), at the start (`match`), or over the
+/// whole text (`fullmatch`).
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Anchor {
+    Search,
+    Match,
+    Full,
 }
 
 /// A compiled pattern.
@@ -121,9 +132,30 @@ impl Regex {
     }
 
     fn search_units(&self, text: &[u32]) -> Result<Option<Match>, String> {
-        match self.search_with(text, SHALLOW_DEPTH) {
+        self.search_from(text, 0, false)
+    }
+
+    /// The search `re.sub` makes from `from`: with `must_advance` (the previous match was
+    /// empty and ended there), a match at `from` must not be empty (`_sre`'s must_advance).
+    pub fn search_from(&self, text: &[u32], from: usize, must_advance: bool) -> Result<Option<Match>, String> {
+        self.find(text, from, must_advance, Anchor::Search)
+    }
+
+    /// Python's `re.search`, `re.match` or `re.fullmatch` (`kind`) on a `str`: whether it matches.
+    pub fn is_match(&self, text: &str, kind: &str) -> Result<bool, String> {
+        let units: Vec<u32> = text.chars().map(|c| c as u32).collect();
+        let anchor = match kind {
+            "match" => Anchor::Match,
+            "fullmatch" => Anchor::Full,
+            _ => Anchor::Search,
+        };
+        Ok(self.find(&units, 0, false, anchor)?.is_some())
+    }
+
+    fn find(&self, text: &[u32], from: usize, must_advance: bool, anchor: Anchor) -> Result<Option<Match>, String> {
+        match self.search_with(text, from, must_advance, anchor, SHALLOW_DEPTH) {
             Err(Failure::TooDeep) => std::thread::scope(|scope| {
-                let deep = std::thread::Builder::new().stack_size(DEEP_STACK).spawn_scoped(scope, || self.search_with(text, DEEP_DEPTH));
+                let deep = std::thread::Builder::new().stack_size(DEEP_STACK).spawn_scoped(scope, || self.search_with(text, from, must_advance, anchor, DEEP_DEPTH));
                 match deep.map(|handle| handle.join()) {
                     Ok(Ok(outcome)) => outcome.map_err(Failure::message),
                     _ => Err(Failure::TooDeep.message()),
@@ -133,14 +165,19 @@ impl Regex {
         }
     }
 
-    fn search_with(&self, text: &[u32], depth_limit: u32) -> Result<Option<Match>, Failure> {
+    fn search_with(&self, text: &[u32], from: usize, must_advance: bool, anchor: Anchor, depth_limit: u32) -> Result<Option<Match>, Failure> {
         let mut st = State { text, bytes: self.bytes, groups: vec![None; self.groups], steps: 0, depth: 0, depth_limit, error: None };
-        for start in 0..=text.len() {
+        let last = if anchor == Anchor::Search { text.len() } else { from.min(text.len()) };
+        for start in from..=last {
             for slot in st.groups.iter_mut() {
                 *slot = None;
             }
             let mut end = None;
+            let advance = must_advance && start == from;
             let found = seq(&self.nodes, start, &mut st, &mut |p, _| {
+                if (advance && p == start) || (anchor == Anchor::Full && p != text.len()) {
+                    return false;
+                }
                 end = Some(p);
                 true
             });
@@ -153,6 +190,27 @@ impl Regex {
             }
         }
         Ok(None)
+    }
+
+    /// Python's `re.subn(pattern, template, text)` over units (`str` code points): the new
+    /// text and the number of replacements. The template is checked first, as Python does.
+    pub fn subn_units(&self, text: &[u32], tpl: &[u32]) -> Result<(Vec<u32>, usize), String> {
+        parse_template(tpl, self.groups)?;
+        let (mut out, mut count, mut last, mut pos, mut must_advance) = (Vec::new(), 0, 0, 0, false);
+        while pos <= text.len() {
+            let m = match self.search_from(text, pos, must_advance)? {
+                Some(m) => m,
+                None => break,
+            };
+            out.extend_from_slice(&text[last..m.start]);
+            out.extend(self.expand_units(&m, text, tpl)?);
+            count += 1;
+            last = m.end;
+            must_advance = m.end == m.start;
+            pos = m.end;
+        }
+        out.extend_from_slice(&text[last..]);
+        Ok((out, count))
     }
 
     /// Python's `match.expand(template)` for a `str` match of `text`.
@@ -171,7 +229,7 @@ impl Regex {
         Ok(out.into_iter().map(|u| u as u8).collect())
     }
 
-    fn expand_units(&self, m: &Match, text: &[u32], tpl: &[u32]) -> Result<Vec<u32>, String> {
+    pub fn expand_units(&self, m: &Match, text: &[u32], tpl: &[u32]) -> Result<Vec<u32>, String> {
         let mut out = Vec::new();
         for piece in parse_template(tpl, self.groups)? {
             match piece {
@@ -291,6 +349,8 @@ fn at_code(arg: &Value) -> Result<At, String> {
     Ok(match arg.as_str().unwrap_or("") {
         "AT_BEGINNING" => At::Beginning,
         "AT_END" => At::End,
+        "AT_BEGINNING_LINE" => At::BeginningLine,
+        "AT_END_LINE" => At::EndLine,
         "AT_BEGINNING_STRING" => At::BeginningString,
         "AT_END_STRING" => At::EndString,
         "AT_BOUNDARY" => At::Boundary,
@@ -476,6 +536,8 @@ impl<'t> State<'t> {
             At::Beginning | At::BeginningString => pos == 0,
             At::End => pos == text.len() || (pos + 1 == text.len() && text[pos] == 0x0a),
             At::EndString => pos == text.len(),
+            At::BeginningLine => pos == 0 || text[pos - 1] == 0x0a,
+            At::EndLine => pos == text.len() || text[pos] == 0x0a,
             At::Boundary | At::NonBoundary => {
                 if text.is_empty() {
                     return false;
@@ -716,6 +778,32 @@ mod tests {
 
     fn tree(text: &str) -> Value {
         crate::json::parse(text).unwrap()
+    }
+
+    fn units(text: &str) -> Vec<u32> {
+        text.chars().map(|c| c as u32).collect()
+    }
+
+    #[test]
+    fn subn_replaces_empty_matches_as_python() {
+        // re.subn('x*', '-', 'abxd') == ('-a-b--d-', 5)
+        let re = Regex::from_tree(&tree(r#"[["MAX_REPEAT", [0, -1, [["LITERAL", 120]]]]]"#)).unwrap();
+        let (out, n) = re.subn_units(&units("abxd"), &units("-")).unwrap();
+        assert_eq!((out.into_iter().filter_map(char::from_u32).collect::<String>(), n), ("-a-b--d-".to_string(), 5));
+        // re.subn('(?m)^(\\w)', '<\\1>', 'ab\ncd') == ('<a>b\n<c>d', 2)
+        let re = Regex::from_tree(&tree(r#"[["AT", "AT_BEGINNING_LINE"], ["SUBPATTERN", [1, [["IN", [["CATEGORY", "CATEGORY_WORD"]]]]]]]"#)).unwrap();
+        let (out, n) = re.subn_units(&units("ab\ncd"), &units("<\\1>")).unwrap();
+        assert_eq!((out.into_iter().filter_map(char::from_u32).collect::<String>(), n), ("<a>b\n<c>d".to_string(), 2));
+        assert!(re.subn_units(&units("ab"), &units("\\2")).unwrap_err().contains("invalid group reference 2"));
+    }
+
+    #[test]
+    fn search_match_and_fullmatch() {
+        let re = Regex::from_tree(&tree(r#"[["LITERAL", 98], ["AT", "AT_END_LINE"]]"#)).unwrap(); // (?m)b$
+        assert_eq!(re.is_match("ab\nc", "search"), Ok(true));
+        assert_eq!(re.is_match("ab\nc", "match"), Ok(false));
+        assert_eq!(re.is_match("b", "fullmatch"), Ok(true));
+        assert_eq!(re.is_match("b\n", "fullmatch"), Ok(false));
     }
 
     #[test]

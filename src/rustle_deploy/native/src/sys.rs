@@ -665,3 +665,20 @@ mod tests {
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }
+
+/// The C library the runner runs on, as the Python agent reports it (`"glibc 2.36"`): the
+/// controller ships no runner that needs a newer glibc to this host. "" for another C library.
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+pub fn libc_version() -> String {
+    extern "C" {
+        fn gnu_get_libc_version() -> *const c_char;
+    }
+    // SAFETY: glibc returns a pointer to a static NUL-terminated string
+    let version = unsafe { CStr::from_ptr(gnu_get_libc_version()) };
+    format!("glibc {}", version.to_string_lossy())
+}
+
+#[cfg(not(all(target_os = "linux", target_env = "gnu")))]
+pub fn libc_version() -> String {
+    String::new()
+}

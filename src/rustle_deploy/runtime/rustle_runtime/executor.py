@@ -45,9 +45,31 @@ EXIT_OK, EXIT_BUG, EXIT_FAILED, EXIT_USAGE = 0, 1, 2, 3
 # result keys that are bookkeeping, not shown in events
 # ansible-core's BYPASS_HOST_LOOP actions: run once for the batch, registered on its first host only
 _FIRST_HOST_ONLY = ("pause",)
+# modules that take free-form text (ansible-core's RAW_PARAM_MODULES); any other module's text
+# arguments are one template that renders to its arguments (`assert: "{{ item }}"`)
+_RAW_PARAM_MODULES = frozenset(("command", "shell", "raw", "script", "win_command", "win_shell", "meta",
+                                "set_fact", "add_host", "group_by", "include_vars", "include_tasks",
+                                "include_role", "import_tasks", "import_role"))
 _HIDDEN = ("ansible_facts", "stdout_lines", "stderr_lines", "_meta", "_set_fact", "_include_vars",
            "_ansible_verbose_always", "invocation")
 
+
+
+def _splat_raw(module, args, templar, scope):
+    """``args`` with the text of a module that takes no free-form text, when it is one template
+    (``assert: "{{ item }}"``), rendered to a mapping below the task's other arguments, as
+    ansible-core finalizes task args; TemplateError when it renders to something else."""
+    raw = args.get("_raw_params")
+    short = module.rsplit(".", 1)[-1]
+    if not (isinstance(raw, str) and is_template(raw) and raw.strip().startswith("{{")
+            and raw.strip().endswith("}}") and short not in _RAW_PARAM_MODULES):
+        return args
+    given = templar.template(raw.strip(), scope)
+    if not isinstance(given, dict):
+        raise TemplateError(f"Finalization of task args for 'ansible.builtin.{short}' failed: Task args "
+                            f"must resolve to a 'dict' not {type(given).__name__!r}.")
+    rest = {k: v for k, v in args.items() if k != "_raw_params"}
+    return dict(given, **rest)
 
 
 def _loop_vars(control, items, index):
@@ -1434,6 +1456,7 @@ class Runner:
                                    f"{type(given).__name__}: {task['args_template']}"}
                 args = dict(given, **args)
             if task.get("action_ds") is None:
+                args = _splat_raw(module, args, self.templar, scope)
                 raw_that = module.rsplit(".", 1)[-1] == "assert" and isinstance(args, dict) and "that" in args
                 that = args.get("that") if raw_that else None
                 args = _strip_omit(self.templar.template(args, scope))

@@ -9,6 +9,7 @@ no side effects, trying here first is always safe.
 """
 
 import re
+import warnings
 
 from . import filters as _f
 
@@ -16,8 +17,9 @@ UNSUPPORTED = object()
 is_undefined = _f.is_undefined
 
 _TOKEN = re.compile(
-    r"\s*(?:(?P<num>\d+\.\d+|\d+)|(?P<str>'[^'\\]*'|\"[^\"\\]*\")"
-    r"|(?P<name>[A-Za-z_][A-Za-z0-9_]*)|(?P<op>==|!=|<=|>=|<|>|\(|\)|\[|\]|\.|,|\||=))"
+    r"\s*(?:(?P<num>\d+\.\d+|\d+)|(?P<str>'(?:[^'\\]|\\.)*'|\"(?:[^\"\\]|\\.)*\")"
+    r"|(?P<name>[A-Za-z_][A-Za-z0-9_]*)|(?P<op>==|!=|<=|>=|<|>|\(|\)|\[|\]|\.|,|\||=|-))",
+    re.S,
 )
 _LITERALS = {"true": True, "True": True, "false": False, "False": False, "none": None, "None": None}
 _GLOBAL_NAMES = ("range", "dict", "lipsum", "cycler", "joiner", "namespace", "lookup", "query", "q")
@@ -98,7 +100,7 @@ _FILTERS = {
 }
 _HANDLES_UNDEFINED = ("default", "d")
 # method calls the parser reads (into a "call" node, which _eval leaves to Jinja2)
-_METHODS = ("startswith", "endswith")
+_METHODS = ("startswith", "endswith", "split", "strip")
 
 _TESTS = dict(_f.TESTS)
 _TESTS.update({
@@ -108,6 +110,20 @@ _TESTS.update({
     "in": lambda v, seq: v in seq, "eq": lambda a, b: a == b, "ne": lambda a, b: a != b,
     "equalto": lambda a, b: a == b,
 })
+
+
+def _string(body):
+    """A string literal's value as Jinja2's lexer makes it: newlines normalized, then
+    ``unicode-escape`` over the ASCII text (``\\n``, ``\\'``; an unknown escape such as ``\\d`` stays)."""
+    body = body.replace("\r\n", "\n").replace("\r", "\n")
+    if "\\" not in body:
+        return body
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # "invalid escape sequence", as Jinja2 leaves it
+            return body.encode("ascii", "backslashreplace").decode("unicode-escape")
+    except UnicodeDecodeError:
+        raise _Unsupported() from None  # let Jinja2 word the error
 
 
 def _tokens(text):
@@ -251,7 +267,10 @@ class _Parser:
         if kind == "num":
             return ("lit", float(value) if "." in value else int(value))
         if kind == "str":
-            return ("lit", value[1:-1])
+            return ("lit", _string(value[1:-1]))
+        if value == "-" and self.peek(kind="num"):  # a negative number (Jinja2's unary minus)
+            number = self.primary()
+            return ("lit", -number[1])
         if kind == "name":
             if value in _LITERALS:
                 return ("lit", _LITERALS[value])

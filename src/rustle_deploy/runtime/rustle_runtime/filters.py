@@ -42,8 +42,31 @@ def to_nice_json(value, indent=4, sort_keys=True, **kw):
     return json.dumps(value, indent=indent, sort_keys=sort_keys, separators=(",", ": "), **kw)
 
 
-def from_json(value, **kw):
-    return json.loads(value, **kw)
+def from_json(value, profile=None, **kw):
+    """Ansible's ``from_json``; ``profile``: its decoder, ``tagless`` (plain JSON, the default;
+    a tagged value is an error) or ``legacy``/``inventory_legacy`` (``{"__ansible_unsafe": text}``
+    is that text, marked as host data, as ansible-inventory's ``--export`` writes it)."""
+    profile = profile or "tagless"
+    if profile not in ("tagless", "legacy", "inventory_legacy"):
+        if profile in ("cache_persistence",) or str(profile).startswith("module_"):
+            raise FilterError(f"the serialization profile {profile!r} is not supported on the host: "
+                              "it offers tagless, legacy and inventory_legacy")
+        raise FilterError(f"Unknown profile name {profile!r}.")  # ansible-core 2.19's words
+    from .templating import unsafe
+
+    def hook(pairs):
+        if len(pairs) == 1 and pairs[0][0] in ("__ansible_unsafe", "__ansible_vault"):
+            key, text = pairs[0]
+            if profile == "tagless":
+                raise FilterError(f"Object of type {key!r} is not JSON deserializable by the 'tagless' profile.")
+            if key == "__ansible_vault":
+                raise FilterError(f"a vaulted value (__ansible_vault) cannot be decrypted on the host "
+                                  f"(from_json profile {profile!r})")
+            if isinstance(text, str):
+                return unsafe(text)
+        return dict(pairs)
+
+    return json.loads(value, object_pairs_hook=hook, **kw)
 
 
 _PLAIN = re.compile(r"^[A-Za-z_/.][A-Za-z0-9_./ -]*$")

@@ -444,6 +444,12 @@ def _accepted(fn, options):
     return {k: v for k, v in options.items() if k in params and k not in ("terms", "ctx")}
 
 
+def _controller_runs(name):
+    """Whether ansible-core runs lookup ``name`` on the controller (compiler/ansible_plugins.py)."""
+    return (name in CONTROLLER or name in PLUGINS["lookup"] or name == "fileglob_filter"
+            or name.partition(":")[0] in ("filter", "test"))
+
+
 def run(name, terms, scope, templar, /, wantlist=False, errors="strict", **options):
     """``lookup(name, *terms, **options)`` as Ansible calls it; the caller marks the result as
     host data. An option the lookup does not have is ignored, as Ansible's plugins ignore it
@@ -452,9 +458,12 @@ def run(name, terms, scope, templar, /, wantlist=False, errors="strict", **optio
     fn = LOOKUPS.get(name)
     if name == "first_found" and scope is not None and _found(scope) is not None:
         fn = _first_found  # an include's name: the host picks among the files the compiler found
+    if fn is None and name not in REFUSED and not _controller_runs(name):
+        # no such lookup (the compiler warned): it fails when evaluated, in ansible-core's words,
+        # whatever `errors=` says
+        raise LookupError_(f"The lookup plugin '{written}' was not found.")
     try:
-        if ((name in CONTROLLER or name in PLUGINS["lookup"] or name == "fileglob_filter"
-                or name.partition(":")[0] in ("filter", "test")) and fn is not _first_found):
+        if _controller_runs(name) and fn is not _first_found:
             values = _controller_values(name, list(terms), _Context(scope, templar), options)
         elif fn is None:
             why = REFUSED.get(name, "it is not an ansible.builtin lookup")

@@ -124,6 +124,17 @@ class _Taint:
 _TAINT = _Taint()
 
 
+class _Rendering:
+    """The VarScope of the template being rendered: a lookup in a template imported without
+    context (``{% from 'x.j2' import macro %}``) has none in its Jinja2 context, and ansible-core
+    runs it over the task's variables all the same."""
+
+    scope = None
+
+
+_RENDERING = _Rendering()
+
+
 class Undecryptable(UnsafeText):
     """A ``!vault`` value the controller could not decrypt (no vault secret opens it): reading
     it fails the task that reads it, with ansible-core's words; other tasks never notice."""
@@ -203,6 +214,19 @@ def has_template(value):
     return False
 
 
+_UNDEFINED_TERM = object()  # VarScope._lenient: what is left of a value that is all undefined
+
+
+def _omit_undefined(value):
+    """``value`` with its undefined values left out of every dict, list and tuple in it
+    (ansible-core's first_found, under with_first_found, drops them the same way)."""
+    if isinstance(value, dict):
+        return type(value)((k, _omit_undefined(v)) for k, v in value.items() if not _expr.is_undefined(v))
+    if isinstance(value, (list, tuple)):
+        return type(value)(_omit_undefined(v) for v in value if not _expr.is_undefined(v))
+    return value
+
+
 class VarScope:
     """Layered variables (lowest precedence first) with lazy facts and lazy templating.
 
@@ -243,6 +267,8 @@ class VarScope:
         value = self.raw(key)
         if key == FOUND_TERMS and isinstance(value, list):
             return self._defined(value)
+        if key == FOUND_TERMS and has_template(value):  # one template: its undefined values left out
+            return _omit_undefined(self.templar.template(value, self))
         if _LOCKED:  # a !vault value no secret opened: reading it (or what holds it) fails
             locked = _locked_in(value)
             if locked is not None:
@@ -263,14 +289,29 @@ class VarScope:
     def _defined(self, terms):
         """with_first_found's terms, each rendered on its own: one that is undefined is left
         out, as ansible-core's first_found ignores undefined terms."""
-        out = []
-        for term in terms:
-            try:
-                out.append(self.templar.template(term, self) if has_template(term) else term)
-            except TemplateError as exc:
-                if "is undefined" not in str(exc):
-                    raise
-        return out
+        return [t for t in (self._lenient(term) for term in terms) if t is not _UNDEFINED_TERM]
+
+    def _lenient(self, value):
+        """``value`` rendered with its undefined parts left out, as ansible-core's lazy
+        containers leave them to first_found (``files: "{{ files }}"`` over a list var with an
+        undefined item keeps the other items); _UNDEFINED_TERM when all of it is undefined."""
+        if isinstance(value, dict):
+            pairs = ((k, self._lenient(v)) for k, v in value.items())
+            return type(value)((k, v) for k, v in pairs if v is not _UNDEFINED_TERM)
+        if isinstance(value, (list, tuple)):
+            return type(value)(v for v in (self._lenient(v) for v in value) if v is not _UNDEFINED_TERM)
+        if not has_template(value):
+            return value
+        try:
+            return _omit_undefined(self.templar.template(value, self))
+        except TemplateError as exc:
+            if "is undefined" not in str(exc):
+                raise
+        single = _SINGLE.match(value.strip())
+        name = single.group(1).strip() if single else ""
+        if _IDENT.match(name) and name in self and isinstance(self.raw(name), (dict, list)):
+            return self._lenient(self.raw(name))  # a variable holding templates: item by item
+        return _UNDEFINED_TERM
 
     def __contains__(self, key):
         try:
@@ -655,6 +696,8 @@ def _lookup(name, /, *terms, _context=None, **kw):
 
     _TAINT.read = True
     scope = getattr(_context.parent, "scope", None) if _context is not None else None
+    if scope is None:
+        scope = _RENDERING.scope
     templar = scope.templar if scope is not None else None
     try:
         return unsafe(run(name, terms, scope, templar, **kw))
@@ -673,10 +716,14 @@ def embedded(scope, kind):
     return (search or {}).get(kind) or {}
 
 
-def _error(exc):
-    """The TemplateError for what Jinja2, a filter or user data raised."""
+def _error(exc, kind="template"):
+    """The TemplateError for what Jinja2, a filter or user data raised; Jinja2's syntax errors
+    (an unknown filter or test among them) in ansible-core's words, naming the ``kind`` of text
+    (a template, or a bare expression such as a condition)."""
     msg = getattr(exc, "message", None) or str(exc)
     jinja2 = sys.modules.get("jinja2")
+    if jinja2 is not None and isinstance(exc, jinja2.exceptions.TemplateSyntaxError):
+        return TemplateError(f"Syntax error in {kind}: {msg}")
     if jinja2 is not None and isinstance(exc, jinja2.exceptions.SecurityError):
         return TemplateSecurityError(f"{msg} (templates run in Jinja2's sandbox)")
     if jinja2 is not None and isinstance(exc, jinja2.exceptions.UndefinedError):
@@ -716,7 +763,7 @@ class Templar:
             body = value[:-1] if value.endswith("\n") else value
             single = _SINGLE.match(body)
             if single and "{#" not in value:
-                result = self.evaluate(single.group(1), scope)
+                result = self.evaluate(single.group(1), scope, kind="template")
                 if body is not value and isinstance(result, str) and not result.endswith("\n"):
                     result = unsafe(result + "\n") if isinstance(result, UnsafeText) else result + "\n"
                 return result
@@ -754,9 +801,10 @@ class Templar:
         if effective:
             env = self._overlay(env, effective)
         loader = env.loader
-        saved = loader.names, loader.read_file
+        saved = loader.names, loader.read_file, _RENDERING.scope
         loader.names = embedded(scope, "templates")
         loader.read_file = self.read_file
+        _RENDERING.scope = scope
         try:
             tmpl = env.rustle_cache.get(("t", text, effective))
             if tmpl is None:
@@ -768,7 +816,7 @@ class Templar:
         except Exception as exc:  # jinja2.TemplateError, filter errors, TypeError from user data
             raise _error(exc) from exc
         finally:
-            loader.names, loader.read_file = saved
+            loader.names, loader.read_file, _RENDERING.scope = saved
         if not chunks:
             return nothing
         result = "".join(chunks)
@@ -814,14 +862,15 @@ class Templar:
         parts.append(rest)
         return _restore_newlines(text, "".join(parts), "\n")
 
-    def evaluate(self, expression, scope):
-        """Evaluate a bare Jinja2 expression; keep the native type; undefined raises."""
+    def evaluate(self, expression, scope, kind="expression"):
+        """Evaluate a bare Jinja2 expression; keep the native type; undefined raises; ``kind``:
+        what its syntax errors call it (``template`` for the one expression of ``{{ x }}``)."""
         if isinstance(expression, UnsafeText):
             raise TemplateError("Encountered untrusted template or expression: host data (a registered "
                                 "result, a fact, set_fact or a lookup) is never evaluated")
-        return self._tracked(self._evaluate, expression, scope)
+        return self._tracked(self._evaluate, expression, scope, kind)
 
-    def _evaluate(self, expression, scope):
+    def _evaluate(self, expression, scope, kind="expression"):
         value = _expr.evaluate(expression, scope, self)
         if value is not _expr.UNSUPPORTED:
             if _expr.is_undefined(value):
@@ -843,7 +892,7 @@ class Templar:
         except TemplateError:
             raise
         except Exception as exc:
-            raise _error(exc) from exc
+            raise _error(exc, kind) from exc
 
     def condition(self, expression, scope):
         """ansible-core 2.19's conditional (``when``, ``changed_when``, ``failed_when``, ``until``,

@@ -393,6 +393,357 @@ fn conclude(task: &Task, mut changed: bool, mut msg: String, diff: Map, mut resu
     Ok(result)
 }
 
+// -------------------------------------------------------------------------------- blockinfile
+
+const BLOCKINFILE_ARGS: &[&str] = &[
+    "path", "dest", "destfile", "name", "state", "marker", "block", "content", "insertafter", "insertbefore", "create", "backup", "validate",
+    "marker_begin", "marker_end", "append_newline", "prepend_newline", "mode", "owner", "group", "unsafe_writes", "attributes", "seuser", "serole",
+    "setype", "selevel",
+];
+
+/// `bytes.splitlines(True)`: lines end at `\n`, `\r` or `\r\n`, and keep their end.
+fn splitlines_keep(data: &[u8]) -> Vec<Vec<u8>> {
+    let mut out = Vec::new();
+    let mut start = 0;
+    let mut i = 0;
+    while i < data.len() {
+        if data[i] == b'\n' || data[i] == b'\r' {
+            if data[i] == b'\r' && data.get(i + 1) == Some(&b'\n') {
+                i += 1;
+            }
+            out.push(data[start..=i].to_vec());
+            start = i + 1;
+        }
+        i += 1;
+    }
+    if start < data.len() {
+        out.push(data[start..].to_vec());
+    }
+    out
+}
+
+/// `str(value)` as bytes, for an argument given or its default.
+fn arg_bytes(args: &Map, name: &str, default: &str) -> Vec<u8> {
+    match args.get(name) {
+        Some(v) => py_str(v).into_bytes(),
+        None => default.as_bytes().to_vec(),
+    }
+}
+
+/// ansible.builtin.blockinfile: a port of the Python runtime's `lines.blockinfile`.
+pub fn blockinfile(ctx: &mut Ctx, args: &Map) -> ModuleResult {
+    check_unknown(args, BLOCKINFILE_ARGS, "blockinfile")?;
+    let path = match pop_arg(args, &["path", "dest", "destfile", "name"]) {
+        Some(p) => files::expand(p),
+        None => return fail("missing required arguments: path"),
+    };
+    let (insertbefore, insertafter) = (arg(args, "insertbefore").map(py_str), arg(args, "insertafter").map(py_str));
+    if insertbefore.is_some() && insertafter.is_some() {
+        return fail("parameters are mutually exclusive: insertbefore|insertafter");
+    }
+    let state = args.get("state").map_or_else(|| "present".to_string(), py_str);
+    if state != "present" && state != "absent" {
+        return fail(format!("value of state must be one of: absent, present, got: {}", state));
+    }
+    if files::isdir(&path) {
+        return fail_with(format!("Path {} is a directory !", path), vec![("rc", Value::Int(256))]);
+    }
+    if files::py_truthy(arg(args, "validate").unwrap_or(&Value::Null)) {
+        return fail("validate is not supported by the native runner");
+    }
+    let path_exists = exists(&path);
+    let (original, mut lines) = if !path_exists {
+        if !arg_bool(args, "create", false)? {
+            return fail_with(format!("Path {} does not exist !", path), vec![("rc", Value::Int(257))]);
+        }
+        let destpath = files::dirname(&path);
+        if !destpath.is_empty() && !exists(&destpath) && !ctx.check {
+            if let Err(e) = fs::create_dir_all(&destpath) {
+                let code = e.raw_os_error().unwrap_or(0);
+                return fail(format!("Error creating {} Error code: {} Error description: {}", destpath, code, crate::sys::strerror(&e)));
+            }
+        }
+        (None, Vec::new())
+    } else {
+        let data = fs::read(&path).map_err(|e| files::os_failure(e, &path))?;
+        let lines = splitlines_keep(&data);
+        (Some(data), lines)
+    };
+    let mut diff = content_diff(&path);
+    if ctx.diff && original.as_ref().map_or(false, |o| !o.is_empty()) {
+        diff.insert("before", files::to_text(original.as_deref().unwrap_or_default()).into());
+    }
+    let mut block = pop_arg(args, &["block", "content"]).map_or_else(Vec::new, |v| py_str(v).into_bytes());
+    let marker = arg_bytes(args, "marker", "# {mark} ANSIBLE MANAGED BLOCK");
+    let present = state == "present";
+    if !present && !path_exists {
+        return Ok(map(vec![("changed", false.into()), ("msg", format!("File {} not present", path).into())]));
+    }
+    let insertafter = if insertbefore.is_none() && insertafter.is_none() { Some("EOF".to_string()) } else { insertafter };
+    let insertre = match (&insertafter, &insertbefore) {
+        (Some(a), _) if a != "EOF" => Some(compile(args, "_insertafter_ir", a)?),
+        (None, Some(b)) if b != "BOF" => Some(compile(args, "_insertbefore_ir", b)?),
+        _ => None,
+    };
+    let mark = |name: &str, default: &str| -> Vec<u8> {
+        let mut m = replace_bytes(&marker, b"{mark}", &arg_bytes(args, name, default));
+        m.push(b'\n');
+        m
+    };
+    let (marker0, marker1) = (mark("marker_begin", "BEGIN"), mark("marker_end", "END"));
+    let mut blocklines = Vec::new();
+    if present && !block.is_empty() {
+        if !block.ends_with(b"\n") {
+            block.push(b'\n');
+        }
+        blocklines.push(marker0.clone());
+        blocklines.extend(splitlines_keep(&block));
+        blocklines.push(marker1.clone());
+    }
+    let (mut n0, mut n1) = (None, None);
+    for (i, cur) in lines.iter().enumerate() {
+        if *cur == marker0 {
+            n0 = Some(i);
+        }
+        if *cur == marker1 {
+            n1 = Some(i);
+        }
+    }
+    let mut n0 = match (n0, n1) {
+        (Some(a), Some(b)) if a < b => {
+            lines.drain(a..=b);
+            a
+        }
+        (Some(a), Some(b)) => {
+            lines.drain(b..=a);
+            b
+        }
+        _ => match &insertre {
+            Some(re) => {
+                let mut found = None;
+                for (i, cur) in lines.iter().enumerate() {
+                    if search(re, cur)?.is_some() {
+                        found = Some(i);
+                    }
+                }
+                match found {
+                    None => lines.len(),
+                    Some(i) if insertafter.is_some() => i + 1,
+                    Some(i) => i,
+                }
+            }
+            None if insertbefore.is_some() => 0,
+            None => lines.len(),
+        },
+    };
+    if n0 > 0 && !lines[n0 - 1].ends_with(b"\n") {
+        lines[n0 - 1].push(b'\n');
+    }
+    if arg_bool(args, "prepend_newline", false)? && present && n0 != 0 && lines[n0 - 1] != b"\n" {
+        lines.insert(n0, b"\n".to_vec());
+        n0 += 1;
+    }
+    let count = blocklines.len();
+    let removed = blocklines.is_empty();
+    lines.splice(n0..n0, blocklines);
+    if arg_bool(args, "append_newline", false)? && present {
+        let after = n0 + count;
+        if after < lines.len() && lines[after] != b"\n" {
+            lines.insert(after, b"\n".to_vec());
+        }
+    }
+    let result_bytes = lines.concat();
+    if ctx.diff {
+        diff.insert("after", files::to_text(&result_bytes).into());
+    }
+    let (msg, changed) = if original.as_deref() == Some(&result_bytes[..]) {
+        ("", false)
+    } else if original.is_none() {
+        ("File created", true)
+    } else if removed {
+        ("Block removed", true)
+    } else {
+        ("Block inserted", true)
+    };
+    let task = Task { check: ctx.check, diff: ctx.diff, dest: path, regexp: None, search_string: None, attrs: Attrs::from_args(args), backup: arg_bool(args, "backup", false)? };
+    let mut result = Map::new();
+    if changed && !task.check {
+        if task.backup && path_exists {
+            result.insert("backup_file", files::backup_local(false, &task.dest)?.into());
+        }
+        files::atomic_write(&files::realpath(&task.dest), &result_bytes, None)?;
+    }
+    if task.check && !path_exists {
+        result.insert("changed", changed.into());
+        result.insert("msg", msg.into());
+        if task.diff {
+            result.insert("diff", Value::Dict(diff));
+        }
+        return Ok(result);
+    }
+    conclude(&task, changed, msg.to_string(), diff, result)
+}
+
+/// `bytes.replace(old, new)`.
+fn replace_bytes(data: &[u8], old: &[u8], new: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i < data.len() {
+        if data[i..].starts_with(old) {
+            out.extend_from_slice(new);
+            i += old.len();
+        } else {
+            out.push(data[i]);
+            i += 1;
+        }
+    }
+    out
+}
+
+// ------------------------------------------------------------------------------------ replace
+
+const REPLACE_ARGS: &[&str] = &[
+    "path", "dest", "destfile", "name", "regexp", "replace", "after", "before", "backup", "validate", "encoding", "mode", "owner", "group",
+    "unsafe_writes", "attributes", "seuser", "serole", "setype", "selevel",
+];
+
+/// `data.decode("utf-8", "surrogateescape")` as code points: a byte that is not part of valid
+/// UTF-8 becomes U+DC80..U+DCFF.
+fn decode_escaped(data: &[u8]) -> Vec<u32> {
+    let mut out = Vec::with_capacity(data.len());
+    let mut rest = data;
+    while !rest.is_empty() {
+        match std::str::from_utf8(rest) {
+            Ok(text) => {
+                out.extend(text.chars().map(|c| c as u32));
+                break;
+            }
+            Err(e) => {
+                let (good, bad) = rest.split_at(e.valid_up_to());
+                out.extend(std::str::from_utf8(good).unwrap_or_default().chars().map(|c| c as u32));
+                let n = e.error_len().unwrap_or(bad.len());
+                out.extend(bad[..n].iter().map(|&b| 0xdc00 + b as u32));
+                rest = &bad[n..];
+            }
+        }
+    }
+    out
+}
+
+/// `text.encode("utf-8", "surrogateescape")`.
+fn encode_escaped(units: &[u32]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(units.len());
+    for &u in units {
+        if (0xdc80..=0xdcff).contains(&u) {
+            out.push((u - 0xdc00) as u8);
+        } else if let Some(c) = char::from_u32(u) {
+            let mut buf = [0; 4];
+            out.extend_from_slice(c.encode_utf8(&mut buf).as_bytes());
+        }
+    }
+    out
+}
+
+/// A `str` pattern's pre-parsed tree (the controller applied the flags: MULTILINE anchors,
+/// DOTALL's any character).
+fn compile_str(args: &Map, key: &str, pattern: &str) -> R<Regex> {
+    match args.get(key) {
+        Some(tree) => Regex::from_tree(tree).or_else(|e| fail(format!("regular expression {:?}: {}", pattern, e))),
+        None => fail(format!("regular expression {:?} arrived without its parse tree ({}); hint: recompile the artifact", pattern, key)),
+    }
+}
+
+/// ansible.builtin.replace: a port of the Python runtime's `lines.replace`.
+pub fn replace(ctx: &mut Ctx, args: &Map) -> ModuleResult {
+    check_unknown(args, REPLACE_ARGS, "replace")?;
+    let path = match pop_arg(args, &["path", "dest", "destfile", "name"]) {
+        Some(p) => files::expand(p),
+        None => return fail("missing required arguments: path"),
+    };
+    let regexp = match arg(args, "regexp") {
+        Some(r) => py_str(r),
+        None => return fail("missing required arguments: regexp"),
+    };
+    let repl = arg(args, "replace").map_or_else(String::new, py_str);
+    let (after, before) = (arg(args, "after").map(py_str).unwrap_or_default(), arg(args, "before").map(py_str).unwrap_or_default());
+    let encoding = arg(args, "encoding").map(py_str).unwrap_or_default();
+    if !encoding.is_empty() && !["utf-8", "utf8", "UTF-8", "UTF8"].contains(&encoding.as_str()) {
+        return fail(format!("encoding {:?} is not supported by the native runner (only utf-8)", encoding));
+    }
+    if files::py_truthy(arg(args, "validate").unwrap_or(&Value::Null)) {
+        return fail("validate is not supported by the native runner");
+    }
+    let mut result = map(vec![("rc", Value::Int(0))]);
+    if files::isdir(&path) {
+        return fail_with(format!("Path {} is a directory !", path), vec![("rc", Value::Int(256))]);
+    }
+    if !exists(&path) {
+        return fail_with(format!("Path {} does not exist !", path), vec![("rc", Value::Int(257))]);
+    }
+    let data = fs::read(&path).map_err(|e| files::os_failure(e, &path))?;
+    let contents = decode_escaped(&data);
+    let mut indices = None;
+    let section: &[u32] = if !after.is_empty() || !before.is_empty() {
+        let pattern = match (after.is_empty(), before.is_empty()) {
+            (false, false) => format!("{}(?P<subsection>.*?){}", after, before),
+            (false, true) => format!("{}(?P<subsection>.*)", after),
+            _ => format!("(?P<subsection>.*){}", before),
+        };
+        let re = compile_str(args, "_section_ir", &pattern)?;
+        let group = args.get("_section_group").and_then(Value::as_i64).unwrap_or(0) as usize;
+        let found = re.search_from(&contents, 0, false).or_else(fail)?;
+        let span = found.as_ref().and_then(|m| m.groups.get(group.wrapping_sub(1)).copied().flatten());
+        match span {
+            Some((start, end)) => {
+                indices = Some((start, end));
+                &contents[start..end]
+            }
+            None => {
+                result.insert("msg", format!("Pattern for before/after params did not match the given file: {}", pattern).into());
+                result.insert("changed", false.into());
+                return Ok(result);
+            }
+        }
+    } else {
+        &contents
+    };
+    let re = compile_str(args, "_regexp_ir", &regexp)?;
+    let tpl: Vec<u32> = repl.chars().map(|c| c as u32).collect();
+    let (mut new_text, count) = re.subn_units(section, &tpl).or_else(|e| fail(format!("Unable to process replace due to error: {}", e.trim_start_matches("error: "))))?;
+    let (msg, changed) = if count > 0 && section != &new_text[..] {
+        if let Some((start, end)) = indices {
+            new_text = [&contents[..start], &new_text[..], &contents[end..]].concat();
+        }
+        if ctx.diff {
+            let text = |units: &[u32]| files::to_text(&encode_escaped(units));
+            result.insert("diff", Value::Dict(map(vec![
+                ("before_header", path.as_str().into()), ("before", text(&contents).into()),
+                ("after_header", path.as_str().into()), ("after", text(&new_text).into()),
+            ])));
+        }
+        (format!("{} replacements made", count), true)
+    } else {
+        (String::new(), false)
+    };
+    if changed && !ctx.check {
+        if arg_bool(args, "backup", false)? && exists(&path) {
+            result.insert("backup_file", files::backup_local(false, &path)?.into());
+        }
+        files::atomic_write(&files::realpath(&path), &encode_escaped(&new_text), None)?;
+    }
+    let (mut msg, mut changed) = (msg, changed);
+    if files::apply_attributes(ctx.check, &path, Attrs::from_args(args), None, true)? {
+        if changed {
+            msg.push_str(" and ");
+        }
+        changed = true;
+        msg.push_str("ownership, perms or SE linux context changed");
+    }
+    result.insert("msg", msg.into());
+    result.insert("changed", changed.into());
+    Ok(result)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

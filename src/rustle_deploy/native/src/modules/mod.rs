@@ -86,12 +86,34 @@ impl ModuleFailure {
 
 pub type ModuleResult = Result<Map, ModuleFailure>;
 
+/// The modules the Python runtime wraps with `_common.module` (their failed results put
+/// `changed` last); the others fail through `context.call_module` (`changed` first).
+const WRAPPED: &[&str] = &["file", "copy", "template", "stat", "lineinfile", "blockinfile", "replace"];
+
 /// Run module `name` and make its outcome Ansible's result dict: a failure becomes
 /// `{"changed": false, **result, "failed": true, "msg": msg}`, warnings are added. `host` is
 /// None in a become child, where `assert` and `debug` (controller-side) never run.
 pub fn call(name: &str, ctx: &mut Ctx, args: &Map, host: Option<&Host>) -> Map {
     let mut result = match dispatch(name, ctx, args, host) {
         Ok(result) => result,
+        // an OS error the Python module does not catch: context.call_module's own result
+        Err(failure) if WRAPPED.contains(&name) && failure.msg.starts_with("Task failed: Module failed: ") => {
+            let mut result = Map::new();
+            result.insert("failed", Value::Bool(true));
+            result.insert("changed", Value::Bool(false));
+            result.insert("msg", Value::Str(failure.msg));
+            result
+        }
+        // `_common.module`'s failed result: the module's keys, failed, msg, then changed
+        Err(failure) if WRAPPED.contains(&name) => {
+            let mut result = failure.result;
+            result.insert("failed", Value::Bool(true));
+            result.insert("msg", Value::Str(failure.msg));
+            if result.get("changed").is_none() {
+                result.insert("changed", Value::Bool(false));
+            }
+            result
+        }
         Err(failure) => {
             let mut result = Map::new();
             result.insert("changed", Value::Bool(false));
@@ -121,6 +143,8 @@ pub fn dispatch(name: &str, ctx: &mut Ctx, args: &Map, host: Option<&Host>) -> M
         "copy" => files::copy(ctx, args),
         "template" => files::template(ctx, args),
         "lineinfile" => lines::lineinfile(ctx, args),
+        "blockinfile" => lines::blockinfile(ctx, args),
+        "replace" => lines::replace(ctx, args),
         "stat" => stat::stat(ctx, args),
         "command" => command::command(ctx, args),
         "shell" => command::shell(ctx, args),

@@ -17,6 +17,7 @@ what it loads in its own layer, below ``set_fact``.
 """
 
 import fnmatch
+import os
 import re
 
 from ..context import ModuleFailure
@@ -79,10 +80,12 @@ def set_fact(ctx, args):
 def assert_(ctx, args):
     from ..templating import TemplateError
 
-    that = args.get("that")
-    if that is None:
-        raise ModuleFailure("conditional required in \"that\" string")
+    if "that" not in args:  # ansible-core 2.19's words for each
+        raise ModuleFailure("missing required arguments: that")
+    that = args["that"]
     conditions = that if isinstance(that, list) else [that]
+    if any(c is None or (isinstance(c, str) and not c.strip()) for c in conditions):
+        raise ModuleFailure("Task failed: Empty conditional expressions are not allowed.")
     fail_msg = args.get("fail_msg", args.get("msg"))
     success_msg = args.get("success_msg", "All assertions passed")
     quiet = bool(args.get("quiet", False))
@@ -166,7 +169,10 @@ def include_vars(ctx, args):
         name = args.get("file", args.get("_raw_params"))
         if not isinstance(name, str) or not name.strip():
             raise ModuleFailure("include_vars needs a file name")
-        data = (ctx.task.get("vars_data") or {}).get(name.strip())
+        embedded = ctx.task.get("vars_data") or {}
+        data = embedded.get(name.strip())
+        if data is None:  # named by its controller path
+            data = embedded.get((ctx.task.get("vars_paths") or {}).get(os.path.normpath(name.strip())))
         if data is None and name.strip() in (ctx.task.get("run_time_files") or {}):
             # a vars file the play created: the controller read it when this phase started
             data = (ctx._runner.inject.get("vars_files") or {}).get(name.strip())
