@@ -32,6 +32,10 @@ first play on the controller's implicit localhost. In the plain variant that pla
 task and the workload play targets ``all``; in the add_host variant it adds every inventory
 host to a group ``added`` (``add_host`` in a loop over ``groups['all']``) and the workload
 play targets ``added``: it is compiled once the first play has run (docs/phases.md).
+
+``--variant fatal`` sets ``any_errors_fatal: true`` on the workload's play: every task that may
+fail ends a phase (Ansible's hosts stop together after it), so the play is as many phases as
+it has such tasks, each one exchange per host.
 """
 
 from __future__ import annotations
@@ -160,6 +164,8 @@ def rustle_with(variant: str) -> Callable[[harness.Ctx], harness.Run]:
             doc = with_per_item(doc)
         elif variant in ("two_plays", "cross_play"):
             doc = split_plays(doc, variant == "cross_play")
+        elif variant == "fatal":
+            doc["plays"][0]["any_errors_fatal"] = True
         plan = ctx.rundir / "plan.json"
         plan.write_text(json.dumps(doc, indent=2) + "\n")
         # pyz for every variant: a play cut into phases runs pyz, so its baseline does too
@@ -173,7 +179,8 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--hosts", type=int, default=50)
     ap.add_argument("--repeat", type=int, default=3)
-    ap.add_argument("--variant", choices=("run_once", "cross_play", "delegate", "per_item", "add_host"), default="run_once",
+    ap.add_argument("--variant", choices=("run_once", "cross_play", "delegate", "per_item", "add_host", "fatal"),
+                    default="run_once",
                     help="what to compare: a run_once task with the plain play, a read of an "
                     "earlier play's values with the same two plays without it, or a task every host "
                     "delegates to the first host (per_item: to each of the first two) with the plain play")
@@ -191,6 +198,9 @@ def main(argv: list[str] | None = None) -> int:
     elif args.variant == "delegate":
         variants = {"plain": rustle_with("plain"), "delegate": rustle_with("delegate")}
         out = out.parent / (out.name + "-delegate")
+    elif args.variant == "fatal":
+        variants = {"plain": rustle_with("plain"), "fatal": rustle_with("fatal")}
+        out = out.parent / (out.name + "-fatal")
     elif args.variant == "per_item":
         variants = {"plain": rustle_with("plain"), "per_item": rustle_with("per_item")}
         out = out.parent / (out.name + "-per-item")

@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .deploy import HealthCheck, HostJob, HostOutcome, RunOptions, deploy_fleet
-from .deploy.host import runner_identity
+from .deploy.host import artifact_objects, runner_identity
 from .errors import ConnectError, PhaseError, RunnerNotExecutable, StateError, UsageError
 from .inventory import check_remote_dirs
 from .model import Host, Plan
@@ -292,6 +292,8 @@ def _record(history: History, did: str, job: HostJob, outcome: HostOutcome) -> N
     runner = runner_identity(job)
     if runner is not None and outcome.agent is not None and job.host.remote_dir:
         history.record_runner(job.host.name, job.host.remote_dir, runner[0])
+    if outcome.agent is not None and outcome.agent.get("objects") and job.host.remote_dir:
+        history.record_objects(job.host.name, job.host.remote_dir, [str(s) for s in outcome.agent["objects"]])
     history.record_host(
         did,
         outcome.host,
@@ -302,7 +304,7 @@ def _record(history: History, did: str, job: HostJob, outcome: HostOutcome) -> N
         remote_dir=job.host.remote_dir,
         error=str(outcome.error) if outcome.error else None,
         duration=outcome.duration,
-        uploaded_bytes=job.size if outcome.uploaded else 0,
+        uploaded_bytes=outcome.uploaded_bytes if outcome.uploaded else 0,
     )
 
 
@@ -645,6 +647,7 @@ def _merged(first: HostOutcome, later: HostOutcome) -> HostOutcome:
         run_exit=later_exit if later_exit is not None else (later.run_exit if first.run_exit is None else first.run_exit),
         recap=recap if (first.recap or later.recap) else None, events=first.events + later.events,
         round_trips=first.round_trips + later.round_trips, duration=first.duration + later.duration,
+        uploaded_bytes=first.uploaded_bytes + later.uploaded_bytes,
     )
 
 
@@ -820,6 +823,19 @@ class _Phased:
             if given.get("vars"):
                 self.carry_in(delegate, given["vars"])
 
+    def runs_first(self, stage: Stage, names: Sequence[str]) -> list[str] | None:
+        """``names`` with the host that runs a run_once ``stage`` first: for a run_once handler's
+        phase, the first host that notified the handler (None: none did, and none runs it)."""
+        if stage.handler is None:
+            return list(names)
+        key = str(stage.plays[0])
+        for name in names:
+            notified = [*((self.state.get(name) or {}).get("notified") or {}).get(key, ()),
+                        *((self.carried.get(name) or {}).get("notified") or {}).get(key, ())]
+            if stage.handler in notified:
+                return [name, *(n for n in names if n != name)]
+        return None
+
     def left_out(self, ran: HostOutcome, names: Sequence[str]) -> list[HostOutcome]:
         if not ran.ok:
             return [HostOutcome(host=n, ok=False, error=PhaseError(
@@ -916,6 +932,10 @@ def _deploy_jobs(
         held = history.holders({by_host[h.name].sha256 for h in hosts})
         runners = {a.runner: _runner_path(session, a.runner) for a in by_host.values() if a.runner}
         has_runner = {sha: history.runner_holders(sha) for sha in runners}
+        # what each pyz artifact shares with others (runtime, bridge code): left out of a push to a
+        # host this history saw holding it
+        objects = {a.sha256: artifact_objects(a.path) for a in by_host.values() if a.runner is None}
+        has_object = history.object_holders({o[2] for objs in objects.values() for o in objs})
 
         def job_for(name: str, stage: Stage) -> HostJob:
             h, art = host_of[name], by_host[name]
@@ -942,6 +962,9 @@ def _deploy_jobs(
                 bytecode_tag=art.bytecode_tag,
                 activate=not staging,
                 push=(h.name, h.remote_dir, art.sha256) not in held,
+                objects=objects.get(art.sha256, ()),
+                without=frozenset(o[2] for o in objects.get(art.sha256, ())
+                                  if (h.name, h.remote_dir) in has_object.get(o[2], set())),
                 runner=runners.get(art.runner or ""),
                 push_runner=(h.name, h.remote_dir) not in has_runner.get(art.runner or "", set()),
             )
@@ -995,7 +1018,7 @@ def _deploy_jobs(
                                         remote_dir=host_of[o.host].remote_dir,
                                         error=f"rolled back: {roll.reason}",
                                         duration=(deployed.duration if deployed else 0.0) + o.duration,
-                                        uploaded_bytes=job_of[o.host].size if deployed and deployed.uploaded else 0)
+                                        uploaded_bytes=deployed.uploaded_bytes if deployed and deployed.uploaded else 0)
                 elif o.error is None and o.rolled_back:
                     why[o.host] = f"rolled back, but re-applying the previous release failed (exit {o.run_exit})"
                 else:
@@ -1012,11 +1035,14 @@ def _deploy_jobs(
                 return fan_out_batch(stage, number, names)
 
         def fan_out_batch(stage: Stage, number: int, names: list[str]) -> list[HostOutcome]:
-            ran = (run_here if stage.local else fan_out_hosts)(stage, number, names[:1] if stage.once else names)
             if not stage.once:
-                return ran
-            first = ran
-            others = phased.left_out(first[0], names[1:])
+                return (run_here if stage.local else fan_out_hosts)(stage, number, names)
+            order = phased.runs_first(stage, names)
+            if order is None:  # a run_once handler no host notified: nothing runs
+                first, others = [], [HostOutcome(host=n, ok=True) for n in names]
+            else:
+                first = (run_here if stage.local else fan_out_hosts)(stage, number, order[:1])
+                others = phased.left_out(first[0], order[1:])
             for o in others:
                 if not o.ok and o.host not in job_of:
                     continue  # failed before anything reached it: never touched, not reached
@@ -1350,6 +1376,7 @@ def _manifest(
                 "sha256": o.sha256 or getattr(job(o.host), "sha256", None),
                 "previous_sha256": o.previous_sha256,
                 "uploaded": o.uploaded,
+                "uploaded_bytes": o.uploaded_bytes if o.uploaded else 0,
                 "repaired": _repaired(o),
                 "remote_dir": getattr(getattr(job(o.host), "host", None), "remote_dir", None),
                 "error": str(o.error) if o.error else None,
@@ -1832,8 +1859,12 @@ def exec_manifest(manifest: Any, name: str, settings: Settings, opts: dict[str, 
         def fan_out(stage: Stage, number: int, names: list[str]) -> list[HostOutcome]:
             if not stage.once:
                 return run_hosts(stage, number, names)
-            first = run_hosts(stage, number, names[:1])
-            others = phased.left_out(first[0], names[1:])
+            order = phased.runs_first(stage, names)
+            if order is None:  # a run_once handler no host notified: nothing runs
+                first, others = [], [HostOutcome(host=n, ok=True) for n in names]
+            else:
+                first = run_hosts(stage, number, order[:1])
+                others = phased.left_out(first[0], order[1:])
             for o in others:
                 roll.absorb(o, number)
             return first + others

@@ -35,6 +35,9 @@ HOSTS = "hosts"  # every host of the batch runs the phase's tasks
 ONCE = "once"  # the batch's first live host runs them; the others receive what they set
 LOCAL = "local"  # the controller runs them for each host of the batch, with its variables
 ONCE_LOCAL = "once-local"  # the controller runs them once, for the batch's first live host
+# a run_once handler: "handler#I" (I its index among the play's handlers, in execution order):
+# the first host of the batch that notified it runs it; the others receive what it set
+HANDLER = "handler"
 # ``throttle: N`` adds "@N" to HOSTS or LOCAL: at most N hosts of the batch run the phase at once
 # ``delegate_to`` another inventory host adds ">HOST" to LOCAL or ONCE_LOCAL: the controller runs
 # the phase for each host (or once) over HOST's connection instead of here
@@ -121,7 +124,13 @@ def _parts(kind: str) -> tuple[str, str, int]:
     head, sep, tail = kind.rpartition("@")
     body, width = (head, int(tail)) if sep and tail.isdigit() else (kind, 0)
     base, _, target = body.partition(">")
-    return base, target, width
+    return base.partition("#")[0], target, width
+
+
+def handler_of(kind: str) -> int | None:
+    """The index (among the play's handlers) of the run_once handler a phase of ``kind`` runs."""
+    base, sep, index = kind.partition("#")
+    return int(index) if sep and base == HANDLER else None
 
 
 def split(kind: str) -> tuple[str, int]:
@@ -193,13 +202,18 @@ def _cross_host_key(leaf: Task, kind: str, actions: frozenset[str] = frozenset()
     return key, key
 
 
+def one_host(play: Play) -> bool:
+    """Whether the play's hosts (and its batches') are one host in the inventory."""
+    return len({*play.hosts, *(h for b in play.batches for h in b.hosts)}) <= 1
+
+
 def refusals(play: Play, tasks: list[Task], actions: frozenset[str] = frozenset()) -> Iterator[Refusal]:
     """The cross-host keywords of ``play`` that cannot be cut at (``tasks``: its top-level
     tasks in execution order; ``actions``: the tasks whose action plugin runs on the controller).
 
     A play of one host runs whole (rollout.py): ``run_once`` changes nothing there, so it is
     not refused inside a block or on a handler."""
-    one = len({*play.hosts, *(h for b in play.batches for h in b.hosts)}) <= 1
+    one = one_host(play)
 
     def cut(kind: str, width: int) -> bool:
         return (kind != HOSTS or bool(width)) and not (one and kind == ONCE)
@@ -222,10 +236,20 @@ def refusals(play: Play, tasks: list[Task], actions: frozenset[str] = frozenset(
                               "the play cannot be cut there",
                               f"put {key} on the whole block, or move the task out of the block")
                 break
+    flushes = any(t.short_module == "meta" and str(t.args.get("_raw_params", t.args.get("free_form", ""))).strip()
+                  == "flush_handlers" for task in tasks for t in task.walk())
     for handler in play.handlers:
+        own = handler_kind(handler, actions)  # a run_once or delegated handler: a phase of its own
         for leaf in _leaves(handler):
             kind, width = split(_leaf_kind(leaf, actions))
-            if cut(kind, width):
+            if own and (play.force_handlers or flushes) and not (one and own.startswith(HANDLER)):
+                why = "force_handlers" if play.force_handlers else "meta: flush_handlers"
+                key = "run_once" if own.startswith(HANDLER) else "delegate_to"
+                yield Refusal(leaf, key, f"{key} on handler {leaf.name!r} in a play with {why} is not "
+                              "supported: its handlers run in phases after the play's tasks",
+                              f"drop {why}, or {key} on the handler")
+                break
+            if cut(kind, width) and not own:
                 key, what = _cross_host_key(leaf, kind, actions)
                 yield Refusal(leaf, key, f"{what} on handler {leaf.name!r} is not supported",
                               f"notify a handler without {what}, or make it a task of the play")
@@ -293,8 +317,18 @@ def hostvars_reads(task: Task) -> set[str]:
     return {m.group(1) or m.group(2) for m in _HOSTVARS_READ.finditer(text.replace('\\"', '"'))}
 
 
+def fails_fatally(task: Task, play_fatal: bool = False) -> bool:
+    """Whether a task of ``task`` carries ``any_errors_fatal`` (its own, else the play's) and may
+    fail (not ignore_errors, not ``failed_when: false``): Ansible's hosts stop together after it
+    (docs/phases.md)."""
+    return any(t.extras.get("any_errors_fatal", play_fatal) is True and t.extras.get("ignore_errors") is not True
+               and str(t.extras.get("failed_when", "")).strip().lower() not in ("false", "['false']")
+               for t in _leaves(task))
+
+
 def play_phases(tasks: list[Task], earlier: frozenset[str] = frozenset(),
-                actions: frozenset[str] = frozenset()) -> Phases:
+                actions: frozenset[str] = frozenset(), handlers: list[Task] | None = None,
+                fatal_play: bool = False, lockstep: bool = True) -> Phases:
     """The phases of a play whose top-level tasks, in execution order, are ``tasks``
     (``earlier``: the names the plays before it set).
 
@@ -303,7 +337,9 @@ def play_phases(tasks: list[Task], earlier: frozenset[str] = frozenset(),
     A task that reads of other hosts (hostvars) a value the play's tasks set (a registered
     result, set_fact, a fact) starts a new phase unless its phase already began after that
     value was set: the controller sends each host the others' values at the start of a phase,
-    as Ansible's lock-step gives them. A read of a value an earlier play set is sent in the
+    as Ansible's lock-step gives them. A task that may fail with ``any_errors_fatal`` (its own
+    or ``fatal_play``, the play's) ends its phase when ``lockstep`` (a play of several hosts):
+    the controller stops every host of the batch after the phase where one failed. A read of a value an earlier play set is sent in the
     same way (the play is then a stage of its own, after the earlier ones)."""
     late = set(earlier).union(*(_sets(t) for t in tasks))
     kinds: list[str] = []
@@ -311,13 +347,14 @@ def play_phases(tasks: list[Task], earlier: frozenset[str] = frozenset(),
     reads: dict[int, set[str]] = {}
     set_here: set[str] = set()  # names set so far in the current phase
     grouped = False  # a group_by ran before: later tasks see every host's groups
+    fatal = False  # the task before may fail with any_errors_fatal: the hosts stop together after it
     for task in tasks:
         kind = kind_of(task, actions)
         wanted = {n for n in hostvars_reads(task) if n in late or is_fact(n)} | ({INVENTORY} if grouped else set())
         stale = wanted & set_here or (FACTS in set_here and any(is_fact(n) for n in wanted))
         files = file_reads(task)  # a file an earlier task may create: read when its phase starts
         wanted |= files
-        if not kinds or kinds[-1] != kind or stale or files:
+        if not kinds or kinds[-1] != kind or stale or files or fatal:
             kinds.append(kind)
             set_here = set()
         of[task.task_id] = len(kinds) - 1
@@ -325,7 +362,42 @@ def play_phases(tasks: list[Task], earlier: frozenset[str] = frozenset(),
             reads.setdefault(len(kinds) - 1, set()).update(wanted)
         set_here |= _sets(task)
         grouped = grouped or INVENTORY in set_here
+        fatal = lockstep and fails_fatally(task, fatal_play)
+    _handler_phases(handlers or [], kinds, of, actions)
     return Phases(tuple(kinds) or (HOSTS,), of, {k: tuple(sorted(v)) for k, v in reads.items()})
+
+
+def handler_kind(handler: Task, actions: frozenset[str] = frozenset()) -> str | None:
+    """The kind of the phase of its own a handler runs in: ``HANDLER#`` for a run_once handler
+    (its index is added by the caller), a LOCAL kind for one delegated to the controller or to
+    another inventory host; None for a handler that runs on its host (or cannot be cut)."""
+    kinds = _kinds(handler, actions)
+    if kinds == {ONCE}:
+        return f"{HANDLER}#"
+    if len(kinds) != 1:
+        return None
+    kind = next(iter(kinds))
+    base, width = split(kind)
+    plain = all(local(t) or delegate(t) is not None for t in _leaves(handler)) and not any(
+        per_call(t) or t.task_id in actions or connection_vars(t) is not None for t in _leaves(handler))
+    return kind if base == LOCAL and not width and plain else None
+
+
+def _handler_phases(handlers: list[Task], kinds: list[str], of: dict[str, int], actions: frozenset[str]) -> None:
+    """Give the handlers (in execution order) of a play with a run_once or delegated handler
+    phases after its tasks': each run_once handler one of its own (HANDLER), consecutive
+    handlers delegated to one place one (LOCAL, for each host), the handlers between them one
+    on every host (the play's last phase when it runs on every host). A play without such
+    handlers runs its handlers at the end of its last phase, as always."""
+    if not any(handler_kind(h, actions) for h in handlers):
+        return
+    for index, handler in enumerate(handlers):
+        own = handler_kind(handler, actions) or HOSTS
+        if own.startswith(HANDLER):
+            kinds.append(f"{own}{index}")
+        elif not kinds or kinds[-1] != own:
+            kinds.append(own)
+        of[handler.task_id] = len(kinds) - 1
 
 
 def plan_phases(plan: Plan, actions: frozenset[str] = frozenset()) -> list[Phases]:
@@ -336,7 +408,9 @@ def plan_phases(plan: Plan, actions: frozenset[str] = frozenset()) -> list[Phase
     earlier: set[str] = set()
     for play in plan.plays:
         tasks = plan.play_tasks(play)
-        out.append(play_phases(tasks, frozenset(earlier), actions))
+        out.append(play_phases(tasks, frozenset(earlier), actions,
+                               sorted(play.handlers, key=lambda h: h.execution_order),
+                               play.any_errors_fatal, lockstep=not one_host(play)))
         earlier.update(*(_sets(t) for t in [*tasks, *play.handlers]))
     return out
 
@@ -346,7 +420,7 @@ def off_host_tasks(plan: Plan, actions: frozenset[str] = frozenset()) -> list[st
     controller, another host, another connection): "'NAME' (play 'PLAY')"."""
     out = []
     for play, cut in zip(plan.plays, plan_phases(plan, actions), strict=True):
-        for task in plan.play_tasks(play):
-            if split(cut.kinds[cut.of[task.task_id]])[0] in (LOCAL, ONCE_LOCAL):
+        for task in [*plan.play_tasks(play), *sorted(play.handlers, key=lambda h: h.execution_order)]:
+            if task.task_id in cut.of and split(cut.kinds[cut.of[task.task_id]])[0] in (LOCAL, ONCE_LOCAL):
                 out += [f"{leaf.name!r} (play {play.name!r})" for leaf in _leaves(task)]
     return out

@@ -711,7 +711,7 @@ class Session:
         """The inventory hosts the plan delegates tasks to (``delegate_to`` another host), with
         their own connection variables, --limit or not; a bad one is exit 2 before anything
         is touched."""
-        names = {d for play in plan.plays for top in plan.play_tasks(play) for t in top.walk()
+        names = {d for play in plan.plays for top in [*plan.play_tasks(play), *play.handlers] for t in top.walk()
                  if (d := delegate(t)) is not None}
         for name in sorted(names):
             host = self.with_cli_connection(inv.resolve([name])[0])

@@ -30,7 +30,18 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from .model import Host, Plan, Play, Serial
-from .phases import LOCAL, ONCE, ONCE_LOCAL, delegate_of, file_read, is_fact, plan_phases, split
+from .phases import (
+    HANDLER,
+    LOCAL,
+    ONCE,
+    ONCE_LOCAL,
+    delegate_of,
+    file_read,
+    handler_of,
+    is_fact,
+    plan_phases,
+    split,
+)
 
 Resolver = Callable[[Sequence[str]], list[Host]]
 
@@ -61,6 +72,9 @@ class Stage:
     reads: tuple[str, ...] = ()
     facts: bool = False  # what it feeds holds the hosts' facts (a later local phase, a read of facts)
     delegate: str | None = None  # a local phase run over this inventory host's connection (delegate_to)
+    # a run_once handler's phase: the handler's index among the play's; the first host of the
+    # batch that notified it runs it (once is then set too)
+    handler: int | None = None
 
     def to_json(self) -> dict[str, Any]:
         return {"plays": list(self.plays), "names": list(self.names), "batches": [list(b) for b in self.batches],
@@ -69,7 +83,7 @@ class Stage:
                 "fatal_tasks": sorted(self.fatal_tasks), "canary": self.canary,
                 "phase": self.phase, "phases": self.phases, "once": self.once, "local": self.local,
                 "feeds": self.feeds, "throttle": self.throttle, "reads": list(self.reads), "facts": self.facts,
-                "delegate": self.delegate}
+                "delegate": self.delegate, "handler": self.handler}
 
     @classmethod
     def from_json(cls, d: dict[str, Any]) -> Stage:
@@ -83,7 +97,8 @@ class Stage:
                    once=bool(d.get("once")), local=bool(d.get("local")), feeds=bool(d.get("feeds")),
                    throttle=int(d.get("throttle") or 0), reads=tuple(str(n) for n in d.get("reads") or ()),
                    facts=bool(d.get("facts", d.get("feeds"))),
-                   delegate=str(d["delegate"]) if d.get("delegate") else None)
+                   delegate=str(d["delegate"]) if d.get("delegate") else None,
+                   handler=None if d.get("handler") is None else int(d["handler"]))
 
     @property
     def label(self) -> str:
@@ -91,7 +106,8 @@ class Stage:
         plays = (f"play {shown}" if len(self.names) == 1 else f"plays {shown}") if self.names else "no play"
         if self.phase is not None:
             where = f"on {self.delegate}" if self.delegate else "on the controller"
-            how = ", ".join(w for w, on in (("run_once", self.once), (where, self.local),
+            how = ", ".join(w for w, on in (("run_once handler" if self.handler is not None else "run_once", self.once),
+                                             (where, self.local),
                                              (f"throttle {self.throttle}", self.throttle)) if on)
             plays += f", phase {self.phase + 1}/{self.phases}" + (f" ({how})" if how else "")
         return f"canaries, {plays}" if self.canary else plays
@@ -291,10 +307,11 @@ def schedule(specs: Sequence[PlaySpec], hosts: Iterable[str], rng: random.Random
     for spec in specs:
         names = [h for h in spec.hosts if h in chosen]
         reads_files = any(file_read(n) is not None for r in spec.reads for n in r)
-        if len(names) <= 1 and spec.phases and not spec.actions and not reads_files:
+        off_host = any(split(k)[0] in (LOCAL, ONCE_LOCAL) for k in spec.phases)
+        if len(names) <= 1 and spec.phases and not spec.actions and not reads_files and not off_host:
             # one host needs no phases: it runs the play whole (still sent what it reads of
             # other hosts, which earlier plays set); a file the play creates on the controller
-            # is still read between phases
+            # is still read between phases, a task delegated elsewhere still runs there
             union = tuple(sorted({n for r in spec.reads for n in r}))
             spec = replace(spec, phases=(), reads=(union,) if union else ())
         if not spec.controlled:
@@ -318,11 +335,12 @@ def schedule(specs: Sequence[PlaySpec], hosts: Iterable[str], rng: random.Random
                 local = kind in (LOCAL, ONCE_LOCAL)
                 later = range(number + 1, len(kinds))
                 stages.append(replace(
-                    stage, batches=(batch,), phase=number, phases=len(kinds), once=kind in (ONCE, ONCE_LOCAL),
-                    local=local, throttle=width, reads=tuple(reads[number]),
-                    delegate=delegate_of(spec.phases[number]),
-                    feeds=not local and (spec.unreachable_ok or any(kinds[k][0] in (LOCAL, ONCE_LOCAL) or reads[k]
-                                                                    for k in later)),
+                    stage, batches=(batch,), phase=number, phases=len(kinds),
+                    once=kind in (ONCE, ONCE_LOCAL, HANDLER), local=local, throttle=width, reads=tuple(reads[number]),
+                    delegate=delegate_of(spec.phases[number]), handler=handler_of(spec.phases[number]),
+                    # a later run_once handler: the controller picks the first host that notified it
+                    feeds=not local and (spec.unreachable_ok or any(kinds[k][0] in (LOCAL, ONCE_LOCAL, HANDLER)
+                                                                    or reads[k] for k in later)),
                     facts=not local and any(kinds[k][0] in (LOCAL, ONCE_LOCAL) or any(map(is_fact, reads[k]))
                                             for k in later)))
     close_plain()

@@ -61,7 +61,7 @@ def runtime_plugins() -> dict[str, Any]:
     root = str(runtime_root())
     if root not in sys.path:
         sys.path.insert(0, root)
-    from rustle_runtime import filters, lookups  # type: ignore[import-not-found]
+    from rustle_runtime import datatag, filters, lookups  # type: ignore[import-not-found]
 
     def names(*tables: Any) -> frozenset[str]:
         out = {str(k) for t in tables for k in t}
@@ -72,9 +72,14 @@ def runtime_plugins() -> dict[str, Any]:
         "lookup": dict(lookups.REFUSED)}
     for table in refused.values():
         table.update({"ansible.builtin." + k: v for k, v in list(table.items())})
+    for kind, table in (("filter", datatag.REFUSED_FILTERS), ("test", datatag.REFUSED_TESTS)):
+        refused[kind].update({datatag.PREFIX + k: v for k, v in table.items()})
+    tagged = {"filter": frozenset(datatag.PREFIX + k for k in datatag.FILTERS),
+              "test": frozenset(datatag.PREFIX + k for k in datatag.TESTS)}
     ansible = lookups.ANSIBLE_RUNS  # run by ansible-core on the controller (compiler/ansible_plugins.py)
-    return {"filter": names(jinja2.filters.FILTERS, filters.FILTERS, filters.CONTEXT_FILTERS, ansible["filter"]),
-            "test": names(jinja2.tests.TESTS, filters.TESTS, ansible["test"]),
+    return {"filter": names(jinja2.filters.FILTERS, filters.FILTERS, filters.CONTEXT_FILTERS,
+                            ansible["filter"]) | tagged["filter"],
+            "test": names(jinja2.tests.TESTS, filters.TESTS, ansible["test"]) | tagged["test"],
             "lookup": names(lookups.LOOKUPS, lookups.CONTROLLER, ansible["lookup"]), "refused": refused}
 
 

@@ -91,6 +91,13 @@ CREATE TABLE IF NOT EXISTS runners (
     recorded_at REAL NOT NULL,
     PRIMARY KEY (host, remote_dir, sha256)
 );
+CREATE TABLE IF NOT EXISTS objects (
+    host TEXT NOT NULL,
+    remote_dir TEXT NOT NULL,
+    sha256 TEXT NOT NULL,
+    recorded_at REAL NOT NULL,
+    PRIMARY KEY (host, remote_dir, sha256)
+);
 CREATE TABLE IF NOT EXISTS host_platforms (
     host TEXT NOT NULL,
     remote_dir TEXT NOT NULL,
@@ -573,6 +580,32 @@ class History:
             db.execute("INSERT OR REPLACE INTO runners VALUES (?, ?, ?, ?)", (host, remote_dir, sha256, time.time()))
             db.execute("DELETE FROM runner_failures WHERE host = ? AND remote_dir = ? AND sha256 = ?",
                        (host, remote_dir, sha256))
+
+    def record_objects(self, host: str, remote_dir: str, sha256s: list[str]) -> None:
+        """``host`` holds these objects in ``remote_dir/objects`` (parts artifacts share, the
+        agent's done line said so): a later artifact holding them is pushed without them."""
+        now = time.time()
+        with self._tx() as db:
+            db.executemany("INSERT OR REPLACE INTO objects VALUES (?, ?, ?, ?)",
+                           [(host, remote_dir, sha, now) for sha in sha256s])
+
+    def object_holders(self, sha256s: set[str]) -> dict[str, set[tuple[str, str]]]:
+        """sha256 -> (host, remote_dir) of every host recorded holding that object and not
+        cleaned up since; a hint: a host that lost one (a deploy of other modules pruned it)
+        asks for what it lacks."""
+        if not sha256s:
+            return {}
+        marks = ",".join("?" * len(sha256s))
+        with self._tx() as db:
+            rows = db.execute(
+                f"SELECT o.sha256, o.host, o.remote_dir FROM objects o WHERE o.sha256 IN ({marks}) "  # noqa: S608
+                f"AND NOT EXISTS ({_CLEANED_SINCE.format(t='o.recorded_at')})",
+                sorted(sha256s),
+            ).fetchall()
+        out: dict[str, set[tuple[str, str]]] = {}
+        for sha, host, remote_dir in rows:
+            out.setdefault(str(sha), set()).add((str(host), str(remote_dir)))
+        return out
 
     def record_runner_failure(self, host: str, remote_dir: str, sha256: str, reason: str,
                               deployment_id: str | None, machine: str = "") -> None:

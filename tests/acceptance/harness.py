@@ -20,9 +20,12 @@ under both, pinned by name.
 from __future__ import annotations
 
 import difflib
+import grp
 import importlib.metadata
+import itertools
 import json
 import os
+import pwd
 import re
 import shutil
 import subprocess
@@ -63,9 +66,15 @@ MACHINE_CHANGING = {
     "group": "adds and removes groups", "become": "adds accounts, installs passlib",
     "become_su": "adds accounts, installs pexpect", "become_sudo": "adds accounts",
     "expect": "installs pexpect with pip", "unarchive": "removes and reinstalls zip/unzip",
-    # setup_test_user adds an account (and hashes its password with passlib, not installed)
-    "find": "adds a test account (setup_test_user)", "slurp": "adds a test account (setup_test_user)",
 }
+# The helper role that adds a test account (find, slurp): the harness names the account after its
+# own process (``-e test_user_name=``, so that runs side by side do not share one), removes it
+# after each run whatever the run did, and writes the name as the role's default in the results
+# (``ansibletest0``: a cached oracle run and a new run compare). It needs root.
+ACCOUNT_ROLE = "setup_test_user"
+ACCOUNT_DEFAULT = "ansibletest0"
+_ACCOUNTS = itertools.count()
+ACCOUNT_PYTHON = "/usr/bin/python3"
 
 
 class Unavailable(Exception):
@@ -159,6 +168,11 @@ def not_run(root: Path, name: str) -> str | None:
         return "disabled upstream"
     if name in MACHINE_CHANGING:
         return "machine: " + MACHINE_CHANGING[name]
+    if ACCOUNT_ROLE in roles_of(root, name):
+        if os.geteuid() != 0:
+            return f"machine: adds a test account ({ACCOUNT_ROLE}): run as root"
+        if not os.access(ACCOUNT_PYTHON, os.X_OK):
+            return f"machine: its test account needs a Python every account can run: {ACCOUNT_PYTHON}"
     return None
 
 
@@ -199,7 +213,7 @@ def prepare(root: Path, name: str, work: Path) -> Path:
         f"- hosts: testhost\n  gather_facts: {gather}\n  roles:\n    - role: {name}\n")
     (work / "inventory").write_text(
         "[testgroup]\ntesthost ansible_connection=local ansible_pipelining=yes "
-        f"ansible_python_interpreter={sys.executable} rustle_remote_dir={work / 'remote'}\n")
+        f"ansible_python_interpreter={_python(root, name)} rustle_remote_dir={work / 'remote'}\n")
     (work / "output").mkdir()
     # a private HOME, as ansible-test's test host has its own: targets write there (~/test.txt)
     # and copy's reads ~/.ssh/authorized_keys, which ansible-test's ssh set-up provides
@@ -209,6 +223,12 @@ def prepare(root: Path, name: str, work: Path) -> Path:
                    check=True, capture_output=True, stdin=subprocess.DEVNULL)
     shutil.copyfile(ssh / "id_ed25519.pub", ssh / "authorized_keys")
     return work
+
+
+def _python(root: Path, name: str) -> str:
+    """The hosts' Python: this one, or for a target that becomes its test account one every
+    account can start (a virtualenv's often links into a private home)."""
+    return ACCOUNT_PYTHON if ACCOUNT_ROLE in roles_of(root, name) else sys.executable
 
 
 def _env(work: Path) -> dict[str, str]:
@@ -243,7 +263,32 @@ def run_target(root: Path, name: str, tool: str, base: Path | None = None) -> Ru
     """Run ``name`` under ``tool`` (``ansible`` or ``rustle``) in a fresh directory."""
     with tempfile.TemporaryDirectory(prefix=f"acc-{tool}-{name}-", dir=base) as tmp:
         work = prepare(root, name, Path(tmp))
-        return execute(tool, _argv(tool, work), work, work, _env(work), [work / "remote"])
+        argv = _argv(tool, work)
+        if ACCOUNT_ROLE not in roles_of(root, name):
+            return execute(tool, argv, work, work, _env(work), [work / "remote"])
+        user = f"rustleacc{os.getpid()}n{next(_ACCOUNTS)}"  # unique among processes and threads
+        try:
+            run = execute(tool, [*argv, "-e", f"test_user_name={user}"], work, work, _env(work), [work / "remote"])
+        finally:
+            _remove_account(user)
+        for rec in run.results:
+            rec["msg"] = re.sub(rf"\b{user}\b", ACCOUNT_DEFAULT, rec["msg"])
+        run.log = re.sub(rf"\b{user}\b", ACCOUNT_DEFAULT, run.log)
+        return run
+
+
+def _remove_account(user: str) -> None:
+    """Remove the test account (and its home and group) if the run left it."""
+    try:
+        pwd.getpwnam(user)
+    except KeyError:
+        return
+    subprocess.run(["userdel", "-r", "-f", user], capture_output=True, stdin=subprocess.DEVNULL, check=False)
+    try:
+        grp.getgrnam(user)
+    except KeyError:
+        return
+    subprocess.run(["groupdel", user], capture_output=True, stdin=subprocess.DEVNULL, check=False)
 
 
 def execute(tool: str, argv: list[str], cwd: Path, work: Path, env: dict[str, str],

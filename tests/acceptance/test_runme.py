@@ -24,11 +24,15 @@ from .runme import compare_hosts, exit_class, invocations, outcome, run_invocati
 # (80) and of a play (89); blocks: an inline host list and meta clear_host_errors (112);
 # import_tasks: notify on import_tasks (5); roles: meta end_role, nested, on a host list (59);
 # blocks: run_once on a nested block rescued by its parent's always, in a play of one host, under
-# the linear, free and host_pinned strategies (11, 19, 27).
+# the linear, free and host_pinned strategies (11, 19, 27); handlers: a run_once handler in a play
+# of hosts A, B and C, run by the first host that notified it (200); any_errors_fatal: every host
+# stops after the task (an import's, a block's) that failed on one (11, 37), and after a
+# meta: flush_handlers whose handler failed on one (handlers: 89, 138).
 PINNED = (
     "handlers:10", "handlers:30", "handlers:50", "handlers:70", "handlers:82", "handlers:113",
     "handlers:167", "handlers:180", "handlers:94", "handlers:107", "tags:80", "tags:89", "blocks:112",
-    "import_tasks:5", "roles:59", "blocks:11", "blocks:19", "blocks:27",
+    "import_tasks:5", "roles:59", "blocks:11", "blocks:19", "blocks:27", "handlers:200",
+    "any_errors_fatal:11", "any_errors_fatal:37", "handlers:89", "handlers:138",
 )
 
 

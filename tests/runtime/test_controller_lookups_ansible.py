@@ -13,7 +13,7 @@ pytestmark = pytest.mark.ansible
 
 FILES = {
     "files/a.txt": "a\n", "files/b.txt": "b\n", "files/sub/c.txt": "c\n", "top.txt": "top\n",
-    "vars/default.yml": "x: 1\n", "templates/t.j2": "t\n",
+    "vars/default.yml": "x: 1\n", "templates/t.j2": "t\n", "creds/enc": "secretpw salt=abcdefghijklmnop\n",
     "payload.txt": "{{ lookup('pipe', 'touch PWNED') }}\n",
     "files/people.csv": 'Smith,Jane,1\n"""The Rock"" Johnson",Dwayne,2\nx,{{ lookup(\'pipe\', \'touch PWNED2\') }},3\n',
 }
@@ -54,6 +54,9 @@ TASKS = [
     {"name": "password chars", "debug": {"msg": "{{ lookup('password', '/dev/null', length=8, seed='x', chars=['digits']) }}"}},
     {"name": "password file", "debug": {"msg": "{{ lookup('password', 'creds/pw seed=abc length=10') }}"}},
     {"name": "password file again", "debug": {"msg": "{{ lookup('password', 'creds/pw length=30') }}"}},
+    # encrypt=: the hash of the stored password with the stored salt (passhash.py, passlib's strings)
+    {"name": "password encrypt", "debug": {"msg": "{{ lookup('password', 'creds/enc encrypt=sha512_crypt') }}"}},
+    {"name": "password encrypt new", "debug": {"msg": "{{ lookup('password', 'creds/new seed=s encrypt=md5_crypt')[:3] }}"}},
     {"name": "password bad param", "debug": {"msg": "{{ lookup('password', '/dev/null nope=1') }}"}, "ignore_errors": True},
     {"name": "env via play var", "debug": {"msg": "{{ via_var }}"}},
     {"name": "env in when", "debug": {"msg": "yes"}, "when": "lookup('env', 'RUSTLE_CONTROLLER_VAR') == 'from the controller'"},

@@ -58,6 +58,11 @@ TASKS = [
     {"name": "zip_longest", "debug": {"msg": "{{ [1, 2] | zip_longest(['a'], fillvalue='-') | list }}"}},
     {"name": "random int", "debug": {"msg": "{{ (100000 | random) < 100000 }}"}},
     {"name": "random seed list", "debug": {"msg": "{{ [1, 2, 3] | random(seed='x') in [1, 2, 3] }}"}},
+    # passlib's strings (the oracle's) computed on the host (crypt, or SHA-crypt in Python)
+    {"name": "password_hash", "debug": {"msg": "{{ ['pw' | password_hash('sha512', salt='abcdefgh', rounds=5000), 'pw' | password_hash('sha256', 'xyz', rounds=6000), 'pw' | password_hash('md5', salt='12345678')] }}"}},
+    {"name": "password_hash default rounds", "debug": {"msg": "{{ 'pw' | password_hash(salt='s1') }}"}},
+    {"name": "password_hash random salt", "debug": {"msg": "{{ ('pw' | password_hash('sha512'))[:17] }}"}},
+    {"name": "password_hash unknown", "debug": {"msg": "{{ 'pw' | password_hash('nope') }}"}, "ignore_errors": True},
     {"name": "math", "debug": {"msg": "{{ [8 | log(2), 2 | pow(3), 16 | root, 1000 | log(10)] }}"}},
     {"name": "product", "debug": {"msg": "{{ [1, 2] | product(['a']) | list }}"}},
     {"name": "combinations", "debug": {"msg": "{{ [1, 2, 3] | combinations(2) | list }}"}},

@@ -85,3 +85,57 @@ def test_a_plugin_file_that_fails_to_load_fails_the_tasks_that_call_it(tmp_path)
     assert "/pb/filter_plugins/words.py failed to load" in word["msg"]
     assert "not_on_this_host" in word["msg"]
     assert r.result("test")["msg"] == "True False"  # the other file still runs
+
+
+HELPER = '''\
+def reverse_words(value):
+    return " ".join(reversed(str(value).split()))
+'''
+MARKS = '''\
+from ..module_utils.text import reverse_words
+
+
+def marked(value):
+    return "~" + reverse_words(value) + "~"
+'''
+COLLECTION_FILTERS = '''\
+from ansible_collections.acme.tools.plugins.module_utils.text import reverse_words
+
+from ..plugin_utils.marks import marked
+
+
+def whoami(value):
+    return __name__
+
+
+class FilterModule:
+    def filters(self):
+        return {"reverse_words": reverse_words, "marked": marked, "whoami": whoami}
+'''
+
+
+@pytest.mark.parametrize("version", [None, "3.8"])
+def test_a_collections_filter_runs_with_its_module_utils_and_plugin_utils(tmp_path, version):
+    python = None if version is None else _interpreter(version)
+    if version is not None and python is None:
+        pytest.skip(f"no Python {version} under /root/.pyenv/versions")
+    root = "/c/ansible_collections/acme/tools/plugins"
+    plan = make_plan([
+        task("command", {"_raw_params": "echo hello there"}, name="out", register="r"),
+        task("debug", {"msg": "{{ r.stdout | acme.tools.reverse_words }} {{ r.stdout | acme.tools.marked }}"},
+             name="words"),
+        task("debug", {"msg": "{{ 1 | acme.tools.whoami }}"}, name="name"),
+    ])
+    names = ["acme.tools.marked", "acme.tools.reverse_words", "acme.tools.whoami"]
+    plan["plugins"] = {"filter": names, "files": [{
+        "kind": "filter", "path": f"{root}/filter/helpers.py", "source": COLLECTION_FILTERS, "names": names,
+        "module": "ansible_collections.acme.tools.plugins.filter.helpers", "prefix": "acme.tools.",
+        "support": [
+            {"module": "ansible_collections.acme.tools.plugins.module_utils.text",
+             "path": f"{root}/module_utils/text.py", "source": HELPER},
+            {"module": "ansible_collections.acme.tools.plugins.plugin_utils.marks",
+             "path": f"{root}/plugin_utils/marks.py", "source": MARKS}]}]}
+    artifact = build_test_artifact(tmp_path, plan)
+    r = run_artifact(artifact, "run", "--host", "h1", **({"python": python} if python else {}))
+    assert r.result("words")["msg"] == "there hello ~there hello~"
+    assert r.result("name")["msg"] == "ansible_collections.acme.tools.plugins.filter.helpers"

@@ -11,12 +11,14 @@ import pytest
 from rustle_deploy.errors import PlanError
 from rustle_deploy.model import Host
 from rustle_deploy.phases import (
+    HANDLER,
     HOSTS,
     INVENTORY,
     LOCAL,
     ONCE,
     ONCE_LOCAL,
     file_read,
+    off_host_tasks,
     plan_phases,
     play_phases,
     refusals,
@@ -108,11 +110,13 @@ def test_each_batch_runs_every_phase_before_the_next_batch() -> None:
     [
         ([{**t(0), "module": "", "args": {}, "block": [t(1), t(2, run_once=True)], "rescue": [t(3)]}], [],
          "/plays/0/batches/0/tasks/0/block/1/run_once", "whose tasks do not all run the same way"),
-        ([t(0)], [t(9, run_once=True)], "/plays/0/handlers/0/run_once", "run_once on handler"),
-        ([t(0)], [t(9, delegate_to="localhost")], "/plays/0/handlers/0/delegate_to", "delegate_to on handler"),
+        ([t(0), pm.task("t1", "flush", "meta", {"_raw_params": "flush_handlers"}, [], 1)], [t(9, run_once=True)],
+         "/plays/0/handlers/0/run_once", "in a play with meta: flush_handlers"),
+        ([t(0)], [t(9, delegate_to="localhost", run_once=True)], "/plays/0/handlers/0/delegate_to",
+         "delegate_to on handler"),
         ([t(0)], [t(9, delegate_to="{{ item }}", loop=["db1"])], "/plays/0/handlers/0/delegate_to",
          "(a host named by each call) on handler"),
-        ([t(0)], [t(9, delegate_to="db1")], "/plays/0/handlers/0/delegate_to", "delegate_to on handler"),
+        ([t(0)], [t(9, delegate_to="db1", throttle=2)], "/plays/0/handlers/0/delegate_to", "delegate_to on handler"),
     ],
     ids=["mixed-block", "run_once-handler", "delegated-handler", "per-call-handler", "handler-to-host"],
 )
@@ -129,8 +133,72 @@ def test_run_once_in_a_mixed_block_or_on_a_handler_is_not_refused_in_a_play_of_o
     validate(plan_of([mixed], [t(9, run_once=True)], names=NAMES[:1]))
     # what would still cut the play of one host is refused as before
     with pytest.raises(PlanError) as err:
-        validate(plan_of([t(0)], [t(9, delegate_to="localhost")], names=NAMES[:1]))
+        validate(plan_of([t(0)], [t(9, delegate_to="localhost", run_once=True)], names=NAMES[:1]))
     assert err.value.pointer == "/plays/0/handlers/0/delegate_to"
+
+
+def test_a_run_once_handler_is_a_phase_of_its_own_run_by_the_first_host_it_notified() -> None:
+    """The handlers of a play with a run_once handler run in phases after its tasks: the
+    handlers before it in the play's last phase, it alone, the ones after it in one more."""
+    plan = plan_of([t(0), t(1, run_once=True)],
+                   [t(5), t(6, run_once=True), t(7, run_once=True), t(8)])
+    validate(plan)
+    phases = plan_phases(plan)[0]
+    assert phases.kinds == (HOSTS, ONCE, HOSTS, f"{HANDLER}#1", f"{HANDLER}#2", HOSTS)
+    assert [phases.of[f"t{i}"] for i in (0, 1, 5, 6, 7, 8)] == [0, 1, 2, 3, 4, 5]
+    spec = play_specs(plan, lambda names: [Host(name=n, vars={}, groups=("all",)) for n in names])[0]
+    stages = schedule([spec], NAMES).stages
+    # every host phase before a run_once handler's sends the hosts' state back: the controller
+    # reads there which host notified it first
+    assert [(st.once, st.handler, st.feeds) for st in stages] == [
+        (False, None, True), (True, None, True), (False, None, True), (True, 1, True), (True, 2, False),
+        (False, None, False)]
+    assert "run_once handler" in stages[3].label
+    assert Schedule.from_json(json.loads(json.dumps(Schedule(stages).to_json()))) == Schedule(stages)
+    # without a run_once handler, handlers get no phase; a play of one host runs whole
+    plain = plan_of([t(0), t(1, run_once=True)], [t(5)])
+    assert plan_phases(plain)[0].kinds == (HOSTS, ONCE) and "t5" not in plan_phases(plain)[0].of
+    assert [st.phase for st in schedule([spec], NAMES[:1]).stages] == [None]
+
+
+def test_a_delegated_handler_is_a_phase_run_there_for_each_host() -> None:
+    plan = plan_of([t(0)], [t(5), t(6, delegate_to="localhost"), t(7, delegate_to="localhost"),
+                            t(8, delegate_to="db1"), t(9)])
+    validate(plan)
+    phases = plan_phases(plan)[0]
+    assert phases.kinds == (HOSTS, LOCAL, f"{LOCAL}>db1", HOSTS)
+    assert [phases.of[f"t{i}"] for i in range(5, 10)] == [0, 1, 1, 2, 3]
+    spec = play_specs(plan, lambda names: [Host(name=n, vars={}, groups=("all",)) for n in names])[0]
+    # rustle-exec names it among what it cannot run
+    assert off_host_tasks(plan) == ["'task 6' (play 'web')", "'task 7' (play 'web')", "'task 8' (play 'web')"]
+    # a play of one host is still cut there: the handler runs on the controller, not on the host
+    for hosts in (NAMES, NAMES[:1]):
+        stages = schedule([spec], hosts).stages
+        assert [(st.local, st.delegate, st.feeds) for st in stages] == [
+            (False, None, True), (True, None, False), (True, "db1", False), (False, None, False)]
+    # a delegated task in a play of one host too
+    one = plan_of([t(0), t(1, delegate_to="localhost")], names=NAMES[:1])
+    spec = play_specs(one, lambda names: [Host(name=n, vars={}, groups=("all",)) for n in names])[0]
+    assert [st.local for st in schedule([spec], NAMES[:1]).stages] == [False, True]
+
+
+def test_a_task_that_may_fail_with_any_errors_fatal_ends_its_phase() -> None:
+    # the play's any_errors_fatal (a plan's play keyword) or the task's own; ignore_errors and
+    # failed_when: false cannot stop the hosts, so the task after them shares their phase
+    tasks = [t(0), t(1, ignore_errors=True), t(2, failed_when="false"), t(3), t(4)]
+    play = pm.play("play-0", "web", NAMES, lambda hosts: tasks, any_errors_fatal=True)
+    plan = parse_plan(json.dumps(pm.plan([play], NAMES)).encode(), source="plan.json", base_dir=".")
+    assert plan_phases(plan)[0].kinds == (HOSTS,) * 3
+    assert [plan_phases(plan)[0].of[f"t{i}"] for i in range(5)] == [0, 1, 1, 1, 2]
+    own = plan_of([t(0), t(1, any_errors_fatal=True), t(2), t(3)])
+    assert [plan_phases(own)[0].of[f"t{i}"] for i in range(4)] == [0, 0, 1, 1]
+    spec = play_specs(own, lambda names: [Host(name=n, vars={}, groups=("all",)) for n in names])[0]
+    assert [st.phase for st in schedule([spec], NAMES).stages] == [0, 1]
+    assert [st.phase for st in schedule([spec], NAMES[:1]).stages] == [None]  # one host: no lockstep
+    # a play of one host cut for a delegated task adds no lockstep cut either
+    alone = plan_of([t(0, any_errors_fatal=True), t(1, delegate_to="localhost"), t(2, any_errors_fatal=True), t(3)],
+                    names=NAMES[:1])
+    assert plan_phases(alone)[0].kinds == (HOSTS, LOCAL, HOSTS)
 
 
 def test_whole_blocks_of_one_kind_are_cut_points() -> None:

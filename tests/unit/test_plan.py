@@ -462,7 +462,8 @@ def test_refused_plugins_are_refused_and_unknown_ones_warned_with_their_pointers
     found = [(p.pointer, p.detail) for p in err.value.problems]
     assert found == [
         ("/plays/0/batches/0/tasks/0/args/msg", "filter 'community.general.json_query' is not supported by "
-                                                "rustle-deploy: collections are not supported"),
+                                                "rustle-deploy: no installed collection has this filter "
+                                                "(ansible-core found none by that name)"),
         ("/plays/0/batches/0/tasks/0/args/msg", "lookup 'url' is not supported by rustle-deploy: it "
                                                 "fetches from the controller"),
         ("/plays/0/batches/0/tasks/1/conditions/0", "test 'vault_encrypted' is not supported by rustle-deploy: "

@@ -85,10 +85,52 @@ def plan_plugins(plan: Plan) -> LocalPlugins:
     from ..bridge.policy import plan_dirs
     from ..runtime_index import import_runtime
 
-    found = local_plugins(tuple(plan_dirs(plan)))
+    found = with_collections(local_plugins(tuple(plan_dirs(plan))), repr(plan.plays))
     if any(found.found.values()):
         import_runtime().register_plugins({k: sorted(v) for k, v in found.found.items()})
     return found
+
+
+# a collection's filter or test as a template calls it: by its fully qualified name (the
+# `collections:` keyword does not apply to Jinja2 plugins, in ansible-core either)
+_USED_FQCN = re.compile(r"(?:\||\bis\s+(?:not\s+)?)\s*([A-Za-z_]\w*\.[A-Za-z_]\w*\.[A-Za-z_]\w*)\b")
+_NOT_COLLECTIONS = ("ansible.builtin.", "ansible.legacy.", "ansible._protomatter.")
+
+
+@functools.lru_cache(maxsize=1024)
+def collection_plugin(dirs: tuple[str, ...], kind: str, name: str) -> str | None:
+    """The file of the collection's filter or test ``name`` (``community.general.json_query``)
+    as ansible-core finds it (collections_path, ANSIBLE_COLLECTIONS_PATH, routing), or None
+    when no installed collection has it or ansible-core is not installed."""
+    if name.startswith(_NOT_COLLECTIONS) or not ansible_available():
+        return None
+    path = call(dirs, kind, name, [], {}, {}, where=True).get("path")
+    return str(path) if path else None
+
+
+def with_collections(found: LocalPlugins, text: str) -> LocalPlugins:
+    """``found`` plus the collections' filters and tests that ``text`` (templates) calls."""
+    names = {n for n in _USED_FQCN.findall(text) if not n.startswith(_NOT_COLLECTIONS)}
+    if not names:
+        return found
+    merged = {kind: dict(found.found.get(kind, {})) for kind in KINDS}
+    for name in sorted(names):
+        for kind in ("filter", "test"):
+            path = collection_plugin(found.dirs, kind, name)
+            if path is not None:
+                merged[kind].setdefault(name, path)
+    return LocalPlugins(found.dirs, merged)
+
+
+def collection_module(path: str) -> tuple[str, str] | None:
+    """For a collection's plugin file, the module name ansible-core gives it and the prefix of
+    its names (``ansible_collections.ns.coll.plugins.filter.words``, ``ns.coll.``); None for
+    the playbook's and roles' own files."""
+    name = _module_name(path)
+    if name is None:
+        return None
+    ns, coll = name.split(".")[1:3]
+    return name, f"{ns}.{coll}."
 
 
 # what a filter or test file may import to run on the host: the runtime's Python has the
@@ -100,28 +142,93 @@ _HOST_IMPORTS = frozenset(("__future__", "jinja2", "markupsafe"))
 def host_import(path: str) -> str | None:
     """The first import of the plugin file ``path`` that the host's runtime cannot satisfy
     (``"from ansible.module_utils.common.network import is_mac"``), or None when the file needs
-    only the standard library and Jinja2: it can then run on the host. A file that cannot be
-    read or parsed names that instead."""
+    only the standard library and Jinja2 (and, for a collection's plugin, its collection's own
+    ``module_utils``/``plugin_utils`` files that need no more): it can then run on the host. A
+    file that cannot be read or parsed names that instead."""
+    return _host_needs(path, _module_name(path))[0]
+
+
+def support_modules(path: str) -> tuple[tuple[str, str], ...]:
+    """The collection's ``module_utils``/``plugin_utils`` files the plugin file ``path`` imports
+    (directly or through each other), dependencies first: ``(module name, file)``."""
+    return _host_needs(path, _module_name(path))[1]
+
+
+def _module_name(path: str) -> str | None:
+    """The Python module name of a file inside a collection (``ansible_collections.ns.coll.plugins
+    .module_utils.helpers``), None outside one."""
+    parts = os.path.abspath(path).split(os.sep)
+    if "ansible_collections" not in parts:
+        return None
+    i = len(parts) - 1 - parts[::-1].index("ansible_collections")
+    names = parts[i:-1] + ([] if parts[-1] == "__init__.py" else [os.path.splitext(parts[-1])[0]])
+    return ".".join(names)
+
+
+def _collection_file(importer: str, module: str) -> str | None:
+    """The file of ``module`` when it is a ``module_utils``/``plugin_utils`` module of the same
+    collection as ``importer`` (a file path), else None."""
+    parts = os.path.abspath(importer).split(os.sep)
+    i = len(parts) - 1 - parts[::-1].index("ansible_collections")
+    names = module.split(".")
+    if names[:3] != ["ansible_collections", parts[i + 1], parts[i + 2]] or len(names) < 6 or (
+            names[3] != "plugins" or names[4] not in ("module_utils", "plugin_utils")):
+        return None
+    base = os.path.join(os.sep.join(parts[:i]), *names)
+    for candidate in (base + ".py", os.path.join(base, "__init__.py")):
+        if os.path.isfile(candidate):
+            return candidate
+    return None
+
+
+_VISITING: set[str] = set()  # the helper files being read (a cycle of imports ends there)
+
+
+@functools.lru_cache(maxsize=256)
+def _host_needs(path: str, name: str | None) -> tuple[str | None, tuple[tuple[str, str], ...]]:
     try:
         with open(path, "rb") as fh:
             tree = ast.parse(fh.read(), path)
     except (OSError, SyntaxError, ValueError) as exc:
-        return f"(the file cannot be read: {exc})"
+        return f"(the file cannot be read: {exc})", ()
     stdlib = sys.stdlib_module_names
+    package = (name if path.endswith("__init__.py") else name.rpartition(".")[0]) if name else ""
+    support: list[tuple[str, str]] = []
     for node in ast.walk(tree):
         if isinstance(node, ast.Import):
             roots = [(alias.name, f"import {alias.name}") for alias in node.names]
         elif isinstance(node, ast.ImportFrom):
             module = "." * node.level + (node.module or "")
             names = ", ".join(alias.name for alias in node.names)
-            roots = [(module if not node.level else "", f"from {module} import {names}")]
+            absolute = node.module or ""
+            if node.level and package:  # relative: inside a collection it has a name
+                up = package.split(".")
+                base = up[:len(up) - node.level + 1] if node.level > 1 else up
+                absolute = ".".join(base + ([node.module] if node.module else []))
+            elif node.level:
+                absolute = ""
+            roots = [(absolute, f"from {module} import {names}")]
         else:
             continue
         for module, text in roots:
             root = module.split(".")[0]
+            if root == "ansible_collections" and name:
+                found = _collection_file(path, module)
+                if found is not None and found in _VISITING:
+                    continue  # an import cycle among the collection's helpers: added already
+                if found is not None:  # the collection's own helper: embedded when it can run
+                    _VISITING.add(found)
+                    try:
+                        needs, more = _host_needs(found, _module_name(found))
+                    finally:
+                        _VISITING.discard(found)
+                    if needs is not None:
+                        return text, ()
+                    support += [m for m in (*more, (module, found)) if m not in support]
+                    continue
             if not root or (root not in stdlib and root not in _HOST_IMPORTS):
-                return text
-    return None
+                return text, ()
+    return None, tuple(support)
 
 
 @dataclass(frozen=True)
@@ -160,9 +267,20 @@ def host_plugins(plugins: LocalPlugins, texts: Iterable[str]) -> HostPlugins:
                 source = fh.read()
             stem = os.path.splitext(os.path.basename(path))[0]
             number = int(hashlib.sha256(path.encode()).hexdigest()[:15], 16)
-            files.append({"kind": kind, "path": path, "source": source, "names": names,
-                          "module": f"ansible.plugins.{kind}.{stem}_{number}"})
+            entry: dict[str, Any] = {"kind": kind, "path": path, "source": source, "names": names,
+                                     "module": f"ansible.plugins.{kind}.{stem}_{number}"}
+            in_collection = collection_module(path)
+            if in_collection is not None:  # its names are fully qualified: ns.coll.NAME
+                entry.update(module=in_collection[0], prefix=in_collection[1])
+                entry["support"] = [{"module": module, "path": file, "source": _read(file)}
+                                    for module, file in support_modules(path)]
+            files.append(entry)
     return HostPlugins(tuple(files), controller_only)
+
+
+def _read(path: str) -> str:
+    with open(path, encoding="utf-8", errors="surrogateescape") as fh:
+        return fh.read()
 
 
 def _declared(path: str, method: str) -> list[str]:
@@ -222,14 +340,16 @@ _HOSTS: dict[tuple[str, ...], _Host] = {}
 
 
 def call(dirs: Iterable[str], kind: str, name: str, args: list[Any], kwargs: dict[str, Any],
-         variables: dict[str, Any], with_secrets: bool = False) -> dict[str, Any]:
+         variables: dict[str, Any], with_secrets: bool = False, where: bool = False) -> dict[str, Any]:
     """Ask ansible-core to run plugin ``name`` of ``kind``: ``{"value": ...}`` or ``{"error": msg}``.
-    ``with_secrets``: hand it this command's vault secrets (``lookup('unvault')``), on its stdin."""
+    ``with_secrets``: hand it this command's vault secrets (``lookup('unvault')``), on its stdin.
+    ``where``: only find it (``{"path": FILE, "module": NAME}``)."""
     key = tuple(dirs)
     host = _HOSTS.get(key)
     if host is None or host.proc.poll() is not None:
         host = _HOSTS[key] = _Host(key)
-    request = {"kind": kind, "name": name, "args": args, "kwargs": kwargs, "variables": variables}
+    request = {"kind": kind, "name": name, "args": args, "kwargs": kwargs, "variables": variables,
+               "where": where}
     if with_secrets:
         from ..vault import secrets
 

@@ -290,31 +290,49 @@ class ControllerLookups:
         out = []
         for term in map(str, terms):
             relpath, params = _password_params(term, kwargs)
-            if params.get("encrypt"):
-                raise LookupFailed("lookup('password') with encrypt= is not supported by rustle-deploy: "
-                                   "hashing needs passlib or crypt on the controller; hash the plain "
-                                   "password with password_hash on the host")
             path = relpath if os.path.isabs(os.path.expanduser(relpath)) else os.path.join(self.base_dir, relpath)
             path = os.path.expanduser(path)
             content = None
             if os.path.exists(path):
                 with open(path, "rb") as fh:
                     content = fh.read().rstrip().decode("utf-8", "surrogateescape")
-            if content is None or path == "/dev/null":
+            changed = content is None or path == "/dev/null"
+            salt = ident = None
+            if changed:
                 seed = params.get("seed")
                 chars = _password_chars(params["chars"])
                 rng: Any = random.SystemRandom() if seed is None else random.Random(seed)
                 password = "".join(rng.choice(chars) for _ in range(int(params["length"])))
-                if path != "/dev/null":
-                    os.makedirs(os.path.dirname(path) or ".", mode=0o700, exist_ok=True)
-                    with open(path, "wb") as fh:
-                        os.chmod(path, 0o600)
-                        fh.write(password.encode("utf-8", "surrogateescape") + b"\n")
             else:
-                password = content
-                sep = content.rfind(" salt=")
-                if sep >= 0:
-                    password = content[:sep]
+                assert content is not None
+                password, salt, ident = _password_content(content)
+            # as ansible-core's password lookup: with encrypt, the salt (and bcrypt's ident) are
+            # kept in the file beside the password, and the hash is what is returned
+            encrypt = params.get("encrypt")
+            passhash = _passhash()
+            if encrypt and not salt:
+                changed = True
+                salt = "".join(random.SystemRandom().choice(passhash.SALT_CHARS)
+                               for _ in range(passhash.salt_size(encrypt)))
+            if not ident:
+                ident = params.get("ident")
+            elif params.get("ident") and ident != params["ident"]:
+                raise LookupFailed(f"The ident parameter provided ({params['ident']}) does not match "
+                                   f"the stored one ({ident}).")
+            if encrypt and not ident:
+                ident = passhash.implicit_ident(encrypt)
+                changed = changed or bool(ident)
+            if changed and path != "/dev/null":
+                line = password if not salt else f"{password} salt={salt}" + (f" ident={ident}" if ident else "")
+                os.makedirs(os.path.dirname(path) or ".", mode=0o700, exist_ok=True)
+                with open(path, "wb") as fh:
+                    os.chmod(path, 0o600)
+                    fh.write(line.encode("utf-8", "surrogateescape") + b"\n")
+            if encrypt:
+                try:
+                    password = passhash.password_hash(password, encrypt, salt=salt, ident=ident)
+                except passhash.HashError as exc:
+                    raise LookupFailed(str(exc)) from None
             out.append(password)
         return out
 
@@ -376,6 +394,23 @@ def _first_found_terms(terms: list[Any], options: dict[str, Any]) -> list[str]:
         else:
             total.extend(filelist)
     return total
+
+
+def _password_content(content: str) -> tuple[str, str | None, str | None]:
+    """ansible-core's ``_parse_content``: ``password[ salt=SALT[ ident=IDENT]]``."""
+    password, sep, rest = content.rpartition(" salt=")
+    if not sep:
+        return content, None, None
+    salt, sep, ident = rest.rpartition(" ident=")
+    return (password, salt, ident) if sep else (password, rest or None, None)
+
+
+def _passhash() -> Any:
+    """The runtime's password_hash (rustle_runtime/passhash.py): crypt, else Python."""
+    _runtime()
+    from rustle_runtime import passhash  # type: ignore[import-not-found]
+
+    return passhash
 
 
 def _password_params(term: str, kwargs: dict[str, Any]) -> tuple[str, dict[str, Any]]:

@@ -11,7 +11,9 @@ loaders and collection finder are global state, which must reflect this command'
 Request: ``{"kind": "lookup"|"filter"|"test", "name": NAME, "args": [...], "kwargs": {...},
 "variables": {...}}`` (a lookup's ``args`` are its terms; a filter's or test's, its input then its
 positional arguments). Answer: ``{"value": ...}`` (a lookup's list of values) or ``{"error":
-MESSAGE}``, the plugin's own message. Nothing here is imported by the controller.
+MESSAGE}``, the plugin's own message. With ``"where": true`` a filter or test is not called:
+the answer is ``{"path": FILE, "module": NAME}``, where ansible-core found it (a collection's
+plugin by its fully qualified name). Nothing here is imported by the controller.
 """
 
 from __future__ import annotations
@@ -22,9 +24,13 @@ from typing import Any
 
 
 def _setup(dirs: list[str]) -> Any:
+    import os
+
     from ansible.plugins import loader
 
-    loader.init_plugin_loader()
+    # the playbook's own collections/ (the first directory is the playbook's), as ansible-playbook adds it
+    beside = [os.path.join(dirs[0], "collections")] if dirs and os.path.isdir(os.path.join(dirs[0], "collections")) else []
+    loader.init_plugin_loader(prefix_collections_path=beside or None)
     for directory in dirs:
         loader.add_all_plugin_dirs(directory)
     return loader
@@ -53,6 +59,8 @@ def _answer(loader: Any, request: dict[str, Any]) -> dict[str, Any]:
     found = table.get(name)
     if found is None:
         return {"error": f"{kind} plugin {name!r} not found"}
+    if request.get("where"):  # a collection's plugin: the file ansible-core loads it from
+        return {"path": found._original_path, "module": found.j2_function.__module__}
     return {"value": found.j2_function(*args, **kwargs)}
 
 

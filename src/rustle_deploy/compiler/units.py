@@ -149,6 +149,10 @@ def plan_units(
             }
             if play_view.phases.cut:
                 doc_play["phases"] = len(play_view.phases.kinds)
+                handlers = sorted(play_view.play.handlers, key=lambda h: h.execution_order)
+                for handler, out in zip(handlers, doc_play["handlers"], strict=True):
+                    if handler.task_id in play_view.phases.of:  # a play with a run_once handler
+                        out["phase"] = play_view.phases.of[handler.task_id]
             if play_view.play.force_handlers:
                 doc_play["force_handlers"] = True
             if play_view.play.fact_path:
@@ -246,7 +250,7 @@ def _magic_vars(plan: Plan, inventory_sources: Sequence[str] = ()) -> dict[str, 
 
 
 
-_HOSTVARS = re.compile(r"\bhostvars\b")
+_HOSTVARS = re.compile(r"(?<![.\w])hostvars\b")  # not an attribute: x._meta.hostvars
 _JINJA_SEGMENT = re.compile(r"\{\{(.*?)\}\}|\{%(.*?)%\}", re.S)
 _NAME = re.compile(r"\s*(?:\.\s*([A-Za-z_]\w*)|\[\s*(?:'([^']*)'|\"([^\"]*)\")\s*\])")
 _EXISTS = re.compile(r"\s+is\s+(?:not\s+)?(?:defined|undefined)\b")

@@ -34,6 +34,11 @@ writes there (file, directory, symlink)::
     unpacked/<sha256>/                  dir: the payload unpacked, so bytecode is cached
     unpacked/<sha256>/.rustle-unpacked.json   file: its seal (what each file was when made)
     unpacked/<sha256>.tmp-<pid>/        dir: an unpacking in progress
+    objects/<sha256>                    file: a run of an artifact's bytes that other artifacts
+                                        share (its runtime, Jinja2, the module bridge's code),
+                                        kept so that the next artifact holding it travels
+                                        without it (docs/remote.md)
+    objects/.tmp-<sha256>-<pid>         file: one being written
     runners/<sha256>                    file: native format, an installed rustle-runner
     runners/<sha256>.tmp.<pid>          file: a runner being installed (transport/options.py)
     bridge/                             dir, 0700: the module bridge's kept fork servers
@@ -126,6 +131,7 @@ class Layout:
         self.lock = os.path.join(self.root, "lock")
         self.unpacked = os.path.join(self.root, "unpacked")
         self.runners = os.path.join(self.root, "runners")  # native format (docs/native.md)
+        self.objects = os.path.join(self.root, "objects")  # parts artifacts share (docs/remote.md)
         self.marker = os.path.join(self.root, CREATED_MARKER)
 
     def artifact(self, sha):
@@ -324,41 +330,59 @@ def _read_history(layout):
 
 
 def _remove_stale_uploads(layout):
-    try:
-        names = os.listdir(layout.artifacts)
-    except OSError:
-        return
-    for name in names:
-        if name.startswith(".tmp-"):
-            try:
-                os.unlink(os.path.join(layout.artifacts, name))
-            except OSError:
-                pass
+    for folder in (layout.artifacts, layout.objects):
+        for name in _listdir(folder):
+            if name.startswith(".tmp-"):
+                try:
+                    os.unlink(os.path.join(folder, name))
+                except OSError:
+                    pass
 
 
-def _receive(layout, stdin, sha, size):
-    """Read exactly ``size`` bytes of the artifact into a temp file, check it, rename it in place."""
+def _receive(layout, stdin, sha, size, have=()):
+    """Read the artifact into a temp file, check it, rename it in place: ``size`` bytes from
+    stdin but those of the objects in ``have`` (sorted by offset: docs/remote.md), which the
+    host's copies supply at their offsets."""
     tmp = os.path.join(layout.artifacts, f".tmp-{sha}-{os.getpid()}")
     h = _sha256(size)
-    got = 0
+    expected = size - sum(o["size"] for o in have)  # what stdin carries
+    got = [0]
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+
+    def write(block):
+        h.update(block)
+        view = memoryview(block)
+        while view:
+            n = os.write(fd, view)
+            view = view[n:]
+
+    def read(count):
+        while count > 0:
+            block = stdin.read(min(CHUNK, count))
+            if not block:
+                raise AgentError(
+                    "short_read",
+                    f"upload cut after {got[0]} of {expected} bytes",
+                    received=got[0],
+                    size=expected,
+                )
+            write(block)
+            got[0] += len(block)
+            count -= len(block)
+
     try:
         try:
-            while got < size:
-                block = stdin.read(min(CHUNK, size - got))
-                if not block:
-                    raise AgentError(
-                        "short_read",
-                        f"upload cut after {got} of {size} bytes",
-                        received=got,
-                        size=size,
-                    )
-                h.update(block)
-                view = memoryview(block)
-                while view:
-                    n = os.write(fd, view)
-                    view = view[n:]
-                got += len(block)
+            at = 0
+            for obj in have:
+                read(obj["offset"] - at)
+                with open(obj["path"], "rb") as f:
+                    while True:
+                        block = f.read(CHUNK)
+                        if not block:
+                            break
+                        write(block)
+                at = obj["offset"] + obj["size"]
+            read(size - at)
             os.fsync(fd)
         finally:
             os.close(fd)
@@ -379,6 +403,98 @@ def _receive(layout, stdin, sha, size):
         except OSError:
             pass
         raise
+
+
+def _objects_request(req, layout):
+    """The request's ``objects``: runs of the artifact's bytes that are the same in other
+    artifacts (the module bridge's code, the runtime: docs/remote.md), each ``offset``,
+    ``size``, ``sha256``, checked and sorted, with the path of the host's copy."""
+    out = []
+    end = 0
+    for obj in sorted((o for o in req.get("objects") or () if isinstance(o, dict)), key=lambda o: int(o["offset"])):
+        one = {"sha256": _check_name(str(obj.get("sha256")), "object sha256"), "offset": int(obj["offset"]),
+               "size": int(obj["size"])}
+        if one["offset"] < end or one["size"] <= 0 or one["offset"] + one["size"] > int(req["size"]):
+            raise AgentError("request", f"object {one} overlaps another or lies outside the artifact")
+        end = one["offset"] + one["size"]
+        one["path"] = os.path.join(layout.objects, one["sha256"])
+        out.append(one)
+    return out
+
+
+def _object_present(obj):
+    """Whether the host's copy of the object is whole (a changed one is removed)."""
+    if os.path.exists(obj["path"]) and _damage(obj["path"], obj["sha256"], obj["size"]) is None:
+        return True
+    try:
+        os.unlink(obj["path"])
+    except OSError:
+        pass
+    return False
+
+
+def _keep_objects(layout, path, objects):
+    """After an artifact arrived: keep the objects the host lacks, read from the artifact, so
+    that the next artifact holding them travels without them. A cache: a failure to write one
+    (a full disk) costs only that."""
+    for obj in objects:
+        if os.path.exists(obj["path"]):
+            continue
+        tmp = os.path.join(layout.objects, f".tmp-{obj['sha256']}-{os.getpid()}")
+        try:
+            with open(path, "rb") as f:
+                f.seek(obj["offset"])
+                data = f.read(obj["size"])
+            h = _sha256(len(data))
+            h.update(data)
+            if h.hexdigest() != obj["sha256"]:
+                continue  # the request described the artifact wrongly: keep nothing
+            _mkdirs(layout.objects)
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            try:
+                view = memoryview(data)
+                while view:
+                    view = view[os.write(fd, view):]
+            finally:
+                os.close(fd)
+            os.replace(tmp, obj["path"])
+        except (OSError, AgentError):
+            try:
+                os.unlink(tmp)
+            except OSError:
+                pass
+
+
+def _prune_objects(layout, new):
+    """Keep the objects of the artifacts current and previous releases hold (as history
+    records them, and ``new``: this deployment's, not yet in history), as ``_prune_unpacked``
+    keeps their unpacked copies; remove the others."""
+    present = [n for n in _listdir(layout.objects) if not n.startswith(".")]
+    if not present:
+        return
+    held = set()
+    for name in _listdir(layout.releases):
+        for link in ("current", "previous"):
+            sha = _link_sha(os.path.join(layout.release(name), link))
+            if sha:
+                held.add(sha)
+    keep = set(new)
+    for h in _read_history(layout):
+        if isinstance(h, dict) and h.get("sha256") in held and isinstance(h.get("objects"), list):
+            keep.update(h["objects"])
+    for entry in present:
+        if entry not in keep:
+            try:
+                os.unlink(os.path.join(layout.objects, entry))
+            except OSError:
+                pass
+
+
+def _listdir(path):
+    try:
+        return os.listdir(path)
+    except OSError:
+        return []
 
 
 def _skip(stdin, size):
@@ -908,13 +1024,27 @@ def op_deploy(req, layout, stdin):
             result["damaged"] = damaged
             present = False
             _forget_unpacked(layout, sha)  # made from the damaged copy
+        objects = _objects_request(req, layout)
+        without = [o for o in objects if o["sha256"] in set(req.get("without") or ())]
+        pushed = size - sum(o["size"] for o in without)  # what a push sends
         if req.get("push") and present:
-            _skip(stdin, size)  # sent on spec; the copy here is whole
+            _skip(stdin, pushed)  # sent on spec; the copy here is whole
         elif not present:
-            if not req.get("push"):
-                emit({"agent": "need_upload", "size": size})
-            _receive(layout, stdin, sha, size)
             result["uploaded"] = True
+            have = [o for o in objects if _object_present(o)]  # re-hashed: only when needed
+            if req.get("push") and all(o in have for o in without):
+                _receive(layout, stdin, sha, size, without)  # sent without what the host has
+            else:
+                if req.get("push"):
+                    _skip(stdin, pushed)  # sent without an object this host no longer has
+                # all of it but the objects this host has
+                emit({"agent": "need_upload", "size": size - sum(o["size"] for o in have),
+                      "without": [o["sha256"] for o in have]})
+                _receive(layout, stdin, sha, size, have)
+        if objects:
+            if result["uploaded"]:
+                _keep_objects(layout, path, objects)
+            result["objects"] = [o["sha256"] for o in objects if os.path.exists(o["path"])]
         if req.get("verify"):
             # Verify before activation: a bad artifact never becomes current, so there is
             # nothing to roll back (docs/remote.md).
@@ -935,7 +1065,8 @@ def op_deploy(req, layout, stdin):
             _stage(req, result, "history")
             _append_history(layout, {"op": "stage", "deployment_id": req.get("deployment_id"),
                                      "binary_name": name, "sha256": sha, "current": old,
-                                     "uploaded": result["uploaded"], "damaged": damaged})
+                                     "uploaded": result["uploaded"], "damaged": damaged,
+                                     "objects": result.get("objects")})
             return dict(result)
         _stage(req, result, "activate")
         if old != sha:
@@ -949,6 +1080,7 @@ def op_deploy(req, layout, stdin):
             _fsync_dir(release)
             result["activated"] = True
             _prune_unpacked(layout)
+        _prune_objects(layout, result.get("objects") or ())
         _stage(req, result, "history")
         try:
             _append_history(layout, {
@@ -960,6 +1092,7 @@ def op_deploy(req, layout, stdin):
                 "changed": old != sha,
                 "uploaded": result["uploaded"],
                 "damaged": damaged,
+                "objects": result.get("objects"),
             })
         except OSError:
             # history.jsonl must name the current release: put the links back as they were
@@ -1085,6 +1218,7 @@ _OURS = {
         ("runs", "dir", "runs"),
         ("unpacked", "dir", "unpacked"),
         ("runners", "dir", "runners"),
+        ("objects", "dir", "objects"),
         ("bridge", "dir", "bridge"),
         ("history[.]jsonl", "file", "remove"),
         ("lock", "file", "lock"),
@@ -1097,6 +1231,7 @@ _OURS = {
              (_CARRY + "[.]vars[.]json([.]tmp-[0-9]+)?", "file", "remove")),
     "unpacked": ((_HEX + "([.]tmp-[0-9]+)?", "dir", "tree"),),
     "runners": ((_HEX + "([.]tmp[.][0-9]+)?", "file", "remove"),),
+    "objects": ((_HEX, "file", "remove"), ("[.]tmp-" + _HEX + "-[0-9]+", "file", "remove")),
     "bridge": (("[0-9a-f]{16}", "other", "server"), ("[0-9a-f]{16}[.]log", "file", "remove")),
 }
 _CONTROLLER_RUN_ID = "r-[0-9a-f]{12}"  # fleetops: f"r-{secrets.token_hex(6)}"

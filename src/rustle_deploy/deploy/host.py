@@ -110,6 +110,10 @@ class HostJob:
     health: HealthCheck | None = None  # op health: the gate's command and its patience
     activate: bool = True  # deploy: False stages (upload, verify, prepare; current stays as it is)
     trace: bool = False  # the agent says when each stage starts (tracing.py's spans)
+    # runs of the artifact's bytes other artifacts share, (offset, size, sha256) each
+    # (artifact_objects); a push leaves out those named in ``without`` (the host holds them)
+    objects: tuple[tuple[int, int, str], ...] = ()
+    without: frozenset[str] = frozenset()
 
 
 @dataclass
@@ -120,6 +124,7 @@ class HostOutcome:
     ok: bool = False
     error: HostError | None = None
     uploaded: bool = False
+    uploaded_bytes: int = 0  # artifact (and lib object) bytes sent
     sha256: str | None = None
     previous_sha256: str | None = None
     activated: bool = False
@@ -169,6 +174,10 @@ def build_request(job: HostJob) -> dict[str, Any]:
     }
     if job.trace:
         req["trace"] = True
+    if job.objects and job.op == "deploy":
+        req["objects"] = [{"offset": offset, "size": size, "sha256": sha} for offset, size, sha in job.objects]
+        if req["push"] and job.without:
+            req["without"] = sorted(job.without)
     if not job.activate and job.op == "deploy":
         req["activate"] = False
     if job.health is not None:
@@ -244,11 +253,61 @@ def _check_job(job: HostJob) -> None:
         raise RemoteError(name, f"{name}: a health check needs its command", None)
 
 
-async def _upload(session: Session, conn: Connection, job: HostJob) -> None:
-    """Send the artifact; when the agent stopped reading, its own error line (a full disk, say)
-    is the better explanation than the broken pipe, so it wins when it arrives."""
+# Entries that are the same in many artifacts, each group one run of bytes (the compiler writes
+# entries sorted by name): the module bridge's code, the runtime, Jinja2 and MarkupSafe.
+OBJECT_PREFIXES = ("bridge/lib/", "jinja2/", "markupsafe/", "rustle_runtime/")
+OBJECT_MIN = 8192  # smaller runs are not worth a file on the host
+
+
+def artifact_objects(path: Path) -> tuple[tuple[int, int, str], ...]:
+    """(offset, size, sha256) of each run of a pyz artifact's bytes that other artifacts share:
+    the entries under each of ``OBJECT_PREFIXES``. A zip entry's local header holds no offset,
+    so the same files give the same bytes at any place in any artifact: the host keeps each run
+    as an object of its own (``objects/<sha256>``) and a later artifact holding it travels
+    without it (docs/remote.md, "Objects artifacts share"). Empty for a native artifact."""
     try:
-        await _send_artifact(session, conn, job)
+        st = path.stat()
+    except OSError:
+        return ()
+    return _artifact_objects(path, st.st_size, st.st_mtime_ns)
+
+
+@cache
+def _artifact_objects(path: Path, size: int, mtime_ns: int) -> tuple[tuple[int, int, str], ...]:
+    import hashlib
+    import zipfile
+
+    try:
+        with zipfile.ZipFile(path) as zf:
+            infos = sorted(zf.infolist(), key=lambda i: i.header_offset)
+            start_dir = getattr(zf, "start_dir", None)  # where the central directory begins
+    except (OSError, zipfile.BadZipFile):
+        return ()  # a native artifact is no zip
+    if start_dir is None:
+        return ()
+    out = []
+    with open(path, "rb") as f:
+        for prefix in OBJECT_PREFIXES:
+            run = [i for i, info in enumerate(infos) if info.filename.startswith(prefix)]
+            if not run or run != list(range(run[0], run[-1] + 1)):
+                continue
+            offset = infos[run[0]].header_offset
+            end = infos[run[-1] + 1].header_offset if run[-1] + 1 < len(infos) else start_dir
+            if end - offset < OBJECT_MIN:
+                continue
+            f.seek(offset)
+            data = f.read(end - offset)
+            out.append((offset, len(data), hashlib.sha256(data).hexdigest()))
+    return tuple(sorted(out))
+
+
+async def _upload(session: Session, conn: Connection, job: HostJob, out: HostOutcome,
+                  ranges: list[tuple[int, int]] | None = None) -> None:
+    """Send the artifact (or those byte ranges of its file); when the agent stopped reading, its
+    own error line (a full disk, say) is the better explanation than the broken pipe, so it
+    wins when it arrives."""
+    try:
+        out.uploaded_bytes += await _send_artifact(session, conn, job, ranges)
     except TransferError as exc:
         try:
             while raw := await asyncio.wait_for(session.readline(), 5):
@@ -262,8 +321,10 @@ async def _upload(session: Session, conn: Connection, job: HostJob) -> None:
         raise
 
 
-async def _send_artifact(session: Session, conn: Connection, job: HostJob) -> None:
-    assert job.artifact is not None
+async def _send_artifact(session: Session, conn: Connection, job: HostJob,
+                         ranges: list[tuple[int, int]] | None) -> int:
+    """Send the artifact's bytes (``ranges`` of them: (start, end) in order); return how many."""
+    assert job.artifact is not None and job.size is not None
     name = job.host.name
     offset = 0
     try:
@@ -273,26 +334,44 @@ async def _send_artifact(session: Session, conn: Connection, job: HostJob) -> No
             name, f"{job.artifact}: cannot read the artifact: {exc.strerror}", "build it again"
         ) from exc
     with f:
-        while True:
-            chunk = f.read(UPLOAD_CHUNK)
-            if not chunk:
-                break
-            if job.upload_filter is not None:
-                filtered = job.upload_filter(offset, chunk)
-                if filtered is None:
-                    conn.abort()
-                    raise TransferError(
-                        name, f"{name}: upload cut after {offset} bytes (test fault injection)", None
-                    )
-                chunk = filtered
-            await session.write(chunk)
-            offset += len(chunk)
-    if offset != job.size:
-        raise TransferError(
-            name,
-            f"{job.artifact}: is {offset} bytes, the job says {job.size}",
-            "the artifact changed after it was built; build it again",
-        )
+        if os.fstat(f.fileno()).st_size != job.size:
+            raise TransferError(
+                name,
+                f"{job.artifact}: is {os.fstat(f.fileno()).st_size} bytes, the job says {job.size}",
+                "the artifact changed after it was built; build it again",
+            )
+        for start, end in ranges if ranges is not None else [(0, job.size)]:
+            f.seek(start)
+            left = end - start
+            while left > 0:
+                chunk = f.read(min(UPLOAD_CHUNK, left))
+                if not chunk:
+                    raise TransferError(name, f"{job.artifact}: ended while being sent", "build it again")
+                left -= len(chunk)
+                if job.upload_filter is not None:
+                    filtered = job.upload_filter(offset, chunk)
+                    if filtered is None:
+                        conn.abort()
+                        raise TransferError(
+                            name, f"{name}: upload cut after {offset} bytes (test fault injection)", None
+                        )
+                    chunk = filtered
+                await session.write(chunk)
+                offset += len(chunk)
+    return offset
+
+
+def _ranges(job: HostJob, without: frozenset[str]) -> list[tuple[int, int]] | None:
+    """The byte ranges of the artifact to send: all but the objects named in ``without``."""
+    if not without or job.size is None:
+        return None
+    out, at = [], 0
+    for offset, size, sha in job.objects:
+        if sha in without:
+            out.append((at, offset))
+            at = offset + size
+    out.append((at, job.size))
+    return out
 
 
 def _after_the_fact(line: dict[str, Any]) -> str:
@@ -455,7 +534,8 @@ async def _drive(job: HostJob, connect: ConnectFn, on_event: EventFn | None, out
                 await session.write_file(job.runner, runner_identity(job)[1])  # type: ignore[index]
             await session.write(body)
         if job.push and job.op == "deploy":
-            await _upload(session, conn, job)  # the agent reads it, or skips it if it has it
+            # the agent reads it, or skips it if it has it
+            await _upload(session, conn, job, out, _ranges(job, job.without))
             out.uploaded = True  # sent; the agent's "done" says whether it was needed
         done: dict[str, Any] | None = None
         error: HostError | None = None
@@ -484,8 +564,9 @@ async def _drive(job: HostJob, connect: ConnectFn, on_event: EventFn | None, out
             kind = obj.get("agent")
             if kind == "stage":
                 out.stages.append((str(obj.get("stage")), time.time()))
-            elif kind == "need_upload":
-                await _upload(session, conn, job)
+            elif kind == "need_upload":  # all of it but the objects the agent has
+                without = frozenset(str(s) for s in obj.get("without") or ())
+                await _upload(session, conn, job, out, _ranges(job, without))
                 out.uploaded = True
             elif kind == "done":
                 done = obj

@@ -424,9 +424,9 @@ def _templates(task: Task) -> Iterator[tuple[str, str]]:
 def _local_plugins(plan: Plan) -> dict[str, frozenset[str]]:
     """The names of the playbook's and roles' own plugins (compiler/ansible_plugins.py)."""
     from rustle_deploy.bridge.policy import plan_dirs
-    from rustle_deploy.compiler.ansible_plugins import KINDS, local_plugins
+    from rustle_deploy.compiler.ansible_plugins import KINDS, local_plugins, with_collections
 
-    found = local_plugins(tuple(plan_dirs(plan)))
+    found = with_collections(local_plugins(tuple(plan_dirs(plan))), repr(plan.plays))
     return {kind: found.names(kind) for kind in KINDS}
 
 
@@ -438,7 +438,9 @@ def _plugins(src: str, task: Task, local: dict[str, frozenset[str]] | None = Non
     what it does under Ansible), never silently empty. One that is no ansible.builtin plugin
     at all (nor the playbook's own) is unknown: ansible-core fails the task when it evaluates
     the template, and so does the host (the templating and assert targets rely on it); the
-    compiler only warns. A collection's plugin is refused (collections are not supported)."""
+    compiler only warns. A collection's plugin that no installed collection has (ansible-core
+    finds them, compiler/ansible_plugins.py) is refused, and so are ansible._protomatter's
+    that the runtime cannot answer (docs/playbooks.md, "Data tags")."""
     import jinja2
     from jinja2 import nodes
 
@@ -482,12 +484,38 @@ def _plugins(src: str, task: Task, local: dict[str, frozenset[str]] | None = Non
                                          f"check the spelling: ansible.builtin's {kind}s, or the "
                                          f"playbook's own {kind}_plugins/", file=src, pointer=ptr))
                 continue
-            reason = why or "collections are not supported"
-            out.append(PlanError(f"{kind} {name!r} is not supported by rustle-deploy: {reason}",
-                                 f"rustle-deploy offers ansible.builtin's {kind}s on the host, except "
-                                 f"{', '.join(sorted(k for k in known['refused'][kind] if '.' not in k))}",
+            reason = why or _not_in_collections(kind)
+            hint = (f"rustle-deploy offers ansible.builtin's {kind}s on the host, except "
+                    f"{', '.join(sorted(k for k in known['refused'][kind] if '.' not in k))}")
+            if name.startswith(_PROTOMATTER):
+                hint = _PROTOMATTER_HINT
+            elif not why:
+                hint = (f"a collection's {kind} is called by its fully qualified name (NS.COLL.NAME); install "
+                        "the collection (ansible-galaxy collection install NS.COLL) where collections_path, "
+                        "ANSIBLE_COLLECTIONS_PATH or the playbook's collections/ directory points (docs/plugins.md)")
+            out.append(PlanError(f"{kind} {name!r} is not supported by rustle-deploy: {reason}", hint,
                                  file=src, pointer=ptr))
+        for test in tree.find_all(nodes.Test):
+            tag = test.args[0].value if test.args and isinstance(test.args[0], nodes.Const) else None
+            if test.name == _PROTOMATTER + "tagged_with" and isinstance(tag, str) and tag != "TrustedAsTemplate":
+                out.append(PlanError(f"test {test.name!r} with the tag {tag!r} is not supported by rustle-deploy: "
+                                     "the runtime keeps only the TrustedAsTemplate tag",
+                                     _PROTOMATTER_HINT, file=src, pointer=ptr))
     return out, unknown
+
+
+def _not_in_collections(kind: str) -> str:
+    from rustle_deploy.compiler.ansible_plugins import ansible_available
+
+    if not ansible_available():
+        return (f"a collection's {kind}s are found by ansible-core on the controller, and the controller's "
+                "Python cannot import ansible")
+    return f"no installed collection has this {kind} (ansible-core found none by that name)"
+
+
+_PROTOMATTER = "ansible._protomatter."
+_PROTOMATTER_HINT = ("of ansible-core's data tags the runtime keeps trust alone; docs/playbooks.md "
+                     "(\"Data tags\") lists what ansible._protomatter offers on the host")
 
 
 def handler_topics(handlers: Iterable[Task]) -> set[str]:

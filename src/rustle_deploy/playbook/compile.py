@@ -863,9 +863,10 @@ class _Compiler:
         not have that data when it compiles (compiler/ansible_plugins.py embeds the others)."""
         if ctx.role is not None:
             self.plugin_role_dirs[ctx.role.role.path] = None
-        from ..compiler.ansible_plugins import host_import, local_plugins
+        from ..compiler.ansible_plugins import host_import, local_plugins, with_collections
 
-        found = local_plugins((self.basedir, *self.plugin_role_dirs))
+        found = with_collections(local_plugins((self.basedir, *self.plugin_role_dirs)),
+                                 "\n".join(_strings_of(ds)))
         kinds = {kind: found.names(kind) for kind in ("filter", "test")}
         if not (kinds["filter"] or kinds["test"]) or found.pattern is None:
             return
@@ -2083,6 +2084,7 @@ class _Compiler:
                                 + ", ".join(display_path(t) for t in tried),
                                 "in a role: its vars/ directory; else beside the task file or the "
                                 "playbook", ds, where, value=True)
+            extras["vars_paths"] = {os.path.abspath(found): str(rendered)}  # ansible_included_var_files
             return {str(rendered): self.vars_file(found)}
         out: dict[str, Any] = {}
         paths: dict[str, str] = {}

@@ -282,11 +282,12 @@ CASES: dict[str, dict[str, str]] = {
               delegate_facts: true
               loop: [db1, web1]
         """},
-    "local_action_in_handler": {"site.yml": """\
+    "local_action_in_handler_with_flush": {"site.yml": """\
         - hosts: web
           tasks:
             - command: echo hi
               notify: h
+            - meta: flush_handlers
           handlers:
             - name: h
               local_action: command echo hi

@@ -798,14 +798,21 @@ class Runner:
                 if play.get("force_handlers"):  # what was notified before the failure still runs
                     self._flush_handlers()
                 raise
+            # a play with a run_once handler runs its handlers in phases of their own (each
+            # handler's "phase"): this phase's, once after its tasks and again in the last phase
+            staged = self.phase is not None and play.get("phases") and any(
+                "phase" in h for h in play.get("handlers") or [])
+            if staged:
+                self._flush_handlers(self.phase)
             if not last:  # the play goes on in a later phase: its notifications wait for it
                 if self._notified:
                     self._carried_notified[key] = sorted(self._notified)
                 return
             # as Ansible: a flush after the tasks and one after the (empty) post_tasks; what is
             # notified after that is forgotten
-            self._flush_handlers()
-            self._flush_handlers()
+            if not staged:
+                self._flush_handlers()
+            self._flush_handlers(self.phase if staged else None)
         except _EndPlay:
             self._ended.add(key)
 
@@ -818,11 +825,13 @@ class Runner:
             if id(handler) in chosen:
                 self._notified.add(index)
 
-    def _flush_handlers(self):
+    def _flush_handlers(self, phase=None):
         """One walk over the handlers in order, as Ansible's: each notified handler runs once;
         one notified during the walk runs now if it comes later, else at the next flush (so
-        handlers that notify each other never loop)."""
+        handlers that notify each other never loop). ``phase``: only the handlers of that phase."""
         for index, handler in enumerate(self._play.get("handlers") or []):
+            if phase is not None and handler.get("phase") != phase:
+                continue
             if index in self._notified:
                 self._notified.discard(index)
                 self._run_task(handler, is_handler=True)
@@ -1001,6 +1010,9 @@ class Runner:
         register = task.get("register")
         if register:
             self.runtime_vars[register] = unsafe(result)
+            if result.get("_include_vars") and isinstance(result.get("ansible_facts"), dict):
+                # the controller's files: their values stay trusted when registered, as in Ansible
+                self.runtime_vars[register]["ansible_facts"] = result["ansible_facts"]
             if task.get("module") == "add_host" and not task.get("run_once"):
                 self._own.add(register)  # Ansible keeps it on the host that ran it only
             else:
@@ -1463,8 +1475,8 @@ class Runner:
                 if raw_that:  # conditionals, as the assert action reads them (finalize_task_arg):
                     args["that"] = _assert_that(self.templar, that, scope)  # not templated first
             env = task.get("environment") or {}
-            if has_template(env):
-                env = self.templar.template(env, scope)
+            if has_template(env):  # a variable rendered to omit is not set, as in ansible-core
+                env = _strip_omit(self.templar.template(env, scope))
             env = merge_environment(env)
         except TemplateSecurityError as exc:
             return {"failed": True, "changed": False,

@@ -297,7 +297,12 @@ def hash_filter(value, algorithm="sha1"):
 
 
 def type_debug(value):
-    return type(value).__name__
+    """The type's name; for the runtime's marked text, dicts and lists (host data, trusted
+    text) the built-in type's, as ansible-core names its tagged types' base type."""
+    cls = type(value)
+    while getattr(cls, "_rustle_tagged", False):
+        cls = cls.__mro__[1]
+    return cls.__name__
 
 
 def path_join(parts):
@@ -492,6 +497,15 @@ def win_splitdrive(value):
     return list(_ntpath("splitdrive")(value))
 
 
+def password_hash(password, hashtype="sha512", salt=None, salt_size=None, rounds=None, ident=None):
+    """ansible.builtin.password_hash, computed on the host (passhash.py)."""
+    from . import passhash
+    try:
+        return passhash.password_hash(password, hashtype, salt, salt_size, rounds, ident)
+    except passhash.HashError as exc:
+        raise FilterError(str(exc)) from None
+
+
 def hash_named(name):
     return lambda value: hash_filter(value, name)
 
@@ -519,6 +533,7 @@ FILTERS = {
     "win_basename": lambda p: _ntpath("basename")(p), "win_dirname": lambda p: _ntpath("dirname")(p),
     "win_splitdrive": win_splitdrive, "urlsplit": lambda value, query="": urlsplit(value, query),
     "comment": lambda text, style="plain", **kw: comment(text, style, **kw),
+    "password_hash": password_hash,
 }
 # filters the templating environment adds (they need the task's variables): fileglob runs on
 # the controller, the host reads what the compiler recorded (templating._fileglob)
@@ -527,7 +542,6 @@ CONTEXT_FILTERS = ("fileglob",)
 REFUSED_FILTERS = {
     "from_yaml": "the runtime carries no YAML parser",
     "from_yaml_all": "the runtime carries no YAML parser",
-    "password_hash": "the host's Python may lack crypt",
 }
 
 

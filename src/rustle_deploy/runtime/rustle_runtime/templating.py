@@ -73,18 +73,30 @@ class UnsafeText(str):
     """Text from the host (a result, a fact, a file): never a template, never an expression."""
 
     __slots__ = ()
+    _rustle_tagged = True  # type_debug names the base type, as ansible-core's does
+
+
+class TrustedText(str):
+    """Text made trusted as a template on purpose (``ansible._protomatter.apply_trust``): it
+    stays trusted where host data is marked (``unsafe()`` leaves it as it is), as ansible-core's
+    TrustedAsTemplate tag stays on the string it was put on (docs/playbooks.md, data tags)."""
+
+    __slots__ = ()
+    _rustle_tagged = True
 
 
 class UnsafeDict(dict):
     """A dict from the host; its keys and values are marked too."""
 
     __slots__ = ()
+    _rustle_tagged = True
 
 
 class UnsafeList(list):
     """A list from the host; its items are marked too."""
 
     __slots__ = ()
+    _rustle_tagged = True
 
 
 _UNSAFE = (UnsafeText, UnsafeDict, UnsafeList)
@@ -101,8 +113,9 @@ def is_unsafe(value):
 
 def unsafe(value):
     """``value`` marked as host data, recursively (what registered results, facts and lookups
-    are stored as); numbers, booleans and None stay what they are."""
-    if isinstance(value, _UNSAFE):
+    are stored as); numbers, booleans and None stay what they are, and so does text trusted on
+    purpose (``apply_trust``)."""
+    if isinstance(value, (_UNSAFE, TrustedText)):
         return value
     if isinstance(value, str):
         return UnsafeText(value)
@@ -434,6 +447,9 @@ def _environment():
     env.tests.update(TESTS)
     for table in (env.filters, env.tests):  # the fully qualified names too
         table.update({"ansible.builtin." + k: v for k, v in list(table.items())})
+    from . import datatag
+
+    datatag.install(env.filters, env.tests)  # ansible._protomatter's, and from_json's profiles
 
     @jinja2.pass_context
     def lookup(context, name, /, *terms, **kw):
@@ -482,17 +498,10 @@ def _load_plugin_file(entry):
     runs under the name Ansible gives it and its ``FilterModule().filters()`` (``TestModule``)
     is the table. A file that fails to load gives functions that fail with its error."""
     kind, name = entry["kind"], entry["module"]
-    module = sys.modules.get(name)
     try:
-        if module is None:
-            module = types.ModuleType(name)
-            module.__file__ = entry["path"]
-            sys.modules[name] = module
-            try:
-                exec(compile(entry["source"], entry["path"], "exec"), module.__dict__)  # noqa: S102 - the playbook's own plugin
-            except BaseException:
-                del sys.modules[name]
-                raise
+        for support in entry.get("support") or ():  # a collection's module_utils it imports
+            _exec_module(support["module"], support["path"], support["source"])
+        module = _exec_module(name, entry["path"], entry["source"])
         holder = getattr(module, "FilterModule" if kind == "filter" else "TestModule")
         table = dict(getattr(holder(), "filters" if kind == "filter" else "tests")())
     except Exception as exc:  # noqa: BLE001 - each call reports it
@@ -502,7 +511,37 @@ def _load_plugin_file(entry):
             raise FilterError(f"the {kind} plugin file {entry['path']} failed to load: {message}")
 
         return {n: broken for n in entry.get("names") or ()}
-    return {n: _plugin_call(kind, n, fn) for n, fn in table.items() if callable(fn)}
+    prefix = entry.get("prefix") or ""  # a collection's: called as ns.coll.NAME
+    return {prefix + n: _plugin_call(kind, prefix + n, fn) for n, fn in table.items() if callable(fn)}
+
+
+def _exec_module(name, path, source):
+    """The module ``name`` run from ``source`` once (``sys.modules`` keeps it), its parent
+    packages made first so that its own and its importers' absolute and relative imports of
+    the embedded modules resolve (``ansible_collections.ns.coll.plugins.module_utils.x``)."""
+    module = sys.modules.get(name)
+    if module is not None:
+        return module
+    parts = name.split(".") if name.startswith("ansible_collections.") else [name]  # never a fake ansible
+    for i in range(1, len(parts)):
+        parent = ".".join(parts[:i])
+        if parent not in sys.modules:
+            package = types.ModuleType(parent)
+            package.__path__ = []
+            sys.modules[parent] = package
+    module = types.ModuleType(name)
+    module.__file__ = path
+    if len(parts) > 1:
+        module.__package__ = name if path.endswith("__init__.py") else name.rpartition(".")[0]
+        if path.endswith("__init__.py"):
+            module.__path__ = []
+    sys.modules[name] = module
+    try:
+        exec(compile(source, path, "exec"), module.__dict__)  # noqa: S102 - the playbook's or a collection's plugin
+    except BaseException:
+        del sys.modules[name]
+        raise
+    return module
 
 
 def _plugin_call(kind, name, fn):

@@ -155,11 +155,15 @@ def setup(ctx, args):
     return {"changed": False, "ansible_facts": facts}
 
 
+# ansible-core's words for an action's failure that has no msg (include_vars says `message`)
+_NO_MSG = "Task failed: Action failed: Unknown error."
+
+
 def include_vars(ctx, args):
     listing = ctx.task.get("vars_dir")
     if listing is not None:  # dir: what the compiler read, in ansible-core's order
         if listing.get("error"):
-            return {"failed": True, "changed": False, "message": listing["error"],
+            return {"failed": True, "changed": False, "message": listing["error"], "msg": _NO_MSG,
                     "ansible_included_var_files": []}
         data, files = {}, []
         for path, values in listing.get("files") or []:
@@ -167,8 +171,10 @@ def include_vars(ctx, args):
             files.append(path)
     else:
         name = args.get("file", args.get("_raw_params"))
-        if not isinstance(name, str) or not name.strip():
-            raise ModuleFailure("include_vars needs a file name")
+        if not isinstance(name, str) or not name.strip():  # rendered to nothing: ansible-core's words
+            return {"failed": True, "changed": False, "ansible_included_var_files": [], "msg": _NO_MSG,
+                    "message": "Could not find file on the Ansible Controller.\nIf you are using a module "
+                               "and expect the file to exist on the remote, see the remote_src option"}
         embedded = ctx.task.get("vars_data") or {}
         data = embedded.get(name.strip())
         if data is None:  # named by its controller path
@@ -179,7 +185,9 @@ def include_vars(ctx, args):
         if data is None:
             known = ", ".join(sorted(ctx.task.get("vars_data") or {})) or "none"
             raise ModuleFailure(f"Could not find or access '{name}' (the files embedded for this task: {known})")
-        files = [name.strip()]
+        # the path the controller read it from, as ansible-core reports it
+        files = [next((path for path, key in (ctx.task.get("vars_paths") or {}).items() if key == name.strip()),
+                      name.strip())]
     if args.get("name"):
         data = {str(args["name"]): data}
     if args.get("hash_behaviour") == "merge":  # merged into the values the variables have now

@@ -843,7 +843,8 @@ def slurp(ctx, args):
             c.fail(f"File is not readable: {src}")
         elif exc.errno == errno.EISDIR:
             c.fail(f"Source is a directory and must be a file: {src}")
-        c.fail(f"Unable to slurp file: {src}: {exc.strerror}")
+        # ansible-core 2.19's message, whose missing f leaves the placeholder as written
+        c.fail("Unable to slurp file: {source}")
     return {"changed": False, "content": base64.b64encode(data).decode("ascii"), "source": src,
             "encoding": "base64"}
 

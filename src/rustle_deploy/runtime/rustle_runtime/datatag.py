@@ -1,0 +1,144 @@
+"""ansible-core 2.19's data tags as the runtime models them, and the filters and tests of its
+internal ``ansible._protomatter`` collection that read them (docs/playbooks.md, "Data tags").
+
+ansible-core tags values: ``TrustedAsTemplate`` on text written in the playbook, its vars files
+and the inventory; ``Origin`` (file:line:column) on what it loaded from YAML; ``VaultedValue``
+on decrypted ``!vault`` text, and others. The runtime keeps one of them, trust, in the form it
+already has: host data (results, facts, lookups, ``!unsafe``) is marked ``UnsafeText`` and is
+never a template; any other text is trusted, and ``TrustedText`` is text made trusted with
+``apply_trust`` (it stays so inside host data). It records no origin and no vault tag, so the
+filters and tests that would need one fail with a message saying so instead of answering
+wrongly. A string literal inside a template counts as trusted here (ansible-core gives it no
+tag): the limit of this model.
+"""
+
+import ast
+
+from .filters import FilterError, is_undefined
+from .templating import TrustedText, UnsafeDict, UnsafeList, UnsafeText
+
+PREFIX = "ansible._protomatter."
+
+# ansible-core's tag names (module_utils/_internal/_datatag: _known_tag_type_map)
+_TAGS = ("TrustedAsTemplate", "Origin", "VaultedValue", "Deprecated", "SourceWasEncrypted",
+         "NotATemplate")
+_NOT_KEPT = ("rustle-deploy keeps only the TrustedAsTemplate tag (text written in the playbook, its "
+             "vars files and the inventory, not host data); it does not record where a value was "
+             "written (Origin) nor which values were vaulted, deprecated or encrypted")
+
+
+def _trusted(value):
+    return isinstance(value, str) and not isinstance(value, UnsafeText)
+
+
+def tagged_with(value, tag_name):
+    """ansible-core's ``tagged_with`` test for the one tag the runtime keeps."""
+    if tag_name not in _TAGS:
+        raise FilterError(f"Unknown tag name {tag_name!r}.")
+    if tag_name != "TrustedAsTemplate":
+        raise FilterError(f"the {tag_name} tag cannot be tested here: {_NOT_KEPT}")
+    return _trusted(value)
+
+
+def apply_trust(value):
+    """Text trusted as a template (an undefined value, a number or a container as it is)."""
+    return TrustedText(value) if isinstance(value, str) else value
+
+
+def finalize(value):
+    """ansible-core's top-level finalize: what a template's result becomes when it leaves
+    Jinja2 (tuples, sets and generators as lists, mappings as dicts, recursively)."""
+    if is_undefined(value):
+        str(value)  # raises the undefined error, as ansible-core's finalize does
+    if isinstance(value, (UnsafeText, TrustedText, UnsafeDict, UnsafeList)):
+        return value
+    if isinstance(value, str):
+        return value
+    if isinstance(value, dict):
+        return {finalize(k): finalize(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple, set, frozenset)) or hasattr(value, "__next__"):
+        return [finalize(v) for v in value]
+    return value
+
+
+def python_literal_eval(value, ignore_errors=False):
+    """A Python literal's value (``ast.literal_eval``); the text itself with ``ignore_errors``."""
+    if is_undefined(value):
+        return value
+    try:
+        if not isinstance(value, str):
+            raise FilterError("The `value` to eval must be a string.")
+        return ast.literal_eval(value)
+    except Exception as exc:  # noqa: BLE001 - ansible-core's filter: any failure, or the text back
+        if ignore_errors:
+            return value
+        if isinstance(exc, FilterError):
+            raise
+        raise FilterError(f"{type(exc).__name__}: {exc}") from exc
+
+
+def dump_object(value):
+    """Values JSON cannot hold as plain ones; the runtime's values are plain already."""
+    return value
+
+
+def _refused(name, why):
+    def refuse(*_args, **_kwargs):
+        raise FilterError(f"{PREFIX}{name} is not supported by rustle-deploy: {why}")
+
+    return refuse
+
+
+FILTERS = {
+    "apply_trust": apply_trust, "finalize": finalize, "python_literal_eval": python_literal_eval,
+    "dump_object": dump_object,
+}
+TESTS = {"tagged_with": tagged_with}
+# the collection's other plugins, refused (also at compile time: plan/validate.py)
+REFUSED_FILTERS = {
+    "origin": "it does not record where a value was written (ansible-core's Origin tag)",
+    "tag_names": _NOT_KEPT,
+    "true_type": "the runtime's types are not ansible-core's internal ones (_AnsibleTaggedStr, "
+                 "UndefinedMarker, CapturedExceptionMarker)",
+    "unmask": "the runtime's values hold no masked ansible-core types (WarningSummary, "
+              "DeprecationSummary, PluginInfo) to unmask",
+}
+REFUSED_TESTS = {"tagged": _NOT_KEPT}
+
+
+def install(filters, tests):
+    """Add the collection's filters and tests (by their full names) to a Jinja2 environment's
+    tables; ``from_json`` there reads ansible-core's legacy profiles' trust."""
+    filters.update({PREFIX + k: v for k, v in FILTERS.items()})
+    filters.update({PREFIX + k: _refused(k, why) for k, why in REFUSED_FILTERS.items()})
+    tests.update({PREFIX + k: v for k, v in TESTS.items()})
+    tests.update({PREFIX + k: _refused(k, why) for k, why in REFUSED_TESTS.items()})
+    for name in ("from_json", "ansible.builtin.from_json"):
+        filters[name] = from_json
+
+
+def from_json(value, profile=None, **kw):
+    """ansible-core's ``from_json`` (``filters.from_json`` decodes: ``{"__ansible_unsafe": text}``
+    is host data under the ``legacy`` and ``inventory_legacy`` profiles) carrying the input's
+    trust to the text it decodes, as those profiles do (``inventory_legacy`` only to inventory
+    variables: ``_meta.hostvars.H.*`` and ``G.vars.*``); ``tagless`` returns plain values."""
+    from .filters import from_json as decode
+
+    data = decode(value, profile=profile, **kw)
+    if profile in ("legacy", "inventory_legacy") and isinstance(value, TrustedText):
+        return _trusted_copy(data, profile, [])
+    return data
+
+
+def _trusted_copy(value, profile, path):
+    if isinstance(value, UnsafeText):
+        return value  # __ansible_unsafe: host data
+    if isinstance(value, str):
+        allowed = profile == "legacy" or (len(path) >= 4 and path[:2] == ["_meta", "hostvars"]) or (
+            len(path) >= 3 and path[1] == "vars")
+        return TrustedText(value) if allowed else value
+    if isinstance(value, dict):
+        return {k: _trusted_copy(v, profile, path + [k]) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_trusted_copy(v, profile, path + [i]) for i, v in enumerate(value)]
+    return value
