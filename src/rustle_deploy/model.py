@@ -160,6 +160,9 @@ class PlanningOptions:
     binary_threshold: int = 5
     force_binary: bool = False
     force_ssh: bool = False
+    # ansible.cfg's ALLOW_BROKEN_CONDITIONALS: a conditional whose result is not a boolean
+    # takes its truth (as before ansible-core 2.19) instead of failing the task
+    allow_broken_conditionals: bool = False
 
 
 @dataclass(frozen=True)

@@ -510,3 +510,15 @@ def test_plays_after_add_host_are_compiled_once_the_change_is_known(tmp_path: Pa
     # listings see the later plays over the inventory as it is, as ansible-playbook lists them
     static = _compile(tmp_path, files, inventory, later_plays="static")
     assert static.rest is None and [p.hosts for p in static.plays] == [["web1"], [], ["web1"], []]
+
+
+def test_args_nested_in_an_action_mapping_are_the_modules_arguments(tmp_path: Path) -> None:
+    """ansible-core's conditionals target (output_validation_tests.yml): ``action: {module: M,
+    args: {...}}`` (or ``args: k=v``) gives M those arguments, as ModuleArgsParser merges them."""
+    compiled = _compile(tmp_path, {
+        "site.yml": "- hosts: localhost\n  tasks:\n"
+                    "    - action: {module: ansible.legacy.assert, args: {that: '{{ 1 + 1 == 2 }}'}}\n"
+                    "    - action: {module: copy dest=/tmp/x, args: 'content=hi mode=0600'}\n"})
+    tasks = compiled.plan.plays[0].batches[0].tasks
+    assert tasks[0].args == {"that": "{{ 1 + 1 == 2 }}"}
+    assert tasks[1].args == {"dest": "/tmp/x", "content": "hi", "mode": "0600"}

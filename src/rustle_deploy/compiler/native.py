@@ -275,7 +275,7 @@ class _Lowering:
         # value is known now
         registered = registered - set(doc.get("extra_vars") or {})
         self.dynamic = registered | _RUN_NAMES
-        self.templar = templating.Templar()
+        self.templar = templating.Templar(allow_broken_conditionals=bool(doc.get("allow_broken_conditionals")))
         # the host's own variables (BuildUnit.host_vars); plan_doc carries only what the plan
         # reads of other hosts through hostvars
         host_vars = dict(own if own is not None else (doc.get("hosts") or {}).get(host) or {})
@@ -850,7 +850,14 @@ class _Lowering:
         if value is None:
             return None
         items = value if isinstance(value, list) else [value]
-        return [self.cond(task, scope, c) for c in items]
+        allow_broken = self.templar.allow_broken_conditionals
+        if not allow_broken and any(c is None for c in items):
+            raise self.fail(task, "an empty condition (ansible-core 2.19 fails the task: "
+                                  "\"Empty conditional expressions are not allowed.\")")
+        out = [self.cond(task, scope, c) for c in items]
+        if allow_broken:  # ALLOW_BROKEN_CONDITIONALS: the runner takes a result's truth
+            out = [dict(c, allow_broken=True) if isinstance(c, dict) else c for c in out]
+        return out
 
     def cond(self, task: dict[str, Any], scope: Any, text: Any, as_value: bool = False,
              as_text: bool = False) -> Any:

@@ -175,6 +175,8 @@ def plan_units(
             "groups": groups,
             "plays": doc_plays,
         }
+        if plan.options.allow_broken_conditionals:
+            unit.plan_doc["allow_broken_conditionals"] = True
         if plugins.found and any(plugins.found.values()):
             unit.plan_doc["plugins"] = {k: sorted(v) for k, v in plugins.found.items() if v}
         read = _hostvars_read(plan, [doc_plays, list(unit.host_vars.values())])

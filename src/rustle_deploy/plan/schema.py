@@ -617,6 +617,7 @@ def read_options(r: Reader, value: Any, pointer: str) -> PlanningOptions:
                                default.binary_threshold),
         force_binary=r.opt(d, "force_binary", pointer, r.boolean, False),
         force_ssh=r.opt(d, "force_ssh", pointer, r.boolean, False),
+        allow_broken_conditionals=r.opt(d, "allow_broken_conditionals", pointer, r.boolean, False),
     )
 
 

@@ -126,6 +126,9 @@ class CompileOptions:
     force_handlers: bool = False
     # ansible.cfg's error_on_missing_handler: false drops a notify of no handler, with a note
     error_on_missing_handler: bool = True
+    # ansible.cfg's allow_broken_conditionals (ANSIBLE_ALLOW_BROKEN_CONDITIONALS): a
+    # conditional whose result is not a boolean takes its truth instead of failing the task
+    allow_broken_conditionals: bool = False
     # plays after one holding add_host/group_by (docs/phases.md): "refuse" them; "stop" before
     # them (--run compiles them again once the change is known, Compiled.rest); "static": over
     # the inventory as it is (listings and --syntax-check, as ansible-playbook lists them)
@@ -350,7 +353,8 @@ class _Compiler:
             source=self.shown, base_dir=self.basedir, sha256="", rustle_plan_version="0.1.0",
             created_at=None,
             options=PlanningOptions(forks=self.options.forks or 50, check_mode=False,
-                                    diff_mode=False, strategy=Strategy("Linear")),
+                                    diff_mode=False, strategy=Strategy("Linear"),
+                                    allow_broken_conditionals=self.options.allow_broken_conditionals),
             plays=tuple(self.plays), binary_deployments=(),
             total_tasks=sum(len(p.batches[0].tasks) if p.batches else 0 for p in self.plays),
             hosts=tuple(hosts), extra_vars=self.extra, playbook_dir=self.basedir,
@@ -1522,6 +1526,9 @@ class _Compiler:
                 module, rest = split_module_string(str(thing["module"]))
                 args = {k: v for k, v in thing.items() if k != "module"}
                 args.update(parse_kv(rest, check_raw=_short(module) in FREEFORM_MODULES))
+                if "args" in args:  # `action: {module: m, args: {...}}`, as ModuleArgsParser merges it
+                    nested = args.pop("args")
+                    args.update(parse_kv(nested) if isinstance(nested, str) else dict(nested or {}))
                 return module, args
         except ArgsError as exc:
             raise src.error(str(exc), "check the quotes and the {{ }} pairs", ds, key,

@@ -223,6 +223,20 @@ def _status(result):
     return "ok"
 
 
+def _assert_that(templar, that, scope):
+    """assert's ``that`` as ansible-core's assert action finalizes it: a string wholly in
+    ``{{ }}`` that renders to a list is that list of conditionals; anything else stays as
+    written, for the conditional evaluation to read."""
+    if isinstance(that, str) and that.strip().startswith(("{{", "{%")) and that.strip().endswith(("}}", "%}")):
+        try:
+            value = templar.template(that, scope)
+        except TemplateError:
+            return that
+        if isinstance(value, list):
+            return value
+    return that
+
+
 def _strip_omit(value):
     if isinstance(value, dict):
         # isinstance first: an Undefined in a value raises on any comparison
@@ -440,7 +454,8 @@ class Runner:
         # carry file): new hosts' variables, and group -> hosts added to it
         self._added = {"hosts": {}, "groups": {}}
         self._own = set()  # registered names a run_once phase does not share (add_host's)
-        self.templar = Templar(read_file=self._read_embedded)
+        self.templar = Templar(read_file=self._read_embedded,
+                               allow_broken_conditionals=bool(plan.get("allow_broken_conditionals")))
         self._facts = None
         self._collected = set()  # the fact collectors that have run (facts.COLLECTORS)
         self._fact_path = None  # the fact_path ansible_local of the facts was read from
@@ -456,6 +471,9 @@ class Runner:
         self._errors_cleared = False  # a meta: clear_host_errors ran (in an always section)
         self._roles_ended = set()  # role calls (keys) a meta: end_role ended on this host
         self._unreachable_hit = False  # a task was unreachable (or notified no handler): no rescue, no always
+        # why the run errored (ansible-core aborts the whole run, "ERROR! ..."): a notify of no
+        # handler fired; the recap carries it, and the controller records an errored run
+        self.errored = None
         self.extra_vars = dict(plan.get("extra_vars") or {})
         self.stats = {"ok": 0, "changed": 0, "failed": 0, "skipped": 0, "rescued": 0, "ignored": 0}
         self._params = []  # params layers of the containers being run (include vars)
@@ -764,6 +782,8 @@ class Runner:
             self.emitter.emit(shared, journal=False)
         recap = {"event": "recap", "host": self.host}
         recap.update(self.stats)
+        if self.errored:
+            recap["errored"] = self.errored
         recap["duration"] = round(time.monotonic() - start, 6)
         self.emitter.emit(recap)
         if self._children is not None:
@@ -1001,8 +1021,9 @@ class Runner:
         missing = _as_list(task.get("notify_missing"))
         aborted = bool(missing) and bool(result.get("changed")) and not result.get("failed")
         if aborted:  # ansible-core stops the run when this notification fires, whatever rescues it
-            result = dict(result, failed=True, msg=f"The requested handler '{missing[0]}' was not found in either "
-                          "the main handlers list nor in the listening handlers list")
+            self.errored = (f"The requested handler '{missing[0]}' was not found in either "
+                            "the main handlers list nor in the listening handlers list")
+            result = dict(result, failed=True, msg=self.errored)
         for one in [result] + [r for r in result.get("results") or () if isinstance(r, dict)]:
             fetched = one.pop("_rustle_fetch", None)
             if fetched:  # a fetch's bytes go to the controller only: not registered, not journaled
@@ -1025,6 +1046,8 @@ class Runner:
         status = _status(result)
         event = dict(head, event="handler_result" if is_handler else "task_result")
         event.update({"status": status, "ignored": ignored})
+        if aborted:
+            event["errored"] = True
         event.update(self._event_fields(result, task))
         event["duration"] = round(time.monotonic() - started, 6)
         rescued = status == "failed" and not ignored and self._rescuing > 0 and not aborted
@@ -1091,7 +1114,7 @@ class Runner:
                 if key in _BOOL_KEYWORDS and raw.strip().lower() in _BOOL_WORDS:
                     task[key] = to_bool(raw.strip().lower())
                 elif key in _BOOL_KEYWORDS:
-                    task[key] = self.templar.condition(raw, scope)
+                    task[key] = self.templar.truth(raw, scope)
                 elif key in _NUMBER_KEYWORDS:
                     value = self.templar.template(raw, scope) if is_template(raw) else raw
                     task[key] = float(value) if key != "retries" else int(value)
@@ -1470,7 +1493,12 @@ class Runner:
                                    f"{type(given).__name__}: {task['args_template']}"}
                 args = dict(given, **args)
             if task.get("action_ds") is None:
-                args = _strip_omit(self.templar.template(_splat_raw(module, args, self.templar, scope), scope))
+                args = _splat_raw(module, args, self.templar, scope)
+                raw_that = module.rsplit(".", 1)[-1] == "assert" and isinstance(args, dict) and "that" in args
+                that = args.get("that") if raw_that else None
+                args = _strip_omit(self.templar.template(args, scope))
+                if raw_that:  # conditionals, as the assert action reads them (finalize_task_arg):
+                    args["that"] = _assert_that(self.templar, that, scope)  # not templated first
             env = task.get("environment") or {}
             if has_template(env):  # a variable rendered to omit is not set, as in ansible-core
                 env = _strip_omit(self.templar.template(env, scope))

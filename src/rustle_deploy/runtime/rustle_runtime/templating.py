@@ -32,11 +32,33 @@ from .filters import FILTERS, TESTS, FilterError, to_bool, unique
 
 _SINGLE = re.compile(r"^\{\{\s*((?:(?!\{\{|\}\}|\{%|%\}).)+?)\s*\}\}\Z", re.S)
 _IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+# a template that is one variable, or an attribute or key of one: `{{ x }}`, `{{ a.b['c'] }}`
+_VARIABLE_ONLY = re.compile(r"""^\{\{\s*[A-Za-z_]\w*(?:\.[A-Za-z_]\w*|\[(?:'[^']*'|"[^"]*"|\d+)\])*\s*\}\}$""")
 _SEGMENT = re.compile(r"\{\{\s*((?:(?!\{\{|\}\}).)+?)\s*\}\}", re.S)
 
 
 class TemplateError(Exception):
     """A template or expression could not be evaluated (undefined variable, syntax, filter)."""
+
+
+class BrokenConditional(TemplateError):
+    """A conditional that is empty, not a string, or whose result is not a boolean
+    (ansible-core 2.19's AnsibleBrokenConditionalError)."""
+
+
+def broken_conditional_message(value):
+    """ansible-core 2.19's words for a conditional result that is not a boolean. Ansible names
+    where the value came from (a file:line:column it tracks on every value); the runtime does
+    not track origins, so it says '<unknown>', as Ansible does for a value without one."""
+    return (f"Conditional result ({bool(value)}) was derived from value of type "
+            f"{_native_type_name(value)!r} at '<unknown>'. Conditionals must have a boolean result.")
+
+
+def _native_type_name(value):
+    for kind in (str, dict, list, bool, int, float):
+        if isinstance(value, kind):
+            return kind.__name__
+    return type(value).__name__
 
 
 class UndefinedVariable(TemplateError):
@@ -137,7 +159,8 @@ class UnsafeList(list):
 
 _UNSAFE = (UnsafeText, UnsafeDict, UnsafeList)
 UNTRUSTED_CONDITION = (
-    "Conditional is marked as unsafe, and cannot be evaluated: its value came from the host (a "
+    "Encountered untrusted template or expression. Conditional is marked as unsafe, and cannot be "
+    "evaluated: its value came from the host (a "
     "registered result, a fact, set_fact or a lookup), and host data is never run as an expression; "
     "hint: compare or convert it instead (x == 'yes', x | bool, x | length > 0)")
 
@@ -848,8 +871,10 @@ class Templar:
             return [self.template(v, scope) for v in value]
         return value
 
-    def __init__(self, read_file=None):
+    def __init__(self, read_file=None, allow_broken_conditionals=False):
         self.read_file = read_file  # sha256 -> bytes of an embedded file (include, lookup)
+        # ansible.cfg's ALLOW_BROKEN_CONDITIONALS: a conditional's truth instead of a bool
+        self.allow_broken_conditionals = allow_broken_conditionals
 
     def render(self, text, scope, overrides=None, nothing=""):
         """Render ``text`` as a full Jinja2 template to a string (host data as it is), with
@@ -965,30 +990,40 @@ class Templar:
             raise _error(exc, kind) from exc
 
     def condition(self, expression, scope):
-        """Ansible's conditional: True/False, TemplateError when it cannot be evaluated."""
+        """ansible-core 2.19's conditional (``when``, ``changed_when``, ``failed_when``, ``until``,
+        ``assert that``): True or False. A result that is not a boolean (a string, a list, a
+        number, None), an empty expression or one that is not a string raise
+        :class:`BrokenConditional`, unless ``allow_broken_conditionals`` (ansible.cfg's
+        ``ALLOW_BROKEN_CONDITIONALS``), which takes the result's truth as Ansible did before 2.19.
+        Other errors raise TemplateError."""
+        value = self._conditional_value(expression, scope)
+        if isinstance(value, bool):
+            return value
+        if self.allow_broken_conditionals:
+            return bool(value)
+        raise BrokenConditional(broken_conditional_message(value))
+
+    def truth(self, expression, scope):
+        """A templated boolean keyword (``ignore_errors``, ``no_log``, ``become``, ...): its
+        truth, as before ansible-core 2.19 (a string such as ``"yes"`` is true); the strict
+        conditional rule applies to conditionals only."""
         if isinstance(expression, bool):
             return expression
         if expression is None:
             return True
         text = str(expression).strip()
-        try:
-            if isinstance(expression, UnsafeText):  # `that: "{{ r.stdout }}"`: templated to host data
-                return self._string_condition(expression, scope)
-            if is_template(text):
-                value = self.template(text, scope)
-                if isinstance(value, str):
-                    return self._string_condition(value, scope)
-                return bool(value)
-            value = self.evaluate(text, scope)
-            if _IDENT.match(text) and isinstance(value, str):
-                return self._string_condition(value, scope)
-            return bool(value)
-        except UndefinedVariable as exc:  # ansible-core 2.19's words; other errors as they are
-            raise UndefinedVariable(f"Error while evaluating conditional: {exc}") from exc
+        if isinstance(expression, UnsafeText):
+            return self._string_truth(expression, scope)
+        if is_template(text):
+            value = self.template(text, scope)
+            return self._string_truth(value, scope) if isinstance(value, str) else bool(value)
+        value = self.evaluate(text, scope)
+        if _IDENT.match(text) and isinstance(value, str):
+            return self._string_truth(value, scope)
+        return bool(value)
 
-    def _string_condition(self, value, scope):
-        """A variable holding a string: booleans as Ansible spells them, else an expression;
-        host data is never evaluated."""
+    def _string_truth(self, value, scope):
+        """Booleans as Ansible spells them, else an expression; host data is never evaluated."""
         low = value.strip().lower()
         if low in ("true", "false", "yes", "no", "on", "off", "1", "0", "y", "n", ""):
             return to_bool(low)
@@ -998,3 +1033,41 @@ class Templar:
             return bool(self.evaluate(value, scope))
         except TemplateError:
             return bool(value)
+
+    def _conditional_value(self, expression, scope):
+        """The value of a conditional before the boolean check (TemplateEngine's
+        ``_normalize_and_evaluate_conditional``): a conditional wholly in ``{{ }}`` is rendered,
+        and a string it renders to is the expression; host data is never an expression."""
+        text = expression.strip() if isinstance(expression, str) else expression
+        if text is None or text == "":
+            return self._empty_conditional()
+        if type(text) is bool:  # noqa: E721 - a bool, not an int
+            return text
+        try:
+            if not isinstance(text, str):
+                if self.allow_broken_conditionals:
+                    return self.template(text, scope)
+                raise BrokenConditional("Conditional expressions must be strings.")
+            if isinstance(expression, UnsafeText):  # `that: "{{ r.stdout }}"`: templated to host data
+                raise TemplateError(UNTRUSTED_CONDITION)
+            if not is_template(text):
+                return self.evaluate(text, scope)
+            value = self.template(text, scope)
+            if not isinstance(value, str):
+                return value
+            whole = text.startswith(("{{", "{%")) and text.endswith(("}}", "%}"))
+            if isinstance(value, UnsafeText) or (whole and not _VARIABLE_ONLY.match(text)):
+                # ansible-core trusts a string as an expression only when it came from the
+                # playbook or inventory as it is: `"{{ some_var }}"`, not one Jinja2 made
+                # (`"{{ '1 == 1' }}"`, a filter's result)
+                raise TemplateError(UNTRUSTED_CONDITION)
+            if not value.strip():
+                return self._empty_conditional()
+            return self.evaluate(value.strip(), scope)
+        except UndefinedVariable as exc:  # ansible-core 2.19's words; other errors as they are
+            raise UndefinedVariable(f"Error while evaluating conditional: {exc}") from exc
+
+    def _empty_conditional(self):
+        if self.allow_broken_conditionals:
+            return True
+        raise BrokenConditional("Empty conditional expressions are not allowed.")
