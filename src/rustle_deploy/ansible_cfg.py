@@ -9,7 +9,8 @@ The settings that apply to rustle-deploy:
 
     [defaults] inventory, roles_path, remote_user, private_key_file, forks,
                host_key_checking, timeout, hash_behaviour, gathering, library,
-               collections_path
+               collections_path, force_handlers, error_on_missing_handler,
+               allow_broken_conditionals
     [privilege_escalation] become, become_user, become_method
     [ssh_connection] ssh_args, ssh_common_args, ssh_extra_args
 
@@ -65,6 +66,7 @@ _INI: dict[tuple[str, str], tuple[str, str]] = {
     ("ssh_connection", "ssh_extra_args"): ("ssh_extra_args", "str"),
     ("defaults", "force_handlers"): ("force_handlers", "bool"),
     ("defaults", "error_on_missing_handler"): ("error_on_missing_handler", "bool"),
+    ("defaults", "allow_broken_conditionals"): ("allow_broken_conditionals", "bool"),
     ("privilege_escalation", "become"): ("become", "bool"),
     ("privilege_escalation", "become_user"): ("become_user", "str"),
     ("privilege_escalation", "become_method"): ("become_method", "str"),
@@ -90,6 +92,7 @@ _ENV: dict[str, tuple[str, str]] = {
     "ANSIBLE_SSH_EXTRA_ARGS": ("ssh_extra_args", "str"),
     "ANSIBLE_FORCE_HANDLERS": ("force_handlers", "bool"),
     "ANSIBLE_ERROR_ON_MISSING_HANDLER": ("error_on_missing_handler", "bool"),
+    "ANSIBLE_ALLOW_BROKEN_CONDITIONALS": ("allow_broken_conditionals", "bool"),
     "ANSIBLE_BECOME": ("become", "bool"),
     "ANSIBLE_BECOME_USER": ("become_user", "str"),
     "ANSIBLE_BECOME_METHOD": ("become_method", "str"),

@@ -232,6 +232,12 @@ def _repaired(o: HostOutcome) -> str | None:
     return "; ".join(notes) or None
 
 
+def _errored(outcomes: Iterable[HostOutcome]) -> list[dict[str, str]]:
+    """The hosts whose run errored (a notify of no handler fired, where ansible-core aborts the
+    whole run), with why: ``[{"host", "msg"}]``, empty when none did."""
+    return [{"host": o.host, "msg": str(o.recap["errored"])} for o in outcomes if o.recap and o.recap.get("errored")]
+
+
 def _summary(outcome: HostOutcome) -> HostSummary:
     s = HostSummary(name=outcome.host)
     recap = outcome.recap or {}
@@ -246,6 +252,7 @@ def _summary(outcome: HostOutcome) -> HostSummary:
                 and not event.get("ignored") and not event.get("rescued")):
             s.failed_tasks.append(str(event.get("task") or event.get("id")))
     s.unreachable = bool(recap.get("unreachable"))  # a delegated task's connection failed
+    s.errored = str(recap["errored"]) if recap.get("errored") else None
     if outcome.error is not None:
         s.unreachable = isinstance(outcome.error, ConnectError)
         s.error = str(outcome.error).replace("\n", " — ")
@@ -409,6 +416,9 @@ class _Rollout:
                 reason = stop_reason(stage, names, failed + unhealthy, fatal) if number < self.total else None
                 if unhealthy:
                     reason = f"health check failed on {len(unhealthy)} of {len(names)} host(s): {', '.join(unhealthy)}"
+                errored = _errored(outcomes)
+                if errored and number < self.total:  # ansible-core aborts the whole run there
+                    reason = f"the run errored on {errored[0]['host']}: {errored[0]['msg']}"
                 if reason is not None:
                     self.stopped_after, self.reason = number, reason
                     if self.revert is not None and (stage.canary or unhealthy):
@@ -1236,6 +1246,8 @@ def _deploy_jobs(
                         history.record_rollout_host(did, name, None if staging else roll.batch_of.get(name), state,
                                                     0 if staging else roll.stages_done.get(name, 0))
                     history.finish_rollout(did, {"done": "completed"}.get(status, status), roll.stopped_after, roll.reason)
+            if status in ("done", "stopped") and _errored(roll.outcomes.values()):
+                status = "errored"  # ansible-core would have aborted the run (docs/playbooks.md)
             history.finish(did, status)
             _notify_end(session, notifier, end_doc(
                 did, "deploy", status, {n: not _summary(o).is_failure for n, o in roll.outcomes.items()},
@@ -1259,6 +1271,9 @@ def _deploy_jobs(
         session.reporter.rollout(rollout_doc)
     if session.json_out:
         doc = _manifest(did, session, source, outcomes, job_of, roll if rolling else None)
+        errored = _errored(outcomes)
+        if errored:
+            doc["errored"] = errored
         if rollout_doc is not None:
             doc["rollout"] = rollout_doc
         if not run and planned.batched:

@@ -115,6 +115,8 @@ class Play:
     order: str = "inventory"
     force_handlers: bool = False  # a failed host still runs the handlers notified before
     fact_path: str | None = None  # where the play's gathered facts read ansible_local from
+    gather_subset: tuple[str, ...] | None = None  # the collectors the play's gathering may run
+    gather_timeout: int | None = None  # bound of each command and mount a collector waits for
     # role defaults of the whole play (below inventory vars), and each role invocation's own
     # defaults/vars/params that its tasks (``role`` extension) see
     defaults: dict[str, Any] = field(default_factory=dict)
@@ -158,6 +160,9 @@ class PlanningOptions:
     binary_threshold: int = 5
     force_binary: bool = False
     force_ssh: bool = False
+    # ansible.cfg's ALLOW_BROKEN_CONDITIONALS: a conditional whose result is not a boolean
+    # takes its truth (as before ansible-core 2.19) instead of failing the task
+    allow_broken_conditionals: bool = False
 
 
 @dataclass(frozen=True)

@@ -189,6 +189,8 @@ class Session:
                 print(f"warning: {visible(problem.message)}", file=sys.stderr)
             if extra:
                 plan = replace(plan, extra_vars={**plan.extra_vars, **extra})
+            if (self.ansible_cfg or AnsibleConfig()).get("allow_broken_conditionals"):
+                plan = replace(plan, options=replace(plan.options, allow_broken_conditionals=True))
             if plan.playbook_dir:
                 inv = inv.with_playbook_dir(plan.playbook_dir)
             return plan, inv
@@ -200,6 +202,7 @@ class Session:
         options = CompileOptions(extra_vars=extra, roles_path=self.settings.roles_path,
                                  play_defaults=become, force_handlers=force_handlers,
                                  error_on_missing_handler=acfg.get("error_on_missing_handler", True) is not False,
+                                 allow_broken_conditionals=bool(acfg.get("allow_broken_conditionals")),
                                  defaults_source=acfg.path or "ANSIBLE_BECOME*",
                                  forks=self.opts.get("parallel"), check=bool(self.opts.get("check")),
                                  diff=bool(self.opts.get("diff")),

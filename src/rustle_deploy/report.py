@@ -61,6 +61,8 @@ class HostSummary:
     failed_tasks: list[str] = field(default_factory=list)
     deploy: str = ""  # uploaded / present / rolled back / removed ...
     cleared: bool = False  # failed tasks, then meta clear_host_errors: the host went on to the end
+    # the run errored there (ansible-core aborts the whole run: a notify of no handler fired)
+    errored: str | None = None
 
     @property
     def is_failure(self) -> bool:
@@ -191,6 +193,9 @@ class Reporter:
             )
             style = "red" if h.is_failure else ("yellow" if h.changed else "green")
             self.line(text, style)
+        for h in hosts:
+            if h.errored:  # ansible-playbook prints "[ERROR]: ..." and stops every host
+                self.line(f"ERROR: {visible(h.name)}: the run errored: {visible(h.errored)}", "red")
         failures = [h for h in hosts if h.is_failure]
         if failures:
             self.line("")

@@ -29,6 +29,19 @@ def module_families() -> dict[str, str]:
     raise RuntimeError("runtime/rustle_runtime/modules/__init__.py has no FAMILIES literal")
 
 
+@cache
+def gather_subsets() -> frozenset[str]:
+    """The gather_subset names the runtime's facts.py accepts (its VALID_SUBSETS), with
+    ``all`` and ``min``."""
+    source = (runtime_root() / "rustle_runtime" / "facts.py").read_text()
+    for node in ast.parse(source).body:
+        if isinstance(node, ast.Assign) and any(isinstance(t, ast.Name) and t.id == "VALID_SUBSETS"
+                                                for t in node.targets):
+            assert isinstance(node.value, ast.Call)  # frozenset((...))
+            return frozenset(ast.literal_eval(node.value.args[0])) | {"all", "min"}
+    raise RuntimeError("runtime/rustle_runtime/facts.py has no VALID_SUBSETS literal")
+
+
 def canonical_module(name: str) -> str | None:
     """``ansible.builtin.copy`` -> ``copy``; None when the runtime does not implement it (or
     ``RUSTLE_BRIDGE_MODULES`` sends it through the module bridge: docs/bridge.md)."""

@@ -213,7 +213,8 @@ def test_become_runs_the_agent_through_sudo(sshd, tmp_path, build_artifact):
 
 def test_become_exe_and_flags_start_the_agent_as_ansible_builds_the_command(sshd, tmp_path, build_artifact):
     """ansible_sudo_exe (over ansible_become_exe) and ansible_become_flags on the connection-level
-    become: the program, its flags and the user are the ones ansible-core's sudo plugin builds;
+    become, and the plugin's default flags when none are set: the program, its flags and the
+    user are the ones ansible-core's sudo plugin builds;
     a become_exe that does not exist fails its host, naming it."""
     import json
     import shlex
@@ -244,6 +245,19 @@ def test_become_exe_and_flags_start_the_agent_as_ansible_builds_the_command(sshd
     assert theirs[:-1] == [str(rec), "-n", "-H", "-u", sshd.user]
     calls = [json.loads(line) for line in log.read_text().splitlines()]
     assert calls and all(argv[:5] == theirs[:5] and argv[5:7] == ["--", "/bin/sh"] for argv in calls), calls
+
+    # no flags set: the sudo plugin's default, -H -S -n (real sudo, over the private sshd)
+    log.unlink()
+    plain = sshd.host("default-flags", tmp_path / "r3", ansible_become=True, ansible_become_user=sshd.user,
+                      ansible_sudo_exe=str(rec))
+    out = one(job(plain, build_artifact(), run=RunOptions("r3")))
+    assert out.ok, out.error
+    plugin = become_loader.get("sudo")
+    plugin.set_options(direct={"become_exe": str(rec), "become_user": sshd.user})
+    theirs = shlex.split(plugin.build_become_command("true", shell_loader.get("sh")))
+    assert theirs[:-1] == [str(rec), "-H", "-S", "-n", "-u", sshd.user]
+    calls = [json.loads(line) for line in log.read_text().splitlines()]
+    assert calls and all(argv[:6] == theirs[:6] and argv[6:8] == ["--", "/bin/sh"] for argv in calls), calls
 
     bad = sshd.host("missing", tmp_path / "r2", ansible_become=True, ansible_become_user=sshd.user,
                     ansible_become_exe="/nonexistent/sudo")

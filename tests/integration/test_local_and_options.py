@@ -76,7 +76,7 @@ def test_discovery_prefers_real_interpreters_over_path():
     cmd = remote_command(agent_launch(Host("h", {})))
     assert cmd.index("/usr/bin/python3") < cmd.index(" python3;")
     become = remote_command(agent_launch(Host("h", {"ansible_become": "yes", "ansible_become_user": "app"})))
-    assert become.startswith("sudo -n -u app -- /bin/sh -c ")
+    assert become.startswith("sudo -H -S -n -u app -- /bin/sh -c ")  # the sudo plugin's default flags
 
 
 def test_ssh_options_from_inventory_variables_and_args():

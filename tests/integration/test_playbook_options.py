@@ -12,9 +12,11 @@ import io
 import json
 import os
 import re
+import sqlite3
 import subprocess
 import sys
 import time
+from contextlib import closing
 from pathlib import Path
 from typing import Any
 
@@ -501,7 +503,102 @@ def test_a_notify_of_no_handler_fails_only_when_it_fires_as_in_ansible(
                                   text=True, timeout=300)
             assert proc.returncode == 1 and message in proc.stdout + proc.stderr, proc.stdout + proc.stderr
         else:
-            assert main([str(book), "-i", str(inv), "--run"]) == 1
-            assert message in "".join(capsys.readouterr())
+            assert main([str(book), "-i", str(inv), "--run", "--output", "json"]) == 1
+            doc = json.loads(capsys.readouterr().out)
+            # the run errored (ansible-core aborts it): in the JSON, the recap and state.db
+            assert doc["errored"] == [{"host": "localhost", "msg": message}]
+            assert doc["hosts"][0]["recap"]["errored"] == message
+            with closing(sqlite3.connect(Path.home() / ".rustle" / "state.db")) as db:
+                assert db.execute("SELECT status FROM deployments").fetchall() == [("errored",)]
+            again = tmp_path / "text.yml"  # fresh files, so that the notification fires again
+            (tmp_path / "text").mkdir()
+            again.write_text(MISSING_HANDLER.format(out=tmp_path / "text"))
+            assert main([str(again), "-i", str(inv), "--run", "--output", "text"]) == 1
+            assert f"ERROR: localhost: the run errored: {message}" in capsys.readouterr().out
         made[tool] = sorted(p.name for p in out.iterdir())
     assert made["rustle"] == made["ansible"] == ["fired"]
+
+
+# -- ALLOW_BROKEN_CONDITIONALS -----------------------------------------------------------------
+
+BROKEN_CONDITIONALS = """\
+- hosts: all
+  gather_facts: false
+  vars: {{word: "false", nothing: null, empty: ""}}
+  tasks:
+    - {{name: a string, copy: {{dest: "{out}/word", content: "ran\\n"}}, when: word}}
+    - {{name: none, copy: {{dest: "{out}/none", content: "ran\\n"}}, when: nothing}}
+    - {{name: empty, copy: {{dest: "{out}/empty", content: "ran\\n"}}, when: "{{{{ empty }}}}"}}
+    - name: changed_when
+      command: echo hi
+      changed_when: word
+      register: r
+    - {{name: until, command: echo hi, register: u, until: u.stdout, retries: 2, delay: 0}}
+"""
+
+
+def test_allow_broken_conditionals_takes_the_truth_of_a_result_that_is_not_a_boolean(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    """ANSIBLE_ALLOW_BROKEN_CONDITIONALS=true: ansible-core 2.19.14 runs the string "false" (true
+    as Python reads it) and an empty conditional, skips None, and counts the changed_when as
+    changed (checked with ansible-playbook when this test was written); without it each fails
+    (the strict_conditionals playbook case). The native runner's side: tests/native/test_native_runs.py."""
+    monkeypatch.setenv("ANSIBLE_ALLOW_BROKEN_CONDITIONALS", "true")
+    monkeypatch.setenv("ANSIBLE_CONFIG", str(tmp_path / "none.cfg"))
+    out = tmp_path / "out"
+    out.mkdir()
+    book = tmp_path / "site.yml"
+    book.write_text(BROKEN_CONDITIONALS.format(out=out))
+    code = main([str(book), "-i", str(local_inventory(tmp_path)), "--run", "--output", "json", "--format", "pyz"])
+    stdout, stderr = capsys.readouterr()
+    assert code == 0, stdout + stderr
+    recap = json.loads(stdout)["hosts"][0]["recap"]
+    assert (recap["changed"], recap["failed"], recap["skipped"]) == (4, 0, 1), stdout
+    assert sorted(p.name for p in out.iterdir()) == ["empty", "word"]
+
+
+ERRORED_SERIAL = """\
+- hosts: all
+  gather_facts: false
+  serial: 1
+  tasks:
+    - copy: {{content: x, dest: "{out}/{{{{ inventory_hostname }}}}"}}
+      notify: nobody
+- hosts: all
+  gather_facts: false
+  tasks:
+    - copy: {{content: x, dest: "{out}/second-{{{{ inventory_hostname }}}}"}}
+"""
+
+
+@pytest.mark.ansible
+@pytest.mark.skipif(not ANSIBLE.exists(), reason="ansible-core is not installed in .venv")
+def test_a_run_that_errored_starts_no_later_batch_as_ansible_aborts(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """serial: 1 over two hosts: the first host's notify of no handler fires, and
+    ansible-playbook aborts the run (exit 1, no recap): the second batch and the second play
+    never start. rustle-deploy stops the rollout there too, and says why."""
+    inv = tmp_path / "inventory.ini"
+    inv.write_text("".join(f"{h} ansible_connection=local ansible_python_interpreter={sys.executable} "
+                           f"rustle_remote_dir={tmp_path / ('remote-' + h)}\n" for h in ("h1", "h2")))
+    env = dict(os.environ, ANSIBLE_NOCOLOR="1", ANSIBLE_HOME=str(tmp_path / "ansible-home"),
+               ANSIBLE_CONFIG=str(tmp_path / "none.cfg"), PYTHONWARNINGS="ignore")
+    made = {}
+    for tool in ("ansible", "rustle"):
+        out = tmp_path / tool
+        out.mkdir()
+        book = tmp_path / f"{tool}.yml"
+        book.write_text(ERRORED_SERIAL.format(out=out))
+        if tool == "ansible":
+            proc = subprocess.run([str(ANSIBLE), "-i", str(inv), "-f", "1", str(book)], env=env,
+                                  capture_output=True, text=True, timeout=300)
+            assert proc.returncode == 1 and "PLAY RECAP" not in proc.stdout, proc.stdout + proc.stderr
+        else:
+            assert main([str(book), "-i", str(inv), "--run", "--output", "json"]) == 1
+            doc = json.loads(capsys.readouterr().out)
+            assert [e["host"] for e in doc["errored"]] == ["h1"]
+            assert doc["rollout"]["reason"].startswith("the run errored on h1: The requested handler 'nobody'")
+            with closing(sqlite3.connect(Path.home() / ".rustle" / "state.db")) as db:
+                assert db.execute("SELECT status FROM deployments").fetchall() == [("errored",)]
+        made[tool] = sorted(p.name for p in out.iterdir())
+    assert made["rustle"] == made["ansible"] == ["h1"]

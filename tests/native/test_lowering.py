@@ -90,6 +90,11 @@ def test_static_names_in_conditions_become_values_and_registered_ones_stay(tmp_p
      "'ansible_fqdn' is only known on the host while the plan runs (a fact the native runner does not gather)"),
     ({"module": "debug", "args": {"msg": "x"}, "conditions": [{"When": {"expression": "ansible_facts['fqdn'] == 'a'"}}]},
      "ansible_facts['fqdn'] is a fact the native runner does not gather"),
+    ({"module": "debug", "args": {"msg": "{{ ansible_mounts | length }}"}},
+     "'ansible_mounts' is only known on the host while the plan runs (a fact the native runner does not gather)"),
+    # the runtime gathers one fact per network interface: any undefined ansible_ name may be one
+    ({"module": "debug", "args": {"msg": "x"}, "conditions": [{"When": {"expression": "ansible_eth0.mtu > 1"}}]},
+     "'ansible_eth0' may be a host fact (a network interface's), which the native runner does not gather"),
     ({"module": "lineinfile", "args": {"path": "/tmp/x", "regexp": "(?i)^a", "line": "a"}}, "inline flags"),
     ({"module": "debug", "args": {"msg": "x"}, "until": "out.rc == 0", "retries": 2}, "keyword 'retries'"),
     # data shaped like the runner's template markers would be rendered there (issue 11)
@@ -122,6 +127,17 @@ def test_what_the_runner_cannot_do_is_refused_naming_the_task(tmp_path: Path, ta
     assert needle in str(info.value)
     assert "'the one' (play-0/task_1) on localhost" in str(info.value)
     assert "--format pyz" in info.value.hint
+
+
+def test_a_fact_under_a_plays_gather_subset_is_left_to_pyz(tmp_path: Path) -> None:
+    """The runner gathers its facts whatever the play's gather_subset, which limits the runtime's."""
+    plan = make_plan(tmp_path, [{"name": "reads", "module": "debug", "args": {"msg": "{{ ansible_os_family }}"}}])
+    doc = json.loads(plan.read_text())
+    lower(plan)  # without a subset it lowers
+    doc["plays"][0]["gather_subset"] = ["!all", "!min", "network"]
+    plan.write_text(json.dumps(doc))
+    with pytest.raises(NativeUnsupported, match="the play's gather_subset limits its facts"):
+        lower(plan)
 
 
 @pytest.mark.parametrize("plan", sorted(p.name for p in PLAN_FIXTURES.glob("*.json")))
@@ -177,16 +193,16 @@ def test_a_plan_without_facts_does_not_ask_the_runner_to_gather_them(tmp_path: P
     assert [h["facts"] for h in doc["hosts"].values()] == [False]
 
 
-def test_the_compiler_knows_every_fact_the_runtime_gathers() -> None:
+def test_the_facts_the_runner_gathers_are_facts_the_runtime_gathers() -> None:
     import sys
 
-    from rustle_deploy.compiler.native import RUNTIME_FACTS
+    from rustle_deploy.compiler.native import NATIVE_FACTS
     from rustle_deploy.runtime_index import runtime_root
 
     sys.path.insert(0, str(runtime_root()))
-    from rustle_runtime.facts import gather  # type: ignore[import-not-found]
+    from rustle_runtime.facts import FACT_COLLECTOR  # type: ignore[import-not-found]
 
-    assert {name[len("ansible_"):] for name in gather()} == RUNTIME_FACTS
+    assert NATIVE_FACTS <= set(FACT_COLLECTOR)
 
 
 def test_each_host_gets_an_artifact_with_its_own_program_only(tmp_path: Path) -> None:

@@ -442,7 +442,9 @@ def test_host_data_is_data_in_both_formats(tmp_path: Path, capsys: pytest.Captur
     assert messages["print"] == messages["lookup"] == payload
     assert messages["print in text"] == f"got {payload}!"
     assert messages["compare"] == "compared"
-    assert "Conditional is marked as unsafe" in messages["fact"]
+    # a fact's string is data, never an expression; ansible-core 2.19 fails it as a conditional
+    # whose result is not a boolean
+    assert "derived from value of type 'str'" in messages["fact"]
     assert outcomes["native"][1]["copied"][2] == payload.encode()
 
 
@@ -623,3 +625,49 @@ def test_content_of_one_expression_and_a_newline_is_written_as_ansible_writes_it
         assert code == 0, (err, doc)
         assert ansible_tree(out) == {k: (v[0], v[1], v[2].replace(b"/a", b"/" + fmt.encode()) if v[0] == "file" else v[2])
                                      for k, v in expected.items()}, fmt
+
+
+def test_conditionals_that_are_not_booleans_fail_or_take_their_truth_as_in_pyz(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str], native_cache: Path,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """ansible-core 2.19's strict conditionals in the runner: a registered string, a number
+    from the host and a string variable fail with the runtime's words; under
+    ANSIBLE_ALLOW_BROKEN_CONDITIONALS each takes its truth. Both formats give the same results."""
+    book = tmp_path / "site.yml"
+    book.write_text("""\
+- hosts: all
+  gather_facts: false
+  vars: {word: "false"}
+  tasks:
+    - {name: echo, command: echo hi, register: r}
+    - {name: registered string, debug: msg=a, when: r.stdout, ignore_errors: true}
+    - {name: registered number, debug: msg=b, when: r.rc, ignore_errors: true}
+    - {name: a string variable, debug: msg=c, when: word, ignore_errors: true}
+    - {name: changed_when, command: echo, changed_when: r.stdout, ignore_errors: true}
+    - {name: a boolean, debug: msg=d, when: r.rc == 0}
+""")
+    monkeypatch.setenv("ANSIBLE_CONFIG", str(tmp_path / "none.cfg"))
+    seen: dict[tuple[str, str], Any] = {}
+    for allow in ("false", "true"):
+        monkeypatch.setenv("ANSIBLE_ALLOW_BROKEN_CONDITIONALS", allow)
+        for fmt in ("pyz", "native"):
+            remote = tmp_path / f"{fmt}-{allow}"
+            inv = tmp_path / f"{fmt}-{allow}.ini"
+            inv.write_text(f"localhost ansible_connection=local rustle_remote_dir={remote}\n")
+            code, doc, err = cli(capsys, str(book), "-i", str(inv), "--run", "--format", fmt, "--output", "json")
+            assert code == 0, (fmt, err, doc)
+            events = [json.loads(line) for p in sorted((remote / "runs").glob("*.jsonl"))
+                      for line in p.read_text().splitlines()]
+            seen[(fmt, allow)] = [(e.get("task"), e.get("status"), e.get("msg") or e.get("changed_when_result"))
+                                  for e in events if e.get("event") == "task_result"]
+    assert seen[("native", "false")] == seen[("pyz", "false")]
+    assert seen[("native", "true")] == seen[("pyz", "true")]
+    strict = {task: (status, msg) for task, status, msg in seen[("pyz", "false")]}
+    assert strict["registered string"] == ("failed", "Task failed: Conditional result (True) was derived from "
+                                           "value of type 'str' at '<unknown>'. Conditionals must have a boolean result.")
+    assert strict["registered number"][1].startswith("Task failed: Conditional result (False) was derived from value of type 'int'")
+    assert "value of type 'str'" in strict["a string variable"][1]
+    assert strict["changed_when"][0] == "failed" and "value of type 'str'" in strict["changed_when"][1]
+    allowed = {task: status for task, status, _ in seen[("pyz", "true")]}
+    assert allowed == {"echo": "changed", "registered string": "ok", "registered number": "skipped",
+                       "a string variable": "ok", "changed_when": "changed", "a boolean": "ok"}

@@ -38,7 +38,7 @@ def scope(**extra):
     ("missing is undefined", True), ("d.k == 'v'", True), ("d['k'] == 'v'", True),
     ("d.nope is defined", False), ("missing.deep.er is defined", False), ("3 in l", True),
     ("4 not in l", True), ("r is changed", True), ("r is succeeded", True), ("r is failed", False),
-    ("r is skipped", False), ("yes_str | bool", True), ("false_str", False), ("not none", True),
+    ("r is skipped", False), ("yes_str | bool", True), ("false_str | bool", False), ("not none", True),
     ("none is none", True), ("l | length == 3", True), ("s | lower == 'hello'", True),
     ("missing | default('x') == 'x'", True), ("'1.10' is version('1.9', '>')", True),
     ("'2.0' is version_compare('2.0.1', 'lt')", True), ("nested == 'Hello world'", True),
@@ -46,6 +46,45 @@ def scope(**extra):
 ])
 def test_conditions(expression, expected):
     assert T.condition(expression, scope()) is expected
+
+
+# ansible-core 2.19: a conditional whose result is not a boolean fails (tests/integration's
+# strict_conditionals playbook case holds ansible-playbook's own results)
+@pytest.mark.parametrize("expression, message", [
+    ("false_str", "Conditional result (True) was derived from value of type 'str' at '<unknown>'. "
+                  "Conditionals must have a boolean result."),
+    ("l", "Conditional result (True) was derived from value of type 'list' at '<unknown>'."),
+    ("n", "Conditional result (True) was derived from value of type 'int'"),
+    ("none", "Conditional result (False) was derived from value of type 'NoneType'"),
+    ("r.results", "Conditional result (False) was derived from value of type 'list'"),
+    ("n == 3 and s", "Conditional result (True) was derived from value of type 'str'"),
+    ("{{ yes_str }}", "'yes' is undefined"),  # a wholly templated conditional is an expression
+    # ... when the string came from the playbook as it is; not one Jinja2 made (conditionals:5)
+    ("{{ 'n == 3' }}", "Encountered untrusted template or expression."),
+    ("{{ s | lower }}", "Encountered untrusted template or expression."),
+    ("", "Empty conditional expressions are not allowed."),
+    ("  ", "Empty conditional expressions are not allowed."), (None, "Empty conditional"),
+    (1, "Conditional expressions must be strings."), ([], "Conditional expressions must be strings."),
+])
+def test_a_conditional_that_is_not_a_boolean_fails_as_in_ansible_2_19(expression, message):
+    with pytest.raises(TemplateError) as info:
+        T.condition(expression, scope())
+    assert message in str(info.value)
+
+
+@pytest.mark.parametrize("expression, expected", [
+    ("false_str", True), ("l", True), ("none", False), ("", True), (None, True), (1, True), (0, False),
+    ("n == 3", True), ("{{ n }}", True),
+])
+def test_allow_broken_conditionals_takes_the_truth_of_the_result(expression, expected):
+    assert Templar(allow_broken_conditionals=True).condition(expression, scope()) is expected
+
+
+@pytest.mark.parametrize("expression, expected", [
+    ("{{ false_str }}", False), ("{{ d['k'] == 'v' }}", True), ("{{ n == 3 }}", True), (True, True), (" x ", False),
+])
+def test_a_conditional_wholly_in_braces_is_the_expression_it_renders_to(expression, expected):
+    assert T.condition(expression, scope(x=False)) is expected
 
 
 @pytest.mark.parametrize("expression", ["missing == 1", "missing", "d.nope == 1", "missing and true"])
@@ -104,14 +143,17 @@ def test_plain_strings_are_untouched():
 def test_facts_are_gathered_only_when_referenced():
     calls = []
 
-    def facts():
-        calls.append(1)
+    def facts(key):  # the scope says which name it needs: the executor gathers only its collector
+        calls.append(key)
         return {"ansible_system": "Linux", "ansible_os_family": "Debian"}
 
     s = VarScope([{"x": 1}], T, facts=facts)
     assert T.condition("x == 1", s) and not calls
-    assert T.condition("ansible_os_family == 'Debian'", s) and calls
-    assert T.template("{{ ansible_facts.system }}", s) == "Linux"
+    assert T.condition("ansible_os_family == 'Debian'", s) and calls == ["ansible_os_family"]
+    assert T.template("{{ ansible_facts.system }}", s) == "Linux"  # one fact of ansible_facts: its own
+    assert "ansible_facts" not in calls
+    assert T.template("{{ ansible_facts | to_json }}", s) == '{"system": "Linux", "os_family": "Debian"}'
+    assert calls[-1] == "ansible_facts"
 
 
 # ---------------------------------------------------------------- host data is data (issue 11)
@@ -164,7 +206,9 @@ def test_host_data_is_never_evaluated_as_a_condition(condition):
 def test_host_data_reads_as_a_value_in_conditions():
     s = host_scope()
     assert T.condition("r.stdout == '{{ 7 * 6 }}'", s) is False  # a literal in the expression: not a template
-    assert T.condition("r.stdout != ''", s) and T.condition("{{ r.word }}", s)
+    assert T.condition("r.stdout != ''", s) and T.condition("r.word | bool", s)
+    with pytest.raises(TemplateError, match="marked as unsafe"):  # 2.19: even a word Ansible reads as true
+        T.condition("{{ r.word }}", s)
     assert T.condition("r.bare | length > 0", s) and T.condition("r.rc == 0", s)
 
 

@@ -343,6 +343,28 @@ def test_templated_strategy_handler_names_and_notify_render_as_ansible_renders_t
         _compile(tmp_path, {}, extra_vars={"test_strategy": "bogus"})
 
 
+def test_a_plays_gather_subset_and_timeout_reach_the_plan_and_a_bad_one_is_refused(tmp_path: Path) -> None:
+    compiled = _compile(tmp_path, {"site.yml": """
+- hosts: localhost
+  gather_subset: ["!all", "!min", network]
+  gather_timeout: 5
+  tasks: [{debug: {}}]
+- hosts: localhost
+  gather_subset: "!all,!min,hardware"
+  tasks: [{debug: {}}]
+"""})
+    first, second = compiled.plan.plays
+    assert (first.gather_subset, first.gather_timeout) == (("!all", "!min", "network"), 5)
+    # a string is one name, as ansible-core reads the keyword (an exclusion of a name it does not know)
+    assert (second.gather_subset, second.gather_timeout) == (("!all,!min,hardware",), None)
+    with pytest.raises(PlaybookError, match="bad subset 'bogus' in gather_subset"):
+        _compile(tmp_path, {"site.yml": "- {hosts: localhost, gather_subset: [network, bogus], tasks: []}\n"})
+    with pytest.raises(PlaybookError, match="bad subset 'network,hardware'"):
+        _compile(tmp_path, {"site.yml": "- {hosts: localhost, gather_subset: 'network,hardware', tasks: []}\n"})
+    with pytest.raises(PlaybookError, match="gather_timeout"):
+        _compile(tmp_path, {"site.yml": "- {hosts: localhost, gather_timeout: soon, tasks: []}\n"})
+
+
 @pytest.mark.parametrize(("handler", "message"), [
     ("{name: h, block: [{debug: {}}, {block: [{debug: {}}]}]}", "Using a block as a handler is not supported."),
     ("{name: h, import_tasks: inner.yml}", "Using a block as a handler is not supported."),
@@ -488,3 +510,15 @@ def test_plays_after_add_host_are_compiled_once_the_change_is_known(tmp_path: Pa
     # listings see the later plays over the inventory as it is, as ansible-playbook lists them
     static = _compile(tmp_path, files, inventory, later_plays="static")
     assert static.rest is None and [p.hosts for p in static.plays] == [["web1"], [], ["web1"], []]
+
+
+def test_args_nested_in_an_action_mapping_are_the_modules_arguments(tmp_path: Path) -> None:
+    """ansible-core's conditionals target (output_validation_tests.yml): ``action: {module: M,
+    args: {...}}`` (or ``args: k=v``) gives M those arguments, as ModuleArgsParser merges them."""
+    compiled = _compile(tmp_path, {
+        "site.yml": "- hosts: localhost\n  tasks:\n"
+                    "    - action: {module: ansible.legacy.assert, args: {that: '{{ 1 + 1 == 2 }}'}}\n"
+                    "    - action: {module: copy dest=/tmp/x, args: 'content=hi mode=0600'}\n"})
+    tasks = compiled.plan.plays[0].batches[0].tasks
+    assert tasks[0].args == {"that": "{{ 1 + 1 == 2 }}"}
+    assert tasks[1].args == {"dest": "/tmp/x", "content": "hi", "mode": "0600"}

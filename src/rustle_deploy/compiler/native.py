@@ -36,11 +36,6 @@ NATIVE_FACTS = frozenset({
     "fips", "distribution", "os_family", "distribution_version", "distribution_major_version",
     "distribution_release", "user_id", "user_uid", "user_gid", "user_dir", "user_shell", "user_gecos",
 })
-# every fact the runtime's facts.py gathers; those the runner lacks make a plan unsupported
-RUNTIME_FACTS = NATIVE_FACTS | {"fqdn", "domain", "python_version", "python", "date_time", "default_ipv4",
-                                "selinux", "selinux_python_present"}
-# as the host sees them, with the local facts its executor reads beside them (ansible_local)
-_FACT_NAMES = frozenset("ansible_" + name for name in RUNTIME_FACTS | {"local"})
 MODULES = frozenset({"file", "copy", "template", "lineinfile", "blockinfile", "replace", "command", "shell",
                      "stat", "assert", "debug", "ping", "set_fact", "tempfile"})
 # the options of modules whose argument spec the runner does not check itself (tempfile.rs)
@@ -153,6 +148,15 @@ def _runtime() -> Any:
     from rustle_runtime import executor, expr, templating  # type: ignore[import-not-found]
 
     return templating, expr, executor
+
+
+@functools.cache
+def _fact_names() -> frozenset[str]:
+    """Every fact the runtime's facts.py gathers (``ansible_`` names), and ``ansible_local``."""
+    _runtime()
+    from rustle_runtime.facts import FACT_COLLECTOR  # type: ignore[import-not-found]
+
+    return frozenset("ansible_" + name for name in [*FACT_COLLECTOR, "local"])
 
 
 def lower_unit(unit: BuildUnit, runner_sha: str,
@@ -271,7 +275,7 @@ class _Lowering:
         # value is known now
         registered = registered - set(doc.get("extra_vars") or {})
         self.dynamic = registered | _RUN_NAMES
-        self.templar = templating.Templar()
+        self.templar = templating.Templar(allow_broken_conditionals=bool(doc.get("allow_broken_conditionals")))
         # the host's own variables (BuildUnit.host_vars); plan_doc carries only what the plan
         # reads of other hosts through hostvars
         host_vars = dict(own if own is not None else (doc.get("hosts") or {}).get(host) or {})
@@ -299,6 +303,7 @@ class _Lowering:
         self.dynamic |= _FAILURE_NAMES
         self.params: list[dict[str, Any]] = []  # the params of the includes being lowered (executor._params)
         self.uses_facts = False  # set when a condition or argument needs the host's facts
+        self.subset: list[str] | None = None  # the gather_subset of the play being lowered
         self.handling = False  # lowering a handler (and what it includes)
         self.embedded: set[str] = set()  # the sha256 of every file the program names (copy/template src)
         self.hybrid = hybrid
@@ -319,6 +324,7 @@ class _Lowering:
         """VarScope that raises ``_Dynamic`` for names only known while the plan runs."""
         dynamic = self.dynamic
         base = self.templating.VarScope
+        fact_names = _fact_names()
 
         class _Scope(base):  # type: ignore[misc,valid-type]
             def child(self, *layers: Any) -> Any:
@@ -330,7 +336,7 @@ class _Lowering:
                 try:
                     return base.raw(self, key)
                 except KeyError:
-                    if key in _FACT_NAMES or key in ("ansible_facts", "hostvars"):
+                    if key in fact_names or key in ("ansible_facts", "hostvars"):
                         raise _Dynamic(key) from None  # facts are gathered on the host
                     raise
 
@@ -342,6 +348,7 @@ class _Lowering:
         for play in self.doc["plays"]:
             if self.host not in (play.get("hosts") or []):
                 continue
+            self.subset = play.get("gather_subset")
             lowered_handlers = []
             for index, handler in enumerate(play["handlers"]):
                 self.handling = True  # a role's handler reports ``ROLE : NAME`` (executor._shown)
@@ -843,7 +850,14 @@ class _Lowering:
         if value is None:
             return None
         items = value if isinstance(value, list) else [value]
-        return [self.cond(task, scope, c) for c in items]
+        allow_broken = self.templar.allow_broken_conditionals
+        if not allow_broken and any(c is None for c in items):
+            raise self.fail(task, "an empty condition (ansible-core 2.19 fails the task: "
+                                  "\"Empty conditional expressions are not allowed.\")")
+        out = [self.cond(task, scope, c) for c in items]
+        if allow_broken:  # ALLOW_BROKEN_CONDITIONALS: the runner takes a result's truth
+            out = [dict(c, allow_broken=True) if isinstance(c, dict) else c for c in out]
+        return out
 
     def cond(self, task: dict[str, Any], scope: Any, text: Any, as_value: bool = False,
              as_text: bool = False) -> Any:
@@ -880,6 +894,13 @@ class _Lowering:
             raise self.fail(task, f"the expression '{source}' is outside what the native runner evaluates") from None
         return {"expr": source, "ir": self.tree(task, scope, tree)}
 
+    def need_facts(self, task: dict[str, Any]) -> None:
+        """The task reads a fact the runner gathers: the program asks for them."""
+        if self.subset is not None:
+            raise self.fail(task, "the play's gather_subset limits its facts, and the native runner gathers "
+                                  "its facts whatever the subset")
+        self.uses_facts = True
+
     def tree(self, task: dict[str, Any], scope: Any, node: Any) -> Any:
         op = node[0]
         if op == "lit":
@@ -890,12 +911,15 @@ class _Lowering:
             try:
                 return ["lit", scope[node[1]]]
             except KeyError:
+                if node[1].startswith("ansible_"):  # the runtime gathers a fact per network interface
+                    raise self.fail(task, f"'{node[1]}' may be a host fact (a network interface's), which "
+                                          "the native runner does not gather") from None
                 return ["name", node[1]]  # undefined: the runner says so as the runtime would
             except self.templating.TemplateError as exc:  # a variable whose own template fails
                 raise self.fail(task, f"'{node[1]}' cannot be evaluated at compile time: {exc}") from None
             except _Dynamic as exc:
                 if exc.name == node[1] and node[1][8:] in NATIVE_FACTS and node[1].startswith("ansible_"):
-                    self.uses_facts = True
+                    self.need_facts(task)
                     return ["name", node[1]]
                 if exc.name == node[1] == "ansible_facts":
                     raise self.fail(task, "ansible_facts is only supported as ansible_facts.NAME or "
@@ -907,7 +931,7 @@ class _Lowering:
             if not self.scope_has(scope, "ansible_facts"):
                 if key not in NATIVE_FACTS:
                     raise self.fail(task, f"ansible_facts[{key!r}] is a fact the native runner does not gather")
-                self.uses_facts = True
+                self.need_facts(task)
                 return [op, ["name", "ansible_facts"], node[2] if op == "attr" else ["lit", key]]
         if op == "attr":
             return ["attr", self.tree(task, scope, node[1]), node[2]]

@@ -157,6 +157,10 @@ def plan_units(
                 doc_play["force_handlers"] = True
             if play_view.play.fact_path:
                 doc_play["fact_path"] = play_view.play.fact_path
+            if play_view.play.gather_subset is not None:
+                doc_play["gather_subset"] = list(play_view.play.gather_subset)
+            if play_view.play.gather_timeout is not None:
+                doc_play["gather_timeout"] = play_view.play.gather_timeout
             if play_view.play.defaults:
                 doc_play["defaults"] = play_view.play.defaults
             if play_view.play.roles:
@@ -171,6 +175,8 @@ def plan_units(
             "groups": groups,
             "plays": doc_plays,
         }
+        if plan.options.allow_broken_conditionals:
+            unit.plan_doc["allow_broken_conditionals"] = True
         if plugins.found and any(plugins.found.values()):
             unit.plan_doc["plugins"] = {k: sorted(v) for k, v in plugins.found.items() if v}
         read = _hostvars_read(plan, [doc_plays, list(unit.host_vars.values())])

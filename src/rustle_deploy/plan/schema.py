@@ -529,6 +529,8 @@ def read_play(r: Reader, value: Any, pointer: str, default_strategy: Strategy) -
     order = r.opt(d, "order", pointer, lambda v, p: _order(r, v, p), "inventory")
     force_handlers = r.opt(d, "force_handlers", pointer, r.boolean, False)
     fact_path = r.opt(d, "fact_path", pointer, r.string, None)
+    gather_subset = r.opt(d, "gather_subset", pointer, lambda v, p: gather_subset_names(r, v, p), None)
+    gather_timeout = r.opt(d, "gather_timeout", pointer, lambda v, p: r.opt_integer(v, p, minimum=1), None)
     bptr = child(pointer, "batches")
     raw_batches = r.arr(r.req(d, "batches", pointer, "an array of batches"), bptr,
                         "an array of batches")
@@ -558,7 +560,26 @@ def read_play(r: Reader, value: Any, pointer: str, default_strategy: Strategy) -
     return Play(play_id=play_id, name=name, hosts=hosts, strategy=strategy, serial=serial,
                 batches=batches, handlers=handlers, vars=play_vars, pointer=pointer,
                 max_fail_percentage=max_fail, any_errors_fatal=fatal, order=order,
-                force_handlers=force_handlers, defaults=defaults, roles=roles, fact_path=fact_path)
+                force_handlers=force_handlers, defaults=defaults, roles=roles, fact_path=fact_path,
+                gather_subset=gather_subset, gather_timeout=gather_timeout)
+
+
+def gather_subset_names(r: Reader, value: Any, pointer: str) -> tuple[str, ...] | None:
+    """A play's ``gather_subset``: a list of names, each one of ansible-core's subsets (``!``
+    before it excludes it, and an exclusion of a name it does not know is ignored, as in
+    ansible-core). A string is a list of that one name, as ansible-core reads the play keyword:
+    ``"!all,!min,network"`` is one (unknown) exclusion, not three names."""
+    if value is None:
+        return None
+    from ..runtime_index import gather_subsets
+
+    names = (value,) if isinstance(value, str) else r.strings(value, pointer)
+    for i, name in enumerate(names):
+        if not name.startswith("!") and name not in gather_subsets():
+            r.fail(pointer if isinstance(value, str) else child(pointer, i), f"bad subset {name!r} in gather_subset",
+                   "gather_subset names ansible-core's subsets: all, min, hardware, network, virtual, "
+                   "a collector (lsb, dns, ...) or a fact (kernel, mounts, ...), each negated with !")
+    return names
 
 
 def _order(r: Reader, value: Any, pointer: str) -> str:
@@ -596,6 +617,7 @@ def read_options(r: Reader, value: Any, pointer: str) -> PlanningOptions:
                                default.binary_threshold),
         force_binary=r.opt(d, "force_binary", pointer, r.boolean, False),
         force_ssh=r.opt(d, "force_ssh", pointer, r.boolean, False),
+        allow_broken_conditionals=r.opt(d, "allow_broken_conditionals", pointer, r.boolean, False),
     )
 
 

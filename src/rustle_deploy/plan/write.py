@@ -58,11 +58,14 @@ def _strategy(s: Strategy) -> Any:
 
 
 def _options(o: PlanningOptions) -> dict[str, Any]:
-    return {"limit": o.limit, "tags": list(o.tags), "skip_tags": list(o.skip_tags),
+    out = {"limit": o.limit, "tags": list(o.tags), "skip_tags": list(o.skip_tags),
             "check_mode": o.check_mode, "diff_mode": o.diff_mode, "forks": o.forks,
             "serial": o.serial, "strategy": _strategy(o.strategy),
             "binary_threshold": o.binary_threshold, "force_binary": o.force_binary,
             "force_ssh": o.force_ssh}
+    if o.allow_broken_conditionals:
+        out["allow_broken_conditionals"] = True
+    return out
 
 
 def _play(play: Play) -> dict[str, Any]:
@@ -84,6 +87,10 @@ def _play(play: Play) -> dict[str, Any]:
         out["force_handlers"] = True
     if play.fact_path:
         out["fact_path"] = play.fact_path
+    if play.gather_subset is not None:
+        out["gather_subset"] = list(play.gather_subset)
+    if play.gather_timeout is not None:
+        out["gather_timeout"] = play.gather_timeout
     if play.vars:
         out["vars"] = play.vars
     if play.defaults:

@@ -48,7 +48,7 @@ from rustle_deploy.model import (
 )
 from rustle_deploy.phases import CONTROLLER, DELEGATE_SELF, named_per_call
 from rustle_deploy.plan.files import remember_files_dirs, script_source
-from rustle_deploy.plan.schema import Reader
+from rustle_deploy.plan.schema import Reader, gather_subset_names
 from rustle_deploy.plan.validate import INVENTORY_MODULES
 from rustle_deploy.playbook import keywords as kw
 from rustle_deploy.playbook.args import (
@@ -126,6 +126,9 @@ class CompileOptions:
     force_handlers: bool = False
     # ansible.cfg's error_on_missing_handler: false drops a notify of no handler, with a note
     error_on_missing_handler: bool = True
+    # ansible.cfg's allow_broken_conditionals (ANSIBLE_ALLOW_BROKEN_CONDITIONALS): a
+    # conditional whose result is not a boolean takes its truth instead of failing the task
+    allow_broken_conditionals: bool = False
     # plays after one holding add_host/group_by (docs/phases.md): "refuse" them; "stop" before
     # them (--run compiles them again once the change is known, Compiled.rest); "static": over
     # the inventory as it is (listings and --syntax-check, as ansible-playbook lists them)
@@ -266,6 +269,8 @@ class _PlayState:
         self.order = "inventory"
         self.force_handlers = False
         self.fact_path: str | None = None  # the play's fact_path (its gathered ansible_local)
+        self.gather_subset: tuple[str, ...] | None = None  # what the play's gathering may run
+        self.gather_timeout: int | None = None
         self.connection_origins: list[Origin] = []  # where the play's remote_user/port are
         self.fatal_override = False  # a task says any_errors_fatal: false under the play's true
 
@@ -348,7 +353,8 @@ class _Compiler:
             source=self.shown, base_dir=self.basedir, sha256="", rustle_plan_version="0.1.0",
             created_at=None,
             options=PlanningOptions(forks=self.options.forks or 50, check_mode=False,
-                                    diff_mode=False, strategy=Strategy("Linear")),
+                                    diff_mode=False, strategy=Strategy("Linear"),
+                                    allow_broken_conditionals=self.options.allow_broken_conditionals),
             plays=tuple(self.plays), binary_deployments=(),
             total_tasks=sum(len(p.batches[0].tasks) if p.batches else 0 for p in self.plays),
             hosts=tuple(hosts), extra_vars=self.extra, playbook_dir=self.basedir,
@@ -550,7 +556,8 @@ class _Compiler:
             # a task's own any_errors_fatal: false wins over the play's (Ansible reads the
             # task's inherited value): then the tasks that keep it carry it one by one
             any_errors_fatal=st.any_errors_fatal and not st.fatal_override, order=st.order,
-            force_handlers=st.force_handlers, fact_path=st.fact_path))
+            force_handlers=st.force_handlers, fact_path=st.fact_path, gather_subset=st.gather_subset,
+            gather_timeout=st.gather_timeout))
 
     def missing_notify(self, tasks: list[Task], st: _PlayState, play: str) -> list[Task]:
         """A notify that names no handler of the play is Ansible's error only when it fires (a
@@ -738,7 +745,8 @@ class _Compiler:
         ``force_handlers`` of the play (templated over play and extra vars, as Ansible does),
         checked with the plan's rules."""
         reader = Reader(self.shown)
-        for key in ("serial", "max_fail_percentage", "any_errors_fatal", "order", "force_handlers", "fact_path"):
+        for key in ("serial", "max_fail_percentage", "any_errors_fatal", "order", "force_handlers", "fact_path",
+                    "gather_subset", "gather_timeout"):
             if ds.get(key) is None:
                 continue
             value = self.controller_value(src, ds, key, ds[key], [play_vars], f"'{key}'")
@@ -753,6 +761,10 @@ class _Compiler:
                     st.force_handlers = _boolean(value, key)
                 elif key == "fact_path":
                     st.fact_path = reader.string(value, f"/{key}")
+                elif key == "gather_subset":
+                    st.gather_subset = gather_subset_names(reader, value, f"/{key}")
+                elif key == "gather_timeout":
+                    st.gather_timeout = reader.integer(value, f"/{key}", minimum=1)
                 elif value not in HOST_ORDERS:
                     raise PlanError(f"unknown host order {value!r}",
                                     f"order is one of {', '.join(HOST_ORDERS)}")
@@ -1514,6 +1526,9 @@ class _Compiler:
                 module, rest = split_module_string(str(thing["module"]))
                 args = {k: v for k, v in thing.items() if k != "module"}
                 args.update(parse_kv(rest, check_raw=_short(module) in FREEFORM_MODULES))
+                if "args" in args:  # `action: {module: m, args: {...}}`, as ModuleArgsParser merges it
+                    nested = args.pop("args")
+                    args.update(parse_kv(nested) if isinstance(nested, str) else dict(nested or {}))
                 return module, args
         except ArgsError as exc:
             raise src.error(str(exc), "check the quotes and the {{ }} pairs", ds, key,

@@ -182,7 +182,7 @@ class AgentLaunch:
     become: bool = False
     become_user: str = "root"
     become_exe: str | None = None  # ansible_become_exe / ansible_sudo_exe; None: sudo
-    become_flags: str | None = None  # ansible_become_flags / ansible_sudo_flags; None: -n
+    become_flags: str | None = None  # ansible_become_flags / ansible_sudo_flags; None: -H -S -n
     python_interpreter: str | None = None  # None: discover
     runner: RunnerRef | None = None  # native format: start this rustle-runner instead of Python
 
@@ -522,11 +522,16 @@ def remote_command(launch: AgentLaunch) -> str:
     return line
 
 
+SUDO_FLAGS = "-H -S -n"  # ansible-core's sudo become plugin's default become_flags
+
+
 def become_prefix(launch: AgentLaunch) -> str:
-    """``sudo -n -u USER --`` with the host's become_exe and become_flags in place of ``sudo``
-    and ``-n`` (each word quoted; Ansible's sudo plugin joins them as they are written)."""
+    """``sudo -H -S -n -u USER --`` (the sudo become plugin's default flags) with the host's
+    become_exe and become_flags in place of ``sudo`` and ``-H -S -n`` (each word quoted;
+    Ansible's sudo plugin joins them as they are written). ``-S`` reads no password: ``-n``
+    never prompts, so the agent's request on stdin stays the agent's."""
     exe = shlex.split(launch.become_exe or "sudo") or ["sudo"]
-    flags = shlex.split("-n" if launch.become_flags is None else launch.become_flags)
+    flags = shlex.split(SUDO_FLAGS if launch.become_flags is None else launch.become_flags)
     return " ".join(shlex.quote(w) for w in exe + flags + ["-u", launch.become_user, "--"])
 
 

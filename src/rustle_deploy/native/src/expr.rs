@@ -54,10 +54,13 @@ pub fn cond_text(cond: &Value) -> Value {
     }
 }
 
-/// Ansible's conditional: true/false, or ansible-core 2.19's error: "Error while evaluating
-/// conditional: 'x' is undefined" for an undefined name, any other error as it is.
+/// ansible-core 2.19's conditional: true/false, or its error: "Error while evaluating
+/// conditional: 'x' is undefined" for an undefined name, "Conditional result (True) was derived
+/// from value of type 'str' ..." for a result that is not a boolean (`Templar.condition`), any
+/// other error as it is. A COND with `"allow_broken": true` (ansible.cfg's
+/// ALLOW_BROKEN_CONDITIONALS) takes the result's truth instead.
 ///
-/// A COND may also be a bare bool (itself) or null (true), as `Templar.condition` accepts.
+/// A COND may also be a bare bool (itself) or null (true), as the lowering writes them.
 pub fn condition(cond: &Value, scope: &Scope) -> Result<bool, String> {
     let map = match cond {
         Value::Bool(b) => return Ok(*b),
@@ -65,16 +68,26 @@ pub fn condition(cond: &Value, scope: &Scope) -> Result<bool, String> {
         Value::Dict(map) => map,
         other => return Err(format!("malformed condition {}", py_repr(other))),
     };
-    let text = py_str(map.get("expr").unwrap_or(&Value::Null));
-    let text = text.trim_matches(py_isspace);
     let node = map.get("ir").unwrap_or(&Value::Null);
-    condition_value(text, node, scope).map_err(|e| {
-        if is_undefined_error(&e) {
-            format!("Error while evaluating conditional: {}", e)
-        } else {
-            e
-        }
-    })
+    let allow_broken = matches!(map.get("allow_broken"), Some(Value::Bool(true)));
+    match evaluate(node, scope) {
+        Ok(Value::Bool(b)) => Ok(b),
+        Ok(other) if allow_broken => Ok(truthy(&other)),
+        Ok(other) => Err(broken_conditional(&other)),
+        Err(e) if is_undefined_error(&e) => Err(format!("Error while evaluating conditional: {}", e)),
+        Err(e) => Err(e),
+    }
+}
+
+/// ansible-core 2.19's words for a conditional whose result is not a boolean
+/// (`templating.broken_conditional_message`: the value's origin is not tracked).
+fn broken_conditional(value: &Value) -> String {
+    format!(
+        "Conditional result ({}) was derived from value of type '{}' at '<unknown>'. \
+         Conditionals must have a boolean result.",
+        if truthy(value) { "True" } else { "False" },
+        crate::json::type_name(value)
+    )
 }
 
 /// Whether an evaluation error is one of `Val::Undef`'s (Jinja2's UndefinedError in the
@@ -83,96 +96,6 @@ pub fn is_undefined_error(e: &str) -> bool {
     e.ends_with(" is undefined")
         || (e.starts_with('\'') && (e.contains(" object' has no attribute '") || e.contains(" object' has no element ")))
         || (e.starts_with("No ") && e.ends_with(" item, sequence was empty."))
-}
-
-fn condition_value(text: &str, node: &Value, scope: &Scope) -> Eval<bool> {
-    let value = evaluate(node, scope)?;
-    let templated = text.contains("{{") || text.contains("{%") || text.contains("{#");
-    match value {
-        Value::Str(s) if templated || is_identifier(text) => {
-            string_condition(&s, scope, !reads_names(node))
-        }
-        other => Ok(truthy(&other)),
-    }
-}
-
-/// The error for a string from the host where a conditional would evaluate it
-/// (`templating.UNTRUSTED_CONDITION`, word for word).
-pub const UNTRUSTED_CONDITION: &str = "Conditional is marked as unsafe, and cannot be evaluated: \
-    its value came from the host (a registered result, a fact, set_fact or a lookup), and host \
-    data is never run as an expression; hint: compare or convert it instead (x == 'yes', \
-    x | bool, x | length > 0)";
-
-/// Whether a NODE reads a name: every name left for the runner is a registered result, a fact
-/// or a run option, so a string it yields is host data (the runtime's `UnsafeText`), not the
-/// program's own text.
-fn reads_names(node: &Value) -> bool {
-    match node.as_list() {
-        Some(parts) if parts.first().and_then(Value::as_str) == Some("lit") => false,
-        Some(parts) if parts.first().and_then(Value::as_str) == Some("name") => true,
-        Some(parts) => parts.iter().any(|part| match part {
-            Value::List(_) => reads_names(part),
-            Value::Dict(kwargs) => kwargs.iter().any(|(_, v)| reads_names(v)),
-            _ => false,
-        }),
-        None => false,
-    }
-}
-
-/// A variable holding a string: booleans as Ansible spells them, else the string evaluated as
-/// an expression (`Templar._string_condition`); host data (`trusted` false) is never
-/// evaluated. Only the expressions that need no parser (a name, a number, a quoted string)
-/// are evaluated here; others fail with a clear message.
-fn string_condition(value: &str, scope: &Scope, trusted: bool) -> Eval<bool> {
-    let low = value.trim_matches(py_isspace).to_lowercase();
-    let words = [
-        "true", "false", "yes", "no", "on", "off", "1", "0", "y", "n", "",
-    ];
-    if words.contains(&low.as_str()) {
-        return Ok(to_bool(&Value::Str(low)));
-    }
-    if !trusted {
-        return Err(UNTRUSTED_CONDITION.to_string());
-    }
-    let text = value.trim_matches(py_isspace);
-    if text == "none" || text == "None" {
-        return Ok(false);
-    }
-    if is_identifier(text) {
-        // an undefined name fails to evaluate, and the string itself is then the value
-        return Ok(scope.lookup(text).map_or(true, truthy));
-    }
-    if let Some(number) = number_literal(text) {
-        return Ok(truthy(&number));
-    }
-    let quoted = text.len() >= 2
-        && (text.starts_with('\'') && text.ends_with('\'')
-            || text.starts_with('"') && text.ends_with('"'));
-    if quoted && !text[1..text.len() - 1].contains(&['\'', '"', '\\'][..]) {
-        return Ok(text.len() > 2);
-    }
-    Err(format!(
-        "the native runner cannot evaluate the string {} as an expression; hint: use --format pyz",
-        py_repr(&Value::Str(value.to_string()))
-    ))
-}
-
-fn number_literal(text: &str) -> Option<Value> {
-    let digits = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
-    match text.split_once('.') {
-        None if digits(text) => text.parse::<i64>().ok().map(Value::Int),
-        Some((a, b)) if digits(a) && digits(b) => text.parse::<f64>().ok().map(Value::Float),
-        _ => None,
-    }
-}
-
-fn is_identifier(text: &str) -> bool {
-    let mut chars = text.chars();
-    match chars.next() {
-        Some(c) if c.is_ascii_alphabetic() || c == '_' => {}
-        _ => return false,
-    }
-    chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
 }
 
 /// The value of a NODE; using an undefined value (or ending with one) is an error.
@@ -1421,43 +1344,32 @@ mod tests {
             ),
             Err("Error while evaluating conditional: 'nope' is undefined".to_string())
         );
-        assert_eq!(cond("flag", r#"["lit", "no"]"#), Ok(false));
-        assert_eq!(cond("flag", r#"["lit", "r"]"#), Ok(true));
-        assert_eq!(cond("flag", r#"["lit", "0.0"]"#), Ok(false));
-        assert_eq!(cond("flag", r#"["lit", "unknown_name"]"#), Ok(true));
-        assert!(cond("flag", r#"["lit", "a == b"]"#).is_err());
-        assert_eq!(cond("'no'", r#"["lit", "no"]"#), Ok(true));
-        assert_eq!(cond("{{ flag }}", r#"["lit", "no"]"#), Ok(false));
+        assert_eq!(cond("flag", r#"["lit", false]"#), Ok(false));
         assert_eq!(condition(&Value::Null, &Scope::new(vec![])), Ok(true));
     }
 
     #[test]
-    fn host_data_is_never_evaluated_as_an_expression() {
-        // a fact or a registered value holding a name or an expression is data, not code
-        let unsafe_error = |_text: &str| Err(UNTRUSTED_CONDITION.to_string());
-        assert_eq!(cond("fact", r#"["name", "fact"]"#), unsafe_error("fact"));
-        assert_eq!(
-            cond("fact_expr", r#"["name", "fact_expr"]"#),
-            unsafe_error("fact_expr")
-        );
-        assert_eq!(
-            cond("{{ fact }}", r#"["name", "fact"]"#),
-            unsafe_error("{{ fact }}")
-        );
-        // Ansible's boolean words are read, not evaluated; other uses are plain values
-        assert_eq!(cond("fact_word", r#"["name", "fact_word"]"#), Ok(true));
-        assert_eq!(
-            cond(
-                "fact == 'r'",
-                r#"["cmp", "==", ["name", "fact"], ["lit", "r"]]"#
-            ),
-            Ok(true)
-        );
-        assert_eq!(
-            cond("r.stdout", r#"["attr", ["name", "r"], "stdout"]"#),
-            Ok(true)
-        );
-        // the program's own text (compiled in) keeps Ansible's evaluation
-        assert_eq!(cond("flag", r#"["lit", "fact_word"]"#), Ok(true));
+    fn a_result_that_is_not_a_boolean_fails_as_in_ansible_2_19() {
+        let broken = |b: &str, t: &str| {
+            Err(format!(
+                "Conditional result ({}) was derived from value of type '{}' at '<unknown>'. \
+                 Conditionals must have a boolean result.",
+                b, t
+            ))
+        };
+        assert_eq!(cond("flag", r#"["lit", "no"]"#), broken("True", "str"));
+        assert_eq!(cond("fact", r#"["name", "fact"]"#), broken("True", "str"));
+        assert_eq!(cond("r.stdout", r#"["attr", ["name", "r"], "stdout"]"#), broken("True", "str"));
+        assert_eq!(cond("r.rc", r#"["attr", ["name", "r"], "rc"]"#), broken("False", "int"));
+        assert_eq!(cond("n.x", r#"["attr", ["name", "n"], "x"]"#), broken("False", "NoneType"));
+        assert_eq!(cond("r.results", r#"["attr", ["name", "r"], "results"]"#), broken("False", "list"));
+        let allowed = |ir: &str| {
+            let map = vars();
+            let c = parse(&format!(r#"{{"expr": "x", "ir": {}, "allow_broken": true}}"#, ir)).unwrap();
+            condition(&c, &Scope::new(vec![&map]))
+        };
+        assert_eq!(allowed(r#"["lit", "no"]"#), Ok(true));
+        assert_eq!(allowed(r#"["attr", ["name", "r"], "rc"]"#), Ok(false));
+        assert_eq!(allowed(r#"["lit", true]"#), Ok(true));
     }
 }

@@ -1,6 +1,8 @@
 //! The host facts a native program may use: the same names, values and types as the Python
-//! runtime's `facts.gather()` (`runtime/rustle_runtime/facts.py`), minus the facts the compiler
-//! refuses for native plans (`fqdn`, `domain`, `python*`, `date_time`, `default_ipv4`).
+//! runtime's `facts.gather()` (`runtime/rustle_runtime/facts.py`, ansible-core's rules) for the
+//! platform, distribution, user, env, fips, pkg_mgr, service_mgr facts and the processor and
+//! memory counts (`compiler.native.NATIVE_FACTS`). The compiler refuses every other fact for
+//! native plans (`--format auto` gives such hosts pyz).
 //!
 //! `gather()` returns them prefixed with `ansible_`, in Python's order; `unprefixed()` is the
 //! `ansible_facts` dict. Where facts.py would raise (an os-release `NAME` that is blank, empty
@@ -211,26 +213,166 @@ fn distribution_facts(system: &str, release: &str) -> Vec<(&'static str, String)
     linux_distribution(&text, debian.as_deref())
 }
 
-/// `facts._service_mgr`.
-fn service_mgr() -> String {
-    let comm = strip(&read("/proc/1/comm").unwrap_or_default()).to_string();
-    if comm == "systemd" || Path::new("/run/systemd/system").is_dir() {
-        return "systemd".into();
+/// `facts._content` (ansible-core's `get_file_content`): the text stripped, None when it
+/// cannot be read or is empty.
+fn content(path: &str) -> Option<String> {
+    read(path)
+        .map(|t| strip(&t).to_string())
+        .filter(|t| !t.is_empty())
+}
+
+/// An executable on PATH or in the sbin directories (`facts._bin`).
+fn bin_exists(name: &str) -> bool {
+    let path = std::env::var("PATH").unwrap_or_default();
+    let found = path
+        .split(':')
+        .chain(["/sbin", "/usr/sbin", "/usr/local/sbin"])
+        .filter(|dir| !dir.is_empty())
+        .any(|dir| {
+            std::fs::metadata(Path::new(dir).join(name))
+                .map(|m| m.is_file() && std::os::unix::fs::PermissionsExt::mode(&m.permissions()) & 0o111 != 0)
+                .unwrap_or(false)
+        });
+    found
+}
+
+/// `facts._service_mgr` (ansible-core's ServiceMgrFactCollector): PID 1's name, mapped, else
+/// the system's rules.
+fn service_mgr(system: &str) -> String {
+    let mut proc_1 = content("/proc/1/comm");
+    if proc_1.is_none() {
+        if let Ok(target) = std::fs::read_link("/sbin/init") {
+            proc_1 = Some(target.to_string_lossy().into_owned());
+        }
     }
-    if Path::new("/sbin/openrc-run").exists() || Path::new("/run/openrc").is_dir() {
-        return "openrc".into();
+    if let Some(name) = proc_1 {
+        let base = strip(name.rsplit('/').next().unwrap_or("")).to_string();
+        if !(base.is_empty() || base == "init" || base.ends_with("sh")) {
+            return match base.as_str() {
+                "procd" => "openwrt_init".into(),
+                "runit-init" => "runit".into(),
+                "svscan" => "svc".into(),
+                "openrc-init" => "openrc".into(),
+                _ => base,
+            };
+        }
     }
     if cfg!(target_os = "macos") {
         return "launchd".into();
     }
-    if Path::new("/sbin/initctl").exists() && Path::new("/etc/init").is_dir() {
-        return "upstart".into();
+    if system.contains("BSD") || system == "Bitrig" || system == "DragonFly" {
+        return "bsdinit".into();
     }
-    if comm.is_empty() {
-        "service".into()
-    } else {
-        comm
+    if system == "Linux" {
+        let systemctl = bin_exists("systemctl");
+        let exists = |p: &str| Path::new(p).exists();
+        let init_is_systemd = std::fs::read_link("/sbin/init")
+            .map(|t| t.file_name().map_or(false, |n| n == "systemd"))
+            .unwrap_or(false);
+        if systemctl && ["/run/systemd/system/", "/dev/.run/systemd/", "/dev/.systemd/"].iter().any(|p| exists(p)) {
+            return "systemd".into();
+        } else if bin_exists("initctl") && exists("/etc/init/") {
+            return "upstart".into();
+        } else if exists("/sbin/openrc") {
+            return "openrc".into();
+        } else if systemctl && init_is_systemd {
+            return "systemd".into();
+        } else if exists("/etc/init.d/") {
+            return "sysvinit".into();
+        } else if exists("/etc/dinit.d/") {
+            return "dinit".into();
+        }
     }
+    "service".into()
+}
+
+/// Python's `round()` of a ratio (banker's rounding, as Python 3 rounds).
+fn py_round(value: f64) -> i64 {
+    let floor = value.floor();
+    let diff = value - floor;
+    let rounded = if diff > 0.5 || (diff == 0.5 && (floor as i64) % 2 != 0) { floor + 1.0 } else { floor };
+    rounded as i64
+}
+
+/// `facts.cpu_facts`: (processor_count, processor_vcpus, processor_nproc) from /proc/cpuinfo by
+/// ansible-core's rules (sockets from `physical id`/`cpu cores`, threads from `siblings`).
+pub fn cpu_counts(cpuinfo: &str, architecture: &str, xen: bool) -> (i64, i64, i64) {
+    let (mut i, mut vendor, mut model, mut processors, mut zp) = (0i64, 0, 0, 0, 0i64);
+    let (mut physid, mut coreid) = (String::from("0"), String::from("0"));
+    let mut sockets: Vec<(String, i64)> = Vec::new();
+    let mut cores: Vec<(String, i64)> = Vec::new();
+    let mut xen_paravirt = false;
+    fn set(list: &mut Vec<(String, i64)>, key: &str, value: i64, only_new: bool) {
+        match list.iter_mut().find(|(k, _)| k == key) {
+            Some(entry) if !only_new => entry.1 = value,
+            Some(_) => {}
+            None => list.push((key.to_string(), value)),
+        }
+    }
+    for line in splitlines(cpuinfo) {
+        let (key, val) = match line.split_once(':') {
+            Some((k, v)) => (strip(k), strip(v)),
+            None => (strip(line), ""),
+        };
+        if xen && key == "flags" && !val.contains("vme") {
+            xen_paravirt = true;
+        }
+        match key {
+            "model name" | "Processor" | "vendor_id" | "cpu" | "Vendor" | "processor" => {
+                vendor += (key == "vendor_id") as i64;
+                model += (key == "model name") as i64;
+                processors += (key == "processor") as i64;
+                i += 1;
+            }
+            "physical id" => {
+                physid = val.to_string();
+                set(&mut sockets, val, 1, true);
+            }
+            "core id" => {
+                coreid = val.to_string();
+                if !sockets.iter().any(|(k, _)| k == val) {
+                    set(&mut cores, val, 1, false);
+                }
+            }
+            "cpu cores" => set(&mut sockets, &physid.clone(), val.parse().unwrap_or(0), false),
+            "siblings" => set(&mut cores, &coreid.clone(), val.parse().unwrap_or(0), false),
+            "# processors" => zp = val.parse().unwrap_or(0),
+            "ncpus active" => i = val.parse().unwrap_or(0),
+            _ => {}
+        }
+    }
+    if vendor > 0 && vendor == model {
+        i = vendor;
+    }
+    if architecture.starts_with("armv") || architecture.starts_with("aarch") || architecture.starts_with("ppc") {
+        i = processors;
+    }
+    if architecture == "s390x" {
+        return (1, zp, zp);
+    }
+    if xen_paravirt {
+        return (i, i, i);
+    }
+    let count = if sockets.is_empty() { i } else { sockets.len() as i64 };
+    let per_socket = sockets.first().map_or(0, |s| s.1);
+    let cores_per = if per_socket != 0 { per_socket } else { 1 };
+    let siblings = cores.first().map_or(1, |c| c.1);
+    let threads = py_round(siblings as f64 / cores_per as f64);
+    (count, threads * count * cores_per, processors)
+}
+
+/// `facts._cpu`: processor_count, processor_vcpus and processor_nproc (the affinity count).
+fn cpu_facts(architecture: &str) -> (i64, i64, i64) {
+    let cpus = sys::cpu_count().unwrap_or(1);
+    let (count, vcpus, nproc) = match read("/proc/cpuinfo") {
+        Some(text) => {
+            let hypervisor = read("/sys/hypervisor/type").unwrap_or_default();
+            let xen = Path::new("/proc/xen").exists() || strip(hypervisor.split('\n').next().unwrap_or("")) == "xen";
+            cpu_counts(&text, architecture, xen)
+        }
+        None => (cpus, cpus, cpus),
+    };
+    (count, vcpus, sys::affinity_count().unwrap_or(nproc))
 }
 
 /// `facts._memtotal_mb`: an int, or None.
@@ -258,31 +400,34 @@ fn environment() -> Map {
     out
 }
 
-/// `facts._user`.
+/// `facts._user` (ansible-core's UserFactCollector): the login name as `getpass.getuser()`
+/// finds it (LOGNAME, USER, LNAME, USERNAME, else the uid's entry) and its password entry.
 fn user_facts() -> Vec<(&'static str, Value)> {
     let uid = sys::uid();
-    let gid = sys::gid() as i64;
-    match sys::user_entry(uid) {
-        Some(pw) => vec![
-            ("user_id", Value::from(pw.name)),
-            ("user_uid", Value::Int(uid as i64)),
-            ("user_gid", Value::Int(gid)),
+    let name = ["LOGNAME", "USER", "LNAME", "USERNAME"]
+        .iter()
+        .find_map(|var| std::env::var(var).ok().filter(|v| !v.is_empty()))
+        .or_else(|| sys::user_entry(uid).map(|pw| pw.name))
+        .unwrap_or_else(|| uid.to_string());
+    let entry = sys::user_entry_named(&name).or_else(|| sys::user_entry(uid));
+    let mut out = vec![("user_id", Value::from(name))];
+    match entry {
+        Some(pw) => out.extend([
+            ("user_uid", Value::Int(pw.uid as i64)),
+            ("user_gid", Value::Int(pw.gid as i64)),
+            ("user_gecos", Value::from(pw.gecos)),
             ("user_dir", Value::from(pw.dir)),
             ("user_shell", Value::from(pw.shell)),
-            ("user_gecos", Value::from(pw.gecos)),
-        ],
-        None => vec![
-            ("user_id", Value::from(uid.to_string())),
+        ]),
+        None => out.extend([
             ("user_uid", Value::Int(uid as i64)),
-            ("user_gid", Value::Int(gid)),
-            (
-                "user_dir",
-                Value::from(std::env::var("HOME").unwrap_or_default()),
-            ),
-            ("user_shell", Value::from("")),
+            ("user_gid", Value::Int(sys::gid() as i64)),
             ("user_gecos", Value::from("")),
-        ],
+            ("user_dir", Value::from(std::env::var("HOME").unwrap_or_default())),
+            ("user_shell", Value::from("")),
+        ]),
     }
+    out
 }
 
 /// Ansible's fips fact: the kernel's FIPS mode switch reads `1`.
@@ -292,12 +437,9 @@ fn fips() -> bool {
         .unwrap_or(false)
 }
 
-/// The facts, every name prefixed with `ansible_` (`facts.gather()`, in its order).
+/// The facts, every name prefixed with `ansible_` (in the order of `facts.gather()`).
 pub fn gather() -> Map {
     let [system, nodename, release, version, machine] = sys::uname_fields();
-    let hostname = sys::hostname();
-    let cpus = sys::cpu_count().unwrap_or(1);
-    let nproc = sys::affinity_count().unwrap_or(cpus);
     let pkg_mgr = PKG_MGRS
         .iter()
         .find(|(path, _)| Path::new(path).exists())
@@ -307,25 +449,23 @@ pub fn gather() -> Map {
         ("kernel", Value::from(release.as_str())),
         ("kernel_version", Value::from(version)),
         ("machine", Value::from(machine.as_str())),
+        ("hostname", Value::from(nodename.split('.').next().unwrap_or(""))),
+        ("nodename", Value::from(nodename.as_str())),
         ("architecture", Value::from(machine.as_str())),
-        (
-            "hostname",
-            Value::from(hostname.split('.').next().unwrap_or("")),
-        ),
-        ("nodename", Value::from(nodename)),
-        ("pkg_mgr", Value::from(pkg_mgr)),
-        ("service_mgr", Value::from(service_mgr())),
-        ("env", Value::Dict(environment())),
-        ("processor_vcpus", Value::Int(cpus)),
-        ("processor_nproc", Value::Int(nproc)),
-        ("processor_count", Value::Int(cpus)),
-        ("memtotal_mb", memtotal_mb()),
-        ("fips", Value::Bool(fips())),
     ];
     for (key, value) in distribution_facts(&system, &release) {
         facts.push((key, Value::from(value)));
     }
+    facts.push(("env", Value::Dict(environment())));
+    facts.push(("fips", Value::Bool(fips())));
+    facts.push(("pkg_mgr", Value::from(pkg_mgr)));
+    facts.push(("service_mgr", Value::from(service_mgr(&system))));
     facts.extend(user_facts());
+    let (count, vcpus, nproc) = cpu_facts(&machine);
+    facts.push(("processor_count", Value::Int(count)));
+    facts.push(("processor_vcpus", Value::Int(vcpus)));
+    facts.push(("processor_nproc", Value::Int(nproc)));
+    facts.push(("memtotal_mb", memtotal_mb()));
     let mut out = Map::new();
     for (key, value) in facts {
         out.insert(&format!("ansible_{}", key), value);
@@ -400,21 +540,13 @@ mod tests {
             Some(v) => v.as_dict().unwrap().clone(),
             None => return,
         };
-        let left_out = [
-            "ansible_fqdn",
-            "ansible_domain",
-            "ansible_python_version",
-            "ansible_python",
-            "ansible_date_time",
-            "ansible_default_ipv4",
-            "ansible_selinux_python_present",
-            "ansible_selinux",
-        ];
+        // the facts the runner gathers are some of the runtime's, in the same order
         let expected: Vec<&str> = theirs
             .iter()
             .map(|(k, _)| k.as_str())
-            .filter(|k| !left_out.contains(k))
+            .filter(|k| ours.contains_key(k))
             .collect();
+        assert_eq!(ours.len(), expected.len(), "every fact the runner gathers is one of the runtime's");
         let keys: Vec<&str> = ours.iter().map(|(k, _)| k.as_str()).collect();
         assert_eq!(keys, expected, "the same keys in the same order");
         for (key, value) in ours.iter() {
@@ -473,6 +605,53 @@ mod tests {
                 "{:?}",
                 text
             );
+        }
+    }
+
+    #[test]
+    fn cpu_rules_match_python() {
+        let intel = |sockets: usize, cores: usize, threads: usize| {
+            let mut text = String::new();
+            let mut n = 0;
+            for socket in 0..sockets {
+                for core in 0..cores {
+                    for _ in 0..threads {
+                        text += &format!(
+                            "processor\t: {}\nvendor_id\t: GenuineIntel\nmodel name\t: Xeon\n\
+                             physical id\t: {}\nsiblings\t: {}\ncore id\t\t: {}\ncpu cores\t: {}\n\
+                             flags\t\t: fpu vme\n\n",
+                            n, socket, cores * threads, core, cores
+                        );
+                        n += 1;
+                    }
+                }
+            }
+            text
+        };
+        let arm = "processor\t: 0\nBogoMIPS\t: 50\n\nprocessor\t: 1\nBogoMIPS\t: 50\n".to_string();
+        let samples = [
+            (intel(1, 2, 1), "x86_64", false),
+            (intel(2, 4, 2), "x86_64", false),
+            (intel(1, 1, 1), "x86_64", true),
+            (intel(1, 2, 2).replace(" vme", ""), "x86_64", true),
+            ("processor\t: 0\nvendor_id\t: AuthenticAMD\nmodel name\t: EPYC\n".repeat(3), "x86_64", false),
+            (arm, "aarch64", false),
+            (String::new(), "x86_64", false),
+        ];
+        for (text, arch, xen) in samples.iter() {
+            let code = format!(
+                "import rustle_runtime.facts as f\nout = f.cpu_facts({:?}, {:?}, {})\n\
+                 print(json.dumps([out['processor_count'], out['processor_vcpus'], out['processor_nproc']]))",
+                text,
+                arch,
+                if *xen { "True" } else { "False" }
+            );
+            let theirs = match python(&code, &Map::new()) {
+                Some(v) => v,
+                None => return,
+            };
+            let (count, vcpus, nproc) = cpu_counts(text, arch, *xen);
+            assert_eq!(format!("[{}, {}, {}]", count, vcpus, nproc), to_string(&theirs), "{:?}", text);
         }
     }
 

@@ -507,24 +507,50 @@ pub fn group_name(gid: u32) -> Option<String> {
 /// What `pwd.getpwuid(uid)` gives: name, home, shell and gecos; None when unknown.
 pub struct PasswdEntry {
     pub name: String,
+    pub uid: u32,
+    pub gid: u32,
     pub dir: String,
     pub shell: String,
     pub gecos: String,
 }
 
+fn passwd_entry(pw: &Passwd) -> PasswdEntry {
+    let text = |p: *const c_char| if p.is_null() { String::new() } else { c_string(p) };
+    PasswdEntry {
+        name: text(pw.pw_name),
+        uid: pw.pw_uid,
+        gid: pw.pw_gid,
+        dir: text(pw.pw_dir),
+        shell: text(pw.pw_shell),
+        gecos: text(pw.pw_gecos),
+    }
+}
+
+/// `pwd.getpwuid(uid)`, None when unknown.
 pub fn user_entry(uid: u32) -> Option<PasswdEntry> {
     let mut entry = None;
     lookup(
         |pw, buf, out| {
             let rc = unsafe { getpwuid_r(uid, pw, buf.as_mut_ptr(), buf.len(), out) };
             if rc == 0 && !out.is_null() {
-                let text = |p: *const c_char| if p.is_null() { String::new() } else { c_string(p) };
-                entry = Some(PasswdEntry {
-                    name: text(pw.pw_name),
-                    dir: text(pw.pw_dir),
-                    shell: text(pw.pw_shell),
-                    gecos: text(pw.pw_gecos),
-                });
+                entry = Some(passwd_entry(pw)); // while buf, which the strings point into, lives
+            }
+            rc
+        },
+        empty_passwd(),
+    )?;
+    entry
+}
+
+/// `pwd.getpwnam(name)`, None when unknown.
+pub fn user_entry_named(name: &str) -> Option<PasswdEntry> {
+    let name = CString::new(name).ok()?;
+    let mut entry = None;
+    lookup(
+        |pw, buf, out| {
+            let rc = unsafe { getpwnam_r(name.as_ptr(), pw, buf.as_mut_ptr(), buf.len(), out) };
+            if rc == 0 && !out.is_null() {
+                entry = Some(passwd_entry(pw));
             }
             rc
         },

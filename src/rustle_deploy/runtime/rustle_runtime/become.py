@@ -642,11 +642,18 @@ def _child_task(channel, request, state):
     class _ChildContext(ModuleContext):
         """ModuleContext as the become user: files and templates come from the parent."""
 
-        def facts(self, refresh=False):
-            if state["facts"] is None or refresh:
-                from .facts import gather
+        def facts(self, key=None, refresh=False, collectors=None, timeout=None):
+            from .facts import COLLECTOR_NAMES, collector_of, gather
 
-                state["facts"] = gather()
+            if state["facts"] is None:
+                state["facts"], state["collected"] = {}, set()
+            if collectors is None:
+                name = key[8:] if key and key.startswith("ansible_") else None
+                collectors = ({collector_of(name)} - {None}) if name else set(COLLECTOR_NAMES)
+            wanted = set(collectors) if refresh else set(collectors) - state["collected"]
+            if wanted:
+                state["facts"].update(gather(wanted, timeout=timeout or 10, facts=state["facts"]))
+                state["collected"] |= wanted
             return state["facts"]
 
         def read_file(self, sha256):

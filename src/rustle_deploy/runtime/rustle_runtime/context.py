@@ -112,9 +112,10 @@ class ModuleContext:
 
     # ---------------------------------------------------------------- data
 
-    def facts(self, refresh=False):
-        """The host's facts, ``ansible_``-prefixed (gathered once, on first call)."""
-        return self._runner.facts(refresh=refresh)
+    def facts(self, key=None, refresh=False, collectors=None, timeout=None):
+        """The host's facts, ``ansible_``-prefixed, gathered when first asked for (``key``: the
+        one fact needed; ``collectors``: those to run; neither: all)."""
+        return self._runner.facts(key=key, refresh=refresh, collectors=collectors, timeout=timeout)
 
     def read_file(self, sha256):
         """The bytes of the embedded file ``files/<sha256>``; checked against its name."""

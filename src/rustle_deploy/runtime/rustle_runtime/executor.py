@@ -223,6 +223,20 @@ def _status(result):
     return "ok"
 
 
+def _assert_that(templar, that, scope):
+    """assert's ``that`` as ansible-core's assert action finalizes it: a string wholly in
+    ``{{ }}`` that renders to a list is that list of conditionals; anything else stays as
+    written, for the conditional evaluation to read."""
+    if isinstance(that, str) and that.strip().startswith(("{{", "{%")) and that.strip().endswith(("}}", "%}")):
+        try:
+            value = templar.template(that, scope)
+        except TemplateError:
+            return that
+        if isinstance(value, list):
+            return value
+    return that
+
+
 def _strip_omit(value):
     if isinstance(value, dict):
         # isinstance first: an Undefined in a value raises on any comparison
@@ -440,8 +454,10 @@ class Runner:
         # carry file): new hosts' variables, and group -> hosts added to it
         self._added = {"hosts": {}, "groups": {}}
         self._own = set()  # registered names a run_once phase does not share (add_host's)
-        self.templar = Templar(read_file=self._read_embedded)
+        self.templar = Templar(read_file=self._read_embedded,
+                               allow_broken_conditionals=bool(plan.get("allow_broken_conditionals")))
         self._facts = None
+        self._collected = set()  # the fact collectors that have run (facts.COLLECTORS)
         self._fact_path = None  # the fact_path ansible_local of the facts was read from
         self._tmpdir = None
         self.runtime_vars = {}  # registered results and set_fact, across plays
@@ -455,6 +471,9 @@ class Runner:
         self._errors_cleared = False  # a meta: clear_host_errors ran (in an always section)
         self._roles_ended = set()  # role calls (keys) a meta: end_role ended on this host
         self._unreachable_hit = False  # a task was unreachable (or notified no handler): no rescue, no always
+        # why the run errored (ansible-core aborts the whole run, "ERROR! ..."): a notify of no
+        # handler fired; the recap carries it, and the controller records an errored run
+        self.errored = None
         self.extra_vars = dict(plan.get("extra_vars") or {})
         self.stats = {"ok": 0, "changed": 0, "failed": 0, "skipped": 0, "rescued": 0, "ignored": 0}
         self._params = []  # params layers of the containers being run (include vars)
@@ -490,16 +509,35 @@ class Runner:
 
     # ---------------------------------------------------------------- host state
 
-    def facts(self, refresh=False):
-        if self._facts is None or refresh:
-            from .facts import gather
+    def facts(self, key=None, refresh=False, collectors=None, timeout=None):
+        """The host's facts (``ansible_`` names), gathered per collector when first asked for:
+        ``key`` (a fact's name) runs the collector that gives it (network for a name no
+        collector lists: an interface's), ``collectors`` those named, neither of them every
+        collector the play's ``gather_subset`` selects; ``refresh`` runs them again.
+        ``timeout``: gather_timeout (the play's without it)."""
+        from .facts import COLLECTOR_NAMES, collector_of, gather
+        from .facts import collectors as subset_collectors
 
-            gathered = unsafe(gather())
-            gathered["ansible_local"] = self._local_facts()
-            if self._facts is None:
-                self._facts = gathered
+        if self._facts is None:
+            self._facts = {"ansible_local": self._local_facts()}
+            self._collected = set()
+        if collectors is None:
+            name = key[8:] if key and key.startswith("ansible_") and key != "ansible_facts" else None
+            if name is None:
+                collectors = set(COLLECTOR_NAMES)
+            elif key in self._facts or name in self._facts:  # ansible_local, a module's fact
+                collectors = set()
             else:
-                self._facts.update(gathered)
+                collectors = {collector_of(name)} - {None}
+            subset = (self._play or {}).get("gather_subset")
+            if subset is not None:  # the play's gather_subset: what its gathering may run
+                collectors &= subset_collectors(subset)
+        wanted = set(collectors) if refresh else set(collectors) - self._collected
+        if wanted:
+            if timeout is None:
+                timeout = (self._play or {}).get("gather_timeout", 10)
+            self._facts.update(unsafe(gather(wanted, timeout=timeout, facts=self._facts)))
+            self._collected |= wanted
         return self._facts
 
     def _local_facts(self):
@@ -679,7 +717,10 @@ class Runner:
             self.runtime_vars.update(unsafe(state.get("vars") or {}))
             self.included_vars.update(state.get("included") or {})
             if isinstance(state.get("facts"), dict):
+                from .facts import COLLECTOR_NAMES
+
                 self._facts = unsafe(state["facts"])
+                self._collected = set(state.get("facts_collected", COLLECTOR_NAMES))
             self._carried_notified = dict(state.get("notified") or {})
             self._ended = set(state.get("ended") or ())
             self._apply_added(state.get("inventory"))
@@ -718,7 +759,8 @@ class Runner:
 
                 shutil.rmtree(self._tmpdir, ignore_errors=True)
         state = {"__rustle_carry__": 2, "vars": self.runtime_vars, "included": self.included_vars,
-                 "facts": self._facts, "notified": self._carried_notified, "ended": sorted(self._ended),
+                 "facts": self._facts, "facts_collected": sorted(self._collected),
+                 "notified": self._carried_notified, "ended": sorted(self._ended),
                  "inventory": self._added}
         if self.carry and not failed:
             _save_carry(self.carry, state)
@@ -734,12 +776,14 @@ class Runner:
             if self._delegated:
                 shared["delegated"] = self._delegated
             if self.share == "state":  # a run on the controller goes on from it, with these facts
-                shared["state"] = dict(state, facts=self.facts())
+                shared["state"] = dict(state, facts=self.facts(), facts_collected=sorted(self._collected))
             elif self.share == "known":  # the state as it is (facts only if gathered)
                 shared["state"] = state
             self.emitter.emit(shared, journal=False)
         recap = {"event": "recap", "host": self.host}
         recap.update(self.stats)
+        if self.errored:
+            recap["errored"] = self.errored
         recap["duration"] = round(time.monotonic() - start, 6)
         self.emitter.emit(recap)
         if self._children is not None:
@@ -977,8 +1021,9 @@ class Runner:
         missing = _as_list(task.get("notify_missing"))
         aborted = bool(missing) and bool(result.get("changed")) and not result.get("failed")
         if aborted:  # ansible-core stops the run when this notification fires, whatever rescues it
-            result = dict(result, failed=True, msg=f"The requested handler '{missing[0]}' was not found in either "
-                          "the main handlers list nor in the listening handlers list")
+            self.errored = (f"The requested handler '{missing[0]}' was not found in either "
+                            "the main handlers list nor in the listening handlers list")
+            result = dict(result, failed=True, msg=self.errored)
         for one in [result] + [r for r in result.get("results") or () if isinstance(r, dict)]:
             fetched = one.pop("_rustle_fetch", None)
             if fetched:  # a fetch's bytes go to the controller only: not registered, not journaled
@@ -1001,6 +1046,8 @@ class Runner:
         status = _status(result)
         event = dict(head, event="handler_result" if is_handler else "task_result")
         event.update({"status": status, "ignored": ignored})
+        if aborted:
+            event["errored"] = True
         event.update(self._event_fields(result, task))
         event["duration"] = round(time.monotonic() - started, 6)
         rescued = status == "failed" and not ignored and self._rescuing > 0 and not aborted
@@ -1042,6 +1089,7 @@ class Runner:
             raise _EndPlay()
         elif action == "clear_facts":
             self._facts = None
+            self._collected = set()
         elif action == "clear_host_errors":
             self._errors_cleared = True
         elif action == "end_role" and task.get("role"):
@@ -1066,7 +1114,7 @@ class Runner:
                 if key in _BOOL_KEYWORDS and raw.strip().lower() in _BOOL_WORDS:
                     task[key] = to_bool(raw.strip().lower())
                 elif key in _BOOL_KEYWORDS:
-                    task[key] = self.templar.condition(raw, scope)
+                    task[key] = self.templar.truth(raw, scope)
                 elif key in _NUMBER_KEYWORDS:
                     value = self.templar.template(raw, scope) if is_template(raw) else raw
                     task[key] = float(value) if key != "retries" else int(value)
@@ -1445,7 +1493,12 @@ class Runner:
                                    f"{type(given).__name__}: {task['args_template']}"}
                 args = dict(given, **args)
             if task.get("action_ds") is None:
-                args = _strip_omit(self.templar.template(_splat_raw(module, args, self.templar, scope), scope))
+                args = _splat_raw(module, args, self.templar, scope)
+                raw_that = module.rsplit(".", 1)[-1] == "assert" and isinstance(args, dict) and "that" in args
+                that = args.get("that") if raw_that else None
+                args = _strip_omit(self.templar.template(args, scope))
+                if raw_that:  # conditionals, as the assert action reads them (finalize_task_arg):
+                    args["that"] = _assert_that(self.templar, that, scope)  # not templated first
             env = task.get("environment") or {}
             if has_template(env):  # a variable rendered to omit is not set, as in ansible-core
                 env = _strip_omit(self.templar.template(env, scope))
@@ -1511,7 +1564,12 @@ class Runner:
             elif result.get("_include_vars"):  # the controller's files: trusted, as in Ansible
                 self.included_vars.update(facts)
             else:
-                current = self.facts() if self._facts is None else self._facts
+                from .facts import FACT_COLLECTOR
+
+                # the collectors that give these names run first: gathered later, they would
+                # replace the module's values
+                names = {k[8:] if k.startswith("ansible_") else k for k in facts}
+                current = self.facts(collectors={FACT_COLLECTOR[n] for n in names if n in FACT_COLLECTOR})
                 current.update(unsafe(facts))
                 self.module_facts.update((k, v) for k, v in unsafe(facts).items() if not k.startswith("ansible_"))
         return result

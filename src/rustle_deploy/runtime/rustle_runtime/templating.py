@@ -32,11 +32,33 @@ from .filters import FILTERS, TESTS, FilterError, to_bool, unique
 
 _SINGLE = re.compile(r"^\{\{\s*((?:(?!\{\{|\}\}|\{%|%\}).)+?)\s*\}\}\Z", re.S)
 _IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+# a template that is one variable, or an attribute or key of one: `{{ x }}`, `{{ a.b['c'] }}`
+_VARIABLE_ONLY = re.compile(r"""^\{\{\s*[A-Za-z_]\w*(?:\.[A-Za-z_]\w*|\[(?:'[^']*'|"[^"]*"|\d+)\])*\s*\}\}$""")
 _SEGMENT = re.compile(r"\{\{\s*((?:(?!\{\{|\}\}).)+?)\s*\}\}", re.S)
 
 
 class TemplateError(Exception):
     """A template or expression could not be evaluated (undefined variable, syntax, filter)."""
+
+
+class BrokenConditional(TemplateError):
+    """A conditional that is empty, not a string, or whose result is not a boolean
+    (ansible-core 2.19's AnsibleBrokenConditionalError)."""
+
+
+def broken_conditional_message(value):
+    """ansible-core 2.19's words for a conditional result that is not a boolean. Ansible names
+    where the value came from (a file:line:column it tracks on every value); the runtime does
+    not track origins, so it says '<unknown>', as Ansible does for a value without one."""
+    return (f"Conditional result ({bool(value)}) was derived from value of type "
+            f"{_native_type_name(value)!r} at '<unknown>'. Conditionals must have a boolean result.")
+
+
+def _native_type_name(value):
+    for kind in (str, dict, list, bool, int, float):
+        if isinstance(value, kind):
+            return kind.__name__
+    return type(value).__name__
 
 
 class UndefinedVariable(TemplateError):
@@ -70,6 +92,64 @@ class UnsafeDict(dict):
     _rustle_tagged = True
 
 
+class LazyFacts(UnsafeDict):
+    """``ansible_facts``: the facts without their prefix, each gathered when it is first read
+    (``facts(NAME)``: ``ansible_NAME``'s collector only), all of them once it is iterated,
+    printed, compared or copied (``facts("ansible_facts")``). A read of
+    ``ansible_facts.os_family`` so costs what ``ansible_os_family`` costs."""
+
+    __slots__ = ("_source", "_all")
+
+    def __init__(self, source):
+        super().__init__()
+        self._source = source
+        self._all = False
+        # what is gathered already (ansible_local at least): json's encoder, seeing no items in
+        # the dict itself, would print {} without asking
+        self._load("ansible_local")
+        if not dict.__len__(self):
+            self._load()
+
+    def _load(self, key=None):
+        if self._all or (key is not None and dict.__contains__(self, key)):
+            return
+        from .facts import unprefixed
+
+        if key is None:
+            self._all = True
+            facts = self._source("ansible_facts")
+        else:
+            facts = self._source(key if key.startswith("ansible_") else "ansible_" + key)
+        dict.update(self, unprefixed(facts))
+
+    def __getitem__(self, key):
+        self._load(key)
+        return dict.__getitem__(self, key)
+
+    def __contains__(self, key):
+        self._load(key)
+        return dict.__contains__(self, key)
+
+    def get(self, key, default=None):
+        self._load(key)
+        return dict.get(self, key, default)
+
+    def _whole(name):  # noqa: N805 - a method maker, run in the class body
+        def method(self, *args):
+            self._load()
+            return getattr(dict, name)(self, *args)
+
+        method.__name__ = name
+        return method
+
+    for _name in ("__iter__", "__len__", "__eq__", "__ne__", "__repr__", "keys", "items", "values", "copy"):
+        locals()[_name] = _whole(_name)
+    del _name, _whole
+
+    def __reduce__(self):  # a copy (deepcopy, pickle) is a plain snapshot of every fact
+        return (UnsafeDict, (dict(self.items()),))
+
+
 class UnsafeList(list):
     """A list from the host; its items are marked too."""
 
@@ -79,7 +159,8 @@ class UnsafeList(list):
 
 _UNSAFE = (UnsafeText, UnsafeDict, UnsafeList)
 UNTRUSTED_CONDITION = (
-    "Conditional is marked as unsafe, and cannot be evaluated: its value came from the host (a "
+    "Encountered untrusted template or expression. Conditional is marked as unsafe, and cannot be "
+    "evaluated: its value came from the host (a "
     "registered result, a fact, set_fact or a lookup), and host data is never run as an expression; "
     "hint: compare or convert it instead (x == 'yes', x | bool, x | length > 0)")
 
@@ -244,11 +325,9 @@ class VarScope:
         if key in self._special:
             return self._special[key]()
         if self._facts is not None and key.startswith("ansible_"):
-            facts = self._facts()
             if key == "ansible_facts":
-                from .facts import unprefixed
-
-                return UnsafeDict(unprefixed(facts))  # its values are marked already
+                return LazyFacts(self._facts)  # its values are marked already
+            facts = self._facts(key)
             if key in facts:
                 return facts[key]
         raise KeyError(key)
@@ -792,8 +871,10 @@ class Templar:
             return [self.template(v, scope) for v in value]
         return value
 
-    def __init__(self, read_file=None):
+    def __init__(self, read_file=None, allow_broken_conditionals=False):
         self.read_file = read_file  # sha256 -> bytes of an embedded file (include, lookup)
+        # ansible.cfg's ALLOW_BROKEN_CONDITIONALS: a conditional's truth instead of a bool
+        self.allow_broken_conditionals = allow_broken_conditionals
 
     def render(self, text, scope, overrides=None, nothing=""):
         """Render ``text`` as a full Jinja2 template to a string (host data as it is), with
@@ -909,30 +990,40 @@ class Templar:
             raise _error(exc, kind) from exc
 
     def condition(self, expression, scope):
-        """Ansible's conditional: True/False, TemplateError when it cannot be evaluated."""
+        """ansible-core 2.19's conditional (``when``, ``changed_when``, ``failed_when``, ``until``,
+        ``assert that``): True or False. A result that is not a boolean (a string, a list, a
+        number, None), an empty expression or one that is not a string raise
+        :class:`BrokenConditional`, unless ``allow_broken_conditionals`` (ansible.cfg's
+        ``ALLOW_BROKEN_CONDITIONALS``), which takes the result's truth as Ansible did before 2.19.
+        Other errors raise TemplateError."""
+        value = self._conditional_value(expression, scope)
+        if isinstance(value, bool):
+            return value
+        if self.allow_broken_conditionals:
+            return bool(value)
+        raise BrokenConditional(broken_conditional_message(value))
+
+    def truth(self, expression, scope):
+        """A templated boolean keyword (``ignore_errors``, ``no_log``, ``become``, ...): its
+        truth, as before ansible-core 2.19 (a string such as ``"yes"`` is true); the strict
+        conditional rule applies to conditionals only."""
         if isinstance(expression, bool):
             return expression
         if expression is None:
             return True
         text = str(expression).strip()
-        try:
-            if isinstance(expression, UnsafeText):  # `that: "{{ r.stdout }}"`: templated to host data
-                return self._string_condition(expression, scope)
-            if is_template(text):
-                value = self.template(text, scope)
-                if isinstance(value, str):
-                    return self._string_condition(value, scope)
-                return bool(value)
-            value = self.evaluate(text, scope)
-            if _IDENT.match(text) and isinstance(value, str):
-                return self._string_condition(value, scope)
-            return bool(value)
-        except UndefinedVariable as exc:  # ansible-core 2.19's words; other errors as they are
-            raise UndefinedVariable(f"Error while evaluating conditional: {exc}") from exc
+        if isinstance(expression, UnsafeText):
+            return self._string_truth(expression, scope)
+        if is_template(text):
+            value = self.template(text, scope)
+            return self._string_truth(value, scope) if isinstance(value, str) else bool(value)
+        value = self.evaluate(text, scope)
+        if _IDENT.match(text) and isinstance(value, str):
+            return self._string_truth(value, scope)
+        return bool(value)
 
-    def _string_condition(self, value, scope):
-        """A variable holding a string: booleans as Ansible spells them, else an expression;
-        host data is never evaluated."""
+    def _string_truth(self, value, scope):
+        """Booleans as Ansible spells them, else an expression; host data is never evaluated."""
         low = value.strip().lower()
         if low in ("true", "false", "yes", "no", "on", "off", "1", "0", "y", "n", ""):
             return to_bool(low)
@@ -942,3 +1033,41 @@ class Templar:
             return bool(self.evaluate(value, scope))
         except TemplateError:
             return bool(value)
+
+    def _conditional_value(self, expression, scope):
+        """The value of a conditional before the boolean check (TemplateEngine's
+        ``_normalize_and_evaluate_conditional``): a conditional wholly in ``{{ }}`` is rendered,
+        and a string it renders to is the expression; host data is never an expression."""
+        text = expression.strip() if isinstance(expression, str) else expression
+        if text is None or text == "":
+            return self._empty_conditional()
+        if type(text) is bool:  # noqa: E721 - a bool, not an int
+            return text
+        try:
+            if not isinstance(text, str):
+                if self.allow_broken_conditionals:
+                    return self.template(text, scope)
+                raise BrokenConditional("Conditional expressions must be strings.")
+            if isinstance(expression, UnsafeText):  # `that: "{{ r.stdout }}"`: templated to host data
+                raise TemplateError(UNTRUSTED_CONDITION)
+            if not is_template(text):
+                return self.evaluate(text, scope)
+            value = self.template(text, scope)
+            if not isinstance(value, str):
+                return value
+            whole = text.startswith(("{{", "{%")) and text.endswith(("}}", "%}"))
+            if isinstance(value, UnsafeText) or (whole and not _VARIABLE_ONLY.match(text)):
+                # ansible-core trusts a string as an expression only when it came from the
+                # playbook or inventory as it is: `"{{ some_var }}"`, not one Jinja2 made
+                # (`"{{ '1 == 1' }}"`, a filter's result)
+                raise TemplateError(UNTRUSTED_CONDITION)
+            if not value.strip():
+                return self._empty_conditional()
+            return self.evaluate(value.strip(), scope)
+        except UndefinedVariable as exc:  # ansible-core 2.19's words; other errors as they are
+            raise UndefinedVariable(f"Error while evaluating conditional: {exc}") from exc
+
+    def _empty_conditional(self):
+        if self.allow_broken_conditionals:
+            return True
+        raise BrokenConditional("Empty conditional expressions are not allowed.")

@@ -133,8 +133,8 @@ def setup(ctx, args):
         raise ModuleFailure(f"argument 'gather_subset' is of type {type(subset).__name__} and we were unable to "
                             "convert to list")
     timeout = args.get("gather_timeout", 10)
-    try:  # each of this runtime's collectors reads a few files: none runs long enough to need it
-        int(timeout)
+    try:  # bounds each command a collector runs (lsb_release, ip, capsh...) and each mount's statvfs
+        timeout = int(timeout)
     except (TypeError, ValueError):
         raise ModuleFailure(f"argument 'gather_timeout' is of type {type(timeout).__name__} and we were unable "
                             "to convert to int: " + repr(timeout)) from None
@@ -142,7 +142,8 @@ def setup(ctx, args):
         chosen = collect.collectors(subset)
     except ValueError as exc:
         raise ModuleFailure(str(exc)) from None
-    facts = collect.select(dict(ctx.facts(refresh=True)), chosen)
+    known = set(collect.COLLECTOR_NAMES) & chosen
+    facts = collect.select(dict(ctx.facts(refresh=True, collectors=known, timeout=timeout)), chosen)
     if "local" in chosen:
         facts["ansible_local"] = collect.local_facts(ctx, args.get("fact_path") or collect.FACT_PATH)
     facts.update(gather_subset=subset, module_setup=True)  # as ansible-core's metadata collector

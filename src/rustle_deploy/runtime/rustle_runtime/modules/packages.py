@@ -351,7 +351,7 @@ def apk(ctx, args):
 
 def _detect_manager(ctx):
     try:
-        mgr = (ctx.facts() or {}).get("ansible_pkg_mgr")
+        mgr = (ctx.facts("ansible_pkg_mgr") or {}).get("ansible_pkg_mgr")
     except Exception:  # noqa: BLE001 - facts are a best-effort hint here
         mgr = None
     if mgr in ("apt", "dnf", "yum", "apk"):
