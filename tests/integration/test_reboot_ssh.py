@@ -1,11 +1,14 @@
 """``reboot``: ansible-core's own action, on the controller, against a host that really goes away.
 
-The host is a private sshd on 127.0.0.1 whose ``reboot_command`` is a script: after a second it
-kills the sshd and every session it serves, writes a new boot id (what ``boot_time_command``
-reads), and half a second later starts a new sshd on the same port. The reboot action has to see
-its connection drop, wait for the boot id to change, reconnect and run ``test_command``;
-rustle-deploy then runs the play's next task on the host over a new connection. The same
-playbook is run by ansible-playbook against the same host, and the registered results compared.
+The host is a private sshd on 127.0.0.1 whose ``reboot_command`` asks for a reboot by writing a
+file. The test itself is the host's "machine": a thread that sees the request kills the sshd and
+every session it serves, writes a new boot id (what ``boot_time_command`` reads), and starts a
+new sshd on the same port. (A reboot script that detached itself from the ssh session, tried
+first, was sometimes never scheduled under CI's load before the action gave up.) The reboot
+action has to see its connection drop, wait for the boot id to change, reconnect and run
+``test_command``; rustle-deploy then runs the play's next task on the host over a new
+connection. The same playbook is run by ansible-playbook against the same host, and the
+registered results compared.
 """
 
 from __future__ import annotations
@@ -16,6 +19,8 @@ import signal
 import subprocess
 import sys
 import textwrap
+import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -25,53 +30,81 @@ import yaml
 from rustle_deploy.cli import main
 
 from ..conftest import REPO
-from .conftest import SSHD, _keygen, _start_sshd
+from .conftest import SSHD, _keygen, _start_sshd, _wait_listening
 
 pytestmark = [pytest.mark.ssh, pytest.mark.ansible, pytest.mark.usefixtures("rustle_home")]
 
 ANSIBLE = REPO / ".venv" / "bin" / "ansible-playbook"
 
-# The host's reboot, in Python (no ps, setsid or od needed): detach from the ssh session that ran
-# it, then kill the sessions and the sshd, write a new boot id, wait for the port to be free and
-# start a new sshd on it. Each step is logged to reboot.log, which a failing test prints.
-FAKE_REBOOT = f"""\
-import os, signal, sys, time
-state = sys.argv[1]
-log = open(os.path.join(state, "reboot.log"), "a", buffering=1)
-if os.fork():
-    sys.exit(0)
-os.setsid()
-if os.fork():
-    os._exit(0)
-null = os.open(os.devnull, os.O_RDWR)
-for fd in (0, 1, 2):
-    os.dup2(null, fd)
-log.write("detached as %d\\n" % os.getpid())
-time.sleep(1)
-old = int(open(os.path.join(state, "sshd.pid")).read())
-for entry in os.listdir("/proc"):
-    try:
-        stat = open("/proc/%s/stat" % entry).read() if entry.isdigit() else ""
-    except OSError:
-        continue
-    if stat and int(stat.rsplit(")", 1)[1].split()[1]) == old:
-        os.kill(int(entry), signal.SIGTERM)
-os.kill(old, signal.SIGTERM)
-log.write("killed sshd %d and its sessions\\n" % old)
-with open(os.path.join(state, "boot_id.new"), "w") as f:
-    f.write("boot-%s\\n" % os.urandom(8).hex())
-os.rename(os.path.join(state, "boot_id.new"), os.path.join(state, "boot_id"))
-for _ in range(100):  # until the old sshd is gone (or a zombie: the test reaps the first one)
-    try:
-        if open("/proc/%d/stat" % old).read().rsplit(")", 1)[1].split()[0] == "Z":
-            break
-    except OSError:
-        break
-    time.sleep(0.1)
-time.sleep(0.5)
-log.write("starting sshd\\n")
-os.execv({SSHD!r}, [{SSHD!r}, "-f", os.path.join(state, "sshd_config"), "-E", os.path.join(state, "sshd-after.log")])
-"""
+class Machine:
+    """The host's machine: its sshd, and a thread that reboots it when ``reboot-requested`` appears
+    in ``state`` (sessions and sshd killed, a new boot id, a new sshd on the same port). Each step
+    is logged to ``reboot.log``, which a failing test prints."""
+
+    def __init__(self, state: Path, proc: subprocess.Popen[bytes], port: int) -> None:
+        self.state, self.proc, self.port = state, proc, port
+        self.done = threading.Event()
+        self.thread = threading.Thread(target=self._watch, daemon=True)
+        self.thread.start()
+
+    def _say(self, line: str) -> None:
+        with open(self.state / "reboot.log", "a") as log:
+            log.write(f"{time.strftime('%H:%M:%S')} {line}\n")
+
+    def _watch(self) -> None:
+        request = self.state / "reboot-requested"
+        while not self.done.is_set():
+            if request.exists():
+                request.unlink()
+                try:
+                    self._reboot()
+                except Exception as exc:  # noqa: BLE001 - said in reboot.log, which the test prints
+                    self._say(f"reboot failed: {exc!r}")
+            time.sleep(0.1)
+
+    def _reboot(self) -> None:
+        self._say("reboot requested")
+        time.sleep(1)  # the reboot command's session ends first, as with a real delayed reboot
+        old = self.proc.pid
+        for entry in os.listdir("/proc"):  # the sessions: the listener's children
+            try:
+                stat = (Path("/proc") / entry / "stat").read_text() if entry.isdigit() else ""
+                if stat and int(stat.rsplit(")", 1)[1].split()[1]) == old:
+                    os.kill(int(entry), signal.SIGKILL)
+            except (OSError, ValueError):
+                continue
+        self.proc.kill()
+        self.proc.wait()
+        self._say(f"killed sshd {old} and its sessions")
+        (self.state / "boot_id.new").write_text(f"boot-{os.urandom(8).hex()}\n")
+        (self.state / "boot_id.new").replace(self.state / "boot_id")
+        log = self.state / "sshd-after.log"
+        for attempt in range(60):  # the port is ours: retry while the old listener's socket lingers
+            with open(log, "ab") as logf:
+                proc = subprocess.Popen([SSHD, "-D", "-e", "-f", str(self.state / "sshd_config")],
+                                        stdin=subprocess.DEVNULL, stdout=logf, stderr=logf)
+            try:
+                _wait_listening(self.port, proc, log, self.state / "sshd.pid")
+            except RuntimeError as exc:
+                proc.kill()
+                proc.wait()
+                self._say(f"new sshd, attempt {attempt + 1}: {exc}")
+                time.sleep(0.5)
+                continue
+            self.proc = proc
+            self._say(f"new sshd {proc.pid} listening")
+            return
+
+    def stop(self) -> None:
+        self.done.set()
+        self.thread.join(30)
+        self.proc.terminate()
+        try:
+            self.proc.wait(10)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+
 
 PLAYBOOK = """\
 - hosts: fleet
@@ -82,7 +115,7 @@ PLAYBOOK = """\
       register: before
     - name: reboot
       reboot:
-        reboot_command: "{{ python }} {{ state }}/fake-reboot.py {{ state }}"
+        reboot_command: touch {{ state }}/reboot-requested
         boot_time_command: cat {{ state }}/boot_id
         test_command: cat {{ state }}/boot_id
         post_reboot_delay: 1
@@ -99,7 +132,7 @@ PLAYBOOK = """\
 
 
 def _log(state: Path) -> str:
-    """What the fake reboot did, and what the sshd started after it said (a port taken meanwhile, say)."""
+    """What the machine did at the reboot, and what the sshd started after it said (a port taken meanwhile, say)."""
     said = []
     for name, what in (("reboot.log", "the reboot"), ("sshd-after.log", "sshd after the reboot")):
         try:
@@ -107,13 +140,6 @@ def _log(state: Path) -> str:
         except OSError:
             said.append(f"\n{what}: no {name}")
     return "".join(said)
-
-
-def _pid(path: Path) -> int | None:
-    try:
-        return int(path.read_text().strip())
-    except (OSError, ValueError):
-        return None
 
 
 def test_reboot_waits_for_the_new_boot_and_the_play_goes_on_as_in_ansible(
@@ -130,8 +156,8 @@ def test_reboot_waits_for_the_new_boot_and_the_play_goes_on_as_in_ansible(
     user_keys = state / "user_keys"
     user_keys.mkdir()
     (state / "boot_id").write_text("boot-first\n")
-    (state / "fake-reboot.py").write_text(FAKE_REBOOT)
     proc, port = _start_sshd(state, state / "host_ed25519", auth, user_keys)
+    machine = Machine(state, proc, port)
     host_pub = (state / "host_ed25519.pub").read_text().split()
     known = state / "known_hosts"
     known.write_text(f"[127.0.0.1]:{port} {host_pub[0]} {host_pub[1]}\n")
@@ -151,7 +177,7 @@ def test_reboot_waits_for_the_new_boot_and_the_play_goes_on_as_in_ansible(
                     __import__("getpass").getuser(), "ansible_ssh_private_key_file": str(state / "client_ed25519"),
                     "ansible_ssh_common_args": f"-o UserKnownHostsFile={known}",
                     "ansible_python_interpreter": sys.executable, "rustle_remote_dir": str(tmp_path / "remote"),
-                    "state": str(state), "python": sys.executable, "root": str(tmp_path), "tool": tool}
+                    "state": str(state), "root": str(tmp_path), "tool": tool}
             inventory = tmp_path / f"{tool}.yml"
             inventory.write_text(yaml.safe_dump({"all": {"children": {"fleet": {"hosts": {"n00": host}}}}}))
             if tool == "ansible":
@@ -168,13 +194,7 @@ def test_reboot_waits_for_the_new_boot_and_the_play_goes_on_as_in_ansible(
                 assert doc["hosts"][0]["round_trips"] == 2
             results[tool] = json.loads((tmp_path / f"results-{tool}.json").read_text())
     finally:
-        for pid in {_pid(state / "sshd.pid"), proc.pid}:
-            if pid:
-                try:
-                    os.kill(pid, signal.SIGTERM)
-                except OSError:
-                    pass
-        proc.wait(10)
+        machine.stop()
     for tool, seen in results.items():
         assert seen["before"] != seen["after"], tool  # the boot id changed: the host went away and came back
         assert seen["rebooted"]["rebooted"] is True and seen["rebooted"]["changed"] is True, seen
