@@ -40,7 +40,7 @@ def runner_cleanup(runner: RunnerBinary, root: Path, dry_run: bool = False) -> d
         assert proc.returncode == 20, proc
         return {k: reply[k] for k in ("agent", "kind", "message")}
     assert proc.returncode == 0, proc
-    for k in ("agent", "op", "protocol", "runner", "system", "machine", "duration"):
+    for k in ("agent", "op", "protocol", "runner", "system", "machine", "libc", "duration"):
         del reply[k]
     return reply
 

@@ -1376,12 +1376,13 @@ fn rules(place: &str) -> Vec<Rule> {
             (|n| n == "runs", "dir", "runs"),
             (|n| n == "unpacked", "dir", "unpacked"),
             (|n| n == "runners", "dir", "runners"),
+            (|n| n == "objects", "dir", "objects"),
             (|n| n == "bridge", "dir", "bridge"),
             (|n| n == "history.jsonl", "file", "remove"),
             (|n| n == "lock", "file", "lock"),
             (|n| n == CREATED_MARKER, "file", "marker"),
         ],
-        "artifacts" => vec![
+        "artifacts" | "objects" => vec![
             (|n| hex64(n) == Some(""), "file", "remove"),
             (
                 |n| {
