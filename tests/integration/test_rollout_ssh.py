@@ -171,7 +171,10 @@ def test_any_errors_fatal_stops_the_rollout(sshd: Any, tmp_path: Path, capsys: p
                                              serial=5, any_errors_fatal=True)], fleet.names))
     code, doc, err = fleet.run(capsys, plan)
     assert code == 1, err
-    assert doc["rollout"]["state"] == "stopped" and doc["rollout"]["stopped_after_batch"] == 3
+    # a stage per phase and batch (docs/rollouts.md): any_errors_fatal ends a phase after each
+    # task that may fail (Ansible's lock-step), so batch 3 ends at stage 3 of 4 times those
+    per_batch = doc["rollout"]["total_batches"] // 4
+    assert doc["rollout"]["state"] == "stopped" and doc["rollout"]["stopped_after_batch"] == 3 * per_batch
     assert sorted(doc["rollout"]["not_reached"]) == fleet.names[15:]
     assert all(not fleet.remote(n).exists() for n in fleet.names[15:])
 
