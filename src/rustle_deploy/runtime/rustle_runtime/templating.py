@@ -506,6 +506,8 @@ def _environment():
     from . import datatag
 
     datatag.install(env.filters, env.tests)  # ansible._protomatter's, and from_json's profiles
+    for name in ("from_json", "ansible.builtin.from_json"):  # named in its errors, as the others
+        env.filters[name] = _named("from_json", env.filters[name])
 
     @jinja2.pass_context
     def lookup(context, name, /, *terms, **kw):
