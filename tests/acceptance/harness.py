@@ -354,7 +354,10 @@ def _refusal(log: str, work: Path) -> str:
 
 # ansible-playbook reports its fact gathering as a task; rustle-deploy gathers facts in its
 # runtime's set-up, not as a task, so that result has no counterpart to compare with
-UNCOMPARED = frozenset({"Gathering Facts"})
+# A task delegated to localhost runs in a controller phase (docs/phases.md), whose journal is a
+# temporary directory's, not the host's that the harness reads: command_shell's one such task is
+# left out until the harness reads controller phases' results (the lead's session notes)
+UNCOMPARED = frozenset({"Gathering Facts", "command_shell : Run command that backgrounds, to ensure no hang"})
 # ansible-playbook's strategy runs a meta task itself and sends the callback no result for it
 # unless it is skipped; rustle-deploy's journal has one: that result is not compared either
 _META = frozenset({"meta", "ansible.builtin.meta", "ansible.legacy.meta"})
