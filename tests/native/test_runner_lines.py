@@ -154,7 +154,7 @@ PLAYBOOK = """
           - r1.msg is regex('\\d replacements made', match_type='fullmatch')
           - r3.diff.after is search('^-UsePAM', multiline=true)
           - r3.diff.after is not search('^-UsePAM')
-          - r2 is search("'rc': 0")
+          - 'r2 is search("''rc'': 0")'  # quoted: ": " would make the item a mapping
           - b9.changed is search('^False$')
           - r1.msg.split()[-1] == 'made' and r1.msg.split(' ', 1)[-1] == 'replacements made'
           - r1.diff.after.split('\\n')[-1] == 'end'
