@@ -119,15 +119,7 @@ def _sha_crypt(secret, salt, rounds, crypt_id):
     a = a.digest()
     dp = _repeat(new(secret * len(secret)).digest(), len(secret), size)
     ds = _repeat(new(salt * (16 + a[0])).digest(), len(salt), size)
-    c = a
-    for i in range(rounds):
-        h = new(dp if i & 1 else c)
-        if i % 3:
-            h.update(ds)
-        if i % 7:
-            h.update(dp)
-        h.update(c if i & 1 else dp)
-        c = h.digest()
+    c = _mix(new, a, dp, ds, rounds)
     order, tail = (_SHA512_ORDER, (63,)) if crypt_id == "6" else (_SHA256_ORDER, (31, 30))
     body = _encode(c, order, tail)
     return f"${crypt_id}${_rounds(rounds)}{salt.decode('ascii')}${body}"
@@ -136,6 +128,20 @@ def _sha_crypt(secret, salt, rounds, crypt_id):
 def _rounds(rounds):
     """The setting's ``rounds=N$`` (left out for the specification's default, as passlib does)."""
     return "" if rounds == 5000 else f"rounds={rounds}$"
+
+
+def _mix(new, c, p, s, rounds):
+    """The rounds MD5-crypt and SHA-crypt share: each digests the last one with ``p`` (the
+    password's bytes) and ``s`` (the salt's) by the round's number."""
+    for i in range(rounds):
+        h = new(p if i & 1 else c)
+        if i % 3:
+            h.update(s)
+        if i % 7:
+            h.update(p)
+        h.update(c if i & 1 else p)
+        c = h.digest()
+    return c
 
 
 def _repeat(digest, length, size):
@@ -150,15 +156,7 @@ def _md5_crypt(secret, salt):
     while n:
         a.update(b"\0" if n & 1 else secret[:1])
         n >>= 1
-    c = a.digest()
-    for i in range(1000):
-        h = hashlib.md5(secret if i & 1 else c)
-        if i % 3:
-            h.update(salt)
-        if i % 7:
-            h.update(secret)
-        h.update(c if i & 1 else secret)
-        c = h.digest()
+    c = _mix(hashlib.md5, a.digest(), secret, salt, 1000)
     order = [(0, 6, 12), (1, 7, 13), (2, 8, 14), (3, 9, 15), (4, 10, 5)]
     return "$1$" + salt.decode("ascii") + "$" + _encode(c, order, (11,))
 
