@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 
 from .test_native_runs import cli, files, journal, local_inventory
+from .test_runner_modules import masked
 
 SEED = "# config\\nPort 22\\nListen 0.0.0.0\\n\\nUsePAM yes\\nend"
 
@@ -172,18 +173,6 @@ PLAYBOOK = """
 _BACKUP = re.compile(r"\.\d+\.\d{4}-\d\d-\d\d@\d\d:\d\d:\d\d~")
 
 
-def _masked(value: Any) -> Any:
-    if isinstance(value, str):
-        return _BACKUP.sub(".BACKUP~", value)
-    if isinstance(value, bytes):
-        return _masked(value.decode())
-    if isinstance(value, (list, tuple)):
-        return type(value)(_masked(v) for v in value)
-    if isinstance(value, dict):
-        return {_masked(k): _masked(v) for k, v in value.items()}
-    return value
-
-
 def _run_both(tmp_path: Path, capsys: pytest.CaptureFixture[str], *flags: str) -> tuple[Any, ...]:
     outcomes = {}
     for fmt in ("pyz", "native"):
@@ -200,7 +189,7 @@ def _run_both(tmp_path: Path, capsys: pytest.CaptureFixture[str], *flags: str) -
         assert ("native: rustle-runner for" in err) == (fmt == "native"), err  # native ran natively
         host = doc["hosts"][0]
         recap = {k: host["recap"][k] for k in ("ok", "changed", "failed", "skipped", "rescued", "ignored")}
-        outcomes[fmt] = _masked((recap, files(root), journal(remote, root)))
+        outcomes[fmt] = masked((recap, files(root), journal(remote, root)), _BACKUP, ".BACKUP~")
     (recap, tree, events), (pyz_recap, pyz_tree, pyz_events) = outcomes["native"], outcomes["pyz"]
     for name in sorted(set(tree) | set(pyz_tree)):  # one file at a time, for a readable failure
         assert (name, tree.get(name)) == (name, pyz_tree.get(name))

@@ -139,15 +139,16 @@ CHECK_PLAYBOOK = """
 _RANDOM = re.compile(r"((?:ansible|f)\.)[a-z0-9_]{8}")
 
 
-def _masked(value: Any) -> Any:
+def masked(value: Any, pattern: re.Pattern[str] = _RANDOM, repl: str = r"\1XXXXXXXX") -> Any:
+    """``value`` (text, bytes as text, lists, tuples, dicts) with what ``pattern`` matches replaced."""
     if isinstance(value, str):
-        return _RANDOM.sub(r"\1XXXXXXXX", value)
+        return pattern.sub(repl, value)
     if isinstance(value, bytes):
-        return _masked(value.decode())
+        return masked(value.decode(), pattern, repl)
     if isinstance(value, (list, tuple)):
-        return type(value)(_masked(v) for v in value)
+        return type(value)(masked(v, pattern, repl) for v in value)
     if isinstance(value, dict):
-        return {_masked(k): _masked(v) for k, v in value.items()}
+        return {masked(k, pattern, repl): masked(v, pattern, repl) for k, v in value.items()}
     return value
 
 
@@ -170,7 +171,7 @@ def _run_both(tmp_path: Path, capsys: pytest.CaptureFixture[str], book_text: str
         assert ("native: rustle-runner for" in err) == (fmt == "native"), err  # native ran natively
         host = doc["hosts"][0]
         recap = {k: host["recap"][k] for k in ("ok", "changed", "failed", "skipped", "rescued", "ignored")}
-        outcomes[fmt] = _masked((recap, files(root), journal(remote, root)))
+        outcomes[fmt] = masked((recap, files(root), journal(remote, root)))
     assert outcomes["native"] == outcomes["pyz"]
     return outcomes["native"]
 
@@ -184,7 +185,7 @@ def test_setup_remote_tmp_dir_idiom_fact_chosen_includes_and_tempfile_match_pyz(
     extra = {"t.j2": "{{ root | length > 0 }} rendered\n", "default.yml": DEFAULT, "redhat.yml": OTHER, "by-linux.yml": BY_SYSTEM, "by-darwin.yml": OTHER}
     recap, tree, events = _run_both(tmp_path, capsys, PLAYBOOK, extra)
     assert recap["failed"] == 0 and recap["ignored"] == 3 and recap["skipped"] == 1
-    assert tree["system.txt"][2] == "chosen by the system's name\n"  # bytes come back text from _masked
+    assert tree["system.txt"][2] == "chosen by the system's name\n"  # bytes come back text from masked
     assert "other.txt" not in tree
     assert [k for k in tree if k.startswith("tmp/")] == []  # the handler removed the directory
     assert tree["f.XXXXXXXX.txt.rendered"][2] == "True rendered\n"
