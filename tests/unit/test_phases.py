@@ -12,6 +12,7 @@ from rustle_deploy.errors import PlanError
 from rustle_deploy.model import Host
 from rustle_deploy.phases import (
     HANDLER,
+    HANDLER_LOCAL,
     HOSTS,
     INVENTORY,
     LOCAL,
@@ -41,6 +42,9 @@ def plan_of(tasks: list[dict[str, Any]], handlers: list[dict[str, Any]] | None =
 
 def t(i: int, **kw: Any) -> dict[str, Any]:
     return pm.task(f"t{i}", f"task {i}", "debug", {"msg": str(i)}, [], i, **kw)
+
+
+FLUSH = pm.task("f", "flush", "meta", {"_raw_params": "flush_handlers"}, [], 0)
 
 
 def test_cut_points_make_phases_and_alike_neighbours_share_one() -> None:
@@ -110,15 +114,13 @@ def test_each_batch_runs_every_phase_before_the_next_batch() -> None:
     [
         ([{**t(0), "module": "", "args": {}, "block": [t(1), t(2, run_once=True)], "rescue": [t(3)]}], [],
          "/plays/0/batches/0/tasks/0/block/1/run_once", "whose tasks do not all run the same way"),
-        ([t(0), pm.task("t1", "flush", "meta", {"_raw_params": "flush_handlers"}, [], 1)], [t(9, run_once=True)],
-         "/plays/0/handlers/0/run_once", "in a play with meta: flush_handlers"),
-        ([t(0)], [t(9, delegate_to="localhost", run_once=True)], "/plays/0/handlers/0/delegate_to",
-         "delegate_to on handler"),
-        ([t(0)], [t(9, delegate_to="{{ item }}", loop=["db1"])], "/plays/0/handlers/0/delegate_to",
-         "(a host named by each call) on handler"),
+        ([t(0), {**t(1), "module": "", "args": {}, "block": [FLUSH]}], [t(9, run_once=True)],
+         "/plays/0/batches/0/tasks/1/block/0/module", "meta: flush_handlers inside 'task 1'"),
+        ([t(0)], [t(9, delegate_to="localhost", run_once=True, connection_vars={"h0": {"ansible_port": 2}})],
+         "/plays/0/handlers/0/delegate_to", "delegate_to on handler"),
         ([t(0)], [t(9, delegate_to="db1", throttle=2)], "/plays/0/handlers/0/delegate_to", "delegate_to on handler"),
     ],
-    ids=["mixed-block", "run_once-handler", "delegated-handler", "per-call-handler", "handler-to-host"],
+    ids=["mixed-block", "flush-in-block", "handler-over-another-connection", "handler-to-host-throttled"],
 )
 def test_what_cannot_be_cut_is_refused_at_its_pointer(tasks: list[dict[str, Any]], handlers: list[dict[str, Any]],
                                                       pointer: str, needle: str) -> None:
@@ -127,13 +129,21 @@ def test_what_cannot_be_cut_is_refused_at_its_pointer(tasks: list[dict[str, Any]
     assert err.value.pointer == pointer and needle in err.value.message and err.value.hint
 
 
+def test_force_handlers_with_a_run_once_handler_is_refused_at_the_handler() -> None:
+    plan = plan_of([t(0)], [t(9, run_once=True)])
+    plan = replace(plan, plays=(replace(plan.plays[0], force_handlers=True),))
+    with pytest.raises(PlanError) as err:
+        validate(plan)
+    assert err.value.pointer == "/plays/0/handlers/0/run_once" and "force_handlers" in err.value.message
+
+
 def test_run_once_in_a_mixed_block_or_on_a_handler_is_not_refused_in_a_play_of_one_host() -> None:
     # a play of one host runs whole (no phases): run_once changes nothing there
     mixed = {**t(0), "module": "", "args": {}, "block": [t(1), t(2, run_once=True)], "rescue": [t(3)]}
     validate(plan_of([mixed], [t(9, run_once=True)], names=NAMES[:1]))
     # what would still cut the play of one host is refused as before
     with pytest.raises(PlanError) as err:
-        validate(plan_of([t(0)], [t(9, delegate_to="localhost", run_once=True)], names=NAMES[:1]))
+        validate(plan_of([t(0)], [t(9, delegate_to="db1", throttle=2)], names=NAMES[:1]))
     assert err.value.pointer == "/plays/0/handlers/0/delegate_to"
 
 
@@ -159,6 +169,42 @@ def test_a_run_once_handler_is_a_phase_of_its_own_run_by_the_first_host_it_notif
     plain = plan_of([t(0), t(1, run_once=True)], [t(5)])
     assert plan_phases(plain)[0].kinds == (HOSTS, ONCE) and "t5" not in plan_phases(plain)[0].of
     assert [st.phase for st in schedule([spec], NAMES[:1]).stages] == [None]
+
+
+def test_a_flush_runs_the_handlers_in_their_phases_and_the_next_task_starts_one() -> None:
+    """meta: flush_handlers in a play with a run_once or delegated handler ends its phase; the
+    handlers get their phases after it (the plain ones before the first such handler in the
+    flush's own phase) and again at the end of the play; the task after it starts a phase."""
+    flush = {**FLUSH, "task_id": "f1", "execution_order": 1}
+    plan = plan_of([t(0), flush, t(2), t(3)], [t(5), t(6, run_once=True), t(7, delegate_to="localhost"), t(8)])
+    validate(plan)
+    phases = plan_phases(plan)[0]
+    assert phases.kinds == (HOSTS, f"{HANDLER}#1", LOCAL, HOSTS, HOSTS, f"{HANDLER}#1", LOCAL, HOSTS)
+    assert [phases.of[i] for i in ("t0", "f1", "t2", "t3")] == [0, 0, 4, 4]
+    assert phases.handlers == {"t5": (0, 4), "t6": (1, 5), "t7": (2, 6), "t8": (3, 7)}
+    assert [phases.of[f"t{i}"] for i in (5, 6, 7, 8)] == [4, 5, 6, 7]
+    spec = play_specs(plan, lambda names: [Host(name=n, vars={}, groups=("all",)) for n in names])[0]
+    stages = schedule([spec], NAMES).stages
+    assert [(st.handler, st.local) for st in stages] == [
+        (None, False), (1, False), (None, True), (None, False), (None, False), (1, False), (None, True),
+        (None, False)]
+    # without such a handler a flush is a task like any other
+    plain = plan_of([t(0), flush, t(2)], [t(5)])
+    assert plan_phases(plain)[0].kinds == (HOSTS,) and plan_phases(plain)[0].handlers == {}
+
+
+def test_a_run_once_delegated_handler_runs_once_there_and_a_per_call_one_for_each_host() -> None:
+    plan = plan_of([t(0)], [t(5, delegate_to="{{ peer }}"), t(6, delegate_to="db1", run_once=True),
+                            t(7, delegate_to="localhost", run_once=True)])
+    validate(plan)
+    phases = plan_phases(plan)[0]
+    assert phases.kinds == (HOSTS, LOCAL, f"{HANDLER_LOCAL}#1>db1", f"{HANDLER_LOCAL}#2")
+    spec = play_specs(plan, lambda names: [Host(name=n, vars={}, groups=("all",)) for n in names])[0]
+    for hosts in (NAMES, NAMES[:1]):  # a play of one host is cut there too
+        stages = schedule([spec], hosts).stages
+        assert [(st.local, st.once, st.delegate, st.handler) for st in stages] == [
+            (False, False, None, None), (True, False, None, None), (True, True, "db1", 1), (True, True, None, 2)]
+    assert off_host_tasks(plan) == [f"'task {i}' (play 'web')" for i in (5, 6, 7)]
 
 
 def test_a_delegated_handler_is_a_phase_run_there_for_each_host() -> None:

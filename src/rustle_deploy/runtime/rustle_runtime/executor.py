@@ -707,6 +707,7 @@ class Runner:
     def run(self):
         start = time.monotonic()
         self._play = None
+        self._staged = False  # whether the play runs its handlers in phases of their own
         self.emitter.emit({"event": "run_start", "host": self.host, "run_id": self.run_id,
                            "time": time.time(), "binary_name": self.plan.get("binary_name"),
                            "check": self.check, "diff": self.diff, "protocol": 1,
@@ -731,8 +732,10 @@ class Runner:
         if self.inject:
             self._apply_added(self.inject.get("inventory"), ordered=True)  # what other hosts changed
             self.runtime_vars.update(unsafe(self.inject.get("vars") or {}))
+            # the handlers pending after a run on the controller (that started from this state),
+            # or after a run_once handler ran elsewhere
             for key, indexes in (self.inject.get("notified") or {}).items():
-                self._carried_notified[key] = sorted(set(self._carried_notified.get(key, ())) | set(indexes))
+                self._carried_notified[key] = sorted(set(indexes))
         before = dict(self.runtime_vars)
         try:
             if self.plan.get("bridge"):
@@ -812,6 +815,10 @@ class Runner:
         self._handler_names = set()
         for h in play.get("handlers") or []:
             self._handler_names.update(_handler_topics(h))
+        # a play with a run_once or delegated handler runs its handlers in phases of their own
+        # (each handler's "phase": the phases it runs in, one per flush and one at the end)
+        self._staged = bool(self.phase is not None and play.get("phases") and any(
+            "phase" in h for h in play.get("handlers") or []))
         if first:
             self.emitter.emit({"event": "play_start", "play": play.get("name", ""), "host": self.host})
         try:
@@ -822,10 +829,8 @@ class Runner:
                 if play.get("force_handlers"):  # what was notified before the failure still runs
                     self._flush_handlers()
                 raise
-            # a play with a run_once handler runs its handlers in phases of their own (each
-            # handler's "phase"): this phase's, once after its tasks and again in the last phase
-            staged = self.phase is not None and play.get("phases") and any(
-                "phase" in h for h in play.get("handlers") or [])
+            # this phase's handlers, once after its tasks and again in the last phase
+            staged = self._staged
             if staged:
                 self._flush_handlers(self.phase)
             if not last:  # the play goes on in a later phase: its notifications wait for it
@@ -854,7 +859,7 @@ class Runner:
         one notified during the walk runs now if it comes later, else at the next flush (so
         handlers that notify each other never loop). ``phase``: only the handlers of that phase."""
         for index, handler in enumerate(self._play.get("handlers") or []):
-            if phase is not None and handler.get("phase") != phase:
+            if phase is not None and phase not in (handler.get("phase") or ()):
                 continue
             if index in self._notified:
                 self._notified.discard(index)
@@ -1083,8 +1088,8 @@ class Runner:
         if result.get("changed") and not result.get("failed"):
             self._notify({str(n) for n in _as_list(task.get("notify"))})
         action = result.get("_meta")
-        if action == "flush_handlers":
-            self._flush_handlers()
+        if action == "flush_handlers":  # a play whose handlers run in phases: this phase's
+            self._flush_handlers(self.phase if self._staged else None)
         elif action in ("end_play", "end_host", "end_batch"):
             raise _EndPlay()
         elif action == "clear_facts":
