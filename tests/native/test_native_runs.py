@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import sqlite3
 from pathlib import Path
@@ -671,3 +672,62 @@ def test_conditionals_that_are_not_booleans_fail_or_take_their_truth_as_in_pyz(
     allowed = {task: status for task, status, _ in seen[("pyz", "true")]}
     assert allowed == {"echo": "changed", "registered string": "ok", "registered number": "skipped",
                        "a string variable": "ok", "changed_when": "changed", "a boolean": "ok"}
+
+
+NAMES_BOOK = """\
+- hosts: all
+  gather_facts: false
+  vars: {who: world}
+  tasks:
+    - name: "outer {{ who }} on {{ inventory_hostname }}"
+      debug: {msg: hi}
+    - include_tasks: inc.yml
+      loop: [a, b]
+    - include_tasks: other.yml
+      loop: [x]
+      loop_control: {loop_var: thing}
+"""
+NAMES_INC = """\
+- name: "inner {{ item }} of {{ who }}"
+  debug: {msg: "{{ item }}"}
+- name: "its own loop, the include's {{ item }}"
+  debug: {msg: "{{ item }}"}
+  loop: [1]
+"""
+
+
+@pytest.mark.ansible
+def test_task_names_are_rendered_as_ansible_playbook_prints_them_in_both_formats(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str], native_cache: Path) -> None:
+    """A task's name is rendered before it runs, with the item of the include_tasks loop it is
+    in (not its own loop's), play and host variables: the journal of both formats names each
+    result as ansible-playbook's banners do (its json callback is ansible.posix's, not installed)."""
+    import subprocess
+    import sys
+
+    from ..integration.conftest import ANSIBLE, ansible_env
+
+    (tmp_path / "site.yml").write_text(NAMES_BOOK)
+    (tmp_path / "inc.yml").write_text(NAMES_INC)
+    (tmp_path / "other.yml").write_text('- name: "other {{ thing }}"\n  command: echo {{ thing }}\n')
+    inv = tmp_path / "oracle.ini"
+    inv.write_text(f"localhost ansible_connection=local ansible_python_interpreter={sys.executable}\n")
+    proc = subprocess.run([str(ANSIBLE), "-i", str(inv), str(tmp_path / "site.yml")], capture_output=True,
+                          text=True, env=ansible_env(tmp_path), timeout=600)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    oracle = [n for n in re.findall(r"^TASK \[(.*)\] \*+$", proc.stdout, re.M) if n != "include_tasks"]
+    assert oracle == ["outer world on localhost", "inner a of world", "its own loop, the include's a",
+                      "inner b of world", "its own loop, the include's b", "other x"]
+    # the native runner does not loop over includes: it renders the names of a playbook without
+    # one at compile time, as the pyz runtime does when it runs them
+    (tmp_path / "plain.yml").write_text(NAMES_BOOK.split("    - include_tasks")[0]
+                                        + "    - import_tasks: other.yml\n      vars: {thing: y}\n")
+    seen = {}
+    for fmt, book in (("pyz", "site.yml"), ("pyz", "plain.yml"), ("native", "plain.yml")):
+        remote = tmp_path / fmt / book / "remote"
+        code, _, err = cli(capsys, str(tmp_path / book), "-i", str(local_inventory(tmp_path / fmt / book / "inv.ini", remote)),
+                           "--run", "--output", "json", "--format", fmt)
+        assert code == 0, err
+        seen[(fmt, book)] = [e[1] for e in journal(remote) if e[1] != "include_tasks"]
+    assert seen[("pyz", "site.yml")] == oracle
+    assert seen[("native", "plain.yml")] == seen[("pyz", "plain.yml")] == ["outer world on localhost", "other y"]

@@ -439,7 +439,7 @@ class _Lowering:
             raise self.fail(task, f"loop_control.{sorted(set(control) - _LOOP_CONTROL)[0]} is not supported")
         scope = self.scope(play, task)
         out: dict[str, Any] = {
-            "id": task.get("id"), "name": self.shown(task, task.get("name") or module), "module": module,
+            "id": task.get("id"), "name": self.name(task, scope, module), "module": module,
             "tags": list(task.get("tags") or []), "register": task.get("register"),
             "args": None, "when": [], "loop": None, "loop_var": control.get("loop_var", "item"),
             "changed_when": self.conds(task, scope, task.get("changed_when")),
@@ -508,12 +508,26 @@ class _Lowering:
         unknown = sorted(k for k, v in task.items() if k not in _KNOWN and v not in (None, False, [], {}))
         if unknown:
             raise self.fail(task, f"keyword '{unknown[0]}' is not supported by the native runner")
-        return {"id": task.get("id"), "name": self.shown(task, task.get("name") or task["module"]), "module": task["module"],
+        return {"id": task.get("id"), "name": self.name(task, scope, task["module"]), "module": task["module"],
                 "tags": list(task.get("tags") or []), "register": task.get("register"), "args": None,
                 "when": when, "loop": None, "loop_var": "item", "changed_when": None, "failed_when": None,
                 "notify": [], "listen": [str(n) for n in self.executor._as_list(task.get("listen"))],
                 "environment": {}, "ignore_errors": False, "no_log": False, "check_mode": None, "diff": None,
                 "become": None}
+
+    def name(self, task: dict[str, Any], scope: Any, default: str) -> str:
+        """The name a result reports, rendered now as the pyz runtime renders it when the task
+        runs (executor._name): as written when it cannot be rendered; a name over what only the
+        run knows (a registered result, a fact) is left to pyz."""
+        name = task.get("name") or default
+        if self.templating.is_template(name):
+            try:
+                name = str(self.templar.template(name, scope))
+            except _Dynamic:
+                raise self.fail(task, f"the name {name!r} depends on a registered result or a fact") from None
+            except self.templating.TemplateError:
+                pass
+        return self.shown(task, name)
 
     def shown(self, task: dict[str, Any], name: str) -> str:
         """The name a result reports: a role's handler's is ``ROLE : NAME`` (executor._shown)."""
@@ -575,7 +589,7 @@ class _Lowering:
         finally:
             self.params.pop()
         out: dict[str, Any] = {
-            "id": task.get("id"), "name": self.shown(task, task.get("name") or "include"), **sections,
+            "id": task.get("id"), "name": self.name(task, scope, "include"), **sections,
             "when": self.conds(task, scope, task.get("when")) or [],
             "tags": list(task.get("tags") or []), "include": include,
             "register": task.get("register") if include is not None else None,

@@ -873,8 +873,7 @@ class Runner:
         if include is not None and not is_handler:
             if not tags_selected(task.get("tags"), self.only_tags, self.skip_tags):
                 return
-        head = {"id": task.get("id"), "task": _shown(task, task.get("name") or "include", is_handler),
-                "module": "include"}
+        head = {"id": task.get("id"), "task": self._name(task, "include", is_handler), "module": "include"}
         scope = self._task_scope(task)
         rounds = [(scope, {})]
         try:
@@ -1011,8 +1010,8 @@ class Runner:
             return
         if not is_handler and not tags_selected(task.get("tags"), self.only_tags, self.skip_tags):
             return
-        name = _shown(task, task.get("name") or task.get("module", ""), is_handler)
-        head = {"id": task.get("id"), "task": name, "module": task.get("module")}
+        head = {"id": task.get("id"), "task": self._name(task, task.get("module", ""), is_handler),
+                "module": task.get("module")}
         if task.get("bridge"):
             head["bridge"] = task["bridge"]  # run through the module bridge (modules/bridge.py)
         start_event = dict(head, event="handler_start" if is_handler else "task_start")
@@ -1154,6 +1153,18 @@ class Runner:
     def _task_diff(self, task):
         value = task.get("diff")
         return self.diff if value is None else bool(value)
+
+    def _name(self, task, default, is_handler):
+        """The name a result reports, rendered as ansible-core renders a task's name before it
+        runs it (before its own loop: the item of an include's loop, play and host variables);
+        as written when it cannot be rendered."""
+        name = task.get("name") or default
+        if is_template(name):
+            try:
+                name = str(self.templar.template(name, self._task_scope(task)))
+            except TemplateError:
+                pass
+        return _shown(task, name, is_handler)
 
     def _task_scope(self, task):
         play = self._play or {}
