@@ -111,3 +111,38 @@ def test_settings_that_would_change_results_are_refused(text: str, env: dict[str
     with pytest.raises(ConfigError) as info:
         load_ansible_config({"HOME": str(tmp_path / "nohome"), **env}, str(tmp_path))
     assert needle in str(info.value)
+
+
+BECOME_CFG = """\
+[privilege_escalation]
+become_exe = /usr/bin/generic
+become_flags = -G
+[sudo_become_plugin]
+flags = -H -S -n -E
+[su_become_plugin]
+executable = /bin/su
+[doas_become_plugin]
+executable = /usr/bin/doas
+"""
+
+
+@pytest.mark.parametrize(("env", "expected"), [
+    ({}, {"sudo": {"exe": "/usr/bin/generic", "flags": "-H -S -n -E"}, "su": {"exe": "/bin/su", "flags": "-G"}}),
+    # the environment over the file; the method's own variable over ANSIBLE_BECOME_*
+    ({"ANSIBLE_BECOME_FLAGS": "-B", "ANSIBLE_SU_FLAGS": "-s /bin/sh", "ANSIBLE_SUDO_EXE": "/opt/sudo"},
+     {"sudo": {"exe": "/opt/sudo", "flags": "-B"}, "su": {"exe": "/bin/su", "flags": "-s /bin/sh"}}),
+], ids=["file", "environment"])
+def test_each_become_methods_program_and_flags_as_its_plugin_reads_them(
+        tmp_path: Path, env: dict[str, str], expected: dict[str, dict[str, str]]) -> None:
+    (tmp_path / "ansible.cfg").write_text(BECOME_CFG)
+    cfg = load_ansible_config({"HOME": str(tmp_path), **env}, str(tmp_path))
+    assert cfg.become_config() == expected
+    # a method rustle-deploy does not run is ignored, with a note (shown at -v)
+    assert any("[doas_become_plugin] executable: become method 'doas' is not one rustle-deploy runs" in n
+               for n in cfg.notes())
+
+
+def test_become_flags_that_cannot_be_split_are_a_config_error(tmp_path: Path) -> None:
+    (tmp_path / "ansible.cfg").write_text("[sudo_become_plugin]\nflags = -H 'open\n")
+    with pytest.raises(ConfigError, match=r"\[sudo_become_plugin\] flags: .*cannot be split into words"):
+        load_ansible_config({"HOME": str(tmp_path)}, str(tmp_path))

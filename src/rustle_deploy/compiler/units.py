@@ -177,6 +177,8 @@ def plan_units(
         }
         if plan.options.allow_broken_conditionals:
             unit.plan_doc["allow_broken_conditionals"] = True
+        if plan.options.become_config:  # runtime become.option
+            unit.plan_doc["become_config"] = plan.options.become_config
         if plugins.found and any(plugins.found.values()):
             unit.plan_doc["plugins"] = {k: sorted(v) for k, v in plugins.found.items() if v}
         read = _hostvars_read(plan, [doc_plays, list(unit.host_vars.values())])
