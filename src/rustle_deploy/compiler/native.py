@@ -650,7 +650,8 @@ class _Lowering:
         if "ansible_become_method" in scope:
             method = str(self.static(task, scope, "ansible_become_method", evaluate=True))
         # (the become_exe/become_flags keywords are refused with the other keywords the runner lacks)
-        if any(f"ansible_{who}_{what}" in scope for who in ("become", method) for what in ("exe", "flags")):
+        if any(f"ansible_{who}_{what}" in scope for who in ("become", method) for what in ("exe", "flags")) \
+                or (self.doc.get("become_config") or {}).get(method):  # ansible.cfg's, ANSIBLE_*'s
             raise self.fail(task, "become_exe and become_flags are applied by the Python runtime")
         user = self.static(task, scope, task.get("become_user") or "root")
         for name in ("ansible_become_user", f"ansible_{method}_user"):
