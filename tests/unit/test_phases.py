@@ -339,3 +339,21 @@ def test_a_task_reading_a_controller_file_the_play_creates_starts_a_phase_even_f
     assert [(st.phase, [file_read(r) for r in st.reads]) for st in stages] == [
         (0, []), (1, [(made, "file", [made])])]
     assert stages[0].feeds is True
+
+
+def test_a_plans_become_config_round_trips_and_names_what_is_wrong() -> None:
+    from rustle_deploy.plan.write import plan_document
+
+    doc = pm.plan([pm.play("play-0", "web", NAMES, lambda hosts: [t(0)])], NAMES)
+    options = doc["metadata"]["planning_options"]
+    options["become_config"] = {"sudo": {"exe": "/opt/sudo", "flags": "-H -n"}}
+    plan = parse_plan(json.dumps(doc).encode(), source="plan.json", base_dir=".")
+    assert plan.options.become_config == {"sudo": {"exe": "/opt/sudo", "flags": "-H -n"}}
+    again = parse_plan(json.dumps(plan_document(plan)).encode(), source="plan.json", base_dir=".")
+    assert again.options.become_config == plan.options.become_config
+    where = "/metadata/planning_options/become_config"
+    for bad, pointer in (({"doas": {"exe": "x"}}, f"{where}/doas"), ({"su": {"user": "x"}}, f"{where}/su/user")):
+        options["become_config"] = bad
+        with pytest.raises(PlanError) as err:
+            parse_plan(json.dumps(doc).encode(), source="plan.json", base_dir=".")
+        assert err.value.pointer == pointer
