@@ -8,7 +8,7 @@ connection, a task's own ``remote_user``/``port`` over another connection to the
 (``connection_vars``); ``throttle: N`` lets only N hosts run the task at once; an action
 plugin that ansible-core runs on the controller (``action_plugins/``, a collection's
 ``synchronize``) runs there as a task delegated to the controller does, for each host,
-connecting to the host itself (the task ids in ``actions``, bridge/policy.py
+connecting to the host itself (the task pointers in ``actions``, bridge/policy.py
 ``controller_tasks``). Such a task is a **cut point**: the play is cut into phases, each phase one
 round trip per host (or one local run per host on the controller), and the controller
 carries the hosts' state between them.
@@ -187,7 +187,7 @@ def _leaf_kind(task: Task, actions: frozenset[str] = frozenset()) -> str:
     # add_host runs once for the play (ansible-core's BYPASS_HOST_LOOP); its change reaches
     # the other hosts with their next phase
     once = task.extras.get("run_once") is True or task.short_module == "add_host"
-    if local(task) or task.task_id in actions or per_call(task):
+    if local(task) or task.pointer in actions or per_call(task):
         base = ONCE_LOCAL if once else LOCAL
     elif delegate(task) is not None:
         base = f"{ONCE_LOCAL if once else LOCAL}>{delegate(task)}"
@@ -213,7 +213,7 @@ def _cross_host_key(leaf: Task, kind: str, actions: frozenset[str] = frozenset()
     """The key that makes ``leaf`` a cross-host task, and how a message names it."""
     if leaf.short_module in ONCE_ON_CONTROLLER:
         return "module", f"{leaf.short_module} (run once on the controller)"
-    if leaf.task_id in actions and not local(leaf):
+    if leaf.pointer in actions and not local(leaf):
         return "module", f"{leaf.module} (an action plugin run on the controller)"
     if per_call(leaf):
         return "delegate_to", f"delegate_to {leaf.extras['delegate_to']!r} (a host named by each call)"
@@ -414,7 +414,7 @@ def handler_kind(handler: Task, actions: frozenset[str] = frozenset()) -> str | 
     kind = next(iter(kinds))
     base, width = split(kind)
     plain = all(local(t) or delegate(t) is not None or per_call(t) for t in _leaves(handler)) and not any(
-        (t.task_id in actions and not per_call(t)) or connection_vars(t) is not None for t in _leaves(handler))
+        (t.pointer in actions and not per_call(t)) or connection_vars(t) is not None for t in _leaves(handler))
     if base == ONCE_LOCAL and plain:
         target = delegate_of(kind)
         return f"{HANDLER_LOCAL}#" + (f">{target}" if target else "")

@@ -278,7 +278,7 @@ def play_specs(plan: Plan, resolve: Resolver) -> list[PlaySpec]:
             any_errors_fatal=play.any_errors_fatal, order=play.order, fatal_tasks=tuple(fatal),
             phases=cut.kinds if cut.cut else (),
             reads=tuple(cut.reads.get(i, ()) for i in range(len(cut.kinds))) if cut.cut else (),
-            actions=any(t.task_id in actions for top in plan.play_tasks(play) for t in top.walk()),
+            actions=any(t.pointer in actions for top in plan.play_tasks(play) for t in top.walk()),
             unreachable_ok=any(t.extras.get("ignore_unreachable") not in (None, False)
                                for top in [*plan.play_tasks(play), *play.handlers] for t in top.walk()),
         ))

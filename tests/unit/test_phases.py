@@ -312,17 +312,17 @@ def test_group_by_cuts_the_play_before_the_tasks_that_see_every_hosts_groups() -
 
 
 def test_an_action_plugin_run_on_the_controller_is_a_local_phase_even_for_one_host() -> None:
-    # the task ids bridge/policy.controller_tasks gives: their action plugin runs on the controller
+    # the task pointers bridge/policy.controller_tasks gives: their action plugin runs on the controller
     plan = plan_of([t(0), t(1), t(2, run_once=True), t(3)], handlers=[t(9)])
     tasks = plan.play_tasks(plan.plays[0])
-    phases = play_phases(tasks, actions=frozenset({"t1", "t2"}))
+    phases = play_phases(tasks, actions=frozenset({tasks[1].pointer, tasks[2].pointer}))
     assert phases.kinds == (HOSTS, LOCAL, ONCE_LOCAL, HOSTS)
     spec = replace(PlaySpec(index=0, name="p", hosts=tuple(NAMES), phases=phases.kinds), actions=True)
     one = schedule([spec], NAMES[:1])  # one host: still cut, the controller runs the action
     assert [(st.phase, st.local) for st in one.stages] == [(0, False), (1, True), (2, True), (3, False)]
     assert PlaySpec.from_json(spec.to_json()) == spec
     # an action plugin on a handler: handlers are never cut
-    (refused,) = refusals(plan.plays[0], tasks, actions=frozenset({"t9"}))
+    (refused,) = refusals(plan.plays[0], tasks, actions=frozenset({plan.plays[0].handlers[0].pointer}))
     assert refused.key == "module" and "an action plugin run on the controller" in refused.message
 
 
