@@ -30,7 +30,7 @@ from .errors import ConnectError, PhaseError, RunnerNotExecutable, StateError, U
 from .inventory import check_remote_dirs
 from .model import Host, Plan
 from .notify import Notifier, end_doc, host_doc, start_doc
-from .phases import INVENTORY, SELF, file_read
+from .phases import INVENTORY, PLAY_HOSTS, SELF, file_read
 from .reconcile import apply, settle, settle_orphans, through_runner
 from .report import HostSummary, dump_json
 from .rollout import (
@@ -725,6 +725,7 @@ class _Phased:
         # hosts whose last run of a run_once phase did not reach its tasks (they had left the
         # block section holding them, for its rescue): the next host of the batch runs it
         self.passed: set[str] = set()
+        self.down: dict[int, set[str]] = {}  # play -> its hosts that failed (or were unreachable)
 
     def share(self, stage: Stage) -> str | None:
         """What a host's run of ``stage`` sends back: its state when a later phase runs on the
@@ -743,12 +744,14 @@ class _Phased:
         out = self.carried.pop(host, None)
         if out and host in self.state:  # the host holds these from now on
             self.state[host] = dict(self.state[host], vars={**(self.state[host].get("vars") or {}), **out["vars"]})
-        names = [n for n in stage.reads if file_read(n) is None]
+        names = [n for n in stage.reads if file_read(n) is None and n != PLAY_HOSTS]
         if names:
             out = dict(out or {}, hostvars=self.hostvars(host, names))
         files = [f for f in map(file_read, stage.reads) if f is not None]
         if files:
             out = dict(out or {}, **_run_time_files(files))
+        if PLAY_HOSTS in stage.reads:  # ansible_play_hosts leaves out the play's failed hosts
+            out = dict(out or {}, failed_hosts=sorted(self.down.get(stage.plays[0], ())))
         if INVENTORY in stage.reads:  # after group_by: the groups every host joined
             out = dict(out or {}, inventory=self.merged_inventory([h for b in stage.batches for h in b]))
         return out
@@ -880,12 +883,18 @@ class _Phased:
             ran += run([name])
             if not (ran[-1].ok and ran[-1].host in self.passed):
                 break
-        return ran, self.left_out(ran[-1], order[len(ran):], [o.host for o in ran[:-1]])
+        others = self.left_out(ran[-1], order[len(ran):], [o.host for o in ran[:-1]])
+        if stage.plays:
+            self.down.setdefault(stage.plays[0], set()).update(o.host for o in [*ran, *others] if not o.ok)
+        return ran, others
 
-    def spread_fatal(self, stage: Stage, outcomes: Sequence[HostOutcome]) -> None:
-        """After a phase where a task with ``any_errors_fatal`` failed on a host whose block
-        rescues it: every other host of the batch counts that task as failed with its next phase,
-        and goes to its own rescue (or stops), as Ansible marks them failed after that task."""
+    def after(self, stage: Stage, outcomes: Sequence[HostOutcome]) -> None:
+        """After a phase: the hosts that failed leave the play's ``ansible_play_hosts``; where a
+        task with ``any_errors_fatal`` failed on a host whose block rescues it, every other host
+        of the batch counts that task as failed with its next phase, and goes to its own rescue
+        (or stops), as Ansible marks them failed after that task."""
+        if stage.plays:
+            self.down.setdefault(stage.plays[0], set()).update(o.host for o in outcomes if not o.ok)
         fatal = {}
         for outcome in outcomes:
             fatal.update({key: value for key, value in _failures(outcome).items()
@@ -911,8 +920,8 @@ class _Phased:
         failed = _failures(ran)
         for n in [*names, *passed]:
             self.carry_in(n, values)
-            if failed:  # Ansible fails every host of the batch when a run_once task fails
-                self.carry_failed(n, failed)
+            if failed:  # Ansible fails every host of the batch when a run_once task fails, twice
+                self.carry_failed(n, {key: [*value, True] for key, value in failed.items()})
             if inventory:  # add_host ran once for the batch: every host sees the new hosts
                 self.carried[n]["inventory"] = inventory
         return [HostOutcome(host=n, ok=True) for n in names]
@@ -1104,7 +1113,7 @@ def _deploy_jobs(
         def fan_out_batch(stage: Stage, number: int, names: list[str]) -> list[HostOutcome]:
             if not stage.once:
                 outcomes = (run_here if stage.local else fan_out_hosts)(stage, number, names)
-                phased.spread_fatal(stage, outcomes)
+                phased.after(stage, outcomes)
                 return outcomes
             first, others = phased.run_once(
                 stage, names, lambda some: (run_here if stage.local else fan_out_hosts)(stage, number, some))
@@ -1924,7 +1933,7 @@ def exec_manifest(manifest: Any, name: str, settings: Settings, opts: dict[str, 
         def fan_out(stage: Stage, number: int, names: list[str]) -> list[HostOutcome]:
             if not stage.once:
                 outcomes = run_hosts(stage, number, names)
-                phased.spread_fatal(stage, outcomes)
+                phased.after(stage, outcomes)
                 return outcomes
             first, others = phased.run_once(stage, names, lambda some: run_hosts(stage, number, some))
             for o in others:

@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -309,6 +309,36 @@ INVENTORY = "(inventory)"
 # by a task on the controller): FILE + JSON [name, "file" or "vars", [path, ...]]; the
 # controller reads it when the phase starts and sends it in (not a variable name either)
 FILE = "(file)"
+# what a task reads that lists the play's hosts still in it (ansible_play_hosts,
+# ansible_play_batch, play_hosts) after a task that may fail: the controller sends in the hosts
+# of the play that failed (inject "failed_hosts"), which those names leave out (not a variable name)
+PLAY_HOSTS = "(play_hosts)"
+_PLAY_HOSTS_READ = re.compile(r"\b(?:ansible_play_hosts|ansible_play_batch|play_hosts)\b")
+
+
+def reads_play_hosts(task: Task) -> bool:
+    """Whether ``task`` reads the play's live hosts (not ``ansible_play_hosts_all``)."""
+    text = json.dumps([[t.args, [c.value for c in t.conditions], t.extras] for t in task.walk()], default=str)
+    return bool(_PLAY_HOSTS_READ.search(text))
+
+
+def may_fail(task: Task, quiet: tuple[str, ...] = ()) -> bool:
+    """Whether a task of ``task`` may fail (not ``ignore_errors``, not ``failed_when: false``,
+    not one of the ``quiet`` modules)."""
+    return any(t.extras.get("ignore_errors") is not True and t.short_module not in quiet
+               and str(t.extras.get("failed_when", "")).strip().lower() not in ("false", "['false']")
+               for t in _leaves(task))
+
+
+# modules that fail only on a templating error: a read of the play's live hosts after them is
+# not cut for it (docs/phases.md)
+QUIET = ("debug", "set_fact", "meta", "group_by")
+
+
+def state_reads(reads: Iterable[str]) -> bool:
+    """Whether a phase reading ``reads`` needs the hosts' state sent back before it (the failed
+    hosts, PLAY_HOSTS, are the controller's own knowledge)."""
+    return any(r != PLAY_HOSTS for r in reads)
 
 
 def file_reads(task: Task) -> set[str]:
@@ -359,9 +389,7 @@ def fails_fatally(task: Task, play_fatal: bool = False) -> bool:
     """Whether a task of ``task`` carries ``any_errors_fatal`` (its own, else the play's) and may
     fail (not ignore_errors, not ``failed_when: false``): Ansible's hosts stop together after it
     (docs/phases.md)."""
-    return any(t.extras.get("any_errors_fatal", play_fatal) is True and t.extras.get("ignore_errors") is not True
-               and str(t.extras.get("failed_when", "")).strip().lower() not in ("false", "['false']")
-               for t in _leaves(task))
+    return any(t.extras.get("any_errors_fatal", play_fatal) is True and may_fail(t) for t in _leaves(task))
 
 
 def play_phases(tasks: list[Task], earlier: frozenset[str] = frozenset(),
@@ -388,6 +416,7 @@ def play_phases(tasks: list[Task], earlier: frozenset[str] = frozenset(),
     grouped = False  # a group_by ran before: later tasks see every host's groups
     fatal = False  # the task before may fail with any_errors_fatal: the hosts stop together after it
     where: tuple[tuple[str, str], ...] = ()  # the block sections the task before is in
+    failing = [False, False]  # a task that may fail ran: in an earlier phase, in the current one
 
     def place(task: Task, sections: tuple[tuple[str, str], ...]) -> None:
         nonlocal set_here, grouped, fatal, where
@@ -406,9 +435,15 @@ def play_phases(tasks: list[Task], earlier: frozenset[str] = frozenset(),
         wanted |= files
         # a run_once phase holds tasks of one block section: its host is the first that reaches them
         moved = kind in (ONCE, ONCE_LOCAL) and sections != where
-        if not kinds or kinds[-1] != kind or stale or files or fatal or moved:
+        # the play's live hosts, read after a task that may have failed on one: known at a phase's start
+        live = reads_play_hosts(task) and lockstep and (failing[0] or failing[1])
+        if not kinds or kinds[-1] != kind or stale or files or fatal or moved or (live and failing[1]):
             kinds.append(kind)
             set_here = set()
+            failing[:] = [failing[0] or failing[1], False]
+        if live:
+            wanted.add(PLAY_HOSTS)
+        failing[1] = failing[1] or may_fail(task, QUIET)
         of[task.task_id] = len(kinds) - 1
         if wanted:
             reads.setdefault(len(kinds) - 1, set()).update(wanted)

@@ -17,6 +17,7 @@ from rustle_deploy.phases import (
     LOCAL,
     ONCE,
     ONCE_LOCAL,
+    PLAY_HOSTS,
     file_read,
     off_host_tasks,
     plan_phases,
@@ -228,6 +229,30 @@ def test_a_block_whose_tasks_run_differently_is_cut_inside_its_tasks_each_in_its
     fatal = {**t(1), "module": "", "args": {}, "block": [t(2, any_errors_fatal=True), t(3)], "rescue": [t(4)]}
     cut = plan_phases(plan_of([t(0), fatal, t(5)]))[0]
     assert [cut.of[f"t{i}"] for i in range(6)] == [0, 0, 0, 1, 1, 1] and cut.last == {"t1": 1}
+
+
+def test_reading_the_plays_live_hosts_after_a_task_that_may_fail_starts_a_phase() -> None:
+    """ansible_play_hosts / ansible_play_batch / play_hosts leave out the hosts that failed:
+    a task reading them after a task that may fail starts a phase (the controller sends the
+    failed hosts in); not after ignore_errors, not ansible_play_hosts_all, not for one host."""
+    def reads(i: int, name: str, **kw: Any) -> dict[str, Any]:
+        return pm.task(f"t{i}", f"task {i}", "debug", {"msg": "{{ " + name + " }}"}, [], i, **kw)
+
+    def command(i: int, **kw: Any) -> dict[str, Any]:
+        return pm.task(f"t{i}", f"task {i}", "command", {"_raw_params": "true"}, [], i, **kw)
+
+    plan = plan_of([reads(0, "ansible_play_hosts"), command(1, ignore_errors=True), reads(2, "ansible_play_hosts_all"),
+                    reads(3, "play_hosts | length"), command(4), reads(5, "ansible_play_batch"),
+                    reads(6, "ansible_play_hosts")])
+    phases = plan_phases(plan)[0]
+    assert [phases.of[f"t{i}"] for i in range(7)] == [0, 0, 0, 0, 0, 1, 1]
+    assert phases.reads == {1: (PLAY_HOSTS,)}
+    spec = play_specs(plan, lambda names: [Host(name=n, vars={}, groups=("all",)) for n in names])[0]
+    # the failed hosts are the controller's: the phase before sends no state back for them
+    assert [(st.phase, st.feeds, st.reads) for st in schedule([spec], NAMES).stages] == [
+        (0, False, ()), (1, False, (PLAY_HOSTS,))]
+    assert not plan_phases(plan_of([reads(0, "x"), command(1), reads(2, "ansible_play_hosts")],
+                                   names=NAMES[:1]))[0].reads
 
 
 def test_reading_another_hosts_runtime_values_starts_a_phase_when_they_were_set_in_it() -> None:

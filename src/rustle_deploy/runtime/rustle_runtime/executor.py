@@ -455,6 +455,7 @@ class Runner:
         # any_errors_fatal task's); replayed so that the block's rescue/always go on from it
         self._phase_failures = {}
         self._reached = False  # this run ran a task of its phase (a run_once phase's host reached it)
+        self._twice = False  # the failure being raised skips the next section of its block (_run_child)
         self._ended = set()  # plays this host ended (meta: end_play / end_host) in a phase
         # what add_host and group_by changed in this host's view of the inventory (kept in the
         # carry file): new hosts' variables, and group -> hosts added to it
@@ -816,9 +817,12 @@ class Runner:
             tasks = [t for t in tasks if t.get("phase", 0) <= self.phase <= t.get("last_phase", t.get("phase", 0))]
             first, last = self.phase == 0, self.phase == play["phases"] - 1
         everyone = list(play.get("play_hosts") or play.get("hosts") or [])
+        # the play's hosts that failed in its earlier phases (sent when a task of this one reads them)
+        gone = set(self.inject.get("failed_hosts") or ()) if self.phase is not None else set()
+        live = [h for h in everyone if h not in gone]
         self.host_vars.update({"ansible_play_name": play.get("name", ""), "ansible_play_hosts_all": everyone,
-                               "ansible_play_hosts": everyone, "play_hosts": everyone,
-                               "ansible_play_batch": everyone})
+                               "ansible_play_hosts": live, "play_hosts": live,
+                               "ansible_play_batch": live})
         self._notified = set(self._carried_notified.pop(key, ()))  # the play's notified handlers
         self._roles_done = set()
         # what a notify may name: a handler's name, or a topic it listens to
@@ -983,6 +987,11 @@ class Runner:
             if self._unreachable_hit:  # ansible-core rescues no unreachable host: it leaves the play
                 raise
             failed = True
+        if failed and self._twice:  # failed again at once: no rescue, or no always without one
+            self._twice = False
+            if not rescue:
+                raise
+            rescue = []
         if failed and rescue:
             failed_task, failed_result = self._failure or ({}, {})
             name = failed_task.get("name") or ""
@@ -1027,6 +1036,10 @@ class Runner:
             if failure is not None:
                 self._phase_failures[key] = failure
                 self._failure = (failure[0], unsafe(failure[1]))
+                # another host's run_once task failed: Ansible marks this host failed twice
+                # (the run_once failure, then any_errors_fatal's), which fails its block's
+                # rescue too (or, without one, its always)
+                self._twice = len(failure) > 2 and bool(failure[2])
                 raise _HostFailed()
             return
         if first > self.phase:
