@@ -40,16 +40,27 @@ PLAYBOOK = """\
 
 # a run_once task that fails inside a block: the host that ran it goes to its rescue, the others
 # fail (ansible-core marks them failed twice, which fails them out of the rescue too)
+# (the run_once rescue task runs on b0, the one host left; so does the run_once handler)
 - hosts: b
   gather_facts: false
   tasks:
     - block:
+        - name: on every host
+          copy: {content: "x\\n", dest: "{{ root }}/every.txt"}
+          notify: once handler
         - name: once fails
           command: /bin/false
+          register: failing
           run_once: true
         - copy: {content: "never\\n", dest: "{{ root }}/never.txt"}
       rescue:
-        - copy: {content: "rescued\\n", dest: "{{ root }}/rescued.txt"}
+        - name: rescued
+          copy: {content: "{{ failing.rc }}\\n", dest: "{{ root }}/rescued.txt"}
+          run_once: true
+  handlers:
+    - name: once handler
+      copy: {content: "handled\\n", dest: "{{ root }}/handler.txt"}
+      run_once: true
 
 # any_errors_fatal inside a block (ansible-core's 80981.yml): c0 fails, c1 goes to its rescue
 # right after that task, not through the rest of the block
@@ -113,16 +124,18 @@ def test_run_once_any_errors_fatal_and_live_hosts_inside_blocks_as_in_ansible(
     assert files["a1"] == {"after.txt": "after\n", "always.txt": "a1\n"}
     # a failed run_once task: b0 ran it and is rescued; ansible-core marks b1 failed twice (the
     # run_once failure, then any_errors_fatal's, which run_once implies): no rescue for it
-    assert files["b0"] == {"rescued.txt": "rescued\n"} and files["b1"] == {}
+    assert files["b0"] == {"every.txt": "x\n", "rescued.txt": "1", "handler.txt": "handled\n"}
+    assert files["b1"] == {"every.txt": "x\n"}
     # any_errors_fatal: c1 goes to its rescue right after c0 failed
     assert files["c0"] == files["c1"] == {"rescued.txt": "rescued\n", "recovered.txt": "recovered\n"}
     assert files["d1"] == {"live.txt": "d1 d1 d1 d0,d1\n"} and files["d0"] == {}
     assert files["e0"] == files["e1"] == {"rescue.txt": "rescue\n"}
     assert doc["rollout"]["state"] == "stopped" and "any_errors_fatal" in doc["rollout"]["reason"], doc["rollout"]
     trips = {n: h["round_trips"] for n, h in by_name.items()}
-    # a: [a0 fails] [once: a0 passes it by, a1 runs it] [after, rescue, always]; b: [once] [rescue]
+    # a: [a0 fails] [once: a0 passes it by, a1 runs it] [after, rescue, always]; b: [every]
+    # [once fails] [never] [rescued, once] [the handler, once]
     # c: [fail] [never] [rescue] [recovered] (under any_errors_fatal every task that may fail
     # ends its phase)
     # d: [false] [live.txt]: the read of the live hosts after a task that may fail
-    assert (trips["a0"], trips["a1"], trips["b0"], trips["b1"]) == (3, 3, 2, 1), trips
+    assert (trips["a0"], trips["a1"], trips["b0"], trips["b1"]) == (3, 3, 5, 2), trips
     assert (trips["c0"], trips["c1"], trips["d0"], trips["d1"]) == (4, 4, 1, 2), trips
