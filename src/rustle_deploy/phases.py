@@ -13,10 +13,15 @@ connecting to the host itself (the task ids in ``actions``, bridge/policy.py
 round trip per host (or one local run per host on the controller), and the controller
 carries the hosts' state between them.
 
-Only top-level tasks of a play are cut points: a block (or include) whose every task has the
-same kind is one as a whole; a block that mixes kinds cannot be cut (its rescue and always
-sections would span round trips) and is refused, as are cross-host keywords on handlers. A
-play without cut points is one phase: one round trip per host, as always.
+A block (or include) whose every task has the same kind is a cut point as a whole. A block
+with rescue/always whose tasks mix kinds, or that holds a task that may fail with
+``any_errors_fatal`` in a play of several hosts, is cut inside: its tasks get phases in
+Ansible's lock-step order (its block, then its rescue, then its always), the block its first
+and ``last`` phase, and the runtime carries each host's failures in it from phase to phase
+(docs/phases.md "Blocks cut into phases"). An include or a loop that mixes kinds cannot be cut
+(its tasks are known when it runs) and is refused, as are cross-host keywords on handlers
+other than run_once and delegate_to. A play without cut points is one phase: one round trip
+per host, as always.
 
 Consecutive tasks of the same kind share one phase.
 """
