@@ -47,6 +47,7 @@ PINNED = (
     "getent",
     "ignore_errors",
     "include_import_tasks_nested",
+    "include_vars",  # include_vars dir: over a directory tasks delegated to localhost create (docs/phases.md)
     "include_with_templating",
     "known_hosts",
     "lookup-option-name",

@@ -65,6 +65,7 @@ from rustle_deploy.playbook.roles import (
     RoleFinder,
     display_path,
 )
+from rustle_deploy.playbook.varsdir import read_vars_dir
 from rustle_deploy.playbook.yamlsrc import Origin, Source, read_yaml
 from rustle_deploy.runtime_index import canonical_module, module_families, runtime_plugins
 
@@ -1321,7 +1322,7 @@ class _Compiler:
         args = self.sources(src, ds, action_key, canonical or module, args, ctx, pointer, extras)
         self.file_lookups([args, conditions, {k: v for k, v in extras.items() if k != "vars"}], ctx, extras)
         if canonical == "include_vars" and "dir" in args:
-            extras["vars_dir"] = self.include_vars_dir(src, ds, action_key, args, ctx, st)
+            extras["vars_dir"] = self.include_vars_dir(src, ds, action_key, args, ctx, st, extras)
             self.runtime_names.update(k for _, data in extras["vars_dir"]["files"] for k in data)
             if args.get("name"):
                 self.runtime_names.add(str(args["name"]))
@@ -2128,7 +2129,8 @@ class _Compiler:
                             "hash_behaviour: merge", ds, where, value=True)
 
     def include_vars_dir(self, src: Source, ds: dict[str, Any], key: str | None,
-                         args: dict[str, Any], ctx: Ctx, st: _PlayState) -> dict[str, Any]:
+                         args: dict[str, Any], ctx: Ctx, st: _PlayState,
+                         extras: dict[str, Any]) -> dict[str, Any]:
         """``include_vars: {dir: ...}`` read as ansible-core's action reads it, on the controller:
         ``{"files": [[path, vars], ...], "error": why the task fails or None}``, in load order."""
         where = key if key is not None else _NO_KEY
@@ -2167,12 +2169,13 @@ class _Compiler:
         else:
             root = os.path.join(os.path.dirname(src.path), source)
         try:
-            depth = int(options["depth"] or 0)
-            matcher = re.compile(str(options["files_matching"])) \
-                if options["files_matching"] else None
             ignore = options["ignore_files"] or []
-            ignore = ignore.split() if isinstance(ignore, str) else [str(i) for i in ignore]
-            ignored = [re.compile(f"{pattern}$") for pattern in ignore]
+            checked: dict[str, Any] = {
+                "depth": int(options["depth"] or 0),
+                "files_matching": str(options["files_matching"]) if options["files_matching"] else None,
+                "ignore_files": ignore.split() if isinstance(ignore, str) else [str(i) for i in ignore]}
+            for pattern in [checked["files_matching"] or "", *checked["ignore_files"]]:
+                re.compile(pattern)
         except (TypeError, ValueError, re.error) as exc:
             raise src.error(f"include_vars: {exc}", "depth is a number, files_matching and "
                             "ignore_files regular expressions", ds, where, value=True) from exc
@@ -2184,40 +2187,16 @@ class _Compiler:
         if not isinstance(extensions, list):
             raise src.error('Invalid type for "extensions" option, it must be a list', None, ds,
                             where, value=True)
-        extensions = [str(e) for e in extensions]
-        lenient = _boolean(options["ignore_unknown_extensions"] or False,
-                           "ignore_unknown_extensions")
-        if not os.path.exists(root):
-            return {"files": [], "error": f"{root} directory does not exist"}
-        if not os.path.isdir(root):
-            return {"files": [], "error": f"{root} is not a directory"}
-        files: list[list[Any]] = []
-        walked = sorted(os.walk(root, followlinks=True), key=lambda w: w[0])
-        for current, _dirs, names in walked:
-            level = len(os.path.relpath(current, root).split(os.sep)) + 1 \
-                if current != root else 1
-            if depth and level > depth:
-                continue
-            loaded: list[list[Any]] = []
-            for fname in sorted(names):
-                if matcher is not None and not matcher.search(fname):
-                    continue
-                if any(p.search(fname) for p in ignored):
-                    continue
-                valid = os.path.splitext(fname)[1][1:] in extensions
-                if lenient and not valid:
-                    continue
-                path = os.path.join(current, fname)
-                if not valid:
-                    return {"files": files, "error": f"{path} does not have a valid extension: "
-                                                     + ", ".join(extensions)}
-                try:
-                    loaded.append([path, self.vars_file(path)])
-                except PlaybookError:
-                    return {"files": files,
-                            "error": f"{path} must be stored as a dictionary/hash"}
-            files.extend(loaded)
-        return {"files": files, "error": None}
+        checked["extensions"] = [str(e) for e in extensions]
+        checked["lenient"] = _boolean(options["ignore_unknown_extensions"] or False,
+                                      "ignore_unknown_extensions")
+        if not os.path.exists(root) and (has_template(args.get("dir")) or os.path.isabs(source)):
+            # an earlier task on the controller may create it (delegate_to: localhost): the
+            # controller reads it when this task's phase starts, as ansible-core reads it at
+            # the task's turn (docs/phases.md)
+            self.read_at_run_time(root, True, [root], extras)
+            return {"files": [], "error": None, "run_time": root, "options": checked}
+        return read_vars_dir(root, checked, self.vars_file)
 
     def vars_roots(self, ctx: Ctx) -> list[str]:
         roots = []
