@@ -53,6 +53,7 @@ PINNED = (
     "lookup-option-name",
     "lookup_config",
     "lookup_csvfile",
+    "lookup_first_found",  # with_first_found over facts: the host chooses among the files the compiler listed
     "lookup_indexed_items",
     "lookup_items",
     "lookup_lines",

@@ -1301,7 +1301,7 @@ class _Compiler:
         self.origins[pointer] = origin
         if action_key is not None:  # where a module the bridge cannot find is reported
             self.origins[f"{pointer}/module"] = src.origin(ds, action_key)
-        extras, conditions, tags, notify = self.task_keywords(src, ds, ctx, st, delegate)
+        extras, conditions, tags, notify = self.task_keywords(src, ds, ctx, st, delegate, module)
         if isinstance(ds.get("args"), str):  # args: "{{ mapping }}", below the module's own
             extras["args_template"] = ds["args"]
         if (canonical is None or named_per_call(extras.get("delegate_to")) or "delegate_implicit" in extras) \
@@ -1678,7 +1678,7 @@ class _Compiler:
         return target
 
     def task_keywords(self, src: Source, ds: dict[str, Any], ctx: Ctx, st: _PlayState,
-                      delegate: str | None) -> tuple[dict[str, Any], list[str], tuple[str, ...],
+                      delegate: str | None, module: str) -> tuple[dict[str, Any], list[str], tuple[str, ...],
                                                      tuple[str, ...]]:
         self.check_inherited(src, ds, ctx, st, delegate)
         extras: dict[str, Any] = {}
@@ -1725,7 +1725,7 @@ class _Compiler:
             task_vars.setdefault("ansible_search_path", self.search_path(ctx))
         if task_vars:
             extras["vars"] = task_vars
-        self.loop(src, ds, extras)
+        self.loop(src, ds, extras, module)
         conditions = list(ctx.when) + self.conditions(src, ds)
         tags = self.rendered_tags(src, ds, ctx.tags + self.tags(src, ds), ctx, st)
         found_notify = self.effective(src, ds, ctx, "notify")
@@ -1858,7 +1858,9 @@ class _Compiler:
             merged.update(v)
         return merged
 
-    def loop(self, src: Source, ds: dict[str, Any], extras: dict[str, Any]) -> None:
+    def loop(self, src: Source, ds: dict[str, Any], extras: dict[str, Any], action: str = "") -> None:
+        """The task's loop keyword; ``action``: its module (with_first_found searches the
+        subdirectory the action's name says, as ansible-core's task executor picks it)."""
         withs = [k for k in ds if isinstance(k, str) and k.startswith("with_")]
         if withs and "loop" in ds:
             raise src.error("a task has one loop: 'loop' and " + withs[0] + " together",
@@ -1884,7 +1886,6 @@ class _Compiler:
             extras["vars"] = dict(extras.get("vars") or {}, **{terms: value})
             options = ""
             if kind == "first_found":
-                action = next((_short(k) for k in ds if _short(str(k)) in ANSIBLE_BUILTIN_MODULES), "")
                 subdir = next((d for d in ("template", "var", "file") if d in action), "file")
                 options = f", _subdir='{subdir}s'"
             extras["loop"] = (f"{{{{ query('{kind}', *({terms} if {terms} is sequence and {terms} is not "
