@@ -66,6 +66,7 @@ PINNED = (
     "lookup_vars",
     "loops",
     "missing-interpreter",
+    "module_defaults",  # its own action_plugins/debug.py replaces debug, module_defaults reach it
     "module_utils_common.respawn",
     "module_utils_facts.system.selinux",
     "ping",

@@ -31,6 +31,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from rustle_deploy.bridge.policy import overridden_builtins
 from rustle_deploy.errors import InventoryError, PlanError, PlaybookError, UnknownModule
 from rustle_deploy.inventory import Inventory
 from rustle_deploy.model import (
@@ -67,7 +68,12 @@ from rustle_deploy.playbook.roles import (
 )
 from rustle_deploy.playbook.varsdir import read_vars_dir
 from rustle_deploy.playbook.yamlsrc import Origin, Source, read_yaml
-from rustle_deploy.runtime_index import canonical_module, module_families, runtime_plugins
+from rustle_deploy.runtime_index import (
+    canonical_module,
+    module_families,
+    override_builtins,
+    runtime_plugins,
+)
 
 __all__ = ["CompileOptions", "Compiled", "ListedPlay", "VarPrompt", "compile_playbook"]
 
@@ -337,6 +343,7 @@ class _Compiler:
         return self._sources[real]
 
     def run(self, text: str | None) -> Compiled:
+        override_builtins(frozenset())  # a plan compiled before in this process set its own
         if self.path == "-":
             src = read_yaml(os.path.join(self.basedir, "<stdin>"), shown="<stdin>", text=text or "",
                             what="playbook")
@@ -1294,6 +1301,10 @@ class _Compiler:
         # a module no built-in implements is found and checked by the module bridge when the
         # plan is validated (bridge/policy.py), which refuses it at this task's line
         canonical = canonical_module(module)
+        if canonical is not None and not module.startswith("ansible.builtin."):
+            roles = [c.role.path for c in ctx.role.chain() if c.role.collection is None] if ctx.role else []
+            if canonical in overridden_builtins((self.basedir, *roles)):
+                canonical = None  # the playbook's or the role's own action plugin (bridge/policy.py)
         if canonical is None and _short(module) == "gather_facts" and canonical_module("setup"):
             # ansible-core's gather_facts action runs the setup module (FACTS_MODULES=smart)
             canonical = "setup"
@@ -1311,6 +1322,9 @@ class _Compiler:
             action_ds = {"action" if action_key == "local_action" else action_key: ds[action_key]}
             if "args" in ds:
                 action_ds["args"] = ds["args"]
+            defaults = self.module_defaults(src, ds, ctx, module, {})
+            if defaults:  # the merged ones in effect: ansible-core renders and applies them itself
+                action_ds["module_defaults"] = {module: defaults}
             extras["action_ds"] = json.loads(json.dumps(tag_unsafe(action_ds), default=str))
         if canonical is None:
             collections = self.collections(src, ds, ctx)
