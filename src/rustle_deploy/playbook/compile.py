@@ -884,7 +884,9 @@ class _Compiler:
         found = with_collections(local_plugins((self.basedir, *self.plugin_role_dirs)),
                                  "\n".join(_strings_of(ds)))
         kinds = {kind: found.names(kind) for kind in ("filter", "test")}
-        if not (kinds["filter"] or kinds["test"]) or found.pattern is None:
+        # a collection's lookup runs on the controller (by ansible-core), never on the host
+        kinds["lookup"] = frozenset(n for n in found.names("lookup") if n.count(".") >= 2)
+        if not any(kinds.values()) or found.pattern is None:
             return
         host_data = set(self.runtime_names) | {"ansible_facts"}
         loop = next((ds[k] for k in ds if k == "loop" or str(k).startswith("with_")), None)
@@ -904,6 +906,13 @@ class _Compiler:
                     continue
                 kind, plugin, read = hit
                 path = found.found[kind][plugin]
+                if kind == "lookup":
+                    raise src.error(
+                        f"the lookup '{plugin}' ({display_path(path)}) runs on the controller, while "
+                        f"the playbook compiles, and its terms read host data ('{read}': a fact or a "
+                        "value a task sets while the play runs), which the controller does not have then",
+                        "compute its terms from variables the controller knows (inventory, play, role "
+                        "and extra vars)", ds, key, value=True)
                 needs = host_import(path)
                 if needs is None:
                     continue  # it runs on the host
@@ -2794,4 +2803,15 @@ def _host_data_call(text: str, kinds: dict[str, frozenset[str]],
             read = sorted(n for n in names if n in host_data or _reads_facts({n}))
             if read:
                 return kind, node.name, read[0]
+    for call in tree.find_all(nodes.Call):
+        if not (isinstance(call.node, nodes.Name) and call.node.name in ("lookup", "query", "q")
+                and call.args and isinstance(call.args[0], nodes.Const)
+                and call.args[0].value in kinds.get("lookup", ())):
+            continue
+        names = {n.name for arg in [*call.args[1:], *(k.value for k in call.kwargs)]
+                 for n in arg.find_all(nodes.Name)}
+        names |= {n.name for n in (call.dyn_args, call.dyn_kwargs) if isinstance(n, nodes.Name)}
+        read = sorted(n for n in names if n in host_data or _reads_facts({n}))
+        if read:
+            return "lookup", str(call.args[0].value), read[0]
     return None
