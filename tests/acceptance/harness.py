@@ -160,7 +160,7 @@ def not_run(root: Path, name: str) -> str | None:
         return "windows: needs a Windows host"
     if any(a.startswith("cloud/") for a in al):
         return "service: needs a cloud service (" + ", ".join(a for a in al if a.startswith("cloud/")) + ")"
-    if "needs/httptester" in al:
+    if "needs/httptester" in al and name not in HTTPTESTER_TARGETS:
         return "network: needs ansible-test's HTTP test server"
     if "needs/ssh" in al:
         return "service: needs an ssh-agent set up by ansible-test"
@@ -259,11 +259,21 @@ def _argv(tool: str, work: Path) -> list[str]:
     return [str(BIN / "rustle-deploy"), *common, "--run"]
 
 
+# needs/httptester targets run against tests/acceptance/httptester.py's local servers
+HTTPTESTER_TARGETS = frozenset(("uri", "get_url"))
+
+
 def run_target(root: Path, name: str, tool: str, base: Path | None = None) -> Run:
     """Run ``name`` under ``tool`` (``ansible`` or ``rustle``) in a fresh directory."""
     with tempfile.TemporaryDirectory(prefix=f"acc-{tool}-{name}-", dir=base) as tmp:
         work = prepare(root, name, Path(tmp))
         argv = _argv(tool, work)
+        if name in HTTPTESTER_TARGETS:
+            from .httptester import HttpTester
+
+            with HttpTester(work / "httptester") as http:
+                return execute(tool, [*argv, "-e", json.dumps(http.extra_vars)], work, work,
+                               dict(_env(work), **http.env), [work / "remote"])
         if ACCOUNT_ROLE not in roles_of(root, name):
             return execute(tool, argv, work, work, _env(work), [work / "remote"])
         user = f"rustleacc{os.getpid()}n{next(_ACCOUNTS)}"  # unique among processes and threads
