@@ -259,6 +259,8 @@ def _argv(tool: str, work: Path) -> list[str]:
     return [str(BIN / "rustle-deploy"), *common, "--run"]
 
 
+CONSTRAINTS_ROLE = "setup_remote_constraints"
+CONSTRAINTS = Path("lib/ansible_test/_data/requirements/constraints.txt")
 # needs/httptester targets run against tests/acceptance/httptester.py's local servers
 HTTPTESTER_TARGETS = frozenset(("uri", "get_url"))
 
@@ -266,7 +268,14 @@ HTTPTESTER_TARGETS = frozenset(("uri", "get_url"))
 def run_target(root: Path, name: str, tool: str, base: Path | None = None) -> Run:
     """Run ``name`` under ``tool`` (``ansible`` or ``rustle``) in a fresh directory."""
     with tempfile.TemporaryDirectory(prefix=f"acc-{tool}-{name}-", dir=base) as tmp:
-        work = prepare(root, name, Path(tmp))
+        if CONSTRAINTS_ROLE in roles_of(root, name):
+            # its copy reads "{{ role_path }}/../../../lib/ansible_test/...", as laid out in the sdist
+            work = prepare(root, name, Path(tmp) / "target")
+            where = Path(tmp) / CONSTRAINTS
+            where.parent.mkdir(parents=True)
+            shutil.copyfile(root.parents[1] / CONSTRAINTS, where)
+        else:
+            work = prepare(root, name, Path(tmp))
         argv = _argv(tool, work)
         if name in HTTPTESTER_TARGETS:
             from .httptester import HttpTester
