@@ -135,7 +135,7 @@ class _Handler(BaseHTTPRequestHandler):
         if path == "/":
             host = self.headers.get("Host", "")
             self._send(200, f"<html><body>httptester at {host}</body></html>\n".encode(), "text/html")
-        elif head in ("get", "post", "put", "patch", "delete") and self.command.lower() == head:
+        elif head in ("get", "post", "put", "patch", "delete") and (self.command.lower() == head or (head, self.command) == ("get", "HEAD")):
             self._json(self._echo(body))
         elif head in ("get", "post", "put", "patch", "delete"):
             self._send(405, b"Method Not Allowed\n", "text/html")
