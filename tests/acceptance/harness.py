@@ -262,7 +262,20 @@ def _argv(tool: str, work: Path) -> list[str]:
 CONSTRAINTS_ROLE = "setup_remote_constraints"
 CONSTRAINTS = Path("lib/ansible_test/_data/requirements/constraints.txt")
 # needs/httptester targets run against tests/acceptance/httptester.py's local servers
-HTTPTESTER_TARGETS = frozenset(("uri", "get_url"))
+# (each starts its own file server with `async`, on a fixed port, alive for 180 and 90 s after
+# the task: the next run waits for it to end, so that it does not fetch from the other's)
+HTTPTESTER_TARGETS = {"uri": 15260, "get_url": 27617}
+
+
+def _wait_for_port_free(port: int, seconds: float = 240.0) -> None:
+    import socket
+
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        with socket.socket() as sock:
+            if sock.connect_ex(("127.0.0.1", port)) != 0:
+                return
+        time.sleep(2)
 
 
 def run_target(root: Path, name: str, tool: str, base: Path | None = None) -> Run:
@@ -280,6 +293,7 @@ def run_target(root: Path, name: str, tool: str, base: Path | None = None) -> Ru
         if name in HTTPTESTER_TARGETS:
             from .httptester import HttpTester
 
+            _wait_for_port_free(HTTPTESTER_TARGETS[name])
             with HttpTester(work / "httptester") as http:
                 return execute(tool, [*argv, "-e", json.dumps(http.extra_vars)], work, work,
                                dict(_env(work), **http.env), [work / "remote"])
