@@ -96,6 +96,13 @@ def test_static_names_in_conditions_become_values_and_registered_ones_stay(tmp_p
     ({"module": "debug", "args": {"msg": "x"}, "conditions": [{"When": {"expression": "ansible_eth0.mtu > 1"}}]},
      "'ansible_eth0' may be a host fact (a network interface's), which the native runner does not gather"),
     ({"module": "lineinfile", "args": {"path": "/tmp/x", "regexp": "(?i)^a", "line": "a"}}, "inline flags"),
+    # validate: the runner formats only one %s (and %%), as Python's `validate % tmp` with one argument
+    ({"module": "copy", "args": {"content": "x", "dest": "/tmp/x", "validate": "cmp %s %s"}},
+     "argument 'validate' of copy is not supported by the native runner unless"),
+    ({"module": "replace", "args": {"path": "/tmp/x", "regexp": "a", "validate": "test %d %s"}},
+     "argument 'validate' of replace is not supported"),
+    ({"module": "blockinfile", "args": {"path": "/tmp/x", "block": "a", "validate": "{{ out.stdout }} %s"}},
+     "argument 'validate' of blockinfile is not supported"),
     ({"module": "debug", "args": {"msg": "x"}, "until": "out.rc == 0", "retries": 2}, "keyword 'retries'"),
     # data shaped like the runner's template markers would be rendered there (issue 11)
     ({"module": "debug", "args": {"msg": "{{ dict(__rustle_expr__=dict(expr='out', ir=['name', 'out'])) }}"}},

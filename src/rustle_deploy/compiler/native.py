@@ -699,8 +699,13 @@ class _Lowering:
                 digest = self.render_template(task, scope, args, digest)
             args["src"] = {"sha256": digest, "path": args["src"]}
             self.embedded.add(digest)
-        if module in ("lineinfile", "blockinfile", "replace") and args.get("validate"):
-            raise self.fail(task, f"argument 'validate' of {module} is not supported by the native runner")
+        validate = args.get("validate")
+        if module in ("lineinfile", "blockinfile", "replace", "copy", "template") and validate and not (
+                isinstance(validate, str) and (re.fullmatch(r"(?:[^%]|%%)*%s(?:[^%]|%%)*", validate)
+                                               or ("%s" not in validate and "%" not in validate))):
+            # the runner formats it as Python's `validate % tmp` does with these only
+            raise self.fail(task, f"argument 'validate' of {module} is not supported by the native runner unless it "
+                                  "is known when compiling and its only % signs are one %s and any %%")
         if module == "lineinfile":
             for key in ("regexp", "regex", "insertafter", "insertbefore"):
                 value = args.get(key)

@@ -10,7 +10,7 @@
 
 use std::fs;
 
-use super::files::{self, arg, arg_bool, check_unknown, exists, fail, fail_with, map, pop_arg, py_str, Attrs, R};
+use super::files::{self, arg, arg_bool, check_unknown, exists, fail, fail_with, map, pop_arg, py_str, py_truthy, Attrs, R};
 use super::{Ctx, ModuleResult};
 use crate::json::{Map, Value};
 use crate::regex::Regex;
@@ -29,6 +29,20 @@ struct Task<'a> {
     search_string: Option<String>,
     attrs: Attrs<'a>,
     backup: bool,
+    /// `validate` (when truthy) and the task's environment it runs with (`lines._write`)
+    validate: Option<String>,
+    environment: &'a Map,
+}
+
+/// `validate` as `lines._write` passes it on: when truthy.
+fn validate_arg(args: &Map) -> Option<String> {
+    arg(args, "validate").filter(|v| py_truthy(v)).map(py_str)
+}
+
+impl Task<'_> {
+    fn validation(&self) -> Option<(&Map, &str)> {
+        self.validate.as_deref().map(|v| (self.environment, v))
+    }
 }
 
 /// ansible.builtin.lineinfile.
@@ -67,14 +81,11 @@ pub fn lineinfile(ctx: &mut Ctx, args: &Map) -> ModuleResult {
     if files::isdir(&path) {
         return fail_with(format!("Path {} is a directory !", path), vec![("rc", Value::Int(256))]);
     }
-    if files::py_truthy(arg(args, "validate").unwrap_or(&Value::Null)) {
-        return fail("validate is not supported by the native runner");
-    }
     let regexp = match (regexp_key, regexp) {
         (Some(key), Some(text)) => Some((text.clone(), compile(args, &format!("_{}_ir", key), &text)?)),
         _ => None,
     };
-    let task = Task { check: ctx.check, diff: ctx.diff, dest: path, regexp, search_string, attrs: Attrs::from_args(args), backup: arg_bool(args, "backup", false)? };
+    let task = Task { check: ctx.check, diff: ctx.diff, dest: path, regexp, search_string, attrs: Attrs::from_args(args), backup: arg_bool(args, "backup", false)?, validate: validate_arg(args), environment: ctx.environment };
     if state == "present" {
         if backrefs && task.regexp.is_none() {
             return fail("regexp is required with backrefs=true");
@@ -329,7 +340,7 @@ fn write_if_changed(task: &Task, changed: bool, data: &[u8], only_existing: bool
     if task.backup && (!only_existing || exists(&task.dest)) {
         backupdest = files::backup_local(false, &task.dest)?;
     }
-    files::atomic_write(&files::realpath(&task.dest), data, None)?;
+    files::atomic_write(&files::realpath(&task.dest), data, None, task.validation())?;
     Ok(backupdest)
 }
 
@@ -448,9 +459,6 @@ pub fn blockinfile(ctx: &mut Ctx, args: &Map) -> ModuleResult {
     if files::isdir(&path) {
         return fail_with(format!("Path {} is a directory !", path), vec![("rc", Value::Int(256))]);
     }
-    if files::py_truthy(arg(args, "validate").unwrap_or(&Value::Null)) {
-        return fail("validate is not supported by the native runner");
-    }
     let path_exists = exists(&path);
     let (original, mut lines) = if !path_exists {
         if !arg_bool(args, "create", false)? {
@@ -565,13 +573,13 @@ pub fn blockinfile(ctx: &mut Ctx, args: &Map) -> ModuleResult {
     } else {
         ("Block inserted", true)
     };
-    let task = Task { check: ctx.check, diff: ctx.diff, dest: path, regexp: None, search_string: None, attrs: Attrs::from_args(args), backup: arg_bool(args, "backup", false)? };
+    let task = Task { check: ctx.check, diff: ctx.diff, dest: path, regexp: None, search_string: None, attrs: Attrs::from_args(args), backup: arg_bool(args, "backup", false)?, validate: validate_arg(args), environment: ctx.environment };
     let mut result = Map::new();
     if changed && !task.check {
         if task.backup && path_exists {
             result.insert("backup_file", files::backup_local(false, &task.dest)?.into());
         }
-        files::atomic_write(&files::realpath(&task.dest), &result_bytes, None)?;
+        files::atomic_write(&files::realpath(&task.dest), &result_bytes, None, task.validation())?;
     }
     if task.check && !path_exists {
         result.insert("changed", changed.into());
@@ -670,9 +678,6 @@ pub fn replace(ctx: &mut Ctx, args: &Map) -> ModuleResult {
     if !encoding.is_empty() && !["utf-8", "utf8", "UTF-8", "UTF8"].contains(&encoding.as_str()) {
         return fail(format!("encoding {:?} is not supported by the native runner (only utf-8)", encoding));
     }
-    if files::py_truthy(arg(args, "validate").unwrap_or(&Value::Null)) {
-        return fail("validate is not supported by the native runner");
-    }
     let mut result = map(vec![("rc", Value::Int(0))]);
     if files::isdir(&path) {
         return fail_with(format!("Path {} is a directory !", path), vec![("rc", Value::Int(256))]);
@@ -729,7 +734,8 @@ pub fn replace(ctx: &mut Ctx, args: &Map) -> ModuleResult {
         if arg_bool(args, "backup", false)? && exists(&path) {
             result.insert("backup_file", files::backup_local(false, &path)?.into());
         }
-        files::atomic_write(&files::realpath(&path), &encode_escaped(&new_text), None)?;
+        let validate = validate_arg(args);
+        files::atomic_write(&files::realpath(&path), &encode_escaped(&new_text), None, validate.as_deref().map(|v| (ctx.environment, v)))?;
     }
     let (mut msg, mut changed) = (msg, changed);
     if files::apply_attributes(ctx.check, &path, Attrs::from_args(args), None, true)? {
