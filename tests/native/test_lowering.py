@@ -162,13 +162,17 @@ def test_every_fixture_plan_lowers_or_is_refused_clearly(plan: str) -> None:
     (r"x{2,}?", [["MIN_REPEAT", [2, -1, [["LITERAL", 120]]]]]),
     (r"[^a-c\d]", [["IN", [["NEGATE", None], ["RANGE", [97, 99]], ["CATEGORY", "CATEGORY_DIGIT"]]]]),
     (r"(a|bc)", [["SUBPATTERN", [1, [["BRANCH", [[["LITERAL", 97]], [["LITERAL", 98], ["LITERAL", 99]]]]]]]]),
+    # global (?m), (?s), (?x): as re compiles them (^/$ at every line, . takes a newline, spaces ignored)
+    ("(?m)^a$", [["AT", "AT_BEGINNING_LINE"], ["LITERAL", 97], ["AT", "AT_END_LINE"]]),
+    ("(?sx) a . ", [["LITERAL", 97], ["IN", [["CATEGORY", "CATEGORY_DIGIT"], ["CATEGORY", "CATEGORY_NOT_DIGIT"]]]]),
 ])
 def test_regex_tree_is_pythons_own_parse(pattern: str, tree: list[Any]) -> None:
     assert regex_tree(pattern) == tree
 
 
 @pytest.mark.parametrize(("pattern", "needle"), [
-    ("(?P<x>a)", "named groups"), (r"(a)\1", "groupref"), ("(?m)^a", "inline flags"), ("(", "does not compile"),
+    ("(?P<x>a)", "named groups"), (r"(a)\1", "groupref"), ("(?i)^a", "inline flags other than (?m), (?s) and (?x)"),
+    ("(?mu)^a", "inline flags"), ("(?a)a", "inline flags"), ("(?m:a)", "scoped flags"), ("(", "does not compile"),
 ])
 def test_regex_features_the_runner_lacks_are_refused(pattern: str, needle: str) -> None:
     with pytest.raises(ValueError, match=re.escape(needle)):

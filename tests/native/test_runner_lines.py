@@ -256,7 +256,7 @@ VALIDATE = """
       copy:
         content: "SEED"
         dest: "{{ root }}/{{ item }}"
-      loop: [l.conf, b.conf, r.conf]
+      loop: [l.conf, b.conf, r.conf, m.conf, n.conf, x.conf]
     - name: lineinfile checked by a command that passes, with the task's environment
       lineinfile:
         path: "{{ root }}/l.conf"
@@ -326,19 +326,51 @@ VALIDATE = """
         validate: grep -q nothing %s
       register: v9
       ignore_errors: true
+    - name: (?m) makes blockinfile search the whole file, after the line the match ends in
+      blockinfile:
+        path: "{{ root }}/m.conf"
+        insertafter: '(?m)^Listen.*\\n\\n'
+        block: after the blank line
+      register: f1
+    - name: (?m) before the line the match starts in
+      blockinfile:
+        path: "{{ root }}/n.conf"
+        marker: "# {mark} before"
+        insertbefore: '(?m)^UsePAM'
+        block: before UsePAM
+      register: f2
+    - name: (?m) that does not match goes to the end
+      blockinfile:
+        path: "{{ root }}/n.conf"
+        insertafter: '(?m)^nothing$'
+        block: at the end
+      register: f3
+    - name: (?x) in lineinfile
+      lineinfile:
+        path: "{{ root }}/x.conf"
+        regexp: '(?x) ^ Port \\s+ \\d+ $'
+        line: Port 2200
+      register: f4
+    - name: (?s) in replace takes newlines with the dot
+      replace:
+        path: "{{ root }}/x.conf"
+        regexp: '(?s)Listen.*PAM'
+        replace: 'X'
+      register: f5
     - name: what was registered
       copy:
-        content: "{{ v1 }}\\n{{ v2 }}\\n{{ v3 }}\\n{{ v4 }}\\n{{ v5 }}\\n{{ v6 }}\\n{{ v7 }}\\n{{ v8 }}\\n{{ v9 }}\\n"
+        content: "{{ v1 }}\\n{{ v2 }}\\n{{ v3 }}\\n{{ v4 }}\\n{{ v5 }}\\n{{ v6 }}\\n{{ v7 }}\\n{{ v8 }}\\n{{ v9 }}\\n{{ f1 }}\\n{{ f2 }}\\n{{ f3 }}\\n{{ f4 }}\\n{{ f5 }}\\n"
         dest: "{{ root }}/results.txt"
 """.replace("SEED", SEED)
 
 
-def test_validate_of_the_line_modules_copy_and_template_matches_pyz(
+def test_validate_and_inline_regex_flags_match_pyz(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], native_cache: Path
 ) -> None:
     """``validate`` runs on the temp file before it replaces the destination (lineinfile,
     blockinfile and replace: their message with rc and stderr; copy and template: a temp copy
-    with the task's mode, the short message), in both formats alike."""
+    with the task's mode, the short message); the global inline flags (?m), (?s) and (?x) act
+    as in Python's re (blockinfile with (?m) searches the whole file); in both formats alike."""
     recap, tree, _ = _run_both(tmp_path, capsys, playbook=VALIDATE, beside={"t.j2": "root is {{ root | basename }}\n"})
     assert recap["ignored"] == 5 and recap["failed"] == 0
     seed = SEED.replace("\\n", "\n")
@@ -355,3 +387,9 @@ def test_validate_of_the_line_modules_copy_and_template_matches_pyz(
     assert results[6].startswith("{'exit_status': 4, 'stdout': 'bye\\n', 'stderr': '', 'failed': True, "
                                  "'msg': 'failed to validate'"), results[6]
     assert "'msg': 'failed to validate'" in results[8], results[8]
+    # Python counts the newlines up to the match's end, then adds one: the line after the blank one
+    assert tree["m.conf"][2] == seed.replace("yes\n", "yes\n# BEGIN ANSIBLE MANAGED BLOCK\n"
+                                             "after the blank line\n# END ANSIBLE MANAGED BLOCK\n")
+    assert tree["n.conf"][2].startswith("# config\nPort 22\nListen 0.0.0.0\n\n# BEGIN before\nbefore UsePAM\n")
+    assert tree["n.conf"][2].endswith("end\n# BEGIN ANSIBLE MANAGED BLOCK\nat the end\n# END ANSIBLE MANAGED BLOCK\n")
+    assert tree["x.conf"][2] == "# config\nPort 2200\nX yes\nend"

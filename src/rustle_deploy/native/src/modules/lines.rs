@@ -5,8 +5,9 @@
 //! Lines are bytes, as in Python. Regular expressions arrive pre-parsed from the controller
 //! (`_regexp_ir`, `_insertafter_ir`, `_insertbefore_ir`) and are matched as Python matches its
 //! `bytes` patterns (crate::regex, bytes mode). A pattern whose bytes form differs from its
-//! `str` parse (non-ASCII characters, `\u`/`\U`/`\N` escapes) or that sets inline flags is
-//! refused with a clear message.
+//! `str` parse (non-ASCII characters, `\u`/`\U`/`\N` escapes) or that sets inline flags other
+//! than `(?m)`, `(?s)` and `(?x)` (which the controller applied to the tree; blockinfile's
+//! `_insert_multiline` says `(?m)` was set) is refused with a clear message.
 
 use std::fs;
 
@@ -123,7 +124,7 @@ fn compile(args: &Map, key: &str, pattern: &str) -> R<Regex> {
         return fail(format!("regular expression {:?}: non-ASCII characters and \\u, \\U, \\N escapes are not supported by the native runner", pattern));
     }
     if has_inline_flags(pattern) {
-        return fail(format!("regular expression {:?}: inline flags are not supported by the native runner", pattern));
+        return fail(format!("regular expression {:?}: inline flags other than (?m), (?s) and (?x) are not supported by the native runner", pattern));
     }
     let tree = match args.get(key) {
         Some(t) => t,
@@ -147,12 +148,39 @@ fn has_escape(pattern: &str, letters: &str) -> bool {
     false
 }
 
-/// `(?` followed by a flag letter or `-` (global or scoped inline flags).
+/// `(?` followed by inline flags other than global `m`, `s` and `x` (which the compiler
+/// applied to the tree): `i`, `a`, `L`, `u`, or scoped flags.
 fn has_inline_flags(pattern: &str) -> bool {
     let bytes = pattern.as_bytes();
     (0..bytes.len().saturating_sub(2)).any(|i| {
-        bytes[i] == b'(' && bytes[i + 1] == b'?' && b"aiLmsux-".contains(&bytes[i + 2]) && (i == 0 || !escaped(bytes, i))
+        if bytes[i] != b'(' || bytes[i + 1] != b'?' || (i > 0 && escaped(bytes, i)) {
+            return false;
+        }
+        let run = bytes[i + 2..].iter().take_while(|b| b"aiLmsux-".contains(b)).count();
+        run > 0 && (bytes[i + 2..i + 2 + run].iter().any(|b| !b"msx".contains(b)) || bytes.get(i + 2 + run) != Some(&b')'))
     })
+}
+
+/// `text.count("\n", 0, chars)` of `text = data.decode("utf-8", "surrogateescape")`: each
+/// byte that is not UTF-8 is one character there.
+fn newlines_in_first_chars(data: &[u8], chars: usize) -> usize {
+    let (mut left, mut newlines, mut rest) = (chars, 0, data);
+    while left > 0 && !rest.is_empty() {
+        let (valid_len, bad) = match std::str::from_utf8(rest) {
+            Ok(_) => (rest.len(), 0),
+            Err(e) => (e.valid_up_to(), e.error_len().unwrap_or(rest.len() - e.valid_up_to())),
+        };
+        for c in std::str::from_utf8(&rest[..valid_len]).unwrap_or_default().chars() {
+            if left == 0 {
+                return newlines;
+            }
+            left -= 1;
+            newlines += usize::from(c == '\n');
+        }
+        left = left.saturating_sub(bad); // each byte that is not UTF-8: a character, never a newline
+        rest = &rest[valid_len + bad..];
+    }
+    newlines
 }
 
 fn escaped(bytes: &[u8], i: usize) -> bool {
@@ -527,6 +555,16 @@ pub fn blockinfile(ctx: &mut Ctx, args: &Map) -> ModuleResult {
             b
         }
         _ => match &insertre {
+            // (?m): the whole file is searched, and the block goes after (before) the line the
+            // match ends (starts) in, counted as Python counts it (lines.blockinfile)
+            Some(re) if arg_bool(args, "_insert_multiline", false)? => {
+                let data = original.as_deref().unwrap_or_default();
+                match search(re, data)? {
+                    None => lines.len(),
+                    Some(m) if insertafter.is_some() => newlines_in_first_chars(data, m.end) + 1,
+                    Some(m) => newlines_in_first_chars(data, m.start),
+                }
+            }
             Some(re) => {
                 let mut found = None;
                 for (i, cur) in lines.iter().enumerate() {
@@ -839,6 +877,19 @@ mod tests {
         assert!(err.msg.contains("without its parse tree"), "{}", err.msg);
         let err = run(false, false, &format!(r#"{{"path": "{}", "regexp": "(?i)x", "_regexp_ir": [], "line": "x"}}"#, f)).err().unwrap();
         assert!(err.msg.contains("inline flags"), "{}", err.msg);
+    }
+
+    #[test]
+    fn inline_flags_and_newlines_counted_as_python() {
+        assert!(!has_inline_flags("(?m)^a") && !has_inline_flags("(?sx) a . b") && !has_inline_flags("\\(?i)"));
+        assert!(has_inline_flags("(?i)a") && has_inline_flags("(?m:a)") && has_inline_flags("(?-m:a)") && has_inline_flags("(?mu)a"));
+        assert!(!has_inline_flags("(?:a)") && !has_inline_flags("(?P<n>a)"));
+        // "a\nb\xff\nc\n".decode("utf-8", "surrogateescape").count("\n", 0, n)
+        let data = b"a\nb\xff\nc\n";
+        let counts: Vec<usize> = (0..9).map(|n| newlines_in_first_chars(data, n)).collect();
+        assert_eq!(counts, vec![0, 0, 1, 1, 1, 2, 2, 3, 3]);
+        // "é\n" is two characters from three bytes
+        assert_eq!((newlines_in_first_chars("é\n".as_bytes(), 1), newlines_in_first_chars("é\n".as_bytes(), 2)), (0, 1));
     }
 
     #[test]
