@@ -674,20 +674,25 @@ def _carry_id(base: str, host: str) -> str:
     return f"{base}-h-{hashlib.sha256(host.encode()).hexdigest()[:12]}"
 
 
-def _run_time_files(reads: Sequence[tuple[str, str, list[str]]]) -> dict[str, Any]:
+def _run_time_files(reads: Sequence[tuple[str, str, list[str], dict[str, Any]]]) -> dict[str, Any]:
     """What a phase's tasks read from the controller's disk now (``run_time_files``: created
     while the play ran): ``files`` (name -> its base64 bytes and, for a template's
     ``template_*`` variables and mode=preserve, its controller details), ``vars_files`` (name -> variables of
-    a vars file, read as include_vars reads it). A file still missing is left out: the task
-    then fails on the host as Ansible's "Could not find or access" does."""
+    a vars file, read as include_vars reads it), ``vars_dirs`` (directory -> include_vars' dir
+    listing, walked as ansible-core walks it, playbook/varsdir.py). A file still missing is left
+    out: the task then fails on the host as Ansible's "Could not find or access" does."""
     import base64
 
     from .compiler.sources import source_info
     from .errors import PlaybookError
+    from .playbook.varsdir import load_vars_file, read_vars_dir
     from .playbook.yamlsrc import read_yaml
 
-    out: dict[str, dict[str, Any]] = {"files": {}, "vars_files": {}}
-    for name, kind, paths in reads:
+    out: dict[str, dict[str, Any]] = {"files": {}, "vars_files": {}, "vars_dirs": {}}
+    for name, kind, paths, options in reads:
+        if kind == "vars_dir":
+            out["vars_dirs"][name] = read_vars_dir(name, options, load_vars_file)
+            continue
         path = next((p for p in paths if os.path.isfile(p)), None)
         if path is None:
             continue

@@ -350,18 +350,25 @@ def file_reads(task: Task) -> set[str]:
     """The run-time controller files the tasks of ``task`` read, as phase reads (FILE)."""
     out: set[str] = set()
     for leaf in _leaves(task):
+        listing = leaf.extras.get("vars_dir") or {}
         for name, paths in (leaf.extras.get("run_time_files") or {}).items():
             kind = "vars" if leaf.short_module == "include_vars" else "file"
+            if listing.get("run_time") == name:  # include_vars dir: walked with its options
+                out.add(FILE + json.dumps([str(name), "vars_dir", [str(p) for p in paths],
+                                           listing.get("options") or {}], sort_keys=True))
+                continue
             out.add(FILE + json.dumps([str(name), kind, [str(p) for p in paths]]))
     return out
 
 
-def file_read(read: str) -> tuple[str, str, list[str]] | None:
-    """(name, kind, candidate paths) of a FILE read; None for any other read."""
+def file_read(read: str) -> tuple[str, str, list[str], dict[str, Any]] | None:
+    """(name, kind, candidate paths, options) of a FILE read; None for any other read. The
+    kind is ``file``, ``vars`` (a vars file) or ``vars_dir`` (include_vars' dir, whose walk
+    takes the options)."""
     if not read.startswith(FILE):
         return None
-    name, kind, paths = json.loads(read[len(FILE):])
-    return name, kind, paths
+    name, kind, paths, *options = json.loads(read[len(FILE):])
+    return name, kind, paths, (options[0] if options else {})
 
 
 def is_fact(name: str) -> bool:

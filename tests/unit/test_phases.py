@@ -334,9 +334,9 @@ def test_a_task_reading_a_controller_file_the_play_creates_starts_a_phase_even_f
     phases = play_phases(plan.play_tasks(plan.plays[0]))
     assert phases.kinds == (HOSTS, HOSTS)
     assert [phases.of[f"t{i}"] for i in range(3)] == [0, 1, 1]
-    assert [file_read(r) for r in phases.reads[1]] == [(made, "file", [made])]
+    assert [file_read(r) for r in phases.reads[1]] == [(made, "file", [made], {})]
     spec = play_specs(plan, lambda names: [Host(name=n, vars={}, groups=("all",)) for n in names])[0]
     stages = schedule([spec], ["h0"]).stages  # one host: still two phases, the file read between them
     assert [(st.phase, [file_read(r) for r in st.reads]) for st in stages] == [
-        (0, []), (1, [(made, "file", [made])])]
+        (0, []), (1, [(made, "file", [made], {})])]
     assert stages[0].feeds is True

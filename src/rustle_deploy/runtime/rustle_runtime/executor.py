@@ -1557,7 +1557,10 @@ class Runner:
                 args = _splat_raw(module, args, self.templar, scope)
                 raw_that = module.rsplit(".", 1)[-1] == "assert" and isinstance(args, dict) and "that" in args
                 that = args.get("that") if raw_that else None
-                args = _strip_omit(self.templar.template(args, scope))
+                # `that` is left for the conditional evaluation ('{{ x }}' in one of its string
+                # constants is rendered there, an undefined x failing as the conditional)
+                args = _strip_omit(self.templar.template(
+                    {k: v for k, v in args.items() if k != "that"} if raw_that else args, scope))
                 if raw_that:  # conditionals, as the assert action reads them (finalize_task_arg):
                     args["that"] = _assert_that(self.templar, that, scope)  # not templated first
             env = task.get("environment") or {}
