@@ -65,6 +65,7 @@ from rustle_deploy.playbook.roles import (
     RoleFinder,
     display_path,
 )
+from rustle_deploy.playbook.origins import Cond, condition_origins, written_at
 from rustle_deploy.playbook.yamlsrc import Origin, Source, read_yaml
 from rustle_deploy.runtime_index import canonical_module, module_families, runtime_plugins
 
@@ -955,10 +956,11 @@ class _Compiler:
         values = value if isinstance(value, list) else [value]
         out = []
         for i, v in enumerate(values):
+            at = written_at(src, values, i) if isinstance(value, list) else written_at(src, ds, key)
             if isinstance(v, bool):
                 out.append("True" if v else "False")
             elif isinstance(v, (str, int, float)):
-                out.append(str(v))
+                out.append(Cond(str(v), at))
             else:
                 where = (values, i) if isinstance(value, list) else (ds, key)
                 raise src.error(f"a {key} condition is an expression (a string), not a "
@@ -1341,6 +1343,10 @@ class _Compiler:
         if ctx.role is not None:
             extras["role"] = self.role_key(ctx.role, st)
         self.record_notify(src, ds, ctx, pointer)
+        origins = self.condition_origins(src, ds, ctx, st, conditions, extras,
+                                         ds.get(action_key) if canonical == "assert" and action_key else None)
+        if origins:
+            extras["origins"] = origins
         task = Task(task_id=st.new_id(), name=name,
                     module="setup" if _short(module) == "gather_facts" else module, args=args, hosts=(),
                     conditions=tuple(Condition("When", c) for c in conditions), tags=tags,
@@ -1348,6 +1354,22 @@ class _Compiler:
         out.append(task)
         if not ctx.handler and ctx.listed:
             st.listed.append(ListedTask(name, tuple(dict.fromkeys(tags))))
+
+    def condition_origins(self, src: Source, ds: dict[str, Any], ctx: Ctx, st: _PlayState,
+                          conditions: list[str], extras: dict[str, Any], assert_args: Any) -> dict[str, str]:
+        """Where each conditional of the task whose result may not be a boolean got its value
+        (playbook/origins.py), for ansible-core 2.19's message."""
+        written: list[str] = list(conditions)
+        places = [(ds, k) for k in ("changed_when", "failed_when", "until")]
+        if isinstance(assert_args, dict):
+            places.append((assert_args, "that"))
+        for container, key in places:
+            value = container.get(key)
+            if isinstance(value, list):
+                written += [Cond(v, written_at(src, value, i)) for i, v in enumerate(value) if isinstance(v, str)]
+            elif isinstance(value, str):
+                written.append(Cond(value, written_at(src, container, key)))
+        return condition_origins(written, [*self._layers(ctx, st), extras.get("vars") or {}, self.extra])
 
     def record_notify(self, src: Source, ds: dict[str, Any], ctx: Ctx, pointer: str) -> None:
         """Where each ``notify`` name was written (a missing handler is reported there)."""
@@ -2545,6 +2567,9 @@ class _Compiler:
         if ctx.role is not None:
             extras["role"] = self.role_key(ctx.role, st)
         conditions = list(ctx.when) + self.conditions(src, ds)
+        origins = condition_origins(conditions, [*self._layers(ctx, st), extras.get("params") or {}, self.extra])
+        if origins:
+            extras["origins"] = origins
         tags = self.rendered_tags(src, ds, ctx.tags + self.tags(src, ds), ctx, st)
         name = name or self.display_name(ds, module, ctx)
         out.append(Task(task_id=task_id, name=name, module="", args={}, hosts=(),

@@ -996,6 +996,7 @@ class Runner:
     # ---------------------------------------------------------------- one task
 
     def _run_task(self, task, is_handler=False):
+        self.templar.origins = task.get("origins") or {}
         hosts = task.get("hosts")
         if hosts is not None and self.host not in hosts:
             return
@@ -1291,6 +1292,7 @@ class Runner:
 
     def _skip_reason(self, task, scope):
         """None when the task should run, else its skipped result."""
+        self.templar.origins = task.get("origins") or {}
         for cond in _as_list(task.get("when")):
             if not self.templar.condition(cond, scope):
                 return {"changed": False, "skipped": True, "skip_reason": "Conditional result was False",

@@ -46,12 +46,15 @@ class BrokenConditional(TemplateError):
     (ansible-core 2.19's AnsibleBrokenConditionalError)."""
 
 
-def broken_conditional_message(value):
+def broken_conditional_message(value, origin=None):
     """ansible-core 2.19's words for a conditional result that is not a boolean. Ansible names
-    where the value came from (a file:line:column it tracks on every value); the runtime does
-    not track origins, so it says '<unknown>', as Ansible does for a value without one."""
+    where the value came from (the file:line:column it tracks on every value); the runtime has
+    the origin the compiler recorded for the conditional (the task's ``origins``: where the
+    variable it reads was defined, else where it was written), or says '<unknown>', as Ansible
+    does for a value without one."""
     return (f"Conditional result ({bool(value)}) was derived from value of type "
-            f"{_native_type_name(value)!r} at '<unknown>'. Conditionals must have a boolean result.")
+            f"{_native_type_name(value)!r} at {origin or '<unknown>'!r}. "
+            "Conditionals must have a boolean result.")
 
 
 def _native_type_name(value):
@@ -877,6 +880,9 @@ class Templar:
         self.read_file = read_file  # sha256 -> bytes of an embedded file (include, lookup)
         # ansible.cfg's ALLOW_BROKEN_CONDITIONALS: a conditional's truth instead of a bool
         self.allow_broken_conditionals = allow_broken_conditionals
+        # the running task's ``origins`` (conditional text -> "file:line:column"), which the
+        # executor sets before each task: where a broken conditional's value came from
+        self.origins = {}
 
     def render(self, text, scope, overrides=None, nothing=""):
         """Render ``text`` as a full Jinja2 template to a string (host data as it is), with
@@ -1003,7 +1009,8 @@ class Templar:
             return value
         if self.allow_broken_conditionals:
             return bool(value)
-        raise BrokenConditional(broken_conditional_message(value))
+        origin = self.origins.get(expression.strip()) if isinstance(expression, str) else None
+        raise BrokenConditional(broken_conditional_message(value, origin))
 
     def truth(self, expression, scope):
         """A templated boolean keyword (``ignore_errors``, ``no_log``, ``become``, ...): its

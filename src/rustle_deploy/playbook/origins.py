@@ -1,0 +1,114 @@
+"""Where a conditional's value came from, for ansible-core 2.19's strict-conditional message.
+
+ansible-core tags every value it loads with its origin (file, line, column) and names it when a
+conditional's result is not a boolean: "Conditional result (True) was derived from value of
+type 'str' at '/abs/site.yml:4:8'". The runtime does not carry origins on values; the compiler
+records them per task instead, in the task's ``origins`` extension ({CONDITIONAL: ORIGIN}), and
+only for the conditionals whose result may not be a boolean (a comparison, a test, ``not`` or
+``| bool`` always is one, so most tasks get none):
+
+* a conditional that reads one variable (``when: flag``, ``when: "{{ d.key }}"``) whose
+  definition the compiler read (play, block, task and role vars, role defaults, vars files):
+  where that value was written, as ansible-core keeps the tag on the value;
+* any other: where the conditional itself was written, as ansible-core tags a result that has
+  no origin of its own with the expression's.
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+from typing import Any
+
+from rustle_deploy.playbook.yamlsrc import Source, value_origin
+
+__all__ = ["Cond", "condition_origins", "written_at"]
+
+_WHOLE = re.compile(r"^\{\{\s*(.*?)\s*\}\}$", re.S)
+_PATH = re.compile(r"""^([A-Za-z_]\w*)((?:\.[A-Za-z_]\w*|\[(?:'[^']*'|"[^"]*"|\d+)\])*)$""")
+_STEP = re.compile(r"""\.([A-Za-z_]\w*)|\[(?:'([^']*)'|"([^"]*)"|(\d+))\]""")
+
+
+class Cond(str):
+    """A conditional's text (``when``) that knows where it was written (``origin``)."""
+
+    __slots__ = ("origin",)
+    origin: str | None
+
+    def __new__(cls, text: str, origin: str | None) -> Cond:
+        out = super().__new__(cls, text)
+        out.origin = origin
+        return out
+
+
+def written_at(src: Source, container: Any, key: Any) -> str | None:
+    """``/abs/file.yml:LINE:COLUMN`` of ``container[key]``'s value, as ansible-core names it."""
+    found = src.origin(container, key, value=True)
+    return None if found.line is None else f"{src.path}:{found.line}:{found.column}"
+
+
+def condition_origins(conditions: list[Any], layers: list[dict[str, Any]]) -> dict[str, str]:
+    """{conditional text: origin} for the ``conditions`` (``Cond`` for those whose place is
+    known) whose result may not be a boolean; ``layers``: the variables the compiler knows at
+    the task, lowest precedence first."""
+    out: dict[str, str] = {}
+    for cond in conditions:
+        if not isinstance(cond, str) or not _may_not_be_bool(cond.strip()):
+            continue
+        origin = _variable_origin(cond.strip(), layers) or getattr(cond, "origin", None)
+        if origin:
+            out[cond.strip()] = origin
+    return out
+
+
+def _variable_origin(text: str, layers: list[dict[str, Any]]) -> str | None:
+    whole = _WHOLE.match(text)
+    match = _PATH.match(whole.group(1) if whole else text)
+    if match is None:
+        return None
+    name = match.group(1)
+    holder = next((layer for layer in reversed(layers) if name in layer), None)
+    if holder is None:
+        return None
+    value, key = holder[name], name
+    for step in _STEP.finditer(match.group(2)):
+        attr, single, double, index = step.groups()
+        key = int(index) if index is not None else next(k for k in (attr, single, double) if k is not None)
+        try:
+            value = value[key]
+        except (KeyError, IndexError, TypeError):
+            return None
+    return value_origin(value, key)
+
+
+@functools.lru_cache(maxsize=4096)
+def _may_not_be_bool(text: str) -> bool:
+    """False when the expression's result is a boolean whatever the variables hold."""
+    import jinja2
+    from jinja2 import nodes
+
+    whole = _WHOLE.match(text)
+    expression = whole.group(1) if whole else text
+    if not whole and ("{{" in text or "{%" in text):
+        return True
+    try:
+        node = jinja2.Environment().parse("{{ " + expression + " }}").body[0]
+    except jinja2.TemplateSyntaxError:
+        return True
+    if not isinstance(node, nodes.Output) or len(node.nodes) != 1:
+        return True
+
+    def boolean(n: Any) -> bool:
+        if isinstance(n, (nodes.Compare, nodes.Test, nodes.Not)):
+            return True
+        if isinstance(n, nodes.Const):
+            return isinstance(n.value, bool)
+        if isinstance(n, nodes.Filter):
+            return n.name == "bool"
+        if isinstance(n, (nodes.And, nodes.Or)):
+            return boolean(n.left) and boolean(n.right)
+        if isinstance(n, nodes.CondExpr):
+            return n.expr2 is not None and boolean(n.expr1) and boolean(n.expr2)
+        return False
+
+    return not boolean(node.nodes[0])
