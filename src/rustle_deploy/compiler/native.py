@@ -45,14 +45,17 @@ _FIRST_FOUND = re.compile(r"^\s*\{\{\s*lookup\(\s*(['\"])first_found\1\s*,\s*([A
 # a condition that holds only before any fact is gathered: the runner gathers facts, and so does
 # the pyz runtime when the name is read (lazily), so it is false on every host
 _NO_FACTS_YET = re.compile(r"^\s*ansible_facts\s*==\s*\{\s*\}\s*$")
-# task keys the runner understands (everything else makes the task unsupported)
+# task keys the runner understands (everything else makes the task unsupported); ``origins``
+# only names where a broken conditional's value came from: the runner says '<unknown>' there
+# (docs/native.md), which is no reason to run the whole host's plan in Python
 _KNOWN = frozenset({"id", "name", "module", "args", "hosts", "when", "tags", "notify", "listen",
                     "register", "loop", "loop_control", "ignore_errors", "no_log", "changed_when",
                     "failed_when", "check_mode", "diff", "environment", "vars", "files", "become",
-                    "become_user", "become_method", "role", "unnamed", "bridge"})
+                    "become_user", "become_method", "role", "unnamed", "bridge", "origins"})
 # keys of a block or an include (a task with ``block``) the runner understands
 _CONTAINER = frozenset({"id", "name", "block", "rescue", "always", "when", "include", "include_choice",
-                        "include_result", "params", "register", "role_once", "tags", "hosts", "role", "vars"})
+                        "include_result", "params", "register", "role_once", "tags", "hosts", "role", "vars",
+                        "origins"})
 # what a rescue section sees of the failure (executor._run_sections)
 _FAILURE_NAMES = frozenset({"ansible_failed_task", "ansible_failed_result"})
 _BOOL_KEYS = ("ignore_errors", "no_log", "check_mode", "diff")
@@ -866,6 +869,9 @@ class _Lowering:
         text a template would render it to."""
         if isinstance(text, bool) or text is None:
             return {"expr": text, "ir": ["lit", True if text is None else text]}
+        if not isinstance(text, str) or getattr(text, "_rustle_tagged", False):
+            raise self.fail(task, "a condition that is a number or !unsafe text (ansible-core 2.19 fails "
+                                  "the task: the pyz runtime says it in Ansible's words)")
         source = str(text)
         if _NO_FACTS_YET.match(source) and not self.scope_has(scope, "ansible_facts"):
             return {"expr": source, "ir": ["lit", False]}

@@ -143,6 +143,14 @@ class Reader:
             self.expected(pointer, "a string", value)
         return value
 
+    def expression(self, value: Any, pointer: str) -> str | int | float:
+        """A When expression: a string, or a number as a playbook may write it (``when: 1``),
+        which ansible-core 2.19 fails when the task runs ("Conditional expressions must be
+        strings.")."""
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return value
+        return self.string(value, pointer)
+
     def opt_string(self, value: Any, pointer: str) -> str | None:
         return None if value is None else self.string(value, pointer)
 
@@ -278,7 +286,7 @@ class Reader:
         name, payload, ptr = self.variant(value, pointer, CONDITION_KINDS, "condition", hint)
         body = self.obj(payload, ptr, f"an object with the {name} condition's fields")
         field, read = {
-            "When": ("expression", self.string),
+            "When": ("expression", self.expression),
             "Tag": ("tags", self.strings),
             "SkipTag": ("tags", self.strings),
             "CheckMode": ("enabled", self.boolean),

@@ -949,7 +949,11 @@ class _Compiler:
         raise src.error("tags must be a string or a list of strings", "tags: [web, config]", ds,
                         key, value=True)
 
-    def conditions(self, src: Source, ds: dict[str, Any], key: str = "when") -> list[str]:
+    def conditions(self, src: Source, ds: dict[str, Any], key: str = "when") -> list[Any]:
+        """The ``when`` conditions as written: text (a ``Cond`` that knows where it was written;
+        ``!unsafe`` text stays Unsafe, which the host never evaluates), or a number, which
+        ansible-core 2.19 refuses when the task runs ("Conditional expressions must be
+        strings.")."""
         value = ds.get(key)
         if value is None:
             return []
@@ -959,8 +963,12 @@ class _Compiler:
             at = written_at(src, values, i) if isinstance(value, list) else written_at(src, ds, key)
             if isinstance(v, bool):
                 out.append("True" if v else "False")
-            elif isinstance(v, (str, int, float)):
-                out.append(Cond(str(v), at))
+            elif isinstance(v, Unsafe):
+                out.append(v)
+            elif isinstance(v, str):
+                out.append(Cond(v, at))
+            elif isinstance(v, (int, float)):
+                out.append(v)
             else:
                 where = (values, i) if isinstance(value, list) else (ds, key)
                 raise src.error(f"a {key} condition is an expression (a string), not a "
