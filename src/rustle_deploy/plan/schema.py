@@ -350,7 +350,7 @@ def _ext_kinds() -> dict[str, tuple[tuple[type, ...], str]]:
         "vars_data": ((dict,), "an object of file names to objects of variables"),
         "vars_paths": ((dict,), "an object {PATH: NAME}: the controller path of each vars_data "
                                 "file NAME, by which a host-rendered name may give it"),
-        "origins": ((dict,), "an object {CONDITIONAL: \"FILE:LINE:COLUMN\"}: where the value of each "
+        "origins": ((dict,), "an object {CONDITIONAL: \"FILE:LINE:COLUMN\" or {OPERAND: ORIGIN, \"\": ORIGIN}}: where the value of each "
                              "conditional whose result may not be a boolean came from"),
         "include_result": ((dict,), "an object: what register on an include gets per run"),
         "vars_dir": ((dict,), "an object {\"files\": [[PATH, VARIABLES], ...], \"error\": "

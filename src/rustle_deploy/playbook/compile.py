@@ -57,6 +57,7 @@ from rustle_deploy.playbook.args import (
     parse_kv,
     split_module_string,
 )
+from rustle_deploy.playbook.origins import Cond, condition_origins, written_at
 from rustle_deploy.playbook.render import Renderer, TemplateFailed, has_template, referenced_names
 from rustle_deploy.playbook.roles import (
     DEFAULT_COLLECTIONS_PATH,
@@ -65,8 +66,7 @@ from rustle_deploy.playbook.roles import (
     RoleFinder,
     display_path,
 )
-from rustle_deploy.playbook.origins import Cond, condition_origins, written_at
-from rustle_deploy.playbook.yamlsrc import Origin, Source, read_yaml
+from rustle_deploy.playbook.yamlsrc import Origin, Source, read_yaml, recording
 from rustle_deploy.runtime_index import canonical_module, module_families, runtime_plugins
 
 __all__ = ["CompileOptions", "Compiled", "ListedPlay", "VarPrompt", "compile_playbook"]
@@ -292,7 +292,8 @@ class _PlayState:
 def compile_playbook(path: str, inventory: Inventory, options: CompileOptions, *,
                      text: str | None = None) -> Compiled:
     """Read the playbook at ``path`` (``text``: its content, for standard input)."""
-    return _Compiler(path, inventory, options).run(text)
+    with recording():  # where each value was written (playbook/origins.py)
+        return _Compiler(path, inventory, options).run(text)
 
 
 class _Compiler:
@@ -958,7 +959,7 @@ class _Compiler:
         if value is None:
             return []
         values = value if isinstance(value, list) else [value]
-        out = []
+        out: list[Any] = []
         for i, v in enumerate(values):
             at = written_at(src, values, i) if isinstance(value, list) else written_at(src, ds, key)
             if isinstance(v, bool):

@@ -10,6 +10,9 @@ only for the conditionals whose result may not be a boolean (a comparison, a tes
 * a conditional that reads one variable (``when: flag``, ``when: "{{ d.key }}"``) whose
   definition the compiler read (play, block, task and role vars, role defaults, vars files):
   where that value was written, as ansible-core keeps the tag on the value;
+* ``a and b``, ``a or b``, ``a if c else b`` give one of their operands: {"": where the
+  conditional was written, OPERAND: where that variable's value was written}, and the host
+  names the operand whose value the result is;
 * any other: where the conditional itself was written, as ansible-core tags a result that has
   no origin of its own with the expression's.
 """
@@ -47,17 +50,27 @@ def written_at(src: Source, container: Any, key: Any) -> str | None:
     return None if found.line is None else f"{src.path}:{found.line}:{found.column}"
 
 
-def condition_origins(conditions: list[Any], layers: list[dict[str, Any]]) -> dict[str, str]:
+def condition_origins(conditions: list[Any], layers: list[dict[str, Any]]) -> dict[str, Any]:
     """{conditional text: origin} for the ``conditions`` (``Cond`` for those whose place is
     known) whose result may not be a boolean; ``layers``: the variables the compiler knows at
     the task, lowest precedence first."""
-    out: dict[str, str] = {}
+    out: dict[str, Any] = {}
     for cond in conditions:
-        if not isinstance(cond, str) or not _may_not_be_bool(cond.strip()):
+        if not isinstance(cond, str):
             continue
-        origin = _variable_origin(cond.strip(), layers) or getattr(cond, "origin", None)
-        if origin:
-            out[cond.strip()] = origin
+        text = cond.strip()
+        operands = _operands(text)
+        if operands is None:
+            continue
+        written = getattr(cond, "origin", None)
+        found = {p: o for p in operands if (o := _variable_origin(p, layers))}
+        if found:
+            out[text] = {"": written, **found} if written else found
+        elif operands:
+            if written:
+                out[text] = written
+        elif origin := _variable_origin(text, layers) or written:
+            out[text] = origin
     return out
 
 
@@ -82,21 +95,22 @@ def _variable_origin(text: str, layers: list[dict[str, Any]]) -> str | None:
 
 
 @functools.lru_cache(maxsize=4096)
-def _may_not_be_bool(text: str) -> bool:
-    """False when the expression's result is a boolean whatever the variables hold."""
+def _operands(text: str) -> tuple[str, ...] | None:
+    """None when the expression's result is a boolean whatever the variables hold; else the
+    variables (as paths) of an ``and``/``or``/``if else`` whose value the result may be."""
     import jinja2
     from jinja2 import nodes
 
     whole = _WHOLE.match(text)
     expression = whole.group(1) if whole else text
     if not whole and ("{{" in text or "{%" in text):
-        return True
+        return ()
     try:
         node = jinja2.Environment().parse("{{ " + expression + " }}").body[0]
     except jinja2.TemplateSyntaxError:
-        return True
+        return ()
     if not isinstance(node, nodes.Output) or len(node.nodes) != 1:
-        return True
+        return ()
 
     def boolean(n: Any) -> bool:
         if isinstance(n, (nodes.Compare, nodes.Test, nodes.Not)):
@@ -111,4 +125,27 @@ def _may_not_be_bool(text: str) -> bool:
             return n.expr2 is not None and boolean(n.expr1) and boolean(n.expr2)
         return False
 
-    return not boolean(node.nodes[0])
+    def path(n: Any) -> str | None:
+        if isinstance(n, nodes.Name):
+            return str(n.name)
+        if isinstance(n, nodes.Getattr):
+            base = path(n.node)
+            return None if base is None else f"{base}.{n.attr}"
+        if isinstance(n, nodes.Getitem) and isinstance(n.arg, nodes.Const):
+            base = path(n.node)
+            return None if base is None else f"{base}[{n.arg.value!r}]"
+        return None
+
+    def leaves(n: Any) -> list[Any]:
+        if isinstance(n, (nodes.And, nodes.Or)):
+            return leaves(n.left) + leaves(n.right)
+        if isinstance(n, nodes.CondExpr):
+            return leaves(n.expr1) + (leaves(n.expr2) if n.expr2 is not None else [])
+        return [n]
+
+    top = node.nodes[0]
+    if boolean(top):
+        return None
+    if not isinstance(top, (nodes.And, nodes.Or, nodes.CondExpr)):
+        return ()
+    return tuple(p for p in (path(n) for n in leaves(top) if not boolean(n)) if p is not None)

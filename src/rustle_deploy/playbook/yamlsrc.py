@@ -10,8 +10,9 @@ the values themselves stay plain ``dict``/``list``/``str`` that the rest of the 
 
 from __future__ import annotations
 
+import contextlib
 import os
-import weakref
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -19,12 +20,23 @@ from rustle_deploy import vault
 from rustle_deploy.errors import PlaybookError
 from rustle_deploy.model import Undecryptable, Unsafe
 
-__all__ = ["Origin", "Source", "Unsafe", "read_yaml", "value_origin"]
+__all__ = ["Origin", "Source", "Unsafe", "read_yaml", "recording", "value_origin"]
 
 _NO_KEY = object()
 
-# the Sources read so far (while they live): where a value of theirs was written (value_origin)
-_SOURCES: weakref.WeakSet[Source] = weakref.WeakSet()
+# the Sources read while a playbook compiles (recording()): where a value was written
+_SOURCES: list[Source] | None = None
+
+
+@contextlib.contextmanager
+def recording() -> Iterator[None]:
+    """Keep every Source read inside the block, for value_origin (one compile's files)."""
+    global _SOURCES
+    saved, _SOURCES = _SOURCES, []
+    try:
+        yield
+    finally:
+        _SOURCES = saved
 
 
 @dataclass(frozen=True)
@@ -61,7 +73,8 @@ class Source:
         # id(value) -> [(line, column, key it is the value of)], for value_origin
         self._by_id: dict[int, list[tuple[int, int, Any]]] = {}
         self.data: Any = None
-        _SOURCES.add(self)
+        if _SOURCES is not None:
+            _SOURCES.append(self)
 
     @property
     def dir(self) -> str:
@@ -94,9 +107,9 @@ class Source:
 def value_origin(value: Any, key: Any = _NO_KEY) -> str | None:
     """Where ``value`` (this very object) was written in a YAML file read so far, as
     ansible-core 2.19 names a value's origin: ``/abs/file.yml:LINE:COLUMN``; None when no file
-    holds it. Objects Python shares (small numbers, booleans) are told apart by ``key``, the
+    holds it (or outside ``recording()``). Objects Python shares (small numbers, booleans) are told apart by ``key``, the
     mapping key or list index they were written under."""
-    for src in list(_SOURCES):
+    for src in reversed(_SOURCES or ()):
         found = src._by_id.get(id(value))
         if not found:
             continue

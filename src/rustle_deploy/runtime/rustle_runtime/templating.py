@@ -1009,8 +1009,25 @@ class Templar:
             return value
         if self.allow_broken_conditionals:
             return bool(value)
-        origin = self.origins.get(expression.strip()) if isinstance(expression, str) else None
+        # None takes no tag in ansible-core: it has no origin
+        origin = None if value is None else self._origin(expression, value, scope)
         raise BrokenConditional(broken_conditional_message(value, origin))
+
+    def _origin(self, expression, value, scope):
+        """Where a conditional's ``value`` came from: the task's ``origins`` for it, which for
+        ``a and b`` (one of its operands) names each operand's, with "" for the rest."""
+        found = self.origins.get(expression.strip()) if isinstance(expression, str) else None
+        if not isinstance(found, dict):
+            return found
+        for operand, origin in found.items():
+            if not operand:
+                continue
+            try:
+                if self._evaluate(operand, scope) is value:
+                    return origin
+            except TemplateError:
+                continue
+        return found.get("")
 
     def truth(self, expression, scope):
         """A templated boolean keyword (``ignore_errors``, ``no_log``, ``become``, ...): its
