@@ -46,8 +46,7 @@ _FIRST_FOUND = re.compile(r"^\s*\{\{\s*lookup\(\s*(['\"])first_found\1\s*,\s*([A
 # the pyz runtime when the name is read (lazily), so it is false on every host
 _NO_FACTS_YET = re.compile(r"^\s*ansible_facts\s*==\s*\{\s*\}\s*$")
 # task keys the runner understands (everything else makes the task unsupported); ``origins``
-# only names where a broken conditional's value came from: the runner says '<unknown>' there
-# (docs/native.md), which is no reason to run the whole host's plan in Python
+# goes into each COND that has one
 _KNOWN = frozenset({"id", "name", "module", "args", "hosts", "when", "tags", "notify", "listen",
                     "register", "loop", "loop_control", "ignore_errors", "no_log", "changed_when",
                     "failed_when", "check_mode", "diff", "environment", "vars", "files", "become",
@@ -471,6 +470,8 @@ class _Lowering:
             out["args"] = self.args(task, scope)
             return out
         items = self.static(task, scope, task["loop"], evaluate=isinstance(task["loop"], str))
+        if not isinstance(task["loop"], str):  # text a template made is not trusted (as executor's)
+            items = self.templating.rendered_untrusted(task["loop"], items)
         if not isinstance(items, list):
             raise self.fail(task, "loop does not give a list at compile time")
         loop = []
@@ -672,6 +673,8 @@ class _Lowering:
         module = task["module"]
         raw = dict(task.get("args") or {})
         if module == "assert":  # `that` holds conditions; fail_msg and the rest are templates
+            if "_raw_params" in raw:  # `assert: "{{ item }}"`: its conditions are known on the host only
+                raise self.fail(task, "assert's arguments as one template ('assert: \"{{ args }}\"')")
             that = raw.pop("that", None)
             raw = self.value(task, scope, raw)
             raw["that"] = self.conds(task, scope, that) or []
@@ -898,7 +901,14 @@ class _Lowering:
             tree = self.expr._Parser(source.strip()).parse()
         except self.expr._Unsupported:
             raise self.fail(task, f"the expression '{source}' is outside what the native runner evaluates") from None
-        return {"expr": source, "ir": self.tree(task, scope, tree)}
+        out = {"expr": source, "ir": self.tree(task, scope, tree)}
+        # where a broken conditional's value came from (playbook/origins.py); for `a and b`
+        # the runner cannot tell which operand the result is: the conditional's own place
+        origin = (task.get("origins") or {}).get(source.strip())
+        origin = origin.get("") if isinstance(origin, dict) else origin
+        if origin:
+            out["origin"] = origin
+        return out
 
     def need_facts(self, task: dict[str, Any]) -> None:
         """The task reads a fact the runner gathers: the program asks for them."""

@@ -35,6 +35,7 @@ from .templating import (
     VarScope,
     has_template,
     is_template,
+    rendered_untrusted,
     unsafe,
     untag,
 )
@@ -1279,7 +1280,7 @@ class Runner:
                 # ansible-core 2.19's words
                 raise TemplateError(f"Error rendering template: {exc}") from exc
         else:
-            value = self.templar.template(loop, scope)
+            value = rendered_untrusted(loop, self.templar.template(loop, scope))
         if flatten in ("items", "flattened"):  # with_items: one level; with_flattened: all
             if not isinstance(value, (list, tuple)):
                 value = [value]

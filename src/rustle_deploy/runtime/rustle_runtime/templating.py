@@ -168,6 +168,22 @@ UNTRUSTED_CONDITION = (
     "hint: compare or convert it instead (x == 'yes', x | bool, x | length > 0)")
 
 
+def rendered_untrusted(written, value):
+    """``value`` (``written`` templated) with each string a template made marked as host data:
+    ansible-core 2.19 trusts as a template or expression only text as the playbook holds it, or
+    a variable's value passed through (``{{ var }}``), never text Jinja2 produced (so an assert
+    ``that`` rendered inside a loop item is "untrusted")."""
+    if isinstance(written, str):
+        if type(value) is str and is_template(written) and not _VARIABLE_ONLY.match(written.strip()):
+            return UnsafeText(value)
+        return value
+    if isinstance(written, list) and type(value) is list and len(written) == len(value):
+        return [rendered_untrusted(w, v) for w, v in zip(written, value)]
+    if isinstance(written, dict) and type(value) is dict and len(written) == len(value):
+        return {k: rendered_untrusted(w, v) for w, (k, v) in zip(written.values(), value.items())}
+    return value
+
+
 def is_unsafe(value):
     return isinstance(value, _UNSAFE)
 
