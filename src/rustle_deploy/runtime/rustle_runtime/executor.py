@@ -37,6 +37,7 @@ from .templating import (
     is_template,
     rendered_untrusted,
     unsafe,
+    unsafe_result,
     untag,
 )
 
@@ -1035,7 +1036,7 @@ class Runner:
             ignored = bool(task.get("ignore_unreachable"))
         register = task.get("register")
         if register:
-            self.runtime_vars[register] = unsafe(result)
+            self.runtime_vars[register] = unsafe_result(result)
             if result.get("_include_vars") and isinstance(result.get("ansible_facts"), dict):
                 # the controller's files: their values stay trusted when registered, as in Ansible
                 self.runtime_vars[register]["ansible_facts"] = result["ansible_facts"]

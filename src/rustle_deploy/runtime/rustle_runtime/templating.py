@@ -203,6 +203,19 @@ def unsafe(value):
     return value
 
 
+def unsafe_result(result):
+    """A registered result marked as host data, except the loop items it holds
+    (``results[N].item``), which keep the trust the loop gave them, as ansible-core keeps a loop
+    item's tags in the result (``that: "{{ item.item.checks }}"`` over it is trusted)."""
+    marked = unsafe(result)
+    items = result.get("results") if isinstance(result, dict) else None
+    if isinstance(items, list) and isinstance(marked.get("results"), list):
+        for given, kept in zip(items, marked["results"]):
+            if isinstance(given, dict) and "item" in given and isinstance(kept, dict):
+                dict.__setitem__(kept, "item", given["item"])
+    return marked
+
+
 class _Taint:
     """Whether the template or expression being evaluated has read host data (a marked value
     from a VarScope, a lookup). One evaluation runs at a time (the runtime and the compiler
@@ -865,6 +878,20 @@ class Templar:
         finally:
             _TAINT.read = outer or _TAINT.read
 
+    def _passed_through(self, path, scope):
+        """A variable's value (or a key's, an attribute's: ``{{ a.b }}``), with the trust it
+        has itself: nothing is computed from what was read on the way, so reading host data
+        that holds it (a registered result's ``item``) does not mark it, as in ansible-core."""
+        outer = _TAINT.read
+        _TAINT.read = False
+        try:
+            value = self._evaluate(path, scope, "template")
+        finally:
+            _TAINT.read = outer
+        if isinstance(value, _UNSAFE):  # what is computed from it is host data too
+            _TAINT.read = True
+        return value
+
     def template(self, value, scope):
         """Template ``value`` recursively (dict keys and values, list items, strings); dicts and
         lists come back as new ones (modules may change their arguments). Each string is marked
@@ -879,7 +906,10 @@ class Templar:
             body = value[:-1] if value.endswith("\n") else value
             single = _SINGLE.match(body)
             if single and "{#" not in value:
-                result = self.evaluate(single.group(1), scope, kind="template")
+                if _VARIABLE_ONLY.match(body.strip()):
+                    result = self._passed_through(single.group(1), scope)
+                else:
+                    result = self.evaluate(single.group(1), scope, kind="template")
                 if body is not value and isinstance(result, str) and not result.endswith("\n"):
                     result = unsafe(result + "\n") if isinstance(result, UnsafeText) else result + "\n"
                 return result
