@@ -275,3 +275,15 @@ def test_the_jinja2_sandbox_refuses_python_internals(expression):
 def test_sandbox_errors_say_so():
     with pytest.raises(TemplateSecurityError, match=r"access to attribute '__class__' of 'str' object is unsafe"):
         T.template("{{ ''.__class__.__mro__[1].__subclasses__() }}", host_scope())
+
+
+def test_a_conditional_in_braces_that_is_no_string_is_deprecated_in_the_tasks_result():
+    templar = Templar()
+    assert templar.condition("{{ n == 3 }}", scope()) is True
+    assert templar.condition("{{ n == 3 }}", scope()) is True  # once per task
+    assert [d["msg"] for d in templar.deprecations] == [
+        "Conditionals should not be surrounded by templating delimiters such as {{ }} or {% %}."]
+    quiet = Templar()
+    quiet.condition("{{ n == 3 }}", scope(ansible_deprecation_warnings=False))
+    quiet.condition("n == 3", scope())
+    assert quiet.deprecations == []

@@ -414,6 +414,7 @@ class _Lowering:
 
     def module_task(self, play: dict[str, Any], task: dict[str, Any]) -> dict[str, Any]:
         module = task["module"]
+        self.templar.origins = task.get("origins") or {}  # what the origin filter names, as on the host
         if module == "setup" and "loop" not in task:
             return self.never_run(play, task)
         if module not in MODULES:
@@ -876,6 +877,9 @@ class _Lowering:
             raise self.fail(task, "a condition that is a number or !unsafe text (ansible-core 2.19 fails "
                                   "the task: the pyz runtime says it in Ansible's words)")
         source = str(text)
+        if self.templating.is_template(source) and not as_value:
+            raise self.fail(task, "a conditional in {{ }} (ansible-core 2.19 deprecates it in the task's result: "
+                                  "the pyz runtime reports it)")
         if _NO_FACTS_YET.match(source) and not self.scope_has(scope, "ansible_facts"):
             return {"expr": source, "ir": ["lit", False]}
         if _PATH_TEST.search(source):

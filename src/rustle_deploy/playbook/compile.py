@@ -57,7 +57,7 @@ from rustle_deploy.playbook.args import (
     parse_kv,
     split_module_string,
 )
-from rustle_deploy.playbook.origins import Cond, condition_origins, written_at
+from rustle_deploy.playbook.origins import Cond, condition_origins, filter_origins, written_at
 from rustle_deploy.playbook.render import Renderer, TemplateFailed, has_template, referenced_names
 from rustle_deploy.playbook.roles import (
     DEFAULT_COLLECTIONS_PATH,
@@ -1378,7 +1378,8 @@ class _Compiler:
                 written += [Cond(v, written_at(src, value, i)) for i, v in enumerate(value) if isinstance(v, str)]
             elif isinstance(value, str):
                 written.append(Cond(value, written_at(src, container, key)))
-        return condition_origins(written, [*self._layers(ctx, st), extras.get("vars") or {}, self.extra])
+        layers = [*self._layers(ctx, st), extras.get("vars") or {}, self.extra]
+        return {**filter_origins(_strings_of(ds), layers), **condition_origins(written, layers)}
 
     def record_notify(self, src: Source, ds: dict[str, Any], ctx: Ctx, pointer: str) -> None:
         """Where each ``notify`` name was written (a missing handler is reported there)."""

@@ -15,6 +15,9 @@ only for the conditionals whose result may not be a boolean (a comparison, a tes
   names the operand whose value the result is;
 * any other: where the conditional itself was written, as ansible-core tags a result that has
   no origin of its own with the expression's.
+
+A variable the task passes to ansible-core's ``origin`` filter (``x | ansible._protomatter.origin``)
+gets its entry too ({PATH: ORIGIN}), for the host's filter to name (runtime datatag.origin).
 """
 
 from __future__ import annotations
@@ -25,7 +28,7 @@ from typing import Any
 
 from rustle_deploy.playbook.yamlsrc import Source, value_origin
 
-__all__ = ["Cond", "condition_origins", "written_at"]
+__all__ = ["Cond", "condition_origins", "filter_origins", "written_at"]
 
 _WHOLE = re.compile(r"^\{\{\s*(.*?)\s*\}\}$", re.S)
 _PATH = re.compile(r"""^([A-Za-z_]\w*)((?:\.[A-Za-z_]\w*|\[(?:'[^']*'|"[^"]*"|\d+)\])*)$""")
@@ -71,6 +74,24 @@ def condition_origins(conditions: list[Any], layers: list[dict[str, Any]]) -> di
                 out[text] = written
         elif origin := _variable_origin(text, layers) or written:
             out[text] = origin
+    return out
+
+
+_ORIGIN_FILTER = re.compile(r"""([A-Za-z_]\w*(?:\.[A-Za-z_]\w*|\[(?:'[^']*'|"[^"]*"|\d+)\])*)\s*\|\s*"""
+                            r"ansible\._protomatter\.origin\b")
+
+
+def filter_origins(texts: list[str], layers: list[dict[str, Any]]) -> dict[str, str]:
+    """{variable path: origin} for each variable the task's ``texts`` pass to ansible-core's
+    ``origin`` filter (``some_var | ansible._protomatter.origin``), where the compiler read it."""
+    out: dict[str, str] = {}
+    for text in texts:
+        if "_protomatter.origin" not in text:
+            continue
+        for match in _ORIGIN_FILTER.finditer(text):
+            origin = _variable_origin(match.group(1), layers)
+            if origin:
+                out[match.group(1)] = origin
     return out
 
 

@@ -1020,7 +1020,10 @@ class Runner:
         if keyword_error:
             result = {"failed": True, "changed": False, "msg": keyword_error}
         else:
+            self.templar.deprecations = []
             result = self._execute(task)
+            if self.templar.deprecations and not result.get("deprecations"):
+                result = dict(result, deprecations=list(self.templar.deprecations))
         missing = _as_list(task.get("notify_missing"))
         aborted = bool(missing) and bool(result.get("changed")) and not result.get("failed")
         if aborted:  # ansible-core stops the run when this notification fires, whatever rescues it

@@ -184,6 +184,9 @@ def rendered_untrusted(written, value):
     return value
 
 
+CONDITIONAL_AS_TEMPLATE = "Conditionals should not be surrounded by templating delimiters such as {{ }} or {% %}."
+
+
 def is_unsafe(value):
     return isinstance(value, _UNSAFE)
 
@@ -929,6 +932,8 @@ class Templar:
         # the running task's ``origins`` (conditional text -> "file:line:column"), which the
         # executor sets before each task: where a broken conditional's value came from
         self.origins = {}
+        # what the running task deprecated, for its result's ``deprecations`` (ansible-core's)
+        self.deprecations = []
 
     def render(self, text, scope, overrides=None, nothing=""):
         """Render ``text`` as a full Jinja2 template to a string (host data as it is), with
@@ -1126,6 +1131,7 @@ class Templar:
                 return self.evaluate(text, scope)
             value = self.template(text, scope)
             if not isinstance(value, str):
+                self._deprecate(CONDITIONAL_AS_TEMPLATE, scope)
                 return value
             whole = text.startswith(("{{", "{%")) and text.endswith(("}}", "%}"))
             if isinstance(value, UnsafeText) or (whole and not _VARIABLE_ONLY.match(text)):
@@ -1138,6 +1144,19 @@ class Templar:
             return self.evaluate(value.strip(), scope)
         except UndefinedVariable as exc:  # ansible-core 2.19's words; other errors as they are
             raise UndefinedVariable(f"Error while evaluating conditional: {exc}") from exc
+
+    def _deprecate(self, msg, scope):
+        """A deprecation of ansible-core's own (removed in 2.23), once per task, unless the
+        ``ansible_deprecation_warnings`` variable turns them off."""
+        try:
+            if not to_bool(scope["ansible_deprecation_warnings"]):
+                return
+        except (KeyError, TemplateError):
+            pass
+        entry = {"msg": msg, "collection_name": "ansible.builtin", "version": "2.23",
+                 "deprecator": {"resolved_name": "ansible.builtin", "type": None}}
+        if entry not in self.deprecations:
+            self.deprecations.append(entry)
 
     def _empty_conditional(self):
         if self.allow_broken_conditionals:
