@@ -287,3 +287,11 @@ def test_a_conditional_in_braces_that_is_no_string_is_deprecated_in_the_tasks_re
     quiet.condition("{{ n == 3 }}", scope(ansible_deprecation_warnings=False))
     quiet.condition("n == 3", scope())
     assert quiet.deprecations == []
+
+
+@pytest.mark.parametrize("text, expected", [
+    ('{{ dict({"k": "{{ 1 }}"})["k"] == "{" + "{ 1 }}" }}\n', True),  # ansible-core's assert target
+    ('{{ "{{" }}', "{{"), ("{{ n }} and {{ n }}", "3 and 3"), ("{{ n }}{{ n }}", "33"),
+])
+def test_one_expression_holding_braces_in_a_string_keeps_its_native_type(text, expected):
+    assert T.template(text, scope()) == expected

@@ -168,6 +168,29 @@ UNTRUSTED_CONDITION = (
     "hint: compare or convert it instead (x == 'yes', x | bool, x | length > 0)")
 
 
+def _one_expression(body):
+    """The expression of a template that is one ``{{ }}`` whose expression holds ``{{`` or
+    ``}}`` in a string literal (``{{ x == "{{ y }}" }}``, which _SINGLE leaves out), so that it
+    keeps its native type too; None for anything else."""
+    if not (body.startswith("{{") and body.endswith("}}")) or body.count("{{") + body.count("}}") < 3:
+        return None
+    env = _environment()
+    found = env.rustle_cache.get(("one", body), False)
+    if found is False:
+        from jinja2 import nodes
+
+        found = None
+        try:
+            out = env.parse(body).body
+        except Exception:  # noqa: BLE001 - a syntax error: rendering says it
+            out = []
+        if (len(out) == 1 and isinstance(out[0], nodes.Output) and len(out[0].nodes) == 1
+                and not isinstance(out[0].nodes[0], nodes.TemplateData)):
+            found = body[2:-2].strip()
+        env.rustle_cache[("one", body)] = found
+    return found
+
+
 def rendered_untrusted(written, value):
     """``value`` (``written`` templated) with each string a template made marked as host data:
     ansible-core 2.19 trusts as a template or expression only text as the playbook holds it, or
@@ -908,11 +931,12 @@ class Templar:
             # gets its newline back unless it ends with one ("{{ 'a' }}\n" is "a\n")
             body = value[:-1] if value.endswith("\n") else value
             single = _SINGLE.match(body)
-            if single and "{#" not in value:
+            expression = single.group(1) if single else _one_expression(body)
+            if expression is not None and "{#" not in value:
                 if _VARIABLE_ONLY.match(body.strip()):
-                    result = self._passed_through(single.group(1), scope)
+                    result = self._passed_through(expression, scope)
                 else:
-                    result = self.evaluate(single.group(1), scope, kind="template")
+                    result = self.evaluate(expression, scope, kind="template")
                 if body is not value and isinstance(result, str) and not result.endswith("\n"):
                     result = unsafe(result + "\n") if isinstance(result, UnsafeText) else result + "\n"
                 return result
