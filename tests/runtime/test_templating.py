@@ -295,3 +295,9 @@ def test_a_conditional_in_braces_that_is_no_string_is_deprecated_in_the_tasks_re
 ])
 def test_one_expression_holding_braces_in_a_string_keeps_its_native_type(text, expected):
     assert T.template(text, scope()) == expected
+
+
+def test_a_lookups_trusted_string_terms_are_rendered_its_host_data_terms_are_not():
+    assert T.evaluate("lookup('vars', '{{ \"s\" }}')", scope()) == "Hello"
+    with pytest.raises(TemplateError, match="No variable named \"{{ 's' }}\" was found"):
+        T.evaluate("lookup('vars', t)", scope(t=UnsafeText("{{ 's' }}")))

@@ -854,6 +854,10 @@ def _lookup(name, /, *terms, _context=None, **kw):
     if scope is None:
         scope = _RENDERING.scope
     templar = scope.templar if scope is not None else None
+    if templar is not None and any(is_template(t) for t in terms):
+        # ansible-core 2.19 renders the trusted strings a lookup is given
+        # (`lookup('pipe', 'echo {{ x }}')`); its name is never rendered
+        terms = tuple(templar.template(t, scope) if is_template(t) else t for t in terms)
     try:
         return unsafe(run(name, terms, scope, templar, **kw))
     except LookupError_ as exc:
