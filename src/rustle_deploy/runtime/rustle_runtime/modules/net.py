@@ -316,7 +316,7 @@ def _parse_checksum(ctx, args, dest_name):
         if wanted is None:
             c.fail(f"Unable to find a checksum for file '{dest_name}' in '{value}'")
         value = wanted
-    value = value.strip().lower()
+    value = re.sub(r"\W+", "", value).lower()  # as Ansible: any non-word character (a zero-width space, a dot)
     if not re.match(r"^[0-9a-f]+$", value):
         c.fail("The checksum format is invalid")
     return algorithm, value
