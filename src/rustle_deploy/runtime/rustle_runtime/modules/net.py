@@ -291,6 +291,25 @@ def _fetch(args, url, modified_since=None):
     return response
 
 
+_BSD_DIGEST_LINE = re.compile(r"^(\w+) ?\((?P<path>.+)\) ?= (?P<digest>[\w.]+)$")
+_GNU_DIGEST_LINE = re.compile(r"^(?P<digest>[\w.]+)\s+(\*|\.\/|\.)?(?P<path>.+)$")
+
+
+def _digest_lines(lines):
+    """``(digest, path)`` of each line of a checksum file, GNU (``sha256sum``) or BSD (``--tag``)
+    style, as ansible-core's get_url parses them (``parse_digest_lines``)."""
+    out = []
+    for line in lines:
+        match = _BSD_DIGEST_LINE.match(line)
+        if match:
+            out.append((match.group("digest"), match.group("path")))
+            continue
+        match = _GNU_DIGEST_LINE.match(line)
+        if match:
+            out.append((match.group("digest"), match.group("path").lstrip("./")))
+    return out
+
+
 def _parse_checksum(ctx, args, dest_name):
     spec = args.get("checksum") or ""
     if not spec and args.get("sha256sum"):
@@ -306,13 +325,11 @@ def _parse_checksum(ctx, args, dest_name):
         c.fail(f"Unsupported hash algorithm: {algorithm}")
     if value.startswith(("http://", "https://", "ftp://", "file://")):
         body = _fetch(dict(args), value).read().decode("utf-8", "replace")
-        wanted = None
-        lines = [line.split(None, 1) for line in body.splitlines() if line.strip()]
-        for parts in lines:
-            if len(parts) == 2 and os.path.basename(parts[1].lstrip("*")) == dest_name:
-                wanted = parts[0]
-        if wanted is None and len(lines) == 1 and len(lines[0]) == 1:
-            wanted = lines[0][0]
+        lines = body.splitlines()  # as Ansible reads the file: universal newlines
+        if len(lines) == 1 and len(lines[0].split()) == 1:
+            wanted = lines[0]  # a checksum-only file
+        else:
+            wanted = next((digest for digest, path in _digest_lines(lines) if path == dest_name), None)
         if wanted is None:
             c.fail(f"Unable to find a checksum for file '{dest_name}' in '{value}'")
         value = wanted
