@@ -289,3 +289,5 @@ def test_get_url_downloads_once_and_checks_checksums(http_dir, tmp_path):
     assert into_dir["dest"] == str(tmp_path / "file.txt")
     missing = get(FakeCtx(), {"url": base + "/nope", "dest": str(tmp_path / "n")})
     assert missing["failed"] and missing["status_code"] == 404
+    nofile = get(FakeCtx(), {"url": f"file://{tmp_path}/nofile", "dest": str(tmp_path / "n")})
+    assert nofile["msg"] == f"Request failed: <urlopen error [Errno 2] No such file or directory: '{tmp_path}/nofile'>"

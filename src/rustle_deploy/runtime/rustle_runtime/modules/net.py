@@ -285,9 +285,12 @@ def _fetch(args, url, modified_since=None):
         if exc.code == 304 and modified_since is not None:
             return None
         c.fail("Request failed", status_code=exc.code, response=str(exc.reason), url=url)
-    except (urllib.error.URLError, OSError, ValueError) as exc:
-        reason = getattr(exc, "reason", exc)
-        c.fail(f"Request failed: {reason}", status_code=-1, url=url)
+    except urllib.error.URLError as exc:  # ansible-core's fetch_url words: "<urlopen error ...>"
+        c.fail(f"Request failed: {exc}", status_code=-1, url=url)
+    except OSError as exc:
+        c.fail(f"Connection failure: {exc}", status_code=-1, url=url)
+    except ValueError as exc:
+        c.fail(f"Request failed: {exc}", status_code=-1, url=url)
     return response
 
 
