@@ -477,6 +477,8 @@ def _controller_values(name, terms, ctx, options):
     if controller is not None:
         return controller(name, terms, options, ctx.scope)
     found = ctx.embedded("lookups").get(lookup_key(name, terms, options))
+    if found is None and name == "first_found" and ctx.embedded("first_found"):
+        return _first_found_here(terms, ctx, **options)
     if found is None:
         kind, _, plugin = name.partition(":")
         if name == "fileglob_filter":
@@ -495,6 +497,78 @@ def _controller_values(name, terms, ctx, options):
     if "run_time_files" in found:  # lookup('file') of files the play created: sent with the phase
         return [_run_time_text(path) for path in found["run_time_files"]]
     return list(found["values"])
+
+
+def _first_found_here(terms, ctx, files=None, paths=None, skip=False, _subdir=None):
+    """``first_found`` over terms only the host could render (a fact in a file name): ansible-core
+    2.19's search (``_process_terms``, then ``path_dwim_relative_stack`` over the task's
+    ``ansible_search_path``), checked against the controller's files the compiler listed
+    (``first_found`` index: roots, depth, paths). A candidate the listing does not cover is
+    the controller's to decide, and it could not: the lookup fails saying so."""
+    index = ctx.embedded("first_found")
+    existing = set(index.get("paths") or ())
+    roots = [r.rstrip("/") for r in index.get("roots") or ()]
+    depth = int(index.get("depth") or 0)
+    base = index.get("base_dir") or "."
+
+    def covered(path):
+        for root in roots:
+            if path.startswith(root + "/"):
+                return len(path[len(root) + 1:].split("/")) <= depth
+        return False
+
+    search = ctx.scope.get("ansible_search_path") if ctx.scope is not None else None
+    search = [str(p) for p in search] if isinstance(search, list) and search else [base]
+    options = {"files": files or [], "paths": paths or [], "skip": skip}
+    for needle in _first_found_terms(list(terms) or list(options["files"]), options):
+        if needle.startswith(("~", "/")):
+            candidates = [os.path.normpath(needle)]
+        else:
+            dirname = str(_subdir)  # ansible-core joins None as "None" for a lookup() call
+            candidates = []
+            for path in [*search, base]:
+                path = os.path.normpath(path)
+                if needle.split("/")[0] != dirname:
+                    candidates.append(os.path.join(path, dirname, needle))
+                candidates.append(os.path.join(path, needle))
+        for path in dict.fromkeys(os.path.normpath(c) for c in candidates):
+            if path in existing:
+                return [path]
+            if not covered(path):
+                raise LookupError_(
+                    f"lookup('first_found') runs on the controller, and the controller could not list "
+                    f"{path!r} for the host to choose from when it compiled the task (the file names "
+                    "depend on host data: a fact, a registered result); hint: keep the candidate files "
+                    "in the role or beside the playbook")
+    if options["skip"] is True or str(options["skip"]).lower() in ("yes", "true", "1", "on", "y"):
+        return []
+    raise LookupError_("No file was found when using first_found.")
+
+
+def _first_found_terms(terms, options):
+    """ansible-core's first_found ``_process_terms``: the candidate names in search order."""
+
+    def split(value, seps):
+        if isinstance(value, str):
+            return re.split("[" + re.escape(seps) + "]", value)
+        return [part for item in value for part in split(item, seps)]
+
+    total = []
+    for term in terms:
+        if isinstance(term, dict):
+            options.update({k: term[k] for k in ("files", "paths", "skip") if k in term})
+            names = options["files"]
+        elif isinstance(term, str):
+            names = [term]
+        elif isinstance(term, (list, tuple)):
+            total.extend(_first_found_terms(list(term), options))
+            continue
+        else:
+            raise LookupError_("Invalid term supplied. A string, dict or list is required, not "
+                               f"{type(term).__name__!r}).")
+        names, where = split(names, ",;"), split(options["paths"], ",:;")
+        total.extend([os.path.join(p, n) for p in where for n in names] if where else names)
+    return total
 
 
 run_time_files = {}  # the controller files this phase reads (the run's inject.files), by path
