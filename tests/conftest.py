@@ -6,6 +6,7 @@ import json
 import os
 import shutil
 import signal
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -17,6 +18,14 @@ SHARED = (REPO / ".." / "shared").resolve()
 FIXTURES = SHARED / "fixtures"
 PLAN_FIXTURES = FIXTURES / "rustle-plan"
 EXAMPLE_PLAN = REPO / "examples" / "hello" / "plan.json"
+
+# The environment under test's own scripts: .venv's under `make test`, .venv-latest's under
+# `make test-latest`, so that the oracles are the ansible-core of the environment being tested.
+ENV_BIN = Path(sys.executable).parent
+ANSIBLE_PLAYBOOK = ENV_BIN / "ansible-playbook"
+# How long an oracle's ansible-playbook run may take: generous, as the suite runs on 2 cores
+# under loads of 20 to 60, where a module's oracle set-up has taken more than 300 s.
+ORACLE_TIMEOUT = 1800
 
 # The suite's tests are about the pyz path unless they say otherwise: --format auto (the
 # default) would pick the native runner, and build it with cargo in each test's private cache.

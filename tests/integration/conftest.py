@@ -37,7 +37,7 @@ from rustle_deploy.cli import main
 from rustle_deploy.deploy import HostJob
 from rustle_deploy.model import Host
 
-from ..conftest import REPO
+from ..conftest import ANSIBLE_PLAYBOOK, ORACLE_TIMEOUT
 
 SSHD = shutil.which("sshd") or "/usr/sbin/sshd"
 
@@ -436,7 +436,7 @@ def job(host: Host, art: tuple[Path, str, int], op: str = "deploy", **kw: Any) -
 
 # ---------------------------------------------------------------- the ansible-playbook oracle
 
-ANSIBLE = REPO / ".venv" / "bin" / "ansible-playbook"
+ANSIBLE = ANSIBLE_PLAYBOOK  # the environment under test's (tests/conftest.py)
 _RECAP = re.compile(r"^(\S+)\s+:\s+((?:\w+=\d+\s*)+)$", re.M)
 
 
@@ -513,5 +513,5 @@ class Fleet:
 
     def ansible(self, playbook: Path, *args: str) -> tuple[int, dict[str, dict[str, int]]]:
         proc = subprocess.run([str(ANSIBLE), "-i", str(self.local_inventory), str(playbook), *args],
-                              capture_output=True, text=True, env=ansible_env(self.tmp), timeout=600)
+                              capture_output=True, text=True, env=ansible_env(self.tmp), timeout=ORACLE_TIMEOUT)
         return proc.returncode, {h: r for h, r in recaps(proc.stdout).items() if h in self.every}

@@ -27,6 +27,7 @@ import pytest
 
 from rustle_deploy.cli import main
 
+from ..conftest import ORACLE_TIMEOUT
 from .test_playbooks_ansible import _RECAP, ANSIBLE
 
 USER = "nobody"
@@ -147,7 +148,7 @@ def runs() -> Iterator[dict[str, dict[str, Any]]]:
     if os.geteuid() != 0 or not shutil.which("sudo") or not shutil.which("su"):
         pytest.skip("needs root, sudo and su to become 'nobody' without a password")
     if not ANSIBLE.exists():
-        pytest.skip("ansible-core is not installed in .venv")
+        pytest.skip("ansible-core is not installed in this environment")
     if subprocess.run(["sudo", "-n", "-u", USER, "/usr/bin/python3", "-c", "pass"],
                       capture_output=True).returncode != 0:
         pytest.skip("'nobody' cannot start /usr/bin/python3")
@@ -160,7 +161,7 @@ def runs() -> Iterator[dict[str, dict[str, Any]]]:
                    ANSIBLE_CONFIG=str(a["work"] / "ansible.cfg"), ANSIBLE_BECOME_FLAGS="-H -n",
                    PYTHONWARNINGS="ignore")
         proc = subprocess.run([str(ANSIBLE), "-i", "inventory", "site.yml", "-e", f"out={a['out']}"],
-                              capture_output=True, text=True, env=env, cwd=a["work"], timeout=300)
+                              capture_output=True, text=True, env=env, cwd=a["work"], timeout=ORACLE_TIMEOUT)
         a.update(code=proc.returncode, text=proc.stdout + proc.stderr,
                  recap={m.group(1): {k: int(v) for k, v in (kv.split("=") for kv in m.group(2).split())}
                         for m in _RECAP.finditer(proc.stdout)})

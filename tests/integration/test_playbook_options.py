@@ -25,11 +25,11 @@ import yaml
 
 from rustle_deploy.cli import main
 
-from ..conftest import REPO
+from ..conftest import ANSIBLE_PLAYBOOK, ORACLE_TIMEOUT
 
 pytestmark = pytest.mark.usefixtures("rustle_home")
 
-ANSIBLE = REPO / ".venv" / "bin" / "ansible-playbook"
+ANSIBLE = ANSIBLE_PLAYBOOK  # the environment under test's (tests/conftest.py)
 RUSTLE = Path(sys.executable).parent / "rustle-deploy"
 
 
@@ -98,7 +98,7 @@ def start_at_project(tmp_path: Path) -> Path:
 
 
 @pytest.mark.ansible
-@pytest.mark.skipif(not ANSIBLE.exists(), reason="ansible-core is not installed in .venv")
+@pytest.mark.skipif(not ANSIBLE.exists(), reason="ansible-core is not installed in this environment")
 @pytest.mark.parametrize("start", ["web two", "web : web two", "in block 2", "always 2", "include them",
                                    "included task", "p2 [al]*", "p3 a"])
 def test_start_at_task_runs_what_ansible_runs(start: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -107,7 +107,7 @@ def test_start_at_task_runs_what_ansible_runs(start: str, tmp_path: Path, capsys
     env = dict(os.environ, ANSIBLE_NOCOLOR="1", ANSIBLE_HOME=str(tmp_path / "ansible-home"),
                ANSIBLE_CONFIG=str(tmp_path / "none.cfg"), ANSIBLE_LOCALHOST_WARNING="False", PYTHONWARNINGS="ignore")
     proc = subprocess.run([str(ANSIBLE), "-i", str(inv), "site.yml", "--start-at-task", start], cwd=work, env=env,
-                          capture_output=True, text=True, timeout=300)
+                          capture_output=True, text=True, timeout=ORACLE_TIMEOUT)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     a_msgs = re.findall(r'"msg": "(\w+)"', proc.stdout)
     a_ok = int(re.search(r"localhost\s+: ok=(\d+)", proc.stdout).group(1))  # type: ignore[union-attr]
@@ -481,7 +481,7 @@ MISSING_HANDLER = """\
 
 
 @pytest.mark.ansible
-@pytest.mark.skipif(not ANSIBLE.exists(), reason="ansible-core is not installed in .venv")
+@pytest.mark.skipif(not ANSIBLE.exists(), reason="ansible-core is not installed in this environment")
 def test_a_notify_of_no_handler_fails_only_when_it_fires_as_in_ansible(
         tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     """ansible-core's handlers target (58841.yml, test_notify_included.yml): a notify that names
@@ -500,7 +500,7 @@ def test_a_notify_of_no_handler_fails_only_when_it_fires_as_in_ansible(
         book.write_text(MISSING_HANDLER.format(out=out))
         if tool == "ansible":
             proc = subprocess.run([str(ANSIBLE), "-i", str(inv), str(book)], env=env, capture_output=True,
-                                  text=True, timeout=300)
+                                  text=True, timeout=ORACLE_TIMEOUT)
             assert proc.returncode == 1 and message in proc.stdout + proc.stderr, proc.stdout + proc.stderr
         else:
             assert main([str(book), "-i", str(inv), "--run", "--output", "json"]) == 1
@@ -572,7 +572,7 @@ ERRORED_SERIAL = """\
 
 
 @pytest.mark.ansible
-@pytest.mark.skipif(not ANSIBLE.exists(), reason="ansible-core is not installed in .venv")
+@pytest.mark.skipif(not ANSIBLE.exists(), reason="ansible-core is not installed in this environment")
 def test_a_run_that_errored_starts_no_later_batch_as_ansible_aborts(
         tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     """serial: 1 over two hosts: the first host's notify of no handler fires, and
@@ -591,7 +591,7 @@ def test_a_run_that_errored_starts_no_later_batch_as_ansible_aborts(
         book.write_text(ERRORED_SERIAL.format(out=out))
         if tool == "ansible":
             proc = subprocess.run([str(ANSIBLE), "-i", str(inv), "-f", "1", str(book)], env=env,
-                                  capture_output=True, text=True, timeout=300)
+                                  capture_output=True, text=True, timeout=ORACLE_TIMEOUT)
             assert proc.returncode == 1 and "PLAY RECAP" not in proc.stdout, proc.stdout + proc.stderr
         else:
             assert main([str(book), "-i", str(inv), "--run", "--output", "json"]) == 1

@@ -26,12 +26,12 @@ import yaml
 
 from rustle_deploy.cli import main
 
-from ..conftest import REPO
+from ..conftest import ANSIBLE_PLAYBOOK, ORACLE_TIMEOUT, REPO
 
 pytestmark = [pytest.mark.ansible, pytest.mark.usefixtures("rustle_home")]
 
 CASES = REPO / "tests" / "data" / "playbooks"
-ANSIBLE = REPO / ".venv" / "bin" / "ansible-playbook"
+ANSIBLE = ANSIBLE_PLAYBOOK  # the environment under test's (tests/conftest.py)
 _RECAP = re.compile(r"^(\S+)\s+:\s+((?:\w+=\d+\s*)+)$", re.M)
 DEFAULT_INVENTORY = "localhost ansible_connection=local ansible_python_interpreter={python} rustle_remote_dir={remote}\n"
 
@@ -71,7 +71,7 @@ def run_ansible(work: Path, inv: Path, out: Path, args: list[str], tmp_path: Pat
                ANSIBLE_FORCE_COLOR="0", ANSIBLE_CONFIG=str(tmp_path / "no-ansible.cfg"),
                PYTHONWARNINGS="ignore")
     proc = subprocess.run([str(ANSIBLE), "-i", str(inv), "site.yml", "-e", f"out={out}", *args],
-                          capture_output=True, text=True, env=env, cwd=work, timeout=300)
+                          capture_output=True, text=True, env=env, cwd=work, timeout=ORACLE_TIMEOUT)
     recaps = {m.group(1): {k: int(v) for k, v in (kv.split("=") for kv in m.group(2).split())}
               for m in _RECAP.finditer(proc.stdout)}
     return proc.returncode, recaps, proc.stdout + proc.stderr
@@ -93,7 +93,7 @@ def run_rustle(work: Path, inv: Path, out: Path, args: list[str], capsys: pytest
     return code, recaps, stdout + stderr
 
 
-@pytest.mark.skipif(not ANSIBLE.exists(), reason="ansible-core is not installed in .venv")
+@pytest.mark.skipif(not ANSIBLE.exists(), reason="ansible-core is not installed in this environment")
 @pytest.mark.parametrize("case", cases())
 def test_playbook_matches_ansible(case: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     work, inv, conf = prepare(case, tmp_path)

@@ -22,12 +22,12 @@ import yaml
 
 from rustle_deploy.cli import main
 
-from ..conftest import REPO
+from ..conftest import ANSIBLE_PLAYBOOK, ORACLE_TIMEOUT
 from .test_rollout_ssh import Fleet, assert_sequential, batches_of
 
 pytestmark = pytest.mark.usefixtures("rustle_home")
 
-ANSIBLE = REPO / ".venv" / "bin" / "ansible-playbook"
+ANSIBLE = ANSIBLE_PLAYBOOK  # the environment under test's (tests/conftest.py)
 _RECAP = re.compile(r"^(\S+)\s+:\s+((?:\w+=\d+\s*)+)$", re.M)
 
 
@@ -255,7 +255,7 @@ SCENARIOS: dict[str, tuple[list[dict[str, Any]], dict[str, str], list[int]]] = {
 
 
 @pytest.mark.ansible
-@pytest.mark.skipif(not ANSIBLE.exists(), reason="ansible-core is not installed in .venv")
+@pytest.mark.skipif(not ANSIBLE.exists(), reason="ansible-core is not installed in this environment")
 @pytest.mark.parametrize("scenario", sorted(SCENARIOS))
 def test_playbook_rollout_matches_ansible(scenario: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     plays, fail, sizes = SCENARIOS[scenario]
@@ -269,7 +269,7 @@ def test_playbook_rollout_matches_ansible(scenario: str, tmp_path: Path, capsys:
                ANSIBLE_CONFIG=str(tmp_path / "no-ansible.cfg"), ANSIBLE_RETRY_FILES_ENABLED="False",
                ANSIBLE_DEPRECATION_WARNINGS="False", ANSIBLE_FORKS="8", PYTHONWARNINGS="ignore")
     proc = subprocess.run([str(ANSIBLE), "-i", str(a_inv), str(playbook)], capture_output=True, text=True,
-                          env=env, timeout=300)
+                          env=env, timeout=ORACLE_TIMEOUT)
     a_log = proc.stdout + proc.stderr
     a_recap = {m.group(1): {k: int(v) for k, v in (kv.split("=") for kv in m.group(2).split())}
                for m in _RECAP.finditer(proc.stdout)}
