@@ -13,6 +13,8 @@ from typing import Any
 
 import pytest
 
+from rustle_deploy.compiler.runner import RunnerBinary
+
 REPO = Path(__file__).resolve().parents[1]
 SHARED = (REPO / ".." / "shared").resolve()
 FIXTURES = SHARED / "fixtures"
@@ -109,6 +111,30 @@ def sshd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
     from .integration.conftest import run_sshd
 
     yield from run_sshd(tmp_path_factory)
+
+
+@pytest.fixture(scope="session")
+def runner() -> RunnerBinary:
+    """The native runner (a RunnerBinary) for this controller, built once by cargo into the
+    test runner cache (tests/native/conftest.py RUNNER_CACHE, kept between sessions and keyed by
+    the runner's sources); declared here for every directory, like ``sshd``."""
+    from rustle_deploy.compiler.runner import ensure_runner, find_cargo
+
+    from .native.conftest import RUNNER_CACHE
+
+    if find_cargo() is None:
+        pytest.skip("Rust's cargo is not installed: the native runner cannot be built (CI installs it)")
+    return ensure_runner(RUNNER_CACHE)
+
+
+@pytest.fixture
+def native_cache(runner: RunnerBinary, rustle_home: Path) -> Path:
+    """The test's ~/.rustle/cache seeded with the session's runner (so no test rebuilds it)."""
+    from .native.conftest import RUNNER_CACHE
+
+    dest = rustle_home / ".rustle" / "cache" / "native"
+    shutil.copytree(RUNNER_CACHE / "native", dest, ignore=shutil.ignore_patterns("target"), dirs_exist_ok=True)
+    return dest.parent
 
 
 @pytest.fixture
