@@ -47,13 +47,17 @@ SPREAD_FILES = frozenset({
 })
 
 
-# The files that take longest (measured with --durations; oracle runs, cargo builds, the wheel
-# build): on workers they start first, so that none of them is left to run alone at the end.
+# The files that take longest (measured with --durations: cargo builds, the wheel build, oracle
+# runs), longest first: on workers they start first, so that none of them is left to run alone at
+# the end.
 SLOW_FILES = (
-    "tests/integration/test_phases_ssh.py",
     "tests/native/test_auto.py",
     "tests/native/test_wheel.py",
     "tests/bridge/test_lookup.py",
+    "tests/acceptance/test_runme.py",
+    "tests/bridge/test_runs.py",
+    "tests/integration/test_cli.py",
+    "tests/integration/test_phases_ssh.py",
     "tests/runtime/test_modules_files.py",
     "tests/runtime/test_modules_lines.py",
     "tests/unit/test_inventory_ansible.py",
