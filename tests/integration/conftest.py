@@ -216,8 +216,10 @@ class Sshd:
 def _wait_listening(port: int, proc: subprocess.Popen[bytes], log: Path, pidfile: Path | None = None) -> None:
     """Wait until ``proc`` (an sshd) answers on ``port``. With ``pidfile``, first until sshd has
     written its pid there, which it does once it listens: the banner then comes from this sshd,
-    not from another test worker's that holds the same port (this one then exits: EADDRINUSE)."""
-    deadline = time.monotonic() + 10
+    not from another test worker's that holds the same port (this one then exits: EADDRINUSE).
+    Up to 120 s: under a load of 20-60 a start behind a set-up script (tests/native/test_auto.py's
+    namespaced sshds, which first link all of /usr/bin) took more than the 10 s this once had."""
+    deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
         if proc.poll() is not None:
             raise RuntimeError(f"sshd exited {proc.returncode}: {log.read_text()}")
