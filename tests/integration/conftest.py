@@ -450,10 +450,13 @@ def recaps(stdout: str) -> dict[str, dict[str, int]]:
 
 def ansible_env(work: Path, **extra: str) -> dict[str, str]:
     """ansible-playbook's environment for an oracle run: its own home under ``work``, no
-    ansible.cfg, no colour, no retry files, no deprecation warnings."""
-    return dict(os.environ, ANSIBLE_NOCOLOR="1", ANSIBLE_FORCE_COLOR="0", ANSIBLE_HOME=str(work / "ansible-home"),
-                ANSIBLE_CONFIG=str(work / "no-ansible.cfg"), ANSIBLE_RETRY_FILES_ENABLED="False",
-                ANSIBLE_DEPRECATION_WARNINGS="False", PYTHONWARNINGS="ignore", **extra)
+    ansible.cfg, no colour, no retry files, no deprecation warnings; ``extra`` adds to it or
+    replaces (an ANSIBLE_CONFIG of the case's own)."""
+    env = dict(os.environ, ANSIBLE_NOCOLOR="1", ANSIBLE_FORCE_COLOR="0", ANSIBLE_HOME=str(work / "ansible-home"),
+               ANSIBLE_CONFIG=str(work / "no-ansible.cfg"), ANSIBLE_RETRY_FILES_ENABLED="False",
+               ANSIBLE_DEPRECATION_WARNINGS="False", PYTHONWARNINGS="ignore")
+    env.update(extra)
+    return env
 
 
 def playbook_file(tmp_path: Path, text: str, name: str = "site.yml") -> Path:
