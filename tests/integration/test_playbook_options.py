@@ -26,6 +26,7 @@ import yaml
 from rustle_deploy.cli import main
 
 from ..conftest import ANSIBLE_PLAYBOOK, ORACLE_TIMEOUT
+from .conftest import ansible_env
 
 pytestmark = pytest.mark.usefixtures("rustle_home")
 
@@ -104,8 +105,7 @@ def start_at_project(tmp_path: Path) -> Path:
 def test_start_at_task_runs_what_ansible_runs(start: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     work = start_at_project(tmp_path)
     inv = local_inventory(tmp_path)
-    env = dict(os.environ, ANSIBLE_NOCOLOR="1", ANSIBLE_HOME=str(tmp_path / "ansible-home"),
-               ANSIBLE_CONFIG=str(tmp_path / "none.cfg"), ANSIBLE_LOCALHOST_WARNING="False", PYTHONWARNINGS="ignore")
+    env = ansible_env(tmp_path, ANSIBLE_LOCALHOST_WARNING="False")
     proc = subprocess.run([str(ANSIBLE), "-i", str(inv), "site.yml", "--start-at-task", start], cwd=work, env=env,
                           capture_output=True, text=True, timeout=ORACLE_TIMEOUT)
     assert proc.returncode == 0, proc.stdout + proc.stderr
@@ -488,8 +488,7 @@ def test_a_notify_of_no_handler_fails_only_when_it_fires_as_in_ansible(
     no handler is no error until a changed result sends it; then the run stops there, past any
     rescue or always, with Ansible's message."""
     inv = local_inventory(tmp_path)
-    env = dict(os.environ, ANSIBLE_NOCOLOR="1", ANSIBLE_HOME=str(tmp_path / "ansible-home"),
-               ANSIBLE_CONFIG=str(tmp_path / "none.cfg"), ANSIBLE_LOCALHOST_WARNING="False", PYTHONWARNINGS="ignore")
+    env = ansible_env(tmp_path, ANSIBLE_LOCALHOST_WARNING="False")
     message = ("The requested handler 'nobody2' was not found in either the main handlers list nor in the "
                "listening handlers list")
     made = {}
@@ -581,8 +580,7 @@ def test_a_run_that_errored_starts_no_later_batch_as_ansible_aborts(
     inv = tmp_path / "inventory.ini"
     inv.write_text("".join(f"{h} ansible_connection=local ansible_python_interpreter={sys.executable} "
                            f"rustle_remote_dir={tmp_path / ('remote-' + h)}\n" for h in ("h1", "h2")))
-    env = dict(os.environ, ANSIBLE_NOCOLOR="1", ANSIBLE_HOME=str(tmp_path / "ansible-home"),
-               ANSIBLE_CONFIG=str(tmp_path / "none.cfg"), PYTHONWARNINGS="ignore")
+    env = ansible_env(tmp_path)
     made = {}
     for tool in ("ansible", "rustle"):
         out = tmp_path / tool
