@@ -8,11 +8,32 @@ import os
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from rustle_deploy.compiler.native import lower_unit
+from rustle_deploy.compiler.runner import RunnerBinary, ensure_runner
+from rustle_deploy.compiler.toolchain import STATIC, ToolchainError, choose, controller_target
 from rustle_deploy.pipeline import Session
 
 # Outside pytest's tmp dirs so that later sessions on this machine reuse the build (~1 min).
 RUNNER_CACHE = Path(os.environ.get("RUSTLE_TEST_RUNNER_CACHE", f"/tmp/rustle-test-runner-{os.getuid()}"))
+
+
+def built(target: str) -> RunnerBinary:
+    """The runner for ``target`` in the session's cache; the test is skipped when this machine
+    cannot build it (what is missing is said)."""
+    try:
+        choose(target)
+    except ToolchainError as exc:
+        pytest.skip(f"{exc.message} ({exc.hint})")
+    return ensure_runner(RUNNER_CACHE, target)
+
+
+@pytest.fixture(scope="session")
+def static_runner() -> RunnerBinary:
+    """The controller's platform's static (+static) runner, in the session's cache (so a
+    ``native_cache`` made after it holds it too)."""
+    return built(controller_target() + STATIC)
 
 
 def lower(plan: Path, inventory: Path | None = None, runner_sha: str = "0" * 64) -> dict[str, Any]:
