@@ -316,3 +316,33 @@ def test_get_url_fails_on_a_body_shorter_than_its_content_length(tmp_path):
     assert res["failed"] and res["msg"] == ("Incomplete read, (rsp.length=95, cl=100, st.st_size=5) failed to read "
                                             "remaining 95 bytes")
     assert not (tmp_path / "x").exists()
+
+
+@pytest.mark.parametrize("decompress", [True, False])
+def test_get_url_decompresses_a_gzip_response_unless_told_not_to(tmp_path, decompress):
+    """``decompress`` (true by default), as ansible-core's fetch_url: the file holds the body
+    decoded from its Content-Encoding: gzip, or the gzip bytes as sent."""
+    import gzip
+
+    body = gzip.compress(b'{"gzipped": true}\n')
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(1)
+
+    def serve_once():
+        conn, _ = listener.accept()
+        with conn:
+            conn.recv(65536)
+            conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Encoding: gzip\r\nContent-Length: %d\r\n"
+                         b"Connection: close\r\n\r\n" % len(body) + body)
+
+    thread = threading.Thread(target=serve_once, daemon=True)
+    thread.start()
+    try:
+        res = net.MODULES["get_url"](FakeCtx(), {"url": f"http://127.0.0.1:{listener.getsockname()[1]}/gzip",
+                                                 "dest": str(tmp_path / "g"), "decompress": decompress})
+    finally:
+        thread.join(timeout=60)
+        listener.close()
+    assert res["changed"], res
+    assert (tmp_path / "g").read_bytes() == (b'{"gzipped": true}\n' if decompress else body)
