@@ -346,3 +346,98 @@ def test_get_url_decompresses_a_gzip_response_unless_told_not_to(tmp_path, decom
         listener.close()
     assert res["changed"], res
     assert (tmp_path / "g").read_bytes() == (b'{"gzipped": true}\n' if decompress else body)
+
+
+@pytest.fixture
+def recording_server():
+    """An HTTP server that records each request's path and headers: /secret asks for Basic
+    credentials (user:pass), /redirect sends to /file, anything else answers 'payload'."""
+    seen = []
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):
+            seen.append((self.path, dict(self.headers)))
+            if self.path == "/redirect":
+                self.send_response(302)
+                self.send_header("Location", "/file")
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+                return
+            if self.path == "/secret" and self.headers.get("Authorization") != "Basic dXNlcjpwYXNz":
+                self.send_response(401)
+                self.send_header("WWW-Authenticate", 'Basic realm="test"')
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+                return
+            self.send_response(200)
+            self.send_header("Content-Length", "7")
+            self.end_headers()
+            self.wfile.write(b"payload")
+
+        def log_message(self, *a):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}", seen
+    server.shutdown()
+    server.server_close()
+    thread.join()
+
+
+def test_get_url_credentials_as_ansible_sends_them(recording_server, tmp_path, monkeypatch):
+    """ansible-core's _configure_auth: a user answers the server's challenge, or goes with the
+    first request under force_basic_auth; credentials in the URL count as a user; without one,
+    the host's netrc entry is sent unless use_netrc is false."""
+    base, seen = recording_server
+    get = net.MODULES["get_url"]
+
+    def fetch(name, **extra):
+        seen.clear()
+        res = get(FakeCtx(), {"url": base + "/secret", "dest": str(tmp_path / name), **extra})
+        return res, [h.get("Authorization") for _, h in seen]
+
+    res, auths = fetch("a", url_username="user", url_password="pass")
+    assert res["changed"] and auths == [None, "Basic dXNlcjpwYXNz"], (res, auths)
+    res, auths = fetch("b", url_username="user", url_password="pass", force_basic_auth=True)
+    assert res["changed"] and auths == ["Basic dXNlcjpwYXNz"]
+    res, auths = fetch("c", url=base.replace("://", "://user:pass@") + "/secret")
+    assert res["changed"] and auths == [None, "Basic dXNlcjpwYXNz"], (res, auths)
+    netrc = tmp_path / "netrc"
+    netrc.write_text("machine 127.0.0.1 login user password pass\n")
+    netrc.chmod(0o600)
+    monkeypatch.setenv("NETRC", str(netrc))
+    res, auths = fetch("d")
+    assert res["changed"] and auths == ["Basic dXNlcjpwYXNz"]
+    res, auths = fetch("e", use_netrc=False)
+    assert res["failed"] and res["status_code"] == 401 and auths == [None]
+    res, _ = fetch("f", use_gssapi=True)
+    assert res["failed"] and res["msg"].startswith("use_gssapi is not supported")
+
+
+def test_get_url_unredirected_headers_ciphers_and_tmp_dest(recording_server, tmp_path):
+    base, seen = recording_server
+    get = net.MODULES["get_url"]
+    res = get(FakeCtx(), {"url": base + "/redirect", "dest": str(tmp_path / "r"),
+                          "headers": {"X-Kept": "1", "X-Secret": "2"},
+                          "unredirected_headers": ["x-secret"]})
+    assert res["changed"] and (tmp_path / "r").read_bytes() == b"payload"
+    (first, first_headers), (second, second_headers) = seen
+    assert (first, first_headers["X-Secret"], first_headers["X-Kept"]) == ("/redirect", "2", "1")
+    assert second == "/file" and "X-Secret" not in second_headers and second_headers["X-Kept"] == "1"
+    assert first_headers["User-Agent"] == "ansible-httpget"
+    res = get(FakeCtx(), {"url": base + "/file", "dest": str(tmp_path / "c"), "ciphers": "ALL"})
+    assert res["failed"] and res["msg"] == "Ciphers must be a list. Got str."
+    res = get(FakeCtx(), {"url": base + "/file", "dest": str(tmp_path / "c"), "ciphers": ["NO-SUCH-CIPHER"]})
+    assert res["failed"] and res["msg"].startswith("Request failed: ")
+    res = get(FakeCtx(), {"url": base + "/file", "dest": str(tmp_path / "t"), "tmp_dest": str(tmp_path / "nope")})
+    assert res["failed"] and res["msg"] == f"{tmp_path / 'nope'} directory does not exist."
+    (tmp_path / "afile").write_text("")
+    res = get(FakeCtx(), {"url": base + "/file", "dest": str(tmp_path / "t"), "tmp_dest": str(tmp_path / "afile")})
+    assert res["failed"] and res["msg"] == f"{tmp_path / 'afile'} is a file but should be a directory."
+    res = get(FakeCtx(), {"url": base + "/file", "dest": str(tmp_path / "t"), "tmp_dest": str(tmp_path)})
+    assert res["changed"] and (tmp_path / "t").read_bytes() == b"payload"
+    seen.clear()
+    again = get(FakeCtx(), {"url": base + "/file", "dest": str(tmp_path / "t"), "force": True})
+    assert again["changed"] is False and seen[0][1].get("Cache-Control") == "no-cache"
