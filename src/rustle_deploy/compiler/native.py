@@ -217,16 +217,18 @@ def lower_unit(unit: BuildUnit, runner_sha: str,
     return out
 
 
+# The runner takes the first of these that exists (a name without a slash: at once, from PATH)
+HYBRID_PYTHONS = ("/usr/bin/python3", "/usr/local/bin/python3", "/usr/libexec/platform-python", "python3")
+
+
 def _interpreter(host_vars: dict[str, Any] | None) -> list[str]:
     """The Pythons a hybrid program's tasks may run in on the host, the first one present is
-    used: the inventory's ``ansible_python_interpreter`` when it names a path, else those the
-    deploy agent looks for (``transport.options.PYTHON_CANDIDATES``)."""
-    from ..transport.options import PYTHON_CANDIDATES
-
+    used: the inventory's ``ansible_python_interpreter`` when it names a path, else
+    HYBRID_PYTHONS."""
     value = (host_vars or {}).get("ansible_python_interpreter")
     if isinstance(value, str) and value.startswith("/") and "{{" not in value:
         return [value]
-    return list(PYTHON_CANDIDATES)
+    return list(HYBRID_PYTHONS)
 
 
 # What a task left to the host's Python may not do: change what the lowering decided at compile

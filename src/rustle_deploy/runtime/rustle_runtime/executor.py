@@ -269,6 +269,21 @@ _NO_PYTHON = frozenset(("debug", "set_fact", "assert", "fail", "meta", "include_
                         "pause", "wait_for_connection", "set_stats", "raw", "script"))
 
 
+def _runs_python(plan, ctx):
+    """Whether the task runs its module in the discovered interpreter: not a bridged module
+    whose shebang is not Python, not under a task's own ``ansible_python_interpreter``."""
+    bridged = ctx.task.get("bridge")
+    if bridged:
+        spec = ((plan.get("bridge") or {}).get("modules") or {}).get(bridged) or {}
+        if spec.get("style") not in ("new", "rustle"):
+            return False
+    try:
+        configured = ctx.vars.get("ansible_python_interpreter")
+    except Exception:  # a variable that cannot be rendered: not discovery's business
+        return False
+    return not configured or (isinstance(configured, str) and configured.startswith("auto"))
+
+
 def _missing_interpreter(plan, ctx, module):
     """Ansible's failed result when the task's ``ansible_python_interpreter`` (a path, or a
     name looked up on PATH, as ``/bin/sh`` runs it) does not exist on the host; None when it
@@ -412,8 +427,11 @@ class Runner:
 
     def __init__(self, payload, plan, host, emitter, check=False, diff=False, tags=None,
                  skip_tags=None, verbosity=0, run_id=None, plays=None, carry=None, host_vars=None,
-                 phase=None, inject=None, share=None, unreachable=None, state_dir=None):
+                 phase=None, inject=None, share=None, unreachable=None, state_dir=None, interpreter=None):
         self.payload = payload
+        # the Python the launcher discovered (INTERPRETER_PYTHON auto*): a fact from the start, and
+        # reported with its warning in the first result of a task that runs Python
+        self._discovered = interpreter if isinstance(interpreter, dict) and interpreter.get("path") else None
         # the connection this run's tasks were to go through failed (a delegated phase): each
         # task that would use it is unreachable with this message; ignore_unreachable goes on
         self.unreachable = unreachable
@@ -538,6 +556,10 @@ class Runner:
                 timeout = (self._play or {}).get("gather_timeout", 10)
             self._facts.update(unsafe(gather(wanted, timeout=timeout, facts=self._facts)))
             self._collected |= wanted
+            if self._discovered and "discovered_interpreter_python" not in self._facts:
+                # gathering is what runs Python first on an Ansible host (its setup module)
+                self._facts["discovered_interpreter_python"] = self._discovered["path"]
+                self.module_facts["discovered_interpreter_python"] = self._discovered["path"]
         return self._facts
 
     def _local_facts(self):
@@ -1400,6 +1422,31 @@ class Runner:
             return missing
         if module in _NO_PYTHON:
             return self._dispatch(module, ctx, args, timeout)
+        result = self._call_python(module, ctx, args, timeout)
+        if self._discovered and isinstance(result, dict) and _runs_python(self.plan, ctx):
+            self._report_discovery(result)
+        return result
+
+    def _report_discovery(self, result):
+        """What ansible-core adds to the first result of a Python module on a host whose
+        interpreter it discovered: the fact, the warning (not for ``*_silent``) and, for
+        ``auto_legacy*``, the deprecation."""
+        path, mode = self._discovered["path"], self._discovered.get("mode") or "auto"
+        self._discovered = None  # reported once
+        facts = result.get("ansible_facts")
+        result["ansible_facts"] = dict(facts if isinstance(facts, dict) else {}, discovered_interpreter_python=path)
+        if not mode.endswith("_silent"):
+            result.setdefault("warnings", []).append(
+                f"Host {self.host!r} is using the discovered Python interpreter at {path!r}, but future "
+                "installation of another Python interpreter could cause a different interpreter to be "
+                "discovered. See https://docs.ansible.com/ansible-core/2.19/reference_appendices/"
+                "interpreter_discovery.html for more information.")
+        if mode.startswith("auto_legacy"):
+            result.setdefault("deprecations", []).append(
+                {"msg": f"The {mode!r} option for 'INTERPRETER_PYTHON' now has the same effect as 'auto'.",
+                 "version": "2.21", "collection_name": "ansible.builtin"})
+
+    def _call_python(self, module, ctx, args, timeout):
         # what AnsiballZ's wrapper does before a Python module runs: the soft limit on open
         # files, and a remote debugger (ansible_python_module_rlimit_nofile,
         # _ansible_ansiballz_pydevd_config); here, around the module run by this process
