@@ -532,6 +532,7 @@ def remote_command(launch: AgentLaunch) -> str:
         line = runner_command(launch.runner)
     else:
         boot = shlex.quote(BOOTSTRAP)
+        candidates: tuple[str, ...]
         if launch.python_interpreter:  # a path or a name: as written, no discovery
             candidates, found, mode = (launch.python_interpreter,), 'command -v "$P" >/dev/null 2>&1 || continue; ', ""
         else:  # ansible-core's discovery: the first absolute path `command -v` gives
