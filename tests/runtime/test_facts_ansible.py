@@ -32,10 +32,7 @@ VOLATILE = {
     "ansible_python": lambda v: {k: x for k, x in v.items() if k != "executable"},
 }
 # what the runtime does not gather, and why
-NOT_GATHERED = {
-    # ansible-core's 700-line distribution-file search; the runtime reads os-release only
-    "ansible_distribution_file_parsed", "ansible_distribution_file_path", "ansible_distribution_file_variety",
-}
+NOT_GATHERED: set[str] = set()
 # keys of an interface's facts that come from ethtool, and of a block device's from lspci and sg_inq:
 # the runtime runs neither (this machine has none of them, so the values are equal here)
 NOT_GATHERED_IFACE = ("features", "timestamping", "hw_timestamp_filters", "phc_index")

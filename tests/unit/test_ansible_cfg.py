@@ -134,3 +134,17 @@ def test_interpreter_python_is_the_default_of_hosts_that_set_no_interpreter(tmp_
     with pytest.raises(ConnectError) as err:
         agent_launch(Host("h", {"ansible_interpreter_python_fallback": {"a": 1}}))
     assert "ansible_interpreter_python_fallback" in err.value.message and "expected a list" in err.value.message
+
+
+def test_the_runtime_discovers_over_the_launchers_fallback_list() -> None:
+    """The runtime (stdlib only, it cannot import the controller) keeps its own copy."""
+    import ast
+
+    import rustle_deploy
+    from rustle_deploy.transport.options import PYTHON_CANDIDATES
+
+    source = Path(rustle_deploy.__file__).parent / "runtime" / "rustle_runtime" / "executor.py"
+    tree = ast.parse(source.read_text())
+    values = [ast.literal_eval(n.value) for n in tree.body if isinstance(n, ast.Assign)
+              and any(isinstance(t, ast.Name) and t.id == "_PYTHON_FALLBACK" for t in n.targets)]
+    assert values == [PYTHON_CANDIDATES]

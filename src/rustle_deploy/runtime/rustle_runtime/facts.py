@@ -6,6 +6,7 @@ under ``ansible_facts``, as Ansible does.
 """
 
 import os
+import re
 import socket
 import sys
 import time
@@ -1227,7 +1228,72 @@ def _distribution_facts(facts):
     out = _distribution(facts.get("system") or os.uname().sysname)
     parts = out["distribution_version"].split(".")
     out["distribution_minor_version"] = parts[1] if len(parts) > 1 else ""
+    if (facts.get("system") or os.uname().sysname) == "Linux":
+        out.update(_distribution_file(out["distribution"]))
     return out
+
+
+# ansible-core's DistributionFiles.OSDIST_LIST: (path, name, allow empty), searched in order
+_OSDIST_LIST = (
+    ("/etc/altlinux-release", "Altlinux", False), ("/etc/oracle-release", "OracleLinux", False),
+    ("/etc/slackware-version", "Slackware", False), ("/etc/centos-release", "CentOS", False),
+    ("/etc/redhat-release", "RedHat", False), ("/etc/vmware-release", "VMwareESX", True),
+    ("/etc/openwrt_release", "OpenWrt", False), ("/etc/os-release", "Amazon", False),
+    ("/etc/system-release", "Amazon", False), ("/etc/alpine-release", "Alpine", False),
+    ("/etc/arch-release", "Archlinux", True), ("/etc/os-release", "Archlinux", False),
+    ("/etc/os-release", "SUSE", False), ("/etc/SuSE-release", "SUSE", False),
+    ("/etc/gentoo-release", "Gentoo", False), ("/etc/os-release", "Debian", False),
+    ("/etc/lsb-release", "Debian", False), ("/etc/lsb-release", "Mandriva", False),
+    ("/etc/sourcemage-release", "SMGL", False), ("/usr/lib/os-release", "ClearLinux", False),
+    ("/etc/coreos/update.conf", "Coreos", False), ("/etc/os-release", "Flatcar", False),
+    ("/etc/os-release", "NA", False),
+)
+_SEARCH_NAMES = ("OracleLinux", "RedHat", "Altlinux", "SMGL")  # any content is theirs
+_DEBIAN_WORDS = ("Debian", "Raspbian", "Ubuntu", "SteamOS", "Devuan", "Cumulus", "Mint", "UOS", "Uos", "uos",
+                 "Deepin", "deepin", "LMDE")
+
+
+def _dist_file_parsed(name, data, path, distribution):
+    """Whether ansible-core's parser for ``name`` takes the file (its ``parse_distribution_file_*``
+    result; the values it would set are the os-release ones the runtime already has)."""
+    if name in _SEARCH_NAMES or name in ("Alpine", "NA"):
+        return True
+    if name == "Archlinux":
+        return "Arch Linux" in data
+    if name in ("Slackware", "Amazon", "OpenWrt", "Mandriva"):
+        return name in data
+    if name == "SUSE":
+        return "suse" in data.lower()
+    if name == "Debian":
+        return any(w in data for w in _DEBIAN_WORDS) or (
+            path in ("/etc/lsb-release", "/etc/os-release") and ("Kali" in data or "Parrot" in data))
+    if name in ("Coreos", "Flatcar"):
+        return distribution.lower() == name.lower() and bool(data)
+    if name == "ClearLinux":
+        found = re.search('NAME="(.*)"', data)
+        return not found or "Clear Linux" in found.group(1)
+    if name == "CentOS":
+        return "CentOS Stream" in data or "TencentOS Server" in data
+    return False  # Gentoo: ansible-core has no parser for it
+
+
+def _distribution_file(distribution):
+    """``distribution_file_path``/``_variety``/``_parsed``: the first file of ansible-core's list
+    that exists (not empty, unless allowed) and that its parser takes."""
+    for path, name, allow_empty in _OSDIST_LIST:
+        if not os.path.isfile(path) or (not allow_empty and os.path.getsize(path) == 0):
+            continue
+        if allow_empty:
+            return {"distribution_file_path": path, "distribution_file_variety": name}
+        try:
+            with open(path, "rb") as f:
+                data = f.read().decode("utf-8", "replace").strip().strip("'\"\\")
+        except OSError:
+            continue
+        if _dist_file_parsed(name, data, path, distribution):
+            return {"distribution_file_path": path, "distribution_file_variety": name,
+                    "distribution_file_parsed": True}
+    return {}
 
 
 # ansible-core's collectors, in the order its setup runs them (a collector reads the facts of
@@ -1239,7 +1305,8 @@ COLLECTORS = (
                              "userspace_architecture", "machine_id")),
     ("distribution", _distribution_facts, ("distribution", "os_family", "distribution_version",
                                            "distribution_major_version", "distribution_release",
-                                           "distribution_minor_version")),
+                                           "distribution_minor_version", "distribution_file_path",
+                                           "distribution_file_variety", "distribution_file_parsed")),
     ("selinux", lambda facts: _selinux(), ("selinux", "selinux_python_present")),
     ("apparmor", _apparmor, ("apparmor",)),
     ("caps", _caps, ("system_capabilities", "system_capabilities_enforced")),
