@@ -35,6 +35,7 @@ NATIVE_FACTS = frozenset({
     "service_mgr", "env", "processor_vcpus", "processor_nproc", "processor_count", "memtotal_mb",
     "fips", "distribution", "os_family", "distribution_version", "distribution_major_version",
     "distribution_release", "user_id", "user_uid", "user_gid", "user_dir", "user_shell", "user_gecos",
+    "machine_id", "distribution_minor_version", "swaptotal_mb",
 })
 MODULES = frozenset({"file", "copy", "template", "lineinfile", "blockinfile", "replace", "command", "shell",
                      "stat", "assert", "debug", "ping", "set_fact", "tempfile"})
