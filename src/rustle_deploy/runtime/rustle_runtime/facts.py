@@ -389,9 +389,13 @@ def _holders(sysdir):
 
 def _devices():
     """devices and device_links from /sys/block and /dev/disk, as ansible-core's Linux hardware
-    (no lspci, sg_inq: ``host`` stays empty, ``serial`` comes from sysfs)."""
+    (``host``: the PCI device's line of ``lspci -D``; ``serial``: ``sg_inq``'s, without it sysfs's)."""
     import glob
     import re
+
+    lspci = _bin("lspci")
+    pcidata = _command([lspci, "-D"])[1] if lspci else None
+    sg_inq = _bin("sg_inq")
 
     try:
         blocks = os.listdir("/sys/block")
@@ -424,7 +428,12 @@ def _devices():
         d = {"virtual": virtual, "links": {k: v.get(block, []) for k, v in links.items()}}
         for key in ("vendor", "model", "sas_address", "sas_device_handle"):
             d[key] = _content(sysdir + "/device/" + key)
-        serial = _content(f"/sys/block/{block}/device/serial")
+        if sg_inq:
+            rc, text = _command([sg_inq, f"/dev/{block}"])
+            found = re.search(r"(?:Unit serial|Serial) number:\s+(\w+)", text) if rc == 0 else None
+            serial = found.group(1) if found else None
+        else:
+            serial = _content(f"/sys/block/{block}/device/serial")
         if serial:
             d["serial"] = serial
         d["removable"] = _content(sysdir + "/removable")
@@ -459,6 +468,11 @@ def _devices():
         d["sectors"] = int(_content(sysdir + "/size") or 0) * 512 // int(d["sectorsize"]) or 0
         d["size"] = _bytes_to_human(float(d["sectors"]) * float(d["sectorsize"]))
         d["host"] = ""
+        pci = re.match(r".+/([a-f0-9]{4}:[a-f0-9]{2}:[0|1][a-f0-9]\.[0-7])/", sysdir)
+        if pci and pcidata:
+            line = re.search("^" + re.escape(pci.group(1)) + r"\s(.*)$", pcidata, re.MULTILINE)
+            if line:
+                d["host"] = line.group(1)
         d["holders"] = _holders(sysdir)
         devices[os.path.basename(sysdir)] = d
     return {"devices": devices, "device_links": links}
@@ -626,6 +640,32 @@ def _sysfs_interface(device, path):
     return out
 
 
+def _ethtool(ethtool, device):
+    """An interface's ``features`` (``ethtool -k``), ``timestamping``, ``hw_timestamp_filters`` and
+    ``phc_index`` (``ethtool -T``), as ansible-core's LinuxNetwork.get_ethtool_data reads them."""
+    import re
+
+    data = {}
+    rc, text = _command([ethtool, "-k", device])
+    if rc == 0:
+        features = {}
+        for line in text.strip().splitlines():
+            if not line or line.endswith(":"):
+                continue
+            key, _, value = line.partition(": ")
+            if value:
+                features[key.strip().replace("-", "_")] = value.strip()
+        data["features"] = features
+    rc, text = _command([ethtool, "-T", device])
+    if rc == 0:
+        data["timestamping"] = [m.lower() for m in re.findall(r"SOF_TIMESTAMPING_(\w+)", text)]
+        data["hw_timestamp_filters"] = [m.lower() for m in re.findall(r"HWTSTAMP_FILTER_(\w+)", text)]
+        found = re.search(r"PTP Hardware Clock: (\d+)", text)
+        if found:
+            data["phc_index"] = int(found.group(1))
+    return data
+
+
 def _ipv4(address, prefix, broadcast=""):
     import struct
 
@@ -761,6 +801,7 @@ def _network(facts):
     for path in glob.glob("/sys/class/net/*"):
         if os.path.isdir(path):
             interfaces[os.path.basename(path)] = _sysfs_interface(os.path.basename(path), path)
+    sysfs = list(interfaces)
     defaults = {}
     for family, target in ((4, "8.8.8.8"), (6, "2404:6800:400a:800::1012")):
         iface, gateway = _route_to(family, target)
@@ -805,10 +846,13 @@ def _network(facts):
                           mtu=iface.get("mtu"), type=iface.get("type", "unknown"))
             if address != "::1":
                 all6.append(address)
+    ip = _bin("ip")
+    ethtool = _bin("ethtool") if ip else None  # Ansible asks ethtool only on its ``ip`` path
+    for device in sysfs if ethtool else ():
+        interfaces[device].update(_ethtool(ethtool, device))
     out = {}
     for name, value in interfaces.items():
         out[name.replace(":", "_")] = value
-    ip = _bin("ip")
     result = {"interfaces": list(out), "default_ipv4": v4, "default_ipv6": v6, "all_ipv4_addresses": all4,
               "all_ipv6_addresses": all6,
               "locally_reachable_ips": _locally_reachable(ip) if ip else {"ipv4": [], "ipv6": []}}
