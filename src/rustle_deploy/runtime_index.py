@@ -50,7 +50,20 @@ def canonical_module(name: str) -> str | None:
         return None  # modules of other collections are not implemented
     if short in bridged_anyway():
         return None
+    if short in _overridden and not name.startswith("ansible.builtin."):
+        return None  # the playbook's or a role's own action plugin of that name (ansible.legacy)
     return short if short in module_families() else None
+
+
+_overridden: frozenset[str] = frozenset()
+
+
+def override_builtins(names: frozenset[str]) -> None:
+    """Built-in modules that the plan's own ``action_plugins/`` replace under their short and
+    ``ansible.legacy.`` names, as ansible-core resolves them (``ansible.builtin.NAME`` stays the
+    built-in): set when a plan is checked (plan/validate.py), read by ``canonical_module``."""
+    global _overridden
+    _overridden = names
 
 
 def bridged_anyway() -> frozenset[str]:

@@ -160,7 +160,7 @@ def not_run(root: Path, name: str) -> str | None:
         return "windows: needs a Windows host"
     if any(a.startswith("cloud/") for a in al):
         return "service: needs a cloud service (" + ", ".join(a for a in al if a.startswith("cloud/")) + ")"
-    if "needs/httptester" in al:
+    if "needs/httptester" in al and name not in HTTPTESTER_TARGETS:
         return "network: needs ansible-test's HTTP test server"
     if "needs/ssh" in al:
         return "service: needs an ssh-agent set up by ansible-test"
@@ -259,11 +259,44 @@ def _argv(tool: str, work: Path) -> list[str]:
     return [str(BIN / "rustle-deploy"), *common, "--run"]
 
 
+CONSTRAINTS_ROLE = "setup_remote_constraints"
+CONSTRAINTS = Path("lib/ansible_test/_data/requirements/constraints.txt")
+# needs/httptester targets run against tests/acceptance/httptester.py's local servers
+# (each starts its own file server with `async`, on a fixed port, alive for 180 and 90 s after
+# the task: the next run waits for it to end, so that it does not fetch from the other's)
+HTTPTESTER_TARGETS = {"uri": 15260, "get_url": 27617}
+
+
+def _wait_for_port_free(port: int, seconds: float = 240.0) -> None:
+    import socket
+
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        with socket.socket() as sock:
+            if sock.connect_ex(("127.0.0.1", port)) != 0:
+                return
+        time.sleep(2)
+
+
 def run_target(root: Path, name: str, tool: str, base: Path | None = None) -> Run:
     """Run ``name`` under ``tool`` (``ansible`` or ``rustle``) in a fresh directory."""
     with tempfile.TemporaryDirectory(prefix=f"acc-{tool}-{name}-", dir=base) as tmp:
-        work = prepare(root, name, Path(tmp))
+        if CONSTRAINTS_ROLE in roles_of(root, name):
+            # its copy reads "{{ role_path }}/../../../lib/ansible_test/...", as laid out in the sdist
+            work = prepare(root, name, Path(tmp) / "target")
+            where = Path(tmp) / CONSTRAINTS
+            where.parent.mkdir(parents=True)
+            shutil.copyfile(root.parents[1] / CONSTRAINTS, where)
+        else:
+            work = prepare(root, name, Path(tmp))
         argv = _argv(tool, work)
+        if name in HTTPTESTER_TARGETS:
+            from .httptester import HttpTester
+
+            _wait_for_port_free(HTTPTESTER_TARGETS[name])
+            with HttpTester(work / "httptester") as http:
+                return execute(tool, [*argv, "-e", json.dumps(http.extra_vars)], work, work,
+                               dict(_env(work), **http.env), [work / "remote"])
         if ACCOUNT_ROLE not in roles_of(root, name):
             return execute(tool, argv, work, work, _env(work), [work / "remote"])
         user = f"rustleacc{os.getpid()}n{next(_ACCOUNTS)}"  # unique among processes and threads
@@ -402,8 +435,9 @@ def compare(a: Run, r: Run) -> Comparison:
     out = Comparison(refused=bool(r.refused))
     if r.refused:
         return out
-    ra = [x for x in a.results if _compared(x)]
-    rr = [x for x in r.results if _compared(x)]
+    # a role named by its path shows its work directory in its tasks' names: masked too
+    ra = [dict(x, task=_NOISE.sub("WORK", x["task"])) for x in a.results if _compared(x)]
+    rr = [dict(x, task=_NOISE.sub("WORK", x["task"])) for x in r.results if _compared(x)]
     keys_a = [(x["task"], x.get("host", HOST)) for x in ra]
     keys_r = [(x["task"], x.get("host", HOST)) for x in rr]
     matcher = difflib.SequenceMatcher(None, keys_a, keys_r, autojunk=False)

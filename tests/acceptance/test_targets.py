@@ -47,11 +47,13 @@ PINNED = (
     "getent",
     "ignore_errors",
     "include_import_tasks_nested",
+    "include_vars",  # include_vars dir: over a directory tasks delegated to localhost create (docs/phases.md)
     "include_with_templating",
     "known_hosts",
     "lookup-option-name",
     "lookup_config",
     "lookup_csvfile",
+    "lookup_first_found",  # with_first_found over facts: the host chooses among the files the compiler listed
     "lookup_indexed_items",
     "lookup_items",
     "lookup_lines",
@@ -64,6 +66,7 @@ PINNED = (
     "lookup_vars",
     "loops",
     "missing-interpreter",
+    "module_defaults",  # its own action_plugins/debug.py replaces debug, module_defaults reach it
     "module_utils_common.respawn",
     "module_utils_facts.system.selinux",
     "ping",

@@ -100,16 +100,36 @@ def test_an_action_plugin_without_a_module_runs_on_the_controller(tmp_path: Path
     assert policy.controller_tasks(plan) == frozenset(t.task_id for p in plan.plays for t in plan.play_tasks(p))
 
 
-def test_an_action_plugin_delegated_to_the_controller_is_refused(tmp_path: Path) -> None:
+def test_an_action_plugin_delegated_to_another_host_is_refused_to_localhost_accepted(tmp_path: Path) -> None:
     lookup._resolve.cache_clear()
     (tmp_path / "action_plugins").mkdir()
     (tmp_path / "action_plugins" / "probe_shell.py").write_text("from ansible.plugins.action import ActionBase\n")
-    path = write_plan(tmp_path, [{"name": "t", "module": "probe_shell", "args": {}, "delegate_to": "localhost"}])
+    path = write_plan(tmp_path, [{"name": "t", "module": "probe_shell", "args": {}, "delegate_to": "db1"}])
     with pytest.raises(PlanError) as err:
         load_plan(str(path))
     assert "delegate_to on task 't', whose action plugin 'probe_shell' runs on the controller, is not " \
            "supported yet" in err.value.message
     assert err.value.pointer == "/plays/0/batches/0/tasks/0/delegate_to"
+    # ansible-core delegates the call to its implicit localhost itself (bridge/action.py)
+    plan = load_plan(str(write_plan(tmp_path, [{"name": "t", "module": "probe_shell", "args": {},
+                                                "delegate_to": "localhost"}])))
+    assert policy.controller_tasks(plan) == frozenset(t.task_id for p in plan.plays for t in plan.play_tasks(p))
+
+
+def test_an_action_plugin_of_a_builtin_name_replaces_the_builtin(tmp_path: Path) -> None:
+    from rustle_deploy.runtime_index import canonical_module
+
+    lookup._resolve.cache_clear()
+    (tmp_path / "action_plugins").mkdir()
+    (tmp_path / "action_plugins" / "debug.py").write_text("from ansible.plugins.action import ActionBase\n")
+    tasks = [{"name": n, "module": n, "args": {}} for n in ("debug", "ansible.legacy.debug", "ansible.builtin.debug")]
+    plan = load_plan(str(write_plan(tmp_path, tasks)))
+    short, legacy, builtin = plan.play_tasks(plan.plays[0])
+    assert policy.controller_tasks(plan) == {short.task_id, legacy.task_id}
+    assert canonical_module("ansible.builtin.debug") == "debug" and canonical_module("debug") is None
+    (tmp_path / "action_plugins" / "debug.py").unlink()
+    load_plan(str(write_plan(tmp_path, tasks)))  # the next plan's own: none replaced
+    assert canonical_module("debug") == "debug"
 
 
 def test_an_action_plugin_without_ansible_core_is_refused_with_the_hint(

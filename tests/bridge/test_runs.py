@@ -224,6 +224,14 @@ def test_become_root_and_another_user_run_the_module_as_that_user(tmp_path: Path
     assert (res["nobody whoami"]["user"], res["nobody whoami"]["tmp_owner"]) == ("nobody", "nobody")
     assert res["nobody script"]["user"] == "nobody"
     assert res["nobody getent"]["status"] == "ok"
+    # the zip of bridge/lib/ sent to the become user is made once per content and kept
+    kept = list((bridge.tmp / "remote" / "bridge").glob("lib-*.zip"))
+    assert len(kept) == 1 and oct(kept[0].stat().st_mode & 0o777) == "0o600"
+    inode = kept[0].stat().st_ino
+    again = bridge.run(plan, "--rebuild", host_vars={"ansible_python_interpreter": python})
+    assert again["nobody whoami"]["user"] == "nobody"
+    assert list((bridge.tmp / "remote" / "bridge").glob("lib-*.zip")) == kept
+    assert kept[0].stat().st_ino == inode  # read, not made again
 
 
 def test_the_fork_server_is_started_early_only_for_tasks_that_will_use_it() -> None:

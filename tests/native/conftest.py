@@ -12,6 +12,7 @@ import pytest
 
 from rustle_deploy.compiler.native import lower_unit
 from rustle_deploy.compiler.runner import RunnerBinary, ensure_runner, find_cargo
+from rustle_deploy.compiler.toolchain import STATIC, ToolchainError, choose, controller_target
 from rustle_deploy.pipeline import Session
 
 # Outside pytest's tmp dirs so that later sessions on this machine reuse the build (~1 min).
@@ -23,6 +24,23 @@ def runner() -> RunnerBinary:
     if find_cargo() is None:
         pytest.skip("Rust's cargo is not installed: the native runner cannot be built (CI installs it)")
     return ensure_runner(RUNNER_CACHE)
+
+
+def built(target: str) -> RunnerBinary:
+    """The runner for ``target`` in the session's cache; the test is skipped when this machine
+    cannot build it (what is missing is said)."""
+    try:
+        choose(target)
+    except ToolchainError as exc:
+        pytest.skip(f"{exc.message} ({exc.hint})")
+    return ensure_runner(RUNNER_CACHE, target)
+
+
+@pytest.fixture(scope="session")
+def static_runner() -> RunnerBinary:
+    """The controller's platform's static (+static) runner, in the session's cache (so a
+    ``native_cache`` made after it holds it too)."""
+    return built(controller_target() + STATIC)
 
 
 @pytest.fixture

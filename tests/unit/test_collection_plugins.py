@@ -81,3 +81,20 @@ def test_an_unknown_collection_filter_is_refused_with_the_reason(tmp_path: Path)
     assert ("filter 'acme.tools.nope' is not supported by rustle-deploy: no installed collection has this "
             "filter") in str(err.value)
     assert "ansible-galaxy collection install NS.COLL" in str(err.value.hint)
+
+
+def test_a_collection_lookup_over_host_data_is_refused_at_its_line_an_unknown_one_named(tmp_path: Path) -> None:
+    _case(tmp_path)
+    site = ("- hosts: localhost\n  gather_facts: false\n  tasks:\n    - command: echo hi\n      register: r\n"
+            "    - debug:\n        msg: \"{{ q('acme.tools.stock', 'x', unit=r.stdout) }}\"\n")
+    with pytest.raises(PlaybookError) as err:
+        _compile(tmp_path, {"site.yml": site})
+    text = str(err.value)
+    assert text.startswith(f"{tmp_path / 'site.yml'}:7:")
+    assert "the lookup 'acme.tools.stock' (" in text and "its terms read host data ('r'" in text
+    site = ("- hosts: localhost\n  gather_facts: false\n  tasks:\n"
+            "    - debug:\n        msg: \"{{ lookup('acme.tools.nope', 1) }}\"\n")
+    with pytest.raises(PlaybookError) as err:
+        _compile(tmp_path, {"site.yml": site})
+    assert ("lookup 'acme.tools.nope' is not supported by rustle-deploy: no installed collection has this "
+            "lookup") in str(err.value)

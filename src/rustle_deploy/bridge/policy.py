@@ -17,6 +17,7 @@ ansible-core's are built into the runtime (copy, template, command, ...). For th
 
 from __future__ import annotations
 
+import os
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
@@ -102,6 +103,23 @@ def plan_dirs(plan: Plan) -> list[str]:
     return list(dict.fromkeys(dirs))
 
 
+def overridden_builtins(dirs: Sequence[str]) -> frozenset[str]:
+    """The built-in modules that an ``action_plugins/NAME.py`` of ``dirs`` (the playbook's, its
+    roles') replaces: ansible-core finds a short or ``ansible.legacy.`` name there first, so
+    ``debug:`` runs the playbook's own debug action, on the controller (``ansible.builtin.debug``
+    stays the built-in)."""
+    from ..runtime_index import module_families
+
+    names: set[str] = set()
+    for directory in dirs:
+        try:
+            entries = os.listdir(os.path.join(directory, "action_plugins"))
+        except OSError:
+            continue
+        names.update(e[:-3] for e in entries if e.endswith(".py") and e[:-3] in module_families())
+    return frozenset(names)
+
+
 def task_key(task: Task) -> str:
     """The lookup ``task`` needs: its module, with the ``collections`` keyword it carries."""
     collections = task.extras.get("collections") or ()
@@ -141,11 +159,13 @@ def bridged(plan: Plan, task: Task, resolution: Resolution) -> BridgedModule:
                         "see docs/bridge.md for what the bridge runs and what it refuses",
                         file=plan.source, pointer=pointer)
     if runs_on_controller(found):
-        from ..phases import connection_vars, delegate, local
+        from ..phases import connection_vars, delegate
 
         # ansible-core would connect to the controller, another host, or with other connection
         # variables: its own delegation
-        key = "delegate_to" if local(task) or delegate(task) is not None else (
+        # (delegate_to localhost is ansible-core's to make: bridge/action.py hands it the task's
+        # delegate_to, and it runs the action over the controller's implicit localhost)
+        key = "delegate_to" if delegate(task) is not None else (
             "connection_vars" if connection_vars(task) is not None else None)
         if key is not None:
             what = "delegate_to" if key == "delegate_to" else "remote_user/port"

@@ -94,14 +94,17 @@ def plan_plugins(plan: Plan) -> LocalPlugins:
 # a collection's filter or test as a template calls it: by its fully qualified name (the
 # `collections:` keyword does not apply to Jinja2 plugins, in ansible-core either)
 _USED_FQCN = re.compile(r"(?:\||\bis\s+(?:not\s+)?)\s*([A-Za-z_]\w*\.[A-Za-z_]\w*\.[A-Za-z_]\w*)\b")
+# a collection's lookup as a template calls it: lookup('ns.coll.name', ...), query(...), q(...)
+_USED_LOOKUP = re.compile(r"""\b(?:lookup|query|q)\(\s*['"]([A-Za-z_]\w*\.[A-Za-z_]\w*\.[A-Za-z_]\w*)['"]""")
 _NOT_COLLECTIONS = ("ansible.builtin.", "ansible.legacy.", "ansible._protomatter.")
 
 
 @functools.lru_cache(maxsize=1024)
 def collection_plugin(dirs: tuple[str, ...], kind: str, name: str) -> str | None:
-    """The file of the collection's filter or test ``name`` (``community.general.json_query``)
-    as ansible-core finds it (collections_path, ANSIBLE_COLLECTIONS_PATH, routing), or None
-    when no installed collection has it or ansible-core is not installed."""
+    """The file of the collection's lookup, filter or test ``name``
+    (``community.general.json_query``) as ansible-core finds it (collections_path,
+    ANSIBLE_COLLECTIONS_PATH, routing), or None when no installed collection has it or
+    ansible-core is not installed."""
     if name.startswith(_NOT_COLLECTIONS) or not ansible_available():
         return None
     path = call(dirs, kind, name, [], {}, {}, where=True).get("path")
@@ -109,16 +112,18 @@ def collection_plugin(dirs: tuple[str, ...], kind: str, name: str) -> str | None
 
 
 def with_collections(found: LocalPlugins, text: str) -> LocalPlugins:
-    """``found`` plus the collections' filters and tests that ``text`` (templates) calls."""
+    """``found`` plus the collections' lookups, filters and tests that ``text`` (templates)
+    calls. A lookup runs on the controller, by ansible-core, as the playbook's own do."""
     names = {n for n in _USED_FQCN.findall(text) if not n.startswith(_NOT_COLLECTIONS)}
-    if not names:
+    lookups = {n for n in _USED_LOOKUP.findall(text) if not n.startswith(_NOT_COLLECTIONS)}
+    if not names and not lookups:
         return found
     merged = {kind: dict(found.found.get(kind, {})) for kind in KINDS}
-    for name in sorted(names):
-        for kind in ("filter", "test"):
-            path = collection_plugin(found.dirs, kind, name)
-            if path is not None:
-                merged[kind].setdefault(name, path)
+    wanted = [(kind, name) for name in sorted(names) for kind in ("filter", "test")]
+    for kind, name in [*wanted, *(("lookup", n) for n in sorted(lookups))]:
+        path = collection_plugin(found.dirs, kind, name)
+        if path is not None:
+            merged[kind].setdefault(name, path)
     return LocalPlugins(found.dirs, merged)
 
 

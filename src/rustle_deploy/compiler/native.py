@@ -702,8 +702,13 @@ class _Lowering:
                 digest = self.render_template(task, scope, args, digest)
             args["src"] = {"sha256": digest, "path": args["src"]}
             self.embedded.add(digest)
-        if module in ("lineinfile", "blockinfile", "replace") and args.get("validate"):
-            raise self.fail(task, f"argument 'validate' of {module} is not supported by the native runner")
+        validate = args.get("validate")
+        if module in ("lineinfile", "blockinfile", "replace", "copy", "template") and validate and not (
+                isinstance(validate, str) and (re.fullmatch(r"(?:[^%]|%%)*%s(?:[^%]|%%)*", validate)
+                                               or ("%s" not in validate and "%" not in validate))):
+            # the runner formats it as Python's `validate % tmp` does with these only
+            raise self.fail(task, f"argument 'validate' of {module} is not supported by the native runner unless it "
+                                  "is known when compiling and its only % signs are one %s and any %%")
         if module == "lineinfile":
             for key in ("regexp", "regex", "insertafter", "insertbefore"):
                 value = args.get(key)
@@ -713,8 +718,10 @@ class _Lowering:
             after, before = args.get("insertafter"), args.get("insertbefore")
             if after is not None and after != "EOF":
                 args["_insertafter_ir"] = self.regex(task, str(after))
+                args["_insert_multiline"] = regex_multiline(str(after))
             elif after is None and before is not None and before != "BOF":
                 args["_insertbefore_ir"] = self.regex(task, str(before))
+                args["_insert_multiline"] = regex_multiline(str(before))
         if module == "replace":
             self.replace_patterns(task, args)
         return args
@@ -1010,13 +1017,31 @@ def regex_tree(pattern: str, named: str | None = None) -> Any:
         parsed = sre_parse.parse(pattern, 0)
     except re.error as exc:
         raise ValueError(f"does not compile: {exc}") from None
-    if parsed.state.flags & ~re.UNICODE:
-        raise ValueError("inline flags ((?i), (?m), ...) are not supported by the native runner")
+    flags = parsed.state.flags & ~re.UNICODE
+    if flags & ~(re.MULTILINE | re.DOTALL | re.VERBOSE) or _UNICODE_FLAG.search(pattern):
+        raise ValueError("inline flags other than (?m), (?s) and (?x) are not supported by the native runner")
     if set(parsed.state.groupdict) - {named}:
         raise ValueError("named groups are not supported by the native runner")
+    # (?x) is the parser's alone; (?m) and (?s) change what ^, $ and . match, as re compiles them
+    tree = _with_flags(_sre(parsed), multiline=bool(flags & re.MULTILINE), dotall=bool(flags & re.DOTALL))
     if named is not None:
-        return _sre(parsed), parsed.state.groupdict[named]
-    return _sre(parsed)
+        return tree, parsed.state.groupdict[named]
+    return tree
+
+
+# (?u): refused in the bytes patterns of lineinfile and blockinfile, where Python's re refuses it
+_UNICODE_FLAG = re.compile(r"\(\?[aiLmsx]*u[aiLmsux]*[):]")
+
+
+@functools.lru_cache(maxsize=256)
+def regex_multiline(pattern: str) -> bool:
+    """Whether ``pattern`` (that ``regex_tree`` read) sets ``(?m)``: blockinfile then searches
+    the whole file instead of each line (lines.blockinfile)."""
+    try:
+        from re import _parser as sre_parse  # type: ignore[attr-defined]
+    except ImportError:  # pragma: no cover - Python < 3.11
+        import sre_parse  # type: ignore[no-redef]
+    return bool(sre_parse.parse(pattern, 0).state.flags & re.MULTILINE)
 
 
 def _with_flags(tree: Any, multiline: bool = False, dotall: bool = False) -> Any:

@@ -11,7 +11,7 @@ loaders and collection finder are global state, which must reflect this command'
 Request: ``{"kind": "lookup"|"filter"|"test", "name": NAME, "args": [...], "kwargs": {...},
 "variables": {...}}`` (a lookup's ``args`` are its terms; a filter's or test's, its input then its
 positional arguments). Answer: ``{"value": ...}`` (a lookup's list of values) or ``{"error":
-MESSAGE}``, the plugin's own message. With ``"where": true`` a filter or test is not called:
+MESSAGE}``, the plugin's own message. With ``"where": true`` a plugin is not called:
 the answer is ``{"path": FILE, "module": NAME}``, where ansible-core found it (a collection's
 plugin by its fully qualified name). Nothing here is imported by the controller.
 """
@@ -51,6 +51,11 @@ def _answer(loader: Any, request: dict[str, Any]) -> dict[str, Any]:
 
             data_loader.set_vault_secrets([(label, VaultSecret(base64.b64decode(pw)))
                                            for label, pw in request["secrets"]])
+        if request.get("where"):  # a collection's lookup: the file ansible-core loads it from
+            found = loader.lookup_loader.find_plugin_with_context(name)
+            if not found.resolved:
+                return {"error": f"lookup plugin {name!r} not found"}
+            return {"path": found.plugin_resolved_path, "module": found.plugin_resolved_name}
         plugin = loader.lookup_loader.get(name, loader=data_loader, templar=Templar(loader=data_loader))
         if plugin is None:
             return {"error": f"lookup plugin {name!r} not found"}

@@ -98,6 +98,10 @@ class Embedder:
             if not (module == "unarchive" and task.args.get("remote_src")):
                 self._sources(task, module, src, out, search, scopes)
         self._lookups(task, search)
+        if _FIRST_FOUND.search(repr((task.args, task.extras, [c.value for c in task.conditions]))):
+            index = first_found_index(self.plan.base_dir, task)
+            if index is not None:
+                search["first_found"] = index
         if controller is not None:
             if module == "template" and isinstance(src, str) and src and not _TEMPLATED.search(src) \
                     and (out.get("files") or {}).get(src):
@@ -251,6 +255,33 @@ class Embedder:
                         search["sources"][name] = source_info(path)
                         self._template(task, name, path, search, depth=1)
                     break
+
+
+_FIRST_FOUND = re.compile(r"""\b(?:lookup|query|q)\(\s*(['"])(?:ansible\.builtin\.)?first_found\1""")
+_INDEX_LIMIT = 5000  # paths: more, and the host cannot decide (the lookup fails saying so)
+_INDEX_DEPTH = 4  # levels below each root (roles/r/vars/x.yml is 3 below the playbook's directory)
+
+
+def first_found_index(base_dir: str, task: Task) -> dict[str, Any] | None:
+    """What the host needs to run ``first_found`` over terms only it can render (a fact in a
+    file name): the controller's files and directories down to ``depth`` levels under the
+    task's search path and the plan's directory (``roots``), as absolute paths; the host then
+    searches as ansible-core's plugin does, and a candidate elsewhere fails saying the
+    controller could not decide it. None when there are more than _INDEX_LIMIT of them."""
+    search = (task.extras.get("vars") or {}).get("ansible_search_path")
+    roots = [str(p) for p in search] if isinstance(search, list) else []
+    roots = [r for r in dict.fromkeys(os.path.normpath(os.path.abspath(r)) for r in [*roots, base_dir])
+             if os.path.isdir(r)]
+    paths: set[str] = set()
+    for root in roots:
+        for current, dirs, files in os.walk(root):
+            paths.update(os.path.join(current, n) for n in [*dirs, *files])
+            level = 0 if current == root else len(os.path.relpath(current, root).split(os.sep))
+            if level + 1 >= _INDEX_DEPTH:
+                dirs[:] = []
+            if len(paths) > _INDEX_LIMIT:
+                return None
+    return {"base_dir": base_dir, "roots": roots, "depth": _INDEX_DEPTH, "paths": sorted(paths)}
 
 
 _RUNTIME_NAMES: dict[int, tuple[Plan, frozenset[str]]] = {}

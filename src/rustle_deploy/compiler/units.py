@@ -134,7 +134,7 @@ def plan_units(
             compiled = [_compile_task(plan, play_view, t, unit, file_cache, resolution) for t in tasks]
             if play_view.phases.cut:  # docs/phases.md: what a run's phase selector names
                 for task, out in zip(tasks, compiled, strict=True):
-                    out["phase"] = play_view.phases.of[task.task_id]
+                    _mark_phases(task, out, play_view.phases)
             doc_play: dict[str, Any] = {
                 "index": play_view.index,  # what a run's play selector names (docs/rollouts.md)
                 "name": play_view.play.name,
@@ -580,6 +580,18 @@ def fetch_targets(plan: Plan, task: Task, host_vars: dict[str, dict[str, Any]],
             target["checksum"] = None
         out[host] = target
     return out
+
+
+def _mark_phases(task: Task, out: dict[str, Any], phases: Phases) -> None:
+    """Give a compiled top-level task its phase; a block cut inside (``phases.last``) its last
+    phase too, and each of its tasks its own (docs/phases.md "Blocks cut into phases")."""
+    out["phase"] = phases.of[task.task_id]
+    if task.task_id not in phases.last:
+        return
+    out["last_phase"] = phases.last[task.task_id]
+    for key, children in (("block", task.block or ()), ("rescue", task.rescue), ("always", task.always)):
+        for child, compiled in zip(children, out.get(key) or [], strict=True):
+            _mark_phases(child, compiled, phases)
 
 
 def _compile_block(

@@ -344,7 +344,8 @@ def _ext_kinds() -> dict[str, tuple[tuple[type, ...], str]]:
                                 "file NAME, by which a host-rendered name may give it"),
         "include_result": ((dict,), "an object: what register on an include gets per run"),
         "vars_dir": ((dict,), "an object {\"files\": [[PATH, VARIABLES], ...], \"error\": "
-                              "MESSAGE or null}"),
+                              "MESSAGE or null}, or with \"run_time\": DIR and \"options\" "
+                              "one the controller reads when the task's phase starts"),
         "collections": ((list,), "an array of collection names such as \"community.general\""),
         "async": ((int, str), "a number of seconds (0: not in the background) or a Jinja2 "
                               "expression string"),

@@ -95,6 +95,10 @@ def validate(plan: Plan, files_dirs: Sequence[str] = (), *,
         except PlanError as exc:
             problems.append(exc)
 
+    from rustle_deploy.bridge.policy import overridden_builtins, plan_dirs
+    from rustle_deploy.runtime_index import override_builtins
+
+    override_builtins(overridden_builtins(plan_dirs(plan)))
     check(_total_tasks, plan)
     resolution = _bridge_resolution(plan)
     local = _local_plugins(plan)

@@ -31,6 +31,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from rustle_deploy.bridge.policy import overridden_builtins
 from rustle_deploy.errors import InventoryError, PlanError, PlaybookError, UnknownModule
 from rustle_deploy.inventory import Inventory
 from rustle_deploy.model import (
@@ -65,8 +66,14 @@ from rustle_deploy.playbook.roles import (
     RoleFinder,
     display_path,
 )
+from rustle_deploy.playbook.varsdir import read_vars_dir
 from rustle_deploy.playbook.yamlsrc import Origin, Source, read_yaml
-from rustle_deploy.runtime_index import canonical_module, module_families, runtime_plugins
+from rustle_deploy.runtime_index import (
+    canonical_module,
+    module_families,
+    override_builtins,
+    runtime_plugins,
+)
 
 __all__ = ["CompileOptions", "Compiled", "ListedPlay", "VarPrompt", "compile_playbook"]
 
@@ -336,6 +343,7 @@ class _Compiler:
         return self._sources[real]
 
     def run(self, text: str | None) -> Compiled:
+        override_builtins(frozenset())  # a plan compiled before in this process set its own
         if self.path == "-":
             src = read_yaml(os.path.join(self.basedir, "<stdin>"), shown="<stdin>", text=text or "",
                             what="playbook")
@@ -876,7 +884,9 @@ class _Compiler:
         found = with_collections(local_plugins((self.basedir, *self.plugin_role_dirs)),
                                  "\n".join(_strings_of(ds)))
         kinds = {kind: found.names(kind) for kind in ("filter", "test")}
-        if not (kinds["filter"] or kinds["test"]) or found.pattern is None:
+        # a collection's lookup runs on the controller (by ansible-core), never on the host
+        kinds["lookup"] = frozenset(n for n in found.names("lookup") if n.count(".") >= 2)
+        if not any(kinds.values()) or found.pattern is None:
             return
         host_data = set(self.runtime_names) | {"ansible_facts"}
         loop = next((ds[k] for k in ds if k == "loop" or str(k).startswith("with_")), None)
@@ -896,6 +906,13 @@ class _Compiler:
                     continue
                 kind, plugin, read = hit
                 path = found.found[kind][plugin]
+                if kind == "lookup":
+                    raise src.error(
+                        f"the lookup '{plugin}' ({display_path(path)}) runs on the controller, while "
+                        f"the playbook compiles, and its terms read host data ('{read}': a fact or a "
+                        "value a task sets while the play runs), which the controller does not have then",
+                        "compute its terms from variables the controller knows (inventory, play, role "
+                        "and extra vars)", ds, key, value=True)
                 needs = host_import(path)
                 if needs is None:
                     continue  # it runs on the host
@@ -1293,6 +1310,10 @@ class _Compiler:
         # a module no built-in implements is found and checked by the module bridge when the
         # plan is validated (bridge/policy.py), which refuses it at this task's line
         canonical = canonical_module(module)
+        if canonical is not None and not module.startswith("ansible.builtin."):
+            roles = [c.role.path for c in ctx.role.chain() if c.role.collection is None] if ctx.role else []
+            if canonical in overridden_builtins((self.basedir, *roles)):
+                canonical = None  # the playbook's or the role's own action plugin (bridge/policy.py)
         if canonical is None and _short(module) == "gather_facts" and canonical_module("setup"):
             # ansible-core's gather_facts action runs the setup module (FACTS_MODULES=smart)
             canonical = "setup"
@@ -1300,7 +1321,7 @@ class _Compiler:
         self.origins[pointer] = origin
         if action_key is not None:  # where a module the bridge cannot find is reported
             self.origins[f"{pointer}/module"] = src.origin(ds, action_key)
-        extras, conditions, tags, notify = self.task_keywords(src, ds, ctx, st, delegate)
+        extras, conditions, tags, notify = self.task_keywords(src, ds, ctx, st, delegate, module)
         if isinstance(ds.get("args"), str):  # args: "{{ mapping }}", below the module's own
             extras["args_template"] = ds["args"]
         if (canonical is None or named_per_call(extras.get("delegate_to")) or "delegate_implicit" in extras) \
@@ -1310,6 +1331,9 @@ class _Compiler:
             action_ds = {"action" if action_key == "local_action" else action_key: ds[action_key]}
             if "args" in ds:
                 action_ds["args"] = ds["args"]
+            defaults = self.module_defaults(src, ds, ctx, module, {})
+            if defaults:  # the merged ones in effect: ansible-core renders and applies them itself
+                action_ds["module_defaults"] = {module: defaults}
             extras["action_ds"] = json.loads(json.dumps(tag_unsafe(action_ds), default=str))
         if canonical is None:
             collections = self.collections(src, ds, ctx)
@@ -1321,7 +1345,7 @@ class _Compiler:
         args = self.sources(src, ds, action_key, canonical or module, args, ctx, pointer, extras)
         self.file_lookups([args, conditions, {k: v for k, v in extras.items() if k != "vars"}], ctx, extras)
         if canonical == "include_vars" and "dir" in args:
-            extras["vars_dir"] = self.include_vars_dir(src, ds, action_key, args, ctx, st)
+            extras["vars_dir"] = self.include_vars_dir(src, ds, action_key, args, ctx, st, extras)
             self.runtime_names.update(k for _, data in extras["vars_dir"]["files"] for k in data)
             if args.get("name"):
                 self.runtime_names.add(str(args["name"]))
@@ -1677,7 +1701,7 @@ class _Compiler:
         return target
 
     def task_keywords(self, src: Source, ds: dict[str, Any], ctx: Ctx, st: _PlayState,
-                      delegate: str | None) -> tuple[dict[str, Any], list[str], tuple[str, ...],
+                      delegate: str | None, module: str) -> tuple[dict[str, Any], list[str], tuple[str, ...],
                                                      tuple[str, ...]]:
         self.check_inherited(src, ds, ctx, st, delegate)
         extras: dict[str, Any] = {}
@@ -1724,7 +1748,7 @@ class _Compiler:
             task_vars.setdefault("ansible_search_path", self.search_path(ctx))
         if task_vars:
             extras["vars"] = task_vars
-        self.loop(src, ds, extras)
+        self.loop(src, ds, extras, module)
         conditions = list(ctx.when) + self.conditions(src, ds)
         tags = self.rendered_tags(src, ds, ctx.tags + self.tags(src, ds), ctx, st)
         found_notify = self.effective(src, ds, ctx, "notify")
@@ -1857,7 +1881,9 @@ class _Compiler:
             merged.update(v)
         return merged
 
-    def loop(self, src: Source, ds: dict[str, Any], extras: dict[str, Any]) -> None:
+    def loop(self, src: Source, ds: dict[str, Any], extras: dict[str, Any], action: str = "") -> None:
+        """The task's loop keyword; ``action``: its module (with_first_found searches the
+        subdirectory the action's name says, as ansible-core's task executor picks it)."""
         withs = [k for k in ds if isinstance(k, str) and k.startswith("with_")]
         if withs and "loop" in ds:
             raise src.error("a task has one loop: 'loop' and " + withs[0] + " together",
@@ -1883,7 +1909,6 @@ class _Compiler:
             extras["vars"] = dict(extras.get("vars") or {}, **{terms: value})
             options = ""
             if kind == "first_found":
-                action = next((_short(k) for k in ds if _short(str(k)) in ANSIBLE_BUILTIN_MODULES), "")
                 subdir = next((d for d in ("template", "var", "file") if d in action), "file")
                 options = f", _subdir='{subdir}s'"
             extras["loop"] = (f"{{{{ query('{kind}', *({terms} if {terms} is sequence and {terms} is not "
@@ -2131,7 +2156,8 @@ class _Compiler:
                             "hash_behaviour: merge", ds, where, value=True)
 
     def include_vars_dir(self, src: Source, ds: dict[str, Any], key: str | None,
-                         args: dict[str, Any], ctx: Ctx, st: _PlayState) -> dict[str, Any]:
+                         args: dict[str, Any], ctx: Ctx, st: _PlayState,
+                         extras: dict[str, Any]) -> dict[str, Any]:
         """``include_vars: {dir: ...}`` read as ansible-core's action reads it, on the controller:
         ``{"files": [[path, vars], ...], "error": why the task fails or None}``, in load order."""
         where = key if key is not None else _NO_KEY
@@ -2170,12 +2196,13 @@ class _Compiler:
         else:
             root = os.path.join(os.path.dirname(src.path), source)
         try:
-            depth = int(options["depth"] or 0)
-            matcher = re.compile(str(options["files_matching"])) \
-                if options["files_matching"] else None
             ignore = options["ignore_files"] or []
-            ignore = ignore.split() if isinstance(ignore, str) else [str(i) for i in ignore]
-            ignored = [re.compile(f"{pattern}$") for pattern in ignore]
+            checked: dict[str, Any] = {
+                "depth": int(options["depth"] or 0),
+                "files_matching": str(options["files_matching"]) if options["files_matching"] else None,
+                "ignore_files": ignore.split() if isinstance(ignore, str) else [str(i) for i in ignore]}
+            for pattern in [checked["files_matching"] or "", *checked["ignore_files"]]:
+                re.compile(pattern)
         except (TypeError, ValueError, re.error) as exc:
             raise src.error(f"include_vars: {exc}", "depth is a number, files_matching and "
                             "ignore_files regular expressions", ds, where, value=True) from exc
@@ -2187,40 +2214,16 @@ class _Compiler:
         if not isinstance(extensions, list):
             raise src.error('Invalid type for "extensions" option, it must be a list', None, ds,
                             where, value=True)
-        extensions = [str(e) for e in extensions]
-        lenient = _boolean(options["ignore_unknown_extensions"] or False,
-                           "ignore_unknown_extensions")
-        if not os.path.exists(root):
-            return {"files": [], "error": f"{root} directory does not exist"}
-        if not os.path.isdir(root):
-            return {"files": [], "error": f"{root} is not a directory"}
-        files: list[list[Any]] = []
-        walked = sorted(os.walk(root, followlinks=True), key=lambda w: w[0])
-        for current, _dirs, names in walked:
-            level = len(os.path.relpath(current, root).split(os.sep)) + 1 \
-                if current != root else 1
-            if depth and level > depth:
-                continue
-            loaded: list[list[Any]] = []
-            for fname in sorted(names):
-                if matcher is not None and not matcher.search(fname):
-                    continue
-                if any(p.search(fname) for p in ignored):
-                    continue
-                valid = os.path.splitext(fname)[1][1:] in extensions
-                if lenient and not valid:
-                    continue
-                path = os.path.join(current, fname)
-                if not valid:
-                    return {"files": files, "error": f"{path} does not have a valid extension: "
-                                                     + ", ".join(extensions)}
-                try:
-                    loaded.append([path, self.vars_file(path)])
-                except PlaybookError:
-                    return {"files": files,
-                            "error": f"{path} must be stored as a dictionary/hash"}
-            files.extend(loaded)
-        return {"files": files, "error": None}
+        checked["extensions"] = [str(e) for e in extensions]
+        checked["lenient"] = _boolean(options["ignore_unknown_extensions"] or False,
+                                      "ignore_unknown_extensions")
+        if not os.path.exists(root) and (has_template(args.get("dir")) or os.path.isabs(source)):
+            # an earlier task on the controller may create it (delegate_to: localhost): the
+            # controller reads it when this task's phase starts, as ansible-core reads it at
+            # the task's turn (docs/phases.md)
+            self.read_at_run_time(root, True, [root], extras)
+            return {"files": [], "error": None, "run_time": root, "options": checked}
+        return read_vars_dir(root, checked, self.vars_file)
 
     def vars_roots(self, ctx: Ctx) -> list[str]:
         roots = []
@@ -2803,4 +2806,15 @@ def _host_data_call(text: str, kinds: dict[str, frozenset[str]],
             read = sorted(n for n in names if n in host_data or _reads_facts({n}))
             if read:
                 return kind, node.name, read[0]
+    for call in tree.find_all(nodes.Call):
+        if not (isinstance(call.node, nodes.Name) and call.node.name in ("lookup", "query", "q")
+                and call.args and isinstance(call.args[0], nodes.Const)
+                and call.args[0].value in kinds.get("lookup", ())):
+            continue
+        names = {n.name for arg in [*call.args[1:], *(k.value for k in call.kwargs)]
+                 for n in arg.find_all(nodes.Name)}
+        names |= {n.name for n in (call.dyn_args, call.dyn_kwargs) if isinstance(n, nodes.Name)}
+        read = sorted(n for n in names if n in host_data or _reads_facts({n}))
+        if read:
+            return "lookup", str(call.args[0].value), read[0]
     return None

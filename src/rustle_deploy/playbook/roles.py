@@ -66,6 +66,13 @@ def display_path(path: str) -> str:
     return path if rel.startswith("..") else rel
 
 
+def _path_role_name(name: str, path: str) -> str:
+    """A role's name as ansible-core 2.19 gives it: a name found under a search path (the
+    playbook's directory; an absolute path always is) stays as written, path and all (its
+    tasks show as ``/srv/roles/web : task``); one with ``~`` is its directory's name."""
+    return os.path.basename(path) if name.startswith("~") else name
+
+
 @dataclass
 class RoleDir:
     """One role directory, read once per compilation."""
@@ -194,9 +201,9 @@ class RoleFinder:
                                         or os.path.isdir(os.path.join(path, "handlers"))
                                         or os.path.isdir(os.path.join(path, "defaults"))
                                         or os.path.isdir(os.path.join(path, "vars"))):
-                return self._load(os.path.basename(path) if "/" in name else name, path)
+                return self._load(_path_role_name(name, path), path)
             if os.path.isdir(path) and "/" in name:
-                return self._load(os.path.basename(path), path)
+                return self._load(_path_role_name(name, path), path)
         known = self._known(self.search_dirs(role_basedir, playbook_dir))
         close = suggest(name, known)
         hint = f"did you mean '{close}'? " if close else ""

@@ -391,10 +391,94 @@ def lookup_key(name, terms, options):
     return json.dumps([name, list(terms), options], sort_keys=True, default=str)
 
 
+PASSWORD_PARAMS = frozenset(("length", "encrypt", "chars", "ident", "seed"))
+DEFAULT_PASSWORD_CHARS = ["ascii_letters", "digits", ".,:-_"]
+
+
+def password_params(term, kwargs):
+    """The password lookup's term: a path, then ``key=value`` parameters (over ``kwargs``)."""
+    import shlex
+
+    params = {"length": 20, "chars": DEFAULT_PASSWORD_CHARS, "seed": None, "encrypt": None, "ident": None}
+    unknown = set(kwargs) - PASSWORD_PARAMS
+    if unknown:
+        raise LookupError_(f"Unrecognized parameter(s) given to password lookup: {', '.join(sorted(unknown))}")
+    params.update(kwargs)
+    relpath, _, rest = term.partition(" ")
+    given = {}
+    words = shlex.split(rest) if rest.strip() else []
+    for i, word in enumerate(words):
+        key, eq, value = word.partition("=")
+        if not eq:
+            if given:
+                raise LookupError_("Unrecognized value after key=value parameters given to password lookup")
+            relpath = " ".join([relpath, *words[: i + 1]])
+            continue
+        given[key] = value
+    unknown = set(given) - PASSWORD_PARAMS
+    if unknown:
+        raise LookupError_(f"Unrecognized parameter(s) given to password lookup: {', '.join(sorted(unknown))}")
+    params.update(given)
+    return relpath, params
+
+
+def random_password(params):
+    """Ansible's ``random_password``: ``length`` characters of ``chars`` (``seed``: repeatable)."""
+    import random
+    import string
+
+    chars = params["chars"]
+    if isinstance(chars, str):  # Ansible's _gen_candidate_chars over a comma list
+        specs = ([","] if ",," in chars else []) + [c for c in chars.replace(",,", ",").split(",") if c]
+    else:
+        specs = [str(c) for c in chars]
+    named = [getattr(string, spec, spec) for spec in specs]
+    text = "".join(v if isinstance(v, str) else spec for v, spec in zip(named, specs))
+    text = text.replace('"', "").replace("'", "")
+    if not text:
+        raise LookupError_("lookup('password'): chars gives no characters to choose from")
+    seed = params.get("seed")
+    rng = random.SystemRandom() if seed is None else random.Random(seed)
+    return "".join(rng.choice(text) for _ in range(int(params["length"])))
+
+
+def _to_nowhere(name, terms):
+    """Whether a call is ``lookup('password', '/dev/null ...')``: it reads and writes nothing of
+    the controller, and Ansible makes a new password at each call, so the host makes it."""
+    return name == "password" and bool(terms) and all(
+        isinstance(t, str) and t.partition(" ")[0] == "/dev/null" for t in terms)
+
+
+def _password_nowhere(terms, ctx, **options):
+    import random
+
+    from . import passhash
+
+    out = []
+    for term in terms:
+        _, params = password_params(term, options)
+        password = random_password(params)
+        encrypt = params.get("encrypt")
+        if encrypt:
+            salt = "".join(random.SystemRandom().choice(passhash.SALT_CHARS)
+                           for _ in range(passhash.salt_size(encrypt)))
+            try:
+                password = passhash.password_hash(password, encrypt, salt=salt,
+                                                  ident=params.get("ident") or passhash.implicit_ident(encrypt))
+            except passhash.HashError as exc:
+                raise LookupError_(str(exc)) from None
+        out.append(password)
+    return out
+
+
 def _controller_values(name, terms, ctx, options):
+    if _to_nowhere(name, terms):
+        return _password_nowhere(terms, ctx, **options)
     if controller is not None:
         return controller(name, terms, options, ctx.scope)
     found = ctx.embedded("lookups").get(lookup_key(name, terms, options))
+    if found is None and name == "first_found" and ctx.embedded("first_found"):
+        return _first_found_here(terms, ctx, **options)
     if found is None:
         kind, _, plugin = name.partition(":")
         if name == "fileglob_filter":
@@ -413,6 +497,78 @@ def _controller_values(name, terms, ctx, options):
     if "run_time_files" in found:  # lookup('file') of files the play created: sent with the phase
         return [_run_time_text(path) for path in found["run_time_files"]]
     return list(found["values"])
+
+
+def _first_found_here(terms, ctx, files=None, paths=None, skip=False, _subdir=None):
+    """``first_found`` over terms only the host could render (a fact in a file name): ansible-core
+    2.19's search (``_process_terms``, then ``path_dwim_relative_stack`` over the task's
+    ``ansible_search_path``), checked against the controller's files the compiler listed
+    (``first_found`` index: roots, depth, paths). A candidate the listing does not cover is
+    the controller's to decide, and it could not: the lookup fails saying so."""
+    index = ctx.embedded("first_found")
+    existing = set(index.get("paths") or ())
+    roots = [r.rstrip("/") for r in index.get("roots") or ()]
+    depth = int(index.get("depth") or 0)
+    base = index.get("base_dir") or "."
+
+    def covered(path):
+        for root in roots:
+            if path.startswith(root + "/"):
+                return len(path[len(root) + 1:].split("/")) <= depth
+        return False
+
+    search = ctx.scope.get("ansible_search_path") if ctx.scope is not None else None
+    search = [str(p) for p in search] if isinstance(search, list) and search else [base]
+    options = {"files": files or [], "paths": paths or [], "skip": skip}
+    for needle in _first_found_terms(list(terms) or list(options["files"]), options):
+        if needle.startswith(("~", "/")):
+            candidates = [os.path.normpath(needle)]
+        else:
+            dirname = str(_subdir)  # ansible-core joins None as "None" for a lookup() call
+            candidates = []
+            for path in [*search, base]:
+                path = os.path.normpath(path)
+                if needle.split("/")[0] != dirname:
+                    candidates.append(os.path.join(path, dirname, needle))
+                candidates.append(os.path.join(path, needle))
+        for path in dict.fromkeys(os.path.normpath(c) for c in candidates):
+            if path in existing:
+                return [path]
+            if not covered(path):
+                raise LookupError_(
+                    f"lookup('first_found') runs on the controller, and the controller could not list "
+                    f"{path!r} for the host to choose from when it compiled the task (the file names "
+                    "depend on host data: a fact, a registered result); hint: keep the candidate files "
+                    "in the role or beside the playbook")
+    if options["skip"] is True or str(options["skip"]).lower() in ("yes", "true", "1", "on", "y"):
+        return []
+    raise LookupError_("No file was found when using first_found.")
+
+
+def _first_found_terms(terms, options):
+    """ansible-core's first_found ``_process_terms``: the candidate names in search order."""
+
+    def split(value, seps):
+        if isinstance(value, str):
+            return re.split("[" + re.escape(seps) + "]", value)
+        return [part for item in value for part in split(item, seps)]
+
+    total = []
+    for term in terms:
+        if isinstance(term, dict):
+            options.update({k: term[k] for k in ("files", "paths", "skip") if k in term})
+            names = options["files"]
+        elif isinstance(term, str):
+            names = [term]
+        elif isinstance(term, (list, tuple)):
+            total.extend(_first_found_terms(list(term), options))
+            continue
+        else:
+            raise LookupError_("Invalid term supplied. A string, dict or list is required, not "
+                               f"{type(term).__name__!r}).")
+        names, where = split(names, ",;"), split(options["paths"], ",:;")
+        total.extend([os.path.join(p, n) for p in where for n in names] if where else names)
+    return total
 
 
 run_time_files = {}  # the controller files this phase reads (the run's inject.files), by path

@@ -1054,10 +1054,12 @@ class Templar:
                 raise TemplateError(UNTRUSTED_CONDITION)
             if not is_template(text):
                 return self.evaluate(text, scope)
+            whole = text.startswith(("{{", "{%")) and text.endswith(("}}", "%}"))
+            if not whole:  # an expression: only its string constants may hold templates
+                return self._evaluate_const_templates(text, scope)
             value = self.template(text, scope)
             if not isinstance(value, str):
                 return value
-            whole = text.startswith(("{{", "{%")) and text.endswith(("}}", "%}"))
             if isinstance(value, UnsafeText) or (whole and not _VARIABLE_ONLY.match(text)):
                 # ansible-core trusts a string as an expression only when it came from the
                 # playbook or inventory as it is: `"{{ some_var }}"`, not one Jinja2 made
@@ -1068,6 +1070,34 @@ class Templar:
             return self.evaluate(value.strip(), scope)
         except UndefinedVariable as exc:  # ansible-core 2.19's words; other errors as they are
             raise UndefinedVariable(f"Error while evaluating conditional: {exc}") from exc
+
+    def _evaluate_const_templates(self, text, scope):
+        """ansible-core 2.19's conditional whose Jinja string constants hold templates
+        (``'"{{ homedir }}/x.txt" in found'``): each such constant is rendered, its result a value
+        (host data stays data, never an expression), and the expression evaluated over them
+        (2.19's deprecation warning is not repeated). Delimiters outside a constant are a syntax error, in its words."""
+        consts = {}
+
+        def name_of(match):
+            literal = match.group(0)
+            if not is_template(literal):
+                return literal
+            value = self.evaluate(literal, scope)  # the constant, as Jinja2 unescapes it
+            if not is_template(value):
+                return literal
+            name = f"__rustle_const_{len(consts)}"
+            consts[name] = self.template(value, scope)
+            return name
+
+        expression = _STRING.sub(name_of, text)
+        if "{{" in expression or "{%" in expression:
+            message = "Template delimiters are not supported in expressions"
+            try:
+                self.evaluate(expression, scope)
+            except TemplateError as exc:
+                message = f"{message}: {str(exc).split(': ', 1)[-1]}"
+            raise TemplateError(f"Syntax error in expression. {message}")
+        return self.evaluate(expression, scope.child(consts) if hasattr(scope, "child") else {**scope, **consts})
 
     def _empty_conditional(self):
         if self.allow_broken_conditionals:

@@ -162,7 +162,11 @@ _NO_MSG = "Task failed: Action failed: Unknown error."
 
 def include_vars(ctx, args):
     listing = ctx.task.get("vars_dir")
-    if listing is not None:  # dir: what the compiler read, in ansible-core's order
+    if listing is not None and listing.get("run_time"):
+        # a directory the play created: the controller read it when this phase started
+        listing = (ctx._runner.inject.get("vars_dirs") or {}).get(listing["run_time"]) or {
+            "error": f"{listing['run_time']} directory does not exist"}
+    if listing is not None:  # dir: what the compiler (or the controller) read, in ansible-core's order
         if listing.get("error"):
             return {"failed": True, "changed": False, "message": listing["error"], "msg": _NO_MSG,
                     "ansible_included_var_files": []}
