@@ -379,9 +379,30 @@ def get_url(ctx, args):
             response, "headers") else ""
         found = re.search(r'filename="?([^";]+)"?', disposition or "")
         dest = os.path.join(dest, os.path.basename(found.group(1)) if found else name)
-    data = response.read()
+    import http.client
+
+    try:
+        data = response.read()
+    except http.client.IncompleteRead as exc:
+        data = exc.partial
     status = getattr(response, "status", None) or 200
     response.close()
+    headers = getattr(response, "headers", None)
+    length = headers.get("Content-Length") if headers is not None else None
+    gzipped = headers is not None and headers.get("Content-Encoding") == "gzip"
+    decompress = c.boolean(args.get("decompress", True), "decompress")
+    if not ctx.check_mode and length and length.isdigit() and int(length) != len(data) and not (gzipped and decompress):
+        diff = int(length) - len(data)  # ansible-core's words (it checks the file it wrote)
+        c.fail(f"Incomplete read, (rsp.length={diff}, cl={int(length)}, st.st_size={len(data)}) failed to read "
+               f"remaining {diff} bytes")
+    if gzipped and decompress:  # ansible-core's fetch_url(decompress=True) (the default)
+        import gzip
+        import zlib
+
+        try:
+            data = gzip.decompress(data)
+        except (OSError, EOFError, zlib.error) as exc:
+            c.fail(f"Request failed: {exc}", status_code=-1, url=url)
     result.update({"dest": dest, "status_code": status, "elapsed": int(time.monotonic() - start),
                    "checksum_src": c.checksum_bytes(data), "size": len(data),
                    "msg": f"OK ({len(data)} bytes)"})
