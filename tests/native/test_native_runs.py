@@ -463,8 +463,8 @@ def test_a_controller_file_in_a_condition_is_never_evaluated(tmp_path: Path, cap
         code, doc, err = cli(capsys, str(plan), "-i", str(inv), "--run", "--output", "json", "--format", fmt)
         assert code == expected, err
         assert not mark.exists(), f"{fmt}: a file's contents ran as an expression"
-        if fmt == "native":
-            assert "Conditional is marked as unsafe" in err
+        if fmt == "native":  # ansible-core 2.19 deprecates a conditional in {{ }}: left to pyz
+            assert "a conditional in {{ }}" in err
         else:
             assert "Conditional is marked as unsafe" in json.dumps(journal(tmp_path / fmt / "remote"))
 
