@@ -357,9 +357,18 @@ VALIDATE = """
         regexp: '(?s)Listen.*PAM'
         replace: 'X'
       register: f5
+    - name: chained comparisons, + and ~ over what the host made
+      assert:
+        that:
+          - 0 < v4.exit_status < 2 <= v2.exit_status
+          - not (0 < v4.exit_status < 1 < v4.nothing)
+          - v2.exit_status + 1 == 4 == v7.exit_status
+          - v1.msg + '!' == 'line replaced!'
+          - "v1.msg ~ '/' ~ v1.changed ~ '/' ~ v4.exit_status == 'line replaced/True/1'"
+          - v2.msg.split()[-1] + ' ' ~ v2.exit_status == 'error:no 3'
     - name: what was registered
       copy:
-        content: "{{ v1 }}\\n{{ v2 }}\\n{{ v3 }}\\n{{ v4 }}\\n{{ v5 }}\\n{{ v6 }}\\n{{ v7 }}\\n{{ v8 }}\\n{{ v9 }}\\n{{ f1 }}\\n{{ f2 }}\\n{{ f3 }}\\n{{ f4 }}\\n{{ f5 }}\\n"
+        content: "{{ v1 }}\\n{{ v2 }}\\n{{ v3 }}\\n{{ v4 }}\\n{{ v5 }}\\n{{ v6 }}\\n{{ v7 }}\\n{{ v8 }}\\n{{ v9 }}\\n{{ f1 }}\\n{{ f2 }}\\n{{ f3 }}\\n{{ f4 }}\\n{{ f5 }}\\n{{ v2.exit_status + 1 }} {{ v1.msg ~ v4.exit_status }}\\n"
         dest: "{{ root }}/results.txt"
 """.replace("SEED", SEED)
 
@@ -393,3 +402,4 @@ def test_validate_and_inline_regex_flags_match_pyz(
     assert tree["n.conf"][2].startswith("# config\nPort 22\nListen 0.0.0.0\n\n# BEGIN before\nbefore UsePAM\n")
     assert tree["n.conf"][2].endswith("end\n# BEGIN ANSIBLE MANAGED BLOCK\nat the end\n# END ANSIBLE MANAGED BLOCK\n")
     assert tree["x.conf"][2] == "# config\nPort 2200\nX yes\nend"
+    assert results[14] == "4 line replaced1"

@@ -149,10 +149,25 @@ def test_simple_expressions_need_no_jinja(expression):
     assert expr._Parser(expression).parse()[0] != "unsupported"
 
 
-@pytest.mark.parametrize("expression", ["x ~ y", "a + 1", "x if y else z", "l | map('int') | list",
-                                        "lookup('env', 'HOME')", "x[1:]"])
+@pytest.mark.parametrize("expression", ["a - 1", "n * 2", "x if y else z", "l | map('int') | list",
+                                        "lookup('env', 'HOME')", "x[1:]", "s + n", "1 in l == True"])
 def test_other_expressions_fall_back_to_jinja(expression):
     assert expr.evaluate(expression, scope()) is expr.UNSUPPORTED
+
+
+@pytest.mark.parametrize("expression", [
+    "1 < n < 4", "1 < n < 3", "0 <= n <= 3 == n", "n == 3 != 4", "3 < n < missing", "s ~ n ~ none ~ d",
+    "s ~ '!' == 'Hello!'", "n + 1 == 4", "s + ' world' ~ n", "l + [1] == [3, 1, 3, 1]", "n + 0.5",
+    "True + 1 < n < 3 + 1", "s ~ n | string",
+])
+def test_chains_plus_and_tilde_are_jinja2s(expression):
+    """Chained comparisons, ``+`` and ``~`` in the fast path give what Jinja2 gives."""
+    import jinja2
+
+    env = jinja2.Environment()
+    values = {"s": "Hello", "n": 3, "l": [3, 1, 3], "d": {"k": "v"}, "none": None}
+    assert expr._Parser(expression).parse()[0] != "unsupported"
+    assert expr.evaluate(expression, scope()) == env.compile_expression(expression)(**values)
 
 
 @pytest.mark.parametrize("template, expected", [

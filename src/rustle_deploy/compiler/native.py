@@ -978,7 +978,11 @@ class _Lowering:
                     {k: self.tree(task, scope, n) for k, n in node[4].items()}]
         if op == "cmp":
             return ["cmp", node[1], self.tree(task, scope, node[2]), self.tree(task, scope, node[3])]
-        return [op] + [self.tree(task, scope, n) for n in node[1:]]  # item, or, and, not, in
+        if op == "chain":  # a < b < c (expr.rs: each operand once, while the chain holds)
+            return ["chain", self.tree(task, scope, node[1]), [[cmp, self.tree(task, scope, n)] for cmp, n in node[2]]]
+        if op == "concat":  # a ~ b ~ c: str() of each, joined
+            return ["concat", [self.tree(task, scope, n) for n in node[1]]]
+        return [op] + [self.tree(task, scope, n) for n in node[1:]]  # item, or, and, not, in, add
 
     def regex_test(self, task: dict[str, Any], scope: Any, node: Any) -> Any:
         """``value is search(pattern, ...)``, ``match`` or ``regex`` (filters._regex_test) as

@@ -166,6 +166,35 @@ fn eval(node: &Value, scope: &Scope) -> Eval<Val> {
             let b = eval_use(arg(3)?, scope)?;
             Ok(Val::Def(Value::Bool(compare(cmp, &a, &b)?)))
         }
+        "chain" => {
+            // ["chain", first, [[op, operand], ...]]: Python's `a < b < c`, as Jinja2 compiles
+            // it: each operand evaluated once, and only while the chain holds
+            let mut left = eval_use(arg(1)?, scope)?;
+            for link in arg(2)?.as_list().ok_or_else(|| malformed(node))? {
+                let (cmp, right) = match link.as_list().map(Vec::as_slice) {
+                    Some([Value::Str(cmp), right]) => (cmp, right),
+                    _ => return Err(malformed(node)),
+                };
+                let right = eval_use(right, scope)?;
+                if !compare(cmp, &left, &right)? {
+                    return Ok(Val::Def(Value::Bool(false)));
+                }
+                left = right;
+            }
+            Ok(Val::Def(Value::Bool(true)))
+        }
+        "add" => {
+            let (a, b) = (eval_use(arg(1)?, scope)?, eval_use(arg(2)?, scope)?);
+            add(&a, &b).map(Val::Def)
+        }
+        "concat" => {
+            // Jinja2's `~` (str_join): str() of each operand
+            let mut text = String::new();
+            for n in arg(1)?.as_list().ok_or_else(|| malformed(node))? {
+                text.push_str(&crate::modules::files::py_str(&eval_use(n, scope)?));
+            }
+            Ok(Val::Def(Value::Str(text)))
+        }
         "in" => {
             let item = eval_use(arg(1)?, scope)?;
             let seq = eval_use(arg(2)?, scope)?;
@@ -561,6 +590,21 @@ fn compare(op: &str, a: &Value, b: &Value) -> Eval<bool> {
         },
     };
     Ok(holds(op, ordering))
+}
+
+/// Python's `a + b` over JSON values: numbers (a bool counts as an int), text, lists.
+fn add(a: &Value, b: &Value) -> Eval<Value> {
+    match (a, b) {
+        (Value::Str(x), Value::Str(y)) => return Ok(Value::Str(format!("{}{}", x, y))),
+        (Value::List(x), Value::List(y)) => return Ok(Value::List(x.iter().chain(y).cloned().collect())),
+        _ => {}
+    }
+    match (as_num(a), as_num(b)) {
+        (Some(Num::I(x)), Some(Num::I(y))) => x.checked_add(y).map(Value::Int).ok_or_else(|| "integer overflow in +".to_string()),
+        (Some(Num::F(x)), Some(Num::F(y))) => Ok(Value::Float(x + y)),
+        (Some(Num::I(x)), Some(Num::F(y))) | (Some(Num::F(y)), Some(Num::I(x))) => Ok(Value::Float(x as f64 + y)),
+        _ => Err(format!("unsupported operand type(s) for +: '{}' and '{}'", type_name(a), type_name(b))),
+    }
 }
 
 fn holds(op: &str, ordering: Option<Ordering>) -> bool {
@@ -1334,6 +1378,21 @@ mod tests {
             run(r#"["test", "truthy", ["lit", "no"], [], {"convert_bool": ["lit", true]}]"#),
             Ok(Value::Bool(false))
         );
+    }
+
+    #[test]
+    fn chains_add_and_concat_as_python() {
+        let chain = |a: &str, b: &str, c: &str| run(&format!(r#"["chain", {}, [["<", {}], ["<=", {}]]]"#, a, b, c));
+        assert_eq!(chain(r#"["lit", 1]"#, r#"["lit", 2]"#, r#"["lit", 2.0]"#), Ok(Value::Bool(true)));
+        assert_eq!(chain(r#"["lit", 1]"#, r#"["lit", 3]"#, r#"["lit", 2]"#), Ok(Value::Bool(false)));
+        // the chain stops at the first false link: the undefined operand after it is not used
+        assert_eq!(chain(r#"["lit", 3]"#, r#"["lit", 2]"#, r#"["name", "nope"]"#), Ok(Value::Bool(false)));
+        assert_eq!(chain(r#"["lit", 1]"#, r#"["lit", 2]"#, r#"["name", "nope"]"#), Err("'nope' is undefined".to_string()));
+        assert_eq!(run(r#"["add", ["lit", true], ["lit", 1.5]]"#), Ok(Value::Float(2.5)));
+        assert_eq!(run(r#"["add", ["lit", "a"], ["lit", "b"]]"#), Ok(Value::from("ab")));
+        assert_eq!(run(r#"["add", ["lit", [1]], ["lit", [2]]]"#), Ok(Value::List(vec![Value::Int(1), Value::Int(2)])));
+        assert_eq!(run(r#"["add", ["lit", 1], ["lit", "b"]]"#), Err("unsupported operand type(s) for +: 'int' and 'str'".to_string()));
+        assert_eq!(run(r#"["concat", [["lit", "x"], ["lit", 1], ["lit", null], ["lit", {"a": true}]]]"#), Ok(Value::from("x1None{'a': True}")));
     }
 
     #[test]

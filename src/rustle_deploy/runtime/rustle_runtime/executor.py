@@ -1362,6 +1362,8 @@ class Runner:
             if not isinstance(value, (list, tuple)):
                 value = [value]
             value = _flatten(value, 1 if flatten == "items" else None)
+        if isinstance(value, (type({}.keys()), type({}.values()), type({}.items()))):
+            value = list(value)  # ansible-core finalizes a template's dict view as a list (d.keys())
         if isinstance(value, dict) or not isinstance(value, (list, tuple)):
             raise TemplateError(f"Invalid data passed to 'loop', it requires a list, got this instead: {value}. "
                                 "Hint: If you passed a list/dict of just one element, try adding "
