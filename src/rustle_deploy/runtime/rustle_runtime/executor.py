@@ -20,6 +20,7 @@ Registered results, facts and set_fact values are host data: they are stored thr
 
 """
 
+import re
 import sys
 import time
 
@@ -225,11 +226,22 @@ def _status(result):
     return "ok"
 
 
+_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+
 def _assert_that(templar, that, scope):
     """assert's ``that`` as ansible-core's assert action finalizes it: a string wholly in
     ``{{ }}`` that renders to a list is that list of conditionals; anything else stays as
     written, for the conditional evaluation to read."""
     if isinstance(that, str) and that.strip().startswith(("{{", "{%")) and that.strip().endswith(("}}", "%}")):
+        name = that.strip()[2:-2].strip()
+        if _NAME.match(name):  # a list variable's conditionals as written: each is evaluated (and
+            try:  # deprecated when in {{ }}) as a conditional, as ansible-core's lazy list gives them
+                raw = scope.raw(name)
+            except KeyError:
+                raw = None
+            if isinstance(raw, list) and all(isinstance(c, str) for c in raw):
+                return raw
         try:
             value = templar.template(that, scope)
         except TemplateError:
