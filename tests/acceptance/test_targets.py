@@ -76,6 +76,7 @@ PINNED = (
     "result_pickle_error",
     "service_facts",
     "task-timeout",
+    "template",  # lookup('template') natively (a macro's dict); adds and removes a user (root)
     "tempfile",
     "test_files",
     "test_uri",
@@ -95,8 +96,8 @@ IDENTICAL = (
     "stat",
 )
 
-# become: true (to root) inside; as another user that needs sudo with a password
-NEEDS_ROOT = frozenset({"include_import_tasks_nested"})
+# become: true (to root) inside, or accounts added: as another user that needs sudo with a password
+NEEDS_ROOT = frozenset({"include_import_tasks_nested", "template"})
 
 
 def test_pinned_targets_are_runnable_role_targets(root: Path) -> None:
