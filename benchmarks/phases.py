@@ -36,6 +36,11 @@ play targets ``added``: it is compiled once the first play has run (docs/phases.
 ``--variant fatal`` sets ``any_errors_fatal: true`` on the workload's play: every task that may
 fail ends a phase (Ansible's hosts stop together after it), so the play is as many phases as
 it has such tasks, each one exchange per host.
+
+``--variant play_hosts`` adds to the final assert a read of the play's hosts: in the plain
+variant ``ansible_play_hosts_all | length == N`` (every host of the play: one phase), in the
+play_hosts variant ``ansible_play_hosts | length == N`` (the hosts still in the play: read after
+tasks that may fail, so the play is cut before the assert, two exchanges per host).
 """
 
 from __future__ import annotations
@@ -104,6 +109,15 @@ def with_per_item(doc: dict[str, Any]) -> dict[str, Any]:
     return doc
 
 
+def with_play_hosts(doc: dict[str, Any], live: bool) -> dict[str, Any]:
+    """``doc`` whose final assert counts the play's hosts: those still in it (``live``), or all."""
+    tasks = doc["plays"][0]["batches"][0]["tasks"]
+    name = "ansible_play_hosts" if live else "ansible_play_hosts_all"
+    count = len(doc["plays"][0]["hosts"])
+    tasks[-1]["args"] = dict(tasks[-1]["args"], that=[*tasks[-1]["args"]["that"], f"{name} | length == {count}"])
+    return doc
+
+
 def split_plays(doc: dict[str, Any], read_other: bool) -> dict[str, Any]:
     """``doc`` with its final assert moved into a second play, reading (``read_other``) what
     the first host registered in the first play."""
@@ -166,6 +180,8 @@ def rustle_with(variant: str) -> Callable[[harness.Ctx], harness.Run]:
             doc = split_plays(doc, variant == "cross_play")
         elif variant == "fatal":
             doc["plays"][0]["any_errors_fatal"] = True
+        elif variant in ("play_hosts_all", "play_hosts"):
+            doc = with_play_hosts(doc, variant == "play_hosts")
         plan = ctx.rundir / "plan.json"
         plan.write_text(json.dumps(doc, indent=2) + "\n")
         # pyz for every variant: a play cut into phases runs pyz, so its baseline does too
@@ -179,7 +195,8 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--hosts", type=int, default=50)
     ap.add_argument("--repeat", type=int, default=3)
-    ap.add_argument("--variant", choices=("run_once", "cross_play", "delegate", "per_item", "add_host", "fatal"),
+    ap.add_argument("--variant", choices=("run_once", "cross_play", "delegate", "per_item", "add_host", "fatal",
+                                          "play_hosts"),
                     default="run_once",
                     help="what to compare: a run_once task with the plain play, a read of an "
                     "earlier play's values with the same two plays without it, or a task every host "
@@ -201,6 +218,9 @@ def main(argv: list[str] | None = None) -> int:
     elif args.variant == "fatal":
         variants = {"plain": rustle_with("plain"), "fatal": rustle_with("fatal")}
         out = out.parent / (out.name + "-fatal")
+    elif args.variant == "play_hosts":
+        variants = {"plain": rustle_with("play_hosts_all"), "play_hosts": rustle_with("play_hosts")}
+        out = out.parent / (out.name + "-play-hosts")
     elif args.variant == "per_item":
         variants = {"plain": rustle_with("plain"), "per_item": rustle_with("per_item")}
         out = out.parent / (out.name + "-per-item")

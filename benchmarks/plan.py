@@ -59,7 +59,7 @@ PYTHON_TASKS: list[tuple[int, str, dict[str, Any], dict[str, Any]]] = [
      {"that": ["app_conf.stat.exists", "app_conf.stat.mode == '0644'",
                "settings_count.stdout | regex_replace('\\s', '') | int == 4"]}, {}),
     (10, "ansible.builtin.file", {"path": R + "/stale.txt", "state": "absent"},
-     {"conditions": [{"When": {"expression": "settings_count.stdout | regex_search('4')"}}]}),
+     {"conditions": [{"When": {"expression": "settings_count.stdout | regex_search('4') is not none"}}]}),
     (6, "ansible.builtin.replace", {"path": R + "/legacy.cfg", "regexp": r"^workers\s*=.*$",
                                     "replace": "workers = 4"}, {}),
 ]

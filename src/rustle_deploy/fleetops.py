@@ -30,7 +30,7 @@ from .errors import ConnectError, PhaseError, RunnerNotExecutable, StateError, U
 from .inventory import check_remote_dirs
 from .model import Host, Plan
 from .notify import Notifier, end_doc, host_doc, start_doc
-from .phases import INVENTORY, SELF, file_read
+from .phases import INVENTORY, PLAY_HOSTS, SELF, file_read
 from .reconcile import apply, settle, settle_orphans, through_runner
 from .report import HostSummary, dump_json
 from .rollout import (
@@ -542,6 +542,21 @@ def health_checks(opts: dict[str, Any], hosts: Sequence[Host]) -> dict[str, Heal
     return out
 
 
+def _failures(outcome: HostOutcome) -> dict[str, Any]:
+    """The tasks that failed in ``outcome`` (not ignored): compiled id -> [task, result], as a
+    run is told another host's failure (inject "failed")."""
+    out: dict[str, Any] = {}
+    for e in outcome.events:
+        if e.get("event") == "task_result" and e.get("status") == "failed" and not e.get("ignored") and e.get("id"):
+            result = {k: v for k, v in e.items() if k not in _EVENT_KEYS}
+            out[str(e["id"])] = [{"id": e["id"], "name": e.get("task"), "module": e.get("module")},
+                                 dict(result, failed=True)]
+    return out
+
+
+_EVENT_KEYS = ("event", "host", "id", "task", "module", "status", "ignored", "duration", "rescued", "errored")
+
+
 def _fatal_failure(outcome: HostOutcome, stage: Stage) -> bool:
     """A task carrying ``any_errors_fatal`` failed on this host."""
     return bool(stage.fatal_tasks) and any(
@@ -712,6 +727,10 @@ class _Phased:
         self.inventory: dict[str, dict[str, Any]] = {}  # host -> what add_host changed in its view
         self.carried: dict[str, dict[str, Any]] = {}  # host -> {"vars", "notified"} for its next phase
         self.state: dict[str, dict[str, Any]] = {}  # host -> its state after its last phase on it
+        # hosts whose last run of a run_once phase did not reach its tasks (they had left the
+        # block section holding them, for its rescue): the next host of the batch runs it
+        self.passed: set[str] = set()
+        self.down: dict[int, set[str]] = {}  # play -> its hosts that failed (or were unreachable)
 
     def share(self, stage: Stage) -> str | None:
         """What a host's run of ``stage`` sends back: its state when a later phase runs on the
@@ -730,12 +749,14 @@ class _Phased:
         out = self.carried.pop(host, None)
         if out and host in self.state:  # the host holds these from now on
             self.state[host] = dict(self.state[host], vars={**(self.state[host].get("vars") or {}), **out["vars"]})
-        names = [n for n in stage.reads if file_read(n) is None]
+        names = [n for n in stage.reads if file_read(n) is None and n != PLAY_HOSTS]
         if names:
             out = dict(out or {}, hostvars=self.hostvars(host, names))
         files = [f for f in map(file_read, stage.reads) if f is not None]
         if files:
             out = dict(out or {}, **_run_time_files(files))
+        if PLAY_HOSTS in stage.reads:  # ansible_play_hosts leaves out the play's failed hosts
+            out = dict(out or {}, failed_hosts=sorted(self.down.get(stage.plays[0], ())))
         if INVENTORY in stage.reads:  # after group_by: the groups every host joined
             out = dict(out or {}, inventory=self.merged_inventory([h for b in stage.batches for h in b]))
         return out
@@ -802,6 +823,12 @@ class _Phased:
         kept = []
         for event in outcome.events:
             if event.get("event") == "shared" and isinstance(event.get("vars"), dict):
+                if event.get("reached") is False:
+                    self.passed.add(outcome.host)
+                else:
+                    self.passed.discard(outcome.host)
+                if local and isinstance(event.get("phase_failures"), dict):  # a block's task failed there
+                    self.carry_failed(outcome.host, event["phase_failures"])
                 if isinstance(event.get("state"), dict):
                     self.state[outcome.host] = event["state"]
                 if local:  # "own": what only the host itself registers (a pause's result)
@@ -841,7 +868,53 @@ class _Phased:
                 return [name, *(n for n in names if n != name)]
         return None
 
-    def left_out(self, ran: HostOutcome, names: Sequence[str]) -> list[HostOutcome]:
+    def carry_failed(self, host: str, failures: dict[str, Any]) -> None:
+        """Tasks of a block cut into phases that ``host`` is to count as failed with its next
+        phase (compiled id -> [task, result]): it goes on to the block's rescue and always."""
+        entry = self.carried.setdefault(host, {"vars": {}})
+        entry["failed"] = {**(entry.get("failed") or {}), **failures}
+
+    def run_once(self, stage: Stage, names: Sequence[str],
+                 run: Callable[[list[str]], list[HostOutcome]]) -> tuple[list[HostOutcome], list[HostOutcome]]:
+        """Run a run_once ``stage`` (``run``: on the hosts named): on the first host of the batch
+        that reaches its tasks (a host that failed before them in their block is in the block's
+        rescue: the next host runs them, as Ansible's lock-step gives the task to the hosts at
+        it). (the hosts that ran it, the outcomes of the others)."""
+        order = self.runs_first(stage, names)
+        if order is None:  # a run_once handler no host notified: nothing runs
+            return [], [HostOutcome(host=n, ok=True) for n in names]
+        ran: list[HostOutcome] = []
+        for name in order:
+            ran += run([name])
+            if not (ran[-1].ok and ran[-1].host in self.passed):
+                break
+        others = self.left_out(ran[-1], order[len(ran):], [o.host for o in ran[:-1]])
+        if stage.plays:
+            self.down.setdefault(stage.plays[0], set()).update(o.host for o in [*ran, *others] if not o.ok)
+        return ran, others
+
+    def after(self, stage: Stage, outcomes: Sequence[HostOutcome]) -> None:
+        """After a phase: the hosts that failed leave the play's ``ansible_play_hosts``; where a
+        task with ``any_errors_fatal`` failed on a host whose block rescues it, every other host
+        of the batch counts that task as failed with its next phase, and goes to its own rescue
+        (or stops), as Ansible marks them failed after that task."""
+        if stage.plays:
+            self.down.setdefault(stage.plays[0], set()).update(o.host for o in outcomes if not o.ok)
+        fatal = {}
+        for outcome in outcomes:
+            fatal.update({key: value for key, value in _failures(outcome).items()
+                          if key in stage.fatal_tasks or (stage.any_errors_fatal and not stage.canary)})
+        if not fatal:
+            return
+        for outcome in outcomes:
+            mine = _failures(outcome)
+            if outcome.ok:
+                self.carry_failed(outcome.host, {k: v for k, v in fatal.items() if k not in mine})
+
+    def left_out(self, ran: HostOutcome, names: Sequence[str], passed: Sequence[str] = ()) -> list[HostOutcome]:
+        """The outcomes of the hosts of the batch that did not run a run_once phase (``passed``:
+        those whose run did not reach its tasks, which ran): what it set is carried to them all
+        (a failed task of a block cut into phases too: each goes to its rescue)."""
         if not ran.ok:
             return [HostOutcome(host=n, ok=False, error=PhaseError(
                 n, f"the run_once phase failed on {ran.host}, and with it every host of the batch",
@@ -849,8 +922,11 @@ class _Phased:
                 "ignore_errors on the task keeps them going")) for n in names]
         values = self.shared.pop(ran.host, {})
         inventory = self.inventory.pop(ran.host, None)
-        for n in names:
+        failed = _failures(ran)
+        for n in [*names, *passed]:
             self.carry_in(n, values)
+            if failed:  # Ansible fails every host of the batch when a run_once task fails, twice
+                self.carry_failed(n, {key: [*value, True] for key, value in failed.items()})
             if inventory:  # add_host ran once for the batch: every host sees the new hosts
                 self.carried[n]["inventory"] = inventory
         return [HostOutcome(host=n, ok=True) for n in names]
@@ -1041,13 +1117,11 @@ def _deploy_jobs(
 
         def fan_out_batch(stage: Stage, number: int, names: list[str]) -> list[HostOutcome]:
             if not stage.once:
-                return (run_here if stage.local else fan_out_hosts)(stage, number, names)
-            order = phased.runs_first(stage, names)
-            if order is None:  # a run_once handler no host notified: nothing runs
-                first, others = [], [HostOutcome(host=n, ok=True) for n in names]
-            else:
-                first = (run_here if stage.local else fan_out_hosts)(stage, number, order[:1])
-                others = phased.left_out(first[0], order[1:])
+                outcomes = (run_here if stage.local else fan_out_hosts)(stage, number, names)
+                phased.after(stage, outcomes)
+                return outcomes
+            first, others = phased.run_once(
+                stage, names, lambda some: (run_here if stage.local else fan_out_hosts)(stage, number, some))
             for o in others:
                 if not o.ok and o.host not in job_of:
                     continue  # failed before anything reached it: never touched, not reached
@@ -1863,13 +1937,10 @@ def exec_manifest(manifest: Any, name: str, settings: Settings, opts: dict[str, 
 
         def fan_out(stage: Stage, number: int, names: list[str]) -> list[HostOutcome]:
             if not stage.once:
-                return run_hosts(stage, number, names)
-            order = phased.runs_first(stage, names)
-            if order is None:  # a run_once handler no host notified: nothing runs
-                first, others = [], [HostOutcome(host=n, ok=True) for n in names]
-            else:
-                first = run_hosts(stage, number, order[:1])
-                others = phased.left_out(first[0], order[1:])
+                outcomes = run_hosts(stage, number, names)
+                phased.after(stage, outcomes)
+                return outcomes
+            first, others = phased.run_once(stage, names, lambda some: run_hosts(stage, number, some))
             for o in others:
                 roll.absorb(o, number)
             return first + others

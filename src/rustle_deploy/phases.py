@@ -13,10 +13,15 @@ connecting to the host itself (the task ids in ``actions``, bridge/policy.py
 round trip per host (or one local run per host on the controller), and the controller
 carries the hosts' state between them.
 
-Only top-level tasks of a play are cut points: a block (or include) whose every task has the
-same kind is one as a whole; a block that mixes kinds cannot be cut (its rescue and always
-sections would span round trips) and is refused, as are cross-host keywords on handlers. A
-play without cut points is one phase: one round trip per host, as always.
+A block (or include) whose every task has the same kind is a cut point as a whole. A block
+with rescue/always whose tasks mix kinds, or that holds a task that may fail with
+``any_errors_fatal`` in a play of several hosts, is cut inside: its tasks get phases in
+Ansible's lock-step order (its block, then its rescue, then its always), the block its first
+and ``last`` phase, and the runtime carries each host's failures in it from phase to phase
+(docs/phases.md "Blocks cut into phases"). An include or a loop that mixes kinds cannot be cut
+(its tasks are known when it runs) and is refused, as are cross-host keywords on handlers
+other than run_once and delegate_to. A play without cut points is one phase: one round trip
+per host, as always.
 
 Consecutive tasks of the same kind share one phase.
 """
@@ -25,7 +30,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -55,6 +60,8 @@ class Phases:
     # phase -> the names its tasks read of other hosts through hostvars that tasks set while
     # the play runs (registered results, set_fact, facts): the controller sends them in
     reads: dict[int, tuple[str, ...]] = field(default_factory=dict)
+    # a block cut inside (``of`` then holds its tasks' phases, and its own first one): its last
+    last: dict[str, int] = field(default_factory=dict)
 
     @property
     def cut(self) -> bool:
@@ -190,6 +197,24 @@ def kind_of(task: Task, actions: frozenset[str] = frozenset()) -> str:
     return kinds.pop() if len(kinds) == 1 else HOSTS
 
 
+# what makes a block one unit that runs in one phase: an include (its tasks are known when it
+# runs), a loop over it, a role run once
+_UNIT_KEYS = ("include", "include_choice", "loop", "loop_with", "role_once")
+
+
+def _plain(task: Task) -> bool:
+    """Whether ``task`` is a block that a phase boundary may cross (not an include, no loop)."""
+    return task.is_block and not any(key in task.extras for key in _UNIT_KEYS)
+
+
+def splits(task: Task, actions: frozenset[str] = frozenset(), fatal_play: bool = False, lockstep: bool = True) -> bool:
+    """Whether a block is cut into phases inside (docs/phases.md "Blocks cut into phases"): its
+    tasks do not all run the same way (a run_once or delegated task among tasks on every host),
+    or one may fail with ``any_errors_fatal`` in a play of several hosts (the other hosts go to
+    their rescue right after it, as Ansible's)."""
+    return _plain(task) and (len(_kinds(task, actions)) > 1 or (lockstep and fails_fatally(task, fatal_play)))
+
+
 def _cross_host_key(leaf: Task, kind: str, actions: frozenset[str] = frozenset()) -> tuple[str, str]:
     """The key that makes ``leaf`` a cross-host task, and how a message names it."""
     if leaf.short_module in ONCE_ON_CONTROLLER:
@@ -224,17 +249,21 @@ def refusals(play: Play, tasks: list[Task], actions: frozenset[str] = frozenset(
                 yield Refusal(leaf, "throttle", f"throttle on task {leaf.name!r} is an expression "
                               f"({leaf.extras.get('throttle')!r})", "where the play is cut into phases "
                               "is decided before anything runs: give throttle a number")
-        if not task.is_block or len(_kinds(task, actions)) == 1:
+        unit = _unit_mixed(task, actions)
+        if unit is None:
             continue
-        for leaf in _leaves(task):
+        for leaf in _leaves(unit):
             kind, width = split(_leaf_kind(leaf, actions))
             if cut(kind, width):
                 key, what = _cross_host_key(leaf, kind, actions)
+                why = ("a loop over it" if any(k in unit.extras for k in ("loop", "loop_with")) else
+                       "a role run once" if "role_once" in unit.extras else "an include, whose tasks are known when it runs")
                 yield Refusal(leaf, key,
-                              f"{what} on task {leaf.name!r} inside block {task.name!r}, whose tasks "
+                              f"{what} on task {leaf.name!r} inside {unit.name!r} ({why}), whose tasks "
                               "do not all run the same way (on every host, once, on the controller): "
                               "the play cannot be cut there",
-                              f"put {key} on the whole block, or move the task out of the block")
+                              f"put {key} on all of its tasks, or move the task out of it (a block "
+                              "with rescue/always is cut inside, an include or a loop is not)")
                 break
     flushes = any(t.short_module == "meta" and str(t.args.get("_raw_params", t.args.get("free_form", ""))).strip()
                   == "flush_handlers" for task in tasks for t in task.walk())
@@ -256,6 +285,20 @@ def refusals(play: Play, tasks: list[Task], actions: frozenset[str] = frozenset(
                 break
 
 
+def _unit_mixed(task: Task, actions: frozenset[str]) -> Task | None:
+    """The first block of ``task`` (itself included) that mixes kinds of tasks and cannot be cut
+    inside (an include, a loop): a plain block is cut inside, its children are looked at."""
+    if not task.is_block or len(_kinds(task, actions)) == 1:
+        return None
+    if not _plain(task):
+        return task
+    for child in (*(task.block or ()), *task.rescue, *task.always):
+        found = _unit_mixed(child, actions)
+        if found is not None:
+            return found
+    return None
+
+
 # ``hostvars[HOST].NAME``, ``hostvars[HOST]['NAME']``, ``hostvars.HOST.NAME``
 _HOSTVARS_READ = re.compile(r"hostvars\s*(?:\[(?:[^\[\]]|\[[^\]]*\])*\]|\.\s*[A-Za-z_][\w-]*)"
                             r"\s*(?:\.\s*([A-Za-z_]\w*)|\[\s*['\"]([^'\"]+)['\"]\s*\])")
@@ -271,6 +314,36 @@ INVENTORY = "(inventory)"
 # by a task on the controller): FILE + JSON [name, "file" or "vars", [path, ...]]; the
 # controller reads it when the phase starts and sends it in (not a variable name either)
 FILE = "(file)"
+# what a task reads that lists the play's hosts still in it (ansible_play_hosts,
+# ansible_play_batch, play_hosts) after a task that may fail: the controller sends in the hosts
+# of the play that failed (inject "failed_hosts"), which those names leave out (not a variable name)
+PLAY_HOSTS = "(play_hosts)"
+_PLAY_HOSTS_READ = re.compile(r"\b(?:ansible_play_hosts|ansible_play_batch|play_hosts)\b")
+
+
+def reads_play_hosts(task: Task) -> bool:
+    """Whether ``task`` reads the play's live hosts (not ``ansible_play_hosts_all``)."""
+    text = json.dumps([[t.args, [c.value for c in t.conditions], t.extras] for t in task.walk()], default=str)
+    return bool(_PLAY_HOSTS_READ.search(text))
+
+
+def may_fail(task: Task, quiet: tuple[str, ...] = ()) -> bool:
+    """Whether a task of ``task`` may fail (not ``ignore_errors``, not ``failed_when: false``,
+    not one of the ``quiet`` modules)."""
+    return any(t.extras.get("ignore_errors") is not True and t.short_module not in quiet
+               and str(t.extras.get("failed_when", "")).strip().lower() not in ("false", "['false']")
+               for t in _leaves(task))
+
+
+# modules that fail only on a templating error: a read of the play's live hosts after them is
+# not cut for it (docs/phases.md)
+QUIET = ("debug", "set_fact", "meta", "group_by")
+
+
+def state_reads(reads: Iterable[str]) -> bool:
+    """Whether a phase reading ``reads`` needs the hosts' state sent back before it (the failed
+    hosts, PLAY_HOSTS, are the controller's own knowledge)."""
+    return any(r != PLAY_HOSTS for r in reads)
 
 
 def file_reads(task: Task) -> set[str]:
@@ -328,9 +401,7 @@ def fails_fatally(task: Task, play_fatal: bool = False) -> bool:
     """Whether a task of ``task`` carries ``any_errors_fatal`` (its own, else the play's) and may
     fail (not ignore_errors, not ``failed_when: false``): Ansible's hosts stop together after it
     (docs/phases.md)."""
-    return any(t.extras.get("any_errors_fatal", play_fatal) is True and t.extras.get("ignore_errors") is not True
-               and str(t.extras.get("failed_when", "")).strip().lower() not in ("false", "['false']")
-               for t in _leaves(task))
+    return any(t.extras.get("any_errors_fatal", play_fatal) is True and may_fail(t) for t in _leaves(task))
 
 
 def play_phases(tasks: list[Task], earlier: frozenset[str] = frozenset(),
@@ -351,27 +422,52 @@ def play_phases(tasks: list[Task], earlier: frozenset[str] = frozenset(),
     late = set(earlier).union(*(_sets(t) for t in tasks))
     kinds: list[str] = []
     of: dict[str, int] = {}
+    last: dict[str, int] = {}
     reads: dict[int, set[str]] = {}
     set_here: set[str] = set()  # names set so far in the current phase
     grouped = False  # a group_by ran before: later tasks see every host's groups
     fatal = False  # the task before may fail with any_errors_fatal: the hosts stop together after it
-    for task in tasks:
+    where: tuple[tuple[str, str], ...] = ()  # the block sections the task before is in
+    failing = [False, False]  # a task that may fail ran: in an earlier phase, in the current one
+
+    def place(task: Task, sections: tuple[tuple[str, str], ...]) -> None:
+        nonlocal set_here, grouped, fatal, where
+        if splits(task, actions, fatal_play, lockstep):  # its tasks get phases of their own
+            children = [(name, child) for name, part in (("block", task.block or ()), ("rescue", task.rescue),
+                                                         ("always", task.always)) for child in part]
+            for name, child in children:
+                place(child, (*sections, (task.task_id, name)))
+            of[task.task_id] = of[children[0][1].task_id]
+            last[task.task_id] = len(kinds) - 1
+            return
         kind = kind_of(task, actions)
         wanted = {n for n in hostvars_reads(task) if n in late or is_fact(n)} | ({INVENTORY} if grouped else set())
         stale = wanted & set_here or (FACTS in set_here and any(is_fact(n) for n in wanted))
         files = file_reads(task)  # a file an earlier task may create: read when its phase starts
         wanted |= files
-        if not kinds or kinds[-1] != kind or stale or files or fatal:
+        # a run_once phase holds tasks of one block section: its host is the first that reaches them
+        moved = kind in (ONCE, ONCE_LOCAL) and sections != where
+        # the play's live hosts, read after a task that may have failed on one: known at a phase's start
+        live = reads_play_hosts(task) and lockstep and (failing[0] or failing[1])
+        if not kinds or kinds[-1] != kind or stale or files or fatal or moved or (live and failing[1]):
             kinds.append(kind)
             set_here = set()
+            failing[:] = [failing[0] or failing[1], False]
+        if live:
+            wanted.add(PLAY_HOSTS)
+        failing[1] = failing[1] or may_fail(task, QUIET)
         of[task.task_id] = len(kinds) - 1
         if wanted:
             reads.setdefault(len(kinds) - 1, set()).update(wanted)
         set_here |= _sets(task)
         grouped = grouped or INVENTORY in set_here
         fatal = lockstep and fails_fatally(task, fatal_play)
+        where = sections
+
+    for task in tasks:
+        place(task, ())
     _handler_phases(handlers or [], kinds, of, actions)
-    return Phases(tuple(kinds) or (HOSTS,), of, {k: tuple(sorted(v)) for k, v in reads.items()})
+    return Phases(tuple(kinds) or (HOSTS,), of, {k: tuple(sorted(v)) for k, v in reads.items()}, last)
 
 
 def handler_kind(handler: Task, actions: frozenset[str] = frozenset()) -> str | None:
@@ -427,7 +523,9 @@ def off_host_tasks(plan: Plan, actions: frozenset[str] = frozenset()) -> list[st
     controller, another host, another connection): "'NAME' (play 'PLAY')"."""
     out = []
     for play, cut in zip(plan.plays, plan_phases(plan, actions), strict=True):
-        for task in [*plan.play_tasks(play), *sorted(play.handlers, key=lambda h: h.execution_order)]:
-            if task.task_id in cut.of and split(cut.kinds[cut.of[task.task_id]])[0] in (LOCAL, ONCE_LOCAL):
-                out += [f"{leaf.name!r} (play {play.name!r})" for leaf in _leaves(task)]
+        for top in [*plan.play_tasks(play), *sorted(play.handlers, key=lambda h: h.execution_order)]:
+            for task in top.walk():  # a block cut inside: each of its tasks has its phase
+                if task.task_id in cut.of and task.task_id not in cut.last \
+                        and split(cut.kinds[cut.of[task.task_id]])[0] in (LOCAL, ONCE_LOCAL):
+                    out += [f"{leaf.name!r} (play {play.name!r})" for leaf in _leaves(task)]
     return out

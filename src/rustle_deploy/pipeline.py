@@ -363,7 +363,7 @@ class Session:
         when that very runner is the one it could not execute."""
         if host.name in self._auto_choice:
             return self._auto_choice[host.name]
-        from .compiler.toolchain import linux_target, split
+        from .compiler.toolchain import STATIC, linux_target, split
 
         failed = self._no_runner.get(host.name)
         reported = self._platforms.get(host.name)
@@ -397,6 +397,13 @@ class Session:
                 choice = (None, exc.message.removeprefix(f"{host.name}: "))
             else:
                 runner = self.runner(target)
+                old_libc = self.libc_refusal(host, runner) if runner is not None else None
+                if old_libc and runner is not None and not self.settings.target and target.endswith("-linux-gnu"):
+                    # the static build of the same target needs no glibc version (docs/native.md)
+                    static = self.runner(target + STATIC)
+                    if static is not None:
+                        runner = static
+                        self._target_from[host.name] += f", +static because {old_libc}"
                 if runner is None:
                     choice = (None, self._no_runner_for.get(target) or str(self.opts.get("pyz_because")))
                 elif failed is not None and failed.sha256 == runner.sha256:

@@ -41,6 +41,7 @@ from .phases import (
     is_fact,
     plan_phases,
     split,
+    state_reads,
 )
 
 Resolver = Callable[[Sequence[str]], list[Host]]
@@ -340,14 +341,14 @@ def schedule(specs: Sequence[PlaySpec], hosts: Iterable[str], rng: random.Random
                     delegate=delegate_of(spec.phases[number]), handler=handler_of(spec.phases[number]),
                     # a later run_once handler: the controller picks the first host that notified it
                     feeds=not local and (spec.unreachable_ok or any(kinds[k][0] in (LOCAL, ONCE_LOCAL, HANDLER)
-                                                                    or reads[k] for k in later)),
+                                                                    or state_reads(reads[k]) for k in later)),
                     facts=not local and any(kinds[k][0] in (LOCAL, ONCE_LOCAL) or any(map(is_fact, reads[k]))
                                             for k in later)))
     close_plain()
     # a stage that reads other hosts' values gets them from the state each host's earlier
     # stages sent back (values set in earlier plays last for the playbook, as in Ansible)
     for number, stage in enumerate(stages):
-        if stage.reads:
+        if state_reads(stage.reads):
             facts = any(map(is_fact, stage.reads))
             stages[:number] = [s if s.local else replace(s, feeds=True, facts=s.facts or facts)
                                for s in stages[:number]]

@@ -626,8 +626,8 @@ def test_a_plan_delegating_to_another_host_runs_there_and_an_unknown_one_is_refu
     assert "/plays/0/batches/0/tasks/0/delegate_to" in err
 
 
-# run_once inside a block whose other tasks run on every host, and on a handler: accepted in a
-# play of one host (it runs whole, in one round trip), still refused in a play of several
+# run_once inside a block whose other tasks run on every host, and on a handler: a play of one
+# host runs whole, in one round trip
 ONE_HOST_RUN_ONCE = """\
 - hosts: fleet
   gather_facts: false
@@ -666,11 +666,7 @@ def test_run_once_in_a_mixed_block_and_on_a_handler_in_a_play_of_one_host_as_in_
     (host,) = doc["hosts"]
     assert _counts(host["recap"]) == _counts(arecaps["n00"])
     assert host["round_trips"] == 1
-    # the same play over two hosts is still refused, before anything is touched
-    two = Fleet(sshd, tmp_path / "two", 2)
-    assert main([str(playbook), "-i", str(two.inventory), "--run"]) == 2
-    assert "run_once on task 'once, and failing' inside block" in capsys.readouterr().err
-    assert not any(any(two.root(n, "rustle").iterdir()) for n in two.names)
+    # the same play over two hosts is cut inside its block: test_blocks_phases_ssh (play b)
 
 
 LIMITED = """\

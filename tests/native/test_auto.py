@@ -214,10 +214,13 @@ def test_auto_uses_pyz_without_cargo_or_a_prebuilt_runner(
     plan = make_plan(tmp_path, [{"module": "copy", "args": {"content": "x\n", "dest": f"{root}/x"}}])
     code, doc, err = cli(capsys, str(plan), "--run", "--output", "json", "-v")
     assert code == 0, err
-    # no cargo on PATH or in ~/.cargo: none at all (or, where Debian's /usr/bin/cargo is found
-    # anyway, a build that cannot work without HOME's toolchain): either way no runner, pyz
+    # no cargo on PATH or in ~/.cargo: none at all, or Debian's /usr/bin/cargo, found anyway,
+    # without the C linker cc (PATH has no /usr/bin now): refused before any build (a build
+    # compiled the whole crate, 20 minutes under load, and failed to link); either way pyz
     (line,) = [ln for ln in err.splitlines() if ln.startswith("format: pyz for every host: ")]
     assert "rustle-runner" in line and "cargo" in line
+    if os.path.exists("/usr/bin/cargo") and os.path.exists("/usr/bin/rustc"):
+        assert "missing the C linker cc (which cargo links with) on PATH" in line
     tried = [ln for ln in err.splitlines() if ln.startswith("note: building rustle-runner for ")]
     if "failed (exit" in line:  # a build started: it said so first, naming the cargo
         (note,) = tried
@@ -489,13 +492,15 @@ def test_a_host_without_python_is_cleaned_up_through_the_runner(
     assert not (mixed / "runners").exists()
 
 
-def test_a_host_whose_glibc_is_older_than_the_runner_needs_gets_pyz_and_native_refuses_it(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str], auto: Path, rustle_home: Path, runner: RunnerBinary
+def test_a_host_whose_glibc_is_older_than_the_runner_needs_gets_the_static_runner_and_native_refuses_it(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], static_runner: RunnerBinary, auto: Path, rustle_home: Path,
+    runner: RunnerBinary,
 ) -> None:
     """Each agent's done line says the host's C library (host_platforms.libc): the Python agent's
     and the runner's alike. A host that reported a glibc older than the one the runner was
-    linked against gets pyz from --format auto (-v says why) and is refused by --format native
-    (exit 2, nothing run). The old version is a fake value written into the real history."""
+    linked against gets the static runner of its target from --format auto (-v says why), pyz
+    when -t forces the dynamic target, and is refused by --format native (exit 2, nothing run).
+    The old version is a fake value written into the real history."""
     from rustle_deploy.compiler.runner import glibc_needed
 
     root = tmp_path / "root"
@@ -516,10 +521,22 @@ def test_a_host_whose_glibc_is_older_than_the_runner_needs_gets_pyz_and_native_r
     need = glibc_needed(runner.path, runner.sha256)
     assert need is not None and need > (2, 2)
     shown = ".".join(map(str, need))
+    because = (f"its C library is glibc 2.2 (it said so in deployment {first['deployment_id']}), "
+               f"older than the glibc {shown} that rustle-runner {runner.sha256[:12]}")
     code, doc, err = cli(capsys, str(plan), "-i", str(inv), "--run", "--output", "json", "-v")
     assert code == 0, err
-    assert (f"format: pyz for a: its C library is glibc 2.2 (it said so in deployment {first['deployment_id']}), "
-            f"older than the glibc {shown} that rustle-runner {runner.sha256[:12]}") in err, err
+    assert (f"format: native for a: the plan lowers; rustle-runner {static_runner.sha256[:12]} for "
+            f"{static_runner.target} (a host that cannot execute it gets pyz); the target: the {os.uname().machine} "
+            f"it reported in deployment {first['deployment_id']}, +static because {because}") in err, err
+    assert doc["hosts"][0]["platform"]["python"] is None and doc["hosts"][0]["ok"]  # the static runner ran
+    assert (remote / "runners" / static_runner.sha256).is_file()
+    with closing(sqlite3.connect(db_path)) as db:
+        db.execute("UPDATE host_platforms SET libc = 'glibc 2.2'")
+        db.commit()
+    code, doc, err = cli(capsys, str(plan), "-i", str(inv), "--run", "--output", "json", "-v", "-t", runner.target)
+    assert code == 0, err
+    assert "format: pyz for a: its C library is glibc 2.2 (it said so in deployment d-" in err, err
+    assert f"older than the glibc {shown} that rustle-runner {runner.sha256[:12]}" in err, err  # -t: pyz
     assert doc["hosts"][0]["platform"]["python"] is not None and doc["hosts"][0]["ok"]  # pyz ran
     with closing(sqlite3.connect(db_path)) as db:
         db.execute("UPDATE host_platforms SET libc = 'glibc 2.2'")

@@ -96,6 +96,13 @@ def test_static_names_in_conditions_become_values_and_registered_ones_stay(tmp_p
     ({"module": "debug", "args": {"msg": "x"}, "conditions": [{"When": {"expression": "ansible_eth0.mtu > 1"}}]},
      "'ansible_eth0' may be a host fact (a network interface's), which the native runner does not gather"),
     ({"module": "lineinfile", "args": {"path": "/tmp/x", "regexp": "(?i)^a", "line": "a"}}, "inline flags"),
+    # validate: the runner formats only one %s (and %%), as Python's `validate % tmp` with one argument
+    ({"module": "copy", "args": {"content": "x", "dest": "/tmp/x", "validate": "cmp %s %s"}},
+     "argument 'validate' of copy is not supported by the native runner unless"),
+    ({"module": "replace", "args": {"path": "/tmp/x", "regexp": "a", "validate": "test %d %s"}},
+     "argument 'validate' of replace is not supported"),
+    ({"module": "blockinfile", "args": {"path": "/tmp/x", "block": "a", "validate": "{{ out.stdout }} %s"}},
+     "argument 'validate' of blockinfile is not supported"),
     ({"module": "debug", "args": {"msg": "x"}, "until": "out.rc == 0", "retries": 2}, "keyword 'retries'"),
     # data shaped like the runner's template markers would be rendered there (issue 11)
     ({"module": "debug", "args": {"msg": "{{ dict(__rustle_expr__=dict(expr='out', ir=['name', 'out'])) }}"}},
@@ -103,7 +110,10 @@ def test_static_names_in_conditions_become_values_and_registered_ones_stay(tmp_p
     ({"module": "debug", "args": {"msg": {"__rustle_template__": [{"expr": "out", "ir": ["name", "out"]}]}}},
      "a value shaped like the runner's __rustle_template__ marker is data"),
     ({"module": "debug", "args": {"msg": "x"}, "conditions": [{"When": {"expression": "{{ lookup('env', 'HOME') }}"}}]},
-     "Conditional is marked as unsafe"),
+     "a conditional in {{ }}"),
+    ({"module": "debug", "args": {"msg": "x"}, "conditions": [{"When": {"expression": 1}}]},
+     "a condition that is a number or !unsafe text"),
+    ({"module": "assert", "args": {"_raw_params": "{{ checks }}"}}, "assert's arguments as one template"),
     ({"module": "file", "args": {"path": "/tmp/x", "state": "touch"}, "become": True, "become_user": "{{ out.stdout }}"},
      "'out' is only known on the host"),
     ({"module": "file", "args": {"path": "/tmp/x", "state": "touch"}, "become": True, "become_flags": "-n -E"},
@@ -155,13 +165,17 @@ def test_every_fixture_plan_lowers_or_is_refused_clearly(plan: str) -> None:
     (r"x{2,}?", [["MIN_REPEAT", [2, -1, [["LITERAL", 120]]]]]),
     (r"[^a-c\d]", [["IN", [["NEGATE", None], ["RANGE", [97, 99]], ["CATEGORY", "CATEGORY_DIGIT"]]]]),
     (r"(a|bc)", [["SUBPATTERN", [1, [["BRANCH", [[["LITERAL", 97]], [["LITERAL", 98], ["LITERAL", 99]]]]]]]]),
+    # global (?m), (?s), (?x): as re compiles them (^/$ at every line, . takes a newline, spaces ignored)
+    ("(?m)^a$", [["AT", "AT_BEGINNING_LINE"], ["LITERAL", 97], ["AT", "AT_END_LINE"]]),
+    ("(?sx) a . ", [["LITERAL", 97], ["IN", [["CATEGORY", "CATEGORY_DIGIT"], ["CATEGORY", "CATEGORY_NOT_DIGIT"]]]]),
 ])
 def test_regex_tree_is_pythons_own_parse(pattern: str, tree: list[Any]) -> None:
     assert regex_tree(pattern) == tree
 
 
 @pytest.mark.parametrize(("pattern", "needle"), [
-    ("(?P<x>a)", "named groups"), (r"(a)\1", "groupref"), ("(?m)^a", "inline flags"), ("(", "does not compile"),
+    ("(?P<x>a)", "named groups"), (r"(a)\1", "groupref"), ("(?i)^a", "inline flags other than (?m), (?s) and (?x)"),
+    ("(?mu)^a", "inline flags"), ("(?a)a", "inline flags"), ("(?m:a)", "scoped flags"), ("(", "does not compile"),
 ])
 def test_regex_features_the_runner_lacks_are_refused(pattern: str, needle: str) -> None:
     with pytest.raises(ValueError, match=re.escape(needle)):

@@ -173,14 +173,19 @@ PLAYBOOK = """
 _BACKUP = re.compile(r"\.\d+\.\d{4}-\d\d-\d\d@\d\d:\d\d:\d\d~")
 
 
-def _run_both(tmp_path: Path, capsys: pytest.CaptureFixture[str], *flags: str) -> tuple[Any, ...]:
+def _run_both(tmp_path: Path, capsys: pytest.CaptureFixture[str], *flags: str, playbook: str = PLAYBOOK,
+              beside: dict[str, str] | None = None) -> tuple[Any, ...]:
+    """``playbook`` run by both formats, with the files ``beside`` it (name -> text)."""
     outcomes = {}
     for fmt in ("pyz", "native"):
         work = tmp_path / fmt
         root = work / "root"
         root.mkdir(parents=True)
         book = work / "site.yml"
-        book.write_text(PLAYBOOK.replace("ROOT", str(root)))
+        book.write_text(playbook.replace("ROOT", str(root)))
+        for name, text in (beside or {}).items():
+            (work / name).parent.mkdir(parents=True, exist_ok=True)
+            (work / name).write_text(text)
         remote = work / "remote"
         inv = local_inventory(work / "inv.ini", remote)
         code, doc, err = cli(capsys, str(book), "-i", str(inv), "--run", "--output", "json", "--format", fmt,
@@ -189,7 +194,8 @@ def _run_both(tmp_path: Path, capsys: pytest.CaptureFixture[str], *flags: str) -
         assert ("native: rustle-runner for" in err) == (fmt == "native"), err  # native ran natively
         host = doc["hosts"][0]
         recap = {k: host["recap"][k] for k in ("ok", "changed", "failed", "skipped", "rescued", "ignored")}
-        outcomes[fmt] = masked((recap, files(root), journal(remote, root)), _BACKUP, ".BACKUP~")
+        outcomes[fmt] = masked(masked((recap, files(root), journal(remote, root)), _BACKUP, ".BACKUP~"),
+                               re.compile(re.escape(str(work))), "WORK")  # a template's src
     (recap, tree, events), (pyz_recap, pyz_tree, pyz_events) = outcomes["native"], outcomes["pyz"]
     for name in sorted(set(tree) | set(pyz_tree)):  # one file at a time, for a readable failure
         assert (name, tree.get(name)) == (name, pyz_tree.get(name))
@@ -238,3 +244,162 @@ def test_blockinfile_and_replace_in_check_mode_match_pyz(tmp_path: Path, capsys:
     assert [k for k in tree if "BACKUP" in k or k.startswith("new")] == []
     statuses = {e[1]: e[2] for e in events}
     assert statuses["a new file in a new directory"] == "changed"
+
+
+VALIDATE = """
+- hosts: all
+  gather_facts: false
+  vars:
+    root: ROOT
+  tasks:
+    - name: seed
+      copy:
+        content: "SEED"
+        dest: "{{ root }}/{{ item }}"
+      loop: [l.conf, b.conf, r.conf, m.conf, n.conf, x.conf]
+    - name: lineinfile checked by a command that passes, with the task's environment
+      lineinfile:
+        path: "{{ root }}/l.conf"
+        line: "Port 2222"
+        regexp: "^Port"
+        validate: 'test "$WANT" = yes && grep -q "^Port 2222$" %s'
+      environment:
+        WANT: "yes"
+      register: v1
+    - name: lineinfile refused by its command (the file is left as it was)
+      lineinfile:
+        path: "{{ root }}/l.conf"
+        line: "Broken"
+        validate: >-
+          sh -c 'echo "lines: $(wc -l < "$0")"; echo no >&2; exit 3' %s
+      register: v2
+      ignore_errors: true
+    - name: blockinfile checked, with a literal %% in the command
+      blockinfile:
+        path: "{{ root }}/b.conf"
+        block: "x=1"
+        validate: >-
+          test "$(printf '%%s' 5)" = 5 -a -s %s
+      register: v3
+    - name: replace refused
+      replace:
+        path: "{{ root }}/r.conf"
+        regexp: "yes"
+        replace: "no"
+        validate: "false %s"
+      register: v4
+      ignore_errors: true
+    - name: a validate without %s
+      replace:
+        path: "{{ root }}/r.conf"
+        regexp: "yes"
+        replace: "no"
+        validate: "true"
+      register: v5
+      ignore_errors: true
+    - name: copy checked on a temp copy that has the task's mode
+      copy:
+        content: "hello\\n"
+        dest: "{{ root }}/c.txt"
+        mode: "0640"
+        validate: >-
+          test "$(stat -c %%a %s)" = 640
+      register: v6
+    - name: copy refused
+      copy:
+        content: "bye\\n"
+        dest: "{{ root }}/c.txt"
+        validate: >-
+          sh -c 'cat "$0"; exit 4' %s
+      register: v7
+      ignore_errors: true
+    - name: template checked
+      template:
+        src: t.j2
+        dest: "{{ root }}/t.txt"
+        validate: grep -q "root is" %s
+      register: v8
+    - name: template refused
+      template:
+        src: t.j2
+        dest: "{{ root }}/u.txt"
+        validate: grep -q nothing %s
+      register: v9
+      ignore_errors: true
+    - name: (?m) makes blockinfile search the whole file, after the line the match ends in
+      blockinfile:
+        path: "{{ root }}/m.conf"
+        insertafter: '(?m)^Listen.*\\n\\n'
+        block: after the blank line
+      register: f1
+    - name: (?m) before the line the match starts in
+      blockinfile:
+        path: "{{ root }}/n.conf"
+        marker: "# {mark} before"
+        insertbefore: '(?m)^UsePAM'
+        block: before UsePAM
+      register: f2
+    - name: (?m) that does not match goes to the end
+      blockinfile:
+        path: "{{ root }}/n.conf"
+        insertafter: '(?m)^nothing$'
+        block: at the end
+      register: f3
+    - name: (?x) in lineinfile
+      lineinfile:
+        path: "{{ root }}/x.conf"
+        regexp: '(?x) ^ Port \\s+ \\d+ $'
+        line: Port 2200
+      register: f4
+    - name: (?s) in replace takes newlines with the dot
+      replace:
+        path: "{{ root }}/x.conf"
+        regexp: '(?s)Listen.*PAM'
+        replace: 'X'
+      register: f5
+    - name: chained comparisons, + and ~ over what the host made
+      assert:
+        that:
+          - 0 < v4.exit_status < 2 <= v2.exit_status
+          - not (0 < v4.exit_status < 1 < v4.nothing)
+          - v2.exit_status + 1 == 4 == v7.exit_status
+          - v1.msg + '!' == 'line replaced!'
+          - "v1.msg ~ '/' ~ v1.changed ~ '/' ~ v4.exit_status == 'line replaced/True/1'"
+          - v2.msg.split()[-1] + ' ' ~ v2.exit_status == 'error:no 3'
+    - name: what was registered
+      copy:
+        content: "{{ v1 }}\\n{{ v2 }}\\n{{ v3 }}\\n{{ v4 }}\\n{{ v5 }}\\n{{ v6 }}\\n{{ v7 }}\\n{{ v8 }}\\n{{ v9 }}\\n{{ f1 }}\\n{{ f2 }}\\n{{ f3 }}\\n{{ f4 }}\\n{{ f5 }}\\n{{ v2.exit_status + 1 }} {{ v1.msg ~ v4.exit_status }}\\n"
+        dest: "{{ root }}/results.txt"
+""".replace("SEED", SEED)
+
+
+def test_validate_and_inline_regex_flags_match_pyz(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], native_cache: Path
+) -> None:
+    """``validate`` runs on the temp file before it replaces the destination (lineinfile,
+    blockinfile and replace: their message with rc and stderr; copy and template: a temp copy
+    with the task's mode, the short message); the global inline flags (?m), (?s) and (?x) act
+    as in Python's re (blockinfile with (?m) searches the whole file); in both formats alike."""
+    recap, tree, _ = _run_both(tmp_path, capsys, playbook=VALIDATE, beside={"t.j2": "root is {{ root | basename }}\n"})
+    assert recap["ignored"] == 5 and recap["failed"] == 0
+    seed = SEED.replace("\\n", "\n")
+    assert tree["l.conf"][2] == seed.replace("Port 22", "Port 2222")  # the refused line is not there
+    assert "x=1" in tree["b.conf"][2]
+    assert tree["r.conf"][2] == seed  # refused twice
+    assert tree["c.txt"][1:] == ("0o640", "hello\n")
+    assert tree["t.txt"][2] == "root is root\n" and "u.txt" not in tree
+    results = tree["results.txt"][2].splitlines()
+    assert results[1].startswith("{'exit_status': 3, 'stdout': 'lines: 7\\n', 'stderr': 'no\\n', 'failed': True, "
+                                 "'msg': 'failed to validate: rc:3 error:no\\n'"), results[1]
+    assert "'msg': 'failed to validate: rc:1 error:'" in results[3], results[3]
+    assert "'msg': 'validate must contain %s: true'" in results[4], results[4]
+    assert results[6].startswith("{'exit_status': 4, 'stdout': 'bye\\n', 'stderr': '', 'failed': True, "
+                                 "'msg': 'failed to validate'"), results[6]
+    assert "'msg': 'failed to validate'" in results[8], results[8]
+    # Python counts the newlines up to the match's end, then adds one: the line after the blank one
+    assert tree["m.conf"][2] == seed.replace("yes\n", "yes\n# BEGIN ANSIBLE MANAGED BLOCK\n"
+                                             "after the blank line\n# END ANSIBLE MANAGED BLOCK\n")
+    assert tree["n.conf"][2].startswith("# config\nPort 22\nListen 0.0.0.0\n\n# BEGIN before\nbefore UsePAM\n")
+    assert tree["n.conf"][2].endswith("end\n# BEGIN ANSIBLE MANAGED BLOCK\nat the end\n# END ANSIBLE MANAGED BLOCK\n")
+    assert tree["x.conf"][2] == "# config\nPort 2200\nX yes\nend"
+    assert results[14] == "4 line replaced1"

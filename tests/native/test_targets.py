@@ -18,10 +18,10 @@ from typing import Any
 import pytest
 import yaml
 
-from rustle_deploy.compiler.runner import RunnerBinary, ensure_runner
+from rustle_deploy.compiler.runner import RunnerBinary
 from rustle_deploy.compiler.toolchain import ToolchainError, choose
 
-from .conftest import RUNNER_CACHE
+from .conftest import built
 from .test_native_runs import cli, files, recap, seeded, workload, workload_for
 
 AARCH64 = "aarch64-unknown-linux-gnu"
@@ -31,24 +31,11 @@ SYSROOT = "/usr/aarch64-linux-gnu"  # gcc-aarch64-linux-gnu's C library, for qem
 EM_X86_64, EM_AARCH64 = 62, 183
 
 
-def built(target: str) -> RunnerBinary:
-    try:
-        choose(target)
-    except ToolchainError as exc:
-        pytest.skip(f"{exc.message} ({exc.hint})")
-    return ensure_runner(RUNNER_CACHE, target)
-
-
 @pytest.fixture(scope="session")
 def aarch64_runner() -> RunnerBinary:
     if QEMU is None or not Path(SYSROOT).is_dir():
         pytest.skip("qemu-user and gcc-aarch64-linux-gnu are not installed (.ci/run installs them)")
     return built(AARCH64)
-
-
-@pytest.fixture(scope="session")
-def static_runner() -> RunnerBinary:
-    return built(STATIC)
 
 
 def elf(path: Path) -> tuple[int, bool]:

@@ -57,6 +57,15 @@ TASKS = [
     # encrypt=: the hash of the stored password with the stored salt (passhash.py, passlib's strings)
     {"name": "password encrypt", "debug": {"msg": "{{ lookup('password', 'creds/enc encrypt=sha512_crypt') }}"}},
     {"name": "password encrypt new", "debug": {"msg": "{{ lookup('password', 'creds/new seed=s encrypt=md5_crypt')[:3] }}"}},
+    # /dev/null stores nothing: each call is a new password, as Ansible makes one per call
+    {"name": "password nowhere 1", "set_fact": {"newpass": "{{ lookup('password', '/dev/null') }}"}},
+    {"name": "password nowhere 2", "set_fact": {"newpass2": "{{ lookup('password', '/dev/null') }}"}},
+    {"name": "password nowhere loop", "debug": {"msg": "{{ lookup('password', '/dev/null encrypt=sha256_crypt') }}"},
+     "loop": [1, 2, 3], "register": "nowhere"},
+    {"name": "password nowhere differ", "assert": {"that": [
+        "newpass != newpass2", "newpass | length == 20",
+        "nowhere.results | map(attribute='msg') | unique | length == 3",
+        "nowhere.results | map(attribute='msg') | select('match', '[$]5[$]rounds=535000[$]') | list | length == 3"]}},
     {"name": "password bad param", "debug": {"msg": "{{ lookup('password', '/dev/null nope=1') }}"}, "ignore_errors": True},
     {"name": "env via play var", "debug": {"msg": "{{ via_var }}"}},
     {"name": "env in when", "debug": {"msg": "yes"}, "when": "lookup('env', 'RUSTLE_CONTROLLER_VAR') == 'from the controller'"},
@@ -75,7 +84,7 @@ def test_controller_lookups_match_ansible(tmp_path, monkeypatch):
         got = fields(a, keys), fields(o, keys)
         if got[0]["failed"] and got[1]["failed"]:  # "The lookup plugin 'x' failed: ...", each task's wrapping
             got = tuple({**g, "msg": g["msg"].split("The lookup plugin ", 1)[-1]} for g in got)
-        if name == "first_found src":
+        if name in ("first_found src", "password nowhere loop"):
             got = tuple({k: g[k] for k in ("changed", "failed")} for g in got)
         if got[0] != got[1]:
             mismatched[name] = got

@@ -264,9 +264,21 @@ def test_get_url_downloads_once_and_checks_checksums(http_dir, tmp_path):
                           "checksum": good})
     assert res["changed"] and dest.read_text() == "payload\n"
     assert oct(dest.stat().st_mode & 0o777) == "0o600"
-    assert get(FakeCtx(), {"url": base + "/file.txt", "dest": str(dest)})["changed"] is False
+    # no checksum: the request is conditional on dest's mtime, as ansible-core 2.19's get_url
+    again = get(FakeCtx(), {"url": base + "/file.txt", "dest": str(dest)})
+    assert (again["changed"], again["status_code"], again["msg"]) == (False, 304, "HTTP Error 304: Not Modified")
     assert get(FakeCtx(), {"url": base + "/file.txt", "dest": str(dest), "checksum": good})[
         "changed"] is False
+    # a checksum file, BSD (--tag) and GNU style, the file's own line chosen by its name
+    digest = hashlib.sha256(b"payload\n").hexdigest()
+    (root / "bsd.txt").write_text(f"SHA256 (other.txt) = {'0' * 64}\nSHA256 (file.txt) = {digest}.\n")
+    (root / "gnu.txt").write_text(f"{'0' * 64}  other.txt\r\n{digest} *./file.txt\r\n")
+    for listing in ("bsd.txt", "gnu.txt"):
+        res = get(FakeCtx(), {"url": base + "/file.txt", "dest": str(dest), "checksum": f"sha256:{base}/{listing}"})
+        assert res["msg"] == "file already exists", (listing, res)
+    # Ansible drops every non-word character of the checksum (a trailing dot, a zero-width space)
+    assert get(FakeCtx(), {"url": base + "/file.txt", "dest": str(dest), "checksum": good + ".\u200b"})[
+        "msg"] == "file already exists"
     (root / "file.txt").write_text("changed\n")
     assert get(FakeCtx(), {"url": base + "/file.txt", "dest": str(dest), "force": True})["changed"]
     assert dest.read_text() == "changed\n"
@@ -277,3 +289,5 @@ def test_get_url_downloads_once_and_checks_checksums(http_dir, tmp_path):
     assert into_dir["dest"] == str(tmp_path / "file.txt")
     missing = get(FakeCtx(), {"url": base + "/nope", "dest": str(tmp_path / "n")})
     assert missing["failed"] and missing["status_code"] == 404
+    nofile = get(FakeCtx(), {"url": f"file://{tmp_path}/nofile", "dest": str(tmp_path / "n")})
+    assert nofile["msg"] == f"Request failed: <urlopen error [Errno 2] No such file or directory: '{tmp_path}/nofile'>"

@@ -17,6 +17,7 @@ from rustle_deploy.phases import (
     LOCAL,
     ONCE,
     ONCE_LOCAL,
+    PLAY_HOSTS,
     file_read,
     off_host_tasks,
     plan_phases,
@@ -108,8 +109,8 @@ def test_each_batch_runs_every_phase_before_the_next_batch() -> None:
 @pytest.mark.parametrize(
     ("tasks", "handlers", "pointer", "needle"),
     [
-        ([{**t(0), "module": "", "args": {}, "block": [t(1), t(2, run_once=True)], "rescue": [t(3)]}], [],
-         "/plays/0/batches/0/tasks/0/block/1/run_once", "whose tasks do not all run the same way"),
+        ([{**t(0, loop=[1, 2]), "module": "", "args": {}, "block": [t(1), t(2, run_once=True)], "rescue": [t(3)]}], [],
+         "/plays/0/batches/0/tasks/0/block/1/run_once", "inside 'task 0' (a loop over it), whose tasks do not all run"),
         ([t(0), pm.task("t1", "flush", "meta", {"_raw_params": "flush_handlers"}, [], 1)], [t(9, run_once=True)],
          "/plays/0/handlers/0/run_once", "in a play with meta: flush_handlers"),
         ([t(0)], [t(9, delegate_to="localhost", run_once=True)], "/plays/0/handlers/0/delegate_to",
@@ -118,7 +119,7 @@ def test_each_batch_runs_every_phase_before_the_next_batch() -> None:
          "(a host named by each call) on handler"),
         ([t(0)], [t(9, delegate_to="db1", throttle=2)], "/plays/0/handlers/0/delegate_to", "delegate_to on handler"),
     ],
-    ids=["mixed-block", "run_once-handler", "delegated-handler", "per-call-handler", "handler-to-host"],
+    ids=["mixed-looped-block", "run_once-handler", "delegated-handler", "per-call-handler", "handler-to-host"],
 )
 def test_what_cannot_be_cut_is_refused_at_its_pointer(tasks: list[dict[str, Any]], handlers: list[dict[str, Any]],
                                                       pointer: str, needle: str) -> None:
@@ -206,6 +207,52 @@ def test_whole_blocks_of_one_kind_are_cut_points() -> None:
     plan = plan_of([t(0), block, t(4)])
     validate(plan)
     assert play_phases(plan.play_tasks(plan.plays[0])).kinds == (HOSTS, ONCE, HOSTS)
+
+
+def test_a_block_whose_tasks_run_differently_is_cut_inside_its_tasks_each_in_its_phase() -> None:
+    """docs/phases.md "Blocks cut into phases": the phases follow the block's tasks in
+    Ansible's lock-step order (its block, then its rescue, then its always); the block has its
+    first and last phase; a run_once phase holds tasks of one block section only."""
+    inner = {**t(2), "module": "", "args": {}, "block": [t(3), t(4, run_once=True)], "rescue": [t(5)]}
+    outer = {**t(1), "module": "", "args": {}, "block": [inner, t(6, run_once=True)], "always": [t(7)]}
+    plan = plan_of([t(0), outer, t(8)])
+    validate(plan)
+    phases = plan_phases(plan)[0]
+    assert phases.kinds == (HOSTS, ONCE, HOSTS, ONCE, HOSTS)
+    assert [phases.of[f"t{i}"] for i in range(9)] == [0, 0, 0, 0, 1, 2, 3, 4, 4]
+    assert phases.last == {"t1": 4, "t2": 2}
+    # a play of one host is not cut: the block runs whole
+    spec = play_specs(plan, lambda names: [Host(name=n, vars={}, groups=("all",)) for n in names])[0]
+    assert [st.phase for st in schedule([spec], NAMES[:1]).stages] == [None]
+    assert [(st.phase, st.once) for st in schedule([spec], NAMES).stages][:2] == [(0, False), (1, True)]
+    # any_errors_fatal inside a block with rescue: a phase ends after each task that may fail
+    fatal = {**t(1), "module": "", "args": {}, "block": [t(2, any_errors_fatal=True), t(3)], "rescue": [t(4)]}
+    cut = plan_phases(plan_of([t(0), fatal, t(5)]))[0]
+    assert [cut.of[f"t{i}"] for i in range(6)] == [0, 0, 0, 1, 1, 1] and cut.last == {"t1": 1}
+
+
+def test_reading_the_plays_live_hosts_after_a_task_that_may_fail_starts_a_phase() -> None:
+    """ansible_play_hosts / ansible_play_batch / play_hosts leave out the hosts that failed:
+    a task reading them after a task that may fail starts a phase (the controller sends the
+    failed hosts in); not after ignore_errors, not ansible_play_hosts_all, not for one host."""
+    def reads(i: int, name: str, **kw: Any) -> dict[str, Any]:
+        return pm.task(f"t{i}", f"task {i}", "debug", {"msg": "{{ " + name + " }}"}, [], i, **kw)
+
+    def command(i: int, **kw: Any) -> dict[str, Any]:
+        return pm.task(f"t{i}", f"task {i}", "command", {"_raw_params": "true"}, [], i, **kw)
+
+    plan = plan_of([reads(0, "ansible_play_hosts"), command(1, ignore_errors=True), reads(2, "ansible_play_hosts_all"),
+                    reads(3, "play_hosts | length"), command(4), reads(5, "ansible_play_batch"),
+                    reads(6, "ansible_play_hosts")])
+    phases = plan_phases(plan)[0]
+    assert [phases.of[f"t{i}"] for i in range(7)] == [0, 0, 0, 0, 0, 1, 1]
+    assert phases.reads == {1: (PLAY_HOSTS,)}
+    spec = play_specs(plan, lambda names: [Host(name=n, vars={}, groups=("all",)) for n in names])[0]
+    # the failed hosts are the controller's: the phase before sends no state back for them
+    assert [(st.phase, st.feeds, st.reads) for st in schedule([spec], NAMES).stages] == [
+        (0, False, ()), (1, False, (PLAY_HOSTS,))]
+    assert not plan_phases(plan_of([reads(0, "x"), command(1), reads(2, "ansible_play_hosts")],
+                                   names=NAMES[:1]))[0].reads
 
 
 def test_reading_another_hosts_runtime_values_starts_a_phase_when_they_were_set_in_it() -> None:

@@ -22,7 +22,6 @@ import os
 import random
 import re
 import shlex
-import string
 import subprocess
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -36,8 +35,6 @@ CONTROLLER_CALL = re.compile(
     r"""|\b(?:lookup|query|q)\(\s*['"](?:ansible\.builtin\.)?file['"]\s*,\s*[^'"\s]""")  # a computed file name
 _KV_WORD = re.compile(r"""(?:[^\s"']|"[^"]*"|'[^']*')+""")
 _KV = re.compile(r"^\w+=")
-PASSWORD_PARAMS = frozenset(("length", "encrypt", "chars", "ident", "seed"))
-DEFAULT_PASSWORD_CHARS = ["ascii_letters", "digits", ".,:-_"]
 
 
 class LookupFailed(Exception):
@@ -84,7 +81,7 @@ class ControllerLookups:
                     found = {"values": self._ansible(by_ansible, terms, options, variables or {})}
                 else:
                     found = {"values": getattr(self, "_" + name)(terms, scope, **options)}
-            except (LookupFailed, TypeError) as exc:  # TypeError: an option it does not have
+            except (LookupFailed, lookups.LookupError_, TypeError) as exc:  # TypeError: an option it does not have
                 found = {"error": str(exc)}
             except _Late as late:  # the host reads what the controller sends with the phase
                 found = {"run_time_files": late.paths}
@@ -289,7 +286,7 @@ class ControllerLookups:
     def _password(self, terms: list[Any], scope: Any, **kwargs: Any) -> list[Any]:
         out = []
         for term in map(str, terms):
-            relpath, params = _password_params(term, kwargs)
+            relpath, params = _runtime_lookups().password_params(term, kwargs)
             path = relpath if os.path.isabs(os.path.expanduser(relpath)) else os.path.join(self.base_dir, relpath)
             path = os.path.expanduser(path)
             content = None
@@ -299,10 +296,7 @@ class ControllerLookups:
             changed = content is None or path == "/dev/null"
             salt = ident = None
             if changed:
-                seed = params.get("seed")
-                chars = _password_chars(params["chars"])
-                rng: Any = random.SystemRandom() if seed is None else random.Random(seed)
-                password = "".join(rng.choice(chars) for _ in range(int(params["length"])))
+                password = _runtime_lookups().random_password(params)
             else:
                 assert content is not None
                 password, salt, ident = _password_content(content)
@@ -411,46 +405,6 @@ def _passhash() -> Any:
     from rustle_runtime import passhash  # type: ignore[import-not-found]
 
     return passhash
-
-
-def _password_params(term: str, kwargs: dict[str, Any]) -> tuple[str, dict[str, Any]]:
-    """The password lookup's term: a path, then ``key=value`` parameters."""
-    params: dict[str, Any] = {"length": 20, "chars": DEFAULT_PASSWORD_CHARS, "seed": None,
-                              "encrypt": None, "ident": None}
-    unknown = set(kwargs) - PASSWORD_PARAMS
-    if unknown:
-        raise LookupFailed(f"Unrecognized parameter(s) given to password lookup: {', '.join(sorted(unknown))}")
-    params.update(kwargs)
-    relpath, _, rest = term.partition(" ")
-    given: dict[str, str] = {}
-    words = shlex.split(rest) if rest.strip() else []
-    for i, word in enumerate(words):
-        key, eq, value = word.partition("=")
-        if not eq:
-            if given:
-                raise LookupFailed("Unrecognized value after key=value parameters given to password lookup")
-            relpath = " ".join([relpath, *words[: i + 1]])
-            continue
-        given[key] = value
-    unknown = set(given) - PASSWORD_PARAMS
-    if unknown:
-        raise LookupFailed(f"Unrecognized parameter(s) given to password lookup: {', '.join(sorted(unknown))}")
-    params.update(given)
-    return relpath, params
-
-
-def _password_chars(chars: Any) -> str:
-    """Ansible's ``_gen_candidate_chars`` over the ``chars`` option (a list, or a comma list)."""
-    if isinstance(chars, str):
-        specs = ([","] if ",," in chars else []) + [c for c in chars.replace(",,", ",").split(",") if c]
-    else:
-        specs = [str(c) for c in chars]
-    named = [getattr(string, spec, spec) for spec in specs]
-    text = "".join(v if isinstance(v, str) else spec for v, spec in zip(named, specs, strict=True))
-    out = text.replace('"', "").replace("'", "")
-    if not out:
-        raise LookupFailed("lookup('password'): chars gives no characters to choose from")
-    return out
 
 
 def _runtime() -> Any:

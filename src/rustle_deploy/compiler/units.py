@@ -24,7 +24,7 @@ from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 from ..errors import CompileError
-from ..model import SECRET_VARS, Host, Plan, Play, Task, own_vars
+from ..model import SECRET_VARS, Host, Plan, Play, Task, Unsafe, own_vars
 from ..phases import Phases, per_call, plan_phases
 from ..runtime_index import canonical_module, module_families
 from . import assemble
@@ -134,7 +134,7 @@ def plan_units(
             compiled = [_compile_task(plan, play_view, t, unit, file_cache, resolution) for t in tasks]
             if play_view.phases.cut:  # docs/phases.md: what a run's phase selector names
                 for task, out in zip(tasks, compiled, strict=True):
-                    out["phase"] = play_view.phases.of[task.task_id]
+                    _mark_phases(task, out, play_view.phases)
             doc_play: dict[str, Any] = {
                 "index": play_view.index,  # what a run's play selector names (docs/rollouts.md)
                 "name": play_view.play.name,
@@ -448,7 +448,7 @@ def _compile_task(
     skip_when: list[str] = []
     for cond in task.conditions:
         if cond.kind == "When":
-            out["when"].append(str(cond.value))
+            out["when"].append(_when(cond.value))
         elif cond.kind == "Skip":
             skip_when.append(str(cond.value))
         elif cond.kind == "CheckMode":
@@ -582,6 +582,26 @@ def fetch_targets(plan: Plan, task: Task, host_vars: dict[str, dict[str, Any]],
     return out
 
 
+def _when(value: Any) -> Any:
+    """A When condition for the runtime: its text (``!unsafe`` text stays Unsafe, which the
+    host never evaluates), or a number, which the host refuses as ansible-core 2.19 does."""
+    if isinstance(value, Unsafe) or (isinstance(value, (int, float)) and not isinstance(value, bool)):
+        return value
+    return str(value)
+
+
+def _mark_phases(task: Task, out: dict[str, Any], phases: Phases) -> None:
+    """Give a compiled top-level task its phase; a block cut inside (``phases.last``) its last
+    phase too, and each of its tasks its own (docs/phases.md "Blocks cut into phases")."""
+    out["phase"] = phases.of[task.task_id]
+    if task.task_id not in phases.last:
+        return
+    out["last_phase"] = phases.last[task.task_id]
+    for key, children in (("block", task.block or ()), ("rescue", task.rescue), ("always", task.always)):
+        for child, compiled in zip(children, out.get(key) or [], strict=True):
+            _mark_phases(child, compiled, phases)
+
+
 def _compile_block(
     plan: Plan,
     play: _PlayView,
@@ -593,7 +613,7 @@ def _compile_block(
     """A block: its lists compiled, its own keywords (applied once, when it is reached) kept."""
     assert task.block is not None
     out: dict[str, Any] = {"id": f"{play.play_id}/{task.task_id}", "name": task.name, "hosts": None,
-                           "when": [str(c.value) for c in task.conditions if c.kind == "When"],
+                           "when": [_when(c.value) for c in task.conditions if c.kind == "When"],
                            "tags": list(task.tags)}
     for key, value in task.extras.items():
         if key not in ("delegate_to", "connection_vars"):

@@ -39,6 +39,10 @@ writes there (file, directory, symlink)::
                                         kept so that the next artifact holding it travels
                                         without it (docs/remote.md)
     objects/.tmp-<sha256>-<pid>         file: one being written
+    pyc/<sha256>/                       dir: the Jinja2 object's sources copied by a run from a
+                                        zip, so Python keeps their bytecode (the runtime's
+                                        pycache.py); removed with that object
+    pyc/<sha256>.tmp-<pid>/             dir: a copy being made
     runners/<sha256>                    file: native format, an installed rustle-runner
     runners/<sha256>.tmp.<pid>          file: a runner being installed (transport/options.py)
     bridge/                             dir, 0700: the module bridge's kept fork servers
@@ -132,6 +136,7 @@ class Layout:
         self.unpacked = os.path.join(self.root, "unpacked")
         self.runners = os.path.join(self.root, "runners")  # native format (docs/native.md)
         self.objects = os.path.join(self.root, "objects")  # parts artifacts share (docs/remote.md)
+        self.pyc = os.path.join(self.root, "pyc")  # Jinja2's bytecode, by object (runtime pycache.py)
         self.marker = os.path.join(self.root, CREATED_MARKER)
 
     def artifact(self, sha):
@@ -470,7 +475,8 @@ def _prune_objects(layout, new):
     records them, and ``new``: this deployment's, not yet in history), as ``_prune_unpacked``
     keeps their unpacked copies; remove the others."""
     present = [n for n in _listdir(layout.objects) if not n.startswith(".")]
-    if not present:
+    copies = _listdir(layout.pyc)  # Jinja2's bytecode, by object (and a copy a run left half made)
+    if not present and not copies:
         return
     held = set()
     for name in _listdir(layout.releases):
@@ -488,6 +494,12 @@ def _prune_objects(layout, new):
                 os.unlink(os.path.join(layout.objects, entry))
             except OSError:
                 pass
+    if copies:
+        import shutil
+
+        for entry in copies:
+            if entry not in keep:
+                shutil.rmtree(os.path.join(layout.pyc, entry), ignore_errors=True)
 
 
 def _listdir(path):
@@ -1219,6 +1231,7 @@ _OURS = {
         ("unpacked", "dir", "unpacked"),
         ("runners", "dir", "runners"),
         ("objects", "dir", "objects"),
+        ("pyc", "dir", "pyc"),
         ("bridge", "dir", "bridge"),
         ("history[.]jsonl", "file", "remove"),
         ("lock", "file", "lock"),
@@ -1232,6 +1245,7 @@ _OURS = {
     "unpacked": ((_HEX + "([.]tmp-[0-9]+)?", "dir", "tree"),),
     "runners": ((_HEX + "([.]tmp[.][0-9]+)?", "file", "remove"),),
     "objects": ((_HEX, "file", "remove"), ("[.]tmp-" + _HEX + "-[0-9]+", "file", "remove")),
+    "pyc": ((_HEX + "([.]tmp-[0-9]+)?", "dir", "tree"),),
     "bridge": (("[0-9a-f]{16}", "other", "server"), ("[0-9a-f]{16}[.]log", "file", "remove")),
 }
 _CONTROLLER_RUN_ID = "r-[0-9a-f]{12}"  # fleetops: f"r-{secrets.token_hex(6)}"

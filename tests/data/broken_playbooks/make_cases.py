@@ -292,15 +292,15 @@ CASES: dict[str, dict[str, str]] = {
             - name: h
               local_action: command echo hi
         """},
-    "run_once_in_mixed_block": {"site.yml": """\
+    "run_once_in_looped_include": {"site.yml": """\
         - hosts: web
           tasks:
-            - block:
-                - command: /usr/bin/true
-                - command: /usr/bin/false
-                  run_once: true
-              rescue:
-                - debug: msg=rescued
+            - include_tasks: inner.yml
+              loop: [1, 2]
+        """, "inner.yml": """\
+        - command: /usr/bin/true
+        - command: /usr/bin/false
+          run_once: true
         """},
     "add_host_then_play": {"site.yml": """\
         - hosts: web1

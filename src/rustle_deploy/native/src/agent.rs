@@ -1377,6 +1377,7 @@ fn rules(place: &str) -> Vec<Rule> {
             (|n| n == "unpacked", "dir", "unpacked"),
             (|n| n == "runners", "dir", "runners"),
             (|n| n == "objects", "dir", "objects"),
+            (|n| n == "pyc", "dir", "pyc"),
             (|n| n == "bridge", "dir", "bridge"),
             (|n| n == "history.jsonl", "file", "remove"),
             (|n| n == "lock", "file", "lock"),
@@ -1410,7 +1411,7 @@ fn rules(place: &str) -> Vec<Rule> {
                 "remove",
             ),
         ],
-        "unpacked" => vec![(|n| hex64(n).map_or(false, |r| opt_tmp(r, ".tmp-")), "dir", "tree")],
+        "unpacked" | "pyc" => vec![(|n| hex64(n).map_or(false, |r| opt_tmp(r, ".tmp-")), "dir", "tree")],
         "runners" => vec![(|n| hex64(n).map_or(false, |r| opt_tmp(r, ".tmp.")), "file", "remove")],
         "bridge" => vec![
             (|n| skip_n(n, 16, lower_hex) == Some(""), "other", "server"),
@@ -2019,6 +2020,8 @@ mod tests {
         assert_eq!(ours("runs", "d-20260101T120000-abcdef.vars.json.tmp-7"), Some(("file", "remove")));
         assert_eq!(ours("runs", "d-20260101T120000-abcdef-h-0123456789ab-r-0123456789ab.vars.json"), None);
         assert_eq!(ours("unpacked", &format!("{}.tmp-3", hex)), Some(("dir", "tree")));
+        assert_eq!(ours("pyc", &format!("{}.tmp-3", hex)), Some(("dir", "tree")));
+        assert_eq!(ours("", "pyc"), Some(("dir", "pyc")));
         assert_eq!(ours("runners", &format!("{}.tmp.3", hex)), Some(("file", "remove")));
         assert_eq!(ours("runners", &format!("{}.tmp-3", hex)), None);
         assert!(controller_run_id("r-0123456789ab") && !controller_run_id("r-0123456789abc"));

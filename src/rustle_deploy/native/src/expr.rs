@@ -58,7 +58,8 @@ pub fn cond_text(cond: &Value) -> Value {
 /// conditional: 'x' is undefined" for an undefined name, "Conditional result (True) was derived
 /// from value of type 'str' ..." for a result that is not a boolean (`Templar.condition`), any
 /// other error as it is. A COND with `"allow_broken": true` (ansible.cfg's
-/// ALLOW_BROKEN_CONDITIONALS) takes the result's truth instead.
+/// ALLOW_BROKEN_CONDITIONALS) takes the result's truth instead; its `"origin"` (where the
+/// value came from, the task's `origins`) is named in the broken-conditional message.
 ///
 /// A COND may also be a bare bool (itself) or null (true), as the lowering writes them.
 pub fn condition(cond: &Value, scope: &Scope) -> Result<bool, String> {
@@ -73,20 +74,27 @@ pub fn condition(cond: &Value, scope: &Scope) -> Result<bool, String> {
     match evaluate(node, scope) {
         Ok(Value::Bool(b)) => Ok(b),
         Ok(other) if allow_broken => Ok(truthy(&other)),
-        Ok(other) => Err(broken_conditional(&other)),
+        Ok(other) => Err(broken_conditional(&other, map.get("origin"))),
         Err(e) if is_undefined_error(&e) => Err(format!("Error while evaluating conditional: {}", e)),
         Err(e) => Err(e),
     }
 }
 
 /// ansible-core 2.19's words for a conditional whose result is not a boolean
-/// (`templating.broken_conditional_message`: the value's origin is not tracked).
-fn broken_conditional(value: &Value) -> String {
+/// (`templating.broken_conditional_message`), naming the value's `origin` ('<unknown>' for
+/// None, which takes no origin in ansible-core, or when the lowering recorded none).
+fn broken_conditional(value: &Value, origin: Option<&Value>) -> String {
+    let origin = match (value, origin) {
+        (Value::Null, _) => "<unknown>".to_string(),
+        (_, Some(Value::Str(text))) => text.to_string(),
+        _ => "<unknown>".to_string(),
+    };
     format!(
-        "Conditional result ({}) was derived from value of type '{}' at '<unknown>'. \
+        "Conditional result ({}) was derived from value of type '{}' at {}. \
          Conditionals must have a boolean result.",
         if truthy(value) { "True" } else { "False" },
-        crate::json::type_name(value)
+        crate::json::type_name(value),
+        py_repr(&Value::from(origin.as_str()))
     )
 }
 
@@ -157,6 +165,35 @@ fn eval(node: &Value, scope: &Scope) -> Eval<Val> {
             let a = eval_use(arg(2)?, scope)?;
             let b = eval_use(arg(3)?, scope)?;
             Ok(Val::Def(Value::Bool(compare(cmp, &a, &b)?)))
+        }
+        "chain" => {
+            // ["chain", first, [[op, operand], ...]]: Python's `a < b < c`, as Jinja2 compiles
+            // it: each operand evaluated once, and only while the chain holds
+            let mut left = eval_use(arg(1)?, scope)?;
+            for link in arg(2)?.as_list().ok_or_else(|| malformed(node))? {
+                let (cmp, right) = match link.as_list().map(Vec::as_slice) {
+                    Some([Value::Str(cmp), right]) => (cmp, right),
+                    _ => return Err(malformed(node)),
+                };
+                let right = eval_use(right, scope)?;
+                if !compare(cmp, &left, &right)? {
+                    return Ok(Val::Def(Value::Bool(false)));
+                }
+                left = right;
+            }
+            Ok(Val::Def(Value::Bool(true)))
+        }
+        "add" => {
+            let (a, b) = (eval_use(arg(1)?, scope)?, eval_use(arg(2)?, scope)?);
+            add(&a, &b).map(Val::Def)
+        }
+        "concat" => {
+            // Jinja2's `~` (str_join): str() of each operand
+            let mut text = String::new();
+            for n in arg(1)?.as_list().ok_or_else(|| malformed(node))? {
+                text.push_str(&crate::modules::files::py_str(&eval_use(n, scope)?));
+            }
+            Ok(Val::Def(Value::Str(text)))
         }
         "in" => {
             let item = eval_use(arg(1)?, scope)?;
@@ -553,6 +590,21 @@ fn compare(op: &str, a: &Value, b: &Value) -> Eval<bool> {
         },
     };
     Ok(holds(op, ordering))
+}
+
+/// Python's `a + b` over JSON values: numbers (a bool counts as an int), text, lists.
+fn add(a: &Value, b: &Value) -> Eval<Value> {
+    match (a, b) {
+        (Value::Str(x), Value::Str(y)) => return Ok(Value::Str(format!("{}{}", x, y))),
+        (Value::List(x), Value::List(y)) => return Ok(Value::List(x.iter().chain(y).cloned().collect())),
+        _ => {}
+    }
+    match (as_num(a), as_num(b)) {
+        (Some(Num::I(x)), Some(Num::I(y))) => x.checked_add(y).map(Value::Int).ok_or_else(|| "integer overflow in +".to_string()),
+        (Some(Num::F(x)), Some(Num::F(y))) => Ok(Value::Float(x + y)),
+        (Some(Num::I(x)), Some(Num::F(y))) | (Some(Num::F(y)), Some(Num::I(x))) => Ok(Value::Float(x as f64 + y)),
+        _ => Err(format!("unsupported operand type(s) for +: '{}' and '{}'", type_name(a), type_name(b))),
+    }
 }
 
 fn holds(op: &str, ordering: Option<Ordering>) -> bool {
@@ -1329,6 +1381,21 @@ mod tests {
     }
 
     #[test]
+    fn chains_add_and_concat_as_python() {
+        let chain = |a: &str, b: &str, c: &str| run(&format!(r#"["chain", {}, [["<", {}], ["<=", {}]]]"#, a, b, c));
+        assert_eq!(chain(r#"["lit", 1]"#, r#"["lit", 2]"#, r#"["lit", 2.0]"#), Ok(Value::Bool(true)));
+        assert_eq!(chain(r#"["lit", 1]"#, r#"["lit", 3]"#, r#"["lit", 2]"#), Ok(Value::Bool(false)));
+        // the chain stops at the first false link: the undefined operand after it is not used
+        assert_eq!(chain(r#"["lit", 3]"#, r#"["lit", 2]"#, r#"["name", "nope"]"#), Ok(Value::Bool(false)));
+        assert_eq!(chain(r#"["lit", 1]"#, r#"["lit", 2]"#, r#"["name", "nope"]"#), Err("'nope' is undefined".to_string()));
+        assert_eq!(run(r#"["add", ["lit", true], ["lit", 1.5]]"#), Ok(Value::Float(2.5)));
+        assert_eq!(run(r#"["add", ["lit", "a"], ["lit", "b"]]"#), Ok(Value::from("ab")));
+        assert_eq!(run(r#"["add", ["lit", [1]], ["lit", [2]]]"#), Ok(Value::List(vec![Value::Int(1), Value::Int(2)])));
+        assert_eq!(run(r#"["add", ["lit", 1], ["lit", "b"]]"#), Err("unsupported operand type(s) for +: 'int' and 'str'".to_string()));
+        assert_eq!(run(r#"["concat", [["lit", "x"], ["lit", 1], ["lit", null], ["lit", {"a": true}]]]"#), Ok(Value::from("x1None{'a': True}")));
+    }
+
+    #[test]
     fn conditions() {
         assert_eq!(
             cond(
@@ -1363,6 +1430,23 @@ mod tests {
         assert_eq!(cond("r.rc", r#"["attr", ["name", "r"], "rc"]"#), broken("False", "int"));
         assert_eq!(cond("n.x", r#"["attr", ["name", "n"], "x"]"#), broken("False", "NoneType"));
         assert_eq!(cond("r.results", r#"["attr", ["name", "r"], "results"]"#), broken("False", "list"));
+        // the origin the compiler recorded (the task's `origins`), none for None
+        let with_origin = |ir: &str| {
+            let c = parse(&format!(r#"{{"expr": "x", "ir": {}, "origin": "/p/site.yml:4:8"}}"#, ir)).unwrap();
+            condition(&c, &Scope::new(vec![]))
+        };
+        assert_eq!(
+            with_origin(r#"["lit", "yes"]"#),
+            Err("Conditional result (True) was derived from value of type 'str' at '/p/site.yml:4:8'. \
+                 Conditionals must have a boolean result."
+                .to_string())
+        );
+        assert_eq!(
+            with_origin(r#"["lit", null]"#),
+            Err("Conditional result (False) was derived from value of type 'NoneType' at '<unknown>'. \
+                 Conditionals must have a boolean result."
+                .to_string())
+        );
         let allowed = |ir: &str| {
             let map = vars();
             let c = parse(&format!(r#"{{"expr": "x", "ir": {}, "allow_broken": true}}"#, ir)).unwrap();

@@ -139,13 +139,18 @@ def run_payload(root, host, check=False, diff=False, tags=(), skip_tags=(), jour
     holding what this run set (and, for "state", the host's whole state); ``become_password``:
     what sudo asks for when a task becomes another user (``-K``), kept in memory only;
     ``state_dir``: the deploy agent's remote directory, where the module bridge may keep its
-    fork server between runs (``rustle_bridge_keep``, docs/bridge.md)."""
+    fork server between runs (``rustle_bridge_keep``, docs/bridge.md) and a zip's Jinja2 keeps
+    its bytecode (``pycache``)."""
     if become_password is not None:
         from . import become
 
         become.set_password(become_password)
     try:
         payload = Payload(root)
+        if state_dir and not payload.is_dir:  # Jinja2's bytecode, kept on the host (pycache.py)
+            from . import pycache
+
+            pycache.install(payload.root, state_dir)
         args = _RunArgs(host, check, diff, tags, skip_tags, journal, run_id, verbosity, plays, carry,
                         host_vars, phase, inject, share, state_dir)
         return _run(args, payload)

@@ -35,7 +35,9 @@ from .templating import (
     VarScope,
     has_template,
     is_template,
+    rendered_untrusted,
     unsafe,
+    unsafe_result,
     untag,
 )
 
@@ -449,6 +451,13 @@ class Runner:
         self.inject = inject or {}
         self.share = share
         self._carried_notified = {}  # play index -> handler indexes still pending
+        # a play cut inside a block (docs/phases.md "Blocks cut into phases"): compiled id ->
+        # [task, result] of each task of such a block that failed in an earlier phase, or that
+        # another host's failure failed here (inject "failed": a run_once task's, an
+        # any_errors_fatal task's); replayed so that the block's rescue/always go on from it
+        self._phase_failures = {}
+        self._reached = False  # this run ran a task of its phase (a run_once phase's host reached it)
+        self._twice = False  # the failure being raised skips the next section of its block (_run_child)
         self._ended = set()  # plays this host ended (meta: end_play / end_host) in a phase
         # what add_host and group_by changed in this host's view of the inventory (kept in the
         # carry file): new hosts' variables, and group -> hosts added to it
@@ -722,6 +731,7 @@ class Runner:
                 self._facts = unsafe(state["facts"])
                 self._collected = set(state.get("facts_collected", COLLECTOR_NAMES))
             self._carried_notified = dict(state.get("notified") or {})
+            self._phase_failures = dict(state.get("phase_failures") or {})
             self._ended = set(state.get("ended") or ())
             self._apply_added(state.get("inventory"))
         if self.inject.get("files"):  # what lookup('file') of a file the play created reads
@@ -762,6 +772,8 @@ class Runner:
                  "facts": self._facts, "facts_collected": sorted(self._collected),
                  "notified": self._carried_notified, "ended": sorted(self._ended),
                  "inventory": self._added}
+        if self._phase_failures:
+            state["phase_failures"] = self._phase_failures
         if self.carry and not failed:
             _save_carry(self.carry, state)
         if self.share and not failed:
@@ -775,6 +787,10 @@ class Runner:
                 shared["inventory"] = self._added
             if self._delegated:
                 shared["delegated"] = self._delegated
+            if self.phase is not None and not self._reached:  # a run_once phase: another host runs it
+                shared["reached"] = False
+            if self._phase_failures:  # a run on the controller: the host goes on from them
+                shared["phase_failures"] = self._phase_failures
             if self.share == "state":  # a run on the controller goes on from it, with these facts
                 shared["state"] = dict(state, facts=self.facts(), facts_collected=sorted(self._collected))
             elif self.share == "known":  # the state as it is (facts only if gathered)
@@ -800,12 +816,15 @@ class Runner:
         if self.phase is not None and play.get("phases"):
             if key in self._ended:
                 return
-            tasks = [t for t in tasks if t.get("phase", 0) == self.phase]
+            tasks = [t for t in tasks if t.get("phase", 0) <= self.phase <= t.get("last_phase", t.get("phase", 0))]
             first, last = self.phase == 0, self.phase == play["phases"] - 1
         everyone = list(play.get("play_hosts") or play.get("hosts") or [])
+        # the play's hosts that failed in its earlier phases (sent when a task of this one reads them)
+        gone = set(self.inject.get("failed_hosts") or ()) if self.phase is not None else set()
+        live = [h for h in everyone if h not in gone]
         self.host_vars.update({"ansible_play_name": play.get("name", ""), "ansible_play_hosts_all": everyone,
-                               "ansible_play_hosts": everyone, "play_hosts": everyone,
-                               "ansible_play_batch": everyone})
+                               "ansible_play_hosts": live, "play_hosts": live,
+                               "ansible_play_batch": live})
         self._notified = set(self._carried_notified.pop(key, ()))  # the play's notified handlers
         self._roles_done = set()
         # what a notify may name: a handler's name, or a topic it listens to
@@ -817,7 +836,7 @@ class Runner:
         try:
             try:
                 for task in tasks:
-                    self._run_task(task)
+                    self._run_child(task)
             except _HostFailed:
                 if play.get("force_handlers"):  # what was notified before the failure still runs
                     self._flush_handlers()
@@ -858,6 +877,7 @@ class Runner:
                 continue
             if index in self._notified:
                 self._notified.discard(index)
+                self._reached = True
                 self._run_task(handler, is_handler=True)
 
     # ---------------------------------------------------------------- blocks
@@ -961,7 +981,7 @@ class Runner:
                 self._rescuing += 1
             try:
                 for child in task.get("block") or []:
-                    self._run_task(child, is_handler)
+                    self._run_child(child, is_handler)
             finally:
                 if rescue:
                     self._rescuing -= 1
@@ -969,6 +989,11 @@ class Runner:
             if self._unreachable_hit:  # ansible-core rescues no unreachable host: it leaves the play
                 raise
             failed = True
+        if failed and self._twice:  # failed again at once: no rescue, or no always without one
+            self._twice = False
+            if not rescue:
+                raise
+            rescue = []
         if failed and rescue:
             failed_task, failed_result = self._failure or ({}, {})
             name = failed_task.get("name") or ""
@@ -981,7 +1006,7 @@ class Runner:
             self.runtime_vars["ansible_failed_result"] = failed_result
             try:
                 for child in rescue:
-                    self._run_task(child, is_handler)
+                    self._run_child(child, is_handler)
                 failed = False
             except _HostFailed:
                 if self._unreachable_hit:
@@ -989,13 +1014,52 @@ class Runner:
                 failed = True
         self._errors_cleared = False
         for child in always:
-            self._run_task(child, is_handler)  # a failure here propagates
+            self._run_child(child, is_handler)  # a failure here propagates
         if failed and not self._errors_cleared:  # meta: clear_host_errors lets the host go on
+            if self.phase is not None and any(c.get("last_phase", c.get("phase", -1)) > self.phase for c in always):
+                return  # a block cut into phases: its always runs in a later phase, which fails then
             raise _HostFailed()
+
+    def _run_child(self, task, is_handler=False):
+        """A top-level task, or a task of a block, in a play cut into phases inside a block
+        (docs/phases.md "Blocks cut into phases"): each carries the ``phase`` it runs in (a
+        block cut inside, ``last_phase`` too). A task of an earlier phase is not run again: if
+        it failed (here, or on another host as a run_once or any_errors_fatal task), it fails
+        again, silently, so that its block goes to its rescue and always as it did; a task of a
+        later phase waits for it."""
+        if self.phase is None or "phase" not in task:
+            self._run_task(task, is_handler)
+            return
+        first = task["phase"]
+        last = task.get("last_phase", first)
+        key = task.get("id")
+        if last < self.phase:
+            failure = self._phase_failures.get(key) or (self.inject.get("failed") or {}).get(key)
+            if failure is not None:
+                self._phase_failures[key] = failure
+                self._failure = (failure[0], unsafe(failure[1]))
+                # another host's run_once task failed: Ansible marks this host failed twice
+                # (the run_once failure, then any_errors_fatal's), which fails its block's
+                # rescue too (or, without one, its always)
+                self._twice = len(failure) > 2 and bool(failure[2])
+                raise _HostFailed()
+            return
+        if first > self.phase:
+            return
+        self._reached = self._reached or first == last
+        try:
+            self._run_task(task, is_handler)
+        except _HostFailed:
+            if first == last and not self._unreachable_hit:
+                failed_task, result = self._failure or ({}, {})
+                self._phase_failures[key] = [
+                    {k: failed_task.get(k) for k in ("id", "name", "module", "role") if k in failed_task}, result]
+            raise
 
     # ---------------------------------------------------------------- one task
 
     def _run_task(self, task, is_handler=False):
+        self.templar.origins = task.get("origins") or {}
         hosts = task.get("hosts")
         if hosts is not None and self.host not in hosts:
             return
@@ -1017,7 +1081,10 @@ class Runner:
         if keyword_error:
             result = {"failed": True, "changed": False, "msg": keyword_error}
         else:
+            self.templar.deprecations = []
             result = self._execute(task)
+            if self.templar.deprecations and not result.get("deprecations"):
+                result = dict(result, deprecations=list(self.templar.deprecations))
         missing = _as_list(task.get("notify_missing"))
         aborted = bool(missing) and bool(result.get("changed")) and not result.get("failed")
         if aborted:  # ansible-core stops the run when this notification fires, whatever rescues it
@@ -1033,7 +1100,7 @@ class Runner:
             ignored = bool(task.get("ignore_unreachable"))
         register = task.get("register")
         if register:
-            self.runtime_vars[register] = unsafe(result)
+            self.runtime_vars[register] = unsafe_result(result)
             if result.get("_include_vars") and isinstance(result.get("ansible_facts"), dict):
                 # the controller's files: their values stay trusted when registered, as in Ansible
                 self.runtime_vars[register]["ansible_facts"] = result["ansible_facts"]
@@ -1278,11 +1345,13 @@ class Runner:
                 # ansible-core 2.19's words
                 raise TemplateError(f"Error rendering template: {exc}") from exc
         else:
-            value = self.templar.template(loop, scope)
+            value = rendered_untrusted(loop, self.templar.template(loop, scope))
         if flatten in ("items", "flattened"):  # with_items: one level; with_flattened: all
             if not isinstance(value, (list, tuple)):
                 value = [value]
             value = _flatten(value, 1 if flatten == "items" else None)
+        if isinstance(value, (type({}.keys()), type({}.values()), type({}.items()))):
+            value = list(value)  # ansible-core finalizes a template's dict view as a list (d.keys())
         if isinstance(value, dict) or not isinstance(value, (list, tuple)):
             raise TemplateError(f"Invalid data passed to 'loop', it requires a list, got this instead: {value}. "
                                 "Hint: If you passed a list/dict of just one element, try adding "
@@ -1291,6 +1360,7 @@ class Runner:
 
     def _skip_reason(self, task, scope):
         """None when the task should run, else its skipped result."""
+        self.templar.origins = task.get("origins") or {}
         for cond in _as_list(task.get("when")):
             if not self.templar.condition(cond, scope):
                 return {"changed": False, "skipped": True, "skip_reason": "Conditional result was False",
@@ -1496,7 +1566,10 @@ class Runner:
                 args = _splat_raw(module, args, self.templar, scope)
                 raw_that = module.rsplit(".", 1)[-1] == "assert" and isinstance(args, dict) and "that" in args
                 that = args.get("that") if raw_that else None
-                args = _strip_omit(self.templar.template(args, scope))
+                # `that` is left for the conditional evaluation ('{{ x }}' in one of its string
+                # constants is rendered there, an undefined x failing as the conditional)
+                args = _strip_omit(self.templar.template(
+                    {k: v for k, v in args.items() if k != "that"} if raw_that else args, scope))
                 if raw_that:  # conditionals, as the assert action reads them (finalize_task_arg):
                     args["that"] = _assert_that(self.templar, that, scope)  # not templated first
             env = task.get("environment") or {}

@@ -18,7 +18,7 @@ is_undefined = _f.is_undefined
 
 _TOKEN = re.compile(
     r"\s*(?:(?P<num>\d+\.\d+|\d+)|(?P<str>'(?:[^'\\]|\\.)*'|\"(?:[^\"\\]|\\.)*\")"
-    r"|(?P<name>[A-Za-z_][A-Za-z0-9_]*)|(?P<op>==|!=|<=|>=|<|>|\(|\)|\[|\]|\.|,|\||=|-))",
+    r"|(?P<name>[A-Za-z_][A-Za-z0-9_]*)|(?P<op>==|!=|<=|>=|<|>|\(|\)|\[|\]|\.|,|\||=|-|\+|~))",
     re.S,
 )
 _LITERALS = {"true": True, "True": True, "false": False, "False": False, "none": None, "None": None}
@@ -185,21 +185,40 @@ class _Parser:
         return self.compare()
 
     def compare(self):
-        node = self.postfix()
+        node = self.add()
         while True:
             if self.i < len(self.toks) and self.toks[self.i][0] == "op" and self.toks[self.i][1] in _COMPARE:
-                if node[0] in ("cmp", "in", "not"):
-                    raise _Unsupported()  # a chain (1 < x < 3): Jinja2 has Python's semantics
+                if node[0] in ("in", "not"):
+                    raise _Unsupported()  # `in` in a chain: left to Jinja2
                 op = self.take()
-                node = ("cmp", op, node, self.postfix())
+                if node[0] in ("cmp", "chain"):  # 1 < x < 3: Python's chain, as Jinja2 compiles it
+                    links = [(node[1], node[3])] if node[0] == "cmp" else list(node[2])
+                    node = ("chain", node[2] if node[0] == "cmp" else node[1], tuple(links) + ((op, self.add()),))
+                else:
+                    node = ("cmp", op, node, self.add())
             elif self.peek("in", "name"):
                 self.take()
-                node = ("in", node, self.postfix())
+                node = ("in", node, self.add())
             elif self.peek("not", "name") and self.i + 1 < len(self.toks) and self.toks[self.i + 1] == ("name", "in"):
                 self.i += 2
-                node = ("not", ("in", node, self.postfix()))
+                node = ("not", ("in", node, self.add()))
             else:
                 return node
+
+    def add(self):
+        """``a + b`` (Jinja2's math1, without ``-``) over ``~`` chains (its concat)."""
+        node = self.concat()
+        while self.peek("+", "op"):
+            self.take()
+            node = ("add", node, self.concat())
+        return node
+
+    def concat(self):
+        nodes = [self.postfix()]
+        while self.peek("~", "op"):
+            self.take()
+            nodes.append(self.postfix())
+        return nodes[0] if len(nodes) == 1 else ("concat", tuple(nodes))
 
     def args(self):
         args, kwargs = [], {}
@@ -352,12 +371,22 @@ def _eval(node, scope):
     if op == "not":
         return not _use(_eval(node[1], scope))
     if op == "cmp":
-        a, b = _use(_eval(node[2], scope)), _use(_eval(node[3], scope))
+        return _compare(node[1], _use(_eval(node[2], scope)), _use(_eval(node[3], scope)))
+    if op == "chain":  # a < b < c: each operand evaluated once, and only while the chain holds
+        left = _use(_eval(node[1], scope))
+        for cmp, right_node in node[2]:
+            right = _use(_eval(right_node, scope))
+            if not _compare(cmp, left, right):
+                return False
+            left = right
+        return True
+    if op == "add":
         try:
-            return {"==": lambda: a == b, "!=": lambda: a != b, "<": lambda: a < b,
-                    "<=": lambda: a <= b, ">": lambda: a > b, ">=": lambda: a >= b}[node[1]]()
+            return _use(_eval(node[1], scope)) + _use(_eval(node[2], scope))
         except TypeError:
             raise _Unsupported() from None  # let Jinja2 word the error
+    if op == "concat":  # Jinja2's str_join
+        return "".join(str(_use(_eval(n, scope))) for n in node[1])
     if op == "in":
         item, seq = _use(_eval(node[1], scope)), _use(_eval(node[2], scope))
         try:
@@ -390,6 +419,14 @@ def _eval(node, scope):
         except (TypeError, ValueError, _f.FilterError):
             raise _Unsupported() from None
     raise _Unsupported()
+
+
+def _compare(op, a, b):
+    try:
+        return {"==": lambda: a == b, "!=": lambda: a != b, "<": lambda: a < b,
+                "<=": lambda: a <= b, ">": lambda: a > b, ">=": lambda: a >= b}[op]()
+    except TypeError:
+        raise _Unsupported() from None  # let Jinja2 word the error
 
 
 _CACHE = {}

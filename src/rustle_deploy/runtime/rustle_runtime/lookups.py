@@ -392,7 +392,89 @@ def lookup_key(name, terms, options):
     return json.dumps([name, list(terms), options], sort_keys=True, default=str)
 
 
+PASSWORD_PARAMS = frozenset(("length", "encrypt", "chars", "ident", "seed"))
+DEFAULT_PASSWORD_CHARS = ["ascii_letters", "digits", ".,:-_"]
+
+
+def password_params(term, kwargs):
+    """The password lookup's term: a path, then ``key=value`` parameters (over ``kwargs``)."""
+    import shlex
+
+    params = {"length": 20, "chars": DEFAULT_PASSWORD_CHARS, "seed": None, "encrypt": None, "ident": None}
+    unknown = set(kwargs) - PASSWORD_PARAMS
+    if unknown:
+        raise LookupError_(f"Unrecognized parameter(s) given to password lookup: {', '.join(sorted(unknown))}")
+    params.update(kwargs)
+    relpath, _, rest = term.partition(" ")
+    given = {}
+    words = shlex.split(rest) if rest.strip() else []
+    for i, word in enumerate(words):
+        key, eq, value = word.partition("=")
+        if not eq:
+            if given:
+                raise LookupError_("Unrecognized value after key=value parameters given to password lookup")
+            relpath = " ".join([relpath, *words[: i + 1]])
+            continue
+        given[key] = value
+    unknown = set(given) - PASSWORD_PARAMS
+    if unknown:
+        raise LookupError_(f"Unrecognized parameter(s) given to password lookup: {', '.join(sorted(unknown))}")
+    params.update(given)
+    return relpath, params
+
+
+def random_password(params):
+    """Ansible's ``random_password``: ``length`` characters of ``chars`` (``seed``: repeatable)."""
+    import random
+    import string
+
+    chars = params["chars"]
+    if isinstance(chars, str):  # Ansible's _gen_candidate_chars over a comma list
+        specs = ([","] if ",," in chars else []) + [c for c in chars.replace(",,", ",").split(",") if c]
+    else:
+        specs = [str(c) for c in chars]
+    named = [getattr(string, spec, spec) for spec in specs]
+    text = "".join(v if isinstance(v, str) else spec for v, spec in zip(named, specs))
+    text = text.replace('"', "").replace("'", "")
+    if not text:
+        raise LookupError_("lookup('password'): chars gives no characters to choose from")
+    seed = params.get("seed")
+    rng = random.SystemRandom() if seed is None else random.Random(seed)
+    return "".join(rng.choice(text) for _ in range(int(params["length"])))
+
+
+def _to_nowhere(name, terms):
+    """Whether a call is ``lookup('password', '/dev/null ...')``: it reads and writes nothing of
+    the controller, and Ansible makes a new password at each call, so the host makes it."""
+    return name == "password" and bool(terms) and all(
+        isinstance(t, str) and t.partition(" ")[0] == "/dev/null" for t in terms)
+
+
+def _password_nowhere(terms, ctx, **options):
+    import random
+
+    from . import passhash
+
+    out = []
+    for term in terms:
+        _, params = password_params(term, options)
+        password = random_password(params)
+        encrypt = params.get("encrypt")
+        if encrypt:
+            salt = "".join(random.SystemRandom().choice(passhash.SALT_CHARS)
+                           for _ in range(passhash.salt_size(encrypt)))
+            try:
+                password = passhash.password_hash(password, encrypt, salt=salt,
+                                                  ident=params.get("ident") or passhash.implicit_ident(encrypt))
+            except passhash.HashError as exc:
+                raise LookupError_(str(exc)) from None
+        out.append(password)
+    return out
+
+
 def _controller_values(name, terms, ctx, options):
+    if _to_nowhere(name, terms):
+        return _password_nowhere(terms, ctx, **options)
     if controller is not None:
         return controller(name, terms, options, ctx.scope)
     found = ctx.embedded("lookups").get(lookup_key(name, terms, options))

@@ -332,6 +332,42 @@ fn run(ctx: &mut Ctx, args: &Map, shell: bool) -> ModuleResult {
     Ok(r)
 }
 
+/// `_common.run_validate(ctx, validate, tmp, short)`: `validate % tmp` through `/bin/sh -c`
+/// with the task's environment; a non-zero exit fails the module, as lineinfile's message
+/// says it, or copy's (`short`). The compiler lowers only a `validate` whose `%` signs are
+/// one `%s` and any `%%` (what Python's `%` accepts with one argument).
+pub fn run_validate(environment: &Map, validate: &str, tmp: &str, short: bool) -> Result<(), ModuleFailure> {
+    if !validate.contains("%s") {
+        return Err(ModuleFailure::new(format!("validate must contain %s: {}", validate)));
+    }
+    let mut line = String::new();
+    let mut rest = validate;
+    while let Some(at) = rest.find('%') {
+        line.push_str(&rest[..at]);
+        match rest[at + 1..].chars().next() {
+            Some('s') => line.push_str(tmp),
+            Some('%') => line.push('%'),
+            _ => return Err(ModuleFailure::new(format!("validate {}: a % other than %s or %%", py_repr(&Value::from(validate))))),
+        }
+        rest = &rest[at + 2..];
+    }
+    line.push_str(rest);
+    let argv = vec!["/bin/sh".to_string(), "-c".to_string(), line];
+    let (rc, stdout, stderr) = match spawn(&argv, &child_env(environment), None, None) {
+        Ok(done) => done,
+        Err(e) => return spawn_failure(&e, &argv).map(|_| ()),
+    };
+    if rc == 0 {
+        return Ok(());
+    }
+    let (out, err) = (String::from_utf8_lossy(&stdout).into_owned(), String::from_utf8_lossy(&stderr).into_owned());
+    let msg = if short { "failed to validate".to_string() } else { format!("failed to validate: rc:{} error:{}", rc, err) };
+    Err(ModuleFailure::with(
+        msg,
+        map(vec![("exit_status", Value::Int(rc as i64)), ("stdout", Value::Str(out)), ("stderr", Value::Str(err))]),
+    ))
+}
+
 /// `context.run_command`'s OSError: `[Errno N] text: 'argv0'` with rc, cmd, stdout, stderr.
 fn spawn_failure(e: &io::Error, argv: &[String]) -> ModuleResult {
     let errno = match e.raw_os_error() {

@@ -456,9 +456,10 @@ fn c_chown(path: &str, uid: u32, gid: u32) -> io::Result<()> {
     }
 }
 
-/// `_common.atomic_write(path, data, mode=mode)`: temp file beside `path`, the existing file's
-/// mode/owner (or 0666 & ~umask), the task's mode, then a rename over `path`.
-pub fn atomic_write(path: &str, data: &[u8], mode: Option<&Value>) -> R<()> {
+/// `_common.atomic_write(path, data, validate, mode=mode)`: temp file beside `path`, checked
+/// by `validate` (the task's environment and the command, `%s` the temp file) when given, the
+/// existing file's mode/owner (or 0666 & ~umask), the task's mode, then a rename over `path`.
+pub fn atomic_write(path: &str, data: &[u8], mode: Option<&Value>, validate: Option<(&Map, &str)>) -> R<()> {
     let directory = dirname(&abspath(path));
     let directory = if directory.is_empty() { ".".to_string() } else { directory };
     // as Ansible's atomic_move when the user may not create a file there (`_common._temp_beside`)
@@ -472,6 +473,9 @@ pub fn atomic_write(path: &str, data: &[u8], mode: Option<&Value>) -> R<()> {
     let outcome = (|| {
         file.write_all(data).or_fail(&tmp)?;
         drop(file);
+        if let Some((environment, command)) = validate {
+            super::command::run_validate(environment, command, &tmp, false)?;
+        }
         adopt_attributes(&tmp, path)?;
         if let Some(mode) = mode.filter(|m| m.as_str() != Some("preserve")) {
             let bits = parse_mode(mode, stat(path).as_ref())?;
@@ -880,11 +884,21 @@ const TEMPLATE_ARGS: &[&str] = &[
     "attributes", "seuser", "serole", "setype", "selevel",
 ];
 
-fn refuse_validate(args: &Map) -> R<()> {
-    match arg(args, "validate") {
-        Some(v) if py_truthy(v) => fail("validate is not supported by the native runner"),
-        _ => Ok(()),
-    }
+/// `files._validate_with_attrs`: `validate` run on a temp copy of `data` beside `dest` that
+/// carries the task's mode, removed afterwards; copy's short message when it fails.
+fn validate_with_attrs(ctx: &Ctx, data: &[u8], dest: &str, validate: &str, mode: Option<&Value>) -> R<()> {
+    let (mut file, tmp) = mkstemp(&dirname(&abspath(dest)), ".rustle_validate_").map_err(|(e, tmp)| os_failure(e, &tmp))?;
+    let outcome = (|| {
+        file.write_all(data).or_fail(&tmp)?;
+        drop(file);
+        if let Some(mode) = mode.filter(|m| !m.is_null()) {
+            let bits = parse_mode(mode, stat(&tmp).as_ref())?;
+            chmod(&tmp, bits).or_fail(&tmp)?;
+        }
+        super::command::run_validate(ctx.environment, validate, &tmp, true)
+    })();
+    let _ = fs::remove_file(&tmp);
+    outcome
 }
 
 /// An embedded `src` (`{"sha256": hex, "path": "src as written"}`): its bytes and its label.
@@ -910,7 +924,6 @@ pub fn copy(ctx: &mut Ctx, args: &Map) -> ModuleResult {
     if src.is_some() && content.is_some() {
         return fail("src and content are mutually exclusive");
     }
-    refuse_validate(args)?;
     if arg_bool(args, "remote_src", false)? {
         return copy_remote(ctx, args);
     }
@@ -991,7 +1004,6 @@ pub fn template(ctx: &mut Ctx, args: &Map) -> ModuleResult {
     if !encoding.is_empty() && !matches!(encoding.to_lowercase().replace('_', "-").as_str(), "utf-8" | "utf8" | "u8" | "utf") {
         return fail(format!("output_encoding={} is not supported by the native runner (only utf-8)", encoding));
     }
-    refuse_validate(args)?;
     let (rendered, label) = embedded(ctx, src.unwrap_or(&Value::Null))?;
     let data = if newline == "\n" { rendered } else { replace_newlines(&rendered, newline.as_bytes()) };
     write_content(ctx, args, &data, &label, "template", true)
@@ -1114,8 +1126,11 @@ fn write_content(ctx: &mut Ctx, args: &Map, data: &[u8], label: &str, module: &s
             if backup && exists(&dest) {
                 result.insert("backup_file", backup_local(false, &dest)?.into());
             }
+            if let Some(validate) = arg(args, "validate").filter(|v| py_truthy(v)) {
+                validate_with_attrs(ctx, data, &dest, &py_str(validate), attrs.mode)?;
+            }
             // a symlinked dest (follow=false) is replaced by the rename itself, atomically
-            atomic_write(&dest, data, attrs.mode)?;
+            atomic_write(&dest, data, attrs.mode, None)?;
         }
     } else {
         // Ansible's copy action leaves an unchanged file to the file module: it says path
@@ -1796,8 +1811,13 @@ mod tests {
         let backup = res.ok().unwrap().get("backup_file").and_then(Value::as_str).unwrap().to_string();
         assert_eq!(fs::read_to_string(backup).unwrap(), "old\n");
         assert_eq!(fs::read_to_string(&dest).unwrap(), "new\n");
-        let (res, _) = run(copy, false, false, &format!(r#"{{"content": "x", "dest": "{}", "validate": "true %s"}}"#, dest));
-        assert_eq!(res.err().unwrap().msg, "validate is not supported by the native runner");
+        let (res, _) = run(copy, false, false, &format!(r#"{{"content": "x", "dest": "{}", "validate": "test -s %s && exit 5"}}"#, dest));
+        let failure = res.err().unwrap();
+        assert_eq!((failure.msg.as_str(), failure.result.get("exit_status")), ("failed to validate", Some(&Value::Int(5))));
+        assert_eq!(fs::read_to_string(&dest).unwrap(), "new\n");
+        let (res, _) = run(copy, false, false, &format!(r#"{{"content": "x", "dest": "{}", "validate": "grep -qx x %s"}}"#, dest));
+        assert_eq!(res.ok().unwrap().get("changed"), Some(&Value::Bool(true)));
+        assert_eq!(fs::read_to_string(&dest).unwrap(), "x");
         let (res, _) = run(copy, false, false, &format!(r#"{{"content": "x", "dest": "{}/nope/v.txt"}}"#, d));
         assert_eq!(res.err().unwrap().msg, format!("Destination directory {}/nope does not exist", d));
         let (res, _) = run(copy, false, false, &format!(r#"{{"content": "x", "dest": "{}", "bogus": 1}}"#, dest));

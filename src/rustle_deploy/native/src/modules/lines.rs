@@ -5,12 +5,13 @@
 //! Lines are bytes, as in Python. Regular expressions arrive pre-parsed from the controller
 //! (`_regexp_ir`, `_insertafter_ir`, `_insertbefore_ir`) and are matched as Python matches its
 //! `bytes` patterns (crate::regex, bytes mode). A pattern whose bytes form differs from its
-//! `str` parse (non-ASCII characters, `\u`/`\U`/`\N` escapes) or that sets inline flags is
-//! refused with a clear message.
+//! `str` parse (non-ASCII characters, `\u`/`\U`/`\N` escapes) or that sets inline flags other
+//! than `(?m)`, `(?s)` and `(?x)` (which the controller applied to the tree; blockinfile's
+//! `_insert_multiline` says `(?m)` was set) is refused with a clear message.
 
 use std::fs;
 
-use super::files::{self, arg, arg_bool, check_unknown, exists, fail, fail_with, map, pop_arg, py_str, Attrs, R};
+use super::files::{self, arg, arg_bool, check_unknown, exists, fail, fail_with, map, pop_arg, py_str, py_truthy, Attrs, R};
 use super::{Ctx, ModuleResult};
 use crate::json::{Map, Value};
 use crate::regex::Regex;
@@ -29,6 +30,20 @@ struct Task<'a> {
     search_string: Option<String>,
     attrs: Attrs<'a>,
     backup: bool,
+    /// `validate` (when truthy) and the task's environment it runs with (`lines._write`)
+    validate: Option<String>,
+    environment: &'a Map,
+}
+
+/// `validate` as `lines._write` passes it on: when truthy.
+fn validate_arg(args: &Map) -> Option<String> {
+    arg(args, "validate").filter(|v| py_truthy(v)).map(py_str)
+}
+
+impl Task<'_> {
+    fn validation(&self) -> Option<(&Map, &str)> {
+        self.validate.as_deref().map(|v| (self.environment, v))
+    }
 }
 
 /// ansible.builtin.lineinfile.
@@ -67,14 +82,11 @@ pub fn lineinfile(ctx: &mut Ctx, args: &Map) -> ModuleResult {
     if files::isdir(&path) {
         return fail_with(format!("Path {} is a directory !", path), vec![("rc", Value::Int(256))]);
     }
-    if files::py_truthy(arg(args, "validate").unwrap_or(&Value::Null)) {
-        return fail("validate is not supported by the native runner");
-    }
     let regexp = match (regexp_key, regexp) {
         (Some(key), Some(text)) => Some((text.clone(), compile(args, &format!("_{}_ir", key), &text)?)),
         _ => None,
     };
-    let task = Task { check: ctx.check, diff: ctx.diff, dest: path, regexp, search_string, attrs: Attrs::from_args(args), backup: arg_bool(args, "backup", false)? };
+    let task = Task { check: ctx.check, diff: ctx.diff, dest: path, regexp, search_string, attrs: Attrs::from_args(args), backup: arg_bool(args, "backup", false)?, validate: validate_arg(args), environment: ctx.environment };
     if state == "present" {
         if backrefs && task.regexp.is_none() {
             return fail("regexp is required with backrefs=true");
@@ -112,7 +124,7 @@ fn compile(args: &Map, key: &str, pattern: &str) -> R<Regex> {
         return fail(format!("regular expression {:?}: non-ASCII characters and \\u, \\U, \\N escapes are not supported by the native runner", pattern));
     }
     if has_inline_flags(pattern) {
-        return fail(format!("regular expression {:?}: inline flags are not supported by the native runner", pattern));
+        return fail(format!("regular expression {:?}: inline flags other than (?m), (?s) and (?x) are not supported by the native runner", pattern));
     }
     let tree = match args.get(key) {
         Some(t) => t,
@@ -136,12 +148,39 @@ fn has_escape(pattern: &str, letters: &str) -> bool {
     false
 }
 
-/// `(?` followed by a flag letter or `-` (global or scoped inline flags).
+/// `(?` followed by inline flags other than global `m`, `s` and `x` (which the compiler
+/// applied to the tree): `i`, `a`, `L`, `u`, or scoped flags.
 fn has_inline_flags(pattern: &str) -> bool {
     let bytes = pattern.as_bytes();
     (0..bytes.len().saturating_sub(2)).any(|i| {
-        bytes[i] == b'(' && bytes[i + 1] == b'?' && b"aiLmsux-".contains(&bytes[i + 2]) && (i == 0 || !escaped(bytes, i))
+        if bytes[i] != b'(' || bytes[i + 1] != b'?' || (i > 0 && escaped(bytes, i)) {
+            return false;
+        }
+        let run = bytes[i + 2..].iter().take_while(|b| b"aiLmsux-".contains(b)).count();
+        run > 0 && (bytes[i + 2..i + 2 + run].iter().any(|b| !b"msx".contains(b)) || bytes.get(i + 2 + run) != Some(&b')'))
     })
+}
+
+/// `text.count("\n", 0, chars)` of `text = data.decode("utf-8", "surrogateescape")`: each
+/// byte that is not UTF-8 is one character there.
+fn newlines_in_first_chars(data: &[u8], chars: usize) -> usize {
+    let (mut left, mut newlines, mut rest) = (chars, 0, data);
+    while left > 0 && !rest.is_empty() {
+        let (valid_len, bad) = match std::str::from_utf8(rest) {
+            Ok(_) => (rest.len(), 0),
+            Err(e) => (e.valid_up_to(), e.error_len().unwrap_or(rest.len() - e.valid_up_to())),
+        };
+        for c in std::str::from_utf8(&rest[..valid_len]).unwrap_or_default().chars() {
+            if left == 0 {
+                return newlines;
+            }
+            left -= 1;
+            newlines += usize::from(c == '\n');
+        }
+        left = left.saturating_sub(bad); // each byte that is not UTF-8: a character, never a newline
+        rest = &rest[valid_len + bad..];
+    }
+    newlines
 }
 
 fn escaped(bytes: &[u8], i: usize) -> bool {
@@ -329,7 +368,7 @@ fn write_if_changed(task: &Task, changed: bool, data: &[u8], only_existing: bool
     if task.backup && (!only_existing || exists(&task.dest)) {
         backupdest = files::backup_local(false, &task.dest)?;
     }
-    files::atomic_write(&files::realpath(&task.dest), data, None)?;
+    files::atomic_write(&files::realpath(&task.dest), data, None, task.validation())?;
     Ok(backupdest)
 }
 
@@ -448,9 +487,6 @@ pub fn blockinfile(ctx: &mut Ctx, args: &Map) -> ModuleResult {
     if files::isdir(&path) {
         return fail_with(format!("Path {} is a directory !", path), vec![("rc", Value::Int(256))]);
     }
-    if files::py_truthy(arg(args, "validate").unwrap_or(&Value::Null)) {
-        return fail("validate is not supported by the native runner");
-    }
     let path_exists = exists(&path);
     let (original, mut lines) = if !path_exists {
         if !arg_bool(args, "create", false)? {
@@ -519,6 +555,16 @@ pub fn blockinfile(ctx: &mut Ctx, args: &Map) -> ModuleResult {
             b
         }
         _ => match &insertre {
+            // (?m): the whole file is searched, and the block goes after (before) the line the
+            // match ends (starts) in, counted as Python counts it (lines.blockinfile)
+            Some(re) if arg_bool(args, "_insert_multiline", false)? => {
+                let data = original.as_deref().unwrap_or_default();
+                match search(re, data)? {
+                    None => lines.len(),
+                    Some(m) if insertafter.is_some() => newlines_in_first_chars(data, m.end) + 1,
+                    Some(m) => newlines_in_first_chars(data, m.start),
+                }
+            }
             Some(re) => {
                 let mut found = None;
                 for (i, cur) in lines.iter().enumerate() {
@@ -565,13 +611,13 @@ pub fn blockinfile(ctx: &mut Ctx, args: &Map) -> ModuleResult {
     } else {
         ("Block inserted", true)
     };
-    let task = Task { check: ctx.check, diff: ctx.diff, dest: path, regexp: None, search_string: None, attrs: Attrs::from_args(args), backup: arg_bool(args, "backup", false)? };
+    let task = Task { check: ctx.check, diff: ctx.diff, dest: path, regexp: None, search_string: None, attrs: Attrs::from_args(args), backup: arg_bool(args, "backup", false)?, validate: validate_arg(args), environment: ctx.environment };
     let mut result = Map::new();
     if changed && !task.check {
         if task.backup && path_exists {
             result.insert("backup_file", files::backup_local(false, &task.dest)?.into());
         }
-        files::atomic_write(&files::realpath(&task.dest), &result_bytes, None)?;
+        files::atomic_write(&files::realpath(&task.dest), &result_bytes, None, task.validation())?;
     }
     if task.check && !path_exists {
         result.insert("changed", changed.into());
@@ -670,9 +716,6 @@ pub fn replace(ctx: &mut Ctx, args: &Map) -> ModuleResult {
     if !encoding.is_empty() && !["utf-8", "utf8", "UTF-8", "UTF8"].contains(&encoding.as_str()) {
         return fail(format!("encoding {:?} is not supported by the native runner (only utf-8)", encoding));
     }
-    if files::py_truthy(arg(args, "validate").unwrap_or(&Value::Null)) {
-        return fail("validate is not supported by the native runner");
-    }
     let mut result = map(vec![("rc", Value::Int(0))]);
     if files::isdir(&path) {
         return fail_with(format!("Path {} is a directory !", path), vec![("rc", Value::Int(256))]);
@@ -729,7 +772,8 @@ pub fn replace(ctx: &mut Ctx, args: &Map) -> ModuleResult {
         if arg_bool(args, "backup", false)? && exists(&path) {
             result.insert("backup_file", files::backup_local(false, &path)?.into());
         }
-        files::atomic_write(&files::realpath(&path), &encode_escaped(&new_text), None)?;
+        let validate = validate_arg(args);
+        files::atomic_write(&files::realpath(&path), &encode_escaped(&new_text), None, validate.as_deref().map(|v| (ctx.environment, v)))?;
     }
     let (mut msg, mut changed) = (msg, changed);
     if files::apply_attributes(ctx.check, &path, Attrs::from_args(args), None, true)? {
@@ -833,6 +877,19 @@ mod tests {
         assert!(err.msg.contains("without its parse tree"), "{}", err.msg);
         let err = run(false, false, &format!(r#"{{"path": "{}", "regexp": "(?i)x", "_regexp_ir": [], "line": "x"}}"#, f)).err().unwrap();
         assert!(err.msg.contains("inline flags"), "{}", err.msg);
+    }
+
+    #[test]
+    fn inline_flags_and_newlines_counted_as_python() {
+        assert!(!has_inline_flags("(?m)^a") && !has_inline_flags("(?sx) a . b") && !has_inline_flags("\\(?i)"));
+        assert!(has_inline_flags("(?i)a") && has_inline_flags("(?m:a)") && has_inline_flags("(?-m:a)") && has_inline_flags("(?mu)a"));
+        assert!(!has_inline_flags("(?:a)") && !has_inline_flags("(?P<n>a)"));
+        // "a\nb\xff\nc\n".decode("utf-8", "surrogateescape").count("\n", 0, n)
+        let data = b"a\nb\xff\nc\n";
+        let counts: Vec<usize> = (0..9).map(|n| newlines_in_first_chars(data, n)).collect();
+        assert_eq!(counts, vec![0, 0, 1, 1, 1, 2, 2, 3, 3]);
+        // "é\n" is two characters from three bytes
+        assert_eq!((newlines_in_first_chars("é\n".as_bytes(), 1), newlines_in_first_chars("é\n".as_bytes(), 2)), (0, 1));
     }
 
     #[test]

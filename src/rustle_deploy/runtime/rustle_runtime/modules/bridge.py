@@ -646,20 +646,95 @@ def _run_elsewhere(ctx, files, argv, stdin):
 
 
 def _lib_zip(ctx):
-    """``bridge/lib/`` of the artifact as one zip (an import root), made once per run."""
+    """``bridge/lib/`` of the artifact as one zip (an import root), made once per content: kept
+    in the agent's remote directory as ``bridge/lib-<key>.zip``, the key hashing each entry's
+    name and sha256 from manifest.json, so that a later run (or artifact) with the same modules
+    reads it instead of compressing ~1 MB again. Without that directory (run by hand), made once
+    per run."""
     runner = ctx._runner
     cached = runner.__dict__.get("_bridge_lib_zip")
+    if cached is not None:
+        return cached
+    names = [n for n in runner.payload.names() if n.startswith("bridge/lib/")]
+    path = _lib_zip_path(runner, names)
+    if path is not None:
+        try:
+            with open(path, "rb") as fh:
+                cached = fh.read()
+            os.utime(path)  # in use: _prune_lib_zips keeps it
+        except OSError:
+            cached = None
     if cached is None:
         import io
         import zipfile
 
         buf = io.BytesIO()
         with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as zf:
-            for name in runner.payload.names():
-                if name.startswith("bridge/lib/"):
-                    zf.writestr(name[len("bridge/lib/"):], runner.payload.read(name))
-        cached = runner.__dict__["_bridge_lib_zip"] = buf.getvalue()
+            for name in names:
+                info = zipfile.ZipInfo(name[len("bridge/lib/"):], (1980, 1, 1, 0, 0, 0))
+                info.compress_type = zipfile.ZIP_DEFLATED
+                zf.writestr(info, runner.payload.read(name))
+        cached = buf.getvalue()
+        if path is not None:
+            _keep_lib_zip(path, cached)
+    runner.__dict__["_bridge_lib_zip"] = cached
     return cached
+
+
+def _lib_zip_path(runner, names):
+    """Where the zip of ``names`` is kept (``state_dir/bridge/lib-<key>.zip``), or None: no
+    remote directory, no manifest, or a ``bridge/`` that is not private to this user."""
+    import hashlib
+    import stat
+
+    state_dir = getattr(runner, "state_dir", None)
+    if not state_dir:
+        return None
+    try:
+        entries = runner.payload.read_json("manifest.json").get("entries") or {}
+    except Exception:  # an artifact without a manifest (tests, run by hand): no key to trust
+        return None
+    if not all(isinstance(entries.get(n), str) for n in names):
+        return None
+    key = hashlib.sha256(json.dumps([[n, entries[n]] for n in names]).encode()).hexdigest()
+    directory = os.path.join(state_dir, "bridge")
+    try:
+        os.mkdir(directory, 0o700)
+    except FileExistsError:
+        pass
+    except OSError:
+        return None
+    st = os.lstat(directory)
+    if not stat.S_ISDIR(st.st_mode) or st.st_uid != os.geteuid() or st.st_mode & 0o077:
+        return None
+    return os.path.join(directory, f"lib-{key[:32]}.zip")
+
+
+LIB_ZIP_KEEP_SECONDS = 7 * 86400
+
+
+def _keep_lib_zip(path, data):
+    """Write ``data`` at ``path`` atomically, and remove the kept zips no run used for a week."""
+    import tempfile
+    import time
+
+    directory = os.path.dirname(path)
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=".tmp-lib-", dir=directory)
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+        os.replace(tmp, path)
+    except OSError:
+        return  # a full disk: the next run makes it again
+    now = time.time()
+    for name in os.listdir(directory):
+        other = os.path.join(directory, name)
+        if name.startswith(("lib-", ".tmp-lib-")) and other != path:
+            try:
+                if now - os.lstat(other).st_mtime > LIB_ZIP_KEEP_SECONDS:
+                    os.unlink(other)
+            except OSError:
+                continue
 
 
 def _become_argv(ctx, argv):

@@ -250,13 +250,20 @@ GET_URL_ARGS = {"url", "dest", "checksum", "mode", "owner", "group", "force", "t
                 "seuser", "serole", "setype", "selevel", "sha256sum"}
 
 
-def _fetch(args, url):
+NOT_MODIFIED = "HTTP Error 304: Not Modified"
+
+
+def _fetch(args, url, modified_since=None):
+    """The response to ``url``; with ``modified_since`` (a file's mtime) a conditional request,
+    None when the server answers 304 (ansible-core's fetch_url with ``last_mod_time``)."""
     import ssl
     import urllib.error
     import urllib.request
 
     headers = dict(args.get("headers") or {})
     headers.setdefault("User-Agent", args.get("http_agent") or "ansible-httpget")
+    if modified_since is not None:
+        headers["If-Modified-Since"] = time.strftime("%a, %d %b %Y %H:%M:%S GMT", time.gmtime(modified_since))
     user = c.pop_arg(args, ("url_username", "username"))
     password = c.pop_arg(args, ("url_password", "password"), "")
     if user is not None:
@@ -275,11 +282,35 @@ def _fetch(args, url):
     try:
         response = opener.open(request, timeout=float(args.get("timeout", 10)))
     except urllib.error.HTTPError as exc:
+        if exc.code == 304 and modified_since is not None:
+            return None
         c.fail("Request failed", status_code=exc.code, response=str(exc.reason), url=url)
-    except (urllib.error.URLError, OSError, ValueError) as exc:
-        reason = getattr(exc, "reason", exc)
-        c.fail(f"Request failed: {reason}", status_code=-1, url=url)
+    except urllib.error.URLError as exc:  # ansible-core's fetch_url words: "<urlopen error ...>"
+        c.fail(f"Request failed: {exc}", status_code=-1, url=url)
+    except OSError as exc:
+        c.fail(f"Connection failure: {exc}", status_code=-1, url=url)
+    except ValueError as exc:
+        c.fail(f"Request failed: {exc}", status_code=-1, url=url)
     return response
+
+
+_BSD_DIGEST_LINE = re.compile(r"^(\w+) ?\((?P<path>.+)\) ?= (?P<digest>[\w.]+)$")
+_GNU_DIGEST_LINE = re.compile(r"^(?P<digest>[\w.]+)\s+(\*|\.\/|\.)?(?P<path>.+)$")
+
+
+def _digest_lines(lines):
+    """``(digest, path)`` of each line of a checksum file, GNU (``sha256sum``) or BSD (``--tag``)
+    style, as ansible-core's get_url parses them (``parse_digest_lines``)."""
+    out = []
+    for line in lines:
+        match = _BSD_DIGEST_LINE.match(line)
+        if match:
+            out.append((match.group("digest"), match.group("path")))
+            continue
+        match = _GNU_DIGEST_LINE.match(line)
+        if match:
+            out.append((match.group("digest"), match.group("path").lstrip("./")))
+    return out
 
 
 def _parse_checksum(ctx, args, dest_name):
@@ -297,17 +328,15 @@ def _parse_checksum(ctx, args, dest_name):
         c.fail(f"Unsupported hash algorithm: {algorithm}")
     if value.startswith(("http://", "https://", "ftp://", "file://")):
         body = _fetch(dict(args), value).read().decode("utf-8", "replace")
-        wanted = None
-        lines = [line.split(None, 1) for line in body.splitlines() if line.strip()]
-        for parts in lines:
-            if len(parts) == 2 and os.path.basename(parts[1].lstrip("*")) == dest_name:
-                wanted = parts[0]
-        if wanted is None and len(lines) == 1 and len(lines[0]) == 1:
-            wanted = lines[0][0]
+        lines = body.splitlines()  # as Ansible reads the file: universal newlines
+        if len(lines) == 1 and len(lines[0].split()) == 1:
+            wanted = lines[0]  # a checksum-only file
+        else:
+            wanted = next((digest for digest, path in _digest_lines(lines) if path == dest_name), None)
         if wanted is None:
             c.fail(f"Unable to find a checksum for file '{dest_name}' in '{value}'")
         value = wanted
-    value = value.strip().lower()
+    value = re.sub(r"\W+", "", value).lower()  # as Ansible: any non-word character (a zero-width space, a dot)
     if not re.match(r"^[0-9a-f]+$", value):
         c.fail("The checksum format is invalid")
     return algorithm, value
@@ -325,21 +354,26 @@ def get_url(ctx, args):
     name = os.path.basename(url.split("?", 1)[0]) or "index.html"
     algorithm, expected = _parse_checksum(ctx, args, name)
     result = {"url": url, "changed": False}
+    modified_since = None
     if not dest_is_dir and os.path.exists(dest):
-        if expected is not None:
+        # as ansible-core 2.19: a matching checksum skips the download; otherwise the request
+        # is conditional on the file's mtime (unless forced), and a 304 leaves the file be
+        if expected is not None and not force:
             if c.checksum_file(dest, algorithm) == expected:
-                force = False
-            else:
-                force = True
+                result["dest"] = dest
+                result["msg"] = "file already exists"
+                result["checksum_dest"] = c.checksum_file(dest)
+                result["changed"] = c.apply_attributes(ctx, dest, args.get("mode"),
+                                                       args.get("owner"), args.get("group"))
+                return result
+            force = True
         if not force:
-            result["dest"] = dest
-            result["msg"] = "file already exists"
-            result["checksum_dest"] = c.checksum_file(dest)
-            result["changed"] = c.apply_attributes(ctx, dest, args.get("mode"),
-                                                   args.get("owner"), args.get("group"))
-            return result
+            modified_since = os.path.getmtime(dest)
     start = time.monotonic()
-    response = _fetch(args, url)
+    response = _fetch(args, url, modified_since)
+    if response is None:
+        return {"url": url, "dest": dest, "changed": False, "msg": NOT_MODIFIED, "status_code": 304,
+                "elapsed": int(time.monotonic() - start)}
     if dest_is_dir:
         disposition = response.headers.get("Content-Disposition", "") if hasattr(
             response, "headers") else ""

@@ -1,0 +1,157 @@
+"""Cross-host semantics inside blocks (docs/phases.md "Blocks cut into phases"): run_once and
+any_errors_fatal inside a block with rescue/always, and the play's live hosts after a failure,
+in plays of several hosts over the shared sshd fleet, against ansible-playbook (one fork: its
+order is the hosts'). One playbook, one run of each tool: each play has hosts of its own, so a
+failure in one leaves the others alone; the play that stops the run comes last."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from .conftest import Fleet, playbook_file, recap_counts
+
+pytestmark = [pytest.mark.ssh, pytest.mark.ansible, pytest.mark.usefixtures("rustle_home")]
+
+PLAYBOOK = """\
+# run_once inside a block with rescue/always (ansible-core's issue71306.yml): a0 fails before
+# it and goes to the rescue; a1, the first host still at the run_once task, runs it, and what
+# it registers reaches both hosts (a0's always reads it)
+- hosts: a
+  gather_facts: false
+  tasks:
+    - block:
+        - block:
+            - name: a0 fails
+              fail: {msg: a0 stops here}
+              when: inventory_hostname == 'a0'
+            - name: once
+              command: echo {{ inventory_hostname }}
+              register: once
+              run_once: true
+            - copy: {content: "after\\n", dest: "{{ root }}/after.txt"}
+          rescue:
+            - copy: {content: "{{ ansible_failed_task.name }} {{ ansible_failed_result.msg }}\\n",
+                     dest: "{{ root }}/rescued.txt"}
+      always:
+        - copy: {content: "{{ once.stdout | default('none') }}\\n", dest: "{{ root }}/always.txt"}
+
+# a run_once task that fails inside a block: the host that ran it goes to its rescue, the others
+# fail (ansible-core marks them failed twice, which fails them out of the rescue too)
+# (the run_once rescue task runs on b0, the one host left; so does the run_once handler)
+- hosts: b
+  gather_facts: false
+  tasks:
+    - block:
+        - name: on every host
+          copy: {content: "x\\n", dest: "{{ root }}/every.txt"}
+          notify: once handler
+        - name: once fails
+          command: /bin/false
+          register: failing
+          run_once: true
+        - copy: {content: "never\\n", dest: "{{ root }}/never.txt"}
+      rescue:
+        - name: rescued
+          copy: {content: "{{ failing.rc }}\\n", dest: "{{ root }}/rescued.txt"}
+          run_once: true
+  handlers:
+    - name: once handler
+      copy: {content: "handled\\n", dest: "{{ root }}/handler.txt"}
+      run_once: true
+
+# any_errors_fatal inside a block (ansible-core's 80981.yml): c0 fails, c1 goes to its rescue
+# right after that task, not through the rest of the block
+- hosts: c
+  gather_facts: false
+  any_errors_fatal: true
+  tasks:
+    - block:
+        - fail: {msg: c0 stops here}
+          when: inventory_hostname == 'c0'
+        - copy: {content: "should not happen\\n", dest: "{{ root }}/never.txt"}
+      rescue:
+        - copy: {content: "rescued\\n", dest: "{{ root }}/rescued.txt"}
+    - copy: {content: "recovered\\n", dest: "{{ root }}/recovered.txt"}
+
+# the play's live hosts leave out a host that failed (ansible-core's 78612.yml)
+- hosts: d
+  gather_facts: false
+  tasks:
+    - command: /bin/false
+      when: inventory_hostname == 'd0'
+    - copy:
+        content: "{{ ansible_play_hosts | join(',') }} {{ ansible_play_batch | join(',') }} {{ play_hosts | join(',') }} {{ ansible_play_hosts_all | join(',') }}\\n"
+        dest: "{{ root }}/live.txt"
+
+# a task delegated to the controller inside a block: f0 fails before it and goes to its rescue;
+# it fails for f1 on the controller, and f1's rescue runs on f1 with its result
+- hosts: f
+  gather_facts: false
+  tasks:
+    - block:
+        - fail: {msg: f0 stops here}
+          when: inventory_hostname == 'f0'
+        - name: on the controller
+          command: sh -c 'exit 3'
+          delegate_to: localhost
+        - copy: {content: "never\\n", dest: "{{ root }}/never.txt"}
+      rescue:
+        - copy: {content: "{{ ansible_failed_result.rc | default('none') }}\\n", dest: "{{ root }}/rescued.txt"}
+
+# any_errors_fatal in nested blocks (ansible-core's 72781.yml): e0's rescue fails, e1 goes to
+# the same rescue and fails too; nothing after runs, no later play either
+- hosts: e
+  gather_facts: false
+  any_errors_fatal: true
+  tasks:
+    - block:
+        - block:
+            - fail: {msg: e0 stops here}
+              when: inventory_hostname == 'e0'
+          rescue:
+            - copy: {content: "rescue\\n", dest: "{{ root }}/rescue.txt"}
+            - fail: {msg: the rescue fails}
+        - copy: {content: "should not happen\\n", dest: "{{ root }}/never.txt"}
+- hosts: all
+  gather_facts: false
+  tasks:
+    - copy: {content: "later\\n", dest: "{{ root }}/later.txt"}
+"""
+
+
+def test_run_once_any_errors_fatal_and_live_hosts_inside_blocks_as_in_ansible(
+        sshd: Any, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    fleet = Fleet(sshd, tmp_path, 0, others={g: [f"{g}0", f"{g}1"] for g in "abcdef"})
+    playbook = playbook_file(tmp_path, PLAYBOOK)
+    code, doc = fleet.rustle(capsys, playbook)
+    acode, arecaps = fleet.ansible(playbook, "-f", "1")
+    files = fleet.files("rustle")
+    assert files == fleet.files("ansible")
+    assert (code, acode) == (1, 2)
+    by_name = {h["name"]: h for h in doc["hosts"]}
+    for name in fleet.every:
+        assert recap_counts(by_name[name]["recap"]) == recap_counts(arecaps.get(name, {})), name  # b1: nothing counted
+    # run_once: a1 ran it (a0 was in the rescue), and both registered its result
+    assert files["a0"] == {"rescued.txt": "a0 fails a0 stops here\n", "always.txt": "a1\n"}
+    assert files["a1"] == {"after.txt": "after\n", "always.txt": "a1\n"}
+    # a failed run_once task: b0 ran it and is rescued; ansible-core marks b1 failed twice (the
+    # run_once failure, then any_errors_fatal's, which run_once implies): no rescue for it
+    assert files["b0"] == {"every.txt": "x\n", "rescued.txt": "1", "handler.txt": "handled\n"}
+    assert files["b1"] == {"every.txt": "x\n"}
+    # any_errors_fatal: c1 goes to its rescue right after c0 failed
+    assert files["c0"] == files["c1"] == {"rescued.txt": "rescued\n", "recovered.txt": "recovered\n"}
+    assert files["d1"] == {"live.txt": "d1 d1 d1 d0,d1\n"} and files["d0"] == {}
+    assert files["e0"] == files["e1"] == {"rescue.txt": "rescue\n"}
+    assert files["f0"] == {"rescued.txt": "none\n"} and files["f1"] == {"rescued.txt": "3"}
+    assert doc["rollout"]["state"] == "stopped" and "any_errors_fatal" in doc["rollout"]["reason"], doc["rollout"]
+    trips = {n: h["round_trips"] for n, h in by_name.items()}
+    # a: [a0 fails] [once: a0 passes it by, a1 runs it] [after, rescue, always]; b: [every]
+    # [once fails] [never] [rescued, once] [the handler, once]
+    # c: [fail] [never] [rescue] [recovered] (under any_errors_fatal every task that may fail
+    # ends its phase)
+    # d: [false] [live.txt]: the read of the live hosts after a task that may fail
+    assert (trips["a0"], trips["a1"], trips["b0"], trips["b1"]) == (3, 3, 5, 2), trips
+    assert (trips["c0"], trips["c1"], trips["d0"], trips["d1"]) == (4, 4, 1, 2), trips
