@@ -48,13 +48,11 @@ PINNED = (
     "getent",
     "ignore_errors",
     "include_import_tasks_nested",
-    "include_vars",  # include_vars dir: over a directory tasks delegated to localhost create (docs/phases.md)
     "include_with_templating",
     "known_hosts",
     "lookup-option-name",
     "lookup_config",
     "lookup_csvfile",
-    "lookup_first_found",  # with_first_found over facts: the host chooses among the files the compiler listed
     "lookup_indexed_items",
     "lookup_items",
     "lookup_lines",
@@ -67,7 +65,6 @@ PINNED = (
     "lookup_vars",
     "loops",
     "missing-interpreter",
-    "module_defaults",  # its own action_plugins/debug.py replaces debug, module_defaults reach it
     "module_utils_common.respawn",
     "module_utils_facts.system.selinux",
     "ping",
@@ -93,6 +90,9 @@ PINNED = (
 IDENTICAL = (
     "blockinfile",
     "command_shell",
+    "include_vars",  # include_vars dir: over a directory tasks delegated to localhost create (docs/phases.md)
+    "lookup_first_found",  # with_first_found over facts: the host chooses among the files the compiler listed
+    "module_defaults",  # its own action_plugins/debug.py replaces debug, module_defaults reach it
     "slurp",  # adds a test account (as root only): password_hash on the host, become_user to it
     "stat",
 )
