@@ -10,7 +10,7 @@ The settings that apply to rustle-deploy:
     [defaults] inventory, roles_path, remote_user, private_key_file, forks,
                host_key_checking, timeout, hash_behaviour, gathering, library,
                collections_path, force_handlers, error_on_missing_handler,
-               allow_broken_conditionals
+               allow_broken_conditionals, interpreter_python
     [privilege_escalation] become, become_user, become_method
     [ssh_connection] ssh_args, ssh_common_args, ssh_extra_args
 
@@ -19,7 +19,8 @@ They sit below rustle-deploy's own settings and flags: ``-i``, ``-u``, ``--priva
 ``private_key_file``, ``host_key_checking``, ``timeout`` and the ssh arguments apply to hosts
 whose inventory sets no ``ansible_user``/``ansible_ssh_private_key_file``/
 ``ansible_host_key_checking``/``ansible_timeout``/``ansible_ssh_common_args`` (``ssh_args``
-then ``ssh_common_args``)/``ansible_ssh_extra_args``; ``become*`` are what a playbook's plays
+then ``ssh_common_args``)/``ansible_ssh_extra_args``/``ansible_python_interpreter``
+(``interpreter_python``: a path, or a discovery mode such as ``auto_silent``); ``become*`` are what a playbook's plays
 start from. ``hash_behaviour`` must be ``replace`` (Ansible's default): ``merge`` would change
 what variables hold, and is refused. ``gathering``, ``library`` and ``collections_path`` are
 read and checked: ``gathering`` changes nothing (facts are gathered on the host when first
@@ -67,6 +68,7 @@ _INI: dict[tuple[str, str], tuple[str, str]] = {
     ("defaults", "force_handlers"): ("force_handlers", "bool"),
     ("defaults", "error_on_missing_handler"): ("error_on_missing_handler", "bool"),
     ("defaults", "allow_broken_conditionals"): ("allow_broken_conditionals", "bool"),
+    ("defaults", "interpreter_python"): ("interpreter_python", "str"),
     ("privilege_escalation", "become"): ("become", "bool"),
     ("privilege_escalation", "become_user"): ("become_user", "str"),
     ("privilege_escalation", "become_method"): ("become_method", "str"),
@@ -93,6 +95,7 @@ _ENV: dict[str, tuple[str, str]] = {
     "ANSIBLE_FORCE_HANDLERS": ("force_handlers", "bool"),
     "ANSIBLE_ERROR_ON_MISSING_HANDLER": ("error_on_missing_handler", "bool"),
     "ANSIBLE_ALLOW_BROKEN_CONDITIONALS": ("allow_broken_conditionals", "bool"),
+    "ANSIBLE_PYTHON_INTERPRETER": ("interpreter_python", "str"),
     "ANSIBLE_BECOME": ("become", "bool"),
     "ANSIBLE_BECOME_USER": ("become_user", "str"),
     "ANSIBLE_BECOME_METHOD": ("become_method", "str"),
@@ -136,6 +139,8 @@ class AnsibleConfig:
             out["ansible_host_key_checking"] = self.values["host_key_checking"]
         if "timeout" in self.values:
             out["ansible_timeout"] = self.values["timeout"]
+        if self.values.get("interpreter_python"):
+            out["ansible_python_interpreter"] = self.values["interpreter_python"]
         return out
 
 

@@ -211,8 +211,10 @@ def splits(task: Task, actions: frozenset[str] = frozenset(), fatal_play: bool =
     """Whether a block is cut into phases inside (docs/phases.md "Blocks cut into phases"): its
     tasks do not all run the same way (a run_once or delegated task among tasks on every host),
     or one may fail with ``any_errors_fatal`` in a play of several hosts (the other hosts go to
-    their rescue right after it, as Ansible's)."""
-    return _plain(task) and (len(_kinds(task, actions)) > 1 or (lockstep and fails_fatally(task, fatal_play)))
+    their rescue right after it, as Ansible's), or may notify a handler the play lacks (the
+    run errors right after it)."""
+    return _plain(task) and (len(_kinds(task, actions)) > 1
+                             or (lockstep and (fails_fatally(task, fatal_play) or may_error(task))))
 
 
 def _cross_host_key(leaf: Task, kind: str, actions: frozenset[str] = frozenset()) -> tuple[str, str]:
@@ -404,6 +406,14 @@ def fails_fatally(task: Task, play_fatal: bool = False) -> bool:
     return any(t.extras.get("any_errors_fatal", play_fatal) is True and may_fail(t) for t in _leaves(task))
 
 
+def may_error(task: Task) -> bool:
+    """Whether a task of ``task`` notifies a handler the play does not have (``notify_missing``)
+    and may report changed: ansible-core then aborts the run on every host after that task."""
+    return any(t.extras.get("notify_missing")
+               and str(t.extras.get("changed_when", "")).strip().lower() not in ("false", "['false']")
+               for t in _leaves(task))
+
+
 def play_phases(tasks: list[Task], earlier: frozenset[str] = frozenset(),
                 actions: frozenset[str] = frozenset(), handlers: list[Task] | None = None,
                 fatal_play: bool = False, lockstep: bool = True) -> Phases:
@@ -417,7 +427,8 @@ def play_phases(tasks: list[Task], earlier: frozenset[str] = frozenset(),
     value was set: the controller sends each host the others' values at the start of a phase,
     as Ansible's lock-step gives them. A task that may fail with ``any_errors_fatal`` (its own
     or ``fatal_play``, the play's) ends its phase when ``lockstep`` (a play of several hosts):
-    the controller stops every host of the batch after the phase where one failed. A read of a value an earlier play set is sent in the
+    the controller stops every host of the batch after the phase where one failed; so does a
+    task that may notify a handler the play lacks (``may_error``): the run errors there. A read of a value an earlier play set is sent in the
     same way (the play is then a stage of its own, after the earlier ones)."""
     late = set(earlier).union(*(_sets(t) for t in tasks))
     kinds: list[str] = []
@@ -461,7 +472,7 @@ def play_phases(tasks: list[Task], earlier: frozenset[str] = frozenset(),
             reads.setdefault(len(kinds) - 1, set()).update(wanted)
         set_here |= _sets(task)
         grouped = grouped or INVENTORY in set_here
-        fatal = lockstep and fails_fatally(task, fatal_play)
+        fatal = lockstep and (fails_fatally(task, fatal_play) or may_error(task))
         where = sections
 
     for task in tasks:

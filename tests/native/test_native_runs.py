@@ -463,8 +463,8 @@ def test_a_controller_file_in_a_condition_is_never_evaluated(tmp_path: Path, cap
         code, doc, err = cli(capsys, str(plan), "-i", str(inv), "--run", "--output", "json", "--format", fmt)
         assert code == expected, err
         assert not mark.exists(), f"{fmt}: a file's contents ran as an expression"
-        if fmt == "native":
-            assert "Conditional is marked as unsafe" in err
+        if fmt == "native":  # ansible-core 2.19 deprecates a conditional in {{ }}: left to pyz
+            assert "a conditional in {{ }}" in err
         else:
             assert "Conditional is marked as unsafe" in json.dumps(journal(tmp_path / fmt / "remote"))
 
@@ -663,8 +663,9 @@ def test_conditionals_that_are_not_booleans_fail_or_take_their_truth_as_in_pyz(
     assert seen[("native", "false")] == seen[("pyz", "false")]
     assert seen[("native", "true")] == seen[("pyz", "true")]
     strict = {task: (status, msg) for task, status, msg in seen[("pyz", "false")]}
+    # host data has no origin of its own: the conditional's place (where ansible-core tags it too)
     assert strict["registered string"] == ("failed", "Task failed: Conditional result (True) was derived from "
-                                           "value of type 'str' at '<unknown>'. Conditionals must have a boolean result.")
+                                           f"value of type 'str' at '{book}:6:53'. Conditionals must have a boolean result.")
     assert strict["registered number"][1].startswith("Task failed: Conditional result (False) was derived from value of type 'int'")
     assert "value of type 'str'" in strict["a string variable"][1]
     assert strict["changed_when"][0] == "failed" and "value of type 'str'" in strict["changed_when"][1]

@@ -111,3 +111,40 @@ def test_settings_that_would_change_results_are_refused(text: str, env: dict[str
     with pytest.raises(ConfigError) as info:
         load_ansible_config({"HOME": str(tmp_path / "nohome"), **env}, str(tmp_path))
     assert needle in str(info.value)
+
+
+def test_interpreter_python_is_the_default_of_hosts_that_set_no_interpreter(tmp_path: Path) -> None:
+    from rustle_deploy.errors import ConnectError
+    from rustle_deploy.model import Host
+    from rustle_deploy.transport.options import PYTHON_CANDIDATES, agent_launch, remote_command
+
+    (tmp_path / "ansible.cfg").write_text("[defaults]\ninterpreter_python = auto_silent\n")
+    cfg = load_ansible_config({"HOME": str(tmp_path / "nohome")}, str(tmp_path))
+    assert cfg.host_defaults() == {"ansible_python_interpreter": "auto_silent"}
+    env = {"HOME": str(tmp_path / "nohome"), "ANSIBLE_PYTHON_INTERPRETER": "/opt/py/bin/python3"}
+    assert load_ansible_config(env, str(tmp_path)).host_defaults() == {"ansible_python_interpreter": "/opt/py/bin/python3"}
+    # the launcher: a discovery mode tries ansible-core's fallback list; a path is run as written
+    silent = agent_launch(Host("h", {"ansible_python_interpreter": "auto_silent"}))
+    assert (silent.python_interpreter, silent.discovery, silent.fallback) == (None, "auto_silent", PYTHON_CANDIDATES)
+    assert "for P in python3.13 python3.12" in remote_command(silent) and '"$P" auto_silent;' in remote_command(silent)
+    path = agent_launch(Host("h", {"ansible_python_interpreter": "/opt/py/bin/python3"}))
+    assert path.python_interpreter == "/opt/py/bin/python3" and '"$P" explicit;' in remote_command(path)
+    listed = agent_launch(Host("h", {"ansible_interpreter_python_fallback": "python3.12, /usr/bin/python3"}))
+    assert listed.fallback == ("python3.12", "/usr/bin/python3")
+    with pytest.raises(ConnectError) as err:
+        agent_launch(Host("h", {"ansible_interpreter_python_fallback": {"a": 1}}))
+    assert "ansible_interpreter_python_fallback" in err.value.message and "expected a list" in err.value.message
+
+
+def test_the_runtime_discovers_over_the_launchers_fallback_list() -> None:
+    """The runtime (stdlib only, it cannot import the controller) keeps its own copy."""
+    import ast
+
+    import rustle_deploy
+    from rustle_deploy.transport.options import PYTHON_CANDIDATES
+
+    source = Path(rustle_deploy.__file__).parent / "runtime" / "rustle_runtime" / "executor.py"
+    tree = ast.parse(source.read_text())
+    values = [ast.literal_eval(n.value) for n in tree.body if isinstance(n, ast.Assign)
+              and any(isinstance(t, ast.Name) and t.id == "_PYTHON_FALLBACK" for t in n.targets)]
+    assert values == [PYTHON_CANDIDATES]

@@ -200,6 +200,10 @@ def test_a_task_that_may_fail_with_any_errors_fatal_ends_its_phase() -> None:
     alone = plan_of([t(0, any_errors_fatal=True), t(1, delegate_to="localhost"), t(2, any_errors_fatal=True), t(3)],
                     names=NAMES[:1])
     assert plan_phases(alone)[0].kinds == (HOSTS, LOCAL, HOSTS)
+    # a notify of a handler the play lacks errors the whole run when it fires (unless the
+    # task never reports changed): the hosts stop together after it as well
+    missing = plan_of([t(0, notify_missing=["nobody"]), t(1), t(2, notify_missing=["x"], changed_when="false"), t(3)])
+    assert [plan_phases(missing)[0].of[f"t{i}"] for i in range(4)] == [0, 1, 1, 1]
 
 
 def test_whole_blocks_of_one_kind_are_cut_points() -> None:
@@ -229,6 +233,10 @@ def test_a_block_whose_tasks_run_differently_is_cut_inside_its_tasks_each_in_its
     fatal = {**t(1), "module": "", "args": {}, "block": [t(2, any_errors_fatal=True), t(3)], "rescue": [t(4)]}
     cut = plan_phases(plan_of([t(0), fatal, t(5)]))[0]
     assert [cut.of[f"t{i}"] for i in range(6)] == [0, 0, 0, 1, 1, 1] and cut.last == {"t1": 1}
+    # a notify of a handler the play lacks, inside a block: the run errors right after that task
+    errs = {**t(1), "module": "", "args": {}, "block": [t(2, notify_missing=["nobody"]), t(3)]}
+    cut = plan_phases(plan_of([t(0), errs, t(4)]))[0]
+    assert [cut.of[f"t{i}"] for i in range(5)] == [0, 0, 0, 1, 1]
 
 
 def test_reading_the_plays_live_hosts_after_a_task_that_may_fail_starts_a_phase() -> None:

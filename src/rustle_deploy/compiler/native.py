@@ -35,6 +35,7 @@ NATIVE_FACTS = frozenset({
     "service_mgr", "env", "processor_vcpus", "processor_nproc", "processor_count", "memtotal_mb",
     "fips", "distribution", "os_family", "distribution_version", "distribution_major_version",
     "distribution_release", "user_id", "user_uid", "user_gid", "user_dir", "user_shell", "user_gecos",
+    "machine_id", "distribution_minor_version", "swaptotal_mb",
 })
 MODULES = frozenset({"file", "copy", "template", "lineinfile", "blockinfile", "replace", "command", "shell",
                      "stat", "assert", "debug", "ping", "set_fact", "tempfile"})
@@ -219,16 +220,18 @@ def lower_unit(unit: BuildUnit, runner_sha: str,
     return out
 
 
+# The runner takes the first of these that exists (a name without a slash: at once, from PATH)
+HYBRID_PYTHONS = ("/usr/bin/python3", "/usr/local/bin/python3", "/usr/libexec/platform-python", "python3")
+
+
 def _interpreter(host_vars: dict[str, Any] | None) -> list[str]:
     """The Pythons a hybrid program's tasks may run in on the host, the first one present is
-    used: the inventory's ``ansible_python_interpreter`` when it names a path, else those the
-    deploy agent looks for (``transport.options.PYTHON_CANDIDATES``)."""
-    from ..transport.options import PYTHON_CANDIDATES
-
+    used: the inventory's ``ansible_python_interpreter`` when it names a path, else
+    HYBRID_PYTHONS."""
     value = (host_vars or {}).get("ansible_python_interpreter")
     if isinstance(value, str) and value.startswith("/") and "{{" not in value:
         return [value]
-    return list(PYTHON_CANDIDATES)
+    return list(HYBRID_PYTHONS)
 
 
 # What a task left to the host's Python may not do: change what the lowering decided at compile

@@ -2003,7 +2003,9 @@ class _Compiler:
                 return args
             value = str(rendered)
         found, tried = self.find_file(value, "files" if module == "copy" else "templates", ctx)
-        if found is None and self.read_at_run_time(value, templated, tried, extras):
+        # a task whose failure is ignored may name a missing source on purpose (ansible-core's
+        # own tests do): it fails when it runs, as under Ansible
+        if found is None and self.read_at_run_time(value, templated or ds.get("ignore_errors") is True, tried, extras):
             return dict(args, src=value)
         if found is None:
             raise src.error(f"could not find {module} source {value!r}; tried: "
@@ -2031,7 +2033,8 @@ class _Compiler:
         templated (``{{ output_dir }}/x.j2``) or is absolute may be created by an earlier task
         on the controller (``delegate_to: localhost``, a local host), as Ansible reads it only
         then; the controller sends it with the task's phase (docs/phases.md). A plain relative
-        name (a file of the role or beside the playbook) missing is a mistake, refused now."""
+        name (a file of the role or beside the playbook) missing is a mistake, refused now,
+        unless ``templated`` says otherwise (the caller's: the task ignores its errors)."""
         if not (templated or os.path.isabs(os.path.expanduser(value))) or not tried:
             return False
         extras["run_time_files"] = dict(extras.get("run_time_files") or {}, **{value: list(tried)})

@@ -20,6 +20,7 @@ Registered results, facts and set_fact values are host data: they are stored thr
 
 """
 
+import re
 import sys
 import time
 
@@ -225,11 +226,22 @@ def _status(result):
     return "ok"
 
 
+_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+
 def _assert_that(templar, that, scope):
     """assert's ``that`` as ansible-core's assert action finalizes it: a string wholly in
     ``{{ }}`` that renders to a list is that list of conditionals; anything else stays as
     written, for the conditional evaluation to read."""
     if isinstance(that, str) and that.strip().startswith(("{{", "{%")) and that.strip().endswith(("}}", "%}")):
+        name = that.strip()[2:-2].strip()
+        if _NAME.match(name):  # a list variable's conditionals as written: each is evaluated (and
+            try:  # deprecated when in {{ }}) as a conditional, as ansible-core's lazy list gives them
+                raw = scope.raw(name)
+            except KeyError:
+                raw = None
+            if isinstance(raw, list) and all(isinstance(c, str) for c in raw):
+                return raw
         try:
             value = templar.template(that, scope)
         except TemplateError:
@@ -269,6 +281,42 @@ def _with_exception(result):
 # script): a task's ansible_python_interpreter does not concern them.
 _NO_PYTHON = frozenset(("debug", "set_fact", "assert", "fail", "meta", "include_vars", "add_host", "group_by",
                         "pause", "wait_for_connection", "set_stats", "raw", "script"))
+
+
+_DISCOVERY_MODES = ("auto", "auto_silent", "auto_legacy", "auto_legacy_silent")
+# ansible-core's INTERPRETER_PYTHON_FALLBACK (transport.options.PYTHON_CANDIDATES on the controller)
+_PYTHON_FALLBACK = ("python3.13", "python3.12", "python3.11", "python3.10", "python3.9", "python3.8",
+                    "/usr/bin/python3", "python3")
+
+
+def _discover_interpreter(fallback, host):
+    """ansible-core's discovery, here on the host: the first of ``fallback`` (a list, or a
+    comma-separated string; None: the default list) that ``command -v`` finds as an absolute
+    path; none: /usr/bin/python3 with Ansible's warning. Returns (path, warnings)."""
+    import shutil
+
+    names = fallback.split(",") if isinstance(fallback, str) else fallback
+    names = [str(n).strip() for n in names or _PYTHON_FALLBACK if str(n).strip()]
+    for name in names:
+        found = shutil.which(name)
+        if found and found.startswith("/"):
+            return found, []
+    return "/usr/bin/python3", [f"No python interpreters found for host {host!r} (tried {names!r})."]
+
+
+def _runs_python(plan, ctx):
+    """Whether the task runs its module in the discovered interpreter: not a bridged module
+    whose shebang is not Python, not under a task's own ``ansible_python_interpreter``."""
+    bridged = ctx.task.get("bridge")
+    if bridged:
+        spec = ((plan.get("bridge") or {}).get("modules") or {}).get(bridged) or {}
+        if spec.get("style") not in ("new", "rustle"):
+            return False
+    try:
+        configured = ctx.vars.get("ansible_python_interpreter")
+    except Exception:  # a variable that cannot be rendered: not discovery's business
+        return False
+    return not configured or (isinstance(configured, str) and configured.startswith("auto"))
 
 
 def _missing_interpreter(plan, ctx, module):
@@ -414,8 +462,12 @@ class Runner:
 
     def __init__(self, payload, plan, host, emitter, check=False, diff=False, tags=None,
                  skip_tags=None, verbosity=0, run_id=None, plays=None, carry=None, host_vars=None,
-                 phase=None, inject=None, share=None, unreachable=None, state_dir=None):
+                 phase=None, inject=None, share=None, unreachable=None, state_dir=None, interpreter=None):
         self.payload = payload
+        # the Python the launcher discovered and INTERPRETER_PYTHON's mode ({"path", "mode"}), or
+        # None (it ran a configured one): the fact discovered_interpreter_python, reported with
+        # Ansible's warning in the first result of a task that runs Python
+        self._launcher = interpreter if isinstance(interpreter, dict) and interpreter.get("path") else None
         # the connection this run's tasks were to go through failed (a delegated phase): each
         # task that would use it is unreachable with this message; ignore_unreachable goes on
         self.unreachable = unreachable
@@ -547,6 +599,10 @@ class Runner:
                 timeout = (self._play or {}).get("gather_timeout", 10)
             self._facts.update(unsafe(gather(wanted, timeout=timeout, facts=self._facts)))
             self._collected |= wanted
+            if self._launcher and "discovered_interpreter_python" not in self._facts:
+                # gathering is what runs Python first on an Ansible host (its setup module)
+                self._facts["discovered_interpreter_python"] = self._launcher["path"]
+                self.module_facts["discovered_interpreter_python"] = self._launcher["path"]
         return self._facts
 
     def _local_facts(self):
@@ -1470,6 +1526,47 @@ class Runner:
             return missing
         if module in _NO_PYTHON:
             return self._dispatch(module, ctx, args, timeout)
+        result = self._call_python(module, ctx, args, timeout)
+        if isinstance(result, dict):
+            self._report_discovery(ctx, result)
+        return result
+
+    def _report_discovery(self, ctx, result):
+        """What ansible-core adds to the result of a Python module when it discovers the host's
+        interpreter (``ansible_python_interpreter`` an ``auto*`` mode, the host's or the task's,
+        and no ``discovered_interpreter_python`` fact yet, as after ``meta: clear_facts``): the
+        fact, the warning (not for ``*_silent``) and, for ``auto_legacy*``, the deprecation.
+        The launcher's discovery is used when it made one; a task's own mode discovers here."""
+        if not _runs_python(self.plan, ctx):
+            return
+        configured = ctx.vars.get("ansible_python_interpreter")
+        if configured in (None, ""):
+            mode = self._launcher["mode"] if self._launcher else None
+        else:
+            mode = configured if configured in _DISCOVERY_MODES else None
+        if mode is None or "discovered_interpreter_python" in self.facts(collectors=set()):
+            return
+        warnings = []
+        if self._launcher:
+            path = self._launcher["path"]
+        else:
+            path, warnings = _discover_interpreter(ctx.vars.get("ansible_interpreter_python_fallback"), self.host)
+        facts = result.get("ansible_facts")
+        result["ansible_facts"] = dict(facts if isinstance(facts, dict) else {}, discovered_interpreter_python=path)
+        self.facts(collectors=set())["discovered_interpreter_python"] = path
+        self.module_facts["discovered_interpreter_python"] = path
+        if not mode.endswith("_silent"):
+            result.setdefault("warnings", []).extend(warnings or [
+                f"Host {self.host!r} is using the discovered Python interpreter at {path!r}, but future "
+                "installation of another Python interpreter could cause a different interpreter to be "
+                "discovered. See https://docs.ansible.com/ansible-core/2.19/reference_appendices/"
+                "interpreter_discovery.html for more information."])
+        if mode.startswith("auto_legacy"):
+            result.setdefault("deprecations", []).append(
+                {"msg": f"The {mode!r} option for 'INTERPRETER_PYTHON' now has the same effect as 'auto'.",
+                 "version": "2.21", "collection_name": "ansible.builtin"})
+
+    def _call_python(self, module, ctx, args, timeout):
         # what AnsiballZ's wrapper does before a Python module runs: the soft limit on open
         # files, and a remote debugger (ansible_python_module_rlimit_nofile,
         # _ansible_ansiballz_pydevd_config); here, around the module run by this process
