@@ -48,13 +48,11 @@ PINNED = (
     "getent",
     "ignore_errors",
     "include_import_tasks_nested",
-    "include_vars",  # include_vars dir: over a directory tasks delegated to localhost create (docs/phases.md)
     "include_with_templating",
     "known_hosts",
     "lookup-option-name",
     "lookup_config",
     "lookup_csvfile",
-    "lookup_first_found",  # with_first_found over facts: the host chooses among the files the compiler listed
     "lookup_indexed_items",
     "lookup_items",
     "lookup_lines",
@@ -67,7 +65,6 @@ PINNED = (
     "lookup_vars",
     "loops",
     "missing-interpreter",
-    "module_defaults",  # its own action_plugins/debug.py replaces debug, module_defaults reach it
     "module_utils_common.respawn",
     "module_utils_facts.system.selinux",
     "ping",
@@ -77,6 +74,7 @@ PINNED = (
     "result_pickle_error",
     "service_facts",
     "task-timeout",
+    "template",  # lookup('template') natively (a macro's dict); adds and removes a user (root)
     "tempfile",
     "test_files",
     "test_uri",
@@ -92,12 +90,15 @@ PINNED = (
 IDENTICAL = (
     "blockinfile",
     "command_shell",
+    "include_vars",  # include_vars dir: over a directory tasks delegated to localhost create (docs/phases.md)
+    "lookup_first_found",  # with_first_found over facts: the host chooses among the files the compiler listed
+    "module_defaults",  # its own action_plugins/debug.py replaces debug, module_defaults reach it
     "slurp",  # adds a test account (as root only): password_hash on the host, become_user to it
     "stat",
 )
 
-# become: true (to root) inside; as another user that needs sudo with a password
-NEEDS_ROOT = frozenset({"include_import_tasks_nested"})
+# become: true (to root) inside, or accounts added: as another user that needs sudo with a password
+NEEDS_ROOT = frozenset({"include_import_tasks_nested", "template"})
 
 
 def test_pinned_targets_are_runnable_role_targets(root: Path) -> None:

@@ -151,6 +151,8 @@ class ModuleContext:
         try:
             return self._runner.templar.render(text, scope, overrides)
         except TemplateError as exc:
+            if str(exc).startswith("Syntax error in template:"):  # ansible-core 2.19's words
+                raise ModuleFailure(f"Task failed: {exc}") from exc
             raise ModuleFailure(f"AnsibleUndefinedVariable: {exc}" if "undefined" in str(exc)
                                 else f"template error: {exc}") from exc
 

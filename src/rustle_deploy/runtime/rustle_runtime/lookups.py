@@ -99,7 +99,8 @@ def _template(terms, ctx, template_vars=None, convert_data=True, variable_start_
                      "trim_blocks": trim_blocks}
         # a template that writes nothing gives None; text without template syntax is text
         nothing = None if any(m in text for m in (variable_start_string, "{%", comment_start_string)) else ""
-        out.append(ctx.templar.render(text, ctx.scope.child(extra), overrides, nothing=nothing))
+        # ansible-core 2.19 renders it natively whatever convert_data and jinja2_native say
+        out.append(ctx.templar.render(text, ctx.scope.child(extra), overrides, nothing=nothing, native=True))
     return out
 
 

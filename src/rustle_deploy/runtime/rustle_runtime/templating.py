@@ -773,22 +773,32 @@ def split_overrides(text, overrides=None):
 
     eol = text.find("\n")
     if eol == -1:
-        raise TemplateError(f"Missing newline after {JINJA2_OVERRIDE!r} override.")
+        raise TemplateError(f"Syntax error in template: Missing newline after {JINJA2_OVERRIDE!r} override.")
     line, text = text[len(JINJA2_OVERRIDE):eol], text[eol + 1:]
     for pair in line.split(","):
         if not pair.strip():
-            raise TemplateError(f"Empty {JINJA2_OVERRIDE!r} override pair not allowed.")
+            raise TemplateError(f"Syntax error in template: Empty {JINJA2_OVERRIDE!r} override pair not allowed.")
         if ":" not in pair:
-            raise TemplateError(f"Missing key-value separator `:` in {JINJA2_OVERRIDE!r} override pair {pair!r}.")
+            raise TemplateError(f"Syntax error in template: Missing key-value separator `:` in {JINJA2_OVERRIDE!r} override pair {pair!r}.")
         key, value = pair.split(":", 1)
         key = key.strip()
         if key not in OVERRIDE_DEFAULTS:
-            raise TemplateError(f"Invalid {JINJA2_OVERRIDE!r} override key {key!r}.")
+            raise TemplateError(f"Syntax error in template: Invalid {JINJA2_OVERRIDE!r} override key {key!r}.")
         try:
             merged[key] = ast.literal_eval(value.strip())
         except (ValueError, SyntaxError) as exc:
-            raise TemplateError(f"Invalid {JINJA2_OVERRIDE!r} override value for {key!r}: {exc}") from exc
+            raise TemplateError(f"Syntax error in template: Invalid {JINJA2_OVERRIDE!r} override value for {key!r}: {exc}") from exc
     return text, merged
+
+
+def _native_concat(nodes):
+    """ansible-core 2.19's concat: no output is None, one node is its value, more are text."""
+    nodes = list(nodes)
+    if not nodes:
+        return None
+    if len(nodes) == 1:
+        return nodes[0]
+    return "".join(str(v) for v in nodes)
 
 
 def _effective(overrides):
@@ -963,34 +973,40 @@ class Templar:
         # what the running task deprecated, for its result's ``deprecations`` (ansible-core's)
         self.deprecations = []
 
-    def render(self, text, scope, overrides=None, nothing=""):
+    def render(self, text, scope, overrides=None, nothing="", native=False):
         """Render ``text`` as a full Jinja2 template to a string (host data as it is), with
         Ansible's syntax ``overrides`` (OVERRIDE_DEFAULTS) and the ``#jinja2:`` line;
-        ``nothing`` when a template writes no output at all (lookup('template') gives None)."""
+        ``nothing`` when a template writes no output at all (lookup('template') gives None).
+        ``native``: as ansible-core 2.19's template engine, a template whose output is one node
+        (one expression, a macro call) gives that node's value, not its text (a macro's own
+        output likewise); more nodes are joined as text."""
         if isinstance(text, UnsafeText):
             return text
-        return self._tracked(self._render, text, scope, overrides, nothing)
+        return self._tracked(self._render, text, scope, overrides, nothing, native)
 
-    def _render(self, text, scope, overrides=None, nothing=""):
+    def _render(self, text, scope, overrides=None, nothing="", native=False):
         if text.startswith(JINJA2_OVERRIDE):
             text, overrides = split_overrides(text, overrides)
         effective = _effective(overrides)
-        if not effective:
+        if not effective and not native:
             fast = self._render_simple(text, scope)
             if fast is not None:
                 return fast
         env = _environment()
-        if effective:
+        if native:
+            env = self._native(env, effective)
+        elif effective:
             env = self._overlay(env, effective)
         loader = env.loader
         saved = loader.names, loader.read_file, _RENDERING.scope
         loader.names = embedded(scope, "templates")
         loader.read_file = self.read_file
         _RENDERING.scope = scope
+        key = ("n" if native else "t", text, effective)
         try:
-            tmpl = env.rustle_cache.get(("t", text, effective))
+            tmpl = env.rustle_cache.get(key)
             if tmpl is None:
-                tmpl = env.rustle_cache[("t", text, effective)] = env.from_string(text)
+                tmpl = env.rustle_cache[key] = env.from_string(text)
             ctx = tmpl.new_context(env.rustle_vars(scope, env.globals), shared=True)
             chunks = list(tmpl.root_render_func(ctx))
         except TemplateError:
@@ -1001,11 +1017,38 @@ class Templar:
             loader.names, loader.read_file, _RENDERING.scope = saved
         if not chunks:
             return nothing
-        result = "".join(chunks)
+        if native:
+            result = _native_concat(chunks)
+            if not isinstance(result, str):
+                return result
+        else:
+            result = "".join(chunks)
         options = dict(effective)
         if options.get("keep_trailing_newline"):
             return result
         return _restore_newlines(text, result, options.get("newline_sequence", "\n"))
+
+    @classmethod
+    def _native(cls, env, effective):
+        """``env`` (with the syntax ``effective``) rendering native values, as ansible-core
+        2.19's engine does for lookup('template'): Jinja2's native code generator, which leaves
+        output nodes unstringified, and Ansible's concat, which does not literal_eval joined
+        text as Jinja2's NativeEnvironment would."""
+        native = env.rustle_overlays.get(("native", effective))
+        if native is None:
+            from jinja2.nativetypes import NativeCodeGenerator
+
+            class CodeGenerator(NativeCodeGenerator):
+                def _output_const_repr(self, group):
+                    group = list(group)  # one constant stays itself (ansible-core's generator)
+                    return repr(group[0]) if len(group) == 1 else repr("".join(map(str, group)))
+
+            native = (cls._overlay(env, effective) if effective else env).overlay()
+            native.code_generator_class = CodeGenerator
+            native.concat = _native_concat
+            native.rustle_cache = {}
+            env.rustle_overlays[("native", effective)] = native
+        return native
 
     @staticmethod
     def _overlay(env, effective):

@@ -122,7 +122,9 @@ def embedded_source(ctx, args, src):
         # read from the controller when the task ran: Ansible's own words (its copy action
         # wraps them), with the places the compiler searched
         tried = task["run_time_files"].get(src) if isinstance(task["run_time_files"], dict) else None
-        searched = "\nSearched in:\n\t" + "\n\t".join(map(str, tried)) if tried else ""
+        # an absolute name is not searched for: ansible-core lists no places then
+        searched = "\nSearched in:\n\t" + "\n\t".join(map(str, tried)) \
+            if tried and not os.path.isabs(str(src)) else ""
         prefix = "Unexpected AnsibleActionFail error: " if task.get("module") == "copy" else ""
         fail(f"{prefix}Could not find or access '{src}'{searched} on the Ansible Controller.\nIf you are "
              "using a module and expect the file to exist on the remote, see the remote_src option")
