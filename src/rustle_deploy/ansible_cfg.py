@@ -10,8 +10,9 @@ The settings that apply to rustle-deploy:
     [defaults] inventory, roles_path, remote_user, private_key_file, forks,
                host_key_checking, timeout, hash_behaviour, gathering, library,
                collections_path, force_handlers, error_on_missing_handler,
-               allow_broken_conditionals
-    [privilege_escalation] become, become_user, become_method
+               allow_broken_conditionals, interpreter_python
+    [privilege_escalation] become, become_user, become_method, become_exe, become_flags
+    [sudo_become_plugin] executable, flags; [su_become_plugin] executable, flags
     [ssh_connection] ssh_args, ssh_common_args, ssh_extra_args
 
 They sit below rustle-deploy's own settings and flags: ``-i``, ``-u``, ``--private-key``,
@@ -19,8 +20,14 @@ They sit below rustle-deploy's own settings and flags: ``-i``, ``-u``, ``--priva
 ``private_key_file``, ``host_key_checking``, ``timeout`` and the ssh arguments apply to hosts
 whose inventory sets no ``ansible_user``/``ansible_ssh_private_key_file``/
 ``ansible_host_key_checking``/``ansible_timeout``/``ansible_ssh_common_args`` (``ssh_args``
-then ``ssh_common_args``)/``ansible_ssh_extra_args``; ``become*`` are what a playbook's plays
-start from. ``hash_behaviour`` must be ``replace`` (Ansible's default): ``merge`` would change
+then ``ssh_common_args``)/``ansible_ssh_extra_args``/``ansible_python_interpreter``
+(``interpreter_python``: a path, or a discovery mode such as ``auto_silent``); ``become``,
+``become_user`` and ``become_method`` are what a playbook's plays start from. The become program
+and its flags are the become plugin's, per method (``become_config``): ``ANSIBLE_SUDO_EXE`` over
+``ANSIBLE_BECOME_EXE`` over ``[sudo_become_plugin] executable`` over ``[privilege_escalation]
+become_exe`` (flags alike; ``su`` alike), below the ``become_exe``/``become_flags`` keywords and
+the ``ansible_become_exe``/``ansible_sudo_exe`` variables; a ``*_become_plugin`` section of a
+method rustle-deploy does not run (doas, pbrun, ...) is ignored with a note. ``hash_behaviour`` must be ``replace`` (Ansible's default): ``merge`` would change
 what variables hold, and is refused. ``gathering``, ``library`` and ``collections_path`` are
 read and checked: ``gathering`` changes nothing (facts are gathered on the host when first
 used, said in a note); ``library`` and ``collections_path`` are where the module bridge's
@@ -33,6 +40,7 @@ from __future__ import annotations
 
 import configparser
 import os
+import shlex
 import stat
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -67,11 +75,16 @@ _INI: dict[tuple[str, str], tuple[str, str]] = {
     ("defaults", "force_handlers"): ("force_handlers", "bool"),
     ("defaults", "error_on_missing_handler"): ("error_on_missing_handler", "bool"),
     ("defaults", "allow_broken_conditionals"): ("allow_broken_conditionals", "bool"),
+    ("defaults", "interpreter_python"): ("interpreter_python", "str"),
     ("privilege_escalation", "become"): ("become", "bool"),
     ("privilege_escalation", "become_user"): ("become_user", "str"),
     ("privilege_escalation", "become_method"): ("become_method", "str"),
     ("privilege_escalation", "become_exe"): ("become_exe", "str"),
     ("privilege_escalation", "become_flags"): ("become_flags", "str"),
+    ("sudo_become_plugin", "executable"): ("sudo_exe", "str"),
+    ("sudo_become_plugin", "flags"): ("sudo_flags", "str"),
+    ("su_become_plugin", "executable"): ("su_exe", "str"),
+    ("su_become_plugin", "flags"): ("su_flags", "str"),
 }
 _ENV: dict[str, tuple[str, str]] = {
     "ANSIBLE_INVENTORY": ("inventory", "pathlist"),
@@ -93,12 +106,19 @@ _ENV: dict[str, tuple[str, str]] = {
     "ANSIBLE_FORCE_HANDLERS": ("force_handlers", "bool"),
     "ANSIBLE_ERROR_ON_MISSING_HANDLER": ("error_on_missing_handler", "bool"),
     "ANSIBLE_ALLOW_BROKEN_CONDITIONALS": ("allow_broken_conditionals", "bool"),
+    "ANSIBLE_PYTHON_INTERPRETER": ("interpreter_python", "str"),
     "ANSIBLE_BECOME": ("become", "bool"),
     "ANSIBLE_BECOME_USER": ("become_user", "str"),
     "ANSIBLE_BECOME_METHOD": ("become_method", "str"),
     "ANSIBLE_BECOME_EXE": ("become_exe", "str"),
     "ANSIBLE_BECOME_FLAGS": ("become_flags", "str"),
+    "ANSIBLE_SUDO_EXE": ("sudo_exe", "str"),
+    "ANSIBLE_SUDO_FLAGS": ("sudo_flags", "str"),
+    "ANSIBLE_SU_EXE": ("su_exe", "str"),
+    "ANSIBLE_SU_FLAGS": ("su_flags", "str"),
 }
+# the become methods rustle-deploy runs (runtime become.py): each one's program and flags
+BECOME_METHODS = ("sudo", "su")
 
 
 @dataclass(frozen=True)
@@ -106,13 +126,21 @@ class AnsibleConfig:
     path: str | None = None  # the file read, if any
     values: dict[str, Any] = field(default_factory=dict)
     ignored: tuple[str, ...] = ()  # "[section] key" of the file that has no effect here
+    from_env: frozenset[str] = frozenset()  # the settings an ANSIBLE_* variable gave
 
     def get(self, name: str, default: Any = None) -> Any:
         return self.values.get(name, default)
 
     def notes(self) -> list[str]:
         where = self.path or "ANSIBLE_*"
-        out = [f"{self.path}: {key} has no effect in rustle-deploy" for key in self.ignored]
+        out = []
+        for key in self.ignored:
+            section = key[1:].split("]", 1)[0]
+            if section.endswith("_become_plugin"):
+                out.append(f"{self.path}: {key}: become method {section[:-len('_become_plugin')]!r} is not one "
+                           f"rustle-deploy runs ({', '.join(BECOME_METHODS)}): ignored")
+            else:
+                out.append(f"{self.path}: {key} has no effect in rustle-deploy")
         if "gathering" in self.values:
             out.append(f"{where}: gathering = {self.values['gathering']}: facts are gathered on "
                        "the host when a task first uses one, whatever this says")
@@ -122,6 +150,19 @@ class AnsibleConfig:
                 shown = ":".join(value) if isinstance(value, (list, tuple)) else str(value)
                 out.append(f"{where}: {key} = {shown}: searched for modules that are not built "
                            "in (the module bridge, docs/bridge.md)")
+        return out
+
+    def become_config(self) -> dict[str, dict[str, str]]:
+        """Each become method's program and flags (``exe``, ``flags``) as its ansible-core become
+        plugin reads them from the configuration: an ``ANSIBLE_*`` variable over the file, the
+        method's own setting over ``become_exe``/``become_flags`` of each."""
+        out: dict[str, dict[str, str]] = {}
+        for method in BECOME_METHODS:
+            for option in ("exe", "flags"):
+                ranked = [n for n in (f"{method}_{option}", f"become_{option}") if n in self.values]
+                ranked.sort(key=lambda n: n not in self.from_env)  # the environment first, then the file
+                if ranked:
+                    out.setdefault(method, {})[option] = str(self.values[ranked[0]])
         return out
 
     def host_defaults(self) -> dict[str, Any]:
@@ -136,6 +177,8 @@ class AnsibleConfig:
             out["ansible_host_key_checking"] = self.values["host_key_checking"]
         if "timeout" in self.values:
             out["ansible_timeout"] = self.values["timeout"]
+        if self.values.get("interpreter_python"):
+            out["ansible_python_interpreter"] = self.values["interpreter_python"]
         return out
 
 
@@ -198,6 +241,12 @@ def _convert(raw: str, kind: str, base: str, where: str) -> Any:
 def _applies(name: str, value: Any, where: str) -> Any:
     """``value`` of setting ``name``, refused when it would change results in a way that is
     not implemented."""
+    if name.endswith(("_exe", "_flags")):
+        try:
+            shlex.split(str(value))
+        except ValueError as exc:
+            raise ConfigError(f"{value!r} cannot be split into words as a shell splits it: {exc}",
+                              "close the quote", key=where) from None
     if name == "hash_behaviour" and value == "merge":
         raise ConfigError("hash_behaviour = merge is not supported: dictionaries of different "
                           "variable levels replace each other here",
@@ -230,7 +279,9 @@ def load_ansible_config(environ: Mapping[str, str] | None = None,
                     continue
                 values[spec[0]] = _applies(spec[0], _convert(raw, spec[1], base, f"{path}: [{section}] {key}"),
                                            f"{path}: [{section}] {key}")
+    from_env = set()
     for var, (name, kind) in _ENV.items():
         if env.get(var):
             values[name] = _applies(name, _convert(env[var], kind, cwd, var), var)
-    return AnsibleConfig(path=path, values=values, ignored=tuple(ignored))
+            from_env.add(name)
+    return AnsibleConfig(path=path, values=values, ignored=tuple(ignored), from_env=frozenset(from_env))

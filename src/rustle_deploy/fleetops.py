@@ -748,7 +748,8 @@ class _Phased:
         values of the names the phase reads through hostvars."""
         out = self.carried.pop(host, None)
         if out and host in self.state:  # the host holds these from now on
-            self.state[host] = dict(self.state[host], vars={**(self.state[host].get("vars") or {}), **out["vars"]})
+            self.state[host] = dict(self.state[host], vars={**(self.state[host].get("vars") or {}), **out["vars"]},
+                                    notified={**(self.state[host].get("notified") or {}), **out.get("notified", {})})
         names = [n for n in stage.reads if file_read(n) is None and n != PLAY_HOSTS]
         if names:
             out = dict(out or {}, hostvars=self.hostvars(host, names))
@@ -801,10 +802,31 @@ class _Phased:
         return out
 
     def carry_in(self, host: str, values: dict[str, Any], notified: dict[str, Any] | None = None) -> None:
+        """Send ``values`` in with the host's next phase; ``notified`` (play -> handler indexes,
+        what a run on the controller left pending: it started from the host's state) replaces
+        the host's pending handlers of those plays."""
         entry = self.carried.setdefault(host, {"vars": {}})
         entry["vars"].update(values)
         for key, indexes in (notified or {}).items():
-            entry.setdefault("notified", {})[key] = sorted(set(entry.get("notified", {}).get(key, ())) | set(indexes))
+            entry.setdefault("notified", {})[key] = sorted(set(indexes))
+
+    def notified(self, host: str, key: str) -> list[int]:
+        """The handlers of play ``key`` pending on ``host``: what waits to be sent in, else what
+        its last phase sent back."""
+        pending = (self.carried.get(host) or {}).get("notified") or {}
+        if key in pending:
+            return list(pending[key])
+        return list(((self.state.get(host) or {}).get("notified") or {}).get(key, ()))
+
+    def handled(self, stage: Stage, names: Sequence[str]) -> None:
+        """A run_once handler's phase ran on another host: ``names``' notifications of it are
+        spent, as Ansible runs it once for all (their next phase forgets them)."""
+        key = str(stage.plays[0])
+        for name in names:
+            if name not in self.state and key not in ((self.carried.get(name) or {}).get("notified") or {}):
+                continue  # nothing known of what it notified: its own state stays as it is
+            left = [i for i in self.notified(name, key) if i != stage.handler]
+            self.carried.setdefault(name, {"vars": {}}).setdefault("notified", {})[key] = left
 
     def start_here(self, host: str) -> dict[str, Any] | None:
         """The state a run on the controller starts from: the host's, with what waits for it."""
@@ -814,6 +836,8 @@ class _Phased:
             return state
         state = dict(state or {"__rustle_carry__": 2, "facts": {}})
         state["vars"] = {**(state.get("vars") or {}), **pending.get("vars", {})}
+        if pending.get("notified"):
+            state["notified"] = {**(state.get("notified") or {}), **pending["notified"]}
         return state
 
     def take_shared(self, outcome: HostOutcome, local: bool = False) -> HostOutcome:
@@ -862,9 +886,7 @@ class _Phased:
             return list(names)
         key = str(stage.plays[0])
         for name in names:
-            notified = [*((self.state.get(name) or {}).get("notified") or {}).get(key, ()),
-                        *((self.carried.get(name) or {}).get("notified") or {}).get(key, ())]
-            if stage.handler in notified:
+            if stage.handler in self.notified(name, key):
                 return [name, *(n for n in names if n != name)]
         return None
 
@@ -889,6 +911,8 @@ class _Phased:
             if not (ran[-1].ok and ran[-1].host in self.passed):
                 break
         others = self.left_out(ran[-1], order[len(ran):], [o.host for o in ran[:-1]])
+        if stage.handler is not None:  # a run_once handler ran: spent for the batch's other hosts
+            self.handled(stage, [n for n in order if n != ran[-1].host])
         if stage.plays:
             self.down.setdefault(stage.plays[0], set()).update(o.host for o in [*ran, *others] if not o.ok)
         return ran, others

@@ -8,7 +8,7 @@ connection, a task's own ``remote_user``/``port`` over another connection to the
 (``connection_vars``); ``throttle: N`` lets only N hosts run the task at once; an action
 plugin that ansible-core runs on the controller (``action_plugins/``, a collection's
 ``synchronize``) runs there as a task delegated to the controller does, for each host,
-connecting to the host itself (the task ids in ``actions``, bridge/policy.py
+connecting to the host itself (the task pointers in ``actions``, bridge/policy.py
 ``controller_tasks``). Such a task is a **cut point**: the play is cut into phases, each phase one
 round trip per host (or one local run per host on the controller), and the controller
 carries the hosts' state between them.
@@ -43,6 +43,9 @@ ONCE_LOCAL = "once-local"  # the controller runs them once, for the batch's firs
 # a run_once handler: "handler#I" (I its index among the play's handlers, in execution order):
 # the first host of the batch that notified it runs it; the others receive what it set
 HANDLER = "handler"
+# a run_once handler delegated to the controller ("local-handler#I") or to another inventory host
+# ("local-handler#I>HOST"): the controller runs it once, for the first host that notified it
+HANDLER_LOCAL = "local-handler"
 # ``throttle: N`` adds "@N" to HOSTS or LOCAL: at most N hosts of the batch run the phase at once
 # ``delegate_to`` another inventory host adds ">HOST" to LOCAL or ONCE_LOCAL: the controller runs
 # the phase for each host (or once) over HOST's connection instead of here
@@ -62,6 +65,10 @@ class Phases:
     reads: dict[int, tuple[str, ...]] = field(default_factory=dict)
     # a block cut inside (``of`` then holds its tasks' phases, and its own first one): its last
     last: dict[str, int] = field(default_factory=dict)
+    # handler -> every phase it runs in when notified (a play with a run_once or delegated
+    # handler): one per flush (``meta: flush_handlers``, the implicit ones after pre_tasks and
+    # before post_tasks) and one at the end of the play (``of``'s)
+    handlers: dict[str, tuple[int, ...]] = field(default_factory=dict)
 
     @property
     def cut(self) -> bool:
@@ -82,6 +89,13 @@ class Refusal:
 
 def _leaves(task: Task) -> Iterator[Task]:
     return (t for t in task.walk() if not t.is_block)
+
+
+def flushes(task: Task) -> bool:
+    """Whether the task is a ``meta: flush_handlers`` (one the playbook compiler adds after
+    pre_tasks and before post_tasks included)."""
+    return task.short_module == "meta" and str(
+        task.args.get("_raw_params", task.args.get("free_form", ""))).strip() == "flush_handlers"
 
 
 def local(task: Task) -> bool:
@@ -136,8 +150,13 @@ def _parts(kind: str) -> tuple[str, str, int]:
 
 def handler_of(kind: str) -> int | None:
     """The index (among the play's handlers) of the run_once handler a phase of ``kind`` runs."""
-    base, sep, index = kind.partition("#")
-    return int(index) if sep and base == HANDLER else None
+    base, sep, index = kind.partition(">")[0].partition("#")
+    return int(index) if sep and base in (HANDLER, HANDLER_LOCAL) else None
+
+
+def run_once_handler(kind: str) -> bool:
+    """Whether a handler's own kind (``handler_kind``) runs it once for the batch."""
+    return handler_of(kind.replace("#", "#0", 1)) is not None
 
 
 def split(kind: str) -> tuple[str, int]:
@@ -175,7 +194,7 @@ def _leaf_kind(task: Task, actions: frozenset[str] = frozenset()) -> str:
     # add_host runs once for the play (ansible-core's BYPASS_HOST_LOOP); its change reaches
     # the other hosts with their next phase
     once = task.extras.get("run_once") is True or task.short_module == "add_host"
-    if local(task) or task.task_id in actions or per_call(task):
+    if local(task) or task.pointer in actions or per_call(task):
         base = ONCE_LOCAL if once else LOCAL
     elif delegate(task) is not None:
         base = f"{ONCE_LOCAL if once else LOCAL}>{delegate(task)}"
@@ -211,15 +230,17 @@ def splits(task: Task, actions: frozenset[str] = frozenset(), fatal_play: bool =
     """Whether a block is cut into phases inside (docs/phases.md "Blocks cut into phases"): its
     tasks do not all run the same way (a run_once or delegated task among tasks on every host),
     or one may fail with ``any_errors_fatal`` in a play of several hosts (the other hosts go to
-    their rescue right after it, as Ansible's)."""
-    return _plain(task) and (len(_kinds(task, actions)) > 1 or (lockstep and fails_fatally(task, fatal_play)))
+    their rescue right after it, as Ansible's), or may notify a handler the play lacks (the
+    run errors right after it)."""
+    return _plain(task) and (len(_kinds(task, actions)) > 1
+                             or (lockstep and (fails_fatally(task, fatal_play) or may_error(task))))
 
 
 def _cross_host_key(leaf: Task, kind: str, actions: frozenset[str] = frozenset()) -> tuple[str, str]:
     """The key that makes ``leaf`` a cross-host task, and how a message names it."""
     if leaf.short_module in ONCE_ON_CONTROLLER:
         return "module", f"{leaf.short_module} (run once on the controller)"
-    if leaf.task_id in actions and not local(leaf):
+    if leaf.pointer in actions and not local(leaf):
         return "module", f"{leaf.module} (an action plugin run on the controller)"
     if per_call(leaf):
         return "delegate_to", f"delegate_to {leaf.extras['delegate_to']!r} (a host named by each call)"
@@ -265,18 +286,24 @@ def refusals(play: Play, tasks: list[Task], actions: frozenset[str] = frozenset(
                               f"put {key} on all of its tasks, or move the task out of it (a block "
                               "with rescue/always is cut inside, an include or a loop is not)")
                 break
-    flushes = any(t.short_module == "meta" and str(t.args.get("_raw_params", t.args.get("free_form", ""))).strip()
-                  == "flush_handlers" for task in tasks for t in task.walk())
+    # a play of one host runs a run_once handler in its phase, a delegated one in a phase of its own
+    staged = any((own := handler_kind(h, actions)) and not (one and split(own)[0] == HANDLER) for h in play.handlers)
+    for task in tasks:  # a flush is a cut point of a play with such handlers, unless in a block
+        nested = [t for t in task.walk() if t is not task and flushes(t)]
+        if staged and nested:
+            yield Refusal(nested[0], "module", f"meta: flush_handlers inside {task.name!r} in a play with a "
+                          "run_once or delegated handler is not supported: the handlers run in phases of "
+                          "their own, and a block cannot be cut into phases",
+                          "move meta: flush_handlers out of the block or include, to the play's tasks")
     for handler in play.handlers:
         own = handler_kind(handler, actions)  # a run_once or delegated handler: a phase of its own
         for leaf in _leaves(handler):
             kind, width = split(_leaf_kind(leaf, actions))
-            if own and (play.force_handlers or flushes) and not (one and own.startswith(HANDLER)):
-                why = "force_handlers" if play.force_handlers else "meta: flush_handlers"
-                key = "run_once" if own.startswith(HANDLER) else "delegate_to"
-                yield Refusal(leaf, key, f"{key} on handler {leaf.name!r} in a play with {why} is not "
-                              "supported: its handlers run in phases after the play's tasks",
-                              f"drop {why}, or {key} on the handler")
+            if own and play.force_handlers and not (one and split(own)[0] == HANDLER):
+                key = "run_once" if split(own)[0] == HANDLER else "delegate_to"
+                yield Refusal(leaf, key, f"{key} on handler {leaf.name!r} in a play with force_handlers is not "
+                              "supported: its handlers run in phases after the play's tasks, which a failed "
+                              "host does not reach", f"drop force_handlers, or {key} on the handler")
                 break
             if cut(kind, width) and not own:
                 key, what = _cross_host_key(leaf, kind, actions)
@@ -404,6 +431,14 @@ def fails_fatally(task: Task, play_fatal: bool = False) -> bool:
     return any(t.extras.get("any_errors_fatal", play_fatal) is True and may_fail(t) for t in _leaves(task))
 
 
+def may_error(task: Task) -> bool:
+    """Whether a task of ``task`` notifies a handler the play does not have (``notify_missing``)
+    and may report changed: ansible-core then aborts the run on every host after that task."""
+    return any(t.extras.get("notify_missing")
+               and str(t.extras.get("changed_when", "")).strip().lower() not in ("false", "['false']")
+               for t in _leaves(task))
+
+
 def play_phases(tasks: list[Task], earlier: frozenset[str] = frozenset(),
                 actions: frozenset[str] = frozenset(), handlers: list[Task] | None = None,
                 fatal_play: bool = False, lockstep: bool = True) -> Phases:
@@ -417,7 +452,8 @@ def play_phases(tasks: list[Task], earlier: frozenset[str] = frozenset(),
     value was set: the controller sends each host the others' values at the start of a phase,
     as Ansible's lock-step gives them. A task that may fail with ``any_errors_fatal`` (its own
     or ``fatal_play``, the play's) ends its phase when ``lockstep`` (a play of several hosts):
-    the controller stops every host of the batch after the phase where one failed. A read of a value an earlier play set is sent in the
+    the controller stops every host of the batch after the phase where one failed; so does a
+    task that may notify a handler the play lacks (``may_error``): the run errors there. A read of a value an earlier play set is sent in the
     same way (the play is then a stage of its own, after the earlier ones)."""
     late = set(earlier).union(*(_sets(t) for t in tasks))
     kinds: list[str] = []
@@ -427,11 +463,14 @@ def play_phases(tasks: list[Task], earlier: frozenset[str] = frozenset(),
     set_here: set[str] = set()  # names set so far in the current phase
     grouped = False  # a group_by ran before: later tasks see every host's groups
     fatal = False  # the task before may fail with any_errors_fatal: the hosts stop together after it
+    staged = any(handler_kind(h, actions) for h in handlers or [])
+    at: dict[str, list[int]] = {}  # handler -> the phases it runs in
+    flushed = False  # the task before flushed handlers in phases of their own: the next starts one
     where: tuple[tuple[str, str], ...] = ()  # the block sections the task before is in
     failing = [False, False]  # a task that may fail ran: in an earlier phase, in the current one
 
     def place(task: Task, sections: tuple[tuple[str, str], ...]) -> None:
-        nonlocal set_here, grouped, fatal, where
+        nonlocal set_here, grouped, fatal, where, flushed
         if splits(task, actions, fatal_play, lockstep):  # its tasks get phases of their own
             children = [(name, child) for name, part in (("block", task.block or ()), ("rescue", task.rescue),
                                                          ("always", task.always)) for child in part]
@@ -449,7 +488,8 @@ def play_phases(tasks: list[Task], earlier: frozenset[str] = frozenset(),
         moved = kind in (ONCE, ONCE_LOCAL) and sections != where
         # the play's live hosts, read after a task that may have failed on one: known at a phase's start
         live = reads_play_hosts(task) and lockstep and (failing[0] or failing[1])
-        if not kinds or kinds[-1] != kind or stale or files or fatal or moved or (live and failing[1]):
+        if not kinds or kinds[-1] != kind or stale or files or fatal or moved or (live and failing[1]) \
+                or flushed:
             kinds.append(kind)
             set_here = set()
             failing[:] = [failing[0] or failing[1], False]
@@ -461,19 +501,26 @@ def play_phases(tasks: list[Task], earlier: frozenset[str] = frozenset(),
             reads.setdefault(len(kinds) - 1, set()).update(wanted)
         set_here |= _sets(task)
         grouped = grouped or INVENTORY in set_here
-        fatal = lockstep and fails_fatally(task, fatal_play)
+        fatal = lockstep and (fails_fatally(task, fatal_play) or may_error(task))
+        flushed = staged and flushes(task)
+        if flushed:
+            _handler_phases(handlers or [], kinds, at, actions)
         where = sections
 
     for task in tasks:
         place(task, ())
-    _handler_phases(handlers or [], kinds, of, actions)
-    return Phases(tuple(kinds) or (HOSTS,), of, {k: tuple(sorted(v)) for k, v in reads.items()}, last)
+    _handler_phases(handlers or [], kinds, at, actions)
+    of.update((name, phases[-1]) for name, phases in at.items())
+    return Phases(tuple(kinds) or (HOSTS,), of, {k: tuple(sorted(v)) for k, v in reads.items()}, last,
+                  {name: tuple(phases) for name, phases in at.items()})
 
 
 def handler_kind(handler: Task, actions: frozenset[str] = frozenset()) -> str | None:
     """The kind of the phase of its own a handler runs in: ``HANDLER#`` for a run_once handler
-    (its index is added by the caller), a LOCAL kind for one delegated to the controller or to
-    another inventory host; None for a handler that runs on its host (or cannot be cut)."""
+    (its index is added by the caller), ``HANDLER_LOCAL#`` (then ``>HOST`` when it is delegated
+    to another inventory host) for a run_once handler delegated, a LOCAL kind for one delegated
+    to the controller, to another inventory host or to a host each call names; None for a
+    handler that runs on its host (or cannot be cut)."""
     kinds = _kinds(handler, actions)
     if kinds == {ONCE}:
         return f"{HANDLER}#"
@@ -481,26 +528,29 @@ def handler_kind(handler: Task, actions: frozenset[str] = frozenset()) -> str | 
         return None
     kind = next(iter(kinds))
     base, width = split(kind)
-    plain = all(local(t) or delegate(t) is not None for t in _leaves(handler)) and not any(
-        per_call(t) or t.task_id in actions or connection_vars(t) is not None for t in _leaves(handler))
+    plain = all(local(t) or delegate(t) is not None or per_call(t) for t in _leaves(handler)) and not any(
+        (t.pointer in actions and not per_call(t)) or connection_vars(t) is not None for t in _leaves(handler))
+    if base == ONCE_LOCAL and plain:
+        target = delegate_of(kind)
+        return f"{HANDLER_LOCAL}#" + (f">{target}" if target else "")
     return kind if base == LOCAL and not width and plain else None
 
 
-def _handler_phases(handlers: list[Task], kinds: list[str], of: dict[str, int], actions: frozenset[str]) -> None:
+def _handler_phases(handlers: list[Task], kinds: list[str], at: dict[str, list[int]], actions: frozenset[str]) -> None:
     """Give the handlers (in execution order) of a play with a run_once or delegated handler
-    phases after its tasks': each run_once handler one of its own (HANDLER), consecutive
-    handlers delegated to one place one (LOCAL, for each host), the handlers between them one
-    on every host (the play's last phase when it runs on every host). A play without such
-    handlers runs its handlers at the end of its last phase, as always."""
+    phases after its tasks' (or after a flush, its phase's last task): each run_once handler one
+    of its own (HANDLER, HANDLER_LOCAL), consecutive handlers delegated to one place one (LOCAL,
+    for each host), the handlers between them one on every host (the phase before when it runs
+    on every host). A play without such handlers runs its handlers in its phases, as always."""
     if not any(handler_kind(h, actions) for h in handlers):
         return
     for index, handler in enumerate(handlers):
         own = handler_kind(handler, actions) or HOSTS
-        if own.startswith(HANDLER):
-            kinds.append(f"{own}{index}")
+        if run_once_handler(own):
+            kinds.append(own.replace("#", f"#{index}", 1))
         elif not kinds or kinds[-1] != own:
             kinds.append(own)
-        of[handler.task_id] = len(kinds) - 1
+        at.setdefault(handler.task_id, []).append(len(kinds) - 1)
 
 
 def plan_phases(plan: Plan, actions: frozenset[str] = frozenset()) -> list[Phases]:
@@ -526,6 +576,6 @@ def off_host_tasks(plan: Plan, actions: frozenset[str] = frozenset()) -> list[st
         for top in [*plan.play_tasks(play), *sorted(play.handlers, key=lambda h: h.execution_order)]:
             for task in top.walk():  # a block cut inside: each of its tasks has its phase
                 if task.task_id in cut.of and task.task_id not in cut.last \
-                        and split(cut.kinds[cut.of[task.task_id]])[0] in (LOCAL, ONCE_LOCAL):
+                        and split(cut.kinds[cut.of[task.task_id]])[0] in (LOCAL, ONCE_LOCAL, HANDLER_LOCAL):
                     out += [f"{leaf.name!r} (play {play.name!r})" for leaf in _leaves(task)]
     return out

@@ -191,18 +191,21 @@ class Session:
                 plan = replace(plan, extra_vars={**plan.extra_vars, **extra})
             if (self.ansible_cfg or AnsibleConfig()).get("allow_broken_conditionals"):
                 plan = replace(plan, options=replace(plan.options, allow_broken_conditionals=True))
+            configured = (self.ansible_cfg or AnsibleConfig()).become_config()
+            if configured and not plan.options.become_config:  # a plan's own wins
+                plan = replace(plan, options=replace(plan.options, become_config=configured))
             if plan.playbook_dir:
                 inv = inv.with_playbook_dir(plan.playbook_dir)
             return plan, inv
         acfg = self.ansible_cfg or AnsibleConfig()
-        become = {k: acfg.get(k) for k in ("become", "become_user", "become_method", "become_exe", "become_flags")
-                  if acfg.get(k) is not None}
+        become = {k: acfg.get(k) for k in ("become", "become_user", "become_method") if acfg.get(k) is not None}
         become.update(become_flags)  # the command line beats ansible.cfg
         force_handlers = bool(become.pop("force_handlers", None) or acfg.get("force_handlers"))
         options = CompileOptions(extra_vars=extra, roles_path=self.settings.roles_path,
                                  play_defaults=become, force_handlers=force_handlers,
                                  error_on_missing_handler=acfg.get("error_on_missing_handler", True) is not False,
                                  allow_broken_conditionals=bool(acfg.get("allow_broken_conditionals")),
+                                 become_config=acfg.become_config(),
                                  defaults_source=acfg.path or "ANSIBLE_BECOME*",
                                  forks=self.opts.get("parallel"), check=bool(self.opts.get("check")),
                                  diff=bool(self.opts.get("diff")),

@@ -83,6 +83,7 @@ class Reporter:
         self._console: Any = None
         self._progress: Any = None
         self._task_id: Any = None
+        self._warned: set[str] = set()  # warning lines shown (ansible-playbook shows each once)
         if self.rich:
             from rich.console import Console
 
@@ -146,6 +147,7 @@ class Reporter:
             self.line(text, "green" if healthy else "red")
             return
         if kind in ("task_result", "handler_result"):
+            self.warnings(host, event)
             status = str(event.get("status", "?"))
             if event.get("ignored"):
                 status = f"{'unreachable' if status == 'unreachable' else 'failed'} (ignored)"
@@ -178,6 +180,22 @@ class Reporter:
                             self.line(f"  {key}: {first}", style)
                             for line in rest:
                                 self.line(f"    {line}", style)
+
+    def warnings(self, host: str, event: dict[str, Any]) -> None:
+        """A result's warnings and deprecations, as ansible-playbook prints them: always, each
+        text once per run."""
+        if event.get("censored"):
+            return
+        lines = [f"[WARNING]: {warning}" for warning in event.get("warnings") or ()]
+        for item in event.get("deprecations") or ():
+            msg = item.get("msg") if isinstance(item, dict) else item
+            version = item.get("version") if isinstance(item, dict) else None
+            tail = f" This feature will be removed from ansible-core version {version}." if version else ""
+            lines.append(f"[DEPRECATION WARNING]: {msg}{tail}")
+        for line in lines:
+            if line not in self._warned:
+                self._warned.add(line)
+                self.line(f"{host} | {line}", "magenta")
 
     # -- recap -------------------------------------------------------------------------
     def recap(self, hosts: list[HostSummary], title: str = "RECAP") -> None:

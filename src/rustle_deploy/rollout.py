@@ -32,6 +32,7 @@ from typing import Any
 from .model import Host, Plan, Play, Serial
 from .phases import (
     HANDLER,
+    HANDLER_LOCAL,
     LOCAL,
     ONCE,
     ONCE_LOCAL,
@@ -278,7 +279,7 @@ def play_specs(plan: Plan, resolve: Resolver) -> list[PlaySpec]:
             any_errors_fatal=play.any_errors_fatal, order=play.order, fatal_tasks=tuple(fatal),
             phases=cut.kinds if cut.cut else (),
             reads=tuple(cut.reads.get(i, ()) for i in range(len(cut.kinds))) if cut.cut else (),
-            actions=any(t.task_id in actions for top in plan.play_tasks(play) for t in top.walk()),
+            actions=any(t.pointer in actions for top in plan.play_tasks(play) for t in top.walk()),
             unreachable_ok=any(t.extras.get("ignore_unreachable") not in (None, False)
                                for top in [*plan.play_tasks(play), *play.handlers] for t in top.walk()),
         ))
@@ -308,7 +309,7 @@ def schedule(specs: Sequence[PlaySpec], hosts: Iterable[str], rng: random.Random
     for spec in specs:
         names = [h for h in spec.hosts if h in chosen]
         reads_files = any(file_read(n) is not None for r in spec.reads for n in r)
-        off_host = any(split(k)[0] in (LOCAL, ONCE_LOCAL) for k in spec.phases)
+        off_host = any(split(k)[0] in (LOCAL, ONCE_LOCAL, HANDLER_LOCAL) for k in spec.phases)
         if len(names) <= 1 and spec.phases and not spec.actions and not reads_files and not off_host:
             # one host needs no phases: it runs the play whole (still sent what it reads of
             # other hosts, which earlier plays set); a file the play creates on the controller
@@ -333,16 +334,16 @@ def schedule(specs: Sequence[PlaySpec], hosts: Iterable[str], rng: random.Random
             kinds = [split(k) for k in spec.phases]
             reads = list(spec.reads) + [()] * (len(kinds) - len(spec.reads))
             for number, (kind, width) in enumerate(kinds):
-                local = kind in (LOCAL, ONCE_LOCAL)
+                local = kind in (LOCAL, ONCE_LOCAL, HANDLER_LOCAL)
                 later = range(number + 1, len(kinds))
                 stages.append(replace(
                     stage, batches=(batch,), phase=number, phases=len(kinds),
-                    once=kind in (ONCE, ONCE_LOCAL, HANDLER), local=local, throttle=width, reads=tuple(reads[number]),
+                    once=kind in (ONCE, ONCE_LOCAL, HANDLER, HANDLER_LOCAL), local=local, throttle=width, reads=tuple(reads[number]),
                     delegate=delegate_of(spec.phases[number]), handler=handler_of(spec.phases[number]),
                     # a later run_once handler: the controller picks the first host that notified it
-                    feeds=not local and (spec.unreachable_ok or any(kinds[k][0] in (LOCAL, ONCE_LOCAL, HANDLER)
+                    feeds=not local and (spec.unreachable_ok or any(kinds[k][0] in (LOCAL, ONCE_LOCAL, HANDLER, HANDLER_LOCAL)
                                                                     or state_reads(reads[k]) for k in later)),
-                    facts=not local and any(kinds[k][0] in (LOCAL, ONCE_LOCAL) or any(map(is_fact, reads[k]))
+                    facts=not local and any(kinds[k][0] in (LOCAL, ONCE_LOCAL, HANDLER_LOCAL) or any(map(is_fact, reads[k]))
                                             for k in later)))
     close_plain()
     # a stage that reads other hosts' values gets them from the state each host's earlier

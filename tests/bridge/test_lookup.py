@@ -97,7 +97,7 @@ def test_an_action_plugin_without_a_module_runs_on_the_controller(tmp_path: Path
         "action", "probe_shell", str(tmp_path / "action_plugins" / "probe_shell.py"))
     assert mod.entries() == {}  # nothing of it goes to the host
     plan = load_plan(str(write_plan(tmp_path, [{"name": "t", "module": "probe_shell", "args": {}}])))
-    assert policy.controller_tasks(plan) == frozenset(t.task_id for p in plan.plays for t in plan.play_tasks(p))
+    assert policy.controller_tasks(plan) == frozenset(t.pointer for p in plan.plays for t in plan.play_tasks(p))
 
 
 def test_an_action_plugin_delegated_to_another_host_is_refused_to_localhost_accepted(tmp_path: Path) -> None:
@@ -260,7 +260,7 @@ def test_collection_action_plugin_runs_on_the_controller(tmp_path: Path, monkeyp
     monkeypatch.setenv("ANSIBLE_COLLECTIONS_PATH", str(tmp_path / "colls"))
     plan = load_plan(str(write_plan(tmp_path, [{"name": "t", "module": "rustletest.demo.push", "args": {}}])))
     (task,) = [t for p in plan.plays for t in plan.play_tasks(p)]
-    assert policy.controller_tasks(plan) == {task.task_id}
+    assert policy.controller_tasks(plan) == {task.pointer}
     resolution = policy.unresolved(plan, [task])
     module = policy.bridged(plan, task, resolution)
     assert (module.style, module.action, module.plugin_dirs) == ("action", "rustletest.demo.push", (str(tmp_path),))

@@ -4,8 +4,9 @@ Each tool becomes ``nobody`` through its own wrapper scripts (``sudo-rec``, ``su
 record the arguments they are given and then run the real sudo or su, so the two are compared
 on the exact command line each builds, up to the command it runs (Ansible's is
 ``/bin/sh -c 'echo BECOME-SUCCESS...'``, rustle-deploy's its runtime's child interpreter). The
-values come from every place Ansible reads them: ansible.cfg ``[privilege_escalation]``,
-``ANSIBLE_BECOME_FLAGS`` (over the file), the play, a role, a block and a task keyword,
+values come from every place Ansible reads them: ansible.cfg ``[privilege_escalation]`` and
+(over it) ``[sudo_become_plugin]``/``[su_become_plugin]``, ``ANSIBLE_BECOME_FLAGS`` (over the file)
+and ``ANSIBLE_SU_FLAGS`` (over it, for su), the play, a role, a block and a task keyword,
 ``ansible_become_flags``/``ansible_sudo_flags`` (over the keyword; the method's own name last),
 ``become_method: su``, and a module of the module bridge. A ``become_exe`` that does not exist fails its task. One run of each
 tool, shared by the tests of this file.
@@ -39,9 +40,18 @@ with open({log!r}, "a") as fh:
 os.execvp({real!r}, [{real!r}] + sys.argv[1:])
 """
 
+# each method's own section over [privilege_escalation]; a method rustle-deploy does not run
+# (doas) is ignored (a note at -v); ANSIBLE_SU_FLAGS over ANSIBLE_BECOME_FLAGS over the file
 CFG = """[privilege_escalation]
-become_exe = {wrap}/sudo-rec
+become_exe = /nonexistent/generic-sudo
 become_flags = -S
+[sudo_become_plugin]
+executable = {wrap}/sudo-rec
+[su_become_plugin]
+executable = {wrap}/su-rec
+flags = -m
+[doas_become_plugin]
+executable = /nonexistent/doas
 """
 
 INVENTORY = "localhost ansible_connection=local ansible_python_interpreter=/usr/bin/python3 wrap={wrap}\n"
@@ -60,6 +70,10 @@ PLAYBOOK = """- name: ansible.cfg, ANSIBLE_BECOME_FLAGS and a role
     - name: config and environment
       command: id -un
       register: r0
+    - name: su with its own program and flags (ansible.cfg's and ANSIBLE_SU_FLAGS)
+      command: id -un
+      register: r5
+      become_method: su
   roles:
     - role: flagged
       become_flags: "-n -E"
@@ -91,12 +105,6 @@ PLAYBOOK = """- name: ansible.cfg, ANSIBLE_BECOME_FLAGS and a role
         ansible_become_flags: "-n"
         ansible_sudo_flags: "-n -H -P"
       become_flags: "-S -n"
-    - name: su with its own program and flags
-      command: id -un
-      register: r5
-      become_method: su
-      become_exe: "{{ wrap }}/su-rec"
-      become_flags: "-s /bin/sh"
     - name: a module of the bridge
       find:
         paths: /tmp
@@ -113,7 +121,7 @@ PLAYBOOK = """- name: ansible.cfg, ANSIBLE_BECOME_FLAGS and a role
       copy:
         dest: "{{ out }}/who"
         content: "{{ [hostvars[inventory_hostname].r0.stdout, r1.stdout, r2.stdout, r3.stdout, r4.stdout,
-                     r5.stdout, r7.matched, r6.failed] | to_json }}"
+                     hostvars[inventory_hostname].r5.stdout, r7.matched, r6.failed] | to_json }}"
 """
 
 
@@ -156,7 +164,8 @@ def runs() -> Iterator[dict[str, dict[str, Any]]]:
     try:
         a, r = prepare(base, "ansible"), prepare(base, "rustle")
         env = ansible_env(base, ANSIBLE_LOCALHOST_WARNING="False", ANSIBLE_PIPELINING="True",
-                          ANSIBLE_CONFIG=str(a["work"] / "ansible.cfg"), ANSIBLE_BECOME_FLAGS="-H -n")
+                          ANSIBLE_CONFIG=str(a["work"] / "ansible.cfg"), ANSIBLE_BECOME_FLAGS="-H -n",
+                          ANSIBLE_SU_FLAGS="-s /bin/sh")
         proc = subprocess.run([str(ANSIBLE), "-i", "inventory", "site.yml", "-e", f"out={a['out']}"],
                               capture_output=True, text=True, env=env, cwd=a["work"], timeout=ORACLE_TIMEOUT)
         a.update(code=proc.returncode, text=proc.stdout + proc.stderr, recap=recaps(proc.stdout))
@@ -167,6 +176,7 @@ def runs() -> Iterator[dict[str, dict[str, Any]]]:
             mp.setenv("HOME", str(home))
             mp.setenv("ANSIBLE_CONFIG", str(r["work"] / "ansible.cfg"))
             mp.setenv("ANSIBLE_BECOME_FLAGS", "-H -n")
+            mp.setenv("ANSIBLE_SU_FLAGS", "-s /bin/sh")
             for var in ("RUSTLE_DEPLOY_CACHE_DIR", "RUSTLE_STATE_DB"):
                 mp.delenv(var, raising=False)
             out_path, err_path = base / "rustle.out", base / "rustle.err"
@@ -203,11 +213,11 @@ def test_become_command_lines_match_ansible(runs: dict[str, dict[str, Any]]) -> 
     a, r = argvs(runs["ansible"]), argvs(runs["rustle"])
     assert a == [
         ["sudo-rec", "-n", "-E", "-u", USER],  # the role's keyword (roles run before tasks)
-        ["sudo-rec", "-H", "-n", "-u", USER],  # ansible.cfg's exe, ANSIBLE_BECOME_FLAGS over its flags
+        ["sudo-rec", "-H", "-n", "-u", USER],  # [sudo_become_plugin]'s exe, ANSIBLE_BECOME_FLAGS over the flags
+        ["su-rec", "-s", "/bin/sh", USER],  # [su_become_plugin]'s exe, ANSIBLE_SU_FLAGS
         ["sudo-rec", "-H", "-S", "-n", "-E", "-u", USER],  # the play's
         ["sudo-rec", "-n", "-P", "-u", USER],  # the block's
         ["sudo-rec", "-n", "-H", "-P", "-u", USER],  # ansible_sudo_flags
-        ["su-rec", "-s", "/bin/sh", USER],
         ["sudo-rec", "-n", "-E", "-H", "-u", USER],  # the bridged module's
     ], runs["ansible"]["text"]
     # the task keyword's "-H -n" is the same command line as the config's, first used above

@@ -569,14 +569,29 @@ ERRORED_SERIAL = """\
     - copy: {{content: x, dest: "{out}/second-{{{{ inventory_hostname }}}}"}}
 """
 
+# no serial: both hosts run the task in one batch, only h1's result is changed; ansible-core
+# aborts after it, so no host runs the next task (rustle-deploy ends a phase after such a task)
+ERRORED_SAME_BATCH = """\
+- hosts: all
+  gather_facts: false
+  tasks:
+    - command: "true"
+      changed_when: inventory_hostname == 'h1'
+      notify: nobody
+    - copy: {{content: x, dest: "{out}/{{{{ inventory_hostname }}}}"}}
+"""
+
 
 @pytest.mark.ansible
 @pytest.mark.skipif(not ANSIBLE.exists(), reason="ansible-core is not installed in this environment")
+@pytest.mark.parametrize(("book_text", "expected"), [(ERRORED_SERIAL, ["h1"]), (ERRORED_SAME_BATCH, [])],
+                         ids=["serial", "same-batch"])
 def test_a_run_that_errored_starts_no_later_batch_as_ansible_aborts(
-        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+        tmp_path: Path, capsys: pytest.CaptureFixture[str], book_text: str, expected: list[str]) -> None:
     """serial: 1 over two hosts: the first host's notify of no handler fires, and
     ansible-playbook aborts the run (exit 1, no recap): the second batch and the second play
-    never start. rustle-deploy stops the rollout there too, and says why."""
+    never start. Without serial, the other host of the batch runs no later task either.
+    rustle-deploy stops the rollout there too, and says why."""
     inv = tmp_path / "inventory.ini"
     inv.write_text("".join(f"{h} ansible_connection=local ansible_python_interpreter={sys.executable} "
                            f"rustle_remote_dir={tmp_path / ('remote-' + h)}\n" for h in ("h1", "h2")))
@@ -586,7 +601,7 @@ def test_a_run_that_errored_starts_no_later_batch_as_ansible_aborts(
         out = tmp_path / tool
         out.mkdir()
         book = tmp_path / f"{tool}.yml"
-        book.write_text(ERRORED_SERIAL.format(out=out))
+        book.write_text(book_text.format(out=out))
         if tool == "ansible":
             proc = subprocess.run([str(ANSIBLE), "-i", str(inv), "-f", "1", str(book)], env=env,
                                   capture_output=True, text=True, timeout=ORACLE_TIMEOUT)
@@ -599,4 +614,4 @@ def test_a_run_that_errored_starts_no_later_batch_as_ansible_aborts(
             with closing(sqlite3.connect(Path.home() / ".rustle" / "state.db")) as db:
                 assert db.execute("SELECT status FROM deployments").fetchall() == [("errored",)]
         made[tool] = sorted(p.name for p in out.iterdir())
-    assert made["rustle"] == made["ansible"] == ["h1"]
+    assert made["rustle"] == made["ansible"] == expected

@@ -21,6 +21,8 @@ TASKS = [
     {"name": "lookup sequence", "debug": {"msg": "{{ query('sequence', 'start=1 end=9 stride=3 format=n%02d') }}"}},
     {"name": "lookup sequence short", "debug": {"msg": "{{ query('sequence', '4-6') }}"}},
     {"name": "lookup subelements", "debug": {"msg": "{{ query('subelements', users, 'keys') }}"}},
+    {"name": "lookup subelements bad flags", "debug": {"msg": "{{ query('subelements', users, 'keys', 'x') }}"},
+     "ignore_errors": True},
     {"name": "lookup vars", "debug": {"msg": "{{ lookup('vars', 'who') }}"}},
     {"name": "lookup vars default", "debug": {"msg": "{{ lookup('vars', 'nope') | default('dflt') }}"}},
     {"name": "lookup varnames", "debug": {"msg": "{{ query('varnames', '^wh') }}"}},

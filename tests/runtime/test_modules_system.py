@@ -291,3 +291,153 @@ def test_get_url_downloads_once_and_checks_checksums(http_dir, tmp_path):
     assert missing["failed"] and missing["status_code"] == 404
     nofile = get(FakeCtx(), {"url": f"file://{tmp_path}/nofile", "dest": str(tmp_path / "n")})
     assert nofile["msg"] == f"Request failed: <urlopen error [Errno 2] No such file or directory: '{tmp_path}/nofile'>"
+
+
+def test_get_url_fails_on_a_body_shorter_than_its_content_length(tmp_path):
+    """ansible-core 2.19's get_url checks what it read against Content-Length (issue 85164)."""
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(1)
+
+    def serve_once():
+        conn, _ = listener.accept()
+        with conn:
+            conn.recv(65536)
+            conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\nConnection: close\r\n\r\nshort")
+
+    thread = threading.Thread(target=serve_once, daemon=True)
+    thread.start()
+    try:
+        res = net.MODULES["get_url"](FakeCtx(), {"url": f"http://127.0.0.1:{listener.getsockname()[1]}/x",
+                                                 "dest": str(tmp_path / "x")})
+    finally:
+        thread.join(timeout=60)
+        listener.close()
+    assert res["failed"] and res["msg"] == ("Incomplete read, (rsp.length=95, cl=100, st.st_size=5) failed to read "
+                                            "remaining 95 bytes")
+    assert not (tmp_path / "x").exists()
+
+
+@pytest.mark.parametrize("decompress", [True, False])
+def test_get_url_decompresses_a_gzip_response_unless_told_not_to(tmp_path, decompress):
+    """``decompress`` (true by default), as ansible-core's fetch_url: the file holds the body
+    decoded from its Content-Encoding: gzip, or the gzip bytes as sent."""
+    import gzip
+
+    body = gzip.compress(b'{"gzipped": true}\n')
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(1)
+
+    def serve_once():
+        conn, _ = listener.accept()
+        with conn:
+            conn.recv(65536)
+            conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Encoding: gzip\r\nContent-Length: %d\r\n"
+                         b"Connection: close\r\n\r\n" % len(body) + body)
+
+    thread = threading.Thread(target=serve_once, daemon=True)
+    thread.start()
+    try:
+        res = net.MODULES["get_url"](FakeCtx(), {"url": f"http://127.0.0.1:{listener.getsockname()[1]}/gzip",
+                                                 "dest": str(tmp_path / "g"), "decompress": decompress})
+    finally:
+        thread.join(timeout=60)
+        listener.close()
+    assert res["changed"], res
+    assert (tmp_path / "g").read_bytes() == (b'{"gzipped": true}\n' if decompress else body)
+
+
+@pytest.fixture
+def recording_server():
+    """An HTTP server that records each request's path and headers: /secret asks for Basic
+    credentials (user:pass), /redirect sends to /file, anything else answers 'payload'."""
+    seen = []
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):
+            seen.append((self.path, dict(self.headers)))
+            if self.path == "/redirect":
+                self.send_response(302)
+                self.send_header("Location", "/file")
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+                return
+            if self.path == "/secret" and self.headers.get("Authorization") != "Basic dXNlcjpwYXNz":
+                self.send_response(401)
+                self.send_header("WWW-Authenticate", 'Basic realm="test"')
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+                return
+            self.send_response(200)
+            self.send_header("Content-Length", "7")
+            self.end_headers()
+            self.wfile.write(b"payload")
+
+        def log_message(self, *a):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}", seen
+    server.shutdown()
+    server.server_close()
+    thread.join()
+
+
+def test_get_url_credentials_as_ansible_sends_them(recording_server, tmp_path, monkeypatch):
+    """ansible-core's _configure_auth: a user answers the server's challenge, or goes with the
+    first request under force_basic_auth; credentials in the URL count as a user; without one,
+    the host's netrc entry is sent unless use_netrc is false."""
+    base, seen = recording_server
+    get = net.MODULES["get_url"]
+
+    def fetch(name, **extra):
+        seen.clear()
+        res = get(FakeCtx(), {"url": base + "/secret", "dest": str(tmp_path / name), **extra})
+        return res, [h.get("Authorization") for _, h in seen]
+
+    res, auths = fetch("a", url_username="user", url_password="pass")
+    assert res["changed"] and auths == [None, "Basic dXNlcjpwYXNz"], (res, auths)
+    res, auths = fetch("b", url_username="user", url_password="pass", force_basic_auth=True)
+    assert res["changed"] and auths == ["Basic dXNlcjpwYXNz"]
+    res, auths = fetch("c", url=base.replace("://", "://user:pass@") + "/secret")
+    assert res["changed"] and auths == [None, "Basic dXNlcjpwYXNz"], (res, auths)
+    netrc = tmp_path / "netrc"
+    netrc.write_text("machine 127.0.0.1 login user password pass\n")
+    netrc.chmod(0o600)
+    monkeypatch.setenv("NETRC", str(netrc))
+    res, auths = fetch("d")
+    assert res["changed"] and auths == ["Basic dXNlcjpwYXNz"]
+    res, auths = fetch("e", use_netrc=False)
+    assert res["failed"] and res["status_code"] == 401 and auths == [None]
+    res, _ = fetch("f", use_gssapi=True)
+    assert res["failed"] and res["msg"].startswith("use_gssapi is not supported")
+
+
+def test_get_url_unredirected_headers_ciphers_and_tmp_dest(recording_server, tmp_path):
+    base, seen = recording_server
+    get = net.MODULES["get_url"]
+    res = get(FakeCtx(), {"url": base + "/redirect", "dest": str(tmp_path / "r"),
+                          "headers": {"X-Kept": "1", "X-Secret": "2"},
+                          "unredirected_headers": ["x-secret"]})
+    assert res["changed"] and (tmp_path / "r").read_bytes() == b"payload"
+    (first, first_headers), (second, second_headers) = seen
+    assert (first, first_headers["X-Secret"], first_headers["X-Kept"]) == ("/redirect", "2", "1")
+    assert second == "/file" and "X-Secret" not in second_headers and second_headers["X-Kept"] == "1"
+    assert first_headers["User-Agent"] == "ansible-httpget"
+    res = get(FakeCtx(), {"url": base + "/file", "dest": str(tmp_path / "c"), "ciphers": "ALL"})
+    assert res["failed"] and res["msg"] == "Ciphers must be a list. Got str."
+    res = get(FakeCtx(), {"url": base + "/file", "dest": str(tmp_path / "c"), "ciphers": ["NO-SUCH-CIPHER"]})
+    assert res["failed"] and res["msg"].startswith("Request failed: ")
+    res = get(FakeCtx(), {"url": base + "/file", "dest": str(tmp_path / "t"), "tmp_dest": str(tmp_path / "nope")})
+    assert res["failed"] and res["msg"] == f"{tmp_path / 'nope'} directory does not exist."
+    (tmp_path / "afile").write_text("")
+    res = get(FakeCtx(), {"url": base + "/file", "dest": str(tmp_path / "t"), "tmp_dest": str(tmp_path / "afile")})
+    assert res["failed"] and res["msg"] == f"{tmp_path / 'afile'} is a file but should be a directory."
+    res = get(FakeCtx(), {"url": base + "/file", "dest": str(tmp_path / "t"), "tmp_dest": str(tmp_path)})
+    assert res["changed"] and (tmp_path / "t").read_bytes() == b"payload"
+    seen.clear()
+    again = get(FakeCtx(), {"url": base + "/file", "dest": str(tmp_path / "t"), "force": True})
+    assert again["changed"] is False and seen[0][1].get("Cache-Control") == "no-cache"

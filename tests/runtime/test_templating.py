@@ -316,3 +316,15 @@ def test_a_lookups_trusted_string_terms_are_rendered_its_host_data_terms_are_not
     assert T.evaluate("lookup('vars', '{{ \"s\" }}')", scope()) == "Hello"
     with pytest.raises(TemplateError, match="No variable named \"{{ 's' }}\" was found"):
         T.evaluate("lookup('vars', t)", scope(t=UnsafeText("{{ 's' }}")))
+
+
+def test_assert_over_a_list_variable_takes_its_conditionals_as_written():
+    from rustle_runtime.executor import _assert_that
+
+    templar = Templar()
+    over = VarScope([{"thats": ["{{ 1 == 1 }}", "2 == 2"]}], templar)
+    that = _assert_that(templar, "{{ thats }}", over)
+    assert that == ["{{ 1 == 1 }}", "2 == 2"]
+    assert all(templar.condition(c, over) for c in that)
+    assert [d["msg"].split(" such as")[0] for d in templar.deprecations] == [
+        "Conditionals should not be surrounded by templating delimiters"]

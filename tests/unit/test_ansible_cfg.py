@@ -111,3 +111,75 @@ def test_settings_that_would_change_results_are_refused(text: str, env: dict[str
     with pytest.raises(ConfigError) as info:
         load_ansible_config({"HOME": str(tmp_path / "nohome"), **env}, str(tmp_path))
     assert needle in str(info.value)
+
+
+BECOME_CFG = """\
+[privilege_escalation]
+become_exe = /usr/bin/generic
+become_flags = -G
+[sudo_become_plugin]
+flags = -H -S -n -E
+[su_become_plugin]
+executable = /bin/su
+[doas_become_plugin]
+executable = /usr/bin/doas
+"""
+
+
+@pytest.mark.parametrize(("env", "expected"), [
+    ({}, {"sudo": {"exe": "/usr/bin/generic", "flags": "-H -S -n -E"}, "su": {"exe": "/bin/su", "flags": "-G"}}),
+    # the environment over the file; the method's own variable over ANSIBLE_BECOME_*
+    ({"ANSIBLE_BECOME_FLAGS": "-B", "ANSIBLE_SU_FLAGS": "-s /bin/sh", "ANSIBLE_SUDO_EXE": "/opt/sudo"},
+     {"sudo": {"exe": "/opt/sudo", "flags": "-B"}, "su": {"exe": "/bin/su", "flags": "-s /bin/sh"}}),
+], ids=["file", "environment"])
+def test_each_become_methods_program_and_flags_as_its_plugin_reads_them(
+        tmp_path: Path, env: dict[str, str], expected: dict[str, dict[str, str]]) -> None:
+    (tmp_path / "ansible.cfg").write_text(BECOME_CFG)
+    cfg = load_ansible_config({"HOME": str(tmp_path), **env}, str(tmp_path))
+    assert cfg.become_config() == expected
+    # a method rustle-deploy does not run is ignored, with a note (shown at -v)
+    assert any("[doas_become_plugin] executable: become method 'doas' is not one rustle-deploy runs" in n
+               for n in cfg.notes())
+
+
+def test_become_flags_that_cannot_be_split_are_a_config_error(tmp_path: Path) -> None:
+    (tmp_path / "ansible.cfg").write_text("[sudo_become_plugin]\nflags = -H 'open\n")
+    with pytest.raises(ConfigError, match=r"\[sudo_become_plugin\] flags: .*cannot be split into words"):
+        load_ansible_config({"HOME": str(tmp_path)}, str(tmp_path))
+
+
+def test_interpreter_python_is_the_default_of_hosts_that_set_no_interpreter(tmp_path: Path) -> None:
+    from rustle_deploy.errors import ConnectError
+    from rustle_deploy.model import Host
+    from rustle_deploy.transport.options import PYTHON_CANDIDATES, agent_launch, remote_command
+
+    (tmp_path / "ansible.cfg").write_text("[defaults]\ninterpreter_python = auto_silent\n")
+    cfg = load_ansible_config({"HOME": str(tmp_path / "nohome")}, str(tmp_path))
+    assert cfg.host_defaults() == {"ansible_python_interpreter": "auto_silent"}
+    env = {"HOME": str(tmp_path / "nohome"), "ANSIBLE_PYTHON_INTERPRETER": "/opt/py/bin/python3"}
+    assert load_ansible_config(env, str(tmp_path)).host_defaults() == {"ansible_python_interpreter": "/opt/py/bin/python3"}
+    # the launcher: a discovery mode tries ansible-core's fallback list; a path is run as written
+    silent = agent_launch(Host("h", {"ansible_python_interpreter": "auto_silent"}))
+    assert (silent.python_interpreter, silent.discovery, silent.fallback) == (None, "auto_silent", PYTHON_CANDIDATES)
+    assert "for P in python3.13 python3.12" in remote_command(silent) and '"$P" auto_silent;' in remote_command(silent)
+    path = agent_launch(Host("h", {"ansible_python_interpreter": "/opt/py/bin/python3"}))
+    assert path.python_interpreter == "/opt/py/bin/python3" and '"$P" explicit;' in remote_command(path)
+    listed = agent_launch(Host("h", {"ansible_interpreter_python_fallback": "python3.12, /usr/bin/python3"}))
+    assert listed.fallback == ("python3.12", "/usr/bin/python3")
+    with pytest.raises(ConnectError) as err:
+        agent_launch(Host("h", {"ansible_interpreter_python_fallback": {"a": 1}}))
+    assert "ansible_interpreter_python_fallback" in err.value.message and "expected a list" in err.value.message
+
+
+def test_the_runtime_discovers_over_the_launchers_fallback_list() -> None:
+    """The runtime (stdlib only, it cannot import the controller) keeps its own copy."""
+    import ast
+
+    import rustle_deploy
+    from rustle_deploy.transport.options import PYTHON_CANDIDATES
+
+    source = Path(rustle_deploy.__file__).parent / "runtime" / "rustle_runtime" / "executor.py"
+    tree = ast.parse(source.read_text())
+    values = [ast.literal_eval(n.value) for n in tree.body if isinstance(n, ast.Assign)
+              and any(isinstance(t, ast.Name) and t.id == "_PYTHON_FALLBACK" for t in n.targets)]
+    assert values == [PYTHON_CANDIDATES]

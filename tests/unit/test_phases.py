@@ -12,6 +12,7 @@ from rustle_deploy.errors import PlanError
 from rustle_deploy.model import Host
 from rustle_deploy.phases import (
     HANDLER,
+    HANDLER_LOCAL,
     HOSTS,
     INVENTORY,
     LOCAL,
@@ -42,6 +43,9 @@ def plan_of(tasks: list[dict[str, Any]], handlers: list[dict[str, Any]] | None =
 
 def t(i: int, **kw: Any) -> dict[str, Any]:
     return pm.task(f"t{i}", f"task {i}", "debug", {"msg": str(i)}, [], i, **kw)
+
+
+FLUSH = pm.task("f", "flush", "meta", {"_raw_params": "flush_handlers"}, [], 0)
 
 
 def test_cut_points_make_phases_and_alike_neighbours_share_one() -> None:
@@ -111,15 +115,13 @@ def test_each_batch_runs_every_phase_before_the_next_batch() -> None:
     [
         ([{**t(0, loop=[1, 2]), "module": "", "args": {}, "block": [t(1), t(2, run_once=True)], "rescue": [t(3)]}], [],
          "/plays/0/batches/0/tasks/0/block/1/run_once", "inside 'task 0' (a loop over it), whose tasks do not all run"),
-        ([t(0), pm.task("t1", "flush", "meta", {"_raw_params": "flush_handlers"}, [], 1)], [t(9, run_once=True)],
-         "/plays/0/handlers/0/run_once", "in a play with meta: flush_handlers"),
-        ([t(0)], [t(9, delegate_to="localhost", run_once=True)], "/plays/0/handlers/0/delegate_to",
-         "delegate_to on handler"),
-        ([t(0)], [t(9, delegate_to="{{ item }}", loop=["db1"])], "/plays/0/handlers/0/delegate_to",
-         "(a host named by each call) on handler"),
+        ([t(0), {**t(1), "module": "", "args": {}, "block": [FLUSH]}], [t(9, run_once=True)],
+         "/plays/0/batches/0/tasks/1/block/0/module", "meta: flush_handlers inside 'task 1'"),
+        ([t(0)], [t(9, delegate_to="localhost", run_once=True, connection_vars={"h0": {"ansible_port": 2}})],
+         "/plays/0/handlers/0/delegate_to", "delegate_to on handler"),
         ([t(0)], [t(9, delegate_to="db1", throttle=2)], "/plays/0/handlers/0/delegate_to", "delegate_to on handler"),
     ],
-    ids=["mixed-looped-block", "run_once-handler", "delegated-handler", "per-call-handler", "handler-to-host"],
+    ids=["mixed-looped-block", "flush-in-block", "handler-over-another-connection", "handler-to-host-throttled"],
 )
 def test_what_cannot_be_cut_is_refused_at_its_pointer(tasks: list[dict[str, Any]], handlers: list[dict[str, Any]],
                                                       pointer: str, needle: str) -> None:
@@ -128,13 +130,21 @@ def test_what_cannot_be_cut_is_refused_at_its_pointer(tasks: list[dict[str, Any]
     assert err.value.pointer == pointer and needle in err.value.message and err.value.hint
 
 
+def test_force_handlers_with_a_run_once_handler_is_refused_at_the_handler() -> None:
+    plan = plan_of([t(0)], [t(9, run_once=True)])
+    plan = replace(plan, plays=(replace(plan.plays[0], force_handlers=True),))
+    with pytest.raises(PlanError) as err:
+        validate(plan)
+    assert err.value.pointer == "/plays/0/handlers/0/run_once" and "force_handlers" in err.value.message
+
+
 def test_run_once_in_a_mixed_block_or_on_a_handler_is_not_refused_in_a_play_of_one_host() -> None:
     # a play of one host runs whole (no phases): run_once changes nothing there
     mixed = {**t(0), "module": "", "args": {}, "block": [t(1), t(2, run_once=True)], "rescue": [t(3)]}
     validate(plan_of([mixed], [t(9, run_once=True)], names=NAMES[:1]))
     # what would still cut the play of one host is refused as before
     with pytest.raises(PlanError) as err:
-        validate(plan_of([t(0)], [t(9, delegate_to="localhost", run_once=True)], names=NAMES[:1]))
+        validate(plan_of([t(0)], [t(9, delegate_to="db1", throttle=2)], names=NAMES[:1]))
     assert err.value.pointer == "/plays/0/handlers/0/delegate_to"
 
 
@@ -160,6 +170,42 @@ def test_a_run_once_handler_is_a_phase_of_its_own_run_by_the_first_host_it_notif
     plain = plan_of([t(0), t(1, run_once=True)], [t(5)])
     assert plan_phases(plain)[0].kinds == (HOSTS, ONCE) and "t5" not in plan_phases(plain)[0].of
     assert [st.phase for st in schedule([spec], NAMES[:1]).stages] == [None]
+
+
+def test_a_flush_runs_the_handlers_in_their_phases_and_the_next_task_starts_one() -> None:
+    """meta: flush_handlers in a play with a run_once or delegated handler ends its phase; the
+    handlers get their phases after it (the plain ones before the first such handler in the
+    flush's own phase) and again at the end of the play; the task after it starts a phase."""
+    flush = {**FLUSH, "task_id": "f1", "execution_order": 1}
+    plan = plan_of([t(0), flush, t(2), t(3)], [t(5), t(6, run_once=True), t(7, delegate_to="localhost"), t(8)])
+    validate(plan)
+    phases = plan_phases(plan)[0]
+    assert phases.kinds == (HOSTS, f"{HANDLER}#1", LOCAL, HOSTS, HOSTS, f"{HANDLER}#1", LOCAL, HOSTS)
+    assert [phases.of[i] for i in ("t0", "f1", "t2", "t3")] == [0, 0, 4, 4]
+    assert phases.handlers == {"t5": (0, 4), "t6": (1, 5), "t7": (2, 6), "t8": (3, 7)}
+    assert [phases.of[f"t{i}"] for i in (5, 6, 7, 8)] == [4, 5, 6, 7]
+    spec = play_specs(plan, lambda names: [Host(name=n, vars={}, groups=("all",)) for n in names])[0]
+    stages = schedule([spec], NAMES).stages
+    assert [(st.handler, st.local) for st in stages] == [
+        (None, False), (1, False), (None, True), (None, False), (None, False), (1, False), (None, True),
+        (None, False)]
+    # without such a handler a flush is a task like any other
+    plain = plan_of([t(0), flush, t(2)], [t(5)])
+    assert plan_phases(plain)[0].kinds == (HOSTS,) and plan_phases(plain)[0].handlers == {}
+
+
+def test_a_run_once_delegated_handler_runs_once_there_and_a_per_call_one_for_each_host() -> None:
+    plan = plan_of([t(0)], [t(5, delegate_to="{{ peer }}"), t(6, delegate_to="db1", run_once=True),
+                            t(7, delegate_to="localhost", run_once=True)])
+    validate(plan)
+    phases = plan_phases(plan)[0]
+    assert phases.kinds == (HOSTS, LOCAL, f"{HANDLER_LOCAL}#1>db1", f"{HANDLER_LOCAL}#2")
+    spec = play_specs(plan, lambda names: [Host(name=n, vars={}, groups=("all",)) for n in names])[0]
+    for hosts in (NAMES, NAMES[:1]):  # a play of one host is cut there too
+        stages = schedule([spec], hosts).stages
+        assert [(st.local, st.once, st.delegate, st.handler) for st in stages] == [
+            (False, False, None, None), (True, False, None, None), (True, True, "db1", 1), (True, True, None, 2)]
+    assert off_host_tasks(plan) == [f"'task {i}' (play 'web')" for i in (5, 6, 7)]
 
 
 def test_a_delegated_handler_is_a_phase_run_there_for_each_host() -> None:
@@ -200,6 +246,10 @@ def test_a_task_that_may_fail_with_any_errors_fatal_ends_its_phase() -> None:
     alone = plan_of([t(0, any_errors_fatal=True), t(1, delegate_to="localhost"), t(2, any_errors_fatal=True), t(3)],
                     names=NAMES[:1])
     assert plan_phases(alone)[0].kinds == (HOSTS, LOCAL, HOSTS)
+    # a notify of a handler the play lacks errors the whole run when it fires (unless the
+    # task never reports changed): the hosts stop together after it as well
+    missing = plan_of([t(0, notify_missing=["nobody"]), t(1), t(2, notify_missing=["x"], changed_when="false"), t(3)])
+    assert [plan_phases(missing)[0].of[f"t{i}"] for i in range(4)] == [0, 1, 1, 1]
 
 
 def test_whole_blocks_of_one_kind_are_cut_points() -> None:
@@ -229,6 +279,10 @@ def test_a_block_whose_tasks_run_differently_is_cut_inside_its_tasks_each_in_its
     fatal = {**t(1), "module": "", "args": {}, "block": [t(2, any_errors_fatal=True), t(3)], "rescue": [t(4)]}
     cut = plan_phases(plan_of([t(0), fatal, t(5)]))[0]
     assert [cut.of[f"t{i}"] for i in range(6)] == [0, 0, 0, 1, 1, 1] and cut.last == {"t1": 1}
+    # a notify of a handler the play lacks, inside a block: the run errors right after that task
+    errs = {**t(1), "module": "", "args": {}, "block": [t(2, notify_missing=["nobody"]), t(3)]}
+    cut = plan_phases(plan_of([t(0), errs, t(4)]))[0]
+    assert [cut.of[f"t{i}"] for i in range(5)] == [0, 0, 0, 1, 1]
 
 
 def test_reading_the_plays_live_hosts_after_a_task_that_may_fail_starts_a_phase() -> None:
@@ -313,17 +367,17 @@ def test_group_by_cuts_the_play_before_the_tasks_that_see_every_hosts_groups() -
 
 
 def test_an_action_plugin_run_on_the_controller_is_a_local_phase_even_for_one_host() -> None:
-    # the task ids bridge/policy.controller_tasks gives: their action plugin runs on the controller
+    # the task pointers bridge/policy.controller_tasks gives: their action plugin runs on the controller
     plan = plan_of([t(0), t(1), t(2, run_once=True), t(3)], handlers=[t(9)])
     tasks = plan.play_tasks(plan.plays[0])
-    phases = play_phases(tasks, actions=frozenset({"t1", "t2"}))
+    phases = play_phases(tasks, actions=frozenset({tasks[1].pointer, tasks[2].pointer}))
     assert phases.kinds == (HOSTS, LOCAL, ONCE_LOCAL, HOSTS)
     spec = replace(PlaySpec(index=0, name="p", hosts=tuple(NAMES), phases=phases.kinds), actions=True)
     one = schedule([spec], NAMES[:1])  # one host: still cut, the controller runs the action
     assert [(st.phase, st.local) for st in one.stages] == [(0, False), (1, True), (2, True), (3, False)]
     assert PlaySpec.from_json(spec.to_json()) == spec
     # an action plugin on a handler: handlers are never cut
-    (refused,) = refusals(plan.plays[0], tasks, actions=frozenset({"t9"}))
+    (refused,) = refusals(plan.plays[0], tasks, actions=frozenset({plan.plays[0].handlers[0].pointer}))
     assert refused.key == "module" and "an action plugin run on the controller" in refused.message
 
 
@@ -340,3 +394,21 @@ def test_a_task_reading_a_controller_file_the_play_creates_starts_a_phase_even_f
     assert [(st.phase, [file_read(r) for r in st.reads]) for st in stages] == [
         (0, []), (1, [(made, "file", [made], {})])]
     assert stages[0].feeds is True
+
+
+def test_a_plans_become_config_round_trips_and_names_what_is_wrong() -> None:
+    from rustle_deploy.plan.write import plan_document
+
+    doc = pm.plan([pm.play("play-0", "web", NAMES, lambda hosts: [t(0)])], NAMES)
+    options = doc["metadata"]["planning_options"]
+    options["become_config"] = {"sudo": {"exe": "/opt/sudo", "flags": "-H -n"}}
+    plan = parse_plan(json.dumps(doc).encode(), source="plan.json", base_dir=".")
+    assert plan.options.become_config == {"sudo": {"exe": "/opt/sudo", "flags": "-H -n"}}
+    again = parse_plan(json.dumps(plan_document(plan)).encode(), source="plan.json", base_dir=".")
+    assert again.options.become_config == plan.options.become_config
+    where = "/metadata/planning_options/become_config"
+    for bad, pointer in (({"doas": {"exe": "x"}}, f"{where}/doas"), ({"su": {"user": "x"}}, f"{where}/su/user")):
+        options["become_config"] = bad
+        with pytest.raises(PlanError) as err:
+            parse_plan(json.dumps(doc).encode(), source="plan.json", base_dir=".")
+        assert err.value.pointer == pointer

@@ -120,6 +120,19 @@ def test_notify_on_import_tasks_is_inherited_and_a_missing_handler_waits_for_the
     assert [t.extras.get("notify_missing") for t in tasks] == [["nobody"], ["nobody"]]
 
 
+def test_a_missing_copy_source_fails_at_run_time_only_where_the_task_ignores_errors(tmp_path: Path) -> None:
+    """ansible-core's copy target names a missing src under ``ignore_errors`` and asserts the
+    failure: such a task fails when it runs (its controller paths in ``run_time_files``); a
+    task that would stop the host is refused at compile time, exit 2."""
+    task = "    - copy: {src: no_such_src, dest: /tmp/x}\n"
+    compiled = _compile(tmp_path, {"site.yml": "- hosts: localhost\n  tasks:\n" + task + "      ignore_errors: true\n"})
+    tried = compiled.plan.plays[0].batches[0].tasks[0].extras["run_time_files"]["no_such_src"]
+    assert tried and all(t.endswith("no_such_src") for t in tried)
+    with pytest.raises(PlaybookError) as err:
+        _compile(tmp_path, {"site.yml": "- hosts: localhost\n  tasks:\n" + task})
+    assert "could not find copy source 'no_such_src'" in str(err.value)
+
+
 def test_templated_tags_of_plays_blocks_roles_and_tasks_are_rendered_before_selection(tmp_path: Path) -> None:
     """ansible-core's tags target (test_template_{parent,play,role}_tags.yml)."""
     compiled = _compile(tmp_path, {

@@ -191,8 +191,9 @@ def delegated_per_call(plan: Plan, task: Task) -> BridgedModule:
 
 
 def controller_tasks(plan: Plan, resolution: Resolution | None = None) -> frozenset[str]:
-    """The ids of the plan's tasks whose action plugin runs on the controller, or that are
-    delegated to a host each call names (ansible-core makes those calls too): each is a phase
+    """The pointers of the plan's tasks (unique, where task ids repeat across the plays of a
+    playbook) whose action plugin runs on the controller, or that are delegated to a host each
+    call names (ansible-core makes those calls too): each is a phase
     of its own (phases.py), run by the controller for each host, even in a play of one host
     (``resolution``: the plan's, when the caller has it)."""
     from ..phases import per_call
@@ -200,11 +201,11 @@ def controller_tasks(plan: Plan, resolution: Resolution | None = None) -> frozen
     from ..runtime_index import canonical_module
 
     leaves = [t for play in plan.plays for t in every_task(play) if not t.is_block]
-    delegated = frozenset(t.task_id for t in leaves if per_call(t))
+    delegated = frozenset(t.pointer for t in leaves if per_call(t))
     tasks = [t for t in leaves if canonical_module(t.module) is None]
     if not tasks:
         return delegated
     if resolution is None:
         resolution = unresolved(plan, tasks)
-    return delegated | frozenset(t.task_id for t in tasks if isinstance(m := resolution.modules.get(task_key(t)),
+    return delegated | frozenset(t.pointer for t in tasks if isinstance(m := resolution.modules.get(task_key(t)),
                                                                           BridgedModule) and runs_on_controller(m))

@@ -35,6 +35,7 @@ NATIVE_FACTS = frozenset({
     "service_mgr", "env", "processor_vcpus", "processor_nproc", "processor_count", "memtotal_mb",
     "fips", "distribution", "os_family", "distribution_version", "distribution_major_version",
     "distribution_release", "user_id", "user_uid", "user_gid", "user_dir", "user_shell", "user_gecos",
+    "machine_id", "distribution_minor_version", "swaptotal_mb",
 })
 MODULES = frozenset({"file", "copy", "template", "lineinfile", "blockinfile", "replace", "command", "shell",
                      "stat", "assert", "debug", "ping", "set_fact", "tempfile"})
@@ -219,16 +220,18 @@ def lower_unit(unit: BuildUnit, runner_sha: str,
     return out
 
 
+# The runner takes the first of these that exists (a name without a slash: at once, from PATH)
+HYBRID_PYTHONS = ("/usr/bin/python3", "/usr/local/bin/python3", "/usr/libexec/platform-python", "python3")
+
+
 def _interpreter(host_vars: dict[str, Any] | None) -> list[str]:
     """The Pythons a hybrid program's tasks may run in on the host, the first one present is
-    used: the inventory's ``ansible_python_interpreter`` when it names a path, else those the
-    deploy agent looks for (``transport.options.PYTHON_CANDIDATES``)."""
-    from ..transport.options import PYTHON_CANDIDATES
-
+    used: the inventory's ``ansible_python_interpreter`` when it names a path, else
+    HYBRID_PYTHONS."""
     value = (host_vars or {}).get("ansible_python_interpreter")
     if isinstance(value, str) and value.startswith("/") and "{{" not in value:
         return [value]
-    return list(PYTHON_CANDIDATES)
+    return list(HYBRID_PYTHONS)
 
 
 # What a task left to the host's Python may not do: change what the lowering decided at compile
@@ -442,7 +445,7 @@ class _Lowering:
             raise self.fail(task, f"loop_control.{sorted(set(control) - _LOOP_CONTROL)[0]} is not supported")
         scope = self.scope(play, task)
         out: dict[str, Any] = {
-            "id": task.get("id"), "name": self.shown(task, task.get("name") or module), "module": module,
+            "id": task.get("id"), "name": self.name(task, scope, module), "module": module,
             "tags": list(task.get("tags") or []), "register": task.get("register"),
             "args": None, "when": [], "loop": None, "loop_var": control.get("loop_var", "item"),
             "changed_when": self.conds(task, scope, task.get("changed_when")),
@@ -513,12 +516,26 @@ class _Lowering:
         unknown = sorted(k for k, v in task.items() if k not in _KNOWN and v not in (None, False, [], {}))
         if unknown:
             raise self.fail(task, f"keyword '{unknown[0]}' is not supported by the native runner")
-        return {"id": task.get("id"), "name": self.shown(task, task.get("name") or task["module"]), "module": task["module"],
+        return {"id": task.get("id"), "name": self.name(task, scope, task["module"]), "module": task["module"],
                 "tags": list(task.get("tags") or []), "register": task.get("register"), "args": None,
                 "when": when, "loop": None, "loop_var": "item", "changed_when": None, "failed_when": None,
                 "notify": [], "listen": [str(n) for n in self.executor._as_list(task.get("listen"))],
                 "environment": {}, "ignore_errors": False, "no_log": False, "check_mode": None, "diff": None,
                 "become": None}
+
+    def name(self, task: dict[str, Any], scope: Any, default: str) -> str:
+        """The name a result reports, rendered now as the pyz runtime renders it when the task
+        runs (executor._name): as written when it cannot be rendered; a name over what only the
+        run knows (a registered result, a fact) is left to pyz."""
+        name = task.get("name") or default
+        if self.templating.is_template(name):
+            try:
+                name = str(self.templar.template(name, scope))
+            except _Dynamic:
+                raise self.fail(task, f"the name {name!r} depends on a registered result or a fact") from None
+            except self.templating.TemplateError:
+                pass
+        return self.shown(task, name)
 
     def shown(self, task: dict[str, Any], name: str) -> str:
         """The name a result reports: a role's handler's is ``ROLE : NAME`` (executor._shown)."""
@@ -580,7 +597,7 @@ class _Lowering:
         finally:
             self.params.pop()
         out: dict[str, Any] = {
-            "id": task.get("id"), "name": self.shown(task, task.get("name") or "include"), **sections,
+            "id": task.get("id"), "name": self.name(task, scope, "include"), **sections,
             "when": self.conds(task, scope, task.get("when")) or [],
             "tags": list(task.get("tags") or []), "include": include,
             "register": task.get("register") if include is not None else None,
@@ -641,7 +658,8 @@ class _Lowering:
         if "ansible_become_method" in scope:
             method = str(self.static(task, scope, "ansible_become_method", evaluate=True))
         # (the become_exe/become_flags keywords are refused with the other keywords the runner lacks)
-        if any(f"ansible_{who}_{what}" in scope for who in ("become", method) for what in ("exe", "flags")):
+        if any(f"ansible_{who}_{what}" in scope for who in ("become", method) for what in ("exe", "flags")) \
+                or (self.doc.get("become_config") or {}).get(method):  # ansible.cfg's, ANSIBLE_*'s
             raise self.fail(task, "become_exe and become_flags are applied by the Python runtime")
         user = self.static(task, scope, task.get("become_user") or "root")
         for name in ("ansible_become_user", f"ansible_{method}_user"):

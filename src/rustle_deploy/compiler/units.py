@@ -151,8 +151,8 @@ def plan_units(
                 doc_play["phases"] = len(play_view.phases.kinds)
                 handlers = sorted(play_view.play.handlers, key=lambda h: h.execution_order)
                 for handler, out in zip(handlers, doc_play["handlers"], strict=True):
-                    if handler.task_id in play_view.phases.of:  # a play with a run_once handler
-                        out["phase"] = play_view.phases.of[handler.task_id]
+                    if handler.task_id in play_view.phases.handlers:  # a play with a run_once handler
+                        out["phase"] = list(play_view.phases.handlers[handler.task_id])
             if play_view.play.force_handlers:
                 doc_play["force_handlers"] = True
             if play_view.play.fact_path:
@@ -177,6 +177,8 @@ def plan_units(
         }
         if plan.options.allow_broken_conditionals:
             unit.plan_doc["allow_broken_conditionals"] = True
+        if plan.options.become_config:  # runtime become.option
+            unit.plan_doc["become_config"] = plan.options.become_config
         if plugins.found and any(plugins.found.values()):
             unit.plan_doc["plugins"] = {k: sorted(v) for k, v in plugins.found.items() if v}
         read = _hostvars_read(plan, [doc_plays, list(unit.host_vars.values())])

@@ -860,6 +860,15 @@ def _run_native(runner, path, req, options):
     return subprocess.call(argv, stdin=subprocess.DEVNULL)
 
 
+def _discovered_interpreter():
+    """The interpreter the launcher discovered and INTERPRETER_PYTHON's mode, from the bootstrap's
+    arguments (``-c BOOTSTRAP PATH MODE``); None when it ran a configured one."""
+    args = sys.argv[1:]
+    if len(args) >= 2 and args[1].startswith("auto"):
+        return {"path": args[0], "mode": args[1]}
+    return None
+
+
 def _run_artifact(layout, path, req, stdin):
     """Run the artifact's runtime inside this process, from the zip when it carries bytecode
     for this interpreter, else from its unpacked copy.
@@ -934,6 +943,9 @@ def _run_artifact(layout, path, req, stdin):
             options["become_password"] = str(run["become_password"])
         if "state_dir" in run_payload.__code__.co_varnames:  # the bridge's kept fork server
             options["state_dir"] = layout.root
+        discovered = _discovered_interpreter()
+        if discovered is not None and "interpreter" in run_payload.__code__.co_varnames:
+            options["interpreter"] = discovered
         code = run_payload(root, str(req["host"]), **options)
     except SystemExit as exc:
         code = exc.code

@@ -27,7 +27,7 @@ from typing import Any
 from ..errors import ChecksumMismatch, HostError, RemoteError, RunnerNotExecutable, TransferError
 from ..model import Host, own_vars, tag_unsafe
 from ..transport import ConnectFn, Connection, Session, default_connect
-from ..transport.options import PYTHON_CANDIDATES, AgentLaunch, agent_launch, remote_command
+from ..transport.options import AgentLaunch, agent_launch, remote_command
 from .fetched import write_fetched
 
 log = logging.getLogger(__name__)
@@ -454,7 +454,7 @@ def _agent_error(job: HostJob, line: dict[str, Any]) -> HostError:
 
 def _no_python(job: HostJob, launch: AgentLaunch) -> HostError:
     name = job.host.name
-    tried = launch.python_interpreter or ", ".join(PYTHON_CANDIDATES)
+    tried = launch.python_interpreter or ", ".join(launch.fallback)
     return RemoteError(
         name,
         f"{name}: no usable Python 3.8+ on {name} (tried {tried})",

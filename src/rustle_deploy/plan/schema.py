@@ -629,7 +629,23 @@ def read_options(r: Reader, value: Any, pointer: str) -> PlanningOptions:
         force_binary=r.opt(d, "force_binary", pointer, r.boolean, False),
         force_ssh=r.opt(d, "force_ssh", pointer, r.boolean, False),
         allow_broken_conditionals=r.opt(d, "allow_broken_conditionals", pointer, r.boolean, False),
+        become_config=r.opt(d, "become_config", pointer, lambda v, p: _become_config(r, v, p), {}),
     )
+
+
+def _become_config(r: Reader, value: Any, pointer: str) -> dict[str, dict[str, str]]:
+    """planning_options.become_config: {"sudo"|"su": {"exe": TEXT, "flags": TEXT}}."""
+    out: dict[str, dict[str, str]] = {}
+    for method, options in r.obj(value, pointer, "an object of become methods").items():
+        where = f"{pointer}/{method}"
+        if method not in ("sudo", "su"):
+            r.fail(where, f"become method {method!r} is not one rustle-deploy runs", "sudo or su")
+        out[method] = {}
+        for name, text in r.obj(options, where, "an object with exe and flags").items():
+            if name not in ("exe", "flags"):
+                r.fail(f"{where}/{name}", f"unknown become option {name!r}", "exe or flags")
+            out[method][name] = r.string(text, f"{where}/{name}")
+    return out
 
 
 _OS_TRIPLES = {

@@ -137,6 +137,8 @@ class CompileOptions:
     # ansible.cfg's allow_broken_conditionals (ANSIBLE_ALLOW_BROKEN_CONDITIONALS): a
     # conditional whose result is not a boolean takes its truth instead of failing the task
     allow_broken_conditionals: bool = False
+    # each become method's program and flags from ansible.cfg and ANSIBLE_* (AnsibleConfig.become_config)
+    become_config: dict[str, dict[str, str]] = field(default_factory=dict)
     # plays after one holding add_host/group_by (docs/phases.md): "refuse" them; "stop" before
     # them (--run compiles them again once the change is known, Compiled.rest); "static": over
     # the inventory as it is (listings and --syntax-check, as ansible-playbook lists them)
@@ -364,7 +366,8 @@ class _Compiler:
             created_at=None,
             options=PlanningOptions(forks=self.options.forks or 50, check_mode=False,
                                     diff_mode=False, strategy=Strategy("Linear"),
-                                    allow_broken_conditionals=self.options.allow_broken_conditionals),
+                                    allow_broken_conditionals=self.options.allow_broken_conditionals,
+                                    become_config=self.options.become_config),
             plays=tuple(self.plays), binary_deployments=(),
             total_tasks=sum(len(p.batches[0].tasks) if p.batches else 0 for p in self.plays),
             hosts=tuple(hosts), extra_vars=self.extra, playbook_dir=self.basedir,
@@ -2003,7 +2006,9 @@ class _Compiler:
                 return args
             value = str(rendered)
         found, tried = self.find_file(value, "files" if module == "copy" else "templates", ctx)
-        if found is None and self.read_at_run_time(value, templated, tried, extras):
+        # a task whose failure is ignored may name a missing source on purpose (ansible-core's
+        # own tests do): it fails when it runs, as under Ansible
+        if found is None and self.read_at_run_time(value, templated or ds.get("ignore_errors") is True, tried, extras):
             return dict(args, src=value)
         if found is None:
             raise src.error(f"could not find {module} source {value!r}; tried: "
@@ -2031,7 +2036,8 @@ class _Compiler:
         templated (``{{ output_dir }}/x.j2``) or is absolute may be created by an earlier task
         on the controller (``delegate_to: localhost``, a local host), as Ansible reads it only
         then; the controller sends it with the task's phase (docs/phases.md). A plain relative
-        name (a file of the role or beside the playbook) missing is a mistake, refused now."""
+        name (a file of the role or beside the playbook) missing is a mistake, refused now,
+        unless ``templated`` says otherwise (the caller's: the task ignores its errors)."""
         if not (templated or os.path.isabs(os.path.expanduser(value))) or not tried:
             return False
         extras["run_time_files"] = dict(extras.get("run_time_files") or {}, **{value: list(tried)})

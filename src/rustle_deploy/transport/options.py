@@ -30,7 +30,12 @@ from typing import Any
 from ..errors import ConnectError, InventoryError
 from ..model import CREATED_MARKER, Host, Undecryptable
 
-PYTHON_CANDIDATES = ("/usr/bin/python3", "/usr/local/bin/python3", "/usr/libexec/platform-python", "python3")
+# ansible-core's INTERPRETER_PYTHON_FALLBACK (``ansible_interpreter_python_fallback``): interpreter
+# discovery takes the first of these that ``command -v`` finds as an absolute path
+PYTHON_CANDIDATES = ("python3.13", "python3.12", "python3.11", "python3.10", "python3.9", "python3.8",
+                     "/usr/bin/python3", "python3")
+DISCOVERY_MODES = ("auto", "auto_silent", "auto_legacy", "auto_legacy_silent")
+EXIT_NOT_FOUND = 127  # the shell's status for a candidate it cannot run (a pyenv shim without that version)
 EXIT_TOO_OLD = 86  # the bootstrap's status on Python < 3.8: try the next candidate
 
 # Python-3.0-parseable: it must run far enough on an old interpreter to say "too old".
@@ -184,6 +189,8 @@ class AgentLaunch:
     become_exe: str | None = None  # ansible_become_exe / ansible_sudo_exe; None: sudo
     become_flags: str | None = None  # ansible_become_flags / ansible_sudo_flags; None: -H -S -n
     python_interpreter: str | None = None  # None: discover
+    discovery: str = "auto"  # INTERPRETER_PYTHON's mode when python_interpreter is None
+    fallback: tuple[str, ...] = PYTHON_CANDIDATES  # what discovery tries, in order
     runner: RunnerRef | None = None  # native format: start this rustle-runner instead of Python
 
 
@@ -435,14 +442,14 @@ def agent_launch(host: Host, runner: tuple[str, int] | None = None) -> AgentLaun
         except ValueError as exc:
             raise _bad(host, var, value, f"cannot be split into words ({exc})", "close its quotes") from None
     interp = v.get("ansible_python_interpreter")
-    interp_s = _interpreter(host, interp) if interp not in (None, "") else None
-    if interp_s is not None and interp_s.startswith("auto"):
-        interp_s = None  # auto, auto_silent, auto_legacy: our own discovery
+    interp_s = _interpreter(host, interp) if interp not in (None, "") else "auto"
+    discovery = interp_s if interp_s in DISCOVERY_MODES else "auto"
     return AgentLaunch(
         become=become,
         become_user=_text(host, "ansible_become_user", v.get("ansible_become_user") or "root", word=True),
         become_exe=exe, become_flags=flags,
-        python_interpreter=interp_s,
+        python_interpreter=None if interp_s in DISCOVERY_MODES else interp_s,
+        discovery=discovery, fallback=_fallback(host, v.get("ansible_interpreter_python_fallback")),
         runner=RunnerRef(runner[0], runner[1], host.remote_dir) if runner else None,
     )
 
@@ -463,6 +470,22 @@ def _interpreter(host: Host, value: Any) -> str:
     except jinja2.TemplateError as exc:
         raise _bad(host, "ansible_python_interpreter", value, f"cannot be templated: {exc}",
                    "define the variables it uses in the inventory, or write the interpreter's path") from exc
+
+
+def _fallback(host: Host, value: Any) -> tuple[str, ...]:
+    """``ansible_interpreter_python_fallback``: a list of names or paths (a string: comma-separated,
+    as Ansible's list type reads it); unset, ansible-core's default list."""
+    var = "ansible_interpreter_python_fallback"
+    if value is None:
+        return PYTHON_CANDIDATES
+    items = value.split(",") if isinstance(value, str) else value
+    if not isinstance(items, (list, tuple)) or not all(isinstance(i, str) for i in items):
+        raise _bad(host, var, value, "expected a list of interpreter names or paths",
+                   f"{var}: ['python3.12', '/usr/bin/python3']")
+    names = tuple(i.strip() for i in items if i.strip())
+    for name in names:
+        _text(host, var, name)
+    return names or PYTHON_CANDIDATES
 
 
 def check_kind(host: Host) -> None:
@@ -508,12 +531,17 @@ def remote_command(launch: AgentLaunch) -> str:
     if launch.runner is not None:
         line = runner_command(launch.runner)
     else:
-        candidates = (launch.python_interpreter,) if launch.python_interpreter else PYTHON_CANDIDATES
         boot = shlex.quote(BOOTSTRAP)
+        candidates: tuple[str, ...]
+        if launch.python_interpreter:  # a path or a name: as written, no discovery
+            candidates, found, mode = (launch.python_interpreter,), 'command -v "$P" >/dev/null 2>&1 || continue; ', ""
+        else:  # ansible-core's discovery: the first absolute path `command -v` gives
+            candidates, mode = launch.fallback, launch.discovery
+            found = 'P=$(command -v "$P" 2>/dev/null) || continue; case "$P" in /*) ;; *) continue;; esac; '
         line = (
-            f"for P in {' '.join(shlex.quote(c) for c in candidates)}; do "
-            'command -v "$P" >/dev/null 2>&1 || continue; '
-            f'"$P" -I -S -c {boot}; r=$?; [ "$r" -eq {EXIT_TOO_OLD} ] || exit "$r"; done; '
+            f"for P in {' '.join(shlex.quote(c) for c in candidates)}; do {found}"
+            f'"$P" -I -S -c {boot} "$P" {mode or "explicit"}; r=$?; '
+            f'[ "$r" -eq {EXIT_TOO_OLD} ] || [ "$r" -eq {EXIT_NOT_FOUND} ] || exit "$r"; done; '
             "echo '{\"agent\": \"no_python\"}'; "
             f"exit {EXIT_TOO_OLD}"
         )

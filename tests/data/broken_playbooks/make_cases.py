@@ -282,12 +282,15 @@ CASES: dict[str, dict[str, str]] = {
               delegate_facts: true
               loop: [db1, web1]
         """},
-    "local_action_in_handler_with_flush": {"site.yml": """\
+    "local_action_in_handler_with_flush_in_block": {"site.yml": """\
         - hosts: web
           tasks:
             - command: echo hi
               notify: h
-            - meta: flush_handlers
+            - block:
+                - meta: flush_handlers
+              rescue:
+                - debug: msg=rescued
           handlers:
             - name: h
               local_action: command echo hi

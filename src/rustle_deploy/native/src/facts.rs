@@ -377,15 +377,21 @@ fn cpu_facts(architecture: &str) -> (i64, i64, i64) {
 
 /// `facts._memtotal_mb`: an int, or None.
 fn memtotal_mb() -> Value {
-    for line in splitlines(&read("/proc/meminfo").unwrap_or_default()) {
-        if line.starts_with("MemTotal:") {
-            if let Some(kb) = split_ws(line).get(1).and_then(|n| n.parse::<i64>().ok()) {
-                return Value::Int(kb.div_euclid(1024));
-            }
-        }
+    if let Some(mb) = meminfo_mb("MemTotal:") {
+        return Value::Int(mb);
     }
     let bytes = sys::physical_memory();
     Value::Int(bytes.div_euclid(1024 * 1024))
+}
+
+/// A /proc/meminfo line's kB in MB (`facts._memory`); None without the file or the line.
+fn meminfo_mb(key: &str) -> Option<i64> {
+    for line in splitlines(&read("/proc/meminfo").unwrap_or_default()) {
+        if line.starts_with(key) {
+            return split_ws(line).get(1).and_then(|n| n.parse::<i64>().ok()).map(|kb| kb.div_euclid(1024));
+        }
+    }
+    None
 }
 
 /// `dict(os.environ)`: the first of duplicate names wins, as in Python.
@@ -453,9 +459,18 @@ pub fn gather() -> Map {
         ("nodename", Value::from(nodename.as_str())),
         ("architecture", Value::from(machine.as_str())),
     ];
+    // facts._platform: dbus's copy first, its first line
+    if let Some(id) = content("/var/lib/dbus/machine-id").or_else(|| content("/etc/machine-id")) {
+        facts.push(("machine_id", Value::from(id.lines().next().unwrap_or(""))));
+    }
+    let mut minor = String::new();
     for (key, value) in distribution_facts(&system, &release) {
+        if key == "distribution_version" {
+            minor = value.split('.').nth(1).unwrap_or("").to_string();
+        }
         facts.push((key, Value::from(value)));
     }
+    facts.push(("distribution_minor_version", Value::from(minor.as_str())));
     facts.push(("env", Value::Dict(environment())));
     facts.push(("fips", Value::Bool(fips())));
     facts.push(("pkg_mgr", Value::from(pkg_mgr)));
@@ -466,6 +481,9 @@ pub fn gather() -> Map {
     facts.push(("processor_vcpus", Value::Int(vcpus)));
     facts.push(("processor_nproc", Value::Int(nproc)));
     facts.push(("memtotal_mb", memtotal_mb()));
+    if let Some(mb) = meminfo_mb("SwapTotal:") {
+        facts.push(("swaptotal_mb", Value::Int(mb)));
+    }
     let mut out = Map::new();
     for (key, value) in facts {
         out.insert(&format!("ansible_{}", key), value);

@@ -90,9 +90,12 @@ def identity(ctx, module):
 def option(ctx, method, name, keyword):
     """The become plugin's ``become_<name>``: ``ansible_become_<name>`` or ``ansible_<method>_<name>``
     (the later one of those two wins, as in ansible-core's config manager) over the keyword,
-    which already carries ansible.cfg and ANSIBLE_BECOME_* (the compiler's play defaults)."""
+    over the method's configuration (the plan's ``become_config``: ansible.cfg and ANSIBLE_*)."""
     value = variable(ctx, "ansible_become_" + name, f"ansible_{method}_{name}")
     value = keyword if value is None else value
+    if value is None:
+        plan = getattr(getattr(ctx, "_runner", None), "plan", None) or {}
+        value = ((plan.get("become_config") or {}).get(method) or {}).get(name)
     return None if value is None else str(value)
 
 

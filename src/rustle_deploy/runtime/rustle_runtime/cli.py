@@ -107,7 +107,8 @@ def _run(args, payload):
                         host_vars=host_vars, phase=getattr(args, "phase", None),
                         inject=getattr(args, "inject", None), share=getattr(args, "share", None),
                         unreachable=getattr(args, "unreachable", None),
-                        state_dir=getattr(args, "state_dir", None))
+                        state_dir=getattr(args, "state_dir", None),
+                        interpreter=getattr(args, "interpreter", None))
         return runner.run()
     finally:
         emitter.close()
@@ -115,18 +116,19 @@ def _run(args, payload):
 
 class _RunArgs:
     def __init__(self, host, check, diff, tags, skip_tags, journal, run_id, verbose, plays=None,
-                 carry=None, host_vars=None, phase=None, inject=None, share=None, state_dir=None):
+                 carry=None, host_vars=None, phase=None, inject=None, share=None, state_dir=None,
+                 interpreter=None):
         self.host, self.check, self.diff = host, check, diff
         self.tags, self.skip_tags = list(tags), list(skip_tags)
         self.journal, self.run_id, self.verbose = journal, run_id, verbose
         self.plays, self.carry, self.host_vars = plays, carry, host_vars
         self.phase, self.inject, self.share = phase, inject, share
-        self.state_dir = state_dir
+        self.state_dir, self.interpreter = state_dir, interpreter
 
 
 def run_payload(root, host, check=False, diff=False, tags=(), skip_tags=(), journal=None,
                 run_id=None, verbosity=0, plays=None, carry=None, host_vars=None, phase=None,
-                inject=None, share=None, become_password=None, state_dir=None):
+                inject=None, share=None, become_password=None, state_dir=None, interpreter=None):
     """``run`` for the payload at ``root`` (a directory or a zip), without parsing a command
     line: the deploy agent calls this in its own process. Returns the exit code.
 
@@ -140,7 +142,9 @@ def run_payload(root, host, check=False, diff=False, tags=(), skip_tags=(), jour
     what sudo asks for when a task becomes another user (``-K``), kept in memory only;
     ``state_dir``: the deploy agent's remote directory, where the module bridge may keep its
     fork server between runs (``rustle_bridge_keep``, docs/bridge.md) and a zip's Jinja2 keeps
-    its bytecode (``pycache``)."""
+    its bytecode (``pycache``); ``interpreter``: the Python the agent's launcher discovered,
+    ``{"path", "mode"}`` (INTERPRETER_PYTHON's auto mode): the fact
+    ``discovered_interpreter_python`` and its warning."""
     if become_password is not None:
         from . import become
 
@@ -152,7 +156,7 @@ def run_payload(root, host, check=False, diff=False, tags=(), skip_tags=(), jour
 
             pycache.install(payload.root, state_dir)
         args = _RunArgs(host, check, diff, tags, skip_tags, journal, run_id, verbosity, plays, carry,
-                        host_vars, phase, inject, share, state_dir)
+                        host_vars, phase, inject, share, state_dir, interpreter)
         return _run(args, payload)
     except PayloadError as exc:
         return _fail(str(exc), "the artifact is corrupt or incomplete; redeploy it")

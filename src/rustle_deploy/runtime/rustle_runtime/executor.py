@@ -20,6 +20,7 @@ Registered results, facts and set_fact values are host data: they are stored thr
 
 """
 
+import re
 import sys
 import time
 
@@ -225,11 +226,22 @@ def _status(result):
     return "ok"
 
 
+_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+
 def _assert_that(templar, that, scope):
     """assert's ``that`` as ansible-core's assert action finalizes it: a string wholly in
     ``{{ }}`` that renders to a list is that list of conditionals; anything else stays as
     written, for the conditional evaluation to read."""
     if isinstance(that, str) and that.strip().startswith(("{{", "{%")) and that.strip().endswith(("}}", "%}")):
+        name = that.strip()[2:-2].strip()
+        if _NAME.match(name):  # a list variable's conditionals as written: each is evaluated (and
+            try:  # deprecated when in {{ }}) as a conditional, as ansible-core's lazy list gives them
+                raw = scope.raw(name)
+            except KeyError:
+                raw = None
+            if isinstance(raw, list) and all(isinstance(c, str) for c in raw):
+                return raw
         try:
             value = templar.template(that, scope)
         except TemplateError:
@@ -269,6 +281,42 @@ def _with_exception(result):
 # script): a task's ansible_python_interpreter does not concern them.
 _NO_PYTHON = frozenset(("debug", "set_fact", "assert", "fail", "meta", "include_vars", "add_host", "group_by",
                         "pause", "wait_for_connection", "set_stats", "raw", "script"))
+
+
+_DISCOVERY_MODES = ("auto", "auto_silent", "auto_legacy", "auto_legacy_silent")
+# ansible-core's INTERPRETER_PYTHON_FALLBACK (transport.options.PYTHON_CANDIDATES on the controller)
+_PYTHON_FALLBACK = ("python3.13", "python3.12", "python3.11", "python3.10", "python3.9", "python3.8",
+                    "/usr/bin/python3", "python3")
+
+
+def _discover_interpreter(fallback, host):
+    """ansible-core's discovery, here on the host: the first of ``fallback`` (a list, or a
+    comma-separated string; None: the default list) that ``command -v`` finds as an absolute
+    path; none: /usr/bin/python3 with Ansible's warning. Returns (path, warnings)."""
+    import shutil
+
+    names = fallback.split(",") if isinstance(fallback, str) else fallback
+    names = [str(n).strip() for n in names or _PYTHON_FALLBACK if str(n).strip()]
+    for name in names:
+        found = shutil.which(name)
+        if found and found.startswith("/"):
+            return found, []
+    return "/usr/bin/python3", [f"No python interpreters found for host {host!r} (tried {names!r})."]
+
+
+def _runs_python(plan, ctx):
+    """Whether the task runs its module in the discovered interpreter: not a bridged module
+    whose shebang is not Python, not under a task's own ``ansible_python_interpreter``."""
+    bridged = ctx.task.get("bridge")
+    if bridged:
+        spec = ((plan.get("bridge") or {}).get("modules") or {}).get(bridged) or {}
+        if spec.get("style") not in ("new", "rustle"):
+            return False
+    try:
+        configured = ctx.vars.get("ansible_python_interpreter")
+    except Exception:  # a variable that cannot be rendered: not discovery's business
+        return False
+    return not configured or (isinstance(configured, str) and configured.startswith("auto"))
 
 
 def _missing_interpreter(plan, ctx, module):
@@ -414,8 +462,12 @@ class Runner:
 
     def __init__(self, payload, plan, host, emitter, check=False, diff=False, tags=None,
                  skip_tags=None, verbosity=0, run_id=None, plays=None, carry=None, host_vars=None,
-                 phase=None, inject=None, share=None, unreachable=None, state_dir=None):
+                 phase=None, inject=None, share=None, unreachable=None, state_dir=None, interpreter=None):
         self.payload = payload
+        # the Python the launcher discovered and INTERPRETER_PYTHON's mode ({"path", "mode"}), or
+        # None (it ran a configured one): the fact discovered_interpreter_python, reported with
+        # Ansible's warning in the first result of a task that runs Python
+        self._launcher = interpreter if isinstance(interpreter, dict) and interpreter.get("path") else None
         # the connection this run's tasks were to go through failed (a delegated phase): each
         # task that would use it is unreachable with this message; ignore_unreachable goes on
         self.unreachable = unreachable
@@ -547,6 +599,10 @@ class Runner:
                 timeout = (self._play or {}).get("gather_timeout", 10)
             self._facts.update(unsafe(gather(wanted, timeout=timeout, facts=self._facts)))
             self._collected |= wanted
+            if self._launcher and "discovered_interpreter_python" not in self._facts:
+                # gathering is what runs Python first on an Ansible host (its setup module)
+                self._facts["discovered_interpreter_python"] = self._launcher["path"]
+                self.module_facts["discovered_interpreter_python"] = self._launcher["path"]
         return self._facts
 
     def _local_facts(self):
@@ -716,6 +772,7 @@ class Runner:
     def run(self):
         start = time.monotonic()
         self._play = None
+        self._staged = False  # whether the play runs its handlers in phases of their own
         self.emitter.emit({"event": "run_start", "host": self.host, "run_id": self.run_id,
                            "time": time.time(), "binary_name": self.plan.get("binary_name"),
                            "check": self.check, "diff": self.diff, "protocol": 1,
@@ -741,8 +798,10 @@ class Runner:
         if self.inject:
             self._apply_added(self.inject.get("inventory"), ordered=True)  # what other hosts changed
             self.runtime_vars.update(unsafe(self.inject.get("vars") or {}))
+            # the handlers pending after a run on the controller (that started from this state),
+            # or after a run_once handler ran elsewhere
             for key, indexes in (self.inject.get("notified") or {}).items():
-                self._carried_notified[key] = sorted(set(self._carried_notified.get(key, ())) | set(indexes))
+                self._carried_notified[key] = sorted(set(indexes))
         before = dict(self.runtime_vars)
         try:
             if self.plan.get("bridge"):
@@ -831,6 +890,10 @@ class Runner:
         self._handler_names = set()
         for h in play.get("handlers") or []:
             self._handler_names.update(_handler_topics(h))
+        # a play with a run_once or delegated handler runs its handlers in phases of their own
+        # (each handler's "phase": the phases it runs in, one per flush and one at the end)
+        self._staged = bool(self.phase is not None and play.get("phases") and any(
+            "phase" in h for h in play.get("handlers") or []))
         if first:
             self.emitter.emit({"event": "play_start", "play": play.get("name", ""), "host": self.host})
         try:
@@ -841,10 +904,8 @@ class Runner:
                 if play.get("force_handlers"):  # what was notified before the failure still runs
                     self._flush_handlers()
                 raise
-            # a play with a run_once handler runs its handlers in phases of their own (each
-            # handler's "phase"): this phase's, once after its tasks and again in the last phase
-            staged = self.phase is not None and play.get("phases") and any(
-                "phase" in h for h in play.get("handlers") or [])
+            # this phase's handlers, once after its tasks and again in the last phase
+            staged = self._staged
             if staged:
                 self._flush_handlers(self.phase)
             if not last:  # the play goes on in a later phase: its notifications wait for it
@@ -873,7 +934,7 @@ class Runner:
         one notified during the walk runs now if it comes later, else at the next flush (so
         handlers that notify each other never loop). ``phase``: only the handlers of that phase."""
         for index, handler in enumerate(self._play.get("handlers") or []):
-            if phase is not None and handler.get("phase") != phase:
+            if phase is not None and phase not in (handler.get("phase") or ()):
                 continue
             if index in self._notified:
                 self._notified.discard(index)
@@ -888,8 +949,7 @@ class Runner:
         if include is not None and not is_handler:
             if not tags_selected(task.get("tags"), self.only_tags, self.skip_tags):
                 return
-        head = {"id": task.get("id"), "task": _shown(task, task.get("name") or "include", is_handler),
-                "module": "include"}
+        head = {"id": task.get("id"), "task": self._name(task, "include", is_handler), "module": "include"}
         scope = self._task_scope(task)
         rounds = [(scope, {})]
         try:
@@ -1070,8 +1130,8 @@ class Runner:
             return
         if not is_handler and not tags_selected(task.get("tags"), self.only_tags, self.skip_tags):
             return
-        name = _shown(task, task.get("name") or task.get("module", ""), is_handler)
-        head = {"id": task.get("id"), "task": name, "module": task.get("module")}
+        head = {"id": task.get("id"), "task": self._name(task, task.get("module", ""), is_handler),
+                "module": task.get("module")}
         if task.get("bridge"):
             head["bridge"] = task["bridge"]  # run through the module bridge (modules/bridge.py)
         start_event = dict(head, event="handler_start" if is_handler else "task_start")
@@ -1150,8 +1210,8 @@ class Runner:
         if result.get("changed") and not result.get("failed"):
             self._notify({str(n) for n in _as_list(task.get("notify"))})
         action = result.get("_meta")
-        if action == "flush_handlers":
-            self._flush_handlers()
+        if action == "flush_handlers":  # a play whose handlers run in phases: this phase's
+            self._flush_handlers(self.phase if self._staged else None)
         elif action in ("end_play", "end_host", "end_batch"):
             raise _EndPlay()
         elif action == "clear_facts":
@@ -1216,6 +1276,18 @@ class Runner:
     def _task_diff(self, task):
         value = task.get("diff")
         return self.diff if value is None else bool(value)
+
+    def _name(self, task, default, is_handler):
+        """The name a result reports, rendered as ansible-core renders a task's name before it
+        runs it (before its own loop: the item of an include's loop, play and host variables);
+        as written when it cannot be rendered."""
+        name = task.get("name") or default
+        if is_template(name):
+            try:
+                name = str(self.templar.template(name, self._task_scope(task)))
+            except TemplateError:
+                pass
+        return _shown(task, name, is_handler)
 
     def _task_scope(self, task):
         play = self._play or {}
@@ -1470,6 +1542,47 @@ class Runner:
             return missing
         if module in _NO_PYTHON:
             return self._dispatch(module, ctx, args, timeout)
+        result = self._call_python(module, ctx, args, timeout)
+        if isinstance(result, dict):
+            self._report_discovery(ctx, result)
+        return result
+
+    def _report_discovery(self, ctx, result):
+        """What ansible-core adds to the result of a Python module when it discovers the host's
+        interpreter (``ansible_python_interpreter`` an ``auto*`` mode, the host's or the task's,
+        and no ``discovered_interpreter_python`` fact yet, as after ``meta: clear_facts``): the
+        fact, the warning (not for ``*_silent``) and, for ``auto_legacy*``, the deprecation.
+        The launcher's discovery is used when it made one; a task's own mode discovers here."""
+        if not _runs_python(self.plan, ctx):
+            return
+        configured = ctx.vars.get("ansible_python_interpreter")
+        if configured in (None, ""):
+            mode = self._launcher["mode"] if self._launcher else None
+        else:
+            mode = configured if configured in _DISCOVERY_MODES else None
+        if mode is None or "discovered_interpreter_python" in self.facts(collectors=set()):
+            return
+        warnings = []
+        if self._launcher:
+            path = self._launcher["path"]
+        else:
+            path, warnings = _discover_interpreter(ctx.vars.get("ansible_interpreter_python_fallback"), self.host)
+        facts = result.get("ansible_facts")
+        result["ansible_facts"] = dict(facts if isinstance(facts, dict) else {}, discovered_interpreter_python=path)
+        self.facts(collectors=set())["discovered_interpreter_python"] = path
+        self.module_facts["discovered_interpreter_python"] = path
+        if not mode.endswith("_silent"):
+            result.setdefault("warnings", []).extend(warnings or [
+                f"Host {self.host!r} is using the discovered Python interpreter at {path!r}, but future "
+                "installation of another Python interpreter could cause a different interpreter to be "
+                "discovered. See https://docs.ansible.com/ansible-core/2.19/reference_appendices/"
+                "interpreter_discovery.html for more information."])
+        if mode.startswith("auto_legacy"):
+            result.setdefault("deprecations", []).append(
+                {"msg": f"The {mode!r} option for 'INTERPRETER_PYTHON' now has the same effect as 'auto'.",
+                 "version": "2.21", "collection_name": "ansible.builtin"})
+
+    def _call_python(self, module, ctx, args, timeout):
         # what AnsiballZ's wrapper does before a Python module runs: the soft limit on open
         # files, and a remote debugger (ansible_python_module_rlimit_nofile,
         # _ansible_ansiballz_pydevd_config); here, around the module run by this process

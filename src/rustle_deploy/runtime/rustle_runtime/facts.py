@@ -6,6 +6,7 @@ under ``ansible_facts``, as Ansible does.
 """
 
 import os
+import re
 import socket
 import sys
 import time
@@ -388,9 +389,13 @@ def _holders(sysdir):
 
 def _devices():
     """devices and device_links from /sys/block and /dev/disk, as ansible-core's Linux hardware
-    (no lspci, sg_inq: ``host`` stays empty, ``serial`` comes from sysfs)."""
+    (``host``: the PCI device's line of ``lspci -D``; ``serial``: ``sg_inq``'s, without it sysfs's)."""
     import glob
     import re
+
+    lspci = _bin("lspci")
+    pcidata = _command([lspci, "-D"])[1] if lspci else None
+    sg_inq = _bin("sg_inq")
 
     try:
         blocks = os.listdir("/sys/block")
@@ -423,7 +428,12 @@ def _devices():
         d = {"virtual": virtual, "links": {k: v.get(block, []) for k, v in links.items()}}
         for key in ("vendor", "model", "sas_address", "sas_device_handle"):
             d[key] = _content(sysdir + "/device/" + key)
-        serial = _content(f"/sys/block/{block}/device/serial")
+        if sg_inq:
+            rc, text = _command([sg_inq, f"/dev/{block}"])
+            found = re.search(r"(?:Unit serial|Serial) number:\s+(\w+)", text) if rc == 0 else None
+            serial = found.group(1) if found else None
+        else:
+            serial = _content(f"/sys/block/{block}/device/serial")
         if serial:
             d["serial"] = serial
         d["removable"] = _content(sysdir + "/removable")
@@ -458,6 +468,11 @@ def _devices():
         d["sectors"] = int(_content(sysdir + "/size") or 0) * 512 // int(d["sectorsize"]) or 0
         d["size"] = _bytes_to_human(float(d["sectors"]) * float(d["sectorsize"]))
         d["host"] = ""
+        pci = re.match(r".+/([a-f0-9]{4}:[a-f0-9]{2}:[0|1][a-f0-9]\.[0-7])/", sysdir)
+        if pci and pcidata:
+            line = re.search("^" + re.escape(pci.group(1)) + r"\s(.*)$", pcidata, re.MULTILINE)
+            if line:
+                d["host"] = line.group(1)
         d["holders"] = _holders(sysdir)
         devices[os.path.basename(sysdir)] = d
     return {"devices": devices, "device_links": links}
@@ -625,6 +640,32 @@ def _sysfs_interface(device, path):
     return out
 
 
+def _ethtool(ethtool, device):
+    """An interface's ``features`` (``ethtool -k``), ``timestamping``, ``hw_timestamp_filters`` and
+    ``phc_index`` (``ethtool -T``), as ansible-core's LinuxNetwork.get_ethtool_data reads them."""
+    import re
+
+    data = {}
+    rc, text = _command([ethtool, "-k", device])
+    if rc == 0:
+        features = {}
+        for line in text.strip().splitlines():
+            if not line or line.endswith(":"):
+                continue
+            key, _, value = line.partition(": ")
+            if value:
+                features[key.strip().replace("-", "_")] = value.strip()
+        data["features"] = features
+    rc, text = _command([ethtool, "-T", device])
+    if rc == 0:
+        data["timestamping"] = [m.lower() for m in re.findall(r"SOF_TIMESTAMPING_(\w+)", text)]
+        data["hw_timestamp_filters"] = [m.lower() for m in re.findall(r"HWTSTAMP_FILTER_(\w+)", text)]
+        found = re.search(r"PTP Hardware Clock: (\d+)", text)
+        if found:
+            data["phc_index"] = int(found.group(1))
+    return data
+
+
 def _ipv4(address, prefix, broadcast=""):
     import struct
 
@@ -760,6 +801,7 @@ def _network(facts):
     for path in glob.glob("/sys/class/net/*"):
         if os.path.isdir(path):
             interfaces[os.path.basename(path)] = _sysfs_interface(os.path.basename(path), path)
+    sysfs = list(interfaces)
     defaults = {}
     for family, target in ((4, "8.8.8.8"), (6, "2404:6800:400a:800::1012")):
         iface, gateway = _route_to(family, target)
@@ -804,10 +846,13 @@ def _network(facts):
                           mtu=iface.get("mtu"), type=iface.get("type", "unknown"))
             if address != "::1":
                 all6.append(address)
+    ip = _bin("ip")
+    ethtool = _bin("ethtool") if ip else None  # Ansible asks ethtool only on its ``ip`` path
+    for device in sysfs if ethtool else ():
+        interfaces[device].update(_ethtool(ethtool, device))
     out = {}
     for name, value in interfaces.items():
         out[name.replace(":", "_")] = value
-    ip = _bin("ip")
     result = {"interfaces": list(out), "default_ipv4": v4, "default_ipv6": v6, "all_ipv4_addresses": all4,
               "all_ipv6_addresses": all6,
               "locally_reachable_ips": _locally_reachable(ip) if ip else {"ipv4": [], "ipv6": []}}
@@ -1227,7 +1272,72 @@ def _distribution_facts(facts):
     out = _distribution(facts.get("system") or os.uname().sysname)
     parts = out["distribution_version"].split(".")
     out["distribution_minor_version"] = parts[1] if len(parts) > 1 else ""
+    if (facts.get("system") or os.uname().sysname) == "Linux":
+        out.update(_distribution_file(out["distribution"]))
     return out
+
+
+# ansible-core's DistributionFiles.OSDIST_LIST: (path, name, allow empty), searched in order
+_OSDIST_LIST = (
+    ("/etc/altlinux-release", "Altlinux", False), ("/etc/oracle-release", "OracleLinux", False),
+    ("/etc/slackware-version", "Slackware", False), ("/etc/centos-release", "CentOS", False),
+    ("/etc/redhat-release", "RedHat", False), ("/etc/vmware-release", "VMwareESX", True),
+    ("/etc/openwrt_release", "OpenWrt", False), ("/etc/os-release", "Amazon", False),
+    ("/etc/system-release", "Amazon", False), ("/etc/alpine-release", "Alpine", False),
+    ("/etc/arch-release", "Archlinux", True), ("/etc/os-release", "Archlinux", False),
+    ("/etc/os-release", "SUSE", False), ("/etc/SuSE-release", "SUSE", False),
+    ("/etc/gentoo-release", "Gentoo", False), ("/etc/os-release", "Debian", False),
+    ("/etc/lsb-release", "Debian", False), ("/etc/lsb-release", "Mandriva", False),
+    ("/etc/sourcemage-release", "SMGL", False), ("/usr/lib/os-release", "ClearLinux", False),
+    ("/etc/coreos/update.conf", "Coreos", False), ("/etc/os-release", "Flatcar", False),
+    ("/etc/os-release", "NA", False),
+)
+_SEARCH_NAMES = ("OracleLinux", "RedHat", "Altlinux", "SMGL")  # any content is theirs
+_DEBIAN_WORDS = ("Debian", "Raspbian", "Ubuntu", "SteamOS", "Devuan", "Cumulus", "Mint", "UOS", "Uos", "uos",
+                 "Deepin", "deepin", "LMDE")
+
+
+def _dist_file_parsed(name, data, path, distribution):
+    """Whether ansible-core's parser for ``name`` takes the file (its ``parse_distribution_file_*``
+    result; the values it would set are the os-release ones the runtime already has)."""
+    if name in _SEARCH_NAMES or name in ("Alpine", "NA"):
+        return True
+    if name == "Archlinux":
+        return "Arch Linux" in data
+    if name in ("Slackware", "Amazon", "OpenWrt", "Mandriva"):
+        return name in data
+    if name == "SUSE":
+        return "suse" in data.lower()
+    if name == "Debian":
+        return any(w in data for w in _DEBIAN_WORDS) or (
+            path in ("/etc/lsb-release", "/etc/os-release") and ("Kali" in data or "Parrot" in data))
+    if name in ("Coreos", "Flatcar"):
+        return distribution.lower() == name.lower() and bool(data)
+    if name == "ClearLinux":
+        found = re.search('NAME="(.*)"', data)
+        return not found or "Clear Linux" in found.group(1)
+    if name == "CentOS":
+        return "CentOS Stream" in data or "TencentOS Server" in data
+    return False  # Gentoo: ansible-core has no parser for it
+
+
+def _distribution_file(distribution):
+    """``distribution_file_path``/``_variety``/``_parsed``: the first file of ansible-core's list
+    that exists (not empty, unless allowed) and that its parser takes."""
+    for path, name, allow_empty in _OSDIST_LIST:
+        if not os.path.isfile(path) or (not allow_empty and os.path.getsize(path) == 0):
+            continue
+        if allow_empty:
+            return {"distribution_file_path": path, "distribution_file_variety": name}
+        try:
+            with open(path, "rb") as f:
+                data = f.read().decode("utf-8", "replace").strip().strip("'\"\\")
+        except OSError:
+            continue
+        if _dist_file_parsed(name, data, path, distribution):
+            return {"distribution_file_path": path, "distribution_file_variety": name,
+                    "distribution_file_parsed": True}
+    return {}
 
 
 # ansible-core's collectors, in the order its setup runs them (a collector reads the facts of
@@ -1239,7 +1349,8 @@ COLLECTORS = (
                              "userspace_architecture", "machine_id")),
     ("distribution", _distribution_facts, ("distribution", "os_family", "distribution_version",
                                            "distribution_major_version", "distribution_release",
-                                           "distribution_minor_version")),
+                                           "distribution_minor_version", "distribution_file_path",
+                                           "distribution_file_variety", "distribution_file_parsed")),
     ("selinux", lambda facts: _selinux(), ("selinux", "selinux_python_present")),
     ("apparmor", _apparmor, ("apparmor",)),
     ("caps", _caps, ("system_capabilities", "system_capabilities_enforced")),

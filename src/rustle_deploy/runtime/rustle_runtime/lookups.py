@@ -185,7 +185,7 @@ def _subelements(terms, ctx):
         elements = terms[0]
     flags = terms[2] if len(terms) == 3 else {}
     if not isinstance(flags, dict):
-        fail("the optional third item must be a dict with flags ('skip_missing',)")
+        fail("the optional third item must be a dict with flags skip_missing")  # Ansible's '%s' % ('skip_missing',)
     from .filters import to_bool
 
     skip_missing = to_bool(flags.get("skip_missing", False))

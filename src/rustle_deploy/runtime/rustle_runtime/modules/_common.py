@@ -117,10 +117,15 @@ def embedded_source(ctx, args, src):
         matches = set(v for k, v in files.items() if os.path.basename(k) == base)
         if len(matches) == 1:
             sha = matches.pop()
-    if sha is None and src in (getattr(ctx, "task", None) or {}).get("run_time_files", ()):
-        # read from the controller when the task ran: Ansible's own words
-        fail(f"Could not find or access '{src}' on the Ansible Controller.\nIf you are using a module "
-             "and expect the file to exist on the remote, see the remote_src option")
+    task = getattr(ctx, "task", None) or {}
+    if sha is None and src in task.get("run_time_files", ()):
+        # read from the controller when the task ran: Ansible's own words (its copy action
+        # wraps them), with the places the compiler searched
+        tried = task["run_time_files"].get(src) if isinstance(task["run_time_files"], dict) else None
+        searched = "\nSearched in:\n\t" + "\n\t".join(map(str, tried)) if tried else ""
+        prefix = "Unexpected AnsibleActionFail error: " if task.get("module") == "copy" else ""
+        fail(f"{prefix}Could not find or access '{src}'{searched} on the Ansible Controller.\nIf you are "
+             "using a module and expect the file to exist on the remote, see the remote_src option")
     if sha is None:
         fail("Could not find or access '{}' on the Ansible Controller: the artifact embeds no "
              "file for this src (embedded: {}); hint: recompile with the file present beside "

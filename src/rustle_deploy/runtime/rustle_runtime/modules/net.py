@@ -253,31 +253,99 @@ GET_URL_ARGS = {"url", "dest", "checksum", "mode", "owner", "group", "force", "t
 NOT_MODIFIED = "HTTP Error 304: Not Modified"
 
 
-def _fetch(args, url, modified_since=None):
+def _auth(args, url):
+    """``(url, headers, handlers)`` for the request's credentials, as ansible-core's
+    _configure_auth: ``url_username`` (or ``user:password@`` in the URL) answers a Basic or
+    Digest challenge, or is sent up front with ``force_basic_auth``; without a user, the
+    host's ``~/.netrc`` (``$NETRC``) entry is sent unless ``use_netrc`` is false."""
+    import netrc
+    import urllib.parse
+    import urllib.request
+
+    if c.boolean(args.get("use_gssapi", False), "use_gssapi"):
+        c.fail("use_gssapi is not supported by rustle-deploy's built-in get_url (it needs the "
+               "gssapi Python package on the host); remove it or run the task through Ansible",
+               url=url)
+    parsed = urllib.parse.urlparse(url)
+    if parsed.scheme == "ftp":
+        return url, {}, []
+    user = c.pop_arg(args, ("url_username", "username"))
+    password = c.pop_arg(args, ("url_password", "password"), "")
+    netloc = parsed.netloc
+    if not user and "@" in parsed.netloc:
+        credentials, netloc = parsed.netloc.split("@", 1)
+        user, _, password = credentials.partition(":")
+        user, password = urllib.parse.unquote(user), urllib.parse.unquote(password)
+        url = urllib.parse.urlunparse(parsed._replace(netloc=netloc))
+
+    def basic(name, secret):
+        return {"Authorization": "Basic " + base64.b64encode(f"{name}:{secret}".encode()).decode()}
+
+    if user and not c.boolean(args.get("force_basic_auth", False), "force_basic_auth"):
+        passwords = urllib.request.HTTPPasswordMgrWithDefaultRealm()
+        passwords.add_password(None, netloc, user, password)
+        return url, {}, [urllib.request.HTTPBasicAuthHandler(passwords),
+                         urllib.request.HTTPDigestAuthHandler(passwords)]
+    if user:
+        return url, basic(user, password), []
+    if c.boolean(args.get("use_netrc", True), "use_netrc"):
+        try:
+            login = netrc.netrc(os.environ.get("NETRC")).authenticators(parsed.hostname)
+        except (OSError, netrc.NetrcParseError):
+            login = None
+        if login and login[0] and login[2]:
+            return url, basic(login[0], login[2]), []
+    return url, {}, []
+
+
+def _ssl_context(args):
+    """ansible-core's make_context: ``validate_certs``, ``ciphers``, ``client_cert``/``client_key``."""
+    import ssl
+
+    ciphers = args.get("ciphers")
+    if ciphers is not None and not isinstance(ciphers, list):
+        c.fail(f"Ciphers must be a list. Got {type(ciphers).__name__}.")
+    context = ssl.create_default_context()
+    if not c.boolean(args.get("validate_certs", True), "validate_certs"):
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_NONE
+    try:
+        if ciphers:
+            context.set_ciphers(":".join(str(x) for x in ciphers))
+        if args.get("client_cert"):
+            context.post_handshake_auth = True
+            context.load_cert_chain(c.expand(args["client_cert"]),
+                                    keyfile=c.expand(args["client_key"]) if args.get("client_key") else None)
+    except (ssl.SSLError, OSError) as exc:
+        c.fail(f"Request failed: {exc}", status_code=-1, url=args.get("url"))
+    return context
+
+
+def _fetch(args, url, modified_since=None, force=False):
     """The response to ``url``; with ``modified_since`` (a file's mtime) a conditional request,
     None when the server answers 304 (ansible-core's fetch_url with ``last_mod_time``)."""
-    import ssl
     import urllib.error
     import urllib.request
 
-    headers = dict(args.get("headers") or {})
-    headers.setdefault("User-Agent", args.get("http_agent") or "ansible-httpget")
-    if modified_since is not None:
-        headers["If-Modified-Since"] = time.strftime("%a, %d %b %Y %H:%M:%S GMT", time.gmtime(modified_since))
-    user = c.pop_arg(args, ("url_username", "username"))
-    password = c.pop_arg(args, ("url_password", "password"), "")
-    if user is not None:
-        token = base64.b64encode((f"{user}:{password}").encode()).decode()
-        headers["Authorization"] = "Basic " + token
-    request = urllib.request.Request(url, headers=headers)
-    context = None
-    if url.startswith("https") and not c.boolean(args.get("validate_certs", True)):
-        context = ssl._create_unverified_context()  # noqa: S323 - the user asked for it
-    handlers = []
+    url, auth_headers, handlers = _auth(args, url)
+    request = urllib.request.Request(url)
+    request.add_header("User-agent", args.get("http_agent") or "ansible-httpget")
+    if force:
+        request.add_header("cache-control", "no-cache")
+    elif modified_since is not None:
+        request.add_header("If-Modified-Since", time.strftime("%a, %d %b %Y %H:%M:%S GMT",
+                                                              time.gmtime(modified_since)))
+    headers = dict(auth_headers)
+    headers.update(args.get("headers") or {})
+    unredirected = [str(h).lower() for h in (args.get("unredirected_headers") or [])]
+    for name, value in headers.items():
+        if name.lower() in unredirected:
+            request.add_unredirected_header(name, value)
+        else:
+            request.add_header(name, value)
     if not c.boolean(args.get("use_proxy", True)):
         handlers.append(urllib.request.ProxyHandler({}))
-    if context is not None:
-        handlers.append(urllib.request.HTTPSHandler(context=context))
+    handlers.append(urllib.request.HTTPSHandler(context=_ssl_context(args)))
     opener = urllib.request.build_opener(*handlers)
     try:
         response = opener.open(request, timeout=float(args.get("timeout", 10)))
@@ -369,19 +437,47 @@ def get_url(ctx, args):
             force = True
         if not force:
             modified_since = os.path.getmtime(dest)
+    tmp_dest = args.get("tmp_dest")
     start = time.monotonic()
-    response = _fetch(args, url, modified_since)
+    response = _fetch(args, url, modified_since, force)
     if response is None:
         return {"url": url, "dest": dest, "changed": False, "msg": NOT_MODIFIED, "status_code": 304,
                 "elapsed": int(time.monotonic() - start)}
+    if tmp_dest:  # as Ansible checks it, once the response is in (its download goes there)
+        tmp_dest = c.expand(tmp_dest)
+        if not os.path.isdir(tmp_dest):
+            response.close()
+            c.fail(f"{tmp_dest} is a file but should be a directory." if os.path.exists(tmp_dest)
+                   else f"{tmp_dest} directory does not exist.", elapsed=int(time.monotonic() - start))
     if dest_is_dir:
         disposition = response.headers.get("Content-Disposition", "") if hasattr(
             response, "headers") else ""
         found = re.search(r'filename="?([^";]+)"?', disposition or "")
         dest = os.path.join(dest, os.path.basename(found.group(1)) if found else name)
-    data = response.read()
+    import http.client
+
+    try:
+        data = response.read()
+    except http.client.IncompleteRead as exc:
+        data = exc.partial
     status = getattr(response, "status", None) or 200
     response.close()
+    headers = getattr(response, "headers", None)
+    length = headers.get("Content-Length") if headers is not None else None
+    gzipped = headers is not None and headers.get("Content-Encoding") == "gzip"
+    decompress = c.boolean(args.get("decompress", True), "decompress")
+    if not ctx.check_mode and length and length.isdigit() and int(length) != len(data) and not (gzipped and decompress):
+        diff = int(length) - len(data)  # ansible-core's words (it checks the file it wrote)
+        c.fail(f"Incomplete read, (rsp.length={diff}, cl={int(length)}, st.st_size={len(data)}) failed to read "
+               f"remaining {diff} bytes")
+    if gzipped and decompress:  # ansible-core's fetch_url(decompress=True) (the default)
+        import gzip
+        import zlib
+
+        try:
+            data = gzip.decompress(data)
+        except (OSError, EOFError, zlib.error) as exc:
+            c.fail(f"Request failed: {exc}", status_code=-1, url=url)
     result.update({"dest": dest, "status_code": status, "elapsed": int(time.monotonic() - start),
                    "checksum_src": c.checksum_bytes(data), "size": len(data),
                    "msg": f"OK ({len(data)} bytes)"})
