@@ -51,6 +51,8 @@ SPREAD_FILES = frozenset({
 # runs), longest first: on workers they start first, so that none of them is left to run alone at
 # the end.
 SLOW_FILES = (
+    "tests/native/test_targets.py",  # the aarch64 runner: a cross build whenever the runner's sources changed
+    "tests/native/test_native_runs.py",
     "tests/native/test_auto.py",
     "tests/native/test_wheel.py",
     "tests/bridge/test_lookup.py",
