@@ -6,17 +6,28 @@ import json
 import os
 import shutil
 import signal
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from rustle_deploy.compiler.runner import RunnerBinary
+
 REPO = Path(__file__).resolve().parents[1]
 SHARED = (REPO / ".." / "shared").resolve()
 FIXTURES = SHARED / "fixtures"
 PLAN_FIXTURES = FIXTURES / "rustle-plan"
 EXAMPLE_PLAN = REPO / "examples" / "hello" / "plan.json"
+
+# The environment under test's own scripts: .venv's under `make test`, .venv-latest's under
+# `make test-latest`, so that the oracles are the ansible-core of the environment being tested.
+ENV_BIN = Path(sys.executable).parent
+ANSIBLE_PLAYBOOK = ENV_BIN / "ansible-playbook"
+# How long an oracle's ansible-playbook run may take: generous, as the suite runs on 2 cores
+# under loads of 20 to 60, where a module's oracle set-up has taken more than 300 s.
+ORACLE_TIMEOUT = 1800
 
 # The suite's tests are about the pyz path unless they say otherwise: --format auto (the
 # default) would pick the native runner, and build it with cargo in each test's private cache.
@@ -36,13 +47,17 @@ SPREAD_FILES = frozenset({
 })
 
 
-# The files that take longest (measured with --durations; oracle runs, cargo builds, the wheel
-# build): on workers they start first, so that none of them is left to run alone at the end.
+# The files that take longest (measured with --durations: cargo builds, the wheel build, oracle
+# runs), longest first: on workers they start first, so that none of them is left to run alone at
+# the end.
 SLOW_FILES = (
-    "tests/integration/test_phases_ssh.py",
     "tests/native/test_auto.py",
     "tests/native/test_wheel.py",
     "tests/bridge/test_lookup.py",
+    "tests/acceptance/test_runme.py",
+    "tests/bridge/test_runs.py",
+    "tests/integration/test_cli.py",
+    "tests/integration/test_phases_ssh.py",
     "tests/runtime/test_modules_files.py",
     "tests/runtime/test_modules_lines.py",
     "tests/unit/test_inventory_ansible.py",
@@ -100,6 +115,30 @@ def sshd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
     from .integration.conftest import run_sshd
 
     yield from run_sshd(tmp_path_factory)
+
+
+@pytest.fixture(scope="session")
+def runner() -> RunnerBinary:
+    """The native runner (a RunnerBinary) for this controller, built once by cargo into the
+    test runner cache (tests/native/conftest.py RUNNER_CACHE, kept between sessions and keyed by
+    the runner's sources); declared here for every directory, like ``sshd``."""
+    from rustle_deploy.compiler.runner import ensure_runner, find_cargo
+
+    from .native.conftest import RUNNER_CACHE
+
+    if find_cargo() is None:
+        pytest.skip("Rust's cargo is not installed: the native runner cannot be built (CI installs it)")
+    return ensure_runner(RUNNER_CACHE)
+
+
+@pytest.fixture
+def native_cache(runner: RunnerBinary, rustle_home: Path) -> Path:
+    """The test's ~/.rustle/cache seeded with the session's runner (so no test rebuilds it)."""
+    from .native.conftest import RUNNER_CACHE
+
+    dest = rustle_home / ".rustle" / "cache" / "native"
+    shutil.copytree(RUNNER_CACHE / "native", dest, ignore=shutil.ignore_patterns("target"), dirs_exist_ok=True)
+    return dest.parent
 
 
 @pytest.fixture

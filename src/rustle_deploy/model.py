@@ -17,6 +17,7 @@ TASK_EXTENSIONS = (
     "loop_with", "role", "params", "include", "include_choice", "role_once", "vars_data",
     "collections", "args_template", "async", "poll", "vars_dir", "include_result", "action_ds",
     "connection_vars", "delegate_implicit", "run_time_files", "vars_paths",
+    "origins",
 )
 
 CONDITION_KINDS = ("When", "Tag", "CheckMode", "Host", "SkipTag", "Skip", "Only")

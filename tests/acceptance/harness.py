@@ -28,14 +28,19 @@ import os
 import pwd
 import re
 import shutil
+import signal
+import sqlite3
 import subprocess
 import sys
 import tarfile
 import tempfile
+import threading
 import time
+from contextlib import closing
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote, unquote
 
 import yaml
 
@@ -103,6 +108,48 @@ class Run:
     def summary(self) -> dict[str, int]:
         return {"tasks": len(self.results), "failed": len(self.failures),
                 "passed": len(self.results) - len(self.failures)}
+
+
+# The results: one file per target and tool, and per runme invocation (results-VERSION/<ansible|
+# rustle|runme>/<name>.json), each written whole and renamed into place, so that runs side by side
+# (the targets of one run, two people's runs on one cache) never overwrite each other's results;
+# results-VERSION.json, the single file that earlier versions rewrote after each target, is read first.
+RESULTS = CACHE / f"results-{ANSIBLE_VERSION}"
+
+
+def load_results() -> dict[str, dict[str, Any]]:
+    legacy = CACHE / f"results-{ANSIBLE_VERSION}.json"
+    data: dict[str, dict[str, Any]] = json.loads(legacy.read_text()) if legacy.exists() else {}
+    data.setdefault("ansible", {})
+    data.setdefault("rustle", {})
+    for path in sorted(RESULTS.glob("*/*.json")):
+        data.setdefault(path.parent.name, {})[unquote(path.stem)] = json.loads(path.read_text())
+    return data
+
+
+def save_result(section: str, name: str, doc: dict[str, Any]) -> None:
+    path = RESULTS / section / f"{quote(name, safe='')}.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}-{threading.get_ident()}")
+    tmp.write_text(json.dumps(doc, indent=1, sort_keys=True))
+    tmp.replace(path)
+
+
+def prebuild_runner() -> None:
+    """Build the native runner into the cache every target's run shares (``_env``) before any
+    target runs, when a run may use it (--format auto, make acceptance's): else the first target
+    pays for cargo's build within its RUN_TIMEOUT."""
+    if os.environ.get("RUSTLE_FORMAT", "auto") == "pyz":
+        return
+    from rustle_deploy.compiler.runner import ensure_runner, find_cargo
+    from rustle_deploy.errors import CompileError
+
+    if find_cargo() is None:
+        return  # no runner: --format auto deploys pyz
+    try:
+        ensure_runner(CACHE)
+    except CompileError as exc:  # each target's run says it again, and deploys pyz
+        print(f"acceptance: the native runner cannot be built: {exc}", file=sys.stderr)
 
 
 def targets_root(version: str = ANSIBLE_VERSION) -> Path:
@@ -336,21 +383,30 @@ def execute(tool: str, argv: list[str], cwd: Path, work: Path, env: dict[str, st
                    RUSTLE_ACCEPTANCE_RESULTS=str(results_file))
     run = Run(tool)
     start = time.monotonic()
+    # a session of its own, so that a timeout ends everything the run started (a cargo build of the
+    # native runner, a module's children), not only the tool's own process
+    proc = subprocess.Popen(argv, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            stdin=subprocess.DEVNULL, start_new_session=True)
     try:
-        proc = subprocess.run(argv, cwd=cwd, env=env, capture_output=True, text=True, timeout=RUN_TIMEOUT,
-                              stdin=subprocess.DEVNULL)
+        out, err = proc.communicate(timeout=RUN_TIMEOUT)
         run.code = proc.returncode
-        run.log = (proc.stdout + proc.stderr)[-20000:]
-    except subprocess.TimeoutExpired as exc:
-        out = exc.stdout or b""
-        run.log = (out.decode(errors="replace") if isinstance(out, bytes) else out)[-20000:]
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        try:
+            out, err = proc.communicate(timeout=60)
+        except subprocess.TimeoutExpired:  # a daemon of its own session holds the output open
+            proc.kill()
+            proc.wait()
+            out, err = "", ""
         run.refused = f"timed out after {RUN_TIMEOUT} s"
+    run.log = ((out or "") + (err or ""))[-20000:]
     run.seconds = round(time.monotonic() - start, 1)
     if tool == "ansible":
         if results_file.exists():
             run.results = [json.loads(ln) for ln in results_file.read_text().splitlines()]
     else:
-        run.results = [rec for remote in remotes for rec in _journal(remote)]
+        run.results = _with_controller_phases([rec for remote in remotes for rec in _journal(remote)],
+                                              _recorded(Path(env.get("RUSTLE_STATE_DB", work / "home" / "state.db"))))
         if run.code == 2 and not run.results:
             run.refused = _refusal(run.log, work)
     return run
@@ -377,6 +433,46 @@ def _journal(remote: Path) -> list[dict[str, Any]]:
     return out
 
 
+def _recorded(db: Path) -> list[dict[str, Any]]:
+    """Every task and handler result the controller recorded for the run (its state database, in
+    run order per host): those of the host's phases, which its journal holds too, and those of the
+    controller's phases (a task delegated to localhost, an action plugin run on the controller;
+    docs/phases.md), which no host journal holds."""
+    if not db.is_file():
+        return []
+    with closing(sqlite3.connect(db)) as con:
+        rows = con.execute(
+            "SELECT t.host, t.task, t.module, t.status, t.msg FROM task_results t "
+            "JOIN deployments d ON d.id = t.deployment_id ORDER BY d.created_at, t.run_id, t.host, t.seq").fetchall()
+    return [{"task": task or "", "host": host, "module": module or "", "status": status or "", "ignored": False,
+             "msg": (msg or "")[:2000], "phase": "controller"} for host, task, module, status, msg in rows]
+
+
+def _with_controller_phases(journal: list[dict[str, Any]], recorded: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The host journals' results (``journal``) with the controller phases' results put in their
+    places: ``recorded`` holds every result of a host in run order, the journal those of its own
+    phases; a recorded result that is not the host's next journal entry is a controller phase's.
+    The state database keeps no ``ignored`` flag: an ignored failure of a controller phase compares
+    as a failure (a difference shown, never one hidden)."""
+    pending: dict[str, list[dict[str, Any]]] = {}
+    for rec in journal:
+        pending.setdefault(rec["host"], []).append(rec)
+    before: dict[int, list[dict[str, Any]]] = {}  # id of a journal entry -> controller results before it
+    after: list[dict[str, Any]] = []  # controller results after the host's last journal entry
+    for rec in recorded:
+        queue = pending.get(rec["host"], [])
+        if queue and (queue[0]["task"], queue[0]["status"]) == (rec["task"], rec["status"]):
+            queue.pop(0)
+        elif queue:
+            before.setdefault(id(queue[0]), []).append(rec)
+        else:
+            after.append(rec)
+    out: list[dict[str, Any]] = []
+    for rec in journal:
+        out += before.get(id(rec), []) + [rec]
+    return out + after
+
+
 def _refusal(log: str, work: Path) -> str:
     text = log.replace(str(work) + "/", "").strip()
     lines = [ln for ln in text.splitlines() if ln.strip()]
@@ -387,10 +483,7 @@ def _refusal(log: str, work: Path) -> str:
 
 # ansible-playbook reports its fact gathering as a task; rustle-deploy gathers facts in its
 # runtime's set-up, not as a task, so that result has no counterpart to compare with
-# A task delegated to localhost runs in a controller phase (docs/phases.md), whose journal is a
-# temporary directory's, not the host's that the harness reads: command_shell's one such task is
-# left out until the harness reads controller phases' results (the lead's session notes)
-UNCOMPARED = frozenset({"Gathering Facts", "command_shell : Run command that backgrounds, to ensure no hang"})
+UNCOMPARED = frozenset({"Gathering Facts"})
 # ansible-playbook's strategy runs a meta task itself and sends the callback no result for it
 # unless it is skipped; rustle-deploy's journal has one: that result is not compared either
 _META = frozenset({"meta", "ansible.builtin.meta", "ansible.legacy.meta"})
@@ -515,14 +608,15 @@ def main(argv: list[str] | None = None) -> int:
     except Unavailable as exc:
         print(f"acceptance: {exc}", file=sys.stderr)
         return 2
-    store = CACHE / f"results-{ANSIBLE_VERSION}.json"
-    data: dict[str, dict[str, Any]] = json.loads(store.read_text()) if store.exists() else {"ansible": {}, "rustle": {}}
+    data = load_results()
+    if not args.report_only:
+        prebuild_runner()
     if args.runme:
         from . import runme
 
         if not args.report_only:
             runme.run_all(root, args.targets or runme.runme_targets(root), data, args.oracle, args.jobs,
-                          lambda: store.write_text(json.dumps(data, indent=1, sort_keys=True)))
+                          lambda key, entry: save_result("runme", key, entry))
         args.report.write_text(render(root, data))
         print(f"wrote {args.report}")
         return 0
@@ -532,11 +626,12 @@ def main(argv: list[str] | None = None) -> int:
     def one(name: str) -> None:
         if args.oracle or data["ansible"].get(name, {}).get("code") is None:  # not run, or timed out
             data["ansible"][name] = asdict(run_target(root, name, "ansible"))
+            save_result("ansible", name, data["ansible"][name])
         data["rustle"][name] = asdict(run_target(root, name, "rustle"))
+        save_result("rustle", name, data["rustle"][name])
         a, r = _load(data["ansible"][name]), _load(data["rustle"][name])
         print(f"{name:40} ansible {'pass' if a.passed else 'FAIL'} {a.seconds:6.1f}s   "
               f"rustle {'pass' if r.passed else 'FAIL'} {r.seconds:6.1f}s  {blocker(r)[:80]}", flush=True)
-        store.write_text(json.dumps(data, indent=1, sort_keys=True))
 
     with ThreadPoolExecutor(args.jobs) as pool:
         list(pool.map(one, todo))

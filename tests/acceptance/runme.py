@@ -383,7 +383,7 @@ def outcome(a: Run, r: Run) -> Outcome:
 def run_all(root: Path, names: list[str], data: dict[str, Any], oracle: bool, jobs: int,
             save: Any) -> None:
     """Run every translated invocation of ``names`` under both tools into ``data["runme"]``
-    (ansible-playbook's results are reused unless ``oracle``); ``save()`` after each."""
+    (ansible-playbook's results are reused unless ``oracle``); ``save(key, entry)`` after each."""
     from concurrent.futures import ThreadPoolExecutor
     from dataclasses import asdict
 
@@ -403,7 +403,7 @@ def run_all(root: Path, names: list[str], data: dict[str, Any], oracle: bool, jo
         res = outcome(Run(**entry["ansible"]), Run(**entry["rustle"]))
         print(f"{inv.key:34} {inv.playbook:44} {res.cmp.compared:3}/{res.cmp.identical:3} "
               f"{'same' if res.same else 'DIFFERENT'} {res.exits}", flush=True)
-        save()
+        save(inv.key, entry)
 
     with ThreadPoolExecutor(jobs) as pool:
         list(pool.map(one, todo))

@@ -19,6 +19,7 @@ import pytest
 from .harness import (
     UNCOMPARED,
     Run,
+    _with_controller_phases,
     blocker,
     compare,
     not_run,
@@ -143,3 +144,17 @@ def test_compare_aligns_by_name_and_stops_where_a_run_stops() -> None:
     assert cmp.unreached == {"ansible-playbook": 1}  # r : d, after rustle-deploy stopped
     refused = compare(a, Run("rustle", code=2, refused="error: x"))
     assert refused.refused and refused.compared == 0
+
+
+def test_controller_phase_results_take_their_places_among_the_host_journals() -> None:
+    """The state database holds every result of a host in run order; a host journal only those of
+    its own phases: what the journal lacks is a controller phase's, put where it ran."""
+    journal = [_res("r : a"), _res("r : c", "changed"), _res("r : c", "ok")]
+    recorded = [_res("r : a"), _res("r : delegated before c", "changed"), _res("r : c", "changed"),
+                _res("r : c", "ok"), _res("r : delegated last")]
+    merged = _with_controller_phases(journal, recorded)
+    assert [(r["task"], r["status"]) for r in merged] == [
+        ("r : a", "ok"), ("r : delegated before c", "changed"), ("r : c", "changed"), ("r : c", "ok"),
+        ("r : delegated last", "ok")]
+    assert merged[0] is journal[0] and merged[2] is journal[1]  # the journal's own records, whole
+    assert _with_controller_phases(journal, []) == journal  # no database (a refused run): the journals

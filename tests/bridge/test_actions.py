@@ -23,6 +23,7 @@ from typing import Any
 import pytest
 import yaml
 
+from ..conftest import ORACLE_TIMEOUT
 from .conftest import BridgeRun, write_plan
 
 pytestmark = pytest.mark.ansible
@@ -72,7 +73,7 @@ def _ansible_playbook(work: Path, *args: str) -> subprocess.CompletedProcess[str
                ANSIBLE_NOCOLOR="1", ANSIBLE_LOCALHOST_WARNING="0", ANSIBLE_INVENTORY_UNPARSED_WARNING="0",
                ANSIBLE_RETRY_FILES_ENABLED="0", ANSIBLE_CONFIG=str(work / "no-ansible.cfg"))
     return subprocess.run([str(Path(sys.executable).with_name("ansible-playbook")), *args, "site.yml"],
-                          cwd=work, env=env, capture_output=True, text=True, timeout=600)
+                          cwd=work, env=env, capture_output=True, text=True, timeout=ORACLE_TIMEOUT)
 
 
 def both(tmp_path: Path, bridge: BridgeRun, project: Path, tasks: list[dict[str, Any]],

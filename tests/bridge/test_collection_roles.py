@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from ..conftest import ORACLE_TIMEOUT
 from .conftest import BridgeRun
 from .test_playbook import _collection
 
@@ -97,7 +98,7 @@ def test_roles_of_collections_run_as_under_ansible_playbook(
                        ANSIBLE_NOCOLOR="1", ANSIBLE_LOCALHOST_WARNING="0")
             proc = subprocess.run([str(Path(sys.executable).with_name("ansible-playbook")), "-i", "localhost,",
                                    "-c", "local", "-e", f"ansible_python_interpreter={sys.executable}", str(site)],
-                                  cwd=work, env=env, capture_output=True, text=True, timeout=600)
+                                  cwd=work, env=env, capture_output=True, text=True, timeout=ORACLE_TIMEOUT)
             assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
         got[tool] = _normal(json.loads((work / "results.json").read_text()))
         assert sorted(p.name for p in out.iterdir()) == ["page-fq.txt", "page-imp.txt", "page-short.txt"]

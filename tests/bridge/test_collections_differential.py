@@ -33,6 +33,7 @@ from typing import Any
 import pytest
 import yaml
 
+from ..conftest import ORACLE_TIMEOUT
 from .conftest import BridgeRun
 from .test_differential import KEY, _normal, _subst, web  # noqa: F401  (web: the HTTP server fixture)
 
@@ -195,7 +196,7 @@ def test_collection_modules_give_ansibles_results(tmp_path: Path, bridge: Bridge
             env = dict(_env(work), ANSIBLE_COLLECTIONS_PATH=str(pypi_collections))
             proc = subprocess.run([str(BIN / "ansible-playbook"), "-i", "localhost,", "-c", "local",
                                    "-e", f"ansible_python_interpreter={sys.executable}", str(site)],
-                                  cwd=work, env=env, capture_output=True, text=True, timeout=900)
+                                  cwd=work, env=env, capture_output=True, text=True, timeout=ORACLE_TIMEOUT)
             assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
         else:
             monkeypatch.setenv("RUSTLE_BRIDGE_MODULES", "get_url")
@@ -237,7 +238,7 @@ def test_sysctl_and_mount_in_private_namespaces_give_ansibles_results(
         argv = ([str(BIN / "ansible-playbook"), "-i", "inventory", "site.yml"] if tool == "ansible" else
                 [str(BIN / "rustle-deploy"), "site.yml", "-i", "inventory", "--run", "--output", "json"])
         proc = subprocess.run([str(UNSHARE), "--net", "--mount", "--propagation", "private", *argv],
-                              cwd=work, env=_env(work), capture_output=True, text=True, timeout=900)
+                              cwd=work, env=_env(work), capture_output=True, text=True, timeout=ORACLE_TIMEOUT)
         assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
         raw = json.loads((work / "results.json").read_text())
         results[tool] = {k: _normal(v, root) for k, v in raw.items()}
@@ -270,7 +271,7 @@ def test_a_collections_action_plugin_runs_on_the_controller_as_in_ansible(
             proc = subprocess.run([str(BIN / "ansible-playbook"), "-i", "localhost,", "-c", "local",
                                    "-e", f"ansible_python_interpreter={sys.executable}", str(site)],
                                   cwd=work, env=dict(_env(work), ANSIBLE_COLLECTIONS_PATH=str(pypi_collections)),
-                                  capture_output=True, text=True, timeout=900)
+                                  capture_output=True, text=True, timeout=ORACLE_TIMEOUT)
             assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
         else:
             code, _, err = bridge.main(str(site), "-i", str(bridge.inventory(ansible_python_interpreter=sys.executable)),

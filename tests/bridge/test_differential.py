@@ -31,6 +31,7 @@ from typing import Any
 import pytest
 import yaml
 
+from ..conftest import ORACLE_TIMEOUT
 from .conftest import BridgeRun, write_plan
 
 pytestmark = pytest.mark.ansible
@@ -195,7 +196,7 @@ def _ansible(tmp: Path, tasks: list[dict[str, Any]]) -> None:
                ANSIBLE_RETRY_FILES_ENABLED="0")
     proc = subprocess.run([str(Path(sys.executable).with_name("ansible-playbook")), "-i", "localhost,", "-c", "local",
                            "-e", f"ansible_python_interpreter={sys.executable}", str(tmp / "site.yml")],
-                          cwd=tmp, env=env, capture_output=True, text=True, timeout=900)
+                          cwd=tmp, env=env, capture_output=True, text=True, timeout=ORACLE_TIMEOUT)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
 
 

@@ -268,7 +268,9 @@ def test_collection_action_plugin_runs_on_the_controller(tmp_path: Path, monkeyp
                              "plugin_dirs": [str(tmp_path)]}
 
 
-def test_native_format_refuses_a_bridged_task_naming_it(tmp_path: Path, bridge: BridgeRun) -> None:
+def test_native_format_refuses_a_bridged_task_naming_it(tmp_path: Path, bridge: BridgeRun, native_cache: Path) -> None:
+    # native_cache: the session's runner, which the native format needs before it lowers the plan (a
+    # cargo build of its own in this test's private cache took 546 s of the suite under load)
     path = write_plan(tmp_path / "p", [{"name": "find them", "module": "find", "args": {"paths": str(tmp_path)}}])
     code, _, err = bridge.main(str(path), "-i", str(bridge.inventory()), "--compile-only", "--format", "native",
                                "-o", str(tmp_path / "out"))

@@ -127,17 +127,45 @@ def test_binary_module(tmp_path: Path, bridge: BridgeRun) -> None:
     assert res["bin"]["status"] == "ok" and res["bin"]["argc"] == 2  # the module, then its args file
 
 
+# a module that says which process it is (its /proc stat line: pid and start time), then sleeps an hour
+SLEEPER = '''#!/usr/bin/python
+import time
+from ansible.module_utils.basic import AnsibleModule
+m = AnsibleModule(argument_spec=dict(mark=dict(type='path', required=True)))
+with open(m.params['mark'] + '.tmp', 'w') as f:
+    f.write(open('/proc/self/stat').read())
+__import__('os').rename(m.params['mark'] + '.tmp', m.params['mark'])
+time.sleep(3600)
+m.exit_json(changed=False)
+'''
+
+
+def _alive(stat_line: str) -> bool:
+    """Whether the process a /proc stat line was read from still runs (not a new one with its pid)."""
+    pid, rest = stat_line.split(" ", 1)
+    try:
+        now = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    fields, then = now.rsplit(")", 1)[1].split(), rest.rsplit(")", 1)[1].split()
+    return fields[19] == then[19] and fields[0] != "Z"  # the same start time, not a zombie
+
+
 @pytest.mark.parametrize("fork", [True, False])
 def test_a_task_timeout_kills_the_module_and_the_next_one_runs(tmp_path: Path, bridge: BridgeRun, fork: bool) -> None:
-    _library(tmp_path / "p", {"greet.py": ANSIBLE_MODULE})
+    _library(tmp_path / "p", {"greet.py": ANSIBLE_MODULE, "sleeper.py": SLEEPER})
+    mark = tmp_path / "sleeper.stat"
+    # no timing assertion: the module would sleep an hour, so the run ending proves the timeout cut
+    # it, and the module's process, when it got as far as saying which it is, is gone
     plan = write_plan(tmp_path / "p", [
-        {"name": "slow", "module": "greet", "args": {"name": "x", "sleep": 30}, "timeout": 1, "ignore_errors": True},
+        {"name": "slow", "module": "sleeper", "args": {"mark": str(mark)}, "timeout": 2, "ignore_errors": True},
         {"name": "next", "module": "greet", "args": {"name": "y"}},
     ])
     res = bridge.run(plan, host_vars={"rustle_bridge_fork": fork})
-    assert res["slow"]["status"] == "failed" and res["slow"]["msg"] == "Task failed: Timed out after 1 second(s)."
-    assert res["slow"]["duration"] < 10
+    assert res["slow"]["status"] == "failed" and res["slow"]["msg"] == "Task failed: Timed out after 2 second(s)."
     assert res["next"]["greeting"] == "hello y"
+    if mark.exists():
+        assert not _alive(mark.read_text()), "the timed-out module still runs"
 
 
 def test_environment_reaches_the_module(tmp_path: Path, bridge: BridgeRun) -> None:

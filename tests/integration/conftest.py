@@ -37,7 +37,7 @@ from rustle_deploy.cli import main
 from rustle_deploy.deploy import HostJob
 from rustle_deploy.model import Host
 
-from ..conftest import REPO
+from ..conftest import ANSIBLE_PLAYBOOK, ORACLE_TIMEOUT
 
 SSHD = shutil.which("sshd") or "/usr/sbin/sshd"
 
@@ -216,8 +216,10 @@ class Sshd:
 def _wait_listening(port: int, proc: subprocess.Popen[bytes], log: Path, pidfile: Path | None = None) -> None:
     """Wait until ``proc`` (an sshd) answers on ``port``. With ``pidfile``, first until sshd has
     written its pid there, which it does once it listens: the banner then comes from this sshd,
-    not from another test worker's that holds the same port (this one then exits: EADDRINUSE)."""
-    deadline = time.monotonic() + 10
+    not from another test worker's that holds the same port (this one then exits: EADDRINUSE).
+    Up to 120 s: under a load of 20-60 a start behind a set-up script (tests/native/test_auto.py's
+    namespaced sshds, which first link all of /usr/bin) took more than the 10 s this once had."""
+    deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
         if proc.poll() is not None:
             raise RuntimeError(f"sshd exited {proc.returncode}: {log.read_text()}")
@@ -436,7 +438,7 @@ def job(host: Host, art: tuple[Path, str, int], op: str = "deploy", **kw: Any) -
 
 # ---------------------------------------------------------------- the ansible-playbook oracle
 
-ANSIBLE = REPO / ".venv" / "bin" / "ansible-playbook"
+ANSIBLE = ANSIBLE_PLAYBOOK  # the environment under test's (tests/conftest.py)
 _RECAP = re.compile(r"^(\S+)\s+:\s+((?:\w+=\d+\s*)+)$", re.M)
 
 
@@ -448,10 +450,13 @@ def recaps(stdout: str) -> dict[str, dict[str, int]]:
 
 def ansible_env(work: Path, **extra: str) -> dict[str, str]:
     """ansible-playbook's environment for an oracle run: its own home under ``work``, no
-    ansible.cfg, no colour, no retry files, no deprecation warnings."""
-    return dict(os.environ, ANSIBLE_NOCOLOR="1", ANSIBLE_FORCE_COLOR="0", ANSIBLE_HOME=str(work / "ansible-home"),
-                ANSIBLE_CONFIG=str(work / "no-ansible.cfg"), ANSIBLE_RETRY_FILES_ENABLED="False",
-                ANSIBLE_DEPRECATION_WARNINGS="False", PYTHONWARNINGS="ignore", **extra)
+    ansible.cfg, no colour, no retry files, no deprecation warnings; ``extra`` adds to it or
+    replaces (an ANSIBLE_CONFIG of the case's own)."""
+    env = dict(os.environ, ANSIBLE_NOCOLOR="1", ANSIBLE_FORCE_COLOR="0", ANSIBLE_HOME=str(work / "ansible-home"),
+               ANSIBLE_CONFIG=str(work / "no-ansible.cfg"), ANSIBLE_RETRY_FILES_ENABLED="False",
+               ANSIBLE_DEPRECATION_WARNINGS="False", PYTHONWARNINGS="ignore")
+    env.update(extra)
+    return env
 
 
 def playbook_file(tmp_path: Path, text: str, name: str = "site.yml") -> Path:
@@ -513,5 +518,5 @@ class Fleet:
 
     def ansible(self, playbook: Path, *args: str) -> tuple[int, dict[str, dict[str, int]]]:
         proc = subprocess.run([str(ANSIBLE), "-i", str(self.local_inventory), str(playbook), *args],
-                              capture_output=True, text=True, env=ansible_env(self.tmp), timeout=600)
+                              capture_output=True, text=True, env=ansible_env(self.tmp), timeout=ORACLE_TIMEOUT)
         return proc.returncode, {h: r for h, r in recaps(proc.stdout).items() if h in self.every}

@@ -27,12 +27,12 @@ import yaml
 from rustle_deploy.cli import main
 
 from ..bridge.conftest import pypi_collections  # noqa: F401 (a fixture)
-from ..conftest import REPO
+from ..conftest import ANSIBLE_PLAYBOOK, ORACLE_TIMEOUT
 
 pytestmark = [pytest.mark.ssh, pytest.mark.ansible, pytest.mark.collections,
               pytest.mark.usefixtures("rustle_home")]
 
-ANSIBLE = REPO / ".venv" / "bin" / "ansible-playbook"
+ANSIBLE = ANSIBLE_PLAYBOOK  # the environment under test's (tests/conftest.py)
 
 # reads the host over the task's connection: which sshd it came through, and what it was given
 REMOTE_ECHO = '''\
@@ -167,7 +167,7 @@ def test_action_plugins_run_on_the_controller_against_each_host_as_in_ansible(
         inventory.write_text(yaml.safe_dump({"all": {"children": {"fleet": {"hosts": hosts}}}}))
         if tool == "ansible":
             proc = subprocess.run([str(ANSIBLE), "-i", str(inventory), str(playbook)], capture_output=True,
-                                  text=True, env=dict(os.environ, PYTHONWARNINGS="ignore"), timeout=600)
+                                  text=True, env=dict(os.environ, PYTHONWARNINGS="ignore"), timeout=ORACLE_TIMEOUT)
             assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
             recaps[tool] = {}
             for line in proc.stdout.splitlines():

@@ -27,7 +27,8 @@ import pytest
 
 from rustle_deploy.cli import main
 
-from .test_playbooks_ansible import _RECAP, ANSIBLE
+from ..conftest import ORACLE_TIMEOUT
+from .conftest import ANSIBLE, ansible_env, recaps
 
 USER = "nobody"
 
@@ -147,23 +148,18 @@ def runs() -> Iterator[dict[str, dict[str, Any]]]:
     if os.geteuid() != 0 or not shutil.which("sudo") or not shutil.which("su"):
         pytest.skip("needs root, sudo and su to become 'nobody' without a password")
     if not ANSIBLE.exists():
-        pytest.skip("ansible-core is not installed in .venv")
+        pytest.skip("ansible-core is not installed in this environment")
     if subprocess.run(["sudo", "-n", "-u", USER, "/usr/bin/python3", "-c", "pass"],
                       capture_output=True).returncode != 0:
         pytest.skip("'nobody' cannot start /usr/bin/python3")
     base = Path(tempfile.mkdtemp(prefix="rustle-become-exe-", dir="/tmp"))
     try:
         a, r = prepare(base, "ansible"), prepare(base, "rustle")
-        env = dict(os.environ, ANSIBLE_NOCOLOR="1", ANSIBLE_LOCALHOST_WARNING="False",
-                   ANSIBLE_HOME=str(base / "ansible-home"), ANSIBLE_DEPRECATION_WARNINGS="False",
-                   ANSIBLE_RETRY_FILES_ENABLED="False", ANSIBLE_PIPELINING="True",
-                   ANSIBLE_CONFIG=str(a["work"] / "ansible.cfg"), ANSIBLE_BECOME_FLAGS="-H -n",
-                   PYTHONWARNINGS="ignore")
+        env = ansible_env(base, ANSIBLE_LOCALHOST_WARNING="False", ANSIBLE_PIPELINING="True",
+                          ANSIBLE_CONFIG=str(a["work"] / "ansible.cfg"), ANSIBLE_BECOME_FLAGS="-H -n")
         proc = subprocess.run([str(ANSIBLE), "-i", "inventory", "site.yml", "-e", f"out={a['out']}"],
-                              capture_output=True, text=True, env=env, cwd=a["work"], timeout=300)
-        a.update(code=proc.returncode, text=proc.stdout + proc.stderr,
-                 recap={m.group(1): {k: int(v) for k, v in (kv.split("=") for kv in m.group(2).split())}
-                        for m in _RECAP.finditer(proc.stdout)})
+                              capture_output=True, text=True, env=env, cwd=a["work"], timeout=ORACLE_TIMEOUT)
+        a.update(code=proc.returncode, text=proc.stdout + proc.stderr, recap=recaps(proc.stdout))
         home = base / "home"
         home.mkdir()
         cwd = os.getcwd()

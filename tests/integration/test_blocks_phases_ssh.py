@@ -86,6 +86,21 @@ PLAYBOOK = """\
         content: "{{ ansible_play_hosts | join(',') }} {{ ansible_play_batch | join(',') }} {{ play_hosts | join(',') }} {{ ansible_play_hosts_all | join(',') }}\\n"
         dest: "{{ root }}/live.txt"
 
+# a task delegated to the controller inside a block: f0 fails before it and goes to its rescue;
+# it fails for f1 on the controller, and f1's rescue runs on f1 with its result
+- hosts: f
+  gather_facts: false
+  tasks:
+    - block:
+        - fail: {msg: f0 stops here}
+          when: inventory_hostname == 'f0'
+        - name: on the controller
+          command: sh -c 'exit 3'
+          delegate_to: localhost
+        - copy: {content: "never\\n", dest: "{{ root }}/never.txt"}
+      rescue:
+        - copy: {content: "{{ ansible_failed_result.rc | default('none') }}\\n", dest: "{{ root }}/rescued.txt"}
+
 # any_errors_fatal in nested blocks (ansible-core's 72781.yml): e0's rescue fails, e1 goes to
 # the same rescue and fails too; nothing after runs, no later play either
 - hosts: e
@@ -109,7 +124,7 @@ PLAYBOOK = """\
 
 def test_run_once_any_errors_fatal_and_live_hosts_inside_blocks_as_in_ansible(
         sshd: Any, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    fleet = Fleet(sshd, tmp_path, 0, others={g: [f"{g}0", f"{g}1"] for g in "abcde"})
+    fleet = Fleet(sshd, tmp_path, 0, others={g: [f"{g}0", f"{g}1"] for g in "abcdef"})
     playbook = playbook_file(tmp_path, PLAYBOOK)
     code, doc = fleet.rustle(capsys, playbook)
     acode, arecaps = fleet.ansible(playbook, "-f", "1")
@@ -130,6 +145,7 @@ def test_run_once_any_errors_fatal_and_live_hosts_inside_blocks_as_in_ansible(
     assert files["c0"] == files["c1"] == {"rescued.txt": "rescued\n", "recovered.txt": "recovered\n"}
     assert files["d1"] == {"live.txt": "d1 d1 d1 d0,d1\n"} and files["d0"] == {}
     assert files["e0"] == files["e1"] == {"rescue.txt": "rescue\n"}
+    assert files["f0"] == {"rescued.txt": "none\n"} and files["f1"] == {"rescued.txt": "3"}
     assert doc["rollout"]["state"] == "stopped" and "any_errors_fatal" in doc["rollout"]["reason"], doc["rollout"]
     trips = {n: h["round_trips"] for n, h in by_name.items()}
     # a: [a0 fails] [once: a0 passes it by, a1 runs it] [after, rescue, always]; b: [every]

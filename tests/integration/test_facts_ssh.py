@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 import yaml
 
-from ..conftest import make_plan
+from ..conftest import ORACLE_TIMEOUT, make_plan
 from ..runtime.test_facts_ansible import NOT_GATHERED, differences
 from ..runtime.test_modules_support import VENV_BIN, needs_ansible
 from .test_cli import run_cli
@@ -33,7 +33,7 @@ def ansible_setup(tmp_path: Path) -> dict[str, Any]:
                ANSIBLE_NOCOLOR="1", ANSIBLE_FORCE_COLOR="0", ANSIBLE_LOAD_CALLBACK_PLUGINS="0")
     proc = subprocess.run([str(VENV_BIN / "ansible"), "localhost", "-c", "local", "-m", "setup",
                            "-e", f"ansible_python_interpreter={sys.executable}"],
-                          capture_output=True, text=True, env=env, cwd=tmp_path, timeout=300)
+                          capture_output=True, text=True, env=env, cwd=tmp_path, timeout=ORACLE_TIMEOUT)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     return json.loads(proc.stdout[proc.stdout.index("{"):])["ansible_facts"]
 

@@ -28,7 +28,6 @@ import yaml
 from rustle_deploy.cli import exec_main, main
 
 from ..conftest import make_plan
-from ..native.conftest import native_cache, runner  # noqa: F401 - fixtures for the native runs
 
 pytestmark = [pytest.mark.ssh, pytest.mark.usefixtures("rustle_home")]
 

@@ -26,7 +26,6 @@ import yaml
 from rustle_deploy.cli import main
 
 from ..conftest import make_plan
-from ..native.conftest import native_cache, runner  # noqa: F401 - fixtures for the native runs
 from .conftest import wait_unlocked
 
 pytestmark = [pytest.mark.ssh, pytest.mark.usefixtures("rustle_home")]

@@ -25,11 +25,12 @@ import yaml
 
 from rustle_deploy.cli import main
 
-from ..conftest import REPO
+from ..conftest import ANSIBLE_PLAYBOOK, ORACLE_TIMEOUT
+from .conftest import ansible_env
 
 pytestmark = pytest.mark.usefixtures("rustle_home")
 
-ANSIBLE = REPO / ".venv" / "bin" / "ansible-playbook"
+ANSIBLE = ANSIBLE_PLAYBOOK  # the environment under test's (tests/conftest.py)
 RUSTLE = Path(sys.executable).parent / "rustle-deploy"
 
 
@@ -98,16 +99,15 @@ def start_at_project(tmp_path: Path) -> Path:
 
 
 @pytest.mark.ansible
-@pytest.mark.skipif(not ANSIBLE.exists(), reason="ansible-core is not installed in .venv")
+@pytest.mark.skipif(not ANSIBLE.exists(), reason="ansible-core is not installed in this environment")
 @pytest.mark.parametrize("start", ["web two", "web : web two", "in block 2", "always 2", "include them",
                                    "included task", "p2 [al]*", "p3 a"])
 def test_start_at_task_runs_what_ansible_runs(start: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     work = start_at_project(tmp_path)
     inv = local_inventory(tmp_path)
-    env = dict(os.environ, ANSIBLE_NOCOLOR="1", ANSIBLE_HOME=str(tmp_path / "ansible-home"),
-               ANSIBLE_CONFIG=str(tmp_path / "none.cfg"), ANSIBLE_LOCALHOST_WARNING="False", PYTHONWARNINGS="ignore")
+    env = ansible_env(tmp_path, ANSIBLE_LOCALHOST_WARNING="False")
     proc = subprocess.run([str(ANSIBLE), "-i", str(inv), "site.yml", "--start-at-task", start], cwd=work, env=env,
-                          capture_output=True, text=True, timeout=300)
+                          capture_output=True, text=True, timeout=ORACLE_TIMEOUT)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     a_msgs = re.findall(r'"msg": "(\w+)"', proc.stdout)
     a_ok = int(re.search(r"localhost\s+: ok=(\d+)", proc.stdout).group(1))  # type: ignore[union-attr]
@@ -481,15 +481,14 @@ MISSING_HANDLER = """\
 
 
 @pytest.mark.ansible
-@pytest.mark.skipif(not ANSIBLE.exists(), reason="ansible-core is not installed in .venv")
+@pytest.mark.skipif(not ANSIBLE.exists(), reason="ansible-core is not installed in this environment")
 def test_a_notify_of_no_handler_fails_only_when_it_fires_as_in_ansible(
         tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     """ansible-core's handlers target (58841.yml, test_notify_included.yml): a notify that names
     no handler is no error until a changed result sends it; then the run stops there, past any
     rescue or always, with Ansible's message."""
     inv = local_inventory(tmp_path)
-    env = dict(os.environ, ANSIBLE_NOCOLOR="1", ANSIBLE_HOME=str(tmp_path / "ansible-home"),
-               ANSIBLE_CONFIG=str(tmp_path / "none.cfg"), ANSIBLE_LOCALHOST_WARNING="False", PYTHONWARNINGS="ignore")
+    env = ansible_env(tmp_path, ANSIBLE_LOCALHOST_WARNING="False")
     message = ("The requested handler 'nobody2' was not found in either the main handlers list nor in the "
                "listening handlers list")
     made = {}
@@ -500,7 +499,7 @@ def test_a_notify_of_no_handler_fails_only_when_it_fires_as_in_ansible(
         book.write_text(MISSING_HANDLER.format(out=out))
         if tool == "ansible":
             proc = subprocess.run([str(ANSIBLE), "-i", str(inv), str(book)], env=env, capture_output=True,
-                                  text=True, timeout=300)
+                                  text=True, timeout=ORACLE_TIMEOUT)
             assert proc.returncode == 1 and message in proc.stdout + proc.stderr, proc.stdout + proc.stderr
         else:
             assert main([str(book), "-i", str(inv), "--run", "--output", "json"]) == 1
@@ -572,7 +571,7 @@ ERRORED_SERIAL = """\
 
 
 @pytest.mark.ansible
-@pytest.mark.skipif(not ANSIBLE.exists(), reason="ansible-core is not installed in .venv")
+@pytest.mark.skipif(not ANSIBLE.exists(), reason="ansible-core is not installed in this environment")
 def test_a_run_that_errored_starts_no_later_batch_as_ansible_aborts(
         tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     """serial: 1 over two hosts: the first host's notify of no handler fires, and
@@ -581,8 +580,7 @@ def test_a_run_that_errored_starts_no_later_batch_as_ansible_aborts(
     inv = tmp_path / "inventory.ini"
     inv.write_text("".join(f"{h} ansible_connection=local ansible_python_interpreter={sys.executable} "
                            f"rustle_remote_dir={tmp_path / ('remote-' + h)}\n" for h in ("h1", "h2")))
-    env = dict(os.environ, ANSIBLE_NOCOLOR="1", ANSIBLE_HOME=str(tmp_path / "ansible-home"),
-               ANSIBLE_CONFIG=str(tmp_path / "none.cfg"), PYTHONWARNINGS="ignore")
+    env = ansible_env(tmp_path)
     made = {}
     for tool in ("ansible", "rustle"):
         out = tmp_path / tool
@@ -591,7 +589,7 @@ def test_a_run_that_errored_starts_no_later_batch_as_ansible_aborts(
         book.write_text(ERRORED_SERIAL.format(out=out))
         if tool == "ansible":
             proc = subprocess.run([str(ANSIBLE), "-i", str(inv), "-f", "1", str(book)], env=env,
-                                  capture_output=True, text=True, timeout=300)
+                                  capture_output=True, text=True, timeout=ORACLE_TIMEOUT)
             assert proc.returncode == 1 and "PLAY RECAP" not in proc.stdout, proc.stdout + proc.stderr
         else:
             assert main([str(book), "-i", str(inv), "--run", "--output", "json"]) == 1

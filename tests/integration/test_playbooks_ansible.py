@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import shutil
 import subprocess
 import sys
@@ -26,13 +25,13 @@ import yaml
 
 from rustle_deploy.cli import main
 
-from ..conftest import REPO
+from ..conftest import ANSIBLE_PLAYBOOK, ORACLE_TIMEOUT, REPO
+from .conftest import ansible_env, recaps
 
 pytestmark = [pytest.mark.ansible, pytest.mark.usefixtures("rustle_home")]
 
 CASES = REPO / "tests" / "data" / "playbooks"
-ANSIBLE = REPO / ".venv" / "bin" / "ansible-playbook"
-_RECAP = re.compile(r"^(\S+)\s+:\s+((?:\w+=\d+\s*)+)$", re.M)
+ANSIBLE = ANSIBLE_PLAYBOOK  # the environment under test's (tests/conftest.py)
 DEFAULT_INVENTORY = "localhost ansible_connection=local ansible_python_interpreter={python} rustle_remote_dir={remote}\n"
 
 
@@ -65,16 +64,10 @@ def prepare(case: str, tmp_path: Path) -> tuple[Path, Path, dict[str, Any]]:
 
 
 def run_ansible(work: Path, inv: Path, out: Path, args: list[str], tmp_path: Path) -> tuple[int, dict[str, dict[str, int]], str]:
-    env = dict(os.environ, ANSIBLE_NOCOLOR="1", ANSIBLE_LOCALHOST_WARNING="False",
-               ANSIBLE_HOME=str(tmp_path / "ansible-home"), ANSIBLE_DEPRECATION_WARNINGS="False",
-               ANSIBLE_RETRY_FILES_ENABLED="False", ANSIBLE_PIPELINING="True",
-               ANSIBLE_FORCE_COLOR="0", ANSIBLE_CONFIG=str(tmp_path / "no-ansible.cfg"),
-               PYTHONWARNINGS="ignore")
+    env = ansible_env(tmp_path, ANSIBLE_LOCALHOST_WARNING="False", ANSIBLE_PIPELINING="True")
     proc = subprocess.run([str(ANSIBLE), "-i", str(inv), "site.yml", "-e", f"out={out}", *args],
-                          capture_output=True, text=True, env=env, cwd=work, timeout=300)
-    recaps = {m.group(1): {k: int(v) for k, v in (kv.split("=") for kv in m.group(2).split())}
-              for m in _RECAP.finditer(proc.stdout)}
-    return proc.returncode, recaps, proc.stdout + proc.stderr
+                          capture_output=True, text=True, env=env, cwd=work, timeout=ORACLE_TIMEOUT)
+    return proc.returncode, recaps(proc.stdout), proc.stdout + proc.stderr
 
 
 def run_rustle(work: Path, inv: Path, out: Path, args: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, dict[str, dict[str, int]], str]:
@@ -93,7 +86,7 @@ def run_rustle(work: Path, inv: Path, out: Path, args: list[str], capsys: pytest
     return code, recaps, stdout + stderr
 
 
-@pytest.mark.skipif(not ANSIBLE.exists(), reason="ansible-core is not installed in .venv")
+@pytest.mark.skipif(not ANSIBLE.exists(), reason="ansible-core is not installed in this environment")
 @pytest.mark.parametrize("case", cases())
 def test_playbook_matches_ansible(case: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     work, inv, conf = prepare(case, tmp_path)

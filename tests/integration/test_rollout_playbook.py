@@ -10,8 +10,6 @@ the same hosts touched, the same batches, the same exit status.
 from __future__ import annotations
 
 import json
-import os
-import re
 import subprocess
 import sys
 from pathlib import Path
@@ -22,13 +20,13 @@ import yaml
 
 from rustle_deploy.cli import main
 
-from ..conftest import REPO
+from ..conftest import ANSIBLE_PLAYBOOK, ORACLE_TIMEOUT
+from .conftest import ansible_env, recaps
 from .test_rollout_ssh import Fleet, assert_sequential, batches_of
 
 pytestmark = pytest.mark.usefixtures("rustle_home")
 
-ANSIBLE = REPO / ".venv" / "bin" / "ansible-playbook"
-_RECAP = re.compile(r"^(\S+)\s+:\s+((?:\w+=\d+\s*)+)$", re.M)
+ANSIBLE = ANSIBLE_PLAYBOOK  # the environment under test's (tests/conftest.py)
 
 
 def stamp_play(play_id: str, sleep: float = 0.1, **keys: Any) -> dict[str, Any]:
@@ -255,7 +253,7 @@ SCENARIOS: dict[str, tuple[list[dict[str, Any]], dict[str, str], list[int]]] = {
 
 
 @pytest.mark.ansible
-@pytest.mark.skipif(not ANSIBLE.exists(), reason="ansible-core is not installed in .venv")
+@pytest.mark.skipif(not ANSIBLE.exists(), reason="ansible-core is not installed in this environment")
 @pytest.mark.parametrize("scenario", sorted(SCENARIOS))
 def test_playbook_rollout_matches_ansible(scenario: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     plays, fail, sizes = SCENARIOS[scenario]
@@ -265,14 +263,10 @@ def test_playbook_rollout_matches_ansible(scenario: str, tmp_path: Path, capsys:
     playbook = write_playbook(tmp_path, plays)
 
     a_inv, a_root = local_fleet(tmp_path, "ansible", 8, fail)
-    env = dict(os.environ, ANSIBLE_NOCOLOR="1", ANSIBLE_HOME=str(tmp_path / "ansible-home"),
-               ANSIBLE_CONFIG=str(tmp_path / "no-ansible.cfg"), ANSIBLE_RETRY_FILES_ENABLED="False",
-               ANSIBLE_DEPRECATION_WARNINGS="False", ANSIBLE_FORKS="8", PYTHONWARNINGS="ignore")
     proc = subprocess.run([str(ANSIBLE), "-i", str(a_inv), str(playbook)], capture_output=True, text=True,
-                          env=env, timeout=300)
+                          env=ansible_env(tmp_path, ANSIBLE_FORKS="8"), timeout=ORACLE_TIMEOUT)
     a_log = proc.stdout + proc.stderr
-    a_recap = {m.group(1): {k: int(v) for k, v in (kv.split("=") for kv in m.group(2).split())}
-               for m in _RECAP.finditer(proc.stdout)}
+    a_recap = recaps(proc.stdout)
     assert a_recap, a_log
 
     r_inv, r_root = local_fleet(tmp_path, "rustle", 8, fail)

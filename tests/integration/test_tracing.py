@@ -28,8 +28,6 @@ from opentelemetry.proto.trace.v1.trace_pb2 import Status  # noqa: E402
 
 from rustle_deploy.cli import main  # noqa: E402
 
-from ..native.conftest import native_cache, runner  # noqa: E402, F401 - fixtures for the native runs
-
 SECRET = "otel-secret-5d1c07"  # printed by a no_log task: must never reach a span
 
 PLAYBOOK = """\

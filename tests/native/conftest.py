@@ -1,29 +1,22 @@
-"""Native format fixtures: the rustle-runner binary, built once per test session with cargo."""
+"""Native format helpers. The rustle-runner binary is built once per test session with cargo:
+the ``runner`` and ``native_cache`` fixtures (tests/conftest.py, for every directory)."""
 
 from __future__ import annotations
 
 import json
 import os
-import shutil
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from rustle_deploy.compiler.native import lower_unit
-from rustle_deploy.compiler.runner import RunnerBinary, ensure_runner, find_cargo
+from rustle_deploy.compiler.runner import RunnerBinary, ensure_runner
 from rustle_deploy.compiler.toolchain import STATIC, ToolchainError, choose, controller_target
 from rustle_deploy.pipeline import Session
 
 # Outside pytest's tmp dirs so that later sessions on this machine reuse the build (~1 min).
 RUNNER_CACHE = Path(os.environ.get("RUSTLE_TEST_RUNNER_CACHE", f"/tmp/rustle-test-runner-{os.getuid()}"))
-
-
-@pytest.fixture(scope="session")
-def runner() -> RunnerBinary:
-    if find_cargo() is None:
-        pytest.skip("Rust's cargo is not installed: the native runner cannot be built (CI installs it)")
-    return ensure_runner(RUNNER_CACHE)
 
 
 def built(target: str) -> RunnerBinary:
@@ -41,14 +34,6 @@ def static_runner() -> RunnerBinary:
     """The controller's platform's static (+static) runner, in the session's cache (so a
     ``native_cache`` made after it holds it too)."""
     return built(controller_target() + STATIC)
-
-
-@pytest.fixture
-def native_cache(runner: RunnerBinary, rustle_home: Path) -> Path:
-    """The test's ~/.rustle/cache seeded with the session's runner (so no test rebuilds it)."""
-    dest = rustle_home / ".rustle" / "cache" / "native"
-    shutil.copytree(RUNNER_CACHE / "native", dest, ignore=shutil.ignore_patterns("target"), dirs_exist_ok=True)
-    return dest.parent
 
 
 def lower(plan: Path, inventory: Path | None = None, runner_sha: str = "0" * 64) -> dict[str, Any]:

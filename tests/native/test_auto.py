@@ -214,10 +214,13 @@ def test_auto_uses_pyz_without_cargo_or_a_prebuilt_runner(
     plan = make_plan(tmp_path, [{"module": "copy", "args": {"content": "x\n", "dest": f"{root}/x"}}])
     code, doc, err = cli(capsys, str(plan), "--run", "--output", "json", "-v")
     assert code == 0, err
-    # no cargo on PATH or in ~/.cargo: none at all (or, where Debian's /usr/bin/cargo is found
-    # anyway, a build that cannot work without HOME's toolchain): either way no runner, pyz
+    # no cargo on PATH or in ~/.cargo: none at all, or Debian's /usr/bin/cargo, found anyway,
+    # without the C linker cc (PATH has no /usr/bin now): refused before any build (a build
+    # compiled the whole crate, 20 minutes under load, and failed to link); either way pyz
     (line,) = [ln for ln in err.splitlines() if ln.startswith("format: pyz for every host: ")]
     assert "rustle-runner" in line and "cargo" in line
+    if os.path.exists("/usr/bin/cargo") and os.path.exists("/usr/bin/rustc"):
+        assert "missing the C linker cc (which cargo links with) on PATH" in line
     tried = [ln for ln in err.splitlines() if ln.startswith("note: building rustle-runner for ")]
     if "failed (exit" in line:  # a build started: it said so first, naming the cargo
         (note,) = tried

@@ -12,7 +12,6 @@ against pyz) the same task results in the host's journal.
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -23,12 +22,13 @@ import yaml
 
 from rustle_deploy.cli import main
 
-from ..conftest import REPO
+from ..conftest import ANSIBLE_PLAYBOOK, ORACLE_TIMEOUT
+from ..integration.conftest import ansible_env, recaps
 from .test_native_runs import journal
 
 pytestmark = [pytest.mark.ssh, pytest.mark.ansible]
 
-ANSIBLE = REPO / ".venv" / "bin" / "ansible-playbook"
+ANSIBLE = ANSIBLE_PLAYBOOK  # the environment under test's (tests/conftest.py)
 COUNTS = ("ok", "changed", "failed", "skipped", "rescued", "ignored")
 
 # regex_replace over a registered result, blockinfile with validate and fail are not the
@@ -111,7 +111,7 @@ def _files(root: Path) -> dict[str, str]:
 def test_hybrid_matches_pyz_and_ansible_over_ssh(sshd: Any, tmp_path: Path, capsys: pytest.CaptureFixture[str],
                                                  native_cache: Path) -> None:
     if not ANSIBLE.exists():
-        pytest.skip("ansible-core is not installed in .venv")
+        pytest.skip("ansible-core is not installed in this environment")
     book = tmp_path / "site.yml"
     book.write_text(PLAYBOOK)
     roots = {tool: tmp_path / tool / "root" for tool in ("hybrid", "pyz", "ansible")}
@@ -136,17 +136,11 @@ def test_hybrid_matches_pyz_and_ansible_over_ssh(sshd: Any, tmp_path: Path, caps
         return code, {k: int((host["recap"] or {}).get(k, 0)) for k in COUNTS}, err
 
     def ansible(*args: str) -> tuple[int, dict[str, int]]:
-        env = dict(os.environ, ANSIBLE_NOCOLOR="1", ANSIBLE_HOME=str(tmp_path / "ansible-home"),
-                   ANSIBLE_CONFIG=str(tmp_path / "no-ansible.cfg"), ANSIBLE_RETRY_FILES_ENABLED="False",
-                   ANSIBLE_DEPRECATION_WARNINGS="False", PYTHONWARNINGS="ignore")
         proc = subprocess.run([str(ANSIBLE), "-i", str(local), str(book), *args],
-                              capture_output=True, text=True, env=env, timeout=600)
-        for line in proc.stdout.splitlines():
-            name, sep, rest = line.partition(" : ")
-            if sep and name.strip() == "h1":
-                counts = dict(kv.split("=") for kv in rest.split())
-                return proc.returncode, {k: int(counts.get(k, 0)) for k in COUNTS}
-        raise AssertionError(proc.stdout + proc.stderr)
+                              capture_output=True, text=True, env=ansible_env(tmp_path), timeout=ORACLE_TIMEOUT)
+        recap = recaps(proc.stdout).get("h1")
+        assert recap is not None, proc.stdout + proc.stderr
+        return proc.returncode, {k: int(recap.get(k, 0)) for k in COUNTS}
 
     for args in (("--check", "--diff"), ()):
         h_code, h_recap, h_err = rustle("hybrid", *args)

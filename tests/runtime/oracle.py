@@ -22,6 +22,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
+from ..conftest import ORACLE_TIMEOUT
 from .conftest import run_artifact
 from .test_modules_support import VENV_BIN, needs_ansible
 
@@ -174,7 +175,7 @@ def _substitute(value: Any, d: Path) -> Any:
 
 
 def run_ansible(d: Path, plays: list[dict[str, Any]], env: dict[str, str] | None = None,
-                timeout: float = 1200) -> list[list[tuple[str, dict[str, Any]]]]:
+                timeout: float = ORACLE_TIMEOUT) -> list[list[tuple[str, dict[str, Any]]]]:
     """ansible-playbook in project directory ``d``; per play, the results in order."""
     plugins = d.parent / "a_callback_plugins"
     plugins.mkdir(exist_ok=True)

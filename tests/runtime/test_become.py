@@ -24,6 +24,7 @@ from typing import Any
 
 import pytest
 
+from ..conftest import ORACLE_TIMEOUT
 from .conftest import RunResult, build_test_artifact, make_plan, run_artifact, task
 from .test_modules_support import _CALLBACK, VENV_BIN
 
@@ -196,7 +197,7 @@ def run_ansible(tmp: Path, d: Path, *, python: str) -> dict[str, dict[str, Any]]
                ANSIBLE_HOME=str(tmp / "ahome"), ANSIBLE_DEPRECATION_WARNINGS="False",
                ANSIBLE_RETRY_FILES_ENABLED="False", ANSIBLE_PIPELINING="True")
     proc = subprocess.run([str(VENV_BIN / "ansible-playbook"), "-i", "inventory.ini", "pb.yml"],
-                          capture_output=True, text=True, env=env, cwd=tmp, timeout=300)
+                          capture_output=True, text=True, env=env, cwd=tmp, timeout=ORACLE_TIMEOUT)
     start = proc.stdout.find('{"plays"')
     assert start >= 0, proc.stdout + proc.stderr
     return dict(json.loads(proc.stdout[start:])["plays"][0])
@@ -206,7 +207,7 @@ def run_ansible(tmp: Path, d: Path, *, python: str) -> dict[str, dict[str, Any]]
 @pytest.mark.ansible
 def test_file_modules_as_the_become_user_match_ansible(run, place: Path, tmp_path: Path) -> None:
     if not (VENV_BIN / "ansible-playbook").exists():
-        pytest.skip("ansible-core is not installed in .venv")
+        pytest.skip("ansible-core is not installed in this environment")
     theirs = run_ansible(tmp_path / "ansible", place / "ansible", python=PY)
     r = run(our_tasks(place / "ours"))
     for name, _, _ in CASES:

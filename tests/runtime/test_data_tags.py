@@ -69,8 +69,18 @@ def test_tagged_with_other_tags_fails_with_the_reason() -> None:
         T.evaluate("written is ansible._protomatter.tagged_with('Origin')", scope())
     with pytest.raises(TemplateError, match="Unknown tag name 'Bogus'"):
         T.evaluate("written is ansible._protomatter.tagged_with('Bogus')", scope())
-    with pytest.raises(TemplateError, match="ansible._protomatter.origin is not supported by rustle-deploy"):
-        T.evaluate("written | ansible._protomatter.origin", scope())
+
+
+
+def test_the_origin_filter_names_what_the_task_recorded() -> None:
+    templar = Templar()
+    templar.origins = {"written": "/p/site.yml:3:14", "'x' == 1": "/p/site.yml:9:13"}
+    over = VarScope([{"written": "in the play", "other": "in the play too"}], templar)
+    assert templar.evaluate("written | ansible._protomatter.origin", over) == "/p/site.yml:3:14"
+    # a value the task recorded none for (another variable, a literal) has none; undefined stays so
+    assert templar.evaluate("other | ansible._protomatter.origin", over) is None
+    assert templar.evaluate("'x' | ansible._protomatter.origin", over) is None
+    assert templar.evaluate("missing | ansible._protomatter.origin is undefined", over) is True
 
 
 @pytest.mark.parametrize("expression, expected", [

@@ -35,6 +35,8 @@ def test_loop_register_and_later_use(apply, tmp_path):
         task("debug", {"msg": "{{ out.results | map(attribute='stdout') | join(',') }}"}, name="show"),
         task("debug", {"msg": "{{ item.key }}={{ item.value }}"}, name="dict loop",
              loop="{{ {'x': 1} | dict2items }}"),
+        # a dict's keys() is finalized as a list, as ansible-core 2.19 does (get_url's hashlib.yml)
+        task("debug", {"msg": "{{ item }}"}, name="keys loop", loop="{{ {'k1': 1, 'k2': 2}.keys() }}"),
         task("command", {"_raw_params": "echo {{ item }}"}, name="loop when", loop=[1, 2, 3],
              when=["item != 2"], register="lw"),
         task("assert", {"that": ["lw.results[1] is skipped", "lw.results[0] is changed",
@@ -45,6 +47,7 @@ def test_loop_register_and_later_use(apply, tmp_path):
     assert [(tmp_path / f"{x}.txt").read_text() for x in "abc"] == ["a\n", "b\n", "c\n"]
     assert r.result("show")["msg"] == "0,1,2"
     assert r.result("dict loop")["results"][0]["msg"] == "x=1"
+    assert [i["msg"] for i in r.result("keys loop")["results"]] == ["k1", "k2"]
     statuses = [i["status"] for i in r.result("loop when")["results"]]
     assert statuses == ["changed", "skipped", "changed"]
     assert r.result("check")["status"] == "ok"

@@ -22,6 +22,7 @@ from typing import Any
 
 import pytest
 
+from ..conftest import ORACLE_TIMEOUT
 from .conftest import build_test_artifact, make_plan, run_artifact
 from .test_modules_support import _CALLBACK, VENV_BIN, needs_ansible, tree
 
@@ -360,7 +361,7 @@ def _run_ansible(tmp: Path, d: Path) -> list[dict[str, dict[str, Any]]]:
                ANSIBLE_RETRY_FILES_ENABLED="False", ANSIBLE_PIPELINING="True",
                ANSIBLE_FORCE_COLOR="0")
     proc = subprocess.run([str(VENV_BIN / "ansible-playbook"), "-i", "inventory.ini", "pb.yml"],
-                          capture_output=True, text=True, env=env, cwd=tmp, timeout=300)
+                          capture_output=True, text=True, env=env, cwd=tmp, timeout=ORACLE_TIMEOUT)
     start = proc.stdout.find('{"plays"')
     assert start >= 0, proc.stdout + proc.stderr
     return json.loads(proc.stdout[start:])["plays"]

@@ -23,9 +23,11 @@ from typing import Any
 
 import pytest
 
+from ..conftest import ENV_BIN, ORACLE_TIMEOUT
+
 REPO = Path(__file__).resolve().parents[2]
 RUNTIME = REPO / "src" / "rustle_deploy" / "runtime"
-VENV_BIN = REPO / ".venv" / "bin"
+VENV_BIN = ENV_BIN  # the environment under test's scripts (tests/conftest.py)
 if str(RUNTIME) not in sys.path:
     sys.path.insert(0, str(RUNTIME))
 
@@ -206,7 +208,7 @@ def run_playbook(tmp: Path, plays: list[dict[str, Any]], width: int = 2
                ANSIBLE_PIPELINING="True", ANSIBLE_FORCE_COLOR="0")
     proc = subprocess.run(
         [str(VENV_BIN / "ansible-playbook"), "-i", str(inventory), str(pb)],
-        capture_output=True, text=True, env=env, cwd=tmp, timeout=300)
+        capture_output=True, text=True, env=env, cwd=tmp, timeout=ORACLE_TIMEOUT)
     start = proc.stdout.find('{"plays"')
     assert start >= 0, proc.stdout + proc.stderr
     report = json.loads(proc.stdout[start:])
@@ -321,7 +323,7 @@ def assert_same(outcome: dict[str, Any], compare_msg: bool = False) -> None:
 
 def needs_ansible() -> None:
     if not (VENV_BIN / "ansible-playbook").exists():
-        pytest.skip("ansible-core is not installed in .venv")
+        pytest.skip("ansible-core is not installed in this environment")
 
 
 # --------------------------------------------------------------------------- _common tests

@@ -269,6 +269,16 @@ def test_get_url_downloads_once_and_checks_checksums(http_dir, tmp_path):
     assert (again["changed"], again["status_code"], again["msg"]) == (False, 304, "HTTP Error 304: Not Modified")
     assert get(FakeCtx(), {"url": base + "/file.txt", "dest": str(dest), "checksum": good})[
         "changed"] is False
+    # a checksum file, BSD (--tag) and GNU style, the file's own line chosen by its name
+    digest = hashlib.sha256(b"payload\n").hexdigest()
+    (root / "bsd.txt").write_text(f"SHA256 (other.txt) = {'0' * 64}\nSHA256 (file.txt) = {digest}.\n")
+    (root / "gnu.txt").write_text(f"{'0' * 64}  other.txt\r\n{digest} *./file.txt\r\n")
+    for listing in ("bsd.txt", "gnu.txt"):
+        res = get(FakeCtx(), {"url": base + "/file.txt", "dest": str(dest), "checksum": f"sha256:{base}/{listing}"})
+        assert res["msg"] == "file already exists", (listing, res)
+    # Ansible drops every non-word character of the checksum (a trailing dot, a zero-width space)
+    assert get(FakeCtx(), {"url": base + "/file.txt", "dest": str(dest), "checksum": good + ".\u200b"})[
+        "msg"] == "file already exists"
     (root / "file.txt").write_text("changed\n")
     assert get(FakeCtx(), {"url": base + "/file.txt", "dest": str(dest), "force": True})["changed"]
     assert dest.read_text() == "changed\n"
@@ -279,3 +289,60 @@ def test_get_url_downloads_once_and_checks_checksums(http_dir, tmp_path):
     assert into_dir["dest"] == str(tmp_path / "file.txt")
     missing = get(FakeCtx(), {"url": base + "/nope", "dest": str(tmp_path / "n")})
     assert missing["failed"] and missing["status_code"] == 404
+    nofile = get(FakeCtx(), {"url": f"file://{tmp_path}/nofile", "dest": str(tmp_path / "n")})
+    assert nofile["msg"] == f"Request failed: <urlopen error [Errno 2] No such file or directory: '{tmp_path}/nofile'>"
+
+
+def test_get_url_fails_on_a_body_shorter_than_its_content_length(tmp_path):
+    """ansible-core 2.19's get_url checks what it read against Content-Length (issue 85164)."""
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(1)
+
+    def serve_once():
+        conn, _ = listener.accept()
+        with conn:
+            conn.recv(65536)
+            conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\nConnection: close\r\n\r\nshort")
+
+    thread = threading.Thread(target=serve_once, daemon=True)
+    thread.start()
+    try:
+        res = net.MODULES["get_url"](FakeCtx(), {"url": f"http://127.0.0.1:{listener.getsockname()[1]}/x",
+                                                 "dest": str(tmp_path / "x")})
+    finally:
+        thread.join(timeout=60)
+        listener.close()
+    assert res["failed"] and res["msg"] == ("Incomplete read, (rsp.length=95, cl=100, st.st_size=5) failed to read "
+                                            "remaining 95 bytes")
+    assert not (tmp_path / "x").exists()
+
+
+@pytest.mark.parametrize("decompress", [True, False])
+def test_get_url_decompresses_a_gzip_response_unless_told_not_to(tmp_path, decompress):
+    """``decompress`` (true by default), as ansible-core's fetch_url: the file holds the body
+    decoded from its Content-Encoding: gzip, or the gzip bytes as sent."""
+    import gzip
+
+    body = gzip.compress(b'{"gzipped": true}\n')
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(1)
+
+    def serve_once():
+        conn, _ = listener.accept()
+        with conn:
+            conn.recv(65536)
+            conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Encoding: gzip\r\nContent-Length: %d\r\n"
+                         b"Connection: close\r\n\r\n" % len(body) + body)
+
+    thread = threading.Thread(target=serve_once, daemon=True)
+    thread.start()
+    try:
+        res = net.MODULES["get_url"](FakeCtx(), {"url": f"http://127.0.0.1:{listener.getsockname()[1]}/gzip",
+                                                 "dest": str(tmp_path / "g"), "decompress": decompress})
+    finally:
+        thread.join(timeout=60)
+        listener.close()
+    assert res["changed"], res
+    assert (tmp_path / "g").read_bytes() == (b'{"gzipped": true}\n' if decompress else body)

@@ -19,7 +19,9 @@ from rustle_runtime.templating import (  # noqa: E402
     UnsafeText,
     VarScope,
     is_template,
+    rendered_untrusted,
     unsafe,
+    unsafe_result,
 )
 
 T = Templar()
@@ -70,6 +72,52 @@ def test_a_conditional_that_is_not_a_boolean_fails_as_in_ansible_2_19(expression
     with pytest.raises(TemplateError) as info:
         T.condition(expression, scope())
     assert message in str(info.value)
+
+
+@pytest.mark.parametrize("expression, origins, origin", [
+    ("yes_str", {"yes_str": "/p/site.yml:4:8"}, "/p/site.yml:4:8"),
+    (" yes_str ", {"yes_str": "/p/site.yml:4:8"}, "/p/site.yml:4:8"),  # stripped, as Ansible does
+    ("none", {"none": "/p/site.yml:5:8"}, "<unknown>"),  # None takes no origin in ansible-core
+    ("n and yes_str", {"n and yes_str": {"": "/p/site.yml:9:13", "n": "/p/v.yml:1:4", "yes_str": "/p/v.yml:2:10"}},
+     "/p/v.yml:2:10"),  # the operand whose value the result is
+    ("n and 'x'", {"n and 'x'": {"": "/p/site.yml:9:13", "n": "/p/v.yml:1:4"}}, "/p/site.yml:9:13"),
+    ("l", {}, "<unknown>"),
+])
+def test_a_broken_conditional_names_the_origin_the_task_recorded(expression, origins, origin):
+    templar = Templar()
+    templar.origins = origins
+    with pytest.raises(TemplateError) as info:
+        templar.condition(expression, scope())
+    assert f"at '{origin}'. Conditionals must" in str(info.value)
+
+
+def test_a_number_or_unsafe_text_as_a_condition_fails_as_in_ansible_2_19():
+    with pytest.raises(TemplateError, match=r"^Conditional expressions must be strings\.$"):
+        T.condition(1, scope())
+    with pytest.raises(TemplateError, match="^Encountered untrusted template or expression"):
+        T.condition(UnsafeText("1 == 1"), scope())
+
+
+def test_text_a_template_made_in_a_loop_is_not_trusted_but_a_variable_passed_through_is():
+    written = [{"that": "'a' == '{{ s }}'"}, {"that": "{{ s }}"}, {"that": "n == 3"}, "{{ n }}"]
+    items = rendered_untrusted(written, T.template(written, scope()))
+    assert items == [{"that": "'a' == 'Hello'"}, {"that": "Hello"}, {"that": "n == 3"}, 3]
+    assert [type(i["that"]) for i in items[:3]] == [UnsafeText, str, str]
+    with pytest.raises(TemplateError, match="untrusted"):
+        T.condition(items[0]["that"], scope())
+
+
+def test_a_registered_loop_keeps_its_items_trust_and_a_path_template_passes_it_through():
+    item = {"checks": ["n == 3", "s == 'Hello'"]}
+    registered = unsafe_result({"changed": False, "results": [{"stdout": "x", "item": item}]})
+    assert isinstance(registered["results"][0]["stdout"], UnsafeText)
+    over = scope(result=registered, item=registered["results"][0])
+    that = T.template("{{ item.item.checks }}", over)
+    assert that == item["checks"] and not any(isinstance(c, UnsafeText) for c in that)
+    assert all(T.condition(c, over) for c in that)
+    # host data stays host data, and what is computed from it too
+    assert isinstance(T.template("{{ item.stdout }}", over), UnsafeText)
+    assert isinstance(T.template("{{ item.stdout ~ 'y' }}", over), UnsafeText)
 
 
 @pytest.mark.parametrize("expression, expected", [
@@ -242,3 +290,29 @@ def test_the_jinja2_sandbox_refuses_python_internals(expression):
 def test_sandbox_errors_say_so():
     with pytest.raises(TemplateSecurityError, match=r"access to attribute '__class__' of 'str' object is unsafe"):
         T.template("{{ ''.__class__.__mro__[1].__subclasses__() }}", host_scope())
+
+
+def test_a_conditional_in_braces_that_is_no_string_is_deprecated_in_the_tasks_result():
+    templar = Templar()
+    assert templar.condition("{{ n == 3 }}", scope()) is True
+    assert templar.condition("{{ n == 3 }}", scope()) is True  # once per task
+    assert [d["msg"] for d in templar.deprecations] == [
+        "Conditionals should not be surrounded by templating delimiters such as {{ }} or {% %}."]
+    quiet = Templar()
+    quiet.condition("{{ n == 3 }}", scope(ansible_deprecation_warnings=False))
+    quiet.condition("n == 3", scope())
+    assert quiet.deprecations == []
+
+
+@pytest.mark.parametrize("text, expected", [
+    ('{{ dict({"k": "{{ 1 }}"})["k"] == "{" + "{ 1 }}" }}\n', True),  # ansible-core's assert target
+    ('{{ "{{" }}', "{{"), ("{{ n }} and {{ n }}", "3 and 3"), ("{{ n }}{{ n }}", "33"),
+])
+def test_one_expression_holding_braces_in_a_string_keeps_its_native_type(text, expected):
+    assert T.template(text, scope()) == expected
+
+
+def test_a_lookups_trusted_string_terms_are_rendered_its_host_data_terms_are_not():
+    assert T.evaluate("lookup('vars', '{{ \"s\" }}')", scope()) == "Hello"
+    with pytest.raises(TemplateError, match="No variable named \"{{ 's' }}\" was found"):
+        T.evaluate("lookup('vars', t)", scope(t=UnsafeText("{{ 's' }}")))

@@ -21,7 +21,7 @@ def _site(expression: str) -> str:
     "x is ansible._protomatter.tagged_with('TrustedAsTemplate')",
     "x | ansible._protomatter.apply_trust | from_json(profile='inventory_legacy')",
     "x | ansible._protomatter.finalize", "x | ansible._protomatter.python_literal_eval",
-    "x | ansible._protomatter.dump_object",
+    "x | ansible._protomatter.dump_object", "x | ansible._protomatter.origin",
 ])
 def test_what_the_runtime_offers_compiles(tmp_path: Path, expression: str) -> None:
     compiled = _compile(tmp_path, {"site.yml": _site(expression)})
@@ -29,8 +29,6 @@ def test_what_the_runtime_offers_compiles(tmp_path: Path, expression: str) -> No
 
 
 @pytest.mark.parametrize("expression, message", [
-    ("x | ansible._protomatter.origin", "filter 'ansible._protomatter.origin' is not supported by rustle-deploy: "
-                                        "it does not record where a value was written"),
     ("x | ansible._protomatter.unmask('PluginInfo')", "filter 'ansible._protomatter.unmask' is not supported"),
     ("x | ansible._protomatter.tag_names", "filter 'ansible._protomatter.tag_names' is not supported"),
     ("x | ansible._protomatter.true_type", "filter 'ansible._protomatter.true_type' is not supported"),
@@ -54,3 +52,13 @@ def test_an_attribute_named_hostvars_is_not_the_hostvars_variable(tmp_path: Path
     # inventory_script's `inventory_data._meta.hostvars`: a key of a dict, no other host's data
     assert _hostvars_read(compiled.plan, [{"msg": "{{ data._meta.hostvars == {} }}"}]) == set()
     assert _hostvars_read(compiled.plan, [{"msg": "{{ hostvars['h'].x }}"}]) == {"x"}
+
+
+def test_a_variable_given_to_the_origin_filter_has_its_origin_recorded(tmp_path: Path) -> None:
+    compiled = _compile(tmp_path, {"site.yml": (
+        "- hosts: localhost\n  vars: {l: [1, 2]}\n  tasks:\n"
+        "    - debug: {msg: \"{{ x | ansible._protomatter.origin }} {{ l[0]|ansible._protomatter.origin }}\"}\n"
+        "      vars: {x: Hello}\n")})
+    site = tmp_path / "site.yml"
+    assert compiled.plan.plays[0].batches[0].tasks[0].extras["origins"] == {
+        "x": f"{site}:5:17", "l[0]": f"{site}:2:14"}

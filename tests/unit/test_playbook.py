@@ -522,3 +522,45 @@ def test_args_nested_in_an_action_mapping_are_the_modules_arguments(tmp_path: Pa
     tasks = compiled.plan.plays[0].batches[0].tasks
     assert tasks[0].args == {"that": "{{ 1 + 1 == 2 }}"}
     assert tasks[1].args == {"dest": "/tmp/x", "content": "hi", "mode": "0600"}
+
+
+def test_conditionals_that_may_not_be_booleans_record_where_their_value_came_from(tmp_path: Path) -> None:
+    """ansible-core 2.19 names a broken conditional's origin: the variable's definition (play,
+    task and role vars, role defaults, vars files), else where the conditional was written;
+    only conditionals whose result may not be a boolean are recorded (the plan stays small)."""
+    compiled = _compile(tmp_path, {
+        "site.yml": ("- hosts: localhost\n"
+                     "  vars_files: [v.yml]\n"
+                     "  vars: {word: 'yes'}\n"
+                     "  roles: [r]\n"
+                     "  tasks:\n"
+                     "    - debug: msg=a\n"
+                     "      when: [word, word == 'yes', \"'x'\", from_file.key, word | bool, registered.rc]\n"
+                     "    - command: 'true'\n"
+                     "      changed_when: word and from_file\n"
+                     "      failed_when: x is defined\n"
+                     "    - assert: {that: [word, 1 == 1]}\n"
+                     "    - debug: msg=n\n"
+                     "      when: 1\n"
+                     "    - debug: msg=u\n"
+                     "      when: !unsafe 1 == 0\n"),
+        "v.yml": "from_file:\n  key: [1]\n",
+        "roles/r/defaults/main.yml": "role_default: 'no'\n",
+        "roles/r/tasks/main.yml": "- debug: msg=r\n  when: role_default\n"})
+    site, v = tmp_path / "site.yml", tmp_path / "v.yml"
+    tasks = [t for t in compiled.plan.plays[0].batches[0].tasks if t.module]
+    assert tasks[0].extras["origins"] == {"role_default": f"{tmp_path}/roles/r/defaults/main.yml:1:15"}
+    assert tasks[1].extras["origins"] == {
+        "word": f"{site}:3:16", "'x'": f"{site}:7:35", "from_file.key": f"{v}:2:8", "registered.rc": f"{site}:7:70"}
+    assert tasks[2].extras["origins"] == {
+        "word and from_file": {"": f"{site}:9:21", "word": f"{site}:3:16", "from_file": f"{v}:2:3"}}
+    assert tasks[3].extras["origins"] == {"word": f"{site}:3:16"}
+    when = [[c.value for c in t.conditions if c.kind == "When"] for t in tasks[4:6]]
+    assert when == [[1], ["1 == 0"]] and isinstance(when[1][0], Unsafe)
+    assert "origins" not in tasks[4].extras and "origins" not in tasks[5].extras
+    # the plan carries them: a number stays a number, !unsafe text stays unsafe
+    plan = parse_plan(dump_plan(compiled.plan).encode(), source="plan.json", base_dir=str(tmp_path))
+    again = [t for t in plan.plays[0].batches[0].tasks if t.module]
+    assert again[1].extras["origins"] == tasks[1].extras["origins"]
+    assert [[c.value for c in t.conditions if c.kind == "When"] for t in again[4:6]] == when
+    assert isinstance(again[5].conditions[-1].value, Unsafe)

@@ -22,10 +22,10 @@ from rustle_deploy.inventory import implicit_localhost
 from rustle_deploy.model import Undecryptable, tag_unsafe, untag_unsafe
 from rustle_deploy.playbook import CompileOptions, compile_playbook
 
-from ..conftest import REPO
+from ..conftest import ENV_BIN, REPO
 
 CASE = REPO / "tests" / "data" / "playbooks" / "vault"
-ANSIBLE_VAULT = REPO / ".venv" / "bin" / "ansible-vault"
+ANSIBLE_VAULT = ENV_BIN / "ansible-vault"
 PASSWORDS = [("default", b"correct horse battery staple"), ("prod", b"other-id-password")]
 FILES = ["vars/secrets.yml", "group_vars/all.yml", "roles/vaulted/vars/main.yml"]
 
@@ -37,7 +37,7 @@ def _no_secrets() -> Iterator[None]:
     vault.use_secrets([])
 
 
-@pytest.mark.skipif(not ANSIBLE_VAULT.exists(), reason="ansible-core is not installed in .venv")
+@pytest.mark.skipif(not ANSIBLE_VAULT.exists(), reason="ansible-core is not installed in this environment")
 @pytest.mark.parametrize("name", FILES)
 def test_encrypted_file_decrypts_as_ansible_vault_views_it(name: str, tmp_path: Path) -> None:
     env = dict(os.environ, ANSIBLE_HOME=str(tmp_path), PYTHONWARNINGS="ignore")

@@ -45,14 +45,16 @@ _FIRST_FOUND = re.compile(r"^\s*\{\{\s*lookup\(\s*(['\"])first_found\1\s*,\s*([A
 # a condition that holds only before any fact is gathered: the runner gathers facts, and so does
 # the pyz runtime when the name is read (lazily), so it is false on every host
 _NO_FACTS_YET = re.compile(r"^\s*ansible_facts\s*==\s*\{\s*\}\s*$")
-# task keys the runner understands (everything else makes the task unsupported)
+# task keys the runner understands (everything else makes the task unsupported); ``origins``
+# goes into each COND that has one
 _KNOWN = frozenset({"id", "name", "module", "args", "hosts", "when", "tags", "notify", "listen",
                     "register", "loop", "loop_control", "ignore_errors", "no_log", "changed_when",
                     "failed_when", "check_mode", "diff", "environment", "vars", "files", "become",
-                    "become_user", "become_method", "role", "unnamed", "bridge"})
+                    "become_user", "become_method", "role", "unnamed", "bridge", "origins"})
 # keys of a block or an include (a task with ``block``) the runner understands
 _CONTAINER = frozenset({"id", "name", "block", "rescue", "always", "when", "include", "include_choice",
-                        "include_result", "params", "register", "role_once", "tags", "hosts", "role", "vars"})
+                        "include_result", "params", "register", "role_once", "tags", "hosts", "role", "vars",
+                        "origins"})
 # what a rescue section sees of the failure (executor._run_sections)
 _FAILURE_NAMES = frozenset({"ansible_failed_task", "ansible_failed_result"})
 _BOOL_KEYS = ("ignore_errors", "no_log", "check_mode", "diff")
@@ -412,6 +414,7 @@ class _Lowering:
 
     def module_task(self, play: dict[str, Any], task: dict[str, Any]) -> dict[str, Any]:
         module = task["module"]
+        self.templar.origins = task.get("origins") or {}  # what the origin filter names, as on the host
         if module == "setup" and "loop" not in task:
             return self.never_run(play, task)
         if module not in MODULES:
@@ -468,6 +471,8 @@ class _Lowering:
             out["args"] = self.args(task, scope)
             return out
         items = self.static(task, scope, task["loop"], evaluate=isinstance(task["loop"], str))
+        if not isinstance(task["loop"], str):  # text a template made is not trusted (as executor's)
+            items = self.templating.rendered_untrusted(task["loop"], items)
         if not isinstance(items, list):
             raise self.fail(task, "loop does not give a list at compile time")
         loop = []
@@ -669,6 +674,8 @@ class _Lowering:
         module = task["module"]
         raw = dict(task.get("args") or {})
         if module == "assert":  # `that` holds conditions; fail_msg and the rest are templates
+            if "_raw_params" in raw:  # `assert: "{{ item }}"`: its conditions are known on the host only
+                raise self.fail(task, "assert's arguments as one template ('assert: \"{{ args }}\"')")
             that = raw.pop("that", None)
             raw = self.value(task, scope, raw)
             raw["that"] = self.conds(task, scope, that) or []
@@ -873,7 +880,13 @@ class _Lowering:
         text a template would render it to."""
         if isinstance(text, bool) or text is None:
             return {"expr": text, "ir": ["lit", True if text is None else text]}
+        if not isinstance(text, str) or getattr(text, "_rustle_tagged", False):
+            raise self.fail(task, "a condition that is a number or !unsafe text (ansible-core 2.19 fails "
+                                  "the task: the pyz runtime says it in Ansible's words)")
         source = str(text)
+        if self.templating.is_template(source) and not as_value:
+            raise self.fail(task, "a conditional in {{ }} (ansible-core 2.19 deprecates it in the task's result: "
+                                  "the pyz runtime reports it)")
         if _NO_FACTS_YET.match(source) and not self.scope_has(scope, "ansible_facts"):
             return {"expr": source, "ir": ["lit", False]}
         if _PATH_TEST.search(source):
@@ -899,7 +912,14 @@ class _Lowering:
             tree = self.expr._Parser(source.strip()).parse()
         except self.expr._Unsupported:
             raise self.fail(task, f"the expression '{source}' is outside what the native runner evaluates") from None
-        return {"expr": source, "ir": self.tree(task, scope, tree)}
+        out = {"expr": source, "ir": self.tree(task, scope, tree)}
+        # where a broken conditional's value came from (playbook/origins.py); for `a and b`
+        # the runner cannot tell which operand the result is: the conditional's own place
+        origin = (task.get("origins") or {}).get(source.strip())
+        origin = origin.get("") if isinstance(origin, dict) else origin
+        if origin:
+            out["origin"] = origin
+        return out
 
     def need_facts(self, task: dict[str, Any]) -> None:
         """The task reads a fact the runner gathers: the program asks for them."""

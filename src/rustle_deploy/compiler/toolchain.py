@@ -6,7 +6,7 @@ hosts whose C library is older than the build machine's (docs/native.md, "Target
 
 A toolchain builds a target when its rustc's sysroot holds that target's standard library;
 a target of another architecture also needs that architecture's C linker
-(``aarch64-linux-gnu-gcc``). The toolchains tried, in order: the ``cargo`` on PATH,
+(``aarch64-linux-gnu-gcc``), this machine's the ``cc`` cargo links with by default. The toolchains tried, in order: the ``cargo`` on PATH,
 rustup's under ``~/.cargo/bin``, Debian's ``/usr/bin/cargo`` (whose rustc 1.63 has the
 ``arm64`` standard library once ``libstd-rust-dev:arm64`` is installed).
 
@@ -139,10 +139,12 @@ def _has_std(tc: Toolchain, triple: str) -> bool:
 
 
 def _linker(triple: str) -> str | None:
-    """The C linker for a triple of another architecture than this machine's; "" for this one's."""
+    """The C linker for a triple of another architecture than this machine's; "" for this one's
+    (cargo's default, ``cc``); None when it is not on PATH: the build would compile the whole
+    crate (minutes) and then fail to link."""
     arch = triple.split("-", 1)[0]
     if triple == controller_target():
-        return ""
+        return "" if shutil.which("cc") else None
     return shutil.which(f"{arch}-linux-gnu-gcc")
 
 
@@ -162,7 +164,10 @@ def _missing(target: str, chains: list[Toolchain], has_std: bool, linker: str | 
         else:
             steps.append(f"dpkg --add-architecture {deb} && apt-get update && "
                          f"apt-get install rustc cargo libstd-rust-dev:{deb}")
-    if linker is None:
+    if linker is None and triple == controller_target():
+        what.append("the C linker cc (which cargo links with) on PATH")
+        steps.append("apt-get install gcc")
+    elif linker is None:
         what.append(f"the C cross linker {arch}-linux-gnu-gcc")
         steps.append(f"apt-get install gcc-{arch}-linux-gnu")
     return ToolchainError(

@@ -24,7 +24,7 @@ from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 from ..errors import CompileError
-from ..model import SECRET_VARS, Host, Plan, Play, Task, own_vars
+from ..model import SECRET_VARS, Host, Plan, Play, Task, Unsafe, own_vars
 from ..phases import Phases, per_call, plan_phases
 from ..runtime_index import canonical_module, module_families
 from . import assemble
@@ -448,7 +448,7 @@ def _compile_task(
     skip_when: list[str] = []
     for cond in task.conditions:
         if cond.kind == "When":
-            out["when"].append(str(cond.value))
+            out["when"].append(_when(cond.value))
         elif cond.kind == "Skip":
             skip_when.append(str(cond.value))
         elif cond.kind == "CheckMode":
@@ -582,6 +582,14 @@ def fetch_targets(plan: Plan, task: Task, host_vars: dict[str, dict[str, Any]],
     return out
 
 
+def _when(value: Any) -> Any:
+    """A When condition for the runtime: its text (``!unsafe`` text stays Unsafe, which the
+    host never evaluates), or a number, which the host refuses as ansible-core 2.19 does."""
+    if isinstance(value, Unsafe) or (isinstance(value, (int, float)) and not isinstance(value, bool)):
+        return value
+    return str(value)
+
+
 def _mark_phases(task: Task, out: dict[str, Any], phases: Phases) -> None:
     """Give a compiled top-level task its phase; a block cut inside (``phases.last``) its last
     phase too, and each of its tasks its own (docs/phases.md "Blocks cut into phases")."""
@@ -605,7 +613,7 @@ def _compile_block(
     """A block: its lists compiled, its own keywords (applied once, when it is reached) kept."""
     assert task.block is not None
     out: dict[str, Any] = {"id": f"{play.play_id}/{task.task_id}", "name": task.name, "hosts": None,
-                           "when": [str(c.value) for c in task.conditions if c.kind == "When"],
+                           "when": [_when(c.value) for c in task.conditions if c.kind == "When"],
                            "tags": list(task.tags)}
     for key, value in task.extras.items():
         if key not in ("delegate_to", "connection_vars"):

@@ -143,6 +143,14 @@ class Reader:
             self.expected(pointer, "a string", value)
         return value
 
+    def expression(self, value: Any, pointer: str) -> str | int | float:
+        """A When expression: a string, or a number as a playbook may write it (``when: 1``),
+        which ansible-core 2.19 fails when the task runs ("Conditional expressions must be
+        strings.")."""
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return value
+        return self.string(value, pointer)
+
     def opt_string(self, value: Any, pointer: str) -> str | None:
         return None if value is None else self.string(value, pointer)
 
@@ -278,7 +286,7 @@ class Reader:
         name, payload, ptr = self.variant(value, pointer, CONDITION_KINDS, "condition", hint)
         body = self.obj(payload, ptr, f"an object with the {name} condition's fields")
         field, read = {
-            "When": ("expression", self.string),
+            "When": ("expression", self.expression),
             "Tag": ("tags", self.strings),
             "SkipTag": ("tags", self.strings),
             "CheckMode": ("enabled", self.boolean),
@@ -342,6 +350,8 @@ def _ext_kinds() -> dict[str, tuple[tuple[type, ...], str]]:
         "vars_data": ((dict,), "an object of file names to objects of variables"),
         "vars_paths": ((dict,), "an object {PATH: NAME}: the controller path of each vars_data "
                                 "file NAME, by which a host-rendered name may give it"),
+        "origins": ((dict,), "an object {CONDITIONAL: \"FILE:LINE:COLUMN\" or {OPERAND: ORIGIN, \"\": ORIGIN}}: where the value of each "
+                             "conditional whose result may not be a boolean came from"),
         "include_result": ((dict,), "an object: what register on an include gets per run"),
         "vars_dir": ((dict,), "an object {\"files\": [[PATH, VARIABLES], ...], \"error\": "
                               "MESSAGE or null}, or with \"run_time\": DIR and \"options\" "

@@ -58,6 +58,7 @@ from rustle_deploy.playbook.args import (
     parse_kv,
     split_module_string,
 )
+from rustle_deploy.playbook.origins import Cond, condition_origins, filter_origins, written_at
 from rustle_deploy.playbook.render import Renderer, TemplateFailed, has_template, referenced_names
 from rustle_deploy.playbook.roles import (
     DEFAULT_COLLECTIONS_PATH,
@@ -67,7 +68,7 @@ from rustle_deploy.playbook.roles import (
     display_path,
 )
 from rustle_deploy.playbook.varsdir import read_vars_dir
-from rustle_deploy.playbook.yamlsrc import Origin, Source, read_yaml
+from rustle_deploy.playbook.yamlsrc import Origin, Source, read_yaml, recording
 from rustle_deploy.runtime_index import (
     canonical_module,
     module_families,
@@ -298,7 +299,8 @@ class _PlayState:
 def compile_playbook(path: str, inventory: Inventory, options: CompileOptions, *,
                      text: str | None = None) -> Compiled:
     """Read the playbook at ``path`` (``text``: its content, for standard input)."""
-    return _Compiler(path, inventory, options).run(text)
+    with recording():  # where each value was written (playbook/origins.py)
+        return _Compiler(path, inventory, options).run(text)
 
 
 class _Compiler:
@@ -965,17 +967,26 @@ class _Compiler:
         raise src.error("tags must be a string or a list of strings", "tags: [web, config]", ds,
                         key, value=True)
 
-    def conditions(self, src: Source, ds: dict[str, Any], key: str = "when") -> list[str]:
+    def conditions(self, src: Source, ds: dict[str, Any], key: str = "when") -> list[Any]:
+        """The ``when`` conditions as written: text (a ``Cond`` that knows where it was written;
+        ``!unsafe`` text stays Unsafe, which the host never evaluates), or a number, which
+        ansible-core 2.19 refuses when the task runs ("Conditional expressions must be
+        strings.")."""
         value = ds.get(key)
         if value is None:
             return []
         values = value if isinstance(value, list) else [value]
-        out = []
+        out: list[Any] = []
         for i, v in enumerate(values):
+            at = written_at(src, values, i) if isinstance(value, list) else written_at(src, ds, key)
             if isinstance(v, bool):
                 out.append("True" if v else "False")
-            elif isinstance(v, (str, int, float)):
-                out.append(str(v))
+            elif isinstance(v, Unsafe):
+                out.append(v)
+            elif isinstance(v, str):
+                out.append(Cond(v, at))
+            elif isinstance(v, (int, float)):
+                out.append(v)
             else:
                 where = (values, i) if isinstance(value, list) else (ds, key)
                 raise src.error(f"a {key} condition is an expression (a string), not a "
@@ -1365,6 +1376,10 @@ class _Compiler:
         if ctx.role is not None:
             extras["role"] = self.role_key(ctx.role, st)
         self.record_notify(src, ds, ctx, pointer)
+        origins = self.condition_origins(src, ds, ctx, st, conditions, extras,
+                                         ds.get(action_key) if canonical == "assert" and action_key else None)
+        if origins:
+            extras["origins"] = origins
         task = Task(task_id=st.new_id(), name=name,
                     module="setup" if _short(module) == "gather_facts" else module, args=args, hosts=(),
                     conditions=tuple(Condition("When", c) for c in conditions), tags=tags,
@@ -1372,6 +1387,23 @@ class _Compiler:
         out.append(task)
         if not ctx.handler and ctx.listed:
             st.listed.append(ListedTask(name, tuple(dict.fromkeys(tags))))
+
+    def condition_origins(self, src: Source, ds: dict[str, Any], ctx: Ctx, st: _PlayState,
+                          conditions: list[str], extras: dict[str, Any], assert_args: Any) -> dict[str, str]:
+        """Where each conditional of the task whose result may not be a boolean got its value
+        (playbook/origins.py), for ansible-core 2.19's message."""
+        written: list[str] = list(conditions)
+        places = [(ds, k) for k in ("changed_when", "failed_when", "until")]
+        if isinstance(assert_args, dict):
+            places.append((assert_args, "that"))
+        for container, key in places:
+            value = container.get(key)
+            if isinstance(value, list):
+                written += [Cond(v, written_at(src, value, i)) for i, v in enumerate(value) if isinstance(v, str)]
+            elif isinstance(value, str):
+                written.append(Cond(value, written_at(src, container, key)))
+        layers = [*self._layers(ctx, st), extras.get("vars") or {}, self.extra]
+        return {**filter_origins(_strings_of(ds), layers), **condition_origins(written, layers)}
 
     def record_notify(self, src: Source, ds: dict[str, Any], ctx: Ctx, pointer: str) -> None:
         """Where each ``notify`` name was written (a missing handler is reported there)."""
@@ -2548,6 +2580,9 @@ class _Compiler:
         if ctx.role is not None:
             extras["role"] = self.role_key(ctx.role, st)
         conditions = list(ctx.when) + self.conditions(src, ds)
+        origins = condition_origins(conditions, [*self._layers(ctx, st), extras.get("params") or {}, self.extra])
+        if origins:
+            extras["origins"] = origins
         tags = self.rendered_tags(src, ds, ctx.tags + self.tags(src, ds), ctx, st)
         name = name or self.display_name(ds, module, ctx)
         out.append(Task(task_id=task_id, name=name, module="", args={}, hosts=(),

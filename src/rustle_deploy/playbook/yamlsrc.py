@@ -10,7 +10,9 @@ the values themselves stay plain ``dict``/``list``/``str`` that the rest of the 
 
 from __future__ import annotations
 
+import contextlib
 import os
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -18,11 +20,23 @@ from rustle_deploy import vault
 from rustle_deploy.errors import PlaybookError
 from rustle_deploy.model import Undecryptable, Unsafe
 
-__all__ = ["Origin", "Source", "Unsafe", "read_yaml"]
+__all__ = ["Origin", "Source", "Unsafe", "read_yaml", "recording", "value_origin"]
 
 _NO_KEY = object()
 
+# the Sources read while a playbook compiles (recording()): where a value was written
+_SOURCES: list[Source] | None = None
 
+
+@contextlib.contextmanager
+def recording() -> Iterator[None]:
+    """Keep every Source read inside the block, for value_origin (one compile's files)."""
+    global _SOURCES
+    saved, _SOURCES = _SOURCES, []
+    try:
+        yield
+    finally:
+        _SOURCES = saved
 
 
 @dataclass(frozen=True)
@@ -56,7 +70,11 @@ class Source:
         self._key: dict[tuple[int, Any], tuple[int, int]] = {}
         self._value: dict[tuple[int, Any], tuple[int, int]] = {}
         self._keep: list[Any] = []  # the containers whose ids are keys above stay alive
+        # id(value) -> [(line, column, key it is the value of)], for value_origin
+        self._by_id: dict[int, list[tuple[int, int, Any]]] = {}
         self.data: Any = None
+        if _SOURCES is not None:
+            _SOURCES.append(self)
 
     @property
     def dir(self) -> str:
@@ -84,6 +102,21 @@ class Source:
     def error(self, message: str, hint: str | None, container: Any, key: Any = _NO_KEY,
               *, value: bool = False) -> PlaybookError:
         return self.origin(container, key, value=value).error(message, hint)
+
+
+def value_origin(value: Any, key: Any = _NO_KEY) -> str | None:
+    """Where ``value`` (this very object) was written in a YAML file read so far, as
+    ansible-core 2.19 names a value's origin: ``/abs/file.yml:LINE:COLUMN``; None when no file
+    holds it (or outside ``recording()``). Objects Python shares (small numbers, booleans) are told apart by ``key``, the
+    mapping key or list index they were written under."""
+    for src in reversed(_SOURCES or ()):
+        found = src._by_id.get(id(value))
+        if not found:
+            continue
+        pick = next((f for f in found if key is _NO_KEY or f[2] == key), None)
+        if pick is not None:
+            return f"{src.path}:{pick[0]}:{pick[1]}"
+    return None
 
 
 def _hashable(key: Any) -> bool:
@@ -117,9 +150,11 @@ def _loader_class(src: Source) -> type:
                 raise yaml.constructor.ConstructorError(
                     "while constructing a mapping", node.start_mark,
                     "found an unhashable key", key_node.start_mark)
-            mapping[key] = loader.construct_object(value_node, deep=True)
+            mapping[key] = value = loader.construct_object(value_node, deep=True)
             src._key[(id(mapping), key)] = mark(key_node)
             src._value[(id(mapping), key)] = mark(value_node)
+            src._by_id.setdefault(id(value), []).append((*mark(value_node), key))
+            src._keep.append(value)
 
     def construct_sequence(loader: Any, node: Any) -> Any:
         items: list[Any] = []
@@ -127,8 +162,10 @@ def _loader_class(src: Source) -> type:
         src._keep.append(items)
         yield items
         for index, child in enumerate(node.value):
-            items.append(loader.construct_object(child, deep=True))
+            items.append(value := loader.construct_object(child, deep=True))
             src._value[(id(items), index)] = mark(child)
+            src._by_id.setdefault(id(value), []).append((*mark(child), index))
+            src._keep.append(value)
 
     def construct_unsafe(loader: Any, node: Any) -> Any:
         # the plan and the artifact carry it as {"__ansible_unsafe": text} (model.tag_unsafe)

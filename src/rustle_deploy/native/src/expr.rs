@@ -58,7 +58,8 @@ pub fn cond_text(cond: &Value) -> Value {
 /// conditional: 'x' is undefined" for an undefined name, "Conditional result (True) was derived
 /// from value of type 'str' ..." for a result that is not a boolean (`Templar.condition`), any
 /// other error as it is. A COND with `"allow_broken": true` (ansible.cfg's
-/// ALLOW_BROKEN_CONDITIONALS) takes the result's truth instead.
+/// ALLOW_BROKEN_CONDITIONALS) takes the result's truth instead; its `"origin"` (where the
+/// value came from, the task's `origins`) is named in the broken-conditional message.
 ///
 /// A COND may also be a bare bool (itself) or null (true), as the lowering writes them.
 pub fn condition(cond: &Value, scope: &Scope) -> Result<bool, String> {
@@ -73,20 +74,27 @@ pub fn condition(cond: &Value, scope: &Scope) -> Result<bool, String> {
     match evaluate(node, scope) {
         Ok(Value::Bool(b)) => Ok(b),
         Ok(other) if allow_broken => Ok(truthy(&other)),
-        Ok(other) => Err(broken_conditional(&other)),
+        Ok(other) => Err(broken_conditional(&other, map.get("origin"))),
         Err(e) if is_undefined_error(&e) => Err(format!("Error while evaluating conditional: {}", e)),
         Err(e) => Err(e),
     }
 }
 
 /// ansible-core 2.19's words for a conditional whose result is not a boolean
-/// (`templating.broken_conditional_message`: the value's origin is not tracked).
-fn broken_conditional(value: &Value) -> String {
+/// (`templating.broken_conditional_message`), naming the value's `origin` ('<unknown>' for
+/// None, which takes no origin in ansible-core, or when the lowering recorded none).
+fn broken_conditional(value: &Value, origin: Option<&Value>) -> String {
+    let origin = match (value, origin) {
+        (Value::Null, _) => "<unknown>".to_string(),
+        (_, Some(Value::Str(text))) => text.to_string(),
+        _ => "<unknown>".to_string(),
+    };
     format!(
-        "Conditional result ({}) was derived from value of type '{}' at '<unknown>'. \
+        "Conditional result ({}) was derived from value of type '{}' at {}. \
          Conditionals must have a boolean result.",
         if truthy(value) { "True" } else { "False" },
-        crate::json::type_name(value)
+        crate::json::type_name(value),
+        py_repr(&Value::from(origin.as_str()))
     )
 }
 
@@ -1422,6 +1430,23 @@ mod tests {
         assert_eq!(cond("r.rc", r#"["attr", ["name", "r"], "rc"]"#), broken("False", "int"));
         assert_eq!(cond("n.x", r#"["attr", ["name", "n"], "x"]"#), broken("False", "NoneType"));
         assert_eq!(cond("r.results", r#"["attr", ["name", "r"], "results"]"#), broken("False", "list"));
+        // the origin the compiler recorded (the task's `origins`), none for None
+        let with_origin = |ir: &str| {
+            let c = parse(&format!(r#"{{"expr": "x", "ir": {}, "origin": "/p/site.yml:4:8"}}"#, ir)).unwrap();
+            condition(&c, &Scope::new(vec![]))
+        };
+        assert_eq!(
+            with_origin(r#"["lit", "yes"]"#),
+            Err("Conditional result (True) was derived from value of type 'str' at '/p/site.yml:4:8'. \
+                 Conditionals must have a boolean result."
+                .to_string())
+        );
+        assert_eq!(
+            with_origin(r#"["lit", null]"#),
+            Err("Conditional result (False) was derived from value of type 'NoneType' at '<unknown>'. \
+                 Conditionals must have a boolean result."
+                .to_string())
+        );
         let allowed = |ir: &str| {
             let map = vars();
             let c = parse(&format!(r#"{{"expr": "x", "ir": {}, "allow_broken": true}}"#, ir)).unwrap();

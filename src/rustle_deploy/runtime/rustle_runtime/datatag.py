@@ -6,13 +6,15 @@ and the inventory; ``Origin`` (file:line:column) on what it loaded from YAML; ``
 on decrypted ``!vault`` text, and others. The runtime keeps one of them, trust, in the form it
 already has: host data (results, facts, lookups, ``!unsafe``) is marked ``UnsafeText`` and is
 never a template; any other text is trusted, and ``TrustedText`` is text made trusted with
-``apply_trust`` (it stays so inside host data). It records no origin and no vault tag, so the
-filters and tests that would need one fail with a message saying so instead of answering
-wrongly. A string literal inside a template counts as trusted here (ansible-core gives it no
+``apply_trust`` (it stays so inside host data). Origins are recorded by the compiler where a
+task passes a variable to the ``origin`` filter (the task's ``origins``); no vault tag is kept,
+so the filters and tests that would need one fail with a message saying so instead of
+answering wrongly. A string literal inside a template counts as trusted here (ansible-core gives it no
 tag): the limit of this model.
 """
 
 import ast
+import re
 
 from .filters import FilterError, is_undefined
 from .templating import TrustedText, UnsafeDict, UnsafeList, UnsafeText
@@ -82,6 +84,35 @@ def dump_object(value):
     return value
 
 
+_PATH = re.compile(r"""^[A-Za-z_]\w*(?:\.[A-Za-z_]\w*|\[(?:'[^']*'|"[^"]*"|\d+)\])*$""")
+
+
+def origin(context, value):
+    """ansible-core's ``origin`` filter: where ``value`` was written ("FILE:LINE:COLUMN"), for
+    the variables the compiler saw passed to it in this task (the task's ``origins``: play,
+    block, task and role vars, role defaults, vars files); None for any other value (a
+    literal, host data, a value set while the play runs); an undefined value as it is."""
+    if is_undefined(value):
+        return value
+    scope = getattr(context.parent, "scope", None)
+    if scope is None:
+        return None
+    from .templating import _TAINT, TemplateError
+
+    outer = _TAINT.read
+    try:
+        for path, where in scope.templar.origins.items():
+            if isinstance(where, str) and _PATH.match(path):
+                try:
+                    if scope.templar._evaluate(path, scope) is value:
+                        return where
+                except TemplateError:
+                    continue
+        return None
+    finally:
+        _TAINT.read = outer
+
+
 def _refused(name, why):
     def refuse(*_args, **_kwargs):
         raise FilterError(f"{PREFIX}{name} is not supported by rustle-deploy: {why}")
@@ -91,12 +122,11 @@ def _refused(name, why):
 
 FILTERS = {
     "apply_trust": apply_trust, "finalize": finalize, "python_literal_eval": python_literal_eval,
-    "dump_object": dump_object,
+    "dump_object": dump_object, "origin": origin,
 }
 TESTS = {"tagged_with": tagged_with}
 # the collection's other plugins, refused (also at compile time: plan/validate.py)
 REFUSED_FILTERS = {
-    "origin": "it does not record where a value was written (ansible-core's Origin tag)",
     "tag_names": _NOT_KEPT,
     "true_type": "the runtime's types are not ansible-core's internal ones (_AnsibleTaggedStr, "
                  "UndefinedMarker, CapturedExceptionMarker)",
@@ -109,7 +139,10 @@ REFUSED_TESTS = {"tagged": _NOT_KEPT}
 def install(filters, tests):
     """Add the collection's filters and tests (by their full names) to a Jinja2 environment's
     tables; ``from_json`` there reads ansible-core's legacy profiles' trust."""
+    import jinja2
+
     filters.update({PREFIX + k: v for k, v in FILTERS.items()})
+    filters[PREFIX + "origin"] = jinja2.pass_context(origin)
     filters.update({PREFIX + k: _refused(k, why) for k, why in REFUSED_FILTERS.items()})
     tests.update({PREFIX + k: v for k, v in TESTS.items()})
     tests.update({PREFIX + k: _refused(k, why) for k, why in REFUSED_TESTS.items()})

@@ -35,7 +35,9 @@ from .templating import (
     VarScope,
     has_template,
     is_template,
+    rendered_untrusted,
     unsafe,
+    unsafe_result,
     untag,
 )
 
@@ -1057,6 +1059,7 @@ class Runner:
     # ---------------------------------------------------------------- one task
 
     def _run_task(self, task, is_handler=False):
+        self.templar.origins = task.get("origins") or {}
         hosts = task.get("hosts")
         if hosts is not None and self.host not in hosts:
             return
@@ -1078,7 +1081,10 @@ class Runner:
         if keyword_error:
             result = {"failed": True, "changed": False, "msg": keyword_error}
         else:
+            self.templar.deprecations = []
             result = self._execute(task)
+            if self.templar.deprecations and not result.get("deprecations"):
+                result = dict(result, deprecations=list(self.templar.deprecations))
         missing = _as_list(task.get("notify_missing"))
         aborted = bool(missing) and bool(result.get("changed")) and not result.get("failed")
         if aborted:  # ansible-core stops the run when this notification fires, whatever rescues it
@@ -1094,7 +1100,7 @@ class Runner:
             ignored = bool(task.get("ignore_unreachable"))
         register = task.get("register")
         if register:
-            self.runtime_vars[register] = unsafe(result)
+            self.runtime_vars[register] = unsafe_result(result)
             if result.get("_include_vars") and isinstance(result.get("ansible_facts"), dict):
                 # the controller's files: their values stay trusted when registered, as in Ansible
                 self.runtime_vars[register]["ansible_facts"] = result["ansible_facts"]
@@ -1339,11 +1345,13 @@ class Runner:
                 # ansible-core 2.19's words
                 raise TemplateError(f"Error rendering template: {exc}") from exc
         else:
-            value = self.templar.template(loop, scope)
+            value = rendered_untrusted(loop, self.templar.template(loop, scope))
         if flatten in ("items", "flattened"):  # with_items: one level; with_flattened: all
             if not isinstance(value, (list, tuple)):
                 value = [value]
             value = _flatten(value, 1 if flatten == "items" else None)
+        if isinstance(value, (type({}.keys()), type({}.values()), type({}.items()))):
+            value = list(value)  # ansible-core finalizes a template's dict view as a list (d.keys())
         if isinstance(value, dict) or not isinstance(value, (list, tuple)):
             raise TemplateError(f"Invalid data passed to 'loop', it requires a list, got this instead: {value}. "
                                 "Hint: If you passed a list/dict of just one element, try adding "
@@ -1352,6 +1360,7 @@ class Runner:
 
     def _skip_reason(self, task, scope):
         """None when the task should run, else its skipped result."""
+        self.templar.origins = task.get("origins") or {}
         for cond in _as_list(task.get("when")):
             if not self.templar.condition(cond, scope):
                 return {"changed": False, "skipped": True, "skip_reason": "Conditional result was False",

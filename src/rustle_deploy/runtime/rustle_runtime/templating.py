@@ -46,12 +46,15 @@ class BrokenConditional(TemplateError):
     (ansible-core 2.19's AnsibleBrokenConditionalError)."""
 
 
-def broken_conditional_message(value):
+def broken_conditional_message(value, origin=None):
     """ansible-core 2.19's words for a conditional result that is not a boolean. Ansible names
-    where the value came from (a file:line:column it tracks on every value); the runtime does
-    not track origins, so it says '<unknown>', as Ansible does for a value without one."""
+    where the value came from (the file:line:column it tracks on every value); the runtime has
+    the origin the compiler recorded for the conditional (the task's ``origins``: where the
+    variable it reads was defined, else where it was written), or says '<unknown>', as Ansible
+    does for a value without one."""
     return (f"Conditional result ({bool(value)}) was derived from value of type "
-            f"{_native_type_name(value)!r} at '<unknown>'. Conditionals must have a boolean result.")
+            f"{_native_type_name(value)!r} at {origin or '<unknown>'!r}. "
+            "Conditionals must have a boolean result.")
 
 
 def _native_type_name(value):
@@ -165,6 +168,48 @@ UNTRUSTED_CONDITION = (
     "hint: compare or convert it instead (x == 'yes', x | bool, x | length > 0)")
 
 
+def _one_expression(body):
+    """The expression of a template that is one ``{{ }}`` whose expression holds ``{{`` or
+    ``}}`` in a string literal (``{{ x == "{{ y }}" }}``, which _SINGLE leaves out), so that it
+    keeps its native type too; None for anything else."""
+    if not (body.startswith("{{") and body.endswith("}}")) or body.count("{{") + body.count("}}") < 3:
+        return None
+    env = _environment()
+    found = env.rustle_cache.get(("one", body), False)
+    if found is False:
+        from jinja2 import nodes
+
+        found = None
+        try:
+            out = env.parse(body).body
+        except Exception:  # noqa: BLE001 - a syntax error: rendering says it
+            out = []
+        if (len(out) == 1 and isinstance(out[0], nodes.Output) and len(out[0].nodes) == 1
+                and not isinstance(out[0].nodes[0], nodes.TemplateData)):
+            found = body[2:-2].strip()
+        env.rustle_cache[("one", body)] = found
+    return found
+
+
+def rendered_untrusted(written, value):
+    """``value`` (``written`` templated) with each string a template made marked as host data:
+    ansible-core 2.19 trusts as a template or expression only text as the playbook holds it, or
+    a variable's value passed through (``{{ var }}``), never text Jinja2 produced (so an assert
+    ``that`` rendered inside a loop item is "untrusted")."""
+    if isinstance(written, str):
+        if type(value) is str and is_template(written) and not _VARIABLE_ONLY.match(written.strip()):
+            return UnsafeText(value)
+        return value
+    if isinstance(written, list) and type(value) is list and len(written) == len(value):
+        return [rendered_untrusted(w, v) for w, v in zip(written, value)]
+    if isinstance(written, dict) and type(value) is dict and len(written) == len(value):
+        return {k: rendered_untrusted(w, v) for w, (k, v) in zip(written.values(), value.items())}
+    return value
+
+
+CONDITIONAL_AS_TEMPLATE = "Conditionals should not be surrounded by templating delimiters such as {{ }} or {% %}."
+
+
 def is_unsafe(value):
     return isinstance(value, _UNSAFE)
 
@@ -182,6 +227,19 @@ def unsafe(value):
     if isinstance(value, (list, tuple)):
         return UnsafeList(unsafe(v) for v in value)
     return value
+
+
+def unsafe_result(result):
+    """A registered result marked as host data, except the loop items it holds
+    (``results[N].item``), which keep the trust the loop gave them, as ansible-core keeps a loop
+    item's tags in the result (``that: "{{ item.item.checks }}"`` over it is trusted)."""
+    marked = unsafe(result)
+    items = result.get("results") if isinstance(result, dict) else None
+    if isinstance(items, list) and isinstance(marked.get("results"), list):
+        for given, kept in zip(items, marked["results"]):
+            if isinstance(given, dict) and "item" in given and isinstance(kept, dict):
+                dict.__setitem__(kept, "item", given["item"])
+    return marked
 
 
 class _Taint:
@@ -796,6 +854,10 @@ def _lookup(name, /, *terms, _context=None, **kw):
     if scope is None:
         scope = _RENDERING.scope
     templar = scope.templar if scope is not None else None
+    if templar is not None and any(is_template(t) for t in terms):
+        # ansible-core 2.19 renders the trusted strings a lookup is given
+        # (`lookup('pipe', 'echo {{ x }}')`); its name is never rendered
+        terms = tuple(templar.template(t, scope) if is_template(t) else t for t in terms)
     try:
         return unsafe(run(name, terms, scope, templar, **kw))
     except LookupError_ as exc:
@@ -846,6 +908,20 @@ class Templar:
         finally:
             _TAINT.read = outer or _TAINT.read
 
+    def _passed_through(self, path, scope):
+        """A variable's value (or a key's, an attribute's: ``{{ a.b }}``), with the trust it
+        has itself: nothing is computed from what was read on the way, so reading host data
+        that holds it (a registered result's ``item``) does not mark it, as in ansible-core."""
+        outer = _TAINT.read
+        _TAINT.read = False
+        try:
+            value = self._evaluate(path, scope, "template")
+        finally:
+            _TAINT.read = outer
+        if isinstance(value, _UNSAFE):  # what is computed from it is host data too
+            _TAINT.read = True
+        return value
+
     def template(self, value, scope):
         """Template ``value`` recursively (dict keys and values, list items, strings); dicts and
         lists come back as new ones (modules may change their arguments). Each string is marked
@@ -859,8 +935,12 @@ class Templar:
             # gets its newline back unless it ends with one ("{{ 'a' }}\n" is "a\n")
             body = value[:-1] if value.endswith("\n") else value
             single = _SINGLE.match(body)
-            if single and "{#" not in value:
-                result = self.evaluate(single.group(1), scope, kind="template")
+            expression = single.group(1) if single else _one_expression(body)
+            if expression is not None and "{#" not in value:
+                if _VARIABLE_ONLY.match(body.strip()):
+                    result = self._passed_through(expression, scope)
+                else:
+                    result = self.evaluate(expression, scope, kind="template")
                 if body is not value and isinstance(result, str) and not result.endswith("\n"):
                     result = unsafe(result + "\n") if isinstance(result, UnsafeText) else result + "\n"
                 return result
@@ -877,6 +957,11 @@ class Templar:
         self.read_file = read_file  # sha256 -> bytes of an embedded file (include, lookup)
         # ansible.cfg's ALLOW_BROKEN_CONDITIONALS: a conditional's truth instead of a bool
         self.allow_broken_conditionals = allow_broken_conditionals
+        # the running task's ``origins`` (conditional text -> "file:line:column"), which the
+        # executor sets before each task: where a broken conditional's value came from
+        self.origins = {}
+        # what the running task deprecated, for its result's ``deprecations`` (ansible-core's)
+        self.deprecations = []
 
     def render(self, text, scope, overrides=None, nothing=""):
         """Render ``text`` as a full Jinja2 template to a string (host data as it is), with
@@ -1003,7 +1088,25 @@ class Templar:
             return value
         if self.allow_broken_conditionals:
             return bool(value)
-        raise BrokenConditional(broken_conditional_message(value))
+        # None takes no tag in ansible-core: it has no origin
+        origin = None if value is None else self._origin(expression, value, scope)
+        raise BrokenConditional(broken_conditional_message(value, origin))
+
+    def _origin(self, expression, value, scope):
+        """Where a conditional's ``value`` came from: the task's ``origins`` for it, which for
+        ``a and b`` (one of its operands) names each operand's, with "" for the rest."""
+        found = self.origins.get(expression.strip()) if isinstance(expression, str) else None
+        if not isinstance(found, dict):
+            return found
+        for operand, origin in found.items():
+            if not operand:
+                continue
+            try:
+                if self._evaluate(operand, scope) is value:
+                    return origin
+            except TemplateError:
+                continue
+        return found.get("")
 
     def truth(self, expression, scope):
         """A templated boolean keyword (``ignore_errors``, ``no_log``, ``become``, ...): its
@@ -1059,6 +1162,7 @@ class Templar:
                 return self._evaluate_const_templates(text, scope)
             value = self.template(text, scope)
             if not isinstance(value, str):
+                self._deprecate(CONDITIONAL_AS_TEMPLATE, scope)
                 return value
             if isinstance(value, UnsafeText) or (whole and not _VARIABLE_ONLY.match(text)):
                 # ansible-core trusts a string as an expression only when it came from the
@@ -1070,6 +1174,19 @@ class Templar:
             return self.evaluate(value.strip(), scope)
         except UndefinedVariable as exc:  # ansible-core 2.19's words; other errors as they are
             raise UndefinedVariable(f"Error while evaluating conditional: {exc}") from exc
+
+    def _deprecate(self, msg, scope):
+        """A deprecation of ansible-core's own (removed in 2.23), once per task, unless the
+        ``ansible_deprecation_warnings`` variable turns them off."""
+        try:
+            if not to_bool(scope["ansible_deprecation_warnings"]):
+                return
+        except (KeyError, TemplateError):
+            pass
+        entry = {"msg": msg, "collection_name": "ansible.builtin", "version": "2.23",
+                 "deprecator": {"resolved_name": "ansible.builtin", "type": None}}
+        if entry not in self.deprecations:
+            self.deprecations.append(entry)
 
     def _evaluate_const_templates(self, text, scope):
         """ansible-core 2.19's conditional whose Jinja string constants hold templates

@@ -285,10 +285,32 @@ def _fetch(args, url, modified_since=None):
         if exc.code == 304 and modified_since is not None:
             return None
         c.fail("Request failed", status_code=exc.code, response=str(exc.reason), url=url)
-    except (urllib.error.URLError, OSError, ValueError) as exc:
-        reason = getattr(exc, "reason", exc)
-        c.fail(f"Request failed: {reason}", status_code=-1, url=url)
+    except urllib.error.URLError as exc:  # ansible-core's fetch_url words: "<urlopen error ...>"
+        c.fail(f"Request failed: {exc}", status_code=-1, url=url)
+    except OSError as exc:
+        c.fail(f"Connection failure: {exc}", status_code=-1, url=url)
+    except ValueError as exc:
+        c.fail(f"Request failed: {exc}", status_code=-1, url=url)
     return response
+
+
+_BSD_DIGEST_LINE = re.compile(r"^(\w+) ?\((?P<path>.+)\) ?= (?P<digest>[\w.]+)$")
+_GNU_DIGEST_LINE = re.compile(r"^(?P<digest>[\w.]+)\s+(\*|\.\/|\.)?(?P<path>.+)$")
+
+
+def _digest_lines(lines):
+    """``(digest, path)`` of each line of a checksum file, GNU (``sha256sum``) or BSD (``--tag``)
+    style, as ansible-core's get_url parses them (``parse_digest_lines``)."""
+    out = []
+    for line in lines:
+        match = _BSD_DIGEST_LINE.match(line)
+        if match:
+            out.append((match.group("digest"), match.group("path")))
+            continue
+        match = _GNU_DIGEST_LINE.match(line)
+        if match:
+            out.append((match.group("digest"), match.group("path").lstrip("./")))
+    return out
 
 
 def _parse_checksum(ctx, args, dest_name):
@@ -306,17 +328,15 @@ def _parse_checksum(ctx, args, dest_name):
         c.fail(f"Unsupported hash algorithm: {algorithm}")
     if value.startswith(("http://", "https://", "ftp://", "file://")):
         body = _fetch(dict(args), value).read().decode("utf-8", "replace")
-        wanted = None
-        lines = [line.split(None, 1) for line in body.splitlines() if line.strip()]
-        for parts in lines:
-            if len(parts) == 2 and os.path.basename(parts[1].lstrip("*")) == dest_name:
-                wanted = parts[0]
-        if wanted is None and len(lines) == 1 and len(lines[0]) == 1:
-            wanted = lines[0][0]
+        lines = body.splitlines()  # as Ansible reads the file: universal newlines
+        if len(lines) == 1 and len(lines[0].split()) == 1:
+            wanted = lines[0]  # a checksum-only file
+        else:
+            wanted = next((digest for digest, path in _digest_lines(lines) if path == dest_name), None)
         if wanted is None:
             c.fail(f"Unable to find a checksum for file '{dest_name}' in '{value}'")
         value = wanted
-    value = value.strip().lower()
+    value = re.sub(r"\W+", "", value).lower()  # as Ansible: any non-word character (a zero-width space, a dot)
     if not re.match(r"^[0-9a-f]+$", value):
         c.fail("The checksum format is invalid")
     return algorithm, value
@@ -359,9 +379,30 @@ def get_url(ctx, args):
             response, "headers") else ""
         found = re.search(r'filename="?([^";]+)"?', disposition or "")
         dest = os.path.join(dest, os.path.basename(found.group(1)) if found else name)
-    data = response.read()
+    import http.client
+
+    try:
+        data = response.read()
+    except http.client.IncompleteRead as exc:
+        data = exc.partial
     status = getattr(response, "status", None) or 200
     response.close()
+    headers = getattr(response, "headers", None)
+    length = headers.get("Content-Length") if headers is not None else None
+    gzipped = headers is not None and headers.get("Content-Encoding") == "gzip"
+    decompress = c.boolean(args.get("decompress", True), "decompress")
+    if not ctx.check_mode and length and length.isdigit() and int(length) != len(data) and not (gzipped and decompress):
+        diff = int(length) - len(data)  # ansible-core's words (it checks the file it wrote)
+        c.fail(f"Incomplete read, (rsp.length={diff}, cl={int(length)}, st.st_size={len(data)}) failed to read "
+               f"remaining {diff} bytes")
+    if gzipped and decompress:  # ansible-core's fetch_url(decompress=True) (the default)
+        import gzip
+        import zlib
+
+        try:
+            data = gzip.decompress(data)
+        except (OSError, EOFError, zlib.error) as exc:
+            c.fail(f"Request failed: {exc}", status_code=-1, url=url)
     result.update({"dest": dest, "status_code": status, "elapsed": int(time.monotonic() - start),
                    "checksum_src": c.checksum_bytes(data), "size": len(data),
                    "msg": f"OK ({len(data)} bytes)"})
