@@ -113,7 +113,7 @@ def test_an_action_plugin_delegated_to_another_host_is_refused_to_localhost_acce
     # ansible-core delegates the call to its implicit localhost itself (bridge/action.py)
     plan = load_plan(str(write_plan(tmp_path, [{"name": "t", "module": "probe_shell", "args": {},
                                                 "delegate_to": "localhost"}])))
-    assert policy.controller_tasks(plan) == frozenset(t.task_id for p in plan.plays for t in plan.play_tasks(p))
+    assert policy.controller_tasks(plan) == frozenset(t.pointer for p in plan.plays for t in plan.play_tasks(p))
 
 
 def test_an_action_plugin_of_a_builtin_name_replaces_the_builtin(tmp_path: Path) -> None:
@@ -125,7 +125,7 @@ def test_an_action_plugin_of_a_builtin_name_replaces_the_builtin(tmp_path: Path)
     tasks = [{"name": n, "module": n, "args": {}} for n in ("debug", "ansible.legacy.debug", "ansible.builtin.debug")]
     plan = load_plan(str(write_plan(tmp_path, tasks)))
     short, legacy, builtin = plan.play_tasks(plan.plays[0])
-    assert policy.controller_tasks(plan) == {short.task_id, legacy.task_id}
+    assert policy.controller_tasks(plan) == {short.pointer, legacy.pointer}
     assert canonical_module("ansible.builtin.debug") == "debug" and canonical_module("debug") is None
     (tmp_path / "action_plugins" / "debug.py").unlink()
     load_plan(str(write_plan(tmp_path, tasks)))  # the next plan's own: none replaced

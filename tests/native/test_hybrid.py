@@ -31,7 +31,7 @@ pytestmark = [pytest.mark.ssh, pytest.mark.ansible]
 ANSIBLE = ANSIBLE_PLAYBOOK  # the environment under test's (tests/conftest.py)
 COUNTS = ("ok", "changed", "failed", "skipped", "rescued", "ignored")
 
-# regex_replace over a registered result, blockinfile with validate and fail are not the
+# regex_replace over a registered result, blockinfile with a (?i) regex and fail are not the
 # runner's: those tasks run in the host's Python; the others are the runner's own.
 PLAYBOOK = """
 - hosts: all
@@ -61,7 +61,7 @@ PLAYBOOK = """
         path: "{{ root }}/block.txt"
         create: true
         block: "shout={{ shout }}"
-        validate: "test -f %s"
+        insertbefore: "(?i)^no such line$"
       register: blocked
     - name: native fails, python rescues
       block:
@@ -190,7 +190,7 @@ def test_a_host_without_the_python_a_hybrid_task_needs_fails_that_task_clearly(
     - name: native first
       copy: {{content: "native\\n", dest: "{root}/native.txt"}}
     - name: needs python
-      blockinfile: {{path: "{root}/block.txt", create: true, block: "x", validate: "test -f %s"}}
+      blockinfile: {{path: "{root}/block.txt", create: true, block: "x", insertbefore: "(?i)^no such line$"}}
     - name: never reached
       copy: {{content: "never\\n", dest: "{root}/never.txt"}}
 """)
@@ -233,7 +233,7 @@ def test_hybrid_lowering_leaves_only_what_does_not_lower_to_python(tmp_path: Pat
     - command: echo hi
       register: said
     - name: in python
-      blockinfile: {path: /tmp/x, block: "{{ said.stdout }}", validate: "test -f %s"}
+      blockinfile: {path: /tmp/x, block: "{{ said.stdout }}", insertbefore: "(?i)^no such line$"}
       tags: [b]
     - name: native
       debug: {msg: "{{ said.stdout }}"}

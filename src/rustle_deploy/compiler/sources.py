@@ -248,7 +248,10 @@ class Embedder:
                 continue
             for path in [*_role_candidates(task, name, "files" if kind == "file" else "templates"),
                          *plan_files.candidates(name, "copy" if kind == "file" else "template",
-                                                self.plan.base_dir, self.dirs)]:
+                                                self.plan.base_dir, self.dirs),
+                         # an emitted plan read from elsewhere: its playbook's directory
+                         *(plan_files.candidates(name, "copy" if kind == "file" else "template",
+                                                 self.plan.playbook_dir, ()) if self.plan.playbook_dir else ())]:
                 if os.path.isfile(path):
                     search[key][name] = self.digest(path, task)
                     if kind == "template":
