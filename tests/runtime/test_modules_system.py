@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import http.server
 import os
@@ -231,6 +232,20 @@ def test_wait_for_path_regex_and_absent(tmp_path):
     assert res["failed"] and res["msg"] == f"Timeout when waiting for {f} to be absent."
 
 
+@contextlib.contextmanager
+def _serving(handler):
+    """An HTTP server on 127.0.0.1 with ``handler`` in a thread, for the duration; yields its URL."""
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join()
+
+
 @pytest.fixture
 def http_dir(tmp_path):
     root = tmp_path / "www"
@@ -244,13 +259,8 @@ def http_dir(tmp_path):
         def log_message(self, *a):
             pass
 
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_address[1]}", root
-    server.shutdown()
-    server.server_close()
-    thread.join()
+    with _serving(Handler) as base:
+        yield base, root
 
 
 def test_get_url_downloads_once_and_checks_checksums(http_dir, tmp_path):
@@ -377,13 +387,8 @@ def recording_server():
         def log_message(self, *a):
             pass
 
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_address[1]}", seen
-    server.shutdown()
-    server.server_close()
-    thread.join()
+    with _serving(Handler) as base:
+        yield base, seen
 
 
 def test_get_url_credentials_as_ansible_sends_them(recording_server, tmp_path, monkeypatch):
