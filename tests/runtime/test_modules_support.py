@@ -47,8 +47,10 @@ class FakeCtx:
     """Minimal ModuleContext: the attributes the module families use."""
 
     def __init__(self, *, check_mode: bool = False, diff_mode: bool = False,
-                 files: dict[str, bytes] | None = None, variables: dict[str, Any] | None = None):
+                 files: dict[str, bytes] | None = None, variables: dict[str, Any] | None = None,
+                 environment: dict[str, str] | None = None):
         self.check_mode = check_mode
+        self.environment = dict(environment or {})
         self.diff_mode = diff_mode
         self.host = "localhost"
         self.vars = dict(variables or {})

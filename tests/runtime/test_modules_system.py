@@ -412,6 +412,10 @@ def test_get_url_credentials_as_ansible_sends_them(recording_server, tmp_path, m
     netrc = tmp_path / "netrc"
     netrc.write_text("machine 127.0.0.1 login user password pass\n")
     netrc.chmod(0o600)
+    seen.clear()  # the task's environment names it, and it wins over a given Authorization
+    res = get(FakeCtx(environment={"NETRC": str(netrc)}), {"url": base + "/secret", "dest": str(tmp_path / "n"),
+                                                           "headers": {"Authorization": "Bearer x"}})
+    assert res["changed"] and [h.get("Authorization") for _, h in seen] == ["Basic dXNlcjpwYXNz"]
     monkeypatch.setenv("NETRC", str(netrc))
     res, auths = fetch("d")
     assert res["changed"] and auths == ["Basic dXNlcjpwYXNz"]

@@ -253,7 +253,7 @@ GET_URL_ARGS = {"url", "dest", "checksum", "mode", "owner", "group", "force", "t
 NOT_MODIFIED = "HTTP Error 304: Not Modified"
 
 
-def _auth(args, url):
+def _auth(ctx, args, url):
     """``(url, headers, handlers)`` for the request's credentials, as ansible-core's
     _configure_auth: ``url_username`` (or ``user:password@`` in the URL) answers a Basic or
     Digest challenge, or is sent up front with ``force_basic_auth``; without a user, the
@@ -290,7 +290,7 @@ def _auth(args, url):
         return url, basic(user, password), []
     if c.boolean(args.get("use_netrc", True), "use_netrc"):
         try:
-            login = netrc.netrc(os.environ.get("NETRC")).authenticators(parsed.hostname)
+            login = netrc.netrc(ctx.environment.get("NETRC", os.environ.get("NETRC"))).authenticators(parsed.hostname)
         except (OSError, netrc.NetrcParseError):
             login = None
         if login and login[0] and login[2]:
@@ -321,13 +321,13 @@ def _ssl_context(args):
     return context
 
 
-def _fetch(args, url, modified_since=None, force=False):
+def _fetch(ctx, args, url, modified_since=None, force=False):
     """The response to ``url``; with ``modified_since`` (a file's mtime) a conditional request,
     None when the server answers 304 (ansible-core's fetch_url with ``last_mod_time``)."""
     import urllib.error
     import urllib.request
 
-    url, auth_headers, handlers = _auth(args, url)
+    url, auth_headers, handlers = _auth(ctx, args, url)
     request = urllib.request.Request(url)
     request.add_header("User-agent", args.get("http_agent") or "ansible-httpget")
     if force:
@@ -335,8 +335,8 @@ def _fetch(args, url, modified_since=None, force=False):
     elif modified_since is not None:
         request.add_header("If-Modified-Since", time.strftime("%a, %d %b %Y %H:%M:%S GMT",
                                                               time.gmtime(modified_since)))
-    headers = dict(auth_headers)
-    headers.update(args.get("headers") or {})
+    headers = dict(args.get("headers") or {})
+    headers.update(auth_headers)  # as ansible-core: netrc or forced Basic over a given Authorization
     unredirected = [str(h).lower() for h in (args.get("unredirected_headers") or [])]
     for name, value in headers.items():
         if name.lower() in unredirected:
@@ -395,7 +395,7 @@ def _parse_checksum(ctx, args, dest_name):
     if algorithm not in hashlib.algorithms_available:
         c.fail(f"Unsupported hash algorithm: {algorithm}")
     if value.startswith(("http://", "https://", "ftp://", "file://")):
-        body = _fetch(dict(args), value).read().decode("utf-8", "replace")
+        body = _fetch(ctx, dict(args), value).read().decode("utf-8", "replace")
         lines = body.splitlines()  # as Ansible reads the file: universal newlines
         if len(lines) == 1 and len(lines[0].split()) == 1:
             wanted = lines[0]  # a checksum-only file
@@ -439,7 +439,7 @@ def get_url(ctx, args):
             modified_since = os.path.getmtime(dest)
     tmp_dest = args.get("tmp_dest")
     start = time.monotonic()
-    response = _fetch(args, url, modified_since, force)
+    response = _fetch(ctx, args, url, modified_since, force)
     if response is None:
         return {"url": url, "dest": dest, "changed": False, "msg": NOT_MODIFIED, "status_code": 304,
                 "elapsed": int(time.monotonic() - start)}
