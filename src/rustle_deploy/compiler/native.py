@@ -294,16 +294,18 @@ class _Lowering:
         if clash:
             raise NativeUnsupported(f"{host}: register name '{clash[0]}' is also a variable of the host",
                                     "rename the registered variable, or use --format pyz")
-        # a name the run sets (set_fact, register) that is also a play or role variable
-        # has the variable's value until it is set: the runner only knows the run's names
+        # a name the run sets (set_fact, register) that is also a play or role variable has the
+        # variable's value until it is set (executor._task_scope: the run's names lie above them).
+        # Before the first task that may set it (in program order, the play's handlers counted
+        # from its start) it is the variable; after it, the runner takes the run's value and
+        # falls back on the variable's (``["name", X, DEFAULT]``, expr.rs)
+        plan_names: set[str] = set()
         for play in doc["plays"]:
             layers = [play.get("vars"), play.get("defaults")]
             layers += [r.get(k) for r in (play.get("roles") or {}).values() for k in ("vars", "defaults")]
-            clash = sorted(registered & {k for layer in layers if layer for k in layer})
-            if clash:
-                raise NativeUnsupported(f"{host}: '{clash[0]}' is set while the plan runs (register or set_fact) "
-                                        "and is also a variable of the plan",
-                                        "rename one of them, or use --format pyz")
+            plan_names.update(k for layer in layers if layer for k in layer)
+        self.shadowed = registered & plan_names
+        self.dynamic -= self.shadowed  # until a task that sets one is lowered (mark_set)
         self.host_vars = host_vars
         self.dynamic |= _FAILURE_NAMES
         self.params: list[dict[str, Any]] = []  # the params of the includes being lowered (executor._params)
@@ -348,12 +350,20 @@ class _Lowering:
         return _Scope
 
     # -- plays and tasks -------------------------------------------------------------------------
+    def mark_set(self, names: Any) -> None:
+        """From here on in the program, ``names`` may have been set by the run."""
+        self.dynamic.update(self.shadowed & set(names))
+
     def plays(self) -> list[dict[str, Any]]:
         out = []
         for play in self.doc["plays"]:
             if self.host not in (play.get("hosts") or []):
                 continue
             self.subset = play.get("gather_subset")
+            # handlers run after the tasks (or at a flush among them): what they set counts from
+            # the play's start, and they see everything its tasks set
+            before = set(self.dynamic)
+            self.mark_set(run_names({"plays": [{"tasks": play["tasks"], "handlers": play["handlers"]}]}))
             lowered_handlers = []
             for index, handler in enumerate(play["handlers"]):
                 self.handling = True  # a role's handler reports ``ROLE : NAME`` (executor._shown)
@@ -364,6 +374,8 @@ class _Lowering:
                 if lowered is not None:  # named by a topic only it has: see notified()
                     lowered["listen"] = [_handler_topic(index)]
                     lowered_handlers.append(lowered)
+            self.dynamic.intersection_update(before)
+            self.mark_set(run_names({"plays": [{"tasks": [], "handlers": play["handlers"]}]}))
             out.append({"name": play.get("name", ""),
                         "tasks": [t for t in (self.task(play, t) for t in play["tasks"]) if t is not None],
                         "handlers": lowered_handlers})
@@ -386,6 +398,12 @@ class _Lowering:
     def task(self, play: dict[str, Any], task: dict[str, Any]) -> dict[str, Any] | None:
         if task.get("hosts") is not None and self.host not in task["hosts"]:
             return None
+        # what the task sets counts from the task itself on (a loop's next item sees it); a
+        # block's tasks mark theirs as they are lowered
+        own = [task["register"]] if task.get("register") else []
+        if task.get("module") == "set_fact" and isinstance(task.get("args"), dict) and "block" not in task:
+            own += [str(k) for k in task["args"] if k != "cacheable"]
+        self.mark_set(own)
         if "block" in task:
             return self.container(play, task)
         if not self.hybrid:
@@ -951,6 +969,9 @@ class _Lowering:
         if op == "lit":
             return ["lit", node[1]]
         if op == "name":
+            if node[1] in self.dynamic and node[1] in self.shadowed:
+                default = self.plan_value(task, scope, node[1])
+                return ["name", node[1]] if default is None else ["name", node[1], default]
             if node[1] in self.dynamic:
                 return ["name", node[1]]
             try:
@@ -1001,6 +1022,23 @@ class _Lowering:
         if op == "concat":  # a ~ b ~ c: str() of each, joined
             return ["concat", [self.tree(task, scope, n) for n in node[1]]]
         return [op] + [self.tree(task, scope, n) for n in node[1:]]  # item, or, and, not, in, add
+
+    def plan_value(self, task: dict[str, Any], scope: Any, name: str) -> Any:
+        """What ``name``, which the run may have set by now, is when the run has not set it: the
+        plan's variable, as a NODE; None when the task's scope has none (undefined then, in the
+        runner as in the runtime)."""
+        self.dynamic.discard(name)
+        try:
+            return ["lit", self.data(task, scope[name])]
+        except KeyError:
+            return None
+        except _Dynamic as exc:
+            raise self.fail(task, f"'{name}' is set while the plan runs and its plan value depends on "
+                                  f"'{exc.name}', only known on the host") from None
+        except self.templating.TemplateError as exc:
+            raise self.fail(task, f"'{name}' cannot be evaluated at compile time: {exc}") from None
+        finally:
+            self.dynamic.add(name)
 
     def regex_test(self, task: dict[str, Any], scope: Any, node: Any) -> Any:
         """``value is search(pattern, ...)``, ``match`` or ``regex`` (filters._regex_test) as

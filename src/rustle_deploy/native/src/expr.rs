@@ -132,11 +132,14 @@ fn eval(node: &Value, scope: &Scope) -> Eval<Val> {
     match op {
         "lit" => Ok(Val::Def(arg(1)?.clone())),
         "name" => {
+            // ["name", X, DEFAULT]: X is set by the run, and until it is, it is the plan's
+            // variable DEFAULT (a NODE) stands for (executor._task_scope's layers)
             let name = arg(1)?.as_str().ok_or_else(|| malformed(node))?;
-            Ok(match scope.lookup(name) {
-                Some(v) => Val::Def(v.clone()),
-                None => Val::Undef(format!("'{}' is undefined", name)),
-            })
+            match (scope.lookup(name), parts.get(2)) {
+                (Some(v), _) => Ok(Val::Def(v.clone())),
+                (None, Some(default)) => eval(default, scope),
+                (None, None) => Ok(Val::Undef(format!("'{}' is undefined", name))),
+            }
         }
         "attr" => {
             let name = arg(2)?.as_str().ok_or_else(|| malformed(node))?;
@@ -1080,6 +1083,14 @@ mod tests {
     fn run(ir: &str) -> Result<Value, String> {
         let map = vars();
         evaluate(&parse(ir).unwrap(), &Scope::new(vec![&map]))
+    }
+
+    #[test]
+    fn a_name_the_run_may_have_set_falls_back_on_the_plan_value() {
+        // "r" is set by the run: its value wins; "nope" is not: the plan's value stands in
+        assert_eq!(run(r#"["attr", ["name", "r", ["lit", {"rc": 7}]], "rc"]"#), Ok(Value::Int(0)));
+        assert_eq!(run(r#"["name", "nope", ["lit", "plan"]]"#), Ok(Value::from("plan")));
+        assert_eq!(run(r#"["test", "defined", ["name", "nope", ["lit", 1]], [], {}]"#), Ok(Value::Bool(true)));
     }
 
     #[test]
