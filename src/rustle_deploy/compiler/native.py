@@ -38,7 +38,7 @@ NATIVE_FACTS = frozenset({
     "machine_id", "distribution_minor_version", "swaptotal_mb",
 })
 MODULES = frozenset({"file", "copy", "template", "lineinfile", "blockinfile", "replace", "command", "shell",
-                     "stat", "assert", "debug", "ping", "set_fact", "tempfile"})
+                     "stat", "assert", "debug", "fail", "ping", "set_fact", "tempfile"})
 # the options of modules whose argument spec the runner does not check itself (tempfile.rs)
 _SPEC = {"tempfile": frozenset({"state", "path", "prefix", "suffix"})}
 # ``lookup('first_found', NAME)`` as an include's whole file name: chosen on the host
@@ -51,7 +51,7 @@ _NO_FACTS_YET = re.compile(r"^\s*ansible_facts\s*==\s*\{\s*\}\s*$")
 _KNOWN = frozenset({"id", "name", "module", "args", "hosts", "when", "tags", "notify", "listen",
                     "register", "loop", "loop_control", "ignore_errors", "no_log", "changed_when",
                     "failed_when", "check_mode", "diff", "environment", "vars", "files", "become",
-                    "become_user", "become_method", "role", "unnamed", "bridge", "origins"})
+                    "become_user", "become_method", "role", "unnamed", "bridge", "origins", "loop_with"})
 # keys of a block or an include (a task with ``block``) the runner understands
 _CONTAINER = frozenset({"id", "name", "block", "rescue", "always", "when", "include", "include_choice",
                         "include_result", "params", "register", "role_once", "tags", "hosts", "role", "vars",
@@ -75,7 +75,7 @@ _LOOP_CONTROL = frozenset({"loop_var", "label", "index_var", "extended"})  # pau
 _RUN_NAMES = frozenset({"ansible_check_mode", "ansible_diff_mode", "ansible_verbosity",
                         "ansible_run_tags", "ansible_skip_tags"})
 _FILTERS = frozenset({"bool", "int", "float", "length", "count", "lower", "upper", "string", "trim",
-                      "first", "last", "default", "d", "basename", "split"})
+                      "first", "last", "default", "d", "basename", "split", "expanduser"})
 _TESTS = frozenset({"defined", "undefined", "none", "number", "string", "mapping", "boolean", "true",
                     "false", "in", "eq", "ne", "equalto", "failed", "failure", "succeeded", "success",
                     "successful", "changed", "change", "skipped", "skip", "finished", "truthy",
@@ -491,9 +491,15 @@ class _Lowering:
             out["when"] = self.conds(task, scope, task.get("when")) or []
             out["args"] = self.args(task, scope)
             return out
+        flatten = task.get("loop_with")
+        if flatten not in (None, "items", "flattened"):
+            raise self.fail(task, f"with_{flatten} is not supported by the native runner")
         items = self.static(task, scope, task["loop"], evaluate=isinstance(task["loop"], str))
         if not isinstance(task["loop"], str):  # text a template made is not trusted (as executor's)
             items = self.templating.rendered_untrusted(task["loop"], items)
+        if flatten is not None:  # with_items: one level flattened; with_flattened: all (executor._loop_items)
+            items = self.executor._flatten(items if isinstance(items, list | tuple) else [items],
+                                           1 if flatten == "items" else None)
         if not isinstance(items, list):
             raise self.fail(task, "loop does not give a list at compile time")
         loop = []
@@ -1001,8 +1007,12 @@ class _Lowering:
                 return [op, ["name", "ansible_facts"], node[2] if op == "attr" else ["lit", key]]
         if op == "attr":
             return ["attr", self.tree(task, scope, node[1]), node[2]]
-        if op == "call":  # str.startswith/endswith with one argument, split/strip (expr.rs call_method)
-            if len(node[3]) != 1 and node[2] in ("startswith", "endswith") or len(node[3]) > 2:
+        if op == "slice":  # x[a:b] (expr.rs: a list's or a str's, as Python slices them)
+            return ["slice", self.tree(task, scope, node[1])] + [
+                None if n is None else self.tree(task, scope, n) for n in node[2:]]
+        if op == "call":  # str.startswith/endswith with one argument, split/strip, splitlines() (expr.rs call_method)
+            if len(node[3]) != 1 and node[2] in ("startswith", "endswith") or len(node[3]) > 2 \
+                    or node[3] and node[2] == "splitlines":
                 raise self.fail(task, f"{node[2]}() with {len(node[3])} arguments is not supported by the native runner")
             return ["call", self.tree(task, scope, node[1]), node[2], [self.tree(task, scope, n) for n in node[3]]]
         if op == "list":

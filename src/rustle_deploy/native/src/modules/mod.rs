@@ -154,6 +154,7 @@ pub fn dispatch(name: &str, ctx: &mut Ctx, args: &Map, host: Option<&Host>) -> M
             None => Err(ModuleFailure::new(format!("module {} runs in the runner's own process", name))),
         },
         "ping" => misc::ping(ctx, args),
+        "fail" => misc::fail(args),
         "set_fact" => misc::set_fact(args),
         "tempfile" => tempfile::tempfile(ctx, args),
         _ => Err(ModuleFailure::new(format!(
