@@ -38,9 +38,11 @@ NATIVE_FACTS = frozenset({
     "machine_id", "distribution_minor_version", "swaptotal_mb",
 })
 MODULES = frozenset({"file", "copy", "template", "lineinfile", "blockinfile", "replace", "command", "shell",
-                     "stat", "assert", "debug", "fail", "ping", "set_fact", "tempfile"})
-# the options of modules whose argument spec the runner does not check itself (tempfile.rs)
-_SPEC = {"tempfile": frozenset({"state", "path", "prefix", "suffix"})}
+                     "stat", "assert", "debug", "fail", "ping", "set_fact", "tempfile", "known_hosts"})
+# the options of modules whose argument spec the runner does not check itself (tempfile.rs,
+# known_hosts.rs)
+_SPEC = {"tempfile": frozenset({"state", "path", "prefix", "suffix"}),
+         "known_hosts": frozenset({"name", "key", "path", "hash_host", "state"})}
 # ``lookup('first_found', NAME)`` as an include's whole file name: chosen on the host
 _FIRST_FOUND = re.compile(r"^\s*\{\{\s*lookup\(\s*(['\"])first_found\1\s*,\s*([A-Za-z_]\w*)\s*\)\s*\}\}\s*$")
 # a condition that holds only before any fact is gathered: the runner gathers facts, and so does
