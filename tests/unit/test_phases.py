@@ -19,6 +19,7 @@ from rustle_deploy.phases import (
     ONCE,
     ONCE_LOCAL,
     PLAY_HOSTS,
+    REFRESH,
     file_read,
     off_host_tasks,
     plan_phases,
@@ -307,6 +308,22 @@ def test_reading_the_plays_live_hosts_after_a_task_that_may_fail_starts_a_phase(
         (0, False, ()), (1, False, (PLAY_HOSTS,))]
     assert not plan_phases(plan_of([reads(0, "x"), command(1), reads(2, "ansible_play_hosts")],
                                    names=NAMES[:1]))[0].reads
+
+
+def test_refresh_inventory_ends_its_phase_and_the_next_reads_the_inventory_again_even_for_one_host() -> None:
+    """The controller reads the inventory again when the phase after meta: refresh_inventory
+    starts (docs/phases.md); a play of one host is cut there too, a refresh ending the play is not."""
+    refresh = pm.task("r", "refresh", "meta", {"_raw_params": "refresh_inventory"}, [], 1)
+    plan = plan_of([t(0), refresh, t(2), t(3)])
+    phases = plan_phases(plan)[0]
+    assert (phases.kinds, [phases.of[i] for i in ("t0", "r", "t2", "t3")]) == ((HOSTS, HOSTS), [0, 0, 1, 1])
+    assert phases.reads == {1: (REFRESH,)}
+    one = plan_of([t(0), refresh, t(2)], names=NAMES[:1])
+    spec = play_specs(one, lambda names: [Host(name=n, vars={}, groups=("all",)) for n in names])[0]
+    # the re-read is the controller's: the phase before sends no state back for it
+    assert [(st.phase, st.feeds, st.reads) for st in schedule([spec], NAMES[:1]).stages] == [
+        (0, False, ()), (1, False, (REFRESH,))]
+    assert plan_phases(plan_of([t(0), refresh]))[0].kinds == (HOSTS,)
 
 
 def test_reading_another_hosts_runtime_values_starts_a_phase_when_they_were_set_in_it() -> None:
