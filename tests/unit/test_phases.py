@@ -310,6 +310,23 @@ def test_reading_the_plays_live_hosts_after_a_task_that_may_fail_starts_a_phase(
                                    names=NAMES[:1]))[0].reads
 
 
+def test_a_template_whose_file_reads_the_plays_live_hosts_starts_a_phase_after_a_task_that_may_fail(
+        tmp_path: Any) -> None:
+    (tmp_path / "hosts.j2").write_text("{% for h in ansible_play_hosts %}{{ h }}\n{% endfor %}")
+    (tmp_path / "all.j2").write_text("{{ ansible_play_hosts_all | join(',') }}\n")
+
+    def template(i: int, name: str) -> dict[str, Any]:
+        return pm.task(f"t{i}", f"task {i}", "template", {"src": str(tmp_path / name), "dest": "/tmp/x"}, [], i)
+
+    command = pm.task("t0", "may fail", "command", {"_raw_params": "true"}, [], 0)
+    play = pm.play("play-0", "web", NAMES, lambda hosts: [command, template(1, "all.j2"), template(2, "hosts.j2")])
+    plan = parse_plan(json.dumps(pm.plan([play], NAMES)).encode(), source=str(tmp_path / "plan.json"),
+                      base_dir=str(tmp_path))
+    phases = plan_phases(plan)[0]
+    assert [phases.of[f"t{i}"] for i in range(3)] == [0, 0, 1]
+    assert phases.reads == {1: (PLAY_HOSTS,)}
+
+
 def test_refresh_inventory_ends_its_phase_and_the_next_reads_the_inventory_again_even_for_one_host() -> None:
     """The controller reads the inventory again when the phase after meta: refresh_inventory
     starts (docs/phases.md); a play of one host is cut there too, a refresh ending the play is not."""
