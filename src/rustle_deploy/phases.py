@@ -541,6 +541,13 @@ def play_phases(tasks: list[Task], earlier: frozenset[str] = frozenset(),
 
     for task in tasks:
         place(task, ())
+    if lockstep and not staged and any(reads_play_hosts(h, templates) for h in handlers or []):
+        # handlers reading the play's live hosts run in a phase of their own after a task that
+        # may fail (the host's last phase flushes what its earlier ones notified)
+        if failing[1]:
+            kinds.append(HOSTS)
+        if failing[0] or failing[1]:
+            reads.setdefault(len(kinds) - 1, set()).add(PLAY_HOSTS)
     _handler_phases(handlers or [], kinds, at, actions)
     of.update((name, phases[-1]) for name, phases in at.items())
     return Phases(tuple(kinds) or (HOSTS,), of, {k: tuple(sorted(v)) for k, v in reads.items()}, last,
@@ -597,7 +604,8 @@ def plan_phases(plan: Plan, actions: frozenset[str] = frozenset()) -> list[Phase
         out.append(play_phases(tasks, frozenset(earlier), actions,
                                sorted(play.handlers, key=lambda h: h.execution_order),
                                play.any_errors_fatal, lockstep=lockstep,
-                               templates=play_hosts_templates(plan, tasks) if lockstep else frozenset()))
+                               templates=play_hosts_templates(plan, [*tasks, *play.handlers]) if lockstep
+                               else frozenset()))
         earlier.update(*(_sets(t) for t in [*tasks, *play.handlers]))
     return out
 

@@ -327,6 +327,19 @@ def test_a_template_whose_file_reads_the_plays_live_hosts_starts_a_phase_after_a
     assert phases.reads == {1: (PLAY_HOSTS,)}
 
 
+def test_handlers_reading_the_plays_live_hosts_run_in_a_phase_of_their_own_after_a_task_that_may_fail() -> None:
+    handler = pm.task("h0", "reads", "debug", {"msg": "{{ ansible_play_hosts }}"}, [], 0)
+    command = pm.task("t1", "may fail", "command", {"_raw_params": "true"}, [], 1)
+    phases = plan_phases(plan_of([t(0), command], [handler]))[0]
+    assert (phases.kinds, phases.reads) == ((HOSTS, HOSTS), {1: (PLAY_HOSTS,)})
+    # the tasks' last phase already started after the task that may fail: it reads them
+    reader = pm.task("t2", "reads", "debug", {"msg": "{{ play_hosts }}"}, [], 2)
+    phases = plan_phases(plan_of([command, reader], [handler]))[0]
+    assert (phases.kinds, phases.reads) == ((HOSTS, HOSTS), {1: (PLAY_HOSTS,)})
+    assert plan_phases(plan_of([t(0)], [handler]))[0].kinds == (HOSTS,)  # nothing may fail
+    assert plan_phases(plan_of([command], [handler], names=NAMES[:1]))[0].kinds == (HOSTS,)  # one host
+
+
 def test_refresh_inventory_ends_its_phase_and_the_next_reads_the_inventory_again_even_for_one_host() -> None:
     """The controller reads the inventory again when the phase after meta: refresh_inventory
     starts (docs/phases.md); a play of one host is cut there too, a refresh ending the play is not."""
