@@ -13,8 +13,9 @@ The sdist is fetched with pip into ``~/.cache/rustle-deploy/acceptance/`` (or
 committed. When it cannot be fetched, :class:`Unavailable` says why (the tests skip with it).
 
 ``python -m tests.acceptance`` (``make acceptance``) runs every target and writes
-``docs/acceptance.md``; ``tests/acceptance/test_targets.py`` runs the fast ones that pass
-under both, pinned by name.
+``docs/acceptance.md`` (with ``$RUSTLE_ACCEPTANCE_CACHE`` set, ``acceptance.md`` in that cache,
+unless ``--report`` names the file); ``tests/acceptance/test_targets.py`` runs the fast ones
+that pass under both, pinned by name.
 """
 
 from __future__ import annotations
@@ -590,6 +591,15 @@ def blocker(run: Run) -> str:
     return ""
 
 
+def report_path() -> Path:
+    """Where the report goes unless ``--report`` says: docs/acceptance.md; with a cache of one's
+    own (``$RUSTLE_ACCEPTANCE_CACHE``, whose results are one's own runs) beside those results,
+    so that such a run never rewrites the checkout's report with them."""
+    if os.environ.get("RUSTLE_ACCEPTANCE_CACHE"):
+        return CACHE / "acceptance.md"
+    return Path(__file__).resolve().parents[2] / "docs" / "acceptance.md"
+
+
 def main(argv: list[str] | None = None) -> int:
     import argparse
     from concurrent.futures import ThreadPoolExecutor
@@ -601,8 +611,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--report-only", action="store_true", help="write the report from the cached results; run nothing")
     ap.add_argument("--runme", action="store_true",
                     help="the named targets are runme.sh ones: run their ansible-playbook invocations (tests/acceptance/runme.py)")
-    ap.add_argument("--report", type=Path, default=Path(__file__).resolve().parents[2] / "docs" / "acceptance.md")
+    ap.add_argument("--report", type=Path, default=None,
+                    help="write the report there [docs/acceptance.md; acceptance.md in $RUSTLE_ACCEPTANCE_CACHE "
+                         "when that is set]")
     args = ap.parse_args(argv)
+    args.report = args.report or report_path()
     try:
         root = targets_root()
     except Unavailable as exc:
