@@ -16,7 +16,7 @@ Host data is data, never a template (as ansible-core marks it unsafe): registere
 facts, ``set_fact`` values and lookup results are stored through ``unsafe()``, which marks
 every string in them ``UnsafeText`` (and their dicts and lists ``UnsafeDict``/``UnsafeList``).
 ``is_template`` is false for marked text, so it is never rendered again, and a conditional
-never evaluates it as an expression (``Conditional is marked as unsafe``). The mark survives
+never evaluates it as an expression (``Encountered untrusted template or expression.``). The mark survives
 string operations the way ansible-core's does: a template or expression that read marked data
 (or called a lookup) returns its result marked. Jinja2 runs sandboxed, so templates cannot
 walk into Python's internals (``''.__class__``).
@@ -161,11 +161,9 @@ class UnsafeList(list):
 
 
 _UNSAFE = (UnsafeText, UnsafeDict, UnsafeList)
-UNTRUSTED_CONDITION = (
-    "Encountered untrusted template or expression. Conditional is marked as unsafe, and cannot be "
-    "evaluated: its value came from the host (a "
-    "registered result, a fact, set_fact or a lookup), and host data is never run as an expression; "
-    "hint: compare or convert it instead (x == 'yes', x | bool, x | length > 0)")
+# ansible-core 2.19's words, exactly; its console adds the help text below, which the
+# controller shows at -v (report.UNTRUSTED_HINT)
+UNTRUSTED_CONDITION = "Encountered untrusted template or expression."
 
 
 def _one_expression(body):
@@ -1091,8 +1089,7 @@ class Templar:
         """Evaluate a bare Jinja2 expression; keep the native type; undefined raises; ``kind``:
         what its syntax errors call it (``template`` for the one expression of ``{{ x }}``)."""
         if isinstance(expression, UnsafeText):
-            raise TemplateError("Encountered untrusted template or expression: host data (a registered "
-                                "result, a fact, set_fact or a lookup) is never evaluated")
+            raise TemplateError(UNTRUSTED_CONDITION)
         return self._tracked(self._evaluate, expression, scope, kind)
 
     def _evaluate(self, expression, scope, kind="expression"):
