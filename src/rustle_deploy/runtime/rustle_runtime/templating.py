@@ -53,15 +53,8 @@ def broken_conditional_message(value, origin=None):
     variable it reads was defined, else where it was written), or says '<unknown>', as Ansible
     does for a value without one."""
     return (f"Conditional result ({bool(value)}) was derived from value of type "
-            f"{_native_type_name(value)!r} at {origin or '<unknown>'!r}. "
+            f"{_expr.native_type_name(value)!r} at {origin or '<unknown>'!r}. "
             "Conditionals must have a boolean result.")
-
-
-def _native_type_name(value):
-    for kind in (str, dict, list, bool, int, float):
-        if isinstance(value, kind):
-            return kind.__name__
-    return type(value).__name__
 
 
 class UndefinedVariable(TemplateError):
@@ -511,6 +504,12 @@ def _environment():
 
         def __getitem__(self, key):
             return self
+
+        @property
+        def _undefined_message(self):
+            if self._undefined_hint is None and self._undefined_obj is not jinja2.runtime.missing:
+                return _expr.no_attribute(self._undefined_obj, self._undefined_name)
+            return jinja2.StrictUndefined._undefined_message.fget(self)
 
     class JinjaVars(Mapping):
         def __init__(self, scope, globals_):
