@@ -23,7 +23,6 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
-from ..errors import CompileError
 from ..model import SECRET_VARS, Host, Plan, Play, Task, Unsafe, own_vars
 from ..phases import Phases, per_call, plan_phases
 from ..runtime_index import canonical_module, module_families
