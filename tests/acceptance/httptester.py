@@ -197,8 +197,10 @@ def _multipart(body: bytes, ctype: str) -> tuple[dict[str, Any], dict[str, Any]]
     files: dict[str, Any] = {}
     for part in message.iter_parts():
         name = part.get_param("name", header="content-disposition")
-        data = part.get_payload(decode=True) or b""
-        text = data.decode("utf-8", "replace")
+        # as httpbin (werkzeug's form parser): each part's bytes as sent, a Content-Transfer-Encoding
+        # not undone (uri's target b64decodes a file it sent base64)
+        payload = part.get_payload(decode=False)
+        text = payload if isinstance(payload, str) else ""
         if part.get_filename():
             files[str(name)] = text
         else:
