@@ -4,7 +4,7 @@ The first tests ask the servers what the uri and get_url targets ask them, over 
 the run's CA, and check httpbin's answers. The last test is differential: one play of uri
 (ansible-core's module, through the module bridge) and get_url (built into the runtime) tasks
 against the servers, run once by ``ansible-playbook`` and once as a compiled artifact, compared
-result by result. Each server listens on a port the kernel picks; nothing is fixed.
+result by result. Each server and the proxy listen on a port the kernel picks; nothing is fixed.
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ import pytest
 
 from ..runtime.oracle import _substitute, _write_project, fields, run_ansible, run_ours
 from ..runtime.test_modules_support import needs_ansible
-from .httptester import HttpTester
+from .httptester import BADSSL, HTTPBIN, SELF_SIGNED, SNI, HttpTester
 
 
 @pytest.fixture(scope="module")
@@ -33,19 +33,21 @@ def http(tmp_path_factory: pytest.TempPathFactory) -> Iterator[HttpTester]:
         yield tester
 
 
-def _get(http: HttpTester, server: str, path: str, headers: dict[str, str] | None = None,
-         data: bytes | None = None, verify: bool = True) -> tuple[int, dict[str, str], bytes]:
+def _get(http: HttpTester, host: str, path: str, headers: dict[str, str] | None = None,
+         data: bytes | None = None, verify: bool = True, scheme: str = "https") -> tuple[int, dict[str, str], bytes]:
+    """One request through the tester's proxy, as the tools make it (``https_proxy``)."""
     context = ssl.create_default_context(cafile=str(http.directory / "ca.pem"))
     if not verify:
         context.check_hostname = False
         context.verify_mode = ssl.CERT_NONE
-    request = urllib.request.Request(f"https://{http.host(server)}{path}", data=data, headers=headers or {})
+    request = urllib.request.Request(f"{scheme}://{host}{path}", data=data, headers=headers or {})
 
     class _NoRedirect(urllib.request.HTTPRedirectHandler):
         def redirect_request(self, *args: Any, **kwargs: Any) -> None:
             return None
 
-    opener = urllib.request.build_opener(urllib.request.HTTPSHandler(context=context), _NoRedirect)
+    opener = urllib.request.build_opener(urllib.request.ProxyHandler({"https": http.proxy, "http": http.proxy}),
+                                         urllib.request.HTTPSHandler(context=context), _NoRedirect)
     try:
         with opener.open(request, timeout=60) as resp:
             return resp.status, dict(resp.headers), resp.read()
@@ -55,40 +57,40 @@ def _get(http: HttpTester, server: str, path: str, headers: dict[str, str] | Non
 
 
 def test_get_echoes_the_request_as_httpbin(http: HttpTester) -> None:
-    status, _, body = _get(http, "main", "/get?a=1&a=2&b=x", {"X-Probe": "yes"})
+    status, _, body = _get(http, HTTPBIN, "/get?a=1&a=2&b=x", {"X-Probe": "yes"})
     doc = json.loads(body)
     assert status == 200
     assert doc["args"] == {"a": ["1", "2"], "b": "x"}
-    assert doc["headers"]["X-Probe"] == "yes" and doc["headers"]["Host"] == http.host("main")
-    assert doc["url"] == f"https://{http.host('main')}/get?a=1&a=2&b=x"
-    assert _get(http, "main", "/post")[0] == 405  # a GET to /post
+    assert doc["headers"]["X-Probe"] == "yes" and doc["headers"]["Host"] == HTTPBIN
+    assert doc["url"] == f"https://{HTTPBIN}/get?a=1&a=2&b=x"
+    assert _get(http, HTTPBIN, "/post")[0] == 405  # a GET to /post
 
 
 def test_auth_endpoints(http: HttpTester) -> None:
     basic = "Basic " + base64.b64encode(b"user:passwd").decode()
-    assert _get(http, "main", "/basic-auth/user/passwd", {"Authorization": basic})[0] == 200
-    status, headers, _ = _get(http, "main", "/basic-auth/user/passwd")
+    assert _get(http, HTTPBIN, "/basic-auth/user/passwd", {"Authorization": basic})[0] == 200
+    status, headers, _ = _get(http, HTTPBIN, "/basic-auth/user/passwd")
     assert status == 401 and headers["WWW-Authenticate"].startswith("Basic")
-    assert _get(http, "main", "/hidden-basic-auth/user/passwd")[0] == 404
-    status, _, body = _get(http, "main", "/bearer", {"Authorization": "Bearer tok"})
+    assert _get(http, HTTPBIN, "/hidden-basic-auth/user/passwd")[0] == 404
+    status, _, body = _get(http, HTTPBIN, "/bearer", {"Authorization": "Bearer tok"})
     assert status == 200 and json.loads(body)["token"] == "tok"
-    assert _get(http, "main", "/bearer")[0] == 401
+    assert _get(http, HTTPBIN, "/bearer")[0] == 401
 
 
 def test_redirects_status_and_cache(http: HttpTester) -> None:
-    status, headers, _ = _get(http, "main", "/redirect-to?status_code=301&url=/basic-auth/user/passwd")
+    status, headers, _ = _get(http, HTTPBIN, "/redirect-to?status_code=301&url=/basic-auth/user/passwd")
     assert (status, headers["Location"]) == (301, "/basic-auth/user/passwd")
-    assert _get(http, "main", "/redirect/3")[1]["Location"] == "/redirect/2"
-    assert _get(http, "main", "/status/418")[0] == 418
-    assert _get(http, "main", "/cache")[1]["Last-Modified"]
-    assert _get(http, "main", "/cache", {"If-Modified-Since": "Mon, 01 Jan 2024 00:00:00 GMT"})[0] == 304
+    assert _get(http, HTTPBIN, "/redirect/3")[1]["Location"] == "/redirect/2"
+    assert _get(http, HTTPBIN, "/status/418")[0] == 418
+    assert _get(http, HTTPBIN, "/cache")[1]["Last-Modified"]
+    assert _get(http, HTTPBIN, "/cache", {"If-Modified-Since": "Mon, 01 Jan 2024 00:00:00 GMT"})[0] == 304
 
 
 def test_gzip_and_base64(http: HttpTester) -> None:
-    status, headers, body = _get(http, "main", "/gzip")
+    status, headers, body = _get(http, HTTPBIN, "/gzip")
     assert status == 200 and headers["Content-Encoding"] == "gzip"
     assert json.loads(gzip.decompress(body))["gzipped"] is True
-    assert _get(http, "main", "/base64/" + base64.urlsafe_b64encode(b"hi there").decode())[2] == b"hi there"
+    assert _get(http, HTTPBIN, "/base64/" + base64.urlsafe_b64encode(b"hi there").decode())[2] == b"hi there"
 
 
 def test_multipart_parts_come_back_as_sent(http: HttpTester) -> None:
@@ -97,7 +99,7 @@ def test_multipart_parts_come_back_as_sent(http: HttpTester) -> None:
     body = (f"--{boundary}\r\nContent-Disposition: form-data; name=\"f\"; filename=\"a.txt\"\r\n"
             "Content-Transfer-Encoding: base64\r\n\r\naGVsbG8K\r\n"
             f"--{boundary}\r\nContent-Disposition: form-data; name=\"t\"\r\n\r\nvalue\r\n--{boundary}--\r\n")
-    status, _, out = _get(http, "main", "/post", {"Content-Type": f"multipart/form-data; boundary={boundary}"},
+    status, _, out = _get(http, HTTPBIN, "/post", {"Content-Type": f"multipart/form-data; boundary={boundary}"},
                           data=body.encode())
     doc = json.loads(out)
     assert status == 200
@@ -106,18 +108,29 @@ def test_multipart_parts_come_back_as_sent(http: HttpTester) -> None:
 
 def test_the_other_servers_fail_verification(http: HttpTester) -> None:
     with pytest.raises(urllib.error.URLError, match="Hostname mismatch|doesn't match"):
-        _get(http, "badssl", "/get")
+        _get(http, BADSSL, "/get")
     with pytest.raises(urllib.error.URLError, match="CERTIFICATE_VERIFY_FAILED"):
-        _get(http, "self_signed", "/get")
-    assert _get(http, "self_signed", "/get", verify=False)[0] == 200
-    ports = {http.servers[name].server_address[1] for name in ("main", "badssl", "self_signed")}
-    assert len(ports) == 3
+        _get(http, SELF_SIGNED, "/get")
+    assert _get(http, SELF_SIGNED + ":444", "/get", verify=False)[0] == 200  # any port of the name
+    assert len({http.port(name) for name in ("main", "badssl", "self_signed", "proxy")}) == 4
+
+
+def test_the_proxy_names_its_servers_and_serves_plain_http(http: HttpTester) -> None:
+    status, _, body = _get(http, SNI, "/")
+    assert status == 200 and SNI in body.decode()  # the page names the host asked for (SNI tasks)
+    status, _, body = _get(http, HTTPBIN, "/get?q=1", scheme="http")
+    assert status == 200 and json.loads(body)["url"] == f"http://{HTTPBIN}/get?q=1"
+    status, _, body = _get(http, HTTPBIN, "/ca2cert.pem", scheme="http")
+    assert status == 200 and body == (http.directory / "self_signed.pem").read_bytes().split(b"-----BEGIN PRIVATE")[0]
+    assert _get(http, "example.invalid", "/get", scheme="http")[0] == 502
+    with pytest.raises(urllib.error.URLError, match="502"):
+        _get(http, "example.invalid", "/get")
 
 
 # -- uri and get_url against it, under both tools ------------------------------------------------
 
-def _tasks(main: str, badssl: str) -> list[dict[str, Any]]:
-    url = f"https://{main}"
+def _tasks() -> list[dict[str, Any]]:
+    url, badssl = f"https://{HTTPBIN}", BADSSL
     tasks: list[dict[str, Any]] = [
         {"name": "uri get", "uri": {"url": f"{url}/get?x=1", "return_content": True}},
         {"name": "uri 404", "uri": {"url": f"{url}/status/404"}},
@@ -143,7 +156,7 @@ def _tasks(main: str, badssl: str) -> list[dict[str, Any]]:
         {"name": "get_url checksum", "get_url": {
             "url": f"{url}/base64/cHR1eA==", "dest": "{d}/ptux2.txt",
             "checksum": "sha256:0000000000000000000000000000000000000000000000000000000000000000"}},
-        {"name": "write netrc", "copy": {"dest": "{d}/netrc", "content": "machine localhost\nlogin foo\npassword bar\n"}},
+        {"name": "write netrc", "copy": {"dest": "{d}/netrc", "content": f"machine {HTTPBIN}\nlogin foo\npassword bar\n"}},
         {"name": "get_url netrc over a bearer header", "get_url": {
             "url": f"{url}/basic-auth/foo/bar", "dest": "{d}/netrc.json", "headers": {"Authorization": "Bearer x"}},
          "environment": {"NETRC": "{d}/netrc"}},
@@ -157,6 +170,9 @@ def _tasks(main: str, badssl: str) -> list[dict[str, Any]]:
         {"name": "get_url redirected", "get_url": {
             "url": f"{url}/redirect-to?status_code=301&url=/basic-auth/user/passwd", "username": "user",
             "password": "passwd", "force_basic_auth": True, "dest": "{d}/redirected"}},
+        {"name": "get_url plain http", "get_url": {"url": f"http://{HTTPBIN}/get", "dest": "{d}/plain.json"}},
+        {"name": "get_url without the proxy", "get_url": {"url": f"{url}/get", "dest": "{d}/direct.json",
+                                                           "use_proxy": False}},
         {"name": "read back", "slurp": {"src": "{d}/netrc.json"}},
     ]
     for i, task in enumerate(tasks):
@@ -166,9 +182,9 @@ def _tasks(main: str, badssl: str) -> list[dict[str, Any]]:
     return tasks
 
 
-# what differs between the two runs by construction: the servers' ports, a multipart body's
-# random boundary, the temporary file a download went to, the date, timing
-_NOISE = re.compile(r"(?<=localhost:)\d+|(?<=boundary=\")=+\d+==|(?<=The checksum for )\S+(?= did not match)")
+# what differs between the two runs by construction: a multipart body's random boundary, the
+# temporary file a download went to, the date, timing
+_NOISE = re.compile(r"(?<=boundary=\")=+\d+==|(?<=The checksum for )\S+(?= did not match)")
 _DROP = frozenset({"date", "elapsed", "invocation"})
 
 
@@ -192,8 +208,9 @@ def test_uri_and_get_url_match_ansible_against_the_servers(http: HttpTester, tmp
     """One ansible-playbook run and one artifact run of the same play; every registered result
     compared on the keys below (uri's through the bridge are ansible-core's own module's)."""
     needs_ansible()
-    monkeypatch.setenv("SSL_CERT_FILE", str(http.directory / "ca.pem"))
-    tasks = _tasks(http.host("main"), http.host("badssl"))
+    for name, value in http.env.items():
+        monkeypatch.setenv(name, value)
+    tasks = _tasks()
     plays = [{"name": "http", "tasks": tasks}]
     files = {"files/formdata.txt": "_multipart/form-data_\n"}
     results = {}
