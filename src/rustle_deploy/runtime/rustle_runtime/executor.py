@@ -697,8 +697,13 @@ class Runner:
 
     def _apply_added(self, added, ordered=False):
         """Replay what add_host/group_by changed (this host's earlier runs, or other hosts':
-        ``ordered``, the controller's merge over every host, whose order is Ansible's)."""
+        ``ordered``, the controller's merge over every host, whose order is Ansible's). A host
+        neither in the inventory nor made by add_host was dropped by meta: refresh_inventory:
+        its groups are not given back to it, as ansible-core's refresh does not."""
+        known_hosts = set((self.host_vars.get("groups") or {}).get("all") or ())
+        known_hosts.update((added or {}).get("hosts") or (), self._added["hosts"], [self.host])
         for group, members in ((added or {}).get("groups") or {}).items():
+            members = [m for m in members if m in known_hosts]
             for name in members:
                 self._add_to_inventory(name, [group], {})
             if ordered:  # the inventory's own members first, then the added ones in that order
