@@ -503,7 +503,10 @@ def _render_all(templar: Any, templating: Any, strings: list[str], scope: Any) -
 def _render_conditions(templar: Any, templating: Any, conditions: list[str], scope: Any) -> None:
     for cond in conditions:
         try:  # a condition written "{{ ... }}" is templated, as Ansible does
-            if templating.is_template(cond):
+            text = cond.strip()
+            if templating.is_template(text) and not (text.startswith(("{{", "{%")) and text.endswith(("}}", "%}"))):
+                templar._evaluate_const_templates(text, scope)  # templates in its string constants
+            elif templating.is_template(cond):
                 templar.template(cond, scope)
             else:
                 templar.evaluate(cond, scope)

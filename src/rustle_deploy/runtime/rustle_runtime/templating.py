@@ -16,7 +16,7 @@ Host data is data, never a template (as ansible-core marks it unsafe): registere
 facts, ``set_fact`` values and lookup results are stored through ``unsafe()``, which marks
 every string in them ``UnsafeText`` (and their dicts and lists ``UnsafeDict``/``UnsafeList``).
 ``is_template`` is false for marked text, so it is never rendered again, and a conditional
-never evaluates it as an expression (``Conditional is marked as unsafe``). The mark survives
+never evaluates it as an expression (``Encountered untrusted template or expression.``). The mark survives
 string operations the way ansible-core's does: a template or expression that read marked data
 (or called a lookup) returns its result marked. Jinja2 runs sandboxed, so templates cannot
 walk into Python's internals (``''.__class__``).
@@ -53,15 +53,8 @@ def broken_conditional_message(value, origin=None):
     variable it reads was defined, else where it was written), or says '<unknown>', as Ansible
     does for a value without one."""
     return (f"Conditional result ({bool(value)}) was derived from value of type "
-            f"{_native_type_name(value)!r} at {origin or '<unknown>'!r}. "
+            f"{_expr.native_type_name(value)!r} at {origin or '<unknown>'!r}. "
             "Conditionals must have a boolean result.")
-
-
-def _native_type_name(value):
-    for kind in (str, dict, list, bool, int, float):
-        if isinstance(value, kind):
-            return kind.__name__
-    return type(value).__name__
 
 
 class UndefinedVariable(TemplateError):
@@ -161,11 +154,9 @@ class UnsafeList(list):
 
 
 _UNSAFE = (UnsafeText, UnsafeDict, UnsafeList)
-UNTRUSTED_CONDITION = (
-    "Encountered untrusted template or expression. Conditional is marked as unsafe, and cannot be "
-    "evaluated: its value came from the host (a "
-    "registered result, a fact, set_fact or a lookup), and host data is never run as an expression; "
-    "hint: compare or convert it instead (x == 'yes', x | bool, x | length > 0)")
+# ansible-core 2.19's words, exactly; its console adds the help text below, which the
+# controller shows at -v (report.UNTRUSTED_HINT)
+UNTRUSTED_CONDITION = "Encountered untrusted template or expression."
 
 
 def _one_expression(body):
@@ -513,6 +504,12 @@ def _environment():
 
         def __getitem__(self, key):
             return self
+
+        @property
+        def _undefined_message(self):
+            if self._undefined_hint is None and self._undefined_obj is not jinja2.runtime.missing:
+                return _expr.no_attribute(self._undefined_obj, self._undefined_name)
+            return jinja2.StrictUndefined._undefined_message.fget(self)
 
     class JinjaVars(Mapping):
         def __init__(self, scope, globals_):
@@ -867,11 +864,56 @@ def _lookup(name, /, *terms, _context=None, **kw):
     if templar is not None and any(is_template(t) for t in terms):
         # ansible-core 2.19 renders the trusted strings a lookup is given
         # (`lookup('pipe', 'echo {{ x }}')`); its name is never rendered
-        terms = tuple(templar.template(t, scope) if is_template(t) else t for t in terms)
+        terms = tuple(_lookup_term(templar, t, scope) if is_template(t) else t for t in terms)
+    jinja2 = sys.modules.get("jinja2")
+    undefined = jinja2.Undefined if jinja2 is not None else ()
+    marker = next((v for v in [*terms, *kw.values()] if isinstance(v, undefined)), None)
+    if marker is not None:
+        if not _controller_plugin(name):
+            return marker  # ansible-core's plugins take no marker: the lookup is undefined too
+        # the playbook's own plugin: ansible-core passes the marker when the plugin sets
+        # `accept_args_markers` (compiler/plugin_host.py decides)
+        terms = tuple(_marker_out(t) for t in terms)
+        kw = {k: _marker_out(v) for k, v in kw.items()}
     try:
-        return unsafe(run(name, terms, scope, templar, **kw))
+        return _markers_back(unsafe(run(name, terms, scope, templar, **kw)))
     except LookupError_ as exc:
         raise FilterError(str(exc)) from exc
+
+
+def _lookup_term(templar, term, scope):
+    """Trusted text in a lookup's term (or a conditional's constant) rendered; undefined as a
+    Jinja2 undefined value, ansible-core's marker."""
+    try:
+        return templar.template(term, scope)
+    except UndefinedVariable as exc:
+        return _environment().undefined(hint=str(exc))
+
+
+_MARKER = "__rustle_undefined"  # an undefined value sent to or from the controller's plugin host
+
+
+def _controller_plugin(name):
+    from .lookups import CONTROLLER, PLUGINS, _short
+
+    name = _short(name)
+    return name in PLUGINS["lookup"] and name not in CONTROLLER
+
+
+def _marker_out(value):
+    jinja2 = sys.modules.get("jinja2")
+    if jinja2 is not None and isinstance(value, jinja2.Undefined):
+        return {_MARKER: value._undefined_message}
+    return value
+
+
+def _markers_back(value):
+    """``{_MARKER: MESSAGE}`` in a plugin's answer (an item of its list) as an undefined value."""
+    if isinstance(value, dict) and set(value) == {_MARKER}:
+        return _environment().undefined(hint=str(value[_MARKER]))
+    if isinstance(value, list) and any(isinstance(v, dict) and set(v) == {_MARKER} for v in value):
+        return type(value)(_markers_back(v) for v in value)
+    return value
 
 
 def embedded(scope, kind):
@@ -1073,6 +1115,8 @@ class Templar:
         parts = []
         last = 0
         for match in _SEGMENT.finditer(body):
+            if "{{" in body[last:match.start()] or "}}" in body[last:match.start()]:
+                return None  # a template in a string constant (`{{ f('{{ x }}') }}`)
             value = _expr.evaluate(match.group(1), scope, self)
             if value is _expr.UNSUPPORTED:
                 return None
@@ -1091,8 +1135,7 @@ class Templar:
         """Evaluate a bare Jinja2 expression; keep the native type; undefined raises; ``kind``:
         what its syntax errors call it (``template`` for the one expression of ``{{ x }}``)."""
         if isinstance(expression, UnsafeText):
-            raise TemplateError("Encountered untrusted template or expression: host data (a registered "
-                                "result, a fact, set_fact or a lookup) is never evaluated")
+            raise TemplateError(UNTRUSTED_CONDITION)
         return self._tracked(self._evaluate, expression, scope, kind)
 
     def _evaluate(self, expression, scope, kind="expression"):
@@ -1246,7 +1289,9 @@ class Templar:
             if not is_template(value):
                 return literal
             name = f"__rustle_const_{len(consts)}"
-            consts[name] = self.template(value, scope)
+            # undefined, it is a marker: it fails where it is used, not where it is written
+            # (a lookup plugin that accepts markers takes it: `lookup('p', '{{ nope }}')`)
+            consts[name] = _lookup_term(self, value, scope)
             return name
 
         expression = _STRING.sub(name_of, text)
