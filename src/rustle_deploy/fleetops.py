@@ -1952,7 +1952,9 @@ def exec_manifest(manifest: Any, name: str, settings: Settings, opts: dict[str, 
     entry_of = {str(h["name"]): h for h in entries if h.get("ok")}
     hosts = inv.resolve(list(entry_of)) if entry_of else []
     connection = manifest.get("connection") or {}
-    hosts = [with_connection(h, connection.get("user"), connection.get("private_key")) for h in hosts]
+    configured = load_ansible_config().become_config()  # the connection-level become's (AgentLaunch)
+    hosts = [replace(with_connection(h, connection.get("user"), connection.get("private_key")),
+                     become_config=configured) for h in hosts]
     check_remote_dirs(hosts, inv.source)
     check_connections(hosts, inv.source)
     host_of = {h.name: h for h in hosts}

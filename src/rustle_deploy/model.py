@@ -239,6 +239,10 @@ class Host:
     name: str
     vars: dict[str, Any]
     groups: tuple[str, ...] = ()  # every group it belongs to, ``all`` included
+    # each become method's program and flags from ansible.cfg and ANSIBLE_* (method -> {"exe",
+    # "flags"}; AnsibleConfig.become_config), below the host's variables: what the connection-level
+    # become (ansible_become) starts the agent with when no variable says
+    become_config: dict[str, dict[str, str]] = field(default_factory=dict)
 
     @property
     def address(self) -> str:

@@ -264,10 +264,14 @@ class Session:
         host = with_connection(host, self.opts.get("user"), self.opts.get("private_key"))
         # ansible.cfg fills in what the inventory leaves unset; extra vars outrank the inventory,
         # connection variables included (as in Ansible)
-        defaults = (self.ansible_cfg or AnsibleConfig()).host_defaults()
+        acfg = self.ansible_cfg or AnsibleConfig()
+        defaults = acfg.host_defaults()
         missing = {k: v for k, v in defaults.items() if k not in host.vars}
         conn = {k: v for k, v in (self.extra_vars or {}).items() if k.startswith("ansible_")}
-        return replace(host, vars={**host.vars, **missing, **conn}) if conn or missing else host
+        if conn or missing:
+            host = replace(host, vars={**host.vars, **missing, **conn})
+        configured = acfg.become_config()
+        return replace(host, become_config=configured) if configured and not host.become_config else host
 
     def units(self, plan: Plan, inv: Inventory, hosts: list[Host]) -> list[BuildUnit]:
         from .compiler.units import plan_units
