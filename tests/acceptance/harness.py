@@ -446,18 +446,16 @@ def _recorded(db: Path) -> list[dict[str, Any]]:
         return []
     with closing(sqlite3.connect(db)) as con:
         rows = con.execute(
-            "SELECT t.host, t.task, t.module, t.status, t.msg FROM task_results t "
+            "SELECT t.host, t.task, t.module, t.status, t.msg, t.ignored FROM task_results t "
             "JOIN deployments d ON d.id = t.deployment_id ORDER BY d.created_at, t.run_id, t.host, t.seq").fetchall()
-    return [{"task": task or "", "host": host, "module": module or "", "status": status or "", "ignored": False,
-             "msg": (msg or "")[:2000], "phase": "controller"} for host, task, module, status, msg in rows]
+    return [{"task": task or "", "host": host, "module": module or "", "status": status or "", "ignored": bool(ignored),
+             "msg": (msg or "")[:2000], "phase": "controller"} for host, task, module, status, msg, ignored in rows]
 
 
 def _with_controller_phases(journal: list[dict[str, Any]], recorded: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """The host journals' results (``journal``) with the controller phases' results put in their
     places: ``recorded`` holds every result of a host in run order, the journal those of its own
-    phases; a recorded result that is not the host's next journal entry is a controller phase's.
-    The state database keeps no ``ignored`` flag: an ignored failure of a controller phase compares
-    as a failure (a difference shown, never one hidden)."""
+    phases; a recorded result that is not the host's next journal entry is a controller phase's."""
     pending: dict[str, list[dict[str, Any]]] = {}
     for rec in journal:
         pending.setdefault(rec["host"], []).append(rec)

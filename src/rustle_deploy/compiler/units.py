@@ -176,6 +176,8 @@ def plan_units(
         }
         if plan.options.allow_broken_conditionals:
             unit.plan_doc["allow_broken_conditionals"] = True
+        if not plan.options.deprecation_warnings:
+            unit.plan_doc["deprecation_warnings"] = False
         if plan.options.become_config:  # runtime become.option
             unit.plan_doc["become_config"] = plan.options.become_config
         if plugins.found and any(plugins.found.values()):
