@@ -98,6 +98,12 @@ def flushes(task: Task) -> bool:
         task.args.get("_raw_params", task.args.get("free_form", ""))).strip() == "flush_handlers"
 
 
+def refreshes(task: Task) -> bool:
+    """Whether the task is a ``meta: refresh_inventory`` (the inventory is read again)."""
+    return task.short_module == "meta" and str(
+        task.args.get("_raw_params", task.args.get("free_form", ""))).strip() == "refresh_inventory"
+
+
 def local(task: Task) -> bool:
     """Whether the task is delegated to the controller."""
     target = task.extras.get("delegate_to")
@@ -345,6 +351,10 @@ FILE = "(file)"
 # ansible_play_batch, play_hosts) after a task that may fail: the controller sends in the hosts
 # of the play that failed (inject "failed_hosts"), which those names leave out (not a variable name)
 PLAY_HOSTS = "(play_hosts)"
+# what the first phase after a ``meta: refresh_inventory`` reads: the inventory as its sources
+# hold it then; the controller reads them again when the phase starts, and the plays after the
+# play are chosen over it (not a variable name either)
+REFRESH = "(refresh)"
 _PLAY_HOSTS_READ = re.compile(r"\b(?:ansible_play_hosts|ansible_play_batch|play_hosts)\b")
 
 
@@ -370,7 +380,7 @@ QUIET = ("debug", "set_fact", "meta", "group_by")
 def state_reads(reads: Iterable[str]) -> bool:
     """Whether a phase reading ``reads`` needs the hosts' state sent back before it (the failed
     hosts, PLAY_HOSTS, are the controller's own knowledge)."""
-    return any(r != PLAY_HOSTS for r in reads)
+    return any(r not in (PLAY_HOSTS, REFRESH) for r in reads)
 
 
 def file_reads(task: Task) -> set[str]:
@@ -463,6 +473,7 @@ def play_phases(tasks: list[Task], earlier: frozenset[str] = frozenset(),
     set_here: set[str] = set()  # names set so far in the current phase
     grouped = False  # a group_by ran before: later tasks see every host's groups
     fatal = False  # the task before may fail with any_errors_fatal: the hosts stop together after it
+    refreshed = False  # the task before refreshed the inventory: the next phase starts with it read again
     staged = any(handler_kind(h, actions) for h in handlers or [])
     at: dict[str, list[int]] = {}  # handler -> the phases it runs in
     flushed = False  # the task before flushed handlers in phases of their own: the next starts one
@@ -470,7 +481,7 @@ def play_phases(tasks: list[Task], earlier: frozenset[str] = frozenset(),
     failing = [False, False]  # a task that may fail ran: in an earlier phase, in the current one
 
     def place(task: Task, sections: tuple[tuple[str, str], ...]) -> None:
-        nonlocal set_here, grouped, fatal, where, flushed
+        nonlocal set_here, grouped, fatal, where, flushed, refreshed
         if splits(task, actions, fatal_play, lockstep):  # its tasks get phases of their own
             children = [(name, child) for name, part in (("block", task.block or ()), ("rescue", task.rescue),
                                                          ("always", task.always)) for child in part]
@@ -488,8 +499,10 @@ def play_phases(tasks: list[Task], earlier: frozenset[str] = frozenset(),
         moved = kind in (ONCE, ONCE_LOCAL) and sections != where
         # the play's live hosts, read after a task that may have failed on one: known at a phase's start
         live = reads_play_hosts(task) and lockstep and (failing[0] or failing[1])
+        if refreshed:
+            wanted.add(REFRESH)
         if not kinds or kinds[-1] != kind or stale or files or fatal or moved or (live and failing[1]) \
-                or flushed:
+                or flushed or refreshed:
             kinds.append(kind)
             set_here = set()
             failing[:] = [failing[0] or failing[1], False]
@@ -503,6 +516,7 @@ def play_phases(tasks: list[Task], earlier: frozenset[str] = frozenset(),
         grouped = grouped or INVENTORY in set_here
         fatal = lockstep and (fails_fatally(task, fatal_play) or may_error(task))
         flushed = staged and flushes(task)
+        refreshed = any(refreshes(t) for t in task.walk())
         if flushed:
             _handler_phases(handlers or [], kinds, at, actions)
         where = sections

@@ -69,6 +69,13 @@ class HostSummary:
         return self.unreachable or self.error is not None or (self.failed > 0 and not self.cleared)
 
 
+# ansible-core 2.19's message for host data used as a template or expression (the runtime's
+# templating.UNTRUSTED_CONDITION), and the help text its console adds, shown here at -v
+UNTRUSTED = "Encountered untrusted template or expression."
+UNTRUSTED_HINT = ("Templates and expressions must be defined by trusted sources such as playbooks or roles, "
+                  "not untrusted sources such as module results.")
+
+
 class Reporter:
     """Progress lines and the final recap, plain or rich."""
 
@@ -170,6 +177,8 @@ class Reporter:
                 if msg.strip():
                     text += f" | {text_lines(msg.strip())[-1]}"
                 self.line(text, style)
+                if self.verbosity >= 1 and msg.rstrip().endswith(UNTRUSTED):
+                    self.line(f"  hint: {UNTRUSTED_HINT}", style)
                 if self.show_diff and status == "changed" and event.get("diff") and not event.get("censored"):
                     for line in text_lines(render_diff(event["diff"])):
                         self.line(f"  {line}", style)

@@ -504,6 +504,8 @@ def _compile_task(
                            module, out, scopes, runner)
         else:
             embedder.embed(task, module, out, scopes, runner)
+    if bridged is not None and bridged.action == "ansible.builtin.uri":
+        _embed_multipart(plan, play, task, embedder, out)
     if module == "fetch":
         known = {h.name: dict(unit.host_vars.get(h.name) or own_vars(h), inventory_hostname=h.name,
                               inventory_hostname_short=h.name.split(".")[0]) for h in unit.hosts}
@@ -520,6 +522,29 @@ def _compile_task(
     ):
         unit.needs_jinja = True
     return out
+
+
+def _embed_multipart(plan: Plan, play: _PlayView, task: Task, embedder: Embedder, out: dict[str, Any]) -> None:
+    """Embed the controller files uri's action plugin would upload for ``task``'s form-multipart
+    body (bridge/policy.py), under their names as written: the host writes each into the task's
+    temporary directory and gives the module that path (modules/bridge.py)."""
+    from ..bridge.policy import multipart_file, multipart_uploads
+    from ..errors import PlanError
+
+    names = multipart_uploads(task.args)
+    if not names:
+        return
+    role = play.play.roles.get(str(task.extras.get("role"))) if task.extras.get("role") else None
+    role_path = role.get("path") if isinstance(role, Mapping) else None
+    search = [p for p in (role_path, plan.playbook_dir or plan.base_dir) if p]
+    for name in names:
+        path = multipart_file(str(name), search)
+        if path is None:
+            raise PlanError(f"uri in task {task.name!r}: could not find the form-multipart file {name!r}; tried: "
+                            + ", ".join(os.path.join(d, sub, str(name)) for d in search for sub in ("files", "")),
+                            "put it in the role's files/ directory or beside the playbook's files/",
+                            file=plan.source, pointer=f"{task.pointer}/args/body")
+        out.setdefault("files", {})[str(name)] = embedder.digest(path, task)
 
 
 def fetch_targets(plan: Plan, task: Task, host_vars: dict[str, dict[str, Any]],

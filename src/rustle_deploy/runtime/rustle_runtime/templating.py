@@ -16,7 +16,7 @@ Host data is data, never a template (as ansible-core marks it unsafe): registere
 facts, ``set_fact`` values and lookup results are stored through ``unsafe()``, which marks
 every string in them ``UnsafeText`` (and their dicts and lists ``UnsafeDict``/``UnsafeList``).
 ``is_template`` is false for marked text, so it is never rendered again, and a conditional
-never evaluates it as an expression (``Conditional is marked as unsafe``). The mark survives
+never evaluates it as an expression (``Encountered untrusted template or expression.``). The mark survives
 string operations the way ansible-core's does: a template or expression that read marked data
 (or called a lookup) returns its result marked. Jinja2 runs sandboxed, so templates cannot
 walk into Python's internals (``''.__class__``).
@@ -53,15 +53,8 @@ def broken_conditional_message(value, origin=None):
     variable it reads was defined, else where it was written), or says '<unknown>', as Ansible
     does for a value without one."""
     return (f"Conditional result ({bool(value)}) was derived from value of type "
-            f"{_native_type_name(value)!r} at {origin or '<unknown>'!r}. "
+            f"{_expr.native_type_name(value)!r} at {origin or '<unknown>'!r}. "
             "Conditionals must have a boolean result.")
-
-
-def _native_type_name(value):
-    for kind in (str, dict, list, bool, int, float):
-        if isinstance(value, kind):
-            return kind.__name__
-    return type(value).__name__
 
 
 class UndefinedVariable(TemplateError):
@@ -161,11 +154,9 @@ class UnsafeList(list):
 
 
 _UNSAFE = (UnsafeText, UnsafeDict, UnsafeList)
-UNTRUSTED_CONDITION = (
-    "Encountered untrusted template or expression. Conditional is marked as unsafe, and cannot be "
-    "evaluated: its value came from the host (a "
-    "registered result, a fact, set_fact or a lookup), and host data is never run as an expression; "
-    "hint: compare or convert it instead (x == 'yes', x | bool, x | length > 0)")
+# ansible-core 2.19's words, exactly; its console adds the help text below, which the
+# controller shows at -v (report.UNTRUSTED_HINT)
+UNTRUSTED_CONDITION = "Encountered untrusted template or expression."
 
 
 def _one_expression(body):
@@ -513,6 +504,12 @@ def _environment():
 
         def __getitem__(self, key):
             return self
+
+        @property
+        def _undefined_message(self):
+            if self._undefined_hint is None and self._undefined_obj is not jinja2.runtime.missing:
+                return _expr.no_attribute(self._undefined_obj, self._undefined_name)
+            return jinja2.StrictUndefined._undefined_message.fget(self)
 
     class JinjaVars(Mapping):
         def __init__(self, scope, globals_):
@@ -1138,8 +1135,7 @@ class Templar:
         """Evaluate a bare Jinja2 expression; keep the native type; undefined raises; ``kind``:
         what its syntax errors call it (``template`` for the one expression of ``{{ x }}``)."""
         if isinstance(expression, UnsafeText):
-            raise TemplateError("Encountered untrusted template or expression: host data (a registered "
-                                "result, a fact, set_fact or a lookup) is never evaluated")
+            raise TemplateError(UNTRUSTED_CONDITION)
         return self._tracked(self._evaluate, expression, scope, kind)
 
     def _evaluate(self, expression, scope, kind="expression"):

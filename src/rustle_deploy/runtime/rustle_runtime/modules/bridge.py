@@ -298,6 +298,8 @@ def run_module(ctx, args, spec, bridge):
                 "msg": f"This action ({name}) does not support check mode."}
     task_tmp = _mkdtemp(ctx.tmpdir)
     try:
+        if spec.get("module_fqn") == "ansible.modules.uri" and ctx.files:
+            args = _multipart_uploads(ctx, args, task_tmp)
         module_args = _module_args(ctx, args, spec, bridge, name, task_tmp)
         rc, out, err = _execute(ctx, spec, module_args, task_tmp)
     finally:
@@ -305,6 +307,31 @@ def run_module(ctx, args, spec, bridge):
 
         shutil.rmtree(task_tmp, ignore_errors=True)
     return parse_result(rc, out, err)
+
+
+def _multipart_uploads(ctx, args, task_tmp):
+    """uri's action plugin for a form-multipart body: each field's controller file (``filename``
+    without ``content``, embedded by the compiler under its name as written) is written into the
+    task's temporary directory under its base name, and the field names that copy instead."""
+    body = args.get("body")
+    if args.get("body_format") != "form-multipart" or not isinstance(body, dict) or args.get("src") is not None:
+        return args
+    from ._common import embedded_source
+
+    body = dict(body)
+    for field, value in body.items():
+        if not isinstance(value, dict) or not value.get("filename") or value.get("content"):
+            continue
+        if _become_elsewhere(ctx):
+            from ..context import ModuleFailure
+
+            raise ModuleFailure(f"uri: a form-multipart file with become_user '{ctx.become_user}' is not "
+                                "supported yet; hint: become root, or run the task without become")
+        path = os.path.join(task_tmp, os.path.basename(str(value["filename"])))
+        with open(path, "wb") as fh:
+            fh.write(embedded_source(ctx, args, value["filename"]))
+        body[field] = dict(value, filename=path)
+    return dict(args, body=body)
 
 
 # ----------------------------------------------------------- action plugins on the controller
@@ -593,7 +620,10 @@ def _var(scope, name):
 
 
 def _python(ctx):
-    """The interpreter Ansible would use: ansible_python_interpreter, else the runtime's own."""
+    """The interpreter Ansible would use: ansible_python_interpreter, the one discovered for a
+    task's own ``auto*`` mode, else the runtime's own (the one the launcher discovered)."""
+    if getattr(ctx, "python", None):
+        return ctx.python
     configured = _var(ctx.vars, "ansible_python_interpreter")
     if configured and "{{" not in str(configured) and not str(configured).startswith("auto"):
         return str(configured)
