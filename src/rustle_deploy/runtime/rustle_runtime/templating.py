@@ -507,6 +507,7 @@ class VarScope:
 
 
 _ENV = None
+_VAULT_MARKER = None  # the environment's VaultMarker class, once it exists
 
 
 def _environment():
@@ -550,6 +551,27 @@ def _environment():
                 return _expr.no_attribute(self._undefined_obj, self._undefined_name)
             return jinja2.StrictUndefined._undefined_message.fget(self)
 
+    class VaultMarker(AnsibleUndefined):
+        """A variable that holds a ``!vault`` value no secret opened (ansible-core's
+        VaultExceptionMarker): any use fails with why, but the ``unvault`` filter takes its
+        ``envelope`` (None when the value only holds one) and decrypts it with the password given."""
+
+        def __init__(self, hint, envelope=None):
+            super().__init__(hint=hint)
+            self.envelope = envelope
+
+        def _fail_with_undefined_error(self, *args, **kwargs):
+            # an error, not an undefined value (`debug: var:` shows no "VARIABLE IS NOT DEFINED!")
+            raise jinja2.exceptions.TemplateRuntimeError(self._undefined_hint)
+
+        def __getattr__(self, name):
+            if name[:2] == "__":
+                raise AttributeError(name)
+            self._fail_with_undefined_error()
+
+        __iter__ = __str__ = __len__ = __eq__ = __ne__ = __bool__ = __hash__ = __contains__ = \
+            __getitem__ = __call__ = _fail_with_undefined_error
+
     class JinjaVars(Mapping):
         def __init__(self, scope, globals_):
             self.scope = scope
@@ -560,6 +582,12 @@ def _environment():
                 return self.scope[key]
             except KeyError:
                 return self.globals[key]
+            except TemplateError as exc:
+                # read lazily, as ansible-core does: it fails where it is used
+                raw = _raw_or_none(self.scope, key)
+                if not _LOCKED or _locked_in(raw) is None:
+                    raise
+                return VaultMarker(str(exc), str(raw) if isinstance(raw, Undecryptable) else None)
 
         def __contains__(self, key):
             return key in self.scope or key in self.globals
@@ -618,6 +646,8 @@ def _environment():
     env.filters["fileglob"] = env.filters["ansible.builtin.fileglob"] = fileglob
     env.globals.update(lookup=lookup, query=query, q=query, now=now, undef=undef)
     env.rustle_vars = JinjaVars
+    global _VAULT_MARKER
+    _VAULT_MARKER = VaultMarker
     env.rustle_cache = {}
     env.rustle_overlays = {}
     _ENV = env
@@ -906,6 +936,12 @@ def _lookup(name, /, *terms, _context=None, **kw):
         terms = tuple(_lookup_term(templar, t, scope) if is_template(t) else t for t in terms)
     jinja2 = sys.modules.get("jinja2")
     undefined = jinja2.Undefined if jinja2 is not None else ()
+    if name in ("filter:unvault", "filter:ansible.builtin.unvault") and terms:
+        # ansible-core's unvault takes an undecryptable !vault value and opens it with the
+        # password it is given (on the controller, with the envelope)
+        envelope = getattr(terms[0], "envelope", None) if isinstance(terms[0], undefined) else None
+        if isinstance(envelope, str):
+            terms = (envelope, *terms[1:])
     marker = next((v for v in [*terms, *kw.values()] if isinstance(v, undefined)), None)
     if marker is not None:
         if not _controller_plugin(name):
@@ -918,6 +954,13 @@ def _lookup(name, /, *terms, _context=None, **kw):
         return _markers_back(unsafe(run(name, terms, scope, templar, **kw)))
     except LookupError_ as exc:
         raise FilterError(str(exc)) from exc
+
+
+def _raw_or_none(scope, key):
+    try:
+        return scope.raw(key)
+    except (KeyError, AttributeError):
+        return None
 
 
 def _lookup_term(templar, term, scope):
@@ -995,6 +1038,8 @@ class Templar:
         _TAINT.read = False
         try:
             value = fn(*args)
+            if _VAULT_MARKER is not None and isinstance(value, _VAULT_MARKER):
+                raise TemplateError(value._undefined_hint)  # an undecryptable value, as it is
             return unsafe(value) if _TAINT.read else value
         finally:
             _TAINT.read = outer or _TAINT.read
