@@ -148,6 +148,8 @@ def _tasks() -> list[dict[str, Any]]:
                                                    "file3": {"filename": "formdata.txt",
                                                              "multipart_encoding": "7or8bit"},
                                                    "text1": "value1"}}},
+        {"name": "uri src", "uri": {"url": f"{url}/post", "method": "POST", "src": "body.json",
+                                    "body_format": "json", "return_content": True}},
         {"name": "uri bad host name", "uri": {"url": f"https://{badssl}/get"}},
         {"name": "uri bad host name unchecked", "uri": {"url": f"https://{badssl}/get", "validate_certs": False}},
         {"name": "uri gzip", "uri": {"url": f"{url}/gzip"}},
@@ -212,7 +214,7 @@ def test_uri_and_get_url_match_ansible_against_the_servers(http: HttpTester, tmp
         monkeypatch.setenv(name, value)
     tasks = _tasks()
     plays = [{"name": "http", "tasks": tasks}]
-    files = {"files/formdata.txt": "_multipart/form-data_\n"}
+    files = {"files/formdata.txt": "_multipart/form-data_\n", "files/body.json": '["JSON Test Pattern"]\n'}
     results = {}
     for side, run in (("a", run_ansible), ("o", run_ours)):
         d = tmp_path / side / "proj"
@@ -236,3 +238,4 @@ def test_uri_and_get_url_match_ansible_against_the_servers(http: HttpTester, tmp
     assert json.loads(base64.b64decode(got["read back"]["content"]))["user"] == "foo"  # the netrc's login won
     assert got["get_url unredirected"]["status_code"] == 401 and got["get_url redirected"]["status_code"] == 200
     assert got["uri get"]["json"]["args"] == {"x": "1"} and got["uri 404"]["failed"]
+    assert got["uri src"]["json"]["json"] == ["JSON Test Pattern"]
