@@ -239,3 +239,32 @@ def test_uri_and_get_url_match_ansible_against_the_servers(http: HttpTester, tmp
     assert got["get_url unredirected"]["status_code"] == 401 and got["get_url redirected"]["status_code"] == 200
     assert got["uri get"]["json"]["args"] == {"x": "1"} and got["uri 404"]["failed"]
     assert got["uri src"]["json"]["json"] == ["JSON Test Pattern"]
+
+
+# -- the harness's part: a port per run, a file server's window, what is left listening --------
+
+def test_a_target_file_server_gets_the_runs_window_and_is_ended_by_its_port(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    from .harness import RUN_TIMEOUT, _widen_file_server_window, kill_listeners
+
+    tasks = tmp_path / "roles" / "get_url" / "tasks" / "main.yml"
+    tasks.parent.mkdir(parents=True)
+    tasks.write_text("- shell: serve\n  async: 90\n  poll: 0\n- shell: other\n  async: 90\n")
+    _widen_file_server_window(tmp_path, "get_url")
+    assert tasks.read_text() == f"- shell: serve\n  async: {RUN_TIMEOUT}\n  poll: 0\n- shell: other\n  async: 90\n"
+    # a server on a port of its own choosing (no race with other processes for a free one)
+    server = subprocess.Popen([sys.executable, "-c", "import socket, sys, time\n"
+                               "s = socket.socket(); s.bind(('127.0.0.1', 0)); s.listen()\n"
+                               "print(s.getsockname()[1], flush=True); time.sleep(600)"],
+                              stdout=subprocess.PIPE, text=True)
+    try:
+        assert server.stdout is not None
+        port = int(server.stdout.readline())
+        assert kill_listeners(port) == [server.pid]
+        assert server.wait(timeout=60) == -9
+    finally:
+        server.kill()
+        server.wait()
+        server.stdout.close()  # type: ignore[union-attr]
