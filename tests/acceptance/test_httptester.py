@@ -66,6 +66,21 @@ def test_get_echoes_the_request_as_httpbin(http: HttpTester) -> None:
     assert _get(http, HTTPBIN, "/post")[0] == 405  # a GET to /post
 
 
+def test_reasons_are_httpbins_and_the_bundle_holds_the_ca(http: HttpTester) -> None:
+    from http.client import HTTPConnection
+
+    connection = HTTPConnection("127.0.0.1", http.port("proxy"), timeout=60)
+    try:
+        connection.request("GET", f"http://{HTTPBIN}/status/301")
+        response = connection.getresponse()
+        assert (response.status, response.reason) == (301, "MOVED PERMANENTLY")
+    finally:
+        connection.close()
+    bundle = Path(http.extra_vars["cafile_path"]["stdout_lines"][0])
+    assert bundle == Path(http.env["SSL_CERT_FILE"])
+    assert bundle.read_bytes().endswith((http.directory / "ca.pem").read_bytes())
+
+
 def test_auth_endpoints(http: HttpTester) -> None:
     basic = "Basic " + base64.b64encode(b"user:passwd").decode()
     assert _get(http, HTTPBIN, "/basic-auth/user/passwd", {"Authorization": basic})[0] == 200
@@ -80,7 +95,9 @@ def test_auth_endpoints(http: HttpTester) -> None:
 def test_redirects_status_and_cache(http: HttpTester) -> None:
     status, headers, _ = _get(http, HTTPBIN, "/redirect-to?status_code=301&url=/basic-auth/user/passwd")
     assert (status, headers["Location"]) == (301, "/basic-auth/user/passwd")
-    assert _get(http, HTTPBIN, "/redirect/3")[1]["Location"] == "/redirect/2"
+    assert _get(http, HTTPBIN, "/redirect/3")[1]["Location"] == "/relative-redirect/2"
+    assert _get(http, HTTPBIN, "/relative-redirect/1")[1]["Location"] == "/get"
+    assert _get(http, HTTPBIN, "/absolute-redirect/2")[1]["Location"] == f"https://{HTTPBIN}/absolute-redirect/1"
     assert _get(http, HTTPBIN, "/status/418")[0] == 418
     assert _get(http, HTTPBIN, "/cache")[1]["Last-Modified"]
     assert _get(http, HTTPBIN, "/cache", {"If-Modified-Since": "Mon, 01 Jan 2024 00:00:00 GMT"})[0] == 304
@@ -122,6 +139,8 @@ def test_the_proxy_names_its_servers_and_serves_plain_http(http: HttpTester) -> 
     assert status == 200 and json.loads(body)["url"] == f"http://{HTTPBIN}/get?q=1"
     status, _, body = _get(http, HTTPBIN, "/ca2cert.pem", scheme="http")
     assert status == 200 and body == (http.directory / "self_signed.pem").read_bytes().split(b"-----BEGIN PRIVATE")[0]
+    status, headers, _ = _get(http, BADSSL, "/x?y=1", scheme="http")
+    assert (status, headers["Location"]) == (301, f"https://{BADSSL}/x?y=1")
     assert _get(http, "example.invalid", "/get", scheme="http")[0] == 502
     with pytest.raises(urllib.error.URLError, match="502"):
         _get(http, "example.invalid", "/get")
