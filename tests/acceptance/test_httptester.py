@@ -234,12 +234,15 @@ def test_uri_and_get_url_match_ansible_against_the_servers(http: HttpTester, tmp
     tasks = _tasks()
     plays = [{"name": "http", "tasks": tasks}]
     files = {"files/formdata.txt": "_multipart/form-data_\n", "files/body.json": '["JSON Test Pattern"]\n'}
-    results = {}
+    results, events = {}, {}
     for side, run in (("a", run_ansible), ("o", run_ours)):
         d = tmp_path / side / "proj"
         _write_project(d, files)
-        run(d, _substitute(plays, d), timeout=600)
+        events[side] = run(d, _substitute(plays, d), timeout=600)[0]
         results[side] = json.loads((d / "results.json").read_text().replace(str(d), "{d}"))
+    # the event's status is the task's (uri's own "status", the HTTP code, stays in its result)
+    statuses = {name: event["status"] for name, event in events["o"]}
+    assert (statuses["uri get"], statuses["uri 404"], statuses["uri 404 expected"]) == ("ok", "failed", "ok")
     mismatched = {}
     for i, task in enumerate(tasks[:-1]):
         name = task["name"]
