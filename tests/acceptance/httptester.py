@@ -11,7 +11,8 @@ entry, no system CA, no fixed port), the same names are reached through a local 
   the httpbin and SNI names, signed by a CA made for this run), ``badssl`` (the same CA, another
   name: the hostname check fails), ``self_signed`` (its own issuer: the chain check fails);
 - a proxy on a port the kernel picks: ``CONNECT NAME:PORT`` tunnels to the server of that name
-  (any port: ``self_signed_host:444`` too), a plain ``GET http://ansible.http.tests/...`` is
+  (any port: ``self_signed_host:444`` too; port 80 to a plain http server, as urllib tunnels a
+  request it retries for digest authentication), a plain ``GET http://ansible.http.tests/...`` is
   answered by the proxy itself as the main server would, one for the other two names is sent to
   ``https://`` (301), any other name gets 502.
 
@@ -212,6 +213,8 @@ class _Handler(BaseHTTPRequestHandler):
                 self._send(404, b"", "text/html")
             else:
                 self._send(401, b"", "text/html", {"WWW-Authenticate": 'Basic realm="Fake Realm"'})
+        elif head == "digest-auth" and len(segs) in (4, 5):
+            self._digest(segs[1], segs[2], segs[3], segs[4] if len(segs) == 5 else "MD5")
         elif head == "bearer":
             value = self.headers.get("Authorization", "")
             if value.startswith("Bearer "):
@@ -222,6 +225,32 @@ class _Handler(BaseHTTPRequestHandler):
             self._send(200, base64.urlsafe_b64decode(segs[1] + "=" * (-len(segs[1]) % 4)), "text/html; charset=utf-8")
         else:
             self._send(404, b"<h1>Not Found</h1>\n", "text/html")
+
+    def _digest(self, qop: str, user: str, password: str, algorithm: str) -> None:
+        """httpbin's /digest-auth/QOP/USER/PASSWD[/ALGORITHM] (RFC 7616, as urllib answers it)."""
+        import hashlib
+        import re
+
+        realm, nonce = "me@kennethreitz.com", "rustle-httptester-nonce"
+        value = self.headers.get("Authorization", "")
+        fields = {k: a or b for k, a, b in re.findall(r'(\w+)=(?:"([^"]*)"|([^,\s]*))', value[7:])}
+        name = {"MD5": "md5", "SHA-256": "sha256", "SHA-512": "sha512"}.get(algorithm.upper(), "md5")
+
+        def h(text: str) -> str:
+            return hashlib.new(name, text.encode()).hexdigest()
+
+        if value.startswith("Digest ") and fields.get("username") == user and fields.get("nonce") == nonce:
+            ha1, ha2 = h(f"{user}:{realm}:{password}"), h(f"{self.command}:{fields.get('uri', '')}")
+            if fields.get("qop"):
+                expected = h(f"{ha1}:{nonce}:{fields.get('nc', '')}:{fields.get('cnonce', '')}:{fields['qop']}:{ha2}")
+            else:
+                expected = h(f"{ha1}:{nonce}:{ha2}")
+            if fields.get("response") == expected:
+                self._json({"authenticated": True, "user": user})
+                return
+        challenge = (f'Digest realm="{realm}", nonce="{nonce}", qop="{qop}", opaque="rustle", '
+                     f'algorithm={algorithm.upper()}, stale=FALSE')
+        self._send(401, b"", "text/html", {"WWW-Authenticate": challenge})
 
     do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = do_HEAD = do_OPTIONS = _route
 
@@ -247,8 +276,11 @@ class _Proxy(_Handler):
     do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = do_HEAD = do_OPTIONS = _route
 
     def do_CONNECT(self) -> None:  # noqa: N802 - http.server's naming
-        host = self.path.rpartition(":")[0].lower()
-        port = self.server.ports.get(ROUTES.get(host, ""))  # type: ignore[attr-defined]
+        host, _, port_text = self.path.rpartition(":")
+        server = ROUTES.get(host.lower(), "")
+        if server and port_text == "80":  # urllib tunnels plain http too (a digest retry does)
+            server = "plain"
+        port = self.server.ports.get(server)  # type: ignore[attr-defined]
         if port is None:
             self._send(502, f"rustle httptester: no server for {self.path!r}\n".encode(), "text/plain")
             return
@@ -295,7 +327,7 @@ def _multipart(body: bytes, ctype: str) -> tuple[dict[str, Any], dict[str, Any]]
 
 
 class HttpTester:
-    """The three servers and the proxy, started by ``start`` and stopped by ``stop`` (or as a
+    """The three servers (and a plain http one) and the proxy, started by ``start`` and stopped by ``stop`` (or as a
     context manager)."""
 
     def __init__(self, directory: Path):
@@ -338,8 +370,9 @@ class HttpTester:
             server = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
             server.socket = context.wrap_socket(server.socket, server_side=True)
             self._serve(name, server)
+        self._serve("plain", ThreadingHTTPServer(("127.0.0.1", 0), _Handler))  # the main names' port 80
         proxy = ThreadingHTTPServer(("127.0.0.1", 0), _Proxy)
-        proxy.ports = {name: self.port(name) for name in made}  # type: ignore[attr-defined]
+        proxy.ports = {name: self.port(name) for name in (*made, "plain")}  # type: ignore[attr-defined]
         self._serve("proxy", proxy)
         for server in self.servers.values():
             server.ca2cert = ca2cert  # type: ignore[attr-defined]

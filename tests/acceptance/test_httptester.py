@@ -92,6 +92,25 @@ def test_auth_endpoints(http: HttpTester) -> None:
     assert _get(http, HTTPBIN, "/bearer")[0] == 401
 
 
+def test_digest_auth_as_urllib_answers_it(http: HttpTester) -> None:
+    context = ssl.create_default_context(cafile=str(http.directory / "ca.pem"))
+    for password, expected in (("passwd", 200), ("wrong", 401)):
+        manager = urllib.request.HTTPPasswordMgrWithDefaultRealm()
+        manager.add_password(None, f"https://{HTTPBIN}/", "user", password)
+        opener = urllib.request.build_opener(urllib.request.ProxyHandler({"https": http.proxy}),
+                                             urllib.request.HTTPSHandler(context=context),
+                                             urllib.request.HTTPDigestAuthHandler(manager))
+        try:
+            with opener.open(f"https://{HTTPBIN}/digest-auth/auth/user/passwd", timeout=60) as resp:
+                status, body = resp.status, resp.read()
+        except urllib.error.HTTPError as exc:
+            with exc:
+                status, body = exc.code, b""
+        assert status == expected
+        if status == 200:
+            assert json.loads(body) == {"authenticated": True, "user": "user"}
+
+
 def test_redirects_status_and_cache(http: HttpTester) -> None:
     status, headers, _ = _get(http, HTTPBIN, "/redirect-to?status_code=301&url=/basic-auth/user/passwd")
     assert (status, headers["Location"]) == (301, "/basic-auth/user/passwd")
@@ -129,7 +148,7 @@ def test_the_other_servers_fail_verification(http: HttpTester) -> None:
     with pytest.raises(urllib.error.URLError, match="CERTIFICATE_VERIFY_FAILED"):
         _get(http, SELF_SIGNED, "/get")
     assert _get(http, SELF_SIGNED + ":444", "/get", verify=False)[0] == 200  # any port of the name
-    assert len({http.port(name) for name in ("main", "badssl", "self_signed", "proxy")}) == 4
+    assert len({http.port(name) for name in ("main", "badssl", "self_signed", "plain", "proxy")}) == 5
 
 
 def test_the_proxy_names_its_servers_and_serves_plain_http(http: HttpTester) -> None:
