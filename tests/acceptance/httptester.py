@@ -164,7 +164,11 @@ class _Handler(BaseHTTPRequestHandler):
         query = parse_qs(parts.query)
         segs = [unquote(s) for s in path.split("/") if s]
         head = segs[0] if segs else ""
-        if path == "/ca2cert.pem":
+        if self.command == "OPTIONS" and head not in ("anything",):  # flask's automatic OPTIONS answer
+            allowed = {"post": "OPTIONS, POST", "put": "OPTIONS, PUT", "patch": "OPTIONS, PATCH",
+                       "delete": "DELETE, OPTIONS"}.get(head, "GET, HEAD, OPTIONS")
+            self._send(200, b"", "text/html; charset=utf-8", {"Allow": allowed})
+        elif path == "/ca2cert.pem":
             self._send(200, self.server.ca2cert, "application/x-pem-file")  # type: ignore[attr-defined]
         elif path == "/":
             host = self.headers.get("Host", "")

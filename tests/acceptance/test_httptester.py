@@ -118,6 +118,10 @@ def test_redirects_status_and_cache(http: HttpTester) -> None:
     assert _get(http, HTTPBIN, "/relative-redirect/1")[1]["Location"] == "/get"
     assert _get(http, HTTPBIN, "/absolute-redirect/2")[1]["Location"] == f"https://{HTTPBIN}/absolute-redirect/1"
     assert _get(http, HTTPBIN, "/status/418")[0] == 418
+    options = urllib.request.Request(f"http://{HTTPBIN}/", method="OPTIONS")
+    opener = urllib.request.build_opener(urllib.request.ProxyHandler({"http": http.proxy}))
+    with opener.open(options, timeout=60) as resp:
+        assert resp.headers["Allow"] == "GET, HEAD, OPTIONS"
     assert _get(http, HTTPBIN, "/cache")[1]["Last-Modified"]
     assert _get(http, HTTPBIN, "/cache", {"If-Modified-Since": "Mon, 01 Jan 2024 00:00:00 GMT"})[0] == 304
 
