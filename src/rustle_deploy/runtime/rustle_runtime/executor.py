@@ -1274,7 +1274,9 @@ class Runner:
         out = {"rc": result.get("rc"), "stdout": result.get("stdout", ""),
                "stderr": result.get("stderr", ""), "msg": result.get("msg", "")}
         for key, value in result.items():
-            if key not in out and key not in _HIDDEN and key != "results":
+            # a module's own "status" (uri's HTTP status) is not the event's: the event says
+            # ok/changed/failed/skipped there, which the controller reads
+            if key not in out and key not in _HIDDEN and key not in ("results", "status"):
                 out[key] = value
         if "diff" in out and not self._task_diff(task):
             del out["diff"]
