@@ -98,11 +98,27 @@ fn broken_conditional(value: &Value, origin: Option<&Value>) -> String {
     )
 }
 
+/// ansible-core 2.19's words for a missing attribute or key `name` of `obj` (its Marker's
+/// hint); a falsy `name` (`l[0]`) keeps Jinja2's, as ansible-core does (runtime expr.py).
+pub fn no_attribute(obj: &Value, name: &Value) -> String {
+    if !truthy(name) {
+        let shown = match obj {
+            Value::Null => "None".to_string(),
+            other => format!("{} object", type_name(other)),
+        };
+        let kind = if matches!(name, Value::Str(_)) { "attribute" } else { "element" };
+        return format!("{} has no {} {}", shown, kind, py_repr(name));
+    }
+    format!("object of type '{}' has no attribute {}", type_name(obj), py_repr(name))
+}
+
 /// Whether an evaluation error is one of `Val::Undef`'s (Jinja2's UndefinedError in the
 /// runtime): an undefined name, a missing attribute or element, `first` of an empty list.
 pub fn is_undefined_error(e: &str) -> bool {
     e.ends_with(" is undefined")
-        || (e.starts_with('\'') && (e.contains(" object' has no attribute '") || e.contains(" object' has no element ")))
+        || (e.starts_with("object of type '") && e.contains("' has no attribute "))
+        || e.starts_with("None has no ")
+        || (e.contains(" object has no element ") || e.ends_with(" object has no attribute ''"))
         || (e.starts_with("No ") && e.ends_with(" item, sequence was empty."))
 }
 
@@ -317,7 +333,7 @@ fn call_method(obj: &Value, name: &str, args: &[Value]) -> Eval<Value> {
         )),
         (Value::Dict(map), _, _) if map.contains_key(name) => Err(unsupported(format!("calling the key '{}'", name))),
         _ if has_python_attribute(obj, name) => Err(unsupported(format!("'{}' of a {} object", name, type_name(obj)))),
-        _ => Err(format!("'{} object' has no attribute '{}'", type_name(obj), name)),
+        _ => Err(no_attribute(obj, &Value::from(name))),
     }
 }
 
@@ -488,11 +504,7 @@ fn get_attr(obj: Val, name: &str) -> Eval<Val> {
             type_name(&obj)
         )));
     }
-    Ok(Val::Undef(format!(
-        "'{} object' has no attribute '{}'",
-        type_name(&obj),
-        name
-    )))
+    Ok(Val::Undef(no_attribute(&obj, &Value::from(name))))
 }
 
 fn get_item(obj: Val, key: Value) -> Eval<Val> {
@@ -514,11 +526,7 @@ fn get_item(obj: Val, key: Value) -> Eval<Val> {
     match (found, &key) {
         (Some(v), _) => Ok(Val::Def(v)),
         (None, Value::Str(k)) => get_attr(obj, k),
-        (None, _) => Ok(Val::Undef(format!(
-            "'{} object' has no element {}",
-            type_name(value),
-            py_repr(&key)
-        ))),
+        (None, _) => Ok(Val::Undef(no_attribute(value, &key))),
     }
 }
 
@@ -1219,7 +1227,7 @@ mod tests {
         );
         assert_eq!(
             run(r#"["attr", ["name", "r"], "y"]"#),
-            Err("'dict object' has no attribute 'y'".to_string())
+            Err("object of type 'dict' has no attribute 'y'".to_string())
         );
         assert_eq!(
             run(r#"["attr", ["attr", ["name", "nope"], "a"], "b"]"#),
@@ -1227,11 +1235,11 @@ mod tests {
         );
         assert_eq!(
             run(r#"["item", ["attr", ["name", "r"], "stdout_lines"], ["lit", 5]]"#),
-            Err("'list object' has no element 5".to_string())
+            Err("object of type 'list' has no attribute 5".to_string())
         );
         assert_eq!(
             run(r#"["attr", ["lit", 3], "x"]"#),
-            Err("'int object' has no attribute 'x'".to_string())
+            Err("object of type 'int' has no attribute 'x'".to_string())
         );
         assert!(run(r#"["attr", ["name", "r"], "items"]"#)
             .unwrap_err()

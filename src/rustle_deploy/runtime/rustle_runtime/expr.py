@@ -30,6 +30,23 @@ class _Unsupported(Exception):
     pass
 
 
+def native_type_name(value):
+    """ansible-core's ``native_type_name``: the built-in type a value is (a subclass's base)."""
+    for kind in (str, dict, list, bool, int, float):
+        if isinstance(value, kind):
+            return kind.__name__
+    return type(value).__name__
+
+
+def no_attribute(obj, name):
+    """ansible-core 2.19's words for a missing attribute or key of ``obj`` (its Marker's hint);
+    a falsy ``name`` (``l[0]``) keeps Jinja2's, as ansible-core does."""
+    if not name:
+        shown = "None" if obj is None else f"{type(obj).__name__} object"
+        return f"{shown} has no {'attribute' if isinstance(name, str) else 'element'} {name!r}"
+    return f"object of type {native_type_name(obj)!r} has no attribute {name!r}"
+
+
 class Undefined:
     """Jinja2's StrictUndefined, minus Jinja2: any use but a test raises."""
 
@@ -340,11 +357,11 @@ def _getattr(obj, name):
         except KeyError:
             if hasattr(obj, name):
                 raise _Unsupported() from None
-            return Undefined(f"'dict object' has no attribute '{name}'")
+            return Undefined(no_attribute(obj, name))
     if isinstance(obj, (str, int, float, bool, list, type(None))):
         if hasattr(obj, name):
             raise _Unsupported()
-        return Undefined(f"'{type(obj).__name__} object' has no attribute '{name}'")
+        return Undefined(no_attribute(obj, name))
     raise _Unsupported()
 
 
@@ -356,7 +373,7 @@ def _getitem(obj, key):
     except (KeyError, IndexError, TypeError):
         if isinstance(key, str):
             return _getattr(obj, key)
-        return Undefined(f"'{type(obj).__name__} object' has no element {key!r}")
+        return Undefined(no_attribute(obj, key))
 
 
 def _eval(node, scope):
