@@ -1,5 +1,5 @@
-"""known_hosts, fail, with_items and a name set by the run that is also a play variable, as the
-runner does them (issue 16): each playbook runs through --format pyz (known_hosts through the
+"""known_hosts, fail, with_items, a name set by the run that is also a play variable and a
+task's timeout (a command's and a validate's), as the runner does them (issue 16): each playbook runs through --format pyz (known_hosts through the
 module bridge: ansible-core's own module) and --format native on localhost, with --diff, for
 real and in check mode; both must leave the same files, recaps, journals (msg and diff) and
 registered results (written with ``{{ result }}``, so in Python's ``str()`` with its key order).
@@ -130,9 +130,19 @@ PLAYBOOK = """
       fail:
       register: f1
       ignore_errors: true
+    - name: a command past its timeout
+      command: sleep 600
+      timeout: 1
+      register: t1
+      ignore_errors: true
+    - name: a validate past the task's timeout
+      lineinfile: {path: "{{ kh }}", line: "# timed", validate: "sleep 600; test -f %s"}
+      timeout: 1
+      register: t2
+      ignore_errors: true
     - name: what was registered
       copy:
-        content: "{{ k1 }}\\n{{ k2 }}\\n{{ k3 }}\\n{{ k4 }}\\n{{ k5 }}\\n{{ k6 }}\\n{{ k7 }}\\n{{ k8 }}\\n{{ k9 }}\\n{{ k10 }}\\n{{ k11 }}\\n{{ k12 }}\\n{{ k13 }}\\n{{ k14 }}\\n{{ f1 }}\\n"
+        content: "{{ k1 }}\\n{{ k2 }}\\n{{ k3 }}\\n{{ k4 }}\\n{{ k5 }}\\n{{ k6 }}\\n{{ k7 }}\\n{{ k8 }}\\n{{ k9 }}\\n{{ k10 }}\\n{{ k11 }}\\n{{ k12 }}\\n{{ k13 }}\\n{{ k14 }}\\n{{ f1 }}\\n{{ t1 }}\\n{{ t2 }}\\n"
         dest: "{{ root }}/results.txt"
       check_mode: false
 """.replace("__SEED__", SEED).replace("__RSA__", RSA).replace("__ED__", ED).replace("__CA__", CA) \
@@ -164,6 +174,9 @@ def _run_both(tmp_path: Path, capsys: pytest.CaptureFixture[str], *flags: str) -
         outcomes[fmt] = masked(masked((recap, files(root), journal(remote, root)), _HASHED, "|1|HASHED"),
                                re.compile(re.escape(str(root))), "ROOT")
     (recap, tree, events), (pyz_recap, pyz_tree, pyz_events) = outcomes["native"], outcomes["pyz"]
+    lines, pyz_lines = (str((t.get("results.txt") or ["", "", ""])[2]).splitlines() for t in (tree, pyz_tree))
+    for i, (line, pyz_line) in enumerate(zip(lines, pyz_lines, strict=False)):  # one result at a time
+        assert (i, line) == (i, pyz_line)
     for name in sorted(set(tree) | set(pyz_tree)):  # one file at a time, for a readable failure
         assert (name, tree.get(name)) == (name, pyz_tree.get(name))
     for event, pyz_event in zip(events, pyz_events, strict=False):
@@ -172,11 +185,11 @@ def _run_both(tmp_path: Path, capsys: pytest.CaptureFixture[str], *flags: str) -
     return outcomes["native"]
 
 
-def test_known_hosts_fail_with_items_and_a_shadowed_play_variable_match_pyz(
+def test_known_hosts_fail_with_items_a_shadowed_play_variable_and_timeouts_match_pyz(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], native_cache: Path
 ) -> None:
     recap, tree, _ = _run_both(tmp_path, capsys)
-    assert recap["failed"] == 0 and recap["rescued"] == 1 and recap["ignored"] == 5
+    assert recap["failed"] == 0 and recap["rescued"] == 1 and recap["ignored"] == 7
     lines = tree["known_hosts"][2].splitlines()
     assert lines[:2] == [FIRST, "# a comment"]
     assert not any(line.startswith("example.org") for line in lines)  # removed by ssh-keygen -R
@@ -193,6 +206,10 @@ def test_known_hosts_fail_with_items_and_a_shadowed_play_variable_match_pyz(
     assert "'msg': 'No key specified when adding a host'" in results[12]
     assert "'msg': 'value of state must be one of: absent, present, got: maybe'" in results[13]
     assert results[14].startswith("{'changed': False, 'failed': True, 'msg': 'Failed as requested from task'")
+    timed = ("{'failed': True, 'changed': False, 'msg': 'Task failed: Timed out after 1 second(s).', 'timedout': "
+             "{'frame': 'Configure `DISPLAY_TRACEBACK` to see a traceback on timeout errors.', 'period': 1}")
+    assert results[15].startswith(timed) and results[16].startswith(timed), results[15:]
+    assert "# timed" not in tree["known_hosts"][2]
 
 
 def test_known_hosts_in_check_mode_matches_pyz(tmp_path: Path, capsys: pytest.CaptureFixture[str],

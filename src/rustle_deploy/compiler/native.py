@@ -53,7 +53,7 @@ _NO_FACTS_YET = re.compile(r"^\s*ansible_facts\s*==\s*\{\s*\}\s*$")
 _KNOWN = frozenset({"id", "name", "module", "args", "hosts", "when", "tags", "notify", "listen",
                     "register", "loop", "loop_control", "ignore_errors", "no_log", "changed_when",
                     "failed_when", "check_mode", "diff", "environment", "vars", "files", "become",
-                    "become_user", "become_method", "role", "unnamed", "bridge", "origins", "loop_with"})
+                    "become_user", "become_method", "role", "unnamed", "bridge", "origins", "loop_with", "timeout"})
 # keys of a block or an include (a task with ``block``) the runner understands
 _CONTAINER = frozenset({"id", "name", "block", "rescue", "always", "when", "include", "include_choice",
                         "include_result", "params", "register", "role_once", "tags", "hosts", "role", "vars",
@@ -73,6 +73,7 @@ def _handler_topic(index: int) -> str:
 
 
 _LOOP_CONTROL = frozenset({"loop_var", "label", "index_var", "extended"})  # pause: not yet
+_MAX_TIMEOUT = 100000000  # ansible-core's limit on a task's timeout (executor._MAX_TIMEOUT)
 # names whose value is decided by the run's options, not by the inventory
 _RUN_NAMES = frozenset({"ansible_check_mode", "ansible_diff_mode", "ansible_verbosity",
                         "ansible_run_tags", "ansible_skip_tags"})
@@ -126,6 +127,20 @@ def _utf8(text: str) -> bool:
     except UnicodeEncodeError:
         return False
     return True
+
+
+def _big_int(value: Any) -> int | None:
+    """An int in ``value`` (at any depth) that does not fit the runner's i64, or None."""
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, int) and not isinstance(item, bool) and not -2**63 <= item < 2**63:
+            return item
+        if isinstance(item, dict):
+            stack.extend(item.values())
+        elif isinstance(item, list | tuple):
+            stack.extend(item)
+    return None
 
 
 def _marker(value: Any) -> bool:
@@ -433,6 +448,9 @@ class _Lowering:
             json.dumps(out, default=str)
         except Exception as exc:  # noqa: BLE001 - Jinja2's Undefined raises its own error from str()
             raise self.fail(task, f"a value is undefined at compile time: {exc}") from exc
+        big = _big_int(out)
+        if big is not None:  # Python's ints are unbounded; the runner's are i64 (json.rs)
+            raise self.fail(task, f"the integer {big} is beyond the native runner's 64-bit integers")
         return out
 
     def module_task(self, play: dict[str, Any], task: dict[str, Any]) -> dict[str, Any]:
@@ -460,6 +478,13 @@ class _Lowering:
         if python_var:
             raise self.fail(task, f"{python_var} set for the task (how Ansible runs a Python module: its "
                                   "interpreter, open-files limit or debugger) is not supported by the native runner")
+        timeout = task.get("timeout")
+        if timeout is not None and (isinstance(timeout, bool) or not isinstance(timeout, int | float)
+                                    or not 0 <= timeout <= _MAX_TIMEOUT):
+            raise self.fail(task, f"timeout {timeout!r} is not a number from 0 to {_MAX_TIMEOUT} (the pyz runtime "
+                                  "fails the task in ansible-core's words)")
+        if timeout and module == "known_hosts":
+            raise self.fail(task, "a timeout on known_hosts is applied by the Python runtime")
         control = task.get("loop_control") or {}
         if set(control) - _LOOP_CONTROL:
             raise self.fail(task, f"loop_control.{sorted(set(control) - _LOOP_CONTROL)[0]} is not supported")
@@ -476,6 +501,8 @@ class _Lowering:
             "environment": {str(k): str(v) for k, v in self.executor.merge_environment(
                 self.static(task, scope, task.get("environment") or {})).items()},
         }
+        if timeout:  # every process the module starts ends there (command.rs with_deadline)
+            out["timeout"] = timeout
         for key in _BOOL_KEYS:
             value = task.get(key)
             if isinstance(value, str):

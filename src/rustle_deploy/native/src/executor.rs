@@ -1114,7 +1114,8 @@ impl<'a> Runner<'a> {
                     vars: scope,
                     verbosity: self.opts.verbosity,
                 };
-                modules::call(module, &mut ctx, &args, Some(&host))
+                let timeout = task.get("timeout").and_then(Value::as_f64);
+                modules::command::with_deadline(timeout, || modules::call(module, &mut ctx, &args, Some(&host)))
             }
             Ok(Some(key)) => {
                 let request = map(vec![
@@ -1124,6 +1125,7 @@ impl<'a> Runner<'a> {
                     ("check", Value::Bool(check)),
                     ("diff", Value::Bool(diff)),
                     ("environment", Value::Dict(environment)),
+                    ("timeout", task.get("timeout").cloned().unwrap_or(Value::Null)),
                 ]);
                 match self.children.borrow_mut().run(&key, &request) {
                     Ok(result) => result,

@@ -245,7 +245,7 @@ fn eval(node: &Value, scope: &Scope) -> Eval<Val> {
                 let len = len as i64;
                 let clamp = |i: Option<i64>, default: i64| match i {
                     None => default,
-                    Some(i) if i < 0 => (i + len).max(0),
+                    Some(i) if i < 0 => i.saturating_add(len).max(0),
                     Some(i) => i.min(len),
                 };
                 let (a, b) = (clamp(start, 0) as usize, clamp(stop, len) as usize);
@@ -671,7 +671,9 @@ fn add(a: &Value, b: &Value) -> Eval<Value> {
         _ => {}
     }
     match (as_num(a), as_num(b)) {
-        (Some(Num::I(x)), Some(Num::I(y))) => x.checked_add(y).map(Value::Int).ok_or_else(|| "integer overflow in +".to_string()),
+        (Some(Num::I(x)), Some(Num::I(y))) => x.checked_add(y).map(Value::Int).ok_or_else(|| {
+            format!("{} + {} is beyond the native runner's 64-bit integers (Python's are unbounded); hint: use --format pyz", x, y)
+        }),
         (Some(Num::F(x)), Some(Num::F(y))) => Ok(Value::Float(x + y)),
         (Some(Num::I(x)), Some(Num::F(y))) | (Some(Num::F(y)), Some(Num::I(x))) => Ok(Value::Float(x as f64 + y)),
         _ => Err(format!("unsupported operand type(s) for +: '{}' and '{}'", type_name(a), type_name(b))),
@@ -1175,6 +1177,15 @@ mod tests {
         assert_eq!(run(r#"["filter", "expanduser", ["lit", "~/x"], [], {}]"#), Ok(Value::from(want.as_str())));
         assert_eq!(run(r#"["filter", "expanduser", ["lit", "/y/~"], [], {}]"#), Ok(Value::from("/y/~")));
         assert!(run(r#"["filter", "expanduser", ["lit", 3], [], {}]"#).is_err());
+    }
+
+    #[test]
+    fn integers_beyond_64_bits_fail_rather_than_wrap_or_default() {
+        assert!(run(r#"["add", ["lit", 9223372036854775807], ["lit", 1]]"#).unwrap_err().contains("beyond the native runner's 64-bit integers"));
+        assert_eq!(run(r#"["add", ["lit", 9223372036854775806], ["lit", 1]]"#), Ok(Value::Int(i64::MAX)));
+        assert!(run(r#"["filter", "int", ["lit", "99999999999999999999"], [], {}]"#).unwrap_err().contains("out of the native runner's range"));
+        assert_eq!(run(r#"["filter", "int", ["lit", "9223372036854775807"], [], {}]"#), Ok(Value::Int(i64::MAX)));
+        assert_eq!(run(r#"["slice", ["lit", [1, 2]], ["lit", -9223372036854775807], null]"#), Ok(Value::List(vec![Value::Int(1), Value::Int(2)])));
     }
 
     #[test]

@@ -97,6 +97,17 @@ const WRAPPED: &[&str] = &["file", "copy", "template", "stat", "lineinfile", "bl
 pub fn call(name: &str, ctx: &mut Ctx, args: &Map, host: Option<&Host>) -> Map {
     let mut result = match dispatch(name, ctx, args, host) {
         Ok(result) => result,
+        // the task's timeout (command::with_deadline): context.timed_out's result, whatever the module
+        Err(failure) if failure.result.contains_key("timedout") && failure.msg.starts_with("Task failed: Timed out after ") => {
+            let mut result = Map::new();
+            result.insert("failed", Value::Bool(true));
+            result.insert("changed", Value::Bool(false));
+            result.insert("msg", Value::Str(failure.msg));
+            for (k, v) in failure.result.0 {
+                result.insert(&k, v);
+            }
+            result
+        }
         // an OS error the Python module does not catch: context.call_module's own result
         Err(failure) if WRAPPED.contains(&name) && failure.msg.starts_with("Task failed: Module failed: ") => {
             let mut result = Map::new();
