@@ -9,6 +9,7 @@ ssh-keygen finds the host under it."""
 from __future__ import annotations
 
 import re
+import shutil
 import subprocess
 from pathlib import Path
 from typing import Any
@@ -151,21 +152,22 @@ PLAYBOOK = """
 _HASHED = re.compile(r"\|1\|[A-Za-z0-9+/]{27}=\|[A-Za-z0-9+/]{27}=")
 
 
-def _run_both(tmp_path: Path, capsys: pytest.CaptureFixture[str], *flags: str) -> tuple[Any, ...]:
+def _run_both(tmp_path: Path, capsys: pytest.CaptureFixture[str], *flags: str,
+              playbook: str = PLAYBOOK) -> tuple[Any, ...]:
     outcomes = {}
     for fmt in ("pyz", "native"):
         work = tmp_path / fmt
         root = work / "root"
         root.mkdir(parents=True)
         book = work / "site.yml"
-        book.write_text(PLAYBOOK.replace("ROOT", str(root)))
+        book.write_text(playbook.replace("ROOT", str(root)))
         remote = work / "remote"
         inv = local_inventory(work / "inv.ini", remote)
         code, doc, err = cli(capsys, str(book), "-i", str(inv), "--run", "--output", "json", "--format", fmt,
                              "-v", "--diff", *flags)
         assert code == 0, err
         assert ("native: rustle-runner for" in err) == (fmt == "native"), err  # native ran natively
-        if not flags:  # ssh-keygen finds the hashed host under its random salt
+        if not flags and playbook is PLAYBOOK:  # ssh-keygen finds the hashed host under its random salt
             found = subprocess.run(["ssh-keygen", "-F", "host.example.com", "-f", str(root / "known_hosts")],
                                    capture_output=True, text=True, check=False)
             assert HASHED_KEY.split()[-1] in found.stdout, (fmt, found)
@@ -221,3 +223,50 @@ def test_known_hosts_in_check_mode_matches_pyz(tmp_path: Path, capsys: pytest.Ca
     assert statuses["add"] == "changed" and statuses["a new file in check mode or not"] == "changed"
     results = tree["results.txt"][2].splitlines()
     assert results[0].startswith("{'changed': True, 'diff': {'before_header': 'ROOT/known_hosts'"), results[0]
+
+
+APT = """
+- hosts: all
+  gather_facts: false
+  tasks:
+    - name: the first module reports the interpreter pyz discovered (the runner discovers none)
+      ping:
+    - name: installed already
+      apt: {name: coreutils}
+      register: a1
+    - name: absent already, a comma list
+      apt: {pkg: "rustle-no-such-package-a, rustle-no-such-package-b", state: removed}
+      register: a2
+    - name: not available
+      apt: {name: [coreutils, rustle-no-such-package-a]}
+      register: a3
+      ignore_errors: true
+    - name: what removing an installed package would do (check mode only)
+      apt: {name: coreutils, state: absent}
+      when: ansible_check_mode
+      register: a4
+    - name: what was registered
+      copy:
+        content: "{{ a1 }}\\n{{ a2 }}\\n{{ a3 }}\\n{{ a4 }}\\n"
+        dest: "ROOT/results.txt"
+      check_mode: false
+"""
+
+
+@pytest.mark.skipif(not (shutil.which("dpkg-query") and shutil.which("apt-cache")), reason="needs a Debian-family host")
+@pytest.mark.parametrize("mode", ["run", "check"])
+def test_apt_of_installed_and_missing_packages_matches_pyz(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], native_cache: Path, mode: str
+) -> None:
+    """apt's paths that install nothing: an installed package, absent ones, one that is not
+    available, and (in check mode only) what a removal would do: the same in both formats."""
+    recap, tree, events = _run_both(tmp_path, capsys, *(["--check"] if mode == "check" else []), playbook=APT)
+    results = tree["results.txt"][2].splitlines()
+    assert results[0] == "{'changed': False, 'failed': False}"
+    assert results[1] == "{'changed': False, 'failed': False}"
+    assert results[2].startswith("{'failed': True, 'msg': \"No package matching 'rustle-no-such-package-a' is available\"")
+    if mode == "check":
+        assert results[3].startswith("{'changed': True, 'diff': {'prepared': 'remove: coreutils'}, "
+                                     "'msg': 'would remove: coreutils'"), results[3]
+    else:
+        assert "'skipped': True" in results[3]

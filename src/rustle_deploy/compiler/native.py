@@ -38,11 +38,14 @@ NATIVE_FACTS = frozenset({
     "machine_id", "distribution_minor_version", "swaptotal_mb",
 })
 MODULES = frozenset({"file", "copy", "template", "lineinfile", "blockinfile", "replace", "command", "shell",
-                     "stat", "assert", "debug", "fail", "ping", "set_fact", "tempfile", "known_hosts"})
+                     "stat", "assert", "debug", "fail", "ping", "set_fact", "tempfile", "known_hosts", "apt"})
 # the options of modules whose argument spec the runner does not check itself (tempfile.rs,
 # known_hosts.rs)
 _SPEC = {"tempfile": frozenset({"state", "path", "prefix", "suffix"}),
-         "known_hosts": frozenset({"name", "key", "path", "hash_host", "state"})}
+         "known_hosts": frozenset({"name", "key", "path", "hash_host", "state"}),
+         # packages.rs: names and present/absent (the cache options, latest, purge, ...: pyz)
+         "apt": frozenset({"name", "pkg", "package", "state"})}
+_APT_STATES = ("present", "installed", "absent", "removed")
 # ``lookup('first_found', NAME)`` as an include's whole file name: chosen on the host
 _FIRST_FOUND = re.compile(r"^\s*\{\{\s*lookup\(\s*(['\"])first_found\1\s*,\s*([A-Za-z_]\w*)\s*\)\s*\}\}\s*$")
 # a condition that holds only before any fact is gathered: the runner gathers facts, and so does
@@ -800,6 +803,9 @@ class _Lowering:
                 args["_insert_multiline"] = regex_multiline(str(before))
         if module == "replace":
             self.replace_patterns(task, args)
+        if module == "apt" and args.get("state", "present") not in _APT_STATES:
+            raise self.fail(task, f"apt with state {args['state']!r} is not supported by the native runner (only "
+                                  "present/installed/absent/removed known at compile time)")
         return args
 
     def replace_patterns(self, task: dict[str, Any], args: dict[str, Any]) -> None:

@@ -340,22 +340,27 @@ fn call_method(obj: &Value, name: &str, args: &[Value]) -> Eval<Value> {
 /// Python's `text.splitlines()`: split at every line boundary Python's str knows (`\r\n` as
 /// one), the boundaries dropped, no empty part after a last boundary.
 fn py_splitlines(text: &str) -> Value {
+    Value::List(py_splitlines_of(text).into_iter().map(Value::Str).collect())
+}
+
+/// `text.splitlines()` as strings.
+pub fn py_splitlines_of(text: &str) -> Vec<String> {
     let mut parts = Vec::new();
     let mut rest = text;
     while !rest.is_empty() {
         match rest.find(|c| matches!(c, '\n' | '\r' | '\x0b' | '\x0c' | '\x1c' | '\x1d' | '\x1e' | '\u{85}' | '\u{2028}' | '\u{2029}')) {
             None => {
-                parts.push(Value::from(rest));
+                parts.push(rest.to_string());
                 break;
             }
             Some(i) => {
-                parts.push(Value::from(&rest[..i]));
+                parts.push(rest[..i].to_string());
                 let width = if rest[i..].starts_with("\r\n") { 2 } else { rest[i..].chars().next().map_or(1, char::len_utf8) };
                 rest = &rest[i + width..];
             }
         }
     }
-    Value::List(parts)
+    parts
 }
 
 /// Python's `text.split(None, maxsplit)`: runs of whitespace separate, no empty parts.

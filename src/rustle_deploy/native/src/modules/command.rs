@@ -411,7 +411,7 @@ pub fn timed_out(timeout: f64) -> ModuleFailure {
 }
 
 /// A `spawn` error that is the task's deadline: its failure.
-fn deadline_failure(e: &io::Error) -> Option<ModuleFailure> {
+pub(crate) fn deadline_failure(e: &io::Error) -> Option<ModuleFailure> {
     if e.kind() != io::ErrorKind::TimedOut {
         return None;
     }

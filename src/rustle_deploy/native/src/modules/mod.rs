@@ -9,6 +9,7 @@
 pub mod command;
 pub mod files;
 pub mod known_hosts;
+pub mod packages;
 pub mod lines;
 pub mod misc;
 pub mod stat;
@@ -89,7 +90,7 @@ pub type ModuleResult = Result<Map, ModuleFailure>;
 
 /// The modules the Python runtime wraps with `_common.module` (their failed results put
 /// `changed` last); the others fail through `context.call_module` (`changed` first).
-const WRAPPED: &[&str] = &["file", "copy", "template", "stat", "lineinfile", "blockinfile", "replace"];
+const WRAPPED: &[&str] = &["file", "copy", "template", "stat", "lineinfile", "blockinfile", "replace", "apt"];
 
 /// Run module `name` and make its outcome Ansible's result dict: a failure becomes
 /// `{"changed": false, **result, "failed": true, "msg": msg}`, warnings are added. `host` is
@@ -170,6 +171,7 @@ pub fn dispatch(name: &str, ctx: &mut Ctx, args: &Map, host: Option<&Host>) -> M
         "set_fact" => misc::set_fact(args),
         "tempfile" => tempfile::tempfile(ctx, args),
         "known_hosts" => known_hosts::known_hosts(ctx, args),
+        "apt" => packages::apt(ctx, args),
         _ => Err(ModuleFailure::new(format!(
             "module {} is not supported by the native runner",
             name
