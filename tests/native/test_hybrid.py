@@ -31,7 +31,7 @@ pytestmark = [pytest.mark.ssh, pytest.mark.ansible]
 ANSIBLE = ANSIBLE_PLAYBOOK  # the environment under test's (tests/conftest.py)
 COUNTS = ("ok", "changed", "failed", "skipped", "rescued", "ignored")
 
-# regex_replace over a registered result, blockinfile with a (?i) regex and fail are not the
+# regex_replace over a registered result (fail's message too) and blockinfile with a (?i) regex are not the
 # runner's: those tasks run in the host's Python; the others are the runner's own.
 PLAYBOOK = """
 - hosts: all
@@ -76,7 +76,7 @@ PLAYBOOK = """
       block:
         - name: python failure
           fail:
-            msg: "failed in {{ 'python' | regex_replace('p', 'P') }}"
+            msg: "failed in {{ said.stdout | regex_replace('hello world', 'Python') }}"
       rescue:
         - name: native rescue
           copy:

@@ -1216,7 +1216,7 @@ mod tests {
          "no_log": false, "notify": [], "check_mode": null, "diff": null, "environment": {}},
         {"id": "t3", "name": "secret", "module": "shell", "args": {"_raw_params": "echo pw; exit 1"},
          "when": [], "loop": null, "ignore_errors": true, "no_log": true, "notify": []},
-        {"id": "t4", "name": "nope", "module": "apt", "args": {}, "when": [], "loop": null,
+        {"id": "t4", "name": "nope", "module": "service", "args": {}, "when": [], "loop": null,
          "ignore_errors": true, "notify": []},
         {"id": "t5", "name": "skipped", "module": "ping", "args": {}, "loop": null,
          "when": [{"expr": "out.rc != 0", "ir": ["cmp", "!=", ["attr", ["name", "out"], "rc"], ["lit", 0]]}]}
@@ -1316,7 +1316,7 @@ mod tests {
         );
         assert_eq!(
             results[3],
-            r#"{"task": "nope", "status": "failed", "ignored": true, "msg": "module apt is not supported by the native runner", "stdout": "", "changed": false}"#
+            r#"{"task": "nope", "status": "failed", "ignored": true, "msg": "module service is not supported by the native runner", "stdout": "", "changed": false}"#
         );
         assert_eq!(
             results[4],
