@@ -1,5 +1,6 @@
-"""known_hosts, fail, with_items, a name set by the run that is also a play variable and a
-task's timeout (a command's and a validate's), as the runner does them (issue 16): each playbook runs through --format pyz (known_hosts through the
+"""known_hosts, apt (what needs no network), fail, with_items, a name set by the run that is also a
+play variable and a task's timeout (a command's and a validate's), as the runner does them
+(issue 16): each playbook runs through --format pyz (known_hosts through the
 module bridge: ansible-core's own module) and --format native on localhost, with --diff, for
 real and in check mode; both must leave the same files, recaps, journals (msg and diff) and
 registered results (written with ``{{ result }}``, so in Python's ``str()`` with its key order).
@@ -141,33 +142,49 @@ PLAYBOOK = """
       timeout: 1
       register: t2
       ignore_errors: true
+    - name: apt, installed already
+      apt: {name: coreutils}
+      register: a1
+    - name: apt, absent already, a comma list
+      apt: {pkg: "rustle-no-such-package-a, rustle-no-such-package-b", state: removed}
+      register: a2
+    - name: apt, not available
+      apt: {name: [coreutils, rustle-no-such-package-a]}
+      register: a3
+      ignore_errors: true
+    - name: what removing an installed package would do (check mode only)
+      apt: {name: coreutils, state: absent}
+      when: ansible_check_mode
+      register: a4
     - name: what was registered
       copy:
-        content: "{{ k1 }}\\n{{ k2 }}\\n{{ k3 }}\\n{{ k4 }}\\n{{ k5 }}\\n{{ k6 }}\\n{{ k7 }}\\n{{ k8 }}\\n{{ k9 }}\\n{{ k10 }}\\n{{ k11 }}\\n{{ k12 }}\\n{{ k13 }}\\n{{ k14 }}\\n{{ f1 }}\\n{{ t1 }}\\n{{ t2 }}\\n"
+        content: "{{ k1 }}\\n{{ k2 }}\\n{{ k3 }}\\n{{ k4 }}\\n{{ k5 }}\\n{{ k6 }}\\n{{ k7 }}\\n{{ k8 }}\\n{{ k9 }}\\n{{ k10 }}\\n{{ k11 }}\\n{{ k12 }}\\n{{ k13 }}\\n{{ k14 }}\\n{{ f1 }}\\n{{ t1 }}\\n{{ t2 }}\\n{{ a1 }}\\n{{ a2 }}\\n{{ a3 }}\\n{{ a4 }}\\n"
         dest: "{{ root }}/results.txt"
       check_mode: false
 """.replace("__SEED__", SEED).replace("__RSA__", RSA).replace("__ED__", ED).replace("__CA__", CA) \
     .replace("__HASHED__", HASHED_KEY)
 
+pytestmark = pytest.mark.skipif(not all(map(shutil.which, ("ssh-keygen", "dpkg-query", "apt-cache"))),
+                                reason="needs ssh-keygen and a Debian-family host (dpkg-query, apt-cache)")
+
 _HASHED = re.compile(r"\|1\|[A-Za-z0-9+/]{27}=\|[A-Za-z0-9+/]{27}=")
 
 
-def _run_both(tmp_path: Path, capsys: pytest.CaptureFixture[str], *flags: str,
-              playbook: str = PLAYBOOK) -> tuple[Any, ...]:
+def _run_both(tmp_path: Path, capsys: pytest.CaptureFixture[str], *flags: str) -> tuple[Any, ...]:
     outcomes = {}
     for fmt in ("pyz", "native"):
         work = tmp_path / fmt
         root = work / "root"
         root.mkdir(parents=True)
         book = work / "site.yml"
-        book.write_text(playbook.replace("ROOT", str(root)))
+        book.write_text(PLAYBOOK.replace("ROOT", str(root)))
         remote = work / "remote"
         inv = local_inventory(work / "inv.ini", remote)
         code, doc, err = cli(capsys, str(book), "-i", str(inv), "--run", "--output", "json", "--format", fmt,
                              "-v", "--diff", *flags)
         assert code == 0, err
         assert ("native: rustle-runner for" in err) == (fmt == "native"), err  # native ran natively
-        if not flags and playbook is PLAYBOOK:  # ssh-keygen finds the hashed host under its random salt
+        if not flags:  # ssh-keygen finds the hashed host under its random salt
             found = subprocess.run(["ssh-keygen", "-F", "host.example.com", "-f", str(root / "known_hosts")],
                                    capture_output=True, text=True, check=False)
             assert HASHED_KEY.split()[-1] in found.stdout, (fmt, found)
@@ -187,11 +204,11 @@ def _run_both(tmp_path: Path, capsys: pytest.CaptureFixture[str], *flags: str,
     return outcomes["native"]
 
 
-def test_known_hosts_fail_with_items_a_shadowed_play_variable_and_timeouts_match_pyz(
+def test_known_hosts_apt_fail_with_items_a_shadowed_play_variable_and_timeouts_match_pyz(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], native_cache: Path
 ) -> None:
     recap, tree, _ = _run_both(tmp_path, capsys)
-    assert recap["failed"] == 0 and recap["rescued"] == 1 and recap["ignored"] == 7
+    assert recap["failed"] == 0 and recap["rescued"] == 1 and recap["ignored"] == 8
     lines = tree["known_hosts"][2].splitlines()
     assert lines[:2] == [FIRST, "# a comment"]
     assert not any(line.startswith("example.org") for line in lines)  # removed by ssh-keygen -R
@@ -212,9 +229,13 @@ def test_known_hosts_fail_with_items_a_shadowed_play_variable_and_timeouts_match
              "{'frame': 'Configure `DISPLAY_TRACEBACK` to see a traceback on timeout errors.', 'period': 1}")
     assert results[15].startswith(timed) and results[16].startswith(timed), results[15:]
     assert "# timed" not in tree["known_hosts"][2]
+    # apt's paths that install nothing: installed, absent, not available; a removal only in check mode
+    assert results[17:19] == ["{'changed': False, 'failed': False}"] * 2
+    assert results[19].startswith("{'failed': True, 'msg': \"No package matching 'rustle-no-such-package-a' is available\"")
+    assert "'skipped': True" in results[20]
 
 
-def test_known_hosts_in_check_mode_matches_pyz(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+def test_known_hosts_and_apt_in_check_mode_match_pyz(tmp_path: Path, capsys: pytest.CaptureFixture[str],
                                                native_cache: Path) -> None:
     recap, tree, events = _run_both(tmp_path, capsys, "--check")
     assert tree["known_hosts"][2] == SEED.replace("\\n", "\n")  # nothing written
@@ -223,50 +244,6 @@ def test_known_hosts_in_check_mode_matches_pyz(tmp_path: Path, capsys: pytest.Ca
     assert statuses["add"] == "changed" and statuses["a new file in check mode or not"] == "changed"
     results = tree["results.txt"][2].splitlines()
     assert results[0].startswith("{'changed': True, 'diff': {'before_header': 'ROOT/known_hosts'"), results[0]
+    assert results[20].startswith("{'changed': True, 'diff': {'prepared': 'remove: coreutils'}, "
+                                  "'msg': 'would remove: coreutils'"), results[20]
 
-
-APT = """
-- hosts: all
-  gather_facts: false
-  tasks:
-    - name: the first module reports the interpreter pyz discovered (the runner discovers none)
-      ping:
-    - name: installed already
-      apt: {name: coreutils}
-      register: a1
-    - name: absent already, a comma list
-      apt: {pkg: "rustle-no-such-package-a, rustle-no-such-package-b", state: removed}
-      register: a2
-    - name: not available
-      apt: {name: [coreutils, rustle-no-such-package-a]}
-      register: a3
-      ignore_errors: true
-    - name: what removing an installed package would do (check mode only)
-      apt: {name: coreutils, state: absent}
-      when: ansible_check_mode
-      register: a4
-    - name: what was registered
-      copy:
-        content: "{{ a1 }}\\n{{ a2 }}\\n{{ a3 }}\\n{{ a4 }}\\n"
-        dest: "ROOT/results.txt"
-      check_mode: false
-"""
-
-
-@pytest.mark.skipif(not (shutil.which("dpkg-query") and shutil.which("apt-cache")), reason="needs a Debian-family host")
-@pytest.mark.parametrize("mode", ["run", "check"])
-def test_apt_of_installed_and_missing_packages_matches_pyz(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str], native_cache: Path, mode: str
-) -> None:
-    """apt's paths that install nothing: an installed package, absent ones, one that is not
-    available, and (in check mode only) what a removal would do: the same in both formats."""
-    recap, tree, events = _run_both(tmp_path, capsys, *(["--check"] if mode == "check" else []), playbook=APT)
-    results = tree["results.txt"][2].splitlines()
-    assert results[0] == "{'changed': False, 'failed': False}"
-    assert results[1] == "{'changed': False, 'failed': False}"
-    assert results[2].startswith("{'failed': True, 'msg': \"No package matching 'rustle-no-such-package-a' is available\"")
-    if mode == "check":
-        assert results[3].startswith("{'changed': True, 'diff': {'prepared': 'remove: coreutils'}, "
-                                     "'msg': 'would remove: coreutils'"), results[3]
-    else:
-        assert "'skipped': True" in results[3]
