@@ -84,7 +84,7 @@ _FILTERS = frozenset({"bool", "int", "float", "length", "count", "lower", "upper
                       "first", "last", "default", "d", "basename", "split", "expanduser"})
 _TESTS = frozenset({"defined", "undefined", "none", "number", "string", "mapping", "boolean", "true",
                     "false", "in", "eq", "ne", "equalto", "failed", "failure", "succeeded", "success",
-                    "successful", "changed", "change", "skipped", "skip", "finished", "truthy",
+                    "successful", "changed", "change", "skipped", "skip", "finished", "timedout", "truthy",
                     "falsy", "contains"})
 _RE_CATEGORIES = frozenset({"CATEGORY_DIGIT", "CATEGORY_NOT_DIGIT", "CATEGORY_SPACE",
                             "CATEGORY_NOT_SPACE", "CATEGORY_WORD", "CATEGORY_NOT_WORD"})

@@ -1101,6 +1101,15 @@ fn test(name: &str, value: Value, call: &Call) -> Eval<bool> {
         }
         "skipped" | "skip" => result_test("skipped", false),
         "finished" => result_test("finished", true),
+        "timedout" => {
+            // filters' timedout: bool((r.get("timedout") or {}).get("period"))
+            call.bind(&[])?;
+            match result_dict(&value, "timedout")?.get("timedout") {
+                Some(Value::Dict(detail)) => Ok(detail.get("period").map_or(false, truthy)),
+                Some(other) if truthy(other) => Err(unsupported(format!("a timedout that is a {}", type_name(other)))),
+                _ => Ok(false),
+            }
+        }
         "truthy" | "falsy" => {
             let p = call.bind(&["convert_bool"])?;
             let convert = p[0].as_ref().map_or(false, truthy);
@@ -1476,6 +1485,9 @@ mod tests {
         assert_eq!(t("succeeded", r#"["name", "r"]"#), Ok(Value::Bool(true)));
         assert_eq!(t("skipped", r#"["name", "r"]"#), Ok(Value::Bool(false)));
         assert_eq!(t("finished", r#"["name", "r"]"#), Ok(Value::Bool(true)));
+        assert_eq!(t("timedout", r#"["name", "r"]"#), Ok(Value::Bool(false)));
+        assert_eq!(t("timedout", r#"["lit", {"timedout": {"period": 1}}]"#), Ok(Value::Bool(true)));
+        assert_eq!(t("timedout", r#"["lit", {"timedout": {"period": 0}}]"#), Ok(Value::Bool(false)));
         assert_eq!(t("number", r#"["lit", true]"#), Ok(Value::Bool(false)));
         assert_eq!(
             t("none", r#"["attr", ["name", "n"], "x"]"#),
