@@ -217,6 +217,8 @@ def _tasks() -> list[dict[str, Any]]:
         {"name": "get_url plain http", "get_url": {"url": f"http://{HTTPBIN}/get", "dest": "{d}/plain.json"}},
         {"name": "get_url without the proxy", "get_url": {"url": f"{url}/get", "dest": "{d}/direct.json",
                                                            "use_proxy": False}},
+        {"name": "get_url the task's proxy", "get_url": {"url": f"{url}/get", "dest": "{d}/proxied.json"},
+         "environment": {"https_proxy": "http://127.0.0.1:9"}},  # nothing listens on discard's port
         {"name": "read back", "slurp": {"src": "{d}/netrc.json"}},
     ]
     for i, task in enumerate(tasks):
