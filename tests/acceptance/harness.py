@@ -13,8 +13,9 @@ The sdist is fetched with pip into ``~/.cache/rustle-deploy/acceptance/`` (or
 committed. When it cannot be fetched, :class:`Unavailable` says why (the tests skip with it).
 
 ``python -m tests.acceptance`` (``make acceptance``) runs every target and writes
-``docs/acceptance.md``; ``tests/acceptance/test_targets.py`` runs the fast ones that pass
-under both, pinned by name.
+``docs/acceptance.md`` (with ``$RUSTLE_ACCEPTANCE_CACHE`` set, ``acceptance.md`` in that cache,
+unless ``--report`` names the file); ``tests/acceptance/test_targets.py`` runs the fast ones
+that pass under both, pinned by name.
 """
 
 from __future__ import annotations
@@ -489,18 +490,16 @@ def _recorded(db: Path) -> list[dict[str, Any]]:
         return []
     with closing(sqlite3.connect(db)) as con:
         rows = con.execute(
-            "SELECT t.host, t.task, t.module, t.status, t.msg FROM task_results t "
+            "SELECT t.host, t.task, t.module, t.status, t.msg, t.ignored FROM task_results t "
             "JOIN deployments d ON d.id = t.deployment_id ORDER BY d.created_at, t.run_id, t.host, t.seq").fetchall()
-    return [{"task": task or "", "host": host, "module": module or "", "status": status or "", "ignored": False,
-             "msg": (msg or "")[:2000], "phase": "controller"} for host, task, module, status, msg in rows]
+    return [{"task": task or "", "host": host, "module": module or "", "status": status or "", "ignored": bool(ignored),
+             "msg": (msg or "")[:2000], "phase": "controller"} for host, task, module, status, msg, ignored in rows]
 
 
 def _with_controller_phases(journal: list[dict[str, Any]], recorded: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """The host journals' results (``journal``) with the controller phases' results put in their
     places: ``recorded`` holds every result of a host in run order, the journal those of its own
-    phases; a recorded result that is not the host's next journal entry is a controller phase's.
-    The state database keeps no ``ignored`` flag: an ignored failure of a controller phase compares
-    as a failure (a difference shown, never one hidden)."""
+    phases; a recorded result that is not the host's next journal entry is a controller phase's."""
     pending: dict[str, list[dict[str, Any]]] = {}
     for rec in journal:
         pending.setdefault(rec["host"], []).append(rec)
@@ -637,6 +636,15 @@ def blocker(run: Run) -> str:
     return ""
 
 
+def report_path() -> Path:
+    """Where the report goes unless ``--report`` says: docs/acceptance.md; with a cache of one's
+    own (``$RUSTLE_ACCEPTANCE_CACHE``, whose results are one's own runs) beside those results,
+    so that such a run never rewrites the checkout's report with them."""
+    if os.environ.get("RUSTLE_ACCEPTANCE_CACHE"):
+        return CACHE / "acceptance.md"
+    return Path(__file__).resolve().parents[2] / "docs" / "acceptance.md"
+
+
 def main(argv: list[str] | None = None) -> int:
     import argparse
     from concurrent.futures import ThreadPoolExecutor
@@ -648,8 +656,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--report-only", action="store_true", help="write the report from the cached results; run nothing")
     ap.add_argument("--runme", action="store_true",
                     help="the named targets are runme.sh ones: run their ansible-playbook invocations (tests/acceptance/runme.py)")
-    ap.add_argument("--report", type=Path, default=Path(__file__).resolve().parents[2] / "docs" / "acceptance.md")
+    ap.add_argument("--report", type=Path, default=None,
+                    help="write the report there [docs/acceptance.md; acceptance.md in $RUSTLE_ACCEPTANCE_CACHE "
+                         "when that is set]")
     args = ap.parse_args(argv)
+    args.report = args.report or report_path()
     try:
         root = targets_root()
     except Unavailable as exc:

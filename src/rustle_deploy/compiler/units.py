@@ -23,7 +23,6 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
-from ..errors import CompileError
 from ..model import SECRET_VARS, Host, Plan, Play, Task, Unsafe, own_vars
 from ..phases import Phases, per_call, plan_phases
 from ..runtime_index import canonical_module, module_families
@@ -177,18 +176,21 @@ def plan_units(
         }
         if plan.options.allow_broken_conditionals:
             unit.plan_doc["allow_broken_conditionals"] = True
+        if not plan.options.deprecation_warnings:
+            unit.plan_doc["deprecation_warnings"] = False
         if plan.options.become_config:  # runtime become.option
             unit.plan_doc["become_config"] = plan.options.become_config
         if plugins.found and any(plugins.found.values()):
             unit.plan_doc["plugins"] = {k: sorted(v) for k, v in plugins.found.items() if v}
         read = _hostvars_read(plan, [doc_plays, list(unit.host_vars.values())])
+        every = EVERY_NAME in read
         unit.plan_doc["hosts"] = {
-            n: {k: v for k, v in unit.host_vars[n].items() if k in read} for n in names
+            n: {k: v for k, v in unit.host_vars[n].items() if every or k in read} for n in names
         }
         if read:  # what the plan reads of the other inventory hosts (another play's hosts)
             if inventory_hosts is None:
                 inventory_hosts = resolve(["all"])
-            others = {h.name: {k: v for k, v in own_vars(h).items() if k in read}
+            others = {h.name: {k: v for k, v in own_vars(h).items() if every or k in read}
                       for h in inventory_hosts if h.name not in unit.plan_doc["hosts"]}
             if others:
                 unit.plan_doc["other_hosts"] = others
@@ -262,6 +264,7 @@ _NAME = re.compile(r"\s*(?:\.\s*([A-Za-z_]\w*)|\[\s*(?:'([^']*)'|\"([^\"]*)\")\s
 _EXISTS = re.compile(r"\s+is\s+(?:not\s+)?(?:defined|undefined)\b")
 # what _hostvars_read adds for ``hostvars[H] is defined``: every host's entry, no variable
 ANY_HOST = ""
+EVERY_NAME = "\0every"  # hostvars read as a whole: every variable of every host
 # bare Jinja expressions (no braces): a ``hostvars`` there is a use, not prose
 _BARE_EXPRESSIONS = frozenset({"when", "skip_when", "changed_when", "failed_when", "until", "that", "var",
                                "loop"})
@@ -274,8 +277,9 @@ def _hostvars_read(plan: Plan, docs: list[Any]) -> set[str]:
     ``hostvars[H].NAME``, ``hostvars[H]['NAME']`` and ``hostvars.H.NAME`` name NAME;
     ``hostvars[inventory_hostname]`` alone is the host's own scope; ``hostvars[H] is defined``
     (or ``is not defined``, ``is undefined``) names no variable (ANY_HOST). Any other use (the whole
-    ``hostvars``, a computed variable name) cannot say which variables it needs, and shipping
-    every host's would hand each host the others' secrets: it is a CompileError.
+    ``hostvars``, a computed variable name) cannot say which variables it needs: EVERY_NAME, and
+    the artifact carries every variable of every inventory host (each host of it can read the
+    others', as the controller can in Ansible: docs/artifact.md, "Host variables").
     """
     names: set[str] = set()
 
@@ -294,12 +298,7 @@ def _hostvars_read(plan: Plan, docs: list[Any]) -> set[str]:
                     continue
             elif not (bare or _TEMPLATED.search(text)):
                 continue  # prose, such as a task name
-            raise CompileError(
-                f"{plan.source}: the plan reads hostvars in a way that does not name the variable: "
-                f"{text[max(0, m.start() - 20):m.end() + 40]!r}",
-                "write hostvars[HOST].NAME or hostvars[HOST]['NAME']: only the variables a plan "
-                "names travel to other hosts (docs/artifact.md, \"Host variables\")",
-            )
+            names.add(EVERY_NAME)
 
     def walk(value: Any, bare: bool) -> None:
         if isinstance(value, str):

@@ -627,7 +627,10 @@ def _var(scope, name):
 
 
 def _python(ctx):
-    """The interpreter Ansible would use: ansible_python_interpreter, else the runtime's own."""
+    """The interpreter Ansible would use: ansible_python_interpreter, the one discovered for a
+    task's own ``auto*`` mode, else the runtime's own (the one the launcher discovered)."""
+    if getattr(ctx, "python", None):
+        return ctx.python
     configured = _var(ctx.vars, "ansible_python_interpreter")
     if configured and "{{" not in str(configured) and not str(configured).startswith("auto"):
         return str(configured)
