@@ -297,6 +297,11 @@ def test_get_url_downloads_once_and_checks_checksums(http_dir, tmp_path):
     assert bad["failed"] and "did not match" in bad["msg"] and not (tmp_path / "b").exists()
     into_dir = get(FakeCtx(), {"url": base + "/file.txt", "dest": str(tmp_path)})
     assert into_dir["dest"] == str(tmp_path / "file.txt")
+    # into a directory, as ansible-core 2.19: always fetched, changed when the content differs
+    assert get(FakeCtx(), {"url": base + "/file.txt", "dest": str(tmp_path)})["changed"] is False
+    (root / "file.txt").write_text("changed again\n")
+    assert get(FakeCtx(), {"url": base + "/file.txt", "dest": str(tmp_path)})["changed"] is True
+    assert (tmp_path / "file.txt").read_text() == "changed again\n"
     missing = get(FakeCtx(), {"url": base + "/nope", "dest": str(tmp_path / "n")})
     assert missing["failed"] and missing["status_code"] == 404
     nofile = get(FakeCtx(), {"url": f"file://{tmp_path}/nofile", "dest": str(tmp_path / "n")})

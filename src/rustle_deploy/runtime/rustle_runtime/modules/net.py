@@ -529,11 +529,6 @@ def _get_url(ctx, args):
         c.fail(f"The checksum for {tmpsrc} did not match {expected}; it was {hashlib.new(algorithm, data).hexdigest()}.",
                **result)
     result.update({"status_code": status, "size": len(data), "msg": f"OK ({len(data)} bytes)"})
-    if dest_is_dir and os.path.exists(dest) and not force and expected is None:
-        result["msg"] = "file already exists"
-        result["changed"] = c.apply_attributes(ctx, dest, args.get("mode"), args.get("owner"),
-                                               args.get("group"))
-        return result
     if before != result["checksum_src"]:
         result["changed"] = True
         if not ctx.check_mode:
