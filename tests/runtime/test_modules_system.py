@@ -263,6 +263,27 @@ def http_dir(tmp_path):
         yield base, root
 
 
+def test_get_url_hides_its_password_and_takes_the_tasks_proxy(http_dir, tmp_path, monkeypatch):
+    """As ansible-core's module: the password (no_log) hidden in what it returns, a failed request
+    naming dest, and the proxies of the task's environment (its process environment there)."""
+    for name in ("http_proxy", "HTTP_PROXY", "no_proxy", "NO_PROXY"):  # the machine's own, if any
+        monkeypatch.delenv(name, raising=False)
+    base, _root = http_dir
+    get = net.MODULES["get_url"]
+    res = get(FakeCtx(), {"url": base + "/s3cret/nope", "dest": str(tmp_path / "x"),
+                          "username": "u", "password": "s3cret"})
+    assert (res["failed"], res["status_code"], res["url"]) == (True, 404, base + "/********/nope")
+    assert res["dest"] == str(tmp_path / "x") and "s3cret" not in str(res)
+    with socket.socket() as held:  # bound, never listening: a proxy that refuses, for as long as it is held
+        held.bind(("127.0.0.1", 0))
+        proxy = f"http://127.0.0.1:{held.getsockname()[1]}"
+        res = get(FakeCtx(environment={"http_proxy": proxy}), {"url": base + "/file.txt", "dest": str(tmp_path / "y")})
+        assert res["failed"] and "Connection refused" in res["msg"] and "status_code" not in res
+        res = get(FakeCtx(environment={"http_proxy": proxy, "no_proxy": "127.0.0.1"}),
+                  {"url": base + "/file.txt", "dest": str(tmp_path / "y")})
+        assert res["changed"] and (tmp_path / "y").read_text() == "payload\n"
+
+
 def test_get_url_downloads_once_and_checks_checksums(http_dir, tmp_path):
     base, root = http_dir
     get = net.MODULES["get_url"]
