@@ -230,6 +230,15 @@ class _Handler(BaseHTTPRequestHandler):
         else:
             self._send(404, b"<h1>Not Found</h1>\n", "text/html")
 
+    def __getattr__(self, name: str) -> Any:
+        if name.startswith("do_"):  # a method no route takes (UNKNOWN): flask's 405, not http.server's 501
+            return self._not_allowed
+        raise AttributeError(name)
+
+    def _not_allowed(self) -> None:
+        self._body()
+        self._send(405, b"Method Not Allowed\n", "text/html")
+
     def _digest(self, qop: str, user: str, password: str, algorithm: str) -> None:
         """httpbin's /digest-auth/QOP/USER/PASSWD[/ALGORITHM] (RFC 7616, as urllib answers it)."""
         import hashlib

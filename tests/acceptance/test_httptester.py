@@ -122,6 +122,9 @@ def test_redirects_status_and_cache(http: HttpTester) -> None:
     opener = urllib.request.build_opener(urllib.request.ProxyHandler({"http": http.proxy}))
     with opener.open(options, timeout=60) as resp:
         assert resp.headers["Allow"] == "GET, HEAD, OPTIONS"
+    with pytest.raises(urllib.error.HTTPError, match="405: METHOD NOT ALLOWED") as unknown:
+        opener.open(urllib.request.Request(f"http://{HTTPBIN}/anything", method="UNKNOWN"), timeout=60)
+    unknown.value.close()
     assert _get(http, HTTPBIN, "/cache")[1]["Last-Modified"]
     assert _get(http, HTTPBIN, "/cache", {"If-Modified-Since": "Mon, 01 Jan 2024 00:00:00 GMT"})[0] == 304
 
