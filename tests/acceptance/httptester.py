@@ -107,7 +107,7 @@ class _Handler(BaseHTTPRequestHandler):
         return self.rfile.read(length) if length else b""
 
     def _send(self, status: int, body: bytes = b"", ctype: str = "application/json",
-              headers: dict[str, str] | None = None) -> None:
+              headers: dict[str, str] | list[tuple[str, str]] | None = None) -> None:
         try:  # httpbin's (werkzeug's) reason phrases are upper case: "HTTP Error 301: MOVED PERMANENTLY"
             reason = HTTPStatus(status).phrase.upper()
         except ValueError:
@@ -116,7 +116,7 @@ class _Handler(BaseHTTPRequestHandler):
         if status not in (204, 304):
             self.send_header("Content-Type", ctype)
             self.send_header("Content-Length", str(len(body)))
-        for k, v in (headers or {}).items():
+        for k, v in (headers.items() if isinstance(headers, dict) else headers or ()):
             self.send_header(k, v)
         self.end_headers()
         if self.command != "HEAD" and status not in (204, 304):
@@ -198,9 +198,9 @@ class _Handler(BaseHTTPRequestHandler):
             where = f"https://{self.headers.get('Host', '')}"
             location = f"{where}/absolute-redirect/{n - 1}" if n > 1 else f"{where}/get"
             self._send(302, b"", "text/html; charset=utf-8", {"Location": location})
-        elif head == "response-headers":
-            headers = {k: v[-1] for k, v in query.items()}
-            self._json({k: v for k, v in headers.items()}, headers=headers)
+        elif head == "response-headers":  # each value a header of its own (two Set-Cookie)
+            body = (json.dumps({k: v[0] if len(v) == 1 else v for k, v in query.items()}, indent=2) + "\n").encode()
+            self._send(200, body, "application/json", [(k, value) for k, v in query.items() for value in v])
         elif head == "cache":
             if self.headers.get("If-Modified-Since") or self.headers.get("If-None-Match"):
                 self._send(304)

@@ -126,6 +126,10 @@ def test_redirects_status_and_cache(http: HttpTester) -> None:
         opener.open(urllib.request.Request(f"http://{HTTPBIN}/anything", method="UNKNOWN"), timeout=60)
     unknown.value.close()
     assert _get(http, HTTPBIN, "/cache")[1]["Last-Modified"]
+    cookies = urllib.request.build_opener(urllib.request.ProxyHandler({"http": http.proxy})).open(
+        f"http://{HTTPBIN}/response-headers?Set-Cookie=Foo%3Dbar&Set-Cookie=Baz%3Dqux", timeout=60)
+    with cookies:
+        assert cookies.headers.get_all("Set-Cookie") == ["Foo=bar", "Baz=qux"]
     assert _get(http, HTTPBIN, "/cache", {"If-Modified-Since": "Mon, 01 Jan 2024 00:00:00 GMT"})[0] == 304
 
 
