@@ -125,7 +125,7 @@ class _Handler(BaseHTTPRequestHandler):
     def _json(self, doc: Any, status: int = 200, headers: dict[str, str] | None = None) -> None:
         self._send(status, (json.dumps(doc, indent=2) + "\n").encode(), headers=headers)
 
-    def _echo(self, body: bytes) -> dict[str, Any]:
+    def _echo(self, body: bytes, everything: bool = False) -> dict[str, Any]:
         """httpbin's description of the request (/get, /post, /anything)."""
         parts = urlsplit(self.path)
         args = {k: v[0] if len(v) == 1 else v for k, v in parse_qs(parts.query).items()}
@@ -133,7 +133,7 @@ class _Handler(BaseHTTPRequestHandler):
         doc: dict[str, Any] = {"args": args, "headers": {k.title(): v for k, v in self.headers.items()},
                                "origin": self.client_address[0],
                                "url": urlunsplit((scheme, self.headers.get("Host", ""), parts.path, parts.query, ""))}
-        if self.command not in ("GET", "HEAD"):
+        if everything or self.command not in ("GET", "HEAD"):  # /anything has them for a GET too
             text = body.decode("utf-8", "replace")
             ctype = self.headers.get("Content-Type", "")
             form: dict[str, Any] = {}
@@ -178,7 +178,7 @@ class _Handler(BaseHTTPRequestHandler):
         elif head in ("get", "post", "put", "patch", "delete"):
             self._send(405, b"Method Not Allowed\n", "text/html")
         elif head == "anything":
-            self._json(self._echo(body))
+            self._json(self._echo(body, everything=True))
         elif head == "headers":
             self._json({"headers": {k.title(): v for k, v in self.headers.items()}})
         elif head == "status" and len(segs) == 2 and segs[1].isdigit():

@@ -64,6 +64,8 @@ def test_get_echoes_the_request_as_httpbin(http: HttpTester) -> None:
     assert doc["headers"]["X-Probe"] == "yes" and doc["headers"]["Host"] == HTTPBIN
     assert doc["url"] == f"https://{HTTPBIN}/get?a=1&a=2&b=x"
     assert _get(http, HTTPBIN, "/post")[0] == 405  # a GET to /post
+    anything = json.loads(_get(http, HTTPBIN, "/anything")[2])
+    assert (anything["data"], anything["form"], anything["files"], anything["json"]) == ("", {}, {}, None)
 
 
 def test_reasons_are_httpbins_and_the_bundle_holds_the_ca(http: HttpTester) -> None:
