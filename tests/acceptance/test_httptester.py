@@ -13,6 +13,7 @@ import base64
 import gzip
 import json
 import re
+import socket
 import ssl
 import urllib.error
 import urllib.request
@@ -180,7 +181,8 @@ def test_the_proxy_names_its_servers_and_serves_plain_http(http: HttpTester) -> 
 
 # -- uri and get_url against it, under both tools ------------------------------------------------
 
-def _tasks() -> list[dict[str, Any]]:
+def _tasks(refusing: int) -> list[dict[str, Any]]:
+    """The play's tasks; ``refusing``: a port bound and never listening (a proxy that refuses)."""
     url, badssl = f"https://{HTTPBIN}", BADSSL
     tasks: list[dict[str, Any]] = [
         {"name": "uri get", "uri": {"url": f"{url}/get?x=1", "return_content": True}},
@@ -227,7 +229,7 @@ def _tasks() -> list[dict[str, Any]]:
         {"name": "get_url without the proxy", "get_url": {"url": f"{url}/get", "dest": "{d}/direct.json",
                                                            "use_proxy": False}},
         {"name": "get_url the task's proxy", "get_url": {"url": f"{url}/get", "dest": "{d}/proxied.json"},
-         "environment": {"https_proxy": "http://127.0.0.1:9"}},  # nothing listens on discard's port
+         "environment": {"https_proxy": f"http://127.0.0.1:{refusing}"}},
         {"name": "read back", "slurp": {"src": "{d}/netrc.json"}},
     ]
     for i, task in enumerate(tasks):
@@ -259,13 +261,17 @@ GET_URL_KEYS = ("changed", "failed", "msg", "status_code", "dest", "checksum_des
 
 @pytest.mark.ansible
 def test_uri_and_get_url_match_ansible_against_the_servers(http: HttpTester, tmp_path: Path,
-                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+                                                           monkeypatch: pytest.MonkeyPatch,
+                                                           request: pytest.FixtureRequest) -> None:
     """One ansible-playbook run and one artifact run of the same play; every registered result
     compared on the keys below (uri's through the bridge are ansible-core's own module's)."""
     needs_ansible()
     for name, value in http.env.items():
         monkeypatch.setenv(name, value)
-    tasks = _tasks()
+    held = socket.socket()  # bound and never listening for the whole test: connections to it are refused
+    held.bind(("127.0.0.1", 0))
+    request.addfinalizer(held.close)
+    tasks = _tasks(held.getsockname()[1])
     plays = [{"name": "http", "tasks": tasks}]
     files = {"files/formdata.txt": "_multipart/form-data_\n", "files/body.json": '["JSON Test Pattern"]\n'}
     results, events = {}, {}
