@@ -33,9 +33,9 @@ def test_what_the_runtime_offers_compiles(tmp_path: Path, expression: str) -> No
     ("x | ansible._protomatter.tag_names", "filter 'ansible._protomatter.tag_names' is not supported"),
     ("x | ansible._protomatter.true_type", "filter 'ansible._protomatter.true_type' is not supported"),
     ("x is ansible._protomatter.tagged", "test 'ansible._protomatter.tagged' is not supported"),
-    ("x is ansible._protomatter.tagged_with('VaultedValue')",
-     "test 'ansible._protomatter.tagged_with' with the tag 'VaultedValue' is not supported by rustle-deploy: "
-     "the runtime keeps only the TrustedAsTemplate tag"),
+    ("x is ansible._protomatter.tagged_with('Deprecated')",
+     "test 'ansible._protomatter.tagged_with' with the tag 'Deprecated' is not supported by rustle-deploy: "
+     "the runtime keeps only the TrustedAsTemplate and VaultedValue tags"),
 ])
 def test_what_it_does_not_is_refused_at_its_line(tmp_path: Path, expression: str, message: str) -> None:
     with pytest.raises(PlaybookError) as err:

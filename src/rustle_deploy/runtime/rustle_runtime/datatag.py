@@ -17,7 +17,7 @@ import ast
 import re
 
 from .filters import FilterError, is_undefined
-from .templating import TrustedText, UnsafeDict, UnsafeList, UnsafeText
+from .templating import TrustedText, UnsafeDict, UnsafeList, UnsafeText, VaultedText
 
 PREFIX = "ansible._protomatter."
 
@@ -25,8 +25,9 @@ PREFIX = "ansible._protomatter."
 _TAGS = ("TrustedAsTemplate", "Origin", "VaultedValue", "Deprecated", "SourceWasEncrypted",
          "NotATemplate")
 _NOT_KEPT = ("rustle-deploy keeps only the TrustedAsTemplate tag (text written in the playbook, its "
-             "vars files and the inventory, not host data); it does not record where a value was "
-             "written (Origin) nor which values were vaulted, deprecated or encrypted")
+             "vars files and the inventory, not host data) and VaultedValue (decrypted !vault text); "
+             "it does not record where a value was written (Origin) nor which values were "
+             "deprecated or encrypted")
 
 
 def _trusted(value):
@@ -37,6 +38,8 @@ def tagged_with(value, tag_name):
     """ansible-core's ``tagged_with`` test for the one tag the runtime keeps."""
     if tag_name not in _TAGS:
         raise FilterError(f"Unknown tag name {tag_name!r}.")
+    if tag_name == "VaultedValue":
+        return isinstance(value, VaultedText)
     if tag_name != "TrustedAsTemplate":
         raise FilterError(f"the {tag_name} tag cannot be tested here: {_NOT_KEPT}")
     return _trusted(value)
