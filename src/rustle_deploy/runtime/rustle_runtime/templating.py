@@ -327,6 +327,45 @@ _VAR_BLOCK = re.compile(r"""\{\{(?:'(?:[^'\\]|\\.)*'|"(?:[^"\\]|\\.)*"|[^'"}]|\}
 _STRING = re.compile(r"'(?:[^'\\]|\\.)*'" + r'|"(?:[^"\\]|\\.)*"', re.S)
 
 
+def render_marked(templar, text, scope):
+    """``text`` rendered as ansible-core 2.19 renders a task's name: each ``{{ }}`` that cannot
+    be rendered shows as ``<< error N - why >>``; an error other than an undefined value ends
+    the text there (``template potentially truncated``), as does any error in a text with
+    ``{% %}``. Returns the text and the errors' messages (empty when it rendered whole)."""
+    try:
+        return str(templar.template(text, scope)), []
+    except TemplateError:
+        pass
+    errors = []
+
+    def marker(exc):
+        errors.append(str(exc) if isinstance(exc, UndefinedVariable) else f"Error rendering template: {exc}")
+        return f"<< error {len(errors)} - {errors[-1]} >>"
+
+    def truncated():
+        errors.append("template potentially truncated")
+        return f"<< error {len(errors)} - {errors[-1]} >>"
+
+    if "{%" in text or "{#" in text:
+        try:
+            templar.template(text, scope)
+        except TemplateError as exc:
+            return marker(exc) + truncated(), errors
+    parts, last = [], 0
+    for match in _VAR_BLOCK.finditer(text):
+        parts.append(text[last:match.start()])
+        last = match.end()
+        try:
+            parts.append(str(templar.template(match.group(), scope)))
+        except TemplateError as exc:
+            parts.append(marker(exc))
+            if not isinstance(exc, UndefinedVariable):
+                parts.append(truncated())
+                return "".join(parts), errors
+    parts.append(text[last:])
+    return "".join(parts), errors
+
+
 def escape_backslashes(text):
     """ansible-core's escape_backslashes for a template written in YAML (task arguments,
     variables; not template files, not conditionals): a backslash in a string literal inside
@@ -1068,10 +1107,12 @@ class Templar:
             return [self.template(v, scope) for v in value]
         return value
 
-    def __init__(self, read_file=None, allow_broken_conditionals=False):
+    def __init__(self, read_file=None, allow_broken_conditionals=False, deprecation_warnings=True):
         self.read_file = read_file  # sha256 -> bytes of an embedded file (include, lookup)
         # ansible.cfg's ALLOW_BROKEN_CONDITIONALS: a conditional's truth instead of a bool
         self.allow_broken_conditionals = allow_broken_conditionals
+        # ansible.cfg's DEPRECATION_WARNINGS (below the ansible_deprecation_warnings variable)
+        self.deprecation_warnings = deprecation_warnings
         # the running task's ``origins`` (conditional text -> "file:line:column"), which the
         # executor sets before each task: where a broken conditional's value came from
         self.origins = {}
@@ -1326,12 +1367,14 @@ class Templar:
 
     def _deprecate(self, msg, scope):
         """A deprecation of ansible-core's own (removed in 2.23), once per task, unless the
-        ``ansible_deprecation_warnings`` variable turns them off."""
+        ``ansible_deprecation_warnings`` variable (or, without it, ansible.cfg's
+        ``deprecation_warnings``) turns them off."""
         try:
-            if not to_bool(scope["ansible_deprecation_warnings"]):
-                return
+            enabled = to_bool(scope["ansible_deprecation_warnings"])
         except (KeyError, TemplateError):
-            pass
+            enabled = self.deprecation_warnings
+        if not enabled:
+            return
         entry = {"msg": msg, "collection_name": "ansible.builtin", "version": "2.23",
                  "deprecator": {"resolved_name": "ansible.builtin", "type": None}}
         if entry not in self.deprecations:
