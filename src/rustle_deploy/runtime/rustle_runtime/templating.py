@@ -272,7 +272,10 @@ class Undecryptable(UnsafeText):
     __slots__ = ()
 
     def error(self):
-        return TemplateError("Attempt to use undecryptable variable: " + _LOCKED.get(self, "it is locked"))
+        return TemplateError(LOCKED_USE + _LOCKED.get(self, "it is locked"))
+
+
+LOCKED_USE = "Attempt to use undecryptable variable: "  # ansible-core's words
 
 
 _LOCKED = {}  # Undecryptable -> why (a str subclass with __slots__ cannot hold it)
