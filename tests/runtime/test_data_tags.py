@@ -86,6 +86,11 @@ def test_the_origin_filter_names_what_the_task_recorded() -> None:
     assert templar.evaluate("other | ansible._protomatter.true_type", over) == "str"
     assert templar.evaluate("written is ansible._protomatter.tagged_with('Origin')", over) is True
     assert templar.evaluate("other is ansible._protomatter.tagged", over) is False
+    assert templar.evaluate("1 | ansible._protomatter.unmask('PluginInfo')", over) == 1
+    with pytest.raises(TemplateError, match=r"Unknown type name\(s\): BogusType"):
+        templar.evaluate("[] | ansible._protomatter.unmask(['WarningSummary', 'BogusType'])", over)
+    with pytest.raises(TemplateError, match="must be of type 'str' or 'list', not 'int'"):
+        templar.evaluate("[] | ansible._protomatter.unmask(1)", over)
     assert templar.evaluate("'x' | ansible._protomatter.origin", over) is None
     assert templar.evaluate("missing | ansible._protomatter.origin is undefined", over) is True
 

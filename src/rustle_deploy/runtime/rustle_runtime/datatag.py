@@ -79,6 +79,27 @@ def true_type(context, value):
     return cls.__name__
 
 
+# ansible-core's masked types (_transform._type_transform_mapping), which unmask names
+_MASKED = ("CapturedErrorSummary", "DeprecationSummary", "EncryptedString", "ErrorSummary", "PluginInfo",
+           "PluginType", "WarningSummary")
+
+
+def unmask(value, type_names):
+    """ansible-core's ``unmask``: the value as it is (the runtime's values hold no masked
+    ansible-core object: a result's warnings and deprecations stay dicts, where ansible-core
+    would give WarningSummary/DeprecationSummary), after its checks of ``type_names``."""
+    if is_undefined(value):
+        return value
+    if not isinstance(type_names, (str, list)):
+        raise FilterError("The 'type_names' argument must be of type 'str' or 'list', not "
+                          f"{type(type_names).__name__!r}.")
+    names = [type_names] if isinstance(type_names, str) else type_names
+    unknown = [str(n) for n in names if n not in _MASKED]
+    if unknown:
+        raise FilterError(f"Unknown type name(s): {', '.join(unknown)}")
+    return value
+
+
 def tagged(context, value):
     """ansible-core's ``tagged`` test: whether ``value`` has any tag (``tag_names``)."""
     return not is_undefined(value) and bool(tag_names(context, value))
@@ -165,13 +186,11 @@ def _refused(name, why):
 FILTERS = {
     "apply_trust": apply_trust, "finalize": finalize, "python_literal_eval": python_literal_eval,
     "dump_object": dump_object, "origin": origin, "tag_names": tag_names, "true_type": true_type,
+    "unmask": unmask,
 }
 TESTS = {"tagged_with": tagged_with, "tagged": tagged}
 # the collection's other plugins, refused (also at compile time: plan/validate.py)
-REFUSED_FILTERS = {
-    "unmask": "the runtime's values hold no masked ansible-core types (WarningSummary, "
-              "DeprecationSummary, PluginInfo) to unmask",
-}
+REFUSED_FILTERS = {}
 REFUSED_TESTS = {}
 
 
