@@ -134,7 +134,8 @@ class Session:
         output = opts.get("output") or ("text" if sys.stdout.isatty() or listing else "json")
         json_out = output == "json"
         stream = sys.stderr if json_out else sys.stdout
-        reporter = Reporter(stream=stream, verbosity=opts.get("verbose") or 0, diff=bool(opts.get("diff")))
+        reporter = Reporter(stream=stream, verbosity=opts.get("verbose") or 0, diff=bool(opts.get("diff")),
+                            deprecations=acfg.get("deprecation_warnings") is not False)
         if settings.parallel is None and acfg.get("forks"):
             settings = replace(settings, parallel=acfg.get("forks"))
         if acfg.get("roles_path"):
@@ -199,6 +200,8 @@ class Session:
                 plan = replace(plan, extra_vars={**plan.extra_vars, **extra})
             if (self.ansible_cfg or AnsibleConfig()).get("allow_broken_conditionals"):
                 plan = replace(plan, options=replace(plan.options, allow_broken_conditionals=True))
+            if (self.ansible_cfg or AnsibleConfig()).get("deprecation_warnings") is False:
+                plan = replace(plan, options=replace(plan.options, deprecation_warnings=False))
             configured = (self.ansible_cfg or AnsibleConfig()).become_config()
             if configured and not plan.options.become_config:  # a plan's own wins
                 plan = replace(plan, options=replace(plan.options, become_config=configured))
@@ -213,6 +216,7 @@ class Session:
                                  play_defaults=become, force_handlers=force_handlers,
                                  error_on_missing_handler=acfg.get("error_on_missing_handler", True) is not False,
                                  allow_broken_conditionals=bool(acfg.get("allow_broken_conditionals")),
+                                 deprecation_warnings=acfg.get("deprecation_warnings") is not False,
                                  become_config=acfg.become_config(),
                                  defaults_source=acfg.path or "ANSIBLE_BECOME*",
                                  forks=self.opts.get("parallel"), check=bool(self.opts.get("check")),
@@ -269,10 +273,14 @@ class Session:
         host = with_connection(host, self.opts.get("user"), self.opts.get("private_key"))
         # ansible.cfg fills in what the inventory leaves unset; extra vars outrank the inventory,
         # connection variables included (as in Ansible)
-        defaults = (self.ansible_cfg or AnsibleConfig()).host_defaults()
+        acfg = self.ansible_cfg or AnsibleConfig()
+        defaults = acfg.host_defaults()
         missing = {k: v for k, v in defaults.items() if k not in host.vars}
         conn = {k: v for k, v in (self.extra_vars or {}).items() if k.startswith("ansible_")}
-        return replace(host, vars={**host.vars, **missing, **conn}) if conn or missing else host
+        if conn or missing:
+            host = replace(host, vars={**host.vars, **missing, **conn})
+        configured = acfg.become_config()
+        return replace(host, become_config=configured) if configured and not host.become_config else host
 
     def units(self, plan: Plan, inv: Inventory, hosts: list[Host]) -> list[BuildUnit]:
         from .compiler.units import plan_units

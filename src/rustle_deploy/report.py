@@ -76,13 +76,18 @@ UNTRUSTED_HINT = ("Templates and expressions must be defined by trusted sources 
                   "not untrusted sources such as module results.")
 
 
+DEPRECATIONS_OFF = "Deprecation warnings can be disabled by setting `deprecation_warnings=False` in ansible.cfg."
+
+
 class Reporter:
     """Progress lines and the final recap, plain or rich."""
 
     def __init__(
-        self, *, stream: IO[str] | None = None, verbosity: int = 0, color: bool | None = None, diff: bool = False
+        self, *, stream: IO[str] | None = None, verbosity: int = 0, color: bool | None = None, diff: bool = False,
+        deprecations: bool = True,
     ) -> None:
         self.stream = stream or sys.stdout
+        self.deprecations = deprecations  # ansible.cfg's deprecation_warnings: shown or not
         self.verbosity = verbosity
         self.show_diff = diff
         isatty = hasattr(self.stream, "isatty") and self.stream.isatty()
@@ -191,12 +196,14 @@ class Reporter:
                                 self.line(f"    {line}", style)
 
     def warnings(self, host: str, event: dict[str, Any]) -> None:
-        """A result's warnings and deprecations, as ansible-playbook prints them: always, each
-        text once per run."""
+        """A result's warnings and deprecations, as ansible-playbook prints them: each text once
+        per run; deprecations unless ansible.cfg's ``deprecation_warnings`` is false."""
         if event.get("censored"):
             return
         lines = [f"[WARNING]: {warning}" for warning in event.get("warnings") or ()]
-        for item in event.get("deprecations") or ():
+        if self.deprecations and event.get("deprecations"):
+            lines.append(f"[WARNING]: {DEPRECATIONS_OFF}")  # once, before the first, as ansible-playbook
+        for item in (event.get("deprecations") or ()) if self.deprecations else ():
             msg = item.get("msg") if isinstance(item, dict) else item
             version = item.get("version") if isinstance(item, dict) else None
             tail = f" This feature will be removed from ansible-core version {version}." if version else ""

@@ -66,6 +66,21 @@ def test_get_echoes_the_request_as_httpbin(http: HttpTester) -> None:
     assert _get(http, HTTPBIN, "/post")[0] == 405  # a GET to /post
 
 
+def test_reasons_are_httpbins_and_the_bundle_holds_the_ca(http: HttpTester) -> None:
+    from http.client import HTTPConnection
+
+    connection = HTTPConnection("127.0.0.1", http.port("proxy"), timeout=60)
+    try:
+        connection.request("GET", f"http://{HTTPBIN}/status/301")
+        response = connection.getresponse()
+        assert (response.status, response.reason) == (301, "MOVED PERMANENTLY")
+    finally:
+        connection.close()
+    bundle = Path(http.extra_vars["cafile_path"]["stdout_lines"][0])
+    assert bundle == Path(http.env["SSL_CERT_FILE"])
+    assert bundle.read_bytes().endswith((http.directory / "ca.pem").read_bytes())
+
+
 def test_auth_endpoints(http: HttpTester) -> None:
     basic = "Basic " + base64.b64encode(b"user:passwd").decode()
     assert _get(http, HTTPBIN, "/basic-auth/user/passwd", {"Authorization": basic})[0] == 200
@@ -77,11 +92,36 @@ def test_auth_endpoints(http: HttpTester) -> None:
     assert _get(http, HTTPBIN, "/bearer")[0] == 401
 
 
+def test_digest_auth_as_urllib_answers_it(http: HttpTester) -> None:
+    context = ssl.create_default_context(cafile=str(http.directory / "ca.pem"))
+    for password, expected in (("passwd", 200), ("wrong", 401)):
+        manager = urllib.request.HTTPPasswordMgrWithDefaultRealm()
+        manager.add_password(None, f"https://{HTTPBIN}/", "user", password)
+        opener = urllib.request.build_opener(urllib.request.ProxyHandler({"https": http.proxy}),
+                                             urllib.request.HTTPSHandler(context=context),
+                                             urllib.request.HTTPDigestAuthHandler(manager))
+        try:
+            with opener.open(f"https://{HTTPBIN}/digest-auth/auth/user/passwd", timeout=60) as resp:
+                status, body = resp.status, resp.read()
+        except urllib.error.HTTPError as exc:
+            with exc:
+                status, body = exc.code, b""
+        assert status == expected
+        if status == 200:
+            assert json.loads(body) == {"authenticated": True, "user": "user"}
+
+
 def test_redirects_status_and_cache(http: HttpTester) -> None:
     status, headers, _ = _get(http, HTTPBIN, "/redirect-to?status_code=301&url=/basic-auth/user/passwd")
     assert (status, headers["Location"]) == (301, "/basic-auth/user/passwd")
-    assert _get(http, HTTPBIN, "/redirect/3")[1]["Location"] == "/redirect/2"
+    assert _get(http, HTTPBIN, "/redirect/3")[1]["Location"] == "/relative-redirect/2"
+    assert _get(http, HTTPBIN, "/relative-redirect/1")[1]["Location"] == "/get"
+    assert _get(http, HTTPBIN, "/absolute-redirect/2")[1]["Location"] == f"https://{HTTPBIN}/absolute-redirect/1"
     assert _get(http, HTTPBIN, "/status/418")[0] == 418
+    options = urllib.request.Request(f"http://{HTTPBIN}/", method="OPTIONS")
+    opener = urllib.request.build_opener(urllib.request.ProxyHandler({"http": http.proxy}))
+    with opener.open(options, timeout=60) as resp:
+        assert resp.headers["Allow"] == "GET, HEAD, OPTIONS"
     assert _get(http, HTTPBIN, "/cache")[1]["Last-Modified"]
     assert _get(http, HTTPBIN, "/cache", {"If-Modified-Since": "Mon, 01 Jan 2024 00:00:00 GMT"})[0] == 304
 
@@ -112,7 +152,7 @@ def test_the_other_servers_fail_verification(http: HttpTester) -> None:
     with pytest.raises(urllib.error.URLError, match="CERTIFICATE_VERIFY_FAILED"):
         _get(http, SELF_SIGNED, "/get")
     assert _get(http, SELF_SIGNED + ":444", "/get", verify=False)[0] == 200  # any port of the name
-    assert len({http.port(name) for name in ("main", "badssl", "self_signed", "proxy")}) == 4
+    assert len({http.port(name) for name in ("main", "badssl", "self_signed", "plain", "proxy")}) == 5
 
 
 def test_the_proxy_names_its_servers_and_serves_plain_http(http: HttpTester) -> None:
@@ -122,6 +162,8 @@ def test_the_proxy_names_its_servers_and_serves_plain_http(http: HttpTester) -> 
     assert status == 200 and json.loads(body)["url"] == f"http://{HTTPBIN}/get?q=1"
     status, _, body = _get(http, HTTPBIN, "/ca2cert.pem", scheme="http")
     assert status == 200 and body == (http.directory / "self_signed.pem").read_bytes().split(b"-----BEGIN PRIVATE")[0]
+    status, headers, _ = _get(http, BADSSL, "/x?y=1", scheme="http")
+    assert (status, headers["Location"]) == (301, f"https://{BADSSL}/x?y=1")
     assert _get(http, "example.invalid", "/get", scheme="http")[0] == 502
     with pytest.raises(urllib.error.URLError, match="502"):
         _get(http, "example.invalid", "/get")
@@ -148,6 +190,8 @@ def _tasks() -> list[dict[str, Any]]:
                                                    "file3": {"filename": "formdata.txt",
                                                              "multipart_encoding": "7or8bit"},
                                                    "text1": "value1"}}},
+        {"name": "uri src", "uri": {"url": f"{url}/post", "method": "POST", "src": "body.json",
+                                    "body_format": "json", "return_content": True}},
         {"name": "uri bad host name", "uri": {"url": f"https://{badssl}/get"}},
         {"name": "uri bad host name unchecked", "uri": {"url": f"https://{badssl}/get", "validate_certs": False}},
         {"name": "uri gzip", "uri": {"url": f"{url}/gzip"}},
@@ -212,13 +256,16 @@ def test_uri_and_get_url_match_ansible_against_the_servers(http: HttpTester, tmp
         monkeypatch.setenv(name, value)
     tasks = _tasks()
     plays = [{"name": "http", "tasks": tasks}]
-    files = {"files/formdata.txt": "_multipart/form-data_\n"}
-    results = {}
+    files = {"files/formdata.txt": "_multipart/form-data_\n", "files/body.json": '["JSON Test Pattern"]\n'}
+    results, events = {}, {}
     for side, run in (("a", run_ansible), ("o", run_ours)):
         d = tmp_path / side / "proj"
         _write_project(d, files)
-        run(d, _substitute(plays, d), timeout=600)
+        events[side] = run(d, _substitute(plays, d), timeout=600)[0]
         results[side] = json.loads((d / "results.json").read_text().replace(str(d), "{d}"))
+    # the event's status is the task's (uri's own "status", the HTTP code, stays in its result)
+    statuses = {name: event["status"] for name, event in events["o"]}
+    assert (statuses["uri get"], statuses["uri 404"], statuses["uri 404 expected"]) == ("ok", "failed", "ok")
     mismatched = {}
     for i, task in enumerate(tasks[:-1]):
         name = task["name"]
@@ -236,3 +283,33 @@ def test_uri_and_get_url_match_ansible_against_the_servers(http: HttpTester, tmp
     assert json.loads(base64.b64decode(got["read back"]["content"]))["user"] == "foo"  # the netrc's login won
     assert got["get_url unredirected"]["status_code"] == 401 and got["get_url redirected"]["status_code"] == 200
     assert got["uri get"]["json"]["args"] == {"x": "1"} and got["uri 404"]["failed"]
+    assert got["uri src"]["json"]["json"] == ["JSON Test Pattern"]
+
+
+# -- the harness's part: a port per run, a file server's window, what is left listening --------
+
+def test_a_target_file_server_gets_the_runs_window_and_is_ended_by_its_port(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    from .harness import RUN_TIMEOUT, _widen_file_server_window, kill_listeners
+
+    tasks = tmp_path / "roles" / "get_url" / "tasks" / "main.yml"
+    tasks.parent.mkdir(parents=True)
+    tasks.write_text("- shell: serve\n  async: 90\n  poll: 0\n- shell: other\n  async: 90\n")
+    _widen_file_server_window(tmp_path, "get_url")
+    assert tasks.read_text() == f"- shell: serve\n  async: {RUN_TIMEOUT}\n  poll: 0\n- shell: other\n  async: 90\n"
+    # a server on a port of its own choosing (no race with other processes for a free one)
+    server = subprocess.Popen([sys.executable, "-c", "import socket, sys, time\n"
+                               "s = socket.socket(); s.bind(('127.0.0.1', 0)); s.listen()\n"
+                               "print(s.getsockname()[1], flush=True); time.sleep(600)"],
+                              stdout=subprocess.PIPE, text=True)
+    try:
+        assert server.stdout is not None
+        port = int(server.stdout.readline())
+        assert kill_listeners(port) == [server.pid]
+        assert server.wait(timeout=60) == -9
+    finally:
+        server.kill()
+        server.wait()
+        server.stdout.close()  # type: ignore[union-attr]

@@ -490,7 +490,7 @@ class _Lowering:
             keys = [k for k in (task.get("args") or {}) if k != "cacheable"]
             if any(not isinstance(k, str) or self.templating.is_template(k) for k in keys):
                 raise self.fail(task, "a set_fact name that is a template (the runner must know its names)")
-        failed_name = self.failed_name(play, task)
+        failed_name = self.failed_name(play, dict(task, name=out["name"]))
         if failed_name != out["name"]:
             out["failed_name"] = failed_name
         if "loop" not in task:
@@ -555,16 +555,16 @@ class _Lowering:
 
     def name(self, task: dict[str, Any], scope: Any, default: str) -> str:
         """The name a result reports, rendered now as the pyz runtime renders it when the task
-        runs (executor._name): as written when it cannot be rendered; a name over what only the
-        run knows (a registered result, a fact) is left to pyz."""
+        runs (executor._name); a name over what only the run knows (a registered result, a fact),
+        or one that cannot be rendered (pyz shows error markers and warns), is left to pyz."""
         name = task.get("name") or default
         if self.templating.is_template(name):
             try:
-                name = str(self.templar.template(name, scope))
+                name, errors = self.templating.render_marked(self.templar, name, scope)
             except _Dynamic:
                 raise self.fail(task, f"the name {name!r} depends on a registered result or a fact") from None
-            except self.templating.TemplateError:
-                pass
+            if errors:  # shown with error markers and a warning, which pyz gives
+                raise self.fail(task, f"the name {task.get('name')!r} cannot be rendered: {errors[0]}")
         return self.shown(task, name)
 
     def shown(self, task: dict[str, Any], name: str) -> str:
@@ -584,7 +584,8 @@ class _Lowering:
         return None
 
     def failed_name(self, play: dict[str, Any], task: dict[str, Any]) -> str:
-        """The name ``ansible_failed_task`` gives the task: its own, without its role's prefix."""
+        """The name ``ansible_failed_task`` gives the task: its own as shown (rendered), without
+        its role's prefix."""
         name = task.get("name") or ""
         role = (play.get("roles") or {}).get(task.get("role") or "")
         if role and name.startswith(role.get("name", "") + " : "):

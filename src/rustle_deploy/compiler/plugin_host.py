@@ -11,7 +11,7 @@ loaders and collection finder are global state, which must reflect this command'
 Request: ``{"kind": "lookup"|"filter"|"test", "name": NAME, "args": [...], "kwargs": {...},
 "variables": {...}}`` (a lookup's ``args`` are its terms; a filter's or test's, its input then its
 positional arguments). Answer: ``{"value": ...}`` (a lookup's list of values) or ``{"error":
-MESSAGE}``, the plugin's own message. An undefined value travels both ways as
+MESSAGE}``, the plugin's own message (with ``"load": true`` when it failed to load, not to run). An undefined value travels both ways as
 ``{"__rustle_undefined": MESSAGE}`` (:data:`UNDEFINED`): a lookup term the host rendered to an
 undefined value reaches the plugin as ansible-core's ``UndefinedMarker`` when the plugin sets
 ``accept_args_markers``, else the call answers that marker, as ansible-core's does. With ``"where": true`` a plugin is not called:
@@ -84,7 +84,10 @@ def _answer(loader: Any, request: dict[str, Any]) -> dict[str, Any]:
             if not found.resolved:
                 return {"error": f"lookup plugin {name!r} not found"}
             return {"path": found.plugin_resolved_path, "module": found.plugin_resolved_name}
-        plugin = loader.lookup_loader.get(name, loader=data_loader, templar=Templar(loader=data_loader))
+        try:
+            plugin = loader.lookup_loader.get(name, loader=data_loader, templar=Templar(loader=data_loader))
+        except Exception as exc:  # noqa: BLE001 - its file raised: ansible-core's "failed to load"
+            return {"error": str(exc), "load": True}
         if plugin is None:
             return {"error": f"lookup plugin {name!r} not found"}
         args, kwargs = _markers_in(args), _markers_in(kwargs)
@@ -96,7 +99,10 @@ def _answer(loader: Any, request: dict[str, Any]) -> dict[str, Any]:
                 return {"value": [first]}
         return {"value": list(plugin.run(args, variables=request.get("variables") or {}, **kwargs))}
     table = loader.filter_loader if kind == "filter" else loader.test_loader
-    found = table.get(name)
+    try:
+        found = table.get(name)
+    except Exception as exc:  # noqa: BLE001 - its file or its plugin raised while loading
+        return {"error": str(exc), "load": True}
     if found is None:
         return {"error": f"{kind} plugin {name!r} not found"}
     if request.get("where"):  # a collection's plugin: the file ansible-core loads it from

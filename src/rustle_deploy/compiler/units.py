@@ -176,6 +176,8 @@ def plan_units(
         }
         if plan.options.allow_broken_conditionals:
             unit.plan_doc["allow_broken_conditionals"] = True
+        if not plan.options.deprecation_warnings:
+            unit.plan_doc["deprecation_warnings"] = False
         if plan.options.become_config:  # runtime become.option
             unit.plan_doc["become_config"] = plan.options.become_config
         if plugins.found and any(plugins.found.values()):
@@ -505,7 +507,7 @@ def _compile_task(
         else:
             embedder.embed(task, module, out, scopes, runner)
     if bridged is not None and bridged.action == "ansible.builtin.uri":
-        _embed_multipart(plan, play, task, embedder, out)
+        _embed_uploads(plan, play, task, embedder, out)
     if module == "fetch":
         known = {h.name: dict(unit.host_vars.get(h.name) or own_vars(h), inventory_hostname=h.name,
                               inventory_hostname_short=h.name.split(".")[0]) for h in unit.hosts}
@@ -524,26 +526,27 @@ def _compile_task(
     return out
 
 
-def _embed_multipart(plan: Plan, play: _PlayView, task: Task, embedder: Embedder, out: dict[str, Any]) -> None:
-    """Embed the controller files uri's action plugin would upload for ``task``'s form-multipart
-    body (bridge/policy.py), under their names as written: the host writes each into the task's
-    temporary directory and gives the module that path (modules/bridge.py)."""
-    from ..bridge.policy import multipart_file, multipart_uploads
+def _embed_uploads(plan: Plan, play: _PlayView, task: Task, embedder: Embedder, out: dict[str, Any]) -> None:
+    """Embed the controller files uri's action plugin would upload for ``task`` (its ``src``, or its
+    form-multipart body's files: bridge/policy.py), under their names as written: the host writes
+    each into the task's temporary directory and gives the module that path (modules/bridge.py)."""
+    from ..bridge.policy import upload_file, uploads
     from ..errors import PlanError
 
-    names = multipart_uploads(task.args)
+    names = uploads(task.args)
     if not names:
         return
     role = play.play.roles.get(str(task.extras.get("role"))) if task.extras.get("role") else None
     role_path = role.get("path") if isinstance(role, Mapping) else None
     search = [p for p in (role_path, plan.playbook_dir or plan.base_dir) if p]
+    where = "src" if task.args.get("src") else "body"
     for name in names:
-        path = multipart_file(str(name), search)
+        path = upload_file(str(name), search)
         if path is None:
-            raise PlanError(f"uri in task {task.name!r}: could not find the form-multipart file {name!r}; tried: "
+            raise PlanError(f"uri in task {task.name!r}: could not find {name!r} to upload; tried: "
                             + ", ".join(os.path.join(d, sub, str(name)) for d in search for sub in ("files", "")),
-                            "put it in the role's files/ directory or beside the playbook's files/",
-                            file=plan.source, pointer=f"{task.pointer}/args/body")
+                            "put it in the role's files/ directory or in files/ beside the playbook",
+                            file=plan.source, pointer=f"{task.pointer}/args/{where}")
         out.setdefault("files", {})[str(name)] = embedder.digest(path, task)
 
 

@@ -138,6 +138,8 @@ class CompileOptions:
     # ansible.cfg's allow_broken_conditionals (ANSIBLE_ALLOW_BROKEN_CONDITIONALS): a
     # conditional whose result is not a boolean takes its truth instead of failing the task
     allow_broken_conditionals: bool = False
+    # ansible.cfg's deprecation_warnings (PlanningOptions.deprecation_warnings)
+    deprecation_warnings: bool = True
     # each become method's program and flags from ansible.cfg and ANSIBLE_* (AnsibleConfig.become_config)
     become_config: dict[str, dict[str, str]] = field(default_factory=dict)
     # plays after one holding add_host/group_by (docs/phases.md): "refuse" them; "stop" before
@@ -368,6 +370,7 @@ class _Compiler:
             options=PlanningOptions(forks=self.options.forks or 50, check_mode=False,
                                     diff_mode=False, strategy=Strategy("Linear"),
                                     allow_broken_conditionals=self.options.allow_broken_conditionals,
+                                    deprecation_warnings=self.options.deprecation_warnings,
                                     become_config=self.options.become_config),
             plays=tuple(self.plays), binary_deployments=(),
             total_tasks=sum(len(p.batches[0].tasks) if p.batches else 0 for p in self.plays),

@@ -312,6 +312,45 @@ _VAR_BLOCK = re.compile(r"""\{\{(?:'(?:[^'\\]|\\.)*'|"(?:[^"\\]|\\.)*"|[^'"}]|\}
 _STRING = re.compile(r"'(?:[^'\\]|\\.)*'" + r'|"(?:[^"\\]|\\.)*"', re.S)
 
 
+def render_marked(templar, text, scope):
+    """``text`` rendered as ansible-core 2.19 renders a task's name: each ``{{ }}`` that cannot
+    be rendered shows as ``<< error N - why >>``; an error other than an undefined value ends
+    the text there (``template potentially truncated``), as does any error in a text with
+    ``{% %}``. Returns the text and the errors' messages (empty when it rendered whole)."""
+    try:
+        return str(templar.template(text, scope)), []
+    except TemplateError:
+        pass
+    errors = []
+
+    def marker(exc):
+        errors.append(str(exc) if isinstance(exc, UndefinedVariable) else f"Error rendering template: {exc}")
+        return f"<< error {len(errors)} - {errors[-1]} >>"
+
+    def truncated():
+        errors.append("template potentially truncated")
+        return f"<< error {len(errors)} - {errors[-1]} >>"
+
+    if "{%" in text or "{#" in text:
+        try:
+            templar.template(text, scope)
+        except TemplateError as exc:
+            return marker(exc) + truncated(), errors
+    parts, last = [], 0
+    for match in _VAR_BLOCK.finditer(text):
+        parts.append(text[last:match.start()])
+        last = match.end()
+        try:
+            parts.append(str(templar.template(match.group(), scope)))
+        except TemplateError as exc:
+            parts.append(marker(exc))
+            if not isinstance(exc, UndefinedVariable):
+                parts.append(truncated())
+                return "".join(parts), errors
+    parts.append(text[last:])
+    return "".join(parts), errors
+
+
 def escape_backslashes(text):
     """ansible-core's escape_backslashes for a template written in YAML (task arguments,
     variables; not template files, not conditionals): a backslash in a string literal inside
@@ -468,6 +507,7 @@ class VarScope:
 
 
 _ENV = None
+_VAULT_MARKER = None  # the environment's VaultMarker class, once it exists
 
 
 def _environment():
@@ -511,6 +551,27 @@ def _environment():
                 return _expr.no_attribute(self._undefined_obj, self._undefined_name)
             return jinja2.StrictUndefined._undefined_message.fget(self)
 
+    class VaultMarker(AnsibleUndefined):
+        """A variable that holds a ``!vault`` value no secret opened (ansible-core's
+        VaultExceptionMarker): any use fails with why, but the ``unvault`` filter takes its
+        ``envelope`` (None when the value only holds one) and decrypts it with the password given."""
+
+        def __init__(self, hint, envelope=None):
+            super().__init__(hint=hint)
+            self.envelope = envelope
+
+        def _fail_with_undefined_error(self, *args, **kwargs):
+            # an error, not an undefined value (`debug: var:` shows no "VARIABLE IS NOT DEFINED!")
+            raise jinja2.exceptions.TemplateRuntimeError(self._undefined_hint)
+
+        def __getattr__(self, name):
+            if name[:2] == "__":
+                raise AttributeError(name)
+            self._fail_with_undefined_error()
+
+        __iter__ = __str__ = __len__ = __eq__ = __ne__ = __bool__ = __hash__ = __contains__ = \
+            __getitem__ = __call__ = _fail_with_undefined_error
+
     class JinjaVars(Mapping):
         def __init__(self, scope, globals_):
             self.scope = scope
@@ -521,6 +582,12 @@ def _environment():
                 return self.scope[key]
             except KeyError:
                 return self.globals[key]
+            except TemplateError as exc:
+                # read lazily, as ansible-core does: it fails where it is used
+                raw = _raw_or_none(self.scope, key)
+                if not _LOCKED or _locked_in(raw) is None:
+                    raise
+                return VaultMarker(str(exc), str(raw) if isinstance(raw, Undecryptable) else None)
 
         def __contains__(self, key):
             return key in self.scope or key in self.globals
@@ -579,6 +646,8 @@ def _environment():
     env.filters["fileglob"] = env.filters["ansible.builtin.fileglob"] = fileglob
     env.globals.update(lookup=lookup, query=query, q=query, now=now, undef=undef)
     env.rustle_vars = JinjaVars
+    global _VAULT_MARKER
+    _VAULT_MARKER = VaultMarker
     env.rustle_cache = {}
     env.rustle_overlays = {}
     _ENV = env
@@ -867,6 +936,12 @@ def _lookup(name, /, *terms, _context=None, **kw):
         terms = tuple(_lookup_term(templar, t, scope) if is_template(t) else t for t in terms)
     jinja2 = sys.modules.get("jinja2")
     undefined = jinja2.Undefined if jinja2 is not None else ()
+    if name in ("filter:unvault", "filter:ansible.builtin.unvault") and terms:
+        # ansible-core's unvault takes an undecryptable !vault value and opens it with the
+        # password it is given (on the controller, with the envelope)
+        envelope = getattr(terms[0], "envelope", None) if isinstance(terms[0], undefined) else None
+        if isinstance(envelope, str):
+            terms = (envelope, *terms[1:])
     marker = next((v for v in [*terms, *kw.values()] if isinstance(v, undefined)), None)
     if marker is not None:
         if not _controller_plugin(name):
@@ -879,6 +954,13 @@ def _lookup(name, /, *terms, _context=None, **kw):
         return _markers_back(unsafe(run(name, terms, scope, templar, **kw)))
     except LookupError_ as exc:
         raise FilterError(str(exc)) from exc
+
+
+def _raw_or_none(scope, key):
+    try:
+        return scope.raw(key)
+    except (KeyError, AttributeError):
+        return None
 
 
 def _lookup_term(templar, term, scope):
@@ -956,6 +1038,8 @@ class Templar:
         _TAINT.read = False
         try:
             value = fn(*args)
+            if _VAULT_MARKER is not None and isinstance(value, _VAULT_MARKER):
+                raise TemplateError(value._undefined_hint)  # an undecryptable value, as it is
             return unsafe(value) if _TAINT.read else value
         finally:
             _TAINT.read = outer or _TAINT.read
@@ -1005,10 +1089,12 @@ class Templar:
             return [self.template(v, scope) for v in value]
         return value
 
-    def __init__(self, read_file=None, allow_broken_conditionals=False):
+    def __init__(self, read_file=None, allow_broken_conditionals=False, deprecation_warnings=True):
         self.read_file = read_file  # sha256 -> bytes of an embedded file (include, lookup)
         # ansible.cfg's ALLOW_BROKEN_CONDITIONALS: a conditional's truth instead of a bool
         self.allow_broken_conditionals = allow_broken_conditionals
+        # ansible.cfg's DEPRECATION_WARNINGS (below the ansible_deprecation_warnings variable)
+        self.deprecation_warnings = deprecation_warnings
         # the running task's ``origins`` (conditional text -> "file:line:column"), which the
         # executor sets before each task: where a broken conditional's value came from
         self.origins = {}
@@ -1263,12 +1349,14 @@ class Templar:
 
     def _deprecate(self, msg, scope):
         """A deprecation of ansible-core's own (removed in 2.23), once per task, unless the
-        ``ansible_deprecation_warnings`` variable turns them off."""
+        ``ansible_deprecation_warnings`` variable (or, without it, ansible.cfg's
+        ``deprecation_warnings``) turns them off."""
         try:
-            if not to_bool(scope["ansible_deprecation_warnings"]):
-                return
+            enabled = to_bool(scope["ansible_deprecation_warnings"])
         except (KeyError, TemplateError):
-            pass
+            enabled = self.deprecation_warnings
+        if not enabled:
+            return
         entry = {"msg": msg, "collection_name": "ansible.builtin", "version": "2.23",
                  "deprecator": {"resolved_name": "ansible.builtin", "type": None}}
         if entry not in self.deprecations:

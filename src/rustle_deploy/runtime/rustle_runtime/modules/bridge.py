@@ -299,7 +299,7 @@ def run_module(ctx, args, spec, bridge):
     task_tmp = _mkdtemp(ctx.tmpdir)
     try:
         if spec.get("module_fqn") == "ansible.modules.uri" and ctx.files:
-            args = _multipart_uploads(ctx, args, task_tmp)
+            args = _uploads(ctx, args, task_tmp)
         module_args = _module_args(ctx, args, spec, bridge, name, task_tmp)
         rc, out, err = _execute(ctx, spec, module_args, task_tmp)
     finally:
@@ -309,28 +309,35 @@ def run_module(ctx, args, spec, bridge):
     return parse_result(rc, out, err)
 
 
-def _multipart_uploads(ctx, args, task_tmp):
-    """uri's action plugin for a form-multipart body: each field's controller file (``filename``
-    without ``content``, embedded by the compiler under its name as written) is written into the
-    task's temporary directory under its base name, and the field names that copy instead."""
-    body = args.get("body")
-    if args.get("body_format") != "form-multipart" or not isinstance(body, dict) or args.get("src") is not None:
-        return args
-    from ._common import embedded_source
+def _uploads(ctx, args, task_tmp):
+    """uri's action plugin: the controller file of ``src`` (unless ``remote_src``), else of each
+    form-multipart field with a ``filename`` and no ``content`` (embedded by the compiler under
+    its name as written), written into the task's temporary directory under its base name; the
+    module is given that path instead."""
+    from ._common import boolean, embedded_source
 
-    body = dict(body)
-    for field, value in body.items():
-        if not isinstance(value, dict) or not value.get("filename") or value.get("content"):
-            continue
+    def put(name):
         if _become_elsewhere(ctx):
             from ..context import ModuleFailure
 
-            raise ModuleFailure(f"uri: a form-multipart file with become_user '{ctx.become_user}' is not "
-                                "supported yet; hint: become root, or run the task without become")
-        path = os.path.join(task_tmp, os.path.basename(str(value["filename"])))
+            raise ModuleFailure(f"uri: uploading a file with become_user '{ctx.become_user}' is not supported "
+                                "yet; hint: become root, or run the task without become")
+        path = os.path.join(task_tmp, os.path.basename(str(name)))
         with open(path, "wb") as fh:
-            fh.write(embedded_source(ctx, args, value["filename"]))
-        body[field] = dict(value, filename=path)
+            fh.write(embedded_source(ctx, args, name))
+        return path
+
+    if boolean(args.get("remote_src", False), "remote_src"):
+        return args
+    if args.get("src"):
+        return dict(args, src=put(args["src"]))
+    body = args.get("body")
+    if args.get("body_format") != "form-multipart" or not isinstance(body, dict):
+        return args
+    body = dict(body)
+    for field, value in body.items():
+        if isinstance(value, dict) and value.get("filename") and not value.get("content"):
+            body[field] = dict(value, filename=put(value["filename"]))
     return dict(args, body=body)
 
 
