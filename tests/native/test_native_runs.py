@@ -467,7 +467,7 @@ def test_a_controller_file_in_a_condition_is_never_evaluated(tmp_path: Path, cap
         if fmt == "native":  # ansible-core 2.19 deprecates a conditional in {{ }}: left to pyz
             assert "a conditional in {{ }}" in err
         else:
-            assert "Conditional is marked as unsafe" in json.dumps(journal(tmp_path / fmt / "remote"))
+            assert "Encountered untrusted template or expression." in json.dumps(journal(tmp_path / fmt / "remote"))
 
 
 def test_handlers_that_notify_each_other_stop_as_the_pyz_runtime_does(

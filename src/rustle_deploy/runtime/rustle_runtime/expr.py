@@ -18,7 +18,7 @@ is_undefined = _f.is_undefined
 
 _TOKEN = re.compile(
     r"\s*(?:(?P<num>\d+\.\d+|\d+)|(?P<str>'(?:[^'\\]|\\.)*'|\"(?:[^\"\\]|\\.)*\")"
-    r"|(?P<name>[A-Za-z_][A-Za-z0-9_]*)|(?P<op>==|!=|<=|>=|<|>|\(|\)|\[|\]|\.|,|\||=|-|\+|~))",
+    r"|(?P<name>[A-Za-z_][A-Za-z0-9_]*)|(?P<op>==|!=|<=|>=|<|>|\(|\)|\[|\]|\.|,|\||=|-|\+|~|:))",
     re.S,
 )
 _LITERALS = {"true": True, "True": True, "false": False, "False": False, "none": None, "None": None}
@@ -112,12 +112,12 @@ _FILTERS = {
     "string": lambda s: s if isinstance(s, str) else str(s),
     "trim": lambda s, chars=None: str(s).strip(chars), "first": _first, "last": _last,
     "join": _join, "default": _jinja_default, "d": _jinja_default,
-    "basename": _f.FILTERS["basename"], "dirname": _f.FILTERS["dirname"],
+    "basename": _f.FILTERS["basename"], "dirname": _f.FILTERS["dirname"], "expanduser": _f.FILTERS["expanduser"],
     "version_compare": _f.version_compare, "ternary": _f.ternary, "split": _f.split,
 }
 _HANDLES_UNDEFINED = ("default", "d")
 # method calls the parser reads (into a "call" node, which _eval leaves to Jinja2)
-_METHODS = ("startswith", "endswith", "split", "strip")
+_METHODS = ("startswith", "endswith", "split", "strip", "splitlines")
 
 _TESTS = dict(_f.TESTS)
 _TESTS.update({
@@ -259,6 +259,12 @@ class _Parser:
         while True:
             if self.peek(".", "op"):
                 self.take()
+                if self.peek(kind="num"):  # x.0 is Jinja2's x[0]
+                    index = self.take(kind="num")
+                    if not index.isdigit():
+                        raise _Unsupported()
+                    node = ("item", node, ("lit", int(index)))
+                    continue
                 name = self.take(kind="name")
                 if self.peek("(", "op") and name in _METHODS:  # a str method call: evaluated by Jinja2
                     args, kwargs = self.args()  # here (_eval has no "call"), by the native runner there
@@ -269,7 +275,13 @@ class _Parser:
                     node = ("attr", node, name)
             elif self.peek("[", "op"):
                 self.take()
-                key = self.or_expr()
+                key = None if self.peek(":", "op") else self.or_expr()
+                if self.peek(":", "op"):  # x[a:b]: evaluated by Jinja2 here (_eval has no "slice")
+                    self.take()
+                    stop = None if self.peek("]", "op") else self.or_expr()
+                    self.take("]")
+                    node = ("slice", node, key, stop)
+                    continue
                 self.take("]")
                 node = ("item", node, key)
             elif self.peek("|", "op"):
