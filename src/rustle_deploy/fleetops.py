@@ -30,7 +30,7 @@ from .errors import ConnectError, PhaseError, RunnerNotExecutable, StateError, U
 from .inventory import check_remote_dirs
 from .model import Host, Plan
 from .notify import Notifier, end_doc, host_doc, start_doc
-from .phases import INVENTORY, PLAY_HOSTS, SELF, file_read
+from .phases import INVENTORY, PLAY_HOSTS, REFRESH, SELF, file_read
 from .reconcile import apply, settle, settle_orphans, through_runner
 from .report import HostSummary, dump_json
 from .rollout import (
@@ -754,6 +754,7 @@ class _Phased:
         # block section holding them, for its rescue): the next host of the batch runs it
         self.passed: set[str] = set()
         self.down: dict[int, set[str]] = {}  # play -> its hosts that failed (or were unreachable)
+        self.gone: dict[int, set[str]] = {}  # play -> its hosts meta: refresh_inventory dropped
 
     def share(self, stage: Stage) -> str | None:
         """What a host's run of ``stage`` sends back: its state when a later phase runs on the
@@ -773,7 +774,7 @@ class _Phased:
         if out and host in self.state:  # the host holds these from now on
             self.state[host] = dict(self.state[host], vars={**(self.state[host].get("vars") or {}), **out["vars"]},
                                     notified={**(self.state[host].get("notified") or {}), **out.get("notified", {})})
-        names = [n for n in stage.reads if file_read(n) is None and n != PLAY_HOSTS]
+        names = [n for n in stage.reads if file_read(n) is None and n not in (PLAY_HOSTS, REFRESH)]
         if names:
             out = dict(out or {}, hostvars=self.hostvars(host, names))
         files = [f for f in map(file_read, stage.reads) if f is not None]
@@ -1156,11 +1157,20 @@ def _deploy_jobs(
         roll = _Rollout(schedule, gate if checks is not None else None, revert if run else None, resumed)
 
         def fan_out(stage: Stage, number: int, names: list[str]) -> list[HostOutcome]:
+            if REFRESH in stage.reads and stage.plays:  # after meta: refresh_inventory: its sources now
+                kept = session.refresh_inventory()
+                phased.gone.setdefault(stage.plays[0], set()).update(n for n in names if n not in kept.hosts)
+            # the hosts refresh_inventory dropped leave the play, as in ansible-core (nothing failed)
+            gone = [n for n in names if stage.plays and n in phased.gone.get(stage.plays[0], ())]
+            names = [n for n in names if n not in gone]
+            left = [HostOutcome(host=n, ok=True) for n in gone]
+            if not names:
+                return left
             if not rolling:
-                return fan_out_batch(stage, number, names)
+                return fan_out_batch(stage, number, names) + left
             with session.phase(f"batch {number}/{roll.total}", **{"rustle.stage": stage.label,
                                                                  "rustle.hosts": len(names)}):
-                return fan_out_batch(stage, number, names)
+                return fan_out_batch(stage, number, names) + left
 
         def fan_out_batch(stage: Stage, number: int, names: list[str]) -> list[HostOutcome]:
             if not stage.once:

@@ -34,6 +34,7 @@ from typing import Any
 from rustle_deploy.bridge.policy import overridden_builtins
 from rustle_deploy.errors import InventoryError, PlanError, PlaybookError, UnknownModule
 from rustle_deploy.inventory import Inventory
+from rustle_deploy.inventory.data import LOCALHOST_NAMES
 from rustle_deploy.model import (
     HOST_ORDERS,
     Batch,
@@ -50,7 +51,7 @@ from rustle_deploy.model import (
 from rustle_deploy.phases import CONTROLLER, DELEGATE_SELF, named_per_call
 from rustle_deploy.plan.files import remember_files_dirs, script_source
 from rustle_deploy.plan.schema import Reader, gather_subset_names
-from rustle_deploy.plan.validate import INVENTORY_MODULES
+from rustle_deploy.plan.validate import changes_inventory
 from rustle_deploy.playbook import keywords as kw
 from rustle_deploy.playbook.args import (
     FREEFORM_MODULES,
@@ -481,8 +482,9 @@ class _Compiler:
             raise src.error(f"bad host pattern {pattern!r}: {exc.detail}", exc.hint, ds, "hosts",
                             value=True) from exc
         done = number in self.options.done_hosts
-        if done:  # it ran already, over the hosts the inventory had then
-            hosts = list(self.options.done_hosts[number])
+        if done:  # it ran already, over the hosts the inventory had then (less those that
+            # meta: refresh_inventory dropped from it: they take no part in the plays after it)
+            hosts = [h for h in self.options.done_hosts[number] if h in self.inv.hosts or h in LOCALHOST_NAMES]
         name = ds.get("name") if isinstance(ds.get("name"), str) and ds.get("name") else pattern
         listed = ListedPlay(number=number, name=str(name), pattern=pattern, hosts=hosts,
                             tags=imp.tags + self.tags(src, ds))
@@ -609,8 +611,9 @@ class _Compiler:
         refuses the rest: docs/phases.md)."""
         for task in [*tasks, *st.handlers]:
             for leaf in task.walk():
-                if self.inventory_changed is None and leaf.short_module in INVENTORY_MODULES:
-                    self.inventory_changed = (self.origins.get(leaf.pointer, Origin(self.shown)), leaf.short_module)
+                what = changes_inventory(leaf)
+                if self.inventory_changed is None and what:
+                    self.inventory_changed = (self.origins.get(leaf.pointer, Origin(self.shown)), what)
 
     def renumber(self, tasks: list[Task], base: str) -> list[Task]:
         """Pointers of the top-level list after implicit tasks were inserted (last first, so

@@ -699,8 +699,13 @@ class Runner:
 
     def _apply_added(self, added, ordered=False):
         """Replay what add_host/group_by changed (this host's earlier runs, or other hosts':
-        ``ordered``, the controller's merge over every host, whose order is Ansible's)."""
+        ``ordered``, the controller's merge over every host, whose order is Ansible's). A host
+        neither in the inventory nor made by add_host was dropped by meta: refresh_inventory:
+        its groups are not given back to it, as ansible-core's refresh does not."""
+        known_hosts = set((self.host_vars.get("groups") or {}).get("all") or ())
+        known_hosts.update((added or {}).get("hosts") or (), self._added["hosts"], [self.host])
         for group, members in ((added or {}).get("groups") or {}).items():
+            members = [m for m in members if m in known_hosts]
             for name in members:
                 self._add_to_inventory(name, [group], {})
             if ordered:  # the inventory's own members first, then the added ones in that order
@@ -1269,7 +1274,9 @@ class Runner:
         out = {"rc": result.get("rc"), "stdout": result.get("stdout", ""),
                "stderr": result.get("stderr", ""), "msg": result.get("msg", "")}
         for key, value in result.items():
-            if key not in out and key not in _HIDDEN and key != "results":
+            # a module's own "status" (uri's HTTP status) is not the event's: the event says
+            # ok/changed/failed/skipped there, which the controller reads
+            if key not in out and key not in _HIDDEN and key not in ("results", "status"):
                 out[key] = value
         if "diff" in out and not self._task_diff(task):
             del out["diff"]
@@ -1557,31 +1564,41 @@ class Runner:
             return missing
         if module in _NO_PYTHON:
             return self._dispatch(module, ctx, args, timeout)
+        discovery = self._discovery(ctx)
+        if discovery is not None and not self._launcher:
+            ctx.python = discovery[1]  # a task's own auto* mode: its bridged module runs there
         result = self._call_python(module, ctx, args, timeout)
-        if isinstance(result, dict):
-            self._report_discovery(ctx, result)
+        if isinstance(result, dict) and discovery is not None and discovery[3]:
+            self._report_discovery(result, *discovery[:3])
         return result
 
-    def _report_discovery(self, ctx, result):
-        """What ansible-core adds to the result of a Python module when it discovers the host's
-        interpreter (``ansible_python_interpreter`` an ``auto*`` mode, the host's or the task's,
-        and no ``discovered_interpreter_python`` fact yet, as after ``meta: clear_facts``): the
-        fact, the warning (not for ``*_silent``) and, for ``auto_legacy*``, the deprecation.
-        The launcher's discovery is used when it made one; a task's own mode discovers here."""
+    def _discovery(self, ctx):
+        """The interpreter ansible-core would discover for this task's Python module
+        (``ansible_python_interpreter`` an ``auto*`` mode, the host's or the task's), as
+        ``(mode, path, warnings, new)``; None when the task names its interpreter or runs none.
+        ``new``: no ``discovered_interpreter_python`` fact yet (as after ``meta: clear_facts``),
+        so the result reports it. The launcher's discovery is used when it made one; a task's
+        own mode discovers here."""
         if not _runs_python(self.plan, ctx):
-            return
+            return None
         configured = ctx.vars.get("ansible_python_interpreter")
         if configured in (None, ""):
             mode = self._launcher["mode"] if self._launcher else None
         else:
             mode = configured if configured in _DISCOVERY_MODES else None
-        if mode is None or "discovered_interpreter_python" in self.facts(collectors=set()):
-            return
-        warnings = []
+        if mode is None:
+            return None
+        known = self.facts(collectors=set()).get("discovered_interpreter_python")
+        if known:
+            return mode, known, [], False
         if self._launcher:
-            path = self._launcher["path"]
-        else:
-            path, warnings = _discover_interpreter(ctx.vars.get("ansible_interpreter_python_fallback"), self.host)
+            return mode, self._launcher["path"], [], True
+        return (mode, *_discover_interpreter(ctx.vars.get("ansible_interpreter_python_fallback"), self.host), True)
+
+    def _report_discovery(self, result, mode, path, warnings):
+        """What ansible-core adds to the result of a Python module when it discovers the host's
+        interpreter: the fact, the warning (not for ``*_silent``) and, for ``auto_legacy*``, the
+        deprecation."""
         facts = result.get("ansible_facts")
         result["ansible_facts"] = dict(facts if isinstance(facts, dict) else {}, discovered_interpreter_python=path)
         self.facts(collectors=set())["discovered_interpreter_python"] = path

@@ -53,15 +53,8 @@ def broken_conditional_message(value, origin=None):
     variable it reads was defined, else where it was written), or says '<unknown>', as Ansible
     does for a value without one."""
     return (f"Conditional result ({bool(value)}) was derived from value of type "
-            f"{_native_type_name(value)!r} at {origin or '<unknown>'!r}. "
+            f"{_expr.native_type_name(value)!r} at {origin or '<unknown>'!r}. "
             "Conditionals must have a boolean result.")
-
-
-def _native_type_name(value):
-    for kind in (str, dict, list, bool, int, float):
-        if isinstance(value, kind):
-            return kind.__name__
-    return type(value).__name__
 
 
 class UndefinedVariable(TemplateError):
@@ -514,6 +507,7 @@ class VarScope:
 
 
 _ENV = None
+_VAULT_MARKER = None  # the environment's VaultMarker class, once it exists
 
 
 def _environment():
@@ -551,6 +545,33 @@ def _environment():
         def __getitem__(self, key):
             return self
 
+        @property
+        def _undefined_message(self):
+            if self._undefined_hint is None and self._undefined_obj is not jinja2.runtime.missing:
+                return _expr.no_attribute(self._undefined_obj, self._undefined_name)
+            return jinja2.StrictUndefined._undefined_message.fget(self)
+
+    class VaultMarker(AnsibleUndefined):
+        """A variable that holds a ``!vault`` value no secret opened (ansible-core's
+        VaultExceptionMarker): any use fails with why, but the ``unvault`` filter takes its
+        ``envelope`` (None when the value only holds one) and decrypts it with the password given."""
+
+        def __init__(self, hint, envelope=None):
+            super().__init__(hint=hint)
+            self.envelope = envelope
+
+        def _fail_with_undefined_error(self, *args, **kwargs):
+            # an error, not an undefined value (`debug: var:` shows no "VARIABLE IS NOT DEFINED!")
+            raise jinja2.exceptions.TemplateRuntimeError(self._undefined_hint)
+
+        def __getattr__(self, name):
+            if name[:2] == "__":
+                raise AttributeError(name)
+            self._fail_with_undefined_error()
+
+        __iter__ = __str__ = __len__ = __eq__ = __ne__ = __bool__ = __hash__ = __contains__ = \
+            __getitem__ = __call__ = _fail_with_undefined_error
+
     class JinjaVars(Mapping):
         def __init__(self, scope, globals_):
             self.scope = scope
@@ -561,6 +582,12 @@ def _environment():
                 return self.scope[key]
             except KeyError:
                 return self.globals[key]
+            except TemplateError as exc:
+                # read lazily, as ansible-core does: it fails where it is used
+                raw = _raw_or_none(self.scope, key)
+                if not _LOCKED or _locked_in(raw) is None:
+                    raise
+                return VaultMarker(str(exc), str(raw) if isinstance(raw, Undecryptable) else None)
 
         def __contains__(self, key):
             return key in self.scope or key in self.globals
@@ -619,6 +646,8 @@ def _environment():
     env.filters["fileglob"] = env.filters["ansible.builtin.fileglob"] = fileglob
     env.globals.update(lookup=lookup, query=query, q=query, now=now, undef=undef)
     env.rustle_vars = JinjaVars
+    global _VAULT_MARKER
+    _VAULT_MARKER = VaultMarker
     env.rustle_cache = {}
     env.rustle_overlays = {}
     _ENV = env
@@ -904,11 +933,69 @@ def _lookup(name, /, *terms, _context=None, **kw):
     if templar is not None and any(is_template(t) for t in terms):
         # ansible-core 2.19 renders the trusted strings a lookup is given
         # (`lookup('pipe', 'echo {{ x }}')`); its name is never rendered
-        terms = tuple(templar.template(t, scope) if is_template(t) else t for t in terms)
+        terms = tuple(_lookup_term(templar, t, scope) if is_template(t) else t for t in terms)
+    jinja2 = sys.modules.get("jinja2")
+    undefined = jinja2.Undefined if jinja2 is not None else ()
+    if name in ("filter:unvault", "filter:ansible.builtin.unvault") and terms:
+        # ansible-core's unvault takes an undecryptable !vault value and opens it with the
+        # password it is given (on the controller, with the envelope)
+        envelope = getattr(terms[0], "envelope", None) if isinstance(terms[0], undefined) else None
+        if isinstance(envelope, str):
+            terms = (envelope, *terms[1:])
+    marker = next((v for v in [*terms, *kw.values()] if isinstance(v, undefined)), None)
+    if marker is not None:
+        if not _controller_plugin(name):
+            return marker  # ansible-core's plugins take no marker: the lookup is undefined too
+        # the playbook's own plugin: ansible-core passes the marker when the plugin sets
+        # `accept_args_markers` (compiler/plugin_host.py decides)
+        terms = tuple(_marker_out(t) for t in terms)
+        kw = {k: _marker_out(v) for k, v in kw.items()}
     try:
-        return unsafe(run(name, terms, scope, templar, **kw))
+        return _markers_back(unsafe(run(name, terms, scope, templar, **kw)))
     except LookupError_ as exc:
         raise FilterError(str(exc)) from exc
+
+
+def _raw_or_none(scope, key):
+    try:
+        return scope.raw(key)
+    except (KeyError, AttributeError):
+        return None
+
+
+def _lookup_term(templar, term, scope):
+    """Trusted text in a lookup's term (or a conditional's constant) rendered; undefined as a
+    Jinja2 undefined value, ansible-core's marker."""
+    try:
+        return templar.template(term, scope)
+    except UndefinedVariable as exc:
+        return _environment().undefined(hint=str(exc))
+
+
+_MARKER = "__rustle_undefined"  # an undefined value sent to or from the controller's plugin host
+
+
+def _controller_plugin(name):
+    from .lookups import CONTROLLER, PLUGINS, _short
+
+    name = _short(name)
+    return name in PLUGINS["lookup"] and name not in CONTROLLER
+
+
+def _marker_out(value):
+    jinja2 = sys.modules.get("jinja2")
+    if jinja2 is not None and isinstance(value, jinja2.Undefined):
+        return {_MARKER: value._undefined_message}
+    return value
+
+
+def _markers_back(value):
+    """``{_MARKER: MESSAGE}`` in a plugin's answer (an item of its list) as an undefined value."""
+    if isinstance(value, dict) and set(value) == {_MARKER}:
+        return _environment().undefined(hint=str(value[_MARKER]))
+    if isinstance(value, list) and any(isinstance(v, dict) and set(v) == {_MARKER} for v in value):
+        return type(value)(_markers_back(v) for v in value)
+    return value
 
 
 def embedded(scope, kind):
@@ -951,6 +1038,8 @@ class Templar:
         _TAINT.read = False
         try:
             value = fn(*args)
+            if _VAULT_MARKER is not None and isinstance(value, _VAULT_MARKER):
+                raise TemplateError(value._undefined_hint)  # an undecryptable value, as it is
             return unsafe(value) if _TAINT.read else value
         finally:
             _TAINT.read = outer or _TAINT.read
@@ -1112,6 +1201,8 @@ class Templar:
         parts = []
         last = 0
         for match in _SEGMENT.finditer(body):
+            if "{{" in body[last:match.start()] or "}}" in body[last:match.start()]:
+                return None  # a template in a string constant (`{{ f('{{ x }}') }}`)
             value = _expr.evaluate(match.group(1), scope, self)
             if value is _expr.UNSUPPORTED:
                 return None
@@ -1286,7 +1377,9 @@ class Templar:
             if not is_template(value):
                 return literal
             name = f"__rustle_const_{len(consts)}"
-            consts[name] = self.template(value, scope)
+            # undefined, it is a marker: it fails where it is used, not where it is written
+            # (a lookup plugin that accepts markers takes it: `lookup('p', '{{ nope }}')`)
+            consts[name] = _lookup_term(self, value, scope)
             return name
 
         expression = _STRING.sub(name_of, text)
