@@ -31,6 +31,8 @@ BOOK = """\
   tasks:
     - name: "hello {{ word }}"
       command: echo hi
+    - name: "first host's {{ who }}"
+      debug: msg=h
     - name: "broken {{ nope }}"
       debug: msg=y
     - name: "loop {{ item }}"
@@ -63,6 +65,12 @@ BOOK = """\
           fail: msg=boom
       rescue:
         - name: rescued
+          debug: msg="failed task {{ ansible_failed_task.name }}"
+    - block:
+        - name: "fail on {{ who }}"
+          fail: msg=again
+      rescue:
+        - name: rescued again
           debug: msg="failed task {{ ansible_failed_task.name }}"
 """
 INC = '- name: "in {{ word }}"\n  debug: msg=i\n'
@@ -104,8 +112,8 @@ def runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     (work / "ev.yml").write_text("# extra vars\nfflag: word\n")
     extra = ["-e", "eflag=word", "-e", f"@{work}/ev.yml"]
     (work / "inv.ini").write_text("".join(
-        f"{h} ansible_connection=local ansible_python_interpreter={sys.executable} rustle_remote_dir={work}/r-{h}\n"
-        for h in ("a", "b")))
+        f"{h} who={h.upper()} ansible_connection=local ansible_python_interpreter={sys.executable} "
+        f"rustle_remote_dir={work}/r-{h}\n" for h in ("a", "b")))
     oracle = subprocess.run([str(ANSIBLE), "-i", str(work / "inv.ini"), "-f", "1", *extra, str(work / "site.yml")],
                             capture_output=True, text=True, timeout=600, stdin=subprocess.DEVNULL,
                             env=ansible_env(work, ANSIBLE_DEPRECATION_WARNINGS="True"))
@@ -128,7 +136,7 @@ def runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
 
 def test_each_hosts_task_names_and_statuses_in_the_json_output_are_ansible_playbooks(runs: dict[str, Any]) -> None:
     oracle = _oracle_results(runs["oracle"])
-    assert oracle["a"][1] == ("broken << error 1 - 'nope' is undefined >>", "ok")  # the oracle as expected
+    assert oracle["a"][2] == ("broken << error 1 - 'nope' is undefined >>", "ok")  # the oracle as expected
     doc = runs["rustle"]["default"]["doc"]
     for host in doc["hosts"]:
         seen = [(t["name"], t["status"]) for t in host["tasks"]]
@@ -140,8 +148,12 @@ def test_each_hosts_task_names_and_statuses_in_the_json_output_are_ansible_playb
     assert tasks["fail play << error 1 - 'nope' is undefined >>"] == {
         "name": "fail play << error 1 - 'nope' is undefined >>", "action": "fail", "status": "failed",
         "rescued": True, "msg": "boom"}
-    assert "ansible_failed_task.name: " not in runs["oracle"]
     assert "failed task fail play << error 1 - 'nope' is undefined >>" in runs["oracle"]
+    # the banner, and so ansible_failed_task.name, is rendered with the first host's values
+    assert oracle["b"][1] == ("first host's A", "ok")
+    assert runs["oracle"].count('"msg": "failed task fail on A"') == 2
+    for host in doc["hosts"]:
+        assert {t["name"]: t.get("msg") for t in host["tasks"]}["rescued again"] == "failed task fail on A"
 
 
 def test_a_name_that_cannot_be_rendered_warns_as_ansible_playbook_does(runs: dict[str, Any]) -> None:
@@ -165,7 +177,8 @@ def test_ignored_failures_are_recorded_as_such_in_the_history(runs: dict[str, An
                           "ORDER BY host, seq").fetchall()
     assert rows == [(h, n, "failed", i) for h in ("a", "b")
                     for n, i in (("ignored failure", 1), ("extra var from the command line", 1),
-                                 ("extra var from a file", 1), ("fail play << error 1 - 'nope' is undefined >>", 0))]
+                                 ("extra var from a file", 1), ("fail play << error 1 - 'nope' is undefined >>", 0),
+                                 ("fail on A", 0))]
 
 
 def test_deprecations_show_as_ansible_playbook_shows_them_unless_ansible_cfg_turns_them_off(

@@ -1306,6 +1306,8 @@ class Runner:
         shows as ``<< error N - why >>``, as ansible-core 2.19 shows it."""
         name = task.get("name") or default
         warning = None
+        if task.get("banner") is not None and not is_handler:  # the first host's (compiler/units.py)
+            return str(task["banner"]), None
         if is_template(name):
             name, errors = render_marked(self.templar, name, self._task_scope(task))
             if errors:
