@@ -150,6 +150,22 @@ def test_a_fact_under_a_plays_gather_subset_is_left_to_pyz(tmp_path: Path) -> No
         lower(plan)
 
 
+def test_a_play_with_force_handlers_is_left_to_pyz(tmp_path: Path) -> None:
+    """The runner does not run a failed host's notified handlers (the runtime's force_handlers)."""
+    plan = make_plan(tmp_path, [{"name": "notifies", "module": "command", "args": {"_raw_params": "true"},
+                                 "notify": ["h"]}])
+    doc = json.loads(plan.read_text())
+    doc["plays"][0]["handlers"] = [dict(doc["plays"][0]["batches"][0]["tasks"][0], id="handler_0", name="h",
+                                        notify=[])]
+    plan.write_text(json.dumps(doc))
+    lower(plan)  # without force_handlers it lowers
+    doc["plays"][0]["force_handlers"] = True
+    plan.write_text(json.dumps(doc))
+    with pytest.raises(NativeUnsupported, match="has force_handlers") as info:
+        lower(plan)
+    assert "--format pyz" in info.value.hint
+
+
 @pytest.mark.parametrize("plan", sorted(p.name for p in PLAN_FIXTURES.glob("*.json")))
 def test_every_fixture_plan_lowers_or_is_refused_clearly(plan: str) -> None:
     try:

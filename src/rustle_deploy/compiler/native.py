@@ -363,6 +363,10 @@ class _Lowering:
             if self.host not in (play.get("hosts") or []):
                 continue
             self.subset = play.get("gather_subset")
+            if play.get("force_handlers") and play["handlers"]:  # the runner has no force_handlers
+                raise NativeUnsupported(f"{self.host}: play {play.get('name', '')!r} has force_handlers: a host "
+                                        "whose task fails must still run its notified handlers",
+                                        "use --format pyz for this plan (--format auto, the default, picks it)")
             # handlers run after the tasks (or at a flush among them): what they set counts from
             # the play's start, and they see everything its tasks set
             before = set(self.dynamic)

@@ -975,6 +975,8 @@ class Runner:
             self._container_event(head, {"failed": True, "changed": False, "msg": str(exc)}, include)
             return
         register = task.get("register") if include is not None else None
+        if include is not None and self.phase is not None and task.get("phase", self.phase) < self.phase:
+            include = None  # an include cut into phases: its first phase reported it
         if not runs:
             if include is not None:
                 reason = {"skip_reason": "Conditional result was False"}
