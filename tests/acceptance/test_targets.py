@@ -93,6 +93,7 @@ IDENTICAL = (
     "blockinfile",
     "command_shell",
     "include_vars",  # include_vars dir: over a directory tasks delegated to localhost create (docs/phases.md)
+    "interpreter_discovery_python",  # a task's auto* modes, omit/undefined interpreters (PATH without pyenv shims)
     "lookup_first_found",  # with_first_found over facts: the host chooses among the files the compiler listed
     "module_defaults",  # its own action_plugins/debug.py replaces debug, module_defaults reach it
     "slurp",  # adds a test account (as root only): password_hash on the host, become_user to it

@@ -192,6 +192,9 @@ def lower_unit(unit: BuildUnit, runner_sha: str,
     for name in unit.host_names:
         lowering = _Lowering(doc, name, registered, blobs, unit.host_vars.get(name), hybrid=python is not None)
         program: dict[str, Any] = {"plays": lowering.plays(), "facts": lowering.uses_facts}
+        discovery = _discovery(lowering.executor, unit.host_vars.get(name))
+        if discovery is not None:
+            program["discovery"] = discovery
         if lowering.to_python:
             assert python is not None and python_sha is not None
             blobs[python_sha] = python
@@ -225,6 +228,21 @@ def lower_unit(unit: BuildUnit, runner_sha: str,
 
 # The runner takes the first of these that exists (a name without a slash: at once, from PATH)
 HYBRID_PYTHONS = ("/usr/bin/python3", "/usr/local/bin/python3", "/usr/libexec/platform-python", "python3")
+
+
+def _discovery(executor: Any, host_vars: dict[str, Any] | None) -> dict[str, Any] | None:
+    """What the runner needs to discover the host's Python as the pyz launcher does and report
+    it as ansible-core does (``discovered_interpreter_python`` and its warning in the first
+    Python module's result): the host's INTERPRETER_PYTHON mode, its fallback list, and the
+    modules that run no Python under Ansible. None when the host names its interpreter."""
+    value = (host_vars or {}).get("ansible_python_interpreter")
+    mode = "auto" if value in (None, "") else value
+    if mode not in executor._DISCOVERY_MODES:
+        return None
+    fallback = (host_vars or {}).get("ansible_interpreter_python_fallback")
+    names = fallback.split(",") if isinstance(fallback, str) else fallback
+    return {"mode": mode, "fallback": [str(n).strip() for n in names or executor._PYTHON_FALLBACK if str(n).strip()],
+            "no_python": sorted(executor._NO_PYTHON)}
 
 
 def _interpreter(host_vars: dict[str, Any] | None) -> list[str]:
