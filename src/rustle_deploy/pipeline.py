@@ -175,7 +175,8 @@ class Session:
             raise UsageError("no execution plan or playbook given",
                              "usage: rustle-deploy PLAYBOOK.yml|PLAN.json [-i INVENTORY] [--run]")
         data = _read_input(path)
-        extra = parse_extra_vars(self.opts.get("extra_vars") or ())
+        extra_origins: dict[str, str] = {}
+        extra = parse_extra_vars(self.opts.get("extra_vars") or (), extra_origins)
         self.extra_vars = extra
         files_dirs = tuple(self.opts.get("files_dir") or ())
         become_flags = {"become": True if self.opts.get("become") else None,
@@ -212,7 +213,7 @@ class Session:
         become = {k: acfg.get(k) for k in ("become", "become_user", "become_method") if acfg.get(k) is not None}
         become.update(become_flags)  # the command line beats ansible.cfg
         force_handlers = bool(become.pop("force_handlers", None) or acfg.get("force_handlers"))
-        options = CompileOptions(extra_vars=extra, roles_path=self.settings.roles_path,
+        options = CompileOptions(extra_vars=extra, extra_origins=extra_origins, roles_path=self.settings.roles_path,
                                  play_defaults=become, force_handlers=force_handlers,
                                  error_on_missing_handler=acfg.get("error_on_missing_handler", True) is not False,
                                  allow_broken_conditionals=bool(acfg.get("allow_broken_conditionals")),

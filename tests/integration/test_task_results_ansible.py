@@ -1,7 +1,8 @@
 """What users see of each task, against ansible-playbook 2.19: the names it shows (a name that
 cannot be rendered shows ``<< error N - why >>`` and warns, an include is named as it names it,
 ``ansible_failed_task.name`` is the name shown), each host's status per task (``--output json``
-and the state database's ``ignored``), and ansible.cfg's ``deprecation_warnings``.
+and the state database's ``ignored``), ansible.cfg's ``deprecation_warnings``, and the origin a
+strict conditional's message names for an extra var (``-e name=value``, ``-e @file``).
 
 One ansible-playbook run (``-f 1``, two local hosts) and two rustle-deploy runs serve every test."""
 
@@ -30,6 +31,8 @@ BOOK = """\
   tasks:
     - name: "hello {{ word }}"
       command: echo hi
+    - name: "first host's {{ who }}"
+      debug: msg=h
     - name: "broken {{ nope }}"
       debug: msg=y
     - name: "loop {{ item }}"
@@ -46,6 +49,14 @@ BOOK = """\
     - name: ignored failure
       fail: msg=ignored
       ignore_errors: true
+    - name: extra var from the command line
+      debug: msg=x
+      when: eflag
+      ignore_errors: true
+    - name: extra var from a file
+      debug: msg=x
+      when: fflag
+      ignore_errors: true
     - name: deprecated conditional
       debug: msg=d
       when: "{{ word == 'play' }}"
@@ -54,6 +65,12 @@ BOOK = """\
           fail: msg=boom
       rescue:
         - name: rescued
+          debug: msg="failed task {{ ansible_failed_task.name }}"
+    - block:
+        - name: "fail on {{ who }}"
+          fail: msg=again
+      rescue:
+        - name: rescued again
           debug: msg="failed task {{ ansible_failed_task.name }}"
 """
 INC = '- name: "in {{ word }}"\n  debug: msg=i\n'
@@ -92,10 +109,12 @@ def runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     work = tmp_path_factory.mktemp("task-results")
     (work / "site.yml").write_text(BOOK)
     (work / "inc.yml").write_text(INC)
+    (work / "ev.yml").write_text("# extra vars\nfflag: word\n")
+    extra = ["-e", "eflag=word", "-e", f"@{work}/ev.yml"]
     (work / "inv.ini").write_text("".join(
-        f"{h} ansible_connection=local ansible_python_interpreter={sys.executable} rustle_remote_dir={work}/r-{h}\n"
-        for h in ("a", "b")))
-    oracle = subprocess.run([str(ANSIBLE), "-i", str(work / "inv.ini"), "-f", "1", str(work / "site.yml")],
+        f"{h} who={h.upper()} ansible_connection=local ansible_python_interpreter={sys.executable} "
+        f"rustle_remote_dir={work}/r-{h}\n" for h in ("a", "b")))
+    oracle = subprocess.run([str(ANSIBLE), "-i", str(work / "inv.ini"), "-f", "1", *extra, str(work / "site.yml")],
                             capture_output=True, text=True, timeout=600, stdin=subprocess.DEVNULL,
                             env=ansible_env(work, ANSIBLE_DEPRECATION_WARNINGS="True"))
     assert oracle.returncode == 0, oracle.stdout + oracle.stderr
@@ -104,13 +123,12 @@ def runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     (work / "quiet.cfg").write_text("[defaults]\ndeprecation_warnings = False\n")
     env = {k: v for k, v in os.environ.items() if not k.startswith(("RUSTLE_", "ANSIBLE_"))}
     rustle = {}
-    for name, extra in (("default", {"ANSIBLE_CONFIG": str(work / "none.cfg")}),
-                        ("quiet", {"ANSIBLE_CONFIG": str(work / "quiet.cfg")})):
+    for name, config in (("default", work / "none.cfg"), ("quiet", work / "quiet.cfg")):
         proc = subprocess.run(
             [sys.executable, "-m", "rustle_deploy.cli", str(work / "site.yml"), "-i", str(work / "inv.ini"),
-             "--run", "--output", "json", "-f", "1"],
+             "--run", "--output", "json", "-f", "1", *extra],
             capture_output=True, text=True, timeout=600, stdin=subprocess.DEVNULL, cwd=work,
-            env=dict(env, HOME=str(home), RUSTLE_STATE_DB=str(work / f"{name}.db"), **extra))
+            env=dict(env, HOME=str(home), RUSTLE_STATE_DB=str(work / f"{name}.db"), ANSIBLE_CONFIG=str(config)))
         assert proc.returncode == 0, proc.stdout + proc.stderr
         rustle[name] = {"doc": json.loads(proc.stdout), "text": proc.stderr, "db": work / f"{name}.db"}
     return {"oracle": oracle.stdout, "oracle_warnings": oracle.stderr, "rustle": rustle}
@@ -118,7 +136,7 @@ def runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
 
 def test_each_hosts_task_names_and_statuses_in_the_json_output_are_ansible_playbooks(runs: dict[str, Any]) -> None:
     oracle = _oracle_results(runs["oracle"])
-    assert oracle["a"][1] == ("broken << error 1 - 'nope' is undefined >>", "ok")  # the oracle as expected
+    assert oracle["a"][2] == ("broken << error 1 - 'nope' is undefined >>", "ok")  # the oracle as expected
     doc = runs["rustle"]["default"]["doc"]
     for host in doc["hosts"]:
         seen = [(t["name"], t["status"]) for t in host["tasks"]]
@@ -130,8 +148,12 @@ def test_each_hosts_task_names_and_statuses_in_the_json_output_are_ansible_playb
     assert tasks["fail play << error 1 - 'nope' is undefined >>"] == {
         "name": "fail play << error 1 - 'nope' is undefined >>", "action": "fail", "status": "failed",
         "rescued": True, "msg": "boom"}
-    assert "ansible_failed_task.name: " not in runs["oracle"]
     assert "failed task fail play << error 1 - 'nope' is undefined >>" in runs["oracle"]
+    # the banner, and so ansible_failed_task.name, is rendered with the first host's values
+    assert oracle["b"][1] == ("first host's A", "ok")
+    assert runs["oracle"].count('"msg": "failed task fail on A"') == 2
+    for host in doc["hosts"]:
+        assert {t["name"]: t.get("msg") for t in host["tasks"]}["rescued again"] == "failed task fail on A"
 
 
 def test_a_name_that_cannot_be_rendered_warns_as_ansible_playbook_does(runs: dict[str, Any]) -> None:
@@ -154,7 +176,9 @@ def test_ignored_failures_are_recorded_as_such_in_the_history(runs: dict[str, An
         rows = db.execute("SELECT host, task, status, ignored FROM task_results WHERE status = 'failed' "
                           "ORDER BY host, seq").fetchall()
     assert rows == [(h, n, "failed", i) for h in ("a", "b")
-                    for n, i in (("ignored failure", 1), ("fail play << error 1 - 'nope' is undefined >>", 0))]
+                    for n, i in (("ignored failure", 1), ("extra var from the command line", 1),
+                                 ("extra var from a file", 1), ("fail play << error 1 - 'nope' is undefined >>", 0),
+                                 ("fail on A", 0))]
 
 
 def test_deprecations_show_as_ansible_playbook_shows_them_unless_ansible_cfg_turns_them_off(
@@ -171,3 +195,18 @@ def test_deprecations_show_as_ansible_playbook_shows_them_unless_ansible_cfg_tur
     assert shown(runs["rustle"]["quiet"]["text"]) == []
     quiet = {t["name"]: t for t in runs["rustle"]["quiet"]["doc"]["hosts"][0]["tasks"]}
     assert quiet["deprecated conditional"]["status"] == "ok"
+
+
+def test_a_strict_conditionals_message_names_where_an_extra_var_came_from(runs: dict[str, Any]) -> None:
+    oracle: dict[str, str] = {}
+    banner = ""
+    for line in runs["oracle"].splitlines():
+        if line.startswith("TASK ["):
+            banner = line[6:line.index("] *")]
+        elif line.startswith("fatal: [a]: FAILED! => ") and banner.startswith("extra var"):
+            oracle[banner] = json.loads(line.split("=> ", 1)[1])["msg"]
+    assert oracle["extra var from the command line"].endswith(
+        "derived from value of type 'str' at \"<CLI option '-e'>\". Conditionals must have a boolean result.")
+    assert "ev.yml:2:8'" in oracle["extra var from a file"]
+    ours = {t["name"]: t.get("msg") for t in runs["rustle"]["default"]["doc"]["hosts"][0]["tasks"]}
+    assert {name: ours[name] for name in oracle} == oracle

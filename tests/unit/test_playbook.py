@@ -83,9 +83,13 @@ def test_a_plan_is_json_object_and_anything_else_is_a_playbook() -> None:
 
 def test_extra_vars_in_every_form(tmp_path: Path) -> None:
     (tmp_path / "vars.yml").write_text("from_file: 1\nshared: file\n")
+    origins: dict[str, str] = {}
     got = parse_extra_vars(["a=1 b='two words'", '{"c": [1, 2], "shared": "json"}',
-                            f"@{tmp_path / 'vars.yml'}", "g=h"])
+                            f"@{tmp_path / 'vars.yml'}", "g=h"], origins)
     assert got == {"a": "1", "b": "two words", "c": [1, 2], "shared": "file", "from_file": 1, "g": "h"}
+    cli = "<CLI option '-e'>"  # ansible-core 2.19's origin of a value given on the command line
+    assert origins == {"a": cli, "b": cli, "c": cli, "shared": f"{tmp_path}/vars.yml:2:9",
+                       "from_file": f"{tmp_path}/vars.yml:1:12", "g": cli}
     with pytest.raises(UsageError, match="needs a leading '@'"):
         parse_extra_vars(["./vars.yml"])
     with pytest.raises(UsageError, match="is not name=value"):

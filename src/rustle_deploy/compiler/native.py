@@ -56,11 +56,12 @@ _NO_FACTS_YET = re.compile(r"^\s*ansible_facts\s*==\s*\{\s*\}\s*$")
 _KNOWN = frozenset({"id", "name", "module", "args", "hosts", "when", "tags", "notify", "listen",
                     "register", "loop", "loop_control", "ignore_errors", "no_log", "changed_when",
                     "failed_when", "check_mode", "diff", "environment", "vars", "files", "become",
-                    "become_user", "become_method", "role", "unnamed", "bridge", "origins", "loop_with", "timeout"})
+                    "become_user", "become_method", "role", "unnamed", "bridge", "origins", "loop_with", "timeout",
+                    "banner"})
 # keys of a block or an include (a task with ``block``) the runner understands
 _CONTAINER = frozenset({"id", "name", "block", "rescue", "always", "when", "include", "include_choice",
                         "include_result", "params", "register", "role_once", "tags", "hosts", "role", "vars",
-                        "origins"})
+                        "origins", "banner"})
 # what a rescue section sees of the failure (executor._run_sections)
 _FAILURE_NAMES = frozenset({"ansible_failed_task", "ansible_failed_result"})
 _BOOL_KEYS = ("ignore_errors", "no_log", "check_mode", "diff")
@@ -606,6 +607,8 @@ class _Lowering:
         runs (executor._name); a name over what only the run knows (a registered result, a fact),
         or one that cannot be rendered (pyz shows error markers and warns), is left to pyz."""
         name = task.get("name") or default
+        if task.get("banner") is not None and not self.handling:  # the first host's (units._banners)
+            return self.shown(task, str(task["banner"]))
         if self.templating.is_template(name):
             try:
                 name, errors = self.templating.render_marked(self.templar, name, scope)

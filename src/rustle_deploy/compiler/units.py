@@ -218,8 +218,59 @@ def plan_units(
             unit.needs_jinja = True
         if any(_TEMPLATED.search(str(v)) for v in unit.host_vars.values()):
             unit.needs_jinja = True
+        _banners(unit.plan_doc, hosts)
         units.append(unit)
     return units
+
+
+def _banners(doc: dict[str, Any], hosts: Sequence[Host]) -> None:
+    """Give each task whose name is a template the name ansible-playbook's banner shows, rendered
+    once with the play's first host's values (``banner``, which every host reports and
+    ``ansible_failed_task`` takes: executor._name), where the controller knows them all: a name
+    over a registered result or a fact, over an include's item or parameters, a looped task's,
+    or one that cannot be rendered (the host shows the error markers and warns) is left to each
+    host."""
+    by_name = {h.name: h for h in hosts}
+    for index, play in enumerate(doc["plays"]):
+        first = by_name.get(next(iter(play.get("play_hosts") or ()), ""))
+        if first is None or not any(_templated_name(t) for t in play["tasks"]):
+            continue
+        from .native import NativeUnsupported, _Lowering, run_names
+
+        try:
+            lowering = _Lowering(doc, first.name, run_names(doc), {}, own_vars(first))
+        except NativeUnsupported:
+            continue
+        seen = lowering.doc["plays"][index]
+        for task, mirror in zip(play["tasks"], seen["tasks"], strict=True):
+            _banner(lowering, seen, task, mirror)
+
+
+def _templated_name(task: dict[str, Any]) -> bool:
+    """Whether ``task``'s name, or a name in its block sections (not an include's), is a template."""
+    name = task.get("name")
+    if isinstance(name, str) and ("{{" in name or "{%" in name):
+        return True
+    return "include" not in task and any(_templated_name(c) for k in ("block", "rescue", "always")
+                                         for c in task.get(k) or ())
+
+
+def _banner(lowering: Any, play: dict[str, Any], task: dict[str, Any], mirror: dict[str, Any]) -> None:
+    """``_banners`` for ``task`` and its block sections; ``mirror``: the task as ``lowering``
+    reads it (the runtime's values)."""
+    from .native import NativeUnsupported
+
+    name = task.get("name")
+    if isinstance(name, str) and ("{{" in name or "{%" in name) and "loop" not in task:
+        default = "include" if "block" in task else str(task.get("module") or "")
+        try:
+            task["banner"] = lowering.name(mirror, lowering.scope(play, mirror), default)
+        except NativeUnsupported:
+            pass
+    if "include" not in task:
+        for key in ("block", "rescue", "always"):
+            for child, twin in zip(task.get(key) or (), mirror.get(key) or (), strict=True):
+                _banner(lowering, play, child, twin)
 
 
 # a template that may read a variable it does not name: every play variable is read

@@ -34,6 +34,7 @@ from typing import Any
 from rustle_deploy.errors import PlaybookError, UsageError
 from rustle_deploy.playbook.args import ArgsError, parse_kv
 from rustle_deploy.playbook.compile import Compiled, CompileOptions, ListedPlay, compile_playbook
+from rustle_deploy.playbook.origins import written_at
 from rustle_deploy.playbook.yamlsrc import read_yaml
 
 __all__ = ["CompileOptions", "Compiled", "ListedPlay", "PlaybookError", "compile_playbook",
@@ -56,8 +57,10 @@ def is_playbook(data: bytes) -> bool:
     return bool(head)
 
 
-def parse_extra_vars(values: Iterable[str]) -> dict[str, Any]:
-    """``-e`` values merged in order (later wins): ``k=v`` text, YAML/JSON, or ``@file``."""
+def parse_extra_vars(values: Iterable[str], origins: dict[str, str] | None = None) -> dict[str, Any]:
+    """``-e`` values merged in order (later wins): ``k=v`` text, YAML/JSON, or ``@file``;
+    ``origins`` receives where each variable's value came from, as ansible-core 2.19 names it
+    (``/abs/vars.yml:LINE:COLUMN`` for a file's, ``<CLI option '-e'>`` for the others)."""
     out: dict[str, Any] = {}
     for value in values:
         if not value:
@@ -68,7 +71,10 @@ def parse_extra_vars(values: Iterable[str]) -> dict[str, Any]:
             if not os.path.isfile(path):
                 raise UsageError(f"-e {value}: no such file", "-e @FILE reads a YAML or JSON file "
                                  "of variables")
-            data = read_yaml(path, what="extra vars file").data
+            src = read_yaml(os.path.abspath(path), shown=path, what="extra vars file")
+            data = src.data
+            if origins is not None and isinstance(data, dict):
+                origins.update({str(k): written_at(src, data, k) or "<CLI option '-e'>" for k in data})
         elif value[0] in "/.":
             raise UsageError(f"-e {value}: a file name needs a leading '@'",
                              f"write -e @{value}")
@@ -88,5 +94,7 @@ def parse_extra_vars(values: Iterable[str]) -> dict[str, Any]:
         if not isinstance(data, dict):
             raise UsageError(f"-e {value}: extra vars must be a mapping, not a "
                              f"{type(data).__name__}", "write -e name=value or -e '{...}'")
+        if origins is not None and not value.startswith("@"):
+            origins.update({str(k): "<CLI option '-e'>" for k in data})
         out.update({str(k): v for k, v in data.items()})
     return out

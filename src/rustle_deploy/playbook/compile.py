@@ -117,6 +117,8 @@ _LOCALHOSTS = ("localhost", "127.0.0.1", "::1")
 @dataclass(frozen=True)
 class CompileOptions:
     extra_vars: dict[str, Any] = field(default_factory=dict)
+    # where each extra var came from (parse_extra_vars' origins), for strict-conditional messages
+    extra_origins: dict[str, str] = field(default_factory=dict)
     roles_path: tuple[str, ...] = DEFAULT_ROLES_PATH
     forks: int | None = None
     check: bool = False
@@ -1412,7 +1414,8 @@ class _Compiler:
             elif isinstance(value, str):
                 written.append(Cond(value, written_at(src, container, key)))
         layers = [*self._layers(ctx, st), extras.get("vars") or {}, self.extra]
-        return {**filter_origins(_strings_of(ds), layers), **condition_origins(written, layers)}
+        named = self.options.extra_origins
+        return {**filter_origins(_strings_of(ds), layers, named), **condition_origins(written, layers, named)}
 
     def record_notify(self, src: Source, ds: dict[str, Any], ctx: Ctx, pointer: str) -> None:
         """Where each ``notify`` name was written (a missing handler is reported there)."""
@@ -2599,7 +2602,8 @@ class _Compiler:
         if ctx.role is not None:
             extras["role"] = self.role_key(ctx.role, st)
         conditions = list(ctx.when) + self.conditions(src, ds)
-        origins = condition_origins(conditions, [*self._layers(ctx, st), extras.get("params") or {}, self.extra])
+        origins = condition_origins(conditions, [*self._layers(ctx, st), extras.get("params") or {}, self.extra],
+                                    self.options.extra_origins)
         if origins:
             extras["origins"] = origins
         tags = self.rendered_tags(src, ds, ctx.tags + self.tags(src, ds), ctx, st)

@@ -53,10 +53,12 @@ def written_at(src: Source, container: Any, key: Any) -> str | None:
     return None if found.line is None else f"{src.path}:{found.line}:{found.column}"
 
 
-def condition_origins(conditions: list[Any], layers: list[dict[str, Any]]) -> dict[str, Any]:
+def condition_origins(conditions: list[Any], layers: list[dict[str, Any]],
+                      named: dict[str, str] | None = None) -> dict[str, Any]:
     """{conditional text: origin} for the ``conditions`` (``Cond`` for those whose place is
     known) whose result may not be a boolean; ``layers``: the variables the compiler knows at
-    the task, lowest precedence first."""
+    the task, lowest precedence first; ``named``: where the last layer's variables came from,
+    by name, for those no YAML the compile read holds (extra vars)."""
     out: dict[str, Any] = {}
     for cond in conditions:
         if not isinstance(cond, str):
@@ -66,13 +68,13 @@ def condition_origins(conditions: list[Any], layers: list[dict[str, Any]]) -> di
         if operands is None:
             continue
         written = getattr(cond, "origin", None)
-        found = {p: o for p in operands if (o := _variable_origin(p, layers))}
+        found = {p: o for p in operands if (o := _variable_origin(p, layers, named))}
         if found:
             out[text] = {"": written, **found} if written else found
         elif operands:
             if written:
                 out[text] = written
-        elif origin := _variable_origin(text, layers) or written:
+        elif origin := _variable_origin(text, layers, named) or written:
             out[text] = origin
     return out
 
@@ -83,7 +85,8 @@ _ORIGIN_FILTER = re.compile(r"""([A-Za-z_]\w*(?:\.[A-Za-z_]\w*|\[(?:'[^']*'|"[^"
                             r"|is\s+(?:not\s+)?ansible\._protomatter\.tagged(?:_with)?\b)")
 
 
-def filter_origins(texts: list[str], layers: list[dict[str, Any]]) -> dict[str, str]:
+def filter_origins(texts: list[str], layers: list[dict[str, Any]],
+                   named: dict[str, str] | None = None) -> dict[str, str]:
     """{variable path: origin} for each variable the task's ``texts`` pass to ansible-core's
     ``origin`` filter (``some_var | ansible._protomatter.origin``), where the compiler read it."""
     out: dict[str, str] = {}
@@ -91,13 +94,13 @@ def filter_origins(texts: list[str], layers: list[dict[str, Any]]) -> dict[str, 
         if "_protomatter." not in text:
             continue
         for match in _ORIGIN_FILTER.finditer(text):
-            origin = _variable_origin(match.group(1), layers)
+            origin = _variable_origin(match.group(1), layers, named)
             if origin:
                 out[match.group(1)] = origin
     return out
 
 
-def _variable_origin(text: str, layers: list[dict[str, Any]]) -> str | None:
+def _variable_origin(text: str, layers: list[dict[str, Any]], named: dict[str, str] | None = None) -> str | None:
     whole = _WHOLE.match(text)
     match = _PATH.match(whole.group(1) if whole else text)
     if match is None:
@@ -114,7 +117,10 @@ def _variable_origin(text: str, layers: list[dict[str, Any]]) -> str | None:
             value = value[key]
         except (KeyError, IndexError, TypeError):
             return None
-    return value_origin(value, key)
+    found = value_origin(value, key)
+    if found is None and named and holder is layers[-1]:
+        return named.get(name)  # an extra var: its file's place of the variable, or the -e option
+    return found
 
 
 @functools.lru_cache(maxsize=4096)

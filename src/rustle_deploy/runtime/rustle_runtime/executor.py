@@ -1115,6 +1115,8 @@ class Runner:
         if failed and rescue:
             failed_task, failed_result = self._failure or ({}, {})
             name = failed_task.get("name") or ""
+            if is_template(name):  # another host's run_once failure, carried as written
+                name = self._name(failed_task, "", False)[0]
             role = ((self._play or {}).get("roles") or {}).get(failed_task.get("role") or "")
             if role and name.startswith(role.get("name", "") + " : "):
                 name = name[len(role["name"]) + 3:]  # the task's own name, as Ansible's
@@ -1266,7 +1268,8 @@ class Runner:
             if ignored:
                 self.stats["ignored"] += 1
         if status in ("failed", "unreachable") and not ignored:
-            self._failure = (dict(task, name=shown), result)  # ansible_failed_task's name: as shown
+            # ansible_failed_task's name: as shown, marked so that it is never rendered again
+            self._failure = (dict(task, name=unsafe(shown)), result)
             self._unreachable_hit = status == "unreachable" or aborted
             raise _HostFailed()
         if result.get("changed") and not result.get("failed"):
@@ -1348,6 +1351,8 @@ class Runner:
         shows as ``<< error N - why >>``, as ansible-core 2.19 shows it."""
         name = task.get("name") or default
         warning = None
+        if task.get("banner") is not None and not is_handler:  # the first host's (compiler/units.py)
+            return str(task["banner"]), None
         if is_template(name):
             name, errors = render_marked(self.templar, name, self._task_scope(task))
             if errors:
