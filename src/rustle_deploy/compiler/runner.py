@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import CompileError
-from .cachefiles import atomic_write, sha256_file
+from .cachefiles import cache_write, sha256_file
 from .toolchain import SOURCE, ToolchainError, controller_target, toolchains
 from .toolchain import source_key as _source_key
 
@@ -80,8 +80,8 @@ def ensure_runner(cache_dir: Path, target: str | None = None) -> RunnerBinary:
     sha = hashlib.sha256(data).hexdigest()
     path = root / f"rustle-runner-{sha}"
     if sha256_file(path) != sha:
-        atomic_write(path, data, 0o700)
-    atomic_write(index, sha.encode())
+        cache_write(path, data, 0o700)
+    cache_write(index, sha.encode())
     return RunnerBinary(path, sha, len(data), target)
 
 
