@@ -289,13 +289,19 @@ def test_a_host_without_python_deploys_runs_and_rolls_back_through_the_runner(
 
 
 @pytest.mark.ssh
+def runner_sha(err: str) -> str:
+    """The short sha256 of the x86-64 runner -v names for bench-0000."""
+    return err.split("format: native for bench-0000: the plan lowers; rustle-runner ", 1)[1][:12]
+
+
 def test_auto_honours_a_hosts_target_and_remembers_the_machine_it_reported(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], sshd: Any,
     aarch64_runner: RunnerBinary, auto: Path,  # noqa: F811 - the fixture imported above
 ) -> None:
-    """bench-0001 is declared aarch64: auto sends it the aarch64 runner, which this x86-64 host
-    cannot execute (exit 126, uname -m x86_64), so it gets pyz once; the history keeps its
-    machine, and the next deployments send it the x86-64 runner."""
+    """bench-0001 is declared aarch64: auto sends it the aarch64 runner, which the bootstrap's
+    probe finds this x86-64 host cannot execute (uname -sm: Linux x86_64): nothing is installed,
+    and the host gets the x86-64 runner in the same deployment; the history keeps its machine,
+    and the next deployments send it the x86-64 runner at once."""
     hosts, roots = {}, {}
     for i in range(2):
         name = f"bench-{i:04d}"
@@ -314,10 +320,14 @@ def test_auto_honours_a_hosts_target_and_remembers_the_machine_it_reported(
     assert "format: native for bench-0000: the plan lowers; rustle-runner " in err and f"for {x86} (" in err
     assert (f"format: native for bench-0001: the plan lowers; rustle-runner {aarch64_runner.sha256[:12]} "
             f"for {AARCH64} (") in err
-    assert f"bench-0001: cannot install rustle-runner {aarch64_runner.sha256[:12]}" in err
-    assert f"cannot execute it (exit 126 on {machine})" in err and "deploying the pyz artifact" in err
+    sha = aarch64_runner.sha256[:12]
+    assert (f"bench-0001: cannot run rustle-runner {sha}: it is Linux {machine}, rustle-runner {sha} is built for "
+            "Linux aarch64 (nothing was installed); deploying the native artifact ") in err, err
+    assert f"for rustle-runner {runner_sha(err)} ({x86}) there instead" in err, err
+    assert "deploying the pyz artifact" not in err
     by_name = {h["name"]: h for h in cold["hosts"]}
-    assert by_name["bench-0001"]["platform"]["python"] and by_name["bench-0000"]["platform"]["python"] is None
+    assert by_name["bench-0001"]["platform"]["python"] is None and by_name["bench-0000"]["platform"]["python"] is None
+    assert not list((tmp_path / "remote1" / "runners").glob(f"{aarch64_runner.sha256}*"))  # nothing of it was left
     assert all(h["recap"]["changed"] == 9 and h["ok"] for h in cold["hosts"]), cold
     with closing(sqlite3.connect(Path(os.environ["HOME"]) / ".rustle" / "state.db")) as db:
         rows = db.execute("SELECT host, sha256, machine FROM runner_failures").fetchall()
