@@ -1239,9 +1239,11 @@ def _deploy_jobs(
                         _record(history, did, job_of[outcome.host], merged)
                     said = outcome.agent or {}
                     if said.get("machine") and job_of[outcome.host].host.remote_dir:  # --format auto's next target
+                        ident = runner_identity(job_of[outcome.host])
+                        static = ident is not None and ident.glibc is None  # it reports its own glibc
                         history.record_platform(outcome.host, job_of[outcome.host].host.remote_dir or "",
                                                 str(said.get("system") or ""), str(said["machine"]), did,
-                                                str(said.get("libc") or ""))
+                                                None if static else str(said.get("libc") or ""))
                     if run and merged.run_exit is not None:
                         history.record_run(did, outcome.host, run_id, merged.run_exit, merged.recap)
                         history.record_tasks(did, outcome.host, run_id, merged.events)

@@ -565,3 +565,45 @@ def test_a_host_whose_glibc_is_older_than_the_runner_needs_gets_the_static_runne
     assert doc["hosts"][0]["platform"]["python"] is None  # the runner ran, and said its C library
     with closing(sqlite3.connect(db_path)) as db:
         assert db.execute("SELECT libc FROM host_platforms").fetchall() == [(libc,)]
+
+
+def test_a_new_host_with_an_older_glibc_gets_the_static_runner_in_the_same_deployment(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], static_runner: RunnerBinary, auto: Path,
+    runner: RunnerBinary, rustle_home: Path, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A host never seen before says what it is before the first runner is installed there
+    (the bootstrap's uname -sm and getconf GNU_LIBC_VERSION; here a getconf first on PATH
+    answers glibc 2.17): the dynamic runner is not installed, and --format auto sends the
+    static one in the same deployment, which runs the plan; the next deployment sends the
+    static runner at once."""
+    from rustle_deploy.compiler.runner import glibc_needed
+
+    fake = tmp_path / "bin"
+    fake.mkdir()
+    (fake / "getconf").write_text("#!/bin/sh\necho glibc 2.17\n")
+    (fake / "getconf").chmod(0o755)
+    monkeypatch.setenv("PATH", f"{fake}:{os.environ['PATH']}")
+    root = tmp_path / "root"
+    root.mkdir()
+    plan = make_plan(tmp_path, [{"module": "copy", "args": {"content": "x\n", "dest": f"{root}/{{{{ inventory_hostname }}}}"}}],
+                     hosts=("a",))
+    inv = tmp_path / "inv.yml"
+    remote = tmp_path / "ra"
+    inv.write_text(yaml.safe_dump({"all": {"hosts": {"a": {"ansible_connection": "local", "rustle_remote_dir": str(remote)}}}}))
+    need = ".".join(map(str, glibc_needed(runner.path, runner.sha256) or ()))
+    code, doc, err = cli(capsys, str(plan), "-i", str(inv), "--run", "--output", "json", "-v")
+    assert code == 0, err
+    dyn, static = runner.sha256[:12], static_runner.sha256[:12]
+    assert (f"a: cannot run rustle-runner {dyn}: its C library is glibc 2.17, rustle-runner {dyn} needs glibc {need} "
+            "or newer (nothing was installed); deploying the native artifact ") in err, err
+    assert f"for rustle-runner {static} ({static_runner.target}) there instead" in err, err
+    assert doc["hosts"][0]["ok"] and doc["hosts"][0]["platform"]["python"] is None, doc  # the static runner ran
+    assert (root / "a").read_text() == "x\n"
+    assert sorted(p.name for p in (remote / "runners").iterdir()) == [static_runner.sha256]
+    with closing(sqlite3.connect(rustle_home / ".rustle" / "state.db")) as db:
+        assert db.execute("SELECT host, libc FROM host_platforms").fetchall() == [("a", "glibc 2.17")]
+        assert db.execute("SELECT host, sha256 FROM runner_failures").fetchall() == [("a", runner.sha256)]
+    code, doc, err = cli(capsys, str(plan), "-i", str(inv), "--run", "--output", "json", "-v")
+    assert code == 0, err
+    assert "cannot run" not in err and "+static because its C library is glibc 2.17 (it said so in deployment" in err, err
+    assert doc["hosts"][0]["ok"] and doc["hosts"][0]["recap"]["changed"] == 0, doc
