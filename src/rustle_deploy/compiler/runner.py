@@ -83,6 +83,7 @@ def ensure_runner(cache_dir: Path, target: str | None = None) -> RunnerBinary:
     if sha256_file(path) != sha:
         cache_write(path, data, 0o700)
     cache_write(index, sha.encode())
+    packed(path)  # made once with the runner, not in the first deployment that sends it
     return RunnerBinary(path, sha, len(data), target)
 
 
