@@ -62,7 +62,9 @@ fuzz: setup
 # ansible-core's own integration targets (role-shaped ones) under ansible-playbook and
 # rustle-deploy; writes docs/acceptance.md. The sdist is fetched once into
 # ~/.cache/rustle-deploy/acceptance/; ansible-playbook's results are cached there too
-# (ACCEPTANCE_ARGS=--oracle re-runs them; name targets to run only those).
+# (ACCEPTANCE_ARGS=--oracle re-runs them; name targets to run only those). With a cache of
+# one's own (RUSTLE_ACCEPTANCE_CACHE=DIR) the report goes to DIR/acceptance.md instead
+# (ACCEPTANCE_ARGS="--report docs/acceptance.md" writes the checkout's).
 # ACCEPTANCE_ARGS="--runme handlers blocks" runs the ansible-playbook lines of those targets'
 # runme.sh under both tools instead (tests/acceptance/runme.py): the report's second table.
 ACCEPTANCE_ARGS ?=

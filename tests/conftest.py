@@ -45,6 +45,21 @@ SPREAD_FILES = frozenset({
     # twenty sshd-fleet tests, each with its own fleet and oracle run (tests/integration/conftest.py's Fleet)
     "tests/integration/test_phases_ssh.py",
 })
+# These files' parametrized cases are one unit per group, the part of the case's id before its
+# first ":" (acceptance/test_runme's "handlers:10" is in group "handlers"): the module fixture
+# runs the oracles of a group's cases together, once, and the groups spread over the workers.
+GROUPED_FILES = frozenset({"tests/acceptance/test_runme.py"})
+
+
+def _unit(nodeid: str) -> str:
+    """The unit of work (``--dist loadfile``) a test belongs to: its file, its own, or its group's."""
+    path, _, rest = nodeid.partition("::")
+    if path in SPREAD_FILES:
+        return nodeid
+    name, bracket, case = rest.partition("[")
+    if path in GROUPED_FILES and bracket:
+        return f"{path}::{name}[{case.split(':', 1)[0]}]"
+    return path
 
 
 # The files that take longest (measured with --durations: cargo builds, the wheel build, oracle
@@ -92,8 +107,7 @@ def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
 
     class FileScheduling(LoadScopeScheduling):
         def _split_scope(self, nodeid: str) -> str:
-            path = nodeid.split("::", 1)[0]
-            return nodeid if path in SPREAD_FILES else path
+            return _unit(nodeid)
 
     return FileScheduling(config, log)
 

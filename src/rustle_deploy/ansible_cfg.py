@@ -10,7 +10,7 @@ The settings that apply to rustle-deploy:
     [defaults] inventory, roles_path, remote_user, private_key_file, forks,
                host_key_checking, timeout, hash_behaviour, gathering, library,
                collections_path, force_handlers, error_on_missing_handler,
-               allow_broken_conditionals, interpreter_python
+               allow_broken_conditionals, deprecation_warnings, interpreter_python
     [privilege_escalation] become, become_user, become_method, become_exe, become_flags
     [sudo_become_plugin] executable, flags; [su_become_plugin] executable, flags
     [ssh_connection] ssh_args, ssh_common_args, ssh_extra_args
@@ -75,6 +75,7 @@ _INI: dict[tuple[str, str], tuple[str, str]] = {
     ("defaults", "force_handlers"): ("force_handlers", "bool"),
     ("defaults", "error_on_missing_handler"): ("error_on_missing_handler", "bool"),
     ("defaults", "allow_broken_conditionals"): ("allow_broken_conditionals", "bool"),
+    ("defaults", "deprecation_warnings"): ("deprecation_warnings", "bool"),
     ("defaults", "interpreter_python"): ("interpreter_python", "str"),
     ("privilege_escalation", "become"): ("become", "bool"),
     ("privilege_escalation", "become_user"): ("become_user", "str"),
@@ -106,6 +107,7 @@ _ENV: dict[str, tuple[str, str]] = {
     "ANSIBLE_FORCE_HANDLERS": ("force_handlers", "bool"),
     "ANSIBLE_ERROR_ON_MISSING_HANDLER": ("error_on_missing_handler", "bool"),
     "ANSIBLE_ALLOW_BROKEN_CONDITIONALS": ("allow_broken_conditionals", "bool"),
+    "ANSIBLE_DEPRECATION_WARNINGS": ("deprecation_warnings", "bool"),
     "ANSIBLE_PYTHON_INTERPRETER": ("interpreter_python", "str"),
     "ANSIBLE_BECOME": ("become", "bool"),
     "ANSIBLE_BECOME_USER": ("become_user", "str"),

@@ -30,7 +30,7 @@ from .errors import ConnectError, PhaseError, RunnerNotExecutable, StateError, U
 from .inventory import check_remote_dirs
 from .model import Host, Plan
 from .notify import Notifier, end_doc, host_doc, start_doc
-from .phases import INVENTORY, PLAY_HOSTS, SELF, file_read
+from .phases import INVENTORY, PLAY_HOSTS, REFRESH, SELF, file_read
 from .reconcile import apply, settle, settle_orphans, through_runner
 from .report import HostSummary, dump_json
 from .rollout import (
@@ -230,6 +230,29 @@ def _repaired(o: HostOutcome) -> str | None:
     if agent.get("unpacked_rebuilt"):
         notes.append(f"unpacked the artifact again: the cached copy was not what it held ({agent['unpacked_rebuilt']})")
     return "; ".join(notes) or None
+
+
+def task_docs(events: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The host's task and handler results as the JSON output carries them, in run order: the
+    name the run showed, the action, the status (``ok``, ``changed``, ``failed``, ``skipped``,
+    ``unreachable``, or ``ignored`` for a failure ``ignore_errors`` let pass), ``msg``; a
+    handler's says so, a rescued failure too; a ``no_log`` result keeps its status only."""
+    out = []
+    for ev in events:
+        if ev.get("event") not in ("task_result", "handler_result"):
+            continue
+        doc: dict[str, Any] = {"name": ev.get("task") or ev.get("id"), "action": ev.get("module"),
+                               "status": "ignored" if ev.get("ignored") else ev.get("status")}
+        if ev.get("event") == "handler_result":
+            doc["handler"] = True
+        if ev.get("rescued"):
+            doc["rescued"] = True
+        if "censored" in ev:
+            doc["censored"] = True
+        elif ev.get("msg") not in (None, ""):
+            doc["msg"] = ev["msg"]
+        out.append(doc)
+    return out
 
 
 def _errored(outcomes: Iterable[HostOutcome]) -> list[dict[str, str]]:
@@ -731,6 +754,7 @@ class _Phased:
         # block section holding them, for its rescue): the next host of the batch runs it
         self.passed: set[str] = set()
         self.down: dict[int, set[str]] = {}  # play -> its hosts that failed (or were unreachable)
+        self.gone: dict[int, set[str]] = {}  # play -> its hosts meta: refresh_inventory dropped
 
     def share(self, stage: Stage) -> str | None:
         """What a host's run of ``stage`` sends back: its state when a later phase runs on the
@@ -750,7 +774,7 @@ class _Phased:
         if out and host in self.state:  # the host holds these from now on
             self.state[host] = dict(self.state[host], vars={**(self.state[host].get("vars") or {}), **out["vars"]},
                                     notified={**(self.state[host].get("notified") or {}), **out.get("notified", {})})
-        names = [n for n in stage.reads if file_read(n) is None and n != PLAY_HOSTS]
+        names = [n for n in stage.reads if file_read(n) is None and n not in (PLAY_HOSTS, REFRESH)]
         if names:
             out = dict(out or {}, hostvars=self.hostvars(host, names))
         files = [f for f in map(file_read, stage.reads) if f is not None]
@@ -1133,11 +1157,20 @@ def _deploy_jobs(
         roll = _Rollout(schedule, gate if checks is not None else None, revert if run else None, resumed)
 
         def fan_out(stage: Stage, number: int, names: list[str]) -> list[HostOutcome]:
+            if REFRESH in stage.reads and stage.plays:  # after meta: refresh_inventory: its sources now
+                kept = session.refresh_inventory()
+                phased.gone.setdefault(stage.plays[0], set()).update(n for n in names if n not in kept.hosts)
+            # the hosts refresh_inventory dropped leave the play, as in ansible-core (nothing failed)
+            gone = [n for n in names if stage.plays and n in phased.gone.get(stage.plays[0], ())]
+            names = [n for n in names if n not in gone]
+            left = [HostOutcome(host=n, ok=True) for n in gone]
+            if not names:
+                return left
             if not rolling:
-                return fan_out_batch(stage, number, names)
+                return fan_out_batch(stage, number, names) + left
             with session.phase(f"batch {number}/{roll.total}", **{"rustle.stage": stage.label,
                                                                  "rustle.hosts": len(names)}):
-                return fan_out_batch(stage, number, names)
+                return fan_out_batch(stage, number, names) + left
 
         def fan_out_batch(stage: Stage, number: int, names: list[str]) -> list[HostOutcome]:
             if not stage.once:
@@ -1504,6 +1537,7 @@ def _manifest(
                 "recap": o.recap,
                 "run_exit": o.run_exit,
                 "round_trips": o.round_trips,
+                "tasks": task_docs(o.events),
                 "platform": {k: (o.agent or {}).get(k) for k in ("system", "machine", "python", "python_path")},
                 **({"batch": roll.batch_of.get(o.host), "rollout": roll.state_of(o.host)} if roll is not None else {}),
             }
@@ -1926,6 +1960,7 @@ def _hosts_by_name(session: Session, inv: Any, names: list[str]) -> list[Host]:
 
 
 def exec_manifest(manifest: Any, name: str, settings: Settings, opts: dict[str, Any]) -> int:
+    from .ansible_cfg import load_ansible_config
     from .inventory import implicit_localhost, load_inventory
     from .pipeline import with_connection
     from .report import Reporter
@@ -1934,7 +1969,8 @@ def exec_manifest(manifest: Any, name: str, settings: Settings, opts: dict[str, 
         raise UsageError(f"{name}: not a rustle-deploy deployment manifest", "rustle-exec reads what 'rustle-deploy ... --output json' prints")
     json_out = opts.get("output") == "json"
     reporter = Reporter(stream=sys.stderr if json_out else sys.stdout, verbosity=int(opts.get("verbose") or 0),
-                        diff=bool(opts.get("diff")))
+                        diff=bool(opts.get("diff")),
+                        deprecations=load_ansible_config().get("deprecation_warnings") is not False)
     inv = load_inventory(manifest["inventory"]) if manifest.get("inventory") else implicit_localhost()
     entries = [h for h in manifest.get("hosts", []) if isinstance(h, dict)]
     not_deployed = [h for h in entries if not h.get("ok")]
@@ -1944,7 +1980,9 @@ def exec_manifest(manifest: Any, name: str, settings: Settings, opts: dict[str, 
     entry_of = {str(h["name"]): h for h in entries if h.get("ok")}
     hosts = inv.resolve(list(entry_of)) if entry_of else []
     connection = manifest.get("connection") or {}
-    hosts = [with_connection(h, connection.get("user"), connection.get("private_key")) for h in hosts]
+    configured = load_ansible_config().become_config()  # the connection-level become's (AgentLaunch)
+    hosts = [replace(with_connection(h, connection.get("user"), connection.get("private_key")),
+                     become_config=configured) for h in hosts]
     check_remote_dirs(hosts, inv.source)
     check_connections(hosts, inv.source)
     host_of = {h.name: h for h in hosts}
@@ -2026,7 +2064,7 @@ def exec_manifest(manifest: Any, name: str, settings: Settings, opts: dict[str, 
     if json_out:
         dump_json({"kind": "rustle-exec-result", "run_id": run_id, "hosts": [
             {"name": o.host, "ok": o.error is None and o.run_exit == 0, "recap": o.recap, "exit": o.run_exit,
-             "error": str(o.error) if o.error else None,
+             "error": str(o.error) if o.error else None, "tasks": task_docs(o.events),
              **({"batch": roll.batch_of.get(o.host), "rollout": roll.state_of(o.host)} if rolling else {})}
             for o in outcomes], **({"rollout": rollout_doc} if rollout_doc is not None else {})})
     return 1 if any(s.is_failure for s in summaries) or roll.stopped_after is not None else 0

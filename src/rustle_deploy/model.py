@@ -164,6 +164,9 @@ class PlanningOptions:
     # ansible.cfg's ALLOW_BROKEN_CONDITIONALS: a conditional whose result is not a boolean
     # takes its truth (as before ansible-core 2.19) instead of failing the task
     allow_broken_conditionals: bool = False
+    # ansible.cfg's deprecation_warnings (ANSIBLE_DEPRECATION_WARNINGS): false leaves ansible-core's
+    # deprecations out of task results and off the console
+    deprecation_warnings: bool = True
     # ansible.cfg's and ANSIBLE_*'s become plugin settings: method ("sudo", "su") -> {"exe",
     # "flags"}, below the become_exe/become_flags keywords and variables (runtime become.py)
     become_config: dict[str, dict[str, str]] = field(default_factory=dict)
@@ -236,6 +239,10 @@ class Host:
     name: str
     vars: dict[str, Any]
     groups: tuple[str, ...] = ()  # every group it belongs to, ``all`` included
+    # each become method's program and flags from ansible.cfg and ANSIBLE_* (method -> {"exe",
+    # "flags"}; AnsibleConfig.become_config), below the host's variables: what the connection-level
+    # become (ansible_become) starts the agent with when no variable says
+    become_config: dict[str, dict[str, str]] = field(default_factory=dict)
 
     @property
     def address(self) -> str:

@@ -1,4 +1,5 @@
-"""Cut a play into phases at its cross-host tasks; no I/O (docs/phases.md).
+"""Cut a play into phases at its cross-host tasks (docs/phases.md); no I/O but the reading of
+the template files a play renders (whether they read ``ansible_play_hosts``).
 
 A host runs a play on its own, in one round trip. A task that needs another place than the
 host cannot run inside that round trip: ``run_once`` runs on one host and hands its result
@@ -96,6 +97,12 @@ def flushes(task: Task) -> bool:
     pre_tasks and before post_tasks included)."""
     return task.short_module == "meta" and str(
         task.args.get("_raw_params", task.args.get("free_form", ""))).strip() == "flush_handlers"
+
+
+def refreshes(task: Task) -> bool:
+    """Whether the task is a ``meta: refresh_inventory`` (the inventory is read again)."""
+    return task.short_module == "meta" and str(
+        task.args.get("_raw_params", task.args.get("free_form", ""))).strip() == "refresh_inventory"
 
 
 def local(task: Task) -> bool:
@@ -345,13 +352,33 @@ FILE = "(file)"
 # ansible_play_batch, play_hosts) after a task that may fail: the controller sends in the hosts
 # of the play that failed (inject "failed_hosts"), which those names leave out (not a variable name)
 PLAY_HOSTS = "(play_hosts)"
+# what the first phase after a ``meta: refresh_inventory`` reads: the inventory as its sources
+# hold it then; the controller reads them again when the phase starts, and the plays after the
+# play are chosen over it (not a variable name either)
+REFRESH = "(refresh)"
 _PLAY_HOSTS_READ = re.compile(r"\b(?:ansible_play_hosts|ansible_play_batch|play_hosts)\b")
 
 
-def reads_play_hosts(task: Task) -> bool:
-    """Whether ``task`` reads the play's live hosts (not ``ansible_play_hosts_all``)."""
+def reads_play_hosts(task: Task, templates: frozenset[str] = frozenset()) -> bool:
+    """Whether ``task`` reads the play's live hosts (not ``ansible_play_hosts_all``), in its
+    keywords and arguments or in the content of a template (``templates``: the pointers of
+    the template tasks whose file reads them)."""
     text = json.dumps([[t.args, [c.value for c in t.conditions], t.extras] for t in task.walk()], default=str)
-    return bool(_PLAY_HOSTS_READ.search(text))
+    return bool(_PLAY_HOSTS_READ.search(text)) or any(t.pointer in templates for t in task.walk())
+
+
+def play_hosts_templates(plan: Plan, tasks: Iterable[Task]) -> frozenset[str]:
+    """The pointers of the ``template`` tasks of ``tasks`` whose file (found on the controller
+    as the plan names it) reads the play's live hosts."""
+    from .plan.files import template_text
+
+    out = set()
+    for top in tasks:
+        for leaf in _leaves(top):
+            text = template_text(plan, leaf) if leaf.short_module == "template" else None
+            if text is not None and _PLAY_HOSTS_READ.search(text):
+                out.add(leaf.pointer)
+    return frozenset(out)
 
 
 def may_fail(task: Task, quiet: tuple[str, ...] = ()) -> bool:
@@ -370,7 +397,7 @@ QUIET = ("debug", "set_fact", "meta", "group_by")
 def state_reads(reads: Iterable[str]) -> bool:
     """Whether a phase reading ``reads`` needs the hosts' state sent back before it (the failed
     hosts, PLAY_HOSTS, are the controller's own knowledge)."""
-    return any(r != PLAY_HOSTS for r in reads)
+    return any(r not in (PLAY_HOSTS, REFRESH) for r in reads)
 
 
 def file_reads(task: Task) -> set[str]:
@@ -441,7 +468,8 @@ def may_error(task: Task) -> bool:
 
 def play_phases(tasks: list[Task], earlier: frozenset[str] = frozenset(),
                 actions: frozenset[str] = frozenset(), handlers: list[Task] | None = None,
-                fatal_play: bool = False, lockstep: bool = True) -> Phases:
+                fatal_play: bool = False, lockstep: bool = True,
+                templates: frozenset[str] = frozenset()) -> Phases:
     """The phases of a play whose top-level tasks, in execution order, are ``tasks``
     (``earlier``: the names the plays before it set).
 
@@ -463,6 +491,7 @@ def play_phases(tasks: list[Task], earlier: frozenset[str] = frozenset(),
     set_here: set[str] = set()  # names set so far in the current phase
     grouped = False  # a group_by ran before: later tasks see every host's groups
     fatal = False  # the task before may fail with any_errors_fatal: the hosts stop together after it
+    refreshed = False  # the task before refreshed the inventory: the next phase starts with it read again
     staged = any(handler_kind(h, actions) for h in handlers or [])
     at: dict[str, list[int]] = {}  # handler -> the phases it runs in
     flushed = False  # the task before flushed handlers in phases of their own: the next starts one
@@ -470,7 +499,7 @@ def play_phases(tasks: list[Task], earlier: frozenset[str] = frozenset(),
     failing = [False, False]  # a task that may fail ran: in an earlier phase, in the current one
 
     def place(task: Task, sections: tuple[tuple[str, str], ...]) -> None:
-        nonlocal set_here, grouped, fatal, where, flushed
+        nonlocal set_here, grouped, fatal, where, flushed, refreshed
         if splits(task, actions, fatal_play, lockstep):  # its tasks get phases of their own
             children = [(name, child) for name, part in (("block", task.block or ()), ("rescue", task.rescue),
                                                          ("always", task.always)) for child in part]
@@ -487,9 +516,11 @@ def play_phases(tasks: list[Task], earlier: frozenset[str] = frozenset(),
         # a run_once phase holds tasks of one block section: its host is the first that reaches them
         moved = kind in (ONCE, ONCE_LOCAL) and sections != where
         # the play's live hosts, read after a task that may have failed on one: known at a phase's start
-        live = reads_play_hosts(task) and lockstep and (failing[0] or failing[1])
+        live = reads_play_hosts(task, templates) and lockstep and (failing[0] or failing[1])
+        if refreshed:
+            wanted.add(REFRESH)
         if not kinds or kinds[-1] != kind or stale or files or fatal or moved or (live and failing[1]) \
-                or flushed:
+                or flushed or refreshed:
             kinds.append(kind)
             set_here = set()
             failing[:] = [failing[0] or failing[1], False]
@@ -503,12 +534,20 @@ def play_phases(tasks: list[Task], earlier: frozenset[str] = frozenset(),
         grouped = grouped or INVENTORY in set_here
         fatal = lockstep and (fails_fatally(task, fatal_play) or may_error(task))
         flushed = staged and flushes(task)
+        refreshed = any(refreshes(t) for t in task.walk())
         if flushed:
             _handler_phases(handlers or [], kinds, at, actions)
         where = sections
 
     for task in tasks:
         place(task, ())
+    if lockstep and not staged and any(reads_play_hosts(h, templates) for h in handlers or []):
+        # handlers reading the play's live hosts run in a phase of their own after a task that
+        # may fail (the host's last phase flushes what its earlier ones notified)
+        if failing[1]:
+            kinds.append(HOSTS)
+        if failing[0] or failing[1]:
+            reads.setdefault(len(kinds) - 1, set()).add(PLAY_HOSTS)
     _handler_phases(handlers or [], kinds, at, actions)
     of.update((name, phases[-1]) for name, phases in at.items())
     return Phases(tuple(kinds) or (HOSTS,), of, {k: tuple(sorted(v)) for k, v in reads.items()}, last,
@@ -561,9 +600,12 @@ def plan_phases(plan: Plan, actions: frozenset[str] = frozenset()) -> list[Phase
     earlier: set[str] = set()
     for play in plan.plays:
         tasks = plan.play_tasks(play)
+        lockstep = not one_host(play)
         out.append(play_phases(tasks, frozenset(earlier), actions,
                                sorted(play.handlers, key=lambda h: h.execution_order),
-                               play.any_errors_fatal, lockstep=not one_host(play)))
+                               play.any_errors_fatal, lockstep=lockstep,
+                               templates=play_hosts_templates(plan, [*tasks, *play.handlers]) if lockstep
+                               else frozenset()))
         earlier.update(*(_sets(t) for t in [*tasks, *play.handlers]))
     return out
 

@@ -21,9 +21,9 @@ from .ansible_cfg import AnsibleConfig, load_ansible_config
 from .errors import PlanError, RustleError, UsageError
 from .inventory import Inventory, check_remote_dirs, implicit_localhost, load_inventory
 from .model import Host, Plan, RunnerSpec
-from .phases import delegate
+from .phases import delegate, refreshes
 from .plan import STDIN, parse_plan
-from .plan.validate import check_hosts
+from .plan.validate import check_hosts, every_task
 from .report import Reporter, dump_json, visible
 from .settings import Settings, check_flags, load_settings
 from .transport.options import check_connections, explicit_port
@@ -75,6 +75,14 @@ class Session:
     # a playbook run whose plays after add_host/group_by are compiled once that has run
     # (next_part): its path, the inventory as loaded, the compile options, its text (stdin)
     later: tuple[str, Inventory, Any, str | None] | None = None
+    part_start: int = 0  # the plan index of the first play the last compiled part added
+    refreshed: Inventory | None = None  # the inventory read again after meta: refresh_inventory
+
+    def refresh_inventory(self) -> Inventory:
+        """Read the inventory again (``meta: refresh_inventory`` ran): the plays compiled after
+        this part are chosen over it (next_part)."""
+        self.refreshed = self.inventory()
+        return self.refreshed
 
     @classmethod
     def from_options(cls, opts: dict[str, Any]) -> Session:
@@ -126,7 +134,8 @@ class Session:
         output = opts.get("output") or ("text" if sys.stdout.isatty() or listing else "json")
         json_out = output == "json"
         stream = sys.stderr if json_out else sys.stdout
-        reporter = Reporter(stream=stream, verbosity=opts.get("verbose") or 0, diff=bool(opts.get("diff")))
+        reporter = Reporter(stream=stream, verbosity=opts.get("verbose") or 0, diff=bool(opts.get("diff")),
+                            deprecations=acfg.get("deprecation_warnings") is not False)
         if settings.parallel is None and acfg.get("forks"):
             settings = replace(settings, parallel=acfg.get("forks"))
         if acfg.get("roles_path"):
@@ -191,6 +200,8 @@ class Session:
                 plan = replace(plan, extra_vars={**plan.extra_vars, **extra})
             if (self.ansible_cfg or AnsibleConfig()).get("allow_broken_conditionals"):
                 plan = replace(plan, options=replace(plan.options, allow_broken_conditionals=True))
+            if (self.ansible_cfg or AnsibleConfig()).get("deprecation_warnings") is False:
+                plan = replace(plan, options=replace(plan.options, deprecation_warnings=False))
             configured = (self.ansible_cfg or AnsibleConfig()).become_config()
             if configured and not plan.options.become_config:  # a plan's own wins
                 plan = replace(plan, options=replace(plan.options, become_config=configured))
@@ -205,6 +216,7 @@ class Session:
                                  play_defaults=become, force_handlers=force_handlers,
                                  error_on_missing_handler=acfg.get("error_on_missing_handler", True) is not False,
                                  allow_broken_conditionals=bool(acfg.get("allow_broken_conditionals")),
+                                 deprecation_warnings=acfg.get("deprecation_warnings") is not False,
                                  become_config=acfg.become_config(),
                                  defaults_source=acfg.path or "ANSIBLE_BECOME*",
                                  forks=self.opts.get("parallel"), check=bool(self.opts.get("check")),
@@ -232,18 +244,19 @@ class Session:
                 print(f"note: {note}", file=sys.stderr)
         return compiled.plan, compiled.inventory
 
-    def hosts_for(self, plan: Plan, inv: Inventory) -> tuple[list[Host], list[Host]]:
+    def hosts_for(self, plan: Plan, inv: Inventory, gone: frozenset[str] = frozenset()) -> tuple[list[Host], list[Host]]:
         """Every host of the plan (artifacts are built for all of them, so ``--limit`` does not
-        change an artifact's bytes) and the hosts this command acts on."""
+        change an artifact's bytes) and the hosts this command acts on (``gone``: hosts of
+        plays that ran, which the inventory read again by refresh_inventory lacks)."""
         names: list[str] = list(plan.hosts)
         for play in plan.plays:
             names.extend(play.hosts)
             for batch in play.batches:
                 for task in batch.tasks:
                     names.extend(task.hosts)
-        names = list(dict.fromkeys(names)) or ["all"]
+        names = [n for n in dict.fromkeys(names) if n not in gone] or ["all"]
         every = inv.resolve(names)
-        check_hosts(plan, lambda group: {h.name for h in inv.resolve(group)})
+        check_hosts(plan, lambda group: {h.name for h in inv.resolve([n for n in group if n not in gone])})
         hosts = every
         limit = self.opts.get("limit")
         if limit:
@@ -260,10 +273,14 @@ class Session:
         host = with_connection(host, self.opts.get("user"), self.opts.get("private_key"))
         # ansible.cfg fills in what the inventory leaves unset; extra vars outrank the inventory,
         # connection variables included (as in Ansible)
-        defaults = (self.ansible_cfg or AnsibleConfig()).host_defaults()
+        acfg = self.ansible_cfg or AnsibleConfig()
+        defaults = acfg.host_defaults()
         missing = {k: v for k, v in defaults.items() if k not in host.vars}
         conn = {k: v for k, v in (self.extra_vars or {}).items() if k.startswith("ansible_")}
-        return replace(host, vars={**host.vars, **missing, **conn}) if conn or missing else host
+        if conn or missing:
+            host = replace(host, vars={**host.vars, **missing, **conn})
+        configured = acfg.become_config()
+        return replace(host, become_config=configured) if configured and not host.become_config else host
 
     def units(self, plan: Plan, inv: Inventory, hosts: list[Host]) -> list[BuildUnit]:
         from .compiler.units import plan_units
@@ -724,16 +741,30 @@ class Session:
         done = dict(options.done_hosts)
         done.update((p.number, tuple(p.hosts)) for p in self.compiled.plays if p.number not in done)
         options = replace(options, done_hosts=done)
+        if any(refreshes(t) for play in self.compiled.plan.plays[self.part_start:] for t in every_task(play)):
+            # meta: refresh_inventory: the inventory as its sources held it when the phase after
+            # the task started (or now, when it ended its play), as ansible-core reads it again;
+            # what add_host/group_by made is kept, as there
+            loaded = self.refreshed or self.inventory()
+            # the groups group_by gave hosts the inventory no longer has are dropped with them
+            made = set(added.get("hosts") or ())
+            added = dict(added, groups={g: [m for m in members if m in loaded.hosts or m in made]
+                                        for g, members in (added.get("groups") or {}).items()})
+        self.refreshed = None
         compiled = compile_playbook(path, loaded.with_changes(added), options, text=text)
         self.compiled = compiled
+        self.part_start = ran
         self.later = (path, loaded, options, text) if compiled.rest is not None else None
         if self.opts.get("verbose"):
             for note in compiled.notes:
                 print(f"note: {note}", file=sys.stderr)
         plan, inv = compiled.plan, compiled.inventory
-        specs = [s for s in play_specs(plan, inv.resolve) if s.index >= ran]
+        # hosts of the plays that ran which the inventory read again lacks: they ran already
+        gone = frozenset(h for names in done.values() for h in names if h not in inv.hosts)
+        specs = [s for s in play_specs(plan, lambda names: inv.resolve([n for n in names if n not in gone]))
+                 if s.index >= ran]
         targets = {h for s in specs for h in s.hosts}
-        every, hosts = self.hosts_for(plan, inv)
+        every, hosts = self.hosts_for(plan, inv, gone)
         hosts = [h for h in hosts if h.name in targets]
         if not hosts:
             return Part(plan, [], [], Schedule(()))

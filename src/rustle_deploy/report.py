@@ -69,13 +69,25 @@ class HostSummary:
         return self.unreachable or self.error is not None or (self.failed > 0 and not self.cleared)
 
 
+# ansible-core 2.19's message for host data used as a template or expression (the runtime's
+# templating.UNTRUSTED_CONDITION), and the help text its console adds, shown here at -v
+UNTRUSTED = "Encountered untrusted template or expression."
+UNTRUSTED_HINT = ("Templates and expressions must be defined by trusted sources such as playbooks or roles, "
+                  "not untrusted sources such as module results.")
+
+
+DEPRECATIONS_OFF = "Deprecation warnings can be disabled by setting `deprecation_warnings=False` in ansible.cfg."
+
+
 class Reporter:
     """Progress lines and the final recap, plain or rich."""
 
     def __init__(
-        self, *, stream: IO[str] | None = None, verbosity: int = 0, color: bool | None = None, diff: bool = False
+        self, *, stream: IO[str] | None = None, verbosity: int = 0, color: bool | None = None, diff: bool = False,
+        deprecations: bool = True,
     ) -> None:
         self.stream = stream or sys.stdout
+        self.deprecations = deprecations  # ansible.cfg's deprecation_warnings: shown or not
         self.verbosity = verbosity
         self.show_diff = diff
         isatty = hasattr(self.stream, "isatty") and self.stream.isatty()
@@ -170,6 +182,8 @@ class Reporter:
                 if msg.strip():
                     text += f" | {text_lines(msg.strip())[-1]}"
                 self.line(text, style)
+                if self.verbosity >= 1 and msg.rstrip().endswith(UNTRUSTED):
+                    self.line(f"  hint: {UNTRUSTED_HINT}", style)
                 if self.show_diff and status == "changed" and event.get("diff") and not event.get("censored"):
                     for line in text_lines(render_diff(event["diff"])):
                         self.line(f"  {line}", style)
@@ -182,12 +196,14 @@ class Reporter:
                                 self.line(f"    {line}", style)
 
     def warnings(self, host: str, event: dict[str, Any]) -> None:
-        """A result's warnings and deprecations, as ansible-playbook prints them: always, each
-        text once per run."""
+        """A result's warnings and deprecations, as ansible-playbook prints them: each text once
+        per run; deprecations unless ansible.cfg's ``deprecation_warnings`` is false."""
         if event.get("censored"):
             return
         lines = [f"[WARNING]: {warning}" for warning in event.get("warnings") or ()]
-        for item in event.get("deprecations") or ():
+        if self.deprecations and event.get("deprecations"):
+            lines.append(f"[WARNING]: {DEPRECATIONS_OFF}")  # once, before the first, as ansible-playbook
+        for item in (event.get("deprecations") or ()) if self.deprecations else ():
             msg = item.get("msg") if isinstance(item, dict) else item
             version = item.get("version") if isinstance(item, dict) else None
             tail = f" This feature will be removed from ansible-core version {version}." if version else ""

@@ -36,6 +36,7 @@ from .phases import (
     LOCAL,
     ONCE,
     ONCE_LOCAL,
+    REFRESH,
     delegate_of,
     file_read,
     handler_of,
@@ -308,7 +309,8 @@ def schedule(specs: Sequence[PlaySpec], hosts: Iterable[str], rng: random.Random
 
     for spec in specs:
         names = [h for h in spec.hosts if h in chosen]
-        reads_files = any(file_read(n) is not None for r in spec.reads for n in r)
+        # a file read, or the inventory read again after refresh_inventory: between phases
+        reads_files = any(file_read(n) is not None or n == REFRESH for r in spec.reads for n in r)
         off_host = any(split(k)[0] in (LOCAL, ONCE_LOCAL, HANDLER_LOCAL) for k in spec.phases)
         if len(names) <= 1 and spec.phases and not spec.actions and not reads_files and not off_host:
             # one host needs no phases: it runs the play whole (still sent what it reads of

@@ -132,6 +132,7 @@ CREATE TABLE IF NOT EXISTS task_results (
     diff TEXT,
     duration REAL,
     censored INTEGER NOT NULL,
+    ignored INTEGER,
     PRIMARY KEY (run_id, host, seq)
 );
 CREATE TABLE IF NOT EXISTS host_progress (
@@ -161,6 +162,7 @@ _ADDED_COLUMNS = (
     ("deployments", "artifacts_cached", "INTEGER"),  # of which the compilation cache held
     ("runner_failures", "machine", "TEXT"),  # the host's uname -m, as its bootstrap reported it
     ("host_platforms", "libc", "TEXT"),  # the host's C library ("glibc 2.36"), as its agent reported it
+    ("task_results", "ignored", "INTEGER"),  # 1: a failure ignore_errors (or ignore_unreachable) let pass
 )
 
 # Task results keep at most this many characters of each stdout, stderr, msg and diff.
@@ -542,11 +544,12 @@ class History:
                 _text(ev.get("msg")), _text(ev.get("stdout")), _text(ev.get("stderr")),
                 None if diff in (None, "", [], {}) else _text(json.dumps(diff, default=str)),
                 ev.get("duration") if isinstance(ev.get("duration"), (int, float)) else None,
-                int("censored" in ev),
+                int("censored" in ev), int(bool(ev.get("ignored"))),
             ))
         with self._tx() as db:
-            db.executemany("INSERT OR REPLACE INTO task_results VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                           rows)
+            db.executemany("INSERT OR REPLACE INTO task_results (deployment_id, host, run_id, seq, handler, task, "
+                           "module, status, rc, msg, stdout, stderr, diff, duration, censored, ignored) "
+                           "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", rows)
 
     def count_tasks(self, run_id: str, host: str) -> int:
         """How many task and handler results of ``host``'s run are recorded."""

@@ -13,8 +13,9 @@ The sdist is fetched with pip into ``~/.cache/rustle-deploy/acceptance/`` (or
 committed. When it cannot be fetched, :class:`Unavailable` says why (the tests skip with it).
 
 ``python -m tests.acceptance`` (``make acceptance``) runs every target and writes
-``docs/acceptance.md``; ``tests/acceptance/test_targets.py`` runs the fast ones that pass
-under both, pinned by name.
+``docs/acceptance.md`` (with ``$RUSTLE_ACCEPTANCE_CACHE`` set, ``acceptance.md`` in that cache,
+unless ``--report`` names the file); ``tests/acceptance/test_targets.py`` runs the fast ones
+that pass under both, pinned by name.
 """
 
 from __future__ import annotations
@@ -308,21 +309,63 @@ def _argv(tool: str, work: Path) -> list[str]:
 
 CONSTRAINTS_ROLE = "setup_remote_constraints"
 CONSTRAINTS = Path("lib/ansible_test/_data/requirements/constraints.txt")
-# needs/httptester targets run against tests/acceptance/httptester.py's local servers
-# (each starts its own file server with `async`, on a fixed port, alive for 180 and 90 s after
-# the task: the next run waits for it to end, so that it does not fetch from the other's)
-HTTPTESTER_TARGETS = {"uri": 15260, "get_url": 27617}
+# needs/httptester targets run against tests/acceptance/httptester.py's local servers. Each also
+# starts a file server of its own with `async` on the port its `http_port` fact names (15260,
+# 27617): the harness gives each run a port of its own instead (`-e http_port=N`, which wins over
+# the target's set_fact, in both tools), so that a run never fetches from another run's server and
+# runs side by side do not meet. The server's `async` window (180 and 90 s) is a wall-time budget
+# that ansible-playbook overruns on a loaded machine (its server is gone before the last tasks that
+# fetch from it: Connection refused): the copies get RUN_TIMEOUT instead, and whatever still
+# listens on the port when the run ends is ended (kill_listeners).
+HTTPTESTER_TARGETS = frozenset({"uri", "get_url"})
+_FILE_SERVER_ASYNC = re.compile(r"^(\s+async:\s*)(?:90|180)\b", re.MULTILINE)
 
 
-def _wait_for_port_free(port: int, seconds: float = 240.0) -> None:
+def _widen_file_server_window(work: Path, name: str) -> None:
+    tasks = work / "roles" / name / "tasks" / "main.yml"
+    tasks.write_text(_FILE_SERVER_ASYNC.sub(rf"\g<1>{RUN_TIMEOUT}", tasks.read_text(), count=1))
+
+
+def kill_listeners(port: int) -> list[int]:
+    """End the processes that listen on TCP ``port`` of this machine (found in /proc: the
+    socket's inode in /proc/net/tcp, then the process holding it); their pids."""
+    inodes = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            lines = Path(table).read_text().splitlines()[1:]
+        except OSError:
+            continue
+        for line in lines:
+            fields = line.split()
+            if len(fields) > 9 and fields[3] == "0A" and int(fields[1].rsplit(":", 1)[1], 16) == port:
+                inodes.add(f"socket:[{fields[9]}]")
+    pids = []
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        try:
+            held = {os.readlink(fd) for fd in (proc / "fd").iterdir()}
+        except OSError:
+            continue
+        if held & inodes:
+            pids.append(int(proc.name))
+            try:
+                os.kill(int(proc.name), signal.SIGKILL)
+            except OSError:
+                pass
+    return pids
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on now (the kernel's choice). Another process
+    may take it before the target binds it: the kernel picks among ~28,000 ephemeral ports, and a
+    lingering server of an earlier run holds its own port, so a collision is unlikely, not ruled out
+    (a run that meets one fails its own wait_for or its checks and is visibly wrong)."""
     import socket
 
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        with socket.socket() as sock:
-            if sock.connect_ex(("127.0.0.1", port)) != 0:
-                return
-        time.sleep(2)
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
 
 
 def run_target(root: Path, name: str, tool: str, base: Path | None = None) -> Run:
@@ -340,10 +383,15 @@ def run_target(root: Path, name: str, tool: str, base: Path | None = None) -> Ru
         if name in HTTPTESTER_TARGETS:
             from .httptester import HttpTester
 
-            _wait_for_port_free(HTTPTESTER_TARGETS[name])
-            with HttpTester(work / "httptester") as http:
-                return execute(tool, [*argv, "-e", json.dumps(http.extra_vars)], work, work,
-                               dict(_env(work), **http.env), [work / "remote"])
+            _widen_file_server_window(work, name)
+            port = free_port()
+            try:
+                with HttpTester(work / "httptester") as http:
+                    extra = dict(http.extra_vars, http_port=port)
+                    return execute(tool, [*argv, "-e", json.dumps(extra)], work, work,
+                                   dict(_env(work), **http.env), [work / "remote"])
+            finally:
+                kill_listeners(port)
         if ACCOUNT_ROLE not in roles_of(root, name):
             return execute(tool, argv, work, work, _env(work), [work / "remote"])
         user = f"rustleacc{os.getpid()}n{next(_ACCOUNTS)}"  # unique among processes and threads
@@ -442,18 +490,16 @@ def _recorded(db: Path) -> list[dict[str, Any]]:
         return []
     with closing(sqlite3.connect(db)) as con:
         rows = con.execute(
-            "SELECT t.host, t.task, t.module, t.status, t.msg FROM task_results t "
+            "SELECT t.host, t.task, t.module, t.status, t.msg, t.ignored FROM task_results t "
             "JOIN deployments d ON d.id = t.deployment_id ORDER BY d.created_at, t.run_id, t.host, t.seq").fetchall()
-    return [{"task": task or "", "host": host, "module": module or "", "status": status or "", "ignored": False,
-             "msg": (msg or "")[:2000], "phase": "controller"} for host, task, module, status, msg in rows]
+    return [{"task": task or "", "host": host, "module": module or "", "status": status or "", "ignored": bool(ignored),
+             "msg": (msg or "")[:2000], "phase": "controller"} for host, task, module, status, msg, ignored in rows]
 
 
 def _with_controller_phases(journal: list[dict[str, Any]], recorded: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """The host journals' results (``journal``) with the controller phases' results put in their
     places: ``recorded`` holds every result of a host in run order, the journal those of its own
-    phases; a recorded result that is not the host's next journal entry is a controller phase's.
-    The state database keeps no ``ignored`` flag: an ignored failure of a controller phase compares
-    as a failure (a difference shown, never one hidden)."""
+    phases; a recorded result that is not the host's next journal entry is a controller phase's."""
     pending: dict[str, list[dict[str, Any]]] = {}
     for rec in journal:
         pending.setdefault(rec["host"], []).append(rec)
@@ -492,8 +538,8 @@ _META = frozenset({"meta", "ansible.builtin.meta", "ansible.legacy.meta"})
 def _compared(rec: dict[str, Any]) -> bool:
     return rec["task"] not in UNCOMPARED and not (rec.get("module") in _META and rec["status"] != "skipped")
 # what differs between two runs of the same target by construction: the work directory and the
-# names tempfile makes (``/tmp/ansible.XXXXXXXX...``)
-_NOISE = re.compile(r"/[^\s'\"]*?acc-(?:ansible|rustle)-[^/\s'\"]*|(?<=/)ansible\.\w+")
+# names tempfile makes (``/tmp/ansible.XXXXXXXX...``), and the ports of the local HTTP servers
+_NOISE = re.compile(r"/[^\s'\"]*?acc-(?:ansible|rustle)-[^/\s'\"]*|(?<=/)ansible\.\w+|(?<=localhost:)\d+")
 
 
 @dataclass
@@ -590,6 +636,15 @@ def blocker(run: Run) -> str:
     return ""
 
 
+def report_path() -> Path:
+    """Where the report goes unless ``--report`` says: docs/acceptance.md; with a cache of one's
+    own (``$RUSTLE_ACCEPTANCE_CACHE``, whose results are one's own runs) beside those results,
+    so that such a run never rewrites the checkout's report with them."""
+    if os.environ.get("RUSTLE_ACCEPTANCE_CACHE"):
+        return CACHE / "acceptance.md"
+    return Path(__file__).resolve().parents[2] / "docs" / "acceptance.md"
+
+
 def main(argv: list[str] | None = None) -> int:
     import argparse
     from concurrent.futures import ThreadPoolExecutor
@@ -601,8 +656,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--report-only", action="store_true", help="write the report from the cached results; run nothing")
     ap.add_argument("--runme", action="store_true",
                     help="the named targets are runme.sh ones: run their ansible-playbook invocations (tests/acceptance/runme.py)")
-    ap.add_argument("--report", type=Path, default=Path(__file__).resolve().parents[2] / "docs" / "acceptance.md")
+    ap.add_argument("--report", type=Path, default=None,
+                    help="write the report there [docs/acceptance.md; acceptance.md in $RUSTLE_ACCEPTANCE_CACHE "
+                         "when that is set]")
     args = ap.parse_args(argv)
+    args.report = args.report or report_path()
     try:
         root = targets_root()
     except Unavailable as exc:

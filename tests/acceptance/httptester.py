@@ -1,21 +1,38 @@
-"""A local stand-in for ansible-test's httptester: httpbin-like HTTPS endpoints on 127.0.0.1.
+"""A local stand-in for ansible-test's httptester: httpbin-like endpoints under its host names.
 
 ansible-test runs the ``needs/httptester`` targets (``uri``, ``get_url``) against a container
-that serves httpbin under several names (``httpbin_host``, ``sni_host``, ``badssl_host``,
-``self_signed_host``) with a CA installed on the test host. Here, without changing the machine
-(no ``/etc/hosts`` entry, no system CA, no fixed port): three TLS servers on 127.0.0.1, each on
-a port the kernel picks, named ``localhost:PORT``:
+that serves httpbin as ``ansible.http.tests`` (``httpbin_host``), ``sni1.ansible.http.tests``
+(``sni_host``), ``fail.ansible.http.tests`` (``badssl_host``: a certificate for another name)
+and ``self-signed.ansible.http.tests`` (``self_signed_host``, also on port 444), with /etc/hosts
+entries and a CA installed on the test host. Here, without changing the machine (no /etc/hosts
+entry, no system CA, no fixed port), the same names are reached through a local HTTP proxy:
 
-- ``main``: a certificate for ``localhost``/127.0.0.1 signed by a CA made for this run;
-- ``badssl``: signed by the same CA for another name (the hostname check fails);
-- ``self_signed``: a self-signed certificate (the chain check fails).
+- three TLS servers on 127.0.0.1, each on a port the kernel picks: ``main`` (a certificate for
+  the httpbin and SNI names, signed by a CA made for this run), ``badssl`` (the same CA, another
+  name: the hostname check fails), ``self_signed`` (its own issuer: the chain check fails);
+- a proxy on a port the kernel picks: ``CONNECT NAME:PORT`` tunnels to the server of that name
+  (any port: ``self_signed_host:444`` too; port 80 to a plain http server, as urllib tunnels a
+  request it retries for digest authentication), a plain ``GET http://ansible.http.tests/...`` is
+  answered by the proxy itself as the main server would, one for the other two names is sent to
+  ``https://`` (301), any other name gets 502.
 
-Both tools are pointed at them the way ansible-test does it, as extra variables
-(``extra_vars``), and trust the CA through ``SSL_CERT_FILE`` (``env``), which Python's default
-context reads (ansible-core's ``urls.make_context`` starts from it). The endpoints are httpbin's
-that the targets call (``/get``, ``/post``, ``/anything``, ``/status/N``, ``/redirect-to``,
-``/redirect/N``, ``/basic-auth``, ``/gzip``, ...), answering as httpbin does where the targets
-look. Standard library and ``cryptography`` (a dependency already).
+Both tools find it the way Python's urllib finds any proxy, through ``https_proxy`` and
+``http_proxy`` (``env``), with ``no_proxy`` for ``localhost`` and 127.0.0.1 (a target's own file
+server there is reached directly), and trust the CA through ``SSL_CERT_FILE`` (Python's default
+context reads it; ansible-core's ``urls.make_context`` starts from it): a copy of the machine's
+bundle with the CA added, as ansible-test adds its CA to the system's (``cafile_path``, which
+prepare_http_tests registers on hosts where it edits Python's bundle, names it: uri's "ca_path
+can be a full bundle"). The names are given as ansible-test gives them, as extra variables
+(``extra_vars``). The URL's host name is the real
+one, so a ``.netrc`` entry for ``ansible.http.tests`` is found as under ansible-test. What cannot
+work: a request with ``use_proxy: false`` (no resolver knows the names).
+
+The endpoints are httpbin's that the targets call (``/get``, ``/post``, ``/anything``,
+``/status/N``, ``/redirect-to``, ``/redirect/N``, ``/basic-auth``, ``/bearer``, ``/gzip``, ...),
+answering as httpbin does where the targets look (upper-case reason phrases, ``/redirect/N``
+through ``/relative-redirect/N``), and ``/ca2cert.pem`` (the self-signed
+server's certificate, for ``ca_path``). Standard library and ``cryptography`` (a dependency
+already).
 """
 
 from __future__ import annotations
@@ -25,17 +42,27 @@ import datetime
 import gzip
 import ipaddress
 import json
+import select
+import socket
 import ssl
 import threading
+from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qs, unquote, urlsplit
+from urllib.parse import parse_qs, unquote, urlsplit, urlunsplit
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
+
+HTTPBIN = "ansible.http.tests"
+SNI = "sni1.ansible.http.tests"
+BADSSL = "fail.ansible.http.tests"
+SELF_SIGNED = "self-signed.ansible.http.tests"
+# the server each name reaches through the proxy
+ROUTES = {HTTPBIN: "main", SNI: "main", BADSSL: "badssl", SELF_SIGNED: "self_signed"}
 
 
 def _key() -> ec.EllipticCurvePrivateKey:
@@ -81,7 +108,11 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _send(self, status: int, body: bytes = b"", ctype: str = "application/json",
               headers: dict[str, str] | None = None) -> None:
-        self.send_response(status)
+        try:  # httpbin's (werkzeug's) reason phrases are upper case: "HTTP Error 301: MOVED PERMANENTLY"
+            reason = HTTPStatus(status).phrase.upper()
+        except ValueError:
+            reason = "UNKNOWN"
+        self.send_response(status, reason)
         if status not in (204, 304):
             self.send_header("Content-Type", ctype)
             self.send_header("Content-Length", str(len(body)))
@@ -98,9 +129,10 @@ class _Handler(BaseHTTPRequestHandler):
         """httpbin's description of the request (/get, /post, /anything)."""
         parts = urlsplit(self.path)
         args = {k: v[0] if len(v) == 1 else v for k, v in parse_qs(parts.query).items()}
+        scheme = "https" if isinstance(self.connection, ssl.SSLSocket) else "http"
         doc: dict[str, Any] = {"args": args, "headers": {k.title(): v for k, v in self.headers.items()},
                                "origin": self.client_address[0],
-                               "url": f"https://{self.headers.get('Host', '')}{self.path}"}
+                               "url": urlunsplit((scheme, self.headers.get("Host", ""), parts.path, parts.query, ""))}
         if self.command not in ("GET", "HEAD"):
             text = body.decode("utf-8", "replace")
             ctype = self.headers.get("Content-Type", "")
@@ -132,7 +164,13 @@ class _Handler(BaseHTTPRequestHandler):
         query = parse_qs(parts.query)
         segs = [unquote(s) for s in path.split("/") if s]
         head = segs[0] if segs else ""
-        if path == "/":
+        if self.command == "OPTIONS" and head not in ("anything",):  # flask's automatic OPTIONS answer
+            allowed = {"post": "OPTIONS, POST", "put": "OPTIONS, PUT", "patch": "OPTIONS, PATCH",
+                       "delete": "DELETE, OPTIONS"}.get(head, "GET, HEAD, OPTIONS")
+            self._send(200, b"", "text/html; charset=utf-8", {"Allow": allowed})
+        elif path == "/ca2cert.pem":
+            self._send(200, self.server.ca2cert, "application/x-pem-file")  # type: ignore[attr-defined]
+        elif path == "/":
             host = self.headers.get("Host", "")
             self._send(200, f"<html><body>httptester at {host}</body></html>\n".encode(), "text/html")
         elif head in ("get", "post", "put", "patch", "delete") and (self.command.lower() == head or (head, self.command) == ("get", "HEAD")):
@@ -151,9 +189,15 @@ class _Handler(BaseHTTPRequestHandler):
             target = query.get("url", ["/get"])[0]
             code = int(query.get("status_code", ["302"])[0])
             self._send(code, b"", "text/html; charset=utf-8", {"Location": target})
-        elif head == "redirect" and len(segs) == 2 and segs[1].isdigit():
+        elif head in ("redirect", "relative-redirect") and len(segs) == 2 and segs[1].isdigit():
             n = int(segs[1])
-            self._send(302, b"", "text/html; charset=utf-8", {"Location": f"/redirect/{n - 1}" if n > 1 else "/get"})
+            location = f"/relative-redirect/{n - 1}" if n > 1 else "/get"
+            self._send(302, b"", "text/html; charset=utf-8", {"Location": location})
+        elif head == "absolute-redirect" and len(segs) == 2 and segs[1].isdigit():
+            n = int(segs[1])
+            where = f"https://{self.headers.get('Host', '')}"
+            location = f"{where}/absolute-redirect/{n - 1}" if n > 1 else f"{where}/get"
+            self._send(302, b"", "text/html; charset=utf-8", {"Location": location})
         elif head == "response-headers":
             headers = {k: v[-1] for k, v in query.items()}
             self._json({k: v for k, v in headers.items()}, headers=headers)
@@ -173,6 +217,8 @@ class _Handler(BaseHTTPRequestHandler):
                 self._send(404, b"", "text/html")
             else:
                 self._send(401, b"", "text/html", {"WWW-Authenticate": 'Basic realm="Fake Realm"'})
+        elif head == "digest-auth" and len(segs) in (4, 5):
+            self._digest(segs[1], segs[2], segs[3], segs[4] if len(segs) == 5 else "MD5")
         elif head == "bearer":
             value = self.headers.get("Authorization", "")
             if value.startswith("Bearer "):
@@ -184,7 +230,83 @@ class _Handler(BaseHTTPRequestHandler):
         else:
             self._send(404, b"<h1>Not Found</h1>\n", "text/html")
 
+    def _digest(self, qop: str, user: str, password: str, algorithm: str) -> None:
+        """httpbin's /digest-auth/QOP/USER/PASSWD[/ALGORITHM] (RFC 7616, as urllib answers it)."""
+        import hashlib
+        import re
+
+        realm, nonce = "me@kennethreitz.com", "rustle-httptester-nonce"
+        value = self.headers.get("Authorization", "")
+        fields = {k: a or b for k, a, b in re.findall(r'(\w+)=(?:"([^"]*)"|([^,\s]*))', value[7:])}
+        name = {"MD5": "md5", "SHA-256": "sha256", "SHA-512": "sha512"}.get(algorithm.upper(), "md5")
+
+        def h(text: str) -> str:
+            return hashlib.new(name, text.encode()).hexdigest()
+
+        if value.startswith("Digest ") and fields.get("username") == user and fields.get("nonce") == nonce:
+            ha1, ha2 = h(f"{user}:{realm}:{password}"), h(f"{self.command}:{fields.get('uri', '')}")
+            if fields.get("qop"):
+                expected = h(f"{ha1}:{nonce}:{fields.get('nc', '')}:{fields.get('cnonce', '')}:{fields['qop']}:{ha2}")
+            else:
+                expected = h(f"{ha1}:{nonce}:{ha2}")
+            if fields.get("response") == expected:
+                self._json({"authenticated": True, "user": user})
+                return
+        challenge = (f'Digest realm="{realm}", nonce="{nonce}", qop="{qop}", opaque="rustle", '
+                     f'algorithm={algorithm.upper()}, stale=FALSE')
+        self._send(401, b"", "text/html", {"WWW-Authenticate": challenge})
+
     do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = do_HEAD = do_OPTIONS = _route
+
+
+class _Proxy(_Handler):
+    """The proxy: ``CONNECT NAME:PORT`` tunnels to NAME's server; a request for an absolute
+    ``http://`` URL of the httpbin names is answered here as the main server answers it."""
+
+    def _route(self) -> None:
+        parts = urlsplit(self.path)
+        host = (parts.hostname or "") if not self.path.startswith("/") else ""
+        if ROUTES.get(host.lower()) in ("badssl", "self_signed"):  # their plain http sends to https
+            self._body()
+            self._send(301, b"", "text/html", {"Location": urlunsplit(("https", parts.netloc, parts.path or "/",
+                                                                        parts.query, ""))})
+            return
+        if ROUTES.get(host.lower()) != "main":
+            self._body()
+            self._send(502, f"rustle httptester: no server for {host or self.path!r}\n".encode(), "text/plain")
+            return
+        _Handler._route(self)
+
+    do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = do_HEAD = do_OPTIONS = _route
+
+    def do_CONNECT(self) -> None:  # noqa: N802 - http.server's naming
+        host, _, port_text = self.path.rpartition(":")
+        server = ROUTES.get(host.lower(), "")
+        if server and port_text == "80":  # urllib tunnels plain http too (a digest retry does)
+            server = "plain"
+        port = self.server.ports.get(server)  # type: ignore[attr-defined]
+        if port is None:
+            self._send(502, f"rustle httptester: no server for {self.path!r}\n".encode(), "text/plain")
+            return
+        upstream = socket.create_connection(("127.0.0.1", port), timeout=60)
+        self.send_response(200, "Connection established")
+        self.end_headers()
+        self.close_connection = True
+        with upstream:
+            peers = {self.connection: upstream, upstream: self.connection}
+            while True:
+                ready = select.select(list(peers), [], [], 300)[0]
+                if not ready:
+                    return
+                for sock in ready:
+                    try:
+                        data = sock.recv(65536)
+                        if data:
+                            peers[sock].sendall(data)
+                    except OSError:  # a side reset the connection: the tunnel is over
+                        data = b""
+                    if not data:
+                        return
 
 
 def _multipart(body: bytes, ctype: str) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -197,8 +319,10 @@ def _multipart(body: bytes, ctype: str) -> tuple[dict[str, Any], dict[str, Any]]
     files: dict[str, Any] = {}
     for part in message.iter_parts():
         name = part.get_param("name", header="content-disposition")
-        data = part.get_payload(decode=True) or b""
-        text = data.decode("utf-8", "replace")
+        # as httpbin (werkzeug's form parser): each part's bytes as sent, a Content-Transfer-Encoding
+        # not undone (uri's target b64decodes a file it sent base64)
+        payload = part.get_payload(decode=False)
+        text = payload if isinstance(payload, str) else ""
         if part.get_filename():
             files[str(name)] = text
         else:
@@ -207,36 +331,55 @@ def _multipart(body: bytes, ctype: str) -> tuple[dict[str, Any], dict[str, Any]]
 
 
 class HttpTester:
-    """The three servers, started by ``start`` and stopped by ``stop`` (or as a context manager)."""
+    """The three servers (and a plain http one) and the proxy, started by ``start`` and stopped by ``stop`` (or as a
+    context manager)."""
 
     def __init__(self, directory: Path):
         self.directory = directory
         self.servers: dict[str, ThreadingHTTPServer] = {}
         self.threads: list[threading.Thread] = []
 
+    def _serve(self, name: str, server: ThreadingHTTPServer) -> None:
+        server.daemon_threads = True
+        self.servers[name] = server
+        thread = threading.Thread(target=server.serve_forever, name=f"httptester-{name}", daemon=True)
+        thread.start()
+        self.threads.append(thread)
+
     def start(self) -> HttpTester:
         self.directory.mkdir(parents=True, exist_ok=True)
         ca_key = _key()
         ca = _cert("rustle httptester CA", ca_key, "rustle httptester CA", ca_key, [], ca=True)
         (self.directory / "ca.pem").write_bytes(_pem(ca, ca_key)[0])
+        # the machine's CA bundle with this CA added, as ansible-test's set-up adds its CA to the
+        # system's: what SSL_CERT_FILE names, and the "full bundle" a target may give as ca_path
+        system = Path(ssl.get_default_verify_paths().openssl_cafile)
+        bundle = system.read_bytes() if system.is_file() else b""
+        (self.directory / "bundle.pem").write_bytes(bundle + (b"\n" if bundle and not bundle.endswith(b"\n") else b"")
+                                                    + _pem(ca, ca_key)[0])
         made = {
-            "main": (lambda k: _cert("localhost", k, "rustle httptester CA", ca_key, ["localhost", "127.0.0.1"])),
+            "main": (lambda k: _cert(HTTPBIN, k, "rustle httptester CA", ca_key, [HTTPBIN, SNI, "localhost", "127.0.0.1"])),
             "badssl": (lambda k: _cert("wrong.host.invalid", k, "rustle httptester CA", ca_key, ["wrong.host.invalid"])),
-            "self_signed": (lambda k: _cert("localhost", k, "localhost", k, ["localhost", "127.0.0.1"])),
+            "self_signed": (lambda k: _cert(SELF_SIGNED, k, SELF_SIGNED, k, [SELF_SIGNED])),
         }
+        ca2cert = b""
         for name, make in made.items():
             key = _key()
             cert_pem, key_pem = _pem(make(key), key)
+            if name == "self_signed":
+                ca2cert = cert_pem
             (self.directory / f"{name}.pem").write_bytes(cert_pem + key_pem)
             context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
             context.load_cert_chain(self.directory / f"{name}.pem")
             server = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
-            server.daemon_threads = True
             server.socket = context.wrap_socket(server.socket, server_side=True)
-            self.servers[name] = server
-            thread = threading.Thread(target=server.serve_forever, name=f"httptester-{name}", daemon=True)
-            thread.start()
-            self.threads.append(thread)
+            self._serve(name, server)
+        self._serve("plain", ThreadingHTTPServer(("127.0.0.1", 0), _Handler))  # the main names' port 80
+        proxy = ThreadingHTTPServer(("127.0.0.1", 0), _Proxy)
+        proxy.ports = {name: self.port(name) for name in (*made, "plain")}  # type: ignore[attr-defined]
+        self._serve("proxy", proxy)
+        for server in self.servers.values():
+            server.ca2cert = ca2cert  # type: ignore[attr-defined]
         return self
 
     def stop(self) -> None:
@@ -252,16 +395,23 @@ class HttpTester:
     def __exit__(self, *exc: object) -> None:
         self.stop()
 
-    def host(self, name: str) -> str:
-        return f"localhost:{self.servers[name].server_address[1]}"
+    def port(self, name: str) -> int:
+        return int(self.servers[name].server_address[1])
 
     @property
-    def extra_vars(self) -> dict[str, str]:
+    def proxy(self) -> str:
+        return f"http://127.0.0.1:{self.port('proxy')}"
+
+    @property
+    def extra_vars(self) -> dict[str, Any]:
         """The names the targets use, as ansible-test's prepare_http_tests sets them."""
-        return {"httpbin_host": self.host("main"), "sni_host": self.host("main"),
-                "badssl_host": self.host("badssl"), "badssl_host_substring": "wrong.host.invalid",
-                "self_signed_host": self.host("self_signed")}
+        return {"httpbin_host": HTTPBIN, "sni_host": SNI, "badssl_host": BADSSL,
+                "badssl_host_substring": "wrong.host.invalid", "self_signed_host": SELF_SIGNED,
+                # what prepare_http_tests registers where it adds the CA to Python's own bundle
+                # (uri's "ca_path can be a full bundle" looks there first)
+                "cafile_path": {"stdout_lines": [str(self.directory / "bundle.pem")]}}
 
     @property
     def env(self) -> dict[str, str]:
-        return {"SSL_CERT_FILE": str(self.directory / "ca.pem")}
+        return {"SSL_CERT_FILE": str(self.directory / "bundle.pem"), "https_proxy": self.proxy,
+                "http_proxy": self.proxy, "no_proxy": "localhost,127.0.0.1"}

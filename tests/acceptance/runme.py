@@ -24,6 +24,7 @@ from __future__ import annotations
 import re
 import shlex
 import shutil
+import socket
 import sys
 import tempfile
 from dataclasses import dataclass, field
@@ -293,6 +294,17 @@ def _own_remote_dirs(cwd: Path, inv: Invocation, work: Path) -> list[Path]:
                     listed.update(load_inventory(inv.args[i + 1]).hosts)
             except RustleError:
                 continue  # rustle-deploy's run says why
+    # hosts of the target's inventory files that name no connection and do not resolve (the
+    # meta_tasks target's one, two, three, and four, which the playbook's refresh_inventory
+    # reads from another of its files): ansible-playbook never reaches them either
+    for path in sorted(cwd.glob("inventory*")):
+        try:
+            hosts = load_inventory(path).hosts
+        except RustleError:
+            continue
+        listed.update(name for name, host in hosts.items()
+                      if not {"ansible_host", "ansible_connection"} & set(host.vars)
+                      and not _resolves(name))
     host_vars = (cwd / inv.playbook).parent / "host_vars"
     if not host_vars.parent.is_dir():  # no such playbook: both tools say so
         return []
@@ -310,6 +322,14 @@ def _own_remote_dirs(cwd: Path, inv: Invocation, work: Path) -> list[Path]:
         path.write_text(text)
         dirs.append(work / "remote" / name)
     return dirs
+
+
+def _resolves(name: str) -> bool:
+    try:
+        socket.getaddrinfo(name, None)
+    except OSError:
+        return False
+    return True
 
 
 def run_invocation(root: Path, inv: Invocation, tool: str, base: Path | None = None) -> Run:

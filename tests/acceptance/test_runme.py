@@ -45,7 +45,9 @@ PINNED = (
 def oracles(root: Path, request: pytest.FixtureRequest,
             tmp_path_factory: pytest.TempPathFactory) -> Callable[[str], Run]:
     """ansible-playbook's run of a pinned invocation, made once: the first test of a target runs
-    the oracle of every selected pinned invocation of that target, two at a time."""
+    the oracle of every selected pinned invocation of that target, two at a time. Under
+    ``make test`` a target's tests are a unit of work of their own (tests/conftest.py's
+    GROUPED_FILES), so the targets spread over the workers and each runs its oracles once."""
     done: dict[str, Run] = {}
     selected = [item.callspec.params["key"] for item in request.session.items
                 if item.originalname == "test_runme_invocation_is_the_same_as_under_ansible_playbook"]

@@ -12,6 +12,8 @@ docs/acceptance.md, where the others are. The sdist is fetched once into
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -159,3 +161,26 @@ def test_controller_phase_results_take_their_places_among_the_host_journals() ->
         ("r : delegated last", "ok")]
     assert merged[0] is journal[0] and merged[2] is journal[1]  # the journal's own records, whole
     assert _with_controller_phases(journal, []) == journal  # no database (a refused run): the journals
+
+
+def test_a_run_on_a_cache_of_its_own_writes_its_report_there_not_into_docs(root: Path, tmp_path: Path) -> None:
+    from ..conftest import REPO
+
+    docs = REPO / "docs" / "acceptance.md"
+    before = docs.read_bytes()
+    cache = tmp_path / "cache"
+    cache.mkdir()
+    sdist = root.parents[2]  # CACHE/ansible_core-VERSION, of the suite's cache
+    (cache / sdist.name).symlink_to(sdist, target_is_directory=True)
+    env = dict(os.environ, RUSTLE_ACCEPTANCE_CACHE=str(cache))
+    proc = subprocess.run([sys.executable, "-m", "tests.acceptance", "--report-only"], cwd=REPO, env=env,
+                          capture_output=True, text=True, timeout=600, check=False)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == f"wrote {cache / 'acceptance.md'}"
+    assert "| add_host | not run |" in (cache / "acceptance.md").read_text()  # no results in that cache
+    assert docs.read_bytes() == before
+    # a report named with --report is written there
+    mine = tmp_path / "asked.md"
+    proc = subprocess.run([sys.executable, "-m", "tests.acceptance", "--report-only", "--report", str(mine)],
+                          cwd=REPO, env=env, capture_output=True, text=True, timeout=600, check=False)
+    assert proc.returncode == 0 and mine.read_text() == (cache / "acceptance.md").read_text(), proc.stderr

@@ -169,7 +169,10 @@ def test_with_ansible_builtin_module_is_embedded_with_exactly_its_module_utils(t
 @pytest.mark.parametrize(("name", "args", "reason"), [
     ("validate_argument_spec", {"argument_spec": {}}, "checks role arguments on the controller"),
     ("include_tasks", {"file": "x.yml"}, "is a playbook keyword"),
-    ("uri", {"url": "http://127.0.0.1/", "src": "body.json"}, "uri with src uploads a controller-side file"),
+    ("uri", {"url": "http://127.0.0.1/", "src": "{{ name }}.json"},
+     "uri uploads '{{ name }}.json' from the controller (its action plugin): its name must be known when compiling"),
+    ("uri", {"url": "http://127.0.0.1/", "body_format": "form-multipart", "body": {"f": {"filename": "{{ x }}"}}},
+     "uri uploads '{{ x }}' from the controller"),
 ])
 def test_controller_side_action_plugins_are_refused_naming_the_task(
         tmp_path: Path, name: str, args: dict[str, object], reason: str) -> None:
@@ -187,6 +190,27 @@ def test_host_side_action_plugins_are_accepted(tmp_path: Path) -> None:
         {"name": "a", "module": "assemble", "args": {"src": "/tmp/frags", "dest": "/tmp/x"}},
     ])
     load_plan(str(path))
+
+
+def test_a_uri_upload_missing_on_the_controller_is_a_compile_error_naming_where_it_was_looked_for(
+        tmp_path: Path) -> None:
+    from rustle_deploy.compiler.build import payload_bytes
+    from rustle_deploy.compiler.units import plan_units
+    from rustle_deploy.inventory import load_inventory
+    from rustle_deploy.pipeline import _group_members
+
+    path = write_plan(tmp_path, [{"name": "post", "module": "uri",
+                                  "args": {"url": "http://127.0.0.1:1/", "src": "body.json"}}])
+    plan = load_plan(str(path))  # the name is written out: accepted, looked for when compiling
+    (tmp_path / "inventory.ini").write_text("localhost ansible_connection=local\n")
+    inv = load_inventory(tmp_path / "inventory.ini")
+    with pytest.raises(PlanError) as err:
+        for unit in plan_units(plan, list(inv.hosts.values()), resolve=inv.resolve, select=inv.select,
+                               groups=_group_members(inv)):
+            payload_bytes(unit, compression=False)
+    assert "uri in task 'post': could not find 'body.json' to upload; tried: " in err.value.message
+    assert str(path.parent / "files" / "body.json") in err.value.message
+    assert err.value.pointer.endswith("/args/src")
 
 
 def test_assemble_of_controller_fragments_is_accepted_and_a_missing_directory_is_a_compile_error(

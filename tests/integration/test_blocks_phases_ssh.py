@@ -82,6 +82,8 @@ PLAYBOOK = """\
   tasks:
     - command: /bin/false
       when: inventory_hostname == 'd0'
+    - name: a template whose file reads them (templates/live.j2) starts the phase
+      template: {src: live.j2, dest: "{{ root }}/live-template.txt"}
     - copy:
         content: "{{ ansible_play_hosts | join(',') }} {{ ansible_play_batch | join(',') }} {{ play_hosts | join(',') }} {{ ansible_play_hosts_all | join(',') }}\\n"
         dest: "{{ root }}/live.txt"
@@ -100,6 +102,19 @@ PLAYBOOK = """\
         - copy: {content: "never\\n", dest: "{{ root }}/never.txt"}
       rescue:
         - copy: {content: "{{ ansible_failed_result.rc | default('none') }}\\n", dest: "{{ root }}/rescued.txt"}
+
+# a handler reading the play's live hosts after a task that may fail: g0 failed, g1's handler
+# leaves it out (the handlers run in a phase of their own)
+- hosts: g
+  gather_facts: false
+  tasks:
+    - command: /bin/false
+      when: inventory_hostname == 'g0'
+    - copy: {content: "notify\\n", dest: "{{ root }}/notify.txt"}
+      notify: live hosts
+  handlers:
+    - name: live hosts
+      copy: {content: "{{ ansible_play_hosts | join(',') }}\\n", dest: "{{ root }}/handler.txt"}
 
 # any_errors_fatal in nested blocks (ansible-core's 72781.yml): e0's rescue fails, e1 goes to
 # the same rescue and fails too; nothing after runs, no later play either
@@ -124,8 +139,10 @@ PLAYBOOK = """\
 
 def test_run_once_any_errors_fatal_and_live_hosts_inside_blocks_as_in_ansible(
         sshd: Any, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    fleet = Fleet(sshd, tmp_path, 0, others={g: [f"{g}0", f"{g}1"] for g in "abcdef"})
+    fleet = Fleet(sshd, tmp_path, 0, others={g: [f"{g}0", f"{g}1"] for g in "abcdefg"})
     playbook = playbook_file(tmp_path, PLAYBOOK)
+    (tmp_path / "templates").mkdir()
+    (tmp_path / "templates" / "live.j2").write_text("{{ ansible_play_hosts | join(',') }}\n")
     code, doc = fleet.rustle(capsys, playbook)
     acode, arecaps = fleet.ansible(playbook, "-f", "1")
     files = fleet.files("rustle")
@@ -143,15 +160,19 @@ def test_run_once_any_errors_fatal_and_live_hosts_inside_blocks_as_in_ansible(
     assert files["b1"] == {"every.txt": "x\n"}
     # any_errors_fatal: c1 goes to its rescue right after c0 failed
     assert files["c0"] == files["c1"] == {"rescued.txt": "rescued\n", "recovered.txt": "recovered\n"}
-    assert files["d1"] == {"live.txt": "d1 d1 d1 d0,d1\n"} and files["d0"] == {}
+    assert files["d1"] == {"live.txt": "d1 d1 d1 d0,d1\n", "live-template.txt": "d1\n"} and files["d0"] == {}
     assert files["e0"] == files["e1"] == {"rescue.txt": "rescue\n"}
     assert files["f0"] == {"rescued.txt": "none\n"} and files["f1"] == {"rescued.txt": "3"}
+    assert files["g0"] == {} and files["g1"] == {"notify.txt": "notify\n", "handler.txt": "g1\n"}
     assert doc["rollout"]["state"] == "stopped" and "any_errors_fatal" in doc["rollout"]["reason"], doc["rollout"]
     trips = {n: h["round_trips"] for n, h in by_name.items()}
     # a: [a0 fails] [once: a0 passes it by, a1 runs it] [after, rescue, always]; b: [every]
     # [once fails] [never] [rescued, once] [the handler, once]
     # c: [fail] [never] [rescue] [recovered] (under any_errors_fatal every task that may fail
     # ends its phase)
-    # d: [false] [live.txt]: the read of the live hosts after a task that may fail
+    # d: [false] [live-template.txt] [live.txt]: each read of the live hosts after a task that
+    # may fail (the template's in its file, after /bin/false; the copy's, after the template)
     assert (trips["a0"], trips["a1"], trips["b0"], trips["b1"]) == (3, 3, 5, 2), trips
-    assert (trips["c0"], trips["c1"], trips["d0"], trips["d1"]) == (4, 4, 1, 2), trips
+    assert (trips["c0"], trips["c1"], trips["d0"], trips["d1"]) == (4, 4, 1, 3), trips
+    # g: [false, notify.txt] [the handler, with the live hosts]
+    assert (trips["g0"], trips["g1"]) == (1, 2), trips

@@ -267,6 +267,59 @@ def test_become_exe_and_flags_start_the_agent_as_ansible_builds_the_command(sshd
     assert "ansible_become_exe" in (out.error.hint or ""), out.error
 
 
+def test_the_connection_level_become_reads_the_sudo_plugins_config_as_ansible_does(
+        sshd: Any, tmp_path: Path, rustle_home: Path, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    """ansible_become=true in the inventory: the agent starts through ansible.cfg's
+    [sudo_become_plugin] executable and flags (over [privilege_escalation] become_exe), and
+    ANSIBLE_SUDO_FLAGS beats the file; the command line is the one ansible-core's sudo plugin
+    builds from the same configuration (a real sudo, over the private sshd)."""
+    import json
+    import shlex
+    import shutil
+    import sys
+
+    import yaml
+    from ansible.plugins.loader import become_loader, shell_loader
+
+    from rustle_deploy.cli import main
+
+    sudo = shutil.which("sudo")
+    if not sudo:
+        pytest.skip("sudo is not installed")
+    log = tmp_path / "argv.jsonl"
+    rec = tmp_path / "sudo-rec"
+    rec.write_text(f"#!{sys.executable}\nimport json, os, sys\n"
+                   f"with open({str(log)!r}, 'a') as fh:\n    fh.write(json.dumps(sys.argv) + '\\n')\n"
+                   f"os.execv({sudo!r}, [{sudo!r}] + sys.argv[1:])\n")
+    rec.chmod(0o755)
+    cfg = tmp_path / "ansible.cfg"
+    cfg.write_text(f"[privilege_escalation]\nbecome_exe = /nonexistent/generic-sudo\nbecome_flags = -E\n"
+                   f"[sudo_become_plugin]\nexecutable = {rec}\nflags = -n -H\n")
+    host = sshd.host("cfgbecome", tmp_path / "remote", ansible_become=True, ansible_become_user=sshd.user)
+    (tmp_path / "inv.yml").write_text(yaml.safe_dump({"all": {"hosts": {host.name: host.vars}}}))
+    (tmp_path / "site.yml").write_text("- hosts: all\n  gather_facts: false\n  tasks:\n    - ping:\n")
+    monkeypatch.setenv("ANSIBLE_CONFIG", str(cfg))
+
+    def ours_and_theirs(flags: str) -> tuple[list[list[str]], list[str]]:
+        log.unlink(missing_ok=True)
+        code = main([str(tmp_path / "site.yml"), "-i", str(tmp_path / "inv.yml"), "--run", "--output", "json"])
+        out, err = capsys.readouterr()
+        assert code == 0, out + err
+        plugin = become_loader.get("sudo")
+        plugin.set_options(direct={"become_exe": str(rec), "become_flags": flags, "become_user": sshd.user})
+        theirs = shlex.split(plugin.build_become_command("true", shell_loader.get("sh")))[:-1]
+        return [json.loads(line) for line in log.read_text().splitlines()], theirs
+
+    calls, theirs = ours_and_theirs("-n -H")
+    assert theirs == [str(rec), "-n", "-H", "-u", sshd.user]
+    assert calls and all(argv[:5] == theirs and argv[5:7] == ["--", "/bin/sh"] for argv in calls), calls
+    monkeypatch.setenv("ANSIBLE_SUDO_FLAGS", "-H -n")
+    calls, theirs = ours_and_theirs("-H -n")
+    assert theirs == [str(rec), "-H", "-n", "-u", sshd.user]
+    assert calls and all(argv[:5] == theirs and argv[5:7] == ["--", "/bin/sh"] for argv in calls), calls
+
+
 def test_become_that_needs_a_password_is_a_clear_error(sshd, tmp_path, build_artifact):
     """A user whose sudo asks for a password: refused with a hint, nothing half-done."""
     import os

@@ -95,14 +95,24 @@ def test_hostvars_of_another_host_carries_only_the_names_the_plan_reads(
         assert f"7001/{SECRETS[me]}" in msgs
 
 
-def test_hostvars_without_a_variable_name_is_refused(tmp_path: Path, capsys: pytest.CaptureFixture[str],
-                                                       rustle_home: Path) -> None:
-    tasks = [{"name": "all", "module": "debug", "args": {"msg": "{{ hostvars | dict2items | length }}"}}]
-    hosts = {name: {"ansible_connection": "local", "rustle_remote_dir": str(tmp_path / f"remote-{name}")}
-             for name in "ab"}
+def test_hostvars_read_as_a_whole_carries_every_hosts_variables(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                                                 rustle_home: Path) -> None:
+    tasks = [{"name": "all", "module": "debug",
+              "args": {"msg": "{{ hostvars | dict2items | map(attribute='key') | sort | join(',') }} "
+                              "{{ hostvars['b' if inventory_hostname == 'a' else 'a']['db' ~ '_password'] }}"}}]
+    hosts = {name: {"ansible_connection": "local", "rustle_remote_dir": str(tmp_path / f"remote-{name}"),
+                    "db_password": SECRETS[name]} for name in "ab"}
     plan = make_plan(tmp_path, tasks, hosts=tuple(hosts))
     inv = tmp_path / "inv.yml"
-    inv.write_text(yaml.safe_dump({"all": {"hosts": hosts}}))
-    code, out, err = run_cli(capsys, str(plan), "-i", str(inv), "--run")
-    assert code != 0 and "does not name the variable" in err and "hostvars[HOST].NAME" in err
-    assert not (tmp_path / "remote-a").exists()
+    inv.write_text(yaml.safe_dump({"all": {"hosts": {**hosts, "c": {"ansible_connection": "local"}}}}))
+    code, out, err = run_cli(capsys, str(plan), "-i", str(inv), "--run", "--limit", "a,b", "--output", "json")
+    assert code == 0, err
+    for me, other in (("a", "b"), ("b", "a")):
+        remote = tmp_path / f"remote-{me}"
+        (journal,) = (remote / "runs").glob("*.jsonl")
+        msgs = [json.loads(line).get("msg") for line in journal.read_text().splitlines()]
+        # every inventory host, and another host's variable by a computed name: the artifact
+        # carries every host's variables, in a 0700 file only its SSH user reads
+        assert f"a,b,c {SECRETS[other]}" in msgs
+        (artifact,) = (remote / "artifacts").iterdir()
+        assert artifact.stat().st_mode & 0o777 == 0o700

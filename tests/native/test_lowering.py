@@ -239,13 +239,24 @@ def test_each_host_gets_an_artifact_with_its_own_program_only(tmp_path: Path) ->
     assert list(built[("b1",)]["hosts"]) == ["b1"]
 
 
-def test_a_name_set_while_the_plan_runs_that_is_also_a_plan_variable_is_refused(tmp_path: Path) -> None:
-    """Until the set_fact runs, pyz sees the play's value; the runner knows only the run's names."""
+def test_a_name_set_while_the_plan_runs_that_is_also_a_plan_variable_is_the_variable_until_it_may_be_set(
+        tmp_path: Path) -> None:
+    """Until the set_fact runs, pyz sees the play's value: before the first task that may set
+    the name it is decided now; after it, the runner takes the run's value or, failing that,
+    the play's (a handler's set_fact counts from the play's start)."""
     plan = make_plan(tmp_path, [{"module": "debug", "args": {"msg": "{{ where }}"}},
-                                {"module": "set_fact", "args": {"where": "here"}}], play_vars={"where": "there"})
-    with pytest.raises(NativeUnsupported) as info:
-        lower(plan)
-    assert "'where' is set while the plan runs (register or set_fact) and is also a variable of the plan" in str(info.value)
+                                {"module": "set_fact", "args": {"where": "here"}},
+                                {"module": "debug", "args": {"msg": "{{ where }}"}},
+                                {"module": "debug", "args": {"msg": "{{ other }}"}}],
+                     play_vars={"where": "there", "other": "o"})
+    tasks = only_host(next(iter(lower(plan).values())))
+    assert tasks[0]["args"]["msg"] == "there"
+    assert tasks[2]["args"]["msg"] == {"__rustle_expr__": {"expr": "where", "ir": ["name", "where", ["lit", "there"]]}}
+    assert tasks[3]["args"]["msg"] == "o"
+    plan = make_plan(tmp_path / "h", [{"module": "debug", "args": {"msg": "{{ other }}"}}], play_vars={"other": "o"},
+                     handlers=[{"module": "set_fact", "args": {"other": 1}}])
+    (tasks[3],) = only_host(next(iter(lower(plan).values())))
+    assert tasks[3]["args"]["msg"]["__rustle_expr__"]["ir"] == ["name", "other", ["lit", "o"]]
 
 
 def test_blocks_and_set_fact_lower_to_sections_and_run_time_names(tmp_path: Path) -> None:

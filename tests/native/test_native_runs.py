@@ -467,7 +467,7 @@ def test_a_controller_file_in_a_condition_is_never_evaluated(tmp_path: Path, cap
         if fmt == "native":  # ansible-core 2.19 deprecates a conditional in {{ }}: left to pyz
             assert "a conditional in {{ }}" in err
         else:
-            assert "Conditional is marked as unsafe" in json.dumps(journal(tmp_path / fmt / "remote"))
+            assert "Encountered untrusted template or expression." in json.dumps(journal(tmp_path / fmt / "remote"))
 
 
 def test_handlers_that_notify_each_other_stop_as_the_pyz_runtime_does(
@@ -574,7 +574,7 @@ def test_failed_results_and_error_messages_have_ansible_core_2_19_shapes_in_both
     """`exception` on a failed result, `failed_when_suppressed_exception` when failed_when
     overrules a failure, and 2.19's words for an undefined name in a condition or a task argument
     (tests/runtime/test_modules_core_ansible.py compares the pyz runtime with ansible-core)."""
-    undefined = "'dict object' has no attribute 'nope'"  # a registered result's: the runner decides it on the host
+    undefined = "object of type 'dict' has no attribute 'nope'"  # a registered result's: the runner decides it on the host
     tasks = [
         {"module": "shell", "args": {"_raw_params": "exit 1"}, "register": "r1", "ignore_errors": True},
         {"module": "shell", "args": {"_raw_params": "exit 1"}, "register": "r2", "failed_when": "false"},

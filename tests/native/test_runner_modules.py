@@ -205,7 +205,7 @@ def test_setup_remote_tmp_dir_idiom_fact_chosen_includes_and_tempfile_match_pyz(
     assert results[5] == "ROOT/tmp/ansible.XXXXXXXX.test"
     statuses = [(e[1], e[2]) for e in events]
     assert [e[3] for e in events if e[1] == "a method over a value that is not text fails as in Python"] == [
-        "Task failed: Error while evaluating conditional: 'int object' has no attribute 'startswith'"]
+        "Task failed: Error while evaluating conditional: object of type 'int' has no attribute 'startswith'"]
     assert ("make sure we have the facts", "skipped") in statuses
     assert ("delete temporary directory", "changed") in statuses
 

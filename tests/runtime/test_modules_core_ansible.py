@@ -243,6 +243,29 @@ CASES_MAIN = [
     T("debugger missing", "ping", {}, EXC + ("msg",),
       vars={"_ansible_ansiballz_pydevd_config": {"module": "rustle_no_such_debugger"}}, **IGN),
     T("free-form arg undefined", "command", "echo {{ rustle_undefined.x }}", EXC + ("msg",), **IGN),
+    # a missing attribute or key: 2.19's "object of type 'dict' has no attribute 'x'" (Jinja2
+    # alone says "'dict object' has no attribute 'x'"), in the runtime's own evaluator (a bare
+    # name chain) and in Jinja2 (a filter over it), in a condition and in an argument
+    T("attribute of a registered dict", "debug", {"msg": "{{ r_cmd.nope }}"}, EXC + ("msg",), **IGN),
+    T("attribute in a condition", "debug", {"msg": "x"}, EXC + ("msg",), when=["r_cmd.nope == 1"], **IGN),
+    T("attribute under a filter", "debug", {"msg": "{{ r_cmd.nope | lower }}"}, EXC + ("msg",), **IGN),
+    T("key of a dict", "debug", {"msg": "{{ rustle_d['nope'] }}"}, EXC + ("msg",),
+      vars={"rustle_d": {"a": 1}}, **IGN),
+    T("attribute of a list, int, str, None", "debug",
+      {"msg": "{{ [rustle_l.x | default(1), rustle_n.x | default(2)] }}{{ rustle_s.x }}"}, EXC + ("msg",),
+      vars={"rustle_l": [1], "rustle_n": 3, "rustle_s": "s"}, **IGN),
+    T("attribute of None", "debug", {"msg": "{{ rustle_none.x }}"}, EXC + ("msg",),
+      vars={"rustle_none": None}, **IGN),
+    T("index past a list's end", "debug", {"msg": "{{ rustle_l[5] }}"}, EXC + ("msg",),
+      vars={"rustle_l": [1]}, **IGN),
+    # DIFFERENCE (msg pinned, not compared): for a falsy index ansible-core keeps Jinja2's words,
+    # naming its own lazy container's class ("ansible._internal._templating._lazy_containers.
+    # _AnsibleLazyTemplateList object has no element 0"); the runtime names the list
+    T("index 0 of an empty list", "debug", {"msg": "{{ rustle_l[0] }}"}, EXC, vars={"rustle_l": []},
+      ours={"msg": "Task failed: Finalization of task args for 'ansible.builtin.debug' failed: "
+                   "Error while resolving value for 'msg': list object has no element 0"}, **IGN),
+    T("method a value lacks", "debug", {"msg": "x"}, EXC + ("msg",), when=["rustle_n.startswith('a')"],
+      vars={"rustle_n": 3}, **IGN),
 ]
 
 HANDLER = T("handler H", "command", "echo handled", CMD)
@@ -282,9 +305,7 @@ CASES_LAST = [
 # Host data is data (issue 11): a file whose text is a template, read back by a command, slurp,
 # set_fact and lookup('file'), is printed and copied literally; nothing in it runs (it would
 # touch PWNED in the work directory, which test_files_produced_match_ansible would see).
-# DIFFERENCE (msg only, not compared): where ansible-core 2.19 refuses untrusted data as a
-# conditional ("Encountered untrusted template or expression.", "Conditionals must have a
-# boolean result") the runtime says "Conditional is marked as unsafe" (ansible-core <= 2.18).
+# The refusals are compared by status only (their msg: tests/runtime/test_host_data.py).
 CASES_HOST_DATA = [
     T("read payload", "command", "cat {{ d }}/payload", CMD, register="r_evil"),
     T("print payload", "debug", {"msg": "{{ r_evil.stdout }}"}, BASE + ("msg",)),

@@ -215,15 +215,13 @@ def test_only_the_variables_read_through_hostvars_travel(tmp_path: Path, expr: s
 
 
 @pytest.mark.parametrize("expr", [
-    "{{ hostvars | dict2items }}", "{{ hostvars[h][name] }}", "{{ hostvars['web2'] | to_json }}",
+    "{{ hostvars | dict2items }}", "{{ hostvars[h][name] }}", "{{ hostvars['web2'] | to_json }}", "{{ hostvars }}",
 ])
-def test_hostvars_without_a_name_is_a_compile_error(tmp_path: Path, expr: str) -> None:
-    from rustle_deploy.compiler.units import _hostvars_read
+def test_hostvars_without_a_name_reads_every_variable(tmp_path: Path, expr: str) -> None:
+    from rustle_deploy.compiler.units import EVERY_NAME, _hostvars_read
 
-    with pytest.raises(CompileError, match="does not name the variable"):
-        _hostvars_read(fleet_plan(tmp_path, ["web"]), [{"msg": expr}])
-    with pytest.raises(CompileError):
-        _hostvars_read(fleet_plan(tmp_path, ["web"]), [{"when": ["hostvars is defined"]}])
+    assert EVERY_NAME in _hostvars_read(fleet_plan(tmp_path, ["web"]), [{"msg": expr}])
+    assert EVERY_NAME in _hostvars_read(fleet_plan(tmp_path, ["web"]), [{"when": ["hostvars is defined"]}])
 
 
 def test_bridged_bytecode_is_kept_between_commands_and_a_damaged_entry_is_compiled_again(

@@ -19,6 +19,7 @@ from rustle_deploy.phases import (
     ONCE,
     ONCE_LOCAL,
     PLAY_HOSTS,
+    REFRESH,
     file_read,
     off_host_tasks,
     plan_phases,
@@ -307,6 +308,52 @@ def test_reading_the_plays_live_hosts_after_a_task_that_may_fail_starts_a_phase(
         (0, False, ()), (1, False, (PLAY_HOSTS,))]
     assert not plan_phases(plan_of([reads(0, "x"), command(1), reads(2, "ansible_play_hosts")],
                                    names=NAMES[:1]))[0].reads
+
+
+def test_a_template_whose_file_reads_the_plays_live_hosts_starts_a_phase_after_a_task_that_may_fail(
+        tmp_path: Any) -> None:
+    (tmp_path / "hosts.j2").write_text("{% for h in ansible_play_hosts %}{{ h }}\n{% endfor %}")
+    (tmp_path / "all.j2").write_text("{{ ansible_play_hosts_all | join(',') }}\n")
+
+    def template(i: int, name: str) -> dict[str, Any]:
+        return pm.task(f"t{i}", f"task {i}", "template", {"src": str(tmp_path / name), "dest": "/tmp/x"}, [], i)
+
+    command = pm.task("t0", "may fail", "command", {"_raw_params": "true"}, [], 0)
+    play = pm.play("play-0", "web", NAMES, lambda hosts: [command, template(1, "all.j2"), template(2, "hosts.j2")])
+    plan = parse_plan(json.dumps(pm.plan([play], NAMES)).encode(), source=str(tmp_path / "plan.json"),
+                      base_dir=str(tmp_path))
+    phases = plan_phases(plan)[0]
+    assert [phases.of[f"t{i}"] for i in range(3)] == [0, 0, 1]
+    assert phases.reads == {1: (PLAY_HOSTS,)}
+
+
+def test_handlers_reading_the_plays_live_hosts_run_in_a_phase_of_their_own_after_a_task_that_may_fail() -> None:
+    handler = pm.task("h0", "reads", "debug", {"msg": "{{ ansible_play_hosts }}"}, [], 0)
+    command = pm.task("t1", "may fail", "command", {"_raw_params": "true"}, [], 1)
+    phases = plan_phases(plan_of([t(0), command], [handler]))[0]
+    assert (phases.kinds, phases.reads) == ((HOSTS, HOSTS), {1: (PLAY_HOSTS,)})
+    # the tasks' last phase already started after the task that may fail: it reads them
+    reader = pm.task("t2", "reads", "debug", {"msg": "{{ play_hosts }}"}, [], 2)
+    phases = plan_phases(plan_of([command, reader], [handler]))[0]
+    assert (phases.kinds, phases.reads) == ((HOSTS, HOSTS), {1: (PLAY_HOSTS,)})
+    assert plan_phases(plan_of([t(0)], [handler]))[0].kinds == (HOSTS,)  # nothing may fail
+    assert plan_phases(plan_of([command], [handler], names=NAMES[:1]))[0].kinds == (HOSTS,)  # one host
+
+
+def test_refresh_inventory_ends_its_phase_and_the_next_reads_the_inventory_again_even_for_one_host() -> None:
+    """The controller reads the inventory again when the phase after meta: refresh_inventory
+    starts (docs/phases.md); a play of one host is cut there too, a refresh ending the play is not."""
+    refresh = pm.task("r", "refresh", "meta", {"_raw_params": "refresh_inventory"}, [], 1)
+    plan = plan_of([t(0), refresh, t(2), t(3)])
+    phases = plan_phases(plan)[0]
+    assert (phases.kinds, [phases.of[i] for i in ("t0", "r", "t2", "t3")]) == ((HOSTS, HOSTS), [0, 0, 1, 1])
+    assert phases.reads == {1: (REFRESH,)}
+    one = plan_of([t(0), refresh, t(2)], names=NAMES[:1])
+    spec = play_specs(one, lambda names: [Host(name=n, vars={}, groups=("all",)) for n in names])[0]
+    # the re-read is the controller's: the phase before sends no state back for it
+    assert [(st.phase, st.feeds, st.reads) for st in schedule([spec], NAMES[:1]).stages] == [
+        (0, False, ()), (1, False, (REFRESH,))]
+    assert plan_phases(plan_of([t(0), refresh]))[0].kinds == (HOSTS,)
 
 
 def test_reading_another_hosts_runtime_values_starts_a_phase_when_they_were_set_in_it() -> None:

@@ -36,6 +36,18 @@ def test_changed_task_shows_its_diff_only_with_diff_and_never_when_censored() ->
     assert "+2" not in hidden.getvalue()
 
 
+def test_an_untrusted_template_failure_says_ansibles_words_and_its_help_only_at_v() -> None:
+    event = {"event": "task_result", "task": "t", "status": "failed",
+             "msg": "Task failed: Encountered untrusted template or expression."}
+    quiet, verbose = io.StringIO(), io.StringIO()
+    Reporter(stream=quiet, color=False).event("h", event)
+    Reporter(stream=verbose, color=False, verbosity=1).event("h", event)
+    assert quiet.getvalue() == "h | failed | t | Task failed: Encountered untrusted template or expression.\n"
+    assert verbose.getvalue() == quiet.getvalue() + (
+        "  hint: Templates and expressions must be defined by trusted sources such as playbooks or roles, "
+        "not untrusted sources such as module results.\n")
+
+
 def test_recap_names_failed_hosts_and_why() -> None:
     out = io.StringIO()
     Reporter(stream=out, color=False).recap([

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sqlite3
+from contextlib import closing
 from pathlib import Path
 
 import pytest
@@ -31,6 +33,28 @@ def test_records_and_reads_back(tmp_path: Path) -> None:
         assert {r.host: r.status for r in old.hosts} == {"web1": "activated", "web2": "failed"}
         assert [d.id for d in h.list()] == [second, first]
         assert h.get("nope") is None
+
+
+def test_task_results_keep_ignored_and_an_older_database_keeps_its_rows(tmp_path: Path) -> None:
+    db = tmp_path / "state.db"
+    with closing(sqlite3.connect(db)) as con, con:  # task_results as it was before the column
+        con.execute("CREATE TABLE task_results (deployment_id TEXT NOT NULL, host TEXT NOT NULL, run_id TEXT NOT "
+                    "NULL, seq INTEGER NOT NULL, handler INTEGER NOT NULL, task TEXT, module TEXT, status TEXT, rc "
+                    "INTEGER, msg TEXT, stdout TEXT, stderr TEXT, diff TEXT, duration REAL, censored INTEGER NOT "
+                    "NULL, PRIMARY KEY (run_id, host, seq))")
+        con.execute("INSERT INTO task_results VALUES ('d0', 'web1', 'r0', 0, 0, 'old', 'ping', 'ok', NULL, NULL, "
+                    "NULL, NULL, NULL, 0.1, 0)")
+    with History(db) as h:
+        did = h.begin("deploy")
+        h.record_tasks(did, "web1", "r1", [
+            {"event": "task_start", "task": "t"},
+            {"event": "task_result", "task": "t", "module": "fail", "status": "failed", "ignored": True, "msg": "no"},
+            {"event": "handler_result", "task": "h", "module": "debug", "status": "ok", "ignored": False},
+        ])
+    with closing(sqlite3.connect(db)) as con:
+        rows = con.execute("SELECT run_id, task, status, handler, ignored FROM task_results "
+                           "ORDER BY run_id, seq").fetchall()
+    assert rows == [("r0", "old", "ok", 0, None), ("r1", "t", "failed", 0, 1), ("r1", "h", "ok", 1, 0)]
 
 
 def test_unusable_path_is_a_state_error(tmp_path: Path) -> None:

@@ -5,9 +5,11 @@ ansible-core's are built into the runtime (copy, template, command, ...). For th
 
 - ``uri`` and ``assemble`` only run their module when every file is already on the host
   (``uri`` without ``src``, ``assemble`` with ``remote_src``, its default): the bridge runs the
-  module the same way, with the action plugin's check-mode rule; ``uri`` with a controller file
-  is refused, ``assemble`` with ``remote_src: false`` is assembled by the compiler and copied
-  (compiler/assemble.py);
+  module the same way, with the action plugin's check-mode rule. The controller files ``uri``
+  uploads (``src``, or a ``form-multipart`` field's ``filename`` without ``content``) are found
+  here, as the action finds them, and embedded (``uploads``); the host puts each in the task's
+  temporary directory and gives the module that path, as the action does. ``assemble`` with
+  ``remote_src: false`` is assembled by the compiler and copied (compiler/assemble.py);
 - ansible-core's that act on the controller in ways a phase cannot carry are refused
   at compile time, each with its reason;
 - any other action plugin (one of a collection, such as ``ansible.posix.synchronize``, or of
@@ -70,19 +72,45 @@ def refusal(module: BridgedModule, args: Mapping[str, Any]) -> str | None:
     if action is None:
         return None
     if action == "ansible.builtin.uri":
-        if args.get("src") is not None and not _true(args.get("remote_src"), False):
-            return ("uri with src uploads a controller-side file (its action plugin); copy the file to the "
-                    "host first and set remote_src: true")
-        body = args.get("body")
-        if args.get("body_format") == "form-multipart" and isinstance(body, Mapping) and any(
-                isinstance(v, Mapping) and v.get("filename") and not v.get("content") for v in body.values()):
-            return "uri with a form-multipart filename uploads a controller-side file (its action plugin)"
+        for name in uploads(args):
+            if not isinstance(name, str) or "{{" in name or "{%" in name:
+                return (f"uri uploads {name!r} from the controller (its action plugin): its name must be known "
+                        "when compiling (written out, not a template); hint: copy the file to the host first "
+                        "and set remote_src: true")
         return None
     if action == "ansible.builtin.assemble":
         return None  # remote_src: false is assembled by the compiler (compiler/assemble.py)
     if action in CONTROLLER_ACTIONS:
         return CONTROLLER_ACTIONS[action] + " (an action plugin the bridge does not reproduce)"
     return None  # runs on the controller (runs_on_controller)
+
+
+def uploads(args: Mapping[str, Any]) -> list[Any]:
+    """The controller files uri's action plugin uploads for these arguments, as it chooses them:
+    ``src`` (unless ``remote_src``), else the ``filename`` of each ``form-multipart`` body field
+    that is a mapping with a ``filename`` and no ``content``, in the body's order."""
+    if _true(args.get("remote_src"), False):
+        return []
+    if args.get("src"):
+        return [args["src"]]
+    body = args.get("body")
+    if args.get("body_format") != "form-multipart" or not isinstance(body, Mapping):
+        return []
+    return [v["filename"] for v in body.values() if isinstance(v, Mapping) and v.get("filename") and not v.get("content")]
+
+
+def upload_file(name: str, search_path: Sequence[str]) -> str | None:
+    """Where uri's action plugin finds ``name`` (``_find_needle('files', name)``):
+    an absolute path as it is, else ``files/NAME`` then ``NAME`` under each of the task's search
+    directories (its role's, then the playbook's), as ``path_dwim_relative_stack`` looks."""
+    name = os.path.expanduser(name)
+    if os.path.isabs(name):
+        return name if os.path.isfile(name) else None
+    for root in search_path:
+        for path in (os.path.join(root, "files", name), os.path.join(root, name)):
+            if os.path.isfile(path):
+                return os.path.normpath(path)
+    return None
 
 
 def _kind(task: Task) -> str:

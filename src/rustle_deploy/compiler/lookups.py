@@ -38,7 +38,12 @@ _KV = re.compile(r"^\w+=")
 
 
 class LookupFailed(Exception):
-    """A controller lookup failed as Ansible's would (the message is Ansible's)."""
+    """A controller lookup failed as Ansible's would (the message is Ansible's); ``load``: the
+    plugin failed to load (ansible-core says "failed to load", not "failed")."""
+
+    def __init__(self, message: str, load: bool = False):
+        super().__init__(message)
+        self.load = load
 
 
 class _Late(Exception):
@@ -82,7 +87,7 @@ class ControllerLookups:
                 else:
                     found = {"values": getattr(self, "_" + name)(terms, scope, **options)}
             except (LookupFailed, lookups.LookupError_, TypeError) as exc:  # TypeError: an option it does not have
-                found = {"error": str(exc)}
+                found = {"error": str(exc), **({"load": True} if getattr(exc, "load", False) else {})}
             except _Late as late:  # the host reads what the controller sends with the phase
                 found = {"run_time_files": late.paths}
             self.cache[cache_key] = found
@@ -93,7 +98,7 @@ class ControllerLookups:
                               "(it reads their variables); rustle-deploy embeds one result per call"}
         self.recorded[key] = found
         if "error" in found:
-            raise lookups.LookupError_(found["error"])
+            raise (lookups.PluginLoadError if found.get("load") else lookups.LookupError_)(found["error"])
         if "run_time_files" in found:
             raise lookups.LookupError_("read when the task runs")
         return list(found["values"])
@@ -123,7 +128,7 @@ class ControllerLookups:
         except PluginHostError as exc:
             raise LookupFailed(str(exc)) from exc
         if "error" in answer:
-            raise LookupFailed(str(answer["error"]))
+            raise LookupFailed(str(answer["error"]), load=bool(answer.get("load")))
         value = answer.get("value")
         return list(value or []) if kind == "lookup" else [value]
 
@@ -503,7 +508,10 @@ def _render_all(templar: Any, templating: Any, strings: list[str], scope: Any) -
 def _render_conditions(templar: Any, templating: Any, conditions: list[str], scope: Any) -> None:
     for cond in conditions:
         try:  # a condition written "{{ ... }}" is templated, as Ansible does
-            if templating.is_template(cond):
+            text = cond.strip()
+            if templating.is_template(text) and not (text.startswith(("{{", "{%")) and text.endswith(("}}", "%}"))):
+                templar._evaluate_const_templates(text, scope)  # templates in its string constants
+            elif templating.is_template(cond):
                 templar.template(cond, scope)
             else:
                 templar.evaluate(cond, scope)

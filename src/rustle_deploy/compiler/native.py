@@ -38,9 +38,11 @@ NATIVE_FACTS = frozenset({
     "machine_id", "distribution_minor_version", "swaptotal_mb",
 })
 MODULES = frozenset({"file", "copy", "template", "lineinfile", "blockinfile", "replace", "command", "shell",
-                     "stat", "assert", "debug", "ping", "set_fact", "tempfile"})
-# the options of modules whose argument spec the runner does not check itself (tempfile.rs)
-_SPEC = {"tempfile": frozenset({"state", "path", "prefix", "suffix"})}
+                     "stat", "assert", "debug", "fail", "ping", "set_fact", "tempfile", "known_hosts"})
+# the options of modules whose argument spec the runner does not check itself (tempfile.rs,
+# known_hosts.rs)
+_SPEC = {"tempfile": frozenset({"state", "path", "prefix", "suffix"}),
+         "known_hosts": frozenset({"name", "key", "path", "hash_host", "state"})}
 # ``lookup('first_found', NAME)`` as an include's whole file name: chosen on the host
 _FIRST_FOUND = re.compile(r"^\s*\{\{\s*lookup\(\s*(['\"])first_found\1\s*,\s*([A-Za-z_]\w*)\s*\)\s*\}\}\s*$")
 # a condition that holds only before any fact is gathered: the runner gathers facts, and so does
@@ -51,7 +53,7 @@ _NO_FACTS_YET = re.compile(r"^\s*ansible_facts\s*==\s*\{\s*\}\s*$")
 _KNOWN = frozenset({"id", "name", "module", "args", "hosts", "when", "tags", "notify", "listen",
                     "register", "loop", "loop_control", "ignore_errors", "no_log", "changed_when",
                     "failed_when", "check_mode", "diff", "environment", "vars", "files", "become",
-                    "become_user", "become_method", "role", "unnamed", "bridge", "origins"})
+                    "become_user", "become_method", "role", "unnamed", "bridge", "origins", "loop_with"})
 # keys of a block or an include (a task with ``block``) the runner understands
 _CONTAINER = frozenset({"id", "name", "block", "rescue", "always", "when", "include", "include_choice",
                         "include_result", "params", "register", "role_once", "tags", "hosts", "role", "vars",
@@ -75,7 +77,7 @@ _LOOP_CONTROL = frozenset({"loop_var", "label", "index_var", "extended"})  # pau
 _RUN_NAMES = frozenset({"ansible_check_mode", "ansible_diff_mode", "ansible_verbosity",
                         "ansible_run_tags", "ansible_skip_tags"})
 _FILTERS = frozenset({"bool", "int", "float", "length", "count", "lower", "upper", "string", "trim",
-                      "first", "last", "default", "d", "basename", "split"})
+                      "first", "last", "default", "d", "basename", "split", "expanduser"})
 _TESTS = frozenset({"defined", "undefined", "none", "number", "string", "mapping", "boolean", "true",
                     "false", "in", "eq", "ne", "equalto", "failed", "failure", "succeeded", "success",
                     "successful", "changed", "change", "skipped", "skip", "finished", "truthy",
@@ -298,16 +300,18 @@ class _Lowering:
         if clash:
             raise NativeUnsupported(f"{host}: register name '{clash[0]}' is also a variable of the host",
                                     "rename the registered variable, or use --format pyz")
-        # a name the run sets (set_fact, register) that is also a play or role variable
-        # has the variable's value until it is set: the runner only knows the run's names
+        # a name the run sets (set_fact, register) that is also a play or role variable has the
+        # variable's value until it is set (executor._task_scope: the run's names lie above them).
+        # Before the first task that may set it (in program order, the play's handlers counted
+        # from its start) it is the variable; after it, the runner takes the run's value and
+        # falls back on the variable's (``["name", X, DEFAULT]``, expr.rs)
+        plan_names: set[str] = set()
         for play in doc["plays"]:
             layers = [play.get("vars"), play.get("defaults")]
             layers += [r.get(k) for r in (play.get("roles") or {}).values() for k in ("vars", "defaults")]
-            clash = sorted(registered & {k for layer in layers if layer for k in layer})
-            if clash:
-                raise NativeUnsupported(f"{host}: '{clash[0]}' is set while the plan runs (register or set_fact) "
-                                        "and is also a variable of the plan",
-                                        "rename one of them, or use --format pyz")
+            plan_names.update(k for layer in layers if layer for k in layer)
+        self.shadowed = registered & plan_names
+        self.dynamic -= self.shadowed  # until a task that sets one is lowered (mark_set)
         self.host_vars = host_vars
         self.dynamic |= _FAILURE_NAMES
         self.params: list[dict[str, Any]] = []  # the params of the includes being lowered (executor._params)
@@ -352,12 +356,20 @@ class _Lowering:
         return _Scope
 
     # -- plays and tasks -------------------------------------------------------------------------
+    def mark_set(self, names: Any) -> None:
+        """From here on in the program, ``names`` may have been set by the run."""
+        self.dynamic.update(self.shadowed & set(names))
+
     def plays(self) -> list[dict[str, Any]]:
         out = []
         for play in self.doc["plays"]:
             if self.host not in (play.get("hosts") or []):
                 continue
             self.subset = play.get("gather_subset")
+            # handlers run after the tasks (or at a flush among them): what they set counts from
+            # the play's start, and they see everything its tasks set
+            before = set(self.dynamic)
+            self.mark_set(run_names({"plays": [{"tasks": play["tasks"], "handlers": play["handlers"]}]}))
             lowered_handlers = []
             for index, handler in enumerate(play["handlers"]):
                 self.handling = True  # a role's handler reports ``ROLE : NAME`` (executor._shown)
@@ -368,6 +380,8 @@ class _Lowering:
                 if lowered is not None:  # named by a topic only it has: see notified()
                     lowered["listen"] = [_handler_topic(index)]
                     lowered_handlers.append(lowered)
+            self.dynamic.intersection_update(before)
+            self.mark_set(run_names({"plays": [{"tasks": [], "handlers": play["handlers"]}]}))
             out.append({"name": play.get("name", ""),
                         "tasks": [t for t in (self.task(play, t) for t in play["tasks"]) if t is not None],
                         "handlers": lowered_handlers})
@@ -390,6 +404,12 @@ class _Lowering:
     def task(self, play: dict[str, Any], task: dict[str, Any]) -> dict[str, Any] | None:
         if task.get("hosts") is not None and self.host not in task["hosts"]:
             return None
+        # what the task sets counts from the task itself on (a loop's next item sees it); a
+        # block's tasks mark theirs as they are lowered
+        own = [task["register"]] if task.get("register") else []
+        if task.get("module") == "set_fact" and isinstance(task.get("args"), dict) and "block" not in task:
+            own += [str(k) for k in task["args"] if k != "cacheable"]
+        self.mark_set(own)
         if "block" in task:
             return self.container(play, task)
         if not self.hybrid:
@@ -470,16 +490,22 @@ class _Lowering:
             keys = [k for k in (task.get("args") or {}) if k != "cacheable"]
             if any(not isinstance(k, str) or self.templating.is_template(k) for k in keys):
                 raise self.fail(task, "a set_fact name that is a template (the runner must know its names)")
-        failed_name = self.failed_name(play, task)
+        failed_name = self.failed_name(play, dict(task, name=out["name"]))
         if failed_name != out["name"]:
             out["failed_name"] = failed_name
         if "loop" not in task:
             out["when"] = self.conds(task, scope, task.get("when")) or []
             out["args"] = self.args(task, scope)
             return out
+        flatten = task.get("loop_with")
+        if flatten not in (None, "items", "flattened"):
+            raise self.fail(task, f"with_{flatten} is not supported by the native runner")
         items = self.static(task, scope, task["loop"], evaluate=isinstance(task["loop"], str))
         if not isinstance(task["loop"], str):  # text a template made is not trusted (as executor's)
             items = self.templating.rendered_untrusted(task["loop"], items)
+        if flatten is not None:  # with_items: one level flattened; with_flattened: all (executor._loop_items)
+            items = self.executor._flatten(items if isinstance(items, list | tuple) else [items],
+                                           1 if flatten == "items" else None)
         if not isinstance(items, list):
             raise self.fail(task, "loop does not give a list at compile time")
         loop = []
@@ -529,16 +555,16 @@ class _Lowering:
 
     def name(self, task: dict[str, Any], scope: Any, default: str) -> str:
         """The name a result reports, rendered now as the pyz runtime renders it when the task
-        runs (executor._name): as written when it cannot be rendered; a name over what only the
-        run knows (a registered result, a fact) is left to pyz."""
+        runs (executor._name); a name over what only the run knows (a registered result, a fact),
+        or one that cannot be rendered (pyz shows error markers and warns), is left to pyz."""
         name = task.get("name") or default
         if self.templating.is_template(name):
             try:
-                name = str(self.templar.template(name, scope))
+                name, errors = self.templating.render_marked(self.templar, name, scope)
             except _Dynamic:
                 raise self.fail(task, f"the name {name!r} depends on a registered result or a fact") from None
-            except self.templating.TemplateError:
-                pass
+            if errors:  # shown with error markers and a warning, which pyz gives
+                raise self.fail(task, f"the name {task.get('name')!r} cannot be rendered: {errors[0]}")
         return self.shown(task, name)
 
     def shown(self, task: dict[str, Any], name: str) -> str:
@@ -558,7 +584,8 @@ class _Lowering:
         return None
 
     def failed_name(self, play: dict[str, Any], task: dict[str, Any]) -> str:
-        """The name ``ansible_failed_task`` gives the task: its own, without its role's prefix."""
+        """The name ``ansible_failed_task`` gives the task: its own as shown (rendered), without
+        its role's prefix."""
         name = task.get("name") or ""
         role = (play.get("roles") or {}).get(task.get("role") or "")
         if role and name.startswith(role.get("name", "") + " : "):
@@ -955,6 +982,9 @@ class _Lowering:
         if op == "lit":
             return ["lit", node[1]]
         if op == "name":
+            if node[1] in self.dynamic and node[1] in self.shadowed:
+                default = self.plan_value(task, scope, node[1])
+                return ["name", node[1]] if default is None else ["name", node[1], default]
             if node[1] in self.dynamic:
                 return ["name", node[1]]
             try:
@@ -984,8 +1014,12 @@ class _Lowering:
                 return [op, ["name", "ansible_facts"], node[2] if op == "attr" else ["lit", key]]
         if op == "attr":
             return ["attr", self.tree(task, scope, node[1]), node[2]]
-        if op == "call":  # str.startswith/endswith with one argument, split/strip (expr.rs call_method)
-            if len(node[3]) != 1 and node[2] in ("startswith", "endswith") or len(node[3]) > 2:
+        if op == "slice":  # x[a:b] (expr.rs: a list's or a str's, as Python slices them)
+            return ["slice", self.tree(task, scope, node[1])] + [
+                None if n is None else self.tree(task, scope, n) for n in node[2:]]
+        if op == "call":  # str.startswith/endswith with one argument, split/strip, splitlines() (expr.rs call_method)
+            if len(node[3]) != 1 and node[2] in ("startswith", "endswith") or len(node[3]) > 2 \
+                    or node[3] and node[2] == "splitlines":
                 raise self.fail(task, f"{node[2]}() with {len(node[3])} arguments is not supported by the native runner")
             return ["call", self.tree(task, scope, node[1]), node[2], [self.tree(task, scope, n) for n in node[3]]]
         if op == "list":
@@ -1005,6 +1039,23 @@ class _Lowering:
         if op == "concat":  # a ~ b ~ c: str() of each, joined
             return ["concat", [self.tree(task, scope, n) for n in node[1]]]
         return [op] + [self.tree(task, scope, n) for n in node[1:]]  # item, or, and, not, in, add
+
+    def plan_value(self, task: dict[str, Any], scope: Any, name: str) -> Any:
+        """What ``name``, which the run may have set by now, is when the run has not set it: the
+        plan's variable, as a NODE; None when the task's scope has none (undefined then, in the
+        runner as in the runtime)."""
+        self.dynamic.discard(name)
+        try:
+            return ["lit", self.data(task, scope[name])]
+        except KeyError:
+            return None
+        except _Dynamic as exc:
+            raise self.fail(task, f"'{name}' is set while the plan runs and its plan value depends on "
+                                  f"'{exc.name}', only known on the host") from None
+        except self.templating.TemplateError as exc:
+            raise self.fail(task, f"'{name}' cannot be evaluated at compile time: {exc}") from None
+        finally:
+            self.dynamic.add(name)
 
     def regex_test(self, task: dict[str, Any], scope: Any, node: Any) -> Any:
         """``value is search(pattern, ...)``, ``match`` or ``regex`` (filters._regex_test) as

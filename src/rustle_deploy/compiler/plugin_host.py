@@ -11,7 +11,10 @@ loaders and collection finder are global state, which must reflect this command'
 Request: ``{"kind": "lookup"|"filter"|"test", "name": NAME, "args": [...], "kwargs": {...},
 "variables": {...}}`` (a lookup's ``args`` are its terms; a filter's or test's, its input then its
 positional arguments). Answer: ``{"value": ...}`` (a lookup's list of values) or ``{"error":
-MESSAGE}``, the plugin's own message. With ``"where": true`` a plugin is not called:
+MESSAGE}``, the plugin's own message (with ``"load": true`` when it failed to load, not to run). An undefined value travels both ways as
+``{"__rustle_undefined": MESSAGE}`` (:data:`UNDEFINED`): a lookup term the host rendered to an
+undefined value reaches the plugin as ansible-core's ``UndefinedMarker`` when the plugin sets
+``accept_args_markers``, else the call answers that marker, as ansible-core's does. With ``"where": true`` a plugin is not called:
 the answer is ``{"path": FILE, "module": NAME}``, where ansible-core found it (a collection's
 plugin by its fully qualified name). Nothing here is imported by the controller.
 """
@@ -21,6 +24,31 @@ from __future__ import annotations
 import json
 import sys
 from typing import Any
+
+UNDEFINED = "__rustle_undefined"
+
+
+def _markers_in(value: Any) -> Any:
+    """``{UNDEFINED: MESSAGE}`` items of a list of terms (or values of kwargs) as ansible-core's markers."""
+    from ansible._internal._templating._jinja_common import UndefinedMarker
+
+    def one(item: Any) -> Any:
+        if isinstance(item, dict) and set(item) == {UNDEFINED}:
+            return UndefinedMarker(hint=str(item[UNDEFINED]), _no_template_source=True)
+        return item
+
+    if isinstance(value, dict):
+        return {k: one(v) for k, v in value.items()}
+    return [one(v) for v in value]
+
+
+def _encode(value: Any) -> Any:
+    """What JSON cannot hold: a marker as ``{UNDEFINED: MESSAGE}``, anything else as text."""
+    from jinja2 import Undefined
+
+    if isinstance(value, Undefined):
+        return {UNDEFINED: value._undefined_message}
+    return str(value)
 
 
 def _setup(dirs: list[str]) -> Any:
@@ -56,12 +84,25 @@ def _answer(loader: Any, request: dict[str, Any]) -> dict[str, Any]:
             if not found.resolved:
                 return {"error": f"lookup plugin {name!r} not found"}
             return {"path": found.plugin_resolved_path, "module": found.plugin_resolved_name}
-        plugin = loader.lookup_loader.get(name, loader=data_loader, templar=Templar(loader=data_loader))
+        try:
+            plugin = loader.lookup_loader.get(name, loader=data_loader, templar=Templar(loader=data_loader))
+        except Exception as exc:  # noqa: BLE001 - its file raised: ansible-core's "failed to load"
+            return {"error": str(exc), "load": True}
         if plugin is None:
             return {"error": f"lookup plugin {name!r} not found"}
+        args, kwargs = _markers_in(args), _markers_in(kwargs)
+        if not plugin.accept_args_markers:  # ansible-core answers the first marker instead
+            from ansible._internal._templating._jinja_common import Marker
+
+            first = next((v for v in [*args, *kwargs.values()] if isinstance(v, Marker)), None)
+            if first is not None:
+                return {"value": [first]}
         return {"value": list(plugin.run(args, variables=request.get("variables") or {}, **kwargs))}
     table = loader.filter_loader if kind == "filter" else loader.test_loader
-    found = table.get(name)
+    try:
+        found = table.get(name)
+    except Exception as exc:  # noqa: BLE001 - its file or its plugin raised while loading
+        return {"error": str(exc), "load": True}
     if found is None:
         return {"error": f"{kind} plugin {name!r} not found"}
     if request.get("where"):  # a collection's plugin: the file ansible-core loads it from
@@ -77,7 +118,7 @@ def main() -> int:
         except Exception as exc:  # noqa: BLE001 - the plugin's failure is the answer
             answer = {"error": getattr(exc, "message", None) or str(exc)}
         try:
-            text = json.dumps(answer, default=str)
+            text = json.dumps(answer, default=_encode)
         except (TypeError, ValueError) as exc:
             text = json.dumps({"error": f"its result cannot be carried to the host: {exc}"})
         sys.stdout.write(text + "\n")

@@ -339,9 +339,15 @@ def _bare_expressions(task: Task, module: str) -> list[str]:
         sources.append(task.args.get("that"))
     for value in sources:
         for text in value if isinstance(value, list) else [value]:
-            if isinstance(text, str) and not _TEMPLATED.search(text):
-                out.append(text)
+            if isinstance(text, str) and not _wholly_templated(text):
+                out.append(text)  # templates in its string constants are rendered as values
     return out
+
+
+def _wholly_templated(text: str) -> bool:
+    """A conditional written in braces (``"{{ x == 1 }}"``): templated, not evaluated."""
+    text = text.strip()
+    return bool(_TEMPLATED.search(text)) and text.startswith(("{{", "{%")) and text.endswith(("}}", "%}"))
 
 
 def _role_candidates(task: Task, name: str, subdir: str) -> list[str]:

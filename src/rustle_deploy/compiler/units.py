@@ -23,7 +23,6 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
-from ..errors import CompileError
 from ..model import SECRET_VARS, Host, Plan, Play, Task, Unsafe, own_vars
 from ..phases import Phases, per_call, plan_phases
 from ..runtime_index import canonical_module, module_families
@@ -177,18 +176,21 @@ def plan_units(
         }
         if plan.options.allow_broken_conditionals:
             unit.plan_doc["allow_broken_conditionals"] = True
+        if not plan.options.deprecation_warnings:
+            unit.plan_doc["deprecation_warnings"] = False
         if plan.options.become_config:  # runtime become.option
             unit.plan_doc["become_config"] = plan.options.become_config
         if plugins.found and any(plugins.found.values()):
             unit.plan_doc["plugins"] = {k: sorted(v) for k, v in plugins.found.items() if v}
         read = _hostvars_read(plan, [doc_plays, list(unit.host_vars.values())])
+        every = EVERY_NAME in read
         unit.plan_doc["hosts"] = {
-            n: {k: v for k, v in unit.host_vars[n].items() if k in read} for n in names
+            n: {k: v for k, v in unit.host_vars[n].items() if every or k in read} for n in names
         }
         if read:  # what the plan reads of the other inventory hosts (another play's hosts)
             if inventory_hosts is None:
                 inventory_hosts = resolve(["all"])
-            others = {h.name: {k: v for k, v in own_vars(h).items() if k in read}
+            others = {h.name: {k: v for k, v in own_vars(h).items() if every or k in read}
                       for h in inventory_hosts if h.name not in unit.plan_doc["hosts"]}
             if others:
                 unit.plan_doc["other_hosts"] = others
@@ -262,6 +264,7 @@ _NAME = re.compile(r"\s*(?:\.\s*([A-Za-z_]\w*)|\[\s*(?:'([^']*)'|\"([^\"]*)\")\s
 _EXISTS = re.compile(r"\s+is\s+(?:not\s+)?(?:defined|undefined)\b")
 # what _hostvars_read adds for ``hostvars[H] is defined``: every host's entry, no variable
 ANY_HOST = ""
+EVERY_NAME = "\0every"  # hostvars read as a whole: every variable of every host
 # bare Jinja expressions (no braces): a ``hostvars`` there is a use, not prose
 _BARE_EXPRESSIONS = frozenset({"when", "skip_when", "changed_when", "failed_when", "until", "that", "var",
                                "loop"})
@@ -274,8 +277,9 @@ def _hostvars_read(plan: Plan, docs: list[Any]) -> set[str]:
     ``hostvars[H].NAME``, ``hostvars[H]['NAME']`` and ``hostvars.H.NAME`` name NAME;
     ``hostvars[inventory_hostname]`` alone is the host's own scope; ``hostvars[H] is defined``
     (or ``is not defined``, ``is undefined``) names no variable (ANY_HOST). Any other use (the whole
-    ``hostvars``, a computed variable name) cannot say which variables it needs, and shipping
-    every host's would hand each host the others' secrets: it is a CompileError.
+    ``hostvars``, a computed variable name) cannot say which variables it needs: EVERY_NAME, and
+    the artifact carries every variable of every inventory host (each host of it can read the
+    others', as the controller can in Ansible: docs/artifact.md, "Host variables").
     """
     names: set[str] = set()
 
@@ -294,12 +298,7 @@ def _hostvars_read(plan: Plan, docs: list[Any]) -> set[str]:
                     continue
             elif not (bare or _TEMPLATED.search(text)):
                 continue  # prose, such as a task name
-            raise CompileError(
-                f"{plan.source}: the plan reads hostvars in a way that does not name the variable: "
-                f"{text[max(0, m.start() - 20):m.end() + 40]!r}",
-                "write hostvars[HOST].NAME or hostvars[HOST]['NAME']: only the variables a plan "
-                "names travel to other hosts (docs/artifact.md, \"Host variables\")",
-            )
+            names.add(EVERY_NAME)
 
     def walk(value: Any, bare: bool) -> None:
         if isinstance(value, str):
@@ -507,6 +506,8 @@ def _compile_task(
                            module, out, scopes, runner)
         else:
             embedder.embed(task, module, out, scopes, runner)
+    if bridged is not None and bridged.action == "ansible.builtin.uri":
+        _embed_uploads(plan, play, task, embedder, out)
     if module == "fetch":
         known = {h.name: dict(unit.host_vars.get(h.name) or own_vars(h), inventory_hostname=h.name,
                               inventory_hostname_short=h.name.split(".")[0]) for h in unit.hosts}
@@ -523,6 +524,30 @@ def _compile_task(
     ):
         unit.needs_jinja = True
     return out
+
+
+def _embed_uploads(plan: Plan, play: _PlayView, task: Task, embedder: Embedder, out: dict[str, Any]) -> None:
+    """Embed the controller files uri's action plugin would upload for ``task`` (its ``src``, or its
+    form-multipart body's files: bridge/policy.py), under their names as written: the host writes
+    each into the task's temporary directory and gives the module that path (modules/bridge.py)."""
+    from ..bridge.policy import upload_file, uploads
+    from ..errors import PlanError
+
+    names = uploads(task.args)
+    if not names:
+        return
+    role = play.play.roles.get(str(task.extras.get("role"))) if task.extras.get("role") else None
+    role_path = role.get("path") if isinstance(role, Mapping) else None
+    search = [p for p in (role_path, plan.playbook_dir or plan.base_dir) if p]
+    where = "src" if task.args.get("src") else "body"
+    for name in names:
+        path = upload_file(str(name), search)
+        if path is None:
+            raise PlanError(f"uri in task {task.name!r}: could not find {name!r} to upload; tried: "
+                            + ", ".join(os.path.join(d, sub, str(name)) for d in search for sub in ("files", "")),
+                            "put it in the role's files/ directory or in files/ beside the playbook",
+                            file=plan.source, pointer=f"{task.pointer}/args/{where}")
+        out.setdefault("files", {})[str(name)] = embedder.digest(path, task)
 
 
 def fetch_targets(plan: Plan, task: Task, host_vars: dict[str, dict[str, Any]],

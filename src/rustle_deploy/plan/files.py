@@ -142,6 +142,21 @@ def resolve_source(plan: Plan, task: Task, *, files_dirs: Sequence[str] | None =
                 base_dir=plan.base_dir, files_dirs=dirs)
 
 
+def template_text(plan: Plan, task: Task) -> str | None:
+    """The text of a ``template`` task's local ``src`` as the controller has it now; None for a
+    templated or run-time ``src``, or a file that cannot be found or read."""
+    if task.short_module != "template":
+        return None
+    try:
+        path = resolve_source(plan, task)
+        if path is None:
+            return None
+        with open(path, encoding="utf-8", errors="replace") as fh:
+            return fh.read()
+    except (PlanError, OSError):
+        return None
+
+
 def resolve_static_file(plan: Plan, static: StaticFile, pointer: str,
                         files_dirs: Sequence[str] | None = None) -> str | None:
     """Absolute path of a binary deployment's static file; None for a templated path."""

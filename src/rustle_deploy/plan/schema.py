@@ -629,6 +629,7 @@ def read_options(r: Reader, value: Any, pointer: str) -> PlanningOptions:
         force_binary=r.opt(d, "force_binary", pointer, r.boolean, False),
         force_ssh=r.opt(d, "force_ssh", pointer, r.boolean, False),
         allow_broken_conditionals=r.opt(d, "allow_broken_conditionals", pointer, r.boolean, False),
+        deprecation_warnings=r.opt(d, "deprecation_warnings", pointer, r.boolean, True),
         become_config=r.opt(d, "become_config", pointer, lambda v, p: _become_config(r, v, p), {}),
     )
 

@@ -328,11 +328,21 @@ def _kind(task: Task) -> str:
 
 
 INVENTORY_MODULES = ("add_host", "group_by")
+REFRESH = "meta: refresh_inventory"
+
+
+def changes_inventory(task: Task) -> str | None:
+    """How a message names what the task does to the inventory (add_host, group_by,
+    ``meta: refresh_inventory``: the plays after it are chosen over the changed inventory);
+    None for any other task."""
+    if task.short_module in INVENTORY_MODULES:
+        return task.short_module
+    return REFRESH if phases.refreshes(task) else None
 
 
 def inventory_change(play: Play) -> Task | None:
-    """The play's first add_host or group_by task, if any."""
-    return next((t for t in every_task(play) if t.short_module in INVENTORY_MODULES), None)
+    """The play's first add_host, group_by or refresh_inventory task, if any."""
+    return next((t for t in every_task(play) if changes_inventory(t)), None)
 
 
 def _inventory_changes(src: str, plan: Plan, number: int) -> None:
@@ -343,11 +353,12 @@ def _inventory_changes(src: str, plan: Plan, number: int) -> None:
     if task is None:
         return
     if number < len(plan.plays) - 1:
-        raise PlanError(f"{task.short_module} ({_kind(task)} {task.name!r}) changes the inventory, and "
+        what = changes_inventory(task)
+        raise PlanError(f"{what} ({_kind(task)} {task.name!r}) changes the inventory, and "
                         f"{len(plan.plays) - 1 - number} play(s) follow: a plan's later plays are "
                         "compiled already, before the change is known",
                         "give the playbook itself with --run: rustle-deploy compiles the plays after "
-                        f"{task.short_module} once it has run (docs/phases.md)", file=src, pointer=task.pointer)
+                        f"{what} once it has run (docs/phases.md)", file=src, pointer=task.pointer)
 
 
 def _pause(plan: Plan, task: Task) -> None:

@@ -65,6 +65,8 @@ def _options(o: PlanningOptions) -> dict[str, Any]:
             "force_ssh": o.force_ssh}
     if o.allow_broken_conditionals:
         out["allow_broken_conditionals"] = True
+    if not o.deprecation_warnings:
+        out["deprecation_warnings"] = False
     if o.become_config:
         out["become_config"] = o.become_config
     return out

@@ -34,6 +34,7 @@ from typing import Any
 from rustle_deploy.bridge.policy import overridden_builtins
 from rustle_deploy.errors import InventoryError, PlanError, PlaybookError, UnknownModule
 from rustle_deploy.inventory import Inventory
+from rustle_deploy.inventory.data import LOCALHOST_NAMES
 from rustle_deploy.model import (
     HOST_ORDERS,
     Batch,
@@ -50,7 +51,7 @@ from rustle_deploy.model import (
 from rustle_deploy.phases import CONTROLLER, DELEGATE_SELF, named_per_call
 from rustle_deploy.plan.files import remember_files_dirs, script_source
 from rustle_deploy.plan.schema import Reader, gather_subset_names
-from rustle_deploy.plan.validate import INVENTORY_MODULES
+from rustle_deploy.plan.validate import changes_inventory
 from rustle_deploy.playbook import keywords as kw
 from rustle_deploy.playbook.args import (
     FREEFORM_MODULES,
@@ -137,6 +138,8 @@ class CompileOptions:
     # ansible.cfg's allow_broken_conditionals (ANSIBLE_ALLOW_BROKEN_CONDITIONALS): a
     # conditional whose result is not a boolean takes its truth instead of failing the task
     allow_broken_conditionals: bool = False
+    # ansible.cfg's deprecation_warnings (PlanningOptions.deprecation_warnings)
+    deprecation_warnings: bool = True
     # each become method's program and flags from ansible.cfg and ANSIBLE_* (AnsibleConfig.become_config)
     become_config: dict[str, dict[str, str]] = field(default_factory=dict)
     # plays after one holding add_host/group_by (docs/phases.md): "refuse" them; "stop" before
@@ -367,6 +370,7 @@ class _Compiler:
             options=PlanningOptions(forks=self.options.forks or 50, check_mode=False,
                                     diff_mode=False, strategy=Strategy("Linear"),
                                     allow_broken_conditionals=self.options.allow_broken_conditionals,
+                                    deprecation_warnings=self.options.deprecation_warnings,
                                     become_config=self.options.become_config),
             plays=tuple(self.plays), binary_deployments=(),
             total_tasks=sum(len(p.batches[0].tasks) if p.batches else 0 for p in self.plays),
@@ -476,8 +480,9 @@ class _Compiler:
             raise src.error(f"bad host pattern {pattern!r}: {exc.detail}", exc.hint, ds, "hosts",
                             value=True) from exc
         done = number in self.options.done_hosts
-        if done:  # it ran already, over the hosts the inventory had then
-            hosts = list(self.options.done_hosts[number])
+        if done:  # it ran already, over the hosts the inventory had then (less those that
+            # meta: refresh_inventory dropped from it: they take no part in the plays after it)
+            hosts = [h for h in self.options.done_hosts[number] if h in self.inv.hosts or h in LOCALHOST_NAMES]
         name = ds.get("name") if isinstance(ds.get("name"), str) and ds.get("name") else pattern
         listed = ListedPlay(number=number, name=str(name), pattern=pattern, hosts=hosts,
                             tags=imp.tags + self.tags(src, ds))
@@ -604,8 +609,9 @@ class _Compiler:
         refuses the rest: docs/phases.md)."""
         for task in [*tasks, *st.handlers]:
             for leaf in task.walk():
-                if self.inventory_changed is None and leaf.short_module in INVENTORY_MODULES:
-                    self.inventory_changed = (self.origins.get(leaf.pointer, Origin(self.shown)), leaf.short_module)
+                what = changes_inventory(leaf)
+                if self.inventory_changed is None and what:
+                    self.inventory_changed = (self.origins.get(leaf.pointer, Origin(self.shown)), what)
 
     def renumber(self, tasks: list[Task], base: str) -> list[Task]:
         """Pointers of the top-level list after implicit tasks were inserted (last first, so

@@ -439,6 +439,9 @@ def agent_launch(host: Host, runner: RunnerSpec | None = None) -> AgentLaunch:
         exe = _text(host, var, v[var]) if v.get(var) is not None else exe
     for var in ("ansible_become_flags", "ansible_sudo_flags"):
         flags = _text(host, var, v[var]) if v.get(var) is not None else flags
+    configured = host.become_config.get("sudo") or {}  # the sudo plugin's config, below its vars
+    exe = configured.get("exe") if exe is None else exe
+    flags = configured.get("flags") if flags is None else flags
     for var, value in (("ansible_become_exe", exe), ("ansible_become_flags", flags)):
         try:
             shlex.split(value or "")

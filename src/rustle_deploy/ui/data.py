@@ -96,6 +96,7 @@ class TaskRow:
     diff: Any
     duration: float | None
     censored: bool
+    ignored: bool = False  # a failure ignore_errors let pass (NULL in rows recorded before the column)
 
 
 class HistoryReader:
@@ -244,14 +245,15 @@ class HistoryReader:
                failed_only: bool = False) -> list[TaskRow]:
         if not self._has(db, "task_results"):
             return []
+        ignored = "coalesce(ignored, 0)" if self._has(db, "task_results", "ignored") else "0"
         sql = ("SELECT host, run_id, seq, handler, task, module, status, rc, msg, stdout, stderr, diff, duration, "
-               "censored FROM task_results WHERE deployment_id = ?")
+               f"censored, {ignored} FROM task_results WHERE deployment_id = ?")
         args: list[Any] = [deployment_id]
         if host is not None:
             sql += " AND host = ?"
             args.append(host)
         if failed_only:
-            sql += " AND status = 'failed'"
+            sql += f" AND status = 'failed' AND NOT {ignored}"
         out = []
         for r in db.execute(sql + " ORDER BY host, run_id, seq", args):
             row = list(r)
@@ -259,7 +261,7 @@ class HistoryReader:
                 row[11] = json.loads(row[11]) if row[11] else None
             except ValueError:
                 pass  # cut: too long to keep whole; shown as the text it is
-            row[3], row[13] = bool(row[3]), bool(row[13])
+            row[3], row[13], row[14] = bool(row[3]), bool(row[13]), bool(row[14])
             out.append(TaskRow(*row))
         return out
 

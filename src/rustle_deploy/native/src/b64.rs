@@ -1,4 +1,5 @@
-//! Base64 decoding (standard alphabet, padded) of the files embedded in a native artifact.
+//! Base64 (standard alphabet, padded): decoding the files embedded in a native artifact,
+//! encoding for `known_hosts`' hashed host names.
 
 fn sextet(c: u8) -> Option<u32> {
     match c {
@@ -9,6 +10,24 @@ fn sextet(c: u8) -> Option<u32> {
         b'/' => Some(63),
         _ => None,
     }
+}
+
+const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+
+/// `base64.b64encode(data)` as text.
+pub fn encode(data: &[u8]) -> String {
+    let mut out = String::with_capacity((data.len() + 2) / 3 * 4);
+    for chunk in data.chunks(3) {
+        let n = chunk.iter().enumerate().fold(0u32, |n, (i, b)| n | (*b as u32) << (16 - 8 * i));
+        for i in 0..4 {
+            if i <= chunk.len() {
+                out.push(ALPHABET[(n >> (18 - 6 * i) & 63) as usize] as char);
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
 }
 
 /// Decode `text` as Python's `base64.b64encode` writes it; ASCII whitespace is ignored.
@@ -55,6 +74,7 @@ mod tests {
         ];
         for (encoded, plain) in cases {
             assert_eq!(decode(encoded).unwrap(), plain.as_bytes());
+            assert_eq!(encode(plain.as_bytes()), encoded);
         }
     }
 

@@ -19,7 +19,7 @@ use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
 use std::thread::JoinHandle;
 
 /// Modules Ansible runs on the controller: no become applies to them.
-pub const CONTROLLER_SIDE: [&str; 3] = ["assert", "debug", "set_fact"];
+pub const CONTROLLER_SIDE: [&str; 4] = ["assert", "debug", "fail", "set_fact"];
 
 /// `(method, user)` when `module` must run as another user, None when in this process; Err
 /// with the task's failure message for a method that would need a password prompt.

@@ -1457,7 +1457,7 @@ mod tests {
         );
         assert_eq!(
             render_with(&expr_arg(r#"["attr", ["name", "r"], "y"]"#)),
-            Err("'dict object' has no attribute 'y'".to_string())
+            Err("object of type 'dict' has no attribute 'y'".to_string())
         );
         // default and defined still see undefined values
         assert_eq!(

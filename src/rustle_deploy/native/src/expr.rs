@@ -98,11 +98,27 @@ fn broken_conditional(value: &Value, origin: Option<&Value>) -> String {
     )
 }
 
+/// ansible-core 2.19's words for a missing attribute or key `name` of `obj` (its Marker's
+/// hint); a falsy `name` (`l[0]`) keeps Jinja2's, as ansible-core does (runtime expr.py).
+pub fn no_attribute(obj: &Value, name: &Value) -> String {
+    if !truthy(name) {
+        let shown = match obj {
+            Value::Null => "None".to_string(),
+            other => format!("{} object", type_name(other)),
+        };
+        let kind = if matches!(name, Value::Str(_)) { "attribute" } else { "element" };
+        return format!("{} has no {} {}", shown, kind, py_repr(name));
+    }
+    format!("object of type '{}' has no attribute {}", type_name(obj), py_repr(name))
+}
+
 /// Whether an evaluation error is one of `Val::Undef`'s (Jinja2's UndefinedError in the
 /// runtime): an undefined name, a missing attribute or element, `first` of an empty list.
 pub fn is_undefined_error(e: &str) -> bool {
     e.ends_with(" is undefined")
-        || (e.starts_with('\'') && (e.contains(" object' has no attribute '") || e.contains(" object' has no element ")))
+        || (e.starts_with("object of type '") && e.contains("' has no attribute "))
+        || e.starts_with("None has no ")
+        || (e.contains(" object has no element ") || e.ends_with(" object has no attribute ''"))
         || (e.starts_with("No ") && e.ends_with(" item, sequence was empty."))
 }
 
@@ -132,11 +148,14 @@ fn eval(node: &Value, scope: &Scope) -> Eval<Val> {
     match op {
         "lit" => Ok(Val::Def(arg(1)?.clone())),
         "name" => {
+            // ["name", X, DEFAULT]: X is set by the run, and until it is, it is the plan's
+            // variable DEFAULT (a NODE) stands for (executor._task_scope's layers)
             let name = arg(1)?.as_str().ok_or_else(|| malformed(node))?;
-            Ok(match scope.lookup(name) {
-                Some(v) => Val::Def(v.clone()),
-                None => Val::Undef(format!("'{}' is undefined", name)),
-            })
+            match (scope.lookup(name), parts.get(2)) {
+                (Some(v), _) => Ok(Val::Def(v.clone())),
+                (None, Some(default)) => eval(default, scope),
+                (None, None) => Ok(Val::Undef(format!("'{}' is undefined", name))),
+            }
         }
         "attr" => {
             let name = arg(2)?.as_str().ok_or_else(|| malformed(node))?;
@@ -207,6 +226,44 @@ fn eval(node: &Value, scope: &Scope) -> Eval<Val> {
             let args: Eval<Vec<Value>> = items.iter().map(|n| eval_use(n, scope)).collect();
             call_method(&obj, name, &args?).map(Val::Def)
         }
+        "slice" => {
+            // ["slice", obj, start|null, stop|null]: Python's obj[start:stop] of a list or a str
+            let obj = eval_use(arg(1)?, scope)?;
+            let bound = |i: usize| -> Eval<Option<i64>> {
+                match parts.get(i) {
+                    None | Some(Value::Null) => Ok(None),
+                    Some(n) => match eval_use(n, scope)? {
+                        Value::Null => Ok(None),
+                        Value::Int(i) => Ok(Some(i)),
+                        Value::Bool(b) => Ok(Some(b as i64)),
+                        _ => Err("slice indices must be integers or None or have an __index__ method".to_string()),
+                    },
+                }
+            };
+            let (start, stop) = (bound(2)?, bound(3)?);
+            let range = |len: usize| {
+                let len = len as i64;
+                let clamp = |i: Option<i64>, default: i64| match i {
+                    None => default,
+                    Some(i) if i < 0 => (i + len).max(0),
+                    Some(i) => i.min(len),
+                };
+                let (a, b) = (clamp(start, 0) as usize, clamp(stop, len) as usize);
+                (a, b.max(a))
+            };
+            match obj {
+                Value::List(items) => {
+                    let (a, b) = range(items.len());
+                    Ok(Val::Def(Value::List(items[a..b].to_vec())))
+                }
+                Value::Str(text) => {
+                    let chars: Vec<char> = text.chars().collect();
+                    let (a, b) = range(chars.len());
+                    Ok(Val::Def(Value::Str(chars[a..b].iter().collect())))
+                }
+                other => Err(unsupported(format!("a slice of a {} object", type_name(&other)))),
+            }
+        }
         "re" => {
             // ["re", search|match|fullmatch, value, tree]: the regex tests (filters._regex_test)
             // with the pattern (and its flags) parsed by the controller; the value as str()
@@ -268,6 +325,7 @@ fn call_method(obj: &Value, name: &str, args: &[Value]) -> Eval<Value> {
                 Some(other) => Err(format!("must be str or None, not {}", type_name(other))),
             }
         }
+        (Value::Str(text), "splitlines", []) => Ok(py_splitlines(text)),
         (Value::Str(_), "startswith" | "endswith", [other]) => Err(format!(
             "{} first arg must be str or a tuple of str, not {}",
             name,
@@ -275,8 +333,29 @@ fn call_method(obj: &Value, name: &str, args: &[Value]) -> Eval<Value> {
         )),
         (Value::Dict(map), _, _) if map.contains_key(name) => Err(unsupported(format!("calling the key '{}'", name))),
         _ if has_python_attribute(obj, name) => Err(unsupported(format!("'{}' of a {} object", name, type_name(obj)))),
-        _ => Err(format!("'{} object' has no attribute '{}'", type_name(obj), name)),
+        _ => Err(no_attribute(obj, &Value::from(name))),
     }
+}
+
+/// Python's `text.splitlines()`: split at every line boundary Python's str knows (`\r\n` as
+/// one), the boundaries dropped, no empty part after a last boundary.
+fn py_splitlines(text: &str) -> Value {
+    let mut parts = Vec::new();
+    let mut rest = text;
+    while !rest.is_empty() {
+        match rest.find(|c| matches!(c, '\n' | '\r' | '\x0b' | '\x0c' | '\x1c' | '\x1d' | '\x1e' | '\u{85}' | '\u{2028}' | '\u{2029}')) {
+            None => {
+                parts.push(Value::from(rest));
+                break;
+            }
+            Some(i) => {
+                parts.push(Value::from(&rest[..i]));
+                let width = if rest[i..].starts_with("\r\n") { 2 } else { rest[i..].chars().next().map_or(1, char::len_utf8) };
+                rest = &rest[i + width..];
+            }
+        }
+    }
+    Value::List(parts)
 }
 
 /// Python's `text.split(None, maxsplit)`: runs of whitespace separate, no empty parts.
@@ -425,11 +504,7 @@ fn get_attr(obj: Val, name: &str) -> Eval<Val> {
             type_name(&obj)
         )));
     }
-    Ok(Val::Undef(format!(
-        "'{} object' has no attribute '{}'",
-        type_name(&obj),
-        name
-    )))
+    Ok(Val::Undef(no_attribute(&obj, &Value::from(name))))
 }
 
 fn get_item(obj: Val, key: Value) -> Eval<Val> {
@@ -451,11 +526,7 @@ fn get_item(obj: Val, key: Value) -> Eval<Val> {
     match (found, &key) {
         (Some(v), _) => Ok(Val::Def(v)),
         (None, Value::Str(k)) => get_attr(obj, k),
-        (None, _) => Ok(Val::Undef(format!(
-            "'{} object' has no element {}",
-            type_name(value),
-            py_repr(&key)
-        ))),
+        (None, _) => Ok(Val::Undef(no_attribute(value, &key))),
     }
 }
 
@@ -785,6 +856,13 @@ fn filter(name: &str, value: Val, call: &Call) -> Eval<Val> {
                 other => return Err(format!("expected str, bytes or os.PathLike object, not {}", type_name(other))),
             }
         }
+        "expanduser" => {
+            call.bind(&[])?;
+            match &value {
+                Value::Str(path) => Value::from(crate::paths::expanduser(path).as_str()),
+                other => return Err(format!("expected str, bytes or os.PathLike object, not {}", type_name(other))),
+            }
+        }
         "split" => {
             let p = call.bind(&["sep", "maxsplit"])?;
             let maxsplit = match &p[1] {
@@ -1083,6 +1161,31 @@ mod tests {
     }
 
     #[test]
+    fn slices_splitlines_and_expanduser_as_python() {
+        let list = |items: &[&str]| Ok(Value::List(items.iter().map(|s| Value::from(*s)).collect()));
+        assert_eq!(run(r#"["call", ["lit", "a\nb\r\nc\r\rd\n"], "splitlines", []]"#), list(&["a", "b", "c", "", "d"]));
+        assert_eq!(run(r#"["call", ["lit", ""], "splitlines", []]"#), list(&[]));
+        assert_eq!(run(r#"["slice", ["lit", ["a", "b", "c"]], null, ["lit", -1]]"#), list(&["a", "b"]));
+        assert_eq!(run(r#"["slice", ["lit", ["a", "b", "c"]], ["lit", -2], null]"#), list(&["b", "c"]));
+        assert_eq!(run(r#"["slice", ["lit", ["a"]], ["lit", 5], ["lit", -9]]"#), list(&[]));
+        assert_eq!(run(r#"["slice", ["lit", "héllo"], ["lit", 1], ["lit", 3]]"#), Ok(Value::from("él")));
+        assert!(run(r#"["slice", ["lit", "x"], ["lit", "a"], null]"#).is_err());
+        let home = std::env::var("HOME").unwrap();
+        let want = format!("{}/x", home.trim_end_matches('/'));
+        assert_eq!(run(r#"["filter", "expanduser", ["lit", "~/x"], [], {}]"#), Ok(Value::from(want.as_str())));
+        assert_eq!(run(r#"["filter", "expanduser", ["lit", "/y/~"], [], {}]"#), Ok(Value::from("/y/~")));
+        assert!(run(r#"["filter", "expanduser", ["lit", 3], [], {}]"#).is_err());
+    }
+
+    #[test]
+    fn a_name_the_run_may_have_set_falls_back_on_the_plan_value() {
+        // "r" is set by the run: its value wins; "nope" is not: the plan's value stands in
+        assert_eq!(run(r#"["attr", ["name", "r", ["lit", {"rc": 7}]], "rc"]"#), Ok(Value::Int(0)));
+        assert_eq!(run(r#"["name", "nope", ["lit", "plan"]]"#), Ok(Value::from("plan")));
+        assert_eq!(run(r#"["test", "defined", ["name", "nope", ["lit", 1]], [], {}]"#), Ok(Value::Bool(true)));
+    }
+
+    #[test]
     fn str_split_and_strip_as_python() {
         let list = |items: &[&str]| Value::List(items.iter().map(|s| Value::from(*s)).collect());
         assert_eq!(run(r#"["call", ["lit", "  a b\t c "], "split", []]"#), Ok(list(&["a", "b", "c"])));
@@ -1124,7 +1227,7 @@ mod tests {
         );
         assert_eq!(
             run(r#"["attr", ["name", "r"], "y"]"#),
-            Err("'dict object' has no attribute 'y'".to_string())
+            Err("object of type 'dict' has no attribute 'y'".to_string())
         );
         assert_eq!(
             run(r#"["attr", ["attr", ["name", "nope"], "a"], "b"]"#),
@@ -1132,11 +1235,11 @@ mod tests {
         );
         assert_eq!(
             run(r#"["item", ["attr", ["name", "r"], "stdout_lines"], ["lit", 5]]"#),
-            Err("'list object' has no element 5".to_string())
+            Err("object of type 'list' has no attribute 5".to_string())
         );
         assert_eq!(
             run(r#"["attr", ["lit", 3], "x"]"#),
-            Err("'int object' has no attribute 'x'".to_string())
+            Err("object of type 'int' has no attribute 'x'".to_string())
         );
         assert!(run(r#"["attr", ["name", "r"], "items"]"#)
             .unwrap_err()

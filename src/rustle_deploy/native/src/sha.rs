@@ -227,6 +227,32 @@ impl Sha1 {
         self.blocks.finish(&mut |block| sha1_compress(state, block));
         hex(&self.state)
     }
+
+    /// The 20-byte digest.
+    pub fn digest(mut self) -> Vec<u8> {
+        let state = &mut self.state;
+        self.blocks.finish(&mut |block| sha1_compress(state, block));
+        self.state.iter().flat_map(|w| w.to_be_bytes()).collect()
+    }
+}
+
+/// HMAC-SHA1 (RFC 2104) of `data` under `key`, as Python's `hmac.new(key, data, sha1)`.
+pub fn hmac_sha1(key: &[u8], data: &[u8]) -> Vec<u8> {
+    let mut block = [0u8; 64];
+    if key.len() > 64 {
+        let mut h = Sha1::new();
+        h.update(key);
+        block[..20].copy_from_slice(&h.digest());
+    } else {
+        block[..key.len()].copy_from_slice(key);
+    }
+    let mut inner = Sha1::new();
+    inner.update(&block.iter().map(|b| b ^ 0x36).collect::<Vec<u8>>());
+    inner.update(data);
+    let mut outer = Sha1::new();
+    outer.update(&block.iter().map(|b| b ^ 0x5c).collect::<Vec<u8>>());
+    outer.update(&inner.digest());
+    outer.digest()
 }
 
 fn sha1_compress(state: &mut [u32; 5], block: &[u8; 64]) {
@@ -267,6 +293,15 @@ pub fn sha1_hex(data: &[u8]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn hmac_sha1_rfc2202_vectors() {
+        let hex = |b: Vec<u8>| b.iter().map(|x| format!("{:02x}", x)).collect::<String>();
+        assert_eq!(hex(hmac_sha1(&[0x0b; 20], b"Hi There")), "b617318655057264e28bc0b6fb378c8ef146be00");
+        assert_eq!(hex(hmac_sha1(b"Jefe", b"what do ya want for nothing?")), "effcdf6ae5eb2fa2d27416d5f184df9c259a7c79");
+        assert_eq!(hex(hmac_sha1(&[0xaa; 80], b"Test Using Larger Than Block-Size Key - Hash Key First")),
+                   "aa4ae5e15272d00e95705637ce8a3b55ed402112");
+    }
 
     #[test]
     fn sha256_known_vectors() {

@@ -71,6 +71,7 @@ class ModuleContext:
                 self._late[found[0]] = found[1]
                 self.late_sources[name] = found[2]
         self.environment = {str(k): str(v) for k, v in (environment or {}).items()}
+        self.python = None  # the interpreter discovered for a task's own auto* mode (modules/bridge.py)
         self._become_keywords = (bool(task.get("become", False)), task.get("become_user") or "root",
                                  task.get("become_method") or "sudo")
         self._become = None  # (become, user, method) once the variables are read

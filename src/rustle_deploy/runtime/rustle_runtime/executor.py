@@ -36,6 +36,7 @@ from .templating import (
     VarScope,
     has_template,
     is_template,
+    render_marked,
     rendered_untrusted,
     unsafe,
     unsafe_result,
@@ -516,7 +517,8 @@ class Runner:
         self._added = {"hosts": {}, "groups": {}}
         self._own = set()  # registered names a run_once phase does not share (add_host's)
         self.templar = Templar(read_file=self._read_embedded,
-                               allow_broken_conditionals=bool(plan.get("allow_broken_conditionals")))
+                               allow_broken_conditionals=bool(plan.get("allow_broken_conditionals")),
+                               deprecation_warnings=plan.get("deprecation_warnings") is not False)
         self._facts = None
         self._collected = set()  # the fact collectors that have run (facts.COLLECTORS)
         self._fact_path = None  # the fact_path ansible_local of the facts was read from
@@ -697,8 +699,13 @@ class Runner:
 
     def _apply_added(self, added, ordered=False):
         """Replay what add_host/group_by changed (this host's earlier runs, or other hosts':
-        ``ordered``, the controller's merge over every host, whose order is Ansible's)."""
+        ``ordered``, the controller's merge over every host, whose order is Ansible's). A host
+        neither in the inventory nor made by add_host was dropped by meta: refresh_inventory:
+        its groups are not given back to it, as ansible-core's refresh does not."""
+        known_hosts = set((self.host_vars.get("groups") or {}).get("all") or ())
+        known_hosts.update((added or {}).get("hosts") or (), self._added["hosts"], [self.host])
         for group, members in ((added or {}).get("groups") or {}).items():
+            members = [m for m in members if m in known_hosts]
             for name in members:
                 self._add_to_inventory(name, [group], {})
             if ordered:  # the inventory's own members first, then the added ones in that order
@@ -949,7 +956,10 @@ class Runner:
         if include is not None and not is_handler:
             if not tags_selected(task.get("tags"), self.only_tags, self.skip_tags):
                 return
-        head = {"id": task.get("id"), "task": self._name(task, "include", is_handler), "module": "include"}
+        shown, warning = self._name(task, "include", is_handler)
+        head = {"id": task.get("id"), "task": shown, "module": "include"}
+        if warning:
+            head["warnings"] = [warning]
         scope = self._task_scope(task)
         rounds = [(scope, {})]
         try:
@@ -1022,7 +1032,10 @@ class Runner:
         event = dict(head, event="task_result", status=status, ignored=False)
         if include is not None:
             event["include"] = include
+        warnings = event.get("warnings")
         event.update(self._event_fields(result, {}))
+        if warnings:  # the name's
+            event["warnings"] = warnings + [w for w in event.get("warnings") or () if w not in warnings]
         self.emitter.emit(event)
         if status == "skipped":
             self.stats["skipped"] += 1
@@ -1061,7 +1074,7 @@ class Runner:
             if role and name.startswith(role.get("name", "") + " : "):
                 name = name[len(role["name"]) + 3:]  # the task's own name, as Ansible's
             self.runtime_vars["ansible_failed_task"] = {
-                "name": name, "action": failed_task.get("module"),
+                "name": unsafe(name), "action": failed_task.get("module"),
                 "id": failed_task.get("id")}
             self.runtime_vars["ansible_failed_result"] = failed_result
             try:
@@ -1130,8 +1143,10 @@ class Runner:
             return
         if not is_handler and not tags_selected(task.get("tags"), self.only_tags, self.skip_tags):
             return
-        head = {"id": task.get("id"), "task": self._name(task, task.get("module", ""), is_handler),
-                "module": task.get("module")}
+        shown, warning = self._name(task, task.get("module", ""), is_handler)
+        head = {"id": task.get("id"), "task": shown, "module": task.get("module")}
+        if warning:
+            head["warnings"] = [warning]
         if task.get("bridge"):
             head["bridge"] = task["bridge"]  # run through the module bridge (modules/bridge.py)
         start_event = dict(head, event="handler_start" if is_handler else "task_start")
@@ -1176,6 +1191,8 @@ class Runner:
         if aborted:
             event["errored"] = True
         event.update(self._event_fields(result, task))
+        if warning:  # the name's, shown before the task's own as ansible-playbook shows it
+            event["warnings"] = [warning] + [w for w in event.get("warnings") or () if w != warning]
         event["duration"] = round(time.monotonic() - started, 6)
         rescued = status == "failed" and not ignored and self._rescuing > 0 and not aborted
         if rescued:
@@ -1204,7 +1221,7 @@ class Runner:
             if ignored:
                 self.stats["ignored"] += 1
         if status in ("failed", "unreachable") and not ignored:
-            self._failure = (task, result)
+            self._failure = (dict(task, name=shown), result)  # ansible_failed_task's name: as shown
             self._unreachable_hit = status == "unreachable" or aborted
             raise _HostFailed()
         if result.get("changed") and not result.get("failed"):
@@ -1257,7 +1274,9 @@ class Runner:
         out = {"rc": result.get("rc"), "stdout": result.get("stdout", ""),
                "stderr": result.get("stderr", ""), "msg": result.get("msg", "")}
         for key, value in result.items():
-            if key not in out and key not in _HIDDEN and key != "results":
+            # a module's own "status" (uri's HTTP status) is not the event's: the event says
+            # ok/changed/failed/skipped there, which the controller reads
+            if key not in out and key not in _HIDDEN and key not in ("results", "status"):
                 out[key] = value
         if "diff" in out and not self._task_diff(task):
             del out["diff"]
@@ -1278,16 +1297,19 @@ class Runner:
         return self.diff if value is None else bool(value)
 
     def _name(self, task, default, is_handler):
-        """The name a result reports, rendered as ansible-core renders a task's name before it
-        runs it (before its own loop: the item of an include's loop, play and host variables);
-        as written when it cannot be rendered."""
+        """The name a result reports and the warning its template errors give (None without
+        any), rendered as ansible-core renders a task's name before it runs it (before its own
+        loop: the item of an include's loop, play and host variables): what cannot be rendered
+        shows as ``<< error N - why >>``, as ansible-core 2.19 shows it."""
         name = task.get("name") or default
+        warning = None
         if is_template(name):
-            try:
-                name = str(self.templar.template(name, self._task_scope(task)))
-            except TemplateError:
-                pass
-        return _shown(task, name, is_handler)
+            name, errors = render_marked(self.templar, name, self._task_scope(task))
+            if errors:
+                warning = "Encountered {} template error{}. {}".format(
+                    len(errors), "" if len(errors) == 1 else "s",
+                    " ".join(f"error {n} - {e}" for n, e in enumerate(errors, 1)))
+        return _shown(task, name, is_handler), warning
 
     def _task_scope(self, task):
         play = self._play or {}
@@ -1542,31 +1564,41 @@ class Runner:
             return missing
         if module in _NO_PYTHON:
             return self._dispatch(module, ctx, args, timeout)
+        discovery = self._discovery(ctx)
+        if discovery is not None and not self._launcher:
+            ctx.python = discovery[1]  # a task's own auto* mode: its bridged module runs there
         result = self._call_python(module, ctx, args, timeout)
-        if isinstance(result, dict):
-            self._report_discovery(ctx, result)
+        if isinstance(result, dict) and discovery is not None and discovery[3]:
+            self._report_discovery(result, *discovery[:3])
         return result
 
-    def _report_discovery(self, ctx, result):
-        """What ansible-core adds to the result of a Python module when it discovers the host's
-        interpreter (``ansible_python_interpreter`` an ``auto*`` mode, the host's or the task's,
-        and no ``discovered_interpreter_python`` fact yet, as after ``meta: clear_facts``): the
-        fact, the warning (not for ``*_silent``) and, for ``auto_legacy*``, the deprecation.
-        The launcher's discovery is used when it made one; a task's own mode discovers here."""
+    def _discovery(self, ctx):
+        """The interpreter ansible-core would discover for this task's Python module
+        (``ansible_python_interpreter`` an ``auto*`` mode, the host's or the task's), as
+        ``(mode, path, warnings, new)``; None when the task names its interpreter or runs none.
+        ``new``: no ``discovered_interpreter_python`` fact yet (as after ``meta: clear_facts``),
+        so the result reports it. The launcher's discovery is used when it made one; a task's
+        own mode discovers here."""
         if not _runs_python(self.plan, ctx):
-            return
+            return None
         configured = ctx.vars.get("ansible_python_interpreter")
         if configured in (None, ""):
             mode = self._launcher["mode"] if self._launcher else None
         else:
             mode = configured if configured in _DISCOVERY_MODES else None
-        if mode is None or "discovered_interpreter_python" in self.facts(collectors=set()):
-            return
-        warnings = []
+        if mode is None:
+            return None
+        known = self.facts(collectors=set()).get("discovered_interpreter_python")
+        if known:
+            return mode, known, [], False
         if self._launcher:
-            path = self._launcher["path"]
-        else:
-            path, warnings = _discover_interpreter(ctx.vars.get("ansible_interpreter_python_fallback"), self.host)
+            return mode, self._launcher["path"], [], True
+        return (mode, *_discover_interpreter(ctx.vars.get("ansible_interpreter_python_fallback"), self.host), True)
+
+    def _report_discovery(self, result, mode, path, warnings):
+        """What ansible-core adds to the result of a Python module when it discovers the host's
+        interpreter: the fact, the warning (not for ``*_silent``) and, for ``auto_legacy*``, the
+        deprecation."""
         facts = result.get("ansible_facts")
         result["ansible_facts"] = dict(facts if isinstance(facts, dict) else {}, discovered_interpreter_python=path)
         self.facts(collectors=set())["discovered_interpreter_python"] = path

@@ -18,7 +18,7 @@ is_undefined = _f.is_undefined
 
 _TOKEN = re.compile(
     r"\s*(?:(?P<num>\d+\.\d+|\d+)|(?P<str>'(?:[^'\\]|\\.)*'|\"(?:[^\"\\]|\\.)*\")"
-    r"|(?P<name>[A-Za-z_][A-Za-z0-9_]*)|(?P<op>==|!=|<=|>=|<|>|\(|\)|\[|\]|\.|,|\||=|-|\+|~))",
+    r"|(?P<name>[A-Za-z_][A-Za-z0-9_]*)|(?P<op>==|!=|<=|>=|<|>|\(|\)|\[|\]|\.|,|\||=|-|\+|~|:))",
     re.S,
 )
 _LITERALS = {"true": True, "True": True, "false": False, "False": False, "none": None, "None": None}
@@ -28,6 +28,23 @@ _COMPARE = ("==", "!=", "<", "<=", ">", ">=")
 
 class _Unsupported(Exception):
     pass
+
+
+def native_type_name(value):
+    """ansible-core's ``native_type_name``: the built-in type a value is (a subclass's base)."""
+    for kind in (str, dict, list, bool, int, float):
+        if isinstance(value, kind):
+            return kind.__name__
+    return type(value).__name__
+
+
+def no_attribute(obj, name):
+    """ansible-core 2.19's words for a missing attribute or key of ``obj`` (its Marker's hint);
+    a falsy ``name`` (``l[0]``) keeps Jinja2's, as ansible-core does."""
+    if not name:
+        shown = "None" if obj is None else f"{type(obj).__name__} object"
+        return f"{shown} has no {'attribute' if isinstance(name, str) else 'element'} {name!r}"
+    return f"object of type {native_type_name(obj)!r} has no attribute {name!r}"
 
 
 class Undefined:
@@ -95,12 +112,12 @@ _FILTERS = {
     "string": lambda s: s if isinstance(s, str) else str(s),
     "trim": lambda s, chars=None: str(s).strip(chars), "first": _first, "last": _last,
     "join": _join, "default": _jinja_default, "d": _jinja_default,
-    "basename": _f.FILTERS["basename"], "dirname": _f.FILTERS["dirname"],
+    "basename": _f.FILTERS["basename"], "dirname": _f.FILTERS["dirname"], "expanduser": _f.FILTERS["expanduser"],
     "version_compare": _f.version_compare, "ternary": _f.ternary, "split": _f.split,
 }
 _HANDLES_UNDEFINED = ("default", "d")
 # method calls the parser reads (into a "call" node, which _eval leaves to Jinja2)
-_METHODS = ("startswith", "endswith", "split", "strip")
+_METHODS = ("startswith", "endswith", "split", "strip", "splitlines")
 
 _TESTS = dict(_f.TESTS)
 _TESTS.update({
@@ -242,6 +259,12 @@ class _Parser:
         while True:
             if self.peek(".", "op"):
                 self.take()
+                if self.peek(kind="num"):  # x.0 is Jinja2's x[0]
+                    index = self.take(kind="num")
+                    if not index.isdigit():
+                        raise _Unsupported()
+                    node = ("item", node, ("lit", int(index)))
+                    continue
                 name = self.take(kind="name")
                 if self.peek("(", "op") and name in _METHODS:  # a str method call: evaluated by Jinja2
                     args, kwargs = self.args()  # here (_eval has no "call"), by the native runner there
@@ -252,7 +275,13 @@ class _Parser:
                     node = ("attr", node, name)
             elif self.peek("[", "op"):
                 self.take()
-                key = self.or_expr()
+                key = None if self.peek(":", "op") else self.or_expr()
+                if self.peek(":", "op"):  # x[a:b]: evaluated by Jinja2 here (_eval has no "slice")
+                    self.take()
+                    stop = None if self.peek("]", "op") else self.or_expr()
+                    self.take("]")
+                    node = ("slice", node, key, stop)
+                    continue
                 self.take("]")
                 node = ("item", node, key)
             elif self.peek("|", "op"):
@@ -328,11 +357,11 @@ def _getattr(obj, name):
         except KeyError:
             if hasattr(obj, name):
                 raise _Unsupported() from None
-            return Undefined(f"'dict object' has no attribute '{name}'")
+            return Undefined(no_attribute(obj, name))
     if isinstance(obj, (str, int, float, bool, list, type(None))):
         if hasattr(obj, name):
             raise _Unsupported()
-        return Undefined(f"'{type(obj).__name__} object' has no attribute '{name}'")
+        return Undefined(no_attribute(obj, name))
     raise _Unsupported()
 
 
@@ -344,7 +373,7 @@ def _getitem(obj, key):
     except (KeyError, IndexError, TypeError):
         if isinstance(key, str):
             return _getattr(obj, key)
-        return Undefined(f"'{type(obj).__name__} object' has no element {key!r}")
+        return Undefined(no_attribute(obj, key))
 
 
 def _eval(node, scope):

@@ -28,6 +28,10 @@ class LookupError_(Exception):  # noqa: N801 - LookupError is a builtin
     """A lookup could not give its values."""
 
 
+class PluginLoadError(LookupError_):
+    """The playbook's own plugin failed to load (its file, or its plugin object, raised)."""
+
+
 class _Context:
     """What a lookup sees: the task's variables, the templar, the embedded files."""
 
@@ -494,7 +498,7 @@ def _controller_values(name, terms, ctx, options):
             "a fact, a registered result); hint: compute the terms from variables the "
             "controller knows (inventory, play, role and task variables, loop items)")
     if "error" in found:
-        raise LookupError_(found["error"])
+        raise (PluginLoadError if found.get("load") else LookupError_)(found["error"])
     if "run_time_files" in found:  # lookup('file') of files the play created: sent with the phase
         return [_run_time_text(path) for path in found["run_time_files"]]
     return list(found["values"])
@@ -637,7 +641,8 @@ def run(name, terms, scope, templar, /, wantlist=False, errors="strict", **optio
             plugin = f"{kind} plugin '{plugin_name}'"
         else:
             plugin = f"lookup plugin '{written}'"
-        raise LookupError_(f"The {plugin} failed: {exc}") from exc  # ansible-core 2.19's words
+        verb = "failed to load" if isinstance(exc, PluginLoadError) else "failed"
+        raise LookupError_(f"The {plugin} {verb}: {exc}") from exc  # ansible-core 2.19's words
     if wantlist or not values:
         return values
     if len(values) == 1:

@@ -16,7 +16,7 @@ Host data is data, never a template (as ansible-core marks it unsafe): registere
 facts, ``set_fact`` values and lookup results are stored through ``unsafe()``, which marks
 every string in them ``UnsafeText`` (and their dicts and lists ``UnsafeDict``/``UnsafeList``).
 ``is_template`` is false for marked text, so it is never rendered again, and a conditional
-never evaluates it as an expression (``Conditional is marked as unsafe``). The mark survives
+never evaluates it as an expression (``Encountered untrusted template or expression.``). The mark survives
 string operations the way ansible-core's does: a template or expression that read marked data
 (or called a lookup) returns its result marked. Jinja2 runs sandboxed, so templates cannot
 walk into Python's internals (``''.__class__``).
@@ -53,15 +53,8 @@ def broken_conditional_message(value, origin=None):
     variable it reads was defined, else where it was written), or says '<unknown>', as Ansible
     does for a value without one."""
     return (f"Conditional result ({bool(value)}) was derived from value of type "
-            f"{_native_type_name(value)!r} at {origin or '<unknown>'!r}. "
+            f"{_expr.native_type_name(value)!r} at {origin or '<unknown>'!r}. "
             "Conditionals must have a boolean result.")
-
-
-def _native_type_name(value):
-    for kind in (str, dict, list, bool, int, float):
-        if isinstance(value, kind):
-            return kind.__name__
-    return type(value).__name__
 
 
 class UndefinedVariable(TemplateError):
@@ -161,11 +154,9 @@ class UnsafeList(list):
 
 
 _UNSAFE = (UnsafeText, UnsafeDict, UnsafeList)
-UNTRUSTED_CONDITION = (
-    "Encountered untrusted template or expression. Conditional is marked as unsafe, and cannot be "
-    "evaluated: its value came from the host (a "
-    "registered result, a fact, set_fact or a lookup), and host data is never run as an expression; "
-    "hint: compare or convert it instead (x == 'yes', x | bool, x | length > 0)")
+# ansible-core 2.19's words, exactly; its console adds the help text below, which the
+# controller shows at -v (report.UNTRUSTED_HINT)
+UNTRUSTED_CONDITION = "Encountered untrusted template or expression."
 
 
 def _one_expression(body):
@@ -319,6 +310,45 @@ def is_template(value):
 # a {{ }} block, its string literals skipped whole (a "}}" inside one does not end it)
 _VAR_BLOCK = re.compile(r"""\{\{(?:'(?:[^'\\]|\\.)*'|"(?:[^"\\]|\\.)*"|[^'"}]|\}(?!\}))*\}\}""", re.S)
 _STRING = re.compile(r"'(?:[^'\\]|\\.)*'" + r'|"(?:[^"\\]|\\.)*"', re.S)
+
+
+def render_marked(templar, text, scope):
+    """``text`` rendered as ansible-core 2.19 renders a task's name: each ``{{ }}`` that cannot
+    be rendered shows as ``<< error N - why >>``; an error other than an undefined value ends
+    the text there (``template potentially truncated``), as does any error in a text with
+    ``{% %}``. Returns the text and the errors' messages (empty when it rendered whole)."""
+    try:
+        return str(templar.template(text, scope)), []
+    except TemplateError:
+        pass
+    errors = []
+
+    def marker(exc):
+        errors.append(str(exc) if isinstance(exc, UndefinedVariable) else f"Error rendering template: {exc}")
+        return f"<< error {len(errors)} - {errors[-1]} >>"
+
+    def truncated():
+        errors.append("template potentially truncated")
+        return f"<< error {len(errors)} - {errors[-1]} >>"
+
+    if "{%" in text or "{#" in text:
+        try:
+            templar.template(text, scope)
+        except TemplateError as exc:
+            return marker(exc) + truncated(), errors
+    parts, last = [], 0
+    for match in _VAR_BLOCK.finditer(text):
+        parts.append(text[last:match.start()])
+        last = match.end()
+        try:
+            parts.append(str(templar.template(match.group(), scope)))
+        except TemplateError as exc:
+            parts.append(marker(exc))
+            if not isinstance(exc, UndefinedVariable):
+                parts.append(truncated())
+                return "".join(parts), errors
+    parts.append(text[last:])
+    return "".join(parts), errors
 
 
 def escape_backslashes(text):
@@ -477,6 +507,7 @@ class VarScope:
 
 
 _ENV = None
+_VAULT_MARKER = None  # the environment's VaultMarker class, once it exists
 
 
 def _environment():
@@ -514,6 +545,33 @@ def _environment():
         def __getitem__(self, key):
             return self
 
+        @property
+        def _undefined_message(self):
+            if self._undefined_hint is None and self._undefined_obj is not jinja2.runtime.missing:
+                return _expr.no_attribute(self._undefined_obj, self._undefined_name)
+            return jinja2.StrictUndefined._undefined_message.fget(self)
+
+    class VaultMarker(AnsibleUndefined):
+        """A variable that holds a ``!vault`` value no secret opened (ansible-core's
+        VaultExceptionMarker): any use fails with why, but the ``unvault`` filter takes its
+        ``envelope`` (None when the value only holds one) and decrypts it with the password given."""
+
+        def __init__(self, hint, envelope=None):
+            super().__init__(hint=hint)
+            self.envelope = envelope
+
+        def _fail_with_undefined_error(self, *args, **kwargs):
+            # an error, not an undefined value (`debug: var:` shows no "VARIABLE IS NOT DEFINED!")
+            raise jinja2.exceptions.TemplateRuntimeError(self._undefined_hint)
+
+        def __getattr__(self, name):
+            if name[:2] == "__":
+                raise AttributeError(name)
+            self._fail_with_undefined_error()
+
+        __iter__ = __str__ = __len__ = __eq__ = __ne__ = __bool__ = __hash__ = __contains__ = \
+            __getitem__ = __call__ = _fail_with_undefined_error
+
     class JinjaVars(Mapping):
         def __init__(self, scope, globals_):
             self.scope = scope
@@ -524,6 +582,12 @@ def _environment():
                 return self.scope[key]
             except KeyError:
                 return self.globals[key]
+            except TemplateError as exc:
+                # read lazily, as ansible-core does: it fails where it is used
+                raw = _raw_or_none(self.scope, key)
+                if not _LOCKED or _locked_in(raw) is None:
+                    raise
+                return VaultMarker(str(exc), str(raw) if isinstance(raw, Undecryptable) else None)
 
         def __contains__(self, key):
             return key in self.scope or key in self.globals
@@ -582,6 +646,8 @@ def _environment():
     env.filters["fileglob"] = env.filters["ansible.builtin.fileglob"] = fileglob
     env.globals.update(lookup=lookup, query=query, q=query, now=now, undef=undef)
     env.rustle_vars = JinjaVars
+    global _VAULT_MARKER
+    _VAULT_MARKER = VaultMarker
     env.rustle_cache = {}
     env.rustle_overlays = {}
     _ENV = env
@@ -867,11 +933,69 @@ def _lookup(name, /, *terms, _context=None, **kw):
     if templar is not None and any(is_template(t) for t in terms):
         # ansible-core 2.19 renders the trusted strings a lookup is given
         # (`lookup('pipe', 'echo {{ x }}')`); its name is never rendered
-        terms = tuple(templar.template(t, scope) if is_template(t) else t for t in terms)
+        terms = tuple(_lookup_term(templar, t, scope) if is_template(t) else t for t in terms)
+    jinja2 = sys.modules.get("jinja2")
+    undefined = jinja2.Undefined if jinja2 is not None else ()
+    if name in ("filter:unvault", "filter:ansible.builtin.unvault") and terms:
+        # ansible-core's unvault takes an undecryptable !vault value and opens it with the
+        # password it is given (on the controller, with the envelope)
+        envelope = getattr(terms[0], "envelope", None) if isinstance(terms[0], undefined) else None
+        if isinstance(envelope, str):
+            terms = (envelope, *terms[1:])
+    marker = next((v for v in [*terms, *kw.values()] if isinstance(v, undefined)), None)
+    if marker is not None:
+        if not _controller_plugin(name):
+            return marker  # ansible-core's plugins take no marker: the lookup is undefined too
+        # the playbook's own plugin: ansible-core passes the marker when the plugin sets
+        # `accept_args_markers` (compiler/plugin_host.py decides)
+        terms = tuple(_marker_out(t) for t in terms)
+        kw = {k: _marker_out(v) for k, v in kw.items()}
     try:
-        return unsafe(run(name, terms, scope, templar, **kw))
+        return _markers_back(unsafe(run(name, terms, scope, templar, **kw)))
     except LookupError_ as exc:
         raise FilterError(str(exc)) from exc
+
+
+def _raw_or_none(scope, key):
+    try:
+        return scope.raw(key)
+    except (KeyError, AttributeError):
+        return None
+
+
+def _lookup_term(templar, term, scope):
+    """Trusted text in a lookup's term (or a conditional's constant) rendered; undefined as a
+    Jinja2 undefined value, ansible-core's marker."""
+    try:
+        return templar.template(term, scope)
+    except UndefinedVariable as exc:
+        return _environment().undefined(hint=str(exc))
+
+
+_MARKER = "__rustle_undefined"  # an undefined value sent to or from the controller's plugin host
+
+
+def _controller_plugin(name):
+    from .lookups import CONTROLLER, PLUGINS, _short
+
+    name = _short(name)
+    return name in PLUGINS["lookup"] and name not in CONTROLLER
+
+
+def _marker_out(value):
+    jinja2 = sys.modules.get("jinja2")
+    if jinja2 is not None and isinstance(value, jinja2.Undefined):
+        return {_MARKER: value._undefined_message}
+    return value
+
+
+def _markers_back(value):
+    """``{_MARKER: MESSAGE}`` in a plugin's answer (an item of its list) as an undefined value."""
+    if isinstance(value, dict) and set(value) == {_MARKER}:
+        return _environment().undefined(hint=str(value[_MARKER]))
+    if isinstance(value, list) and any(isinstance(v, dict) and set(v) == {_MARKER} for v in value):
+        return type(value)(_markers_back(v) for v in value)
+    return value
 
 
 def embedded(scope, kind):
@@ -914,6 +1038,8 @@ class Templar:
         _TAINT.read = False
         try:
             value = fn(*args)
+            if _VAULT_MARKER is not None and isinstance(value, _VAULT_MARKER):
+                raise TemplateError(value._undefined_hint)  # an undecryptable value, as it is
             return unsafe(value) if _TAINT.read else value
         finally:
             _TAINT.read = outer or _TAINT.read
@@ -963,10 +1089,12 @@ class Templar:
             return [self.template(v, scope) for v in value]
         return value
 
-    def __init__(self, read_file=None, allow_broken_conditionals=False):
+    def __init__(self, read_file=None, allow_broken_conditionals=False, deprecation_warnings=True):
         self.read_file = read_file  # sha256 -> bytes of an embedded file (include, lookup)
         # ansible.cfg's ALLOW_BROKEN_CONDITIONALS: a conditional's truth instead of a bool
         self.allow_broken_conditionals = allow_broken_conditionals
+        # ansible.cfg's DEPRECATION_WARNINGS (below the ansible_deprecation_warnings variable)
+        self.deprecation_warnings = deprecation_warnings
         # the running task's ``origins`` (conditional text -> "file:line:column"), which the
         # executor sets before each task: where a broken conditional's value came from
         self.origins = {}
@@ -1073,6 +1201,8 @@ class Templar:
         parts = []
         last = 0
         for match in _SEGMENT.finditer(body):
+            if "{{" in body[last:match.start()] or "}}" in body[last:match.start()]:
+                return None  # a template in a string constant (`{{ f('{{ x }}') }}`)
             value = _expr.evaluate(match.group(1), scope, self)
             if value is _expr.UNSUPPORTED:
                 return None
@@ -1091,8 +1221,7 @@ class Templar:
         """Evaluate a bare Jinja2 expression; keep the native type; undefined raises; ``kind``:
         what its syntax errors call it (``template`` for the one expression of ``{{ x }}``)."""
         if isinstance(expression, UnsafeText):
-            raise TemplateError("Encountered untrusted template or expression: host data (a registered "
-                                "result, a fact, set_fact or a lookup) is never evaluated")
+            raise TemplateError(UNTRUSTED_CONDITION)
         return self._tracked(self._evaluate, expression, scope, kind)
 
     def _evaluate(self, expression, scope, kind="expression"):
@@ -1220,12 +1349,14 @@ class Templar:
 
     def _deprecate(self, msg, scope):
         """A deprecation of ansible-core's own (removed in 2.23), once per task, unless the
-        ``ansible_deprecation_warnings`` variable turns them off."""
+        ``ansible_deprecation_warnings`` variable (or, without it, ansible.cfg's
+        ``deprecation_warnings``) turns them off."""
         try:
-            if not to_bool(scope["ansible_deprecation_warnings"]):
-                return
+            enabled = to_bool(scope["ansible_deprecation_warnings"])
         except (KeyError, TemplateError):
-            pass
+            enabled = self.deprecation_warnings
+        if not enabled:
+            return
         entry = {"msg": msg, "collection_name": "ansible.builtin", "version": "2.23",
                  "deprecator": {"resolved_name": "ansible.builtin", "type": None}}
         if entry not in self.deprecations:
@@ -1246,7 +1377,9 @@ class Templar:
             if not is_template(value):
                 return literal
             name = f"__rustle_const_{len(consts)}"
-            consts[name] = self.template(value, scope)
+            # undefined, it is a marker: it fails where it is used, not where it is written
+            # (a lookup plugin that accepts markers takes it: `lookup('p', '{{ nope }}')`)
+            consts[name] = _lookup_term(self, value, scope)
             return name
 
         expression = _STRING.sub(name_of, text)

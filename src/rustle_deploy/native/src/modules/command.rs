@@ -368,6 +368,13 @@ pub fn run_validate(environment: &Map, validate: &str, tmp: &str, short: bool) -
     ))
 }
 
+/// `argv` run with the task's environment, no stdin: (rc, stdout, stderr) as text, as
+/// `AnsibleModule.run_command` gives them to a module.
+pub fn run_argv(environment: &Map, argv: &[String]) -> io::Result<(i32, String, String)> {
+    let (rc, stdout, stderr) = spawn(argv, &child_env(environment), None, None)?;
+    Ok((rc, String::from_utf8_lossy(&stdout).into_owned(), String::from_utf8_lossy(&stderr).into_owned()))
+}
+
 /// `context.run_command`'s OSError: `[Errno N] text: 'argv0'` with rc, cmd, stdout, stderr.
 fn spawn_failure(e: &io::Error, argv: &[String]) -> ModuleResult {
     let errno = match e.raw_os_error() {

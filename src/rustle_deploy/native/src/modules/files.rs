@@ -493,7 +493,9 @@ fn rename_error(err: &io::Error, from: &str, to: &str) -> String {
     format!("[Errno {}] {}: {} -> {}", err.raw_os_error().unwrap_or(0), crate::sys::strerror(err), py_repr_str(from), py_repr_str(to))
 }
 
-fn adopt_attributes(tmp: &str, path: &str) -> R<()> {
+/// Ansible's `atomic_move` before the rename: `tmp` takes the mode and owner of `path`, or
+/// 0666 & ~umask when there is none.
+pub fn adopt_attributes(tmp: &str, path: &str) -> R<()> {
     match stat(path) {
         None => chmod(tmp, 0o666 & !current_umask()).or_fail(tmp),
         Some(st) => {

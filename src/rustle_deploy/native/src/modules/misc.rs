@@ -1,4 +1,4 @@
-//! `assert`, `debug` and `ping`, as the Python runtime's `modules/core.py`.
+//! `assert`, `debug`, `fail` and `ping`, as the Python runtime's `modules/core.py`.
 //!
 //! Conditions arrive compiled: each `that` element and `debug`'s `var` is a COND object
 //! `{"expr": source, "ir": NODE}`, evaluated with `expr.rs` against the registered results.
@@ -156,6 +156,12 @@ pub fn set_fact(args: &Map) -> ModuleResult {
         ("ansible_facts", Value::Dict(facts)),
         ("_set_fact", Value::Bool(true)),
     ]))
+}
+
+/// `fail` (`core.fail`): a failed result with the given `msg` (any value), or Ansible's words.
+pub fn fail(args: &Map) -> ModuleResult {
+    let msg = args.get("msg").cloned().unwrap_or_else(|| Value::from("Failed as requested from task"));
+    Ok(map(vec![("changed", Value::Bool(false)), ("failed", Value::Bool(true)), ("msg", msg)]))
 }
 
 /// `ping`; `data: crash` fails the way an exception in a Python module does.

@@ -8,6 +8,7 @@
 
 pub mod command;
 pub mod files;
+pub mod known_hosts;
 pub mod lines;
 pub mod misc;
 pub mod stat;
@@ -154,8 +155,10 @@ pub fn dispatch(name: &str, ctx: &mut Ctx, args: &Map, host: Option<&Host>) -> M
             None => Err(ModuleFailure::new(format!("module {} runs in the runner's own process", name))),
         },
         "ping" => misc::ping(ctx, args),
+        "fail" => misc::fail(args),
         "set_fact" => misc::set_fact(args),
         "tempfile" => tempfile::tempfile(ctx, args),
+        "known_hosts" => known_hosts::known_hosts(ctx, args),
         _ => Err(ModuleFailure::new(format!(
             "module {} is not supported by the native runner",
             name

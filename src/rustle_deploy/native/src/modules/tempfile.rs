@@ -119,7 +119,7 @@ fn unique(dir: &str, prefix: &str, suffix: &str, make: impl Fn(&str) -> io::Resu
 }
 
 /// `tempfile.mkstemp`: a new 0600 file; its absolute path.
-fn mkstemp(dir: &str, prefix: &str, suffix: &str) -> Result<String, (io::Error, String)> {
+pub(crate) fn mkstemp(dir: &str, prefix: &str, suffix: &str) -> Result<String, (io::Error, String)> {
     let path = unique(dir, prefix, suffix, |p| {
         fs::OpenOptions::new().read(true).write(true).create_new(true).mode(0o600).custom_flags(libc_nofollow()).open(p).map(drop)
     })?;
@@ -137,7 +137,7 @@ fn libc_nofollow() -> i32 {
 
 /// `tempfile.gettempdir()`: the first of TMPDIR, TEMP, TMP (the task's environment, then the
 /// runner's), /tmp, /var/tmp, /usr/tmp and the working directory where a file can be made.
-fn gettempdir(environment: &Map) -> Result<String, String> {
+pub(crate) fn gettempdir(environment: &Map) -> Result<String, String> {
     let mut dirs = Vec::new();
     for name in ["TMPDIR", "TEMP", "TMP"] {
         let value = environment.get(name).map(py_str).or_else(|| std::env::var(name).ok());

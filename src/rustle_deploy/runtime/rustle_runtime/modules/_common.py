@@ -55,6 +55,33 @@ def module(fn):
     return wrapper
 
 
+def remove_values(value, secrets):
+    """``value`` with the values of no_log parameters hidden, as AnsibleModule hides them in what
+    a module returns (``remove_values``): a string equal to one is
+    ``VALUE_SPECIFIED_IN_NO_LOG_PARAMETER``, each one inside a string becomes ``********``
+    (the longest first); dictionary keys are kept."""
+    secrets = sorted({str(s) for s in secrets if s not in (None, "")}, key=len, reverse=True)
+    if not secrets:
+        return value
+
+    def walk(item):
+        if isinstance(item, str):
+            if item in secrets:
+                return "VALUE_SPECIFIED_IN_NO_LOG_PARAMETER"
+            for secret in secrets:
+                item = item.replace(secret, "*" * 8)
+            return item
+        if isinstance(item, dict):
+            return {k: walk(v) for k, v in item.items()}
+        if isinstance(item, (list, tuple)):
+            return [walk(v) for v in item]
+        if isinstance(item, (int, float)) and not isinstance(item, bool) and str(item) in secrets:
+            return "VALUE_SPECIFIED_IN_NO_LOG_PARAMETER"
+        return item
+
+    return walk(value)
+
+
 def boolean(value, name="value"):
     """Ansible's boolean conversion: yes/no/true/false/on/off/1/0."""
     if isinstance(value, bool):

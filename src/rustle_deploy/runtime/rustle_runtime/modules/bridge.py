@@ -298,6 +298,8 @@ def run_module(ctx, args, spec, bridge):
                 "msg": f"This action ({name}) does not support check mode."}
     task_tmp = _mkdtemp(ctx.tmpdir)
     try:
+        if spec.get("module_fqn") == "ansible.modules.uri" and ctx.files:
+            args = _uploads(ctx, args, task_tmp)
         module_args = _module_args(ctx, args, spec, bridge, name, task_tmp)
         rc, out, err = _execute(ctx, spec, module_args, task_tmp)
     finally:
@@ -305,6 +307,38 @@ def run_module(ctx, args, spec, bridge):
 
         shutil.rmtree(task_tmp, ignore_errors=True)
     return parse_result(rc, out, err)
+
+
+def _uploads(ctx, args, task_tmp):
+    """uri's action plugin: the controller file of ``src`` (unless ``remote_src``), else of each
+    form-multipart field with a ``filename`` and no ``content`` (embedded by the compiler under
+    its name as written), written into the task's temporary directory under its base name; the
+    module is given that path instead."""
+    from ._common import boolean, embedded_source
+
+    def put(name):
+        if _become_elsewhere(ctx):
+            from ..context import ModuleFailure
+
+            raise ModuleFailure(f"uri: uploading a file with become_user '{ctx.become_user}' is not supported "
+                                "yet; hint: become root, or run the task without become")
+        path = os.path.join(task_tmp, os.path.basename(str(name)))
+        with open(path, "wb") as fh:
+            fh.write(embedded_source(ctx, args, name))
+        return path
+
+    if boolean(args.get("remote_src", False), "remote_src"):
+        return args
+    if args.get("src"):
+        return dict(args, src=put(args["src"]))
+    body = args.get("body")
+    if args.get("body_format") != "form-multipart" or not isinstance(body, dict):
+        return args
+    body = dict(body)
+    for field, value in body.items():
+        if isinstance(value, dict) and value.get("filename") and not value.get("content"):
+            body[field] = dict(value, filename=put(value["filename"]))
+    return dict(args, body=body)
 
 
 # ----------------------------------------------------------- action plugins on the controller
@@ -593,7 +627,10 @@ def _var(scope, name):
 
 
 def _python(ctx):
-    """The interpreter Ansible would use: ansible_python_interpreter, else the runtime's own."""
+    """The interpreter Ansible would use: ansible_python_interpreter, the one discovered for a
+    task's own ``auto*`` mode, else the runtime's own (the one the launcher discovered)."""
+    if getattr(ctx, "python", None):
+        return ctx.python
     configured = _var(ctx.vars, "ansible_python_interpreter")
     if configured and "{{" not in str(configured) and not str(configured).startswith("auto"):
         return str(configured)

@@ -47,9 +47,8 @@ def debug(ctx, args):
         if not isinstance(name, str):
             return {"changed": False, str(name): name}
         if is_unsafe(name):  # `var: "{{ r.stdout }}"`: the name itself came from the host
-            raise ModuleFailure("Error while resolving `var` expression: Encountered untrusted template or "
-                                "expression (host data is never evaluated); hint: name the variable, e.g. "
-                                "var: r.stdout")
+            raise ModuleFailure("Task failed: Error while resolving `var` expression: Encountered untrusted "
+                                "template or expression.")
         try:
             value = ctx.evaluate(name)
         except UndefinedVariable:

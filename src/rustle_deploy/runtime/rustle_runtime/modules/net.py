@@ -412,7 +412,17 @@ def _parse_checksum(ctx, args, dest_name):
 
 @c.module
 def get_url(ctx, args):
-    """ansible.builtin.get_url."""
+    """ansible.builtin.get_url; the password (``url_password``, no_log in Ansible's) hidden in
+    what it returns, as AnsibleModule hides it (a URL that holds it, a message)."""
+    secrets = [args.get(k) for k in ("url_password", "password")]
+    try:
+        result = _get_url(ctx, args)
+    except c.ModuleFail as exc:
+        raise c.ModuleFail(c.remove_values(exc.msg, secrets), **c.remove_values(exc.result, secrets)) from None
+    return c.remove_values(result, secrets)
+
+
+def _get_url(ctx, args):
     c.check_unknown(args, GET_URL_ARGS, "get_url")
     url, dest = args.get("url"), args.get("dest")
     c.require(dest=dest, url=url)
@@ -439,7 +449,11 @@ def get_url(ctx, args):
             modified_since = os.path.getmtime(dest)
     tmp_dest = args.get("tmp_dest")
     start = time.monotonic()
-    response = _fetch(ctx, args, url, modified_since, force)
+    try:
+        response = _fetch(ctx, args, url, modified_since, force)
+    except c.ModuleFail as exc:  # url_get's failures name dest and the time taken; -1 is no status
+        extra = {k: v for k, v in exc.result.items() if (k, v) != ("status_code", -1)}
+        raise c.ModuleFail(exc.msg, **dict(extra, dest=dest, elapsed=int(time.monotonic() - start))) from None
     if response is None:
         return {"url": url, "dest": dest, "changed": False, "msg": NOT_MODIFIED, "status_code": 304,
                 "elapsed": int(time.monotonic() - start)}
@@ -478,14 +492,23 @@ def get_url(ctx, args):
             data = gzip.decompress(data)
         except (OSError, EOFError, zlib.error) as exc:
             c.fail(f"Request failed: {exc}", status_code=-1, url=url)
-    result.update({"dest": dest, "status_code": status, "elapsed": int(time.monotonic() - start),
-                   "checksum_src": c.checksum_bytes(data), "size": len(data),
-                   "msg": f"OK ({len(data)} bytes)"})
-    if expected is not None and hashlib.new(algorithm, data).hexdigest() != expected:
-        c.fail(f"The checksum for {dest} did not match {expected}; it was {hashlib.new(algorithm, data).hexdigest()}.", **result)
+    result.update({"dest": dest, "elapsed": int(time.monotonic() - start), "checksum_src": c.checksum_bytes(data),
+                   "checksum_dest": None})
     before = None
     if os.path.isfile(dest):
         result["checksum_dest"] = before = c.checksum_file(dest)
+    if expected is not None and not ctx.check_mode and hashlib.new(algorithm, data).hexdigest() != expected:
+        # as ansible-core: the download went to a temporary file (tmp_dest, else the task's
+        # temporary directory), which the message names and which is removed
+        import tempfile
+
+        fd, tmpsrc = tempfile.mkstemp(dir=tmp_dest or ctx.tmpdir)
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+        os.remove(tmpsrc)
+        c.fail(f"The checksum for {tmpsrc} did not match {expected}; it was {hashlib.new(algorithm, data).hexdigest()}.",
+               **result)
+    result.update({"status_code": status, "size": len(data), "msg": f"OK ({len(data)} bytes)"})
     if dest_is_dir and os.path.exists(dest) and not force and expected is None:
         result["msg"] = "file already exists"
         result["changed"] = c.apply_attributes(ctx, dest, args.get("mode"), args.get("owner"),

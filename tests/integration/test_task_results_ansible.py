@@ -1,0 +1,173 @@
+"""What users see of each task, against ansible-playbook 2.19: the names it shows (a name that
+cannot be rendered shows ``<< error N - why >>`` and warns, an include is named as it names it,
+``ansible_failed_task.name`` is the name shown), each host's status per task (``--output json``
+and the state database's ``ignored``), and ansible.cfg's ``deprecation_warnings``.
+
+One ansible-playbook run (``-f 1``, two local hosts) and two rustle-deploy runs serve every test."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import sqlite3
+import subprocess
+import sys
+from contextlib import closing
+from typing import Any
+
+import pytest
+
+from .conftest import ANSIBLE, ansible_env
+
+pytestmark = pytest.mark.ansible
+
+BOOK = """\
+- hosts: all
+  gather_facts: false
+  vars:
+    word: play
+  tasks:
+    - name: "hello {{ word }}"
+      command: echo hi
+    - name: "broken {{ nope }}"
+      debug: msg=y
+    - name: "loop {{ item }}"
+      debug: msg=z
+      loop: [1, 2]
+    - name: "two {{ nope }} and {{ word }} {{ other | default('dflt') }} {{ 1 + 'a' }} {{ word }}"
+      debug: msg=t
+    - include_tasks: inc.yml
+    - name: "include {{ word }}"
+      include_tasks: inc.yml
+    - name: skipped on b
+      debug: msg=s
+      when: inventory_hostname == 'a'
+    - name: ignored failure
+      fail: msg=ignored
+      ignore_errors: true
+    - name: deprecated conditional
+      debug: msg=d
+      when: "{{ word == 'play' }}"
+    - block:
+        - name: "fail {{ word }} {{ nope }}"
+          fail: msg=boom
+      rescue:
+        - name: rescued
+          debug: msg="failed task {{ ansible_failed_task.name }}"
+"""
+INC = '- name: "in {{ word }}"\n  debug: msg=i\n'
+# ansible-playbook's per-host result lines, and what --output json calls them
+_LINE = re.compile(r"^(ok|changed|skipping|fatal|included): (?:\[(\w+)\]|.* for ([\w, ]+)$)")
+_STATUS = {"ok": "ok", "changed": "changed", "skipping": "skipped", "fatal": "failed", "included": "ok"}
+
+
+def _oracle_results(stdout: str) -> dict[str, list[tuple[str, str]]]:
+    """{host: [(banner, status)]} of ansible-playbook's default output (``-f 1``), a loop's
+    result by its first item's line (all of them agree here)."""
+    out: dict[str, list[tuple[str, str]]] = {}
+    banner = ""
+    last: tuple[str, int] | None = None
+    for line in stdout.splitlines():
+        m = re.match(r"^TASK \[(.*)\] \*+$", line)
+        if m:
+            banner = m.group(1)
+            continue
+        if line == "...ignoring" and last is not None:
+            host, i = last
+            out[host][i] = (out[host][i][0], "ignored")
+            continue
+        m = _LINE.match(line)
+        if m:
+            for host in ([m.group(2)] if m.group(2) else [h.strip() for h in m.group(3).split(",")]):
+                if "=> (item=" in line and out.get(host) and out[host][-1][0] == banner:
+                    continue  # a loop's later item: one result per host and task
+                out.setdefault(host, []).append((banner, _STATUS[m.group(1)]))
+                last = (host, len(out[host]) - 1)
+    return out
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    work = tmp_path_factory.mktemp("task-results")
+    (work / "site.yml").write_text(BOOK)
+    (work / "inc.yml").write_text(INC)
+    (work / "inv.ini").write_text("".join(
+        f"{h} ansible_connection=local ansible_python_interpreter={sys.executable} rustle_remote_dir={work}/r-{h}\n"
+        for h in ("a", "b")))
+    oracle = subprocess.run([str(ANSIBLE), "-i", str(work / "inv.ini"), "-f", "1", str(work / "site.yml")],
+                            capture_output=True, text=True, timeout=600, stdin=subprocess.DEVNULL,
+                            env=ansible_env(work, ANSIBLE_DEPRECATION_WARNINGS="True"))
+    assert oracle.returncode == 0, oracle.stdout + oracle.stderr
+    home = work / "home"
+    home.mkdir()
+    (work / "quiet.cfg").write_text("[defaults]\ndeprecation_warnings = False\n")
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("RUSTLE_", "ANSIBLE_"))}
+    rustle = {}
+    for name, extra in (("default", {"ANSIBLE_CONFIG": str(work / "none.cfg")}),
+                        ("quiet", {"ANSIBLE_CONFIG": str(work / "quiet.cfg")})):
+        proc = subprocess.run(
+            [sys.executable, "-m", "rustle_deploy.cli", str(work / "site.yml"), "-i", str(work / "inv.ini"),
+             "--run", "--output", "json", "-f", "1"],
+            capture_output=True, text=True, timeout=600, stdin=subprocess.DEVNULL, cwd=work,
+            env=dict(env, HOME=str(home), RUSTLE_STATE_DB=str(work / f"{name}.db"), **extra))
+        assert proc.returncode == 0, proc.stdout + proc.stderr
+        rustle[name] = {"doc": json.loads(proc.stdout), "text": proc.stderr, "db": work / f"{name}.db"}
+    return {"oracle": oracle.stdout, "oracle_warnings": oracle.stderr, "rustle": rustle}
+
+
+def test_each_hosts_task_names_and_statuses_in_the_json_output_are_ansible_playbooks(runs: dict[str, Any]) -> None:
+    oracle = _oracle_results(runs["oracle"])
+    assert oracle["a"][1] == ("broken << error 1 - 'nope' is undefined >>", "ok")  # the oracle as expected
+    doc = runs["rustle"]["default"]["doc"]
+    for host in doc["hosts"]:
+        seen = [(t["name"], t["status"]) for t in host["tasks"]]
+        assert seen == oracle[host["name"]], host["name"]
+        assert {t["action"] for t in host["tasks"]} >= {"command", "debug", "include", "fail"}
+    tasks = {t["name"]: t for t in doc["hosts"][0]["tasks"]}
+    assert tasks["ignored failure"]["msg"] == "ignored"
+    assert tasks["rescued"]["msg"] == "failed task fail play << error 1 - 'nope' is undefined >>"
+    assert tasks["fail play << error 1 - 'nope' is undefined >>"] == {
+        "name": "fail play << error 1 - 'nope' is undefined >>", "action": "fail", "status": "failed",
+        "rescued": True, "msg": "boom"}
+    assert "ansible_failed_task.name: " not in runs["oracle"]
+    assert "failed task fail play << error 1 - 'nope' is undefined >>" in runs["oracle"]
+
+
+def test_a_name_that_cannot_be_rendered_warns_as_ansible_playbook_does(runs: dict[str, Any]) -> None:
+    def warnings(text: str) -> list[str]:
+        """Each warning's first line and its "error N - ..." lines, each text once (rustle-deploy
+        shows a warning once per run, ansible-playbook once per task)."""
+        found = re.findall(r"\[WARNING\]: (Encountered \d+ template errors?\.(?:\s*error \d+ - [^\n]*)*)", text)
+        return list(dict.fromkeys(" ".join(w.split()) for w in found))
+
+    assert warnings(runs["rustle"]["default"]["text"]) == warnings(runs["oracle_warnings"]) == [
+        "Encountered 1 template error. error 1 - 'nope' is undefined",
+        "Encountered 1 template error. error 1 - 'item' is undefined",
+        "Encountered 3 template errors. error 1 - 'nope' is undefined error 2 - Error rendering template: "
+        "unsupported operand type(s) for +: 'int' and 'str' error 3 - template potentially truncated",
+    ]
+
+
+def test_ignored_failures_are_recorded_as_such_in_the_history(runs: dict[str, Any]) -> None:
+    with closing(sqlite3.connect(runs["rustle"]["default"]["db"])) as db:
+        rows = db.execute("SELECT host, task, status, ignored FROM task_results WHERE status = 'failed' "
+                          "ORDER BY host, seq").fetchall()
+    assert rows == [(h, n, "failed", i) for h in ("a", "b")
+                    for n, i in (("ignored failure", 1), ("fail play << error 1 - 'nope' is undefined >>", 0))]
+
+
+def test_deprecations_show_as_ansible_playbook_shows_them_unless_ansible_cfg_turns_them_off(
+        runs: dict[str, Any]) -> None:
+    def shown(text: str) -> list[str]:
+        return re.findall(r"^(?:\w+ \| )?(\[DEPRECATION WARNING\]: .*|\[WARNING\]: Deprecation warnings .*)$",
+                          text, re.M)
+
+    expected = ["[WARNING]: Deprecation warnings can be disabled by setting `deprecation_warnings=False` in "
+                "ansible.cfg.",
+                "[DEPRECATION WARNING]: Conditionals should not be surrounded by templating delimiters such as "
+                "{{ }} or {% %}. This feature will be removed from ansible-core version 2.23."]
+    assert shown(runs["oracle_warnings"]) == shown(runs["rustle"]["default"]["text"]) == expected
+    assert shown(runs["rustle"]["quiet"]["text"]) == []
+    quiet = {t["name"]: t for t in runs["rustle"]["quiet"]["doc"]["hosts"][0]["tasks"]}
+    assert quiet["deprecated conditional"]["status"] == "ok"
