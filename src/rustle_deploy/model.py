@@ -301,6 +301,13 @@ class Unsafe(str):
     __slots__ = ()
 
 
+class Vaulted(str):
+    """The text of a ``!vault`` value a vault secret opened: ansible-core tags it
+    ``VaultedValue`` (``tagged_with('VaultedValue')`` is true of it on the host too)."""
+
+    __slots__ = ()
+
+
 class Undecryptable(str):
     """A ``!vault`` value no vault secret opens (its text is the vault envelope). As in
     ansible-core, loading it is no error: a task that uses it fails with ``reason``."""
@@ -318,16 +325,21 @@ class Undecryptable(str):
 UNSAFE_KEY = "__ansible_unsafe"
 # an Undecryptable: Ansible's JSON form of a vaulted value, with why it stays locked
 VAULT_KEY, LOCKED_KEY = "__ansible_vault", "__rustle_undecryptable"
+# a Vaulted text (decrypted on the controller), with its tag
+VAULTED_KEY = "__rustle_vaulted"
 
 
 def tag_unsafe(value: Any) -> Any:
     """``value`` with each Unsafe string written as ``{"__ansible_unsafe": text}`` (for JSON),
-    each Undecryptable as ``{"__ansible_vault": envelope, "__rustle_undecryptable": reason}``;
+    each Undecryptable as ``{"__ansible_vault": envelope, "__rustle_undecryptable": reason}``,
+    each Vaulted as ``{"__rustle_vaulted": text}``;
     containers without one come back as they are."""
     if isinstance(value, Unsafe):
         return {UNSAFE_KEY: str(value)}
     if isinstance(value, Undecryptable):
         return {VAULT_KEY: str(value), LOCKED_KEY: value.reason}
+    if isinstance(value, Vaulted):
+        return {VAULTED_KEY: str(value)}
     if isinstance(value, dict):
         items = [(k, tag_unsafe(v)) for k, v in value.items()]
         if any(new is not value[k] for k, new in items):
@@ -348,6 +360,8 @@ def untag_unsafe(value: Any) -> Any:
             return Unsafe(value[UNSAFE_KEY])
         if len(value) == 2 and isinstance(value.get(VAULT_KEY), str) and isinstance(value.get(LOCKED_KEY), str):
             return Undecryptable(value[VAULT_KEY], value[LOCKED_KEY])
+        if len(value) == 1 and isinstance(value.get(VAULTED_KEY), str):
+            return Vaulted(value[VAULTED_KEY])
         return {k: untag_unsafe(v) for k, v in value.items()}
     if isinstance(value, list):
         return [untag_unsafe(v) for v in value]

@@ -229,8 +229,12 @@ _UNIT_KEYS = ("include", "include_choice", "loop", "loop_with", "role_once")
 
 
 def _plain(task: Task) -> bool:
-    """Whether ``task`` is a block that a phase boundary may cross (not an include, no loop)."""
-    return task.is_block and not any(key in task.extras for key in _UNIT_KEYS)
+    """Whether ``task`` is a block that a phase boundary may cross: no loop, not a role run
+    once, not an include unless its file is known here (not ``include_choice``) and it has no
+    condition (its tasks are then known, and it is entered the same way in every phase)."""
+    if not task.is_block or any(key in task.extras for key in _UNIT_KEYS if key != "include"):
+        return False
+    return "include" not in task.extras or not task.conditions
 
 
 def splits(task: Task, actions: frozenset[str] = frozenset(), fatal_play: bool = False, lockstep: bool = True) -> bool:

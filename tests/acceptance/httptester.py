@@ -107,7 +107,7 @@ class _Handler(BaseHTTPRequestHandler):
         return self.rfile.read(length) if length else b""
 
     def _send(self, status: int, body: bytes = b"", ctype: str = "application/json",
-              headers: dict[str, str] | None = None) -> None:
+              headers: dict[str, str] | list[tuple[str, str]] | None = None) -> None:
         try:  # httpbin's (werkzeug's) reason phrases are upper case: "HTTP Error 301: MOVED PERMANENTLY"
             reason = HTTPStatus(status).phrase.upper()
         except ValueError:
@@ -116,7 +116,7 @@ class _Handler(BaseHTTPRequestHandler):
         if status not in (204, 304):
             self.send_header("Content-Type", ctype)
             self.send_header("Content-Length", str(len(body)))
-        for k, v in (headers or {}).items():
+        for k, v in (headers.items() if isinstance(headers, dict) else headers or ()):
             self.send_header(k, v)
         self.end_headers()
         if self.command != "HEAD" and status not in (204, 304):
@@ -125,7 +125,7 @@ class _Handler(BaseHTTPRequestHandler):
     def _json(self, doc: Any, status: int = 200, headers: dict[str, str] | None = None) -> None:
         self._send(status, (json.dumps(doc, indent=2) + "\n").encode(), headers=headers)
 
-    def _echo(self, body: bytes) -> dict[str, Any]:
+    def _echo(self, body: bytes, everything: bool = False) -> dict[str, Any]:
         """httpbin's description of the request (/get, /post, /anything)."""
         parts = urlsplit(self.path)
         args = {k: v[0] if len(v) == 1 else v for k, v in parse_qs(parts.query).items()}
@@ -133,7 +133,7 @@ class _Handler(BaseHTTPRequestHandler):
         doc: dict[str, Any] = {"args": args, "headers": {k.title(): v for k, v in self.headers.items()},
                                "origin": self.client_address[0],
                                "url": urlunsplit((scheme, self.headers.get("Host", ""), parts.path, parts.query, ""))}
-        if self.command not in ("GET", "HEAD"):
+        if everything or self.command not in ("GET", "HEAD"):  # /anything has them for a GET too
             text = body.decode("utf-8", "replace")
             ctype = self.headers.get("Content-Type", "")
             form: dict[str, Any] = {}
@@ -178,7 +178,7 @@ class _Handler(BaseHTTPRequestHandler):
         elif head in ("get", "post", "put", "patch", "delete"):
             self._send(405, b"Method Not Allowed\n", "text/html")
         elif head == "anything":
-            self._json(self._echo(body))
+            self._json(self._echo(body, everything=True))
         elif head == "headers":
             self._json({"headers": {k.title(): v for k, v in self.headers.items()}})
         elif head == "status" and len(segs) == 2 and segs[1].isdigit():
@@ -198,9 +198,9 @@ class _Handler(BaseHTTPRequestHandler):
             where = f"https://{self.headers.get('Host', '')}"
             location = f"{where}/absolute-redirect/{n - 1}" if n > 1 else f"{where}/get"
             self._send(302, b"", "text/html; charset=utf-8", {"Location": location})
-        elif head == "response-headers":
-            headers = {k: v[-1] for k, v in query.items()}
-            self._json({k: v for k, v in headers.items()}, headers=headers)
+        elif head == "response-headers":  # each value a header of its own (two Set-Cookie)
+            body = (json.dumps({k: v[0] if len(v) == 1 else v for k, v in query.items()}, indent=2) + "\n").encode()
+            self._send(200, body, "application/json", [(k, value) for k, v in query.items() for value in v])
         elif head == "cache":
             if self.headers.get("If-Modified-Since") or self.headers.get("If-None-Match"):
                 self._send(304)
@@ -229,6 +229,15 @@ class _Handler(BaseHTTPRequestHandler):
             self._send(200, base64.urlsafe_b64decode(segs[1] + "=" * (-len(segs[1]) % 4)), "text/html; charset=utf-8")
         else:
             self._send(404, b"<h1>Not Found</h1>\n", "text/html")
+
+    def __getattr__(self, name: str) -> Any:
+        if name.startswith("do_"):  # a method no route takes (UNKNOWN): flask's 405, not http.server's 501
+            return self._not_allowed
+        raise AttributeError(name)
+
+    def _not_allowed(self) -> None:
+        self._body()
+        self._send(405, b"Method Not Allowed\n", "text/html")
 
     def _digest(self, qop: str, user: str, password: str, algorithm: str) -> None:
         """httpbin's /digest-auth/QOP/USER/PASSWD[/ALGORITHM] (RFC 7616, as urllib answers it)."""

@@ -13,6 +13,7 @@ import base64
 import gzip
 import json
 import re
+import socket
 import ssl
 import urllib.error
 import urllib.request
@@ -64,6 +65,8 @@ def test_get_echoes_the_request_as_httpbin(http: HttpTester) -> None:
     assert doc["headers"]["X-Probe"] == "yes" and doc["headers"]["Host"] == HTTPBIN
     assert doc["url"] == f"https://{HTTPBIN}/get?a=1&a=2&b=x"
     assert _get(http, HTTPBIN, "/post")[0] == 405  # a GET to /post
+    anything = json.loads(_get(http, HTTPBIN, "/anything")[2])
+    assert (anything["data"], anything["form"], anything["files"], anything["json"]) == ("", {}, {}, None)
 
 
 def test_reasons_are_httpbins_and_the_bundle_holds_the_ca(http: HttpTester) -> None:
@@ -122,7 +125,14 @@ def test_redirects_status_and_cache(http: HttpTester) -> None:
     opener = urllib.request.build_opener(urllib.request.ProxyHandler({"http": http.proxy}))
     with opener.open(options, timeout=60) as resp:
         assert resp.headers["Allow"] == "GET, HEAD, OPTIONS"
+    with pytest.raises(urllib.error.HTTPError, match="405: METHOD NOT ALLOWED") as unknown:
+        opener.open(urllib.request.Request(f"http://{HTTPBIN}/anything", method="UNKNOWN"), timeout=60)
+    unknown.value.close()
     assert _get(http, HTTPBIN, "/cache")[1]["Last-Modified"]
+    cookies = urllib.request.build_opener(urllib.request.ProxyHandler({"http": http.proxy})).open(
+        f"http://{HTTPBIN}/response-headers?Set-Cookie=Foo%3Dbar&Set-Cookie=Baz%3Dqux", timeout=60)
+    with cookies:
+        assert cookies.headers.get_all("Set-Cookie") == ["Foo=bar", "Baz=qux"]
     assert _get(http, HTTPBIN, "/cache", {"If-Modified-Since": "Mon, 01 Jan 2024 00:00:00 GMT"})[0] == 304
 
 
@@ -171,7 +181,8 @@ def test_the_proxy_names_its_servers_and_serves_plain_http(http: HttpTester) -> 
 
 # -- uri and get_url against it, under both tools ------------------------------------------------
 
-def _tasks() -> list[dict[str, Any]]:
+def _tasks(refusing: int) -> list[dict[str, Any]]:
+    """The play's tasks; ``refusing``: a port bound and never listening (a proxy that refuses)."""
     url, badssl = f"https://{HTTPBIN}", BADSSL
     tasks: list[dict[str, Any]] = [
         {"name": "uri get", "uri": {"url": f"{url}/get?x=1", "return_content": True}},
@@ -217,6 +228,8 @@ def _tasks() -> list[dict[str, Any]]:
         {"name": "get_url plain http", "get_url": {"url": f"http://{HTTPBIN}/get", "dest": "{d}/plain.json"}},
         {"name": "get_url without the proxy", "get_url": {"url": f"{url}/get", "dest": "{d}/direct.json",
                                                            "use_proxy": False}},
+        {"name": "get_url the task's proxy", "get_url": {"url": f"{url}/get", "dest": "{d}/proxied.json"},
+         "environment": {"https_proxy": f"http://127.0.0.1:{refusing}"}},
         {"name": "read back", "slurp": {"src": "{d}/netrc.json"}},
     ]
     for i, task in enumerate(tasks):
@@ -248,13 +261,17 @@ GET_URL_KEYS = ("changed", "failed", "msg", "status_code", "dest", "checksum_des
 
 @pytest.mark.ansible
 def test_uri_and_get_url_match_ansible_against_the_servers(http: HttpTester, tmp_path: Path,
-                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+                                                           monkeypatch: pytest.MonkeyPatch,
+                                                           request: pytest.FixtureRequest) -> None:
     """One ansible-playbook run and one artifact run of the same play; every registered result
     compared on the keys below (uri's through the bridge are ansible-core's own module's)."""
     needs_ansible()
     for name, value in http.env.items():
         monkeypatch.setenv(name, value)
-    tasks = _tasks()
+    held = socket.socket()  # bound and never listening for the whole test: connections to it are refused
+    held.bind(("127.0.0.1", 0))
+    request.addfinalizer(held.close)
+    tasks = _tasks(held.getsockname()[1])
     plays = [{"name": "http", "tasks": tasks}]
     files = {"files/formdata.txt": "_multipart/form-data_\n", "files/body.json": '["JSON Test Pattern"]\n'}
     results, events = {}, {}

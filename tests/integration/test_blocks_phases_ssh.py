@@ -116,6 +116,13 @@ PLAYBOOK = """\
     - name: live hosts
       copy: {content: "{{ ansible_play_hosts | join(',') }}\\n", dest: "{{ root }}/handler.txt"}
 
+# an include of a file known when compiling, whose tasks run differently (mixed.yml: a task on
+# every host, a run_once one, a task reading its result): cut inside, as a block is
+- hosts: h
+  gather_facts: false
+  tasks:
+    - include_tasks: mixed.yml
+
 # any_errors_fatal in nested blocks (ansible-core's 72781.yml): e0's rescue fails, e1 goes to
 # the same rescue and fails too; nothing after runs, no later play either
 - hosts: e
@@ -137,10 +144,20 @@ PLAYBOOK = """\
 """
 
 
+MIXED = """\
+- copy: {content: "{{ inventory_hostname }}\\n", dest: "{{ root }}/first.txt"}
+- command: echo once-{{ inventory_hostname }}
+  run_once: true
+  register: once
+- copy: {content: "{{ once.stdout }}\\n", dest: "{{ root }}/once.txt"}
+"""
+
+
 def test_run_once_any_errors_fatal_and_live_hosts_inside_blocks_as_in_ansible(
         sshd: Any, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    fleet = Fleet(sshd, tmp_path, 0, others={g: [f"{g}0", f"{g}1"] for g in "abcdefg"})
+    fleet = Fleet(sshd, tmp_path, 0, others={g: [f"{g}0", f"{g}1"] for g in "abcdefgh"})
     playbook = playbook_file(tmp_path, PLAYBOOK)
+    (tmp_path / "mixed.yml").write_text(MIXED)
     (tmp_path / "templates").mkdir()
     (tmp_path / "templates" / "live.j2").write_text("{{ ansible_play_hosts | join(',') }}\n")
     code, doc = fleet.rustle(capsys, playbook)
@@ -164,6 +181,7 @@ def test_run_once_any_errors_fatal_and_live_hosts_inside_blocks_as_in_ansible(
     assert files["e0"] == files["e1"] == {"rescue.txt": "rescue\n"}
     assert files["f0"] == {"rescued.txt": "none\n"} and files["f1"] == {"rescued.txt": "3"}
     assert files["g0"] == {} and files["g1"] == {"notify.txt": "notify\n", "handler.txt": "g1\n"}
+    assert files["h1"] == {"first.txt": "h1\n", "once.txt": "once-h0\n"}
     assert doc["rollout"]["state"] == "stopped" and "any_errors_fatal" in doc["rollout"]["reason"], doc["rollout"]
     trips = {n: h["round_trips"] for n, h in by_name.items()}
     # a: [a0 fails] [once: a0 passes it by, a1 runs it] [after, rescue, always]; b: [every]
@@ -176,3 +194,5 @@ def test_run_once_any_errors_fatal_and_live_hosts_inside_blocks_as_in_ansible(
     assert (trips["c0"], trips["c1"], trips["d0"], trips["d1"]) == (4, 4, 1, 3), trips
     # g: [false, notify.txt] [the handler, with the live hosts]
     assert (trips["g0"], trips["g1"]) == (1, 2), trips
+    # h: [first.txt] [once, on h0] [once.txt]
+    assert (trips["h0"], trips["h1"]) == (3, 2), trips

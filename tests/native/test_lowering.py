@@ -150,6 +150,22 @@ def test_a_fact_under_a_plays_gather_subset_is_left_to_pyz(tmp_path: Path) -> No
         lower(plan)
 
 
+def test_a_play_with_force_handlers_is_left_to_pyz(tmp_path: Path) -> None:
+    """The runner does not run a failed host's notified handlers (the runtime's force_handlers)."""
+    plan = make_plan(tmp_path, [{"name": "notifies", "module": "command", "args": {"_raw_params": "true"},
+                                 "notify": ["h"]}])
+    doc = json.loads(plan.read_text())
+    doc["plays"][0]["handlers"] = [dict(doc["plays"][0]["batches"][0]["tasks"][0], id="handler_0", name="h",
+                                        notify=[])]
+    plan.write_text(json.dumps(doc))
+    lower(plan)  # without force_handlers it lowers
+    doc["plays"][0]["force_handlers"] = True
+    plan.write_text(json.dumps(doc))
+    with pytest.raises(NativeUnsupported, match="has force_handlers") as info:
+        lower(plan)
+    assert "--format pyz" in info.value.hint
+
+
 @pytest.mark.parametrize("plan", sorted(p.name for p in PLAN_FIXTURES.glob("*.json")))
 def test_every_fixture_plan_lowers_or_is_refused_clearly(plan: str) -> None:
     try:
@@ -284,3 +300,20 @@ def test_blocks_and_set_fact_lower_to_sections_and_run_time_names(tmp_path: Path
     assert inner["when"][0]["ir"] == ["cmp", "==", ["name", "word"], ["lit", "hi"]]  # Ansible's inherited when
     assert inner["args"]["msg"] == {"__rustle_expr__": {"expr": "word", "ir": ["name", "word"]}}
     assert block["rescue"][0]["args"]["msg"]["__rustle_expr__"]["ir"] == ["attr", ["name", "ansible_failed_task"], "name"]
+
+
+def test_a_task_timeout_lowers_and_integers_beyond_64_bits_are_refused(tmp_path: Path) -> None:
+    """The runner's integers are i64: a value Python would carry as a big int goes to pyz, never
+    a wrapped one to the runner. A task's timeout travels with the task (every process the
+    module starts ends at its deadline); one ansible-core rejects is left to pyz's words."""
+    plan = make_plan(tmp_path, [{"module": "command", "args": {"_raw_params": "sleep 5"}, "timeout": 2}])
+    (task,) = only_host(next(iter(lower(plan).values())))
+    assert task["timeout"] == 2
+    for i, (tasks, why) in enumerate([
+        ([{"module": "debug", "args": {"msg": "{{ 2 ** 64 }}"}}], "the integer 18446744073709551616 is beyond"),
+        ([{"module": "debug", "args": {"msg": "{{ r.rc + big }}"}, "register": "r"}], "9223372036854775808 is beyond"),
+        ([{"module": "command", "args": {"_raw_params": "true"}, "timeout": -1}], "timeout -1 is not a number"),
+    ]):
+        with pytest.raises(NativeUnsupported) as info:
+            lower(make_plan(tmp_path / str(i), tasks, play_vars={"big": 2**63}))
+        assert why in str(info.value)

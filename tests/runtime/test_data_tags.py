@@ -65,8 +65,8 @@ def test_from_json_legacy_profiles_carry_the_inputs_trust() -> None:
 
 
 def test_tagged_with_other_tags_fails_with_the_reason() -> None:
-    with pytest.raises(TemplateError, match="the Origin tag cannot be tested here: rustle-deploy keeps only"):
-        T.evaluate("written is ansible._protomatter.tagged_with('Origin')", scope())
+    with pytest.raises(TemplateError, match="the Deprecated tag cannot be tested here: rustle-deploy keeps only"):
+        T.evaluate("written is ansible._protomatter.tagged_with('Deprecated')", scope())
     with pytest.raises(TemplateError, match="Unknown tag name 'Bogus'"):
         T.evaluate("written is ansible._protomatter.tagged_with('Bogus')", scope())
 
@@ -79,6 +79,18 @@ def test_the_origin_filter_names_what_the_task_recorded() -> None:
     assert templar.evaluate("written | ansible._protomatter.origin", over) == "/p/site.yml:3:14"
     # a value the task recorded none for (another variable, a literal) has none; undefined stays so
     assert templar.evaluate("other | ansible._protomatter.origin", over) is None
+    # the tags that follow from it
+    assert templar.evaluate("written | ansible._protomatter.tag_names", over) == ["Origin", "TrustedAsTemplate"]
+    assert templar.evaluate("other | ansible._protomatter.tag_names", over) == []
+    assert templar.evaluate("written | ansible._protomatter.true_type", over) == "_AnsibleTaggedStr"
+    assert templar.evaluate("other | ansible._protomatter.true_type", over) == "str"
+    assert templar.evaluate("written is ansible._protomatter.tagged_with('Origin')", over) is True
+    assert templar.evaluate("other is ansible._protomatter.tagged", over) is False
+    assert templar.evaluate("1 | ansible._protomatter.unmask('PluginInfo')", over) == 1
+    with pytest.raises(TemplateError, match=r"Unknown type name\(s\): BogusType"):
+        templar.evaluate("[] | ansible._protomatter.unmask(['WarningSummary', 'BogusType'])", over)
+    with pytest.raises(TemplateError, match="must be of type 'str' or 'list', not 'int'"):
+        templar.evaluate("[] | ansible._protomatter.unmask(1)", over)
     assert templar.evaluate("'x' | ansible._protomatter.origin", over) is None
     assert templar.evaluate("missing | ansible._protomatter.origin is undefined", over) is True
 

@@ -263,6 +263,27 @@ def http_dir(tmp_path):
         yield base, root
 
 
+def test_get_url_hides_its_password_and_takes_the_tasks_proxy(http_dir, tmp_path, monkeypatch):
+    """As ansible-core's module: the password (no_log) hidden in what it returns, a failed request
+    naming dest, and the proxies of the task's environment (its process environment there)."""
+    for name in ("http_proxy", "HTTP_PROXY", "no_proxy", "NO_PROXY"):  # the machine's own, if any
+        monkeypatch.delenv(name, raising=False)
+    base, _root = http_dir
+    get = net.MODULES["get_url"]
+    res = get(FakeCtx(), {"url": base + "/s3cret/nope", "dest": str(tmp_path / "x"),
+                          "username": "u", "password": "s3cret"})
+    assert (res["failed"], res["status_code"], res["url"]) == (True, 404, base + "/********/nope")
+    assert res["dest"] == str(tmp_path / "x") and "s3cret" not in str(res)
+    with socket.socket() as held:  # bound, never listening: a proxy that refuses, for as long as it is held
+        held.bind(("127.0.0.1", 0))
+        proxy = f"http://127.0.0.1:{held.getsockname()[1]}"
+        res = get(FakeCtx(environment={"http_proxy": proxy}), {"url": base + "/file.txt", "dest": str(tmp_path / "y")})
+        assert res["failed"] and "Connection refused" in res["msg"] and "status_code" not in res
+        res = get(FakeCtx(environment={"http_proxy": proxy, "no_proxy": "127.0.0.1"}),
+                  {"url": base + "/file.txt", "dest": str(tmp_path / "y")})
+        assert res["changed"] and (tmp_path / "y").read_text() == "payload\n"
+
+
 def test_get_url_downloads_once_and_checks_checksums(http_dir, tmp_path):
     base, root = http_dir
     get = net.MODULES["get_url"]
@@ -297,6 +318,11 @@ def test_get_url_downloads_once_and_checks_checksums(http_dir, tmp_path):
     assert bad["failed"] and "did not match" in bad["msg"] and not (tmp_path / "b").exists()
     into_dir = get(FakeCtx(), {"url": base + "/file.txt", "dest": str(tmp_path)})
     assert into_dir["dest"] == str(tmp_path / "file.txt")
+    # into a directory, as ansible-core 2.19: always fetched, changed when the content differs
+    assert get(FakeCtx(), {"url": base + "/file.txt", "dest": str(tmp_path)})["changed"] is False
+    (root / "file.txt").write_text("changed again\n")
+    assert get(FakeCtx(), {"url": base + "/file.txt", "dest": str(tmp_path)})["changed"] is True
+    assert (tmp_path / "file.txt").read_text() == "changed again\n"
     missing = get(FakeCtx(), {"url": base + "/nope", "dest": str(tmp_path / "n")})
     assert missing["failed"] and missing["status_code"] == 404
     nofile = get(FakeCtx(), {"url": f"file://{tmp_path}/nofile", "dest": str(tmp_path / "n")})

@@ -22,6 +22,9 @@ def _site(expression: str) -> str:
     "x | ansible._protomatter.apply_trust | from_json(profile='inventory_legacy')",
     "x | ansible._protomatter.finalize", "x | ansible._protomatter.python_literal_eval",
     "x | ansible._protomatter.dump_object", "x | ansible._protomatter.origin",
+    "x | ansible._protomatter.tag_names", "x | ansible._protomatter.true_type",
+    "x is ansible._protomatter.tagged", "x is ansible._protomatter.tagged_with('Origin')",
+    "x is ansible._protomatter.tagged_with('VaultedValue')", "x | ansible._protomatter.unmask('PluginInfo')",
 ])
 def test_what_the_runtime_offers_compiles(tmp_path: Path, expression: str) -> None:
     compiled = _compile(tmp_path, {"site.yml": _site(expression)})
@@ -29,13 +32,9 @@ def test_what_the_runtime_offers_compiles(tmp_path: Path, expression: str) -> No
 
 
 @pytest.mark.parametrize("expression, message", [
-    ("x | ansible._protomatter.unmask('PluginInfo')", "filter 'ansible._protomatter.unmask' is not supported"),
-    ("x | ansible._protomatter.tag_names", "filter 'ansible._protomatter.tag_names' is not supported"),
-    ("x | ansible._protomatter.true_type", "filter 'ansible._protomatter.true_type' is not supported"),
-    ("x is ansible._protomatter.tagged", "test 'ansible._protomatter.tagged' is not supported"),
-    ("x is ansible._protomatter.tagged_with('VaultedValue')",
-     "test 'ansible._protomatter.tagged_with' with the tag 'VaultedValue' is not supported by rustle-deploy: "
-     "the runtime keeps only the TrustedAsTemplate tag"),
+    ("x is ansible._protomatter.tagged_with('Deprecated')",
+     "test 'ansible._protomatter.tagged_with' with the tag 'Deprecated' is not supported by rustle-deploy: "
+     "the runtime answers only the TrustedAsTemplate, VaultedValue and Origin tags"),
 ])
 def test_what_it_does_not_is_refused_at_its_line(tmp_path: Path, expression: str, message: str) -> None:
     with pytest.raises(PlaybookError) as err:

@@ -115,8 +115,9 @@ def test_passwords_from_the_command_line_env_and_scripts(
     assert main(["site.yml", "-i", "hosts.ini", "--emit-plan", "-e", "out=/nowhere", *args]) == 0
     plan = json.loads(capsys.readouterr().out)
     play_vars = plan["plays"][0]["vars"]
-    assert play_vars["inline"] == "an inline secret: s3cr3t"
-    assert play_vars["multiline"] == "multi\nline"
+    # a !vault value keeps ansible-core's VaultedValue tag in the plan; a whole encrypted file's do not
+    assert play_vars["inline"] == {"__rustle_vaulted": "an inline secret: s3cr3t"}
+    assert play_vars["multiline"] == {"__rustle_vaulted": "multi\nline"}
     assert play_vars["file_secret"] == "from an encrypted vars file"
     assert play_vars["role_secret"] == "from encrypted role vars"
 
@@ -128,3 +129,40 @@ def test_ask_vault_pass_without_a_terminal_is_a_usage_error(
     monkeypatch.setenv("ANSIBLE_CONFIG", str(tmp_path / "none.cfg"))
     assert main(["site.yml", "--emit-plan", "--ask-vault-pass"]) == 2
     assert "vault password needs a terminal" in capsys.readouterr().err
+
+
+LOCKED_KNOWN = (REPO / "tests" / "data" / "playbooks" / "vault_locked" / "site.yml").read_text().split(
+    "locked_known: !vault |", 1)[1].split("  tasks:", 1)[0]  # encrypted with 'other-pw'
+
+
+@pytest.mark.usefixtures("rustle_home")
+@pytest.mark.parametrize(("reads", "shipped"), [
+    ("{{ read_secret | length }}", {"read_secret"}),
+    ("{{ vars['unread' ~ '_secret'] | length }}", {"read_secret", "unread_secret"}),  # a computed name
+])
+def test_a_vaulted_play_variable_no_template_names_stays_out_of_the_artifact(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
+        reads: str, shipped: set[str]) -> None:
+    import zipfile
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("ANSIBLE_CONFIG", str(tmp_path / "none.cfg"))
+    (tmp_path / "pw.txt").write_text("other-pw\n")
+    (tmp_path / "hosts.ini").write_text("localhost ansible_connection=local\n")
+    (tmp_path / "site.yml").write_text(
+        "- hosts: all\n  gather_facts: false\n  vars:\n"
+        f"    read_secret: !vault |{LOCKED_KNOWN}    unread_secret: !vault |{LOCKED_KNOWN}"
+        f"  tasks:\n    - debug:\n        msg: \"{reads}\"\n")
+    assert main(["site.yml", "-i", "hosts.ini", "--vault-password-file", "pw.txt", "--compile-only",
+                 "--format", "pyz", "-o", "out"]) == 0, capsys.readouterr().err
+    (artifact,) = (tmp_path / "out").glob("*.pyz")
+    with zipfile.ZipFile(artifact) as zf:
+        plan_text = zf.read("plan.json").decode()
+    play_vars = json.loads(plan_text)["plays"][0]["vars"]
+    for name in ("read_secret", "unread_secret"):
+        if name in shipped:
+            assert play_vars[name] == {"__rustle_vaulted": "opened with its own password"}
+        else:
+            assert play_vars[name]["__rustle_undecryptable"].startswith("withheld from the artifact")
+    if shipped == {"read_secret"}:
+        assert plan_text.count("opened with its own password") == 1

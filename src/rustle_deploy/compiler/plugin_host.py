@@ -26,6 +26,7 @@ import sys
 from typing import Any
 
 UNDEFINED = "__rustle_undefined"
+VAULTED = "__rustle_vaulted"  # text ansible-core tags VaultedValue, as a plan carries it
 
 
 def _markers_in(value: Any) -> Any:
@@ -107,7 +108,12 @@ def _answer(loader: Any, request: dict[str, Any]) -> dict[str, Any]:
         return {"error": f"{kind} plugin {name!r} not found"}
     if request.get("where"):  # a collection's plugin: the file ansible-core loads it from
         return {"path": found._original_path, "module": found.j2_function.__module__}
-    return {"value": found.j2_function(*args, **kwargs)}
+    value = found.j2_function(*args, **kwargs)
+    from ansible._internal._datatag._tags import VaultedValue
+
+    if isinstance(value, str) and VaultedValue.is_tagged_on(value):  # vault(..., wrap_object=True)
+        return {"value": {VAULTED: str(value)}}
+    return {"value": value}
 
 
 def main() -> int:

@@ -331,12 +331,14 @@ def _names(condition: Any) -> set[str]:
 
 
 def _bare_expressions(task: Task, module: str) -> list[str]:
-    """The task's expressions written without braces: its conditions, assert's ``that``,
+    """The task's expressions written without braces: its conditions, assert's ``that``, debug's ``var``,
     ``changed_when``/``failed_when``/``until`` (a controller lookup there runs at compile time)."""
     out = [str(c.value) for c in task.conditions if c.kind in ("When", "Skip")]
     sources = [task.extras.get(k) for k in ("changed_when", "failed_when", "until")]
     if module == "assert":
         sources.append(task.args.get("that"))
+    if module == "debug":  # `var:` is an expression (`var: lookup('x')`)
+        sources.append(task.args.get("var"))
     for value in sources:
         for text in value if isinstance(value, list) else [value]:
             if isinstance(text, str) and not _wholly_templated(text):

@@ -23,7 +23,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
-from ..model import SECRET_VARS, Host, Plan, Play, Task, Unsafe, own_vars
+from ..model import SECRET_VARS, Host, Plan, Play, Task, Undecryptable, Unsafe, Vaulted, own_vars
 from ..phases import Phases, per_call, plan_phases
 from ..runtime_index import canonical_module, module_families
 from . import assemble
@@ -211,6 +211,7 @@ def plan_units(
             embedded = host_plugins(plugins, _plan_texts(unit))
             if embedded.files:
                 unit.plan_doc["plugins"]["files"] = list(embedded.files)
+        _withhold_unread_vaulted(unit, doc_plays)
         if _TEMPLATED.search(str(plan.extra_vars)):
             unit.needs_jinja = True
         if any(_TEMPLATED.search(str((p["vars"], p.get("defaults"), p.get("roles")))) for p in doc_plays):
@@ -221,11 +222,63 @@ def plan_units(
     return units
 
 
-def _plan_texts(unit: BuildUnit) -> Iterator[str]:
+# a template that may read a variable it does not name: every play variable is read
+_READS_ANY_VAR = re.compile(r"\b(?:vars|varnames|hostvars)\b")
+WITHHELD = ("withheld from the artifact: no template of this plan names this vault-encrypted "
+            "variable (rustle-deploy ships a decrypted !vault value only to a plan that reads it)")
+
+
+def _withhold_unread_vaulted(unit: BuildUnit, doc_plays: list[dict[str, Any]]) -> None:
+    """Leave out of ``unit``'s plan.json the decrypted ``!vault`` values of play variables and
+    role defaults that no template or expression of the artifact names (a value, a task field,
+    a template file, a host variable): they stay encrypted on the controller and a read the
+    compiler could not see fails with :data:`WITHHELD`. A plan that may read variables by a
+    computed name (``vars[...]``, ``lookup('vars', ...)``, ``varnames``, ``hostvars``) keeps them all."""
+    layers = [layer for p in doc_plays for layer in (p.get("vars"), p.get("defaults")) if isinstance(layer, dict)]
+    vaulted = {k for layer in layers for k, v in layer.items() if _holds_vaulted(v)}
+    if not vaulted:
+        return
+    texts = [*_strings_in([p for p in doc_plays]), *_strings_in(list(unit.host_vars.values())),
+             *_plan_texts(unit, with_doc=False)]
+    if any(_READS_ANY_VAR.search(t) for t in texts):
+        return
+    unread = {k for k in vaulted if not any(re.search(rf"\b{re.escape(k)}\b", t) for t in texts)}
+    for play in doc_plays:
+        for name in ("vars", "defaults"):
+            layer = play.get(name)
+            if isinstance(layer, dict) and unread & set(layer):  # a copy: the plan's own stays whole
+                play[name] = {k: Undecryptable("", WITHHELD) if k in unread else v for k, v in layer.items()}
+
+
+def _holds_vaulted(value: Any) -> bool:
+    if isinstance(value, Vaulted):
+        return True
+    if isinstance(value, dict):
+        return any(_holds_vaulted(v) for v in value.values())
+    if isinstance(value, (list, tuple)):
+        return any(_holds_vaulted(v) for v in value)
+    return False
+
+
+def _strings_in(value: Any) -> Iterator[str]:
+    """The strings of ``value`` (dict values, not keys), but decrypted vault text."""
+    if isinstance(value, str):
+        if not isinstance(value, Vaulted):
+            yield value
+    elif isinstance(value, dict):
+        for v in value.values():
+            yield from _strings_in(v)
+    elif isinstance(value, (list, tuple)):
+        for v in value:
+            yield from _strings_in(v)
+
+
+def _plan_texts(unit: BuildUnit, with_doc: bool = True) -> Iterator[str]:
     """What the templates of ``unit``'s artifact may be: its compiled plan (but the plugin
     table), its hosts' variables and the text of each file it embeds (a template's source)."""
-    yield json.dumps({k: v for k, v in unit.plan_doc.items() if k != "plugins"}, default=str)
-    yield json.dumps(unit.host_vars, default=str)
+    if with_doc:
+        yield json.dumps({k: v for k, v in unit.plan_doc.items() if k != "plugins"}, default=str)
+        yield json.dumps(unit.host_vars, default=str)
     for path in unit.files.values():
         try:
             if os.path.getsize(path) <= 1 << 20:

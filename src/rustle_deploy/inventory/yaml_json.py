@@ -22,7 +22,7 @@ from rustle_deploy import vault
 from rustle_deploy.errors import InventoryError
 from rustle_deploy.inventory.data import DataError, InventoryData
 from rustle_deploy.inventory.ranges import RangeError, expand_hostpattern
-from rustle_deploy.model import Undecryptable, Unsafe
+from rustle_deploy.model import Undecryptable, Unsafe, Vaulted
 
 __all__ = ["Unsafe", "Loaded", "load_data", "parse_yaml_inventory"]
 
@@ -86,7 +86,7 @@ def _make_loader(lines: dict[int, int], key_lines: dict[tuple[int, Any], int]) -
                 raise vault.VaultFailed("!vault takes the text ansible-vault encrypt_string "
                                         "prints", "")
             envelope = loader.construct_scalar(node)
-            return vault.decrypt(envelope)
+            return Vaulted(vault.decrypt(envelope))
         except vault.VaultFailed as exc:
             if exc.locked is not None:  # as ansible-core: the tasks that use it fail, not the load
                 return Undecryptable(envelope, exc.locked)
@@ -107,7 +107,7 @@ def _json_hook(obj: dict[str, Any]) -> Any:
     if len(obj) == 1 and isinstance(obj.get("__ansible_vault"), str):
         # ansible-inventory --list writes a vaulted value so: opened as a !vault value is
         try:
-            return vault.decrypt(obj["__ansible_vault"])
+            return Vaulted(vault.decrypt(obj["__ansible_vault"]))
         except vault.VaultFailed as exc:
             if exc.locked is not None:
                 return Undecryptable(obj["__ansible_vault"], exc.locked)

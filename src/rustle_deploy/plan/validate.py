@@ -512,11 +512,14 @@ def _plugins(src: str, task: Task, local: dict[str, frozenset[str]] | None = Non
                                  file=src, pointer=ptr))
         for test in tree.find_all(nodes.Test):
             tag = test.args[0].value if test.args and isinstance(test.args[0], nodes.Const) else None
-            if test.name == _PROTOMATTER + "tagged_with" and isinstance(tag, str) and tag != "TrustedAsTemplate":
+            if test.name == _PROTOMATTER + "tagged_with" and isinstance(tag, str) and tag not in _KEPT_TAGS:
                 out.append(PlanError(f"test {test.name!r} with the tag {tag!r} is not supported by rustle-deploy: "
-                                     "the runtime keeps only the TrustedAsTemplate tag",
+                                     "the runtime answers only the TrustedAsTemplate, VaultedValue and Origin tags",
                                      _PROTOMATTER_HINT, file=src, pointer=ptr))
     return out, unknown
+
+
+_KEPT_TAGS = ("TrustedAsTemplate", "VaultedValue", "Origin")  # the data tags the runtime answers (datatag.py)
 
 
 def _not_in_collections(kind: str) -> str:

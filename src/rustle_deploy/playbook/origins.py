@@ -77,8 +77,10 @@ def condition_origins(conditions: list[Any], layers: list[dict[str, Any]]) -> di
     return out
 
 
-_ORIGIN_FILTER = re.compile(r"""([A-Za-z_]\w*(?:\.[A-Za-z_]\w*|\[(?:'[^']*'|"[^"]*"|\d+)\])*)\s*\|\s*"""
-                            r"ansible\._protomatter\.origin\b")
+# `PATH | ansible._protomatter.origin` (or tag_names, true_type) and `PATH is [not] ...tagged[_with]`
+_ORIGIN_FILTER = re.compile(r"""([A-Za-z_]\w*(?:\.[A-Za-z_]\w*|\[(?:'[^']*'|"[^"]*"|\d+)\])*)\s*"""
+                            r"(?:\|\s*ansible\._protomatter\.(?:origin|tag_names|true_type)\b"
+                            r"|is\s+(?:not\s+)?ansible\._protomatter\.tagged(?:_with)?\b)")
 
 
 def filter_origins(texts: list[str], layers: list[dict[str, Any]]) -> dict[str, str]:
@@ -86,7 +88,7 @@ def filter_origins(texts: list[str], layers: list[dict[str, Any]]) -> dict[str, 
     ``origin`` filter (``some_var | ansible._protomatter.origin``), where the compiler read it."""
     out: dict[str, str] = {}
     for text in texts:
-        if "_protomatter.origin" not in text:
+        if "_protomatter." not in text:
             continue
         for match in _ORIGIN_FILTER.finditer(text):
             origin = _variable_origin(match.group(1), layers)

@@ -18,7 +18,7 @@ from typing import Any
 
 from rustle_deploy import vault
 from rustle_deploy.errors import PlaybookError
-from rustle_deploy.model import Undecryptable, Unsafe
+from rustle_deploy.model import Undecryptable, Unsafe, Vaulted
 
 __all__ = ["Origin", "Source", "Unsafe", "read_yaml", "recording", "value_origin"]
 
@@ -185,7 +185,7 @@ def _loader_class(src: Source) -> type:
                 "secret: !vault |\n  $ANSIBLE_VAULT;1.1;AES256\n  ...")
         envelope = loader.construct_scalar(node)
         try:
-            return vault.decrypt(envelope)
+            return Vaulted(vault.decrypt(envelope))
         except vault.VaultFailed as exc:
             if exc.locked is not None:  # as ansible-core: the tasks that use it fail, not the load
                 return Undecryptable(envelope, exc.locked)

@@ -17,7 +17,7 @@ import ast
 import re
 
 from .filters import FilterError, is_undefined
-from .templating import TrustedText, UnsafeDict, UnsafeList, UnsafeText
+from .templating import TrustedText, UnsafeDict, UnsafeList, UnsafeText, VaultedText
 
 PREFIX = "ansible._protomatter."
 
@@ -25,21 +25,84 @@ PREFIX = "ansible._protomatter."
 _TAGS = ("TrustedAsTemplate", "Origin", "VaultedValue", "Deprecated", "SourceWasEncrypted",
          "NotATemplate")
 _NOT_KEPT = ("rustle-deploy keeps only the TrustedAsTemplate tag (text written in the playbook, its "
-             "vars files and the inventory, not host data); it does not record where a value was "
-             "written (Origin) nor which values were vaulted, deprecated or encrypted")
+             "vars files and the inventory, not host data) and VaultedValue (decrypted !vault text); "
+             "it does not record where a value was written (Origin) nor which values were "
+             "deprecated or encrypted")
 
 
 def _trusted(value):
     return isinstance(value, str) and not isinstance(value, UnsafeText)
 
 
-def tagged_with(value, tag_name):
-    """ansible-core's ``tagged_with`` test for the one tag the runtime keeps."""
+def tagged_with(context, value, tag_name):
+    """ansible-core's ``tagged_with`` test for the tags the runtime keeps or the task recorded."""
     if tag_name not in _TAGS:
         raise FilterError(f"Unknown tag name {tag_name!r}.")
+    if tag_name == "VaultedValue":
+        return isinstance(value, VaultedText)
+    if tag_name == "Origin":
+        return not is_undefined(value) and origin(context, value) is not None
     if tag_name != "TrustedAsTemplate":
         raise FilterError(f"the {tag_name} tag cannot be tested here: {_NOT_KEPT}")
     return _trusted(value)
+
+
+def tag_names(context, value):
+    """ansible-core's ``tag_names``: the tags on ``value`` the runtime knows, sorted: ``Origin``
+    for a variable the task passes by name whose definition the compiler read (the task's
+    ``origins``), ``TrustedAsTemplate`` for such text (what YAML loaded) and for ``apply_trust``'s,
+    ``VaultedValue`` for decrypted ``!vault`` text. A literal has none; undefined stays so."""
+    if is_undefined(value):
+        return value
+    names = set()
+    if origin(context, value) is not None:
+        names.add("Origin")
+        if _trusted(value):
+            names.add("TrustedAsTemplate")
+    if isinstance(value, TrustedText):
+        names.add("TrustedAsTemplate")
+    if isinstance(value, VaultedText):
+        names.add("VaultedValue")
+    return sorted(names)
+
+
+def true_type(context, value):
+    """ansible-core's ``true_type``: the Python type's name, ``_AnsibleTagged<Type>`` for a
+    value with tags (``tag_names``), ``UndefinedMarker`` for an undefined one."""
+    if is_undefined(value):
+        return "UndefinedMarker"
+    cls = type(value)
+    while getattr(cls, "_rustle_tagged", False):  # the runtime's marked values: their built-in type
+        cls = cls.__mro__[1]
+    if tag_names(context, value):
+        return "_AnsibleTagged" + cls.__name__.capitalize()
+    return cls.__name__
+
+
+# ansible-core's masked types (_transform._type_transform_mapping), which unmask names
+_MASKED = ("CapturedErrorSummary", "DeprecationSummary", "EncryptedString", "ErrorSummary", "PluginInfo",
+           "PluginType", "WarningSummary")
+
+
+def unmask(value, type_names):
+    """ansible-core's ``unmask``: the value as it is (the runtime's values hold no masked
+    ansible-core object: a result's warnings and deprecations stay dicts, where ansible-core
+    would give WarningSummary/DeprecationSummary), after its checks of ``type_names``."""
+    if is_undefined(value):
+        return value
+    if not isinstance(type_names, (str, list)):
+        raise FilterError("The 'type_names' argument must be of type 'str' or 'list', not "
+                          f"{type(type_names).__name__!r}.")
+    names = [type_names] if isinstance(type_names, str) else type_names
+    unknown = [str(n) for n in names if n not in _MASKED]
+    if unknown:
+        raise FilterError(f"Unknown type name(s): {', '.join(unknown)}")
+    return value
+
+
+def tagged(context, value):
+    """ansible-core's ``tagged`` test: whether ``value`` has any tag (``tag_names``)."""
+    return not is_undefined(value) and bool(tag_names(context, value))
 
 
 def apply_trust(value):
@@ -122,18 +185,13 @@ def _refused(name, why):
 
 FILTERS = {
     "apply_trust": apply_trust, "finalize": finalize, "python_literal_eval": python_literal_eval,
-    "dump_object": dump_object, "origin": origin,
+    "dump_object": dump_object, "origin": origin, "tag_names": tag_names, "true_type": true_type,
+    "unmask": unmask,
 }
-TESTS = {"tagged_with": tagged_with}
+TESTS = {"tagged_with": tagged_with, "tagged": tagged}
 # the collection's other plugins, refused (also at compile time: plan/validate.py)
-REFUSED_FILTERS = {
-    "tag_names": _NOT_KEPT,
-    "true_type": "the runtime's types are not ansible-core's internal ones (_AnsibleTaggedStr, "
-                 "UndefinedMarker, CapturedExceptionMarker)",
-    "unmask": "the runtime's values hold no masked ansible-core types (WarningSummary, "
-              "DeprecationSummary, PluginInfo) to unmask",
-}
-REFUSED_TESTS = {"tagged": _NOT_KEPT}
+REFUSED_FILTERS = {}
+REFUSED_TESTS = {}
 
 
 def install(filters, tests):
@@ -142,9 +200,11 @@ def install(filters, tests):
     import jinja2
 
     filters.update({PREFIX + k: v for k, v in FILTERS.items()})
-    filters[PREFIX + "origin"] = jinja2.pass_context(origin)
+    for name, fn in (("origin", origin), ("tag_names", tag_names), ("true_type", true_type)):
+        filters[PREFIX + name] = jinja2.pass_context(fn)  # they read the task's origins
+    tests[PREFIX + "tagged_with"] = jinja2.pass_context(tagged_with)
+    tests[PREFIX + "tagged"] = jinja2.pass_context(tagged)
     filters.update({PREFIX + k: _refused(k, why) for k, why in REFUSED_FILTERS.items()})
-    tests.update({PREFIX + k: v for k, v in TESTS.items()})
     tests.update({PREFIX + k: _refused(k, why) for k, why in REFUSED_TESTS.items()})
     for name in ("from_json", "ansible.builtin.from_json"):
         filters[name] = from_json

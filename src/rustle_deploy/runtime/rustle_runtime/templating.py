@@ -81,6 +81,16 @@ class TrustedText(str):
     _rustle_tagged = True
 
 
+class VaultedText(str):
+    """The text of a ``!vault`` value the controller decrypted (``{"__rustle_vaulted": text}``
+    in a plan), or the ``vault`` filter's result with ``wrap_object``: ansible-core's
+    ``VaultedValue`` tag, which ``ansible._protomatter.tagged_with`` tests. Trusted as any
+    text the playbook wrote; what is computed from it is plain text."""
+
+    __slots__ = ()
+    _rustle_tagged = True
+
+
 class UnsafeDict(dict):
     """A dict from the host; its keys and values are marked too."""
 
@@ -209,8 +219,8 @@ def unsafe(value):
     """``value`` marked as host data, recursively (what registered results, facts and lookups
     are stored as); numbers, booleans and None stay what they are, and so does text trusted on
     purpose (``apply_trust``)."""
-    if isinstance(value, (_UNSAFE, TrustedText)):
-        return value
+    if isinstance(value, (_UNSAFE, TrustedText, VaultedText)):
+        return value  # VaultedText: the vault filter's wrap_object result keeps its tag
     if isinstance(value, str):
         return UnsafeText(value)
     if isinstance(value, dict):
@@ -262,7 +272,10 @@ class Undecryptable(UnsafeText):
     __slots__ = ()
 
     def error(self):
-        return TemplateError("Attempt to use undecryptable variable: " + _LOCKED.get(self, "it is locked"))
+        return TemplateError(LOCKED_USE + _LOCKED.get(self, "it is locked"))
+
+
+LOCKED_USE = "Attempt to use undecryptable variable: "  # ansible-core's words
 
 
 _LOCKED = {}  # Undecryptable -> why (a str subclass with __slots__ cannot hold it)
@@ -282,6 +295,9 @@ def _locked_in(value):
     return None
 
 
+_VAULTED = "__rustle_vaulted"  # model.VAULTED_KEY
+
+
 def untag(value):
     """A plan or run request as JSON carries a string marked ``!unsafe`` on the controller as
     ``{"__ansible_unsafe": text}`` (Ansible's JSON form): it comes back as host data, never a
@@ -296,6 +312,8 @@ def untag(value):
             locked = Undecryptable(value["__ansible_vault"])
             _LOCKED[locked] = value["__rustle_undecryptable"]
             return locked
+        if len(value) == 1 and isinstance(value.get(_VAULTED), str):
+            return VaultedText(value[_VAULTED])
         return {k: untag(v) for k, v in value.items()}
     if isinstance(value, list):
         return [untag(v) for v in value]
@@ -386,6 +404,9 @@ def _omit_undefined(value):
     return value
 
 
+_INTERPRETER_VAR = re.compile(r"^ansible_.*_interpreter$")
+
+
 class VarScope:
     """Layered variables (lowest precedence first) with lazy facts and lazy templating.
 
@@ -412,7 +433,9 @@ class VarScope:
             return self
         if key in self._special:
             return self._special[key]()
-        if self._facts is not None and key.startswith("ansible_"):
+        # a module's fact named like ansible_<x>_interpreter stays in ansible_facts (as
+        # <x>_interpreter) but is no variable: ansible-core's clean_facts drops it
+        if self._facts is not None and key.startswith("ansible_") and not _INTERPRETER_VAR.match(key):
             if key == "ansible_facts":
                 return LazyFacts(self._facts)  # its values are marked already
             facts = self._facts(key)
@@ -990,10 +1013,13 @@ def _marker_out(value):
 
 
 def _markers_back(value):
-    """``{_MARKER: MESSAGE}`` in a plugin's answer (an item of its list) as an undefined value."""
+    """``{_MARKER: MESSAGE}`` in a plugin's answer (an item of its list) as an undefined value,
+    ``{_VAULTED: TEXT}`` (the ``vault`` filter's ``wrap_object``) as VaultedText."""
     if isinstance(value, dict) and set(value) == {_MARKER}:
         return _environment().undefined(hint=str(value[_MARKER]))
-    if isinstance(value, list) and any(isinstance(v, dict) and set(v) == {_MARKER} for v in value):
+    if isinstance(value, dict) and set(value) == {_VAULTED}:
+        return VaultedText(value[_VAULTED])
+    if isinstance(value, list) and any(isinstance(v, dict) and set(v) & {_MARKER, _VAULTED} for v in value):
         return type(value)(_markers_back(v) for v in value)
     return value
 

@@ -321,6 +321,24 @@ def _ssl_context(args):
     return context
 
 
+def _task_proxies(ctx, url):
+    """The proxies of the task's ``environment`` over the run's, as ansible-core's module finds
+    them in its process environment (urllib's ``getproxies_environment`` and ``no_proxy``)."""
+    import urllib.parse
+    import urllib.request
+
+    env = dict(os.environ)
+    env.update(ctx.environment)
+    proxies = {}
+    for name in sorted(env, key=lambda n: n != n.lower()):  # lower case wins, as in urllib
+        if name.lower().endswith("_proxy") and env[name] and name.lower()[:-6] not in proxies:
+            proxies[name.lower()[:-6]] = env[name]
+    host = urllib.parse.urlsplit(url).netloc.rpartition("@")[2]
+    if urllib.request.proxy_bypass_environment(host, proxies):
+        return urllib.request.ProxyHandler({})
+    return urllib.request.ProxyHandler({k: v for k, v in proxies.items() if k != "no"})
+
+
 def _fetch(ctx, args, url, modified_since=None, force=False):
     """The response to ``url``; with ``modified_since`` (a file's mtime) a conditional request,
     None when the server answers 304 (ansible-core's fetch_url with ``last_mod_time``)."""
@@ -345,6 +363,8 @@ def _fetch(ctx, args, url, modified_since=None, force=False):
             request.add_header(name, value)
     if not c.boolean(args.get("use_proxy", True)):
         handlers.append(urllib.request.ProxyHandler({}))
+    elif any(k.lower().endswith("_proxy") for k in ctx.environment):
+        handlers.append(_task_proxies(ctx, url))
     handlers.append(urllib.request.HTTPSHandler(context=_ssl_context(args)))
     opener = urllib.request.build_opener(*handlers)
     try:
@@ -509,11 +529,6 @@ def _get_url(ctx, args):
         c.fail(f"The checksum for {tmpsrc} did not match {expected}; it was {hashlib.new(algorithm, data).hexdigest()}.",
                **result)
     result.update({"status_code": status, "size": len(data), "msg": f"OK ({len(data)} bytes)"})
-    if dest_is_dir and os.path.exists(dest) and not force and expected is None:
-        result["msg"] = "file already exists"
-        result["changed"] = c.apply_attributes(ctx, dest, args.get("mode"), args.get("owner"),
-                                               args.get("group"))
-        return result
     if before != result["checksum_src"]:
         result["changed"] = True
         if not ctx.check_mode:
