@@ -273,7 +273,8 @@ def run_floor(ctx: Ctx) -> Run:
     native, runners, built = [], [], []  # what rustle-deploy (auto or native) built in this configuration
     for tool in ("rustle", "rustle-native", "rustle-pyz"):
         native += sorted((ctx.rundir.parent / tool).glob("home/.rustle/**/*.native"))
-        runners += sorted((ctx.rundir.parent / tool).glob("home/.rustle/**/native/rustle-runner-*"))
+        # the runner as a cold run sends it: gzip'd (compiler.runner.packed)
+        runners += sorted((ctx.rundir.parent / tool).glob("home/.rustle/**/native/rustle-runner-*.gz"))
         built += sorted((ctx.rundir.parent / tool).glob("home/.rustle/**/*.pyz"))
     if native and runners:  # what a cold native run sends: the runner, then the artifact
         artifact.write_bytes(runners[-1].read_bytes() + native[-1].read_bytes())

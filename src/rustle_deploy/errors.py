@@ -173,12 +173,18 @@ class RemoteError(HostError):
 
 
 class RunnerNotExecutable(RemoteError):
-    """The host could not execute the native runner (exec format, noexec mount, no loader);
-    ``machine``: its ``uname -m`` as the bootstrap reported it ("" when it did not)."""
+    """The host could not execute the native runner (exec format, noexec mount, no loader), or
+    the bootstrap found it would not (another machine, an older glibc); ``machine``: its
+    ``uname -m`` as the bootstrap reported it ("" when it did not), ``libc``: its C library
+    ("glibc 2.17"; "" when not reported or not glibc), ``system``: its ``uname -s`` ("" when
+    not reported)."""
 
-    def __init__(self, host: str, message: str, hint: str | None = None, machine: str = "") -> None:
+    def __init__(self, host: str, message: str, hint: str | None = None, machine: str = "", libc: str = "",
+                 system: str = "") -> None:
         super().__init__(host, message, hint)
         self.machine = machine
+        self.libc = libc
+        self.system = system
 
 
 class PhaseError(HostError):

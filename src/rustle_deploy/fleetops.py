@@ -314,7 +314,7 @@ def _runner_path(session: Session, sha: str | None) -> Path | None:
 def _record(history: History, did: str, job: HostJob, outcome: HostOutcome) -> None:
     runner = runner_identity(job)
     if runner is not None and outcome.agent is not None and job.host.remote_dir:
-        history.record_runner(job.host.name, job.host.remote_dir, runner[0])
+        history.record_runner(job.host.name, job.host.remote_dir, runner.sha256)
     if outcome.agent is not None and outcome.agent.get("objects") and job.host.remote_dir:
         history.record_objects(job.host.name, job.host.remote_dir, [str(s) for s in outcome.agent["objects"]])
     history.record_host(
@@ -1272,9 +1272,11 @@ def _deploy_jobs(
                         _record(history, did, job_of[outcome.host], merged)
                     said = outcome.agent or {}
                     if said.get("machine") and job_of[outcome.host].host.remote_dir:  # --format auto's next target
+                        ident = runner_identity(job_of[outcome.host])
+                        static = ident is not None and ident.glibc is None  # it reports its own glibc
                         history.record_platform(outcome.host, job_of[outcome.host].host.remote_dir or "",
                                                 str(said.get("system") or ""), str(said["machine"]), did,
-                                                str(said.get("libc") or ""))
+                                                None if static else str(said.get("libc") or ""))
                     if run and merged.run_exit is not None:
                         history.record_run(did, outcome.host, run_id, merged.run_exit, merged.recap)
                         history.record_tasks(did, outcome.host, run_id, merged.events)
@@ -1322,18 +1324,34 @@ def _deploy_jobs(
 
         def _fall_back(fallen: list[HostOutcome], outcomes: list[HostOutcome], stage: Stage,
                        number: int) -> list[HostOutcome]:
-            """--format auto: hosts that could not execute the runner get the pyz artifact, in
-            this deployment, once; the history remembers them so the next one skips the try."""
+            """--format auto: hosts that could not execute the runner (or whose bootstrap found
+            they would not) get, in this deployment, the runner that fits the platform they
+            reported (the static build, their architecture's), else the pyz artifact; the
+            history remembers them so the next deployment sends that at once."""
+            from .state import Platform, RunnerFailure
+
             for o in fallen:
-                job, pyz = job_of.pop(o.host), session.pyz_fallback(o.host)
+                job = job_of.pop(o.host)
                 ident = runner_identity(job)
                 reason = o.error.message.split(": ", 1)[-1] if o.error else ""
-                machine = o.error.machine if isinstance(o.error, RunnerNotExecutable) else ""
-                history.record_runner_failure(o.host, job.host.remote_dir or "", ident[0] if ident else "", reason,
+                err = o.error if isinstance(o.error, RunnerNotExecutable) else None
+                machine = err.machine if err else ""
+                history.record_runner_failure(o.host, job.host.remote_dir or "", ident.sha256 if ident else "", reason,
                                               did, machine)
-                by_host[o.host] = pyz
-                session.reporter.line(f"{o.host}: {reason}; deploying the pyz artifact {pyz.sha256[:12]} there "
-                                      "instead (the history remembers it for the next deployments)")
+                platform = None
+                if err is not None and err.system and machine and job.host.remote_dir:  # the bootstrap's probe
+                    platform = Platform(err.system, machine, did, err.libc)
+                    history.record_platform(o.host, job.host.remote_dir, err.system, machine, did, err.libc)
+                art = session.fallback(o.host, RunnerFailure(reason, did, ident.sha256 if ident else "", machine),
+                                       platform)
+                by_host[o.host] = art
+                if art.runner:
+                    runners[art.runner] = _runner_path(session, art.runner)
+                    what = f"the native artifact {art.sha256[:12]} for rustle-runner {art.runner[:12]} ({art.target})"
+                else:
+                    what = f"the pyz artifact {art.sha256[:12]}"
+                session.reporter.line(f"{o.host}: {reason}; deploying {what} there instead (the history remembers "
+                                      "it for the next deployments)")
             redone = {r.host: r for r in fan_out_hosts(stage, number, [o.host for o in fallen])}
             return [redone.get(o.host, o) for o in outcomes]
 

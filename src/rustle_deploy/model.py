@@ -282,6 +282,19 @@ SECRET_VARS = frozenset({
 })
 
 
+@dataclass(frozen=True)
+class RunnerSpec:
+    """A rustle-runner as the native bootstrap sees it (docs/native.md, "Remote side"): its
+    sha256 (its name on hosts), how many bytes are sent (the runner gzip'd), the ``uname -m``
+    values it runs on (empty: not checked) and the oldest glibc it loads with (None: a static
+    runner, which needs no C library of the host's)."""
+
+    sha256: str
+    size: int
+    machines: tuple[str, ...] = ()
+    glibc: tuple[int, ...] | None = None
+
+
 class Unsafe(str):
     """A string marked ``!unsafe`` (a playbook, vars file or inventory): never templated."""
 

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 from .ansible_cfg import AnsibleConfig, load_ansible_config
 from .errors import PlanError, RustleError, UsageError
 from .inventory import Inventory, check_remote_dirs, implicit_localhost, load_inventory
-from .model import Host, Plan
+from .model import Host, Plan, RunnerSpec
 from .phases import delegate, refreshes
 from .plan import STDIN, parse_plan
 from .plan.validate import check_hosts, every_task
@@ -361,8 +361,8 @@ class Session:
                 f"{'.'.join(map(str, need))} that rustle-runner {runner.sha256[:12]} for {runner.target or 'this target'} "
                 "needs")
 
-    def host_runner(self, host: Host) -> tuple[str, int] | None:
-        """(sha256, size) of the runner ``host`` gets; None for pyz (with ``--format auto``:
+    def host_runner(self, host: Host) -> RunnerSpec | None:
+        """The runner ``host`` gets (as the bootstrap knows it); None for pyz (with ``--format auto``:
         for a host the history saw unable to execute it, too)."""
         fmt = self.opts.get("format_")
         if fmt == "auto":
@@ -374,7 +374,9 @@ class Session:
                 raise UsageError(f"--format native cannot run on {host.name}: {why}",
                                  "use --format auto (it deploys pyz to that host), or a static runner "
                                  f"(-t {runner.target.removesuffix('+static')}+static, or [compilation] static_linking)")
-        return (runner.sha256, runner.size) if runner else None
+        from .compiler.runner import spec
+
+        return spec(runner.path) if runner else None
 
     def auto_runner(self, host: Host) -> tuple[RunnerBinary | None, str]:
         """``--format auto``: the runner ``host`` gets, or None and why it gets pyz. Its target is
@@ -475,6 +477,30 @@ class Session:
         s = self.settings
         art = build_unit(unit, cache_dir=s.cache_dir, compression=s.compression, size_limit=s.binary_size_limit)
         return replace(art, hosts=(name,))
+
+    def fallback(self, name: str, failure: RunnerFailure, platform: Platform | None) -> Artifact:
+        """``--format auto``: what host ``name`` (``falls_back``) gets in the same deployment once
+        it could not execute the runner ``failure`` names, or its bootstrap found it would not
+        (``platform``: the system, machine and C library it then reported): the native artifact
+        for the runner that fits (``auto_runner`` with what is now known: the static build for
+        an older glibc, the runner of its architecture), else its pyz artifact."""
+        from .compiler.build import build_native
+
+        self._no_runner[name] = failure
+        if platform is not None:
+            self._platforms[name] = platform
+        self._auto_choice.pop(name, None)
+        unit = self._auto_units[name]
+        runner, why = self.auto_runner(next(h for h in unit.hosts if h.name == name))
+        if runner is None:
+            self.say_format(f"pyz for {name}: {why}")
+            return self.pyz_fallback(name)
+        s = self.settings
+        art = next(a for a in build_native(unit, cache_dir=s.cache_dir, runner=runner.sha256,
+                                           size_limit=s.binary_size_limit) if name in a.hosts)
+        self.say_format(f"native for {name}: rustle-runner {runner.sha256[:12]} for {runner.target}; the target: "
+                        f"{self._target_from.get(name, 'the controller' + chr(39) + 's platform')}")
+        return replace(art, hosts=(name,), target=runner.target)
 
     def build(self, units: list[BuildUnit]) -> list[Artifact]:
         from .compiler.build import build_native, build_unit

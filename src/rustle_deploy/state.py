@@ -394,6 +394,11 @@ class History:
             self._db = sqlite3.connect(path, timeout=30, isolation_level=None)
             os.chmod(path, 0o600)
             self._db.execute("PRAGMA journal_mode=WAL")
+            # WAL's own durability setting: a commit is not synced, the WAL is synced at each
+            # checkpoint (at the latest when the command closes the database); an OS crash may
+            # lose the last records, never corrupt the file. Synced commits cost ~8 ms each here,
+            # one per host on the fan-out's event loop (docs/decisions.md)
+            self._db.execute("PRAGMA synchronous=NORMAL")
             self._db.executescript(_SCHEMA)
             _migrate(self._db)
         except (sqlite3.Error, OSError) as exc:
@@ -413,7 +418,7 @@ class History:
 
     @contextmanager
     def together(self) -> Iterator[None]:
-        """The records made inside, in one transaction: one commit (one fsync) for all."""
+        """The records made inside, in one transaction: one commit for all."""
         with self._tx():
             self._nested += 1
             try:
@@ -622,16 +627,19 @@ class History:
                        (host, remote_dir, sha256, reason, deployment_id, time.time(), machine or None))
 
     def record_platform(self, host: str, remote_dir: str, system: str, machine: str,
-                        deployment_id: str | None, libc: str = "") -> None:
+                        deployment_id: str | None, libc: str | None = "") -> None:
         """``host``'s agent (Python's or the runner's) said it runs on ``system``/``machine``
         (``uname -s``/``-m``) with the C library ``libc`` in ``deployment_id``: ``--format auto``
         builds its next runner for that machine, and ships none that needs a newer glibc
-        (``host_platforms``; the last report wins)."""
+        (``host_platforms``; the last report wins). ``libc`` None: not known from this report
+        (a static runner carries its own glibc and reports that one), the recorded one stays."""
         with self._tx() as db:
             db.execute("INSERT OR REPLACE INTO host_platforms "
                        "(host, remote_dir, system, machine, deployment_id, recorded_at, libc) "
-                       "VALUES (?, ?, ?, ?, ?, ?, ?)",
-                       (host, remote_dir, system or None, machine, deployment_id, time.time(), libc or None))
+                       "VALUES (?, ?, ?, ?, ?, ?, COALESCE(?, (SELECT libc FROM host_platforms "
+                       "WHERE host = ? AND remote_dir = ?)))",
+                       (host, remote_dir, system or None, machine, deployment_id, time.time(),
+                        None if libc is None else libc or "", host, remote_dir))
 
     def platforms(self, hosts: Iterable[tuple[str, str]]) -> dict[str, Platform]:
         """Of ``hosts`` (name, remote_dir): the machine each last reported, by name."""

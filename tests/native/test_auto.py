@@ -289,13 +289,19 @@ def test_a_host_without_python_deploys_runs_and_rolls_back_through_the_runner(
 
 
 @pytest.mark.ssh
+def runner_sha(err: str) -> str:
+    """The short sha256 of the x86-64 runner -v names for bench-0000."""
+    return err.split("format: native for bench-0000: the plan lowers; rustle-runner ", 1)[1][:12]
+
+
 def test_auto_honours_a_hosts_target_and_remembers_the_machine_it_reported(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], sshd: Any,
     aarch64_runner: RunnerBinary, auto: Path,  # noqa: F811 - the fixture imported above
 ) -> None:
-    """bench-0001 is declared aarch64: auto sends it the aarch64 runner, which this x86-64 host
-    cannot execute (exit 126, uname -m x86_64), so it gets pyz once; the history keeps its
-    machine, and the next deployments send it the x86-64 runner."""
+    """bench-0001 is declared aarch64: auto sends it the aarch64 runner, which the bootstrap's
+    probe finds this x86-64 host cannot execute (uname -sm: Linux x86_64): nothing is installed,
+    and the host gets the x86-64 runner in the same deployment; the history keeps its machine,
+    and the next deployments send it the x86-64 runner at once."""
     hosts, roots = {}, {}
     for i in range(2):
         name = f"bench-{i:04d}"
@@ -314,10 +320,14 @@ def test_auto_honours_a_hosts_target_and_remembers_the_machine_it_reported(
     assert "format: native for bench-0000: the plan lowers; rustle-runner " in err and f"for {x86} (" in err
     assert (f"format: native for bench-0001: the plan lowers; rustle-runner {aarch64_runner.sha256[:12]} "
             f"for {AARCH64} (") in err
-    assert f"bench-0001: cannot install rustle-runner {aarch64_runner.sha256[:12]}" in err
-    assert f"cannot execute it (exit 126 on {machine})" in err and "deploying the pyz artifact" in err
+    sha = aarch64_runner.sha256[:12]
+    assert (f"bench-0001: cannot run rustle-runner {sha}: it is Linux {machine}, rustle-runner {sha} is built for "
+            "Linux aarch64 (nothing was installed); deploying the native artifact ") in err, err
+    assert f"for rustle-runner {runner_sha(err)} ({x86}) there instead" in err, err
+    assert "deploying the pyz artifact" not in err
     by_name = {h["name"]: h for h in cold["hosts"]}
-    assert by_name["bench-0001"]["platform"]["python"] and by_name["bench-0000"]["platform"]["python"] is None
+    assert by_name["bench-0001"]["platform"]["python"] is None and by_name["bench-0000"]["platform"]["python"] is None
+    assert not list((tmp_path / "remote1" / "runners").glob(f"{aarch64_runner.sha256}*"))  # nothing of it was left
     assert all(h["recap"]["changed"] == 9 and h["ok"] for h in cold["hosts"]), cold
     with closing(sqlite3.connect(Path(os.environ["HOME"]) / ".rustle" / "state.db")) as db:
         rows = db.execute("SELECT host, sha256, machine FROM runner_failures").fetchall()
@@ -555,3 +565,45 @@ def test_a_host_whose_glibc_is_older_than_the_runner_needs_gets_the_static_runne
     assert doc["hosts"][0]["platform"]["python"] is None  # the runner ran, and said its C library
     with closing(sqlite3.connect(db_path)) as db:
         assert db.execute("SELECT libc FROM host_platforms").fetchall() == [(libc,)]
+
+
+def test_a_new_host_with_an_older_glibc_gets_the_static_runner_in_the_same_deployment(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], static_runner: RunnerBinary, auto: Path,
+    runner: RunnerBinary, rustle_home: Path, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A host never seen before says what it is before the first runner is installed there
+    (the bootstrap's uname -sm and getconf GNU_LIBC_VERSION; here a getconf first on PATH
+    answers glibc 2.17): the dynamic runner is not installed, and --format auto sends the
+    static one in the same deployment, which runs the plan; the next deployment sends the
+    static runner at once."""
+    from rustle_deploy.compiler.runner import glibc_needed
+
+    fake = tmp_path / "bin"
+    fake.mkdir()
+    (fake / "getconf").write_text("#!/bin/sh\necho glibc 2.17\n")
+    (fake / "getconf").chmod(0o755)
+    monkeypatch.setenv("PATH", f"{fake}:{os.environ['PATH']}")
+    root = tmp_path / "root"
+    root.mkdir()
+    plan = make_plan(tmp_path, [{"module": "copy", "args": {"content": "x\n", "dest": f"{root}/{{{{ inventory_hostname }}}}"}}],
+                     hosts=("a",))
+    inv = tmp_path / "inv.yml"
+    remote = tmp_path / "ra"
+    inv.write_text(yaml.safe_dump({"all": {"hosts": {"a": {"ansible_connection": "local", "rustle_remote_dir": str(remote)}}}}))
+    need = ".".join(map(str, glibc_needed(runner.path, runner.sha256) or ()))
+    code, doc, err = cli(capsys, str(plan), "-i", str(inv), "--run", "--output", "json", "-v")
+    assert code == 0, err
+    dyn, static = runner.sha256[:12], static_runner.sha256[:12]
+    assert (f"a: cannot run rustle-runner {dyn}: its C library is glibc 2.17, rustle-runner {dyn} needs glibc {need} "
+            "or newer (nothing was installed); deploying the native artifact ") in err, err
+    assert f"for rustle-runner {static} ({static_runner.target}) there instead" in err, err
+    assert doc["hosts"][0]["ok"] and doc["hosts"][0]["platform"]["python"] is None, doc  # the static runner ran
+    assert (root / "a").read_text() == "x\n"
+    assert sorted(p.name for p in (remote / "runners").iterdir()) == [static_runner.sha256]
+    with closing(sqlite3.connect(rustle_home / ".rustle" / "state.db")) as db:
+        assert db.execute("SELECT host, libc FROM host_platforms").fetchall() == [("a", "glibc 2.17")]
+        assert db.execute("SELECT host, sha256 FROM runner_failures").fetchall() == [("a", runner.sha256)]
+    code, doc, err = cli(capsys, str(plan), "-i", str(inv), "--run", "--output", "json", "-v")
+    assert code == 0, err
+    assert "cannot run" not in err and "+static because its C library is glibc 2.17 (it said so in deployment" in err, err
+    assert doc["hosts"][0]["ok"] and doc["hosts"][0]["recap"]["changed"] == 0, doc

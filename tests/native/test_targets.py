@@ -182,18 +182,21 @@ def test_a_cross_target_without_its_linker_says_what_to_install(tmp_path: Path, 
 def test_a_runner_this_host_cannot_execute_is_refused_with_the_target_that_fits(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], aarch64_runner: RunnerBinary, native_cache: Path
 ) -> None:
-    """The aarch64 runner sent to this x86-64 host (no binfmt here): the bootstrap reports the
-    exit status of its start (126) and the host's machine; nothing is left in runners/."""
+    """The aarch64 runner sent to this x86-64 host: the bootstrap's first-contact probe (uname
+    -sm) finds it cannot run here and answers so before installing anything (not even the remote
+    directory is made); the hint names the target that fits."""
     plan, inv, root = workload(tmp_path, "wrong")
     code, doc, err = cli(capsys, str(plan), "-i", str(inv), "--run", "--format", "native", "--output", "json",
                          "-t", AARCH64)
     assert code == 1
     (host,) = doc["hosts"]
     machine = os.uname().machine
-    assert f"cannot install rustle-runner {aarch64_runner.sha256[:12]}" in host["error"]
+    sha = aarch64_runner.sha256[:12]
+    assert (f"cannot run rustle-runner {sha}: it is Linux {machine}, rustle-runner {sha} is built for Linux aarch64 "
+            "(nothing was installed)") in host["error"]
     assert (f"hint: this host is {machine}: give it the runner built for it, "
             f"rustle_target={machine}-unknown-linux-gnu in the inventory") in host["error"]
-    assert list((tmp_path / "wrong" / "remote" / "runners").iterdir()) == []
+    assert not (tmp_path / "wrong" / "remote").exists()
     assert sorted(p.name for p in root.iterdir()) == ["legacy.cfg", "stale.txt"]
 
 
@@ -243,5 +246,5 @@ def test_each_host_over_ssh_gets_the_runner_of_its_own_target(
     by_name = {h["name"]: h for h in doc["hosts"]}
     assert by_name["x86"]["ok"] and by_name["x86"]["recap"]["changed"] == 9
     assert "rustle_target=x86_64-unknown-linux-gnu in the inventory" in by_name["arm"]["error"]
-    assert list((tmp_path / "remote-arm" / "runners").iterdir()) == []
+    assert not (tmp_path / "remote-arm" / "runners").exists()
     assert [p.name for p in (tmp_path / "remote-x86" / "runners").iterdir()] != [aarch64_runner.sha256]

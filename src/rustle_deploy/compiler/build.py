@@ -26,7 +26,7 @@ from .._fs import private_dir
 from ..errors import CompileError
 from ..model import tag_unsafe
 from ..runtime_index import runtime_root
-from .cachefiles import atomic_write, sha256_file
+from .cachefiles import atomic_write, cache_write, sha256_file
 from .units import BuildUnit
 
 if TYPE_CHECKING:
@@ -169,7 +169,7 @@ def _bridge_bytecode(source: bytes, name: str) -> bytes:
         pass
     data = _bytecode(source, name)
     try:
-        atomic_write(path, data)
+        cache_write(path, data)
     except CompileError:
         pass  # an unwritable cache only costs the next artifact the compiling
     return data
@@ -246,7 +246,7 @@ def build_unit(
             return _artifact(unit, candidate, digest, unit.host_names, True, None, size_limit)
     data = _payload(unit, plan_bytes, compression)
     sha = _store(cache_dir, data, "pyz")
-    atomic_write(index, sha.encode())
+    cache_write(index, sha.encode())
     return _artifact(unit, cache_dir / "artifacts" / f"{sha}.pyz", sha, unit.host_names, False, None, size_limit)
 
 
@@ -285,7 +285,7 @@ def build_native(
         sha = _store(cache_dir, data, "native")
         built.append(replace(_artifact(unit, cache_dir / "artifacts" / f"{sha}.native", sha, hosts, False, runner,
                                        size_limit), python_tasks=tuple(why)))
-    atomic_write(index, json.dumps([{"sha256": a.sha256, "hosts": list(a.hosts), "python": list(a.python_tasks)}
+    cache_write(index, json.dumps([{"sha256": a.sha256, "hosts": list(a.hosts), "python": list(a.python_tasks)}
                                     for a in built]).encode())
     return built
 
@@ -294,7 +294,7 @@ def _store(cache_dir: Path, data: bytes, suffix: str) -> str:
     sha = hashlib.sha256(data).hexdigest()
     path = cache_dir / "artifacts" / f"{sha}.{suffix}"
     if sha256_file(path) != sha:
-        atomic_write(path, data, 0o700)
+        cache_write(path, data, 0o700)
     return sha
 
 

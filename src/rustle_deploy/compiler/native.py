@@ -207,8 +207,10 @@ def lower_unit(unit: BuildUnit, runner_sha: str,
     registered = run_names(doc)
     groups: dict[str, tuple[list[str], dict[str, Any], set[str], list[str]]] = {}
     python_sha = hashlib.sha256(python).hexdigest() if python is not None else None
+    # the plan as the runtime sees it, made once for every host (no host's lowering changes it)
+    untagged = _runtime()[2].untag(tag_unsafe(doc))
     for name in unit.host_names:
-        lowering = _Lowering(doc, name, registered, blobs, unit.host_vars.get(name), hybrid=python is not None)
+        lowering = _Lowering(untagged, name, registered, blobs, unit.host_vars.get(name), hybrid=python is not None)
         program: dict[str, Any] = {"plays": lowering.plays(), "facts": lowering.uses_facts}
         discovery = _discovery(lowering.executor, unit.host_vars.get(name))
         if discovery is not None:
@@ -310,10 +312,12 @@ class _Lowering:
 
     def __init__(self, doc: dict[str, Any], host: str, registered: set[str], blobs: dict[str, bytes],
                  own: dict[str, Any] | None = None, hybrid: bool = False):
+        """``doc``: the plan already through ``executor.untag(tag_unsafe(...))`` (``lower_unit``
+        does it once for all hosts)."""
         templating, expr, executor = _runtime()
         self.templating, self.expr, self.executor = templating, expr, executor
         # a string marked !unsafe is the runtime's UnsafeText here, as on the host: never a template
-        doc, own = executor.untag(tag_unsafe(doc)), (None if own is None else executor.untag(tag_unsafe(own)))
+        own = None if own is None else executor.untag(tag_unsafe(own))
         self.doc, self.host, self.blobs = doc, host, blobs
         # an extra variable beats a registered result or set_fact (executor._task_scope): its
         # value is known now

@@ -19,7 +19,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import CompileError
-from .cachefiles import atomic_write, sha256_file
+from ..model import RunnerSpec
+from .cachefiles import atomic_write, cache_write, sha256_file
 from .toolchain import SOURCE, ToolchainError, controller_target, toolchains
 from .toolchain import source_key as _source_key
 
@@ -80,8 +81,9 @@ def ensure_runner(cache_dir: Path, target: str | None = None) -> RunnerBinary:
     sha = hashlib.sha256(data).hexdigest()
     path = root / f"rustle-runner-{sha}"
     if sha256_file(path) != sha:
-        atomic_write(path, data, 0o700)
-    atomic_write(index, sha.encode())
+        cache_write(path, data, 0o700)
+    cache_write(index, sha.encode())
+    packed(path)  # made once with the runner, not in the first deployment that sends it
     return RunnerBinary(path, sha, len(data), target)
 
 
@@ -162,3 +164,52 @@ def glibc_version(libc: str) -> tuple[int, ...] | None:
     """``(2, 36)`` of ``"glibc 2.36"`` (what an agent reports); None for anything else."""
     m = re.fullmatch(r"glibc (\d+(?:\.\d+)+)", libc.strip())
     return tuple(int(n) for n in m.group(1).split(".")) if m else None
+
+
+def packed(path: Path) -> Path:
+    """The runner at ``path`` (``rustle-runner-<sha256>``) gzip'd (level 9, no name or time in
+    the header, so the same runner gives the same bytes), beside it: what is sent to a host,
+    where the native bootstrap unpacks it with ``gzip -dc`` and the runner checks its own
+    sha256 before it installs itself (docs/native.md, "Remote side"). Made once (and synced);
+    a copy whose gzip trailer does not give the runner's size is made again."""
+    st = path.stat()
+    return _packed(path, st.st_size, st.st_mtime_ns)
+
+
+@functools.lru_cache(maxsize=16)
+def _packed(path: Path, size: int, mtime_ns: int) -> Path:
+    import gzip
+
+    gz = path.with_name(path.name + ".gz")
+    try:
+        with open(gz, "rb") as f:
+            magic = f.read(2)
+            f.seek(-4, 2)
+            if magic == b"\x1f\x8b" and int.from_bytes(f.read(4), "little") == size % (1 << 32):
+                return gz
+    except OSError:
+        pass
+    atomic_write(gz, gzip.compress(path.read_bytes(), 9, mtime=0))
+    return gz
+
+
+# ELF e_machine -> the `uname -m` values of hosts that execute it
+_ELF_MACHINES = {62: ("x86_64", "amd64"), 183: ("aarch64", "arm64")}
+
+
+def spec(path: Path) -> RunnerSpec:
+    """What the native bootstrap checks before it installs the runner at ``path`` on a host
+    it never ran on (its ``uname -m``, its glibc), and what it is sent: ``packed(path)``."""
+    st = path.stat()
+    return _spec(path, st.st_size, st.st_mtime_ns)
+
+
+@functools.lru_cache(maxsize=16)
+def _spec(path: Path, size: int, mtime_ns: int) -> RunnerSpec:
+    sha = path.name.rsplit("-", 1)[-1]
+    with open(path, "rb") as f:
+        head = f.read(20)
+    machines: tuple[str, ...] = ()
+    if head[:4] == b"\x7fELF" and head[5] == 1:  # little-endian: e_machine at byte 18
+        machines = _ELF_MACHINES.get(int.from_bytes(head[18:20], "little"), ())
+    return RunnerSpec(sha, packed(path).stat().st_size, machines, glibc_needed(path, sha))

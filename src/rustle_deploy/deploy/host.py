@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import ChecksumMismatch, HostError, RemoteError, RunnerNotExecutable, TransferError
-from ..model import Host, own_vars, tag_unsafe
+from ..model import Host, RunnerSpec, own_vars, tag_unsafe
 from ..transport import ConnectFn, Connection, Session, default_connect
 from ..transport.options import AgentLaunch, agent_launch, remote_command
 from .fetched import write_fetched
@@ -217,16 +217,14 @@ def preamble(request: dict[str, Any]) -> bytes:
     return b"%s %d %d %d %s\n" % (MAGIC, len(src), len(body), len(code), tag) + src + code + body
 
 
-@cache
-def _runner_size(path: Path) -> int:
-    return path.stat().st_size
-
-
-def runner_identity(job: HostJob) -> tuple[str, int] | None:
-    """(sha256, size) of the job's runner, the name it has on hosts; None for Python jobs."""
+def runner_identity(job: HostJob) -> RunnerSpec | None:
+    """The job's runner as the bootstrap knows it (its sha256 is its name on hosts; ``size``
+    bytes of it are sent, gzip'd); None for Python jobs."""
     if job.runner is None:
         return None
-    return job.runner.name.rsplit("-", 1)[-1], _runner_size(job.runner)
+    from ..compiler.runner import spec
+
+    return spec(job.runner)
 
 
 def native_preamble(job: HostJob, request: dict[str, Any]) -> tuple[bytes, bytes]:
@@ -452,6 +450,29 @@ def _agent_error(job: HostJob, line: dict[str, Any]) -> HostError:
     return cls(name, msg, hint)
 
 
+def _wrong_runner(job: HostJob, line: dict[str, Any]) -> HostError:
+    """The host the runner was sent to is of another machine, or its C library cannot load it
+    (``runner_command``'s probe): nothing was installed."""
+    name = job.host.name
+    ident = runner_identity(job)
+    machine, libc = str(line.get("machine") or ""), str(line.get("libc") or "")
+    system = str(line.get("system") or "")
+    sha = ident.sha256[:12] if ident else "?"
+    if system != "Linux" or (ident is not None and ident.machines and machine not in ident.machines):
+        built = f"Linux {ident.machines[0]}" if ident and ident.machines else "Linux"
+        why = f"it is {system or '?'} {machine or '?'}, rustle-runner {sha} is built for {built}"
+        hint = (_runner_install_hint({"exit": 126, "machine": machine}) if system == "Linux"
+                else "no rustle-runner exists for it; use --format pyz")
+    else:
+        need = ".".join(map(str, ident.glibc)) if ident and ident.glibc else "?"
+        why = f"its C library is {libc or 'not glibc'}, rustle-runner {sha} needs glibc {need} or newer"
+        hint = _runner_install_hint({"exit": 127, "machine": machine})
+    return RunnerNotExecutable(
+        name, f"{name}: cannot run rustle-runner {sha}: {why} (nothing was installed)",
+        f"{hint}; --format auto deploys the runner that fits (or pyz) to this host instead, and remembers it",
+        machine, libc, system)
+
+
 def _no_python(job: HostJob, launch: AgentLaunch) -> HostError:
     name = job.host.name
     tried = launch.python_interpreter or ", ".join(launch.fallback)
@@ -531,7 +552,9 @@ async def _drive(job: HostJob, connect: ConnectFn, on_event: EventFn | None, out
             out.stages.append(("connect", out.started_at))  # from the start to the first stage
         if job.runner is not None:
             if job.push_runner:
-                await session.write_file(job.runner, runner_identity(job)[1])  # type: ignore[index]
+                from ..compiler.runner import packed
+
+                await session.write_file(packed(job.runner), runner_identity(job).size)  # type: ignore[union-attr]
             await session.write(body)
         if job.push and job.op == "deploy":
             # the agent reads it, or skips it if it has it
@@ -577,6 +600,8 @@ async def _drive(job: HostJob, connect: ConnectFn, on_event: EventFn | None, out
                 error = _no_python(job, launch)
             elif kind == "need_runner" and not job.push_runner:
                 raise _NeedRunner()
+            elif kind == "wrong_runner":  # the bootstrap's probe: it would not execute there
+                error = _wrong_runner(job, obj)
             elif kind == "health":  # one attempt of a health gate, shown as it ends
                 event = {"event": "health", "attempt": obj.get("attempt"), "healthy": obj.get("healthy"),
                          "output": obj.get("output")}

@@ -17,12 +17,12 @@ import subprocess
 from collections.abc import Callable, Sequence
 
 from ..errors import ConnectError
-from ..model import Host
+from ..model import Host, RunnerSpec
 from . import ssh_binary_for, through_ssh_binary
 from .options import agent_launch, remote_command, ssh_argv
 
 Early = tuple[str, "subprocess.Popen[bytes]"]  # (remote command, the ssh process running it)
-RunnerOf = Callable[[Host], "tuple[str, int] | None"]  # a host's native runner: (sha256, size)
+RunnerOf = Callable[[Host], "RunnerSpec | None"]  # a host's native runner
 
 
 class EarlyStarts:
@@ -55,7 +55,7 @@ def start_early(
     hosts: Sequence[Host], ssh_client: str, width: int, runner: RunnerOf | None = None
 ) -> EarlyStarts | None:
     """Start ``ssh`` for the first ``width`` SSH hosts (those the fan-out takes first) when
-    the run goes through the OpenSSH client; None otherwise. ``runner(host)`` (sha256, size):
+    the run goes through the OpenSSH client; None otherwise. ``runner(host)``:
     the native format's runner for that host, which the command starts instead of Python."""
     binary = ssh_binary_for(ssh_client, min(width, len(hosts)))
     if binary is None:

@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..errors import ConnectError, InventoryError
-from ..model import CREATED_MARKER, Host, Undecryptable
+from ..model import CREATED_MARKER, Host, RunnerSpec, Undecryptable
 
 # ansible-core's INTERPRETER_PYTHON_FALLBACK (``ansible_interpreter_python_fallback``): interpreter
 # discovery takes the first of these that ``command -v`` finds as an absolute path
@@ -196,11 +196,14 @@ class AgentLaunch:
 
 @dataclass(frozen=True)
 class RunnerRef:
-    """The rustle-runner a native deployment starts on the host (docs/native.md)."""
+    """The rustle-runner a native deployment starts on the host (docs/native.md): ``size``
+    bytes of it are sent (gzip'd); ``machines`` and ``glibc`` as ``model.RunnerSpec``'s."""
 
     sha256: str
     size: int
     remote_dir: str
+    machines: tuple[str, ...] = ()
+    glibc: tuple[int, ...] | None = None
 
 
 def _strict(value: str, host: Host) -> str:
@@ -413,7 +416,7 @@ def _local_path(host: Host, var: str, path: str) -> str:
     return path
 
 
-def agent_launch(host: Host, runner: tuple[str, int] | None = None) -> AgentLaunch:
+def agent_launch(host: Host, runner: RunnerSpec | None = None) -> AgentLaunch:
     """How to start the agent on ``host`` (become, interpreter)."""
     v = host.vars
     become = _flag(host, "ansible_become")
@@ -453,7 +456,8 @@ def agent_launch(host: Host, runner: tuple[str, int] | None = None) -> AgentLaun
         become_exe=exe, become_flags=flags,
         python_interpreter=None if interp_s in DISCOVERY_MODES else interp_s,
         discovery=discovery, fallback=_fallback(host, v.get("ansible_interpreter_python_fallback")),
-        runner=RunnerRef(runner[0], runner[1], host.remote_dir) if runner else None,
+        runner=RunnerRef(runner.sha256, runner.size, host.remote_dir, runner.machines, runner.glibc)
+        if runner else None,
     )
 
 
@@ -567,6 +571,7 @@ def become_prefix(launch: AgentLaunch) -> str:
 
 
 EXIT_NEED_RUNNER = 21
+EXIT_WRONG_RUNNER = 22  # the host's machine or C library cannot execute the runner it was sent
 
 
 def _remote_path(path: str) -> str:
@@ -585,12 +590,18 @@ def runner_command(ref: RunnerRef) -> str:
     """The sh bootstrap of the native format (docs/native.md, "Remote side").
 
     Its stdin starts with a line ``1`` when the runner's bytes follow (then exactly
-    ``ref.size`` of them), else ``0``. A runner already installed is kept (the bytes are read
-    and dropped); a new one is written to a temporary name and started as ``install``: it checks
-    its own sha256, renames itself into place and carries on as the agent (or removes itself
-    and says why). Without an installed runner and without the bytes it answers
-    ``need_runner``. Then the runner reads the request. An empty stdin (an unused early start)
-    exits touching nothing.
+    ``ref.size`` of them: the runner gzip'd), else ``0``. A runner already installed is kept
+    (the bytes are read and dropped). Else the bootstrap first asks the host what it is
+    (``uname -sm`` and ``getconf GNU_LIBC_VERSION``, one process each): a system or machine
+    the runner was not built for, or a glibc older than the one it needs (any C library that is not glibc,
+    for a dynamic runner), gets the bytes dropped and ``wrong_runner`` answered with both, so
+    the controller sends the runner that fits (the static build, the other architecture) or
+    pyz, without a failed install. A runner that fits is unpacked with ``gzip -dc`` to a
+    temporary name, made executable and started as ``install``: it checks that it hashes to
+    its sha256, renames itself into place and carries on as the agent (or removes itself and
+    says why). Without an installed runner and without the bytes it answers ``need_runner``.
+    Then the runner reads the request. An empty stdin (an unused early start) exits touching
+    nothing.
     """
     sha = ref.sha256
     root = _remote_path(ref.remote_dir.rstrip("/") or "/")
@@ -599,6 +610,10 @@ def runner_command(ref: RunnerRef) -> str:
         "message": f"cannot install rustle-runner {sha[:12]} under {ref.remote_dir}/runners: "
                    "the upload was cut, the disk is full, or this host cannot execute a runner built "
                    "for the controller's platform",
+    }, sort_keys=True))
+    no_gzip = shlex.quote(json.dumps({
+        "agent": "error", "kind": "runner_install",
+        "message": f"cannot install rustle-runner {sha[:12]}: this host has no gzip, which unpacks it",
     }, sort_keys=True))
     made = f'[ -d {root} ] || {{ mkdir -p -m 700 {root} && : >>{root}/{shlex.quote(CREATED_MARKER)}; }}'
     # the same line with the exit status of the runner's start (126: not executable here, 127:
@@ -609,7 +624,7 @@ def runner_command(ref: RunnerRef) -> str:
         "is full, or this host cannot execute it"))
     install = (
         f'[ -d "$d" ] || {{ {made} && mkdir -p -m 700 "$d"; }} || {{ echo {failed}; exit 20; }}; t="$r.tmp.$$"; c=0; '
-        f'if head -c {ref.size} >"$t" && chmod 700 "$t"; then "$t" install {sha} "$r"; c=$?; '
+        f'if head -c {ref.size} | gzip -dc >"$t" && chmod 700 "$t"; then "$t" install {sha} "$r"; c=$?; '
         '{ [ -e "$r" ] || [ "$c" -lt 126 ]; } && exit "$c"; fi; '  # else it could not be executed
         f'rm -f "$t"; printf {fmt} "$c" "$(uname -m | tr -cd a-z0-9_)" {message}; exit 20'
     )
@@ -617,9 +632,39 @@ def runner_command(ref: RunnerRef) -> str:
         f'd={root}/runners; r="$d"/{sha}; '
         "IFS= read -r s || exit 0; "
         'if [ "$s" = 1 ]; then '
-        f'if [ -x "$r" ]; then head -c {ref.size} >/dev/null; else {install}; fi; fi; '
+        f'if [ -x "$r" ]; then head -c {ref.size} >/dev/null; '
+        f'else {_probe(ref)}command -v gzip >/dev/null || {{ head -c {ref.size} >/dev/null; echo {no_gzip}; exit 20; }}; '
+        f'{install}; fi; fi; '
         f'[ -x "$r" ] || {{ echo \'{{"agent": "need_runner"}}\'; exit {EXIT_NEED_RUNNER}; }}; '
         'exec "$r" agent'
+    )
+
+
+def _probe(ref: RunnerRef) -> str:
+    """The bootstrap's question to a host about to get its first runner: Linux on one of
+    ``ref.machines`` (``uname -sm``), a glibc at least ``ref.glibc``; else the runner's bytes are
+    dropped and ``wrong_runner`` is answered with the host's system, machine and C library
+    (``runner_command``)."""
+    if not ref.machines and ref.glibc is None:
+        return ""
+    checks = []
+    if ref.machines:
+        linux = "|".join(f'"Linux {m}"' for m in ref.machines)
+        checks.append(f'case "$u" in {linux}) ;; *) w=1;; esac; ')
+    if ref.glibc is not None:
+        major, minor = (tuple(ref.glibc) + (0, 0))[:2]
+        checks.append(
+            'case "$g" in "glibc "[0-9]*.[0-9]*) v=${g#glibc }; a=${v%%.*}; b=${v#*.}; b=${b%%.*}; '
+            f'{{ [ "$a" -gt {major} ] || {{ [ "$a" -eq {major} ] && [ "$b" -ge {minor} ]; }}; }} 2>/dev/null || w=1;; '
+            '*) w=1;; esac; ')
+    answer = shlex.quote('{"agent": "wrong_runner", "system": "%s", "machine": "%s", "libc": "%s"}\\n')
+    return (
+        'w=; u=$(uname -sm 2>/dev/null); '
+        + ('g=$(getconf GNU_LIBC_VERSION 2>/dev/null); ' if ref.glibc is not None else 'g=; ')
+        + "".join(checks)
+        + f'[ -z "$w" ] || {{ head -c {ref.size} >/dev/null; printf {answer} '
+        '"$(printf %s "${u% *}" | tr -cd a-zA-Z0-9_)" "$(printf %s "${u##* }" | tr -cd a-z0-9_)" '
+        f'"$(printf %s "$g" | tr -cd a-zA-Z0-9_.\\ )"; exit {EXIT_WRONG_RUNNER}; }}; '
     )
 
 

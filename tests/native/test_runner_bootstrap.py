@@ -1,0 +1,83 @@
+"""The native bootstrap's first contact (transport/options.py ``runner_command``), run by the real
+/bin/sh with the real runner's gzip'd bytes on stdin: what it installs, what it answers, and
+what it leaves when the upload is cut, the host has no gzip, or the runner does not fit."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+
+from rustle_deploy.compiler.runner import RunnerBinary, packed, spec
+from rustle_deploy.transport.options import EXIT_WRONG_RUNNER, RunnerRef, runner_command
+
+
+def bootstrap(ref: RunnerRef, stdin: bytes, path: str | None = None) -> subprocess.CompletedProcess[bytes]:
+    env = {**os.environ, "PATH": path} if path is not None else None
+    return subprocess.run(["/bin/sh", "-c", runner_command(ref)], input=stdin, capture_output=True, env=env,
+                          timeout=120, check=False)
+
+
+def ref_for(runner: RunnerBinary, remote: Path) -> RunnerRef:
+    s = spec(runner.path)
+    return RunnerRef(s.sha256, s.size, str(remote), s.machines, s.glibc)
+
+
+def test_the_runner_is_sent_gzipd_unpacked_checked_and_installed(tmp_path: Path, runner: RunnerBinary) -> None:
+    """What fits is unpacked to a temporary name, checks its own sha256, renames itself into
+    runners/ and carries on as the agent, which answers the request that follows."""
+    gz = packed(runner.path).read_bytes()
+    assert len(gz) < runner.size * 0.75 and gz[:2] == b"\x1f\x8b" and packed(runner.path) == packed(runner.path)
+    ref = ref_for(runner, tmp_path / "remote")
+    assert ref.size == len(gz) and ref.machines and ref.glibc is not None  # a dynamic build
+    request = {"op": "status", "remote_dir": str(tmp_path / "remote"), "host": "h", "binary_name": None}
+    done = bootstrap(ref, b"1\n" + gz + json.dumps(request).encode() + b"\n")
+    assert done.returncode == 0, done
+    assert json.loads(done.stdout.splitlines()[-1])["agent"] == "done", done
+    assert sorted(p.name for p in (tmp_path / "remote" / "runners").iterdir()) == [runner.sha256]
+    assert (tmp_path / "remote" / "runners" / runner.sha256).read_bytes() == runner.path.read_bytes()
+
+
+def test_a_cut_upload_installs_nothing_and_says_so(tmp_path: Path, runner: RunnerBinary) -> None:
+    gz = packed(runner.path).read_bytes()
+    ref = ref_for(runner, tmp_path / "remote")
+    done = bootstrap(ref, b"1\n" + gz[: len(gz) // 2])
+    assert done.returncode == 20, done
+    line = json.loads(done.stdout.splitlines()[-1])
+    assert line["agent"] == "error" and line["kind"] == "runner_install" and "the upload was cut" in line["message"]
+    assert list((tmp_path / "remote" / "runners").iterdir()) == []  # no temporary file left
+
+
+def test_a_host_without_gzip_is_told_so(tmp_path: Path, runner: RunnerBinary) -> None:
+    tools = tmp_path / "bin"
+    tools.mkdir()
+    for tool in ("head", "uname", "getconf", "tr", "mkdir", "chmod", "rm"):
+        found = shutil.which(tool)
+        assert found is not None
+        (tools / tool).symlink_to(found)
+    ref = ref_for(runner, tmp_path / "remote")
+    done = bootstrap(ref, b"1\n" + packed(runner.path).read_bytes(), path=str(tools))
+    assert done.returncode == 20, done
+    assert "this host has no gzip, which unpacks it" in json.loads(done.stdout.splitlines()[-1])["message"]
+    assert not (tmp_path / "remote").exists()
+
+
+@pytest.mark.parametrize("change", ["machine", "glibc"])
+def test_a_runner_that_would_not_run_there_is_dropped_and_the_host_says_what_it_is(
+    tmp_path: Path, runner: RunnerBinary, change: str
+) -> None:
+    """Another machine, or a glibc older than the runner needs: its bytes are read and dropped,
+    nothing is made, and the answer carries uname -s, uname -m and the C library."""
+    ref = ref_for(runner, tmp_path / "remote")
+    ref = replace(ref, machines=("riscv64",)) if change == "machine" else replace(ref, glibc=(2, 999))
+    done = bootstrap(ref, b"1\n" + packed(runner.path).read_bytes() + b'{"op": "status"}\n')
+    assert done.returncode == EXIT_WRONG_RUNNER, done
+    u = os.uname()
+    assert json.loads(done.stdout) == {"agent": "wrong_runner", "system": u.sysname, "machine": u.machine,
+                                       "libc": os.confstr("CS_GNU_LIBC_VERSION")}
+    assert not (tmp_path / "remote").exists()
