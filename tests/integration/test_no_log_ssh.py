@@ -1,8 +1,8 @@
 """The values of no_log parameters never leave the module, over a real sshd.
 
 One playbook run by ansible-playbook (the oracle) and by rustle-deploy against the same sshd:
-get_url with its ``url_password`` in a URL that fails and in a ``dest`` its message echoes,
-user with a ``password`` (check mode), and a task-level ``no_log: true`` command that prints
+get_url with its ``url_password`` in a URL that fails and in a ``dest`` its message echoes, uri
+(ansible-core's module, run through the bridge) with it in a URL that fails, user with a ``password`` (check mode), and a task-level ``no_log: true`` command that prints
 the secret. The masked results match ansible-core's; then every file under the private
 ``~/.rustle`` and the host's remote dir (SQLite rows, journals, zip members of artifacts) is
 searched for the secret: it is only in the artifact's ``plan.json`` (the task arguments the plan
@@ -52,6 +52,12 @@ PLAYBOOK = """\
         url_password: "{{ secret }}"
       ignore_errors: true
       register: d
+    - name: uri (ansible-core's module, through the bridge) with the password in a failing URL
+      uri:
+        url: "http://alice:{{ secret }}@127.0.0.1:{{ http_port }}/f?token={{ secret }}"
+        url_password: "{{ secret }}"
+      ignore_errors: true
+      register: w
     - name: user password
       user:
         name: "{{ user }}"
@@ -65,7 +71,7 @@ PLAYBOOK = """\
       no_log: true
     - name: save
       copy:
-        content: "{{ {'g': g, 'd': d, 'u': u} | to_nice_json }}"
+        content: "{{ {'g': g, 'd': d, 'w': w, 'u': u} | to_nice_json }}"
         dest: "{{ root }}/results.json"
 """
 
@@ -137,6 +143,7 @@ def test_no_log_parameters_never_leave_the_module(tmp_path: Path, capsys: pytest
                 if isinstance(a[key][field], str) else a[key][field]
             assert r[key][field] == theirs, (key, field, r[key], a[key])
     assert r["g"]["url"] == f"http://****:****@127.0.0.1:{port}/f?token=********"
+    assert r["w"]["failed"] and r["w"]["url"] == r["g"]["url"]  # uri: ansible-core's module masks its own
     assert r["d"]["dest"] == f"{tmp_path / 'rustle'}/missing-********/f"
     # every file rustle-deploy wrote, on the controller and on the host
     home = Path(os.environ["HOME"]) / ".rustle"
