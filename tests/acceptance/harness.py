@@ -279,6 +279,13 @@ def _python(root: Path, name: str) -> str:
     return ACCOUNT_PYTHON if ACCOUNT_ROLE in roles_of(root, name) else sys.executable
 
 
+def _unshimmed(path: str) -> list[str]:
+    """``path``'s directories without pyenv's shims: a shim of a version pyenv does not select
+    (``shims/python3.13``) exits 127, and ansible-core's interpreter discovery takes it all the
+    same (``interpreter_discovery_python`` failed under both tools on that alone)."""
+    return [d for d in path.split(":") if d and not (d.endswith("/shims") and ".pyenv" in d)]
+
+
 def _env(work: Path) -> dict[str, str]:
     # The native runner is built once for every target (its cache is keyed by its sources), not in
     # each target's private cache: a cargo build costs a minute or more of CPU.
@@ -290,7 +297,7 @@ def _env(work: Path) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("ANSIBLE_", "RUSTLE_"))}
     env.update(HOME=str(work / "home"), ANSIBLE_HOME=str(work / "home" / ".ansible"), RUSTLE_STATE_DB=str(work / "home" / "state.db"),
                RUSTLE_DEPLOY_CACHE_DIR=str(work / "home" / "cache"),
-               PATH=f"{BIN}:{os.environ.get('PATH', '')}",
+               PATH=":".join([str(BIN), *_unshimmed(os.environ.get("PATH", ""))]),
                ANSIBLE_ROLES_PATH=str(work / "roles"), ANSIBLE_NOCOLOR="1",
                ANSIBLE_FORCE_COLOR="0", ANSIBLE_LOCALHOST_WARNING="False",
                ANSIBLE_DEPRECATION_WARNINGS="False", ANSIBLE_RETRY_FILES_ENABLED="False",

@@ -32,9 +32,10 @@ from .harness import (
 pytestmark = pytest.mark.acceptance
 
 # Passing under both in docs/acceptance.md; each takes a few seconds here.
-# getent, known_hosts, service_facts, tempfile and want_json_modules_posix run their modules
-# through the module bridge; result_pickle_error and unexpected_executor_exception run an action
-# plugin of their own on the controller with ansible-core (docs/bridge.md; shell, task-args and
+# getent, service_facts, tempfile and want_json_modules_posix run their modules through the
+# module bridge (known_hosts runs natively: the runner ports ansible-core's module);
+# result_pickle_error and unexpected_executor_exception run an action plugin of their own on
+# the controller with ansible-core (docs/bridge.md; shell, task-args and
 # until do too, and pass under make acceptance, but each takes one or two minutes here).
 PINNED = (
     "add_host",
@@ -93,6 +94,7 @@ IDENTICAL = (
     "blockinfile",
     "command_shell",
     "include_vars",  # include_vars dir: over a directory tasks delegated to localhost create (docs/phases.md)
+    "interpreter_discovery_python",  # a task's auto* modes, omit/undefined interpreters (PATH without pyenv shims)
     "lookup_first_found",  # with_first_found over facts: the host chooses among the files the compiler listed
     "module_defaults",  # its own action_plugins/debug.py replaces debug, module_defaults reach it
     "slurp",  # adds a test account (as root only): password_hash on the host, become_user to it

@@ -31,8 +31,9 @@ pytestmark = [pytest.mark.ssh, pytest.mark.ansible]
 ANSIBLE = ANSIBLE_PLAYBOOK  # the environment under test's (tests/conftest.py)
 COUNTS = ("ok", "changed", "failed", "skipped", "rescued", "ignored")
 
-# regex_replace over a registered result, blockinfile with a (?i) regex and fail are not the
-# runner's: those tasks run in the host's Python; the others are the runner's own.
+# regex_replace over a registered result (fail's message too: fail itself lowers) and blockinfile
+# with a (?i) regex are not the runner's: those tasks run in the host's Python; the others are
+# the runner's own.
 PLAYBOOK = """
 - hosts: all
   gather_facts: false
@@ -76,7 +77,7 @@ PLAYBOOK = """
       block:
         - name: python failure
           fail:
-            msg: "failed in {{ 'python' | regex_replace('p', 'P') }}"
+            msg: "failed in {{ said.stdout | regex_replace('^.*$', 'Python') }}"
       rescue:
         - name: native rescue
           copy:

@@ -300,3 +300,20 @@ def test_blocks_and_set_fact_lower_to_sections_and_run_time_names(tmp_path: Path
     assert inner["when"][0]["ir"] == ["cmp", "==", ["name", "word"], ["lit", "hi"]]  # Ansible's inherited when
     assert inner["args"]["msg"] == {"__rustle_expr__": {"expr": "word", "ir": ["name", "word"]}}
     assert block["rescue"][0]["args"]["msg"]["__rustle_expr__"]["ir"] == ["attr", ["name", "ansible_failed_task"], "name"]
+
+
+def test_a_task_timeout_lowers_and_integers_beyond_64_bits_are_refused(tmp_path: Path) -> None:
+    """The runner's integers are i64: a value Python would carry as a big int goes to pyz, never
+    a wrapped one to the runner. A task's timeout travels with the task (every process the
+    module starts ends at its deadline); one ansible-core rejects is left to pyz's words."""
+    plan = make_plan(tmp_path, [{"module": "command", "args": {"_raw_params": "sleep 5"}, "timeout": 2}])
+    (task,) = only_host(next(iter(lower(plan).values())))
+    assert task["timeout"] == 2
+    for i, (tasks, why) in enumerate([
+        ([{"module": "debug", "args": {"msg": "{{ 2 ** 64 }}"}}], "the integer 18446744073709551616 is beyond"),
+        ([{"module": "debug", "args": {"msg": "{{ r.rc + big }}"}, "register": "r"}], "9223372036854775808 is beyond"),
+        ([{"module": "command", "args": {"_raw_params": "true"}, "timeout": -1}], "timeout -1 is not a number"),
+    ]):
+        with pytest.raises(NativeUnsupported) as info:
+            lower(make_plan(tmp_path / str(i), tasks, play_vars={"big": 2**63}))
+        assert why in str(info.value)

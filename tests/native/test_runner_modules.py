@@ -7,7 +7,6 @@ Random names (tempfile's) are masked."""
 from __future__ import annotations
 
 import re
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -166,9 +165,6 @@ def _run_both(tmp_path: Path, capsys: pytest.CaptureFixture[str], book_text: str
             (work / name).write_text(text)
         remote = work / "remote"
         inv = local_inventory(work / "inv.ini", remote)
-        # an interpreter named, not discovered: the runner reports no discovered_interpreter_python
-        # (pyz adds it and Ansible's warning to every module result, as ansible-core does)
-        inv.write_text(inv.read_text().rstrip("\n") + f" ansible_python_interpreter={sys.executable}\n")
         code, doc, err = cli(capsys, str(book), "-i", str(inv), "--run", "--output", "json", "--format", fmt,
                              "-v", *flags)
         assert code == 0, err

@@ -5,8 +5,10 @@ cargo build; changed runner sources are noticed by their hash and rebuilt.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -17,46 +19,56 @@ from pathlib import Path
 import pytest
 import yaml
 
-from rustle_deploy.compiler.toolchain import PREBUILT_TARGETS, ToolchainError, choose
+from rustle_deploy.compiler.runner import build_lock, target_dir
+from rustle_deploy.compiler.toolchain import PREBUILT_TARGETS
 
 from ..cachelock import cache_lock
 from ..conftest import REPO
-from .conftest import RUNNER_CACHE
+from .conftest import RUNNER_CACHE, built
 from .test_native_runs import WORKLOAD, seeded
 from .test_targets import EM_AARCH64, EM_X86_64, elf
+
+# the line of the runner's main.rs that prints its --version
+VERSION_LINE = 'println!("rustle-runner {}", env!("CARGO_PKG_VERSION"));'
 
 
 @pytest.fixture(scope="module")
 def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    # The session's runners for the wheel's targets (tests/native/conftest.py's cache): built now
+    # if no other test built them yet, each in its cargo target dir (compiler/runner.py's
+    # target_dir), where the wheel's build below finds them compiled.
     for target in PREBUILT_TARGETS:
-        try:
-            choose(target)
-        except ToolchainError as exc:
-            pytest.skip(f"the wheel's runners cannot be built here: {exc.message} ({exc.hint})")
-    work = tmp_path_factory.mktemp("wheel")
-    with cache_lock(RUNNER_CACHE / "wheel.lock"):  # the tree and cargo target dir below are shared
-        return _build_wheel(work)
+        built(target)
+    return _build_wheel(tmp_path_factory.mktemp("wheel"))
 
 
 def _build_wheel(work: Path) -> Path:
-    # A copy of what git tracks (the build writes build/ and *.egg-info in its tree), kept at one
-    # place with unchanged files untouched, so that cargo's next build there has nothing to do.
-    tree = RUNNER_CACHE / "wheel-tree"
-    if tree.is_dir():
-        shutil.rmtree(tree / "build", ignore_errors=True)
+    # A copy of what git tracks (the build writes build/ and *.egg-info in its tree), with the
+    # files' times: cargo keys its build by paths inside the crate and by those times, so the
+    # copied crate is the one already built, not a change
+    tree = work / "tree"
     files = subprocess.run(["git", "-C", str(REPO), "ls-files", "-z"], capture_output=True, check=True).stdout
     for name in files.decode().split("\0"):
         if name and (REPO / name).is_file():
-            data = (REPO / name).read_bytes()
-            if not (tree / name).is_file() or (tree / name).read_bytes() != data:
-                (tree / name).parent.mkdir(parents=True, exist_ok=True)
-                (tree / name).write_bytes(data)
-    env = dict(os.environ, RUSTLE_RUNNER_TARGET_DIR=str(RUNNER_CACHE / "wheel-target"))
-    proc = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(work / "dist"), str(tree)],
-                          env=env, capture_output=True, text=True, timeout=1800, check=False)
+            (tree / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(REPO / name, tree / name)
+    # setup.py builds each target in RUSTLE_RUNNER_TARGET_DIR/<target>: there, the target dir of
+    # the session's runner, built from the same sources with the same toolchain. The wheel's
+    # build runs cargo for each target as a release build does, and cargo finds nothing to do.
+    scratch = work / "cargo"
+    scratch.mkdir()
+    with contextlib.ExitStack() as locks:
+        for target in sorted(PREBUILT_TARGETS):
+            shared = target_dir(RUNNER_CACHE / "native", target)
+            shared.mkdir(parents=True, exist_ok=True)  # none when the runner was found in the cache's index
+            (scratch / target).symlink_to(shared, target_is_directory=True)
+            locks.enter_context(cache_lock(build_lock(RUNNER_CACHE / "native", target)))  # no runner build there meanwhile
+        env = dict(os.environ, RUSTLE_RUNNER_TARGET_DIR=str(scratch))
+        proc = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(work / "dist"), str(tree)],
+                              env=env, capture_output=True, text=True, timeout=1800, check=False)
     assert proc.returncode == 0, proc.stderr[-3000:]
-    (built,) = (work / "dist").glob("rustle_deploy-*.whl")
-    return built
+    (built_wheel,) = (work / "dist").glob("rustle_deploy-*.whl")
+    return built_wheel
 
 
 def fresh_venv(root: Path, wheel: Path) -> Path:
@@ -72,7 +84,9 @@ def fresh_venv(root: Path, wheel: Path) -> Path:
     return Path(site)
 
 
-def deploy(venv: Path, tmp: Path, name: str) -> tuple[dict, Path]:  # type: ignore[type-arg]
+def deploy(venv: Path, tmp: Path, name: str, path: str) -> tuple[dict, Path]:  # type: ignore[type-arg]
+    """Deploy the workload with the venv's rustle-deploy --format native, HOME private and
+    ``path`` as PATH: the result, and that HOME's runner cache."""
     home = tmp / name / "home"
     home.mkdir(parents=True)
     root = seeded(tmp / name / "root")
@@ -80,11 +94,10 @@ def deploy(venv: Path, tmp: Path, name: str) -> tuple[dict, Path]:  # type: igno
     inv.write_text(yaml.safe_dump({"all": {"hosts": {"bench-0000": {
         "ansible_connection": "local", "bench_root": str(root), "bench_role": "web",
         "rustle_remote_dir": str(tmp / name / "remote")}}}}))
-    # no rustup cargo: HOME is elsewhere and ~/.cargo/bin is not on PATH
-    env = {"HOME": str(home), "PATH": "/usr/local/bin:/usr/bin:/bin", "LANG": "C.UTF-8"}
+    env = {"HOME": str(home), "PATH": path, "LANG": "C.UTF-8"}
     proc = subprocess.run([str(venv / "bin" / "rustle-deploy"), str(WORKLOAD / "plan.json"), "-i", str(inv), "--run",
                            "--format", "native", "--output", "json"], env=env, capture_output=True, text=True,
-                          timeout=900, check=False)
+                          timeout=1800, check=False)  # a cargo build has taken 20 min at a load of 30
     assert proc.returncode == 0, proc.stderr
     return json.loads(proc.stdout), home / ".rustle" / "cache" / "native"
 
@@ -101,18 +114,26 @@ def test_the_wheel_carries_runners_a_fresh_install_deploys_with_and_changed_sour
     venv = tmp_path / "venv"
     site = fresh_venv(venv, wheel)
 
-    doc, cache = deploy(venv, tmp_path, "prebuilt")
+    # no rustup cargo: HOME is elsewhere and ~/.cargo/bin is not on PATH
+    doc, cache = deploy(venv, tmp_path, "prebuilt", "/usr/local/bin:/usr/bin:/bin")
     (host,) = doc["hosts"]
     assert host["recap"]["failed"] == 0 and host["recap"]["changed"] == 9
     (installed,) = (tmp_path / "prebuilt" / "remote" / "runners").iterdir()
     assert installed.name == manifest["runners"]["x86_64-unknown-linux-gnu"], "the wheel's own runner was sent"
     assert not (cache / "target").exists(), "no cargo build ran"
 
-    # a changed runner source: its hash no longer matches the one recorded with the binaries
+    # a changed runner source (what --version prints): its hash no longer matches the one recorded
+    # with the binaries, and the runner built from it says so
     main_rs = site / "rustle_deploy" / "native" / "src" / "main.rs"
-    main_rs.write_text(main_rs.read_text() + "\n// changed after the release\n")
-    doc, cache = deploy(venv, tmp_path, "changed")
+    text = main_rs.read_text()
+    assert text.count(VERSION_LINE) == 1
+    main_rs.write_text(text.replace(VERSION_LINE, VERSION_LINE.replace("{}", "{} (changed after the release)")))
+    # rebuilt with the first cargo on this test's PATH, as a user's would be (rustup's, where there
+    # is one: its rustc compiles the crate in a third of Debian's rustc 1.65 CPU time)
+    doc, cache = deploy(venv, tmp_path, "changed", os.environ["PATH"])
     (installed,) = (tmp_path / "changed" / "remote" / "runners").iterdir()
     assert installed.name != manifest["runners"]["x86_64-unknown-linux-gnu"]
+    version = subprocess.run([str(installed), "--version"], capture_output=True, text=True, check=True).stdout
+    assert re.fullmatch(r"rustle-runner \S+ \(changed after the release\)", version.strip()), version
     assert (cache / "target").is_dir(), "rebuilt with the cargo found on this machine"
     assert doc["hosts"][0]["recap"]["changed"] == 9

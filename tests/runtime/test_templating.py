@@ -159,9 +159,12 @@ def test_other_expressions_fall_back_to_jinja(expression):
     "1 < n < 4", "1 < n < 3", "0 <= n <= 3 == n", "n == 3 != 4", "3 < n < missing", "s ~ n ~ none ~ d",
     "s ~ '!' == 'Hello!'", "n + 1 == 4", "s + ' world' ~ n", "l + [1] == [3, 1, 3, 1]", "n + 0.5",
     "True + 1 < n < 3 + 1", "s ~ n | string",
+    # a test's one bare argument (Jinja2's `x is test arg`)
+    "n is eq 3", "s is in 'Hello world' and n is ne 'x'", "not n is eq 2 or false", "s is eq 'Hello' == true",
 ])
 def test_chains_plus_and_tilde_are_jinja2s(expression):
-    """Chained comparisons, ``+`` and ``~`` in the fast path give what Jinja2 gives."""
+    """Chained comparisons, ``+``, ``~`` and a test's bare argument in the fast path give what
+    Jinja2 gives."""
     import jinja2
 
     env = jinja2.Environment()

@@ -38,11 +38,14 @@ NATIVE_FACTS = frozenset({
     "machine_id", "distribution_minor_version", "swaptotal_mb",
 })
 MODULES = frozenset({"file", "copy", "template", "lineinfile", "blockinfile", "replace", "command", "shell",
-                     "stat", "assert", "debug", "fail", "ping", "set_fact", "tempfile", "known_hosts"})
+                     "stat", "assert", "debug", "fail", "ping", "set_fact", "tempfile", "known_hosts", "apt"})
 # the options of modules whose argument spec the runner does not check itself (tempfile.rs,
 # known_hosts.rs)
 _SPEC = {"tempfile": frozenset({"state", "path", "prefix", "suffix"}),
-         "known_hosts": frozenset({"name", "key", "path", "hash_host", "state"})}
+         "known_hosts": frozenset({"name", "key", "path", "hash_host", "state"}),
+         # packages.rs: names and present/absent (the cache options, latest, purge, ...: pyz)
+         "apt": frozenset({"name", "pkg", "package", "state"})}
+_APT_STATES = ("present", "installed", "absent", "removed")
 # ``lookup('first_found', NAME)`` as an include's whole file name: chosen on the host
 _FIRST_FOUND = re.compile(r"^\s*\{\{\s*lookup\(\s*(['\"])first_found\1\s*,\s*([A-Za-z_]\w*)\s*\)\s*\}\}\s*$")
 # a condition that holds only before any fact is gathered: the runner gathers facts, and so does
@@ -53,7 +56,7 @@ _NO_FACTS_YET = re.compile(r"^\s*ansible_facts\s*==\s*\{\s*\}\s*$")
 _KNOWN = frozenset({"id", "name", "module", "args", "hosts", "when", "tags", "notify", "listen",
                     "register", "loop", "loop_control", "ignore_errors", "no_log", "changed_when",
                     "failed_when", "check_mode", "diff", "environment", "vars", "files", "become",
-                    "become_user", "become_method", "role", "unnamed", "bridge", "origins", "loop_with"})
+                    "become_user", "become_method", "role", "unnamed", "bridge", "origins", "loop_with", "timeout"})
 # keys of a block or an include (a task with ``block``) the runner understands
 _CONTAINER = frozenset({"id", "name", "block", "rescue", "always", "when", "include", "include_choice",
                         "include_result", "params", "register", "role_once", "tags", "hosts", "role", "vars",
@@ -73,6 +76,7 @@ def _handler_topic(index: int) -> str:
 
 
 _LOOP_CONTROL = frozenset({"loop_var", "label", "index_var", "extended"})  # pause: not yet
+_MAX_TIMEOUT = 100000000  # ansible-core's limit on a task's timeout (executor._MAX_TIMEOUT)
 # names whose value is decided by the run's options, not by the inventory
 _RUN_NAMES = frozenset({"ansible_check_mode", "ansible_diff_mode", "ansible_verbosity",
                         "ansible_run_tags", "ansible_skip_tags"})
@@ -80,7 +84,7 @@ _FILTERS = frozenset({"bool", "int", "float", "length", "count", "lower", "upper
                       "first", "last", "default", "d", "basename", "split", "expanduser"})
 _TESTS = frozenset({"defined", "undefined", "none", "number", "string", "mapping", "boolean", "true",
                     "false", "in", "eq", "ne", "equalto", "failed", "failure", "succeeded", "success",
-                    "successful", "changed", "change", "skipped", "skip", "finished", "truthy",
+                    "successful", "changed", "change", "skipped", "skip", "finished", "timedout", "truthy",
                     "falsy", "contains"})
 _RE_CATEGORIES = frozenset({"CATEGORY_DIGIT", "CATEGORY_NOT_DIGIT", "CATEGORY_SPACE",
                             "CATEGORY_NOT_SPACE", "CATEGORY_WORD", "CATEGORY_NOT_WORD"})
@@ -126,6 +130,20 @@ def _utf8(text: str) -> bool:
     except UnicodeEncodeError:
         return False
     return True
+
+
+def _big_int(value: Any) -> int | None:
+    """An int in ``value`` (at any depth) that does not fit the runner's i64, or None."""
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, int) and not isinstance(item, bool) and not -2**63 <= item < 2**63:
+            return item
+        if isinstance(item, dict):
+            stack.extend(item.values())
+        elif isinstance(item, list | tuple):
+            stack.extend(item)
+    return None
 
 
 def _marker(value: Any) -> bool:
@@ -191,6 +209,9 @@ def lower_unit(unit: BuildUnit, runner_sha: str,
     for name in unit.host_names:
         lowering = _Lowering(doc, name, registered, blobs, unit.host_vars.get(name), hybrid=python is not None)
         program: dict[str, Any] = {"plays": lowering.plays(), "facts": lowering.uses_facts}
+        discovery = _discovery(lowering.executor, unit.host_vars.get(name))
+        if discovery is not None:
+            program["discovery"] = discovery
         if lowering.to_python:
             assert python is not None and python_sha is not None
             blobs[python_sha] = python
@@ -224,6 +245,21 @@ def lower_unit(unit: BuildUnit, runner_sha: str,
 
 # The runner takes the first of these that exists (a name without a slash: at once, from PATH)
 HYBRID_PYTHONS = ("/usr/bin/python3", "/usr/local/bin/python3", "/usr/libexec/platform-python", "python3")
+
+
+def _discovery(executor: Any, host_vars: dict[str, Any] | None) -> dict[str, Any] | None:
+    """What the runner needs to discover the host's Python as the pyz launcher does and report
+    it as ansible-core does (``discovered_interpreter_python`` and its warning in the first
+    Python module's result): the host's INTERPRETER_PYTHON mode, its fallback list, and the
+    modules that run no Python under Ansible. None when the host names its interpreter."""
+    value = (host_vars or {}).get("ansible_python_interpreter")
+    mode = "auto" if value in (None, "") else value
+    if mode not in executor._DISCOVERY_MODES:
+        return None
+    fallback = (host_vars or {}).get("ansible_interpreter_python_fallback")
+    names = fallback.split(",") if isinstance(fallback, str) else fallback
+    return {"mode": mode, "fallback": [str(n).strip() for n in names or executor._PYTHON_FALLBACK if str(n).strip()],
+            "no_python": sorted(executor._NO_PYTHON)}
 
 
 def _interpreter(host_vars: dict[str, Any] | None) -> list[str]:
@@ -437,6 +473,9 @@ class _Lowering:
             json.dumps(out, default=str)
         except Exception as exc:  # noqa: BLE001 - Jinja2's Undefined raises its own error from str()
             raise self.fail(task, f"a value is undefined at compile time: {exc}") from exc
+        big = _big_int(out)
+        if big is not None:  # Python's ints are unbounded; the runner's are i64 (json.rs)
+            raise self.fail(task, f"the integer {big} is beyond the native runner's 64-bit integers")
         return out
 
     def module_task(self, play: dict[str, Any], task: dict[str, Any]) -> dict[str, Any]:
@@ -464,6 +503,13 @@ class _Lowering:
         if python_var:
             raise self.fail(task, f"{python_var} set for the task (how Ansible runs a Python module: its "
                                   "interpreter, open-files limit or debugger) is not supported by the native runner")
+        timeout = task.get("timeout")
+        if timeout is not None and (isinstance(timeout, bool) or not isinstance(timeout, int | float)
+                                    or not 0 <= timeout <= _MAX_TIMEOUT):
+            raise self.fail(task, f"timeout {timeout!r} is not a number from 0 to {_MAX_TIMEOUT} (the pyz runtime "
+                                  "fails the task in ansible-core's words)")
+        if timeout and module == "known_hosts":
+            raise self.fail(task, "a timeout on known_hosts is applied by the Python runtime")
         control = task.get("loop_control") or {}
         if set(control) - _LOOP_CONTROL:
             raise self.fail(task, f"loop_control.{sorted(set(control) - _LOOP_CONTROL)[0]} is not supported")
@@ -480,6 +526,8 @@ class _Lowering:
             "environment": {str(k): str(v) for k, v in self.executor.merge_environment(
                 self.static(task, scope, task.get("environment") or {})).items()},
         }
+        if timeout:  # every process the module starts ends there (command.rs with_deadline)
+            out["timeout"] = timeout
         for key in _BOOL_KEYS:
             value = task.get(key)
             if isinstance(value, str):
@@ -777,6 +825,9 @@ class _Lowering:
                 args["_insert_multiline"] = regex_multiline(str(before))
         if module == "replace":
             self.replace_patterns(task, args)
+        if module == "apt" and args.get("state", "present") not in _APT_STATES:
+            raise self.fail(task, f"apt with state {args['state']!r} is not supported by the native runner (only "
+                                  "present/installed/absent/removed known at compile time)")
         return args
 
     def replace_patterns(self, task: dict[str, Any], args: dict[str, Any]) -> None:

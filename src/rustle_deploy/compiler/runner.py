@@ -103,22 +103,33 @@ def _prebuilt(key: str, target: str) -> bytes | None:
     return data
 
 
+def target_dir(root: Path, target: str) -> Path:
+    """The cargo target dir where the runner for ``target`` is built from this package's crate,
+    under the cache's ``native`` directory ``root``. One per source tree and target: two
+    checkouts sharing a cache never overwrite each other's binary (and each keeps its build)."""
+    tree = hashlib.sha256(str(SOURCE.resolve()).encode()).hexdigest()[:16]
+    return root / "target" / f"{tree}-{target.replace('+', '-')}"
+
+
+def build_lock(root: Path, target: str) -> Path:
+    """The file locked (flock) around a build in ``target_dir`` and the read of its binary: two
+    controllers of different versions sharing a cache would otherwise each read the binary the
+    other just built (cargo serialises the builds, not build-then-read). One per target dir, so
+    that the builds for other targets go on meanwhile."""
+    return Path(f"{target_dir(root, target)}.lock")
+
+
 def _build(root: Path, target: str) -> bytes:
     import fcntl
 
     from .toolchain import build
 
-    # One cargo target dir per source tree and target: two checkouts sharing a cache never
-    # overwrite each other's binary (and each keeps its incremental build).
-    tree = hashlib.sha256(str(SOURCE.resolve()).encode()).hexdigest()[:16]
-    target_dir = root / "target" / f"{tree}-{target.replace('+', '-')}"
-    root.mkdir(parents=True, exist_ok=True)
-    # Two controllers of different versions sharing this cache would otherwise each read the
-    # binary the other just built (cargo serialises the builds, not build-then-read).
-    with open(root / "build.lock", "a") as lock:
+    lock_path = build_lock(root, target)
+    lock_path.parent.mkdir(parents=True, exist_ok=True)
+    with open(lock_path, "a") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         try:
-            return build(target, target_dir, lambda cargo: print(
+            return build(target, target_dir(root, target), lambda cargo: print(
                 f"note: building rustle-runner for {target} with {cargo} "
                 "(first use of these sources, about a minute)", file=sys.stderr, flush=True))
         except ToolchainError as exc:

@@ -1651,6 +1651,13 @@ class _Compiler:
                                      "these hosts", "set ansible_connection in the inventory")
         self.delegate_target(src, ds, ctx, st, delegate)
 
+    def local_target(self, target: str) -> bool:
+        """Whether a task delegated to ``target`` runs over a local connection (the controller,
+        or an inventory host with ``ansible_connection=local``): it has no user or port, so a
+        task's ``remote_user``/``port`` change nothing there, as in Ansible."""
+        host = self.inv.hosts.get(target)
+        return host.is_local if host is not None else target in CONTROLLER
+
     def task_connection(self, src: Source, ds: dict[str, Any], ctx: Ctx, st: _PlayState,
                         delegated: bool) -> dict[str, dict[str, Any]]:
         """Host -> the connection variables a task's (its block's, role's) own ``remote_user``
@@ -1810,7 +1817,7 @@ class _Compiler:
             if not named_per_call(target) and target not in CONTROLLER and target not in self.inv.hosts:
                 # an implicit host, as ansible-core makes one (phases.per_call)
                 extras["delegate_implicit"] = True
-        connection = self.task_connection(src, ds, ctx, st, target is not None)
+        connection = self.task_connection(src, ds, ctx, st, target is not None and not self.local_target(target))
         if connection:
             extras["connection_vars"] = connection
         found = self.effective(src, ds, ctx, "delegate_facts")

@@ -288,7 +288,8 @@ fn task(request: &Map) -> Map {
         files: dict("files"),
         warnings: Vec::new(),
     };
-    modules::call(module, &mut ctx, dict("args"), None)
+    let timeout = request.get("timeout").and_then(Value::as_f64);
+    modules::command::with_deadline(timeout, || modules::call(module, &mut ctx, dict("args"), None))
 }
 
 /// The embedded files `args` names (copy/template `src`), for a request: sha256 -> base64.

@@ -46,7 +46,7 @@ pub fn run_artifact(path: &Path, host: &str, opts: &RunOptions) -> i32 {
             return usage_error(&format!("{}; refusing to run it", e), hint);
         }
     };
-    let (plays, wants_facts, python_entry) = match artifact.host(host) {
+    let (plays, wants_facts, python_entry, discovery) = match artifact.host(host) {
         Some(entry) => (
             entry
                 .get("plays")
@@ -55,6 +55,7 @@ pub fn run_artifact(path: &Path, host: &str, opts: &RunOptions) -> i32 {
                 .unwrap_or_default(),
             entry.get("facts").map_or(false, truthy),
             entry.get("python").and_then(Value::as_dict).cloned(),
+            entry.get("discovery").and_then(Value::as_dict).cloned(),
         ),
         None => {
             let names = artifact.host_names();
@@ -105,8 +106,45 @@ pub fn run_artifact(path: &Path, host: &str, opts: &RunOptions) -> i32 {
         children: RefCell::new(Children::default()),
         python_entry,
         python: PythonSide::default(),
+        discovery,
     };
+    if wants_facts {
+        // gathering is what runs Python first on an Ansible host (its setup module): the fact
+        // comes with the facts, no result reports it (runtime executor.facts)
+        if let Some(path) = runner.discovered_python() {
+            if let Some(Value::Dict(facts)) = runner.base.get_mut("ansible_facts") {
+                facts.insert("discovered_interpreter_python", Value::from(path.as_str()));
+            }
+        }
+    }
     runner.run(artifact.binary_name(), &plays)
+}
+
+/// ansible-core's interpreter discovery, as the pyz launcher does it (transport/options.py
+/// `remote_command`): the first of `fallback` that `command -v` finds as an absolute path and
+/// that starts as a Python >= 3.8 (a pyenv shim without that version exits 127: passed over).
+/// None when no candidate does.
+fn discover_python(fallback: &[Value]) -> Option<String> {
+    let names: Vec<String> = fallback.iter().map(json::py_str).collect();
+    let script = "for P in \"$@\"; do P=$(command -v \"$P\" 2>/dev/null) || continue; \
+                  case \"$P\" in /*) ;; *) continue;; esac; \
+                  \"$P\" -I -S -c 'import sys; sys.exit(sys.version_info < (3, 8))' </dev/null >/dev/null 2>&1 \
+                  && { printf '%s' \"$P\"; exit 0; }; done; exit 1";
+    let out = std::process::Command::new("/bin/sh")
+        .arg("-c")
+        .arg(script)
+        .arg("sh")
+        .args(&names)
+        .stdin(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .output()
+        .ok()?;
+    let path = String::from_utf8_lossy(&out.stdout).to_string();
+    if out.status.success() && path.starts_with('/') {
+        Some(path)
+    } else {
+        None
+    }
 }
 
 /// The names every condition and templated argument sees below the registered results: the
@@ -422,6 +460,10 @@ struct Runner<'a> {
     /// a hybrid program's `python` entry, and the run's Python child (python_side.rs)
     python_entry: Option<Map>,
     python: PythonSide,
+    /// the host's interpreter discovery (`{"mode", "fallback", "no_python"}`, compiler/native.py),
+    /// reported by its first Python module's result; None once reported, or when the host names
+    /// its interpreter
+    discovery: Option<Map>,
 }
 
 impl<'a> Runner<'a> {
@@ -926,6 +968,92 @@ impl<'a> Runner<'a> {
         }
     }
 
+    /// The discovered interpreter, once per run (the fact, kept as a variable and in
+    /// `ansible_facts`); None when the host names its interpreter or discovery already ran.
+    fn discovered_python(&mut self) -> Option<String> {
+        let discovery = self.discovery.as_ref()?;
+        let fallback = discovery.get("fallback").and_then(Value::as_list).cloned().unwrap_or_default();
+        let path = discover_python(&fallback).unwrap_or_else(|| "/usr/bin/python3".to_string());
+        self.registered.insert("discovered_interpreter_python", Value::from(path.as_str()));
+        Some(path)
+    }
+
+    /// What ansible-core adds to the result of the first Python module when it discovered the
+    /// host's interpreter (runtime executor._report_discovery): the fact, the warning (not for
+    /// `*_silent`) and, for `auto_legacy*`, the deprecation.
+    fn report_discovery(&mut self, task: &Map, result: &mut Map) {
+        let module = task.get("module").map(json::py_str).unwrap_or_default();
+        let short = module.rsplit('.').next().unwrap_or("").to_string();
+        let (mode, no_python, fallback) = match &self.discovery {
+            Some(d) => (
+                d.get("mode").map(json::py_str).unwrap_or_default(),
+                d.get("no_python").and_then(Value::as_list).cloned().unwrap_or_default(),
+                d.get("fallback").and_then(Value::as_list).cloned().unwrap_or_default(),
+            ),
+            None => return,
+        };
+        if status(result) == "skipped" && result.get("false_condition").is_some()
+            || no_python.iter().any(|n| json::py_str(n) == short)
+        {
+            return;
+        }
+        if self.registered.get("discovered_interpreter_python").is_some() {
+            self.discovery = None;
+            return;
+        }
+        let found = discover_python(&fallback);
+        let path = found.clone().unwrap_or_else(|| "/usr/bin/python3".to_string());
+        self.discovery = None;
+        self.registered.insert("discovered_interpreter_python", Value::from(path.as_str()));
+        match self.base.get_mut("ansible_facts") {
+            Some(Value::Dict(facts)) => facts.insert("discovered_interpreter_python", Value::from(path.as_str())),
+            _ => self.base.insert(
+                "ansible_facts",
+                Value::Dict(map(vec![("discovered_interpreter_python", Value::from(path.as_str()))])),
+            ),
+        }
+        let mut facts = match result.get("ansible_facts") {
+            Some(Value::Dict(f)) => f.clone(),
+            _ => Map::new(),
+        };
+        facts.insert("discovered_interpreter_python", Value::from(path.as_str()));
+        result.insert("ansible_facts", Value::Dict(facts));
+        if !mode.ends_with("_silent") {
+            let text = match found {
+                Some(_) => format!(
+                    "Host {} is using the discovered Python interpreter at {}, but future installation of \
+                     another Python interpreter could cause a different interpreter to be discovered. See \
+                     https://docs.ansible.com/ansible-core/2.19/reference_appendices/interpreter_discovery.html \
+                     for more information.",
+                    json::py_repr_str(self.host),
+                    json::py_repr_str(&path)
+                ),
+                None => format!(
+                    "No python interpreters found for host {} (tried {}).",
+                    json::py_repr_str(self.host),
+                    json::py_repr(&Value::List(fallback.clone()))
+                ),
+            };
+            let mut warnings = result.get("warnings").and_then(Value::as_list).cloned().unwrap_or_default();
+            warnings.push(Value::from(text.as_str()));
+            result.insert("warnings", Value::List(warnings));
+        }
+        if mode.starts_with("auto_legacy") {
+            let mut deprecations =
+                result.get("deprecations").and_then(Value::as_list).cloned().unwrap_or_default();
+            deprecations.push(Value::Dict(map(vec![
+                (
+                    "msg",
+                    Value::from(format!("The {} option for 'INTERPRETER_PYTHON' now has the same effect as 'auto'.",
+                                        json::py_repr_str(&mode)).as_str()),
+                ),
+                ("version", Value::from("2.21")),
+                ("collection_name", Value::from("ansible.builtin")),
+            ])));
+            result.insert("deprecations", Value::List(deprecations));
+        }
+    }
+
     /// The names a `set_fact` result sets, kept for the rest of the run (`executor._invoke`).
     fn keep_facts(&mut self, result: &Map) {
         if !result.get("_set_fact").map_or(false, truthy) || result.get("failed").map_or(false, truthy) {
@@ -943,10 +1071,11 @@ impl<'a> Runner<'a> {
     fn execute(&mut self, task: &Map) -> Map {
         let entries = match task.get("loop") {
             None | Some(Value::Null) => {
-                let result = {
+                let mut result = {
                     let scope = Scope::new(vec![&self.base, &self.registered]);
                     self.execute_item(task, task.get("args"), task.get("when"), &scope)
                 };
+                self.report_discovery(task, &mut result);
                 self.keep_facts(&result);
                 return result;
             }
@@ -969,6 +1098,7 @@ impl<'a> Runner<'a> {
                 let item_scope = scope.with(&loop_vars);
                 self.execute_item(task, entry.get("args"), entry.get("when"), &item_scope)
             };
+            self.report_discovery(task, &mut res);
             self.keep_facts(&res);
             res.insert(loop_var, item);
             res.insert("ansible_loop_var", Value::from(loop_var));
@@ -1114,7 +1244,8 @@ impl<'a> Runner<'a> {
                     vars: scope,
                     verbosity: self.opts.verbosity,
                 };
-                modules::call(module, &mut ctx, &args, Some(&host))
+                let timeout = task.get("timeout").and_then(Value::as_f64);
+                modules::command::with_deadline(timeout, || modules::call(module, &mut ctx, &args, Some(&host)))
             }
             Ok(Some(key)) => {
                 let request = map(vec![
@@ -1124,6 +1255,7 @@ impl<'a> Runner<'a> {
                     ("check", Value::Bool(check)),
                     ("diff", Value::Bool(diff)),
                     ("environment", Value::Dict(environment)),
+                    ("timeout", task.get("timeout").cloned().unwrap_or(Value::Null)),
                 ]);
                 match self.children.borrow_mut().run(&key, &request) {
                     Ok(result) => result,
@@ -1214,7 +1346,7 @@ mod tests {
          "no_log": false, "notify": [], "check_mode": null, "diff": null, "environment": {}},
         {"id": "t3", "name": "secret", "module": "shell", "args": {"_raw_params": "echo pw; exit 1"},
          "when": [], "loop": null, "ignore_errors": true, "no_log": true, "notify": []},
-        {"id": "t4", "name": "nope", "module": "apt", "args": {}, "when": [], "loop": null,
+        {"id": "t4", "name": "nope", "module": "service", "args": {}, "when": [], "loop": null,
          "ignore_errors": true, "notify": []},
         {"id": "t5", "name": "skipped", "module": "ping", "args": {}, "loop": null,
          "when": [{"expr": "out.rc != 0", "ir": ["cmp", "!=", ["attr", ["name", "out"], "rc"], ["lit", 0]]}]}
@@ -1314,7 +1446,7 @@ mod tests {
         );
         assert_eq!(
             results[3],
-            r#"{"task": "nope", "status": "failed", "ignored": true, "msg": "module apt is not supported by the native runner", "stdout": "", "changed": false}"#
+            r#"{"task": "nope", "status": "failed", "ignored": true, "msg": "module service is not supported by the native runner", "stdout": "", "changed": false}"#
         );
         assert_eq!(
             results[4],

@@ -245,7 +245,7 @@ fn eval(node: &Value, scope: &Scope) -> Eval<Val> {
                 let len = len as i64;
                 let clamp = |i: Option<i64>, default: i64| match i {
                     None => default,
-                    Some(i) if i < 0 => (i + len).max(0),
+                    Some(i) if i < 0 => i.saturating_add(len).max(0),
                     Some(i) => i.min(len),
                 };
                 let (a, b) = (clamp(start, 0) as usize, clamp(stop, len) as usize);
@@ -340,22 +340,27 @@ fn call_method(obj: &Value, name: &str, args: &[Value]) -> Eval<Value> {
 /// Python's `text.splitlines()`: split at every line boundary Python's str knows (`\r\n` as
 /// one), the boundaries dropped, no empty part after a last boundary.
 fn py_splitlines(text: &str) -> Value {
+    Value::List(py_splitlines_of(text).into_iter().map(Value::Str).collect())
+}
+
+/// `text.splitlines()` as strings.
+pub fn py_splitlines_of(text: &str) -> Vec<String> {
     let mut parts = Vec::new();
     let mut rest = text;
     while !rest.is_empty() {
         match rest.find(|c| matches!(c, '\n' | '\r' | '\x0b' | '\x0c' | '\x1c' | '\x1d' | '\x1e' | '\u{85}' | '\u{2028}' | '\u{2029}')) {
             None => {
-                parts.push(Value::from(rest));
+                parts.push(rest.to_string());
                 break;
             }
             Some(i) => {
-                parts.push(Value::from(&rest[..i]));
+                parts.push(rest[..i].to_string());
                 let width = if rest[i..].starts_with("\r\n") { 2 } else { rest[i..].chars().next().map_or(1, char::len_utf8) };
                 rest = &rest[i + width..];
             }
         }
     }
-    Value::List(parts)
+    parts
 }
 
 /// Python's `text.split(None, maxsplit)`: runs of whitespace separate, no empty parts.
@@ -671,7 +676,9 @@ fn add(a: &Value, b: &Value) -> Eval<Value> {
         _ => {}
     }
     match (as_num(a), as_num(b)) {
-        (Some(Num::I(x)), Some(Num::I(y))) => x.checked_add(y).map(Value::Int).ok_or_else(|| "integer overflow in +".to_string()),
+        (Some(Num::I(x)), Some(Num::I(y))) => x.checked_add(y).map(Value::Int).ok_or_else(|| {
+            format!("{} + {} is beyond the native runner's 64-bit integers (Python's are unbounded); hint: use --format pyz", x, y)
+        }),
         (Some(Num::F(x)), Some(Num::F(y))) => Ok(Value::Float(x + y)),
         (Some(Num::I(x)), Some(Num::F(y))) | (Some(Num::F(y)), Some(Num::I(x))) => Ok(Value::Float(x as f64 + y)),
         _ => Err(format!("unsupported operand type(s) for +: '{}' and '{}'", type_name(a), type_name(b))),
@@ -1094,6 +1101,15 @@ fn test(name: &str, value: Value, call: &Call) -> Eval<bool> {
         }
         "skipped" | "skip" => result_test("skipped", false),
         "finished" => result_test("finished", true),
+        "timedout" => {
+            // filters' timedout: bool((r.get("timedout") or {}).get("period"))
+            call.bind(&[])?;
+            match result_dict(&value, "timedout")?.get("timedout") {
+                Some(Value::Dict(detail)) => Ok(detail.get("period").map_or(false, truthy)),
+                Some(other) if truthy(other) => Err(unsupported(format!("a timedout that is a {}", type_name(other)))),
+                _ => Ok(false),
+            }
+        }
         "truthy" | "falsy" => {
             let p = call.bind(&["convert_bool"])?;
             let convert = p[0].as_ref().map_or(false, truthy);
@@ -1175,6 +1191,15 @@ mod tests {
         assert_eq!(run(r#"["filter", "expanduser", ["lit", "~/x"], [], {}]"#), Ok(Value::from(want.as_str())));
         assert_eq!(run(r#"["filter", "expanduser", ["lit", "/y/~"], [], {}]"#), Ok(Value::from("/y/~")));
         assert!(run(r#"["filter", "expanduser", ["lit", 3], [], {}]"#).is_err());
+    }
+
+    #[test]
+    fn integers_beyond_64_bits_fail_rather_than_wrap_or_default() {
+        assert!(run(r#"["add", ["lit", 9223372036854775807], ["lit", 1]]"#).unwrap_err().contains("beyond the native runner's 64-bit integers"));
+        assert_eq!(run(r#"["add", ["lit", 9223372036854775806], ["lit", 1]]"#), Ok(Value::Int(i64::MAX)));
+        assert!(run(r#"["filter", "int", ["lit", "99999999999999999999"], [], {}]"#).unwrap_err().contains("out of the native runner's range"));
+        assert_eq!(run(r#"["filter", "int", ["lit", "9223372036854775807"], [], {}]"#), Ok(Value::Int(i64::MAX)));
+        assert_eq!(run(r#"["slice", ["lit", [1, 2]], ["lit", -9223372036854775807], null]"#), Ok(Value::List(vec![Value::Int(1), Value::Int(2)])));
     }
 
     #[test]
@@ -1460,6 +1485,9 @@ mod tests {
         assert_eq!(t("succeeded", r#"["name", "r"]"#), Ok(Value::Bool(true)));
         assert_eq!(t("skipped", r#"["name", "r"]"#), Ok(Value::Bool(false)));
         assert_eq!(t("finished", r#"["name", "r"]"#), Ok(Value::Bool(true)));
+        assert_eq!(t("timedout", r#"["name", "r"]"#), Ok(Value::Bool(false)));
+        assert_eq!(t("timedout", r#"["lit", {"timedout": {"period": 1}}]"#), Ok(Value::Bool(true)));
+        assert_eq!(t("timedout", r#"["lit", {"timedout": {"period": 0}}]"#), Ok(Value::Bool(false)));
         assert_eq!(t("number", r#"["lit", true]"#), Ok(Value::Bool(false)));
         assert_eq!(
             t("none", r#"["attr", ["name", "n"], "x"]"#),

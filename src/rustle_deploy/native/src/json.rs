@@ -88,6 +88,15 @@ impl Value {
         }
     }
 
+    /// A number (an int or a float, not a bool) as f64.
+    pub fn as_f64(&self) -> Option<f64> {
+        match self {
+            Value::Int(i) => Some(*i as f64),
+            Value::Float(f) => Some(*f),
+            _ => None,
+        }
+    }
+
     pub fn as_list(&self) -> Option<&Vec<Value>> {
         match self {
             Value::List(items) => Some(items),

@@ -290,18 +290,46 @@ _PYTHON_FALLBACK = ("python3.13", "python3.12", "python3.11", "python3.10", "pyt
                     "/usr/bin/python3", "python3")
 
 
+def _configured_interpreter(ctx):
+    """The task's ``ansible_python_interpreter``; omitted (``{{ omit }}``) is not set, as in
+    ansible-core (which then discovers)."""
+    value = ctx.vars.get("ansible_python_interpreter")
+    return None if value == OMIT else value
+
+
+def _discovery_warning(host, path):
+    return (f"Host {host!r} is using the discovered Python interpreter at {path!r}, but future installation of "
+            "another Python interpreter could cause a different interpreter to be discovered. See "
+            "https://docs.ansible.com/ansible-core/2.19/reference_appendices/interpreter_discovery.html for more "
+            "information.")
+
+
 def _discover_interpreter(fallback, host):
-    """ansible-core's discovery, here on the host: the first of ``fallback`` (a list, or a
-    comma-separated string; None: the default list) that ``command -v`` finds as an absolute
-    path; none: /usr/bin/python3 with Ansible's warning. Returns (path, warnings)."""
-    import shutil
+    """ansible-core's discovery (executor/interpreter_discovery.py), here on the host: its very
+    shell line, ``command -v 'NAME'`` per name of ``fallback`` (a list, or a comma-separated
+    string; None: the default list) between FOUND and ENDFOUND, and the first absolute path
+    printed; none: /usr/bin/python3 with Ansible's warning; output it cannot read (a name with
+    a quote breaks its quoting): /usr/bin/python3 with its "Unhandled error" warning. Returns
+    (path, warnings)."""
+    import subprocess
 
     names = fallback.split(",") if isinstance(fallback, str) else fallback
     names = [str(n).strip() for n in names or _PYTHON_FALLBACK if str(n).strip()]
-    for name in names:
-        found = shutil.which(name)
-        if found and found.startswith("/"):
-            return found, []
+    line = "echo FOUND; " + "; ".join(f"command -v '{n}'" for n in names) + "; echo ENDFOUND"
+    try:
+        out = subprocess.run(["/bin/sh", "-c", line], stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                             stderr=subprocess.DEVNULL, timeout=60).stdout.decode("utf-8", "replace")
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        out, problem = "", str(exc)
+    else:
+        problem = "unexpected output from Python interpreter discovery"
+    match = re.match(r"FOUND(.*)ENDFOUND", out, re.DOTALL)
+    if not match:
+        return "/usr/bin/python3", [f"Unhandled error in Python interpreter discovery for host {host!r}: {problem}",
+                                    _discovery_warning(host, "/usr/bin/python3")]
+    found = [p.strip() for p in match.group(1).splitlines() if p.startswith("/")]
+    if found:
+        return found[0], [_discovery_warning(host, found[0])]
     return "/usr/bin/python3", [f"No python interpreters found for host {host!r} (tried {names!r})."]
 
 
@@ -314,7 +342,7 @@ def _runs_python(plan, ctx):
         if spec.get("style") not in ("new", "rustle"):
             return False
     try:
-        configured = ctx.vars.get("ansible_python_interpreter")
+        configured = _configured_interpreter(ctx)
     except Exception:  # a variable that cannot be rendered: not discovery's business
         return False
     return not configured or (isinstance(configured, str) and configured.startswith("auto"))
@@ -322,17 +350,28 @@ def _runs_python(plan, ctx):
 
 def _missing_interpreter(plan, ctx, module):
     """Ansible's failed result when the task's ``ansible_python_interpreter`` (a path, or a
-    name looked up on PATH, as ``/bin/sh`` runs it) does not exist on the host; None when it
-    exists or the module runs no Python (a bridged module whose shebang is not Python)."""
+    name looked up on PATH, as ``/bin/sh`` runs it), or the shebang's interpreter of a bridged
+    module that is not Python (``ansible_<name>_interpreter`` over it), does not exist on the
+    host; None when it exists or the module runs no interpreter."""
     bridged = ctx.task.get("bridge")
-    if bridged:
-        spec = ((plan.get("bridge") or {}).get("modules") or {}).get(bridged) or {}
-        if spec.get("style") not in ("new", "rustle"):
-            return None
-    elif module in _NO_PYTHON:
-        return None
     try:
-        configured = ctx.vars.get("ansible_python_interpreter")
+        if bridged:
+            spec = ((plan.get("bridge") or {}).get("modules") or {}).get(bridged) or {}
+            if spec.get("style") not in ("new", "rustle"):
+                from .modules.bridge import _interpreter
+
+                shebang = list(spec.get("interpreter") or [])
+                if shebang:  # its override rendered here: an undefined one fails the task
+                    ctx.vars.get(f"ansible_{shebang[0].rsplit('/', 1)[-1]}_interpreter")
+                configured = (_interpreter(ctx, spec) or [None])[0]
+            else:
+                configured = _configured_interpreter(ctx)
+        elif module in _NO_PYTHON:
+            return None
+        else:
+            configured = _configured_interpreter(ctx)
+    except TemplateError as exc:  # ansible-core renders the interpreter before the module starts
+        return {"failed": True, "changed": False, "msg": f"Task failed: {exc}"}
     except Exception:  # a variable that cannot be rendered: the module's own problem
         return None
     if not isinstance(configured, str) or not configured or "{{" in configured or configured.startswith("auto"):
@@ -341,6 +380,10 @@ def _missing_interpreter(plan, ctx, module):
         return None
     import subprocess
 
+    found = subprocess.run(["/bin/sh", "-c", 'command -v "$1"', "sh", configured], stdin=subprocess.DEVNULL,
+                           capture_output=True, timeout=60)
+    if found.returncode == 0:
+        return None
     # as Ansible starts it: the shell runs the configured text (stdin empty: a Python exits at once)
     try:
         proc = subprocess.run(["/bin/sh", "-c", configured], stdin=subprocess.DEVNULL, capture_output=True,
@@ -1583,9 +1626,11 @@ class Runner:
         own mode discovers here."""
         if not _runs_python(self.plan, ctx):
             return None
-        configured = ctx.vars.get("ansible_python_interpreter")
+        configured = _configured_interpreter(ctx)
         if configured in (None, ""):
             mode = self._launcher["mode"] if self._launcher else None
+            if mode is None and ctx.vars.get("ansible_python_interpreter") == OMIT:
+                mode = "auto"  # omitted: no interpreter at all, INTERPRETER_PYTHON's default discovers
         else:
             mode = configured if configured in _DISCOVERY_MODES else None
         if mode is None:
@@ -1606,11 +1651,7 @@ class Runner:
         self.facts(collectors=set())["discovered_interpreter_python"] = path
         self.module_facts["discovered_interpreter_python"] = path
         if not mode.endswith("_silent"):
-            result.setdefault("warnings", []).extend(warnings or [
-                f"Host {self.host!r} is using the discovered Python interpreter at {path!r}, but future "
-                "installation of another Python interpreter could cause a different interpreter to be "
-                "discovered. See https://docs.ansible.com/ansible-core/2.19/reference_appendices/"
-                "interpreter_discovery.html for more information."])
+            result.setdefault("warnings", []).extend(warnings or [_discovery_warning(self.host, path)])
         if mode.startswith("auto_legacy"):
             result.setdefault("deprecations", []).append(
                 {"msg": f"The {mode!r} option for 'INTERPRETER_PYTHON' now has the same effect as 'auto'.",

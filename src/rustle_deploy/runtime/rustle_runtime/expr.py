@@ -300,7 +300,12 @@ class _Parser:
                 name = self.take(kind="name")
                 if name not in _TESTS and name not in ("defined", "undefined"):
                     raise _Unsupported()
-                args, kwargs = self.args()
+                if self.peek(kind="str") or self.peek(kind="num"):  # `x is contains 'a'`: one bare argument
+                    args, kwargs = [self.primary()], {}
+                    if self.peek(".", "op") or self.peek("[", "op") or self.peek("(", "op"):
+                        raise _Unsupported()  # Jinja2 would bind them to the argument
+                else:
+                    args, kwargs = self.args()
                 node = ("test", name, node, args, kwargs)
                 if negate:
                     node = ("not", node)

@@ -404,6 +404,9 @@ def _omit_undefined(value):
     return value
 
 
+_INTERPRETER_VAR = re.compile(r"^ansible_.*_interpreter$")
+
+
 class VarScope:
     """Layered variables (lowest precedence first) with lazy facts and lazy templating.
 
@@ -430,7 +433,9 @@ class VarScope:
             return self
         if key in self._special:
             return self._special[key]()
-        if self._facts is not None and key.startswith("ansible_"):
+        # a module's fact named like ansible_<x>_interpreter stays in ansible_facts (as
+        # <x>_interpreter) but is no variable: ansible-core's clean_facts drops it
+        if self._facts is not None and key.startswith("ansible_") and not _INTERPRETER_VAR.match(key):
             if key == "ansible_facts":
                 return LazyFacts(self._facts)  # its values are marked already
             facts = self._facts(key)

@@ -306,7 +306,10 @@ fn run(ctx: &mut Ctx, args: &Map, shell: bool) -> ModuleResult {
     let end = LocalTime::now();
     let (rc, stdout, stderr) = match outcome {
         Ok(done) => done,
-        Err(e) => return spawn_failure(&e, &argv),
+        Err(e) => match deadline_failure(&e) {
+            Some(failure) => return Err(failure),
+            None => return spawn_failure(&e, &argv),
+        },
     };
     let text = |bytes: &[u8]| {
         let s = String::from_utf8_lossy(bytes).into_owned();
@@ -355,7 +358,10 @@ pub fn run_validate(environment: &Map, validate: &str, tmp: &str, short: bool) -
     let argv = vec!["/bin/sh".to_string(), "-c".to_string(), line];
     let (rc, stdout, stderr) = match spawn(&argv, &child_env(environment), None, None) {
         Ok(done) => done,
-        Err(e) => return spawn_failure(&e, &argv).map(|_| ()),
+        Err(e) => match deadline_failure(&e) {
+            Some(failure) => return Err(failure),
+            None => return spawn_failure(&e, &argv).map(|_| ()),
+        },
     };
     if rc == 0 {
         return Ok(());
@@ -373,6 +379,43 @@ pub fn run_validate(environment: &Map, validate: &str, tmp: &str, short: bool) -
 pub fn run_argv(environment: &Map, argv: &[String]) -> io::Result<(i32, String, String)> {
     let (rc, stdout, stderr) = spawn(argv, &child_env(environment), None, None)?;
     Ok((rc, String::from_utf8_lossy(&stdout).into_owned(), String::from_utf8_lossy(&stderr).into_owned()))
+}
+
+thread_local! {
+    /// The running task's deadline and its `timeout` (seconds), for every process a module
+    /// starts (`spawn`): the command, a `validate`, ssh-keygen. Set around one module call
+    /// (`with_deadline`); the runner runs one task at a time.
+    static DEADLINE: std::cell::Cell<Option<(std::time::Instant, f64)>> = std::cell::Cell::new(None);
+}
+
+/// Run `f` (a module) under the task's `timeout` (seconds; None or 0: none), as the Python
+/// runtime's `ModuleContext.deadline`: a process still running at the deadline is killed with
+/// its session, and the module fails with `timed_out`'s result.
+pub fn with_deadline<T>(timeout: Option<f64>, f: impl FnOnce() -> T) -> T {
+    let deadline = timeout.filter(|t| *t > 0.0).map(|t| (std::time::Instant::now() + std::time::Duration::from_secs_f64(t), t));
+    let before = DEADLINE.with(|d| d.replace(deadline));
+    let out = f();
+    DEADLINE.with(|d| d.set(before));
+    out
+}
+
+/// The failure of a task whose `timeout` passed (`context.timed_out`), in ansible-core's words.
+pub fn timed_out(timeout: f64) -> ModuleFailure {
+    let period = if timeout.fract() == 0.0 && timeout.abs() < 1e15 { Value::Int(timeout as i64) } else { Value::Float(timeout) };
+    let shown = crate::json::py_str(&period);
+    let detail = map(vec![
+        ("frame", Value::from("Configure `DISPLAY_TRACEBACK` to see a traceback on timeout errors.")),
+        ("period", period),
+    ]);
+    ModuleFailure::with(format!("Task failed: Timed out after {} second(s).", shown), map(vec![("timedout", Value::Dict(detail))]))
+}
+
+/// A `spawn` error that is the task's deadline: its failure.
+pub(crate) fn deadline_failure(e: &io::Error) -> Option<ModuleFailure> {
+    if e.kind() != io::ErrorKind::TimedOut {
+        return None;
+    }
+    DEADLINE.with(|d| d.get()).map(|(_, timeout)| timed_out(timeout))
 }
 
 /// `context.run_command`'s OSError: `[Errno N] text: 'argv0'` with rc, cmd, stdout, stderr.
@@ -840,8 +883,20 @@ fn spawn(
     let mut output = [Vec::new(), Vec::new()];
     let mut open = 2;
     let mut status = None;
+    let deadline = DEADLINE.with(|d| d.get()).map(|(at, _)| at);
     while open > 0 {
-        match rx.recv_timeout(Duration::from_secs(1)) {
+        let mut wait = Duration::from_secs(1);
+        if let Some(at) = deadline {
+            let left = at.saturating_duration_since(std::time::Instant::now());
+            if left.is_zero() {
+                // the task's timeout: the child's session goes (it leads one: new_session)
+                crate::sys::kill_group(child.id() as i32, 9);
+                let _ = child.wait();
+                return Err(io::Error::new(io::ErrorKind::TimedOut, "the task's timeout passed"));
+            }
+            wait = wait.min(left);
+        }
+        match rx.recv_timeout(wait) {
             Ok((index, Some(chunk))) => output[index].extend_from_slice(&chunk),
             Ok((_, None)) => open -= 1,
             Err(mpsc::RecvTimeoutError::Timeout) => {

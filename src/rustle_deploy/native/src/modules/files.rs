@@ -22,6 +22,15 @@ use crate::paths::{expanduser, normpath};
 pub type R<T> = Result<T, ModuleFailure>;
 
 extern "C" {
+    fn listxattr(path: *const c_char, list: *mut c_char, size: usize) -> isize;
+    fn getxattr(path: *const c_char, name: *const c_char, value: *mut std::os::raw::c_void, size: usize) -> isize;
+    fn setxattr(
+        path: *const c_char,
+        name: *const c_char,
+        value: *const std::os::raw::c_void,
+        size: usize,
+        flags: c_int,
+    ) -> c_int;
     fn chown(path: *const c_char, uid: u32, gid: u32) -> c_int;
     fn geteuid() -> u32;
     fn access(path: *const c_char, mode: c_int) -> c_int;
@@ -503,7 +512,42 @@ pub fn adopt_attributes(tmp: &str, path: &str) -> R<()> {
             if unsafe { geteuid() } == 0 {
                 let _ = c_chown(tmp, st.uid(), st.gid());
             }
+            copy_xattrs(path, tmp);
             Ok(())
+        }
+    }
+}
+
+/// shutil.copystat's `_copyxattr` (atomic_move's): every extended attribute of `src` onto
+/// `dst`, POSIX ACLs among them (lineinfile's "doesn't delete extended acls"); what cannot be
+/// read or set is left, as shutil leaves it.
+fn copy_xattrs(src: &str, dst: &str) {
+    let (s, d) = match (std::ffi::CString::new(src), std::ffi::CString::new(dst)) {
+        (Ok(s), Ok(d)) => (s, d),
+        _ => return,
+    };
+    let size = unsafe { listxattr(s.as_ptr(), std::ptr::null_mut(), 0) };
+    if size <= 0 {
+        return;
+    }
+    let mut names = vec![0u8; size as usize];
+    let size = unsafe { listxattr(s.as_ptr(), names.as_mut_ptr() as *mut c_char, names.len()) };
+    if size <= 0 {
+        return;
+    }
+    for name in names[..size as usize].split(|b| *b == 0).filter(|n| !n.is_empty()) {
+        let name = match std::ffi::CString::new(name) {
+            Ok(name) => name,
+            Err(_) => continue,
+        };
+        let len = unsafe { getxattr(s.as_ptr(), name.as_ptr(), std::ptr::null_mut(), 0) };
+        if len < 0 {
+            continue;
+        }
+        let mut value = vec![0u8; len as usize];
+        let len = unsafe { getxattr(s.as_ptr(), name.as_ptr(), value.as_mut_ptr() as *mut _, value.len()) };
+        if len >= 0 {
+            unsafe { setxattr(d.as_ptr(), name.as_ptr(), value.as_ptr() as *const _, len as usize, 0) };
         }
     }
 }
@@ -1745,6 +1789,24 @@ mod tests {
 
     fn temp_dir(name: &str) -> String {
         crate::test_dir("files", name).to_string_lossy().into_owned()
+    }
+
+    #[test]
+    fn a_rewrite_keeps_the_files_extended_attributes() {
+        let dir = temp_dir("xattrs");
+        let path = format!("{}/f", dir);
+        fs::write(&path, "TEST").unwrap();
+        let (c_path, name) = (std::ffi::CString::new(path.as_str()).unwrap(), std::ffi::CString::new("user.rustle").unwrap());
+        let set = unsafe { setxattr(c_path.as_ptr(), name.as_ptr(), b"kept".as_ptr() as *const _, 4, 0) };
+        if set != 0 {
+            return; // a file system without user attributes: nothing to keep
+        }
+        atomic_write(&path, b"UPDATE", None, None).unwrap();
+        let mut value = vec![0u8; 16];
+        let len = unsafe { getxattr(c_path.as_ptr(), name.as_ptr(), value.as_mut_ptr() as *mut _, value.len()) };
+        assert_eq!(len, 4);
+        assert_eq!(&value[..4], b"kept");
+        assert_eq!(fs::read(&path).unwrap(), b"UPDATE");
     }
 
     /// Run `module` with JSON `args`; the embedded files map holds "key=1\n" under its sha256.

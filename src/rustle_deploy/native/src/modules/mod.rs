@@ -9,6 +9,7 @@
 pub mod command;
 pub mod files;
 pub mod known_hosts;
+pub mod packages;
 pub mod lines;
 pub mod misc;
 pub mod stat;
@@ -89,7 +90,7 @@ pub type ModuleResult = Result<Map, ModuleFailure>;
 
 /// The modules the Python runtime wraps with `_common.module` (their failed results put
 /// `changed` last); the others fail through `context.call_module` (`changed` first).
-const WRAPPED: &[&str] = &["file", "copy", "template", "stat", "lineinfile", "blockinfile", "replace"];
+const WRAPPED: &[&str] = &["file", "copy", "template", "stat", "lineinfile", "blockinfile", "replace", "apt"];
 
 /// Run module `name` and make its outcome Ansible's result dict: a failure becomes
 /// `{"changed": false, **result, "failed": true, "msg": msg}`, warnings are added. `host` is
@@ -97,6 +98,17 @@ const WRAPPED: &[&str] = &["file", "copy", "template", "stat", "lineinfile", "bl
 pub fn call(name: &str, ctx: &mut Ctx, args: &Map, host: Option<&Host>) -> Map {
     let mut result = match dispatch(name, ctx, args, host) {
         Ok(result) => result,
+        // the task's timeout (command::with_deadline): context.timed_out's result, whatever the module
+        Err(failure) if failure.result.contains_key("timedout") && failure.msg.starts_with("Task failed: Timed out after ") => {
+            let mut result = Map::new();
+            result.insert("failed", Value::Bool(true));
+            result.insert("changed", Value::Bool(false));
+            result.insert("msg", Value::Str(failure.msg));
+            for (k, v) in failure.result.0 {
+                result.insert(&k, v);
+            }
+            result
+        }
         // an OS error the Python module does not catch: context.call_module's own result
         Err(failure) if WRAPPED.contains(&name) && failure.msg.starts_with("Task failed: Module failed: ") => {
             let mut result = Map::new();
@@ -159,6 +171,7 @@ pub fn dispatch(name: &str, ctx: &mut Ctx, args: &Map, host: Option<&Host>) -> M
         "set_fact" => misc::set_fact(args),
         "tempfile" => tempfile::tempfile(ctx, args),
         "known_hosts" => known_hosts::known_hosts(ctx, args),
+        "apt" => packages::apt(ctx, args),
         _ => Err(ModuleFailure::new(format!(
             "module {} is not supported by the native runner",
             name

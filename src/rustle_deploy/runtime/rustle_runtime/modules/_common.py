@@ -293,6 +293,15 @@ def _adopt_attributes(tmp, path):
             os.chown(tmp, st.st_uid, st.st_gid)
         except OSError:
             pass
+    # extended attributes, POSIX ACLs among them, as atomic_move's shutil.copystat keeps them
+    # (lineinfile's "doesn't delete extended acls"); the times are the write's own
+    import shutil
+
+    try:
+        shutil.copystat(path, tmp)
+        os.utime(tmp, None)
+    except OSError:
+        pass
 
 
 def run_validate(ctx, validate, tmp, short=False):

@@ -618,12 +618,15 @@ def _module_args(ctx, args, spec, bridge, name, task_tmp):
     return out
 
 
+OMIT = "__omit_place_holder__rustle"  # executor.OMIT: ``{{ omit }}`` rendered
+
+
 def _var(scope, name):
     try:
         value = scope.get(name)
     except Exception:  # a host variable whose template cannot be rendered: not ours to report
         return None
-    return value if value not in ("", None) else None
+    return value if value not in ("", None) and value != OMIT else None
 
 
 def _python(ctx):

@@ -1,0 +1,249 @@
+"""known_hosts, apt (what needs no network), fail, with_items, a name set by the run that is also a
+play variable and a task's timeout (a command's and a validate's), as the runner does them
+(issue 16): each playbook runs through --format pyz (known_hosts through the
+module bridge: ansible-core's own module) and --format native on localhost, with --diff, for
+real and in check mode; both must leave the same files, recaps, journals (msg and diff) and
+registered results (written with ``{{ result }}``, so in Python's ``str()`` with its key order).
+A hashed host name (``|1|salt|hmac``) has a random salt: it is masked, after checking that
+ssh-keygen finds the host under it."""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from .test_native_runs import cli, files, journal, local_inventory
+from .test_runner_modules import masked
+
+RSA = ("example.org ssh-rsa AAAAB3NzaC1yc2EAAAADAQABAAAAglyZmHHWskQ9wkh8LYbIqzvg99/oloneH7BaZ02ripJUy/2Zynv4tgUfm9fd"
+       "XvAb1XXCEuTRnts9FBer87+voU0FPRgx3CfY9Sgr0FspUjnm4lqs53FIab1psddAaS7/F7lrnjl6VqBtPwMRQZG7qlml5uogGJwYJHxX0PG"
+       "tsdoTJsM=")
+ED = "example.org ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIIzlnSq5ESxLgW0avvPk3j7zLV59hcAPkxrMNdnZMKP2"
+CA = "@cert-authority *.example.com ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIPx6KAHnQhaWdYQoaclJMWfneZckvYOkZ32gUJO1zzJK"
+HASHED_KEY = "host.example.com ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIFp8VtD59XAcxkj1qbfCtB1in9nm5WiipORjtVJUBA6I"
+FIRST = "example.com ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIDXh1gk2xgS2MekPvo7ZEKiOT7HoyvOAzai2GqoLXGHO root@x"
+SEED = FIRST + "\\n# a comment\\n"
+
+PLAYBOOK = """
+- hosts: all
+  gather_facts: false
+  vars:
+    root: ROOT
+    kh: "{{ root }}/known_hosts"
+    shadow: from the play
+  tasks:
+    - name: seed
+      copy: {content: "__SEED__", dest: "{{ kh }}"}
+      check_mode: false
+    - name: the play's value before anything sets it
+      copy: {content: "{{ shadow }}\\n", dest: "{{ root }}/shadow1.txt"}
+      check_mode: false
+    - name: add
+      known_hosts: {name: example.org, key: "__RSA__", path: "{{ kh }}"}
+      register: k1
+    - name: add again
+      known_hosts: {name: EXAMPLE.org, key: "__RSA__", path: "{{ kh }}"}
+      register: k2
+    - name: another key type for the same host
+      known_hosts: {name: example.org, key: "__ED__", path: "{{ kh }}"}
+      register: k3
+    - name: a changed key replaces the one of its type
+      known_hosts: {name: example.org, key: "{{ '__RSA__'[:-7] ~ 'RANDOM=' }}", path: "{{ kh }}"}
+      register: k4
+    - name: remove a key that is not there
+      known_hosts: {name: example.org, key: "__RSA__", path: "{{ kh }}", state: absent}
+      register: k5
+    - name: a certificate authority
+      known_hosts: {name: "*.example.com", key: "__CA__", path: "{{ kh }}"}
+      register: k6
+    - name: hashed
+      known_hosts: {name: host.example.com, key: "__HASHED__", path: "{{ kh }}", hash_host: yes}
+      register: k7
+    - name: hashed again keeps its hash
+      known_hosts: {name: host.example.com, key: "__HASHED__", path: "{{ kh }}", hash_host: true}
+      register: k8
+    - name: every key of a host, without a key (ssh-keygen -R)
+      known_hosts: {name: example.org, path: "{{ kh }}", state: absent}
+      register: k9
+    - name: a new file in check mode or not
+      known_hosts: {name: example.org, key: "__ED__", path: "{{ root }}/new_hosts"}
+      register: k10
+    - name: a comma list
+      known_hosts: {name: "a.example,b.example", key: "__ED__", path: "{{ kh }}"}
+      register: k11
+      ignore_errors: true
+    - name: a name that is not the key's
+      known_hosts: {name: other.example, key: "__ED__", path: "{{ kh }}"}
+      register: k12
+      ignore_errors: true
+    - name: no key to add
+      known_hosts: {name: example.org, path: "{{ kh }}"}
+      register: k13
+      ignore_errors: true
+    - name: a bad state
+      known_hosts: {name: example.org, key: "__ED__", path: "{{ kh }}", state: maybe}
+      register: k14
+      ignore_errors: true
+    - name: what the diffs say, in the expressions of ansible-core's known_hosts target
+      when: not ansible_check_mode
+      assert:
+        that:
+          - k1.diff.before_header == k1.diff.after_header == root|expanduser + '/known_hosts'
+          - k1.diff.after.splitlines()[:-1] == k1.diff.before.splitlines()
+          - k1.diff.after.splitlines()[-1] == '__RSA__'
+          - k2 is not changed and k2.diff.before == k2.diff.after
+          - k4.diff.after.splitlines()[-1].endswith('RANDOM=')
+          - k7.diff.after.splitlines()[-1].startswith('|1|')
+          - k10.diff.before_header == '/dev/null'
+          - "'~/x' | expanduser != '~/x'"
+          - "[1, 2, 3][1:] == [2, 3] and 'abc'[-2:] == 'bc'"
+    - name: with_items flattens one level
+      copy: {content: "{{ item }}\\n", dest: "{{ root }}/item-{{ item }}.txt"}
+      with_items: [a, [b, [c]]]
+      when: item is string
+      register: items
+      check_mode: false
+    - name: items registered
+      assert:
+        that:
+          - items.results.0.item == 'a'
+          - items.results | length == 3
+          - items.results.2 is skipped
+    - name: set the play's variable
+      set_fact: {shadow: from the run}
+    - name: the run's value after it
+      copy: {content: "{{ shadow }}\\n", dest: "{{ root }}/shadow2.txt"}
+      check_mode: false
+    - block:
+        - name: fail with a message
+          fail: {msg: "stop {{ shadow }}"}
+      rescue:
+        - name: the failure as the rescue sees it
+          assert:
+            that:
+              - ansible_failed_result.msg == 'stop from the run'
+              - ansible_failed_task.action == 'fail'
+    - name: fail in its own words
+      fail:
+      register: f1
+      ignore_errors: true
+    - name: a command past its timeout
+      command: sleep 600
+      timeout: 1
+      register: t1
+      ignore_errors: true
+    - name: a validate past the task's timeout
+      lineinfile: {path: "{{ kh }}", line: "# timed", validate: "sleep 600; test -f %s"}
+      timeout: 1
+      register: t2
+      ignore_errors: true
+    - name: apt, installed already
+      apt: {name: coreutils}
+      register: a1
+    - name: apt, absent already, a comma list
+      apt: {pkg: "rustle-no-such-package-a, rustle-no-such-package-b", state: removed}
+      register: a2
+    - name: apt, not available
+      apt: {name: [coreutils, rustle-no-such-package-a]}
+      register: a3
+      ignore_errors: true
+    - name: what removing an installed package would do (check mode only)
+      apt: {name: coreutils, state: absent}
+      when: ansible_check_mode
+      register: a4
+    - name: what was registered
+      copy:
+        content: "{{ k1 }}\\n{{ k2 }}\\n{{ k3 }}\\n{{ k4 }}\\n{{ k5 }}\\n{{ k6 }}\\n{{ k7 }}\\n{{ k8 }}\\n{{ k9 }}\\n{{ k10 }}\\n{{ k11 }}\\n{{ k12 }}\\n{{ k13 }}\\n{{ k14 }}\\n{{ f1 }}\\n{{ t1 }}\\n{{ t2 }}\\n{{ a1 }}\\n{{ a2 }}\\n{{ a3 }}\\n{{ a4 }}\\n"
+        dest: "{{ root }}/results.txt"
+      check_mode: false
+""".replace("__SEED__", SEED).replace("__RSA__", RSA).replace("__ED__", ED).replace("__CA__", CA) \
+    .replace("__HASHED__", HASHED_KEY)
+
+pytestmark = pytest.mark.skipif(not all(map(shutil.which, ("ssh-keygen", "dpkg-query", "apt-cache"))),
+                                reason="needs ssh-keygen and a Debian-family host (dpkg-query, apt-cache)")
+
+_HASHED = re.compile(r"\|1\|[A-Za-z0-9+/]{27}=\|[A-Za-z0-9+/]{27}=")
+
+
+def _run_both(tmp_path: Path, capsys: pytest.CaptureFixture[str], *flags: str) -> tuple[Any, ...]:
+    outcomes = {}
+    for fmt in ("pyz", "native"):
+        work = tmp_path / fmt
+        root = work / "root"
+        root.mkdir(parents=True)
+        book = work / "site.yml"
+        book.write_text(PLAYBOOK.replace("ROOT", str(root)))
+        remote = work / "remote"
+        inv = local_inventory(work / "inv.ini", remote)
+        code, doc, err = cli(capsys, str(book), "-i", str(inv), "--run", "--output", "json", "--format", fmt,
+                             "-v", "--diff", *flags)
+        assert code == 0, err
+        assert ("native: rustle-runner for" in err) == (fmt == "native"), err  # native ran natively
+        if not flags:  # ssh-keygen finds the hashed host under its random salt
+            found = subprocess.run(["ssh-keygen", "-F", "host.example.com", "-f", str(root / "known_hosts")],
+                                   capture_output=True, text=True, check=False)
+            assert HASHED_KEY.split()[-1] in found.stdout, (fmt, found)
+        host = doc["hosts"][0]
+        recap = {k: host["recap"][k] for k in ("ok", "changed", "failed", "skipped", "rescued", "ignored")}
+        outcomes[fmt] = masked(masked((recap, files(root), journal(remote, root)), _HASHED, "|1|HASHED"),
+                               re.compile(re.escape(str(root))), "ROOT")
+    (recap, tree, events), (pyz_recap, pyz_tree, pyz_events) = outcomes["native"], outcomes["pyz"]
+    lines, pyz_lines = (str((t.get("results.txt") or ["", "", ""])[2]).splitlines() for t in (tree, pyz_tree))
+    for i, (line, pyz_line) in enumerate(zip(lines, pyz_lines, strict=False)):  # one result at a time
+        assert (i, line) == (i, pyz_line)
+    for name in sorted(set(tree) | set(pyz_tree)):  # one file at a time, for a readable failure
+        assert (name, tree.get(name)) == (name, pyz_tree.get(name))
+    for event, pyz_event in zip(events, pyz_events, strict=False):
+        assert event == pyz_event
+    assert (recap, len(events)) == (pyz_recap, len(pyz_events))
+    return outcomes["native"]
+
+
+def test_known_hosts_apt_fail_with_items_a_shadowed_play_variable_and_timeouts_match_pyz(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], native_cache: Path
+) -> None:
+    recap, tree, _ = _run_both(tmp_path, capsys)
+    assert recap["failed"] == 0 and recap["rescued"] == 1 and recap["ignored"] == 8
+    lines = tree["known_hosts"][2].splitlines()
+    assert lines[:2] == [FIRST, "# a comment"]
+    assert not any(line.startswith("example.org") for line in lines)  # removed by ssh-keygen -R
+    assert lines.count("|1|HASHED " + HASHED_KEY.split(" ", 1)[1]) == 1
+    assert CA in lines
+    assert tree["shadow1.txt"][2] == "from the play\n" and tree["shadow2.txt"][2] == "from the run\n"
+    assert sorted(k for k in tree if k.startswith("item-")) == ["item-a.txt", "item-b.txt"]
+    results = tree["results.txt"][2].splitlines()
+    assert results[0].startswith(f"{{'key': '{RSA}', 'name': 'example.org', 'path': 'ROOT/known_hosts', "
+                                 "'hash_host': False, 'state': 'file', 'changed': True, 'diff': {"), results[0]
+    assert "'invocation': {'module_args': {" in results[0] and results[0].endswith("'failed': False}")
+    assert results[10].startswith("{'failed': True, 'msg': 'Comma separated list of names is not supported."), results[10]
+    assert "'msg': 'Host parameter does not match hashed host field in supplied key'" in results[11]
+    assert "'msg': 'No key specified when adding a host'" in results[12]
+    assert "'msg': 'value of state must be one of: absent, present, got: maybe'" in results[13]
+    assert results[14].startswith("{'changed': False, 'failed': True, 'msg': 'Failed as requested from task'")
+    timed = ("{'failed': True, 'changed': False, 'msg': 'Task failed: Timed out after 1 second(s).', 'timedout': "
+             "{'frame': 'Configure `DISPLAY_TRACEBACK` to see a traceback on timeout errors.', 'period': 1}")
+    assert results[15].startswith(timed) and results[16].startswith(timed), results[15:]
+    assert "# timed" not in tree["known_hosts"][2]
+    # apt's paths that install nothing: installed, absent, not available; a removal only in check mode
+    assert results[17:19] == ["{'changed': False, 'failed': False}"] * 2
+    assert results[19].startswith("{'failed': True, 'msg': \"No package matching 'rustle-no-such-package-a' is available\"")
+    assert "'skipped': True" in results[20]
+
+
+def test_known_hosts_and_apt_in_check_mode_match_pyz(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                               native_cache: Path) -> None:
+    recap, tree, events = _run_both(tmp_path, capsys, "--check")
+    assert tree["known_hosts"][2] == SEED.replace("\\n", "\n")  # nothing written
+    assert "new_hosts" not in tree
+    statuses = {e[1]: e[2] for e in events}
+    assert statuses["add"] == "changed" and statuses["a new file in check mode or not"] == "changed"
+    results = tree["results.txt"][2].splitlines()
+    assert results[0].startswith("{'changed': True, 'diff': {'before_header': 'ROOT/known_hosts'"), results[0]
+    assert results[20].startswith("{'changed': True, 'diff': {'prepared': 'remove: coreutils'}, "
+                                  "'msg': 'would remove: coreutils'"), results[20]
+
