@@ -411,3 +411,23 @@ def test_boolean_accepts_ansible_spellings():
 def test_missing_required_arguments_are_named_as_ansible_does(family, name, args, msg):
     fn = runtime_module(family).MODULES[name]
     assert fn(FakeCtx(), args) == {"failed": True, "msg": msg, "changed": False}
+
+
+def test_remove_values_follows_ansible_cores_rules() -> None:
+    """ansible-core 2.19's ``remove_values``/``_list_no_log_values``: no minimum length, nested
+    values flattened, numbers holding a secret replaced whole, keys/booleans/None kept."""
+    values = _common.no_log_values("user", {"password": ["ab", {"k": 42}], "ssh_key_passphrase": True,
+                                            "name": "x"})
+    assert values == {"ab", "42"}  # a boolean no_log value hides nothing, as ansible-core's
+    assert _common.no_log_values("get_url", {"password": "", "url_password": None}) == set()
+    assert _common.no_log_values("copy", {"content": "s3cret"}) == set()  # copy's action strips it
+    result = {"ab": "ab", "msg": "grab 42", "n": 1423, "ok": True, "none": None, "l": ["xabx", 42.0]}
+    assert _common.remove_values(result, values) == {
+        "ab": "VALUE_SPECIFIED_IN_NO_LOG_PARAMETER", "msg": "gr******** ********", "n": "VALUE_SPECIFIED_IN_NO_LOG_PARAMETER",
+        "ok": True, "none": None, "l": ["x********x", "VALUE_SPECIFIED_IN_NO_LOG_PARAMETER"]}
+    from ansible.module_utils.common import parameters  # the oracle, ansible-core's own functions
+
+    spec = {"password": {"no_log": True}, "ssh_key_passphrase": {"no_log": True}, "name": {}}
+    assert parameters._list_no_log_values(spec, {"password": ["ab", {"k": 42}], "ssh_key_passphrase": True,
+                                                  "name": "x"}) == values
+    assert parameters.remove_values(result, values) == _common.remove_values(result, values)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import http.server
+import importlib
 import os
 import shutil
 import socket
@@ -270,10 +271,15 @@ def test_get_url_hides_its_password_and_takes_the_tasks_proxy(http_dir, tmp_path
         monkeypatch.delenv(name, raising=False)
     base, _root = http_dir
     get = net.MODULES["get_url"]
-    res = get(FakeCtx(), {"url": base + "/s3cret/nope", "dest": str(tmp_path / "x"),
-                          "username": "u", "password": "s3cret"})
+    call_module = importlib.import_module("rustle_runtime.context").call_module  # as the executor runs it
+    res = call_module("get_url", FakeCtx(), {"url": base + "/s3cret/nope", "dest": str(tmp_path / "x"),
+                                             "username": "u", "password": "s3cret"})
     assert (res["failed"], res["status_code"], res["url"]) == (True, 404, base + "/********/nope")
     assert res["dest"] == str(tmp_path / "x") and "s3cret" not in str(res)
+    # credentials in the URL itself: ansible-core's mask_url, then the no_log value
+    res = call_module("get_url", FakeCtx(), {"url": base.replace("://", "://al:s3cret@") + "/x?t=s3cret",
+                                             "dest": str(tmp_path / "x"), "url_password": "s3cret"})
+    assert res["url"] == base.replace("://", "://****:****@") + "/x?t=********", res
     with socket.socket() as held:  # bound, never listening: a proxy that refuses, for as long as it is held
         held.bind(("127.0.0.1", 0))
         proxy = f"http://127.0.0.1:{held.getsockname()[1]}"

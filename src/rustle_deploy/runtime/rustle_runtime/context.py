@@ -274,7 +274,8 @@ def timed_out(timeout):
 def call_module(name, ctx, args, timeout=None, fn=None):
     """Run module ``name`` (``fn``, else the runtime's own implementation) with ``args``; its
     result dict, or Ansible's failed result for whatever it raised (``timeout`` seconds end it
-    with TaskTimeout's message)."""
+    with TaskTimeout's message; the runtime's own modules' no_log parameter values hidden in it)."""
+    own = fn is None  # a bridged module (ansible-core's code) hides them itself
     alarm = _Alarm(timeout)
     try:
         fn = fn or module_function(name)
@@ -298,6 +299,10 @@ def call_module(name, ctx, args, timeout=None, fn=None):
                       "exception": "(traceback unavailable)"}
     if ctx.warnings:
         result.setdefault("warnings", []).extend(ctx.warnings)
+    if own:  # as AnsibleModule: the values of no_log parameters never leave the module
+        from .modules import _common
+
+        result = _common.remove_values(result, _common.no_log_values(name, args))
     return result
 
 

@@ -55,11 +55,47 @@ def module(fn):
     return wrapper
 
 
+# The parameters of the runtime's own modules that ansible-core 2.19's argument specs declare
+# ``no_log=True`` (aliases included): their values are hidden in what the module returns.
+# copy's ``content`` is no_log too, but ansible-core's copy action never hands it to the module
+# (it only censors ``invocation``, which the runtime does not return), so it is not masked.
+NO_LOG_PARAMS = {
+    "user": ("password", "ssh_key_passphrase"),
+    "get_url": ("url_password", "password"),
+}
+
+
+def no_log_values(name, args):
+    """The strings to hide from module ``name``'s result for ``args``: each no_log parameter's
+    value flattened as ansible-core's ``_return_datastructure_name`` does (the strings and numbers
+    of a nested value; empty strings, ``None`` and booleans give none; no minimum length)."""
+    values = set()
+
+    def walk(item):
+        if isinstance(item, str):
+            if item:
+                values.add(item)
+        elif isinstance(item, dict):
+            for v in item.values():
+                walk(v)
+        elif isinstance(item, (list, tuple, set)):
+            for v in item:
+                walk(v)
+        elif isinstance(item, (int, float)) and not isinstance(item, bool):
+            values.add(str(item))
+
+    for param in NO_LOG_PARAMS.get(name, ()):
+        if (args or {}).get(param):
+            walk(args[param])
+    return values
+
+
 def remove_values(value, secrets):
     """``value`` with the values of no_log parameters hidden, as AnsibleModule hides them in what
     a module returns (``remove_values``): a string equal to one is
     ``VALUE_SPECIFIED_IN_NO_LOG_PARAMETER``, each one inside a string becomes ``********``
-    (the longest first); dictionary keys are kept."""
+    (the longest first), a number whose text holds one is ``VALUE_SPECIFIED_IN_NO_LOG_PARAMETER``;
+    dictionary keys, booleans and ``None`` are kept."""
     secrets = sorted({str(s) for s in secrets if s not in (None, "")}, key=len, reverse=True)
     if not secrets:
         return value
@@ -75,8 +111,10 @@ def remove_values(value, secrets):
             return {k: walk(v) for k, v in item.items()}
         if isinstance(item, (list, tuple)):
             return [walk(v) for v in item]
-        if isinstance(item, (int, float)) and not isinstance(item, bool) and str(item) in secrets:
-            return "VALUE_SPECIFIED_IN_NO_LOG_PARAMETER"
+        if isinstance(item, (int, float)) and not isinstance(item, bool):
+            text = str(item)
+            if any(secret in text for secret in secrets):
+                return "VALUE_SPECIFIED_IN_NO_LOG_PARAMETER"
         return item
 
     return walk(value)

@@ -253,6 +253,20 @@ GET_URL_ARGS = {"url", "dest", "checksum", "mode", "owner", "group", "force", "t
 NOT_MODIFIED = "HTTP Error 304: Not Modified"
 
 
+def mask_url(url):
+    """``url`` with its user and password shown as ``****`` (ansible-core's ``mask_url``)."""
+    import urllib.parse
+
+    parsed = urllib.parse.urlparse(url or "")
+    if not parsed.username and not parsed.password:
+        return url
+    if parsed.password:
+        netloc = parsed.netloc.replace(f"{parsed.username}:{parsed.password}@", "****:****@")
+    else:
+        netloc = parsed.netloc.replace(f"{parsed.username}@", "****@")
+    return urllib.parse.urlunparse(parsed._replace(netloc=netloc))
+
+
 def _auth(ctx, args, url):
     """``(url, headers, handlers)`` for the request's credentials, as ansible-core's
     _configure_auth: ``url_username`` (or ``user:password@`` in the URL) answers a Basic or
@@ -265,7 +279,7 @@ def _auth(ctx, args, url):
     if c.boolean(args.get("use_gssapi", False), "use_gssapi"):
         c.fail("use_gssapi is not supported by rustle-deploy's built-in get_url (it needs the "
                "gssapi Python package on the host); remove it or run the task through Ansible",
-               url=url)
+               url=mask_url(url))
     parsed = urllib.parse.urlparse(url)
     if parsed.scheme == "ftp":
         return url, {}, []
@@ -317,7 +331,7 @@ def _ssl_context(args):
             context.load_cert_chain(c.expand(args["client_cert"]),
                                     keyfile=c.expand(args["client_key"]) if args.get("client_key") else None)
     except (ssl.SSLError, OSError) as exc:
-        c.fail(f"Request failed: {exc}", status_code=-1, url=args.get("url"))
+        c.fail(f"Request failed: {exc}", status_code=-1, url=mask_url(args.get("url")))
     return context
 
 
@@ -345,6 +359,7 @@ def _fetch(ctx, args, url, modified_since=None, force=False):
     import urllib.error
     import urllib.request
 
+    shown = mask_url(url)  # the URL as given (its credentials masked) in failures
     url, auth_headers, handlers = _auth(ctx, args, url)
     request = urllib.request.Request(url)
     request.add_header("User-agent", args.get("http_agent") or "ansible-httpget")
@@ -372,13 +387,13 @@ def _fetch(ctx, args, url, modified_since=None, force=False):
     except urllib.error.HTTPError as exc:
         if exc.code == 304 and modified_since is not None:
             return None
-        c.fail("Request failed", status_code=exc.code, response=str(exc.reason), url=url)
+        c.fail("Request failed", status_code=exc.code, response=str(exc.reason), url=shown)
     except urllib.error.URLError as exc:  # ansible-core's fetch_url words: "<urlopen error ...>"
-        c.fail(f"Request failed: {exc}", status_code=-1, url=url)
+        c.fail(f"Request failed: {exc}", status_code=-1, url=shown)
     except OSError as exc:
-        c.fail(f"Connection failure: {exc}", status_code=-1, url=url)
+        c.fail(f"Connection failure: {exc}", status_code=-1, url=shown)
     except ValueError as exc:
-        c.fail(f"Request failed: {exc}", status_code=-1, url=url)
+        c.fail(f"Request failed: {exc}", status_code=-1, url=shown)
     return response
 
 
@@ -432,17 +447,7 @@ def _parse_checksum(ctx, args, dest_name):
 
 @c.module
 def get_url(ctx, args):
-    """ansible.builtin.get_url; the password (``url_password``, no_log in Ansible's) hidden in
-    what it returns, as AnsibleModule hides it (a URL that holds it, a message)."""
-    secrets = [args.get(k) for k in ("url_password", "password")]
-    try:
-        result = _get_url(ctx, args)
-    except c.ModuleFail as exc:
-        raise c.ModuleFail(c.remove_values(exc.msg, secrets), **c.remove_values(exc.result, secrets)) from None
-    return c.remove_values(result, secrets)
-
-
-def _get_url(ctx, args):
+    """ansible.builtin.get_url (its no_log ``url_password`` is hidden by ``call_module``)."""
     c.check_unknown(args, GET_URL_ARGS, "get_url")
     url, dest = args.get("url"), args.get("dest")
     c.require(dest=dest, url=url)
@@ -451,7 +456,7 @@ def _get_url(ctx, args):
     dest_is_dir = os.path.isdir(dest)
     name = os.path.basename(url.split("?", 1)[0]) or "index.html"
     algorithm, expected = _parse_checksum(ctx, args, name)
-    result = {"url": url, "changed": False}
+    result = {"url": mask_url(url), "changed": False}
     modified_since = None
     if not dest_is_dir and os.path.exists(dest):
         # as ansible-core 2.19: a matching checksum skips the download; otherwise the request
@@ -475,7 +480,7 @@ def _get_url(ctx, args):
         extra = {k: v for k, v in exc.result.items() if (k, v) != ("status_code", -1)}
         raise c.ModuleFail(exc.msg, **dict(extra, dest=dest, elapsed=int(time.monotonic() - start))) from None
     if response is None:
-        return {"url": url, "dest": dest, "changed": False, "msg": NOT_MODIFIED, "status_code": 304,
+        return {"url": mask_url(url), "dest": dest, "changed": False, "msg": NOT_MODIFIED, "status_code": 304,
                 "elapsed": int(time.monotonic() - start)}
     if tmp_dest:  # as Ansible checks it, once the response is in (its download goes there)
         tmp_dest = c.expand(tmp_dest)
@@ -511,7 +516,7 @@ def _get_url(ctx, args):
         try:
             data = gzip.decompress(data)
         except (OSError, EOFError, zlib.error) as exc:
-            c.fail(f"Request failed: {exc}", status_code=-1, url=url)
+            c.fail(f"Request failed: {exc}", status_code=-1, url=mask_url(url))
     result.update({"dest": dest, "elapsed": int(time.monotonic() - start), "checksum_src": c.checksum_bytes(data),
                    "checksum_dest": None})
     before = None
