@@ -347,9 +347,12 @@ class _Parser:
 
 def _use(value):
     if is_undefined(value):
-        if hasattr(value, "fail"):
+        if getattr(type(value), "_rustle_undefined", False):
             value.fail()
-        value._fail_with_undefined_error()
+        # Jinja2's undefined (a marker from a string constant's template): the same error as ours
+        from .templating import UndefinedVariable
+
+        raise UndefinedVariable(value._undefined_message)
     return value
 
 
