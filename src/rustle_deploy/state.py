@@ -394,11 +394,8 @@ class History:
             self._db = sqlite3.connect(path, timeout=30, isolation_level=None)
             os.chmod(path, 0o600)
             self._db.execute("PRAGMA journal_mode=WAL")
-            # WAL's own durability setting: a commit is not synced, the WAL is synced at each
-            # checkpoint (at the latest when the command closes the database); an OS crash may
-            # lose the last records, never corrupt the file. Synced commits cost ~8 ms each here,
-            # one per host on the fan-out's event loop (docs/decisions.md)
-            self._db.execute("PRAGMA synchronous=NORMAL")
+            # every commit synced (SQLite's default, FULL): a deployment's record survives an OS
+            # crash, as the history must; NORMAL would save ~8 ms per host here (docs/decisions.md)
             self._db.executescript(_SCHEMA)
             _migrate(self._db)
         except (sqlite3.Error, OSError) as exc:
