@@ -106,7 +106,7 @@ def plan_units(
         )
         groups_by_key.setdefault(key, []).append(host)
 
-    magic = _magic_vars(plan, inventory_sources)
+    magic = _magic_vars(plan, inventory_sources, hosts)
     inventory_hosts: list[Host] | None = None  # every inventory host, once a unit needs them
     units = []
     for (unit_target, per_play), unit_hosts in groups_by_key.items():
@@ -350,12 +350,13 @@ def _bridge_resolution(plan: Plan, plays: list[_PlayView]) -> Resolution | None:
     return unresolved(plan, tasks)
 
 
-def _magic_vars(plan: Plan, inventory_sources: Sequence[str] = ()) -> dict[str, Any]:
-    """Ansible's controller-side magic variables that the plan uses (``playbook_dir``,
+def _magic_vars(plan: Plan, inventory_sources: Sequence[str] = (), hosts: Sequence[Host] = ()) -> dict[str, Any]:
+    """Ansible's controller-side magic variables that the plan or the hosts' variables use
+    (``ansible_python_interpreter="{{ ansible_playbook_python }}"`` in an inventory; ``playbook_dir``,
     ``ansible_search_path``: the plan's directory, as the playbook's would be;
     ``ansible_playbook_python``: the controller's Python, which runs rustle-deploy;
     ``ansible_inventory_sources``: the inventory's absolute paths)."""
-    text = repr(plan.plays)
+    text = repr(plan.plays) + repr([h.vars for h in hosts])
     magic = {"playbook_dir": plan.base_dir, "ansible_search_path": [plan.base_dir],
              "ansible_playbook_python": sys.executable, "ansible_inventory_sources": list(inventory_sources)}
     return {k: v for k, v in magic.items() if k in text}
