@@ -158,6 +158,8 @@ class ConnectError(HostError):
 class TransferError(HostError):
     """Sending the artifact failed or was cut."""
 
+    exit_status: int | None = None  # the remote command's, when it had ended (transport/openssh.py)
+
 
 class ChecksumMismatch(HostError):
     """What landed on the host is not what was sent."""

@@ -27,7 +27,7 @@ from typing import Any
 from ..errors import ChecksumMismatch, HostError, RemoteError, RunnerNotExecutable, TransferError
 from ..model import Host, RunnerSpec, own_vars, tag_unsafe
 from ..transport import ConnectFn, Connection, Session, default_connect
-from ..transport.options import AgentLaunch, agent_launch, remote_command
+from ..transport.options import EXIT_NEED_RUNNER, AgentLaunch, agent_launch, remote_command
 from .fetched import write_fetched
 
 log = logging.getLogger(__name__)
@@ -555,7 +555,14 @@ async def _drive(job: HostJob, connect: ConnectFn, on_event: EventFn | None, out
                 from ..compiler.runner import packed
 
                 await session.write_file(packed(job.runner), runner_identity(job).size)  # type: ignore[union-attr]
-            await session.write(body)
+            try:
+                await session.write(body)
+            except TransferError as exc:
+                # a host without the runner may answer need_runner and exit before it reads
+                # the request: ssh then stops reading, and its exit status is the answer
+                if not job.push_runner and exc.exit_status == EXIT_NEED_RUNNER:
+                    raise _NeedRunner() from exc
+                raise
         if job.push and job.op == "deploy":
             # the agent reads it, or skips it if it has it
             await _upload(session, conn, job, out, _ranges(job, job.without))

@@ -97,10 +97,12 @@ class OpenSshSession(ProcessSession):
                 finished = await asyncio.wait_for(self.finish(), 10)
             except TimeoutError:
                 raise exc from None
-            raise TransferError(
+            closed = TransferError(
                 self._name, f"{self._name}: the connection closed while sending (ssh exit status {finished.exit_status})",
                 "retry the host",
-            ) from exc
+            )
+            closed.exit_status = finished.exit_status  # the remote side's answer (EXIT_NEED_RUNNER)
+            raise closed from exc
 
     async def finish(self) -> Finished:
         done = await super().finish()
