@@ -237,19 +237,25 @@ def run_rustle_bridge3_seeded(ctx: Ctx) -> Run:
 def seed_runner(ctx: Ctx) -> Run | None:
     """Build the runner once per source (cargo, ~1 min) into a cache outside the cold run's
     empty ~/.rustle, which then starts with a copy of it: a user builds it once (or gets it
-    prebuilt), not on every deployment; the cold run still uploads it to every host. A Run
-    when it cannot be built (no cargo, say: reported as "not available", the rest goes on)."""
+    prebuilt), not on every deployment; the cold run still uploads it to every host. The cache
+    is asked for the runner of the sources as they are now (``ensure_runner``: they are hashed,
+    and a change builds again), and only that runner is copied, never one an earlier version of
+    the sources left there. A Run when it cannot be built (no cargo, say: reported as "not
+    available", the rest goes on)."""
     seed = ctx.rundir.parent.parent / "native-runner-cache"
-    if not (seed / "native").exists():
-        built = subprocess.run([str(VENV_BIN / "python"), "-c",
-                                "import sys; from pathlib import Path; from rustle_deploy.compiler.runner import "
-                                "ensure_runner; ensure_runner(Path(sys.argv[1]))", str(seed)],
-                               capture_output=True, text=True)
-        if built.returncode != 0:
-            return Run(built.returncode, built.stdout, built.stderr, 0.0, 0.0, 0.0)
+    built = subprocess.run([str(VENV_BIN / "python"), "-c",
+                            "import sys; from pathlib import Path; from rustle_deploy.compiler.runner import "
+                            "ensure_runner; from rustle_deploy.compiler.toolchain import source_key; "
+                            "print(ensure_runner(Path(sys.argv[1])).sha256, source_key())", str(seed)],
+                           capture_output=True, text=True)
+    if built.returncode != 0:
+        return Run(built.returncode, built.stdout, built.stderr, 0.0, 0.0, 0.0)
+    sha, key = built.stdout.split()
     if ctx.cold:
-        shutil.copytree(seed / "native", ctx.rundir / "home" / ".rustle" / "cache" / "native",
-                        ignore=shutil.ignore_patterns("target"), dirs_exist_ok=True)
+        src, dest = seed / "native", ctx.rundir / "home" / ".rustle" / "cache" / "native"
+        (dest / "index").mkdir(parents=True, exist_ok=True)
+        for name in (f"rustle-runner-{sha}", f"rustle-runner-{sha}.gz", f"index/{key}"):
+            shutil.copy2(src / name, dest / name)
     return None
 
 
