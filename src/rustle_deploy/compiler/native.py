@@ -35,7 +35,8 @@ NATIVE_FACTS = frozenset({
     "service_mgr", "env", "processor_vcpus", "processor_nproc", "processor_count", "memtotal_mb",
     "fips", "distribution", "os_family", "distribution_version", "distribution_major_version",
     "distribution_release", "user_id", "user_uid", "user_gid", "user_dir", "user_shell", "user_gecos",
-    "machine_id", "distribution_minor_version", "swaptotal_mb",
+    "machine_id", "distribution_minor_version", "swaptotal_mb", "fqdn", "domain", "userspace_bits",
+    "userspace_architecture", "date_time",
 })
 MODULES = frozenset({"file", "copy", "template", "lineinfile", "blockinfile", "replace", "command", "shell",
                      "stat", "assert", "debug", "fail", "ping", "set_fact", "tempfile", "known_hosts", "apt"})
