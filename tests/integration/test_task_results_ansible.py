@@ -2,7 +2,8 @@
 cannot be rendered shows ``<< error N - why >>`` and warns, an include is named as it names it,
 ``ansible_failed_task.name`` is the name shown), each host's status per task (``--output json``
 and the state database's ``ignored``), ansible.cfg's ``deprecation_warnings``, and the origin a
-strict conditional's message names for an extra var (``-e name=value``, ``-e @file``); a name over
+strict conditional's message and the origin filter name for an extra var (``-e name=value``,
+``-e @file``) and a set_fact value; a name over
 what only the run knows (a registered result, a fact, a handler's) is the first host's, in later
 ``serial`` batches too, but for an included file's tasks.
 
@@ -82,6 +83,12 @@ BOOK = """\
       register: r
     - set_fact:
         mine: "{{ who | lower }}"
+    - name: a set_fact value in a conditional
+      debug: msg=x
+      when: mine
+      ignore_errors: true
+    - name: origin of a set_fact value
+      debug: msg="{{ mine | ansible._protomatter.origin }}"
     - name: "registered {{ r.stdout }} and fact {{ mine }}"
       debug: msg=r
     - name: "looped {{ who }} {{ item }}"
@@ -156,7 +163,7 @@ def runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
             env=dict(env, HOME=str(home), RUSTLE_STATE_DB=str(work / f"{name}.db"), ANSIBLE_CONFIG=str(config)))
         assert proc.returncode == 0, proc.stdout + proc.stderr
         rustle[name] = {"doc": json.loads(proc.stdout), "text": proc.stderr, "db": work / f"{name}.db"}
-    return {"oracle": oracle.stdout, "oracle_warnings": oracle.stderr, "rustle": rustle}
+    return {"oracle": oracle.stdout, "oracle_warnings": oracle.stderr, "rustle": rustle, "work": work}
 
 
 def test_each_hosts_task_names_and_statuses_in_the_json_output_are_ansible_playbooks(runs: dict[str, Any]) -> None:
@@ -187,7 +194,8 @@ def test_a_name_over_what_the_run_knows_is_the_first_hosts_in_every_batch_but_an
     # values in a looped task's name and a handler's; only an included file's task is named
     # again, by the batch's first host (ansible-core loads the file again)
     oracle = _oracle_results(runs["oracle"])
-    expected = ["command", "set_fact", "registered A and fact a", "looped A << error 1 - 'item' is undefined >>",
+    expected = ["command", "set_fact", "a set_fact value in a conditional", "origin of a set_fact value",
+                "registered A and fact a", "looped A << error 1 - 'item' is undefined >>",
                 "include_tasks", "in2 {}", "notify", "handler A"]
     for host in ("a", "b"):
         shown = [name for name, _ in oracle[host][-len(expected):]]
@@ -219,7 +227,7 @@ def test_ignored_failures_are_recorded_as_such_in_the_history(runs: dict[str, An
     assert rows == [(h, n, "failed", i) for h in ("a", "b")
                     for n, i in (("ignored failure", 1), ("extra var from the command line", 1),
                                  ("extra var from a file", 1), ("fail play << error 1 - 'nope' is undefined >>", 0),
-                                 ("fail on A", 0))]
+                                 ("fail on A", 0), ("a set_fact value in a conditional", 1))]
 
 
 def test_deprecations_show_as_ansible_playbook_shows_them_unless_ansible_cfg_turns_them_off(
@@ -244,10 +252,15 @@ def test_a_strict_conditionals_message_names_where_an_extra_var_came_from(runs: 
     for line in runs["oracle"].splitlines():
         if line.startswith("TASK ["):
             banner = line[6:line.index("] *")]
-        elif line.startswith("fatal: [a]: FAILED! => ") and banner.startswith("extra var"):
+        elif line.startswith("fatal: [a]: FAILED! => ") and banner.startswith(("extra var", "a set_fact")):
             oracle[banner] = json.loads(line.split("=> ", 1)[1])["msg"]
     assert oracle["extra var from the command line"].endswith(
         "derived from value of type 'str' at \"<CLI option '-e'>\". Conditionals must have a boolean result.")
     assert "ev.yml:2:8'" in oracle["extra var from a file"]
+    # a set_fact value: where set_fact's argument was written, in the message and the origin filter
+    assert "site.yml:56:15'" in oracle["a set_fact value in a conditional"]
+    assert f'"msg": "{runs["work"]}/site.yml:56:15"' in runs["oracle"]
+    ours_b = {t["name"]: t.get("msg") for t in runs["rustle"]["default"]["doc"]["hosts"][1]["tasks"]}
+    assert ours_b["origin of a set_fact value"] == f"{runs['work']}/site.yml:56:15"
     ours = {t["name"]: t.get("msg") for t in runs["rustle"]["default"]["doc"]["hosts"][0]["tasks"]}
     assert {name: ours[name] for name in oracle} == oracle

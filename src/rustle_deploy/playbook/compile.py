@@ -1389,6 +1389,10 @@ class _Compiler:
         self.record_notify(src, ds, ctx, pointer)
         origins = self.condition_origins(src, ds, ctx, st, conditions, extras,
                                          ds.get(action_key) if canonical == "assert" and action_key else None)
+        if canonical == "set_fact" and action_key and isinstance(ds.get(action_key), dict):
+            # where each value was written: a conditional or the origin filter over the fact names it
+            given = ds[action_key]
+            origins.update((f"={k}", where) for k in given if (where := written_at(src, given, k)))
         if origins:
             extras["origins"] = origins
         task = Task(task_id=st.new_id(), name=name,

@@ -160,6 +160,9 @@ def origin(context, value):
     scope = getattr(context.parent, "scope", None)
     if scope is None:
         return None
+    found = scope.templar.value_origin(value)  # a set_fact value's
+    if found is not None:
+        return found
     from .templating import _TAINT, TemplateError
 
     outer = _TAINT.read

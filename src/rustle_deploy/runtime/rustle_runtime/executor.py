@@ -1827,6 +1827,12 @@ class Runner:
         elif isinstance(facts, dict) and not result.get("failed"):
             if result.get("_set_fact"):
                 self.runtime_vars.update(unsafe(facts))
+                for key in facts:  # where set_fact's argument was written (playbook/origins.py)
+                    where = (task.get("origins") or {}).get("=" + str(key))
+                    if where:
+                        self.templar.value_origins[key] = (where, self.runtime_vars[key])
+                    else:
+                        self.templar.value_origins.pop(key, None)
             elif result.get("_include_vars"):  # the controller's files: trusted, as in Ansible
                 self.included_vars.update(facts)
             else:

@@ -1124,6 +1124,9 @@ class Templar:
         # the running task's ``origins`` (conditional text -> "file:line:column"), which the
         # executor sets before each task: where a broken conditional's value came from
         self.origins = {}
+        # where each value set while the play runs was written (set_fact's arguments): name ->
+        # (origin, the value itself); the value names it only while it is the one in scope
+        self.value_origins = {}
         # what the running task deprecated, for its result's ``deprecations`` (ansible-core's)
         self.deprecations = []
 
@@ -1294,6 +1297,9 @@ class Templar:
         """Where a conditional's ``value`` came from: the task's ``origins`` for it, which for
         ``a and b`` (one of its operands) names each operand's, with "" for the rest."""
         found = self.origins.get(expression.strip()) if isinstance(expression, str) else None
+        own = self.value_origin(value)
+        if own is not None:
+            return own
         if not isinstance(found, dict):
             return found
         for operand, origin in found.items():
@@ -1305,6 +1311,10 @@ class Templar:
             except TemplateError:
                 continue
         return found.get("")
+
+    def value_origin(self, value):
+        """Where ``value`` (this very object), set while the play ran, was written; else None."""
+        return next((where for where, held in self.value_origins.values() if held is value), None)
 
     def truth(self, expression, scope):
         """A templated boolean keyword (``ignore_errors``, ``no_log``, ``become``, ...): its
