@@ -279,3 +279,39 @@ def test_su_with_a_become_password_over_sshd(su_users: tuple[str, str, str, Path
                          + "      ansible_become_password: not-the-password\n")
     code, stdout, err = run_cli(capsys, "-i", str(inventory), str(playbook), "--run", "--output", "json")
     assert code == 1 and f"become: su refused the become password to run as '{target}'" in stdout, stdout[-3000:]
+
+
+def test_ask_become_pass_with_su_on_a_task(su_users: tuple[str, str, str, Path], tmp_path: Path, sshd: Any) -> None:
+    """``-K`` with a task's ``become_method: su``: the password typed on the terminal reaches su on
+    the host, and is shown and written nowhere."""
+    import pwd
+
+    from .test_playbook_options import RUSTLE, Terminal
+
+    login, target, password, work = su_users
+    out = work / "out"
+    out.mkdir(mode=0o777)
+    out.chmod(0o777)
+    inventory = tmp_path / "hosts.yml"
+    inventory.write_text(yaml.safe_dump({"all": {"hosts": {"box": {
+        "ansible_host": "127.0.0.1", "ansible_port": sshd.port, "ansible_user": login,
+        "ansible_ssh_private_key_file": str(sshd.client_key),
+        "ansible_ssh_common_args": f"-o UserKnownHostsFile={sshd.known_hosts}",
+        "ansible_python_interpreter": "/usr/bin/python3", "rustle_remote_dir": str(work / "rustle"),
+        "out": str(out)}}}}))
+    playbook = tmp_path / "site.yml"
+    playbook.write_text(SU_PLAYBOOK.replace("  tasks:\n", f"  become_method: su\n  become_user: {target}\n  tasks:\n")
+                        .replace("      register: who\n", "      register: who\n      become: true\n"))
+    term = Terminal([str(RUSTLE), str(playbook), "-i", str(inventory), "--run", "--output", "text", "-K", "-vv"])
+    term.expect("BECOME password: ")
+    term.type(password)
+    code = term.finish()
+    shown = term.shown.decode(errors="replace")
+    assert code == 0, shown
+    assert (out / "who.txt").read_text() == f"{target}\n"  # the command became the target through su
+    assert pwd.getpwuid((out / "made-by-become").stat().st_uid).pw_name == login  # that task did not become
+    assert password not in shown
+    for top in (Path(os.environ["HOME"]), work, tmp_path):
+        for path in sorted(top.rglob("*")):
+            if path.is_file() and not path.is_symlink():
+                assert not [w for w, blob in _views(path) if password.encode() in blob], path
