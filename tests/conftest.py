@@ -41,25 +41,19 @@ os.environ.setdefault("RUSTLE_FORMAT", "pyz")
 # of their tests is a unit of its own, so that no single file is the suite's long tail.
 SPREAD_FILES = frozenset({
     "tests/acceptance/test_targets.py",
+    # each case runs its own oracle beside its rustle-deploy run: handlers' 13 were one unit of
+    # 377 s of worker time when a target's cases were one unit
+    "tests/acceptance/test_runme.py",
     "tests/integration/test_playbooks_ansible.py",
     # twenty sshd-fleet tests, each with its own fleet and oracle run (tests/integration/conftest.py's Fleet)
     "tests/integration/test_phases_ssh.py",
 })
-# These files' parametrized cases are one unit per group, the part of the case's id before its
-# first ":" (acceptance/test_runme's "handlers:10" is in group "handlers"): the module fixture
-# runs the oracles of a group's cases together, once, and the groups spread over the workers.
-GROUPED_FILES = frozenset({"tests/acceptance/test_runme.py"})
 
 
 def _unit(nodeid: str) -> str:
-    """The unit of work (``--dist loadfile``) a test belongs to: its file, its own, or its group's."""
-    path, _, rest = nodeid.partition("::")
-    if path in SPREAD_FILES:
-        return nodeid
-    name, bracket, case = rest.partition("[")
-    if path in GROUPED_FILES and bracket:
-        return f"{path}::{name}[{case.split(':', 1)[0]}]"
-    return path
+    """The unit of work (``--dist loadfile``) a test belongs to: its file, or its own."""
+    path = nodeid.partition("::")[0]
+    return nodeid if path in SPREAD_FILES else path
 
 
 # The files that take longest (measured with --durations: cargo builds, the wheel build, oracle
