@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import resource
 import shutil
 import signal
 import sys
@@ -113,6 +114,28 @@ def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
             return _unit(nodeid)
 
     return FileScheduling(config, log)
+
+
+def _cpu_seconds() -> float:
+    """CPU time of this process and of the children it has waited for (their own waited-for
+    children included: an oracle's modules, a subprocess's compiler)."""
+    own, children = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> Iterator[None]:
+    """RUSTLE_TEST_CPU=FILE: each test's CPU seconds (set-up, call and teardown; a module
+    fixture's in its first test, a session fixture's process in the test whose teardown reaps
+    it) appended to FILE as ``seconds<TAB>node id`` lines, from every worker. On a shared
+    machine a test's wall time says more about the load than about the test; on 2 cores the
+    suite's CPU time bounds it (tests/README.md, "What the suite costs")."""
+    path = os.environ.get("RUSTLE_TEST_CPU")
+    before = _cpu_seconds()
+    yield
+    if path:
+        with open(path, "a") as out:
+            out.write(f"{_cpu_seconds() - before:.2f}\t{item.nodeid}\n")
 
 
 @pytest.fixture(autouse=True)
