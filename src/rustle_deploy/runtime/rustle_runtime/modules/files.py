@@ -229,7 +229,8 @@ def copy(ctx, args):
     if content is not None and str(dest).endswith("/"):
         c.fail("can not use content with a dir as dest")
     if c.boolean(args.get("remote_src", False), "remote_src"):
-        return _copy_remote(ctx, args)
+        return _copy_remote(ctx, args)  # the module expands dest: ~ is $HOME
+    args = dict(args, dest=c.expand_user_home(dest))
     tree = (getattr(ctx, "task", None) or {}).get("trees", {}).get(src) if content is None else None
     if tree is not None:
         return _copy_tree(ctx, args, tree)
@@ -410,7 +411,7 @@ def template(ctx, args):
     rendered = ctx.render(source, extra, overrides)
     encoding = args.get("output_encoding") or "utf-8"
     data = rendered.encode(encoding, "surrogateescape")
-    args = dict(args)
+    args = dict(args, dest=c.expand_user_home(args["dest"]))
     if args.get("mode") == "preserve":
         args["mode"] = info.get("mode")
     return _write_content(ctx, args, data, src, "template")
