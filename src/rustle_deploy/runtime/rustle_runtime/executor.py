@@ -676,6 +676,23 @@ class Runner:
         raw = base64.b64decode(sent["data"])
         return hexdigest("sha256", raw), raw, dict(sent.get("info") or {})
 
+    def run_time_tree(self, name):
+        """(tree, {sha256: bytes}) of a copy ``src`` directory the controller sent with this
+        phase (``inject.trees``: made by an earlier task on the controller); None if it did not."""
+        sent = (self.inject.get("trees") or {}).get(name)
+        if not isinstance(sent, dict) or not isinstance(sent.get("entries"), dict):
+            return None
+        import base64
+
+        from .lowlevel import hexdigest
+
+        blobs = {}
+        for data in (sent.get("blobs") or {}).values():
+            raw = base64.b64decode(data)
+            blobs[hexdigest("sha256", raw)] = raw  # named by what arrived, not by the sender's word
+        tree = {"path": sent.get("path"), "entries": sent["entries"], "links": sent.get("links") or {}}
+        return tree, blobs
+
     def tmpdir(self):
         if self._tmpdir is None:
             import tempfile
