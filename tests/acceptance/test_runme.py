@@ -122,6 +122,9 @@ def test_hosts_are_compared_each_in_its_own_order() -> None:
     assert (cmp.compared, cmp.identical) == (4, 3)
     assert cmp.differences == ["[A] t2: ansible-playbook changed; rustle-deploy ok"]
     assert exit_class(a) == exit_class(r) == "hosts failed"
+    # a run ansible-core aborts ("[ERROR]: ...", exit 1 or 4) is one rustle-deploy records as errored
+    errored = Run("rustle", code=1, results=[_res("t1", "A"), dict(_res("t2", "A", "failed"), errored=True)])
+    assert exit_class(errored) == exit_class(Run("ansible", code=4)) == "error"
     # both refuse the playbook before any task: they agree, nothing is compared
     both = compare_hosts(Run("ansible", code=4), Run("rustle", code=2, refused="error: x"))
     assert not both.refused and both.compared == 0

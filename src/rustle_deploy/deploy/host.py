@@ -27,7 +27,13 @@ from typing import Any
 from ..errors import ChecksumMismatch, HostError, RemoteError, RunnerNotExecutable, TransferError
 from ..model import Host, RunnerSpec, own_vars, tag_unsafe
 from ..transport import ConnectFn, Connection, Session, default_connect
-from ..transport.options import EXIT_NEED_RUNNER, AgentLaunch, agent_launch, remote_command
+from ..transport.options import (
+    EXIT_NEED_RUNNER,
+    AgentLaunch,
+    agent_launch,
+    become_password,
+    remote_command,
+)
 from .fetched import write_fetched
 
 log = logging.getLogger(__name__)
@@ -195,8 +201,12 @@ def build_request(job: HostJob) -> dict[str, Any]:
             req["run"]["vars"] = tag_unsafe(own_vars(job.host))
         if r.plays is not None:
             req["run"]["plays"] = list(r.plays)
-        if r.become_password is not None:  # in this request only: stdin of the ssh channel
-            req["run"]["become_password"] = r.become_password
+        # in this request only (stdin of the ssh channel): the host's own become password
+        # variable (a connection secret, in no artifact) over -K, as ansible-core's variables win
+        password = become_password(job.host)
+        password = r.become_password if password is None else password
+        if password is not None:
+            req["run"]["become_password"] = password
         if r.carry is not None:
             req["run"]["carry"] = r.carry
         if r.phase is not None:
