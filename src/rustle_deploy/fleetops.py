@@ -714,7 +714,8 @@ def _carry_id(base: str, host: str) -> str:
 def _run_time_files(reads: Sequence[tuple[str, str, list[str], dict[str, Any]]]) -> dict[str, Any]:
     """What a phase's tasks read from the controller's disk now (``run_time_files``: created
     while the play ran): ``files`` (name -> its base64 bytes and, for a template's
-    ``template_*`` variables and mode=preserve, its controller details), ``vars_files`` (name -> variables of
+    ``template_*`` variables and mode=preserve, its controller details), ``trees`` (name -> a copy
+    ``src`` directory: its entries and their bytes), ``vars_files`` (name -> variables of
     a vars file, read as include_vars reads it), ``vars_dirs`` (directory -> include_vars' dir
     listing, walked as ansible-core walks it, playbook/varsdir.py). A file still missing is left
     out: the task then fails on the host as Ansible's "Could not find or access" does."""
@@ -725,12 +726,18 @@ def _run_time_files(reads: Sequence[tuple[str, str, list[str], dict[str, Any]]])
     from .playbook.varsdir import load_vars_file, read_vars_dir
     from .playbook.yamlsrc import read_yaml
 
-    out: dict[str, dict[str, Any]] = {"files": {}, "vars_files": {}, "vars_dirs": {}}
+    out: dict[str, dict[str, Any]] = {"files": {}, "vars_files": {}, "vars_dirs": {}, "trees": {}}
     for name, kind, paths, options in reads:
         if kind == "vars_dir":
             out["vars_dirs"][name] = read_vars_dir(name, options, load_vars_file)
             continue
         path = next((p for p in paths if os.path.isfile(p)), None)
+        if path is None and kind == "file":
+            folder = next((p for p in paths if os.path.isdir(p)), None)
+            tree = _run_time_tree(name, folder) if folder is not None else None
+            if tree is not None:  # a copy src directory a task of the play made
+                out["trees"][name] = tree
+            continue
         if path is None:
             continue
         if kind == "vars":
@@ -744,6 +751,30 @@ def _run_time_files(reads: Sequence[tuple[str, str, list[str], dict[str, Any]]])
             out["files"][name] = {"data": base64.b64encode(Path(path).read_bytes()).decode(),
                                   "info": source_info(path)}
     return {k: v for k, v in out.items() if v}
+
+
+def _run_time_tree(name: str, folder: str) -> dict[str, Any] | None:
+    """A copy ``src`` directory as the compiler embeds one (compiler/sources.walk_tree), with
+    its files' bytes (``blobs``: sha256 -> base64); None when it holds too many entries (the
+    task then fails on the host as a missing source does)."""
+    import base64
+    import hashlib
+
+    from .compiler.sources import TreeTooLarge, walk_tree
+
+    blobs: dict[str, str] = {}
+
+    def digest(full: str) -> str:
+        data = Path(full).read_bytes()
+        sha = hashlib.sha256(data).hexdigest()
+        blobs[sha] = base64.b64encode(data).decode()
+        return sha
+
+    try:
+        tree = walk_tree(name, folder, True, digest)
+    except TreeTooLarge:
+        return None
+    return dict(tree, blobs=blobs)
 
 
 class _Phased:

@@ -346,6 +346,8 @@ def _ext_kinds() -> dict[str, tuple[tuple[type, ...], str]]:
         "include": ((str,), "what the block includes (a file or role name)"),
         "include_choice": ((dict,), "an object {\"name\": TEMPLATE, \"select\": {NAME: "
                            "BLOCK_INDEX}, \"found\": {TERM: NAME}}"),
+        "include_error": ((dict,), "an object {\"reason\": TEXT, \"include\": NAME, \"errored\": BOOLEAN}: "
+                          "the include fails with REASON when it runs (the run errors when errored)"),
         "role_once": ((str,), "an identity string shared by repeats of one role"),
         "vars_data": ((dict,), "an object of file names to objects of variables"),
         "vars_paths": ((dict,), "an object {PATH: NAME}: the controller path of each vars_data "
