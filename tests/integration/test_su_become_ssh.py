@@ -127,9 +127,11 @@ def test_su_with_a_become_password_over_sshd(su_users: tuple[str, str, str, Path
     assert code == 1 and f"become: su refused the become password to run as '{target}'" in stdout, stdout[-3000:]
 
 
-def test_ask_become_pass_with_su_on_a_task(su_users: tuple[str, str, str, Path], tmp_path: Path, sshd: Any) -> None:
-    """``-K`` with a task's ``become_method: su``: the password typed on the terminal reaches su on
-    the host, and is shown and written nowhere."""
+@pytest.mark.parametrize("level", ["task", "connection"])
+def test_ask_become_pass_with_su(su_users: tuple[str, str, str, Path], tmp_path: Path, sshd: Any,
+                                 level: str) -> None:
+    """``-K`` with ``become_method: su`` on a task, or the inventory's ``ansible_become_method: su``:
+    the password typed on the terminal reaches su on the host, and is shown and written nowhere."""
     import pwd
 
     from .test_playbook_options import RUSTLE, Terminal
@@ -144,9 +146,11 @@ def test_ask_become_pass_with_su_on_a_task(su_users: tuple[str, str, str, Path],
         "ansible_ssh_private_key_file": str(sshd.client_key),
         "ansible_ssh_common_args": f"-o UserKnownHostsFile={sshd.known_hosts}",
         "ansible_python_interpreter": "/usr/bin/python3", "rustle_remote_dir": str(work / "rustle"),
-        "out": str(out)}}}}))
+        "out": str(out), **({"ansible_become": True, "ansible_become_method": "su", "ansible_become_user": target}
+                            if level == "connection" else {})}}}}))
     playbook = tmp_path / "site.yml"
-    playbook.write_text(SU_PLAYBOOK.replace("  tasks:\n", f"  become_method: su\n  become_user: {target}\n  tasks:\n")
+    playbook.write_text(SU_PLAYBOOK if level == "connection" else
+                        SU_PLAYBOOK.replace("  tasks:\n", f"  become_method: su\n  become_user: {target}\n  tasks:\n")
                         .replace("      register: who\n", "      register: who\n      become: true\n"))
     term = Terminal([str(RUSTLE), str(playbook), "-i", str(inventory), "--run", "--output", "text", "-K", "-vv"])
     term.expect("BECOME password: ")
@@ -155,7 +159,8 @@ def test_ask_become_pass_with_su_on_a_task(su_users: tuple[str, str, str, Path],
     shown = term.shown.decode(errors="replace")
     assert code == 0, shown
     assert (out / "who.txt").read_text() == f"{target}\n"  # the command became the target through su
-    assert pwd.getpwuid((out / "made-by-become").stat().st_uid).pw_name == login  # that task did not become
+    # the file task becomes only at the connection level
+    assert pwd.getpwuid((out / "made-by-become").stat().st_uid).pw_name == (target if level == "connection" else login)
     assert password not in shown
     for top in (Path(os.environ["HOME"]), work, tmp_path):
         for path in sorted(top.rglob("*")):
