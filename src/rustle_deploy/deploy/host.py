@@ -556,6 +556,7 @@ async def _drive(job: HostJob, connect: ConnectFn, on_event: EventFn | None, out
         data, body = native_preamble(job, request)
     conn = await connect(job.host)
     clean = False
+    unsent: TransferError | None = None
     try:
         session = await conn.start(command, data)
         if job.trace:
@@ -572,8 +573,13 @@ async def _drive(job: HostJob, connect: ConnectFn, on_event: EventFn | None, out
                 # the request: ssh then stops reading, and its exit status is the answer
                 if not job.push_runner and exc.exit_status == EXIT_NEED_RUNNER:
                     raise _NeedRunner() from exc
-                raise
-        if job.push and job.op == "deploy":
+                if exc.exit_status is None:
+                    raise
+                # the bootstrap ended before it read the request (a runner it sent could not be
+                # executed there: exit 126, then its error line and exit 20): the lines it wrote
+                # before it ended, read below, say why
+                unsent = exc
+        if job.push and job.op == "deploy" and unsent is None:
             # the agent reads it, or skips it if it has it
             await _upload(session, conn, job, out, _ranges(job, job.without))
             out.uploaded = True  # sent; the agent's "done" says whether it was needed
@@ -634,6 +640,8 @@ async def _drive(job: HostJob, connect: ConnectFn, on_event: EventFn | None, out
             _apply_done(job, out, done, finished.exit_status, finished.stderr)
         elif error is not None:
             raise error
+        elif unsent is not None:
+            raise unsent
         else:
             raise _failure_without_done(job, launch, finished.exit_status, finished.stderr)
         clean = True
