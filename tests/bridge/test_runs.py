@@ -360,7 +360,7 @@ def _kept_fork_server_runs(tmp_path: Path, bridge: BridgeRun) -> None:
     assert _kept_servers(remote) == servers  # the same process served the second run
     for res in (first, second):
         assert res["where"]["cwd"] == str(Path.cwd()) and res["where"]["umask"] == oct(_umask())
-        assert res["where"]["parent"] == pid
+        assert res["where"]["grandparent"] == pid  # forked by the run's session, which the server forked
         assert res["slow"]["msg"] == "Task failed: Timed out after 1 second(s)."
         assert res["next"]["greeting"] == "hello y"
     # a run that goes away while its module runs (an interrupted controller) takes the module with it
@@ -406,6 +406,46 @@ def _start_module_and_leave(socket_path: Path, tmp_path: Path, args: dict[str, o
     return pid
 
 
+def test_the_fork_server_is_kept_by_default_serves_runs_at_once_and_zero_turns_it_off(bridge: BridgeRun) -> None:
+    """Without ``rustle_bridge_keep`` the server is kept (KEEP_SECONDS); a run is served while
+    another run's connection is open (each run has a session of its own); ``0`` keeps none."""
+    short = Path(tempfile.mkdtemp(prefix="rb-", dir="/tmp"))
+    try:
+        run = BridgeRun(short, bridge.capsys)
+        _library(short / "p", {"where.py": WHERE_MODULE})
+        plan = write_plan(short / "p", [{"name": "where", "module": "where", "args": {"path": str(short)}}])
+        first = run.run(plan)
+        servers = _kept_servers(short / "remote")
+        assert len(servers) == 1
+        (socket_path, pid), = servers.items()
+        assert first["where"]["grandparent"] == pid and "warnings" not in first["where"]
+        import socket
+
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as held:  # another run, still connected
+            held.settimeout(30)
+            held.connect(str(socket_path))
+            assert b'"ready": true' in held.recv(4096)
+            second = run.run(plan)
+        assert second["where"]["grandparent"] == pid and second["where"]["parent"] != first["where"]["parent"]
+        off = Path(tempfile.mkdtemp(prefix="rb-", dir="/tmp"))
+        try:
+            _library(off / "p", {"where.py": WHERE_MODULE})
+            plan = write_plan(off / "p", [{"name": "where", "module": "where", "args": {"path": str(off)}}])
+            res = BridgeRun(off, bridge.capsys).run(plan, host_vars={"rustle_bridge_keep": 0})
+            assert res["where"]["changed"] is False and not (off / "remote" / "bridge").exists()
+        finally:
+            shutil.rmtree(off, ignore_errors=True)
+        code, out, err = run.main("--cleanup", "-i", str(run.inventory()), "--output", "json")
+        assert code == 0, err + out
+        for _ in range(300):
+            if not _alive(pid):
+                break
+            time.sleep(0.1)
+        assert not _alive(pid)
+    finally:
+        shutil.rmtree(short, ignore_errors=True)
+
+
 def test_a_keep_value_that_is_not_seconds_is_warned_about_and_keeps_nothing(tmp_path: Path, bridge: BridgeRun) -> None:
     _library(tmp_path / "p", {"greet.py": ANSIBLE_MODULE})
     plan = write_plan(tmp_path / "p", [{"name": "one", "module": "greet", "args": {"name": "a"}},
@@ -431,5 +471,7 @@ import os
 from ansible.module_utils.basic import AnsibleModule
 m = AnsibleModule(argument_spec=dict(path=dict(type='path')))
 mask = os.umask(0)
-m.exit_json(changed=False, cwd=os.getcwd(), umask=oct(mask), parent=os.getppid())
+with open('/proc/%d/stat' % os.getppid()) as fh:
+    grandparent = int(fh.read().rsplit(')', 1)[1].split()[1])
+m.exit_json(changed=False, cwd=os.getcwd(), umask=oct(mask), parent=os.getppid(), grandparent=grandparent)
 '''

@@ -67,17 +67,20 @@ run_module(params, _args[1], _args[2])
 # ``{"pid": N}`` at the fork and ``{"rc": N}`` when the child ends.
 #
 # SOCKET ``-``: the requests come on stdin and the answers go to stdout, for this run only.
-# Otherwise the server is kept between runs (``rustle_bridge_keep``): it detaches (its own
-# session, not a child of the run), listens on the unix socket SOCKET in a private directory,
-# says ``{"ready": true}`` on stdout once it does, and serves one run (connection) at a time, each
-# greeted with ``{"ready": true, "pid": N}``; it ends after KEEP seconds without a run, when its
-# artifact is gone, when its socket is no longer its own, or when a run asks ``{"exit": true}``
-# (--cleanup). A run that goes away while a module runs takes the module with it (killpg).
+# Otherwise the server is kept between runs (``rustle_bridge_keep``, on by default): it detaches
+# (its own session, not a child of the run), listens on the unix socket SOCKET in a private
+# directory, says ``{"ready": true}`` on stdout once it does, and serves each run (connection) of
+# its own uid in a session forked for it, so that runs at the same time do not wait for each other,
+# each greeted with ``{"ready": true, "pid": SERVER}``; it ends after KEEP seconds without a run,
+# LIFETIME seconds after it started (the runs it serves then go on), when its artifact is gone,
+# when its socket is no longer its own, or when a run asks ``{"exit": true}`` (--cleanup). A run
+# that goes away while a module runs takes the module with it (killpg).
 FORKSERVER = _PREAMBLE + r"""
 import json
 sock_path, keep = _args[1], float(_args[2])
 kept = sock_path != "-"
 conn = None
+LIFETIME = 3600.0
 if kept and os.fork():
     os._exit(0)  # the run reaps this one at once: the server is nobody's child
 from ansible.module_utils import basic
@@ -107,11 +110,8 @@ else:
     listener.settimeout(min(keep, 10.0))  # a look every 10 s: is the socket still ours?
     ident = os.stat(sock_path).st_ino
     artifact = os.path.dirname(os.path.dirname(lib))
+    server_pid = os.getpid()
     os.write(1, b'{"ready": true}\n')
-    wake_r, wake_w = os.pipe()
-    os.set_blocking(wake_w, False)
-    signal.signal(signal.SIGCHLD, lambda *_: None)
-    signal.set_wakeup_fd(wake_w)
 os.dup2(fd, 0)
 os.dup2(fd, 1)
 os.close(fd)
@@ -217,31 +217,61 @@ def ours():
     except OSError:
         return False
 
+def session():
+    # one run's connection, in a process forked for it: its modules are forked from here
+    global answer, wake_r, wake_w
+    listener.close()
+    wake_r, wake_w = os.pipe()
+    os.set_blocking(wake_w, False)
+    signal.signal(signal.SIGCHLD, lambda *_: None)
+    signal.set_wakeup_fd(wake_w)
+    answer = conn.fileno()
+    try:
+        say({"ready": True, "pid": server_pid})
+        if not serve(conn.makefile("rb")):  # --cleanup: no new run reaches the server, which ends
+            if ours():
+                os.unlink(sock_path)
+            os.kill(server_pid, signal.SIGTERM)
+    except OSError:
+        pass
+    os._exit(0)
+
 if not kept:
     say({"ready": True})
     serve(control)
 else:
     import time
-    idle_since = time.monotonic()
-    while ours() and time.monotonic() - idle_since < keep:
+    started = idle_since = time.monotonic()
+    sessions = set()
+    while ours():
+        for pid in list(sessions):
+            try:
+                ended = os.waitpid(pid, os.WNOHANG)[0]
+            except ChildProcessError:
+                ended = pid
+            if ended:
+                sessions.discard(pid)
+                idle_since = time.monotonic()
+        now = time.monotonic()
+        if now - started >= LIFETIME or (not sessions and now - idle_since >= keep):
+            break
         try:
             conn, _ = listener.accept()
         except (socket.timeout, InterruptedError):
             continue
-        conn.settimeout(None)
         try:
+            conn.settimeout(None)
             uid = struct.unpack("3i", conn.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, 12))[1]
-            if uid != os.getuid():
-                continue
-            answer = conn.fileno()
-            say({"ready": True, "pid": os.getpid()})
-            if not serve(conn.makefile("rb")):
-                break
+            if uid == os.getuid():
+                pid = os.fork()
+                if pid == 0:
+                    session()
+                sessions.add(pid)
         except OSError:
             pass
         finally:
             conn.close()
-            idle_since = time.monotonic()
+        listener.settimeout(1.0 if sessions else min(keep, 10.0))  # sessions are reaped between accepts
     if ours():
         os.unlink(sock_path)
 # The run is over: tearing down every module ansible-core imported costs about 25 ms of CPU per
@@ -869,51 +899,66 @@ def _server(runner, python, lib, tmpdir):
     return servers[key]
 
 
+KEEP_SECONDS = 300  # the default of rustle_bridge_keep
+
+
 def _kept(runner, python, lib, profiles):
-    """``(socket path, seconds)`` when the host variable ``rustle_bridge_keep`` (seconds, plain)
-    keeps the fork server between runs, under the agent's remote directory: ``bridge/<key>``, the
-    key naming the interpreter, the artifact and the profiles. None otherwise (not set, run by
-    hand, or a value or place it cannot use: ``_keep_problem`` says why, the first bridged task
-    warns)."""
+    """``(socket path, seconds)`` when the fork server is kept between runs (the host variable
+    ``rustle_bridge_keep``, seconds, plain; KEEP_SECONDS when unset), under the agent's remote
+    directory: ``bridge/<key>``, the key naming the interpreter (its path and the file it is,
+    so that an upgraded Python never serves a run), the artifact and the profiles. None
+    otherwise (turned off, run by hand, or a value or place it cannot use: ``_keep_problem``
+    says why, and the first bridged task warns when the variable was set)."""
     import hashlib
 
     value = runner.host_vars.get("rustle_bridge_keep")
-    text = str(value if value is not None else "").strip()
-    if text.lower() in ("", "0", "false", "no", "off", "none"):
+    text = str(value if value is not None else KEEP_SECONDS).strip()
+    if text.lower() in ("0", "false", "no", "off", "none"):
         return None
     try:
         seconds = float(text)
     except ValueError:
         seconds = -1.0
     if not seconds >= 0 or seconds == float("inf") or isinstance(value, bool):
-        return _keep_problem(runner, f"rustle_bridge_keep={text!r} is not a number of seconds (written "
-                                     "plainly, not a template): the fork server is not kept")
+        return _keep_problem(runner, True, f"rustle_bridge_keep={text!r} is not a number of seconds (written "
+                                           "plainly, not a template): the fork server is not kept")
     state_dir = getattr(runner, "state_dir", None)
     if seconds == 0 or not state_dir:
         return None
-    key = hashlib.sha256(json.dumps([os.path.realpath(python), os.path.realpath(lib), profiles]).encode())
+    from ..lowlevel import which
+
+    real = os.path.realpath(which(python, os.environ) or python)
+    try:
+        st = os.stat(real)
+    except OSError:
+        return None  # no such interpreter: the server does not start either, and says so
+    identity = [real, st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns]
+    key = hashlib.sha256(json.dumps([identity, os.path.realpath(lib), profiles]).encode())
     directory = os.path.join(state_dir, "bridge")
     path = os.path.join(directory, key.hexdigest()[:16])
+    asked = value is not None
     if len(path.encode()) > 100:  # sun_path holds 108 bytes
-        return _keep_problem(runner, f"the fork server is not kept: its socket path {path} is longer than a "
-                                     "unix socket allows; hint: a shorter rustle_remote_dir")
+        return _keep_problem(runner, asked, f"the fork server is not kept: its socket path {path} is longer "
+                                            "than a unix socket allows; hint: a shorter rustle_remote_dir")
     try:
         os.mkdir(directory, 0o700)
     except FileExistsError:
         pass
     except OSError as exc:
-        return _keep_problem(runner, f"the fork server is not kept: cannot make {directory}: {exc.strerror}")
+        return _keep_problem(runner, asked, f"the fork server is not kept: cannot make {directory}: "
+                                            f"{exc.strerror}")
     import stat
 
     st = os.lstat(directory)
     if not stat.S_ISDIR(st.st_mode) or st.st_uid != os.geteuid() or st.st_mode & 0o077:
-        return _keep_problem(runner, f"the fork server is not kept: {directory} is not a directory private to "
-                                     "this user")
+        return _keep_problem(runner, True, f"the fork server is not kept: {directory} is not a directory "
+                                           "private to this user")
     return path, seconds
 
 
-def _keep_problem(runner, message):
-    runner.__dict__["_bridge_keep_problem"] = message
+def _keep_problem(runner, warn, message):
+    if warn:
+        runner.__dict__["_bridge_keep_problem"] = message
     return None
 
 
@@ -959,9 +1004,18 @@ class ForkServer:
             self.log = keep[0] + ".log"
             try:
                 self._connect(keep[0])
-                return
-            except OSError:
-                pass  # none yet, or one that has ended: start it
+                if self._answer().get("ready") is True:
+                    self._ready = True
+                    return
+                self._out.close()
+                self._sock.close()
+                self._sock = None
+            except (OSError, ValueError):
+                if self._sock is not None:
+                    self._out.close()
+                    self._sock.close()
+                    self._sock = None
+            # none yet, or one that has ended (or is ending: its time is up): start one
         self._start(python, lib, tmpdir, profiles, keep)
 
     def _start(self, python, lib, tmpdir, profiles, keep):
