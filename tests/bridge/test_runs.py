@@ -291,6 +291,65 @@ def test_the_fork_server_is_started_early_only_for_tasks_that_will_use_it() -> N
     assert not _unbecome_task(plan({"bridge": "ansible.legacy.mine"}), "h1", fqcns)  # a script module
 
 
+def test_uri_uploads_a_controller_file_as_another_become_user(tmp_path: Path, bridge: BridgeRun) -> None:
+    """uri's ``src`` and a form-multipart ``filename`` (controller files, embedded) reach a module
+    that runs as ``nobody``, who cannot read the run's directory: they travel with the module on
+    stdin, into that user's private directory, and the module is given their paths there."""
+    import http.server
+    import json
+    import os
+    import pwd
+    import threading
+
+    if os.geteuid() != 0 or not shutil.which("sudo"):
+        pytest.skip("runs as root: becomes nobody through sudo without a password")
+    try:
+        pwd.getpwnam("nobody")
+    except KeyError:
+        pytest.skip("no user 'nobody'")
+    python = "/usr/bin/python3"  # the venv's lives under /root, which nobody cannot enter
+    if subprocess.run(["sudo", "-n", "-u", "nobody", python, "-c", "pass"], capture_output=True).returncode:
+        pytest.skip("no Python that nobody can start")
+    bodies: list[bytes] = []
+
+    class Echo(http.server.BaseHTTPRequestHandler):
+        def do_POST(self) -> None:  # noqa: N802 (http.server's name)
+            bodies.append(self.rfile.read(int(self.headers["Content-Length"])))
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.end_headers()
+            self.wfile.write(json.dumps({"size": len(bodies[-1])}).encode())
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Echo)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        url = f"http://127.0.0.1:{server.server_address[1]}/post"
+        plan_dir = tmp_path / "p"
+        (plan_dir / "files").mkdir(parents=True)
+        (plan_dir / "files" / "body.json").write_text('["from the controller"]\n')
+        (plan_dir / "files" / "form.txt").write_text("form file\n")
+        plan = write_plan(plan_dir, [
+            {"name": "src", "module": "uri", "become": True, "become_user": "nobody",
+             "args": {"url": url, "method": "POST", "src": "body.json", "body_format": "json",
+                      "return_content": True}},
+            {"name": "multipart", "module": "uri", "become": True, "become_user": "nobody",
+             "args": {"url": url, "method": "POST", "body_format": "form-multipart",
+                      "body": {"f": {"filename": "form.txt"}, "t": "text"}}},
+        ])
+        res = bridge.run(plan, host_vars={"ansible_python_interpreter": python})
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert (res["src"]["status"], res["multipart"]["status"]) == ("ok", "ok"), res
+    assert bodies[0] == b'["from the controller"]\n'
+    import base64
+
+    assert b"form.txt" in bodies[1] and base64.b64encode(b"form file\n") in bodies[1] and b"@@" not in bodies[1]
+
+
 def test_facts_a_module_returns_are_variables_of_their_own_name(tmp_path: Path, bridge: BridgeRun) -> None:
     """As INJECT_FACTS_AS_VARS: getent's ``getent_passwd`` is a variable (ansible-core's getent
     target asserts it), at the facts' precedence: a play variable of the same name wins."""

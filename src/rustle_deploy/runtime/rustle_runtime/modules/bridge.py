@@ -281,8 +281,11 @@ os._exit(0)
 
 # Become to another user (``python -c BECOME_BOOT`` through sudo/su): the artifact is private to
 # the connecting user, so what the module needs travels on stdin, as AnsiballZ's payload does.
-# One JSON line: ``files`` (name -> base64), ``argv`` ({DIR} is replaced) and the module's
-# ``stdin``. The files go to a private directory of the become user's, removed at the end.
+# One JSON line: ``files`` (name -> base64; ``up/NAME``: a file uri uploads), ``argv`` ({DIR}
+# is replaced) and the module's ``stdin`` (UPLOADS_DIR, in its JSON, is replaced by the same
+# directory: the paths of the uploaded files). The files go to a private directory of the
+# become user's, removed at the end.
+UPLOADS_DIR = "@@rustle-bridge-dir-" + os.urandom(8).hex() + "@@"
 BECOME_BOOT = r"""
 import base64, json, os, shutil, subprocess, sys, tempfile
 req = json.loads(sys.stdin.buffer.read())
@@ -290,11 +293,14 @@ d = tempfile.mkdtemp(prefix="rustle-bridge-")
 try:
     for name, data in req["files"].items():
         path = os.path.join(d, name)
+        if name.startswith("up/"):
+            os.makedirs(os.path.dirname(path), 0o700, exist_ok=True)
         with open(path, "wb") as fh:
             fh.write(base64.b64decode(data))
         os.chmod(path, 0o700)
     argv = [a.replace("{DIR}", d) for a in req["argv"]]
-    proc = subprocess.run(argv, input=req["stdin"].encode())
+    stdin = req["stdin"].replace(req["uploads_dir"], json.dumps(d)[1:-1]) if req.get("uploads_dir") else req["stdin"]
+    proc = subprocess.run(argv, input=stdin.encode())
 finally:
     shutil.rmtree(d, ignore_errors=True)
 sys.exit(proc.returncode)
@@ -328,10 +334,11 @@ def run_module(ctx, args, spec, bridge):
                 "msg": f"This action ({name}) does not support check mode."}
     task_tmp = _mkdtemp(ctx.tmpdir)
     try:
+        uploads = {}  # for a become_user who cannot read task_tmp: sent with the module (_run_elsewhere)
         if spec.get("module_fqn") == "ansible.modules.uri" and ctx.files:
-            args = _uploads(ctx, args, task_tmp)
+            args = _uploads(ctx, args, task_tmp, uploads)
         module_args = _module_args(ctx, args, spec, bridge, name, task_tmp)
-        rc, out, err = _execute(ctx, spec, module_args, task_tmp)
+        rc, out, err = _execute(ctx, spec, module_args, task_tmp, uploads)
     finally:
         import shutil
 
@@ -339,20 +346,21 @@ def run_module(ctx, args, spec, bridge):
     return parse_result(rc, out, err)
 
 
-def _uploads(ctx, args, task_tmp):
+def _uploads(ctx, args, task_tmp, uploads):
     """uri's action plugin: the controller file of ``src`` (unless ``remote_src``), else of each
     form-multipart field with a ``filename`` and no ``content`` (embedded by the compiler under
     its name as written), written into the task's temporary directory under its base name; the
-    module is given that path instead."""
+    module is given that path instead. For a become_user who cannot read that directory, the
+    files go into ``uploads`` instead (name -> bytes), and the path names the directory the
+    module gets as that user (``_run_elsewhere``: UPLOADS_DIR there)."""
     from ._common import boolean, embedded_source
 
     def put(name):
+        base = os.path.basename(str(name))
         if _become_elsewhere(ctx):
-            from ..context import ModuleFailure
-
-            raise ModuleFailure(f"uri: uploading a file with become_user '{ctx.become_user}' is not supported "
-                                "yet; hint: become root, or run the task without become")
-        path = os.path.join(task_tmp, os.path.basename(str(name)))
+            uploads["up/" + base] = embedded_source(ctx, args, name)
+            return UPLOADS_DIR + "/up/" + base
+        path = os.path.join(task_tmp, base)
         with open(path, "wb") as fh:
             fh.write(embedded_source(ctx, args, name))
         return path
@@ -670,7 +678,7 @@ def _python(ctx):
     return sys.executable or "python3"
 
 
-def _execute(ctx, spec, module_args, task_tmp):
+def _execute(ctx, spec, module_args, task_tmp, uploads=None):
     style = spec.get("style")
     if style == "new":
         payload = ctx._runner.payload  # the runtime's own artifact: a zip (zipimport) or a directory
@@ -678,7 +686,7 @@ def _execute(ctx, spec, module_args, task_tmp):
         params = json.dumps({"ANSIBLE_MODULE_ARGS": module_args}, default=str)
         fqn, profile = spec["module_fqn"], spec.get("profile") or "legacy"
         if _become_elsewhere(ctx):
-            return _run_elsewhere(ctx, {"lib.zip": _lib_zip(ctx)},
+            return _run_elsewhere(ctx, {"lib.zip": _lib_zip(ctx), **(uploads or {})},
                                   [_python(ctx), "-c", BOOT, "{DIR}/lib.zip", fqn, profile], params)
         server = _fork_server(ctx, lib)
         if server is not None:
@@ -709,8 +717,11 @@ def _run_elsewhere(ctx, files, argv, stdin):
     """``argv`` as another become_user, with ``files`` sent on stdin (BECOME_BOOT)."""
     import base64
 
-    request = json.dumps({"files": {k: base64.b64encode(v).decode("ascii") for k, v in files.items()},
-                          "argv": argv, "stdin": stdin})
+    request = {"files": {k: base64.b64encode(v).decode("ascii") for k, v in files.items()},
+               "argv": argv, "stdin": stdin}
+    if any(name.startswith("up/") for name in files):
+        request["uploads_dir"] = UPLOADS_DIR
+    request = json.dumps(request)
     boot = _become_argv(ctx, [_python(ctx), "-c", BECOME_BOOT])
     return _checked(ctx, ctx.run_command(boot, data=request, expand=False))
 
