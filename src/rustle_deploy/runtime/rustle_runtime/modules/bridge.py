@@ -218,23 +218,27 @@ def ours():
         return False
 
 def session():
-    # one run's connection, in a process forked for it: its modules are forked from here
+    # one run's connection, in a process forked for it: its modules are forked from here; it
+    # never returns (whatever a request holds, it must not go on as a second server)
     global answer, wake_r, wake_w
-    listener.close()
-    wake_r, wake_w = os.pipe()
-    os.set_blocking(wake_w, False)
-    signal.signal(signal.SIGCHLD, lambda *_: None)
-    signal.set_wakeup_fd(wake_w)
-    answer = conn.fileno()
     try:
+        listener.close()
+        wake_r, wake_w = os.pipe()
+        os.set_blocking(wake_w, False)
+        signal.signal(signal.SIGCHLD, lambda *_: None)
+        signal.set_wakeup_fd(wake_w)
+        answer = conn.fileno()
         say({"ready": True, "pid": server_pid})
         if not serve(conn.makefile("rb")):  # --cleanup: no new run reaches the server, which ends
             if ours():
                 os.unlink(sock_path)
-            os.kill(server_pid, signal.SIGTERM)
-    except OSError:
-        pass
-    os._exit(0)
+            if os.getppid() == server_pid:  # still its server (not one that ended, its pid reused)
+                os.kill(server_pid, signal.SIGTERM)
+    except BaseException:
+        import traceback
+        traceback.print_exc()  # to the server's log
+    finally:
+        os._exit(0)
 
 if not kept:
     say({"ready": True})
