@@ -97,6 +97,9 @@ class Run:
     results: list[dict[str, Any]] = field(default_factory=list)
     refused: str = ""
     log: str = ""
+    # rustle-deploy's run was aborted as ansible-core aborts one (a notify of no handler fired:
+    # its deployment is recorded ``errored``), where ansible-playbook exits 1
+    errored: bool = False
 
     @property
     def failures(self) -> list[dict[str, Any]]:
@@ -460,8 +463,11 @@ def execute(tool: str, argv: list[str], cwd: Path, work: Path, env: dict[str, st
         if results_file.exists():
             run.results = [json.loads(ln) for ln in results_file.read_text().splitlines()]
     else:
-        run.results = _with_controller_phases([rec for remote in remotes for rec in _journal(remote)],
-                                              _recorded(Path(env.get("RUSTLE_STATE_DB", work / "home" / "state.db"))))
+        db = Path(env.get("RUSTLE_STATE_DB", work / "home" / "state.db"))
+        run.results = _with_controller_phases([rec for remote in remotes for rec in _journal(remote)], _recorded(db))
+        run.errored = _errored(db)
+        if run.errored:
+            run.results = _without_aborts(run.results, out or "")
         if run.code == 2 and not run.results:
             run.refused = _refusal(run.log, work)
     return run
@@ -501,6 +507,31 @@ def _recorded(db: Path) -> list[dict[str, Any]]:
             "JOIN deployments d ON d.id = t.deployment_id ORDER BY d.created_at, t.run_id, t.host, t.seq").fetchall()
     return [{"task": task or "", "host": host, "module": module or "", "status": status or "", "ignored": bool(ignored),
              "msg": (msg or "")[:2000], "phase": "controller"} for host, task, module, status, msg, ignored in rows]
+
+
+def _errored(db: Path) -> bool:
+    """Whether the run's deployment is recorded ``errored`` (a host's run errored: ansible-core
+    would have aborted the whole run there, with exit code 1)."""
+    if not db.is_file():
+        return False
+    with closing(sqlite3.connect(db)) as con:
+        return bool(con.execute("SELECT 1 FROM deployments WHERE status = 'errored'").fetchone())
+
+
+def _without_aborts(results: list[dict[str, Any]], stdout: str) -> list[dict[str, Any]]:
+    """``results`` without the result each errored host's run ends with (the task whose notify
+    of no handler fired, failed with the error: the manifest's ``errored``): ansible-playbook
+    aborts there and reports no result for that task, only the error."""
+    try:
+        errored = {(e["host"], e["msg"]) for e in json.loads(stdout).get("errored") or ()}
+    except (ValueError, AttributeError, KeyError, TypeError):
+        return results
+    out = list(results)
+    for host, msg in errored:
+        last = max((i for i, rec in enumerate(out) if rec.get("host", HOST) == host), default=None)
+        if last is not None and out[last]["status"] == "failed" and out[last]["msg"] == msg[:2000]:
+            del out[last]
+    return out
 
 
 def _with_controller_phases(journal: list[dict[str, Any]], recorded: list[dict[str, Any]]) -> list[dict[str, Any]]:

@@ -349,14 +349,16 @@ def run_invocation(root: Path, inv: Invocation, tool: str, base: Path | None = N
 
 def exit_class(run: Run) -> str:
     """What a run's exit says, in words both tools share: ``ok``, ``hosts failed`` or
-    ``error`` (bad input, nothing run), ``timeout``."""
+    ``error`` (bad input, nothing run; or the run aborted: ansible-playbook's exit code 1 after
+    tasks ran, a rustle-deploy run recorded ``errored``, which exits 1 as any run with failed
+    hosts does), ``timeout``."""
     if run.code is None:
         return "timeout"
     if run.code == 0:
         return "ok"
     if run.tool == "ansible":
         return "hosts failed" if run.code in (2, 3) else "error"
-    return "hosts failed" if run.code == 1 else "error"
+    return "hosts failed" if run.code == 1 and not run.errored else "error"
 
 
 @dataclass

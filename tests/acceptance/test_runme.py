@@ -3,13 +3,14 @@ and what it refuses to translate; the per-host comparison."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
 
-from .harness import Run
+from .harness import Run, _without_aborts
 from .runme import compare_hosts, exit_class, invocations, outcome, run_invocation
 
 # ansible-core 2.19.14's runme.sh invocations (target:line) that behave under rustle-deploy as
@@ -32,13 +33,15 @@ from .runme import compare_hosts, exit_class, invocations, outcome, run_invocati
 # (blocks: 91), any_errors_fatal sending the other host to the block's rescue (any_errors_fatal:
 # 46) or failing it with the rescue (blocks: 116), and ansible_play_hosts without the host that
 # failed (blocks: 123); conditionals: host data as a conditional fails with ansible-core's exact
-# words, "Encountered untrusted template or expression." (7).
+# words, "Encountered untrusted template or expression." (7); handlers: a notify of a handler
+# that an included file's handler named, which include_tasks no longer registers, aborts the run
+# after a handler ran (129).
 PINNED = (
     "handlers:10", "handlers:30", "handlers:50", "handlers:70", "handlers:82", "handlers:113",
     "handlers:167", "handlers:180", "handlers:94", "handlers:107", "tags:80", "tags:89", "blocks:112",
     "import_tasks:5", "roles:59", "blocks:11", "blocks:19", "blocks:27", "handlers:200",
     "any_errors_fatal:11", "any_errors_fatal:37", "handlers:89", "handlers:138",
-    "blocks:91", "blocks:116", "blocks:123", "any_errors_fatal:46", "conditionals:7",
+    "blocks:91", "blocks:116", "blocks:123", "any_errors_fatal:46", "conditionals:7", "handlers:129",
 )
 
 
@@ -151,3 +154,22 @@ def test_hosts_are_compared_each_in_its_own_order() -> None:
     assert not both.refused and both.compared == 0
     assert compare_hosts(a, Run("rustle", code=2, refused="error: x")).refused
     assert not outcome(Run("ansible", code=4, results=a.results[:1]), Run("rustle", code=2, refused="error: x")).same
+
+
+def test_a_run_that_errored_ends_as_ansible_playbook_aborts() -> None:
+    # a notify of no handler fired: ansible-playbook prints the error and exits 1 with no result
+    # for the task; rustle-deploy exits 1 (some hosts failed), its deployment recorded errored,
+    # the task failed with the error
+    msg = "The requested handler 'h' was not found in either the main handlers list nor in the listening handlers list"
+    a = Run("ansible", code=1, results=[_res("t1", "A")])
+    results = [_res("t1", "A"), dict(_res("t2", "A", "failed"), msg=msg)]
+    manifest = json.dumps({"errored": [{"host": "A", "msg": msg}]})
+    r = Run("rustle", code=1, errored=True, results=_without_aborts(results, manifest))
+    assert r.results == results[:1]
+    res = outcome(a, r)
+    assert res.same and res.exits == ("error", "error")
+    # not errored: the same exit code is a host that failed, as ansible-playbook's 2
+    failed = Run("rustle", code=1, results=results)
+    assert exit_class(failed) == "hosts failed" and not outcome(a, failed).same
+    # a failure with another message stays a result
+    assert _without_aborts(results, json.dumps({"errored": [{"host": "A", "msg": "other"}]})) == results
