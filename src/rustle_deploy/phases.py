@@ -16,7 +16,8 @@ carries the hosts' state between them.
 
 A block (or include) whose every task has the same kind is a cut point as a whole. A block
 with rescue/always whose tasks mix kinds, or that holds a task that may fail with
-``any_errors_fatal`` in a play of several hosts, is cut inside: its tasks get phases in
+``any_errors_fatal`` or one reading of other hosts what an earlier task of the block sets, in a
+play of several hosts, is cut inside: its tasks get phases in
 Ansible's lock-step order (its block, then its rescue, then its always), the block its first
 and ``last`` phase, and the runtime carries each host's failures in it from phase to phase
 (docs/phases.md "Blocks cut into phases"). An include or a loop that mixes kinds cannot be cut
@@ -242,9 +243,28 @@ def splits(task: Task, actions: frozenset[str] = frozenset(), fatal_play: bool =
     tasks do not all run the same way (a run_once or delegated task among tasks on every host),
     or one may fail with ``any_errors_fatal`` in a play of several hosts (the other hosts go to
     their rescue right after it, as Ansible's), or may notify a handler the play lacks (the
-    run errors right after it)."""
+    run errors right after it), or reads of other hosts what an earlier task of it sets."""
     return _plain(task) and (len(_kinds(task, actions)) > 1
-                             or (lockstep and (fails_fatally(task, fatal_play) or may_error(task))))
+                             or (lockstep and (fails_fatally(task, fatal_play) or may_error(task)
+                                               or reads_own_sets(task))))
+
+
+def reads_own_sets(task: Task) -> bool:
+    """Whether a task of block ``task`` reads of other hosts (hostvars) a value an earlier task
+    of the block sets (in Ansible's order: block, rescue, always): the other hosts' values are
+    known only after that task ran on every host, so the block is cut between them."""
+    set_before: set[str] = set()
+
+    def walk(t: Task) -> bool:
+        if not t.is_block:
+            wanted = hostvars_reads(t)
+            if wanted & set_before or (FACTS in set_before and any(is_fact(n) for n in wanted)):
+                return True
+            set_before.update(_sets(t))
+            return False
+        return any(walk(c) for c in (*(t.block or ()), *t.rescue, *t.always))
+
+    return task.is_block and walk(task)
 
 
 def _cross_host_key(leaf: Task, kind: str, actions: frozenset[str] = frozenset()) -> tuple[str, str]:

@@ -1,5 +1,6 @@
 """Cross-host semantics inside blocks (docs/phases.md "Blocks cut into phases"): run_once and
-any_errors_fatal inside a block with rescue/always, and the play's live hosts after a failure,
+any_errors_fatal inside a block with rescue/always, hostvars read in a block of what an earlier
+task of it set, and the play's live hosts after a failure,
 in plays of several hosts over the shared sshd fleet, against ansible-playbook (one fork: its
 order is the hosts'). One playbook, one run of each tool: each play has hosts of its own, so a
 failure in one leaves the others alone; the play that stops the run comes last."""
@@ -123,6 +124,19 @@ PLAYBOOK = """\
   tasks:
     - include_tasks: mixed.yml
 
+# a block's always reading (hostvars) what another host's rescue set (ansible-core's handlers
+# test_flush_in_rescue_always.yml): the block is cut before the read, so i1 sees i0's value
+- hosts: i
+  gather_facts: false
+  tasks:
+    - block:
+        - fail: {msg: i0 stops here}
+          when: inventory_hostname == 'i0'
+      rescue:
+        - set_fact: {was_in_rescue: true}
+      always:
+        - copy: {content: "{{ hostvars['i0']['was_in_rescue'] | default(false) }}\n", dest: "{{ root }}/always.txt"}
+
 # any_errors_fatal in nested blocks (ansible-core's 72781.yml): e0's rescue fails, e1 goes to
 # the same rescue and fails too; nothing after runs, no later play either
 - hosts: e
@@ -155,7 +169,7 @@ MIXED = """\
 
 def test_run_once_any_errors_fatal_and_live_hosts_inside_blocks_as_in_ansible(
         sshd: Any, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    fleet = Fleet(sshd, tmp_path, 0, others={g: [f"{g}0", f"{g}1"] for g in "abcdefgh"})
+    fleet = Fleet(sshd, tmp_path, 0, others={g: [f"{g}0", f"{g}1"] for g in "abcdefghi"})
     playbook = playbook_file(tmp_path, PLAYBOOK)
     (tmp_path / "mixed.yml").write_text(MIXED)
     (tmp_path / "templates").mkdir()
@@ -182,6 +196,7 @@ def test_run_once_any_errors_fatal_and_live_hosts_inside_blocks_as_in_ansible(
     assert files["f0"] == {"rescued.txt": "none\n"} and files["f1"] == {"rescued.txt": "3"}
     assert files["g0"] == {} and files["g1"] == {"notify.txt": "notify\n", "handler.txt": "g1\n"}
     assert files["h1"] == {"first.txt": "h1\n", "once.txt": "once-h0\n"}
+    assert files["i0"] == files["i1"] and files["i1"]["always.txt"].strip() == "True"
     assert doc["rollout"]["state"] == "stopped" and "any_errors_fatal" in doc["rollout"]["reason"], doc["rollout"]
     trips = {n: h["round_trips"] for n, h in by_name.items()}
     # a: [a0 fails] [once: a0 passes it by, a1 runs it] [after, rescue, always]; b: [every]
@@ -196,3 +211,5 @@ def test_run_once_any_errors_fatal_and_live_hosts_inside_blocks_as_in_ansible(
     assert (trips["g0"], trips["g1"]) == (1, 2), trips
     # h: [first.txt] [once, on h0] [once.txt]
     assert (trips["h0"], trips["h1"]) == (3, 2), trips
+    # i: [fail, rescue] [always, after i0's value was set]
+    assert (trips["i0"], trips["i1"]) == (2, 2), trips
