@@ -393,14 +393,13 @@ def reads_play_hosts(task: Task, templates: frozenset[str] = frozenset()) -> boo
 
 def play_hosts_templates(plan: Plan, tasks: Iterable[Task]) -> frozenset[str]:
     """The pointers of the ``template`` tasks of ``tasks`` whose file (found on the controller
-    as the plan names it) reads the play's live hosts."""
-    from .plan.files import template_text
+    as the plan names it), or a template it includes by a literal name, reads the play's live hosts."""
+    from .plan.files import template_texts
 
     out = set()
     for top in tasks:
         for leaf in _leaves(top):
-            text = template_text(plan, leaf) if leaf.short_module == "template" else None
-            if text is not None and _PLAY_HOSTS_READ.search(text):
+            if leaf.short_module == "template" and any(_PLAY_HOSTS_READ.search(t) for t in template_texts(plan, leaf)):
                 out.add(leaf.pointer)
     return frozenset(out)
 
@@ -517,6 +516,8 @@ def play_phases(tasks: list[Task], earlier: frozenset[str] = frozenset(),
     fatal = False  # the task before may fail with any_errors_fatal: the hosts stop together after it
     refreshed = False  # the task before refreshed the inventory: the next phase starts with it read again
     staged = any(handler_kind(h, actions) for h in handlers or [])
+    # handlers that read the play's live hosts: a flush runs them (in its phase: not a staged play's)
+    handlers_live = not staged and any(reads_play_hosts(h, templates) for h in handlers or [])
     at: dict[str, list[int]] = {}  # handler -> the phases it runs in
     flushed = False  # the task before flushed handlers in phases of their own: the next starts one
     where: tuple[tuple[str, str], ...] = ()  # the block sections the task before is in
@@ -540,7 +541,8 @@ def play_phases(tasks: list[Task], earlier: frozenset[str] = frozenset(),
         # a run_once phase holds tasks of one block section: its host is the first that reaches them
         moved = kind in (ONCE, ONCE_LOCAL) and sections != where
         # the play's live hosts, read after a task that may have failed on one: known at a phase's start
-        live = reads_play_hosts(task, templates) and lockstep and (failing[0] or failing[1])
+        live = (reads_play_hosts(task, templates) or (handlers_live and any(flushes(t) for t in task.walk()))) \
+            and lockstep and (failing[0] or failing[1])
         if refreshed:
             wanted.add(REFRESH)
         if not kinds or kinds[-1] != kind or stale or files or fatal or moved or (live and failing[1]) \
