@@ -97,9 +97,6 @@ class Run:
     results: list[dict[str, Any]] = field(default_factory=list)
     refused: str = ""
     log: str = ""
-    # rustle-deploy's run was aborted as ansible-core aborts one (a notify of no handler fired:
-    # its deployment is recorded ``errored``), where ansible-playbook exits 1
-    errored: bool = False
 
     @property
     def failures(self) -> list[dict[str, Any]]:
@@ -276,10 +273,18 @@ def prepare(root: Path, name: str, work: Path) -> Path:
     return work
 
 
+# Targets that run tasks as other accounts without the helper role: copy adds its own
+# unprivileged user and runs tests.yml as it (remote_user), and becomes ``nobody``.
+OTHER_ACCOUNTS = frozenset({"copy"})
+
+
 def _python(root: Path, name: str) -> str:
-    """The hosts' Python: this one, or for a target that becomes its test account one every
-    account can start (a virtualenv's often links into a private home)."""
-    return ACCOUNT_PYTHON if ACCOUNT_ROLE in roles_of(root, name) else sys.executable
+    """The hosts' Python: this one, or for a target that runs tasks as other accounts one every
+    account can start (a virtualenv's often links into a private home: ansible-playbook failed
+    copy's "Overwrite the file as user nobody" with "Permission denied" on it)."""
+    if ACCOUNT_ROLE in roles_of(root, name) or name in OTHER_ACCOUNTS:
+        return ACCOUNT_PYTHON
+    return sys.executable
 
 
 def _unshimmed(path: str) -> list[str]:
@@ -463,11 +468,8 @@ def execute(tool: str, argv: list[str], cwd: Path, work: Path, env: dict[str, st
         if results_file.exists():
             run.results = [json.loads(ln) for ln in results_file.read_text().splitlines()]
     else:
-        db = Path(env.get("RUSTLE_STATE_DB", work / "home" / "state.db"))
-        run.results = _with_controller_phases([rec for remote in remotes for rec in _journal(remote)], _recorded(db))
-        run.errored = _errored(db)
-        if run.errored:
-            run.results = _without_aborts(run.results, out or "")
+        run.results = _with_controller_phases([rec for remote in remotes for rec in _journal(remote)],
+                                              _recorded(Path(env.get("RUSTLE_STATE_DB", work / "home" / "state.db"))))
         if run.code == 2 and not run.results:
             run.refused = _refusal(run.log, work)
     return run
@@ -490,8 +492,21 @@ def _journal(remote: Path) -> list[dict[str, Any]]:
                        "msg": str(ev.get("msg", ""))[:2000]}
                 if "assertion" in ev:
                     rec["assertion"] = str(ev["assertion"])
+                if ev.get("errored"):  # the run errored there (ansible-core aborts it: "[ERROR]: ...")
+                    rec["errored"] = True
                 out.append(rec)
     return out
+
+
+# ansible-core's error for a notify of no handler: raised while it takes the task's result in,
+# before the result is reported (it prints only the error)
+_MISSING_HANDLER = "The requested handler "
+
+
+def _aborted(rec: dict[str, Any]) -> bool:
+    """Whether ``rec`` is the result of a task whose notify of no handler errored the run: the
+    task where ansible-playbook aborts and reports no result, only the error (not compared)."""
+    return bool(rec.get("errored")) and str(rec.get("msg", "")).startswith(_MISSING_HANDLER)
 
 
 def _recorded(db: Path) -> list[dict[str, Any]]:
@@ -507,31 +522,6 @@ def _recorded(db: Path) -> list[dict[str, Any]]:
             "JOIN deployments d ON d.id = t.deployment_id ORDER BY d.created_at, t.run_id, t.host, t.seq").fetchall()
     return [{"task": task or "", "host": host, "module": module or "", "status": status or "", "ignored": bool(ignored),
              "msg": (msg or "")[:2000], "phase": "controller"} for host, task, module, status, msg, ignored in rows]
-
-
-def _errored(db: Path) -> bool:
-    """Whether the run's deployment is recorded ``errored`` (a host's run errored: ansible-core
-    would have aborted the whole run there, with exit code 1)."""
-    if not db.is_file():
-        return False
-    with closing(sqlite3.connect(db)) as con:
-        return bool(con.execute("SELECT 1 FROM deployments WHERE status = 'errored'").fetchone())
-
-
-def _without_aborts(results: list[dict[str, Any]], stdout: str) -> list[dict[str, Any]]:
-    """``results`` without the result each errored host's run ends with (the task whose notify
-    of no handler fired, failed with the error: the manifest's ``errored``): ansible-playbook
-    aborts there and reports no result for that task, only the error."""
-    try:
-        errored = {(e["host"], e["msg"]) for e in json.loads(stdout).get("errored") or ()}
-    except (ValueError, AttributeError, KeyError, TypeError):
-        return results
-    out = list(results)
-    for host, msg in errored:
-        last = max((i for i, rec in enumerate(out) if rec.get("host", HOST) == host), default=None)
-        if last is not None and out[last]["status"] == "failed" and out[last]["msg"] == msg[:2000]:
-            del out[last]
-    return out
 
 
 def _with_controller_phases(journal: list[dict[str, Any]], recorded: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -574,7 +564,8 @@ _META = frozenset({"meta", "ansible.builtin.meta", "ansible.legacy.meta"})
 
 
 def _compared(rec: dict[str, Any]) -> bool:
-    return rec["task"] not in UNCOMPARED and not (rec.get("module") in _META and rec["status"] != "skipped")
+    return rec["task"] not in UNCOMPARED and not (rec.get("module") in _META and rec["status"] != "skipped") \
+        and not _aborted(rec)
 # what differs between two runs of the same target by construction: the work directory and the
 # names tempfile makes (``/tmp/ansible.XXXXXXXX...``), and the ports of the local HTTP servers
 _NOISE = re.compile(r"/[^\s'\"]*?acc-(?:ansible|rustle)-[^/\s'\"]*|(?<=/)ansible\.\w+|(?<=localhost:)\d+")

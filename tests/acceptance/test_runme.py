@@ -3,14 +3,12 @@ and what it refuses to translate; the per-host comparison."""
 
 from __future__ import annotations
 
-import json
-from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
 
-from .harness import Run, _without_aborts
+from .harness import Run
 from .runme import compare_hosts, exit_class, invocations, outcome, run_invocation
 
 # ansible-core 2.19.14's runme.sh invocations (target:line) that behave under rustle-deploy as
@@ -33,9 +31,7 @@ from .runme import compare_hosts, exit_class, invocations, outcome, run_invocati
 # (blocks: 91), any_errors_fatal sending the other host to the block's rescue (any_errors_fatal:
 # 46) or failing it with the rescue (blocks: 116), and ansible_play_hosts without the host that
 # failed (blocks: 123); conditionals: host data as a conditional fails with ansible-core's exact
-# words, "Encountered untrusted template or expression." (7); handlers: a notify of a handler
-# that an included file's handler named, which include_tasks no longer registers, aborts the run
-# after a handler ran (129).
+# words, "Encountered untrusted template or expression." (7).
 PINNED = (
     "handlers:10", "handlers:30", "handlers:50", "handlers:70", "handlers:82", "handlers:113",
     "handlers:167", "handlers:180", "handlers:94", "handlers:107", "tags:80", "tags:89", "blocks:112",
@@ -45,42 +41,19 @@ PINNED = (
 )
 
 
-@pytest.fixture(scope="module")
-def oracles(root: Path, request: pytest.FixtureRequest,
-            tmp_path_factory: pytest.TempPathFactory) -> Callable[[str], Run]:
-    """ansible-playbook's run of a pinned invocation, made once: the first test of a target runs
-    the oracle of every selected pinned invocation of that target, two at a time. Under
-    ``make test`` a target's tests are a unit of work of their own (tests/conftest.py's
-    GROUPED_FILES), so the targets spread over the workers and each runs its oracles once."""
-    done: dict[str, Run] = {}
-    selected = [item.callspec.params["key"] for item in request.session.items
-                if item.originalname == "test_runme_invocation_is_the_same_as_under_ansible_playbook"]
-    base = tmp_path_factory.mktemp("oracles")
-
-    def get(key: str) -> Run:
-        if key not in done:
-            target = key.split(":")[0]
-            found = {i.key: i for i in invocations(root, target)}
-            keys = [k for k in selected if k.split(":")[0] == target and k not in done] or [key]
-            with ThreadPoolExecutor(2) as pool:
-                runs = pool.map(lambda k: run_invocation(root, found[k], "ansible", base=base), keys)
-                done.update(zip(keys, runs, strict=True))
-        return done[key]
-
-    return get
-
-
 @pytest.mark.acceptance
 @pytest.mark.parametrize("key", PINNED)
-def test_runme_invocation_is_the_same_as_under_ansible_playbook(
-        key: str, root: Path, oracles: Callable[[str], Run], tmp_path: Path) -> None:
+def test_runme_invocation_is_the_same_as_under_ansible_playbook(key: str, root: Path, tmp_path: Path) -> None:
+    """Each case is a unit of work of its own under ``make test`` (tests/conftest.py's
+    SPREAD_FILES), and runs ansible-playbook (the oracle) and rustle-deploy at the same time,
+    each in a directory of its own."""
     target = key.split(":")[0]
     inv = next(i for i in invocations(root, target) if i.key == key)
     assert not inv.skipped, inv.skipped
-    oracle = oracles(key)
+    with ThreadPoolExecutor(2) as pool:
+        oracle, run = pool.map(lambda tool: run_invocation(root, inv, tool, base=tmp_path), ("ansible", "rustle"))
     # each pinned playbook runs tasks under ansible-playbook, or is refused by it before any
     assert oracle.results or exit_class(oracle) == "error", f"{key}: ansible-playbook ran no task\n{oracle.log[-3000:]}"
-    run = run_invocation(root, inv, "rustle", base=tmp_path)
     res = outcome(oracle, run)
     assert res.same, (f"{key} {inv.text}: {res.exits}, unreached {res.cmp.unreached}\n"
                       + "\n".join(res.cmp.differences[:10]) + "\n" + (run.refused or run.log[-3000:]))
@@ -149,6 +122,9 @@ def test_hosts_are_compared_each_in_its_own_order() -> None:
     assert (cmp.compared, cmp.identical) == (4, 3)
     assert cmp.differences == ["[A] t2: ansible-playbook changed; rustle-deploy ok"]
     assert exit_class(a) == exit_class(r) == "hosts failed"
+    # a run ansible-core aborts ("[ERROR]: ...", exit 1 or 4) is one rustle-deploy records as errored
+    errored = Run("rustle", code=1, results=[_res("t1", "A"), dict(_res("t2", "A", "failed"), errored=True)])
+    assert exit_class(errored) == exit_class(Run("ansible", code=4)) == "error"
     # both refuse the playbook before any task: they agree, nothing is compared
     both = compare_hosts(Run("ansible", code=4), Run("rustle", code=2, refused="error: x"))
     assert not both.refused and both.compared == 0
@@ -156,20 +132,13 @@ def test_hosts_are_compared_each_in_its_own_order() -> None:
     assert not outcome(Run("ansible", code=4, results=a.results[:1]), Run("rustle", code=2, refused="error: x")).same
 
 
-def test_a_run_that_errored_ends_as_ansible_playbook_aborts() -> None:
-    # a notify of no handler fired: ansible-playbook prints the error and exits 1 with no result
-    # for the task; rustle-deploy exits 1 (some hosts failed), its deployment recorded errored,
-    # the task failed with the error
+def test_the_task_whose_notify_of_no_handler_errored_the_run_is_not_compared() -> None:
+    # ansible-playbook prints the error and reports no result for that task (runme handlers:77,
+    # 118, 129); rustle-deploy fails the task with the error, recorded errored
     msg = "The requested handler 'h' was not found in either the main handlers list nor in the listening handlers list"
-    a = Run("ansible", code=1, results=[_res("t1", "A")])
-    results = [_res("t1", "A"), dict(_res("t2", "A", "failed"), msg=msg)]
-    manifest = json.dumps({"errored": [{"host": "A", "msg": msg}]})
-    r = Run("rustle", code=1, errored=True, results=_without_aborts(results, manifest))
-    assert r.results == results[:1]
-    res = outcome(a, r)
+    r = Run("rustle", code=1, results=[_res("t1", "A"), dict(_res("t2", "A", "failed"), msg=msg, errored=True)])
+    res = outcome(Run("ansible", code=1, results=[_res("t1", "A")]), r)
     assert res.same and res.exits == ("error", "error")
-    # not errored: the same exit code is a host that failed, as ansible-playbook's 2
-    failed = Run("rustle", code=1, results=results)
-    assert exit_class(failed) == "hosts failed" and not outcome(a, failed).same
-    # a failure with another message stays a result
-    assert _without_aborts(results, json.dumps({"errored": [{"host": "A", "msg": "other"}]})) == results
+    # another errored task (an include naming a module nothing provides) is compared
+    other = Run("rustle", code=1, results=[_res("t1", "A"), dict(_res("t2", "A", "failed"), msg="x", errored=True)])
+    assert not outcome(Run("ansible", code=1, results=[_res("t1", "A")]), other).same
