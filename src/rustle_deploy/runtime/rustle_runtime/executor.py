@@ -570,6 +570,9 @@ class Runner:
         self._own_names = set()  # registered by a task whose result only the first host gets
         self.cleanups = []  # called when the run ends
         self.included_vars = {}  # include_vars, below set_fact
+        # the includes (compiled ids) that ran on this host: an include_role's handlers answer a
+        # notify only after it (their "included_by"), as ansible-core adds them when it loads the role
+        self._includes_ran = set()
         # facts a module returned (getent_passwd...): variables of their own name too, at the
         # host facts' precedence (above inventory, below play vars), as INJECT_FACTS_AS_VARS does
         self.module_facts = {}
@@ -860,6 +863,7 @@ class Runner:
             self._carried_notified = dict(state.get("notified") or {})
             self._phase_failures = dict(state.get("phase_failures") or {})
             self._ended = set(state.get("ended") or ())
+            self._includes_ran = set(state.get("includes_ran") or ())
             self._apply_added(state.get("inventory"))
         if self.inject.get("files"):  # what lookup('file') of a file the play created reads
             from . import lookups
@@ -901,6 +905,8 @@ class Runner:
                  "facts": self._facts, "facts_collected": sorted(self._collected),
                  "notified": self._carried_notified, "ended": sorted(self._ended),
                  "inventory": self._added}
+        if self._includes_ran:
+            state["includes_ran"] = sorted(self._includes_ran)
         if self._phase_failures:
             state["phase_failures"] = self._phase_failures
         if self.carry and not failed:
@@ -994,9 +1000,12 @@ class Runner:
 
     def _notify(self, names):
         handlers = self._play.get("handlers") or []
+        # an include_role's handlers are found once that include ran here
+        known = [h for h in handlers if "included_by" not in h or any(
+            str(h.get("id", "")).rpartition("/")[0] + "/" + i in self._includes_ran for i in h["included_by"])]
         chosen = set()
         for name in names:
-            chosen.update(id(h) for h in _notified_handlers(handlers, name))
+            chosen.update(id(h) for h in _notified_handlers(known, name))
         for index, handler in enumerate(handlers):
             if id(handler) in chosen:
                 self._notified.add(index)
@@ -1064,6 +1073,8 @@ class Runner:
                     self.runtime_vars[register] = unsafe(dict(reason, changed=False, skipped=True))
                 self._container_event(head, dict(reason, changed=False, skipped=True), include)
             return
+        if task.get("include") is not None:
+            self._includes_ran.add(task.get("id"))
         if include is not None:
             if "loop" in task:  # one result for the loop, before its items run, as Ansible reports it
                 self._container_event(head, {"changed": False, "msg": "All items completed",
