@@ -6,7 +6,8 @@
     ├── PlanError               execution plan: .file, .pointer (JSON pointer)  (exit 2)
     │   └── PlanErrors          several of them, found in one validation: .problems
     ├── PlaybookError           playbook, role, tasks or vars file: .file, .line, .column (exit 2)
-    │   └── UnknownModule       a task names a module rustle-deploy cannot run
+    │   ├── UnknownModule       a task names a module rustle-deploy cannot run
+    │   └── MissingInclude      a tasks file or role to include does not exist: .reason
     ├── InventoryError          inventory: .file, .line                         (exit 2)
     ├── CompileError            building artifacts: .task (pointer)             (exit 2)
     ├── StateError              local history database                          (exit 2)
@@ -120,6 +121,16 @@ class UnknownModule(PlaybookError):
     Inside an ``include_tasks`` file it fails only the hosts that reach the include, as in
     ansible-core, which reads such a file only then (a role's Windows-only tasks file).
     """
+
+
+class MissingInclude(PlaybookError):
+    """A tasks file or role to include or import does not exist.
+
+    Reached through an ``include_tasks``/``include_role`` (the file it names, or a static import
+    inside that file), it fails only the hosts that reach the include, with ``reason`` (what
+    ansible-core says then), as ansible-core looks for that file only when a host reaches it."""
+
+    reason = ""
 
 
 class InventoryError(RustleError):

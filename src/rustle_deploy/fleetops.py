@@ -32,7 +32,7 @@ from .model import Host, Plan
 from .notify import Notifier, end_doc, host_doc, start_doc
 from .phases import INVENTORY, PLAY_HOSTS, REFRESH, SELF, file_read
 from .reconcile import apply, settle, settle_orphans, through_runner
-from .report import HostSummary, dump_json
+from .report import HostSummary, ShownNames, dump_json
 from .rollout import (
     PlaySpec,
     Schedule,
@@ -253,6 +253,20 @@ def task_docs(events: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
             doc["msg"] = ev["msg"]
         out.append(doc)
     return out
+
+
+def _shown_names(schedule: Schedule, plan: Plan | None) -> ShownNames:
+    """Who names each task (report.ShownNames): the hosts in the order the schedule runs them,
+    and each task of an included file (named again in each batch) with the batch of each host."""
+    order = [host for stage in schedule.stages for batch in stage.batches for host in batch]
+    included: dict[str, dict[str, int]] = {}
+    for index, play in enumerate(plan.plays if plan is not None else ()):
+        batch_of = {host: number for stage in schedule.stages if index in stage.plays
+                    for number, batch in enumerate(stage.batches) for host in batch}
+        for task in (t for b in play.batches for top in b.tasks for t in top.walk()):
+            if "include" in task.extras:
+                included.update((f"{play.play_id}/{t.task_id}", batch_of) for t in task.walk() if t is not task)
+    return ShownNames(order, included)
 
 
 def _errored(outcomes: Iterable[HostOutcome]) -> list[dict[str, str]]:
@@ -1186,6 +1200,7 @@ def _deploy_jobs(
             return why
 
         roll = _Rollout(schedule, gate if checks is not None else None, revert if run else None, resumed)
+        session.reporter.names = _shown_names(schedule, plan)
 
         def fan_out(stage: Stage, number: int, names: list[str]) -> list[HostOutcome]:
             if REFRESH in stage.reads and stage.plays:  # after meta: refresh_inventory: its sources now
@@ -1414,6 +1429,9 @@ def _deploy_jobs(
                 held = history.holders({a.sha256 for a in fresh.values()})
                 roll.extend(part.schedule)
                 roll.run(fan_out, batch_done)
+            for name in session.reporter.names.settle():  # each result named by the task's first host
+                if run and name in roll.outcomes and roll.outcomes[name].run_exit is not None:
+                    history.record_tasks(did, name, run_id, roll.outcomes[name].events)
             status = "stopped" if roll.stopped_after is not None else ("staged" if staging else "done")
         except KeyboardInterrupt:
             settle(session, history, did, [j for j in in_flight if j.host.name not in recorded and j.op == "deploy"])
@@ -2041,6 +2059,7 @@ def exec_manifest(manifest: Any, name: str, settings: Settings, opts: dict[str, 
                          "run it with rustle-deploy PLAN -i INVENTORY --run")
     roll = _Rollout(schedule)
     rolling = schedule.batched
+    reporter.names = _shown_names(schedule, None)
     state_db = Path(manifest.get("state_db") or settings.state_db)
     with History(state_db) as history:
 
@@ -2084,6 +2103,8 @@ def exec_manifest(manifest: Any, name: str, settings: Settings, opts: dict[str, 
             return _fan_out(jobs, settings, None, reporter, on_outcome, what, throttle=stage.throttle)
 
         roll.run(fan_out)
+        for name in reporter.names.settle():  # each result named by the task's first host
+            history.record_tasks(did, name, run_id, roll.outcomes[name].events)
     outcomes = [roll.outcomes[n] for n in host_of if n in roll.outcomes]
     summaries = [_summary(o) for o in outcomes]
     for h in not_deployed:

@@ -243,7 +243,7 @@ def splits(task: Task, actions: frozenset[str] = frozenset(), fatal_play: bool =
     or one may fail with ``any_errors_fatal`` in a play of several hosts (the other hosts go to
     their rescue right after it, as Ansible's), or may notify a handler the play lacks (the
     run errors right after it)."""
-    return _plain(task) and (len(_kinds(task, actions)) > 1
+    return _plain(task) and bool(task.block or task.rescue or task.always) and (len(_kinds(task, actions)) > 1
                              or (lockstep and (fails_fatally(task, fatal_play) or may_error(task))))
 
 
@@ -464,10 +464,13 @@ def fails_fatally(task: Task, play_fatal: bool = False) -> bool:
 
 def may_error(task: Task) -> bool:
     """Whether a task of ``task`` notifies a handler the play does not have (``notify_missing``)
-    and may report changed: ansible-core then aborts the run on every host after that task."""
+    and may report changed, or is an include of a file ansible-core cannot parse (``include_error``
+    errored): ansible-core then aborts the run on every host after that task."""
     return any(t.extras.get("notify_missing")
                and str(t.extras.get("changed_when", "")).strip().lower() not in ("false", "['false']")
-               for t in _leaves(task))
+               for t in _leaves(task)) or any(
+        isinstance(t.extras.get("include_error"), dict) and t.extras["include_error"].get("errored")
+        for t in task.walk())
 
 
 def play_phases(tasks: list[Task], earlier: frozenset[str] = frozenset(),

@@ -492,6 +492,8 @@ def _journal(remote: Path) -> list[dict[str, Any]]:
                        "msg": str(ev.get("msg", ""))[:2000]}
                 if "assertion" in ev:
                     rec["assertion"] = str(ev["assertion"])
+                if ev.get("errored"):  # the run errored there (ansible-core aborts it: "[ERROR]: ...")
+                    rec["errored"] = True
                 out.append(rec)
     return out
 

@@ -349,13 +349,17 @@ def run_invocation(root: Path, inv: Invocation, tool: str, base: Path | None = N
 
 def exit_class(run: Run) -> str:
     """What a run's exit says, in words both tools share: ``ok``, ``hosts failed`` or
-    ``error`` (bad input, nothing run), ``timeout``."""
+    ``error`` (bad input, nothing run; or a run ansible-core aborted, which rustle-deploy records
+    as errored on the task where it would have: docs/playbooks.md "A run that errored"),
+    ``timeout``."""
     if run.code is None:
         return "timeout"
     if run.code == 0:
         return "ok"
     if run.tool == "ansible":
         return "hosts failed" if run.code in (2, 3) else "error"
+    if run.code == 1 and any(rec.get("errored") for rec in run.results):
+        return "error"
     return "hosts failed" if run.code == 1 else "error"
 
 

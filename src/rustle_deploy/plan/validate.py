@@ -421,8 +421,8 @@ def _templates(task: Task) -> Iterator[tuple[str, str]]:
         for text, ptr in _strings(task.args.get("that"), child(child(task.pointer, "args"), "that")):
             yield "{{ " + text + " }}", ptr
     for key, value in task.extras.items():
-        if key == "include":
-            continue  # what the include names, for display: never rendered
+        if key in ("include", "include_error"):
+            continue  # what the include names, for display, and why it fails: never rendered
         if key == "include_choice":  # only its name is a template; the rest is data
             value = {"name": value.get("name")} if isinstance(value, dict) else value
         for text, ptr in _strings(value, child(task.pointer, key)):

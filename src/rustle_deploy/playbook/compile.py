@@ -32,7 +32,13 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from rustle_deploy.bridge.policy import overridden_builtins
-from rustle_deploy.errors import InventoryError, PlanError, PlaybookError, UnknownModule
+from rustle_deploy.errors import (
+    InventoryError,
+    MissingInclude,
+    PlanError,
+    PlaybookError,
+    UnknownModule,
+)
 from rustle_deploy.inventory import Inventory
 from rustle_deploy.inventory.data import LOCALHOST_NAMES
 from rustle_deploy.model import (
@@ -1393,6 +1399,10 @@ class _Compiler:
         self.record_notify(src, ds, ctx, pointer)
         origins = self.condition_origins(src, ds, ctx, st, conditions, extras,
                                          ds.get(action_key) if canonical == "assert" and action_key else None)
+        if canonical == "set_fact" and action_key and isinstance(ds.get(action_key), dict):
+            # where each value was written: a conditional or the origin filter over the fact names it
+            given = ds[action_key]
+            origins.update((f"={k}", where) for k in given if (where := written_at(src, given, k)))
         if origins:
             extras["origins"] = origins
         task = Task(task_id=st.new_id(), name=name,
@@ -2382,10 +2392,13 @@ class _Compiler:
         for t in tried:
             if os.path.isfile(t):
                 return t
-        raise src.error(f"the tasks file {name!r} was not found; tried: "
-                        + ", ".join(display_path(t) for t in tried),
-                        "paths are relative to the including file's directory (in a role: its "
-                        "tasks/ directory)", ds, key if key is not None else _NO_KEY, value=True)
+        at = src.origin(ds, key if key is not None else _NO_KEY, value=True)
+        exc = MissingInclude(f"the tasks file {name!r} was not found; tried: " + ", ".join(display_path(t) for t in tried),
+                             "paths are relative to the including file's directory (in a role: its tasks/ directory)",
+                             file=at.file, line=at.line, column=at.column, source_line=at.text)
+        # ansible-core names the last place it looked (beside the playbook, or the absolute name)
+        exc.reason = f"Could not find or access '{tried[-1]}' on the Ansible Controller."
+        raise exc
 
     def include_tasks(self, src: Source, ds: dict[str, Any], origin: Origin, module: str,
                       key: str | None, args: dict[str, Any], ctx: Ctx, st: _PlayState,
@@ -2431,7 +2444,14 @@ class _Compiler:
             self.include_choice(src, ds, origin, module, key, target.strip(), args, ctx, st,
                                 out, base, layers)
             return
-        path = self.include_file(src, ds, key, name, ctx)
+        try:
+            path = self.include_file(src, ds, key, name, ctx)
+        except MissingInclude as exc:
+            if static or self.choosing:
+                raise
+            self.failed_include(src, ds, origin, module, ctx, st, out, base, name,
+                                {"reason": exc.reason, "include": name}, {"include": name, "include_args": {}})
+            return
         real = os.path.realpath(path)
         if real in ctx.include_stack:
             raise src.error(f"{what} loop: {display_path(path)} includes itself",
@@ -2461,17 +2481,30 @@ class _Compiler:
         deferred = None
         try:
             self.tasks_from_source(child, inner, st, children, f"{pointer}/block")
-        except UnknownModule as exc:
+        except (UnknownModule, MissingInclude) as exc:
             if self.choosing:
                 raise
-            # ansible-core reads an include_tasks file only when a host reaches it: a file
-            # that cannot run here (a Windows-only one) fails the hosts that include it
-            children, deferred = [], f"rustle-deploy cannot include {display_path(path)}: {exc}"
+            # ansible-core reads an include_tasks file only when a host reaches it: a file that
+            # names a module nothing provides (a Windows-only one) aborts the run there, as a
+            # parse error; one that imports a missing file fails the hosts that include it
+            children, deferred = [], ({"reason": exc.reason, "include": name} if isinstance(exc, MissingInclude)
+                                      else {"reason": f"rustle-deploy cannot include {display_path(path)}: {exc}",
+                                            "include": name, "errored": True})
         self.container(src, ds, ctx, st, out, pointer, children, display_path(path), module,
                        task_id, registered={"include": name, "include_args": {}})
         if deferred is not None:
-            out[-1] = replace(out[-1], extras=dict(out[-1].extras, include_choice={
-                "name": "{{ '' }}", "select": {"": deferred}}))
+            out[-1] = replace(out[-1], extras=dict(out[-1].extras, include_error=deferred))
+
+    def failed_include(self, src: Source, ds: dict[str, Any], origin: Origin, module: str, ctx: Ctx,
+                       st: _PlayState, out: list[Task], base: str, include: str, error: dict[str, Any],
+                       registered: dict[str, Any] | None, name: str | None = None) -> None:
+        """An include_tasks/include_role whose file or role cannot be loaded (``error``: its
+        ``include_error``): ansible-core loads it when a host reaches the include, and the
+        include fails there (docs/playbooks.md)."""
+        pointer = f"{base}/{len(out)}"
+        self.origins[pointer] = origin
+        self.container(src, ds, ctx, st, out, pointer, [], include, module, st.new_id(), registered, name=name)
+        out[-1] = replace(out[-1], extras=dict(out[-1].extras, include_error=error))
 
     def include_choice(self, src: Source, ds: dict[str, Any], origin: Origin, module: str,
                        key: str | None, name: str, args: dict[str, Any], ctx: Ctx,
@@ -2655,8 +2688,20 @@ class _Compiler:
             name = str(self.controller_value(src, arg_holder, name_key, name, [st.vars],
                                              "the role name", dynamic=not static, role=ctx.role))
         base_dir = os.path.dirname(ctx.role.role.path) if ctx.role else None
-        role = self.finder.find(name, src.origin(arg_holder, name_key, value=True), base_dir,
-                                st.play_dir, _search_list(self.collections(src, ds, ctx), "ansible.legacy"))
+        # what register gets: ansible-core's include_role result holds its arguments as given
+        # (templated ones are the host's to render: not offered)
+        registered = None if re.search(r"\{\{|\{%", json.dumps(args, default=str)) else {"include_args": dict(args)}
+        # Ansible's name for an include_role: its own, else ACTION : ROLE (never a role prefix)
+        shown = str(ds["name"]) if ds.get("name") else f"{module} : {name}"
+        try:
+            role = self.finder.find(name, src.origin(arg_holder, name_key, value=True), base_dir,
+                                    st.play_dir, _search_list(self.collections(src, ds, ctx), "ansible.legacy"))
+        except MissingInclude as exc:
+            if static or self.choosing:
+                raise
+            self.failed_include(src, ds, origin, module, ctx, st, out, base, f"role {name}",
+                                {"reason": exc.reason}, registered, shown)
+            return
         froms = {f: str(args.get(f"{f}_from", "main")) for f in ("tasks", "handlers", "vars",
                                                                    "defaults")}
         for f, v in froms.items():
@@ -2681,10 +2726,17 @@ class _Compiler:
                         parent=ctx.role, tasks_from=froms["tasks"],
                         handlers_from=froms["handlers"], vars_from=froms["vars"],
                         defaults_from=froms["defaults"], public=bool(public))
-        self.load_role_vars(call, st)
-        self.register_role(call, st)
         hctx = replace(ctx, handler=True, role=None, when=(), tags=(), vars=())
-        self.role_handlers(call, hctx, st, hctx)
+        try:
+            self.load_role_vars(call, st)
+            self.register_role(call, st)
+            self.role_handlers(call, hctx, st, hctx)
+        except MissingInclude as exc:  # a dependency: the hosts that include the role fail
+            if static or self.choosing:
+                raise
+            self.failed_include(src, ds, origin, module, ctx, st, out, base, f"role {role.name}",
+                                {"reason": exc.reason}, registered, shown)
+            return
         if static:
             st.imported_roles.append(role.name)
             inner = self.inherit(src, ds, ctx, st)
@@ -2702,12 +2754,14 @@ class _Compiler:
             inner = self.inherit(src, apply, inner, st)
         task_id = st.new_id()
         children: list[Task] = []
-        self.compile_role(call, inner, st, children, f"{pointer}/block", dedupe=False, imported=True)
-        # what register gets: ansible-core's include_role result holds its arguments as given
-        # (templated ones are the host's to render: not offered)
-        registered = None if re.search(r"\{\{|\{%", json.dumps(args, default=str)) else {"include_args": dict(args)}
-        # Ansible's name for an include_role: its own, else ACTION : ROLE (never a role prefix)
-        shown = str(ds["name"]) if ds.get("name") else f"{module} : {name}"
+        try:
+            self.compile_role(call, inner, st, children, f"{pointer}/block", dedupe=False, imported=True)
+        except MissingInclude as exc:  # a file or role it imports: the hosts that include it fail
+            if self.choosing:
+                raise
+            self.failed_include(src, ds, origin, module, ctx, st, out, base, f"role {role.name}",
+                                {"reason": exc.reason}, registered, shown)
+            return
         self.container(src, ds, ctx, st, out, pointer, children, f"role {role.name}", module,
                        task_id, registered, name=shown)
 

@@ -32,7 +32,7 @@ import sys
 from dataclasses import dataclass, field
 from typing import Any
 
-from rustle_deploy.errors import PlaybookError
+from rustle_deploy.errors import MissingInclude, PlaybookError
 from rustle_deploy.playbook.keywords import suggest
 from rustle_deploy.playbook.yamlsrc import Origin, Source, read_yaml
 
@@ -213,7 +213,11 @@ class RoleFinder:
         if match:
             hint += (f"; and as a role of the collection {match[1]}.{match[2]} in: "
                      + ", ".join(display_path(r) for r in self.collection_roots))
-        raise origin.error(f"the role '{name}' was not found", hint)
+        exc = MissingInclude(f"the role '{name}' was not found", hint, file=origin.file, line=origin.line,
+                             column=origin.column, source_line=origin.text)
+        exc.reason = f"the role '{name}' was not found in " + ":".join(
+            dict.fromkeys(os.path.dirname(t) for t in tried))  # as ansible-core says it, when included
+        raise exc
 
     def _known(self, dirs: list[str]) -> list[str]:
         names: list[str] = []

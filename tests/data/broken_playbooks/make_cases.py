@@ -155,12 +155,6 @@ CASES: dict[str, dict[str, str]] = {
           tasks:
             - import_tasks: tasks/setup.yml
         """},
-    "missing_include_tasks": {"site.yml": """\
-        - hosts: web
-          tasks:
-            - include_tasks:
-                file: tasks/other.yml
-        """},
     "import_tasks_with_loop": {"site.yml": """\
         - hosts: web
           tasks:

@@ -584,6 +584,9 @@ class Runner:
         self._errors_cleared = False  # a meta: clear_host_errors ran (in an always section)
         self._roles_ended = set()  # role calls (keys) a meta: end_role ended on this host
         self._unreachable_hit = False  # a task was unreachable (or notified no handler): no rescue, no always
+        # an include that could not be loaded failed this host, and a rescue went on: ansible-core
+        # still counts the host failed, and it takes no part in the later plays
+        self._failed_at_end = False
         # why the run errored (ansible-core aborts the whole run, "ERROR! ..."): a notify of no
         # handler fired; the recap carries it, and the controller records an errored run
         self.errored = None
@@ -993,6 +996,8 @@ class Runner:
             self._flush_handlers(self.phase if staged else None)
         except _EndPlay:
             self._ended.add(key)
+        if last and self._failed_at_end:
+            raise _HostFailed()
 
     def _notify(self, names):
         handlers = self._play.get("handlers") or []
@@ -1029,9 +1034,20 @@ class Runner:
             head["warnings"] = [warning]
         scope = self._task_scope(task)
         rounds = [(scope, {})]
+        register = task.get("register") if include is not None else None
         try:
             if "loop" in task:
-                items = self._loop_items(task, scope)
+                try:
+                    items = self._loop_items(task, scope)
+                except TemplateError:
+                    # like Ansible: a false `when` skips the include before the loop error matters
+                    skipped = self._skip_reason(task, scope)
+                    if skipped is None or include is None:
+                        raise
+                    if register:
+                        self.runtime_vars[register] = unsafe(dict(skipped))
+                    self._container_event(head, dict(skipped), include)
+                    return
                 control = self._loop_control(task, scope)
                 rounds = [(scope.child(lv), lv) for lv in (_loop_vars(control, items, i) for i in range(len(items)))]
             runs = [(item_scope, layer) for item_scope, layer in rounds
@@ -1041,7 +1057,6 @@ class Runner:
         except TemplateError as exc:
             self._container_event(head, {"failed": True, "changed": False, "msg": str(exc)}, include)
             return
-        register = task.get("register") if include is not None else None
         if include is not None and self.phase is not None and task.get("phase", self.phase) < self.phase:
             include = None  # an include cut into phases: its first phase reported it
         if not runs:
@@ -1068,6 +1083,9 @@ class Runner:
                 {"changed": False, "msg": "All items completed", "skipped": False,
                  "results": [dict(layer, **one) for _, layer in runs]} if "loop" in task
                 else dict(one, changed=False))
+        missing = task.get("include_error") if include is not None else None
+        if missing:  # the file or role it names could not be loaded: after the include, as Ansible
+            self._include_failed(head, task, missing)
         once = task.get("role_once")
         if once is not None and once in self._roles_done:
             return  # Ansible runs a repeated role once, when a task of it ran before
@@ -1094,6 +1112,25 @@ class Runner:
         if isinstance(index, str):
             raise TemplateError(index)
         return task["block"][index]
+
+    def _include_failed(self, head, task, missing):
+        """An include whose file or role could not be loaded (``include_error``), after its
+        ``included`` result: it fails the host with ansible-core's result (``include``,
+        ``reason``; no ignore_errors applies, and ansible-core counts the include as failed
+        only, and sets no ``ansible_failed_result`` for a rescue); one that ansible-core could
+        not parse (a module nothing provides) errors the run, past any rescue, as ansible-core
+        aborts it there."""
+        reason = str(missing.get("reason") or "")
+        result = {"failed": True, "changed": False, "reason": reason}
+        if missing.get("include") is not None:  # an include_tasks': the file name as it names it
+            result["include"] = missing["include"]
+        if missing.get("errored"):
+            self.errored = reason
+            self._unreachable_hit = True  # no rescue, no always: the run stops here
+            head = dict(head, errored=True)
+        self.stats["ok"] -= 1
+        self._failed_at_end = True
+        self._container_event(head, result, task.get("include"))
 
     def _container_event(self, head, result, include):
         """The ``included``/``skipped``/``failed`` result an include reports, counted as Ansible."""
@@ -1856,6 +1893,12 @@ class Runner:
         elif isinstance(facts, dict) and not result.get("failed"):
             if result.get("_set_fact"):
                 self.runtime_vars.update(unsafe(facts))
+                for key in facts:  # where set_fact's argument was written (playbook/origins.py)
+                    where = (task.get("origins") or {}).get("=" + str(key))
+                    if where:
+                        self.templar.value_origins[key] = (where, self.runtime_vars[key])
+                    else:
+                        self.templar.value_origins.pop(key, None)
             elif result.get("_include_vars"):  # the controller's files: trusted, as in Ansible
                 self.included_vars.update(facts)
             else:

@@ -1,0 +1,148 @@
+"""An include whose file or role cannot be loaded (docs/playbooks.md "Includes that cannot be
+loaded"), over the real sshd, against ansible-playbook.
+
+ansible-core loads what an ``include_tasks``/``include_role`` names only when a host reaches it:
+a missing file, a missing role, a static import of a missing file inside the included file or
+role, or a missing role dependency fails the hosts that reach the include (after its ``ok``
+result, past ``ignore_errors``; a rescue still runs, but the host is counted failed and takes
+no part in later plays), and a false ``when`` skips the include before its file, or an undefined
+loop, is looked at. A file naming a module nothing provides is a parse error that aborts the
+run there, past any rescue, and no host runs a later task. One playbook holds every case, each
+on its own host; one
+ansible-playbook run (with the acceptance harness's result callback) is the oracle.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from rustle_deploy.cli import main
+
+from .conftest import ANSIBLE, ORACLE_TIMEOUT, Fleet, ansible_env, playbook_file
+
+pytestmark = [pytest.mark.ssh, pytest.mark.ansible, pytest.mark.usefixtures("rustle_home")]
+
+CALLBACKS = Path(__file__).resolve().parents[1] / "acceptance" / "callback"
+
+PLAYBOOK = """\
+- hosts: fleet
+  gather_facts: false
+  tasks:
+    - include_tasks: nope.yml
+      when: false
+    - name: a loop over nothing defined, skipped
+      include_tasks: nope.yml
+      loop: "{{ not_defined_anywhere }}"
+      when: false
+      register: skipped_include
+    - copy: {content: "{{ skipped_include is skipped }} {{ skipped_include.results is undefined }}", dest: "{{ root }}/skip.txt"}
+    - block:
+        - include_tasks: "{{ playbook_dir }}/missing.yml"
+          when: inventory_hostname == 'n00'
+      rescue:
+        - copy: {content: "rescued", dest: "{{ root }}/rescued.txt"}
+    - include_role: {name: not_a_role}
+      when: inventory_hostname == 'n01'
+      ignore_errors: true
+    - include_tasks: imports_missing.yml
+      when: inventory_hostname == 'n02'
+    - include_role: {name: has_missing}
+      when: inventory_hostname == 'n03'
+    - include_role: {name: dep_missing}
+      when: inventory_hostname == 'n04'
+    - copy: {content: "after", dest: "{{ root }}/after.txt"}
+
+- hosts: fleet
+  gather_facts: false
+  tasks:
+    - copy: {content: "later", dest: "{{ root }}/later.txt"}
+    - block:
+        - include_tasks: bad_module.yml
+          when: inventory_hostname == 'n05'
+      rescue:
+        - copy: {content: "SHOULD_NOT", dest: "{{ root }}/should_not.txt"}
+    - name: after the run errored on n05 (no host runs it, as in ansible-core's lock-step)
+      copy: {content: "SHOULD_NOT", dest: "{{ root }}/should_not.txt"}
+
+- hosts: fleet
+  gather_facts: false
+  tasks:
+    - copy: {content: "never", dest: "{{ root }}/never.txt"}
+"""
+
+FILES = {
+    "imports_missing.yml": "- import_tasks: not-there.yml\n",
+    "bad_module.yml": "- wrong.wrong.wrong:\n    x: 1\n",
+    "roles/has_missing/tasks/main.yml": "- import_tasks: nothere.yml\n",
+    "roles/dep_missing/meta/main.yml": "dependencies:\n  - role: not_a_role\n",
+    "roles/dep_missing/tasks/main.yml": "- debug: msg=x\n",
+}
+
+
+@pytest.fixture(scope="module")
+def runs(sshd: Any, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    """Both tools' runs of the playbook: exit codes, per-host results, files, the JSON document."""
+    tmp = tmp_path_factory.mktemp("include-errors")
+    for name, text in FILES.items():
+        (tmp / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp / name).write_text(text)
+    playbook = playbook_file(tmp, PLAYBOOK)
+    fleet = Fleet(sshd, tmp, 7)
+    with pytest.MonkeyPatch.context() as mp, open(tmp / "rustle.json", "w") as out, \
+            open(tmp / "rustle.err", "w") as err:
+        mp.setenv("HOME", str(tmp / "home"))  # this run's own ~/.rustle
+        mp.setenv("ANSIBLE_CONFIG", str(tmp / "no-ansible.cfg"))
+        for var in ("RUSTLE_DEPLOY_CACHE_DIR", "RUSTLE_STATE_DB"):
+            mp.delenv(var, raising=False)
+        mp.setattr(sys, "stdout", out)
+        mp.setattr(sys, "stderr", err)
+        code = main([str(playbook), "-i", str(fleet.inventory), "--run", "--output", "json"])
+    doc = json.loads((tmp / "rustle.json").read_text())
+    results = tmp / "ansible-results.jsonl"
+    env = ansible_env(tmp, ANSIBLE_CALLBACK_PLUGINS=str(CALLBACKS), ANSIBLE_CALLBACKS_ENABLED="results_jsonl",
+                      RUSTLE_ACCEPTANCE_RESULTS=str(results))
+    oracle = subprocess.run([str(ANSIBLE), "-i", str(fleet.local_inventory), str(playbook)],
+                            capture_output=True, text=True, env=env, timeout=ORACLE_TIMEOUT)
+    ansible: dict[str, list[tuple[str, str]]] = {}
+    for line in results.read_text().splitlines():
+        rec = json.loads(line)
+        ansible.setdefault(rec["host"], []).append((rec["task"], rec["status"]))
+    rustle = {h["name"]: [(t["name"], t["status"]) for t in h.get("tasks") or []] for h in doc["hosts"]}
+    return {"codes": (code, oracle.returncode), "ansible": ansible, "rustle": rustle, "doc": doc,
+            "files": (fleet.files("rustle"), fleet.files("ansible")),
+            "log": (tmp / "rustle.err").read_text() + oracle.stdout}
+
+
+def test_each_host_reports_the_include_as_ansible_playbook_does(runs: dict[str, Any]) -> None:
+    rustle, ansible = runs["rustle"], runs["ansible"]
+    # the host where the run errored reports the include failed (errored) where ansible-playbook
+    # stopped after its ok result
+    assert rustle["n05"][-2:] == [("include_tasks", "ok"), ("include_tasks", "failed")]
+    assert {**rustle, "n05": rustle["n05"][:-1]} == ansible, runs["log"][-3000:]
+    # the include's ok result, then its failure (the callback sees both, as rustle-deploy's JSON)
+    assert runs["rustle"]["n01"][-2:] == [("include_role : not_a_role", "ok"), ("include_role : not_a_role", "failed")]
+
+
+def test_what_each_host_wrote_is_what_it_wrote_under_ansible_playbook(runs: dict[str, Any]) -> None:
+    rustle, ansible = runs["files"]
+    assert rustle == ansible
+    # skipped before its undefined loop was looked at; rescued, but failed for the later plays
+    assert rustle["n00"] == {"skip.txt": "True True", "rescued.txt": "rescued", "after.txt": "after"}
+    assert rustle["n05"] == rustle["n06"] == {"skip.txt": "True True", "after.txt": "after", "later.txt": "later"}
+
+
+def test_a_module_nothing_provides_in_an_included_file_errors_the_run(runs: dict[str, Any]) -> None:
+    # ansible-playbook aborts with a parse error (exit 4); rustle-deploy's run is recorded as errored
+    assert runs["codes"] == (1, 4)
+    errored = runs["doc"]["errored"]
+    assert [e["host"] for e in errored] == ["n05"]
+    assert "unknown module 'wrong.wrong.wrong'" in errored[0]["msg"]
+    recaps = {h["name"]: h["recap"] for h in runs["doc"]["hosts"]}
+    # counted failed, not ok (ansible-core's recap), and no rescue ran
+    assert {k: recaps["n01"][k] for k in ("ok", "failed", "rescued")} == {"ok": 1, "failed": 1, "rescued": 0}
