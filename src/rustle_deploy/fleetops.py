@@ -2104,7 +2104,8 @@ def exec_manifest(manifest: Any, name: str, settings: Settings, opts: dict[str, 
 
         roll.run(fan_out)
         for name in reporter.names.settle():  # each result named by the task's first host
-            history.record_tasks(did, name, run_id, roll.outcomes[name].events)
+            if name in roll.outcomes:
+                history.record_tasks(did, name, run_id, roll.outcomes[name].events)
     outcomes = [roll.outcomes[n] for n in host_of if n in roll.outcomes]
     summaries = [_summary(o) for o in outcomes]
     for h in not_deployed:
