@@ -814,6 +814,8 @@ class _Lowering:
             digest = (task.get("files") or {}).get(raw.get("src"))
             if digest is None:
                 raise self.fail(task, f"src '{args['src']}' was not embedded")
+            if module == "copy" and args.get("mode") == "preserve":
+                raise self.fail(task, "copy mode=preserve of an embedded src (the source's mode: pyz)")
             if module == "template":
                 digest = self.render_template(task, scope, args, digest)
             args["src"] = {"sha256": digest, "path": args["src"]}

@@ -130,6 +130,8 @@ class Embedder:
             out.setdefault("files", {})[name] = self.digest(path, task)
             if module == "template":
                 self._template(task, name, path, search)
+            elif task.args.get("mode") == "preserve":  # copy keeps the controller file's mode
+                search["sources"][name] = source_info(path)
 
     def _candidates(self, src: str, kind: str, scopes: list[Any]) -> dict[str, str]:
         """Every file a templated ``src`` may name that the controller can resolve."""

@@ -2041,8 +2041,8 @@ class _Compiler:
                                         key if key is not None else _NO_KEY, value=True)
                     out[name] = rendered
             return out
-        if module not in ("copy", "template") or not isinstance(args.get("src"), str):
-            return args
+        if module not in ("copy", "template") or not isinstance(args.get("src"), str) or not args["src"]:
+            return args  # an empty src fails when the task runs, with the module's words
         value = args["src"]
         if module == "copy" and str(args.get("remote_src", "")).lower() in ("yes", "true", "1",
                                                                             "on", "y"):
