@@ -201,6 +201,20 @@ def test_copy_reads_embedded_bytes_by_sha(tmp_path):
     assert again["changed"] is False
 
 
+def test_copy_src_written_differently_resolves_only_to_the_same_relative_name(tmp_path):
+    """A relative src finds the one embedded name ending with it; an absolute src (a file the
+    run made on the controller, say) is never taken for an embedded file of the same basename."""
+    data = b"role file\n"
+    ctx = FakeCtx(files={sha(data): data})
+    embedded = {"/play/roles/web/files/sub/foo.txt": sha(data)}
+    res = files.copy(ctx, {"src": "sub/foo.txt", "dest": str(tmp_path / "a"), "_rustle_files": embedded})
+    assert res["changed"] and (tmp_path / "a").read_bytes() == data
+    for src in ("/tmp/made-by-the-run/foo.txt", "foo.txt/../sub/other/foo.txt", "other/foo.txt"):
+        res = files.copy(ctx, {"src": src, "dest": str(tmp_path / "b"), "_rustle_files": embedded})
+        assert res["failed"] and src in res["msg"], src
+    assert not (tmp_path / "b").exists()
+
+
 STAT_KEYS = ("exists", "path", "mode", "isdir", "isreg", "islnk", "lnk_source", "lnk_target",
              "size", "uid", "gid", "pw_name", "gr_name", "checksum", "nlink", "inode",
              "mtime", "xusr", "roth", "isuid", "readable", "executable")

@@ -188,14 +188,17 @@ def embedded_source(ctx, args, src):
 
     The task's ``files`` map (src as written -> sha256) comes from ``ctx.files`` (the
     executor's ModuleContext), or from ``args["_rustle_files"]`` for callers that pass it
-    with the arguments. A unique basename match is accepted for a src written differently.
+    with the arguments. A relative src written differently (``foo.txt`` for an embedded
+    ``files/foo.txt``) is accepted when exactly one embedded name ends with it; an absolute
+    one only as embedded: a file the run made on the controller is never mistaken for an
+    embedded file of the same name.
     """
     files = dict(args.get("_rustle_files") or {})
     files.update(getattr(ctx, "files", None) or {})
     sha = files.get(src)
-    if sha is None:
-        base = os.path.basename(str(src))
-        matches = set(v for k, v in files.items() if os.path.basename(k) == base)
+    name = os.path.normpath(str(src))
+    if sha is None and not os.path.isabs(name) and not name.startswith(".."):
+        matches = set(v for k, v in files.items() if os.path.normpath(k).endswith(os.sep + name))
         if len(matches) == 1:
             sha = matches.pop()
     task = getattr(ctx, "task", None) or {}
