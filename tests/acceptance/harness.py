@@ -545,7 +545,9 @@ _META = frozenset({"meta", "ansible.builtin.meta", "ansible.legacy.meta"})
 
 
 def _compared(rec: dict[str, Any]) -> bool:
-    return rec["task"] not in UNCOMPARED and not (rec.get("module") in _META and rec["status"] != "skipped")
+    # an errored result marks where ansible-core aborted the run: its callback got no result there
+    return rec["task"] not in UNCOMPARED and not (rec.get("module") in _META and rec["status"] != "skipped") \
+        and not rec.get("errored")
 # what differs between two runs of the same target by construction: the work directory and the
 # names tempfile makes (``/tmp/ansible.XXXXXXXX...``), and the ports of the local HTTP servers
 _NOISE = re.compile(r"/[^\s'\"]*?acc-(?:ansible|rustle)-[^/\s'\"]*|(?<=/)ansible\.\w+|(?<=localhost:)\d+")

@@ -149,6 +149,9 @@ def test_hosts_are_compared_each_in_its_own_order() -> None:
     # a run ansible-core aborts ("[ERROR]: ...", exit 1 or 4) is one rustle-deploy records as errored
     errored = Run("rustle", code=1, results=[_res("t1", "A"), dict(_res("t2", "A", "failed"), errored=True)])
     assert exit_class(errored) == exit_class(Run("ansible", code=4)) == "error"
+    # where it errored, ansible-playbook reported no result: compared up to there
+    aborted = outcome(Run("ansible", code=4, results=[_res("t1", "A")]), errored)
+    assert aborted.same and aborted.cmp.compared == 1
     # both refuse the playbook before any task: they agree, nothing is compared
     both = compare_hosts(Run("ansible", code=4), Run("rustle", code=2, refused="error: x"))
     assert not both.refused and both.compared == 0
