@@ -6,7 +6,8 @@ The keywords and arguments (play 2, on n05 and n06): a role named by a path unde
 ``allow_duplicates: false`` (a repeat that ran is skipped) and templated ``public``,
 ``allow_duplicates`` and ``tasks_from`` (rendered with the include's own vars; ``{{ omit }}``
 is no argument); an import_tasks file named by its own vars; include handlers notified by a
-``listen`` topic and by name; an include whose ``when`` errors, ignored and registered.
+``listen`` topic and by name; an include whose ``when`` errors, ignored and registered; a
+``run_once`` include, which only the play's first host processes.
 
 ansible-core loads what an ``include_tasks``/``include_role`` names only when a host reaches it:
 a missing file, a missing role, a static import of a missing file inside the included file or
@@ -65,7 +66,7 @@ PLAYBOOK = """\
       when: inventory_hostname == 'n04'
     - copy: {content: "after", dest: "{{ root }}/after.txt"}
 
-- hosts: fleet
+- hosts: n05:n06  # (ansible_play_hosts of a later play still lists the hosts an earlier one failed)
   gather_facts: false
   handlers:
     - include_tasks: {file: handler_tasks.yml}
@@ -90,6 +91,8 @@ PLAYBOOK = """\
       ignore_errors: true
       register: broken_when
     - copy: {content: "{{ broken_when is failed }}", dest: "{{ root }}/broken_when.txt"}
+    - include_tasks: once.yml
+      run_once: true
     - command: "true"
       notify: [topic, named include handler]
     - copy: {content: "later", dest: "{{ root }}/later.txt"}
@@ -123,6 +126,7 @@ FILES = {
     "roles/leaky/vars/main.yml": "leaky_var: leaked\n",
     "roles/leaky/tasks/main.yml": "- debug: msg=leaky\n",
     "imported.yml": "- copy: {content: imported, dest: '{{ root }}/imported.txt'}\n",
+    "once.yml": "- copy: {content: once, dest: '{{ root }}/once.txt'}\n",
     "handler_tasks.yml": "- copy: {content: topic, dest: '{{ root }}/topic.txt'}\n",
     "handler_named.yml": "- copy: {content: named, dest: '{{ root }}/named.txt'}\n",
 }
@@ -180,10 +184,12 @@ def test_what_each_host_wrote_is_what_it_wrote_under_ansible_playbook(runs: dict
     assert rustle == ansible
     # skipped before its undefined loop was looked at; rescued, but failed for the later plays
     assert rustle["n00"] == {"skip.txt": "True True", "rescued.txt": "rescued", "after.txt": "after"}
-    assert rustle["n05"] == rustle["n06"] == {
+    assert {**rustle["n05"], "once.txt": "-"} == {**rustle["n06"], "once.txt": "-"} == {
         "skip.txt": "True True", "after.txt": "after", "deep.txt": "deep", "dup.txt": "run\nrun\nrun\n",
         "other.txt": "other", "leak.txt": "private", "imported.txt": "imported", "broken_when.txt": "True",
-        "topic.txt": "topic", "named.txt": "named", "later.txt": "later"}
+        "topic.txt": "topic", "named.txt": "named", "later.txt": "later", "once.txt": "-"}
+    # a run_once include: processed by the play's first host only, its task not run_once
+    assert (rustle["n05"]["once.txt"], "once.txt" in rustle["n06"]) == ("once", False)
 
 
 def test_a_module_nothing_provides_in_an_included_file_errors_the_run(runs: dict[str, Any]) -> None:

@@ -2628,6 +2628,11 @@ class _Compiler:
         for key in ("loop", "loop_control"):
             if ds.get(key) is not None:
                 extras[key] = self.keyword_value(src, ds, key, ds[key], src.origin(ds, key))
+        once = ds.get("run_once")
+        if once is not None and self.keyword_value(src, ds, "run_once", once, src.origin(ds, "run_once")) is True:
+            # ansible-core processes the include for the play's first host only; its tasks are
+            # not run_once themselves (apply: {run_once: true} makes them so)
+            extras["include_once"] = True
         ignore = self.effective(src, ds, ctx, "ignore_errors")
         if ignore is not None and ignore[0] is not False:  # the include's own failure (a condition's error)
             extras["ignore_errors"] = self.keyword_value(src, ds, "ignore_errors", ignore[0], ignore[1])

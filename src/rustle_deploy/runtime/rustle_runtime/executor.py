@@ -1004,6 +1004,9 @@ class Runner:
         if include is not None and not is_handler:
             if not tags_selected(task.get("tags"), self.only_tags, self.skip_tags):
                 return
+        live = self.host_vars.get("ansible_play_hosts") or [self.host]
+        if include is not None and task.get("include_once") and live[0] != self.host:
+            return  # a run_once include: ansible-core processes it for the play's first host only
         shown, warning = self._name(task, "include", is_handler)
         head = {"id": task.get("id"), "task": shown, "module": "include"}
         if warning:
