@@ -205,11 +205,11 @@ def run_rustle_bridge3(ctx: Ctx) -> Run:
     return run_rustle(ctx, env={"RUSTLE_BRIDGE_MODULES": BRIDGED3})
 
 
-def run_rustle_bridge3_keep(ctx: Ctx) -> Run:
-    """rustle-bridge3 with the bridge's fork server kept between runs on each host
-    (``rustle_bridge_keep``, docs/bridge.md): the warm run's modules fork from the server the cold
-    run left, without importing ansible.module_utils.basic again."""
-    return run_rustle(ctx, env={"RUSTLE_BRIDGE_MODULES": BRIDGED3}, host_vars={"rustle_bridge_keep": 300})
+def run_rustle_bridge3_nokeep(ctx: Ctx) -> Run:
+    """rustle-bridge3 with the bridge's fork server not kept between runs (``rustle_bridge_keep:
+    0``, docs/bridge.md): every host run starts one and imports ansible.module_utils.basic. By
+    default (rustle-bridge3) the warm run's modules fork from the server the cold run left."""
+    return run_rustle(ctx, env={"RUSTLE_BRIDGE_MODULES": BRIDGED3}, host_vars={"rustle_bridge_keep": 0})
 
 
 def run_rustle_bridge3_seeded(ctx: Ctx) -> Run:
@@ -298,7 +298,7 @@ def run_floor(ctx: Ctx) -> Run:
 TOOLS: dict[str, Callable[[Ctx], Run]] = {
     "ansible": run_ansible, "pyinfra": run_pyinfra, "rustle": run_rustle, "rustle-pyz": run_rustle_pyz,
     "rustle-native": run_rustle_native, "rustle-bridge": run_rustle_bridge,
-    "rustle-bridge3": run_rustle_bridge3, "rustle-bridge3-keep": run_rustle_bridge3_keep,
+    "rustle-bridge3": run_rustle_bridge3, "rustle-bridge3-nokeep": run_rustle_bridge3_nokeep,
     "rustle-bridge3-seeded": run_rustle_bridge3_seeded, "floor": run_floor,
     # the workload with 1 or 3 tasks the runner cannot run: hybrid, and pyz on the same plan
     "rustle-hybrid1": lambda ctx: run_rustle_hybrid(ctx, 1),
@@ -356,7 +356,7 @@ def summarize(results: list[Result]) -> str:
     tools = [t for t in TOOLS if any(r.tool == t for r in results)]
     head = ["latency", "N", "run"] + [f"{t} wall s (ctl CPU / host CPU / MB)" for t in tools]
     mine = [t for t in ("rustle", "rustle-pyz", "rustle-native", "rustle-bridge", "rustle-bridge3",
-                        "rustle-bridge3-keep", "rustle-bridge3-seeded") if t in tools]
+                        "rustle-bridge3-nokeep", "rustle-bridge3-seeded") if t in tools]
     peers = {t: ("rustle", "rustle-pyz") if t.startswith("rustle-bridge") else ("ansible", "pyinfra", "floor")
              for t in mine}
     head += [f"{t}:{peer}" for t in mine for peer in peers[t]]

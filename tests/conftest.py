@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import resource
 import shutil
 import signal
 import sys
@@ -41,25 +42,19 @@ os.environ.setdefault("RUSTLE_FORMAT", "pyz")
 # of their tests is a unit of its own, so that no single file is the suite's long tail.
 SPREAD_FILES = frozenset({
     "tests/acceptance/test_targets.py",
+    # each case runs its own oracle beside its rustle-deploy run: handlers' 13 were one unit of
+    # 377 s of worker time when a target's cases were one unit
+    "tests/acceptance/test_runme.py",
     "tests/integration/test_playbooks_ansible.py",
     # twenty sshd-fleet tests, each with its own fleet and oracle run (tests/integration/conftest.py's Fleet)
     "tests/integration/test_phases_ssh.py",
 })
-# These files' parametrized cases are one unit per group, the part of the case's id before its
-# first ":" (acceptance/test_runme's "handlers:10" is in group "handlers"): the module fixture
-# runs the oracles of a group's cases together, once, and the groups spread over the workers.
-GROUPED_FILES = frozenset({"tests/acceptance/test_runme.py"})
 
 
 def _unit(nodeid: str) -> str:
-    """The unit of work (``--dist loadfile``) a test belongs to: its file, its own, or its group's."""
-    path, _, rest = nodeid.partition("::")
-    if path in SPREAD_FILES:
-        return nodeid
-    name, bracket, case = rest.partition("[")
-    if path in GROUPED_FILES and bracket:
-        return f"{path}::{name}[{case.split(':', 1)[0]}]"
-    return path
+    """The unit of work (``--dist loadfile``) a test belongs to: its file, or its own."""
+    path = nodeid.partition("::")[0]
+    return nodeid if path in SPREAD_FILES else path
 
 
 # The files that take longest (measured with --durations: cargo builds, the wheel build, oracle
@@ -119,6 +114,28 @@ def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
             return _unit(nodeid)
 
     return FileScheduling(config, log)
+
+
+def _cpu_seconds() -> float:
+    """CPU time of this process and of the children it has waited for (their own waited-for
+    children included: an oracle's modules, a subprocess's compiler)."""
+    own, children = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> Iterator[None]:
+    """RUSTLE_TEST_CPU=FILE: each test's CPU seconds (set-up, call and teardown; a module
+    fixture's in its first test, a session fixture's process in the test whose teardown reaps
+    it) appended to FILE as ``seconds<TAB>node id`` lines, from every worker. On a shared
+    machine a test's wall time says more about the load than about the test; on 2 cores the
+    suite's CPU time bounds it (tests/README.md, "What the suite costs")."""
+    path = os.environ.get("RUSTLE_TEST_CPU")
+    before = _cpu_seconds()
+    yield
+    if path:
+        with open(path, "a") as out:
+            out.write(f"{_cpu_seconds() - before:.2f}\t{item.nodeid}\n")
 
 
 @pytest.fixture(autouse=True)

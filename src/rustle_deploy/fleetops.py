@@ -32,7 +32,7 @@ from .model import Host, Plan
 from .notify import Notifier, end_doc, host_doc, start_doc
 from .phases import INVENTORY, PLAY_HOSTS, REFRESH, SELF, file_read
 from .reconcile import apply, settle, settle_orphans, through_runner
-from .report import HostSummary, dump_json
+from .report import HostSummary, ShownNames, dump_json
 from .rollout import (
     PlaySpec,
     Schedule,
@@ -253,6 +253,20 @@ def task_docs(events: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
             doc["msg"] = ev["msg"]
         out.append(doc)
     return out
+
+
+def _shown_names(schedule: Schedule, plan: Plan | None) -> ShownNames:
+    """Who names each task (report.ShownNames): the hosts in the order the schedule runs them,
+    and each task of an included file (named again in each batch) with the batch of each host."""
+    order = [host for stage in schedule.stages for batch in stage.batches for host in batch]
+    included: dict[str, dict[str, int]] = {}
+    for index, play in enumerate(plan.plays if plan is not None else ()):
+        batch_of = {host: number for stage in schedule.stages if index in stage.plays
+                    for number, batch in enumerate(stage.batches) for host in batch}
+        for task in (t for b in play.batches for top in b.tasks for t in top.walk()):
+            if "include" in task.extras:
+                included.update((f"{play.play_id}/{t.task_id}", batch_of) for t in task.walk() if t is not task)
+    return ShownNames(order, included)
 
 
 def _errored(outcomes: Iterable[HostOutcome]) -> list[dict[str, str]]:
@@ -700,7 +714,8 @@ def _carry_id(base: str, host: str) -> str:
 def _run_time_files(reads: Sequence[tuple[str, str, list[str], dict[str, Any]]]) -> dict[str, Any]:
     """What a phase's tasks read from the controller's disk now (``run_time_files``: created
     while the play ran): ``files`` (name -> its base64 bytes and, for a template's
-    ``template_*`` variables and mode=preserve, its controller details), ``vars_files`` (name -> variables of
+    ``template_*`` variables and mode=preserve, its controller details), ``trees`` (name -> a copy
+    ``src`` directory: its entries and their bytes), ``vars_files`` (name -> variables of
     a vars file, read as include_vars reads it), ``vars_dirs`` (directory -> include_vars' dir
     listing, walked as ansible-core walks it, playbook/varsdir.py). A file still missing is left
     out: the task then fails on the host as Ansible's "Could not find or access" does."""
@@ -711,12 +726,18 @@ def _run_time_files(reads: Sequence[tuple[str, str, list[str], dict[str, Any]]])
     from .playbook.varsdir import load_vars_file, read_vars_dir
     from .playbook.yamlsrc import read_yaml
 
-    out: dict[str, dict[str, Any]] = {"files": {}, "vars_files": {}, "vars_dirs": {}}
+    out: dict[str, dict[str, Any]] = {"files": {}, "vars_files": {}, "vars_dirs": {}, "trees": {}}
     for name, kind, paths, options in reads:
         if kind == "vars_dir":
             out["vars_dirs"][name] = read_vars_dir(name, options, load_vars_file)
             continue
         path = next((p for p in paths if os.path.isfile(p)), None)
+        if path is None and kind == "file":
+            folder = next((p for p in paths if os.path.isdir(p)), None)
+            tree = _run_time_tree(name, folder) if folder is not None else None
+            if tree is not None:  # a copy src directory a task of the play made
+                out["trees"][name] = tree
+            continue
         if path is None:
             continue
         if kind == "vars":
@@ -730,6 +751,30 @@ def _run_time_files(reads: Sequence[tuple[str, str, list[str], dict[str, Any]]])
             out["files"][name] = {"data": base64.b64encode(Path(path).read_bytes()).decode(),
                                   "info": source_info(path)}
     return {k: v for k, v in out.items() if v}
+
+
+def _run_time_tree(name: str, folder: str) -> dict[str, Any] | None:
+    """A copy ``src`` directory as the compiler embeds one (compiler/sources.walk_tree), with
+    its files' bytes (``blobs``: sha256 -> base64); None when it holds too many entries (the
+    task then fails on the host as a missing source does)."""
+    import base64
+    import hashlib
+
+    from .compiler.sources import TreeTooLarge, walk_tree
+
+    blobs: dict[str, str] = {}
+
+    def digest(full: str) -> str:
+        data = Path(full).read_bytes()
+        sha = hashlib.sha256(data).hexdigest()
+        blobs[sha] = base64.b64encode(data).decode()
+        return sha
+
+    try:
+        tree = walk_tree(name, folder, True, digest)
+    except TreeTooLarge:
+        return None
+    return dict(tree, blobs=blobs)
 
 
 class _Phased:
@@ -1155,6 +1200,7 @@ def _deploy_jobs(
             return why
 
         roll = _Rollout(schedule, gate if checks is not None else None, revert if run else None, resumed)
+        session.reporter.names = _shown_names(schedule, plan)
 
         def fan_out(stage: Stage, number: int, names: list[str]) -> list[HostOutcome]:
             if REFRESH in stage.reads and stage.plays:  # after meta: refresh_inventory: its sources now
@@ -1383,6 +1429,9 @@ def _deploy_jobs(
                 held = history.holders({a.sha256 for a in fresh.values()})
                 roll.extend(part.schedule)
                 roll.run(fan_out, batch_done)
+            for name in session.reporter.names.settle():  # each result named by the task's first host
+                if run and name in roll.outcomes and roll.outcomes[name].run_exit is not None:
+                    history.record_tasks(did, name, run_id, roll.outcomes[name].events)
             status = "stopped" if roll.stopped_after is not None else ("staged" if staging else "done")
         except KeyboardInterrupt:
             settle(session, history, did, [j for j in in_flight if j.host.name not in recorded and j.op == "deploy"])
@@ -2010,6 +2059,7 @@ def exec_manifest(manifest: Any, name: str, settings: Settings, opts: dict[str, 
                          "run it with rustle-deploy PLAN -i INVENTORY --run")
     roll = _Rollout(schedule)
     rolling = schedule.batched
+    reporter.names = _shown_names(schedule, None)
     state_db = Path(manifest.get("state_db") or settings.state_db)
     with History(state_db) as history:
 
@@ -2053,6 +2103,9 @@ def exec_manifest(manifest: Any, name: str, settings: Settings, opts: dict[str, 
             return _fan_out(jobs, settings, None, reporter, on_outcome, what, throttle=stage.throttle)
 
         roll.run(fan_out)
+        for name in reporter.names.settle():  # each result named by the task's first host
+            if name in roll.outcomes:
+                history.record_tasks(did, name, run_id, roll.outcomes[name].events)
     outcomes = [roll.outcomes[n] for n in host_of if n in roll.outcomes]
     summaries = [_summary(o) for o in outcomes]
     for h in not_deployed:

@@ -244,6 +244,8 @@ class Host:
     # "flags"}; AnsibleConfig.become_config), below the host's variables: what the connection-level
     # become (ansible_become) starts the agent with when no variable says
     become_config: dict[str, dict[str, str]] = field(default_factory=dict)
+    # -K was given: a connection-level become may ask for that password (transport.options.prompted_become)
+    become_asked: bool = False
 
     @property
     def address(self) -> str:
@@ -307,6 +309,39 @@ class Vaulted(str):
     ``VaultedValue`` (``tagged_with('VaultedValue')`` is true of it on the host too)."""
 
     __slots__ = ()
+
+
+class Decrypted(str):
+    """Text of a file ansible-vault encrypted as a whole (a vars file, role ``vars/``, an
+    ``-e @file``, ``group_vars``): plain text to Ansible (no ``VaultedValue`` tag), and written
+    as plain text, but a secret the compiler keeps out of an artifact that does not read it, as it
+    does a :class:`Vaulted` value (compiler/units.py)."""
+
+    __slots__ = ()
+
+
+def mark_decrypted(value: Any) -> Any:
+    """``value`` (what a whole encrypted file held) with each plain string a :class:`Decrypted`;
+    ``!vault``/``!unsafe`` strings keep their own class."""
+    if type(value) is str:
+        return Decrypted(value)
+    if isinstance(value, dict):
+        for k, v in value.items():
+            value[k] = mark_decrypted(v)
+    elif isinstance(value, list):
+        value[:] = [mark_decrypted(v) for v in value]
+    return value
+
+
+def is_secret(value: Any) -> bool:
+    """Whether ``value`` is, or holds, decrypted vault text (:class:`Vaulted`, :class:`Decrypted`)."""
+    if isinstance(value, (Vaulted, Decrypted)):
+        return True
+    if isinstance(value, dict):
+        return any(is_secret(v) for v in value.values())
+    if isinstance(value, (list, tuple)):
+        return any(is_secret(v) for v in value)
+    return False
 
 
 class Undecryptable(str):

@@ -103,6 +103,15 @@ class Session:
         if opts.get("incremental") and opts.get("rebuild"):
             raise UsageError("--incremental and --rebuild contradict each other", "pass one of them")
         check_flags(opts)
+        given = opts.get("inventory")
+        if isinstance(given, (list, tuple)):  # -i may be repeated on the command line
+            if len(given) > 1:
+                raise UsageError(
+                    f"several inventory sources ({', '.join('-i ' + str(g) for g in given)}) are not supported yet",
+                    "pass one: a directory holding the inventory files is read as one inventory, "
+                    "with the group_vars/ and host_vars/ beside them; nothing was touched",
+                )
+            opts["inventory"] = given[0] if given else None
         acfg = load_ansible_config()
         if mode in _READ | _HOSTS | {"list_inventory"}:
             inventories = acfg.get("inventory") or ()
@@ -281,7 +290,9 @@ class Session:
         if conn or missing:
             host = replace(host, vars={**host.vars, **missing, **conn})
         configured = acfg.become_config()
-        return replace(host, become_config=configured) if configured and not host.become_config else host
+        if configured and not host.become_config:
+            host = replace(host, become_config=configured)
+        return replace(host, become_asked=True) if self.opts.get("ask_become_pass") else host
 
     def units(self, plan: Plan, inv: Inventory, hosts: list[Host]) -> list[BuildUnit]:
         from .compiler.units import plan_units

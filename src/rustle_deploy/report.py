@@ -17,6 +17,7 @@ from __future__ import annotations
 import json
 import re
 import sys
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import IO, Any
 
@@ -79,6 +80,62 @@ UNTRUSTED_HINT = ("Templates and expressions must be defined by trusted sources 
 DEPRECATIONS_OFF = "Deprecation warnings can be disabled by setting `deprecation_warnings=False` in ansible.cfg."
 
 
+_NAMED_EVENTS = ("task_start", "task_result", "handler_start", "handler_result")
+
+
+class ShownNames:
+    """The name each host's task result shows, as ansible-playbook 2.19 names a task.
+
+    ansible-playbook renders a task's name once, with the variables of the first host (in the
+    play's order, among those still running) that reaches the task, its registered results and
+    facts included, and every host's result carries that name. The task keeps it: a later
+    ``serial`` batch shows it again, and a handler shows the name of its first run; only the
+    tasks of an included file are named anew in each batch (the file is loaded again). Each
+    host renders the name with its own values (the runtime), so the controller picks the first
+    host's: ``see`` as events arrive (before the first host reports a task, a line shows the
+    host's own name), ``settle`` once every host is done, which gives every result its final
+    name (what ``--output json`` and the history keep)."""
+
+    def __init__(self, order: Iterable[str] = (), included: dict[str, dict[str, int]] | None = None) -> None:
+        self.rank: dict[str, int] = {}
+        for host in order:
+            self.rank.setdefault(host, len(self.rank))
+        self.included = included or {}  # the id of a task of an included file -> each host's batch
+        self._first: dict[tuple[Any, ...], tuple[int, str]] = {}
+        self._count: dict[tuple[str, str, str], int] = {}
+        self._seen: list[tuple[str, dict[str, Any], tuple[Any, ...]]] = []
+
+    def see(self, host: str, event: dict[str, Any]) -> None:
+        """Give ``event`` (of ``host``) the name shown so far for its task."""
+        kind = event.get("event")
+        if kind not in _NAMED_EVENTS or not event.get("id") or not isinstance(event.get("task"), str):
+            return
+        ident = str(event["id"])
+        if kind in ("handler_start", "handler_result"):
+            key: tuple[Any, ...] = (kind, ident)
+        else:  # a task that runs again (an include's loop, a later phase) is named again each time
+            nth = self._count.get((host, kind, ident), 0)
+            self._count[(host, kind, ident)] = nth + 1
+            key = (kind, ident, self.included[ident].get(host, 0) if ident in self.included else None, nth)
+        rank = self.rank.get(host, len(self.rank))
+        first = self._first.get(key)
+        if first is None or rank < first[0]:
+            self._first[key] = (rank, event["task"])
+        else:
+            event["task"] = first[1]
+        self._seen.append((host, event, key))
+
+    def settle(self) -> set[str]:
+        """Give every event seen its task's final name; the hosts whose events changed."""
+        changed = set()
+        for host, event, key in self._seen:
+            name = self._first[key][1]
+            if event["task"] != name:
+                event["task"] = name
+                changed.add(host)
+        return changed
+
+
 class Reporter:
     """Progress lines and the final recap, plain or rich."""
 
@@ -96,6 +153,7 @@ class Reporter:
         self._progress: Any = None
         self._task_id: Any = None
         self._warned: set[str] = set()  # warning lines shown (ansible-playbook shows each once)
+        self.names = ShownNames()  # the run's hosts in order are set when it starts (fleetops)
         if self.rich:
             from rich.console import Console
 
@@ -148,7 +206,8 @@ class Reporter:
             self._progress = None
 
     def event(self, host: str, event: dict[str, Any]) -> None:
-        """One streamed runtime event of ``host``."""
+        """One streamed runtime event of ``host`` (its task named as the run shows it: ``names``)."""
+        self.names.see(host, event)
         kind = event.get("event")
         if kind == "health":
             healthy, verdict = health_verdict(event)

@@ -273,10 +273,18 @@ def prepare(root: Path, name: str, work: Path) -> Path:
     return work
 
 
+# Targets that run tasks as other accounts without the helper role: copy adds its own
+# unprivileged user and runs tests.yml as it (remote_user), and becomes ``nobody``.
+OTHER_ACCOUNTS = frozenset({"copy"})
+
+
 def _python(root: Path, name: str) -> str:
-    """The hosts' Python: this one, or for a target that becomes its test account one every
-    account can start (a virtualenv's often links into a private home)."""
-    return ACCOUNT_PYTHON if ACCOUNT_ROLE in roles_of(root, name) else sys.executable
+    """The hosts' Python: this one, or for a target that runs tasks as other accounts one every
+    account can start (a virtualenv's often links into a private home: ansible-playbook failed
+    copy's "Overwrite the file as user nobody" with "Permission denied" on it)."""
+    if ACCOUNT_ROLE in roles_of(root, name) or name in OTHER_ACCOUNTS:
+        return ACCOUNT_PYTHON
+    return sys.executable
 
 
 def _unshimmed(path: str) -> list[str]:

@@ -3,7 +3,6 @@ and what it refuses to translate; the per-host comparison."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -42,42 +41,19 @@ PINNED = (
 )
 
 
-@pytest.fixture(scope="module")
-def oracles(root: Path, request: pytest.FixtureRequest,
-            tmp_path_factory: pytest.TempPathFactory) -> Callable[[str], Run]:
-    """ansible-playbook's run of a pinned invocation, made once: the first test of a target runs
-    the oracle of every selected pinned invocation of that target, two at a time. Under
-    ``make test`` a target's tests are a unit of work of their own (tests/conftest.py's
-    GROUPED_FILES), so the targets spread over the workers and each runs its oracles once."""
-    done: dict[str, Run] = {}
-    selected = [item.callspec.params["key"] for item in request.session.items
-                if item.originalname == "test_runme_invocation_is_the_same_as_under_ansible_playbook"]
-    base = tmp_path_factory.mktemp("oracles")
-
-    def get(key: str) -> Run:
-        if key not in done:
-            target = key.split(":")[0]
-            found = {i.key: i for i in invocations(root, target)}
-            keys = [k for k in selected if k.split(":")[0] == target and k not in done] or [key]
-            with ThreadPoolExecutor(2) as pool:
-                runs = pool.map(lambda k: run_invocation(root, found[k], "ansible", base=base), keys)
-                done.update(zip(keys, runs, strict=True))
-        return done[key]
-
-    return get
-
-
 @pytest.mark.acceptance
 @pytest.mark.parametrize("key", PINNED)
-def test_runme_invocation_is_the_same_as_under_ansible_playbook(
-        key: str, root: Path, oracles: Callable[[str], Run], tmp_path: Path) -> None:
+def test_runme_invocation_is_the_same_as_under_ansible_playbook(key: str, root: Path, tmp_path: Path) -> None:
+    """Each case is a unit of work of its own under ``make test`` (tests/conftest.py's
+    SPREAD_FILES), and runs ansible-playbook (the oracle) and rustle-deploy at the same time,
+    each in a directory of its own."""
     target = key.split(":")[0]
     inv = next(i for i in invocations(root, target) if i.key == key)
     assert not inv.skipped, inv.skipped
-    oracle = oracles(key)
+    with ThreadPoolExecutor(2) as pool:
+        oracle, run = pool.map(lambda tool: run_invocation(root, inv, tool, base=tmp_path), ("ansible", "rustle"))
     # each pinned playbook runs tasks under ansible-playbook, or is refused by it before any
     assert oracle.results or exit_class(oracle) == "error", f"{key}: ansible-playbook ran no task\n{oracle.log[-3000:]}"
-    run = run_invocation(root, inv, "rustle", base=tmp_path)
     res = outcome(oracle, run)
     assert res.same, (f"{key} {inv.text}: {res.exits}, unreached {res.cmp.unreached}\n"
                       + "\n".join(res.cmp.differences[:10]) + "\n" + (run.refused or run.log[-3000:]))

@@ -92,6 +92,27 @@ def test_list_inventory_prints_what_ansible_inventory_prints(capsys: pytest.Capt
     assert "_meta" in json.loads(out)
 
 
+def test_several_inventory_sources_are_refused_not_half_read(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    """ansible-playbook merges every -i; rustle-deploy reads one source, so a second one is an
+    error naming both, never silently dropped (as repeated -i was: the last one won)."""
+    first, second = tmp_path / "a.ini", tmp_path / "b.ini"
+    first.write_text("h1 ansible_connection=local\n")
+    second.write_text("h2 ansible_connection=local\n")
+    play = tmp_path / "site.yml"
+    play.write_text("- hosts: all\n  gather_facts: false\n  tasks:\n    - debug: msg=hi\n")
+    code, out, err = run_cli(capsys, str(play), "-i", str(first), "-i", str(second), "--list-hosts")
+    assert code == 2 and out == ""
+    assert f"several inventory sources (-i {first}, -i {second}) are not supported yet" in err
+    assert "a directory holding the inventory files" in err
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("ANSIBLE_INVENTORY", f"{first},{second}")
+    code, out, err = run_cli(capsys, str(play), "--list-hosts")
+    assert code == 2 and "several inventory sources" in err
+    code, out, err = run_cli(capsys, str(play), "-i", str(first), "--list-hosts")
+    assert code == 0 and "h1" in out and "h2" not in out, err
+
+
 def test_dry_run_lists_artifacts_hosts_files_and_paths(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     inv = tmp_path / "inv.yml"
     inv.write_text(yaml.safe_dump({"all": {"children": {"web": {"hosts": {

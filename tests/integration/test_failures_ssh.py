@@ -40,6 +40,43 @@ def one(j: HostJob) -> HostOutcome:
     return asyncio.run(deploy_host(j, connect=CONNECT["fn"]))
 
 
+def recording_sudo(path: Path, log: Path) -> Path:
+    """An executable at ``path`` that appends its argv to ``log`` (a JSON list a line), then
+    runs the real sudo with the same arguments; skips the test where sudo is not installed."""
+    import shutil
+    import sys
+
+    sudo = shutil.which("sudo")
+    if not sudo:
+        pytest.skip("sudo is not installed")
+    path.write_text(f"#!{sys.executable}\nimport json, os, sys\n"
+                    f"with open({str(log)!r}, 'a') as fh:\n    fh.write(json.dumps(sys.argv) + '\\n')\n"
+                    f"os.execv({sudo!r}, [{sudo!r}] + sys.argv[1:])\n")
+    path.chmod(0o755)
+    return path
+
+
+def sudo_plugin_argv(options: dict[str, str]) -> list[str]:
+    """The sudo command line ansible-core's sudo become plugin builds with these options, up to
+    the command it runs."""
+    import shlex
+
+    from ansible.plugins.loader import become_loader, shell_loader
+
+    plugin = become_loader.get("sudo")
+    plugin.set_options(direct=options)
+    return shlex.split(plugin.build_become_command("true", shell_loader.get("sh")))[:-1]
+
+
+def sudo_calls_were(log: Path, argv: list[str]) -> None:
+    """Assert the recording sudo ran, each time as ``argv`` then ``-- /bin/sh`` (the agent)."""
+    import json
+
+    calls = [json.loads(line) for line in log.read_text().splitlines()]
+    assert calls and all(call[:len(argv)] == argv and call[len(argv):len(argv) + 2] == ["--", "/bin/sh"]
+                         for call in calls), calls
+
+
 def test_closed_port_is_a_connect_error(sshd, tmp_path, build_artifact):
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -216,35 +253,18 @@ def test_become_exe_and_flags_start_the_agent_as_ansible_builds_the_command(sshd
     become, and the plugin's default flags when none are set: the program, its flags and the
     user are the ones ansible-core's sudo plugin builds;
     a become_exe that does not exist fails its host, naming it."""
-    import json
-    import shlex
-    import shutil
-    import sys
-
-    from ansible.plugins.loader import become_loader, shell_loader
-
-    sudo = shutil.which("sudo")
-    if not sudo:
-        pytest.skip("sudo is not installed")
     wrap = tmp_path / "wrap"
     wrap.mkdir()
     log = wrap / "argv.jsonl"
-    rec = wrap / "sudo-rec"
-    rec.write_text(f"#!{sys.executable}\nimport json, os, sys\n"
-                   f"with open({str(log)!r}, 'a') as fh:\n    fh.write(json.dumps(sys.argv) + '\\n')\n"
-                   f"os.execv({sudo!r}, [{sudo!r}] + sys.argv[1:])\n")
-    rec.chmod(0o755)
+    rec = recording_sudo(wrap / "sudo-rec", log)
     h = sshd.host("wrapped", tmp_path / "r", ansible_become=True, ansible_become_user=sshd.user,
                   ansible_become_exe="/nonexistent/sudo", ansible_sudo_exe=str(rec),
                   ansible_become_flags="-n -H")
     out = one(job(h, build_artifact(), run=RunOptions("r1")))
     assert out.ok, out.error
-    plugin = become_loader.get("sudo")
-    plugin.set_options(direct={"become_exe": str(rec), "become_flags": "-n -H", "become_user": sshd.user})
-    theirs = shlex.split(plugin.build_become_command("true", shell_loader.get("sh")))
-    assert theirs[:-1] == [str(rec), "-n", "-H", "-u", sshd.user]
-    calls = [json.loads(line) for line in log.read_text().splitlines()]
-    assert calls and all(argv[:5] == theirs[:5] and argv[5:7] == ["--", "/bin/sh"] for argv in calls), calls
+    theirs = sudo_plugin_argv({"become_exe": str(rec), "become_flags": "-n -H", "become_user": sshd.user})
+    assert theirs == [str(rec), "-n", "-H", "-u", sshd.user]
+    sudo_calls_were(log, theirs)
 
     # no flags set: the sudo plugin's default, -H -S -n (real sudo, over the private sshd)
     log.unlink()
@@ -252,12 +272,9 @@ def test_become_exe_and_flags_start_the_agent_as_ansible_builds_the_command(sshd
                       ansible_sudo_exe=str(rec))
     out = one(job(plain, build_artifact(), run=RunOptions("r3")))
     assert out.ok, out.error
-    plugin = become_loader.get("sudo")
-    plugin.set_options(direct={"become_exe": str(rec), "become_user": sshd.user})
-    theirs = shlex.split(plugin.build_become_command("true", shell_loader.get("sh")))
-    assert theirs[:-1] == [str(rec), "-H", "-S", "-n", "-u", sshd.user]
-    calls = [json.loads(line) for line in log.read_text().splitlines()]
-    assert calls and all(argv[:6] == theirs[:6] and argv[6:8] == ["--", "/bin/sh"] for argv in calls), calls
+    theirs = sudo_plugin_argv({"become_exe": str(rec), "become_user": sshd.user})
+    assert theirs == [str(rec), "-H", "-S", "-n", "-u", sshd.user]
+    sudo_calls_were(log, theirs)
 
     bad = sshd.host("missing", tmp_path / "r2", ansible_become=True, ansible_become_user=sshd.user,
                     ansible_become_exe="/nonexistent/sudo")
@@ -274,25 +291,12 @@ def test_the_connection_level_become_reads_the_sudo_plugins_config_as_ansible_do
     [sudo_become_plugin] executable and flags (over [privilege_escalation] become_exe), and
     ANSIBLE_SUDO_FLAGS beats the file; the command line is the one ansible-core's sudo plugin
     builds from the same configuration (a real sudo, over the private sshd)."""
-    import json
-    import shlex
-    import shutil
-    import sys
-
     import yaml
-    from ansible.plugins.loader import become_loader, shell_loader
 
     from rustle_deploy.cli import main
 
-    sudo = shutil.which("sudo")
-    if not sudo:
-        pytest.skip("sudo is not installed")
     log = tmp_path / "argv.jsonl"
-    rec = tmp_path / "sudo-rec"
-    rec.write_text(f"#!{sys.executable}\nimport json, os, sys\n"
-                   f"with open({str(log)!r}, 'a') as fh:\n    fh.write(json.dumps(sys.argv) + '\\n')\n"
-                   f"os.execv({sudo!r}, [{sudo!r}] + sys.argv[1:])\n")
-    rec.chmod(0o755)
+    rec = recording_sudo(tmp_path / "sudo-rec", log)
     cfg = tmp_path / "ansible.cfg"
     cfg.write_text(f"[privilege_escalation]\nbecome_exe = /nonexistent/generic-sudo\nbecome_flags = -E\n"
                    f"[sudo_become_plugin]\nexecutable = {rec}\nflags = -n -H\n")
@@ -301,23 +305,20 @@ def test_the_connection_level_become_reads_the_sudo_plugins_config_as_ansible_do
     (tmp_path / "site.yml").write_text("- hosts: all\n  gather_facts: false\n  tasks:\n    - ping:\n")
     monkeypatch.setenv("ANSIBLE_CONFIG", str(cfg))
 
-    def ours_and_theirs(flags: str) -> tuple[list[list[str]], list[str]]:
+    def ours_and_theirs(flags: str) -> list[str]:
         log.unlink(missing_ok=True)
         code = main([str(tmp_path / "site.yml"), "-i", str(tmp_path / "inv.yml"), "--run", "--output", "json"])
         out, err = capsys.readouterr()
         assert code == 0, out + err
-        plugin = become_loader.get("sudo")
-        plugin.set_options(direct={"become_exe": str(rec), "become_flags": flags, "become_user": sshd.user})
-        theirs = shlex.split(plugin.build_become_command("true", shell_loader.get("sh")))[:-1]
-        return [json.loads(line) for line in log.read_text().splitlines()], theirs
+        return sudo_plugin_argv({"become_exe": str(rec), "become_flags": flags, "become_user": sshd.user})
 
-    calls, theirs = ours_and_theirs("-n -H")
+    theirs = ours_and_theirs("-n -H")
     assert theirs == [str(rec), "-n", "-H", "-u", sshd.user]
-    assert calls and all(argv[:5] == theirs and argv[5:7] == ["--", "/bin/sh"] for argv in calls), calls
+    sudo_calls_were(log, theirs)
     monkeypatch.setenv("ANSIBLE_SUDO_FLAGS", "-H -n")
-    calls, theirs = ours_and_theirs("-H -n")
+    theirs = ours_and_theirs("-H -n")
     assert theirs == [str(rec), "-H", "-n", "-u", sshd.user]
-    assert calls and all(argv[:5] == theirs and argv[5:7] == ["--", "/bin/sh"] for argv in calls), calls
+    sudo_calls_were(log, theirs)
 
 
 def test_become_that_needs_a_password_is_a_clear_error(sshd, tmp_path, build_artifact):

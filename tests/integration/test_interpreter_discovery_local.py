@@ -27,6 +27,7 @@ import pytest
 
 from rustle_deploy.cli import main
 
+from ..conftest import ORACLE_TIMEOUT
 from .conftest import ansible_env
 from .test_playbooks_ansible import ANSIBLE
 
@@ -96,26 +97,38 @@ def runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
             f"plain ansible_connection=local rustle_remote_dir={work / 'remote-plain'}\n"
             f"named ansible_connection=local ansible_python_interpreter={other} "
             f"rustle_remote_dir={work / 'remote-named'}\n")
-        args = ["-i", str(work / "inv.ini"), "-e", f"out={work / 'out'}"]
-        if tool == "ansible":
-            proc = subprocess.run([str(ANSIBLE), str(work / "site.yml"), *args, "-f", "1"], capture_output=True,
-                                  text=True, env={**ansible_env(work), "PATH": PATH}, timeout=600)
-            code, text = proc.returncode, proc.stdout + proc.stderr
-        else:
-            with pytest.MonkeyPatch.context() as mp:
-                mp.setenv("HOME", str(work / "home"))
-                mp.setenv("PATH", PATH)
-                mp.setenv("ANSIBLE_CONFIG", str(work / "no-ansible.cfg"))
-                for var in ("ANSIBLE_PYTHON_INTERPRETER", "RUSTLE_DEPLOY_CACHE_DIR", "RUSTLE_STATE_DB"):
-                    mp.delenv(var, raising=False)
-                with open(work / "rustle.out", "w") as stream:
-                    mp.setattr(sys, "stdout", stream)
-                    mp.setattr(sys, "stderr", stream)
-                    code = main([str(work / "site.yml"), *args, "--run", "--output", "text", "-f", "1"])
-            text = (work / "rustle.out").read_text()
-        out[tool] = {"code": code, "text": text,
-                     "files": {p.name: p.read_text() for p in sorted((work / "out").iterdir())}}
+        out[tool] = run_tool(tool, work, ["-i", str(work / "inv.ini")], {"PATH": PATH, "ANSIBLE_PYTHON_INTERPRETER": None})
     return out
+
+
+def run_tool(tool: str, work: Path, args: list[str], env: dict[str, str | None]) -> dict[str, Any]:
+    """``work``'s site.yml run with ``args`` and ``-e out=WORK/out -f 1`` by ansible-playbook
+    (tool "ansible") or rustle-deploy --run (in this process, HOME under ``work``), neither
+    reading an ansible.cfg, with ``env`` over the environment (None: unset): the exit code, the
+    console's text and the files the hosts wrote into WORK/out."""
+    argv = [str(work / "site.yml"), *args, "-e", f"out={work / 'out'}", "-f", "1"]
+    if tool == "ansible":
+        full: dict[str, str | None] = {**ansible_env(work), **env}
+        proc = subprocess.run([str(ANSIBLE), *argv], capture_output=True, text=True, timeout=ORACLE_TIMEOUT,
+                              env={k: v for k, v in full.items() if v is not None})
+        code, text = proc.returncode, proc.stdout + proc.stderr
+    else:
+        with pytest.MonkeyPatch.context() as mp:
+            mp.setenv("HOME", str(work / "home"))
+            mp.setenv("ANSIBLE_CONFIG", str(work / "no-ansible.cfg"))
+            for var in ("RUSTLE_DEPLOY_CACHE_DIR", "RUSTLE_STATE_DB"):
+                mp.delenv(var, raising=False)
+            for var, value in env.items():
+                if value is None:
+                    mp.delenv(var, raising=False)
+                else:
+                    mp.setenv(var, value)
+            with open(work / "rustle.out", "w") as stream:
+                mp.setattr(sys, "stdout", stream)
+                mp.setattr(sys, "stderr", stream)
+                code = main([*argv, "--run", "--output", "text"])
+        text = (work / "rustle.out").read_text()
+    return {"code": code, "text": text, "files": {p.name: p.read_text() for p in sorted((work / "out").iterdir())}}
 
 
 def test_a_local_host_discovers_and_a_tasks_auto_runs_its_module_in_the_discovered_python(

@@ -15,8 +15,6 @@ from __future__ import annotations
 import os
 import re
 import shutil
-import subprocess
-import sys
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -25,10 +23,8 @@ from typing import Any
 import pytest
 import yaml
 
-from rustle_deploy.cli import main
-
 from ..native.test_auto import namespaced_sshd
-from .conftest import ansible_env
+from .test_interpreter_discovery_local import WARNING, run_tool
 from .test_playbooks_ansible import ANSIBLE
 
 PLAYBOOK = """- hosts: all
@@ -52,7 +48,6 @@ SETUP = ('mkdir -p "$1/orig" "$1/bin" && mount --bind /usr/bin "$1/orig" && '
          'cp -as "$1/orig/." "$1/bin/" && rm -f "$1/bin/python3" "$1/bin/python" && mount --bind "$1/bin" /usr/bin && '
          'for d in "$HOME/.pyenv" /root/.pyenv; do [ ! -d "$d" ] || mount -t tmpfs -o ro tmpfs "$d" || exit 1; done')
 
-WARNING = re.compile(r"\[WARNING\]: (Host '[^']+' is using the discovered Python interpreter at .*? for more information\.)")
 DEPRECATION = re.compile(r"\[DEPRECATION WARNING\]: (The '[^']+' option for 'INTERPRETER_PYTHON' .*?2\.21\.)")
 
 
@@ -88,40 +83,11 @@ def runs(sshd: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[s
                         for name, v in hosts.items()}}}
                     (work / "inv.yml").write_text(yaml.safe_dump(inv))
                     (work / "site.yml").write_text(PLAYBOOK)
-                    args = ["-i", str(work / "inv.yml"), str(work / "site.yml"), "-e", f"out={work / 'out'}"]
-                    if tool == "ansible":
-                        env = {**ansible_env(work, ANSIBLE_FORKS="1"), "ANSIBLE_DEPRECATION_WARNINGS": "True"}
-                        if env_mode:
-                            env["ANSIBLE_PYTHON_INTERPRETER"] = env_mode
-                        proc = subprocess.run([str(ANSIBLE), *args], capture_output=True, text=True, env=env,
-                                              timeout=600)
-                        code, text = proc.returncode, proc.stdout + proc.stderr
-                    else:
-                        code, text = _rustle(work, args, env_mode)
-                    out[f"{tool}-{env_mode or 'default'}"] = {
-                        "code": code, "text": text,
-                        "files": {p.name: p.read_text() for p in sorted((work / "out").iterdir())}}
+                    env = {"ANSIBLE_DEPRECATION_WARNINGS": "True", "ANSIBLE_PYTHON_INTERPRETER": env_mode or None}
+                    out[f"{tool}-{env_mode or 'default'}"] = run_tool(tool, work, ["-i", str(work / "inv.yml")], env)
         yield out
     finally:
         shutil.rmtree(other, ignore_errors=True)
-
-
-def _rustle(work: Path, args: list[str], env_mode: str) -> tuple[int, str]:
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("HOME", str(work / "home"))
-        mp.setenv("ANSIBLE_CONFIG", str(work / "no-ansible.cfg"))
-        if env_mode:
-            mp.setenv("ANSIBLE_PYTHON_INTERPRETER", env_mode)
-        else:
-            mp.delenv("ANSIBLE_PYTHON_INTERPRETER", raising=False)
-        for var in ("RUSTLE_DEPLOY_CACHE_DIR", "RUSTLE_STATE_DB"):
-            mp.delenv(var, raising=False)
-        out_path = work / "rustle.out"
-        with open(out_path, "w") as stream:
-            mp.setattr(sys, "stdout", stream)
-            mp.setattr(sys, "stderr", stream)
-            code = main([args[2], *args[:2], *args[3:], "--run", "--output", "text", "-f", "1"])
-    return code, out_path.read_text()
 
 
 def test_the_launcher_discovers_the_interpreter_ansible_discovers(runs: dict[str, Any]) -> None:

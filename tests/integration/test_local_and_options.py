@@ -126,5 +126,12 @@ def test_bad_ssh_options_are_host_errors():
         ssh_settings(Host("web", {"ansible_ssh_common_args": "-o StrictHostKeyChecking=maybe"}))
     with pytest.raises(ConnectError, match="cannot split"):
         ssh_settings(Host("web", {"ansible_ssh_common_args": "-o 'unterminated"}))
-    with pytest.raises(ConnectError, match="ansible_become_method='su'"):
-        agent_launch(Host("web", {"ansible_become": True, "ansible_become_method": "su"}))
+    with pytest.raises(ConnectError, match="ansible_become_method='doas'"):
+        agent_launch(Host("web", {"ansible_become": True, "ansible_become_method": "doas"}))
+    # su, or a become password: the agent starts as the connecting user, each task becomes on the host
+    assert not agent_launch(Host("web", {"ansible_become": True, "ansible_become_method": "su"})).become
+    assert not agent_launch(Host("web", {"ansible_become": True, "ansible_become_password": "pw"})).become
+    assert agent_launch(Host("web", {"ansible_become": True})).become
+    with pytest.raises(ConnectError, match="ansible_become_password is a template") as err:
+        agent_launch(Host("web", {"ansible_become": True, "ansible_become_password": "{{ pw }}"}))
+    assert "{{ pw }}" not in str(err.value)

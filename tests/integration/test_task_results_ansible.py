@@ -2,7 +2,10 @@
 cannot be rendered shows ``<< error N - why >>`` and warns, an include is named as it names it,
 ``ansible_failed_task.name`` is the name shown), each host's status per task (``--output json``
 and the state database's ``ignored``), ansible.cfg's ``deprecation_warnings``, and the origin a
-strict conditional's message names for an extra var (``-e name=value``, ``-e @file``).
+strict conditional's message and the origin filter name for an extra var (``-e name=value``,
+``-e @file``) and a set_fact value; a name over
+what only the run knows (a registered result, a fact, a handler's) is the first host's, in later
+``serial`` batches too, but for an included file's tasks.
 
 One ansible-playbook run (``-f 1``, two local hosts) and two rustle-deploy runs serve every test."""
 
@@ -72,8 +75,36 @@ BOOK = """\
       rescue:
         - name: rescued again
           debug: msg="failed task {{ ansible_failed_task.name }}"
+- hosts: all
+  gather_facts: false
+  serial: 1
+  tasks:
+    - command: echo {{ who }}
+      register: r
+    - set_fact:
+        mine: "{{ who | lower }}"
+    - name: a set_fact value in a conditional
+      debug: msg=x
+      when: mine
+      ignore_errors: true
+    - name: origin of a set_fact value
+      debug: msg="{{ mine | ansible._protomatter.origin }} {{ mine | ansible._protomatter.tag_names }}"
+    - name: "registered {{ r.stdout }} and fact {{ mine }}"
+      debug: msg=r
+    - name: "looped {{ who }} {{ item }}"
+      debug: msg=l
+      loop: [1]
+    - include_tasks: inc2.yml
+    - name: notify
+      command: echo
+      notify: h
+  handlers:
+    - name: "handler {{ r.stdout }}"
+      listen: h
+      debug: msg=h
 """
 INC = '- name: "in {{ word }}"\n  debug: msg=i\n'
+INC2 = '- name: "in2 {{ r.stdout }}"\n  debug: msg=i\n'
 # ansible-playbook's per-host result lines, and what --output json calls them
 _LINE = re.compile(r"^(ok|changed|skipping|fatal|included): (?:\[(\w+)\]|.* for ([\w, ]+)$)")
 _STATUS = {"ok": "ok", "changed": "changed", "skipping": "skipped", "fatal": "failed", "included": "ok"}
@@ -86,7 +117,7 @@ def _oracle_results(stdout: str) -> dict[str, list[tuple[str, str]]]:
     banner = ""
     last: tuple[str, int] | None = None
     for line in stdout.splitlines():
-        m = re.match(r"^TASK \[(.*)\] \*+$", line)
+        m = re.match(r"^(?:TASK|RUNNING HANDLER) \[(.*)\] \*+$", line)
         if m:
             banner = m.group(1)
             continue
@@ -109,6 +140,7 @@ def runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     work = tmp_path_factory.mktemp("task-results")
     (work / "site.yml").write_text(BOOK)
     (work / "inc.yml").write_text(INC)
+    (work / "inc2.yml").write_text(INC2)
     (work / "ev.yml").write_text("# extra vars\nfflag: word\n")
     extra = ["-e", "eflag=word", "-e", f"@{work}/ev.yml"]
     (work / "inv.ini").write_text("".join(
@@ -131,7 +163,7 @@ def runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
             env=dict(env, HOME=str(home), RUSTLE_STATE_DB=str(work / f"{name}.db"), ANSIBLE_CONFIG=str(config)))
         assert proc.returncode == 0, proc.stdout + proc.stderr
         rustle[name] = {"doc": json.loads(proc.stdout), "text": proc.stderr, "db": work / f"{name}.db"}
-    return {"oracle": oracle.stdout, "oracle_warnings": oracle.stderr, "rustle": rustle}
+    return {"oracle": oracle.stdout, "oracle_warnings": oracle.stderr, "rustle": rustle, "work": work}
 
 
 def test_each_hosts_task_names_and_statuses_in_the_json_output_are_ansible_playbooks(runs: dict[str, Any]) -> None:
@@ -156,6 +188,23 @@ def test_each_hosts_task_names_and_statuses_in_the_json_output_are_ansible_playb
         assert {t["name"]: t.get("msg") for t in host["tasks"]}["rescued again"] == "failed task fail on A"
 
 
+def test_a_name_over_what_the_run_knows_is_the_first_hosts_in_every_batch_but_an_included_files(
+        runs: dict[str, Any]) -> None:
+    # serial 1: b runs alone in the second batch, yet shows a's registered result and fact, a's
+    # values in a looped task's name and a handler's; only an included file's task is named
+    # again, by the batch's first host (ansible-core loads the file again)
+    oracle = _oracle_results(runs["oracle"])
+    expected = ["command", "set_fact", "a set_fact value in a conditional", "origin of a set_fact value",
+                "registered A and fact a", "looped A << error 1 - 'item' is undefined >>",
+                "include_tasks", "in2 {}", "notify", "handler A"]
+    for host in ("a", "b"):
+        shown = [name for name, _ in oracle[host][-len(expected):]]
+        assert shown == [n.format(host.upper()) for n in expected], host
+    for host in runs["rustle"]["default"]["doc"]["hosts"]:
+        ours = [t["name"] for t in host["tasks"]][-len(expected):]
+        assert ours == [n.format(host["name"].upper()) for n in expected], host["name"]
+
+
 def test_a_name_that_cannot_be_rendered_warns_as_ansible_playbook_does(runs: dict[str, Any]) -> None:
     def warnings(text: str) -> list[str]:
         """Each warning's first line and its "error N - ..." lines, each text once (rustle-deploy
@@ -178,7 +227,7 @@ def test_ignored_failures_are_recorded_as_such_in_the_history(runs: dict[str, An
     assert rows == [(h, n, "failed", i) for h in ("a", "b")
                     for n, i in (("ignored failure", 1), ("extra var from the command line", 1),
                                  ("extra var from a file", 1), ("fail play << error 1 - 'nope' is undefined >>", 0),
-                                 ("fail on A", 0))]
+                                 ("fail on A", 0), ("a set_fact value in a conditional", 1))]
 
 
 def test_deprecations_show_as_ansible_playbook_shows_them_unless_ansible_cfg_turns_them_off(
@@ -203,10 +252,16 @@ def test_a_strict_conditionals_message_names_where_an_extra_var_came_from(runs: 
     for line in runs["oracle"].splitlines():
         if line.startswith("TASK ["):
             banner = line[6:line.index("] *")]
-        elif line.startswith("fatal: [a]: FAILED! => ") and banner.startswith("extra var"):
+        elif line.startswith("fatal: [a]: FAILED! => ") and banner.startswith(("extra var", "a set_fact")):
             oracle[banner] = json.loads(line.split("=> ", 1)[1])["msg"]
     assert oracle["extra var from the command line"].endswith(
         "derived from value of type 'str' at \"<CLI option '-e'>\". Conditionals must have a boolean result.")
     assert "ev.yml:2:8'" in oracle["extra var from a file"]
+    # a set_fact value: where set_fact's argument was written, in the message and the origin filter
+    assert "site.yml:56:15'" in oracle["a set_fact value in a conditional"]
+    ours_b = {t["name"]: t.get("msg") for t in runs["rustle"]["default"]["doc"]["hosts"][1]["tasks"]}
+    assert ours_b["origin of a set_fact value"].startswith(f"{runs['work']}/site.yml:56:15 [")
+    assert "'Origin'" in ours_b["origin of a set_fact value"]
+    assert f'"msg": {json.dumps(ours_b["origin of a set_fact value"])}' in runs["oracle"]
     ours = {t["name"]: t.get("msg") for t in runs["rustle"]["default"]["doc"]["hosts"][0]["tasks"]}
     assert {name: ours[name] for name in oracle} == oracle

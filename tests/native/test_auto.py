@@ -12,7 +12,7 @@ import shutil
 import sqlite3
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import closing
 from pathlib import Path
 from typing import Any
@@ -34,6 +34,28 @@ def auto(monkeypatch: pytest.MonkeyPatch, native_cache: Path) -> Path:
     """No RUSTLE_FORMAT (the suite pins pyz): the command's own default, auto."""
     monkeypatch.delenv("RUSTLE_FORMAT", raising=False)
     return native_cache
+
+
+CopyPlan = Callable[..., tuple[Path, Path, Path]]
+
+
+@pytest.fixture
+def copy_plan(tmp_path: Path) -> CopyPlan:
+    """``copy_plan(a={}, b={"rustle_target": ...})``: a plan that copies "x" to ROOT/<host> on
+    local hosts (remote dir tmp_path/r<host>) with these variables of their own, and their
+    inventory: (plan, inventory, ROOT)."""
+    def make(**hosts: dict[str, str]) -> tuple[Path, Path, Path]:
+        root = tmp_path / "root"
+        root.mkdir()
+        plan = make_plan(tmp_path, [{"module": "copy", "args": {"content": "x\n", "dest": f"{root}/{{{{ inventory_hostname }}}}"}}],
+                         hosts=tuple(hosts))
+        inv = tmp_path / "inv.yml"
+        inv.write_text(yaml.safe_dump({"all": {"hosts": {
+            name: {"ansible_connection": "local", "rustle_remote_dir": str(tmp_path / f"r{name}"), **own}
+            for name, own in hosts.items()}}}))
+        return plan, inv, root
+
+    return make
 
 
 @contextlib.contextmanager
@@ -348,18 +370,10 @@ def test_auto_honours_a_hosts_target_and_remembers_the_machine_it_reported(
 
 
 def test_auto_gives_pyz_to_a_host_whose_target_has_no_runner(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str], auto: Path, monkeypatch: pytest.MonkeyPatch
+    capsys: pytest.CaptureFixture[str], auto: Path, copy_plan: CopyPlan
 ) -> None:
     """A rustle_target no runner exists for: that host gets pyz (-v says why), the others native."""
-    root = tmp_path / "root"
-    root.mkdir()
-    plan = make_plan(tmp_path, [{"module": "copy", "args": {"content": "x\n", "dest": f"{root}/{{{{ inventory_hostname }}}}"}}],
-                     hosts=("a", "b"))
-    inv = tmp_path / "inv.yml"
-    inv.write_text(yaml.safe_dump({"all": {"hosts": {
-        "a": {"ansible_connection": "local", "rustle_remote_dir": str(tmp_path / "ra")},
-        "b": {"ansible_connection": "local", "rustle_remote_dir": str(tmp_path / "rb"),
-              "rustle_target": "riscv64gc-unknown-linux-gnu"}}}}))
+    plan, inv, root = copy_plan(a={}, b={"rustle_target": "riscv64gc-unknown-linux-gnu"})
     code, doc, err = cli(capsys, str(plan), "-i", str(inv), "--run", "--output", "json", "-v")
     assert code == 0, err
     assert "format: pyz for b: rustle_target=riscv64gc-unknown-linux-gnu: --target riscv64gc-unknown-linux-gnu: " \
@@ -371,20 +385,14 @@ def test_auto_gives_pyz_to_a_host_whose_target_has_no_runner(
 
 
 def test_auto_builds_for_the_machine_a_host_reported_before_without_a_failure_first(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str], auto: Path, rustle_home: Path
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], auto: Path, rustle_home: Path, copy_plan: CopyPlan
 ) -> None:
     """Every agent's done line reports the host's machine; the history keeps it (host_platforms),
     and the next --format auto deployment builds that host's runner for it: a host declared
     aarch64 that said x86-64 (through pyz here) gets the x86-64 runner at once, no failed
     install first, and -v says where its target came from."""
-    root = tmp_path / "root"
-    root.mkdir()
-    plan = make_plan(tmp_path, [{"module": "copy", "args": {"content": "x\n", "dest": f"{root}/{{{{ inventory_hostname }}}}"}}],
-                     hosts=("a",))
-    inv = tmp_path / "inv.yml"
+    plan, inv, _ = copy_plan(a={"rustle_target": AARCH64})
     remote = tmp_path / "ra"
-    inv.write_text(yaml.safe_dump({"all": {"hosts": {
-        "a": {"ansible_connection": "local", "rustle_remote_dir": str(remote), "rustle_target": AARCH64}}}}))
     code, first, err = cli(capsys, str(plan), "-i", str(inv), "--run", "--output", "json", "--format", "pyz")
     assert code == 0, err
     machine = os.uname().machine
@@ -405,20 +413,13 @@ def test_auto_builds_for_the_machine_a_host_reported_before_without_a_failure_fi
 
 
 def test_auto_gives_pyz_to_a_host_that_reported_a_machine_no_runner_exists_for(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str], auto: Path, rustle_home: Path
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], auto: Path, rustle_home: Path, copy_plan: CopyPlan
 ) -> None:
     """The history says host b could not execute a runner and is armv7l: auto gives it pyz,
     whatever its rustle_target says, and -v says why; a keeps the runner."""
     from rustle_deploy.state import History
 
-    root = tmp_path / "root"
-    root.mkdir()
-    plan = make_plan(tmp_path, [{"module": "copy", "args": {"content": "x\n", "dest": f"{root}/{{{{ inventory_hostname }}}}"}}],
-                     hosts=("a", "b"))
-    inv = tmp_path / "inv.yml"
-    inv.write_text(yaml.safe_dump({"all": {"hosts": {
-        "a": {"ansible_connection": "local", "rustle_remote_dir": str(tmp_path / "ra")},
-        "b": {"ansible_connection": "local", "rustle_remote_dir": str(tmp_path / "rb"), "rustle_target": AARCH64}}}}))
+    plan, inv, root = copy_plan(a={}, b={"rustle_target": AARCH64})
     with History(rustle_home / ".rustle" / "state.db") as history:
         history.record_runner_failure("b", str(tmp_path / "rb"), "f" * 64, "exit 126 on armv7l", "d-earlier", "armv7l")
     code, doc, err = cli(capsys, str(plan), "-i", str(inv), "--run", "--output", "json", "-v")
@@ -504,7 +505,7 @@ def test_a_host_without_python_is_cleaned_up_through_the_runner(
 
 def test_a_host_whose_glibc_is_older_than_the_runner_needs_gets_the_static_runner_and_native_refuses_it(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], static_runner: RunnerBinary, auto: Path, rustle_home: Path,
-    runner: RunnerBinary,
+    runner: RunnerBinary, copy_plan: CopyPlan,
 ) -> None:
     """Each agent's done line says the host's C library (host_platforms.libc): the Python agent's
     and the runner's alike. A host that reported a glibc older than the one the runner was
@@ -513,13 +514,8 @@ def test_a_host_whose_glibc_is_older_than_the_runner_needs_gets_the_static_runne
     The old version is a fake value written into the real history."""
     from rustle_deploy.compiler.runner import glibc_needed
 
-    root = tmp_path / "root"
-    root.mkdir()
-    plan = make_plan(tmp_path, [{"module": "copy", "args": {"content": "x\n", "dest": f"{root}/{{{{ inventory_hostname }}}}"}}],
-                     hosts=("a",))
-    inv = tmp_path / "inv.yml"
+    plan, inv, _ = copy_plan(a={})
     remote = tmp_path / "ra"
-    inv.write_text(yaml.safe_dump({"all": {"hosts": {"a": {"ansible_connection": "local", "rustle_remote_dir": str(remote)}}}}))
     db_path = rustle_home / ".rustle" / "state.db"
     libc = os.confstr("CS_GNU_LIBC_VERSION")
     code, first, err = cli(capsys, str(plan), "-i", str(inv), "--run", "--output", "json", "--format", "pyz")
@@ -569,7 +565,7 @@ def test_a_host_whose_glibc_is_older_than_the_runner_needs_gets_the_static_runne
 
 def test_a_new_host_with_an_older_glibc_gets_the_static_runner_in_the_same_deployment(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], static_runner: RunnerBinary, auto: Path,
-    runner: RunnerBinary, rustle_home: Path, monkeypatch: pytest.MonkeyPatch,
+    runner: RunnerBinary, rustle_home: Path, monkeypatch: pytest.MonkeyPatch, copy_plan: CopyPlan,
 ) -> None:
     """A host never seen before says what it is before the first runner is installed there
     (the bootstrap's uname -sm and getconf GNU_LIBC_VERSION; here a getconf first on PATH
@@ -583,13 +579,8 @@ def test_a_new_host_with_an_older_glibc_gets_the_static_runner_in_the_same_deplo
     (fake / "getconf").write_text("#!/bin/sh\necho glibc 2.17\n")
     (fake / "getconf").chmod(0o755)
     monkeypatch.setenv("PATH", f"{fake}:{os.environ['PATH']}")
-    root = tmp_path / "root"
-    root.mkdir()
-    plan = make_plan(tmp_path, [{"module": "copy", "args": {"content": "x\n", "dest": f"{root}/{{{{ inventory_hostname }}}}"}}],
-                     hosts=("a",))
-    inv = tmp_path / "inv.yml"
+    plan, inv, root = copy_plan(a={})
     remote = tmp_path / "ra"
-    inv.write_text(yaml.safe_dump({"all": {"hosts": {"a": {"ansible_connection": "local", "rustle_remote_dir": str(remote)}}}}))
     need = ".".join(map(str, glibc_needed(runner.path, runner.sha256) or ()))
     code, doc, err = cli(capsys, str(plan), "-i", str(inv), "--run", "--output", "json", "-v")
     assert code == 0, err

@@ -17,8 +17,7 @@ from typing import Any
 
 import pytest
 
-from .test_native_runs import cli, files, journal, local_inventory
-from .test_runner_modules import masked
+from .test_runner_modules import pyz_and_native
 
 RSA = ("example.org ssh-rsa AAAAB3NzaC1yc2EAAAADAQABAAAAglyZmHHWskQ9wkh8LYbIqzvg99/oloneH7BaZ02ripJUy/2Zynv4tgUfm9fd"
        "XvAb1XXCEuTRnts9FBer87+voU0FPRgx3CfY9Sgr0FspUjnm4lqs53FIab1psddAaS7/F7lrnjl6VqBtPwMRQZG7qlml5uogGJwYJHxX0PG"
@@ -171,37 +170,14 @@ _HASHED = re.compile(r"\|1\|[A-Za-z0-9+/]{27}=\|[A-Za-z0-9+/]{27}=")
 
 
 def _run_both(tmp_path: Path, capsys: pytest.CaptureFixture[str], *flags: str) -> tuple[Any, ...]:
-    outcomes = {}
-    for fmt in ("pyz", "native"):
-        work = tmp_path / fmt
-        root = work / "root"
-        root.mkdir(parents=True)
-        book = work / "site.yml"
-        book.write_text(PLAYBOOK.replace("ROOT", str(root)))
-        remote = work / "remote"
-        inv = local_inventory(work / "inv.ini", remote)
-        code, doc, err = cli(capsys, str(book), "-i", str(inv), "--run", "--output", "json", "--format", fmt,
-                             "-v", "--diff", *flags)
-        assert code == 0, err
-        assert ("native: rustle-runner for" in err) == (fmt == "native"), err  # native ran natively
-        if not flags:  # ssh-keygen finds the hashed host under its random salt
+    def found_hashed(fmt: str, root: Path) -> None:  # ssh-keygen finds the hashed host under its random salt
+        if not flags:
             found = subprocess.run(["ssh-keygen", "-F", "host.example.com", "-f", str(root / "known_hosts")],
                                    capture_output=True, text=True, check=False)
             assert HASHED_KEY.split()[-1] in found.stdout, (fmt, found)
-        host = doc["hosts"][0]
-        recap = {k: host["recap"][k] for k in ("ok", "changed", "failed", "skipped", "rescued", "ignored")}
-        outcomes[fmt] = masked(masked((recap, files(root), journal(remote, root)), _HASHED, "|1|HASHED"),
-                               re.compile(re.escape(str(root))), "ROOT")
-    (recap, tree, events), (pyz_recap, pyz_tree, pyz_events) = outcomes["native"], outcomes["pyz"]
-    lines, pyz_lines = (str((t.get("results.txt") or ["", "", ""])[2]).splitlines() for t in (tree, pyz_tree))
-    for i, (line, pyz_line) in enumerate(zip(lines, pyz_lines, strict=False)):  # one result at a time
-        assert (i, line) == (i, pyz_line)
-    for name in sorted(set(tree) | set(pyz_tree)):  # one file at a time, for a readable failure
-        assert (name, tree.get(name)) == (name, pyz_tree.get(name))
-    for event, pyz_event in zip(events, pyz_events, strict=False):
-        assert event == pyz_event
-    assert (recap, len(events)) == (pyz_recap, len(pyz_events))
-    return outcomes["native"]
+
+    return pyz_and_native(tmp_path, capsys, PLAYBOOK, "--diff", *flags, masks=((_HASHED, "|1|HASHED"),),
+                          check=found_hashed)
 
 
 def test_known_hosts_apt_fail_with_items_a_shadowed_play_variable_and_timeouts_match_pyz(

@@ -12,8 +12,7 @@ from typing import Any
 
 import pytest
 
-from .test_native_runs import cli, files, journal, local_inventory
-from .test_runner_modules import masked
+from .test_runner_modules import pyz_and_native
 
 SEED = "# config\\nPort 22\\nListen 0.0.0.0\\n\\nUsePAM yes\\nend"
 
@@ -175,34 +174,9 @@ _BACKUP = re.compile(r"\.\d+\.\d{4}-\d\d-\d\d@\d\d:\d\d:\d\d~")
 
 def _run_both(tmp_path: Path, capsys: pytest.CaptureFixture[str], *flags: str, playbook: str = PLAYBOOK,
               beside: dict[str, str] | None = None) -> tuple[Any, ...]:
-    """``playbook`` run by both formats, with the files ``beside`` it (name -> text)."""
-    outcomes = {}
-    for fmt in ("pyz", "native"):
-        work = tmp_path / fmt
-        root = work / "root"
-        root.mkdir(parents=True)
-        book = work / "site.yml"
-        book.write_text(playbook.replace("ROOT", str(root)))
-        for name, text in (beside or {}).items():
-            (work / name).parent.mkdir(parents=True, exist_ok=True)
-            (work / name).write_text(text)
-        remote = work / "remote"
-        inv = local_inventory(work / "inv.ini", remote)
-        code, doc, err = cli(capsys, str(book), "-i", str(inv), "--run", "--output", "json", "--format", fmt,
-                             "-v", "--diff", *flags)
-        assert code == 0, err
-        assert ("native: rustle-runner for" in err) == (fmt == "native"), err  # native ran natively
-        host = doc["hosts"][0]
-        recap = {k: host["recap"][k] for k in ("ok", "changed", "failed", "skipped", "rescued", "ignored")}
-        outcomes[fmt] = masked(masked((recap, files(root), journal(remote, root)), _BACKUP, ".BACKUP~"),
-                               re.compile(re.escape(str(work))), "WORK")  # a template's src
-    (recap, tree, events), (pyz_recap, pyz_tree, pyz_events) = outcomes["native"], outcomes["pyz"]
-    for name in sorted(set(tree) | set(pyz_tree)):  # one file at a time, for a readable failure
-        assert (name, tree.get(name)) == (name, pyz_tree.get(name))
-    for event, pyz_event in zip(events, pyz_events, strict=False):
-        assert event == pyz_event
-    assert (recap, len(events)) == (pyz_recap, len(pyz_events))
-    return outcomes["native"]
+    """``playbook`` run by both formats with --diff, with the files ``beside`` it (name -> text)."""
+    return pyz_and_native(tmp_path, capsys, playbook, "--diff", *flags, beside=beside,
+                          masks=((_BACKUP, ".BACKUP~"),))
 
 
 def test_blockinfile_and_replace_match_pyz(tmp_path: Path, capsys: pytest.CaptureFixture[str],

@@ -7,6 +7,7 @@ Random names (tempfile's) are masked."""
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -152,16 +153,28 @@ def masked(value: Any, pattern: re.Pattern[str] = _RANDOM, repl: str = r"\1XXXXX
     return value
 
 
-def _run_both(tmp_path: Path, capsys: pytest.CaptureFixture[str], book_text: str, extra: dict[str, str],
-              *flags: str) -> dict[str, Any]:
+def pyz_and_native(tmp_path: Path, capsys: pytest.CaptureFixture[str], playbook: str, *flags: str,
+                   beside: dict[str, str] | None = None, dirs: tuple[str, ...] = (),
+                   masks: tuple[tuple[re.Pattern[str], str], ...] = ((_RANDOM, r"\1XXXXXXXX"),),
+                   check: Callable[[str, Path], None] | None = None) -> tuple[Any, ...]:
+    """``playbook`` (its ROOT: a directory of its own per format, with ``dirs`` made in it) run
+    on localhost by --format pyz and by --format native, with the files ``beside`` it (name ->
+    text) and ``-v`` and ``flags``; ``check(fmt, root)`` looks at each format's root right
+    after its run. Both must leave the same recap, files and journal once each of ``masks``
+    (pattern, replacement) and then the format's own directory (written WORK) are masked;
+    compared a file, a line of results.txt and an event at a time, for a readable failure.
+    Returns the native run's (recap, files, journal)."""
     outcomes = {}
     for fmt in ("pyz", "native"):
         work = tmp_path / fmt
         root = work / "root"
-        (root / "tmp").mkdir(parents=True)
+        root.mkdir(parents=True)
+        for name in dirs:
+            (root / name).mkdir()
         book = work / "site.yml"
-        book.write_text(book_text.replace("ROOT", str(root)))
-        for name, text in extra.items():
+        book.write_text(playbook.replace("ROOT", str(root)))
+        for name, text in (beside or {}).items():
+            (work / name).parent.mkdir(parents=True, exist_ok=True)
             (work / name).write_text(text)
         remote = work / "remote"
         inv = local_inventory(work / "inv.ini", remote)
@@ -169,10 +182,23 @@ def _run_both(tmp_path: Path, capsys: pytest.CaptureFixture[str], book_text: str
                              "-v", *flags)
         assert code == 0, err
         assert ("native: rustle-runner for" in err) == (fmt == "native"), err  # native ran natively
+        if check is not None:
+            check(fmt, root)
         host = doc["hosts"][0]
         recap = {k: host["recap"][k] for k in ("ok", "changed", "failed", "skipped", "rescued", "ignored")}
-        outcomes[fmt] = masked((recap, files(root), journal(remote, root)))
-    assert outcomes["native"] == outcomes["pyz"]
+        outcome = (recap, files(root), journal(remote, root))
+        for pattern, repl in (*masks, (re.compile(re.escape(str(work))), "WORK")):
+            outcome = masked(outcome, pattern, repl)
+        outcomes[fmt] = outcome
+    (recap, tree, events), (pyz_recap, pyz_tree, pyz_events) = outcomes["native"], outcomes["pyz"]
+    lines, pyz_lines = (str((t.get("results.txt") or ["", "", ""])[2]).splitlines() for t in (tree, pyz_tree))
+    for i, (line, pyz_line) in enumerate(zip(lines, pyz_lines, strict=False)):  # one result at a time
+        assert (i, line) == (i, pyz_line)
+    for name in sorted(set(tree) | set(pyz_tree)):  # one file at a time
+        assert (name, tree.get(name)) == (name, pyz_tree.get(name))
+    for event, pyz_event in zip(events, pyz_events, strict=False):
+        assert event == pyz_event
+    assert (recap, len(events)) == (pyz_recap, len(pyz_events))
     return outcomes["native"]
 
 
@@ -183,7 +209,7 @@ def test_setup_remote_tmp_dir_idiom_fact_chosen_includes_and_tempfile_match_pyz(
     and one named by a fact, tempfile (a directory under TMPDIR, a file, its two failures) and
     the handler that removes the directory: the same in both formats."""
     extra = {"t.j2": "{{ root | length > 0 }} rendered\n", "default.yml": DEFAULT, "redhat.yml": OTHER, "by-linux.yml": BY_SYSTEM, "by-darwin.yml": OTHER}
-    recap, tree, events = _run_both(tmp_path, capsys, PLAYBOOK, extra)
+    recap, tree, events = pyz_and_native(tmp_path, capsys, PLAYBOOK, beside=extra, dirs=("tmp",))
     assert recap["failed"] == 0 and recap["ignored"] == 3 and recap["skipped"] == 1
     assert tree["system.txt"][2] == "chosen by the system's name\n"  # bytes come back text from masked
     assert "other.txt" not in tree
@@ -209,7 +235,7 @@ def test_setup_remote_tmp_dir_idiom_fact_chosen_includes_and_tempfile_match_pyz(
 def test_tempfile_is_skipped_in_check_mode_in_both_formats(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], native_cache: Path
 ) -> None:
-    recap, tree, _ = _run_both(tmp_path, capsys, CHECK_PLAYBOOK, {}, "--check")
+    recap, tree, _ = pyz_and_native(tmp_path, capsys, CHECK_PLAYBOOK, "--check", dirs=("tmp",))
     assert recap["skipped"] == 1
     assert [k for k in tree if k not in ("tmp", "checked.txt")] == []
     assert tree["checked.txt"][2].startswith('{"skipped": true, "msg": "remote module (tempfile) does not support')

@@ -235,3 +235,29 @@ def test_stat_matches_ansible(tmp_path):
         assert got == want, probe
         if expected["stat"].get("mimetype") is not None:
             assert ours["stat"]["mimetype"] == expected["stat"]["mimetype"]
+
+
+def test_copy_and_template_dest_tilde_is_the_accounts_home_not_home_env(tmp_path, monkeypatch):
+    """``~`` in copy's and template's ``dest`` is expanded as their action plugins expand it
+    (the passwd entry of the user the task runs as), while a module's own path arguments
+    (lineinfile's ``path``, copy's ``dest`` with ``remote_src``) take $HOME, as in Ansible (see
+    the differential run in tests/runtime/test_modules_fidelity_ansible.py's notes)."""
+    import pwd
+
+    home = pwd.getpwuid(os.geteuid()).pw_dir
+    if not os.access(home, os.W_OK):
+        pytest.skip(f"this account's home {home} is not writable")
+    elsewhere = tmp_path / "HOME"
+    elsewhere.mkdir()
+    monkeypatch.setenv("HOME", str(elsewhere))
+    name = f"rustle-tilde-{os.getpid()}.txt"
+    target = Path(home) / name
+    try:
+        res = files.copy(FakeCtx(), {"content": "x", "dest": f"~/{name}"})
+        assert res["dest"] == str(target) and target.read_text() == "x"
+        assert not (elsewhere / name).exists()
+        (elsewhere / "src.txt").write_text("y")
+        res = files.copy(FakeCtx(), {"src": "~/src.txt", "dest": f"~/{name}.remote", "remote_src": True})
+        assert (elsewhere / f"{name}.remote").read_text() == "y"  # the module's expansion: $HOME
+    finally:
+        target.unlink(missing_ok=True)

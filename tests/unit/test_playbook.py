@@ -137,6 +137,20 @@ def test_a_missing_copy_source_fails_at_run_time_only_where_the_task_ignores_err
     assert "could not find copy source 'no_such_src'" in str(err.value)
 
 
+def test_a_missing_copy_source_after_a_task_on_the_controller_is_read_when_it_runs(tmp_path: Path) -> None:
+    """ansible-core's copy target makes ``source_recursive`` with tasks delegated to localhost,
+    then copies it by that relative name: after a task that runs on the controller, a missing
+    relative src is read when its task runs (``run_time_files``), not refused."""
+    made = "    - file: {path: made, state: directory}\n      delegate_to: localhost\n"
+    copy = "    - copy: {src: made, dest: /tmp/x}\n"
+    compiled = _compile(tmp_path, {"site.yml": "- hosts: all\n  tasks:\n" + made + copy},
+                        inventory="web ansible_host=127.0.0.1\n")
+    tasks = compiled.plan.plays[0].batches[0].tasks
+    assert tasks[1].args["src"] == "made" and "made" in tasks[1].extras["run_time_files"]
+    with pytest.raises(PlaybookError):  # the copy before the controller's task: refused
+        _compile(tmp_path, {"site.yml": "- hosts: all\n  tasks:\n" + copy + made}, inventory="web ansible_host=127.0.0.1\n")
+
+
 def test_templated_tags_of_plays_blocks_roles_and_tasks_are_rendered_before_selection(tmp_path: Path) -> None:
     """ansible-core's tags target (test_template_{parent,play,role}_tags.yml)."""
     compiled = _compile(tmp_path, {

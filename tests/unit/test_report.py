@@ -8,7 +8,7 @@ import re
 
 import pytest
 
-from rustle_deploy.report import HostSummary, Reporter, dump_json, render_diff, visible
+from rustle_deploy.report import HostSummary, Reporter, ShownNames, dump_json, render_diff, visible
 
 
 def test_render_diff_of_text_and_state() -> None:
@@ -118,3 +118,31 @@ def test_json_documents_keep_the_exact_data() -> None:
     out = io.StringIO()
     dump_json(doc, out)
     assert json.loads(out.getvalue()) == doc
+
+
+def test_a_tasks_name_is_its_first_hosts_even_when_a_later_host_reports_first() -> None:
+    """Hosts run at once: b's result arrives before a's. Its line shows b's own name, and once
+    the run is done (settle) every result carries a's, the first host's, as ansible-playbook's
+    banner; a task run again (an include's loop) is named again, a handler keeps its first name,
+    an included file's task is named again in each batch."""
+    names = ShownNames(["a", "b", "c"], included={"p/inc": {"a": 0, "b": 0, "c": 1}})
+
+    def event(host: str, ident: str, name: str, kind: str = "task_result") -> dict[str, object]:
+        ev: dict[str, object] = {"event": kind, "id": ident, "task": name}
+        names.see(host, ev)
+        return ev
+
+    b1 = event("b", "p/t", "reg B")
+    assert b1["task"] == "reg B"  # a has not reported yet
+    a1, c1 = event("a", "p/t", "reg A"), event("c", "p/t", "reg C")
+    a2, b2 = event("a", "p/t", "again A"), event("b", "p/t", "again B")
+    h = [event(host, "p/h", f"handler {n}", "handler_result") for host, n in (("a", 1), ("b", 2), ("a", 3))]
+    inc = [event(host, "p/inc", f"in {host}") for host in ("a", "b", "c")]
+    assert (a1["task"], c1["task"], b2["task"]) == ("reg A", "reg A", "again A")
+    assert names.settle() == {"b"}
+    assert [e["task"] for e in (b1, a1, c1, a2, b2, *h, *inc)] == [
+        "reg A", "reg A", "reg A", "again A", "again A", "handler 1", "handler 1", "handler 1", "in a", "in a", "in c"]
+    assert names.settle() == set()
+    untouched = {"event": "task_retry", "id": "p/t", "task": "{{ raw }}"}
+    names.see("b", untouched)
+    assert untouched["task"] == "{{ raw }}"

@@ -166,3 +166,49 @@ def test_a_vaulted_play_variable_no_template_names_stays_out_of_the_artifact(
             assert play_vars[name]["__rustle_undecryptable"].startswith("withheld from the artifact")
     if shipped == {"read_secret"}:
         assert plan_text.count("opened with its own password") == 1
+
+
+@pytest.mark.usefixtures("rustle_home")
+def test_a_whole_hostvars_read_carries_no_other_hosts_vault_values(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    """hostvars read as a whole would put every host's variables in the shared artifact: another
+    host's decrypted vault value travels only where a template names it (a whole read beside it is
+    refused, naming the host and the variable); the host's own stay in its run request."""
+    import zipfile
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("ANSIBLE_CONFIG", str(tmp_path / "none.cfg"))
+    (tmp_path / "pw.txt").write_text("other-pw\n")
+    vaulted = f"!vault |{LOCKED_KNOWN}".replace("\n      ", "\n          ")
+    (tmp_path / "hosts.yml").write_text(
+        f"all:\n  hosts:\n    web:\n      ansible_connection: local\n      own_pw: {vaulted}"
+        f"    db:\n      plain: visible\n      db_pw: {vaulted}      db_named: {vaulted}")
+    named = (f"    - copy: {{dest: {tmp_path}/named.txt, content: \"{{{{ hostvars['db'].db_named }}}} "
+             "{{ hostvars['db'].plain }} {{ own_pw }}\"}\n")
+    whole = "    - debug: {msg: \"{{ hostvars[item] | dict2items | length }}\"}\n      loop: [web]\n"
+    args = ["site.yml", "-i", "hosts.yml", "--vault-password-file", "pw.txt", "--format", "pyz"]
+    # the whole read in a play of both: each would see the other's, refused, nothing built
+    (tmp_path / "site.yml").write_text("- hosts: all\n  gather_facts: false\n  tasks:\n" + named + whole)
+    assert main([*args, "--compile-only", "-o", "out"]) == 2
+    err = capsys.readouterr().err
+    assert "reads hostvars as a whole" in err and "host 'web''s decrypted vault-encrypted variable 'own_pw'" in err
+    assert "opened with its own password" not in err and not (tmp_path / "out").exists()
+    # named reads only: the named value travels, the others do not
+    for play_hosts, body in (("web", named), ("web", named + whole)):
+        (tmp_path / "site.yml").write_text(f"- hosts: {play_hosts}\n  gather_facts: false\n  tasks:\n" + body)
+        code = main([*args, "--compile-only", "-o", "out"])
+        if body != named:  # web's artifact with a whole read: db's vault values refused there too
+            assert code == 2 and "'db_pw'" in capsys.readouterr().err
+            continue
+        assert code == 0, capsys.readouterr().err
+        capsys.readouterr()
+        (artifact,) = (tmp_path / "out").glob("*.pyz")
+        with zipfile.ZipFile(artifact) as zf:
+            plan = json.loads(zf.read("plan.json"))
+        assert plan["other_hosts"]["db"] == {"plain": "visible",
+                                             "db_named": {"__rustle_vaulted": "opened with its own password"}}
+        assert "own_pw" not in plan["hosts"]["web"]
+    (tmp_path / "site.yml").write_text("- hosts: web\n  gather_facts: false\n  tasks:\n" + named)
+    assert main([*args, "--run", "--output", "json"]) == 0, capsys.readouterr().out
+    assert (tmp_path / "named.txt").read_text() == " ".join(["opened with its own password", "visible",
+                                                              "opened with its own password"])

@@ -23,6 +23,7 @@ from typing import Any
 from ..errors import CompileError
 from ..model import tag_unsafe
 from ..runtime_index import runtime_root
+from ..transport.options import prompted_become
 from .units import BuildUnit
 
 NATIVE_FORMAT = "rustle-native"
@@ -198,6 +199,12 @@ def lower_unit(unit: BuildUnit, runner_sha: str,
     with no such task is a plain native one, without the pyz.
     """
     doc = unit.plan_doc
+    for host in unit.hosts:
+        if prompted_become(host):
+            raise NativeUnsupported(
+                f"{host.name}: become through su, or with a become password, asks for the password on "
+                "the host, which only the Python runtime answers",
+                "use --format pyz for this plan (--format auto, the default, picks it)")
     blobs: dict[str, bytes] = {}
     for digest, path in sorted(unit.files.items()):
         data = unit.blobs[digest] if digest in unit.blobs else Path(path).read_bytes()

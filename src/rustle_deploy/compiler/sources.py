@@ -29,6 +29,7 @@ import hashlib
 import os
 import pwd
 import re
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from ..errors import CompileError
@@ -154,33 +155,11 @@ class Embedder:
         """A directory ``src`` of copy: its files and directories, as Ansible's copy walks them
         (``src/`` copies the contents, ``src`` the directory itself)."""
         follow = str(task.args.get("local_follow", True)).lower() not in ("false", "no", "0", "off", "n")
-        top = os.path.normpath(path)
-        prefix = "" if name.endswith("/") else os.path.basename(top)
-        entries: dict[str, Any] = {}
-        links: dict[str, str] = {}
-        if prefix:
-            entries[prefix] = None
-        for root, dirs, filenames in os.walk(top, followlinks=follow):
-            dirs.sort()
-            rel_root = os.path.relpath(root, top)
-            for d in dirs:
-                rel = os.path.normpath(os.path.join(prefix, rel_root, d))
-                if not follow and os.path.islink(os.path.join(root, d)):
-                    links[rel] = os.readlink(os.path.join(root, d))
-                    continue
-                entries[rel] = None
-            for f in sorted(filenames):
-                full = os.path.join(root, f)
-                rel = os.path.normpath(os.path.join(prefix, rel_root, f))
-                if not follow and os.path.islink(full):
-                    links[rel] = os.readlink(full)
-                elif os.path.isfile(full):
-                    entries[rel] = self.digest(full, task)
-            if len(entries) > MAX_TREE_FILES:
-                raise CompileError(f"{self.plan.source}: {task.pointer}/args/src: {path} holds more than "
-                                   f"{MAX_TREE_FILES} entries", "copy a smaller directory, or use unarchive")
-        full_path = top + "/" if name.endswith("/") else top
-        return {"path": full_path, "entries": entries, "links": links}
+        try:
+            return walk_tree(name, path, follow, lambda full: self.digest(full, task))
+        except TreeTooLarge as exc:
+            raise CompileError(f"{self.plan.source}: {task.pointer}/args/src: {exc}",
+                               "copy a smaller directory, or use unarchive") from None
 
     # -- templates -----------------------------------------------------------------------------
     def _template_roots(self, path: str) -> list[str]:
@@ -479,3 +458,41 @@ def _all_templates(roots: list[str]) -> list[str]:
             if len(names) > MAX_TREE_FILES:
                 break
     return names
+
+
+class TreeTooLarge(Exception):
+    """A directory ``src`` holds more than MAX_TREE_FILES entries."""
+
+
+def walk_tree(name: str, path: str, follow: bool, digest: Callable[[str], str]) -> dict[str, Any]:
+    """A directory copy ``src`` as Ansible's copy action walks it: ``entries`` (relative path ->
+    ``digest(file)``, or None for a directory), ``links`` (not followed: relative path -> target)
+    and ``path``; ``name`` ending in ``/`` copies the contents, else the directory itself. Used
+    when compiling and, for a directory an earlier task creates on the controller, when the
+    task's phase starts (fleetops)."""
+    top = os.path.normpath(path)
+    prefix = "" if name.endswith("/") else os.path.basename(top)
+    entries: dict[str, Any] = {}
+    links: dict[str, str] = {}
+    if prefix:
+        entries[prefix] = None
+    for root, dirs, filenames in os.walk(top, followlinks=follow):
+        dirs.sort()
+        rel_root = os.path.relpath(root, top)
+        for d in dirs:
+            rel = os.path.normpath(os.path.join(prefix, rel_root, d))
+            if not follow and os.path.islink(os.path.join(root, d)):
+                links[rel] = os.readlink(os.path.join(root, d))
+                continue
+            entries[rel] = None
+        for f in sorted(filenames):
+            full = os.path.join(root, f)
+            rel = os.path.normpath(os.path.join(prefix, rel_root, f))
+            if not follow and os.path.islink(full):
+                links[rel] = os.readlink(full)
+            elif os.path.isfile(full):
+                entries[rel] = digest(full)
+        if len(entries) > MAX_TREE_FILES:
+            raise TreeTooLarge(f"{path} holds more than {MAX_TREE_FILES} entries")
+    full_path = top + "/" if name.endswith("/") else top
+    return {"path": full_path, "entries": entries, "links": links}

@@ -19,11 +19,24 @@ import json
 import os
 import re
 import sys
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
-from ..model import SECRET_VARS, Host, Plan, Play, Task, Undecryptable, Unsafe, Vaulted, own_vars
+from ..errors import CompileError
+from ..model import (
+    SECRET_VARS,
+    Decrypted,
+    Host,
+    Plan,
+    Play,
+    Task,
+    Undecryptable,
+    Unsafe,
+    Vaulted,
+    is_secret,
+    own_vars,
+)
 from ..phases import Phases, per_call, plan_phases
 from ..runtime_index import canonical_module, module_families
 from . import assemble
@@ -211,7 +224,7 @@ def plan_units(
             embedded = host_plugins(plugins, _plan_texts(unit))
             if embedded.files:
                 unit.plan_doc["plugins"]["files"] = list(embedded.files)
-        _withhold_unread_vaulted(unit, doc_plays)
+        _withhold_unread_secrets(unit, doc_plays, read)
         if _TEMPLATED.search(str(plan.extra_vars)):
             unit.needs_jinja = True
         if any(_TEMPLATED.search(str((p["vars"], p.get("defaults"), p.get("roles")))) for p in doc_plays):
@@ -276,45 +289,113 @@ def _banner(lowering: Any, play: dict[str, Any], task: dict[str, Any], mirror: d
 # a template that may read a variable it does not name: every play variable is read
 _READS_ANY_VAR = re.compile(r"\b(?:vars|varnames|hostvars)\b")
 WITHHELD = ("withheld from the artifact: no template of this plan names this vault-encrypted "
-            "variable (rustle-deploy ships a decrypted !vault value only to a plan that reads it)")
+            "variable (rustle-deploy ships a decrypted vault value only to a plan that reads it)")
 
 
-def _withhold_unread_vaulted(unit: BuildUnit, doc_plays: list[dict[str, Any]]) -> None:
-    """Leave out of ``unit``'s plan.json the decrypted ``!vault`` values of play variables and
-    role defaults that no template or expression of the artifact names (a value, a task field,
-    a template file, a host variable): they stay encrypted on the controller and a read the
-    compiler could not see fails with :data:`WITHHELD`. A plan that may read variables by a
-    computed name (``vars[...]``, ``lookup('vars', ...)``, ``varnames``, ``hostvars``) keeps them all."""
-    layers = [layer for p in doc_plays for layer in (p.get("vars"), p.get("defaults")) if isinstance(layer, dict)]
-    vaulted = {k for layer in layers for k, v in layer.items() if _holds_vaulted(v)}
-    if not vaulted:
+def _withhold_unread_secrets(unit: BuildUnit, doc_plays: list[dict[str, Any]], read: set[str]) -> None:
+    """Leave out of ``unit``'s plan.json the decrypted vault values (``!vault`` text and what a
+    whole encrypted file held: :func:`~rustle_deploy.model.is_secret`) of variables no template
+    or expression of the artifact names: play and block/task ``vars``, vars files, role
+    ``vars``/``defaults``/parameters, include_vars files, extra vars. They stay on the
+    controller, and a read the compiler could not see fails with :data:`WITHHELD`. A plan that
+    may read variables by a computed name (``vars[...]``, ``lookup('vars', ...)``, ``varnames``,
+    ``hostvars``) keeps those. Each layer changed is a copy: the plan's own stays whole."""
+    doc = unit.plan_doc
+    if EVERY_NAME in read:
+        _refuse_other_hosts_secrets(unit, read)
+    layers: list[tuple[Any, Any, str | None]] = []  # (owner, key or index, include_vars name)
+    as_names: list[str] = []  # each include_vars name=NAME: a text that names NAME once more
+    for play in doc_plays:
+        layers += [(play, "vars", None), (play, "defaults", None)]
+        for role in (play.get("roles") or {}).values():
+            layers += [(role, k, None) for k in ("vars", "defaults", "params")]
+        for task in _all_tasks([*play.get("tasks", ()), *play.get("handlers", ())]):
+            layers += [(task, "vars", None), (task, "params", None)]
+            args = task.get("args")
+            name = args.get("name") if isinstance(args, dict) and ("vars_data" in task or "vars_dir" in task) else None
+            name = name if isinstance(name, str) and not _TEMPLATED.search(name) else None
+            if name is not None:
+                as_names.append(name)
+            for file in task.get("vars_data") or {}:
+                layers.append((task["vars_data"], file, name))
+            for entry in (task.get("vars_dir") or {}).get("files") or ():
+                layers.append((entry, 1, name))  # [path, vars]
+    if doc.get("extra_vars"):
+        layers.append((doc, "extra_vars", None))
+    layers = [(o, k, n) for o, k, n in layers
+              if isinstance(o.get(k) if isinstance(o, dict) else o[k], dict) and is_secret(o[k])]
+    if not layers:
         return
-    texts = [*_strings_in([p for p in doc_plays]), *_strings_in(list(unit.host_vars.values())),
-             *_plan_texts(unit, with_doc=False)]
+    texts = [*_strings_in([doc_plays, doc.get("extra_vars"), doc.get("other_hosts")]),
+             *_strings_in(list(unit.host_vars.values())), *_plan_texts(unit, with_doc=False)]
     if any(_READS_ANY_VAR.search(t) for t in texts):
         return
-    unread = {k for k in vaulted if not any(re.search(rf"\b{re.escape(k)}\b", t) for t in texts)}
-    for play in doc_plays:
-        for name in ("vars", "defaults"):
-            layer = play.get(name)
-            if isinstance(layer, dict) and unread & set(layer):  # a copy: the plan's own stays whole
-                play[name] = {k: Undecryptable("", WITHHELD) if k in unread else v for k, v in layer.items()}
+    unread = _unnamed(texts, as_names)
+    for owner, key, as_name in layers:
+        if as_name is None:
+            owner[key] = _without(owner[key], unread, WITHHELD)
+        elif unread(as_name):  # include_vars name=NAME: the file's variables are NAME's
+            owner[key] = {k: Undecryptable("", WITHHELD) for k in owner[key]}
 
 
-def _holds_vaulted(value: Any) -> bool:
-    if isinstance(value, Vaulted):
-        return True
-    if isinstance(value, dict):
-        return any(_holds_vaulted(v) for v in value.values())
-    if isinstance(value, (list, tuple)):
-        return any(_holds_vaulted(v) for v in value)
-    return False
+def _refuse_other_hosts_secrets(unit: BuildUnit, read: set[str]) -> None:
+    """A whole ``hostvars`` read (``read`` holds EVERY_NAME) would carry every inventory host's
+    variables in the shared artifact: a decrypted vault value of a host no template names is
+    refused (a host's own values reach it in its run request, so a one-host artifact drops its
+    own); a named one (``hostvars[host].NAME``) travels as other named values do."""
+    doc = unit.plan_doc
+    named = {n for n in read if n not in (EVERY_NAME, ANY_HOST)}
+    for key in ("hosts", "other_hosts"):
+        for host, hv in list((doc.get(key) or {}).items()):
+            secret = sorted(k for k, v in hv.items() if k not in named and is_secret(v))
+            if not secret:
+                continue
+            if key == "hosts" and len(doc["hosts"]) == 1:  # the host's own: its run request has them
+                doc["hosts"] = {host: {k: v for k, v in hv.items() if k not in secret}}
+                continue
+            readers = ", ".join(n for n in doc["hosts"] if n != host)
+            raise CompileError(
+                f"a template of this plan reads hostvars as a whole ({{{{ hostvars }}}}, hostvars[host] "
+                f"without a variable name, or a computed name), and the artifact of {readers} would then "
+                f"carry host '{host}''s decrypted vault-encrypted variable '{secret[0]}'"
+                + (f" (and {len(secret) - 1} more)" if len(secret) > 1 else ""),
+                "rustle-deploy ships another host's vault value only where a template names it: read "
+                "hostvars[host].NAME (or hostvars[host]['NAME']) for the variables you need")
+
+
+def _unnamed(texts: list[str], defined: list[str]) -> Callable[[str], bool]:
+    """Whether no text of ``texts`` names a variable (as a word), but the ``defined`` ones
+    (an include_vars ``name:``, one text each)."""
+    cache: dict[str, bool] = {}
+
+    def unread(name: str) -> bool:
+        if name not in cache:
+            pattern = re.compile(rf"\b{re.escape(name)}\b")
+            cache[name] = sum(1 for t in texts if pattern.search(t)) <= defined.count(name)
+        return cache[name]
+    return unread
+
+
+def _without(layer: dict[str, Any], drop: Callable[[str], bool], why: str) -> dict[str, Any]:
+    """``layer`` with each secret value whose name ``drop`` says replaced by a marker that fails
+    when read with ``why`` (``layer`` itself when none is)."""
+    if not any(is_secret(v) and drop(k) for k, v in layer.items()):
+        return layer
+    return {k: Undecryptable("", why) if is_secret(v) and drop(k) else v for k, v in layer.items()}
+
+
+def _all_tasks(tasks: Iterable[dict[str, Any]]) -> Iterator[dict[str, Any]]:
+    for task in tasks:
+        yield task
+        for key in ("block", "rescue", "always"):
+            yield from _all_tasks(task.get(key) or ())
 
 
 def _strings_in(value: Any) -> Iterator[str]:
-    """The strings of ``value`` (dict values, not keys), but decrypted vault text."""
+    """The strings of ``value`` (dict values, not keys), but decrypted vault text (what a whole
+    encrypted file held only when it is a template: it may name other variables)."""
     if isinstance(value, str):
-        if not isinstance(value, Vaulted):
+        if not isinstance(value, Vaulted) and not (isinstance(value, Decrypted) and not _TEMPLATED.search(value)):
             yield value
     elif isinstance(value, dict):
         for v in value.values():

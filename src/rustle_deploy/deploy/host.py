@@ -27,7 +27,13 @@ from typing import Any
 from ..errors import ChecksumMismatch, HostError, RemoteError, RunnerNotExecutable, TransferError
 from ..model import Host, RunnerSpec, own_vars, tag_unsafe
 from ..transport import ConnectFn, Connection, Session, default_connect
-from ..transport.options import EXIT_NEED_RUNNER, AgentLaunch, agent_launch, remote_command
+from ..transport.options import (
+    EXIT_NEED_RUNNER,
+    AgentLaunch,
+    agent_launch,
+    become_password,
+    remote_command,
+)
 from .fetched import write_fetched
 
 log = logging.getLogger(__name__)
@@ -195,8 +201,12 @@ def build_request(job: HostJob) -> dict[str, Any]:
             req["run"]["vars"] = tag_unsafe(own_vars(job.host))
         if r.plays is not None:
             req["run"]["plays"] = list(r.plays)
-        if r.become_password is not None:  # in this request only: stdin of the ssh channel
-            req["run"]["become_password"] = r.become_password
+        # in this request only (stdin of the ssh channel): the host's own become password
+        # variable (a connection secret, in no artifact) over -K, as ansible-core's variables win
+        password = become_password(job.host)
+        password = r.become_password if password is None else password
+        if password is not None:
+            req["run"]["become_password"] = password
         if r.carry is not None:
             req["run"]["carry"] = r.carry
         if r.phase is not None:
@@ -546,6 +556,7 @@ async def _drive(job: HostJob, connect: ConnectFn, on_event: EventFn | None, out
         data, body = native_preamble(job, request)
     conn = await connect(job.host)
     clean = False
+    unsent: TransferError | None = None
     try:
         session = await conn.start(command, data)
         if job.trace:
@@ -562,8 +573,13 @@ async def _drive(job: HostJob, connect: ConnectFn, on_event: EventFn | None, out
                 # the request: ssh then stops reading, and its exit status is the answer
                 if not job.push_runner and exc.exit_status == EXIT_NEED_RUNNER:
                     raise _NeedRunner() from exc
-                raise
-        if job.push and job.op == "deploy":
+                if exc.exit_status is None:
+                    raise
+                # the bootstrap ended before it read the request (a runner it sent could not be
+                # executed there: exit 126, then its error line and exit 20): the lines it wrote
+                # before it ended, read below, say why
+                unsent = exc
+        if job.push and job.op == "deploy" and unsent is None:
             # the agent reads it, or skips it if it has it
             await _upload(session, conn, job, out, _ranges(job, job.without))
             out.uploaded = True  # sent; the agent's "done" says whether it was needed
@@ -624,6 +640,8 @@ async def _drive(job: HostJob, connect: ConnectFn, on_event: EventFn | None, out
             _apply_done(job, out, done, finished.exit_status, finished.stderr)
         elif error is not None:
             raise error
+        elif unsent is not None:
+            raise unsent
         else:
             raise _failure_without_done(job, launch, finished.exit_status, finished.stderr)
         clean = True

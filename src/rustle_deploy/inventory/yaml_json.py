@@ -22,7 +22,7 @@ from rustle_deploy import vault
 from rustle_deploy.errors import InventoryError
 from rustle_deploy.inventory.data import DataError, InventoryData
 from rustle_deploy.inventory.ranges import RangeError, expand_hostpattern
-from rustle_deploy.model import Undecryptable, Unsafe, Vaulted
+from rustle_deploy.model import Undecryptable, Unsafe, Vaulted, mark_decrypted
 
 __all__ = ["Unsafe", "Loaded", "load_data", "parse_yaml_inventory"]
 
@@ -146,6 +146,9 @@ def load_data(path: str, text: str | None = None) -> Loaded:
         except vault.VaultFailed as exc:
             raise InventoryError(f"cannot decrypt this vault-encrypted file: {exc.message}",
                                  exc.hint, file=path) from exc
+        loaded = load_data(path, text)  # its strings are secrets the compiler withholds
+        loaded.data = mark_decrypted(loaded.data)
+        return loaded
     try:
         return Loaded(json.loads(text, object_hook=_json_hook), {}, {})
     except ValueError:

@@ -354,7 +354,8 @@ def _ext_kinds() -> dict[str, tuple[tuple[type, ...], str]]:
         "vars_paths": ((dict,), "an object {PATH: NAME}: the controller path of each vars_data "
                                 "file NAME, by which a host-rendered name may give it"),
         "origins": ((dict,), "an object {CONDITIONAL: \"FILE:LINE:COLUMN\" or {OPERAND: ORIGIN, \"\": ORIGIN}}: where the value of each "
-                             "conditional whose result may not be a boolean came from"),
+                             "conditional whose result may not be a boolean came from; a set_fact's also "
+                             "{\"=NAME\": ORIGIN}, where each value it sets was written"),
         "include_result": ((dict,), "an object: what register on an include gets per run"),
         "vars_dir": ((dict,), "an object {\"files\": [[PATH, VARIABLES], ...], \"error\": "
                               "MESSAGE or null}, or with \"run_time\": DIR and \"options\" "

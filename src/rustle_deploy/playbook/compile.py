@@ -331,6 +331,10 @@ class _Compiler:
         # roles whose tasks have a templated copy/template src the host renders: the compiler
         # searches their directories for the files it may name (compiler/sources.py)
         self.source_roots: dict[str, None] = {}
+        # a task compiled so far runs on the controller (delegate_to: localhost): a copy or
+        # template src missing now may be what it creates (beside the playbook, as Ansible's
+        # copy finds it), read when the task that names it runs
+        self.controller_tasks = False
         self.origins: dict[str, Origin] = {}
         self.notes: list[str] = []
         self.plays: list[Play] = []
@@ -1398,6 +1402,10 @@ class _Compiler:
         self.record_notify(src, ds, ctx, pointer)
         origins = self.condition_origins(src, ds, ctx, st, conditions, extras,
                                          ds.get(action_key) if canonical == "assert" and action_key else None)
+        if canonical == "set_fact" and action_key and isinstance(ds.get(action_key), dict):
+            # where each value was written: a conditional or the origin filter over the fact names it
+            given = ds[action_key]
+            origins.update((f"={k}", where) for k in given if (where := written_at(src, given, k)))
         if origins:
             extras["origins"] = origins
         task = Task(task_id=st.new_id(), name=name,
@@ -1824,6 +1832,8 @@ class _Compiler:
                                             self._layers(ctx, st), "notify", dynamic=True)
                 notify += tuple(str(n) for n in got) if isinstance(got, list) else (str(got),)
         target = self.delegate_target(src, ds, ctx, st, delegate)
+        if target in CONTROLLER:
+            self.controller_tasks = True
         if target is not None and not (len(st.hosts) == 1 and target == st.hosts[0]):
             extras["delegate_to"] = target
             if not named_per_call(target) and target not in CONTROLLER and target not in self.inv.hosts:
@@ -2033,7 +2043,8 @@ class _Compiler:
         found, tried = self.find_file(value, "files" if module == "copy" else "templates", ctx)
         # a task whose failure is ignored may name a missing source on purpose (ansible-core's
         # own tests do): it fails when it runs, as under Ansible
-        if found is None and self.read_at_run_time(value, templated or ds.get("ignore_errors") is True, tried, extras):
+        if found is None and self.read_at_run_time(
+                value, templated or ds.get("ignore_errors") is True or self.controller_tasks, tried, extras):
             return dict(args, src=value)
         if found is None:
             raise src.error(f"could not find {module} source {value!r}; tried: "
@@ -2062,7 +2073,9 @@ class _Compiler:
         on the controller (``delegate_to: localhost``, a local host), as Ansible reads it only
         then; the controller sends it with the task's phase (docs/phases.md). A plain relative
         name (a file of the role or beside the playbook) missing is a mistake, refused now,
-        unless ``templated`` says otherwise (the caller's: the task ignores its errors)."""
+        unless ``templated`` says otherwise (the caller's: the task ignores its errors, or an
+        earlier task ran on the controller and may have made it). A directory found then is a
+        copy of a directory (fleetops' ``trees``)."""
         if not (templated or os.path.isabs(os.path.expanduser(value))) or not tried:
             return False
         extras["run_time_files"] = dict(extras.get("run_time_files") or {}, **{value: list(tried)})

@@ -68,12 +68,10 @@ def condition_origins(conditions: list[Any], layers: list[dict[str, Any]],
         if operands is None:
             continue
         written = getattr(cond, "origin", None)
-        found = {p: o for p in operands if (o := _variable_origin(p, layers, named))}
-        if found:
+        # an operand unknown here (None) may be a value set_fact gives while the play runs
+        found = {p: _variable_origin(p, layers, named) for p in operands}
+        if any(found.values()) or (operands and written):
             out[text] = {"": written, **found} if written else found
-        elif operands:
-            if written:
-                out[text] = written
         elif origin := _variable_origin(text, layers, named) or written:
             out[text] = origin
     return out
@@ -86,17 +84,16 @@ _ORIGIN_FILTER = re.compile(r"""([A-Za-z_]\w*(?:\.[A-Za-z_]\w*|\[(?:'[^']*'|"[^"
 
 
 def filter_origins(texts: list[str], layers: list[dict[str, Any]],
-                   named: dict[str, str] | None = None) -> dict[str, str]:
+                   named: dict[str, str] | None = None) -> dict[str, str | None]:
     """{variable path: origin} for each variable the task's ``texts`` pass to ansible-core's
     ``origin`` filter (``some_var | ansible._protomatter.origin``), where the compiler read it."""
-    out: dict[str, str] = {}
+    out: dict[str, str | None] = {}
     for text in texts:
         if "_protomatter." not in text:
             continue
         for match in _ORIGIN_FILTER.finditer(text):
-            origin = _variable_origin(match.group(1), layers, named)
-            if origin:
-                out[match.group(1)] = origin
+            # None: unknown here, a value set_fact gives while the play runs may have one
+            out[match.group(1)] = _variable_origin(match.group(1), layers, named) or out.get(match.group(1))
     return out
 
 

@@ -18,7 +18,7 @@ from typing import Any
 
 from rustle_deploy import vault
 from rustle_deploy.errors import PlaybookError
-from rustle_deploy.model import Undecryptable, Unsafe, Vaulted
+from rustle_deploy.model import Decrypted, Undecryptable, Unsafe, Vaulted
 
 __all__ = ["Origin", "Source", "Unsafe", "read_yaml", "recording", "value_origin"]
 
@@ -73,6 +73,7 @@ class Source:
         # id(value) -> [(line, column, key it is the value of)], for value_origin
         self._by_id: dict[int, list[tuple[int, int, Any]]] = {}
         self.data: Any = None
+        self.encrypted = False  # the file was encrypted as a whole: its strings are Decrypted
         if _SOURCES is not None:
             _SOURCES.append(self)
 
@@ -150,7 +151,7 @@ def _loader_class(src: Source) -> type:
                 raise yaml.constructor.ConstructorError(
                     "while constructing a mapping", node.start_mark,
                     "found an unhashable key", key_node.start_mark)
-            mapping[key] = value = loader.construct_object(value_node, deep=True)
+            mapping[key] = value = _plain(loader.construct_object(value_node, deep=True))
             src._key[(id(mapping), key)] = mark(key_node)
             src._value[(id(mapping), key)] = mark(value_node)
             src._by_id.setdefault(id(value), []).append((*mark(value_node), key))
@@ -162,10 +163,13 @@ def _loader_class(src: Source) -> type:
         src._keep.append(items)
         yield items
         for index, child in enumerate(node.value):
-            items.append(value := loader.construct_object(child, deep=True))
+            items.append(value := _plain(loader.construct_object(child, deep=True)))
             src._value[(id(items), index)] = mark(child)
             src._by_id.setdefault(id(value), []).append((*mark(child), index))
             src._keep.append(value)
+
+    def _plain(value: Any) -> Any:
+        return Decrypted(value) if src.encrypted and type(value) is str else value
 
     def construct_unsafe(loader: Any, node: Any) -> Any:
         # the plan and the artifact carry it as {"__ansible_unsafe": text} (model.tag_unsafe)
@@ -221,13 +225,15 @@ def read_yaml(path: str, *, shown: str | None = None, text: str | None = None,
     shown = shown if shown is not None else path
     if text is None:
         text = read_text(path, shown, what)
-    if vault.is_encrypted(text):
+    encrypted = vault.is_encrypted(text)
+    if encrypted:
         try:
             text = vault.decrypt(text)
         except vault.VaultFailed as exc:
             raise PlaybookError(f"cannot decrypt this vault-encrypted {what}: {exc.message}",
                                 exc.hint, file=shown) from exc
     src = Source(path, text, shown)
+    src.encrypted = encrypted
     try:
         src.data = yaml.load(text, Loader=_loader_class(src))  # noqa: S506 - a safe loader
     except yaml.MarkedYAMLError as exc:

@@ -416,23 +416,57 @@ def _local_path(host: Host, var: str, path: str) -> str:
     return path
 
 
+def become_password(host: Host) -> str | None:
+    """The host's become password variable (``ansible_become_password``, ``ansible_become_pass``,
+    ``ansible_<method>_pass``/``_password``; the last set wins, as in ansible-core), or None.
+    It travels in the host's run request only (deploy/host.py), never in an artifact."""
+    v = host.vars
+    method = str(v.get("ansible_become_method") or "sudo")
+    found = None
+    for var in ("ansible_become_password", "ansible_become_pass", f"ansible_{method}_pass",
+                f"ansible_{method}_password"):
+        value = v.get(var)
+        if value in (None, ""):
+            continue
+        # never shown in a message: it is a password
+        if isinstance(value, bool) or not isinstance(value, (str, int, float)) \
+                or any(c in str(value) for c in "\x00\r\n"):
+            raise ConnectError(host.name, f"{host.name}: {var} is not a one-line text",
+                               "set it to the password itself, on one line")
+        found = str(value)
+        if "{{" in found or "{%" in found:
+            raise ConnectError(host.name, f"{host.name}: {var} is a template, which rustle-deploy does "
+                               "not render for the connection",
+                               "give the password itself (a !vault value keeps it encrypted at rest), or -K")
+    return found
+
+
+def prompted_become(host: Host) -> bool:
+    """Whether ``host``'s connection-level become (``ansible_become``) may ask for a password on
+    the host: through su, or with a become password (a variable, or ``-K``). The agent then does not start as
+    the become user: the runtime becomes per task, answering the prompt (pyz only)."""
+    v = host.vars
+    method = str(v.get("ansible_become_method") or "sudo")
+    return _flag(host, "ansible_become") and (method == "su" or host.become_asked
+                                               or become_password(host) is not None)
+
+
 def agent_launch(host: Host, runner: RunnerSpec | None = None) -> AgentLaunch:
     """How to start the agent on ``host`` (become, interpreter)."""
     v = host.vars
     become = _flag(host, "ansible_become")
     method = _text(host, "ansible_become_method", v.get("ansible_become_method") or "sudo")
-    if become and method != "sudo":
+    if become and method not in ("sudo", "su"):
         raise ConnectError(
             host.name,
             f"{host.name}: ansible_become_method={method!r} is not supported",
-            "rustle-deploy becomes with 'sudo -n'; set ansible_become_method=sudo",
+            "rustle-deploy becomes with sudo or su; set ansible_become_method=sudo or su",
         )
-    if become and (v.get("ansible_become_password") or v.get("ansible_become_pass")):
-        raise ConnectError(
-            host.name,
-            f"{host.name}: ansible_become_password is not supported",
-            "allow passwordless sudo (NOPASSWD) for the connecting user, or connect as the target user",
-        )
+    if become and prompted_become(host):
+        # a password prompt: the agent runs as the connecting user, and each task's module runs
+        # as the become user in a child the runtime starts through sudo -S or su, given the
+        # password from the run request (runtime/become.py)
+        become = False
     # the sudo become plugin's vars, the method's own name winning as in ansible-core
     exe = flags = None
     for var in ("ansible_become_exe", "ansible_sudo_exe"):

@@ -32,6 +32,18 @@ pub fn normpath(path: &str) -> String {
     }
 }
 
+/// `_common.expand_user_home`: `~` at the start of copy's and template's `dest` as their action
+/// plugins expand it, from the passwd entry of the user the task runs as (not `$HOME`).
+pub fn expand_user_home(path: &str) -> String {
+    if path != "~" && !path.starts_with("~/") {
+        return path.to_string();
+    }
+    match crate::sys::user_name(crate::sys::euid()).and_then(|name| crate::sys::user_home(&name)) {
+        Some(home) => format!("{}{}", home, &path[1..]),
+        None => path.to_string(),
+    }
+}
+
 /// `os.path.expanduser`: `~` from `$HOME` (else the passwd entry), `~user` from passwd; an
 /// unknown user leaves the path as it is.
 pub fn expanduser(path: &str) -> String {

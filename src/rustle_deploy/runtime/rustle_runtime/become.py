@@ -42,6 +42,11 @@ def set_password(password):
     _PASSWORD[0] = password
 _STDERR_KEEP = 1 << 16
 
+# su asks for the password before the child starts: the child says it runs before it reads
+# its first line, so that su never takes the boot line for a password (nor the child the password)
+READY = b'{"op": "ready"}'
+BOOT_READY = "import os\nos.write(1, %r)\n" % (READY + b"\n")
+
 # Runs as ``python -I -S -c BOOT``: the first line on stdin carries the code of the package
 # and of this module; everything else is imported through the parent (``_Finder``).
 BOOT = (
@@ -78,10 +83,14 @@ def identity(ctx, module):
         return None
     if not sys.executable:
         raise ModuleFailure(f"become: cannot tell which Python runs this artifact, to start it as '{user}'")
-    if ctx.become_method == "sudo" or (ctx.become_method == "su" and os.geteuid() == 0):
+    if ctx.become_method == "sudo" or (ctx.become_method == "su" and (os.geteuid() == 0 or _PASSWORD[0] is not None)):
         method = ctx.become_method
         return (method, user, option(ctx, method, "exe", ctx.become_exe),
                 option(ctx, method, "flags", ctx.become_flags))
+    if ctx.become_method == "su":
+        raise ModuleFailure(
+            f"become: su needs the password of '{user}', and this run was given none; hint: pass -K "
+            "(--ask-become-pass) or set ansible_become_password for the host")
     raise ModuleFailure(
         f"become_method '{ctx.become_method}' cannot be used without a password prompt on the host; "
         "hint: use become_method: sudo with NOPASSWD for this user")
@@ -242,8 +251,12 @@ class _Child:
         mark = os.environ.get("RUSTLE_RUN_MARK")
         if mark:  # sudo and su reset the environment; the deploy agent finds the run's processes by it
             cmd = ["env", "RUSTLE_RUN_MARK=" + mark] + cmd
-        password = _PASSWORD[0] if method == "sudo" else None
-        if password is not None and not _sudo_asks(user, password, exe):
+        password = _PASSWORD[0] if method == "sudo" or (method == "su" and os.geteuid() != 0) else None
+        if password is not None and method == "sudo" and not _sudo_asks(user, password, exe):
+            password = None
+        su_password = password if method == "su" else None
+        if su_password is not None:
+            cmd[-1] = BOOT_READY + BOOT
             password = None
         # with a password, -k: sudo asks for it whatever it has cached, so the first line of
         # the child's stdin is always its answer (checked just before: a wrong one never
@@ -254,9 +267,48 @@ class _Child:
         self._pending = b""
         self._answered = False
         self.pid, self.in_w, self.out_r, self.err_r = _spawn(argv)
+        if su_password is not None:
+            self._su_answer(su_password)
         if password is not None:
             self._pending = (password + "\n").encode("utf-8")
         self._send({"op": "boot", "modules": [self._module_code("rustle_runtime"), self._module_code(__name__)]})
+
+    def _su_answer(self, password):
+        """Give su the password when it asks (its prompt on stderr: su reads its answer from
+        stdin up to the newline, one byte at a time), then wait for the child's ready line."""
+        import select
+
+        from .context import ModuleFailure
+
+        deadline = time.monotonic() + 60.0
+        asked = False
+        while b"\n" not in self._out:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                self.close(kill=True)
+                raise ModuleFailure(f"become: su did not start the process as '{self.user}' within 60 s")
+            ready = select.select([self.out_r] + ([self.err_r] if self.err_r is not None else []), [], [], left)[0]
+            for fd in ready:
+                block = os.read(fd, 1 << 16)
+                if fd == self.out_r:
+                    if not block:
+                        self._drain_stderr()
+                        self.close()
+                        raise ModuleFailure(self._died())
+                    self._out += block
+                elif not block:
+                    os.close(fd)
+                    self.err_r = None
+                else:
+                    self.stderr = (self.stderr + block)[-_STDERR_KEEP:]
+                    prompt = self.stderr.rsplit(b"\n", 1)[-1].strip()
+                    if not asked and prompt.endswith((b":", "\uff1a".encode("utf-8"))):
+                        asked = True
+                        os.write(self.in_w, (password + "\n").encode("utf-8"))
+        line, self._out = self._out.split(b"\n", 1)
+        if line.strip() != READY:
+            self.close(kill=True)
+            raise ModuleFailure(f"become: unexpected output from su running as '{self.user}'")
 
     # -- the exchange ------------------------------------------------------------------------
     def call(self, request, ctx, deadline):
@@ -310,6 +362,8 @@ class _Child:
             return (f"become: sudo needs a password to run as '{self.user}' on this host; "
                     f"hint: grant NOPASSWD sudo to the deploying user, or connect as '{self.user}'")
         last = text.splitlines()[-1] if text else "no output"
+        if self.method == "su" and "Authentication failure" in text:
+            return f"become: su refused the become password to run as '{self.user}': {last}"
         if not self._answered:
             return (f"become: cannot start {self.python} as '{self.user}' with {self.method}: {last}; "
                     "hint: set ansible_python_interpreter to a Python every become_user can run "

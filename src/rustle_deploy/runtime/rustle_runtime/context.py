@@ -64,12 +64,18 @@ class ModuleContext:
         self.files = dict(task.get("files") or {})
         self._late = {}  # sha256 -> bytes of the run_time_files the controller sent
         self.late_sources = {}  # their name -> controller details (a template's ``sources``)
+        self.late_trees = {}  # their name -> a copy src directory (compiler/sources.walk_tree)
         for name in task.get("run_time_files") or ():
             found = runner.run_time_file(name)
             if found is not None:
                 self.files.setdefault(name, found[0])
                 self._late[found[0]] = found[1]
                 self.late_sources[name] = found[2]
+                continue
+            tree = runner.run_time_tree(name)
+            if tree is not None:
+                self.late_trees[name] = tree[0]
+                self._late.update(tree[1])
         self.environment = {str(k): str(v) for k, v in (environment or {}).items()}
         self.python = None  # the interpreter discovered for a task's own auto* mode (modules/bridge.py)
         self._become_keywords = (bool(task.get("become", False)), task.get("become_user") or "root",

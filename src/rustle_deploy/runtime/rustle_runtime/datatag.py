@@ -165,10 +165,12 @@ def origin(context, value):
     outer = _TAINT.read
     try:
         for path, where in scope.templar.origins.items():
-            if isinstance(where, str) and _PATH.match(path):
+            if (where is None or isinstance(where, str)) and _PATH.match(path):
                 try:
                     if scope.templar._evaluate(path, scope) is value:
-                        return where
+                        found = scope.templar.value_origin(path, value) or where  # a set_fact value's first
+                        if found:
+                            return found
                 except TemplateError:
                     continue
         return None

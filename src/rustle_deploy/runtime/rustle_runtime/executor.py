@@ -679,6 +679,23 @@ class Runner:
         raw = base64.b64decode(sent["data"])
         return hexdigest("sha256", raw), raw, dict(sent.get("info") or {})
 
+    def run_time_tree(self, name):
+        """(tree, {sha256: bytes}) of a copy ``src`` directory the controller sent with this
+        phase (``inject.trees``: made by an earlier task on the controller); None if it did not."""
+        sent = (self.inject.get("trees") or {}).get(name)
+        if not isinstance(sent, dict) or not isinstance(sent.get("entries"), dict):
+            return None
+        import base64
+
+        from .lowlevel import hexdigest
+
+        blobs = {}
+        for data in (sent.get("blobs") or {}).values():
+            raw = base64.b64decode(data)
+            blobs[hexdigest("sha256", raw)] = raw  # named by what arrived, not by the sender's word
+        tree = {"path": sent.get("path"), "entries": sent["entries"], "links": sent.get("links") or {}}
+        return tree, blobs
+
     def tmpdir(self):
         if self._tmpdir is None:
             import tempfile
@@ -1880,6 +1897,12 @@ class Runner:
         elif isinstance(facts, dict) and not result.get("failed"):
             if result.get("_set_fact"):
                 self.runtime_vars.update(unsafe(facts))
+                for key in facts:  # where set_fact's argument was written (playbook/origins.py)
+                    where = (task.get("origins") or {}).get("=" + str(key))
+                    if where:
+                        self.templar.value_origins[key] = (where, self.runtime_vars[key])
+                    else:
+                        self.templar.value_origins.pop(key, None)
             elif result.get("_include_vars"):  # the controller's files: trusted, as in Ansible
                 self.included_vars.update(facts)
             else:

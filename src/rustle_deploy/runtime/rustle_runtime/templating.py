@@ -30,6 +30,8 @@ import types
 from . import expr as _expr
 from .filters import FILTERS, TESTS, FilterError, to_bool, unique
 
+# a conditional that is one variable: ``name`` or ``{{ name }}``
+_BARE_NAME = re.compile(r"^\s*(?:\{\{\s*)?([A-Za-z_]\w*)\s*(?:\}\}\s*)?$")
 _SINGLE = re.compile(r"^\{\{\s*((?:(?!\{\{|\}\}|\{%|%\}).)+?)\s*\}\}\Z", re.S)
 _IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 # a template that is one variable, or an attribute or key of one: `{{ x }}`, `{{ a.b['c'] }}`
@@ -1124,6 +1126,9 @@ class Templar:
         # the running task's ``origins`` (conditional text -> "file:line:column"), which the
         # executor sets before each task: where a broken conditional's value came from
         self.origins = {}
+        # where each value set while the play runs was written (set_fact's arguments): name ->
+        # (origin, the value itself); the value names it only while it is the one in scope
+        self.value_origins = {}
         # what the running task deprecated, for its result's ``deprecations`` (ansible-core's)
         self.deprecations = []
 
@@ -1294,6 +1299,10 @@ class Templar:
         """Where a conditional's ``value`` came from: the task's ``origins`` for it, which for
         ``a and b`` (one of its operands) names each operand's, with "" for the rest."""
         found = self.origins.get(expression.strip()) if isinstance(expression, str) else None
+        bare = _BARE_NAME.match(expression) if isinstance(expression, str) else None
+        own = self.value_origin(bare.group(1), value) if bare else None
+        if own is not None:
+            return own
         if not isinstance(found, dict):
             return found
         for operand, origin in found.items():
@@ -1301,10 +1310,16 @@ class Templar:
                 continue
             try:
                 if self._evaluate(operand, scope) is value:
-                    return origin
+                    return self.value_origin(operand, value) or origin or found.get("")
             except TemplateError:
                 continue
         return found.get("")
+
+    def value_origin(self, name, value):
+        """Where variable ``name``'s ``value`` was written, when a set_fact of this run set it to
+        this very object (``value_origins``); else None."""
+        held = self.value_origins.get(name)
+        return held[0] if held is not None and held[1] is value else None
 
     def truth(self, expression, scope):
         """A templated boolean keyword (``ignore_errors``, ``no_log``, ``become``, ...): its

@@ -981,6 +981,9 @@ pub fn copy(ctx: &mut Ctx, args: &Map) -> ModuleResult {
         None => embedded(ctx, src.unwrap_or(&Value::Null))?,
     };
     let mut args = args.clone();
+    if let Some(dest) = arg(&args, "dest").map(py_str) {
+        args.insert("dest", crate::paths::expand_user_home(&dest).into());
+    }
     if arg(&args, "mode").and_then(Value::as_str) == Some("preserve") {
         args.insert("mode", Value::Null); // the source's mode is not embedded; keep the default
         ctx.warnings.push("copy: mode=preserve keeps the default mode for embedded sources".to_string());
@@ -1052,7 +1055,11 @@ pub fn template(ctx: &mut Ctx, args: &Map) -> ModuleResult {
     }
     let (rendered, label) = embedded(ctx, src.unwrap_or(&Value::Null))?;
     let data = if newline == "\n" { rendered } else { replace_newlines(&rendered, newline.as_bytes()) };
-    write_content(ctx, args, &data, &label, "template", true)
+    let mut args = args.clone();
+    if let Some(dest) = arg(&args, "dest").map(py_str) {
+        args.insert("dest", crate::paths::expand_user_home(&dest).into());
+    }
+    write_content(ctx, &args, &data, &label, "template", true)
 }
 
 /// `text.replace("\r\n", "\n").replace("\n", newline)` on bytes.

@@ -162,7 +162,23 @@ def require(**values):
 
 
 def expand(path):
+    """A ``type: path`` argument as Ansible's argument spec expands it on the host: variables,
+    then ``~`` from $HOME."""
     return os.path.expanduser(os.path.expandvars(str(path)))
+
+
+def expand_user_home(path):
+    """``~`` at the start of ``path`` as an action plugin's ``_remote_expand_user`` expands it
+    before the module runs (copy's and template's ``dest``, unarchive's ``dest`` and ``creates``):
+    the home of the user the task runs as, from its passwd entry, not $HOME (a $HOME that
+    differs from it moves the file); ``~name`` is that user's home either way."""
+    text = str(path)
+    if text != "~" and not text.startswith("~/"):
+        return text
+    try:
+        return pwd.getpwuid(os.geteuid()).pw_dir + text[1:]
+    except KeyError:  # no passwd entry: the shell's ``echo ~`` gives $HOME
+        return text
 
 
 # ----------------------------------------------------------------------------- embedded files

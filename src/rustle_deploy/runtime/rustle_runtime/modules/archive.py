@@ -127,12 +127,12 @@ def unarchive(ctx, args):
     c.check_unknown(args, UNARCHIVE_ARGS, "unarchive")
     src, dest = args.get("src"), args.get("dest")
     c.require(dest=dest, src=src)
-    dest = c.expand(dest)
+    dest = c.expand(c.expand_user_home(dest))
     remote = c.boolean(args.get("remote_src", False))
     if args.get("copy") is not None:
         remote = not c.boolean(args["copy"])
     creates = args.get("creates")
-    if creates and os.path.exists(c.expand(creates)):
+    if creates and os.path.exists(c.expand(c.expand_user_home(creates))):
         return {"changed": False, "dest": dest, "src": src,
                 "msg": f"skipped, since {creates} exists", "skipped": True}
     if not os.path.isdir(dest):

@@ -229,8 +229,12 @@ def copy(ctx, args):
     if content is not None and str(dest).endswith("/"):
         c.fail("can not use content with a dir as dest")
     if c.boolean(args.get("remote_src", False), "remote_src"):
-        return _copy_remote(ctx, args)
-    tree = (getattr(ctx, "task", None) or {}).get("trees", {}).get(src) if content is None else None
+        return _copy_remote(ctx, args)  # the module expands dest: ~ is $HOME
+    args = dict(args, dest=c.expand_user_home(dest))
+    tree = None
+    if content is None:
+        tree = (getattr(ctx, "task", None) or {}).get("trees", {}).get(src) \
+            or (getattr(ctx, "late_trees", None) or {}).get(src)
     if tree is not None:
         return _copy_tree(ctx, args, tree)
     if content is not None:
@@ -279,25 +283,30 @@ def _copy_tree(ctx, args, tree):
             changed = _makedirs_with_mode(ctx, parent, dir_attrs) or changed
         last = _write_content(ctx, dict(args, dest=target), ctx.read_file(sha), os.path.basename(rel), "copy")
         changed = changed or bool(last.get("changed"))
+    # with one file, Ansible's copy action answers with the last module it ran: the file's
+    # copy, or the file module of the last directory (or link) it ensured after it
+    last_other = None
     for rel, sha in tree["entries"].items():
         if sha is None:
             path = os.path.join(dest, rel)
+            made = False
             if not os.path.isdir(path):
-                changed = True
+                made = True
                 if not ctx.check_mode:
                     _makedirs_with_mode(ctx, path, dir_attrs)
             elif c.apply_attributes(ctx, path, args.get("directory_mode"), owner, group):
-                changed = True
+                made = True
+            changed = changed or made
+            last_other = {"changed": made, "path": path, "dest": path, "state": "directory"}
     for rel, target in (tree.get("links") or {}).items():
         path = os.path.join(dest, rel)
-        if os.path.islink(path) and os.readlink(path) == target:
-            continue
-        changed = True
-        if not ctx.check_mode:
+        placed = not (os.path.islink(path) and os.readlink(path) == target)
+        if placed and not ctx.check_mode:
             _place_link(os.symlink, target, path, _prev_state(path))
+        changed = changed or placed
+        last_other = {"changed": placed, "path": path, "dest": path, "state": "link", "src": target}
     if len(files) == 1 and last is not None:
-        last["changed"] = changed
-        return last
+        return last_other if last_other is not None else last
     return {"dest": dest, "src": tree["path"], "changed": changed}
 
 
@@ -410,7 +419,7 @@ def template(ctx, args):
     rendered = ctx.render(source, extra, overrides)
     encoding = args.get("output_encoding") or "utf-8"
     data = rendered.encode(encoding, "surrogateescape")
-    args = dict(args)
+    args = dict(args, dest=c.expand_user_home(args["dest"]))
     if args.get("mode") == "preserve":
         args["mode"] = info.get("mode")
     return _write_content(ctx, args, data, src, "template")

@@ -9,7 +9,9 @@ running them.
 import grp
 import os
 import pwd
+import re
 import shutil
+import time
 
 from . import _common as c
 
@@ -41,6 +43,15 @@ def _run(ctx, argv, what):
     return rc, out, err
 
 
+def _output(result, ran):
+    """The command's output on the result, as ansible-core's user puts it (when not empty)."""
+    _rc, out, err = ran
+    if out:
+        result["stdout"] = out
+    if err:
+        result["stderr"] = err
+
+
 def _groups_list(value):
     if value is None:
         return None
@@ -60,16 +71,76 @@ def _group_exists(name):
         return False
 
 
-def _shadow_hash(name):
+def _shadow_entry(name):
+    """The fields of ``name``'s /etc/shadow line (None when unreadable or absent)."""
     try:
         with open("/etc/shadow") as handle:
             for line in handle:
-                fields = line.split(":")
+                fields = line.rstrip("\n").split(":")
                 if fields[0] == name:
-                    return fields[1]
+                    return fields
     except OSError:
         return None
     return None
+
+
+def _shadow_hash(name):
+    fields = _shadow_entry(name)
+    return fields[1] if fields else None
+
+
+def _expiry_changes(name, when):
+    """usermod's ``-e`` arguments that bring the account's expiry date to ``when``, as
+    ansible-core compares them (the day, in UTC; before the epoch: no expiry)."""
+    fields = _shadow_entry(name) or []
+    try:
+        current = int(fields[7] if len(fields) > 7 and fields[7] else "0")
+    except ValueError:
+        current = 0
+    if when < time.gmtime(0):
+        return ["-e", ""] if current >= 0 else []
+    if current < 0 or time.gmtime(current * 86400)[:3] != when[:3]:
+        return ["-e", _expires(when)]
+    return []
+
+
+_HASH_RE = re.compile(r"[^a-zA-Z0-9./=]")
+# the length of the hash field of each crypt(3) method ansible-core checks
+_HASH_LENGTHS = {"1": 22, "5": 43, "6": 86, "y": 43}
+
+
+def _warn_unhashed(ctx, password):
+    """ansible-core's check that ``password`` looks like a crypt(3) hash: a warning when not
+    (the account would get the text itself as its hash)."""
+    if not password or password in ("*", "!", "*************"):
+        return
+    fields = password.split("$")
+    invalid = any(ch in password for ch in ":*!") or "$" not in password or len(fields) < 3
+    if not invalid:
+        invalid = bool(_HASH_RE.search(fields[-1])) or (
+            fields[1] in _HASH_LENGTHS and len(fields[-1]) != _HASH_LENGTHS[fields[1]])
+    if invalid:
+        ctx.warn("The input password appears not to have been hashed. "
+                 "The 'password' argument must be encrypted for this module to work properly.")
+
+
+def _expiry(value):
+    """``expires`` (seconds since the epoch, a float) as ansible-core's argument spec and User
+    take it: a time.struct_time, failing with their words."""
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float, str, bytes)):
+        c.fail(f"argument 'expires' is of type {type(value).__name__} and we were unable to convert to float: "
+               f"{type(value)} cannot be converted to a float")
+    try:
+        seconds = float(value)
+    except ValueError:
+        c.fail(f"argument 'expires' is of type {type(value).__name__} and we were unable to convert to float: "
+               f"{type(value)} cannot be converted to a float")
+    try:
+        return time.gmtime(seconds)
+    except (OverflowError, OSError, ValueError) as exc:
+        c.fail(f"Invalid value for 'expires' None: {exc}")
 
 
 def _user_groups(name, primary_gid):
@@ -90,6 +161,9 @@ def user(ctx, args):
     state = args.get("state") or "present"
     if state not in ("present", "absent"):
         c.fail(f"value of state must be one of: absent, present, got: {state}")
+    expires = _expiry(args.get("expires"))
+    if args.get("password") is not None:
+        _warn_unhashed(ctx, str(args["password"]))
     try:
         current = pwd.getpwnam(name)
     except KeyError:
@@ -98,6 +172,8 @@ def user(ctx, args):
     if state == "absent":
         if current is None:
             return result
+        if ctx.check_mode:  # ansible-core's user exits with changed alone here
+            return {"changed": True}
         result["changed"] = True
         if not ctx.check_mode:
             argv = [_tool("userdel")]
@@ -105,7 +181,7 @@ def user(ctx, args):
                 argv.append("-f")
             if c.boolean(args.get("remove", False)):
                 argv.append("-r")
-            _run(ctx, argv + [name], "userdel")
+            _output(result, _run(ctx, argv + [name], "userdel"))
         result["force"] = c.boolean(args.get("force", False))
         result["remove"] = c.boolean(args.get("remove", False))
         return result
@@ -123,6 +199,8 @@ def user(ctx, args):
     update_password = args.get("update_password") or "always"
 
     if current is None:
+        if ctx.check_mode:  # ansible-core's user exits with changed alone here
+            return {"changed": True}
         result["changed"] = True
         if not ctx.check_mode:
             argv = [_tool("useradd")]
@@ -142,8 +220,8 @@ def user(ctx, args):
                 argv += ["-d", str(args["home"])]
             if args.get("shell") is not None:
                 argv += ["-s", str(args["shell"])]
-            if args.get("expires") is not None:
-                argv += ["-e", _expires(args["expires"])]
+            if expires is not None:
+                argv += ["-e", _expires(expires)]
             if password is not None:
                 argv += ["-p", str(password)]
             if c.boolean(args.get("system", False)):
@@ -154,10 +232,12 @@ def user(ctx, args):
                     argv += ["-k", str(args["skeleton"])]
             else:
                 argv.append("-M")
-            _run(ctx, argv + [name], "useradd")
+            _output(result, _run(ctx, argv + [name], "useradd"))
         result.update({"system": c.boolean(args.get("system", False)),
                        "create_home": create_home})
-        return _describe(result, name)
+        if password is not None:
+            result["password"] = "NOT_LOGGING_PASSWORD"
+        return _home_ensured(ctx, _describe(result, name, groups), name, create_home, args.get("skeleton"))
 
     argv = []
     if args.get("uid") is not None and int(args["uid"]) != current.pw_uid:
@@ -169,10 +249,10 @@ def user(ctx, args):
         if gid != current.pw_gid:
             argv += ["-g", str(group)]
     if groups is not None:
-        have = set(_user_groups(name, current.pw_gid))
-        primary = grp.getgrgid(current.pw_gid).gr_name if _group_exists(current.pw_gid) else ""
+        # as ansible-core compares them: the groups that list the account as a member (its
+        # primary group too, when it does) against every group named
+        have = set(g.gr_name for g in grp.getgrall() if name in g.gr_mem)
         want = set(g if not g.isdigit() else grp.getgrgid(int(g)).gr_name for g in groups)
-        want.discard(primary)
         if append:
             if not want <= have:
                 argv += ["-a", "-G", ",".join(sorted(want))]
@@ -186,37 +266,80 @@ def user(ctx, args):
             argv.append("-m")
     if args.get("shell") is not None and str(args["shell"]) != current.pw_shell:
         argv += ["-s", str(args["shell"])]
+    if expires is not None:
+        argv += _expiry_changes(name, expires)
     if password is not None and update_password == "always":
         if _shadow_hash(name) != str(password):
             argv += ["-p", str(password)]
     if argv:
         result["changed"] = True
         if not ctx.check_mode:
-            _run(ctx, [_tool("usermod")] + argv + [name], "usermod")
+            _output(result, _run(ctx, [_tool("usermod")] + argv + [name], "usermod"))
+    result["append"] = append
+    result["move_home"] = c.boolean(args.get("move_home", False))
     if password is not None:
         result["password"] = "NOT_LOGGING_PASSWORD"
-    if result["changed"] and ctx.check_mode:
+    return _home_ensured(ctx, _describe(result, name, groups), name, create_home, args.get("skeleton"))
+
+
+def _home_ensured(ctx, result, name, create_home, skeleton):
+    """ansible-core's "missing homedir" step: a present account whose home directory is missing
+    gets it (from the skeleton, its mode from login.defs, owned by the account) while
+    ``create_home`` is true (its default), and the task is changed."""
+    home = result.get("home")
+    if not create_home or not home or os.path.exists(home):
         return result
-    return _describe(result, name)
+    result["changed"] = True
+    if ctx.check_mode:
+        return result
+    skeleton = skeleton or "/etc/skel"
+    try:
+        if os.path.exists(skeleton) and skeleton != os.devnull:
+            shutil.copytree(skeleton, home, symlinks=True)
+        else:
+            os.makedirs(home)
+    except OSError as exc:
+        c.fail(str(exc))
+    if os.path.exists("/etc/login.defs"):
+        os.chmod(home, _home_mode())
+    for root, dirs, files in os.walk(home):
+        for entry in [root] + [os.path.join(root, n) for n in dirs + files]:
+            os.lchown(entry, result["uid"], result["group"])
+    return result
 
 
-def _expires(value):
-    import time
+def _home_mode():
+    """A new home's mode as ansible-core reads /etc/login.defs: HOME_MODE, else from UMASK, else 0755."""
+    mode = 0o755
+    with open("/etc/login.defs") as fh:
+        for line in fh:
+            found = re.match(r"^HOME_MODE\s+(\d+)$", line)
+            if found:
+                return int(found.group(1), 8)
+            found = re.match(r"^UMASK\s+(\d+)$", line)
+            if found:
+                mode = 0o777 & ~int(found.group(1), 8)
+    return mode
 
-    value = float(value)
-    if value < 0:
+
+def _expires(when):
+    """useradd's ``-e`` for a time.struct_time: empty (never) before the epoch."""
+    if when < time.gmtime(0):
         return ""
-    return time.strftime("%Y-%m-%d", time.gmtime(value))
+    return time.strftime("%Y-%m-%d", when)
 
 
-def _describe(result, name):
+def _describe(result, name, groups):
+    """What ansible-core's user adds to a present account's result: its passwd entry (as it is
+    now: in check mode, before the change) and ``groups`` as given, when given."""
     try:
         entry = pwd.getpwnam(name)
     except KeyError:
         return result
     result.update({"uid": entry.pw_uid, "group": entry.pw_gid, "comment": entry.pw_gecos,
-                   "home": entry.pw_dir, "shell": entry.pw_shell,
-                   "groups": ",".join(_user_groups(name, entry.pw_gid))})
+                   "home": entry.pw_dir, "shell": entry.pw_shell})
+    if groups is not None:
+        result["groups"] = ",".join(groups)
     return result
 
 

@@ -1,0 +1,92 @@
+"""A copy ``src`` directory that earlier tasks make on the controller, against ansible-playbook.
+
+ansible-core's copy target makes ``source_recursive`` beside the playbook with tasks delegated
+to localhost, then copies it (with and without a trailing slash) by that relative name: Ansible
+looks for it only when the task runs. rustle-deploy cannot embed it at compile time; it reads it
+when the task's phase starts (``run_time_files``, a directory as a tree: fleetops) and the
+host's copy walks it as a directory ``src``. Both tools run the same playbook over one
+``ansible_connection=local`` host, each in its own directory (the working directory: the
+delegated tasks' relative paths are made there); compared: the files copied and the tasks'
+``changed``.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from typing import Any
+
+import pytest
+
+from rustle_deploy.cli import main
+
+from .conftest import ansible_env
+from .test_playbooks_ansible import ANSIBLE
+
+PLAYBOOK = """- hosts: all
+  gather_facts: false
+  tasks:
+    - name: a directory beside the playbook
+      file: {path: made_here/sub, state: directory}
+      delegate_to: localhost
+    - name: a file in it
+      copy: {content: "x\\n", dest: made_here/sub/f}
+      delegate_to: localhost
+    - name: the directory itself
+      copy: {src: made_here, dest: "{{ out }}/"}
+      register: whole
+    - name: its contents
+      copy: {src: made_here/, dest: "{{ out }}/contents/"}
+      register: contents
+    - name: the directory again
+      copy: {src: made_here, dest: "{{ out }}/"}
+      register: again
+    - name: what changed
+      copy:
+        dest: "{{ out }}/changed.txt"
+        content: "{{ [whole.changed, contents.changed, again.changed] }}"
+"""
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    if not ANSIBLE.exists():
+        pytest.skip("ansible-core is not installed in .venv")
+    tmp = tmp_path_factory.mktemp("copy-made-dir")
+    out: dict[str, Any] = {}
+    for tool in ("ansible", "rustle"):
+        work = tmp / tool
+        (work / "out").mkdir(parents=True)
+        (work / "site.yml").write_text(PLAYBOOK)
+        (work / "inv.ini").write_text(f"h ansible_connection=local ansible_python_interpreter={sys.executable} "
+                                      f"rustle_remote_dir={work / 'remote'}\n")
+        args = ["-i", str(work / "inv.ini"), "-e", f"out={work / 'out'}"]
+        if tool == "ansible":
+            proc = subprocess.run([str(ANSIBLE), str(work / "site.yml"), *args], capture_output=True, text=True,
+                                  env=ansible_env(work), cwd=work, timeout=600)
+            code, text = proc.returncode, proc.stdout + proc.stderr
+        else:
+            with pytest.MonkeyPatch.context() as mp:
+                mp.chdir(work)
+                mp.setenv("HOME", str(work / "home"))
+                mp.setenv("ANSIBLE_CONFIG", str(work / "no-ansible.cfg"))
+                for var in ("RUSTLE_DEPLOY_CACHE_DIR", "RUSTLE_STATE_DB"):
+                    mp.delenv(var, raising=False)
+                with open(work / "rustle.out", "w") as stream:
+                    mp.setattr(sys, "stdout", stream)
+                    mp.setattr(sys, "stderr", stream)
+                    code = main([str(work / "site.yml"), *args, "--run", "--output", "text"])
+            text = (work / "rustle.out").read_text()
+        root = work / "out"
+        out[tool] = {"code": code, "text": text,
+                     "tree": {str(p.relative_to(root)): (p.read_text() if p.is_file() else "/")
+                              for p in sorted(root.rglob("*"))}}
+    return out
+
+
+def test_a_directory_made_on_the_controller_is_copied_as_ansible_copies_it(runs: dict[str, Any]) -> None:
+    ansible, rustle = runs["ansible"], runs["rustle"]
+    assert ansible["code"] == 0, ansible["text"]
+    assert rustle["code"] == 0, rustle["text"]
+    assert ansible["tree"]["made_here/sub/f"] == "x\n" and ansible["tree"]["contents/sub/f"] == "x\n"
+    assert rustle["tree"] == ansible["tree"], rustle["text"]
