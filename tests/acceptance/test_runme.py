@@ -39,7 +39,7 @@ PINNED = (
     "handlers:167", "handlers:180", "handlers:94", "handlers:107", "tags:80", "tags:89", "blocks:112",
     "import_tasks:5", "roles:59", "blocks:11", "blocks:19", "blocks:27", "handlers:200",
     "any_errors_fatal:11", "any_errors_fatal:37", "handlers:89", "handlers:138",
-    "blocks:91", "blocks:116", "blocks:123", "any_errors_fatal:46", "conditionals:7",
+    "blocks:91", "blocks:116", "blocks:123", "any_errors_fatal:46", "conditionals:7", "handlers:129",
     "include_import:57", "include_import:150",
 )
 
@@ -126,9 +126,11 @@ def test_hosts_are_compared_each_in_its_own_order() -> None:
     assert cmp.differences == ["[A] t2: ansible-playbook changed; rustle-deploy ok"]
     assert exit_class(a) == exit_class(r) == "hosts failed"
     # a run ansible-core aborts ("[ERROR]: ...", exit 1 or 4) is one rustle-deploy records as errored
-    errored = Run("rustle", code=1, results=[_res("t1", "A"), dict(_res("t2", "A", "failed"), errored=True)])
+    errored = Run("rustle", code=1, results=[_res("t1", "A"), dict(_res("t2", "A", "failed"), errored=True,
+                                                                     module="include")])
     assert exit_class(errored) == exit_class(Run("ansible", code=4)) == "error"
-    # where it errored, ansible-playbook reported no result: compared up to there
+    # an include whose file ansible-core could not parse: after its ok result, ansible-playbook
+    # reported no failure, only the error: compared up to there
     aborted = outcome(Run("ansible", code=4, results=[_res("t1", "A")]), errored)
     assert aborted.same and aborted.cmp.compared == 1
     # both refuse the playbook before any task: they agree, nothing is compared
@@ -136,3 +138,15 @@ def test_hosts_are_compared_each_in_its_own_order() -> None:
     assert not both.refused and both.compared == 0
     assert compare_hosts(a, Run("rustle", code=2, refused="error: x")).refused
     assert not outcome(Run("ansible", code=4, results=a.results[:1]), Run("rustle", code=2, refused="error: x")).same
+
+
+def test_the_task_whose_notify_of_no_handler_errored_the_run_is_not_compared() -> None:
+    # ansible-playbook prints the error and reports no result for that task (runme handlers:77,
+    # 118, 129); rustle-deploy fails the task with the error, recorded errored
+    msg = "The requested handler 'h' was not found in either the main handlers list nor in the listening handlers list"
+    r = Run("rustle", code=1, results=[_res("t1", "A"), dict(_res("t2", "A", "failed"), msg=msg, errored=True)])
+    res = outcome(Run("ansible", code=1, results=[_res("t1", "A")]), r)
+    assert res.same and res.exits == ("error", "error")
+    # another errored task is compared
+    other = Run("rustle", code=1, results=[_res("t1", "A"), dict(_res("t2", "A", "failed"), msg="x", errored=True)])
+    assert not outcome(Run("ansible", code=1, results=[_res("t1", "A")]), other).same
