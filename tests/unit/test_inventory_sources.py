@@ -135,3 +135,16 @@ def test_records_keep_sources_absolute_and_read_old_ones(tree: Path, monkeypatch
 def test_the_oracle_saw_every_host(oracle: dict[str, subprocess.CompletedProcess[str]]) -> None:
     listed = json.loads(oracle["three"].stdout)
     assert set(listed["_meta"]["hostvars"]) == {"h1", "h2", "h3", "h4", "h5", "h6"}
+
+
+def test_resume_command_carries_every_source(tree: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """``--resume`` from the web UI re-runs the command with each -i, absolute, host lists as given."""
+    from rustle_deploy.fleetops import recorded_sources, resume_spec
+
+    monkeypatch.chdir(tree)
+    spec = resume_spec({"execution_plan": "site.yml", "inventory": ["a/hosts.ini", "c", "x,y,"]})
+    assert spec["argv"] == [str(tree / "site.yml"), "-i", str(tree / "a/hosts.ini"), "-i", str(tree / "c"),
+                            "-i", "x,y,", "--run"]
+    assert recorded_sources(["a/hosts.ini"]) == str(tree / "a/hosts.ini")  # one: as older records hold it
+    assert recorded_sources(["a/hosts.ini", "c"]) == [str(tree / "a/hosts.ini"), str(tree / "c")]
+    assert recorded_sources(None) is None
