@@ -243,6 +243,8 @@ class Host:
     # "flags"}; AnsibleConfig.become_config), below the host's variables: what the connection-level
     # become (ansible_become) starts the agent with when no variable says
     become_config: dict[str, dict[str, str]] = field(default_factory=dict)
+    # -K was given: a connection-level become may ask for that password (transport.options.prompted_become)
+    become_asked: bool = False
 
     @property
     def address(self) -> str:

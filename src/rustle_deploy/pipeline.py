@@ -287,7 +287,9 @@ class Session:
         if conn or missing:
             host = replace(host, vars={**host.vars, **missing, **conn})
         configured = acfg.become_config()
-        return replace(host, become_config=configured) if configured and not host.become_config else host
+        if configured and not host.become_config:
+            host = replace(host, become_config=configured)
+        return replace(host, become_asked=True) if self.opts.get("ask_become_pass") else host
 
     def units(self, plan: Plan, inv: Inventory, hosts: list[Host]) -> list[BuildUnit]:
         from .compiler.units import plan_units

@@ -181,8 +181,9 @@ def test_the_proxy_names_its_servers_and_serves_plain_http(http: HttpTester) -> 
 
 # -- uri and get_url against it, under both tools ------------------------------------------------
 
-def _tasks(refusing: int) -> list[dict[str, Any]]:
-    """The play's tasks; ``refusing``: a port bound and never listening (a proxy that refuses)."""
+def _tasks(refusing: int, bundle: Path) -> list[dict[str, Any]]:
+    """The play's tasks; ``refusing``: a port bound and never listening (a proxy that refuses);
+    ``bundle``: the certificates that trust the servers (the run's SSL_CERT_FILE)."""
     url, badssl = f"https://{HTTPBIN}", BADSSL
     tasks: list[dict[str, Any]] = [
         {"name": "uri get", "uri": {"url": f"{url}/get?x=1", "return_content": True}},
@@ -230,6 +231,10 @@ def _tasks(refusing: int) -> list[dict[str, Any]]:
                                                            "use_proxy": False}},
         {"name": "get_url the task's proxy", "get_url": {"url": f"{url}/get", "dest": "{d}/proxied.json"},
          "environment": {"https_proxy": f"http://127.0.0.1:{refusing}"}},
+        {"name": "get_url the task's SSL_CERT_FILE", "get_url": {"url": f"{url}/get", "dest": "{d}/trusted.json"},
+         "environment": {"SSL_CERT_FILE": str(bundle)}},
+        {"name": "get_url the task's SSL_CERT_FILE trusts nothing", "get_url": {
+            "url": f"{url}/get", "dest": "{d}/untrusted.json"}, "environment": {"SSL_CERT_FILE": "{d}/netrc"}},
         {"name": "read back", "slurp": {"src": "{d}/netrc.json"}},
     ]
     for i, task in enumerate(tasks):
@@ -271,7 +276,7 @@ def test_uri_and_get_url_match_ansible_against_the_servers(http: HttpTester, tmp
     held = socket.socket()  # bound and never listening for the whole test: connections to it are refused
     held.bind(("127.0.0.1", 0))
     request.addfinalizer(held.close)
-    tasks = _tasks(held.getsockname()[1])
+    tasks = _tasks(held.getsockname()[1], http.directory / "bundle.pem")
     plays = [{"name": "http", "tasks": tasks}]
     files = {"files/formdata.txt": "_multipart/form-data_\n", "files/body.json": '["JSON Test Pattern"]\n'}
     results, events = {}, {}
@@ -298,6 +303,8 @@ def test_uri_and_get_url_match_ansible_against_the_servers(http: HttpTester, tmp
     assert base64.b64decode(multipart["files"]["file1"]) == b"_multipart/form-data_\n"
     assert multipart["files"]["file3"] == "_multipart/form-data_\r\n"
     assert json.loads(base64.b64decode(got["read back"]["content"]))["user"] == "foo"  # the netrc's login won
+    assert got["get_url the task's SSL_CERT_FILE"]["status_code"] == 200
+    assert "CERTIFICATE_VERIFY_FAILED" in got["get_url the task's SSL_CERT_FILE trusts nothing"]["msg"]
     assert got["get_url unredirected"]["status_code"] == 401 and got["get_url redirected"]["status_code"] == 200
     assert got["uri get"]["json"]["args"] == {"x": "1"} and got["uri 404"]["failed"]
     assert got["uri src"]["json"]["json"] == ["JSON Test Pattern"]

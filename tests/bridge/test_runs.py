@@ -291,6 +291,65 @@ def test_the_fork_server_is_started_early_only_for_tasks_that_will_use_it() -> N
     assert not _unbecome_task(plan({"bridge": "ansible.legacy.mine"}), "h1", fqcns)  # a script module
 
 
+def test_uri_uploads_a_controller_file_as_another_become_user(tmp_path: Path, bridge: BridgeRun) -> None:
+    """uri's ``src`` and a form-multipart ``filename`` (controller files, embedded) reach a module
+    that runs as ``nobody``, who cannot read the run's directory: they travel with the module on
+    stdin, into that user's private directory, and the module is given their paths there."""
+    import http.server
+    import json
+    import os
+    import pwd
+    import threading
+
+    if os.geteuid() != 0 or not shutil.which("sudo"):
+        pytest.skip("runs as root: becomes nobody through sudo without a password")
+    try:
+        pwd.getpwnam("nobody")
+    except KeyError:
+        pytest.skip("no user 'nobody'")
+    python = "/usr/bin/python3"  # the venv's lives under /root, which nobody cannot enter
+    if subprocess.run(["sudo", "-n", "-u", "nobody", python, "-c", "pass"], capture_output=True).returncode:
+        pytest.skip("no Python that nobody can start")
+    bodies: list[bytes] = []
+
+    class Echo(http.server.BaseHTTPRequestHandler):
+        def do_POST(self) -> None:  # noqa: N802 (http.server's name)
+            bodies.append(self.rfile.read(int(self.headers["Content-Length"])))
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.end_headers()
+            self.wfile.write(json.dumps({"size": len(bodies[-1])}).encode())
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Echo)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        url = f"http://127.0.0.1:{server.server_address[1]}/post"
+        plan_dir = tmp_path / "p"
+        (plan_dir / "files").mkdir(parents=True)
+        (plan_dir / "files" / "body.json").write_text('["from the controller"]\n')
+        (plan_dir / "files" / "form.txt").write_text("form file\n")
+        plan = write_plan(plan_dir, [
+            {"name": "src", "module": "uri", "become": True, "become_user": "nobody",
+             "args": {"url": url, "method": "POST", "src": "body.json", "body_format": "json",
+                      "return_content": True}},
+            {"name": "multipart", "module": "uri", "become": True, "become_user": "nobody",
+             "args": {"url": url, "method": "POST", "body_format": "form-multipart",
+                      "body": {"f": {"filename": "form.txt"}, "t": "text"}}},
+        ])
+        res = bridge.run(plan, host_vars={"ansible_python_interpreter": python})
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert (res["src"]["status"], res["multipart"]["status"]) == ("ok", "ok"), res
+    assert bodies[0] == b'["from the controller"]\n'
+    import base64
+
+    assert b"form.txt" in bodies[1] and base64.b64encode(b"form file\n") in bodies[1] and b"@@" not in bodies[1]
+
+
 def test_facts_a_module_returns_are_variables_of_their_own_name(tmp_path: Path, bridge: BridgeRun) -> None:
     """As INJECT_FACTS_AS_VARS: getent's ``getent_passwd`` is a variable (ansible-core's getent
     target asserts it), at the facts' precedence: a play variable of the same name wins."""
@@ -360,7 +419,7 @@ def _kept_fork_server_runs(tmp_path: Path, bridge: BridgeRun) -> None:
     assert _kept_servers(remote) == servers  # the same process served the second run
     for res in (first, second):
         assert res["where"]["cwd"] == str(Path.cwd()) and res["where"]["umask"] == oct(_umask())
-        assert res["where"]["parent"] == pid
+        assert res["where"]["grandparent"] == pid  # forked by the run's session, which the server forked
         assert res["slow"]["msg"] == "Task failed: Timed out after 1 second(s)."
         assert res["next"]["greeting"] == "hello y"
     # a run that goes away while its module runs (an interrupted controller) takes the module with it
@@ -406,6 +465,46 @@ def _start_module_and_leave(socket_path: Path, tmp_path: Path, args: dict[str, o
     return pid
 
 
+def test_the_fork_server_is_kept_by_default_serves_runs_at_once_and_zero_turns_it_off(bridge: BridgeRun) -> None:
+    """Without ``rustle_bridge_keep`` the server is kept (KEEP_SECONDS); a run is served while
+    another run's connection is open (each run has a session of its own); ``0`` keeps none."""
+    short = Path(tempfile.mkdtemp(prefix="rb-", dir="/tmp"))
+    try:
+        run = BridgeRun(short, bridge.capsys)
+        _library(short / "p", {"where.py": WHERE_MODULE})
+        plan = write_plan(short / "p", [{"name": "where", "module": "where", "args": {"path": str(short)}}])
+        first = run.run(plan)
+        servers = _kept_servers(short / "remote")
+        assert len(servers) == 1
+        (socket_path, pid), = servers.items()
+        assert first["where"]["grandparent"] == pid and "warnings" not in first["where"]
+        import socket
+
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as held:  # another run, still connected
+            held.settimeout(30)
+            held.connect(str(socket_path))
+            assert b'"ready": true' in held.recv(4096)
+            second = run.run(plan)
+        assert second["where"]["grandparent"] == pid and second["where"]["parent"] != first["where"]["parent"]
+        off = Path(tempfile.mkdtemp(prefix="rb-", dir="/tmp"))
+        try:
+            _library(off / "p", {"where.py": WHERE_MODULE})
+            plan = write_plan(off / "p", [{"name": "where", "module": "where", "args": {"path": str(off)}}])
+            res = BridgeRun(off, bridge.capsys).run(plan, host_vars={"rustle_bridge_keep": 0})
+            assert res["where"]["changed"] is False and not (off / "remote" / "bridge").exists()
+        finally:
+            shutil.rmtree(off, ignore_errors=True)
+        code, out, err = run.main("--cleanup", "-i", str(run.inventory()), "--output", "json")
+        assert code == 0, err + out
+        for _ in range(300):
+            if not _alive(pid):
+                break
+            time.sleep(0.1)
+        assert not _alive(pid)
+    finally:
+        shutil.rmtree(short, ignore_errors=True)
+
+
 def test_a_keep_value_that_is_not_seconds_is_warned_about_and_keeps_nothing(tmp_path: Path, bridge: BridgeRun) -> None:
     _library(tmp_path / "p", {"greet.py": ANSIBLE_MODULE})
     plan = write_plan(tmp_path / "p", [{"name": "one", "module": "greet", "args": {"name": "a"}},
@@ -431,5 +530,7 @@ import os
 from ansible.module_utils.basic import AnsibleModule
 m = AnsibleModule(argument_spec=dict(path=dict(type='path')))
 mask = os.umask(0)
-m.exit_json(changed=False, cwd=os.getcwd(), umask=oct(mask), parent=os.getppid())
+with open('/proc/%d/stat' % os.getppid()) as fh:
+    grandparent = int(fh.read().rsplit(')', 1)[1].split()[1])
+m.exit_json(changed=False, cwd=os.getcwd(), umask=oct(mask), parent=os.getppid(), grandparent=grandparent)
 '''

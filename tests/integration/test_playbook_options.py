@@ -368,6 +368,29 @@ def test_ask_become_pass_gives_sudo_the_password_and_never_shows_or_stores_it(
 
 
 @pytest.mark.ssh
+def test_ask_become_pass_with_the_inventorys_ansible_become(sudo_user: Any, sshd: Any, tmp_path: Path,
+                                                            rustle_home: Path) -> None:
+    """-K with a connection-level become (the inventory's ansible_become=true, sudo): the agent
+    starts as the connecting user and each task becomes on the host with the typed password."""
+    password, work = sudo_user
+    playbook, inv = become_project(sshd, tmp_path, work)
+    inv.write_text(inv.read_text().rstrip("\n") + " ansible_become=true\n")
+    playbook.write_text(playbook.read_text().replace("    become: true\n", ""))
+    assert "become" not in playbook.read_text()  # root only through the inventory's become
+    term = Terminal([str(RUSTLE), str(playbook), "-i", str(inv), "--run", "--output", "text", "-K"])
+    term.expect("BECOME password: ")
+    term.type(password)
+    code = term.finish()
+    shown = term.shown.decode(errors="replace")
+    assert code == 0, shown
+    assert (work / "who").read_text() == "root\n" and password not in shown
+    for root in (work, rustle_home, tmp_path):
+        for path in root.rglob("*"):
+            if path.is_file() and not path.is_symlink():
+                assert password.encode() not in path.read_bytes(), f"the password is in {path}"
+
+
+@pytest.mark.ssh
 def test_become_without_ask_become_pass_and_without_a_terminal(sudo_user: Any, sshd: Any, tmp_path: Path,
                                                                capsys: pytest.CaptureFixture[str],
                                                                monkeypatch: pytest.MonkeyPatch) -> None:

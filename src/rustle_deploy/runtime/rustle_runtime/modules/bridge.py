@@ -67,17 +67,20 @@ run_module(params, _args[1], _args[2])
 # ``{"pid": N}`` at the fork and ``{"rc": N}`` when the child ends.
 #
 # SOCKET ``-``: the requests come on stdin and the answers go to stdout, for this run only.
-# Otherwise the server is kept between runs (``rustle_bridge_keep``): it detaches (its own
-# session, not a child of the run), listens on the unix socket SOCKET in a private directory,
-# says ``{"ready": true}`` on stdout once it does, and serves one run (connection) at a time, each
-# greeted with ``{"ready": true, "pid": N}``; it ends after KEEP seconds without a run, when its
-# artifact is gone, when its socket is no longer its own, or when a run asks ``{"exit": true}``
-# (--cleanup). A run that goes away while a module runs takes the module with it (killpg).
+# Otherwise the server is kept between runs (``rustle_bridge_keep``, on by default): it detaches
+# (its own session, not a child of the run), listens on the unix socket SOCKET in a private
+# directory, says ``{"ready": true}`` on stdout once it does, and serves each run (connection) of
+# its own uid in a session forked for it, so that runs at the same time do not wait for each other,
+# each greeted with ``{"ready": true, "pid": SERVER}``; it ends after KEEP seconds without a run,
+# LIFETIME seconds after it started (the runs it serves then go on), when its artifact is gone,
+# when its socket is no longer its own, or when a run asks ``{"exit": true}`` (--cleanup). A run
+# that goes away while a module runs takes the module with it (killpg).
 FORKSERVER = _PREAMBLE + r"""
 import json
 sock_path, keep = _args[1], float(_args[2])
 kept = sock_path != "-"
 conn = None
+LIFETIME = 3600.0
 if kept and os.fork():
     os._exit(0)  # the run reaps this one at once: the server is nobody's child
 from ansible.module_utils import basic
@@ -107,11 +110,8 @@ else:
     listener.settimeout(min(keep, 10.0))  # a look every 10 s: is the socket still ours?
     ident = os.stat(sock_path).st_ino
     artifact = os.path.dirname(os.path.dirname(lib))
+    server_pid = os.getpid()
     os.write(1, b'{"ready": true}\n')
-    wake_r, wake_w = os.pipe()
-    os.set_blocking(wake_w, False)
-    signal.signal(signal.SIGCHLD, lambda *_: None)
-    signal.set_wakeup_fd(wake_w)
 os.dup2(fd, 0)
 os.dup2(fd, 1)
 os.close(fd)
@@ -217,31 +217,65 @@ def ours():
     except OSError:
         return False
 
+def session():
+    # one run's connection, in a process forked for it: its modules are forked from here; it
+    # never returns (whatever a request holds, it must not go on as a second server)
+    global answer, wake_r, wake_w
+    try:
+        listener.close()
+        wake_r, wake_w = os.pipe()
+        os.set_blocking(wake_w, False)
+        signal.signal(signal.SIGCHLD, lambda *_: None)
+        signal.set_wakeup_fd(wake_w)
+        answer = conn.fileno()
+        say({"ready": True, "pid": server_pid})
+        if not serve(conn.makefile("rb")):  # --cleanup: no new run reaches the server, which ends
+            if ours():
+                os.unlink(sock_path)
+            if os.getppid() == server_pid:  # still its server (not one that ended, its pid reused)
+                os.kill(server_pid, signal.SIGTERM)
+    except BaseException:
+        import traceback
+        traceback.print_exc()  # to the server's log
+    finally:
+        os._exit(0)
+
 if not kept:
     say({"ready": True})
     serve(control)
 else:
     import time
-    idle_since = time.monotonic()
-    while ours() and time.monotonic() - idle_since < keep:
+    started = idle_since = time.monotonic()
+    sessions = set()
+    while ours():
+        for pid in list(sessions):
+            try:
+                ended = os.waitpid(pid, os.WNOHANG)[0]
+            except ChildProcessError:
+                ended = pid
+            if ended:
+                sessions.discard(pid)
+                idle_since = time.monotonic()
+        now = time.monotonic()
+        if now - started >= LIFETIME or (not sessions and now - idle_since >= keep):
+            break
         try:
             conn, _ = listener.accept()
         except (socket.timeout, InterruptedError):
             continue
-        conn.settimeout(None)
         try:
+            conn.settimeout(None)
             uid = struct.unpack("3i", conn.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, 12))[1]
-            if uid != os.getuid():
-                continue
-            answer = conn.fileno()
-            say({"ready": True, "pid": os.getpid()})
-            if not serve(conn.makefile("rb")):
-                break
+            if uid == os.getuid():
+                pid = os.fork()
+                if pid == 0:
+                    session()
+                sessions.add(pid)
         except OSError:
             pass
         finally:
             conn.close()
-            idle_since = time.monotonic()
+        listener.settimeout(1.0 if sessions else min(keep, 10.0))  # sessions are reaped between accepts
     if ours():
         os.unlink(sock_path)
 # The run is over: tearing down every module ansible-core imported costs about 25 ms of CPU per
@@ -251,8 +285,11 @@ os._exit(0)
 
 # Become to another user (``python -c BECOME_BOOT`` through sudo/su): the artifact is private to
 # the connecting user, so what the module needs travels on stdin, as AnsiballZ's payload does.
-# One JSON line: ``files`` (name -> base64), ``argv`` ({DIR} is replaced) and the module's
-# ``stdin``. The files go to a private directory of the become user's, removed at the end.
+# One JSON line: ``files`` (name -> base64; ``up/NAME``: a file uri uploads), ``argv`` ({DIR}
+# is replaced) and the module's ``stdin`` (UPLOADS_DIR, in its JSON, is replaced by the same
+# directory: the paths of the uploaded files). The files go to a private directory of the
+# become user's, removed at the end.
+UPLOADS_DIR = "@@rustle-bridge-dir-" + os.urandom(8).hex() + "@@"
 BECOME_BOOT = r"""
 import base64, json, os, shutil, subprocess, sys, tempfile
 req = json.loads(sys.stdin.buffer.read())
@@ -260,11 +297,14 @@ d = tempfile.mkdtemp(prefix="rustle-bridge-")
 try:
     for name, data in req["files"].items():
         path = os.path.join(d, name)
+        if name.startswith("up/"):
+            os.makedirs(os.path.dirname(path), 0o700, exist_ok=True)
         with open(path, "wb") as fh:
             fh.write(base64.b64decode(data))
         os.chmod(path, 0o700)
     argv = [a.replace("{DIR}", d) for a in req["argv"]]
-    proc = subprocess.run(argv, input=req["stdin"].encode())
+    stdin = req["stdin"].replace(req["uploads_dir"], json.dumps(d)[1:-1]) if req.get("uploads_dir") else req["stdin"]
+    proc = subprocess.run(argv, input=stdin.encode())
 finally:
     shutil.rmtree(d, ignore_errors=True)
 sys.exit(proc.returncode)
@@ -298,10 +338,11 @@ def run_module(ctx, args, spec, bridge):
                 "msg": f"This action ({name}) does not support check mode."}
     task_tmp = _mkdtemp(ctx.tmpdir)
     try:
+        uploads = {}  # for a become_user who cannot read task_tmp: sent with the module (_run_elsewhere)
         if spec.get("module_fqn") == "ansible.modules.uri" and ctx.files:
-            args = _uploads(ctx, args, task_tmp)
+            args = _uploads(ctx, args, task_tmp, uploads)
         module_args = _module_args(ctx, args, spec, bridge, name, task_tmp)
-        rc, out, err = _execute(ctx, spec, module_args, task_tmp)
+        rc, out, err = _execute(ctx, spec, module_args, task_tmp, uploads)
     finally:
         import shutil
 
@@ -309,20 +350,21 @@ def run_module(ctx, args, spec, bridge):
     return parse_result(rc, out, err)
 
 
-def _uploads(ctx, args, task_tmp):
+def _uploads(ctx, args, task_tmp, uploads):
     """uri's action plugin: the controller file of ``src`` (unless ``remote_src``), else of each
     form-multipart field with a ``filename`` and no ``content`` (embedded by the compiler under
     its name as written), written into the task's temporary directory under its base name; the
-    module is given that path instead."""
+    module is given that path instead. For a become_user who cannot read that directory, the
+    files go into ``uploads`` instead (name -> bytes), and the path names the directory the
+    module gets as that user (``_run_elsewhere``: UPLOADS_DIR there)."""
     from ._common import boolean, embedded_source
 
     def put(name):
+        base = os.path.basename(str(name))
         if _become_elsewhere(ctx):
-            from ..context import ModuleFailure
-
-            raise ModuleFailure(f"uri: uploading a file with become_user '{ctx.become_user}' is not supported "
-                                "yet; hint: become root, or run the task without become")
-        path = os.path.join(task_tmp, os.path.basename(str(name)))
+            uploads["up/" + base] = embedded_source(ctx, args, name)
+            return UPLOADS_DIR + "/up/" + base
+        path = os.path.join(task_tmp, base)
         with open(path, "wb") as fh:
             fh.write(embedded_source(ctx, args, name))
         return path
@@ -640,7 +682,7 @@ def _python(ctx):
     return sys.executable or "python3"
 
 
-def _execute(ctx, spec, module_args, task_tmp):
+def _execute(ctx, spec, module_args, task_tmp, uploads=None):
     style = spec.get("style")
     if style == "new":
         payload = ctx._runner.payload  # the runtime's own artifact: a zip (zipimport) or a directory
@@ -648,7 +690,7 @@ def _execute(ctx, spec, module_args, task_tmp):
         params = json.dumps({"ANSIBLE_MODULE_ARGS": module_args}, default=str)
         fqn, profile = spec["module_fqn"], spec.get("profile") or "legacy"
         if _become_elsewhere(ctx):
-            return _run_elsewhere(ctx, {"lib.zip": _lib_zip(ctx)},
+            return _run_elsewhere(ctx, {"lib.zip": _lib_zip(ctx), **(uploads or {})},
                                   [_python(ctx), "-c", BOOT, "{DIR}/lib.zip", fqn, profile], params)
         server = _fork_server(ctx, lib)
         if server is not None:
@@ -679,8 +721,11 @@ def _run_elsewhere(ctx, files, argv, stdin):
     """``argv`` as another become_user, with ``files`` sent on stdin (BECOME_BOOT)."""
     import base64
 
-    request = json.dumps({"files": {k: base64.b64encode(v).decode("ascii") for k, v in files.items()},
-                          "argv": argv, "stdin": stdin})
+    request = {"files": {k: base64.b64encode(v).decode("ascii") for k, v in files.items()},
+               "argv": argv, "stdin": stdin}
+    if any(name.startswith("up/") for name in files):
+        request["uploads_dir"] = UPLOADS_DIR
+    request = json.dumps(request)
     boot = _become_argv(ctx, [_python(ctx), "-c", BECOME_BOOT])
     return _checked(ctx, ctx.run_command(boot, data=request, expand=False))
 
@@ -869,51 +914,66 @@ def _server(runner, python, lib, tmpdir):
     return servers[key]
 
 
+KEEP_SECONDS = 300  # the default of rustle_bridge_keep
+
+
 def _kept(runner, python, lib, profiles):
-    """``(socket path, seconds)`` when the host variable ``rustle_bridge_keep`` (seconds, plain)
-    keeps the fork server between runs, under the agent's remote directory: ``bridge/<key>``, the
-    key naming the interpreter, the artifact and the profiles. None otherwise (not set, run by
-    hand, or a value or place it cannot use: ``_keep_problem`` says why, the first bridged task
-    warns)."""
+    """``(socket path, seconds)`` when the fork server is kept between runs (the host variable
+    ``rustle_bridge_keep``, seconds, plain; KEEP_SECONDS when unset), under the agent's remote
+    directory: ``bridge/<key>``, the key naming the interpreter (its path and the file it is,
+    so that an upgraded Python never serves a run), the artifact and the profiles. None
+    otherwise (turned off, run by hand, or a value or place it cannot use: ``_keep_problem``
+    says why, and the first bridged task warns when the variable was set)."""
     import hashlib
 
     value = runner.host_vars.get("rustle_bridge_keep")
-    text = str(value if value is not None else "").strip()
-    if text.lower() in ("", "0", "false", "no", "off", "none"):
+    text = str(value if value is not None else KEEP_SECONDS).strip()
+    if text.lower() in ("0", "false", "no", "off", "none"):
         return None
     try:
         seconds = float(text)
     except ValueError:
         seconds = -1.0
     if not seconds >= 0 or seconds == float("inf") or isinstance(value, bool):
-        return _keep_problem(runner, f"rustle_bridge_keep={text!r} is not a number of seconds (written "
-                                     "plainly, not a template): the fork server is not kept")
+        return _keep_problem(runner, True, f"rustle_bridge_keep={text!r} is not a number of seconds (written "
+                                           "plainly, not a template): the fork server is not kept")
     state_dir = getattr(runner, "state_dir", None)
     if seconds == 0 or not state_dir:
         return None
-    key = hashlib.sha256(json.dumps([os.path.realpath(python), os.path.realpath(lib), profiles]).encode())
+    from ..lowlevel import which
+
+    real = os.path.realpath(which(python, os.environ) or python)
+    try:
+        st = os.stat(real)
+    except OSError:
+        return None  # no such interpreter: the server does not start either, and says so
+    identity = [real, st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns]
+    key = hashlib.sha256(json.dumps([identity, os.path.realpath(lib), profiles]).encode())
     directory = os.path.join(state_dir, "bridge")
     path = os.path.join(directory, key.hexdigest()[:16])
+    asked = value is not None
     if len(path.encode()) > 100:  # sun_path holds 108 bytes
-        return _keep_problem(runner, f"the fork server is not kept: its socket path {path} is longer than a "
-                                     "unix socket allows; hint: a shorter rustle_remote_dir")
+        return _keep_problem(runner, asked, f"the fork server is not kept: its socket path {path} is longer "
+                                            "than a unix socket allows; hint: a shorter rustle_remote_dir")
     try:
         os.mkdir(directory, 0o700)
     except FileExistsError:
         pass
     except OSError as exc:
-        return _keep_problem(runner, f"the fork server is not kept: cannot make {directory}: {exc.strerror}")
+        return _keep_problem(runner, asked, f"the fork server is not kept: cannot make {directory}: "
+                                            f"{exc.strerror}")
     import stat
 
     st = os.lstat(directory)
     if not stat.S_ISDIR(st.st_mode) or st.st_uid != os.geteuid() or st.st_mode & 0o077:
-        return _keep_problem(runner, f"the fork server is not kept: {directory} is not a directory private to "
-                                     "this user")
+        return _keep_problem(runner, True, f"the fork server is not kept: {directory} is not a directory "
+                                           "private to this user")
     return path, seconds
 
 
-def _keep_problem(runner, message):
-    runner.__dict__["_bridge_keep_problem"] = message
+def _keep_problem(runner, warn, message):
+    if warn:
+        runner.__dict__["_bridge_keep_problem"] = message
     return None
 
 
@@ -959,9 +1019,18 @@ class ForkServer:
             self.log = keep[0] + ".log"
             try:
                 self._connect(keep[0])
-                return
-            except OSError:
-                pass  # none yet, or one that has ended: start it
+                if self._answer().get("ready") is True:
+                    self._ready = True
+                    return
+                self._out.close()
+                self._sock.close()
+                self._sock = None
+            except (OSError, ValueError):
+                if self._sock is not None:
+                    self._out.close()
+                    self._sock.close()
+                    self._sock = None
+            # none yet, or one that has ended (or is ending: its time is up): start one
         self._start(python, lib, tmpdir, profiles, keep)
 
     def _start(self, python, lib, tmpdir, profiles, keep):

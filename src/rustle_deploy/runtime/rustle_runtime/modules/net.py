@@ -9,6 +9,7 @@ import hashlib
 import os
 import re
 import socket
+import sys
 import time
 
 from . import _common as c
@@ -312,14 +313,20 @@ def _auth(ctx, args, url):
     return url, {}, []
 
 
-def _ssl_context(args):
-    """ansible-core's make_context: ``validate_certs``, ``ciphers``, ``client_cert``/``client_key``."""
+def _ssl_context(ctx, args):
+    """ansible-core's make_context: ``validate_certs``, ``ciphers``, ``client_cert``/``client_key``;
+    the trusted certificates OpenSSL's defaults name, where the task's ``environment`` may set
+    ``SSL_CERT_FILE`` and ``SSL_CERT_DIR`` (ansible-core's module reads them from its process
+    environment, which is the task's)."""
     import ssl
 
     ciphers = args.get("ciphers")
     if ciphers is not None and not isinstance(ciphers, list):
         c.fail(f"Ciphers must be a list. Got {type(ciphers).__name__}.")
-    context = ssl.create_default_context()
+    if "SSL_CERT_FILE" in ctx.environment or "SSL_CERT_DIR" in ctx.environment:
+        context = _context_trusting(ssl, ctx.environment)
+    else:
+        context = ssl.create_default_context()
     if not c.boolean(args.get("validate_certs", True), "validate_certs"):
         context.check_hostname = False
         context.verify_mode = ssl.CERT_NONE
@@ -332,6 +339,28 @@ def _ssl_context(args):
                                     keyfile=c.expand(args["client_key"]) if args.get("client_key") else None)
     except (ssl.SSLError, OSError) as exc:
         c.fail(f"Request failed: {exc}", status_code=-1, url=mask_url(args.get("url")))
+    return context
+
+
+def _context_trusting(ssl, task_env):
+    """``ssl.create_default_context()`` as it is in a process whose environment holds
+    ``task_env`` over the run's: OpenSSL's default file and directory, or what ``SSL_CERT_FILE``
+    and ``SSL_CERT_DIR`` name instead; a missing or unreadable one trusts nothing, as OpenSSL
+    ignores it."""
+    defaults = ssl.get_default_verify_paths()
+    env = dict(os.environ)
+    env.update(task_env)
+    cafile = env.get("SSL_CERT_FILE") or defaults.openssl_cafile
+    capath = env.get("SSL_CERT_DIR") or defaults.openssl_capath
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)  # what create_default_context starts from
+    if sys.version_info >= (3, 13):  # and what it adds there
+        context.verify_flags |= ssl.VERIFY_X509_PARTIAL_CHAIN | ssl.VERIFY_X509_STRICT
+    for kind, where in (("cafile", cafile), ("capath", capath)):
+        if where and os.path.exists(where):
+            try:
+                context.load_verify_locations(**{kind: where})
+            except (ssl.SSLError, OSError):
+                pass
     return context
 
 
@@ -380,7 +409,7 @@ def _fetch(ctx, args, url, modified_since=None, force=False):
         handlers.append(urllib.request.ProxyHandler({}))
     elif any(k.lower().endswith("_proxy") for k in ctx.environment):
         handlers.append(_task_proxies(ctx, url))
-    handlers.append(urllib.request.HTTPSHandler(context=_ssl_context(args)))
+    handlers.append(urllib.request.HTTPSHandler(context=_ssl_context(ctx, args)))
     opener = urllib.request.build_opener(*handlers)
     try:
         response = opener.open(request, timeout=float(args.get("timeout", 10)))
