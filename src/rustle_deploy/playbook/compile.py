@@ -976,8 +976,10 @@ class _Compiler:
                     ds, key, value=True)
 
     def inventory_dir(self) -> str | None:
-        source = self.inv.source
-        if not source or source.startswith("<"):
+        if not self.inv.sources:  # the implicit localhost
+            return None
+        source = self.inv.sources[0]  # several -i: the first (Ansible's is the host's own)
+        if "," in source and not os.path.exists(source):  # a host list
             return None
         return source if os.path.isdir(source) else os.path.dirname(os.path.abspath(source))
 
