@@ -31,6 +31,7 @@ import yaml
 from ..conftest import ORACLE_TIMEOUT
 from .conftest import ANSIBLE
 from .test_cli import run_cli
+from .test_playbook_options import SUDO_USER, sudo_user  # noqa: F401  (the fixture)
 from .test_su_become_ssh import su_users  # noqa: F401  (the fixture)
 from .test_vault_secrets_ssh import PASSWORD, _encrypt, _inline, _views
 
@@ -39,7 +40,7 @@ pytestmark = [pytest.mark.ssh, pytest.mark.usefixtures("rustle_home")]
 WHO = "      shell: id -un > {{ out }}/{{ inventory_hostname }}-%s\n"
 
 
-def _playbook(target: str, good: str, bad: str) -> str:
+def _playbook(target: str, good: str, bad: str, sudo_good: str) -> str:
     def task(case: str, extra: str = "") -> str:
         return f"    - name: {case}\n" + WHO % case + extra
 
@@ -62,13 +63,20 @@ def _playbook(target: str, good: str, bad: str) -> str:
         + f"- hosts: grp\n  gather_facts: false\n  become: true\n  become_method: su\n  become_user: {target}\n"
         + "  tasks:\n"
         + task("group-password")
+        # the inventory's ansible_become (sudo) for a login whose sudo asks its password: the password
+        # from the play's vars; the agent cannot start as root, and a task's vars may say no become
+        + "- hosts: sudo\n  gather_facts: false\n  vars:\n    ansible_become_password: " + _inline(sudo_good, 6)
+        + "  tasks:\n"
+        + task("default")
+        + task("var-false", "      vars: {ansible_become: false}\n")
     )
 
 
 def _inventory(inv_dir: Path, sshd: Any, login: str, target: str, work: Path, tool: str, out: Path,
-               bad: str) -> Path:
-    """Hosts ``inv`` (ansible_become with su, and a wrong ansible_become_password), ``kw`` and ``grp``
-    (of group ``pwgroup``, whose group_vars/ hold the right password), all the same sshd."""
+               bad: str, sudo_work: Path) -> Path:
+    """Hosts ``inv`` (ansible_become with su, and a wrong ansible_become_password), ``kw``, ``grp``
+    (of group ``pwgroup``, whose group_vars/ hold the right password) and ``sudo`` (the login whose
+    sudo asks its password, with the inventory's ansible_become), all the same sshd."""
     def host(name: str, **more: Any) -> dict[str, Any]:
         return {"ansible_host": "127.0.0.1", "ansible_port": sshd.port, "ansible_user": login,
                 "ansible_ssh_private_key_file": str(sshd.client_key),
@@ -81,23 +89,28 @@ def _inventory(inv_dir: Path, sshd: Any, login: str, target: str, work: Path, to
     inventory.write_text(
         yaml.safe_dump({"all": {
             "hosts": {"inv": host("inv", ansible_become=True, ansible_become_method="su", ansible_become_user=target),
-                      "kw": host("kw")},
+                      "kw": host("kw"),
+                      "sudo": {**host("sudo", ansible_user=SUDO_USER, ansible_become=True),
+                               "rustle_remote_dir": str(sudo_work / f"rustle-{tool}"),
+                               "ansible_remote_tmp": str(sudo_work / "ansible-tmp")}},
             "children": {"pwgroup": {"hosts": {"grp": host("grp")}}}}})
         .replace("    inv:\n", "    inv:\n      ansible_become_password: " + _inline(bad, 8), 1))
     return inventory
 
 
 def test_become_precedence_and_passwords(su_users: tuple[str, str, str, Path],  # noqa: F811
+                                         sudo_user: tuple[str, Path],  # noqa: F811
                                          tmp_path: Path, sshd: Any, capsys: pytest.CaptureFixture[str]) -> None:
     login, target, password, work = su_users
-    envelopes = _encrypt({"good": password, "bad": "not-" + password})
+    sudo_password, sudo_work = sudo_user
+    envelopes = _encrypt({"good": password, "bad": "not-" + password, "sudo": sudo_password})
     (tmp_path / "pw.txt").write_text(PASSWORD + "\n")
     playbook = tmp_path / "site.yml"
-    playbook.write_text(_playbook(target, envelopes["good"], envelopes["bad"]))
+    playbook.write_text(_playbook(target, envelopes["good"], envelopes["bad"], envelopes["sudo"]))
     expected = {
         "inv-default": target, "inv-keyword-false": target, "inv-var-false": login,
         "kw-task-password": target, "kw-keyword-false": login, "kw-var-true": target,
-        "grp-group-password": target,
+        "grp-group-password": target, "sudo-default": "root", "sudo-var-false": SUDO_USER,
     }
     results = {}
     for tool in ("ansible", "rustle"):
@@ -108,7 +121,7 @@ def test_become_precedence_and_passwords(su_users: tuple[str, str, str, Path],  
         (inv_dir / "group_vars").mkdir(parents=True)
         (inv_dir / "group_vars" / "pwgroup.yml").write_text("ansible_become_password: " + _inline(envelopes["good"], 2))
 
-        inventory = _inventory(inv_dir, sshd, login, target, work, tool, out, envelopes["bad"])
+        inventory = _inventory(inv_dir, sshd, login, target, work, tool, out, envelopes["bad"], sudo_work)
         args = ["-i", str(inventory), str(playbook), "--vault-password-file", str(tmp_path / "pw.txt")]
         if tool == "ansible":
             proc = subprocess.run([str(ANSIBLE), *args], capture_output=True, text=True, timeout=ORACLE_TIMEOUT,
@@ -121,15 +134,15 @@ def test_become_precedence_and_passwords(su_users: tuple[str, str, str, Path],  
         else:
             code, stdout, err = run_cli(capsys, *args, "--run", "--output", "json", "-vvv")
             assert code == 0, stdout[-3000:] + err[-3000:]
-            assert password not in stdout + err
+            assert password not in stdout + err and sudo_password not in stdout + err
         results[tool] = {p.name: p.read_text().strip() for p in out.iterdir()}
     assert results["ansible"] == expected  # what ansible-core 2.19 does, as the docstring says
     assert results["rustle"] == results["ansible"]
     # ~/.rustle and its history, the remote dirs: the play's and task's passwords travel in the
     # private artifact's plan.json only (as any vault value a plan reads), the group's in the run request
-    for top in (Path(os.environ["HOME"]), work, tmp_path):
+    for top in (Path(os.environ["HOME"]), work, sudo_work, tmp_path):
         for path in sorted(top.rglob("*")):
             if path.is_file() and not path.is_symlink():
-                hits = {w for w, blob in _views(path) if password.encode() in blob}
+                hits = {w for w, blob in _views(path) for pw in (password, sudo_password) if pw.encode() in blob}
                 assert hits <= {"zip:plan.json"}, (path, hits)
                 assert not hits or path.stat().st_mode & 0o077 == 0, (path, oct(path.stat().st_mode))
