@@ -37,6 +37,7 @@ from plan import WORKLOAD, write_plan  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 VENV_BIN = Path(sys.executable).parent
+BASE_BIN: Path | None = None  # --base: the bin directory of another installation, run as "rustle-base"
 ANSIBLE_MAX_HOSTS = 50  # ansible-core is measured up to here (forks = N), the rest beyond
 FLOOR_BYTES = 200_000  # stand-in artifact size when rustle-deploy has not built one
 TIMEOUT = 3600.0
@@ -163,12 +164,13 @@ def run_pyinfra(ctx: Ctx) -> Run:
 
 
 def run_rustle(ctx: Ctx, *extra: str, env: dict[str, str] | None = None,
-               host_vars: dict[str, object] | None = None, python_tasks: int = 0) -> Run:
+               host_vars: dict[str, object] | None = None, python_tasks: int = 0, bin_dir: Path = VENV_BIN) -> Run:
     """rustle-deploy as a user runs it: no format flag (--format auto: the native runner where
     the plan lowers, which the workload does). The cold run's empty ~/.rustle starts with the
-    runner, as an installation that ships prebuilt runners has it (``seed_runner``)."""
+    runner, as an installation that ships prebuilt runners has it (``seed_runner``). ``bin_dir``:
+    the installation whose rustle-deploy runs (``--base`` for rustle-base)."""
     if not extra:  # auto (the bridge runs too: they lower to nothing and use pyz)
-        failed = seed_runner(ctx)
+        failed = seed_runner(ctx, bin_dir)
         if failed is not None:
             return failed
     inv = ctx.fleet.write_ansible_inventory(ctx.rundir / "inventory.yml", ctx.hosts)
@@ -178,7 +180,7 @@ def run_rustle(ctx: Ctx, *extra: str, env: dict[str, str] | None = None,
             v.update(host_vars)
         inv.write_text(json.dumps(doc, indent=1))
     plan = write_plan(ctx.rundir / "plan.json", [h.name for h in ctx.hosts], WORKLOAD, python_tasks)
-    return measure([str(VENV_BIN / "rustle-deploy"), str(plan), "-i", str(inv), "--run",
+    return measure([str(bin_dir / "rustle-deploy"), str(plan), "-i", str(inv), "--run",
                     "--output", "json", "--parallel", str(ctx.n), *extra], ctx, env)
 
 
@@ -234,23 +236,38 @@ def run_rustle_bridge3_seeded(ctx: Ctx) -> Run:
     return run_rustle(ctx, env={"RUSTLE_BRIDGE_MODULES": BRIDGED3})
 
 
-def seed_runner(ctx: Ctx) -> Run | None:
+def seed_runner(ctx: Ctx, bin_dir: Path = VENV_BIN) -> Run | None:
     """Build the runner once per source (cargo, ~1 min) into a cache outside the cold run's
     empty ~/.rustle, which then starts with a copy of it: a user builds it once (or gets it
-    prebuilt), not on every deployment; the cold run still uploads it to every host. A Run
-    when it cannot be built (no cargo, say: reported as "not available", the rest goes on)."""
+    prebuilt), not on every deployment; the cold run still uploads it to every host. The cache
+    is asked for the runner of the sources as they are now (``ensure_runner``: they are hashed,
+    and a change builds again), and only that runner is copied, never one an earlier version of
+    the sources left there. A Run when it cannot be built (no cargo, say: reported as "not
+    available", the rest goes on)."""
     seed = ctx.rundir.parent.parent / "native-runner-cache"
-    if not (seed / "native").exists():
-        built = subprocess.run([str(VENV_BIN / "python"), "-c",
-                                "import sys; from pathlib import Path; from rustle_deploy.compiler.runner import "
-                                "ensure_runner; ensure_runner(Path(sys.argv[1]))", str(seed)],
-                               capture_output=True, text=True)
-        if built.returncode != 0:
-            return Run(built.returncode, built.stdout, built.stderr, 0.0, 0.0, 0.0)
+    built = subprocess.run([str(bin_dir / "python"), "-c",
+                            "import sys; from pathlib import Path; from rustle_deploy.compiler.runner import "
+                            "ensure_runner; from rustle_deploy.compiler.toolchain import source_key; "
+                            "print(ensure_runner(Path(sys.argv[1])).sha256, source_key())", str(seed)],
+                           capture_output=True, text=True)
+    if built.returncode != 0:
+        return Run(built.returncode, built.stdout, built.stderr, 0.0, 0.0, 0.0)
+    sha, key = built.stdout.split()
     if ctx.cold:
-        shutil.copytree(seed / "native", ctx.rundir / "home" / ".rustle" / "cache" / "native",
-                        ignore=shutil.ignore_patterns("target"), dirs_exist_ok=True)
+        src, dest = seed / "native", ctx.rundir / "home" / ".rustle" / "cache" / "native"
+        (dest / "index").mkdir(parents=True, exist_ok=True)
+        for name in (f"rustle-runner-{sha}", f"rustle-runner-{sha}.gz", f"index/{key}"):
+            shutil.copy2(src / name, dest / name)
     return None
+
+
+def run_rustle_base(ctx: Ctx) -> Run:
+    """``rustle`` run by another installation of rustle-deploy (``--base``: its venv's bin
+    directory), for an A/B comparison of two versions side by side in one run."""
+    if BASE_BIN is None:
+        return Run(2, "", "rustle-base needs --base BIN_DIR (another installation's venv bin directory)",
+                   0.0, 0.0, 0.0)
+    return run_rustle(ctx, bin_dir=BASE_BIN)
 
 
 def run_rustle_native(ctx: Ctx) -> Run:
@@ -296,7 +313,8 @@ def run_floor(ctx: Ctx) -> Run:
 
 
 TOOLS: dict[str, Callable[[Ctx], Run]] = {
-    "ansible": run_ansible, "pyinfra": run_pyinfra, "rustle": run_rustle, "rustle-pyz": run_rustle_pyz,
+    "ansible": run_ansible, "pyinfra": run_pyinfra, "rustle": run_rustle, "rustle-base": run_rustle_base,
+    "rustle-pyz": run_rustle_pyz,
     "rustle-native": run_rustle_native, "rustle-bridge": run_rustle_bridge,
     "rustle-bridge3": run_rustle_bridge3, "rustle-bridge3-nokeep": run_rustle_bridge3_nokeep,
     "rustle-bridge3-seeded": run_rustle_bridge3_seeded, "floor": run_floor,
@@ -355,10 +373,12 @@ def summarize(results: list[Result]) -> str:
         groups.setdefault((r.latency_ms, r.hosts, r.phase), {}).setdefault(r.tool, []).append(r)
     tools = [t for t in TOOLS if any(r.tool == t for r in results)]
     head = ["latency", "N", "run"] + [f"{t} wall s (ctl CPU / host CPU / MB)" for t in tools]
-    mine = [t for t in ("rustle", "rustle-pyz", "rustle-native", "rustle-bridge", "rustle-bridge3",
+    mine = [t for t in ("rustle", "rustle-base", "rustle-pyz", "rustle-native", "rustle-bridge", "rustle-bridge3",
                         "rustle-bridge3-nokeep", "rustle-bridge3-seeded") if t in tools]
     peers = {t: ("rustle", "rustle-pyz") if t.startswith("rustle-bridge") else ("ansible", "pyinfra", "floor")
              for t in mine}
+    if "rustle" in peers:
+        peers["rustle"] += ("rustle-base",)
     head += [f"{t}:{peer}" for t in mine for peer in peers[t]]
     rows = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
 
@@ -411,8 +431,10 @@ def compile_installed_sources() -> None:
     compiles the runtime's package data too; `--format native` imports its templating on the
     controller to lower plans).
     """
-    subprocess.run([str(VENV_BIN / "python"), "-m", "compileall", "-q",
-                    str(REPO / "src" / "rustle_deploy")], check=True, stdout=subprocess.DEVNULL)
+    for bin_dir in (VENV_BIN, *([BASE_BIN] if BASE_BIN else [])):  # each from its own checkout
+        subprocess.run([str(bin_dir / "python"), "-c", "import compileall, os, rustle_deploy; "
+                        "compileall.compile_dir(os.path.dirname(rustle_deploy.__file__), quiet=1)"],
+                       check=True, stdout=subprocess.DEVNULL)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -424,8 +446,17 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--servers", type=int, default=None,
                     help="sshd servers shared by the N hosts (default: one per host)")
     ap.add_argument("--out", type=Path, default=REPO / "benchmarks" / "out")
+    ap.add_argument("--base", type=Path, default=None,
+                    help="another installation's venv bin directory, run as the tool rustle-base (A/B)")
     args = ap.parse_args(argv)
+    global BASE_BIN
+    if args.base is not None:
+        if not (args.base / "rustle-deploy").is_file():
+            ap.error(f"--base: no rustle-deploy in {args.base}")
+        BASE_BIN = args.base.resolve()
     tools = args.tools.split(",")
+    if args.base is None and "rustle-base" in tools:
+        ap.error("--tools rustle-base needs --base BIN_DIR")
     unknown = set(tools) - set(TOOLS)
     if unknown:
         ap.error(f"--tools: unknown {sorted(unknown)}; choose from {list(TOOLS)}")

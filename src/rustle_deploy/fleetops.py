@@ -191,8 +191,42 @@ class _Progress:
                     self.history.record_tasks(self.deployment_id, host, self.run_id, results, self.first[host])
                     self.first[host] += len(results)
                     self.results[host] = []
+            self.history.commit()  # inside History.grouped too: the live view is never held back
         except StateError:
             pass  # the database is busy: the next second's write says more
+
+
+class _Commits:
+    """The history's records of finished hosts, committed together (``History.grouped``) at most
+    ``INTERVAL`` seconds after the first of them, and when the fan-out ends: one synced commit
+    for the hosts that finish close together instead of one per host (~8 ms each here, on the
+    event loop that serves every host). Durable as before: a commit is synced, and a host whose
+    record a dead controller never committed is still ``pending`` in the history (recorded before
+    the fan-out), which the next command settles by asking the host (reconcile.py), as for a
+    host that was still running. A commit that fails is raised with the next host's outcome."""
+
+    INTERVAL = 0.5
+
+    def __init__(self, history: History) -> None:
+        self.history = history
+        self.scheduled = False
+        self.failed: StateError | None = None
+
+    def soon(self) -> None:
+        """A record was made: commit it within ``INTERVAL``."""
+        if self.failed is not None:
+            failed, self.failed = self.failed, None
+            raise failed
+        if not self.scheduled:
+            self.scheduled = True
+            asyncio.get_running_loop().call_later(self.INTERVAL, self.commit)
+
+    def commit(self) -> None:
+        self.scheduled = False
+        try:
+            self.history.commit()
+        except StateError as exc:
+            self.failed = exc
 
 
 def _host_line(o: HostOutcome) -> str:
@@ -1313,7 +1347,7 @@ def _deploy_jobs(
                 if outcome.agent is not None and session.opts.get("format_") == "auto":  # -v: which, and where
                     session.say_format(f"{outcome.host}: {'native' if job_of[outcome.host].runner else 'pyz'} on "
                                        f"{outcome.agent.get('system')} {outcome.agent.get('machine')}")
-                with history.together():  # one commit per host
+                with history.together():  # whole or absent, committed with its neighbours (_Commits)
                     if job_of[outcome.host].op == "deploy":  # else its deploy is recorded already
                         _record(history, did, job_of[outcome.host], merged)
                     said = outcome.agent or {}
@@ -1329,6 +1363,7 @@ def _deploy_jobs(
                     if rolling and not staging:
                         history.record_rollout_host(did, outcome.host, roll.batch_of.get(outcome.host),
                                                     roll.state_of(outcome.host), roll.stages_done.get(outcome.host, 0))
+                commits.soon()
                 recorded.add(outcome.host)
                 progress.host_done(outcome.host)
                 if notifier is not None:
@@ -1341,9 +1376,13 @@ def _deploy_jobs(
                 what += f" batch {number}/{roll.total} ({stage.label}, {describe_serial(stage.serial)})"
             fallen: list[HostOutcome] = []
             unreached: list[HostOutcome] = []
-            outcomes = _fan_out(jobs, settings, plan, session.reporter, on_outcome, what,
-                               early if number == 1 else None, progress=progress,
-                               throttle=stage.throttle, trace=session.trace)
+            commits = _Commits(history)
+            with history.grouped():
+                outcomes = _fan_out(jobs, settings, plan, session.reporter, on_outcome, what,
+                                   early if number == 1 else None, progress=progress,
+                                   throttle=stage.throttle, trace=session.trace)
+            if commits.failed is not None:
+                raise commits.failed
             if fallen:
                 outcomes = _fall_back(fallen, outcomes, stage, number)
             if unreached:

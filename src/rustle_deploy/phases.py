@@ -16,7 +16,8 @@ carries the hosts' state between them.
 
 A block (or include) whose every task has the same kind is a cut point as a whole. A block
 with rescue/always whose tasks mix kinds, or that holds a task that may fail with
-``any_errors_fatal`` in a play of several hosts, is cut inside: its tasks get phases in
+``any_errors_fatal`` or one reading of other hosts what an earlier task of the block sets, in a
+play of several hosts, is cut inside: its tasks get phases in
 Ansible's lock-step order (its block, then its rescue, then its always), the block its first
 and ``last`` phase, and the runtime carries each host's failures in it from phase to phase
 (docs/phases.md "Blocks cut into phases"). An include or a loop that mixes kinds cannot be cut
@@ -242,9 +243,28 @@ def splits(task: Task, actions: frozenset[str] = frozenset(), fatal_play: bool =
     tasks do not all run the same way (a run_once or delegated task among tasks on every host),
     or one may fail with ``any_errors_fatal`` in a play of several hosts (the other hosts go to
     their rescue right after it, as Ansible's), or may notify a handler the play lacks (the
-    run errors right after it)."""
-    return _plain(task) and bool(task.block or task.rescue or task.always) and (len(_kinds(task, actions)) > 1
-                             or (lockstep and (fails_fatally(task, fatal_play) or may_error(task))))
+    run errors right after it), or reads of other hosts what an earlier task of it sets."""
+    return _plain(task) and bool(task.block or task.rescue or task.always) and (
+        len(_kinds(task, actions)) > 1
+        or (lockstep and (fails_fatally(task, fatal_play) or may_error(task) or reads_own_sets(task))))
+
+
+def reads_own_sets(task: Task) -> bool:
+    """Whether a task of block ``task`` reads of other hosts (hostvars) a value an earlier task
+    of the block sets (in Ansible's order: block, rescue, always): the other hosts' values are
+    known only after that task ran on every host, so the block is cut between them."""
+    set_before: set[str] = set()
+
+    def walk(t: Task) -> bool:
+        if not t.is_block:
+            wanted = hostvars_reads(t)
+            if wanted & set_before or (FACTS in set_before and any(is_fact(n) for n in wanted)):
+                return True
+            set_before.update(_sets(t))
+            return False
+        return any(walk(c) for c in (*(t.block or ()), *t.rescue, *t.always))
+
+    return task.is_block and walk(task)
 
 
 def _cross_host_key(leaf: Task, kind: str, actions: frozenset[str] = frozenset()) -> tuple[str, str]:
@@ -373,14 +393,13 @@ def reads_play_hosts(task: Task, templates: frozenset[str] = frozenset()) -> boo
 
 def play_hosts_templates(plan: Plan, tasks: Iterable[Task]) -> frozenset[str]:
     """The pointers of the ``template`` tasks of ``tasks`` whose file (found on the controller
-    as the plan names it) reads the play's live hosts."""
-    from .plan.files import template_text
+    as the plan names it), or a template it includes by a literal name, reads the play's live hosts."""
+    from .plan.files import template_texts
 
     out = set()
     for top in tasks:
         for leaf in _leaves(top):
-            text = template_text(plan, leaf) if leaf.short_module == "template" else None
-            if text is not None and _PLAY_HOSTS_READ.search(text):
+            if leaf.short_module == "template" and any(_PLAY_HOSTS_READ.search(t) for t in template_texts(plan, leaf)):
                 out.add(leaf.pointer)
     return frozenset(out)
 
@@ -500,6 +519,8 @@ def play_phases(tasks: list[Task], earlier: frozenset[str] = frozenset(),
     fatal = False  # the task before may fail with any_errors_fatal: the hosts stop together after it
     refreshed = False  # the task before refreshed the inventory: the next phase starts with it read again
     staged = any(handler_kind(h, actions) for h in handlers or [])
+    # handlers that read the play's live hosts: a flush runs them (in its phase: not a staged play's)
+    handlers_live = not staged and any(reads_play_hosts(h, templates) for h in handlers or [])
     at: dict[str, list[int]] = {}  # handler -> the phases it runs in
     flushed = False  # the task before flushed handlers in phases of their own: the next starts one
     where: tuple[tuple[str, str], ...] = ()  # the block sections the task before is in
@@ -523,7 +544,8 @@ def play_phases(tasks: list[Task], earlier: frozenset[str] = frozenset(),
         # a run_once phase holds tasks of one block section: its host is the first that reaches them
         moved = kind in (ONCE, ONCE_LOCAL) and sections != where
         # the play's live hosts, read after a task that may have failed on one: known at a phase's start
-        live = reads_play_hosts(task, templates) and lockstep and (failing[0] or failing[1])
+        live = (reads_play_hosts(task, templates) or (handlers_live and any(flushes(t) for t in task.walk()))) \
+            and lockstep and (failing[0] or failing[1])
         if refreshed:
             wanted.add(REFRESH)
         if not kinds or kinds[-1] != kind or stale or files or fatal or moved or (live and failing[1]) \

@@ -389,6 +389,7 @@ class History:
     def __init__(self, path: Path) -> None:
         self.path = path
         self._nested = 0
+        self._grouped = 0  # inside grouped(): records join one open transaction
         try:
             private_dir(path.parent)
             self._db = sqlite3.connect(path, timeout=30, isolation_level=None)
@@ -424,9 +425,35 @@ class History:
                 self._nested -= 1
 
     @contextmanager
+    def grouped(self) -> Iterator[None]:
+        """Inside, each record (or ``together()``) is a savepoint of one open transaction that
+        ``commit()`` (and the exit) commits, synced: many hosts' records for one fsync, each
+        still whole or absent. The caller bounds how long a record waits (fleetops._Commits)."""
+        self._grouped += 1
+        try:
+            yield
+        finally:
+            self._grouped -= 1
+            if not self._grouped:
+                self.commit()
+
+    def commit(self) -> None:
+        """Commit (synced) the records made so far inside ``grouped()``."""
+        if self._nested or not self._db.in_transaction:
+            return
+        try:
+            self._db.execute("COMMIT")
+        except sqlite3.Error as exc:
+            raise StateError(f"{self.path}: {exc}", "is the disk full, or another rustle-deploy holding the "
+                                                    "database?") from exc
+
+    @contextmanager
     def _tx(self) -> Iterator[sqlite3.Connection]:
         if self._nested:
             yield self._db  # inside together(): its transaction commits
+            return
+        if self._grouped:
+            yield from self._savepoint()
             return
         try:
             self._db.execute("BEGIN IMMEDIATE")
@@ -439,6 +466,24 @@ class History:
         except BaseException:
             if self._db.in_transaction:
                 self._db.execute("ROLLBACK")
+            raise
+
+    def _savepoint(self) -> Iterator[sqlite3.Connection]:
+        try:
+            if not self._db.in_transaction:
+                self._db.execute("BEGIN IMMEDIATE")
+            self._db.execute("SAVEPOINT record")
+        except sqlite3.Error as exc:
+            raise StateError(f"{self.path}: {exc}", "is another rustle-deploy holding the database?") from exc
+        try:
+            yield self._db
+            self._db.execute("RELEASE record")
+        except BaseException as exc:
+            if self._db.in_transaction:  # this record only: the group's others stay
+                self._db.execute("ROLLBACK TO record")
+                self._db.execute("RELEASE record")
+            if isinstance(exc, sqlite3.Error):
+                raise StateError(f"{self.path}: {exc}", "is another rustle-deploy holding the database?") from exc
             raise
 
     def begin(

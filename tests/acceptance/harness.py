@@ -498,6 +498,17 @@ def _journal(remote: Path) -> list[dict[str, Any]]:
     return out
 
 
+# ansible-core's error for a notify of no handler: raised while it takes the task's result in,
+# before the result is reported (it prints only the error)
+_MISSING_HANDLER = "The requested handler "
+
+
+def _aborted(rec: dict[str, Any]) -> bool:
+    """Whether ``rec`` is the result of a task whose notify of no handler errored the run: the
+    task where ansible-playbook aborts and reports no result, only the error (not compared)."""
+    return bool(rec.get("errored")) and str(rec.get("msg", "")).startswith(_MISSING_HANDLER)
+
+
 def _recorded(db: Path) -> list[dict[str, Any]]:
     """Every task and handler result the controller recorded for the run (its state database, in
     run order per host): those of the host's phases, which its journal holds too, and those of the
@@ -553,7 +564,8 @@ _META = frozenset({"meta", "ansible.builtin.meta", "ansible.legacy.meta"})
 
 
 def _compared(rec: dict[str, Any]) -> bool:
-    return rec["task"] not in UNCOMPARED and not (rec.get("module") in _META and rec["status"] != "skipped")
+    return rec["task"] not in UNCOMPARED and not (rec.get("module") in _META and rec["status"] != "skipped") \
+        and not _aborted(rec)
 # what differs between two runs of the same target by construction: the work directory and the
 # names tempfile makes (``/tmp/ansible.XXXXXXXX...``), and the ports of the local HTTP servers
 _NOISE = re.compile(r"/[^\s'\"]*?acc-(?:ansible|rustle)-[^/\s'\"]*|(?<=/)ansible\.\w+|(?<=localhost:)\d+")

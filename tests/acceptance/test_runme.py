@@ -37,7 +37,7 @@ PINNED = (
     "handlers:167", "handlers:180", "handlers:94", "handlers:107", "tags:80", "tags:89", "blocks:112",
     "import_tasks:5", "roles:59", "blocks:11", "blocks:19", "blocks:27", "handlers:200",
     "any_errors_fatal:11", "any_errors_fatal:37", "handlers:89", "handlers:138",
-    "blocks:91", "blocks:116", "blocks:123", "any_errors_fatal:46", "conditionals:7",
+    "blocks:91", "blocks:116", "blocks:123", "any_errors_fatal:46", "conditionals:7", "handlers:129",
 )
 
 
@@ -130,3 +130,15 @@ def test_hosts_are_compared_each_in_its_own_order() -> None:
     assert not both.refused and both.compared == 0
     assert compare_hosts(a, Run("rustle", code=2, refused="error: x")).refused
     assert not outcome(Run("ansible", code=4, results=a.results[:1]), Run("rustle", code=2, refused="error: x")).same
+
+
+def test_the_task_whose_notify_of_no_handler_errored_the_run_is_not_compared() -> None:
+    # ansible-playbook prints the error and reports no result for that task (runme handlers:77,
+    # 118, 129); rustle-deploy fails the task with the error, recorded errored
+    msg = "The requested handler 'h' was not found in either the main handlers list nor in the listening handlers list"
+    r = Run("rustle", code=1, results=[_res("t1", "A"), dict(_res("t2", "A", "failed"), msg=msg, errored=True)])
+    res = outcome(Run("ansible", code=1, results=[_res("t1", "A")]), r)
+    assert res.same and res.exits == ("error", "error")
+    # another errored task (an include naming a module nothing provides) is compared
+    other = Run("rustle", code=1, results=[_res("t1", "A"), dict(_res("t2", "A", "failed"), msg="x", errored=True)])
+    assert not outcome(Run("ansible", code=1, results=[_res("t1", "A")]), other).same

@@ -1,5 +1,6 @@
 """Cross-host semantics inside blocks (docs/phases.md "Blocks cut into phases"): run_once and
-any_errors_fatal inside a block with rescue/always, and the play's live hosts after a failure,
+any_errors_fatal inside a block with rescue/always, hostvars read in a block of what an earlier
+task of it set, and the play's live hosts after a failure,
 in plays of several hosts over the shared sshd fleet, against ansible-playbook (one fork: its
 order is the hosts'). One playbook, one run of each tool: each play has hosts of its own, so a
 failure in one leaves the others alone; the play that stops the run comes last."""
@@ -116,12 +117,48 @@ PLAYBOOK = """\
     - name: live hosts
       copy: {content: "{{ ansible_play_hosts | join(',') }}\\n", dest: "{{ root }}/handler.txt"}
 
+# the same at a meta: flush_handlers inside the play: j0 failed, j1's handler leaves it out (the
+# flush starts a phase)
+- hosts: j
+  gather_facts: false
+  tasks:
+    - command: /bin/false
+      when: inventory_hostname == 'j0'
+    - copy: {content: "notify\\n", dest: "{{ root }}/notify.txt"}
+      notify: live hosts at the flush
+    - meta: flush_handlers
+    - debug: {msg: after the flush}
+  handlers:
+    - name: live hosts at the flush
+      copy: {content: "{{ ansible_play_hosts | join(',') }}\\n", dest: "{{ root }}/handler.txt"}
+
+# a template that reads the live hosts in a template it includes (templates/outer.j2)
+- hosts: k
+  gather_facts: false
+  tasks:
+    - command: /bin/false
+      when: inventory_hostname == 'k0'
+    - template: {src: outer.j2, dest: "{{ root }}/live-include.txt"}
+
 # an include of a file known when compiling, whose tasks run differently (mixed.yml: a task on
 # every host, a run_once one, a task reading its result): cut inside, as a block is
 - hosts: h
   gather_facts: false
   tasks:
     - include_tasks: mixed.yml
+
+# a block's always reading (hostvars) what another host's rescue set (ansible-core's handlers
+# test_flush_in_rescue_always.yml): the block is cut before the read, so i1 sees i0's value
+- hosts: i
+  gather_facts: false
+  tasks:
+    - block:
+        - fail: {msg: i0 stops here}
+          when: inventory_hostname == 'i0'
+      rescue:
+        - set_fact: {was_in_rescue: true}
+      always:
+        - copy: {content: "{{ hostvars['i0']['was_in_rescue'] | default(false) }}\\n", dest: "{{ root }}/always.txt"}
 
 # any_errors_fatal in nested blocks (ansible-core's 72781.yml): e0's rescue fails, e1 goes to
 # the same rescue and fails too; nothing after runs, no later play either
@@ -155,11 +192,12 @@ MIXED = """\
 
 def test_run_once_any_errors_fatal_and_live_hosts_inside_blocks_as_in_ansible(
         sshd: Any, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    fleet = Fleet(sshd, tmp_path, 0, others={g: [f"{g}0", f"{g}1"] for g in "abcdefgh"})
+    fleet = Fleet(sshd, tmp_path, 0, others={g: [f"{g}0", f"{g}1"] for g in "abcdefghijk"})
     playbook = playbook_file(tmp_path, PLAYBOOK)
     (tmp_path / "mixed.yml").write_text(MIXED)
     (tmp_path / "templates").mkdir()
     (tmp_path / "templates" / "live.j2").write_text("{{ ansible_play_hosts | join(',') }}\n")
+    (tmp_path / "templates" / "outer.j2").write_text("{% include 'live.j2' %}")
     code, doc = fleet.rustle(capsys, playbook)
     acode, arecaps = fleet.ansible(playbook, "-f", "1")
     files = fleet.files("rustle")
@@ -182,6 +220,9 @@ def test_run_once_any_errors_fatal_and_live_hosts_inside_blocks_as_in_ansible(
     assert files["f0"] == {"rescued.txt": "none\n"} and files["f1"] == {"rescued.txt": "3"}
     assert files["g0"] == {} and files["g1"] == {"notify.txt": "notify\n", "handler.txt": "g1\n"}
     assert files["h1"] == {"first.txt": "h1\n", "once.txt": "once-h0\n"}
+    assert files["i0"] == files["i1"] == {"always.txt": "True"}  # a lone expression: no newline (both tools)
+    assert files["k0"] == {} and files["k1"] == {"live-include.txt": "k1"}
+    assert files["j0"] == {} and files["j1"] == {"notify.txt": "notify\n", "handler.txt": "j1\n"}
     assert doc["rollout"]["state"] == "stopped" and "any_errors_fatal" in doc["rollout"]["reason"], doc["rollout"]
     trips = {n: h["round_trips"] for n, h in by_name.items()}
     # a: [a0 fails] [once: a0 passes it by, a1 runs it] [after, rescue, always]; b: [every]
@@ -196,3 +237,9 @@ def test_run_once_any_errors_fatal_and_live_hosts_inside_blocks_as_in_ansible(
     assert (trips["g0"], trips["g1"]) == (1, 2), trips
     # h: [first.txt] [once, on h0] [once.txt]
     assert (trips["h0"], trips["h1"]) == (3, 2), trips
+    # i: [fail, rescue] [always, after i0's value was set]; j: [false, notify.txt] [the flush,
+    # with the live hosts, and the debug]
+    assert (trips["j0"], trips["j1"]) == (1, 2), trips
+    # k: [false] [the template, whose include reads the live hosts]
+    assert (trips["k0"], trips["k1"]) == (1, 2), trips
+    assert (trips["i0"], trips["i1"]) == (2, 2), trips

@@ -6,8 +6,8 @@ looks for it only when the task runs. rustle-deploy cannot embed it at compile t
 when the task's phase starts (``run_time_files``, a directory as a tree: fleetops) and the
 host's copy walks it as a directory ``src``. Both tools run the same playbook over one
 ``ansible_connection=local`` host, each in its own directory (the working directory: the
-delegated tasks' relative paths are made there); compared: the files copied and the tasks'
-``changed``.
+delegated tasks' relative paths are made there); compared: the files copied (and their
+modes: a copy with mode=preserve keeps its source's) and the tasks' ``changed``.
 """
 
 from __future__ import annotations
@@ -41,6 +41,8 @@ PLAYBOOK = """- hosts: all
     - name: the directory again
       copy: {src: made_here, dest: "{{ out }}/"}
       register: again
+    - name: a file of the playbook's, its mode kept
+      copy: {src: preserved.txt, dest: "{{ out }}/preserved.txt", mode: preserve}
     - name: what changed
       copy:
         dest: "{{ out }}/changed.txt"
@@ -58,6 +60,9 @@ def runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
         work = tmp / tool
         (work / "out").mkdir(parents=True)
         (work / "site.yml").write_text(PLAYBOOK)
+        (work / "files").mkdir()
+        (work / "files" / "preserved.txt").write_text("kept\n")
+        (work / "files" / "preserved.txt").chmod(0o547)
         (work / "inv.ini").write_text(f"h ansible_connection=local ansible_python_interpreter={sys.executable} "
                                       f"rustle_remote_dir={work / 'remote'}\n")
         args = ["-i", str(work / "inv.ini"), "-e", f"out={work / 'out'}"]
@@ -79,7 +84,7 @@ def runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
             text = (work / "rustle.out").read_text()
         root = work / "out"
         out[tool] = {"code": code, "text": text,
-                     "tree": {str(p.relative_to(root)): (p.read_text() if p.is_file() else "/")
+                     "tree": {str(p.relative_to(root)): (p.read_text() if p.is_file() else "/", oct(p.stat().st_mode))
                               for p in sorted(root.rglob("*"))}}
     return out
 
@@ -88,5 +93,6 @@ def test_a_directory_made_on_the_controller_is_copied_as_ansible_copies_it(runs:
     ansible, rustle = runs["ansible"], runs["rustle"]
     assert ansible["code"] == 0, ansible["text"]
     assert rustle["code"] == 0, rustle["text"]
-    assert ansible["tree"]["made_here/sub/f"] == "x\n" and ansible["tree"]["contents/sub/f"] == "x\n"
+    assert ansible["tree"]["made_here/sub/f"][0] == "x\n" and ansible["tree"]["contents/sub/f"][0] == "x\n"
+    assert ansible["tree"]["preserved.txt"] == ("kept\n", oct(0o100547))
     assert rustle["tree"] == ansible["tree"], rustle["text"]

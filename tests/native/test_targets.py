@@ -137,6 +137,38 @@ def test_static_runner_has_no_loader_and_deploys_the_workload_like_the_dynamic_o
     assert results["static"][2] == static_runner.sha256 != results["dynamic"][2]
 
 
+FACTS_BOOK = """
+- hosts: all
+  gather_facts: false
+  tasks:
+    - debug:
+        msg: "{{ ansible_fqdn }}|{{ ansible_domain }}|{{ ansible_userspace_bits }}|{{ ansible_date_time.tz }}"
+"""
+
+
+def test_the_static_and_aarch64_runners_gather_fqdn_and_date_time_as_python(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], static_runner: RunnerBinary,
+    aarch64_runner: RunnerBinary, native_cache: Path
+) -> None:
+    """The static build finds the fqdn through getent (it never loads the host's NSS modules),
+    the dynamic aarch64 build through getaddrinfo/gethostbyaddr under qemu: both as Python's
+    socket.getfqdn() on this machine."""
+    import socket
+    import time
+
+    book = tmp_path / "facts.yml"
+    book.write_text(FACTS_BOOK)
+    inv = tmp_path / "inv.ini"
+    inv.write_text("bench-0000 ansible_connection=local\n")
+    fqdn = socket.getfqdn()
+    want = f"{fqdn}|{'.'.join(fqdn.split('.')[1:])}|64|{time.strftime('%Z')}"
+    for name, prefix, target in (("static", [], STATIC), ("arm", [QEMU or "qemu-aarch64", "-L", SYSROOT], AARCH64)):
+        runner, art = compiled(capsys, book, inv, tmp_path / name, "-t", target)
+        events = run(prefix, runner, art, tmp_path / f"{name}.jsonl")
+        (result,) = [e for e in events if e["event"] == "task_result"]
+        assert result["msg"] == want, (name, result)
+
+
 @pytest.mark.parametrize("target", ["x86_64-apple-darwin", "aarch64-apple-darwin"])
 def test_a_macos_target_is_refused_before_anything_is_touched(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], rustle_home: Path, target: str

@@ -151,6 +151,15 @@ def test_a_missing_copy_source_after_a_task_on_the_controller_is_read_when_it_ru
         _compile(tmp_path, {"site.yml": "- hosts: all\n  tasks:\n" + copy + made}, inventory="web ansible_host=127.0.0.1\n")
 
 
+def test_an_empty_copy_source_is_left_for_the_task_to_fail(tmp_path: Path) -> None:
+    """ansible-core's copy target: ``src: ''`` fails "src (or content) is required" when it runs
+    (it named the role's files/ directory itself, copied as a tree)."""
+    compiled = _compile(tmp_path, {"site.yml": "- hosts: localhost\n  tasks:\n    - copy: {src: '', dest: /tmp/x}\n"
+                                                "      ignore_errors: true\n", "files/f": "x"})
+    task = compiled.plan.plays[0].batches[0].tasks[0]
+    assert task.args["src"] == "" and "run_time_files" not in task.extras
+
+
 def test_templated_tags_of_plays_blocks_roles_and_tasks_are_rendered_before_selection(tmp_path: Path) -> None:
     """ansible-core's tags target (test_template_{parent,play,role}_tags.yml)."""
     compiled = _compile(tmp_path, {

@@ -81,6 +81,32 @@ def test_records_made_together_commit_or_roll_back_together(tmp_path: Path) -> N
         assert h.runner_holders("r" * 64) == {("web1", "/r")}
 
 
+def test_grouped_records_commit_together_and_a_failed_one_alone_is_undone(tmp_path: Path) -> None:
+    db = tmp_path / "state.db"
+
+    def seen() -> list[tuple[str, str]]:  # what another process reads: the committed rows only
+        with closing(sqlite3.connect(db)) as con:
+            return con.execute("SELECT host, status FROM host_outcomes ORDER BY host").fetchall()
+
+    with History(db) as h:
+        did = h.begin("deploy")
+        h.pending(did, [("web1", "b", "s", "/r"), ("web2", "b", "s", "/r"), ("web3", "b", "s", "/r")])
+        with h.grouped():
+            with h.together():
+                h.record_host(did, "web1", "activated", sha256="s1")
+                h.record_runner("web1", "/r", "r" * 64)
+            with pytest.raises(RuntimeError), h.together():
+                h.record_host(did, "web2", "activated", sha256="s2")
+                raise RuntimeError("cut")
+            assert seen() == [("web1", "pending"), ("web2", "pending"), ("web3", "pending")]
+            h.commit()
+            assert seen() == [("web1", "activated"), ("web2", "pending"), ("web3", "pending")]
+            h.record_host(did, "web3", "failed", error="unreachable")
+            assert seen()[2] == ("web3", "pending")
+        assert seen() == [("web1", "activated"), ("web2", "pending"), ("web3", "failed")]
+        assert h.runner_holders("r" * 64) == {("web1", "/r")}
+
+
 def test_a_cleanup_ends_what_the_history_thinks_a_host_holds(tmp_path: Path) -> None:
     """After a cleanup the host has neither artifacts nor runners: the next deployment must
     push them; the rows that came before stay."""

@@ -36,7 +36,8 @@ NATIVE_FACTS = frozenset({
     "service_mgr", "env", "processor_vcpus", "processor_nproc", "processor_count", "memtotal_mb",
     "fips", "distribution", "os_family", "distribution_version", "distribution_major_version",
     "distribution_release", "user_id", "user_uid", "user_gid", "user_dir", "user_shell", "user_gecos",
-    "machine_id", "distribution_minor_version", "swaptotal_mb",
+    "machine_id", "distribution_minor_version", "swaptotal_mb", "fqdn", "domain", "userspace_bits",
+    "userspace_architecture", "date_time",
 })
 MODULES = frozenset({"file", "copy", "template", "lineinfile", "blockinfile", "replace", "command", "shell",
                      "stat", "assert", "debug", "fail", "ping", "set_fact", "tempfile", "known_hosts", "apt"})
@@ -815,6 +816,8 @@ class _Lowering:
             digest = (task.get("files") or {}).get(raw.get("src"))
             if digest is None:
                 raise self.fail(task, f"src '{args['src']}' was not embedded")
+            if module == "copy" and args.get("mode") == "preserve":
+                raise self.fail(task, "copy mode=preserve of an embedded src (the source's mode: pyz)")
             if module == "template":
                 digest = self.render_template(task, scope, args, digest)
             args["src"] = {"sha256": digest, "path": args["src"]}

@@ -130,6 +130,8 @@ class Embedder:
             out.setdefault("files", {})[name] = self.digest(path, task)
             if module == "template":
                 self._template(task, name, path, search)
+            elif task.args.get("mode") == "preserve":  # copy keeps the controller file's mode
+                search["sources"][name] = source_info(path)
 
     def _candidates(self, src: str, kind: str, scopes: list[Any]) -> dict[str, str]:
         """Every file a templated ``src`` may name that the controller can resolve."""
@@ -182,7 +184,7 @@ class Embedder:
                                f"{MAX_INCLUDE_DEPTH} levels deep (from {path})",
                                "a template that includes itself never ends; break the cycle")
         roots = self._template_roots(path)
-        for ref in _references(path):
+        for ref in plan_files.template_references(path):
             names = [ref] if ref is not None else _all_templates(roots)
             for ref_name in names:
                 if ref_name in search["templates"]:
@@ -210,7 +212,7 @@ class Embedder:
             return  # digest() read it already; a file gone since fails on the host
         record_template_file(controller, text, scopes)
         roots = self._template_roots(path)
-        for ref in _references(path):
+        for ref in plan_files.template_references(path):
             if ref is None:
                 continue
             found = next((c for c in (os.path.join(root, *ref.split("/")) for root in roots) if os.path.isfile(c)), None)
@@ -413,34 +415,6 @@ def source_info(path: str) -> dict[str, Any]:
         if b"template_mtime" in fh.read():
             info["mtime"] = st.st_mtime
     return info
-
-
-def _references(path: str) -> list[str | None]:
-    """The template names ``path`` includes, imports or extends; None for a computed one."""
-    import jinja2
-    from jinja2 import meta
-
-    try:
-        with open(path, encoding="utf-8", errors="surrogateescape") as fh:
-            text = fh.read()
-    except OSError:
-        return []
-    options: dict[str, Any] = {}
-    if text.startswith("#jinja2:"):
-        import ast
-
-        line, _, text = text.partition("\n")
-        for pair in line[len("#jinja2:"):].split(","):
-            key, _, value = pair.partition(":")
-            try:
-                options[key.strip()] = ast.literal_eval(value.strip())
-            except (ValueError, SyntaxError):
-                return []
-    try:
-        env = jinja2.Environment(**{k: v for k, v in options.items() if k != "newline_sequence"})
-        return list(meta.find_referenced_templates(env.parse(text)))
-    except Exception:  # noqa: BLE001 - a template that does not parse fails on the host, as in Ansible
-        return []
 
 
 def _all_templates(roots: list[str]) -> list[str]:

@@ -149,7 +149,8 @@ try:
         with os.fdopen(os.open(os.path.join(d,k+".json"),os.O_WRONLY|os.O_CREAT,0o600),"w") as f:
             f.write(h[k])
     sys.stdout.flush()
-    r=subprocess.call([sys.executable,a]+[x.replace("@D@",d) for x in h["argv"]],stdin=subprocess.DEVNULL)
+    e=["--delegate",h["delegate"]]+sys.argv[1:3] if len(sys.argv)>2 and h.get("delegate") else []
+    r=subprocess.call([sys.executable,a]+[x.replace("@D@",d) for x in h["argv"]]+e,stdin=subprocess.DEVNULL)
 finally:
     shutil.rmtree(d,ignore_errors=True)
 sys.exit(r)
@@ -157,15 +158,21 @@ sys.exit(r)
 
 
 def delegated_command(delegate: Host) -> str:
-    """The sh command line that starts ``_BOOT`` on ``delegate`` with its Python (its
-    ``ansible_python_interpreter``, else the first of python3, python), as its become user."""
+    """The sh command line that starts ``_BOOT`` on ``delegate`` with its Python, as its become
+    user: its ``ansible_python_interpreter``, or ansible-core's discovery as the agent's launcher
+    runs it (transport/options.remote_command: the first absolute path ``command -v`` gives over
+    the fallback list), which ``_BOOT`` hands on to the run (``--delegate``) to report."""
     from ..transport.options import agent_launch, become_prefix
 
     launch = agent_launch(delegate)
-    candidates = (launch.python_interpreter,) if launch.python_interpreter else ("python3", "python")
-    line = (f"for P in {' '.join(shlex.quote(c) for c in candidates)}; do "
-            'command -v "$P" >/dev/null 2>&1 || continue; '
-            f'exec "$P" -c {shlex.quote(_BOOT)}; done; echo "no python on this host" >&2; exit 127')
+    candidates: tuple[str, ...]
+    if launch.python_interpreter:
+        candidates, found, discovered = (launch.python_interpreter,), 'command -v "$P" >/dev/null 2>&1 || continue; ', ""
+    else:
+        candidates, discovered = launch.fallback, f' "$P" {shlex.quote(launch.discovery)}'
+        found = 'P=$(command -v "$P" 2>/dev/null) || continue; case "$P" in /*) ;; *) continue;; esac; '
+    line = (f"for P in {' '.join(shlex.quote(c) for c in candidates)}; do {found}"
+            f'exec "$P" -c {shlex.quote(_BOOT)}{discovered}; done; echo "no python on this host" >&2; exit 127')
     if launch.become:
         return f"{become_prefix(launch)} /bin/sh -c {shlex.quote(line)}"
     return line
@@ -186,7 +193,7 @@ async def run_there(connect: ConnectFn, delegate: Host, artifact: Path, host: Ho
     argv = run_args(host, options, "@D@/carry.json", "@D@/vars.json")
     if held:
         argv += ["--sha256", Path(held).name]
-    header = {"size": len(blob), "argv": argv, "path": held,
+    header = {"size": len(blob), "argv": argv, "path": held, "delegate": delegate.name,
               "carry": json.dumps(state if state is not None else {"__rustle_carry__": 2, "facts": {}}, default=str),
               "vars": json.dumps(tag_unsafe(own_vars(host)), default=str)}
     where = f"of the tasks delegated to {delegate.name}"

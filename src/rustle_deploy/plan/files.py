@@ -17,7 +17,8 @@ from __future__ import annotations
 
 import os
 import weakref
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from typing import Any
 
 from rustle_deploy.errors import PlanError
 from rustle_deploy.model import Plan, StaticFile, Task
@@ -142,19 +143,68 @@ def resolve_source(plan: Plan, task: Task, *, files_dirs: Sequence[str] | None =
                 base_dir=plan.base_dir, files_dirs=dirs)
 
 
-def template_text(plan: Plan, task: Task) -> str | None:
-    """The text of a ``template`` task's local ``src`` as the controller has it now; None for a
-    templated or run-time ``src``, or a file that cannot be found or read."""
-    if task.short_module != "template":
-        return None
+def template_references(path: str) -> list[str | None]:
+    """The template names ``path`` includes, imports or extends; None for a computed one."""
+    import jinja2
+    from jinja2 import meta
+
     try:
-        path = resolve_source(plan, task)
-        if path is None:
-            return None
-        with open(path, encoding="utf-8", errors="replace") as fh:
-            return fh.read()
-    except (PlanError, OSError):
-        return None
+        with open(path, encoding="utf-8", errors="surrogateescape") as fh:
+            text = fh.read()
+    except OSError:
+        return []
+    options: dict[str, Any] = {}
+    if text.startswith("#jinja2:"):
+        import ast
+
+        line, _, text = text.partition("\n")
+        for pair in line[len("#jinja2:"):].split(","):
+            key, _, value = pair.partition(":")
+            try:
+                options[key.strip()] = ast.literal_eval(value.strip())
+            except (ValueError, SyntaxError):
+                return []
+    try:
+        env = jinja2.Environment(**{k: v for k, v in options.items() if k != "newline_sequence"})
+        return list(meta.find_referenced_templates(env.parse(text)))
+    except Exception:  # noqa: BLE001 - a template that does not parse fails on the host, as in Ansible
+        return []
+
+
+# how many templates template_texts reads for one task (its src and what that includes)
+_MAX_INCLUDES = 32
+
+
+def template_texts(plan: Plan, task: Task) -> Iterator[str]:
+    """The text of a ``template`` task's local ``src`` and of the templates it includes, imports
+    or extends by a literal name, found as Ansible's template search path finds them (the play's
+    directory, the files directories, the including template's own, each with its
+    ``templates/`` first); nothing for a templated or run-time ``src``."""
+    if task.short_module != "template":
+        return
+    try:
+        first = resolve_source(plan, task)
+    except PlanError:
+        return
+    todo = [first] if first else []
+    seen: set[str] = set()
+    while todo and len(seen) < _MAX_INCLUDES:
+        path = todo.pop(0)
+        if path in seen:
+            continue
+        seen.add(path)
+        try:
+            with open(path, encoding="utf-8", errors="replace") as fh:
+                yield fh.read()
+        except OSError:
+            continue
+        roots = [p for root in (plan.base_dir, *files_dirs_of(plan), os.path.dirname(path))
+                 for p in (os.path.join(root, "templates"), root)]
+        for ref in template_references(path):
+            found = next((c for c in (os.path.join(r, *ref.split("/")) for r in roots) if os.path.isfile(c)), None) \
+                if ref is not None else None
+            if found is not None:
+                todo.append(found)
 
 
 def resolve_static_file(plan: Plan, static: StaticFile, pointer: str,

@@ -372,6 +372,8 @@ def _ext_kinds() -> dict[str, tuple[tuple[type, ...], str]]:
                                     "result that notifies them fails the host, as in Ansible)"),
         "listen": ((str, list), "a topic string or an array of them"),  # handlers only
         "unnamed": ((bool,), "true (a handler with no name of its own: its name is its module's)"),
+        # handlers only: an include_role's handler, which a notify finds once that include ran
+        "included_by": ((list,), "an array of the ids of the include_role tasks whose run adds the handler"),
     }
 
 
@@ -396,7 +398,7 @@ def read_extras(r: Reader, d: dict[str, Any], pointer: str, keys: tuple[str, ...
         if ok and key in ("retries", "delay", "throttle") and isinstance(value, (int, float)) and value < 0:
             ok = False
         if ok and isinstance(value, list) and key in ("changed_when", "failed_when", "until",
-                                                      "listen", "collections", "notify_missing"):
+                                                      "listen", "collections", "notify_missing", "included_by"):
             ok = all(isinstance(v, str) for v in value)
         if ok and key == "loop_with":
             ok = value in ("items", "flattened") or value in _host_lookups()
@@ -412,7 +414,7 @@ def read_extras(r: Reader, d: dict[str, Any], pointer: str, keys: tuple[str, ...
 
 # -- plan parts ---------------------------------------------------------------------------
 
-_TASK_EXTENSIONS: tuple[str, ...] = tuple(k for k in EXTENSION_TYPES if k not in ("listen", "unnamed"))
+_TASK_EXTENSIONS: tuple[str, ...] = tuple(k for k in EXTENSION_TYPES if k not in ("listen", "unnamed", "included_by"))
 
 
 def read_args(r: Reader, value: Any, pointer: str) -> dict[str, Any]:

@@ -281,6 +281,13 @@ class _PlayState:
         self.identities: Counter[str] = Counter()  # roles: entries and deps, to deduplicate
         self.handlers: list[Task] = []
         self.handler_identities: set[str] = set()
+        # the handlers of import_role/include_role (task ids), which ansible-core appends to the
+        # play's handlers (after its own and its roles:'), in task order; for an include_role's,
+        # the ids of the includes whose run adds them (None: an import_role's, there from the start)
+        self.late_handlers: dict[str, list[str] | None] = {}
+        # an import_role/include_role's role and handlers file -> its handlers (task ids): one set
+        # for every include of them, as ansible-core runs a notified handler of theirs once
+        self.include_handlers: dict[str, list[str]] = {}
         self.listed: list[ListedTask] = []
         self._connections: set[str] | None = None
         # the play's rollout keywords (docs/rollouts.md)
@@ -540,6 +547,7 @@ class _Compiler:
         for call, call_ctx in role_calls:
             self.role_handlers(call, call_ctx, st, handler_ctx)
         self.handler_list(src, ds, handler_ctx, st)
+        self.order_handlers(st)
         if st.handlers:
             # Ansible flushes handlers after pre_tasks and after roles + tasks too
             if len(tasks) > main_count > pre_count:
@@ -624,6 +632,23 @@ class _Compiler:
                 what = changes_inventory(leaf)
                 if self.inventory_changed is None and what:
                     self.inventory_changed = (self.origins.get(leaf.pointer, Origin(self.shown)), what)
+
+    def order_handlers(self, st: _PlayState) -> None:
+        """The play's handlers in ansible-core's order: its roles:' and its own, then those of its
+        import_role and include_role tasks, which ansible-core appends when it loads the task (an
+        include_role's when it runs: only then can a notify find them, ``included_by``)."""
+        late = [h for h in st.handlers if h.task_id in st.late_handlers]
+        if not late:
+            return
+        ordered = [h for h in st.handlers if h.task_id not in st.late_handlers] + late
+        base = f"/plays/{st.index}/handlers"
+        # through a pointer no task has, so that no origin is overwritten before it moved
+        moved = [_repoint(h, h.pointer, f"{base}~/{i}", self.origins) for i, h in enumerate(ordered)]
+        st.handlers = [
+            replace(_repoint(h, h.pointer, f"{base}/{i}", self.origins), execution_order=i,
+                    extras={**h.extras, "included_by": list(st.late_handlers[h.task_id] or ())}
+                    if st.late_handlers.get(h.task_id) is not None else h.extras)
+            for i, h in enumerate(moved)]
 
     def renumber(self, tasks: list[Task], base: str) -> list[Task]:
         """Pointers of the top-level list after implicit tasks were inserted (last first, so
@@ -1189,7 +1214,7 @@ class _Compiler:
                         hosts=(), execution_order=len(out), block=tuple(children),
                         extras={"role_once": once}, pointer=pointer))
 
-    def role_handlers(self, call: RoleCall, ctx: Ctx, st: _PlayState, hctx: Ctx) -> None:
+    def role_handlers(self, call: RoleCall, ctx: Ctx, st: _PlayState, hctx: Ctx, key: str | None = None) -> None:
         role = call.role
         for i, dep in enumerate(role.dependencies):
             meta = role.meta
@@ -1200,9 +1225,10 @@ class _Compiler:
                                                register=False)
             self.register_role(dep_call, st)
             self.role_handlers(dep_call, dep_ctx, st, hctx)
-        if (call.identity, call.handlers_from) in st.handler_identities:
+        identity = (key or call.identity, call.handlers_from)
+        if identity in st.handler_identities:
             return
-        st.handler_identities.add((call.identity, call.handlers_from))  # type: ignore[arg-type]
+        st.handler_identities.add(identity)  # type: ignore[arg-type]
         src = role.source("handlers", call.handlers_from)
         if src is None:
             return
@@ -2015,8 +2041,8 @@ class _Compiler:
                                         key if key is not None else _NO_KEY, value=True)
                     out[name] = rendered
             return out
-        if module not in ("copy", "template") or not isinstance(args.get("src"), str):
-            return args
+        if module not in ("copy", "template") or not isinstance(args.get("src"), str) or not args["src"]:
+            return args  # an empty src fails when the task runs, with the module's words
         value = args["src"]
         if module == "copy" and str(args.get("remote_src", "")).lower() in ("yes", "true", "1",
                                                                             "on", "y"):
@@ -2727,16 +2753,25 @@ class _Compiler:
                         handlers_from=froms["handlers"], vars_from=froms["vars"],
                         defaults_from=froms["defaults"], public=bool(public))
         hctx = replace(ctx, handler=True, role=None, when=(), tags=(), vars=())
+        known = len(st.handlers)
+        # not the include's vars, condition or tasks_from: ansible-core notifies one handler of them all
+        key = _identity(role.path, {}, None, None, {}, {"handlers": froms["handlers"]}, False)
         try:
             self.load_role_vars(call, st)
             self.register_role(call, st)
-            self.role_handlers(call, hctx, st, hctx)
+            self.role_handlers(call, hctx, st, hctx, key)
         except MissingInclude as exc:  # a dependency: the hosts that include the role fail
             if static or self.choosing:
                 raise
             self.failed_include(src, ds, origin, module, ctx, st, out, base, f"role {role.name}",
                                 {"reason": exc.reason}, registered, shown)
             return
+        late = st.include_handlers.setdefault(key, [h.task_id for h in st.handlers[known:]])
+        for handler_id in late:
+            if static:
+                st.late_handlers[handler_id] = None
+            else:
+                st.late_handlers.setdefault(handler_id, [])
         if static:
             st.imported_roles.append(role.name)
             inner = self.inherit(src, ds, ctx, st)
@@ -2753,6 +2788,10 @@ class _Compiler:
                                 value=True)
             inner = self.inherit(src, apply, inner, st)
         task_id = st.new_id()
+        for handler_id in late:  # notifiable once one of its includes ran
+            includes = st.late_handlers[handler_id]
+            if includes is not None:
+                includes.append(task_id)
         children: list[Task] = []
         try:
             self.compile_role(call, inner, st, children, f"{pointer}/block", dedupe=False, imported=True)

@@ -443,6 +443,61 @@ fn fips() -> bool {
         .unwrap_or(false)
 }
 
+/// `time.time_ns()`.
+fn now_ns() -> i128 {
+    match std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH) {
+        Ok(d) => d.as_nanos() as i128,
+        Err(e) => -(e.duration().as_nanos() as i128),
+    }
+}
+
+/// `facts._date_time()` at `ns` nanoseconds since the epoch, with Python's float arithmetic:
+/// `time.time()` is the nanoseconds over 1e9 as a double, `time.localtime` floors it, the
+/// microseconds are `int((now % 1) * 1e6)`; C's strftime formats, as Python's calls it.
+fn date_time(ns: i128) -> Map {
+    let now = if ns % 1_000_000_000 == 0 { (ns / 1_000_000_000) as f64 } else { ns as f64 / 1e9 };
+    let secs = now.floor() as i64;
+    let micro = format!("{:06}", ((now.rem_euclid(1.0)) * 1e6) as i64);
+    let (lt, ut) = match (sys::localtime(secs), sys::gmtime(secs)) {
+        (Some(lt), Some(ut)) => (lt, ut),
+        _ => return Map::new(),
+    };
+    let local = |fmt: &str| Value::from(sys::strftime(fmt, &lt));
+    let epoch = (now.trunc() as i64).to_string();
+    let mut out = Map::new();
+    for (key, fmt) in [
+        ("year", "%Y"),
+        ("month", "%m"),
+        ("weekday", "%A"),
+        ("weekday_number", "%w"),
+        ("weeknumber", "%W"),
+        ("day", "%d"),
+        ("hour", "%H"),
+        ("minute", "%M"),
+        ("second", "%S"),
+    ] {
+        out.insert(key, local(fmt));
+    }
+    out.insert("epoch", Value::from(epoch.as_str()));
+    out.insert("epoch_int", Value::from(epoch.as_str()));
+    out.insert("date", local("%Y-%m-%d"));
+    out.insert("time", local("%H:%M:%S"));
+    out.insert(
+        "iso8601_micro",
+        Value::from(format!("{}.{}Z", sys::strftime("%Y-%m-%dT%H:%M:%S", &ut), micro)),
+    );
+    out.insert("iso8601", Value::from(sys::strftime("%Y-%m-%dT%H:%M:%SZ", &ut)));
+    out.insert(
+        "iso8601_basic",
+        Value::from(format!("{}{}", sys::strftime("%Y%m%dT%H%M%S", &lt), micro)),
+    );
+    out.insert("iso8601_basic_short", local("%Y%m%dT%H%M%S"));
+    out.insert("tz", local("%Z"));
+    out.insert("tz_dst", Value::from(sys::tzname(secs).1));
+    out.insert("tz_offset", local("%z"));
+    out
+}
+
 /// The facts, every name prefixed with `ansible_` (in the order of `facts.gather()`).
 pub fn gather() -> Map {
     let [system, nodename, release, version, machine] = sys::uname_fields();
@@ -455,10 +510,22 @@ pub fn gather() -> Map {
         ("kernel", Value::from(release.as_str())),
         ("kernel_version", Value::from(version)),
         ("machine", Value::from(machine.as_str())),
+    ];
+    let fqdn = sys::fqdn();
+    let domain = fqdn.splitn(2, '.').nth(1).unwrap_or("").to_string();
+    let bits = (std::mem::size_of::<usize>() * 8).to_string();
+    facts.extend([
+        ("fqdn", Value::from(fqdn.as_str())),
         ("hostname", Value::from(nodename.split('.').next().unwrap_or(""))),
         ("nodename", Value::from(nodename.as_str())),
+        ("domain", Value::from(domain)),
+        ("userspace_bits", Value::from(bits.as_str())),
         ("architecture", Value::from(machine.as_str())),
-    ];
+    ]);
+    if machine == "x86_64" {
+        // the runner's own pointer width, as facts.py reports its interpreter's
+        facts.push(("userspace_architecture", Value::from(if bits == "64" { "x86_64" } else { "i386" })));
+    }
     // facts._platform: dbus's copy first, its first line
     if let Some(id) = content("/var/lib/dbus/machine-id").or_else(|| content("/etc/machine-id")) {
         facts.push(("machine_id", Value::from(id.lines().next().unwrap_or(""))));
@@ -471,6 +538,7 @@ pub fn gather() -> Map {
         facts.push((key, Value::from(value)));
     }
     facts.push(("distribution_minor_version", Value::from(minor.as_str())));
+    facts.push(("date_time", Value::Dict(date_time(now_ns()))));
     facts.push(("env", Value::Dict(environment())));
     facts.push(("fips", Value::Bool(fips())));
     facts.push(("pkg_mgr", Value::from(pkg_mgr)));
@@ -568,6 +636,12 @@ mod tests {
         let keys: Vec<&str> = ours.iter().map(|(k, _)| k.as_str()).collect();
         assert_eq!(keys, expected, "the same keys in the same order");
         for (key, value) in ours.iter() {
+            if key == "ansible_date_time" {
+                // the two runs' times differ: the same keys here, values in date_time_matches_python
+                let keys = |v: &Value| v.as_dict().unwrap().iter().map(|(k, _)| k.clone()).collect::<Vec<_>>();
+                assert_eq!(keys(value), keys(theirs.get(key).unwrap()));
+                continue;
+            }
             // to_string compares types too (1 vs 1.0 vs "1")
             assert_eq!(
                 to_string(value),
@@ -579,6 +653,35 @@ mod tests {
         let plain = unprefixed(&ours);
         assert_eq!(plain.get("os_family"), ours.get("ansible_os_family"));
         assert_eq!(plain.len(), ours.len());
+    }
+
+    #[test]
+    fn date_time_matches_python() {
+        let mut env = Map::new();
+        if let Ok(tz) = std::env::var("TZ") {
+            env.insert("TZ", Value::from(tz));
+        }
+        // whole seconds, fractions a double rounds, the end of a year, a leap day, before 1970
+        let samples: [i128; 6] = [
+            1_765_000_000_000_000_000,
+            1_765_104_567_123_456_789,
+            1_767_225_599_999_999_999,
+            1_709_208_000_000_001_000,
+            951_782_400_500_000_000,
+            -86_399_250_000_000,
+        ];
+        for ns in samples.iter() {
+            let code = format!(
+                "import time\nns = {}\nnow = float(ns // 10**9) if ns % 10**9 == 0 else ns / 1e9\n\
+                 time.time = lambda: now\nimport rustle_runtime.facts as f\nprint(json.dumps(f._date_time()))",
+                ns
+            );
+            let theirs = match python(&code, &env) {
+                Some(v) => v,
+                None => return,
+            };
+            assert_eq!(to_string(&Value::Dict(date_time(*ns))), to_string(&theirs), "at {} ns", ns);
+        }
     }
 
     #[test]

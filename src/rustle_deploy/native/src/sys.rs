@@ -1,6 +1,7 @@
 //! Thin safe wrappers over the few libc calls the standard library lacks.
 //!
 //! Declared by hand (no crates): flock, setpgid, setsid, signal, kill, getpid, geteuid, dup/dup2, umask, uname,
+//! localtime/gmtime/strftime, getaddrinfo/gethostbyaddr (getfqdn),
 //! the reentrant passwd/group lookups, lchown, access and pipe. `struct passwd` is declared for
 //! glibc/musl and macOS; of `struct group` only the leading fields, the same on both, are read.
 
@@ -102,6 +103,25 @@ impl Tm {
 
 extern "C" {
     fn localtime_r(time: *const i64, out: *mut Tm) -> *mut Tm;
+    fn gmtime_r(time: *const i64, out: *mut Tm) -> *mut Tm;
+    #[link_name = "strftime"]
+    fn c_strftime(buf: *mut c_char, max: usize, format: *const c_char, tm: *const Tm) -> usize;
+    #[cfg(all(target_os = "linux", not(target_feature = "crt-static")))]
+    fn getaddrinfo(node: *const c_char, service: *const c_char, hints: *const AddrInfo, res: *mut *mut AddrInfo)
+        -> c_int;
+    #[cfg(all(target_os = "linux", not(target_feature = "crt-static")))]
+    fn freeaddrinfo(res: *mut AddrInfo);
+    #[cfg(all(target_os = "linux", not(target_feature = "crt-static")))]
+    fn gethostbyaddr_r(
+        addr: *const c_void,
+        len: u32,
+        family: c_int,
+        ret: *mut HostEnt,
+        buf: *mut c_char,
+        buflen: usize,
+        result: *mut *mut HostEnt,
+        h_errnop: *mut c_int,
+    ) -> c_int;
     fn flock(fd: c_int, operation: c_int) -> c_int;
     fn setpgid(pid: c_int, pgid: c_int) -> c_int;
     fn kill(pid: c_int, sig: c_int) -> c_int;
@@ -230,6 +250,205 @@ pub fn localtime(secs: i64) -> Option<Tm> {
     } else {
         Some(tm)
     }
+}
+
+/// `gmtime_r`: the UTC broken-down time of `secs` since the epoch.
+pub fn gmtime(secs: i64) -> Option<Tm> {
+    let mut tm = Tm::zeroed();
+    // SAFETY: both pointers are valid for the call; gmtime_r does not keep them.
+    if unsafe { gmtime_r(&secs, &mut tm) }.is_null() {
+        None
+    } else {
+        Some(tm)
+    }
+}
+
+/// `time.strftime(format, tm)`: the C library's strftime, as Python's calls it.
+pub fn strftime(format: &str, tm: &Tm) -> String {
+    let fmt = match CString::new(format) {
+        Ok(f) => f,
+        Err(_) => return String::new(),
+    };
+    let mut size = 256;
+    loop {
+        let mut buf = vec![0u8; size];
+        // SAFETY: buf has `size` bytes; tm is a valid struct tm from localtime_r/gmtime_r.
+        let n = unsafe { c_strftime(buf.as_mut_ptr() as *mut c_char, size, fmt.as_ptr(), tm) };
+        if n > 0 || size >= 1 << 16 {
+            return String::from_utf8_lossy(&buf[..n]).into_owned();
+        }
+        size *= 4; // 0: too small (or an empty result, which a larger buffer gives again)
+    }
+}
+
+/// The zone name of a broken-down local time (`tm_zone`).
+fn zone_name(tm: &Tm) -> String {
+    if tm.tm_zone.is_null() {
+        return String::new();
+    }
+    // SAFETY: tm_zone points at a NUL-terminated name the C library keeps.
+    unsafe { CStr::from_ptr(tm.tm_zone) }.to_string_lossy().into_owned()
+}
+
+/// `time.tzname` as CPython computes it (Modules/timemodule.c, init_timezone): the zone names
+/// of the local time at the start of this year and half a year later, standard time first.
+pub fn tzname(now: i64) -> (String, String) {
+    const YEAR: i64 = (365 * 24 + 6) * 3600;
+    let jan_t = now.div_euclid(YEAR) * YEAR;
+    let (jan, jul) = match (localtime(jan_t), localtime(jan_t + YEAR / 2)) {
+        (Some(a), Some(b)) => (a, b),
+        _ => return (String::new(), String::new()),
+    };
+    let (jan_off, jul_off) = (-(jan.tm_gmtoff as i64), -(jul.tm_gmtoff as i64));
+    if jan_off < jul_off {
+        (zone_name(&jul), zone_name(&jan)) // DST is reversed in the southern hemisphere
+    } else {
+        (zone_name(&jan), zone_name(&jul))
+    }
+}
+
+/// `struct addrinfo` (glibc and musl order: ai_addr before ai_canonname).
+#[cfg(all(target_os = "linux", not(target_feature = "crt-static")))]
+#[repr(C)]
+struct AddrInfo {
+    ai_flags: c_int,
+    ai_family: c_int,
+    ai_socktype: c_int,
+    ai_protocol: c_int,
+    ai_addrlen: u32,
+    ai_addr: *mut u8,
+    ai_canonname: *mut c_char,
+    ai_next: *mut AddrInfo,
+}
+
+#[cfg(all(target_os = "linux", not(target_feature = "crt-static")))]
+#[repr(C)]
+struct HostEnt {
+    h_name: *mut c_char,
+    h_aliases: *mut *mut c_char,
+    h_addrtype: c_int,
+    h_length: c_int,
+    h_addr_list: *mut *mut c_char,
+}
+
+#[cfg(all(target_os = "linux", not(target_feature = "crt-static")))]
+const AF_INET: c_int = 2;
+#[cfg(all(target_os = "linux", not(target_feature = "crt-static")))]
+const AF_INET6: c_int = 10;
+
+/// `socket.getfqdn()`: the host name's address (getaddrinfo, the first answer), the names the
+/// resolver gives for that address (gethostbyaddr), the first of them with a dot; the host name
+/// when a lookup fails or no name has a dot.
+pub fn fqdn() -> String {
+    let name = hostname();
+    match lookup_names(&name) {
+        Some(names) => names.iter().find(|n| n.contains('.')).unwrap_or(&names[0]).clone(),
+        None => name,
+    }
+}
+
+#[cfg(not(target_os = "linux"))]
+fn lookup_names(_name: &str) -> Option<Vec<String>> {
+    None // struct addrinfo is laid out otherwise there: the host name, as when a lookup fails
+}
+
+/// The static build (`+static`, for hosts whose C library is older than the build's) must not
+/// load the host's NSS modules into itself: the same two lookups through the host's own C
+/// library, `getent ahosts NAME` (getaddrinfo, its first address) and `getent hosts ADDRESS`
+/// (gethostbyaddr: the name, then its aliases).
+#[cfg(all(target_os = "linux", target_feature = "crt-static"))]
+fn lookup_names(name: &str) -> Option<Vec<String>> {
+    let getent = |args: &[&str]| -> Option<String> {
+        let out = std::process::Command::new("getent")
+            .args(args)
+            .stdin(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .output()
+            .ok()?;
+        if out.status.success() {
+            Some(String::from_utf8_lossy(&out.stdout).into_owned())
+        } else {
+            None
+        }
+    };
+    let addrs = getent(&["ahosts", name])?;
+    let first = addrs.split_whitespace().next()?.to_string();
+    let names = getent(&["hosts", &first])?;
+    let fields: Vec<String> = names.lines().next()?.split_whitespace().skip(1).map(String::from).collect();
+    if fields.is_empty() {
+        None
+    } else {
+        Some(fields)
+    }
+}
+
+/// gethostbyaddr's canonical name and aliases for `name`'s first address, as CPython's
+/// `socket.gethostbyaddr(name)` finds them (setipaddr: getaddrinfo with AF_UNSPEC).
+#[cfg(all(target_os = "linux", not(target_feature = "crt-static")))]
+fn lookup_names(name: &str) -> Option<Vec<String>> {
+    let node = CString::new(name).ok()?;
+    let hints = AddrInfo {
+        ai_flags: 0,
+        ai_family: 0,
+        ai_socktype: 0,
+        ai_protocol: 0,
+        ai_addrlen: 0,
+        ai_addr: std::ptr::null_mut(),
+        ai_canonname: std::ptr::null_mut(),
+        ai_next: std::ptr::null_mut(),
+    };
+    let mut res: *mut AddrInfo = std::ptr::null_mut();
+    // SAFETY: valid pointers; the result list is freed below.
+    if unsafe { getaddrinfo(node.as_ptr(), std::ptr::null(), &hints, &mut res) } != 0 || res.is_null() {
+        return None;
+    }
+    // the address inside the sockaddr: sin_addr at 4 (4 bytes), sin6_addr at 8 (16 bytes)
+    let (family, addr) = unsafe {
+        let ai = &*res;
+        let raw = std::slice::from_raw_parts(ai.ai_addr, ai.ai_addrlen as usize);
+        match ai.ai_family {
+            AF_INET if raw.len() >= 8 => (AF_INET, raw[4..8].to_vec()),
+            AF_INET6 if raw.len() >= 24 => (AF_INET6, raw[8..24].to_vec()),
+            _ => (0, Vec::new()),
+        }
+    };
+    unsafe { freeaddrinfo(res) };
+    if family == 0 {
+        return None;
+    }
+    let mut buf = vec![0u8; 16384];
+    let mut ent = HostEnt {
+        h_name: std::ptr::null_mut(),
+        h_aliases: std::ptr::null_mut(),
+        h_addrtype: 0,
+        h_length: 0,
+        h_addr_list: std::ptr::null_mut(),
+    };
+    let mut out: *mut HostEnt = std::ptr::null_mut();
+    let mut herr: c_int = 0;
+    // SAFETY: valid pointers and lengths; the strings live in buf, read before it is dropped.
+    let rc = unsafe {
+        gethostbyaddr_r(
+            addr.as_ptr() as *const c_void,
+            addr.len() as u32,
+            family,
+            &mut ent,
+            buf.as_mut_ptr() as *mut c_char,
+            buf.len(),
+            &mut out,
+            &mut herr,
+        )
+    };
+    if rc != 0 || out.is_null() || ent.h_name.is_null() {
+        return None;
+    }
+    let mut names = vec![unsafe { CStr::from_ptr(ent.h_name) }.to_string_lossy().into_owned()];
+    let mut alias = ent.h_aliases;
+    while !alias.is_null() && !unsafe { *alias }.is_null() {
+        names.push(unsafe { CStr::from_ptr(*alias) }.to_string_lossy().into_owned());
+        alias = unsafe { alias.add(1) };
+    }
+    Some(names)
 }
 
 /// The local time as `time.strftime('%Y%m%dT%H%M%S')` writes it.

@@ -51,6 +51,9 @@ def build_parser():
                      help="JSON file of this host's own variables (the artifact carries none)")
     run.add_argument("--unreachable", help="the connection this run's tasks were to use failed with this "
                      "message: each task that needs it is unreachable (a delegated phase)")
+    run.add_argument("--delegate", nargs=3, metavar=("HOST", "PYTHON", "MODE"),
+                     help="a phase delegated to HOST, whose Python the launcher discovered (MODE: "
+                     "INTERPRETER_PYTHON's auto mode): reported as ansible-core reports it")
     run.add_argument("-v", "--verbose", action="count", default=0)
     sub.add_parser("serve", help="run single tasks for rustle-runner (JSON lines on stdin and stdout)")
     sub.add_parser("verify", help="re-hash every entry against manifest.json (exit 3 on mismatch)")
@@ -63,6 +66,14 @@ def _fail(message, hint=None):
     if hint:
         sys.stderr.write(f"hint: {hint}\n")
     return EXIT_USAGE
+
+
+def _delegated(delegate):
+    """``--delegate HOST PYTHON MODE`` as the Runner's ``interpreter``."""
+    if not delegate:
+        return None
+    host, path, mode = delegate
+    return {"path": path, "mode": mode, "delegate": host}
 
 
 def _run(args, payload):
@@ -108,7 +119,7 @@ def _run(args, payload):
                         inject=getattr(args, "inject", None), share=getattr(args, "share", None),
                         unreachable=getattr(args, "unreachable", None),
                         state_dir=getattr(args, "state_dir", None),
-                        interpreter=getattr(args, "interpreter", None))
+                        interpreter=getattr(args, "interpreter", None) or _delegated(getattr(args, "delegate", None)))
         return runner.run()
     finally:
         emitter.close()

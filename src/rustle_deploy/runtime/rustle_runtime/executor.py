@@ -333,14 +333,17 @@ def _discover_interpreter(fallback, host):
     return "/usr/bin/python3", [f"No python interpreters found for host {host!r} (tried {names!r})."]
 
 
-def _runs_python(plan, ctx):
+def _runs_python(plan, ctx, delegated=False):
     """Whether the task runs its module in the discovered interpreter: not a bridged module
-    whose shebang is not Python, not under a task's own ``ansible_python_interpreter``."""
+    whose shebang is not Python, not under a task's own ``ansible_python_interpreter`` (in a
+    phase ``delegated`` to another host, that host's configuration decided)."""
     bridged = ctx.task.get("bridge")
     if bridged:
         spec = ((plan.get("bridge") or {}).get("modules") or {}).get(bridged) or {}
         if spec.get("style") not in ("new", "rustle"):
             return False
+    if delegated:
+        return True
     try:
         configured = _configured_interpreter(ctx)
     except Exception:  # a variable that cannot be rendered: not discovery's business
@@ -512,6 +515,10 @@ class Runner:
         # None (it ran a configured one): the fact discovered_interpreter_python, reported with
         # Ansible's warning in the first result of a task that runs Python
         self._launcher = interpreter if isinstance(interpreter, dict) and interpreter.get("path") else None
+        # a phase delegated to another inventory host, whose launcher discovered its Python: as
+        # ansible-core 2.19, each Python module there discovers again and warns (naming this
+        # host), and the fact is kept for neither host
+        self._delegate = self._launcher.get("delegate") if self._launcher else None
         # the connection this run's tasks were to go through failed (a delegated phase): each
         # task that would use it is unreachable with this message; ignore_unreachable goes on
         self.unreachable = unreachable
@@ -570,6 +577,9 @@ class Runner:
         self._own_names = set()  # registered by a task whose result only the first host gets
         self.cleanups = []  # called when the run ends
         self.included_vars = {}  # include_vars, below set_fact
+        # the includes (compiled ids) that ran on this host: an include_role's handlers answer a
+        # notify only after it (their "included_by"), as ansible-core adds them when it loads the role
+        self._includes_ran = set()
         # facts a module returned (getent_passwd...): variables of their own name too, at the
         # host facts' precedence (above inventory, below play vars), as INJECT_FACTS_AS_VARS does
         self.module_facts = {}
@@ -647,7 +657,7 @@ class Runner:
                 timeout = (self._play or {}).get("gather_timeout", 10)
             self._facts.update(unsafe(gather(wanted, timeout=timeout, facts=self._facts)))
             self._collected |= wanted
-            if self._launcher and "discovered_interpreter_python" not in self._facts:
+            if self._launcher and not self._delegate and "discovered_interpreter_python" not in self._facts:
                 # gathering is what runs Python first on an Ansible host (its setup module)
                 self._facts["discovered_interpreter_python"] = self._launcher["path"]
                 self.module_facts["discovered_interpreter_python"] = self._launcher["path"]
@@ -860,6 +870,7 @@ class Runner:
             self._carried_notified = dict(state.get("notified") or {})
             self._phase_failures = dict(state.get("phase_failures") or {})
             self._ended = set(state.get("ended") or ())
+            self._includes_ran = set(state.get("includes_ran") or ())
             self._apply_added(state.get("inventory"))
         if self.inject.get("files"):  # what lookup('file') of a file the play created reads
             from . import lookups
@@ -901,6 +912,8 @@ class Runner:
                  "facts": self._facts, "facts_collected": sorted(self._collected),
                  "notified": self._carried_notified, "ended": sorted(self._ended),
                  "inventory": self._added}
+        if self._includes_ran:
+            state["includes_ran"] = sorted(self._includes_ran)
         if self._phase_failures:
             state["phase_failures"] = self._phase_failures
         if self.carry and not failed:
@@ -994,9 +1007,12 @@ class Runner:
 
     def _notify(self, names):
         handlers = self._play.get("handlers") or []
+        # an include_role's handlers are found once that include ran here
+        known = [h for h in handlers if "included_by" not in h or any(
+            str(h.get("id", "")).rpartition("/")[0] + "/" + i in self._includes_ran for i in h["included_by"])]
         chosen = set()
         for name in names:
-            chosen.update(id(h) for h in _notified_handlers(handlers, name))
+            chosen.update(id(h) for h in _notified_handlers(known, name))
         for index, handler in enumerate(handlers):
             if id(handler) in chosen:
                 self._notified.add(index)
@@ -1064,6 +1080,8 @@ class Runner:
                     self.runtime_vars[register] = unsafe(dict(reason, changed=False, skipped=True))
                 self._container_event(head, dict(reason, changed=False, skipped=True), include)
             return
+        if task.get("include") is not None:
+            self._includes_ran.add(task.get("id"))
         if include is not None:
             if "loop" in task:  # one result for the loop, before its items run, as Ansible reports it
                 self._container_event(head, {"changed": False, "msg": "All items completed",
@@ -1683,6 +1701,10 @@ class Runner:
         ``new``: no ``discovered_interpreter_python`` fact yet (as after ``meta: clear_facts``),
         so the result reports it. The launcher's discovery is used when it made one; a task's
         own mode discovers here."""
+        if self._delegate:  # the delegate's own configuration chose the launcher's mode
+            if not _runs_python(self.plan, ctx, delegated=True):
+                return None
+            return self._launcher["mode"], self._launcher["path"], [], True
         if not _runs_python(self.plan, ctx):
             return None
         configured = _configured_interpreter(ctx)
@@ -1705,10 +1727,11 @@ class Runner:
         """What ansible-core adds to the result of a Python module when it discovers the host's
         interpreter: the fact, the warning (not for ``*_silent``) and, for ``auto_legacy*``, the
         deprecation."""
-        facts = result.get("ansible_facts")
-        result["ansible_facts"] = dict(facts if isinstance(facts, dict) else {}, discovered_interpreter_python=path)
-        self.facts(collectors=set())["discovered_interpreter_python"] = path
-        self.module_facts["discovered_interpreter_python"] = path
+        if not self._delegate:
+            facts = result.get("ansible_facts")
+            result["ansible_facts"] = dict(facts if isinstance(facts, dict) else {}, discovered_interpreter_python=path)
+            self.facts(collectors=set())["discovered_interpreter_python"] = path
+            self.module_facts["discovered_interpreter_python"] = path
         if not mode.endswith("_silent"):
             result.setdefault("warnings", []).extend(warnings or [_discovery_warning(self.host, path)])
         if mode.startswith("auto_legacy"):

@@ -250,14 +250,25 @@ def copy(ctx, args):
         data = c.embedded_source(ctx, args, src)
         label = src
     if args.get("mode") == "preserve":
-        args = dict(args)
-        args["mode"] = None  # the source's mode is not embedded; keep the default
-        ctx.warn("copy: mode=preserve keeps the default mode for embedded sources")
+        args = dict(args, mode=_source_mode(ctx, src) if content is None else None)
+        if args["mode"] is None:  # content, or a source whose mode the compiler did not record
+            ctx.warn("copy: mode=preserve keeps the default mode here: no source file's mode is known")
     result = _write_content(ctx, args, data, label, "copy")
     if (getattr(ctx, "task", None) or {}).get("assembled") and isinstance(result.get("diff"), list):
         # assemble's action plugin (compiler/assemble.py) gives its one diff, not copy's list
         result["diff"] = result["diff"][0] if result["diff"] else {}
     return result
+
+
+def _source_mode(ctx, src):
+    """The mode of the controller file a copy ``src`` names (its ``sources`` entry, recorded
+    for mode=preserve: compiler/sources.py; a file sent when the task ran: its details)."""
+    from ..templating import embedded
+
+    scope = ctx.vars if hasattr(ctx.vars, "raw") else None
+    info = (embedded(scope, "sources").get(src) if scope is not None else None) \
+        or (getattr(ctx, "late_sources", None) or {}).get(src) or {}
+    return info.get("mode")
 
 
 def _copy_tree(ctx, args, tree):
