@@ -246,6 +246,9 @@ class Host:
     become_config: dict[str, dict[str, str]] = field(default_factory=dict)
     # -K was given: a connection-level become may ask for that password (transport.options.prompted_become)
     become_asked: bool = False
+    # the plan sets ansible_become or a become password in play, role, block or task vars, which
+    # win over the inventory's: a connection-level become is then decided per task on the host
+    become_per_task: bool = False
 
     @property
     def address(self) -> str:

@@ -274,7 +274,8 @@ class Session:
                     f"--limit {limit!r} matches none of the plan's hosts",
                     "plan hosts: " + ", ".join(h.name for h in every[:20]),
                 )
-        return every, [self.with_cli_connection(h) for h in hosts]
+        per_task = sets_become_vars(plan)
+        return every, [replace(self.with_cli_connection(h), become_per_task=per_task) for h in hosts]
 
     def with_cli_connection(self, host: Host) -> Host:
         host = with_connection(host, self.opts.get("user"), self.opts.get("private_key"))
@@ -1228,6 +1229,23 @@ def run_manifest(manifest: Any, name: str, settings: Settings, opts: dict[str, A
     from .fleetops import exec_manifest
 
     return exec_manifest(manifest, name, settings, opts)
+
+
+# the variables that, set in a play's vars (or lower), decide a task's become over the inventory's
+_BECOME_VARS = frozenset(("ansible_become", "ansible_become_password", "ansible_become_pass",
+                          "ansible_sudo_pass", "ansible_su_pass"))
+
+
+def sets_become_vars(plan: Plan) -> bool:
+    """Whether a play's, role's, block's or task's vars in ``plan`` set ``ansible_become`` or a
+    become password: ansible-core applies them per task over the inventory's connection-level
+    become (and extra vars reach the host's own variables: with_cli_connection)."""
+    layers: list[Any] = []
+    for play in plan.plays:
+        layers += [play.vars, play.defaults, *(v for role in play.roles.values() for v in role.values())]
+        tasks = [*play.handlers, *(t for batch in play.batches for t in batch.tasks)]
+        layers += [t.extras.get("vars") for top in tasks for t in top.walk()]
+    return any(isinstance(layer, dict) and not _BECOME_VARS.isdisjoint(layer) for layer in layers)
 
 
 def _ask_become_password() -> str:
