@@ -48,7 +48,7 @@ def _vault_options(what: str) -> Callable[[Callable[..., Any]], Callable[..., An
                epilog="rustle-deploy ui [--host H] [--port P] [--open] serves the web UI over the history "
                "(docs/ui.md); a plan or playbook file named 'ui' is given as ./ui.")
 @click.argument("execution_plan", required=False, metavar="[PLAYBOOK|EXECUTION_PLAN]")
-@click.option("-i", "--inventory", metavar="FILE", multiple=True, help="Inventory: INI, YAML, JSON, an executable script, a directory of them, or a host list 'a,b,' [implicit localhost]; one source (several are refused).")
+@click.option("-i", "--inventory", metavar="FILE", multiple=True, help="Inventory: INI, YAML, JSON, an executable script, a directory of them, or a host list 'a,b,' [implicit localhost]; several -i are read in order and merged, as ansible-playbook does.")
 @click.option("-o", "--output-dir", metavar="DIR", help="Where --compile-only writes artifacts [./target].")
 @click.option("-t", "--target", metavar="TRIPLE", help="Force a target: with --format native the runner's Rust triple (x86_64-unknown-linux-gnu, aarch64-unknown-linux-gnu, either with +static; default: the host's rustle_target, else the controller's); pyz artifacts are py3-none-any.")
 @click.option("--cache-dir", metavar="DIR", help="Compilation cache [~/.rustle/cache].")

@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any
 from .deploy import HealthCheck, HostJob, HostOutcome, RunOptions, deploy_fleet
 from .deploy.host import artifact_objects, runner_identity
 from .errors import ConnectError, PhaseError, RunnerNotExecutable, StateError, UsageError
-from .inventory import check_remote_dirs
+from .inventory import absolute_sources, check_remote_dirs, inventory_sources
 from .model import Host, Plan
 from .notify import Notifier, end_doc, host_doc, start_doc
 from .phases import INVENTORY, PLAY_HOSTS, REFRESH, SELF, file_read
@@ -1534,18 +1534,28 @@ def _deploy_jobs(
     return 1 if failed else 0
 
 
+def recorded_sources(given: Any) -> str | list[str] | None:
+    """The inventory sources as the history and the manifest keep them, absolute (a later
+    command may run in another directory): one source as a string, as records made before
+    several sources were read hold it; several as a list (``inventory_sources`` reads both)."""
+    sources = absolute_sources(inventory_sources(given))
+    if not sources:
+        return None
+    return sources[0] if len(sources) == 1 else sources
+
+
 def _context(session: Session) -> dict[str, Any]:
     """How this command reaches its hosts, for a later command that must ask them
     (reconcile.py): the inventory's path and the -u / --private-key given."""
-    inv, key = session.opts.get("inventory"), session.opts.get("private_key")
-    return {"inventory": os.path.abspath(inv) if inv else None, "user": session.opts.get("user"),
+    key = session.opts.get("private_key")
+    return {"inventory": recorded_sources(session.opts.get("inventory")), "user": session.opts.get("user"),
             # absolute: the later command (the web UI's rollback) may run in another directory
             "private_key": os.path.abspath(os.path.expanduser(key)) if key else None}
 
 
 # What a later ``--resume`` needs of this command's flags (resume_spec): paths made absolute,
 # values kept as given. Anything that may hold a secret is never kept (see _WITHHELD).
-_RESUME_PATHS = {"inventory": "-i", "private_key": "--private-key", "config": "--config", "cache_dir": "--cache-dir"}
+_RESUME_PATHS = {"private_key": "--private-key", "config": "--config", "cache_dir": "--cache-dir"}
 _RESUME_VALUES = {"user": "-u", "tags": "--tags", "skip_tags": "--skip-tags", "become_user": "--become-user",
                   "become_method": "--become-method", "ssh_client": "--ssh-client", "timeout": "--timeout",
                   "parallel": "--parallel", "health_check": "--health-check", "health_url": "--health-url",
@@ -1566,6 +1576,8 @@ def resume_spec(opts: dict[str, Any]) -> dict[str, Any]:
         withheld.append("the plan or playbook, read from standard input")
     else:
         argv.append(os.path.abspath(os.path.expanduser(plan)))
+    for source in absolute_sources(inventory_sources(opts.get("inventory"))):
+        argv += ["-i", source]
     for key, flag in _RESUME_PATHS.items():
         if opts.get(key):
             argv += [flag, os.path.abspath(os.path.expanduser(str(opts[key])))]
@@ -1595,7 +1607,6 @@ def _manifest(
     did: str, session: Session, source: str | None, outcomes: list[HostOutcome], job_of: dict[str, HostJob],
     roll: _Rollout | None = None,
 ) -> dict[str, Any]:
-    inv = session.opts.get("inventory")
     never = [n for n in roll.left if roll.state_of(n) == "not_reached"] if roll is not None else []
     def job(name: str) -> HostJob | None:
         return job_of.get(name)  # None: a host whose only phases ran elsewhere (run_once, delegated)
@@ -1605,7 +1616,7 @@ def _manifest(
         "version": 1,
         "deployment_id": did,
         "plan": source,
-        "inventory": os.path.abspath(inv) if inv else None,
+        "inventory": recorded_sources(session.opts.get("inventory")),
         # -u / --private-key of the deploying command, so rustle-exec reaches hosts the same way
         "connection": {"user": session.opts.get("user"), "private_key": session.opts.get("private_key")},
         "state_db": str(session.settings.state_db),
@@ -2059,7 +2070,8 @@ def exec_manifest(manifest: Any, name: str, settings: Settings, opts: dict[str, 
     reporter = Reporter(stream=sys.stderr if json_out else sys.stdout, verbosity=int(opts.get("verbose") or 0),
                         diff=bool(opts.get("diff")),
                         deprecations=load_ansible_config().get("deprecation_warnings") is not False)
-    inv = load_inventory(manifest["inventory"]) if manifest.get("inventory") else implicit_localhost()
+    sources = inventory_sources(manifest.get("inventory"))
+    inv = load_inventory(sources) if sources else implicit_localhost()
     entries = [h for h in manifest.get("hosts", []) if isinstance(h, dict)]
     not_deployed = [h for h in entries if not h.get("ok")]
     for h in not_deployed:

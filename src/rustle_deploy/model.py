@@ -14,7 +14,8 @@ TASK_EXTENSIONS = (
     "delay", "until", "check_mode", "diff", "timeout", "run_once", "delegate_to",
     "any_errors_fatal", "throttle", "ignore_unreachable", "delegate_facts",
     # what the playbook front end adds (docs/playbooks.md, "Plan extensions")
-    "loop_with", "role", "params", "include", "include_choice", "include_error", "role_once", "vars_data",
+    "loop_with", "role", "params", "include", "include_choice", "include_error", "include_once", "role_once",
+    "vars_data",
     "collections", "args_template", "async", "poll", "vars_dir", "include_result", "action_ds",
     "connection_vars", "delegate_implicit", "run_time_files", "vars_paths",
     "origins",
@@ -245,6 +246,9 @@ class Host:
     become_config: dict[str, dict[str, str]] = field(default_factory=dict)
     # -K was given: a connection-level become may ask for that password (transport.options.prompted_become)
     become_asked: bool = False
+    # the plan sets ansible_become or a become password in play, role, block or task vars, which
+    # win over the inventory's: a connection-level become is then decided per task on the host
+    become_per_task: bool = False
 
     @property
     def address(self) -> str:

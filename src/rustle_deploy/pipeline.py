@@ -19,7 +19,14 @@ from typing import TYPE_CHECKING, Any
 
 from .ansible_cfg import AnsibleConfig, load_ansible_config
 from .errors import PlanError, RustleError, UsageError
-from .inventory import Inventory, check_remote_dirs, implicit_localhost, load_inventory
+from .inventory import (
+    Inventory,
+    absolute_sources,
+    check_remote_dirs,
+    implicit_localhost,
+    inventory_sources,
+    load_inventory,
+)
 from .model import Host, Plan, RunnerSpec
 from .phases import delegate, refreshes
 from .plan import STDIN, parse_plan
@@ -103,23 +110,13 @@ class Session:
         if opts.get("incremental") and opts.get("rebuild"):
             raise UsageError("--incremental and --rebuild contradict each other", "pass one of them")
         check_flags(opts)
-        given = opts.get("inventory")
-        if isinstance(given, (list, tuple)):  # -i may be repeated on the command line
-            if len(given) > 1:
-                raise UsageError(
-                    f"several inventory sources ({', '.join('-i ' + str(g) for g in given)}) are not supported yet",
-                    "pass one: a directory holding the inventory files is read as one inventory, "
-                    "with the group_vars/ and host_vars/ beside them; nothing was touched",
-                )
-            opts["inventory"] = given[0] if given else None
+        # -i may be repeated (the sources are read in order and merged, as ansible-playbook
+        # does); a history record made before that keeps one source as a string
+        opts["inventory"] = inventory_sources(opts.get("inventory")) or None
         acfg = load_ansible_config()
         if mode in _READ | _HOSTS | {"list_inventory"}:
-            inventories = acfg.get("inventory") or ()
-            if not opts.get("inventory") and inventories:
-                if len(inventories) > 1:
-                    raise UsageError(f"{acfg.path or 'ANSIBLE_INVENTORY'}: several inventory sources "
-                                     f"({', '.join(inventories)}) are not supported yet", "pass one with -i")
-                opts["inventory"] = inventories[0]
+            if not opts.get("inventory") and acfg.get("inventory"):
+                opts["inventory"] = list(acfg.get("inventory"))
             opts["user"] = opts.get("user") or acfg.get("remote_user")
             opts["private_key"] = opts.get("private_key") or acfg.get("private_key_file")
         settings = load_settings(
@@ -163,8 +160,8 @@ class Session:
 
     # -- inputs ----------------------------------------------------------------------------
     def inventory(self) -> Inventory:
-        path = self.opts.get("inventory")
-        inv = load_inventory(path) if path else implicit_localhost()
+        sources = self.opts.get("inventory")
+        inv = load_inventory(sources) if sources else implicit_localhost()
         if self.opts.get("verbose"):
             for warning in inv.warnings:
                 print(f"warning: {visible(warning)}", file=sys.stderr)
@@ -277,7 +274,8 @@ class Session:
                     f"--limit {limit!r} matches none of the plan's hosts",
                     "plan hosts: " + ", ".join(h.name for h in every[:20]),
                 )
-        return every, [self.with_cli_connection(h) for h in hosts]
+        per_task = sets_become_vars(plan)
+        return every, [replace(self.with_cli_connection(h), become_per_task=per_task) for h in hosts]
 
     def with_cli_connection(self, host: Host) -> Host:
         host = with_connection(host, self.opts.get("user"), self.opts.get("private_key"))
@@ -300,7 +298,7 @@ class Session:
         units = plan_units(
             plan, hosts, resolve=inv.resolve, select=inv.select, groups=_group_members(inv),
             target=self.settings.target,
-            inventory_sources=[os.path.abspath(inv.source)] if os.path.exists(inv.source) else [],
+            inventory_sources=absolute_sources(inv.sources),
         )
         if self.opts.get("format_") == "native":  # a native artifact's target is its runner's
             for u in units:
@@ -1231,6 +1229,23 @@ def run_manifest(manifest: Any, name: str, settings: Settings, opts: dict[str, A
     from .fleetops import exec_manifest
 
     return exec_manifest(manifest, name, settings, opts)
+
+
+# the variables that, set in a play's vars (or lower), decide a task's become over the inventory's
+_BECOME_VARS = frozenset(("ansible_become", "ansible_become_password", "ansible_become_pass",
+                          "ansible_sudo_pass", "ansible_su_pass"))
+
+
+def sets_become_vars(plan: Plan) -> bool:
+    """Whether a play's, role's, block's or task's vars in ``plan`` set ``ansible_become`` or a
+    become password: ansible-core applies them per task over the inventory's connection-level
+    become (and extra vars reach the host's own variables: with_cli_connection)."""
+    layers: list[Any] = []
+    for play in plan.plays:
+        layers += [play.vars, play.defaults, *(v for role in play.roles.values() for v in role.values())]
+        tasks = [*play.handlers, *(t for batch in play.batches for t in batch.tasks)]
+        layers += [t.extras.get("vars") for top in tasks for t in top.walk()]
+    return any(isinstance(layer, dict) and not _BECOME_VARS.isdisjoint(layer) for layer in layers)
 
 
 def _ask_become_password() -> str:

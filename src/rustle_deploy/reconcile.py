@@ -215,7 +215,7 @@ def _settle_orphan(session: Session, history: History, dep: OpenDeployment, give
 def _hosts_of(session: Session, dep: OpenDeployment, given: dict[str, Host]) -> tuple[dict[str, Host], dict[str, str]]:
     """The pending hosts as Host objects, at the remote dir the deployment used; and why the
     others cannot be reached."""
-    from .inventory import implicit_localhost, load_inventory
+    from .inventory import implicit_localhost, inventory_sources, load_inventory
     from .pipeline import with_connection
 
     ctx = dep.context
@@ -225,7 +225,8 @@ def _hosts_of(session: Session, dep: OpenDeployment, given: dict[str, Host]) -> 
     need = [r for r in dep.pending if r.host not in given]
     if need:
         try:
-            inv = load_inventory(ctx["inventory"]) if ctx.get("inventory") else implicit_localhost()
+            sources = inventory_sources(ctx.get("inventory"))  # a list, or one as a string
+            inv = load_inventory(sources) if sources else implicit_localhost()
         except RustleError as exc:
             for r in need:
                 unknown[r.host] = f"the deployment's inventory cannot be read: {exc.message}"

@@ -504,9 +504,11 @@ _MISSING_HANDLER = "The requested handler "
 
 
 def _aborted(rec: dict[str, Any]) -> bool:
-    """Whether ``rec`` is the result of a task whose notify of no handler errored the run: the
-    task where ansible-playbook aborts and reports no result, only the error (not compared)."""
-    return bool(rec.get("errored")) and str(rec.get("msg", "")).startswith(_MISSING_HANDLER)
+    """Whether ``rec`` is the result of a task whose notify of no handler errored the run, or the
+    failure of an include whose file ansible-core could not parse (after its ok result): where
+    ansible-playbook aborts and reports no result, only the error (not compared)."""
+    return bool(rec.get("errored")) and (str(rec.get("msg", "")).startswith(_MISSING_HANDLER)
+                                         or rec.get("module") == "include")
 
 
 def _recorded(db: Path) -> list[dict[str, Any]]:

@@ -8,6 +8,10 @@ simple ``ansible-playbook`` lines whose flags both tools understand, and runs ea
 target, as ansible-test lays it out (``targets/<name>`` with the other targets beside it, an
 ``inventory`` two levels up, ``$OUTPUT_DIR``), with a private HOME. The two runs' task results
 are compared one by one per host with the role-shaped harness's :func:`~.harness.compare`.
+A run ansible-playbook aborts ("[ERROR]: ...", exit 1 or 4: a notify of a missing handler, a
+parse error in an included file) is one rustle-deploy records as errored (docs/playbooks.md "A
+run that errored"): both end as ``error``, and the errored result, where ansible-playbook's
+callback got none, is not compared.
 
 The hosts of an inline inventory (``-i host1,host2,``) get a local connection under rustle-deploy
 only: ansible-playbook runs the tasks those targets give them (debug, fail, set_fact, assert) on

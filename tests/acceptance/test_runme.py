@@ -31,13 +31,16 @@ from .runme import compare_hosts, exit_class, invocations, outcome, run_invocati
 # (blocks: 91), any_errors_fatal sending the other host to the block's rescue (any_errors_fatal:
 # 46) or failing it with the rescue (blocks: 116), and ansible_play_hosts without the host that
 # failed (blocks: 123); conditionals: host data as a conditional fails with ansible-core's exact
-# words, "Encountered untrusted template or expression." (7).
+# words, "Encountered untrusted template or expression." (7); include_import: a role named
+# nested/role found under ANSIBLE_ROLES_PATH and beside its depending role (57), an included
+# file naming a module nothing provides, which aborts the run as ansible-playbook's parse error (150).
 PINNED = (
     "handlers:10", "handlers:30", "handlers:50", "handlers:70", "handlers:82", "handlers:113",
     "handlers:167", "handlers:180", "handlers:94", "handlers:107", "tags:80", "tags:89", "blocks:112",
     "import_tasks:5", "roles:59", "blocks:11", "blocks:19", "blocks:27", "handlers:200",
     "any_errors_fatal:11", "any_errors_fatal:37", "handlers:89", "handlers:138",
     "blocks:91", "blocks:116", "blocks:123", "any_errors_fatal:46", "conditionals:7", "handlers:129",
+    "include_import:57", "include_import:150",
 )
 
 
@@ -123,8 +126,13 @@ def test_hosts_are_compared_each_in_its_own_order() -> None:
     assert cmp.differences == ["[A] t2: ansible-playbook changed; rustle-deploy ok"]
     assert exit_class(a) == exit_class(r) == "hosts failed"
     # a run ansible-core aborts ("[ERROR]: ...", exit 1 or 4) is one rustle-deploy records as errored
-    errored = Run("rustle", code=1, results=[_res("t1", "A"), dict(_res("t2", "A", "failed"), errored=True)])
+    errored = Run("rustle", code=1, results=[_res("t1", "A"), dict(_res("t2", "A", "failed"), errored=True,
+                                                                     module="include")])
     assert exit_class(errored) == exit_class(Run("ansible", code=4)) == "error"
+    # an include whose file ansible-core could not parse: after its ok result, ansible-playbook
+    # reported no failure, only the error: compared up to there
+    aborted = outcome(Run("ansible", code=4, results=[_res("t1", "A")]), errored)
+    assert aborted.same and aborted.cmp.compared == 1
     # both refuse the playbook before any task: they agree, nothing is compared
     both = compare_hosts(Run("ansible", code=4), Run("rustle", code=2, refused="error: x"))
     assert not both.refused and both.compared == 0
@@ -139,6 +147,6 @@ def test_the_task_whose_notify_of_no_handler_errored_the_run_is_not_compared() -
     r = Run("rustle", code=1, results=[_res("t1", "A"), dict(_res("t2", "A", "failed"), msg=msg, errored=True)])
     res = outcome(Run("ansible", code=1, results=[_res("t1", "A")]), r)
     assert res.same and res.exits == ("error", "error")
-    # another errored task (an include naming a module nothing provides) is compared
+    # another errored task is compared
     other = Run("rustle", code=1, results=[_res("t1", "A"), dict(_res("t2", "A", "failed"), msg="x", errored=True)])
     assert not outcome(Run("ansible", code=1, results=[_res("t1", "A")]), other).same

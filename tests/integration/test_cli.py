@@ -17,7 +17,8 @@ import yaml
 
 from rustle_deploy.cli import exec_main, main
 
-from ..conftest import EXAMPLE_PLAN, PLAN_FIXTURES
+from ..conftest import ANSIBLE_PLAYBOOK, EXAMPLE_PLAN, ORACLE_TIMEOUT, PLAN_FIXTURES
+from .conftest import ansible_env
 
 pytestmark = pytest.mark.usefixtures("rustle_home")
 
@@ -92,25 +93,57 @@ def test_list_inventory_prints_what_ansible_inventory_prints(capsys: pytest.Capt
     assert "_meta" in json.loads(out)
 
 
-def test_several_inventory_sources_are_refused_not_half_read(
+@pytest.mark.ansible
+def test_several_inventory_sources_are_merged_run_and_recorded(
         tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
-    """ansible-playbook merges every -i; rustle-deploy reads one source, so a second one is an
-    error naming both, never silently dropped (as repeated -i was: the last one won)."""
-    first, second = tmp_path / "a.ini", tmp_path / "b.ini"
-    first.write_text("h1 ansible_connection=local\n")
-    second.write_text("h2 ansible_connection=local\n")
+    """Repeated -i (and ansible.cfg's / ANSIBLE_INVENTORY's list) are read in order and merged as
+    ansible-playbook merges them, each source's group_vars/ beside it; the manifest keeps every
+    source, and rustle-exec reads them all again. Oracle: ansible-playbook over the same files
+    (one run), its files compared byte for byte with ours."""
+    first, second = tmp_path / "one" / "hosts.ini", tmp_path / "two" / "hosts.yml"
+    for inv in (first, second):
+        (inv.parent / "group_vars").mkdir(parents=True)
+    local = f"ansible_connection=local ansible_python_interpreter={sys.executable}"
+    first.write_text(f"[g]\na {local} rustle_remote_dir={tmp_path / 'rd-a'} who=one\n")
+    (first.parent / "group_vars" / "all.yml").write_text("gv: one\nonly_one: 1\n")
+    second.write_text(yaml.safe_dump({"all": {"children": {"g": {"hosts": {
+        "b": {"ansible_connection": "local", "ansible_python_interpreter": sys.executable,
+              "rustle_remote_dir": str(tmp_path / "rd-b")},
+        "a": {"who": "two"}}}}}}))
+    (second.parent / "group_vars" / "all.yml").write_text("gv: two\n")
     play = tmp_path / "site.yml"
-    play.write_text("- hosts: all\n  gather_facts: false\n  tasks:\n    - debug: msg=hi\n")
-    code, out, err = run_cli(capsys, str(play), "-i", str(first), "-i", str(second), "--list-hosts")
-    assert code == 2 and out == ""
-    assert f"several inventory sources (-i {first}, -i {second}) are not supported yet" in err
-    assert "a directory holding the inventory files" in err
+    play.write_text("- hosts: g\n  gather_facts: false\n  tasks:\n    - copy:\n"
+                    "        dest: '{{ out }}/{{ inventory_hostname }}'\n"
+                    "        content: \"{{ [who | default('-'), gv, only_one, ansible_inventory_sources] | to_json }}\"\n")
+    (tmp_path / "ansible").mkdir()
+    (tmp_path / "rustle").mkdir()
+    sources = ["-i", str(first), "-i", str(second)]
+    oracle = subprocess.run([str(ANSIBLE_PLAYBOOK), str(play), *sources, "-e", f"out={tmp_path / 'ansible'}"],
+                            capture_output=True, text=True, timeout=ORACLE_TIMEOUT, cwd=tmp_path,
+                            env=ansible_env(tmp_path))
+    assert oracle.returncode == 0, oracle.stdout + oracle.stderr
+
+    code, out, err = run_cli(capsys, str(play), *sources, "--list-hosts")
+    assert code == 0 and "hosts (2):" in out and "      a\n" in out and "      b\n" in out, err
+    code, out, err = run_cli(capsys, str(play), *sources, "-e", f"out={tmp_path / 'rustle'}", "--output", "json",
+                             "--format", "pyz")
+    assert code == 0, err
+    doc = json.loads(out)
+    assert doc["inventory"] == [str(first), str(second)]
+    (tmp_path / "manifest.json").write_text(out)
+    monkeypatch.chdir(tmp_path / "one")  # the manifest's sources are absolute
+    assert exec_main([str(tmp_path / "manifest.json")]) == 0, capsys.readouterr()
+    for host in ("a", "b"):
+        theirs = (tmp_path / "ansible" / host).read_text()
+        assert (tmp_path / "rustle" / host).read_text() == theirs
+    assert json.loads((tmp_path / "rustle" / "a").read_text())[:3] == ["two", "two", 1]
+
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("ANSIBLE_INVENTORY", f"{first},{second}")
     code, out, err = run_cli(capsys, str(play), "--list-hosts")
-    assert code == 2 and "several inventory sources" in err
-    code, out, err = run_cli(capsys, str(play), "-i", str(first), "--list-hosts")
-    assert code == 0 and "h1" in out and "h2" not in out, err
+    assert code == 0 and "hosts (2):" in out, err
+    code, out, err = run_cli(capsys, str(play), "-i", str(first), "--list-hosts")  # -i replaces the list
+    assert code == 0 and "hosts (1):" in out and "      b\n" not in out, err
 
 
 def test_dry_run_lists_artifacts_hosts_files_and_paths(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -120,6 +120,9 @@ def test_static_names_in_conditions_become_values_and_registered_ones_stay(tmp_p
      "keyword 'become_flags' is not supported by the native runner"),
     ({"module": "file", "args": {"path": "/tmp/x", "state": "touch"}, "become": True, "become_method": "su",
       "vars": {"ansible_su_exe": "/opt/su"}}, "become_exe and become_flags are applied by the Python runtime"),
+    # a become password the task's variables give: only the Python runtime answers sudo's or su's prompt
+    ({"module": "file", "args": {"path": "/tmp/x", "state": "touch"}, "become": True,
+      "vars": {"ansible_become_password": "pw"}}, "a become password variable is given to sudo or su"),
     # Ansible checks the interpreter a module would run under (tests/runtime/test_modules_core_ansible.py)
     ({"module": "ping", "args": {}, "vars": {"ansible_python_interpreter": "/bogus/path"}},
      "ansible_python_interpreter set for the task"),

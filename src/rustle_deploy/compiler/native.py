@@ -755,6 +755,8 @@ class _Lowering:
         if any(f"ansible_{who}_{what}" in scope for who in ("become", method) for what in ("exe", "flags")) \
                 or (self.doc.get("become_config") or {}).get(method):  # ansible.cfg's, ANSIBLE_*'s
             raise self.fail(task, "become_exe and become_flags are applied by the Python runtime")
+        if any(name in scope for name in ("ansible_become_password", "ansible_become_pass", f"ansible_{method}_pass")):
+            raise self.fail(task, "a become password variable is given to sudo or su by the Python runtime")
         user = self.static(task, scope, task.get("become_user") or "root")
         for name in ("ansible_become_user", f"ansible_{method}_user"):
             if name in scope:

@@ -288,6 +288,8 @@ def _banner(lowering: Any, play: dict[str, Any], task: dict[str, Any], mirror: d
 
 # a template that may read a variable it does not name: every play variable is read
 _READS_ANY_VAR = re.compile(r"\b(?:vars|varnames|hostvars)\b")
+# what ansible-core's sudo and su become plugins read as ``become_pass``
+BECOME_PASS_VARS = ("ansible_become_password", "ansible_become_pass", "ansible_sudo_pass", "ansible_su_pass")
 WITHHELD = ("withheld from the artifact: no template of this plan names this vault-encrypted "
             "variable (rustle-deploy ships a decrypted vault value only to a plan that reads it)")
 
@@ -330,6 +332,8 @@ def _withhold_unread_secrets(unit: BuildUnit, doc_plays: list[dict[str, Any]], r
              *_strings_in(list(unit.host_vars.values())), *_plan_texts(unit, with_doc=False)]
     if any(_READS_ANY_VAR.search(t) for t in texts):
         return
+    # the runtime reads the become password variables of a task that becomes (runtime/become.py)
+    texts.append(" ".join(BECOME_PASS_VARS))
     unread = _unnamed(texts, as_names)
     for owner, key, as_name in layers:
         if as_name is None:

@@ -2,7 +2,10 @@
 
 Public API (everything else in this package is internal)::
 
-    load_inventory(path) -> Inventory       a file or a directory of inventory files
+    load_inventory(path) -> Inventory       a file, a directory of inventory files, a host
+                                            list, or a list of these (repeated -i), merged
+    inventory_sources(value) / absolute_sources(sources)
+                                            the sources a record keeps; as ansible names them
     implicit_localhost() -> Inventory       what Ansible uses when no inventory is given
     Inventory.hosts / .groups               hosts with fully merged vars; groups
     Inventory.select(pattern)               --limit / play ``hosts:`` pattern semantics
@@ -40,7 +43,7 @@ import json
 import os
 import stat
 import sys
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from copy import deepcopy
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -61,7 +64,8 @@ from rustle_deploy.inventory.yaml_json import (
 )
 from rustle_deploy.model import DEFAULT_REMOTE_DIR, Host, remote_dir_problem
 
-__all__ = ["Inventory", "Group", "load_inventory", "implicit_localhost", "check_remote_dirs"]
+__all__ = ["Inventory", "Group", "load_inventory", "implicit_localhost", "check_remote_dirs",
+           "inventory_sources", "absolute_sources"]
 
 # What Ansible skips when it reads a directory of inventory sources.
 _IGNORED_NAMES = ("host_vars", "group_vars", "vars_plugins")
@@ -88,7 +92,7 @@ class Group:
 
 
 class Inventory:
-    """Hosts and groups of one inventory source, with Ansible's semantics."""
+    """Hosts and groups of the inventory sources, with Ansible's semantics."""
 
     def __init__(
         self,
@@ -102,8 +106,10 @@ class Inventory:
         warnings: Iterable[str] = (),
         rebuild: Any = None,
         change: Any = None,
+        sources: tuple[str, ...] = (),
     ) -> None:
-        self.source = source
+        self.source = source  # for messages: the sources, comma-separated
+        self.sources = sources  # as given (-i), in order; none for the implicit localhost
         self._rebuild = rebuild
         self._change = change
         self.hosts = hosts
@@ -148,7 +154,7 @@ class Inventory:
         return Inventory(self.source, hosts, self.groups, group_hosts=self._group_hosts,
                          localhost_factory=self._localhost_factory,
                          implicit=[n for n in self._implicit if n in self.hosts],
-                         warnings=self.warnings)
+                         warnings=self.warnings, sources=self.sources)
 
     # -- selection ---------------------------------------------------------------------
 
@@ -363,39 +369,64 @@ def implicit_localhost() -> Inventory:
     return _build(InventoryData(), "<implicit localhost>", VarsFiles(None), [], implicit=True)
 
 
-def load_inventory(path: str | os.PathLike[str]) -> Inventory:
+def load_inventory(path: str | os.PathLike[str] | Sequence[str | os.PathLike[str]]) -> Inventory:
     """Read an inventory file (INI, YAML, JSON, executable script) or a directory of them, or
-    a comma-separated host list (``-i host1,host2,``) that names no file."""
-    source = os.fspath(path)
-    if not os.path.exists(source) and "," in source:
-        return _host_list(source)
-    if not os.path.exists(source):
-        raise InventoryError(
-            "no such inventory file or directory",
-            "pass an INI, YAML or JSON inventory file, an executable inventory script, or a "
-            "directory of them with -i",
-            file=source,
-        )
+    a comma-separated host list (``-i host1,host2,``) that names no file; or several of these
+    (repeated ``-i``), read in order into one inventory as ansible-playbook reads them: hosts
+    and groups united, a later source's variables winning, each source's ``group_vars/`` and
+    ``host_vars/`` read beside it (a later source's files winning too)."""
+    given = [os.fspath(path)] if isinstance(path, (str, os.PathLike)) else [os.fspath(p) for p in path]
+    if not given:
+        return implicit_localhost()
+    shown = ", ".join(given)
     data = InventoryData()
     warnings: list[str] = []
-    if os.path.isdir(source):
-        _parse_dir(data, source, warnings)
-        basedir = source
-    else:
-        _parse_file(data, source, warnings)
-        basedir = os.path.dirname(os.path.abspath(source))
+    basedirs: list[str] = []
+    for source in given:
+        if not os.path.exists(source) and "," in source:
+            _host_list(data, source)  # no vars files beside a host list
+        elif not os.path.exists(source):
+            raise InventoryError(
+                "no such inventory file or directory",
+                "pass an INI, YAML or JSON inventory file, an executable inventory script, a "
+                "directory of them, or a host list 'a,b,' with -i",
+                file=source,
+            )
+        elif os.path.isdir(source):
+            _parse_dir(data, source, warnings)
+            basedirs.append(source)
+        else:
+            _parse_file(data, source, warnings)
+            basedirs.append(os.path.dirname(os.path.abspath(source)))
     try:
         for name in data.reconcile():
-            warnings.append(f"{source}: found both group and host with same name: {name}")
+            warnings.append(f"{shown}: found both group and host with same name: {name}")
     except DataError as exc:
-        raise InventoryError(str(exc), None, file=source) from exc
-    return _build(data, source, VarsFiles(basedir), warnings)
+        raise InventoryError(str(exc), None, file=shown) from exc
+    return _build(data, shown, VarsFiles(basedirs), warnings, sources=tuple(given))
 
 
-def _host_list(source: str) -> Inventory:
+def inventory_sources(value: Any) -> list[str]:
+    """The inventory sources a history record or manifest keeps: a list of them, or one as a
+    string (what records made before several sources were read hold), or nothing."""
+    if not value:
+        return []
+    if isinstance(value, str):
+        return [value]
+    return [str(v) for v in value]
+
+
+def absolute_sources(sources: Iterable[str]) -> list[str]:
+    """The sources as ansible-playbook names them (``ansible_inventory_sources``) and as a
+    command run in another directory can read them again: paths made absolute, a host list
+    kept as given."""
+    return [s if "," in s and not os.path.exists(s) else os.path.abspath(os.path.expanduser(s))
+            for s in sources]
+
+
+def _host_list(data: InventoryData, source: str) -> None:
     """``host1,host2:2222,`` as Ansible's host_list plugin reads it: each name (with an optional
-    port) a host of ``ungrouped``, empty entries ignored; no vars files beside it."""
-    data = InventoryData()
+    port) a host of ``ungrouped``, empty entries ignored."""
     for entry in source.split(","):
         entry = entry.strip()
         if not entry:
@@ -405,8 +436,6 @@ def _host_list(source: str) -> Inventory:
         except RangeError:
             name, port = entry, None
         data.add_host(name, "ungrouped", port)
-    data.reconcile()
-    return _build(data, source, VarsFiles(None), [])
 
 
 def _parse_dir(data: InventoryData, path: str, warnings: list[str]) -> None:
@@ -505,7 +534,7 @@ def _localhost_vars(data: InventoryData, files: VarsFiles, name: str,
 
 def _build(
     data: InventoryData, source: str, files: VarsFiles, warnings: list[str],
-    *, implicit: bool = False, playbook: VarsFiles | None = None,
+    *, implicit: bool = False, playbook: VarsFiles | None = None, sources: tuple[str, ...] = (),
 ) -> Inventory:
     hosts: dict[str, Host] = {}
     for h in data.hosts.values():
@@ -533,7 +562,7 @@ def _build(
         return Host(name=name, vars=_localhost_vars(data, files, name, playbook), groups=())
 
     def rebuild(extra: VarsFiles) -> Inventory:
-        return _build(data, source, files, warnings, implicit=implicit, playbook=extra)
+        return _build(data, source, files, warnings, implicit=implicit, playbook=extra, sources=sources)
 
     def change(added: dict[str, Any]) -> Inventory:
         copy = deepcopy(data)
@@ -541,7 +570,7 @@ def _build(
             _add(copy, added)
         except DataError as exc:
             raise InventoryError(f"add_host/group_by: {exc}", None, file=source) from exc
-        return _build(copy, source, files, warnings, implicit=implicit, playbook=playbook)
+        return _build(copy, source, files, warnings, implicit=implicit, playbook=playbook, sources=sources)
 
     implicit_names = [h.name for h in data.hosts.values() if h.implicit]
     if implicit:
@@ -549,7 +578,7 @@ def _build(
         implicit_names.append("localhost")
     return Inventory(
         source, hosts, groups, group_hosts=group_hosts, localhost_factory=factory,
-        implicit=implicit_names, warnings=warnings, rebuild=rebuild, change=change,
+        implicit=implicit_names, warnings=warnings, rebuild=rebuild, change=change, sources=sources,
     )
 
 

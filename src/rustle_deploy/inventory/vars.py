@@ -15,7 +15,7 @@ from ``all``), then ``ansible_group_priority``, then name.
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 from rustle_deploy.errors import InventoryError
@@ -45,25 +45,40 @@ def sort_groups(groups: Iterable[GroupData]) -> list[GroupData]:
 
 
 class VarsFiles:
-    """The ``group_vars``/``host_vars`` of one inventory directory, read once each."""
+    """The ``group_vars``/``host_vars`` beside the inventory sources (one directory per source,
+    in source order, as Ansible's ``host_group_vars`` plugin reads them), read once each."""
 
-    def __init__(self, basedir: str | None) -> None:
-        self.basedir = os.path.realpath(basedir) if basedir is not None else None
-        self._cache: dict[tuple[str, str], dict[str, Any]] = {}
+    def __init__(self, basedir: str | None | Sequence[str]) -> None:
+        given = [] if basedir is None else [basedir] if isinstance(basedir, str) else list(basedir)
+        self.basedirs = [os.path.realpath(b) for b in given]
+        self._cache: dict[tuple[int, str, str], dict[str, Any]] = {}
         self.files_read: list[str] = []
 
     def group(self, name: str) -> dict[str, Any]:
-        return self._vars("group_vars", name)
+        return self.groups([name])
+
+    def groups(self, names: Sequence[str]) -> dict[str, Any]:
+        """The ``group_vars`` of ``names`` (lowest precedence first) merged as Ansible merges
+        them: source by source, and within one source group by group; a later source's file
+        wins over an earlier source's, whatever the groups' order."""
+        merged: dict[str, Any] = {}
+        for i in range(len(self.basedirs)):
+            for name in names:
+                merged.update(self._vars(i, "group_vars", name))
+        return merged
 
     def host(self, name: str) -> dict[str, Any]:
-        return self._vars("host_vars", name)
+        merged: dict[str, Any] = {}
+        for i in range(len(self.basedirs)):
+            merged.update(self._vars(i, "host_vars", name))
+        return merged
 
-    def _vars(self, subdir: str, name: str) -> dict[str, Any]:
-        key = (subdir, name)
+    def _vars(self, index: int, subdir: str, name: str) -> dict[str, Any]:
+        key = (index, subdir, name)
         if key not in self._cache:
             data: dict[str, Any] = {}
-            if self.basedir is not None and name and not name.startswith(os.path.sep):
-                top = os.path.join(self.basedir, subdir)
+            if name and not name.startswith(os.path.sep):
+                top = os.path.join(self.basedirs[index], subdir)
                 if os.path.isdir(top):
                     for found in find_vars_files(top, name):
                         data.update(_load_vars_file(found))
@@ -126,11 +141,9 @@ def host_vars(inv: InventoryData, host: HostData, files: VarsFiles,
     merged.update(files.group("all"))
     if playbook is not None:
         merged.update(playbook.group("all"))
-    for g in groups:
-        merged.update(files.group(g.name))
+    merged.update(files.groups([g.name for g in groups]))
     if playbook is not None:
-        for g in groups:
-            merged.update(playbook.group(g.name))
+        merged.update(playbook.groups([g.name for g in groups]))
     merged.update(host.vars)
     merged.update(files.host(host.name))
     if playbook is not None:

@@ -348,6 +348,7 @@ def _ext_kinds() -> dict[str, tuple[tuple[type, ...], str]]:
                            "BLOCK_INDEX}, \"found\": {TERM: NAME}}"),
         "include_error": ((dict,), "an object {\"reason\": TEXT, \"include\": NAME, \"errored\": BOOLEAN}: "
                           "the include fails with REASON when it runs (the run errors when errored)"),
+        "include_once": ((bool,), "true: the include (run_once) is processed by the play's first host only"),
         "role_once": ((str,), "an identity string shared by repeats of one role"),
         "vars_data": ((dict,), "an object of file names to objects of variables"),
         "vars_paths": ((dict,), "an object {PATH: NAME}: the controller path of each vars_data "

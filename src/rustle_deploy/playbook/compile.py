@@ -256,6 +256,8 @@ class RoleCall:
     vars_from: str = "main"
     defaults_from: str = "main"
     public: bool = True
+    # an import_role/include_role's own allow_duplicates (None: not given)
+    allow_duplicates: bool | None = None
     defaults: dict[str, Any] = field(default_factory=dict)  # deps' then its own
     vars: dict[str, Any] = field(default_factory=dict)
 
@@ -974,8 +976,10 @@ class _Compiler:
                     ds, key, value=True)
 
     def inventory_dir(self) -> str | None:
-        source = self.inv.source
-        if not source or source.startswith("<"):
+        if not self.inv.sources:  # the implicit localhost
+            return None
+        source = self.inv.sources[0]  # several -i: the first (Ansible's is the host's own)
+        if "," in source and not os.path.exists(source):  # a host list
             return None
         return source if os.path.isdir(source) else os.path.dirname(os.path.abspath(source))
 
@@ -1199,7 +1203,8 @@ class _Compiler:
                     + ", ".join(_listdir(os.path.join(role.path, "tasks"))))
             return
         role_ctx = self.role_collections(role, replace(ctx, src=src, task_dir=src.dir, role=call))
-        repeated = not role.allow_duplicates and (dep_of_import or (dedupe and st.identities[call.identity] > 1))
+        repeated = (call.allow_duplicates is False
+                    or (not role.allow_duplicates and (dep_of_import or (dedupe and st.identities[call.identity] > 1))))
         # the runtime marks "key:KEY" done when a task of the role call KEY runs (executor)
         once = f"key:{call.key}" if dep_of_import else call.identity
         if not repeated:
@@ -2430,7 +2435,7 @@ class _Compiler:
                       key: str | None, args: dict[str, Any], ctx: Ctx, st: _PlayState,
                       out: list[Task], base: str, *, static: bool) -> None:
         what = "import_tasks" if static else "include_tasks"
-        allowed = kw.IMPORT_TASKS if static else kw.INCLUDE_TASKS
+        allowed = kw.IMPORT_TASKS if static else kw.INCLUDE_TASKS | ({"listen"} if ctx.handler else set())
         for k in ds:
             if k == key or k in allowed or (not static and isinstance(k, str)
                                             and k.startswith("with_")):
@@ -2460,6 +2465,7 @@ class _Compiler:
         layers = [st.vars, dict(ctx.vars)]
         if ctx.role is not None:
             layers = [ctx.role.defaults, st.vars, ctx.role.vars, dict(ctx.vars), ctx.role.params]
+        layers.append(ds["vars"] if isinstance(ds.get("vars"), dict) else {})  # its own vars last
         try:
             name = str(self.controller_value(src, ds, key, target.strip(), layers,
                                              f"the {what} file name", dynamic=not static,
@@ -2663,6 +2669,14 @@ class _Compiler:
         for key in ("loop", "loop_control"):
             if ds.get(key) is not None:
                 extras[key] = self.keyword_value(src, ds, key, ds[key], src.origin(ds, key))
+        once = ds.get("run_once")
+        if once is not None and self.keyword_value(src, ds, "run_once", once, src.origin(ds, "run_once")) is True:
+            # ansible-core processes the include for the play's first host only; its tasks are
+            # not run_once themselves (apply: {run_once: true} makes them so)
+            extras["include_once"] = True
+        ignore = self.effective(src, ds, ctx, "ignore_errors")
+        if ignore is not None and ignore[0] is not False:  # the include's own failure (a condition's error)
+            extras["ignore_errors"] = self.keyword_value(src, ds, "ignore_errors", ignore[0], ignore[1])
         self.loop(src, ds, extras)
         params = self.vars_mapping(src, ds, "vars", module)
         if params:
@@ -2676,6 +2690,15 @@ class _Compiler:
             extras["origins"] = origins
         tags = self.rendered_tags(src, ds, ctx.tags + self.tags(src, ds), ctx, st)
         name = name or self.display_name(ds, module, ctx)
+        if ctx.handler:  # an include as a handler: notified by its name or its listen topics
+            if not ds.get("name"):
+                extras["unnamed"] = True
+            listen = ds.get("listen")
+            topics = [] if listen is None else [str(x) for x in listen] if isinstance(listen, list) else [str(listen)]
+            if ctx.role is not None and ds.get("name"):
+                topics.append(f"{ctx.role.role.name} : {ds['name']}")
+            if topics:
+                extras["listen"] = topics
         out.append(Task(task_id=task_id, name=name, module="", args={}, hosts=(),
                         conditions=tuple(Condition("When", c) for c in conditions), tags=tags,
                         execution_order=len(out), extras=extras, pointer=pointer,
@@ -2687,7 +2710,7 @@ class _Compiler:
                      key: str | None, args: dict[str, Any], ctx: Ctx, st: _PlayState,
                      out: list[Task], base: str, *, static: bool) -> None:
         what = "import_role" if static else "include_role"
-        allowed = kw.IMPORT_TASKS if static else (kw.INCLUDE_TASKS | kw.BLOCK) - {
+        allowed = kw.IMPORT_TASKS if static else (kw.INCLUDE_TASKS | kw.BLOCK | ({"listen"} if ctx.handler else set())) - {
             "block", "rescue", "always"}
         for k in ds:
             if k == key or k in allowed or (not static and isinstance(k, str)
@@ -2710,9 +2733,21 @@ class _Compiler:
         if not isinstance(name, str) or not name.strip():
             raise src.error(f"{what} needs the role's name", f"{what}:\n  name: web", ds,
                             key or _NO_KEY, value=True)
+        # its arguments are rendered with the variables every host shares, its own vars last
+        layers = [st.vars, dict(ctx.vars)]
+        if ctx.role is not None:
+            layers = [ctx.role.defaults, st.vars, ctx.role.vars, dict(ctx.vars), ctx.role.params]
+        layers.append(ds["vars"] if isinstance(ds.get("vars"), dict) else {})
+
+        def arg(key: str, default: Any, label: str = "") -> Any:
+            value = args.get(key, default)
+            if isinstance(value, str) and _OMIT.match(value):
+                return default  # an omitted argument is not given (ansible-core's omit)
+            return self.controller_value(src, arg_holder, key if key in arg_holder else _NO_KEY, value, layers,
+                                         label or f"{what}'s {key}", dynamic=not static, role=ctx.role)
+
         if has_template(name):
-            name = str(self.controller_value(src, arg_holder, name_key, name, [st.vars],
-                                             "the role name", dynamic=not static, role=ctx.role))
+            name = str(arg(name_key if name_key in ("name", "role") else "name", name, "the role name"))
         base_dir = os.path.dirname(ctx.role.role.path) if ctx.role else None
         # what register gets: ansible-core's include_role result holds its arguments as given
         # (templated ones are the host's to render: not offered)
@@ -2728,12 +2763,16 @@ class _Compiler:
             self.failed_include(src, ds, origin, module, ctx, st, out, base, f"role {name}",
                                 {"reason": exc.reason}, registered, shown)
             return
-        froms = {f: str(args.get(f"{f}_from", "main")) for f in ("tasks", "handlers", "vars",
-                                                                   "defaults")}
+        froms = {f: str(arg(f"{f}_from", "main")) for f in ("tasks", "handlers", "vars", "defaults")}
         for f, v in froms.items():
             froms[f] = os.path.splitext(v)[0] if os.path.splitext(v)[1] in (".yml", ".yaml",
                                                                           ".json") else v
-        public = args.get("public", static)
+        public = _boolean(arg("public", static), "public")
+        # given false, a repeat of the role (same role, arguments and vars) that ran on a host
+        # is skipped there, as ansible-core's role cache; not given, the role runs again
+        duplicates = None if args.get("allow_duplicates") is None else _boolean(
+            arg("allow_duplicates", True), "allow_duplicates")
+        arg("rolespec_validate", True)  # rendered as ansible-core does: argument_specs are not validated
         if static and "apply" in args:
             raise src.error("'apply' works with include_role only", None, ds, key or _NO_KEY,
                             value=True)
@@ -2751,7 +2790,7 @@ class _Compiler:
         call = RoleCall(key="", role=role, params=params, origin=origin, identity=identity,
                         parent=ctx.role, tasks_from=froms["tasks"],
                         handlers_from=froms["handlers"], vars_from=froms["vars"],
-                        defaults_from=froms["defaults"], public=bool(public))
+                        defaults_from=froms["defaults"], public=public, allow_duplicates=duplicates)
         hctx = replace(ctx, handler=True, role=None, when=(), tags=(), vars=())
         known = len(st.handlers)
         # not the include's vars, condition or tasks_from: ansible-core notifies one handler of them all
@@ -2851,6 +2890,10 @@ def _short(name: str) -> str:
         if name.startswith(prefix):
             return name[len(prefix):]
     return name
+
+
+# a value that is ansible-core's omit and nothing else
+_OMIT = re.compile(r"^\{\{-?\s*omit\s*-?\}\}$")
 
 
 def _boolean(value: Any, key: str) -> bool:

@@ -185,13 +185,15 @@ class RoleFinder:
                                "known when the playbook is compiled",
                                "write the role's name literally")
         tried: list[str] = []
-        if "/" in name or name.startswith("~"):
-            candidates = [os.path.join(playbook_dir or self.basedir, os.path.expanduser(name))]
+        if name.startswith("~"):
+            candidates = [os.path.expanduser(name)]
         else:
-            if collections or _FQCR.match(name):
+            if "/" not in name and (collections or _FQCR.match(name)):
                 found = self.in_collections(name, collections)
                 if found is not None:
                     return found
+            # a name with a path in it too is looked for under each search path first (ansible-core's
+            # "nested/role" beside the playbook, in roles_path, beside the including role)
             candidates = [os.path.join(d, name) for d in self.search_dirs(role_basedir, playbook_dir)]
         for path in candidates:
             path = os.path.normpath(path)

@@ -443,11 +443,13 @@ def become_password(host: Host) -> str | None:
 
 def prompted_become(host: Host) -> bool:
     """Whether ``host``'s connection-level become (``ansible_become``) may ask for a password on
-    the host: through su, or with a become password (a variable, or ``-K``). The agent then does not start as
-    the become user: the runtime becomes per task, answering the prompt (pyz only)."""
+    the host: through su, or with a become password (a variable, or ``-K``), or is decided per task
+    (the plan's vars set ``ansible_become`` or a become password: ``Host.become_per_task``). The
+    agent then does not start as the become user: the runtime becomes per task, answering the
+    prompt (pyz only)."""
     v = host.vars
     method = str(v.get("ansible_become_method") or "sudo")
-    return _flag(host, "ansible_become") and (method == "su" or host.become_asked
+    return _flag(host, "ansible_become") and (method == "su" or host.become_asked or host.become_per_task
                                                or become_password(host) is not None)
 
 

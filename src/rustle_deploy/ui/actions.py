@@ -151,8 +151,11 @@ def resume_plan(reader: HistoryReader, deployment_id: str) -> ResumePlan | None:
         withheld = [str(w) for w in spec.get("withheld") or []]
         cwd = str(spec.get("cwd") or "") or None
     else:
-        inv = dep.context.get("inventory")
-        command = [dep.plan or "PLAN", *(["-i", str(inv)] if inv else []), "--run", "--resume", deployment_id]
+        from ..inventory import inventory_sources
+
+        sources = inventory_sources(dep.context.get("inventory"))  # a list, or one as a string
+        command = [dep.plan or "PLAN", *[a for src in sources for a in ("-i", src)], "--run", "--resume",
+                   deployment_id]
         withheld, cwd = [], None
         refused = "the history does not say how this deployment was started (it was recorded by an earlier version)"
     owner = reader.owner(deployment_id)

@@ -34,12 +34,21 @@ CONTROLLER_SIDE = frozenset(("debug", "set_fact", "assert", "fail", "meta"))
 # parent derives the other template_* variables itself (modules/files.py template)
 _TEMPLATE_VARS = ("template_path", "template_destpath")
 _GRACE = 5.0  # seconds the parent waits past a task's timeout before it ends the child
-_PASSWORD = [None]  # -K: the become password of this run (set_password), in memory only
+_PASSWORD = [None]  # the run's become password (-K, or the host's variable), in memory only
 
 
 def set_password(password):
     """The password sudo asks for when a task becomes another user (``-K``)."""
     _PASSWORD[0] = password
+
+
+def password(ctx, method):
+    """The become plugin's ``become_pass`` for the task: the last set of ``ansible_become_password``,
+    ``ansible_become_pass`` and ``ansible_<method>_pass`` among the task's variables (play, role,
+    block and task ``vars``, vars files, extra vars: ansible-core's variables win over ``-K``), else
+    the run's (the host's inventory variable, which no artifact carries, or ``-K``); None: none."""
+    found = variable(ctx, "ansible_become_password", "ansible_become_pass", f"ansible_{method}_pass")
+    return _PASSWORD[0] if found is None or found == "" else str(found)
 _STDERR_KEEP = 1 << 16
 
 # su asks for the password before the child starts: the child says it runs before it reads
@@ -83,7 +92,8 @@ def identity(ctx, module):
         return None
     if not sys.executable:
         raise ModuleFailure(f"become: cannot tell which Python runs this artifact, to start it as '{user}'")
-    if ctx.become_method == "sudo" or (ctx.become_method == "su" and (os.geteuid() == 0 or _PASSWORD[0] is not None)):
+    if ctx.become_method == "sudo" or (ctx.become_method == "su" and (os.geteuid() == 0
+                                                                       or password(ctx, "su") is not None)):
         method = ctx.become_method
         return (method, user, option(ctx, method, "exe", ctx.become_exe),
                 option(ctx, method, "flags", ctx.become_flags))
@@ -195,7 +205,7 @@ class Children:
 
         child = self._children.get(key)
         if child is None:
-            child = self._children[key] = _Child(key, self._code)
+            child = self._children[key] = _Child(key, self._code, password(ctx, key[0]))
         request = {"op": "task", "module": module, "args": args, "host": ctx.host,
                    "verbosity": ctx.verbosity, "check": ctx.check_mode, "diff": ctx.diff_mode,
                    "environment": ctx.environment, "files": ctx.files,
@@ -242,7 +252,7 @@ class _Timeout(Exception):
 class _Child:
     """One child interpreter running as ``user``, and the parent's end of its pipes."""
 
-    def __init__(self, key, code_cache):
+    def __init__(self, key, code_cache, become_pass=None):
         method, user, exe, flags = key
         self.method, self.user = method, user
         self._code = code_cache
@@ -251,7 +261,7 @@ class _Child:
         mark = os.environ.get("RUSTLE_RUN_MARK")
         if mark:  # sudo and su reset the environment; the deploy agent finds the run's processes by it
             cmd = ["env", "RUSTLE_RUN_MARK=" + mark] + cmd
-        password = _PASSWORD[0] if method == "sudo" or (method == "su" and os.geteuid() != 0) else None
+        password = become_pass if method == "sudo" or (method == "su" and os.geteuid() != 0) else None
         if password is not None and method == "sudo" and not _sudo_asks(user, password, exe):
             password = None
         su_password = password if method == "su" else None
@@ -544,7 +554,7 @@ def _sudo_asks(user, password, exe=None):
     if proc.returncode != 0:
         text = proc.stderr.decode("utf-8", "replace").strip()
         last = text.splitlines()[-1] if text else f"exit {proc.returncode}"
-        raise ModuleFailure(f"become: sudo refused the become password (-K) to run as '{user}': {last}")
+        raise ModuleFailure(f"become: sudo refused the become password to run as '{user}': {last}")
     return True
 
 

@@ -1037,6 +1037,9 @@ class Runner:
         if include is not None and not is_handler:
             if not tags_selected(task.get("tags"), self.only_tags, self.skip_tags):
                 return
+        live = self.host_vars.get("ansible_play_hosts") or [self.host]
+        if include is not None and task.get("include_once") and live[0] != self.host:
+            return  # a run_once include: ansible-core processes it for the play's first host only
         shown, warning = self._name(task, "include", is_handler)
         head = {"id": task.get("id"), "task": shown, "module": "include"}
         if warning:
@@ -1061,9 +1064,20 @@ class Runner:
                 rounds = [(scope.child(lv), lv) for lv in (_loop_vars(control, items, i) for i in range(len(items)))]
             runs = [(item_scope, layer) for item_scope, layer in rounds
                     if self._skip_reason(task, item_scope) is None]
+        except TemplateError as exc:
+            # as ansible-core's include task fails: its own ignore_errors applies
+            ignore = task.get("ignore_errors") if include is not None else None
+            if isinstance(ignore, str):
+                ignore = str(self.templar.template(ignore, scope)).strip().lower() in ("true", "yes", "on", "1")
+            result = {"failed": True, "changed": False, "msg": f"Task failed: {exc}" if include is not None else str(exc)}
+            if register:
+                self.runtime_vars[register] = unsafe(dict(result))
+            self._container_event(head, result, include, ignored=ignore is True)
+            return
+        try:
             choice = task.get("include_choice")
             picks = [self._choose(task, item_scope) if choice else task for item_scope, _ in runs]
-        except TemplateError as exc:
+        except TemplateError as exc:  # no file to load: no ignore_errors applies
             self._container_event(head, {"failed": True, "changed": False, "msg": str(exc)}, include)
             return
         if include is not None and self.phase is not None and task.get("phase", self.phase) < self.phase:
@@ -1143,10 +1157,11 @@ class Runner:
         self._failed_at_end = True
         self._container_event(head, result, task.get("include"))
 
-    def _container_event(self, head, result, include):
-        """The ``included``/``skipped``/``failed`` result an include reports, counted as Ansible."""
+    def _container_event(self, head, result, include, ignored=False):
+        """The ``included``/``skipped``/``failed`` result an include reports, counted as Ansible
+        (``ignored``: a failure its ignore_errors ignores)."""
         status = _status(result)
-        event = dict(head, event="task_result", status=status, ignored=False)
+        event = dict(head, event="task_result", status=status, ignored=ignored)
         if include is not None:
             event["include"] = include
         warnings = event.get("warnings")
@@ -1156,11 +1171,12 @@ class Runner:
         self.emitter.emit(event)
         if status == "skipped":
             self.stats["skipped"] += 1
-        elif status == "failed":
+        elif status == "failed" and not ignored:
             self.stats["failed"] += 1
             raise _HostFailed()
         else:
             self.stats["ok"] += 1
+            self.stats["ignored"] += ignored
 
     def _run_sections(self, task, is_handler):
         rescue = task.get("rescue") or []

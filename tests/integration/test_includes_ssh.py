@@ -1,5 +1,13 @@
-"""An include whose file or role cannot be loaded (docs/playbooks.md "Includes that cannot be
-loaded"), over the real sshd, against ansible-playbook.
+"""Includes and imports over the real sshd, against ansible-playbook: what their keywords and
+arguments do, and an include whose file or role cannot be loaded (docs/playbooks.md "Includes
+that cannot be loaded").
+
+The keywords and arguments (play 2, on n05 and n06): a role named by a path under ``roles/``; include_role's
+``allow_duplicates: false`` (a repeat that ran is skipped) and templated ``public``,
+``allow_duplicates`` and ``tasks_from`` (rendered with the include's own vars; ``{{ omit }}``
+is no argument); an import_tasks file named by its own vars; include handlers notified by a
+``listen`` topic and by name; an include whose ``when`` errors, ignored and registered; a
+``run_once`` include, which only the play's first host processes.
 
 ansible-core loads what an ``include_tasks``/``include_role`` names only when a host reaches it:
 a missing file, a missing role, a static import of a missing file inside the included file or
@@ -58,10 +66,40 @@ PLAYBOOK = """\
       when: inventory_hostname == 'n04'
     - copy: {content: "after", dest: "{{ root }}/after.txt"}
 
+- hosts: n05:n06  # (ansible_play_hosts of a later play still lists the hosts an earlier one failed)
+  gather_facts: false
+  handlers:
+    - include_tasks: {file: handler_tasks.yml}
+      listen: [topic]
+    - name: named include handler
+      include_tasks: handler_named.yml
+  tasks:
+    - name: a role named by its path under roles/
+      import_role: {name: nested/deep}
+    - include_role: {name: dup, allow_duplicates: false}
+    - include_role: {name: dup}
+    - include_role: {name: dup, allow_duplicates: "{{ False | bool }}"}
+    - include_role: {name: dup, tasks_from: "{{ omit }}"}
+    - include_role: {name: dup, tasks_from: "{{ which }}.yml"}
+      vars: {which: other}
+    - include_role: {name: leaky, public: "{{ False | bool }}"}
+    - copy: {content: "{{ leaky_var | default('private') }}", dest: "{{ root }}/leak.txt"}
+    - import_tasks: "{{ tasks_file }}"
+      vars: {tasks_file: imported.yml}
+    - include_tasks: nothing.yml
+      when: not_defined_either == 'yes'
+      ignore_errors: true
+      register: broken_when
+    - copy: {content: "{{ broken_when is failed }}", dest: "{{ root }}/broken_when.txt"}
+    - include_tasks: once.yml
+      run_once: true
+    - command: "true"
+      notify: [topic, named include handler]
+    - copy: {content: "later", dest: "{{ root }}/later.txt"}
+
 - hosts: fleet
   gather_facts: false
   tasks:
-    - copy: {content: "later", dest: "{{ root }}/later.txt"}
     - block:
         - include_tasks: bad_module.yml
           when: inventory_hostname == 'n05'
@@ -82,6 +120,15 @@ FILES = {
     "roles/has_missing/tasks/main.yml": "- import_tasks: nothere.yml\n",
     "roles/dep_missing/meta/main.yml": "dependencies:\n  - role: not_a_role\n",
     "roles/dep_missing/tasks/main.yml": "- debug: msg=x\n",
+    "roles/nested/deep/tasks/main.yml": "- copy: {content: deep, dest: '{{ root }}/deep.txt'}\n",
+    "roles/dup/tasks/main.yml": "- shell: echo run >> {{ root }}/dup.txt\n",
+    "roles/dup/tasks/other.yml": "- copy: {content: other, dest: '{{ root }}/other.txt'}\n",
+    "roles/leaky/vars/main.yml": "leaky_var: leaked\n",
+    "roles/leaky/tasks/main.yml": "- debug: msg=leaky\n",
+    "imported.yml": "- copy: {content: imported, dest: '{{ root }}/imported.txt'}\n",
+    "once.yml": "- copy: {content: once, dest: '{{ root }}/once.txt'}\n",
+    "handler_tasks.yml": "- copy: {content: topic, dest: '{{ root }}/topic.txt'}\n",
+    "handler_named.yml": "- copy: {content: named, dest: '{{ root }}/named.txt'}\n",
 }
 
 
@@ -113,7 +160,9 @@ def runs(sshd: Any, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     for line in results.read_text().splitlines():
         rec = json.loads(line)
         ansible.setdefault(rec["host"], []).append((rec["task"], rec["status"]))
-    rustle = {h["name"]: [(t["name"], t["status"]) for t in h.get("tasks") or []] for h in doc["hosts"]}
+    # rustle-deploy's JSON says "ignored" where the callback says failed (ignored)
+    rustle = {h["name"]: [(t["name"], "failed" if t["status"] == "ignored" else t["status"])
+                          for t in h.get("tasks") or []] for h in doc["hosts"]}
     return {"codes": (code, oracle.returncode), "ansible": ansible, "rustle": rustle, "doc": doc,
             "files": (fleet.files("rustle"), fleet.files("ansible")),
             "log": (tmp / "rustle.err").read_text() + oracle.stdout}
@@ -124,7 +173,8 @@ def test_each_host_reports_the_include_as_ansible_playbook_does(runs: dict[str, 
     # the host where the run errored reports the include failed (errored) where ansible-playbook
     # stopped after its ok result
     assert rustle["n05"][-2:] == [("include_tasks", "ok"), ("include_tasks", "failed")]
-    assert {**rustle, "n05": rustle["n05"][:-1]} == ansible, runs["log"][-3000:]
+    for host, results in {**rustle, "n05": rustle["n05"][:-1]}.items():
+        assert results == ansible[host], (host, runs["log"][-3000:])
     # the include's ok result, then its failure (the callback sees both, as rustle-deploy's JSON)
     assert runs["rustle"]["n01"][-2:] == [("include_role : not_a_role", "ok"), ("include_role : not_a_role", "failed")]
 
@@ -134,7 +184,12 @@ def test_what_each_host_wrote_is_what_it_wrote_under_ansible_playbook(runs: dict
     assert rustle == ansible
     # skipped before its undefined loop was looked at; rescued, but failed for the later plays
     assert rustle["n00"] == {"skip.txt": "True True", "rescued.txt": "rescued", "after.txt": "after"}
-    assert rustle["n05"] == rustle["n06"] == {"skip.txt": "True True", "after.txt": "after", "later.txt": "later"}
+    assert {**rustle["n05"], "once.txt": "-"} == {**rustle["n06"], "once.txt": "-"} == {
+        "skip.txt": "True True", "after.txt": "after", "deep.txt": "deep", "dup.txt": "run\nrun\nrun\n",
+        "other.txt": "other", "leak.txt": "private", "imported.txt": "imported", "broken_when.txt": "True",
+        "topic.txt": "topic", "named.txt": "named", "later.txt": "later", "once.txt": "-"}
+    # a run_once include: processed by the play's first host only, its task not run_once
+    assert (rustle["n05"]["once.txt"], "once.txt" in rustle["n06"]) == ("once", False)
 
 
 def test_a_module_nothing_provides_in_an_included_file_errors_the_run(runs: dict[str, Any]) -> None:
