@@ -25,6 +25,7 @@ FILES = {
     "templates/managed.j2": "# {{ ansible_managed }}\n{{ template_path }} {{ template_destpath | basename }}\n",
     "templates/newlines.j2": "{{ multi }}\n\n\n",
     "templates/none.j2": "{{ multi }}",
+    "templates/nones.j2": "a{{ nothing }}b\n{{ nothing }}\nc {{ [nothing] }} {{ 'x' ~ nothing }}\n",
     "templates/comment.j2": "[# hidden #]{{ who }}\n",
     "templates/one.j2": "one {{ item }}\n",
     "templates/two.j2": "two {{ item }}\n",
@@ -37,7 +38,7 @@ FILES = {
 def _tasks():
     t = []
     for name in ("main", "child", "dynamic", "header", "lstrip", "trim", "managed", "newlines",
-                 "none"):
+                 "none", "nones"):
         t.append({"name": f"template {name}", "template": {"src": f"{name}.j2", "dest": f"{{d}}/out/{name}"}})
     t += [
         {"name": "template trim off", "template": {"src": "trim.j2", "dest": "{d}/out/trim_off", "trim_blocks": False}},
@@ -53,13 +54,15 @@ def _tasks():
         {"name": "copy tree with slash", "copy": {"src": "tree/", "dest": "{d}/out/slash"}},
         {"name": "copy tree without slash", "copy": {"src": "tree", "dest": "{d}/out/noslash"}},
         {"name": "copy tree again", "copy": {"src": "tree", "dest": "{d}/out/noslash"}},
+        {"name": "None inside text", "copy": {"content": "c{{ nothing }}d", "dest": "{d}/out/content_none"}},
+        {"name": "debug None inside text", "debug": {"msg": "a{{ nothing }}b{{ nothing }}"}},
         {"name": "string trailing newline", "copy": {"content": "{{ multi }}\n", "dest": "{d}/out/content_nl"}},
     ]
     return t
 
 
 def test_templates_match_ansible(tmp_path):
-    plays = [{"name": "templates", "vars": {"who": "world", "kept": "x", "multi": "m\n"},
+    plays = [{"name": "templates", "vars": {"who": "world", "kept": "x", "multi": "m\n", "nothing": None},
               "tasks": [{"name": "out dir", "file": {"path": "{d}/out", "state": "directory"}}] + _tasks()}]
     theirs, ours = compare_plays(tmp_path, plays, FILES)
     keys = ("changed", "failed", "msg")

@@ -311,7 +311,11 @@ fn render_text(parts: &Value, scope: &Scope) -> Result<String, String> {
     for part in parts {
         match part {
             Value::Str(literal) => text.push_str(literal),
-            other => text.push_str(&json::py_str(&expression(other, scope)?)),
+            // ansible-core 2.19 writes nothing for a None-valued node (`a{{ none }}b` is "ab")
+            other => match expression(other, scope)? {
+                Value::Null => {}
+                value => text.push_str(&json::py_str(&value)),
+            },
         }
     }
     Ok(text)
@@ -1525,6 +1529,15 @@ mod tests {
         let with_newline = |ir: &str| format!(r#"{{"__rustle_expr__": {{"expr": "x", "ir": {}, "newline": true}}}}"#, ir);
         assert_eq!(render_with(&with_newline(r#"["attr", ["name", "r"], "stdout"]"#)).unwrap(), Value::from("hi\n"));
         assert_eq!(to_string(&render_with(&with_newline(r#"["attr", ["name", "r"], "d"]"#)).unwrap()), r#"{"k": "it's", "z": [0.1]}"#);
+    }
+
+    #[test]
+    fn a_none_valued_node_writes_nothing_in_text() {
+        // ansible-core 2.19: "a{{ none }}b" is "ab"; a list holding None still shows it
+        let none = var(r#"["attr", ["name", "r"], "n"]"#);
+        let list = var(r#"["attr", ["name", "r"], "l"]"#);
+        let args = text(&format!(r#"["a", {}, "b ", {}]"#, none, list));
+        assert_eq!(render_with(&args).unwrap(), Value::from("ab [1, 'a', None, False]"));
     }
 
     #[test]

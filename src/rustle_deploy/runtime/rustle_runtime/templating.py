@@ -361,7 +361,8 @@ def render_marked(templar, text, scope):
         parts.append(text[last:match.start()])
         last = match.end()
         try:
-            parts.append(str(templar.template(match.group(), scope)))
+            value = templar.template(match.group(), scope)
+            parts.append("" if value is None else str(value))
         except TemplateError as exc:
             parts.append(marker(exc))
             if not isinstance(exc, UndefinedVariable):
@@ -641,8 +642,9 @@ def _environment():
 
     # Ansible's environment: trim_blocks on, Jinja2's keep_trailing_newline off (the
     # template's own trailing newlines are put back after rendering, see _trailing_newlines)
+    # ansible-core 2.19 drops None-valued output nodes (``a{{ none }}b`` is ``ab``, not ``aNoneb``)
     env = Environment(undefined=AnsibleUndefined, keep_trailing_newline=False, trim_blocks=True,
-                      autoescape=False, loader=EmbeddedLoader())
+                      autoescape=False, loader=EmbeddedLoader(), finalize=_none_as_nothing)
     for name in _LAZY_FILTERS:
         env.filters[name] = _listed(env.filters[name])
     env.filters.update({name: _named(name, fn) for name, fn in FILTERS.items()})
@@ -882,9 +884,16 @@ def split_overrides(text, overrides=None):
     return text, merged
 
 
+def _none_as_nothing(value):
+    """Jinja2's finalize for text output: a None-valued node writes nothing, as in ansible-core
+    2.19 (its _flatten_nodes skips them)."""
+    return "" if value is None else value
+
+
 def _native_concat(nodes):
-    """ansible-core 2.19's concat: no output is None, one node is its value, more are text."""
-    nodes = list(nodes)
+    """ansible-core 2.19's concat: None-valued nodes left out; no output is None, one node is
+    its value, more are text."""
+    nodes = [n for n in nodes if n is not None]
     if not nodes:
         return None
     if len(nodes) == 1:
@@ -1202,7 +1211,8 @@ class Templar:
                     group = list(group)  # one constant stays itself (ansible-core's generator)
                     return repr(group[0]) if len(group) == 1 else repr("".join(map(str, group)))
 
-            native = (cls._overlay(env, effective) if effective else env).overlay()
+            # None nodes are dropped by the concat: one `{{ none }}` is None, not ""
+            native = (cls._overlay(env, effective) if effective else env).overlay(finalize=None)
             native.code_generator_class = CodeGenerator
             native.concat = _native_concat
             native.rustle_cache = {}
@@ -1240,7 +1250,8 @@ class Templar:
             if _expr.is_undefined(value):
                 value._fail_with_undefined_error()
             parts.append(body[last:match.start()])
-            parts.append(value if isinstance(value, str) else str(value))
+            if value is not None:  # ansible-core 2.19 writes nothing for a None-valued node
+                parts.append(value if isinstance(value, str) else str(value))
             last = match.end()
         rest = body[last:]
         if "{{" in rest or "}}" in rest:
