@@ -494,6 +494,20 @@ def _no_python(job: HostJob, launch: AgentLaunch) -> HostError:
 
 
 def _failure_without_done(job: HostJob, launch: AgentLaunch, status: int | None, stderr: bytes) -> HostError:
+    known = _become_failure(job, launch, status, stderr)
+    if known is not None:
+        return known
+    tail = stderr.decode("utf-8", "replace").strip()[-2000:] or "(no output on stderr)"
+    return RemoteError(
+        job.host.name,
+        f"{job.host.name}: the agent ended without a result (exit status {status}): {tail}",
+        "check that /bin/sh and python3 work on the host; run with -vvv for details",
+    )
+
+
+def _become_failure(job: HostJob, launch: AgentLaunch, status: int | None, stderr: bytes) -> HostError | None:
+    """What the connection-level become's own words say went wrong, if they say it: sudo asking
+    for a password, a become program the host does not have."""
     name = job.host.name
     text = stderr.decode("utf-8", "replace").strip()
     if launch.become and ("password is required" in text or "a terminal is required" in text):
@@ -509,12 +523,7 @@ def _failure_without_done(job: HostJob, launch: AgentLaunch, status: int | None,
             f"{name}: the become program {exe[0]!r} was not found on the host: {text[-500:]}",
             "set ansible_become_exe (or ansible_sudo_exe) to the path of sudo on this host",
         )
-    tail = text[-2000:] or "(no output on stderr)"
-    return RemoteError(
-        name,
-        f"{name}: the agent ended without a result (exit status {status}): {tail}",
-        "check that /bin/sh and python3 work on the host; run with -vvv for details",
-    )
+    return None
 
 
 async def deploy_host(
@@ -641,7 +650,8 @@ async def _drive(job: HostJob, connect: ConnectFn, on_event: EventFn | None, out
         elif error is not None:
             raise error
         elif unsent is not None:
-            raise unsent
+            # sudo refusing (a password asked, no terminal) ends before the request is read too
+            raise _become_failure(job, launch, finished.exit_status, finished.stderr) or unsent
         else:
             raise _failure_without_done(job, launch, finished.exit_status, finished.stderr)
         clean = True
