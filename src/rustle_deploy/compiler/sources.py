@@ -151,6 +151,8 @@ class Embedder:
             for path in sorted(glob.glob(os.path.join(root, shape))):
                 if plan_files._exists(path, kind):
                     found.setdefault(os.path.relpath(path, root), path)
+                    # and as the host may name it: a lookup (first_found) gives the controller's path
+                    found.setdefault(os.path.normpath(path), path)
         return found
 
     def _tree(self, task: Task, name: str, path: str) -> dict[str, Any]:

@@ -117,9 +117,18 @@ class ProcessSession:
             self._proc.stdin.write(data)
             await self._proc.stdin.drain()
         except (BrokenPipeError, ConnectionResetError) as exc:
-            raise TransferError(
-                self._name, f"{self._name}: the agent stopped reading: {exc}", None
-            ) from exc
+            raise await self._stopped_reading(exc) from exc
+
+    async def _stopped_reading(self, exc: BaseException) -> TransferError:
+        """The error of a write the command stopped reading, with its exit status when it has
+        ended (a bootstrap that answers before it reads the request: need_runner, a runner it
+        cannot execute); what it wrote before is still there to read."""
+        error = TransferError(self._name, f"{self._name}: the agent stopped reading: {exc}", None)
+        try:
+            error.exit_status = await asyncio.wait_for(self._proc.wait(), 10)
+        except TimeoutError:
+            pass
+        return error
 
     async def write_file(self, path: Path, size: int) -> None:
         """Send ``size`` bytes of ``path``. Into an idle pipe with ``sendfile``: the kernel
@@ -141,9 +150,7 @@ class ProcessSession:
                     await _ready(fd, write=True)
                     continue
                 except (BrokenPipeError, ConnectionResetError) as exc:
-                    raise TransferError(
-                        self._name, f"{self._name}: the agent stopped reading: {exc}", None
-                    ) from exc
+                    raise await self._stopped_reading(exc) from exc
                 if sent == 0:
                     raise TransferError(self._name, f"{path}: shorter than {size} bytes", "build it again")
                 offset += sent

@@ -694,14 +694,19 @@ def _addresses():
                     found.append((link.get("ifname"), info))
             return found
     found = []
+    scopes = {0: "global", 0x40: "site", 0x20: "link", 0x10: "host"}
     for line in (_read("/proc/net/if_inet6") or "").splitlines():
         parts = line.split()
         if len(parts) == 6:
             raw = parts[0]
             text = socket.inet_ntop(socket.AF_INET6, bytes.fromhex(raw))
-            scope = {0: "global", 0x10: "host", 0x20: "link", 0x40: "site"}.get(int(parts[3], 16), "global")
+            scope = scopes.get(int(parts[3], 16), "global")
             found.append((parts[5], {"family": "inet6", "local": text, "prefixlen": int(parts[2], 16),
                                      "scope": scope}))
+    # the kernel keeps an interface's IPv6 addresses by scope, widest first (what ``ip`` lists);
+    # /proc/net/if_inet6 lists them in its hash table's order
+    widest = list(scopes.values())
+    found.sort(key=lambda entry: widest.index(entry[1]["scope"]))
     try:
         import fcntl
         import struct

@@ -195,8 +195,8 @@ def embedded_source(ctx, args, src):
     """
     files = dict(args.get("_rustle_files") or {})
     files.update(getattr(ctx, "files", None) or {})
-    sha = files.get(src)
     name = os.path.normpath(str(src))
+    sha = files.get(src) or files.get(name)
     if sha is None and not os.path.isabs(name) and not name.startswith(".."):
         matches = set(v for k, v in files.items() if os.path.normpath(k).endswith(os.sep + name))
         if len(matches) == 1:
