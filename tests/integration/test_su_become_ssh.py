@@ -15,7 +15,7 @@ import pytest
 import yaml
 
 from ..conftest import ORACLE_TIMEOUT
-from .conftest import ANSIBLE
+from .conftest import ANSIBLE, ansible_env
 from .test_cli import run_cli
 from .test_vault_secrets_ssh import PASSWORD, _encrypt, _inline, _views
 
@@ -102,11 +102,8 @@ def test_su_with_a_become_password_over_sshd(su_users: tuple[str, str, str, Path
         args = ["-i", str(inventory), str(playbook), "--vault-password-file", str(tmp_path / "pw.txt")]
         if tool == "ansible":
             proc = subprocess.run([str(ANSIBLE), *args], capture_output=True, text=True, timeout=ORACLE_TIMEOUT,
-                                  cwd=tmp_path, env=dict(os.environ, PYTHONWARNINGS="ignore", ANSIBLE_NOCOLOR="1",
-                                                         ANSIBLE_HOME=str(tmp_path / "ansible-home"),
-                                                         ANSIBLE_CONFIG=str(tmp_path / "none.cfg"),
-                                                         ANSIBLE_SHELL_ALLOW_WORLD_READABLE_TEMP="1",
-                                                         ANSIBLE_SSH_ARGS="-o ControlMaster=no"))
+                                  cwd=tmp_path, env=ansible_env(tmp_path, ANSIBLE_SHELL_ALLOW_WORLD_READABLE_TEMP="1",
+                                                    ANSIBLE_SSH_ARGS="-o ControlMaster=no"))
             assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
         else:
             code, stdout, err = run_cli(capsys, *args, "--run", "--output", "json", "-vvv")
