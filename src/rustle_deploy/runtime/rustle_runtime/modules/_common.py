@@ -153,6 +153,32 @@ def check_unknown(args, allowed, module_name):
         fail("Unsupported parameters for ({}) module: {}. Supported parameters include: {}.".format(module_name, ", ".join(extra), ", ".join(sorted(allowed))))
 
 
+def refuse(args, module_name, defaults, hint=None):
+    """Fail on an option this runtime accepts (Ansible's spec has it) but does not apply, when
+    it is given a value other than Ansible's default: an option accepted and then ignored would
+    silently change what the task does. ``defaults`` maps each such option to that default
+    (a boolean default compares as Ansible's boolean conversion would; None: refused whenever
+    it is given)."""
+    hint = hint or (f"remove it, or run {module_name} with ansible-core's code: "
+                    f"RUSTLE_BRIDGE_MODULES={module_name} (docs/bridge.md)")
+    for name in sorted(defaults):
+        value, default = args.get(name), defaults[name]
+        if value is None:
+            continue
+        if default is None:
+            fail(f"{module_name}: option '{name}' is not supported by this runtime; hint: {hint}")
+        if isinstance(default, bool):
+            try:
+                same = boolean(value) == default
+            except ModuleFail:
+                same = False
+        else:
+            same = str(value) == str(default)
+        if not same:
+            fail(f"{module_name}: option '{name}' is not supported by this runtime (given {value!r}; Ansible's default is "
+                 f"{default!r}); hint: {hint}")
+
+
 def require(**values):
     """Fail as Ansible's argument spec does when any of these arguments is missing (falsy),
     naming every missing one, sorted."""

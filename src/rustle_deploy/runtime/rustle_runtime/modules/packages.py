@@ -7,6 +7,7 @@ is missing on the host is an honest failure naming it.
 """
 
 import os
+import random
 import shutil
 import time
 
@@ -17,7 +18,8 @@ APT_ARGS = {"name", "pkg", "package", "state", "update_cache", "update-cache",
             "allow_unauthenticated", "default_release", "dpkg_options", "only_upgrade",
             "update_cache_retries", "update_cache_retry_max_delay", "lock_timeout",
             "allow_downgrade", "allow_change_held_packages", "force_apt_get", "clean",
-            "fail_on_autoremove", "upgrade", "deb", "policy_rc_d", "autoclean"}
+            "fail_on_autoremove", "upgrade", "deb", "policy_rc_d", "autoclean",
+            "allow-unauthenticated"}
 PRESENT = ("present", "installed")
 ABSENT = ("absent", "removed")
 DPKG_OPTIONS = "force-confdef,force-confold"
@@ -92,10 +94,60 @@ def _apt_env():
     return {"DEBIAN_FRONTEND": "noninteractive", "DEBCONF_NONINTERACTIVE_SEEN": "true"}
 
 
+def _int_arg(args, name, default):
+    value = args.get(name)
+    if value is None:
+        return default
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        c.fail(f"argument '{name}' is of type {type(value).__name__} and we were unable to convert "
+               f"to int: {value!r} cannot be converted to an int")
+
+
+def _apt_get(args, *words):
+    """``apt-get -y`` with the options every changing call takes, as ansible-core's apt builds it:
+    the dpkg options, apt's own lock wait (``lock_timeout``) and ``force`` (``--force-yes``)."""
+    argv = ["apt-get", "-y", "-q"]
+    for opt in str(args.get("dpkg_options") or DPKG_OPTIONS).split(","):
+        argv += ["-o", f"Dpkg::Options::=--{opt.strip()}"]
+    argv += ["-o", "DPkg::Lock::Timeout={}".format(_int_arg(args, "lock_timeout", 60))]
+    if c.boolean(args.get("force", False)):
+        argv.append("--force-yes")
+    return argv + list(words)
+
+
+def _apt_update(ctx, args):
+    """``apt-get update``, retried with ansible-core's backoff (``update_cache_retries`` tries,
+    2**n seconds plus up to one random, at most ``update_cache_retry_max_delay``)."""
+    retries = _int_arg(args, "update_cache_retries", 5)
+    max_delay = _int_arg(args, "update_cache_retry_max_delay", 12)
+    randomize = random.randrange(1000) / 1000.0
+    err = ""
+    for retry in range(retries):
+        rc, out, err = _out(ctx, ["apt-get", "update", "-q"], env=_apt_env())
+        if rc == 0:
+            return
+        err = (err or out).strip()
+        if retry + 1 < retries:
+            time.sleep(min(2 ** retry, max_delay) + randomize)
+    c.fail(f"Failed to update apt cache after {retries} retries: {err or 'unknown reason'}")
+
+
 @c.module
 def apt(ctx, args):
     """ansible.builtin.apt: install, remove or upgrade packages; refresh the cache."""
     c.check_unknown(args, APT_ARGS, "apt")
+    # force_apt_get is honoured by construction: this apt always runs apt-get (ansible-core runs
+    # aptitude only for ``upgrade``, which is refused below)
+    c.refuse(args, "apt", {"policy_rc_d": None},
+             "this runtime does not write /usr/sbin/policy-rc.d; remove the option, or run apt "
+             "with ansible-core's code: RUSTLE_BRIDGE_MODULES=apt (docs/bridge.md)")
+    for name, default in (("lock_timeout", 60), ("update_cache_retries", 5),
+                          ("update_cache_retry_max_delay", 12)):
+        _int_arg(args, name, default)  # a bad value fails before anything runs, as Ansible's spec
+    if args.get("allow-unauthenticated") is not None:
+        args.setdefault("allow_unauthenticated", args.pop("allow-unauthenticated"))
     for unsupported in ("deb", "upgrade"):
         if args.get(unsupported) not in (None, False, "no"):
             c.fail(f"apt: '{unsupported}' is not supported by this runtime; hint: use a command task")
@@ -116,17 +168,14 @@ def apt(ctx, args):
         if before + valid < time.time() or (update and not valid):
             if not ctx.check_mode:
                 _need("apt-get", "install apt")
-                rc, out, err = _out(ctx, ["apt-get", "update", "-q"], env=_apt_env())
-                if rc != 0:
-                    c.fail(f"Failed to update apt cache: {(err or out).strip()}", rc=rc,
-                           stdout=out, stderr=err)
+                _apt_update(ctx, args)
             updated = ctx.check_mode or _apt_cache_time() != before
         result.update({"cache_updated": updated, "cache_update_time": int(_apt_cache_time())})
         if not names:
             result["changed"] = updated
             return result
     if not names:
-        if c.boolean(args.get("autoremove", False)) or c.boolean(args.get("clean", False)):
+        if any(c.boolean(args.get(k, False)) for k in ("autoremove", "autoclean", "clean")):
             return _apt_housekeeping(ctx, args, result)
         c.fail("one of the following is required: name, update_cache, upgrade, deb, "
                "autoremove, clean")
@@ -163,9 +212,9 @@ def apt(ctx, args):
         result["msg"] = "would {}: {}".format(verb, ", ".join(todo))
         return result
     _need("apt-get", "install apt")
-    argv = ["apt-get", "-y", "-q"]
-    for opt in str(args.get("dpkg_options") or DPKG_OPTIONS).split(","):
-        argv += ["-o", f"Dpkg::Options::=--{opt.strip()}"]
+    argv = _apt_get(args)
+    if c.boolean(args.get("allow_change_held_packages", False)):
+        argv.append("--allow-change-held-packages")
     if state in ABSENT:
         argv.append("remove")
         if c.boolean(args.get("purge", False)):
@@ -182,6 +231,10 @@ def apt(ctx, args):
             argv.append("--allow-downgrades")
         if c.boolean(args.get("only_upgrade", False)):
             argv.append("--only-upgrade")
+        if c.boolean(args.get("fail_on_autoremove", False)):
+            argv.append("--no-remove")
+        if c.boolean(args.get("allow_unauthenticated", False)):
+            argv.append("--allow-unauthenticated")
         argv.append("install")
     rc, out, err = _out(ctx, argv + todo, env=_apt_env())
     result.update({"stdout": out, "stderr": err, "rc": rc})
@@ -191,6 +244,15 @@ def apt(ctx, args):
 
 
 def _apt_housekeeping(ctx, args, result):
+    if c.boolean(args.get("autoclean", False)):
+        # as ansible-core: ``apt-get autoclean`` (simulated in check mode), changed when it
+        # deletes an archive
+        purge = ["--purge"] if c.boolean(args.get("purge", False)) else []
+        simulate = ["--simulate"] if ctx.check_mode else []
+        rc, out, err = _out(ctx, _apt_get(args, *purge, "autoclean", *simulate), env=_apt_env())
+        if rc != 0:
+            c.fail(f"'apt-get autoclean' failed: {err}", rc=rc, stdout=out, stderr=err)
+        result["changed"] = result["changed"] or "Del " in out
     if c.boolean(args.get("autoremove", False)):
         rc, out, err = _out(ctx, ["apt-get", "-s", "autoremove"], env=_apt_env())
         would = [line for line in out.splitlines() if line.startswith("Remv ")]
@@ -198,7 +260,8 @@ def _apt_housekeeping(ctx, args, result):
             return result
         result["changed"] = True
         if not ctx.check_mode:
-            rc, out, err = _out(ctx, ["apt-get", "-y", "-q", "autoremove"], env=_apt_env())
+            purge = ["--purge"] if c.boolean(args.get("purge", False)) else []
+            rc, out, err = _out(ctx, _apt_get(args, *purge, "autoremove"), env=_apt_env())
             if rc != 0:
                 c.fail(f"'apt-get autoremove' failed: {err}", rc=rc, stdout=out, stderr=err)
     if c.boolean(args.get("clean", False)) and not ctx.check_mode:
