@@ -146,11 +146,23 @@ def pop_arg(args, names, default=None):
     return default
 
 
+SELINUX_OPTIONS = ("seuser", "serole", "setype", "selevel")
+
+
 def check_unknown(args, allowed, module_name):
-    """Fail on parameters Ansible's argument spec would reject."""
+    """Fail on parameters Ansible's argument spec would reject, and on the file options a module
+    accepts but this runtime does not apply (``unsafe_writes``; the SELinux context on a host
+    with SELinux enabled: where it is disabled Ansible ignores them too)."""
     extra = sorted(k for k in args if k not in allowed and not k.startswith("_"))
     if extra:
         fail("Unsupported parameters for ({}) module: {}. Supported parameters include: {}.".format(module_name, ", ".join(extra), ", ".join(sorted(allowed))))
+    if "unsafe_writes" in allowed:
+        refuse(args, module_name, {"unsafe_writes": False})
+    given = [name for name in SELINUX_OPTIONS if name in allowed and args.get(name) is not None]
+    if given and os.path.exists("/sys/fs/selinux/enforce"):
+        refuse(args, module_name, dict.fromkeys(given),
+               "this runtime does not set SELinux contexts (SELinux is enabled on this host); remove it, "
+               f"or run {module_name} with ansible-core's code: RUSTLE_BRIDGE_MODULES={module_name}")
 
 
 def refuse(args, module_name, defaults, hint=None):

@@ -125,6 +125,7 @@ def _matches(name, patterns):
 def unarchive(ctx, args):
     """ansible.builtin.unarchive for tar and zip archives."""
     c.check_unknown(args, UNARCHIVE_ARGS, "unarchive")
+    c.refuse(args, "unarchive", {"extra_opts": [], "validate_certs": True})
     src, dest = args.get("src"), args.get("dest")
     c.require(dest=dest, src=src)
     dest = c.expand(c.expand_user_home(dest))

@@ -774,7 +774,7 @@ def _ensure_touch(ctx, path, prev, src, fattrs, recurse, force, follow, times):
 
 STAT_ARGS = {"path", "dest", "name", "follow", "get_checksum", "checksum_algorithm",
              "checksum", "checksum_algo", "get_mime", "mime", "mime_type", "mime-type",
-             "get_attributes", "attr", "attributes", "get_md5", "get_selinux_context"}
+             "get_attributes", "attr", "attributes"}
 
 
 @c.module

@@ -51,6 +51,8 @@ def _remote_sha(ctx, git, repo, version, env):
 def git(ctx, args):
     """ansible.builtin.git."""
     c.check_unknown(args, GIT_ARGS, "git")
+    c.refuse(args, "git", {"track_submodules": False, "umask": None, "archive_prefix": None,
+                           "gpg_whitelist": [], "gpg_allowlist": []})
     repo = c.pop_arg(args, ("repo", "name"))
     dest = args.get("dest")
     c.require(dest=dest, repo=repo)

@@ -280,6 +280,14 @@ RPM_ARGS = {"name", "pkg", "state", "update_cache", "enablerepo", "disablerepo",
             "list", "sslverify", "validate_certs"}
 
 
+# Ansible's defaults of the options this runtime does not apply (refused when given otherwise)
+RPM_UNAPPLIED = {"exclude": [], "security": False, "bugfix": False, "conf_file": None,
+                 "installroot": "/", "releasever": None, "allowerasing": False, "nobest": False,
+                 "use_backend": "auto", "update_only": False, "skip_broken": False,
+                 "install_weak_deps": True, "download_only": False, "cacheonly": False,
+                 "sslverify": True, "validate_certs": True, "lock_timeout": 30}
+
+
 def _rpm_installed(ctx, name):
     rc, out, _ = _out(ctx, ["rpm", "-q", "--whatprovides", name])
     return rc == 0
@@ -289,6 +297,7 @@ def _rpm_family(tool):
     @c.module
     def run(ctx, args):
         c.check_unknown(args, RPM_ARGS, tool)
+        c.refuse(args, tool, RPM_UNAPPLIED)
         binary = shutil.which(tool) or (shutil.which("dnf") if tool == "yum" else None)
         if binary is None:
             c.fail(f"Could not find {tool} on this host; hint: this host's package manager is "
@@ -370,6 +379,8 @@ def _apk_installed(ctx, name):
 def apk(ctx, args):
     """community.general.apk semantics for the common cases (name, state, update_cache)."""
     c.check_unknown(args, APK_ARGS, "apk")
+    c.refuse(args, "apk", {"available": False, "repository": None, "no_cache": False,
+                           "world": "/etc/apk/world"})
     _need("apk", "apk exists only on Alpine hosts; use the package module")
     names = _names(args)
     state = args.get("state") or "present"

@@ -64,6 +64,7 @@ def _is_enabled(ctx, scope, unit):
 def systemd(ctx, args):
     """ansible.builtin.systemd_service."""
     c.check_unknown(args, SYSTEMD_ARGS, "systemd")
+    c.refuse(args, "systemd", {"force": False})
     unit = c.pop_arg(args, ("name", "unit", "service"))
     state = args.get("state")
     _check_state(state)
@@ -215,6 +216,7 @@ def _sysv_running(ctx, script, name, pattern):
 def service(ctx, args):
     """ansible.builtin.service: systemd when it runs, else OpenRC, else SysV init scripts."""
     c.check_unknown(args, SERVICE_ARGS, "service")
+    c.refuse(args, "service", {"runlevel": "default"})
     name = args.get("name")
     if not name:
         c.fail("missing required arguments: name")
