@@ -550,6 +550,13 @@ class _Lowering:
                 and module != "stat":
             raise self.fail(task, "argument 'attributes' (file attributes, chattr) is not implemented by "
                                   "the native runner")
+        # what the runtime refuses (_common.check_unknown): the runner accepts these and does not
+        # apply them, so such a task is left to pyz, which refuses it naming the option
+        unapplied = [k for k in ("seuser", "serole", "setype", "selevel") if given.get(k) is not None]
+        unapplied += [k for k in ("unsafe_writes",) if given.get(k) not in (None, False, "no", "false", "False")]
+        unapplied += [k for k in ("get_md5", "get_selinux_context") if module == "stat" and k in given]
+        if unapplied:
+            raise self.fail(task, f"argument '{unapplied[0]}' of {module} is not applied by the native runner")
         unknown = sorted(k for k, v in task.items() if k not in _KNOWN and v not in (None, False, [], {}))
         if unknown:
             raise self.fail(task, f"keyword '{unknown[0]}' is not supported by the native runner")
