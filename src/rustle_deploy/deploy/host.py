@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import ChecksumMismatch, HostError, RemoteError, RunnerNotExecutable, TransferError
-from ..model import Host, RunnerSpec, own_vars, tag_unsafe
+from ..model import Host, RunnerSpec, run_vars, tag_unsafe
 from ..transport import ConnectFn, Connection, Session, default_connect
 from ..transport.options import (
     EXIT_NEED_RUNNER,
@@ -198,7 +198,7 @@ def build_request(job: HostJob) -> dict[str, Any]:
         }
         if job.runner is None:  # a native program has its host's values compiled in
             # the host's own variables: only in its own request (docs/artifact.md, "Host variables")
-            req["run"]["vars"] = tag_unsafe(own_vars(job.host))
+            req["run"]["vars"] = tag_unsafe(run_vars(job.host))
         if r.plays is not None:
             req["run"]["plays"] = list(r.plays)
         # in this request only (stdin of the ssh channel): the host's own become password

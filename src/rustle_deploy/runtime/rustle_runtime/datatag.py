@@ -168,7 +168,8 @@ def origin(context, value):
             if (where is None or isinstance(where, str)) and _PATH.match(path):
                 try:
                     if scope.templar._evaluate(path, scope) is value:
-                        found = scope.templar.value_origin(path, value) or where  # a set_fact value's first
+                        # a set_fact value's or the inventory's first
+                        found = scope.templar.value_origin(path, value, scope) or where
                         if found:
                             return found
                 except TemplateError:

@@ -1138,6 +1138,9 @@ class Templar:
         # where each value set while the play runs was written (set_fact's arguments): name ->
         # (origin, the value itself); the value names it only while it is the one in scope
         self.value_origins = {}
+        # where the inventory wrote the host's variables: (the host's variables layer, name ->
+        # "FILE:LINE[:COLUMN]"), which the executor sets (model.run_vars on the controller)
+        self.host_origins = ({}, {})
         # what the running task deprecated, for its result's ``deprecations`` (ansible-core's)
         self.deprecations = []
 
@@ -1311,7 +1314,7 @@ class Templar:
         ``a and b`` (one of its operands) names each operand's, with "" for the rest."""
         found = self.origins.get(expression.strip()) if isinstance(expression, str) else None
         bare = _BARE_NAME.match(expression) if isinstance(expression, str) else None
-        own = self.value_origin(bare.group(1), value) if bare else None
+        own = self.value_origin(bare.group(1), value, scope) if bare else None
         if own is not None:
             return own
         if not isinstance(found, dict):
@@ -1321,16 +1324,24 @@ class Templar:
                 continue
             try:
                 if self._evaluate(operand, scope) is value:
-                    return self.value_origin(operand, value) or origin or found.get("")
+                    return self.value_origin(operand, value, scope) or origin or found.get("")
             except TemplateError:
                 continue
         return found.get("")
 
-    def value_origin(self, name, value):
+    def value_origin(self, name, value, scope=None):
         """Where variable ``name``'s ``value`` was written, when a set_fact of this run set it to
-        this very object (``value_origins``); else None."""
+        this very object (``value_origins``), or when it is the inventory's value that ``scope``
+        gives (``host_origins``); else None."""
         held = self.value_origins.get(name)
-        return held[0] if held is not None and held[1] is value else None
+        if held is not None and held[1] is value:
+            return held[0]
+        layer, where = self.host_origins
+        if scope is None or name not in where:
+            return None
+        # the inventory's value only where no higher layer (play vars, set_fact, -e ...) has one
+        holder = next((found for found in reversed(scope.layers) if name in found), None)
+        return where[name] if holder is layer and layer[name] is value else None
 
     def truth(self, expression, scope):
         """A templated boolean keyword (``ignore_errors``, ``no_log``, ``become``, ...): its
