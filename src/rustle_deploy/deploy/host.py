@@ -32,6 +32,7 @@ from ..transport.options import (
     AgentLaunch,
     agent_launch,
     become_password,
+    become_password_variables,
     remote_command,
 )
 from .fetched import write_fetched
@@ -207,6 +208,9 @@ def build_request(job: HostJob) -> dict[str, Any]:
         password = r.become_password if password is None else password
         if password is not None:
             req["run"]["become_password"] = password
+        named = become_password_variables(job.host)
+        if named:  # each by its name: the runtime weighs them against the play's, per task method
+            req["run"]["become_passwords"] = named
         if r.carry is not None:
             req["run"]["carry"] = r.carry
         if r.phase is not None:
