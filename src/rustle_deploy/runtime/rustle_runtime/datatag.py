@@ -143,7 +143,13 @@ def python_literal_eval(value, ignore_errors=False):
 
 
 def dump_object(value):
-    """Values JSON cannot hold as plain ones; the runtime's values are plain already."""
+    """Values JSON cannot hold as plain ones; the runtime's values are plain already, but the
+    marker of an error its argument raised (templating's CapturedExceptionMarker), which is
+    ``{"exception": ERROR}`` (its ``message``), as in ansible-core."""
+    from .templating import CapturedExceptionMarker
+
+    if isinstance(value, CapturedExceptionMarker):
+        return {"exception": value.exception}
     return value
 
 

@@ -42,6 +42,10 @@ _SEGMENT = re.compile(r"\{\{\s*((?:(?!\{\{|\}\}).)+?)\s*\}\}", re.S)
 class TemplateError(Exception):
     """A template or expression could not be evaluated (undefined variable, syntax, filter)."""
 
+    @property
+    def message(self):  # as ansible-core's errors (a captured one's, ansible._protomatter.dump_object)
+        return str(self)
+
 
 class BrokenConditional(TemplateError):
     """A conditional that is empty, not a string, or whose result is not a boolean
@@ -534,6 +538,7 @@ class VarScope:
 
 _ENV = None
 _VAULT_MARKER = None  # the environment's VaultMarker class, once it exists
+_ERROR_MARKER = None  # its ErrorMarker class
 
 
 def _environment():
@@ -598,7 +603,29 @@ def _environment():
         __iter__ = __str__ = __len__ = __eq__ = __ne__ = __bool__ = __hash__ = __contains__ = \
             __getitem__ = __call__ = _fail_with_undefined_error
 
+    class ErrorMarker(AnsibleUndefined):
+        """A variable whose value failed to template, read by a text that captures errors
+        (``_CAPTURING``): a ``_CAPTURING`` filter's argument gives its error's marker; any other
+        use fails with that error, as reading the variable would have."""
+
+        def __init__(self, error):
+            super().__init__(hint=str(error))
+            self.error = error
+
+        def _fail_with_undefined_error(self, *args, **kwargs):
+            raise self.error
+
+        def __getattr__(self, name):
+            if name[:2] == "__":
+                raise AttributeError(name)
+            self._fail_with_undefined_error()
+
+        __iter__ = __str__ = __len__ = __eq__ = __ne__ = __bool__ = __hash__ = __contains__ = \
+            __getitem__ = __call__ = _fail_with_undefined_error
+
     class JinjaVars(Mapping):
+        lazy = False  # a variable whose value fails to template is an ErrorMarker
+
         def __init__(self, scope, globals_):
             self.scope = scope
             self.globals = globals_
@@ -612,6 +639,8 @@ def _environment():
                 # read lazily, as ansible-core does: it fails where it is used
                 raw = _raw_or_none(self.scope, key)
                 if not _LOCKED or _locked_in(raw) is None:
+                    if self.lazy:
+                        return ErrorMarker(exc)
                     raise
                 return VaultMarker(str(exc), str(raw) if isinstance(raw, Undecryptable) else None)
 
@@ -643,8 +672,12 @@ def _environment():
     # Ansible's environment: trim_blocks on, Jinja2's keep_trailing_newline off (the
     # template's own trailing newlines are put back after rendering, see _trailing_newlines)
     # ansible-core 2.19 drops None-valued output nodes (``a{{ none }}b`` is ``ab``, not ``aNoneb``)
+    from jinja2.compiler import CodeGenerator
+
+    Environment.code_generator_class = _capturing(CodeGenerator)
     env = Environment(undefined=AnsibleUndefined, keep_trailing_newline=False, trim_blocks=True,
                       autoescape=False, loader=EmbeddedLoader(), finalize=_none_as_nothing)
+    env.rustle_capture = _capture
     for name in _LAZY_FILTERS:
         env.filters[name] = _listed(env.filters[name])
     env.filters.update({name: _named(name, fn) for name, fn in FILTERS.items()})
@@ -656,7 +689,7 @@ def _environment():
 
     datatag.install(env.filters, env.tests)  # ansible._protomatter's, and from_json's profiles
     for name in ("from_json", "ansible.builtin.from_json"):  # named in its errors, as the others
-        env.filters[name] = _named("from_json", env.filters[name])
+        env.filters[name] = _named("from_json", _json_errors(env.filters[name]))
 
     @jinja2.pass_context
     def lookup(context, name, /, *terms, **kw):
@@ -673,6 +706,11 @@ def _environment():
     env.filters["fileglob"] = env.filters["ansible.builtin.fileglob"] = fileglob
     env.globals.update(lookup=lookup, query=query, q=query, now=now, undef=undef)
     env.rustle_vars = JinjaVars
+    # Jinja2 reads a template's variables where its code starts: for a text with a _CAPTURING
+    # filter a variable's error waits for its use, which the filter may capture
+    env.rustle_lazy_vars = type("LazyJinjaVars", (JinjaVars,), {"lazy": True})
+    global _ERROR_MARKER
+    _ERROR_MARKER = ErrorMarker
     global _VAULT_MARKER
     _VAULT_MARKER = VaultMarker
     env.rustle_cache = {}
@@ -809,7 +847,60 @@ def now(utc=False, fmt=None):
 
 def undef(hint=None):
     """Ansible's ``undef()`` global: an undefined value, with ``hint`` as its message."""
+    if hint is not None and not isinstance(hint, str):
+        raise TemplateError(f"The 'hint' argument must be of type 'str' or 'NoneType', not {type(hint).__name__!r}.")
     return _environment().undefined(hint=hint or "Mandatory variable has not been overridden")
+
+
+# filters that receive what their argument's evaluation raised instead of failing with it:
+# ansible-core's captured exception markers (``x | ansible._protomatter.dump_object``)
+_CAPTURING = frozenset(("ansible._protomatter.dump_object",))
+
+
+class CapturedExceptionMarker:
+    """ansible-core's CapturedExceptionMarker: the error a ``_CAPTURING`` filter's argument
+    raised, which that filter shows (``dump_object`` as ``{"exception": ...}``)."""
+
+    def __init__(self, exception):
+        self.exception = exception if isinstance(exception, TemplateError) else _error(exception)
+
+
+def _capture(evaluate):
+    """``evaluate()``, or the marker of what it raised (or of the variable that failed); an
+    undefined value is no error there (ansible-core's UndefinedMarker): it stays undefined."""
+    jinja2 = sys.modules["jinja2"]
+    try:
+        value = evaluate()
+    except (UndefinedVariable, jinja2.UndefinedError):
+        raise
+    except Exception as exc:  # noqa: BLE001 - any error is captured, as ansible-core's markers
+        return CapturedExceptionMarker(exc)
+    if _ERROR_MARKER is not None and isinstance(value, _ERROR_MARKER) \
+            and not isinstance(value.error, UndefinedVariable):
+        return CapturedExceptionMarker(value.error)
+    return value
+
+
+def _vars_class(env, text):
+    """The JinjaVars class that ``text`` reads its variables through."""
+    return env.rustle_lazy_vars if any(name in text for name in _CAPTURING) else env.rustle_vars
+
+
+def _capturing(generator):
+    """Jinja2 code generator class ``generator``, whose code for ``X | FILTER`` (a ``_CAPTURING``
+    filter) evaluates X through ``_capture``: the filter receives an error's marker."""
+
+    class Capturing(generator):
+        def visit_Filter(self, node, frame):
+            if node.name not in _CAPTURING or node.node is None:
+                return super().visit_Filter(node, frame)
+            with self._filter_test_common(node, frame, True):
+                self.write("environment.rustle_capture(lambda: ")
+                self.visit(node.node, frame)
+                self.write(")")
+            return None
+
+    return Capturing
 
 
 # What a template may change of Jinja2's syntax: task options (template module and lookup) and a
@@ -936,6 +1027,21 @@ def _named(name, fn):
             raise FilterError(f"The filter plugin 'ansible.builtin.{name}' failed: {exc}") from exc
 
     return named
+
+
+def _json_errors(fn):
+    """``fn`` (from_json), whose text that is no JSON fails as a FilterError (``_named``)."""
+
+    @functools.wraps(fn)  # keeps jinja2's pass_context / pass_environment marks
+    def parsed(*args, **kwargs):
+        import json
+
+        try:
+            return fn(*args, **kwargs)
+        except json.JSONDecodeError as exc:
+            raise FilterError(str(exc)) from exc
+
+    return parsed
 
 
 def _listed(fn):
@@ -1178,7 +1284,7 @@ class Templar:
             tmpl = env.rustle_cache.get(key)
             if tmpl is None:
                 tmpl = env.rustle_cache[key] = env.from_string(text)
-            ctx = tmpl.new_context(env.rustle_vars(scope, env.globals), shared=True)
+            ctx = tmpl.new_context(_vars_class(env, text)(scope, env.globals), shared=True)
             chunks = list(tmpl.root_render_func(ctx))
         except TemplateError:
             raise
@@ -1209,7 +1315,7 @@ class Templar:
         if native is None:
             from jinja2.nativetypes import NativeCodeGenerator
 
-            class CodeGenerator(NativeCodeGenerator):
+            class CodeGenerator(_capturing(NativeCodeGenerator)):
                 def _output_const_repr(self, group):
                     group = list(group)  # one constant stays itself (ansible-core's generator)
                     return repr(group[0]) if len(group) == 1 else repr("".join(map(str, group)))
@@ -1281,7 +1387,7 @@ class Templar:
             if tmpl is None:
                 tmpl = env.compile_expression(expression, undefined_to_none=False)._template
                 env.rustle_cache[("e", expression)] = tmpl
-            ctx = tmpl.new_context(env.rustle_vars(scope, env.globals), shared=True)
+            ctx = tmpl.new_context(_vars_class(env, expression)(scope, env.globals), shared=True)
             for _ in tmpl.root_render_func(ctx):
                 pass
             value = ctx.vars["result"]
