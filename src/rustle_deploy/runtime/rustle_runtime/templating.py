@@ -532,8 +532,12 @@ class VarScope:
         return [self[k] for k in self.keys()]
 
     def flat(self):
-        """A plain dict of every layered variable, templated (no facts)."""
-        return dict(self.items())
+        """A plain dict of every layered variable, templated (no facts), and ``hostvars``: what
+        ansible-core 2.19 gives for ``{{ vars }}`` or ``{{ hostvars[host] }}`` as a whole value."""
+        out = dict(self.items())
+        for name, make in self._special.items():
+            out.setdefault(name, make())
+        return out
 
 
 _ENV = None
@@ -1222,7 +1226,7 @@ class Templar:
                     result = self.evaluate(expression, scope, kind="template")
                 if body is not value and isinstance(result, str) and not result.endswith("\n"):
                     result = unsafe(result + "\n") if isinstance(result, UnsafeText) else result + "\n"
-                return result
+                return result.flat() if isinstance(result, VarScope) else result
             return self.render(value, scope)
         if isinstance(value, _UNSAFE):
             return value
