@@ -465,7 +465,7 @@ class VarScope:
             return value
         if has_template(value):
             if self._depth > 30:
-                raise TemplateError(f"recursive loop detected in template string for variable '{key}'")
+                raise TemplateError("Recursive loop detected in template: maximum recursion depth exceeded")  # ansible-core's words
             self._depth += 1
             try:
                 return self.templar.template(value, self)
