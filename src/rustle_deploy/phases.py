@@ -428,11 +428,15 @@ def file_reads(task: Task) -> set[str]:
     out: set[str] = set()
     for leaf in _leaves(task):
         listing = leaf.extras.get("vars_dir") or {}
+        render = leaf.extras.get("run_time_render") or {}
         for name, paths in (leaf.extras.get("run_time_files") or {}).items():
             kind = "vars" if leaf.short_module == "include_vars" else "file"
             if listing.get("run_time") == name:  # include_vars dir: walked with its options
                 out.add(FILE + json.dumps([str(name), "vars_dir", [str(p) for p in paths],
                                            listing.get("options") or {}], sort_keys=True))
+                continue
+            if name in render:  # a name over a host's data: the controller renders it (fleetops)
+                out.add(FILE + json.dumps([str(name), kind, [], {"render": render[name]}], sort_keys=True))
                 continue
             out.add(FILE + json.dumps([str(name), kind, [str(p) for p in paths]]))
     return out
@@ -441,7 +445,8 @@ def file_reads(task: Task) -> set[str]:
 def file_read(read: str) -> tuple[str, str, list[str], dict[str, Any]] | None:
     """(name, kind, candidate paths, options) of a FILE read; None for any other read. The
     kind is ``file``, ``vars`` (a vars file) or ``vars_dir`` (include_vars' dir, whose walk
-    takes the options)."""
+    takes the options); a ``file`` whose options hold ``render`` is named by a template over
+    a host's data (no paths: the controller renders it for each host)."""
     if not read.startswith(FILE):
         return None
     name, kind, paths, *options = json.loads(read[len(FILE):])

@@ -4,7 +4,9 @@ ansible-core's copy target makes ``source_recursive`` beside the playbook with t
 to localhost, then copies it (with and without a trailing slash) by that relative name: Ansible
 looks for it only when the task runs. rustle-deploy cannot embed it at compile time; it reads it
 when the task's phase starts (``run_time_files``, a directory as a tree: fleetops) and the
-host's copy walks it as a directory ``src``. Both tools run the same playbook over one
+host's copy walks it as a directory ``src``. A ``src`` named by a value the run registered
+(``{{ made_dir }}/tree``, ``made_dir`` set from a delegated ``mktemp``) is rendered by the
+controller over the host's values when that phase starts, and read then. Both tools run the same playbook over one
 ``ansible_connection=local`` host, each in its own directory (the working directory: the
 delegated tasks' relative paths are made there); compared: the files copied (and their
 modes: a copy with mode=preserve keeps its source's) and the tasks' ``changed``.
@@ -43,10 +45,45 @@ PLAYBOOK = """- hosts: all
       register: again
     - name: a file of the playbook's, its mode kept
       copy: {src: preserved.txt, dest: "{{ out }}/preserved.txt", mode: preserve}
+    - name: a private directory on the controller, named by the run
+      command: mktemp -d "{{ scratch }}/made.XXXXXX"
+      delegate_to: localhost
+      register: made
+    - set_fact: {made_dir: "{{ made.stdout }}"}
+    - name: a tree in it
+      file: {path: "{{ made_dir }}/tree/sub", state: directory}
+      delegate_to: localhost
+    - name: a file in the tree
+      copy: {content: "y\\n", dest: "{{ made_dir }}/tree/sub/g"}
+      delegate_to: localhost
+    - name: a file beside it
+      copy: {content: "z\\n", dest: "{{ made_dir }}/single.txt"}
+      delegate_to: localhost
+    - name: a template beside it
+      copy: {content: "{% raw %}rc={{ made.rc }}{% endraw %}\\n", dest: "{{ made_dir }}/t.j2"}
+      delegate_to: localhost
+    - name: the registered directory itself
+      copy: {src: "{{ made_dir }}/tree", dest: "{{ out }}/registered/"}
+      register: reg_whole
+    - name: the registered directory's contents
+      copy: {src: "{{ made_dir }}/tree/", dest: "{{ out }}/registered_contents/"}
+      register: reg_contents
+    - name: a registered file
+      copy: {src: "{{ made_dir }}/single.txt", dest: "{{ out }}/registered_single.txt"}
+      register: reg_single
+    - name: a registered template
+      template: {src: "{{ made_dir }}/t.j2", dest: "{{ out }}/registered_t.txt"}
+      register: reg_template
+    - name: a registered file that is not there
+      copy: {src: "{{ made_dir }}/missing.txt", dest: "{{ out }}/never.txt"}
+      register: reg_missing
+      ignore_errors: true
     - name: what changed
       copy:
         dest: "{{ out }}/changed.txt"
-        content: "{{ [whole.changed, contents.changed, again.changed] }}"
+        content: "{{ [whole.changed, contents.changed, again.changed, reg_whole.changed, reg_contents.changed,
+                      reg_single.changed, reg_template.changed, reg_missing.failed,
+                      reg_missing.msg | replace(made_dir, 'MADE')] }}"
 """
 
 
@@ -65,7 +102,8 @@ def runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
         (work / "files" / "preserved.txt").chmod(0o547)
         (work / "inv.ini").write_text(f"h ansible_connection=local ansible_python_interpreter={sys.executable} "
                                       f"rustle_remote_dir={work / 'remote'}\n")
-        args = ["-i", str(work / "inv.ini"), "-e", f"out={work / 'out'}"]
+        (work / "scratch").mkdir()
+        args = ["-i", str(work / "inv.ini"), "-e", f"out={work / 'out'}", "-e", f"scratch={work / 'scratch'}"]
         if tool == "ansible":
             proc = subprocess.run([str(ANSIBLE), str(work / "site.yml"), *args], capture_output=True, text=True,
                                   env=ansible_env(work), cwd=work, timeout=600)
@@ -95,4 +133,8 @@ def test_a_directory_made_on_the_controller_is_copied_as_ansible_copies_it(runs:
     assert rustle["code"] == 0, rustle["text"]
     assert ansible["tree"]["made_here/sub/f"][0] == "x\n" and ansible["tree"]["contents/sub/f"][0] == "x\n"
     assert ansible["tree"]["preserved.txt"] == ("kept\n", oct(0o100547))
+    assert ansible["tree"]["registered/tree/sub/g"][0] == "y\n"
+    assert ansible["tree"]["registered_contents/sub/g"][0] == "y\n"
+    assert ansible["tree"]["registered_t.txt"][0] == "rc=0\n"
+    assert "Could not find or access 'MADE/missing.txt'" in ansible["tree"]["changed.txt"][0]
     assert rustle["tree"] == ansible["tree"], rustle["text"]
