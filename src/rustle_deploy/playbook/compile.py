@@ -2069,7 +2069,10 @@ class _Compiler:
                 # beside the playbook and in the task's roles (compiler/sources.py)
                 if ctx.role is not None:
                     self.source_roots.update(dict.fromkeys(c.role.path for c in ctx.role.chain()))
-                if not per_item and self.controller_tasks:
+                if not per_item and self.controller_tasks and value.lstrip().startswith(("{", "/", "~")) \
+                        and referenced_names(value) & self.runtime_names:
+                    # it may name a file an earlier task made on the controller: only then
+                    # does the task start a phase (a name over facts alone, or relative, does not)
                     self.render_at_run_time(value, layers, ctx, extras)
                 return args
             value = str(rendered)
@@ -2100,7 +2103,7 @@ class _Compiler:
 
     def render_at_run_time(self, value: str, layers: list[dict[str, Any]], ctx: Ctx,
                            extras: dict[str, Any]) -> None:
-        """A ``src`` a host's data names (``{{ made.stdout }}/dir``, a delegated ``mktemp``'s
+        """A ``src`` a value the play sets names (``{{ made.stdout }}/dir``, a delegated ``mktemp``'s
         result), after a task that ran on the controller: the file may be one the play made
         there, which Ansible reads when the task runs. The controller renders the name when
         the task's phase starts, over the host's values then (its registered results and
