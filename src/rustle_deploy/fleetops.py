@@ -768,7 +768,7 @@ def _run_time_files(reads: Sequence[tuple[str, str, list[str], dict[str, Any]]])
         path = next((p for p in paths if os.path.isfile(p)), None)
         if path is None and kind == "file":
             folder = next((p for p in paths if os.path.isdir(p)), None)
-            tree = _run_time_tree(name, folder) if folder is not None else None
+            tree = _run_time_tree(name, folder, options.get("follow", True)) if folder is not None else None
             if tree is not None:  # a copy src directory a task of the play made
                 out["trees"][name] = tree
             continue
@@ -787,10 +787,10 @@ def _run_time_files(reads: Sequence[tuple[str, str, list[str], dict[str, Any]]])
     return {k: v for k, v in out.items() if v}
 
 
-def _run_time_tree(name: str, folder: str) -> dict[str, Any] | None:
-    """A copy ``src`` directory as the compiler embeds one (compiler/sources.walk_tree), with
-    its files' bytes (``blobs``: sha256 -> base64); None when it holds too many entries (the
-    task then fails on the host as a missing source does)."""
+def _run_time_tree(name: str, folder: str, follow: bool) -> dict[str, Any] | None:
+    """A copy ``src`` directory as the compiler embeds one (compiler/sources.walk_tree; ``follow``:
+    the task's ``local_follow``), with its files' bytes (``blobs``: sha256 -> base64); None when
+    it holds too many entries (the task then fails on the host as a missing source does)."""
     import base64
     import hashlib
 
@@ -805,7 +805,7 @@ def _run_time_tree(name: str, folder: str) -> dict[str, Any] | None:
         return sha
 
     try:
-        tree = walk_tree(name, folder, True, digest)
+        tree = walk_tree(name, folder, follow, digest)
     except TreeTooLarge:
         return None
     return dict(tree, blobs=blobs)
@@ -875,6 +875,7 @@ class _Phased:
         name, kind, paths, options = read
         if not isinstance(options.get("render"), dict):
             return read
+        rest = {k: v for k, v in options.items() if k != "render"}
         from .runtime_index import import_runtime
 
         mod = import_runtime()
@@ -887,9 +888,9 @@ class _Phased:
         try:
             text = templar.template(name, mod.VarScope(layers, templar))
         except (mod.TemplateError, KeyError):
-            return name, kind, [], {}
+            return name, kind, [], rest
         path = os.path.expanduser(str(text))
-        return str(text), kind, ([path] if isinstance(text, str) and os.path.isabs(path) else []), {}
+        return str(text), kind, ([path] if isinstance(text, str) and os.path.isabs(path) else []), rest
 
     def merged_inventory(self, first: Sequence[str], shared: bool = False) -> dict[str, Any]:
         """What add_host and group_by changed, over every host's last state: the batch's hosts

@@ -435,10 +435,14 @@ def file_reads(task: Task) -> set[str]:
                 out.add(FILE + json.dumps([str(name), "vars_dir", [str(p) for p in paths],
                                            listing.get("options") or {}], sort_keys=True))
                 continue
+            options: dict[str, Any] = {}
+            if str(leaf.args.get("local_follow", True)).lower() in ("false", "no", "0", "off", "n"):
+                options["follow"] = False  # a copy src directory's symlinks are copied as links
             if name in render:  # a name over a host's data: the controller renders it (fleetops)
-                out.add(FILE + json.dumps([str(name), kind, [], {"render": render[name]}], sort_keys=True))
-                continue
-            out.add(FILE + json.dumps([str(name), kind, [str(p) for p in paths]]))
+                options["render"] = render[name]
+                paths = []
+            out.add(FILE + json.dumps([str(name), kind, [str(p) for p in paths], *([options] if options else [])],
+                                      sort_keys=True))
     return out
 
 

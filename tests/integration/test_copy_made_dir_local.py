@@ -6,7 +6,9 @@ looks for it only when the task runs. rustle-deploy cannot embed it at compile t
 when the task's phase starts (``run_time_files``, a directory as a tree: fleetops) and the
 host's copy walks it as a directory ``src``. A ``src`` named by a value the run registered
 (``{{ made_dir }}/tree``, ``made_dir`` set from a delegated ``mktemp``) is rendered by the
-controller over the host's values when that phase starts, and read then. Both tools run the same playbook over one
+controller over the host's values when that phase starts, and read then. A directory of the
+playbook's that such tasks change before it is copied is read when its task runs too (with
+``local_follow: false`` its links stay links). Both tools run the same playbook over one
 ``ansible_connection=local`` host, each in its own directory (the working directory: the
 delegated tasks' relative paths are made there); compared: the files copied (and their
 modes: a copy with mode=preserve keeps its source's) and the tasks' ``changed``.
@@ -14,8 +16,10 @@ modes: a copy with mode=preserve keeps its source's) and the tasks' ``changed``.
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -78,11 +82,20 @@ PLAYBOOK = """- hosts: all
       copy: {src: "{{ made_dir }}/missing.txt", dest: "{{ out }}/never.txt"}
       register: reg_missing
       ignore_errors: true
+    - name: a file added on the controller to a directory of the playbook's
+      copy: {content: "added\\n", dest: files/existing/added.txt}
+      delegate_to: localhost
+    - name: and a link to it
+      file: {src: added.txt, dest: files/existing/link, state: link}
+      delegate_to: localhost
+    - name: that directory, its links kept
+      copy: {src: existing/, dest: "{{ out }}/existing/", local_follow: false}
+      register: existing
     - name: what changed
       copy:
         dest: "{{ out }}/changed.txt"
         content: "{{ [whole.changed, contents.changed, again.changed, reg_whole.changed, reg_contents.changed,
-                      reg_single.changed, reg_template.changed, reg_missing.failed,
+                      reg_single.changed, reg_template.changed, reg_missing.failed, existing.changed,
                       reg_missing.msg | replace(made_dir, 'MADE')] }}"
 """
 
@@ -100,6 +113,8 @@ def runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
         (work / "files").mkdir()
         (work / "files" / "preserved.txt").write_text("kept\n")
         (work / "files" / "preserved.txt").chmod(0o547)
+        (work / "files" / "existing").mkdir()
+        (work / "files" / "existing" / "there.txt").write_text("there\n")
         (work / "inv.ini").write_text(f"h ansible_connection=local ansible_python_interpreter={sys.executable} "
                                       f"rustle_remote_dir={work / 'remote'}\n")
         (work / "scratch").mkdir()
@@ -122,9 +137,14 @@ def runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
             text = (work / "rustle.out").read_text()
         root = work / "out"
         out[tool] = {"code": code, "text": text,
-                     "tree": {str(p.relative_to(root)): (p.read_text() if p.is_file() else "/", oct(p.stat().st_mode))
-                              for p in sorted(root.rglob("*"))}}
+                     "tree": {str(p.relative_to(root)): _entry(p) for p in sorted(root.rglob("*"))}}
     return out
+
+
+def _entry(path: Path) -> tuple[str, str]:
+    if path.is_symlink():
+        return "-> " + os.readlink(path), "link"
+    return (path.read_text() if path.is_file() else "/"), oct(path.stat().st_mode)
 
 
 def test_a_directory_made_on_the_controller_is_copied_as_ansible_copies_it(runs: dict[str, Any]) -> None:
@@ -137,4 +157,5 @@ def test_a_directory_made_on_the_controller_is_copied_as_ansible_copies_it(runs:
     assert ansible["tree"]["registered_contents/sub/g"][0] == "y\n"
     assert ansible["tree"]["registered_t.txt"][0] == "rc=0\n"
     assert "Could not find or access 'MADE/missing.txt'" in ansible["tree"]["changed.txt"][0]
+    assert ansible["tree"]["existing/added.txt"][0] == "added\n" and ansible["tree"]["existing/link"][0] == "-> added.txt"
     assert rustle["tree"] == ansible["tree"], rustle["text"]

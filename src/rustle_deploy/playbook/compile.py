@@ -2088,6 +2088,12 @@ class _Compiler:
                             f"put it in the role's {'files' if module == 'copy' else 'templates'}/ "
                             "directory or beside the playbook", ds,
                             key if key is not None else _NO_KEY, value=True)
+        if module == "copy" and self.controller_tasks and os.path.isdir(found):
+            # a directory an earlier task on the controller may have changed (ansible-core's copy
+            # target adds symlinks and an empty directory to its role's files/ so): read when the
+            # task runs, as Ansible reads it, with the task's local_follow (fleetops)
+            extras["run_time_files"] = dict(extras.get("run_time_files") or {}, **{value: [found]})
+            return dict(args, src=value)
         out = dict(args)
         # a directory copies itself, or with a trailing slash its contents (as Ansible's copy)
         out["src"] = found + "/" if os.path.isdir(found) and value.endswith("/") else found
