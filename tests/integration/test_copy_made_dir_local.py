@@ -8,7 +8,8 @@ host's copy walks it as a directory ``src``. A ``src`` named by a value the run 
 (``{{ made_dir }}/tree``, ``made_dir`` set from a delegated ``mktemp``) is rendered by the
 controller over the host's values when that phase starts, and read then. A directory of the
 playbook's that such tasks change before it is copied is read when its task runs too (with
-``local_follow: false`` its links stay links). Both tools run the same playbook over one
+``local_follow: false`` its links stay links; followed, a broken link or one that would loop
+stays a link, as ansible-core's copy walks a directory). Both tools run the same playbook over one
 ``ansible_connection=local`` host, each in its own directory (the working directory: the
 delegated tasks' relative paths are made there); compared: the files copied (and their
 modes: a copy with mode=preserve keeps its source's) and the tasks' ``changed``.
@@ -91,11 +92,14 @@ PLAYBOOK = """- hosts: all
     - name: that directory, its links kept
       copy: {src: existing/, dest: "{{ out }}/existing/", local_follow: false}
       register: existing
+    - name: a directory whose links cannot all be followed
+      copy: {src: linked, dest: "{{ out }}/"}
+      register: linked
     - name: what changed
       copy:
         dest: "{{ out }}/changed.txt"
         content: "{{ [whole.changed, contents.changed, again.changed, reg_whole.changed, reg_contents.changed,
-                      reg_single.changed, reg_template.changed, reg_missing.failed, existing.changed,
+                      reg_single.changed, reg_template.changed, reg_missing.failed, existing.changed, linked.changed,
                       reg_missing.msg | replace(made_dir, 'MADE')] }}"
 """
 
@@ -115,6 +119,12 @@ def runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
         (work / "files" / "preserved.txt").chmod(0o547)
         (work / "files" / "existing").mkdir()
         (work / "files" / "existing" / "there.txt").write_text("there\n")
+        linked = work / "files" / "linked"
+        (linked / "sub").mkdir(parents=True)
+        (linked / "f.txt").write_text("f\n")
+        for link, target in (("self", "self"), ("dangling", "nowhere"), ("up", "../linked"), ("sub/back", "../"),
+                             ("sub/f_link", "../f.txt")):
+            (linked / link).symlink_to(target)
         (work / "inv.ini").write_text(f"h ansible_connection=local ansible_python_interpreter={sys.executable} "
                                       f"rustle_remote_dir={work / 'remote'}\n")
         (work / "scratch").mkdir()
@@ -158,4 +168,7 @@ def test_a_directory_made_on_the_controller_is_copied_as_ansible_copies_it(runs:
     assert ansible["tree"]["registered_t.txt"][0] == "rc=0\n"
     assert "Could not find or access 'MADE/missing.txt'" in ansible["tree"]["changed.txt"][0]
     assert ansible["tree"]["existing/added.txt"][0] == "added\n" and ansible["tree"]["existing/link"][0] == "-> added.txt"
+    # followed where it can be; a broken link, and one that would loop, copied as links
+    assert ansible["tree"]["linked/self"][0] == "-> self" and ansible["tree"]["linked/sub/back"][0] == "-> ../"
+    assert ansible["tree"]["linked/sub/f_link"][0] == "f\n"
     assert rustle["tree"] == ansible["tree"], rustle["text"]
