@@ -64,6 +64,12 @@ PLAYBOOK = """- hosts: all
     - name: a file beside it
       copy: {content: "z\\n", dest: "{{ made_dir }}/single.txt"}
       delegate_to: localhost
+    - name: a directory for one file
+      file: {path: "{{ made_dir }}/one", state: directory}
+      delegate_to: localhost
+    - name: a directory holding one file, its mode odd
+      copy: {content: "o\\n", dest: "{{ made_dir }}/one/only.txt", mode: "0751"}
+      delegate_to: localhost
     - name: a template beside it
       copy: {content: "{% raw %}rc={{ made.rc }}{% endraw %}\\n", dest: "{{ made_dir }}/t.j2"}
       delegate_to: localhost
@@ -73,6 +79,12 @@ PLAYBOOK = """- hosts: all
     - name: the registered directory's contents
       copy: {src: "{{ made_dir }}/tree/", dest: "{{ out }}/registered_contents/"}
       register: reg_contents
+    - name: the directory holding one file
+      copy: {src: "{{ made_dir }}/one", dest: "{{ out }}/one_copy"}
+      register: reg_one
+    - name: the directory holding one file, modes kept
+      copy: {src: "{{ made_dir }}/one", dest: "{{ out }}/one_preserved", mode: preserve}
+      register: reg_one_preserved
     - name: a registered file
       copy: {src: "{{ made_dir }}/single.txt", dest: "{{ out }}/registered_single.txt"}
       register: reg_single
@@ -99,7 +111,8 @@ PLAYBOOK = """- hosts: all
       copy:
         dest: "{{ out }}/changed.txt"
         content: "{{ [whole.changed, contents.changed, again.changed, reg_whole.changed, reg_contents.changed,
-                      reg_single.changed, reg_template.changed, reg_missing.failed, existing.changed, linked.changed,
+                      reg_single.changed, reg_template.changed, reg_missing.failed, existing.changed, linked.changed, reg_one.changed, reg_one_preserved.changed,
+                      reg_one.dest | default('') | replace(out, 'OUT'),
                       reg_missing.msg | replace(made_dir, 'MADE')] }}"
 """
 
@@ -171,4 +184,5 @@ def test_a_directory_made_on_the_controller_is_copied_as_ansible_copies_it(runs:
     # followed where it can be; a broken link, and one that would loop, copied as links
     assert ansible["tree"]["linked/self"][0] == "-> self" and ansible["tree"]["linked/sub/back"][0] == "-> ../"
     assert ansible["tree"]["linked/sub/f_link"][0] == "f\n"
+    assert ansible["tree"]["one_preserved/one/only.txt"] == ("o\n", oct(0o100751))
     assert rustle["tree"] == ansible["tree"], rustle["text"]

@@ -29,6 +29,7 @@ import hashlib
 import os
 import pwd
 import re
+import stat
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
@@ -451,8 +452,13 @@ def walk_tree(name: str, path: str, follow: bool, digest: Callable[[str], str]) 
     prefix = "" if name.endswith("/") else os.path.basename(top)
     entries: dict[str, Any] = {}
     links: dict[str, str] = {}
+    modes: dict[str, str] = {}  # each file's mode, for mode=preserve
     if prefix:
         entries[prefix] = None
+
+    def add(rel: str, full: str) -> None:
+        entries[rel] = digest(full)
+        modes[rel] = f"0{stat.S_IMODE(os.stat(full).st_mode):03o}"
 
     def key(where: str) -> tuple[int, int]:
         found = os.stat(where)
@@ -467,11 +473,11 @@ def walk_tree(name: str, path: str, follow: bool, digest: Callable[[str], str]) 
                 rel = os.path.normpath(os.path.join(base, rel_root, f))
                 if os.path.islink(full):
                     if follow and os.path.isfile(os.path.realpath(full)):
-                        entries[rel] = digest(os.path.realpath(full))
+                        add(rel, os.path.realpath(full))
                     else:
                         links[rel] = os.readlink(full)
                 elif os.path.isfile(full):
-                    entries[rel] = digest(full)
+                    add(rel, full)
             for d in dirs:
                 full = os.path.join(root, d)
                 rel = os.path.normpath(os.path.join(base, rel_root, d))
@@ -501,4 +507,4 @@ def walk_tree(name: str, path: str, follow: bool, digest: Callable[[str], str]) 
 
     walk(top, prefix, frozenset({key(top)}))
     full_path = top + "/" if name.endswith("/") else top
-    return {"path": full_path, "entries": entries, "links": links}
+    return {"path": full_path, "entries": entries, "links": links, "modes": modes}

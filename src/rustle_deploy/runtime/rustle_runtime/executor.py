@@ -706,7 +706,8 @@ class Runner:
         for data in (sent.get("blobs") or {}).values():
             raw = base64.b64decode(data)
             blobs[hexdigest("sha256", raw)] = raw  # named by what arrived, not by the sender's word
-        tree = {"path": sent.get("path"), "entries": sent["entries"], "links": sent.get("links") or {}}
+        tree = {"path": sent.get("path"), "entries": sent["entries"], "links": sent.get("links") or {},
+                "modes": sent.get("modes") or {}}
         return tree, blobs
 
     def tmpdir(self):
