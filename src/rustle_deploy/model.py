@@ -17,7 +17,7 @@ TASK_EXTENSIONS = (
     "loop_with", "role", "params", "include", "include_choice", "include_error", "include_once", "role_once",
     "vars_data",
     "collections", "args_template", "async", "poll", "vars_dir", "include_result", "action_ds",
-    "connection_vars", "delegate_implicit", "run_time_files", "vars_paths",
+    "connection_vars", "delegate_implicit", "run_time_files", "run_time_render", "vars_paths",
     "origins",
 )
 
