@@ -580,6 +580,9 @@ class Runner:
         # the includes (compiled ids) that ran on this host: an include_role's handlers answer a
         # notify only after it (their "included_by"), as ansible-core adds them when it loads the role
         self._includes_ran = set()
+        # the public include_roles that ran on this host ([play index, role key], in order): their
+        # roles' defaults and vars are the play's from then on, as ansible-core exposes them
+        self._exposed = []
         # facts a module returned (getent_passwd...): variables of their own name too, at the
         # host facts' precedence (above inventory, below play vars), as INJECT_FACTS_AS_VARS does
         self.module_facts = {}
@@ -832,14 +835,23 @@ class Runner:
         self.host_vars["groups"] = known
         self.host_vars["group_names"] = sorted(g for g, m in known.items() if self.host in m and g != "all")
 
+    def _exposed_roles(self):
+        """The roles of the play's public include_roles that ran here, in the order they ran."""
+        play = self._play or {}
+        roles = play.get("roles") or {}
+        return [roles[key] for index, key in self._exposed if index == play.get("index") and key in roles]
+
     def _base_scope(self):
         play = self._play or {}
+        exposed = self._exposed_roles()
         layers = [play["defaults"]] if play.get("defaults") else []
+        layers.extend(r["defaults"] for r in exposed if r.get("defaults"))
         layers.append(self.host_vars)
         if self.module_facts:
             layers.append(self.module_facts)
         if play.get("vars"):
             layers.append(play["vars"])
+        layers.extend(r["vars"] for r in exposed if r.get("vars"))
         if self.included_vars:
             layers.append(self.included_vars)
         layers.append(self.runtime_vars)
@@ -871,6 +883,7 @@ class Runner:
             self._phase_failures = dict(state.get("phase_failures") or {})
             self._ended = set(state.get("ended") or ())
             self._includes_ran = set(state.get("includes_ran") or ())
+            self._exposed = [list(x) for x in state.get("exposed") or ()]
             self._apply_added(state.get("inventory"))
         if self.inject.get("files"):  # what lookup('file') of a file the play created reads
             from . import lookups
@@ -914,6 +927,8 @@ class Runner:
                  "inventory": self._added}
         if self._includes_ran:
             state["includes_ran"] = sorted(self._includes_ran)
+        if self._exposed:
+            state["exposed"] = self._exposed
         if self._phase_failures:
             state["phase_failures"] = self._phase_failures
         if self.carry and not failed:
@@ -1040,6 +1055,11 @@ class Runner:
         live = self.host_vars.get("ansible_play_hosts") or [self.host]
         if include is not None and task.get("include_once") and live[0] != self.host:
             return  # a run_once include: ansible-core processes it for the play's first host only
+        # an include cut into phases, after its first phase: its condition was decided there,
+        # once, as ansible-core decides it (its tasks may change what it reads)
+        later = include is not None and self.phase is not None and task.get("phase", self.phase) < self.phase
+        if later and (task.get("when") or task.get("skip_when")) and task.get("id") not in self._includes_ran:
+            return  # skipped in its first phase, which reported it
         shown, warning = self._name(task, "include", is_handler)
         head = {"id": task.get("id"), "task": shown, "module": "include"}
         if warning:
@@ -1063,7 +1083,7 @@ class Runner:
                 control = self._loop_control(task, scope)
                 rounds = [(scope.child(lv), lv) for lv in (_loop_vars(control, items, i) for i in range(len(items)))]
             runs = [(item_scope, layer) for item_scope, layer in rounds
-                    if self._skip_reason(task, item_scope) is None]
+                    if later or self._skip_reason(task, item_scope) is None]
         except TemplateError as exc:
             # as ansible-core's include task fails: its own ignore_errors applies
             ignore = task.get("ignore_errors") if include is not None else None
@@ -1096,6 +1116,12 @@ class Runner:
             return
         if task.get("include") is not None:
             self._includes_ran.add(task.get("id"))
+            # an include_role's role chosen by name (a role choice): its handlers wait for its block's id
+            self._includes_ran.update(pick.get("id") for pick in picks if pick is not task and pick.get("id"))
+            for public in [task.get("public"), *(pick.get("public") for pick in picks if pick is not task)]:
+                seen = [(self._play or {}).get("index"), public]
+                if public and seen not in self._exposed:
+                    self._exposed.append(seen)
         if include is not None:
             if "loop" in task:  # one result for the loop, before its items run, as Ansible reports it
                 self._container_event(head, {"changed": False, "msg": "All items completed",
@@ -1452,7 +1478,9 @@ class Runner:
     def _task_scope(self, task):
         play = self._play or {}
         role = (play.get("roles") or {}).get(task["role"]) if task.get("role") else None
+        exposed = self._exposed_roles()
         layers = [play["defaults"]] if play.get("defaults") else []
+        layers.extend(r["defaults"] for r in exposed if r.get("defaults"))
         if role and role.get("defaults"):
             layers.append(role["defaults"])
         layers.append(self.host_vars)
@@ -1460,6 +1488,7 @@ class Runner:
             layers.append(self.module_facts)
         if play.get("vars"):
             layers.append(play["vars"])
+        layers.extend(r["vars"] for r in exposed if r.get("vars"))
         if role and role.get("vars"):
             layers.append(role["vars"])
         if task.get("vars"):
