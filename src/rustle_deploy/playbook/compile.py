@@ -1355,8 +1355,17 @@ class _Compiler:
         module, args, delegate, action_key = self.action(src, ds, ctx)
         if has_template(module):  # `action: "{{ name }}"`: ansible-core templates it per host
             layers = [*self._layers(ctx, st), ds["vars"] if isinstance(ds.get("vars"), dict) else {}]
-            module = str(self.controller_value(src, ds, action_key, module, layers, "a templated module name",
-                                               dynamic=True)).strip()
+            rendered = self.controller_value(src, ds, action_key, module, layers, "a templated module name",
+                                             dynamic=True)
+            if not isinstance(rendered, str):  # `action: {module: "{{ entire_task }}"}` over a mapping
+                self.check_task_keys(src, ds, kw.HANDLER if ctx.handler else kw.TASK, action_key)
+                reason = (f"the task's action {module!r} renders to a {_kind(rendered)}, not a module name: "
+                          "ansible-core stops the run here (\"Unexpected Exception, this is probably a bug\")")
+                self.failed_include(src, ds, origin, module, ctx, st, out, base, module,
+                                    {"reason": reason, "errored": True, "action": True}, {},
+                                    name=self.display_name(ds, module, ctx))
+                return
+            module = str(rendered).strip()
         short = _short(module)
         if short in _INCLUDES:
             if short.endswith("_tasks"):

@@ -1064,6 +1064,12 @@ class Runner:
         head = {"id": task.get("id"), "task": shown, "module": "include"}
         if warning:
             head["warnings"] = [warning]
+        missing = task.get("include_error")
+        if include is not None and isinstance(missing, dict) and missing.get("action"):
+            # a task whose templated action renders to no module name: ansible-core stops the run
+            # when it reaches the task, before its condition, with no result of the task
+            self._include_failed(head, task, missing, counted=False)
+            return
         scope = self._task_scope(task)
         rounds = [(scope, {})]
         register = task.get("register") if include is not None else None
@@ -1164,7 +1170,7 @@ class Runner:
             raise TemplateError(index)
         return task["block"][index]
 
-    def _include_failed(self, head, task, missing):
+    def _include_failed(self, head, task, missing, counted=True):
         """An include whose file or role could not be loaded (``include_error``), after its
         ``included`` result: it fails the host with ansible-core's result (``include``,
         ``reason``; no ignore_errors applies, and ansible-core counts the include as failed
@@ -1179,7 +1185,8 @@ class Runner:
             self.errored = reason
             self._unreachable_hit = True  # no rescue, no always: the run stops here
             head = dict(head, errored=True)
-        self.stats["ok"] -= 1
+        if counted:  # its included result was counted ok
+            self.stats["ok"] -= 1
         self._failed_at_end = True
         self._container_event(head, result, task.get("include"))
 
