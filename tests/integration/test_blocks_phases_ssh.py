@@ -149,7 +149,8 @@ PLAYBOOK = """\
 
 # includes with a condition whose tasks run differently: cut inside, the condition decided once,
 # in the include's first phase, as ansible-core decides it (mixed_when.yml's first task makes it
-# false; l1 passes the second include by in each of its phases)
+# false; l1 passes the second include by in each of its phases; l1 takes no part in the third's
+# first phase, run_once on l0, and decides it in the next)
 - hosts: l
   gather_facts: false
   tasks:
@@ -157,6 +158,8 @@ PLAYBOOK = """\
       when: flag is not defined
     - include_tasks: mixed_skip.yml
       when: inventory_hostname == 'l0'
+    - include_tasks: mixed_once_first.yml
+      when: flag == 'set'
 
 # a block's always reading (hostvars) what another host's rescue set (ansible-core's handlers
 # test_flush_in_rescue_always.yml): the block is cut before the read, so i1 sees i0's value
@@ -208,6 +211,12 @@ MIXED_WHEN = """\
 - copy: {content: "{{ once.stdout }} {{ flag }}\\n", dest: "{{ root }}/once.txt"}
 """
 
+MIXED_ONCE_FIRST = """\
+- command: echo once
+  run_once: true
+- copy: {content: "{{ flag }}\\n", dest: "{{ root }}/after-once.txt"}
+"""
+
 MIXED_SKIP = """\
 - copy: {content: "first\\n", dest: "{{ root }}/skip-first.txt"}
 - command: echo once
@@ -223,6 +232,7 @@ def test_run_once_any_errors_fatal_and_live_hosts_inside_blocks_as_in_ansible(
     (tmp_path / "mixed.yml").write_text(MIXED)
     (tmp_path / "mixed_when.yml").write_text(MIXED_WHEN)
     (tmp_path / "mixed_skip.yml").write_text(MIXED_SKIP)
+    (tmp_path / "mixed_once_first.yml").write_text(MIXED_ONCE_FIRST)
     (tmp_path / "templates").mkdir()
     (tmp_path / "templates" / "live.j2").write_text("{{ ansible_play_hosts | join(',') }}\n")
     (tmp_path / "templates" / "outer.j2").write_text("{% include 'live.j2' %}")
@@ -249,8 +259,9 @@ def test_run_once_any_errors_fatal_and_live_hosts_inside_blocks_as_in_ansible(
     assert files["g0"] == {} and files["g1"] == {"notify.txt": "notify\n", "handler.txt": "g1\n"}
     assert files["h1"] == {"first.txt": "h1\n", "once.txt": "once-h0\n"}
     # the conditions decided once: each host ran all of the first include, only l0 the second
-    assert files["l0"] == {"once.txt": "once-l0 set\n", "skip-first.txt": "first\n", "skip-last.txt": "last\n"}
-    assert files["l1"] == {"once.txt": "once-l0 set\n"}
+    assert files["l0"] == {"once.txt": "once-l0 set\n", "skip-first.txt": "first\n", "skip-last.txt": "last\n",
+                           "after-once.txt": "set\n"}
+    assert files["l1"] == {"once.txt": "once-l0 set\n", "after-once.txt": "set\n"}
     assert files["i0"] == files["i1"] == {"always.txt": "True"}  # a lone expression: no newline (both tools)
     assert files["k0"] == {} and files["k1"] == {"live-include.txt": "k1"}
     assert files["j0"] == {} and files["j1"] == {"notify.txt": "notify\n", "handler.txt": "j1\n"}

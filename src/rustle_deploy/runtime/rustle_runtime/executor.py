@@ -583,6 +583,7 @@ class Runner:
         # the public include_roles that ran on this host ([play index, role key], in order): their
         # roles' defaults and vars are the play's from then on, as ansible-core exposes them
         self._exposed = []
+        self._includes_skipped = set()  # the includes cut into phases that this host skipped
         # facts a module returned (getent_passwd...): variables of their own name too, at the
         # host facts' precedence (above inventory, below play vars), as INJECT_FACTS_AS_VARS does
         self.module_facts = {}
@@ -884,6 +885,7 @@ class Runner:
             self._ended = set(state.get("ended") or ())
             self._includes_ran = set(state.get("includes_ran") or ())
             self._exposed = [list(x) for x in state.get("exposed") or ()]
+            self._includes_skipped = set(state.get("includes_skipped") or ())
             self._apply_added(state.get("inventory"))
         if self.inject.get("files"):  # what lookup('file') of a file the play created reads
             from . import lookups
@@ -929,6 +931,8 @@ class Runner:
             state["includes_ran"] = sorted(self._includes_ran)
         if self._exposed:
             state["exposed"] = self._exposed
+        if self._includes_skipped:
+            state["includes_skipped"] = sorted(self._includes_skipped)
         if self._phase_failures:
             state["phase_failures"] = self._phase_failures
         if self.carry and not failed:
@@ -1055,11 +1059,13 @@ class Runner:
         live = self.host_vars.get("ansible_play_hosts") or [self.host]
         if include is not None and task.get("include_once") and live[0] != self.host:
             return  # a run_once include: ansible-core processes it for the play's first host only
-        # an include cut into phases, after its first phase: its condition was decided there,
-        # once, as ansible-core decides it (its tasks may change what it reads)
-        later = include is not None and self.phase is not None and task.get("phase", self.phase) < self.phase
-        if later and (task.get("when") or task.get("skip_when")) and task.get("id") not in self._includes_ran:
-            return  # skipped in its first phase, which reported it
+        # an include cut into phases, after a phase of it that this host ran: its condition was
+        # decided then, once, as ansible-core decides it (its tasks may change what it reads), and
+        # reported; a host that ran none of its earlier phases (a run_once one) decides it now
+        later = include is not None and self.phase is not None and task.get("phase", self.phase) < self.phase \
+            and (task.get("id") in self._includes_ran or task.get("id") in self._includes_skipped)
+        if later and task.get("id") in self._includes_skipped:
+            return
         shown, warning = self._name(task, "include", is_handler)
         head = {"id": task.get("id"), "task": shown, "module": "include"}
         if warning:
@@ -1106,9 +1112,11 @@ class Runner:
         except TemplateError as exc:  # no file to load: no ignore_errors applies
             self._container_event(head, {"failed": True, "changed": False, "msg": str(exc)}, include)
             return
-        if include is not None and self.phase is not None and task.get("phase", self.phase) < self.phase:
-            include = None  # an include cut into phases: its first phase reported it
+        if later:
+            include = None  # an include cut into phases: an earlier phase reported it
         if not runs:
+            if include is not None and self.phase is not None and "phase" in task:
+                self._includes_skipped.add(task.get("id"))  # for its later phases
             if include is not None:
                 reason = {"skip_reason": "Conditional result was False"}
                 if not rounds:
