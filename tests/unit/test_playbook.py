@@ -641,3 +641,93 @@ def test_conditionals_that_may_not_be_booleans_record_where_their_value_came_fro
     assert again[1].extras["origins"] == tasks[1].extras["origins"]
     assert [[c.value for c in t.conditions if c.kind == "When"] for t in again[4:6]] == when
     assert isinstance(again[5].conditions[-1].value, Unsafe)
+
+
+def test_a_module_in_library_beside_an_imported_playbook_is_found_and_its_dir_kept_in_the_plan(tmp_path: Path) -> None:
+    module = ("#!/usr/bin/python\nfrom ansible.module_utils.basic import AnsibleModule\n"
+              "AnsibleModule(argument_spec={}).exit_json(changed=False)\n")
+    files = {"site.yml": "- import_playbook: sub/sub.yml\n",
+             "sub/sub.yml": "- hosts: localhost\n  gather_facts: false\n  tasks:\n    - hello:\n",
+             "sub/library/hello.py": module}
+    compiled = _compile(tmp_path, files)
+    # ansible-core adds each playbook's directory to its plugin paths when it loads it
+    assert compiled.plan.playbook_dirs == (str(tmp_path / "sub"),)
+    text = dump_plan(compiled.plan)
+    again = parse_plan(text.encode(), source="emitted.json", base_dir=str(tmp_path))
+    assert again.playbook_dirs == compiled.plan.playbook_dirs
+    # library/ beside neither playbook: no module by that name
+    files["other/library/hello.py"] = files.pop("sub/library/hello.py")
+    with pytest.raises(PlaybookError, match="unknown module 'hello'"):
+        _compile(tmp_path / "without", files)
+
+
+def test_include_role_names_over_loop_items_and_host_vars_compile_each_role_they_select(tmp_path: Path) -> None:
+    files = {"site.yml": """\
+- hosts: all
+  gather_facts: false
+  tasks:
+    - include_role: {name: "{{ item }}"}
+      loop: [a, b]
+    - include_role: {name: "{{ which }}"}
+    - include_role: {name: "{{ which }}", public: true}
+""", "roles/a/tasks/main.yml": "- debug: msg=a\n", "roles/b/tasks/main.yml": "- debug: msg=b\n",
+        "roles/b/vars/main.yml": "b_var: 1\n"}
+    compiled = _compile(tmp_path, files, "h1 which=a\nh2 which=c\n")
+    looped, by_host, public = compiled.plan.plays[0].batches[0].tasks
+    assert looped.extras["include_choice"]["select"] == {"a": 0, "b": 1}
+    assert [t.block[0].name for t in looped.block or () if t.block] == ["a : debug", "b : debug"]
+    # h2's role does not exist: only a host that selects it fails, with ansible-core's reason
+    select = by_host.extras["include_choice"]["select"]
+    assert select["a"] == 0 and "the role 'c' was not found" in select["c"]
+    # a public include_role's vars are the play's once it ran, not from the play's start
+    assert public.extras["include_choice"] and "b_var" not in compiled.plan.plays[0].vars
+    assert any(t.extras.get("public") for t in public.block or ())
+
+
+def test_a_public_include_role_is_exposed_when_it_runs_and_an_import_role_from_the_start(tmp_path: Path) -> None:
+    files = {"site.yml": """\
+- hosts: localhost
+  gather_facts: false
+  tasks:
+    - include_role: {name: dyn, public: true}
+    - import_role: {name: stat}
+""", "roles/dyn/tasks/main.yml": "- debug: msg=d\n", "roles/dyn/vars/main.yml": "dyn_var: 1\n",
+        "roles/stat/tasks/main.yml": "- debug: msg=s\n", "roles/stat/vars/main.yml": "stat_var: 1\n"}
+    play = _compile(tmp_path, files).plan.plays[0]
+    assert "stat_var" in play.vars and "dyn_var" not in play.vars
+    include = play.batches[0].tasks[0]
+    assert play.roles[include.extras["public"]]["vars"] == {"dyn_var": 1}
+
+
+def test_a_templated_action_rendering_to_a_mapping_errors_the_run_when_reached(tmp_path: Path) -> None:
+    files = {"site.yml": """\
+- hosts: localhost
+  gather_facts: false
+  vars:
+    entire_task: {include_role: {name: role1}}
+  tasks:
+    - name: Include an entire task
+      action:
+        module: "{{ entire_task }}"
+      tags: [never]
+"""}
+    (task,) = _compile(tmp_path, files).plan.plays[0].batches[0].tasks
+    error = task.extras["include_error"]
+    assert error["errored"] and error["action"] and "renders to a mapping" in error["reason"]
+
+
+@pytest.mark.parametrize("module", ["include_role", "import_role"])
+def test_a_role_as_a_handler_is_refused_with_ansible_cores_words(tmp_path: Path, module: str) -> None:
+    files = {"site.yml": f"""\
+- hosts: localhost
+  gather_facts: false
+  tasks:
+    - command: "true"
+      notify: h
+  handlers:
+    - name: h
+      {module}: {{name: anything}}
+"""}
+    with pytest.raises(PlaybookError, match=f"Using '{module}' as a handler is not supported.") as err:
+        _compile(tmp_path, files)
+    assert err.value.line == 7
