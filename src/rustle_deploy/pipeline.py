@@ -458,8 +458,8 @@ class Session:
 
     def no_runner_hosts(self, hosts: list[Host]) -> dict[str, RunnerFailure]:
         """Hosts the history saw unable to execute a runner (``auto_runner`` decides what they get)."""
-        if self.opts.get("format_") != "auto":
-            return {}
+        if self.opts.get("format_") != "auto" or not self.settings.state_db.exists():
+            return {}  # no history yet: it is created later, while the early handshakes run
         from .state import History
 
         with History(self.settings.state_db) as history:
