@@ -15,9 +15,10 @@ TASK_EXTENSIONS = (
     "any_errors_fatal", "throttle", "ignore_unreachable", "delegate_facts",
     # what the playbook front end adds (docs/playbooks.md, "Plan extensions")
     "loop_with", "role", "params", "include", "include_choice", "include_error", "include_once", "role_once",
+    "public",
     "vars_data",
     "collections", "args_template", "async", "poll", "vars_dir", "include_result", "action_ds",
-    "connection_vars", "delegate_implicit", "run_time_files", "vars_paths",
+    "connection_vars", "delegate_implicit", "run_time_files", "run_time_render", "vars_paths",
     "origins",
 )
 
@@ -190,6 +191,9 @@ class Plan:
     extra_vars: dict[str, Any] = field(default_factory=dict)  # above every other variable
     # the playbook's directory: its group_vars/ and host_vars/ apply, as Ansible's playbook_dir
     playbook_dir: str | None = None
+    # the directories of the playbooks it imports (import_playbook), whose library/,
+    # module_utils/ and *_plugins/ Ansible searches too, as it adds each playbook's when it loads it
+    playbook_dirs: tuple[str, ...] = ()
 
     def play_tasks(self, play: Play, host: str | None = None) -> list[Task]:
         """The distinct tasks of ``play`` (for ``host`` if given) in execution order.
@@ -249,6 +253,9 @@ class Host:
     # the plan sets ansible_become or a become password in play, role, block or task vars, which
     # win over the inventory's: a connection-level become is then decided per task on the host
     become_per_task: bool = False
+    # where the inventory wrote each of ``vars`` (ansible-core's origin tag: "FILE:LINE" in INI,
+    # "FILE:LINE:COLUMN" in YAML), with the value it was written for: name -> (origin, value)
+    origins: dict[str, tuple[str, Any]] = field(default_factory=dict, compare=False, repr=False)
 
     @property
     def address(self) -> str:
@@ -413,6 +420,22 @@ def own_vars(host: Host) -> dict[str, Any]:
     in an artifact other hosts share (docs/artifact.md, "Host variables")."""
     out = {k: v for k, v in host.vars.items() if k not in SECRET_VARS}
     out["group_names"] = sorted(g for g in host.groups if g != "all")  # "ungrouped" included, as Ansible
+    return out
+
+
+ORIGINS_VAR = "__rustle_origins"
+
+
+def run_vars(host: Host) -> dict[str, Any]:
+    """``own_vars`` as a run request carries them to the Python runtime: with, under
+    ``__rustle_origins``, where the inventory wrote each (name -> "FILE:LINE[:COLUMN]"), for
+    ansible-core's strict-conditional messages and ``origin`` filter. A value changed since it
+    was read (``replace(host, vars=...)``) has no origin."""
+    out = own_vars(host)
+    origins = {k: where for k, (where, value) in host.origins.items()
+               if k in out and out[k] is value}
+    if origins:
+        out[ORIGINS_VAR] = origins
     return out
 
 
