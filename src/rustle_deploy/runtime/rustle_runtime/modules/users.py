@@ -193,9 +193,7 @@ def _password_field(name):
 def user(ctx, args):
     """ansible.builtin.user (Linux shadow-utils, or libuser's l* commands with ``local``)."""
     c.check_unknown(args, USER_ARGS, "user")
-    c.refuse(args, "user", dict(dict.fromkeys(("umask", "hidden", "password_expire_max", "password_expire_min",
-                                               "password_expire_warn", "authorization", "profile", "role",
-                                               "login_class", "uid_min", "uid_max")), local=False))
+    c.refuse(args, "user", dict.fromkeys(("hidden", "authorization", "profile", "role", "login_class")))
     name = c.pop_arg(args, ("name", "user"))
     if not name:
         c.fail("missing required arguments: name")
@@ -599,7 +597,7 @@ def _describe(result, name, groups):
 def group(ctx, args):
     """ansible.builtin.group (Linux shadow-utils)."""
     c.check_unknown(args, GROUP_ARGS, "group")
-    c.refuse(args, "group", {"gid_min": None, "gid_max": None, "local": False})
+    c.refuse(args, "group", {"gid_min": None, "gid_max": None})
     name = args.get("name")
     if not name:
         c.fail("missing required arguments: name")
