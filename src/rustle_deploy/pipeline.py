@@ -713,10 +713,10 @@ class Session:
         # only the first batch's: the others are not to be touched before their turn.
         first = set(schedule.first_hosts()) if o.get("run_") else {h.name for h in hosts}
         runners = {h.name: self.host_runner(h) for h in hosts}  # a bad target: exit 2 before any ssh
-        if o.get("format_") == "auto":  # bridged tasks do not lower: those hosts get pyz
-            from .bridge.policy import pyz_hosts
+        if o.get("format_") == "auto":  # hosts whose plan cannot lower get pyz: start its agent
+            from .compiler.native import pyz_hosts
 
-            runners.update(dict.fromkeys(pyz_hosts(plan)))
+            runners.update(dict.fromkeys(pyz_hosts(plan, inv.resolve, hosts)))
         early = start_early([h for h in hosts if h.name in first], self.settings.ssh_client,
                             self.settings.hosts_at_once(plan.options.forks), lambda h: runners[h.name])
         try:

@@ -225,6 +225,49 @@ def test_auto_says_which_format_and_why_for_plans_that_do_not_lower(
     assert (root / "x").read_text() == "x\n"
 
 
+@pytest.mark.ssh
+def test_auto_opens_one_ssh_connection_per_host_whether_the_plan_lowers_or_not(
+    tmp_path: Path, sshd: Any, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, auto: Path
+) -> None:
+    """The ssh process started for each host before the build runs the agent the host gets:
+    pyz's for the hosts of a play with a module the runner does not implement (a plan naming its
+    hosts by group), the runner's for a plan that lowers; none is discarded for a second
+    connection, cold or warm."""
+    from rustle_deploy.transport import process
+
+    discarded: list[object] = []
+    real_discard = process.discard
+
+    def discard(popen: Any) -> None:
+        discarded.append(popen.args)
+        real_discard(popen)
+
+    monkeypatch.setattr(process, "discard", discard)
+    hosts = {}
+    for i in range(2):
+        h = sshd.host(f"one{i}", tmp_path / f"remote{i}")
+        hosts[h.name] = dict(h.vars)
+    inv = tmp_path / "inv.yml"
+    inv.write_text(yaml.safe_dump({"all": {"children": {"fleet": {"hosts": hosts}}}}))
+    root = tmp_path / "root"
+    root.mkdir()
+    copy = {"module": "copy", "args": {"content": "x\n", "dest": f"{root}/{{{{ inventory_hostname }}}}"}}
+    stats = {"name": "remember", "module": "set_stats", "args": {"data": {"x": 1}}}
+    for tag, tasks, native in (("pyz", [copy, stats], False), ("native", [copy], True)):
+        plan = make_plan(tmp_path / tag, tasks, hosts=("fleet",))
+        for attempt in ("cold", "warm"):
+            code, doc, err = cli(capsys, str(plan), "-i", str(inv), "--run", "--output", "json", "-v")
+            assert code == 0, err
+            said = "native for one0, one1: the plan lowers" if native else "pyz for one0, one1: the plan does not lower"
+            assert f"format: {said}" in err, err
+            assert sorted(h["name"] for h in doc["hosts"]) == ["one0", "one1"]
+            for h in doc["hosts"]:
+                assert h["ok"] and h["uploaded"] is (attempt == "cold"), h
+                assert (h["platform"]["python"] is None) is native, h
+            assert discarded == [], f"{tag} {attempt}: an early ssh process started with another agent's command"
+    assert sorted(p.name for p in root.iterdir()) == ["one0", "one1"]
+
+
 def test_auto_uses_pyz_without_cargo_or_a_prebuilt_runner(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], rustle_home: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
