@@ -17,12 +17,11 @@ import hashlib
 import json
 import re
 import sys
-from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 from ..errors import CompileError
-from ..model import Host, Plan, Task, tag_unsafe
+from ..model import tag_unsafe
 from ..runtime_index import runtime_root
 from ..transport.options import prompted_become
 from .units import BuildUnit
@@ -253,37 +252,6 @@ def lower_unit(unit: BuildUnit, runner_sha: str,
                                     "use --format pyz for this plan (--format auto, the default, picks it)") from None
         out.append((names, seal(document), why))
     return out
-
-
-def pyz_hosts(plan: Plan, resolve: Callable[[Sequence[str]], list[Host]], hosts: Sequence[Host]) -> frozenset[str]:
-    """The hosts of ``hosts`` whose plan cannot lower, known from the plan alone: those of a play
-    holding a task whose module the runner does not implement (not in ``MODULES``; a module no
-    built-in implements runs through the bridge or on the controller), or with
-    ``force_handlers`` and handlers, and those that become with a password (``lower_unit``).
-    ``--format auto`` gives them pyz, and the ssh process started for each before the build
-    (transport/early.py) runs the pyz agent's command: one started for the runner would be
-    discarded once the build chose pyz, and a second connection made. The build still
-    decides: a host not named here whose unit does not lower (an argument, a filter, a
-    keyword the runner lacks) gets pyz on a second connection."""
-    from ..runtime_index import canonical_module
-
-    def refused(task: Task) -> bool:
-        # setup lowers as its skip when it never runs, a local assemble as the copy it becomes
-        module = canonical_module(task.module)
-        return not task.is_block and module not in MODULES and module not in ("setup", "assemble")
-
-    out = {h.name for h in hosts if prompted_become(h)}
-    for play in plan.plays:
-        declared = list(play.hosts) or list(plan.hosts)  # as rollout.play_specs reads them
-        names = {h.name for h in resolve(declared)} if declared else set()
-        if play.force_handlers and play.handlers:
-            out |= names
-        for task in (t for top in [*plan.play_tasks(play), *play.handlers] for t in top.walk() if refused(t)):
-            if names <= out:
-                break
-            # on the hosts it names (a rolling plan's slice), else the play's
-            out |= names & {h.name for h in resolve(task.hosts)} if task.hosts else names
-    return frozenset(out & {h.name for h in hosts})
 
 
 # The runner takes the first of these that exists (a name without a slash: at once, from PATH)
