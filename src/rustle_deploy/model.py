@@ -249,6 +249,9 @@ class Host:
     # the plan sets ansible_become or a become password in play, role, block or task vars, which
     # win over the inventory's: a connection-level become is then decided per task on the host
     become_per_task: bool = False
+    # where the inventory wrote each of ``vars`` (ansible-core's origin tag: "FILE:LINE" in INI,
+    # "FILE:LINE:COLUMN" in YAML), with the value it was written for: name -> (origin, value)
+    origins: dict[str, tuple[str, Any]] = field(default_factory=dict, compare=False, repr=False)
 
     @property
     def address(self) -> str:
@@ -413,6 +416,22 @@ def own_vars(host: Host) -> dict[str, Any]:
     in an artifact other hosts share (docs/artifact.md, "Host variables")."""
     out = {k: v for k, v in host.vars.items() if k not in SECRET_VARS}
     out["group_names"] = sorted(g for g in host.groups if g != "all")  # "ungrouped" included, as Ansible
+    return out
+
+
+ORIGINS_VAR = "__rustle_origins"
+
+
+def run_vars(host: Host) -> dict[str, Any]:
+    """``own_vars`` as a run request carries them to the Python runtime: with, under
+    ``__rustle_origins``, where the inventory wrote each (name -> "FILE:LINE[:COLUMN]"), for
+    ansible-core's strict-conditional messages and ``origin`` filter. A value changed since it
+    was read (``replace(host, vars=...)``) has no origin."""
+    out = own_vars(host)
+    origins = {k: where for k, (where, value) in host.origins.items()
+               if k in out and out[k] is value}
+    if origins:
+        out[ORIGINS_VAR] = origins
     return out
 
 

@@ -607,6 +607,8 @@ class Runner:
         if host_vars is None:
             host_vars = (plan.get("hosts") or {}).get(host)
         self.host_vars = dict(host_vars or {})
+        # where the inventory wrote them (the controller's model.run_vars), for origins
+        self.templar.host_origins = (self.host_vars, self.host_vars.pop("__rustle_origins", None) or {})
         groups = plan.get("groups") or {}
         # the play context's address, as Ansible's: the inventory's ansible_host, else the name
         self.host_vars.setdefault("ansible_host", host)
