@@ -142,6 +142,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     is given as ``./ui``.
     """
     args = sys.argv[1:] if argv is None else list(argv)
+    if argv is None:
+        _fewer_collections()
     if args[:1] == ["ui"]:
         return _exit(_invoke(_ui_command, "rustle-deploy ui", args[1:]), argv)
     return _invoke(_command, "rustle-deploy", argv)
@@ -179,6 +181,19 @@ def _invoke(command: click.Command, prog: str, argv: Sequence[str] | None) -> in
     except click.exceptions.Abort:
         return _exit(EXIT_INTERRUPTED, argv)
     return _exit(EXIT_OK, argv)
+
+
+def _fewer_collections() -> None:
+    """Let the cyclic garbage collector's youngest generation fill to 100,000 objects instead
+    of 700 in a console process. A command's start-up (its imports, the plan, the inventory)
+    allocates hundreds of thousands of objects that live for the whole command, and each
+    collection walked them again: ~40 ms of the ~0.4-0.5 s of CPU a 50-host deployment spends in
+    this process (benchmarks/README.md). Garbage is still collected, in fewer, larger passes; the
+    older generations keep Python's default ratios (10, 10). In-process callers (tests, the
+    library) keep their own settings."""
+    import gc
+
+    gc.set_threshold(100_000, 10, 10)
 
 
 def _exit(code: int, argv: Sequence[str] | None) -> int:
@@ -249,6 +264,8 @@ def _exec_command(**opts: Any) -> None:
 
 def exec_main(argv: Sequence[str] | None = None) -> int:
     """Console entry point of ``rustle-exec``: run what a deployment manifest says was deployed."""
+    if argv is None:
+        _fewer_collections()
     return _invoke(_exec_command, "rustle-exec", argv)
 
 

@@ -15,9 +15,10 @@ TASK_EXTENSIONS = (
     "any_errors_fatal", "throttle", "ignore_unreachable", "delegate_facts",
     # what the playbook front end adds (docs/playbooks.md, "Plan extensions")
     "loop_with", "role", "params", "include", "include_choice", "include_error", "include_once", "role_once",
+    "public",
     "vars_data",
     "collections", "args_template", "async", "poll", "vars_dir", "include_result", "action_ds",
-    "connection_vars", "delegate_implicit", "run_time_files", "vars_paths",
+    "connection_vars", "delegate_implicit", "run_time_files", "run_time_render", "vars_paths",
     "origins",
 )
 
@@ -190,6 +191,9 @@ class Plan:
     extra_vars: dict[str, Any] = field(default_factory=dict)  # above every other variable
     # the playbook's directory: its group_vars/ and host_vars/ apply, as Ansible's playbook_dir
     playbook_dir: str | None = None
+    # the directories of the playbooks it imports (import_playbook), whose library/,
+    # module_utils/ and *_plugins/ Ansible searches too, as it adds each playbook's when it loads it
+    playbook_dirs: tuple[str, ...] = ()
 
     def play_tasks(self, play: Play, host: str | None = None) -> list[Task]:
         """The distinct tasks of ``play`` (for ``host`` if given) in execution order.

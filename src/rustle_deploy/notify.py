@@ -14,8 +14,6 @@ import json
 import queue
 import threading
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Sequence
 from typing import Any
 
@@ -47,6 +45,9 @@ class _Sender(threading.Thread):
             self._post(json.dumps(doc, default=str).encode())
 
     def _post(self, body: bytes) -> None:
+        import urllib.error  # here: a deployment without --notify never loads http/ssl/email (~10 ms)
+        import urllib.request
+
         for attempt in range(RETRIES + 1):
             request = urllib.request.Request(
                 self.url, data=body, method="POST",

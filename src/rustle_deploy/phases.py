@@ -20,8 +20,10 @@ with rescue/always whose tasks mix kinds, or that holds a task that may fail wit
 play of several hosts, is cut inside: its tasks get phases in
 Ansible's lock-step order (its block, then its rescue, then its always), the block its first
 and ``last`` phase, and the runtime carries each host's failures in it from phase to phase
-(docs/phases.md "Blocks cut into phases"). An include or a loop that mixes kinds cannot be cut
-(its tasks are known when it runs) and is refused, as are cross-host keywords on handlers
+(docs/phases.md "Blocks cut into phases"); so is an include of a file known here, with or
+without a condition. A loop over an include, an include whose file a host chooses, or a repeated
+role that mixes kinds cannot be cut (which tasks it runs, and how many times, is known when it
+runs) and is refused, as are cross-host keywords on handlers
 other than run_once and delegate_to. A play without cut points is one phase: one round trip
 per host, as always.
 
@@ -231,11 +233,10 @@ _UNIT_KEYS = ("include", "include_choice", "loop", "loop_with", "role_once")
 
 def _plain(task: Task) -> bool:
     """Whether ``task`` is a block that a phase boundary may cross: no loop, not a role run
-    once, not an include unless its file is known here (not ``include_choice``) and it has no
-    condition (its tasks are then known, and it is entered the same way in every phase)."""
-    if not task.is_block or any(key in task.extras for key in _UNIT_KEYS if key != "include"):
-        return False
-    return "include" not in task.extras or not task.conditions
+    once, not an include unless its file is known here (not ``include_choice``): its tasks are
+    then known. An include's condition is decided in its first phase, and the host enters it in
+    its later phases as it decided then (its ``includes_ran``), as ansible-core decides it once."""
+    return task.is_block and not any(key in task.extras for key in _UNIT_KEYS if key != "include")
 
 
 def splits(task: Task, actions: frozenset[str] = frozenset(), fatal_play: bool = False, lockstep: bool = True) -> bool:
@@ -309,13 +310,13 @@ def refusals(play: Play, tasks: list[Task], actions: frozenset[str] = frozenset(
             if cut(kind, width):
                 key, what = _cross_host_key(leaf, kind, actions)
                 why = ("a loop over it" if any(k in unit.extras for k in ("loop", "loop_with")) else
-                       "a role run once" if "role_once" in unit.extras else "an include, whose tasks are known when it runs")
+                       "a role run once" if "role_once" in unit.extras else "an include whose file is chosen when it runs")
                 yield Refusal(leaf, key,
                               f"{what} on task {leaf.name!r} inside {unit.name!r} ({why}), whose tasks "
                               "do not all run the same way (on every host, once, on the controller): "
                               "the play cannot be cut there",
                               f"put {key} on all of its tasks, or move the task out of it (a block "
-                              "with rescue/always is cut inside, an include or a loop is not)")
+                              "with rescue/always or an include of a named file is cut inside, a loop is not)")
                 break
     # a play of one host runs a run_once handler in its phase, a delegated one in a phase of its own
     staged = any((own := handler_kind(h, actions)) and not (one and split(own)[0] == HANDLER) for h in play.handlers)
@@ -428,20 +429,29 @@ def file_reads(task: Task) -> set[str]:
     out: set[str] = set()
     for leaf in _leaves(task):
         listing = leaf.extras.get("vars_dir") or {}
+        render = leaf.extras.get("run_time_render") or {}
         for name, paths in (leaf.extras.get("run_time_files") or {}).items():
             kind = "vars" if leaf.short_module == "include_vars" else "file"
             if listing.get("run_time") == name:  # include_vars dir: walked with its options
                 out.add(FILE + json.dumps([str(name), "vars_dir", [str(p) for p in paths],
                                            listing.get("options") or {}], sort_keys=True))
                 continue
-            out.add(FILE + json.dumps([str(name), kind, [str(p) for p in paths]]))
+            options: dict[str, Any] = {}
+            if str(leaf.args.get("local_follow", True)).lower() in ("false", "no", "0", "off", "n"):
+                options["follow"] = False  # a copy src directory's symlinks are copied as links
+            if name in render:  # a name over a host's data: the controller renders it (fleetops)
+                options["render"] = render[name]
+                paths = []
+            out.add(FILE + json.dumps([str(name), kind, [str(p) for p in paths], *([options] if options else [])],
+                                      sort_keys=True))
     return out
 
 
 def file_read(read: str) -> tuple[str, str, list[str], dict[str, Any]] | None:
     """(name, kind, candidate paths, options) of a FILE read; None for any other read. The
     kind is ``file``, ``vars`` (a vars file) or ``vars_dir`` (include_vars' dir, whose walk
-    takes the options)."""
+    takes the options); a ``file`` whose options hold ``render`` is named by a template over
+    a host's data (no paths: the controller renders it for each host)."""
     if not read.startswith(FILE):
         return None
     name, kind, paths, *options = json.loads(read[len(FILE):])

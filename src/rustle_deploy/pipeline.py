@@ -173,8 +173,7 @@ class Session:
         A playbook needs the inventory to resolve its plays' host patterns, and brings its own
         ``group_vars/``/``host_vars/``: the inventory returned is the one to use from here on.
         """
-        from .playbook import CompileOptions, compile_playbook, is_playbook, parse_extra_vars
-        from .playbook.roles import DEFAULT_COLLECTIONS_PATH
+        from .playbook import is_playbook, parse_extra_vars
 
         path = self.opts.get("execution_plan")
         if path is None:
@@ -215,6 +214,9 @@ class Session:
             if plan.playbook_dir:
                 inv = inv.with_playbook_dir(plan.playbook_dir)
             return plan, inv
+        from .playbook import CompileOptions, compile_playbook
+        from .playbook.roles import DEFAULT_COLLECTIONS_PATH
+
         acfg = self.ansible_cfg or AnsibleConfig()
         become = {k: acfg.get(k) for k in ("become", "become_user", "become_method") if acfg.get(k) is not None}
         become.update(become_flags)  # the command line beats ansible.cfg
@@ -456,8 +458,8 @@ class Session:
 
     def no_runner_hosts(self, hosts: list[Host]) -> dict[str, RunnerFailure]:
         """Hosts the history saw unable to execute a runner (``auto_runner`` decides what they get)."""
-        if self.opts.get("format_") != "auto":
-            return {}
+        if self.opts.get("format_") != "auto" or not self.settings.state_db.exists():
+            return {}  # no history yet: it is created later, while the early handshakes run
         from .state import History
 
         with History(self.settings.state_db) as history:
@@ -800,11 +802,14 @@ class Session:
 
     def schedule(self, plan: Plan, inv: Inventory, hosts: list[Host]) -> Schedule:
         """The plan's batches over the chosen hosts (rollout.py); refuses what cannot run them."""
-        from .fleetops import health_checks
         from .rollout import canary_count, play_specs, schedule, with_canary
 
-        # a bad --health-check/--health-url is exit 2 before the early ssh handshakes start
-        health_checks(self.opts, hosts)
+        if self.opts.get("health_check") or self.opts.get("health_url"):
+            # only then: fleetops is imported after the early ssh handshakes start, not before
+            from .fleetops import health_checks
+
+            # a bad --health-check/--health-url is exit 2 before the early ssh handshakes start
+            health_checks(self.opts, hosts)
         plan_schedule = schedule(play_specs(plan, inv.resolve), [h.name for h in hosts])
         if self.opts.get("canary") and self.opts.get("run_"):
             plan_schedule = with_canary(plan_schedule, canary_count(self.opts["canary"].strip(), len(hosts)))

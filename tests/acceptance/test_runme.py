@@ -33,14 +33,18 @@ from .runme import compare_hosts, exit_class, invocations, outcome, run_invocati
 # failed (blocks: 123); conditionals: host data as a conditional fails with ansible-core's exact
 # words, "Encountered untrusted template or expression." (7); include_import: a role named
 # nested/role found under ANSIBLE_ROLES_PATH and beside its depending role (57), an included
-# file naming a module nothing provides, which aborts the run as ansible-playbook's parse error (150).
+# file naming a module nothing provides, which aborts the run as ansible-playbook's parse error (150),
+# a module in library/ beside an imported playbook (21), include_role names from loop items and
+# host vars (43), a public include_role's vars seen only once it ran (100); handlers: include_role
+# as a handler refused before anything runs (125).
 PINNED = (
     "handlers:10", "handlers:30", "handlers:50", "handlers:70", "handlers:82", "handlers:113",
     "handlers:167", "handlers:180", "handlers:94", "handlers:107", "tags:80", "tags:89", "blocks:112",
     "import_tasks:5", "roles:59", "blocks:11", "blocks:19", "blocks:27", "handlers:200",
     "any_errors_fatal:11", "any_errors_fatal:37", "handlers:89", "handlers:138",
     "blocks:91", "blocks:116", "blocks:123", "any_errors_fatal:46", "conditionals:7", "handlers:129",
-    "include_import:57", "include_import:150",
+    "include_import:57", "include_import:150", "include_import:21", "include_import:43", "include_import:100",
+    "handlers:125",
 )
 
 

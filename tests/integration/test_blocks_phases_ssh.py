@@ -147,6 +147,20 @@ PLAYBOOK = """\
   tasks:
     - include_tasks: mixed.yml
 
+# includes with a condition whose tasks run differently: cut inside, the condition decided once,
+# in the include's first phase, as ansible-core decides it (mixed_when.yml's first task makes it
+# false; l1 passes the second include by in each of its phases; l1 takes no part in the third's
+# first phase, run_once on l0, and decides it in the next)
+- hosts: l
+  gather_facts: false
+  tasks:
+    - include_tasks: mixed_when.yml
+      when: flag is not defined
+    - include_tasks: mixed_skip.yml
+      when: inventory_hostname == 'l0'
+    - include_tasks: mixed_once_first.yml
+      when: flag == 'set'
+
 # a block's always reading (hostvars) what another host's rescue set (ansible-core's handlers
 # test_flush_in_rescue_always.yml): the block is cut before the read, so i1 sees i0's value
 - hosts: i
@@ -189,12 +203,36 @@ MIXED = """\
 - copy: {content: "{{ once.stdout }}\\n", dest: "{{ root }}/once.txt"}
 """
 
+MIXED_WHEN = """\
+- set_fact: {flag: set}
+- command: echo once-{{ inventory_hostname }}
+  run_once: true
+  register: once
+- copy: {content: "{{ once.stdout }} {{ flag }}\\n", dest: "{{ root }}/once.txt"}
+"""
+
+MIXED_ONCE_FIRST = """\
+- command: echo once
+  run_once: true
+- copy: {content: "{{ flag }}\\n", dest: "{{ root }}/after-once.txt"}
+"""
+
+MIXED_SKIP = """\
+- copy: {content: "first\\n", dest: "{{ root }}/skip-first.txt"}
+- command: echo once
+  run_once: true
+- copy: {content: "last\\n", dest: "{{ root }}/skip-last.txt"}
+"""
+
 
 def test_run_once_any_errors_fatal_and_live_hosts_inside_blocks_as_in_ansible(
         sshd: Any, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    fleet = Fleet(sshd, tmp_path, 0, others={g: [f"{g}0", f"{g}1"] for g in "abcdefghijk"})
+    fleet = Fleet(sshd, tmp_path, 0, others={g: [f"{g}0", f"{g}1"] for g in "abcdefghijkl"})
     playbook = playbook_file(tmp_path, PLAYBOOK)
     (tmp_path / "mixed.yml").write_text(MIXED)
+    (tmp_path / "mixed_when.yml").write_text(MIXED_WHEN)
+    (tmp_path / "mixed_skip.yml").write_text(MIXED_SKIP)
+    (tmp_path / "mixed_once_first.yml").write_text(MIXED_ONCE_FIRST)
     (tmp_path / "templates").mkdir()
     (tmp_path / "templates" / "live.j2").write_text("{{ ansible_play_hosts | join(',') }}\n")
     (tmp_path / "templates" / "outer.j2").write_text("{% include 'live.j2' %}")
@@ -220,6 +258,10 @@ def test_run_once_any_errors_fatal_and_live_hosts_inside_blocks_as_in_ansible(
     assert files["f0"] == {"rescued.txt": "none\n"} and files["f1"] == {"rescued.txt": "3"}
     assert files["g0"] == {} and files["g1"] == {"notify.txt": "notify\n", "handler.txt": "g1\n"}
     assert files["h1"] == {"first.txt": "h1\n", "once.txt": "once-h0\n"}
+    # the conditions decided once: each host ran all of the first include, only l0 the second
+    assert files["l0"] == {"once.txt": "once-l0 set\n", "skip-first.txt": "first\n", "skip-last.txt": "last\n",
+                           "after-once.txt": "set\n"}
+    assert files["l1"] == {"once.txt": "once-l0 set\n", "after-once.txt": "set\n"}
     assert files["i0"] == files["i1"] == {"always.txt": "True"}  # a lone expression: no newline (both tools)
     assert files["k0"] == {} and files["k1"] == {"live-include.txt": "k1"}
     assert files["j0"] == {} and files["j1"] == {"notify.txt": "notify\n", "handler.txt": "j1\n"}

@@ -697,3 +697,19 @@ def test_emitted_plan_of_a_task_delegated_per_item_and_to_an_implicit_host_runs_
         code, _, err = run_cli(capsys, str(source), "-i", str(inv), "--run", "-e", f"out={out}")
         assert code == 0, err
     assert (tmp_path / "from-plan").read_text() == (tmp_path / "from-playbook").read_text() == "a a\na b\na jump\n"
+
+
+def test_the_console_process_collects_garbage_less_often_and_an_in_process_caller_keeps_its_settings(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    import gc
+
+    before = gc.get_threshold()
+    assert main(["--version"]) == 0 and exec_main(["--help"]) == 0
+    capsys.readouterr()
+    assert gc.get_threshold() == before  # a library caller's collector is left as it was
+    probe = ("import gc, os, sys\nfrom rustle_deploy import cli\n"
+             "cli._exit = lambda code, argv: print(gc.get_threshold()) or sys.stdout.flush() or os._exit(code)\n"
+             "sys.argv = ['rustle-deploy', '--version']\ncli.main()\n")
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True).stdout
+    assert out.splitlines()[-1] == "(100000, 10, 10)"

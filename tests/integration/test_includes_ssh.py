@@ -7,7 +7,10 @@ The keywords and arguments (play 2, on n05 and n06): a role named by a path unde
 ``allow_duplicates`` and ``tasks_from`` (rendered with the include's own vars; ``{{ omit }}``
 is no argument); an import_tasks file named by its own vars; include handlers notified by a
 ``listen`` topic and by name; an include whose ``when`` errors, ignored and registered; a
-``run_once`` include, which only the play's first host processes.
+``run_once`` include, which only the play's first host processes; include_role names rendered
+from a loop's items and from a host variable (each role the name may select is compiled, the
+host picks one; a chosen role's handler answers a notify); a ``public: true`` include_role, whose
+role's defaults and vars the play's tasks see only after it ran.
 
 ansible-core loads what an ``include_tasks``/``include_role`` names only when a host reaches it:
 a missing file, a missing role, a static import of a missing file inside the included file or
@@ -93,6 +96,14 @@ PLAYBOOK = """\
     - copy: {content: "{{ broken_when is failed }}", dest: "{{ root }}/broken_when.txt"}
     - include_tasks: once.yml
       run_once: true
+    - name: roles named by a loop's items
+      include_role: {name: "{{ item }}"}
+      loop: [pick_a, pick_b]
+    - name: a role named by a host variable
+      include_role: {name: "{{ my_role }}"}
+    - copy: {content: "{{ pub_var | default('unset') }}", dest: "{{ root }}/pub_before.txt"}
+    - include_role: {name: pub, public: true}
+    - copy: {content: "{{ pub_var | default('unset') }} {{ pub_default | default('unset') }}", dest: "{{ root }}/pub_after.txt"}
     - command: "true"
       notify: [topic, named include handler]
     - copy: {content: "later", dest: "{{ root }}/later.txt"}
@@ -129,6 +140,14 @@ FILES = {
     "once.yml": "- copy: {content: once, dest: '{{ root }}/once.txt'}\n",
     "handler_tasks.yml": "- copy: {content: topic, dest: '{{ root }}/topic.txt'}\n",
     "handler_named.yml": "- copy: {content: named, dest: '{{ root }}/named.txt'}\n",
+    "roles/pick_a/tasks/main.yml": "- shell: echo a >> {{ root }}/picks.txt\n",
+    "roles/pick_b/tasks/main.yml": "- shell: echo b >> {{ root }}/picks.txt\n  notify: picked b\n",
+    "roles/pick_b/handlers/main.yml": "- name: picked b\n  shell: echo handler >> {{ root }}/picked.txt\n",
+    "host_vars/n05.yml": "my_role: pick_a\n",
+    "host_vars/n06.yml": "my_role: pick_b\n",
+    "roles/pub/vars/main.yml": "pub_var: exposed\n",
+    "roles/pub/defaults/main.yml": "pub_default: dflt\n",
+    "roles/pub/tasks/main.yml": "- debug: msg=pub\n",
 }
 
 
@@ -184,10 +203,13 @@ def test_what_each_host_wrote_is_what_it_wrote_under_ansible_playbook(runs: dict
     assert rustle == ansible
     # skipped before its undefined loop was looked at; rescued, but failed for the later plays
     assert rustle["n00"] == {"skip.txt": "True True", "rescued.txt": "rescued", "after.txt": "after"}
-    assert {**rustle["n05"], "once.txt": "-"} == {**rustle["n06"], "once.txt": "-"} == {
+    assert {**rustle["n05"], "once.txt": "-", "picks.txt": "-"} == {**rustle["n06"], "once.txt": "-", "picks.txt": "-"} == {
         "skip.txt": "True True", "after.txt": "after", "deep.txt": "deep", "dup.txt": "run\nrun\nrun\n",
         "other.txt": "other", "leak.txt": "private", "imported.txt": "imported", "broken_when.txt": "True",
-        "topic.txt": "topic", "named.txt": "named", "later.txt": "later", "once.txt": "-"}
+        "topic.txt": "topic", "named.txt": "named", "later.txt": "later", "once.txt": "-",
+        "picks.txt": "-", "picked.txt": "handler\n", "pub_before.txt": "unset", "pub_after.txt": "exposed dflt"}
+    # roles named by a loop's items, then by a host variable (n05: pick_a, n06: pick_b)
+    assert (rustle["n05"]["picks.txt"], rustle["n06"]["picks.txt"]) == ("a\nb\na\n", "a\nb\nb\n")
     # a run_once include: processed by the play's first host only, its task not run_once
     assert (rustle["n05"]["once.txt"], "once.txt" in rustle["n06"]) == ("once", False)
 

@@ -346,3 +346,36 @@ def test_an_unknown_filter_is_a_warning_for_playbooks_and_plans(tmp_path: Path, 
     code, out, err = run_cli(capsys, str(tmp_path / "plan.json"), "-i", str(inv), "--compile-only", "-o", str(tmp_path / "t"))
     assert code == 0, err
     assert "/plays/0/batches/0/tasks/0/args/msg: filter 'no_such_filter' is unknown" in err
+
+
+def test_a_templated_action_rendering_to_a_mapping_errors_the_run_where_a_host_reaches_it(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    # ansible-core templates the action before the task's condition and stops the run
+    # ("Unexpected Exception ... unhashable type"), with no result of the task; tagged never
+    # (ansible-core's include_import test_import_role.yml), it never runs
+    playbook = tmp_path / "site.yml"
+    playbook.write_text("""\
+- hosts: localhost
+  gather_facts: false
+  vars:
+    entire_task: {debug: {msg: hi}}
+  tasks:
+    - copy: {content: before, dest: "{{ out }}/before.txt"}
+    - name: never selected
+      action: {module: "{{ entire_task }}"}
+      tags: [never]
+    - name: an entire task
+      action: {module: "{{ entire_task }}"}
+      when: false
+    - copy: {content: after, dest: "{{ out }}/after.txt"}
+""")
+    out_dir = tmp_path / "out"
+    out_dir.mkdir()
+    code, out, err = run_cli(capsys, str(playbook), "-i", str(local_inventory(tmp_path)), "--run",
+                             "--output", "json", "-e", f"out={out_dir}")
+    doc = json.loads(out)
+    assert code == 1, err
+    assert "renders to a mapping, not a module name" in doc["errored"][0]["msg"]
+    (host,) = doc["hosts"]
+    assert [(t["name"], t["status"]) for t in host["tasks"]] == [("copy", "changed"), ("an entire task", "failed")]
+    assert sorted(p.name for p in out_dir.iterdir()) == ["before.txt"]

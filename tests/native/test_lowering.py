@@ -320,3 +320,17 @@ def test_a_task_timeout_lowers_and_integers_beyond_64_bits_are_refused(tmp_path:
         with pytest.raises(NativeUnsupported) as info:
             lower(make_plan(tmp_path / str(i), tasks, play_vars={"big": 2**63}))
         assert why in str(info.value)
+
+
+def test_integers_at_the_edges_of_64_bits_and_long_digit_strings(tmp_path: Path) -> None:
+    """The i64 bounds themselves lower (19 digits, as does a string of digits); one past either
+    bound is refused, in a nested argument too."""
+    fits = {"lo": -2**63, "hi": 2**63 - 1, "text": "1" * 25}
+    plan = make_plan(tmp_path / "fits", [{"module": "debug", "args": {"msg": {"v": ["{{ lo }}", "{{ hi }}", "{{ text }}"]}}}],
+                     play_vars=fits)
+    (task,) = only_host(next(iter(lower(plan).values())))
+    assert task["args"]["msg"] == {"v": [-2**63, 2**63 - 1, "1" * 25]}
+    for i, value in enumerate([-2**63 - 1, 2**63]):
+        with pytest.raises(NativeUnsupported, match=f"the integer {value} is beyond"):
+            lower(make_plan(tmp_path / str(i), [{"module": "debug", "args": {"msg": {"v": ["{{ big }}"]}}}],
+                            play_vars={"big": value}))

@@ -122,11 +122,11 @@ def test_each_batch_runs_every_phase_before_the_next_batch() -> None:
          "/plays/0/handlers/0/delegate_to", "delegate_to on handler"),
         ([t(0)], [t(9, delegate_to="db1", throttle=2)], "/plays/0/handlers/0/delegate_to", "delegate_to on handler"),
         ([{**t(0, include="include_tasks"), "module": "", "args": {}, "block": [t(1), t(2, run_once=True)],
-           "conditions": [{"When": {"expression": "x is defined"}}]}], [],
-         "/plays/0/batches/0/tasks/0/block/1/run_once", "an include, whose tasks are known when it runs"),
+           "include_choice": {"name": "{{ f }}", "select": {}, "found": {}}}], [],
+         "/plays/0/batches/0/tasks/0/block/1/run_once", "an include whose file is chosen when it runs"),
     ],
     ids=["mixed-looped-block", "flush-in-block", "handler-over-another-connection", "handler-to-host-throttled",
-         "mixed-conditional-include"],
+         "mixed-chosen-include"],
 )
 def test_what_cannot_be_cut_is_refused_at_its_pointer(tasks: list[dict[str, Any]], handlers: list[dict[str, Any]],
                                                       pointer: str, needle: str) -> None:
@@ -344,14 +344,16 @@ def test_handlers_reading_the_plays_live_hosts_run_in_a_phase_of_their_own_after
     assert plan_phases(plan_of([command], [handler], names=NAMES[:1]))[0].kinds == (HOSTS,)  # one host
 
 
-def test_an_include_of_a_file_known_here_without_a_condition_is_cut_inside_as_a_block() -> None:
+def test_an_include_of_a_file_known_here_is_cut_inside_as_a_block_with_or_without_a_condition() -> None:
     include = {**t(0, include="include_tasks"), "module": "", "args": {},
                "block": [t(1), t(2, run_once=True), t(3)]}
-    plan = plan_of([include])
-    validate(plan)
-    phases = plan_phases(plan)[0]
-    assert phases.kinds == (HOSTS, ONCE, HOSTS)
-    assert [phases.of[f"t{i}"] for i in range(4)] == [0, 0, 1, 2] and phases.last == {"t0": 2}
+    # its condition is decided in its first phase (the runtime's includes_ran keeps what it decided)
+    for cond in ({}, {"conditions": [{"When": {"expression": "x is defined"}}]}):
+        plan = plan_of([{**include, **cond}])
+        validate(plan)
+        phases = plan_phases(plan)[0]
+        assert phases.kinds == (HOSTS, ONCE, HOSTS)
+        assert [phases.of[f"t{i}"] for i in range(4)] == [0, 0, 1, 2] and phases.last == {"t0": 2}
     # a loop over it, or a file a host's data names: still one unit, refused when mixed
     for extra in ({"loop": [1, 2]}, {"include_choice": {"name": "{{ f }}", "select": {}, "found": {}}}):
         with pytest.raises(PlanError, match="do not all run the same way"):

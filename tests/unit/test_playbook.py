@@ -151,6 +151,43 @@ def test_a_missing_copy_source_after_a_task_on_the_controller_is_read_when_it_ru
         _compile(tmp_path, {"site.yml": "- hosts: all\n  tasks:\n" + copy + made}, inventory="web ansible_host=127.0.0.1\n")
 
 
+def test_a_copy_directory_after_a_task_on_the_controller_is_read_when_it_runs(tmp_path: Path) -> None:
+    """ansible-core's copy target adds symlinks and an empty directory to its role's
+    ``files/subdir`` with delegated tasks, then copies it: after a task on the controller a
+    directory src found when compiling is read when the task runs; before one, it is embedded."""
+    made = "    - file: {path: files/tree/sub, state: directory}\n      delegate_to: localhost\n"
+    copy = "    - copy: {src: tree/, dest: /tmp/x, local_follow: false}\n"
+    files = {"files/tree/f": "x"}
+    compiled = _compile(tmp_path, {"site.yml": "- hosts: all\n  tasks:\n" + made + copy, **files},
+                        inventory="web ansible_host=127.0.0.1\n")
+    task = compiled.plan.plays[0].batches[0].tasks[1]
+    assert task.args["src"] == "tree/" and task.extras["run_time_files"] == {"tree/": [str(tmp_path / "files/tree")]}
+    compiled = _compile(tmp_path, {"site.yml": "- hosts: all\n  tasks:\n" + copy + made, **files},
+                        inventory="web ansible_host=127.0.0.1\n")
+    task = compiled.plan.plays[0].batches[0].tasks[0]
+    assert task.args["src"] == str(tmp_path / "files/tree") + "/" and "run_time_files" not in task.extras
+
+
+def test_a_copy_source_over_a_value_the_play_sets_is_rendered_by_the_controller_when_it_runs(tmp_path: Path) -> None:
+    """ansible-core's copy target copies ``{{ local_temp_dir }}/source1``, ``local_temp_dir`` set
+    from a delegated ``mktemp``'s result: after a task on the controller, such a src (one that
+    may be absolute) is rendered by the controller when its phase starts (``run_time_render``,
+    with the values every host shares baked in); one over facts alone, or a relative one, is
+    not read from the controller (no phase of its own)."""
+    play = ("- hosts: all\n  vars: {sub: tree}\n  tasks:\n"
+            "    - command: mktemp -d\n      delegate_to: localhost\n      register: made\n"
+            "    - set_fact: {made_dir: '{{ made.stdout }}'}\n"
+            "    - copy: {src: '{{ made_dir }}/{{ sub }}/', dest: /tmp/x}\n"
+            "    - copy: {src: '{{ ansible_distribution }}.txt', dest: /tmp/x}\n"
+            "    - copy: {src: 'files/{{ made_dir | basename }}', dest: /tmp/x}\n      ignore_errors: true\n")
+    compiled = _compile(tmp_path, {"site.yml": play, "Debian.txt": "x"}, inventory="web ansible_host=127.0.0.1\n")
+    tasks = compiled.plan.plays[0].batches[0].tasks
+    name = "{{ made_dir }}/{{ sub }}/"
+    assert tasks[2].extras["run_time_files"] == {name: []}
+    assert tasks[2].extras["run_time_render"] == {name: {"vars": {"sub": "tree"}, "extra": {}}}
+    assert "run_time_render" not in tasks[3].extras and "run_time_render" not in tasks[4].extras
+
+
 def test_an_empty_copy_source_is_left_for_the_task_to_fail(tmp_path: Path) -> None:
     """ansible-core's copy target: ``src: ''`` fails "src (or content) is required" when it runs
     (it named the role's files/ directory itself, copied as a tree)."""
@@ -604,3 +641,93 @@ def test_conditionals_that_may_not_be_booleans_record_where_their_value_came_fro
     assert again[1].extras["origins"] == tasks[1].extras["origins"]
     assert [[c.value for c in t.conditions if c.kind == "When"] for t in again[4:6]] == when
     assert isinstance(again[5].conditions[-1].value, Unsafe)
+
+
+def test_a_module_in_library_beside_an_imported_playbook_is_found_and_its_dir_kept_in_the_plan(tmp_path: Path) -> None:
+    module = ("#!/usr/bin/python\nfrom ansible.module_utils.basic import AnsibleModule\n"
+              "AnsibleModule(argument_spec={}).exit_json(changed=False)\n")
+    files = {"site.yml": "- import_playbook: sub/sub.yml\n",
+             "sub/sub.yml": "- hosts: localhost\n  gather_facts: false\n  tasks:\n    - hello:\n",
+             "sub/library/hello.py": module}
+    compiled = _compile(tmp_path, files)
+    # ansible-core adds each playbook's directory to its plugin paths when it loads it
+    assert compiled.plan.playbook_dirs == (str(tmp_path / "sub"),)
+    text = dump_plan(compiled.plan)
+    again = parse_plan(text.encode(), source="emitted.json", base_dir=str(tmp_path))
+    assert again.playbook_dirs == compiled.plan.playbook_dirs
+    # library/ beside neither playbook: no module by that name
+    files["other/library/hello.py"] = files.pop("sub/library/hello.py")
+    with pytest.raises(PlaybookError, match="unknown module 'hello'"):
+        _compile(tmp_path / "without", files)
+
+
+def test_include_role_names_over_loop_items_and_host_vars_compile_each_role_they_select(tmp_path: Path) -> None:
+    files = {"site.yml": """\
+- hosts: all
+  gather_facts: false
+  tasks:
+    - include_role: {name: "{{ item }}"}
+      loop: [a, b]
+    - include_role: {name: "{{ which }}"}
+    - include_role: {name: "{{ which }}", public: true}
+""", "roles/a/tasks/main.yml": "- debug: msg=a\n", "roles/b/tasks/main.yml": "- debug: msg=b\n",
+        "roles/b/vars/main.yml": "b_var: 1\n"}
+    compiled = _compile(tmp_path, files, "h1 which=a\nh2 which=c\n")
+    looped, by_host, public = compiled.plan.plays[0].batches[0].tasks
+    assert looped.extras["include_choice"]["select"] == {"a": 0, "b": 1}
+    assert [t.block[0].name for t in looped.block or () if t.block] == ["a : debug", "b : debug"]
+    # h2's role does not exist: only a host that selects it fails, with ansible-core's reason
+    select = by_host.extras["include_choice"]["select"]
+    assert select["a"] == 0 and "the role 'c' was not found" in select["c"]
+    # a public include_role's vars are the play's once it ran, not from the play's start
+    assert public.extras["include_choice"] and "b_var" not in compiled.plan.plays[0].vars
+    assert any(t.extras.get("public") for t in public.block or ())
+
+
+def test_a_public_include_role_is_exposed_when_it_runs_and_an_import_role_from_the_start(tmp_path: Path) -> None:
+    files = {"site.yml": """\
+- hosts: localhost
+  gather_facts: false
+  tasks:
+    - include_role: {name: dyn, public: true}
+    - import_role: {name: stat}
+""", "roles/dyn/tasks/main.yml": "- debug: msg=d\n", "roles/dyn/vars/main.yml": "dyn_var: 1\n",
+        "roles/stat/tasks/main.yml": "- debug: msg=s\n", "roles/stat/vars/main.yml": "stat_var: 1\n"}
+    play = _compile(tmp_path, files).plan.plays[0]
+    assert "stat_var" in play.vars and "dyn_var" not in play.vars
+    include = play.batches[0].tasks[0]
+    assert play.roles[include.extras["public"]]["vars"] == {"dyn_var": 1}
+
+
+def test_a_templated_action_rendering_to_a_mapping_errors_the_run_when_reached(tmp_path: Path) -> None:
+    files = {"site.yml": """\
+- hosts: localhost
+  gather_facts: false
+  vars:
+    entire_task: {include_role: {name: role1}}
+  tasks:
+    - name: Include an entire task
+      action:
+        module: "{{ entire_task }}"
+      tags: [never]
+"""}
+    (task,) = _compile(tmp_path, files).plan.plays[0].batches[0].tasks
+    error = task.extras["include_error"]
+    assert error["errored"] and error["action"] and "renders to a mapping" in error["reason"]
+
+
+@pytest.mark.parametrize("module", ["include_role", "import_role"])
+def test_a_role_as_a_handler_is_refused_with_ansible_cores_words(tmp_path: Path, module: str) -> None:
+    files = {"site.yml": f"""\
+- hosts: localhost
+  gather_facts: false
+  tasks:
+    - command: "true"
+      notify: h
+  handlers:
+    - name: h
+      {module}: {{name: anything}}
+"""}
+    with pytest.raises(PlaybookError, match=f"Using '{module}' as a handler is not supported.") as err:
+        _compile(tmp_path, files)
+    assert err.value.line == 7

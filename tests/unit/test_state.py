@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from rustle_deploy.errors import StateError
-from rustle_deploy.state import History
+from rustle_deploy.state import SCHEMA_ID, History
 
 
 def test_records_and_reads_back(tmp_path: Path) -> None:
@@ -57,6 +57,25 @@ def test_task_results_keep_ignored_and_an_older_database_keeps_its_rows(tmp_path
     assert rows == [("r0", "old", "ok", 0, None), ("r1", "t", "failed", 0, 1), ("r1", "h", "ok", 1, 0)]
 
 
+def test_the_schema_is_made_once_and_marked_and_another_schema_is_brought_up_to_date(tmp_path: Path) -> None:
+    db = tmp_path / "state.db"
+    with History(db) as h:
+        h.finish(h.begin("deploy"), "done")
+    with closing(sqlite3.connect(db)) as con:
+        assert con.execute("PRAGMA user_version").fetchone() == (SCHEMA_ID,)
+        tables = {r[0] for r in con.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+        con.execute("ALTER TABLE host_outcomes DROP COLUMN uploaded_bytes")  # as a version before the column had it
+        con.execute("PRAGMA user_version = 7")  # the fingerprint of another schema
+    assert {"deployments", "host_outcomes", "task_results", "host_progress", "runner_failures"} <= tables
+    with History(db) as h:  # not current: its columns are checked again, and it is marked
+        did = h.begin("deploy")
+        h.record_host(did, "web1", "activated", sha256="s", uploaded_bytes=5)
+        h.finish(did, "done")
+    with closing(sqlite3.connect(db)) as con:
+        assert con.execute("PRAGMA user_version").fetchone() == (SCHEMA_ID,)
+        assert con.execute("SELECT uploaded_bytes FROM host_outcomes WHERE deployment_id = ?", (did,)).fetchone() == (5,)
+
+
 def test_unusable_path_is_a_state_error(tmp_path: Path) -> None:
     blocker = tmp_path / "file"
     blocker.write_text("x")
@@ -64,16 +83,22 @@ def test_unusable_path_is_a_state_error(tmp_path: Path) -> None:
         History(blocker / "state.db")
 
 
+def _web1_together_web2_cut(h: History, did: str) -> None:
+    """web1's outcome and runner recorded together; web2's outcome in a together() that an error
+    cuts short (undone)."""
+    with h.together():
+        h.record_host(did, "web1", "activated", sha256="s1")
+        h.record_runner("web1", "/r", "r" * 64)
+    with pytest.raises(RuntimeError), h.together():
+        h.record_host(did, "web2", "activated", sha256="s2")
+        raise RuntimeError("cut")
+
+
 def test_records_made_together_commit_or_roll_back_together(tmp_path: Path) -> None:
     db = tmp_path / "state.db"
     with History(db) as h:
         did = h.begin("deploy")
-        with h.together():
-            h.record_host(did, "web1", "activated", sha256="s1")
-            h.record_runner("web1", "/r", "r" * 64)
-        with pytest.raises(RuntimeError), h.together():
-            h.record_host(did, "web2", "activated", sha256="s2")
-            raise RuntimeError("cut")
+        _web1_together_web2_cut(h, did)
     with History(db) as h:
         deployment = h.get(did)
         assert deployment is not None
@@ -92,12 +117,7 @@ def test_grouped_records_commit_together_and_a_failed_one_alone_is_undone(tmp_pa
         did = h.begin("deploy")
         h.pending(did, [("web1", "b", "s", "/r"), ("web2", "b", "s", "/r"), ("web3", "b", "s", "/r")])
         with h.grouped():
-            with h.together():
-                h.record_host(did, "web1", "activated", sha256="s1")
-                h.record_runner("web1", "/r", "r" * 64)
-            with pytest.raises(RuntimeError), h.together():
-                h.record_host(did, "web2", "activated", sha256="s2")
-                raise RuntimeError("cut")
+            _web1_together_web2_cut(h, did)
             assert seen() == [("web1", "pending"), ("web2", "pending"), ("web3", "pending")]
             h.commit()
             assert seen() == [("web1", "activated"), ("web2", "pending"), ("web3", "pending")]

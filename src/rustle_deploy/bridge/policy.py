@@ -122,8 +122,10 @@ _COLLECTION_ROLE = re.compile(r"/ansible_collections/[^/]+/[^/]+/roles/[^/]+/?$"
 
 def plan_dirs(plan: Plan) -> list[str]:
     """The directories whose library/ and module_utils/ Ansible searches for this plan: the
-    playbook's (or the plan's) and every role's, as ansible-playbook adds them when it loads them."""
+    playbook's (or the plan's), those of the playbooks it imports, and every role's, as
+    ansible-playbook adds them when it loads them."""
     dirs = [d for d in (plan.playbook_dir, plan.base_dir) if d]  # an emitted plan keeps its playbook's
+    dirs += plan.playbook_dirs
     for play in plan.plays:
         # a collection's role brings no library/ (Ansible adds plugin dirs of other roles only)
         dirs += [str(r["path"]) for r in play.roles.values() if isinstance(r, Mapping) and r.get("path")

@@ -148,6 +148,9 @@ def _utf8(text: str) -> bool:
     return True
 
 
+_LONG_DIGITS = re.compile(r"[0-9]{19}")  # the fewest digits of an int outside -2**63 .. 2**63 - 1
+
+
 def _big_int(value: Any) -> int | None:
     """An int in ``value`` (at any depth) that does not fit the runner's i64, or None."""
     stack = [value]
@@ -524,10 +527,12 @@ class _Lowering:
         (a lookup of a name only the host's run defines) makes the task unsupported, instead of
         failing when the program is written."""
         try:
-            json.dumps(out, default=str)
+            text = json.dumps(out, default=str)
         except Exception as exc:  # noqa: BLE001 - Jinja2's Undefined raises its own error from str()
             raise self.fail(task, f"a value is undefined at compile time: {exc}") from exc
-        big = _big_int(out)
+        # an int beyond i64 has 19 digits or more, so JSON without such a run of digits holds none
+        # (the walk, per task and host, was most of what lowering spent here)
+        big = _big_int(out) if _LONG_DIGITS.search(text) else None
         if big is not None:  # Python's ints are unbounded; the runner's are i64 (json.rs)
             raise self.fail(task, f"the integer {big} is beyond the native runner's 64-bit integers")
         return out

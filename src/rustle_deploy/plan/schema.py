@@ -339,6 +339,9 @@ def _ext_kinds() -> dict[str, tuple[tuple[type, ...], str]]:
                             "how the task connects to each host (a task's remote_user/port)"),
         "run_time_files": ((dict,), "an object {NAME: [PATH, ...]}: a src or vars file the task "
                            "reads from the controller when it runs (the first PATH that exists then)"),
+        "run_time_render": ((dict,), "an object {NAME: {\"vars\": {...}, \"extra\": {...}}}: a run_time_files "
+                            "NAME that is a template over a host's values, rendered by the controller "
+                            "when the task runs over these values and the host's"),
         "loop_with": ((str,), "\"items\", \"flattened\" or a lookup the host runs "
                               "(\"sequence\", \"together\", \"nested\", ...)"),
         "role": ((str,), "a key of the play's roles"),
@@ -350,6 +353,8 @@ def _ext_kinds() -> dict[str, tuple[tuple[type, ...], str]]:
                           "the include fails with REASON when it runs (the run errors when errored)"),
         "include_once": ((bool,), "true: the include (run_once) is processed by the play's first host only"),
         "role_once": ((str,), "an identity string shared by repeats of one role"),
+        "public": ((str,), "a key of the play's roles: an include_role with public: true, whose role's "
+                           "defaults and vars the play's tasks see once a host ran it"),
         "vars_data": ((dict,), "an object of file names to objects of variables"),
         "vars_paths": ((dict,), "an object {PATH: NAME}: the controller path of each vars_data "
                                 "file NAME, by which a host-rendered name may give it"),
@@ -832,6 +837,7 @@ def read_document(r: Reader, doc: Any, *, base_dir: str, sha256: str) -> Plan:
     hosts = r.opt(top, "hosts", "", r.strings, ())
     extra_vars = _variables(r, top, "extra_vars", "")
     playbook_dir = r.opt(top, "playbook_dir", "", r.opt_string, None)
+    playbook_dirs = tuple(r.opt(top, "playbook_dirs", "", r.strings, ()))
     for key in ("estimated_duration", "estimated_compilation_time"):
         r.opt(top, key, "", r.duration, None)
     for key in ("parallelism_score", "network_efficiency_score"):
@@ -839,4 +845,4 @@ def read_document(r: Reader, doc: Any, *, base_dir: str, sha256: str) -> Plan:
     return Plan(source=r.source, base_dir=base_dir, sha256=sha256, rustle_plan_version=version,
                 created_at=created_at, options=options, plays=plays,
                 binary_deployments=deployments, total_tasks=total, hosts=hosts,
-                extra_vars=extra_vars, playbook_dir=playbook_dir)
+                extra_vars=extra_vars, playbook_dir=playbook_dir, playbook_dirs=playbook_dirs)

@@ -50,6 +50,8 @@ def plan_document(plan: Plan) -> dict[str, Any]:
         doc["extra_vars"] = plan.extra_vars
     if plan.playbook_dir:
         doc["playbook_dir"] = plan.playbook_dir
+    if plan.playbook_dirs:
+        doc["playbook_dirs"] = list(plan.playbook_dirs)
     return doc
 
 

@@ -29,16 +29,33 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Iterable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rustle_deploy.errors import PlaybookError, UsageError
 from rustle_deploy.playbook.args import ArgsError, parse_kv
-from rustle_deploy.playbook.compile import Compiled, CompileOptions, ListedPlay, compile_playbook
-from rustle_deploy.playbook.origins import written_at
-from rustle_deploy.playbook.yamlsrc import read_yaml
+
+if TYPE_CHECKING:
+    from rustle_deploy.playbook.compile import (
+        Compiled,
+        CompileOptions,
+        ListedPlay,
+        compile_playbook,
+    )
 
 __all__ = ["CompileOptions", "Compiled", "ListedPlay", "PlaybookError", "compile_playbook",
            "is_playbook", "parse_extra_vars"]
+
+_COMPILE_NAMES = ("CompileOptions", "Compiled", "ListedPlay", "compile_playbook")
+
+
+def __getattr__(name: str) -> Any:
+    """The compiler's names, imported on first use: a run from a rustle-plan document (which
+    needs only ``is_playbook`` and ``parse_extra_vars``) does not load the playbook compiler."""
+    if name in _COMPILE_NAMES:
+        from rustle_deploy.playbook import compile as compiler
+
+        return getattr(compiler, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def is_playbook(data: bytes) -> bool:
@@ -71,6 +88,9 @@ def parse_extra_vars(values: Iterable[str], origins: dict[str, str] | None = Non
             if not os.path.isfile(path):
                 raise UsageError(f"-e {value}: no such file", "-e @FILE reads a YAML or JSON file "
                                  "of variables")
+            from rustle_deploy.playbook.origins import written_at
+            from rustle_deploy.playbook.yamlsrc import read_yaml
+
             src = read_yaml(os.path.abspath(path), shown=path, what="extra vars file")
             data = src.data
             if origins is not None and isinstance(data, dict):
@@ -82,6 +102,8 @@ def parse_extra_vars(values: Iterable[str], origins: dict[str, str] | None = Non
             try:
                 data = json.loads(value)
             except ValueError:
+                from rustle_deploy.playbook.yamlsrc import read_yaml
+
                 data = read_yaml("<extra vars>", shown="-e", text=value).data
         else:
             try:

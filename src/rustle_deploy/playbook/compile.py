@@ -356,6 +356,7 @@ class _Compiler:
         # the directories of the roles met so far, whose filter_plugins/ and test_plugins/ a
         # task's templates may call (with the playbook's own)
         self.plugin_role_dirs: dict[str, None] = {}
+        self.playbook_dirs: dict[str, None] = {}  # the imported playbooks' directories (Plan.playbook_dirs)
         self.choosing = False  # compiling the candidates of an include_choice (not nested)
         # the first add_host/group_by task: no play may follow it (its hosts are chosen now)
         self.inventory_changed: tuple[Origin, str] | None = None
@@ -396,6 +397,7 @@ class _Compiler:
             plays=tuple(self.plays), binary_deployments=(),
             total_tasks=sum(len(p.batches[0].tasks) if p.batches else 0 for p in self.plays),
             hosts=tuple(hosts), extra_vars=self.extra, playbook_dir=self.basedir,
+            playbook_dirs=tuple(self.playbook_dirs),
         )
         from rustle_deploy.plan.write import plan_document
 
@@ -460,6 +462,8 @@ class _Compiler:
         merged = dict(imp.vars)
         merged.update(own_vars)
         sub = read_yaml(path, shown=display_path(path), what="playbook")
+        if sub.dir != self.basedir:  # its library/ and plugins, as ansible-core adds them when it loads it
+            self.playbook_dirs[sub.dir] = None
         self.playbook(sub, _Import(vars=merged, tags=tags, when=when), stack + (real,))
 
     def play(self, src: Source, ds: dict[str, Any], imp: _Import) -> None:
@@ -931,7 +935,7 @@ class _Compiler:
             self.plugin_role_dirs[ctx.role.role.path] = None
         from ..compiler.ansible_plugins import host_import, local_plugins, with_collections
 
-        found = with_collections(local_plugins((self.basedir, *self.plugin_role_dirs)),
+        found = with_collections(local_plugins((self.basedir, *self.playbook_dirs, *self.plugin_role_dirs)),
                                  "\n".join(_strings_of(ds)))
         kinds = {kind: found.names(kind) for kind in ("filter", "test")}
         # a collection's lookup runs on the controller (by ansible-core), never on the host
@@ -1351,8 +1355,17 @@ class _Compiler:
         module, args, delegate, action_key = self.action(src, ds, ctx)
         if has_template(module):  # `action: "{{ name }}"`: ansible-core templates it per host
             layers = [*self._layers(ctx, st), ds["vars"] if isinstance(ds.get("vars"), dict) else {}]
-            module = str(self.controller_value(src, ds, action_key, module, layers, "a templated module name",
-                                               dynamic=True)).strip()
+            rendered = self.controller_value(src, ds, action_key, module, layers, "a templated module name",
+                                             dynamic=True)
+            if not isinstance(rendered, str):  # `action: {module: "{{ entire_task }}"}` over a mapping
+                self.check_task_keys(src, ds, kw.HANDLER if ctx.handler else kw.TASK, action_key)
+                reason = (f"the task's action {module!r} renders to a {_kind(rendered)}, not a module name: "
+                          "ansible-core stops the run here (\"Unexpected Exception, this is probably a bug\")")
+                self.failed_include(src, ds, origin, module, ctx, st, out, base, module,
+                                    {"reason": reason, "errored": True, "action": True}, {},
+                                    name=self.display_name(ds, module, ctx))
+                return
+            module = str(rendered).strip()
         short = _short(module)
         if short in _INCLUDES:
             if short.endswith("_tasks"):
@@ -1405,7 +1418,8 @@ class _Compiler:
             if ctx.include_stack:
                 self.check_bridged(src, ds, action_key, module, collections, ctx)
         args = self.module_defaults(src, ds, ctx, module, args)
-        args = self.sources(src, ds, action_key, canonical or module, args, ctx, pointer, extras)
+        args = self.sources(src, ds, action_key, canonical or module, args, ctx, pointer, extras,
+                            self._layers(ctx, st))
         self.file_lookups([args, conditions, {k: v for k, v in extras.items() if k != "vars"}], ctx, extras)
         if canonical == "include_vars" and "dir" in args:
             extras["vars_dir"] = self.include_vars_dir(src, ds, action_key, args, ctx, st, extras)
@@ -1539,7 +1553,7 @@ class _Compiler:
         then); elsewhere the plan's validation refuses it (bridge/policy.py)."""
         from rustle_deploy.bridge.lookup import Missing, lookup_key, resolve
 
-        dirs = [self.basedir] + ([ctx.role.role.path] if ctx.role is not None else [])
+        dirs = [self.basedir, *self.playbook_dirs] + ([ctx.role.role.path] if ctx.role is not None else [])
         found = resolve([lookup_key(module, collections)], [str(d) for d in dirs]).modules
         missing = next(iter(found.values()), None)
         if isinstance(missing, Missing):
@@ -2020,10 +2034,12 @@ class _Compiler:
     # -- copy/template sources ---------------------------------------------------------------------
     def sources(self, src: Source, ds: dict[str, Any], key: str | None, module: str,
                 args: dict[str, Any], ctx: Ctx, pointer: str,
-                extras: dict[str, Any]) -> dict[str, Any]:
+                extras: dict[str, Any], layers: list[dict[str, Any]]) -> dict[str, Any]:
         """A copy/template ``src`` (a script's first word) found with Ansible's search paths,
         made absolute. A templated or absolute one that does not exist yet is read when the
-        task runs (``run_time_files``): an earlier task may create it on the controller."""
+        task runs (``run_time_files``): an earlier task may create it on the controller; so is
+        one named by a host's data after a task that ran on the controller (``layers``: the
+        variables every host shares, for :meth:`render_at_run_time`)."""
         if _short(module) == "script":
             return self.script_source(src, ds, key, args, ctx)
         if _short(module) == "assemble" and isinstance(args.get("src"), str) \
@@ -2066,6 +2082,11 @@ class _Compiler:
                 # beside the playbook and in the task's roles (compiler/sources.py)
                 if ctx.role is not None:
                     self.source_roots.update(dict.fromkeys(c.role.path for c in ctx.role.chain()))
+                if not per_item and self.controller_tasks and value.lstrip().startswith(("{", "/", "~")) \
+                        and referenced_names(value) & self.runtime_names:
+                    # it may name a file an earlier task made on the controller: only then
+                    # does the task start a phase (a name over facts alone, or relative, does not)
+                    self.render_at_run_time(value, layers, ctx, extras)
                 return args
             value = str(rendered)
         found, tried = self.find_file(value, "files" if module == "copy" else "templates", ctx)
@@ -2080,6 +2101,12 @@ class _Compiler:
                             f"put it in the role's {'files' if module == 'copy' else 'templates'}/ "
                             "directory or beside the playbook", ds,
                             key if key is not None else _NO_KEY, value=True)
+        if module == "copy" and self.controller_tasks and os.path.isdir(found):
+            # a directory an earlier task on the controller may have changed (ansible-core's copy
+            # target adds symlinks and an empty directory to its role's files/ so): read when the
+            # task runs, as Ansible reads it, with the task's local_follow (fleetops)
+            extras["run_time_files"] = dict(extras.get("run_time_files") or {}, **{value: [found]})
+            return dict(args, src=value)
         out = dict(args)
         # a directory copies itself, or with a trailing slash its contents (as Ansible's copy)
         out["src"] = found + "/" if os.path.isdir(found) and value.endswith("/") else found
@@ -2092,6 +2119,30 @@ class _Compiler:
             rendered = self.renderer_try("{{ " + match.group(1) + " }}", ctx)
             if isinstance(rendered, str) and os.path.isabs(rendered) and not os.path.isfile(rendered):
                 self.read_at_run_time(rendered, True, [rendered], extras)
+
+    def render_at_run_time(self, value: str, layers: list[dict[str, Any]], ctx: Ctx,
+                           extras: dict[str, Any]) -> None:
+        """A ``src`` a value the play sets names (``{{ made.stdout }}/dir``, a delegated ``mktemp``'s
+        result), after a task that ran on the controller: the file may be one the play made
+        there, which Ansible reads when the task runs. The controller renders the name when
+        the task's phase starts, over the host's values then (its registered results and
+        set_fact values) and the ones every host shares, known now (``run_time_render``:
+        NAME -> {"vars": ..., "extra": ...}, extra vars above the host's values, as in Ansible),
+        and sends the file it names (fleetops); the host renders the same name and finds it."""
+        shared: dict[str, Any] = {}
+        extra: dict[str, Any] = {}
+        layers = [*layers, extras.get("vars") or {}]  # the task's own vars too
+        for name in sorted(referenced_names(value)):
+            if name in self.extra:
+                extra[name] = self.extra[name]
+            elif name not in self.runtime_names:
+                known = self.renderer_try_layers("{{ " + name + " }}", layers, ctx)
+                if known is not None:
+                    shared[name] = known
+        extras["run_time_files"] = dict(extras.get("run_time_files") or {}, **{value: []})
+        render = {"vars": json.loads(json.dumps(tag_unsafe(shared), default=str)),
+                  "extra": json.loads(json.dumps(tag_unsafe(extra), default=str))}
+        extras["run_time_render"] = dict(extras.get("run_time_render") or {}, **{value: render})
 
     @staticmethod
     def read_at_run_time(value: str, templated: bool, tried: list[str],
@@ -2708,10 +2759,14 @@ class _Compiler:
 
     def include_role(self, src: Source, ds: dict[str, Any], origin: Origin, module: str,
                      key: str | None, args: dict[str, Any], ctx: Ctx, st: _PlayState,
-                     out: list[Task], base: str, *, static: bool) -> None:
+                     out: list[Task], base: str, *, static: bool, chosen: str | None = None) -> None:
+        """An import_role/include_role; ``chosen``: the role name one candidate of a role choice
+        renders to (:meth:`role_choice`)."""
         what = "import_role" if static else "include_role"
-        allowed = kw.IMPORT_TASKS if static else (kw.INCLUDE_TASKS | kw.BLOCK | ({"listen"} if ctx.handler else set())) - {
-            "block", "rescue", "always"}
+        if ctx.handler:  # ansible-core refuses it when it loads the handlers
+            raise src.error(f"Using '{module}' as a handler is not supported.",
+                            "make the handler a task, or an include_tasks of a tasks file", ds)
+        allowed = kw.IMPORT_TASKS if static else (kw.INCLUDE_TASKS | kw.BLOCK) - {"block", "rescue", "always"}
         for k in ds:
             if k == key or k in allowed or (not static and isinstance(k, str)
                                             and k.startswith("with_")):
@@ -2746,8 +2801,16 @@ class _Compiler:
             return self.controller_value(src, arg_holder, key if key in arg_holder else _NO_KEY, value, layers,
                                          label or f"{what}'s {key}", dynamic=not static, role=ctx.role)
 
-        if has_template(name):
-            name = str(arg(name_key if name_key in ("name", "role") else "name", name, "the role name"))
+        if chosen is not None:
+            name = chosen
+        elif has_template(name):
+            try:
+                name = str(arg(name_key if name_key in ("name", "role") else "name", name, "the role name"))
+            except PlaybookError:
+                if static or self.choosing or not self.role_choice(src, ds, origin, module, key, name, args, ctx,
+                                                                   st, out, base, layers):
+                    raise
+                return
         base_dir = os.path.dirname(ctx.role.role.path) if ctx.role else None
         # what register gets: ansible-core's include_role result holds its arguments as given
         # (templated ones are the host's to render: not offered)
@@ -2790,7 +2853,7 @@ class _Compiler:
         call = RoleCall(key="", role=role, params=params, origin=origin, identity=identity,
                         parent=ctx.role, tasks_from=froms["tasks"],
                         handlers_from=froms["handlers"], vars_from=froms["vars"],
-                        defaults_from=froms["defaults"], public=public, allow_duplicates=duplicates)
+                        defaults_from=froms["defaults"], public=public and static, allow_duplicates=duplicates)
         hctx = replace(ctx, handler=True, role=None, when=(), tags=(), vars=())
         known = len(st.handlers)
         # not the include's vars, condition or tasks_from: ansible-core notifies one handler of them all
@@ -2842,6 +2905,71 @@ class _Compiler:
             return
         self.container(src, ds, ctx, st, out, pointer, children, f"role {role.name}", module,
                        task_id, registered, name=shown)
+        if public:  # its defaults and vars are the play's once a host ran the include, not before
+            out[-1] = replace(out[-1], extras=dict(out[-1].extras, public=call.key))
+
+
+    def role_choice(self, src: Source, ds: dict[str, Any], origin: Origin, module: str,
+                    key: str | None, name: str, args: dict[str, Any], ctx: Ctx, st: _PlayState,
+                    out: list[Task], base: str, layers: list[dict[str, Any]]) -> bool:
+        """An include_role whose role name depends on a loop's items or on the play's hosts'
+        inventory variables (``name: "{{ item }}"``, ``name: "{{ host_var_role_name }}"``): the
+        name is rendered here over each item and each host's inventory variables, every role it
+        could select is compiled as one block of the include, and the host renders the name and
+        runs that block (an ``include_choice``, as for a tasks file named with host data). A
+        role that cannot be loaded fails the include only on a host that selects it. False (and
+        nothing compiled) when the name reads a fact or a registered result, or could select
+        too many roles: no host's value is known here."""
+        loop: Any = ds.get("loop", ds.get("with_items"))
+        if isinstance(loop, str) and has_template(loop):
+            loop = self.renderer_try_layers(loop, layers, ctx)
+        control = ds.get("loop_control")
+        loop_var = str(control.get("loop_var", "item")) if isinstance(control, dict) else "item"
+        items: list[dict[str, Any]] = [{}]
+        if isinstance(loop, list):
+            items = [{loop_var: self.renderer_try_layers(e, layers, ctx) if isinstance(e, str) and has_template(e)
+                      else e} for e in loop]
+        names: dict[str, None] = {}
+        for host in st.hosts:
+            found = self.inv.hosts.get(host)
+            own = {**(found.vars if found is not None else {}), "inventory_hostname": host}
+            for item in items:
+                rendered = self.renderer_try_layers(name, [own, *layers[:-1], item, layers[-1]], ctx)
+                if isinstance(rendered, str) and rendered.strip() and not has_template(rendered):
+                    names[rendered.strip()] = None
+        if not names or len(names) > _MAX_CHOICES:
+            return False
+        pointer = f"{base}/{len(out)}"
+        self.origins[pointer] = origin
+        task_id = st.new_id()
+        children: list[Task] = []
+        select: dict[str, Any] = {}
+        self.choosing = True
+        try:
+            for role_name in names:
+                try:
+                    self.include_role(src, ds, origin, module, key, args, ctx, st, children,
+                                      f"{pointer}/block", static=False, chosen=role_name)
+                except MissingInclude as exc:
+                    select[role_name] = exc.reason or str(exc)
+                    continue
+                except PlaybookError as exc:
+                    select[role_name] = f"rustle-deploy cannot include the role {role_name!r}: {exc}"
+                    continue
+                # its block only: the include's own keywords (when, loop, tags, vars) are this one's;
+                # the block keeps the candidate's id, which its role's handlers wait for (included_by)
+                one = children[-1]
+                children[-1] = Task(task_id=one.task_id, name=one.name, module="", args={}, hosts=(),
+                                    execution_order=len(children) - 1, pointer=one.pointer, block=one.block,
+                                    extras={k: v for k, v in one.extras.items() if k == "public"})
+                select[role_name] = len(children) - 1
+        finally:
+            self.choosing = False
+        self.container(src, ds, ctx, st, out, pointer, children, name, module, task_id,
+                       name=str(ds["name"]) if ds.get("name") else f"{module} : {name}")
+        out[-1] = replace(out[-1], extras=dict(out[-1].extras, include_choice={
+            "name": name, "select": select, "found": {}}))
+        return True
 
 
 @dataclass(frozen=True)

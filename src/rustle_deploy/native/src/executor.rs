@@ -638,6 +638,13 @@ impl<'a> Runner<'a> {
         request.insert("handler", Value::Bool(is_handler));
         request.insert("vars", Value::Dict(self.registered.clone()));
         request.insert("rescuing", Value::Int(self.rescuing as i64));
+        if let Some(discovery) = &self.discovery {
+            if self.registered.get("discovered_interpreter_python").is_none() {
+                // not reported yet: the Python side reports it if this task runs a Python module
+                // (serve.py), as ansible-core reports it on the first one
+                request.insert("discovery", Value::Dict(discovery.clone()));
+            }
+        }
         let entry = self.python_entry.clone().unwrap_or_default();
         let strings = |items: &[String]| Value::List(items.iter().map(|t| Value::from(t.as_str())).collect());
         let start = map(vec![
@@ -693,6 +700,9 @@ impl<'a> Runner<'a> {
             for (key, value) in set.iter() {
                 self.registered.insert(key, value.clone());
             }
+        }
+        if let Some(Value::Str(path)) = answer.get("discovered") {
+            self.discovered(path);
         }
         if let Some(Value::Dict(stats)) = answer.get("stats") {
             for (i, name) in STATS.iter().enumerate() {
@@ -1013,6 +1023,19 @@ impl<'a> Runner<'a> {
         Some(path)
     }
 
+    /// Discovery is done: the fact `path`, kept as a variable and in `ansible_facts`.
+    fn discovered(&mut self, path: &str) {
+        self.discovery = None;
+        self.registered.insert("discovered_interpreter_python", Value::from(path));
+        match self.base.get_mut("ansible_facts") {
+            Some(Value::Dict(facts)) => facts.insert("discovered_interpreter_python", Value::from(path)),
+            _ => self.base.insert(
+                "ansible_facts",
+                Value::Dict(map(vec![("discovered_interpreter_python", Value::from(path))])),
+            ),
+        }
+    }
+
     /// What ansible-core adds to the result of the first Python module when it discovered the
     /// host's interpreter (runtime executor._report_discovery): the fact, the warning (not for
     /// `*_silent`) and, for `auto_legacy*`, the deprecation.
@@ -1038,15 +1061,7 @@ impl<'a> Runner<'a> {
         }
         let found = discover_python(&fallback);
         let path = found.clone().unwrap_or_else(|| "/usr/bin/python3".to_string());
-        self.discovery = None;
-        self.registered.insert("discovered_interpreter_python", Value::from(path.as_str()));
-        match self.base.get_mut("ansible_facts") {
-            Some(Value::Dict(facts)) => facts.insert("discovered_interpreter_python", Value::from(path.as_str())),
-            _ => self.base.insert(
-                "ansible_facts",
-                Value::Dict(map(vec![("discovered_interpreter_python", Value::from(path.as_str()))])),
-            ),
-        }
+        self.discovered(&path);
         let mut facts = match result.get("ansible_facts") {
             Some(Value::Dict(f)) => f.clone(),
             _ => Map::new(),

@@ -515,6 +515,9 @@ class Runner:
         # None (it ran a configured one): the fact discovered_interpreter_python, reported with
         # Ansible's warning in the first result of a task that runs Python
         self._launcher = interpreter if isinstance(interpreter, dict) and interpreter.get("path") else None
+        # a hybrid run's Python side (serve.py): INTERPRETER_PYTHON's mode while the runner has
+        # not reported its discovery yet; the first Python module here discovers and reports it
+        self.served_discovery = None
         # a phase delegated to another inventory host, whose launcher discovered its Python: as
         # ansible-core 2.19, each Python module there discovers again and warns (naming this
         # host), and the fact is kept for neither host
@@ -580,6 +583,10 @@ class Runner:
         # the includes (compiled ids) that ran on this host: an include_role's handlers answer a
         # notify only after it (their "included_by"), as ansible-core adds them when it loads the role
         self._includes_ran = set()
+        # the public include_roles that ran on this host ([play index, role key], in order): their
+        # roles' defaults and vars are the play's from then on, as ansible-core exposes them
+        self._exposed = []
+        self._includes_skipped = set()  # the includes cut into phases that this host skipped
         # facts a module returned (getent_passwd...): variables of their own name too, at the
         # host facts' precedence (above inventory, below play vars), as INJECT_FACTS_AS_VARS does
         self.module_facts = {}
@@ -705,7 +712,8 @@ class Runner:
         for data in (sent.get("blobs") or {}).values():
             raw = base64.b64decode(data)
             blobs[hexdigest("sha256", raw)] = raw  # named by what arrived, not by the sender's word
-        tree = {"path": sent.get("path"), "entries": sent["entries"], "links": sent.get("links") or {}}
+        tree = {"path": sent.get("path"), "entries": sent["entries"], "links": sent.get("links") or {},
+                "modes": sent.get("modes") or {}}
         return tree, blobs
 
     def tmpdir(self):
@@ -834,14 +842,23 @@ class Runner:
         self.host_vars["groups"] = known
         self.host_vars["group_names"] = sorted(g for g, m in known.items() if self.host in m and g != "all")
 
+    def _exposed_roles(self):
+        """The roles of the play's public include_roles that ran here, in the order they ran."""
+        play = self._play or {}
+        roles = play.get("roles") or {}
+        return [roles[key] for index, key in self._exposed if index == play.get("index") and key in roles]
+
     def _base_scope(self):
         play = self._play or {}
+        exposed = self._exposed_roles()
         layers = [play["defaults"]] if play.get("defaults") else []
+        layers.extend(r["defaults"] for r in exposed if r.get("defaults"))
         layers.append(self.host_vars)
         if self.module_facts:
             layers.append(self.module_facts)
         if play.get("vars"):
             layers.append(play["vars"])
+        layers.extend(r["vars"] for r in exposed if r.get("vars"))
         if self.included_vars:
             layers.append(self.included_vars)
         layers.append(self.runtime_vars)
@@ -873,6 +890,8 @@ class Runner:
             self._phase_failures = dict(state.get("phase_failures") or {})
             self._ended = set(state.get("ended") or ())
             self._includes_ran = set(state.get("includes_ran") or ())
+            self._exposed = [list(x) for x in state.get("exposed") or ()]
+            self._includes_skipped = set(state.get("includes_skipped") or ())
             self._apply_added(state.get("inventory"))
         if self.inject.get("files"):  # what lookup('file') of a file the play created reads
             from . import lookups
@@ -916,6 +935,10 @@ class Runner:
                  "inventory": self._added}
         if self._includes_ran:
             state["includes_ran"] = sorted(self._includes_ran)
+        if self._exposed:
+            state["exposed"] = self._exposed
+        if self._includes_skipped:
+            state["includes_skipped"] = sorted(self._includes_skipped)
         if self._phase_failures:
             state["phase_failures"] = self._phase_failures
         if self.carry and not failed:
@@ -1042,10 +1065,23 @@ class Runner:
         live = self.host_vars.get("ansible_play_hosts") or [self.host]
         if include is not None and task.get("include_once") and live[0] != self.host:
             return  # a run_once include: ansible-core processes it for the play's first host only
+        # an include cut into phases, after a phase of it that this host ran: its condition was
+        # decided then, once, as ansible-core decides it (its tasks may change what it reads), and
+        # reported; a host that ran none of its earlier phases (a run_once one) decides it now
+        later = include is not None and self.phase is not None and task.get("phase", self.phase) < self.phase \
+            and (task.get("id") in self._includes_ran or task.get("id") in self._includes_skipped)
+        if later and task.get("id") in self._includes_skipped:
+            return
         shown, warning = self._name(task, "include", is_handler)
         head = {"id": task.get("id"), "task": shown, "module": "include"}
         if warning:
             head["warnings"] = [warning]
+        missing = task.get("include_error")
+        if include is not None and isinstance(missing, dict) and missing.get("action"):
+            # a task whose templated action renders to no module name: ansible-core stops the run
+            # when it reaches the task, before its condition, with no result of the task
+            self._include_failed(head, task, missing, counted=False)
+            return
         scope = self._task_scope(task)
         rounds = [(scope, {})]
         register = task.get("register") if include is not None else None
@@ -1065,7 +1101,7 @@ class Runner:
                 control = self._loop_control(task, scope)
                 rounds = [(scope.child(lv), lv) for lv in (_loop_vars(control, items, i) for i in range(len(items)))]
             runs = [(item_scope, layer) for item_scope, layer in rounds
-                    if self._skip_reason(task, item_scope) is None]
+                    if later or self._skip_reason(task, item_scope) is None]
         except TemplateError as exc:
             # as ansible-core's include task fails: its own ignore_errors applies
             ignore = task.get("ignore_errors") if include is not None else None
@@ -1082,9 +1118,11 @@ class Runner:
         except TemplateError as exc:  # no file to load: no ignore_errors applies
             self._container_event(head, {"failed": True, "changed": False, "msg": str(exc)}, include)
             return
-        if include is not None and self.phase is not None and task.get("phase", self.phase) < self.phase:
-            include = None  # an include cut into phases: its first phase reported it
+        if later:
+            include = None  # an include cut into phases: an earlier phase reported it
         if not runs:
+            if include is not None and self.phase is not None and "phase" in task:
+                self._includes_skipped.add(task.get("id"))  # for its later phases
             if include is not None:
                 reason = {"skip_reason": "Conditional result was False"}
                 if not rounds:
@@ -1098,6 +1136,12 @@ class Runner:
             return
         if task.get("include") is not None:
             self._includes_ran.add(task.get("id"))
+            # an include_role's role chosen by name (a role choice): its handlers wait for its block's id
+            self._includes_ran.update(pick.get("id") for pick in picks if pick is not task and pick.get("id"))
+            for public in [task.get("public"), *(pick.get("public") for pick in picks if pick is not task)]:
+                seen = [(self._play or {}).get("index"), public]
+                if public and seen not in self._exposed:
+                    self._exposed.append(seen)
         if include is not None:
             if "loop" in task:  # one result for the loop, before its items run, as Ansible reports it
                 self._container_event(head, {"changed": False, "msg": "All items completed",
@@ -1140,7 +1184,7 @@ class Runner:
             raise TemplateError(index)
         return task["block"][index]
 
-    def _include_failed(self, head, task, missing):
+    def _include_failed(self, head, task, missing, counted=True):
         """An include whose file or role could not be loaded (``include_error``), after its
         ``included`` result: it fails the host with ansible-core's result (``include``,
         ``reason``; no ignore_errors applies, and ansible-core counts the include as failed
@@ -1155,7 +1199,8 @@ class Runner:
             self.errored = reason
             self._unreachable_hit = True  # no rescue, no always: the run stops here
             head = dict(head, errored=True)
-        self.stats["ok"] -= 1
+        if counted:  # its included result was counted ok
+            self.stats["ok"] -= 1
         self._failed_at_end = True
         self._container_event(head, result, task.get("include"))
 
@@ -1454,7 +1499,9 @@ class Runner:
     def _task_scope(self, task):
         play = self._play or {}
         role = (play.get("roles") or {}).get(task["role"]) if task.get("role") else None
+        exposed = self._exposed_roles()
         layers = [play["defaults"]] if play.get("defaults") else []
+        layers.extend(r["defaults"] for r in exposed if r.get("defaults"))
         if role and role.get("defaults"):
             layers.append(role["defaults"])
         layers.append(self.host_vars)
@@ -1462,6 +1509,7 @@ class Runner:
             layers.append(self.module_facts)
         if play.get("vars"):
             layers.append(play["vars"])
+        layers.extend(r["vars"] for r in exposed if r.get("vars"))
         if role and role.get("vars"):
             layers.append(role["vars"])
         if task.get("vars"):
@@ -1727,7 +1775,7 @@ class Runner:
             return None
         configured = _configured_interpreter(ctx)
         if configured in (None, ""):
-            mode = self._launcher["mode"] if self._launcher else None
+            mode = self._launcher["mode"] if self._launcher else self.served_discovery
             if mode is None and ctx.vars.get("ansible_python_interpreter") == OMIT:
                 mode = "auto"  # omitted: no interpreter at all, INTERPRETER_PYTHON's default discovers
         else:
