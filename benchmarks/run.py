@@ -261,13 +261,13 @@ def seed_runner(ctx: Ctx, bin_dir: Path = VENV_BIN) -> Run | None:
     return None
 
 
-def run_rustle_base(ctx: Ctx) -> Run:
+def run_rustle_base(ctx: Ctx, python_tasks: int = 0) -> Run:
     """``rustle`` run by another installation of rustle-deploy (``--base``: its venv's bin
     directory), for an A/B comparison of two versions side by side in one run."""
     if BASE_BIN is None:
         return Run(2, "", "rustle-base needs --base BIN_DIR (another installation's venv bin directory)",
                    0.0, 0.0, 0.0)
-    return run_rustle(ctx, bin_dir=BASE_BIN)
+    return run_rustle(ctx, bin_dir=BASE_BIN, python_tasks=python_tasks)
 
 
 def run_rustle_native(ctx: Ctx) -> Run:
@@ -322,6 +322,10 @@ TOOLS: dict[str, Callable[[Ctx], Run]] = {
     "rustle-hybrid1": lambda ctx: run_rustle_hybrid(ctx, 1),
     "rustle-hybrid3": lambda ctx: run_rustle_hybrid(ctx, 3),
     "rustle-pyz3": lambda ctx: run_rustle(ctx, "--format", "pyz", python_tasks=3),
+    # that plan under --format auto (the default), which gives it pyz: it does not lower; and
+    # the same by --base's installation (one ssh connection per host or two: docs/remote.md)
+    "rustle-auto3": lambda ctx: run_rustle(ctx, python_tasks=3),
+    "rustle-base-auto3": lambda ctx: run_rustle_base(ctx, python_tasks=3),
 }
 
 
@@ -379,6 +383,9 @@ def summarize(results: list[Result]) -> str:
              for t in mine}
     if "rustle" in peers:
         peers["rustle"] += ("rustle-base",)
+    if "rustle-auto3" in tools:
+        mine.append("rustle-auto3")
+        peers["rustle-auto3"] = ("rustle-base-auto3", "rustle-pyz3")
     head += [f"{t}:{peer}" for t in mine for peer in peers[t]]
     rows = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
 
@@ -455,7 +462,7 @@ def main(argv: list[str] | None = None) -> int:
             ap.error(f"--base: no rustle-deploy in {args.base}")
         BASE_BIN = args.base.resolve()
     tools = args.tools.split(",")
-    if args.base is None and "rustle-base" in tools:
+    if args.base is None and any(t.startswith("rustle-base") for t in tools):
         ap.error("--tools rustle-base needs --base BIN_DIR")
     unknown = set(tools) - set(TOOLS)
     if unknown:

@@ -715,12 +715,11 @@ class Session:
         # only the first batch's: the others are not to be touched before their turn.
         first = set(schedule.first_hosts()) if o.get("run_") else {h.name for h in hosts}
         runners = {h.name: self.host_runner(h) for h in hosts}  # a bad target: exit 2 before any ssh
-        if o.get("format_") == "auto":  # bridged tasks do not lower: those hosts get pyz
-            from .bridge.policy import pyz_hosts
-
-            runners.update(dict.fromkeys(pyz_hosts(plan)))
+        # --format auto: whether the plan lowers is the build's to say; a host that may get the
+        # runner starts either agent on its one connection (early.start_early)
+        either = [n for n, r in runners.items() if r is not None] if o.get("format_") == "auto" else []
         early = start_early([h for h in hosts if h.name in first], self.settings.ssh_client,
-                            self.settings.hosts_at_once(plan.options.forks), lambda h: runners[h.name])
+                            self.settings.hosts_at_once(plan.options.forks), lambda h: runners[h.name], either)
         try:
             return self.deploy(plan, hosts, self.build(self.units(plan, inv, every)), early, schedule)
         finally:  # whatever ends the command (a bad value, a full disk, Ctrl-C): no ssh left running

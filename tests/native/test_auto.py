@@ -225,6 +225,52 @@ def test_auto_says_which_format_and_why_for_plans_that_do_not_lower(
     assert (root / "x").read_text() == "x\n"
 
 
+@pytest.mark.ssh
+def test_auto_opens_one_ssh_connection_per_host_whether_the_plan_lowers_or_not(
+    tmp_path: Path, sshd: Any, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, auto: Path
+) -> None:
+    """The ssh process started for each host before the build (which decides whether the plan
+    lowers) starts the agent the host gets: pyz's for a plan that does not lower, the runner's
+    for one that does; none is discarded for a second connection, cold or warm."""
+    from rustle_deploy.transport import process
+
+    discarded: list[object] = []
+    real_discard = process.discard
+
+    def discard(popen: Any) -> None:
+        discarded.append(popen.args)
+        real_discard(popen)
+
+    monkeypatch.setattr(process, "discard", discard)
+    hosts = {}
+    for i in range(2):
+        h = sshd.host(f"one{i}", tmp_path / f"remote{i}")
+        hosts[h.name] = dict(h.vars)
+    hosts["one1"]["ansible_become"] = True  # its agent starts through sudo, either one
+    inv = tmp_path / "inv.yml"
+    inv.write_text(yaml.safe_dump({"all": {"children": {"fleet": {"hosts": hosts}}}}))
+    root = tmp_path / "root"
+    root.mkdir()
+    copy = {"module": "copy", "args": {"content": "x\n", "dest": f"{root}/{{{{ inventory_hostname }}}}"}}
+    # built-in modules both, but a filter the runner lacks over a registered result: only the
+    # build can tell that the plan does not lower
+    said = {"name": "say", "module": "command", "args": {"cmd": "echo hi"}, "register": "said"}
+    shown = {"name": "show", "module": "debug", "args": {"msg": "{{ said.stdout | b64encode }}"}}
+    for tag, tasks, native in (("pyz", [copy, said, shown], False), ("native", [copy], True)):
+        plan = make_plan(tmp_path / tag, tasks, hosts=("fleet",))
+        for attempt in ("cold", "warm"):
+            code, doc, err = cli(capsys, str(plan), "-i", str(inv), "--run", "--output", "json", "-v")
+            assert code == 0, err
+            said = "native for one0, one1: the plan lowers" if native else "pyz for one0, one1: the plan does not lower"
+            assert f"format: {said}" in err, err
+            assert sorted(h["name"] for h in doc["hosts"]) == ["one0", "one1"]
+            for h in doc["hosts"]:
+                assert h["ok"] and h["uploaded"] is (attempt == "cold"), h
+                assert (h["platform"]["python"] is None) is native, h
+            assert discarded == [], f"{tag} {attempt}: an early ssh process started with another agent's command"
+    assert sorted(p.name for p in root.iterdir()) == ["one0", "one1"]
+
+
 def test_auto_uses_pyz_without_cargo_or_a_prebuilt_runner(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], rustle_home: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -14,14 +14,16 @@ from __future__ import annotations
 
 import contextlib
 import subprocess
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
+from dataclasses import replace
 
 from ..errors import ConnectError
 from ..model import Host, RunnerSpec
 from . import ssh_binary_for, through_ssh_binary
-from .options import agent_launch, remote_command, ssh_argv
+from .options import agent_launch, either_command, remote_command, ssh_argv
 
-Early = tuple[str, "subprocess.Popen[bytes]"]  # (remote command, the ssh process running it)
+# (the remote commands it can run, each with the line that selects it, the ssh process)
+Early = tuple[dict[str, bytes], "subprocess.Popen[bytes]"]
 RunnerOf = Callable[[Host], "RunnerSpec | None"]  # a host's native runner
 
 
@@ -33,12 +35,19 @@ class EarlyStarts:
     def __init__(self) -> None:
         self._procs: dict[str, Early] = {}
 
-    def start(self, hosts: Sequence[Host], binary: str, runner: RunnerOf | None = None) -> None:
+    def start(self, hosts: Sequence[Host], binary: str, runner: RunnerOf | None = None,
+              either: Collection[str] = ()) -> None:
         for host in hosts:
             try:
                 argv = ssh_argv(host, binary)
-                command = remote_command(agent_launch(host, runner(host) if runner else None))
-                self._procs[host.name] = (command, spawn_early([*argv, command]))
+                launch = agent_launch(host, runner(host) if runner else None)
+                command = remote_command(launch)
+                commands = {command: b""}
+                if host.name in either and launch.runner is not None:  # the runner's agent, or pyz's
+                    pyz = remote_command(replace(launch, runner=None))
+                    commands = {command: b"n\n", pyz: b"p\n"}
+                    command = either_command(*commands)
+                self._procs[host.name] = (commands, spawn_early([*argv, command]))
             except (ConnectError, OSError):
                 continue  # the normal path reports it, with its context
 
@@ -47,16 +56,19 @@ class EarlyStarts:
 
     def close(self) -> None:
         procs, self._procs = self._procs, {}
-        for _command, popen in procs.values():
+        for _commands, popen in procs.values():
             discard(popen)
 
 
 def start_early(
-    hosts: Sequence[Host], ssh_client: str, width: int, runner: RunnerOf | None = None
+    hosts: Sequence[Host], ssh_client: str, width: int, runner: RunnerOf | None = None, either: Collection[str] = ()
 ) -> EarlyStarts | None:
     """Start ``ssh`` for the first ``width`` SSH hosts (those the fan-out takes first) when
     the run goes through the OpenSSH client; None otherwise. ``runner(host)``:
-    the native format's runner for that host, which the command starts instead of Python."""
+    the native format's runner for that host, which the command starts instead of Python.
+    ``either``: the hosts whose format the build decides (``--format auto``: whether the plan
+    lowers): with a runner, their command starts the runner's agent or Python's, as the first
+    line sent says (``options.either_command``), so one connection serves both."""
     binary = ssh_binary_for(ssh_client, min(width, len(hosts)))
     if binary is None:
         return None
@@ -70,7 +82,7 @@ def start_early(
         except ConnectError:
             continue  # reported with its context when the host's turn comes
     early = EarlyStarts()
-    early.start(chosen, binary, runner)
+    early.start(chosen, binary, runner, either)
     return early
 
 

@@ -607,6 +607,14 @@ def remote_command(launch: AgentLaunch) -> str:
     return line
 
 
+def either_command(native: str, pyz: str) -> str:
+    """The sh command line of an agent not chosen yet (``--format auto`` starts it before the
+    build decides whether the plan lowers: transport/early.py): it reads one line first, ``n``
+    to run ``native`` (``remote_command`` with the runner) or ``p`` to run ``pyz``, whose own
+    stdin follows. An empty stdin (an unused early start) exits touching nothing."""
+    return f'IFS= read -r a || exit 0; case "$a" in\nn) {native}\n;;\np) {pyz}\n;;\nesac'
+
+
 SUDO_FLAGS = "-H -S -n"  # ansible-core's sudo become plugin's default become_flags
 
 

@@ -191,14 +191,15 @@ class ProcessConnection:
         self.name = name
         self.round_trips = RoundTrips()
         self._argv = list(argv)
-        self._early = early  # (command, process) started before the event loop
+        self._early = early  # (commands, process) started before the event loop
         self._sessions: list[ProcessSession] = []
 
     async def start(self, command: str, preamble: bytes) -> ProcessSession:
         early, self._early = self._early, None
         proc: Any
-        if early is not None and early[0] == command:
+        if early is not None and command in early[0]:
             proc = await AdoptedProcess.adopt(early[1], _LINE_LIMIT)
+            preamble = early[0][command] + preamble  # the line choosing the agent (options.either_command)
         else:
             if early is not None:
                 discard(early[1])
