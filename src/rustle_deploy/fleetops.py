@@ -832,7 +832,8 @@ class _Phased:
         # hosts whose last run of a run_once phase did not reach its tasks (they had left the
         # block section holding them, for its rescue): the next host of the batch runs it
         self.passed: set[str] = set()
-        self.down: dict[int, set[str]] = {}  # play -> its hosts that failed (or were unreachable)
+        # play -> its hosts that failed (or were unreachable): they leave the later plays too
+        self.down: dict[int, set[str]] = {}
         self.gone: dict[int, set[str]] = {}  # play -> its hosts meta: refresh_inventory dropped
 
     def share(self, stage: Stage) -> str | None:
@@ -859,8 +860,10 @@ class _Phased:
         files = [f for f in map(file_read, stage.reads) if f is not None]
         if files:
             out = dict(out or {}, **_run_time_files(files))
-        if PLAY_HOSTS in stage.reads:  # ansible_play_hosts leaves out the play's failed hosts
-            out = dict(out or {}, failed_hosts=sorted(self.down.get(stage.plays[0], ())))
+        if PLAY_HOSTS in stage.reads:  # ansible_play_hosts leaves out the hosts that failed so far
+            out = dict(out or {}, failed_hosts=sorted(set().union(*self.down.values())))
+        if stage.serial and stage.plays:  # ansible_play_batch: the hosts of the host's batch
+            out = dict(out or {}, batch=list(next((b for b in stage.batches if host in b), ())))
         if INVENTORY in stage.reads:  # after group_by: the groups every host joined
             out = dict(out or {}, inventory=self.merged_inventory([h for b in stage.batches for h in b]))
         return out

@@ -961,12 +961,15 @@ class Runner:
             tasks = [t for t in tasks if t.get("phase", 0) <= self.phase <= t.get("last_phase", t.get("phase", 0))]
             first, last = self.phase == 0, self.phase == play["phases"] - 1
         everyone = list(play.get("play_hosts") or play.get("hosts") or [])
-        # the play's hosts that failed in its earlier phases (sent when a task of this one reads them)
-        gone = set(self.inject.get("failed_hosts") or ()) if self.phase is not None else set()
+        # the hosts that failed in the play's earlier phases and in earlier plays (sent when a
+        # task of this one reads them); a serial play's batch (sent with each of its runs)
+        gone = set(self.inject.get("failed_hosts") or ())
         live = [h for h in everyone if h not in gone]
+        batch = self.inject.get("batch")
+        batch = live if batch is None else [h for h in batch if h not in gone]
         self.host_vars.update({"ansible_play_name": play.get("name", ""), "ansible_play_hosts_all": everyone,
-                               "ansible_play_hosts": live, "play_hosts": live,
-                               "ansible_play_batch": live})
+                               "ansible_play_hosts": live, "play_hosts": batch,
+                               "ansible_play_batch": batch})
         self._notified = set(self._carried_notified.pop(key, ()))  # the play's notified handlers
         self._roles_done = set()
         # what a notify may name: a handler's name, or a topic it listens to
