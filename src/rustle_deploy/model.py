@@ -249,6 +249,10 @@ class Host:
     # the plan sets ansible_become or a become password in play, role, block or task vars, which
     # win over the inventory's: a connection-level become is then decided per task on the host
     become_per_task: bool = False
+    # the inventory source that named the host first, and its directory (ansible-core's
+    # inventory_file and inventory_dir; None for the implicit localhost)
+    inventory_file: str | None = None
+    inventory_dir: str | None = None
 
     @property
     def address(self) -> str:
@@ -409,10 +413,12 @@ def untag_unsafe(value: Any) -> Any:
 
 def own_vars(host: Host) -> dict[str, Any]:
     """The variables ``host``'s run sees as its own: its merged inventory variables without
-    connection secrets, and ``group_names``. They travel in that host's run request only, never
+    connection secrets, ``group_names``, ``inventory_file`` and ``inventory_dir``. They travel in that host's run request only, never
     in an artifact other hosts share (docs/artifact.md, "Host variables")."""
     out = {k: v for k, v in host.vars.items() if k not in SECRET_VARS}
     out["group_names"] = sorted(g for g in host.groups if g != "all")  # "ungrouped" included, as Ansible
+    if host.inventory_file is not None:
+        out.update(inventory_file=host.inventory_file, inventory_dir=host.inventory_dir)
     return out
 
 
