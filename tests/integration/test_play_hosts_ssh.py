@@ -108,3 +108,45 @@ def test_live_hosts_leave_out_hosts_failed_in_earlier_plays_and_in_hidden_reads_
     # q1: [set_fact, false] [the template, sent the failed hosts]; r1 the same
     # s1: [false, notify.txt] [the handler that reads them] [the run_once handler]
     assert (trips["p0"], trips["p2"], trips["q1"], trips["r1"], trips["s1"]) == (3, 3, 2, 2, 3), trips
+
+
+RESUMED = f"""\
+- hosts: fleet
+  gather_facts: false
+  tasks:
+    - fail: {{msg: n01 stops here}}
+      when: inventory_hostname == 'n01'
+
+- hosts: fleet
+  gather_facts: false
+  serial: 1
+  max_fail_percentage: 0
+  tasks:
+    - name: n02 fails while the marker is there
+      command: test ! -e {{{{ marker }}}}
+      when: inventory_hostname == 'n02'
+    - copy: {{content: "{LISTS}\\n", dest: "{{{{ root }}}}/live.txt"}}
+"""
+
+
+def test_live_hosts_after_resume_leave_out_the_hosts_that_failed_before_as_in_ansible(
+        sshd: Any, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """n02's batch fails while a marker file is there: the rollout stops; --resume once it is
+    gone goes on (n01, which failed in the first play, fails there again without stopping it:
+    the batch is counted whole, as the first run counted it) and n02 sees n01 left out, as
+    ansible-playbook's uninterrupted run (the oracle, without the marker) does."""
+    fleet = Fleet(sshd, tmp_path, 3)
+    playbook = playbook_file(tmp_path, RESUMED)
+    marker = tmp_path / "marker"
+    marker.write_text("")
+    code, doc = fleet.rustle(capsys, playbook, "-e", f"marker={marker}")
+    assert code == 1 and doc["rollout"]["state"] == "stopped", doc["rollout"]
+    assert fleet.files("rustle")["n02"] == {}
+    marker.unlink()
+    code, doc = fleet.rustle(capsys, playbook, "-e", f"marker={marker}", "--resume", doc["deployment_id"])
+    assert code == 1 and doc["rollout"]["state"] == "completed", doc["rollout"]
+    acode, _ = fleet.ansible(playbook, "-e", f"marker={marker}")
+    assert acode == 2
+    files = fleet.files("rustle")
+    assert files == fleet.files("ansible")
+    assert files["n02"] == {"live.txt": "n00,n02 n02 n02\n"} and files["n01"] == {}

@@ -770,6 +770,17 @@ class Runner:
             self.host_vars["group_names"] = sorted(g for g, m in known.items() if name in m and g != "all")
         return changed
 
+    def _refreshed(self, view):
+        """The inventory as ``meta: refresh_inventory`` read it again, in place of the compiled
+        one (the controller sends it with each later phase of the play; the host's own variables
+        come with its run request): the groups, and the other hosts' variables the plan reads
+        through hostvars. What add_host and group_by made is replayed over it (the carry file)."""
+        groups = {str(g): [str(m) for m in members] for g, members in (view.get("groups") or {}).items()}
+        hosts = {str(n): dict(v) for n, v in (view.get("hosts") or {}).items() if isinstance(v, dict)}
+        self.plan = dict(self.plan, groups=groups, hosts=hosts, other_hosts={})
+        self.host_vars["groups"] = groups
+        self.host_vars["group_names"] = sorted(g for g, m in groups.items() if self.host in m and g != "all")
+
     def _apply_added(self, added, ordered=False):
         """Replay what add_host/group_by changed (this host's earlier runs, or other hosts':
         ``ordered``, the controller's merge over every host, whose order is Ansible's). A host
@@ -858,6 +869,8 @@ class Runner:
                            "check": self.check, "diff": self.diff, "protocol": 1,
                            "python": ".".join(str(x) for x in sys.version_info[:3])})
         failed = False
+        if self.inject.get("refreshed"):  # a phase after meta: refresh_inventory: what it read
+            self._refreshed(self.inject["refreshed"])
         if self.carry:
             state = _load_carry(self.carry)
             self.runtime_vars.update(unsafe(state.get("vars") or {}))
@@ -961,6 +974,8 @@ class Runner:
             tasks = [t for t in tasks if t.get("phase", 0) <= self.phase <= t.get("last_phase", t.get("phase", 0))]
             first, last = self.phase == 0, self.phase == play["phases"] - 1
         everyone = list(play.get("play_hosts") or play.get("hosts") or [])
+        if self.inject.get("refreshed"):  # the hosts meta: refresh_inventory dropped left the play
+            everyone = [h for h in everyone if h in (self.host_vars["groups"].get("all") or ())]
         # the hosts that failed in the play's earlier phases and in earlier plays (sent when a
         # task of this one reads them); a serial play's batch (sent with each of its runs)
         gone = set(self.inject.get("failed_hosts") or ())
