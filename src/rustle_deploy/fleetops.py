@@ -26,7 +26,14 @@ from typing import TYPE_CHECKING, Any
 
 from .deploy import HealthCheck, HostJob, HostOutcome, RunOptions, deploy_fleet
 from .deploy.host import artifact_objects, runner_identity
-from .errors import ConnectError, PhaseError, RunnerNotExecutable, StateError, UsageError
+from .errors import (
+    ConnectError,
+    InventoryError,
+    PhaseError,
+    RunnerNotExecutable,
+    StateError,
+    UsageError,
+)
 from .inventory import absolute_sources, check_remote_dirs, inventory_sources
 from .model import Host, Plan
 from .notify import Notifier, end_doc, host_doc, start_doc
@@ -813,10 +820,11 @@ def _run_time_tree(name: str, folder: str) -> dict[str, Any] | None:
     return dict(tree, blobs=blobs)
 
 
-def _refreshed_view(plan: Plan, inv: Any) -> dict[str, Any]:
+def _refreshed_view(plan: Plan, inv: Any, pattern: str | None = None, limit: str | None = None) -> dict[str, Any]:
     """What a play's tasks after its ``meta: refresh_inventory`` see of the inventory read again:
-    ``groups`` (as the compiler gives them) and each host's variables that the plan reads through
-    ``hostvars`` (every one for a whole-``hostvars`` read), vault values left out."""
+    ``groups`` (as the compiler gives them), each host's variables that the plan reads through
+    ``hostvars`` (every one for a whole-``hostvars`` read), vault values left out, and the hosts
+    the play's ``pattern`` (under ``limit``) selects now (``play_hosts``: ansible_play_hosts_all)."""
     from .compiler.units import EVERY_NAME, plan_hostvars_read
     from .model import Undecryptable, Vaulted, own_vars
     from .pipeline import _group_members
@@ -826,7 +834,15 @@ def _refreshed_view(plan: Plan, inv: Any) -> dict[str, Any]:
     hosts = {name: {k: v for k, v in own_vars(h).items()
                     if (every or k in read) and not isinstance(v, (Vaulted, Undecryptable))}
              for name, h in inv.hosts.items()}
-    return {"groups": _group_members(inv), "hosts": hosts}
+    view: dict[str, Any] = {"groups": _group_members(inv), "hosts": hosts}
+    if pattern is not None:
+        try:
+            chosen = [h.name for h in inv.select(pattern)]
+            allowed = {h.name for h in inv.select(limit)} if limit else set(chosen)
+        except InventoryError:  # a pattern the inventory read again cannot select: as before
+            return view
+        view["play_hosts"] = [n for n in chosen if n in allowed]
+    return view
 
 
 class _Phased:
@@ -887,7 +903,7 @@ class _Phased:
             out = dict(out or {}, batch=list(next((b for b in stage.batches if host in b), ())))
         if stage.plays and stage.plays[0] in self.refreshed:  # the inventory read again in the play
             view = self.refreshed[stage.plays[0]]
-            out = dict(out or {}, refreshed={"groups": view["groups"],
+            out = dict(out or {}, refreshed={**view,
                                              "hosts": {n: v if n != host else {} for n, v in view["hosts"].items()}})
         if INVENTORY in stage.reads:  # after group_by: the groups every host joined
             out = dict(out or {}, inventory=self.merged_inventory([h for b in stage.batches for h in b]))
@@ -1272,7 +1288,8 @@ def _deploy_jobs(
                 # the groups and the other hosts' variables (sent in with each later phase)
                 view = kept.with_playbook_dir(plan.playbook_dir) if plan is not None and plan.playbook_dir else kept
                 if plan is not None:
-                    phased.refreshed[stage.plays[0]] = _refreshed_view(plan, view)
+                    phased.refreshed[stage.plays[0]] = _refreshed_view(
+                        plan, view, plan.plays[stage.plays[0]].pattern, session.opts.get("limit"))
                 for n, new in view.hosts.items():
                     if n in host_of:
                         host_of[n] = replace(host_of[n], vars=new.vars, groups=new.groups,

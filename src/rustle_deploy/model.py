@@ -123,6 +123,9 @@ class Play:
     # defaults/vars/params that its tasks (``role`` extension) see
     defaults: dict[str, Any] = field(default_factory=dict)
     roles: dict[str, dict[str, Any]] = field(default_factory=dict)
+    # a playbook play's host pattern (plan key ``hosts_pattern``): what ansible_play_hosts_all
+    # lists again after meta: refresh_inventory
+    pattern: str | None = None
 
 
 @dataclass(frozen=True)

@@ -47,7 +47,7 @@ PLAYBOOK = """\
       copy: {content: "after\\n", dest: "{{ root }}/after.txt"}
     - name: the same play sees the inventory read again (groups, its own and a new host's variables)
       copy:
-        content: "{{ groups['fleet'] }} {{ groups['late'] | default([]) }} {{ groups['parity_0'] | default([]) }} {{ group_names }} {{ which }} {{ hostvars['s00'].root | default('none') | basename }} {{ ansible_play_batch }}\\n"
+        content: "{{ groups['fleet'] }} {{ groups['late'] | default([]) }} {{ groups['parity_0'] | default([]) }} {{ group_names }} {{ which }} {{ hostvars['s00'].root | default('none') | basename }} {{ ansible_play_batch }} {{ ansible_play_hosts }} {{ ansible_play_hosts_all }}\\n"
         dest: "{{ root }}/same-play.txt"
 
 - hosts: fleet
@@ -99,8 +99,10 @@ def test_refresh_inventory_gives_the_later_plays_the_inventory_read_again_as_in_
     assert files["n01"]["after.txt"] == "after\n"
     # the play's tasks after the refresh see what it read: n00 gone, s00 and its group there
     # (s00 runs none of the play's tasks), the group_by groups kept, the new variables
-    assert files["n01"]["same-play.txt"] == "['n01', 'n02', 's00'] ['s00'] ['n02'] ['fleet', 'parity_1'] new s00 ['n01', 'n02']\n"
-    assert files["n02"]["same-play.txt"] == "['n01', 'n02', 's00'] ['s00'] ['n02'] ['fleet', 'parity_0'] new s00 ['n01', 'n02']\n"
+    # (s00 runs none of the play's tasks, but its pattern lists it now, outside the batch)
+    lists = "['n01', 'n02'] ['n01', 'n02', 's00'] ['n01', 'n02', 's00']"
+    assert files["n01"]["same-play.txt"] == f"['n01', 'n02', 's00'] ['s00'] ['n02'] ['fleet', 'parity_1'] new s00 {lists}\n"
+    assert files["n02"]["same-play.txt"] == f"['n01', 'n02', 's00'] ['s00'] ['n02'] ['fleet', 'parity_0'] new s00 {lists}\n"
     # what the run_once task registered reached n01 and n02, not s00 (new, it ran no earlier play)
     assert files["n01"]["seen.txt"] == "['n01', 'n02', 's00'] ['s00'] ['n02'] True\n"
     assert files["s00"]["seen.txt"] == "['n01', 'n02', 's00'] ['s00'] ['n02'] False\n"

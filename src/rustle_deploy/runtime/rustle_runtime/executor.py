@@ -974,13 +974,17 @@ class Runner:
             tasks = [t for t in tasks if t.get("phase", 0) <= self.phase <= t.get("last_phase", t.get("phase", 0))]
             first, last = self.phase == 0, self.phase == play["phases"] - 1
         everyone = list(play.get("play_hosts") or play.get("hosts") or [])
-        if self.inject.get("refreshed"):  # the hosts meta: refresh_inventory dropped left the play
-            everyone = [h for h in everyone if h in (self.host_vars["groups"].get("all") or ())]
+        batch = self.inject.get("batch")  # a serial play's batch (sent with each of its runs)
+        refreshed = self.inject.get("refreshed")
+        if refreshed:  # after meta: refresh_inventory: the hosts it dropped left the play (and its
+            # batch), the play's pattern selects the hosts it added too (they run none of its tasks)
+            known = set(self.host_vars["groups"].get("all") or ())
+            batch = [h for h in (everyone if batch is None else batch) if h in known]
+            everyone = list(refreshed.get("play_hosts") or [h for h in everyone if h in known])
         # the hosts that failed in the play's earlier phases and in earlier plays (sent when a
-        # task of this one reads them); a serial play's batch (sent with each of its runs)
+        # task of this one reads them)
         gone = set(self.inject.get("failed_hosts") or ())
         live = [h for h in everyone if h not in gone]
-        batch = self.inject.get("batch")
         batch = live if batch is None else [h for h in batch if h not in gone]
         self.host_vars.update({"ansible_play_name": play.get("name", ""), "ansible_play_hosts_all": everyone,
                                "ansible_play_hosts": live, "play_hosts": batch,
