@@ -112,6 +112,9 @@ def measure(label: str, path: str, inventory: str | None, extra: tuple[str, ...]
             for task in play["tasks"] + play["handlers"]:
                 n = len(leaves(task))
                 tasks += n
+                # a handler is lowered as _Lowering.plays lowers it (a role's shows ``ROLE : NAME``,
+                # a handler include no notify reaches never runs)
+                lowering.handling = any(task is h for h in play["handlers"])
                 try:
                     lowering.task(play, task)
                     lowered += n

@@ -149,6 +149,48 @@ def _default_sigint() -> None:
         signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
+def _end_kept_bridge_servers(root: Path) -> int:
+    """End the module bridge's fork servers kept in remote directories under ``root`` (a
+    ``bridge/`` directory's sockets; docs/bridge.md): a run keeps its server for
+    ``rustle_bridge_keep`` seconds (300 by default), a 30 MB process the test no longer needs.
+    How many it ended."""
+    import stat
+
+    from rustle_deploy.deploy.agent import _end_kept_server
+
+    ended = 0
+    for top, dirs, _ in os.walk(root):
+        if "bridge" not in dirs:
+            continue
+        bridge = os.path.join(top, "bridge")
+        try:
+            socks = [p for p in (os.path.join(bridge, n) for n in os.listdir(bridge)) if stat.S_ISSOCK(os.lstat(p).st_mode)]
+        except OSError:
+            continue
+        for path in socks:
+            _end_kept_server(path)
+        ended += len(socks)
+    return ended
+
+
+@pytest.fixture(autouse=True)
+def _no_kept_bridge_servers(request: pytest.FixtureRequest) -> Iterator[None]:
+    """A test leaves no fork server of the module bridge behind: those kept under its tmp_path
+    are ended at its teardown, those of module fixtures' directories at the worker's end
+    (pytest_sessionfinish). Tests of keeping end their own (bridge/test_runs.py)."""
+    yield
+    tmp = request.node.funcargs.get("tmp_path")
+    if isinstance(tmp, Path):
+        _end_kept_bridge_servers(tmp)
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    factory = getattr(session.config, "_tmp_path_factory", None)
+    basetemp = getattr(factory, "_basetemp", None)
+    if basetemp is not None:
+        _end_kept_bridge_servers(basetemp)
+
+
 @pytest.fixture(scope="session")
 def sshd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
     """A real OpenSSH sshd on 127.0.0.1 (tests/integration/conftest.py), one per worker, shared by
@@ -175,11 +217,26 @@ def runner() -> RunnerBinary:
 
 @pytest.fixture
 def native_cache(runner: RunnerBinary, rustle_home: Path) -> Path:
-    """The test's ~/.rustle/cache seeded with the session's runner (so no test rebuilds it)."""
+    """The test's ~/.rustle/cache seeded with the session's runners (so no test rebuilds one):
+    the index entries of these sources (every target built so far: the static one when
+    ``static_runner`` came first) copied, each runner they name and its .gz hard-linked, not
+    copied (a runner is 1-2 MB and the shared cache holds every runner ever built; the product
+    replaces a cache file by renaming a new one over it, never by writing into it)."""
+    from rustle_deploy.compiler.toolchain import source_key
+
     from .native.conftest import RUNNER_CACHE
 
-    dest = rustle_home / ".rustle" / "cache" / "native"
-    shutil.copytree(RUNNER_CACHE / "native", dest, ignore=shutil.ignore_patterns("target"), dirs_exist_ok=True)
+    src, dest = RUNNER_CACHE / "native", rustle_home / ".rustle" / "cache" / "native"
+    (dest / "index").mkdir(parents=True, exist_ok=True)
+    key = source_key()
+    for index in (src / "index").iterdir():
+        if index.name.split(".", 1)[0] != key:
+            continue
+        shutil.copy2(index, dest / "index" / index.name)
+        name = f"rustle-runner-{index.read_text().strip()}"
+        for path in (src / name, src / f"{name}.gz"):
+            if path.exists() and not (dest / path.name).exists():
+                os.link(path, dest / path.name)
     return dest.parent
 
 

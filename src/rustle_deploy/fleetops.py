@@ -777,7 +777,7 @@ def _run_time_files(reads: Sequence[tuple[str, str, list[str], dict[str, Any]]])
         path = next((p for p in paths if os.path.isfile(p)), None)
         if path is None and kind == "file":
             folder = next((p for p in paths if os.path.isdir(p)), None)
-            tree = _run_time_tree(name, folder) if folder is not None else None
+            tree = _run_time_tree(name, folder, options.get("follow", True)) if folder is not None else None
             if tree is not None:  # a copy src directory a task of the play made
                 out["trees"][name] = tree
             continue
@@ -796,10 +796,10 @@ def _run_time_files(reads: Sequence[tuple[str, str, list[str], dict[str, Any]]])
     return {k: v for k, v in out.items() if v}
 
 
-def _run_time_tree(name: str, folder: str) -> dict[str, Any] | None:
-    """A copy ``src`` directory as the compiler embeds one (compiler/sources.walk_tree), with
-    its files' bytes (``blobs``: sha256 -> base64); None when it holds too many entries (the
-    task then fails on the host as a missing source does)."""
+def _run_time_tree(name: str, folder: str, follow: bool) -> dict[str, Any] | None:
+    """A copy ``src`` directory as the compiler embeds one (compiler/sources.walk_tree; ``follow``:
+    the task's ``local_follow``), with its files' bytes (``blobs``: sha256 -> base64); None when
+    it holds too many entries (the task then fails on the host as a missing source does)."""
     import base64
     import hashlib
 
@@ -814,7 +814,7 @@ def _run_time_tree(name: str, folder: str) -> dict[str, Any] | None:
         return sha
 
     try:
-        tree = walk_tree(name, folder, True, digest)
+        tree = walk_tree(name, folder, follow, digest)
     except TreeTooLarge:
         return None
     return dict(tree, blobs=blobs)
@@ -894,7 +894,7 @@ class _Phased:
         names = [n for n in stage.reads if file_read(n) is None and n not in (PLAY_HOSTS, REFRESH)]
         if names:
             out = dict(out or {}, hostvars=self.hostvars(host, names))
-        files = [f for f in map(file_read, stage.reads) if f is not None]
+        files = [self.rendered(host, f) for f in map(file_read, stage.reads) if f is not None]
         if files:
             out = dict(out or {}, **_run_time_files(files))
         if PLAY_HOSTS in stage.reads:  # ansible_play_hosts leaves out the hosts that failed so far
@@ -908,6 +908,33 @@ class _Phased:
         if INVENTORY in stage.reads:  # after group_by: the groups every host joined
             out = dict(out or {}, inventory=self.merged_inventory([h for b in stage.batches for h in b]))
         return out
+
+    def rendered(self, host: str, read: tuple[str, str, list[str], dict[str, Any]]
+                 ) -> tuple[str, str, list[str], dict[str, Any]]:
+        """A FILE read as ``host`` names it: a name over the host's data (``render``: a copy or
+        template ``src`` such as ``{{ made.stdout }}/dir``) rendered over the host's values
+        after its last phase and the ones every host shares, as the host will render it; the
+        file it names, if absolute. One that does not render (a value the controller lacks)
+        reads nothing: the host then fails as Ansible's "Could not find or access" does."""
+        name, kind, paths, options = read
+        if not isinstance(options.get("render"), dict):
+            return read
+        rest = {k: v for k, v in options.items() if k != "render"}
+        from .runtime_index import import_runtime
+
+        mod = import_runtime()
+        values = options["render"]
+        own = dict((self.state.get(host) or {}).get("vars") or {}, inventory_hostname=host)
+        templar = mod.Templar()
+        # the values are data (rendered already, or the host's); extra vars are the user's own
+        layers = [mod.unsafe(mod.untag(values.get("vars") or {})), mod.unsafe(mod.untag(own)),
+                  mod.untag(values.get("extra") or {})]
+        try:
+            text = templar.template(name, mod.VarScope(layers, templar))
+        except (mod.TemplateError, KeyError):
+            return name, kind, [], rest
+        path = os.path.expanduser(str(text))
+        return str(text), kind, ([path] if isinstance(text, str) and os.path.isabs(path) else []), rest
 
     def merged_inventory(self, first: Sequence[str], shared: bool = False) -> dict[str, Any]:
         """What add_host and group_by changed, over every host's last state: the batch's hosts
@@ -1292,7 +1319,7 @@ def _deploy_jobs(
                         plan, view, plan.plays[stage.plays[0]].pattern, session.opts.get("limit"))
                 for n, new in view.hosts.items():
                     if n in host_of:
-                        host_of[n] = replace(host_of[n], vars=new.vars, groups=new.groups,
+                        host_of[n] = replace(host_of[n], vars=new.vars, groups=new.groups, origins=new.origins,
                                              inventory_file=new.inventory_file, inventory_dir=new.inventory_dir)
             # the hosts refresh_inventory dropped leave the play, as in ansible-core (nothing failed)
             gone = [n for n in names if stage.plays and n in phased.gone.get(stage.plays[0], ())]

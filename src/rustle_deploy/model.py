@@ -17,7 +17,7 @@ TASK_EXTENSIONS = (
     "loop_with", "role", "params", "include", "include_choice", "include_error", "include_once", "role_once",
     "vars_data",
     "collections", "args_template", "async", "poll", "vars_dir", "include_result", "action_ds",
-    "connection_vars", "delegate_implicit", "run_time_files", "vars_paths",
+    "connection_vars", "delegate_implicit", "run_time_files", "run_time_render", "vars_paths",
     "origins",
 )
 
@@ -252,6 +252,9 @@ class Host:
     # the plan sets ansible_become or a become password in play, role, block or task vars, which
     # win over the inventory's: a connection-level become is then decided per task on the host
     become_per_task: bool = False
+    # where the inventory wrote each of ``vars`` (ansible-core's origin tag: "FILE:LINE" in INI,
+    # "FILE:LINE:COLUMN" in YAML), with the value it was written for: name -> (origin, value)
+    origins: dict[str, tuple[str, Any]] = field(default_factory=dict, compare=False, repr=False)
     # the inventory source that named the host first, and its directory (ansible-core's
     # inventory_file and inventory_dir; None for the implicit localhost)
     inventory_file: str | None = None
@@ -416,12 +419,29 @@ def untag_unsafe(value: Any) -> Any:
 
 def own_vars(host: Host) -> dict[str, Any]:
     """The variables ``host``'s run sees as its own: its merged inventory variables without
-    connection secrets, ``group_names``, ``inventory_file`` and ``inventory_dir``. They travel in that host's run request only, never
-    in an artifact other hosts share (docs/artifact.md, "Host variables")."""
+    connection secrets, ``group_names``, ``inventory_file`` and ``inventory_dir``. They travel in
+    that host's run request only, never in an artifact other hosts share (docs/artifact.md,
+    "Host variables")."""
     out = {k: v for k, v in host.vars.items() if k not in SECRET_VARS}
     out["group_names"] = sorted(g for g in host.groups if g != "all")  # "ungrouped" included, as Ansible
     if host.inventory_file is not None:
         out.update(inventory_file=host.inventory_file, inventory_dir=host.inventory_dir)
+    return out
+
+
+ORIGINS_VAR = "__rustle_origins"
+
+
+def run_vars(host: Host) -> dict[str, Any]:
+    """``own_vars`` as a run request carries them to the Python runtime: with, under
+    ``__rustle_origins``, where the inventory wrote each (name -> "FILE:LINE[:COLUMN]"), for
+    ansible-core's strict-conditional messages and ``origin`` filter. A value changed since it
+    was read (``replace(host, vars=...)``) has no origin."""
+    out = own_vars(host)
+    origins = {k: where for k, (where, value) in host.origins.items()
+               if k in out and out[k] is value}
+    if origins:
+        out[ORIGINS_VAR] = origins
     return out
 
 

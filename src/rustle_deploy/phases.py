@@ -433,20 +433,29 @@ def file_reads(task: Task) -> set[str]:
     out: set[str] = set()
     for leaf in _leaves(task):
         listing = leaf.extras.get("vars_dir") or {}
+        render = leaf.extras.get("run_time_render") or {}
         for name, paths in (leaf.extras.get("run_time_files") or {}).items():
             kind = "vars" if leaf.short_module == "include_vars" else "file"
             if listing.get("run_time") == name:  # include_vars dir: walked with its options
                 out.add(FILE + json.dumps([str(name), "vars_dir", [str(p) for p in paths],
                                            listing.get("options") or {}], sort_keys=True))
                 continue
-            out.add(FILE + json.dumps([str(name), kind, [str(p) for p in paths]]))
+            options: dict[str, Any] = {}
+            if str(leaf.args.get("local_follow", True)).lower() in ("false", "no", "0", "off", "n"):
+                options["follow"] = False  # a copy src directory's symlinks are copied as links
+            if name in render:  # a name over a host's data: the controller renders it (fleetops)
+                options["render"] = render[name]
+                paths = []
+            out.add(FILE + json.dumps([str(name), kind, [str(p) for p in paths], *([options] if options else [])],
+                                      sort_keys=True))
     return out
 
 
 def file_read(read: str) -> tuple[str, str, list[str], dict[str, Any]] | None:
     """(name, kind, candidate paths, options) of a FILE read; None for any other read. The
     kind is ``file``, ``vars`` (a vars file) or ``vars_dir`` (include_vars' dir, whose walk
-    takes the options)."""
+    takes the options); a ``file`` whose options hold ``render`` is named by a template over
+    a host's data (no paths: the controller renders it for each host)."""
     if not read.startswith(FILE):
         return None
     name, kind, paths, *options = json.loads(read[len(FILE):])

@@ -713,6 +713,10 @@ class Session:
         # only the first batch's: the others are not to be touched before their turn.
         first = set(schedule.first_hosts()) if o.get("run_") else {h.name for h in hosts}
         runners = {h.name: self.host_runner(h) for h in hosts}  # a bad target: exit 2 before any ssh
+        if o.get("format_") == "auto":  # bridged tasks do not lower: those hosts get pyz
+            from .bridge.policy import pyz_hosts
+
+            runners.update(dict.fromkeys(pyz_hosts(plan)))
         early = start_early([h for h in hosts if h.name in first], self.settings.ssh_client,
                             self.settings.hosts_at_once(plan.options.forks), lambda h: runners[h.name])
         try:
@@ -1237,14 +1241,23 @@ _BECOME_VARS = frozenset(("ansible_become", "ansible_become_password", "ansible_
 
 
 def sets_become_vars(plan: Plan) -> bool:
-    """Whether a play's, role's, block's or task's vars in ``plan`` set ``ansible_become`` or a
-    become password: ansible-core applies them per task over the inventory's connection-level
-    become (and extra vars reach the host's own variables: with_cli_connection)."""
+    """Whether a play's, role's, block's or task's vars in ``plan``, or what its ``include_vars``
+    files or ``set_fact`` tasks set while it runs, set ``ansible_become`` or a become password:
+    ansible-core applies them per task over the inventory's connection-level become (and extra
+    vars reach the host's own variables: with_cli_connection)."""
     layers: list[Any] = []
     for play in plan.plays:
         layers += [play.vars, play.defaults, *(v for role in play.roles.values() for v in role.values())]
         tasks = [*play.handlers, *(t for batch in play.batches for t in batch.tasks)]
-        layers += [t.extras.get("vars") for top in tasks for t in top.walk()]
+        for t in (t for top in tasks for t in top.walk()):
+            layers.append(t.extras.get("vars"))
+            if t.module.rsplit(".", 1)[-1] == "set_fact":
+                layers.append(t.args)
+            data = t.extras.get("vars_data")  # include_vars: each file's variables
+            layers += data.values() if isinstance(data, dict) else ()
+            tree = t.extras.get("vars_dir")
+            files = tree.get("files") if isinstance(tree, dict) else None
+            layers += [entry[1] for entry in files or () if isinstance(entry, (list, tuple)) and len(entry) == 2]
     return any(isinstance(layer, dict) and not _BECOME_VARS.isdisjoint(layer) for layer in layers)
 
 

@@ -154,14 +154,27 @@ def prebuild_runner() -> None:
 
 
 def targets_root(version: str = ANSIBLE_VERSION) -> Path:
-    """The sdist's ``test/integration/targets`` directory, fetched once into the cache."""
-    root = CACHE / f"ansible_core-{version}" / "test" / "integration" / "targets"
-    if root.is_dir():
+    """The sdist's ``test/integration/targets`` directory, fetched once into the cache, with
+    the sdist's ``test/lib/.../constraints.txt`` that ``setup_remote_constraints`` copies
+    (``run_target``: a dependency of prepare_http_tests, so of uri and get_url, and of pip)."""
+    test = CACHE / f"ansible_core-{version}" / "test"
+    root = test / "integration" / "targets"
+    if root.is_dir() and (test / CONSTRAINTS).is_file():
         return root
     with cache_lock(CACHE / f"ansible_core-{version}.lock"):  # one fetch among test workers
         if not root.is_dir():
             _fetch_targets(version)
+        if not (test / CONSTRAINTS).is_file():  # also in a cache filled before it was extracted
+            _extract_constraints(version)
     return root
+
+
+def _extract_constraints(version: str) -> None:
+    name = f"ansible_core-{version}/test/{CONSTRAINTS}"
+    with tempfile.TemporaryDirectory(dir=CACHE) as tmp, tarfile.open(CACHE / f"ansible_core-{version}.tar.gz") as tar:
+        tar.extractall(tmp, members=[tar.getmember(name)], filter="data")
+        (CACHE / name).parent.mkdir(parents=True, exist_ok=True)
+        Path(tmp, name).replace(CACHE / name)
 
 
 def _fetch_targets(version: str) -> None:

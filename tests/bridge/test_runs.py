@@ -11,10 +11,12 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
+from ..conftest import _end_kept_bridge_servers
 from .conftest import BridgeRun, write_plan
 
 ANSIBLE_MODULE = '''#!/usr/bin/python
@@ -388,21 +390,42 @@ def _alive(pid: int) -> bool:
         return False
 
 
-def test_a_kept_fork_server_serves_the_next_runs_until_cleanup_ends_it(bridge: BridgeRun) -> None:
+@pytest.fixture
+def short_bridge(rustle_home: Path, capsys: pytest.CaptureFixture[str]) -> Iterator[Callable[[], BridgeRun]]:
+    """BridgeRuns (one per call) each in a directory of its own with a short path, removed at the
+    end: a unix socket path must stay short, and tmp_path on a pytest-xdist worker
+    (.../popen-gw0/...) makes the kept server's socket path too long, where the server is then
+    (rightly) not kept. Each test of keeping ends the servers it kept (--cleanup); any left over
+    (a failed test) are ended here."""
+    made: list[Path] = []
+
+    def new() -> BridgeRun:
+        made.append(Path(tempfile.mkdtemp(prefix="rb-", dir="/tmp")))
+        return BridgeRun(made[-1], capsys)
+
+    yield new
+    for path in made:
+        _end_kept_bridge_servers(path)
+        shutil.rmtree(path, ignore_errors=True)
+
+
+def _ends(pid: int) -> None:
+    """Wait (up to 30 s) for the kept server ``pid`` to end as soon as it has answered --cleanup
+    (reaped by init); fails if it does not."""
+    for _ in range(300):
+        if not _alive(pid):
+            return
+        time.sleep(0.1)
+    assert not _alive(pid)
+
+
+def test_a_kept_fork_server_serves_the_next_runs_until_cleanup_ends_it(short_bridge: Callable[[], BridgeRun]) -> None:
     """``rustle_bridge_keep``: the first run leaves its fork server (ansible.module_utils.basic
     imported) listening in the remote directory, the next run's modules are forked from that same
     process, with that run's working directory, umask and environment; a timeout still kills the
     module; --cleanup ends the server and removes its socket."""
-    # A unix socket path must stay short: tmp_path on a pytest-xdist worker (.../popen-gw0/...)
-    # makes the socket's path too long, and the server is then (rightly) not kept.
-    short = Path(tempfile.mkdtemp(prefix="rb-", dir="/tmp"))
-    try:
-        _kept_fork_server_runs(short, BridgeRun(short, bridge.capsys))
-    finally:
-        shutil.rmtree(short, ignore_errors=True)
-
-
-def _kept_fork_server_runs(tmp_path: Path, bridge: BridgeRun) -> None:
+    bridge = short_bridge()
+    tmp_path = bridge.tmp
     _library(tmp_path / "p", {"greet.py": ANSIBLE_MODULE, "where.py": WHERE_MODULE})
     plan = write_plan(tmp_path / "p", [
         {"name": "where", "module": "where", "args": {"path": str(tmp_path / "made")}},
@@ -435,11 +458,7 @@ def _kept_fork_server_runs(tmp_path: Path, bridge: BridgeRun) -> None:
     code, out, err = bridge.main("--cleanup", "-i", str(inv), "--output", "json")
     assert code == 0, err + out
     assert not remote.exists()
-    for _ in range(300):  # it ends as soon as it has answered; reaped by init
-        if not _alive(pid):
-            break
-        time.sleep(0.1)
-    assert not _alive(pid)
+    _ends(pid)
 
 
 def _start_module_and_leave(socket_path: Path, tmp_path: Path, args: dict[str, object]) -> int:
@@ -465,44 +484,33 @@ def _start_module_and_leave(socket_path: Path, tmp_path: Path, args: dict[str, o
     return pid
 
 
-def test_the_fork_server_is_kept_by_default_serves_runs_at_once_and_zero_turns_it_off(bridge: BridgeRun) -> None:
+def test_the_fork_server_is_kept_by_default_serves_runs_at_once_and_zero_turns_it_off(
+        short_bridge: Callable[[], BridgeRun]) -> None:
     """Without ``rustle_bridge_keep`` the server is kept (KEEP_SECONDS); a run is served while
     another run's connection is open (each run has a session of its own); ``0`` keeps none."""
-    short = Path(tempfile.mkdtemp(prefix="rb-", dir="/tmp"))
-    try:
-        run = BridgeRun(short, bridge.capsys)
-        _library(short / "p", {"where.py": WHERE_MODULE})
-        plan = write_plan(short / "p", [{"name": "where", "module": "where", "args": {"path": str(short)}}])
-        first = run.run(plan)
-        servers = _kept_servers(short / "remote")
-        assert len(servers) == 1
-        (socket_path, pid), = servers.items()
-        assert first["where"]["grandparent"] == pid and "warnings" not in first["where"]
-        import socket
+    import socket
 
-        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as held:  # another run, still connected
-            held.settimeout(30)
-            held.connect(str(socket_path))
-            assert b'"ready": true' in held.recv(4096)
-            second = run.run(plan)
-        assert second["where"]["grandparent"] == pid and second["where"]["parent"] != first["where"]["parent"]
-        off = Path(tempfile.mkdtemp(prefix="rb-", dir="/tmp"))
-        try:
-            _library(off / "p", {"where.py": WHERE_MODULE})
-            plan = write_plan(off / "p", [{"name": "where", "module": "where", "args": {"path": str(off)}}])
-            res = BridgeRun(off, bridge.capsys).run(plan, host_vars={"rustle_bridge_keep": 0})
-            assert res["where"]["changed"] is False and not (off / "remote" / "bridge").exists()
-        finally:
-            shutil.rmtree(off, ignore_errors=True)
-        code, out, err = run.main("--cleanup", "-i", str(run.inventory()), "--output", "json")
-        assert code == 0, err + out
-        for _ in range(300):
-            if not _alive(pid):
-                break
-            time.sleep(0.1)
-        assert not _alive(pid)
-    finally:
-        shutil.rmtree(short, ignore_errors=True)
+    run, off = short_bridge(), short_bridge()
+    for each in (run, off):
+        _library(each.tmp / "p", {"where.py": WHERE_MODULE})
+    plan = write_plan(run.tmp / "p", [{"name": "where", "module": "where", "args": {"path": str(run.tmp)}}])
+    first = run.run(plan)
+    servers = _kept_servers(run.tmp / "remote")
+    assert len(servers) == 1
+    (socket_path, pid), = servers.items()
+    assert first["where"]["grandparent"] == pid and "warnings" not in first["where"]
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as held:  # another run, still connected
+        held.settimeout(30)
+        held.connect(str(socket_path))
+        assert b'"ready": true' in held.recv(4096)
+        second = run.run(plan)
+    assert second["where"]["grandparent"] == pid and second["where"]["parent"] != first["where"]["parent"]
+    plan = write_plan(off.tmp / "p", [{"name": "where", "module": "where", "args": {"path": str(off.tmp)}}])
+    res = off.run(plan, host_vars={"rustle_bridge_keep": 0})
+    assert res["where"]["changed"] is False and not (off.tmp / "remote" / "bridge").exists()
+    code, out, err = run.main("--cleanup", "-i", str(run.inventory()), "--output", "json")
+    assert code == 0, err + out
+    _ends(pid)
 
 
 def test_a_keep_value_that_is_not_seconds_is_warned_about_and_keeps_nothing(tmp_path: Path, bridge: BridgeRun) -> None:

@@ -459,6 +459,49 @@ def ansible_env(work: Path, **extra: str) -> dict[str, str]:
     return env
 
 
+def local_inventory(work: Path, **hosts: str) -> list[str]:
+    """``-i WORK/inv.ini`` for ``ansible_connection=local`` hosts (name -> more of its line:
+    variables written ``k=v``), each with its own remote dir under ``work``."""
+    (work / "inv.ini").write_text("".join(
+        f"{name} ansible_connection=local {extra} rustle_remote_dir={work / f'remote-{name}'}\n".replace("  ", " ")
+        for name, extra in hosts.items()))
+    return ["-i", str(work / "inv.ini")]
+
+
+def run_tool(tool: str, work: Path, args: list[str], env: dict[str, str | None], cwd: bool = False) -> dict[str, Any]:
+    """``work``'s site.yml run with ``args`` and ``-e out=WORK/out -f 1`` by ansible-playbook
+    (tool "ansible") or rustle-deploy --run (in this process, HOME under ``work``), neither
+    reading an ansible.cfg, with ``env`` over the environment (None: unset), in ``work`` when
+    ``cwd``: the exit code, the console's text and the files the hosts wrote into WORK/out
+    (name -> text)."""
+    argv = [str(work / "site.yml"), *args, "-e", f"out={work / 'out'}", "-f", "1"]
+    if tool == "ansible":
+        full: dict[str, str | None] = {**ansible_env(work), **env}
+        proc = subprocess.run([str(ANSIBLE_PLAYBOOK), *argv], capture_output=True, text=True, timeout=ORACLE_TIMEOUT,
+                              env={k: v for k, v in full.items() if v is not None}, cwd=work if cwd else None)
+        code, text = proc.returncode, proc.stdout + proc.stderr
+    else:
+        with pytest.MonkeyPatch.context() as mp:
+            if cwd:
+                mp.chdir(work)
+            mp.setenv("HOME", str(work / "home"))
+            mp.setenv("ANSIBLE_CONFIG", str(work / "no-ansible.cfg"))
+            for var in ("RUSTLE_DEPLOY_CACHE_DIR", "RUSTLE_STATE_DB"):
+                mp.delenv(var, raising=False)
+            for var, value in env.items():
+                if value is None:
+                    mp.delenv(var, raising=False)
+                else:
+                    mp.setenv(var, value)
+            with open(work / "rustle.out", "w") as stream:
+                mp.setattr(sys, "stdout", stream)
+                mp.setattr(sys, "stderr", stream)
+                code = main([*argv, "--run", "--output", "text"])
+        text = (work / "rustle.out").read_text()
+    return {"code": code, "text": text, "files": {p.name: p.read_text() for p in sorted((work / "out").iterdir())
+                                                  if p.is_file()}}
+
+
 def playbook_file(tmp_path: Path, text: str, name: str = "site.yml") -> Path:
     path = tmp_path / name
     path.write_text(textwrap.dedent(text))

@@ -4,7 +4,12 @@ ansible-core's copy target makes ``source_recursive`` beside the playbook with t
 to localhost, then copies it (with and without a trailing slash) by that relative name: Ansible
 looks for it only when the task runs. rustle-deploy cannot embed it at compile time; it reads it
 when the task's phase starts (``run_time_files``, a directory as a tree: fleetops) and the
-host's copy walks it as a directory ``src``. Both tools run the same playbook over one
+host's copy walks it as a directory ``src``. A ``src`` named by a value the run registered
+(``{{ made_dir }}/tree``, ``made_dir`` set from a delegated ``mktemp``) is rendered by the
+controller over the host's values when that phase starts, and read then. A directory of the
+playbook's that such tasks change before it is copied is read when its task runs too (with
+``local_follow: false`` its links stay links; followed, a broken link or one that would loop
+stays a link, as ansible-core's copy walks a directory). Both tools run the same playbook over one
 ``ansible_connection=local`` host, each in its own directory (the working directory: the
 delegated tasks' relative paths are made there); compared: the files copied (and their
 modes: a copy with mode=preserve keeps its source's) and the tasks' ``changed``.
@@ -12,8 +17,10 @@ modes: a copy with mode=preserve keeps its source's) and the tasks' ``changed``.
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -43,10 +50,70 @@ PLAYBOOK = """- hosts: all
       register: again
     - name: a file of the playbook's, its mode kept
       copy: {src: preserved.txt, dest: "{{ out }}/preserved.txt", mode: preserve}
+    - name: a private directory on the controller, named by the run
+      command: mktemp -d "{{ scratch }}/made.XXXXXX"
+      delegate_to: localhost
+      register: made
+    - set_fact: {made_dir: "{{ made.stdout }}"}
+    - name: a tree in it
+      file: {path: "{{ made_dir }}/tree/sub", state: directory}
+      delegate_to: localhost
+    - name: a file in the tree
+      copy: {content: "y\\n", dest: "{{ made_dir }}/tree/sub/g"}
+      delegate_to: localhost
+    - name: a file beside it
+      copy: {content: "z\\n", dest: "{{ made_dir }}/single.txt"}
+      delegate_to: localhost
+    - name: a directory for one file
+      file: {path: "{{ made_dir }}/one", state: directory}
+      delegate_to: localhost
+    - name: a directory holding one file, its mode odd
+      copy: {content: "o\\n", dest: "{{ made_dir }}/one/only.txt", mode: "0751"}
+      delegate_to: localhost
+    - name: a template beside it
+      copy: {content: "{% raw %}rc={{ made.rc }}{% endraw %}\\n", dest: "{{ made_dir }}/t.j2"}
+      delegate_to: localhost
+    - name: the registered directory itself
+      copy: {src: "{{ made_dir }}/tree", dest: "{{ out }}/registered/"}
+      register: reg_whole
+    - name: the registered directory's contents
+      copy: {src: "{{ made_dir }}/tree/", dest: "{{ out }}/registered_contents/"}
+      register: reg_contents
+    - name: the directory holding one file
+      copy: {src: "{{ made_dir }}/one", dest: "{{ out }}/one_copy"}
+      register: reg_one
+    - name: the directory holding one file, modes kept
+      copy: {src: "{{ made_dir }}/one", dest: "{{ out }}/one_preserved", mode: preserve}
+      register: reg_one_preserved
+    - name: a registered file
+      copy: {src: "{{ made_dir }}/single.txt", dest: "{{ out }}/registered_single.txt"}
+      register: reg_single
+    - name: a registered template
+      template: {src: "{{ made_dir }}/t.j2", dest: "{{ out }}/registered_t.txt"}
+      register: reg_template
+    - name: a registered file that is not there
+      copy: {src: "{{ made_dir }}/missing.txt", dest: "{{ out }}/never.txt"}
+      register: reg_missing
+      ignore_errors: true
+    - name: a file added on the controller to a directory of the playbook's
+      copy: {content: "added\\n", dest: files/existing/added.txt}
+      delegate_to: localhost
+    - name: and a link to it
+      file: {src: added.txt, dest: files/existing/link, state: link}
+      delegate_to: localhost
+    - name: that directory, its links kept
+      copy: {src: existing/, dest: "{{ out }}/existing/", local_follow: false}
+      register: existing
+    - name: a directory whose links cannot all be followed
+      copy: {src: linked, dest: "{{ out }}/"}
+      register: linked
     - name: what changed
       copy:
         dest: "{{ out }}/changed.txt"
-        content: "{{ [whole.changed, contents.changed, again.changed] }}"
+        content: "{{ [whole.changed, contents.changed, again.changed, reg_whole.changed, reg_contents.changed,
+                      reg_single.changed, reg_template.changed, reg_missing.failed, existing.changed, linked.changed, reg_one.changed, reg_one_preserved.changed,
+                      reg_one.dest | default('') | replace(out, 'OUT'),
+                      reg_missing.msg | replace(made_dir, 'MADE')] }}"
 """
 
 
@@ -63,9 +130,18 @@ def runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
         (work / "files").mkdir()
         (work / "files" / "preserved.txt").write_text("kept\n")
         (work / "files" / "preserved.txt").chmod(0o547)
+        (work / "files" / "existing").mkdir()
+        (work / "files" / "existing" / "there.txt").write_text("there\n")
+        linked = work / "files" / "linked"
+        (linked / "sub").mkdir(parents=True)
+        (linked / "f.txt").write_text("f\n")
+        for link, target in (("self", "self"), ("dangling", "nowhere"), ("up", "../linked"), ("sub/back", "../"),
+                             ("sub/f_link", "../f.txt")):
+            (linked / link).symlink_to(target)
         (work / "inv.ini").write_text(f"h ansible_connection=local ansible_python_interpreter={sys.executable} "
                                       f"rustle_remote_dir={work / 'remote'}\n")
-        args = ["-i", str(work / "inv.ini"), "-e", f"out={work / 'out'}"]
+        (work / "scratch").mkdir()
+        args = ["-i", str(work / "inv.ini"), "-e", f"out={work / 'out'}", "-e", f"scratch={work / 'scratch'}"]
         if tool == "ansible":
             proc = subprocess.run([str(ANSIBLE), str(work / "site.yml"), *args], capture_output=True, text=True,
                                   env=ansible_env(work), cwd=work, timeout=600)
@@ -84,9 +160,14 @@ def runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
             text = (work / "rustle.out").read_text()
         root = work / "out"
         out[tool] = {"code": code, "text": text,
-                     "tree": {str(p.relative_to(root)): (p.read_text() if p.is_file() else "/", oct(p.stat().st_mode))
-                              for p in sorted(root.rglob("*"))}}
+                     "tree": {str(p.relative_to(root)): _entry(p) for p in sorted(root.rglob("*"))}}
     return out
+
+
+def _entry(path: Path) -> tuple[str, str]:
+    if path.is_symlink():
+        return "-> " + os.readlink(path), "link"
+    return (path.read_text() if path.is_file() else "/"), oct(path.stat().st_mode)
 
 
 def test_a_directory_made_on_the_controller_is_copied_as_ansible_copies_it(runs: dict[str, Any]) -> None:
@@ -95,4 +176,13 @@ def test_a_directory_made_on_the_controller_is_copied_as_ansible_copies_it(runs:
     assert rustle["code"] == 0, rustle["text"]
     assert ansible["tree"]["made_here/sub/f"][0] == "x\n" and ansible["tree"]["contents/sub/f"][0] == "x\n"
     assert ansible["tree"]["preserved.txt"] == ("kept\n", oct(0o100547))
+    assert ansible["tree"]["registered/tree/sub/g"][0] == "y\n"
+    assert ansible["tree"]["registered_contents/sub/g"][0] == "y\n"
+    assert ansible["tree"]["registered_t.txt"][0] == "rc=0\n"
+    assert "Could not find or access 'MADE/missing.txt'" in ansible["tree"]["changed.txt"][0]
+    assert ansible["tree"]["existing/added.txt"][0] == "added\n" and ansible["tree"]["existing/link"][0] == "-> added.txt"
+    # followed where it can be; a broken link, and one that would loop, copied as links
+    assert ansible["tree"]["linked/self"][0] == "-> self" and ansible["tree"]["linked/sub/back"][0] == "-> ../"
+    assert ansible["tree"]["linked/sub/f_link"][0] == "f\n"
+    assert ansible["tree"]["one_preserved/one/only.txt"] == ("o\n", oct(0o100751))
     assert rustle["tree"] == ansible["tree"], rustle["text"]

@@ -13,15 +13,12 @@ from __future__ import annotations
 
 import os
 import re
-import subprocess
 import sys
 from typing import Any
 
 import pytest
 
-from rustle_deploy.cli import main
-
-from .conftest import ansible_env
+from .conftest import local_inventory, run_tool
 from .test_playbooks_ansible import ANSIBLE
 
 PLAYBOOK = """- hosts: a
@@ -58,28 +55,8 @@ def runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
         work = tmp / tool
         (work / "out").mkdir(parents=True)
         (work / "site.yml").write_text(PLAYBOOK)
-        (work / "inv.ini").write_text(
-            f"a ansible_connection=local ansible_python_interpreter={sys.executable} rustle_remote_dir={work / 'remote-a'}\n"
-            f"db ansible_connection=local rustle_remote_dir={work / 'remote-db'}\n")
-        args = ["-i", str(work / "inv.ini"), "-e", f"out={work / 'out'}"]
-        if tool == "ansible":
-            proc = subprocess.run([str(ANSIBLE), str(work / "site.yml"), *args], capture_output=True,
-                                  text=True, env={**ansible_env(work), "PATH": PATH}, timeout=600)
-            code, text = proc.returncode, proc.stdout + proc.stderr
-        else:
-            with pytest.MonkeyPatch.context() as mp:
-                mp.setenv("HOME", str(work / "home"))
-                mp.setenv("PATH", PATH)
-                mp.setenv("ANSIBLE_CONFIG", str(work / "no-ansible.cfg"))
-                for var in ("ANSIBLE_PYTHON_INTERPRETER", "RUSTLE_DEPLOY_CACHE_DIR", "RUSTLE_STATE_DB"):
-                    mp.delenv(var, raising=False)
-                with open(work / "rustle.out", "w") as stream:
-                    mp.setattr(sys, "stdout", stream)
-                    mp.setattr(sys, "stderr", stream)
-                    code = main([str(work / "site.yml"), *args, "--run", "--output", "text"])
-            text = (work / "rustle.out").read_text()
-        out[tool] = {"code": code, "text": text,
-                     "files": {p.name: p.read_text() for p in sorted((work / "out").iterdir())}}
+        inv = local_inventory(work, a=f"ansible_python_interpreter={sys.executable}", db="")
+        out[tool] = run_tool(tool, work, inv, {"PATH": PATH, "ANSIBLE_PYTHON_INTERPRETER": None})
     return out
 
 

@@ -18,17 +18,12 @@ from __future__ import annotations
 
 import os
 import re
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from rustle_deploy.cli import main
-
-from ..conftest import ORACLE_TIMEOUT
-from .conftest import ansible_env
+from .conftest import local_inventory, run_tool
 from .test_playbooks_ansible import ANSIBLE
 
 MODULE = """#!/usr/bin/python
@@ -93,42 +88,9 @@ def runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
         (work / "library").mkdir()
         (work / "library" / "which_python.py").write_text(MODULE)
         (work / "site.yml").write_text(PLAYBOOK)
-        (work / "inv.ini").write_text(
-            f"plain ansible_connection=local rustle_remote_dir={work / 'remote-plain'}\n"
-            f"named ansible_connection=local ansible_python_interpreter={other} "
-            f"rustle_remote_dir={work / 'remote-named'}\n")
-        out[tool] = run_tool(tool, work, ["-i", str(work / "inv.ini")], {"PATH": PATH, "ANSIBLE_PYTHON_INTERPRETER": None})
+        inv = local_inventory(work, plain="", named=f"ansible_python_interpreter={other}")
+        out[tool] = run_tool(tool, work, inv, {"PATH": PATH, "ANSIBLE_PYTHON_INTERPRETER": None})
     return out
-
-
-def run_tool(tool: str, work: Path, args: list[str], env: dict[str, str | None]) -> dict[str, Any]:
-    """``work``'s site.yml run with ``args`` and ``-e out=WORK/out -f 1`` by ansible-playbook
-    (tool "ansible") or rustle-deploy --run (in this process, HOME under ``work``), neither
-    reading an ansible.cfg, with ``env`` over the environment (None: unset): the exit code, the
-    console's text and the files the hosts wrote into WORK/out."""
-    argv = [str(work / "site.yml"), *args, "-e", f"out={work / 'out'}", "-f", "1"]
-    if tool == "ansible":
-        full: dict[str, str | None] = {**ansible_env(work), **env}
-        proc = subprocess.run([str(ANSIBLE), *argv], capture_output=True, text=True, timeout=ORACLE_TIMEOUT,
-                              env={k: v for k, v in full.items() if v is not None})
-        code, text = proc.returncode, proc.stdout + proc.stderr
-    else:
-        with pytest.MonkeyPatch.context() as mp:
-            mp.setenv("HOME", str(work / "home"))
-            mp.setenv("ANSIBLE_CONFIG", str(work / "no-ansible.cfg"))
-            for var in ("RUSTLE_DEPLOY_CACHE_DIR", "RUSTLE_STATE_DB"):
-                mp.delenv(var, raising=False)
-            for var, value in env.items():
-                if value is None:
-                    mp.delenv(var, raising=False)
-                else:
-                    mp.setenv(var, value)
-            with open(work / "rustle.out", "w") as stream:
-                mp.setattr(sys, "stdout", stream)
-                mp.setattr(sys, "stderr", stream)
-                code = main([*argv, "--run", "--output", "text"])
-        text = (work / "rustle.out").read_text()
-    return {"code": code, "text": text, "files": {p.name: p.read_text() for p in sorted((work / "out").iterdir())}}
 
 
 def test_a_local_host_discovers_and_a_tasks_auto_runs_its_module_in_the_discovered_python(

@@ -24,7 +24,8 @@ import pytest
 import yaml
 
 from ..native.test_auto import namespaced_sshd
-from .test_interpreter_discovery_local import WARNING, run_tool
+from .conftest import run_tool
+from .test_interpreter_discovery_local import WARNING
 from .test_playbooks_ansible import ANSIBLE
 
 PLAYBOOK = """- hosts: all

@@ -3,7 +3,8 @@
 One project whose secrets come from every place a vault value can: a ``!vault`` play variable,
 block and task ``vars``, a vars file encrypted as a whole (``vars_files``), two ``include_vars``
 of encrypted files (one under ``name:``), a role's encrypted ``vars/``, an encrypted ``-e @file``
-and a ``!vault`` inventory variable. Some of them a template names, the others none. Both tools
+and a ``!vault`` inventory variable, and a ``!vault`` become password in play vars of a play where
+no task becomes. Some of them a template names, the others none. Both tools
 run it against the same sshd and must write the same files; then every file rustle-deploy wrote
 (under the private ``~/.rustle``, the history included, and the host's remote dir: zip members,
 compressed text, SQLite rows) is searched: a secret no template names is in none of them, nor on
@@ -38,7 +39,7 @@ pytestmark = [pytest.mark.ssh, pytest.mark.usefixtures("rustle_home")]
 PASSWORD = "vault-pw-for-tests"
 NAMED = ("play_used", "file_used", "inc_used", "task_used", "extra_used", "role_used", "block_used")
 UNNAMED = ("play_unused", "file_unused", "inc_unused", "named_key", "task_unused", "block_unused",
-           "extra_unused", "role_unused")
+           "extra_unused", "role_unused", "become_unused")
 
 
 def _views(path: Path) -> Iterator[tuple[str, bytes]]:
@@ -92,7 +93,7 @@ def _project(tmp_path: Path, secrets: dict[str, str]) -> Path:
         "extra.yml": yaml_of(extra_used="extra_used", extra_unused="extra_unused"),
         "role.yml": yaml_of(role_used="role_used", role_unused="role_unused"),
         **{name: secrets[name] for name in ("play_used", "play_unused", "task_used", "task_unused",
-                                            "block_used", "block_unused", "inv_secret")},
+                                            "block_used", "block_unused", "inv_secret", "become_unused")},
     })
     proj = tmp_path / "proj"
     (proj / "roles" / "sec" / "vars").mkdir(parents=True)
@@ -106,6 +107,8 @@ def _project(tmp_path: Path, secrets: dict[str, str]) -> Path:
         "- hosts: box\n  gather_facts: false\n  vars_files: [vars.yml]\n  vars:\n"
         f"    play_used: {_inline(files['play_used'], 6)}"
         f"    play_unused: {_inline(files['play_unused'], 6)}"
+        # a become password no task uses: no task becomes, and no ansible_become says one may
+        f"    ansible_become_password: {_inline(files['become_unused'], 6)}"
         "  roles: [sec]\n  tasks:\n"
         "    - include_vars: inc.yml\n"
         "    - include_vars: {file: named.yml, name: never_read}\n"

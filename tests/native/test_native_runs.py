@@ -210,8 +210,8 @@ def test_a_plan_the_runner_cannot_run_is_refused_before_anything_is_touched(
     before = sorted(p.name for p in remote.iterdir())
     code, _, err = cli(capsys, str(PLAN_FIXTURES / "package_management_plan.json"), "--run", "--format", "native")
     assert code == 2
-    assert ("task 'Update package cache (Debian/Ubuntu)' (play-0/task_0) on localhost: argument 'update_cache' of "
-            "apt is not supported by the native runner") in err
+    assert ("task 'Install curl package' (play-0/task_1) on localhost: module 'package' is not implemented by the "
+            "native runner") in err
     assert "use --format pyz" in err
     assert sorted(p.name for p in remote.iterdir()) == before  # no artifact, release or state
 

@@ -155,9 +155,33 @@ PLAYBOOK = """
       apt: {name: coreutils, state: absent}
       when: ansible_check_mode
       register: a4
+    - name: the cache is recent enough
+      apt: {update_cache: true, cache_valid_time: 999999999}
+      register: a5
+    - name: the options of an install that has nothing to do
+      apt: {name: coreutils, install_recommends: false, default_release: stable, allow_downgrade: true,
+            only_upgrade: true, purge: true, dpkg_options: force-confold, update-cache: false}
+      register: a6
+    - name: latest with a version
+      apt: {name: coreutils=1.0, state: latest}
+      register: a7
+      ignore_errors: true
+    - name: latest, in check mode only (it may upgrade)
+      apt: {name: [coreutils, rustle-no-such-package-a], state: latest}
+      when: ansible_check_mode
+      register: a8
+      ignore_errors: true
+    - name: an update of the cache, in check mode only
+      apt: {update_cache: true}
+      when: ansible_check_mode
+      register: a9
+    - name: autoremove asks apt-get -s, in check mode only
+      apt: {autoremove: true, clean: true}
+      when: ansible_check_mode
+      register: a10
     - name: what was registered
       copy:
-        content: "{{ k1 }}\\n{{ k2 }}\\n{{ k3 }}\\n{{ k4 }}\\n{{ k5 }}\\n{{ k6 }}\\n{{ k7 }}\\n{{ k8 }}\\n{{ k9 }}\\n{{ k10 }}\\n{{ k11 }}\\n{{ k12 }}\\n{{ k13 }}\\n{{ k14 }}\\n{{ f1 }}\\n{{ t1 }}\\n{{ t2 }}\\n{{ a1 }}\\n{{ a2 }}\\n{{ a3 }}\\n{{ a4 }}\\n"
+        content: "{{ k1 }}\\n{{ k2 }}\\n{{ k3 }}\\n{{ k4 }}\\n{{ k5 }}\\n{{ k6 }}\\n{{ k7 }}\\n{{ k8 }}\\n{{ k9 }}\\n{{ k10 }}\\n{{ k11 }}\\n{{ k12 }}\\n{{ k13 }}\\n{{ k14 }}\\n{{ f1 }}\\n{{ t1 }}\\n{{ t2 }}\\n{{ a1 }}\\n{{ a2 }}\\n{{ a3 }}\\n{{ a4 }}\\n{{ a5 }}\\n{{ a6 }}\\n{{ a7 }}\\n{{ a8 }}\\n{{ a9 }}\\n{{ a10 }}\\n"
         dest: "{{ root }}/results.txt"
       check_mode: false
 """.replace("__SEED__", SEED).replace("__RSA__", RSA).replace("__ED__", ED).replace("__CA__", CA) \
@@ -184,7 +208,7 @@ def test_known_hosts_apt_fail_with_items_a_shadowed_play_variable_and_timeouts_m
     tmp_path: Path, capsys: pytest.CaptureFixture[str], native_cache: Path
 ) -> None:
     recap, tree, _ = _run_both(tmp_path, capsys)
-    assert recap["failed"] == 0 and recap["rescued"] == 1 and recap["ignored"] == 8
+    assert recap["failed"] == 0 and recap["rescued"] == 1 and recap["ignored"] == 9
     lines = tree["known_hosts"][2].splitlines()
     assert lines[:2] == [FIRST, "# a comment"]
     assert not any(line.startswith("example.org") for line in lines)  # removed by ssh-keygen -R
@@ -209,6 +233,11 @@ def test_known_hosts_apt_fail_with_items_a_shadowed_play_variable_and_timeouts_m
     assert results[17:19] == ["{'changed': False, 'failed': False}"] * 2
     assert results[19].startswith("{'failed': True, 'msg': \"No package matching 'rustle-no-such-package-a' is available\"")
     assert "'skipped': True" in results[20]
+    # the options apt applies: a recent cache is not updated; an install with nothing to do
+    assert results[21].startswith("{'changed': False, 'cache_updated': False, 'cache_update_time': "), results[21]
+    assert results[22] == "{'changed': False, 'failed': False}"
+    assert "'msg': 'version number inconsistent with state=latest: coreutils=1.0'" in results[23]
+    assert all("'skipped': True" in line for line in results[24:27])
 
 
 def test_known_hosts_and_apt_in_check_mode_match_pyz(tmp_path: Path, capsys: pytest.CaptureFixture[str],
@@ -222,4 +251,6 @@ def test_known_hosts_and_apt_in_check_mode_match_pyz(tmp_path: Path, capsys: pyt
     assert results[0].startswith("{'changed': True, 'diff': {'before_header': 'ROOT/known_hosts'"), results[0]
     assert results[20].startswith("{'changed': True, 'diff': {'prepared': 'remove: coreutils'}, "
                                   "'msg': 'would remove: coreutils'"), results[20]
+    assert "No package matching 'rustle-no-such-package-a' is available" in results[24]
+    assert results[25].startswith("{'changed': True, 'cache_updated': True, 'cache_update_time': "), results[25]
 

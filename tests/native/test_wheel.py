@@ -84,9 +84,18 @@ def fresh_venv(root: Path, wheel: Path) -> Path:
     return Path(site)
 
 
-def deploy(venv: Path, tmp: Path, name: str, path: str) -> tuple[dict, Path]:  # type: ignore[type-arg]
+# What the rebuild of changed sources builds with: the crate's release profile without LTO, at
+# opt-level 0 in parallel codegen units (cargo reads CARGO_PROFILE_RELEASE_* over Cargo.toml's
+# [profile.release]): a few seconds of CPU where the shipped profile (lto, codegen-units = 1)
+# takes a minute or more; what is checked here is that the change is noticed and a runner built
+# from it is used, and the shipped profile is built by every other runner of the session.
+QUICK_PROFILE = {"CARGO_PROFILE_RELEASE_LTO": "false", "CARGO_PROFILE_RELEASE_OPT_LEVEL": "0",
+                 "CARGO_PROFILE_RELEASE_CODEGEN_UNITS": "16"}
+
+
+def deploy(venv: Path, tmp: Path, name: str, path: str, **env: str) -> tuple[dict, Path]:  # type: ignore[type-arg]
     """Deploy the workload with the venv's rustle-deploy --format native, HOME private and
-    ``path`` as PATH: the result, and that HOME's runner cache."""
+    ``path`` as PATH (``env`` added to that environment): the result, and that HOME's runner cache."""
     home = tmp / name / "home"
     home.mkdir(parents=True)
     root = seeded(tmp / name / "root")
@@ -94,7 +103,7 @@ def deploy(venv: Path, tmp: Path, name: str, path: str) -> tuple[dict, Path]:  #
     inv.write_text(yaml.safe_dump({"all": {"hosts": {"bench-0000": {
         "ansible_connection": "local", "bench_root": str(root), "bench_role": "web",
         "rustle_remote_dir": str(tmp / name / "remote")}}}}))
-    env = {"HOME": str(home), "PATH": path, "LANG": "C.UTF-8"}
+    env = {"HOME": str(home), "PATH": path, "LANG": "C.UTF-8", **env}
     proc = subprocess.run([str(venv / "bin" / "rustle-deploy"), str(WORKLOAD / "plan.json"), "-i", str(inv), "--run",
                            "--format", "native", "--output", "json"], env=env, capture_output=True, text=True,
                           timeout=1800, check=False)  # a cargo build has taken 20 min at a load of 30
@@ -130,7 +139,7 @@ def test_the_wheel_carries_runners_a_fresh_install_deploys_with_and_changed_sour
     main_rs.write_text(text.replace(VERSION_LINE, VERSION_LINE.replace("{}", "{} (changed after the release)")))
     # rebuilt with the first cargo on this test's PATH, as a user's would be (rustup's, where there
     # is one: its rustc compiles the crate in a third of Debian's rustc 1.65 CPU time)
-    doc, cache = deploy(venv, tmp_path, "changed", os.environ["PATH"])
+    doc, cache = deploy(venv, tmp_path, "changed", os.environ["PATH"], **QUICK_PROFILE)
     (installed,) = (tmp_path / "changed" / "remote" / "runners").iterdir()
     assert installed.name != manifest["runners"]["x86_64-unknown-linux-gnu"]
     version = subprocess.run([str(installed), "--version"], capture_output=True, text=True, check=True).stdout

@@ -184,3 +184,126 @@ def test_blocks_rescue_always_includes_and_set_fact_lower_and_match_pyz(
     assert [e[2] for e in events if e[1] == "skipped include"] == ["skipped"]
     art = next((tmp_path / "native" / "remote" / "artifacts").iterdir())
     assert art.read_bytes().startswith(b'{"format": "rustle-native"')
+
+
+ROLE_HANDLERS_PLAYBOOK = """
+- hosts: all
+  gather_facts: false
+  vars:
+    root: ROOT
+  handlers:
+    - name: play handler
+      listen: restart things
+      shell: echo play >> {{ root }}/handlers.log
+  tasks:
+    - name: notify before the include ran
+      command: "true"
+      notify: restart things
+    - name: ask the shell
+      command: echo hi
+      register: said
+      changed_when: false
+    - name: an include whose condition fails, ignored
+      include_role:
+        name: r
+      when: said.nothing_here == 'x'
+      ignore_errors: true
+      register: inc
+    - name: what it registered
+      copy:
+        content: "{{ inc.failed }} {{ inc.msg }}\\n"
+        dest: "{{ root }}/inc.txt"
+    - name: the include runs
+      include_role:
+        name: r
+    - name: notify after the include ran
+      command: "true"
+      notify: restart things
+- hosts: all
+  gather_facts: false
+  vars:
+    root: ROOT
+  handlers:
+    - name: second play handler
+      listen: restart things
+      shell: echo play2 >> {{ root }}/handlers.log
+  tasks:
+    - name: an include that does not run
+      include_role:
+        name: r
+      when: said.stdout == 'bye'
+    - name: notify in the second play
+      command: "true"
+      notify: restart things
+"""
+
+
+def test_include_role_handlers_and_ignore_errors_on_an_include_lower_and_match_pyz(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], native_cache: Path
+) -> None:
+    """An include_role's handlers answer a notify only once the include ran on the host (plan key
+    ``included_by``), an include's ignore_errors ignores the failure of its own condition
+    (registered as pyz registers it), and a role's handler that includes a file that cannot be
+    loaded here (setup_remote_tmp_dir's windows cleanup) is no obstacle when no notify reaches it:
+    all lower now, and --format auto (the default) runs such a playbook natively, with pyz's
+    files, recap and task results."""
+    from .test_native_runs import journal, local_inventory
+
+    outcomes = {}
+    for fmt in ("pyz", "auto"):
+        root = tmp_path / fmt / "root"
+        root.mkdir(parents=True)
+        book = tmp_path / fmt / "site.yml"
+        book.write_text(ROLE_HANDLERS_PLAYBOOK.replace("ROOT", str(root)))
+        role = tmp_path / fmt / "roles" / "r"
+        (role / "tasks").mkdir(parents=True)
+        (role / "handlers").mkdir()
+        (role / "tasks" / "main.yml").write_text("- name: in the role\n  debug:\n    msg: role ran\n")
+        (role / "handlers" / "main.yml").write_text(
+            "- name: role handler\n  listen: restart things\n  shell: echo role >> {{ root }}/handlers.log\n"
+            "- name: windows cleanup\n  include_tasks: windows.yml\n")  # no notify reaches it
+        (role / "tasks" / "windows.yml").write_text("- win_file:\n    path: C:\\x\n    state: absent\n")
+        remote = tmp_path / fmt / "remote"
+        inv = local_inventory(tmp_path / fmt / "inv.ini", remote)
+        code, doc, err = cli(capsys, str(book), "-i", str(inv), "--run", "--output", "json", "--format", fmt, "-v")
+        assert code == 0, err
+        if fmt == "auto":
+            assert "format: native for localhost" in err, err
+        host = doc["hosts"][0]
+        recap = {k: host["recap"][k] for k in ("ok", "changed", "failed", "skipped", "rescued", "ignored")}
+        outcomes[fmt] = (recap, files(root), journal(remote, tmp_path / fmt))
+    assert outcomes["auto"] == outcomes["pyz"]
+    recap, _, events = outcomes["auto"]
+    assert recap["ignored"] == 1 and recap["failed"] == 0
+    root = tmp_path / "auto" / "root"
+    assert (root / "handlers.log").read_text() == "play\nrole\nplay2\n"
+    assert (root / "inc.txt").read_text().startswith("True Task failed: ")
+    assert [e[2] for e in events if e[1] == "an include whose condition fails, ignored"] == ["failed"]
+
+
+@pytest.mark.parametrize(("handler", "why"), [
+    # once the include ran, its handler of the same name is the one a notify finds (the last
+    # loaded wins): which one runs is decided on the host
+    ("- name: restart\n  debug: {}\n", "depends on which include_role tasks ran"),
+    # a notified handler that includes a file that cannot be loaded: the runner does not fail there
+    ("- name: restart\n  include_tasks: windows.yml\n", "could not be loaded"),
+])
+def test_include_role_handlers_the_runner_cannot_follow_are_left_to_pyz(tmp_path: Path, handler: str,
+                                                                         why: str) -> None:
+    """The lowering refuses them, naming why (--format auto then picks pyz)."""
+    from rustle_deploy.compiler.native import NativeUnsupported
+
+    from .conftest import lower
+
+    book = tmp_path / "site.yml"
+    book.write_text("- hosts: all\n  gather_facts: false\n  handlers:\n    - name: restart\n      debug: {}\n"
+                    "  tasks:\n    - include_role:\n        name: r\n"
+                    "    - command: 'true'\n      notify: restart\n")
+    for sub, text in (("tasks", "- debug: {}\n"), ("handlers", handler)):
+        (tmp_path / "roles" / "r" / sub).mkdir(parents=True, exist_ok=True)
+        (tmp_path / "roles" / "r" / sub / "main.yml").write_text(text)
+    (tmp_path / "roles" / "r" / "tasks" / "windows.yml").write_text("- win_file:\n    path: x\n")
+    inv = tmp_path / "inv.ini"
+    inv.write_text("localhost ansible_connection=local\n")
+    with pytest.raises(NativeUnsupported, match=why):
+        lower(book, inv)

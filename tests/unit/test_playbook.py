@@ -151,6 +151,43 @@ def test_a_missing_copy_source_after_a_task_on_the_controller_is_read_when_it_ru
         _compile(tmp_path, {"site.yml": "- hosts: all\n  tasks:\n" + copy + made}, inventory="web ansible_host=127.0.0.1\n")
 
 
+def test_a_copy_directory_after_a_task_on_the_controller_is_read_when_it_runs(tmp_path: Path) -> None:
+    """ansible-core's copy target adds symlinks and an empty directory to its role's
+    ``files/subdir`` with delegated tasks, then copies it: after a task on the controller a
+    directory src found when compiling is read when the task runs; before one, it is embedded."""
+    made = "    - file: {path: files/tree/sub, state: directory}\n      delegate_to: localhost\n"
+    copy = "    - copy: {src: tree/, dest: /tmp/x, local_follow: false}\n"
+    files = {"files/tree/f": "x"}
+    compiled = _compile(tmp_path, {"site.yml": "- hosts: all\n  tasks:\n" + made + copy, **files},
+                        inventory="web ansible_host=127.0.0.1\n")
+    task = compiled.plan.plays[0].batches[0].tasks[1]
+    assert task.args["src"] == "tree/" and task.extras["run_time_files"] == {"tree/": [str(tmp_path / "files/tree")]}
+    compiled = _compile(tmp_path, {"site.yml": "- hosts: all\n  tasks:\n" + copy + made, **files},
+                        inventory="web ansible_host=127.0.0.1\n")
+    task = compiled.plan.plays[0].batches[0].tasks[0]
+    assert task.args["src"] == str(tmp_path / "files/tree") + "/" and "run_time_files" not in task.extras
+
+
+def test_a_copy_source_over_a_value_the_play_sets_is_rendered_by_the_controller_when_it_runs(tmp_path: Path) -> None:
+    """ansible-core's copy target copies ``{{ local_temp_dir }}/source1``, ``local_temp_dir`` set
+    from a delegated ``mktemp``'s result: after a task on the controller, such a src (one that
+    may be absolute) is rendered by the controller when its phase starts (``run_time_render``,
+    with the values every host shares baked in); one over facts alone, or a relative one, is
+    not read from the controller (no phase of its own)."""
+    play = ("- hosts: all\n  vars: {sub: tree}\n  tasks:\n"
+            "    - command: mktemp -d\n      delegate_to: localhost\n      register: made\n"
+            "    - set_fact: {made_dir: '{{ made.stdout }}'}\n"
+            "    - copy: {src: '{{ made_dir }}/{{ sub }}/', dest: /tmp/x}\n"
+            "    - copy: {src: '{{ ansible_distribution }}.txt', dest: /tmp/x}\n"
+            "    - copy: {src: 'files/{{ made_dir | basename }}', dest: /tmp/x}\n      ignore_errors: true\n")
+    compiled = _compile(tmp_path, {"site.yml": play, "Debian.txt": "x"}, inventory="web ansible_host=127.0.0.1\n")
+    tasks = compiled.plan.plays[0].batches[0].tasks
+    name = "{{ made_dir }}/{{ sub }}/"
+    assert tasks[2].extras["run_time_files"] == {name: []}
+    assert tasks[2].extras["run_time_render"] == {name: {"vars": {"sub": "tree"}, "extra": {}}}
+    assert "run_time_render" not in tasks[3].extras and "run_time_render" not in tasks[4].extras
+
+
 def test_an_empty_copy_source_is_left_for_the_task_to_fail(tmp_path: Path) -> None:
     """ansible-core's copy target: ``src: ''`` fails "src (or content) is required" when it runs
     (it named the role's files/ directory itself, copied as a tree)."""

@@ -64,16 +64,22 @@ def test_unusable_path_is_a_state_error(tmp_path: Path) -> None:
         History(blocker / "state.db")
 
 
+def _web1_together_web2_cut(h: History, did: str) -> None:
+    """web1's outcome and runner recorded together; web2's outcome in a together() that an error
+    cuts short (undone)."""
+    with h.together():
+        h.record_host(did, "web1", "activated", sha256="s1")
+        h.record_runner("web1", "/r", "r" * 64)
+    with pytest.raises(RuntimeError), h.together():
+        h.record_host(did, "web2", "activated", sha256="s2")
+        raise RuntimeError("cut")
+
+
 def test_records_made_together_commit_or_roll_back_together(tmp_path: Path) -> None:
     db = tmp_path / "state.db"
     with History(db) as h:
         did = h.begin("deploy")
-        with h.together():
-            h.record_host(did, "web1", "activated", sha256="s1")
-            h.record_runner("web1", "/r", "r" * 64)
-        with pytest.raises(RuntimeError), h.together():
-            h.record_host(did, "web2", "activated", sha256="s2")
-            raise RuntimeError("cut")
+        _web1_together_web2_cut(h, did)
     with History(db) as h:
         deployment = h.get(did)
         assert deployment is not None
@@ -92,12 +98,7 @@ def test_grouped_records_commit_together_and_a_failed_one_alone_is_undone(tmp_pa
         did = h.begin("deploy")
         h.pending(did, [("web1", "b", "s", "/r"), ("web2", "b", "s", "/r"), ("web3", "b", "s", "/r")])
         with h.grouped():
-            with h.together():
-                h.record_host(did, "web1", "activated", sha256="s1")
-                h.record_runner("web1", "/r", "r" * 64)
-            with pytest.raises(RuntimeError), h.together():
-                h.record_host(did, "web2", "activated", sha256="s2")
-                raise RuntimeError("cut")
+            _web1_together_web2_cut(h, did)
             assert seen() == [("web1", "pending"), ("web2", "pending"), ("web3", "pending")]
             h.commit()
             assert seen() == [("web1", "activated"), ("web2", "pending"), ("web3", "pending")]

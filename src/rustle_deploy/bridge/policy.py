@@ -162,6 +162,23 @@ def unresolved(plan: Plan, tasks: Sequence[Task]) -> Resolution:
     return resolve(keys, plan_dirs(plan))
 
 
+def pyz_hosts(plan: Plan) -> frozenset[str]:
+    """The hosts of the plays that hold a task no built-in implements (run through the bridge,
+    or on the controller): the native runner runs none of them (compiler/native.py), so
+    ``--format auto`` gives these hosts pyz. The ssh process started for each host before the
+    build (transport/early.py) runs the pyz agent's command for them: one started for the
+    native runner would be discarded and a second connection made (a key exchange and an agent
+    start more per host, on both sides)."""
+    from ..runtime_index import canonical_module
+
+    hosts: set[str] = set()
+    for play in plan.plays:
+        tasks = (*(t for batch in play.batches for t in batch.tasks), *play.handlers)
+        if any(not t.is_block and canonical_module(t.module) is None for task in tasks for t in task.walk()):
+            hosts.update(play.hosts)
+    return frozenset(hosts)
+
+
 def bridged(plan: Plan, task: Task, resolution: Resolution) -> BridgedModule:
     """The module ``task`` runs through the bridge; PlanError naming the task when it cannot."""
     found = resolution.modules.get(task_key(task))

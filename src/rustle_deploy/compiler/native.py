@@ -45,9 +45,12 @@ MODULES = frozenset({"file", "copy", "template", "lineinfile", "blockinfile", "r
 # known_hosts.rs)
 _SPEC = {"tempfile": frozenset({"state", "path", "prefix", "suffix"}),
          "known_hosts": frozenset({"name", "key", "path", "hash_host", "state"}),
-         # packages.rs: names and present/absent (the cache options, latest, purge, ...: pyz)
-         "apt": frozenset({"name", "pkg", "package", "state"})}
-_APT_STATES = ("present", "installed", "absent", "removed")
+         # packages.rs: the options the runtime's packages.apt applies (deb, upgrade and the ones
+         # it accepts without applying: pyz)
+         "apt": frozenset({"name", "pkg", "package", "state", "update_cache", "update-cache", "cache_valid_time",
+                           "purge", "autoremove", "clean", "install_recommends", "default_release",
+                           "allow_downgrade", "only_upgrade", "dpkg_options"})}
+_APT_STATES = ("present", "installed", "latest", "absent", "removed")
 # ``lookup('first_found', NAME)`` as an include's whole file name: chosen on the host
 _FIRST_FOUND = re.compile(r"^\s*\{\{\s*lookup\(\s*(['\"])first_found\1\s*,\s*([A-Za-z_]\w*)\s*\)\s*\}\}\s*$")
 # a condition that holds only before any fact is gathered: the runner gathers facts, and so does
@@ -59,11 +62,11 @@ _KNOWN = frozenset({"id", "name", "module", "args", "hosts", "when", "tags", "no
                     "register", "loop", "loop_control", "ignore_errors", "no_log", "changed_when",
                     "failed_when", "check_mode", "diff", "environment", "vars", "files", "become",
                     "become_user", "become_method", "role", "unnamed", "bridge", "origins", "loop_with", "timeout",
-                    "banner"})
+                    "banner", "included_by"})
 # keys of a block or an include (a task with ``block``) the runner understands
 _CONTAINER = frozenset({"id", "name", "block", "rescue", "always", "when", "include", "include_choice",
                         "include_result", "params", "register", "role_once", "tags", "hosts", "role", "vars",
-                        "origins", "banner"})
+                        "origins", "banner", "included_by", "ignore_errors", "listen", "include_error"})
 # what a rescue section sees of the failure (executor._run_sections)
 _FAILURE_NAMES = frozenset({"ansible_failed_task", "ansible_failed_result"})
 _BOOL_KEYS = ("ignore_errors", "no_log", "check_mode", "diff")
@@ -110,6 +113,16 @@ def run_names(doc: dict[str, Any]) -> set[str]:
         elif task.get("module") == "set_fact" and isinstance(task.get("args"), dict):
             names.update(str(k) for k in task["args"] if k != "cacheable")
     return names
+
+
+def _included_by(handler: dict[str, Any]) -> list[str] | None:
+    """The ids of the includes (as the containers the runner reports carry them) whose run makes
+    ``handler`` notifiable, or None for a handler notifiable from the play's start
+    (executor._notify)."""
+    if handler.get("included_by") is None:
+        return None
+    parent = str(handler.get("id", "")).rpartition("/")[0]
+    return [f"{parent}/{i}" for i in handler["included_by"]]
 
 
 def _leaves(play: dict[str, Any]) -> list[dict[str, Any]]:
@@ -428,6 +441,8 @@ class _Lowering:
                     self.handling = False
                 if lowered is not None:  # named by a topic only it has: see notified()
                     lowered["listen"] = [_handler_topic(index)]
+                    if handler.get("included_by") is not None:  # notifiable once one of them ran
+                        lowered["included_by"] = _included_by(handler)
                     lowered_handlers.append(lowered)
             self.dynamic.intersection_update(before)
             self.mark_set(run_names({"plays": [{"tasks": [], "handlers": play["handlers"]}]}))
@@ -436,13 +451,39 @@ class _Lowering:
                         "handlers": lowered_handlers})
         return out
 
-    def notified(self, handlers: list[dict[str, Any]], notify: Any) -> list[str]:
+    def notified(self, task: dict[str, Any], handlers: list[dict[str, Any]], notify: Any) -> list[str]:
         """A notify as the handlers it runs (Ansible's choice among names, ``ROLE : NAME`` and
-        listen topics, made by the pyz runtime's own rule), each named by a topic only it has."""
+        listen topics, made by the pyz runtime's own rule), each named by a topic only it has.
+
+        An include_role's handlers (``included_by``) answer only once that include ran on the
+        host (executor._notify): the runner leaves such a handler out until then. That is the
+        pyz rule only when no handler the include adds changes which other handler a name
+        finds (one of the same name would shadow the play's own once the include ran), which
+        is checked here for every combination of the includes that may have run."""
         chosen: set[int] = set()
+        late = sorted({i for h in handlers for i in _included_by(h) or ()})
+        if len(late) > 6:
+            raise self.fail(task, "more than 6 include_role tasks add handlers to the play")
         for name in self.executor._as_list(notify):
-            chosen.update(id(h) for h in self.executor._notified_handlers(handlers, str(name)))
+            every = self.executor._notified_handlers(handlers, str(name))
+            chosen.update(id(h) for h in every)
+            for mask in range(1 << len(late)) if late else ():
+                ran = {i for n, i in enumerate(late) if mask >> n & 1}
+                known = [h for h in handlers if _included_by(h) is None or ran & set(_included_by(h) or ())]
+                got = {id(h) for h in self.executor._notified_handlers(known, str(name))}
+                if got != {id(h) for h in every if any(h is k for k in known)}:
+                    raise self.fail(task, f"which handler the notify {str(name)!r} runs depends on which "
+                                          "include_role tasks ran (one of their handlers shadows another)")
         return [_handler_topic(i) for i, h in enumerate(handlers) if id(h) in chosen]
+
+    def notifiable(self, play: dict[str, Any]) -> list[dict[str, Any]]:
+        """The play's handlers that some notify of the play (its tasks' and handlers', at any
+        depth) may run, by the pyz runtime's rule, as if every include_role had run."""
+        found: list[dict[str, Any]] = []
+        for leaf in _leaves(play):
+            for name in self.executor._as_list(leaf.get("notify")):
+                found += self.executor._notified_handlers(play["handlers"], str(name))
+        return found
 
     def fail(self, task: dict[str, Any], reason: str) -> NativeUnsupported:
         return NativeUnsupported(
@@ -534,7 +575,7 @@ class _Lowering:
             "changed_when": self.conds(task, scope, task.get("changed_when")),
             "failed_when": self.conds(task, scope, task.get("failed_when")),
             # the handlers its notify runs, chosen here by the pyz runtime's rule
-            "notify": self.notified(play["handlers"], task.get("notify")),
+            "notify": self.notified(task, play["handlers"], task.get("notify")),
             "listen": [str(n) for n in self.executor._as_list(task.get("listen"))],
             "environment": {str(k): str(v) for k, v in self.executor.merge_environment(
                 self.static(task, scope, task.get("environment") or {})).items()},
@@ -663,6 +704,15 @@ class _Lowering:
             what = "an include" if task.get("include") is not None else "a block"
             raise self.fail(task, f"keyword '{unknown[0]}' on {what} is not supported by the native runner")
         scope = self.scope(play, task)
+        if task.get("include_error"):  # a file that could not be loaded: the host fails (errors) there
+            if not self.handling or any(h is task for h in self.notifiable(play)):
+                raise self.fail(task, "an include whose file could not be loaded fails the host where the "
+                                      "Python runtime reaches it (the native runner does not)")
+            # a handler no notify of the play can reach (setup_remote_tmp_dir's windows cleanup
+            # on Linux): it never runs
+            return {"id": task.get("id"), "name": self.name(task, scope, "include"), "block": [], "rescue": [],
+                    "always": [], "when": [], "tags": list(task.get("tags") or []), "include": task.get("include"),
+                    "register": None, "include_result": {}, "role_once": None}
         body = task
         choose = None
         if task.get("include_choice"):  # the file named with data: chosen now when the name is known now
@@ -698,6 +748,13 @@ class _Lowering:
             "include_result": self.data(task, task.get("include_result") or {}),
             "role_once": task.get("role_once"),
         }
+        if include is not None:  # ignores a failure of its own condition (executor._run_container)
+            ignore = task.get("ignore_errors")
+            if isinstance(ignore, str):
+                ignore = str(self.static(task, scope, ignore)).strip().lower() in ("true", "yes", "on", "1")
+            out["ignore_errors"] = ignore is True
+        elif task.get("ignore_errors") not in (None, False):  # a block's own is its tasks' (compiled so)
+            raise self.fail(task, "keyword 'ignore_errors' on a block is not supported by the native runner")
         if choose is not None:
             out.update(choose=choose, choices=choices)
         return out
@@ -846,7 +903,7 @@ class _Lowering:
             self.replace_patterns(task, args)
         if module == "apt" and args.get("state", "present") not in _APT_STATES:
             raise self.fail(task, f"apt with state {args['state']!r} is not supported by the native runner (only "
-                                  "present/installed/absent/removed known at compile time)")
+                                  "present/installed/latest/absent/removed known at compile time)")
         return args
 
     def replace_patterns(self, task: dict[str, Any], args: dict[str, Any]) -> None:

@@ -29,6 +29,7 @@ import hashlib
 import os
 import pwd
 import re
+import stat
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
@@ -441,34 +442,69 @@ class TreeTooLarge(Exception):
 
 
 def walk_tree(name: str, path: str, follow: bool, digest: Callable[[str], str]) -> dict[str, Any]:
-    """A directory copy ``src`` as Ansible's copy action walks it: ``entries`` (relative path ->
-    ``digest(file)``, or None for a directory), ``links`` (not followed: relative path -> target)
-    and ``path``; ``name`` ending in ``/`` copies the contents, else the directory itself. Used
-    when compiling and, for a directory an earlier task creates on the controller, when the
-    task's phase starts (fleetops)."""
+    """A directory copy ``src`` as Ansible's copy action walks it (``_walk_dirs``): ``entries``
+    (relative path -> ``digest(file)``, or None for a directory), ``links`` (relative path ->
+    target: every link without ``follow``; with it, a link that cannot be followed, broken or to
+    itself, and a link to a directory the copy is already in, which would loop) and ``path``;
+    ``name`` ending in ``/`` copies the contents, else the directory itself. Used when compiling
+    and, for a directory read when the task runs, when the task's phase starts (fleetops)."""
     top = os.path.normpath(path)
     prefix = "" if name.endswith("/") else os.path.basename(top)
     entries: dict[str, Any] = {}
     links: dict[str, str] = {}
+    modes: dict[str, str] = {}  # each file's mode, for mode=preserve
     if prefix:
         entries[prefix] = None
-    for root, dirs, filenames in os.walk(top, followlinks=follow):
-        dirs.sort()
-        rel_root = os.path.relpath(root, top)
-        for d in dirs:
-            rel = os.path.normpath(os.path.join(prefix, rel_root, d))
-            if not follow and os.path.islink(os.path.join(root, d)):
-                links[rel] = os.readlink(os.path.join(root, d))
-                continue
-            entries[rel] = None
-        for f in sorted(filenames):
-            full = os.path.join(root, f)
-            rel = os.path.normpath(os.path.join(prefix, rel_root, f))
-            if not follow and os.path.islink(full):
-                links[rel] = os.readlink(full)
-            elif os.path.isfile(full):
-                entries[rel] = digest(full)
-        if len(entries) > MAX_TREE_FILES:
-            raise TreeTooLarge(f"{path} holds more than {MAX_TREE_FILES} entries")
+
+    def add(rel: str, full: str) -> None:
+        entries[rel] = digest(full)
+        modes[rel] = f"0{stat.S_IMODE(os.stat(full).st_mode):03o}"
+
+    def key(where: str) -> tuple[int, int]:
+        found = os.stat(where)
+        return found.st_dev, found.st_ino
+
+    def walk(folder: str, base: str, parents: frozenset[tuple[int, int]]) -> None:
+        for root, dirs, filenames in os.walk(folder):  # links to directories are not entered
+            dirs.sort()
+            rel_root = os.path.relpath(root, folder)
+            for f in sorted(filenames):
+                full = os.path.join(root, f)
+                rel = os.path.normpath(os.path.join(base, rel_root, f))
+                if os.path.islink(full):
+                    if follow and os.path.isfile(os.path.realpath(full)):
+                        add(rel, os.path.realpath(full))
+                    else:
+                        links[rel] = os.readlink(full)
+                elif os.path.isfile(full):
+                    add(rel, full)
+            for d in dirs:
+                full = os.path.join(root, d)
+                rel = os.path.normpath(os.path.join(base, rel_root, d))
+                if not os.path.islink(full):
+                    entries[rel] = None
+                    continue
+                real = os.path.realpath(full)
+                if not follow or key(real) in parents:
+                    links[rel] = os.readlink(full)
+                    continue
+                # the directories between this one and those the copy is known to be in: a
+                # link to one of them is circular, kept as a link (as ansible-core)
+                chain = os.path.dirname(full).split(os.sep)
+                new: set[tuple[int, int]] = set()
+                for n in range(len(chain), 0, -1):
+                    step = key(os.sep.join(chain[:n]) or os.sep)
+                    if step in parents:
+                        break
+                    new.add(step)
+                if key(real) in new:
+                    links[rel] = os.readlink(full)
+                else:
+                    entries[rel] = None
+                    walk(real, rel, parents | new)
+            if len(entries) + len(links) > MAX_TREE_FILES:
+                raise TreeTooLarge(f"{path} holds more than {MAX_TREE_FILES} entries")
+
+    walk(top, prefix, frozenset({key(top)}))
     full_path = top + "/" if name.endswith("/") else top
-    return {"path": full_path, "entries": entries, "links": links}
+    return {"path": full_path, "entries": entries, "links": links, "modes": modes}

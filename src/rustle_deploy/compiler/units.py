@@ -332,14 +332,30 @@ def _withhold_unread_secrets(unit: BuildUnit, doc_plays: list[dict[str, Any]], r
              *_strings_in(list(unit.host_vars.values())), *_plan_texts(unit, with_doc=False)]
     if any(_READS_ANY_VAR.search(t) for t in texts):
         return
-    # the runtime reads the become password variables of a task that becomes (runtime/become.py)
-    texts.append(" ".join(BECOME_PASS_VARS))
+    if _may_become(unit, doc_plays):  # the runtime reads them for a task that becomes (runtime/become.py)
+        texts.append(" ".join(BECOME_PASS_VARS))
     unread = _unnamed(texts, as_names)
     for owner, key, as_name in layers:
         if as_name is None:
             owner[key] = _without(owner[key], unread, WITHHELD)
         elif unread(as_name):  # include_vars name=NAME: the file's variables are NAME's
             owner[key] = {k: Undecryptable("", WITHHELD) for k in owner[key]}
+
+
+_BECOME_VAR = re.compile(r"\bansible_become\b")
+
+
+def _may_become(unit: BuildUnit, doc_plays: list[dict[str, Any]]) -> bool:
+    """Whether a task of ``unit``'s artifact may run as another user, and so read a become
+    password variable: a task whose ``become`` keyword is not false, or an ``ansible_become``
+    variable anywhere (the hosts' variables, any vars of the plan, a set_fact or include_vars
+    that may set it, extra vars), as the runtime decides per task (runtime/context.py)."""
+    for play in doc_plays:
+        for task in _all_tasks([*play.get("tasks", ()), *play.get("handlers", ())]):
+            if task.get("become") not in (None, False):
+                return True
+    return any(_BECOME_VAR.search(json.dumps(part, default=str))
+               for part in (doc_plays, unit.plan_doc.get("extra_vars"), unit.host_vars))
 
 
 def _refuse_other_hosts_secrets(unit: BuildUnit, read: set[str]) -> None:

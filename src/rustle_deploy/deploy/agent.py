@@ -941,6 +941,8 @@ def _run_artifact(layout, path, req, stdin):
             if "become_password" not in run_payload.__code__.co_varnames:
                 raise AgentError("artifact", "this artifact's runtime cannot take a become password (-K); rebuild it")
             options["become_password"] = str(run["become_password"])
+        if isinstance(run.get("become_passwords"), dict) and "become_passwords" in run_payload.__code__.co_varnames:
+            options["become_passwords"] = {str(k): str(v) for k, v in run["become_passwords"].items()}
         if "state_dir" in run_payload.__code__.co_varnames:  # the bridge's kept fork server
             options["state_dir"] = layout.root
         discovered = _discovered_interpreter()

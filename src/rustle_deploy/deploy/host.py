@@ -25,13 +25,14 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import ChecksumMismatch, HostError, RemoteError, RunnerNotExecutable, TransferError
-from ..model import Host, RunnerSpec, own_vars, tag_unsafe
+from ..model import Host, RunnerSpec, run_vars, tag_unsafe
 from ..transport import ConnectFn, Connection, Session, default_connect
 from ..transport.options import (
     EXIT_NEED_RUNNER,
     AgentLaunch,
     agent_launch,
     become_password,
+    become_password_variables,
     remote_command,
 )
 from .fetched import write_fetched
@@ -198,7 +199,7 @@ def build_request(job: HostJob) -> dict[str, Any]:
         }
         if job.runner is None:  # a native program has its host's values compiled in
             # the host's own variables: only in its own request (docs/artifact.md, "Host variables")
-            req["run"]["vars"] = tag_unsafe(own_vars(job.host))
+            req["run"]["vars"] = tag_unsafe(run_vars(job.host))
         if r.plays is not None:
             req["run"]["plays"] = list(r.plays)
         # in this request only (stdin of the ssh channel): the host's own become password
@@ -207,6 +208,9 @@ def build_request(job: HostJob) -> dict[str, Any]:
         password = r.become_password if password is None else password
         if password is not None:
             req["run"]["become_password"] = password
+        named = become_password_variables(job.host)
+        if named:  # each by its name: the runtime weighs them against the play's, per task method
+            req["run"]["become_passwords"] = named
         if r.carry is not None:
             req["run"]["carry"] = r.carry
         if r.phase is not None:

@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import ConnectError, HostError, PhaseError
-from ..model import Host, own_vars, tag_unsafe
+from ..model import Host, run_vars, tag_unsafe
 from ..transport import ConnectFn
 from .fetched import write_fetched
 from .host import HostOutcome, RunOptions
@@ -78,7 +78,7 @@ def run_here(artifact: Path, host: Host, options: RunOptions, state: dict[str, A
     carry = workdir / f"{host.name}.carry.json"
     host_vars = workdir / f"{host.name}.vars.json"
     _write_private(carry, state if state is not None else {"__rustle_carry__": 2, "facts": {}})
-    _write_private(host_vars, tag_unsafe(own_vars(host)))
+    _write_private(host_vars, tag_unsafe(run_vars(host)))
     started, began = time.monotonic(), time.time()  # began: a trace's clock (tracing.py)
     stages = [("run", began)]
     try:
@@ -195,7 +195,7 @@ async def run_there(connect: ConnectFn, delegate: Host, artifact: Path, host: Ho
         argv += ["--sha256", Path(held).name]
     header = {"size": len(blob), "argv": argv, "path": held, "delegate": delegate.name,
               "carry": json.dumps(state if state is not None else {"__rustle_carry__": 2, "facts": {}}, default=str),
-              "vars": json.dumps(tag_unsafe(own_vars(host)), default=str)}
+              "vars": json.dumps(tag_unsafe(run_vars(host)), default=str)}
     where = f"of the tasks delegated to {delegate.name}"
     lines: list[bytes] = []
     conn = None

@@ -543,11 +543,14 @@ def _build(
     hosts: dict[str, Host] = {}
     for h in data.hosts.values():
         order = [g.name for g in sort_groups(g for g in h.groups if g.name != "all")]
-        values = host_vars(data, h, files, playbook)
+        where: dict[str, str] = {}
+        values = host_vars(data, h, files, playbook, where)
+        origins = {k: (w, values[k]) for k, w in where.items()}  # run_vars drops a value changed since
         if h.implicit:  # the implicit localhost, put in a group by add_host/group_by (_add)
             values = {**values, **_localhost_vars(data, files, h.name, playbook), **h.vars}
-        where, folder = _source_of(h)
-        hosts[h.name] = Host(name=h.name, vars=values, groups=("all", *order), inventory_file=where, inventory_dir=folder)
+        named_in, folder = _source_of(h)
+        hosts[h.name] = Host(name=h.name, vars=values, groups=("all", *order), origins=origins,
+                             inventory_file=named_in, inventory_dir=folder)
     groups: dict[str, Group] = {}
     for g in data.groups.values():
         gvars = dict(g.vars)

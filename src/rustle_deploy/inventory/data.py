@@ -31,6 +31,7 @@ class GroupData:
         self.hosts: list[HostData] = []
         self._host_names: set[str] = set()
         self.vars: dict[str, Any] = {}
+        self.origins: dict[str, str] = {}  # where each of ``vars`` was written (ansible's origin)
         self.child_groups: list[GroupData] = []
         self.parent_groups: list[GroupData] = []
 
@@ -112,7 +113,7 @@ class GroupData:
             self.hosts.remove(host)
             host.remove_group(self)
 
-    def set_variable(self, key: str, value: Any) -> None:
+    def set_variable(self, key: str, value: Any, origin: str | None = None) -> None:
         if key == "ansible_group_priority":
             try:
                 self.priority = int(value)
@@ -123,6 +124,7 @@ class GroupData:
                 ) from exc
         else:
             self.vars[key] = value
+            _set_origin(self.origins, key, origin)
 
     def all_hosts(self) -> list[HostData]:
         """Hosts of this group and of every descendant, in Ansible's order, each once."""
@@ -144,6 +146,7 @@ class HostData:
     def __init__(self, name: str, port: int | None = None) -> None:
         self.name = name
         self.vars: dict[str, Any] = {}
+        self.origins: dict[str, str] = {}  # where each of ``vars`` was written (ansible's origin)
         self.groups: list[GroupData] = []
         self.implicit = False
         self.source: str | None = None  # the source that named it first (ansible-core's inventory_file)
@@ -168,8 +171,16 @@ class HostData:
             if old.name != "all" and not any(old in g.ancestors() for g in self.groups):
                 self.remove_group(old)
 
-    def set_variable(self, key: str, value: Any) -> None:
+    def set_variable(self, key: str, value: Any, origin: str | None = None) -> None:
         self.vars[key] = value
+        _set_origin(self.origins, key, origin)
+
+
+def _set_origin(origins: dict[str, str], key: str, origin: str | None) -> None:
+    if origin is None:
+        origins.pop(key, None)
+    else:
+        origins[key] = origin
 
 
 class InventoryData:
@@ -213,14 +224,15 @@ class InventoryData:
             g.add_host(self.hosts[name])
         return name
 
-    def set_variable(self, entity: str, key: Any, value: Any) -> None:
-        """Set a variable on a group or, if no group has that name, on a host (as Ansible)."""
+    def set_variable(self, entity: str, key: Any, value: Any, origin: str | None = None) -> None:
+        """Set a variable on a group or, if no group has that name, on a host (as Ansible);
+        ``origin``: where it was written (``FILE:LINE[:COLUMN]``), when known."""
         if not isinstance(key, str):
             key = str(key)
         if entity in self.groups:
-            self.groups[entity].set_variable(key, value)
+            self.groups[entity].set_variable(key, value, origin)
         elif entity in self.hosts:
-            self.hosts[entity].set_variable(key, value)
+            self.hosts[entity].set_variable(key, value, origin)
         else:
             raise DataError(f"could not identify group or host named {entity}")
 

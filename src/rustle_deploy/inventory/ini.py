@@ -12,6 +12,7 @@ Every failure is an InventoryError with the file and line.
 from __future__ import annotations
 
 import ast
+import os
 import re
 import shlex
 import warnings
@@ -72,6 +73,7 @@ def _coerce(value: Any) -> Any:
 def parse_ini(inv: InventoryData, path: str, text: str) -> None:
     """Add the groups, hosts and variables of an INI inventory to ``inv``."""
     lineno = 0
+    where = os.path.abspath(path)  # a value's origin, as ansible-core 2.19 tags it: FILE:LINE
 
     def fail(message: str, hint: str | None = None, line: int | None = None) -> InventoryError:
         return InventoryError(message, hint, file=path, line=line if line is not None else lineno)
@@ -115,7 +117,7 @@ def parse_ini(inv: InventoryData, path: str, text: str) -> None:
                 for host in hosts:
                     inv.add_host(host, group=groupname, port=port)
                     for k, v in variables.items():
-                        inv.set_variable(host, k, v)
+                        inv.set_variable(host, k, v, f"{where}:{lineno}")
             elif state == "vars":
                 if "=" not in line:
                     raise fail(
@@ -123,7 +125,7 @@ def parse_ini(inv: InventoryData, path: str, text: str) -> None:
                         f"lines of a [{groupname}:vars] section are key=value",
                     )
                 k, v = (e.strip() for e in line.split("=", 1))
-                inv.set_variable(groupname, k, parse_value(v))
+                inv.set_variable(groupname, k, parse_value(v), f"{where}:{lineno}")
             else:  # children
                 cm = _GROUPNAME.match(line)
                 if not cm:

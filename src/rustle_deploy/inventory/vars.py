@@ -46,45 +46,62 @@ def sort_groups(groups: Iterable[GroupData]) -> list[GroupData]:
 
 class VarsFiles:
     """The ``group_vars``/``host_vars`` beside the inventory sources (one directory per source,
-    in source order, as Ansible's ``host_group_vars`` plugin reads them), read once each."""
+    in source order, as Ansible's ``host_group_vars`` plugin reads them), read once each.
+
+    The methods that merge them fill ``origins`` (name -> where the winning value was written,
+    ``/abs/file.yml:LINE:COLUMN`` or a JSON file's path) when given one."""
 
     def __init__(self, basedir: str | None | Sequence[str]) -> None:
         given = [] if basedir is None else [basedir] if isinstance(basedir, str) else list(basedir)
         self.basedirs = [os.path.realpath(b) for b in given]
-        self._cache: dict[tuple[int, str, str], dict[str, Any]] = {}
+        self._cache: dict[tuple[int, str, str], tuple[dict[str, Any], dict[str, str]]] = {}
         self.files_read: list[str] = []
 
-    def group(self, name: str) -> dict[str, Any]:
-        return self.groups([name])
+    def group(self, name: str, origins: dict[str, str] | None = None) -> dict[str, Any]:
+        return self.groups([name], origins)
 
-    def groups(self, names: Sequence[str]) -> dict[str, Any]:
+    def groups(self, names: Sequence[str], origins: dict[str, str] | None = None) -> dict[str, Any]:
         """The ``group_vars`` of ``names`` (lowest precedence first) merged as Ansible merges
         them: source by source, and within one source group by group; a later source's file
         wins over an earlier source's, whatever the groups' order."""
         merged: dict[str, Any] = {}
         for i in range(len(self.basedirs)):
             for name in names:
-                merged.update(self._vars(i, "group_vars", name))
+                merge(merged, origins, *self._vars(i, "group_vars", name))
         return merged
 
-    def host(self, name: str) -> dict[str, Any]:
+    def host(self, name: str, origins: dict[str, str] | None = None) -> dict[str, Any]:
         merged: dict[str, Any] = {}
         for i in range(len(self.basedirs)):
-            merged.update(self._vars(i, "host_vars", name))
+            merge(merged, origins, *self._vars(i, "host_vars", name))
         return merged
 
-    def _vars(self, index: int, subdir: str, name: str) -> dict[str, Any]:
+    def _vars(self, index: int, subdir: str, name: str) -> tuple[dict[str, Any], dict[str, str]]:
         key = (index, subdir, name)
         if key not in self._cache:
             data: dict[str, Any] = {}
+            origins: dict[str, str] = {}
             if name and not name.startswith(os.path.sep):
                 top = os.path.join(self.basedirs[index], subdir)
                 if os.path.isdir(top):
                     for found in find_vars_files(top, name):
-                        data.update(_load_vars_file(found))
+                        merge(data, origins, *_load_vars_file(found))
                         self.files_read.append(found)
-            self._cache[key] = data
+            self._cache[key] = (data, origins)
         return self._cache[key]
+
+
+def merge(merged: dict[str, Any], origins: dict[str, str] | None, values: dict[str, Any],
+          where: dict[str, str]) -> None:
+    """``merged.update(values)``, and ``origins`` follows: each name's origin is that of the
+    value that won (``where``), or none."""
+    merged.update(values)
+    if origins is not None:
+        for name in values:
+            if name in where:
+                origins[name] = where[name]
+            else:
+                origins.pop(name, None)
 
 
 def find_vars_files(path: str, name: str) -> list[str]:
@@ -113,41 +130,50 @@ def _dir_vars_files(path: str) -> list[str]:
     return found
 
 
-def _load_vars_file(path: str) -> dict[str, Any]:
-    data = load_data(path).data
+def _load_vars_file(path: str) -> tuple[dict[str, Any], dict[str, str]]:
+    loaded = load_data(path)
+    data = loaded.data
     if not data:
-        return {}
+        return {}, {}
     if not isinstance(data, dict):
         raise InventoryError(
             f"variables file holds a {type(data).__name__}, not a mapping",
             "a group_vars/host_vars file is a YAML mapping of variable names to values",
             file=path, line=1,
         )
-    return {str(k): v for k, v in data.items()}
+    values = {str(k): v for k, v in data.items()}
+    origins = {str(k): o for k in data if (o := loaded.origin(data, k)) is not None}
+    return values, origins
 
 
 def host_vars(inv: InventoryData, host: HostData, files: VarsFiles,
-              playbook: VarsFiles | None = None) -> dict[str, Any]:
-    """The variables of ``host`` after Ansible's precedence rules, internal ones removed.
+              playbook: VarsFiles | None = None,
+              origins: dict[str, str] | None = None) -> dict[str, Any]:
+    """The variables of ``host`` after Ansible's precedence rules, internal ones removed;
+    ``origins`` (when given) gets where each was written, as far as known.
 
     ``playbook``: the ``group_vars/``/``host_vars/`` beside the playbook, each level just
     above its inventory counterpart (group_vars/all, group_vars/*, host_vars/*).
     """
     all_group = inv.groups["all"]
     groups = sort_groups(g for g in host.groups if g.name != "all")
-    merged: dict[str, Any] = dict(all_group.vars)
+    merged: dict[str, Any] = {}
+    merge(merged, origins, all_group.vars, all_group.origins)
     for g in groups:
-        merged.update(g.vars)
-    merged.update(files.group("all"))
+        merge(merged, origins, g.vars, g.origins)
+    names = [g.name for g in groups]
+    merged.update(files.group("all", origins))
     if playbook is not None:
-        merged.update(playbook.group("all"))
-    merged.update(files.groups([g.name for g in groups]))
+        merged.update(playbook.group("all", origins))
+    merged.update(files.groups(names, origins))
     if playbook is not None:
-        merged.update(playbook.groups([g.name for g in groups]))
-    merged.update(host.vars)
-    merged.update(files.host(host.name))
+        merged.update(playbook.groups(names, origins))
+    merge(merged, origins, host.vars, host.origins)
+    merged.update(files.host(host.name, origins))
     if playbook is not None:
-        merged.update(playbook.host(host.name))
+        merged.update(playbook.host(host.name, origins))
     for name in INTERNAL_VARS.intersection(merged):
         del merged[name]
+        if origins is not None:
+            origins.pop(name, None)
     return merged

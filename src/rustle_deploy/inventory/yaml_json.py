@@ -12,6 +12,7 @@ Ansible; the ``--list`` shape belongs to ``script.py``.
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
@@ -29,12 +30,29 @@ __all__ = ["Unsafe", "Loaded", "load_data", "parse_yaml_inventory"]
 
 
 class Loaded:
-    """A document and the lines of its mappings (``id(mapping)``) and keys."""
+    """A document and the lines of its mappings (``id(mapping)``) and keys, and where each
+    mapping value starts (for ``origin``)."""
 
-    def __init__(self, data: Any, lines: dict[int, int], key_lines: dict[tuple[int, Any], int]):
+    def __init__(self, data: Any, lines: dict[int, int], key_lines: dict[tuple[int, Any], int],
+                 value_starts: dict[tuple[int, Any], tuple[int, int]] | None = None, path: str = ""):
         self.data = data
         self._lines = lines
         self._key_lines = key_lines
+        self._value_starts = value_starts
+        self.path = os.path.abspath(path) if path else ""
+
+    def origin(self, mapping: Any, key: Any) -> str | None:
+        """Where ``mapping[key]``'s value was written, as ansible-core 2.19 tags it (its
+        ``origin``): ``/abs/file.yml:LINE:COLUMN`` in YAML, the file alone in JSON."""
+        if not self.path:
+            return None
+        if self._value_starts is None:  # JSON: ansible-core's JSON loader keeps no positions
+            return self.path
+        try:
+            found = self._value_starts.get((id(mapping), key))
+        except TypeError:
+            found = None
+        return None if found is None else f"{self.path}:{found[0]}:{found[1]}"
 
     def line(self, mapping: Any, key: Any = None) -> int | None:
         if key is not None:
@@ -47,7 +65,8 @@ class Loaded:
         return self._lines.get(id(mapping))
 
 
-def _make_loader(lines: dict[int, int], key_lines: dict[tuple[int, Any], int]) -> type:
+def _make_loader(lines: dict[int, int], key_lines: dict[tuple[int, Any], int],
+                 value_starts: dict[tuple[int, Any], tuple[int, int]]) -> type:
     import yaml  # only for YAML text: JSON inventories skip its import (~15 ms)
 
     base: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
@@ -71,6 +90,7 @@ def _make_loader(lines: dict[int, int], key_lines: dict[tuple[int, Any], int]) -
                 ) from exc
             mapping[key] = loader.construct_object(value_node, deep=True)
             key_lines[(id(mapping), key)] = key_node.start_mark.line + 1
+            value_starts[(id(mapping), key)] = (value_node.start_mark.line + 1, value_node.start_mark.column + 1)
 
     def construct_unsafe(loader: Any, node: yaml.Node) -> Any:
         if isinstance(node, yaml.ScalarNode):
@@ -150,7 +170,7 @@ def load_data(path: str, text: str | None = None) -> Loaded:
         loaded.data = mark_decrypted(loaded.data)
         return loaded
     try:
-        return Loaded(json.loads(text, object_hook=_json_hook), {}, {})
+        return Loaded(json.loads(text, object_hook=_json_hook), {}, {}, path=path)
     except ValueError:
         pass
     except _VaultInJson as exc:
@@ -160,8 +180,9 @@ def load_data(path: str, text: str | None = None) -> Loaded:
 
     lines: dict[int, int] = {}
     key_lines: dict[tuple[int, Any], int] = {}
+    value_starts: dict[tuple[int, Any], tuple[int, int]] = {}
     try:
-        data = yaml.load(text, Loader=_make_loader(lines, key_lines))  # noqa: S506 - safe loader
+        data = yaml.load(text, Loader=_make_loader(lines, key_lines, value_starts))  # noqa: S506 - safe loader
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         problem = exc.problem or "invalid YAML"
@@ -174,7 +195,7 @@ def load_data(path: str, text: str | None = None) -> Loaded:
         ) from exc
     except yaml.YAMLError as exc:
         raise InventoryError(f"invalid YAML: {exc}", "check the YAML syntax", file=path) from exc
-    return Loaded(data, lines, key_lines)
+    return Loaded(data, lines, key_lines, value_starts, path)
 
 
 def parse_yaml_inventory(
@@ -249,7 +270,7 @@ def _parse_group(
         try:
             if key == "vars":
                 for var in value:
-                    inv.set_variable(group, var, value[var])
+                    inv.set_variable(group, var, value[var], loaded.origin(value, var))
             elif key == "children":
                 for sub in value:
                     sub = _parse_group(inv, path, loaded, sub, value[sub], value, warnings)
@@ -283,7 +304,7 @@ def _parse_group(
                     for host in hosts:
                         inv.add_host(host, group=group, port=port)
                         for k in host_vars:
-                            inv.set_variable(host, k, host_vars[k])
+                            inv.set_variable(host, k, host_vars[k], loaded.origin(host_vars, k))
             else:
                 warnings.append(
                     f"{path}:{key_line}: skipping unexpected key ({key}) in group ({group}), "

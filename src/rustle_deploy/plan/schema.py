@@ -339,6 +339,9 @@ def _ext_kinds() -> dict[str, tuple[tuple[type, ...], str]]:
                             "how the task connects to each host (a task's remote_user/port)"),
         "run_time_files": ((dict,), "an object {NAME: [PATH, ...]}: a src or vars file the task "
                            "reads from the controller when it runs (the first PATH that exists then)"),
+        "run_time_render": ((dict,), "an object {NAME: {\"vars\": {...}, \"extra\": {...}}}: a run_time_files "
+                            "NAME that is a template over a host's values, rendered by the controller "
+                            "when the task runs over these values and the host's"),
         "loop_with": ((str,), "\"items\", \"flattened\" or a lookup the host runs "
                               "(\"sequence\", \"together\", \"nested\", ...)"),
         "role": ((str,), "a key of the play's roles"),

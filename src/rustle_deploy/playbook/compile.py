@@ -1405,7 +1405,8 @@ class _Compiler:
             if ctx.include_stack:
                 self.check_bridged(src, ds, action_key, module, collections, ctx)
         args = self.module_defaults(src, ds, ctx, module, args)
-        args = self.sources(src, ds, action_key, canonical or module, args, ctx, pointer, extras)
+        args = self.sources(src, ds, action_key, canonical or module, args, ctx, pointer, extras,
+                            self._layers(ctx, st))
         self.file_lookups([args, conditions, {k: v for k, v in extras.items() if k != "vars"}], ctx, extras)
         if canonical == "include_vars" and "dir" in args:
             extras["vars_dir"] = self.include_vars_dir(src, ds, action_key, args, ctx, st, extras)
@@ -2020,10 +2021,12 @@ class _Compiler:
     # -- copy/template sources ---------------------------------------------------------------------
     def sources(self, src: Source, ds: dict[str, Any], key: str | None, module: str,
                 args: dict[str, Any], ctx: Ctx, pointer: str,
-                extras: dict[str, Any]) -> dict[str, Any]:
+                extras: dict[str, Any], layers: list[dict[str, Any]]) -> dict[str, Any]:
         """A copy/template ``src`` (a script's first word) found with Ansible's search paths,
         made absolute. A templated or absolute one that does not exist yet is read when the
-        task runs (``run_time_files``): an earlier task may create it on the controller."""
+        task runs (``run_time_files``): an earlier task may create it on the controller; so is
+        one named by a host's data after a task that ran on the controller (``layers``: the
+        variables every host shares, for :meth:`render_at_run_time`)."""
         if _short(module) == "script":
             return self.script_source(src, ds, key, args, ctx)
         if _short(module) == "assemble" and isinstance(args.get("src"), str) \
@@ -2066,6 +2069,11 @@ class _Compiler:
                 # beside the playbook and in the task's roles (compiler/sources.py)
                 if ctx.role is not None:
                     self.source_roots.update(dict.fromkeys(c.role.path for c in ctx.role.chain()))
+                if not per_item and self.controller_tasks and value.lstrip().startswith(("{", "/", "~")) \
+                        and referenced_names(value) & self.runtime_names:
+                    # it may name a file an earlier task made on the controller: only then
+                    # does the task start a phase (a name over facts alone, or relative, does not)
+                    self.render_at_run_time(value, layers, ctx, extras)
                 return args
             value = str(rendered)
         found, tried = self.find_file(value, "files" if module == "copy" else "templates", ctx)
@@ -2080,6 +2088,12 @@ class _Compiler:
                             f"put it in the role's {'files' if module == 'copy' else 'templates'}/ "
                             "directory or beside the playbook", ds,
                             key if key is not None else _NO_KEY, value=True)
+        if module == "copy" and self.controller_tasks and os.path.isdir(found):
+            # a directory an earlier task on the controller may have changed (ansible-core's copy
+            # target adds symlinks and an empty directory to its role's files/ so): read when the
+            # task runs, as Ansible reads it, with the task's local_follow (fleetops)
+            extras["run_time_files"] = dict(extras.get("run_time_files") or {}, **{value: [found]})
+            return dict(args, src=value)
         out = dict(args)
         # a directory copies itself, or with a trailing slash its contents (as Ansible's copy)
         out["src"] = found + "/" if os.path.isdir(found) and value.endswith("/") else found
@@ -2092,6 +2106,30 @@ class _Compiler:
             rendered = self.renderer_try("{{ " + match.group(1) + " }}", ctx)
             if isinstance(rendered, str) and os.path.isabs(rendered) and not os.path.isfile(rendered):
                 self.read_at_run_time(rendered, True, [rendered], extras)
+
+    def render_at_run_time(self, value: str, layers: list[dict[str, Any]], ctx: Ctx,
+                           extras: dict[str, Any]) -> None:
+        """A ``src`` a value the play sets names (``{{ made.stdout }}/dir``, a delegated ``mktemp``'s
+        result), after a task that ran on the controller: the file may be one the play made
+        there, which Ansible reads when the task runs. The controller renders the name when
+        the task's phase starts, over the host's values then (its registered results and
+        set_fact values) and the ones every host shares, known now (``run_time_render``:
+        NAME -> {"vars": ..., "extra": ...}, extra vars above the host's values, as in Ansible),
+        and sends the file it names (fleetops); the host renders the same name and finds it."""
+        shared: dict[str, Any] = {}
+        extra: dict[str, Any] = {}
+        layers = [*layers, extras.get("vars") or {}]  # the task's own vars too
+        for name in sorted(referenced_names(value)):
+            if name in self.extra:
+                extra[name] = self.extra[name]
+            elif name not in self.runtime_names:
+                known = self.renderer_try_layers("{{ " + name + " }}", layers, ctx)
+                if known is not None:
+                    shared[name] = known
+        extras["run_time_files"] = dict(extras.get("run_time_files") or {}, **{value: []})
+        render = {"vars": json.loads(json.dumps(tag_unsafe(shared), default=str)),
+                  "extra": json.loads(json.dumps(tag_unsafe(extra), default=str))}
+        extras["run_time_render"] = dict(extras.get("run_time_render") or {}, **{value: render})
 
     @staticmethod
     def read_at_run_time(value: str, templated: bool, tried: list[str],

@@ -420,11 +420,24 @@ def become_password(host: Host) -> str | None:
     """The host's become password variable (``ansible_become_password``, ``ansible_become_pass``,
     ``ansible_<method>_pass``/``_password``; the last set wins, as in ansible-core), or None.
     It travels in the host's run request only (deploy/host.py), never in an artifact."""
+    method = str(host.vars.get("ansible_become_method") or "sudo")
+    found = become_password_variables(host, method)
+    names = ("ansible_become_password", "ansible_become_pass", f"ansible_{method}_pass", f"ansible_{method}_password")
+    return next((found[n] for n in reversed(names) if n in found), None)
+
+
+def become_password_variables(host: Host, method: str | None = None) -> dict[str, str]:
+    """The host's become password variables that are set, by name (``ansible_become_password``,
+    ``ansible_become_pass``, ``ansible_sudo_pass``, ``ansible_su_pass``, and ``method``'s): the
+    runtime weighs each name against the play's own, as a task's become method is known only
+    there (ansible-core takes the last name of its plugin's list that is set, whatever the level).
+    ConnectError for one that is not a one-line text or is a template."""
     v = host.vars
-    method = str(v.get("ansible_become_method") or "sudo")
-    found = None
-    for var in ("ansible_become_password", "ansible_become_pass", f"ansible_{method}_pass",
-                f"ansible_{method}_password"):
+    names = ["ansible_become_password", "ansible_become_pass", "ansible_sudo_pass", "ansible_su_pass"]
+    if method is not None:
+        names += [n for n in (f"ansible_{method}_pass", f"ansible_{method}_password") if n not in names]
+    found: dict[str, str] = {}
+    for var in names:
         value = v.get(var)
         if value in (None, ""):
             continue
@@ -433,11 +446,12 @@ def become_password(host: Host) -> str | None:
                 or any(c in str(value) for c in "\x00\r\n"):
             raise ConnectError(host.name, f"{host.name}: {var} is not a one-line text",
                                "set it to the password itself, on one line")
-        found = str(value)
-        if "{{" in found or "{%" in found:
+        text = str(value)
+        if "{{" in text or "{%" in text:
             raise ConnectError(host.name, f"{host.name}: {var} is a template, which rustle-deploy does "
                                "not render for the connection",
                                "give the password itself (a !vault value keeps it encrypted at rest), or -K")
+        found[var] = text
     return found
 
 

@@ -102,6 +102,7 @@ pub fn run_artifact(path: &Path, host: &str, opts: &RunOptions) -> i32 {
         failure: None,
         ran: 0,
         roles_done: Vec::new(),
+        includes_ran: Vec::new(),
         notified: Vec::new(),
         children: RefCell::new(Children::default()),
         python_entry,
@@ -457,6 +458,9 @@ struct Runner<'a> {
     /// tasks that ran (not skipped), and the roles a repeated role's `role_once` saw run
     ran: usize,
     roles_done: Vec<Value>,
+    /// the ids of the includes that ran: an include_role's handlers (`included_by`) answer a
+    /// notify only once one of them did (`executor._notify`)
+    includes_ran: Vec<Value>,
     /// indexes of the play's notified handlers
     notified: Vec<usize>,
     /// become children, one per identity (become.rs)
@@ -614,13 +618,7 @@ impl<'a> Runner<'a> {
             return Err(HostFailed);
         }
         if flag(&result, "changed") && !flag(&result, "failed") {
-            let names = as_list(task.get("notify"));
-            for (index, handler) in handlers.iter().enumerate() {
-                let topics = handler_topics(handler.as_dict().unwrap_or(&Map::new()));
-                if topics.iter().any(|t| names.contains(t)) && !self.notified.contains(&index) {
-                    self.notified.push(index);
-                }
-            }
+            self.notify(&as_list(task.get("notify")), handlers);
         }
         Ok(())
     }
@@ -640,6 +638,13 @@ impl<'a> Runner<'a> {
         request.insert("handler", Value::Bool(is_handler));
         request.insert("vars", Value::Dict(self.registered.clone()));
         request.insert("rescuing", Value::Int(self.rescuing as i64));
+        if let Some(discovery) = &self.discovery {
+            if self.registered.get("discovered_interpreter_python").is_none() {
+                // not reported yet: the Python side reports it if this task runs a Python module
+                // (serve.py), as ansible-core reports it on the first one
+                request.insert("discovery", Value::Dict(discovery.clone()));
+            }
+        }
         let entry = self.python_entry.clone().unwrap_or_default();
         let strings = |items: &[String]| Value::List(items.iter().map(|t| Value::from(t.as_str())).collect());
         let start = map(vec![
@@ -696,25 +701,39 @@ impl<'a> Runner<'a> {
                 self.registered.insert(key, value.clone());
             }
         }
+        if let Some(Value::Str(path)) = answer.get("discovered") {
+            self.discovered(path);
+        }
         if let Some(Value::Dict(stats)) = answer.get("stats") {
             for (i, name) in STATS.iter().enumerate() {
                 self.stats[i] += stats.get(name).and_then(Value::as_i64).unwrap_or(0);
             }
         }
         self.ran += answer.get("ran").and_then(Value::as_i64).unwrap_or(0) as usize;
-        let names = as_list(answer.get("notify"));
-        for (index, handler) in handlers.iter().enumerate() {
-            let topics = handler_topics(handler.as_dict().unwrap_or(&Map::new()));
-            if topics.iter().any(|t| names.contains(t)) && !self.notified.contains(&index) {
-                self.notified.push(index);
-            }
-        }
+        self.notify(&as_list(answer.get("notify")), handlers);
         if answer.get("failed").map_or(false, truthy) {
             let get = |key: &str| answer.get(key).and_then(Value::as_dict).cloned().unwrap_or_default();
             self.failure = Some((get("failed_task"), get("failed_result")));
             return Err(HostFailed);
         }
         Ok(())
+    }
+
+    /// Notes the handlers that `names` (topics) reach; an include_role's handler only once its
+    /// include ran here.
+    fn notify(&mut self, names: &[Value], handlers: &[Value]) {
+        let empty = Map::new();
+        for (index, handler) in handlers.iter().enumerate() {
+            let handler = handler.as_dict().unwrap_or(&empty);
+            let known = match handler.get("included_by") {
+                Some(ids) if !ids.is_null() => as_list(Some(ids)).iter().any(|i| self.includes_ran.contains(i)),
+                _ => true,
+            };
+            let topics = handler_topics(handler);
+            if known && topics.iter().any(|t| names.contains(t)) && !self.notified.contains(&index) {
+                self.notified.push(index);
+            }
+        }
     }
 
     /// A block or an include (`executor._run_container`): its `when` once, an include's own
@@ -756,7 +775,15 @@ impl<'a> Runner<'a> {
             _ => None,
         };
         match decided {
-            Err(e) => return self.container_event(head, failure(e), &include),
+            Err(e) => {
+                // as ansible-core's include task fails: registered, and its own ignore_errors applies
+                let ignored = include.is_some() && task.get("ignore_errors").map_or(false, truthy);
+                let result = failure(if include.is_some() { format!("Task failed: {}", e) } else { e });
+                if let Some(name) = &register {
+                    self.registered.insert(name, Value::Dict(result.clone()));
+                }
+                return self.container_event_ignored(head, result, &include, ignored);
+            }
             Ok(false) => {
                 if include.is_some() {
                     let skipped = map(vec![
@@ -791,6 +818,9 @@ impl<'a> Runner<'a> {
             None => None,
         };
         if include.is_some() {
+            if let Some(id) = task.get("id") {
+                self.includes_ran.push(id.clone());
+            }
             self.container_event(head, map(vec![("changed", Value::Bool(false))]), &include)?;
         }
         if let Some(name) = &register {
@@ -825,11 +855,22 @@ impl<'a> Runner<'a> {
         result: Map,
         include: &Option<Value>,
     ) -> Result<(), HostFailed> {
+        self.container_event_ignored(head, result, include, false)
+    }
+
+    /// As `container_event`; `ignored`: a failure its ignore_errors ignores.
+    fn container_event_ignored(
+        &mut self,
+        head: Map,
+        result: Map,
+        include: &Option<Value>,
+        ignored: bool,
+    ) -> Result<(), HostFailed> {
         let status = status(&result);
         let mut event = head;
         event.insert("event", Value::from("task_result"));
         event.insert("status", Value::from(status));
-        event.insert("ignored", Value::Bool(false));
+        event.insert("ignored", Value::Bool(ignored));
         if let Some(include) = include {
             event.insert("include", include.clone());
         }
@@ -837,8 +878,8 @@ impl<'a> Runner<'a> {
             event.insert(&k, v);
         }
         self.emitter.emit(&event);
-        self.count(status, false, false);
-        if status == "failed" {
+        self.count(status, ignored, false);
+        if status == "failed" && !ignored {
             return Err(HostFailed);
         }
         Ok(())
@@ -982,6 +1023,19 @@ impl<'a> Runner<'a> {
         Some(path)
     }
 
+    /// Discovery is done: the fact `path`, kept as a variable and in `ansible_facts`.
+    fn discovered(&mut self, path: &str) {
+        self.discovery = None;
+        self.registered.insert("discovered_interpreter_python", Value::from(path));
+        match self.base.get_mut("ansible_facts") {
+            Some(Value::Dict(facts)) => facts.insert("discovered_interpreter_python", Value::from(path)),
+            _ => self.base.insert(
+                "ansible_facts",
+                Value::Dict(map(vec![("discovered_interpreter_python", Value::from(path))])),
+            ),
+        }
+    }
+
     /// What ansible-core adds to the result of the first Python module when it discovered the
     /// host's interpreter (runtime executor._report_discovery): the fact, the warning (not for
     /// `*_silent`) and, for `auto_legacy*`, the deprecation.
@@ -1007,15 +1061,7 @@ impl<'a> Runner<'a> {
         }
         let found = discover_python(&fallback);
         let path = found.clone().unwrap_or_else(|| "/usr/bin/python3".to_string());
-        self.discovery = None;
-        self.registered.insert("discovered_interpreter_python", Value::from(path.as_str()));
-        match self.base.get_mut("ansible_facts") {
-            Some(Value::Dict(facts)) => facts.insert("discovered_interpreter_python", Value::from(path.as_str())),
-            _ => self.base.insert(
-                "ansible_facts",
-                Value::Dict(map(vec![("discovered_interpreter_python", Value::from(path.as_str()))])),
-            ),
-        }
+        self.discovered(&path);
         let mut facts = match result.get("ansible_facts") {
             Some(Value::Dict(f)) => f.clone(),
             _ => Map::new(),

@@ -4,7 +4,8 @@ Every module that Ansible runs on the host runs here with the identity the task 
 only the commands it starts: a ``file``, ``copy``, ``template`` or ``lineinfile`` task that
 becomes ``nobody`` creates files owned by ``nobody``, or fails where ``nobody`` may not write.
 The modules Ansible runs on the controller (``debug``, ``set_fact``, ``assert``, ``fail``,
-``meta``) stay in the runtime's own process.
+``meta``, ``include_vars``, ``add_host``, ``group_by``, ``set_stats``) stay in the runtime's own
+process.
 
 One child per identity (become method and user) serves every task of the run that needs it: it
 is started on the first such task (``sudo -n -H -u USER -- PYTHON -I -S -c BOOT``, or ``su`` when
@@ -29,26 +30,39 @@ import sys
 import time
 
 # Modules Ansible runs as action plugins on the controller: no become applies to them.
-CONTROLLER_SIDE = frozenset(("debug", "set_fact", "assert", "fail", "meta"))
+CONTROLLER_SIDE = frozenset(("debug", "set_fact", "assert", "fail", "meta", "include_vars", "add_host", "group_by",
+                             "set_stats"))
 # what a child's render request names: the template's ``src`` as written and its ``dest``; the
 # parent derives the other template_* variables itself (modules/files.py template)
 _TEMPLATE_VARS = ("template_path", "template_destpath")
 _GRACE = 5.0  # seconds the parent waits past a task's timeout before it ends the child
-_PASSWORD = [None]  # the run's become password (-K, or the host's variable), in memory only
+_PASSWORD = [None, {}]  # the run's become password (-K, or the host's variable), in memory only, and
+# the host's inventory variables of become passwords by name (which no artifact carries)
 
 
-def set_password(password):
-    """The password sudo asks for when a task becomes another user (``-K``)."""
+def set_password(password, variables=None):
+    """The password sudo asks for when a task becomes another user: ``-K``'s or the host's
+    inventory variable's; ``variables``: the host's become password variables, by name."""
     _PASSWORD[0] = password
+    _PASSWORD[1] = dict(variables or {})
 
 
 def password(ctx, method):
-    """The become plugin's ``become_pass`` for the task: the last set of ``ansible_become_password``,
-    ``ansible_become_pass`` and ``ansible_<method>_pass`` among the task's variables (play, role,
-    block and task ``vars``, vars files, extra vars: ansible-core's variables win over ``-K``), else
-    the run's (the host's inventory variable, which no artifact carries, or ``-K``); None: none."""
-    found = variable(ctx, "ansible_become_password", "ansible_become_pass", f"ansible_{method}_pass")
+    """The become plugin's ``become_pass`` for the task, as ansible-core's config manager takes
+    it: the value of the last of ``ansible_become_password``, ``ansible_become_pass`` and
+    ``ansible_<method>_pass`` that is set, each name at its highest level (play, role, block and
+    task ``vars``, vars files, extra vars, else the host's inventory variable of that name), so
+    the inventory's ``ansible_su_pass`` beats a play's ``ansible_become_password``; else the
+    run's (``-K``: ansible-core's variables win over it); None: none."""
+    found = None
+    for name in ("ansible_become_password", "ansible_become_pass", f"ansible_{method}_pass"):
+        value = variable(ctx, name)
+        value = _PASSWORD[1].get(name) if value is None else value
+        if value is not None:
+            found = value
     return _PASSWORD[0] if found is None or found == "" else str(found)
+
+
 _STDERR_KEEP = 1 << 16
 
 # su asks for the password before the child starts: the child says it runs before it reads

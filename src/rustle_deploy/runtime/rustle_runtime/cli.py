@@ -139,7 +139,8 @@ class _RunArgs:
 
 def run_payload(root, host, check=False, diff=False, tags=(), skip_tags=(), journal=None,
                 run_id=None, verbosity=0, plays=None, carry=None, host_vars=None, phase=None,
-                inject=None, share=None, become_password=None, state_dir=None, interpreter=None):
+                inject=None, share=None, become_password=None, state_dir=None, interpreter=None,
+                become_passwords=None):
     """``run`` for the payload at ``root`` (a directory or a zip), without parsing a command
     line: the deploy agent calls this in its own process. Returns the exit code.
 
@@ -150,16 +151,18 @@ def run_payload(root, host, check=False, diff=False, tags=(), skip_tags=(), jour
     of a play cut into phases (docs/phases.md); ``inject``: variables another host's run set
     that this host receives (run_once); ``share``: "vars" or "state", end with a ``shared`` event
     holding what this run set (and, for "state", the host's whole state); ``become_password``:
-    what sudo asks for when a task becomes another user (``-K``), kept in memory only;
+    what sudo asks for when a task becomes another user (``-K``, or the host's inventory
+    variable), kept in memory only, as ``become_passwords`` (the host's inventory variables of
+    become passwords, by name);
     ``state_dir``: the deploy agent's remote directory, where the module bridge may keep its
     fork server between runs (``rustle_bridge_keep``, docs/bridge.md) and a zip's Jinja2 keeps
     its bytecode (``pycache``); ``interpreter``: the Python the agent's launcher discovered,
     ``{"path", "mode"}`` (INTERPRETER_PYTHON's auto mode): the fact
     ``discovered_interpreter_python`` and its warning."""
-    if become_password is not None:
+    if become_password is not None or become_passwords:
         from . import become
 
-        become.set_password(become_password)
+        become.set_password(become_password, become_passwords)
     try:
         payload = Payload(root)
         if state_dir and not payload.is_dir:  # Jinja2's bytecode, kept on the host (pycache.py)

@@ -65,7 +65,14 @@ class ModuleContext:
         self._late = {}  # sha256 -> bytes of the run_time_files the controller sent
         self.late_sources = {}  # their name -> controller details (a template's ``sources``)
         self.late_trees = {}  # their name -> a copy src directory (compiler/sources.walk_tree)
+        self.late_names = set()  # those named over the host's data, as rendered here
+        render = task.get("run_time_render") or {}
         for name in task.get("run_time_files") or ():
+            if name in render:  # the controller rendered it as the host does (fleetops)
+                name = self._late_name(name, scope)
+                if name is None:
+                    continue
+                self.late_names.add(name)
             found = runner.run_time_file(name)
             if found is not None:
                 self.files.setdefault(name, found[0])
@@ -85,6 +92,17 @@ class ModuleContext:
         self.become_flags = task.get("become_flags")  # None: the method's default flags
         self.deadline = deadline
         self.warnings = []
+
+    def _late_name(self, name, scope):
+        """A ``run_time_render`` name rendered over the task's variables; None when it does
+        not render (the task's module then says so in its own words)."""
+        from .templating import TemplateError
+
+        try:
+            rendered = self._runner.templar.template(name, scope)
+        except (TemplateError, KeyError):
+            return None
+        return rendered if isinstance(rendered, str) else None
 
     # ---------------------------------------------------------------- become
 

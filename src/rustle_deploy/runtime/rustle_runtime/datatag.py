@@ -143,7 +143,13 @@ def python_literal_eval(value, ignore_errors=False):
 
 
 def dump_object(value):
-    """Values JSON cannot hold as plain ones; the runtime's values are plain already."""
+    """Values JSON cannot hold as plain ones; the runtime's values are plain already, but the
+    marker of an error its argument raised (templating's CapturedExceptionMarker), which is
+    ``{"exception": ERROR}`` (its ``message``), as in ansible-core."""
+    from .templating import CapturedExceptionMarker
+
+    if isinstance(value, CapturedExceptionMarker):
+        return {"exception": value.exception}
     return value
 
 
@@ -168,7 +174,8 @@ def origin(context, value):
             if (where is None or isinstance(where, str)) and _PATH.match(path):
                 try:
                     if scope.templar._evaluate(path, scope) is value:
-                        found = scope.templar.value_origin(path, value) or where  # a set_fact value's first
+                        # a set_fact value's or the inventory's first
+                        found = scope.templar.value_origin(path, value, scope) or where
                         if found:
                             return found
                 except TemplateError:

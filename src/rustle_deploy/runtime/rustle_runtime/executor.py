@@ -515,6 +515,9 @@ class Runner:
         # None (it ran a configured one): the fact discovered_interpreter_python, reported with
         # Ansible's warning in the first result of a task that runs Python
         self._launcher = interpreter if isinstance(interpreter, dict) and interpreter.get("path") else None
+        # a hybrid run's Python side (serve.py): INTERPRETER_PYTHON's mode while the runner has
+        # not reported its discovery yet; the first Python module here discovers and reports it
+        self.served_discovery = None
         # a phase delegated to another inventory host, whose launcher discovered its Python: as
         # ansible-core 2.19, each Python module there discovers again and warns (naming this
         # host), and the fact is kept for neither host
@@ -607,6 +610,8 @@ class Runner:
         if host_vars is None:
             host_vars = (plan.get("hosts") or {}).get(host)
         self.host_vars = dict(host_vars or {})
+        # where the inventory wrote them (the controller's model.run_vars), for origins
+        self.templar.host_origins = (self.host_vars, self.host_vars.pop("__rustle_origins", None) or {})
         groups = plan.get("groups") or {}
         # the play context's address, as Ansible's: the inventory's ansible_host, else the name
         self.host_vars.setdefault("ansible_host", host)
@@ -703,7 +708,8 @@ class Runner:
         for data in (sent.get("blobs") or {}).values():
             raw = base64.b64decode(data)
             blobs[hexdigest("sha256", raw)] = raw  # named by what arrived, not by the sender's word
-        tree = {"path": sent.get("path"), "entries": sent["entries"], "links": sent.get("links") or {}}
+        tree = {"path": sent.get("path"), "entries": sent["entries"], "links": sent.get("links") or {},
+                "modes": sent.get("modes") or {}}
         return tree, blobs
 
     def tmpdir(self):
@@ -1747,7 +1753,7 @@ class Runner:
             return None
         configured = _configured_interpreter(ctx)
         if configured in (None, ""):
-            mode = self._launcher["mode"] if self._launcher else None
+            mode = self._launcher["mode"] if self._launcher else self.served_discovery
             if mode is None and ctx.vars.get("ansible_python_interpreter") == OMIT:
                 mode = "auto"  # omitted: no interpreter at all, INTERPRETER_PYTHON's default discovers
         else:

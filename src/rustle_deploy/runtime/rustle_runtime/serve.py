@@ -105,6 +105,9 @@ def _one(runner, plan, collect, request):
     runner._failure = None
     runner.stats = dict.fromkeys(runner.stats, 0)
     runner._ran = 0
+    discovery = request.get("discovery")
+    runner.served_discovery = discovery.get("mode") if isinstance(discovery, dict) else None
+    known = runner.facts(collectors=set()).get("discovered_interpreter_python")
     collect.events = []
     answer = {"failed": False}
     try:
@@ -126,5 +129,8 @@ def _one(runner, plan, collect, request):
         stats=runner.stats,
         ran=runner._ran,
     )
+    found = runner.facts(collectors=set()).get("discovered_interpreter_python")
+    if runner.served_discovery is not None and found and found != known:
+        answer["discovered"] = found  # reported on this task's result: the runner reports it no more
     return answer
 

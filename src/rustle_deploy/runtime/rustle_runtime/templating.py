@@ -42,6 +42,10 @@ _SEGMENT = re.compile(r"\{\{\s*((?:(?!\{\{|\}\}).)+?)\s*\}\}", re.S)
 class TemplateError(Exception):
     """A template or expression could not be evaluated (undefined variable, syntax, filter)."""
 
+    @property
+    def message(self):  # as ansible-core's errors (a captured one's, ansible._protomatter.dump_object)
+        return str(self)
+
 
 class BrokenConditional(TemplateError):
     """A conditional that is empty, not a string, or whose result is not a boolean
@@ -461,7 +465,7 @@ class VarScope:
             return value
         if has_template(value):
             if self._depth > 30:
-                raise TemplateError(f"recursive loop detected in template string for variable '{key}'")
+                raise TemplateError("Recursive loop detected in template: maximum recursion depth exceeded")  # ansible-core's words
             self._depth += 1
             try:
                 return self.templar.template(value, self)
@@ -528,12 +532,17 @@ class VarScope:
         return [self[k] for k in self.keys()]
 
     def flat(self):
-        """A plain dict of every layered variable, templated (no facts)."""
-        return dict(self.items())
+        """A plain dict of every layered variable, templated (no facts), and ``hostvars``: what
+        ansible-core 2.19 gives for ``{{ vars }}`` or ``{{ hostvars[host] }}`` as a whole value."""
+        out = dict(self.items())
+        for name, make in self._special.items():
+            out.setdefault(name, make())
+        return out
 
 
 _ENV = None
 _VAULT_MARKER = None  # the environment's VaultMarker class, once it exists
+_ERROR_MARKER = None  # its ErrorMarker class
 
 
 def _environment():
@@ -598,7 +607,29 @@ def _environment():
         __iter__ = __str__ = __len__ = __eq__ = __ne__ = __bool__ = __hash__ = __contains__ = \
             __getitem__ = __call__ = _fail_with_undefined_error
 
+    class ErrorMarker(AnsibleUndefined):
+        """A variable whose value failed to template, read by a text that captures errors
+        (``_CAPTURING``): a ``_CAPTURING`` filter's argument gives its error's marker; any other
+        use fails with that error, as reading the variable would have."""
+
+        def __init__(self, error):
+            super().__init__(hint=str(error))
+            self.error = error
+
+        def _fail_with_undefined_error(self, *args, **kwargs):
+            raise self.error
+
+        def __getattr__(self, name):
+            if name[:2] == "__":
+                raise AttributeError(name)
+            self._fail_with_undefined_error()
+
+        __iter__ = __str__ = __len__ = __eq__ = __ne__ = __bool__ = __hash__ = __contains__ = \
+            __getitem__ = __call__ = _fail_with_undefined_error
+
     class JinjaVars(Mapping):
+        lazy = False  # a variable whose value fails to template is an ErrorMarker
+
         def __init__(self, scope, globals_):
             self.scope = scope
             self.globals = globals_
@@ -612,6 +643,8 @@ def _environment():
                 # read lazily, as ansible-core does: it fails where it is used
                 raw = _raw_or_none(self.scope, key)
                 if not _LOCKED or _locked_in(raw) is None:
+                    if self.lazy:
+                        return ErrorMarker(exc)
                     raise
                 return VaultMarker(str(exc), str(raw) if isinstance(raw, Undecryptable) else None)
 
@@ -643,8 +676,12 @@ def _environment():
     # Ansible's environment: trim_blocks on, Jinja2's keep_trailing_newline off (the
     # template's own trailing newlines are put back after rendering, see _trailing_newlines)
     # ansible-core 2.19 drops None-valued output nodes (``a{{ none }}b`` is ``ab``, not ``aNoneb``)
+    from jinja2.compiler import CodeGenerator
+
+    Environment.code_generator_class = _capturing(CodeGenerator)
     env = Environment(undefined=AnsibleUndefined, keep_trailing_newline=False, trim_blocks=True,
                       autoescape=False, loader=EmbeddedLoader(), finalize=_none_as_nothing)
+    env.rustle_capture = _capture
     for name in _LAZY_FILTERS:
         env.filters[name] = _listed(env.filters[name])
     env.filters.update({name: _named(name, fn) for name, fn in FILTERS.items()})
@@ -656,7 +693,7 @@ def _environment():
 
     datatag.install(env.filters, env.tests)  # ansible._protomatter's, and from_json's profiles
     for name in ("from_json", "ansible.builtin.from_json"):  # named in its errors, as the others
-        env.filters[name] = _named("from_json", env.filters[name])
+        env.filters[name] = _named("from_json", _json_errors(env.filters[name]))
 
     @jinja2.pass_context
     def lookup(context, name, /, *terms, **kw):
@@ -673,6 +710,11 @@ def _environment():
     env.filters["fileglob"] = env.filters["ansible.builtin.fileglob"] = fileglob
     env.globals.update(lookup=lookup, query=query, q=query, now=now, undef=undef)
     env.rustle_vars = JinjaVars
+    # Jinja2 reads a template's variables where its code starts: for a text with a _CAPTURING
+    # filter a variable's error waits for its use, which the filter may capture
+    env.rustle_lazy_vars = type("LazyJinjaVars", (JinjaVars,), {"lazy": True})
+    global _ERROR_MARKER
+    _ERROR_MARKER = ErrorMarker
     global _VAULT_MARKER
     _VAULT_MARKER = VaultMarker
     env.rustle_cache = {}
@@ -809,7 +851,60 @@ def now(utc=False, fmt=None):
 
 def undef(hint=None):
     """Ansible's ``undef()`` global: an undefined value, with ``hint`` as its message."""
+    if hint is not None and not isinstance(hint, str):
+        raise TemplateError(f"The 'hint' argument must be of type 'str' or 'NoneType', not {type(hint).__name__!r}.")
     return _environment().undefined(hint=hint or "Mandatory variable has not been overridden")
+
+
+# filters that receive what their argument's evaluation raised instead of failing with it:
+# ansible-core's captured exception markers (``x | ansible._protomatter.dump_object``)
+_CAPTURING = frozenset(("ansible._protomatter.dump_object",))
+
+
+class CapturedExceptionMarker:
+    """ansible-core's CapturedExceptionMarker: the error a ``_CAPTURING`` filter's argument
+    raised, which that filter shows (``dump_object`` as ``{"exception": ...}``)."""
+
+    def __init__(self, exception):
+        self.exception = exception if isinstance(exception, TemplateError) else _error(exception)
+
+
+def _capture(evaluate):
+    """``evaluate()``, or the marker of what it raised (or of the variable that failed); an
+    undefined value is no error there (ansible-core's UndefinedMarker): it stays undefined."""
+    jinja2 = sys.modules["jinja2"]
+    try:
+        value = evaluate()
+    except (UndefinedVariable, jinja2.UndefinedError):
+        raise
+    except Exception as exc:  # noqa: BLE001 - any error is captured, as ansible-core's markers
+        return CapturedExceptionMarker(exc)
+    if _ERROR_MARKER is not None and isinstance(value, _ERROR_MARKER) \
+            and not isinstance(value.error, UndefinedVariable):
+        return CapturedExceptionMarker(value.error)
+    return value
+
+
+def _vars_class(env, text):
+    """The JinjaVars class that ``text`` reads its variables through."""
+    return env.rustle_lazy_vars if any(name in text for name in _CAPTURING) else env.rustle_vars
+
+
+def _capturing(generator):
+    """Jinja2 code generator class ``generator``, whose code for ``X | FILTER`` (a ``_CAPTURING``
+    filter) evaluates X through ``_capture``: the filter receives an error's marker."""
+
+    class Capturing(generator):
+        def visit_Filter(self, node, frame):
+            if node.name not in _CAPTURING or node.node is None:
+                return super().visit_Filter(node, frame)
+            with self._filter_test_common(node, frame, True):
+                self.write("environment.rustle_capture(lambda: ")
+                self.visit(node.node, frame)
+                self.write(")")
+            return None
+
+    return Capturing
 
 
 # What a template may change of Jinja2's syntax: task options (template module and lookup) and a
@@ -936,6 +1031,21 @@ def _named(name, fn):
             raise FilterError(f"The filter plugin 'ansible.builtin.{name}' failed: {exc}") from exc
 
     return named
+
+
+def _json_errors(fn):
+    """``fn`` (from_json), whose text that is no JSON fails as a FilterError (``_named``)."""
+
+    @functools.wraps(fn)  # keeps jinja2's pass_context / pass_environment marks
+    def parsed(*args, **kwargs):
+        import json
+
+        try:
+            return fn(*args, **kwargs)
+        except json.JSONDecodeError as exc:
+            raise FilterError(str(exc)) from exc
+
+    return parsed
 
 
 def _listed(fn):
@@ -1116,7 +1226,7 @@ class Templar:
                     result = self.evaluate(expression, scope, kind="template")
                 if body is not value and isinstance(result, str) and not result.endswith("\n"):
                     result = unsafe(result + "\n") if isinstance(result, UnsafeText) else result + "\n"
-                return result
+                return result.flat() if isinstance(result, VarScope) else result
             return self.render(value, scope)
         if isinstance(value, _UNSAFE):
             return value
@@ -1138,6 +1248,9 @@ class Templar:
         # where each value set while the play runs was written (set_fact's arguments): name ->
         # (origin, the value itself); the value names it only while it is the one in scope
         self.value_origins = {}
+        # where the inventory wrote the host's variables: (the host's variables layer, name ->
+        # "FILE:LINE[:COLUMN]"), which the executor sets (model.run_vars on the controller)
+        self.host_origins = ({}, {})
         # what the running task deprecated, for its result's ``deprecations`` (ansible-core's)
         self.deprecations = []
 
@@ -1175,7 +1288,7 @@ class Templar:
             tmpl = env.rustle_cache.get(key)
             if tmpl is None:
                 tmpl = env.rustle_cache[key] = env.from_string(text)
-            ctx = tmpl.new_context(env.rustle_vars(scope, env.globals), shared=True)
+            ctx = tmpl.new_context(_vars_class(env, text)(scope, env.globals), shared=True)
             chunks = list(tmpl.root_render_func(ctx))
         except TemplateError:
             raise
@@ -1206,7 +1319,7 @@ class Templar:
         if native is None:
             from jinja2.nativetypes import NativeCodeGenerator
 
-            class CodeGenerator(NativeCodeGenerator):
+            class CodeGenerator(_capturing(NativeCodeGenerator)):
                 def _output_const_repr(self, group):
                     group = list(group)  # one constant stays itself (ansible-core's generator)
                     return repr(group[0]) if len(group) == 1 else repr("".join(map(str, group)))
@@ -1278,7 +1391,7 @@ class Templar:
             if tmpl is None:
                 tmpl = env.compile_expression(expression, undefined_to_none=False)._template
                 env.rustle_cache[("e", expression)] = tmpl
-            ctx = tmpl.new_context(env.rustle_vars(scope, env.globals), shared=True)
+            ctx = tmpl.new_context(_vars_class(env, expression)(scope, env.globals), shared=True)
             for _ in tmpl.root_render_func(ctx):
                 pass
             value = ctx.vars["result"]
@@ -1311,7 +1424,7 @@ class Templar:
         ``a and b`` (one of its operands) names each operand's, with "" for the rest."""
         found = self.origins.get(expression.strip()) if isinstance(expression, str) else None
         bare = _BARE_NAME.match(expression) if isinstance(expression, str) else None
-        own = self.value_origin(bare.group(1), value) if bare else None
+        own = self.value_origin(bare.group(1), value, scope) if bare else None
         if own is not None:
             return own
         if not isinstance(found, dict):
@@ -1321,16 +1434,24 @@ class Templar:
                 continue
             try:
                 if self._evaluate(operand, scope) is value:
-                    return self.value_origin(operand, value) or origin or found.get("")
+                    return self.value_origin(operand, value, scope) or origin or found.get("")
             except TemplateError:
                 continue
         return found.get("")
 
-    def value_origin(self, name, value):
+    def value_origin(self, name, value, scope=None):
         """Where variable ``name``'s ``value`` was written, when a set_fact of this run set it to
-        this very object (``value_origins``); else None."""
+        this very object (``value_origins``), or when it is the inventory's value that ``scope``
+        gives (``host_origins``); else None."""
         held = self.value_origins.get(name)
-        return held[0] if held is not None and held[1] is value else None
+        if held is not None and held[1] is value:
+            return held[0]
+        layer, where = self.host_origins
+        if scope is None or name not in where:
+            return None
+        # the inventory's value only where no higher layer (play vars, set_fact, -e ...) has one
+        holder = next((found for found in reversed(scope.layers) if name in found), None)
+        return where[name] if holder is layer and layer[name] is value else None
 
     def truth(self, expression, scope):
         """A templated boolean keyword (``ignore_errors``, ``no_log``, ``become``, ...): its

@@ -1,13 +1,14 @@
 //! `apt`, as the Python runtime's `modules/packages.py` does it for the options the compiler
-//! lets through (`name`/`pkg`/`package` and a `state` of present, installed, absent or
-//! removed): `dpkg-query` says what is installed, `apt-cache policy` whether a missing package
-//! is available, check mode reports what would change without running `apt-get`, and otherwise
-//! `apt-get -y -q install|remove` runs as the runtime runs it. The cache options, `latest`,
-//! `purge`, `autoremove`, `deb`, `upgrade` and the other options are refused at compile time
-//! (`compiler.native._APT`): those tasks stay with pyz.
+//! lets through (`compiler.native._SPEC["apt"]`: the names, a `state` of present, installed,
+//! latest, absent or removed, `update_cache`/`cache_valid_time`, `purge`, `autoremove`, `clean`,
+//! `install_recommends`, `default_release`, `allow_downgrade`, `only_upgrade`, `dpkg_options`):
+//! `dpkg-query` says what is installed, `apt-cache policy` what is available, check mode
+//! reports what would change without running `apt-get`, and otherwise `apt-get` runs as the
+//! runtime runs it. `deb`, `upgrade` and the other options are refused at compile time: those
+//! tasks stay with pyz.
 
 use super::command::run_argv;
-use super::files::{fail, fail_with, map, py_str, R};
+use super::files::{boolean, fail, fail_with, map, pop_arg, py_str, R};
 use super::{Ctx, ModuleResult};
 use crate::json::{Map, Value};
 
@@ -67,6 +68,39 @@ fn dpkg_installed(ctx: &Ctx, name: &str) -> R<(bool, String)> {
     Ok((false, String::new()))
 }
 
+/// `_apt_cache_time`: when the package lists were last updated (seconds since the epoch).
+fn apt_cache_time() -> f64 {
+    for path in &["/var/lib/apt/periodic/update-success-stamp", "/var/lib/apt/lists"] {
+        if let Ok(meta) = std::fs::metadata(path) {
+            return meta.modified().ok().and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok()).map_or(0.0, |d| d.as_secs_f64());
+        }
+    }
+    0.0
+}
+
+const APT_ENV: [(&str, &str); 2] = [("DEBIAN_FRONTEND", "noninteractive"), ("DEBCONF_NONINTERACTIVE_SEEN", "true")];
+
+/// `c.boolean(args.get(name, False))`.
+fn flag(args: &Map, name: &str) -> R<bool> {
+    boolean(args.get(name).unwrap_or(&Value::Bool(false)), "value")
+}
+
+/// Python's `int(args.get("cache_valid_time") or 0)`.
+fn valid_time(value: Option<&Value>) -> R<i64> {
+    match value {
+        None | Some(Value::Null) => Ok(0),
+        Some(Value::Bool(b)) => Ok(*b as i64),
+        Some(Value::Int(n)) => Ok(*n),
+        Some(Value::Float(f)) => Ok(f.trunc() as i64),
+        Some(Value::Str(text)) if text.is_empty() => Ok(0),
+        Some(Value::Str(text)) => text.trim().replace('_', "").parse::<i64>().or_else(|_| {
+            fail(format!("invalid literal for int() with base 10: {}", crate::json::py_repr_str(text)))
+        }),
+        Some(other) => fail(format!("int() argument must be a string, a bytes-like object or a real number, not '{}'",
+                                    crate::json::type_name(other))),
+    }
+}
+
 /// `_apt_policy`'s candidate version, None for none.
 fn apt_candidate(ctx: &Ctx, name: &str) -> R<Option<String>> {
     let (rc, stdout, _) = out(ctx, &["apt-cache", "policy", name], &[])?;
@@ -82,18 +116,47 @@ fn apt_candidate(ctx: &Ctx, name: &str) -> R<Option<String>> {
     Ok(candidate.filter(|c| c != "(none)" && !c.is_empty()))
 }
 
-/// ansible.builtin.apt (the runtime's `packages.apt`), for names and present/absent.
+/// ansible.builtin.apt (the runtime's `packages.apt`) for the options the compiler lets through.
 pub fn apt(ctx: &mut Ctx, args: &Map) -> ModuleResult {
     need("dpkg-query", "apt works only on Debian-family hosts; use the package module")?;
     let names = names(args);
     let state = args.get("state").map(py_str).unwrap_or_else(|| "present".to_string());
-    let absent = match state.as_str() {
-        "present" | "installed" => false,
-        "absent" | "removed" => true,
-        other => return fail(format!("apt: state={} is not supported by the native runner", other)),
-    };
+    match state.as_str() {
+        "present" | "installed" | "latest" | "absent" | "removed" => {}
+        "build-dep" | "fixed" => return fail(format!("apt: state={} is not supported by this runtime", state)),
+        other => return fail(format!("value of state must be one of: absent, build-dep, latest, present, fixed, got: {}", other)),
+    }
+    let absent = state == "absent" || state == "removed";
     let mut result = map(vec![("changed", Value::Bool(false))]);
+    let update = boolean(pop_arg(args, &["update_cache", "update-cache"]).unwrap_or(&Value::Bool(false)), "value")?;
+    let valid = valid_time(args.get("cache_valid_time"))?;
+    if update || valid != 0 {
+        let before = apt_cache_time();
+        let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0.0, |d| d.as_secs_f64());
+        let mut updated = false;
+        if before + (valid as f64) < now || (update && valid == 0) {
+            if !ctx.check {
+                need("apt-get", "install apt")?;
+                let (rc, stdout, stderr) = out(ctx, &["apt-get", "update", "-q"], &APT_ENV)?;
+                if rc != 0 {
+                    let why = if stderr.is_empty() { &stdout } else { &stderr };
+                    return fail_with(format!("Failed to update apt cache: {}", why.trim_matches(crate::expr::py_isspace)),
+                                     vec![("rc", Value::Int(rc as i64)), ("stdout", Value::Str(stdout.clone())), ("stderr", Value::Str(stderr.clone()))]);
+                }
+            }
+            updated = ctx.check || apt_cache_time() != before;
+        }
+        result.insert("cache_updated", Value::Bool(updated));
+        result.insert("cache_update_time", Value::Int(apt_cache_time().trunc() as i64));
+        if names.is_empty() {
+            result.insert("changed", Value::Bool(updated));
+            return Ok(result);
+        }
+    }
     if names.is_empty() {
+        if flag(args, "autoremove")? || flag(args, "clean")? {
+            return housekeeping(ctx, args, result);
+        }
         return fail("one of the following is required: name, update_cache, upgrade, deb, autoremove, clean");
     }
     let mut todo = Vec::new();
@@ -103,7 +166,18 @@ pub fn apt(ctx: &mut Ctx, args: &Map) -> ModuleResult {
             None => (spec.as_str(), None),
         };
         let (installed, installed_version) = dpkg_installed(ctx, name)?;
-        if !absent {
+        if state == "latest" {
+            if version.is_some() {
+                return fail(format!("version number inconsistent with state=latest: {}", spec));
+            }
+            let candidate = apt_candidate(ctx, name)?;
+            if candidate.is_none() && !installed {
+                return fail(format!("No package matching '{}' is available", name));
+            }
+            if !installed || candidate.map_or(false, |c| c != installed_version) {
+                todo.push(name.to_string());
+            }
+        } else if !absent {
             if !installed || version.map_or(false, |v| !installed_version.starts_with(v)) {
                 if apt_candidate(ctx, name)?.is_none() {
                     return fail(format!("No package matching '{}' is available", name));
@@ -128,20 +202,77 @@ pub fn apt(ctx: &mut Ctx, args: &Map) -> ModuleResult {
     }
     need("apt-get", "install apt")?;
     let mut argv: Vec<String> = vec!["apt-get".into(), "-y".into(), "-q".into()];
-    for opt in DPKG_OPTIONS.split(',') {
+    let options = match args.get("dpkg_options") {
+        Some(v) if crate::json::truthy(v) => py_str(v),
+        _ => DPKG_OPTIONS.to_string(),
+    };
+    for opt in options.split(',') {
         argv.push("-o".into());
-        argv.push(format!("Dpkg::Options::=--{}", opt.trim()));
+        argv.push(format!("Dpkg::Options::=--{}", opt.trim_matches(crate::expr::py_isspace)));
     }
-    argv.push(verb.into());
+    if absent {
+        argv.push("remove".into());
+        if flag(args, "purge")? {
+            argv.push("--purge".into());
+        }
+        if flag(args, "autoremove")? {
+            argv.push("--auto-remove".into());
+        }
+    } else {
+        match args.get("install_recommends") {
+            Some(v) if !v.is_null() => argv.push(if boolean(v, "value")? { "--install-recommends" } else { "--no-install-recommends" }.into()),
+            _ => {}
+        }
+        match args.get("default_release") {
+            Some(v) if crate::json::truthy(v) => {
+                argv.push("-t".into());
+                argv.push(py_str(v));
+            }
+            _ => {}
+        }
+        if flag(args, "allow_downgrade")? {
+            argv.push("--allow-downgrades".into());
+        }
+        if flag(args, "only_upgrade")? {
+            argv.push("--only-upgrade".into());
+        }
+        argv.push("install".into());
+    }
     argv.extend(todo.iter().cloned());
     let words: Vec<&str> = argv.iter().map(String::as_str).collect();
-    let (rc, stdout, stderr) = out(ctx, &words, &[("DEBIAN_FRONTEND", "noninteractive"), ("DEBCONF_NONINTERACTIVE_SEEN", "true")])?;
+    let (rc, stdout, stderr) = out(ctx, &words, &APT_ENV)?;
     result.insert("stdout", Value::Str(stdout));
     result.insert("stderr", Value::Str(stderr.clone()));
     result.insert("rc", Value::Int(rc as i64));
     if rc != 0 {
         let msg = format!("'{}' failed: {}", argv.join(" "), stderr.trim_matches(crate::expr::py_isspace));
         return fail_with(msg, result.0.iter().map(|(k, v)| (k.as_str(), v.clone())).collect());
+    }
+    Ok(result)
+}
+
+/// `_apt_housekeeping`: `autoremove` (what `apt-get -s autoremove` would remove) and `clean`,
+/// without names.
+fn housekeeping(ctx: &mut Ctx, args: &Map, mut result: Map) -> ModuleResult {
+    if flag(args, "autoremove")? {
+        let (_, stdout, _) = out(ctx, &["apt-get", "-s", "autoremove"], &APT_ENV)?;
+        if !crate::expr::py_splitlines_of(&stdout).iter().any(|line| line.starts_with("Remv ")) {
+            return Ok(result);
+        }
+        result.insert("changed", Value::Bool(true));
+        if !ctx.check {
+            let (rc, stdout, stderr) = out(ctx, &["apt-get", "-y", "-q", "autoremove"], &APT_ENV)?;
+            if rc != 0 {
+                return fail_with(format!("'apt-get autoremove' failed: {}", stderr),
+                                 vec![("rc", Value::Int(rc as i64)), ("stdout", Value::Str(stdout)), ("stderr", Value::Str(stderr))]);
+            }
+        }
+    }
+    if flag(args, "clean")? && !ctx.check {
+        let (rc, stdout, stderr) = out(ctx, &["apt-get", "clean"], &APT_ENV)?;
+        if rc != 0 {
+            return fail_with(format!("apt-get clean failed: {}", stderr), vec![("rc", Value::Int(rc as i64)), ("stdout", Value::Str(stdout))]);
+        }
     }
     Ok(result)
 }

@@ -153,6 +153,18 @@ def check_unknown(args, allowed, module_name):
         fail("Unsupported parameters for ({}) module: {}. Supported parameters include: {}.".format(module_name, ", ".join(extra), ", ".join(sorted(allowed))))
 
 
+def get_bin_path(name):
+    """The path of executable ``name`` as ansible-core's ``get_bin_path`` finds it: PATH, then
+    /sbin, /usr/sbin and /usr/local/sbin; failing with its words, which list where it looked."""
+    paths = os.environ.get("PATH", "").split(os.pathsep)
+    paths += [p for p in ("/sbin", "/usr/sbin", "/usr/local/sbin") if p not in paths and os.path.exists(p)]
+    for folder in paths:
+        path = os.path.join(folder, name)
+        if folder and os.path.exists(path) and not os.path.isdir(path) and os.access(path, os.X_OK):
+            return path
+    fail(f'Failed to find required executable "{name}" in paths: {os.pathsep.join(paths)}')
+
+
 def require(**values):
     """Fail as Ansible's argument spec does when any of these arguments is missing (falsy),
     naming every missing one, sorted."""
@@ -202,10 +214,10 @@ def embedded_source(ctx, args, src):
         if len(matches) == 1:
             sha = matches.pop()
     task = getattr(ctx, "task", None) or {}
-    if sha is None and src in task.get("run_time_files", ()):
+    if sha is None and (src in task.get("run_time_files", ()) or src in (getattr(ctx, "late_names", None) or ())):
         # read from the controller when the task ran: Ansible's own words (its copy action
         # wraps them), with the places the compiler searched
-        tried = task["run_time_files"].get(src) if isinstance(task["run_time_files"], dict) else None
+        tried = task["run_time_files"].get(src) if isinstance(task.get("run_time_files"), dict) else None
         # an absolute name is not searched for: ansible-core lists no places then
         searched = "\nSearched in:\n\t" + "\n\t".join(map(str, tried)) \
             if tried and not os.path.isabs(str(src)) else ""

@@ -292,13 +292,20 @@ def _copy_tree(ctx, args, tree):
                 last = {"changed": True, "dest": target}
                 continue
             changed = _makedirs_with_mode(ctx, parent, dir_attrs) or changed
-        last = _write_content(ctx, dict(args, dest=target), ctx.read_file(sha), os.path.basename(rel), "copy")
+        file_args = dict(args, dest=target)
+        if args.get("mode") == "preserve":  # each file its source's mode, as the copy action
+            file_args["mode"] = (tree.get("modes") or {}).get(rel)
+        last = _write_content(ctx, file_args, ctx.read_file(sha), os.path.basename(rel), "copy")
         changed = changed or bool(last.get("changed"))
     # with one file, Ansible's copy action answers with the last module it ran: the file's
     # copy, or the file module of the last directory (or link) it ensured after it
     last_other = None
+    # the copy action ensures the directories its walk lists under the src, not the src itself
+    # (made on the way by its files' copies; none when it holds nothing)
+    path = str(tree.get("path") or "")
+    top = None if path.endswith("/") else os.path.basename(os.path.normpath(path))
     for rel, sha in tree["entries"].items():
-        if sha is None:
+        if sha is None and rel != top:
             path = os.path.join(dest, rel)
             made = False
             if not os.path.isdir(path):
