@@ -26,7 +26,14 @@ from typing import TYPE_CHECKING, Any
 
 from .deploy import HealthCheck, HostJob, HostOutcome, RunOptions, deploy_fleet
 from .deploy.host import artifact_objects, runner_identity
-from .errors import ConnectError, PhaseError, RunnerNotExecutable, StateError, UsageError
+from .errors import (
+    ConnectError,
+    InventoryError,
+    PhaseError,
+    RunnerNotExecutable,
+    StateError,
+    UsageError,
+)
 from .inventory import absolute_sources, check_remote_dirs, inventory_sources
 from .model import Host, Plan
 from .notify import Notifier, end_doc, host_doc, start_doc
@@ -467,8 +474,10 @@ class _Rollout:
             for batch in stage.batches:
                 self.number += 1
                 number = self.number
-                # failed hosts leave the rollout; a resumed one skips what hosts already ran
-                names = [n for n in batch if n not in self.failed and not self._done_before(n)]
+                # failed hosts leave the rollout; a resumed one skips what hosts already ran (and
+                # counts them in the batch, as the run it resumes did: its stop rules see the batch)
+                done = [n for n in batch if n not in self.failed and self._done_before(n)]
+                names = [n for n in batch if n not in self.failed and n not in done]
                 if not names:
                     if batch_done is not None:
                         batch_done(number)
@@ -484,7 +493,7 @@ class _Rollout:
                     "started": round(started, 3), "ended": round(time.time(), 3),
                 })
                 fatal = any(_fatal_failure(o, stage) for o in outcomes)
-                reason = stop_reason(stage, names, failed + unhealthy, fatal) if number < self.total else None
+                reason = stop_reason(stage, done + names, failed + unhealthy, fatal) if number < self.total else None
                 if unhealthy:
                     reason = f"health check failed on {len(unhealthy)} of {len(names)} host(s): {', '.join(unhealthy)}"
                 errored = _errored(outcomes)
@@ -811,6 +820,31 @@ def _run_time_tree(name: str, folder: str, follow: bool) -> dict[str, Any] | Non
     return dict(tree, blobs=blobs)
 
 
+def _refreshed_view(plan: Plan, inv: Any, pattern: str | None = None, limit: str | None = None) -> dict[str, Any]:
+    """What a play's tasks after its ``meta: refresh_inventory`` see of the inventory read again:
+    ``groups`` (as the compiler gives them), each host's variables that the plan reads through
+    ``hostvars`` (every one for a whole-``hostvars`` read), vault values left out, and the hosts
+    the play's ``pattern`` (under ``limit``) selects now (``play_hosts``: ansible_play_hosts_all)."""
+    from .compiler.units import EVERY_NAME, plan_hostvars_read
+    from .model import Undecryptable, Vaulted, own_vars
+    from .pipeline import _group_members
+
+    read = plan_hostvars_read(plan)
+    every = EVERY_NAME in read
+    hosts = {name: {k: v for k, v in own_vars(h).items()
+                    if (every or k in read) and not isinstance(v, (Vaulted, Undecryptable))}
+             for name, h in inv.hosts.items()}
+    view: dict[str, Any] = {"groups": _group_members(inv), "hosts": hosts}
+    if pattern is not None:
+        try:
+            chosen = [h.name for h in inv.select(pattern)]
+            allowed = {h.name for h in inv.select(limit)} if limit else set(chosen)
+        except InventoryError:  # a pattern the inventory read again cannot select: as before
+            return view
+        view["play_hosts"] = [n for n in chosen if n in allowed]
+    return view
+
+
 class _Phased:
     """What the controller carries between the phases of plays cut at run_once (docs/phases.md).
 
@@ -832,8 +866,12 @@ class _Phased:
         # hosts whose last run of a run_once phase did not reach its tasks (they had left the
         # block section holding them, for its rescue): the next host of the batch runs it
         self.passed: set[str] = set()
-        self.down: dict[int, set[str]] = {}  # play -> its hosts that failed (or were unreachable)
+        # play -> its hosts that failed (or were unreachable): they leave the later plays too
+        self.down: dict[int, set[str]] = {}
         self.gone: dict[int, set[str]] = {}  # play -> its hosts meta: refresh_inventory dropped
+        # play -> the inventory meta: refresh_inventory read in it: {"groups", "hosts"}, sent to
+        # each of its later phases (the later plays are compiled over it)
+        self.refreshed: dict[int, dict[str, Any]] = {}
 
     def share(self, stage: Stage) -> str | None:
         """What a host's run of ``stage`` sends back: its state when a later phase runs on the
@@ -859,8 +897,14 @@ class _Phased:
         files = [self.rendered(host, f) for f in map(file_read, stage.reads) if f is not None]
         if files:
             out = dict(out or {}, **_run_time_files(files))
-        if PLAY_HOSTS in stage.reads:  # ansible_play_hosts leaves out the play's failed hosts
-            out = dict(out or {}, failed_hosts=sorted(self.down.get(stage.plays[0], ())))
+        if PLAY_HOSTS in stage.reads:  # ansible_play_hosts leaves out the hosts that failed so far
+            out = dict(out or {}, failed_hosts=sorted(set().union(*self.down.values())))
+        if stage.serial and stage.plays:  # ansible_play_batch: the hosts of the host's batch
+            out = dict(out or {}, batch=list(next((b for b in stage.batches if host in b), ())))
+        if stage.plays and stage.plays[0] in self.refreshed:  # the inventory read again in the play
+            view = self.refreshed[stage.plays[0]]
+            out = dict(out or {}, refreshed={**view,
+                                             "hosts": {n: v if n != host else {} for n, v in view["hosts"].items()}})
         if INVENTORY in stage.reads:  # after group_by: the groups every host joined
             out = dict(out or {}, inventory=self.merged_inventory([h for b in stage.batches for h in b]))
         return out
@@ -1267,8 +1311,20 @@ def _deploy_jobs(
             if REFRESH in stage.reads and stage.plays:  # after meta: refresh_inventory: its sources now
                 kept = session.refresh_inventory()
                 phased.gone.setdefault(stage.plays[0], set()).update(n for n in names if n not in kept.hosts)
+                # the play's later tasks see it too: each host's own variables (its run requests),
+                # the groups and the other hosts' variables (sent in with each later phase)
+                view = kept.with_playbook_dir(plan.playbook_dir) if plan is not None and plan.playbook_dir else kept
+                if plan is not None:
+                    phased.refreshed[stage.plays[0]] = _refreshed_view(
+                        plan, view, plan.plays[stage.plays[0]].pattern, session.opts.get("limit"))
+                for n, new in view.hosts.items():
+                    if n in host_of:
+                        host_of[n] = replace(host_of[n], vars=new.vars, groups=new.groups, origins=new.origins,
+                                             inventory_file=new.inventory_file, inventory_dir=new.inventory_dir)
             # the hosts refresh_inventory dropped leave the play, as in ansible-core (nothing failed)
             gone = [n for n in names if stage.plays and n in phased.gone.get(stage.plays[0], ())]
+            for n in gone:  # done: no later play is theirs (not "partly updated")
+                roll.left[n] = 0
             names = [n for n in names if n not in gone]
             left = [HostOutcome(host=n, ok=True) for n in gone]
             if not names:

@@ -124,6 +124,9 @@ class Play:
     # defaults/vars/params that its tasks (``role`` extension) see
     defaults: dict[str, Any] = field(default_factory=dict)
     roles: dict[str, dict[str, Any]] = field(default_factory=dict)
+    # a playbook play's host pattern (plan key ``hosts_pattern``): what ansible_play_hosts_all
+    # lists again after meta: refresh_inventory
+    pattern: str | None = None
 
 
 @dataclass(frozen=True)
@@ -256,6 +259,10 @@ class Host:
     # where the inventory wrote each of ``vars`` (ansible-core's origin tag: "FILE:LINE" in INI,
     # "FILE:LINE:COLUMN" in YAML), with the value it was written for: name -> (origin, value)
     origins: dict[str, tuple[str, Any]] = field(default_factory=dict, compare=False, repr=False)
+    # the inventory source that named the host first, and its directory (ansible-core's
+    # inventory_file and inventory_dir; None for the implicit localhost)
+    inventory_file: str | None = None
+    inventory_dir: str | None = None
 
     @property
     def address(self) -> str:
@@ -416,10 +423,13 @@ def untag_unsafe(value: Any) -> Any:
 
 def own_vars(host: Host) -> dict[str, Any]:
     """The variables ``host``'s run sees as its own: its merged inventory variables without
-    connection secrets, and ``group_names``. They travel in that host's run request only, never
-    in an artifact other hosts share (docs/artifact.md, "Host variables")."""
+    connection secrets, ``group_names``, ``inventory_file`` and ``inventory_dir``. They travel in
+    that host's run request only, never in an artifact other hosts share (docs/artifact.md,
+    "Host variables")."""
     out = {k: v for k, v in host.vars.items() if k not in SECRET_VARS}
     out["group_names"] = sorted(g for g in host.groups if g != "all")  # "ungrouped" included, as Ansible
+    if host.inventory_file is not None:
+        out.update(inventory_file=host.inventory_file, inventory_dir=host.inventory_dir)
     return out
 
 

@@ -34,7 +34,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -394,13 +394,18 @@ def reads_play_hosts(task: Task, templates: frozenset[str] = frozenset()) -> boo
 
 def play_hosts_templates(plan: Plan, tasks: Iterable[Task]) -> frozenset[str]:
     """The pointers of the ``template`` tasks of ``tasks`` whose file (found on the controller
-    as the plan names it), or a template it includes by a literal name, reads the play's live hosts."""
-    from .plan.files import template_texts
+    as the plan names it), or a template it includes by a literal name, reads the play's live
+    hosts, or may read them: a templated or run-time ``src``, a template included by a computed
+    name (their text is known on the host only)."""
+    from .plan.files import template_walk
 
     out = set()
     for top in tasks:
         for leaf in _leaves(top):
-            if leaf.short_module == "template" and any(_PLAY_HOSTS_READ.search(t) for t in template_texts(plan, leaf)):
+            if leaf.short_module != "template":
+                continue
+            texts, complete = template_walk(plan, leaf)
+            if not complete or any(_PLAY_HOSTS_READ.search(t) for t in texts):
                 out.add(leaf.pointer)
     return frozenset(out)
 
@@ -505,7 +510,7 @@ def may_error(task: Task) -> bool:
 def play_phases(tasks: list[Task], earlier: frozenset[str] = frozenset(),
                 actions: frozenset[str] = frozenset(), handlers: list[Task] | None = None,
                 fatal_play: bool = False, lockstep: bool = True,
-                templates: frozenset[str] = frozenset()) -> Phases:
+                templates: frozenset[str] = frozenset(), failed_before: bool = False) -> Phases:
     """The phases of a play whose top-level tasks, in execution order, are ``tasks``
     (``earlier``: the names the plays before it set).
 
@@ -518,7 +523,10 @@ def play_phases(tasks: list[Task], earlier: frozenset[str] = frozenset(),
     or ``fatal_play``, the play's) ends its phase when ``lockstep`` (a play of several hosts):
     the controller stops every host of the batch after the phase where one failed; so does a
     task that may notify a handler the play lacks (``may_error``): the run errors there. A read of a value an earlier play set is sent in the
-    same way (the play is then a stage of its own, after the earlier ones)."""
+    same way (the play is then a stage of its own, after the earlier ones). ``failed_before``: a
+    task of an earlier play may fail: a host that failed there is out of this play's live hosts
+    (``ansible_play_hosts``), so a read of them is sent the failed hosts from the first phase on
+    (the play is then a stage of its own too)."""
     late = set(earlier).union(*(_sets(t) for t in tasks))
     kinds: list[str] = []
     of: dict[str, int] = {}
@@ -531,10 +539,13 @@ def play_phases(tasks: list[Task], earlier: frozenset[str] = frozenset(),
     staged = any(handler_kind(h, actions) for h in handlers or [])
     # handlers that read the play's live hosts: a flush runs them (in its phase: not a staged play's)
     handlers_live = not staged and any(reads_play_hosts(h, templates) for h in handlers or [])
+    # a staged play's handlers that read them: their phases are sent the failed hosts
+    readers = frozenset(h.task_id for h in handlers or [] if staged and lockstep and reads_play_hosts(h, templates))
     at: dict[str, list[int]] = {}  # handler -> the phases it runs in
     flushed = False  # the task before flushed handlers in phases of their own: the next starts one
     where: tuple[tuple[str, str], ...] = ()  # the block sections the task before is in
-    failing = [False, False]  # a task that may fail ran: in an earlier phase, in the current one
+    # a task that may fail ran: in an earlier phase (or an earlier play), in the current one
+    failing = [failed_before, False]
 
     def place(task: Task, sections: tuple[tuple[str, str], ...]) -> None:
         nonlocal set_here, grouped, fatal, where, flushed, refreshed
@@ -575,7 +586,7 @@ def play_phases(tasks: list[Task], earlier: frozenset[str] = frozenset(),
         flushed = staged and flushes(task)
         refreshed = any(refreshes(t) for t in task.walk())
         if flushed:
-            _handler_phases(handlers or [], kinds, at, actions)
+            _handler_phases(handlers or [], kinds, at, actions, reads, readers, failing)
         where = sections
 
     for task in tasks:
@@ -587,7 +598,7 @@ def play_phases(tasks: list[Task], earlier: frozenset[str] = frozenset(),
             kinds.append(HOSTS)
         if failing[0] or failing[1]:
             reads.setdefault(len(kinds) - 1, set()).add(PLAY_HOSTS)
-    _handler_phases(handlers or [], kinds, at, actions)
+    _handler_phases(handlers or [], kinds, at, actions, reads, readers, failing)
     of.update((name, phases[-1]) for name, phases in at.items())
     return Phases(tuple(kinds) or (HOSTS,), of, {k: tuple(sorted(v)) for k, v in reads.items()}, last,
                   {name: tuple(phases) for name, phases in at.items()})
@@ -614,21 +625,35 @@ def handler_kind(handler: Task, actions: frozenset[str] = frozenset()) -> str | 
     return kind if base == LOCAL and not width and plain else None
 
 
-def _handler_phases(handlers: list[Task], kinds: list[str], at: dict[str, list[int]], actions: frozenset[str]) -> None:
+def _handler_phases(handlers: list[Task], kinds: list[str], at: dict[str, list[int]], actions: frozenset[str],
+                    reads: dict[int, set[str]] | None = None, readers: frozenset[str] = frozenset(),
+                    failing: Sequence[bool] = (False, False)) -> None:
     """Give the handlers (in execution order) of a play with a run_once or delegated handler
     phases after its tasks' (or after a flush, its phase's last task): each run_once handler one
     of its own (HANDLER, HANDLER_LOCAL), consecutive handlers delegated to one place one (LOCAL,
     for each host), the handlers between them one on every host (the phase before when it runs
-    on every host). A play without such handlers runs its handlers in its phases, as always."""
+    on every host). A play without such handlers runs its handlers in its phases, as always.
+
+    A handler of ``readers`` (it reads the play's live hosts) after a task or handler that may
+    fail (``failing``: in an earlier phase, in the last one) gets PLAY_HOSTS in its phase's
+    ``reads``, in a phase of its own when what may fail is in the phase it would join."""
     if not any(handler_kind(h, actions) for h in handlers):
         return
+    failed, pending = failing[0] or failing[1], failing[1]
     for index, handler in enumerate(handlers):
         own = handler_kind(handler, actions) or HOSTS
+        reader = handler.task_id in readers and failed
         if run_once_handler(own):
             kinds.append(own.replace("#", f"#{index}", 1))
-        elif not kinds or kinds[-1] != own:
+            pending = False
+        elif not kinds or kinds[-1] != own or (reader and pending):
             kinds.append(own)
+            pending = False
         at.setdefault(handler.task_id, []).append(len(kinds) - 1)
+        if reader and reads is not None:
+            reads.setdefault(len(kinds) - 1, set()).add(PLAY_HOSTS)
+        if may_fail(handler, QUIET):
+            failed = pending = True
 
 
 def plan_phases(plan: Plan, actions: frozenset[str] = frozenset()) -> list[Phases]:
@@ -637,6 +662,7 @@ def plan_phases(plan: Plan, actions: frozenset[str] = frozenset()) -> list[Phase
     ``actions``: the tasks whose action plugin runs on the controller."""
     out: list[Phases] = []
     earlier: set[str] = set()
+    failed_before = False  # a task of an earlier play may fail: its hosts leave the later plays
     for play in plan.plays:
         tasks = plan.play_tasks(play)
         lockstep = not one_host(play)
@@ -644,8 +670,9 @@ def plan_phases(plan: Plan, actions: frozenset[str] = frozenset()) -> list[Phase
                                sorted(play.handlers, key=lambda h: h.execution_order),
                                play.any_errors_fatal, lockstep=lockstep,
                                templates=play_hosts_templates(plan, [*tasks, *play.handlers]) if lockstep
-                               else frozenset()))
+                               else frozenset(), failed_before=failed_before))
         earlier.update(*(_sets(t) for t in [*tasks, *play.handlers]))
+        failed_before = failed_before or any(may_fail(t, QUIET) for t in [*tasks, *play.handlers])
     return out
 
 

@@ -98,7 +98,8 @@ def test_several_inventory_sources_are_merged_run_and_recorded(
         tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
     """Repeated -i (and ansible.cfg's / ANSIBLE_INVENTORY's list) are read in order and merged as
     ansible-playbook merges them, each source's group_vars/ beside it; the manifest keeps every
-    source, and rustle-exec reads them all again. Oracle: ansible-playbook over the same files
+    source, and rustle-exec reads them all again; each host's inventory_file and inventory_dir
+    are those of the source that named it first. Oracle: ansible-playbook over the same files
     (one run), its files compared byte for byte with ours."""
     first, second = tmp_path / "one" / "hosts.ini", tmp_path / "two" / "hosts.yml"
     for inv in (first, second):
@@ -114,7 +115,8 @@ def test_several_inventory_sources_are_merged_run_and_recorded(
     play = tmp_path / "site.yml"
     play.write_text("- hosts: g\n  gather_facts: false\n  tasks:\n    - copy:\n"
                     "        dest: '{{ out }}/{{ inventory_hostname }}'\n"
-                    "        content: \"{{ [who | default('-'), gv, only_one, ansible_inventory_sources] | to_json }}\"\n")
+                    "        content: \"{{ [who | default('-'), gv, only_one, ansible_inventory_sources, inventory_dir,\n"
+                    "                     inventory_file, hostvars['b'].inventory_file] | to_json }}\"\n")
     (tmp_path / "ansible").mkdir()
     (tmp_path / "rustle").mkdir()
     sources = ["-i", str(first), "-i", str(second)]
@@ -137,6 +139,8 @@ def test_several_inventory_sources_are_merged_run_and_recorded(
         theirs = (tmp_path / "ansible" / host).read_text()
         assert (tmp_path / "rustle" / host).read_text() == theirs
     assert json.loads((tmp_path / "rustle" / "a").read_text())[:3] == ["two", "two", 1]
+    # each host's inventory_file and inventory_dir: the source that named it first
+    assert json.loads((tmp_path / "rustle" / "a").read_text())[4:] == [str(first.parent), str(first), str(second)]
 
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("ANSIBLE_INVENTORY", f"{first},{second}")

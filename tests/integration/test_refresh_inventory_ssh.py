@@ -5,8 +5,9 @@ another inventory, which drops n00 and adds s00 to group fleet (and a group ``la
 play refreshes the inventory and points the symlink back right away, as ansible-core's
 ``meta_tasks`` target does (refresh.yml): what the later plays see is the inventory as it was
 read at the refresh, not as it is when the play ends. n00 leaves the play at the refresh (its
-later tasks run nowhere, the run_once task after it runs on n01); the groups ``group_by`` made
-before the refresh are kept, as ansible-core keeps them. ansible-playbook runs the same
+later tasks run nowhere, the run_once task after it runs on n01); the play's later tasks see the
+inventory read again (groups, the host's own and other hosts' variables); the groups
+``group_by`` made before the refresh are kept, as ansible-core keeps them. ansible-playbook runs the same
 playbook over local connections: both must leave the same files and count the same recaps.
 """
 
@@ -44,6 +45,10 @@ PLAYBOOK = """\
       register: put_back
     - name: after the refresh, on the hosts still in the inventory
       copy: {content: "after\\n", dest: "{{ root }}/after.txt"}
+    - name: the same play sees the inventory read again (groups, its own and a new host's variables)
+      copy:
+        content: "{{ groups['fleet'] }} {{ groups['late'] | default([]) }} {{ groups['parity_0'] | default([]) }} {{ group_names }} {{ which }} {{ hostvars['s00'].root | default('none') | basename }} {{ ansible_play_batch }} {{ ansible_play_hosts }} {{ ansible_play_hosts_all }}\\n"
+        dest: "{{ root }}/same-play.txt"
 
 - hosts: fleet
   gather_facts: false
@@ -68,9 +73,9 @@ def _inventories(fleet: Fleet, tmp_path: Path) -> None:
         hosts = {**groups["fleet"]["hosts"], **groups["spare"]["hosts"]}
         link, old, new = (tmp_path / f"{tool}-{kind}.yml" for kind in ("link", "old", "new"))
         common = {"inventory_link": str(link), "old_inventory": str(old), "new_inventory": str(new)}
-        old.write_text(yaml.safe_dump({"all": {"vars": common, "children": {
+        old.write_text(yaml.safe_dump({"all": {"vars": {**common, "which": "old"}, "children": {
             "fleet": {"hosts": {h: hosts[h] for h in ("n00", "n01", "n02")}}}}}))
-        new.write_text(yaml.safe_dump({"all": {"vars": common, "children": {
+        new.write_text(yaml.safe_dump({"all": {"vars": {**common, "which": "new"}, "children": {
             "fleet": {"hosts": {h: hosts[h] for h in ("n01", "n02", "s00")}},
             "late": {"hosts": {"s00": None}}}}}))
         link.symlink_to(old)
@@ -92,6 +97,12 @@ def test_refresh_inventory_gives_the_later_plays_the_inventory_read_again_as_in_
     assert files == fleet.files("ansible")
     assert files["n00"] == {"before.txt": '["n00", "n01", "n02"]'}  # left the play at the refresh
     assert files["n01"]["after.txt"] == "after\n"
+    # the play's tasks after the refresh see what it read: n00 gone, s00 and its group there
+    # (s00 runs none of the play's tasks), the group_by groups kept, the new variables
+    # (s00 runs none of the play's tasks, but its pattern lists it now, outside the batch)
+    lists = "['n01', 'n02'] ['n01', 'n02', 's00'] ['n01', 'n02', 's00']"
+    assert files["n01"]["same-play.txt"] == f"['n01', 'n02', 's00'] ['s00'] ['n02'] ['fleet', 'parity_1'] new s00 {lists}\n"
+    assert files["n02"]["same-play.txt"] == f"['n01', 'n02', 's00'] ['s00'] ['n02'] ['fleet', 'parity_0'] new s00 {lists}\n"
     # what the run_once task registered reached n01 and n02, not s00 (new, it ran no earlier play)
     assert files["n01"]["seen.txt"] == "['n01', 'n02', 's00'] ['s00'] ['n02'] True\n"
     assert files["s00"]["seen.txt"] == "['n01', 'n02', 's00'] ['s00'] ['n02'] False\n"
@@ -101,3 +112,5 @@ def test_refresh_inventory_gives_the_later_plays_the_inventory_read_again_as_in_
     assert {h: r for h, r in recaps.items() if any(r.values())} == \
         {h: recap_counts(r) for h, r in arecaps.items()}
     assert "n00" not in [h["name"] for h in doc["hosts"] if h.get("status") == "failed"]
+    # n00 is done, not "partly updated": no later play is its
+    assert "n00" in doc["rollout"]["updated"] and doc["rollout"]["partial"] == [], doc["rollout"]

@@ -112,6 +112,24 @@ def test_the_merge_is_the_one_the_oracle_checks(tree: Path) -> None:
     assert inv.sources == tuple(_sources(tree, CASES["ini+yaml"]))
 
 
+def test_each_host_knows_the_source_that_named_it_first(tree: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """``inventory_file``/``inventory_dir`` as ansible-playbook 2.19 gives them (checked by hand;
+    test_cli's several-sources case compares them with its run): the first source that named the
+    host, absolute and normalised with symbolic links kept, a directory source's own file, a host
+    list as given with the directory "None" (ansible-core's basedir of a non-path)."""
+    (tree / "link").mkdir(exist_ok=True)
+    if not (tree / "link" / "a").exists():
+        (tree / "link" / "a").symlink_to(tree / "a")
+    monkeypatch.chdir(tree / "link")
+    inv = load_inventory(["a/../a/hosts.ini", str(tree / "c"), "z1,z2:2222,h1,"])
+    where = {n: (h.inventory_file, h.inventory_dir) for n, h in inv.hosts.items()}
+    assert where["h1"] == where["h2"] == (str(tree / "link/a/hosts.ini"), str(tree / "link/a"))
+    assert where["h5"] == (str(tree / "c/10-first.ini"), str(tree / "c"))
+    assert where["h6"] == (str(tree / "c/20-second.yml"), str(tree / "c"))
+    assert where["z1"] == ("z1,z2:2222,h1,", "None")
+    assert "inventory_dir" not in inv.hosts["h1"].vars  # not an inventory variable (ansible-inventory)
+
+
 def test_one_source_is_read_as_before(tree: Path) -> None:
     one = load_inventory(str(tree / "a/hosts.ini"))
     assert one.to_ansible_json() == load_inventory([str(tree / "a/hosts.ini")]).to_ansible_json()

@@ -528,6 +528,14 @@ def _hostvars_read(plan: Plan, docs: list[Any]) -> set[str]:
     return names
 
 
+def plan_hostvars_read(plan: Plan) -> set[str]:
+    """The variable names the plan's tasks and handlers read of hosts through ``hostvars``
+    (``_hostvars_read``'s names, EVERY_NAME and ANY_HOST included)."""
+    docs = [[(t.args, [c.value for c in t.conditions], t.extras) for top in [*plan.play_tasks(play), *play.handlers]
+             for t in top.walk()] for play in plan.plays]
+    return _hostvars_read(plan, docs)
+
+
 def _subscript_end(text: str, pos: int) -> int | None:
     """The index after ``[HOST]`` or ``.HOST`` at ``pos`` (brackets balanced), else None."""
     i = pos

@@ -31,8 +31,8 @@ warns that it could not parse a source (going on with an empty inventory) this r
 InventoryError with the file, the line and a hint.
 
 Variables ``ansible-inventory`` leaves out (``inventory_hostname``, ``group_names``,
-``inventory_dir``...) are not in ``Host.vars`` either; derive them from ``Host.name`` and
-``Host.groups``. Host.vars values may share nested objects between hosts:
+``inventory_dir``...) are not in ``Host.vars`` either; derive them from ``Host.name``,
+``Host.groups``, ``Host.inventory_file`` and ``Host.inventory_dir`` (``model.own_vars``). Host.vars values may share nested objects between hosts:
 treat them as read-only.
 """
 
@@ -384,6 +384,7 @@ def load_inventory(path: str | os.PathLike[str] | Sequence[str | os.PathLike[str
     basedirs: list[str] = []
     for source in given:
         if not os.path.exists(source) and "," in source:
+            data.current_source = source
             _host_list(data, source)  # no vars files beside a host list
         elif not os.path.exists(source):
             raise InventoryError(
@@ -398,6 +399,7 @@ def load_inventory(path: str | os.PathLike[str] | Sequence[str | os.PathLike[str
         else:
             _parse_file(data, source, warnings)
             basedirs.append(os.path.dirname(os.path.abspath(source)))
+    data.current_source = None  # hosts add_host makes come from no source
     try:
         for name in data.reconcile():
             warnings.append(f"{shown}: found both group and host with same name: {name}")
@@ -450,6 +452,8 @@ def _parse_dir(data: InventoryData, path: str, warnings: list[str]) -> None:
 
 
 def _parse_file(data: InventoryData, path: str, warnings: list[str]) -> None:
+    # as ansible-core names a source: absolute, normalised, symbolic links kept
+    data.current_source = os.path.normpath(os.path.abspath(os.path.expandvars(os.path.expanduser(path))))
     ext = os.path.splitext(path)[1]
     errors: list[tuple[str, InventoryError]] = []
     loaded: Loaded | None = None
@@ -544,7 +548,9 @@ def _build(
         origins = {k: (w, values[k]) for k, w in where.items()}  # run_vars drops a value changed since
         if h.implicit:  # the implicit localhost, put in a group by add_host/group_by (_add)
             values = {**values, **_localhost_vars(data, files, h.name, playbook), **h.vars}
-        hosts[h.name] = Host(name=h.name, vars=values, groups=("all", *order), origins=origins)
+        named_in, folder = _source_of(h)
+        hosts[h.name] = Host(name=h.name, vars=values, groups=("all", *order), origins=origins,
+                             inventory_file=named_in, inventory_dir=folder)
     groups: dict[str, Group] = {}
     for g in data.groups.values():
         gvars = dict(g.vars)
@@ -582,6 +588,23 @@ def _build(
         source, hosts, groups, group_hosts=group_hosts, localhost_factory=factory,
         implicit=implicit_names, warnings=warnings, rebuild=rebuild, change=change, sources=sources,
     )
+
+
+def _source_of(host: Any) -> tuple[str | None, str | None]:
+    """``inventory_file`` and ``inventory_dir`` of a host read from a source (None for the
+    implicit localhost and the hosts add_host makes), as ansible-core sets them: the source that
+    named it first, and its directory (``basedir``: the source itself when a directory, "None"
+    for a host list)."""
+    source = host.source
+    if source is None or host.implicit:
+        return None, None
+    if os.path.isdir(source):
+        folder: str | None = os.path.abspath(source)
+    elif os.path.isfile(source):
+        folder = os.path.abspath(os.path.dirname(source))
+    else:
+        folder = None
+    return source, str(folder)
 
 
 def _add(data: InventoryData, added: dict[str, Any]) -> None:

@@ -149,6 +149,7 @@ class HostData:
         self.origins: dict[str, str] = {}  # where each of ``vars`` was written (ansible's origin)
         self.groups: list[GroupData] = []
         self.implicit = False
+        self.source: str | None = None  # the source that named it first (ansible-core's inventory_file)
         if port:
             self.vars["ansible_port"] = int(port)
 
@@ -189,6 +190,8 @@ class InventoryData:
         self.groups: dict[str, GroupData] = {}
         self.hosts: dict[str, HostData] = {}
         self.localhost: HostData | None = None
+        # the source being read: a new host's ``inventory_file`` (as ansible-core's current_source)
+        self.current_source: str | None = None
         for name in ("all", "ungrouped"):
             self.add_group(name)
         self.add_child("all", "ungrouped")
@@ -214,6 +217,7 @@ class InventoryData:
             g = self.groups[group]
         if name not in self.hosts:
             self.hosts[name] = HostData(name, port)
+            self.hosts[name].source = self.current_source
             if name in LOCALHOST_NAMES and self.localhost is None:
                 self.localhost = self.hosts[name]
         if g is not None:

@@ -180,12 +180,21 @@ def template_texts(plan: Plan, task: Task) -> Iterator[str]:
     or extends by a literal name, found as Ansible's template search path finds them (the play's
     directory, the files directories, the including template's own, each with its
     ``templates/`` first); nothing for a templated or run-time ``src``."""
+    yield from template_walk(plan, task)[0]
+
+
+def template_walk(plan: Plan, task: Task) -> tuple[list[str], bool]:
+    """(``template_texts``, whether they are all the task may render): not when its ``src`` is
+    templated or read at run time, or a template reached includes, imports or extends a
+    computed name (a host renders it: its text is not known here)."""
     if task.short_module != "template":
-        return
+        return [], True
     try:
         first = resolve_source(plan, task)
     except PlanError:
-        return
+        return [], False
+    texts: list[str] = []
+    complete = first is not None or not isinstance(task.args.get("src"), str)
     todo = [first] if first else []
     seen: set[str] = set()
     while todo and len(seen) < _MAX_INCLUDES:
@@ -195,7 +204,7 @@ def template_texts(plan: Plan, task: Task) -> Iterator[str]:
         seen.add(path)
         try:
             with open(path, encoding="utf-8", errors="replace") as fh:
-                yield fh.read()
+                texts.append(fh.read())
         except OSError:
             continue
         roots = [p for root in (plan.base_dir, *files_dirs_of(plan), os.path.dirname(path))
@@ -205,6 +214,9 @@ def template_texts(plan: Plan, task: Task) -> Iterator[str]:
                 if ref is not None else None
             if found is not None:
                 todo.append(found)
+            elif ref is None:
+                complete = False
+    return texts, complete
 
 
 def resolve_static_file(plan: Plan, static: StaticFile, pointer: str,

@@ -550,6 +550,7 @@ def read_play(r: Reader, value: Any, pointer: str, default_strategy: Strategy) -
     fatal = r.opt(d, "any_errors_fatal", pointer, r.boolean, False)
     order = r.opt(d, "order", pointer, lambda v, p: _order(r, v, p), "inventory")
     force_handlers = r.opt(d, "force_handlers", pointer, r.boolean, False)
+    pattern = r.opt(d, "hosts_pattern", pointer, r.string, None)
     fact_path = r.opt(d, "fact_path", pointer, r.string, None)
     gather_subset = r.opt(d, "gather_subset", pointer, lambda v, p: gather_subset_names(r, v, p), None)
     gather_timeout = r.opt(d, "gather_timeout", pointer, lambda v, p: r.opt_integer(v, p, minimum=1), None)
@@ -583,7 +584,7 @@ def read_play(r: Reader, value: Any, pointer: str, default_strategy: Strategy) -
                 batches=batches, handlers=handlers, vars=play_vars, pointer=pointer,
                 max_fail_percentage=max_fail, any_errors_fatal=fatal, order=order,
                 force_handlers=force_handlers, defaults=defaults, roles=roles, fact_path=fact_path,
-                gather_subset=gather_subset, gather_timeout=gather_timeout)
+                gather_subset=gather_subset, gather_timeout=gather_timeout, pattern=pattern)
 
 
 def gather_subset_names(r: Reader, value: Any, pointer: str) -> tuple[str, ...] | None:

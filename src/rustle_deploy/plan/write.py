@@ -91,6 +91,8 @@ def _play(play: Play) -> dict[str, Any]:
         out["order"] = play.order
     if play.force_handlers:
         out["force_handlers"] = True
+    if play.pattern is not None:
+        out["hosts_pattern"] = play.pattern
     if play.fact_path:
         out["fact_path"] = play.fact_path
     if play.gather_subset is not None:

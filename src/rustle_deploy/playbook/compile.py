@@ -601,7 +601,7 @@ class _Compiler:
             # task's inherited value): then the tasks that keep it carry it one by one
             any_errors_fatal=st.any_errors_fatal and not st.fatal_override, order=st.order,
             force_handlers=st.force_handlers, fact_path=st.fact_path, gather_subset=st.gather_subset,
-            gather_timeout=st.gather_timeout))
+            gather_timeout=st.gather_timeout, pattern=pattern))
 
     def missing_notify(self, tasks: list[Task], st: _PlayState, play: str) -> list[Task]:
         """A notify that names no handler of the play is Ansible's error only when it fires (a

@@ -780,6 +780,17 @@ class Runner:
             self.host_vars["group_names"] = sorted(g for g, m in known.items() if name in m and g != "all")
         return changed
 
+    def _refreshed(self, view):
+        """The inventory as ``meta: refresh_inventory`` read it again, in place of the compiled
+        one (the controller sends it with each later phase of the play; the host's own variables
+        come with its run request): the groups, and the other hosts' variables the plan reads
+        through hostvars. What add_host and group_by made is replayed over it (the carry file)."""
+        groups = {str(g): [str(m) for m in members] for g, members in (view.get("groups") or {}).items()}
+        hosts = {str(n): dict(v) for n, v in (view.get("hosts") or {}).items() if isinstance(v, dict)}
+        self.plan = dict(self.plan, groups=groups, hosts=hosts, other_hosts={})
+        self.host_vars["groups"] = groups
+        self.host_vars["group_names"] = sorted(g for g, m in groups.items() if self.host in m and g != "all")
+
     def _apply_added(self, added, ordered=False):
         """Replay what add_host/group_by changed (this host's earlier runs, or other hosts':
         ``ordered``, the controller's merge over every host, whose order is Ansible's). A host
@@ -877,6 +888,8 @@ class Runner:
                            "check": self.check, "diff": self.diff, "protocol": 1,
                            "python": ".".join(str(x) for x in sys.version_info[:3])})
         failed = False
+        if self.inject.get("refreshed"):  # a phase after meta: refresh_inventory: what it read
+            self._refreshed(self.inject["refreshed"])
         if self.carry:
             state = _load_carry(self.carry)
             self.runtime_vars.update(unsafe(state.get("vars") or {}))
@@ -986,12 +999,21 @@ class Runner:
             tasks = [t for t in tasks if t.get("phase", 0) <= self.phase <= t.get("last_phase", t.get("phase", 0))]
             first, last = self.phase == 0, self.phase == play["phases"] - 1
         everyone = list(play.get("play_hosts") or play.get("hosts") or [])
-        # the play's hosts that failed in its earlier phases (sent when a task of this one reads them)
-        gone = set(self.inject.get("failed_hosts") or ()) if self.phase is not None else set()
+        batch = self.inject.get("batch")  # a serial play's batch (sent with each of its runs)
+        refreshed = self.inject.get("refreshed")
+        if refreshed:  # after meta: refresh_inventory: the hosts it dropped left the play (and its
+            # batch), the play's pattern selects the hosts it added too (they run none of its tasks)
+            known = set(self.host_vars["groups"].get("all") or ())
+            batch = [h for h in (everyone if batch is None else batch) if h in known]
+            everyone = list(refreshed.get("play_hosts") or [h for h in everyone if h in known])
+        # the hosts that failed in the play's earlier phases and in earlier plays (sent when a
+        # task of this one reads them)
+        gone = set(self.inject.get("failed_hosts") or ())
         live = [h for h in everyone if h not in gone]
+        batch = live if batch is None else [h for h in batch if h not in gone]
         self.host_vars.update({"ansible_play_name": play.get("name", ""), "ansible_play_hosts_all": everyone,
-                               "ansible_play_hosts": live, "play_hosts": live,
-                               "ansible_play_batch": live})
+                               "ansible_play_hosts": live, "play_hosts": batch,
+                               "ansible_play_batch": batch})
         self._notified = set(self._carried_notified.pop(key, ()))  # the play's notified handlers
         self._roles_done = set()
         # what a notify may name: a handler's name, or a topic it listens to
