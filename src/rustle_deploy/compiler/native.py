@@ -72,6 +72,9 @@ _FAILURE_NAMES = frozenset({"ansible_failed_task", "ansible_failed_result"})
 _BOOL_KEYS = ("ignore_errors", "no_log", "check_mode", "diff")
 # Jinja2 tests that look at the file system (ansible.builtin's files tests): deciding them while
 # compiling would see the file system before the play changed it
+# ``vars`` given whole (not ``vars.x`` or ``vars['x']``): ansible-core 2.19 flattens it to a dict
+# holding hostvars, which the compile-time scope does not have
+_WHOLE_VARS = re.compile(r"(?<![\w.])vars\b(?!\s*[\[.])")
 _PATH_TEST = re.compile(r"\bis\s+(?:not\s+)?(?:is_)?(?:link|link_exists|file|directory|dir|exists|mount|same_file)\b")
 
 
@@ -962,6 +965,8 @@ class _Lowering:
             return [self.value(task, scope, item) for item in value]
         if not self.templating.is_template(value):
             return value
+        if _WHOLE_VARS.search(value):
+            raise self.fail(task, f"{value!r} reads 'vars' whole, which holds hostvars (known on the host only)")
         if _PATH_TEST.search(value):
             raise self.fail(task, f"{value!r} tests the file system, which Ansible does when the task runs; "
                                   "the native runner does not evaluate path tests")
