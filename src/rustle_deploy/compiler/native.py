@@ -74,7 +74,7 @@ _BOOL_KEYS = ("ignore_errors", "no_log", "check_mode", "diff")
 # compiling would see the file system before the play changed it
 # ``vars`` given whole (not ``vars.x`` or ``vars['x']``): ansible-core 2.19 flattens it to a dict
 # holding hostvars, which the compile-time scope does not have
-_WHOLE_VARS = re.compile(r"(?<![\w.])vars\b(?!\s*[\[.])")
+_WHOLE_VARS = re.compile(r"(?<![\w.'\"])vars\b(?!\s*[\[.'\"])")
 _PATH_TEST = re.compile(r"\bis\s+(?:not\s+)?(?:is_)?(?:link|link_exists|file|directory|dir|exists|mount|same_file)\b")
 
 
