@@ -278,3 +278,20 @@ def make_plan(tmp_path: Path, tasks: list[dict[str, Any]], play_vars: dict[str, 
     shutil.copytree(EXAMPLE_PLAN.parent, dest, dirs_exist_ok=True)
     (dest / "plan.json").write_text(json.dumps(doc))
     return dest / "plan.json"
+
+
+@pytest.fixture
+def discarded_early(monkeypatch: pytest.MonkeyPatch) -> list[object]:
+    """The argv of every early ssh process the controller threw away (transport/process.discard):
+    a host that then opened a second connection."""
+    from rustle_deploy.transport import process
+
+    discarded: list[object] = []
+    real_discard = process.discard
+
+    def discard(popen: Any) -> None:
+        discarded.append(popen.args)
+        real_discard(popen)
+
+    monkeypatch.setattr(process, "discard", discard)
+    return discarded

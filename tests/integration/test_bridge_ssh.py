@@ -18,25 +18,18 @@ WANT_JSON = "#!/bin/sh\n# WANT_JSON\necho '{\"changed\": true, \"msg\": \"from l
 
 @pytest.mark.ssh
 def test_bridged_modules_over_ssh(tmp_path: Path, sshd: Any, rustle_home: Path, request: pytest.FixtureRequest,
-                                  capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+                                  capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch,
+                                  discarded_early: list[object]) -> None:
     """With the native runner at hand (--format auto), bridged tasks do not lower: each host's ssh
     process started before the build runs the pyz agent's command and is used (one connection
     per host: none discarded for a second one). Without cargo (no runner) the run is pyz alone."""
-    from rustle_deploy.transport import process
 
     try:
         request.getfixturevalue("native_cache")
     except pytest.skip.Exception:
         pass  # the bridged runs below still happen, all pyz
 
-    discarded: list[object] = []
-    real_discard = process.discard
-
-    def discard(popen: Any) -> None:
-        discarded.append(popen.args)
-        real_discard(popen)
-
-    monkeypatch.setattr(process, "discard", discard)
+    discarded = discarded_early
     monkeypatch.delenv("RUSTLE_FORMAT")  # auto, the default (tests/conftest.py sets pyz)
     hosts = {}
     for i in range(3):

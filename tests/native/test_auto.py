@@ -227,21 +227,14 @@ def test_auto_says_which_format_and_why_for_plans_that_do_not_lower(
 
 @pytest.mark.ssh
 def test_auto_opens_one_ssh_connection_per_host_whether_the_plan_lowers_or_not(
-    tmp_path: Path, sshd: Any, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, auto: Path
+    tmp_path: Path, sshd: Any, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, auto: Path,
+    discarded_early: list[object]
 ) -> None:
     """The ssh process started for each host before the build (which decides whether the plan
     lowers) starts the agent the host gets: pyz's for a plan that does not lower, the runner's
     for one that does; none is discarded for a second connection, cold or warm."""
-    from rustle_deploy.transport import process
 
-    discarded: list[object] = []
-    real_discard = process.discard
-
-    def discard(popen: Any) -> None:
-        discarded.append(popen.args)
-        real_discard(popen)
-
-    monkeypatch.setattr(process, "discard", discard)
+    discarded = discarded_early
     hosts = {}
     for i in range(2):
         h = sshd.host(f"one{i}", tmp_path / f"remote{i}")
