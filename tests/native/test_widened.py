@@ -4,11 +4,25 @@ formats: the same files, recaps and task results."""
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from ..conftest import make_plan
-from .test_native_runs import cli, files
+from .test_native_runs import cli, files, journal, local_inventory
+
+
+def run_book(capsys: pytest.CaptureFixture[str], book: Path, root: Path, fmt: str, *extra: str) -> tuple[tuple[Any, ...], str]:
+    """``book`` run with ``--format fmt`` on localhost (remote dir beside it): its recap, the files
+    under ``root`` and its task results (what must match between formats), and its stderr."""
+    work = book.parent
+    remote = work / "remote"
+    inv = local_inventory(work / "inv.ini", remote)
+    code, doc, err = cli(capsys, str(book), "-i", str(inv), "--run", "--output", "json", "--format", fmt, *extra)
+    assert code == 0, err
+    host = doc["hosts"][0]
+    recap = {k: host["recap"][k] for k in ("ok", "changed", "failed", "skipped", "rescued", "ignored")}
+    return (recap, files(root), journal(remote, work)), err
 
 
 def test_loop_control_index_var_and_extended_lower_and_match_pyz(
@@ -153,8 +167,6 @@ def test_blocks_rescue_always_includes_and_set_fact_lower_and_match_pyz(
     set_fact (static, over a registered result, inside a rescue and an include) and conditions
     over them: --format native runs it, with the same files, recap (rescued counted) and task
     results as pyz."""
-    from .test_native_runs import journal, local_inventory
-
     outcomes = {}
     for fmt in ("pyz", "native"):
         root = tmp_path / fmt / "root"
@@ -163,13 +175,7 @@ def test_blocks_rescue_always_includes_and_set_fact_lower_and_match_pyz(
         book.write_text(BLOCKS_PLAYBOOK.replace("ROOT", str(root)))
         (tmp_path / fmt / "inc.yml").write_text(INCLUDED)
         (tmp_path / fmt / "imported.yml").write_text(IMPORTED)
-        remote = tmp_path / fmt / "remote"
-        inv = local_inventory(tmp_path / fmt / "inv.ini", remote)
-        code, doc, err = cli(capsys, str(book), "-i", str(inv), "--run", "--output", "json", "--format", fmt)
-        assert code == 0, err
-        host = doc["hosts"][0]
-        recap = {k: host["recap"][k] for k in ("ok", "changed", "failed", "skipped", "rescued", "ignored")}
-        outcomes[fmt] = (recap, files(root), journal(remote, tmp_path / fmt))
+        outcomes[fmt], _ = run_book(capsys, book, root, fmt)
     assert outcomes["native"] == outcomes["pyz"]
     recap, tree, events = outcomes["native"]
     assert recap["rescued"] == 1 and recap["failed"] == 0
@@ -247,8 +253,6 @@ def test_include_role_handlers_and_ignore_errors_on_an_include_lower_and_match_p
     loaded here (setup_remote_tmp_dir's windows cleanup) is no obstacle when no notify reaches it:
     all lower now, and --format auto (the default) runs such a playbook natively, with pyz's
     files, recap and task results."""
-    from .test_native_runs import journal, local_inventory
-
     outcomes = {}
     for fmt in ("pyz", "auto"):
         root = tmp_path / fmt / "root"
@@ -263,15 +267,9 @@ def test_include_role_handlers_and_ignore_errors_on_an_include_lower_and_match_p
             "- name: role handler\n  listen: restart things\n  shell: echo role >> {{ root }}/handlers.log\n"
             "- name: windows cleanup\n  include_tasks: windows.yml\n")  # no notify reaches it
         (role / "tasks" / "windows.yml").write_text("- win_file:\n    path: C:\\x\n    state: absent\n")
-        remote = tmp_path / fmt / "remote"
-        inv = local_inventory(tmp_path / fmt / "inv.ini", remote)
-        code, doc, err = cli(capsys, str(book), "-i", str(inv), "--run", "--output", "json", "--format", fmt, "-v")
-        assert code == 0, err
+        outcomes[fmt], err = run_book(capsys, book, root, fmt, "-v")
         if fmt == "auto":
             assert "format: native for localhost" in err, err
-        host = doc["hosts"][0]
-        recap = {k: host["recap"][k] for k in ("ok", "changed", "failed", "skipped", "rescued", "ignored")}
-        outcomes[fmt] = (recap, files(root), journal(remote, tmp_path / fmt))
     assert outcomes["auto"] == outcomes["pyz"]
     recap, _, events = outcomes["auto"]
     assert recap["ignored"] == 1 and recap["failed"] == 0
