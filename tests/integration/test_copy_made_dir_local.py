@@ -18,16 +18,13 @@ modes: a copy with mode=preserve keeps its source's) and the tasks' ``changed``.
 from __future__ import annotations
 
 import os
-import subprocess
 import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from rustle_deploy.cli import main
-
-from .conftest import ansible_env
+from .conftest import local_inventory, run_tool
 from .test_playbooks_ansible import ANSIBLE
 
 PLAYBOOK = """- hosts: all
@@ -138,28 +135,11 @@ def runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
         for link, target in (("self", "self"), ("dangling", "nowhere"), ("up", "../linked"), ("sub/back", "../"),
                              ("sub/f_link", "../f.txt")):
             (linked / link).symlink_to(target)
-        (work / "inv.ini").write_text(f"h ansible_connection=local ansible_python_interpreter={sys.executable} "
-                                      f"rustle_remote_dir={work / 'remote'}\n")
         (work / "scratch").mkdir()
-        args = ["-i", str(work / "inv.ini"), "-e", f"out={work / 'out'}", "-e", f"scratch={work / 'scratch'}"]
-        if tool == "ansible":
-            proc = subprocess.run([str(ANSIBLE), str(work / "site.yml"), *args], capture_output=True, text=True,
-                                  env=ansible_env(work), cwd=work, timeout=600)
-            code, text = proc.returncode, proc.stdout + proc.stderr
-        else:
-            with pytest.MonkeyPatch.context() as mp:
-                mp.chdir(work)
-                mp.setenv("HOME", str(work / "home"))
-                mp.setenv("ANSIBLE_CONFIG", str(work / "no-ansible.cfg"))
-                for var in ("RUSTLE_DEPLOY_CACHE_DIR", "RUSTLE_STATE_DB"):
-                    mp.delenv(var, raising=False)
-                with open(work / "rustle.out", "w") as stream:
-                    mp.setattr(sys, "stdout", stream)
-                    mp.setattr(sys, "stderr", stream)
-                    code = main([str(work / "site.yml"), *args, "--run", "--output", "text"])
-            text = (work / "rustle.out").read_text()
+        run = run_tool(tool, work, [*local_inventory(work, h=f"ansible_python_interpreter={sys.executable}"),
+                                    "-e", f"scratch={work / 'scratch'}"], {}, cwd=True)
         root = work / "out"
-        out[tool] = {"code": code, "text": text,
+        out[tool] = {"code": run["code"], "text": run["text"],
                      "tree": {str(p.relative_to(root)): _entry(p) for p in sorted(root.rglob("*"))}}
     return out
 
