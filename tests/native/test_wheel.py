@@ -6,6 +6,7 @@ cargo build; changed runner sources are noticed by their hash and rebuilt.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import os
 import re
@@ -37,12 +38,11 @@ def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
     # The session's runners for the wheel's targets (tests/native/conftest.py's cache): built now
     # if no other test built them yet, each in its cargo target dir (compiler/runner.py's
     # target_dir), where the wheel's build below finds them compiled.
-    for target in PREBUILT_TARGETS:
-        built(target)
-    return _build_wheel(tmp_path_factory.mktemp("wheel"))
+    runners = {target: built(target).sha256 for target in PREBUILT_TARGETS}
+    return _build_wheel(tmp_path_factory.mktemp("wheel"), runners)
 
 
-def _build_wheel(work: Path) -> Path:
+def _build_wheel(work: Path, runners: dict[str, str]) -> Path:
     # A copy of what git tracks (the build writes build/ and *.egg-info in its tree), with the
     # files' times: cargo keys its build by paths inside the crate and by those times, so the
     # copied crate is the one already built, not a change
@@ -55,19 +55,29 @@ def _build_wheel(work: Path) -> Path:
     # setup.py builds each target in RUSTLE_RUNNER_TARGET_DIR/<target>: there, the target dir of
     # the session's runner, built from the same sources with the same toolchain. The wheel's
     # build runs cargo for each target as a release build does, and cargo finds nothing to do.
+    # When the session found a runner in the cache's index instead (built from these sources by
+    # another checkout: this tree's target dir is empty, or holds a build of older sources), a
+    # second cargo build of each would cost a minute or more of CPU; the build takes the session's
+    # runners from that cache then (setup.py's RUSTLE_PREBUILT_CACHE, which checks each by its
+    # sources' hash and its sha256), and the wheel must carry exactly those.
     scratch = work / "cargo"
     scratch.mkdir()
+    env = dict(os.environ, RUSTLE_RUNNER_TARGET_DIR=str(scratch))
     with contextlib.ExitStack() as locks:
         for target in sorted(PREBUILT_TARGETS):
             shared = target_dir(RUNNER_CACHE / "native", target)
             shared.mkdir(parents=True, exist_ok=True)  # none when the runner was found in the cache's index
             (scratch / target).symlink_to(shared, target_is_directory=True)
             locks.enter_context(cache_lock(build_lock(RUNNER_CACHE / "native", target)))  # no runner build there meanwhile
-        env = dict(os.environ, RUSTLE_RUNNER_TARGET_DIR=str(scratch))
+            binary = shared / target / "release" / "rustle-runner"
+            if not binary.is_file() or hashlib.sha256(binary.read_bytes()).hexdigest() != runners[target]:
+                env["RUSTLE_PREBUILT_CACHE"] = str(RUNNER_CACHE)
         proc = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(work / "dist"), str(tree)],
                               env=env, capture_output=True, text=True, timeout=1800, check=False)
     assert proc.returncode == 0, proc.stderr[-3000:]
     (built_wheel,) = (work / "dist").glob("rustle_deploy-*.whl")
+    with zipfile.ZipFile(built_wheel) as z:  # the session's own runners, whichever way they came
+        assert json.loads(z.read("rustle_deploy/native/prebuilt/manifest.json"))["runners"] == runners
     return built_wheel
 
 
