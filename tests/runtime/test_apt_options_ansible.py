@@ -6,11 +6,11 @@ oracle's apt re-executes itself under the system python that has python3-apt).""
 from __future__ import annotations
 
 import shutil
-import subprocess
 
 import pytest
 
 from .oracle import compare_plays, fields
+from .test_modules_support import absent_package
 
 pytestmark = [pytest.mark.ansible,
               pytest.mark.skipif(shutil.which("apt-get") is None, reason="needs apt (a Debian-family host)")]
@@ -21,18 +21,9 @@ EVERY = {"force": True, "lock_timeout": 5, "allow_unauthenticated": True, "fail_
          "force_apt_get": True, "allow_downgrade": True, "install_recommends": False}
 
 
-def _absent_package() -> str:
-    """A package apt knows but that is not installed."""
-    for name in ("cowsay", "sl", "fortune-mod", "hello"):
-        out = subprocess.run(["apt-cache", "policy", name], capture_output=True, text=True).stdout
-        if "Installed: (none)" in out and "Candidate: (none)" not in out:
-            return name
-    pytest.skip("no known-but-absent package in the apt cache")
-
-
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory):
-    absent = _absent_package()
+    absent = absent_package()
     tasks = [
         {"name": "installed, every option", "apt": {"name": "bash", **EVERY}, **CHECK},
         {"name": "absent, every option", "apt": {"name": absent, **EVERY}, **CHECK},

@@ -33,6 +33,16 @@ if str(RUNTIME) not in sys.path:
 
 
 
+def absent_package() -> str:
+    """A package apt knows but that is not installed (cowsay on this image); the test is skipped
+    when there is none."""
+    for name in ("cowsay", "sl", "fortune-mod", "hello"):
+        out = subprocess.run(["apt-cache", "policy", name], capture_output=True, text=True).stdout
+        if "Installed: (none)" in out and "Candidate: (none)" not in out:
+            return name
+    pytest.skip("no known-but-absent package in the apt cache")
+
+
 def runtime_module(family: str) -> Any:
     """Import ``rustle_runtime.modules.<family>`` from the source tree (runtime on sys.path)."""
     import importlib

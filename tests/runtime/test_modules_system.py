@@ -15,22 +15,13 @@ from pathlib import Path
 
 import pytest
 
-from .test_modules_support import FakeCtx, runtime_module
+from .test_modules_support import FakeCtx, absent_package, runtime_module
 
 net = runtime_module("net")
 packages = runtime_module("packages")
 services = runtime_module("services")
 
 needs_dpkg = pytest.mark.skipif(shutil.which("dpkg-query") is None, reason="needs dpkg")
-
-
-def _absent_package() -> str:
-    """A package apt knows but that is not installed (cowsay on this image)."""
-    for name in ("cowsay", "sl", "fortune-mod", "hello"):
-        out = subprocess.run(["apt-cache", "policy", name], capture_output=True, text=True).stdout
-        if "Installed: (none)" in out and "Candidate: (none)" not in out:
-            return name
-    pytest.skip("no known-but-absent package in the apt cache")
 
 
 # --------------------------------------------------------------------------------- packages
@@ -43,7 +34,7 @@ def test_apt_present_installed_package_is_ok():
 
 @needs_dpkg
 def test_apt_check_mode_absent_package_would_change_without_installing():
-    name = _absent_package()
+    name = absent_package()
     ctx = FakeCtx(check_mode=True, diff_mode=True)
     res = packages.MODULES["apt"](ctx, {"name": ["bash", name], "state": "present"})
     assert res["changed"] is True and not res.get("failed")
@@ -56,7 +47,7 @@ def test_apt_check_mode_absent_package_would_change_without_installing():
 def test_apt_check_mode_remove_and_latest():
     apt = packages.MODULES["apt"]
     assert apt(FakeCtx(check_mode=True), {"name": "bash", "state": "absent"})["changed"] is True
-    name = _absent_package()
+    name = absent_package()
     assert apt(FakeCtx(check_mode=True), {"name": name, "state": "absent"})["changed"] is False
     assert apt(FakeCtx(check_mode=True), {"name": name, "state": "latest"})["changed"] is True
 
@@ -335,8 +326,9 @@ def test_get_url_downloads_once_and_checks_checksums(http_dir, tmp_path):
     assert nofile["msg"] == f"Request failed: <urlopen error [Errno 2] No such file or directory: '{tmp_path}/nofile'>"
 
 
-def test_get_url_fails_on_a_body_shorter_than_its_content_length(tmp_path):
-    """ansible-core 2.19's get_url checks what it read against Content-Length (issue 85164)."""
+@contextlib.contextmanager
+def answering_once(response: bytes):
+    """A socket on 127.0.0.1 that answers one request with ``response`` (raw HTTP): its port."""
     listener = socket.socket()
     listener.bind(("127.0.0.1", 0))
     listener.listen(1)
@@ -345,16 +337,21 @@ def test_get_url_fails_on_a_body_shorter_than_its_content_length(tmp_path):
         conn, _ = listener.accept()
         with conn:
             conn.recv(65536)
-            conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\nConnection: close\r\n\r\nshort")
+            conn.sendall(response)
 
     thread = threading.Thread(target=serve_once, daemon=True)
     thread.start()
     try:
-        res = net.MODULES["get_url"](FakeCtx(), {"url": f"http://127.0.0.1:{listener.getsockname()[1]}/x",
-                                                 "dest": str(tmp_path / "x")})
+        yield listener.getsockname()[1]
     finally:
         thread.join(timeout=60)
         listener.close()
+
+
+def test_get_url_fails_on_a_body_shorter_than_its_content_length(tmp_path):
+    """ansible-core 2.19's get_url checks what it read against Content-Length (issue 85164)."""
+    with answering_once(b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\nConnection: close\r\n\r\nshort") as port:
+        res = net.MODULES["get_url"](FakeCtx(), {"url": f"http://127.0.0.1:{port}/x", "dest": str(tmp_path / "x")})
     assert res["failed"] and res["msg"] == ("Incomplete read, (rsp.length=95, cl=100, st.st_size=5) failed to read "
                                             "remaining 95 bytes")
     assert not (tmp_path / "x").exists()
@@ -367,25 +364,10 @@ def test_get_url_decompresses_a_gzip_response_unless_told_not_to(tmp_path, decom
     import gzip
 
     body = gzip.compress(b'{"gzipped": true}\n')
-    listener = socket.socket()
-    listener.bind(("127.0.0.1", 0))
-    listener.listen(1)
-
-    def serve_once():
-        conn, _ = listener.accept()
-        with conn:
-            conn.recv(65536)
-            conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Encoding: gzip\r\nContent-Length: %d\r\n"
-                         b"Connection: close\r\n\r\n" % len(body) + body)
-
-    thread = threading.Thread(target=serve_once, daemon=True)
-    thread.start()
-    try:
-        res = net.MODULES["get_url"](FakeCtx(), {"url": f"http://127.0.0.1:{listener.getsockname()[1]}/gzip",
+    with answering_once(b"HTTP/1.1 200 OK\r\nContent-Encoding: gzip\r\nContent-Length: %d\r\n"
+                        b"Connection: close\r\n\r\n" % len(body) + body) as port:
+        res = net.MODULES["get_url"](FakeCtx(), {"url": f"http://127.0.0.1:{port}/gzip",
                                                  "dest": str(tmp_path / "g"), "decompress": decompress})
-    finally:
-        thread.join(timeout=60)
-        listener.close()
     assert res["changed"], res
     assert (tmp_path / "g").read_bytes() == (b'{"gzipped": true}\n' if decompress else body)
 
