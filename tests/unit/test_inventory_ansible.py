@@ -24,6 +24,8 @@ import pytest
 from rustle_deploy.errors import InventoryError
 from rustle_deploy.inventory import implicit_localhost, load_inventory
 
+from ..conftest import ORACLE_TIMEOUT
+
 REPO = Path(__file__).resolve().parents[2]
 SHARED_INVENTORIES = REPO / ".." / "shared" / "fixtures" / "rustle-parse" / "inventories"
 OWN_INVENTORIES = REPO / "tests" / "data" / "inventories"
@@ -109,7 +111,7 @@ def oracle(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     def run(args: list[str], extra_env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
             args, capture_output=True, text=True, cwd=home, env={**env, **(extra_env or {})},
-            timeout=120, check=False,
+            timeout=ORACLE_TIMEOUT, check=False,  # 120 s expired at a load of ~50
         )
 
     jobs: dict[Any, Any] = {}
