@@ -1364,6 +1364,9 @@ def _deploy_jobs(
                 merged = roll.absorb(phased.take_shared(outcome, local=True), number)
                 with history.together():
                     history.record_run(did, outcome.host, run_id, merged.run_exit, merged.recap)
+                    # every result so far, as a host phase records them: the live recorder's
+                    # last write may never come when this phase is the run's last
+                    history.record_tasks(did, outcome.host, run_id, merged.events)
                     if rolling and not staging:
                         history.record_rollout_host(did, outcome.host, roll.batch_of.get(outcome.host),
                                                     roll.state_of(outcome.host), roll.stages_done.get(outcome.host, 0))

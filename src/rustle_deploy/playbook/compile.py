@@ -2855,6 +2855,10 @@ class _Compiler:
                         handlers_from=froms["handlers"], vars_from=froms["vars"],
                         defaults_from=froms["defaults"], public=public and static, allow_duplicates=duplicates)
         hctx = replace(ctx, handler=True, role=None, when=(), tags=(), vars=())
+        if static:  # an import_role's handlers are its children in ansible-core: its keywords
+            # (delegate_to, become...) and vars reach them, as its tasks (not when, tags, notify)
+            inner = self.inherit(src, ds, hctx, st, include_when=False, include_tags=False)
+            hctx = replace(inner, kws=tuple(k for k in inner.kws if k[0] != "notify"))
         known = len(st.handlers)
         # not the include's vars, condition or tasks_from: ansible-core notifies one handler of them all
         key = _identity(role.path, {}, None, None, {}, {"handlers": froms["handlers"]}, False)

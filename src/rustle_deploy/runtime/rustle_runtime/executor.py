@@ -44,6 +44,9 @@ from .templating import (
 )
 
 OMIT = "__omit_place_holder__rustle"
+# the host variables every host has alike (Runner.__init__), which a delegate's have too
+_SHARED_MAGIC = ("groups", "ansible_check_mode", "ansible_diff_mode", "ansible_verbosity", "ansible_run_tags",
+                 "ansible_skip_tags", "omit", "playbook_dir")
 EXIT_OK, EXIT_BUG, EXIT_FAILED, EXIT_USAGE = 0, 1, 2, 3
 
 # result keys that are bookkeeping, not shown in events
@@ -502,6 +505,24 @@ def _save_carry(path, values):
         except OSError:
             pass
         raise
+
+
+class _DelegateScope(VarScope):
+    """``ansible_delegated_vars[host]``: lazy as ansible-core's; given whole (``d: "{{
+    ansible_delegated_vars[host] }}"``), the values that render, as ansible-core's lazy dict
+    gives every value but one that fails when it is read (a task variable reading
+    ``ansible_delegated_vars``, which the delegate's variables do not hold)."""
+
+    def flat(self):
+        out = {}
+        for key in self.keys():
+            try:
+                out[key] = self[key]
+            except (TemplateError, KeyError):
+                continue
+        for name, make in self._special.items():
+            out.setdefault(name, make())
+        return out
 
 
 class Runner:
@@ -1545,7 +1566,36 @@ class Runner:
         layers.extend(p for p in self._params if p)
         if self.extra_vars:
             layers.append(self.extra_vars)
-        return VarScope(layers, self.templar, facts=self.facts, special={"hostvars": self._hostvars})
+        special = {"hostvars": self._hostvars}
+        if isinstance(task.get("delegated_to"), str):
+            name = task["delegated_to"]
+            special["ansible_delegated_vars"] = lambda: {name: self._delegated_scope(name, layers)}
+        return VarScope(layers, self.templar, facts=self.facts, special=special)
+
+    def _delegated_scope(self, name, layers):
+        """The variables of host ``name`` a task delegated to it sees as ``ansible_delegated_vars[name]``,
+        as ansible-core computes them: the task's layers with the delegate's inventory variables
+        (and the facts and values the controller sent of it) in place of this host's, without
+        this host's registered results, set_fact, include_vars and module facts, and
+        ``inventory_hostname`` this host's. The implicit localhost has ansible-core's
+        ``ansible_connection: local`` and the controller's Python."""
+        own = {k: self.host_vars[k] for k in _SHARED_MAGIC if k in self.host_vars}
+        known = self._hostvars().get(name)
+        if known is None and name in ("localhost", "127.0.0.1", "::1"):
+            known = {"ansible_connection": "local", "ansible_python_interpreter": sys.executable}
+        own.update(known.flat() if isinstance(known, VarScope) else known or {})
+        groups = own.get("groups") or {}
+        own.setdefault("group_names", sorted(g for g, members in groups.items() if name in members and g != "all"))
+        own.setdefault("inventory_hostname_short", name.split(".")[0])
+        own.setdefault("ansible_facts", {})
+        for key, value in (("ansible_host", name), ("ansible_port", None), ("ansible_user", None),
+                           ("ansible_connection", "ssh")):  # the play context's, as ansible-core adds them
+            own.setdefault(key, value)
+        mine = (self.host_vars, self.module_facts, self.included_vars, self.runtime_vars)
+        layers = [own if layer is self.host_vars else layer for layer in layers
+                  if layer is self.host_vars or not any(layer is m for m in mine)]
+        return _DelegateScope([*layers, {"inventory_hostname": self.host}], self.templar,
+                              special={"hostvars": self._hostvars})
 
     def _execute(self, task):
         """The task's (registered) result, looping and retrying as asked."""
