@@ -18,8 +18,8 @@ pytestmark = [pytest.mark.ssh, pytest.mark.usefixtures("rustle_home")]
 # group vars, not the delegating host's own `color`), the play's and the task's, and
 # inventory_hostname the delegating host's; a task that is not delegated has none; a handler
 # delegated to db1 (notified from a task delegated to the controller) sees them too. A role
-# imported with delegate_to and vars gives both to its handler, as ansible-core (its handlers
-# are the import's children)
+# imported with delegate_to and vars gives both to its handler, and its condition (false by the
+# time the handlers run in the third play), as ansible-core (its handlers are the import's children)
 PLAYBOOK = """\
 - hosts: fleet
   gather_facts: false
@@ -72,6 +72,15 @@ PLAYBOOK = """\
     - import_role: {name: notifier}
       delegate_to: db1
       vars: {given: by the import}
+- hosts: fleet
+  gather_facts: false
+  vars: {go: true}
+  tasks:
+    - import_role: {name: notifier}
+      delegate_to: db1
+      when: go
+      vars: {given: by the third play}
+    - set_fact: {go: false}
 """
 ROLE_TASKS = """\
 - command: "true"
@@ -110,5 +119,5 @@ def test_delegated_tasks_and_handlers_see_the_delegates_variables_as_in_ansible(
     by_name = {h["name"]: h for h in doc["hosts"]}
     for name, host in by_name.items():
         assert _counts(host["recap"]) == _counts(arecaps[name]), name
-    assert by_name["n00"]["recap"]["ok"] == 9  # the handlers ran, their assertions held
+    assert by_name["n00"]["recap"]["ok"] == 11  # the handlers ran, their assertions held
     assert fleet.files("rustle")["n00"]["role.txt"] == "[db1] by the import blue\n"

@@ -2856,8 +2856,8 @@ class _Compiler:
                         defaults_from=froms["defaults"], public=public and static, allow_duplicates=duplicates)
         hctx = replace(ctx, handler=True, role=None, when=(), tags=(), vars=())
         if static:  # an import_role's handlers are its children in ansible-core: its keywords
-            # (delegate_to, become...) and vars reach them, as its tasks (not when, tags, notify)
-            inner = self.inherit(src, ds, hctx, st, include_when=False, include_tags=False)
+            # (delegate_to, become...), condition and vars reach them, as its tasks (not tags, notify)
+            inner = self.inherit(src, ds, hctx, st, include_tags=False)
             hctx = replace(inner, kws=tuple(k for k in inner.kws if k[0] != "notify"))
         known = len(st.handlers)
         # not the include's vars, condition or tasks_from: ansible-core notifies one handler of them all
