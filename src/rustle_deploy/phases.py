@@ -324,8 +324,9 @@ def refusals(play: Play, tasks: list[Task], actions: frozenset[str] = frozenset(
         nested = [t for t in task.walk() if t is not task and flushes(t)]
         if staged and nested:
             yield Refusal(nested[0], "module", f"meta: flush_handlers inside {task.name!r} in a play with a "
-                          "run_once or delegated handler is not supported: the handlers run in phases of "
-                          "their own, and a block cannot be cut into phases",
+                          "run_once or delegated handler is not supported: those handlers run in phases of "
+                          "their own, and a flush is a phase boundary only among the play's own tasks (a "
+                          "block or include is cut into phases at cross-host tasks only)",
                           "move meta: flush_handlers out of the block or include, to the play's tasks")
     for handler in play.handlers:
         own = handler_kind(handler, actions)  # a run_once or delegated handler: a phase of its own
@@ -334,8 +335,13 @@ def refusals(play: Play, tasks: list[Task], actions: frozenset[str] = frozenset(
             if own and play.force_handlers and not (one and split(own)[0] == HANDLER):
                 key = "run_once" if split(own)[0] == HANDLER else "delegate_to"
                 yield Refusal(leaf, key, f"{key} on handler {leaf.name!r} in a play with force_handlers is not "
-                              "supported: its handlers run in phases after the play's tasks, which a failed "
-                              "host does not reach", f"drop force_handlers, or {key} on the handler")
+                              "supported: the play's run_once and delegated handlers run in phases of their "
+                              "own after its tasks (and at each flush), and a host that fails a task takes no "
+                              "part in the play's later phases, so the handlers it notified could not run on "
+                              "it as force_handlers asks",
+                              "run the play without force_handlers (its force_handlers keyword, --force-handlers, "
+                              "ANSIBLE_FORCE_HANDLERS or ansible.cfg's force_handlers), or drop "
+                              f"{key} from the handler (or from the block, role or import_role it inherits it from)")
                 break
             if cut(kind, width) and not own:
                 key, what = _cross_host_key(leaf, kind, actions)

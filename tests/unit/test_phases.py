@@ -141,6 +141,9 @@ def test_force_handlers_with_a_run_once_handler_is_refused_at_the_handler() -> N
     with pytest.raises(PlanError) as err:
         validate(plan)
     assert err.value.pointer == "/plays/0/handlers/0/run_once" and "force_handlers" in err.value.message
+    # why, and every place force_handlers may come from (the flag and ansible.cfg too)
+    assert "takes no part in the play's later phases" in err.value.message
+    assert "--force-handlers" in str(err.value.hint) and "ANSIBLE_FORCE_HANDLERS" in str(err.value.hint)
 
 
 def test_run_once_in_a_mixed_block_or_on_a_handler_is_not_refused_in_a_play_of_one_host() -> None:
