@@ -839,6 +839,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--report-only", action="store_true", help="write the report from the cached results; run nothing")
     ap.add_argument("--runme", action="store_true",
                     help="the named targets are runme.sh ones: run their ansible-playbook invocations (tests/acceptance/runme.py)")
+    ap.add_argument("--merge-into", type=Path, default=None, metavar="REPORT",
+                    help="also put the named targets' rows and sections (with --runme, the invocations' part) "
+                         "into REPORT, an earlier report of every target, leaving the other targets' as they are")
     ap.add_argument("--report", type=Path, default=None,
                     help="write the report there [docs/acceptance.md; acceptance.md in $RUSTLE_ACCEPTANCE_CACHE "
                          "when that is set]")
@@ -860,6 +863,9 @@ def main(argv: list[str] | None = None) -> int:
                           lambda key, entry: save_result("runme", key, entry))
         args.report.write_text(render(root, data))
         print(f"wrote {args.report}")
+        if args.merge_into:
+            args.merge_into.write_text(merge(args.merge_into.read_text(), render(root, data), [], runme_part=True))
+            print(f"merged the runme part into {args.merge_into}")
         return 0
     names = args.targets or role_targets(root)
     todo = [] if args.report_only else [n for n in names if not_run(root, n) is None]
@@ -878,7 +884,43 @@ def main(argv: list[str] | None = None) -> int:
         list(pool.map(one, todo))
     args.report.write_text(render(root, data))
     print(f"wrote {args.report}")
+    if args.merge_into:
+        args.merge_into.write_text(merge(args.merge_into.read_text(), render(root, data), names))
+        print(f"merged {', '.join(names)} into {args.merge_into}")
     return 0
+
+
+_PART2 = "\n# Part 2"  # where a report's second part (runme.render) starts
+
+
+def _section(text: str, name: str) -> re.Match[str] | None:
+    return re.search(rf"^### {re.escape(name)}\n.*?(?=^### |^## |^# |\Z)", text, re.MULTILINE | re.DOTALL)
+
+
+def merge(old: str, new: str, names: list[str], runme_part: bool = False) -> str:
+    """``old`` (a report of every target) with the per-target rows and sections of ``names`` taken
+    from ``new`` (a report of fresh runs), and with ``runme_part``, ``new``'s runme.sh part in
+    place of ``old``'s. The totals and blockers at the top stay ``old``'s: they count every
+    target, and only some were run again."""
+    out = old
+    for name in names:
+        row = re.compile(rf"^\| {re.escape(name)} \|.*$", re.MULTILINE)
+        fresh, old_row = row.search(new), row.search(out)
+        if fresh and old_row:
+            out = out[:old_row.start()] + fresh.group(0) + out[old_row.end():]
+        stale, found = _section(out, name), _section(new, name)
+        section = found.group(0).rstrip("\n") + "\n\n" if found else ""
+        if stale:
+            out = out[:stale.start()] + section + out[stale.end():]
+        elif section:  # in name order among the others, before the second part
+            later = [m for m in re.finditer(r"^### (\S+)\n", out, re.MULTILINE) if m.group(1) > name]
+            end = out.find(_PART2)
+            at = later[0].start() if later and (end < 0 or later[0].start() < end) else (end if end >= 0 else len(out))
+            out = out[:at] + section + out[at:]
+    if runme_part and _PART2 in new:
+        cut = out.find(_PART2)
+        out = (out if cut < 0 else out[:cut]).rstrip("\n") + "\n" + new[new.find(_PART2):]
+    return out
 
 
 def _load(doc: dict[str, Any]) -> Run:
