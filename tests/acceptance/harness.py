@@ -53,10 +53,11 @@ CACHE = Path(os.environ.get("RUSTLE_ACCEPTANCE_CACHE")
              or Path.home() / ".cache" / "rustle-deploy" / "acceptance")
 CALLBACKS = Path(__file__).parent / "callback"
 RUN_TIMEOUT = 900  # ansible-playbook takes minutes for some targets on a loaded 2-core machine
-# Targets that need longer. copy is the longest target (about 450 task results, most of them
-# ansible-playbook's slowest kind: a file transferred and stat'ed again): its oracle did not hang
-# but ran out of time at 900 s after 251 results under load 20-60 (it finished in 642 s once).
-RUN_TIMEOUTS = {"copy": 3600}
+# Targets that need longer: the two longest. copy (about 450 task results, most of them
+# ansible-playbook's slowest kind: a file transferred and stat'ed again) did not hang but ran out
+# of 900 s after 251 results under load 20-60 (it finished in 642 s once); lineinfile (265) ran
+# out of 900 s after 236 under load 30-50 (692 s at load 6-60 the session before).
+RUN_TIMEOUTS = {"copy": 3600, "lineinfile": 1800}
 
 
 def run_timeout(name: str) -> int:
