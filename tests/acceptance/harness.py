@@ -753,8 +753,9 @@ def outcome(rec: dict[str, Any]) -> str:
 def compare(a: Run, r: Run) -> Comparison:
     """Align ansible-playbook's results (``a``) with rustle-deploy's (``r``) and compare each
     pair. A task only one tool ran counts as different, except after the point where the other
-    tool stopped: those are ``unreached`` (a target that stops under both is compared up to
-    where each stops)."""
+    tool stopped (it ran nothing more, or a failure that was not ignored stopped its host, which
+    then ran only its ``always:`` sections): those are ``unreached`` (a target that stops under
+    both is compared up to where each stops; the failure itself is compared)."""
     out = Comparison(refused=bool(r.refused))
     if r.refused:
         return out
@@ -776,11 +777,15 @@ def compare(a: Run, r: Run) -> Comparison:
             else:
                 out.differences.append(f"ansible-playbook ran {x['task']!r} ({ox}) where rustle-deploy "
                                        f"ran {y['task']!r} ({oy})")
-        for tool, rest, end, total in (("ansible-playbook", ra[i1 + len(pairs):i2], j2, len(rr)),
-                                       ("rustle-deploy", rr[j1 + len(pairs):j2], i2, len(ra))):
+        for tool, rest, end, total, before in (
+                ("ansible-playbook", ra[i1 + len(pairs):i2], j2, len(rr), rr[:j1 + len(pairs)]),
+                ("rustle-deploy", rr[j1 + len(pairs):j2], i2, len(ra), ra[:i1 + len(pairs)])):
             if not rest:
                 continue
-            if end == total:  # the other tool had stopped: nothing of it to compare with
+            # the other tool had stopped: it ran nothing more, or its host had failed just before
+            # (what it ran next was its always: sections, aligned with the end of this one's run)
+            if end == total or (before and before[-1]["status"] in ("failed", "unreachable")
+                                and not before[-1].get("ignored")):
                 out.unreached[tool] = out.unreached.get(tool, 0) + len(rest)
                 continue
             for x in rest:

@@ -206,3 +206,20 @@ def test_a_report_of_some_targets_is_merged_into_one_of_every_target() -> None:
     both = merge(out, new, [], runme_part=True)
     assert both.endswith("old c\n\n# Part 2: runme\n\n| handlers | 10 |\n")
     assert merge(both, new, [], runme_part=True) == both  # the part is replaced, not added again
+
+
+def test_what_one_tool_ran_after_the_others_host_failed_is_unreached_not_different() -> None:
+    """A host that fails runs only its always: sections after: the tasks the other tool ran in
+    between were never reached, and are not counted as differences (the failure itself is)."""
+    a = Run("ansible", code=0, results=[_res("r : a"), _res("r : b", "changed"), _res("r : c"), _res("r : d"),
+                                        _res("r : cleanup", "changed")])
+    r = Run("rustle", code=2, results=[_res("r : a"), _res("r : b", "failed", "no such file"),
+                                       _res("r : cleanup", "changed")])
+    cmp = compare(a, r)
+    assert (cmp.compared, cmp.identical, cmp.different) == (3, 2, 1)
+    assert cmp.differences == ["r : b: ansible-playbook changed; rustle-deploy failed: no such file"]
+    assert cmp.unreached == {"ansible-playbook": 2}
+    # an ignored failure does not stop the host: what only the other tool ran still differs
+    r.results[1]["ignored"] = True
+    assert compare(a, r).differences[1:] == ["r : c: run by ansible-playbook only (ok)",
+                                             "r : d: run by ansible-playbook only (ok)"]
