@@ -817,7 +817,7 @@ def blocker(run: Run) -> str:
         return "refused: " + re.sub(r"^(error: )?\S+:\d+:\d+: ", "", first)
     if run.failures:
         f = run.failures[-1]  # the one that stopped the host (earlier ones were rescued)
-        why = f.get("assertion") or f.get("msg") or f["status"]
+        why = _NOISE.sub("WORK", f.get("assertion") or f.get("msg") or f["status"])
         return f"fails: {f['task']}: {why}"[:300]
     if run.code not in (0, None):
         tail = [ln for ln in run.log.splitlines() if ln.strip()][-1:] or ["?"]
@@ -990,7 +990,7 @@ def render(root: Path, data: dict[str, dict[str, Any]]) -> str:
                 details.append("Refused at compile time:\n\n```\n" + r.refused + "\n```\n")
             for f in r.failures:
                 details.append(f"- `{_cell(f['task'])}`: {_cell(f.get('assertion') or '')} "
-                               f"{_cell(f.get('msg') or '')[:300]}")
+                               f"{_cell(_NOISE.sub('WORK', f.get('msg') or ''))[:300]}")
             details.append("")
     ran = sum(v for k, v in counts.items() if k != "not run")
     head = [
@@ -1000,7 +1000,11 @@ def render(root: Path, data: dict[str, dict[str, Any]]) -> str:
         f"of the ansible-core {ANSIBLE_VERSION} sdist, each run as `site.yml` with the target as its "
         "only role on a local connection (`testhost`), under `ansible-playbook` (the oracle) and under "
         "`rustle-deploy --run`, each in a fresh temporary directory with a private HOME (holding "
-        "`~/.ssh/authorized_keys`). Do not edit by hand.",
+        "`~/.ssh/authorized_keys`) and accounts of its own (a target's test user, group and sudoers "
+        "file get per-run names, removed after the run); every process of a run ends with it. "
+        "copy and lineinfile get longer timeouts (`RUN_TIMEOUTS`); wait_for, whose own checks time a "
+        "background job, is run again while it fails (under both tools, at most 3 runs: the report "
+        "says why each earlier run failed). Do not edit by hand.",
         "",
         "A target passes when the tool exits 0 (ansible-core's targets assert their own results, so "
         "a wrong behaviour fails an assertion). Columns: tasks/passed/failed, where tasks counts "
@@ -1012,7 +1016,9 @@ def render(root: Path, data: dict[str, dict[str, Any]]) -> str:
         "identical when both say the same of it (ok, changed, skipped or failed, ignored or not, "
         "and for a failure the message, with the work directory and temporary names masked). A "
         "task only one tool ran counts as different, unless the other tool had stopped before it "
-        "(a target that stops under both is compared up to where each stops). `Gathering Facts` "
+        "(it ran nothing more, or a failure that was not ignored had stopped its host, which then "
+        "ran only its `always:` sections; a target that stops under both is compared up to where "
+        "each stops). `Gathering Facts` "
         "is not compared: rustle-deploy gathers facts without a task result; nor is a meta task's "
         "result unless it is skipped: ansible-playbook's strategy runs meta tasks itself and "
         "reports none.",
