@@ -13,6 +13,8 @@ from typing import Any
 
 import pytest
 
+from rustle_deploy.cli import main
+
 from .conftest import Fleet, playbook_file, recap_counts
 
 pytestmark = [pytest.mark.ssh, pytest.mark.ansible, pytest.mark.usefixtures("rustle_home")]
@@ -163,7 +165,8 @@ def test_live_hosts_after_resume_leave_out_the_hosts_that_failed_before_as_in_an
     """n02's batch fails while a marker file is there: the rollout stops; --resume once it is
     gone goes on (n01, which failed in the first play, fails there again without stopping it:
     the batch is counted whole, as the first run counted it) and n02 sees n01 left out, as
-    ansible-playbook's uninterrupted run (the oracle, without the marker) does."""
+    ansible-playbook's uninterrupted run (the oracle, without the marker) does. The resumed
+    run's summary counts n00, which had finished, as such."""
     fleet = Fleet(sshd, tmp_path, 3)
     playbook = playbook_file(tmp_path, RESUMED)
     marker = tmp_path / "marker"
@@ -172,8 +175,13 @@ def test_live_hosts_after_resume_leave_out_the_hosts_that_failed_before_as_in_an
     assert code == 1 and doc["rollout"]["state"] == "stopped", doc["rollout"]
     assert fleet.files("rustle")["n02"] == {}
     marker.unlink()
-    code, doc = fleet.rustle(capsys, playbook, "-e", f"marker={marker}", "--resume", doc["deployment_id"])
-    assert code == 1 and doc["rollout"]["state"] == "completed", doc["rollout"]
+    did = doc["deployment_id"]
+    code = main([str(playbook), "-i", str(fleet.inventory), "--run", "--output", "text", "-e", f"marker={marker}",
+                 "--resume", did])
+    out = capsys.readouterr().out
+    assert code == 1 and "ROLLOUT completed" in out, out
+    # n00 finished before the resume: not run again, and not counted as not reached
+    assert f"deployment {did}: 2 host(s), 1 failed, 1 finished before the resume\n" in out, out
     acode, _ = fleet.ansible(playbook, "-e", f"marker={marker}")
     assert acode == 2
     files = fleet.files("rustle")
