@@ -1615,8 +1615,12 @@ def _deploy_jobs(
     else:
         if staging:
             session.reporter.line(f"staged: rustle-deploy --promote {did} activates and runs it")
+        left = [n for n in host_of if n not in roll.outcomes]
+        # a resumed rollout does not run again the hosts that had finished before it
+        before = sum(1 for n in left if rolling and roll.state_of(n) == "updated")
         session.reporter.line(f"deployment {did}: {len(outcomes)} host(s), {sum(s.is_failure for s in summaries)} failed"
-                              + (f", {len(host_of) - len(outcomes)} not reached" if len(outcomes) < len(host_of) else ""))
+                              + (f", {len(left) - before} not reached" if len(left) > before else "")
+                              + (f", {before} finished before the resume" if before else ""))
     return 1 if failed else 0
 
 

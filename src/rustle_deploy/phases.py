@@ -428,6 +428,18 @@ def may_fail(task: Task, quiet: tuple[str, ...] = ()) -> bool:
 # not cut for it (docs/phases.md)
 QUIET = ("debug", "set_fact", "meta", "group_by")
 
+# modules ansible-core runs on the controller alone: they never find their host unreachable
+CONTROLLER_ONLY = (*QUIET, "add_host", "assert", "fail", "include_vars", "set_stats")
+
+
+def may_drop(task: Task) -> bool:
+    """Whether ``task`` may take its host out of the play's live hosts: a task of it may fail
+    (``may_fail`` but for QUIET modules), or reaches the host, which may be unreachable
+    (``ignore_errors`` and ``failed_when`` do not hold for that in ansible-core;
+    ``ignore_unreachable`` does)."""
+    return may_fail(task, QUIET) or any(t.short_module not in CONTROLLER_ONLY
+                                        and t.extras.get("ignore_unreachable") is not True for t in _leaves(task))
+
 
 def state_reads(reads: Iterable[str]) -> bool:
     """Whether a phase reading ``reads`` needs the hosts' state sent back before it (the failed
@@ -582,7 +594,7 @@ def play_phases(tasks: list[Task], earlier: frozenset[str] = frozenset(),
             failing[:] = [failing[0] or failing[1], False]
         if live:
             wanted.add(PLAY_HOSTS)
-        failing[1] = failing[1] or may_fail(task, QUIET)
+        failing[1] = failing[1] or may_drop(task)
         of[task.task_id] = len(kinds) - 1
         if wanted:
             reads.setdefault(len(kinds) - 1, set()).update(wanted)
@@ -658,7 +670,7 @@ def _handler_phases(handlers: list[Task], kinds: list[str], at: dict[str, list[i
         at.setdefault(handler.task_id, []).append(len(kinds) - 1)
         if reader and reads is not None:
             reads.setdefault(len(kinds) - 1, set()).add(PLAY_HOSTS)
-        if may_fail(handler, QUIET):
+        if may_drop(handler):
             failed = pending = True
 
 
@@ -668,7 +680,7 @@ def plan_phases(plan: Plan, actions: frozenset[str] = frozenset()) -> list[Phase
     ``actions``: the tasks whose action plugin runs on the controller."""
     out: list[Phases] = []
     earlier: set[str] = set()
-    failed_before = False  # a task of an earlier play may fail: its hosts leave the later plays
+    failed_before = False  # a task of an earlier play may fail (or find its host unreachable): its hosts leave the later plays
     for play in plan.plays:
         tasks = plan.play_tasks(play)
         lockstep = not one_host(play)
@@ -678,7 +690,7 @@ def plan_phases(plan: Plan, actions: frozenset[str] = frozenset()) -> list[Phase
                                templates=play_hosts_templates(plan, [*tasks, *play.handlers]) if lockstep
                                else frozenset(), failed_before=failed_before))
         earlier.update(*(_sets(t) for t in [*tasks, *play.handlers]))
-        failed_before = failed_before or any(may_fail(t, QUIET) for t in [*tasks, *play.handlers])
+        failed_before = failed_before or any(may_drop(t) for t in [*tasks, *play.handlers])
     return out
 
 

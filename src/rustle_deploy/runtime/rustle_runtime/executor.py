@@ -283,6 +283,10 @@ def _with_exception(result):
 
 # Modules that run no Python on the host under Ansible (action plugins on the controller, raw,
 # script): a task's ansible_python_interpreter does not concern them.
+# the play's names among a host's variables: not in its own ``hostvars`` entry
+_PLAY_NAMES = frozenset(("ansible_play_batch", "ansible_play_hosts", "ansible_play_hosts_all", "ansible_play_name",
+                         "play_hosts", "omit"))
+
 _NO_PYTHON = frozenset(("debug", "set_fact", "assert", "fail", "meta", "include_vars", "add_host", "group_by",
                         "pause", "wait_for_connection", "set_stats", "raw", "script"))
 
@@ -639,6 +643,7 @@ class Runner:
         self.templar.host_origins = (self.host_vars, self.host_vars.pop("__rustle_origins", None) or {})
         groups = plan.get("groups") or {}
         # the play context's address, as Ansible's: the inventory's ansible_host, else the name
+        self._address_given = "ansible_host" in self.host_vars
         self.host_vars.setdefault("ansible_host", host)
         self.host_vars.setdefault("group_names", sorted(
             g for g, members in groups.items() if host in members and g != "all"))
@@ -750,7 +755,7 @@ class Runner:
         served = self.plan.get("hosts") or {}
         for name, hv in [*served.items(), *(self.plan.get("other_hosts") or {}).items()]:
             if name == self.host:
-                out[name] = self._base_scope()
+                out[name] = self._own_hostvars()
             else:
                 v = dict(hv)
                 v.setdefault("inventory_hostname", name)
@@ -879,6 +884,23 @@ class Runner:
         play = self._play or {}
         roles = play.get("roles") or {}
         return [roles[key] for index, key in self._exposed if index == play.get("index") and key in roles]
+
+    def _own_hostvars(self):
+        """This host's entry of ``hostvars``, as ansible-core's HostVars gives it: its inventory
+        variables, facts, include_vars, set_fact and registered values, extra vars; not the
+        play's vars (vars_files, roles' defaults and vars, the play's magic names)."""
+        own = {k: v for k, v in self.host_vars.items() if k not in _PLAY_NAMES}
+        if not self._address_given:
+            own.pop("ansible_host", None)
+        layers = [own]
+        if self.module_facts:
+            layers.append(self.module_facts)
+        if self.included_vars:
+            layers.append(self.included_vars)
+        layers.append(self.runtime_vars)
+        if self.extra_vars:
+            layers.append(self.extra_vars)
+        return VarScope(layers, self.templar, facts=self.facts, special={"hostvars": self._hostvars})
 
     def _base_scope(self):
         play = self._play or {}
