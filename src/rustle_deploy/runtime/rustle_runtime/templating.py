@@ -167,6 +167,29 @@ class LazyFacts(UnsafeDict):
         return (UnsafeDict, (dict(self.items()),))
 
 
+class MaskedDict(UnsafeDict):
+    """An ansible-core dataclass a controller plugin returned (``PluginInfo``), as the plugin
+    host sends it (``{"__rustle_dataclass": NAME, "fields": {...}}``): host data, a dict of its
+    fields whose type is named NAME (``type_debug``); ``dump_object`` makes it a plain dict."""
+
+    __slots__ = ()
+    _rustle_tagged = False  # type_debug names the subclass itself
+
+    def __reduce__(self):  # a copy (deepcopy, pickle) of a class made at run time
+        return masked, (type(self).__name__, dict(self))
+
+
+_MASKED_TYPES = {}  # NAME -> its MaskedDict subclass
+
+
+def masked(name, fields):
+    """``fields`` as a MaskedDict whose type is named ``name``."""
+    cls = _MASKED_TYPES.get(name)
+    if cls is None:
+        cls = _MASKED_TYPES[name] = type(name, (MaskedDict,), {"__slots__": ()})
+    return cls(fields)
+
+
 class UnsafeList(list):
     """A list from the host; its items are marked too."""
 
@@ -857,7 +880,7 @@ def undef(hint=None):
 
 # filters that receive what their argument's evaluation raised instead of failing with it:
 # ansible-core's captured exception markers (``x | ansible._protomatter.dump_object``)
-_CAPTURING = frozenset(("ansible._protomatter.dump_object",))
+_CAPTURING = frozenset(("ansible._protomatter.dump_object", "ansible._protomatter.true_type"))
 
 
 class CapturedExceptionMarker:
@@ -1129,6 +1152,7 @@ def _lookup_term(templar, term, scope):
 
 
 _MARKER = "__rustle_undefined"  # an undefined value sent to or from the controller's plugin host
+_DATACLASS = "__rustle_dataclass"  # compiler/plugin_host.py's DATACLASS
 
 
 def _controller_plugin(name):
@@ -1147,12 +1171,15 @@ def _marker_out(value):
 
 def _markers_back(value):
     """``{_MARKER: MESSAGE}`` in a plugin's answer (an item of its list) as an undefined value,
-    ``{_VAULTED: TEXT}`` (the ``vault`` filter's ``wrap_object``) as VaultedText."""
+    ``{_VAULTED: TEXT}`` (the ``vault`` filter's ``wrap_object``) as VaultedText, ``{_DATACLASS:
+    NAME, "fields": {...}}`` (an ansible-core dataclass) as a MaskedDict named NAME."""
     if isinstance(value, dict) and set(value) == {_MARKER}:
         return _environment().undefined(hint=str(value[_MARKER]))
     if isinstance(value, dict) and set(value) == {_VAULTED}:
         return VaultedText(value[_VAULTED])
-    if isinstance(value, list) and any(isinstance(v, dict) and set(v) & {_MARKER, _VAULTED} for v in value):
+    if isinstance(value, dict) and set(value) == {_DATACLASS, "fields"} and isinstance(value["fields"], dict):
+        return masked(str(value[_DATACLASS]), {k: _markers_back(v) for k, v in value["fields"].items()})
+    if isinstance(value, list) and any(isinstance(v, dict) and set(v) & {_MARKER, _VAULTED, _DATACLASS} for v in value):
         return type(value)(_markers_back(v) for v in value)
     return value
 
