@@ -705,17 +705,17 @@ def _environment():
                       autoescape=False, loader=EmbeddedLoader(), finalize=_none_as_nothing)
     env.rustle_capture = _capture
     for name in _LAZY_FILTERS:
-        env.filters[name] = _listed(name, env.filters[name])
-    env.filters.update({name: _named(name, fn) for name, fn in FILTERS.items()})
-    env.filters["unique"] = _named("unique", functools.partial(unique, env))
+        env.filters[name] = _listed(env.filters[name])
+    env.filters.update(FILTERS)
+    env.filters["unique"] = functools.partial(unique, env)
     env.tests.update(TESTS)
     for table in (env.filters, env.tests):  # the fully qualified names too
         table.update({"ansible.builtin." + k: v for k, v in list(table.items())})
     from . import datatag
 
     datatag.install(env.filters, env.tests)  # ansible._protomatter's, and from_json's profiles
-    for name in ("from_json", "ansible.builtin.from_json"):  # named in its errors, as the others
-        env.filters[name] = _named("from_json", _json_errors(env.filters[name]))
+    for name in ("from_json", "ansible.builtin.from_json"):
+        env.filters[name] = _json_errors(env.filters[name])
 
     @jinja2.pass_context
     def lookup(context, name, /, *terms, **kw):
@@ -730,6 +730,8 @@ def _environment():
         return _lookup("fileglob_filter", pathname, _context=context, wantlist=True)
 
     env.filters["fileglob"] = env.filters["ansible.builtin.fileglob"] = fileglob
+    for name, fn in list(env.filters.items()):  # Jinja2's, the runtime's, ansible._protomatter's
+        env.filters[name] = _named(name if "." in name else "ansible.builtin." + name, fn)
     env.globals.update(lookup=lookup, query=query, q=query, now=now, undef=undef)
     env.rustle_vars = JinjaVars
     # Jinja2 reads a template's variables where its code starts: for a text with a _CAPTURING
@@ -1043,16 +1045,23 @@ _LAZY_FILTERS = ("map", "select", "reject", "selectattr", "rejectattr")
 
 
 def _named(name, fn):
-    """A runtime filter whose FilterError names it, as ansible-core 2.19 does."""
+    """Filter ``fn`` (fully qualified ``name``) whose failure names it, as ansible-core 2.19
+    names any failing filter plugin, Jinja2's own too (``1 | join``: "The filter plugin
+    'ansible.builtin.join' failed: 'int' object is not iterable"); an undefined value's error
+    and the runtime's template errors (a variable read on the way) stay as they are."""
 
     @functools.wraps(fn)  # keeps jinja2's pass_context / pass_environment marks
     def named(*args, **kwargs):
         try:
             return fn(*args, **kwargs)
-        except FilterError as exc:
-            if str(exc).startswith("The filter plugin "):
+        except (TemplateError, RecursionError):
+            raise
+        except Exception as exc:  # noqa: BLE001 - any error of a filter plugin, as ansible-core
+            jinja2 = sys.modules.get("jinja2")
+            msg = getattr(exc, "message", None) or str(exc)
+            if (jinja2 is not None and isinstance(exc, jinja2.UndefinedError)) or msg.startswith("The filter plugin "):
                 raise
-            raise FilterError(f"The filter plugin 'ansible.builtin.{name}' failed: {exc}") from exc
+            raise FilterError(f"The filter plugin '{name}' failed: {msg}") from exc
 
     return named
 
@@ -1072,25 +1081,18 @@ def _json_errors(fn):
     return parsed
 
 
-def _listed(name, fn):
-    """Jinja2's filter ``fn`` whose generator is made a list, and whose unknown test or filter
-    (``selectattr('x', 'nope')``) names it, in ansible-core 2.19's words."""
+def _listed(fn):
+    """Jinja2's filter ``fn`` whose generator is made a list (its errors, an unknown test's
+    "No test named 'nope'." among them, raised in the filter's call: ``_named`` names it)."""
 
     @functools.wraps(fn)  # keeps jinja2's pass_context / pass_environment marks
     def listed(*args, **kwargs):
-        # loaded: only Jinja2 calls these filters
-        from jinja2 import TemplateRuntimeError, Undefined
-
-        try:
-            value = fn(*args, **kwargs)
-        except TemplateRuntimeError as exc:  # Jinja2's "No test named 'nope'."
-            raise FilterError(f"The filter plugin 'ansible.builtin.{name}' failed: {exc}") from exc
+        value = fn(*args, **kwargs)
         if not isinstance(value, types.GeneratorType):
             return value
-        try:
-            out = list(value)
-        except TemplateRuntimeError as exc:
-            raise FilterError(f"The filter plugin 'ansible.builtin.{name}' failed: {exc}") from exc
+        from jinja2 import Undefined  # loaded: only Jinja2 calls these filters
+
+        out = list(value)
         for item in out:  # ansible-core 2.19 fails here, not when the list is used
             if isinstance(item, Undefined):
                 item._fail_with_undefined_error()
