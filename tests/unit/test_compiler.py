@@ -252,3 +252,4 @@ def test_bridged_bytecode_is_kept_between_commands_and_a_damaged_entry_is_compil
     assert build._bridge_bytecode(source, name) == first
     entry.write_bytes(importlib.util.MAGIC_NUMBER + b"\x01\x00\x00\x00" + b"\x00" * 8 + first[16:])
     assert build._bridge_bytecode(source, name) == first and entry.read_bytes() == first
+
