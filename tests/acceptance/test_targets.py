@@ -103,6 +103,7 @@ IDENTICAL = (
     "module_defaults",  # its own action_plugins/debug.py replaces debug, module_defaults reach it
     "slurp",  # adds a test account (as root only): password_hash on the host, become_user to it
     "stat",
+    "templating",  # lookup terms' template constants, ansible-core's error words, !vault markers in to_json
 )
 
 # become: true (to root) inside, or accounts added: as another user that needs sudo with a password
