@@ -79,7 +79,6 @@ def test_every_accepted_option_is_read_refused_or_without_effect() -> None:
     ("git", "git", {"repo": "/nonexistent", "dest": "/nonexistent", "track_submodules": True}, "track_submodules"),
     ("user", "users", {"name": "rustle-never-created", "login_class": "staff"}, "login_class"),
     ("group", "users", {"name": "rustle-never-created", "gid_min": 5000}, "gid_min"),
-    ("copy", "files", {"content": "x", "dest": "/nonexistent/x", "unsafe_writes": True}, "unsafe_writes"),
     ("unarchive", "archive", {"src": "/nonexistent.tgz", "dest": "/nonexistent", "extra_opts": ["-v"]}, "extra_opts"),
 ])
 def test_a_refused_option_fails_naming_it(module: str, family: str, args: dict, option: str) -> None:

@@ -131,14 +131,15 @@ def _write_content(ctx, args, data, src_label, module_name):
                 before is None or _is_text(before)):
             result["diff"] = [_diff(dest, before, data, src_label)]
         if not ctx.check_mode:
-            if not os.access(os.path.dirname(dest) or ".", os.W_OK):
+            unsafe = c.unsafe_writes(ctx, args)
+            if not unsafe and not os.access(os.path.dirname(dest) or ".", os.W_OK):
                 c.fail(f"Destination {os.path.dirname(dest)} not writable", checksum=checksum_src)
             if backup and os.path.exists(dest):
                 result["backup_file"] = c.backup_local(ctx, dest)
             # a symlinked dest (follow=false) is replaced by the rename itself, atomically
             if validate:
                 _validate_with_attrs(ctx, data, dest, validate, mode, owner, group)
-            c.atomic_write(dest, data, mode=mode)
+            c.atomic_write(dest, data, mode=mode, unsafe=unsafe)
     else:  # Ansible's copy action leaves an unchanged file to the file module: it says path
         result["path"] = dest
     attr_diff = {}
