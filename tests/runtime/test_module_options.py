@@ -21,10 +21,14 @@ READERS = (MODULES / "_common.py", RUNTIME / "templating.py")
 # option -> why accepting it without code that reads it is what Ansible does
 NO_EFFECT = {
     ("unarchive", "io_buffer_size"): "a read buffer size: no observable effect",
-    ("unarchive", "decrypt"): "the controller's (vault files are decrypted at compile time)",
-    ("copy", "decrypt"): "the controller's (vault files are decrypted at compile time)",
-    ("copy", "local_follow"): "the controller's (where the copy's src is read)",
-    ("script", "decrypt"): "the controller's (vault files are decrypted at compile time)",
+    ("unarchive", "decrypt"): "the controller's: a vault file is embedded decrypted unless it is false "
+                            "(compiler/sources.py; integration/test_vault_files_local.py)",
+    ("copy", "decrypt"): "the controller's: a vault file is embedded decrypted unless it is false "
+                            "(compiler/sources.py; integration/test_vault_files_local.py)",
+    ("copy", "local_follow"): "the controller's: how a src directory is walked (compiler/sources.walk_tree; "
+                              "integration/test_copy_made_dir_local.py)",
+    ("script", "decrypt"): "the controller's: a vault file is embedded decrypted unless it is false "
+                            "(compiler/sources.py; integration/test_vault_files_local.py)",
     ("user", "ssh_key_bits"): "only with generate_ssh_key, which is refused",
     ("user", "ssh_key_comment"): "only with generate_ssh_key, which is refused",
     ("user", "ssh_key_file"): "only with generate_ssh_key, which is refused",

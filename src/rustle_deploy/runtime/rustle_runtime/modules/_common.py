@@ -243,6 +243,10 @@ def embedded_source(ctx, args, src):
     one only as embedded: a file the run made on the controller is never mistaken for an
     embedded file of the same name.
     """
+    task = getattr(ctx, "task", None) or {}
+    locked = (task.get("vault_locked") or {}).get(src)
+    if locked:  # vault-encrypted, and no secret of the run opened it (compiler/sources.py)
+        fail(locked)
     files = dict(args.get("_rustle_files") or {})
     files.update(getattr(ctx, "files", None) or {})
     name = os.path.normpath(str(src))
@@ -251,7 +255,6 @@ def embedded_source(ctx, args, src):
         matches = set(v for k, v in files.items() if os.path.normpath(k).endswith(os.sep + name))
         if len(matches) == 1:
             sha = matches.pop()
-    task = getattr(ctx, "task", None) or {}
     if sha is None and (src in task.get("run_time_files", ()) or src in (getattr(ctx, "late_names", None) or ())):
         # read from the controller when the task ran: Ansible's own words (its copy action
         # wraps them), with the places the compiler searched
