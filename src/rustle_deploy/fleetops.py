@@ -777,7 +777,8 @@ def _run_time_files(reads: Sequence[tuple[str, str, list[str], dict[str, Any]]])
         path = next((p for p in paths if os.path.isfile(p)), None)
         if path is None and kind == "file":
             folder = next((p for p in paths if os.path.isdir(p)), None)
-            tree = _run_time_tree(name, folder, options.get("follow", True)) if folder is not None else None
+            tree = _run_time_tree(name, folder, options.get("follow", True), options.get("decrypt", True)) \
+                if folder is not None else None
             if tree is not None:  # a copy src directory a task of the play made
                 out["trees"][name] = tree
             continue
@@ -791,15 +792,32 @@ def _run_time_files(reads: Sequence[tuple[str, str, list[str], dict[str, Any]]])
             if isinstance(data, dict):
                 out["vars_files"][name] = {str(k): v for k, v in data.items()}
         else:
-            out["files"][name] = {"data": base64.b64encode(Path(path).read_bytes()).decode(),
-                                  "info": source_info(path)}
+            data = _controller_bytes(path, options.get("decrypt", True))
+            if data is not None:  # else left out: a vault file no secret opens
+                out["files"][name] = {"data": base64.b64encode(data).decode(), "info": source_info(path)}
     return {k: v for k, v in out.items() if v}
 
 
-def _run_time_tree(name: str, folder: str, follow: bool) -> dict[str, Any] | None:
+def _controller_bytes(path: str, decrypt: bool = True) -> bytes | None:
+    """A controller file's bytes as ansible-core's actions read them: a vault-encrypted one
+    decrypted with the run's secrets (unless the task's ``decrypt`` is false); None when no
+    secret opens it."""
+    from . import vault
+
+    data = Path(path).read_bytes()
+    if not decrypt or not data.startswith(vault.HEADER.encode()):
+        return data
+    try:
+        return vault.decrypt_bytes(data.decode("ascii", "replace"))
+    except vault.VaultFailed:
+        return None
+
+
+def _run_time_tree(name: str, folder: str, follow: bool, decrypt: bool = True) -> dict[str, Any] | None:
     """A copy ``src`` directory as the compiler embeds one (compiler/sources.walk_tree; ``follow``:
     the task's ``local_follow``), with its files' bytes (``blobs``: sha256 -> base64); None when
-    it holds too many entries (the task then fails on the host as a missing source does)."""
+    it holds too many entries, or a vault-encrypted file no secret opens (the task then fails on
+    the host as a missing source does)."""
     import base64
     import hashlib
 
@@ -808,7 +826,9 @@ def _run_time_tree(name: str, folder: str, follow: bool) -> dict[str, Any] | Non
     blobs: dict[str, str] = {}
 
     def digest(full: str) -> str:
-        data = Path(full).read_bytes()
+        data = _controller_bytes(full, decrypt)
+        if data is None:
+            raise TreeTooLarge(f"{full}: no vault secret opens it")
         sha = hashlib.sha256(data).hexdigest()
         blobs[sha] = base64.b64encode(data).decode()
         return sha

@@ -462,6 +462,8 @@ def file_reads(task: Task) -> set[str]:
             options: dict[str, Any] = {}
             if str(leaf.args.get("local_follow", True)).lower() in ("false", "no", "0", "off", "n"):
                 options["follow"] = False  # a copy src directory's symlinks are copied as links
+            if str(leaf.args.get("decrypt", True)).lower() in ("false", "no", "0", "off", "n"):
+                options["decrypt"] = False  # a vault-encrypted file is sent as it is
             if name in render:  # a name over a host's data: the controller renders it (fleetops)
                 options["render"] = render[name]
                 paths = []

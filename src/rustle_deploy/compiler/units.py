@@ -436,7 +436,10 @@ def _plan_texts(unit: BuildUnit, with_doc: bool = True) -> Iterator[str]:
     if with_doc:
         yield json.dumps({k: v for k, v in unit.plan_doc.items() if k != "plugins"}, default=str)
         yield json.dumps(unit.host_vars, default=str)
-    for path in unit.files.values():
+    for digest, path in unit.files.items():
+        if digest in unit.blobs:  # assembled, or a vault file decrypted
+            yield unit.blobs[digest].decode("utf-8", "replace")
+            continue
         try:
             if os.path.getsize(path) <= 1 << 20:
                 with open(path, encoding="utf-8", errors="replace") as fh:
