@@ -270,6 +270,13 @@ def run_rustle_base(ctx: Ctx, python_tasks: int = 0) -> Run:
     return run_rustle(ctx, bin_dir=BASE_BIN, python_tasks=python_tasks)
 
 
+def run_rustle_bridge3_base(ctx: Ctx) -> Run:
+    """rustle-bridge3 run by ``--base``'s installation (an A/B of the bridge's cost)."""
+    if BASE_BIN is None:
+        return Run(2, "", "rustle-bridge3-base needs --base BIN_DIR", 0.0, 0.0, 0.0)
+    return run_rustle(ctx, env={"RUSTLE_BRIDGE_MODULES": BRIDGED3}, bin_dir=BASE_BIN)
+
+
 def run_rustle_native(ctx: Ctx) -> Run:
     """rustle-deploy with --format native (the runner seeded as for ``run_rustle``)."""
     failed = seed_runner(ctx)
@@ -317,7 +324,8 @@ TOOLS: dict[str, Callable[[Ctx], Run]] = {
     "rustle-pyz": run_rustle_pyz,
     "rustle-native": run_rustle_native, "rustle-bridge": run_rustle_bridge,
     "rustle-bridge3": run_rustle_bridge3, "rustle-bridge3-nokeep": run_rustle_bridge3_nokeep,
-    "rustle-bridge3-seeded": run_rustle_bridge3_seeded, "floor": run_floor,
+    "rustle-bridge3-seeded": run_rustle_bridge3_seeded, "rustle-bridge3-base": run_rustle_bridge3_base,
+    "floor": run_floor,
     # the workload with 1 or 3 tasks the runner cannot run: hybrid, and pyz on the same plan
     "rustle-hybrid1": lambda ctx: run_rustle_hybrid(ctx, 1),
     "rustle-hybrid3": lambda ctx: run_rustle_hybrid(ctx, 3),
@@ -378,7 +386,7 @@ def summarize(results: list[Result]) -> str:
     tools = [t for t in TOOLS if any(r.tool == t for r in results)]
     head = ["latency", "N", "run"] + [f"{t} wall s (ctl CPU / host CPU / MB)" for t in tools]
     mine = [t for t in ("rustle", "rustle-base", "rustle-pyz", "rustle-native", "rustle-bridge", "rustle-bridge3",
-                        "rustle-bridge3-nokeep", "rustle-bridge3-seeded") if t in tools]
+                        "rustle-bridge3-nokeep", "rustle-bridge3-seeded", "rustle-bridge3-base") if t in tools]
     peers = {t: ("rustle", "rustle-pyz") if t.startswith("rustle-bridge") else ("ansible", "pyinfra", "floor")
              for t in mine}
     if "rustle" in peers:
@@ -462,7 +470,7 @@ def main(argv: list[str] | None = None) -> int:
             ap.error(f"--base: no rustle-deploy in {args.base}")
         BASE_BIN = args.base.resolve()
     tools = args.tools.split(",")
-    if args.base is None and any(t.startswith("rustle-base") for t in tools):
+    if args.base is None and any(t.startswith("rustle-base") or t.endswith("-base") for t in tools):
         ap.error("--tools rustle-base needs --base BIN_DIR")
     unknown = set(tools) - set(TOOLS)
     if unknown:

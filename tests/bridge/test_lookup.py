@@ -411,3 +411,10 @@ def test_a_second_plan_reuses_each_cached_module_and_files_are_stored_once(
     lookup._resolve.cache_clear()
     lookup.resolve(["tempfile", "ansible.builtin.slurp", "find"], [str(tmp_path / "b")])
     assert len(requests) == 2  # everything from the cache
+    # the cache is not synced: a blob a crash damaged is a miss, asked for again and stored again
+    basic = hashlib.sha256(find.files["ansible/module_utils/basic.py"]).hexdigest()
+    (cache / "blobs" / basic).write_bytes(b"")
+    lookup._resolve.cache_clear()
+    again = lookup.resolve(["find"], [str(tmp_path / "b")])
+    assert len(requests) == 3 and again.modules["find"] == find
+    assert hashlib.sha256((cache / "blobs" / basic).read_bytes()).hexdigest() == basic

@@ -206,6 +206,10 @@ def test_a_shared_artifact_holds_no_host_variables(tmp_path: Path) -> None:
     ("show hostvars", set()),  # prose, not a template
     ("{{ out }}/hostvars.txt", set()),  # text beside a template, not a use
     ("{% for h in play_hosts %}{{ hostvars[h].port }}{% endfor %} hostvars", {"port"}),
+    # a delegated task's ansible_delegated_vars[H] is H's variables, as hostvars[H]
+    ("{{ ansible_delegated_vars['web2'].port }}", {"port"}),
+    ("{{ ansible_delegated_vars.localhost.ansible_connection }}", {"ansible_connection"}),
+    ("{{ ansible_delegated_vars is defined }}", {""}),  # ANY_HOST: no variable
 ])
 def test_only_the_variables_read_through_hostvars_travel(tmp_path: Path, expr: str, read: set[str]) -> None:
     from rustle_deploy.compiler.units import _hostvars_read
@@ -216,6 +220,7 @@ def test_only_the_variables_read_through_hostvars_travel(tmp_path: Path, expr: s
 
 @pytest.mark.parametrize("expr", [
     "{{ hostvars | dict2items }}", "{{ hostvars[h][name] }}", "{{ hostvars['web2'] | to_json }}", "{{ hostvars }}",
+    "{{ ansible_delegated_vars['web2'] | to_json }}",
 ])
 def test_hostvars_without_a_name_reads_every_variable(tmp_path: Path, expr: str) -> None:
     from rustle_deploy.compiler.units import EVERY_NAME, _hostvars_read
@@ -252,3 +257,4 @@ def test_bridged_bytecode_is_kept_between_commands_and_a_damaged_entry_is_compil
     assert build._bridge_bytecode(source, name) == first
     entry.write_bytes(importlib.util.MAGIC_NUMBER + b"\x01\x00\x00\x00" + b"\x00" * 8 + first[16:])
     assert build._bridge_bytecode(source, name) == first and entry.read_bytes() == first
+

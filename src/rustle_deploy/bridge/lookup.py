@@ -437,15 +437,27 @@ def _read_entry(cache: Path, path: Path) -> dict[str, Any] | None:
         entry: dict[str, Any] = stored["entry"]
         module = dict(entry["module"])
         if "blobs" in module:
-            module["files"] = {name: base64.b64encode((cache / "blobs" / sha).read_bytes()).decode()
+            module["files"] = {name: base64.b64encode(_blob(cache, sha)).decode()
                                for name, sha in module.pop("blobs").items()}
         return dict(entry, module=module)
     except (OSError, ValueError, KeyError, TypeError, AttributeError):
         return None
 
 
+def _blob(cache: Path, sha: str) -> bytes:
+    """A stored file, checked against the sha256 that names it (ValueError: damaged, a miss)."""
+    data = (cache / "blobs" / sha).read_bytes()
+    if hashlib.sha256(data).hexdigest() != sha:
+        raise ValueError(f"blob {sha}: damaged")
+    return data
+
+
 def _write_entry(cache: Path, path: Path, entry: dict[str, Any], plan_dirs: Sequence[str]) -> None:
-    from ..compiler.cachefiles import atomic_write
+    """Store one lookup. Not synced (``cache_write``), as the compiler's other cache entries: a
+    blob is checked against its sha256 when read, an entry that does not parse is a miss, so a
+    crash costs the next command the question again; syncing the ~60 files of a first lookup
+    held up the command before any host was contacted."""
+    from ..compiler.cachefiles import cache_write
 
     module = dict(entry["module"])
     blobs = {}
@@ -453,15 +465,16 @@ def _write_entry(cache: Path, path: Path, entry: dict[str, Any], plan_dirs: Sequ
         for name, text in (module.pop("files", None) or {}).items():
             data = base64.b64decode(text)
             sha = hashlib.sha256(data).hexdigest()
-            blob = cache / "blobs" / sha
-            if not blob.exists():
-                atomic_write(blob, data)
+            try:
+                _blob(cache, sha)
+            except (OSError, ValueError):  # missing or damaged
+                cache_write(cache / "blobs" / sha, data)
             blobs[name] = sha
         if blobs:
             module["blobs"] = blobs
         dirs = sorted(set(_source_dirs(plan_dirs) + _collection_roots({"modules": {"m": module}})))
         stored = {"entry": dict(entry, module=module), "tree_dirs": dirs, "trees": _trees_fingerprint(dirs)}
-        atomic_write(path, json.dumps(stored).encode())
+        cache_write(path, json.dumps(stored).encode())
     except CompileError:
         pass  # an unwritable cache only costs the next command the question again
 
