@@ -777,7 +777,8 @@ def _run_time_files(reads: Sequence[tuple[str, str, list[str], dict[str, Any]]])
         path = next((p for p in paths if os.path.isfile(p)), None)
         if path is None and kind == "file":
             folder = next((p for p in paths if os.path.isdir(p)), None)
-            tree = _run_time_tree(name, folder, options.get("follow", True)) if folder is not None else None
+            tree = _run_time_tree(name, folder, options.get("follow", True), options.get("decrypt", True)) \
+                if folder is not None else None
             if tree is not None:  # a copy src directory a task of the play made
                 out["trees"][name] = tree
             continue
@@ -791,15 +792,32 @@ def _run_time_files(reads: Sequence[tuple[str, str, list[str], dict[str, Any]]])
             if isinstance(data, dict):
                 out["vars_files"][name] = {str(k): v for k, v in data.items()}
         else:
-            out["files"][name] = {"data": base64.b64encode(Path(path).read_bytes()).decode(),
-                                  "info": source_info(path)}
+            data = _controller_bytes(path, options.get("decrypt", True))
+            if data is not None:  # else left out: a vault file no secret opens
+                out["files"][name] = {"data": base64.b64encode(data).decode(), "info": source_info(path)}
     return {k: v for k, v in out.items() if v}
 
 
-def _run_time_tree(name: str, folder: str, follow: bool) -> dict[str, Any] | None:
+def _controller_bytes(path: str, decrypt: bool = True) -> bytes | None:
+    """A controller file's bytes as ansible-core's actions read them: a vault-encrypted one
+    decrypted with the run's secrets (unless the task's ``decrypt`` is false); None when no
+    secret opens it."""
+    from . import vault
+
+    data = Path(path).read_bytes()
+    if not decrypt or not data.startswith(vault.HEADER.encode()):
+        return data
+    try:
+        return vault.decrypt_bytes(data.decode("ascii", "replace"))
+    except vault.VaultFailed:
+        return None
+
+
+def _run_time_tree(name: str, folder: str, follow: bool, decrypt: bool = True) -> dict[str, Any] | None:
     """A copy ``src`` directory as the compiler embeds one (compiler/sources.walk_tree; ``follow``:
     the task's ``local_follow``), with its files' bytes (``blobs``: sha256 -> base64); None when
-    it holds too many entries (the task then fails on the host as a missing source does)."""
+    it holds too many entries, or a vault-encrypted file no secret opens (the task then fails on
+    the host as a missing source does)."""
     import base64
     import hashlib
 
@@ -808,7 +826,9 @@ def _run_time_tree(name: str, folder: str, follow: bool) -> dict[str, Any] | Non
     blobs: dict[str, str] = {}
 
     def digest(full: str) -> str:
-        data = Path(full).read_bytes()
+        data = _controller_bytes(full, decrypt)
+        if data is None:
+            raise TreeTooLarge(f"{full}: no vault secret opens it")
         sha = hashlib.sha256(data).hexdigest()
         blobs[sha] = base64.b64encode(data).decode()
         return sha
@@ -1364,6 +1384,9 @@ def _deploy_jobs(
                 merged = roll.absorb(phased.take_shared(outcome, local=True), number)
                 with history.together():
                     history.record_run(did, outcome.host, run_id, merged.run_exit, merged.recap)
+                    # every result so far, as a host phase records them: the live recorder's
+                    # last write may never come when this phase is the run's last
+                    history.record_tasks(did, outcome.host, run_id, merged.events)
                     if rolling and not staging:
                         history.record_rollout_host(did, outcome.host, roll.batch_of.get(outcome.host),
                                                     roll.state_of(outcome.host), roll.stages_done.get(outcome.host, 0))
@@ -1612,8 +1635,12 @@ def _deploy_jobs(
     else:
         if staging:
             session.reporter.line(f"staged: rustle-deploy --promote {did} activates and runs it")
+        left = [n for n in host_of if n not in roll.outcomes]
+        # a resumed rollout does not run again the hosts that had finished before it
+        before = sum(1 for n in left if rolling and roll.state_of(n) == "updated")
         session.reporter.line(f"deployment {did}: {len(outcomes)} host(s), {sum(s.is_failure for s in summaries)} failed"
-                              + (f", {len(host_of) - len(outcomes)} not reached" if len(outcomes) < len(host_of) else ""))
+                              + (f", {len(left) - before} not reached" if len(left) > before else "")
+                              + (f", {before} finished before the resume" if before else ""))
     return 1 if failed else 0
 
 

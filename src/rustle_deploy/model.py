@@ -263,6 +263,8 @@ class Host:
     # inventory_file and inventory_dir; None for the implicit localhost)
     inventory_file: str | None = None
     inventory_dir: str | None = None
+    # made by add_host: ansible-core sets its inventory_file and inventory_dir, to None
+    added: bool = False
 
     @property
     def address(self) -> str:
@@ -428,7 +430,7 @@ def own_vars(host: Host) -> dict[str, Any]:
     "Host variables")."""
     out = {k: v for k, v in host.vars.items() if k not in SECRET_VARS}
     out["group_names"] = sorted(g for g in host.groups if g != "all")  # "ungrouped" included, as Ansible
-    if host.inventory_file is not None:
+    if host.inventory_file is not None or host.added:
         out.update(inventory_file=host.inventory_file, inventory_dir=host.inventory_dir)
     return out
 

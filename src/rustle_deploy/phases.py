@@ -324,8 +324,9 @@ def refusals(play: Play, tasks: list[Task], actions: frozenset[str] = frozenset(
         nested = [t for t in task.walk() if t is not task and flushes(t)]
         if staged and nested:
             yield Refusal(nested[0], "module", f"meta: flush_handlers inside {task.name!r} in a play with a "
-                          "run_once or delegated handler is not supported: the handlers run in phases of "
-                          "their own, and a block cannot be cut into phases",
+                          "run_once or delegated handler is not supported: those handlers run in phases of "
+                          "their own, and a flush is a phase boundary only among the play's own tasks (a "
+                          "block or include is cut into phases at cross-host tasks only)",
                           "move meta: flush_handlers out of the block or include, to the play's tasks")
     for handler in play.handlers:
         own = handler_kind(handler, actions)  # a run_once or delegated handler: a phase of its own
@@ -334,8 +335,13 @@ def refusals(play: Play, tasks: list[Task], actions: frozenset[str] = frozenset(
             if own and play.force_handlers and not (one and split(own)[0] == HANDLER):
                 key = "run_once" if split(own)[0] == HANDLER else "delegate_to"
                 yield Refusal(leaf, key, f"{key} on handler {leaf.name!r} in a play with force_handlers is not "
-                              "supported: its handlers run in phases after the play's tasks, which a failed "
-                              "host does not reach", f"drop force_handlers, or {key} on the handler")
+                              "supported: the play's run_once and delegated handlers run in phases of their "
+                              "own after its tasks (and at each flush), and a host that fails a task takes no "
+                              "part in the play's later phases, so the handlers it notified could not run on "
+                              "it as force_handlers asks",
+                              "run the play without force_handlers (its force_handlers keyword, --force-handlers, "
+                              "ANSIBLE_FORCE_HANDLERS or ansible.cfg's force_handlers), or drop "
+                              f"{key} from the handler (or from the block, role or import_role it inherits it from)")
                 break
             if cut(kind, width) and not own:
                 key, what = _cross_host_key(leaf, kind, actions)
@@ -422,6 +428,18 @@ def may_fail(task: Task, quiet: tuple[str, ...] = ()) -> bool:
 # not cut for it (docs/phases.md)
 QUIET = ("debug", "set_fact", "meta", "group_by")
 
+# modules ansible-core runs on the controller alone: they never find their host unreachable
+CONTROLLER_ONLY = (*QUIET, "add_host", "assert", "fail", "include_vars", "set_stats")
+
+
+def may_drop(task: Task) -> bool:
+    """Whether ``task`` may take its host out of the play's live hosts: a task of it may fail
+    (``may_fail`` but for QUIET modules), or reaches the host, which may be unreachable
+    (``ignore_errors`` and ``failed_when`` do not hold for that in ansible-core;
+    ``ignore_unreachable`` does)."""
+    return may_fail(task, QUIET) or any(t.short_module not in CONTROLLER_ONLY
+                                        and t.extras.get("ignore_unreachable") is not True for t in _leaves(task))
+
 
 def state_reads(reads: Iterable[str]) -> bool:
     """Whether a phase reading ``reads`` needs the hosts' state sent back before it (the failed
@@ -444,6 +462,8 @@ def file_reads(task: Task) -> set[str]:
             options: dict[str, Any] = {}
             if str(leaf.args.get("local_follow", True)).lower() in ("false", "no", "0", "off", "n"):
                 options["follow"] = False  # a copy src directory's symlinks are copied as links
+            if str(leaf.args.get("decrypt", True)).lower() in ("false", "no", "0", "off", "n"):
+                options["decrypt"] = False  # a vault-encrypted file is sent as it is
             if name in render:  # a name over a host's data: the controller renders it (fleetops)
                 options["render"] = render[name]
                 paths = []
@@ -576,7 +596,7 @@ def play_phases(tasks: list[Task], earlier: frozenset[str] = frozenset(),
             failing[:] = [failing[0] or failing[1], False]
         if live:
             wanted.add(PLAY_HOSTS)
-        failing[1] = failing[1] or may_fail(task, QUIET)
+        failing[1] = failing[1] or may_drop(task)
         of[task.task_id] = len(kinds) - 1
         if wanted:
             reads.setdefault(len(kinds) - 1, set()).update(wanted)
@@ -652,7 +672,7 @@ def _handler_phases(handlers: list[Task], kinds: list[str], at: dict[str, list[i
         at.setdefault(handler.task_id, []).append(len(kinds) - 1)
         if reader and reads is not None:
             reads.setdefault(len(kinds) - 1, set()).add(PLAY_HOSTS)
-        if may_fail(handler, QUIET):
+        if may_drop(handler):
             failed = pending = True
 
 
@@ -662,7 +682,7 @@ def plan_phases(plan: Plan, actions: frozenset[str] = frozenset()) -> list[Phase
     ``actions``: the tasks whose action plugin runs on the controller."""
     out: list[Phases] = []
     earlier: set[str] = set()
-    failed_before = False  # a task of an earlier play may fail: its hosts leave the later plays
+    failed_before = False  # a task of an earlier play may fail (or find its host unreachable): its hosts leave the later plays
     for play in plan.plays:
         tasks = plan.play_tasks(play)
         lockstep = not one_host(play)
@@ -672,7 +692,7 @@ def plan_phases(plan: Plan, actions: frozenset[str] = frozenset()) -> list[Phase
                                templates=play_hosts_templates(plan, [*tasks, *play.handlers]) if lockstep
                                else frozenset(), failed_before=failed_before))
         earlier.update(*(_sets(t) for t in [*tasks, *play.handlers]))
-        failed_before = failed_before or any(may_fail(t, QUIET) for t in [*tasks, *play.handlers])
+        failed_before = failed_before or any(may_drop(t) for t in [*tasks, *play.handlers])
     return out
 
 

@@ -21,7 +21,7 @@ from collections.abc import Iterable
 
 from rustle_deploy.errors import UsageError
 
-__all__ = ["HEADER", "VaultFailed", "decrypt", "is_encrypted", "secret_from_file", "secrets", "use_secrets"]
+__all__ = ["HEADER", "VaultFailed", "decrypt", "decrypt_bytes", "is_encrypted", "secret_from_file", "secrets", "use_secrets"]
 
 HEADER = "$ANSIBLE_VAULT;"
 _SECRETS: list[tuple[str, bytes]] = []  # (label, password), in the order given
@@ -82,6 +82,16 @@ def secret_from_file(path: str, label: str = "default") -> tuple[str, bytes]:
 
 def decrypt(text: str) -> str:
     """The plaintext of an ``ansible-vault`` envelope; VaultFailed without a matching secret."""
+    try:
+        return decrypt_bytes(text).decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise VaultFailed("the vault data decrypts to something that is not UTF-8 text",
+                          "encrypt text with ansible-vault") from exc
+
+
+def decrypt_bytes(text: str) -> bytes:
+    """The plaintext bytes of an ``ansible-vault`` envelope (an encrypted file: a copy
+    ``src``, a template); VaultFailed without a matching secret."""
     lines = text.strip().splitlines()
     header = lines[0].strip().split(";") if lines else []
     if len(header) < 3 or header[0] != HEADER[:-1] or header[1] not in ("1.1", "1.2"):
@@ -122,11 +132,10 @@ def decrypt(text: str) -> str:
         unpadder = padding.PKCS7(128).unpadder()
         try:
             plain = unpadder.update(decryptor.update(ciphertext) + decryptor.finalize())
-            plain += unpadder.finalize()
-            return plain.decode("utf-8")
-        except (ValueError, UnicodeDecodeError) as exc:
-            raise VaultFailed("the vault data decrypts to something that is not UTF-8 text",
-                              "encrypt text with ansible-vault") from exc
+            return plain + unpadder.finalize()
+        except ValueError as exc:
+            raise VaultFailed("the vault data does not decrypt to padded data",
+                              "encrypt it again with ansible-vault") from exc
     raise VaultFailed("no vault secret given could decrypt it (wrong password?)",
                       "pass the password it was encrypted with",
                       locked="Decryption failed (no vault secrets were found that could decrypt).")

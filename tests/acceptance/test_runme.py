@@ -35,7 +35,8 @@ from .runme import compare_hosts, exit_class, invocations, outcome, run_invocati
 # nested/role found under ANSIBLE_ROLES_PATH and beside its depending role (57), an included
 # file naming a module nothing provides, which aborts the run as ansible-playbook's parse error (150),
 # a module in library/ beside an imported playbook (21), include_role names from loop items and
-# host vars (43), a public include_role's vars seen only once it ran (100); handlers: include_role
+# host vars (43), a public include_role's vars seen only once it ran (100), the handler of a role
+# imported with delegate_to delegated too, seeing ansible_delegated_vars (31); handlers: include_role
 # as a handler refused before anything runs (125).
 PINNED = (
     "handlers:10", "handlers:30", "handlers:50", "handlers:70", "handlers:82", "handlers:113",
@@ -44,7 +45,7 @@ PINNED = (
     "any_errors_fatal:11", "any_errors_fatal:37", "handlers:89", "handlers:138",
     "blocks:91", "blocks:116", "blocks:123", "any_errors_fatal:46", "conditionals:7", "handlers:129",
     "include_import:57", "include_import:150", "include_import:21", "include_import:43", "include_import:100",
-    "handlers:125",
+    "handlers:125", "include_import:31",
 )
 
 

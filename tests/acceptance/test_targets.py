@@ -103,6 +103,7 @@ IDENTICAL = (
     "module_defaults",  # its own action_plugins/debug.py replaces debug, module_defaults reach it
     "slurp",  # adds a test account (as root only): password_hash on the host, become_user to it
     "stat",
+    "templating",  # lookup terms' template constants, ansible-core's error words, !vault markers in to_json
 )
 
 # become: true (to root) inside, or accounts added: as another user that needs sudo with a password
@@ -190,3 +191,36 @@ def test_a_run_on_a_cache_of_its_own_writes_its_report_there_not_into_docs(root:
     proc = subprocess.run([sys.executable, "-m", "tests.acceptance", "--report-only", "--report", str(mine)],
                           cwd=REPO, env=env, capture_output=True, text=True, timeout=600, check=False)
     assert proc.returncode == 0 and mine.read_text() == (cache / "acceptance.md").read_text(), proc.stderr
+
+
+def test_a_report_of_some_targets_is_merged_into_one_of_every_target() -> None:
+    from .harness import merge
+
+    old = ("# A\n\n## Totals\n\n- old totals\n\n## Per target\n\n| a | both | 1 |\n| b | neither | 2 |\n| c | both | 3 |\n\n"
+           "## Failures and differences under rustle-deploy\n\n### b\n\nold b\n\n### c\n\nold c\n\n")
+    new = ("# A\n\n## Totals\n\n- new totals\n\n## Per target\n\n| a | both | 9 |\n| b | both | 8 |\n| c | not run |\n\n"
+           "## Failures and differences under rustle-deploy\n\n### a\n\nnew a\n\n\n# Part 2: runme\n\n| handlers | 10 |\n")
+    out = merge(old, new, ["a", "b"])
+    assert "| a | both | 9 |\n| b | both | 8 |\n| c | both | 3 |" in out  # c was not run again: kept
+    assert "### a\n\nnew a\n\n### c\n\nold c" in out and "old b" not in out  # b's section gone: it passes now
+    assert "- old totals" in out and "Part 2" not in out
+    both = merge(out, new, [], runme_part=True)
+    assert both.endswith("old c\n\n# Part 2: runme\n\n| handlers | 10 |\n")
+    assert merge(both, new, [], runme_part=True) == both  # the part is replaced, not added again
+
+
+def test_what_one_tool_ran_after_the_others_host_failed_is_unreached_not_different() -> None:
+    """A host that fails runs only its always: sections after: the tasks the other tool ran in
+    between were never reached, and are not counted as differences (the failure itself is)."""
+    a = Run("ansible", code=0, results=[_res("r : a"), _res("r : b", "changed"), _res("r : c"), _res("r : d"),
+                                        _res("r : cleanup", "changed")])
+    r = Run("rustle", code=2, results=[_res("r : a"), _res("r : b", "failed", "no such file"),
+                                       _res("r : cleanup", "changed")])
+    cmp = compare(a, r)
+    assert (cmp.compared, cmp.identical, cmp.different) == (3, 2, 1)
+    assert cmp.differences == ["r : b: ansible-playbook changed; rustle-deploy failed: no such file"]
+    assert cmp.unreached == {"ansible-playbook": 2}
+    # an ignored failure does not stop the host: what only the other tool ran still differs
+    r.results[1]["ignored"] = True
+    assert compare(a, r).differences[1:] == ["r : c: run by ansible-playbook only (ok)",
+                                             "r : d: run by ansible-playbook only (ok)"]

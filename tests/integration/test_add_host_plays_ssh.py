@@ -4,7 +4,8 @@ Three inventory hosts share the test's sshd (each its own remote dir and ``root`
 play adds hosts the inventory does not name, aliases of the same sshd (``ansible_host``,
 ``ansible_port``, ``ansible_user`` and the key given by add_host itself), one directly and two
 in a loop, and groups every host by a fact. The later plays target the new hosts and groups;
-they read ``groups``, ``group_names`` and ``hostvars`` of the added hosts. ansible-playbook
+they read ``groups``, ``group_names`` and ``hostvars`` of the added hosts (their
+``inventory_file``/``inventory_dir`` are None, as ansible-core sets them). ansible-playbook
 applies the same playbook over local connections (the added hosts then get
 ``ansible_connection: local``): both must leave the same files and count the same recaps.
 """
@@ -79,7 +80,7 @@ PLAYBOOK = """\
   tasks:
     - name: what an added host sees
       copy:
-        content: "{{ inventory_hostname }} {{ group_names }} {{ groups['added'] }} {{ groups['looped'] }} {{ marker | default('-') }} {{ number | default('-') }} {{ hostvars['n01'].mine.stdout }}\\n"
+        content: "{{ inventory_hostname }} {{ group_names }} {{ groups['added'] }} {{ groups['looped'] }} {{ marker | default('-') }} {{ number | default('-') }} {{ hostvars['n01'].mine.stdout }} {{ inventory_file is none }} {{ hostvars['loop1'].inventory_dir is none }}\\n"
         dest: "{{ root }}/seen.txt"
       register: wrote
     - name: the added host's own facts
@@ -143,7 +144,7 @@ def test_plays_after_add_host_and_group_by_target_the_new_hosts_and_groups_as_in
     assert (code, acode) == (0, 0), doc
     files = fleet.files("rustle")
     assert files == fleet.files("ansible")
-    assert files["loop2"]["seen.txt"] == ("loop2 ['looped'] ['extra1'] ['loop1', 'loop2'] - 2 reg-n01\n")
+    assert files["loop2"]["seen.txt"] == ("loop2 ['looped'] ['extra1'] ['loop1', 'loop2'] - 2 reg-n01 True True\n")
     assert files["extra1"]["seen.txt"].startswith("extra1 ['added', 'extras'] ['extra1'] ['loop1', 'loop2'] from n00 ")
     assert files["n02"]["os.txt"].startswith("['n00', 'n01', 'n02'] ['n00', 'n01', 'n02'] ")
     assert set(files["n01"]) == {"os.txt", "last.txt"}

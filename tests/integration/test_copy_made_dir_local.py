@@ -30,6 +30,16 @@ from .test_playbooks_ansible import ANSIBLE
 PLAYBOOK = """- hosts: all
   gather_facts: false
   tasks:
+    - name: a directory each loop item of an include names, before any task on the controller
+      include_tasks: copy_item.yml
+      loop:
+        - {src: looped, dest: early/whole/}
+        - {src: looped/, dest: early/contents/}
+        - {src: looped/, dest: early/contents_no_slash}
+
+- hosts: all
+  gather_facts: false
+  tasks:
     - name: a directory beside the playbook
       file: {path: made_here/sub, state: directory}
       delegate_to: localhost
@@ -104,6 +114,16 @@ PLAYBOOK = """- hosts: all
     - name: a directory whose links cannot all be followed
       copy: {src: linked, dest: "{{ out }}/"}
       register: linked
+    - name: a link added on the controller to a directory an include's items name
+      file: {src: ../f.txt, dest: files/looped/sub/added_link, state: link}
+      delegate_to: localhost
+    - name: that directory, each loop item of an include naming it
+      include_tasks: copy_item.yml
+      loop:
+        - {src: looped, dest: late/whole/}
+        - {src: looped/, dest: late/contents/}
+        - {src: looped/, dest: late/contents_no_slash}
+        - {src: preserved.txt, dest: late/}
     - name: what changed
       copy:
         dest: "{{ out }}/changed.txt"
@@ -111,6 +131,13 @@ PLAYBOOK = """- hosts: all
                       reg_single.changed, reg_template.changed, reg_missing.failed, existing.changed, linked.changed, reg_one.changed, reg_one_preserved.changed,
                       reg_one.dest | default('') | replace(out, 'OUT'),
                       reg_missing.msg | replace(made_dir, 'MADE')] }}"
+"""
+
+COPY_ITEM = """- copy: {src: "{{ item.src }}", dest: "{{ out }}/{{ item.dest }}"}
+  register: looped_copy
+- copy:
+    dest: "{{ out }}/{{ item.dest | replace('/', '_') }}.changed"
+    content: "{{ looped_copy.changed }}"
 """
 
 
@@ -127,6 +154,11 @@ def runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
         (work / "files").mkdir()
         (work / "files" / "preserved.txt").write_text("kept\n")
         (work / "files" / "preserved.txt").chmod(0o547)
+        (work / "copy_item.yml").write_text(COPY_ITEM)
+        looped = work / "files" / "looped"
+        (looped / "sub").mkdir(parents=True)
+        (looped / "f.txt").write_text("looped f\n")
+        (looped / "sub" / "g.txt").write_text("looped g\n")
         (work / "files" / "existing").mkdir()
         (work / "files" / "existing" / "there.txt").write_text("there\n")
         linked = work / "files" / "linked"
@@ -165,4 +197,11 @@ def test_a_directory_made_on_the_controller_is_copied_as_ansible_copies_it(runs:
     assert ansible["tree"]["linked/self"][0] == "-> self" and ansible["tree"]["linked/sub/back"][0] == "-> ../"
     assert ansible["tree"]["linked/sub/f_link"][0] == "f\n"
     assert ansible["tree"]["one_preserved/one/only.txt"] == ("o\n", oct(0o100751))
+    # a directory named by an include's loop item, its contents with a trailing slash; after a
+    # task on the controller added a link to it, read as it is then
+    assert ansible["tree"]["early/whole/looped/sub/g.txt"][0] == "looped g\n"
+    assert ansible["tree"]["early/contents/sub/g.txt"][0] == "looped g\n"
+    assert ansible["tree"]["early/contents_no_slash/f.txt"][0] == "looped f\n"
+    assert "late/whole/looped/sub/added_link" in ansible["tree"] and "early/whole/looped/sub/added_link" not in ansible["tree"]
+    assert ansible["tree"]["late/contents/sub/added_link"][0] == "looped f\n"
     assert rustle["tree"] == ansible["tree"], rustle["text"]

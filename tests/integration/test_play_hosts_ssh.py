@@ -1,7 +1,8 @@
 """The play's live hosts (``ansible_play_hosts``, ``ansible_play_batch``, ``play_hosts``) where
 only the controller knows them (docs/phases.md): a host that failed in an earlier play, a
 serial play's batch, a template whose ``src`` or included name a host's data gives, the
-handlers of a play with a run_once handler. Over the shared sshd fleet, against
+handlers of a play with a run_once handler, a host unreachable at a task whose errors are
+ignored (in the same play and in a later one). Over the shared sshd fleet, against
 ansible-playbook: one playbook, one run of each tool (each play after the first has hosts of
 its own, so a failure in one leaves the others alone)."""
 
@@ -12,6 +13,8 @@ from typing import Any
 
 import pytest
 
+from rustle_deploy.cli import main
+
 from .conftest import Fleet, playbook_file, recap_counts
 
 pytestmark = [pytest.mark.ssh, pytest.mark.ansible, pytest.mark.usefixtures("rustle_home")]
@@ -19,6 +22,27 @@ pytestmark = [pytest.mark.ssh, pytest.mark.ansible, pytest.mark.usefixtures("rus
 LISTS = "{{ ansible_play_hosts | join(',') }} {{ ansible_play_batch | join(',') }} {{ play_hosts | join(',') }}"
 
 PLAYBOOK = f"""\
+# u1 is down: ansible-core finds it unreachable at its first task that reaches it, ignore_errors
+# or not, and leaves it out of the later plays (first: no play before has a task that may fail)
+- hosts: u
+  gather_facts: false
+  tasks:
+    - command: "true"
+      ignore_errors: true
+
+- hosts: u
+  gather_facts: false
+  tasks:
+    - copy: {{content: "{{{{ ansible_play_hosts | join(',') }}}}\\n", dest: "{{{{ root }}}}/unreached.txt"}}
+
+# v1 is down: a later task of the same play lists it no more
+- hosts: v
+  gather_facts: false
+  tasks:
+    - command: "true"
+      failed_when: false
+    - copy: {{content: "{{{{ ansible_play_hosts | join(',') }}}}\\n", dest: "{{{{ root }}}}/unreached.txt"}}
+
 # p1 fails: ansible-core leaves it out of every later play
 - hosts: p
   gather_facts: false
@@ -84,7 +108,8 @@ PLAYBOOK = f"""\
 def test_live_hosts_leave_out_hosts_failed_in_earlier_plays_and_in_hidden_reads_as_in_ansible(
         sshd: Any, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     fleet = Fleet(sshd, tmp_path, 0, others={"p": ["p0", "p1", "p2"], "q": ["q0", "q1"], "r": ["r0", "r1"],
-                                             "s": ["s0", "s1"]})
+                                             "s": ["s0", "s1"], "u": ["u0", "u1"], "v": ["v0", "v1"]},
+                  down=("u1", "v1"))
     playbook = playbook_file(tmp_path, PLAYBOOK)
     (tmp_path / "templates").mkdir()
     (tmp_path / "templates" / "live.j2").write_text("{{ ansible_play_hosts | join(',') }}\n")
@@ -93,21 +118,27 @@ def test_live_hosts_leave_out_hosts_failed_in_earlier_plays_and_in_hidden_reads_
     acode, arecaps = fleet.ansible(playbook)
     files = fleet.files("rustle")
     assert files == fleet.files("ansible")
-    assert (code, acode) == (1, 2)
+    assert (code, acode) == (1, 4)  # ansible-playbook: 4 when a host was unreachable
     by_name = {h["name"]: h for h in doc["hosts"]}
-    for name in fleet.every:
-        assert recap_counts(by_name[name]["recap"]) == recap_counts(arecaps.get(name, {})), name
+    for name in fleet.every:  # a host that was never reached has no recap
+        assert recap_counts(by_name[name]["recap"] or {}) == recap_counts(arecaps.get(name, {})), name
+    assert arecaps["u1"]["unreachable"] == arecaps["v1"]["unreachable"] == 1
+    assert not by_name["u1"]["ok"] and not by_name["v1"]["ok"]
     assert files["p0"] == {"live.txt": "p0,p2 p0,p2 p0,p2 p0,p1,p2\n", "serial.txt": "p0,p2 p0 p0\n"}
     assert files["p2"] == {"live.txt": "p0,p2 p0,p2 p0,p2 p0,p1,p2\n", "serial.txt": "p0,p2 p2 p2\n"}
     assert files["p1"] == {}  # nothing of a later play ran on it
     assert files["q0"] == files["r0"] == {}
     assert files["q1"] == {"templated-src.txt": "q1\n"} and files["r1"] == {"computed.txt": "r1"}
+    assert files["u0"] == {"unreached.txt": "u0\n"} and files["v0"] == {"unreached.txt": "v0\n"}
+    assert files["u1"] == files["v1"] == {}
     assert files["s0"] == {} and files["s1"] == {"notify.txt": "x\n", "handler.txt": "s1\n", "once.txt": "once\n"}
     trips = {n: h["round_trips"] for n, h in by_name.items()}
     # p0: [play 1] [play 2, sent the failed hosts: a stage of its own] [play 4's first batch]
     # q1: [set_fact, false] [the template, sent the failed hosts]; r1 the same
     # s1: [false, notify.txt] [the handler that reads them] [the run_once handler]
+    # u0: [the ignored command] [the later play, sent the unreachable host]; v0: [command] [copy]
     assert (trips["p0"], trips["p2"], trips["q1"], trips["r1"], trips["s1"]) == (3, 3, 2, 2, 3), trips
+    assert (trips["u0"], trips["v0"]) == (2, 2), trips
 
 
 RESUMED = f"""\
@@ -134,7 +165,8 @@ def test_live_hosts_after_resume_leave_out_the_hosts_that_failed_before_as_in_an
     """n02's batch fails while a marker file is there: the rollout stops; --resume once it is
     gone goes on (n01, which failed in the first play, fails there again without stopping it:
     the batch is counted whole, as the first run counted it) and n02 sees n01 left out, as
-    ansible-playbook's uninterrupted run (the oracle, without the marker) does."""
+    ansible-playbook's uninterrupted run (the oracle, without the marker) does. The resumed
+    run's summary counts n00, which had finished, as such."""
     fleet = Fleet(sshd, tmp_path, 3)
     playbook = playbook_file(tmp_path, RESUMED)
     marker = tmp_path / "marker"
@@ -143,8 +175,13 @@ def test_live_hosts_after_resume_leave_out_the_hosts_that_failed_before_as_in_an
     assert code == 1 and doc["rollout"]["state"] == "stopped", doc["rollout"]
     assert fleet.files("rustle")["n02"] == {}
     marker.unlink()
-    code, doc = fleet.rustle(capsys, playbook, "-e", f"marker={marker}", "--resume", doc["deployment_id"])
-    assert code == 1 and doc["rollout"]["state"] == "completed", doc["rollout"]
+    did = doc["deployment_id"]
+    code = main([str(playbook), "-i", str(fleet.inventory), "--run", "--output", "text", "-e", f"marker={marker}",
+                 "--resume", did])
+    out = capsys.readouterr().out
+    assert code == 1 and "ROLLOUT completed" in out, out
+    # n00 finished before the resume: not run again, and not counted as not reached
+    assert f"deployment {did}: 2 host(s), 1 failed, 1 finished before the resume\n" in out, out
     acode, _ = fleet.ansible(playbook, "-e", f"marker={marker}")
     assert acode == 2
     files = fleet.files("rustle")

@@ -81,3 +81,39 @@ def test_a_runner_that_would_not_run_there_is_dropped_and_the_host_says_what_it_
     assert json.loads(done.stdout) == {"agent": "wrong_runner", "system": u.sysname, "machine": u.machine,
                                        "libc": os.confstr("CS_GNU_LIBC_VERSION")}
     assert not (tmp_path / "remote").exists()
+
+
+def test_a_new_host_gets_its_directories_private_and_marked_and_an_existing_one_is_not_marked(
+    tmp_path: Path, runner: RunnerBinary
+) -> None:
+    """A remote dir that did not exist is made 0700 with runners/ (one mkdir) and marked as ours
+    (so cleanup may remove it); one that existed gets runners/ 0700 and no marker."""
+    from rustle_deploy.model import CREATED_MARKER
+
+    gz = packed(runner.path).read_bytes()
+    mine, theirs = tmp_path / "new" / "remote", tmp_path / "existing"
+    theirs.mkdir(mode=0o755)
+    for remote in (mine, theirs):
+        request = {"op": "status", "remote_dir": str(remote), "host": "h", "binary_name": None}
+        done = bootstrap(ref_for(runner, remote), b"1\n" + gz + json.dumps(request).encode() + b"\n")
+        assert done.returncode == 0, done
+        assert (remote / "runners").stat().st_mode & 0o777 == 0o700
+    assert mine.stat().st_mode & 0o777 == 0o700 and (mine / CREATED_MARKER).is_file()
+    assert theirs.stat().st_mode & 0o777 == 0o755 and not (theirs / CREATED_MARKER).exists()
+
+
+def test_the_probe_asks_uname_where_proc_does_not_say_what_the_host_is(tmp_path: Path, runner: RunnerBinary) -> None:
+    """The probe reads the system and machine from /proc (kernel/ostype, kernel/arch: Linux 6.1+)
+    with the shell's own read; a kernel without kernel/arch gets `uname -sm`'s answer, the same."""
+    ref = replace(ref_for(runner, tmp_path / "remote"), machines=("riscv64",))
+    command = runner_command(ref)
+    assert "/proc/sys/kernel/arch" in command
+    older_kernel = command.replace("/proc/sys/kernel/arch", str(tmp_path / "no-such-file"))
+    u = os.uname()
+    for text in (command, older_kernel):
+        done = subprocess.run(["/bin/sh", "-c", text], input=b"1\n" + packed(runner.path).read_bytes(),
+                              capture_output=True, timeout=120, check=False)
+        assert done.returncode == EXIT_WRONG_RUNNER, done
+        assert json.loads(done.stdout)["system"] == u.sysname and json.loads(done.stdout)["machine"] == u.machine
+        assert done.stderr == b""
+    assert not (tmp_path / "remote").exists()

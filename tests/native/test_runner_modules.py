@@ -239,3 +239,64 @@ def test_tempfile_is_skipped_in_check_mode_in_both_formats(
     assert recap["skipped"] == 1
     assert [k for k in tree if k not in ("tmp", "checked.txt")] == []
     assert tree["checked.txt"][2].startswith('{"skipped": true, "msg": "remote module (tempfile) does not support')
+
+
+# apt-get stands in for itself here: the task's PATH finds this one first, which records its
+# arguments (and answers a simulated autoremove with one removal) and changes nothing
+APT_PLAYBOOK = """
+- hosts: all
+  gather_facts: false
+  tasks:
+    - name: an apt-get that records its arguments
+      copy:
+        dest: ROOT/bin/apt-get
+        mode: "0755"
+        content: |
+          #!/bin/sh
+          printf '%s\\n' "$*" >> ROOT/apt-get.args
+          case "$*" in "-s autoremove") echo "Remv fake [1]";; esac
+    - name: install
+      apt: {name: PKG}
+      environment: {PATH: "ROOT/bin:{{ lookup('env', 'PATH') }}"}
+      register: installed
+    - name: autoremove, purged
+      apt: {autoremove: true, purge: true}
+      environment: {PATH: "ROOT/bin:{{ lookup('env', 'PATH') }}"}
+      register: removed
+    - copy: {dest: ROOT/changed.txt, content: "{{ [installed.changed, removed.changed] }}"}
+"""
+
+
+def test_apt_waits_for_a_held_dpkg_lock_as_pyz_and_ansible_core_do(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], native_cache: Path
+) -> None:
+    """The runner's apt-get calls carry ``-o DPkg::Lock::Timeout=60`` (apt waits up to a minute
+    for a dpkg lock another process holds; without it apt fails at once), and autoremove its
+    dpkg options and ``--purge``: the same arguments as pyz's apt, which
+    runtime/test_apt_options_ansible.py holds to ansible-core's."""
+    import shutil
+    import subprocess
+
+    if shutil.which("dpkg-query") is None or shutil.which("apt-get") is None:
+        pytest.skip("needs apt and dpkg (a Debian-family host)")
+    absent = None
+    for name in ("cowsay", "sl", "fortune-mod", "hello"):
+        policy = subprocess.run(["apt-cache", "policy", name], capture_output=True, text=True).stdout
+        if "Installed: (none)" in policy and "Candidate: (none)" not in policy:
+            absent = name
+            break
+    if absent is None:
+        pytest.skip("no known-but-absent package in the apt cache")
+    recorded: dict[str, str] = {}
+
+    def check(fmt: str, root: Path) -> None:
+        recorded[fmt] = (root / "apt-get.args").read_text()
+
+    _, tree, _ = pyz_and_native(tmp_path, capsys, APT_PLAYBOOK.replace("PKG", absent), dirs=("bin",), check=check)
+    assert tree["changed.txt"][2] == "[true, true]"
+    install, simulated, autoremove = recorded["native"].splitlines()
+    assert install.endswith(f"-o DPkg::Lock::Timeout=60 install {absent}"), install
+    assert simulated == "-s autoremove"
+    assert autoremove.startswith("-y -q -o Dpkg::Options::=--force-confdef") and \
+        autoremove.endswith("-o DPkg::Lock::Timeout=60 --purge autoremove"), autoremove
+    assert recorded["native"] == recorded["pyz"]

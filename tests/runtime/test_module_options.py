@@ -21,10 +21,14 @@ READERS = (MODULES / "_common.py", RUNTIME / "templating.py")
 # option -> why accepting it without code that reads it is what Ansible does
 NO_EFFECT = {
     ("unarchive", "io_buffer_size"): "a read buffer size: no observable effect",
-    ("unarchive", "decrypt"): "the controller's (vault files are decrypted at compile time)",
-    ("copy", "decrypt"): "the controller's (vault files are decrypted at compile time)",
-    ("copy", "local_follow"): "the controller's (where the copy's src is read)",
-    ("script", "decrypt"): "the controller's (vault files are decrypted at compile time)",
+    ("unarchive", "decrypt"): "the controller's: a vault file is embedded decrypted unless it is false "
+                            "(compiler/sources.py; integration/test_vault_files_local.py)",
+    ("copy", "decrypt"): "the controller's: a vault file is embedded decrypted unless it is false "
+                            "(compiler/sources.py; integration/test_vault_files_local.py)",
+    ("copy", "local_follow"): "the controller's: how a src directory is walked (compiler/sources.walk_tree; "
+                              "integration/test_copy_made_dir_local.py)",
+    ("script", "decrypt"): "the controller's: a vault file is embedded decrypted unless it is false "
+                            "(compiler/sources.py; integration/test_vault_files_local.py)",
     ("user", "ssh_key_bits"): "only with generate_ssh_key, which is refused",
     ("user", "ssh_key_comment"): "only with generate_ssh_key, which is refused",
     ("user", "ssh_key_file"): "only with generate_ssh_key, which is refused",
@@ -79,7 +83,6 @@ def test_every_accepted_option_is_read_refused_or_without_effect() -> None:
     ("git", "git", {"repo": "/nonexistent", "dest": "/nonexistent", "track_submodules": True}, "track_submodules"),
     ("user", "users", {"name": "rustle-never-created", "login_class": "staff"}, "login_class"),
     ("group", "users", {"name": "rustle-never-created", "gid_min": 5000}, "gid_min"),
-    ("copy", "files", {"content": "x", "dest": "/nonexistent/x", "unsafe_writes": True}, "unsafe_writes"),
     ("unarchive", "archive", {"src": "/nonexistent.tgz", "dest": "/nonexistent", "extra_opts": ["-v"]}, "extra_opts"),
 ])
 def test_a_refused_option_fails_naming_it(module: str, family: str, args: dict, option: str) -> None:

@@ -206,6 +206,10 @@ def test_a_shared_artifact_holds_no_host_variables(tmp_path: Path) -> None:
     ("show hostvars", set()),  # prose, not a template
     ("{{ out }}/hostvars.txt", set()),  # text beside a template, not a use
     ("{% for h in play_hosts %}{{ hostvars[h].port }}{% endfor %} hostvars", {"port"}),
+    # a delegated task's ansible_delegated_vars[H] is H's variables, as hostvars[H]
+    ("{{ ansible_delegated_vars['web2'].port }}", {"port"}),
+    ("{{ ansible_delegated_vars.localhost.ansible_connection }}", {"ansible_connection"}),
+    ("{{ ansible_delegated_vars is defined }}", {""}),  # ANY_HOST: no variable
 ])
 def test_only_the_variables_read_through_hostvars_travel(tmp_path: Path, expr: str, read: set[str]) -> None:
     from rustle_deploy.compiler.units import _hostvars_read
@@ -216,6 +220,7 @@ def test_only_the_variables_read_through_hostvars_travel(tmp_path: Path, expr: s
 
 @pytest.mark.parametrize("expr", [
     "{{ hostvars | dict2items }}", "{{ hostvars[h][name] }}", "{{ hostvars['web2'] | to_json }}", "{{ hostvars }}",
+    "{{ ansible_delegated_vars['web2'] | to_json }}",
 ])
 def test_hostvars_without_a_name_reads_every_variable(tmp_path: Path, expr: str) -> None:
     from rustle_deploy.compiler.units import EVERY_NAME, _hostvars_read
@@ -253,47 +258,3 @@ def test_bridged_bytecode_is_kept_between_commands_and_a_damaged_entry_is_compil
     entry.write_bytes(importlib.util.MAGIC_NUMBER + b"\x01\x00\x00\x00" + b"\x00" * 8 + first[16:])
     assert build._bridge_bytecode(source, name) == first and entry.read_bytes() == first
 
-
-def test_bridged_bytecode_is_taken_from_ansible_cores_pycache_only_when_valid_for_that_source(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    import marshal
-    import os
-    import py_compile
-    import types
-
-    from rustle_deploy import bridge
-    from rustle_deploy.compiler import build
-
-    monkeypatch.setattr(bridge, "CACHE_DIR", None)
-    installed = tmp_path / "ansible"  # an installed ansible-core, as the controller finds it
-    (installed / "module_utils").mkdir(parents=True)
-    monkeypatch.setattr(build, "_ansible_dir", lambda: str(installed))
-    source = b"def f():\n    return [lambda: 1]\nclass C:\n    def m(self):\n        return 2\n"
-    mu = installed / "module_utils" / "x.py"
-    mu.write_bytes(source)
-    py_compile.compile(str(mu), doraise=True)
-    name = "bridge/lib/ansible/module_utils/x.py"
-    compiled: list[str] = []
-    real = build._bytecode
-    monkeypatch.setattr(build, "_bytecode", lambda src, n: compiled.append(n) or real(src, n))
-
-    def filenames(code: types.CodeType) -> set[str]:
-        return {code.co_filename}.union(*(filenames(c) for c in code.co_consts if isinstance(c, types.CodeType)))
-
-    taken = build._bridge_bytecode(source, name)
-    assert compiled == []  # not compiled: the installed .pyc, renamed
-    assert taken[:16] == real(source, name)[:16]  # the same unchecked hash-based header
-    assert marshal.loads(taken[16:]) == marshal.loads(real(source, name)[16:])
-    assert filenames(marshal.loads(taken[16:])) == {name}
-    # another source than the installed file's, a file that is not ansible-core's: compiled
-    build._bridge_bytecode(source + b"# changed\n", name)
-    build._bridge_bytecode(source, "bridge/lib/ansible_collections/ns/c/plugins/module_utils/x.py")
-    assert len(compiled) == 2
-    # a .pyc the import system would not trust (the source's time changed since): compiled
-    os.utime(mu, ns=(1, 1))
-    build._bridge_bytecode(source, name)
-    assert compiled[-1] == name and len(compiled) == 3
-    # a checked hash-based .pyc of that source is trusted whatever the time
-    py_compile.compile(str(mu), doraise=True, invalidation_mode=py_compile.PycInvalidationMode.CHECKED_HASH)
-    build._bridge_bytecode(source, name)
-    assert len(compiled) == 3

@@ -141,6 +141,9 @@ def test_force_handlers_with_a_run_once_handler_is_refused_at_the_handler() -> N
     with pytest.raises(PlanError) as err:
         validate(plan)
     assert err.value.pointer == "/plays/0/handlers/0/run_once" and "force_handlers" in err.value.message
+    # why, and every place force_handlers may come from (the flag and ansible.cfg too)
+    assert "takes no part in the play's later phases" in err.value.message
+    assert "--force-handlers" in str(err.value.hint) and "ANSIBLE_FORCE_HANDLERS" in str(err.value.hint)
 
 
 def test_run_once_in_a_mixed_block_or_on_a_handler_is_not_refused_in_a_play_of_one_host() -> None:
@@ -293,14 +296,16 @@ def test_a_block_whose_tasks_run_differently_is_cut_inside_its_tasks_each_in_its
 def test_reading_the_plays_live_hosts_after_a_task_that_may_fail_starts_a_phase() -> None:
     """ansible_play_hosts / ansible_play_batch / play_hosts leave out the hosts that failed:
     a task reading them after a task that may fail starts a phase (the controller sends the
-    failed hosts in); not after ignore_errors, not ansible_play_hosts_all, not for one host."""
+    failed hosts in); not after ignore_errors on a task that does not reach the host (one that
+    does may find it unreachable all the same), not ansible_play_hosts_all, not for one host."""
     def reads(i: int, name: str, **kw: Any) -> dict[str, Any]:
         return pm.task(f"t{i}", f"task {i}", "debug", {"msg": "{{ " + name + " }}"}, [], i, **kw)
 
     def command(i: int, **kw: Any) -> dict[str, Any]:
         return pm.task(f"t{i}", f"task {i}", "command", {"_raw_params": "true"}, [], i, **kw)
 
-    plan = plan_of([reads(0, "ansible_play_hosts"), command(1, ignore_errors=True), reads(2, "ansible_play_hosts_all"),
+    ignored = pm.task("t1", "task 1", "assert", {"that": ["false"]}, [], 1, ignore_errors=True)
+    plan = plan_of([reads(0, "ansible_play_hosts"), ignored, reads(2, "ansible_play_hosts_all"),
                     reads(3, "play_hosts | length"), command(4), reads(5, "ansible_play_batch"),
                     reads(6, "ansible_play_hosts")])
     phases = plan_phases(plan)[0]
@@ -312,6 +317,8 @@ def test_reading_the_plays_live_hosts_after_a_task_that_may_fail_starts_a_phase(
         (0, False, ()), (1, False, (PLAY_HOSTS,))]
     assert not plan_phases(plan_of([reads(0, "x"), command(1), reads(2, "ansible_play_hosts")],
                                    names=NAMES[:1]))[0].reads
+    for kw in ({"ignore_errors": True}, {"failed_when": "false"}):  # unreachable all the same
+        assert plan_phases(plan_of([command(0, **kw), reads(1, "ansible_play_hosts")]))[0].of["t1"] == 1, kw
 
 
 def test_a_template_whose_file_reads_the_plays_live_hosts_starts_a_phase_after_a_task_that_may_fail(

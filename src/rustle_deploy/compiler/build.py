@@ -14,9 +14,7 @@ import importlib.util
 import io
 import json
 import marshal
-import os
 import sys
-import types
 import warnings
 import zipfile
 from dataclasses import dataclass, replace
@@ -157,7 +155,7 @@ def _bridge_bytecode(source: bytes, name: str) -> bytes:
     from .. import bridge
 
     if bridge.CACHE_DIR is None:
-        return _installed_bytecode(source, name) or _bytecode(source, name)
+        return _bytecode(source, name)
     key = hashlib.sha256(importlib.util.MAGIC_NUMBER + str(sys.flags.optimize).encode() + b"\0"
                          + name.encode() + b"\0" + source).hexdigest()
     path = bridge.CACHE_DIR / "pyc" / key
@@ -169,64 +167,12 @@ def _bridge_bytecode(source: bytes, name: str) -> bytes:
             return data
     except (OSError, ValueError, EOFError, TypeError):
         pass
-    data = _installed_bytecode(source, name) or _bytecode(source, name)
+    data = _bytecode(source, name)
     try:
         cache_write(path, data)
     except CompileError:
         pass  # an unwritable cache only costs the next artifact the compiling
     return data
-
-
-def _installed_bytecode(source: bytes, name: str) -> bytes | None:
-    """``_bytecode`` of ``bridge/lib/ansible/...`` from ansible-core's own ``__pycache__`` (what
-    its installation compiled), with the name compiled in changed to ``name``; None unless that
-    file holds exactly ``source`` and its ``.pyc`` is valid for it as the import system checks
-    one. Loading and renaming costs about an eighth of compiling (the ~57 module_utils files of
-    ``basic``: ~60 ms of CPU compiled, ~8 ms reused) on a controller's first lookup."""
-    prefix = "bridge/lib/ansible/"
-    root = _ansible_dir()
-    if root is None or not name.startswith(prefix) or not name.endswith(".py"):
-        return None
-    path = os.path.join(root, *name[len(prefix):].split("/"))
-    try:
-        if Path(path).read_bytes() != source:
-            return None
-        st = os.stat(path)
-        pyc = Path(importlib.util.cache_from_source(path)).read_bytes()
-    except (OSError, ValueError, NotImplementedError):
-        return None
-    flags = int.from_bytes(pyc[4:8], "little")
-    if pyc[:4] != importlib.util.MAGIC_NUMBER or len(pyc) < 16:
-        return None
-    if flags == 0:  # timestamp-based: the source's mtime and size (importlib's _validate_timestamp_pyc)
-        if pyc[8:16] != ((int(st.st_mtime) & 0xFFFFFFFF).to_bytes(4, "little")
-                         + (st.st_size & 0xFFFFFFFF).to_bytes(4, "little")):
-            return None
-    elif flags not in (1, 3) or pyc[8:16] != importlib.util.source_hash(source):
-        return None
-    try:
-        code = marshal.loads(pyc[16:])
-    except (EOFError, ValueError, TypeError):
-        return None
-    if not isinstance(code, types.CodeType):
-        return None
-    header = importlib.util.MAGIC_NUMBER + (0b01).to_bytes(4, "little") + importlib.util.source_hash(source)
-    return header + marshal.dumps(_renamed(code, name))
-
-
-def _renamed(code: types.CodeType, name: str) -> types.CodeType:
-    consts = tuple(_renamed(c, name) if isinstance(c, types.CodeType) else c for c in code.co_consts)
-    return code.replace(co_filename=name, co_consts=consts)
-
-
-@functools.cache
-def _ansible_dir() -> str | None:
-    """ansible-core's package directory on the controller (found, not imported)."""
-    try:
-        spec = importlib.util.find_spec("ansible")
-    except (ImportError, ValueError):
-        return None
-    return os.path.dirname(spec.origin) if spec is not None and spec.origin else None
 
 
 def _payload(unit: BuildUnit, plan_bytes: bytes, compression: bool) -> bytes:

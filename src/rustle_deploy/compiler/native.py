@@ -559,10 +559,14 @@ class _Lowering:
             raise self.fail(task, "argument 'attributes' (file attributes, chattr) is not implemented by "
                                   "the native runner")
         # what the runtime refuses (_common.check_unknown): the runner accepts these and does not
-        # apply them, so such a task is left to pyz, which refuses it naming the option
+        # apply them (stat's removed options it refuses in its own words), so such a task is
+        # left to pyz, which refuses it naming the option as ansible-core does
         unapplied = [k for k in ("seuser", "serole", "setype", "selevel") if given.get(k) is not None]
         unapplied += [k for k in ("unsafe_writes",) if given.get(k) not in (None, False, "no", "false", "False")]
         unapplied += [k for k in ("get_md5", "get_selinux_context") if module == "stat" and k in given]
+        environment = task.get("environment")
+        if isinstance(environment, dict) and "ANSIBLE_UNSAFE_WRITES" in environment:
+            unapplied.append("unsafe_writes")  # its environment fallback: pyz honours it
         if unapplied:
             raise self.fail(task, f"argument '{unapplied[0]}' of {module} is not applied by the native runner")
         unknown = sorted(k for k, v in task.items() if k not in _KNOWN and v not in (None, False, [], {}))

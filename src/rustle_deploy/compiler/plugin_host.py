@@ -11,7 +11,8 @@ loaders and collection finder are global state, which must reflect this command'
 Request: ``{"kind": "lookup"|"filter"|"test", "name": NAME, "args": [...], "kwargs": {...},
 "variables": {...}}`` (a lookup's ``args`` are its terms; a filter's or test's, its input then its
 positional arguments). Answer: ``{"value": ...}`` (a lookup's list of values) or ``{"error":
-MESSAGE}``, the plugin's own message (with ``"load": true`` when it failed to load, not to run). An undefined value travels both ways as
+MESSAGE}``, the plugin's own message (with ``"load": true`` when it failed to load, not to run);
+what JSON cannot hold as :func:`_encode` writes it. An undefined value travels both ways as
 ``{"__rustle_undefined": MESSAGE}`` (:data:`UNDEFINED`): a lookup term the host rendered to an
 undefined value reaches the plugin as ansible-core's ``UndefinedMarker`` when the plugin sets
 ``accept_args_markers``, else the call answers that marker, as ansible-core's does. With ``"where": true`` a plugin is not called:
@@ -27,6 +28,7 @@ from typing import Any
 
 UNDEFINED = "__rustle_undefined"
 VAULTED = "__rustle_vaulted"  # text ansible-core tags VaultedValue, as a plan carries it
+DATACLASS = "__rustle_dataclass"  # an ansible-core dataclass (PluginInfo ...): its type's name, its fields
 
 
 def _markers_in(value: Any) -> Any:
@@ -44,11 +46,21 @@ def _markers_in(value: Any) -> Any:
 
 
 def _encode(value: Any) -> Any:
-    """What JSON cannot hold: a marker as ``{UNDEFINED: MESSAGE}``, anything else as text."""
+    """What JSON cannot hold: a marker as ``{UNDEFINED: MESSAGE}``, a dataclass instance (the
+    ``PluginInfo`` a plugin returns) as ``{DATACLASS: ITS TYPE'S NAME, "fields": {...}}``, which
+    the host reads as a dict of that type's name, an enum as its value, anything else as text."""
+    import dataclasses
+    import enum
+
     from jinja2 import Undefined
 
     if isinstance(value, Undefined):
         return {UNDEFINED: value._undefined_message}
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {DATACLASS: type(value).__name__,
+                "fields": {f.name: getattr(value, f.name) for f in dataclasses.fields(value)}}
+    if isinstance(value, enum.Enum):
+        return value.value
     return str(value)
 
 

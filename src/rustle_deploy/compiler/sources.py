@@ -33,6 +33,7 @@ import stat
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+from .. import vault
 from ..errors import CompileError
 from ..model import Plan, Play, Task
 from ..plan import files as plan_files
@@ -64,15 +65,35 @@ class Embedder:
 
     # -- one file ------------------------------------------------------------------------------
     def digest(self, path: str, task: Task) -> str:
+        """The sha256 the file is embedded under. A vault-encrypted one is embedded decrypted
+        with the run's vault secrets, as ansible-core's actions read it on the controller
+        (copy, script and unarchive unless ``decrypt: false``; templates and lookups always);
+        :class:`VaultLocked` when no secret opens it."""
+        decrypt = task.short_module not in ("copy", "script", "unarchive") or \
+            str(task.args.get("decrypt", True)).lower() not in ("false", "no", "0", "off", "n")
         if path not in self.cache:
             try:
                 with open(path, "rb") as fh:
                     digest = hashlib.file_digest(fh, "sha256").hexdigest()
+                    fh.seek(0)
+                    encrypted = fh.read(len(vault.HEADER)) == vault.HEADER.encode()
             except OSError as exc:
                 raise CompileError(f"{self.plan.source}: {task.pointer}/args/src: cannot read {path}: "
                                    f"{exc.strerror}") from exc
-            self.cache[path] = (digest, path)
-        digest, _ = self.cache[path]
+            self.cache[path] = (digest, path if not encrypted else vault.HEADER)
+        digest, kind = self.cache[path]
+        if decrypt and kind == vault.HEADER:
+            with open(path, "rb") as fh:
+                envelope = fh.read().decode("ascii", "replace")
+            try:
+                plain = vault.decrypt_bytes(envelope)
+            except vault.VaultFailed as exc:
+                if exc.locked is None:
+                    raise CompileError(f"{path}: {exc.message}", exc.hint) from None
+                raise VaultLocked(f"A vault password or secret must be specified to decrypt {path}"
+                                  if not vault.secrets() else f"Task failed: {exc.locked}") from None
+            digest = hashlib.sha256(plain).hexdigest()
+            self.unit.blobs[digest] = plain
         self.unit.files[digest] = path
         return digest
 
@@ -91,15 +112,19 @@ class Embedder:
             record_task(controller, [task.args, task.extras], _bare_expressions(task, module), scopes,
                         when=when, loop=task.extras.get("loop"))
         src = task.args.get("src")
-        if module == "script":  # the script itself, under its name as written
-            path = resolve_source(self.plan, task)
-            found = plan_files.script_source(task.args)
-            if path is not None and found is not None:
-                out.setdefault("files", {})[found[0]] = self.digest(path, task)
-        if module in ("copy", "template", "unarchive") and isinstance(src, str) and src:
-            if not (module == "unarchive" and task.args.get("remote_src")):
-                self._sources(task, module, src, out, search, scopes)
-        self._lookups(task, search)
+        try:
+            if module == "script":  # the script itself, under its name as written
+                path = resolve_source(self.plan, task)
+                found = plan_files.script_source(task.args)
+                if path is not None and found is not None:
+                    out.setdefault("files", {})[found[0]] = self.digest(path, task)
+            if module in ("copy", "template", "unarchive") and isinstance(src, str) and src:
+                if not (module == "unarchive" and task.args.get("remote_src")):
+                    self._sources(task, module, src, out, search, scopes)
+            self._lookups(task, search)
+        except VaultLocked as exc:  # a script, a template's include, a lookup's file
+            raise CompileError(f"{self.plan.source}: {task.pointer}: {exc}",
+                               "pass --vault-password-file FILE, --vault-id or --ask-vault-pass") from None
         if _FIRST_FOUND.search(repr((task.args, task.extras, [c.value for c in task.conditions]))):
             index = first_found_index(self.plan.base_dir, task)
             if index is not None:
@@ -124,11 +149,15 @@ class Embedder:
         else:
             found = self._candidates(src, kind, scopes)
         for name, path in found.items():
-            if os.path.isdir(path):
-                if module == "copy":
-                    out.setdefault("trees", {})[name] = self._tree(task, name, path)
+            try:
+                if os.path.isdir(path):
+                    if module == "copy":
+                        out.setdefault("trees", {})[name] = self._tree(task, name, path)
+                    continue
+                out.setdefault("files", {})[name] = self.digest(path, task)
+            except VaultLocked as exc:  # the task fails on the host, in ansible-core's words
+                out.setdefault("vault_locked", {})[name] = str(exc)
                 continue
-            out.setdefault("files", {})[name] = self.digest(path, task)
             if module == "template":
                 self._template(task, name, path, search)
             elif task.args.get("mode") == "preserve":  # copy keeps the controller file's mode
@@ -435,6 +464,10 @@ def _all_templates(roots: list[str]) -> list[str]:
             if len(names) > MAX_TREE_FILES:
                 break
     return names
+
+
+class VaultLocked(Exception):
+    """A vault-encrypted file no secret of the run opens (ansible-core's words as the message)."""
 
 
 class TreeTooLarge(Exception):

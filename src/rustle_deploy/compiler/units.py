@@ -78,6 +78,9 @@ class BuildUnit:
     # the playbook's and roles' own lookup, filter and test plugins (compiler/ansible_plugins.py)
     plugins: LocalPlugins = field(default_factory=LocalPlugins)
     bridged: dict[str, BridgedModule] = field(default_factory=dict)  # fqcn -> module (bridge/)
+    # a template of the plan names ansible_delegated_vars: a task delegated to a host by name
+    # keeps that name (``delegated_to``), for the runtime to give it the delegate's variables
+    delegated_vars: bool = False
 
     @property
     def host_names(self) -> list[str]:
@@ -120,6 +123,7 @@ def plan_units(
         groups_by_key.setdefault(key, []).append(host)
 
     magic = _magic_vars(plan, inventory_sources, hosts)
+    delegated_vars = _reads_delegated_vars(plan)
     inventory_hosts: list[Host] | None = None  # every inventory host, once a unit needs them
     units = []
     for (unit_target, per_play), unit_hosts in groups_by_key.items():
@@ -131,6 +135,7 @@ def plan_units(
             plan_doc={},
             host_vars={h.name: own_vars(h) for h in unit_hosts},
             plugins=plugins,
+            delegated_vars=delegated_vars,
         )
         unit.vars_call_controller = uses_controller_lookups(
             [plan.extra_vars, list(unit.host_vars.values()),
@@ -431,7 +436,10 @@ def _plan_texts(unit: BuildUnit, with_doc: bool = True) -> Iterator[str]:
     if with_doc:
         yield json.dumps({k: v for k, v in unit.plan_doc.items() if k != "plugins"}, default=str)
         yield json.dumps(unit.host_vars, default=str)
-    for path in unit.files.values():
+    for digest, path in unit.files.items():
+        if digest in unit.blobs:  # assembled, or a vault file decrypted
+            yield unit.blobs[digest].decode("utf-8", "replace")
+            continue
         try:
             if os.path.getsize(path) <= 1 << 20:
                 with open(path, encoding="utf-8", errors="replace") as fh:
@@ -464,7 +472,9 @@ def _magic_vars(plan: Plan, inventory_sources: Sequence[str] = (), hosts: Sequen
 
 
 
-_HOSTVARS = re.compile(r"(?<![.\w])hostvars\b")  # not an attribute: x._meta.hostvars
+# not an attribute (x._meta.hostvars); ansible_delegated_vars[H] is H's variables too
+_HOSTVARS = re.compile(r"(?<![.\w])(?:hostvars|ansible_delegated_vars)\b")
+DELEGATED_VARS = "ansible_delegated_vars"
 _JINJA_SEGMENT = re.compile(r"\{\{(.*?)\}\}|\{%(.*?)%\}", re.S)
 _NAME = re.compile(r"\s*(?:\.\s*([A-Za-z_]\w*)|\[\s*(?:'([^']*)'|\"([^\"]*)\")\s*\])")
 _EXISTS = re.compile(r"\s+is\s+(?:not\s+)?(?:defined|undefined)\b")
@@ -486,6 +496,8 @@ def _hostvars_read(plan: Plan, docs: list[Any]) -> set[str]:
     ``hostvars``, a computed variable name) cannot say which variables it needs: EVERY_NAME, and
     the artifact carries every variable of every inventory host (each host of it can read the
     others', as the controller can in Ansible: docs/artifact.md, "Host variables").
+    ``ansible_delegated_vars`` (the delegate's variables in a delegated task) is read as
+    ``hostvars`` is; ``ansible_delegated_vars is defined`` names no variable.
     """
     names: set[str] = set()
 
@@ -504,18 +516,21 @@ def _hostvars_read(plan: Plan, docs: list[Any]) -> set[str]:
                     continue
             elif not (bare or _TEMPLATED.search(text)):
                 continue  # prose, such as a task name
+            elif m.group() == DELEGATED_VARS and _EXISTS.match(text, m.end()):
+                names.add(ANY_HOST)  # whether the task is delegated
+                continue
             names.add(EVERY_NAME)
 
     def walk(value: Any, bare: bool) -> None:
         if isinstance(value, str):
-            if "hostvars" not in value:
+            if "hostvars" not in value and DELEGATED_VARS not in value:
                 return
             if bare:
                 scan(value, True)
             else:  # only what Jinja evaluates: a path such as '{{ out }}/hostvars.txt' is text
                 for match in _JINJA_SEGMENT.finditer(value):
                     segment = match.group(1) or match.group(2) or ""
-                    if "hostvars" in segment:
+                    if "hostvars" in segment or DELEGATED_VARS in segment:
                         scan(segment, True)
         elif isinstance(value, dict):
             for k, v in value.items():
@@ -534,6 +549,15 @@ def plan_hostvars_read(plan: Plan) -> set[str]:
     docs = [[(t.args, [c.value for c in t.conditions], t.extras) for top in [*plan.play_tasks(play), *play.handlers]
              for t in top.walk()] for play in plan.plays]
     return _hostvars_read(plan, docs)
+
+
+def _reads_delegated_vars(plan: Plan) -> bool:
+    """Whether a task, handler, play, role or extra variable of ``plan`` names
+    ``ansible_delegated_vars`` (the variables of the host a task is delegated to)."""
+    tasks = [(t.args, [c.value for c in t.conditions], t.extras) for play in plan.plays
+             for top in [*plan.play_tasks(play), *play.handlers] for t in top.walk()]
+    plays = [(p.vars, p.defaults, p.roles) for p in plan.plays]
+    return any(DELEGATED_VARS in text for text in _strings_in([tasks, plays, plan.extra_vars]))
 
 
 def _subscript_end(text: str, pos: int) -> int | None:
@@ -683,6 +707,9 @@ def _compile_task(
     for key, value in task.extras.items():
         if key == "delegate_to" and per_call(task):
             out[key] = value  # rendered by ansible-core for each call (bridge/action.py)
+            continue
+        if key == "delegate_to" and unit.delegated_vars and isinstance(value, str):
+            out["delegated_to"] = value  # executor: ansible_delegated_vars
             continue
         if key in ("delegate_to", "any_errors_fatal", "throttle", "collections", "connection_vars", "delegate_implicit"):
             # delegation: the plan parser only lets through delegation to the host itself;

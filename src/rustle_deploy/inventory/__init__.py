@@ -550,7 +550,7 @@ def _build(
             values = {**values, **_localhost_vars(data, files, h.name, playbook), **h.vars}
         named_in, folder = _source_of(h)
         hosts[h.name] = Host(name=h.name, vars=values, groups=("all", *order), origins=origins,
-                             inventory_file=named_in, inventory_dir=folder)
+                             inventory_file=named_in, inventory_dir=folder, added=h.added and not h.implicit)
     groups: dict[str, Group] = {}
     for g in data.groups.values():
         gvars = dict(g.vars)
@@ -614,6 +614,7 @@ def _add(data: InventoryData, added: dict[str, Any]) -> None:
         if name not in data.hosts:
             data.add_host(name)
             data.hosts[name].implicit = name in LOCALHOST_NAMES
+            data.hosts[name].added = True
 
     for name, values in (added.get("hosts") or {}).items():
         host(name)

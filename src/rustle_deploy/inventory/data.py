@@ -150,6 +150,7 @@ class HostData:
         self.groups: list[GroupData] = []
         self.implicit = False
         self.source: str | None = None  # the source that named it first (ansible-core's inventory_file)
+        self.added = False  # made by add_host (no source: inventory_file and inventory_dir are None)
         if port:
             self.vars["ansible_port"] = int(port)
 

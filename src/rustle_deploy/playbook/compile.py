@@ -21,6 +21,7 @@ on a host's data).
 from __future__ import annotations
 
 import fnmatch
+import glob
 import hashlib
 import json
 import os
@@ -108,6 +109,7 @@ _LOOKUP_CALL = re.compile(r"\b(?:lookup|query|q)\(|\bwith_\w+")
 # modules whose arguments the compiler reads (files to embed, variable names, includes)
 _ARGS_KNOWN_HERE = frozenset({"copy", "template", "include_vars", "set_fact", "meta", "script",
                               "gather_facts", "setup", "assemble", "unarchive"}) | set(_INCLUDES)
+_SRC_SHAPE = re.compile(r"{{.*?}}|{%.*?%}|{#.*?#}", re.S)  # a templated name's shape: each part a wildcard
 # lookup('file', EXPR) of one computed name (compiler/lookups.py runs it)
 _FILE_LOOKUP = re.compile(r"""\b(?:lookup|query|q)\(\s*['"](?:ansible\.builtin\.)?file['"]\s*,\s*([^()'"]*?(?:(['"])[^'"]*\2[^()'"]*?)*)\s*\)""")
 _INCLUDE_VARS_DIR = frozenset({"depth", "files_matching", "ignore_files", "extensions",
@@ -2087,6 +2089,8 @@ class _Compiler:
                     # it may name a file an earlier task made on the controller: only then
                     # does the task start a phase (a name over facts alone, or relative, does not)
                     self.render_at_run_time(value, layers, ctx, extras)
+                elif module == "copy" and self.controller_tasks:
+                    self.directories_at_run_time(value, ctx, extras)
                 return args
             value = str(rendered)
         found, tried = self.find_file(value, "files" if module == "copy" else "templates", ctx)
@@ -2111,6 +2115,32 @@ class _Compiler:
         # a directory copies itself, or with a trailing slash its contents (as Ansible's copy)
         out["src"] = found + "/" if os.path.isdir(found) and value.endswith("/") else found
         return out
+
+    def directories_at_run_time(self, value: str, ctx: Ctx, extras: dict[str, Any]) -> None:
+        """A relative copy ``src`` only the host can render (``{{ item.src }}`` over an include
+        loop's items), after a task that ran on the controller: each directory of a ``files/``
+        search directory its shape matches is read when the task's phase starts, as Ansible
+        reads it then (an earlier delegated task may have added links or files to it), under
+        both the names the host may render (``dir``: the directory itself, ``dir/``: its
+        contents). Files, and directories elsewhere on the search path, stay embedded as
+        compiled (compiler/sources.py): sending every directory beside the playbook with each
+        phase would cost more than it is worth."""
+        if value.lstrip().startswith(("/", "~")):
+            return
+        shape = os.path.normpath(_SRC_SHAPE.sub("*", value))
+        _, tried = self.find_file(shape, "files", ctx)
+        found: dict[str, list[str]] = {}
+        for pattern in tried:
+            root = pattern[: len(pattern) - len(shape)].rstrip("/")
+            if os.path.basename(root) != "files":
+                continue
+            for path in sorted(glob.glob(pattern)):
+                if os.path.isdir(path):
+                    name = os.path.relpath(path, root)
+                    found.setdefault(name, [path])
+                    found.setdefault(name + "/", [path])
+        if found:
+            extras["run_time_files"] = dict(extras.get("run_time_files") or {}, **found)
 
     def file_lookups(self, values: Any, ctx: Ctx, extras: dict[str, Any]) -> None:
         """``lookup('file', EXPR)`` of an absolute path missing now (``output_dir ~ '/x'``):
@@ -2855,6 +2885,10 @@ class _Compiler:
                         handlers_from=froms["handlers"], vars_from=froms["vars"],
                         defaults_from=froms["defaults"], public=public and static, allow_duplicates=duplicates)
         hctx = replace(ctx, handler=True, role=None, when=(), tags=(), vars=())
+        if static:  # an import_role's handlers are its children in ansible-core: its keywords
+            # (delegate_to, become...), condition and vars reach them, as its tasks (not tags, notify)
+            inner = self.inherit(src, ds, hctx, st, include_tags=False)
+            hctx = replace(inner, kws=tuple(k for k in inner.kws if k[0] != "notify"))
         known = len(st.handlers)
         # not the include's vars, condition or tasks_from: ansible-core notifies one handler of them all
         key = _identity(role.path, {}, None, None, {}, {"handlers": froms["handlers"]}, False)

@@ -650,7 +650,8 @@ def runner_command(ref: RunnerRef) -> str:
     Its stdin starts with a line ``1`` when the runner's bytes follow (then exactly
     ``ref.size`` of them: the runner gzip'd), else ``0``. A runner already installed is kept
     (the bytes are read and dropped). Else the bootstrap first asks the host what it is
-    (``uname -sm`` and ``getconf GNU_LIBC_VERSION``, one process each): a system or machine
+    (``uname -sm``, read from ``/proc`` where the kernel has it, and ``getconf GNU_LIBC_VERSION``):
+    a system or machine
     the runner was not built for, or a glibc older than the one it needs (any C library that is not glibc,
     for a dynamic runner), gets the bytes dropped and ``wrong_runner`` answered with both, so
     the controller sends the runner that fits (the static build, the other architecture) or
@@ -673,7 +674,9 @@ def runner_command(ref: RunnerRef) -> str:
         "agent": "error", "kind": "runner_install",
         "message": f"cannot install rustle-runner {sha[:12]}: this host has no gzip, which unpacks it",
     }, sort_keys=True))
-    made = f'[ -d {root} ] || {{ mkdir -p -m 700 {root} && : >>{root}/{shlex.quote(CREATED_MARKER)}; }}'
+    # a new host's directories in one mkdir (the remote dir marked as made by us), else runners/ alone
+    made = (f'if [ -d {root} ]; then mkdir -p -m 700 "$d"; '
+            f'else mkdir -p -m 700 {root} "$d" && : >>{root}/{shlex.quote(CREATED_MARKER)}; fi')
     # the same line with the exit status of the runner's start (126: not executable here, 127:
     # not loadable; 0: the upload was cut) and the host's machine, for the controller's hint
     fmt = shlex.quote('{"agent": "error", "exit": %s, "kind": "runner_install", "machine": "%s", "message": %s}\\n')
@@ -681,7 +684,7 @@ def runner_command(ref: RunnerRef) -> str:
         f"cannot install rustle-runner {sha[:12]} under {ref.remote_dir}/runners: the upload was cut, the disk "
         "is full, or this host cannot execute it"))
     install = (
-        f'[ -d "$d" ] || {{ {made} && mkdir -p -m 700 "$d"; }} || {{ echo {failed}; exit 20; }}; t="$r.tmp.$$"; c=0; '
+        f'[ -d "$d" ] || {{ {made}; }} || {{ echo {failed}; exit 20; }}; t="$r.tmp.$$"; c=0; '
         f'if head -c {ref.size} | gzip -dc >"$t" && chmod 700 "$t"; then "$t" install {sha} "$r"; c=$?; '
         '{ [ -e "$r" ] || [ "$c" -lt 126 ]; } && exit "$c"; fi; '  # else it could not be executed
         f'rm -f "$t"; printf {fmt} "$c" "$(uname -m | tr -cd a-z0-9_)" {message}; exit 20'
@@ -716,8 +719,11 @@ def _probe(ref: RunnerRef) -> str:
             f'{{ [ "$a" -gt {major} ] || {{ [ "$a" -eq {major} ] && [ "$b" -ge {minor} ]; }}; }} 2>/dev/null || w=1;; '
             '*) w=1;; esac; ')
     answer = shlex.quote('{"agent": "wrong_runner", "system": "%s", "machine": "%s", "libc": "%s"}\\n')
+    # `uname -sm` read from /proc with the shell's own `read` (Linux 6.1+ has kernel/arch): no
+    # process; else (an older kernel, no /proc) uname itself
     return (
-        'w=; u=$(uname -sm 2>/dev/null); '
+        'w=; { read -r u </proc/sys/kernel/ostype && read -r y </proc/sys/kernel/arch && u="$u $y"; } 2>/dev/null '
+        '|| u=$(uname -sm 2>/dev/null); '
         + ('g=$(getconf GNU_LIBC_VERSION 2>/dev/null); ' if ref.glibc is not None else 'g=; ')
         + "".join(checks)
         + f'[ -z "$w" ] || {{ head -c {ref.size} >/dev/null; printf {answer} '

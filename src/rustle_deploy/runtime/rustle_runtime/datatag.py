@@ -68,9 +68,14 @@ def tag_names(context, value):
 
 def true_type(context, value):
     """ansible-core's ``true_type``: the Python type's name, ``_AnsibleTagged<Type>`` for a
-    value with tags (``tag_names``), ``UndefinedMarker`` for an undefined one."""
+    value with tags (``tag_names``), ``UndefinedMarker`` for an undefined one,
+    ``CapturedExceptionMarker`` when its argument failed (a ``_CAPTURING`` filter)."""
+    from .templating import CapturedExceptionMarker
+
     if is_undefined(value):
         return "UndefinedMarker"
+    if isinstance(value, CapturedExceptionMarker):  # what its argument raised (templating._CAPTURING)
+        return "CapturedExceptionMarker"
     cls = type(value)
     while getattr(cls, "_rustle_tagged", False):  # the runtime's marked values: their built-in type
         cls = cls.__mro__[1]
@@ -145,11 +150,14 @@ def python_literal_eval(value, ignore_errors=False):
 def dump_object(value):
     """Values JSON cannot hold as plain ones; the runtime's values are plain already, but the
     marker of an error its argument raised (templating's CapturedExceptionMarker), which is
-    ``{"exception": ERROR}`` (its ``message``), as in ansible-core."""
-    from .templating import CapturedExceptionMarker
+    ``{"exception": ERROR}`` (its ``message``), as in ansible-core, and an ansible-core
+    dataclass a controller plugin returned (a MaskedDict), which is a plain dict."""
+    from .templating import CapturedExceptionMarker, MaskedDict
 
     if isinstance(value, CapturedExceptionMarker):
         return {"exception": value.exception}
+    if isinstance(value, MaskedDict):  # an ansible-core dataclass: its fields
+        return {k: dump_object(v) for k, v in value.items()}
     return value
 
 
@@ -203,14 +211,30 @@ REFUSED_FILTERS = {}
 REFUSED_TESTS = {}
 
 
+def _named(name, fn):
+    """Filter ``fn`` whose error names it, as ansible-core names a failing plugin."""
+    import functools
+
+    @functools.wraps(fn)
+    def named(*args, **kwargs):
+        try:
+            return fn(*args, **kwargs)
+        except FilterError as exc:
+            if str(exc).startswith("The filter plugin "):
+                raise
+            raise FilterError(f"The filter plugin '{PREFIX}{name}' failed: {exc}") from exc
+
+    return named
+
+
 def install(filters, tests):
     """Add the collection's filters and tests (by their full names) to a Jinja2 environment's
     tables; ``from_json`` there reads ansible-core's legacy profiles' trust."""
     import jinja2
 
-    filters.update({PREFIX + k: v for k, v in FILTERS.items()})
+    filters.update({PREFIX + k: _named(k, v) for k, v in FILTERS.items()})
     for name, fn in (("origin", origin), ("tag_names", tag_names), ("true_type", true_type)):
-        filters[PREFIX + name] = jinja2.pass_context(fn)  # they read the task's origins
+        filters[PREFIX + name] = jinja2.pass_context(_named(name, fn))  # they read the task's origins
     tests[PREFIX + "tagged_with"] = jinja2.pass_context(tagged_with)
     tests[PREFIX + "tagged"] = jinja2.pass_context(tagged)
     filters.update({PREFIX + k: _refused(k, why) for k, why in REFUSED_FILTERS.items()})

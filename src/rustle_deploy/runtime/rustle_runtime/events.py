@@ -31,6 +31,9 @@ def _default(value):
         return list(value)
     if isinstance(value, bytes):
         return value.decode("utf-8", "replace")
+    flat = getattr(value, "flat", None)  # a VarScope given whole (ansible_delegated_vars)
+    if callable(flat):
+        return flat()
     return str(value)
 
 

@@ -44,6 +44,9 @@ from .templating import (
 )
 
 OMIT = "__omit_place_holder__rustle"
+# the host variables every host has alike (Runner.__init__), which a delegate's have too
+_SHARED_MAGIC = ("groups", "ansible_check_mode", "ansible_diff_mode", "ansible_verbosity", "ansible_run_tags",
+                 "ansible_skip_tags", "omit", "playbook_dir")
 EXIT_OK, EXIT_BUG, EXIT_FAILED, EXIT_USAGE = 0, 1, 2, 3
 
 # result keys that are bookkeeping, not shown in events
@@ -280,6 +283,10 @@ def _with_exception(result):
 
 # Modules that run no Python on the host under Ansible (action plugins on the controller, raw,
 # script): a task's ansible_python_interpreter does not concern them.
+# the play's names among a host's variables: not in its own ``hostvars`` entry
+_PLAY_NAMES = frozenset(("ansible_play_batch", "ansible_play_hosts", "ansible_play_hosts_all", "ansible_play_name",
+                         "play_hosts", "omit"))
+
 _NO_PYTHON = frozenset(("debug", "set_fact", "assert", "fail", "meta", "include_vars", "add_host", "group_by",
                         "pause", "wait_for_connection", "set_stats", "raw", "script"))
 
@@ -504,6 +511,24 @@ def _save_carry(path, values):
         raise
 
 
+class _DelegateScope(VarScope):
+    """``ansible_delegated_vars[host]``: lazy as ansible-core's; given whole (``d: "{{
+    ansible_delegated_vars[host] }}"``), the values that render, as ansible-core's lazy dict
+    gives every value but one that fails when it is read (a task variable reading
+    ``ansible_delegated_vars``, which the delegate's variables do not hold)."""
+
+    def flat(self):
+        out = {}
+        for key in self.keys():
+            try:
+                out[key] = self[key]
+            except (TemplateError, KeyError):
+                continue
+        for name, make in self._special.items():
+            out.setdefault(name, make())
+        return out
+
+
 class Runner:
     """Run the plan's plays for one host and emit events; ``run()`` returns the exit code."""
 
@@ -618,6 +643,7 @@ class Runner:
         self.templar.host_origins = (self.host_vars, self.host_vars.pop("__rustle_origins", None) or {})
         groups = plan.get("groups") or {}
         # the play context's address, as Ansible's: the inventory's ansible_host, else the name
+        self._address_given = "ansible_host" in self.host_vars
         self.host_vars.setdefault("ansible_host", host)
         self.host_vars.setdefault("group_names", sorted(
             g for g, members in groups.items() if host in members and g != "all"))
@@ -729,7 +755,7 @@ class Runner:
         served = self.plan.get("hosts") or {}
         for name, hv in [*served.items(), *(self.plan.get("other_hosts") or {}).items()]:
             if name == self.host:
-                out[name] = self._base_scope()
+                out[name] = self._own_hostvars()
             else:
                 v = dict(hv)
                 v.setdefault("inventory_hostname", name)
@@ -858,6 +884,23 @@ class Runner:
         play = self._play or {}
         roles = play.get("roles") or {}
         return [roles[key] for index, key in self._exposed if index == play.get("index") and key in roles]
+
+    def _own_hostvars(self):
+        """This host's entry of ``hostvars``, as ansible-core's HostVars gives it: its inventory
+        variables, facts, include_vars, set_fact and registered values, extra vars; not the
+        play's vars (vars_files, roles' defaults and vars, the play's magic names)."""
+        own = {k: v for k, v in self.host_vars.items() if k not in _PLAY_NAMES}
+        if not self._address_given:
+            own.pop("ansible_host", None)
+        layers = [own]
+        if self.module_facts:
+            layers.append(self.module_facts)
+        if self.included_vars:
+            layers.append(self.included_vars)
+        layers.append(self.runtime_vars)
+        if self.extra_vars:
+            layers.append(self.extra_vars)
+        return VarScope(layers, self.templar, facts=self.facts, special={"hostvars": self._hostvars})
 
     def _base_scope(self):
         play = self._play or {}
@@ -1545,7 +1588,36 @@ class Runner:
         layers.extend(p for p in self._params if p)
         if self.extra_vars:
             layers.append(self.extra_vars)
-        return VarScope(layers, self.templar, facts=self.facts, special={"hostvars": self._hostvars})
+        special = {"hostvars": self._hostvars}
+        if isinstance(task.get("delegated_to"), str):
+            name = task["delegated_to"]
+            special["ansible_delegated_vars"] = lambda: {name: self._delegated_scope(name, layers)}
+        return VarScope(layers, self.templar, facts=self.facts, special=special)
+
+    def _delegated_scope(self, name, layers):
+        """The variables of host ``name`` a task delegated to it sees as ``ansible_delegated_vars[name]``,
+        as ansible-core computes them: the task's layers with the delegate's inventory variables
+        (and the facts and values the controller sent of it) in place of this host's, without
+        this host's registered results, set_fact, include_vars and module facts, and
+        ``inventory_hostname`` this host's. The implicit localhost has ansible-core's
+        ``ansible_connection: local`` and the controller's Python."""
+        own = {k: self.host_vars[k] for k in _SHARED_MAGIC if k in self.host_vars}
+        known = self._hostvars().get(name)
+        if known is None and name in ("localhost", "127.0.0.1", "::1"):
+            known = {"ansible_connection": "local", "ansible_python_interpreter": sys.executable}
+        own.update(known.flat() if isinstance(known, VarScope) else known or {})
+        groups = own.get("groups") or {}
+        own.setdefault("group_names", sorted(g for g, members in groups.items() if name in members and g != "all"))
+        own.setdefault("inventory_hostname_short", name.split(".")[0])
+        own.setdefault("ansible_facts", {})
+        for key, value in (("ansible_host", name), ("ansible_port", None), ("ansible_user", None),
+                           ("ansible_connection", "ssh")):  # the play context's, as ansible-core adds them
+            own.setdefault(key, value)
+        mine = (self.host_vars, self.module_facts, self.included_vars, self.runtime_vars)
+        layers = [own if layer is self.host_vars else layer for layer in layers
+                  if layer is self.host_vars or not any(layer is m for m in mine)]
+        return _DelegateScope([*layers, {"inventory_hostname": self.host}], self.templar,
+                              special={"hostvars": self._hostvars})
 
     def _execute(self, task):
         """The task's (registered) result, looping and retrying as asked."""

@@ -34,11 +34,21 @@ def to_bool(value):
     return str(value).strip().lower() in _TRUE
 
 
+def _json_default(value):
+    """An undefined value inside what ``to_json`` writes fails as using it would (a ``!vault``
+    value no secret opened with its own error), as in ansible-core."""
+    if is_undefined(value):
+        value._fail_with_undefined_error()
+    raise TypeError(f"Object of type {type(value).__name__} is not JSON serializable")
+
+
 def to_json(value, **kw):
+    kw.setdefault("default", _json_default)
     return json.dumps(value, **kw)
 
 
 def to_nice_json(value, indent=4, sort_keys=True, **kw):
+    kw.setdefault("default", _json_default)
     return json.dumps(value, indent=indent, sort_keys=sort_keys, separators=(",", ": "), **kw)
 
 

@@ -67,6 +67,11 @@ class UndefinedVariable(TemplateError):
     """The template used a variable (or key, attribute) that is not defined."""
 
 
+class UndecryptableVariable(TemplateError):
+    """A ``!vault`` value no secret opened was used; the template or expression that used it
+    fails with "Error rendering KIND: " before it (``Templar._tracked``), as ansible-core's."""
+
+
 class TemplateSecurityError(TemplateError):
     """A template reached for Python's internals (``''.__class__``); the sandbox refused."""
 
@@ -160,6 +165,29 @@ class LazyFacts(UnsafeDict):
 
     def __reduce__(self):  # a copy (deepcopy, pickle) is a plain snapshot of every fact
         return (UnsafeDict, (dict(self.items()),))
+
+
+class MaskedDict(UnsafeDict):
+    """An ansible-core dataclass a controller plugin returned (``PluginInfo``), as the plugin
+    host sends it (``{"__rustle_dataclass": NAME, "fields": {...}}``): host data, a dict of its
+    fields whose type is named NAME (``type_debug``); ``dump_object`` makes it a plain dict."""
+
+    __slots__ = ()
+    _rustle_tagged = False  # type_debug names the subclass itself
+
+    def __reduce__(self):  # a copy (deepcopy, pickle) of a class made at run time
+        return masked, (type(self).__name__, dict(self))
+
+
+_MASKED_TYPES = {}  # NAME -> its MaskedDict subclass
+
+
+def masked(name, fields):
+    """``fields`` as a MaskedDict whose type is named ``name``."""
+    cls = _MASKED_TYPES.get(name)
+    if cls is None:
+        cls = _MASKED_TYPES[name] = type(name, (MaskedDict,), {"__slots__": ()})
+    return cls(fields)
 
 
 class UnsafeList(list):
@@ -278,7 +306,7 @@ class Undecryptable(UnsafeText):
     __slots__ = ()
 
     def error(self):
-        return TemplateError(LOCKED_USE + _LOCKED.get(self, "it is locked"))
+        return UndecryptableVariable(LOCKED_USE + _LOCKED.get(self, "it is locked"))
 
 
 LOCKED_USE = "Attempt to use undecryptable variable: "  # ansible-core's words
@@ -348,7 +376,7 @@ def render_marked(templar, text, scope):
     errors = []
 
     def marker(exc):
-        errors.append(str(exc) if isinstance(exc, UndefinedVariable) else f"Error rendering template: {exc}")
+        errors.append(str(exc))  # a Python error's says "Error rendering template: ..." (_error)
         return f"<< error {len(errors)} - {errors[-1]} >>"
 
     def truncated():
@@ -586,31 +614,11 @@ def _environment():
                 return _expr.no_attribute(self._undefined_obj, self._undefined_name)
             return jinja2.StrictUndefined._undefined_message.fget(self)
 
-    class VaultMarker(AnsibleUndefined):
-        """A variable that holds a ``!vault`` value no secret opened (ansible-core's
-        VaultExceptionMarker): any use fails with why, but the ``unvault`` filter takes its
-        ``envelope`` (None when the value only holds one) and decrypts it with the password given."""
-
-        def __init__(self, hint, envelope=None):
-            super().__init__(hint=hint)
-            self.envelope = envelope
-
-        def _fail_with_undefined_error(self, *args, **kwargs):
-            # an error, not an undefined value (`debug: var:` shows no "VARIABLE IS NOT DEFINED!")
-            raise jinja2.exceptions.TemplateRuntimeError(self._undefined_hint)
-
-        def __getattr__(self, name):
-            if name[:2] == "__":
-                raise AttributeError(name)
-            self._fail_with_undefined_error()
-
-        __iter__ = __str__ = __len__ = __eq__ = __ne__ = __bool__ = __hash__ = __contains__ = \
-            __getitem__ = __call__ = _fail_with_undefined_error
-
-    class ErrorMarker(AnsibleUndefined):
-        """A variable whose value failed to template, read by a text that captures errors
-        (``_CAPTURING``): a ``_CAPTURING`` filter's argument gives its error's marker; any other
-        use fails with that error, as reading the variable would have."""
+    class RaisingMarker(AnsibleUndefined):
+        """A variable whose any use raises ``error`` (an error, not an undefined value: ``debug:
+        var:`` shows no "VARIABLE IS NOT DEFINED!"); only a test (``is defined``) looks at it
+        without using it. An undefined value's class, so that Jinja2 and the filters that take
+        undefined values leave it alone, but no attribute of it is another undefined value."""
 
         def __init__(self, error):
             super().__init__(hint=str(error))
@@ -626,6 +634,20 @@ def _environment():
 
         __iter__ = __str__ = __len__ = __eq__ = __ne__ = __bool__ = __hash__ = __contains__ = \
             __getitem__ = __call__ = _fail_with_undefined_error
+
+    class VaultMarker(RaisingMarker):
+        """A variable that holds a ``!vault`` value no secret opened (ansible-core's
+        VaultExceptionMarker): any use fails with why, but the ``unvault`` filter takes its
+        ``envelope`` (None when the value only holds one) and decrypts it with the password given."""
+
+        def __init__(self, hint, envelope=None):
+            super().__init__(UndecryptableVariable(hint))
+            self.envelope = envelope
+
+    class ErrorMarker(RaisingMarker):
+        """A variable whose value failed to template, read by a text that captures errors
+        (``_CAPTURING``): a ``_CAPTURING`` filter's argument gives its error's marker; any other
+        use fails with that error, as reading the variable would have."""
 
     class JinjaVars(Mapping):
         lazy = False  # a variable whose value fails to template is an ErrorMarker
@@ -684,16 +706,16 @@ def _environment():
     env.rustle_capture = _capture
     for name in _LAZY_FILTERS:
         env.filters[name] = _listed(env.filters[name])
-    env.filters.update({name: _named(name, fn) for name, fn in FILTERS.items()})
-    env.filters["unique"] = _named("unique", functools.partial(unique, env))
+    env.filters.update(FILTERS)
+    env.filters["unique"] = functools.partial(unique, env)
     env.tests.update(TESTS)
     for table in (env.filters, env.tests):  # the fully qualified names too
         table.update({"ansible.builtin." + k: v for k, v in list(table.items())})
     from . import datatag
 
     datatag.install(env.filters, env.tests)  # ansible._protomatter's, and from_json's profiles
-    for name in ("from_json", "ansible.builtin.from_json"):  # named in its errors, as the others
-        env.filters[name] = _named("from_json", _json_errors(env.filters[name]))
+    for name in ("from_json", "ansible.builtin.from_json"):
+        env.filters[name] = _json_errors(env.filters[name])
 
     @jinja2.pass_context
     def lookup(context, name, /, *terms, **kw):
@@ -708,6 +730,8 @@ def _environment():
         return _lookup("fileglob_filter", pathname, _context=context, wantlist=True)
 
     env.filters["fileglob"] = env.filters["ansible.builtin.fileglob"] = fileglob
+    for name, fn in list(env.filters.items()):  # Jinja2's, the runtime's, ansible._protomatter's
+        env.filters[name] = _named(name if "." in name else "ansible.builtin." + name, fn)
     env.globals.update(lookup=lookup, query=query, q=query, now=now, undef=undef)
     env.rustle_vars = JinjaVars
     # Jinja2 reads a template's variables where its code starts: for a text with a _CAPTURING
@@ -851,14 +875,14 @@ def now(utc=False, fmt=None):
 
 def undef(hint=None):
     """Ansible's ``undef()`` global: an undefined value, with ``hint`` as its message."""
-    if hint is not None and not isinstance(hint, str):
-        raise TemplateError(f"The 'hint' argument must be of type 'str' or 'NoneType', not {type(hint).__name__!r}.")
+    if hint is not None and not isinstance(hint, str):  # a Python error: "Error rendering template: ..."
+        raise TypeError(f"The 'hint' argument must be of type 'str' or 'NoneType', not {type(hint).__name__!r}.")
     return _environment().undefined(hint=hint or "Mandatory variable has not been overridden")
 
 
 # filters that receive what their argument's evaluation raised instead of failing with it:
 # ansible-core's captured exception markers (``x | ansible._protomatter.dump_object``)
-_CAPTURING = frozenset(("ansible._protomatter.dump_object",))
+_CAPTURING = frozenset(("ansible._protomatter.dump_object", "ansible._protomatter.true_type"))
 
 
 class CapturedExceptionMarker:
@@ -866,7 +890,9 @@ class CapturedExceptionMarker:
     raised, which that filter shows (``dump_object`` as ``{"exception": ...}``)."""
 
     def __init__(self, exception):
-        self.exception = exception if isinstance(exception, TemplateError) else _error(exception)
+        # a Python error in its own words: ansible-core captures the error itself, which the
+        # task's failure would word "Error rendering template: ..."
+        self.exception = exception if isinstance(exception, TemplateError) else _error(exception, rendering=False)
 
 
 def _capture(evaluate):
@@ -1019,16 +1045,23 @@ _LAZY_FILTERS = ("map", "select", "reject", "selectattr", "rejectattr")
 
 
 def _named(name, fn):
-    """A runtime filter whose FilterError names it, as ansible-core 2.19 does."""
+    """Filter ``fn`` (fully qualified ``name``) whose failure names it, as ansible-core 2.19
+    names any failing filter plugin, Jinja2's own too (``1 | join``: "The filter plugin
+    'ansible.builtin.join' failed: 'int' object is not iterable"); an undefined value's error
+    and the runtime's template errors (a variable read on the way) stay as they are."""
 
     @functools.wraps(fn)  # keeps jinja2's pass_context / pass_environment marks
     def named(*args, **kwargs):
         try:
             return fn(*args, **kwargs)
-        except FilterError as exc:
-            if str(exc).startswith("The filter plugin "):
+        except (TemplateError, RecursionError):
+            raise
+        except Exception as exc:  # noqa: BLE001 - any error of a filter plugin, as ansible-core
+            jinja2 = sys.modules.get("jinja2")
+            msg = getattr(exc, "message", None) or str(exc)
+            if (jinja2 is not None and isinstance(exc, jinja2.UndefinedError)) or msg.startswith("The filter plugin "):
                 raise
-            raise FilterError(f"The filter plugin 'ansible.builtin.{name}' failed: {exc}") from exc
+            raise FilterError(f"The filter plugin '{name}' failed: {msg}") from exc
 
     return named
 
@@ -1049,6 +1082,9 @@ def _json_errors(fn):
 
 
 def _listed(fn):
+    """Jinja2's filter ``fn`` whose generator is made a list (its errors, an unknown test's
+    "No test named 'nope'." among them, raised in the filter's call: ``_named`` names it)."""
+
     @functools.wraps(fn)  # keeps jinja2's pass_context / pass_environment marks
     def listed(*args, **kwargs):
         value = fn(*args, **kwargs)
@@ -1074,10 +1110,11 @@ def _lookup(name, /, *terms, _context=None, **kw):
     if scope is None:
         scope = _RENDERING.scope
     templar = scope.templar if scope is not None else None
-    if templar is not None and any(is_template(t) for t in terms):
-        # ansible-core 2.19 renders the trusted strings a lookup is given
-        # (`lookup('pipe', 'echo {{ x }}')`); its name is never rendered
-        terms = tuple(_lookup_term(templar, t, scope) if is_template(t) else t for t in terms)
+    if templar is not None and any(has_template(t) for t in terms):
+        # ansible-core 2.19 renders the trusted strings a lookup is given, in a list or dict
+        # term too (`lookup('pipe', 'echo {{ x }}')`, `lookup('list', ['{{ 1 }}'])`); its name
+        # is never rendered
+        terms = tuple(_lookup_term(templar, t, scope) if has_template(t) else t for t in terms)
     jinja2 = sys.modules.get("jinja2")
     undefined = jinja2.Undefined if jinja2 is not None else ()
     if name in ("filter:unvault", "filter:ansible.builtin.unvault") and terms:
@@ -1117,6 +1154,7 @@ def _lookup_term(templar, term, scope):
 
 
 _MARKER = "__rustle_undefined"  # an undefined value sent to or from the controller's plugin host
+_DATACLASS = "__rustle_dataclass"  # compiler/plugin_host.py's DATACLASS
 
 
 def _controller_plugin(name):
@@ -1135,12 +1173,15 @@ def _marker_out(value):
 
 def _markers_back(value):
     """``{_MARKER: MESSAGE}`` in a plugin's answer (an item of its list) as an undefined value,
-    ``{_VAULTED: TEXT}`` (the ``vault`` filter's ``wrap_object``) as VaultedText."""
+    ``{_VAULTED: TEXT}`` (the ``vault`` filter's ``wrap_object``) as VaultedText, ``{_DATACLASS:
+    NAME, "fields": {...}}`` (an ansible-core dataclass) as a MaskedDict named NAME."""
     if isinstance(value, dict) and set(value) == {_MARKER}:
         return _environment().undefined(hint=str(value[_MARKER]))
     if isinstance(value, dict) and set(value) == {_VAULTED}:
         return VaultedText(value[_VAULTED])
-    if isinstance(value, list) and any(isinstance(v, dict) and set(v) & {_MARKER, _VAULTED} for v in value):
+    if isinstance(value, dict) and set(value) == {_DATACLASS, "fields"} and isinstance(value["fields"], dict):
+        return masked(str(value[_DATACLASS]), {k: _markers_back(v) for k, v in value["fields"].items()})
+    if isinstance(value, list) and any(isinstance(v, dict) and set(v) & {_MARKER, _VAULTED, _DATACLASS} for v in value):
         return type(value)(_markers_back(v) for v in value)
     return value
 
@@ -1156,10 +1197,13 @@ def embedded(scope, kind):
     return (search or {}).get(kind) or {}
 
 
-def _error(exc, kind="template"):
-    """The TemplateError for what Jinja2, a filter or user data raised; Jinja2's syntax errors
-    (an unknown filter or test among them) in ansible-core's words, naming the ``kind`` of text
-    (a template, or a bare expression such as a condition)."""
+def _error(exc, kind="template", rendering=True):
+    """The TemplateError for what Jinja2, a filter or user data raised, in ansible-core's words,
+    naming the ``kind`` of text (a template, or a bare expression such as a condition): Jinja2's
+    syntax errors (an unknown filter or test among them) as syntax errors; a Python error that is
+    no template error of Ansible's (``1 + 'a'``, ``undef(0)``) "Error rendering KIND: ...", as
+    ansible-core's create_template_error words it (unless not ``rendering``: a captured one); a
+    filter's or plugin's as it is."""
     msg = getattr(exc, "message", None) or str(exc)
     jinja2 = sys.modules.get("jinja2")
     if jinja2 is not None and isinstance(exc, jinja2.exceptions.TemplateSyntaxError):
@@ -1168,7 +1212,12 @@ def _error(exc, kind="template"):
         return TemplateSecurityError(f"{msg} (templates run in Jinja2's sandbox)")
     if jinja2 is not None and isinstance(exc, jinja2.exceptions.UndefinedError):
         return UndefinedVariable(msg)
-    return TemplateError(msg)
+    if isinstance(exc, RecursionError):
+        return TemplateError(f"Recursive loop detected in {kind}: {msg}")
+    if not rendering or isinstance(exc, (FilterError, TemplateError)) \
+            or (jinja2 is not None and isinstance(exc, jinja2.TemplateError)):
+        return TemplateError(msg)
+    return TemplateError(f"Error rendering {kind}: {msg}")
 
 
 class Templar:
@@ -1180,14 +1229,16 @@ class Templar:
     """
 
     @staticmethod
-    def _tracked(fn, *args):
+    def _tracked(kind, fn, *args):
         outer = _TAINT.read
         _TAINT.read = False
         try:
             value = fn(*args)
             if _VAULT_MARKER is not None and isinstance(value, _VAULT_MARKER):
-                raise TemplateError(value._undefined_hint)  # an undecryptable value, as it is
+                value._fail_with_undefined_error()  # an undecryptable value, as it is
             return unsafe(value) if _TAINT.read else value
+        except UndecryptableVariable as exc:  # ansible-core's marker trips: a rendering error
+            raise TemplateError(f"Error rendering {kind}: {exc}") from exc
         finally:
             _TAINT.read = outer or _TAINT.read
 
@@ -1199,6 +1250,8 @@ class Templar:
         _TAINT.read = False
         try:
             value = self._evaluate(path, scope, "template")
+        except UndecryptableVariable as exc:
+            raise TemplateError(f"Error rendering template: {exc}") from exc
         finally:
             _TAINT.read = outer
         if isinstance(value, _UNSAFE):  # what is computed from it is host data too
@@ -1263,7 +1316,7 @@ class Templar:
         output likewise); more nodes are joined as text."""
         if isinstance(text, UnsafeText):
             return text
-        return self._tracked(self._render, text, scope, overrides, nothing, native)
+        return self._tracked("template", self._render, text, scope, overrides, nothing, native)
 
     def _render(self, text, scope, overrides=None, nothing="", native=False):
         if text.startswith(JINJA2_OVERRIDE):
@@ -1377,7 +1430,7 @@ class Templar:
         what its syntax errors call it (``template`` for the one expression of ``{{ x }}``)."""
         if isinstance(expression, UnsafeText):
             raise TemplateError(UNTRUSTED_CONDITION)
-        return self._tracked(self._evaluate, expression, scope, kind)
+        return self._tracked(kind, self._evaluate, expression, scope, kind)
 
     def _evaluate(self, expression, scope, kind="expression"):
         value = _expr.evaluate(expression, scope, self)
@@ -1389,8 +1442,7 @@ class Templar:
         try:
             tmpl = env.rustle_cache.get(("e", expression))
             if tmpl is None:
-                tmpl = env.compile_expression(expression, undefined_to_none=False)._template
-                env.rustle_cache[("e", expression)] = tmpl
+                tmpl = env.rustle_cache[("e", expression)] = self._compiled(env, expression, kind)
             ctx = tmpl.new_context(_vars_class(env, expression)(scope, env.globals), shared=True)
             for _ in tmpl.root_render_func(ctx):
                 pass
@@ -1402,6 +1454,18 @@ class Templar:
             raise
         except Exception as exc:
             raise _error(exc, kind) from exc
+
+    @staticmethod
+    def _compiled(env, expression, kind):
+        """``expression`` compiled; one that does not compile, when it is the one expression of
+        a ``{{ }}`` template (``kind``), fails as that template does (ansible-core compiles the
+        template: its syntax error's words, a Python error's line in the generated code)."""
+        try:
+            return env.compile_expression(expression, undefined_to_none=False)._template
+        except Exception:
+            if kind == "template":
+                env.from_string("{{ " + expression + " }}")
+            raise
 
     def condition(self, expression, scope):
         """ansible-core 2.19's conditional (``when``, ``changed_when``, ``failed_when``, ``until``,
@@ -1505,7 +1569,9 @@ class Templar:
             whole = text.startswith(("{{", "{%")) and text.endswith(("}}", "%}"))
             if not whole:  # an expression: only its string constants may hold templates
                 return self._evaluate_const_templates(text, scope)
-            value = self.template(text, scope)
+            # ansible-core 2.19 renders natively: a template whose output is one node (after
+            # `{% set %}` blocks) gives that node's value
+            value = self.render(text, scope, native=True) if "{%" in text else self.template(text, scope)
             if not isinstance(value, str):
                 self._deprecate(CONDITIONAL_AS_TEMPLATE, scope)
                 return value

@@ -201,15 +201,7 @@ pub fn apt(ctx: &mut Ctx, args: &Map) -> ModuleResult {
         return Ok(result);
     }
     need("apt-get", "install apt")?;
-    let mut argv: Vec<String> = vec!["apt-get".into(), "-y".into(), "-q".into()];
-    let options = match args.get("dpkg_options") {
-        Some(v) if crate::json::truthy(v) => py_str(v),
-        _ => DPKG_OPTIONS.to_string(),
-    };
-    for opt in options.split(',') {
-        argv.push("-o".into());
-        argv.push(format!("Dpkg::Options::=--{}", opt.trim_matches(crate::expr::py_isspace)));
-    }
+    let mut argv = apt_get(args);
     if absent {
         argv.push("remove".into());
         if flag(args, "purge")? {
@@ -251,6 +243,24 @@ pub fn apt(ctx: &mut Ctx, args: &Map) -> ModuleResult {
     Ok(result)
 }
 
+/// `apt-get -y -q` with the options every changing call takes, as the runtime's `_apt_get`
+/// (ansible-core's apt): the dpkg options, and apt's own wait for a held dpkg lock (60 s,
+/// ansible-core's `lock_timeout` default; a task that sets it runs under pyz).
+fn apt_get(args: &Map) -> Vec<String> {
+    let mut argv: Vec<String> = vec!["apt-get".into(), "-y".into(), "-q".into()];
+    let options = match args.get("dpkg_options") {
+        Some(v) if crate::json::truthy(v) => py_str(v),
+        _ => DPKG_OPTIONS.to_string(),
+    };
+    for opt in options.split(',') {
+        argv.push("-o".into());
+        argv.push(format!("Dpkg::Options::=--{}", opt.trim_matches(crate::expr::py_isspace)));
+    }
+    argv.push("-o".into());
+    argv.push("DPkg::Lock::Timeout=60".into());
+    argv
+}
+
 /// `_apt_housekeeping`: `autoremove` (what `apt-get -s autoremove` would remove) and `clean`,
 /// without names.
 fn housekeeping(ctx: &mut Ctx, args: &Map, mut result: Map) -> ModuleResult {
@@ -261,7 +271,13 @@ fn housekeeping(ctx: &mut Ctx, args: &Map, mut result: Map) -> ModuleResult {
         }
         result.insert("changed", Value::Bool(true));
         if !ctx.check {
-            let (rc, stdout, stderr) = out(ctx, &["apt-get", "-y", "-q", "autoremove"], &APT_ENV)?;
+            let mut argv = apt_get(args);
+            if flag(args, "purge")? {
+                argv.push("--purge".into());
+            }
+            argv.push("autoremove".into());
+            let words: Vec<&str> = argv.iter().map(String::as_str).collect();
+            let (rc, stdout, stderr) = out(ctx, &words, &APT_ENV)?;
             if rc != 0 {
                 return fail_with(format!("'apt-get autoremove' failed: {}", stderr),
                                  vec![("rc", Value::Int(rc as i64)), ("stdout", Value::Str(stdout)), ("stderr", Value::Str(stderr))]);

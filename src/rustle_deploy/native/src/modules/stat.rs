@@ -12,7 +12,7 @@ use crate::json::{Map, Value};
 
 const STAT_ARGS: &[&str] = &[
     "path", "dest", "name", "follow", "get_checksum", "checksum_algorithm", "checksum", "checksum_algo", "get_mime", "mime", "mime_type", "mime-type",
-    "get_attributes", "attr", "attributes", "get_md5", "get_selinux_context",
+    "get_attributes", "attr", "attributes",
 ];
 
 /// ansible.builtin.stat.

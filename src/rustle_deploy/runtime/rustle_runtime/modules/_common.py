@@ -150,14 +150,14 @@ SELINUX_OPTIONS = ("seuser", "serole", "setype", "selevel")
 
 
 def check_unknown(args, allowed, module_name):
-    """Fail on parameters Ansible's argument spec would reject, and on the file options a module
-    accepts but this runtime does not apply (``unsafe_writes``; the SELinux context on a host
-    with SELinux enabled: where it is disabled Ansible ignores them too)."""
+    """Fail on parameters Ansible's argument spec would reject, on a bad ``unsafe_writes``, and
+    on the file options a module accepts but this runtime does not apply (the SELinux context on
+    a host with SELinux enabled: where it is disabled Ansible ignores them too)."""
     extra = sorted(k for k in args if k not in allowed and not k.startswith("_"))
     if extra:
         fail("Unsupported parameters for ({}) module: {}. Supported parameters include: {}.".format(module_name, ", ".join(extra), ", ".join(sorted(allowed))))
-    if "unsafe_writes" in allowed:
-        refuse(args, module_name, {"unsafe_writes": False})
+    if "unsafe_writes" in allowed and args.get("unsafe_writes") is not None:
+        boolean(args["unsafe_writes"], "unsafe_writes")
     given = [name for name in SELINUX_OPTIONS if name in allowed and args.get(name) is not None]
     if given and os.path.exists("/sys/fs/selinux/enforce"):
         refuse(args, module_name, dict.fromkeys(given),
@@ -243,6 +243,10 @@ def embedded_source(ctx, args, src):
     one only as embedded: a file the run made on the controller is never mistaken for an
     embedded file of the same name.
     """
+    task = getattr(ctx, "task", None) or {}
+    locked = (task.get("vault_locked") or {}).get(src)
+    if locked:  # vault-encrypted, and no secret of the run opened it (compiler/sources.py)
+        fail(locked)
     files = dict(args.get("_rustle_files") or {})
     files.update(getattr(ctx, "files", None) or {})
     name = os.path.normpath(str(src))
@@ -251,7 +255,6 @@ def embedded_source(ctx, args, src):
         matches = set(v for k, v in files.items() if os.path.normpath(k).endswith(os.sep + name))
         if len(matches) == 1:
             sha = matches.pop()
-    task = getattr(ctx, "task", None) or {}
     if sha is None and (src in task.get("run_time_files", ()) or src in (getattr(ctx, "late_names", None) or ())):
         # read from the controller when the task ran: Ansible's own words (its copy action
         # wraps them), with the places the compiler searched
@@ -289,7 +292,17 @@ def checksum_bytes(data, algorithm="sha1"):
 
 # ------------------------------------------------------------------------------------- writes
 
-def atomic_write(path, data, validate=None, ctx=None, mode=None):
+def unsafe_writes(ctx, args):
+    """ansible-core's ``unsafe_writes`` of a task: the option, else ``ANSIBLE_UNSAFE_WRITES`` in
+    the task's environment or the host's (its spec's env fallback); False by default."""
+    value = args.get("unsafe_writes")
+    if value is None:
+        value = (getattr(ctx, "environment", None) or {}).get("ANSIBLE_UNSAFE_WRITES",
+                                                               os.environ.get("ANSIBLE_UNSAFE_WRITES"))
+    return value is not None and boolean(value, "unsafe_writes")
+
+
+def atomic_write(path, data, validate=None, ctx=None, mode=None, unsafe=False):
     """Write ``data`` to ``path`` atomically: temp file beside it, then os.replace.
 
     As Ansible's ``atomic_move``: a reader, or a run that dies half-way, sees the old or the
@@ -299,8 +312,16 @@ def atomic_write(path, data, validate=None, ctx=None, mode=None):
     so the content is never visible under looser permissions. ``validate`` (a command with
     ``%s``) runs on the temp file first and a non-zero exit fails the module without touching
     ``path``.
+
+    ``unsafe`` (the task's ``unsafe_writes``): where atomicity cannot be had, ``path`` is
+    written in place, as ansible-core's ``atomic_move`` falls back: when no temp file can be
+    made beside it (its directory is not writable), or when the rename fails with EBUSY (a file
+    bind-mounted into a container, as /etc/hosts or /etc/resolv.conf are).
     """
-    fd, tmp = _temp_beside(path)
+    fd, tmp = _temp_beside(path, unsafe)
+    if tmp is None:
+        _write_in_place(path, data, mode)
+        return
     try:
         with os.fdopen(fd, "wb") as handle:
             handle.write(data)
@@ -313,7 +334,7 @@ def atomic_write(path, data, validate=None, ctx=None, mode=None):
             except OSError:
                 current = None
             os.chmod(tmp, parse_mode(mode, current))
-        os.replace(tmp, path)
+        _replace(tmp, path, unsafe, data, mode)
     except BaseException:
         if os.path.lexists(tmp):
             os.unlink(tmp)
@@ -331,20 +352,49 @@ def atomic_copy(src, path, validate=None, ctx=None):
         if validate:
             run_validate(ctx, validate, tmp)
         _adopt_attributes(tmp, path)
-        os.replace(tmp, path)
+        _replace(tmp, path)
     except BaseException:
         if os.path.lexists(tmp):
             os.unlink(tmp)
         raise
 
 
-def _temp_beside(path):
+def _replace(tmp, path, unsafe=False, data=None, mode=None):
+    """The rename that makes a write visible; failing in atomic_move's words, or with
+    ``unsafe`` on EBUSY writing ``data`` in place as its ``_unsafe_writes``."""
+    import errno
+
+    try:
+        os.replace(tmp, path)
+    except OSError as exc:
+        if unsafe and exc.errno == errno.EBUSY:
+            _write_in_place(path, data, mode)
+            os.unlink(tmp)
+            return
+        fail(f"Unable to make {tmp!r} into to {path!r}, failed final rename from {tmp!r}: {exc}")
+
+
+def _write_in_place(path, data, mode):
+    """ansible-core's ``_unsafe_writes``: ``path`` opened for writing and overwritten (a reader
+    may see it half-written; the file keeps its inode, owner and mode), then the task's mode."""
+    try:
+        with open(path, "wb") as handle:
+            handle.write(data)
+        if mode is not None and mode != "preserve":
+            os.chmod(path, parse_mode(mode, os.stat(path)))
+    except OSError as exc:
+        fail(f"Could not write data to file {path!r}: {exc}")
+
+
+def _temp_beside(path, unsafe=False):
     """A new temp file in ``path``'s directory; fails as Ansible's atomic_move when the user
-    may not create one there."""
+    may not create one there, or with ``unsafe`` gives (None, None): write in place."""
     directory = os.path.dirname(os.path.abspath(path)) or "."
     try:
         return mkstemp(directory, ".rustle_tmp_")
     except OSError as exc:
+        if unsafe:
+            return None, None
         fail(f"The destination directory {os.path.dirname(path)!r} is not writable by the current user: {exc}")
 
 

@@ -41,7 +41,7 @@ def debug(ctx, args):
     if ctx.verbosity < verbosity:
         return {"changed": False, "skipped": True, "skipped_reason": "Verbosity threshold not met."}
     if "var" in args:
-        from ..templating import LOCKED_USE, TemplateError, UndefinedVariable, is_unsafe
+        from ..templating import TemplateError, UndefinedVariable, is_unsafe
 
         name = args["var"]
         if not isinstance(name, str):
@@ -54,9 +54,7 @@ def debug(ctx, args):
         except UndefinedVariable:
             value = "VARIABLE IS NOT DEFINED!"
         except TemplateError as exc:  # a failing filter, a syntax error: Ansible fails the task
-            # an undecryptable !vault value trips as a marker in ansible-core, which says so
-            how = "Error rendering expression: " if str(exc).startswith(LOCKED_USE) else ""
-            raise ModuleFailure(f"Task failed: Error while resolving `var` expression: {how}{exc}") from exc
+            raise ModuleFailure(f"Task failed: Error while resolving `var` expression: {exc}") from exc
         return {"changed": False, name: value}
     return {"changed": False, "msg": args.get("msg", "Hello world!")}
 

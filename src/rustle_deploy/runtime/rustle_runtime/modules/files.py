@@ -131,14 +131,15 @@ def _write_content(ctx, args, data, src_label, module_name):
                 before is None or _is_text(before)):
             result["diff"] = [_diff(dest, before, data, src_label)]
         if not ctx.check_mode:
-            if not os.access(os.path.dirname(dest) or ".", os.W_OK):
+            unsafe = c.unsafe_writes(ctx, args)
+            if not unsafe and not os.access(os.path.dirname(dest) or ".", os.W_OK):
                 c.fail(f"Destination {os.path.dirname(dest)} not writable", checksum=checksum_src)
             if backup and os.path.exists(dest):
                 result["backup_file"] = c.backup_local(ctx, dest)
             # a symlinked dest (follow=false) is replaced by the rename itself, atomically
             if validate:
                 _validate_with_attrs(ctx, data, dest, validate, mode, owner, group)
-            c.atomic_write(dest, data, mode=mode)
+            c.atomic_write(dest, data, mode=mode, unsafe=unsafe)
     else:  # Ansible's copy action leaves an unchanged file to the file module: it says path
         result["path"] = dest
     attr_diff = {}
@@ -231,10 +232,7 @@ def copy(ctx, args):
     if c.boolean(args.get("remote_src", False), "remote_src"):
         return _copy_remote(ctx, args)  # the module expands dest: ~ is $HOME
     args = dict(args, dest=c.expand_user_home(dest))
-    tree = None
-    if content is None:
-        tree = (getattr(ctx, "task", None) or {}).get("trees", {}).get(src) \
-            or (getattr(ctx, "late_trees", None) or {}).get(src)
+    tree = _source_tree(ctx, src) if content is None and isinstance(src, str) else None
     if tree is not None:
         return _copy_tree(ctx, args, tree)
     if content is not None:
@@ -258,6 +256,29 @@ def copy(ctx, args):
         # assemble's action plugin (compiler/assemble.py) gives its one diff, not copy's list
         result["diff"] = result["diff"][0] if result["diff"] else {}
     return result
+
+
+def _source_tree(ctx, src):
+    """The directory a copy ``src`` names: the one the controller read when the task's phase
+    started (an earlier task on the controller may have changed it), else the compiler's. A
+    host-rendered ``dir/`` whose candidate the compiler embedded as ``dir`` copies its contents
+    (the compiler embeds each directory it may name once, as the directory itself)."""
+    late = getattr(ctx, "late_trees", None) or {}
+    compiled = (getattr(ctx, "task", None) or {}).get("trees") or {}
+    tree = late.get(src) or compiled.get(src)
+    if tree is not None or not src.endswith("/") or not src.rstrip("/"):
+        return tree
+    whole = compiled.get(src.rstrip("/"))
+    if whole is None:
+        return None
+    top = os.path.basename(os.path.normpath(str(whole.get("path") or "")))
+    strip = len(top) + 1
+
+    def inside(mapping):
+        return {rel[strip:]: v for rel, v in (mapping or {}).items() if rel.startswith(top + "/")}
+
+    return {"path": str(whole["path"]).rstrip("/") + "/", "entries": inside(whole.get("entries")),
+            "links": inside(whole.get("links")), "modes": inside(whole.get("modes"))}
 
 
 def _source_mode(ctx, src):

@@ -38,7 +38,8 @@ def _path(args):
 
 
 def _write(ctx, args, data, path):
-    c.atomic_write(os.path.realpath(path), data, validate=args.get("validate"), ctx=ctx)
+    c.atomic_write(os.path.realpath(path), data, validate=args.get("validate"), ctx=ctx,
+                   unsafe=c.unsafe_writes(ctx, args))
 
 
 def _attrs(ctx, args, path, changed, msg, diff):

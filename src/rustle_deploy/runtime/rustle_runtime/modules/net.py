@@ -570,7 +570,7 @@ def get_url(ctx, args):
                 c.fail(f"Destination dir {os.path.dirname(dest)} not writable", **result)
             if c.boolean(args.get("backup", False)) and os.path.exists(dest):
                 result["backup_file"] = c.backup_local(ctx, dest)
-            c.atomic_write(dest, data)
+            c.atomic_write(dest, data, unsafe=c.unsafe_writes(ctx, args))
     if ctx.check_mode and not os.path.exists(dest):
         return result
     if c.apply_attributes(ctx, dest, args.get("mode"), args.get("owner"), args.get("group"),

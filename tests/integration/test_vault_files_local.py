@@ -1,0 +1,114 @@
+"""Vault-encrypted controller files against ansible-playbook: a copy ``src`` (a file, and a file
+inside a directory ``src``), a template and a script are decrypted on the
+controller with the run's vault secrets, as ansible-core's actions read them; ``decrypt: false``
+copies the envelope as it is; a file that no secret opens fails its task on the host with
+ansible-core's words (ansible-core's copy target asserts them).
+
+Both tools run the same playbook over one ``ansible_connection=local`` host with the same
+``--vault-password-file``, each in its own directory (the files encrypted once, with
+ansible-vault, before either runs); compared: the files that land and the results.
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+from typing import Any
+
+import pytest
+
+from rustle_deploy.cli import main
+
+from .conftest import ansible_env
+from .test_playbooks_ansible import ANSIBLE
+
+PLAYBOOK = """- hosts: all
+  gather_facts: false
+  tasks:
+    - name: an encrypted file
+      copy: {src: secret.txt, dest: "{{ out }}/secret.txt"}
+    - name: the same, not decrypted
+      copy: {src: secret.txt, dest: "{{ out }}/envelope.txt", decrypt: false}
+    - name: a directory holding an encrypted file
+      copy: {src: tree, dest: "{{ out }}/"}
+    - name: an encrypted template
+      template: {src: secret.j2, dest: "{{ out }}/rendered.txt"}
+    - name: an encrypted script
+      script: secret.sh
+      register: script
+    - name: a file another password encrypted
+      copy: {src: other.txt, dest: "{{ out }}/other.txt"}
+      register: other
+      ignore_errors: true
+    - name: the results
+      copy:
+        dest: "{{ out }}/results.txt"
+        content: |
+          {{ script.stdout | trim }}
+          {{ other.failed }} {{ other.msg | replace(playbook_dir, 'P') }}
+"""
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    vault_cli = ANSIBLE.parent / "ansible-vault"
+    if not ANSIBLE.exists() or not vault_cli.exists():
+        pytest.skip("ansible-core is not installed in .venv")
+    tmp = tmp_path_factory.mktemp("vault-files")
+    made = tmp / "made"
+    (made / "files" / "tree").mkdir(parents=True)
+    (made / "templates").mkdir()
+    (made / "files" / "secret.txt").write_text("the secret\n")
+    (made / "files" / "tree" / "inner.txt").write_text("inner secret\n")
+    (made / "files" / "tree" / "plain.txt").write_text("not encrypted\n")
+    (made / "templates" / "secret.j2").write_text("rendered {{ 6 * 7 }}\n")
+    (made / "files" / "secret.sh").write_text("#!/bin/sh\necho script ran\n")
+    (made / "files" / "other.txt").write_text("another secret\n")
+    (tmp / "pw").write_text("right password\n")
+    (tmp / "other-pw").write_text("another password\n")
+    env = ansible_env(tmp)
+    for rel, pw in (("files/secret.txt", "pw"), ("files/tree/inner.txt", "pw"), ("templates/secret.j2", "pw"),
+                    ("files/secret.sh", "pw"), ("files/other.txt", "other-pw")):
+        subprocess.run([str(vault_cli), "encrypt", "--vault-password-file", str(tmp / pw), str(made / rel)],
+                       check=True, capture_output=True, env=env, timeout=300)
+    out: dict[str, Any] = {}
+    for tool in ("ansible", "rustle"):
+        work = tmp / tool
+        shutil.copytree(made, work)
+        (work / "out").mkdir()
+        (work / "site.yml").write_text(PLAYBOOK)
+        (work / "inv.ini").write_text(f"h ansible_connection=local ansible_python_interpreter={sys.executable} "
+                                      f"rustle_remote_dir={work / 'remote'}\n")
+        args = ["-i", str(work / "inv.ini"), "-e", f"out={work / 'out'}", "--vault-password-file", str(tmp / "pw")]
+        if tool == "ansible":
+            proc = subprocess.run([str(ANSIBLE), str(work / "site.yml"), *args], capture_output=True, text=True,
+                                  env=ansible_env(work), cwd=work, timeout=600)
+            code, text = proc.returncode, proc.stdout + proc.stderr
+        else:
+            with pytest.MonkeyPatch.context() as mp:
+                mp.chdir(work)
+                mp.setenv("HOME", str(work / "home"))
+                mp.setenv("ANSIBLE_CONFIG", str(work / "no-ansible.cfg"))
+                for var in ("RUSTLE_DEPLOY_CACHE_DIR", "RUSTLE_STATE_DB"):
+                    mp.delenv(var, raising=False)
+                with open(work / "rustle.out", "w") as stream:
+                    mp.setattr(sys, "stdout", stream)
+                    mp.setattr(sys, "stderr", stream)
+                    code = main([str(work / "site.yml"), *args, "--run", "--output", "text"])
+            text = (work / "rustle.out").read_text()
+        root = work / "out"
+        out[tool] = {"code": code, "text": text,
+                     "tree": {str(p.relative_to(root)): p.read_text() for p in sorted(root.rglob("*")) if p.is_file()}}
+    return out
+
+
+def test_vault_encrypted_files_are_decrypted_as_ansible_decrypts_them(runs: dict[str, Any]) -> None:
+    ansible, rustle = runs["ansible"], runs["rustle"]
+    assert ansible["code"] == 0, ansible["text"]
+    assert rustle["code"] == 0, rustle["text"]
+    tree = ansible["tree"]
+    assert tree["secret.txt"] == "the secret\n" and tree["envelope.txt"].startswith("$ANSIBLE_VAULT;1.1;AES256")
+    assert tree["tree/inner.txt"] == "inner secret\n" and tree["rendered.txt"] == "rendered 42\n"
+    assert tree["results.txt"].startswith("script ran\nTrue ")
+    assert rustle["tree"] == tree, rustle["text"]
