@@ -30,6 +30,22 @@ TASKS = [
     {"name": "acl set", "shell": "setfacl -m nobody:rwx {d}/acl.txt", **IGN},
     {"name": "lineinfile keeps acls", "lineinfile": {"path": "{d}/acl.txt", "regexp": "TEST", "line": "UPDATE"}},
     {"name": "acl after lineinfile", "shell": "getfacl -c {d}/acl.txt", **IGN},
+    # remote_src copies of a directory holding links (to a file, to a directory, broken) with
+    # local_follow true, false and unset, into existing and new dests (the copy target's
+    # testcase1_local_follow_*: a link copied as a link only with local_follow false)
+    {"name": "remote tree", "shell": "mkdir -p {d}/rs/sub && echo 12 > {d}/rs/sub/f12 && echo 1 > {d}/rs/f1"
+                                     " && ln -s sub/f12 {d}/rs/l12 && ln -s sub {d}/rs/lsub && ln -s nowhere {d}/rs/gone"
+                                     " && mkdir {d}/lf_true {d}/lf_false {d}/lf_unset"},
+    {"name": "remote dir follow", "copy": {"src": "{d}/rs/", "dest": "{d}/lf_true", "remote_src": True,
+                                           "local_follow": True}, **IGN},
+    {"name": "remote dir no follow", "copy": {"src": "{d}/rs/", "dest": "{d}/lf_false", "remote_src": True,
+                                              "local_follow": False}, **IGN},
+    {"name": "remote dir unset", "copy": {"src": "{d}/rs/", "dest": "{d}/lf_unset", "remote_src": True}, **IGN},
+    {"name": "remote dir new dest", "copy": {"src": "{d}/rs", "dest": "{d}/fresh", "remote_src": True,
+                                             "mode": "0750"}, **IGN},
+    {"name": "remote dir new dest again", "copy": {"src": "{d}/rs", "dest": "{d}/fresh", "remote_src": True,
+                                                   "mode": "0750"}, **IGN},
+    {"name": "remote dir listing", "shell": "cd {d} && find lf_true lf_false lf_unset fresh -printf '%p %y %l %m\\n' | sort"},
 ]
 
 

@@ -9,6 +9,7 @@ too, for callers that pass it with the arguments. The bytes come from ``ctx.read
 """
 
 import errno
+import filecmp
 import os
 import stat as stat_mod
 import time
@@ -369,37 +370,100 @@ def _copy_remote(ctx, args):
 
 
 def _copy_remote_dir(ctx, args, src):
+    """A directory ``src`` on the host (``remote_src``), as ansible-core's copy module copies
+    one (its copy_directory, copy_diff_files, copy_left_only, copy_common_dirs): a new ``dest``
+    is a copytree; into an existing one, the files that differ, then those only ``src`` has,
+    then the directories both have, recursively. ``local_follow`` as the module reads it:
+    true copies what a link points to, false copies links as links, unset (the module's
+    default: the action plugin does not pass it with ``remote_src``) keeps links in a copied
+    tree and skips a link standing alone beside files that both sides have. Owner and group
+    are set on every entry; the mode on ``dest`` alone."""
     import shutil
 
     dest = c.expand(args.get("dest") or "")
     if not dest:
         c.fail("missing required arguments: dest")
-    if not src.endswith(os.sep):
-        dest = os.path.join(dest, os.path.basename(src))
-    changed = False
-    for root, _dirs, files in os.walk(src):
-        rel = os.path.relpath(root, src)
-        target_dir = os.path.normpath(os.path.join(dest, rel))
-        if not os.path.isdir(target_dir):
-            changed = True
-            if not ctx.check_mode:
-                os.makedirs(target_dir)
-                shutil.copystat(root, target_dir)
-        for name in files:
-            s, d = os.path.join(root, name), os.path.join(target_dir, name)
-            if os.path.isfile(d) and c.checksum_file(s) == c.checksum_file(d):
-                continue
-            changed = True
-            if not ctx.check_mode:
-                c.atomic_copy(s, d)
-                shutil.copystat(s, d)
-    if not ctx.check_mode and os.path.exists(dest):
-        for root, dirs, files in os.walk(dest):
+    follow = args.get("local_follow")
+    follow = None if follow is None else c.boolean(follow, "local_follow")
+    owner, group = args.get("owner"), args.get("group")
+    mode = args.get("mode")
+    if mode == "preserve":
+        mode = f"0{stat_mod.S_IMODE(os.stat(src).st_mode):03o}"
+    reported = os.path.join(dest, os.path.basename(src)) if os.path.isdir(dest) else dest
+    if os.path.exists(reported) and not c.boolean(args.get("force", True), "force"):
+        return {"msg": "file already exists", "src": src, "dest": reported, "changed": False}
+    named = src
+    target = dest if src.endswith(os.sep) else os.path.join(dest, os.path.basename(src))
+    src = os.path.join(src, "")
+    check = ctx.check_mode
+
+    def chown(path):
+        return c.apply_attributes(ctx, path, None, owner, group, follow=False)
+
+    def chown_tree(top):
+        changed = False
+        for root, dirs, files in os.walk(top):
+            changed |= chown(root)
             for name in dirs + files:
-                if c.apply_attributes(ctx, os.path.join(root, name), None if args.get("mode") == "preserve" else args.get("mode"),
-                                      args.get("owner"), args.get("group")):
-                    changed = True
-    return {"dest": dest, "src": src, "changed": changed}
+                changed |= chown(os.path.join(root, name))
+        return changed
+
+    def diff_files(s, d):
+        names = filecmp.dircmp(s, d).diff_files
+        if not check:
+            for name in names:
+                si, di = os.path.join(s, name), os.path.join(d, name)
+                if os.path.islink(si) and follow is False:
+                    os.symlink(os.readlink(si), di)
+                else:
+                    shutil.copyfile(si, di)
+                    shutil.copymode(si, di)
+                chown(di)
+        return bool(names)
+
+    def left_only(s, d):
+        names = filecmp.dircmp(s, d).left_only
+        if not check:
+            for name in names:
+                si, di = os.path.join(s, name), os.path.join(d, name)
+                link, is_dir, is_file = os.path.islink(si), os.path.isdir(si), os.path.isfile(si)
+                if link and follow is False and (is_dir or is_file):
+                    os.symlink(os.readlink(si), di)
+                elif link and follow and is_dir:
+                    shutil.copytree(si, di, symlinks=False)
+                    chown_tree(di)
+                elif link and follow and is_file:
+                    shutil.copyfile(si, di)
+                    chown(di)
+                elif not link and is_file:
+                    shutil.copyfile(si, di)
+                    shutil.copymode(si, di)
+                    chown(di)
+                elif not link and is_dir:
+                    shutil.copytree(si, di, symlinks=not follow)
+                    chown_tree(di)
+        return bool(names)
+
+    def common_dirs(s, d):
+        changed = False
+        for name in filecmp.dircmp(s, d).common_dirs:
+            si, di = os.path.join(s, name), os.path.join(d, name)
+            changed |= diff_files(si, di)
+            changed |= left_only(si, di)
+            changed = common_dirs(si, di) or changed
+        return changed
+
+    if not os.path.exists(target):
+        if not check:
+            shutil.copytree(src, target, symlinks=not follow)
+            chown_tree(target)
+        changed = True
+    else:
+        changed = any([diff_files(src, target), left_only(src, target), common_dirs(src, target),
+                       chown_tree(target)])
+    if c.apply_attributes(ctx, reported, mode, owner, group):
+        changed = True
+    return {"dest": reported, "src": named, "changed": changed}
 
 
 # ------------------------------------------------------------------------------------ template
