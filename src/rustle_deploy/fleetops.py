@@ -760,16 +760,18 @@ def _run_time_files(reads: Sequence[tuple[str, str, list[str], dict[str, Any]]])
     ``template_*`` variables and mode=preserve, its controller details), ``trees`` (name -> a copy
     ``src`` directory: its entries and their bytes), ``vars_files`` (name -> variables of
     a vars file, read as include_vars reads it), ``vars_dirs`` (directory -> include_vars' dir
-    listing, walked as ansible-core walks it, playbook/varsdir.py). A file still missing is left
-    out: the task then fails on the host as Ansible's "Could not find or access" does."""
+    listing, walked as ansible-core walks it, playbook/varsdir.py), ``locked`` (name -> ansible-core's
+    message for a vault-encrypted file, or a directory holding one, that no secret opens: the
+    task fails with it). A file still missing is left out: the task then fails on the host as
+    Ansible's "Could not find or access" does."""
     import base64
 
-    from .compiler.sources import source_info
+    from .compiler.sources import VaultLocked, source_info
     from .errors import PlaybookError
     from .playbook.varsdir import load_vars_file, read_vars_dir
     from .playbook.yamlsrc import read_yaml
 
-    out: dict[str, dict[str, Any]] = {"files": {}, "vars_files": {}, "vars_dirs": {}, "trees": {}}
+    out: dict[str, dict[str, Any]] = {"files": {}, "vars_files": {}, "vars_dirs": {}, "trees": {}, "locked": {}}
     for name, kind, paths, options in reads:
         if kind == "vars_dir":
             out["vars_dirs"][name] = read_vars_dir(name, options, load_vars_file)
@@ -777,8 +779,12 @@ def _run_time_files(reads: Sequence[tuple[str, str, list[str], dict[str, Any]]])
         path = next((p for p in paths if os.path.isfile(p)), None)
         if path is None and kind == "file":
             folder = next((p for p in paths if os.path.isdir(p)), None)
-            tree = _run_time_tree(name, folder, options.get("follow", True), options.get("decrypt", True)) \
-                if folder is not None else None
+            try:
+                tree = _run_time_tree(name, folder, options.get("follow", True), options.get("decrypt", True)) \
+                    if folder is not None else None
+            except VaultLocked as exc:  # the task fails on the host with ansible-core's words
+                out["locked"][name] = f"Task failed: {exc}"
+                continue
             if tree is not None:  # a copy src directory a task of the play made
                 out["trees"][name] = tree
             continue
@@ -792,32 +798,36 @@ def _run_time_files(reads: Sequence[tuple[str, str, list[str], dict[str, Any]]])
             if isinstance(data, dict):
                 out["vars_files"][name] = {str(k): v for k, v in data.items()}
         else:
-            data = _controller_bytes(path, options.get("decrypt", True))
-            if data is not None:  # else left out: a vault file no secret opens
-                out["files"][name] = {"data": base64.b64encode(data).decode(), "info": source_info(path)}
+            try:
+                data = _controller_bytes(path, options.get("decrypt", True))
+            except VaultLocked as exc:
+                out["locked"][name] = f"Task failed: {exc}"
+                continue
+            out["files"][name] = {"data": base64.b64encode(data).decode(), "info": source_info(path)}
     return {k: v for k, v in out.items() if v}
 
 
-def _controller_bytes(path: str, decrypt: bool = True) -> bytes | None:
+def _controller_bytes(path: str, decrypt: bool = True) -> bytes:
     """A controller file's bytes as ansible-core's actions read them: a vault-encrypted one
-    decrypted with the run's secrets (unless the task's ``decrypt`` is false); None when no
-    secret opens it."""
+    decrypted with the run's secrets (unless the task's ``decrypt`` is false);
+    :class:`~.compiler.sources.VaultLocked` when no secret opens it."""
     from . import vault
+    from .compiler.sources import VaultLocked, locked_message
 
     data = Path(path).read_bytes()
     if not decrypt or not data.startswith(vault.HEADER.encode()):
         return data
     try:
         return vault.decrypt_bytes(data.decode("ascii", "replace"))
-    except vault.VaultFailed:
-        return None
+    except vault.VaultFailed as exc:
+        raise VaultLocked(locked_message(path, exc)) from None
 
 
 def _run_time_tree(name: str, folder: str, follow: bool, decrypt: bool = True) -> dict[str, Any] | None:
     """A copy ``src`` directory as the compiler embeds one (compiler/sources.walk_tree; ``follow``:
     the task's ``local_follow``), with its files' bytes (``blobs``: sha256 -> base64); None when
-    it holds too many entries, or a vault-encrypted file no secret opens (the task then fails on
-    the host as a missing source does)."""
+    it holds too many entries; :class:`~.compiler.sources.VaultLocked` when it holds a
+    vault-encrypted file no secret opens."""
     import base64
     import hashlib
 
@@ -827,8 +837,6 @@ def _run_time_tree(name: str, folder: str, follow: bool, decrypt: bool = True) -
 
     def digest(full: str) -> str:
         data = _controller_bytes(full, decrypt)
-        if data is None:
-            raise TreeTooLarge(f"{full}: no vault secret opens it")
         sha = hashlib.sha256(data).hexdigest()
         blobs[sha] = base64.b64encode(data).decode()
         return sha

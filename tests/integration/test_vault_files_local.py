@@ -1,8 +1,9 @@
 """Vault-encrypted controller files against ansible-playbook: a copy ``src`` (a file, and a file
 inside a directory ``src``), a template and a script are decrypted on the
 controller with the run's vault secrets, as ansible-core's actions read them; ``decrypt: false``
-copies the envelope as it is; a file that no secret opens fails its task on the host with
-ansible-core's words (ansible-core's copy target asserts them).
+copies the envelope as it is; a file that no secret opens, or a directory holding one, fails
+its task on the host with ansible-core's words (ansible-core's copy target asserts them), also
+when read as the task runs (after a task on the controller).
 
 Both tools run the same playbook over one ``ansible_connection=local`` host with the same
 ``--vault-password-file``, each in its own directory (the files encrypted once, with
@@ -41,12 +42,26 @@ PLAYBOOK = """- hosts: all
       copy: {src: other.txt, dest: "{{ out }}/other.txt"}
       register: other
       ignore_errors: true
+    - name: a task on the controller
+      command: "true"
+      delegate_to: localhost
+      changed_when: false
+    - name: after it, that file again (read when the task runs)
+      copy: {src: other.txt, dest: "{{ out }}/other-late.txt"}
+      register: other_late
+      ignore_errors: true
+    - name: after it, a directory holding a file another password encrypted
+      copy: {src: othertree, dest: "{{ out }}/"}
+      register: other_tree
+      ignore_errors: true
     - name: the results
       copy:
         dest: "{{ out }}/results.txt"
         content: |
           {{ script.stdout | trim }}
           {{ other.failed }} {{ other.msg | replace(playbook_dir, 'P') }}
+          {{ other_late.failed }} {{ other_late.msg | replace(playbook_dir, 'P') }}
+          {{ other_tree.failed }} {{ other_tree.msg | replace(playbook_dir, 'P') }}
 """
 
 
@@ -65,11 +80,14 @@ def runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     (made / "templates" / "secret.j2").write_text("rendered {{ 6 * 7 }}\n")
     (made / "files" / "secret.sh").write_text("#!/bin/sh\necho script ran\n")
     (made / "files" / "other.txt").write_text("another secret\n")
+    (made / "files" / "othertree").mkdir()
+    (made / "files" / "othertree" / "locked.txt").write_text("a secret in a directory\n")
     (tmp / "pw").write_text("right password\n")
     (tmp / "other-pw").write_text("another password\n")
     env = ansible_env(tmp)
     for rel, pw in (("files/secret.txt", "pw"), ("files/tree/inner.txt", "pw"), ("templates/secret.j2", "pw"),
-                    ("files/secret.sh", "pw"), ("files/other.txt", "other-pw")):
+                    ("files/secret.sh", "pw"), ("files/other.txt", "other-pw"),
+                    ("files/othertree/locked.txt", "other-pw")):
         subprocess.run([str(vault_cli), "encrypt", "--vault-password-file", str(tmp / pw), str(made / rel)],
                        check=True, capture_output=True, env=env, timeout=300)
     out: dict[str, Any] = {}
@@ -111,4 +129,5 @@ def test_vault_encrypted_files_are_decrypted_as_ansible_decrypts_them(runs: dict
     assert tree["secret.txt"] == "the secret\n" and tree["envelope.txt"].startswith("$ANSIBLE_VAULT;1.1;AES256")
     assert tree["tree/inner.txt"] == "inner secret\n" and tree["rendered.txt"] == "rendered 42\n"
     assert tree["results.txt"].startswith("script ran\nTrue ")
+    assert [line.split(" ")[0] for line in tree["results.txt"].splitlines()[1:]] == ["True"] * 3
     assert rustle["tree"] == tree, rustle["text"]

@@ -90,8 +90,7 @@ class Embedder:
             except vault.VaultFailed as exc:
                 if exc.locked is None:
                     raise CompileError(f"{path}: {exc.message}", exc.hint) from None
-                raise VaultLocked(f"A vault password or secret must be specified to decrypt {path}"
-                                  if not vault.secrets() else f"Task failed: {exc.locked}") from None
+                raise VaultLocked(locked_message(path, exc)) from None
             digest = hashlib.sha256(plain).hexdigest()
             self.unit.blobs[digest] = plain
         self.unit.files[digest] = path
@@ -156,7 +155,7 @@ class Embedder:
                     continue
                 out.setdefault("files", {})[name] = self.digest(path, task)
             except VaultLocked as exc:  # the task fails on the host, in ansible-core's words
-                out.setdefault("vault_locked", {})[name] = str(exc)
+                out.setdefault("vault_locked", {})[name] = f"Task failed: {exc}"
                 continue
             if module == "template":
                 self._template(task, name, path, search)
@@ -464,6 +463,16 @@ def _all_templates(roots: list[str]) -> list[str]:
             if len(names) > MAX_TREE_FILES:
                 break
     return names
+
+
+def locked_message(path: str, exc: Any) -> str:
+    """ansible-core's words for a vault-encrypted controller file that no secret of the run
+    opens (``exc``: the :class:`vault.VaultFailed`); its actions prefix them with "Task failed: "."""
+    from .. import vault
+
+    if not vault.secrets():
+        return f"A vault password or secret must be specified to decrypt {path}"
+    return str(exc.locked)
 
 
 class VaultLocked(Exception):

@@ -66,6 +66,7 @@ class ModuleContext:
         self.late_sources = {}  # their name -> controller details (a template's ``sources``)
         self.late_trees = {}  # their name -> a copy src directory (compiler/sources.walk_tree)
         self.late_names = set()  # those named over the host's data, as rendered here
+        self.late_locked = {}  # their name -> the message of a vault file no secret opened
         render = task.get("run_time_render") or {}
         for name in task.get("run_time_files") or ():
             if name in render:  # the controller rendered it as the host does (fleetops)
@@ -83,6 +84,10 @@ class ModuleContext:
             if tree is not None:
                 self.late_trees[name] = tree[0]
                 self._late.update(tree[1])
+                continue
+            locked = (runner.inject.get("locked") or {}).get(name)
+            if isinstance(locked, str):
+                self.late_locked[name] = locked
         self.environment = {str(k): str(v) for k, v in (environment or {}).items()}
         self.python = None  # the interpreter discovered for a task's own auto* mode (modules/bridge.py)
         self._become_keywords = (bool(task.get("become", False)), task.get("become_user") or "root",

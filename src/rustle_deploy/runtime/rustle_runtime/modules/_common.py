@@ -244,8 +244,8 @@ def embedded_source(ctx, args, src):
     embedded file of the same name.
     """
     task = getattr(ctx, "task", None) or {}
-    locked = (task.get("vault_locked") or {}).get(src)
-    if locked:  # vault-encrypted, and no secret of the run opened it (compiler/sources.py)
+    locked = (task.get("vault_locked") or {}).get(src) or (getattr(ctx, "late_locked", None) or {}).get(src)
+    if locked:  # vault-encrypted, and no secret of the run opened it (compiler/sources.py, fleetops)
         fail(locked)
     files = dict(args.get("_rustle_files") or {})
     files.update(getattr(ctx, "files", None) or {})
