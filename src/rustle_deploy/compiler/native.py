@@ -564,6 +564,9 @@ class _Lowering:
         unapplied = [k for k in ("seuser", "serole", "setype", "selevel") if given.get(k) is not None]
         unapplied += [k for k in ("unsafe_writes",) if given.get(k) not in (None, False, "no", "false", "False")]
         unapplied += [k for k in ("get_md5", "get_selinux_context") if module == "stat" and k in given]
+        if module == "copy" and any(given.get(k) is not None for k in ("_original_basename", "_diff_peek")):
+            raise self.fail(task, "copy's internal arguments (_original_basename, _diff_peek) are refused by the "
+                                  "Python runtime, in ansible-core's words")
         environment = task.get("environment")
         if isinstance(environment, dict) and "ANSIBLE_UNSAFE_WRITES" in environment:
             unapplied.append("unsafe_writes")  # its environment fallback: pyz honours it

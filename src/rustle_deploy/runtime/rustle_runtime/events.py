@@ -31,10 +31,28 @@ def _default(value):
         return list(value)
     if isinstance(value, bytes):
         return value.decode("utf-8", "replace")
-    flat = getattr(value, "flat", None)  # a VarScope given whole (ansible_delegated_vars)
-    if callable(flat):
-        return flat()
+    if callable(getattr(value, "flat", None)):  # a VarScope given whole ({{ vars }}, ansible_delegated_vars)
+        return _plain(value, ())
     return str(value)
+
+
+def _plain(value, within):
+    """``value`` with each variable scope in it flattened, as JSON can hold it: ``hostvars`` in a
+    scope as its host names (each host's variables hold hostvars again), and a scope met again
+    inside itself (a registered result holding the variables that hold it) left out."""
+    flat = getattr(value, "flat", None)
+    if callable(flat):
+        if id(value) in within:
+            return None
+        within = (*within, id(value))
+        value = flat()
+        if isinstance(value, dict) and "hostvars" in value:
+            value = dict(value, hostvars={str(name): {} for name in value["hostvars"]})
+    if isinstance(value, dict):
+        return {k: _plain(v, within) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v, within) for v in value]
+    return value
 
 
 class Emitter:

@@ -218,6 +218,9 @@ COPY_ARGS = {"src", "content", "dest", "mode", "owner", "group", "backup", "forc
 @c.module
 def copy(ctx, args):
     """ansible.builtin.copy: embedded ``src``, ``content`` or ``remote_src``."""
+    for internal in ("_original_basename", "_diff_peek"):  # the copy action's own check
+        if args.get(internal) is not None:
+            c.fail(f'Invalid parameter specified: "{internal}"')
     c.check_unknown(args, COPY_ARGS, "copy")
     src, content = args.get("src"), args.get("content")
     dest = args.get("dest")
