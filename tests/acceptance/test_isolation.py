@@ -108,3 +108,21 @@ def test_a_timing_sensitive_target_runs_again_while_it_fails_under_either_tool(m
     calls.clear()
     monkeypatch.setattr(harness, "run_target", lambda root, name, tool: calls.append((name, tool)) or Run(tool, code=0))
     assert run_attempts(Path("/nowhere"), "wait_for", "rustle").earlier == [] and len(calls) == 1
+
+
+def test_an_ansible_playbook_a_target_runs_adds_no_result_to_the_oracles(tmp_path: Path) -> None:
+    """copy's no_log.yml runs ansible-playbook through `command`: that child inherits the
+    harness's callback settings, and its results ("copy" on localhost) were recorded as the
+    oracle's own, six results rustle-deploy could never match."""
+    role = tmp_path / "targets" / "nested"
+    (role / "tasks").mkdir(parents=True)
+    (role / "tasks" / "main.yml").write_text(
+        "- copy:\n    dest: '{{ output_dir }}/inner.yml'\n"
+        "    content: \"- hosts: localhost\\n  gather_facts: false\\n  tasks:\\n    - debug: msg=inner\\n\"\n"
+        f"- command: {harness.BIN / 'ansible-playbook'} {{{{ output_dir }}}}/inner.yml\n"
+        "  register: inner\n"
+        "- assert:\n    that: \"'msg\\\": \\\"inner' in inner.stdout\"\n")
+    run = run_target(tmp_path / "targets", "nested", "ansible", base=tmp_path)
+    assert run.code == 0, run.log[-2000:]
+    assert [(r["task"], r["host"]) for r in run.results if r["task"] != "Gathering Facts"] == [
+        ("nested : copy", "testhost"), ("nested : command", "testhost"), ("nested : assert", "testhost")]
