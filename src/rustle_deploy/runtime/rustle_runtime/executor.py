@@ -892,27 +892,25 @@ class Runner:
         own = {k: v for k, v in self.host_vars.items() if k not in _PLAY_NAMES}
         if not self._address_given:
             own.pop("ansible_host", None)
-        layers = [own]
-        if self.module_facts:
-            layers.append(self.module_facts)
-        if self.included_vars:
-            layers.append(self.included_vars)
-        layers.append(self.runtime_vars)
-        if self.extra_vars:
-            layers.append(self.extra_vars)
-        return VarScope(layers, self.templar, facts=self.facts, special={"hostvars": self._hostvars})
+        return self._scope([], own, [])
 
     def _base_scope(self):
         play = self._play or {}
         exposed = self._exposed_roles()
-        layers = [play["defaults"]] if play.get("defaults") else []
-        layers.extend(r["defaults"] for r in exposed if r.get("defaults"))
-        layers.append(self.host_vars)
+        defaults = [play["defaults"]] if play.get("defaults") else []
+        defaults.extend(r["defaults"] for r in exposed if r.get("defaults"))
+        play_vars = [play["vars"]] if play.get("vars") else []
+        play_vars.extend(r["vars"] for r in exposed if r.get("vars"))
+        return self._scope(defaults, self.host_vars, play_vars)
+
+    def _scope(self, below, host_vars, play_vars):
+        """The host's variables in ansible-core's precedence, lowest first: ``below`` (role and
+        play defaults), ``host_vars``, module facts, ``play_vars``, include_vars, set_fact and
+        registered values, extra vars."""
+        layers = [*below, host_vars]
         if self.module_facts:
             layers.append(self.module_facts)
-        if play.get("vars"):
-            layers.append(play["vars"])
-        layers.extend(r["vars"] for r in exposed if r.get("vars"))
+        layers.extend(play_vars)
         if self.included_vars:
             layers.append(self.included_vars)
         layers.append(self.runtime_vars)
