@@ -278,18 +278,24 @@ def roles_of(root: Path, name: str) -> list[str]:
     return seen
 
 
+def site_yml(root: Path, name: str) -> str:
+    gather = "gather_facts/no" not in aliases(root, name)
+    return f"- hosts: testhost\n  gather_facts: {gather}\n  roles:\n    - role: {name}\n"
+
+
+def inventory(python: str, remote: Path | str) -> str:
+    return ("[testgroup]\ntesthost ansible_connection=local ansible_pipelining=yes "
+            f"ansible_python_interpreter={python} rustle_remote_dir={remote}\n")
+
+
 def prepare(root: Path, name: str, work: Path) -> Path:
     """Write site.yml, the inventory and a roles directory for ``name`` under ``work``."""
     roles = work / "roles"
     roles.mkdir(parents=True)
     for role in roles_of(root, name):
         shutil.copytree(root / role, roles / role, symlinks=True)
-    gather = "gather_facts/no" not in aliases(root, name)
-    (work / "site.yml").write_text(
-        f"- hosts: testhost\n  gather_facts: {gather}\n  roles:\n    - role: {name}\n")
-    (work / "inventory").write_text(
-        "[testgroup]\ntesthost ansible_connection=local ansible_pipelining=yes "
-        f"ansible_python_interpreter={_python(root, name)} rustle_remote_dir={work / 'remote'}\n")
+    (work / "site.yml").write_text(site_yml(root, name))
+    (work / "inventory").write_text(inventory(_python(root, name), work / "remote"))
     (work / "output").mkdir()
     # a private HOME, as ansible-test's test host has its own: targets write there (~/test.txt)
     # and copy's reads ~/.ssh/authorized_keys, which ansible-test's ssh set-up provides
@@ -322,6 +328,12 @@ def _unshimmed(path: str) -> list[str]:
     return [d for d in path.split(":") if d and not (d.endswith("/shims") and ".pyenv" in d)]
 
 
+# ansible-core's settings every run of either tool gets (the recorded oracle's key holds them)
+ANSIBLE_SETTINGS = {"ANSIBLE_NOCOLOR": "1", "ANSIBLE_FORCE_COLOR": "0", "ANSIBLE_LOCALHOST_WARNING": "False",
+                    "ANSIBLE_DEPRECATION_WARNINGS": "False", "ANSIBLE_RETRY_FILES_ENABLED": "False",
+                    "ANSIBLE_HOST_KEY_CHECKING": "False"}
+
+
 def _env(work: Path) -> dict[str, str]:
     # The native runner is built once for every target (its cache is keyed by its sources), not in
     # each target's private cache: a cargo build costs a minute or more of CPU.
@@ -334,10 +346,7 @@ def _env(work: Path) -> dict[str, str]:
     env.update(HOME=str(work / "home"), ANSIBLE_HOME=str(work / "home" / ".ansible"), RUSTLE_STATE_DB=str(work / "home" / "state.db"),
                RUSTLE_DEPLOY_CACHE_DIR=str(work / "home" / "cache"),
                PATH=":".join([str(BIN), *_unshimmed(os.environ.get("PATH", ""))]),
-               ANSIBLE_ROLES_PATH=str(work / "roles"), ANSIBLE_NOCOLOR="1",
-               ANSIBLE_FORCE_COLOR="0", ANSIBLE_LOCALHOST_WARNING="False",
-               ANSIBLE_DEPRECATION_WARNINGS="False", ANSIBLE_RETRY_FILES_ENABLED="False",
-               ANSIBLE_HOST_KEY_CHECKING="False", PYTHONWARNINGS="ignore")
+               ANSIBLE_ROLES_PATH=str(work / "roles"), PYTHONWARNINGS="ignore", **ANSIBLE_SETTINGS)
     if os.environ.get("RUSTLE_FORMAT"):  # the suite pins pyz (tests/conftest.py); make acceptance runs auto
         env["RUSTLE_FORMAT"] = os.environ["RUSTLE_FORMAT"]
     return env
@@ -422,8 +431,33 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+# Files a target leaves in the running account's own home, outside its work directory:
+# lineinfile's acls.yml copies "TEST" to ~/test.txt, and copy's `~` is the remote user's home
+# (~root: the account's, not $HOME), while its clean-up removes $HOME/test.txt; the file stays,
+# and every later run on the machine finds it ("Create file" ok, where the first run says
+# changed). The harness writes it as that first run leaves it when it is missing (never over a
+# file that is there), so that every run, the recorded oracle's and one on a fresh machine,
+# starts alike. target -> (name in the account's home, content, mode)
+LEFT_IN_HOME = {"lineinfile": ("test.txt", "TEST", 0o644)}
+
+
+def _as_earlier_runs_left(name: str) -> None:
+    if name not in LEFT_IN_HOME:
+        return
+    file, content, mode = LEFT_IN_HOME[name]
+    path = Path(pwd.getpwuid(os.getuid()).pw_dir) / file
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
+    except FileExistsError:
+        return
+    with os.fdopen(fd, "w") as out:
+        out.write(content)
+    os.chmod(path, mode)
+
+
 def run_target(root: Path, name: str, tool: str, base: Path | None = None) -> Run:
     """Run ``name`` under ``tool`` (``ansible`` or ``rustle``) in a fresh directory."""
+    _as_earlier_runs_left(name)
     tmp = tempfile.mkdtemp(prefix=f"acc-{tool}-{name}-", dir=base)
     try:
         if CONSTRAINTS_ROLE in roles_of(root, name):
@@ -487,15 +521,67 @@ TIMING_SENSITIVE = {"wait_for": "asserts `waitfor.elapsed >= 2` after a 3 s back
 ATTEMPTS = 3
 
 
-def run_attempts(root: Path, name: str, tool: str) -> Run:
-    """``run_target``, again while it fails for a ``TIMING_SENSITIVE`` target."""
+def run_attempts(root: Path, name: str, tool: str, base: Path | None = None, only: list[str] | None = None) -> Run:
+    """``run_target``, again while it fails for a ``TIMING_SENSITIVE`` target (with ``only``:
+    while it fails with one of those blockers, the ones the oracle's own earlier runs had)."""
     earlier: list[str] = []
-    run = run_target(root, name, tool)
-    while not run.passed and name in TIMING_SENSITIVE and len(earlier) + 1 < ATTEMPTS:
+    run = run_target(root, name, tool, base)
+    while not run.passed and name in TIMING_SENSITIVE and len(earlier) + 1 < ATTEMPTS \
+            and (only is None or blocker(run) in only):
         earlier.append(blocker(run) or f"exit {run.code}")
-        run = run_target(root, name, tool)
+        run = run_target(root, name, tool, base)
     run.earlier = earlier
     return run
+
+
+def oracle_inputs(root: Path, name: str) -> dict[str, Any]:
+    """What decides ansible-playbook's run of ``name`` here (the key of its record,
+    tests/acceptance/records.py): the files of the target and of every target it needs, as the
+    sdist ships them, and what the harness writes and sets around them."""
+    from .records import file_digest, tree_digest
+
+    roles = roles_of(root, name)
+    python = _python(root, name)
+    return {
+        "ansible-core": ANSIBLE_VERSION, "target": name,
+        "roles": {role: tree_digest(root / role) for role in sorted(roles)},
+        "constraints": file_digest(root.parents[1] / CONSTRAINTS) if CONSTRAINTS_ROLE in roles else None,
+        "site.yml": site_yml(root, name),
+        "inventory": inventory("{python}" if python == sys.executable else python, "{work}/remote"),
+        "argv": _argv("ansible", Path("{work}"))[1:], "settings": ANSIBLE_SETTINGS,
+        "accounts": {var: default for var, (default, _ours) in account_names(root, name).items()},
+        "httptester": {"unserved": list(_UNSERVED.get(name, ())), "window": RUN_TIMEOUT} if name in HTTPTESTER_TARGETS else None,
+        "left_in_home": list(LEFT_IN_HOME[name]) if name in LEFT_IN_HOME else None,
+        "callback": file_digest(CALLBACKS / "results_jsonl.py"),
+    }
+
+
+def refresh_record(record: Any, run: Run) -> None:
+    """``make acceptance``'s live oracle run written over the committed record of a target the
+    suite compares (one that has a record), unless it timed out."""
+    from .records import normalised
+
+    if record.path.is_file() and run.code is not None:
+        record.write(normalised(run, _mask), run.earlier, run.seconds)
+
+
+def _mask(text: str) -> str:
+    return _NOISE.sub("WORK", text)
+
+
+def oracle_record(root: Path, name: str) -> Any:
+    from . import records
+
+    return records.Record(records.RECORDS / ANSIBLE_VERSION / f"{name}.json", oracle_inputs(root, name))
+
+
+def recorded_oracle(root: Path, name: str, base: Path | None = None) -> Run:
+    """ansible-playbook's run of ``name``: its committed record, or a live run (``RUSTLE_ORACLE``;
+    tests/acceptance/records.py)."""
+    from . import records
+
+    return records.oracle_run(oracle_record(root, name), lambda: run_attempts(root, name, "ansible", base),
+                              _mask, lambda **kw: Run("ansible", **kw))
 
 
 def _remove_account(name: str, kind: str = "user") -> None:
@@ -891,6 +977,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.oracle or data["ansible"].get(name, {}).get("code") is None:  # not run, or timed out
             data["ansible"][name] = asdict(run_attempts(root, name, "ansible"))
             save_result("ansible", name, data["ansible"][name])
+            refresh_record(oracle_record(root, name), _load(data["ansible"][name]))
         data["rustle"][name] = asdict(run_attempts(root, name, "rustle"))
         save_result("rustle", name, data["rustle"][name])
         a, r = _load(data["ansible"][name]), _load(data["rustle"][name])

@@ -25,6 +25,7 @@ reported. The greps of ``runme.sh`` are not replayed: the task results are the c
 
 from __future__ import annotations
 
+import functools
 import re
 import shlex
 import shutil
@@ -36,14 +37,19 @@ from pathlib import Path
 from typing import Any
 
 from .harness import (
+    ANSIBLE_SETTINGS,
+    ANSIBLE_VERSION,
     BIN,
+    CALLBACKS,
     HOST,
     Comparison,
     Run,
     _env,
+    _mask,
     compare,
     execute,
     not_run,
+    refresh_record,
 )
 
 # ansible-playbook's flags that rustle-deploy has under the same meaning: flag -> rustle's
@@ -351,6 +357,43 @@ def run_invocation(root: Path, inv: Invocation, tool: str, base: Path | None = N
         return execute(tool, argv, cwd, work, env, remotes)
 
 
+@functools.cache
+def _targets_digest(root: Path) -> str:
+    from .records import tree_digest
+
+    return tree_digest(root)
+
+
+def oracle_inputs(root: Path, inv: Invocation) -> dict[str, Any]:
+    """What decides ansible-playbook's run of ``inv`` (the key of its record,
+    tests/acceptance/records.py): every target's files as the sdist ships them (the copy is laid
+    out with the others beside it, which its playbooks may reach), the command line and its
+    ``ANSIBLE_*`` settings, and what the harness writes and sets around them."""
+    from .records import file_digest
+
+    return {
+        "ansible-core": ANSIBLE_VERSION, "invocation": inv.key, "targets": _targets_digest(root),
+        "argv": inv.argv("ansible")[1:], "env": dict(inv.env),
+        "inventory": _inventory().replace(sys.executable, "{python}"), "settings": ANSIBLE_SETTINGS,
+        "callback": file_digest(CALLBACKS / "results_jsonl.py"),
+    }
+
+
+def oracle_record(root: Path, inv: Invocation) -> Any:
+    from . import records
+
+    return records.Record(records.RECORDS / ANSIBLE_VERSION / "runme" / inv.target / f"{inv.line}.json",
+                          oracle_inputs(root, inv))
+
+
+def recorded_oracle(root: Path, inv: Invocation, base: Path | None = None) -> Run:
+    """ansible-playbook's run of ``inv``: its committed record, or a live run (``RUSTLE_ORACLE``)."""
+    from . import records
+
+    return records.oracle_run(oracle_record(root, inv), lambda: run_invocation(root, inv, "ansible", base),
+                              _mask, lambda **kw: Run("ansible", **kw))
+
+
 def exit_class(run: Run) -> str:
     """What a run's exit says, in words both tools share: ``ok``, ``hosts failed`` or
     ``error`` (bad input, nothing run; or a run ansible-core aborted, which rustle-deploy records
@@ -420,12 +463,13 @@ def run_all(root: Path, names: list[str], data: dict[str, Any], oracle: bool, jo
 
     def one(inv: Invocation) -> None:
         cached = store.get(inv.key, {})
-        entry = {"argv": inv.argv("ansible")[1:], "env": dict(inv.env)}
+        entry: dict[str, Any] = {"argv": inv.argv("ansible")[1:], "env": dict(inv.env)}
         if not oracle and cached.get("argv") == entry["argv"] and cached.get("env") == entry["env"] \
                 and cached.get("ansible", {}).get("code") is not None:
             entry["ansible"] = cached["ansible"]
         else:
             entry["ansible"] = asdict(run_invocation(root, inv, "ansible"))
+            refresh_record(oracle_record(root, inv), Run(**entry["ansible"]))
         entry["rustle"] = asdict(run_invocation(root, inv, "rustle"))
         store[inv.key] = entry
         res = outcome(Run(**entry["ansible"]), Run(**entry["rustle"]))
