@@ -995,6 +995,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 _PART2 = "\n# Part 2"  # where a report's second part (runme.render) starts
+_PER_TARGET = "\n## Per target\n"
 
 
 def _section(text: str, name: str) -> re.Match[str] | None:
@@ -1008,8 +1009,9 @@ def merge(old: str, new: str, names: list[str], runme_part: bool = False) -> str
     target, and only some were run again."""
     out = old
     for name in names:
+        # the per-target table's row (a hand-written table above it may name the target first)
         row = re.compile(rf"^\| {re.escape(name)} \|.*$", re.MULTILINE)
-        fresh, old_row = row.search(new), row.search(out)
+        fresh, old_row = row.search(new, new.find(_PER_TARGET) + 1), row.search(out, out.find(_PER_TARGET) + 1)
         if fresh and old_row:
             out = out[:old_row.start()] + fresh.group(0) + out[old_row.end():]
         stale, found = _section(out, name), _section(new, name)

@@ -229,12 +229,13 @@ def test_a_run_on_a_cache_of_its_own_writes_its_report_there_not_into_docs(root:
 def test_a_report_of_some_targets_is_merged_into_one_of_every_target() -> None:
     from .harness import merge
 
-    old = ("# A\n\n## Totals\n\n- old totals\n\n## Per target\n\n| a | both | 1 |\n| b | neither | 2 |\n| c | both | 3 |\n\n"
+    old = ("# A\n\n| a | a hand-written row above |\n\n## Totals\n\n- old totals\n\n## Per target\n\n| a | both | 1 |\n| b | neither | 2 |\n| c | both | 3 |\n\n"
            "## Failures and differences under rustle-deploy\n\n### b\n\nold b\n\n### c\n\nold c\n\n")
     new = ("# A\n\n## Totals\n\n- new totals\n\n## Per target\n\n| a | both | 9 |\n| b | both | 8 |\n| c | not run |\n\n"
            "## Failures and differences under rustle-deploy\n\n### a\n\nnew a\n\n\n# Part 2: runme\n\n| handlers | 10 |\n")
     out = merge(old, new, ["a", "b"])
     assert "| a | both | 9 |\n| b | both | 8 |\n| c | both | 3 |" in out  # c was not run again: kept
+    assert "| a | a hand-written row above |" in out  # only the per-target table's row is replaced
     assert "### a\n\nnew a\n\n### c\n\nold c" in out and "old b" not in out  # b's section gone: it passes now
     assert "- old totals" in out and "Part 2" not in out
     both = merge(out, new, [], runme_part=True)
