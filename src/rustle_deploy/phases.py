@@ -570,7 +570,9 @@ def play_phases(tasks: list[Task], earlier: frozenset[str] = frozenset(),
     (``ansible_play_hosts``), so a read of them is sent the failed hosts from the first phase on
     (the play is then a stage of its own too)."""
     late = set(earlier).union(*(_sets(t) for t in tasks))
-    handlers = notifiable(handlers or [], tasks)  # a handler nothing notifies gets no phase
+    every = handlers or []  # a run_once handler's kind names its index among all of them
+    handlers = notifiable(every, tasks)  # a handler nothing notifies gets no phase
+    runs = frozenset(h.task_id for h in handlers)
     kinds: list[str] = []
     of: dict[str, int] = {}
     last: dict[str, int] = {}
@@ -629,7 +631,7 @@ def play_phases(tasks: list[Task], earlier: frozenset[str] = frozenset(),
         flushed = staged and flushes(task)
         refreshed = any(refreshes(t) for t in task.walk())
         if flushed:
-            _handler_phases(handlers, kinds, at, actions, reads, readers, failing)
+            _handler_phases(every, kinds, at, actions, reads, readers, failing, runs)
         where = sections
 
     for task in tasks:
@@ -641,7 +643,7 @@ def play_phases(tasks: list[Task], earlier: frozenset[str] = frozenset(),
             kinds.append(HOSTS)
         if failing[0] or failing[1]:
             reads.setdefault(len(kinds) - 1, set()).add(PLAY_HOSTS)
-    _handler_phases(handlers, kinds, at, actions, reads, readers, failing)
+    _handler_phases(every, kinds, at, actions, reads, readers, failing, runs)
     of.update((name, phases[-1]) for name, phases in at.items())
     return Phases(tuple(kinds) or (HOSTS,), of, {k: tuple(sorted(v)) for k, v in reads.items()}, last,
                   {name: tuple(phases) for name, phases in at.items()})
@@ -670,7 +672,7 @@ def handler_kind(handler: Task, actions: frozenset[str] = frozenset()) -> str | 
 
 def _handler_phases(handlers: list[Task], kinds: list[str], at: dict[str, list[int]], actions: frozenset[str],
                     reads: dict[int, set[str]] | None = None, readers: frozenset[str] = frozenset(),
-                    failing: Sequence[bool] = (False, False)) -> None:
+                    failing: Sequence[bool] = (False, False), runs: frozenset[str] | None = None) -> None:
     """Give the handlers (in execution order) of a play with a run_once or delegated handler
     phases after its tasks' (or after a flush, its phase's last task): each run_once handler one
     of its own (HANDLER, HANDLER_LOCAL), consecutive handlers delegated to one place one (LOCAL,
@@ -679,11 +681,14 @@ def _handler_phases(handlers: list[Task], kinds: list[str], at: dict[str, list[i
 
     A handler of ``readers`` (it reads the play's live hosts) after a task or handler that may
     fail (``failing``: in an earlier phase, in the last one) gets PLAY_HOSTS in its phase's
-    ``reads``, in a phase of its own when what may fail is in the phase it would join."""
-    if not any(handler_kind(h, actions) for h in handlers):
+    ``reads``, in a phase of its own when what may fail is in the phase it would join.
+    ``runs``: the handlers a notify may run (``notifiable``; None: all), the others get none."""
+    if not any(handler_kind(h, actions) for h in handlers if runs is None or h.task_id in runs):
         return
     failed, pending = failing[0] or failing[1], failing[1]
     for index, handler in enumerate(handlers):
+        if runs is not None and handler.task_id not in runs:
+            continue
         own = handler_kind(handler, actions) or HOSTS
         reader = handler.task_id in readers and failed
         if run_once_handler(own):

@@ -13,12 +13,12 @@ from .conftest import Fleet, playbook_file, recap_counts
 
 pytestmark = [pytest.mark.ssh, pytest.mark.ansible, pytest.mark.usefixtures("rustle_home")]
 
-# A play of one host whose task delegated to the controller notifies a delegated handler; the
+# The first play: a play of one host whose task delegated to the controller notifies a delegated handler; the
 # plain handler before it is never notified (include_import runme line 31: role3's handler
 # before the delegated one). It used to get a host phase of its own between the two, which ran
 # nothing: a second round trip. The controller's run has no RUSTLE_RUN_MARK.
-ONE_HOST = """\
-- hosts: fleet
+PLAYS = """\
+- hosts: n00
   gather_facts: false
   tasks:
     - name: on the host
@@ -33,21 +33,39 @@ ONE_HOST = """\
     - name: delegated
       shell: echo "handler-${RUSTLE_RUN_MARK:-controller}" >> {{ root }}/log
       delegate_to: localhost
+- hosts: fleet
+  gather_facts: false
+  tasks:
+    - name: notify
+      command: "true"
+      notify: [once, after]
+  handlers:
+    - name: unnotified
+      shell: echo unnotified >> {{ root }}/log
+    - name: once
+      shell: echo once-{{ inventory_hostname }} | tee -a {{ root }}/log
+      register: once_result
+      run_once: true
+    - name: after
+      shell: echo "after-{{ once_result.stdout | default('none') }}" >> {{ root }}/log
 """
 
 
 def test_a_handler_nothing_notifies_costs_no_round_trip(
         sshd: Any, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    fleet = Fleet(sshd, tmp_path, 1)
-    playbook = playbook_file(tmp_path, ONE_HOST)
+    fleet = Fleet(sshd, tmp_path, 2)
+    playbook = playbook_file(tmp_path, PLAYS)
     code, doc = fleet.rustle(capsys, playbook)
     acode, arecaps = fleet.ansible(playbook)
     assert (code, acode) == (0, 0), json.dumps(doc["hosts"])[:6000]
     assert fleet.files("rustle") == fleet.files("ansible")
-    assert fleet.files("rustle")["n00"]["log"].split() == ["host", "task-controller", "handler-controller"]
-    (host,) = doc["hosts"]
-    assert recap_counts(host["recap"]) == recap_counts(arecaps["n00"])
-    # phases: [on the host] [on the controller: the task, then the handler]: one exchange with
-    # the host (was two: [host] [controller] [host: "unnotified"] [controller: "delegated"])
-    assert host["round_trips"] == 1
-    assert len(doc["rollout"]["batches"]) == 2, doc["rollout"]["batches"]
+    logs = {n: f["log"].split() for n, f in fleet.files("rustle").items()}
+    assert logs == {"n00": ["host", "task-controller", "handler-controller", "once-n00", "after-once-n00"],
+                    "n01": ["after-once-n00"]}
+    for host in doc["hosts"]:
+        assert recap_counts(host["recap"]) == recap_counts(arecaps[host["name"]]), host["name"]
+    # n00's exchanges: the first play's [on the host] (its [on the controller: the task, then
+    # the handler] costs none; the handler "unnotified" used to get a host phase between
+    # them: one more), and the second play's [notify] [once] [after]
+    rounds = {h["name"]: h["round_trips"] for h in doc["hosts"]}
+    assert rounds == {"n00": 4, "n01": 2}, rounds

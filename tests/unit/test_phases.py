@@ -263,6 +263,12 @@ def test_a_handler_nothing_notifies_gets_no_phase() -> None:
     assert plan_phases(chain)[0].handlers == {"t5": (0,), "t6": (1,)}
     topics = plan_of([t(0, notify=["topic"])], [t(5), {**delegated, "listen": "topic"}])
     assert plan_phases(topics)[0].handlers == {"t6": (1,)}
+    # a run_once handler's phase names its index among all the play's handlers (the hosts'
+    # notifications do), those before it notified or not
+    once = plan_of([notifier(0, 6)], [t(5), t(6, run_once=True)])
+    assert plan_phases(once)[0].kinds == (HOSTS, f"{HANDLER}#1")
+    spec = play_specs(once, lambda names: [Host(name=n, vars={}, groups=("all",)) for n in names])[0]
+    assert [st.handler for st in schedule([spec], NAMES).stages] == [None, 1]
     # nor is force_handlers refused for a run_once or delegated handler that never runs
     quiet = plan_of([t(0)], [t(9, run_once=True), t(8, delegate_to="localhost")])
     validate(replace(quiet, plays=(replace(quiet.plays[0], force_handlers=True),)))
