@@ -104,7 +104,7 @@ def test_accounts_a_target_adds_are_the_runs_own_and_removed_after_a_failed_run(
 def test_a_timing_sensitive_target_runs_again_while_it_fails_under_either_tool(monkeypatch: pytest.MonkeyPatch) -> None:
     calls: list[tuple[str, str]] = []
 
-    def fake(root: Path, name: str, tool: str) -> Run:
+    def fake(root: Path, name: str, tool: str, base: Path | None = None) -> Run:
         calls.append((name, tool))
         n = len(calls)
         return Run(tool, code=2, results=[{"task": "t", "status": "failed", "msg": f"try {n}"}])
@@ -116,7 +116,13 @@ def test_a_timing_sensitive_target_runs_again_while_it_fails_under_either_tool(m
     calls.clear()
     assert run_attempts(Path("/nowhere"), "stat", "rustle").earlier == [] and calls == [("stat", "rustle")]
     calls.clear()
-    monkeypatch.setattr(harness, "run_target", lambda root, name, tool: calls.append((name, tool)) or Run(tool, code=0))
+    # with ``only`` (the oracle's recorded earlier failures): again only while it fails as one of those
+    assert run_attempts(Path("/nowhere"), "wait_for", "rustle", only=["fails: t: try 1"]).earlier == ["fails: t: try 1"]
+    assert calls == [("wait_for", "rustle")] * 2
+    calls.clear()
+    assert run_attempts(Path("/nowhere"), "wait_for", "rustle", only=[]).earlier == [] and len(calls) == 1
+    calls.clear()
+    monkeypatch.setattr(harness, "run_target", lambda root, name, tool, base=None: calls.append((name, tool)) or Run(tool, code=0))
     assert run_attempts(Path("/nowhere"), "wait_for", "rustle").earlier == [] and len(calls) == 1
 
 
