@@ -78,3 +78,18 @@ def test_the_host_name_check_refuses_what_the_idna_codec_refuses(address: str) -
             _idna_check(address)
     else:
         _idna_check(address)
+
+
+@pytest.mark.parametrize("env", [{}, {"LOGNAME": "ann"}, {"USER": "bob"}, {"LNAME": "cy", "USERNAME": "dee"},
+                                 {"USERNAME": "dee"}, {"LOGNAME": "", "USER": "eve"}, {"SUDO_USER": "fay"}])
+def test_the_history_names_the_user_as_getpass_does(env: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> None:
+    import getpass
+
+    from rustle_deploy.state import login_name
+
+    for var in ("LOGNAME", "USER", "LNAME", "USERNAME", "SUDO_USER"):
+        monkeypatch.delenv(var, raising=False)
+    for var, value in env.items():
+        monkeypatch.setenv(var, value)
+    name = getpass.getuser()
+    assert login_name() == (f"fay (as {name})" if env.get("SUDO_USER") else name)
