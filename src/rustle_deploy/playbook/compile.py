@@ -34,6 +34,7 @@ from typing import Any
 
 from rustle_deploy.bridge.policy import overridden_builtins
 from rustle_deploy.errors import (
+    HandlerBlock,
     InventoryError,
     MissingInclude,
     PlanError,
@@ -1325,9 +1326,10 @@ class _Compiler:
               out: list[Task], base: str) -> None:
         self.check_keys(src, ds, kw.BLOCK, "a block", ds)
         if ctx.handler and ctx.nested:
-            raise src.error("Using a block as a handler is not supported.",
-                            "a handler's own block: is its only one (ansible-core refuses a block "
-                            "inside it, or in a file a handler includes)", ds, "block")
+            raise src.origin(ds, "block").error(
+                "Using a block as a handler is not supported.",
+                "a handler's own block: is its only one (ansible-core refuses a block inside it, in a "
+                "file a handler imports, and inside a block of a file a handler includes)", HandlerBlock)
         for key in ("block", "rescue", "always"):
             if key in ds and ds[key] is not None and not isinstance(ds[key], list):
                 raise src.error(f"'{key}' is a list of tasks, not a {_kind(ds[key])}", None, ds,
@@ -1383,8 +1385,11 @@ class _Compiler:
         allowed = kw.HANDLER if ctx.handler else kw.TASK
         self.check_task_keys(src, ds, allowed, action_key)
         if ctx.handler and _short(module) == "meta" and str(args.get("_raw_params", "")).strip() == "flush_handlers":
-            raise src.error("flush_handlers cannot be used as a handler",
-                            "notify flushes nothing: run meta: flush_handlers as a task", ds, action_key)
+            # ansible-core loads it, and aborts the run when the handler runs (exit 1)
+            self.failed_include(src, ds, origin, module, ctx, st, out, base, module,
+                                {"reason": "flush_handlers cannot be used as a handler", "errored": True,
+                                 "action": True}, {}, name=self.display_name(ds, module, ctx))
+            return
         # a module no built-in implements is found and checked by the module bridge when the
         # plan is validated (bridge/policy.py), which refuses it at this task's line
         canonical = canonical_module(module)
@@ -2580,8 +2585,10 @@ class _Compiler:
             return
         pointer = f"{base}/{len(out)}"
         self.origins[pointer] = origin
+        # a handler's include_tasks file may hold blocks (ansible-core loads it as a list of
+        # blocks), not blocks inside those
         inner = replace(ctx, src=child, task_dir=child.dir, include_stack=ctx.include_stack + (real,),
-                        listed=False, nested=ctx.handler)
+                        listed=False, nested=False)
         apply = args.get("apply")
         if apply is not None:
             if not isinstance(apply, dict):
@@ -2591,18 +2598,23 @@ class _Compiler:
             inner = self.inherit(src, apply, inner, st)
         task_id = st.new_id()
         children: list[Task] = []
-        deferred = None
+        deferred: dict[str, Any] | None = None
         try:
             self.tasks_from_source(child, inner, st, children, f"{pointer}/block")
-        except (UnknownModule, MissingInclude) as exc:
+        except (UnknownModule, MissingInclude, HandlerBlock) as exc:
             if self.choosing:
                 raise
             # ansible-core reads an include_tasks file only when a host reaches it: a file that
             # names a module nothing provides (a Windows-only one) aborts the run there, as a
             # parse error; one that imports a missing file fails the hosts that include it
-            children, deferred = [], ({"reason": exc.reason, "include": name} if isinstance(exc, MissingInclude)
-                                      else {"reason": f"rustle-deploy cannot include {display_path(path)}: {exc}",
-                                            "include": name, "errored": True})
+            if isinstance(exc, MissingInclude):
+                deferred = {"reason": exc.reason, "include": name}
+            elif isinstance(exc, HandlerBlock):  # ansible-core's parser error, as it words it
+                deferred = {"reason": exc.detail, "include": name, "errored": True}
+            else:
+                deferred = {"reason": f"rustle-deploy cannot include {display_path(path)}: {exc}",
+                            "include": name, "errored": True}
+            children = []
         self.container(src, ds, ctx, st, out, pointer, children, display_path(path), module,
                        task_id, registered={"include": name, "include_args": {}})
         if deferred is not None:

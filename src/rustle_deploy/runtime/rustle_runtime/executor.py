@@ -947,10 +947,11 @@ class Runner:
             self._exposed = [list(x) for x in state.get("exposed") or ()]
             self._includes_skipped = set(state.get("includes_skipped") or ())
             self._apply_added(state.get("inventory"))
-        if self.inject.get("files"):  # what lookup('file') of a file the play created reads
+        if self.inject.get("files") or self.inject.get("locked"):  # what lookup('file') of a file the play created reads
             from . import lookups
 
-            lookups.run_time_files = dict(self.inject["files"])
+            lookups.run_time_files = dict(self.inject.get("files") or {})
+            lookups.run_time_locked = dict(self.inject.get("locked") or {})
         if self.inject:
             self._apply_added(self.inject.get("inventory"), ordered=True)  # what other hosts changed
             self.runtime_vars.update(unsafe(self.inject.get("vars") or {}))
