@@ -310,6 +310,15 @@ def _shown_names(schedule: Schedule, plan: Plan | None) -> ShownNames:
     return ShownNames(order, included)
 
 
+def _exit_code(failed: bool, outcomes: Iterable[HostOutcome]) -> int:
+    """A run's exit code: 1 when a host failed (or the run errored), 0 otherwise; 4 when it
+    errored on ansible-core's parser error (an include's file it could not parse), as
+    ansible-playbook exits then."""
+    if any((o.recap or {}).get("errored") and (o.recap or {}).get("errored_exit") == 4 for o in outcomes):
+        return 4
+    return 1 if failed else 0
+
+
 def _errored(outcomes: Iterable[HostOutcome]) -> list[dict[str, str]]:
     """The hosts whose run errored (a notify of no handler fired, where ansible-core aborts the
     whole run), with why: ``[{"host", "msg"}]``, empty when none did."""
@@ -1657,7 +1666,7 @@ def _deploy_jobs(
         session.reporter.line(f"deployment {did}: {len(outcomes)} host(s), {sum(s.is_failure for s in summaries)} failed"
                               + (f", {len(left) - before} not reached" if len(left) > before else "")
                               + (f", {before} finished before the resume" if before else ""))
-    return 1 if failed else 0
+    return _exit_code(failed, outcomes)
 
 
 def recorded_sources(given: Any) -> str | list[str] | None:
@@ -2297,4 +2306,4 @@ def exec_manifest(manifest: Any, name: str, settings: Settings, opts: dict[str, 
              "error": str(o.error) if o.error else None, "tasks": task_docs(o.events),
              **({"batch": roll.batch_of.get(o.host), "rollout": roll.state_of(o.host)} if rolling else {})}
             for o in outcomes], **({"rollout": rollout_doc} if rollout_doc is not None else {})})
-    return 1 if any(s.is_failure for s in summaries) or roll.stopped_after is not None else 0
+    return _exit_code(any(s.is_failure for s in summaries) or roll.stopped_after is not None, outcomes)

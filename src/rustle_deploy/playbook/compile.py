@@ -2609,11 +2609,11 @@ class _Compiler:
             # parse error; one that imports a missing file fails the hosts that include it
             if isinstance(exc, MissingInclude):
                 deferred = {"reason": exc.reason, "include": name}
-            elif isinstance(exc, HandlerBlock):  # ansible-core's parser error, as it words it
-                deferred = {"reason": exc.detail, "include": name, "errored": True}
+            elif isinstance(exc, HandlerBlock):  # ansible-core's parser error (exit 4), as it words it
+                deferred = {"reason": exc.detail, "include": name, "errored": True, "exit": 4}
             else:
                 deferred = {"reason": f"rustle-deploy cannot include {display_path(path)}: {exc}",
-                            "include": name, "errored": True}
+                            "include": name, "errored": True, "exit": 4}
             children = []
         self.container(src, ds, ctx, st, out, pointer, children, display_path(path), module,
                        task_id, registered={"include": name, "include_args": {}})

@@ -625,6 +625,7 @@ class Runner:
         # why the run errored (ansible-core aborts the whole run, "ERROR! ..."): a notify of no
         # handler fired; the recap carries it, and the controller records an errored run
         self.errored = None
+        self._errored_exit = None  # 4: the error is ansible-core's parser error (include_error "exit")
         self.extra_vars = dict(plan.get("extra_vars") or {})
         self.stats = {"ok": 0, "changed": 0, "failed": 0, "skipped": 0, "rescued": 0, "ignored": 0}
         self._params = []  # params layers of the containers being run (include vars)
@@ -1022,6 +1023,8 @@ class Runner:
         recap.update(self.stats)
         if self.errored:
             recap["errored"] = self.errored
+            if self._errored_exit:  # ansible-core's parser error: ansible-playbook exits 4
+                recap["errored_exit"] = self._errored_exit
         recap["duration"] = round(time.monotonic() - start, 6)
         self.emitter.emit(recap)
         if self._children is not None:
@@ -1261,6 +1264,7 @@ class Runner:
             result["include"] = missing["include"]
         if missing.get("errored"):
             self.errored = reason
+            self._errored_exit = missing.get("exit") if missing.get("exit") == 4 else None
             self._unreachable_hit = True  # no rescue, no always: the run stops here
             head = dict(head, errored=True)
         if counted:  # its included result was counted ok
