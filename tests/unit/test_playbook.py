@@ -469,7 +469,7 @@ def test_what_ansible_core_refuses_only_when_a_handler_runs_errors_the_run_there
     assert flush.extras["include_error"] == {"reason": "flush_handlers cannot be used as a handler",
                                              "errored": True, "action": True}
     assert include.extras["include_error"] == {"reason": "Using a block as a handler is not supported.",
-                                               "include": "inner.yml", "errored": True}
+                                               "include": "inner.yml", "errored": True, "exit": 4}
     # a block at the top of a handler's include_tasks file is its implicit one, as in ansible-core
     assert "include_error" not in fine.extras and fine.block
 
