@@ -1860,9 +1860,11 @@ class _Compiler:
             extras["environment"] = env
         task_vars = dict(ctx.vars)
         task_vars.update(self.vars_mapping(src, ds, "vars", "task"))
-        if ctx.role is not None and _LOOKUP_CALL.search(repr(ds)):
-            # Ansible's ansible_search_path of a role's task: what its lookups search
-            task_vars.setdefault("ansible_search_path", self.search_path(ctx))
+        if (ctx.role is not None or os.path.normpath(ctx.task_dir) != os.path.normpath(self.basedir)) \
+                and (_LOOKUP_CALL.search(repr(ds)) or "ansible_search_path" in repr(ds)):
+            # Ansible's ansible_search_path of a role's task, or of one in a tasks file of another
+            # directory: what its lookups search (a play's own task has the playbook's directory)
+            task_vars.setdefault("ansible_search_path", self.search_path_var(ctx))
         if task_vars:
             extras["vars"] = task_vars
         self.loop(src, ds, extras, module)
@@ -2437,7 +2439,7 @@ class _Compiler:
         if ctx.role is not None:
             magic["role_path"] = ctx.role.role.path
             magic["role_name"] = ctx.role.role.name
-            magic["ansible_search_path"] = self.search_path(ctx)
+            magic["ansible_search_path"] = self.search_path_var(ctx)
         try:
             return self.renderer.render(value, [magic, *layers, self.extra])
         except TemplateFailed:
@@ -2452,11 +2454,17 @@ class _Compiler:
         if ctx.role is not None:
             magic["role_path"] = ctx.role.role.path
             magic["role_name"] = ctx.role.role.name
-            magic["ansible_search_path"] = self.search_path(ctx)
+            magic["ansible_search_path"] = self.search_path_var(ctx)
         try:
             return self.renderer.render(value, [magic, self.extra])
         except TemplateFailed:
             return None
+
+    def search_path_var(self, ctx: Ctx) -> list[str]:
+        """ansible-core's ``ansible_search_path`` variable of a task: its search path, then the
+        playbook's directory (its TaskExecutor appends the loader's basedir)."""
+        paths = self.search_path(ctx)
+        return paths if self.basedir in paths else [*paths, self.basedir]
 
     def search_path(self, ctx: Ctx) -> list[str]:
         """Ansible's ``ansible_search_path`` of a task: its roles' paths, then its own directory."""
