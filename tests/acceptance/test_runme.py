@@ -37,15 +37,13 @@ from .runme import compare_hosts, exit_class, invocations, outcome, recorded_ora
 # a module in library/ beside an imported playbook (21), include_role names from loop items and
 # host vars (43), a public include_role's vars seen only once it ran (100), the handler of a role
 # imported with delegate_to delegated too, seeing ansible_delegated_vars (31); handlers: include_role
-# as a handler refused before anything runs (125).
-# handlers: every translated invocation of its runme.sh but two (57 of 59), which ansible-playbook
-# aborts after one or two results and rustle-deploy refuses before any, on purpose (a
-# meta: flush_handlers as a handler, 156; a block as a handler through an include, 183: the
-# refusal names the line; docs/acceptance.md's part 2).
+# as a handler refused before anything runs (125); handlers: a meta: flush_handlers handler (156) and a
+# block inside a block of a file a handler includes (183), which error the run when the handler runs.
+# handlers: every translated invocation of its runme.sh (59 of 59).
 HANDLERS = tuple(f"handlers:{line}" for line in (
     10, 13, 15, 17, 26, 30, 38, 42, 46, 50, 54, 60, 63, 66, 70, 73, 77, 82, 84, 89, 94, 97, 101, 107,
-    113, 118, 125, 129, 133, 138, 141, 145, 148, 150, 153, 159, 162, 167, 169, 174, 178, 180, 186, 189,
-    192, 197, 200, 203, 208, 211, 215, 218, 221, 224, 230, 236, 238))
+    113, 118, 125, 129, 133, 138, 141, 145, 148, 150, 153, 156, 159, 162, 167, 169, 174, 178, 180, 183,
+    186, 189, 192, 197, 200, 203, 208, 211, 215, 218, 221, 224, 230, 236, 238))
 PINNED = HANDLERS + (
     "tags:80", "tags:89", "blocks:112",
     "import_tasks:5", "roles:59", "blocks:11", "blocks:19", "blocks:27",
