@@ -91,7 +91,32 @@ SLOW_FILES = (
 )
 
 
+# A checkout that does not sit beside shared/ (the rustle-plan and rustle-parse fixtures this
+# suite reads from ../shared): said before the suite starts under CI, whose clone has them, and
+# elsewhere as the skip reason of the tests of the modules that read them (FileNotFoundError
+# errors before).
+WITHOUT_SHARED = (f"the shared fixtures are not at {FIXTURES}: tests/conftest.py reads them from ../shared "
+                  f"beside the checkout (clone the project next to shared/, as CI's clone is)")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    if os.environ.get("CI") and not FIXTURES.is_dir():
+        raise pytest.UsageError(WITHOUT_SHARED)
+
+
+def _reads_shared(item: pytest.Item) -> bool:
+    """Whether a test's module names a path under SHARED (FIXTURES, PLAN_FIXTURES, a directory
+    of its own there)."""
+    module = getattr(item, "module", None)
+    return module is not None and any(
+        isinstance(value, Path) and (os.path.abspath(value) + os.sep).startswith(str(SHARED) + os.sep)
+        for value in vars(module).values())
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    if not FIXTURES.is_dir():
+        for item in filter(_reads_shared, items):
+            item.add_marker(pytest.mark.skip(reason=WITHOUT_SHARED))
     if not hasattr(config, "workerinput"):  # in one process: the files in their usual order
         return
     rank = {path: i for i, path in enumerate(SLOW_FILES)}
