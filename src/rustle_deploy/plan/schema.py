@@ -349,8 +349,9 @@ def _ext_kinds() -> dict[str, tuple[tuple[type, ...], str]]:
         "include": ((str,), "what the block includes (a file or role name)"),
         "include_choice": ((dict,), "an object {\"name\": TEMPLATE, \"select\": {NAME: "
                            "BLOCK_INDEX}, \"found\": {TERM: NAME}}"),
-        "include_error": ((dict,), "an object {\"reason\": TEXT, \"include\": NAME, \"errored\": BOOLEAN}: "
-                          "the include fails with REASON when it runs (the run errors when errored)"),
+        "include_error": ((dict,), "an object {\"reason\": TEXT, \"include\": NAME, \"errored\": BOOLEAN, "
+                          "\"exit\": 4}: the include fails with REASON when it runs (the run errors when "
+                          "errored; exit 4: ansible-core's parser error, the run's exit code)"),
         "include_once": ((bool,), "true: the include (run_once) is processed by the play's first host only"),
         "role_once": ((str,), "an identity string shared by repeats of one role"),
         "public": ((str,), "a key of the play's roles: an include_role with public: true, whose role's "
