@@ -133,6 +133,13 @@ class MissingInclude(PlaybookError):
     reason = ""
 
 
+class HandlerBlock(PlaybookError):
+    """A block inside a handler (ansible-core: "Using a block as a handler is not supported.").
+
+    In a file a handler reaches through ``include_tasks`` it errors the run where a host reaches
+    the include, as ansible-core parses that file only then (its parser error, exit 4)."""
+
+
 class InventoryError(RustleError):
     """An inventory that cannot be read."""
 

@@ -310,6 +310,15 @@ def _shown_names(schedule: Schedule, plan: Plan | None) -> ShownNames:
     return ShownNames(order, included)
 
 
+def _exit_code(failed: bool, outcomes: Iterable[HostOutcome]) -> int:
+    """A run's exit code: 1 when a host failed (or the run errored), 0 otherwise; 4 when it
+    errored on ansible-core's parser error (an include's file it could not parse), as
+    ansible-playbook exits then."""
+    if any((o.recap or {}).get("errored") and (o.recap or {}).get("errored_exit") == 4 for o in outcomes):
+        return 4
+    return 1 if failed else 0
+
+
 def _errored(outcomes: Iterable[HostOutcome]) -> list[dict[str, str]]:
     """The hosts whose run errored (a notify of no handler fired, where ansible-core aborts the
     whole run), with why: ``[{"host", "msg"}]``, empty when none did."""
@@ -761,8 +770,9 @@ def _run_time_files(reads: Sequence[tuple[str, str, list[str], dict[str, Any]]])
     ``src`` directory: its entries and their bytes), ``vars_files`` (name -> variables of
     a vars file, read as include_vars reads it), ``vars_dirs`` (directory -> include_vars' dir
     listing, walked as ansible-core walks it, playbook/varsdir.py), ``locked`` (name -> ansible-core's
-    message for a vault-encrypted file, or a directory holding one, that no secret opens: the
-    task fails with it). A file still missing is left out: the task then fails on the host as
+    message for a vault-encrypted file, or a directory holding one, that no secret opens, as the
+    reading task words it: the task fails with it; a copy or template src, an include_vars file,
+    a lookup's file). A file still missing is left out: the task then fails on the host as
     Ansible's "Could not find or access" does."""
     import base64
 
@@ -780,10 +790,10 @@ def _run_time_files(reads: Sequence[tuple[str, str, list[str], dict[str, Any]]])
         if path is None and kind == "file":
             folder = next((p for p in paths if os.path.isdir(p)), None)
             try:
-                tree = _run_time_tree(name, folder, options.get("follow", True), options.get("decrypt", True)) \
-                    if folder is not None else None
+                tree = _run_time_tree(name, folder, options.get("follow", True), options.get("decrypt", True),
+                                      options.get("module", "")) if folder is not None else None
             except VaultLocked as exc:  # the task fails on the host with ansible-core's words
-                out["locked"][name] = f"Task failed: {exc}"
+                out["locked"][name] = str(exc)
                 continue
             if tree is not None:  # a copy src directory a task of the play made
                 out["trees"][name] = tree
@@ -792,6 +802,11 @@ def _run_time_files(reads: Sequence[tuple[str, str, list[str], dict[str, Any]]])
             continue
         if kind == "vars":
             try:
+                _controller_bytes(path, True, "include_vars")
+            except VaultLocked as exc:  # include_vars fails with ansible-core's words
+                out["locked"][name] = str(exc)
+                continue
+            try:
                 data = read_yaml(path, what="vars file").data
             except PlaybookError:
                 continue  # not YAML: the host says it could not read it
@@ -799,18 +814,19 @@ def _run_time_files(reads: Sequence[tuple[str, str, list[str], dict[str, Any]]])
                 out["vars_files"][name] = {str(k): v for k, v in data.items()}
         else:
             try:
-                data = _controller_bytes(path, options.get("decrypt", True))
+                data = _controller_bytes(path, options.get("decrypt", True), options.get("module", ""))
             except VaultLocked as exc:
-                out["locked"][name] = f"Task failed: {exc}"
+                out["locked"][name] = str(exc)
                 continue
             out["files"][name] = {"data": base64.b64encode(data).decode(), "info": source_info(path)}
     return {k: v for k, v in out.items() if v}
 
 
-def _controller_bytes(path: str, decrypt: bool = True) -> bytes:
+def _controller_bytes(path: str, decrypt: bool = True, module: str = "") -> bytes:
     """A controller file's bytes as ansible-core's actions read them: a vault-encrypted one
     decrypted with the run's secrets (unless the task's ``decrypt`` is false);
-    :class:`~.compiler.sources.VaultLocked` when no secret opens it."""
+    :class:`~.compiler.sources.VaultLocked` when no secret opens it (worded as ``module``, the
+    reading task's, words it)."""
     from . import vault
     from .compiler.sources import VaultLocked, locked_message
 
@@ -820,10 +836,11 @@ def _controller_bytes(path: str, decrypt: bool = True) -> bytes:
     try:
         return vault.decrypt_bytes(data.decode("ascii", "replace"))
     except vault.VaultFailed as exc:
-        raise VaultLocked(locked_message(path, exc)) from None
+        raise VaultLocked(locked_message(path, exc, module)) from None
 
 
-def _run_time_tree(name: str, folder: str, follow: bool, decrypt: bool = True) -> dict[str, Any] | None:
+def _run_time_tree(name: str, folder: str, follow: bool, decrypt: bool = True,
+                   module: str = "") -> dict[str, Any] | None:
     """A copy ``src`` directory as the compiler embeds one (compiler/sources.walk_tree; ``follow``:
     the task's ``local_follow``), with its files' bytes (``blobs``: sha256 -> base64); None when
     it holds too many entries; :class:`~.compiler.sources.VaultLocked` when it holds a
@@ -836,7 +853,7 @@ def _run_time_tree(name: str, folder: str, follow: bool, decrypt: bool = True) -
     blobs: dict[str, str] = {}
 
     def digest(full: str) -> str:
-        data = _controller_bytes(full, decrypt)
+        data = _controller_bytes(full, decrypt, module)
         sha = hashlib.sha256(data).hexdigest()
         blobs[sha] = base64.b64encode(data).decode()
         return sha
@@ -1649,7 +1666,7 @@ def _deploy_jobs(
         session.reporter.line(f"deployment {did}: {len(outcomes)} host(s), {sum(s.is_failure for s in summaries)} failed"
                               + (f", {len(left) - before} not reached" if len(left) > before else "")
                               + (f", {before} finished before the resume" if before else ""))
-    return 1 if failed else 0
+    return _exit_code(failed, outcomes)
 
 
 def recorded_sources(given: Any) -> str | list[str] | None:
@@ -2289,4 +2306,4 @@ def exec_manifest(manifest: Any, name: str, settings: Settings, opts: dict[str, 
              "error": str(o.error) if o.error else None, "tasks": task_docs(o.events),
              **({"batch": roll.batch_of.get(o.host), "rollout": roll.state_of(o.host)} if rolling else {})}
             for o in outcomes], **({"rollout": rollout_doc} if rollout_doc is not None else {})})
-    return 1 if any(s.is_failure for s in summaries) or roll.stopped_after is not None else 0
+    return _exit_code(any(s.is_failure for s in summaries) or roll.stopped_after is not None, outcomes)

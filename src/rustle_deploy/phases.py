@@ -480,6 +480,8 @@ def file_reads(task: Task) -> set[str]:
                 options["follow"] = False  # a copy src directory's symlinks are copied as links
             if str(leaf.args.get("decrypt", True)).lower() in ("false", "no", "0", "off", "n"):
                 options["decrypt"] = False  # a vault-encrypted file is sent as it is
+            if leaf.short_module == "copy":  # ansible-core's words for a file no secret opens
+                options["module"] = "copy"
             if name in render:  # a name over a host's data: the controller renders it (fleetops)
                 options["render"] = render[name]
                 paths = []

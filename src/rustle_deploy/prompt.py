@@ -8,7 +8,6 @@ nothing is asked: the caller decides (a default, or a clear error).
 
 from __future__ import annotations
 
-import getpass
 import sys
 
 __all__ = ["ask", "interactive"]
@@ -40,6 +39,8 @@ def ask(message: str, *, private: bool, confirm: bool = False) -> str | None:
 
 def _read(message: str, private: bool) -> str:
     if private:
+        import getpass  # termios: only when a password is asked
+
         return getpass.getpass(message, stream=sys.stderr)
     sys.stderr.write(message)
     sys.stderr.flush()

@@ -392,13 +392,19 @@ def read_rollout(db: sqlite3.Connection, deployment_id: str) -> Rollout | None:
 
 
 def login_name() -> str:
-    """Who runs this process, for the history: the login name (``SUDO_USER`` under sudo)."""
-    import getpass
+    """Who runs this process, for the history: the login name (``SUDO_USER`` under sudo).
 
-    try:
-        name = getpass.getuser()
-    except (OSError, KeyError):  # no such uid in the password database
-        name = str(os.getuid())
+    The name is found as ``getpass.getuser()`` finds it (LOGNAME, USER, LNAME, USERNAME, else
+    the password database), without importing getpass, which imports termios for its prompts
+    (every deployment records this; docs/decisions.md)."""
+    name = next((v for v in map(os.environ.get, ("LOGNAME", "USER", "LNAME", "USERNAME")) if v), "")
+    if not name:
+        import pwd
+
+        try:
+            name = pwd.getpwuid(os.getuid())[0]
+        except KeyError:  # no such uid in the password database
+            name = str(os.getuid())
     sudo = os.environ.get("SUDO_USER")
     return f"{sudo} (as {name})" if sudo and sudo != name else name
 

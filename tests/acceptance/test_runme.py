@@ -37,7 +37,8 @@ from .runme import compare_hosts, exit_class, invocations, outcome, run_invocati
 # a module in library/ beside an imported playbook (21), include_role names from loop items and
 # host vars (43), a public include_role's vars seen only once it ran (100), the handler of a role
 # imported with delegate_to delegated too, seeing ansible_delegated_vars (31); handlers: include_role
-# as a handler refused before anything runs (125).
+# as a handler refused before anything runs (125); handlers: a meta: flush_handlers handler (156) and a
+# block inside a block of a file a handler includes (183), which error the run when the handler runs.
 PINNED = (
     "handlers:10", "handlers:30", "handlers:50", "handlers:70", "handlers:82", "handlers:113",
     "handlers:167", "handlers:180", "handlers:94", "handlers:107", "tags:80", "tags:89", "blocks:112",
@@ -45,7 +46,7 @@ PINNED = (
     "any_errors_fatal:11", "any_errors_fatal:37", "handlers:89", "handlers:138",
     "blocks:91", "blocks:116", "blocks:123", "any_errors_fatal:46", "conditionals:7", "handlers:129",
     "include_import:57", "include_import:150", "include_import:21", "include_import:43", "include_import:100",
-    "handlers:125", "include_import:31",
+    "handlers:125", "include_import:31", "handlers:156", "handlers:183",
 )
 
 

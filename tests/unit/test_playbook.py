@@ -472,7 +472,6 @@ def test_a_plays_gather_subset_and_timeout_reach_the_plan_and_a_bad_one_is_refus
 @pytest.mark.parametrize(("handler", "message"), [
     ("{name: h, block: [{debug: {}}, {block: [{debug: {}}]}]}", "Using a block as a handler is not supported."),
     ("{name: h, import_tasks: inner.yml}", "Using a block as a handler is not supported."),
-    ("{name: h, meta: flush_handlers}", "flush_handlers cannot be used as a handler"),
 ])
 def test_handlers_ansible_refuses_are_refused(tmp_path: Path, handler: str, message: str) -> None:
     files = {"site.yml": f"- hosts: localhost\n  tasks: [{{command: id, notify: h}}]\n  handlers: [{handler}]\n",
@@ -482,6 +481,24 @@ def test_handlers_ansible_refuses_are_refused(tmp_path: Path, handler: str, mess
     # a block in the handlers list is fine, as in Ansible (its tasks are the handlers)
     _compile(tmp_path, {"site.yml": "- hosts: localhost\n  tasks: [{command: id, notify: h}]\n"
                                     "  handlers: [{block: [{name: h, debug: {}}]}]\n"})
+
+
+def test_what_ansible_core_refuses_only_when_a_handler_runs_errors_the_run_there(tmp_path: Path) -> None:
+    """A ``meta: flush_handlers`` handler, and a block inside a block of a file a handler
+    includes: ansible-core loads the play and aborts the run when the handler runs (runme
+    handlers:156, 183); the handler is compiled to fail there with its words, erroring the run."""
+    files = {"site.yml": "- hosts: localhost\n  tasks: [{command: id, notify: [f, i, ok]}]\n  handlers:\n"
+                         "    - {name: f, meta: flush_handlers}\n    - {name: i, include_tasks: inner.yml}\n"
+                         "    - {name: ok, include_tasks: top.yml}\n",
+             "inner.yml": "- block: [{debug: {}}, {block: [{debug: {}}]}]\n",
+             "top.yml": "- block: [{debug: {}}]\n"}
+    flush, include, fine = _compile(tmp_path, files).plan.plays[0].handlers
+    assert flush.extras["include_error"] == {"reason": "flush_handlers cannot be used as a handler",
+                                             "errored": True, "action": True}
+    assert include.extras["include_error"] == {"reason": "Using a block as a handler is not supported.",
+                                               "include": "inner.yml", "errored": True, "exit": 4}
+    # a block at the top of a handler's include_tasks file is its implicit one, as in ansible-core
+    assert "include_error" not in fine.extras and fine.block
 
 
 PER_CALL_SITE = """

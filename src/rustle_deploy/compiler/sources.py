@@ -90,7 +90,7 @@ class Embedder:
             except vault.VaultFailed as exc:
                 if exc.locked is None:
                     raise CompileError(f"{path}: {exc.message}", exc.hint) from None
-                raise VaultLocked(locked_message(path, exc)) from None
+                raise VaultLocked(locked_message(path, exc, task.short_module)) from None
             digest = hashlib.sha256(plain).hexdigest()
             self.unit.blobs[digest] = plain
         self.unit.files[digest] = path
@@ -465,13 +465,21 @@ def _all_templates(roots: list[str]) -> list[str]:
     return names
 
 
-def locked_message(path: str, exc: Any) -> str:
+# the actions that read their source with ansible-core's DataLoader.get_real_file, whose words
+# without any secret name the file; templates, include_vars and lookups decrypt the text itself
+_REAL_FILE_READERS = ("copy", "script", "unarchive")
+
+
+def locked_message(path: str, exc: Any, module: str = "copy") -> str:
     """ansible-core's words for a vault-encrypted controller file that no secret of the run
-    opens (``exc``: the :class:`vault.VaultFailed`); its actions prefix them with "Task failed: "."""
+    opens (``exc``: the :class:`vault.VaultFailed`), as ``module`` (the reading task's) words
+    them; its actions prefix them with "Task failed: "."""
     from .. import vault
 
     if not vault.secrets():
-        return f"A vault password or secret must be specified to decrypt {path}"
+        if module in _REAL_FILE_READERS:
+            return f"A vault password or secret must be specified to decrypt {path}"
+        return "Attempting to decrypt but no vault secrets found."
     return str(exc.locked)
 
 

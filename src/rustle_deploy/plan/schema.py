@@ -349,8 +349,9 @@ def _ext_kinds() -> dict[str, tuple[tuple[type, ...], str]]:
         "include": ((str,), "what the block includes (a file or role name)"),
         "include_choice": ((dict,), "an object {\"name\": TEMPLATE, \"select\": {NAME: "
                            "BLOCK_INDEX}, \"found\": {TERM: NAME}}"),
-        "include_error": ((dict,), "an object {\"reason\": TEXT, \"include\": NAME, \"errored\": BOOLEAN}: "
-                          "the include fails with REASON when it runs (the run errors when errored)"),
+        "include_error": ((dict,), "an object {\"reason\": TEXT, \"include\": NAME, \"errored\": BOOLEAN, "
+                          "\"exit\": 4}: the include fails with REASON when it runs (the run errors when "
+                          "errored; exit 4: ansible-core's parser error, the run's exit code)"),
         "include_items": ((list,), "an array of the ids of the includes that run the loop's later items, one "
                           "per item: this include (a loop) renders the items, decides each one's "
                           "condition and runs its first item"),

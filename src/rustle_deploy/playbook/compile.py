@@ -34,6 +34,7 @@ from typing import Any
 
 from rustle_deploy.bridge.policy import overridden_builtins
 from rustle_deploy.errors import (
+    HandlerBlock,
     InventoryError,
     MissingInclude,
     PlanError,
@@ -1325,9 +1326,10 @@ class _Compiler:
               out: list[Task], base: str) -> None:
         self.check_keys(src, ds, kw.BLOCK, "a block", ds)
         if ctx.handler and ctx.nested:
-            raise src.error("Using a block as a handler is not supported.",
-                            "a handler's own block: is its only one (ansible-core refuses a block "
-                            "inside it, or in a file a handler includes)", ds, "block")
+            raise src.origin(ds, "block").error(
+                "Using a block as a handler is not supported.",
+                "a handler's own block: is its only one (ansible-core refuses a block inside it, in a "
+                "file a handler imports, and inside a block of a file a handler includes)", HandlerBlock)
         for key in ("block", "rescue", "always"):
             if key in ds and ds[key] is not None and not isinstance(ds[key], list):
                 raise src.error(f"'{key}' is a list of tasks, not a {_kind(ds[key])}", None, ds,
@@ -1383,8 +1385,11 @@ class _Compiler:
         allowed = kw.HANDLER if ctx.handler else kw.TASK
         self.check_task_keys(src, ds, allowed, action_key)
         if ctx.handler and _short(module) == "meta" and str(args.get("_raw_params", "")).strip() == "flush_handlers":
-            raise src.error("flush_handlers cannot be used as a handler",
-                            "notify flushes nothing: run meta: flush_handlers as a task", ds, action_key)
+            # ansible-core loads it, and aborts the run when the handler runs (exit 1)
+            self.failed_include(src, ds, origin, module, ctx, st, out, base, module,
+                                {"reason": "flush_handlers cannot be used as a handler", "errored": True,
+                                 "action": True}, {}, name=self.display_name(ds, module, ctx))
+            return
         # a module no built-in implements is found and checked by the module bridge when the
         # plan is validated (bridge/policy.py), which refuses it at this task's line
         canonical = canonical_module(module)
@@ -1855,9 +1860,11 @@ class _Compiler:
             extras["environment"] = env
         task_vars = dict(ctx.vars)
         task_vars.update(self.vars_mapping(src, ds, "vars", "task"))
-        if ctx.role is not None and _LOOKUP_CALL.search(repr(ds)):
-            # Ansible's ansible_search_path of a role's task: what its lookups search
-            task_vars.setdefault("ansible_search_path", self.search_path(ctx))
+        if (ctx.role is not None or os.path.normpath(ctx.task_dir) != os.path.normpath(self.basedir)) \
+                and (_LOOKUP_CALL.search(repr(ds)) or "ansible_search_path" in repr(ds)):
+            # Ansible's ansible_search_path of a role's task, or of one in a tasks file of another
+            # directory: what its lookups search (a play's own task has the playbook's directory)
+            task_vars.setdefault("ansible_search_path", self.search_path_var(ctx))
         if task_vars:
             extras["vars"] = task_vars
         self.loop(src, ds, extras, module)
@@ -2432,7 +2439,7 @@ class _Compiler:
         if ctx.role is not None:
             magic["role_path"] = ctx.role.role.path
             magic["role_name"] = ctx.role.role.name
-            magic["ansible_search_path"] = self.search_path(ctx)
+            magic["ansible_search_path"] = self.search_path_var(ctx)
         try:
             return self.renderer.render(value, [magic, *layers, self.extra])
         except TemplateFailed:
@@ -2447,11 +2454,17 @@ class _Compiler:
         if ctx.role is not None:
             magic["role_path"] = ctx.role.role.path
             magic["role_name"] = ctx.role.role.name
-            magic["ansible_search_path"] = self.search_path(ctx)
+            magic["ansible_search_path"] = self.search_path_var(ctx)
         try:
             return self.renderer.render(value, [magic, self.extra])
         except TemplateFailed:
             return None
+
+    def search_path_var(self, ctx: Ctx) -> list[str]:
+        """ansible-core's ``ansible_search_path`` variable of a task: its search path, then the
+        playbook's directory (its TaskExecutor appends the loader's basedir)."""
+        paths = self.search_path(ctx)
+        return paths if self.basedir in paths else [*paths, self.basedir]
 
     def search_path(self, ctx: Ctx) -> list[str]:
         """Ansible's ``ansible_search_path`` of a task: its roles' paths, then its own directory."""
@@ -2580,8 +2593,10 @@ class _Compiler:
             return
         pointer = f"{base}/{len(out)}"
         self.origins[pointer] = origin
+        # a handler's include_tasks file may hold blocks (ansible-core loads it as a list of
+        # blocks), not blocks inside those
         inner = replace(ctx, src=child, task_dir=child.dir, include_stack=ctx.include_stack + (real,),
-                        listed=False, nested=ctx.handler)
+                        listed=False, nested=False)
         apply = args.get("apply")
         if apply is not None:
             if not isinstance(apply, dict):
@@ -2591,18 +2606,23 @@ class _Compiler:
             inner = self.inherit(src, apply, inner, st)
         task_id = st.new_id()
         children: list[Task] = []
-        deferred = None
+        deferred: dict[str, Any] | None = None
         try:
             self.tasks_from_source(child, inner, st, children, f"{pointer}/block")
-        except (UnknownModule, MissingInclude) as exc:
+        except (UnknownModule, MissingInclude, HandlerBlock) as exc:
             if self.choosing:
                 raise
             # ansible-core reads an include_tasks file only when a host reaches it: a file that
             # names a module nothing provides (a Windows-only one) aborts the run there, as a
             # parse error; one that imports a missing file fails the hosts that include it
-            children, deferred = [], ({"reason": exc.reason, "include": name} if isinstance(exc, MissingInclude)
-                                      else {"reason": f"rustle-deploy cannot include {display_path(path)}: {exc}",
-                                            "include": name, "errored": True})
+            if isinstance(exc, MissingInclude):
+                deferred = {"reason": exc.reason, "include": name}
+            elif isinstance(exc, HandlerBlock):  # ansible-core's parser error (exit 4), as it words it
+                deferred = {"reason": exc.detail, "include": name, "errored": True, "exit": 4}
+            else:
+                deferred = {"reason": f"rustle-deploy cannot include {display_path(path)}: {exc}",
+                            "include": name, "errored": True, "exit": 4}
+            children = []
         self.container(src, ds, ctx, st, out, pointer, children, display_path(path), module,
                        task_id, registered={"include": name, "include_args": {}})
         if deferred is not None:

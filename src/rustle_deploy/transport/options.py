@@ -382,11 +382,26 @@ def _address(host: Host) -> str:
     var, value = ("ansible_host", host.vars["ansible_host"]) if "ansible_host" in host.vars else ("inventory name", host.name)
     address = _text(host, var, value, word=True)
     try:
-        address.encode("idna")
+        _idna_check(address)
     except UnicodeError as exc:
         raise _bad(host, var, value, "not a host name or address",
                    "a host name is made of labels of 1 to 63 characters between dots") from exc
     return address
+
+
+def _idna_check(address: str) -> None:
+    """Raise UnicodeError where ``address.encode("idna")`` would. An ASCII address (every usual
+    name and IP address) is checked as the codec's own ASCII path checks it (labels of 1 to 63
+    characters, the last may be empty), without importing the codec (encodings.idna, stringprep,
+    unicodedata: a few ms of every run's start, docs/decisions.md); any other goes to the codec."""
+    if not address.isascii():
+        address.encode("idna")
+        return
+    *labels, last = address.split(".")
+    if not address:
+        return
+    if any(not 0 < len(label) < 64 for label in labels) or len(last) >= 64:
+        raise UnicodeError("label empty or too long")
 
 
 def _user(host: Host) -> str | None:

@@ -66,7 +66,7 @@ class ModuleContext:
         self.late_sources = {}  # their name -> controller details (a template's ``sources``)
         self.late_trees = {}  # their name -> a copy src directory (compiler/sources.walk_tree)
         self.late_names = set()  # those named over the host's data, as rendered here
-        self.late_locked = {}  # their name -> the message of a vault file no secret opened
+        self.late_locked = {}  # their name -> ansible-core's words for a vault file no secret opened
         render = task.get("run_time_render") or {}
         for name in task.get("run_time_files") or ():
             if name in render:  # the controller rendered it as the host does (fleetops)

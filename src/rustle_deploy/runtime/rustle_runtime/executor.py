@@ -629,6 +629,7 @@ class Runner:
         # why the run errored (ansible-core aborts the whole run, "ERROR! ..."): a notify of no
         # handler fired; the recap carries it, and the controller records an errored run
         self.errored = None
+        self._errored_exit = None  # 4: the error is ansible-core's parser error (include_error "exit")
         self.extra_vars = dict(plan.get("extra_vars") or {})
         self.stats = {"ok": 0, "changed": 0, "failed": 0, "skipped": 0, "rescued": 0, "ignored": 0}
         self._params = []  # params layers of the containers being run (include vars)
@@ -952,10 +953,11 @@ class Runner:
             self._includes_skipped = set(state.get("includes_skipped") or ())
             self._include_layers = unsafe(dict(state.get("include_layers") or {}))
             self._apply_added(state.get("inventory"))
-        if self.inject.get("files"):  # what lookup('file') of a file the play created reads
+        if self.inject.get("files") or self.inject.get("locked"):  # what lookup('file') of a file the play created reads
             from . import lookups
 
-            lookups.run_time_files = dict(self.inject["files"])
+            lookups.run_time_files = dict(self.inject.get("files") or {})
+            lookups.run_time_locked = dict(self.inject.get("locked") or {})
         if self.inject:
             self._apply_added(self.inject.get("inventory"), ordered=True)  # what other hosts changed
             self.runtime_vars.update(unsafe(self.inject.get("vars") or {}))
@@ -1028,6 +1030,8 @@ class Runner:
         recap.update(self.stats)
         if self.errored:
             recap["errored"] = self.errored
+            if self._errored_exit:  # ansible-core's parser error: ansible-playbook exits 4
+                recap["errored_exit"] = self._errored_exit
         recap["duration"] = round(time.monotonic() - start, 6)
         self.emitter.emit(recap)
         if self._children is not None:
@@ -1291,6 +1295,7 @@ class Runner:
             result["include"] = missing["include"]
         if missing.get("errored"):
             self.errored = reason
+            self._errored_exit = missing.get("exit") if missing.get("exit") == 4 else None
             self._unreachable_hit = True  # no rescue, no always: the run stops here
             head = dict(head, errored=True)
         if counted:  # its included result was counted ok

@@ -603,6 +603,7 @@ def _first_found_terms(terms, options):
 
 
 run_time_files = {}  # the controller files this phase reads (the run's inject.files), by path
+run_time_locked = {}  # those no vault secret of the run opens: path -> ansible-core's words (inject.locked)
 
 
 def _run_time_text(path):
@@ -610,7 +611,7 @@ def _run_time_text(path):
 
     sent = run_time_files.get(path)
     if not isinstance(sent, dict) or not isinstance(sent.get("data"), str):
-        raise LookupError_(f"Unable to access the file {path!r}: File not found.")
+        raise LookupError_(f"Unable to access the file {path!r}: {run_time_locked.get(path) or 'File not found.'}")
     return base64.b64decode(sent["data"]).decode("utf-8", "surrogateescape")
 
 

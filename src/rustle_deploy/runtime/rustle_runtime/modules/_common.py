@@ -244,7 +244,8 @@ def embedded_source(ctx, args, src):
     embedded file of the same name.
     """
     task = getattr(ctx, "task", None) or {}
-    locked = (task.get("vault_locked") or {}).get(src) or (getattr(ctx, "late_locked", None) or {}).get(src)
+    late = (getattr(ctx, "late_locked", None) or {}).get(src)
+    locked = (task.get("vault_locked") or {}).get(src) or (f"Task failed: {late}" if late else None)
     if locked:  # vault-encrypted, and no secret of the run opened it (compiler/sources.py, fleetops)
         fail(locked)
     files = dict(args.get("_rustle_files") or {})

@@ -186,6 +186,10 @@ def include_vars(ctx, args):
         if data is None and name.strip() in (ctx.task.get("run_time_files") or {}):
             # a vars file the play created: the controller read it when this phase started
             data = (ctx._runner.inject.get("vars_files") or {}).get(name.strip())
+            locked = (getattr(ctx, "late_locked", None) or {}).get(name.strip())
+            if data is None and locked:  # vault-encrypted, and no secret of the run opens it
+                return {"failed": True, "changed": False, "ansible_facts": {}, "ansible_included_var_files": [],
+                        "message": locked, "msg": _NO_MSG}
         if data is None:
             known = ", ".join(sorted(ctx.task.get("vars_data") or {})) or "none"
             raise ModuleFailure(f"Could not find or access '{name}' (the files embedded for this task: {known})")
