@@ -22,7 +22,7 @@ from .conftest import Fleet
 from .conftest import playbook_file as _playbook  # the names other files import from here
 from .conftest import recap_counts as _counts
 
-pytestmark = [pytest.mark.ssh, pytest.mark.usefixtures("rustle_home")]
+pytestmark = [pytest.mark.ssh, pytest.mark.oracle, pytest.mark.usefixtures("rustle_home")]
 
 # Each host writes what it saw into {{ root }}/out.txt: the run_once results must be the first
 # host's on every host; handlers notified before a phase boundary run at the end of the play.

@@ -9,7 +9,7 @@ import pytest
 
 from .oracle import compare_plays, fields
 
-pytestmark = pytest.mark.ansible
+pytestmark = [pytest.mark.ansible, pytest.mark.oracle]
 
 FILES = {
     "files/a.txt": "a\n", "files/b.txt": "b\n", "files/sub/c.txt": "c\n", "top.txt": "top\n",

@@ -13,7 +13,7 @@ import pytest
 
 from .oracle import compare_plays, fields
 
-pytestmark = [pytest.mark.ansible,
+pytestmark = [pytest.mark.ansible, pytest.mark.oracle,
               pytest.mark.skipif(os.geteuid() != 0 or shutil.which("useradd") is None,
                                  reason="adds an account: needs root and shadow-utils")]
 
