@@ -32,6 +32,7 @@ import base64
 import hashlib
 import json
 import os
+import re
 import sys
 import tempfile
 from collections.abc import Callable
@@ -96,11 +97,11 @@ def blob(data: bytes) -> str | dict[str, str]:
 def files(root: Path, skip: tuple[str, ...] = ()) -> dict[str, Any]:
     """Every file under ``root`` (relative path -> text or blob; a link -> ``{"link": target}``)
     but those under a top-level entry whose name starts with one of ``skip`` (what the tools
-    write): the input files of a case, for the key."""
+    write) and bytecode caches: the input files of a case, for the key."""
     out: dict[str, Any] = {}
     for p in sorted(root.rglob("*")):
         rel = str(p.relative_to(root))
-        if skip and rel.split(os.sep, 1)[0].startswith(skip):
+        if (skip and rel.split(os.sep, 1)[0].startswith(skip)) or "__pycache__" in p.parts:
             continue
         if p.is_symlink():
             out[rel] = {"link": os.readlink(p)}
@@ -135,11 +136,30 @@ def _write(target: Path, result: Any) -> None:
     fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".tmp-", suffix=".json")
     with os.fdopen(fd, "w") as out:
         out.write(_canonical(result))
+    os.chmod(tmp, 0o644)  # mkstemp's 0600: a committed file, readable as any other
     os.replace(tmp, target)  # atomic: another worker reading the same record sees all or nothing
 
 
+# ansible-core's temporary names (a time stamp, a pid, random digits): the same answer each run
+_RANDOM = ((re.compile(r"ansible-tmp-[0-9.]+-[0-9]+-[0-9]+"), "ansible-tmp-RANDOM"),
+           (re.compile(r"ansible-local-[0-9]+[A-Za-z0-9_]+"), "ansible-local-RANDOM"))
+
+
+def _unrandom(value: Any) -> Any:
+    if isinstance(value, str):
+        for pattern, name in _RANDOM:
+            value = pattern.sub(name, value)
+        return value
+    if isinstance(value, list):
+        return [_unrandom(v) for v in value]
+    if isinstance(value, dict):
+        return {_unrandom(k): _unrandom(v) for k, v in value.items()}
+    return value
+
+
 def _stable(result: Any, volatile: tuple[str, ...]) -> Any:
-    return {k: v for k, v in result.items() if k not in volatile} if isinstance(result, dict) else result
+    """What ``live`` compares: the result without its ``volatile`` entries and temporary names."""
+    return _unrandom({k: v for k, v in result.items() if k not in volatile} if isinstance(result, dict) else result)
 
 
 class OracleMismatch(AssertionError):
@@ -155,7 +175,7 @@ def recorded(kind: str, inputs: Any, run: Callable[[], Any], volatile: tuple[str
     how = mode()
     if how == "replay" and target.exists():
         return json.loads(target.read_text())
-    result = json.loads(_canonical(run()))  # what a replay would read back: lists, not tuples
+    result = _unrandom(json.loads(_canonical(run())))  # what a replay reads back: lists, not tuples
     if how == "live" and target.exists():
         old = json.loads(target.read_text())
         if _stable(old, volatile) != _stable(result, volatile):

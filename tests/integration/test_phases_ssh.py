@@ -596,7 +596,7 @@ def test_a_delegate_holding_the_artifact_runs_its_own_copy(sshd: Any, tmp_path: 
     sha = shas.pop()
     for name in fleet.names:  # the runtime that ran the task is n00's copy, for each host
         how = fleet.files("rustle")[name]["how.txt"]
-        assert f"{tmp_path}/remote00/artifacts/{sha} run --host {name}" in how, how
+        assert f"{{tmp}}/remote00/artifacts/{sha} run --host {name}" in how, how  # files(): the tmp dir as {tmp}
         assert not oldest or how.startswith(oldest[0]), how
 
 

@@ -111,3 +111,11 @@ def test_norm_writes_places_longest_first(tmp_path: Path) -> None:
     inner = tmp_path / "work"
     assert oracle.norm({f"{inner}/a": [str(tmp_path), f"x {inner}/b"]}, {"{tmp}": tmp_path, "{work}": inner}) == \
         {"{work}/a": ["{tmp}", "x {work}/b"]}
+
+
+def test_live_compares_without_ansible_cores_temporary_names() -> None:
+    one = {"src": "/h/.ansible/tmp/ansible-tmp-1796677941.888079-9323-79157164357142/.source.txt", "log": "a"}
+    two = {"src": "/h/.ansible/tmp/ansible-tmp-1796677999.1-9400-1/.source.txt", "log": "b"}
+    assert oracle._stable(one, ("log",)) == oracle._stable(two, ("log",)) == \
+        {"src": "/h/.ansible/tmp/ansible-tmp-RANDOM/.source.txt"}
+    assert oracle._stable(one, ()) != oracle._stable(two, ())
