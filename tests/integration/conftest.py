@@ -525,6 +525,7 @@ class Fleet:
                  extra: dict[str, dict[str, Any]] | None = None, down: tuple[str, ...] = ()) -> None:
         self.tmp = tmp_path
         self.down = down
+        self.sshd_port = str(sshd.port)
         self.oracle_files: dict[str, dict[str, str]] | None = None
         self.names = [f"n{i:02d}" for i in range(n)]
         groups = {"fleet": self.names, **(others or {})}
@@ -574,8 +575,8 @@ class Fleet:
         """ansible-playbook's exit code and recaps, over the local inventory; what its hosts
         wrote is ``files("ansible")``. Recorded (tests/oracle.py), keyed by the inventory, the
         files under the tmp dir (the playbook, its roles and vars files), the command line and
-        the environment; a fleet with ``down`` hosts runs live: their variables name this
-        run's sshd (its keys and known_hosts)."""
+        the environment; a fleet with ``down`` hosts, or inputs naming the sshd's port (a test's
+        own inventory of ssh hosts), runs live: those name this run's sshd (port, keys)."""
         argv = [str(ANSIBLE), "-i", str(self.local_inventory), str(playbook), *args]
         env = ansible_env(self.tmp)
         places = {"{tmp}": self.tmp}
@@ -586,11 +587,11 @@ class Fleet:
             return oracle.norm({"code": proc.returncode, "files": self.files("ansible"), "log": proc.stdout + proc.stderr,
                                 "recap": {h: r for h, r in recaps(proc.stdout).items() if h in self.every}}, places)
 
-        if self.down:
+        inputs = oracle.norm({"files": oracle.files(self.tmp, self.OUTPUTS), "argv": argv,
+                              "inventory": self.local_inventory.read_text(), "env": oracle.env(env)}, places)
+        if self.down or self.sshd_port in json.dumps(inputs):  # this run's sshd: new inputs each run
             result = run()
         else:
-            inputs = oracle.norm({"files": oracle.files(self.tmp, self.OUTPUTS), "argv": argv,
-                                  "inventory": self.local_inventory.read_text(), "env": oracle.env(env)}, places)
             result = oracle.recorded("fleet", inputs, run, volatile=("log",))
         self.oracle_files = result["files"]
         return result["code"], result["recap"]

@@ -263,11 +263,12 @@ def jtree(root: Path) -> dict[str, Any]:
 
 
 def compare_plays(tmp: Path, plays: list[dict[str, Any]], files: dict[str, bytes | str] | None = None,
-                  ) -> tuple[Results, list[list[tuple[str, dict[str, Any]]]]]:
+                  record: bool = True) -> tuple[Results, list[list[tuple[str, dict[str, Any]]]]]:
     """Run ``plays`` (``{d}`` in them: the project directory) on both sides; (ansible, ours).
     ansible-playbook's side is recorded (tests/oracle.py), keyed by the plays, the files and the
     environment, without what a result says about the moment it ran (``_MOMENT``: times,
-    inodes); plays that gather facts run live, their results describe this machine."""
+    inodes); plays that gather facts run live, their results describe this machine, and so do
+    those of a test that says ``record=False`` (a free port in its tasks: new inputs each run)."""
     needs_ansible()
     a, o = tmp / "a" / "proj", tmp / "o" / "proj"
     for d in (a, o):
@@ -277,7 +278,7 @@ def compare_plays(tmp: Path, plays: list[dict[str, Any]], files: dict[str, bytes
         plays_run = run_ansible(a, _substitute(plays, a))
         return oracle.norm({"plays": _without_moments(plays_run), "tree": jtree(a)}, {"{tmp}": tmp})
 
-    if any(key in task for play in plays for task in (play.get("tasks") or []) for key in _MACHINE) \
+    if not record or any(key in task for play in plays for task in (play.get("tasks") or []) for key in _MACHINE) \
             or any(play.get("gather_facts") for play in plays):
         doc = run()
     else:
