@@ -41,6 +41,9 @@ BASE_BIN: Path | None = None  # --base: the bin directory of another installatio
 ANSIBLE_MAX_HOSTS = 50  # ansible-core is measured up to here (forks = N), the rest beyond
 FLOOR_BYTES = 200_000  # stand-in artifact size when rustle-deploy has not built one
 TIMEOUT = 3600.0
+# Where the runner is built once per source (seed_runner), shared by every OUT: outside OUT, so
+# that a new output directory reuses the build of the same sources (ensure_runner hashes them).
+RUNNER_CACHE = Path(os.environ.get("RUSTLE_BENCH_RUNNER_CACHE", f"/tmp/rustle-bench-runner-{os.getuid()}"))
 
 
 @dataclass
@@ -237,14 +240,16 @@ def run_rustle_bridge3_seeded(ctx: Ctx) -> Run:
 
 
 def seed_runner(ctx: Ctx, bin_dir: Path = VENV_BIN) -> Run | None:
-    """Build the runner once per source (cargo, ~1 min) into a cache outside the cold run's
-    empty ~/.rustle, which then starts with a copy of it: a user builds it once (or gets it
-    prebuilt), not on every deployment; the cold run still uploads it to every host. The cache
-    is asked for the runner of the sources as they are now (``ensure_runner``: they are hashed,
-    and a change builds again), and only that runner is copied, never one an earlier version of
-    the sources left there. A Run when it cannot be built (no cargo, say: reported as "not
+    """Build the runner once per source (cargo, ~1 min idle, 8+ min under load) into a cache
+    outside the cold run's empty ~/.rustle, which then starts with a copy of it: a user builds it
+    once (or gets it prebuilt), not on every deployment; the cold run still uploads it to every
+    host. The cache (``RUNNER_CACHE``) is shared by every output directory and checkout, and asked
+    for the runner of the sources as they are now (``ensure_runner``: they are hashed, and a
+    change builds again), and only that runner is copied, never one another version of the
+    sources left there. A Run when it cannot be built (no cargo, say: reported as "not
     available", the rest goes on)."""
-    seed = ctx.rundir.parent.parent / "native-runner-cache"
+    seed = RUNNER_CACHE
+    seed.mkdir(mode=0o700, exist_ok=True)
     built = subprocess.run([str(bin_dir / "python"), "-c",
                             "import sys; from pathlib import Path; from rustle_deploy.compiler.runner import "
                             "ensure_runner; from rustle_deploy.compiler.toolchain import source_key; "

@@ -319,7 +319,10 @@ def refusals(play: Play, tasks: list[Task], actions: frozenset[str] = frozenset(
                               "with rescue/always or an include of a named file is cut inside, a loop is not)")
                 break
     # a play of one host runs a run_once handler in its phase, a delegated one in a phase of its own
-    staged = any((own := handler_kind(h, actions)) and not (one and split(own)[0] == HANDLER) for h in play.handlers)
+    # (a handler that nothing notifies never runs: it gets no phase, and is not refused for one)
+    runs = {h.task_id for h in notifiable(play.handlers, tasks)}
+    staged = any((own := handler_kind(h, actions)) and not (one and split(own)[0] == HANDLER)
+                 for h in play.handlers if h.task_id in runs)
     for task in tasks:  # a flush is a cut point of a play with such handlers, unless in a block
         nested = [t for t in task.walk() if t is not task and flushes(t)]
         if staged and nested:
@@ -332,7 +335,7 @@ def refusals(play: Play, tasks: list[Task], actions: frozenset[str] = frozenset(
         own = handler_kind(handler, actions)  # a run_once or delegated handler: a phase of its own
         for leaf in _leaves(handler):
             kind, width = split(_leaf_kind(leaf, actions))
-            if own and play.force_handlers and not (one and split(own)[0] == HANDLER):
+            if own and play.force_handlers and handler.task_id in runs and not (one and split(own)[0] == HANDLER):
                 key = "run_once" if split(own)[0] == HANDLER else "delegate_to"
                 yield Refusal(leaf, key, f"{key} on handler {leaf.name!r} in a play with force_handlers is not "
                               "supported: the play's run_once and delegated handlers run in phases of their "
@@ -527,6 +530,25 @@ def may_error(task: Task) -> bool:
         for t in task.walk())
 
 
+def notifiable(handlers: Sequence[Task], tasks: Iterable[Task]) -> list[Task]:
+    """The ``handlers`` (in their order) that a notify of ``tasks`` (a play's tasks, at any
+    depth) or of such a handler may run: by name, ``ROLE : NAME`` or listen topic, a superset
+    of the host's choice (executor._notified_handlers). A notify is never rendered on the host
+    (the playbook compiler renders one over shared values; one that names no handler is
+    ``notify_missing``, which notifies nothing), and every file an include may pick is
+    compiled into it, so a handler no notify names never runs: it needs no phase."""
+    from .plan.validate import handler_topics
+
+    names = {n for top in tasks for t in top.walk() for n in t.notify}
+    chosen: list[Task] = []
+    while True:  # a handler notified by a handler that runs
+        found = [h for h in handlers if handler_topics([h]) & names]
+        if len(found) == len(chosen):
+            return found
+        chosen = found
+        names.update(n for h in chosen for t in h.walk() for n in t.notify)
+
+
 def play_phases(tasks: list[Task], earlier: frozenset[str] = frozenset(),
                 actions: frozenset[str] = frozenset(), handlers: list[Task] | None = None,
                 fatal_play: bool = False, lockstep: bool = True,
@@ -548,6 +570,9 @@ def play_phases(tasks: list[Task], earlier: frozenset[str] = frozenset(),
     (``ansible_play_hosts``), so a read of them is sent the failed hosts from the first phase on
     (the play is then a stage of its own too)."""
     late = set(earlier).union(*(_sets(t) for t in tasks))
+    every = handlers or []  # a run_once handler's kind names its index among all of them
+    handlers = notifiable(every, tasks)  # a handler nothing notifies gets no phase
+    runs = frozenset(h.task_id for h in handlers)
     kinds: list[str] = []
     of: dict[str, int] = {}
     last: dict[str, int] = {}
@@ -556,11 +581,11 @@ def play_phases(tasks: list[Task], earlier: frozenset[str] = frozenset(),
     grouped = False  # a group_by ran before: later tasks see every host's groups
     fatal = False  # the task before may fail with any_errors_fatal: the hosts stop together after it
     refreshed = False  # the task before refreshed the inventory: the next phase starts with it read again
-    staged = any(handler_kind(h, actions) for h in handlers or [])
+    staged = any(handler_kind(h, actions) for h in handlers)
     # handlers that read the play's live hosts: a flush runs them (in its phase: not a staged play's)
-    handlers_live = not staged and any(reads_play_hosts(h, templates) for h in handlers or [])
+    handlers_live = not staged and any(reads_play_hosts(h, templates) for h in handlers)
     # a staged play's handlers that read them: their phases are sent the failed hosts
-    readers = frozenset(h.task_id for h in handlers or [] if staged and lockstep and reads_play_hosts(h, templates))
+    readers = frozenset(h.task_id for h in handlers if staged and lockstep and reads_play_hosts(h, templates))
     at: dict[str, list[int]] = {}  # handler -> the phases it runs in
     flushed = False  # the task before flushed handlers in phases of their own: the next starts one
     where: tuple[tuple[str, str], ...] = ()  # the block sections the task before is in
@@ -606,19 +631,19 @@ def play_phases(tasks: list[Task], earlier: frozenset[str] = frozenset(),
         flushed = staged and flushes(task)
         refreshed = any(refreshes(t) for t in task.walk())
         if flushed:
-            _handler_phases(handlers or [], kinds, at, actions, reads, readers, failing)
+            _handler_phases(every, kinds, at, actions, reads, readers, failing, runs)
         where = sections
 
     for task in tasks:
         place(task, ())
-    if lockstep and not staged and any(reads_play_hosts(h, templates) for h in handlers or []):
+    if lockstep and not staged and any(reads_play_hosts(h, templates) for h in handlers):
         # handlers reading the play's live hosts run in a phase of their own after a task that
         # may fail (the host's last phase flushes what its earlier ones notified)
         if failing[1]:
             kinds.append(HOSTS)
         if failing[0] or failing[1]:
             reads.setdefault(len(kinds) - 1, set()).add(PLAY_HOSTS)
-    _handler_phases(handlers or [], kinds, at, actions, reads, readers, failing)
+    _handler_phases(every, kinds, at, actions, reads, readers, failing, runs)
     of.update((name, phases[-1]) for name, phases in at.items())
     return Phases(tuple(kinds) or (HOSTS,), of, {k: tuple(sorted(v)) for k, v in reads.items()}, last,
                   {name: tuple(phases) for name, phases in at.items()})
@@ -647,7 +672,7 @@ def handler_kind(handler: Task, actions: frozenset[str] = frozenset()) -> str | 
 
 def _handler_phases(handlers: list[Task], kinds: list[str], at: dict[str, list[int]], actions: frozenset[str],
                     reads: dict[int, set[str]] | None = None, readers: frozenset[str] = frozenset(),
-                    failing: Sequence[bool] = (False, False)) -> None:
+                    failing: Sequence[bool] = (False, False), runs: frozenset[str] | None = None) -> None:
     """Give the handlers (in execution order) of a play with a run_once or delegated handler
     phases after its tasks' (or after a flush, its phase's last task): each run_once handler one
     of its own (HANDLER, HANDLER_LOCAL), consecutive handlers delegated to one place one (LOCAL,
@@ -656,11 +681,14 @@ def _handler_phases(handlers: list[Task], kinds: list[str], at: dict[str, list[i
 
     A handler of ``readers`` (it reads the play's live hosts) after a task or handler that may
     fail (``failing``: in an earlier phase, in the last one) gets PLAY_HOSTS in its phase's
-    ``reads``, in a phase of its own when what may fail is in the phase it would join."""
-    if not any(handler_kind(h, actions) for h in handlers):
+    ``reads``, in a phase of its own when what may fail is in the phase it would join.
+    ``runs``: the handlers a notify may run (``notifiable``; None: all), the others get none."""
+    if not any(handler_kind(h, actions) for h in handlers if runs is None or h.task_id in runs):
         return
     failed, pending = failing[0] or failing[1], failing[1]
     for index, handler in enumerate(handlers):
+        if runs is not None and handler.task_id not in runs:
+            continue
         own = handler_kind(handler, actions) or HOSTS
         reader = handler.task_id in readers and failed
         if run_once_handler(own):

@@ -365,9 +365,11 @@ _FILE_SERVER_ASYNC = re.compile(r"^(\s+async:\s*)(?:90|180)\b", re.MULTILINE)
 
 
 # Tasks of those targets that no stand-in can serve, left out of the copy both tools run: uri's
-# request with `use_proxy: no` goes to ansible.http.tests:443 without the proxy, and no resolver
-# here knows that name (httptester.py), under either tool.
-_UNSERVED = {"uri": ("Testing use_proxy=no is honored",)}
+# request with `use_proxy: no` goes to ansible.http.tests:443 without the proxy, and its unix
+# socket test has socat connect to ansible.http.tests:80 and :443 itself (after installing socat
+# with the machine's package manager): no resolver here knows that name (httptester.py), under
+# either tool.
+_UNSERVED = {"uri": ("Testing use_proxy=no is honored", "Test unix socket")}
 
 
 def _widen_file_server_window(work: Path, name: str) -> None:
@@ -539,7 +541,8 @@ def execute(tool: str, argv: list[str], cwd: Path, work: Path, env: dict[str, st
     if tool == "ansible":
         env = dict(env, ANSIBLE_CALLBACK_PLUGINS=str(CALLBACKS), ANSIBLE_CALLBACKS_ENABLED="results_jsonl",
                    RUSTLE_ACCEPTANCE_RESULTS=str(results_file))
-    env = dict(env, **{RUN_MARK: str(work)})
+    # rustle-deploy's own per-host deadline (120 s by default) is this run's: ansible-playbook has none
+    env = dict(env, **{RUN_MARK: str(work)}, RUSTLE_DEPLOYMENT_TIMEOUT=str(timeout))
     run = Run(tool)
     start = time.monotonic()
     # a session of its own, so that a timeout ends everything the run started (a cargo build of the

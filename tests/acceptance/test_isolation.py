@@ -43,6 +43,16 @@ def test_a_run_that_exits_leaves_no_daemon_behind(tmp_path: Path) -> None:
     assert not _marked_now(work)
 
 
+def test_rustle_deploys_per_host_deadline_is_the_runs_own_timeout(tmp_path: Path) -> None:
+    """rustle-deploy's --timeout defaults to 120 s per host, ansible-playbook has none: a long target
+    (uri: 300+ s under load) was cut at 120 s, "no result within 120s", at whatever task it had reached."""
+    work = tmp_path / "work"
+    work.mkdir()
+    run = execute("rustle", ["sh", "-c", f"echo $RUSTLE_DEPLOYMENT_TIMEOUT > {work}/deadline"], work, work,
+                  dict(os.environ), [work / "remote"], timeout=777)
+    assert run.code == 0 and (work / "deadline").read_text() == "777\n"
+
+
 def test_a_marked_process_of_another_run_is_left_alone(tmp_path: Path) -> None:
     import subprocess
 

@@ -392,15 +392,15 @@ def test_a_second_plan_reuses_each_cached_module_and_files_are_stored_once(
     cache = tmp_path / "cache"
     monkeypatch.setattr(bridge_pkg, "CACHE_DIR", cache)
     requests: list[dict[str, object]] = []
-    real = lookup.probe
-    monkeypatch.setattr(lookup, "probe", lambda request: requests.append(request) or real(request))
+    real = lookup._ask  # what is not cached is asked (of finder.py, else of ansible-core)
+    monkeypatch.setattr(lookup, "_ask", lambda lookups, plan_dirs: requests.append(lookups) or real(lookups, plan_dirs))
     (tmp_path / "a").mkdir()
     (tmp_path / "b").mkdir()
     first = lookup.resolve(["find", "ansible.builtin.slurp"], [str(tmp_path / "a")])
     lookup._resolve.cache_clear()
     # another plan, in another directory with no library/ beside it: only the new module is asked for
     second = lookup.resolve(["find", "tempfile"], [str(tmp_path / "b")])
-    assert [sorted(r["lookups"]) for r in requests] == [["ansible.builtin.slurp", "find"], ["tempfile"]]
+    assert [sorted(r) for r in requests] == [["ansible.builtin.slurp", "find"], ["tempfile"]]
     assert first.modules["find"] == second.modules["find"]
     find = second.modules["find"]
     assert isinstance(find, lookup.BridgedModule) and "ansible/module_utils/basic.py" in find.files

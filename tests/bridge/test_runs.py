@@ -66,6 +66,8 @@ def test_ansible_core_modules_run_in_the_same_run(tmp_path: Path, bridge: Bridge
         {"name": "find", "module": "ansible.builtin.find", "args": {"paths": str(data)}, "register": "found"},
         {"name": "slurp", "module": "slurp", "args": {"src": str(data / "a.txt")}, "register": "slurped"},
         {"name": "use", "module": "debug", "args": {"msg": "{{ found.matched }} {{ slurped.content | b64decode }}"}},
+        # registered as ansible-core's strategy registers it: without the module's invocation
+        {"name": "invocation", "module": "debug", "args": {"msg": "{{ found.invocation is defined }}"}},
         {"name": "missing", "module": "find", "args": {}, "ignore_errors": True},
         {"name": "secret", "module": "slurp", "args": {"src": str(data / "a.txt")}, "no_log": True},
         {"name": "tmp", "module": "tempfile", "args": {"path": str(data), "suffix": ".x"}},
@@ -75,6 +77,7 @@ def test_ansible_core_modules_run_in_the_same_run(tmp_path: Path, bridge: Bridge
     assert res["find"]["files"][0]["path"] == str(data / "a.txt")
     assert res["find"]["bridge"] == "ansible.builtin.find"
     assert res["use"]["msg"] == "1 hello\n"
+    assert res["invocation"]["msg"] is False
     assert res["missing"]["status"] == "failed" and res["missing"]["msg"] == "missing required arguments: paths"
     assert "content" not in res["secret"] and res["secret"]["censored"]
     assert res["tmp"]["status"] == "changed" and res["tmp"]["path"].endswith(".x")

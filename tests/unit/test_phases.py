@@ -46,6 +46,11 @@ def t(i: int, **kw: Any) -> dict[str, Any]:
     return pm.task(f"t{i}", f"task {i}", "debug", {"msg": str(i)}, [], i, **kw)
 
 
+def notifier(i: int, *handlers: int, **kw: Any) -> dict[str, Any]:
+    """Task ``i``, notifying handlers ``t{n}`` (a handler nothing notifies gets no phase)."""
+    return t(i, notify=[f"task {n}" for n in handlers], **kw)
+
+
 FLUSH = pm.task("f", "flush", "meta", {"_raw_params": "flush_handlers"}, [], 0)
 
 
@@ -116,7 +121,7 @@ def test_each_batch_runs_every_phase_before_the_next_batch() -> None:
     [
         ([{**t(0, loop=[1, 2]), "module": "", "args": {}, "block": [t(1), t(2, run_once=True)], "rescue": [t(3)]}], [],
          "/plays/0/batches/0/tasks/0/block/1/run_once", "inside 'task 0' (a loop over it), whose tasks do not all run"),
-        ([t(0), {**t(1), "module": "", "args": {}, "block": [FLUSH]}], [t(9, run_once=True)],
+        ([notifier(0, 9), {**t(1), "module": "", "args": {}, "block": [FLUSH]}], [t(9, run_once=True)],
          "/plays/0/batches/0/tasks/1/block/0/module", "meta: flush_handlers inside 'task 1'"),
         ([t(0)], [t(9, delegate_to="localhost", run_once=True, connection_vars={"h0": {"ansible_port": 2}})],
          "/plays/0/handlers/0/delegate_to", "delegate_to on handler"),
@@ -136,7 +141,7 @@ def test_what_cannot_be_cut_is_refused_at_its_pointer(tasks: list[dict[str, Any]
 
 
 def test_force_handlers_with_a_run_once_handler_is_refused_at_the_handler() -> None:
-    plan = plan_of([t(0)], [t(9, run_once=True)])
+    plan = plan_of([notifier(0, 9)], [t(9, run_once=True)])
     plan = replace(plan, plays=(replace(plan.plays[0], force_handlers=True),))
     with pytest.raises(PlanError) as err:
         validate(plan)
@@ -159,7 +164,7 @@ def test_run_once_in_a_mixed_block_or_on_a_handler_is_not_refused_in_a_play_of_o
 def test_a_run_once_handler_is_a_phase_of_its_own_run_by_the_first_host_it_notified() -> None:
     """The handlers of a play with a run_once handler run in phases after its tasks: the
     handlers before it in the play's last phase, it alone, the ones after it in one more."""
-    plan = plan_of([t(0), t(1, run_once=True)],
+    plan = plan_of([notifier(0, 5, 6, 7, 8), t(1, run_once=True)],
                    [t(5), t(6, run_once=True), t(7, run_once=True), t(8)])
     validate(plan)
     phases = plan_phases(plan)[0]
@@ -175,7 +180,7 @@ def test_a_run_once_handler_is_a_phase_of_its_own_run_by_the_first_host_it_notif
     assert "run_once handler" in stages[3].label
     assert Schedule.from_json(json.loads(json.dumps(Schedule(stages).to_json()))) == Schedule(stages)
     # without a run_once handler, handlers get no phase; a play of one host runs whole
-    plain = plan_of([t(0), t(1, run_once=True)], [t(5)])
+    plain = plan_of([notifier(0, 5), t(1, run_once=True)], [t(5)])
     assert plan_phases(plain)[0].kinds == (HOSTS, ONCE) and "t5" not in plan_phases(plain)[0].of
     assert [st.phase for st in schedule([spec], NAMES[:1]).stages] == [None]
 
@@ -185,7 +190,8 @@ def test_a_flush_runs_the_handlers_in_their_phases_and_the_next_task_starts_one(
     handlers get their phases after it (the plain ones before the first such handler in the
     flush's own phase) and again at the end of the play; the task after it starts a phase."""
     flush = {**FLUSH, "task_id": "f1", "execution_order": 1}
-    plan = plan_of([t(0), flush, t(2), t(3)], [t(5), t(6, run_once=True), t(7, delegate_to="localhost"), t(8)])
+    plan = plan_of([notifier(0, 5, 6, 7, 8), flush, t(2), t(3)],
+                   [t(5), t(6, run_once=True), t(7, delegate_to="localhost"), t(8)])
     validate(plan)
     phases = plan_phases(plan)[0]
     assert phases.kinds == (HOSTS, f"{HANDLER}#1", LOCAL, HOSTS, HOSTS, f"{HANDLER}#1", LOCAL, HOSTS)
@@ -198,12 +204,12 @@ def test_a_flush_runs_the_handlers_in_their_phases_and_the_next_task_starts_one(
         (None, False), (1, False), (None, True), (None, False), (None, False), (1, False), (None, True),
         (None, False)]
     # without such a handler a flush is a task like any other
-    plain = plan_of([t(0), flush, t(2)], [t(5)])
+    plain = plan_of([notifier(0, 5), flush, t(2)], [t(5)])
     assert plan_phases(plain)[0].kinds == (HOSTS,) and plan_phases(plain)[0].handlers == {}
 
 
 def test_a_run_once_delegated_handler_runs_once_there_and_a_per_call_one_for_each_host() -> None:
-    plan = plan_of([t(0)], [t(5, delegate_to="{{ peer }}"), t(6, delegate_to="db1", run_once=True),
+    plan = plan_of([notifier(0, 5, 6, 7)], [t(5, delegate_to="{{ peer }}"), t(6, delegate_to="db1", run_once=True),
                             t(7, delegate_to="localhost", run_once=True)])
     validate(plan)
     phases = plan_phases(plan)[0]
@@ -217,7 +223,7 @@ def test_a_run_once_delegated_handler_runs_once_there_and_a_per_call_one_for_eac
 
 
 def test_a_delegated_handler_is_a_phase_run_there_for_each_host() -> None:
-    plan = plan_of([t(0)], [t(5), t(6, delegate_to="localhost"), t(7, delegate_to="localhost"),
+    plan = plan_of([notifier(0, 5, 6, 7, 8, 9)], [t(5), t(6, delegate_to="localhost"), t(7, delegate_to="localhost"),
                             t(8, delegate_to="db1"), t(9)])
     validate(plan)
     phases = plan_phases(plan)[0]
@@ -235,6 +241,38 @@ def test_a_delegated_handler_is_a_phase_run_there_for_each_host() -> None:
     one = plan_of([t(0), t(1, delegate_to="localhost")], names=NAMES[:1])
     spec = play_specs(one, lambda names: [Host(name=n, vars={}, groups=("all",)) for n in names])[0]
     assert [st.local for st in schedule([spec], NAMES[:1]).stages] == [False, True]
+
+
+def test_a_handler_nothing_notifies_gets_no_phase() -> None:
+    """A notify is never rendered on the host, so a handler that no notify of the play names
+    (by name, ROLE : NAME or listen topic; directly or through a handler that runs) never runs:
+    it gets no phase. The plain handler before a delegated one made an empty host phase, one
+    more round trip (include_import runme line 31: role3's handler before the delegated one)."""
+    delegated = t(6, delegate_to="localhost")
+    plan = plan_of([t(0), notifier(1, 6, delegate_to="localhost")], [t(5), delegated])
+    validate(plan)
+    phases = plan_phases(plan)[0]
+    assert phases.kinds == (HOSTS, LOCAL) and phases.handlers == {"t6": (1,)}
+    spec = play_specs(plan, lambda names: [Host(name=n, vars={}, groups=("all",)) for n in names])[0]
+    assert [st.local for st in schedule([spec], NAMES[:1]).stages] == [False, True]
+    # notified, the plain handler needs its host phase between the two
+    plan = plan_of([t(0), notifier(1, 5, 6, delegate_to="localhost")], [t(5), delegated])
+    assert plan_phases(plan)[0].kinds == (HOSTS, LOCAL, HOSTS, LOCAL)
+    # a handler notified by a handler that runs, or by a listen topic, runs
+    chain = plan_of([notifier(0, 5)], [notifier(5, 6), delegated])
+    assert plan_phases(chain)[0].handlers == {"t5": (0,), "t6": (1,)}
+    topics = plan_of([t(0, notify=["topic"])], [t(5), {**delegated, "listen": "topic"}])
+    assert plan_phases(topics)[0].handlers == {"t6": (1,)}
+    # a run_once handler's phase names its index among all the play's handlers (the hosts'
+    # notifications do), those before it notified or not
+    once = plan_of([notifier(0, 6)], [t(5), t(6, run_once=True)])
+    assert plan_phases(once)[0].kinds == (HOSTS, f"{HANDLER}#1")
+    spec = play_specs(once, lambda names: [Host(name=n, vars={}, groups=("all",)) for n in names])[0]
+    assert [st.handler for st in schedule([spec], NAMES).stages] == [None, 1]
+    # nor is force_handlers refused for a run_once or delegated handler that never runs
+    quiet = plan_of([t(0)], [t(9, run_once=True), t(8, delegate_to="localhost")])
+    validate(replace(quiet, plays=(replace(quiet.plays[0], force_handlers=True),)))
+    assert plan_phases(quiet)[0].kinds == (HOSTS,)
 
 
 def test_a_task_that_may_fail_with_any_errors_fatal_ends_its_phase() -> None:
@@ -340,7 +378,7 @@ def test_a_template_whose_file_reads_the_plays_live_hosts_starts_a_phase_after_a
 
 def test_handlers_reading_the_plays_live_hosts_run_in_a_phase_of_their_own_after_a_task_that_may_fail() -> None:
     handler = pm.task("h0", "reads", "debug", {"msg": "{{ ansible_play_hosts }}"}, [], 0)
-    command = pm.task("t1", "may fail", "command", {"_raw_params": "true"}, [], 1)
+    command = pm.task("t1", "may fail", "command", {"_raw_params": "true"}, [], 1, notify=["reads"])
     phases = plan_phases(plan_of([t(0), command], [handler]))[0]
     assert (phases.kinds, phases.reads) == ((HOSTS, HOSTS), {1: (PLAY_HOSTS,)})
     # the tasks' last phase already started after the task that may fail: it reads them

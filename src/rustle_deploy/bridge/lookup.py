@@ -389,6 +389,20 @@ def probe(request: dict[str, Any]) -> dict[str, Any]:
     return answer
 
 
+def _ask(lookups: dict[str, list[Any]], plan_dirs: Sequence[str]) -> dict[str, Any]:
+    """The answer for ``lookups`` in ``probe``'s shape: what ``finder.py`` decides by reading
+    files (ansible-core's own modules, nothing configured), the rest from ansible-core."""
+    from . import finder
+
+    fast = finder.decide(lookups, plan_dirs)
+    rest = {k: v for k, v in lookups.items() if k not in fast["modules"]}
+    if not rest:
+        return fast
+    answer = probe({"op": "resolve", "lookups": rest, "plan_dirs": list(plan_dirs)})
+    answer["modules"].update(fast["modules"])
+    return answer
+
+
 _ANSWER_KEYS = ("ansible_version", "python", "module_paths", "collections_paths", "internal")
 
 
@@ -406,7 +420,7 @@ def _cached_lookups(keys: Sequence[str], plan_dirs: Sequence[str]) -> dict[str, 
     cache = bridge.CACHE_DIR
     lookups = {k: list(_split_key(k)) for k in keys}
     if cache is None:
-        return probe({"op": "resolve", "lookups": lookups, "plan_dirs": list(plan_dirs)})
+        return _ask(lookups, plan_dirs)
     entry_paths = {k: cache / f"{_lookup_key(k, plan_dirs)}.json" for k in keys}
     found: dict[str, dict[str, Any]] = {}
     for k, path in entry_paths.items():
@@ -415,8 +429,7 @@ def _cached_lookups(keys: Sequence[str], plan_dirs: Sequence[str]) -> dict[str, 
             found[k] = entry
     missing = [k for k in keys if k not in found]
     if missing:
-        answer = probe({"op": "resolve", "lookups": {k: lookups[k] for k in missing},
-                        "plan_dirs": list(plan_dirs)})
+        answer = _ask({k: lookups[k] for k in missing}, plan_dirs)
         for k in missing:
             module = dict(answer["modules"].get(k) or {})
             entry = {key: answer.get(key) for key in _ANSWER_KEYS}

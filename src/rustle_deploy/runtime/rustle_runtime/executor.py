@@ -1420,7 +1420,9 @@ class Runner:
             ignored = bool(task.get("ignore_unreachable"))
         register = task.get("register")
         if register:
-            self.runtime_vars[register] = unsafe_result(result)
+            # as ansible-core's strategy registers it: without a module's ``invocation`` (its
+            # arguments as given: a bridged uri's password inside its url among them)
+            self.runtime_vars[register] = unsafe_result({k: v for k, v in result.items() if k != "invocation"})
             if result.get("_include_vars") and isinstance(result.get("ansible_facts"), dict):
                 # the controller's files: their values stay trusted when registered, as in Ansible
                 self.runtime_vars[register]["ansible_facts"] = result["ansible_facts"]
