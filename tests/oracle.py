@@ -96,12 +96,15 @@ def blob(data: bytes) -> str | dict[str, str]:
 
 def files(root: Path, skip: tuple[str, ...] = ()) -> dict[str, Any]:
     """Every file under ``root`` (relative path -> text or blob; a link -> ``{"link": target}``)
-    but those under a top-level entry whose name starts with one of ``skip`` (what the tools
-    write) and bytecode caches: the input files of a case, for the key."""
+    but those under a top-level entry named in ``skip`` (what the tools write; ``name*``: every
+    name starting so) and bytecode caches: the input files of a case, for the key."""
+    exact = {s for s in skip if not s.endswith("*")}
+    prefixes = tuple(s[:-1] for s in skip if s.endswith("*"))
     out: dict[str, Any] = {}
     for p in sorted(root.rglob("*")):
         rel = str(p.relative_to(root))
-        if (skip and rel.split(os.sep, 1)[0].startswith(skip)) or "__pycache__" in p.parts:
+        top = rel.split(os.sep, 1)[0]
+        if top in exact or (prefixes and top.startswith(prefixes)) or "__pycache__" in p.parts:
             continue
         if p.is_symlink():
             out[rel] = {"link": os.readlink(p)}

@@ -569,7 +569,7 @@ class Fleet:
         return code, json.loads(out)
 
     # what the tools write under the test's tmp dir: not inputs of ansible-playbook's answer
-    OUTPUTS = ("rustle", "ansible", "remote", "home", "ansible-home", "inv.yml")
+    OUTPUTS = ("rustle", "ansible", "remote*", "home", "ansible-home", "inv.yml")
 
     def ansible(self, playbook: Path, *args: str) -> tuple[int, dict[str, dict[str, int]]]:
         """ansible-playbook's exit code and recaps, over the local inventory; what its hosts

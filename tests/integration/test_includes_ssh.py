@@ -186,7 +186,7 @@ def runs(sshd: Any, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
                             "log": proc.stdout}, {"{tmp}": tmp})
 
     # recorded (tests/oracle.py): keyed by the playbook and its files, the callback, the command line
-    inputs = oracle.norm({"files": oracle.files(tmp, (*Fleet.OUTPUTS, "rustle.")), "argv": argv,
+    inputs = oracle.norm({"files": oracle.files(tmp, (*Fleet.OUTPUTS, "rustle.json", "rustle.err", "ansible-results.jsonl")), "argv": argv,
                           "callback": oracle.files(CALLBACKS), "env": oracle.env(env)}, {"{tmp}": tmp})
     a = oracle.recorded("includes", inputs, run, volatile=("log",))
     ansible = {host: [(task, status) for task, status in rows] for host, rows in a["ansible"].items()}
