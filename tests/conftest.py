@@ -8,6 +8,7 @@ import resource
 import shutil
 import signal
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -17,6 +18,7 @@ import pytest
 from rustle_deploy.compiler.runner import RunnerBinary
 
 REPO = Path(__file__).resolve().parents[1]
+_STARTED = pytest.StashKey[float]()
 SHARED = (REPO / ".." / "shared").resolve()
 FIXTURES = SHARED / "fixtures"
 PLAN_FIXTURES = FIXTURES / "rustle-plan"
@@ -140,6 +142,23 @@ def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
             return _unit(nodeid)
 
     return FileScheduling(config, log)
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    session.config.stash[_STARTED] = time.time()
+
+
+def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> None:
+    """Say which recorded oracle results this run wrote (tests/oracle.py): new ones are to be
+    committed with the test inputs that made them."""
+    from . import oracle
+
+    started = config.stash.get(_STARTED, None)
+    written = oracle.written_since(started) if started is not None else []
+    if written:
+        terminalreporter.write_sep("-", f"{len(written)} oracle record(s) written (RUSTLE_ORACLE={oracle.mode()}): commit them")
+        for p in written:
+            terminalreporter.write_line(str(p.relative_to(REPO)))
 
 
 def _cpu_seconds() -> float:

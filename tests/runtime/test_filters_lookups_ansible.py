@@ -6,7 +6,7 @@ import pytest
 
 from .oracle import compare_plays, fields
 
-pytestmark = pytest.mark.ansible
+pytestmark = [pytest.mark.ansible, pytest.mark.oracle]
 
 TASKS = [
     {"name": "now is a datetime", "debug": {"msg": "{{ now().year > 2000 and (now(fmt='%Y') | int) > 2000 }}"}},
