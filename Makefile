@@ -11,7 +11,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 LATEST ?= .venv-latest
 
-.PHONY: setup demo test test-latest fuzz acceptance lint lock bench clean
+.PHONY: setup demo test test-latest fuzz acceptance lint lock bench clean oracle-check oracle-record
 
 $(BIN)/rustle-deploy: pyproject.toml requirements.lock
 	$(PY) -m venv $(VENV)
@@ -64,6 +64,20 @@ test-latest:
 	$(LATEST)/bin/pip list --format=freeze | grep -iE '^(asyncssh|cryptography|click|rich|pyyaml|jinja2|pytest|hypothesis|ansible-core)=='
 	$(LATEST)/bin/python -m pytest -q -p no:cacheprovider $(XDIST) -m "not acceptance and not collections" \
 		--ignore=tests/native/test_wheel.py
+
+# The differential tests' ansible-core side is recorded in tests/data/oracle/ and replayed
+# (tests/oracle.py; a missing record is made by a live run). oracle-check runs those tests
+# (marker `oracle`) with ansible-core live and fails on any record it does not reproduce;
+# oracle-record rewrites them all, then removes the records no test used (only after a run that
+# passed: a test that stopped before its oracle would lose its record).
+ORACLE_PYTEST = $(BIN)/python -m pytest -q -p no:cacheprovider $(XDIST) -m oracle
+oracle-check: setup
+	RUSTLE_ORACLE=live $(ORACLE_PYTEST)
+
+oracle-record: setup
+	@stamp=$$(mktemp); \
+	RUSTLE_ORACLE=record $(ORACLE_PYTEST) || { rm -f $$stamp; echo "oracle-record: tests failed, no record removed"; exit 1; }; \
+	find tests/data/oracle -name '*.json' ! -newer $$stamp -print -delete; rm -f $$stamp
 
 # Fuzz every input (inventories in each format, every connection variable, plans, config files,
 # RUSTLE_* variables, flags) with hypothesis: the suite's 2,910 examples times FUZZ_SCALE, about

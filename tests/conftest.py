@@ -8,6 +8,7 @@ import resource
 import shutil
 import signal
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -17,6 +18,7 @@ import pytest
 from rustle_deploy.compiler.runner import RunnerBinary
 
 REPO = Path(__file__).resolve().parents[1]
+_STARTED = pytest.StashKey[float]()
 SHARED = (REPO / ".." / "shared").resolve()
 FIXTURES = SHARED / "fixtures"
 PLAN_FIXTURES = FIXTURES / "rustle-plan"
@@ -91,7 +93,33 @@ SLOW_FILES = (
 )
 
 
+# A checkout that does not sit beside shared/ (the rustle-plan and rustle-parse fixtures this
+# suite reads from ../shared): said before the suite starts under CI, whose clone has them, and
+# elsewhere as the skip reason of the tests of the modules that read them (FileNotFoundError
+# errors before).
+WITHOUT_SHARED = (f"the shared fixtures are not at {FIXTURES}: tests/conftest.py reads them from ../shared "
+                  f"beside the checkout (clone the project next to shared/, as CI's clone is)")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    if os.environ.get("CI") and not FIXTURES.is_dir():
+        raise pytest.UsageError(WITHOUT_SHARED)
+    config.pluginmanager.register(_SessionFixtureCpu(), "rustle-session-fixture-cpu")
+
+
+def _reads_shared(item: pytest.Item) -> bool:
+    """Whether a test's module names a path under SHARED (FIXTURES, PLAN_FIXTURES, a directory
+    of its own there)."""
+    module = getattr(item, "module", None)
+    return module is not None and any(
+        isinstance(value, Path) and (os.path.abspath(value) + os.sep).startswith(str(SHARED) + os.sep)
+        for value in vars(module).values())
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    if not FIXTURES.is_dir():
+        for item in filter(_reads_shared, items):
+            item.add_marker(pytest.mark.skip(reason=WITHOUT_SHARED))
     if not hasattr(config, "workerinput"):  # in one process: the files in their usual order
         return
     rank = {path: i for i, path in enumerate(SLOW_FILES)}
@@ -116,6 +144,23 @@ def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
     return FileScheduling(config, log)
 
 
+def pytest_sessionstart(session: pytest.Session) -> None:
+    session.config.stash[_STARTED] = time.time()
+
+
+def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> None:
+    """Say which recorded oracle results this run wrote (tests/oracle.py): new ones are to be
+    committed with the test inputs that made them."""
+    from . import oracle
+
+    started = config.stash.get(_STARTED, None)
+    written = oracle.written_since(started) if started is not None else []
+    if written:
+        terminalreporter.write_sep("-", f"{len(written)} oracle record(s) written (RUSTLE_ORACLE={oracle.mode()}): commit them")
+        for p in written:
+            terminalreporter.write_line(str(p.relative_to(REPO)))
+
+
 def _cpu_seconds() -> float:
     """CPU time of this process and of the children it has waited for (their own waited-for
     children included: an oracle's modules, a subprocess's compiler)."""
@@ -123,19 +168,65 @@ def _cpu_seconds() -> float:
     return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
 
 
+# CPU seconds spent on session fixtures (set-up, and the teardown at the worker's end) since the
+# worker started: pytest_runtest_protocol leaves them out of the test that happened to pay them.
+_SESSION_CPU = [0.0]
+_IN_SESSION_FIXTURE: list[bool] = []
+
+
+def _record_cpu(seconds: float, what: str) -> None:
+    path = os.environ.get("RUSTLE_TEST_CPU")
+    if path:
+        with open(path, "a") as out:
+            out.write(f"{seconds:.2f}\t{what}\n")
+
+
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> Iterator[None]:
     """RUSTLE_TEST_CPU=FILE: each test's CPU seconds (set-up, call and teardown; a module
-    fixture's in its first test, a session fixture's process in the test whose teardown reaps
-    it) appended to FILE as ``seconds<TAB>node id`` lines, from every worker. On a shared
-    machine a test's wall time says more about the load than about the test; on 2 cores the
-    suite's CPU time bounds it (tests/README.md, "What the suite costs")."""
-    path = os.environ.get("RUSTLE_TEST_CPU")
+    fixture's in its first test) appended to FILE as ``seconds<TAB>node id`` lines, from every
+    worker; what is not one test's, each on a line of its own (its name in parentheses): a
+    worker's start and collection, each session fixture's set-up, and the worker's end (the last
+    test's teardown with the session fixtures': the sshd's, whose reaped sessions hold the
+    remote side of every ssh run of that worker). On a shared machine a test's wall time says
+    more about the load than about the test; on 2 cores the suite's CPU time bounds it
+    (tests/README.md, "What the suite costs")."""
+    before, session_before = _cpu_seconds(), _SESSION_CPU[0]
+    yield
+    _record_cpu(_cpu_seconds() - before - (_SESSION_CPU[0] - session_before), item.nodeid)
+
+
+class _SessionFixtureCpu:
+    """Each session fixture's set-up CPU (RUSTLE_TEST_CPU): a plugin, as a conftest's hooks do not
+    see the set-up of fixtures whose node is the session."""
+
+    @pytest.hookimpl(hookwrapper=True)
+    def pytest_fixture_setup(self, fixturedef: Any, request: pytest.FixtureRequest) -> Iterator[None]:
+        outermost = fixturedef.scope == "session" and not any(_IN_SESSION_FIXTURE)
+        before = _cpu_seconds()
+        _IN_SESSION_FIXTURE.append(fixturedef.scope == "session")
+        try:
+            yield
+        finally:
+            _IN_SESSION_FIXTURE.pop()
+        if outermost:  # one it sets up first (tmp_path_factory) is counted in it
+            spent = _cpu_seconds() - before
+            _SESSION_CPU[0] += spent
+            _record_cpu(spent, f"(session fixture {fixturedef.argname})")
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_teardown(item: pytest.Item, nextitem: pytest.Item | None) -> Iterator[None]:
     before = _cpu_seconds()
     yield
-    if path:
-        with open(path, "a") as out:
-            out.write(f"{_cpu_seconds() - before:.2f}\t{item.nodeid}\n")
+    if nextitem is None:
+        spent = _cpu_seconds() - before
+        _SESSION_CPU[0] += spent
+        _record_cpu(spent, f"(worker end: the session fixtures' teardown, after {item.nodeid})")
+
+
+def pytest_collection_finish(session: pytest.Session) -> None:
+    _record_cpu(_cpu_seconds(), "(worker start and collection)")
 
 
 @pytest.fixture(autouse=True)

@@ -220,6 +220,13 @@ def _kinds(task: Task, actions: frozenset[str] = frozenset()) -> set[str]:
     return {_leaf_kind(t, actions) for t in _leaves(task)} or {HOSTS}
 
 
+def mixes_kinds(task: Task, one: bool = False) -> bool:
+    """Whether the tasks of block ``task`` do not all run the same way (on every host, once, on
+    the controller); ``one``: in a play of one host, which runs its run_once tasks in place."""
+    kinds = _kinds(task)
+    return len(kinds) > 1 and not (one and kinds <= {HOSTS, ONCE})
+
+
 def kind_of(task: Task, actions: frozenset[str] = frozenset()) -> str:
     """The kind of a top-level task (a block: its tasks' kind when they all have the same)."""
     kinds = _kinds(task, actions)
@@ -236,7 +243,9 @@ def _plain(task: Task) -> bool:
     once, not an include unless its file is known here (not ``include_choice``): its tasks are
     then known. An include's condition is decided in its first phase, and the host enters it in
     its later phases as it decided then (its ``includes_ran``), as ansible-core decides it once."""
-    return task.is_block and not any(key in task.extras for key in _UNIT_KEYS if key != "include")
+    # a loop over an include unrolled into one include per item (``include_items``) is cut inside each
+    ignored = ("include", "loop", "loop_with") if "include_items" in task.extras else ("include",)
+    return task.is_block and not any(key in task.extras for key in _UNIT_KEYS if key not in ignored)
 
 
 def splits(task: Task, actions: frozenset[str] = frozenset(), fatal_play: bool = False, lockstep: bool = True) -> bool:
@@ -309,14 +318,18 @@ def refusals(play: Play, tasks: list[Task], actions: frozenset[str] = frozenset(
             kind, width = split(_leaf_kind(leaf, actions))
             if cut(kind, width):
                 key, what = _cross_host_key(leaf, kind, actions)
-                why = ("a loop over it" if any(k in unit.extras for k in ("loop", "loop_with")) else
+                why = ("a loop over it whose items the controller cannot list before the run: they read a "
+                       "host's facts or registered results, differ between the play's hosts, or come "
+                       "from a with_<lookup> other than with_items, or the include is an include_role"
+                       if any(k in unit.extras for k in ("loop", "loop_with")) else
                        "a role run once" if "role_once" in unit.extras else "an include whose file is chosen when it runs")
                 yield Refusal(leaf, key,
                               f"{what} on task {leaf.name!r} inside {unit.name!r} ({why}), whose tasks "
                               "do not all run the same way (on every host, once, on the controller): "
                               "the play cannot be cut there",
                               f"put {key} on all of its tasks, or move the task out of it (a block "
-                              "with rescue/always or an include of a named file is cut inside, a loop is not)")
+                              "with rescue/always, an include of a named file, and an include_tasks looping over items "
+                              "written in the playbook or taken from play, inventory or extra vars are cut inside)")
                 break
     # a play of one host runs a run_once handler in its phase, a delegated one in a phase of its own
     # (a handler that nothing notifies never runs: it gets no phase, and is not refused for one)

@@ -37,6 +37,7 @@ from rustle_deploy.cli import main
 from rustle_deploy.deploy import HostJob
 from rustle_deploy.model import Host
 
+from .. import oracle
 from ..conftest import ANSIBLE_PLAYBOOK, ORACLE_TIMEOUT
 
 SSHD = shutil.which("sshd") or "/usr/sbin/sshd"
@@ -523,6 +524,9 @@ class Fleet:
     def __init__(self, sshd: Sshd, tmp_path: Path, n: int, others: dict[str, list[str]] | None = None,
                  extra: dict[str, dict[str, Any]] | None = None, down: tuple[str, ...] = ()) -> None:
         self.tmp = tmp_path
+        self.down = down
+        self.sshd_port = str(sshd.port)
+        self.oracle_files: dict[str, dict[str, str]] | None = None
         self.names = [f"n{i:02d}" for i in range(n)]
         groups = {"fleet": self.names, **(others or {})}
         every = [h for members in groups.values() for h in members]
@@ -550,8 +554,13 @@ class Fleet:
         return self.tmp / tool / name
 
     def files(self, tool: str) -> dict[str, dict[str, str]]:
-        return {n: {p.name: "<dir>" if p.is_dir() else p.read_text() for p in sorted(self.root(n, tool).iterdir())}
-                for n in self.every}
+        """What each host wrote into its root, the test's tmp dir written ``{tmp}`` (the same
+        for both tools); ansible-playbook's as its last ``ansible()`` recorded them."""
+        if tool == "ansible" and self.oracle_files is not None:
+            return self.oracle_files
+        found = {n: {p.name: "<dir>" if p.is_dir() else p.read_text() for p in sorted(self.root(n, tool).iterdir())}
+                 for n in self.every}
+        return oracle.norm(found, {"{tmp}": self.tmp})
 
     def rustle(self, capsys: pytest.CaptureFixture[str], playbook: Path, *args: str) -> tuple[int, dict[str, Any]]:
         code = main([str(playbook), "-i", str(self.inventory), "--run", "--output", "json", *args])
@@ -559,7 +568,30 @@ class Fleet:
         assert out, err
         return code, json.loads(out)
 
+    # what the tools write under the test's tmp dir: not inputs of ansible-playbook's answer
+    OUTPUTS = ("rustle", "ansible", "remote*", "home", "ansible-home", "inv.yml")
+
     def ansible(self, playbook: Path, *args: str) -> tuple[int, dict[str, dict[str, int]]]:
-        proc = subprocess.run([str(ANSIBLE), "-i", str(self.local_inventory), str(playbook), *args],
-                              capture_output=True, text=True, env=ansible_env(self.tmp), timeout=ORACLE_TIMEOUT)
-        return proc.returncode, {h: r for h, r in recaps(proc.stdout).items() if h in self.every}
+        """ansible-playbook's exit code and recaps, over the local inventory; what its hosts
+        wrote is ``files("ansible")``. Recorded (tests/oracle.py), keyed by the inventory, the
+        files under the tmp dir (the playbook, its roles and vars files), the command line and
+        the environment; a fleet with ``down`` hosts, or inputs naming the sshd's port (a test's
+        own inventory of ssh hosts), runs live: those name this run's sshd (port, keys)."""
+        argv = [str(ANSIBLE), "-i", str(self.local_inventory), str(playbook), *args]
+        env = ansible_env(self.tmp)
+        places = {"{tmp}": self.tmp}
+
+        def run() -> dict[str, Any]:
+            self.oracle_files = None
+            proc = subprocess.run(argv, capture_output=True, text=True, env=env, timeout=ORACLE_TIMEOUT)
+            return oracle.norm({"code": proc.returncode, "files": self.files("ansible"), "log": proc.stdout + proc.stderr,
+                                "recap": {h: r for h, r in recaps(proc.stdout).items() if h in self.every}}, places)
+
+        inputs = oracle.norm({"files": oracle.files(self.tmp, self.OUTPUTS), "argv": argv,
+                              "inventory": self.local_inventory.read_text(), "env": oracle.env(env)}, places)
+        if self.down or self.sshd_port in json.dumps(inputs):  # this run's sshd: new inputs each run
+            result = run()
+        else:
+            result = oracle.recorded("fleet", inputs, run, volatile=("log",))
+        self.oracle_files = result["files"]
+        return result["code"], result["recap"]

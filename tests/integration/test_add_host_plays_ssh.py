@@ -23,7 +23,7 @@ import yaml
 
 from .conftest import Fleet, playbook_file, recap_counts, remote_state
 
-pytestmark = [pytest.mark.ssh, pytest.mark.ansible, pytest.mark.usefixtures("rustle_home")]
+pytestmark = [pytest.mark.ssh, pytest.mark.oracle, pytest.mark.ansible, pytest.mark.usefixtures("rustle_home")]
 
 ADDED = ("extra1", "loop1", "loop2")
 

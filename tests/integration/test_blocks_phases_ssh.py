@@ -14,7 +14,7 @@ import pytest
 
 from .conftest import Fleet, playbook_file, recap_counts
 
-pytestmark = [pytest.mark.ssh, pytest.mark.ansible, pytest.mark.usefixtures("rustle_home")]
+pytestmark = [pytest.mark.ssh, pytest.mark.oracle, pytest.mark.ansible, pytest.mark.usefixtures("rustle_home")]
 
 PLAYBOOK = """\
 # run_once inside a block with rescue/always (ansible-core's issue71306.yml): a0 fails before

@@ -10,7 +10,7 @@ import pytest
 
 from .test_phases_ssh import Fleet, _counts, _playbook
 
-pytestmark = [pytest.mark.ssh, pytest.mark.usefixtures("rustle_home")]
+pytestmark = [pytest.mark.ssh, pytest.mark.oracle, pytest.mark.usefixtures("rustle_home")]
 
 # n00 notifies nothing: the run_once handler runs on n01, the first host that notified it, and
 # what it registers reaches every host of the play (a later handler, a later play); a run_once

@@ -20,7 +20,7 @@ import pytest
 
 from .conftest import Fleet, playbook_file, recap_counts
 
-pytestmark = [pytest.mark.ssh, pytest.mark.ansible, pytest.mark.usefixtures("rustle_home")]
+pytestmark = [pytest.mark.ssh, pytest.mark.oracle, pytest.mark.ansible, pytest.mark.usefixtures("rustle_home")]
 
 PER_CALL = """\
 - hosts: fleet

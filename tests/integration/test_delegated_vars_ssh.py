@@ -12,7 +12,7 @@ from .conftest import Fleet
 from .conftest import playbook_file as _playbook
 from .conftest import recap_counts as _counts
 
-pytestmark = [pytest.mark.ssh, pytest.mark.usefixtures("rustle_home")]
+pytestmark = [pytest.mark.ssh, pytest.mark.oracle, pytest.mark.usefixtures("rustle_home")]
 
 # Each fleet host writes what its delegated tasks saw: the delegate's variables (db1's host and
 # group vars, not the delegating host's own `color`), the play's and the task's, and

@@ -12,7 +12,7 @@ import pytest
 
 from .conftest import Fleet, playbook_file, recap_counts
 
-pytestmark = [pytest.mark.ssh, pytest.mark.ansible, pytest.mark.usefixtures("rustle_home")]
+pytestmark = [pytest.mark.ssh, pytest.mark.oracle, pytest.mark.ansible, pytest.mark.usefixtures("rustle_home")]
 
 # every task and handler appends to the host's log, so the log is the order they ran in: n00
 # notifies nothing in pre_tasks, so the flush after them runs the run_once handler on n01; the

@@ -11,7 +11,7 @@ import pytest
 
 from .conftest import Fleet, playbook_file, recap_counts
 
-pytestmark = [pytest.mark.ssh, pytest.mark.ansible, pytest.mark.usefixtures("rustle_home")]
+pytestmark = [pytest.mark.ssh, pytest.mark.oracle, pytest.mark.ansible, pytest.mark.usefixtures("rustle_home")]
 
 # The first play, of one host: its task delegated to the controller notifies a delegated
 # handler; the plain handler before it is never notified (include_import runme line 31: role3's

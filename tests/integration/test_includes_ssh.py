@@ -35,9 +35,10 @@ import pytest
 
 from rustle_deploy.cli import main
 
+from .. import oracle
 from .conftest import ANSIBLE, ORACLE_TIMEOUT, Fleet, ansible_env, playbook_file
 
-pytestmark = [pytest.mark.ssh, pytest.mark.ansible, pytest.mark.usefixtures("rustle_home")]
+pytestmark = [pytest.mark.ssh, pytest.mark.oracle, pytest.mark.ansible, pytest.mark.usefixtures("rustle_home")]
 
 CALLBACKS = Path(__file__).resolve().parents[1] / "acceptance" / "callback"
 
@@ -173,18 +174,28 @@ def runs(sshd: Any, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     results = tmp / "ansible-results.jsonl"
     env = ansible_env(tmp, ANSIBLE_CALLBACK_PLUGINS=str(CALLBACKS), ANSIBLE_CALLBACKS_ENABLED="results_jsonl",
                       RUSTLE_ACCEPTANCE_RESULTS=str(results))
-    oracle = subprocess.run([str(ANSIBLE), "-i", str(fleet.local_inventory), str(playbook)],
-                            capture_output=True, text=True, env=env, timeout=ORACLE_TIMEOUT)
-    ansible: dict[str, list[tuple[str, str]]] = {}
-    for line in results.read_text().splitlines():
-        rec = json.loads(line)
-        ansible.setdefault(rec["host"], []).append((rec["task"], rec["status"]))
+    argv = [str(ANSIBLE), "-i", str(fleet.local_inventory), str(playbook)]
+
+    def run() -> dict[str, Any]:
+        proc = subprocess.run(argv, capture_output=True, text=True, env=env, timeout=ORACLE_TIMEOUT)
+        by_host: dict[str, list[tuple[str, str]]] = {}
+        for line in results.read_text().splitlines():
+            rec = json.loads(line)
+            by_host.setdefault(rec["host"], []).append((rec["task"], rec["status"]))
+        return oracle.norm({"code": proc.returncode, "ansible": by_host, "files": fleet.files("ansible"),
+                            "log": proc.stdout}, {"{tmp}": tmp})
+
+    # recorded (tests/oracle.py): keyed by the playbook and its files, the callback, the command line
+    inputs = oracle.norm({"files": oracle.files(tmp, (*Fleet.OUTPUTS, "rustle.json", "rustle.err", "ansible-results.jsonl")), "argv": argv,
+                          "callback": oracle.files(CALLBACKS), "env": oracle.env(env)}, {"{tmp}": tmp})
+    a = oracle.recorded("includes", inputs, run, volatile=("log",))
+    ansible = {host: [(task, status) for task, status in rows] for host, rows in a["ansible"].items()}
     # rustle-deploy's JSON says "ignored" where the callback says failed (ignored)
     rustle = {h["name"]: [(t["name"], "failed" if t["status"] == "ignored" else t["status"])
                           for t in h.get("tasks") or []] for h in doc["hosts"]}
-    return {"codes": (code, oracle.returncode), "ansible": ansible, "rustle": rustle, "doc": doc,
-            "files": (fleet.files("rustle"), fleet.files("ansible")),
-            "log": (tmp / "rustle.err").read_text() + oracle.stdout}
+    return {"codes": (code, a["code"]), "ansible": ansible, "rustle": rustle, "doc": doc,
+            "files": (fleet.files("rustle"), a["files"]),
+            "log": (tmp / "rustle.err").read_text() + a["log"]}
 
 
 def test_each_host_reports_the_include_as_ansible_playbook_does(runs: dict[str, Any]) -> None:

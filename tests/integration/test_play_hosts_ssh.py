@@ -17,7 +17,7 @@ from rustle_deploy.cli import main
 
 from .conftest import Fleet, playbook_file, recap_counts
 
-pytestmark = [pytest.mark.ssh, pytest.mark.ansible, pytest.mark.usefixtures("rustle_home")]
+pytestmark = [pytest.mark.ssh, pytest.mark.oracle, pytest.mark.ansible, pytest.mark.usefixtures("rustle_home")]
 
 LISTS = "{{ ansible_play_hosts | join(',') }} {{ ansible_play_batch | join(',') }} {{ play_hosts | join(',') }}"
 

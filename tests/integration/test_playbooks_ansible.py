@@ -8,6 +8,9 @@ on whether the run failed. One ansible-playbook run per playbook. A case directo
 ``{remote}`` are filled in) and ``case.yml``: ``args`` (extra command-line arguments for both
 tools, e.g. ``[--tags, web]`` or ``[--check]``), ``inventory`` (another inventory path),
 ``succeeds`` (true: ansible-playbook must succeed, so the case cannot pass by both tools failing).
+
+ansible-playbook's side is recorded (tests/oracle.py): its exit code, recap and tree, keyed by
+the case's files, command line and environment; rustle-deploy always runs.
 """
 
 from __future__ import annotations
@@ -25,10 +28,11 @@ import yaml
 
 from rustle_deploy.cli import main
 
+from .. import oracle
 from ..conftest import ANSIBLE_PLAYBOOK, ORACLE_TIMEOUT, REPO
 from .conftest import ansible_env, recaps
 
-pytestmark = [pytest.mark.ansible, pytest.mark.usefixtures("rustle_home")]
+pytestmark = [pytest.mark.ansible, pytest.mark.oracle, pytest.mark.usefixtures("rustle_home")]
 
 CASES = REPO / "tests" / "data" / "playbooks"
 ANSIBLE = ANSIBLE_PLAYBOOK  # the environment under test's (tests/conftest.py)
@@ -39,18 +43,20 @@ def cases() -> list[str]:
     return sorted(p.name for p in CASES.iterdir() if (p / "site.yml").is_file())
 
 
-def tree(root: Path) -> dict[str, Any]:
+def tree(root: Path, tmp_path: Path) -> dict[str, Any]:
+    """The files under ``root``, the same way for both tools: ``root`` written ``OUT`` and the
+    test's tmp dir ``{tmp}`` (tests/oracle.py's ``norm``) in links and contents."""
     out: dict[str, Any] = {}
     for p in sorted(root.rglob("*")):
         rel = str(p.relative_to(root))
         if p.is_symlink():
-            out[rel] = ("link", os.readlink(p).replace(str(root), "OUT"))
+            out[rel] = ["link", os.readlink(p).replace(str(root), "OUT")]
         elif p.is_dir():
-            out[rel] = ("dir", oct(p.stat().st_mode & 0o777))
+            out[rel] = ["dir", oct(p.stat().st_mode & 0o777)]
         else:
-            out[rel] = ("file", oct(p.stat().st_mode & 0o777),
-                        p.read_bytes().replace(str(root).encode(), b"OUT"))
-    return out
+            out[rel] = ["file", oct(p.stat().st_mode & 0o777),
+                        oracle.blob(p.read_bytes().replace(str(root).encode(), b"OUT"))]
+    return oracle.norm(out, {"{tmp}": tmp_path})
 
 
 def prepare(case: str, tmp_path: Path) -> tuple[Path, Path, dict[str, Any]]:
@@ -63,11 +69,21 @@ def prepare(case: str, tmp_path: Path) -> tuple[Path, Path, dict[str, Any]]:
     return work, inv, conf
 
 
-def run_ansible(work: Path, inv: Path, out: Path, args: list[str], tmp_path: Path) -> tuple[int, dict[str, dict[str, int]], str]:
+def run_ansible(case: str, work: Path, inv: Path, out: Path, args: list[str], tmp_path: Path) -> dict[str, Any]:
+    """ansible-playbook's exit code, recap, tree and console log (recorded: tests/oracle.py)."""
     env = ansible_env(tmp_path, ANSIBLE_LOCALHOST_WARNING="False", ANSIBLE_PIPELINING="True")
-    proc = subprocess.run([str(ANSIBLE), "-i", str(inv), "site.yml", "-e", f"out={out}", *args],
-                          capture_output=True, text=True, env=env, cwd=work, timeout=ORACLE_TIMEOUT)
-    return proc.returncode, recaps(proc.stdout), proc.stdout + proc.stderr
+    argv = [str(ANSIBLE), "-i", str(inv), "site.yml", "-e", f"out={out}", *args]
+    places = {"{tmp}": tmp_path}
+    inputs = oracle.norm({"case": oracle.files(CASES / case), "inventory": inv.read_text(), "argv": argv,
+                          "cwd": str(work), "env": oracle.env(env)}, places)
+
+    def run() -> dict[str, Any]:
+        proc = subprocess.run(argv, capture_output=True, text=True, env=env, cwd=work, timeout=ORACLE_TIMEOUT)
+        return oracle.norm({"code": proc.returncode, "recap": recaps(proc.stdout), "tree": tree(out, tmp_path),
+                            "log": proc.stdout + proc.stderr}, places)
+
+    result: dict[str, Any] = oracle.recorded("playbooks", inputs, run, volatile=("log",))
+    return result
 
 
 def run_rustle(work: Path, inv: Path, out: Path, args: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, dict[str, dict[str, int]], str]:
@@ -94,7 +110,8 @@ def test_playbook_matches_ansible(case: str, tmp_path: Path, capsys: pytest.Capt
     a_out, r_out = tmp_path / "a", tmp_path / "r"
     a_out.mkdir()
     r_out.mkdir()
-    a_code, a_recap, a_log = run_ansible(work, inv, a_out, args, tmp_path)
+    a = run_ansible(case, work, inv, a_out, args, tmp_path)
+    a_code, a_recap, a_log = a["code"], a["recap"], a["log"]
     assert a_recap, f"no recap from ansible-playbook:\n{a_log}"
     if conf.get("succeeds"):  # a case whose point is what a successful run writes
         assert a_code == 0, a_log
@@ -105,4 +122,4 @@ def test_playbook_matches_ansible(case: str, tmp_path: Path, capsys: pytest.Capt
         for key in ("changed", "failed", "rescued"):
             a_val = counts.get(key, 0)
             assert ours.get(key, 0) == a_val, f"{host} {key}: ansible {a_val}, rustle {ours.get(key, 0)}\n{a_log}\n{r_log}"
-    assert tree(r_out) == tree(a_out), f"{a_log}\n{r_log}"
+    assert tree(r_out, tmp_path) == a["tree"], f"{a_log}\n{r_log}"

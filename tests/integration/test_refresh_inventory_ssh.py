@@ -21,7 +21,7 @@ import yaml
 
 from .conftest import Fleet, playbook_file, recap_counts
 
-pytestmark = [pytest.mark.ssh, pytest.mark.ansible, pytest.mark.usefixtures("rustle_home")]
+pytestmark = [pytest.mark.ssh, pytest.mark.oracle, pytest.mark.ansible, pytest.mark.usefixtures("rustle_home")]
 
 PLAYBOOK = """\
 - hosts: fleet

@@ -1,10 +1,12 @@
 """su with a password, over a real sshd and the real su: a non-root login becomes another user
 whose password it is given (the inventory's ``ansible_become_password``, a ``!vault`` value, or
 ``-K``), with ansible-playbook as the oracle; the password is then searched for in every file
-rustle-deploy wrote (test_vault_secrets_ssh's way) and on the console."""
+rustle-deploy wrote (test_vault_secrets_ssh's way) and on the console. A password of several lines
+in the inventory fails only a task that becomes with it."""
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 from collections.abc import Iterator
@@ -15,7 +17,7 @@ import pytest
 import yaml
 
 from ..conftest import ORACLE_TIMEOUT
-from .conftest import ANSIBLE, ansible_env
+from .conftest import ANSIBLE, ansible_env, recaps
 from .test_cli import run_cli
 from .test_vault_secrets_ssh import PASSWORD, _encrypt, _inline, _views
 
@@ -163,3 +165,63 @@ def test_ask_become_pass_with_su(su_users: tuple[str, str, str, Path], tmp_path:
         for path in sorted(top.rglob("*")):
             if path.is_file() and not path.is_symlink():
                 assert not [w for w, blob in _views(path) if password.encode() in blob], path
+
+
+MULTILINE_PLAYBOOK = """\
+- hosts: box
+  gather_facts: false
+  tasks:
+    - name: no become
+      command: id -un
+      register: who
+    - copy: {dest: "{{ out }}/who.txt", content: "{{ who.stdout }}\\n", mode: "0644"}
+- hosts: box
+  gather_facts: false
+  tasks:
+    - name: su with the inventory's password, its first line
+      shell: id -un > {{ out }}/su.txt
+      become: true
+      become_method: su
+      become_user: "{{ target }}"
+    - copy: {dest: "{{ out }}/after.txt", content: "after\\n", mode: "0644"}
+"""
+
+
+def test_a_multi_line_su_or_sudo_password_is_read_up_to_its_first_line_as_in_ansible(
+        su_users: tuple[str, str, str, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str], sshd: Any) -> None:
+    """The inventory's ``ansible_su_pass``/``ansible_sudo_pass`` of several lines: ansible-core does not
+    check the text (it sends it and a newline; su reads the first line), rustle-deploy failed the host
+    before it connected, even for tasks that do not become. Now a host whose tasks do not become runs
+    them, and a task that becomes with su gives su the first line, under both tools."""
+    login, target, password, work = su_users
+    playbook = tmp_path / "site.yml"
+    playbook.write_text(MULTILINE_PLAYBOOK)
+    results = {}
+    for tool in ("ansible", "rustle"):
+        out = work / f"multi-out-{tool}"
+        out.mkdir(mode=0o777)
+        out.chmod(0o777)
+        inventory = tmp_path / f"multi-{tool}.yml"
+        inventory.write_text(yaml.safe_dump({"all": {"hosts": {"box": {
+            "ansible_host": "127.0.0.1", "ansible_port": sshd.port, "ansible_user": login,
+            "ansible_ssh_private_key_file": str(sshd.client_key),
+            "ansible_ssh_common_args": f"-o UserKnownHostsFile={sshd.known_hosts}",
+            "ansible_python_interpreter": "/usr/bin/python3", "rustle_remote_dir": str(work / "multi-rustle"),
+            "ansible_remote_tmp": str(work / "multi-ansible-tmp"), "out": str(out), "target": target,
+            "ansible_su_pass": f"{password}\nsecond line\n", "ansible_sudo_pass": "one\ntwo\n"}}}}))
+        args = ["-i", str(inventory), str(playbook)]
+        if tool == "ansible":
+            proc = subprocess.run([str(ANSIBLE), *args], capture_output=True, text=True, timeout=ORACLE_TIMEOUT,
+                                  cwd=tmp_path, env=ansible_env(tmp_path, ANSIBLE_SHELL_ALLOW_WORLD_READABLE_TEMP="1",
+                                                    ANSIBLE_SSH_ARGS="-o ControlMaster=no"))
+            code, log = proc.returncode, proc.stdout + proc.stderr
+            recap = recaps(proc.stdout)["box"]
+        else:
+            code, log, err = run_cli(capsys, *args, "--run", "--output", "json")
+            recap = {h["name"]: h["recap"] for h in json.loads(log)["hosts"]}["box"]
+            assert password not in log + err
+        results[tool] = (code, {p.name: p.read_text() for p in sorted(out.iterdir())},
+                         {k: recap.get(k, 0) for k in ("ok", "changed", "failed")})
+    assert results["rustle"] == results["ansible"] == (
+        0, {"after.txt": "after\n", "su.txt": f"{target}\n", "who.txt": f"{login}\n"},
+        {"ok": 4, "changed": 4, "failed": 0}), results

@@ -95,6 +95,18 @@ def test_static_names_in_conditions_become_values_and_registered_ones_stay(tmp_p
     # the runtime gathers one fact per network interface: any undefined ansible_ name may be one
     ({"module": "debug", "args": {"msg": "x"}, "conditions": [{"When": {"expression": "ansible_eth0.mtu > 1"}}]},
      "'ansible_eth0' may be a host fact (a network interface's), which the native runner does not gather"),
+    # the play's host lists are the controller's (issue 12: was "may be a host fact", "is undefined",
+    # or, for play_hosts in a condition, lowered as an undefined name the runner would fail on)
+    ({"module": "debug", "args": {"msg": "x"}, "conditions": [{"When": {"expression": "ansible_play_batch | length > 1"}}]},
+     "'ansible_play_batch' is the hosts of the play's current batch (serial) still in it, a list the controller "
+     "keeps while the play runs, which the native runner does not have (the pyz runtime does)"),
+    ({"module": "debug", "args": {"msg": "x"}, "conditions": [{"When": {"expression": "'h0' in play_hosts"}}]},
+     "'play_hosts' is ansible_play_batch's old name"),
+    ({"module": "debug", "args": {"msg": "{{ play_hosts }}"}}, "'play_hosts' is ansible_play_batch's old name"),
+    ({"module": "debug", "args": {"msg": "{{ ansible_play_hosts | join(',') }}"}},
+     "'ansible_play_hosts' is the play's hosts still in it (a host that failed leaves it)"),
+    ({"module": "debug", "args": {"msg": "x"}, "conditions": [{"When": {"expression": "ansible_play_hosts_all[0] == 'a'"}}]},
+     "'ansible_play_hosts_all' is every host of the play"),
     ({"module": "lineinfile", "args": {"path": "/tmp/x", "regexp": "(?i)^a", "line": "a"}}, "inline flags"),
     # validate: the runner formats only one %s (and %%), as Python's `validate % tmp` with one argument
     ({"module": "copy", "args": {"content": "x", "dest": "/tmp/x", "validate": "cmp %s %s"}},

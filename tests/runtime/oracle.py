@@ -22,6 +22,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
+from .. import oracle
 from ..conftest import ORACLE_TIMEOUT
 from .conftest import run_artifact
 from .test_modules_support import VENV_BIN, needs_ansible
@@ -235,15 +236,60 @@ def run_ours(d: Path, plays: list[dict[str, Any]], run_args: Iterable[str] = (),
     return out
 
 
+class Results(list):  # type: ignore[type-arg]
+    """ansible-playbook's results per play, as ``run_ansible`` gives them, and ``tree``: the
+    project directory as the run left it (``jtree``)."""
+
+    tree: dict[str, Any]
+
+
+# what a module reports about the moment it ran: not part of an answer a record can reproduce
+_MOMENT = ("start", "end", "delta", "atime", "mtime", "ctime", "inode", "dev")
+# modules whose results describe this machine (facts): their plays are not recorded
+_MACHINE = ("setup", "gather_facts", "ansible.builtin.setup", "ansible.builtin.gather_facts")
+
+
+def _without_moments(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _without_moments(v) for k, v in value.items() if k not in _MOMENT}
+    if isinstance(value, (list, tuple)):
+        return [_without_moments(v) for v in value]
+    return value
+
+
+def jtree(root: Path) -> dict[str, Any]:
+    """``tree(root)`` as JSON (a file's bytes as text or base64), as a record holds it."""
+    return {k: [oracle.blob(x) if isinstance(x, bytes) else x for x in v] for k, v in tree(root).items()}
+
+
 def compare_plays(tmp: Path, plays: list[dict[str, Any]], files: dict[str, bytes | str] | None = None,
-                  ) -> tuple[list[list[tuple[str, dict[str, Any]]]], list[list[tuple[str, dict[str, Any]]]]]:
-    """Run ``plays`` (``{d}`` in them: the project directory) on both sides; (ansible, ours)."""
+                  record: bool = True) -> tuple[Results, list[list[tuple[str, dict[str, Any]]]]]:
+    """Run ``plays`` (``{d}`` in them: the project directory) on both sides; (ansible, ours).
+    ansible-playbook's side is recorded (tests/oracle.py), keyed by the plays, the files and the
+    environment, without what a result says about the moment it ran (``_MOMENT``: times,
+    inodes); plays that gather facts run live, their results describe this machine, and so do
+    those of a test that says ``record=False`` (a free port in its tasks: new inputs each run)."""
     needs_ansible()
     a, o = tmp / "a" / "proj", tmp / "o" / "proj"
     for d in (a, o):
         _write_project(d, files or {})
-    theirs = run_ansible(a, _substitute(plays, a))
-    ours = run_ours(o, _substitute(plays, o))
+
+    def run() -> dict[str, Any]:
+        plays_run = run_ansible(a, _substitute(plays, a))
+        return oracle.norm({"plays": _without_moments(plays_run), "tree": jtree(a)}, {"{tmp}": tmp})
+
+    if not record or any(key in task for play in plays for task in (play.get("tasks") or []) for key in _MACHINE) \
+            or any(play.get("gather_facts") for play in plays):
+        doc = run()
+    else:
+        inputs = {"plays": plays, "files": {k: oracle.blob(v.encode() if isinstance(v, str) else v)
+                                            for k, v in sorted((files or {}).items())},
+                  "env": oracle.norm(oracle.env(dict(os.environ)), {"{tmp}": tmp}), "callback": _ORDERED_CALLBACK}
+        doc = oracle.recorded("plays", inputs, run)
+    theirs = Results([[(name, result) for name, result in play] for play in doc["plays"]])
+    theirs.tree = doc["tree"]
+    # our results written as a record writes ansible-core's (the Python, the checkout as placeholders)
+    ours = [[(name, result) for name, result in play] for play in oracle.norm(run_ours(o, _substitute(plays, o)), {"{tmp}": tmp})]
     return theirs, ours
 
 

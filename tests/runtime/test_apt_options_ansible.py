@@ -12,7 +12,7 @@ import pytest
 from .oracle import compare_plays, fields
 from .test_modules_support import absent_package
 
-pytestmark = [pytest.mark.ansible,
+pytestmark = [pytest.mark.ansible, pytest.mark.oracle,
               pytest.mark.skipif(shutil.which("apt-get") is None, reason="needs apt (a Debian-family host)")]
 
 CHECK = {"check_mode": True, "ignore_errors": True}

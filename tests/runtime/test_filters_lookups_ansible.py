@@ -6,7 +6,7 @@ import pytest
 
 from .oracle import compare_plays, fields
 
-pytestmark = pytest.mark.ansible
+pytestmark = [pytest.mark.ansible, pytest.mark.oracle]
 
 TASKS = [
     {"name": "now is a datetime", "debug": {"msg": "{{ now().year > 2000 and (now(fmt='%Y') | int) > 2000 }}"}},
@@ -104,6 +104,18 @@ TASKS = [
     {"name": "from_json legacy", "debug": {"msg": "{{ exported.stdout | from_json(profile='legacy') }}"}},
     {"name": "from_json tagless tagged", "debug": {"msg": "{{ exported.stdout | from_json }}"}, "ignore_errors": True},
     {"name": "from_json unknown profile", "debug": {"msg": "{{ '{}' | from_json(profile='nope') }}"}, "ignore_errors": True},
+    # a lookup renders the string constants written in its call that hold a template, and no other
+    # string: a host's output, a value computed from it or from constants, a variable's value stay data
+    {"name": "host text", "command": "echo \"{{ '{{' }} 6 * 7 }}\"", "register": "host_text"},
+    {"name": "host text fact", "set_fact": {"host_fact": "{{ host_text.stdout | trim }}"}},
+    {"name": "term written", "debug": {"msg": "{{ lookup('list', 'c {{ 1 + 1 }}') }}"}},
+    {"name": "term registered", "debug": {"msg": "{{ lookup('list', host_text.stdout) }}"}},
+    {"name": "term filtered", "debug": {"msg": "{{ lookup('list', host_text.stdout | trim) }}"}},
+    {"name": "term joined", "debug": {"msg": "{{ lookup('list', 'x' ~ host_text.stdout) }}"}},
+    {"name": "term in a list", "debug": {"msg": "{{ lookup('list', ['{{ 1 + 1 }}', host_text.stdout | trim]) }}"}},
+    {"name": "term in a dict", "debug": {"msg": "{{ lookup('list', {'k': host_text.stdout | trim}) }}"}},
+    {"name": "term set_fact", "debug": {"msg": "{{ lookup('list', host_fact) }}"}},
+    {"name": "term from constants", "debug": {"msg": "{{ lookup('list', '{' ~ '{ 6 * 7 }}') }}"}},
 ]
 
 

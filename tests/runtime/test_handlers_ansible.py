@@ -14,7 +14,7 @@ import pytest
 
 from .oracle import compare_plays
 
-pytestmark = pytest.mark.ansible
+pytestmark = [pytest.mark.ansible, pytest.mark.oracle]
 
 
 def _order(play):

@@ -22,11 +22,13 @@ from typing import Any
 
 import pytest
 
+from .. import oracle
 from ..conftest import ORACLE_TIMEOUT
 from .conftest import build_test_artifact, make_plan, run_artifact
+from .oracle import _without_moments
 from .test_modules_support import _CALLBACK, VENV_BIN, needs_ansible, tree
 
-pytestmark = pytest.mark.ansible
+pytestmark = [pytest.mark.ansible, pytest.mark.oracle]
 
 BASE = ("changed", "failed", "skipped")
 CMD = BASE + ("rc", "stdout", "stderr", "msg", "cmd")
@@ -460,9 +462,26 @@ def both(tmp_path_factory):
     da, do = tmp / "a" / "work", tmp / "o" / "work"
     _setup(da)
     _setup(do)
-    ansible = _run_ansible(tmp / "a", da)
-    ours = _run_ours(tmp / "o", do)
-    return {"ansible": ansible, "ours": ours, "da": da, "do": do}
+    # ansible-playbook's side recorded (tests/oracle.py): keyed by the plays, the work dir's files
+    # and the callback; its results without times and inodes, and the work dir it left
+    places = {"{d}": da, "{tmp}": tmp}
+    inputs = oracle.norm({"plays": [[name, cases, handlers] for name, cases, handlers in PLAYS],
+                          "vars": _play_vars(da), "files": oracle.files(da), "callback": _CALLBACK,
+                          "env": oracle.env(dict(os.environ))}, places)
+
+    def run() -> dict[str, Any]:  # a play's results as [name, result] pairs: a record's keys are sorted
+        plays = [list(play.items()) for play in _run_ansible(tmp / "a", da)]
+        return oracle.norm({"plays": _without_moments(plays), "tree": jtree(da)}, places)
+
+    ansible = oracle.recorded("core", inputs, run)
+    ansible["plays"] = [dict(play) for play in ansible["plays"]]
+    ours = oracle.norm(_run_ours(tmp / "o", do), {"{d}": do, "{tmp}": tmp})  # as the record is written
+    return {"ansible": ansible["plays"], "ours": ours, "da": da, "do": do, "tree": ansible["tree"]}
+
+
+def jtree(root: Path) -> dict[str, Any]:
+    """``tree(root)`` as JSON, as a record holds it (the same for both sides)."""
+    return {k: [oracle.blob(x) if isinstance(x, bytes) else x for x in v] for k, v in tree(root).items()}
 
 
 def _case_ids() -> list[tuple[int, str]]:
@@ -490,7 +509,7 @@ def test_run_order_matches_ansible(both):
 
 
 def test_files_produced_match_ansible(both):
-    assert tree(both["do"]) == tree(both["da"])
+    assert jtree(both["do"]) == both["tree"]
     assert "by_raw" in tree(both["do"])
 
 
@@ -501,9 +520,9 @@ def test_host_data_prints_literally_and_never_runs(both):
     theirs = both["ansible"][-1]
     payload = f"{{{{ lookup('pipe', 'touch {both['do']}/PWNED') }}}}"
     assert not [p for p in tree(both["do"]) if p.startswith("PWNED")]
-    assert not [p for p in tree(both["da"]) if p.startswith("PWNED")]
+    assert not [p for p in both["tree"] if p.startswith("PWNED")]
     for name in ("print payload", "print facts", "print slurped", "print lookup fact"):
-        assert ours[name]["msg"].startswith(payload), (name, ours[name])
+        assert ours[name]["msg"].startswith(payload.replace(str(both["do"]), "{d}")), (name, ours[name])
         assert _norm(ours[name]["msg"], both["do"]) == _norm(theirs[name]["msg"], both["da"])
     assert (both["do"] / "copied").read_text() == payload
     for name in ("templated when", "bare fact when"):

@@ -120,7 +120,7 @@ def test_each_batch_runs_every_phase_before_the_next_batch() -> None:
     ("tasks", "handlers", "pointer", "needle"),
     [
         ([{**t(0, loop=[1, 2]), "module": "", "args": {}, "block": [t(1), t(2, run_once=True)], "rescue": [t(3)]}], [],
-         "/plays/0/batches/0/tasks/0/block/1/run_once", "inside 'task 0' (a loop over it), whose tasks do not all run"),
+         "/plays/0/batches/0/tasks/0/block/1/run_once", "inside 'task 0' (a loop over it whose items the controller cannot list"),
         ([notifier(0, 9), {**t(1), "module": "", "args": {}, "block": [FLUSH]}], [t(9, run_once=True)],
          "/plays/0/batches/0/tasks/1/block/0/module", "meta: flush_handlers inside 'task 1'"),
         ([t(0)], [t(9, delegate_to="localhost", run_once=True, connection_vars={"h0": {"ansible_port": 2}})],
@@ -403,6 +403,21 @@ def test_an_include_of_a_file_known_here_is_cut_inside_as_a_block_with_or_withou
     for extra in ({"loop": [1, 2]}, {"include_choice": {"name": "{{ f }}", "select": {}, "found": {}}}):
         with pytest.raises(PlanError, match="do not all run the same way"):
             validate(plan_of([{**include, **extra}]))
+
+
+def test_a_loop_over_an_include_unrolled_per_item_is_cut_inside_each_item() -> None:
+    """The playbook compiler writes a loop over an include_tasks over items it knows as one
+    include per item (the loop's own carries ``include_items``): each is cut as an include."""
+    def item(i: int, first: int, **extra: object) -> dict[str, object]:
+        return {**t(i, include="include_tasks", **extra), "module": "", "args": {},
+                "block": [t(first), t(first + 1, delegate_to="localhost"), t(first + 2)]}
+
+    plan = plan_of([item(0, 10, loop=[1, 2], include_items=["t1"]), item(1, 20, include_item="t0")])
+    validate(plan)
+    phases = plan_phases(plan)[0]
+    assert phases.kinds == (HOSTS, LOCAL, HOSTS, LOCAL, HOSTS)
+    assert [phases.of[f"t{i}"] for i in (0, 10, 11, 12, 1, 20, 21, 22)] == [0, 0, 1, 2, 2, 2, 3, 4]
+    assert phases.last == {"t0": 2, "t1": 4}
 
 
 def test_refresh_inventory_ends_its_phase_and_the_next_reads_the_inventory_again_even_for_one_host() -> None:

@@ -124,6 +124,33 @@ def test_notify_on_import_tasks_is_inherited_and_a_missing_handler_waits_for_the
     assert [t.extras.get("notify_missing") for t in tasks] == [["nobody"], ["nobody"]]
 
 
+def test_a_loop_over_an_include_that_mixes_kinds_is_one_include_per_item_when_the_items_are_known_here(
+        tmp_path: Path) -> None:
+    """docs/phases.md "Loops over includes that mix kinds": items written, from play, inventory or
+    extra vars, range(): one include per item; items a host renders differently, or that read a
+    registered result, keep the loop one unit, which the plan's phases refuse."""
+    inner = "- command: 'true'\n- command: 'false'\n  delegate_to: localhost\n"
+    inventory = "[web]\nw1 words='[\"a\", \"b\"]' own=1\nw2 words='[\"a\", \"b\"]' own=2\n"
+    for loop, count in (("[1, 2, 3]", 3), ("'{{ range(2) | list }}'", 2), ("'{{ words }}'", 2),
+                        ("'{{ play_list }}'", 1), ("'{{ extra_list }}'", 4), ("[]", 0)):
+        compiled = _compile(tmp_path, {
+            "site.yml": "- hosts: web\n  vars: {play_list: [x]}\n  tasks:\n"
+                        f"    - include_tasks: inner.yml\n      loop: {loop}\n      when: item != 2\n",
+            "inner.yml": inner}, inventory, extra_vars={"extra_list": [1, 2, 3, 4]})
+        tasks = compiled.plan.plays[0].batches[0].tasks
+        head = tasks[0]
+        assert len(tasks) == max(count, 1) and head.extras["include_items"] == [t.task_id for t in tasks[1:]], loop
+        assert all(t.extras["include_item"] == head.task_id and "loop" not in t.extras for t in tasks[1:])
+        assert all(len(t.block or ()) == 2 and t.block[1].extras["delegate_to"] == "localhost" for t in tasks)
+        assert len({b.task_id for t in tasks for b in t.block or ()}) == 2 * max(count, 1)
+    for loop in ("'{{ [own] }}'", "'{{ out.stdout_lines }}'"):
+        with pytest.raises(PlaybookError, match="a loop over it whose items the controller cannot list"):
+            _compile(tmp_path, {
+                "site.yml": "- hosts: web\n  tasks:\n    - command: echo a\n      register: out\n"
+                            f"    - include_tasks: inner.yml\n      loop: {loop}\n",
+                "inner.yml": inner}, inventory)
+
+
 def test_a_missing_copy_source_fails_at_run_time_only_where_the_task_ignores_errors(tmp_path: Path) -> None:
     """ansible-core's copy target names a missing src under ``ignore_errors`` and asserts the
     failure: such a task fails when it runs (its controller paths in ``run_time_files``); a

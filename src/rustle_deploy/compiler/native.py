@@ -74,6 +74,15 @@ _BOOL_KEYS = ("ignore_errors", "no_log", "check_mode", "diff")
 # compiling would see the file system before the play changed it
 # ``vars`` given whole (not ``vars.x`` or ``vars['x']``): ansible-core 2.19 flattens it to a dict
 # holding hostvars, which the compile-time scope does not have
+# the play's host lists, which the controller keeps while the play runs (a host that fails leaves
+# the first three): the pyz runtime has them, the native runner does not
+_HOST_LISTS = {
+    "ansible_play_hosts": "the play's hosts still in it (a host that failed leaves it)",
+    "ansible_play_batch": "the hosts of the play's current batch (serial) still in it",
+    "play_hosts": "ansible_play_batch's old name (the hosts of the play's current batch still in it)",
+    "ansible_play_hosts_all": "every host of the play",
+}
+_HOST_LIST_READ = re.compile(r"\b(" + "|".join(sorted(_HOST_LISTS, key=len, reverse=True)) + r")\b")
 _WHOLE_VARS = re.compile(r"(?<![\w.'\"])vars\b(?!\s*[\[.'\"])")
 _PATH_TEST = re.compile(r"\bis\s+(?:not\s+)?(?:is_)?(?:link|link_exists|file|directory|dir|exists|mount|same_file)\b")
 
@@ -175,6 +184,17 @@ def _marker(value: Any) -> bool:
 
 class NativeUnsupported(CompileError):
     """The unit needs something the native runner does not do."""
+
+
+def _host_list(name: str) -> str:
+    return (f"'{name}' is {_HOST_LISTS[name]}, a list the controller keeps while the play runs, which "
+            "the native runner does not have (the pyz runtime does)")
+
+
+def _not_static(value: Any, exc: Exception) -> str:
+    """Why a value that failed to render at compile time makes its task the pyz runtime's."""
+    found = _HOST_LIST_READ.search(value if isinstance(value, str) else json.dumps(value, default=str))
+    return _host_list(found.group(1)) if found else f"cannot be evaluated at compile time: {exc}"
 
 
 class _Dynamic(BaseException):  # noqa: N818 - a signal, not an error; BaseException so Jinja2 passes it on
@@ -853,7 +873,7 @@ class _Lowering:
         except _Dynamic as exc:
             raise self.fail(task, f"'{exc.name}' is only known on the host while the plan runs") from None
         except self.templating.TemplateError as exc:
-            raise self.fail(task, f"cannot be evaluated at compile time: {exc}") from None
+            raise self.fail(task, _not_static(value, exc)) from None
 
     def static_condition(self, task: dict[str, Any], scope: Any, text: str) -> bool:
         try:
@@ -982,7 +1002,7 @@ class _Lowering:
         except _Dynamic:
             pass
         except self.templating.TemplateError as exc:
-            raise self.fail(task, f"cannot be evaluated at compile time: {exc}") from None
+            raise self.fail(task, _not_static(value, exc)) from None
         if "{%" in value or "{#" in value:
             raise self.fail(task, f"a Jinja2 block over a registered result or a fact ({value!r})")
         # Jinja2 drops one trailing newline first: "{{ x }}\n" is x's own value, with the
@@ -1138,6 +1158,8 @@ class _Lowering:
                 return ["name", node[1]] if default is None else ["name", node[1], default]
             if node[1] in self.dynamic:
                 return ["name", node[1]]
+            if node[1] in _HOST_LISTS:
+                raise self.fail(task, _host_list(node[1]))
             try:
                 return ["lit", scope[node[1]]]
             except KeyError:

@@ -886,6 +886,10 @@ def _compile_block(
     for key, value in task.extras.items():
         if key not in ("delegate_to", "connection_vars"):
             out[key] = value
+    if "include_items" in out:  # the other items' includes, by the ids the host knows them by
+        out["include_items"] = [f"{play.play_id}/{i}" for i in out["include_items"]]
+    if "include_item" in out:
+        out["include_item"] = f"{play.play_id}/{out['include_item']}"
     looped = {k: task.extras[k] for k in ("loop", "vars") if k in task.extras}
     if "loop" in looped and uses_controller_lookups(looped["loop"], unit.plugins):
         # an include's loop over a controller lookup (with_first_found): run and recorded here,

@@ -352,6 +352,10 @@ def _ext_kinds() -> dict[str, tuple[tuple[type, ...], str]]:
         "include_error": ((dict,), "an object {\"reason\": TEXT, \"include\": NAME, \"errored\": BOOLEAN, "
                           "\"exit\": 4}: the include fails with REASON when it runs (the run errors when "
                           "errored; exit 4: ansible-core's parser error, the run's exit code)"),
+        "include_items": ((list,), "an array of the ids of the includes that run the loop's later items, one "
+                          "per item: this include (a loop) renders the items, decides each one's "
+                          "condition and runs its first item"),
+        "include_item": ((str,), "the id of the looped include (include_items) whose item this include runs"),
         "include_once": ((bool,), "true: the include (run_once) is processed by the play's first host only"),
         "role_once": ((str,), "an identity string shared by repeats of one role"),
         "public": ((str,), "a key of the play's roles: an include_role with public: true, whose role's "

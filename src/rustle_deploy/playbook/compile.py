@@ -56,7 +56,7 @@ from rustle_deploy.model import (
     Unsafe,
     tag_unsafe,
 )
-from rustle_deploy.phases import CONTROLLER, DELEGATE_SELF, named_per_call
+from rustle_deploy.phases import CONTROLLER, DELEGATE_SELF, mixes_kinds, named_per_call
 from rustle_deploy.plan.files import remember_files_dirs, script_source
 from rustle_deploy.plan.schema import Reader, gather_subset_names
 from rustle_deploy.plan.validate import changes_inventory
@@ -2627,6 +2627,66 @@ class _Compiler:
                        task_id, registered={"include": name, "include_args": {}})
         if deferred is not None:
             out[-1] = replace(out[-1], extras=dict(out[-1].extras, include_error=deferred))
+            return
+        count = self.unrolled_items(ds, out[-1], layers, ctx, st)
+        if count is None:
+            return
+        # a loop over an include whose tasks run differently, over items the controller knows:
+        # one include per item, so that the play is cut inside each (docs/phases.md "Loops over
+        # includes that mix kinds"); the first (the loop's own) renders the items and decides
+        # each item's condition, reports the loop, and runs the first item; the others run theirs
+        head = len(out) - 1
+        copies: list[str] = []
+        for _ in range(1, count):
+            at = f"{base}/{len(out)}"
+            self.origins[at] = origin
+            copy_id = st.new_id()
+            kids: list[Task] = []
+            self.tasks_from_source(child, inner, st, kids, f"{at}/block")
+            self.container(src, ds, replace(ctx, listed=False), st, out, at, kids, display_path(path), module,
+                           copy_id, registered={"include": name, "include_args": {}})
+            extras = {k: v for k, v in out[-1].extras.items()
+                      if k not in ("loop", "loop_control", "loop_with", "register", "include_result")}
+            out[-1] = replace(out[-1], extras=dict(extras, include_item=out[head].task_id))
+            copies.append(copy_id)
+        out[head] = replace(out[head], extras=dict(out[head].extras, include_items=copies))
+
+    def unrolled_items(self, ds: dict[str, Any], include: Task, layers: list[dict[str, Any]], ctx: Ctx,
+                       st: _PlayState) -> int | None:
+        """How many items the loop over ``include`` (an include_tasks of a file known here) has,
+        when it is to be one include per item: its tasks run differently (on every host, once,
+        on the controller: the play is cut inside it) and the controller renders the same items
+        for every host of the play (a written list, play/role/inventory/extra vars, range(), a
+        vars_files list). None otherwise: a loop whose items read facts or registered results,
+        differ between the hosts or come from a with_<lookup> stays one unit (phases.refusals)."""
+        if ctx.handler or self.choosing or "loop" not in include.extras or not mixes_kinds(include, len(st.hosts) <= 1):
+            return None
+        loop = ds.get("loop", ds.get("with_items"))
+        if loop is None or not any(k == "loop" or k == "with_items" for k in ds):
+            return None
+        seen: set[str] = set()
+        count = 0
+        for host in st.hosts:
+            found = self.inv.hosts.get(host)
+            own = {**(found.vars if found is not None else {}), "inventory_hostname": host}
+            value: Any = loop
+            if isinstance(loop, str):
+                value = self.renderer_try_layers(loop, [own, *layers], ctx) if has_template(loop) else None
+            elif isinstance(loop, list):
+                value = []
+                for element in loop:
+                    rendered = self.renderer_try_layers(element, [own, *layers], ctx) \
+                        if isinstance(element, str) and has_template(element) else element
+                    if rendered is None and element is not None:
+                        return None
+                    value.append(rendered)
+            if not isinstance(value, list):
+                return None
+            if "with_items" in ds:  # with_items flattens one level
+                value = [x for e in value for x in (e if isinstance(e, list) else [e])]
+            seen.add(json.dumps(value, sort_keys=True, default=str))
+            count = len(value)
+        return count if len(seen) == 1 else None
 
     def failed_include(self, src: Source, ds: dict[str, Any], origin: Origin, module: str, ctx: Ctx,
                        st: _PlayState, out: list[Task], base: str, include: str, error: dict[str, Any],

@@ -446,7 +446,8 @@ def become_password_variables(host: Host, method: str | None = None) -> dict[str
     ``ansible_become_pass``, ``ansible_sudo_pass``, ``ansible_su_pass``, and ``method``'s): the
     runtime weighs each name against the play's own, as a task's become method is known only
     there (ansible-core takes the last name of its plugin's list that is set, whatever the level).
-    ConnectError for one that is not a one-line text or is a template."""
+    ConnectError for one that is not a text or is a template. A text of several lines is kept,
+    as ansible-core keeps it: sudo and su read its first line (runtime/become.py)."""
     v = host.vars
     names = ["ansible_become_password", "ansible_become_pass", "ansible_sudo_pass", "ansible_su_pass"]
     if method is not None:
@@ -457,9 +458,8 @@ def become_password_variables(host: Host, method: str | None = None) -> dict[str
         if value in (None, ""):
             continue
         # never shown in a message: it is a password
-        if isinstance(value, bool) or not isinstance(value, (str, int, float)) \
-                or any(c in str(value) for c in "\x00\r\n"):
-            raise ConnectError(host.name, f"{host.name}: {var} is not a one-line text",
+        if isinstance(value, bool) or not isinstance(value, (str, int, float)):
+            raise ConnectError(host.name, f"{host.name}: {var} is not a text",
                                "set it to the password itself, on one line")
         text = str(value)
         if "{{" in text or "{%" in text:

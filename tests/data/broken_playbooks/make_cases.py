@@ -292,8 +292,10 @@ CASES: dict[str, dict[str, str]] = {
     "run_once_in_looped_include": {"site.yml": """\
         - hosts: web
           tasks:
+            - command: echo 1 2
+              register: out
             - include_tasks: inner.yml
-              loop: [1, 2]
+              loop: "{{ out.stdout.split() }}"
         """, "inner.yml": """\
         - command: /usr/bin/true
         - command: /usr/bin/false

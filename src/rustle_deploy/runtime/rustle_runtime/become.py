@@ -63,6 +63,13 @@ def password(ctx, method):
     return _PASSWORD[0] if found is None or found == "" else str(found)
 
 
+def _first_line(password):
+    """What sudo and su read of a password of several lines: its first line, as they read what
+    ansible-core sends them (the text and a newline, on a terminal where a carriage return ends
+    a line too); the rest would reach the child's stdin here."""
+    return password.replace("\r", "\n").split("\n", 1)[0]
+
+
 _STDERR_KEEP = 1 << 16
 
 # su asks for the password before the child starts: the child says it runs before it reads
@@ -276,6 +283,7 @@ class _Child:
         if mark:  # sudo and su reset the environment; the deploy agent finds the run's processes by it
             cmd = ["env", "RUSTLE_RUN_MARK=" + mark] + cmd
         password = become_pass if method == "sudo" or (method == "su" and os.geteuid() != 0) else None
+        password = None if password is None else _first_line(password)
         if password is not None and method == "sudo" and not _sudo_asks(user, password, exe):
             password = None
         su_password = password if method == "su" else None

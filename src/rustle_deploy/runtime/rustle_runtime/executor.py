@@ -612,6 +612,10 @@ class Runner:
         # roles' defaults and vars are the play's from then on, as ansible-core exposes them
         self._exposed = []
         self._includes_skipped = set()  # the includes cut into phases that this host skipped
+        # a loop over an include unrolled into one include per item (its "include_items"): the id
+        # of each include whose item runs on this host -> that item's loop variables, as the
+        # loop's own include rendered them when it decided each item's condition
+        self._include_layers = {}
         # facts a module returned (getent_passwd...): variables of their own name too, at the
         # host facts' precedence (above inventory, below play vars), as INJECT_FACTS_AS_VARS does
         self.module_facts = {}
@@ -947,6 +951,7 @@ class Runner:
             self._includes_ran = set(state.get("includes_ran") or ())
             self._exposed = [list(x) for x in state.get("exposed") or ()]
             self._includes_skipped = set(state.get("includes_skipped") or ())
+            self._include_layers = unsafe(dict(state.get("include_layers") or {}))
             self._apply_added(state.get("inventory"))
         if self.inject.get("files") or self.inject.get("locked"):  # what lookup('file') of a file the play created reads
             from . import lookups
@@ -995,6 +1000,8 @@ class Runner:
             state["exposed"] = self._exposed
         if self._includes_skipped:
             state["includes_skipped"] = sorted(self._includes_skipped)
+        if self._include_layers:
+            state["include_layers"] = self._include_layers
         if self._phase_failures:
             state["phase_failures"] = self._phase_failures
         if self.carry and not failed:
@@ -1139,6 +1146,16 @@ class Runner:
             and (task.get("id") in self._includes_ran or task.get("id") in self._includes_skipped)
         if later and task.get("id") in self._includes_skipped:
             return
+        if task.get("include_item") is not None or (later and task.get("include_items") is not None):
+            # one item of a loop over an include cut into phases: its loop's include decided it
+            layer = self._include_layers.get(task.get("id"))
+            if layer is not None:
+                self._params.append(dict(task.get("params") or {}, **layer))
+                try:
+                    self._run_sections(task, is_handler)
+                finally:
+                    self._params.pop()
+            return
         shown, warning = self._name(task, "include", is_handler)
         head = {"id": task.get("id"), "task": shown, "module": "include"}
         if warning:
@@ -1167,8 +1184,14 @@ class Runner:
                     return
                 control = self._loop_control(task, scope)
                 rounds = [(scope.child(lv), lv) for lv in (_loop_vars(control, items, i) for i in range(len(items)))]
-            runs = [(item_scope, layer) for item_scope, layer in rounds
+                unrolled = task.get("include_items")
+                if unrolled is not None and len(rounds) != 1 + len(unrolled):
+                    raise TemplateError(
+                        f"the loop over this include has {len(rounds)} items on this host, where the "
+                        f"controller listed {1 + len(unrolled)} when it cut the play into phases")
+            kept = [i for i, (item_scope, _) in enumerate(rounds)
                     if later or self._skip_reason(task, item_scope) is None]
+            runs = [rounds[i] for i in kept]
         except TemplateError as exc:
             # as ansible-core's include task fails: its own ignore_errors applies
             ignore = task.get("ignore_errors") if include is not None else None
@@ -1213,6 +1236,7 @@ class Runner:
             if "loop" in task:  # one result for the loop, before its items run, as Ansible reports it
                 self._container_event(head, {"changed": False, "msg": "All items completed",
                                              "results": [dict(layer) for _, layer in runs]}, include)
+                self.stats["ok"] += len(runs) - 1  # ansible-core counts each item it included
             else:
                 self._container_event(head, {"changed": False}, include)
         if register:  # what Ansible registers for an include_tasks (its include result)
@@ -1224,6 +1248,13 @@ class Runner:
         missing = task.get("include_error") if include is not None else None
         if missing:  # the file or role it names could not be loaded: after the include, as Ansible
             self._include_failed(head, task, missing)
+        unrolled = task.get("include_items")
+        if unrolled is not None:  # each item runs in its own include: this one runs the first
+            ids = [task.get("id"), *unrolled]
+            self._include_layers.update((ids[i], dict(rounds[i][1])) for i in kept)
+            if kept[0] != 0:
+                return
+            runs, picks = runs[:1], picks[:1]
         once = task.get("role_once")
         if once is not None and once in self._roles_done:
             return  # Ansible runs a repeated role once, when a task of it ran before

@@ -597,6 +597,14 @@ def _environment():
                 return attr in ("get", "keys", "items", "values")
             return SandboxedEnvironment.is_safe_attribute(self, obj, attr, value)
 
+        def _generate(self, source, name, filename, defer_init=False):
+            # the string constants written in the expression that hold a template: a lookup
+            # renders those of its terms, and no other string (_lookup)
+            for node in source.find_all(jinja2.nodes.Const):
+                if isinstance(node.value, str) and is_template(node.value):
+                    node.value = Written(node.value)
+            return SandboxedEnvironment._generate(self, source, name, filename, defer_init)
+
     class AnsibleUndefined(jinja2.StrictUndefined):
         """Chained attribute access stays undefined (``a.b.c is defined`` is False)."""
 
@@ -704,6 +712,7 @@ def _environment():
     env = Environment(undefined=AnsibleUndefined, keep_trailing_newline=False, trim_blocks=True,
                       autoescape=False, loader=EmbeddedLoader(), finalize=_none_as_nothing)
     env.rustle_capture = _capture
+    env.rustle_written = Written
     for name in _LAZY_FILTERS:
         env.filters[name] = _listed(env.filters[name])
     env.filters.update(FILTERS)
@@ -916,11 +925,60 @@ def _vars_class(env, text):
     return env.rustle_lazy_vars if any(name in text for name in _CAPTURING) else env.rustle_vars
 
 
+class Written(str):
+    """A string constant written in a Jinja2 expression that holds a template (``lookup('pipe',
+    'echo {{ x }}')``): ansible-core 2.19 renders such constants among a lookup's terms, and no
+    other string (a value computed, read from a variable, a host or a registered result is data)."""
+
+    __slots__ = ()
+
+
+def _written(value):
+    if isinstance(value, Written):
+        return True
+    if isinstance(value, dict):
+        return any(_written(k) or _written(v) for k, v in value.items())
+    if isinstance(value, (list, tuple)):
+        return any(_written(v) for v in value)
+    return False
+
+
+def _written_source(value):
+    """Python source for constant ``value`` that makes its Written strings Written again."""
+    if isinstance(value, Written):
+        return f"environment.rustle_written({str(value)!r})"
+    if isinstance(value, list):
+        return "[" + ", ".join(map(_written_source, value)) + "]"
+    if isinstance(value, tuple):
+        return "(" + "".join(_written_source(v) + ", " for v in value) + ")"
+    if isinstance(value, dict):
+        return "{" + ", ".join(f"{_written_source(k)}: {_written_source(v)}" for k, v in value.items()) + "}"
+    return repr(value)
+
+
+def _render_written(templar, value, scope):
+    """The Written strings of a lookup's term rendered (in a list or dict too), the rest as it is."""
+    if isinstance(value, Written):
+        return _lookup_term(templar, str(value), scope)
+    if isinstance(value, dict):
+        return {k: _render_written(templar, v, scope) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return type(value)(_render_written(templar, v, scope) for v in value)
+    return value
+
+
 def _capturing(generator):
     """Jinja2 code generator class ``generator``, whose code for ``X | FILTER`` (a ``_CAPTURING``
     filter) evaluates X through ``_capture``: the filter receives an error's marker."""
 
     class Capturing(generator):
+        def visit_Const(self, node, frame):
+            value = node.as_const(frame.eval_ctx)
+            if not _written(value):
+                return super().visit_Const(node, frame)
+            self.write(_written_source(value))  # a Written constant stays one when the code runs
+            return None
+
         def visit_Filter(self, node, frame):
             if node.name not in _CAPTURING or node.node is None:
                 return super().visit_Filter(node, frame)
@@ -1110,11 +1168,12 @@ def _lookup(name, /, *terms, _context=None, **kw):
     if scope is None:
         scope = _RENDERING.scope
     templar = scope.templar if scope is not None else None
-    if templar is not None and any(has_template(t) for t in terms):
-        # ansible-core 2.19 renders the trusted strings a lookup is given, in a list or dict
-        # term too (`lookup('pipe', 'echo {{ x }}')`, `lookup('list', ['{{ 1 }}'])`); its name
-        # is never rendered
-        terms = tuple(_lookup_term(templar, t, scope) if has_template(t) else t for t in terms)
+    if templar is not None and any(_written(t) for t in terms):
+        # ansible-core 2.19 renders the string constants written in the call that hold a
+        # template, in a list or dict term too (`lookup('pipe', 'echo {{ x }}')`,
+        # `lookup('list', ['{{ 1 }}'])`), and no other string: a value computed or read (a
+        # host's output, a registered result, `'{' ~ '{ x }}'`) is data; its name is never rendered
+        terms = tuple(_render_written(templar, t, scope) for t in terms)
     jinja2 = sys.modules.get("jinja2")
     undefined = jinja2.Undefined if jinja2 is not None else ()
     if name in ("filter:unvault", "filter:ansible.builtin.unvault") and terms:
