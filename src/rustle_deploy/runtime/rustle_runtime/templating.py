@@ -280,9 +280,13 @@ def unsafe_result(result):
 class _Taint:
     """Whether the template or expression being evaluated has read host data (a marked value
     from a VarScope, a lookup). One evaluation runs at a time (the runtime and the compiler
-    template on one thread); ``Templar._tracked`` saves and restores it around each."""
+    template on one thread); ``Templar._tracked`` saves and restores it around each.
+    ``depth``: how many evaluations are under way; an undecryptable value met inside another
+    (a variable's nested template read by an expression) is named by the outermost, as
+    ansible-core's "Error rendering expression: ..." for ``debug: var: d`` whose ``d`` holds one."""
 
     read = False
+    depth = 0
 
 
 _TAINT = _Taint()
@@ -1291,14 +1295,18 @@ class Templar:
     def _tracked(kind, fn, *args):
         outer = _TAINT.read
         _TAINT.read = False
+        _TAINT.depth += 1
         try:
             value = fn(*args)
             if _VAULT_MARKER is not None and isinstance(value, _VAULT_MARKER):
                 value._fail_with_undefined_error()  # an undecryptable value, as it is
             return unsafe(value) if _TAINT.read else value
         except UndecryptableVariable as exc:  # ansible-core's marker trips: a rendering error
+            if _TAINT.depth > 1:
+                raise  # the outermost evaluation names it
             raise TemplateError(f"Error rendering {kind}: {exc}") from exc
         finally:
+            _TAINT.depth -= 1
             _TAINT.read = outer or _TAINT.read
 
     def _passed_through(self, path, scope):
@@ -1310,6 +1318,8 @@ class Templar:
         try:
             value = self._evaluate(path, scope, "template")
         except UndecryptableVariable as exc:
+            if _TAINT.depth:
+                raise  # the outermost evaluation names it
             raise TemplateError(f"Error rendering template: {exc}") from exc
         finally:
             _TAINT.read = outer
