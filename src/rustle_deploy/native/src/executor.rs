@@ -584,8 +584,11 @@ impl<'a> Runner<'a> {
         let ignored = flag(&result, "failed") && flag(task, "ignore_errors");
         if let Some(Value::Str(register)) = task.get("register") {
             if !register.is_empty() {
-                self.registered
-                    .insert(register, Value::Dict(result.clone()));
+                // as ansible-core's strategy registers it: without the module's `invocation`
+                // (its arguments as given), as the Python runtime does
+                let mut registered = result.clone();
+                registered.remove("invocation");
+                self.registered.insert(register, Value::Dict(registered));
             }
         }
         let status = status(&result);
