@@ -719,13 +719,33 @@ def end_run(root: int | None, work: str) -> set[int]:
                 os.kill(pid, signal.SIGSTOP)
             except OSError:
                 pass
+        # a signal is delivered when its process next runs: until then it may still fork, after
+        # the next look (a busy machine), so the next look waits for every one to have stopped
+        _settle(new, "TtZX")
         stopped |= new
     for pid in stopped:
         try:
             os.kill(pid, signal.SIGKILL)
         except OSError:
             pass
+    _settle(stopped, "ZX")  # gone, or dead and waiting for its parent: no longer running
     return stopped
+
+
+def _settle(pids: set[int], states: str, seconds: float = 10.0) -> None:
+    """Wait (at most ``seconds``) until each of ``pids`` is gone or in one of ``states``."""
+    deadline = time.monotonic() + seconds
+    waiting = set(pids)
+    while waiting and time.monotonic() < deadline:
+        for pid in list(waiting):
+            try:
+                state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+            except (OSError, IndexError):
+                state = "X"
+            if state in states:
+                waiting.discard(pid)
+        if waiting:
+            time.sleep(0.01)
 
 
 HOST = "testhost"  # the inventory's only host: the journal under remote/ is its own
