@@ -15,6 +15,7 @@ from __future__ import annotations
 import shutil
 import subprocess
 import sys
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -65,6 +66,27 @@ PLAYBOOK = """- hosts: all
 """
 
 
+
+def run_tool(tool: str, work: Path, args: list[str], unset: tuple[str, ...] = ()) -> tuple[int, str]:
+    """``work/site.yml`` run by ansible-playbook or by rustle-deploy (in this process, with
+    ``work/home`` as HOME and no ansible.cfg, state or cache of the session's, nor ``unset``):
+    its exit code and console text."""
+    if tool == "ansible":
+        proc = subprocess.run([str(ANSIBLE), str(work / "site.yml"), *args], capture_output=True, text=True,
+                              env=ansible_env(work), cwd=work, timeout=600)
+        return proc.returncode, proc.stdout + proc.stderr
+    with pytest.MonkeyPatch.context() as mp:
+        mp.chdir(work)
+        mp.setenv("HOME", str(work / "home"))
+        mp.setenv("ANSIBLE_CONFIG", str(work / "no-ansible.cfg"))
+        for var in ("RUSTLE_DEPLOY_CACHE_DIR", "RUSTLE_STATE_DB", *unset):
+            mp.delenv(var, raising=False)
+        with open(work / "rustle.out", "w") as stream:
+            mp.setattr(sys, "stdout", stream)
+            mp.setattr(sys, "stderr", stream)
+            code = main([str(work / "site.yml"), *args, "--run", "--output", "text"])
+    return code, (work / "rustle.out").read_text()
+
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     vault_cli = ANSIBLE.parent / "ansible-vault"
@@ -99,22 +121,7 @@ def runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
         (work / "inv.ini").write_text(f"h ansible_connection=local ansible_python_interpreter={sys.executable} "
                                       f"rustle_remote_dir={work / 'remote'}\n")
         args = ["-i", str(work / "inv.ini"), "-e", f"out={work / 'out'}", "--vault-password-file", str(tmp / "pw")]
-        if tool == "ansible":
-            proc = subprocess.run([str(ANSIBLE), str(work / "site.yml"), *args], capture_output=True, text=True,
-                                  env=ansible_env(work), cwd=work, timeout=600)
-            code, text = proc.returncode, proc.stdout + proc.stderr
-        else:
-            with pytest.MonkeyPatch.context() as mp:
-                mp.chdir(work)
-                mp.setenv("HOME", str(work / "home"))
-                mp.setenv("ANSIBLE_CONFIG", str(work / "no-ansible.cfg"))
-                for var in ("RUSTLE_DEPLOY_CACHE_DIR", "RUSTLE_STATE_DB"):
-                    mp.delenv(var, raising=False)
-                with open(work / "rustle.out", "w") as stream:
-                    mp.setattr(sys, "stdout", stream)
-                    mp.setattr(sys, "stderr", stream)
-                    code = main([str(work / "site.yml"), *args, "--run", "--output", "text"])
-            text = (work / "rustle.out").read_text()
+        code, text = run_tool(tool, work, args)
         root = work / "out"
         out[tool] = {"code": code, "text": text,
                      "tree": {str(p.relative_to(root)): p.read_text() for p in sorted(root.rglob("*")) if p.is_file()}}

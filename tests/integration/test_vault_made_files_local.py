@@ -18,10 +18,9 @@ from typing import Any
 
 import pytest
 
-from rustle_deploy.cli import main
-
 from .conftest import ansible_env
 from .test_playbooks_ansible import ANSIBLE
+from .test_vault_files_local import run_tool
 
 READS = ("copy_src", "template_src", "vars_file", "file_lookup")
 
@@ -83,22 +82,7 @@ def runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
                                       f"rustle_remote_dir={work / 'remote'}\n")
         # the file's directory is named by an extra variable: the controller knows it when it compiles
         args = ["-i", str(work / "inv.ini"), "-e", f"out={work / 'out'}", "-e", f"made={work / 'made'}"]
-        if tool == "ansible":
-            proc = subprocess.run([str(ANSIBLE), str(work / "site.yml"), *args], capture_output=True, text=True,
-                                  env=ansible_env(work), cwd=work, timeout=600)
-            code, text = proc.returncode, proc.stdout + proc.stderr
-        else:
-            with pytest.MonkeyPatch.context() as mp:
-                mp.chdir(work)
-                mp.setenv("HOME", str(work / "home"))
-                mp.setenv("ANSIBLE_CONFIG", str(work / "no-ansible.cfg"))
-                for var in ("RUSTLE_DEPLOY_CACHE_DIR", "RUSTLE_STATE_DB", "ANSIBLE_VAULT_PASSWORD_FILE"):
-                    mp.delenv(var, raising=False)
-                with open(work / "rustle.out", "w") as stream:
-                    mp.setattr(sys, "stdout", stream)
-                    mp.setattr(sys, "stderr", stream)
-                    code = main([str(work / "site.yml"), *args, "--run", "--output", "text"])
-            text = (work / "rustle.out").read_text()
+        code, text = run_tool(tool, work, args, unset=("ANSIBLE_VAULT_PASSWORD_FILE",))
         results = work / "out" / "results.txt"
         out[tool] = {"code": code, "text": text,
                      "results": results.read_text().splitlines() if results.is_file() else None}
