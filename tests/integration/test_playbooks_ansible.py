@@ -7,7 +7,8 @@ on whether the run failed. One ansible-playbook run per playbook. A case directo
 ``site.yml`` (with its roles, group_vars, ...), optionally ``inventory.ini`` (``{python}`` and
 ``{remote}`` are filled in) and ``case.yml``: ``args`` (extra command-line arguments for both
 tools, e.g. ``[--tags, web]`` or ``[--check]``), ``inventory`` (another inventory path),
-``succeeds`` (true: ansible-playbook must succeed, so the case cannot pass by both tools failing).
+``succeeds`` (true: ansible-playbook must succeed, so the case cannot pass by both tools failing),
+``recap`` (more recap counts to compare, e.g. ``[ok, skipped]``).
 
 ansible-playbook's side is recorded (tests/oracle.py): its exit code, recap and tree, keyed by
 the case's files, command line and environment; rustle-deploy always runs.
@@ -119,7 +120,7 @@ def test_playbook_matches_ansible(case: str, tmp_path: Path, capsys: pytest.Capt
     assert (a_code == 0) == (r_code == 0), f"ansible exit {a_code}, rustle exit {r_code}\n{a_log}\n{r_log}"
     for host, counts in a_recap.items():
         ours = r_recap.get(host, {})
-        for key in ("changed", "failed", "rescued"):
+        for key in ("changed", "failed", "rescued", *conf.get("recap", [])):
             a_val = counts.get(key, 0)
             assert ours.get(key, 0) == a_val, f"{host} {key}: ansible {a_val}, rustle {ours.get(key, 0)}\n{a_log}\n{r_log}"
     assert tree(r_out, tmp_path) == a["tree"], f"{a_log}\n{r_log}"

@@ -494,7 +494,7 @@ def test_what_ansible_core_refuses_only_when_a_handler_runs_errors_the_run_there
              "top.yml": "- block: [{debug: {}}]\n"}
     flush, include, fine = _compile(tmp_path, files).plan.plays[0].handlers
     assert flush.extras["include_error"] == {"reason": "flush_handlers cannot be used as a handler",
-                                             "errored": True, "action": True}
+                                             "errored": True, "action": True, "when_first": True}
     assert include.extras["include_error"] == {"reason": "Using a block as a handler is not supported.",
                                                "include": "inner.yml", "errored": True, "exit": 4}
     # a block at the top of a handler's include_tasks file is its implicit one, as in ansible-core

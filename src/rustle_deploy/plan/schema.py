@@ -350,8 +350,10 @@ def _ext_kinds() -> dict[str, tuple[tuple[type, ...], str]]:
         "include_choice": ((dict,), "an object {\"name\": TEMPLATE, \"select\": {NAME: "
                            "BLOCK_INDEX}, \"found\": {TERM: NAME}}"),
         "include_error": ((dict,), "an object {\"reason\": TEXT, \"include\": NAME, \"errored\": BOOLEAN, "
-                          "\"exit\": 4}: the include fails with REASON when it runs (the run errors when "
-                          "errored; exit 4: ansible-core's parser error, the run's exit code)"),
+                          "\"exit\": 4, \"action\": BOOLEAN, \"when_first\": BOOLEAN}: the include fails with REASON "
+                          "when it runs (the run errors when errored; exit 4: ansible-core's parser error, "
+                          "the run's exit code; action: before its condition, when_first: only once its "
+                          "condition is true)"),
         "include_items": ((list,), "an array of the ids of the includes that run the loop's later items, one "
                           "per item: this include (a loop) renders the items, decides each one's "
                           "condition and runs its first item"),

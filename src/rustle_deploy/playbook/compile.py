@@ -1385,10 +1385,12 @@ class _Compiler:
         allowed = kw.HANDLER if ctx.handler else kw.TASK
         self.check_task_keys(src, ds, allowed, action_key)
         if ctx.handler and _short(module) == "meta" and str(args.get("_raw_params", "")).strip() == "flush_handlers":
-            # ansible-core loads it, and aborts the run when the handler runs (exit 1)
+            # ansible-core loads it, and aborts the run when the handler runs (exit 1), after its
+            # condition: a false one skips it
             self.failed_include(src, ds, origin, module, ctx, st, out, base, module,
                                 {"reason": "flush_handlers cannot be used as a handler", "errored": True,
-                                 "action": True}, {}, name=self.display_name(ds, module, ctx))
+                                 "action": True, "when_first": True}, {},
+                                name=self.display_name(ds, module, ctx))
             return
         # a module no built-in implements is found and checked by the module bridge when the
         # plan is validated (bridge/policy.py), which refuses it at this task's line

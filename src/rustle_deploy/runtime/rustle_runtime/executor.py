@@ -1163,7 +1163,19 @@ class Runner:
         missing = task.get("include_error")
         if include is not None and isinstance(missing, dict) and missing.get("action"):
             # a task whose templated action renders to no module name: ansible-core stops the run
-            # when it reaches the task, before its condition, with no result of the task
+            # when it reaches the task, before its condition, with no result of the task; a
+            # flush_handlers handler ("when_first") only once its condition is true: a false one
+            # skips it, a meta task that the recap does not count
+            if missing.get("when_first"):
+                try:
+                    skipped = self._skip_reason(task, self._task_scope(task))
+                except TemplateError:
+                    skipped = None  # ansible-core's conditional error stops the run too
+                if skipped is not None:
+                    event = dict(head, event="task_result", status="skipped", module="meta", ignored=False)
+                    event.update(self._event_fields(skipped, {}))
+                    self.emitter.emit(event)
+                    return
             self._include_failed(head, task, missing, counted=False)
             return
         scope = self._task_scope(task)
@@ -1487,8 +1499,8 @@ class Runner:
             self._ran += 1
             if task.get("role"):  # this role call has run (a role_once "key:KEY" block skips)
                 self._roles_done.add("key:" + task["role"])
-        if task.get("module") == "meta" and "_meta" in result:
-            pass  # Ansible counts no meta task in the recap
+        if task.get("module") == "meta" and ("_meta" in result or status == "skipped"):
+            pass  # Ansible counts no meta task in the recap, run or skipped
         elif status == "skipped":
             self.stats["skipped"] += 1
         elif status == "unreachable" and not ignored:  # Ansible's "dark": the host stops here
