@@ -191,6 +191,22 @@ def _host_list(name: str) -> str:
             "the native runner does not have (the pyz runtime does)")
 
 
+# names the pyz runtime gives a task from the run's own state, which a program cannot hold
+_RUNTIME_ONLY = {
+    "hostvars": "every host's variables with what the run set of them (facts, set_fact, registered "
+                "results), which the pyz runtime gives a task",
+}
+
+
+def _run_time(name: str) -> str:
+    """Why a task reading ``name`` (a ``_Dynamic``) is the pyz runtime's."""
+    if name in _HOST_LISTS:
+        return _host_list(name)
+    if name in _RUNTIME_ONLY:
+        return f"'{name}' is {_RUNTIME_ONLY[name]}; the native runner does not have it"
+    return f"'{name}' is only known on the host while the plan runs"
+
+
 def _not_static(value: Any, exc: Exception) -> str:
     """Why a value that failed to render at compile time makes its task the pyz runtime's."""
     found = _HOST_LIST_READ.search(value if isinstance(value, str) else json.dumps(value, default=str))
@@ -380,6 +396,8 @@ class _Lowering:
         host_vars.setdefault("ansible_host", host)  # the play context's address, as executor.Runner's
         host_vars.update({"inventory_hostname": host, "inventory_hostname_short": host.split(".")[0],
                           "groups": groups, "omit": executor.OMIT})
+        if doc.get("playbook_dir"):  # the runtime's magic, over an inventory variable of the name
+            host_vars["playbook_dir"] = doc["playbook_dir"]
         clash = sorted(registered & set(host_vars))
         if clash:
             raise NativeUnsupported(f"{host}: register name '{clash[0]}' is also a variable of the host",
@@ -411,8 +429,9 @@ class _Lowering:
         """The runtime's layers (executor._task_scope) without the run's own results."""
         task = task or {}
         role = (play.get("roles") or {}).get(task["role"]) if task.get("role") else None
+        # the play's name: what executor._run_play adds to the host's variables for each play
         layers = [play.get("defaults") or {}, (role or {}).get("defaults") or {}, self.host_vars,
-                  play.get("vars") or {}, (role or {}).get("vars") or {}, dict(task.get("vars") or {}),
+                  {"ansible_play_name": play.get("name", "")}, play.get("vars") or {}, (role or {}).get("vars") or {}, dict(task.get("vars") or {}),
                   self.executor._params_layer(role, task) or {}, *self.params, self.doc.get("extra_vars") or {}]
         return self.scope_class([layer for layer in layers if layer], self.templar)
 
@@ -428,7 +447,9 @@ class _Lowering:
                 return _Scope(self.layers + [dict(layer) for layer in layers if layer], self.templar)
 
             def raw(self, key: str) -> Any:
-                if key in dynamic:
+                # the play's host lists: the runtime sets them for each play, over any variable
+                # of the name, and they change as the play runs (so `is defined` is not decided now)
+                if key in dynamic or key in _HOST_LISTS:
                     raise _Dynamic(key)
                 try:
                     return base.raw(self, key)
@@ -819,7 +840,7 @@ class _Lowering:
                 raise self.fail(task, f"the included file's first_found names '{first.group(2)}', "
                                       "which is not defined at compile time") from None
             except _Dynamic as exc:
-                raise self.fail(task, f"'{exc.name}' is only known on the host while the plan runs") from None
+                raise self.fail(task, _run_time(exc.name)) from None
             terms = raw if isinstance(raw, list) else [raw]
             if not all(isinstance(t, str) for t in terms):
                 raise self.fail(task, "first_found's terms must be file names for the native runner")
@@ -871,7 +892,7 @@ class _Lowering:
                 return self.templar.evaluate(value, scope)
             return self.templar.template(value, scope)
         except _Dynamic as exc:
-            raise self.fail(task, f"'{exc.name}' is only known on the host while the plan runs") from None
+            raise self.fail(task, _run_time(exc.name)) from None
         except self.templating.TemplateError as exc:
             raise self.fail(task, _not_static(value, exc)) from None
 
@@ -879,7 +900,7 @@ class _Lowering:
         try:
             return bool(self.templar.condition(text, scope))
         except _Dynamic as exc:
-            raise self.fail(task, f"'{exc.name}' is only known on the host while the plan runs") from None
+            raise self.fail(task, _run_time(exc.name)) from None
         except self.templating.TemplateError as exc:
             raise self.fail(task, str(exc)) from None
 
@@ -999,8 +1020,9 @@ class _Lowering:
                                   "the native runner does not evaluate path tests")
         try:
             return self.data(task, self.templar.template(value, scope))
-        except _Dynamic:
-            pass
+        except _Dynamic as exc:
+            if exc.name in _HOST_LISTS or exc.name in _RUNTIME_ONLY:  # never the runner's
+                raise self.fail(task, _run_time(exc.name)) from None
         except self.templating.TemplateError as exc:
             raise self.fail(task, _not_static(value, exc)) from None
         if "{%" in value or "{#" in value:
@@ -1120,8 +1142,9 @@ class _Lowering:
             if as_text:
                 return value if isinstance(value, str) else str(value)
             return {"expr": source, "ir": ["lit", value]}
-        except _Dynamic:
-            pass
+        except _Dynamic as exc:
+            if exc.name in _HOST_LISTS or exc.name in _RUNTIME_ONLY:  # never the runner's
+                raise self.fail(task, _run_time(exc.name)) from None
         except self.templating.TemplateError as exc:
             if self.templating.is_template(source):  # the runner has no templates: say why now
                 raise self.fail(task, str(exc)) from None
@@ -1176,8 +1199,9 @@ class _Lowering:
                 if exc.name == node[1] == "ansible_facts":
                     raise self.fail(task, "ansible_facts is only supported as ansible_facts.NAME or "
                                           "ansible_facts['NAME'] by the native runner") from None
-                raise self.fail(task, f"'{exc.name}' is only known on the host while the plan runs"
-                                + (" (a fact the native runner does not gather)" if exc.name.startswith("ansible_") else "")) from None
+                fact = exc.name.startswith("ansible_") and exc.name not in _HOST_LISTS
+                raise self.fail(task, _run_time(exc.name)
+                                + (" (a fact the native runner does not gather)" if fact else "")) from None
         key = node[2] if op == "attr" else (node[2][1] if op == "item" and node[2][0] == "lit" else None)
         if op in ("attr", "item") and node[1] == ("name", "ansible_facts") and "ansible_facts" not in self.dynamic:
             if not self.scope_has(scope, "ansible_facts"):
