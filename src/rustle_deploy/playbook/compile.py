@@ -1429,7 +1429,8 @@ class _Compiler:
         args = self.module_defaults(src, ds, ctx, module, args)
         args = self.sources(src, ds, action_key, canonical or module, args, ctx, pointer, extras,
                             self._layers(ctx, st))
-        self.file_lookups([args, conditions, {k: v for k, v in extras.items() if k != "vars"}], ctx, extras)
+        self.file_lookups([args, conditions, {k: v for k, v in extras.items() if k != "vars"}], ctx, extras,
+                          [*self._layers(ctx, st), extras.get("vars") or {}])
         if canonical == "include_vars" and "dir" in args:
             extras["vars_dir"] = self.include_vars_dir(src, ds, action_key, args, ctx, st, extras)
             self.runtime_names.update(k for _, data in extras["vars_dir"]["files"] for k in data)
@@ -2094,7 +2095,8 @@ class _Compiler:
                 if ctx.role is not None:
                     self.source_roots.update(dict.fromkeys(c.role.path for c in ctx.role.chain()))
                 if not per_item and self.controller_tasks and value.lstrip().startswith(("{", "/", "~")) \
-                        and referenced_names(value) & self.runtime_names:
+                        and (referenced_names(value) & self.runtime_names
+                             or self.missing_now(value, [*layers, extras.get("vars") or {}], ctx)):
                     # it may name a file an earlier task made on the controller: only then
                     # does the task start a phase (a name over facts alone, or relative, does not)
                     self.render_at_run_time(value, layers, ctx, extras)
@@ -2125,6 +2127,17 @@ class _Compiler:
         out["src"] = found + "/" if os.path.isdir(found) and value.endswith("/") else found
         return out
 
+    def missing_now(self, value: str, layers: list[dict[str, Any]], ctx: Ctx) -> bool:
+        """Whether ``value`` (a templated controller path) renders, over the variables every host
+        shares (play, role, block and task vars), to an absolute path that does not exist now:
+        a file an earlier task may make on the controller, which Ansible reads when the task
+        runs (``made: "{{ playbook_dir }}/made"`` as a play var)."""
+        rendered = self.renderer_try_layers(value, layers, ctx)
+        if not isinstance(rendered, str):
+            return False
+        path = os.path.expanduser(rendered)
+        return os.path.isabs(path) and not os.path.exists(path)
+
     def directories_at_run_time(self, value: str, ctx: Ctx, extras: dict[str, Any]) -> None:
         """A relative copy ``src`` only the host can render (``{{ item.src }}`` over an include
         loop's items), after a task that ran on the controller: each directory of a ``files/``
@@ -2151,11 +2164,17 @@ class _Compiler:
         if found:
             extras["run_time_files"] = dict(extras.get("run_time_files") or {}, **found)
 
-    def file_lookups(self, values: Any, ctx: Ctx, extras: dict[str, Any]) -> None:
-        """``lookup('file', EXPR)`` of an absolute path missing now (``output_dir ~ '/x'``):
-        read when the task runs (``run_time_files``), as a missing template src is."""
+    def file_lookups(self, values: Any, ctx: Ctx, extras: dict[str, Any],
+                     layers: list[dict[str, Any]]) -> None:
+        """``lookup('file', EXPR)`` of an absolute path missing now (``output_dir ~ '/x'``, the
+        name over extra vars or, after a task that ran on the controller, over the ``layers``
+        every host shares): read when the task runs (``run_time_files``), as a missing
+        template src is."""
         for match in _FILE_LOOKUP.finditer(json.dumps(values, default=str).replace('\\"', '"')):
-            rendered = self.renderer_try("{{ " + match.group(1) + " }}", ctx)
+            expression = "{{ " + match.group(1) + " }}"
+            rendered = self.renderer_try(expression, ctx)
+            if rendered is None and self.controller_tasks:
+                rendered = self.renderer_try_layers(expression, layers, ctx)
             if isinstance(rendered, str) and os.path.isabs(rendered) and not os.path.isfile(rendered):
                 self.read_at_run_time(rendered, True, [rendered], extras)
 
