@@ -53,6 +53,24 @@ def is_encrypted(text: str) -> bool:
     return text.lstrip().startswith(HEADER)
 
 
+def file_locked(path: str) -> VaultFailed | None:
+    """Why no vault secret of the run opens the vault-encrypted file ``path`` (its
+    ``VaultFailed``, whose ``locked`` is set); None for a file that opens, or is not encrypted,
+    or cannot be read."""
+    try:
+        with open(path, encoding="utf-8", errors="replace") as fh:
+            text = fh.read()
+    except OSError:
+        return None
+    if not is_encrypted(text):
+        return None
+    try:
+        decrypt(text)
+    except VaultFailed as exc:
+        return exc if exc.locked is not None else None
+    return None
+
+
 def secret_from_file(path: str, label: str = "default") -> tuple[str, bytes]:
     """A password file as ansible-core reads one: its text without surrounding whitespace, or,
     when the file is executable, what the script prints."""

@@ -14,8 +14,10 @@ name stands for which file (docs/artifact.md):
   lookup call's result, compiler/lookups.py), ``templates`` (what a template
   includes, imports or extends, found over Ansible's template search path, and
   ``lookup('template', 'name')``), ``files`` (``lookup('file', 'name')`` over the ``files``
-  search path) and ``sources`` (each template's controller path, mtime, owner and mode, for
-  ``template_*`` variables and ``ansible_managed``).
+  search path), ``locked`` (such a file that no vault secret of the run opens -> ansible-core's
+  words: the lookup fails with them when the host renders it, as ansible-core fails the task
+  only when it runs) and ``sources`` (each template's controller path, mtime, owner and mode,
+  for ``template_*`` variables and ``ansible_managed``).
 
 A name computed from host data (a registered result, a fact) can only be resolved on the host,
 among the files embedded for the task's shape; one with no candidate fails there as Ansible's
@@ -265,6 +267,12 @@ class Embedder:
                          *(plan_files.candidates(name, "copy" if kind == "file" else "template",
                                                  self.plan.playbook_dir, ()) if self.plan.playbook_dir else ())]:
                 if os.path.isfile(path):
+                    if kind == "file":
+                        try:
+                            search[key][name] = self.digest(path, task)
+                        except VaultLocked as exc:  # the lookup fails when the host renders it
+                            search.setdefault("locked", {})[name] = str(exc)
+                        break
                     search[key][name] = self.digest(path, task)
                     if kind == "template":
                         search["sources"][name] = source_info(path)

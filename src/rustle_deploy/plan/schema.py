@@ -370,8 +370,9 @@ def _ext_kinds() -> dict[str, tuple[tuple[type, ...], str]]:
                              "{\"=NAME\": ORIGIN}, where each value it sets was written"),
         "include_result": ((dict,), "an object: what register on an include gets per run"),
         "vars_dir": ((dict,), "an object {\"files\": [[PATH, VARIABLES], ...], \"error\": "
-                              "MESSAGE or null}, or with \"run_time\": DIR and \"options\" "
-                              "one the controller reads when the task's phase starts"),
+                              "MESSAGE or null, \"locked\": MESSAGE}, or with \"run_time\": DIR and \"options\" "
+                              "one the controller reads when the task's phase starts (locked: "
+                              "a vault file in it no secret opens: the task fails with MESSAGE)"),
         "collections": ((list,), "an array of collection names such as \"community.general\""),
         "async": ((int, str), "a number of seconds (0: not in the background) or a Jinja2 "
                               "expression string"),

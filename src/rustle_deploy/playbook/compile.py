@@ -32,6 +32,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from rustle_deploy import vault
 from rustle_deploy.bridge.policy import overridden_builtins
 from rustle_deploy.errors import (
     HandlerBlock,
@@ -2330,8 +2331,18 @@ class _Compiler:
                                 + ", ".join(display_path(t) for t in tried),
                                 "in a role: its vars/ directory; else beside the task file or the "
                                 "playbook", ds, where, value=True)
+            try:
+                data = self.vars_file(found)
+            except PlaybookError:
+                if vault.file_locked(found) is None:
+                    raise
+                # no vault secret of the run opens it: ansible-core fails the task when it runs
+                # (not when it is skipped), so the controller reads it then, as a file the play
+                # made, and the task fails with ansible-core's words (fleetops, inject.locked)
+                self.read_at_run_time(str(rendered), True, [found], extras)
+                return {}
             extras["vars_paths"] = {os.path.abspath(found): str(rendered)}  # ansible_included_var_files
-            return {str(rendered): self.vars_file(found)}
+            return {str(rendered): data}
         out: dict[str, Any] = {}
         paths: dict[str, str] = {}
         for root in self.vars_roots(ctx):

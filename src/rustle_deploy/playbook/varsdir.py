@@ -12,13 +12,15 @@ import re
 from collections.abc import Callable
 from typing import Any
 
+from .. import vault
 from ..errors import PlaybookError
 
 
 def read_vars_dir(root: str, options: dict[str, Any],
                   load: Callable[[str], dict[str, Any]]) -> dict[str, Any]:
     """``{"files": [[path, vars], ...], "error": why the task fails or None}``, in ansible-core's
-    load order. ``options`` are the checked ones (``vars_dir_options``); ``load`` reads one
+    load order, with ``"locked"``: ansible-core's words for a vault-encrypted file in it that no
+    secret of the run opens (the task fails with them, in ansible-core's shape). ``options`` are the checked ones (``vars_dir_options``); ``load`` reads one
     vars file (a mapping; PlaybookError when it is not one)."""
     if not os.path.exists(root):
         return {"files": [], "error": f"{root} directory does not exist"}
@@ -49,6 +51,11 @@ def read_vars_dir(root: str, options: dict[str, Any],
             try:
                 loaded.append([path, load(path)])
             except PlaybookError:
+                locked = vault.file_locked(path)
+                if locked is not None:  # the task fails with ansible-core's words for it
+                    from ..compiler.sources import locked_message
+
+                    return {"files": files, "error": None, "locked": locked_message(path, locked, "include_vars")}
                 return {"files": files, "error": f"{path} must be stored as a dictionary/hash"}
         files.extend(loaded)
     return {"files": files, "error": None}

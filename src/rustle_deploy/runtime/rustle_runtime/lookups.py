@@ -66,6 +66,9 @@ def _file(terms, ctx, rstrip=True, lstrip=False):
     out = []
     for term in terms:
         sha = known.get(term)
+        locked = ctx.embedded("locked").get(term) if sha is None else None
+        if locked:  # vault-encrypted, and no secret of the run opens it (compiler/sources.py)
+            raise LookupError_(f"Unable to access the file {term!r}: {locked}")
         try:
             if sha is not None:
                 text = ctx.read(sha).decode("utf-8", "surrogateescape")

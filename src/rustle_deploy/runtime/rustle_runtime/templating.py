@@ -1251,7 +1251,8 @@ def _markers_back(value):
 
 def embedded(scope, kind):
     """What the compiler embedded for the task ``scope`` belongs to: ``kind`` is "templates"
-    (includes, lookup('template')), "files" (lookup('file')) or "sources" (their controller
+    (includes, lookup('template')), "files" (lookup('file')), "locked" (lookup('file') names
+    of vault files no secret opens: ansible-core's words) or "sources" (their controller
     paths, mtimes and owners); {} when nothing."""
     try:
         search = scope.raw(SEARCH_VAR)

@@ -166,6 +166,8 @@ def include_vars(ctx, args):
         listing = (ctx._runner.inject.get("vars_dirs") or {}).get(listing["run_time"]) or {
             "error": f"{listing['run_time']} directory does not exist"}
     if listing is not None:  # dir: what the compiler (or the controller) read, in ansible-core's order
+        if listing.get("locked"):  # a vault file in it that no secret of the run opens
+            return {"failed": True, "changed": False, "msg": f"Task failed: {listing['locked']}"}
         if listing.get("error"):
             return {"failed": True, "changed": False, "message": listing["error"], "msg": _NO_MSG,
                     "ansible_included_var_files": []}
