@@ -1,6 +1,7 @@
 """Vault-encrypted controller files against ansible-playbook: a copy ``src`` (a file, and a file
 inside a directory ``src``), a template and a script are decrypted on the
-controller with the run's vault secrets, as ansible-core's actions read them; ``decrypt: false``
+controller with the run's vault secrets, as ansible-core's actions read them (and a
+``lookup('file')`` of a name the controller computes); ``decrypt: false``
 copies the envelope as it is; a file that no secret opens, or a directory holding one, fails
 its task on the host with ansible-core's words (ansible-core's copy target asserts them), also
 when read as the task runs (after a task on the controller).
@@ -39,6 +40,9 @@ PLAYBOOK = """- hosts: all
     - name: an encrypted script
       script: secret.sh
       register: script
+    - name: an encrypted file read by lookup('file') under a name the controller computes
+      copy: {content: "{{ lookup('file', secret_name) }}\\n", dest: "{{ out }}/looked.txt"}
+      vars: {secret_name: secret.txt}
     - name: a file another password encrypted
       copy: {src: other.txt, dest: "{{ out }}/other.txt"}
       register: other
@@ -135,6 +139,7 @@ def test_vault_encrypted_files_are_decrypted_as_ansible_decrypts_them(runs: dict
     tree = ansible["tree"]
     assert tree["secret.txt"] == "the secret\n" and tree["envelope.txt"].startswith("$ANSIBLE_VAULT;1.1;AES256")
     assert tree["tree/inner.txt"] == "inner secret\n" and tree["rendered.txt"] == "rendered 42\n"
+    assert tree["looked.txt"] == "the secret\n"
     assert tree["results.txt"].startswith("script ran\nTrue ")
     assert [line.split(" ")[0] for line in tree["results.txt"].splitlines()[1:]] == ["True"] * 3
     assert rustle["tree"] == tree, rustle["text"]

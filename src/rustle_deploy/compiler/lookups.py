@@ -206,12 +206,24 @@ class ControllerLookups:
             # the play may create them (a task on the controller, a local host): the controller
             # reads them when the task's phase starts (run_time_files, docs/phases.md)
             raise _Late(names)
+        from .. import vault
+        from .sources import locked_message
+
         for term in names:
             path = self._find(scope, "files", term)
             if path is None or not os.path.isfile(path):
                 raise LookupFailed(f"Unable to access the file {term!r}: File not found.")
             with open(path, encoding="utf-8", errors="surrogateescape") as fh:
-                out.append(fh.read())
+                text = fh.read()
+            if vault.is_encrypted(text):  # decrypted with the run's secrets, as ansible-core's loader
+                try:
+                    text = vault.decrypt_bytes(text).decode("utf-8", "surrogateescape")
+                except vault.VaultFailed as exc:
+                    if exc.locked is None:  # damaged: ansible-core's own words for it
+                        raise LookupFailed(f"Unable to access the file {term!r}: {exc.message}") from None
+                    raise LookupFailed(f"Unable to access the file {term!r}: "
+                                       f"{locked_message(path, exc, 'lookup')}") from None
+            out.append(text)
         return out
 
     def _csvfile(self, terms: list[Any], scope: Any, **options: Any) -> list[Any]:
