@@ -118,12 +118,15 @@ class Embedder:
                 path = resolve_source(self.plan, task)
                 found = plan_files.script_source(task.args)
                 if path is not None and found is not None:
-                    out.setdefault("files", {})[found[0]] = self.digest(path, task)
+                    try:
+                        out.setdefault("files", {})[found[0]] = self.digest(path, task)
+                    except VaultLocked as exc:  # the task fails when it runs, in ansible-core's words
+                        out.setdefault("vault_locked", {})[found[0]] = str(exc)
             if module in ("copy", "template", "unarchive") and isinstance(src, str) and src:
                 if not (module == "unarchive" and task.args.get("remote_src")):
                     self._sources(task, module, src, out, search, scopes)
             self._lookups(task, search)
-        except VaultLocked as exc:  # a script, a template's include, a lookup's file
+        except VaultLocked as exc:  # a template's include
             raise CompileError(f"{self.plan.source}: {task.pointer}: {exc}",
                                "pass --vault-password-file FILE, --vault-id or --ask-vault-pass") from None
         if _FIRST_FOUND.search(repr((task.args, task.extras, [c.value for c in task.conditions]))):

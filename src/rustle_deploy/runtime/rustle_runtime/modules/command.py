@@ -188,6 +188,9 @@ def script(ctx, args):
     chdir = args.get("chdir")
     if chdir and not str(chdir).startswith("/"):
         raise ModuleFailure(f"chdir {chdir} must be an absolute path for a Unix-aware remote node")
+    locked = (ctx.task.get("vault_locked") or {}).get(first)
+    if locked:  # vault-encrypted, and no secret of the run opens it (compiler/sources.py)
+        raise ModuleFailure(locked)
     data = ctx.source(first)
     if ctx.check_mode:
         if args.get("creates") or args.get("removes"):
