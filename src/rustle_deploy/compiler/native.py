@@ -457,7 +457,8 @@ class _Lowering:
         role = (play.get("roles") or {}).get(task["role"]) if task.get("role") else None
         # the play's name: what executor._run_play adds to the host's variables for each play
         layers = [play.get("defaults") or {}, (role or {}).get("defaults") or {}, self.host_vars,
-                  {"ansible_play_name": play.get("name", "")}, play.get("vars") or {}, (role or {}).get("vars") or {}, dict(task.get("vars") or {}),
+                  {"ansible_play_name": play.get("name", "")}, play.get("vars") or {},
+                  (role or {}).get("vars") or {}, dict(task.get("vars") or {}),
                   self.executor._params_layer(role, task) or {}, *self.params, self.doc.get("extra_vars") or {}]
         return self.scope_class([layer for layer in layers if layer], self.templar)
 
