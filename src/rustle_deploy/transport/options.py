@@ -676,7 +676,8 @@ def runner_command(ref: RunnerRef) -> str:
     then is ``getconf GNU_LIBC_VERSION`` asked: a glibc older than ``ref.glibc`` (or none)
     answers ``wrong_runner`` (the controller sends the static build), else the start's exit
     status is the error. A host that runs the runner starts no process to describe itself
-    (each costs ~1 ms on every new host: docs/decisions.md, "A new host's install, session 12").
+    (each costs ~1 ms on every new host: docs/decisions.md, "A new host's install, step by step
+    (hostperf, session 12)").
     Without an installed runner and without the bytes it answers ``need_runner``.
     Then the runner reads the request. An empty stdin (an unused early start) exits touching
     nothing.
