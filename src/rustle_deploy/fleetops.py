@@ -475,13 +475,15 @@ class _Rollout:
 
     def run(self, fan_out: Callable[[Stage, int, list[str]], list[HostOutcome]],
             batch_done: Callable[[int], None] | None = None,
-            joins: Callable[[str, Stage], bool] | None = None) -> None:
+            joins: Callable[[str, Stage], bool] | None = None,
+            stopped: Callable[[str, Stage], None] | None = None) -> None:
         """Run each batch through ``fan_out(stage, number, hosts)`` until done or told to stop;
         ``batch_done(number)`` after each batch, even one with no host left to run. ``joins(host,
         stage)``: whether a host that failed still runs the stage (force_handlers: the handlers
         of its section's end), outside the stop rules' counts; a stop decided in such a play
         (every host failed, any_errors_fatal, max_fail_percentage) waits for them, as
-        ansible-core's force_handlers still flushes the failed hosts' handlers."""
+        ansible-core's force_handlers still flushes the failed hosts' handlers; any_errors_fatal's
+        also for the hosts it stops (``stopped(host, stage)``: it joins them as a failed one)."""
         closing: int | None = None  # the play whose failed hosts run their handlers before the stop
         while self._next < len(self.schedule.stages):
             stage = self.schedule.stages[self._next]
@@ -494,7 +496,8 @@ class _Rollout:
                 # failed hosts leave the rollout; a resumed one skips what hosts already ran (and
                 # counts them in the batch, as the run it resumes did: its stop rules see the batch)
                 done = [n for n in batch if n not in self.failed and self._done_before(n)]
-                joined = [n for n in batch if n in self.failed and stage.forced and joins is not None and joins(n, stage)]
+                joined = [n for n in batch if (n in self.failed or closing is not None) and stage.forced
+                          and joins is not None and joins(n, stage)]
                 names = [n for n in batch if (n not in self.failed or n in joined) and n not in done
                          and (closing is None or n in joined)]
                 if not names:
@@ -533,6 +536,10 @@ class _Rollout:
                 if reason is not None and closing is None and joins is not None and stage.plays \
                         and not self.rolled_back and self._forced_later(stage):
                     closing = stage.plays[0]
+                    if stopped is not None and (stage.any_errors_fatal or fatal):
+                        for o in outcomes:
+                            if o.ok and o.host not in joined:
+                                stopped(o.host, stage)
                 elif reason is not None:
                     return
 
@@ -938,6 +945,12 @@ class _Phased:
         # force_handlers: host -> (play, phase) where it failed a task, while it has handlers to run
         # at its section's end (its runs say so: their ``shared`` event's ``forced``)
         self.forced: dict[str, tuple[int, int]] = {}
+
+    def stopped(self, host: str, stage: Stage) -> None:
+        """``host`` did not fail ``stage``, but any_errors_fatal stops the play there: under
+        force_handlers it runs its handlers of the section's end, as a host that failed does."""
+        if stage.plays and stage.phase is not None:
+            self.forced[host] = (stage.plays[0], stage.phase)
 
     def joins(self, host: str, stage: Stage) -> bool:
         """Whether ``host``, which failed, runs ``stage``: the handlers of the section where it
@@ -1615,7 +1628,7 @@ def _deploy_jobs(
         status = "interrupted"
         try:
             batch_done = (lambda number: history.record_batch_done(did, number)) if rolling else None
-            roll.run(fan_out, batch_done, phased.joins)
+            roll.run(fan_out, batch_done, phased.joins, phased.stopped)
             while later and roll.stopped_after is None:  # plays after add_host/group_by
                 with session.phase("compile the plays after add_host/group_by"):
                     part = session.next_part(phased.merged_inventory(list(host_of), shared=True))
@@ -1632,7 +1645,7 @@ def _deploy_jobs(
                 host_of.update((h.name, h) for h in part.hosts)
                 held = history.holders({a.sha256 for a in fresh.values()})
                 roll.extend(part.schedule)
-                roll.run(fan_out, batch_done, phased.joins)
+                roll.run(fan_out, batch_done, phased.joins, phased.stopped)
             for name in session.reporter.names.settle():  # each result named by the task's first host
                 if run and name in roll.outcomes and roll.outcomes[name].run_exit is not None:
                     history.record_tasks(did, name, run_id, roll.outcomes[name].events)
@@ -2322,7 +2335,7 @@ def exec_manifest(manifest: Any, name: str, settings: Settings, opts: dict[str, 
                             if rolling else "")
             return _fan_out(jobs, settings, None, reporter, on_outcome, what, throttle=stage.throttle)
 
-        roll.run(fan_out, joins=phased.joins)
+        roll.run(fan_out, joins=phased.joins, stopped=phased.stopped)
         for name in reporter.names.settle():  # each result named by the task's first host
             if name in roll.outcomes:
                 history.record_tasks(did, name, run_id, roll.outcomes[name].events)
