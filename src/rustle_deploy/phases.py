@@ -643,11 +643,11 @@ def play_phases(tasks: list[Task], earlier: frozenset[str] = frozenset(),
         fatal = lockstep and (fails_fatally(task, fatal_play) or may_error(task))
         flushed = staged and flushes(task)
         refreshed = any(refreshes(t) for t in task.walk())
-        if flushed:
-            ends = _handler_phases(every, kinds, at, actions, reads, readers, failing, runs)
-            if task.extras.get("implicit_flush") is True:
-                starts.append(len(kinds))
-                ends_of.append(ends)
+        ends = _handler_phases(every, kinds, at, actions, reads, readers, failing, runs) if flushed \
+            else [len(kinds) - 1]  # a play without staged handlers runs them in the flush's own phase
+        if task.extras.get("implicit_flush") is True:
+            starts.append(len(kinds))
+            ends_of.append(ends)
         where = part
 
     for task in tasks:
@@ -659,11 +659,14 @@ def play_phases(tasks: list[Task], earlier: frozenset[str] = frozenset(),
             kinds.append(HOSTS)
         if failing[0] or failing[1]:
             reads.setdefault(len(kinds) - 1, set()).add(PLAY_HOSTS)
-    ends_of.append(_handler_phases(every, kinds, at, actions, reads, readers, failing, runs))
+    ends_of.append(_handler_phases(every, kinds, at, actions, reads, readers, failing, runs) if staged
+                   else [len(kinds) - 1])
+    if not staged:  # its handlers run in a phase on every host (not one host, not the controller)
+        ends_of = [[e for e in ends if split(kinds[e])[0] == HOSTS] for ends in ends_of]
     held = set(of.values())  # the phases that hold tasks
     bounds = zip(starts, [*starts[1:], len(kinds)], ends_of, strict=True)
     forced = {p: tuple(e for e in ends if e >= p) for start, stop, ends in bounds
-              for p in range(start, stop) if p in held} if staged else {}
+              for p in range(start, stop) if p in held}
     of.update((name, phases[-1]) for name, phases in at.items())
     return Phases(tuple(kinds) or (HOSTS,), of, {k: tuple(sorted(v)) for k, v in reads.items()}, last,
                   {name: tuple(phases) for name, phases in at.items()}, forced)

@@ -168,6 +168,18 @@ def test_force_handlers_runs_a_failed_hosts_handlers_in_the_phases_of_its_sectio
     spec = play_specs(plain, lambda names: [Host(name=n, vars={}, groups=("all",)) for n in names])[0]
     assert all(not st.forced for st in schedule([spec], NAMES).stages)
 
+    # plain handlers in a play cut into phases: the section's end is the phase of its implicit
+    # flush (or the play's last one), when every host runs it (not a run_once phase)
+    implicit = {**FLUSH, "task_id": "f2", "execution_order": 2, "implicit_flush": True}
+    plan = plan_of([notifier(0, 5), t(1, run_once=True), implicit, t(3)], [t(5)])
+    plan = replace(plan, plays=(replace(plan.plays[0], force_handlers=True),))
+    phases = plan_phases(plan)[0]
+    assert phases.kinds == (HOSTS, ONCE, HOSTS) and phases.forced == {0: (2,), 1: (2,), 2: (2,)}
+    spec = play_specs(plan, lambda names: [Host(name=n, vars={}, groups=("all",)) for n in names])[0]
+    assert [st.forced for st in schedule([spec], NAMES).stages] == [(), (), (0, 1)]
+    last_once = plan_of([notifier(0, 5), t(1, run_once=True)], [t(5)])
+    assert plan_phases(last_once)[0].forced == {0: (), 1: ()}  # a failed host runs them when it fails
+
 
 def test_run_once_in_a_mixed_block_or_on_a_handler_is_not_refused_in_a_play_of_one_host() -> None:
     # a play of one host runs whole (no phases): run_once changes nothing there

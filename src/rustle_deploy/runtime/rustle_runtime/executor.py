@@ -1015,7 +1015,7 @@ class Runner:
             state["forced"] = self._forced
         if self.carry and (not failed or self._keep_state):
             _save_carry(self.carry, state)
-        if self.share and (not failed or self._keep_state):
+        if (self.share or self._keep_state) and (not failed or self._keep_state):
             set_here = {k: v for k, v in self.runtime_vars.items() if k not in before or before[k] is not v}
             shared = {"event": "shared", "host": self.host, "notified": self._carried_notified, "vars": {
                 k: v for k, v in set_here.items() if k not in self._own and k not in self._own_names}}
@@ -1087,7 +1087,7 @@ class Runner:
         # (each handler's "phase": the phases it runs in, one per flush and one at the end)
         self._staged = bool(self.phase is not None and play.get("phases") and any(
             "phase" in h for h in play.get("handlers") or []))
-        if self._staged and key in self._forced:  # it failed a task of the play: only handlers
+        if key in self._forced and play.get("forced"):  # it failed a task of the play: only handlers
             self._run_forced(play, key, last)
             return
         if first:
@@ -1097,7 +1097,8 @@ class Runner:
                 for task in tasks:
                     self._run_child(task)
             except _HostFailed:
-                if play.get("force_handlers") and self._staged:  # at its section's end
+                if play.get("force_handlers") and self.phase is not None \
+                        and (play.get("forced") or {}).get(str(self.phase)):  # at its section's end
                     self._force_later(play, key, last)
                 elif play.get("force_handlers"):  # what was notified before the failure still runs
                     self._flush_handlers()
@@ -1140,9 +1141,9 @@ class Runner:
         ends = (play.get("forced") or {}).get(str(self._forced[key])) or []
         try:
             if self.phase in ends:
-                self._flush_handlers(self.phase)
+                self._flush_handlers(self.phase if self._staged else None)
                 if last:  # as the play's end: a flush after the (empty) post_tasks too
-                    self._flush_handlers(self.phase)
+                    self._flush_handlers(self.phase if self._staged else None)
         except _EndPlay:
             self._ended.add(key)
             self._notified.clear()
