@@ -474,27 +474,40 @@ class _Rollout:
                     self.left[name] = self.left.get(name, 0) + 1
 
     def run(self, fan_out: Callable[[Stage, int, list[str]], list[HostOutcome]],
-            batch_done: Callable[[int], None] | None = None) -> None:
+            batch_done: Callable[[int], None] | None = None,
+            joins: Callable[[str, Stage], bool] | None = None,
+            stopped: Callable[[str, Stage], None] | None = None) -> None:
         """Run each batch through ``fan_out(stage, number, hosts)`` until done or told to stop;
-        ``batch_done(number)`` after each batch, even one with no host left to run."""
+        ``batch_done(number)`` after each batch, even one with no host left to run. ``joins(host,
+        stage)``: whether a host that failed still runs the stage (force_handlers: the handlers
+        of its section's end), outside the stop rules' counts; a stop decided in such a play
+        (every host failed, any_errors_fatal, max_fail_percentage) waits for them, as
+        ansible-core's force_handlers still flushes the failed hosts' handlers; any_errors_fatal's
+        also for the hosts it stops (``stopped(host, stage)``: it joins them as a failed one)."""
+        closing: int | None = None  # the play whose failed hosts run their handlers before the stop
         while self._next < len(self.schedule.stages):
             stage = self.schedule.stages[self._next]
             self._next += 1
+            if closing is not None and not (stage.phase is not None and stage.plays == (closing,)):
+                return
             for batch in stage.batches:
                 self.number += 1
                 number = self.number
                 # failed hosts leave the rollout; a resumed one skips what hosts already ran (and
                 # counts them in the batch, as the run it resumes did: its stop rules see the batch)
                 done = [n for n in batch if n not in self.failed and self._done_before(n)]
-                names = [n for n in batch if n not in self.failed and n not in done]
+                joined = [n for n in batch if (n in self.failed or closing is not None) and stage.forced
+                          and joins is not None and joins(n, stage)]
+                names = [n for n in batch if (n not in self.failed or n in joined) and n not in done
+                         and (closing is None or n in joined)]
                 if not names:
                     if batch_done is not None:
                         batch_done(number)
                     continue
                 started = time.time()
                 outcomes = fan_out(stage, number, names)
-                failed = [o.host for o in outcomes if not o.ok]
-                unhealthy = self._check(o.host for o in outcomes if o.ok)
+                failed = [o.host for o in outcomes if not o.ok and o.host not in joined]
+                unhealthy = self._check(o.host for o in outcomes if o.ok and o.host not in joined)
                 self.batches.append({
                     "number": number, "plays": list(stage.names), "label": stage.label,
                     "serial": describe_serial(stage.serial), "canary": stage.canary,
@@ -502,7 +515,8 @@ class _Rollout:
                     "started": round(started, 3), "ended": round(time.time(), 3),
                 })
                 fatal = any(_fatal_failure(o, stage) for o in outcomes)
-                reason = stop_reason(stage, done + names, failed + unhealthy, fatal) if number < self.total else None
+                own = [n for n in names if n not in joined]
+                reason = stop_reason(stage, done + own, failed + unhealthy, fatal) if number < self.total else None
                 if unhealthy:
                     reason = f"health check failed on {len(unhealthy)} of {len(names)} host(s): {', '.join(unhealthy)}"
                 errored = _errored(outcomes)
@@ -519,8 +533,19 @@ class _Rollout:
                                 self.not_rolled_back[name] = why
                 if batch_done is not None:
                     batch_done(number)
-                if reason is not None:
+                if reason is not None and closing is None and joins is not None and stage.plays \
+                        and not self.rolled_back and self._forced_later(stage):
+                    closing = stage.plays[0]
+                    if stopped is not None and (stage.any_errors_fatal or fatal):
+                        for o in outcomes:
+                            if o.ok and o.host not in joined:
+                                stopped(o.host, stage)
+                elif reason is not None:
                     return
+
+    def _forced_later(self, stage: Stage) -> bool:
+        """Whether a later stage of ``stage``'s play runs the handlers of hosts that failed a task."""
+        return any(s.forced and s.plays == stage.plays for s in self.schedule.stages[self._next:])
 
     def _done_before(self, name: str) -> bool:
         if self._skip.get(name, 0) > 0:
@@ -917,6 +942,21 @@ class _Phased:
         # play -> the inventory meta: refresh_inventory read in it: {"groups", "hosts"}, sent to
         # each of its later phases (the later plays are compiled over it)
         self.refreshed: dict[int, dict[str, Any]] = {}
+        # force_handlers: host -> (play, phase) where it failed a task, while it has handlers to run
+        # at its section's end (its runs say so: their ``shared`` event's ``forced``)
+        self.forced: dict[str, tuple[int, int]] = {}
+
+    def stopped(self, host: str, stage: Stage) -> None:
+        """``host`` did not fail ``stage``, but any_errors_fatal stops the play there: under
+        force_handlers it runs its handlers of the section's end, as a host that failed does."""
+        if stage.plays and stage.phase is not None:
+            self.forced[host] = (stage.plays[0], stage.phase)
+
+    def joins(self, host: str, stage: Stage) -> bool:
+        """Whether ``host``, which failed, runs ``stage``: the handlers of the section where it
+        failed a task, under force_handlers (it runs no task there)."""
+        at = self.forced.get(host)
+        return at is not None and bool(stage.plays) and at[0] == stage.plays[0] and at[1] in stage.forced
 
     def share(self, stage: Stage) -> str | None:
         """What a host's run of ``stage`` sends back: its state when a later phase runs on the
@@ -950,6 +990,8 @@ class _Phased:
             view = self.refreshed[stage.plays[0]]
             out = dict(out or {}, refreshed={**view,
                                              "hosts": {n: v if n != host else {} for n, v in view["hosts"].items()}})
+        if host in self.forced:  # force_handlers: it failed a task of the play (perhaps in a run here)
+            out = dict(out or {}, forced={str(self.forced[host][0]): self.forced[host][1]})
         if INVENTORY in stage.reads:  # after group_by: the groups every host joined
             out = dict(out or {}, inventory=self.merged_inventory([h for b in stage.batches for h in b]))
         return out
@@ -1066,6 +1108,11 @@ class _Phased:
         kept = []
         for event in outcome.events:
             if event.get("event") == "shared" and isinstance(event.get("vars"), dict):
+                forced = event.get("forced")
+                if isinstance(forced, list) and len(forced) == 2:
+                    self.forced[outcome.host] = (int(forced[0]), int(forced[1]))
+                else:
+                    self.forced.pop(outcome.host, None)
                 if event.get("reached") is False:
                     self.passed.add(outcome.host)
                 else:
@@ -1581,7 +1628,7 @@ def _deploy_jobs(
         status = "interrupted"
         try:
             batch_done = (lambda number: history.record_batch_done(did, number)) if rolling else None
-            roll.run(fan_out, batch_done)
+            roll.run(fan_out, batch_done, phased.joins, phased.stopped)
             while later and roll.stopped_after is None:  # plays after add_host/group_by
                 with session.phase("compile the plays after add_host/group_by"):
                     part = session.next_part(phased.merged_inventory(list(host_of), shared=True))
@@ -1598,7 +1645,7 @@ def _deploy_jobs(
                 host_of.update((h.name, h) for h in part.hosts)
                 held = history.holders({a.sha256 for a in fresh.values()})
                 roll.extend(part.schedule)
-                roll.run(fan_out, batch_done)
+                roll.run(fan_out, batch_done, phased.joins, phased.stopped)
             for name in session.reporter.names.settle():  # each result named by the task's first host
                 if run and name in roll.outcomes and roll.outcomes[name].run_exit is not None:
                     history.record_tasks(did, name, run_id, roll.outcomes[name].events)
@@ -2288,7 +2335,7 @@ def exec_manifest(manifest: Any, name: str, settings: Settings, opts: dict[str, 
                             if rolling else "")
             return _fan_out(jobs, settings, None, reporter, on_outcome, what, throttle=stage.throttle)
 
-        roll.run(fan_out)
+        roll.run(fan_out, joins=phased.joins, stopped=phased.stopped)
         for name in reporter.names.settle():  # each result named by the task's first host
             if name in roll.outcomes:
                 history.record_tasks(did, name, run_id, roll.outcomes[name].events)

@@ -73,6 +73,12 @@ class Phases:
     # handler): one per flush (``meta: flush_handlers``, the implicit ones after pre_tasks and
     # before post_tasks) and one at the end of the play (``of``'s)
     handlers: dict[str, tuple[int, ...]] = field(default_factory=dict)
+    # force_handlers (a play with a run_once or delegated handler): each phase holding tasks ->
+    # the handler phases of its section's end from it on (the implicit flush after pre_tasks and
+    # after roles + tasks, or the play's end): where a host that fails a task of the phase runs
+    # the handlers it notified, as ansible-core's force_handlers runs them, skipping the explicit
+    # flushes of the section after the failure
+    forced: dict[int, tuple[int, ...]] = field(default_factory=dict)
 
     @property
     def cut(self) -> bool:
@@ -348,17 +354,6 @@ def refusals(play: Play, tasks: list[Task], actions: frozenset[str] = frozenset(
         own = handler_kind(handler, actions)  # a run_once or delegated handler: a phase of its own
         for leaf in _leaves(handler):
             kind, width = split(_leaf_kind(leaf, actions))
-            if own and play.force_handlers and handler.task_id in runs and not (one and split(own)[0] == HANDLER):
-                key = "run_once" if split(own)[0] == HANDLER else "delegate_to"
-                yield Refusal(leaf, key, f"{key} on handler {leaf.name!r} in a play with force_handlers is not "
-                              "supported: the play's run_once and delegated handlers run in phases of their "
-                              "own after its tasks (and at each flush), and a host that fails a task takes no "
-                              "part in the play's later phases, so the handlers it notified could not run on "
-                              "it as force_handlers asks",
-                              "run the play without force_handlers (its force_handlers keyword, --force-handlers, "
-                              "ANSIBLE_FORCE_HANDLERS or ansible.cfg's force_handlers), or drop "
-                              f"{key} from the handler (or from the block, role or import_role it inherits it from)")
-                break
             if cut(kind, width) and not own:
                 key, what = _cross_host_key(leaf, kind, actions)
                 yield Refusal(leaf, key, f"{what} on handler {leaf.name!r} is not supported",
@@ -603,17 +598,20 @@ def play_phases(tasks: list[Task], earlier: frozenset[str] = frozenset(),
     readers = frozenset(h.task_id for h in handlers if staged and lockstep and reads_play_hosts(h, templates))
     at: dict[str, list[int]] = {}  # handler -> the phases it runs in
     flushed = False  # the task before flushed handlers in phases of their own: the next starts one
+    # force_handlers: each section's first phase, and its end's handler phases (the implicit flushes')
+    starts: list[int] = [0]
+    ends_of: list[list[int]] = []
     where: tuple[tuple[str, str], ...] = ()  # the block sections the task before is in
     # a task that may fail ran: in an earlier phase (or an earlier play), in the current one
     failing = [failed_before, False]
 
-    def place(task: Task, sections: tuple[tuple[str, str], ...]) -> None:
+    def place(task: Task, part: tuple[tuple[str, str], ...]) -> None:
         nonlocal set_here, grouped, fatal, where, flushed, refreshed
         if splits(task, actions, fatal_play, lockstep):  # its tasks get phases of their own
             children = [(name, child) for name, part in (("block", task.block or ()), ("rescue", task.rescue),
                                                          ("always", task.always)) for child in part]
             for name, child in children:
-                place(child, (*sections, (task.task_id, name)))
+                place(child, (*part, (task.task_id, name)))
             of[task.task_id] = of[children[0][1].task_id]
             last[task.task_id] = len(kinds) - 1
             return
@@ -623,7 +621,7 @@ def play_phases(tasks: list[Task], earlier: frozenset[str] = frozenset(),
         files = file_reads(task)  # a file an earlier task may create: read when its phase starts
         wanted |= files
         # a run_once phase holds tasks of one block section: its host is the first that reaches them
-        moved = kind in (ONCE, ONCE_LOCAL) and sections != where
+        moved = kind in (ONCE, ONCE_LOCAL) and part != where
         # the play's live hosts, read after a task that may have failed on one: known at a phase's start
         live = (reads_play_hosts(task, templates) or (handlers_live and any(flushes(t) for t in task.walk()))) \
             and lockstep and (failing[0] or failing[1])
@@ -645,9 +643,12 @@ def play_phases(tasks: list[Task], earlier: frozenset[str] = frozenset(),
         fatal = lockstep and (fails_fatally(task, fatal_play) or may_error(task))
         flushed = staged and flushes(task)
         refreshed = any(refreshes(t) for t in task.walk())
-        if flushed:
-            _handler_phases(every, kinds, at, actions, reads, readers, failing, runs)
-        where = sections
+        ends = _handler_phases(every, kinds, at, actions, reads, readers, failing, runs) if flushed \
+            else [len(kinds) - 1]  # a play without staged handlers runs them in the flush's own phase
+        if task.extras.get("implicit_flush") is True:
+            starts.append(len(kinds))
+            ends_of.append(ends)
+        where = part
 
     for task in tasks:
         place(task, ())
@@ -658,10 +659,17 @@ def play_phases(tasks: list[Task], earlier: frozenset[str] = frozenset(),
             kinds.append(HOSTS)
         if failing[0] or failing[1]:
             reads.setdefault(len(kinds) - 1, set()).add(PLAY_HOSTS)
-    _handler_phases(every, kinds, at, actions, reads, readers, failing, runs)
+    ends_of.append(_handler_phases(every, kinds, at, actions, reads, readers, failing, runs) if staged
+                   else [len(kinds) - 1])
+    if not staged:  # its handlers run in a phase on every host (not one host, not the controller)
+        ends_of = [[e for e in ends if split(kinds[e])[0] == HOSTS] for ends in ends_of]
+    held = set(of.values())  # the phases that hold tasks
+    bounds = zip(starts, [*starts[1:], len(kinds)], ends_of, strict=True)
+    forced = {p: tuple(e for e in ends if e >= p) for start, stop, ends in bounds
+              for p in range(start, stop) if p in held}
     of.update((name, phases[-1]) for name, phases in at.items())
     return Phases(tuple(kinds) or (HOSTS,), of, {k: tuple(sorted(v)) for k, v in reads.items()}, last,
-                  {name: tuple(phases) for name, phases in at.items()})
+                  {name: tuple(phases) for name, phases in at.items()}, forced)
 
 
 def handler_kind(handler: Task, actions: frozenset[str] = frozenset()) -> str | None:
@@ -687,7 +695,7 @@ def handler_kind(handler: Task, actions: frozenset[str] = frozenset()) -> str | 
 
 def _handler_phases(handlers: list[Task], kinds: list[str], at: dict[str, list[int]], actions: frozenset[str],
                     reads: dict[int, set[str]] | None = None, readers: frozenset[str] = frozenset(),
-                    failing: Sequence[bool] = (False, False), runs: frozenset[str] | None = None) -> None:
+                    failing: Sequence[bool] = (False, False), runs: frozenset[str] | None = None) -> list[int]:
     """Give the handlers (in execution order) of a play with a run_once or delegated handler
     phases after its tasks' (or after a flush, its phase's last task): each run_once handler one
     of its own (HANDLER, HANDLER_LOCAL), consecutive handlers delegated to one place one (LOCAL,
@@ -697,9 +705,11 @@ def _handler_phases(handlers: list[Task], kinds: list[str], at: dict[str, list[i
     A handler of ``readers`` (it reads the play's live hosts) after a task or handler that may
     fail (``failing``: in an earlier phase, in the last one) gets PLAY_HOSTS in its phase's
     ``reads``, in a phase of its own when what may fail is in the phase it would join.
-    ``runs``: the handlers a notify may run (``notifiable``; None: all), the others get none."""
+    ``runs``: the handlers a notify may run (``notifiable``; None: all), the others get none.
+    The phases the handlers got (in order)."""
     if not any(handler_kind(h, actions) for h in handlers if runs is None or h.task_id in runs):
-        return
+        return []
+    given: list[int] = []
     failed, pending = failing[0] or failing[1], failing[1]
     for index, handler in enumerate(handlers):
         if runs is not None and handler.task_id not in runs:
@@ -713,10 +723,13 @@ def _handler_phases(handlers: list[Task], kinds: list[str], at: dict[str, list[i
             kinds.append(own)
             pending = False
         at.setdefault(handler.task_id, []).append(len(kinds) - 1)
+        if len(kinds) - 1 not in given:
+            given.append(len(kinds) - 1)
         if reader and reads is not None:
             reads.setdefault(len(kinds) - 1, set()).add(PLAY_HOSTS)
         if may_drop(handler):
             failed = pending = True
+    return given
 
 
 def plan_phases(plan: Plan, actions: frozenset[str] = frozenset()) -> list[Phases]:

@@ -78,6 +78,9 @@ class Stage:
     # a run_once handler's phase: the handler's index among the play's; the first host of the
     # batch that notified it runs it (once is then set too)
     handler: int | None = None
+    # force_handlers: the phases of the play whose hosts that failed a task run this phase's
+    # handlers (its section's end), and nothing else of it (phases.Phases.forced)
+    forced: tuple[int, ...] = ()
 
     def to_json(self) -> dict[str, Any]:
         return {"plays": list(self.plays), "names": list(self.names), "batches": [list(b) for b in self.batches],
@@ -86,7 +89,7 @@ class Stage:
                 "fatal_tasks": sorted(self.fatal_tasks), "canary": self.canary,
                 "phase": self.phase, "phases": self.phases, "once": self.once, "local": self.local,
                 "feeds": self.feeds, "throttle": self.throttle, "reads": list(self.reads), "facts": self.facts,
-                "delegate": self.delegate, "handler": self.handler}
+                "delegate": self.delegate, "handler": self.handler, "forced": list(self.forced)}
 
     @classmethod
     def from_json(cls, d: dict[str, Any]) -> Stage:
@@ -101,7 +104,8 @@ class Stage:
                    throttle=int(d.get("throttle") or 0), reads=tuple(str(n) for n in d.get("reads") or ()),
                    facts=bool(d.get("facts", d.get("feeds"))),
                    delegate=str(d["delegate"]) if d.get("delegate") else None,
-                   handler=None if d.get("handler") is None else int(d["handler"]))
+                   handler=None if d.get("handler") is None else int(d["handler"]),
+                   forced=tuple(int(p) for p in d.get("forced") or ()))
 
     @property
     def label(self) -> str:
@@ -220,6 +224,9 @@ class PlaySpec:
     # whether a task has ignore_unreachable: each of its host phases sends the host's state back,
     # so that a phase whose connection fails runs on the controller from it (fleetops)
     unreachable_ok: bool = False
+    # force_handlers: per phase, the handler phases where a host that fails a task of it runs
+    # the handlers it notified (its section's end: phases.Phases.forced)
+    forced: tuple[tuple[int, ...], ...] = ()
 
     @property
     def controlled(self) -> bool:
@@ -234,7 +241,8 @@ class PlaySpec:
                 "serial": list(self.serial) if self.serial is not None else None,
                 "max_fail_percentage": self.max_fail_percentage, "any_errors_fatal": self.any_errors_fatal,
                 "order": self.order, "fatal_tasks": list(self.fatal_tasks), "phases": list(self.phases),
-                "reads": [list(r) for r in self.reads], "actions": self.actions, "unreachable_ok": self.unreachable_ok}
+                "reads": [list(r) for r in self.reads], "actions": self.actions, "unreachable_ok": self.unreachable_ok,
+                "forced": [list(f) for f in self.forced]}
 
     @classmethod
     def from_json(cls, d: dict[str, Any]) -> PlaySpec:
@@ -245,7 +253,8 @@ class PlaySpec:
                    order=str(d.get("order") or "inventory"), fatal_tasks=tuple(d.get("fatal_tasks") or ()),
                    phases=tuple(str(k) for k in d.get("phases") or ()),
                    reads=tuple(tuple(str(n) for n in r) for r in d.get("reads") or ()),
-                   actions=bool(d.get("actions")), unreachable_ok=bool(d.get("unreachable_ok")))
+                   actions=bool(d.get("actions")), unreachable_ok=bool(d.get("unreachable_ok")),
+                   forced=tuple(tuple(int(p) for p in f) for f in d.get("forced") or ()))
 
 
 def play_serial(plan: Plan, play: Play) -> Serial | None:
@@ -283,6 +292,8 @@ def play_specs(plan: Plan, resolve: Resolver) -> list[PlaySpec]:
             actions=any(t.pointer in actions for top in plan.play_tasks(play) for t in top.walk()),
             unreachable_ok=any(t.extras.get("ignore_unreachable") not in (None, False)
                                for top in [*plan.play_tasks(play), *play.handlers] for t in top.walk()),
+            forced=tuple(cut.forced.get(i, ()) for i in range(len(cut.kinds)))
+            if cut.cut and play.force_handlers and cut.forced else (),
         ))
     return specs
 
@@ -342,6 +353,7 @@ def schedule(specs: Sequence[PlaySpec], hosts: Iterable[str], rng: random.Random
                     stage, batches=(batch,), phase=number, phases=len(kinds),
                     once=kind in (ONCE, ONCE_LOCAL, HANDLER, HANDLER_LOCAL), local=local, throttle=width, reads=tuple(reads[number]),
                     delegate=delegate_of(spec.phases[number]), handler=handler_of(spec.phases[number]),
+                    forced=tuple(p for p, ends in enumerate(spec.forced) if p < number and number in ends),
                     # a later run_once handler: the controller picks the first host that notified it
                     feeds=not local and (spec.unreachable_ok or any(kinds[k][0] in (LOCAL, ONCE_LOCAL, HANDLER, HANDLER_LOCAL)
                                                                     or state_reads(reads[k]) for k in later)),

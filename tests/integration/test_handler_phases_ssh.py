@@ -20,7 +20,7 @@ pytestmark = [pytest.mark.ssh, pytest.mark.oracle, pytest.mark.ansible, pytest.m
 # second: a run_once handler after one that nothing notifies runs on the first host that
 # notified it, its result reaching every host. The third has force_handlers and a delegated
 # handler that nothing notifies: it runs (the failed host runs the plain handler it notified, as
-# in Ansible), where a delegated handler that some task notifies is refused (docs/phases.md).
+# in Ansible; test_force_handlers_ssh.py covers one that a task notifies).
 PLAYS = """\
 - hosts: n00
   gather_facts: false

@@ -140,15 +140,45 @@ def test_what_cannot_be_cut_is_refused_at_its_pointer(tasks: list[dict[str, Any]
     assert err.value.pointer == pointer and needle in err.value.message and err.value.hint
 
 
-def test_force_handlers_with_a_run_once_handler_is_refused_at_the_handler() -> None:
-    plan = plan_of([notifier(0, 9)], [t(9, run_once=True)])
+def test_force_handlers_runs_a_failed_hosts_handlers_in_the_phases_of_its_sections_end() -> None:
+    """force_handlers with a run_once and a delegated handler (docs/phases.md "force_handlers"):
+    a host that fails a task runs what it notified at its section's end (the implicit flush after
+    pre_tasks or roles + tasks, or the play's end), skipping an explicit flush after the failure:
+    each phase holding tasks names those handler phases, and each of them the phases whose failed
+    hosts join it."""
+    flush = {**FLUSH, "task_id": "f1", "execution_order": 1}
+    implicit = {**FLUSH, "task_id": "f2", "execution_order": 3, "implicit_flush": True}
+    plan = plan_of([notifier(0, 5, 6, 7), flush, t(2), implicit, notifier(4, 5, 6, 7)],
+                   [t(5), t(6, run_once=True), t(7, delegate_to="localhost")])
     plan = replace(plan, plays=(replace(plan.plays[0], force_handlers=True),))
-    with pytest.raises(PlanError) as err:
-        validate(plan)
-    assert err.value.pointer == "/plays/0/handlers/0/run_once" and "force_handlers" in err.value.message
-    # why, and every place force_handlers may come from (the flag and ansible.cfg too)
-    assert "takes no part in the play's later phases" in err.value.message
-    assert "--force-handlers" in str(err.value.hint) and "ANSIBLE_FORCE_HANDLERS" in str(err.value.hint)
+    validate(plan)  # no longer refused
+    phases = plan_phases(plan)[0]
+    assert phases.kinds == (HOSTS, f"{HANDLER}#1", LOCAL, HOSTS, f"{HANDLER}#1", LOCAL, HOSTS, f"{HANDLER}#1", LOCAL)
+    assert [phases.of[i] for i in ("t0", "f1", "t2", "f2", "t4")] == [0, 0, 3, 3, 6]
+    # a failure in phase 0 (before the explicit flush) or 3: the implicit flush's phases (its plain
+    # handler in phase 3 itself); in phase 6: the play's end
+    assert phases.forced == {0: (3, 4, 5), 3: (3, 4, 5), 6: (6, 7, 8)}
+    spec = play_specs(plan, lambda names: [Host(name=n, vars={}, groups=("all",)) for n in names])[0]
+    stages = schedule([spec], NAMES).stages
+    assert [st.forced for st in stages] == [(), (), (), (0,), (0, 3), (0, 3), (), (6,), (6,)]
+    assert Schedule.from_json(json.loads(json.dumps(Schedule(stages).to_json()))) == Schedule(stages)
+    assert PlaySpec.from_json(json.loads(json.dumps(spec.to_json()))) == spec
+    # without force_handlers the stages name no failed hosts' phases
+    plain = replace(plan, plays=(replace(plan.plays[0], force_handlers=False),))
+    spec = play_specs(plain, lambda names: [Host(name=n, vars={}, groups=("all",)) for n in names])[0]
+    assert all(not st.forced for st in schedule([spec], NAMES).stages)
+
+    # plain handlers in a play cut into phases: the section's end is the phase of its implicit
+    # flush (or the play's last one), when every host runs it (not a run_once phase)
+    implicit = {**FLUSH, "task_id": "f2", "execution_order": 2, "implicit_flush": True}
+    plan = plan_of([notifier(0, 5), t(1, run_once=True), implicit, t(3)], [t(5)])
+    plan = replace(plan, plays=(replace(plan.plays[0], force_handlers=True),))
+    phases = plan_phases(plan)[0]
+    assert phases.kinds == (HOSTS, ONCE, HOSTS) and phases.forced == {0: (2,), 1: (2,), 2: (2,)}
+    spec = play_specs(plan, lambda names: [Host(name=n, vars={}, groups=("all",)) for n in names])[0]
+    assert [st.forced for st in schedule([spec], NAMES).stages] == [(), (), (0, 1)]
+    last_once = plan_of([notifier(0, 5), t(1, run_once=True)], [t(5)])
+    assert plan_phases(last_once)[0].forced == {0: (), 1: ()}  # a failed host runs them when it fails
 
 
 def test_run_once_in_a_mixed_block_or_on_a_handler_is_not_refused_in_a_play_of_one_host() -> None:

@@ -172,6 +172,8 @@ def plan_units(
                         out["phase"] = list(play_view.phases.handlers[handler.task_id])
             if play_view.play.force_handlers:
                 doc_play["force_handlers"] = True
+                if play_view.phases.cut and play_view.phases.forced:  # docs/phases.md "force_handlers"
+                    doc_play["forced"] = {str(p): list(e) for p, e in play_view.phases.forced.items()}
             if play_view.play.fact_path:
                 doc_play["fact_path"] = play_view.play.fact_path
             if play_view.play.gather_subset is not None:

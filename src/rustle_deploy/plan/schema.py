@@ -358,6 +358,9 @@ def _ext_kinds() -> dict[str, tuple[tuple[type, ...], str]]:
                           "per item: this include (a loop) renders the items, decides each one's "
                           "condition and runs its first item"),
         "include_item": ((str,), "the id of the looped include (include_items) whose item this include runs"),
+        "implicit_flush": ((bool,), "true: the meta: flush_handlers ansible-core adds at the end of pre_tasks "
+                           "and of roles + tasks (under force_handlers, a host that failed a task of "
+                           "that section runs its handlers there)"),
         "include_once": ((bool,), "true: the include (run_once) is processed by the play's first host only"),
         "role_once": ((str,), "an identity string shared by repeats of one role"),
         "public": ((str,), "a key of the play's roles: an include_role with public: true, whose role's "

@@ -704,9 +704,11 @@ class _Compiler:
         return None
 
     def flush_task(self, st: _PlayState, base: str, index: int) -> Task:
+        # marked: under force_handlers a host that failed in the section runs its handlers here
         return Task(task_id=st.new_id(), name="meta: flush_handlers", module="meta",
                     args={"_raw_params": "flush_handlers"}, hosts=(), tags=("always",),
-                    pointer=f"{base}/{index}")
+                    pointer=f"{base}/{index}",
+                    extras={"implicit_flush": True} if st.force_handlers else {})
 
     def check_play_keywords(self, src: Source, ds: dict[str, Any], st: _PlayState) -> None:
         strategy = ds.get("strategy")

@@ -590,6 +590,11 @@ class Runner:
         self._reached = False  # this run ran a task of its phase (a run_once phase's host reached it)
         self._twice = False  # the failure being raised skips the next section of its block (_run_child)
         self._ended = set()  # plays this host ended (meta: end_play / end_host) in a phase
+        # force_handlers in a play whose handlers run in phases of their own: play index -> the
+        # phase where this host failed a task, while handlers it notified wait for a later phase
+        # of its section's end (it runs only those there); its failed run still saves its state
+        self._forced = {}
+        self._keep_state = False
         # what add_host and group_by changed in this host's view of the inventory (kept in the
         # carry file): new hosts' variables, and group -> hosts added to it
         self._added = {"hosts": {}, "groups": {}}
@@ -948,6 +953,7 @@ class Runner:
             self._carried_notified = dict(state.get("notified") or {})
             self._phase_failures = dict(state.get("phase_failures") or {})
             self._ended = set(state.get("ended") or ())
+            self._forced = dict(state.get("forced") or {})
             self._includes_ran = set(state.get("includes_ran") or ())
             self._exposed = [list(x) for x in state.get("exposed") or ()]
             self._includes_skipped = set(state.get("includes_skipped") or ())
@@ -965,6 +971,7 @@ class Runner:
             # or after a run_once handler ran elsewhere
             for key, indexes in (self.inject.get("notified") or {}).items():
                 self._carried_notified[key] = sorted(set(indexes))
+            self._forced.update(self.inject.get("forced") or {})  # it failed a task there (a run here)
         before = dict(self.runtime_vars)
         try:
             if self.plan.get("bridge"):
@@ -1004,9 +1011,11 @@ class Runner:
             state["include_layers"] = self._include_layers
         if self._phase_failures:
             state["phase_failures"] = self._phase_failures
-        if self.carry and not failed:
+        if self._forced:
+            state["forced"] = self._forced
+        if self.carry and (not failed or self._keep_state):
             _save_carry(self.carry, state)
-        if self.share and not failed:
+        if (self.share or self._keep_state) and (not failed or self._keep_state):
             set_here = {k: v for k, v in self.runtime_vars.items() if k not in before or before[k] is not v}
             shared = {"event": "shared", "host": self.host, "notified": self._carried_notified, "vars": {
                 k: v for k, v in set_here.items() if k not in self._own and k not in self._own_names}}
@@ -1021,6 +1030,8 @@ class Runner:
                 shared["reached"] = False
             if self._phase_failures:  # a run on the controller: the host goes on from them
                 shared["phase_failures"] = self._phase_failures
+            for key, phase in self._forced.items():  # the controller runs it in its section's end
+                shared["forced"] = [int(key), phase]
             if self.share == "state":  # a run on the controller goes on from it, with these facts
                 shared["state"] = dict(state, facts=self.facts(), facts_collected=sorted(self._collected))
             elif self.share == "known":  # the state as it is (facts only if gathered)
@@ -1076,6 +1087,9 @@ class Runner:
         # (each handler's "phase": the phases it runs in, one per flush and one at the end)
         self._staged = bool(self.phase is not None and play.get("phases") and any(
             "phase" in h for h in play.get("handlers") or []))
+        if key in self._forced and play.get("forced"):  # it failed a task of the play: only handlers
+            self._run_forced(play, key, last)
+            return
         if first:
             self.emitter.emit({"event": "play_start", "play": play.get("name", ""), "host": self.host})
         try:
@@ -1083,7 +1097,10 @@ class Runner:
                 for task in tasks:
                     self._run_child(task)
             except _HostFailed:
-                if play.get("force_handlers"):  # what was notified before the failure still runs
+                if play.get("force_handlers") and self.phase is not None \
+                        and (play.get("forced") or {}).get(str(self.phase)):  # at its section's end
+                    self._force_later(play, key, last)
+                elif play.get("force_handlers"):  # what was notified before the failure still runs
                     self._flush_handlers()
                 raise
             # this phase's handlers, once after its tasks and again in the last phase
@@ -1091,7 +1108,9 @@ class Runner:
             if staged:
                 self._flush_handlers(self.phase)
             if not last:  # the play goes on in a later phase: its notifications wait for it
-                if self._notified:
+                # (a staged play's even when none is left: a run on the controller that ran the
+                # last one says so, else the host's own pending ones would run again)
+                if self._notified or staged:
                     self._carried_notified[key] = sorted(self._notified)
                 return
             # as Ansible: a flush after the tasks and one after the (empty) post_tasks; what is
@@ -1103,6 +1122,37 @@ class Runner:
             self._ended.add(key)
         if last and self._failed_at_end:
             raise _HostFailed()
+
+    def _force_later(self, play, key, last):
+        """force_handlers, this host failed a task of this phase of a play whose handlers run in
+        phases of their own: what it notified runs at its section's end, as ansible-core's
+        force_handlers runs it (docs/phases.md "force_handlers"): the handlers of this phase now
+        when it is that end, the others in the later phases of it that the controller runs it in
+        (without tasks: ``_run_forced``)."""
+        self._keep_state = True
+        self._forced[key] = self.phase
+        self._run_forced(play, key, last)
+
+    def _run_forced(self, play, key, last):
+        """The handlers of this phase that a host which failed a task of the play in phase
+        ``self._forced[key]`` notified, if this phase is of its section's end; what is left waits
+        for its later phases there. A handler that fails ends the host's handlers."""
+        self._keep_state = True
+        ends = (play.get("forced") or {}).get(str(self._forced[key])) or []
+        try:
+            if self.phase in ends:
+                self._flush_handlers(self.phase if self._staged else None)
+                if last:  # as the play's end: a flush after the (empty) post_tasks too
+                    self._flush_handlers(self.phase if self._staged else None)
+        except _EndPlay:
+            self._ended.add(key)
+            self._notified.clear()
+        except _HostFailed:
+            self._forced.pop(key, None)
+            raise
+        self._carried_notified[key] = sorted(self._notified)
+        if not (self._notified and any(e > self.phase for e in ends)):  # nothing left: no later phase
+            self._forced.pop(key, None)
 
     def _notify(self, names):
         handlers = self._play.get("handlers") or []
