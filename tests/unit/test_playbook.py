@@ -127,15 +127,17 @@ def test_notify_on_import_tasks_is_inherited_and_a_missing_handler_waits_for_the
 def test_a_loop_over_an_include_that_mixes_kinds_is_one_include_per_item_when_the_items_are_known_here(
         tmp_path: Path) -> None:
     """docs/phases.md "Loops over includes that mix kinds": items written, from play, inventory or
-    extra vars, range(): one include per item; items a host renders differently, or that read a
-    registered result, keep the loop one unit, which the plan's phases refuse."""
+    extra vars, range(), a with_<lookup>: one include per distinct item whose condition holds on
+    some host; items or a condition that read a registered result keep the loop one unit, which
+    the plan's phases refuse."""
     inner = "- command: 'true'\n- command: 'false'\n  delegate_to: localhost\n"
     inventory = "[web]\nw1 words='[\"a\", \"b\"]' own=1\nw2 words='[\"a\", \"b\"]' own=2\n"
-    for loop, count in (("[1, 2, 3]", 3), ("'{{ range(2) | list }}'", 2), ("'{{ words }}'", 2),
-                        ("'{{ play_list }}'", 1), ("'{{ extra_list }}'", 4), ("[]", 0)):
+    for loop, count in (("loop: [1, 2, 3]", 2), ("loop: '{{ range(2) | list }}'", 2), ("loop: '{{ words }}'", 2),
+                        ("loop: '{{ play_list }}'", 1), ("loop: '{{ extra_list }}'", 3), ("loop: []", 0),
+                        ("with_sequence: start=1 end=3", 2), ("with_dict: {a: 1, b: 2}", 2)):
         compiled = _compile(tmp_path, {
             "site.yml": "- hosts: web\n  vars: {play_list: [x]}\n  tasks:\n"
-                        f"    - include_tasks: inner.yml\n      loop: {loop}\n      when: item != 2\n",
+                        f"    - include_tasks: inner.yml\n      {loop}\n      when: item != 2 and item != '2'\n",
             "inner.yml": inner}, inventory, extra_vars={"extra_list": [1, 2, 3, 4]})
         tasks = compiled.plan.plays[0].batches[0].tasks
         head = tasks[0]
@@ -143,12 +145,36 @@ def test_a_loop_over_an_include_that_mixes_kinds_is_one_include_per_item_when_th
         assert all(t.extras["include_item"] == head.task_id and "loop" not in t.extras for t in tasks[1:])
         assert all(len(t.block or ()) == 2 and t.block[1].extras["delegate_to"] == "localhost" for t in tasks)
         assert len({b.task_id for t in tasks for b in t.block or ()}) == 2 * max(count, 1)
-    for loop in ("'{{ [own] }}'", "'{{ out.stdout_lines }}'"):
-        with pytest.raises(PlaybookError, match="a loop over it whose items the controller cannot list"):
+    for loop in ("'{{ out.stdout_lines }}'", "[1, 2]\n      when: out.rc == item"):
+        with pytest.raises(PlaybookError, match="a loop over it whose items, or whose condition for each host and "
+                                                "item, the controller cannot know before the run"):
             _compile(tmp_path, {
                 "site.yml": "- hosts: web\n  tasks:\n    - command: echo a\n      register: out\n"
                             f"    - include_tasks: inner.yml\n      loop: {loop}\n",
                 "inner.yml": inner}, inventory)
+
+
+@pytest.mark.parametrize(("items", "when", "includes", "slots"), [
+    # ansible-core's included files: one per distinct item, in the order the hosts' results list
+    # them (the first host's items first), an item a host repeats in another include
+    ({"w1": ["a", "b"], "w2": ["a", "b", "c"]}, None, 3, {"w1": [0, 1], "w2": [0, 1, 2]}),
+    ({"w1": ["b", "c", "b"], "w2": ["a", "b", "b"]}, None, 4, {"w1": [0, 1, 2], "w2": [3, 0, 2]}),
+    # a condition false for w1's first item: w2 runs its second item first, as ansible-core does
+    ({"w1": ["a", "b"], "w2": ["a", "b"]}, "item != skip", 2, {"w1": [None, 0], "w2": [1, 0]}),
+])
+def test_a_loop_over_an_include_whose_items_differ_between_hosts_runs_them_in_ansible_core_order(
+        tmp_path: Path, items: dict[str, list[str]], when: str | None, includes: int,
+        slots: dict[str, list[int | None]]) -> None:
+    inner = "- command: 'true'\n- command: 'false'\n  delegate_to: localhost\n"
+    inventory = "[web]\n" + "".join(f"{h} its='{json.dumps(v)}' skip={'a' if h == 'w1' else 'z'}\n"
+                                    for h, v in items.items())
+    condition = f"\n      when: {when}" if when else ""
+    compiled = _compile(tmp_path, {
+        "site.yml": f"- hosts: web\n  tasks:\n    - include_tasks: inner.yml\n      loop: '{{{{ its }}}}'{condition}\n",
+        "inner.yml": inner}, inventory)
+    tasks = compiled.plan.plays[0].batches[0].tasks
+    assert len(tasks) == includes
+    assert tasks[0].extras["include_slots"] == slots
 
 
 def test_a_missing_copy_source_fails_at_run_time_only_where_the_task_ignores_errors(tmp_path: Path) -> None:

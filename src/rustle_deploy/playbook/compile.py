@@ -2435,28 +2435,27 @@ class _Compiler:
         """``value`` rendered as the host would, or None when it reads a host's own data."""
         if referenced_names(value) & self.runtime_names:
             return None
+        try:
+            return self.renderer.render(value, [self.magic(ctx), *layers, self.extra])
+        except TemplateFailed:
+            return None
+
+    def magic(self, ctx: Ctx) -> dict[str, Any]:
+        """The magic variables a task's templates read that the controller knows."""
         magic: dict[str, Any] = {"playbook_dir": self.basedir}
         if ctx.role is not None:
             magic["role_path"] = ctx.role.role.path
             magic["role_name"] = ctx.role.role.name
             magic["ansible_search_path"] = self.search_path_var(ctx)
-        try:
-            return self.renderer.render(value, [magic, *layers, self.extra])
-        except TemplateFailed:
-            return None
+        return magic
 
     def renderer_try(self, value: str, ctx: Ctx) -> Any:
         # a name set while the play runs (set_fact, register) is still known here when extra
         # vars give it: they win over both in Ansible
         if (referenced_names(value) - set(self.extra)) & self.runtime_names:
             return None
-        magic: dict[str, Any] = {"playbook_dir": self.basedir}
-        if ctx.role is not None:
-            magic["role_path"] = ctx.role.role.path
-            magic["role_name"] = ctx.role.role.name
-            magic["ansible_search_path"] = self.search_path_var(ctx)
         try:
-            return self.renderer.render(value, [magic, self.extra])
+            return self.renderer.render(value, [self.magic(ctx), self.extra])
         except TemplateFailed:
             return None
 
@@ -2628,13 +2627,16 @@ class _Compiler:
         if deferred is not None:
             out[-1] = replace(out[-1], extras=dict(out[-1].extras, include_error=deferred))
             return
-        count = self.unrolled_items(ds, out[-1], layers, ctx, st)
-        if count is None:
+        unrolled = self.unrolled_items(ds, out[-1], layers, ctx, st)
+        if unrolled is None:
             return
         # a loop over an include whose tasks run differently, over items the controller knows:
-        # one include per item, so that the play is cut inside each (docs/phases.md "Loops over
-        # includes that mix kinds"); the first (the loop's own) renders the items and decides
-        # each item's condition, reports the loop, and runs the first item; the others run theirs
+        # one include per distinct item, so that the play is cut inside each (docs/phases.md
+        # "Loops over includes that mix kinds"); the first (the loop's own) renders the items and
+        # decides each item's condition, reports the loop, and runs its item; the others run
+        # theirs; a host whose items are not the include order's (``include_slots``) runs each
+        # item in the include the controller placed it in
+        count, slots = unrolled
         head = len(out) - 1
         copies: list[str] = []
         for _ in range(1, count):
@@ -2649,44 +2651,115 @@ class _Compiler:
                       if k not in ("loop", "loop_control", "loop_with", "register", "include_result")}
             out[-1] = replace(out[-1], extras=dict(extras, include_item=out[head].task_id))
             copies.append(copy_id)
-        out[head] = replace(out[head], extras=dict(out[head].extras, include_items=copies))
+        extras = dict(out[head].extras, include_items=copies)
+        if any(places != list(range(count)) for places in slots.values()):
+            extras["include_slots"] = slots
+        out[head] = replace(out[head], extras=extras)
 
     def unrolled_items(self, ds: dict[str, Any], include: Task, layers: list[dict[str, Any]], ctx: Ctx,
-                       st: _PlayState) -> int | None:
-        """How many items the loop over ``include`` (an include_tasks of a file known here) has,
+                       st: _PlayState) -> tuple[int, dict[str, list[int | None]]] | None:
+        """The includes a loop over ``include`` (an include_tasks of a file known here) becomes,
         when it is to be one include per item: its tasks run differently (on every host, once,
-        on the controller: the play is cut inside it) and the controller renders the same items
-        for every host of the play (a written list, play/role/inventory/extra vars, range(), a
-        vars_files list). None otherwise: a loop whose items read facts or registered results,
-        differ between the hosts or come from a with_<lookup> stays one unit (phases.refusals)."""
+        on the controller: the play is cut inside it) and the controller renders each host's
+        items (a written list, play/role/inventory/extra vars, range(), a vars_files list, a
+        with_<lookup>) and decides the include's condition for each host and item. ansible-core
+        runs a looped include's items in lock-step across the hosts: one included file per
+        distinct item (file, loop variables), in the order the hosts' results list them, each
+        for the hosts whose items it equals (its ``IncludedFile.process_include_results``).
+        Returns how many includes, and for each host the include each item runs in (None: its
+        condition is false). None otherwise: a loop whose items or condition read facts or
+        registered results stays one unit (phases.refusals)."""
         if ctx.handler or self.choosing or "loop" not in include.extras or not mixes_kinds(include, len(st.hosts) <= 1):
             return None
-        loop = ds.get("loop", ds.get("with_items"))
-        if loop is None or not any(k == "loop" or k == "with_items" for k in ds):
+        loop = include.extras["loop"]
+        control: dict[str, Any] = ds["loop_control"] if isinstance(ds.get("loop_control"), dict) else {}
+        if has_template({k: v for k, v in control.items() if k != "label"}):
             return None
-        seen: set[str] = set()
-        count = 0
+        loop_var, index_var = str(control.get("loop_var") or "item"), control.get("index_var")
+        conditions = [c.value for c in include.conditions if c.kind == "When"]
+        own_vars: dict[str, Any] = include.extras["vars"] if isinstance(include.extras.get("vars"), dict) else {}
+        keys: list[str] = []
+        hosts_of: list[set[str]] = []
+        slots: dict[str, list[int | None]] = {}
         for host in st.hosts:
             found = self.inv.hosts.get(host)
             own = {**(found.vars if found is not None else {}), "inventory_hostname": host}
-            value: Any = loop
-            if isinstance(loop, str):
-                value = self.renderer_try_layers(loop, [own, *layers], ctx) if has_template(loop) else None
-            elif isinstance(loop, list):
-                value = []
-                for element in loop:
-                    rendered = self.renderer_try_layers(element, [own, *layers], ctx) \
-                        if isinstance(element, str) and has_template(element) else element
-                    if rendered is None and element is not None:
-                        return None
-                    value.append(rendered)
-            if not isinstance(value, list):
+            scope = [own, *layers, own_vars]
+            items = self.controller_items(loop, scope, include.extras.get("loop_with") == "items", ctx)
+            if items is None:
                 return None
-            if "with_items" in ds:  # with_items flattens one level
-                value = [x for e in value for x in (e if isinstance(e, list) else [e])]
-            seen.add(json.dumps(value, sort_keys=True, default=str))
-            count = len(value)
-        return count if len(seen) == 1 else None
+            slots[host] = []
+            for index, item in enumerate(items):
+                lv: dict[str, Any] = {loop_var: item, "ansible_loop_var": loop_var}
+                if index_var:
+                    lv.update({str(index_var): index, "ansible_index_var": index_var})
+                if control.get("extended"):
+                    lv["ansible_loop"] = [items, index]  # what ansible_loop is made of
+                if "label" in control:
+                    lv["_ansible_item_label"] = self.renderer_try_layers(control["label"], [*scope, lv], ctx) \
+                        if has_template(control["label"]) else control["label"]
+                    if lv["_ansible_item_label"] is None:
+                        return None
+                kept = self.controller_condition(conditions, [*scope, lv], len(st.hosts), ctx)
+                if kept is None:
+                    return None
+                if not kept:
+                    slots[host].append(None)
+                    continue
+                # ansible-core's IncludedFile equality: the first include of these loop variables
+                # that this host is not yet in, or a new one
+                key = json.dumps(lv, sort_keys=True, default=str)
+                at = next((i for i, k in enumerate(keys) if k == key and host not in hosts_of[i]), None)
+                if at is None:
+                    keys.append(key)
+                    hosts_of.append(set())
+                    at = len(keys) - 1
+                hosts_of[at].add(host)
+                slots[host].append(at)
+        return max(len(keys), 1), slots
+
+    def controller_items(self, loop: Any, scope: list[dict[str, Any]], flatten: bool, ctx: Ctx) -> list[Any] | None:
+        """A loop's items as a host renders them, when they need none of its own data."""
+        value: Any = loop
+        if isinstance(loop, str):
+            value = self.renderer_try_layers(loop, scope, ctx) if has_template(loop) else None
+        elif isinstance(loop, list):
+            value = []
+            for element in loop:
+                rendered = self.renderer_try_layers(element, scope, ctx) \
+                    if isinstance(element, str) and has_template(element) else element
+                if rendered is None and element is not None:
+                    return None
+                value.append(rendered)
+        if not isinstance(value, list):
+            return None
+        if flatten:  # with_items flattens one level
+            value = [x for e in value for x in (e if isinstance(e, list) else [e])]
+        return value
+
+    def controller_condition(self, conditions: list[Any], scope: list[dict[str, Any]], hosts: int,
+                             ctx: Ctx) -> bool | None:
+        """Whether ``conditions`` (an include's ``when``) hold for one host and item, decided
+        here when they read only what the controller knows; True for a play of one host, whose
+        includes run in its own items' order whatever each item's condition."""
+        if hosts <= 1:
+            return True
+        known = {"playbook_dir", "role_path", "role_name", "ansible_search_path", *self.extra}
+        for layer in scope:
+            known.update(layer)
+        for cond in conditions:
+            if not isinstance(cond, str) or isinstance(cond, Unsafe):
+                return None
+            if referenced_names("{{ " + cond + " }}") - known:
+                return None
+            if referenced_names("{{ " + cond + " }}") & self.runtime_names:
+                return None
+            try:
+                if not self.renderer.condition(cond, [self.magic(ctx), *scope, self.extra]):
+                    return False
+            except TemplateFailed:
+                return None
+        return True
 
     def failed_include(self, src: Source, ds: dict[str, Any], origin: Origin, module: str, ctx: Ctx,
                        st: _PlayState, out: list[Task], base: str, include: str, error: dict[str, Any],
