@@ -177,6 +177,24 @@ def test_a_loop_over_an_include_whose_items_differ_between_hosts_runs_them_in_an
     assert tasks[0].extras["include_slots"] == slots
 
 
+def test_a_loop_over_an_include_whose_items_name_its_file_is_one_include_per_file_and_item(tmp_path: Path) -> None:
+    """ansible-core's included files are equal by file and loop variables: an include whose file
+    the item names is one include per distinct pair, each holding its own file, in its order;
+    register on it stays refused (its file name depends on the item)."""
+    inventory = "[web]\nw1 steps='[\"one\", \"two\"]'\nw2 steps='[\"two\", \"one\", \"one\"]'\n"
+    files = {"step_one.yml": "- command: 'true'\n- command: 'false'\n  delegate_to: localhost\n",
+             "step_two.yml": "- command: 'true'\n  run_once: true\n- command: 'false'\n"}
+    compiled = _compile(tmp_path, {**files, "site.yml": "- hosts: web\n  tasks:\n"
+                                   "    - include_tasks: 'step_{{ item }}.yml'\n      loop: '{{ steps }}'\n"}, inventory)
+    tasks = compiled.plan.plays[0].batches[0].tasks
+    assert [Path(t.extras["include"]).name for t in tasks] == ["step_one.yml", "step_two.yml", "step_one.yml"]
+    assert "include_choice" not in tasks[0].extras and tasks[0].extras["include_slots"] == {"w1": [0, 1], "w2": [1, 0, 2]}
+    assert [t.block[1].extras.get("delegate_to") for t in tasks] == ["localhost", None, "localhost"]
+    with pytest.raises(PlaybookError, match="register on include_tasks is not supported"):
+        _compile(tmp_path, {**files, "site.yml": "- hosts: web\n  tasks:\n    - include_tasks: 'step_{{ item }}.yml'\n"
+                            "      loop: '{{ steps }}'\n      register: out\n"}, inventory)
+
+
 def test_a_missing_copy_source_fails_at_run_time_only_where_the_task_ignores_errors(tmp_path: Path) -> None:
     """ansible-core's copy target names a missing src under ``ignore_errors`` and asserts the
     failure: such a task fails when it runs (its controller paths in ``run_time_files``); a

@@ -2568,6 +2568,7 @@ class _Compiler:
                 raise
             self.include_choice(src, ds, origin, module, key, target.strip(), args, ctx, st,
                                 out, base, layers)
+            self.unrolled_choice(src, ds, origin, module, key, args, ctx, st, out, base, layers)
             return
         try:
             path = self.include_file(src, ds, key, name, ctx)
@@ -2636,7 +2637,7 @@ class _Compiler:
         # decides each item's condition, reports the loop, and runs its item; the others run
         # theirs; a host whose items are not the include order's (``include_slots``) runs each
         # item in the include the controller placed it in
-        count, slots = unrolled
+        count, slots = len(unrolled[0]), unrolled[1]
         head = len(out) - 1
         copies: list[str] = []
         for _ in range(1, count):
@@ -2657,7 +2658,8 @@ class _Compiler:
         out[head] = replace(out[head], extras=extras)
 
     def unrolled_items(self, ds: dict[str, Any], include: Task, layers: list[dict[str, Any]], ctx: Ctx,
-                       st: _PlayState) -> tuple[int, dict[str, list[int | None]]] | None:
+                       st: _PlayState, name: str | None = None
+                       ) -> tuple[list[str | None], dict[str, list[int | None]]] | None:
         """The includes a loop over ``include`` (an include_tasks of a file known here) becomes,
         when it is to be one include per item: its tasks run differently (on every host, once,
         on the controller: the play is cut inside it) and the controller renders each host's
@@ -2666,9 +2668,10 @@ class _Compiler:
         runs a looped include's items in lock-step across the hosts: one included file per
         distinct item (file, loop variables), in the order the hosts' results list them, each
         for the hosts whose items it equals (its ``IncludedFile.process_include_results``).
-        Returns how many includes, and for each host the include each item runs in (None: its
-        condition is false). None otherwise: a loop whose items or condition read facts or
-        registered results stays one unit (phases.refusals)."""
+        Returns the includes (with ``name``, the include's file name as a template over the
+        loop's variables: each one's file, found here), and for each host the include each item
+        runs in (None: its condition is false). None otherwise: a loop whose items, condition or
+        file names read facts or registered results stays one unit (phases.refusals)."""
         if ctx.handler or self.choosing or "loop" not in include.extras or not mixes_kinds(include, len(st.hosts) <= 1):
             return None
         loop = include.extras["loop"]
@@ -2679,6 +2682,7 @@ class _Compiler:
         conditions = [c.value for c in include.conditions if c.kind == "When"]
         own_vars: dict[str, Any] = include.extras["vars"] if isinstance(include.extras.get("vars"), dict) else {}
         keys: list[str] = []
+        paths: list[str | None] = []
         hosts_of: list[set[str]] = []
         slots: dict[str, list[int | None]] = {}
         for host in st.hosts:
@@ -2706,17 +2710,25 @@ class _Compiler:
                 if not kept:
                     slots[host].append(None)
                     continue
-                # ansible-core's IncludedFile equality: the first include of these loop variables
-                # that this host is not yet in, or a new one
-                key = json.dumps(lv, sort_keys=True, default=str)
+                path = None
+                if name is not None:  # the file this item names, as ansible-core finds it
+                    rendered = self.renderer_try_layers(name, [*scope, lv], ctx)
+                    path = next((t for t in self.include_paths(str(rendered), ctx) if os.path.isfile(t)), None) \
+                        if isinstance(rendered, str) else None
+                    if path is None:
+                        return None
+                # ansible-core's IncludedFile equality: the first include of this file and these
+                # loop variables that this host is not yet in, or a new one
+                key = json.dumps([path, lv], sort_keys=True, default=str)
                 at = next((i for i, k in enumerate(keys) if k == key and host not in hosts_of[i]), None)
                 if at is None:
                     keys.append(key)
+                    paths.append(path)
                     hosts_of.append(set())
                     at = len(keys) - 1
                 hosts_of[at].add(host)
                 slots[host].append(at)
-        return max(len(keys), 1), slots
+        return paths or [None], slots
 
     def controller_items(self, loop: Any, scope: list[dict[str, Any]], flatten: bool, ctx: Ctx) -> list[Any] | None:
         """A loop's items as a host renders them, when they need none of its own data."""
@@ -2771,6 +2783,45 @@ class _Compiler:
         self.origins[pointer] = origin
         self.container(src, ds, ctx, st, out, pointer, [], include, module, st.new_id(), registered, name=name)
         out[-1] = replace(out[-1], extras=dict(out[-1].extras, include_error=error))
+
+    def unrolled_choice(self, src: Source, ds: dict[str, Any], origin: Origin, module: str, key: str | None,
+                        args: dict[str, Any], ctx: Ctx, st: _PlayState, out: list[Task], base: str,
+                        layers: list[dict[str, Any]]) -> None:
+        """A loop over an include_tasks whose file name the loop's items give (the include
+        choice just compiled, ``out[-1]``), whose files mix kinds and whose items, condition and
+        file names the controller knows per host: one include per distinct file and item, in
+        ansible-core's order, each holding its own file (docs/phases.md "Loops over includes
+        that mix kinds"), as :meth:`include_tasks` does for a named file."""
+        choice = out[-1]
+        unrolled = self.unrolled_items(ds, choice, layers, ctx, st, name=choice.extras["include_choice"]["name"])
+        if unrolled is None:
+            return
+        paths, slots = unrolled
+        out.pop()
+        ids: list[str] = []
+        for path in paths:
+            assert path is not None
+            at = f"{base}/{len(out)}"
+            self.origins[at] = origin
+            child = self.read(path, "tasks file")
+            inner = replace(ctx, src=child, task_dir=child.dir,
+                            include_stack=ctx.include_stack + (os.path.realpath(path),), listed=False, nested=False)
+            if isinstance(args.get("apply"), dict):
+                inner = self.inherit(src, args["apply"], inner, st)
+            task_id = st.new_id()
+            kids: list[Task] = []
+            self.tasks_from_source(child, inner, st, kids, f"{at}/block")
+            self.container(src, ds, ctx if not ids else replace(ctx, listed=False), st, out, at, kids,
+                           display_path(path), module, task_id)
+            if ids:
+                extras = {k: v for k, v in out[-1].extras.items() if k not in ("loop", "loop_control", "loop_with")}
+                out[-1] = replace(out[-1], extras=dict(extras, include_item=ids[0]))
+            ids.append(task_id)
+        head = len(out) - len(ids)
+        extras = dict(out[head].extras, include_items=ids[1:])
+        if any(places != list(range(len(ids))) for places in slots.values()):
+            extras["include_slots"] = slots
+        out[head] = replace(out[head], extras=extras)
 
     def include_choice(self, src: Source, ds: dict[str, Any], origin: Origin, module: str,
                        key: str | None, name: str, args: dict[str, Any], ctx: Ctx,
