@@ -195,6 +195,20 @@ def test_a_loop_over_an_include_whose_items_name_its_file_is_one_include_per_fil
                             "      loop: '{{ steps }}'\n      register: out\n"}, inventory)
 
 
+def test_a_looped_include_role_whose_tasks_mix_kinds_is_one_include_per_item(tmp_path: Path) -> None:
+    """A loop over an include_role whose role's tasks run differently: one include per distinct
+    item, each holding its own copy of the role's tasks, in ansible-core's order."""
+    inventory = "[web]\nw1 its='[\"a\", \"b\"]'\nw2 its='[\"b\"]'\n"
+    compiled = _compile(tmp_path, {
+        "roles/r/tasks/main.yml": "- command: 'true'\n- command: 'false'\n  run_once: true\n",
+        "site.yml": "- hosts: web\n  tasks:\n    - include_role: {name: r}\n      loop: '{{ its }}'\n"}, inventory)
+    tasks = compiled.plan.plays[0].batches[0].tasks
+    assert [t.extras.get("include") for t in tasks] == ["role r", "role r"]
+    assert tasks[0].extras["include_items"] == [tasks[1].task_id] and tasks[1].extras["include_item"] == tasks[0].task_id
+    assert tasks[0].extras["include_slots"] == {"w1": [0, 1], "w2": [1]}
+    assert len({b.task_id for t in tasks for b in t.walk()}) == len([b for t in tasks for b in t.walk()])
+
+
 def test_a_missing_copy_source_fails_at_run_time_only_where_the_task_ignores_errors(tmp_path: Path) -> None:
     """ansible-core's copy target names a missing src under ``ignore_errors`` and asserts the
     failure: such a task fails when it runs (its controller paths in ``run_time_files``); a

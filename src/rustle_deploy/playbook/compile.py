@@ -2637,23 +2637,31 @@ class _Compiler:
         # decides each item's condition, reports the loop, and runs its item; the others run
         # theirs; a host whose items are not the include order's (``include_slots``) runs each
         # item in the include the controller placed it in
-        count, slots = len(unrolled[0]), unrolled[1]
-        head = len(out) - 1
-        copies: list[str] = []
-        for _ in range(1, count):
-            at = f"{base}/{len(out)}"
-            self.origins[at] = origin
-            copy_id = st.new_id()
+        def copy(at: str, copy_id: str) -> None:
             kids: list[Task] = []
             self.tasks_from_source(child, inner, st, kids, f"{at}/block")
             self.container(src, ds, replace(ctx, listed=False), st, out, at, kids, display_path(path), module,
                            copy_id, registered={"include": name, "include_args": {}})
+
+        self.unroll(out, base, origin, st, *unrolled, copy)
+
+    def unroll(self, out: list[Task], base: str, origin: Origin, st: _PlayState, paths: list[str | None],
+               slots: dict[str, list[int | None]], copy: Callable[[str, str], None]) -> None:
+        """``out[-1]``, a looped include, as one include per item (:meth:`unrolled_items`): it
+        keeps the loop and runs its item; ``copy(pointer, id)`` appends each other one."""
+        head = len(out) - 1
+        copies: list[str] = []
+        for _ in range(1, len(paths)):
+            at = f"{base}/{len(out)}"
+            self.origins[at] = origin
+            copy_id = st.new_id()
+            copy(at, copy_id)
             extras = {k: v for k, v in out[-1].extras.items()
-                      if k not in ("loop", "loop_control", "loop_with", "register", "include_result")}
+                      if k not in ("loop", "loop_control", "loop_with", "register", "include_result", "public")}
             out[-1] = replace(out[-1], extras=dict(extras, include_item=out[head].task_id))
             copies.append(copy_id)
         extras = dict(out[head].extras, include_items=copies)
-        if any(places != list(range(count)) for places in slots.values()):
+        if any(places != list(range(len(paths))) for places in slots.values()):
             extras["include_slots"] = slots
         out[head] = replace(out[head], extras=extras)
 
@@ -2798,30 +2806,24 @@ class _Compiler:
             return
         paths, slots = unrolled
         out.pop()
-        ids: list[str] = []
-        for path in paths:
+
+        def one(at: str, task_id: str) -> None:
+            path = paths[len(out) - head]
             assert path is not None
-            at = f"{base}/{len(out)}"
             self.origins[at] = origin
             child = self.read(path, "tasks file")
             inner = replace(ctx, src=child, task_dir=child.dir,
                             include_stack=ctx.include_stack + (os.path.realpath(path),), listed=False, nested=False)
             if isinstance(args.get("apply"), dict):
                 inner = self.inherit(src, args["apply"], inner, st)
-            task_id = st.new_id()
             kids: list[Task] = []
             self.tasks_from_source(child, inner, st, kids, f"{at}/block")
-            self.container(src, ds, ctx if not ids else replace(ctx, listed=False), st, out, at, kids,
+            self.container(src, ds, ctx if len(out) == head else replace(ctx, listed=False), st, out, at, kids,
                            display_path(path), module, task_id)
-            if ids:
-                extras = {k: v for k, v in out[-1].extras.items() if k not in ("loop", "loop_control", "loop_with")}
-                out[-1] = replace(out[-1], extras=dict(extras, include_item=ids[0]))
-            ids.append(task_id)
-        head = len(out) - len(ids)
-        extras = dict(out[head].extras, include_items=ids[1:])
-        if any(places != list(range(len(ids))) for places in slots.values()):
-            extras["include_slots"] = slots
-        out[head] = replace(out[head], extras=extras)
+
+        head = len(out)
+        one(f"{base}/{head}", st.new_id())
+        self.unroll(out, base, origin, st, paths, slots, one)
 
     def include_choice(self, src: Source, ds: dict[str, Any], origin: Origin, module: str,
                        key: str | None, name: str, args: dict[str, Any], ctx: Ctx,
@@ -3145,6 +3147,18 @@ class _Compiler:
                        task_id, registered, name=shown)
         if public:  # its defaults and vars are the play's once a host ran the include, not before
             out[-1] = replace(out[-1], extras=dict(out[-1].extras, public=call.key))
+        unrolled = self.unrolled_items(ds, out[-1], layers, ctx, st)
+        if unrolled is None:
+            return
+
+        # a loop over it whose role's tasks run differently: one include per item, as include_tasks
+        def copy(at: str, copy_id: str) -> None:
+            kids: list[Task] = []
+            self.compile_role(call, inner, st, kids, f"{at}/block", dedupe=False, imported=True)
+            self.container(src, ds, replace(ctx, listed=False), st, out, at, kids, f"role {role.name}", module,
+                           copy_id, registered, name=shown)
+
+        self.unroll(out, base, origin, st, *unrolled, copy)
 
 
     def role_choice(self, src: Source, ds: dict[str, Any], origin: Origin, module: str,
