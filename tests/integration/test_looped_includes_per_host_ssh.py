@@ -1,7 +1,7 @@
 """Loops over includes whose tasks run differently (docs/phases.md "Loops over includes that mix
 kinds") over items the controller knows per host: inventory variables that differ between the
 hosts, a condition on the include false for some hosts' items, with_<lookup> forms, a file named
-by the item, an include_role. ansible-core runs one included file per distinct file and item (with its loop
+by the item, an include_role, and a loop over an include whose tasks all run on the hosts. ansible-core runs one included file per distinct file and item (with its loop
 variables) in the order the hosts' results list them, each for the hosts that have that item: a
 host may run its items out of its own order (its IncludedFile.process_include_results). Plays of two or three hosts over the shared sshd
 fleet, against ansible-playbook (one fork: its order is the hosts'). One playbook, one run of
@@ -65,6 +65,17 @@ PLAYBOOK = """\
       loop: "{{ words }}"
       loop_control: {loop_var: w}
       when: w != 'z'
+
+# a loop over an include whose tasks all run on the hosts (one unit): ansible-core's order too
+- hosts: f
+  gather_facts: false
+  tasks:
+    - include_tasks: host_only.yml
+      loop: "{{ words }}"
+"""
+
+HOST_ONLY = """\
+- shell: echo host-{{ item }} >> {{ root }}/order.log
 """
 
 ROLE_TASKS = """\
@@ -114,13 +125,15 @@ HOST_VARS = {
     "c1": {"count": 3, "pairs": {"k": 1, "m": 2}, "words": ["q", "p"]},
     "d0": {"steps": ["one", "two"]}, "d1": {"steps": ["two", "one", "one"]},
     "e0": {"words": ["m", "z", "n"]}, "e1": {"words": ["n", "m"]},
+    "f0": {"words": ["b", "c"]}, "f1": {"words": ["a", "b", "c"]},
 }
 
 
 def test_loops_over_includes_with_items_per_host_run_in_ansible_core_order(
         sshd: Any, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     fleet = Fleet(sshd, tmp_path, 0, others={"a": ["a0", "a1", "a2"], "b": ["b0", "b1"], "c": ["c0", "c1"],
-                                                "d": ["d0", "d1"], "e": ["e0", "e1"]})
+                                                "d": ["d0", "d1"], "e": ["e0", "e1"],
+                                                "f": ["f0", "f1"]})
     (tmp_path / "host_vars").mkdir()
     for name, data in HOST_VARS.items():  # inventory variables beside the playbook, for both tools
         (tmp_path / "host_vars" / f"{name}.yml").write_text(
@@ -128,7 +141,8 @@ def test_loops_over_includes_with_items_per_host_run_in_ansible_core_order(
     playbook = playbook_file(tmp_path, PLAYBOOK)
     for name, text in (("mixed.yml", MIXED), ("local_only.yml", LOCAL_ONLY), ("step_one.yml", STEP_ONE),
                        ("step_two.yml", STEP_TWO), ("roles/looped/tasks/main.yml", ROLE_TASKS),
-                       ("roles/looped/defaults/main.yml", "suffix: D\n")):
+                       ("roles/looped/defaults/main.yml", "suffix: D\n"),
+                       ("host_only.yml", HOST_ONLY)):
         (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
         (tmp_path / name).write_text(text)
     code, doc = fleet.rustle(capsys, playbook)
@@ -150,3 +164,4 @@ def test_loops_over_includes_with_items_per_host_run_in_ansible_core_order(
     assert files["d1"]["order.log"] == "one-one\none-local-d1\ntwo two-once-d0\none-one\none-local-d1\n"
     assert files["e1"]["order.log"] == ("role-m-D\nrole-local-m-e1\nrole-once-m-e0\n"
                                         "role-n-D\nrole-local-n-e1\nrole-once-n-e0\n")
+    assert files["f1"]["order.log"] == "host-b\nhost-c\nhost-a\n"

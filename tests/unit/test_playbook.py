@@ -209,6 +209,20 @@ def test_a_looped_include_role_whose_tasks_mix_kinds_is_one_include_per_item(tmp
     assert len({b.task_id for t in tasks for b in t.walk()}) == len([b for t in tasks for b in t.walk()])
 
 
+def test_a_loop_over_an_include_that_stays_one_unit_runs_its_items_in_ansible_core_order(tmp_path: Path) -> None:
+    """A looped include whose tasks all run on the hosts stays one include; when the hosts'
+    items differ, each host runs them in ansible-core's included files' order (include_slots);
+    when they are the same, or only a host knows them, nothing is added."""
+    inventory = "[web]\nw1 its='[\"b\", \"c\"]'\nw2 its='[\"a\", \"b\"]'\n"
+    for loop, slots in (("'{{ its }}'", {"w1": [0, 1], "w2": [2, 0]}), ("[a, b]", None),
+                        ("'{{ ansible_facts.x }}'", None)):
+        compiled = _compile(tmp_path, {"inner.yml": "- command: 'true'\n",
+                                       "site.yml": f"- hosts: web\n  tasks:\n    - include_tasks: inner.yml\n"
+                                                   f"      loop: {loop}\n"}, inventory)
+        tasks = compiled.plan.plays[0].batches[0].tasks
+        assert len(tasks) == 1 and tasks[0].extras.get("include_slots") == slots, loop
+
+
 def test_a_missing_copy_source_fails_at_run_time_only_where_the_task_ignores_errors(tmp_path: Path) -> None:
     """ansible-core's copy target names a missing src under ``ignore_errors`` and asserts the
     failure: such a task fails when it runs (its controller paths in ``run_time_files``); a

@@ -358,7 +358,8 @@ def _ext_kinds() -> dict[str, tuple[tuple[type, ...], str]]:
         "include_item": ((str,), "the id of the looped include (include_items) whose item this include runs"),
         "include_slots": ((dict,), "an object {HOST: [INDEX or null, ...]}: for each host, the include (0: this "
                           "one, N: include_items' Nth) each item of its loop runs in (null: its condition is "
-                          "false), when a host's items are not the includes' order"),
+                          "false), when a host's items are not the includes' order; without include_items: "
+                          "each item's place in the order the host runs them"),
         "include_once": ((bool,), "true: the include (run_once) is processed by the play's first host only"),
         "role_once": ((str,), "an identity string shared by repeats of one role"),
         "public": ((str,), "a key of the play's roles: an include_role with public: true, whose role's "

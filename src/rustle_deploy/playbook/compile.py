@@ -2630,6 +2630,7 @@ class _Compiler:
             return
         unrolled = self.unrolled_items(ds, out[-1], layers, ctx, st)
         if unrolled is None:
+            self.item_order(ds, out, layers, ctx, st)
             return
         # a loop over an include whose tasks run differently, over items the controller knows:
         # one include per distinct item, so that the play is cut inside each (docs/phases.md
@@ -2644,6 +2645,30 @@ class _Compiler:
                            copy_id, registered={"include": name, "include_args": {}})
 
         self.unroll(out, base, origin, st, *unrolled, copy)
+
+    def item_order(self, ds: dict[str, Any], out: list[Task], layers: list[dict[str, Any]], ctx: Ctx,
+                   st: _PlayState, name: str | None = None) -> None:
+        """A looped include that stays one unit (``out[-1]``; its tasks all run the same way),
+        over items the controller knows per host: ansible-core runs the items in its included
+        files' order (:meth:`unrolled_items`), which is not a host's own order when the hosts'
+        items or conditions differ; the host then runs them in that order (``include_slots``)."""
+        include = out[-1]
+        if len(st.hosts) <= 1 or "loop" not in include.extras:
+            return
+        # items, condition and file name the same on every host: each host's own order
+        control = ds.get("loop_control") if isinstance(ds.get("loop_control"), dict) else {}
+        read = referenced_names([include.extras["loop"], include.extras.get("vars") or {}, name or "", control,
+                                 *("{{ " + str(c.value) + " }}" for c in include.conditions if c.kind == "When")])
+        hosts = [self.inv.hosts.get(h) for h in st.hosts]
+        if not read & {"inventory_hostname", "inventory_hostname_short", "group_names", "hostvars", "groups",
+                       *(k for h in hosts if h is not None for k in h.vars)}:
+            return
+        found = self.unrolled_items(ds, include, layers, ctx, st, name=name, unmixed=True)
+        if found is None:
+            return
+        slots = found[1]
+        if any(kept != sorted(kept) for kept in ([p for p in places if p is not None] for places in slots.values())):
+            out[-1] = replace(include, extras=dict(include.extras, include_slots=slots))
 
     def unroll(self, out: list[Task], base: str, origin: Origin, st: _PlayState, paths: list[str | None],
                slots: dict[str, list[int | None]], copy: Callable[[str, str], None]) -> None:
@@ -2666,7 +2691,7 @@ class _Compiler:
         out[head] = replace(out[head], extras=extras)
 
     def unrolled_items(self, ds: dict[str, Any], include: Task, layers: list[dict[str, Any]], ctx: Ctx,
-                       st: _PlayState, name: str | None = None
+                       st: _PlayState, name: str | None = None, unmixed: bool = False
                        ) -> tuple[list[str | None], dict[str, list[int | None]]] | None:
         """The includes a loop over ``include`` (an include_tasks of a file known here) becomes,
         when it is to be one include per item: its tasks run differently (on every host, once,
@@ -2679,8 +2704,11 @@ class _Compiler:
         Returns the includes (with ``name``, the include's file name as a template over the
         loop's variables: each one's file, found here), and for each host the include each item
         runs in (None: its condition is false). None otherwise: a loop whose items, condition or
-        file names read facts or registered results stays one unit (phases.refusals)."""
-        if ctx.handler or self.choosing or "loop" not in include.extras or not mixes_kinds(include, len(st.hosts) <= 1):
+        file names read facts or registered results stays one unit (phases.refusals).
+        ``unmixed``: the same for a loop whose tasks all run the same way (it stays one unit:
+        :meth:`item_order`)."""
+        if ctx.handler or self.choosing or "loop" not in include.extras \
+                or mixes_kinds(include, len(st.hosts) <= 1) is unmixed:
             return None
         loop = include.extras["loop"]
         control: dict[str, Any] = ds["loop_control"] if isinstance(ds.get("loop_control"), dict) else {}
@@ -2803,6 +2831,7 @@ class _Compiler:
         choice = out[-1]
         unrolled = self.unrolled_items(ds, choice, layers, ctx, st, name=choice.extras["include_choice"]["name"])
         if unrolled is None:
+            self.item_order(ds, out, layers, ctx, st, name=choice.extras["include_choice"]["name"])
             return
         paths, slots = unrolled
         out.pop()
@@ -3149,6 +3178,7 @@ class _Compiler:
             out[-1] = replace(out[-1], extras=dict(out[-1].extras, public=call.key))
         unrolled = self.unrolled_items(ds, out[-1], layers, ctx, st)
         if unrolled is None:
+            self.item_order(ds, out, layers, ctx, st)
             return
 
         # a loop over it whose role's tasks run differently: one include per item, as include_tasks

@@ -1245,6 +1245,9 @@ class Runner:
         if missing:  # the file or role it names could not be loaded: after the include, as Ansible
             self._include_failed(head, task, missing)
         unrolled = task.get("include_items")
+        if unrolled is None and slots is not None:  # ansible-core's order of the items across hosts
+            order = sorted(range(len(runs)), key=lambda n: slots[kept[n]])
+            runs, picks = [runs[n] for n in order], [picks[n] for n in order]
         if unrolled is not None:  # each item runs in its own include: this one runs the first
             ids = [task.get("id"), *unrolled]
             self._include_layers.update((ids[slots[i]], dict(rounds[i][1])) for i in kept)
@@ -1268,12 +1271,13 @@ class Runner:
     def _include_slots(self, task, count, kept):
         """For a loop over an include unrolled into one include per item (``include_items``):
         the include each of this host's ``count`` items runs in (0: this one), as the controller
-        placed them when it cut the play into phases; a host whose items or conditions are not
-        what the controller listed fails the include."""
+        placed them when it cut the play into phases (a loop that stays one include: each
+        item's place in ansible-core's order); a host whose items or conditions are not what the
+        controller listed fails the include."""
         unrolled = task.get("include_items")
-        if unrolled is None or "loop" not in task:
-            return None
         slots = task.get("include_slots")
+        if (unrolled is None and slots is None) or "loop" not in task:
+            return None
         slots = list(range(1 + len(unrolled))) if slots is None else slots.get(self.host)
         if slots is None or len(slots) != count:
             listed = "none" if slots is None else len(slots)
