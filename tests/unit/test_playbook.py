@@ -209,6 +209,17 @@ def test_a_looped_include_role_whose_tasks_mix_kinds_is_one_include_per_item(tmp
     assert len({b.task_id for t in tasks for b in t.walk()}) == len([b for t in tasks for b in t.walk()])
 
 
+def test_hosts_whose_loop_variable_is_a_template_over_their_own_values_are_told_apart(tmp_path: Path) -> None:
+    """The controller renders a loop once for hosts holding the same values of what it reads,
+    following a variable that is itself a template to the names that one reads."""
+    inventory = "[web]\nw1 words='{{ mine }}' mine='[\"a\", \"b\"]'\nw2 words='{{ mine }}' mine='[\"b\"]'\n"
+    compiled = _compile(tmp_path, {"inner.yml": "- command: 'true'\n- command: 'false'\n  run_once: true\n",
+                                   "site.yml": "- hosts: web\n  tasks:\n    - include_tasks: inner.yml\n"
+                                               "      loop: '{{ words }}'\n"}, inventory)
+    tasks = compiled.plan.plays[0].batches[0].tasks
+    assert len(tasks) == 2 and tasks[0].extras["include_slots"] == {"w1": [0, 1], "w2": [1]}
+
+
 def test_a_loop_over_an_include_that_stays_one_unit_runs_its_items_in_ansible_core_order(tmp_path: Path) -> None:
     """A looped include whose tasks all run on the hosts stays one include; when the hosts'
     items differ, each host runs them in ansible-core's included files' order (include_slots);

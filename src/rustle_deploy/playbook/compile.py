@@ -2717,18 +2717,38 @@ class _Compiler:
         loop_var, index_var = str(control.get("loop_var") or "item"), control.get("index_var")
         conditions = [c.value for c in include.conditions if c.kind == "When"]
         own_vars: dict[str, Any] = include.extras["vars"] if isinstance(include.extras.get("vars"), dict) else {}
-        keys: list[str] = []
-        paths: list[str | None] = []
-        hosts_of: list[set[str]] = []
-        slots: dict[str, list[int | None]] = {}
-        for host in st.hosts:
+        # hosts that hold the same values of what the loop reads have the same items: rendered once
+        read = referenced_names([loop, own_vars, name or "", control.get("label") or "",
+                                 *("{{ " + str(c) + " }}" for c in conditions)])
+        shared = not read & {"lookup", "query", "q", "vars", "hostvars", "inventory_hostname",
+                             "inventory_hostname_short"}
+        seen: dict[str, list[tuple[str | None, str] | None] | None] = {}
+
+        def host_items(host: str) -> list[tuple[str | None, str] | None] | None:
+            """Each item's file (with ``name``) and loop variables (as JSON) on ``host``, None
+            for an item whose condition is false; None when the controller cannot tell."""
             found = self.inv.hosts.get(host)
             own = {**(found.vars if found is not None else {}), "inventory_hostname": host}
+            signature = host
+            if shared:  # what the names it reads read in turn (a variable that is a template) too
+                names, todo = set(read), list(read)
+                while todo:
+                    at = todo.pop()
+                    for layer in (own, *layers, own_vars, self.extra):
+                        if at in layer and has_template(layer[at]):
+                            todo += [n for n in referenced_names(layer[at]) - names]
+                            names.update(todo)
+                if not names & {"lookup", "query", "q", "vars", "hostvars", "inventory_hostname",
+                                "inventory_hostname_short"}:
+                    signature = json.dumps({k: own.get(k) for k in sorted(names)}, default=str)
+            if signature in seen:
+                return seen[signature]
+            seen[signature] = None
             scope = [own, *layers, own_vars]
             items = self.controller_items(loop, scope, include.extras.get("loop_with") == "items", ctx)
             if items is None:
                 return None
-            slots[host] = []
+            listed: list[tuple[str | None, str] | None] = []
             for index, item in enumerate(items):
                 lv: dict[str, Any] = {loop_var: item, "ansible_loop_var": loop_var}
                 if index_var:
@@ -2744,7 +2764,7 @@ class _Compiler:
                 if kept is None:
                     return None
                 if not kept:
-                    slots[host].append(None)
+                    listed.append(None)
                     continue
                 path = None
                 if name is not None:  # the file this item names, as ansible-core finds it
@@ -2753,9 +2773,26 @@ class _Compiler:
                         if isinstance(rendered, str) else None
                     if path is None:
                         return None
+                listed.append((path, json.dumps([path, lv], sort_keys=True, default=str)))
+            seen[signature] = listed
+            return listed
+
+        keys: list[str] = []
+        paths: list[str | None] = []
+        hosts_of: list[set[str]] = []
+        slots: dict[str, list[int | None]] = {}
+        for host in st.hosts:
+            listed = host_items(host)
+            if listed is None:
+                return None
+            slots[host] = []
+            for entry in listed:
+                if entry is None:
+                    slots[host].append(None)
+                    continue
                 # ansible-core's IncludedFile equality: the first include of this file and these
                 # loop variables that this host is not yet in, or a new one
-                key = json.dumps([path, lv], sort_keys=True, default=str)
+                path, key = entry
                 at = next((i for i, k in enumerate(keys) if k == key and host not in hosts_of[i]), None)
                 if at is None:
                     keys.append(key)
