@@ -15,7 +15,7 @@ TASK_EXTENSIONS = (
     "any_errors_fatal", "throttle", "ignore_unreachable", "delegate_facts",
     # what the playbook front end adds (docs/playbooks.md, "Plan extensions")
     "loop_with", "role", "params", "include", "include_choice", "include_error", "include_once", "role_once",
-    "public", "include_items", "include_item",
+    "public", "include_items", "include_item", "include_slots",
     "vars_data",
     "collections", "args_template", "async", "poll", "vars_dir", "include_result", "action_ds",
     "connection_vars", "delegate_implicit", "run_time_files", "run_time_render", "vars_paths",

@@ -324,9 +324,8 @@ def refusals(play: Play, tasks: list[Task], actions: frozenset[str] = frozenset(
             kind, width = split(_leaf_kind(leaf, actions))
             if cut(kind, width):
                 key, what = _cross_host_key(leaf, kind, actions)
-                why = ("a loop over it whose items the controller cannot list before the run: they read a "
-                       "host's facts or registered results, differ between the play's hosts, or come "
-                       "from a with_<lookup> other than with_items, or the include is an include_role"
+                why = ("a loop over it whose items, or whose condition for each host and item, the "
+                       "controller cannot know before the run: they read a host's facts or registered results"
                        if any(k in unit.extras for k in ("loop", "loop_with")) else
                        "a role run once" if "role_once" in unit.extras else "an include whose file is chosen when it runs")
                 yield Refusal(leaf, key,
@@ -334,8 +333,9 @@ def refusals(play: Play, tasks: list[Task], actions: frozenset[str] = frozenset(
                               "do not all run the same way (on every host, once, on the controller): "
                               "the play cannot be cut there",
                               f"put {key} on all of its tasks, or move the task out of it (a block "
-                              "with rescue/always, an include of a named file, and an include_tasks looping over items "
-                              "written in the playbook or taken from play, inventory or extra vars are cut inside)")
+                              "with rescue/always, an include of a named file, and an include_tasks or "
+                              "include_role looping over items written in the playbook, taken from play, "
+                              "inventory or extra vars or from a with_<lookup> are cut inside)")
                 break
     # a play of one host runs a run_once handler in its phase, a delegated one in a phase of its own
     # (a handler that nothing notifies never runs: it gets no phase, and is not refused for one)

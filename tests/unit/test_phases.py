@@ -120,7 +120,7 @@ def test_each_batch_runs_every_phase_before_the_next_batch() -> None:
     ("tasks", "handlers", "pointer", "needle"),
     [
         ([{**t(0, loop=[1, 2]), "module": "", "args": {}, "block": [t(1), t(2, run_once=True)], "rescue": [t(3)]}], [],
-         "/plays/0/batches/0/tasks/0/block/1/run_once", "inside 'task 0' (a loop over it whose items the controller cannot list"),
+         "/plays/0/batches/0/tasks/0/block/1/run_once", "inside 'task 0' (a loop over it whose items, or whose condition for each host and item, the controller cannot know"),
         ([notifier(0, 9), {**t(1), "module": "", "args": {}, "block": [FLUSH]}], [t(9, run_once=True)],
          "/plays/0/batches/0/tasks/1/block/0/module", "meta: flush_handlers inside 'task 1'"),
         ([t(0)], [t(9, delegate_to="localhost", run_once=True, connection_vars={"h0": {"ansible_port": 2}})],

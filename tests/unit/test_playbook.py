@@ -127,15 +127,17 @@ def test_notify_on_import_tasks_is_inherited_and_a_missing_handler_waits_for_the
 def test_a_loop_over_an_include_that_mixes_kinds_is_one_include_per_item_when_the_items_are_known_here(
         tmp_path: Path) -> None:
     """docs/phases.md "Loops over includes that mix kinds": items written, from play, inventory or
-    extra vars, range(): one include per item; items a host renders differently, or that read a
-    registered result, keep the loop one unit, which the plan's phases refuse."""
+    extra vars, range(), a with_<lookup>: one include per distinct item whose condition holds on
+    some host; items or a condition that read a registered result keep the loop one unit, which
+    the plan's phases refuse."""
     inner = "- command: 'true'\n- command: 'false'\n  delegate_to: localhost\n"
     inventory = "[web]\nw1 words='[\"a\", \"b\"]' own=1\nw2 words='[\"a\", \"b\"]' own=2\n"
-    for loop, count in (("[1, 2, 3]", 3), ("'{{ range(2) | list }}'", 2), ("'{{ words }}'", 2),
-                        ("'{{ play_list }}'", 1), ("'{{ extra_list }}'", 4), ("[]", 0)):
+    for loop, count in (("loop: [1, 2, 3]", 2), ("loop: '{{ range(2) | list }}'", 2), ("loop: '{{ words }}'", 2),
+                        ("loop: '{{ play_list }}'", 1), ("loop: '{{ extra_list }}'", 3), ("loop: []", 0),
+                        ("with_sequence: start=1 end=3", 2), ("with_dict: {a: 1, b: 2}", 2)):
         compiled = _compile(tmp_path, {
             "site.yml": "- hosts: web\n  vars: {play_list: [x]}\n  tasks:\n"
-                        f"    - include_tasks: inner.yml\n      loop: {loop}\n      when: item != 2\n",
+                        f"    - include_tasks: inner.yml\n      {loop}\n      when: item != 2 and item != '2'\n",
             "inner.yml": inner}, inventory, extra_vars={"extra_list": [1, 2, 3, 4]})
         tasks = compiled.plan.plays[0].batches[0].tasks
         head = tasks[0]
@@ -143,12 +145,93 @@ def test_a_loop_over_an_include_that_mixes_kinds_is_one_include_per_item_when_th
         assert all(t.extras["include_item"] == head.task_id and "loop" not in t.extras for t in tasks[1:])
         assert all(len(t.block or ()) == 2 and t.block[1].extras["delegate_to"] == "localhost" for t in tasks)
         assert len({b.task_id for t in tasks for b in t.block or ()}) == 2 * max(count, 1)
-    for loop in ("'{{ [own] }}'", "'{{ out.stdout_lines }}'"):
-        with pytest.raises(PlaybookError, match="a loop over it whose items the controller cannot list"):
+    for loop in ("'{{ out.stdout_lines }}'", "[1, 2]\n      when: out.rc == item"):
+        with pytest.raises(PlaybookError, match="a loop over it whose items, or whose condition for each host and "
+                                                "item, the controller cannot know before the run"):
             _compile(tmp_path, {
                 "site.yml": "- hosts: web\n  tasks:\n    - command: echo a\n      register: out\n"
                             f"    - include_tasks: inner.yml\n      loop: {loop}\n",
                 "inner.yml": inner}, inventory)
+
+
+@pytest.mark.parametrize(("items", "when", "includes", "slots"), [
+    # ansible-core's included files: one per distinct item, in the order the hosts' results list
+    # them (the first host's items first), an item a host repeats in another include
+    ({"w1": ["a", "b"], "w2": ["a", "b", "c"]}, None, 3, {"w1": [0, 1], "w2": [0, 1, 2]}),
+    ({"w1": ["b", "c", "b"], "w2": ["a", "b", "b"]}, None, 4, {"w1": [0, 1, 2], "w2": [3, 0, 2]}),
+    # a condition false for w1's first item: w2 runs its second item first, as ansible-core does
+    ({"w1": ["a", "b"], "w2": ["a", "b"]}, "item != skip", 2, {"w1": [None, 0], "w2": [1, 0]}),
+])
+def test_a_loop_over_an_include_whose_items_differ_between_hosts_runs_them_in_ansible_core_order(
+        tmp_path: Path, items: dict[str, list[str]], when: str | None, includes: int,
+        slots: dict[str, list[int | None]]) -> None:
+    inner = "- command: 'true'\n- command: 'false'\n  delegate_to: localhost\n"
+    inventory = "[web]\n" + "".join(f"{h} its='{json.dumps(v)}' skip={'a' if h == 'w1' else 'z'}\n"
+                                    for h, v in items.items())
+    condition = f"\n      when: {when}" if when else ""
+    compiled = _compile(tmp_path, {
+        "site.yml": f"- hosts: web\n  tasks:\n    - include_tasks: inner.yml\n      loop: '{{{{ its }}}}'{condition}\n",
+        "inner.yml": inner}, inventory)
+    tasks = compiled.plan.plays[0].batches[0].tasks
+    assert len(tasks) == includes
+    assert tasks[0].extras["include_slots"] == slots
+
+
+def test_a_loop_over_an_include_whose_items_name_its_file_is_one_include_per_file_and_item(tmp_path: Path) -> None:
+    """ansible-core's included files are equal by file and loop variables: an include whose file
+    the item names is one include per distinct pair, each holding its own file, in its order;
+    register on it stays refused (its file name depends on the item)."""
+    inventory = "[web]\nw1 steps='[\"one\", \"two\"]'\nw2 steps='[\"two\", \"one\", \"one\"]'\n"
+    files = {"step_one.yml": "- command: 'true'\n- command: 'false'\n  delegate_to: localhost\n",
+             "step_two.yml": "- command: 'true'\n  run_once: true\n- command: 'false'\n"}
+    compiled = _compile(tmp_path, {**files, "site.yml": "- hosts: web\n  tasks:\n"
+                                   "    - include_tasks: 'step_{{ item }}.yml'\n      loop: '{{ steps }}'\n"}, inventory)
+    tasks = compiled.plan.plays[0].batches[0].tasks
+    assert [Path(t.extras["include"]).name for t in tasks] == ["step_one.yml", "step_two.yml", "step_one.yml"]
+    assert "include_choice" not in tasks[0].extras and tasks[0].extras["include_slots"] == {"w1": [0, 1], "w2": [1, 0, 2]}
+    assert [t.block[1].extras.get("delegate_to") for t in tasks] == ["localhost", None, "localhost"]
+    with pytest.raises(PlaybookError, match="register on include_tasks is not supported"):
+        _compile(tmp_path, {**files, "site.yml": "- hosts: web\n  tasks:\n    - include_tasks: 'step_{{ item }}.yml'\n"
+                            "      loop: '{{ steps }}'\n      register: out\n"}, inventory)
+
+
+def test_a_looped_include_role_whose_tasks_mix_kinds_is_one_include_per_item(tmp_path: Path) -> None:
+    """A loop over an include_role whose role's tasks run differently: one include per distinct
+    item, each holding its own copy of the role's tasks, in ansible-core's order."""
+    inventory = "[web]\nw1 its='[\"a\", \"b\"]'\nw2 its='[\"b\"]'\n"
+    compiled = _compile(tmp_path, {
+        "roles/r/tasks/main.yml": "- command: 'true'\n- command: 'false'\n  run_once: true\n",
+        "site.yml": "- hosts: web\n  tasks:\n    - include_role: {name: r}\n      loop: '{{ its }}'\n"}, inventory)
+    tasks = compiled.plan.plays[0].batches[0].tasks
+    assert [t.extras.get("include") for t in tasks] == ["role r", "role r"]
+    assert tasks[0].extras["include_items"] == [tasks[1].task_id] and tasks[1].extras["include_item"] == tasks[0].task_id
+    assert tasks[0].extras["include_slots"] == {"w1": [0, 1], "w2": [1]}
+    assert len({b.task_id for t in tasks for b in t.walk()}) == len([b for t in tasks for b in t.walk()])
+
+
+def test_hosts_whose_loop_variable_is_a_template_over_their_own_values_are_told_apart(tmp_path: Path) -> None:
+    """The controller renders a loop once for hosts holding the same values of what it reads,
+    following a variable that is itself a template to the names that one reads."""
+    inventory = "[web]\nw1 words='{{ mine }}' mine='[\"a\", \"b\"]'\nw2 words='{{ mine }}' mine='[\"b\"]'\n"
+    compiled = _compile(tmp_path, {"inner.yml": "- command: 'true'\n- command: 'false'\n  run_once: true\n",
+                                   "site.yml": "- hosts: web\n  tasks:\n    - include_tasks: inner.yml\n"
+                                               "      loop: '{{ words }}'\n"}, inventory)
+    tasks = compiled.plan.plays[0].batches[0].tasks
+    assert len(tasks) == 2 and tasks[0].extras["include_slots"] == {"w1": [0, 1], "w2": [1]}
+
+
+def test_a_loop_over_an_include_that_stays_one_unit_runs_its_items_in_ansible_core_order(tmp_path: Path) -> None:
+    """A looped include whose tasks all run on the hosts stays one include; when the hosts'
+    items differ, each host runs them in ansible-core's included files' order (include_slots);
+    when they are the same, or only a host knows them, nothing is added."""
+    inventory = "[web]\nw1 its='[\"b\", \"c\"]'\nw2 its='[\"a\", \"b\"]'\n"
+    for loop, slots in (("'{{ its }}'", {"w1": [0, 1], "w2": [2, 0]}), ("[a, b]", None),
+                        ("'{{ ansible_facts.x }}'", None)):
+        compiled = _compile(tmp_path, {"inner.yml": "- command: 'true'\n",
+                                       "site.yml": f"- hosts: web\n  tasks:\n    - include_tasks: inner.yml\n"
+                                                   f"      loop: {loop}\n"}, inventory)
+        tasks = compiled.plan.plays[0].batches[0].tasks
+        assert len(tasks) == 1 and tasks[0].extras.get("include_slots") == slots, loop
 
 
 def test_a_missing_copy_source_fails_at_run_time_only_where_the_task_ignores_errors(tmp_path: Path) -> None:

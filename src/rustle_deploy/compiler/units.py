@@ -892,6 +892,8 @@ def _compile_block(
         out["include_items"] = [f"{play.play_id}/{i}" for i in out["include_items"]]
     if "include_item" in out:
         out["include_item"] = f"{play.play_id}/{out['include_item']}"
+    if "include_slots" in out:  # each host's own
+        out["include_slots"] = {h.name: out["include_slots"].get(h.name) for h in unit.hosts}
     looped = {k: task.extras[k] for k in ("loop", "vars") if k in task.extras}
     if "loop" in looped and uses_controller_lookups(looped["loop"], unit.plugins):
         # an include's loop over a controller lookup (with_first_found): run and recorded here,

@@ -361,6 +361,10 @@ def _ext_kinds() -> dict[str, tuple[tuple[type, ...], str]]:
         "implicit_flush": ((bool,), "true: the meta: flush_handlers ansible-core adds at the end of pre_tasks "
                            "and of roles + tasks (under force_handlers, a host that failed a task of "
                            "that section runs its handlers there)"),
+        "include_slots": ((dict,), "an object {HOST: [INDEX or null, ...]}: for each host, the include (0: this "
+                          "one, N: include_items' Nth) each item of its loop runs in (null: its condition is "
+                          "false), when a host's items are not the includes' order; without include_items: "
+                          "each item's place in the order the host runs them"),
         "include_once": ((bool,), "true: the include (run_once) is processed by the play's first host only"),
         "role_once": ((str,), "an identity string shared by repeats of one role"),
         "public": ((str,), "a key of the play's roles: an include_role with public: true, whose role's "

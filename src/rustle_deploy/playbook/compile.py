@@ -2469,28 +2469,27 @@ class _Compiler:
         """``value`` rendered as the host would, or None when it reads a host's own data."""
         if referenced_names(value) & self.runtime_names:
             return None
+        try:
+            return self.renderer.render(value, [self.magic(ctx), *layers, self.extra])
+        except TemplateFailed:
+            return None
+
+    def magic(self, ctx: Ctx) -> dict[str, Any]:
+        """The magic variables a task's templates read that the controller knows."""
         magic: dict[str, Any] = {"playbook_dir": self.basedir}
         if ctx.role is not None:
             magic["role_path"] = ctx.role.role.path
             magic["role_name"] = ctx.role.role.name
             magic["ansible_search_path"] = self.search_path_var(ctx)
-        try:
-            return self.renderer.render(value, [magic, *layers, self.extra])
-        except TemplateFailed:
-            return None
+        return magic
 
     def renderer_try(self, value: str, ctx: Ctx) -> Any:
         # a name set while the play runs (set_fact, register) is still known here when extra
         # vars give it: they win over both in Ansible
         if (referenced_names(value) - set(self.extra)) & self.runtime_names:
             return None
-        magic: dict[str, Any] = {"playbook_dir": self.basedir}
-        if ctx.role is not None:
-            magic["role_path"] = ctx.role.role.path
-            magic["role_name"] = ctx.role.role.name
-            magic["ansible_search_path"] = self.search_path_var(ctx)
         try:
-            return self.renderer.render(value, [magic, self.extra])
+            return self.renderer.render(value, [self.magic(ctx), self.extra])
         except TemplateFailed:
             return None
 
@@ -2603,6 +2602,7 @@ class _Compiler:
                 raise
             self.include_choice(src, ds, origin, module, key, target.strip(), args, ctx, st,
                                 out, base, layers)
+            self.unrolled_choice(src, ds, origin, module, key, args, ctx, st, out, base, layers)
             return
         try:
             path = self.include_file(src, ds, key, name, ctx)
@@ -2662,65 +2662,223 @@ class _Compiler:
         if deferred is not None:
             out[-1] = replace(out[-1], extras=dict(out[-1].extras, include_error=deferred))
             return
-        count = self.unrolled_items(ds, out[-1], layers, ctx, st)
-        if count is None:
+        unrolled = self.unrolled_items(ds, out[-1], layers, ctx, st)
+        if unrolled is None:
+            self.item_order(ds, out, layers, ctx, st)
             return
         # a loop over an include whose tasks run differently, over items the controller knows:
-        # one include per item, so that the play is cut inside each (docs/phases.md "Loops over
-        # includes that mix kinds"); the first (the loop's own) renders the items and decides
-        # each item's condition, reports the loop, and runs the first item; the others run theirs
-        head = len(out) - 1
-        copies: list[str] = []
-        for _ in range(1, count):
-            at = f"{base}/{len(out)}"
-            self.origins[at] = origin
-            copy_id = st.new_id()
+        # one include per distinct item, so that the play is cut inside each (docs/phases.md
+        # "Loops over includes that mix kinds"); the first (the loop's own) renders the items and
+        # decides each item's condition, reports the loop, and runs its item; the others run
+        # theirs; a host whose items are not the include order's (``include_slots``) runs each
+        # item in the include the controller placed it in
+        def copy(at: str, copy_id: str) -> None:
             kids: list[Task] = []
             self.tasks_from_source(child, inner, st, kids, f"{at}/block")
             self.container(src, ds, replace(ctx, listed=False), st, out, at, kids, display_path(path), module,
                            copy_id, registered={"include": name, "include_args": {}})
+
+        self.unroll(out, base, origin, st, *unrolled, copy)
+
+    def item_order(self, ds: dict[str, Any], out: list[Task], layers: list[dict[str, Any]], ctx: Ctx,
+                   st: _PlayState, name: str | None = None) -> None:
+        """A looped include that stays one unit (``out[-1]``; its tasks all run the same way),
+        over items the controller knows per host: ansible-core runs the items in its included
+        files' order (:meth:`unrolled_items`), which is not a host's own order when the hosts'
+        items or conditions differ; the host then runs them in that order (``include_slots``)."""
+        include = out[-1]
+        if len(st.hosts) <= 1 or "loop" not in include.extras:
+            return
+        # items, condition and file name the same on every host: each host's own order
+        control = ds.get("loop_control") if isinstance(ds.get("loop_control"), dict) else {}
+        read = referenced_names([include.extras["loop"], include.extras.get("vars") or {}, name or "", control,
+                                 *("{{ " + str(c.value) + " }}" for c in include.conditions if c.kind == "When")])
+        hosts = [self.inv.hosts.get(h) for h in st.hosts]
+        if not read & {"inventory_hostname", "inventory_hostname_short", "group_names", "hostvars", "groups",
+                       *(k for h in hosts if h is not None for k in h.vars)}:
+            return
+        found = self.unrolled_items(ds, include, layers, ctx, st, name=name, unmixed=True)
+        if found is None:
+            return
+        slots = found[1]
+        if any(kept != sorted(kept) for kept in ([p for p in places if p is not None] for places in slots.values())):
+            out[-1] = replace(include, extras=dict(include.extras, include_slots=slots))
+
+    def unroll(self, out: list[Task], base: str, origin: Origin, st: _PlayState, paths: list[str | None],
+               slots: dict[str, list[int | None]], copy: Callable[[str, str], None]) -> None:
+        """``out[-1]``, a looped include, as one include per item (:meth:`unrolled_items`): it
+        keeps the loop and runs its item; ``copy(pointer, id)`` appends each other one."""
+        head = len(out) - 1
+        copies: list[str] = []
+        for _ in range(1, len(paths)):
+            at = f"{base}/{len(out)}"
+            self.origins[at] = origin
+            copy_id = st.new_id()
+            copy(at, copy_id)
             extras = {k: v for k, v in out[-1].extras.items()
-                      if k not in ("loop", "loop_control", "loop_with", "register", "include_result")}
+                      if k not in ("loop", "loop_control", "loop_with", "register", "include_result", "public")}
             out[-1] = replace(out[-1], extras=dict(extras, include_item=out[head].task_id))
             copies.append(copy_id)
-        out[head] = replace(out[head], extras=dict(out[head].extras, include_items=copies))
+        extras = dict(out[head].extras, include_items=copies)
+        if any(places != list(range(len(paths))) for places in slots.values()):
+            extras["include_slots"] = slots
+        out[head] = replace(out[head], extras=extras)
 
     def unrolled_items(self, ds: dict[str, Any], include: Task, layers: list[dict[str, Any]], ctx: Ctx,
-                       st: _PlayState) -> int | None:
-        """How many items the loop over ``include`` (an include_tasks of a file known here) has,
+                       st: _PlayState, name: str | None = None, unmixed: bool = False
+                       ) -> tuple[list[str | None], dict[str, list[int | None]]] | None:
+        """The includes a loop over ``include`` (an include_tasks of a file known here) becomes,
         when it is to be one include per item: its tasks run differently (on every host, once,
-        on the controller: the play is cut inside it) and the controller renders the same items
-        for every host of the play (a written list, play/role/inventory/extra vars, range(), a
-        vars_files list). None otherwise: a loop whose items read facts or registered results,
-        differ between the hosts or come from a with_<lookup> stays one unit (phases.refusals)."""
-        if ctx.handler or self.choosing or "loop" not in include.extras or not mixes_kinds(include, len(st.hosts) <= 1):
+        on the controller: the play is cut inside it) and the controller renders each host's
+        items (a written list, play/role/inventory/extra vars, range(), a vars_files list, a
+        with_<lookup>) and decides the include's condition for each host and item. ansible-core
+        runs a looped include's items in lock-step across the hosts: one included file per
+        distinct item (file, loop variables), in the order the hosts' results list them, each
+        for the hosts whose items it equals (its ``IncludedFile.process_include_results``).
+        Returns the includes (with ``name``, the include's file name as a template over the
+        loop's variables: each one's file, found here), and for each host the include each item
+        runs in (None: its condition is false). None otherwise: a loop whose items, condition or
+        file names read facts or registered results stays one unit (phases.refusals).
+        ``unmixed``: the same for a loop whose tasks all run the same way (it stays one unit:
+        :meth:`item_order`)."""
+        if ctx.handler or self.choosing or "loop" not in include.extras \
+                or mixes_kinds(include, len(st.hosts) <= 1) is unmixed:
             return None
-        loop = ds.get("loop", ds.get("with_items"))
-        if loop is None or not any(k == "loop" or k == "with_items" for k in ds):
+        loop = include.extras["loop"]
+        control: dict[str, Any] = ds["loop_control"] if isinstance(ds.get("loop_control"), dict) else {}
+        if has_template({k: v for k, v in control.items() if k != "label"}):
             return None
-        seen: set[str] = set()
-        count = 0
-        for host in st.hosts:
+        loop_var, index_var = str(control.get("loop_var") or "item"), control.get("index_var")
+        conditions = [c.value for c in include.conditions if c.kind == "When"]
+        own_vars: dict[str, Any] = include.extras["vars"] if isinstance(include.extras.get("vars"), dict) else {}
+        # hosts that hold the same values of what the loop reads have the same items: rendered once
+        read = referenced_names([loop, own_vars, name or "", control.get("label") or "",
+                                 *("{{ " + str(c) + " }}" for c in conditions)])
+        shared = not read & {"lookup", "query", "q", "vars", "hostvars", "inventory_hostname",
+                             "inventory_hostname_short"}
+        seen: dict[str, list[tuple[str | None, str] | None] | None] = {}
+
+        def host_items(host: str) -> list[tuple[str | None, str] | None] | None:
+            """Each item's file (with ``name``) and loop variables (as JSON) on ``host``, None
+            for an item whose condition is false; None when the controller cannot tell."""
             found = self.inv.hosts.get(host)
             own = {**(found.vars if found is not None else {}), "inventory_hostname": host}
-            value: Any = loop
-            if isinstance(loop, str):
-                value = self.renderer_try_layers(loop, [own, *layers], ctx) if has_template(loop) else None
-            elif isinstance(loop, list):
-                value = []
-                for element in loop:
-                    rendered = self.renderer_try_layers(element, [own, *layers], ctx) \
-                        if isinstance(element, str) and has_template(element) else element
-                    if rendered is None and element is not None:
-                        return None
-                    value.append(rendered)
-            if not isinstance(value, list):
+            signature = host
+            if shared:  # what the names it reads read in turn (a variable that is a template) too
+                names, todo = set(read), list(read)
+                while todo:
+                    at = todo.pop()
+                    for layer in (own, *layers, own_vars, self.extra):
+                        if at in layer and has_template(layer[at]):
+                            todo += [n for n in referenced_names(layer[at]) - names]
+                            names.update(todo)
+                if not names & {"lookup", "query", "q", "vars", "hostvars", "inventory_hostname",
+                                "inventory_hostname_short"}:
+                    signature = json.dumps({k: own.get(k) for k in sorted(names)}, default=str)
+            if signature in seen:
+                return seen[signature]
+            seen[signature] = None
+            scope = [own, *layers, own_vars]
+            items = self.controller_items(loop, scope, include.extras.get("loop_with") == "items", ctx)
+            if items is None:
                 return None
-            if "with_items" in ds:  # with_items flattens one level
-                value = [x for e in value for x in (e if isinstance(e, list) else [e])]
-            seen.add(json.dumps(value, sort_keys=True, default=str))
-            count = len(value)
-        return count if len(seen) == 1 else None
+            listed: list[tuple[str | None, str] | None] = []
+            for index, item in enumerate(items):
+                lv: dict[str, Any] = {loop_var: item, "ansible_loop_var": loop_var}
+                if index_var:
+                    lv.update({str(index_var): index, "ansible_index_var": index_var})
+                if control.get("extended"):
+                    lv["ansible_loop"] = [items, index]  # what ansible_loop is made of
+                if "label" in control:
+                    lv["_ansible_item_label"] = self.renderer_try_layers(control["label"], [*scope, lv], ctx) \
+                        if has_template(control["label"]) else control["label"]
+                    if lv["_ansible_item_label"] is None:
+                        return None
+                kept = self.controller_condition(conditions, [*scope, lv], len(st.hosts), ctx)
+                if kept is None:
+                    return None
+                if not kept:
+                    listed.append(None)
+                    continue
+                path = None
+                if name is not None:  # the file this item names, as ansible-core finds it
+                    rendered = self.renderer_try_layers(name, [*scope, lv], ctx)
+                    path = next((t for t in self.include_paths(str(rendered), ctx) if os.path.isfile(t)), None) \
+                        if isinstance(rendered, str) else None
+                    if path is None:
+                        return None
+                listed.append((path, json.dumps([path, lv], sort_keys=True, default=str)))
+            seen[signature] = listed
+            return listed
+
+        keys: list[str] = []
+        paths: list[str | None] = []
+        hosts_of: list[set[str]] = []
+        slots: dict[str, list[int | None]] = {}
+        for host in st.hosts:
+            listed = host_items(host)
+            if listed is None:
+                return None
+            slots[host] = []
+            for entry in listed:
+                if entry is None:
+                    slots[host].append(None)
+                    continue
+                # ansible-core's IncludedFile equality: the first include of this file and these
+                # loop variables that this host is not yet in, or a new one
+                path, key = entry
+                at = next((i for i, k in enumerate(keys) if k == key and host not in hosts_of[i]), None)
+                if at is None:
+                    keys.append(key)
+                    paths.append(path)
+                    hosts_of.append(set())
+                    at = len(keys) - 1
+                hosts_of[at].add(host)
+                slots[host].append(at)
+        return paths or [None], slots
+
+    def controller_items(self, loop: Any, scope: list[dict[str, Any]], flatten: bool, ctx: Ctx) -> list[Any] | None:
+        """A loop's items as a host renders them, when they need none of its own data."""
+        value: Any = loop
+        if isinstance(loop, str):
+            value = self.renderer_try_layers(loop, scope, ctx) if has_template(loop) else None
+        elif isinstance(loop, list):
+            value = []
+            for element in loop:
+                rendered = self.renderer_try_layers(element, scope, ctx) \
+                    if isinstance(element, str) and has_template(element) else element
+                if rendered is None and element is not None:
+                    return None
+                value.append(rendered)
+        if not isinstance(value, list):
+            return None
+        if flatten:  # with_items flattens one level
+            value = [x for e in value for x in (e if isinstance(e, list) else [e])]
+        return value
+
+    def controller_condition(self, conditions: list[Any], scope: list[dict[str, Any]], hosts: int,
+                             ctx: Ctx) -> bool | None:
+        """Whether ``conditions`` (an include's ``when``) hold for one host and item, decided
+        here when they read only what the controller knows; True for a play of one host, whose
+        includes run in its own items' order whatever each item's condition."""
+        if hosts <= 1:
+            return True
+        known = {"playbook_dir", "role_path", "role_name", "ansible_search_path", *self.extra}
+        for layer in scope:
+            known.update(layer)
+        for cond in conditions:
+            if not isinstance(cond, str) or isinstance(cond, Unsafe):
+                return None
+            if referenced_names("{{ " + cond + " }}") - known:
+                return None
+            if referenced_names("{{ " + cond + " }}") & self.runtime_names:
+                return None
+            try:
+                if not self.renderer.condition(cond, [self.magic(ctx), *scope, self.extra]):
+                    return False
+            except TemplateFailed:
+                return None
+        return True
 
     def failed_include(self, src: Source, ds: dict[str, Any], origin: Origin, module: str, ctx: Ctx,
                        st: _PlayState, out: list[Task], base: str, include: str, error: dict[str, Any],
@@ -2732,6 +2890,40 @@ class _Compiler:
         self.origins[pointer] = origin
         self.container(src, ds, ctx, st, out, pointer, [], include, module, st.new_id(), registered, name=name)
         out[-1] = replace(out[-1], extras=dict(out[-1].extras, include_error=error))
+
+    def unrolled_choice(self, src: Source, ds: dict[str, Any], origin: Origin, module: str, key: str | None,
+                        args: dict[str, Any], ctx: Ctx, st: _PlayState, out: list[Task], base: str,
+                        layers: list[dict[str, Any]]) -> None:
+        """A loop over an include_tasks whose file name the loop's items give (the include
+        choice just compiled, ``out[-1]``), whose files mix kinds and whose items, condition and
+        file names the controller knows per host: one include per distinct file and item, in
+        ansible-core's order, each holding its own file (docs/phases.md "Loops over includes
+        that mix kinds"), as :meth:`include_tasks` does for a named file."""
+        choice = out[-1]
+        unrolled = self.unrolled_items(ds, choice, layers, ctx, st, name=choice.extras["include_choice"]["name"])
+        if unrolled is None:
+            self.item_order(ds, out, layers, ctx, st, name=choice.extras["include_choice"]["name"])
+            return
+        paths, slots = unrolled
+        out.pop()
+
+        def one(at: str, task_id: str) -> None:
+            path = paths[len(out) - head]
+            assert path is not None
+            self.origins[at] = origin
+            child = self.read(path, "tasks file")
+            inner = replace(ctx, src=child, task_dir=child.dir,
+                            include_stack=ctx.include_stack + (os.path.realpath(path),), listed=False, nested=False)
+            if isinstance(args.get("apply"), dict):
+                inner = self.inherit(src, args["apply"], inner, st)
+            kids: list[Task] = []
+            self.tasks_from_source(child, inner, st, kids, f"{at}/block")
+            self.container(src, ds, ctx if len(out) == head else replace(ctx, listed=False), st, out, at, kids,
+                           display_path(path), module, task_id)
+
+        head = len(out)
+        one(f"{base}/{head}", st.new_id())
+        self.unroll(out, base, origin, st, paths, slots, one)
 
     def include_choice(self, src: Source, ds: dict[str, Any], origin: Origin, module: str,
                        key: str | None, name: str, args: dict[str, Any], ctx: Ctx,
@@ -3055,6 +3247,19 @@ class _Compiler:
                        task_id, registered, name=shown)
         if public:  # its defaults and vars are the play's once a host ran the include, not before
             out[-1] = replace(out[-1], extras=dict(out[-1].extras, public=call.key))
+        unrolled = self.unrolled_items(ds, out[-1], layers, ctx, st)
+        if unrolled is None:
+            self.item_order(ds, out, layers, ctx, st)
+            return
+
+        # a loop over it whose role's tasks run differently: one include per item, as include_tasks
+        def copy(at: str, copy_id: str) -> None:
+            kids: list[Task] = []
+            self.compile_role(call, inner, st, kids, f"{at}/block", dedupe=False, imported=True)
+            self.container(src, ds, replace(ctx, listed=False), st, out, at, kids, f"role {role.name}", module,
+                           copy_id, registered, name=shown)
+
+        self.unroll(out, base, origin, st, *unrolled, copy)
 
 
     def role_choice(self, src: Source, ds: dict[str, Any], origin: Origin, module: str,

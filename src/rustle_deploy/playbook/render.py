@@ -59,6 +59,13 @@ class Renderer:
         """``value`` templated over ``layers`` (lowest precedence first)."""
         if not has_template(value):
             return value
+        return self._run(lambda templar, scope: templar.template(value, scope), layers)
+
+    def condition(self, expression: str, layers: list[dict[str, Any]]) -> bool:
+        """A ``when`` expression decided over ``layers`` as the host's runtime decides it."""
+        return bool(self._run(lambda templar, scope: templar.condition(str(expression), scope), layers))
+
+    def _run(self, work: Any, layers: list[dict[str, Any]]) -> Any:
         if self._mod is None:
             self._mod = import_runtime()
         mod = self._mod
@@ -72,6 +79,6 @@ class Renderer:
         runner = ControllerLookups(self.base_dir) if self.base_dir is not None else None
         try:
             with running(runner):  # lookup('first_found', ...) and the like, as Ansible runs them
-                return templar.template(value, scope)
+                return work(templar, scope)
         except (mod.TemplateError, KeyError) as exc:
             raise TemplateFailed(str(exc)) from exc

@@ -1246,13 +1246,9 @@ class Runner:
                     return
                 control = self._loop_control(task, scope)
                 rounds = [(scope.child(lv), lv) for lv in (_loop_vars(control, items, i) for i in range(len(items)))]
-                unrolled = task.get("include_items")
-                if unrolled is not None and len(rounds) != 1 + len(unrolled):
-                    raise TemplateError(
-                        f"the loop over this include has {len(rounds)} items on this host, where the "
-                        f"controller listed {1 + len(unrolled)} when it cut the play into phases")
             kept = [i for i, (item_scope, _) in enumerate(rounds)
                     if later or self._skip_reason(task, item_scope) is None]
+            slots = self._include_slots(task, len(rounds), kept)
             runs = [rounds[i] for i in kept]
         except TemplateError as exc:
             # as ansible-core's include task fails: its own ignore_errors applies
@@ -1311,12 +1307,16 @@ class Runner:
         if missing:  # the file or role it names could not be loaded: after the include, as Ansible
             self._include_failed(head, task, missing)
         unrolled = task.get("include_items")
+        if unrolled is None and slots is not None:  # ansible-core's order of the items across hosts
+            order = sorted(range(len(runs)), key=lambda n: slots[kept[n]])
+            runs, picks = [runs[n] for n in order], [picks[n] for n in order]
         if unrolled is not None:  # each item runs in its own include: this one runs the first
             ids = [task.get("id"), *unrolled]
-            self._include_layers.update((ids[i], dict(rounds[i][1])) for i in kept)
-            if kept[0] != 0:
+            self._include_layers.update((ids[slots[i]], dict(rounds[i][1])) for i in kept)
+            first = [n for n, i in enumerate(kept) if slots[i] == 0]
+            if not first:
                 return
-            runs, picks = runs[:1], picks[:1]
+            runs, picks = runs[first[0]:first[0] + 1], picks[first[0]:first[0] + 1]
         once = task.get("role_once")
         if once is not None and once in self._roles_done:
             return  # Ansible runs a repeated role once, when a task of it ran before
@@ -1329,6 +1329,27 @@ class Runner:
                 self._params.pop()
                 if once is not None and self._ran > ran:
                     self._roles_done.add(once)
+
+    def _include_slots(self, task, count, kept):
+        """For a loop over an include unrolled into one include per item (``include_items``):
+        the include each of this host's ``count`` items runs in (0: this one), as the controller
+        placed them when it cut the play into phases (a loop that stays one include: each
+        item's place in ansible-core's order); a host whose items or conditions are not what the
+        controller listed fails the include."""
+        unrolled = task.get("include_items")
+        slots = task.get("include_slots")
+        if (unrolled is None and slots is None) or "loop" not in task:
+            return None
+        slots = list(range(1 + len(unrolled))) if slots is None else slots.get(self.host)
+        if slots is None or len(slots) != count:
+            listed = "none" if slots is None else len(slots)
+            raise TemplateError(f"the loop over this include has {count} items on this host, where the "
+                                f"controller listed {listed} when it cut the play into phases")
+        for i in kept:
+            if slots[i] is None:
+                raise TemplateError(f"the condition of this include holds for item {i + 1} of its loop on this "
+                                    "host, where the controller decided it false when it cut the play into phases")
+        return slots
 
     def _choose(self, task, scope):
         """The block of the file an include names with host data (``include_choice``): the
