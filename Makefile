@@ -30,6 +30,17 @@ demo: setup
 TEST_WORKERS ?= 4
 XDIST = -n $(TEST_WORKERS) $(if $(filter 0,$(TEST_WORKERS)),,--dist loadfile)
 
+# The controller-side Pythons of the suite (pytest's workers, the rustle-deploy and
+# ansible-playbook processes the tests start) keep their bytecode in PYCACHE, outside the source
+# tree, even where the environment sets PYTHONDONTWRITEBYTECODE (this machine does: each worker
+# then parsed, rewrote and compiled every test module, ~7 CPU-s, and each rustle-deploy process
+# compiled the modules it imports, ~0.2 CPU-s). No __pycache__ is written beside a source, so no
+# artifact or wheel can pick one up; the hosts' Python runs with -I, which ignores both variables.
+# One collection fills it before the workers start, so that they do not all compile at once.
+PYCACHE ?= $(CURDIR)/.pycache
+PYENV = PYTHONDONTWRITEBYTECODE= PYTHONPYCACHEPREFIX=$(PYCACHE)
+WARM = $(PYENV) $(BIN)/python -m pytest -q -p no:cacheprovider --collect-only >/dev/null 2>&1 || true
+
 # `cargo test` (the native runner's own tests: a debug build of the crate, then 122 tests that
 # mostly wait on the processes they start: 14 s of CPU in 5 minutes under a load of 35) runs beside
 # pytest at the lowest priority, taking the CPU pytest leaves, instead of adding its minutes after
@@ -43,8 +54,9 @@ test: setup
 		$(CARGO_TEST) >.cargo-target/test.log 2>&1 & cargo=$$!; \
 		trap 'kill $$cargo 2>/dev/null; exit 130' INT TERM; \
 	fi; \
+	$(WARM); \
 	echo "$(BIN)/python -m pytest -q -p no:cacheprovider $(XDIST)"; \
-	$(BIN)/python -m pytest -q -p no:cacheprovider $(XDIST); status=$$?; \
+	$(PYENV) $(BIN)/python -m pytest -q -p no:cacheprovider $(XDIST); status=$$?; \
 	if [ -n "$$cargo" ]; then \
 		echo "cargo test (the native runner's own tests)"; \
 		wait $$cargo || status=1; cat .cargo-target/test.log; \
@@ -62,7 +74,7 @@ test-latest:
 	$(PY) -m venv $(LATEST)
 	$(LATEST)/bin/pip install -q --upgrade --upgrade-strategy eager -e '.[test]'
 	$(LATEST)/bin/pip list --format=freeze | grep -iE '^(asyncssh|cryptography|click|rich|pyyaml|jinja2|pytest|hypothesis|ansible-core)=='
-	$(LATEST)/bin/python -m pytest -q -p no:cacheprovider $(XDIST) -m "not acceptance and not collections" \
+	$(PYENV) $(LATEST)/bin/python -m pytest -q -p no:cacheprovider $(XDIST) -m "not acceptance and not collections" \
 		--ignore=tests/native/test_wheel.py
 
 # The differential tests' ansible-core side is recorded in tests/data/oracle/ and replayed
@@ -70,7 +82,7 @@ test-latest:
 # (marker `oracle`) with ansible-core live and fails on any record it does not reproduce;
 # oracle-record rewrites them all, then removes the records no test used (only after a run that
 # passed: a test that stopped before its oracle would lose its record).
-ORACLE_PYTEST = $(BIN)/python -m pytest -q -p no:cacheprovider $(XDIST) -m oracle
+ORACLE_PYTEST = $(PYENV) $(BIN)/python -m pytest -q -p no:cacheprovider $(XDIST) -m oracle
 oracle-check: setup
 	RUSTLE_ORACLE=live $(ORACLE_PYTEST)
 
@@ -112,4 +124,4 @@ bench: setup
 	$(BIN)/python benchmarks/run.py
 
 clean:
-	rm -rf $(VENV) $(LATEST) target .cargo-target build *.egg-info
+	rm -rf $(VENV) $(LATEST) $(PYCACHE) target .cargo-target build *.egg-info
