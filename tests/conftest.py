@@ -255,7 +255,9 @@ def pytest_runtest_teardown(item: pytest.Item, nextitem: pytest.Item | None) -> 
 
 
 def pytest_collection_finish(session: pytest.Session) -> None:
-    _record_cpu(_cpu_seconds(), "(worker start and collection)")
+    # make test's --collect-only before the workers start fills the bytecode cache (Makefile)
+    what = "bytecode warm-up: a collection" if session.config.option.collectonly else "worker start and collection"
+    _record_cpu(_cpu_seconds(), f"({what})")
 
 
 @pytest.fixture(autouse=True)
