@@ -325,7 +325,7 @@ class Differential:
                 "compared": [[[_strip_runtime(r), _content_diffs(r)] for r in row] for row in raw],
                 "trees": {d: _json_tree(tree(self.tmp / "ansible" / d)) for d in dirs}}, places)
 
-        result = _denorm(oracle.recorded("modules_differential", inputs, run, volatile=("raw",)), places)
+        result = oracle.denorm(oracle.recorded("modules_differential", inputs, run, volatile=("raw",)), places)
         result["trees"] = {d: _tree_from_json(t) for d, t in result["trees"].items()}
         return result
 
@@ -340,24 +340,6 @@ def _tree_from_json(t: dict[str, Any]) -> dict[str, Any]:
         return base64.b64decode(b["base64"]) if isinstance(b, dict) else b.encode()
 
     return {rel: (v[0], v[1], data(v[2]), v[3]) if v[0] == "file" else tuple(v) for rel, v in t.items()}
-
-
-def _denorm(value: Any, places: dict[str, str | Path]) -> Any:
-    """``oracle.norm`` undone (a replayed record names this run's paths, as a live run's)."""
-    table = oracle._places(places)
-
-    def one(v: Any) -> Any:
-        if isinstance(v, str):
-            for path, name in table:
-                v = v.replace(name, path)
-            return v
-        if isinstance(v, list):
-            return [one(x) for x in v]
-        if isinstance(v, dict):
-            return {one(k): one(x) for k, x in v.items()}
-        return v
-
-    return one(value)
 
 
 def _content_diffs(result: dict[str, Any]) -> list[tuple[str, str]]:

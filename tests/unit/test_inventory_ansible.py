@@ -146,23 +146,10 @@ def oracle(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
 
     # stderr (warnings, a parse error's wording) is kept for the checks and messages that read
     # it; `live` compares the exit codes and the answers
-    answers = _denorm(recorded_oracle.recorded("inventory", inputs, run_all, volatile=("stderr",)), places)
+    answers = recorded_oracle.denorm(recorded_oracle.recorded("inventory", inputs, run_all, volatile=("stderr",)), places)
     results = {tuple(k): subprocess.CompletedProcess(commands[tuple(k)][0], code, out, err)
                for (k, code, out), err in zip(answers["answers"], answers["stderr"], strict=True)}
     return {"sources": sources, "results": results}
-
-
-def _denorm(value: Any, places: dict[str, str | Path]) -> Any:
-    """``norm`` undone: a replayed answer names this session's paths, as a live one does."""
-    if isinstance(value, str):
-        for path, name in recorded_oracle._places(places):
-            value = value.replace(name, path)
-        return value
-    if isinstance(value, list):
-        return [_denorm(v, places) for v in value]
-    if isinstance(value, dict):
-        return {k: _denorm(v, places) for k, v in value.items()}
-    return value
 
 
 def _flatten(value: Any, prefix: str = "") -> dict[str, Any]:
