@@ -11,7 +11,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 LATEST ?= .venv-latest
 
-.PHONY: setup demo test test-latest fuzz acceptance lint lock bench clean oracle-check oracle-record
+.PHONY: setup demo test test-latest latest-env fuzz acceptance lint lock bench clean oracle-check oracle-record
 
 $(BIN)/rustle-deploy: pyproject.toml requirements.lock
 	$(PY) -m venv $(VENV)
@@ -30,6 +30,17 @@ demo: setup
 TEST_WORKERS ?= 4
 XDIST = -n $(TEST_WORKERS) $(if $(filter 0,$(TEST_WORKERS)),,--dist loadfile)
 
+# The controller-side Pythons of the suite (pytest's workers, the rustle-deploy and
+# ansible-playbook processes the tests start) keep their bytecode in PYCACHE, outside the source
+# tree, even where the environment sets PYTHONDONTWRITEBYTECODE (this machine does: each worker
+# then parsed, rewrote and compiled every test module, ~7 CPU-s, and each rustle-deploy process
+# compiled the modules it imports, ~0.2 CPU-s). No __pycache__ is written beside a source, so no
+# artifact or wheel can pick one up; the hosts' Python runs with -I, which ignores both variables.
+# One collection fills it before the workers start, so that they do not all compile at once.
+PYCACHE ?= $(CURDIR)/.pycache
+PYENV = PYTHONDONTWRITEBYTECODE= PYTHONPYCACHEPREFIX=$(PYCACHE)
+WARM = $(PYENV) $(BIN)/python -m pytest -q -p no:cacheprovider --collect-only >/dev/null 2>&1 || true
+
 # `cargo test` (the native runner's own tests: a debug build of the crate, then 122 tests that
 # mostly wait on the processes they start: 14 s of CPU in 5 minutes under a load of 35) runs beside
 # pytest at the lowest priority, taking the CPU pytest leaves, instead of adding its minutes after
@@ -43,8 +54,9 @@ test: setup
 		$(CARGO_TEST) >.cargo-target/test.log 2>&1 & cargo=$$!; \
 		trap 'kill $$cargo 2>/dev/null; exit 130' INT TERM; \
 	fi; \
+	$(WARM); \
 	echo "$(BIN)/python -m pytest -q -p no:cacheprovider $(XDIST)"; \
-	$(BIN)/python -m pytest -q -p no:cacheprovider $(XDIST); status=$$?; \
+	$(PYENV) $(BIN)/python -m pytest -q -p no:cacheprovider $(XDIST); status=$$?; \
 	if [ -n "$$cargo" ]; then \
 		echo "cargo test (the native runner's own tests)"; \
 		wait $$cargo || status=1; cat .cargo-target/test.log; \
@@ -56,27 +68,38 @@ test: setup
 # depend on those releases: the tiers that compare with pinned downloads (above), and
 # tests/native/test_wheel.py, whose cost is cargo building the runner from scratch and pip's
 # isolated build of the wheel (the same setuptools in both environments); the native deployments
-# it also makes are those of tests/native/test_native_runs.py, which runs here.
-test-latest:
+# it also makes are those of tests/native/test_native_runs.py, which runs here. Its oracles replay
+# the records of its ansible-core when they are committed (`make oracle-record` writes them for
+# both environments); a newer release has none yet and runs them live (docs/decisions.md,
+# "The newest ansible-core's oracle records").
+LATEST_PYTEST = $(PYENV) $(LATEST)/bin/python -m pytest -q -p no:cacheprovider $(XDIST) \
+	-m "not acceptance and not collections" --ignore=tests/native/test_wheel.py
+
+latest-env:
 	rm -rf $(LATEST)
 	$(PY) -m venv $(LATEST)
 	$(LATEST)/bin/pip install -q --upgrade --upgrade-strategy eager -e '.[test]'
 	$(LATEST)/bin/pip list --format=freeze | grep -iE '^(asyncssh|cryptography|click|rich|pyyaml|jinja2|pytest|hypothesis|ansible-core)=='
-	$(LATEST)/bin/python -m pytest -q -p no:cacheprovider $(XDIST) -m "not acceptance and not collections" \
-		--ignore=tests/native/test_wheel.py
+
+test-latest: latest-env
+	$(LATEST_PYTEST)
 
 # The differential tests' ansible-core side is recorded in tests/data/oracle/ and replayed
-# (tests/oracle.py; a missing record is made by a live run). oracle-check runs those tests
-# (marker `oracle`) with ansible-core live and fails on any record it does not reproduce;
-# oracle-record rewrites them all, then removes the records no test used (only after a run that
-# passed: a test that stopped before its oracle would lose its record).
-ORACLE_PYTEST = $(BIN)/python -m pytest -q -p no:cacheprovider $(XDIST) -m oracle
-oracle-check: setup
+# (tests/oracle.py; a missing record is made by a live run), keyed by ansible-core's version among
+# the inputs. oracle-check runs those tests (marker `oracle`) with ansible-core live, in both
+# environments (the lock's and test-latest's), and fails on any record it does not reproduce;
+# oracle-record rewrites them all in both, then removes the records neither used (only after runs
+# that passed: a test that stopped before its oracle would lose its record).
+ORACLE_PYTEST = $(PYENV) $(BIN)/python -m pytest -q -p no:cacheprovider $(XDIST) -m oracle
+LATEST_ORACLE = $(subst not acceptance,oracle and not acceptance,$(LATEST_PYTEST))
+oracle-check: setup latest-env
 	RUSTLE_ORACLE=live $(ORACLE_PYTEST)
+	RUSTLE_ORACLE=live $(LATEST_ORACLE)
 
-oracle-record: setup
+oracle-record: setup latest-env
 	@stamp=$$(mktemp); \
-	RUSTLE_ORACLE=record $(ORACLE_PYTEST) || { rm -f $$stamp; echo "oracle-record: tests failed, no record removed"; exit 1; }; \
+	{ RUSTLE_ORACLE=record $(ORACLE_PYTEST) && RUSTLE_ORACLE=record $(LATEST_ORACLE); } || \
+		{ rm -f $$stamp; echo "oracle-record: tests failed, no record removed"; exit 1; }; \
 	find tests/data/oracle -name '*.json' ! -newer $$stamp -print -delete; rm -f $$stamp
 
 # Fuzz every input (inventories in each format, every connection variable, plans, config files,
@@ -112,4 +135,4 @@ bench: setup
 	$(BIN)/python benchmarks/run.py
 
 clean:
-	rm -rf $(VENV) $(LATEST) target .cargo-target build *.egg-info
+	rm -rf $(VENV) $(LATEST) $(PYCACHE) target .cargo-target build *.egg-info

@@ -172,28 +172,54 @@ def _cpu_seconds() -> float:
 # worker started: pytest_runtest_protocol leaves them out of the test that happened to pay them.
 _SESSION_CPU = [0.0]
 _IN_SESSION_FIXTURE: list[bool] = []
+# The worker's sshd (the ``sshd`` fixture; pid -> its CPU seconds, with those of the sessions it
+# has reaped, as last read) and how much of that the tests' lines were given: an ssh run's remote
+# side (sshd's session process, the shell and Python it starts) is reaped by that sshd, which the
+# worker reaps only at its end, where the whole of it used to land on one line.
+_SSHD_CPU: dict[int, float] = {}
+_SSHD_GIVEN = [0.0]
 
 
-def _record_cpu(seconds: float, what: str) -> None:
+def _sshd_cpu_since() -> float:
+    """CPU seconds the worker's sshd and the sessions it reaped spent since the last call
+    (``/proc/PID/stat``: utime, stime, cutime, cstime)."""
+    spent = 0.0
+    for pid, seen in list(_SSHD_CPU.items()):
+        try:
+            with open(f"/proc/{pid}/stat") as stat:
+                fields = stat.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        now = sum(int(x) for x in fields[11:15]) / os.sysconf("SC_CLK_TCK")
+        spent += now - seen
+        _SSHD_CPU[pid] = now
+    _SSHD_GIVEN[0] += spent
+    return spent
+
+
+def _record_cpu(seconds: float, what: str, remote: float | None = None) -> None:
     path = os.environ.get("RUSTLE_TEST_CPU")
     if path:
         with open(path, "a") as out:
-            out.write(f"{seconds:.2f}\t{what}\n")
+            out.write(f"{seconds:.2f}\t{what}" + ("" if remote is None else f"\t{remote:.2f}") + "\n")
 
 
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> Iterator[None]:
     """RUSTLE_TEST_CPU=FILE: each test's CPU seconds (set-up, call and teardown; a module
-    fixture's in its first test) appended to FILE as ``seconds<TAB>node id`` lines, from every
-    worker; what is not one test's, each on a line of its own (its name in parentheses): a
-    worker's start and collection, each session fixture's set-up, and the worker's end (the last
-    test's teardown with the session fixtures': the sshd's, whose reaped sessions hold the
-    remote side of every ssh run of that worker). On a shared machine a test's wall time says
+    fixture's in its first test) appended to FILE as ``seconds<TAB>node id<TAB>remote`` lines,
+    from every worker, the remote side of the test's ssh runs included (the sessions the worker's sshd
+    reaped meanwhile: ``_sshd_cpu_since``); what is not one test's, each on a line of its own (its
+    name in parentheses): a worker's start and collection, each session fixture's set-up, and
+    the worker's end (the session fixtures' teardown). On a shared machine a test's wall time says
     more about the load than about the test; on 2 cores the suite's CPU time bounds it
     (tests/README.md, "What the suite costs")."""
     before, session_before = _cpu_seconds(), _SESSION_CPU[0]
+    given_before = _SSHD_GIVEN[0]
     yield
-    _record_cpu(_cpu_seconds() - before - (_SESSION_CPU[0] - session_before), item.nodeid)
+    _sshd_cpu_since()
+    remote = _SSHD_GIVEN[0] - given_before  # the remote side of this test's ssh runs
+    _record_cpu(_cpu_seconds() - before - (_SESSION_CPU[0] - session_before) + remote, item.nodeid, remote)
 
 
 class _SessionFixtureCpu:
@@ -217,16 +243,21 @@ class _SessionFixtureCpu:
 
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_teardown(item: pytest.Item, nextitem: pytest.Item | None) -> Iterator[None]:
+    if nextitem is None:
+        _sshd_cpu_since()  # the last test's share, read before the sshd is ended and reaped
     before = _cpu_seconds()
     yield
     if nextitem is None:
         spent = _cpu_seconds() - before
         _SESSION_CPU[0] += spent
-        _record_cpu(spent, f"(worker end: the session fixtures' teardown, after {item.nodeid})")
+        # the reaped sshd brought all its CPU: what the tests' lines were given is theirs
+        _record_cpu(spent - _SSHD_GIVEN[0], f"(worker end: the session fixtures' teardown, after {item.nodeid})")
 
 
 def pytest_collection_finish(session: pytest.Session) -> None:
-    _record_cpu(_cpu_seconds(), "(worker start and collection)")
+    # make test's --collect-only before the workers start fills the bytecode cache (Makefile)
+    what = "bytecode warm-up: a collection" if session.config.option.collectonly else "worker start and collection"
+    _record_cpu(_cpu_seconds(), f"({what})")
 
 
 @pytest.fixture(autouse=True)
@@ -289,7 +320,9 @@ def sshd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
     a fixture of its own and started a second sshd on the workers that ran both."""
     from .integration.conftest import run_sshd
 
-    yield from run_sshd(tmp_path_factory)
+    for server in run_sshd(tmp_path_factory):
+        _SSHD_CPU[server.pid] = 0.0
+        yield server
 
 
 @pytest.fixture(scope="session")

@@ -86,6 +86,25 @@ def norm(value: Any, places: dict[str, str | Path]) -> Any:
     return one(value)
 
 
+def denorm(value: Any, places: dict[str, str | Path]) -> Any:
+    """``norm`` undone: a replayed record's placeholders written as this run's paths, as a live
+    run's results name them."""
+    table = _places(places)
+
+    def one(v: Any) -> Any:
+        if isinstance(v, str):
+            for path, name in table:
+                v = v.replace(name, path)
+            return v
+        if isinstance(v, list):
+            return [one(x) for x in v]
+        if isinstance(v, dict):
+            return {one(k): one(x) for k, x in v.items()}
+        return v
+
+    return one(value)
+
+
 def blob(data: bytes) -> str | dict[str, str]:
     """A file's bytes as JSON: its text, or ``{"base64": ...}`` when it is not UTF-8."""
     try:

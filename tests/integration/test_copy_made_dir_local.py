@@ -24,8 +24,11 @@ from typing import Any
 
 import pytest
 
-from .conftest import local_inventory, run_tool
+from .. import oracle
+from .conftest import ansible_env, local_inventory, run_tool
 from .test_playbooks_ansible import ANSIBLE
+
+pytestmark = pytest.mark.oracle
 
 PLAYBOOK = """- hosts: all
   gather_facts: false
@@ -168,12 +171,30 @@ def runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
                              ("sub/f_link", "../f.txt")):
             (linked / link).symlink_to(target)
         (work / "scratch").mkdir()
-        run = run_tool(tool, work, [*local_inventory(work, h=f"ansible_python_interpreter={sys.executable}"),
-                                    "-e", f"scratch={work / 'scratch'}"], {}, cwd=True)
-        root = work / "out"
-        out[tool] = {"code": run["code"], "text": run["text"],
-                     "tree": {str(p.relative_to(root)): _entry(p) for p in sorted(root.rglob("*"))}}
+        args = [*local_inventory(work, h=f"ansible_python_interpreter={sys.executable}"), "-e", f"scratch={work / 'scratch'}"]
+        out[tool] = _ansible(work, args) if tool == "ansible" else _run(tool, work, args)
     return out
+
+
+def _run(tool: str, work: Path, args: list[str]) -> dict[str, Any]:
+    run = run_tool(tool, work, args, {}, cwd=True)
+    root = work / "out"
+    return {"code": run["code"], "text": run["text"],
+            "tree": {str(p.relative_to(root)): _entry(p) for p in sorted(root.rglob("*"))}}
+
+
+def _ansible(work: Path, args: list[str]) -> dict[str, Any]:
+    """ansible-playbook's side, recorded (tests/oracle.py): keyed by every file of the work
+    directory (with its mode: preserve copies it) and the command line; its exit code and the
+    tree it wrote (whose names the playbook already writes MADE and OUT). The console's text is
+    kept for failure messages."""
+    places: dict[str, str | Path] = {"{tmp}": work}
+    modes = {str(p.relative_to(work)): oct(p.lstat().st_mode) for p in sorted(work.rglob("*"))}
+    inputs = oracle.norm({"files": oracle.files(work), "modes": modes, "args": args,
+                          "env": oracle.env(ansible_env(work))}, places)
+    result = oracle.denorm(oracle.recorded("copy_made_dir", inputs, lambda: oracle.norm(_run("ansible", work, args), places),
+                                           volatile=("text",)), places)
+    return {**result, "tree": {rel: tuple(entry) for rel, entry in result["tree"].items()}}
 
 
 def _entry(path: Path) -> tuple[str, str]:

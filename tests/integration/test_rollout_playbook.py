@@ -3,8 +3,8 @@ and ``order`` reach the same scheduler plans use (docs/rollouts.md).
 
 Over the real sshd fleet (20 inventory hosts): batches checked by the timestamps each host
 writes, a failure that stops the next batch, ``any_errors_fatal``, resume after a stop.
-Against ansible-playbook (local connection, separate trees, one run each): the same recap,
-the same hosts touched, the same batches, the same exit status.
+Against ansible-playbook (local connection, separate trees, one run each, recorded:
+tests/oracle.py): the same recap, the same hosts touched, the same batches, the same exit status.
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ import yaml
 
 from rustle_deploy.cli import main
 
+from .. import oracle
 from ..conftest import ANSIBLE_PLAYBOOK, ORACLE_TIMEOUT
 from .conftest import ansible_env, recaps
 from .test_rollout_ssh import Fleet, assert_sequential, batches_of
@@ -252,7 +253,41 @@ SCENARIOS: dict[str, tuple[list[dict[str, Any]], dict[str, str], list[int]]] = {
 }
 
 
+def ansible_rollout(tmp_path: Path, playbook: Path, fail: dict[str, str], names: list[str],
+                    batches: list[list[str]]) -> dict[str, Any]:
+    """ansible-playbook's answer for a scenario (recorded: tests/oracle.py): its exit code, recap,
+    the hosts each play touched, and what its stamps say about the times: whether play-0 ran in
+    ``batches``, one after another, and whether play-1 started only after play-0 had ended (the
+    times themselves change every run; these answers do not)."""
+    inv, root = local_fleet(tmp_path, "ansible", len(names), fail)
+    argv = [str(ANSIBLE), "-i", str(inv), str(playbook)]
+    env = ansible_env(tmp_path, ANSIBLE_FORKS="8")
+    places = {"{tmp}": tmp_path}
+    inputs = oracle.norm({"playbook": playbook.read_text(), "inventory": inv.read_text(), "argv": argv,
+                          "env": oracle.env(env), "batches": batches}, places)
+
+    def run() -> dict[str, Any]:
+        proc = subprocess.run(argv, capture_output=True, text=True, env=env, timeout=ORACLE_TIMEOUT)
+        return oracle.norm({"code": proc.returncode, "recap": recaps(proc.stdout),
+                            "touched": {p: [n for n in names if stamps(root, n, p)] for p in ("play-0", "play-1")},
+                            "sequential": sequential(root, batches, "play-0"),
+                            "later_play_after": later_play_after(root, names),
+                            "log": proc.stdout + proc.stderr}, places)
+
+    result: dict[str, Any] = oracle.recorded("rollout_playbook", inputs, run, volatile=("log",))
+    return result
+
+
+def later_play_after(root: Path, names: list[str]) -> bool | None:
+    """Whether play-1 started on every host only after play-0 had ended on all (None: no play-1)."""
+    if not any(stamps(root, n, "play-1") for n in names):
+        return None
+    first_end = max(s[1] for n in names if (s := stamps(root, n, "play-0")))
+    return min(s[0] for n in names if (s := stamps(root, n, "play-1"))) >= first_end
+
+
 @pytest.mark.ansible
+@pytest.mark.oracle
 @pytest.mark.skipif(not ANSIBLE.exists(), reason="ansible-core is not installed in this environment")
 @pytest.mark.parametrize("scenario", sorted(SCENARIOS))
 def test_playbook_rollout_matches_ansible(scenario: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -262,11 +297,9 @@ def test_playbook_rollout_matches_ansible(scenario: str, tmp_path: Path, capsys:
     batches = batches_of(sizes, order[:sum(sizes)])
     playbook = write_playbook(tmp_path, plays)
 
-    a_inv, a_root = local_fleet(tmp_path, "ansible", 8, fail)
-    proc = subprocess.run([str(ANSIBLE), "-i", str(a_inv), str(playbook)], capture_output=True, text=True,
-                          env=ansible_env(tmp_path, ANSIBLE_FORKS="8"), timeout=ORACLE_TIMEOUT)
-    a_log = proc.stdout + proc.stderr
-    a_recap = recaps(proc.stdout)
+    ansible = ansible_rollout(tmp_path, playbook, fail, names, batches)
+    a_log = ansible["log"]
+    a_recap = ansible["recap"]
     assert a_recap, a_log
 
     r_inv, r_root = local_fleet(tmp_path, "rustle", 8, fail)
@@ -275,7 +308,7 @@ def test_playbook_rollout_matches_ansible(scenario: str, tmp_path: Path, capsys:
     doc = json.loads(out)
     r_log = out + err
 
-    assert (proc.returncode == 0) == (code == 0), f"ansible {proc.returncode}, rustle {code}\n{a_log}\n{r_log}"
+    assert (ansible["code"] == 0) == (code == 0), f"ansible {ansible['code']}, rustle {code}\n{a_log}\n{r_log}"
     # the same hosts in the recap, with the same counts; the others never reached
     by_name = {h["name"]: h for h in doc["hosts"]}
     for name in names:
@@ -287,12 +320,10 @@ def test_playbook_rollout_matches_ansible(scenario: str, tmp_path: Path, capsys:
             assert by_name[name]["rollout"] == "not_reached", f"{name}\n{a_log}\n{r_log}"
     # the same hosts touched, play by play, in the same batches
     for play_id in ("play-0", "play-1"):
-        a_touched = [n for n in names if stamps(a_root, n, play_id)]
         r_touched = [n for n in names if stamps(r_root, n, play_id)]
-        assert a_touched == r_touched, f"{play_id}\n{a_log}\n{r_log}"
-    assert sequential(a_root, batches, "play-0"), a_log
+        assert ansible["touched"][play_id] == r_touched, f"{play_id}\n{a_log}\n{r_log}"
+    assert ansible["sequential"], a_log
     assert sequential(r_root, batches, "play-0"), r_log
-    if any(stamps(r_root, n, "play-1") for n in names):  # a later play starts once the first ended
-        for root in (a_root, r_root):
-            first_end = max(s[1] for n in names if (s := stamps(root, n, "play-0")))
-            assert min(s[0] for n in names if (s := stamps(root, n, "play-1"))) >= first_end
+    # a later play starts once the first ended, under both
+    assert later_play_after(r_root, names) == ansible["later_play_after"], f"{a_log}\n{r_log}"
+    assert later_play_after(r_root, names) in (True, None), r_log

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gzip
 import io
 import os
 import shutil
@@ -29,9 +30,11 @@ unarchive = archive.MODULES["unarchive"]
 
 
 def _tar_bytes(entries: dict[str, bytes | str | None], mode: str = "w:gz") -> bytes:
-    """name -> bytes (file), str (symlink target) or None (directory)."""
+    """name -> bytes (file), str (symlink target) or None (directory). Gzip's header carries no
+    time (the same bytes every run: a recorded oracle is keyed by them)."""
+    gz = mode == "w:gz"
     buf = io.BytesIO()
-    with tarfile.open(fileobj=buf, mode=mode) as tar:
+    with tarfile.open(fileobj=buf, mode="w" if gz else mode) as tar:
         for name, value in entries.items():
             info = tarfile.TarInfo(name)
             info.mtime = 1_600_000_000
@@ -44,7 +47,7 @@ def _tar_bytes(entries: dict[str, bytes | str | None], mode: str = "w:gz") -> by
             else:
                 info.size, info.mode = len(value), 0o640
                 tar.addfile(info, io.BytesIO(value))
-    return buf.getvalue()
+    return gzip.compress(buf.getvalue(), mtime=0) if gz else buf.getvalue()
 
 
 APP_TAR = _tar_bytes({"app": None, "app/bin": None, "app/bin/run": b"#!/bin/sh\n",

@@ -9,6 +9,7 @@ and returns both sides' results and resulting trees for comparison.
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import json
 import os
@@ -23,6 +24,7 @@ from typing import Any
 
 import pytest
 
+from .. import oracle
 from ..conftest import ENV_BIN, ORACLE_TIMEOUT
 
 REPO = Path(__file__).resolve().parents[2]
@@ -265,7 +267,8 @@ class Differential:
                               "ignore_errors": True, "check_mode": check, "diff": True})
             plays.append({"hosts": "localhost", "gather_facts": False,
                           "vars": self.play_vars, "tasks": tasks})
-        ansible_results = run_playbook(self.tmp, plays)
+        ansible = self._ansible(plays, srcdir, len(cases))
+        ansible_results = ansible["raw"]
         checked = iter(ansible_results[2])
         ansible_results[2] = [next(checked) if case.check else {} for case in cases]
         # ours: the same sequence through the module function
@@ -294,12 +297,49 @@ class Differential:
                 "ours": [_strip_runtime(r[i]) for r in ours_results],
                 "ansible_raw": [r[i] for r in ansible_results],
                 "ours_raw": [r[i] for r in ours_results],
-                "ansible_tree": tree(self.tmp / "ansible" / "run" / f"c{i:02d}"),
+                "ansible_tree": ansible["trees"][f"run/c{i:02d}"],
                 "ours_tree": tree(self.tmp / "ours" / "run" / f"c{i:02d}"),
-                "ansible_check_tree": tree(self.tmp / "ansible" / "check" / f"c{i:02d}"),
+                "ansible_check_tree": ansible["trees"][f"check/c{i:02d}"],
                 "ours_check_tree": tree(self.tmp / "ours" / "check" / f"c{i:02d}"),
             }
         return out
+
+
+    def _ansible(self, plays: list[dict[str, Any]], srcdir: Path, count: int) -> dict[str, Any]:
+        """ansible-core's side of ``run``, recorded (tests/oracle.py): keyed by the plays and
+        every case directory as its set-up left it (and the controller's files); the results of
+        each play's tasks and each case directory's tree after the runs. The raw results are
+        kept for the content diffs and the failure messages; ``live`` compares what the tests
+        compare (changed, failed, msg, the diffs' texts, the trees), as a raw result holds
+        times (a backup's name)."""
+        places: dict[str, str | Path] = {"{tmp}": self.tmp}
+        dirs = [f"{phase}/c{i:02d}" for phase in ("run", "check") for i in range(count)]
+        inputs = oracle.norm({"plays": plays, "width": 2, "callback": _CALLBACK,
+                              "controller_files": _json_tree(tree(srcdir)),
+                              "start": {d: _json_tree(tree(self.tmp / "ansible" / d)) for d in dirs}}, places)
+
+        def run() -> dict[str, Any]:
+            raw = run_playbook(self.tmp, json.loads(json.dumps(plays)))
+            return oracle.norm({
+                "raw": raw,
+                "compared": [[[_strip_runtime(r), _content_diffs(r)] for r in row] for row in raw],
+                "trees": {d: _json_tree(tree(self.tmp / "ansible" / d)) for d in dirs}}, places)
+
+        result = oracle.denorm(oracle.recorded("modules_differential", inputs, run, volatile=("raw",)), places)
+        result["trees"] = {d: _tree_from_json(t) for d, t in result["trees"].items()}
+        return result
+
+
+def _json_tree(t: dict[str, Any]) -> dict[str, Any]:
+    """``tree``'s answer as JSON (a file's bytes as ``oracle.blob``)."""
+    return {rel: [*v[:2], oracle.blob(v[2]), v[3]] if v[0] == "file" else list(v) for rel, v in t.items()}
+
+
+def _tree_from_json(t: dict[str, Any]) -> dict[str, Any]:
+    def data(b: Any) -> bytes:
+        return base64.b64decode(b["base64"]) if isinstance(b, dict) else b.encode()
+
+    return {rel: (v[0], v[1], data(v[2]), v[3]) if v[0] == "file" else tuple(v) for rel, v in t.items()}
 
 
 def _content_diffs(result: dict[str, Any]) -> list[tuple[str, str]]:

@@ -4,7 +4,8 @@ Every inventory of the shared fixtures and of tests/data/inventories/ is read by
 Ansible parses it, ``to_ansible_list()`` must equal ``ansible-inventory -i FILE --list`` group by
 group, host by host and variable by variable; where Ansible cannot parse it, we must raise
 InventoryError naming the file and line. Host patterns are checked against
-``ansible PATTERN --list-hosts``. Ansible runs once per case per session, in parallel.
+``ansible PATTERN --list-hosts``. Ansible runs once per case per session, in parallel; its
+answers are recorded and replayed (tests/oracle.py).
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ import pytest
 from rustle_deploy.errors import InventoryError
 from rustle_deploy.inventory import implicit_localhost, load_inventory
 
+from .. import oracle as recorded_oracle
 from ..conftest import ORACLE_TIMEOUT
 
 REPO = Path(__file__).resolve().parents[2]
@@ -31,7 +33,7 @@ SHARED_INVENTORIES = REPO / ".." / "shared" / "fixtures" / "rustle-parse" / "inv
 OWN_INVENTORIES = REPO / "tests" / "data" / "inventories"
 BIN = Path(sys.executable).parent
 
-pytestmark = pytest.mark.ansible
+pytestmark = [pytest.mark.ansible, pytest.mark.oracle]
 
 
 def _cases() -> dict[str, Path]:
@@ -100,7 +102,8 @@ def _prepare(case: str, source: Path, work: Path) -> Path:
 
 @pytest.fixture(scope="session")
 def oracle(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
-    """Ansible's answers for every case and pattern, computed once, in parallel."""
+    """Ansible's answers for every case and pattern, computed once, in parallel, and recorded
+    (tests/oracle.py: keyed by every inventory file, the command lines and the environment)."""
     home = tmp_path_factory.mktemp("ansible-home")
     work = tmp_path_factory.mktemp("inventories")
     env = _env(home)
@@ -108,39 +111,44 @@ def oracle(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     empty = work / "empty-inventory-dir"
     empty.mkdir()
 
-    def run(args: list[str], extra_env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            args, capture_output=True, text=True, cwd=home, env={**env, **(extra_env or {})},
-            timeout=ORACLE_TIMEOUT, check=False,  # 120 s expired at a load of ~50
-        )
+    commands: dict[Any, tuple[list[str], dict[str, str]]] = {}
+    for case, src in sources.items():
+        commands[("list", case)] = [str(BIN / "ansible-inventory"), "-i", str(src), "--list"], {}
+    for case, pattern in PATTERNS:
+        commands[("hosts", case, pattern)] = [str(BIN / "ansible"), pattern, "-i", str(sources[case]), "--list-hosts"], {}
+    for hosts in HOST_LISTS:
+        commands[("host-list", hosts)] = [str(BIN / "ansible-inventory"), "-i", hosts, "--list"], {}
+    lenient = {"ANSIBLE_INVENTORY_UNPARSED_FAILED": "False",
+               "ANSIBLE_INVENTORY_ANY_UNPARSED_IS_FAILED": "False"}
+    commands[("implicit-list",)] = [str(BIN / "ansible-inventory"), "-i", str(empty), "--list"], lenient
+    for case in ("own/group_host_vars", "own/precedence"):
+        commands[("implicit-host", case)] = [str(BIN / "ansible-inventory"), "-i", str(sources[case]),
+                                             "--host", "localhost"], {}
+    commands[("implicit-host", None)] = [str(BIN / "ansible-inventory"), "-i", str(empty), "--host", "localhost"], lenient
 
-    jobs: dict[Any, Any] = {}
-    with ThreadPoolExecutor(max_workers=6) as pool:
-        for case, src in sources.items():
-            jobs[("list", case)] = pool.submit(
-                run, [str(BIN / "ansible-inventory"), "-i", str(src), "--list"]
+    places: dict[str, str | Path] = {"{home}": home, "{work}": work, "{shared}": SHARED_INVENTORIES.resolve()}
+    inputs = recorded_oracle.norm({
+        "shared": recorded_oracle.files(SHARED_INVENTORIES), "own": recorded_oracle.files(OWN_INVENTORIES),
+        "env": recorded_oracle.env(env), "commands": [[list(k), a, e] for k, (a, e) in commands.items()]}, places)
+
+    def run_all() -> list[Any]:
+        def run(args: list[str], extra_env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+            return subprocess.run(
+                args, capture_output=True, text=True, cwd=home, env={**env, **extra_env},
+                timeout=ORACLE_TIMEOUT, check=False,  # 120 s expired at a load of ~50
             )
-        for case, pattern in PATTERNS:
-            jobs[("hosts", case, pattern)] = pool.submit(
-                run, [str(BIN / "ansible"), pattern, "-i", str(sources[case]), "--list-hosts"]
-            )
-        for hosts in HOST_LISTS:
-            jobs[("host-list", hosts)] = pool.submit(run, [str(BIN / "ansible-inventory"), "-i", hosts, "--list"])
-        lenient = {"ANSIBLE_INVENTORY_UNPARSED_FAILED": "False",
-                   "ANSIBLE_INVENTORY_ANY_UNPARSED_IS_FAILED": "False"}
-        jobs[("implicit-list",)] = pool.submit(
-            run, [str(BIN / "ansible-inventory"), "-i", str(empty), "--list"], lenient
-        )
-        for case in ("own/group_host_vars", "own/precedence"):
-            jobs[("implicit-host", case)] = pool.submit(
-                run, [str(BIN / "ansible-inventory"), "-i", str(sources[case]),
-                      "--host", "localhost"]
-            )
-        jobs[("implicit-host", None)] = pool.submit(
-            run, [str(BIN / "ansible-inventory"), "-i", str(empty), "--host", "localhost"],
-            lenient,
-        )
-        results = {key: fut.result() for key, fut in jobs.items()}
+
+        with ThreadPoolExecutor(max_workers=6) as pool:
+            jobs = {k: pool.submit(run, *command) for k, command in commands.items()}
+            done = {k: fut.result() for k, fut in jobs.items()}
+        return recorded_oracle.norm({"answers": [[list(k), p.returncode, p.stdout] for k, p in done.items()],
+                                     "stderr": [p.stderr for p in done.values()]}, places)
+
+    # stderr (warnings, a parse error's wording) is kept for the checks and messages that read
+    # it; `live` compares the exit codes and the answers
+    answers = recorded_oracle.denorm(recorded_oracle.recorded("inventory", inputs, run_all, volatile=("stderr",)), places)
+    results = {tuple(k): subprocess.CompletedProcess(commands[tuple(k)][0], code, out, err)
+               for (k, code, out), err in zip(answers["answers"], answers["stderr"], strict=True)}
     return {"sources": sources, "results": results}
 
 
