@@ -50,6 +50,8 @@ if TYPE_CHECKING:
 
 # Modes that read the input and print something about it; they touch no host.
 LIST_MODES = ("emit_plan", "syntax_check", "list_tasks", "list_hosts", "list_tags")
+# what the schedule decides in the options (the run cache stores it)
+_SCHEDULED = ("format_", "pyz_because")
 
 @dataclass(frozen=True)
 class Part:
@@ -679,7 +681,11 @@ class Session:
             return self.cleanup()
         if o.get("deploy_only"):
             return self.deploy_only()
-        plan, inv = self.plan(self.inventory())
+        recorder, entry = self._run_cache()
+        if isinstance(entry, int):
+            return entry
+        with self._recording(recorder):
+            plan, inv = self.plan(self.inventory())
         listing = next((m for m in LIST_MODES if o.get(m)), None)
         if listing is not None:
             from .listing import show
@@ -688,13 +694,14 @@ class Session:
         if not plan.plays:
             self.reporter.line("no hosts matched: nothing to do")
             return 0
-        every, hosts = self.hosts_for(plan, inv)
-        if self.later is not None:
-            self._later_format()
-        if not o.get("compile_only"):
-            check_remote_dirs(hosts, inv.source)
-            check_connections(hosts, inv.source)
-            self.resolve_delegates(plan, inv)
+        with self._recording(recorder):
+            every, hosts = self.hosts_for(plan, inv)
+            if self.later is not None:
+                self._later_format()
+            if not o.get("compile_only"):
+                check_remote_dirs(hosts, inv.source)
+                check_connections(hosts, inv.source)
+                self.resolve_delegates(plan, inv)
         if o.get("dry_run"):
             return self.dry_run(plan, self.units(plan, inv, every), hosts, self.schedule(plan, inv, hosts))
         if o.get("compile_only"):
@@ -703,26 +710,137 @@ class Session:
             from .fleetops import resume
 
             return resume(self, plan, hosts, self.build(self.units(plan, inv, every)), o["resume"])
-        from .transport.early import start_early
+        with self._recording(recorder):
+            schedule = self.schedule(plan, inv, hosts)
+        scheduled = {k: o[k] for k in _SCHEDULED if k in o}
+        runners = self.host_runners(hosts)
+        early = self.start_early(plan, hosts, schedule, runners)
+        try:
+            with self._recording(recorder):
+                artifacts = self.build(self.units(plan, inv, every))
+            if recorder is not None and isinstance(entry, str) and self.later is None:
+                self._store_run(recorder, entry, plan, every, hosts, schedule, artifacts, scheduled)
+            return self.deploy(plan, hosts, artifacts, early, schedule)
+        finally:  # whatever ends the command (a bad value, a full disk, Ctrl-C): no ssh left running
+            if early is not None:
+                early.close()
 
-        schedule = self.schedule(plan, inv, hosts)
+    def host_runners(self, hosts: list[Host]) -> dict[str, RunnerSpec | None]:
+        """The runner each host gets (None: pyz), after what the history knows of each host."""
+        o = self.opts
         if o.get("format_") == "auto" and self.runner():
             self._no_runner = self.no_runner_hosts(hosts)
             self._platforms = self.reported_platforms(hosts)
         elif o.get("format_") == "native":  # the C library each host reported (libc_refusal)
             self._platforms = self.reported_platforms(hosts)
-        # The ssh handshakes (OpenSSH client) run while this process compiles; in a rollout,
-        # only the first batch's: the others are not to be touched before their turn.
+        return {h.name: self.host_runner(h) for h in hosts}  # a bad target: exit 2 before any ssh
+
+    def start_early(self, plan: Plan, hosts: list[Host], schedule: Schedule,
+                    runners: dict[str, RunnerSpec | None]) -> EarlyStarts | None:
+        """Start the ssh handshakes (OpenSSH client) while this process compiles; in a rollout,
+        only the first batch's: the others are not to be touched before their turn."""
+        from .transport.early import start_early
+
+        o = self.opts
         first = set(schedule.first_hosts()) if o.get("run_") else {h.name for h in hosts}
-        runners = {h.name: self.host_runner(h) for h in hosts}  # a bad target: exit 2 before any ssh
         # --format auto: whether the plan lowers is the build's to say; a host that may get the
         # runner starts either agent on its one connection (early.start_early)
         either = [n for n, r in runners.items() if r is not None] if o.get("format_") == "auto" else []
-        early = start_early([h for h in hosts if h.name in first], self.settings.ssh_client,
-                            self.settings.hosts_at_once(plan.options.forks), lambda h: runners[h.name], either)
+        return start_early([h for h in hosts if h.name in first], self.settings.ssh_client,
+                           self.settings.hosts_at_once(plan.options.forks), lambda h: runners[h.name], either)
+
+    # -- the run cache (runcache.py) ----------------------------------------------------------
+    @contextmanager
+    def _recording(self, recorder: Any) -> Iterator[None]:
+        if recorder is None:
+            yield
+            return
+        with recorder.recording():
+            yield
+
+    def _run_cache(self) -> tuple[Any, str | int | None]:
+        """The run cache's recorder for this command (None when it may not use the cache) and
+        either the entry's name (a miss: the full path records) or the exit code of the
+        deployment made from the stored entry (a hit)."""
+        from . import runcache, vault
+
+        if not runcache.usable(self.opts, bool(vault.secrets())):
+            return None, None
+        s = self.settings
+        name = runcache.key(self.opts, s, self.ansible_cfg)
+        entry, why = runcache.load(s.cache_dir, name)
+        if entry is None and (self.opts.get("verbose") or 0) > 1:
+            print(f"note: run cache: not used: {visible(why)}", file=sys.stderr)
+        if entry is not None:
+            code = self._deploy_stored(entry)
+            if code is not None:
+                return None, code
+        return runcache.Recorder([s.cache_dir], s.state_db), name
+
+    def _choices(self, every: list[Host], auto: list[str], targets: list[str]) -> dict[str, Any]:
+        """What the build chose from the runners and the history: ``_store_run`` keeps it with
+        the artifacts, a warm run compares it with its own."""
+        by_name = {h.name: h for h in every}
+        choice = {n: (r.sha256 if r is not None else None, why) for n in auto
+                  for r, why in [self.auto_runner(by_name[n])]}
+        runners = {t: (r.sha256 if r is not None else None) for t in targets for r in [self.runner(t)]}
+        return {"auto": choice, "runners": runners, "pyz_because": self.opts.get("pyz_because")}
+
+    def _store_run(self, recorder: Any, name: str, plan: Plan, every: list[Host], hosts: list[Host],
+                   schedule: Schedule, artifacts: list[Artifact], scheduled: dict[str, Any]) -> None:
+        import pickle
+
+        from . import runcache
+
+        auto, targets = sorted(self._auto_choice), sorted(t for t in self._runners)
+        state = {"plan": plan, "every": every, "hosts": hosts, "schedule": schedule, "artifacts": artifacts,
+                 "delegates": self.delegates, "extra_vars": self.extra_vars, "scheduled": scheduled,
+                 "choices": self._choices(every, auto, targets), "auto_targets": (auto, targets),
+                 "auto_units": (sorted(self._auto_units), pickle.dumps(self._auto_units))}
         try:
-            return self.deploy(plan, hosts, self.build(self.units(plan, inv, every)), early, schedule)
-        finally:  # whatever ends the command (a bad value, a full disk, Ctrl-C): no ssh left running
+            runcache.store(self.settings.cache_dir, name, recorder, state)
+        except (pickle.PicklingError, TypeError, AttributeError, RecursionError) as exc:
+            if self.opts.get("verbose", 0) > 1:
+                print(f"note: run cache: not stored ({exc})", file=sys.stderr)
+
+    def _deploy_stored(self, entry: dict[str, Any]) -> int | None:
+        """Deploy what the run cache stored (its inputs unchanged); None, with the session as it
+        was, when the runners or the history now choose otherwise, or an artifact is gone."""
+        from .compiler.cachefiles import sha256_file
+        from .runcache import Deferred
+
+        o = self.opts
+        if any(sha256_file(a.path) != a.sha256 for a in entry["artifacts"]):
+            return None
+        saved = dict(o)
+        for k in _SCHEDULED:
+            o.pop(k, None)
+        o.update(entry["scheduled"])
+        hosts: list[Host] = entry["hosts"]
+        runners = self.host_runners(hosts)
+        now = self._choices(entry["every"], *entry["auto_targets"])
+        if now != entry["choices"]:
+            if (o.get("verbose") or 0) > 1:
+                print(f"note: run cache: not used: the runners chosen now differ ({now} against "
+                      f"{entry['choices']})", file=sys.stderr)
+            o.clear()
+            o.update(saved)
+            for f in ("_runners", "_no_runner", "_platforms", "_target_from", "_no_runner_for", "_auto_choice"):
+                getattr(self, f).clear()
+            return None
+        self.delegates, self.extra_vars = entry["delegates"], entry["extra_vars"]
+        self._auto_units = Deferred(*entry["auto_units"])
+        if entry["stderr"]:
+            sys.stderr.write(entry["stderr"])
+        if o.get("verbose"):
+            print("note: run cache: the plan, inventory and files are unchanged; deploying what the last "
+                  "run compiled from them", file=sys.stderr)
+        plan, schedule = entry["plan"], entry["schedule"]
+        early = self.start_early(plan, hosts, schedule, runners)
+        artifacts = [replace(a, cached=True) for a in entry["artifacts"]]
+        try:
+            return self.deploy(plan, hosts, artifacts, early, schedule)
+        finally:
             if early is not None:
                 early.close()
 
@@ -1313,5 +1431,8 @@ def _vault_secrets(opts: dict[str, Any], acfg: AnsibleConfig) -> list[tuple[str,
 def _ask_var(spec: VarPrompt) -> str | None:
     """A ``vars_prompt`` answer from the terminal (None without one)."""
     from .prompt import ask
+    from .runcache import volatile
+
+    volatile("vars_prompt")
 
     return ask(spec.message, private=spec.private, confirm=spec.confirm)
