@@ -216,3 +216,64 @@ def test_a_run_from_the_cache_is_verified_and_recorded_as_any_other(capsys: pyte
     assert len({d["plan_sha256"] for d in listed}) == 1
     assert [(d["status"], [h["host"] for h in d["hosts"]]) for d in listed] == [("done", ["localhost"])] * 2
     assert all(not h.get("error") for d in listed for h in d["hosts"])
+
+
+def _playbook(tmp_path: Path) -> tuple[Path, Path]:
+    """A playbook with vars_files and a role (tasks, defaults) writing ``out/greeting``."""
+    _, inv = _case(tmp_path, [])
+    work = tmp_path / "pb"
+    (work / "roles" / "r" / "tasks").mkdir(parents=True)
+    (work / "roles" / "r" / "defaults").mkdir()
+    (work / "roles" / "r" / "tasks" / "main.yml").write_text(
+        "- copy:\n    content: \"{{ greeting }} {{ where }}\\n\"\n    dest: " + str(tmp_path / "out" / "greeting") + "\n")
+    (work / "roles" / "r" / "defaults" / "main.yml").write_text("where: from the defaults\n")
+    (work / "vars.yml").write_text("greeting: hello\n")
+    (work / "site.yml").write_text("- hosts: all\n  gather_facts: false\n  vars_files: [vars.yml]\n  roles: [r]\n")
+    return work / "site.yml", inv
+
+
+PLAYBOOK_CHANGES = {
+    "playbook": (lambda pb: pb.write_text(pb.read_text().replace("vars_files: [vars.yml]",
+                                                                 "vars: {greeting: inline}")), "inline from the defaults\n"),
+    "vars_files": (lambda pb: (pb.parent / "vars.yml").write_text("greeting: changed\n"), "changed from the defaults\n"),
+    "role tasks": (lambda pb: (pb.parent / "roles" / "r" / "tasks" / "main.yml").write_text(
+        (pb.parent / "roles" / "r" / "tasks" / "main.yml").read_text().replace("{{ greeting }}", "bye")),
+        "bye from the defaults\n"),
+    "role defaults": (lambda pb: (pb.parent / "roles" / "r" / "defaults" / "main.yml").write_text("where: here\n"),
+                      "hello here\n"),
+    "role vars added": (lambda pb: ((pb.parent / "roles" / "r" / "vars").mkdir(),
+                                    (pb.parent / "roles" / "r" / "vars" / "main.yml").write_text("where: in vars\n")),
+                        "hello in vars\n"),
+}
+
+
+@pytest.mark.parametrize("kind", list(PLAYBOOK_CHANGES))
+def test_a_playbooks_files_are_inputs_too(kind: str, capsys: pytest.CaptureFixture[str], tmp_path: Path,
+                                          rustle_home: Path) -> None:
+    playbook, inv = _playbook(tmp_path)
+    _deploy(capsys, playbook, inv)
+    assert _out(tmp_path)["greeting"] == "hello from the defaults\n"
+    _, err = _deploy(capsys, playbook, inv)
+    assert HIT in err
+    change, expected = PLAYBOOK_CHANGES[kind]
+    change(playbook)
+    _, err = _deploy(capsys, playbook, inv)
+    assert HIT not in err
+    assert _out(tmp_path)["greeting"] == expected
+    _, err = _deploy(capsys, playbook, inv)
+    assert HIT in err
+
+
+def test_an_ansible_cfg_that_appears_compiles_again(capsys: pytest.CaptureFixture[str], tmp_path: Path,
+                                                    rustle_home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    playbook, inv = _playbook(tmp_path)
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("ANSIBLE_CONFIG", raising=False)
+    _deploy(capsys, playbook, inv)
+    _, err = _deploy(capsys, playbook, inv)
+    assert HIT in err
+    (tmp_path / "ansible.cfg").write_text("[defaults]\nforks = 3\n")
+    _, err = _deploy(capsys, playbook, inv)
+    assert HIT not in err
+    _, err = _deploy(capsys, playbook, inv)
+    assert HIT in err
