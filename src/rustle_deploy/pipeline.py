@@ -717,9 +717,11 @@ class Session:
         early = self.start_early(plan, hosts, schedule, runners)
         try:
             with self._recording(recorder):
-                artifacts = self.build(self.units(plan, inv, every))
+                units = self.units(plan, inv, every)
+                artifacts = self.build(units)
             if recorder is not None and isinstance(entry, str) and self.later is None:
-                self._store_run(recorder, entry, plan, every, hosts, schedule, artifacts, scheduled)
+                self._store_run(recorder, entry, plan, every, hosts, schedule, artifacts, scheduled,
+                                any(u.bridged for u in units))
             return self.deploy(plan, hosts, artifacts, early, schedule)
         finally:  # whatever ends the command (a bad value, a full disk, Ctrl-C): no ssh left running
             if early is not None:
@@ -787,10 +789,16 @@ class Session:
         return {"auto": choice, "runners": runners, "pyz_because": self.opts.get("pyz_because")}
 
     def _store_run(self, recorder: Any, name: str, plan: Plan, every: list[Host], hosts: list[Host],
-                   schedule: Schedule, artifacts: list[Artifact], scheduled: dict[str, Any]) -> None:
+                   schedule: Schedule, artifacts: list[Artifact], scheduled: dict[str, Any], bridged: bool) -> None:
         import pickle
 
         from . import runcache
+
+        why = runcache.withheld(plan, [*every, *hosts, *self.delegates.values()], bridged)
+        if why is not None:
+            if (self.opts.get("verbose") or 0) > 1:
+                print(f"note: run cache: not stored: {visible(why)}", file=sys.stderr)
+            return
 
         auto, targets = sorted(self._auto_choice), sorted(t for t in self._runners)
         state = {"plan": plan, "every": every, "hosts": hosts, "schedule": schedule, "artifacts": artifacts,
@@ -798,10 +806,11 @@ class Session:
                  "choices": self._choices(every, auto, targets), "auto_targets": (auto, targets),
                  "auto_units": (sorted(self._auto_units), pickle.dumps(self._auto_units))}
         try:
-            runcache.store(self.settings.cache_dir, name, recorder, state)
+            why = runcache.store(self.settings.cache_dir, name, recorder, state)
         except (pickle.PicklingError, TypeError, AttributeError, RecursionError) as exc:
-            if self.opts.get("verbose", 0) > 1:
-                print(f"note: run cache: not stored ({exc})", file=sys.stderr)
+            why = f"{type(exc).__name__}: {exc}"
+        if why is not None and (self.opts.get("verbose") or 0) > 1:
+            print(f"note: run cache: not stored: {visible(why)}", file=sys.stderr)
 
     def _deploy_stored(self, entry: dict[str, Any]) -> int | None:
         """Deploy what the run cache stored (its inputs unchanged); None, with the session as it

@@ -19,7 +19,8 @@ controller lookup (``env``, ``password``, ...: ``volatile``), asked something on
 read something other than a regular file, or read a file that names a filter or function
 whose answer changes between runs (``random``, ``shuffle``, ``now()``, ``strftime``,
 ``password_hash``). Runs with vault secrets, ``-K``,
-``--rebuild``, ``--resume``, standard input or plays compiled after ``add_host`` do not use it.
+``--rebuild``, ``--resume``, standard input or plays compiled after ``add_host`` do not use it,
+and a deployment that would store a second copy of a secret is not stored (``withheld``).
 
 The entries live in ``<cache_dir>/run/`` (0700; each file 0600), hold nothing a host sent, and
 are read only when that directory and the file belong to this user and nobody else can write
@@ -28,18 +29,22 @@ them (they are pickles of the controller's own objects: as trusted as the cache 
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import pickle
 import re
 import stat
 import sys
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from . import __version__
+
+if TYPE_CHECKING:
+    from .model import Host, Plan
 
 FORMAT = 1
 # filters and functions whose answer changes from one run to the next: a file that names one is
@@ -49,6 +54,9 @@ _VOLATILE_TEXT = re.compile(rb"random|shuffle|\bnow\s*\(|strftime|password_hash"
 _SHELL_NOISE = frozenset(("_", "OLDPWD", "PWD", "SHLVL"))
 _WRITE_FLAGS = os.O_WRONLY | os.O_RDWR | os.O_CREAT | os.O_TRUNC | os.O_APPEND
 _MAX_SCAN = 1 << 20  # files above 1 MiB are hashed, not searched for volatile names
+
+KEEP = 32  # entries kept in <cache_dir>/run/ (each command line, working directory, environment: one)
+_ENTRY = re.compile(r"[0-9a-f]{64}")  # an entry's name (temporary files start with a dot)
 
 _RECORDER: Recorder | None = None
 _HOOKED = False
@@ -322,18 +330,48 @@ def load(cache_dir: Path, name: str) -> tuple[dict[str, Any] | None, str]:
     return entry, ""
 
 
-def store(cache_dir: Path, name: str, recorder: Recorder, state: dict[str, Any]) -> bool:
-    """Store ``state`` under ``name`` with what ``recorder`` saw; False when it saw something
-    that makes the compile's result more than a function of its files."""
+def withheld(plan: Plan, hosts: Iterable[Host], bridged: bool) -> str | None:
+    """Why this deployment's state is not stored, or None: it would be a second copy of a
+    secret (a connection password; what a ``no_log`` task or a ``no_log`` parameter is given,
+    which only the artifact, which needs it, may hold; a bridged module's parameters, whose
+    ``no_log`` is ansible-core's to know)."""
+    from .model import SECRET_VARS
+    from .runtime_index import no_log_params
+
+    for host in hosts:
+        if not SECRET_VARS.isdisjoint(host.vars):
+            return f"{host.name} has a connection password"
+    if bridged:
+        return "a module runs through the module bridge"
+    secret_params = no_log_params()
+    for play in plan.plays:
+        for top in [*plan.play_tasks(play), *play.handlers]:
+            for task in top.walk():
+                if task.extras.get("no_log"):
+                    return f"task {task.name!r} is no_log"
+                if not set(secret_params.get(task.module.rsplit(".", 1)[-1], ())).isdisjoint(task.args):
+                    return f"task {task.name!r} passes a no_log parameter"
+    return None
+
+
+def store(cache_dir: Path, name: str, recorder: Recorder, state: dict[str, Any]) -> str | None:
+    """Store ``state`` under ``name`` with what ``recorder`` saw; or why not (it saw something
+    that makes the compile's result more than a function of its files). The oldest entries
+    beyond ``KEEP`` are removed."""
     manifest = recorder.manifest()
     if manifest is None:
-        return False
+        return recorder.volatile
     from .compiler.cachefiles import cache_write
 
     data = pickle.dumps({"format": FORMAT, "manifest": manifest, "stderr": "".join(recorder.stderr), **state},
                         protocol=pickle.HIGHEST_PROTOCOL)
-    cache_write(_entry_path(cache_dir, name), data)
-    return True
+    path = _entry_path(cache_dir, name)
+    cache_write(path, data)
+    entries = sorted((e.stat().st_mtime_ns, e.path) for e in os.scandir(path.parent) if _ENTRY.fullmatch(e.name))
+    for _, old in entries[:-KEEP]:
+        with contextlib.suppress(FileNotFoundError):  # another command removed it first
+            os.unlink(old)
+    return None
 
 
 class Deferred(dict):  # type: ignore[type-arg]

@@ -277,3 +277,45 @@ def test_an_ansible_cfg_that_appears_compiles_again(capsys: pytest.CaptureFixtur
     assert HIT not in err
     _, err = _deploy(capsys, playbook, inv)
     assert HIT in err
+
+
+@pytest.mark.parametrize("secret", ["no_log task", "no_log parameter", "connection password"])
+def test_a_deployment_holding_a_secret_is_not_stored(secret: str, capsys: pytest.CaptureFixture[str],
+                                                     tmp_path: Path, rustle_home: Path) -> None:
+    """The artifact must carry what a no_log task or parameter is given; the run cache would be a
+    second copy (and hosts' connection passwords travel nowhere): nothing is stored."""
+    out = tmp_path / "out"
+    task = {"module": "copy", "args": {"content": "s3cret\n", "dest": f"{out}/s"}}
+    if secret == "no_log task":
+        task["no_log"] = True
+    elif secret == "no_log parameter":
+        task = {"module": "user", "args": {"name": "nobody", "password": "s3cret"}, "check_mode": True,
+                "ignore_errors": True}
+    plan, inv = _case(tmp_path, [task])
+    if secret == "connection password":
+        doc = json.loads(inv.read_text())
+        doc["all"]["hosts"]["localhost"]["ansible_password"] = "s3cret"
+        inv.write_text(json.dumps(doc))
+    _, err = _deploy(capsys, plan, inv)
+    assert "note: run cache: not stored" in err
+    assert _entries(rustle_home) == []
+    home = rustle_home / ".rustle"
+    assert not [p for p in home.rglob("*") if p.is_file() and "artifacts" not in p.parts and "index" not in p.parts
+                and b"s3cret" in p.read_bytes()]
+
+
+def test_the_oldest_entries_are_removed(capsys: pytest.CaptureFixture[str], tmp_path: Path, rustle_home: Path,
+                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    from rustle_deploy import runcache
+
+    monkeypatch.setattr(runcache, "KEEP", 2)
+    plan, inv = _case(tmp_path)
+    names = []
+    for greeting in ("a", "b", "c"):
+        _deploy(capsys, plan, inv, "-e", f"greeting={greeting}")
+        names.append({p.name for p in _entries(rustle_home)})
+    assert [len(n) for n in names] == [1, 2, 2]
+    assert names[0] - names[2]  # the first went
+    (rustle_home / ".rustle" / "cache" / "run" / "mine").write_text("not an entry")
+    _deploy(capsys, plan, inv, "-e", "greeting=d")
+    assert (rustle_home / ".rustle" / "cache" / "run" / "mine").exists()  # only what it made
