@@ -19,28 +19,20 @@ from typing import TYPE_CHECKING, Any
 
 from .ansible_cfg import AnsibleConfig, load_ansible_config
 from .errors import PlanError, RustleError, UsageError
-from .inventory import (
-    Inventory,
-    absolute_sources,
-    check_remote_dirs,
-    implicit_localhost,
-    inventory_sources,
-    load_inventory,
-)
+from .inventory import absolute_sources, check_remote_dirs, inventory_sources
 from .model import Host, Plan, RunnerSpec
 from .phases import delegate, refreshes
-from .plan import STDIN, parse_plan
-from .plan.validate import check_hosts, every_task
 from .report import Reporter, dump_json, visible
 from .settings import Settings, check_flags, load_settings
 from .transport.options import check_connections, explicit_port
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # the front end (inventory parsers, plan) is imported where an input is read
     from collections.abc import Callable
 
     from .compiler.build import Artifact
     from .compiler.runner import RunnerBinary
     from .compiler.units import BuildUnit
+    from .inventory import Inventory
     from .playbook import Compiled
     from .playbook.compile import VarPrompt
     from .rollout import Schedule
@@ -162,6 +154,8 @@ class Session:
 
     # -- inputs ----------------------------------------------------------------------------
     def inventory(self) -> Inventory:
+        from .inventory import implicit_localhost, load_inventory
+
         sources = self.opts.get("inventory")
         inv = load_inventory(sources) if sources else implicit_localhost()
         if self.opts.get("verbose"):
@@ -175,6 +169,7 @@ class Session:
         A playbook needs the inventory to resolve its plays' host patterns, and brings its own
         ``group_vars/``/``host_vars/``: the inventory returned is the one to use from here on.
         """
+        from .plan import STDIN, parse_plan
         from .playbook import is_playbook, parse_extra_vars
 
         path = self.opts.get("execution_plan")
@@ -265,6 +260,8 @@ class Session:
             for batch in play.batches:
                 for task in batch.tasks:
                     names.extend(task.hosts)
+        from .plan.validate import check_hosts
+
         names = [n for n in dict.fromkeys(names) if n not in gone] or ["all"]
         every = inv.resolve(names)
         check_hosts(plan, lambda group: {h.name for h in inv.resolve([n for n in group if n not in gone])})
@@ -873,6 +870,7 @@ class Session:
         parent groups), over the hosts they target (``--limit`` applies to new hosts too): the
         plan, the hosts, their artifacts and the schedule of those plays alone; None when
         nothing is left to compile."""
+        from .plan.validate import every_task
         from .playbook import compile_playbook
         from .rollout import Schedule, play_specs, schedule
 
@@ -1325,6 +1323,8 @@ def unit_tasks(unit: BuildUnit) -> list[dict[str, Any]]:
 
 def _read_input(path: str) -> bytes:
     """The bytes of the plan or playbook at ``path`` (``-``: standard input)."""
+    from .plan import STDIN
+
     if path == "-":
         try:
             return sys.stdin.buffer.read()

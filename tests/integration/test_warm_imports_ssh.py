@@ -26,7 +26,8 @@ from .test_cleanup import ssh_hosts, write_inventory
 
 NOT_ON_A_WARM_RUN = ("encodings.idna", "stringprep", "unicodedata", "getpass", "termios",
                      "jinja2", "yaml", "rustle_runtime", "rustle_deploy.playbook", "rustle_deploy.compiler.units",
-                     "rustle_deploy.compiler.native", "rustle_deploy.compiler.lookups")
+                     "rustle_deploy.compiler.native", "rustle_deploy.compiler.lookups", "rustle_deploy.plan",
+                     "rustle_deploy.inventory.yaml_json", "rustle_deploy.inventory.ini")
 
 
 def _deploy(plan: Path, inv: Path, home: Path) -> dict[str, Any]:
