@@ -39,6 +39,7 @@ import sys
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
+from threading import get_ident
 from typing import TYPE_CHECKING, Any
 
 from . import __version__
@@ -122,7 +123,7 @@ def usable(opts: dict[str, Any], secrets: bool) -> bool:
 
 def _audit(event: str, args: tuple[Any, ...]) -> None:
     rec = _RECORDER
-    if rec is None or not rec.active:
+    if rec is None or not rec.active or get_ident() != rec.thread:  # another thread's work is not the compile's
         return
     if event == "open":
         path, mode, flags = (tuple(args) + (None, None, None))[:3]
@@ -159,6 +160,7 @@ class Recorder:
         self.looked: dict[str, str] = {}  # path -> _kind
         self.volatile: str | None = None
         self.active = False
+        self.thread = 0  # the recording thread
         self.stderr: list[str] = []
 
     def note(self, into: dict[str, str], path: Any) -> None:
@@ -214,12 +216,13 @@ class Recorder:
 
         def looked(fn: Callable[..., Any]) -> Callable[..., Any]:
             def wrapper(path: Any, *a: Any, **kw: Any) -> Any:
-                if self.active and isinstance(path, (str, bytes, os.PathLike)) and not kw.get("dir_fd"):
+                if self.active and get_ident() == self.thread and isinstance(path, (str, bytes, os.PathLike)) \
+                        and not kw.get("dir_fd"):
                     self.note(self.looked, path)
                 return fn(path, *a, **kw)
             return wrapper
 
-        _RECORDER, self.active = self, True
+        _RECORDER, self.active, self.thread = self, True, get_ident()
         os.stat, os.lstat = looked(real_stat), looked(real_lstat)  # type: ignore[assignment]
         sys.stderr = _Tee(real_err, self.stderr)
         try:
