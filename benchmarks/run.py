@@ -161,6 +161,9 @@ def run_ansible(ctx: Ctx) -> Run:
 
 
 def run_pyinfra(ctx: Ctx) -> Run:
+    if not (VENV_BIN / "pyinfra").exists():  # the bench extra, not in requirements.lock
+        return Run(127, "", f"pyinfra is not installed in {VENV_BIN}; hint: pip install -e '.[bench]' "
+                            "(make bench does)", 0.0, 0.0, 0.0)
     inv = ctx.fleet.write_pyinfra_inventory(ctx.rundir / "inventory.py", ctx.hosts)
     return measure([str(VENV_BIN / "pyinfra"), "-y", "--parallel", str(ctx.n), str(inv),
                     str(WORKLOAD / "deploy.py")], ctx)

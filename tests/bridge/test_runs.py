@@ -545,3 +545,30 @@ with open('/proc/%d/stat' % os.getppid()) as fh:
     grandparent = int(fh.read().rsplit(')', 1)[1].split()[1])
 m.exit_json(changed=False, cwd=os.getcwd(), umask=oct(mask), parent=os.getppid(), grandparent=grandparent)
 '''
+
+
+
+def test_a_host_python_of_another_version_compiles_the_bridged_code_once(tmp_path: Path, bridge: BridgeRun,
+                                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    """The artifact's bytecode is the controller's Python's. On a host Python of another version
+    the agent runs the artifact from its unpacked copy (docs/remote.md), so the fork server
+    imports ``bridge/lib/`` from a directory where Python keeps its own bytecode: the second
+    run's server (a server per run here) compiles nothing of ansible-core's code again."""
+    mine = f"{sys.version_info[0]}.{sys.version_info[1]}"
+    other = next((p for v in ("3.12", "3.13", "3.10", "3.9") if v != mine
+                  for p in sorted(glob.glob(f"/root/.pyenv/versions/{v}.*/bin/python3"))), None)
+    if other is None:
+        pytest.skip("no Python of another version here")
+    tag = subprocess.run([other, "-c", "import sys; print(sys.implementation.cache_tag)"], capture_output=True,
+                         text=True, check=True).stdout.strip()
+    monkeypatch.delenv("PYTHONDONTWRITEBYTECODE", raising=False)  # the host's environment reaches the server
+    plan = write_plan(tmp_path / "p", [{"name": "look", "module": "find", "args": {"paths": str(tmp_path / "p")}}])
+    found = []
+    for _ in range(2):
+        res = bridge.run(plan, host_vars={"ansible_python_interpreter": other, "rustle_bridge_keep": 0})
+        assert res["look"]["status"] == "ok" and res["look"]["matched"] >= 1
+        found.append({p: (p.stat().st_ino, p.stat().st_mtime_ns) for p in
+                      (tmp_path / "remote" / "unpacked").glob(f"*/bridge/lib/ansible/**/__pycache__/*.{tag}.pyc")})
+    assert any(p.name == f"basic.{tag}.pyc" for p in found[0])
+    assert any(p.name == f"find.{tag}.pyc" for p in found[0])  # the module itself, compiled by its child
+    assert found[0] == found[1]
