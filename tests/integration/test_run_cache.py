@@ -319,3 +319,20 @@ def test_the_oldest_entries_are_removed(capsys: pytest.CaptureFixture[str], tmp_
     (rustle_home / ".rustle" / "cache" / "run" / "mine").write_text("not an entry")
     _deploy(capsys, plan, inv, "-e", "greeting=d")
     assert (rustle_home / ".rustle" / "cache" / "run" / "mine").exists()  # only what it made
+
+
+def test_a_run_from_the_cache_has_a_compile_span_saying_so(tmp_path: Path, rustle_home: Path,
+                                                          monkeypatch: pytest.MonkeyPatch,
+                                                          capfd: pytest.CaptureFixture[str]) -> None:
+    for name in list(os.environ):
+        if name.startswith("OTEL_"):
+            monkeypatch.delenv(name)
+    monkeypatch.setenv("OTEL_TRACES_EXPORTER", "console")
+    plan, inv = _case(tmp_path)
+    argv = [str(plan), "-i", str(inv), "--run", "--output", "json", "--format", "pyz"]
+    assert main(argv) == 0
+    err = capfd.readouterr().err
+    assert '"name": "compile"' in err and "rustle.run_cache" not in err
+    assert main(argv) == 0
+    err = capfd.readouterr().err
+    assert '"name": "compile"' in err and '"rustle.run_cache": "hit"' in err
