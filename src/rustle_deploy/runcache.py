@@ -96,7 +96,7 @@ def key(opts: dict[str, Any], settings: Any, ansible_cfg: Any) -> str:
     """The entry's name: everything a deployment's compile depends on that is known before it
     reads its first input file."""
     h = hashlib.sha256(_code_digest().encode())
-    h.update(os.getcwd().encode() + b"\0")
+    h.update(f"{os.getcwd()}\0{os.uname()}\0".encode())  # the controller's name: template_host
     for name in sorted(os.environ):
         if name not in _SHELL_NOISE:
             h.update(f"{name}={os.environ[name]}\0".encode(errors="surrogateescape"))
@@ -235,8 +235,7 @@ class Recorder:
         """The inputs and what they held, or None when they cannot be trusted to say it all."""
         if self.volatile is not None:
             return None
-        return {"files": dict(self.files), "dirs": dict(self.dirs),
-                "looked": {p: kind for p, kind in self.looked.items() if p not in self.files}}
+        return {"files": dict(self.files), "dirs": dict(self.dirs), "looked": dict(self.looked)}
 
 
 class _Tee:
@@ -274,15 +273,16 @@ def _listing(path: str) -> str:
 
 
 def _kind(path: str) -> str:
-    """What ``path`` is: missing, a directory, or a file with its size and mtime (a module's
-    source the compile imported: a new version of it changes these)."""
+    """What ``path`` is: missing, a directory, or a file with its mode, owner, size and mtime
+    (a module's source the compile imported: a new version of it changes these)."""
     try:
         st = os.stat(path)
     except OSError as exc:
         return f"error {exc.errno}"
     if stat.S_ISDIR(st.st_mode):
         return "dir"
-    return f"{stat.S_IFMT(st.st_mode)} {st.st_size} {st.st_mtime_ns}"
+    # mode and owner too: a copy keeps a source's mode, a template may read its owner
+    return f"{st.st_mode:o} {st.st_uid} {st.st_gid} {st.st_size} {st.st_mtime_ns}"
 
 
 def _changed(manifest: dict[str, Any]) -> str | None:

@@ -336,3 +336,20 @@ def test_a_run_from_the_cache_has_a_compile_span_saying_so(tmp_path: Path, rustl
     assert main(argv) == 0
     err = capfd.readouterr().err
     assert '"name": "compile"' in err and '"rustle.run_cache": "hit"' in err
+
+
+def test_a_sources_mode_is_an_input(capsys: pytest.CaptureFixture[str], tmp_path: Path, rustle_home: Path) -> None:
+    """``mode: preserve`` copies the source's mode: a chmod (no content change) compiles again."""
+    out = tmp_path / "out"
+    plan, inv = _case(tmp_path, [
+        {"module": "copy", "args": {"src": "files/motd.txt", "dest": f"{out}/motd", "mode": "preserve"}}])
+    src = plan.parent / "files" / "motd.txt"
+    os.chmod(src, 0o640)
+    _deploy(capsys, plan, inv)
+    assert stat.S_IMODE((out / "motd").stat().st_mode) == 0o640
+    _, err = _deploy(capsys, plan, inv)
+    assert HIT in err
+    os.chmod(src, 0o604)
+    _, err = _deploy(capsys, plan, inv)
+    assert HIT not in err
+    assert stat.S_IMODE((out / "motd").stat().st_mode) == 0o604
