@@ -48,9 +48,9 @@ if TYPE_CHECKING:
     from .model import Host, Plan
 
 FORMAT = 1
-# filters and functions whose answer changes from one run to the next: a file that names one is
-# not cached (a conservative test on the text: a task merely named "random" falls back too)
-_VOLATILE_TEXT = re.compile(rb"random|shuffle|\bnow\s*\(|strftime|password_hash")
+# filters and functions whose answer changes from one run to the next (and template_mtime, the
+# only use of a hashed file's mtime): a file that names one is not cached (a conservative test on the text: a task merely named "random" falls back too)
+_VOLATILE_TEXT = re.compile(rb"random|shuffle|\bnow\s*\(|strftime|password_hash|template_mtime")
 # environment variables that change between two identical commands and mean nothing to a compile
 _SHELL_NOISE = frozenset(("_", "OLDPWD", "PWD", "SHLVL"))
 _WRITE_FLAGS = os.O_WRONLY | os.O_RDWR | os.O_CREAT | os.O_TRUNC | os.O_APPEND
@@ -235,7 +235,10 @@ class Recorder:
         """The inputs and what they held, or None when they cannot be trusted to say it all."""
         if self.volatile is not None:
             return None
-        return {"files": dict(self.files), "dirs": dict(self.dirs), "looked": dict(self.looked)}
+        # a file whose content is hashed: its mode and owner still count, its mtime does not (a
+        # plan rustle-plan writes again, unchanged, is still a hit)
+        looked = {p: _shallow(kind) if p in self.files else kind for p, kind in self.looked.items()}
+        return {"files": dict(self.files), "dirs": dict(self.dirs), "looked": looked}
 
 
 class _Tee:
@@ -272,6 +275,11 @@ def _listing(path: str) -> str:
         return f"error {exc.errno}"
 
 
+def _shallow(kind: str) -> str:
+    """``_kind`` without size and mtime: what a file whose content is hashed adds to it."""
+    return " ".join(kind.split(" ")[:3])
+
+
 def _kind(path: str) -> str:
     """What ``path`` is: missing, a directory, or a file with its mode, owner, size and mtime
     (a module's source the compile imported: a new version of it changes these)."""
@@ -294,7 +302,9 @@ def _changed(manifest: dict[str, Any]) -> str | None:
     for p, listing in manifest["dirs"].items():
         if _listing(p) != listing:
             return p + "/"
-    return next((p for p, kind in manifest["looked"].items() if _kind(p) != kind), None)
+    files = manifest["files"]
+    return next((p for p, kind in manifest["looked"].items()
+                 if (_shallow(_kind(p)) if p in files else _kind(p)) != kind), None)
 
 
 # -- entries -------------------------------------------------------------------------------

@@ -353,3 +353,16 @@ def test_a_sources_mode_is_an_input(capsys: pytest.CaptureFixture[str], tmp_path
     _, err = _deploy(capsys, plan, inv)
     assert HIT not in err
     assert stat.S_IMODE((out / "motd").stat().st_mode) == 0o604
+
+
+def test_inputs_written_again_unchanged_are_still_a_hit(capsys: pytest.CaptureFixture[str], tmp_path: Path,
+                                                        rustle_home: Path) -> None:
+    """rustle-plan writes the plan again for every run: the same bytes with a new mtime hit."""
+    plan, inv = _case(tmp_path)
+    _deploy(capsys, plan, inv)
+    for path in (plan, inv, plan.parent / "templates" / "t.j2", plan.parent / "files" / "motd.txt"):
+        data = path.read_bytes()
+        os.utime(path, ns=(path.stat().st_atime_ns, path.stat().st_mtime_ns + 5_000_000_000))
+        path.write_bytes(data)
+    _, err = _deploy(capsys, plan, inv)
+    assert HIT in err
