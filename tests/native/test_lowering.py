@@ -270,6 +270,59 @@ def test_each_host_gets_an_artifact_with_its_own_program_only(tmp_path: Path) ->
     assert list(built[("b1",)]["hosts"]) == ["b1"]
 
 
+def _units(tmp_path: Path, tasks: list[dict[str, Any]], hosts: dict[str, str],
+           handlers: list[dict[str, Any]] | None = None) -> tuple[Any, list[Any]]:
+    """(the unit of every host in ``hosts``, the unit of each host alone) of a plan of ``tasks``
+    over an inventory whose host NAME has the variables of YAML mapping ``hosts[NAME]``."""
+    from rustle_deploy.pipeline import Session
+
+    plan = make_plan(tmp_path, tasks, handlers=handlers)
+    plan.write_text(json.dumps(retarget(json.loads(plan.read_text()), list(hosts))))
+    inv = tmp_path / "inv.yml"
+    inv.write_text("all:\n  hosts:\n" + "".join(f"    {name}: {spec}\n" for name, spec in hosts.items()))
+    s = Session.from_options({"execution_plan": str(plan), "inventory": str(inv), "format_": "native", "output": "json"})
+    p, inventory = s.plan(s.inventory())
+    every, _ = s.hosts_for(p, inventory)
+    (unit,) = s.units(p, inventory, every)
+    return unit, [u for h in every for u in s.units(p, inventory, [h])]
+
+
+def test_hosts_lowered_together_get_what_each_lowered_alone_gets_and_only_their_own_values(tmp_path: Path) -> None:
+    """What lowering works out once for a unit's hosts (its tasks' own checks, the handlers a
+    notify runs, parsed conditions) changes no host's program: each artifact is byte for byte
+    the one the host gets lowered alone, and holds its own variables' values, no other host's."""
+    from rustle_deploy.compiler.native import lower_unit
+
+    tasks = [{"module": "debug", "args": {"msg": "key {{ secret }}"}, "notify": ["restart"]},
+             {"module": "copy", "args": {"content": "{{ role }} {{ inventory_hostname }}\n", "dest": "{{ root }}/f"},
+              "register": "out"},
+             {"module": "debug", "args": {"msg": "{{ out.changed }} {{ secret }}"}, "when": "role == 'app'"},
+             {"module": "command", "args": {"cmd": "echo {{ secret }}"}, "when": "out.changed and role != 'db'",
+              "loop": ["{{ secret }}-1", "{{ role }}-2"]}]
+    hosts = {name: f"{{secret: s3cr3t-{name}, role: {role}, root: /srv/{name}}}"
+             for name, role in (("alpha", "app"), ("beta", "app"), ("gamma", "db"))}
+    unit, alone = _units(tmp_path, tasks, hosts, handlers=[{"name": "restart", "module": "debug", "args": {}}])
+    together = {tuple(names): data for names, data, _ in lower_unit(unit, "0" * 64)}
+    separately = {tuple(names): data for u in alone for names, data, _ in lower_unit(u, "0" * 64)}
+    assert together == separately and set(together) == {("alpha",), ("beta",), ("gamma",)}
+    for (name,), data in together.items():
+        assert f"s3cr3t-{name}".encode() in data and f"/srv/{name}/f".encode() in data
+        assert [other for other in hosts if other != name and other.encode() in data] == []
+        assert json.loads(data)["hosts"][name]["plays"][0]["tasks"][0]["notify"] == ["rustle handler #0"]
+
+
+def test_a_refusal_met_on_a_later_host_names_that_host(tmp_path: Path) -> None:
+    """What passed on the first host is not taken for what a later host's variables decide: an
+    integer beyond the runner's 64 bits that only b1 has refuses the unit on b1."""
+    from rustle_deploy.compiler.native import lower_unit
+
+    unit, _ = _units(tmp_path, [{"module": "debug", "args": {"msg": "{{ big }}"}, "notify": ["h"]}],
+                     {"a1": "{big: 5}", "b1": "{big: 99999999999999999999}"},
+                     handlers=[{"name": "h", "module": "debug", "args": {}}])
+    with pytest.raises(NativeUnsupported, match=r"on b1: the integer 99999999999999999999 is beyond"):
+        lower_unit(unit, "0" * 64)
+
+
 def test_a_name_set_while_the_plan_runs_that_is_also_a_plan_variable_is_the_variable_until_it_may_be_set(
         tmp_path: Path) -> None:
     """Until the set_fact runs, pyz sees the play's value: before the first task that may set

@@ -258,3 +258,47 @@ def test_bridged_bytecode_is_kept_between_commands_and_a_damaged_entry_is_compil
     entry.write_bytes(importlib.util.MAGIC_NUMBER + b"\x01\x00\x00\x00" + b"\x00" * 8 + first[16:])
     assert build._bridge_bytecode(source, name) == first and entry.read_bytes() == first
 
+
+
+def test_output_dir_gets_each_runner_once_whatever_the_number_of_artifacts(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """--compile-only of a native build writes one artifact per host (or group) and one copy of
+    each runner they need: a damaged copy is written again, and the ~1 MB runner is hashed
+    once, not once per artifact (1,000 hosts: ~1 s of CPU)."""
+    import hashlib
+
+    from rustle_deploy.compiler import build
+    from rustle_deploy.compiler.build import Artifact, write_outputs
+    from rustle_deploy.compiler.runner import RunnerBinary
+
+    runner_bytes = b"\x7fELF runner" * 1000
+    runner_path = tmp_path / "runner"
+    runner_path.write_bytes(runner_bytes)
+    runner = RunnerBinary(runner_path, hashlib.sha256(runner_bytes).hexdigest(), len(runner_bytes), "t")
+    arts = []
+    for host in ("h1", "h2", "h3"):
+        data = f'{{"hosts": {{"{host}": {{}}}}}}'.encode()
+        path = tmp_path / f"{host}.native"
+        path.write_bytes(data)
+        arts.append(Artifact(sha256=hashlib.sha256(data).hexdigest(), path=path, size=len(data), binary_name="b",
+                             target="t", hosts=(host,), files=(), families=(), with_jinja=False, cached=False,
+                             runner=runner.sha256))
+    out = tmp_path / "out"
+    out.mkdir()
+    copy = out / f"rustle-runner-{runner.sha256}"
+    copy.write_bytes(b"damaged")
+    hashed: list[Path] = []
+
+    def counted(path: Path) -> str | None:
+        hashed.append(path)
+        return sha256_file(path)
+
+    sha256_file = build.sha256_file
+    monkeypatch.setattr(build, "sha256_file", counted)
+    manifest = json.loads(write_outputs(arts, out, "p" * 64, [runner]).read_text())
+    assert copy.read_bytes() == runner_bytes and copy.stat().st_mode & 0o777 == 0o700
+    assert hashed.count(copy) == 1
+    assert [(a["hosts"], (out / a["file"]).read_bytes()) for a in manifest["artifacts"]] == \
+        [([a.hosts[0]], a.path.read_bytes()) for a in arts]
+    with pytest.raises(CompileError, match="needs rustle-runner"):
+        write_outputs(arts, out, "p" * 64, [])

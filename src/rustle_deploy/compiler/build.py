@@ -334,11 +334,12 @@ def write_outputs(artifacts: list[Artifact], output_dir: Path, plan_sha256: str,
     except OSError as exc:
         raise CompileError(f"{output_dir}: cannot create the output directory: {exc.strerror or exc}",
                            "pass -o/--output-dir a directory you can write") from exc
+    copied: set[str] = set()  # each runner once, not once per artifact (per host): ~1 MB to hash
     for art in artifacts:
         target = output_dir / art.file_name
         if sha256_file(target) != art.sha256:
             atomic_write(target, art.path.read_bytes(), 0o700)
-        if art.runner is not None:  # --deploy-only sends it with the artifact
+        if art.runner is not None and art.runner not in copied:  # --deploy-only sends it with the artifact
             runner = next((r for r in runners or () if r.sha256 == art.runner), None)
             if runner is None:
                 raise CompileError(f"{art.file_name} needs rustle-runner {art.runner[:12]}, which is not at hand",
@@ -346,6 +347,7 @@ def write_outputs(artifacts: list[Artifact], output_dir: Path, plan_sha256: str,
             copy = output_dir / f"rustle-runner-{art.runner}"
             if sha256_file(copy) != art.runner:
                 atomic_write(copy, runner.path.read_bytes(), 0o700)
+            copied.add(art.runner)
     manifest = {
         "format": FORMAT,
         "rustle_deploy_version": __version__,

@@ -205,8 +205,10 @@ class _Dynamic(BaseException):  # noqa: N818 - a signal, not an error; BaseExcep
         self.name = name
 
 
+@functools.cache
 def _runtime() -> Any:
-    """The runtime's templating module, imported from the shipped sources."""
+    """The runtime's templating module, imported from the shipped sources (once: every host's
+    lowering asks)."""
     root = str(runtime_root())
     if root not in sys.path:
         sys.path.insert(0, root)
@@ -256,8 +258,10 @@ def lower_unit(unit: BuildUnit, runner_sha: str,
     python_sha = hashlib.sha256(python).hexdigest() if python is not None else None
     # the plan as the runtime sees it, made once for every host (no host's lowering changes it)
     untagged = _runtime()[2].untag(tag_unsafe(doc))
+    shared = _Shared(untagged)
     for name in unit.host_names:
-        lowering = _Lowering(untagged, name, registered, blobs, unit.host_vars.get(name), hybrid=python is not None)
+        lowering = _Lowering(untagged, name, registered, blobs, unit.host_vars.get(name), hybrid=python is not None,
+                             shared=shared)
         program: dict[str, Any] = {"plays": lowering.plays(), "facts": lowering.uses_facts}
         discovery = _discovery(lowering.executor, unit.host_vars.get(name))
         if discovery is not None:
@@ -354,13 +358,40 @@ def seal(document: bytes) -> bytes:
 
 
 
+class _Shared:
+    """What lowering a unit works out once for all its hosts: what reads the plan alone, never a
+    host's variables (``lower_unit`` lowers each host's program with the same plan objects).
+    Only what passed is kept: a refusal is worked out again on the host that meets it, so its
+    message names that host, as before."""
+
+    def __init__(self, doc: dict[str, Any]):
+        # every play and role variable's name (see _Lowering.__init__)
+        self.plan_names: set[str] = set()
+        for play in doc["plays"]:
+            layers = [play.get("vars"), play.get("defaults")]
+            layers += [r.get(k) for r in (play.get("roles") or {}).values() for k in ("vars", "defaults")]
+            self.plan_names.update(k for layer in layers if layer for k in layer)
+        # by the ids of (play, task), each holding the two (so that an id is never another's):
+        self.checked: dict[tuple[int, int], Any] = {}  # whose own keywords and arguments passed
+        self.notified: dict[tuple[int, int], Any] = {}  # (play, task, the handlers its notify runs)
+        self.parsed: dict[str, Any] = {}  # an expression's text: its parse (expr._Parser), never changed
+
+    @staticmethod
+    def seen(memo: dict[tuple[int, int], Any], play: dict[str, Any], task: dict[str, Any]) -> Any:
+        """``memo``'s entry for this play's ``task`` (these very objects), or None."""
+        entry = memo.get((id(play), id(task)))
+        return entry if entry is not None and entry[0] is play and entry[1] is task else None
+
+
 class _Lowering:
     """One host's program: plays of concrete module calls and conditions over registered results."""
 
     def __init__(self, doc: dict[str, Any], host: str, registered: set[str], blobs: dict[str, bytes],
-                 own: dict[str, Any] | None = None, hybrid: bool = False):
+                 own: dict[str, Any] | None = None, hybrid: bool = False, shared: _Shared | None = None):
         """``doc``: the plan already through ``executor.untag(tag_unsafe(...))`` (``lower_unit``
-        does it once for all hosts)."""
+        does it once for all hosts); ``shared``: what the unit's other hosts' lowerings of the
+        same ``doc`` worked out."""
+        self.shared = shared if shared is not None else _Shared(doc)
         templating, expr, executor = _runtime()
         self.templating, self.expr, self.executor = templating, expr, executor
         # a string marked !unsafe is the runtime's UnsafeText here, as on the host: never a template
@@ -389,12 +420,7 @@ class _Lowering:
         # Before the first task that may set it (in program order, the play's handlers counted
         # from its start) it is the variable; after it, the runner takes the run's value and
         # falls back on the variable's (``["name", X, DEFAULT]``, expr.rs)
-        plan_names: set[str] = set()
-        for play in doc["plays"]:
-            layers = [play.get("vars"), play.get("defaults")]
-            layers += [r.get(k) for r in (play.get("roles") or {}).values() for k in ("vars", "defaults")]
-            plan_names.update(k for layer in layers if layer for k in layer)
-        self.shadowed = registered & plan_names
+        self.shadowed = registered & self.shared.plan_names
         self.dynamic -= self.shadowed  # until a task that sets one is lowered (mark_set)
         self.host_vars = host_vars
         self.dynamic |= _FAILURE_NAMES
@@ -502,6 +528,15 @@ class _Lowering:
                                           "include_role tasks ran (one of their handlers shadows another)")
         return [_handler_topic(i) for i, h in enumerate(handlers) if id(h) in chosen]
 
+    def task_notify(self, play: dict[str, Any], task: dict[str, Any]) -> list[str]:
+        """``notified`` for the task's own notify: the play's handlers alone decide it, so it is
+        chosen once for all the unit's hosts."""
+        entry = self.shared.seen(self.shared.notified, play, task)
+        if entry is None:
+            entry = self.shared.notified[id(play), id(task)] = (
+                play, task, self.notified(task, play["handlers"], task.get("notify")))
+        return list(entry[2])
+
     def notifiable(self, play: dict[str, Any]) -> list[dict[str, Any]]:
         """The play's handlers that some notify of the play (its tasks' and handlers', at any
         depth) may run, by the pyz runtime's rule, as if every include_role had run."""
@@ -565,50 +600,11 @@ class _Lowering:
         self.templar.origins = task.get("origins") or {}  # what the origin filter names, as on the host
         if module == "setup" and "loop" not in task:
             return self.never_run(play, task)
-        if module not in MODULES:
-            raise self.fail(task, f"module '{module}' is not implemented by the native runner")
-        if task.get("bridge") not in (None, f"ansible.builtin.{module}", f"ansible.legacy.{module}"):
-            raise self.fail(task, f"module '{task['bridge']}' is not implemented by the native runner")
-        given: dict[str, Any] = task["args"] if isinstance(task.get("args"), dict) else {}
-        if module in _SPEC and set(given) - _SPEC[module]:
-            raise self.fail(task, f"argument '{sorted(set(given) - _SPEC[module])[0]}' of {module} is not "
-                                  "supported by the native runner")
-        args = task.get("args")
-        if isinstance(args, dict) and any(args.get(k) not in (None, "") for k in ("attributes", "attr")) \
-                and module != "stat":
-            raise self.fail(task, "argument 'attributes' (file attributes, chattr) is not implemented by "
-                                  "the native runner")
-        # what the runtime refuses (_common.check_unknown): the runner accepts these and does not
-        # apply them (stat's removed options it refuses in its own words), so such a task is
-        # left to pyz, which refuses it naming the option as ansible-core does
-        unapplied = [k for k in ("seuser", "serole", "setype", "selevel") if given.get(k) is not None]
-        unapplied += [k for k in ("unsafe_writes",) if given.get(k) not in (None, False, "no", "false", "False")]
-        unapplied += [k for k in ("get_md5", "get_selinux_context") if module == "stat" and k in given]
-        if module == "copy" and any(given.get(k) is not None for k in ("_original_basename", "_diff_peek")):
-            raise self.fail(task, "copy's internal arguments (_original_basename, _diff_peek) are refused by the "
-                                  "Python runtime, in ansible-core's words")
-        environment = task.get("environment")
-        if isinstance(environment, dict) and "ANSIBLE_UNSAFE_WRITES" in environment:
-            unapplied.append("unsafe_writes")  # its environment fallback: pyz honours it
-        if unapplied:
-            raise self.fail(task, f"argument '{unapplied[0]}' of {module} is not applied by the native runner")
-        unknown = sorted(k for k, v in task.items() if k not in _KNOWN and v not in (None, False, [], {}))
-        if unknown:
-            raise self.fail(task, f"keyword '{unknown[0]}' is not supported by the native runner")
-        python_var = self.python_var(play, task) if module not in self.executor._NO_PYTHON else None
-        if python_var:
-            raise self.fail(task, f"{python_var} set for the task (how Ansible runs a Python module: its "
-                                  "interpreter, open-files limit or debugger) is not supported by the native runner")
+        if not self.shared.seen(self.shared.checked, play, task):  # the same for every host
+            self.check_task(play, task)
+            self.shared.checked[id(play), id(task)] = (play, task)
         timeout = task.get("timeout")
-        if timeout is not None and (isinstance(timeout, bool) or not isinstance(timeout, int | float)
-                                    or not 0 <= timeout <= _MAX_TIMEOUT):
-            raise self.fail(task, f"timeout {timeout!r} is not a number from 0 to {_MAX_TIMEOUT} (the pyz runtime "
-                                  "fails the task in ansible-core's words)")
-        if timeout and module == "known_hosts":
-            raise self.fail(task, "a timeout on known_hosts is applied by the Python runtime")
         control = task.get("loop_control") or {}
-        if set(control) - _LOOP_CONTROL:
-            raise self.fail(task, f"loop_control.{sorted(set(control) - _LOOP_CONTROL)[0]} is not supported")
         scope = self.scope(play, task)
         out: dict[str, Any] = {
             "id": task.get("id"), "name": self.name(task, scope, module), "module": module,
@@ -617,7 +613,7 @@ class _Lowering:
             "changed_when": self.conds(task, scope, task.get("changed_when")),
             "failed_when": self.conds(task, scope, task.get("failed_when")),
             # the handlers its notify runs, chosen here by the pyz runtime's rule
-            "notify": self.notified(task, play["handlers"], task.get("notify")),
+            "notify": self.task_notify(play, task),
             "listen": [str(n) for n in self.executor._as_list(task.get("listen"))],
             "environment": {str(k): str(v) for k, v in self.executor.merge_environment(
                 self.static(task, scope, task.get("environment") or {})).items()},
@@ -677,6 +673,55 @@ class _Lowering:
             loop.append(entry)
         out["loop"] = loop
         return out
+
+    def check_task(self, play: dict[str, Any], task: dict[str, Any]) -> None:
+        """Refuse what the native runner lacks in the task's own keywords and arguments: what
+        reads the plan alone, so it is checked once for all the unit's hosts."""
+        module = task["module"]
+        if module not in MODULES:
+            raise self.fail(task, f"module '{module}' is not implemented by the native runner")
+        if task.get("bridge") not in (None, f"ansible.builtin.{module}", f"ansible.legacy.{module}"):
+            raise self.fail(task, f"module '{task['bridge']}' is not implemented by the native runner")
+        given: dict[str, Any] = task["args"] if isinstance(task.get("args"), dict) else {}
+        if module in _SPEC and set(given) - _SPEC[module]:
+            raise self.fail(task, f"argument '{sorted(set(given) - _SPEC[module])[0]}' of {module} is not "
+                                  "supported by the native runner")
+        args = task.get("args")
+        if isinstance(args, dict) and any(args.get(k) not in (None, "") for k in ("attributes", "attr")) \
+                and module != "stat":
+            raise self.fail(task, "argument 'attributes' (file attributes, chattr) is not implemented by "
+                                  "the native runner")
+        # what the runtime refuses (_common.check_unknown): the runner accepts these and does not
+        # apply them (stat's removed options it refuses in its own words), so such a task is
+        # left to pyz, which refuses it naming the option as ansible-core does
+        unapplied = [k for k in ("seuser", "serole", "setype", "selevel") if given.get(k) is not None]
+        unapplied += [k for k in ("unsafe_writes",) if given.get(k) not in (None, False, "no", "false", "False")]
+        unapplied += [k for k in ("get_md5", "get_selinux_context") if module == "stat" and k in given]
+        if module == "copy" and any(given.get(k) is not None for k in ("_original_basename", "_diff_peek")):
+            raise self.fail(task, "copy's internal arguments (_original_basename, _diff_peek) are refused by the "
+                                  "Python runtime, in ansible-core's words")
+        environment = task.get("environment")
+        if isinstance(environment, dict) and "ANSIBLE_UNSAFE_WRITES" in environment:
+            unapplied.append("unsafe_writes")  # its environment fallback: pyz honours it
+        if unapplied:
+            raise self.fail(task, f"argument '{unapplied[0]}' of {module} is not applied by the native runner")
+        unknown = sorted(k for k, v in task.items() if k not in _KNOWN and v not in (None, False, [], {}))
+        if unknown:
+            raise self.fail(task, f"keyword '{unknown[0]}' is not supported by the native runner")
+        python_var = self.python_var(play, task) if module not in self.executor._NO_PYTHON else None
+        if python_var:
+            raise self.fail(task, f"{python_var} set for the task (how Ansible runs a Python module: its "
+                                  "interpreter, open-files limit or debugger) is not supported by the native runner")
+        timeout = task.get("timeout")
+        if timeout is not None and (isinstance(timeout, bool) or not isinstance(timeout, int | float)
+                                    or not 0 <= timeout <= _MAX_TIMEOUT):
+            raise self.fail(task, f"timeout {timeout!r} is not a number from 0 to {_MAX_TIMEOUT} (the pyz runtime "
+                                  "fails the task in ansible-core's words)")
+        if timeout and module == "known_hosts":
+            raise self.fail(task, "a timeout on known_hosts is applied by the Python runtime")
+        control = task.get("loop_control") or {}
+        if set(control) - _LOOP_CONTROL:
+            raise self.fail(task, f"loop_control.{sorted(set(control) - _LOOP_CONTROL)[0]} is not supported")
 
     def never_run(self, play: dict[str, Any], task: dict[str, Any]) -> dict[str, Any]:
         """A task of a module the runner lacks whose condition is false on every host at compile
@@ -1128,10 +1173,13 @@ class _Lowering:
             # otherwise undefined now: the runner fails the task with the same message
         if self.templating.is_template(source):
             raise self.fail(task, f"a templated condition over a registered result ('{source}')")
-        try:
-            tree = self.expr._Parser(source.strip()).parse()
-        except self.expr._Unsupported:
-            raise self.fail(task, f"the expression '{source}' is outside what the native runner evaluates") from None
+        tree = self.shared.parsed.get(source)
+        if tree is None:
+            try:
+                tree = self.expr._Parser(source.strip()).parse()
+            except self.expr._Unsupported:
+                raise self.fail(task, f"the expression '{source}' is outside what the native runner evaluates") from None
+            self.shared.parsed[source] = tree
         out = {"expr": source, "ir": self.tree(task, scope, tree)}
         # where a broken conditional's value came from (playbook/origins.py); for `a and b`
         # the runner cannot tell which operand the result is: the conditional's own place
