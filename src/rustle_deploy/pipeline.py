@@ -19,28 +19,20 @@ from typing import TYPE_CHECKING, Any
 
 from .ansible_cfg import AnsibleConfig, load_ansible_config
 from .errors import PlanError, RustleError, UsageError
-from .inventory import (
-    Inventory,
-    absolute_sources,
-    check_remote_dirs,
-    implicit_localhost,
-    inventory_sources,
-    load_inventory,
-)
+from .inventory import absolute_sources, check_remote_dirs, inventory_sources
 from .model import Host, Plan, RunnerSpec
 from .phases import delegate, refreshes
-from .plan import STDIN, parse_plan
-from .plan.validate import check_hosts, every_task
 from .report import Reporter, dump_json, visible
 from .settings import Settings, check_flags, load_settings
 from .transport.options import check_connections, explicit_port
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # the front end (inventory parsers, plan) is imported where an input is read
     from collections.abc import Callable
 
     from .compiler.build import Artifact
     from .compiler.runner import RunnerBinary
     from .compiler.units import BuildUnit
+    from .inventory import Inventory
     from .playbook import Compiled
     from .playbook.compile import VarPrompt
     from .rollout import Schedule
@@ -50,6 +42,8 @@ if TYPE_CHECKING:
 
 # Modes that read the input and print something about it; they touch no host.
 LIST_MODES = ("emit_plan", "syntax_check", "list_tasks", "list_hosts", "list_tags")
+# what the schedule decides in the options (the run cache stores it)
+_SCHEDULED = ("format_", "pyz_because")
 
 @dataclass(frozen=True)
 class Part:
@@ -160,6 +154,8 @@ class Session:
 
     # -- inputs ----------------------------------------------------------------------------
     def inventory(self) -> Inventory:
+        from .inventory import implicit_localhost, load_inventory
+
         sources = self.opts.get("inventory")
         inv = load_inventory(sources) if sources else implicit_localhost()
         if self.opts.get("verbose"):
@@ -173,6 +169,7 @@ class Session:
         A playbook needs the inventory to resolve its plays' host patterns, and brings its own
         ``group_vars/``/``host_vars/``: the inventory returned is the one to use from here on.
         """
+        from .plan import STDIN, parse_plan
         from .playbook import is_playbook, parse_extra_vars
 
         path = self.opts.get("execution_plan")
@@ -263,6 +260,8 @@ class Session:
             for batch in play.batches:
                 for task in batch.tasks:
                     names.extend(task.hosts)
+        from .plan.validate import check_hosts
+
         names = [n for n in dict.fromkeys(names) if n not in gone] or ["all"]
         every = inv.resolve(names)
         check_hosts(plan, lambda group: {h.name for h in inv.resolve([n for n in group if n not in gone])})
@@ -679,7 +678,11 @@ class Session:
             return self.cleanup()
         if o.get("deploy_only"):
             return self.deploy_only()
-        plan, inv = self.plan(self.inventory())
+        recorder, entry = self._run_cache()
+        if isinstance(entry, int):
+            return entry
+        with self._recording(recorder):
+            plan, inv = self.plan(self.inventory())
         listing = next((m for m in LIST_MODES if o.get(m)), None)
         if listing is not None:
             from .listing import show
@@ -688,13 +691,14 @@ class Session:
         if not plan.plays:
             self.reporter.line("no hosts matched: nothing to do")
             return 0
-        every, hosts = self.hosts_for(plan, inv)
-        if self.later is not None:
-            self._later_format()
-        if not o.get("compile_only"):
-            check_remote_dirs(hosts, inv.source)
-            check_connections(hosts, inv.source)
-            self.resolve_delegates(plan, inv)
+        with self._recording(recorder):
+            every, hosts = self.hosts_for(plan, inv)
+            if self.later is not None:
+                self._later_format()
+            if not o.get("compile_only"):
+                check_remote_dirs(hosts, inv.source)
+                check_connections(hosts, inv.source)
+                self.resolve_delegates(plan, inv)
         if o.get("dry_run"):
             return self.dry_run(plan, self.units(plan, inv, every), hosts, self.schedule(plan, inv, hosts))
         if o.get("compile_only"):
@@ -703,26 +707,148 @@ class Session:
             from .fleetops import resume
 
             return resume(self, plan, hosts, self.build(self.units(plan, inv, every)), o["resume"])
-        from .transport.early import start_early
+        with self._recording(recorder):
+            schedule = self.schedule(plan, inv, hosts)
+        scheduled = {k: o[k] for k in _SCHEDULED if k in o}
+        runners = self.host_runners(hosts)
+        early = self.start_early(plan, hosts, schedule, runners)
+        try:
+            with self._recording(recorder):
+                units = self.units(plan, inv, every)
+                artifacts = self.build(units)
+            if recorder is not None and isinstance(entry, str) and self.later is None:
+                self._store_run(recorder, entry, plan, every, hosts, schedule, artifacts, scheduled,
+                                any(u.bridged for u in units))
+            return self.deploy(plan, hosts, artifacts, early, schedule)
+        finally:  # whatever ends the command (a bad value, a full disk, Ctrl-C): no ssh left running
+            if early is not None:
+                early.close()
 
-        schedule = self.schedule(plan, inv, hosts)
+    def host_runners(self, hosts: list[Host]) -> dict[str, RunnerSpec | None]:
+        """The runner each host gets (None: pyz), after what the history knows of each host."""
+        o = self.opts
         if o.get("format_") == "auto" and self.runner():
             self._no_runner = self.no_runner_hosts(hosts)
             self._platforms = self.reported_platforms(hosts)
         elif o.get("format_") == "native":  # the C library each host reported (libc_refusal)
             self._platforms = self.reported_platforms(hosts)
-        # The ssh handshakes (OpenSSH client) run while this process compiles; in a rollout,
-        # only the first batch's: the others are not to be touched before their turn.
+        return {h.name: self.host_runner(h) for h in hosts}  # a bad target: exit 2 before any ssh
+
+    def start_early(self, plan: Plan, hosts: list[Host], schedule: Schedule,
+                    runners: dict[str, RunnerSpec | None]) -> EarlyStarts | None:
+        """Start the ssh handshakes (OpenSSH client) while this process compiles; in a rollout,
+        only the first batch's: the others are not to be touched before their turn."""
+        from .transport.early import start_early
+
+        o = self.opts
         first = set(schedule.first_hosts()) if o.get("run_") else {h.name for h in hosts}
-        runners = {h.name: self.host_runner(h) for h in hosts}  # a bad target: exit 2 before any ssh
         # --format auto: whether the plan lowers is the build's to say; a host that may get the
         # runner starts either agent on its one connection (early.start_early)
         either = [n for n, r in runners.items() if r is not None] if o.get("format_") == "auto" else []
-        early = start_early([h for h in hosts if h.name in first], self.settings.ssh_client,
-                            self.settings.hosts_at_once(plan.options.forks), lambda h: runners[h.name], either)
+        return start_early([h for h in hosts if h.name in first], self.settings.ssh_client,
+                           self.settings.hosts_at_once(plan.options.forks), lambda h: runners[h.name], either)
+
+    # -- the run cache (runcache.py) ----------------------------------------------------------
+    @contextmanager
+    def _recording(self, recorder: Any) -> Iterator[None]:
+        if recorder is None:
+            yield
+            return
+        with recorder.recording():
+            yield
+
+    def _run_cache(self) -> tuple[Any, str | int | None]:
+        """The run cache's recorder for this command (None when it may not use the cache) and
+        either the entry's name (a miss: the full path records) or the exit code of the
+        deployment made from the stored entry (a hit)."""
+        from . import runcache, vault
+
+        if not runcache.usable(self.opts, bool(vault.secrets())):
+            return None, None
+        s = self.settings
+        name = runcache.key(self.opts, s, self.ansible_cfg)
+        entry, why = runcache.load(s.cache_dir, name)
+        if entry is None and (self.opts.get("verbose") or 0) > 1:
+            print(f"note: run cache: not used: {visible(why)}", file=sys.stderr)
+        if entry is not None:
+            code = self._deploy_stored(entry)
+            if code is not None:
+                return None, code
+        return runcache.Recorder([s.cache_dir], s.state_db), name
+
+    def _choices(self, every: list[Host], auto: list[str], targets: list[str]) -> dict[str, Any]:
+        """What the build chose from the runners and the history: ``_store_run`` keeps it with
+        the artifacts, a warm run compares it with its own."""
+        by_name = {h.name: h for h in every}
+        choice = {n: (r.sha256 if r is not None else None, why) for n in auto
+                  for r, why in [self.auto_runner(by_name[n])]}
+        runners = {t: (r.sha256 if r is not None else None) for t in targets for r in [self.runner(t)]}
+        return {"auto": choice, "runners": runners, "pyz_because": self.opts.get("pyz_because")}
+
+    def _store_run(self, recorder: Any, name: str, plan: Plan, every: list[Host], hosts: list[Host],
+                   schedule: Schedule, artifacts: list[Artifact], scheduled: dict[str, Any], bridged: bool) -> None:
+        import pickle
+
+        from . import runcache
+
+        why = runcache.withheld(plan, [*every, *hosts, *self.delegates.values()], bridged)
+        if why is not None:
+            if (self.opts.get("verbose") or 0) > 1:
+                print(f"note: run cache: not stored: {visible(why)}", file=sys.stderr)
+            return
+
+        auto, targets = sorted(self._auto_choice), sorted(t for t in self._runners)
+        state = {"plan": plan, "every": every, "hosts": hosts, "schedule": schedule, "artifacts": artifacts,
+                 "delegates": self.delegates, "extra_vars": self.extra_vars, "scheduled": scheduled,
+                 "choices": self._choices(every, auto, targets), "auto_targets": (auto, targets),
+                 "auto_units": (sorted(self._auto_units), pickle.dumps(self._auto_units))}
         try:
-            return self.deploy(plan, hosts, self.build(self.units(plan, inv, every)), early, schedule)
-        finally:  # whatever ends the command (a bad value, a full disk, Ctrl-C): no ssh left running
+            why = runcache.store(self.settings.cache_dir, name, recorder, state)
+        except (pickle.PicklingError, TypeError, AttributeError, RecursionError) as exc:
+            why = f"{type(exc).__name__}: {exc}"
+        if why is not None and (self.opts.get("verbose") or 0) > 1:
+            print(f"note: run cache: not stored: {visible(why)}", file=sys.stderr)
+
+    def _deploy_stored(self, entry: dict[str, Any]) -> int | None:
+        """Deploy what the run cache stored (its inputs unchanged); None, with the session as it
+        was, when the runners or the history now choose otherwise, or an artifact is gone."""
+        from .compiler.cachefiles import sha256_file
+        from .runcache import Deferred
+
+        o = self.opts
+        if any(sha256_file(a.path) != a.sha256 for a in entry["artifacts"]):
+            return None
+        saved = dict(o)
+        for k in _SCHEDULED:
+            o.pop(k, None)
+        o.update(entry["scheduled"])
+        hosts: list[Host] = entry["hosts"]
+        runners = self.host_runners(hosts)
+        now = self._choices(entry["every"], *entry["auto_targets"])
+        if now != entry["choices"]:
+            if (o.get("verbose") or 0) > 1:
+                print(f"note: run cache: not used: the runners chosen now differ ({now} against "
+                      f"{entry['choices']})", file=sys.stderr)
+            o.clear()
+            o.update(saved)
+            for f in ("_runners", "_no_runner", "_platforms", "_target_from", "_no_runner_for", "_auto_choice"):
+                getattr(self, f).clear()
+            return None
+        self.delegates, self.extra_vars = entry["delegates"], entry["extra_vars"]
+        # the trace keeps its shape: this run's "compile" is the cache's answer
+        with self.phase("compile", **{"rustle.units": len(entry["artifacts"]), "rustle.run_cache": "hit"}):
+            self._auto_units = Deferred(*entry["auto_units"])
+        if entry["stderr"]:
+            sys.stderr.write(entry["stderr"])
+        if o.get("verbose"):
+            print("note: run cache: the plan, inventory and files are unchanged; deploying what the last "
+                  "run compiled from them", file=sys.stderr)
+        plan, schedule = entry["plan"], entry["schedule"]
+        early = self.start_early(plan, hosts, schedule, runners)
+        artifacts = [replace(a, cached=True) for a in entry["artifacts"]]
+        try:
+            return self.deploy(plan, hosts, artifacts, early, schedule)
+        finally:
             if early is not None:
                 early.close()
 
@@ -746,6 +872,7 @@ class Session:
         parent groups), over the hosts they target (``--limit`` applies to new hosts too): the
         plan, the hosts, their artifacts and the schedule of those plays alone; None when
         nothing is left to compile."""
+        from .plan.validate import every_task
         from .playbook import compile_playbook
         from .rollout import Schedule, play_specs, schedule
 
@@ -1198,6 +1325,8 @@ def unit_tasks(unit: BuildUnit) -> list[dict[str, Any]]:
 
 def _read_input(path: str) -> bytes:
     """The bytes of the plan or playbook at ``path`` (``-``: standard input)."""
+    from .plan import STDIN
+
     if path == "-":
         try:
             return sys.stdin.buffer.read()
@@ -1313,5 +1442,8 @@ def _vault_secrets(opts: dict[str, Any], acfg: AnsibleConfig) -> list[tuple[str,
 def _ask_var(spec: VarPrompt) -> str | None:
     """A ``vars_prompt`` answer from the terminal (None without one)."""
     from .prompt import ask
+    from .runcache import volatile
+
+    volatile("vars_prompt")
 
     return ask(spec.message, private=spec.private, confirm=spec.confirm)

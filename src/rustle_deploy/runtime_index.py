@@ -121,3 +121,15 @@ def import_runtime() -> Any:
     from rustle_runtime import templating  # type: ignore[import-not-found]
 
     return templating
+
+
+@cache
+def no_log_params() -> dict[str, tuple[str, ...]]:
+    """The runtime's own modules' ``no_log`` parameters (``modules/_common.py``'s
+    ``NO_LOG_PARAMS``: module -> parameter names), read as data."""
+    path = runtime_root() / "rustle_runtime" / "modules" / "_common.py"
+    for node in ast.parse(path.read_text()).body:
+        if isinstance(node, ast.Assign) and any(isinstance(t, ast.Name) and t.id == "NO_LOG_PARAMS"
+                                                for t in node.targets):
+            return dict(ast.literal_eval(node.value))
+    raise LookupError(f"{path}: no NO_LOG_PARAMS")

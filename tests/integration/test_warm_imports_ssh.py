@@ -2,10 +2,10 @@
 over the real sshd, in a fresh interpreter each time, as a user's ``rustle-deploy`` starts.
 
 The IDNA codec (encodings.idna, stringprep, unicodedata) and getpass (termios) are imported only
-when needed: a non-ASCII host name, a password asked on the terminal. A changed plan is still
-compiled again. (Jinja2 is still imported by a warm run: validation, the schedule and the
-per-host compile parse the plan's templates before the artifact cache is looked up;
-docs/decisions.md.)
+when needed: a non-ASCII host name, a password asked on the terminal. A warm run is served by the
+run cache (runcache.py): it neither parses the plan nor compiles it, so Jinja2, YAML, the
+runtime's templating, the playbook front end and the per-host compiler stay unimported. A
+changed plan is still compiled again.
 """
 
 from __future__ import annotations
@@ -24,7 +24,10 @@ from rustle_deploy.transport.options import _idna_check
 from ..conftest import make_plan
 from .test_cleanup import ssh_hosts, write_inventory
 
-NOT_ON_A_WARM_RUN = ("encodings.idna", "stringprep", "unicodedata", "getpass", "termios")
+NOT_ON_A_WARM_RUN = ("encodings.idna", "stringprep", "unicodedata", "getpass", "termios",
+                     "jinja2", "yaml", "rustle_runtime", "rustle_deploy.playbook", "rustle_deploy.compiler.units",
+                     "rustle_deploy.compiler.native", "rustle_deploy.compiler.lookups", "rustle_deploy.plan",
+                     "rustle_deploy.inventory.yaml_json", "rustle_deploy.inventory.ini")
 
 
 def _deploy(plan: Path, inv: Path, home: Path) -> dict[str, Any]:
@@ -44,7 +47,7 @@ def _deploy(plan: Path, inv: Path, home: Path) -> dict[str, Any]:
     return {**json.loads(tail), "report": json.loads(report), "stderr": done.stderr}
 
 
-def test_a_warm_run_imports_neither_the_idna_codec_nor_getpass_and_a_changed_plan_compiles_again(
+def test_a_warm_run_imports_neither_the_parsers_nor_the_idna_codec_and_a_changed_plan_compiles_again(
         sshd: Any, tmp_path: Path, rustle_home: Path, native_cache: Path) -> None:
     """--format auto (the native runner, seeded as an installation that ships it has it)."""
     inv = write_inventory(tmp_path, ssh_hosts(sshd, tmp_path, ["w1", "w2"]))

@@ -27,10 +27,10 @@ from ..errors import CompileError
 from ..model import tag_unsafe
 from ..runtime_index import runtime_root
 from .cachefiles import atomic_write, cache_write, sha256_file
-from .units import BuildUnit
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # a warm run's stored artifacts come without the compiler (runcache.py)
     from .runner import RunnerBinary
+    from .units import BuildUnit
 
 FORMAT = 1
 PROTOCOL = 1

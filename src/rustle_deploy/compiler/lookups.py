@@ -72,6 +72,9 @@ class ControllerLookups:
         self.cache = {} if cache is None else cache
 
     def __call__(self, name: str, terms: list[Any], options: dict[str, Any], scope: Any) -> list[Any]:
+        from ..runcache import volatile
+
+        volatile(f"a controller lookup ({name})")  # its answer may change while no file does
         lookups = _runtime_lookups()
         key = lookups.lookup_key(name, terms, options)
         by_ansible = self._by_ansible(name)

@@ -46,23 +46,19 @@ import sys
 from collections.abc import Iterable, Sequence
 from copy import deepcopy
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rustle_deploy.errors import InventoryError
 from rustle_deploy.inventory.data import LOCALHOST_NAMES, DataError, InventoryData
-from rustle_deploy.inventory.ini import parse_ini
 from rustle_deploy.inventory.patterns import PatternError, evaluate
 from rustle_deploy.inventory.ranges import RangeError, parse_address
-from rustle_deploy.inventory.script import parse_script
-from rustle_deploy.inventory.vars import INTERNAL_VARS, VarsFiles, host_vars, sort_groups
-from rustle_deploy.inventory.yaml_json import (
-    Loaded,
-    Unsafe,
-    load_data,
-    parse_yaml_inventory,
-    read_utf8,
-)
-from rustle_deploy.model import DEFAULT_REMOTE_DIR, Host, remote_dir_problem
+from rustle_deploy.model import DEFAULT_REMOTE_DIR, Host, Unsafe, remote_dir_problem
+
+# The parsers (ini, script, yaml_json, vars) are imported by what reads a source: a deployment
+# served by the run cache (runcache.py) reads none, and needs only the helpers below.
+if TYPE_CHECKING:
+    from rustle_deploy.inventory.vars import VarsFiles
+    from rustle_deploy.inventory.yaml_json import Loaded
 
 __all__ = ["Inventory", "Group", "load_inventory", "implicit_localhost", "check_remote_dirs",
            "inventory_sources", "absolute_sources"]
@@ -133,6 +129,8 @@ class Inventory:
             os.path.isdir(os.path.join(path, d)) for d in ("group_vars", "host_vars")
         ):
             return self
+        from rustle_deploy.inventory.vars import VarsFiles
+
         rebuilt: Inventory = self._rebuild(VarsFiles(path))
         return rebuilt
 
@@ -366,6 +364,8 @@ def check_remote_dirs(hosts: Iterable[Host], source: str) -> None:
 
 def implicit_localhost() -> Inventory:
     """The inventory Ansible uses without ``-i``: only an implicit ``localhost``."""
+    from rustle_deploy.inventory.vars import VarsFiles
+
     return _build(InventoryData(), "<implicit localhost>", VarsFiles(None), [], implicit=True)
 
 
@@ -405,6 +405,8 @@ def load_inventory(path: str | os.PathLike[str] | Sequence[str | os.PathLike[str
             warnings.append(f"{shown}: found both group and host with same name: {name}")
     except DataError as exc:
         raise InventoryError(str(exc), None, file=shown) from exc
+    from rustle_deploy.inventory.vars import VarsFiles
+
     return _build(data, shown, VarsFiles(basedirs), warnings, sources=tuple(given))
 
 
@@ -452,6 +454,10 @@ def _parse_dir(data: InventoryData, path: str, warnings: list[str]) -> None:
 
 
 def _parse_file(data: InventoryData, path: str, warnings: list[str]) -> None:
+    from rustle_deploy.inventory.ini import parse_ini
+    from rustle_deploy.inventory.script import parse_script
+    from rustle_deploy.inventory.yaml_json import load_data, parse_yaml_inventory, read_utf8
+
     # as ansible-core names a source: absolute, normalised, symbolic links kept
     data.current_source = os.path.normpath(os.path.abspath(os.path.expandvars(os.path.expanduser(path))))
     ext = os.path.splitext(path)[1]
@@ -522,6 +528,8 @@ def _is_executable(path: str) -> bool:
 
 def _localhost_vars(data: InventoryData, files: VarsFiles, name: str,
                     playbook: VarsFiles | None = None) -> dict[str, Any]:
+    from rustle_deploy.inventory.vars import INTERNAL_VARS
+
     merged: dict[str, Any] = dict(data.groups["all"].vars)
     merged.update(files.group("all"))
     if playbook is not None:
@@ -540,6 +548,8 @@ def _build(
     data: InventoryData, source: str, files: VarsFiles, warnings: list[str],
     *, implicit: bool = False, playbook: VarsFiles | None = None, sources: tuple[str, ...] = (),
 ) -> Inventory:
+    from rustle_deploy.inventory.vars import host_vars, sort_groups
+
     hosts: dict[str, Host] = {}
     for h in data.hosts.values():
         order = [g.name for g in sort_groups(g for g in h.groups if g.name != "all")]
