@@ -606,17 +606,21 @@ def test_a_new_host_with_an_older_glibc_gets_the_static_runner_in_the_same_deplo
     tmp_path: Path, capsys: pytest.CaptureFixture[str], static_runner: RunnerBinary, auto: Path,
     runner: RunnerBinary, rustle_home: Path, monkeypatch: pytest.MonkeyPatch, copy_plan: CopyPlan,
 ) -> None:
-    """A host never seen before says what it is before the first runner is installed there
-    (the bootstrap's uname -sm and getconf GNU_LIBC_VERSION; here a getconf first on PATH
-    answers glibc 2.17): the dynamic runner is not installed, and --format auto sends the
-    static one in the same deployment, which runs the plan; the next deployment sends the
+    """A host never seen before whose loader refuses the dynamic runner says what it is (the
+    bootstrap's getconf GNU_LIBC_VERSION after the failed start; here a chmod first on PATH
+    leaves the dynamic runner not executable, so its start fails as on an old glibc, and a
+    getconf answers glibc 2.17): the dynamic runner is not installed, and --format auto sends
+    the static one in the same deployment, which runs the plan; the next deployment sends the
     static runner at once."""
     from rustle_deploy.compiler.runner import glibc_needed
 
     fake = tmp_path / "bin"
     fake.mkdir()
     (fake / "getconf").write_text("#!/bin/sh\necho glibc 2.17\n")
-    (fake / "getconf").chmod(0o755)
+    (fake / "chmod").write_text(f'#!/bin/sh\ncase "$2" in */{runner.sha256}.tmp.*) exit 0;; esac\n'
+                                f'exec {shutil.which("chmod")} "$@"\n')
+    for tool in ("getconf", "chmod"):
+        (fake / tool).chmod(0o755)
     monkeypatch.setenv("PATH", f"{fake}:{os.environ['PATH']}")
     plan, inv, root = copy_plan(a={})
     remote = tmp_path / "ra"

@@ -67,20 +67,78 @@ def test_a_host_without_gzip_is_told_so(tmp_path: Path, runner: RunnerBinary) ->
     assert not (tmp_path / "remote").exists()
 
 
-@pytest.mark.parametrize("change", ["machine", "glibc"])
-def test_a_runner_that_would_not_run_there_is_dropped_and_the_host_says_what_it_is(
-    tmp_path: Path, runner: RunnerBinary, change: str
+def fake_tools(bin_dir: Path, **scripts: str) -> str:
+    """A PATH whose first directory holds these shell scripts (``getconf``, ``chmod``, ...)."""
+    bin_dir.mkdir(exist_ok=True)
+    for name, body in scripts.items():
+        (bin_dir / name).write_text("#!/bin/sh\n" + body)
+        (bin_dir / name).chmod(0o755)
+    return f"{bin_dir}:{os.environ['PATH']}"
+
+
+def not_executable(runner: RunnerBinary) -> str:
+    """A chmod that leaves the runner's unpacked temp file as it is: its start then fails (exit
+    126) as a runner the host's loader refuses does (exit 127), the way a glibc older than the
+    one the runner was linked against fails it."""
+    real = shutil.which("chmod")
+    return f'case "$2" in */{runner.sha256}.tmp.*) exit 0;; esac\nexec {real} "$@"\n'
+
+
+def test_a_runner_for_another_machine_is_dropped_and_the_host_says_what_it_is(
+    tmp_path: Path, runner: RunnerBinary
 ) -> None:
-    """Another machine, or a glibc older than the runner needs: its bytes are read and dropped,
-    nothing is made, and the answer carries uname -s, uname -m and the C library."""
-    ref = ref_for(runner, tmp_path / "remote")
-    ref = replace(ref, machines=("riscv64",)) if change == "machine" else replace(ref, glibc=(2, 999))
+    """Another machine: its bytes are read and dropped, nothing is made, and the answer carries
+    uname -s, uname -m and the C library."""
+    ref = replace(ref_for(runner, tmp_path / "remote"), machines=("riscv64",))
     done = bootstrap(ref, b"1\n" + packed(runner.path).read_bytes() + b'{"op": "status"}\n')
     assert done.returncode == EXIT_WRONG_RUNNER, done
     u = os.uname()
     assert json.loads(done.stdout) == {"agent": "wrong_runner", "system": u.sysname, "machine": u.machine,
                                        "libc": os.confstr("CS_GNU_LIBC_VERSION")}
     assert not (tmp_path / "remote").exists()
+
+
+@pytest.mark.parametrize("glibc", ["older", "new enough"])
+def test_a_runner_that_does_not_start_is_removed_and_the_host_says_why(
+    tmp_path: Path, runner: RunnerBinary, glibc: str
+) -> None:
+    """A runner of the host's machine that cannot be executed there: the bootstrap then asks
+    for the C library (getconf, only now). One older than the runner needs (here the runner is
+    said to need glibc 2.999) answers wrong_runner with uname -s, uname -m and the C library,
+    so the controller sends the static runner; else the start's exit status is the error. The
+    unpacked file is removed either way: the new host keeps only its empty runners/."""
+    ref = ref_for(runner, tmp_path / "remote")
+    if glibc == "older":
+        ref = replace(ref, glibc=(2, 999))
+    path = fake_tools(tmp_path / "bin", chmod=not_executable(runner))
+    done = bootstrap(ref, b"1\n" + packed(runner.path).read_bytes() + b'{"op": "status"}\n', path=path)
+    u = os.uname()
+    if glibc == "older":
+        assert done.returncode == EXIT_WRONG_RUNNER, done
+        assert json.loads(done.stdout) == {"agent": "wrong_runner", "system": u.sysname, "machine": u.machine,
+                                           "libc": os.confstr("CS_GNU_LIBC_VERSION")}
+    else:
+        assert done.returncode == 20, done
+        line = json.loads(done.stdout.splitlines()[-1])
+        assert (line["kind"], line["exit"], line["machine"]) == ("runner_install", 126, u.machine), line
+    assert list((tmp_path / "remote" / "runners").iterdir()) == []
+
+
+def test_a_runner_that_starts_is_installed_without_asking_for_the_c_library(
+    tmp_path: Path, runner: RunnerBinary
+) -> None:
+    """On a host that runs the runner, the bootstrap starts no getconf (nor uname): the C
+    library is asked only after a failed start (docs/native.md, "Remote side")."""
+    asked = tmp_path / "asked"
+    path = fake_tools(tmp_path / "bin", getconf=f'echo getconf >>{asked}\necho glibc 2.1\n',
+                      uname=f'echo uname >>{asked}\necho riscv64\n')
+    request = {"op": "status", "remote_dir": str(tmp_path / "remote"), "host": "h", "binary_name": None}
+    done = bootstrap(ref_for(runner, tmp_path / "remote"), b"1\n" + packed(runner.path).read_bytes()
+                     + json.dumps(request).encode() + b"\n", path=path)
+    assert done.returncode == 0, done
+    assert json.loads(done.stdout.splitlines()[-1])["agent"] == "done", done
+    assert not asked.exists()
+    assert sorted(p.name for p in (tmp_path / "remote" / "runners").iterdir()) == [runner.sha256]
 
 
 def test_a_new_host_gets_its_directories_private_and_marked_and_an_existing_one_is_not_marked(

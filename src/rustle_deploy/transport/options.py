@@ -665,15 +665,20 @@ def runner_command(ref: RunnerRef) -> str:
     Its stdin starts with a line ``1`` when the runner's bytes follow (then exactly
     ``ref.size`` of them: the runner gzip'd), else ``0``. A runner already installed is kept
     (the bytes are read and dropped). Else the bootstrap first asks the host what it is
-    (``uname -sm``, read from ``/proc`` where the kernel has it, and ``getconf GNU_LIBC_VERSION``):
-    a system or machine
-    the runner was not built for, or a glibc older than the one it needs (any C library that is not glibc,
-    for a dynamic runner), gets the bytes dropped and ``wrong_runner`` answered with both, so
-    the controller sends the runner that fits (the static build, the other architecture) or
-    pyz, without a failed install. A runner that fits is unpacked with ``gzip -dc`` to a
-    temporary name, made executable and started as ``install``: it checks that it hashes to
-    its sha256, renames itself into place and carries on as the agent (or removes itself and
-    says why). Without an installed runner and without the bytes it answers ``need_runner``.
+    (``uname -sm``, read from ``/proc`` with the shell's own ``read`` where the kernel has it): a
+    system or machine the runner was not built for gets the bytes dropped and ``wrong_runner``
+    answered (with the C library too), so the controller sends the runner that fits (the other
+    architecture) or pyz, without a failed install. A runner that fits is unpacked with ``gzip
+    -dc`` to a temporary name, made executable and started as ``install``: it checks that it
+    hashes to its sha256, renames itself into place and carries on as the agent (or removes
+    itself and says why). A start that fails (exit 126 or 127: a glibc older than the one a
+    dynamic runner was linked against, or none, refuses to load it) removes the file, and only
+    then is ``getconf GNU_LIBC_VERSION`` asked: a glibc older than ``ref.glibc`` (or none)
+    answers ``wrong_runner`` (the controller sends the static build), else the start's exit
+    status is the error. A host that runs the runner starts no process to describe itself
+    (each costs ~1 ms on every new host: docs/decisions.md, "A new host's install, step by step
+    (hostperf, session 12)").
+    Without an installed runner and without the bytes it answers ``need_runner``.
     Then the runner reads the request. An empty stdin (an unused early start) exits touching
     nothing.
     """
@@ -702,7 +707,8 @@ def runner_command(ref: RunnerRef) -> str:
         f'[ -d "$d" ] || {{ {made}; }} || {{ echo {failed}; exit 20; }}; t="$r.tmp.$$"; c=0; '
         f'if head -c {ref.size} | gzip -dc >"$t" && chmod 700 "$t"; then "$t" install {sha} "$r"; c=$?; '
         '{ [ -e "$r" ] || [ "$c" -lt 126 ]; } && exit "$c"; fi; '  # else it could not be executed
-        f'rm -f "$t"; printf {fmt} "$c" "$(uname -m | tr -cd a-z0-9_)" {message}; exit 20'
+        f'rm -f "$t"; {_libc_probe(ref)}'
+        f'printf {fmt} "$c" "$(uname -m | tr -cd a-z0-9_)" {message}; exit 20'
     )
     return (
         f'd={root}/runners; r="$d"/{sha}; '
@@ -716,34 +722,52 @@ def runner_command(ref: RunnerRef) -> str:
     )
 
 
+_WRONG_RUNNER = shlex.quote('{"agent": "wrong_runner", "system": "%s", "machine": "%s", "libc": "%s"}\\n')
+
+
+def _wrong_runner(drop: str) -> str:
+    """Answer ``wrong_runner`` with ``$u`` (``uname -sm``) and ``$g`` (the C library), after
+    ``drop`` (what is left of the runner's bytes: read and dropped)."""
+    return (
+        f'{{ {drop}printf {_WRONG_RUNNER} '
+        '"$(printf %s "${u% *}" | tr -cd a-zA-Z0-9_)" "$(printf %s "${u##* }" | tr -cd a-z0-9_)" '
+        f'"$(printf %s "$g" | tr -cd a-zA-Z0-9_.\\ )"; exit {EXIT_WRONG_RUNNER}; }}'
+    )
+
+
 def _probe(ref: RunnerRef) -> str:
     """The bootstrap's question to a host about to get its first runner: Linux on one of
-    ``ref.machines`` (``uname -sm``), a glibc at least ``ref.glibc``; else the runner's bytes are
-    dropped and ``wrong_runner`` is answered with the host's system, machine and C library
-    (``runner_command``)."""
+    ``ref.machines`` (``uname -sm``); else the runner's bytes are dropped and ``wrong_runner``
+    is answered with the host's system, machine and C library (``runner_command``). The C
+    library is asked only when a runner that needs glibc did not start (``_libc_probe``)."""
     if not ref.machines and ref.glibc is None:
         return ""
-    checks = []
-    if ref.machines:
-        linux = "|".join(f'"Linux {m}"' for m in ref.machines)
-        checks.append(f'case "$u" in {linux}) ;; *) w=1;; esac; ')
-    if ref.glibc is not None:
-        major, minor = (tuple(ref.glibc) + (0, 0))[:2]
-        checks.append(
-            'case "$g" in "glibc "[0-9]*.[0-9]*) v=${g#glibc }; a=${v%%.*}; b=${v#*.}; b=${b%%.*}; '
-            f'{{ [ "$a" -gt {major} ] || {{ [ "$a" -eq {major} ] && [ "$b" -ge {minor} ]; }}; }} 2>/dev/null || w=1;; '
-            '*) w=1;; esac; ')
-    answer = shlex.quote('{"agent": "wrong_runner", "system": "%s", "machine": "%s", "libc": "%s"}\\n')
     # `uname -sm` read from /proc with the shell's own `read` (Linux 6.1+ has kernel/arch): no
     # process; else (an older kernel, no /proc) uname itself
+    line = ('{ read -r u </proc/sys/kernel/ostype && read -r y </proc/sys/kernel/arch && u="$u $y"; } 2>/dev/null '
+            '|| u=$(uname -sm 2>/dev/null); ')
+    if not ref.machines:
+        return line
+    linux = "|".join(f'"Linux {m}"' for m in ref.machines)
+    return (line + f'case "$u" in {linux}) ;; *) g=$(getconf GNU_LIBC_VERSION 2>/dev/null); '
+            + _wrong_runner(f"head -c {ref.size} >/dev/null; ") + ';; esac; ')
+
+
+def _libc_probe(ref: RunnerRef) -> str:
+    """After a runner that needs glibc ``ref.glibc`` could not be executed (exit 126 or 127 of
+    its start: the dynamic loader refuses a glibc older than the one it was linked against, and
+    a host without glibc has no such loader), ``getconf GNU_LIBC_VERSION`` says whether that
+    is why: then ``wrong_runner`` is answered (so the controller sends the static runner), else
+    the start's exit status (``runner_command``). On a host that runs the runner, no process
+    asks."""
+    if ref.glibc is None:
+        return ""
+    major, minor = (tuple(ref.glibc) + (0, 0))[:2]
     return (
-        'w=; { read -r u </proc/sys/kernel/ostype && read -r y </proc/sys/kernel/arch && u="$u $y"; } 2>/dev/null '
-        '|| u=$(uname -sm 2>/dev/null); '
-        + ('g=$(getconf GNU_LIBC_VERSION 2>/dev/null); ' if ref.glibc is not None else 'g=; ')
-        + "".join(checks)
-        + f'[ -z "$w" ] || {{ head -c {ref.size} >/dev/null; printf {answer} '
-        '"$(printf %s "${u% *}" | tr -cd a-zA-Z0-9_)" "$(printf %s "${u##* }" | tr -cd a-z0-9_)" '
-        f'"$(printf %s "$g" | tr -cd a-zA-Z0-9_.\\ )"; exit {EXIT_WRONG_RUNNER}; }}; '
+        '[ "$c" -lt 126 ] || { g=$(getconf GNU_LIBC_VERSION 2>/dev/null); '
+        'case "$g" in "glibc "[0-9]*.[0-9]*) v=${g#glibc }; a=${v%%.*}; b=${v#*.}; b=${b%%.*}; '
+        f'{{ [ "$a" -gt {major} ] || {{ [ "$a" -eq {major} ] && [ "$b" -ge {minor} ]; }}; }} 2>/dev/null || '
+        + _wrong_runner("") + ';; *) ' + _wrong_runner("") + ';; esac; }; '
     )
 
 

@@ -104,8 +104,18 @@ fn install(sha: &str, dest: &str) -> i32 {
         }
         Err(e) => return install_failed(Some(&exe), &e),
     }
+    // Its bytes reach the disk before its name does: after an OS crash the name never points at
+    // an empty or partial file (which a shell would run as an empty script, exit 0).
+    if let Err(e) = std::fs::File::open(&exe).and_then(|f| f.sync_all()) {
+        return install_failed(Some(&exe), &format!("cannot sync the runner to disk: {}", sys::strerror(&e)));
+    }
     if let Err(e) = std::fs::rename(&exe, dest) {
         return install_failed(Some(&exe), &format!("{}: cannot install the runner: {}", dest, sys::strerror(&e)));
+    }
+    if let Some(dir) = Path::new(dest).parent() {
+        if let Ok(d) = std::fs::File::open(dir) {
+            let _ = d.sync_all();
+        }
     }
     agent::main()
 }
