@@ -112,6 +112,7 @@ class Run:
     refused: str = ""
     log: str = ""
     earlier: list[str] = field(default_factory=list)  # why each earlier attempt failed (TIMING_SENSITIVE)
+    key: str = ""  # ansible-playbook's: the key of the inputs it ran with (oracle_inputs; records.key_of)
 
     @property
     def failures(self) -> list[dict[str, Any]]:
@@ -586,6 +587,23 @@ def recorded_oracle(root: Path, name: str, base: Path | None = None) -> Run:
                               _mask, lambda **kw: Run("ansible", **kw))
 
 
+def usable_oracle(cached: dict[str, Any] | None, key: str) -> bool:
+    """Whether a cache's ansible-playbook result can stand for a run now: it finished (did not
+    time out) and was made from the inputs a run would have now (a result without a key, from a
+    harness before keys were kept, is not)."""
+    return cached is not None and cached.get("code") is not None and cached.get("key") == key
+
+
+def replay_record(record: Any) -> Run | None:
+    """The suite's committed record of ansible-playbook's run (tests/data/acceptance/) when it
+    was made from the inputs a run would have now, as a ``Run``; else None."""
+    doc = record.load()
+    if doc is None or doc.get("key") != record.key:
+        return None
+    return Run("ansible", code=doc["code"], results=doc["results"], earlier=doc.get("earlier", []),
+               seconds=doc.get("seconds", 0.0), log=f"(the recorded oracle: {record.path.name})", key=record.key)
+
+
 def _remove_account(name: str, kind: str = "user") -> None:
     """Remove this run's account if the run left it: a user with its home, its own group and a
     sudoers file named after it (copy's), or a group."""
@@ -997,10 +1015,15 @@ def main(argv: list[str] | None = None) -> int:
     todo = [] if args.report_only else [n for n in names if not_run(root, n) is None]
 
     def one(name: str) -> None:
-        if args.oracle or data["ansible"].get(name, {}).get("code") is None:  # not run, or timed out
-            data["ansible"][name] = asdict(run_attempts(root, name, "ansible"))
+        record = oracle_record(root, name)
+        if args.oracle or not usable_oracle(data["ansible"].get(name), record.key):
+            replayed = None if args.oracle else replay_record(record)
+            run = replayed or run_attempts(root, name, "ansible")
+            run.key = record.key
+            data["ansible"][name] = asdict(run)
             save_result("ansible", name, data["ansible"][name])
-            refresh_record(oracle_record(root, name), _load(data["ansible"][name]))
+            if replayed is None:
+                refresh_record(record, run)
         data["rustle"][name] = asdict(run_attempts(root, name, "rustle"))
         save_result("rustle", name, data["rustle"][name])
         a, r = _load(data["ansible"][name]), _load(data["rustle"][name])
@@ -1028,8 +1051,8 @@ def _section(text: str, name: str) -> re.Match[str] | None:
 def merge(old: str, new: str, names: list[str], runme_part: bool = False) -> str:
     """``old`` (a report of every target) with the per-target rows and sections of ``names`` taken
     from ``new`` (a report of fresh runs), and with ``runme_part``, ``new``'s runme.sh part in
-    place of ``old``'s. The totals and blockers at the top stay ``old``'s: they count every
-    target, and only some were run again."""
+    place of ``old``'s. The totals and blockers at the top are counted again from the per-target
+    table as merged (``summary``): the rows not run again keep their numbers."""
     out = old
     for name in names:
         # the per-target table's row (a hand-written table above it may name the target first)
@@ -1049,7 +1072,62 @@ def merge(old: str, new: str, names: list[str], runme_part: bool = False) -> str
     if runme_part and _PART2 in new:
         cut = out.find(_PART2)
         out = (out if cut < 0 else out[:cut]).rstrip("\n") + "\n" + new[new.find(_PART2):]
+    start, end = out.find(_TOTALS), out.find(_PER_TARGET)
+    if names and 0 <= start < end:
+        table = out[end:out.find("\n## ", end + 1)]
+        rows = [ln for ln in table.splitlines() if ln.startswith("| ") and not ln.startswith("| target |")]
+        out = out[:start + 1] + summary(rows) + out[end:]
     return out
+
+
+_TOTALS = "\n## Totals\n"
+_ROW_CELL = re.compile(r"(?<!\\)\|")
+
+
+def summary(rows: list[str]) -> str:
+    """The report's Totals and blockers sections, counted from its per-target rows (``render``'s,
+    or a merged report's: the same numbers either way)."""
+    counts = {"both": 0, "oracle only": 0, "rustle only": 0, "neither": 0, "not run": 0}
+    tasks = {"ansible": 0, "rustle": 0}
+    same = {"compared": 0, "identical": 0, "different": 0, "refused": 0, "all identical": 0}
+    blockers: dict[str, list[str]] = {}
+    for row in rows:
+        name, verdict, ansible, rustle, compared, note = (c.strip() for c in _ROW_CELL.split(row)[1:7])
+        counts[verdict] += 1
+        if verdict == "not run":
+            continue
+        tasks["ansible"] += int(ansible.split("/")[0])
+        tasks["rustle"] += int(rustle.split()[1].split("/")[0])
+        if compared == "refused":
+            same["refused"] += 1
+        else:
+            c, i, d = (int(n) for n in compared.split("/"))
+            same["compared"] += c
+            same["identical"] += i
+            same["different"] += d
+            same["all identical"] += bool(c) and not d
+        if verdict == "oracle only":
+            blockers.setdefault(_blocker_kind(note.replace("\\|", "|")), []).append(name)
+    ran = len(rows) - counts["not run"]
+    lines = [
+        "## Totals",
+        "",
+        f"- role-shaped targets: {len(rows)}; run: {ran}; not run here: {counts['not run']}",
+        f"- pass under both: {counts['both']}; under ansible-playbook only: {counts['oracle only']}; "
+        f"under rustle-deploy only: {counts['rustle only']}; under neither: {counts['neither']}",
+        f"- task results: ansible-playbook {tasks['ansible']}, rustle-deploy {tasks['rustle']}",
+        f"- compared task by task: {same['compared']}; identical: {same['identical']}; different: "
+        f"{same['different']}; targets refused at compile time: {same['refused']}; targets whose "
+        f"compared results are all identical: {same['all identical']}",
+        "",
+        "## What blocks the targets that pass under ansible-playbook only",
+        "",
+        "| blocker | targets | which |",
+        "|---|---|---|",
+    ]
+    for kind, names in sorted(blockers.items(), key=lambda kv: (-len(kv[1]), kv[0])):
+        lines.append(f"| {_cell(kind)} | {len(names)} | {', '.join(names)} |")
+    return "\n".join(lines) + "\n"
 
 
 def _load(doc: dict[str, Any]) -> Run:
@@ -1064,33 +1142,18 @@ def render(root: Path, data: dict[str, dict[str, Any]]) -> str:
     """The markdown report over every role-shaped target."""
     rows: list[str] = []
     details: list[str] = []
-    counts = {"both": 0, "oracle only": 0, "rustle only": 0, "neither": 0, "not run": 0}
-    tasks = {"ansible": 0, "rustle": 0}
-    same = {"compared": 0, "identical": 0, "different": 0, "refused": 0, "all identical": 0}
-    blockers: dict[str, list[str]] = {}
     for name in role_targets(root):
         why = not_run(root, name)
         if why or name not in data["rustle"] or name not in data["ansible"]:
-            counts["not run"] += 1
             rows.append(f"| {name} | not run | | | | {_cell(why or 'not run yet')} |")
             continue
         a, r = _load(data["ansible"][name]), _load(data["rustle"][name])
         sa, sr = a.summary(), r.summary()
-        tasks["ansible"] += sa["tasks"]
-        tasks["rustle"] += sr["tasks"]
         verdict = {(True, True): "both", (True, False): "oracle only", (False, True): "rustle only",
                    (False, False): "neither"}[(a.passed, r.passed)]
-        counts[verdict] += 1
         state = "refused" if r.refused else ("pass" if r.passed else "fail")
         cmp = compare(a, r)
-        same["compared"] += cmp.compared
-        same["identical"] += cmp.identical
-        same["different"] += cmp.different
-        same["refused"] += cmp.refused
-        same["all identical"] += bool(cmp.compared) and not cmp.different
         note = "" if r.passed else blocker(r)
-        if a.passed and not r.passed:
-            blockers.setdefault(_blocker_kind(note), []).append(name)
         if not a.passed:
             note = "oracle fails: " + blocker(a)
         rows.append(f"| {name} | {verdict} | {sa['tasks']}/{sa['passed']}/{sa['failed']} "
@@ -1115,7 +1178,6 @@ def render(root: Path, data: dict[str, dict[str, Any]]) -> str:
                 details.append(f"- `{_cell(f['task'])}`: {_cell(f.get('assertion') or '')} "
                                f"{_cell(_NOISE.sub('WORK', f.get('msg') or ''))[:300]}")
             details.append("")
-    ran = sum(v for k, v in counts.items() if k != "not run")
     head = [
         "# Acceptance: ansible-core's own integration targets",
         "",
@@ -1146,25 +1208,13 @@ def render(root: Path, data: dict[str, dict[str, Any]]) -> str:
         "result unless it is skipped: ansible-playbook's strategy runs meta tasks itself and "
         "reports none.",
         "",
-        "## Totals",
+        summary(rows).rstrip("\n"),
         "",
-        f"- role-shaped targets: {len(role_targets(root))}; run: {ran}; not run here: {counts['not run']}",
-        f"- pass under both: {counts['both']}; under ansible-playbook only: {counts['oracle only']}; "
-        f"under rustle-deploy only: {counts['rustle only']}; under neither: {counts['neither']}",
-        f"- task results: ansible-playbook {tasks['ansible']}, rustle-deploy {tasks['rustle']}",
-        f"- compared task by task: {same['compared']}; identical: {same['identical']}; different: "
-        f"{same['different']}; targets refused at compile time: {same['refused']}; targets whose "
-        f"compared results are all identical: {same['all identical']}",
+        "## Per target",
         "",
-        "## What blocks the targets that pass under ansible-playbook only",
-        "",
-        "| blocker | targets | which |",
-        "|---|---|---|",
+        "| target | passes under | ansible-playbook | rustle-deploy | compared/identical/different | blocker |",
+        "|---|---|---|---|---|---|",
     ]
-    for kind, names in sorted(blockers.items(), key=lambda kv: (-len(kv[1]), kv[0])):
-        head.append(f"| {_cell(kind)} | {len(names)} | {', '.join(names)} |")
-    head += ["", "## Per target", "", "| target | passes under | ansible-playbook | rustle-deploy | compared/identical/different "
-             "| blocker |", "|---|---|---|---|---|---|"]
     from . import runme
 
     part2 = runme.render(root, data) if data.get("runme") else ""

@@ -108,3 +108,25 @@ def test_a_record_is_replayed_for_its_key_and_live_fails_on_a_doctored_one(
     monkeypatch.setenv("RUSTLE_ORACLE", "sometimes")
     with pytest.raises(ValueError, match="RUSTLE_ORACLE='sometimes': expected one of replay, live, record"):
         recorded_oracle(root, "tiny", base=tmp_path)
+
+
+def test_make_acceptance_reuses_an_oracle_only_of_todays_inputs(root: Path, store: Path) -> None:
+    """harness.main's cached ansible-playbook result, or the suite's record, stands for a run
+    only when its key is that of the inputs a run would have now."""
+    record = oracle_record(root, "tiny")
+    assert harness.replay_record(record) is None  # no record
+    record.write({"code": 0, "results": [{"task": "tiny : say hello", "host": "testhost", "module": "debug",
+                                          "status": "ok", "ignored": False}]}, [], 3.5)
+    run = harness.replay_record(record)
+    assert run is not None and run.tool == "ansible" and run.passed and run.key == record.key
+    assert run.summary() == {"tasks": 1, "passed": 1, "failed": 0} and run.seconds == 3.5
+    # a cache's own result: finished, and of today's key (one written before keys were kept has none)
+    assert harness.usable_oracle({"code": 0, "key": record.key}, record.key)
+    assert not harness.usable_oracle({"code": 0}, record.key)
+    assert not harness.usable_oracle({"code": None, "key": record.key}, record.key)  # timed out
+    assert not harness.usable_oracle(None, record.key)
+    # the target changes: neither the record nor the cached result of the old key is used
+    (root / "tiny" / "tasks" / "main.yml").write_text(TASKS + "- debug: msg=more\n")
+    now = oracle_record(root, "tiny")
+    assert harness.replay_record(now) is None
+    assert not harness.usable_oracle({"code": 0, "key": record.key}, now.key)

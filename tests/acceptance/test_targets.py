@@ -234,7 +234,7 @@ def test_a_run_on_a_cache_of_its_own_writes_its_report_there_not_into_docs(root:
 def test_a_report_of_some_targets_is_merged_into_one_of_every_target() -> None:
     from .harness import merge
 
-    old = ("# A\n\n| a | a hand-written row above |\n\n## Totals\n\n- old totals\n\n## Per target\n\n| a | both | 1 |\n| b | neither | 2 |\n| c | both | 3 |\n\n"
+    old = ("# A\n\n| a | a hand-written row above |\n\n## Per target\n\n| a | both | 1 |\n| b | neither | 2 |\n| c | both | 3 |\n\n"
            "## Failures and differences under rustle-deploy\n\n### b\n\nold b\n\n### c\n\nold c\n\n")
     new = ("# A\n\n## Totals\n\n- new totals\n\n## Per target\n\n| a | both | 9 |\n| b | both | 8 |\n| c | not run |\n\n"
            "## Failures and differences under rustle-deploy\n\n### a\n\nnew a\n\n\n# Part 2: runme\n\n| handlers | 10 |\n")
@@ -242,10 +242,36 @@ def test_a_report_of_some_targets_is_merged_into_one_of_every_target() -> None:
     assert "| a | both | 9 |\n| b | both | 8 |\n| c | both | 3 |" in out  # c was not run again: kept
     assert "| a | a hand-written row above |" in out  # only the per-target table's row is replaced
     assert "### a\n\nnew a\n\n### c\n\nold c" in out and "old b" not in out  # b's section gone: it passes now
-    assert "- old totals" in out and "Part 2" not in out
+    assert "Part 2" not in out  # (the totals: the next test)
     both = merge(out, new, [], runme_part=True)
     assert both.endswith("old c\n\n# Part 2: runme\n\n| handlers | 10 |\n")
     assert merge(both, new, [], runme_part=True) == both  # the part is replaced, not added again
+
+
+def test_merging_counts_the_totals_and_blockers_again_from_the_rows_as_merged() -> None:
+    from .harness import merge
+
+    def report(rows: str, totals: str = "- stale totals\n") -> str:
+        return ("# A\n\n## How fresh\n\nhand-written\n\n## Totals\n\n" + totals + "\n## Per target\n\n"
+                "| target | passes under | ansible-playbook | rustle-deploy | compared/identical/different | blocker |\n"
+                "|---|---|---|---|---|---|\n" + rows + "\n## Failures and differences under rustle-deploy\n\n")
+    old = report("| a | oracle only | 10/10/0 | fail 4/3/1 | 4/3/1 | fails: a : t: x \\| y |\n"
+                  "| b | oracle only | 5/5/0 | refused 0/0/0 | refused | refused: filter 'from_toml' is not supported by rustle-deploy |\n"
+                  "| c | neither | 3/2/1 | fail 2/1/1 | 2/2/0 | oracle fails: fails: c : t: no |\n"
+                  "| d | not run | | | | machine: adds accounts |\n")
+    new = report("| a | both | 10/10/0 | pass 10/10/0 | 10/9/1 |  |\n")
+    out = merge(old, new, ["a"])
+    assert "hand-written" in out and "stale totals" not in out
+    assert ("- role-shaped targets: 4; run: 3; not run here: 1\n"
+            "- pass under both: 1; under ansible-playbook only: 1; under rustle-deploy only: 0; under neither: 1\n"
+            "- task results: ansible-playbook 18, rustle-deploy 12\n"
+            "- compared task by task: 12; identical: 11; different: 1; targets refused at compile time: 1; "
+            "targets whose compared results are all identical: 1\n") in out
+    assert "| filter from_toml on the host (fidelity) | 1 | b |\n\n## Per target\n" in out
+    assert "| a | both |" in out and "fails: a" not in out.split("## Per target")[0]  # a passes now
+    # b fails again, as a task: both blockers counted, and a row's escaped | is the note's own
+    out = merge(out, report("| b | oracle only | 5/5/0 | fail 1/0/1 | 1/0/1 | fails: b : t: x \\| y |\n"), ["b"])
+    assert "under ansible-playbook only: 1;" in out and "| a task behaves otherwise" in out and "| 1 | b |" in out
 
 
 def test_what_one_tool_ran_after_the_others_host_failed_is_unreached_not_different() -> None:
