@@ -443,8 +443,22 @@ def free_port() -> int:
 # starts alike. target -> (name in the account's home, content, mode)
 LEFT_IN_HOME = {"lineinfile": ("test.txt", "TEST", 0o644)}
 
+# Likewise outside any home: copy writes /tmp/ansible-test-abs-link (content "target") and makes
+# /tmp/ansible-test-abs-link-dir with delegate_to: localhost, and never removes them, so every
+# run after the machine's first says "ok" where the first says "changed" (the committed oracle
+# record was made on a machine that had them: its first such results are ok). target -> (path,
+# content or None for a directory, mode)
+LEFT_ON_MACHINE = {"copy": (("/tmp/ansible-test-abs-link", "target", 0o644),
+                            ("/tmp/ansible-test-abs-link-dir", None, 0o755))}
+
 
 def _as_earlier_runs_left(name: str) -> None:
+    for path, text, mode in LEFT_ON_MACHINE.get(name, ()):
+        if text is None:
+            os.makedirs(path, mode=mode, exist_ok=True)
+        elif not os.path.lexists(path):
+            Path(path).write_text(text)
+            os.chmod(path, mode)
     if name not in LEFT_IN_HOME:
         return
     file, content, mode = LEFT_IN_HOME[name]
