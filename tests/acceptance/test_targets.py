@@ -94,7 +94,7 @@ PINNED = (
     "test_uri",
     "undefined",
     "unexpected_executor_exception",
-    "uri",  # ~4 min at load 25-30, 280 results; harness._UNSERVED leaves out two tasks no resolver here can serve
+    "uri",  # ~4 min at load 25-30, 280 results; harness.unserved names the tasks left out
     "var_inheritance",
     "want_json_modules_posix",
     "yaml_parsing",
