@@ -58,7 +58,9 @@ RUN_TIMEOUT = 900  # ansible-playbook takes minutes for some targets on a loaded
 # ansible-playbook's slowest kind: a file transferred and stat'ed again) did not hang but ran out
 # of 900 s after 251 results under load 20-60 (it finished in 642 s once); lineinfile (265) ran
 # out of 900 s after 236 under load 30-50 (692 s at load 6-60 the session before).
-RUN_TIMEOUTS = {"copy": 3600, "lineinfile": 1800}
+# uri (about 280 results, each an HTTP request through ansible-core's module) had 25 after 8
+# minutes under load 25-35 (session 13).
+RUN_TIMEOUTS = {"copy": 3600, "lineinfile": 1800, "uri": 3600}
 
 
 def run_timeout(name: str) -> int:
@@ -377,7 +379,7 @@ CONSTRAINTS = Path("lib/ansible_test/_data/requirements/constraints.txt")
 # set_fact, in both tools), so that a run never fetches from another run's server and runs side by
 # side do not meet. The server's `async` window (180 and 90 s) is a wall-time budget that
 # ansible-playbook overruns on a loaded machine (its server is gone before the last tasks that
-# fetch from it: Connection refused): the copies get RUN_TIMEOUT instead, and whatever still
+# fetch from it: Connection refused): the copies get the run's timeout instead, and whatever still
 # listens on the port when the run ends is ended (kill_listeners).
 HTTPTESTER_TARGETS = frozenset({"uri", "get_url", "lookup_url", "module_utils_urls"})
 NEEDS_NAMESPACE = frozenset({"lookup_url", "module_utils_urls"})
@@ -405,7 +407,7 @@ def unserved(name: str) -> tuple[str, ...]:
 
 def _widen_file_server_window(work: Path, name: str) -> None:
     tasks = work / "roles" / name / "tasks" / "main.yml"
-    text = _FILE_SERVER_ASYNC.sub(rf"\g<1>{RUN_TIMEOUT}", tasks.read_text(), count=1)
+    text = _FILE_SERVER_ASYNC.sub(rf"\g<1>{run_timeout(name)}", tasks.read_text(), count=1)
     for task in unserved(name):
         # the task, from its "- name:" line to the next top-level task
         text, n = re.subn(rf"^- name: {re.escape(task)}\n(?:(?!- ).*\n|\n)*", "", text, count=1, flags=re.MULTILINE)
@@ -578,7 +580,7 @@ def oracle_inputs(root: Path, name: str) -> dict[str, Any]:
         "inventory": inventory("{python}" if python == sys.executable else python, "{work}/remote"),
         "argv": _argv("ansible", Path("{work}"))[1:], "settings": ANSIBLE_SETTINGS,
         "accounts": {var: default for var, (default, _ours) in account_names(root, name).items()},
-        "httptester": {"unserved": list(unserved(name)), "window": RUN_TIMEOUT, "namespace": namespaced(),
+        "httptester": {"unserved": list(unserved(name)), "window": run_timeout(name), "namespace": namespaced(),
                        "server": file_digest(Path(__file__).with_name("httptester.py"))}
         if name in HTTPTESTER_TARGETS else None,
         "left_in_home": list(LEFT_IN_HOME[name]) if name in LEFT_IN_HOME else None,

@@ -149,9 +149,10 @@ class _Handler(BaseHTTPRequestHandler):
         self._send(status, _dumps(doc), headers=headers)
 
     def _echo(self, body: bytes, everything: bool = False) -> dict[str, Any]:
-        """httpbin's description of the request (/get, /post, /anything)."""
+        """httpbin's description of the request (/get, /post, /anything); a name without a value is
+        an argument (werkzeug keeps blank values: lookup_url's `?one`)."""
         parts = urlsplit(self.path)
-        args = {k: v[0] if len(v) == 1 else v for k, v in parse_qs(parts.query).items()}
+        args = {k: v[0] if len(v) == 1 else v for k, v in parse_qs(parts.query, keep_blank_values=True).items()}
         scheme = "https" if isinstance(self.connection, ssl.SSLSocket) else "http"
         doc: dict[str, Any] = {"args": args, "headers": {k.title(): v for k, v in self.headers.items()},
                                "origin": self.client_address[0],
@@ -162,7 +163,7 @@ class _Handler(BaseHTTPRequestHandler):
             form: dict[str, Any] = {}
             files: dict[str, Any] = {}
             if ctype.startswith("application/x-www-form-urlencoded"):
-                form = {k: v[0] if len(v) == 1 else v for k, v in parse_qs(text).items()}
+                form = {k: v[0] if len(v) == 1 else v for k, v in parse_qs(text, keep_blank_values=True).items()}
             elif ctype.startswith("multipart/form-data"):
                 form, files = _multipart(body, ctype)
             try:

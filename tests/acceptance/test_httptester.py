@@ -69,6 +69,16 @@ def test_get_echoes_the_request_as_httpbin(http: HttpTester) -> None:
     assert (anything["data"], anything["form"], anything["files"], anything["json"]) == ("", {}, {}, None)
 
 
+def test_json_is_one_line_and_what_lookup_url_asks_is_there(http: HttpTester) -> None:
+    """Flask's jsonify outside debug mode: compact, one line (lookup('url') splits lines and joins
+    them with commas, which only a one-line document survives); a name without a value is an
+    argument; /user-agent; the badssl server's page names its certificate's host."""
+    body = _get(http, HTTPBIN, "/get?one", {"User-Agent": "probe/1"})[2]
+    assert body.count(b"\n") == 1 and body.endswith(b"\n") and b'{"args":{"one":""},' in body
+    assert json.loads(_get(http, HTTPBIN, "/user-agent", {"User-Agent": "probe/1"})[2]) == {"user-agent": "probe/1"}
+    assert "wrong.host.invalid" in _get(http, BADSSL, "/", verify=False)[2].decode()
+
+
 def test_reasons_are_httpbins_and_the_bundle_holds_the_ca(http: HttpTester) -> None:
     from http.client import HTTPConnection
 
