@@ -114,6 +114,7 @@ IDENTICAL = (
     "lookup_first_found",  # with_first_found over facts: the host chooses among the files the compiler listed
     "loops",
     "module_defaults",  # its own action_plugins/debug.py replaces debug, module_defaults reach it
+    "module_utils_urls",  # a library module's getpeercert against httptester.py's servers (root: a namespace of its own)
     "slurp",  # adds a test account (as root only): password_hash on the host, become_user to it
     "stat",
     "template",  # lookup('template') natively (a macro's dict); adds and removes a user (root)
