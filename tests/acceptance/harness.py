@@ -889,8 +889,12 @@ def _compared(rec: dict[str, Any]) -> bool:
     return rec["task"] not in UNCOMPARED and not (rec.get("module") in _META and rec["status"] != "skipped") \
         and not _aborted(rec)
 # what differs between two runs of the same target by construction: the work directory and the
-# names tempfile makes (``/tmp/ansible.XXXXXXXX...``), and the ports of the local HTTP servers
-_NOISE = re.compile(r"/[^\s'\"]*?acc-(?:ansible|rustle)-[^/\s'\"]*|(?<=/)ansible\.\w+|(?<=localhost:)\d+")
+# names tempfile makes (``/tmp/ansible.XXXXXXXX...``), a module's temporary directory with a file
+# tempfile made in it (ansible-core's ``~/.ansible/tmp/ansible-tmp-TIME-PID-N/tmpXXXXXXXX``, the
+# runtime's ``/tmp/rustle-X/ansible-tmp-Y/tmpXXXXXXXX``: uri's "failed to copy TMP to DEST"), and
+# the ports of the local HTTP servers
+_NOISE = re.compile(r"/[^\s'\"]*?acc-(?:ansible|rustle)-[^/\s'\"]*|(?<=/)ansible\.\w+"
+                    r"|/[^\s'\"]*/ansible-tmp-[^/\s'\"]+(?:/tmp\w{8}\b)?|(?<=localhost:)\d+")
 
 
 @dataclass

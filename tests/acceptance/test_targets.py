@@ -195,6 +195,22 @@ def test_compare_aligns_by_name_and_stops_where_a_run_stops() -> None:
     assert refused.refused and refused.compared == 0
 
 
+def test_a_modules_temporary_directory_is_masked_and_the_rest_of_the_message_is_not() -> None:
+    """uri's "failed to copy TMP to DEST": each tool's module makes its temporary file in a
+    temporary directory of its own making; the destination still counts."""
+    def failed(tmp: str, dest: str) -> dict[str, object]:
+        return _res("r : copy", "failed", f"failed to copy {tmp}/tmpab12cd34 to {dest}: Could not replace "
+                                          f"'{dest}' with '{tmp}/tmpab12cd34'", ignored=True)
+
+    ansible = "/root/.ansible/tmp/ansible-tmp-1796697073.4604151-4989-182852593692875"
+    ours = "/tmp/rustle-zzbrawf4/ansible-tmp-eb6fd3c5c59d"
+    same = compare(Run("ansible", code=0, results=[failed(ansible, "/tmp/a/path")]),
+                   Run("rustle", code=0, results=[failed(ours, "/tmp/a/path")]))
+    other = compare(Run("ansible", code=0, results=[failed(ansible, "/tmp/a/path")]),
+                    Run("rustle", code=0, results=[failed(ours, "/tmp/b/path")]))
+    assert (same.identical, other.identical) == (1, 0)
+
+
 def test_controller_phase_results_take_their_places_among_the_host_journals() -> None:
     """The state database holds every result of a host in run order; a host journal only those of
     its own phases: what the journal lacks is a controller phase's, put where it ran."""
