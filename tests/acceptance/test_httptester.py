@@ -5,6 +5,8 @@ the run's CA, and check httpbin's answers. The last test is differential: one pl
 (ansible-core's module, through the module bridge) and get_url (built into the runtime) tasks
 against the servers, run once by ``ansible-playbook`` and once as a compiled artifact, compared
 result by result. Each server and the proxy listen on a port the kernel picks; nothing is fixed.
+One test runs a command in the namespaces the harness runs these targets in as root (the servers
+on the real ports of the names' own addresses) and checks that the machine is left as it was.
 """
 
 from __future__ import annotations
