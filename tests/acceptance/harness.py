@@ -21,6 +21,7 @@ that pass under both, pinned by name.
 from __future__ import annotations
 
 import difflib
+import functools
 import grp
 import importlib.metadata
 import itertools
@@ -57,7 +58,9 @@ RUN_TIMEOUT = 900  # ansible-playbook takes minutes for some targets on a loaded
 # ansible-playbook's slowest kind: a file transferred and stat'ed again) did not hang but ran out
 # of 900 s after 251 results under load 20-60 (it finished in 642 s once); lineinfile (265) ran
 # out of 900 s after 236 under load 30-50 (692 s at load 6-60 the session before).
-RUN_TIMEOUTS = {"copy": 3600, "lineinfile": 1800}
+# uri (about 280 results, each an HTTP request through ansible-core's module) had 25 after 8
+# minutes under load 25-35 (session 13).
+RUN_TIMEOUTS = {"copy": 3600, "lineinfile": 1800, "uri": 3600}
 
 
 def run_timeout(name: str) -> int:
@@ -239,6 +242,8 @@ def not_run(root: Path, name: str) -> str | None:
         return "service: needs a cloud service (" + ", ".join(a for a in al if a.startswith("cloud/")) + ")"
     if "needs/httptester" in al and name not in HTTPTESTER_TARGETS:
         return "network: needs ansible-test's HTTP test server"
+    if name in NEEDS_NAMESPACE and not namespaced():
+        return "network: needs a network namespace of its own (run as root)"
     if "needs/ssh" in al:
         return "service: needs an ssh-agent set up by ansible-test"
     if "disabled" in al or "disabled/yes" in al or "unsupported" in al:
@@ -362,30 +367,48 @@ def _argv(tool: str, work: Path) -> list[str]:
 
 CONSTRAINTS_ROLE = "setup_remote_constraints"
 CONSTRAINTS = Path("lib/ansible_test/_data/requirements/constraints.txt")
-# needs/httptester targets run against tests/acceptance/httptester.py's local servers. Each also
-# starts a file server of its own with `async` on the port its `http_port` fact names (15260,
-# 27617): the harness gives each run a port of its own instead (`-e http_port=N`, which wins over
-# the target's set_fact, in both tools), so that a run never fetches from another run's server and
-# runs side by side do not meet. The server's `async` window (180 and 90 s) is a wall-time budget
-# that ansible-playbook overruns on a loaded machine (its server is gone before the last tasks that
-# fetch from it: Connection refused): the copies get RUN_TIMEOUT instead, and whatever still
+# needs/httptester targets run against tests/acceptance/httptester.py's local servers. As root,
+# each run of them is in network, mount and pid namespaces of its own (httptester.run_in_namespace:
+# the servers on the real ports of addresses that a private /etc/hosts gives the names, as under
+# ansible-test; the machine's files unchanged; whatever the run leaves ends with its namespace).
+# lookup_url and module_utils_urls need that (a .netrc in the account's home that the url lookup
+# reads from $HOME, `openssl s_client` to a name); uri and get_url otherwise reach the servers
+# through a proxy on a port the kernel picks. Each of those two also starts a file server of its
+# own with `async` on the port its `http_port` fact names (15260, 27617): through the proxy, the
+# harness gives each run a port of its own instead (`-e http_port=N`, which wins over the target's
+# set_fact, in both tools), so that a run never fetches from another run's server and runs side by
+# side do not meet. The server's `async` window (180 and 90 s) is a wall-time budget that
+# ansible-playbook overruns on a loaded machine (its server is gone before the last tasks that
+# fetch from it: Connection refused): the copies get the run's timeout instead, and whatever still
 # listens on the port when the run ends is ended (kill_listeners).
-HTTPTESTER_TARGETS = frozenset({"uri", "get_url"})
+HTTPTESTER_TARGETS = frozenset({"uri", "get_url", "lookup_url", "module_utils_urls"})
+NEEDS_NAMESPACE = frozenset({"lookup_url", "module_utils_urls"})
 _FILE_SERVER_ASYNC = re.compile(r"^(\s+async:\s*)(?:90|180)\b", re.MULTILINE)
 
 
+@functools.cache
+def namespaced() -> bool:
+    from .httptester import namespaces_work
+
+    return namespaces_work()
+
+
 # Tasks of those targets that no stand-in can serve, left out of the copy both tools run: uri's
-# request with `use_proxy: no` goes to ansible.http.tests:443 without the proxy, and its unix
-# socket test has socat connect to ansible.http.tests:80 and :443 itself (after installing socat
-# with the machine's package manager): no resolver here knows that name (httptester.py), under
-# either tool.
-_UNSERVED = {"uri": ("Testing use_proxy=no is honored", "Test unix socket")}
+# unix socket test installs socat with the machine's package manager (and the namespace has no
+# network to fetch it); and without the namespace, uri's request with `use_proxy: no` goes to
+# ansible.http.tests:443 without the proxy, which no resolver knows.
+_UNSERVED = {"uri": ("Test unix socket",)}
+_UNRESOLVED = {"uri": ("Testing use_proxy=no is honored",)}
+
+
+def unserved(name: str) -> tuple[str, ...]:
+    return _UNSERVED.get(name, ()) + (() if namespaced() else _UNRESOLVED.get(name, ()))
 
 
 def _widen_file_server_window(work: Path, name: str) -> None:
     tasks = work / "roles" / name / "tasks" / "main.yml"
-    text = _FILE_SERVER_ASYNC.sub(rf"\g<1>{RUN_TIMEOUT}", tasks.read_text(), count=1)
-    for task in _UNSERVED.get(name, ()):
+    text = _FILE_SERVER_ASYNC.sub(rf"\g<1>{run_timeout(name)}", tasks.read_text(), count=1)
+    for task in unserved(name):
         # the task, from its "- name:" line to the next top-level task
         text, n = re.subn(rf"^- name: {re.escape(task)}\n(?:(?!- ).*\n|\n)*", "", text, count=1, flags=re.MULTILINE)
         assert n == 1, f"{name}: no task {task!r} to leave out"
@@ -490,9 +513,13 @@ def run_target(root: Path, name: str, tool: str, base: Path | None = None) -> Ru
             from .httptester import HttpTester
 
             _widen_file_server_window(work, name)
+            http = HttpTester(work / "httptester", namespaced=namespaced())
+            if http.namespaced:
+                return execute(tool, [*http.wrapper(), *argv, "-e", json.dumps(http.extra_vars)], work, work,
+                               _env(work), [work / "remote"], run_timeout(name))
             port = free_port()
             try:
-                with HttpTester(work / "httptester") as http:
+                with http:
                     extra = dict(http.extra_vars, http_port=port)
                     return execute(tool, [*argv, "-e", json.dumps(extra)], work, work,
                                    dict(_env(work), **http.env), [work / "remote"], run_timeout(name))
@@ -567,7 +594,9 @@ def oracle_inputs(root: Path, name: str) -> dict[str, Any]:
         "inventory": inventory("{python}" if python == sys.executable else python, "{work}/remote"),
         "argv": _argv("ansible", Path("{work}"))[1:], "settings": ANSIBLE_SETTINGS,
         "accounts": {var: default for var, (default, _ours) in account_names(root, name).items()},
-        "httptester": {"unserved": list(_UNSERVED.get(name, ())), "window": RUN_TIMEOUT} if name in HTTPTESTER_TARGETS else None,
+        "httptester": {"unserved": list(unserved(name)), "window": run_timeout(name), "namespace": namespaced(),
+                       "server": file_digest(Path(__file__).with_name("httptester.py"))}
+        if name in HTTPTESTER_TARGETS else None,
         "left_in_home": list(LEFT_IN_HOME[name]) if name in LEFT_IN_HOME else None,
         "callback": file_digest(CALLBACKS / "results_jsonl.py"),
     }
@@ -874,8 +903,12 @@ def _compared(rec: dict[str, Any]) -> bool:
     return rec["task"] not in UNCOMPARED and not (rec.get("module") in _META and rec["status"] != "skipped") \
         and not _aborted(rec)
 # what differs between two runs of the same target by construction: the work directory and the
-# names tempfile makes (``/tmp/ansible.XXXXXXXX...``), and the ports of the local HTTP servers
-_NOISE = re.compile(r"/[^\s'\"]*?acc-(?:ansible|rustle)-[^/\s'\"]*|(?<=/)ansible\.\w+|(?<=localhost:)\d+")
+# names tempfile makes (``/tmp/ansible.XXXXXXXX...``), a module's temporary directory with a file
+# tempfile made in it (ansible-core's ``~/.ansible/tmp/ansible-tmp-TIME-PID-N/tmpXXXXXXXX``, the
+# runtime's ``/tmp/rustle-X/ansible-tmp-Y/tmpXXXXXXXX``: uri's "failed to copy TMP to DEST"), and
+# the ports of the local HTTP servers
+_NOISE = re.compile(r"/[^\s'\"]*?acc-(?:ansible|rustle)-[^/\s'\"]*|(?<=/)ansible\.\w+"
+                    r"|/[^\s'\"]*/ansible-tmp-[^/\s'\"]+(?:/tmp\w{8}\b)?|(?<=localhost:)\d+")
 
 
 @dataclass

@@ -94,7 +94,7 @@ PINNED = (
     "test_uri",
     "undefined",
     "unexpected_executor_exception",
-    "uri",  # ~4 min at load 25-30, 280 results; harness._UNSERVED leaves out two tasks no resolver here can serve
+    "uri",  # ~4 min at load 25-30, 280 results; harness.unserved names the tasks left out
     "var_inheritance",
     "want_json_modules_posix",
     "yaml_parsing",
@@ -114,6 +114,7 @@ IDENTICAL = (
     "lookup_first_found",  # with_first_found over facts: the host chooses among the files the compiler listed
     "loops",
     "module_defaults",  # its own action_plugins/debug.py replaces debug, module_defaults reach it
+    "module_utils_urls",  # a library module's getpeercert against httptester.py's servers (root: a namespace of its own)
     "slurp",  # adds a test account (as root only): password_hash on the host, become_user to it
     "stat",
     "template",  # lookup('template') natively (a macro's dict); adds and removes a user (root)
@@ -192,6 +193,22 @@ def test_compare_aligns_by_name_and_stops_where_a_run_stops() -> None:
     assert cmp.unreached == {"ansible-playbook": 1}  # r : d, after rustle-deploy stopped
     refused = compare(a, Run("rustle", code=2, refused="error: x"))
     assert refused.refused and refused.compared == 0
+
+
+def test_a_modules_temporary_directory_is_masked_and_the_rest_of_the_message_is_not() -> None:
+    """uri's "failed to copy TMP to DEST": each tool's module makes its temporary file in a
+    temporary directory of its own making; the destination still counts."""
+    def failed(tmp: str, dest: str) -> dict[str, object]:
+        return _res("r : copy", "failed", f"failed to copy {tmp}/tmpab12cd34 to {dest}: Could not replace "
+                                          f"'{dest}' with '{tmp}/tmpab12cd34'", ignored=True)
+
+    ansible = "/root/.ansible/tmp/ansible-tmp-1796697073.4604151-4989-182852593692875"
+    ours = "/tmp/rustle-zzbrawf4/ansible-tmp-eb6fd3c5c59d"
+    same = compare(Run("ansible", code=0, results=[failed(ansible, "/tmp/a/path")]),
+                   Run("rustle", code=0, results=[failed(ours, "/tmp/a/path")]))
+    other = compare(Run("ansible", code=0, results=[failed(ansible, "/tmp/a/path")]),
+                    Run("rustle", code=0, results=[failed(ours, "/tmp/b/path")]))
+    assert (same.identical, other.identical) == (1, 0)
 
 
 def test_controller_phase_results_take_their_places_among_the_host_journals() -> None:
