@@ -1517,7 +1517,10 @@ class Runner:
         self.emitter.emit(start_event)
         started = time.monotonic()
         task, keyword_error = self._resolve_keywords(task)
-        if keyword_error:
+        skipped = self._skipped_anyway(task) if keyword_error else None
+        if skipped is not None:
+            result = skipped
+        elif keyword_error:
             result = {"failed": True, "changed": False, "msg": keyword_error}
         else:
             self.templar.deprecations = []
@@ -1636,6 +1639,18 @@ class Runner:
                     task[key] = True
                 return task, f"the task keyword '{key}' could not be evaluated: {exc}"
         return task, None
+
+    def _skipped_anyway(self, task):
+        """The skipped result of a task whose keyword could not be evaluated when its ``when``
+        skips it: ansible-core evaluates the conditional first and raises the keyword's error
+        only for a task that runs (TaskExecutor._execute). None otherwise, and for a loop (its
+        items' conditionals are evaluated one by one)."""
+        if "loop" in task or not task.get("when"):
+            return None
+        try:
+            return self._skip_reason(task, self._task_scope(task))
+        except TemplateError:
+            return None
 
     def _event_fields(self, result, task):
         out = {"rc": result.get("rc"), "stdout": result.get("stdout", ""),
