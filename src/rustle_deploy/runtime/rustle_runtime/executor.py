@@ -1517,16 +1517,12 @@ class Runner:
         self.emitter.emit(start_event)
         started = time.monotonic()
         task, keyword_error = self._resolve_keywords(task)
-        skipped = self._skipped_anyway(task) if keyword_error else None
-        if skipped is not None:
-            result = skipped
-        elif keyword_error:
-            result = {"failed": True, "changed": False, "msg": keyword_error}
-        else:
-            self.templar.deprecations = []
-            result = self._execute(task)
-            if self.templar.deprecations and not result.get("deprecations"):
-                result = dict(result, deprecations=list(self.templar.deprecations))
+        if keyword_error:  # each item its `when` does not skip fails with it (_execute_item)
+            task = dict(task, _keyword_error=keyword_error)
+        self.templar.deprecations = []
+        result = self._execute(task)
+        if self.templar.deprecations and not result.get("deprecations"):
+            result = dict(result, deprecations=list(self.templar.deprecations))
         missing = _as_list(task.get("notify_missing"))
         aborted = bool(missing) and bool(result.get("changed")) and not result.get("failed")
         if aborted:  # ansible-core stops the run when this notification fires, whatever rescues it
@@ -1639,18 +1635,6 @@ class Runner:
                     task[key] = True
                 return task, f"the task keyword '{key}' could not be evaluated: {exc}"
         return task, None
-
-    def _skipped_anyway(self, task):
-        """The skipped result of a task whose keyword could not be evaluated when its ``when``
-        skips it: ansible-core evaluates the conditional first and raises the keyword's error
-        only for a task that runs (TaskExecutor._execute). None otherwise, and for a loop (its
-        items' conditionals are evaluated one by one)."""
-        if "loop" in task or not task.get("when"):
-            return None
-        try:
-            return self._skip_reason(task, self._task_scope(task))
-        except TemplateError:
-            return None
 
     def _event_fields(self, result, task):
         out = {"rc": result.get("rc"), "stdout": result.get("stdout", ""),
@@ -1888,6 +1872,10 @@ class Runner:
             return _with_exception({"failed": True, "changed": False, "msg": f"Task failed: {exc}"})
         if skipped is not None:
             return skipped
+        if task.get("_keyword_error"):
+            # ansible-core sets up the play context first and raises its error only now, for
+            # a task (an item) its conditional did not skip (TaskExecutor._execute)
+            return {"failed": True, "changed": False, "msg": task["_keyword_error"]}
         until = task.get("until")
         pending = [k for k in _ITEM_KEYWORDS if isinstance(task.get(k), str)]
         if pending:  # over the loop item: left for here by _resolve_keywords
