@@ -104,6 +104,7 @@ PINNED = (
 # ignored, a failure's message), and the run ends as the oracle's did. Their CPU here under
 # rustle-deploy, the oracle replayed (docs/acceptance.md "In the suite"):
 IDENTICAL = (
+    "add_host",  # its invalid input's message names ansible-core's tagged type (datatag.shown_type)
     "blockinfile",
     "command_shell",
     "copy",  # 533 results; adds an unprivileged account and its sudoers file (root); the oracle took 47 min
@@ -112,6 +113,7 @@ IDENTICAL = (
     "interpreter_discovery_python",  # a task's auto* modes, omit/undefined interpreters (PATH without pyenv shims)
     "lineinfile",
     "lookup_first_found",  # with_first_found over facts: the host chooses among the files the compiler listed
+    "lookup_subelements",  # its messages show a mapping in the order the playbook wrote it (pyz runtime)
     "loops",
     "module_defaults",  # its own action_plugins/debug.py replaces debug, module_defaults reach it
     "module_utils_urls",  # a library module's getpeercert against httptester.py's servers (root: a namespace of its own)

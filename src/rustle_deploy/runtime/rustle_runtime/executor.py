@@ -1517,13 +1517,12 @@ class Runner:
         self.emitter.emit(start_event)
         started = time.monotonic()
         task, keyword_error = self._resolve_keywords(task)
-        if keyword_error:
-            result = {"failed": True, "changed": False, "msg": keyword_error}
-        else:
-            self.templar.deprecations = []
-            result = self._execute(task)
-            if self.templar.deprecations and not result.get("deprecations"):
-                result = dict(result, deprecations=list(self.templar.deprecations))
+        if keyword_error:  # each item its `when` does not skip fails with it (_execute_item)
+            task = dict(task, _keyword_error=keyword_error)
+        self.templar.deprecations = []
+        result = self._execute(task)
+        if self.templar.deprecations and not result.get("deprecations"):
+            result = dict(result, deprecations=list(self.templar.deprecations))
         missing = _as_list(task.get("notify_missing"))
         aborted = bool(missing) and bool(result.get("changed")) and not result.get("failed")
         if aborted:  # ansible-core stops the run when this notification fires, whatever rescues it
@@ -1873,6 +1872,10 @@ class Runner:
             return _with_exception({"failed": True, "changed": False, "msg": f"Task failed: {exc}"})
         if skipped is not None:
             return skipped
+        if task.get("_keyword_error"):
+            # ansible-core sets up the play context first and raises its error only now, for
+            # a task (an item) its conditional did not skip (TaskExecutor._execute)
+            return {"failed": True, "changed": False, "msg": task["_keyword_error"]}
         until = task.get("until")
         pending = [k for k in _ITEM_KEYWORDS if isinstance(task.get(k), str)]
         if pending:  # over the loop item: left for here by _resolve_keywords
