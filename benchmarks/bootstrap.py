@@ -10,11 +10,11 @@ deployment reaches its new hosts), with its runner gzip'd on stdin (as ``compile
 sends it) and a ``status`` request behind it; the versions alternate and swap places every
 round. With ``--base`` both versions send the same runner (this checkout's, built once into
 run.py's runner cache, or ``--runner``); with ``--base-runner`` both use this checkout's
-bootstrap, one with this checkout's runner (or ``--runner``) and one with the other binary. It prints each version's host CPU per new host (sshd and
-everything it started, read from the listener as run.py does) and ssh client CPU per
-connection (medians), the paired median difference, and the load. A 50-host run.py under a
-load of 20-40 cannot see a change of a few ms per new host; this can (docs/decisions.md, "A new
-host's install, step by step").
+bootstrap, one with this checkout's runner (or ``--runner``) and one with the other binary. It
+prints each version's host CPU per new host (sshd and everything it started, read from the
+listener as run.py does) and ssh client CPU per connection (medians), the paired median
+difference, and the load. A 50-host run.py under a load of 20-40 cannot see a change of a few ms
+per new host; this can (docs/decisions.md, "A new host's install, step by step").
 """
 
 from __future__ import annotations
@@ -67,10 +67,6 @@ def ensure_runner() -> Path:
     return Path(out.stdout.strip())
 
 
-def work_root() -> Path:
-    return Path(f"/tmp/rustle-bootstrap-bench-{os.getpid()}")
-
-
 def copy_runner(path: Path, work: Path) -> Path:
     """A copy of the runner at ``path`` in ``work``, named as the runner cache names it
     (``spec`` reads the sha256 from the name), so that ``packed`` writes its gzip'd form there,
@@ -100,15 +96,14 @@ def main() -> int:
     args = ap.parse_args()
     from rustle_deploy.compiler.runner import packed
 
+    work = Path(f"/tmp/rustle-bootstrap-bench-{os.getpid()}")
     runner = args.runner or ensure_runner()
-    runners = {"this": copy_runner(runner, work_root()),
-               "base": copy_runner(args.base_runner or runner, work_root())}
+    runners = {"this": copy_runner(runner, work), "base": copy_runner(args.base_runner or runner, work)}
     versions = {"this": bootstrap_template(VENV_BIN, runners["this"]),
                 "base": bootstrap_template(args.base or VENV_BIN, runners["base"])}
     gz = {name: packed(path).read_bytes() for name, path in runners.items()}
     for name, path in runners.items():
         print(f"{name}: runner {path.name[:26]}... ({path.stat().st_size:,} bytes, {len(gz[name]):,} gzip'd)")
-    work = work_root()
     host_ms: dict[str, list[float]] = {v: [] for v in versions}
     client_ms: dict[str, list[float]] = {v: [] for v in versions}
     loads: list[float] = []
