@@ -587,7 +587,8 @@ def account_names(root: Path, name: str) -> dict[str, tuple[str, str]]:
 # a target is run again while it fails, under either tool alike, up to ATTEMPTS runs; the run
 # kept is the last, and the report lists why each earlier one failed.
 TIMING_SENSITIVE = {"wait_for": "asserts `waitfor.elapsed >= 2` after a 3 s background job",
-                    "async": "callback_test.yml's `sleep 5` under `async: 6` leaves a second for the job's start"}
+                    "async": "callback_test.yml's `sleep 5` under `async: 6` leaves a second for the job's start",
+                    "async_fail": "its job, a module that fails its first reads and then recovers, has `async: 10`"}
 ATTEMPTS = 3
 
 
@@ -1258,9 +1259,9 @@ def render(root: Path, data: dict[str, dict[str, Any]]) -> str:
         "`rustle-deploy --run`, each in a fresh temporary directory with a private HOME (holding "
         "`~/.ssh/authorized_keys`) and accounts of its own (a target's test user, group and sudoers "
         "file get per-run names, removed after the run); every process of a run ends with it. "
-        "copy and lineinfile get longer timeouts (`RUN_TIMEOUTS`); wait_for, whose own checks time a "
-        "background job, is run again while it fails (under both tools, at most 3 runs: the report "
-        "says why each earlier run failed). Do not edit by hand.",
+        "copy and lineinfile get longer timeouts (`RUN_TIMEOUTS`); wait_for, async and async_fail, whose "
+        "own checks time a background job, are run again while they fail (under both tools, at most 3 "
+        "runs: the report says why each earlier run failed). Do not edit by hand.",
         "",
         "A target passes when the tool exits 0 (ansible-core's targets assert their own results, so "
         "a wrong behaviour fails an assertion). Columns: tasks/passed/failed, where tasks counts "
