@@ -46,18 +46,33 @@ PLAYBOOK = """- hosts: all
       delay: 1
     - stat: {path: "{{ background.results_file }}"}
       register: background_file
+    - name: a module that writes to stderr
+      noisy: {}
+      async: 30
+      poll: 1
+      register: noisy
     - copy:
         dest: "{{ out }}/{{ inventory_hostname }}.txt"
         content: |
           polled: {{ polled.stdout }} {{ polled.finished }} file={{ polled_file.stat.exists }}
           status: {{ polled_status.failed }} {{ polled_status.msg }}
           background: {{ waited.stdout }} file={{ background_file.stat.exists }}
+          noisy: {{ noisy.stderr | default('none') }}|{{ noisy.said }}
+"""
+NOISY = """#!/usr/bin/python
+import sys
+from ansible.module_utils.basic import AnsibleModule
+
+module = AnsibleModule(argument_spec={})
+print("printed to stderr", file=sys.stderr)
+module.exit_json(changed=False, said="hi")
 """
 
 
 def _ansible(work: Path, inv: list[str]) -> dict[str, Any]:
     places: dict[str, str | Path] = {"{tmp}": work}
-    inputs = oracle.norm({"playbook": PLAYBOOK, "inventory": inv, "env": oracle.env(ansible_env(work))}, places)
+    inputs = oracle.norm({"playbook": PLAYBOOK, "module": NOISY, "inventory": inv, "env": oracle.env(ansible_env(work))},
+                         places)
     return oracle.denorm(oracle.recorded("async_local", inputs, lambda: oracle.norm(run_tool("ansible", work, inv, {}), places),
                                          volatile=("text",)), places)
 
@@ -69,6 +84,8 @@ def test_a_job_polled_to_its_end_leaves_no_file_as_in_ansible(tmp_path: Path) ->
         work = tmp_path / tool
         (work / "out").mkdir(parents=True)
         (work / "site.yml").write_text(PLAYBOOK)
+        (work / "library").mkdir()
+        (work / "library" / "noisy.py").write_text(NOISY)
         inv = local_inventory(work, h=f"ansible_python_interpreter={sys.executable}")
         runs[tool] = _ansible(work, inv) if tool == "ansible" else run_tool(tool, work, inv, {})
     ansible, rustle = runs["ansible"], runs["rustle"]
@@ -76,4 +93,4 @@ def test_a_job_polled_to_its_end_leaves_no_file_as_in_ansible(tmp_path: Path) ->
     assert rustle["code"] == 0, rustle["text"]
     assert rustle["files"] == ansible["files"], rustle["text"]
     assert ansible["files"]["h.txt"] == ("polled: polled True file=False\nstatus: True could not find job\n"
-                                         "background: background file=True\n")
+                                         "background: background file=True\nnoisy: printed to stderr\n|hi\n")
