@@ -105,6 +105,7 @@ PINNED = (
 # rustle-deploy, the oracle replayed (docs/acceptance.md "In the suite"):
 IDENTICAL = (
     "add_host",  # its invalid input's message names ansible-core's tagged type (datatag.shown_type)
+    "ansiballz_python",  # asserts the open-files limit ansible-test gives modules (harness.AS_ANSIBLE_TEST)
     "blockinfile",
     "command_shell",
     "copy",  # 533 results; adds an unprivileged account and its sudoers file (root); the oracle took 47 min
@@ -113,6 +114,7 @@ IDENTICAL = (
     "interpreter_discovery_python",  # a task's auto* modes, omit/undefined interpreters (PATH without pyenv shims)
     "lineinfile",
     "lookup_first_found",  # with_first_found over facts: the host chooses among the files the compiler listed
+    "lookup_pipe",  # echoes $OUTPUT_DIR, which ansible-test sets (harness.AS_ANSIBLE_TEST)
     "lookup_subelements",  # its messages show a mapping in the order the playbook wrote it (pyz runtime)
     "loops",
     "module_defaults",  # its own action_plugins/debug.py replaces debug, module_defaults reach it
@@ -121,6 +123,7 @@ IDENTICAL = (
     "stat",
     "template",  # lookup('template') natively (a macro's dict); adds and removes a user (root)
     "templating",  # lookup terms' template constants, ansible-core's error words, !vault markers in to_json
+    "var_reserved",  # its nested ansible-playbook warns of reserved names only (ANSIBLE_INVENTORY=/dev/null)
     "wait_for",  # its checks time background jobs: see test_target_is_identical_task_by_task_to_ansible_playbook
 )
 
