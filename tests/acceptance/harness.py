@@ -73,14 +73,28 @@ MACHINE_CHANGING = {
     "dnf-oldest": "needs dnf (not on Debian)", "dnf-latest": "needs dnf (not on Debian)",
     "yum_repository": "needs yum (not on Debian)", "package": "installs system packages",
     "package_facts": "installs system packages", "pip": "installs Python packages system-wide",
-    "service": "installs and starts a system service", "systemd": "needs systemd as PID 1",
-    "hostname": "changes the machine's host name", "reboot": "reboots the machine",
+    "service": "starts a system service: no init system runs in the throwaway root (sandbox.py)",
+    "systemd": "needs systemd as PID 1: the throwaway root's PID 1 is the harness's (sandbox.py)",
+    "hostname": "changes the machine's host name", "reboot": "reboots the machine: no init system in the throwaway root",
     "iptables": "changes the firewall", "cron": "installs cron and edits crontabs",
     "mount_facts": "mounts file systems", "facts_linux_network": "changes network interfaces",
     "hardware_facts": "needs privileged hardware access", "user": "adds and removes accounts",
     "group": "adds and removes groups", "become": "adds accounts, installs passlib",
     "become_su": "adds accounts, installs pexpect", "become_sudo": "adds accounts",
     "expect": "installs pexpect with pip", "unarchive": "removes and reinstalls zip/unzip",
+}
+# Of those, the targets run in a throwaway root of their own (tests/acceptance/sandbox.py: an
+# overlay over this machine's root, its writes in a tmpfs of the run's mount namespace, its own
+# PID, UTS and IPC namespaces), under both tools alike: what they install, add or set is gone
+# with the run. target -> its network: "host" (this machine's: apt and pip fetch from the package
+# registries) or "private" (a namespace of its own with only a loopback interface). The others
+# stay above with their reason: no init system runs in the sandbox (service, systemd, reboot),
+# and dnf and yum are not Debian's.
+SANDBOXED = {
+    "apt": "host", "apt_key": "host", "apt_repository": "host", "deb822_repository": "host",
+    "debconf": "host", "package": "host", "package_facts": "host", "pip": "host", "hostname": "host",
+    "cron": "host", "mount_facts": "host", "hardware_facts": "host", "user": "host", "group": "host",
+    "become": "host", "become_su": "host", "become_sudo": "host", "expect": "host", "unarchive": "host",
 }
 # The helper role that adds a test account (find, slurp). It needs root.
 ACCOUNT_ROLE = "setup_test_user"
@@ -244,7 +258,12 @@ def not_run(root: Path, name: str) -> str | None:
     if "disabled" in al or "disabled/yes" in al or "unsupported" in al:
         return "disabled upstream"
     if name in MACHINE_CHANGING:
-        return "machine: " + MACHINE_CHANGING[name]
+        from .sandbox import available
+
+        if name not in SANDBOXED:
+            return "machine: " + MACHINE_CHANGING[name]
+        if (why := available()) is not None:
+            return f"machine: {MACHINE_CHANGING[name]} ({why})"
     if ACCOUNT_ROLE in roles_of(root, name):
         if os.geteuid() != 0:
             return f"machine: adds a test account ({ACCOUNT_ROLE}): run as root"
@@ -484,6 +503,12 @@ def run_target(root: Path, name: str, tool: str, base: Path | None = None) -> Ru
                                    dict(_env(work), **http.env), [work / "remote"], run_timeout(name))
             finally:
                 kill_listeners(port)
+        if name in SANDBOXED:
+            from .sandbox import command
+
+            scratch = Path(tmp) / "sandbox"
+            scratch.mkdir()
+            argv = command(argv, scratch, [Path(tmp)], work, network=SANDBOXED[name] == "host")
         names = account_names(root, name)
         if not names:
             return execute(tool, argv, work, work, _env(work), [work / "remote"], run_timeout(name))
@@ -556,6 +581,8 @@ def oracle_inputs(root: Path, name: str) -> dict[str, Any]:
         "httptester": {"unserved": list(_UNSERVED.get(name, ())), "window": RUN_TIMEOUT} if name in HTTPTESTER_TARGETS else None,
         "left_in_home": list(LEFT_IN_HOME[name]) if name in LEFT_IN_HOME else None,
         "callback": file_digest(CALLBACKS / "results_jsonl.py"),
+        # only where it applies: the other targets' keys (their committed records) stay as they were
+        **({"sandbox": {"network": SANDBOXED[name]}} if name in SANDBOXED else {}),
     }
 
 
