@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from . import harness, sandbox
-from .harness import RUN_MARK, _processes, execute, run_target
+from .harness import _processes, execute, run_target
 
 pytestmark = pytest.mark.skipif(sandbox.available() is not None, reason=str(sandbox.available()))
 
