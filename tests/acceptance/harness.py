@@ -95,6 +95,15 @@ SANDBOXED = {
     "debconf": "host", "package": "host", "package_facts": "host", "pip": "host", "hostname": "host",
     "cron": "host", "mount_facts": "host", "hardware_facts": "host", "user": "host", "group": "host",
     "become": "host", "become_su": "host", "become_sudo": "host", "expect": "host", "unarchive": "host",
+    "iptables": "private",
+}
+# What a sandboxed target needs installed before it runs, fetched on this machine's network (a
+# target on a private one cannot reach the registries): iptables installs iptables itself (its
+# task then finds it there, under both tools alike) before its rules, which must not reach this
+# machine's firewall. target -> a shell command run in its throwaway root first.
+SANDBOX_PREPARE = {
+    "iptables": "apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -qq -y --no-install-recommends "
+                "iptables > /dev/null",
 }
 # The helper role that adds a test account (find, slurp). It needs root.
 ACCOUNT_ROLE = "setup_test_user"
@@ -508,7 +517,8 @@ def run_target(root: Path, name: str, tool: str, base: Path | None = None) -> Ru
 
             scratch = Path(tmp) / "sandbox"
             scratch.mkdir()
-            argv = command(argv, scratch, [Path(tmp)], work, network=SANDBOXED[name] == "host")
+            argv = command(argv, scratch, [Path(tmp)], work, network=SANDBOXED[name] == "host",
+                           prepare=SANDBOX_PREPARE.get(name, ""))
         names = account_names(root, name)
         if not names:
             return execute(tool, argv, work, work, _env(work), [work / "remote"], run_timeout(name))
@@ -582,7 +592,8 @@ def oracle_inputs(root: Path, name: str) -> dict[str, Any]:
         "left_in_home": list(LEFT_IN_HOME[name]) if name in LEFT_IN_HOME else None,
         "callback": file_digest(CALLBACKS / "results_jsonl.py"),
         # only where it applies: the other targets' keys (their committed records) stay as they were
-        **({"sandbox": {"network": SANDBOXED[name]}} if name in SANDBOXED else {}),
+        **({"sandbox": {"network": SANDBOXED[name], "prepare": SANDBOX_PREPARE.get(name, "")}}
+           if name in SANDBOXED else {}),
     }
 
 

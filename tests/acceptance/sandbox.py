@@ -8,17 +8,21 @@ host name set inside land in that tmpfs and are gone with it; the host's own roo
 written. Only the run's directory (``binds``: its work directory, where each tool leaves its
 results) is this machine's own, mounted through.
 
-The command line is ``unshare --mount --propagation private --pid --fork --uts --ipc [--net]
-python sandbox.py SCRATCH [--bind DIR]... [--cwd DIR] -- ARGV``: ``unshare`` (util-linux) makes
-the namespaces and forks; this file's ``main`` then runs as PID 1 of the new PID namespace, still
-in the machine's root, and
+The command line is ``unshare --mount --propagation private --pid --fork --kill-child --uts
+--ipc python sandbox.py SCRATCH [--bind DIR]... [--prepare SHELL] [--private-network] [--cwd DIR]
+-- ARGV``: ``unshare`` (util-linux) makes the namespaces and forks; this file's ``main`` then runs
+as PID 1 of the new PID namespace, still in the machine's root, and
 
 1. mounts a tmpfs on ``SCRATCH`` (an empty directory of the run's own: the mount is seen only in
    the run's mount namespace), and in it the overlay (``lowerdir=/``) as the new root;
-2. mounts each ``--bind`` directory through, a fresh /proc (the PID namespace's), a read-only
-   /sys, a /dev of its own (a tmpfs with the machine's null, zero, full, random, urandom and tty
-   nodes, a devpts instance of its own for pseudo-terminals, a tmpfs /dev/shm);
-3. chroots into it, and runs ARGV as its child, reaping every orphan the run leaves (it is the
+2. mounts each ``--bind`` directory through, a fresh /proc (the PID namespace's), a /dev of its
+   own (a tmpfs with the machine's null, zero, full, random, urandom and tty nodes, a devpts
+   instance of its own for pseudo-terminals, a tmpfs /dev/shm);
+3. runs ``--prepare`` in the new root (still on this machine's network: apt-get fetches what a
+   target needs before its firewall rules are made in a network of its own), then with
+   ``--private-network`` moves into a network namespace of its own (a loopback interface, up),
+   and mounts a read-only /sys (its class/net that namespace's);
+4. chroots into it, and runs ARGV as its child, reaping every orphan the run leaves (it is the
    namespace's init) until ARGV exits; it exits with ARGV's code.
 
 When it exits, the kernel ends every process left in the PID namespace, and with the last of them
@@ -59,19 +63,22 @@ def available() -> str | None:
     return None
 
 
-def command(argv: list[str], scratch: Path, binds: list[Path], cwd: Path, network: bool = True) -> list[str]:
+def command(argv: list[str], scratch: Path, binds: list[Path], cwd: Path, network: bool = True,
+            prepare: str = "") -> list[str]:
     """``argv`` run in a fresh throwaway root: ``scratch`` is an empty directory of the run's own
     (the tmpfs is mounted there, in the run's mount namespace only), ``binds`` the directories of
     this machine the run writes to for real, ``cwd`` where ``argv`` starts. ``network=False``
-    gives the run a network namespace of its own (only a loopback interface, brought up)."""
+    gives the run a network namespace of its own (only a loopback interface, brought up);
+    ``prepare``, a shell command run in the new root before ``argv`` and still on this
+    machine's network (to install what the run needs from the package registries), must succeed."""
     ns = ["--mount", "--propagation", "private", "--pid", "--fork", "--kill-child", "--uts", "--ipc"]
-    if not network:
-        ns.append("--net")
     out = [shutil.which("unshare") or "unshare", *ns, sys.executable, "-I", str(Path(__file__).resolve()), str(scratch)]
     for path in binds:
         out += ["--bind", str(path)]
+    if prepare:
+        out += ["--prepare", prepare]
     if not network:
-        out.append("--loopback")
+        out.append("--private-network")
     return [*out, "--cwd", str(cwd), "--", *argv]
 
 
@@ -91,7 +98,6 @@ def _make_root(scratch: Path, binds: list[Path]) -> Path:
         inside.mkdir(parents=True, exist_ok=True)  # a directory on another file system than / is not in the overlay
         _mount("--bind", str(path), str(inside))
     _mount("-t", "proc", "proc", str(root / "proc"))
-    _mount("-t", "sysfs", "-o", "ro,nosuid,nodev,noexec", "sysfs", str(root / "sys"))
     dev = root / "dev"
     _mount("-t", "tmpfs", "-o", "mode=0755,nosuid", "rustle-sandbox-dev", str(dev))
     for name in DEVICES:
@@ -108,13 +114,19 @@ def _make_root(scratch: Path, binds: list[Path]) -> Path:
     return root
 
 
-def _loopback_up() -> None:
-    """Bring up the loopback interface of this (new) network namespace (``ip link set lo up``,
-    without needing iproute2): SIOCGIFFLAGS, then SIOCSIFFLAGS with IFF_UP."""
+def _private_network() -> None:
+    """Move this process (and the children it starts from now on) into a network namespace of
+    its own, and bring its loopback interface up (``ip link set lo up``, without needing
+    iproute2): unshare(CLONE_NEWNET), then SIOCGIFFLAGS and SIOCSIFFLAGS with IFF_UP."""
+    import ctypes
     import fcntl
     import socket
     import struct
 
+    clone_newnet = 0x40000000
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.unshare(clone_newnet) != 0:
+        raise OSError(ctypes.get_errno(), "unshare(CLONE_NEWNET)")
     siocgifflags, siocsifflags, iff_up = 0x8913, 0x8914, 0x1
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
         req = struct.pack("16sH14x", b"lo", 0)
@@ -142,20 +154,29 @@ def _run_as_init(argv: list[str], cwd: str) -> int:
 def main(args: list[str]) -> int:
     split = args.index("--")
     head, argv = args[:split], args[split + 1:]
-    scratch, binds, cwd, loopback = Path(head[0]), [], "/", False
+    scratch, binds, cwd, prepare, private = Path(head[0]), [], "/", "", False
     rest = iter(head[1:])
     for flag in rest:
         if flag == "--bind":
             binds.append(Path(next(rest)))
         elif flag == "--cwd":
             cwd = next(rest)
-        elif flag == "--loopback":
-            loopback = True
+        elif flag == "--prepare":
+            prepare = next(rest)
+        elif flag == "--private-network":
+            private = True
         else:
             raise SystemExit(f"sandbox: unknown option {flag}")
     root = _make_root(scratch, binds)
-    if loopback:
-        _loopback_up()
+    if prepare:
+        proc = subprocess.run(["chroot", str(root), "sh", "-c", prepare], stdin=subprocess.DEVNULL, check=False)
+        if proc.returncode != 0:
+            print(f"sandbox: the preparation failed (exit {proc.returncode}): {prepare}", file=sys.stderr)
+            return 125
+    if private:
+        _private_network()
+    # /sys after the network namespace: its class/net is the namespace's mounting it
+    _mount("-t", "sysfs", "-o", "ro,nosuid,nodev,noexec", "sysfs", str(root / "sys"))
     os.chroot(root)
     os.chdir("/")
     return _run_as_init(argv, cwd)

@@ -123,6 +123,24 @@ def test_a_private_network_has_only_a_loopback_interface_and_it_is_up(tmp_path: 
     assert (work / "seen").read_text().split() == ["lo", "listened"]
 
 
+def test_what_a_run_needs_is_installed_on_this_machines_network_before_it_runs_on_its_own(tmp_path: Path) -> None:
+    """The preparation (iptables': apt-get install) runs in the new root on this machine's
+    network; the run then has a network of its own, and what the preparation made is there."""
+    scratch, work = _dirs(tmp_path)
+    name = f"rustlesbxprep{os.getpid()}"
+    (work / "script.sh").write_text(INSIDE + f"cat /etc/{name} > seen\nls /sys/class/net >> seen\n")
+    prepare = f"grep -q '^rustle-sandbox / overlay ' /proc/self/mounts && echo ready > /etc/{name}"
+    argv = sandbox.command(["sh", "-e", str(work / "script.sh")], scratch, [work], work, network=False, prepare=prepare)
+    proc = subprocess.run(argv, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    assert (work / "seen").read_text().split() == ["ready", "lo"]
+    assert not Path(f"/etc/{name}").exists()
+    failing = sandbox.command(["sh", "-c", f"echo ran > {work}/ran"], scratch, [work], work, prepare="exit 3")
+    proc = subprocess.run(failing, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 125 and "the preparation failed (exit 3): exit 3" in proc.stderr
+    assert not (work / "ran").exists()
+
+
 def test_a_sandboxed_run_that_times_out_leaves_no_mount_no_process_and_no_directory(tmp_path: Path) -> None:
     """The tool and a daemon of its own keep running until the harness's timeout; everything of
     the run ends, the sandbox's mounts with its last process, and the run's directory goes."""
