@@ -539,8 +539,13 @@ def run_target(root: Path, name: str, tool: str, base: Path | None = None) -> Ru
 
 def account_names(root: Path, name: str) -> dict[str, tuple[str, str]]:
     """The account variables (``ACCOUNT_VARS``) the roles of ``name`` default, each with its
-    default and a name of this run's own (unique among processes and threads)."""
+    default and a name of this run's own (unique among processes and threads). None for a
+    target run in a throwaway root (``SANDBOXED``): its accounts never reach this machine, and
+    an extra variable would win over the role's own (become_sudo's setup_become_user_pair makes
+    two accounts through setup_test_user, each with its own ``test_user_name``: -e made them one)."""
     out: dict[str, tuple[str, str]] = {}
+    if name in SANDBOXED:
+        return out
     for role in roles_of(root, name):
         path = root / role / "defaults" / "main.yml"
         doc = (yaml.safe_load(path.read_text()) or {}) if path.is_file() else {}

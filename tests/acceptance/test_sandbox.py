@@ -200,3 +200,12 @@ def test_targets_that_need_an_init_system_say_so(root: Path) -> None:
     for name in ("service", "systemd", "reboot"):
         assert name not in harness.SANDBOXED and "throwaway root" in harness.not_run(root, name)
     assert all(harness.not_run(root, name) is None for name in harness.SANDBOXED if name in harness.role_targets(root))
+
+
+def test_a_sandboxed_target_keeps_its_roles_own_account_names(root: Path) -> None:
+    """Outside a sandbox each run names its accounts (``-e test_user_name=...``); inside, the
+    accounts never reach this machine, and such a name would win over the role's own: become_sudo
+    makes two accounts through setup_test_user, each named by its include's vars."""
+    assert harness.account_names(root, "become_sudo") == {}
+    assert "test_user_name" in harness.account_names(root, "slurp")
+    assert harness.oracle_inputs(root, "become_sudo")["accounts"] == {}
