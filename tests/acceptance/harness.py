@@ -89,8 +89,9 @@ MACHINE_CHANGING = {
     "dnf-oldest": "needs dnf (not on Debian)", "dnf-latest": "needs dnf (not on Debian)",
     "yum_repository": "needs yum (not on Debian)", "package": "installs system packages",
     "package_facts": "installs system packages", "pip": "installs Python packages system-wide",
-    "service": "installs and starts a system service", "systemd": "needs systemd as PID 1",
-    "hostname": "changes the machine's host name", "reboot": "reboots the machine",
+    "service": "starts a system service: no init system runs in the throwaway root (sandbox.py)",
+    "systemd": "needs systemd as PID 1: the throwaway root's PID 1 is the harness's (sandbox.py)",
+    "hostname": "changes the machine's host name", "reboot": "reboots the machine: no init system in the throwaway root",
     "iptables": "changes the firewall", "cron": "installs cron and edits crontabs",
     "mount_facts": "mounts file systems", "facts_linux_network": "changes network interfaces",
     "hardware_facts": "needs privileged hardware access", "user": "adds and removes accounts",
@@ -111,6 +112,29 @@ RUNME_ONLY = {
                             "run to fail (the library is missing by design)",
     "lookup_password": "it runs in a virtualenv, after ansible-test's setup target setup_passlib_controller "
                        "installs passlib with pip (the role's encrypt= needs it)",
+}
+
+# Of MACHINE_CHANGING's targets, those run in a throwaway root of their own (tests/acceptance/sandbox.py: an
+# overlay over this machine's root, its writes in a tmpfs of the run's mount namespace, its own
+# PID, UTS and IPC namespaces), under both tools alike: what they install, add or set is gone
+# with the run. target -> its network: "host" (this machine's: apt and pip fetch from the package
+# registries) or "private" (a namespace of its own with only a loopback interface). The others
+# stay above with their reason: no init system runs in the sandbox (service, systemd, reboot),
+# and dnf and yum are not Debian's.
+SANDBOXED = {
+    "apt": "host", "apt_key": "host", "apt_repository": "host", "deb822_repository": "host",
+    "debconf": "host", "package": "host", "package_facts": "host", "pip": "host", "hostname": "host",
+    "cron": "host", "mount_facts": "host", "hardware_facts": "host", "user": "host", "group": "host",
+    "become": "host", "become_su": "host", "become_sudo": "host", "expect": "host", "unarchive": "host",
+    "iptables": "private",
+}
+# What a sandboxed target needs installed before it runs, fetched on this machine's network (a
+# target on a private one cannot reach the registries): iptables installs iptables itself (its
+# task then finds it there, under both tools alike) before its rules, which must not reach this
+# machine's firewall. target -> a shell command run in its throwaway root first.
+SANDBOX_PREPARE = {
+    "iptables": "apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -qq -y --no-install-recommends "
+                "iptables > /dev/null",
 }
 # The helper role that adds a test account (find, slurp). It needs root.
 ACCOUNT_ROLE = "setup_test_user"
@@ -280,7 +304,12 @@ def not_run(root: Path, name: str) -> str | None:
     if name in RUNME_ONLY:
         return "script: ansible-test runs its runme.sh, not the role: " + RUNME_ONLY[name]
     if name in MACHINE_CHANGING:
-        return "machine: " + MACHINE_CHANGING[name]
+        from .sandbox import available
+
+        if name not in SANDBOXED:
+            return "machine: " + MACHINE_CHANGING[name]
+        if (why := available()) is not None:
+            return f"machine: {MACHINE_CHANGING[name]} ({why})"
     if ACCOUNT_ROLE in roles_of(root, name):
         if os.geteuid() != 0:
             return f"machine: adds a test account ({ACCOUNT_ROLE}): run as root"
@@ -591,6 +620,13 @@ def run_target(root: Path, name: str, tool: str, base: Path | None = None) -> Ru
                                    dict(env, **http.env), [work / "remote"], run_timeout(name))
             finally:
                 kill_listeners(port)
+        if name in SANDBOXED:
+            from .sandbox import command
+
+            scratch = Path(tmp) / "sandbox"
+            scratch.mkdir()
+            argv = command(argv, scratch, [Path(tmp)], work, network=SANDBOXED[name] == "host",
+                           prepare=SANDBOX_PREPARE.get(name, ""))
         names = account_names(root, name)
         if not names:
             return execute(tool, argv, work, work, env, [work / "remote"], run_timeout(name))
@@ -611,8 +647,13 @@ def run_target(root: Path, name: str, tool: str, base: Path | None = None) -> Ru
 
 def account_names(root: Path, name: str) -> dict[str, tuple[str, str]]:
     """The account variables (``ACCOUNT_VARS``) the roles of ``name`` default, each with its
-    default and a name of this run's own (unique among processes and threads)."""
+    default and a name of this run's own (unique among processes and threads). None for a
+    target run in a throwaway root (``SANDBOXED``): its accounts never reach this machine, and
+    an extra variable would win over the role's own (become_sudo's setup_become_user_pair makes
+    two accounts through setup_test_user, each with its own ``test_user_name``: -e made them one)."""
     out: dict[str, tuple[str, str]] = {}
+    if name in SANDBOXED:
+        return out
     for role in roles_of(root, name):
         path = root / role / "defaults" / "main.yml"
         doc = (yaml.safe_load(path.read_text()) or {}) if path.is_file() else {}
@@ -670,6 +711,9 @@ def oracle_inputs(root: Path, name: str) -> dict[str, Any]:
         "callback": file_digest(CALLBACKS / "results_jsonl.py"),
         # only where it gives something: the other targets' keys stay those of their records
         **({"ansible-test": dict(extra, **({"HOME": "{account's home}"} if "HOME" in extra else {}))} if extra else {}),
+        # only where it applies: the other targets' keys (their committed records) stay as they were
+        **({"sandbox": {"network": SANDBOXED[name], "prepare": SANDBOX_PREPARE.get(name, "")}}
+           if name in SANDBOXED else {}),
     }
 
 
