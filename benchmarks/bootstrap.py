@@ -1,21 +1,26 @@
 """A new host's native install, A/B: this checkout's bootstrap (transport/options.py
-``runner_command``) against another installation's, through one real sshd.
+``runner_command``) against another installation's, or this checkout's runner against another
+runner binary, through one real sshd.
 
     .venv/bin/python benchmarks/bootstrap.py --base /tmp/base/.venv/bin --rounds 12 --batch 20
+    .venv/bin/python benchmarks/bootstrap.py --base-runner /tmp/old/rustle-runner --rounds 12
 
 Each round runs each version's bootstrap on BATCH fresh remote directories at once (as a cold
-deployment reaches its new hosts), with the same runner (this checkout's, built once into
-run.py's runner cache) gzip'd on stdin and a ``status`` request behind it; the versions
-alternate and swap places every round. It prints each version's host CPU per new host (sshd and
-everything it started, read from the listener as run.py does) and ssh client CPU per
-connection (medians), the paired median difference, and the load. A 50-host run.py under a
-load of 20-40 cannot see a change of a few ms per new host; this can (docs/decisions.md, "A new
-host's install, step by step").
+deployment reaches its new hosts), with its runner gzip'd on stdin (as ``compiler.runner.packed``
+sends it) and a ``status`` request behind it; the versions alternate and swap places every
+round. With ``--base`` both versions send the same runner (this checkout's, built once into
+run.py's runner cache, or ``--runner``); with ``--base-runner`` both use this checkout's
+bootstrap, one with this checkout's runner (or ``--runner``) and one with the other binary. It
+prints each version's host CPU per new host (sshd and everything it started, read from the
+listener as run.py does) and ssh client CPU per connection (medians), the paired median
+difference, and the load. A 50-host run.py under a load of 20-40 cannot see a change of a few ms
+per new host; this can (docs/decisions.md, "A new host's install, step by step").
 """
 
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import os
 import resource
@@ -62,6 +67,17 @@ def ensure_runner() -> Path:
     return Path(out.stdout.strip())
 
 
+def copy_runner(path: Path, work: Path) -> Path:
+    """A copy of the runner at ``path`` in ``work``, named as the runner cache names it
+    (``spec`` reads the sha256 from the name), so that ``packed`` writes its gzip'd form there,
+    never beside a binary the benchmark did not make."""
+    data = path.read_bytes()
+    copy = work / "runners" / f"rustle-runner-{hashlib.sha256(data).hexdigest()}"
+    copy.parent.mkdir(parents=True, exist_ok=True)
+    copy.write_bytes(data)
+    return copy
+
+
 def connect(argv: list[str], stdin: bytes, failures: list[str]) -> None:
     """Run one bootstrap through ``ssh``; a failure (no ``done`` line) is appended to ``failures``."""
     done = subprocess.run(argv, input=stdin, capture_output=True, check=False)
@@ -71,16 +87,23 @@ def connect(argv: list[str], stdin: bytes, failures: list[str]) -> None:
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--base", type=Path, required=True, help="another installation's venv bin directory")
+    base = ap.add_mutually_exclusive_group(required=True)
+    base.add_argument("--base", type=Path, help="another installation's venv bin directory (its bootstrap)")
+    base.add_argument("--base-runner", type=Path, help="another rustle-runner binary, sent by this bootstrap")
+    ap.add_argument("--runner", type=Path, help="the runner of 'this' (default: this checkout's, built once)")
     ap.add_argument("--rounds", type=int, default=12)
     ap.add_argument("--batch", type=int, default=20, help="new hosts at once per version and round")
     args = ap.parse_args()
     from rustle_deploy.compiler.runner import packed
 
-    runner = ensure_runner()
-    gz = packed(runner).read_bytes()
-    versions = {"this": bootstrap_template(VENV_BIN, runner), "base": bootstrap_template(args.base, runner)}
     work = Path(f"/tmp/rustle-bootstrap-bench-{os.getpid()}")
+    runner = args.runner or ensure_runner()
+    runners = {"this": copy_runner(runner, work), "base": copy_runner(args.base_runner or runner, work)}
+    versions = {"this": bootstrap_template(VENV_BIN, runners["this"]),
+                "base": bootstrap_template(args.base or VENV_BIN, runners["base"])}
+    gz = {name: packed(path).read_bytes() for name, path in runners.items()}
+    for name, path in runners.items():
+        print(f"{name}: runner {path.name[:26]}... ({path.stat().st_size:,} bytes, {len(gz[name]):,} gzip'd)")
     host_ms: dict[str, list[float]] = {v: [] for v in versions}
     client_ms: dict[str, list[float]] = {v: [] for v in versions}
     loads: list[float] = []
@@ -99,7 +122,7 @@ def main() -> int:
                     remote = str(host.root.parent / "bootstrap" / f"{name}-{n}" / "remote")
                     request = {"op": "status", "remote_dir": remote, "host": host.name, "binary_name": None}
                     jobs.append((versions[name].replace(PLACEHOLDER, remote),
-                                 b"1\n" + gz + json.dumps(request).encode() + b"\n"))
+                                 b"1\n" + gz[name] + json.dumps(request).encode() + b"\n"))
                 cpu0, before = fleet.host_cpu(), resource.getrusage(resource.RUSAGE_CHILDREN)
                 failures: list[str] = []
                 threads = [threading.Thread(target=connect, args=([*ssh, command], stdin, failures))

@@ -10,7 +10,8 @@ The settings that apply to rustle-deploy:
     [defaults] inventory, roles_path, remote_user, private_key_file, forks,
                host_key_checking, timeout, hash_behaviour, gathering, library,
                collections_path, force_handlers, error_on_missing_handler,
-               allow_broken_conditionals, deprecation_warnings, interpreter_python
+               allow_broken_conditionals, deprecation_warnings, interpreter_python,
+               python_module_rlimit_nofile
     [privilege_escalation] become, become_user, become_method, become_exe, become_flags
     [sudo_become_plugin] executable, flags; [su_become_plugin] executable, flags
     [ssh_connection] ssh_args, ssh_common_args, ssh_extra_args
@@ -21,7 +22,9 @@ They sit below rustle-deploy's own settings and flags: ``-i``, ``-u``, ``--priva
 whose inventory sets no ``ansible_user``/``ansible_ssh_private_key_file``/
 ``ansible_host_key_checking``/``ansible_timeout``/``ansible_ssh_common_args`` (``ssh_args``
 then ``ssh_common_args``)/``ansible_ssh_extra_args``/``ansible_python_interpreter``
-(``interpreter_python``: a path, or a discovery mode such as ``auto_silent``); ``become``,
+(``interpreter_python``: a path, or a discovery mode such as ``auto_silent``)/
+``ansible_python_module_rlimit_nofile`` (``python_module_rlimit_nofile``: the soft limit on
+open files while a module runs, 0 leaving it); ``become``,
 ``become_user`` and ``become_method`` are what a playbook's plays start from. The become program
 and its flags are the become plugin's, per method (``become_config``): ``ANSIBLE_SUDO_EXE`` over
 ``ANSIBLE_BECOME_EXE`` over ``[sudo_become_plugin] executable`` over ``[privilege_escalation]
@@ -77,6 +80,7 @@ _INI: dict[tuple[str, str], tuple[str, str]] = {
     ("defaults", "allow_broken_conditionals"): ("allow_broken_conditionals", "bool"),
     ("defaults", "deprecation_warnings"): ("deprecation_warnings", "bool"),
     ("defaults", "interpreter_python"): ("interpreter_python", "str"),
+    ("defaults", "python_module_rlimit_nofile"): ("python_module_rlimit_nofile", "int"),
     ("privilege_escalation", "become"): ("become", "bool"),
     ("privilege_escalation", "become_user"): ("become_user", "str"),
     ("privilege_escalation", "become_method"): ("become_method", "str"),
@@ -109,6 +113,7 @@ _ENV: dict[str, tuple[str, str]] = {
     "ANSIBLE_ALLOW_BROKEN_CONDITIONALS": ("allow_broken_conditionals", "bool"),
     "ANSIBLE_DEPRECATION_WARNINGS": ("deprecation_warnings", "bool"),
     "ANSIBLE_PYTHON_INTERPRETER": ("interpreter_python", "str"),
+    "ANSIBLE_PYTHON_MODULE_RLIMIT_NOFILE": ("python_module_rlimit_nofile", "int"),
     "ANSIBLE_BECOME": ("become", "bool"),
     "ANSIBLE_BECOME_USER": ("become_user", "str"),
     "ANSIBLE_BECOME_METHOD": ("become_method", "str"),
@@ -181,6 +186,8 @@ class AnsibleConfig:
             out["ansible_timeout"] = self.values["timeout"]
         if self.values.get("interpreter_python"):
             out["ansible_python_interpreter"] = self.values["interpreter_python"]
+        if "python_module_rlimit_nofile" in self.values:
+            out["ansible_python_module_rlimit_nofile"] = self.values["python_module_rlimit_nofile"]
         return out
 
 

@@ -296,6 +296,14 @@ class Session:
     def units(self, plan: Plan, inv: Inventory, hosts: list[Host]) -> list[BuildUnit]:
         from .compiler.units import plan_units
 
+        # the open-files limit of ansible.cfg or ANSIBLE_PYTHON_MODULE_RLIMIT_NOFILE is a variable of
+        # the hosts that set none (with_cli_connection): the native lowering must see it to refuse
+        # them (the runner does not apply it), as it refuses a host whose inventory sets it
+        limit = (self.ansible_cfg or AnsibleConfig()).host_defaults().get("ansible_python_module_rlimit_nofile")
+        if limit:
+            hosts = [h if "ansible_python_module_rlimit_nofile" in h.vars
+                     else replace(h, vars={**h.vars, "ansible_python_module_rlimit_nofile": limit}) for h in hosts]
+
         units = plan_units(
             plan, hosts, resolve=inv.resolve, select=inv.select, groups=_group_members(inv),
             target=self.settings.target,

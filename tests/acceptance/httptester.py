@@ -1,37 +1,49 @@
 """A local stand-in for ansible-test's httptester: httpbin-like endpoints under its host names.
 
-ansible-test runs the ``needs/httptester`` targets (``uri``, ``get_url``) against a container
-that serves httpbin as ``ansible.http.tests`` (``httpbin_host``), ``sni1.ansible.http.tests``
-(``sni_host``), ``fail.ansible.http.tests`` (``badssl_host``: a certificate for another name)
-and ``self-signed.ansible.http.tests`` (``self_signed_host``, also on port 444), with /etc/hosts
-entries and a CA installed on the test host. Here, without changing the machine (no /etc/hosts
-entry, no system CA, no fixed port), the same names are reached through a local HTTP proxy:
+ansible-test runs the ``needs/httptester`` targets (``uri``, ``get_url``, ``lookup_url``,
+``module_utils_urls``) against a container that serves httpbin as ``ansible.http.tests``
+(``httpbin_host``), ``sni1.ansible.http.tests`` (``sni_host``), ``fail.ansible.http.tests``
+(``badssl_host``: a certificate for another name) and ``self-signed.ansible.http.tests``
+(``self_signed_host``, also on port 444), with /etc/hosts entries and a CA installed on the test
+host. Here the servers are three TLS ones, ``main`` (a certificate for the httpbin and SNI names,
+signed by a CA made for this run), ``badssl`` (the same CA, another name: the hostname check
+fails), ``self_signed`` (its own issuer: the chain check fails), and a plain http one for the
+main names' port 80. Without changing the machine, they are reached in one of two ways:
 
-- three TLS servers on 127.0.0.1, each on a port the kernel picks: ``main`` (a certificate for
-  the httpbin and SNI names, signed by a CA made for this run), ``badssl`` (the same CA, another
-  name: the hostname check fails), ``self_signed`` (its own issuer: the chain check fails);
-- a proxy on a port the kernel picks: ``CONNECT NAME:PORT`` tunnels to the server of that name
-  (any port: ``self_signed_host:444`` too; port 80 to a plain http server, as urllib tunnels a
-  request it retries for digest authentication), a plain ``GET http://ansible.http.tests/...`` is
-  answered by the proxy itself as the main server would, one for the other two names is sent to
-  ``https://`` (301), any other name gets 502.
+- **In namespaces of their own** (``namespaced``, as root: ``HttpTester.wrapper`` and
+  ``run_in_namespace``): the run's command and the servers share network, mount and pid
+  namespaces made for the run. Each server listens on the real ports (443; 444 too for the
+  self-signed one; 80) of an address of its own (``ADDRESSES``, on the namespace's loopback),
+  which a private /etc/hosts gives the names; the CA is added to the machine's bundle in a
+  private copy mounted over it, and this account's home is the run's ``HOME`` in a private
+  /etc/passwd. No proxy: ``use_proxy: false``, ``openssl s_client`` and a ``~/.netrc`` the url
+  lookup reads from ``$HOME`` work as under ansible-test. The mounts are the mount namespace's
+  alone, and every process the run leaves ends with its pid namespace.
+- **Through a proxy** (otherwise; the servers on 127.0.0.1, each on a port the kernel picks):
+  ``CONNECT NAME:PORT`` tunnels to the server of that name (any port: ``self_signed_host:444``
+  too; port 80 to the plain http server, as urllib tunnels a request it retries for digest
+  authentication), a plain ``GET http://ansible.http.tests/...`` is answered by the proxy itself
+  as the main server would, one for the other two names is sent to ``https://`` (301), any other
+  name gets 502. Both tools find it the way Python's urllib finds any proxy, through
+  ``https_proxy`` and ``http_proxy`` (``env``), with ``no_proxy`` for ``localhost`` and 127.0.0.1
+  (a target's own file server there is reached directly), and trust the CA through
+  ``SSL_CERT_FILE`` (Python's default context reads it; ansible-core's ``urls.make_context``
+  starts from it). The URL's host name is the real one, so a ``.netrc`` entry for
+  ``ansible.http.tests`` is found as under ansible-test. What cannot work: a request with
+  ``use_proxy: false`` and any other client than urllib (no resolver knows the names).
 
-Both tools find it the way Python's urllib finds any proxy, through ``https_proxy`` and
-``http_proxy`` (``env``), with ``no_proxy`` for ``localhost`` and 127.0.0.1 (a target's own file
-server there is reached directly), and trust the CA through ``SSL_CERT_FILE`` (Python's default
-context reads it; ansible-core's ``urls.make_context`` starts from it): a copy of the machine's
-bundle with the CA added, as ansible-test adds its CA to the system's (``cafile_path``, which
-prepare_http_tests registers on hosts where it edits Python's bundle, names it: uri's "ca_path
-can be a full bundle"). The names are given as ansible-test gives them, as extra variables
-(``extra_vars``). The URL's host name is the real
-one, so a ``.netrc`` entry for ``ansible.http.tests`` is found as under ansible-test. What cannot
-work: a request with ``use_proxy: false`` (no resolver knows the names).
+Either way the bundle is the machine's with the CA added, as ansible-test adds its CA to the
+system's (``cafile_path``, which prepare_http_tests registers on hosts where it edits Python's
+bundle, names it: uri's "ca_path can be a full bundle"), and the names are given as ansible-test
+gives them, as extra variables (``extra_vars``).
 
 The endpoints are httpbin's that the targets call (``/get``, ``/post``, ``/anything``,
-``/status/N``, ``/redirect-to``, ``/redirect/N``, ``/basic-auth``, ``/bearer``, ``/gzip``, ...),
+``/status/N``, ``/redirect-to``, ``/redirect/N``, ``/basic-auth``, ``/bearer``, ``/gzip``,
+``/user-agent``, ...),
 answering as httpbin does where the targets look (upper-case reason phrases, ``/redirect/N``
 through ``/relative-redirect/N``), and ``/ca2cert.pem`` (the self-signed
-server's certificate, for ``ca_path``). Standard library and ``cryptography`` (a dependency
+server's certificate, for ``ca_path``); ``/`` names the host asked for (SNI) and the server's
+certificate (lookup_url's ``badssl_host_substring``). Standard library and ``cryptography`` (a dependency
 already).
 """
 
@@ -42,9 +54,14 @@ import datetime
 import gzip
 import ipaddress
 import json
+import os
+import pwd
 import select
+import shutil
 import socket
 import ssl
+import subprocess
+import sys
 import threading
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -95,6 +112,12 @@ def _pem(cert: x509.Certificate, key: Any) -> tuple[bytes, bytes]:
                               serialization.NoEncryption()))
 
 
+def _dumps(doc: Any) -> bytes:
+    """JSON as httpbin's ``jsonify`` writes it under Flask 2.3 and later, outside debug mode: compact,
+    keys sorted, on one line (lookup_url's ``lookup('url', URL) | from_json`` reads it line by line)."""
+    return (json.dumps(doc, separators=(",", ":"), sort_keys=True) + "\n").encode()
+
+
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     server_version = "rustle-httptester"
@@ -123,12 +146,13 @@ class _Handler(BaseHTTPRequestHandler):
             self.wfile.write(body)
 
     def _json(self, doc: Any, status: int = 200, headers: dict[str, str] | None = None) -> None:
-        self._send(status, (json.dumps(doc, indent=2) + "\n").encode(), headers=headers)
+        self._send(status, _dumps(doc), headers=headers)
 
     def _echo(self, body: bytes, everything: bool = False) -> dict[str, Any]:
-        """httpbin's description of the request (/get, /post, /anything)."""
+        """httpbin's description of the request (/get, /post, /anything); a name without a value is
+        an argument (werkzeug keeps blank values: lookup_url's `?one`)."""
         parts = urlsplit(self.path)
-        args = {k: v[0] if len(v) == 1 else v for k, v in parse_qs(parts.query).items()}
+        args = {k: v[0] if len(v) == 1 else v for k, v in parse_qs(parts.query, keep_blank_values=True).items()}
         scheme = "https" if isinstance(self.connection, ssl.SSLSocket) else "http"
         doc: dict[str, Any] = {"args": args, "headers": {k.title(): v for k, v in self.headers.items()},
                                "origin": self.client_address[0],
@@ -139,7 +163,7 @@ class _Handler(BaseHTTPRequestHandler):
             form: dict[str, Any] = {}
             files: dict[str, Any] = {}
             if ctype.startswith("application/x-www-form-urlencoded"):
-                form = {k: v[0] if len(v) == 1 else v for k, v in parse_qs(text).items()}
+                form = {k: v[0] if len(v) == 1 else v for k, v in parse_qs(text, keep_blank_values=True).items()}
             elif ctype.startswith("multipart/form-data"):
                 form, files = _multipart(body, ctype)
             try:
@@ -170,9 +194,12 @@ class _Handler(BaseHTTPRequestHandler):
             self._send(200, b"", "text/html; charset=utf-8", {"Allow": allowed})
         elif path == "/ca2cert.pem":
             self._send(200, self.server.ca2cert, "application/x-pem-file")  # type: ignore[attr-defined]
-        elif path == "/":
+        elif path == "/":  # names the host asked for (uri's SNI task) and the certificate's (lookup_url's)
             host = self.headers.get("Host", "")
-            self._send(200, f"<html><body>httptester at {host}</body></html>\n".encode(), "text/html")
+            named = getattr(self.server, "certificate_name", HTTPBIN)
+            self._send(200, f"<html><body>httptester at {host}: {named}</body></html>\n".encode(), "text/html")
+        elif head == "user-agent":
+            self._json({"user-agent": self.headers.get("User-Agent", "")})
         elif head in ("get", "post", "put", "patch", "delete") and (self.command.lower() == head or (head, self.command) == ("get", "HEAD")):
             self._json(self._echo(body))
         elif head in ("get", "post", "put", "patch", "delete"):
@@ -199,7 +226,7 @@ class _Handler(BaseHTTPRequestHandler):
             location = f"{where}/absolute-redirect/{n - 1}" if n > 1 else f"{where}/get"
             self._send(302, b"", "text/html; charset=utf-8", {"Location": location})
         elif head == "response-headers":  # each value a header of its own (two Set-Cookie)
-            body = (json.dumps({k: v[0] if len(v) == 1 else v for k, v in query.items()}, indent=2) + "\n").encode()
+            body = _dumps({k: v[0] if len(v) == 1 else v for k, v in query.items()})
             self._send(200, body, "application/json", [(k, value) for k, v in query.items() for value in v])
         elif head == "cache":
             if self.headers.get("If-Modified-Since") or self.headers.get("If-None-Match"):
@@ -209,7 +236,7 @@ class _Handler(BaseHTTPRequestHandler):
                                                       "ETag": '"rustle-httptester"'})
         elif head == "gzip":
             doc = dict(self._echo(body), gzipped=True)
-            self._send(200, gzip.compress(json.dumps(doc).encode()), headers={"Content-Encoding": "gzip"})
+            self._send(200, gzip.compress(_dumps(doc)), headers={"Content-Encoding": "gzip"})
         elif head in ("basic-auth", "hidden-basic-auth") and len(segs) == 3:
             if self._auth() == (segs[1], segs[2]):
                 self._json({"authenticated": True, "user": segs[1]})
@@ -318,6 +345,18 @@ class _Proxy(_Handler):
                         return
 
 
+class _ToHttps(_Handler):
+    """The port 80 of the names whose servers are TLS only: 301 to the same URL over https."""
+
+    def _route(self) -> None:
+        self._body()
+        parts = urlsplit(self.path)
+        self._send(301, b"", "text/html", {"Location": urlunsplit(("https", self.headers.get("Host", ""),
+                                                                    parts.path or "/", parts.query, ""))})
+
+    do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = do_HEAD = do_OPTIONS = _route
+
+
 def _multipart(body: bytes, ctype: str) -> tuple[dict[str, Any], dict[str, Any]]:
     import email.parser
     import email.policy
@@ -339,23 +378,34 @@ def _multipart(body: bytes, ctype: str) -> tuple[dict[str, Any], dict[str, Any]]
     return form, files
 
 
+# In a network namespace of its own (``namespaced``), each server listens on the real ports of an
+# address of its own, which the namespace's /etc/hosts gives its names (no proxy)
+ADDRESSES = {"main": "127.0.80.1", "badssl": "127.0.80.2", "self_signed": "127.0.80.3"}
+# the name each server's certificate is for (the root page shows it)
+CERTIFICATE_NAMES = {"main": HTTPBIN, "badssl": "wrong.host.invalid", "self_signed": SELF_SIGNED}
+
+
 class HttpTester:
     """The three servers (and a plain http one) and the proxy, started by ``start`` and stopped by ``stop`` (or as a
-    context manager)."""
+    context manager). ``namespaced``: the servers on the real ports of ``ADDRESSES`` instead (80 and 443, and 444
+    for the self-signed one) and no proxy, for a network namespace whose /etc/hosts names them (``run_in_namespace``)."""
 
-    def __init__(self, directory: Path):
+    def __init__(self, directory: Path, namespaced: bool = False):
         self.directory = directory
+        self.namespaced = namespaced
         self.servers: dict[str, ThreadingHTTPServer] = {}
         self.threads: list[threading.Thread] = []
 
-    def _serve(self, name: str, server: ThreadingHTTPServer) -> None:
+    def _serve(self, name: str, server: ThreadingHTTPServer, certificate_name: str = HTTPBIN) -> None:
         server.daemon_threads = True
+        server.certificate_name = certificate_name  # type: ignore[attr-defined]
         self.servers[name] = server
         thread = threading.Thread(target=server.serve_forever, name=f"httptester-{name}", daemon=True)
         thread.start()
         self.threads.append(thread)
 
-    def start(self) -> HttpTester:
+    def _certificates(self) -> dict[str, ssl.SSLContext]:
+        """A CA of this run and each TLS server's certificate, written to ``directory``; the servers' contexts."""
         self.directory.mkdir(parents=True, exist_ok=True)
         ca_key = _key()
         ca = _cert("rustle httptester CA", ca_key, "rustle httptester CA", ca_key, [], ca=True)
@@ -371,22 +421,37 @@ class HttpTester:
             "badssl": (lambda k: _cert("wrong.host.invalid", k, "rustle httptester CA", ca_key, ["wrong.host.invalid"])),
             "self_signed": (lambda k: _cert(SELF_SIGNED, k, SELF_SIGNED, k, [SELF_SIGNED])),
         }
-        ca2cert = b""
+        contexts = {}
         for name, make in made.items():
             key = _key()
             cert_pem, key_pem = _pem(make(key), key)
-            if name == "self_signed":
-                ca2cert = cert_pem
             (self.directory / f"{name}.pem").write_bytes(cert_pem + key_pem)
-            context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-            context.load_cert_chain(self.directory / f"{name}.pem")
-            server = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
-            server.socket = context.wrap_socket(server.socket, server_side=True)
-            self._serve(name, server)
-        self._serve("plain", ThreadingHTTPServer(("127.0.0.1", 0), _Handler))  # the main names' port 80
-        proxy = ThreadingHTTPServer(("127.0.0.1", 0), _Proxy)
-        proxy.ports = {name: self.port(name) for name in (*made, "plain")}  # type: ignore[attr-defined]
-        self._serve("proxy", proxy)
+            contexts[name] = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+            contexts[name].load_cert_chain(self.directory / f"{name}.pem")
+        return contexts
+
+    def _tls(self, name: str, address: tuple[str, int], context: ssl.SSLContext) -> None:
+        server = ThreadingHTTPServer(address, _Handler)
+        server.socket = context.wrap_socket(server.socket, server_side=True)
+        self._serve(name, server, CERTIFICATE_NAMES[name.split(":")[0]])
+
+    def start(self) -> HttpTester:
+        contexts = self._certificates()
+        if self.namespaced:
+            for name, context in contexts.items():
+                address = ADDRESSES[name]
+                for port in (443, 444) if name == "self_signed" else (443,):
+                    self._tls(name if port == 443 else f"{name}:{port}", (address, port), context)
+                plain = ThreadingHTTPServer((address, 80), _Handler if name == "main" else _ToHttps)
+                self._serve("plain" if name == "main" else f"{name}:80", plain)
+        else:
+            for name, context in contexts.items():
+                self._tls(name, ("127.0.0.1", 0), context)
+            self._serve("plain", ThreadingHTTPServer(("127.0.0.1", 0), _Handler))  # the main names' port 80
+            proxy = ThreadingHTTPServer(("127.0.0.1", 0), _Proxy)
+            proxy.ports = {name: self.port(name) for name in (*contexts, "plain")}  # type: ignore[attr-defined]
+            self._serve("proxy", proxy)
+        ca2cert = (self.directory / "self_signed.pem").read_bytes().split(b"-----BEGIN PRIVATE")[0]
         for server in self.servers.values():
             server.ca2cert = ca2cert  # type: ignore[attr-defined]
         return self
@@ -415,12 +480,70 @@ class HttpTester:
     def extra_vars(self) -> dict[str, Any]:
         """The names the targets use, as ansible-test's prepare_http_tests sets them."""
         return {"httpbin_host": HTTPBIN, "sni_host": SNI, "badssl_host": BADSSL,
-                "badssl_host_substring": "wrong.host.invalid", "self_signed_host": SELF_SIGNED,
+                "badssl_host_substring": CERTIFICATE_NAMES["badssl"], "self_signed_host": SELF_SIGNED,
                 # what prepare_http_tests registers where it adds the CA to Python's own bundle
                 # (uri's "ca_path can be a full bundle" looks there first)
                 "cafile_path": {"stdout_lines": [str(self.directory / "bundle.pem")]}}
 
     @property
     def env(self) -> dict[str, str]:
+        if self.namespaced:  # the names resolve; the CA is in the bundle mounted over the machine's
+            return {}
         return {"SSL_CERT_FILE": str(self.directory / "bundle.pem"), "https_proxy": self.proxy,
                 "http_proxy": self.proxy, "no_proxy": "localhost,127.0.0.1"}
+
+    def wrapper(self) -> list[str]:
+        """The command that runs a command given after it in a namespace of its own with these servers
+        (``namespaced``; ``main``), or nothing (the servers are this process's: ``start``)."""
+        if not self.namespaced:
+            return []
+        return ["unshare", "--net", "--mount", "--pid", "--fork", "--mount-proc", "--kill-child",
+                sys.executable, str(Path(__file__).resolve()), str(self.directory), "--"]
+
+
+def namespaces_work() -> bool:
+    """Whether this process may make the namespaces ``HttpTester.wrapper`` asks for (root, and a
+    kernel that lets it)."""
+    if os.geteuid() != 0 or not shutil.which("unshare"):
+        return False
+    probe = subprocess.run(["unshare", "--net", "--mount", "--pid", "--fork", "--mount-proc", "--kill-child", "true"],
+                           capture_output=True, timeout=60)
+    return probe.returncode == 0
+
+
+def _bind(source: Path, target: str) -> None:
+    subprocess.run(["mount", "--bind", str(source), target], check=True, capture_output=True)
+
+
+def run_in_namespace(directory: Path, argv: list[str]) -> int:
+    """The namespace's first process (``HttpTester.wrapper``): loopback up; a private /etc/hosts
+    that gives the names their servers' addresses, a private /etc/passwd in which this account's
+    home is the run's ``HOME`` (ansible-core and rustle-deploy expand a task's ``~`` through the
+    account, ansible-core's url lookup reads ``$HOME/.netrc``: on ansible-test's test host the two
+    are one) and the CA bundle over the machine's, all bind mounts of this mount namespace
+    (the machine's files are unchanged); the servers; then ``argv``, whose exit code it returns.
+    Every process left when it returns ends with the namespace."""
+    subprocess.run(["ip", "link", "set", "lo", "up"], check=True, capture_output=True)
+    http = HttpTester(directory, namespaced=True).start()
+    hosts = directory / "hosts"
+    hosts.write_text(Path("/etc/hosts").read_text().rstrip("\n") + "\n"
+                     + "".join(f"{ADDRESSES[server]} {name}\n" for name, server in ROUTES.items()))
+    _bind(hosts, "/etc/hosts")
+    account = pwd.getpwuid(os.getuid())
+    home = os.environ.get("HOME", account.pw_dir)
+    passwd = directory / "passwd"
+    passwd.write_text("".join(
+        ":".join([*fields[:5], home, *fields[6:]]) + "\n" if fields[0] == account.pw_name else line + "\n"
+        for line in Path("/etc/passwd").read_text().splitlines() for fields in [line.split(":")]))
+    _bind(passwd, "/etc/passwd")
+    cafile = ssl.get_default_verify_paths().openssl_cafile
+    if Path(cafile).is_file():
+        _bind(directory / "bundle.pem", cafile)
+    try:
+        return subprocess.run(argv).returncode
+    finally:
+        http.stop()
+
+
+if __name__ == "__main__":  # HttpTester.wrapper's: DIRECTORY -- ARGV...
+    sys.exit(run_in_namespace(Path(sys.argv[1]), sys.argv[3:]))

@@ -42,6 +42,7 @@ from .harness import (
     BIN,
     CALLBACKS,
     HOST,
+    RUNME_ONLY,
     Comparison,
     Run,
     _env,
@@ -259,9 +260,11 @@ def _skip(inv: Invocation, why: str) -> Invocation:
 
 
 def runme_targets(root: Path) -> list[str]:
-    """Targets with a runme.sh that ansible-test runs here (not Windows, cloud, disabled...)."""
+    """Targets with a runme.sh that ansible-test runs here (not Windows, cloud, disabled...; a
+    role-shaped one the role harness leaves to its runme.sh, ``RUNME_ONLY``, is one)."""
     return sorted(p.name for p in root.iterdir()
-                  if (p / "runme.sh").is_file() and (p / "aliases").is_file() and not_run(root, p.name) is None)
+                  if (p / "runme.sh").is_file() and (p / "aliases").is_file()
+                  and (not_run(root, p.name) is None or p.name in RUNME_ONLY))
 
 
 def _inventory() -> str:

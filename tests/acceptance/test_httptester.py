@@ -5,6 +5,8 @@ the run's CA, and check httpbin's answers. The last test is differential: one pl
 (ansible-core's module, through the module bridge) and get_url (built into the runtime) tasks
 against the servers, run once by ``ansible-playbook`` and once as a compiled artifact, compared
 result by result. Each server and the proxy listen on a port the kernel picks; nothing is fixed.
+One test runs a command in the namespaces the harness runs these targets in as root (the servers
+on the real ports of the names' own addresses) and checks that the machine is left as it was.
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ import pytest
 
 from ..runtime.oracle import _substitute, _write_project, fields, run_ansible, run_ours
 from ..runtime.test_modules_support import needs_ansible
-from .httptester import BADSSL, HTTPBIN, SELF_SIGNED, SNI, HttpTester
+from .httptester import ADDRESSES, BADSSL, HTTPBIN, SELF_SIGNED, SNI, HttpTester, namespaces_work
 
 
 @pytest.fixture(scope="module")
@@ -67,6 +69,16 @@ def test_get_echoes_the_request_as_httpbin(http: HttpTester) -> None:
     assert _get(http, HTTPBIN, "/post")[0] == 405  # a GET to /post
     anything = json.loads(_get(http, HTTPBIN, "/anything")[2])
     assert (anything["data"], anything["form"], anything["files"], anything["json"]) == ("", {}, {}, None)
+
+
+def test_json_is_one_line_and_what_lookup_url_asks_is_there(http: HttpTester) -> None:
+    """Flask's jsonify outside debug mode: compact, one line (lookup('url') splits lines and joins
+    them with commas, which only a one-line document survives); a name without a value is an
+    argument; /user-agent; the badssl server's page names its certificate's host."""
+    body = _get(http, HTTPBIN, "/get?one", {"User-Agent": "probe/1"})[2]
+    assert body.count(b"\n") == 1 and body.endswith(b"\n") and b'{"args":{"one":""},' in body
+    assert json.loads(_get(http, HTTPBIN, "/user-agent", {"User-Agent": "probe/1"})[2]) == {"user-agent": "probe/1"}
+    assert "wrong.host.invalid" in _get(http, BADSSL, "/", verify=False)[2].decode()
 
 
 def test_reasons_are_httpbins_and_the_bundle_holds_the_ca(http: HttpTester) -> None:
@@ -308,6 +320,68 @@ def test_uri_and_get_url_match_ansible_against_the_servers(http: HttpTester, tmp
     assert got["get_url unredirected"]["status_code"] == 401 and got["get_url redirected"]["status_code"] == 200
     assert got["uri get"]["json"]["args"] == {"x": "1"} and got["uri 404"]["failed"]
     assert got["uri src"]["json"]["json"] == ["JSON Test Pattern"]
+
+
+# -- in a namespace of its own: the names resolve, the real ports, the machine unchanged ------------
+
+_INSIDE = """
+import json, os, pwd, ssl, subprocess, sys, urllib.request
+out = {}
+# no proxy: the names resolve to the servers' addresses, on the real ports
+opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+out["get"] = json.load(opener.open("https://%(httpbin)s/get?x=1", timeout=60))["url"]
+context = ssl.create_default_context()
+context.check_hostname, context.verify_mode = False, ssl.CERT_NONE
+out["self_signed_444"] = urllib.request.urlopen("https://%(self_signed)s:444/", context=context, timeout=60).status
+out["badssl_page"] = urllib.request.urlopen("https://%(badssl)s/", context=context, timeout=60).read().decode()
+try:
+    opener.open("http://%(badssl)s/x", timeout=60)
+except urllib.error.URLError as exc:  # sent to https, whose certificate is for another name
+    out["badssl_http"] = str(exc)
+out["home"] = pwd.getpwuid(os.getuid()).pw_dir
+# a daemon of its own session, left running: it ends with the namespace
+subprocess.Popen(["sleep", "%(marker)s"], start_new_session=True)
+print(json.dumps(out))
+"""
+
+
+def test_in_a_namespace_the_names_resolve_and_nothing_outlives_the_run(tmp_path: Path) -> None:
+    """What the harness runs a target in as root (``HttpTester.wrapper``): the servers on the real
+    ports of the names' addresses, reached without a proxy, the machine's CA bundle trusting them,
+    the account's home the run's HOME; afterwards the machine's /etc/hosts, /etc/passwd and bundle
+    are as they were and no process of the run is left."""
+    if not namespaces_work():
+        pytest.skip("needs root and a kernel that allows network namespaces")
+    import os
+    import subprocess
+    import sys
+
+    machine = {f: Path(f).read_bytes() for f in ("/etc/hosts", "/etc/passwd", ssl.get_default_verify_paths().openssl_cafile)}
+    marker = f"6000.{os.getpid()}"  # the daemon's argument: found in /proc if it outlived the run
+    http = HttpTester(tmp_path / "httptester", namespaced=True)
+    code = _INSIDE % {"httpbin": HTTPBIN, "self_signed": SELF_SIGNED, "badssl": BADSSL, "marker": marker}
+    home = tmp_path / "home"
+    proc = subprocess.run([*http.wrapper(), sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=300, env={"PATH": "/usr/bin:/bin:/usr/sbin:/sbin", "HOME": str(home)})
+    assert proc.returncode == 0, proc.stderr
+    out = json.loads(proc.stdout)
+    assert out["get"] == f"https://{HTTPBIN}/get?x=1"
+    assert out["self_signed_444"] == 200
+    assert "wrong.host.invalid" in out["badssl_page"]  # lookup_url's badssl_host_substring
+    assert "Hostname mismatch" in out["badssl_http"] or "doesn't match" in out["badssl_http"]
+    assert out["home"] == str(home)
+    assert http.env == {} and http.extra_vars["httpbin_host"] == HTTPBIN
+    assert {f: Path(f).read_bytes() for f in machine} == machine
+    assert ADDRESSES["main"] not in Path("/etc/hosts").read_text()
+    left = [p for p in Path("/proc").iterdir() if p.name.isdigit() and marker.encode() in _cmdline(p)]
+    assert not left
+
+
+def _cmdline(proc: Path) -> bytes:
+    try:
+        return (proc / "cmdline").read_bytes()
+    except OSError:
+        return b""
 
 
 # -- the harness's part: a port per run, a file server's window, what is left listening --------

@@ -562,6 +562,7 @@ def test_a_host_python_of_another_version_compiles_the_bridged_code_once(tmp_pat
     tag = subprocess.run([other, "-c", "import sys; print(sys.implementation.cache_tag)"], capture_output=True,
                          text=True, check=True).stdout.strip()
     monkeypatch.delenv("PYTHONDONTWRITEBYTECODE", raising=False)  # the host's environment reaches the server
+    monkeypatch.delenv("PYTHONPYCACHEPREFIX", raising=False)  # make test sets it for the suite's own Pythons
     plan = write_plan(tmp_path / "p", [{"name": "look", "module": "find", "args": {"paths": str(tmp_path / "p")}}])
     found = []
     for _ in range(2):

@@ -399,3 +399,34 @@ def test_integers_at_the_edges_of_64_bits_and_long_digit_strings(tmp_path: Path)
         with pytest.raises(NativeUnsupported, match=f"the integer {value} is beyond"):
             lower(make_plan(tmp_path / str(i), [{"module": "debug", "args": {"msg": {"v": ["{{ big }}"]}}}],
                             play_vars={"big": value}))
+
+
+@pytest.mark.parametrize("var", ["ansible_python_module_rlimit_nofile: 123", "_ansible_ansiballz_pydevd_config: {module: x}"])
+def test_a_hosts_own_module_wrapper_variable_is_refused_for_pyz(tmp_path: Path, var: str) -> None:
+    """The open-files limit (also from ANSIBLE_PYTHON_MODULE_RLIMIT_NOFILE or ansible.cfg, which
+    set the host's variable) and the debugger are applied by the Python runtime around each
+    module, not by the runner: such a host is refused, and --format auto deploys pyz to it."""
+    plan = make_plan(tmp_path, [{"module": "command", "args": {"_raw_params": "true"}}])
+    plan.write_text(json.dumps(retarget(json.loads(plan.read_text()), ["a1"])))
+    inv = tmp_path / "inv.yml"
+    inv.write_text("all:\n  hosts:\n    a1: {" + var + "}\n")
+    with pytest.raises(NativeUnsupported) as info:
+        lower(plan, inv)
+    assert f"a1: {var.split(':')[0]} is set for the host" in str(info.value)
+    inv.write_text("all:\n  hosts:\n    a1: {ansible_python_module_rlimit_nofile: 0}\n")  # 0: no change
+    assert lower(plan, inv)
+
+
+def test_the_open_files_setting_of_the_environment_is_refused_for_pyz_too(tmp_path: Path,
+                                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    plan = make_plan(tmp_path, [{"module": "command", "args": {"_raw_params": "true"}}])
+    plan.write_text(json.dumps(retarget(json.loads(plan.read_text()), ["a1", "a2"])))
+    inv = tmp_path / "inv.yml"
+    inv.write_text("all:\n  hosts:\n    a1: {}\n    a2: {ansible_python_module_rlimit_nofile: 0}\n")
+    monkeypatch.setenv("ANSIBLE_CONFIG", str(tmp_path / "none.cfg"))
+    monkeypatch.setenv("ANSIBLE_PYTHON_MODULE_RLIMIT_NOFILE", "123")
+    with pytest.raises(NativeUnsupported) as info:
+        lower(plan, inv)
+    assert "a1: ansible_python_module_rlimit_nofile is set for the host" in str(info.value)
+    monkeypatch.delenv("ANSIBLE_PYTHON_MODULE_RLIMIT_NOFILE")
+    assert lower(plan, inv)  # a2's own 0 (no change) wins over the setting, as in ansible-core

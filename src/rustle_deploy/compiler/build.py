@@ -123,7 +123,9 @@ def _compiler_digest() -> str:
 
 
 def _plan_bytes(unit: BuildUnit) -> bytes:
-    return json.dumps(tag_unsafe(unit.plan_doc), sort_keys=True, separators=(",", ":"), default=str).encode()
+    # keys in the order they were written: a mapping of the playbook's or the inventory's keeps
+    # its order on the host, as in Ansible (the plan is built in a fixed order: same bytes each time)
+    return json.dumps(tag_unsafe(unit.plan_doc), separators=(",", ":"), default=str).encode()
 
 
 def _bytecode(source: bytes, name: str) -> bytes:

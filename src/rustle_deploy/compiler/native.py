@@ -429,6 +429,14 @@ class _Lowering:
                           "groups": groups, "omit": executor.OMIT})
         if doc.get("playbook_dir"):  # the runtime's magic, over an inventory variable of the name
             host_vars["playbook_dir"] = doc["playbook_dir"]
+        # what AnsiballZ's wrapper does before a Python module (its open-files limit, a debugger),
+        # which the runtime does around each module (docs/remote.md) and the runner does not
+        wrapper = [k for k in ("ansible_python_module_rlimit_nofile", "_ansible_ansiballz_pydevd_config")
+                   if host_vars.get(k) not in (None, 0, "0", "", {})]
+        if wrapper:
+            raise NativeUnsupported(f"{host}: {wrapper[0]} is set for the host (ansible.cfg's python_module_rlimit_nofile "
+                                    "and ANSIBLE_PYTHON_MODULE_RLIMIT_NOFILE set it too): the native runner does not "
+                                    "apply it", "use --format pyz (--format auto picks it)")
         clash = sorted(registered & set(host_vars))
         if clash:
             raise NativeUnsupported(f"{host}: register name '{clash[0]}' is also a variable of the host",

@@ -224,7 +224,7 @@ def build_request(job: HostJob) -> dict[str, Any]:
 
 def preamble(request: dict[str, Any]) -> bytes:
     """Header line, agent source, request: what the bootstrap reads from stdin."""
-    body = json.dumps(request, sort_keys=True, default=str).encode()
+    body = json.dumps(request, default=str).encode()
     src = agent_source()
     code = agent_code()
     tag = sys.implementation.cache_tag.encode()
@@ -245,7 +245,7 @@ def native_preamble(job: HostJob, request: dict[str, Any]) -> tuple[bytes, bytes
     """What the native bootstrap reads, around the runner's bytes (sent from the file when
     ``job.push_runner``): the flag line, then the request."""
     assert job.runner is not None
-    body = json.dumps(request, sort_keys=True, default=str).encode() + b"\n"
+    body = json.dumps(request, default=str).encode() + b"\n"
     return (b"1\n" if job.push_runner else b"0\n"), body
 
 

@@ -329,7 +329,7 @@ fn list_dir(path: &str) -> io::Result<Vec<String>> {
 
 fn sorted_names(path: &str) -> Vec<String> {
     let mut names = list_dir(path).unwrap_or_default();
-    names.sort();
+    names.sort_unstable();
     names
 }
 
@@ -1464,7 +1464,7 @@ impl Sweep {
         for entry in fs::read_dir(&dir).map_err(io_at(&dir))? {
             names.push(entry.map_err(io_at(&dir))?.file_name());
         }
-        names.sort();
+        names.sort_unstable();
         let rules = rules(place);
         let mut empty = true;
         for raw in names {
@@ -1704,7 +1704,7 @@ fn op_status(req: &Value, layout: &Layout, _input: &mut dyn Read) -> Res<Map> {
     let artifacts: Vec<Value> = match list_dir(&layout.artifacts) {
         Ok(mut names) => {
             names.retain(|n| !n.starts_with('.'));
-            names.sort();
+            names.sort_unstable();
             names.into_iter().map(Value::from).collect()
         }
         Err(_) => Vec::new(),

@@ -169,7 +169,7 @@ pub fn sorted(value: &Value) -> Value {
         Value::Dict(map) => {
             let mut pairs: Vec<(String, Value)> =
                 map.iter().map(|(k, v)| (k.clone(), sorted(v))).collect();
-            pairs.sort_by(|a, b| a.0.cmp(&b.0));
+            pairs.sort_unstable_by(|a, b| a.0.cmp(&b.0));
             Value::Dict(Map(pairs))
         }
         Value::List(items) => Value::List(items.iter().map(sorted).collect()),

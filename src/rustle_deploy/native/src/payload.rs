@@ -112,7 +112,7 @@ impl Artifact {
             Some(hosts) => hosts.iter().map(|(k, _)| k.clone()).collect(),
             None => Vec::new(),
         };
-        names.sort();
+        names.sort_unstable();
         names
     }
 

@@ -97,6 +97,7 @@ class ModuleContext:
         self.become_flags = task.get("become_flags")  # None: the method's default flags
         self.deadline = deadline
         self.warnings = []
+        self.async_job = False  # the module runs as an async job (jobs.run): its stderr joins its result
 
     def _late_name(self, name, scope):
         """A ``run_time_render`` name rendered over the task's variables; None when it does

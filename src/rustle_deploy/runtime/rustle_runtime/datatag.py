@@ -84,6 +84,22 @@ def true_type(context, value):
     return cls.__name__
 
 
+_TAGGABLE = (str, int, float, list, dict)  # the types a tag sticks to (bool and None take none)
+
+
+def shown_type(value, tagged):
+    """``type(value)`` as ansible-core 2.19 shows it in a message (``%s`` of the type): a value
+    with a tag (``tagged``: one written in the playbook or its vars, or what a template written
+    there rendered, which ansible-core tags with the template's Origin) of a type tags stick to
+    is ``_AnsibleTagged<Type>``, any other its plain class."""
+    cls = type(value)
+    while getattr(cls, "_rustle_tagged", False):  # the runtime's marked values: their built-in type
+        cls = cls.__mro__[1]
+    if tagged and cls in _TAGGABLE:
+        return f"<class 'ansible.module_utils._internal._datatag._AnsibleTagged{cls.__name__.capitalize()}'>"
+    return str(cls)
+
+
 # ansible-core's masked types (_transform._type_transform_mapping), which unmask names
 _MASKED = ("CapturedErrorSummary", "DeprecationSummary", "EncryptedString", "ErrorSummary", "PluginInfo",
            "PluginType", "WarningSummary")

@@ -1518,19 +1518,18 @@ class Runner:
         self.emitter.emit(start_event)
         started = time.monotonic()
         task, keyword_error = self._resolve_keywords(task)
-        if keyword_error:
-            result = {"failed": True, "changed": False, "msg": keyword_error}
-        else:
-            self.templar.deprecations, self.templar.warnings = [], []
-            result = self._execute(task)
-            # what the task's templates deprecated or warned of (ansible-core's own deprecations,
-            # a controller lookup's), before the module's own, as ansible-core's TaskExecutor
-            # captures them while the task runs
-            for key in ("deprecations", "warnings"):
-                captured = getattr(self.templar, key)
-                if captured:
-                    own = [x for x in result.get(key) or () if x not in captured]
-                    result = dict(result, **{key: list(captured) + own})
+        if keyword_error:  # each item its `when` does not skip fails with it (_execute_item)
+            task = dict(task, _keyword_error=keyword_error)
+        self.templar.deprecations, self.templar.warnings = [], []
+        result = self._execute(task)
+        # what the task's templates deprecated or warned of (ansible-core's own deprecations,
+        # a controller lookup's), before the module's own, as ansible-core's TaskExecutor
+        # captures them while the task runs
+        for key in ("deprecations", "warnings"):
+            captured = getattr(self.templar, key)
+            if captured:
+                own = [x for x in result.get(key) or () if x not in captured]
+                result = dict(result, **{key: list(captured) + own})
         missing = _as_list(task.get("notify_missing"))
         aborted = bool(missing) and bool(result.get("changed")) and not result.get("failed")
         if aborted:  # ansible-core stops the run when this notification fires, whatever rescues it
@@ -1880,6 +1879,10 @@ class Runner:
             return _with_exception({"failed": True, "changed": False, "msg": f"Task failed: {exc}"})
         if skipped is not None:
             return skipped
+        if task.get("_keyword_error"):
+            # ansible-core sets up the play context first and raises its error only now, for
+            # a task (an item) its conditional did not skip (TaskExecutor._execute)
+            return {"failed": True, "changed": False, "msg": task["_keyword_error"]}
         until = task.get("until")
         pending = [k for k in _ITEM_KEYWORDS if isinstance(task.get(k), str)]
         if pending:  # over the loop item: left for here by _resolve_keywords

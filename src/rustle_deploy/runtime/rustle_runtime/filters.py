@@ -425,7 +425,7 @@ def logarithm(x, base=None):
             return math.log10(x)
         return math.log(x) if base is None else math.log(x, base)
     except TypeError as exc:
-        raise FilterError("log() can only be used on numbers") from exc
+        raise FilterError(f"log() can only be used on numbers: {exc}") from exc
 
 
 def power(x, y):
@@ -434,7 +434,7 @@ def power(x, y):
     try:
         return math.pow(x, y)
     except TypeError as exc:
-        raise FilterError("pow() can only be used on numbers") from exc
+        raise FilterError(f"pow() can only be used on numbers: {exc}") from exc
 
 
 def root(x, base=2):
@@ -443,7 +443,7 @@ def root(x, base=2):
     try:
         return math.sqrt(x) if base == 2 else math.pow(x, 1.0 / float(base))
     except (TypeError, ValueError) as exc:
-        raise FilterError("root() can only be used on numbers") from exc
+        raise FilterError(f"root() can only be used on numbers: {exc}") from exc
 
 
 def strftime(fmt, second=None, utc=False):
@@ -508,7 +508,18 @@ _SIZES = {"Y": 1 << 80, "Z": 1 << 70, "E": 1 << 60, "P": 1 << 50, "T": 1 << 40, 
 
 
 def human_readable(size, isbits=False, unit=None):
-    """Ansible's ``human_readable`` (module_utils.common.text.formatters.bytes_to_human)."""
+    """Ansible's ``human_readable``: bytes_to_human, its failure in ansible-core's words (the
+    message of the error it raises, then its cause's, as ansible-core chains them)."""
+    try:
+        return _bytes_to_human(size, isbits, unit)
+    except TypeError as exc:
+        raise FilterError(f"human_readable() failed on bad input: {exc}") from exc
+    except Exception as exc:  # noqa: BLE001 - ansible-core's own catch-all, with its words
+        raise FilterError(f"human_readable() can't interpret the input: {exc}") from exc
+
+
+def _bytes_to_human(size, isbits, unit):
+    """module_utils.common.text.formatters.bytes_to_human."""
     base = "bits" if isbits else "Bytes"
     suffix = ""
     for suffix, limit in sorted(_SIZES.items(), key=lambda kv: -kv[1]):

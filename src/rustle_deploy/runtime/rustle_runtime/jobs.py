@@ -5,7 +5,9 @@ directory (the ``ansible_async_dir`` variable, ``$ANSIBLE_ASYNC_DIR`` or ``~/.an
 as Ansible's): first
 ``{"started": 1, "finished": 0, "ansible_job_id": ID}``, then the module's result. With
 ``poll`` > 0 the task runs in the foreground for at most N seconds ("Timeout exceeded" after),
-and its result says ``finished``. With ``poll: 0`` the module runs in a detached process (its
+its result says ``finished``, and its job file is removed (as ansible-core's poll cleans up
+after a finished job: a later ``async_status`` of it finds no job). A module's stderr, when it
+wrote any, is its job result's ``stderr`` (as ansible-core's async_wrapper adds it). With ``poll: 0`` the module runs in a detached process (its
 own session, no inherited descriptors, standard streams on /dev/null) that outlives the run,
 and the task reports ``started``; ``async_status`` (``modules/core.py``) reads the job file, in
 the same run or a later one, so Ansible's own async_status reads it too.
@@ -49,6 +51,7 @@ def run(ctx, module, limit, poll, call):
         return {"failed": True, "changed": False,
                 "msg": f"This action ({short}) does not support async."}
     jid = f"j{random.randint(0, 999999999999)}.{os.getpid()}"
+    ctx.async_job = True
     directory = async_dir(ctx)
     path = os.path.join(directory, jid)
     os.makedirs(directory, mode=0o700, exist_ok=True)
@@ -56,7 +59,7 @@ def run(ctx, module, limit, poll, call):
     keys = {"ansible_job_id": jid, "results_file": path, "started": True}
     if poll > 0:
         result = _bounded(call, limit)
-        _write(path, result)
+        os.unlink(path)  # a job polled to its end leaves no file: ansible-core's async_status cleanup
         out = dict(result)
         out.update(keys, finished=True)
         return out

@@ -147,28 +147,25 @@ def _indexed_items(terms, ctx):
 
 
 WITH_TERMS = "__rustle_with_terms"  # the task variable holding a with_<lookup>'s terms (playbook/compile.py)
-_TAGGED = (str, int, float, list)  # the types ansible-core tags (bool and None take no tag)
 
 
 def _shown_type(value, ctx):
     """``type(value)`` as ansible-core 2.19 shows it in a with_<lookup>'s error: a value written
     in the playbook or its vars (a literal term, or a variable given whole, ``{{ a_list }}``)
-    carries its Origin tag, ``_AnsibleTagged<Type>``; one a template computed is plain."""
+    carries its Origin tag (datatag.shown_type); one a template computed is plain."""
+    from .datatag import shown_type
     from .templating import _UNSAFE, _VARIABLE_ONLY, has_template
 
-    cls = type(value)
-    if cls not in _TAGGED or ctx.scope is None:
-        return str(cls)
+    if ctx.scope is None:
+        return shown_type(value, False)
     try:
         raw = ctx.scope.raw(WITH_TERMS)
         bare = _VARIABLE_ONLY.match(raw.strip()) if isinstance(raw, str) else None
         if bare is not None and "." not in raw and "[" not in raw:
             raw = ctx.scope.raw(raw.strip()[2:-2].strip())
     except KeyError:
-        return str(cls)
-    if has_template(raw) or isinstance(raw, _UNSAFE):
-        return str(cls)
-    return f"<class 'ansible.module_utils._internal._datatag._AnsibleTagged{cls.__name__.capitalize()}'>"
+        return shown_type(value, False)
+    return shown_type(value, not has_template(raw) and not isinstance(raw, _UNSAFE))
 
 
 def _dict(terms, ctx):

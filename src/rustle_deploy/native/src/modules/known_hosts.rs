@@ -21,7 +21,7 @@ pub fn known_hosts(ctx: &mut Ctx, args: &Map) -> ModuleResult {
     // then the defaults that are not None (path, hash_host, state), then key
     let mut params = Map::new();
     let mut given: Vec<&(String, Value)> = args.iter().filter(|(k, v)| !k.starts_with('_') && !v.is_null()).collect();
-    given.sort_by(|a, b| a.0.cmp(&b.0));
+    given.sort_unstable_by(|a, b| a.0.cmp(&b.0));
     let mut bad_bool = None;
     for (key, value) in given.into_iter().map(|pair| (&pair.0, &pair.1)) {
         let value = match key.as_str() {

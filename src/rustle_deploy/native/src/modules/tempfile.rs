@@ -26,7 +26,7 @@ pub fn tempfile(ctx: &mut Ctx, args: &Map) -> ModuleResult {
     // then the defaults that are not None (state, prefix, suffix), then those that are (path)
     let mut module_args = Map::new();
     let mut given_args: Vec<&(String, Value)> = args.iter().collect();
-    given_args.sort_by(|a, b| a.0.cmp(&b.0));
+    given_args.sort_unstable_by(|a, b| a.0.cmp(&b.0));
     for (key, value) in given_args.into_iter().map(|pair| (&pair.0, &pair.1)) {
         if !key.starts_with('_') && !value.is_null() {
             let value = if key == "path" { Value::Str(files::expand(value)) } else { Value::Str(py_str(value)) };

@@ -347,7 +347,10 @@ def run_module(ctx, args, spec, bridge):
         import shutil
 
         shutil.rmtree(task_tmp, ignore_errors=True)
-    return parse_result(rc, out, err)
+    result = parse_result(rc, out, err)
+    if err and getattr(ctx, "async_job", False) and "module_stderr" not in result:
+        result["stderr"] = err  # ansible-core's async_wrapper puts a module's stderr in its job's result
+    return result
 
 
 def _uploads(ctx, args, task_tmp, uploads):

@@ -21,6 +21,7 @@ import os
 import re
 
 from ..context import ModuleFailure
+from ..datatag import shown_type
 
 _VALID_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 META_ACTIONS = ("noop", "flush_handlers", "refresh_inventory", "clear_facts", "clear_host_errors",
@@ -212,8 +213,9 @@ def include_vars(ctx, args):
 def add_host(ctx, args):
     args = dict(args)
     raw = args.pop("_raw_params", {})
-    if not isinstance(raw, dict):
-        raise ModuleFailure(f"Invalid raw parameters passed, requires a dictionary/mapping got a  {type(raw).__name__}")
+    if not isinstance(raw, dict):  # written in the task: a template's result has its Origin tag
+        raise ModuleFailure("Invalid raw parameters passed, requires a dictionary/mapping got a  "
+                            f"{shown_type(raw, True)}")
     args = dict(raw, **args)
     name = args.get("name", args.get("hostname", args.get("host")))
     if name is None:
