@@ -181,10 +181,14 @@ def run(request: dict[str, Any]) -> dict[str, Any]:
             result = _error_utils.result_dict_from_exception(wrapper)
     from ansible.vars.clean import strip_internal_keys
 
-    # ansible-core shows warnings and deprecations on the controller and registers neither
+    from rustle_deploy.compiler.plugin_host import masked_json
+
+    # the action's warnings and deprecations (WarningSummary, DeprecationSummary) are the task
+    # result's, registered with it as in ansible-core, whose templates see them as text and
+    # dicts (the host keeps both the view and the object, for ansible._protomatter.unmask)
     for key in ("warnings", "deprecations"):
-        for item in result.pop(key, None) or ():
-            print(f"[{key[:-1].upper()}]: {getattr(item, 'msg', item)}", file=sys.stderr)
+        if result.get(key):
+            result[key] = masked_json(result[key])
     return dict(_plain(strip_internal_keys(result)))
 
 

@@ -86,7 +86,7 @@ class ControllerLookups:
         if found is None:
             try:
                 if by_ansible is not None:
-                    found = {"values": self._ansible(by_ansible, terms, options, variables or {})}
+                    found = self._ansible(by_ansible, terms, options, variables or {})
                 else:
                     found = {"values": getattr(self, "_" + name)(terms, scope, **options)}
             except (LookupFailed, lookups.LookupError_, TypeError) as exc:  # TypeError: an option it does not have
@@ -118,7 +118,9 @@ class ControllerLookups:
         return None
 
     def _ansible(self, which: tuple[str, str], terms: list[Any], options: dict[str, Any],
-                 variables: dict[str, Any]) -> list[Any]:
+                 variables: dict[str, Any]) -> dict[str, Any]:
+        """``{"values": [...]}``, with the ``deprecations`` and ``warnings`` a lookup raised
+        (the host adds them to the task's result, as ansible-core does)."""
         from .ansible_plugins import PluginHostError, ansible_available, call
 
         kind, name = which
@@ -133,7 +135,9 @@ class ControllerLookups:
         if "error" in answer:
             raise LookupFailed(str(answer["error"]), load=bool(answer.get("load")))
         value = answer.get("value")
-        return list(value or []) if kind == "lookup" else [value]
+        if kind != "lookup":
+            return {"values": [value]}
+        return {"values": list(value or []), **{k: answer[k] for k in ("deprecations", "warnings") if answer.get(k)}}
 
     # -- search paths ----------------------------------------------------------------------------
     def _search_path(self, scope: Any) -> list[str]:

@@ -10,7 +10,8 @@ loaders and collection finder are global state, which must reflect this command'
 
 Request: ``{"kind": "lookup"|"filter"|"test", "name": NAME, "args": [...], "kwargs": {...},
 "variables": {...}}`` (a lookup's ``args`` are its terms; a filter's or test's, its input then its
-positional arguments). Answer: ``{"value": ...}`` (a lookup's list of values) or ``{"error":
+positional arguments). Answer: ``{"value": ...}`` (a lookup's list of values, with
+``"deprecations"`` and ``"warnings"`` when it raised some: :func:`masked_json`) or ``{"error":
 MESSAGE}``, the plugin's own message (with ``"load": true`` when it failed to load, not to run);
 what JSON cannot hold as :func:`_encode` writes it. An undefined value travels both ways as
 ``{"__rustle_undefined": MESSAGE}`` (:data:`UNDEFINED`): a lookup term the host rendered to an
@@ -29,6 +30,7 @@ from typing import Any
 UNDEFINED = "__rustle_undefined"
 VAULTED = "__rustle_vaulted"  # text ansible-core tags VaultedValue, as a plan carries it
 DATACLASS = "__rustle_dataclass"  # an ansible-core dataclass (PluginInfo ...): its type's name, its fields
+MASKED = "__rustle_masked"  # an ansible-core object templates see through a view: masked_json
 
 
 def _markers_in(value: Any) -> Any:
@@ -62,6 +64,34 @@ def _encode(value: Any) -> Any:
     if isinstance(value, enum.Enum):
         return value.value
     return str(value)
+
+
+def masked_json(value: Any) -> Any:
+    """``value`` as JSON carries it to the host, keeping what ansible-core's templates see of
+    its objects: one they see through a view (its ``_transform``: a DeprecationSummary as a
+    dict, a WarningSummary as text, a PluginInfo as a dict) as ``{MASKED: ITS TYPE'S NAME,
+    "view": ..., "fields": [[NAME, VALUE], ...]}``, which the host keeps as that view and
+    ``unmask`` turns back into the object; any other dataclass (an ``Event``) as ``{DATACLASS:
+    NAME, "fields": [[NAME, VALUE], ...]}`` (pairs: the fields' order survives a JSON
+    document whose keys are sorted); an enum as its value; containers item by item."""
+    import dataclasses
+    import enum
+
+    from ansible._internal._templating._transform import _type_transform_mapping
+
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        fields = [[f.name, masked_json(getattr(value, f.name))] for f in dataclasses.fields(value)]
+        transform = _type_transform_mapping.get(type(value))
+        if transform is None:
+            return {DATACLASS: type(value).__name__, "fields": fields}
+        return {MASKED: type(value).__name__, "view": masked_json(transform(value)), "fields": fields}
+    if isinstance(value, enum.Enum):
+        return value.value
+    if isinstance(value, dict):
+        return {str(k): masked_json(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [masked_json(v) for v in value]
+    return value
 
 
 def _setup(dirs: list[str]) -> Any:
@@ -110,7 +140,18 @@ def _answer(loader: Any, request: dict[str, Any]) -> dict[str, Any]:
             first = next((v for v in [*args, *kwargs.values()] if isinstance(v, Marker)), None)
             if first is not None:
                 return {"value": [first]}
-        return {"value": list(plugin.run(args, variables=request.get("variables") or {}, **kwargs))}
+        from ansible._internal._display_utils import DeferredWarningContext
+
+        variables = request.get("variables") or {}
+        # what the plugin deprecates or warns of, as ansible-core's TaskExecutor captures it
+        # for the task's result (a lookup runs while the task's arguments are rendered)
+        with DeferredWarningContext(variables=variables) as captured:
+            answer = {"value": list(plugin.run(args, variables=variables, **kwargs))}
+        if captured.get_deprecation_warnings():
+            answer["deprecations"] = masked_json(captured.get_deprecation_warnings())
+        if captured.get_warnings():
+            answer["warnings"] = masked_json(captured.get_warnings())
+        return answer
     table = loader.filter_loader if kind == "filter" else loader.test_loader
     try:
         found = table.get(name)

@@ -106,9 +106,14 @@ _MASKED = ("CapturedErrorSummary", "DeprecationSummary", "EncryptedString", "Err
 
 
 def unmask(value, type_names):
-    """ansible-core's ``unmask``: the value as it is (the runtime's values hold no masked
-    ansible-core object: a result's warnings and deprecations stay dicts, where ansible-core
-    would give WarningSummary/DeprecationSummary), after its checks of ``type_names``."""
+    """ansible-core's ``unmask``: the value with the ansible-core objects of the types named
+    given back where templates see their views, at any depth (a registered result's
+    DeprecationSummary, seen as a dict, as that object; its deprecator's PluginInfo), after its
+    checks of ``type_names``. The runtime holds such objects where ansible-core made them on
+    the controller (a lookup's or an action plugin's warnings and deprecations); a warning or
+    deprecation the host made stays text or a dict."""
+    from .templating import unmasked
+
     if is_undefined(value):
         return value
     if not isinstance(type_names, (str, list)):
@@ -118,7 +123,7 @@ def unmask(value, type_names):
     unknown = [str(n) for n in names if n not in _MASKED]
     if unknown:
         raise FilterError(f"Unknown type name(s): {', '.join(unknown)}")
-    return value
+    return unmasked(value, frozenset(names))
 
 
 def tagged(context, value):

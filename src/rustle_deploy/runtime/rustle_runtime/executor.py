@@ -36,6 +36,7 @@ from .templating import (
     VarScope,
     has_template,
     is_template,
+    masked_json,
     render_marked,
     rendered_untrusted,
     unsafe,
@@ -1014,7 +1015,7 @@ class Runner:
         if self._forced:
             state["forced"] = self._forced
         if self.carry and (not failed or self._keep_state):
-            _save_carry(self.carry, state)
+            _save_carry(self.carry, masked_json(state))
         if (self.share or self._keep_state) and (not failed or self._keep_state):
             set_here = {k: v for k, v in self.runtime_vars.items() if k not in before or before[k] is not v}
             shared = {"event": "shared", "host": self.host, "notified": self._carried_notified, "vars": {
@@ -1036,7 +1037,7 @@ class Runner:
                 shared["state"] = dict(state, facts=self.facts(), facts_collected=sorted(self._collected))
             elif self.share == "known":  # the state as it is (facts only if gathered)
                 shared["state"] = state
-            self.emitter.emit(shared, journal=False)
+            self.emitter.emit(masked_json(shared), journal=False)
         recap = {"event": "recap", "host": self.host}
         recap.update(self.stats)
         if self.errored:
@@ -1519,10 +1520,16 @@ class Runner:
         task, keyword_error = self._resolve_keywords(task)
         if keyword_error:  # each item its `when` does not skip fails with it (_execute_item)
             task = dict(task, _keyword_error=keyword_error)
-        self.templar.deprecations = []
+        self.templar.deprecations, self.templar.warnings = [], []
         result = self._execute(task)
-        if self.templar.deprecations and not result.get("deprecations"):
-            result = dict(result, deprecations=list(self.templar.deprecations))
+        # what the task's templates deprecated or warned of (ansible-core's own deprecations,
+        # a controller lookup's), before the module's own, as ansible-core's TaskExecutor
+        # captures them while the task runs
+        for key in ("deprecations", "warnings"):
+            captured = getattr(self.templar, key)
+            if captured:
+                own = [x for x in result.get(key) or () if x not in captured]
+                result = dict(result, **{key: list(captured) + own})
         missing = _as_list(task.get("notify_missing"))
         aborted = bool(missing) and bool(result.get("changed")) and not result.get("failed")
         if aborted:  # ansible-core stops the run when this notification fires, whatever rescues it

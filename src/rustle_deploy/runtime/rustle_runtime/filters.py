@@ -42,14 +42,58 @@ def _json_default(value):
     raise TypeError(f"Object of type {type(value).__name__} is not JSON serializable")
 
 
-def to_json(value, **kw):
+def _as_text(value):
+    """ansible-core's ``fallback_to_str`` profile: what JSON cannot hold as its text."""
+    if is_undefined(value):
+        value._fail_with_undefined_error()
+    if isinstance(value, (set, frozenset, tuple)):
+        return list(value)
+    if isinstance(value, bytes):
+        return value.decode(errors="surrogateescape")
+    return str(value)
+
+
+def to_json(value, profile=None, **kw):
+    """Ansible's ``to_json``; ``profile``: its encoder, ``tagless`` (the default: a value JSON
+    cannot hold is an error) or ``fallback_to_str`` (such a value as its text)."""
+    if profile not in (None, "tagless", "fallback_to_str"):
+        if profile in ("legacy", "inventory_legacy", "cache_persistence") or str(profile).startswith("module_"):
+            raise FilterError(f"the serialization profile {profile!r} is not supported on the host: "
+                              "to_json offers tagless and fallback_to_str")
+        raise FilterError(f"Unknown profile name {profile!r}.")  # ansible-core 2.19's words
+    if profile == "fallback_to_str":
+        kw.setdefault("default", _as_text)
+        value = _dataclasses_as_text(value)
     kw.setdefault("default", _json_default)
     return json.dumps(value, **kw)
 
 
+def _dataclasses_as_text(value):
+    """``value`` with each ansible-core dataclass in it (templating.MaskedDict: an unmasked
+    WarningSummary, a PluginInfo) as the text ``fallback_to_str`` makes of it, its repr."""
+    from .templating import MaskedDict
+
+    def text(one):
+        if isinstance(one, MaskedDict):
+            return f"{type(one).__name__}({', '.join(f'{k}={text(v)}' for k, v in one.items())})"
+        if isinstance(one, str):
+            return repr(str(one))
+        if isinstance(one, (list, tuple)):
+            return f"[{', '.join(text(v) for v in one)}]"
+        return repr(one)
+
+    if isinstance(value, MaskedDict):
+        return text(value)
+    if isinstance(value, dict):
+        return {k: _dataclasses_as_text(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_dataclasses_as_text(v) for v in value]
+    return value
+
+
 def to_nice_json(value, indent=4, sort_keys=True, **kw):
-    kw.setdefault("default", _json_default)
-    return json.dumps(value, indent=indent, sort_keys=sort_keys, separators=(",", ": "), **kw)
+    kw.pop("separators", None)  # as ansible-core's: not the user's to set
+    return to_json(value, indent=indent, sort_keys=sort_keys, separators=(",", ": "), **kw)
 
 
 def from_json(value, profile=None, **kw):

@@ -527,6 +527,15 @@ def _controller_values(name, terms, ctx, options):
         raise (PluginLoadError if found.get("load") else LookupError_)(found["error"])
     if "run_time_files" in found:  # lookup('file') of files the play created: sent with the phase
         return [_run_time_text(path) for path in found["run_time_files"]]
+    if ctx.templar is not None:  # what the plugin deprecated or warned of: the task's result holds it
+        from .templating import unsafe
+
+        for key in ("deprecations", "warnings"):
+            captured = getattr(ctx.templar, key, None)
+            for item in found.get(key) or ():
+                item = unsafe(item)
+                if captured is not None and item not in captured:
+                    captured.append(item)
     return list(found["values"])
 
 

@@ -198,6 +198,98 @@ class UnsafeList(list):
 
 
 _UNSAFE = (UnsafeText, UnsafeDict, UnsafeList)
+
+_MASKED = "__rustle_masked"  # compiler/plugin_host.py's MASKED
+
+
+class MaskedView(UnsafeDict):
+    """ansible-core's view of one of its objects that templates see otherwise (its
+    ``_transform``): a task result's DeprecationSummary as a dict, a PluginInfo as a dict of its
+    fields. ``unmask`` gives the object back (:func:`unmasked`); ``masked_type`` is its type's
+    name, ``masked_fields`` its fields."""
+
+    __slots__ = ("masked_type", "masked_fields")
+
+    def __reduce__(self):
+        return _view, (self.masked_type, dict(self), self.masked_fields)
+
+
+class MaskedViewText(UnsafeText):
+    """The same for an object ansible-core shows as text (a result's WarningSummary)."""
+
+    def __reduce__(self):
+        return _view, (self.masked_type, str(self), self.masked_fields)
+
+
+_JSON_MASKED = [False]  # whether this process made a masked view or dataclass (masked_json's work)
+
+
+def _view(name, view, fields):
+    _JSON_MASKED[0] = True
+    out = MaskedView(view) if isinstance(view, dict) else MaskedViewText(view)
+    out.masked_type, out.masked_fields = name, fields
+    return out
+
+
+def _fields(pairs):
+    """A dataclass's fields as masked_json writes them, ``[[NAME, VALUE], ...]``, in order."""
+    return UnsafeDict((str(pair[0]), _from_json(pair[1])) for pair in pairs if isinstance(pair, list) and len(pair) == 2)
+
+
+def _from_json(value):
+    """An ansible-core object as JSON carries it (compiler/plugin_host.py ``masked_json``):
+    ``{MASKED: NAME, "view": ..., "fields": [[NAME, VALUE], ...]}`` as a MaskedView (or
+    MaskedViewText), ``{DATACLASS: NAME, "fields": [...]}`` as a MaskedDict named NAME; the rest
+    host data."""
+    if isinstance(value, dict) and set(value) == {_MASKED, "view", "fields"} and isinstance(value["fields"], list):
+        return _view(str(value[_MASKED]), _from_json(value["view"]), _fields(value["fields"]))
+    if isinstance(value, dict) and set(value) == {_DATACLASS, "fields"} and isinstance(value["fields"], list):
+        _JSON_MASKED[0] = True
+        return masked(str(value[_DATACLASS]), _fields(value["fields"]))
+    if isinstance(value, dict):
+        return UnsafeDict((unsafe(k), _from_json(v)) for k, v in value.items())
+    if isinstance(value, list):
+        return UnsafeList(_from_json(v) for v in value)
+    return unsafe(value)
+
+
+def masked_json(value):
+    """``value`` with the ansible-core objects in it (masked views, dataclasses) as JSON carries
+    them to the next phase (``unsafe`` reads them back); the value itself when this process made
+    none."""
+    if not _JSON_MASKED[0]:
+        return value
+    if isinstance(value, (MaskedView, MaskedViewText)):
+        return {_MASKED: value.masked_type, "fields": [[k, masked_json(v)] for k, v in value.masked_fields.items()],
+                "view": masked_json(dict(value)) if isinstance(value, dict) else str(value)}
+    if isinstance(value, MaskedDict):
+        return {_DATACLASS: type(value).__name__, "fields": [[k, masked_json(v)] for k, v in value.items()]}
+    if type(value) in (dict, UnsafeDict):
+        return {k: masked_json(v) for k, v in value.items()}
+    if type(value) in (list, tuple, UnsafeList):
+        return [masked_json(v) for v in value]
+    return value
+
+
+def unmasked(value, names):
+    """``value`` with the ansible-core objects of the types ``names`` given back where their
+    views are, at any depth (``ansible._protomatter.unmask``)."""
+    if isinstance(value, (MaskedView, MaskedViewText)):
+        if value.masked_type in names:
+            return masked(value.masked_type, unmasked(value.masked_fields, names))
+        if isinstance(value, MaskedViewText):
+            return value
+        return _view(value.masked_type, unmasked(dict(value), names), value.masked_fields)
+    if isinstance(value, MaskedDict):
+        return masked(type(value).__name__, unmasked(dict(value), names))
+    if type(value) in (dict, UnsafeDict, list, UnsafeList, tuple):
+        items = value.items() if isinstance(value, dict) else value
+        made = [(k, unmasked(v, names)) for k, v in items] if isinstance(value, dict) else \
+            [unmasked(v, names) for v in items]
+        return (UnsafeList if type(value) is tuple else type(value))(made)
+    return value
+
+
 # ansible-core 2.19's words, exactly; its console adds the help text below, which the
 # controller shows at -v (report.UNTRUSTED_HINT)
 UNTRUSTED_CONDITION = "Encountered untrusted template or expression."
@@ -258,6 +350,8 @@ def unsafe(value):
     if isinstance(value, str):
         return UnsafeText(value)
     if isinstance(value, dict):
+        if _MASKED in value or _DATACLASS in value:  # an ansible-core object, as a phase or the controller sends it
+            return _from_json(value)
         return UnsafeDict((unsafe(k), unsafe(v)) for k, v in value.items())
     if isinstance(value, (list, tuple)):
         return UnsafeList(unsafe(v) for v in value)
@@ -1374,8 +1468,10 @@ class Templar:
         # where the inventory wrote the host's variables: (the host's variables layer, name ->
         # "FILE:LINE[:COLUMN]"), which the executor sets (model.run_vars on the controller)
         self.host_origins = ({}, {})
-        # what the running task deprecated, for its result's ``deprecations`` (ansible-core's)
+        # what the running task deprecated or warned of, for its result's ``deprecations`` and
+        # ``warnings`` (ansible-core's)
         self.deprecations = []
+        self.warnings = []
 
     def render(self, text, scope, overrides=None, nothing="", native=False):
         """Render ``text`` as a full Jinja2 template to a string (host data as it is), with

@@ -457,6 +457,7 @@ def run_action(ctx, args, spec, bridge=None):
 
     from ..context import TaskTimeout
     from ..lowlevel import Timeout, spawn
+    from ..templating import unsafe
 
     timeout = None if ctx.deadline is None else max(0.01, ctx.deadline - time.monotonic())
     try:  # the controller's environment: the task's goes to the host, in the request
@@ -472,6 +473,9 @@ def run_action(ctx, args, spec, bridge=None):
                 "msg": f"ansible-core on the controller failed to run action plugin '{spec['action']}': "
                        + (stderr.strip().splitlines() or ["no output"])[-1]}
     result.setdefault("changed", False)
+    for key in ("warnings", "deprecations"):  # ansible-core's objects: their views (templating.MaskedView)
+        if isinstance(result.get(key), list):
+            result[key] = [unsafe(item) for item in result[key]]
     return result
 
 
